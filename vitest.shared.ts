@@ -1,0 +1,14 @@
+// Shared vitest settings for every workspace package: tests import sibling @loch/* packages from
+// their src (the "@loch/source" export condition), so a test run never needs a prior build.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  resolve: { conditions: ['@loch/source'] },
+  ssr: { resolve: { conditions: ['@loch/source'] } },
+  test: {
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    typecheck: { include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+  },
+});
