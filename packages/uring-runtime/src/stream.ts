@@ -1,0 +1,96 @@
+/**
+ * The stream and listener contracts that every driver (io_uring, legacy node:net) implements
+ * and that every protocol package (http, thrift, tls, transports) is written against.
+ * Not for driver internals: those live in src/uring/ and src/legacy/.
+ *
+ * Buffer ownership follows monoio's "rent" model: a buffer passed to `read` or `write` belongs
+ * to the runtime until the returned promise settles, and comes back in the result, even when
+ * the operation was cancelled or failed (the error carries it as `buffer`). Callers must not
+ * touch a buffer while it is lent.
+ */
+
+/** Address of a stream endpoint or listener. */
+export type SocketAddress =
+  | { readonly family: 'ipv4' | 'ipv6'; readonly address: string; readonly port: number }
+  | { readonly family: 'unix'; readonly path: string };
+
+/** Result of a read or write: bytes transferred and the buffer handed back to its owner. */
+export type IoResult<B extends Uint8Array> = [n: number, buf: B];
+
+/** Per-operation options. `signal` cancels the operation; the buffer still comes back. */
+export interface IoOptions {
+  readonly signal?: AbortSignal | undefined;
+}
+
+/**
+ * A chunk of received bytes that lives in runtime-owned pooled memory (on io_uring, a slot of
+ * the provided-buffer ring). `bytes` is valid until `release()`; release exactly once, as soon
+ * as the bytes are consumed or copied, so the slot returns to the kernel.
+ */
+export interface RecvChunk {
+  readonly bytes: Uint8Array;
+  release(): void;
+}
+
+/** A connected, bidirectional byte stream (TCP or Unix). */
+export interface ByteStream {
+  /** Address of the remote peer. */
+  readonly remoteAddress: SocketAddress;
+  /** Address of this end. */
+  readonly localAddress: SocketAddress;
+  /** Name of the driver that serves this stream ('uring' or 'legacy'). */
+  readonly driver: DriverName;
+
+  /**
+   * Reads into `buf` (up to `buf.byteLength` bytes). Resolves `[0, buf]` at end of stream.
+   * Owned-buffer semantics: `buf` is lent until the promise settles.
+   */
+  read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>>;
+
+  /**
+   * Receives the next chunk from the runtime's buffer pool without a caller buffer: no memory is
+   * held for an idle stream. Resolves `null` at end of stream.
+   */
+  recv(options?: IoOptions): Promise<RecvChunk | null>;
+
+  /** Writes some of `buf` (a short write is possible); resolves with the count and the buffer. */
+  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>>;
+
+  /** Writes all of `buf`, looping on short writes. */
+  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B>;
+
+  /** Writes every buffer in order, all of it (gathered into as few syscalls as the driver can). */
+  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number>;
+
+  /** Half-closes the write side (the peer reads end of stream); reading still works. */
+  shutdown(): Promise<void>;
+
+  /** Closes the stream. Pending operations fail with ECANCELED and return their buffers. */
+  close(): Promise<void>;
+
+  /** Sets TCP_NODELAY (no-op on Unix streams). */
+  setNoDelay(enabled: boolean): void;
+
+  /** True once close() was called or the stream failed fatally. */
+  readonly closed: boolean;
+
+  /**
+   * Iterates incoming data as pooled chunks' bytes. Each yielded view is valid until the next
+   * iteration step; copy what must outlive it. Ends at end of stream.
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
+}
+
+/** A listening socket that yields connected streams. */
+export interface StreamListener<S extends ByteStream = ByteStream> {
+  readonly localAddress: SocketAddress;
+  readonly driver: DriverName;
+  /** Accepts the next connection. Rejects with a RuntimeError (ECANCELED after close()). */
+  accept(options?: IoOptions): Promise<S>;
+  /** Stops listening. Pending accepts reject with ECANCELED. */
+  close(): Promise<void>;
+  [Symbol.asyncIterator](): AsyncIterator<S>;
+}
+
+/** Which I/O driver serves a runtime. */
+export type DriverName = 'uring' | 'legacy';
