@@ -1,0 +1,63 @@
+/**
+ * The contract between the runtime's public API and an I/O driver. Two drivers implement it:
+ * `uring` (src/uring/, on @loch/native) and `legacy` (src/legacy/, on node:net). The public
+ * TcpListener/TcpStream/UnixListener/UnixStream API, timers and workers are built on this and
+ * never reach into a driver's internals. One Driver instance per JS thread.
+ */
+import type { ByteStream, DriverName, IoOptions, StreamListener } from './stream.js';
+
+/** Options for a TCP listener. */
+export interface TcpListenOptions {
+  /** Host to bind; '0.0.0.0', '::', '127.0.0.1', '::1'... */
+  readonly host: string;
+  /** Port; 0 picks a free one (read it back from `localAddress`). */
+  readonly port: number;
+  /** listen(2) backlog. Default 1024. */
+  readonly backlog?: number | undefined;
+  /** SO_REUSEPORT, so several workers can listen on one port. Default false. */
+  readonly reusePort?: boolean | undefined;
+  /** IPV6_V6ONLY for '::'. Default false (dual stack). */
+  readonly ipv6Only?: boolean | undefined;
+}
+
+/** Options for a Unix listener. */
+export interface UnixListenOptions {
+  readonly path: string;
+  readonly backlog?: number | undefined;
+}
+
+/** Options for a TCP connect. */
+export interface TcpConnectOptions extends IoOptions {
+  readonly host: string;
+  readonly port: number;
+  /** Connect deadline in milliseconds; the attempt fails with ETIMEDOUT. */
+  readonly timeout?: number | undefined;
+  /** TCP_NODELAY on the new stream. Default true. */
+  readonly noDelay?: boolean | undefined;
+}
+
+/** Options for a Unix connect. */
+export interface UnixConnectOptions extends IoOptions {
+  readonly path: string;
+  readonly timeout?: number | undefined;
+}
+
+/** An I/O driver serving one JS thread. */
+export interface Driver {
+  readonly name: DriverName;
+  listenTcp(options: TcpListenOptions): Promise<StreamListener>;
+  listenUnix(options: UnixListenOptions): Promise<StreamListener>;
+  connectTcp(options: TcpConnectOptions): Promise<ByteStream>;
+  connectUnix(options: UnixConnectOptions): Promise<ByteStream>;
+  /** Resolves after `ms` milliseconds; rejects with an AbortError-like RuntimeError (ECANCELED) on abort. */
+  sleep(ms: number, options?: IoOptions): Promise<void>;
+  /**
+   * Moves up to `len` bytes from `from` to `to` without copying through JS, when both streams
+   * belong to this driver and it can (splice through a pipe on io_uring). Resolves with the
+   * byte count (0 at end of stream). Undefined when the driver cannot, and callers fall back
+   * to read/write.
+   */
+  readonly splice?: ((from: ByteStream, to: ByteStream, len: number, options?: IoOptions) => Promise<number>) | undefined;
+  /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */
+  close(): Promise<void>;
+}
