@@ -30,13 +30,19 @@ try {
 }
 rmSync(errorFile, { force: true });
 const result = gyp
-  ? spawnSync(process.execPath, [gyp, ...args], { cwd: here, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' })
+  ? spawnSync(process.execPath, [gyp, ...args], {
+      cwd: here,
+      stdio: ['ignore', 'inherit', 'pipe'],
+      encoding: 'utf8',
+    })
   : { status: 1, stderr: 'node-gyp is not installed' };
 if (result.status !== 0) {
   const reason = `native build failed (node-gyp ${args.join(' ')}):\n${String(result.stderr ?? '').slice(-4000)}`;
   mkdirSync(dirname(errorFile), { recursive: true });
   writeFileSync(errorFile, reason);
-  process.stderr.write(`${reason}\n@loch/native: the io_uring driver is unavailable; the legacy driver will be used.\n`);
+  process.stderr.write(
+    `${reason}\n@loch/native: the io_uring driver is unavailable; the legacy driver will be used.\n`,
+  );
   process.exit(strict ? 1 : 0);
 } else if (result.stderr) {
   process.stderr.write(result.stderr);

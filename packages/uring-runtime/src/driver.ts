@@ -57,7 +57,9 @@ export interface Driver {
    * byte count (0 at end of stream). Undefined when the driver cannot, and callers fall back
    * to read/write.
    */
-  readonly splice?: ((from: ByteStream, to: ByteStream, len: number, options?: IoOptions) => Promise<number>) | undefined;
+  readonly splice?:
+    | ((from: ByteStream, to: ByteStream, len: number, options?: IoOptions) => Promise<number>)
+    | undefined;
   /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */
   close(): Promise<void>;
 }

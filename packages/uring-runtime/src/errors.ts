@@ -19,7 +19,9 @@ export function errnoName(errno: number): string {
 /** Formats an address for messages: `127.0.0.1:80`, `[::1]:80`, `unix:/path`. */
 export function formatAddress(address: SocketAddress): string {
   if (address.family === 'unix') return `unix:${address.path}`;
-  return address.family === 'ipv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+  return address.family === 'ipv6'
+    ? `[${address.address}]:${address.port}`
+    : `${address.address}:${address.port}`;
 }
 
 /** An I/O failure: errno `code`, the operation (`syscall`) and the address when there is one. */
@@ -39,7 +41,12 @@ export class RuntimeError extends Error {
   constructor(
     code: string,
     syscall: string,
-    options: { errno?: number; address?: SocketAddress | undefined; buffer?: Uint8Array | undefined; cause?: unknown } = {},
+    options: {
+      errno?: number;
+      address?: SocketAddress | undefined;
+      buffer?: Uint8Array | undefined;
+      cause?: unknown;
+    } = {},
   ) {
     const where = options.address ? ` ${formatAddress(options.address)}` : '';
     super(`${syscall} ${code}${where}`, options.cause === undefined ? undefined : { cause: options.cause });
@@ -51,12 +58,7 @@ export class RuntimeError extends Error {
   }
 
   /** Builds the error for a negative errno result of a kernel operation. */
-  static fromErrno(
-    res: number,
-    syscall: string,
-    address?: SocketAddress,
-    buffer?: Uint8Array,
-  ): RuntimeError {
+  static fromErrno(res: number, syscall: string, address?: SocketAddress, buffer?: Uint8Array): RuntimeError {
     const errno = Math.abs(res);
     return new RuntimeError(errnoName(errno), syscall, { errno, address, buffer });
   }
