@@ -1,0 +1,136 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './load.js';
+
+const monolake = readFileSync(new URL('../../test/monolake.toml', import.meta.url), 'utf8');
+
+function issuesOf(text: string, source = 'test.toml') {
+  try {
+    parseConfig(text, source);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const minimal = `
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
+`;
+
+describe('config loading', () => {
+  it('loads the Monolake reference config unchanged', () => {
+    const config = parseConfig(monolake, 'monolake.toml');
+    expect(config.runtime).toEqual({ workers: 2, driver: 'uring', entries: 8192, cpuAffinity: false });
+    expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
+    const http = config.servers[0]!;
+    expect(http.listen).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 18080 });
+    expect(http.timeouts.serverKeepalive).toBe(60_000);
+    expect(http.timeouts.serverReadHeader).toBe(2_000);
+    expect(http.timeouts.upstreamConnect).toBe(2_000);
+    expect(http.timeouts.upstreamRead).toBe(5_000);
+    expect(http.routes[1]!.loadBalancer).toBe('weighted_random');
+    expect(http.routes[1]!.upstreams.map((u) => u.weight)).toEqual([3, 1]);
+    expect(config.servers[1]!.listen).toEqual({ kind: 'unix', path: '/tmp/loch-demo.sock' });
+  });
+
+  it('loads JSON the same as TOML', () => {
+    const json = JSON.stringify({
+      servers: {
+        web: {
+          listener: { type: 'socket', value: '127.0.0.1:8080' },
+          routes: [{ path: '/', upstreams: [{ endpoint: 'http://127.0.0.1:9000' }] }],
+        },
+      },
+    });
+    expect(parseConfig(json, 'x.json')).toEqual(parseConfig(minimal, 'x.toml'));
+  });
+
+  it('names unknown keys wherever they are', () => {
+    const issues = issuesOf(`${minimal}\n[runtime]\nworkerz = 2\n`);
+    expect(issues).toContainEqual({ path: 'runtime', message: 'unknown key "workerz"' });
+    const nested = issuesOf(
+      minimal.replace('upstreams = [{ endpoint', 'upstreams = [{ wieght = 2, endpoint'),
+    );
+    expect(nested).toContainEqual({
+      path: 'servers.web.routes[0].upstreams[0]',
+      message: 'unknown key "wieght"',
+    });
+  });
+
+  it('reports every error at once, with its location', () => {
+    const issues = issuesOf(`
+[runtime]
+workers = 0
+[servers.a]
+listener = { type = "socket", value = "nowhere" }
+[[servers.a.routes]]
+path = "/"
+load_balancer = "fastest"
+upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
+`);
+    const paths = issues.map((i) => i.path);
+    expect(paths).toContain('runtime.workers');
+    expect(paths).toContain('servers.a.routes[0].load_balancer');
+    const second = issuesOf(minimal.replace('127.0.0.1:8080', 'nowhere'));
+    expect(second).toEqual([
+      { path: 'servers.web.listener.value', message: expect.stringContaining('"nowhere"') },
+    ]);
+  });
+
+  it('refuses by name what it cannot honour yet', () => {
+    const withTls = minimal.replace(
+      '[[servers.web.routes]]',
+      'tls = { chain = "a.pem", key = "a.key" }\n[[servers.web.routes]]',
+    );
+    expect(issuesOf(withTls)).toEqual([
+      { path: 'servers.web.tls', message: expect.stringMatching(/not supported yet/) },
+    ]);
+    const thrift = minimal.replace('[[servers.web.routes]]', 'proxy_type = "thrift"\n[[servers.web.routes]]');
+    expect(issuesOf(thrift)[0]).toMatchObject({ path: 'servers.web.proxy_type' });
+    const h2 = minimal.replace(
+      '[[servers.web.routes]]',
+      'upstream_http_version = "http2"\n[[servers.web.routes]]',
+    );
+    expect(issuesOf(h2)[0]).toMatchObject({ path: 'servers.web.upstream_http_version' });
+    const https = minimal.replace('http://127.0.0.1:9000', 'https://example.com');
+    expect(issuesOf(https)[0]).toMatchObject({ path: 'servers.web.routes[0].upstreams[0].endpoint' });
+  });
+
+  it('rejects an upstream URI path instead of silently replacing the request path', () => {
+    const issues = issuesOf(minimal.replace('http://127.0.0.1:9000', 'http://127.0.0.1:9000/v2'));
+    expect(issues[0]!.message).toMatch(/strip_prefix/);
+  });
+
+  it('reads durations and defaults', () => {
+    const config = parseConfig(
+      minimal.replace(
+        '[[servers.web.routes]]',
+        'timeouts = { upstream_read = "1.5s", server_keepalive = 250 }\n[[servers.web.routes]]',
+      ),
+    );
+    expect(config.servers[0]!.timeouts.upstreamRead).toBe(1500);
+    expect(config.servers[0]!.timeouts.serverKeepalive).toBe(250);
+    expect(config.servers[0]!.timeouts.upstreamConnect).toBe(5000);
+  });
+
+  it('points at the line of a TOML syntax error', () => {
+    const issues = issuesOf('[servers.web\nlistener = 1');
+    expect(issues[0]!.path).toMatch(/^line 1/);
+  });
+
+  it('refuses two servers on one address and Monolake/Loch spellings of one setting together', () => {
+    const twice = `${minimal}\n[servers.other]\nlistener = { type = "socket", value = "127.0.0.1:8080" }\n[[servers.other.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:9000" }]\n`;
+    expect(issuesOf(twice)).toContainEqual({
+      path: 'servers.other.listener',
+      message: expect.stringContaining('servers.web'),
+    });
+    expect(issuesOf(`[runtime]\nworkers = 1\nworker_threads = 2\n${minimal}`)[0]).toMatchObject({
+      path: 'runtime.worker_threads',
+    });
+  });
+});

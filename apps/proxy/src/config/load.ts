@@ -1,0 +1,329 @@
+/**
+ * Reads a config file (TOML or JSON, by extension or content), validates it against the schema
+ * and turns it into the effective ProxyConfig. Every problem is collected, each with the key
+ * path where it is (`servers.web.routes[1].upstreams[0].weight`), so `loch check` can print them
+ * all at once. Monolake's spellings (worker_threads, runtime_type, timeout.*_sec, endpoint
+ * tables) are read as they are; what Loch cannot honour yet is refused by name.
+ */
+import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import type { z } from 'zod';
+import {
+  type ConfigFile,
+  ConfigFileSchema,
+  type ListenAddress,
+  type ProxyConfig,
+  type RouteConfig,
+  type ServerConfig,
+  type ServerFile,
+  type TimeoutConfig,
+  type UpstreamAddress,
+} from './schema.js';
+
+/** One problem in a config file. */
+export interface ConfigIssue {
+  /** Key path, e.g. `servers.web.listener.value`; empty for the whole file. */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** A config that cannot be used: every issue found, with where it is. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'ERR_LOCH_CONFIG';
+  constructor(
+    readonly source: string,
+    readonly issues: readonly ConfigIssue[],
+  ) {
+    super(
+      `${source}: ${issues.length} error(s)\n${issues.map((i) => `  ${i.path || '(file)'}: ${i.message}`).join('\n')}`,
+    );
+  }
+}
+
+const defaultTimeouts: TimeoutConfig = {
+  serverKeepalive: 60_000,
+  serverReadHeader: 10_000,
+  serverReadBody: 60_000,
+  serverWrite: 60_000,
+  upstreamConnect: 5_000,
+  upstreamRead: 60_000,
+  shutdownGrace: 30_000,
+};
+
+/** Reads, parses and validates a config file. Throws ConfigError listing every issue. */
+export async function loadConfigFile(file: string): Promise<ProxyConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `cannot read: ${(err as Error).message}` }]);
+  }
+  return parseConfig(text, file);
+}
+
+/** Parses config text (TOML, or JSON when the name ends in .json or the text starts with `{`). */
+export function parseConfig(text: string, source = 'config'): ProxyConfig {
+  let raw: unknown;
+  const json = source.endsWith('.json') || /^\s*\{/.test(text);
+  try {
+    raw = json ? JSON.parse(text) : parseToml(text);
+  } catch (err) {
+    const where = err instanceof TomlError ? `line ${err.line}, column ${err.column}` : '';
+    const message = (err as Error).message.split('\n')[0] ?? 'syntax error';
+    throw new ConfigError(source, [{ path: where, message: `${json ? 'JSON' : 'TOML'} syntax: ${message}` }]);
+  }
+  return validateConfig(raw, source);
+}
+
+/** Validates an already-parsed config object and builds the effective config. */
+export function validateConfig(raw: unknown, source = 'config'): ProxyConfig {
+  const parsed = ConfigFileSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(zodIssue));
+  const issues: ConfigIssue[] = [];
+  const config = normalize(parsed.data, issues);
+  if (issues.length) throw new ConfigError(source, issues);
+  return config;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`;
+    else out += out ? `.${String(seg)}` : String(seg);
+  }
+  return out;
+}
+
+function zodIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  if (issue.code === 'unrecognized_keys') {
+    return {
+      path: formatPath(issue.path),
+      message: `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
+    };
+  }
+  return { path: formatPath(issue.path), message: issue.message };
+}
+
+function durationMs(value: number | string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'number') return value;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(value)!;
+  const n = Number(m[1]);
+  const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000;
+  return Math.round(n * unit);
+}
+
+function normalize(file: ConfigFile, issues: ConfigIssue[]): ProxyConfig {
+  const rt = file.runtime;
+  if (rt.workers !== undefined && rt.worker_threads !== undefined) {
+    issues.push({
+      path: 'runtime.worker_threads',
+      message: 'give either "workers" or "worker_threads", not both',
+    });
+  }
+  if (rt.driver !== undefined && rt.runtime_type !== undefined) {
+    issues.push({
+      path: 'runtime.runtime_type',
+      message: 'give either "driver" or "runtime_type", not both',
+    });
+  }
+  const driver =
+    rt.driver ??
+    (rt.runtime_type === 'io_uring' ? 'uring' : rt.runtime_type === 'legacy' ? 'legacy' : 'auto');
+  const runtime = {
+    workers: rt.workers ?? rt.worker_threads ?? availableParallelism(),
+    driver,
+    entries: rt.entries ?? 4096,
+    cpuAffinity: rt.cpu_affinity ?? false,
+  } as const;
+
+  const servers: ServerConfig[] = [];
+  const listeners = new Map<string, string>();
+  for (const [key, server] of Object.entries(file.servers)) {
+    const at = `servers.${key}`;
+    const built = normalizeServer(key, server, at, issues);
+    if (!built) continue;
+    const id =
+      built.listen.kind === 'tcp' ? `${built.listen.host}:${built.listen.port}` : `unix:${built.listen.path}`;
+    const other = listeners.get(id);
+    if (other) issues.push({ path: `${at}.listener`, message: `listens on ${id} like servers.${other}` });
+    else listeners.set(id, key);
+    servers.push(built);
+  }
+  if (Object.keys(file.servers).length === 0)
+    issues.push({ path: 'servers', message: 'no server is configured' });
+  return {
+    runtime,
+    logLevel: file.log?.level ?? 'info',
+    servers,
+  };
+}
+
+function normalizeServer(
+  key: string,
+  s: ServerFile,
+  at: string,
+  issues: ConfigIssue[],
+): ServerConfig | undefined {
+  const start = issues.length;
+  if (s.proxy_type !== 'http') {
+    issues.push({
+      path: `${at}.proxy_type`,
+      message:
+        s.proxy_type === 'thrift'
+          ? 'proxy_type "thrift" is not supported yet by this version of loch'
+          : `unknown proxy_type "${s.proxy_type}" (expected "http")`,
+    });
+  }
+  if (s.tls !== undefined)
+    issues.push({ path: `${at}.tls`, message: 'tls is not supported yet by this version of loch' });
+  if (s.upstream_http_version !== undefined && s.upstream_http_version !== 'http11') {
+    issues.push({
+      path: `${at}.upstream_http_version`,
+      message:
+        s.upstream_http_version === 'http2'
+          ? 'upstream_http_version "http2" is not supported yet by this version of loch'
+          : `unknown upstream_http_version "${s.upstream_http_version}" (expected "http11")`,
+    });
+  }
+  if (s.timeout && s.timeouts)
+    issues.push({ path: `${at}.timeout`, message: 'give either "timeout" or "timeouts", not both' });
+  const listen = parseListener(s.listener.type, s.listener.value, `${at}.listener.value`, issues);
+  const t = s.timeouts;
+  const m = s.timeout;
+  const sec = (v: number | undefined, fallback: number) =>
+    v === undefined ? fallback : Math.round(v * 1000);
+  const timeouts: TimeoutConfig = m
+    ? {
+        ...defaultTimeouts,
+        serverKeepalive: sec(m.server_keepalive_timeout_sec, defaultTimeouts.serverKeepalive),
+        serverReadHeader: sec(m.server_read_header_timeout_sec, defaultTimeouts.serverReadHeader),
+        serverReadBody: sec(m.server_read_body_timeout_sec, defaultTimeouts.serverReadBody),
+        upstreamConnect: sec(m.upstream_connect_timeout_sec, defaultTimeouts.upstreamConnect),
+        upstreamRead: sec(m.upstream_read_timeout_sec, defaultTimeouts.upstreamRead),
+      }
+    : {
+        serverKeepalive: durationMs(t?.server_keepalive, defaultTimeouts.serverKeepalive),
+        serverReadHeader: durationMs(t?.server_read_header, defaultTimeouts.serverReadHeader),
+        serverReadBody: durationMs(t?.server_read_body, defaultTimeouts.serverReadBody),
+        serverWrite: durationMs(t?.server_write, defaultTimeouts.serverWrite),
+        upstreamConnect: durationMs(t?.upstream_connect, defaultTimeouts.upstreamConnect),
+        upstreamRead: durationMs(t?.upstream_read, defaultTimeouts.upstreamRead),
+        shutdownGrace: durationMs(t?.shutdown_grace, defaultTimeouts.shutdownGrace),
+      };
+  const routes: RouteConfig[] = [];
+  if (s.routes.length === 0)
+    issues.push({ path: `${at}.routes`, message: 'a server needs at least one route' });
+  s.routes.forEach((r, i) => {
+    const rat = `${at}.routes[${i}]`;
+    const upstreams = r.upstreams.map((u, j) => {
+      const uat = `${rat}.upstreams[${j}]`;
+      const ep = typeof u.endpoint === 'string' ? { type: 'uri' as const, value: u.endpoint } : u.endpoint;
+      const address = parseEndpoint(ep.type, ep.value, `${uat}.endpoint`, issues);
+      return { address, weight: u.weight ?? 1, label: ep.type === 'unix' ? `unix:${ep.value}` : ep.value };
+    });
+    const balancer = r.load_balancer ?? (upstreams.length > 1 ? 'round_robin' : 'first');
+    if (balancer.startsWith('weighted') && upstreams.every((u) => u.weight === 0)) {
+      issues.push({
+        path: `${rat}.upstreams`,
+        message: 'every upstream has weight 0: nothing could be chosen',
+      });
+    }
+    if (r.strip_prefix !== undefined && !r.path.startsWith(r.strip_prefix)) {
+      issues.push({
+        path: `${rat}.strip_prefix`,
+        message: `"${r.strip_prefix}" is not a prefix of the route path "${r.path}"`,
+      });
+    }
+    routes.push({
+      path: r.path,
+      host: r.host?.toLowerCase(),
+      loadBalancer: balancer,
+      upstreams: upstreams.filter(
+        (u): u is { address: UpstreamAddress; weight: number; label: string } => !!u.address,
+      ),
+      stripPrefix: r.strip_prefix,
+      hostHeader: r.host_header ?? 'preserve',
+    });
+  });
+  if (issues.length > start || !listen) return undefined;
+  return {
+    key,
+    name: s.name ?? key,
+    proxyType: 'http',
+    listen,
+    timeouts,
+    routes,
+    accessLog: s.access_log ?? true,
+  };
+}
+
+/** Parses "host:port", "[v6]:port" or ":port" (all interfaces). */
+function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  const host = m[1] ?? (m[2] || '0.0.0.0');
+  return { host, port };
+}
+
+function parseListener(
+  type: 'socket' | 'unix',
+  value: string,
+  at: string,
+  issues: ConfigIssue[],
+): ListenAddress | undefined {
+  if (type === 'unix') {
+    if (!value.startsWith('/')) issues.push({ path: at, message: 'a unix listener path must be absolute' });
+    return { kind: 'unix', path: value };
+  }
+  const hp = parseHostPort(value);
+  if (!hp) {
+    issues.push({ path: at, message: `"${value}" is not an address like "127.0.0.1:8080" or "[::1]:8080"` });
+    return undefined;
+  }
+  return { kind: 'tcp', ...hp };
+}
+
+function parseEndpoint(
+  type: 'uri' | 'unix',
+  value: string,
+  at: string,
+  issues: ConfigIssue[],
+): UpstreamAddress | undefined {
+  if (type === 'unix') {
+    if (!value.startsWith('/')) issues.push({ path: at, message: 'a unix upstream path must be absolute' });
+    return { kind: 'unix', path: value, authority: 'localhost' };
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    issues.push({ path: at, message: `"${value}" is not a URI like "http://127.0.0.1:9000"` });
+    return undefined;
+  }
+  if (url.protocol === 'https:') {
+    issues.push({
+      path: at,
+      message: 'https upstreams need TLS, which is not supported yet by this version of loch',
+    });
+    return undefined;
+  }
+  if (url.protocol !== 'http:') {
+    issues.push({ path: at, message: `unsupported scheme "${url.protocol.slice(0, -1)}" (expected http)` });
+    return undefined;
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search) {
+    issues.push({
+      path: at,
+      message:
+        'an upstream URI carries no path or query: Loch forwards the request path (use strip_prefix to rewrite)',
+    });
+  }
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  const port = url.port ? Number(url.port) : 80;
+  return { kind: 'tcp', host, port, scheme: 'http', authority: url.host };
+}
