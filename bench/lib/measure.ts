@@ -1,0 +1,247 @@
+/**
+ * The measuring kit every Loch benchmark shares (DESIGN.md "Measuring"): start a peer pinned to
+ * a CPU, wait until it listens, drive load with wrk, and read the CPU time the peer's whole
+ * process tree spent (utime+stime from /proc, so nginx's worker processes count too). Results
+ * are CPU microseconds per request beside requests/s and latency percentiles, written as
+ * markdown tables. Not a load generator of its own, and never used from tests.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** Clock ticks per second for /proc times (USER_HZ; 100 on every Linux we run on). */
+const TICKS_PER_SECOND = 100;
+
+/** A process started for a benchmark. */
+export interface Peer {
+  readonly name: string;
+  readonly child: ChildProcess;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `command` pinned to `cpu` (taskset), with its output kept for errors. */
+export function startPeer(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: { cpu?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Peer {
+  const argv =
+    options.cpu === undefined ? [command, ...args] : ['taskset', '-c', options.cpu, command, ...args];
+  const child = spawn(argv[0]!, argv.slice(1), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+  });
+  let output = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    output = (output + d.toString()).slice(-4000);
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    output = (output + d.toString()).slice(-4000);
+  });
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && signal === null) process.stderr.write(`[${name}] exited with ${code}\n${output}\n`);
+  });
+  if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
+  return {
+    name,
+    child,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const killed = await Promise.race([done.then(() => true), delay(3000).then(() => false)]);
+      if (!killed) {
+        child.kill('SIGKILL');
+        await done;
+      }
+    },
+  };
+}
+
+/** Resolves once a TCP connect to host:port succeeds (or throws after `timeoutMs`). */
+export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host, port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
+    await delay(50);
+  }
+}
+
+/** Every pid in the tree rooted at `root` (root included). */
+function processTree(root: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = parents.get(ppid) ?? [];
+      list.push(Number(entry));
+      parents.set(ppid, list);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    stack.push(...(parents.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) spent so far by the process tree rooted at `pid`. */
+export function cpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / TICKS_PER_SECOND;
+}
+
+/** Resident set size in KiB of the process tree rooted at `pid`. */
+export function rssKiB(pid: number): number {
+  let kib = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) kib += Number(m[1]);
+    } catch {
+      // gone
+    }
+  }
+  return kib;
+}
+
+/** What wrk reported. */
+export interface WrkResult {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+}
+
+function toMs(value: string, unit: string): number {
+  const n = Number(value);
+  return unit === 'us' ? n / 1000 : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : n;
+}
+
+/** Parses wrk's --latency output. */
+export function parseWrk(text: string): WrkResult {
+  const req = /(\d+) requests in ([\d.]+)(ms|s|m)/.exec(text);
+  if (!req) throw new Error(`cannot read wrk output:\n${text}`);
+  const seconds = toMs(req[2]!, req[3]!) / 1000;
+  const pct = (p: string) => {
+    const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(text);
+    return m ? toMs(m[1]!, m[2]!) : Number.NaN;
+  };
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(text);
+  const errors =
+    (errs ? Number(errs[1]) + Number(errs[2]) + Number(errs[3]) + Number(errs[4]) : 0) +
+    (non2xx ? Number(non2xx[1]) : 0);
+  return {
+    requests: Number(req[1]),
+    seconds,
+    requestsPerSecond: Number(req[1]) / seconds,
+    p50Ms: pct('50'),
+    p99Ms: pct('99'),
+    errors,
+  };
+}
+
+/** Runs wrk (pinned to `cpu`) against `url`. */
+export async function runWrk(
+  url: string,
+  options: { connections: number; threads?: number; seconds: number; cpu?: string },
+): Promise<WrkResult> {
+  const args = [
+    `-t${options.threads ?? 1}`,
+    `-c${options.connections}`,
+    `-d${options.seconds}s`,
+    '--latency',
+    url,
+  ];
+  const argv = options.cpu === undefined ? ['wrk', ...args] : ['taskset', '-c', options.cpu, 'wrk', ...args];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
+  return parseWrk(out);
+}
+
+/** One measured run: load on a peer, and the CPU the peer spent for it. */
+export interface Measurement extends WrkResult {
+  readonly peer: string;
+  /** CPU microseconds the peer's process tree spent per request. */
+  readonly cpuUsPerRequest: number;
+}
+
+/** Drives `url` with wrk and charges the CPU time of `peer` to the requests served. */
+export async function measure(
+  peer: Peer,
+  url: string,
+  load: { connections: number; seconds: number; cpu?: string; warmupSeconds?: number },
+): Promise<Measurement> {
+  if (load.warmupSeconds) await runWrk(url, { ...load, seconds: load.warmupSeconds });
+  const before = cpuSeconds(peer.pid);
+  const result = await runWrk(url, load);
+  const spent = cpuSeconds(peer.pid) - before;
+  return { ...result, peer: peer.name, cpuUsPerRequest: (spent * 1e6) / Math.max(1, result.requests) };
+}
+
+/** Renders rows as a markdown table. */
+export function markdownTable(
+  headers: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
+  const cell = (v: string | number) => (typeof v === 'number' ? formatNumber(v) : v);
+  return [
+    `| ${headers.join(' | ')} |`,
+    `|${headers.map(() => '---').join('|')}|`,
+    ...rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
+  ].join('\n');
+}
+
+function formatNumber(v: number): string {
+  if (!Number.isFinite(v)) return 'n/a';
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+/** A short description of the machine for result headers. */
+export function machineSummary(): string {
+  const cpu = /model name\s+:\s+(.+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown CPU';
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  return `${cpu}, ${readdirSync('/sys/devices/system/cpu').filter((d) => /^cpu\d+$/.test(d)).length} CPUs, Linux ${kernel}, Node ${process.version}`;
+}
