@@ -1,0 +1,233 @@
+/**
+ * ConnectionPool: idle connections kept per key for reuse, as monoio-transports' pool, with its
+ * known faults fixed: a per-key idle cap, an idle timeout whose purge timer never keeps the
+ * process alive, a liveness check before a connection is handed out again, LRU or FIFO reuse,
+ * counters, and transfer of idle connections into the pool of a rebuilt service (hot reload).
+ * Not for connecting: connectors (connector.ts) create connections and put them back here.
+ */
+
+/** How a pool identifies a key. Keys with equal ids share idle connections. */
+export interface PoolKey {
+  /** Stable identity of the destination and everything that makes connections to it differ (TLS, ALPN...). */
+  readonly id: string;
+}
+
+/** What the pool needs from a connection. */
+export interface Poolable {
+  /** Closes the connection; called when it is evicted. Must not throw. */
+  close(): unknown;
+}
+
+/** Pool settings. */
+export interface PoolOptions<C> {
+  /** Most idle connections kept per key; more are closed when released. Default 32. */
+  readonly maxIdlePerKey?: number;
+  /** Idle connections older than this (ms) are closed. 0 keeps them until evicted. Default 60 s. */
+  readonly idleTimeout?: number;
+  /**
+   * Which idle connection to reuse: 'lru' takes the most recently released (warm, and lets the
+   * others age out), 'fifo' the oldest (spreads use across connections). Default 'lru'.
+   */
+  readonly reuse?: 'lru' | 'fifo';
+  /** Cheap check that an idle connection is still usable (peer did not close it). Default: always. */
+  readonly isAlive?: (conn: C) => boolean;
+  /** Clock, for tests. Default Date.now. */
+  readonly now?: () => number;
+}
+
+/** Pool counters. `idle` and `active` are gauges; the rest only grow. */
+export interface PoolStats {
+  /** Connections waiting in the pool. */
+  idle: number;
+  /** Connections handed out and not yet released or discarded. */
+  active: number;
+  /** Connections registered as newly created. */
+  created: number;
+  /** Times an idle connection was handed out again. */
+  reused: number;
+  /** Idle connections closed by the pool: timeout, cap, failed liveness check, close(). */
+  evicted: number;
+}
+
+interface IdleEntry<C> {
+  readonly conn: C;
+  readonly since: number;
+}
+
+/** Idle connections of one key, oldest first. */
+class IdleList<C> {
+  items: IdleEntry<C>[] = [];
+}
+
+/** Keeps idle connections per key and hands them out again. */
+export class ConnectionPool<K extends PoolKey, C extends Poolable> {
+  readonly #maxIdle: number;
+  readonly #idleTimeout: number;
+  readonly #lru: boolean;
+  readonly #isAlive: (conn: C) => boolean;
+  readonly #now: () => number;
+  readonly #idle = new Map<string, IdleList<C>>();
+  readonly #stats: PoolStats = { idle: 0, active: 0, created: 0, reused: 0, evicted: 0 };
+  #timer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: PoolOptions<C> = {}) {
+    this.#maxIdle = options.maxIdlePerKey ?? 32;
+    this.#idleTimeout = options.idleTimeout ?? 60_000;
+    this.#lru = (options.reuse ?? 'lru') === 'lru';
+    this.#isAlive = options.isAlive ?? (() => true);
+    this.#now = options.now ?? Date.now;
+    if (!(this.#maxIdle >= 0)) throw new RangeError('maxIdlePerKey must be >= 0');
+    if (!(this.#idleTimeout >= 0)) throw new RangeError('idleTimeout must be >= 0');
+  }
+
+  /**
+   * Takes an idle connection for `key` that is alive and not timed out, or undefined. Dead or
+   * expired ones met on the way are closed. The connection counts as active until `release`d
+   * or `discard`ed.
+   */
+  acquire(key: K): C | undefined {
+    const list = this.#idle.get(key.id);
+    if (!list) return undefined;
+    const now = this.#now();
+    while (list.items.length) {
+      const entry = this.#lru ? list.items.pop()! : list.items.shift()!;
+      this.#stats.idle--;
+      if ((this.#idleTimeout && now - entry.since >= this.#idleTimeout) || !this.#isAlive(entry.conn)) {
+        this.#evict(entry.conn);
+        continue;
+      }
+      if (!list.items.length) this.#idle.delete(key.id);
+      this.#stats.active++;
+      this.#stats.reused++;
+      return entry.conn;
+    }
+    this.#idle.delete(key.id);
+    return undefined;
+  }
+
+  /** Registers a connection the caller just created for `key`; it counts as active. */
+  created(_key: K, _conn: C): void {
+    this.#stats.created++;
+    this.#stats.active++;
+  }
+
+  /**
+   * Returns an active connection. `reusable` says whether the protocol left it clean (whole
+   * response read, no Connection: close, no error); only then it is kept, within the cap.
+   */
+  release(key: K, conn: C, reusable: boolean): void {
+    this.#stats.active--;
+    if (!reusable || this.#closed || this.#maxIdle === 0) {
+      this.#close(conn);
+      return;
+    }
+    this.#putIdle(key.id, conn, this.#now());
+  }
+
+  /** Drops an active connection that must not be reused (closes it). Same as release(..., false). */
+  discard(key: K, conn: C): void {
+    this.release(key, conn, false);
+  }
+
+  #putIdle(id: string, conn: C, since: number): void {
+    let list = this.#idle.get(id);
+    if (!list) this.#idle.set(id, (list = new IdleList<C>()));
+    list.items.push({ conn, since });
+    this.#stats.idle++;
+    while (list.items.length > this.#maxIdle) {
+      // Over the cap: the oldest goes.
+      this.#stats.idle--;
+      this.#evict(list.items.shift()!.conn);
+    }
+    this.#armPurge();
+  }
+
+  /** A copy of the counters. */
+  stats(): PoolStats {
+    return { ...this.#stats };
+  }
+
+  /** Idle connections for one key (for tests and metrics). */
+  idleCount(key: K): number {
+    return this.#idle.get(key.id)?.items.length ?? 0;
+  }
+
+  /** Closes idle connections that have waited longer than the idle timeout. Returns how many. */
+  purge(): number {
+    if (!this.#idleTimeout) return 0;
+    const now = this.#now();
+    let n = 0;
+    for (const [id, list] of this.#idle) {
+      // Entries are in release order, so expired ones are at the front.
+      while (list.items.length && now - list.items[0]!.since >= this.#idleTimeout) {
+        this.#stats.idle--;
+        this.#evict(list.items.shift()!.conn);
+        n++;
+      }
+      if (!list.items.length) this.#idle.delete(id);
+    }
+    return n;
+  }
+
+  /**
+   * Moves every idle connection of `old` into this pool (oldest first, keeping their idle
+   * age), for a service rebuilt from its predecessor on reload. `old` keeps its active
+   * connections; when they are released there, they go idle in `old` and `old.close()` (once
+   * the old service has drained) closes them. Connections over this pool's cap are closed.
+   */
+  adoptIdleFrom(old: ConnectionPool<K, C>): void {
+    if (old === this) return;
+    for (const [id, list] of old.#idle) {
+      for (const entry of list.items) {
+        old.#stats.idle--;
+        if (this.#closed) this.#close(entry.conn);
+        else this.#putIdle(id, entry.conn, entry.since);
+      }
+    }
+    old.#idle.clear();
+    old.#disarmIfEmpty();
+  }
+
+  /** Closes every idle connection and refuses to keep more; active ones close on release. */
+  close(): void {
+    this.#closed = true;
+    for (const list of this.#idle.values()) for (const e of list.items) this.#evict(e.conn);
+    this.#stats.idle = 0;
+    this.#idle.clear();
+    this.#disarmIfEmpty();
+  }
+
+  #evict(conn: C): void {
+    this.#stats.evicted++;
+    this.#close(conn);
+  }
+
+  #close(conn: C): void {
+    try {
+      const r = conn.close();
+      if (r instanceof Promise) r.catch(() => {});
+    } catch {
+      // closing a connection we no longer want must not fail the caller
+    }
+  }
+
+  #armPurge(): void {
+    if (this.#timer || !this.#idleTimeout) return;
+    // One timer per pool, only while something is idle, and unref'd: an idle pool never keeps
+    // the process alive.
+    const every = Math.max(50, Math.min(this.#idleTimeout, 1000));
+    this.#timer = setInterval(() => {
+      this.purge();
+      this.#disarmIfEmpty();
+    }, every);
+    this.#timer.unref();
+  }
+
+  #disarmIfEmpty(): void {
+    if (this.#timer && this.#stats.idle === 0) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+}
