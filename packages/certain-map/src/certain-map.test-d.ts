@@ -1,0 +1,114 @@
+import { describe, expectTypeOf, it } from 'vitest';
+import { type CertainMap, defineContext, type EmptyContext, type Has } from './index.js';
+
+interface SocketAddr {
+  host: string;
+  port: number;
+}
+interface Schema {
+  peer: SocketAddr;
+  requestId: string;
+  attempt: number;
+}
+const Ctx = defineContext<Schema>()(['peer', 'requestId', 'attempt']);
+
+describe('certain-map type guarantees', () => {
+  it('empty() has no key present: get of any key is an error, maybeGet is allowed', () => {
+    const ctx = Ctx.empty();
+    expectTypeOf(ctx).toEqualTypeOf<CertainMap<Schema, never>>();
+    expectTypeOf(ctx).toEqualTypeOf<EmptyContext<typeof Ctx>>();
+    // @ts-expect-error peer was never set
+    ctx.get('peer');
+    expectTypeOf(ctx.maybeGet('peer')).toEqualTypeOf<SocketAddr | undefined>();
+  });
+
+  it('set then get is allowed and typed with the schema value', () => {
+    const ctx = Ctx.empty().set('requestId', 'r1');
+    expectTypeOf(ctx).toEqualTypeOf<CertainMap<Schema, 'requestId'>>();
+    expectTypeOf(ctx.get('requestId')).toEqualTypeOf<string>();
+    // @ts-expect-error attempt was not set
+    ctx.get('attempt');
+    const both = ctx.set('attempt', 1);
+    expectTypeOf(both).toEqualTypeOf<CertainMap<Schema, 'requestId' | 'attempt'>>();
+    expectTypeOf(both.get('attempt')).toEqualTypeOf<number>();
+  });
+
+  it('set only accepts schema keys and schema value types', () => {
+    const ctx = Ctx.empty();
+    // @ts-expect-error not a schema key
+    ctx.set('nope', 1);
+    // @ts-expect-error attempt is a number
+    ctx.set('attempt', 'one');
+  });
+
+  it('remove then get is an error', () => {
+    const ctx = Ctx.empty().set('requestId', 'r1').set('attempt', 1).remove('requestId');
+    expectTypeOf(ctx).toEqualTypeOf<CertainMap<Schema, 'attempt'>>();
+    // @ts-expect-error requestId was removed
+    ctx.get('requestId');
+    expectTypeOf(ctx.get('attempt')).toEqualTypeOf<number>();
+  });
+
+  it('take returns the value and retypes the context', () => {
+    const ctx = Ctx.empty().set('peer', { host: 'h', port: 1 }).set('attempt', 0);
+    const [peer, rest] = ctx.take('peer');
+    expectTypeOf(peer).toEqualTypeOf<SocketAddr>();
+    expectTypeOf(rest).toEqualTypeOf<CertainMap<Schema, 'attempt'>>();
+    // @ts-expect-error peer was taken
+    rest.get('peer');
+    // @ts-expect-error cannot take a key that is not present
+    rest.take('requestId');
+  });
+
+  it('fork keeps the type', () => {
+    const ctx = Ctx.empty().set('peer', { host: 'h', port: 1 });
+    expectTypeOf(ctx.fork()).toEqualTypeOf<CertainMap<Schema, 'peer'>>();
+    expectTypeOf(ctx.fork().get('peer')).toEqualTypeOf<SocketAddr>();
+  });
+
+  it('has() narrows the context', () => {
+    const ctx: CertainMap<Schema> = Ctx.empty();
+    if (ctx.has('attempt')) expectTypeOf(ctx.get('attempt')).toEqualTypeOf<number>();
+  });
+
+  it('a service requiring keys rejects a context that lacks them and accepts one that has more', () => {
+    const handle = (ctx: Has<typeof Ctx, 'peer' | 'requestId'>): string =>
+      `${ctx.get('requestId')} from ${ctx.get('peer').host}`;
+    const full = Ctx.empty().set('peer', { host: 'h', port: 1 }).set('requestId', 'r').set('attempt', 0);
+    expectTypeOf(handle(full)).toEqualTypeOf<string>();
+    // @ts-expect-error requestId is missing
+    handle(Ctx.empty().set('peer', { host: 'h', port: 1 }));
+    // @ts-expect-error nothing is present
+    handle(Ctx.empty());
+    // @ts-expect-error requestId was removed
+    handle(full.fork().remove('requestId'));
+  });
+
+  it('Has accepts a definition, a schema or a context type', () => {
+    expectTypeOf<Has<typeof Ctx, 'peer'>>().toEqualTypeOf<CertainMap<Schema, 'peer'>>();
+    expectTypeOf<Has<Schema, 'peer'>>().toEqualTypeOf<CertainMap<Schema, 'peer'>>();
+    expectTypeOf<Has<CertainMap<Schema, 'attempt'>, 'peer'>>().toEqualTypeOf<CertainMap<Schema, 'peer'>>();
+    // @ts-expect-error not a schema key
+    expectTypeOf<Has<typeof Ctx, 'nope'>>();
+  });
+
+  it('a layer that adds a key keeps whatever the caller already had', () => {
+    const withAttempt = <P extends keyof Schema>(ctx: CertainMap<Schema, P>) => ctx.set('attempt', 1);
+    const out = withAttempt(Ctx.empty().set('requestId', 'r'));
+    expectTypeOf(out).toEqualTypeOf<CertainMap<Schema, 'requestId' | 'attempt'>>();
+  });
+
+  it('of() types exactly the given keys', () => {
+    const ctx = Ctx.of({ requestId: 'r' });
+    expectTypeOf(ctx).toEqualTypeOf<CertainMap<Schema, 'requestId'>>();
+    // @ts-expect-error wrong value type
+    Ctx.of({ attempt: 'x' });
+  });
+
+  it('defineContext requires every schema key', () => {
+    // @ts-expect-error attempt is missing from the key list
+    defineContext<Schema>()(['peer', 'requestId']);
+    // @ts-expect-error not a schema key
+    defineContext<Schema>()(['peer', 'requestId', 'attempt', 'nope']);
+  });
+});

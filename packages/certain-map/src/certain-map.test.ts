@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { CertainMap, CertainMapError, defineContext } from './index.js';
+
+interface Schema {
+  peer: string;
+  requestId: string;
+  attempt: number;
+  user: { name: string } | undefined;
+}
+const keys = ['peer', 'requestId', 'attempt', 'user'] as const;
+
+// One conformance suite, run against both implementations.
+describe.each(['compiled', 'record'] as const)('CertainMap operations (%s)', (implementation) => {
+  const Ctx = defineContext<Schema>()(keys, { implementation });
+
+  it('uses the requested implementation', () => {
+    expect(Ctx.implementation).toBe(implementation);
+  });
+
+  it('empty() has no key present', () => {
+    const ctx = Ctx.empty();
+    expect(ctx).toBeInstanceOf(CertainMap);
+    for (const key of Ctx.keys) {
+      expect(ctx.has(key)).toBe(false);
+      expect(ctx.maybeGet(key)).toBeUndefined();
+    }
+    expect(ctx.toJSON()).toEqual({});
+  });
+
+  it('set stores the value, returns the same object, and get reads it', () => {
+    const ctx = Ctx.empty();
+    const withPeer = ctx.set('peer', '127.0.0.1:80');
+    expect(withPeer).toBe(ctx);
+    expect(withPeer.get('peer')).toBe('127.0.0.1:80');
+    expect(withPeer.set('peer', '10.0.0.1:81').get('peer')).toBe('10.0.0.1:81');
+  });
+
+  it('maybeGet returns the value or undefined', () => {
+    const ctx = Ctx.empty().set('attempt', 0);
+    expect(ctx.maybeGet('attempt')).toBe(0);
+    expect(ctx.maybeGet('peer')).toBeUndefined();
+  });
+
+  it('undefined is a storable value, distinct from absence', () => {
+    const ctx = Ctx.empty().set('user', undefined);
+    expect(ctx.has('user')).toBe(true);
+    expect(ctx.get('user')).toBeUndefined();
+    expect(ctx.toJSON()).toEqual({ user: undefined });
+    expect('user' in ctx.toJSON()).toBe(true);
+  });
+
+  it('remove clears the key', () => {
+    const ctx = Ctx.empty().set('peer', 'a').set('attempt', 1);
+    const removed = ctx.remove('peer');
+    expect(removed).toBe(ctx);
+    expect(removed.has('peer')).toBe(false);
+    expect(removed.get('attempt')).toBe(1);
+    expect(removed.remove('requestId').has('requestId')).toBe(false);
+  });
+
+  it('take returns the value and clears the key', () => {
+    const ctx = Ctx.empty().set('requestId', 'r-1').set('attempt', 2);
+    const [value, rest] = ctx.take('requestId');
+    expect(value).toBe('r-1');
+    expect(rest).toBe(ctx);
+    expect(rest.has('requestId')).toBe(false);
+    expect(rest.get('attempt')).toBe(2);
+  });
+
+  it('fork is an independent copy', () => {
+    const a = Ctx.empty().set('peer', 'p').set('attempt', 1);
+    const fork = a.fork();
+    expect(fork).not.toBe(a);
+    expect(fork.get('peer')).toBe('p');
+    const b = fork.set('attempt', 2).set('requestId', 'only-b');
+    a.remove('peer');
+    expect(a.get('attempt')).toBe(1);
+    expect(a.has('requestId')).toBe(false);
+    expect(b.get('peer')).toBe('p');
+    expect(b.get('requestId')).toBe('only-b');
+  });
+
+  it('has narrows at runtime and is false after remove', () => {
+    const ctx = Ctx.empty().set('attempt', 3);
+    expect(ctx.has('attempt')).toBe(true);
+    ctx.remove('attempt');
+    expect(ctx.has('attempt')).toBe(false);
+  });
+
+  it('of() creates a context with the given entries', () => {
+    const ctx = Ctx.of({ peer: 'x', attempt: 0 });
+    expect(ctx.get('peer')).toBe('x');
+    expect(ctx.get('attempt')).toBe(0);
+    expect(ctx.has('requestId')).toBe(false);
+    expect(ctx.toJSON()).toEqual({ peer: 'x', attempt: 0 });
+  });
+
+  it('contexts of one definition are independent', () => {
+    const a = Ctx.empty().set('peer', 'a');
+    const b = Ctx.empty();
+    expect(b.has('peer')).toBe(false);
+    expect(a.get('peer')).toBe('a');
+  });
+
+  it('all contexts of a definition share one V8 shape-relevant constructor', () => {
+    expect(Ctx.empty().constructor).toBe(Ctx.empty().set('peer', 'x').fork().constructor);
+  });
+
+  it('a schema key named like a method does not shadow the method', () => {
+    const Odd = defineContext<{ get: number; set: string }>()(['get', 'set'], { implementation });
+    const ctx = Odd.empty().set('get', 1).set('set', 's');
+    expect(ctx.get('get')).toBe(1);
+    expect(ctx.get('set')).toBe('s');
+    expect(ctx.toJSON()).toEqual({ get: 1, set: 's' });
+  });
+});
+
+describe.each(['compiled', 'record'] as const)(
+  'CertainMap misuse that escapes the types (%s)',
+  (implementation) => {
+    const Ctx = defineContext<Schema>()(keys, { implementation });
+
+    it('get of an absent key (through a cast) throws ERR_CERTAIN_MAP_ABSENT_KEY', () => {
+      const ctx = Ctx.empty() as unknown as CertainMap<Schema, 'peer'>;
+      expect(() => ctx.get('peer')).toThrow(CertainMapError);
+      try {
+        ctx.get('peer');
+      } catch (error) {
+        expect((error as CertainMapError).code).toBe('ERR_CERTAIN_MAP_ABSENT_KEY');
+        expect((error as CertainMapError).key).toBe('peer');
+      }
+      expect(() => ctx.take('peer')).toThrow(/peer holds no value/);
+    });
+
+    it('set/remove of an undeclared key throws ERR_CERTAIN_MAP_UNKNOWN_KEY and leaves the object unchanged', () => {
+      const ctx = Ctx.empty() as unknown as CertainMap<Record<string, unknown>>;
+      expect(() => ctx.set('nope', 1)).toThrow(
+        expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }),
+      );
+      expect(() => ctx.set('toString', 1)).toThrow(
+        expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }),
+      );
+      expect(() => ctx.remove('nope')).toThrow(
+        expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }),
+      );
+      expect(ctx.toJSON()).toEqual({});
+    });
+
+    it('get/has/maybeGet of an undeclared key (through a cast) do not invent a value', () => {
+      const ctx = Ctx.empty() as unknown as CertainMap<Record<string, unknown>, string>;
+      expect(ctx.maybeGet('nope')).toBeUndefined();
+      expect(ctx.has('nope')).toBe(false);
+      expect(() => ctx.get('nope')).toThrow(CertainMapError);
+    });
+  },
+);
+
+describe('defineContext', () => {
+  it('rejects duplicate keys', () => {
+    expect(() => defineContext<{ a: number }>()(['a', 'a'])).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_DUPLICATE_KEY', key: 'a' }),
+    );
+  });
+
+  it('defaults to the compiled implementation', () => {
+    expect(defineContext<{ a: number }>()(['a']).implementation).toBe('compiled');
+  });
+
+  it('falls back to the record implementation for symbol keys', () => {
+    const token = Symbol('token');
+    const Sym = defineContext<{ [token]: number; name: string }>()([token, 'name']);
+    expect(Sym.implementation).toBe('record');
+    const ctx = Sym.empty().set(token, 1).set('name', 'n');
+    expect(ctx.get(token)).toBe(1);
+    expect(ctx.take(token)[1].has(token)).toBe(false);
+  });
+
+  it('key names cannot inject code into the compiled class', () => {
+    const nasty = 'a"]; throw new Error("injected"); //';
+    const Nasty = defineContext<Record<typeof nasty | 'b', number>>()([nasty, 'b']);
+    expect(Nasty.implementation).toBe('compiled');
+    expect(Nasty.empty().set(nasty, 1).get(nasty)).toBe(1);
+    expect(Nasty.empty().set(nasty, 1).toJSON()).toEqual({ [nasty]: 1 });
+  });
+});

@@ -1,0 +1,101 @@
+/**
+ * Declaring a context schema once: `defineContext<Schema>()(keys)` pairs the TypeScript schema
+ * with the runtime key list (types are erased, so the keys must be spelled once at runtime) and
+ * returns a definition that creates empty contexts of one fixed shape. `Has` lets a service say
+ * which keys it needs. Not for per-request work: define a context once at module scope.
+ */
+import type { CertainMap } from './certain-map.js';
+import { CertainMapError } from './errors.js';
+import { compileContextClass } from './internal/compiled-map.js';
+import { emptySlotRecord, SlotRecordMap } from './internal/slot-record-map.js';
+
+/** Schema keys missing from a key list, shown in the compile error when `defineContext` is incomplete. */
+type MissingKeys<S extends object, K extends readonly PropertyKey[]> = Exclude<keyof S, K[number]>;
+
+/** Accepts a key list only if it names every key of the schema. */
+type ExhaustiveKeys<S extends object, K extends readonly PropertyKey[]> = [MissingKeys<S, K>] extends [never]
+  ? unknown
+  : { readonly 'missing keys': MissingKeys<S, K> };
+
+/** Options of `defineContext`. */
+export interface ContextOptions {
+  /**
+   * 'compiled' (default) generates a class per schema whose methods switch on the key, so
+   * `get('peer')` inlines to a field load; it needs string keys and runtime code generation, and
+   * falls back to 'record' without them. 'record' stores slots in a plain record (no codegen).
+   */
+  readonly implementation?: 'compiled' | 'record';
+}
+
+/** A declared context schema: creates contexts whose slots are exactly the schema's keys. */
+export class ContextDefinition<S extends object> {
+  /** The schema's keys, in slot order. */
+  readonly keys: readonly (keyof S)[];
+  /** Which implementation this definition's contexts use (after any fallback). */
+  readonly implementation: 'compiled' | 'record';
+  /** Creates an empty context; every context of this definition has the same V8 shape. */
+  readonly #create: () => CertainMap<S, never>;
+
+  /** Use `defineContext<S>()(keys)`. @internal */
+  constructor(keys: readonly (keyof S)[], options: ContextOptions = {}) {
+    const seen = new Set<keyof S>();
+    for (const key of keys) {
+      if (seen.has(key)) throw new CertainMapError('ERR_CERTAIN_MAP_DUPLICATE_KEY', key);
+      seen.add(key);
+    }
+    this.keys = Object.freeze([...keys]);
+    const Compiled = options.implementation === 'record' ? undefined : compileContextClass<S>(this.keys);
+    if (Compiled !== undefined) {
+      this.implementation = 'compiled';
+      this.#create = () => new Compiled();
+    } else {
+      const template = emptySlotRecord<S>(this.keys);
+      this.implementation = 'record';
+      this.#create = () => new SlotRecordMap<S>({ ...template });
+    }
+  }
+
+  /** A new context with no key present. */
+  empty(): CertainMap<S, never> {
+    return this.#create();
+  }
+
+  /** A new context holding the given entries, typed with exactly those keys present. */
+  of<P extends keyof S>(entries: Pick<S, P>): CertainMap<S, P> {
+    let context: CertainMap<S, keyof S> = this.#create() as CertainMap<S, keyof S>;
+    for (const key of Object.keys(entries) as P[]) context = context.set(key, entries[key]);
+    return context;
+  }
+}
+
+/**
+ * Declares a context schema. Curried so that the schema is given explicitly while the key list
+ * is inferred: `defineContext<{ peer: SocketAddress; requestId: string }>()(['peer', 'requestId'])`.
+ * The key list must name every schema key exactly once (checked at compile time and at runtime).
+ */
+export function defineContext<S extends object>(): <const K extends readonly (keyof S)[]>(
+  keys: K & ExhaustiveKeys<S, K>,
+  options?: ContextOptions,
+) => ContextDefinition<S> {
+  return (keys, options) => new ContextDefinition<S>(keys, options);
+}
+
+/** The schema of a definition (`typeof Ctx`), of a context type, or a schema type itself. */
+export type SchemaOf<T> =
+  T extends ContextDefinition<infer S>
+    ? S
+    : T extends CertainMap<infer S, infer _P>
+      ? S
+      : T extends object
+        ? T
+        : never;
+
+/**
+ * The type of a context that holds at least the keys `K`: a service declares its needs with
+ * `(ctx: Has<typeof Ctx, 'peer' | 'requestId'>)`, and callers with a context that may lack one of
+ * them do not compile. `T` is a definition (`typeof Ctx`), a schema type, or a context type.
+ */
+export type Has<T, K extends keyof SchemaOf<T>> = CertainMap<SchemaOf<T>, K>;
+
+/** The type of an empty context of `T` (a definition, schema or context type). */
+export type EmptyContext<T> = CertainMap<SchemaOf<T>, never>;
