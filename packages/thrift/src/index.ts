@@ -1,2 +1,72 @@
-/** @loch/thrift: Thrift binary and compact protocols, framed, THeader and TTHeader transports. */
-export {};
+/**
+ * @loch/thrift: Thrift binary and compact protocols, framed, THeader and TTHeader transports,
+ * a skipper and message-bounds finder for proxies, and a server core and client over
+ * @loch/uring-runtime byte streams.
+ */
+export { TApplicationException, TApplicationExceptionType } from './application-exception.js';
+export {
+  ThriftError,
+  ThriftProtocolError,
+  type ThriftProtocolErrorCode,
+  ThriftRpcError,
+  type ThriftRpcErrorCode,
+  ThriftTransportError,
+  type ThriftTransportErrorCode,
+} from './errors.js';
+export { BINARY_VERSION_1, BinaryReader, BinaryWriter, type BinaryWriterOptions } from './protocol/binary.js';
+export {
+  COMPACT_PROTOCOL_ID,
+  CompactReader,
+  CompactWriter,
+  type CompactWriterOptions,
+} from './protocol/compact.js';
+export { createReader, createWriter } from './protocol/factory.js';
+export { MessageBoundsFinder, skipValue, sniffProtocol } from './protocol/message-bounds.js';
+export { messageBodyOffset, peekSeqId, readMessageHeader, rewriteSeqId } from './protocol/message-header.js';
+export { DEFAULT_MAX_DEPTH, ProtocolReader, type ReaderOptions } from './protocol/reader.js';
+export {
+  type ReadValueOptions,
+  readStruct,
+  readValue,
+  type ThriftField,
+  type ThriftList,
+  type ThriftMap,
+  type ThriftStruct,
+  type ThriftValue,
+  writeStruct,
+  writeValue,
+} from './protocol/value.js';
+export { joinI64, ProtocolWriter, splitI64 } from './protocol/writer.js';
+export {
+  decodeFrame,
+  encodeFrame,
+  type FrameCodecOptions,
+  FrameSplitter,
+  frameParts,
+  type ReframeOptions,
+  reframe,
+  setHeaderSeqId,
+} from './transport/codec.js';
+export {
+  DEFAULT_MAX_FRAME_SIZE,
+  type DetectedFraming,
+  detectFraming,
+  type FrameSpec,
+  type FramingName,
+  frameSize,
+  protocolFromId,
+  protocolId,
+  THEADER_MAGIC,
+  type ThriftFrame,
+  TTHEADER_MAGIC,
+} from './transport/frame.js';
+export { decodeTHeader, encodeTHeaderParts, THeaderInfoType, THeaderTransform } from './transport/theader.js';
+export { decodeTTHeader, encodeTTHeaderParts, TTHeaderInfoId, TTHeaderIntKey } from './transport/ttheader.js';
+export {
+  isValueType,
+  type MessageHeader,
+  MessageType,
+  ProtocolId,
+  type ProtocolName,
+  TType,
+} from './types.js';

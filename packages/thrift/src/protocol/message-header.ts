@@ -1,0 +1,89 @@
+/**
+ * Reads and rewrites the message header (name, type, seq id) of an encoded message without
+ * touching its body: what a router needs to pick a route and a multiplexer to renumber calls.
+ * Not for framing headers (THeader/TTHeader): see transport/.
+ */
+import { ThriftProtocolError } from '../errors.js';
+import type { MessageHeader, ProtocolName } from '../types.js';
+import { BinaryReader } from './binary.js';
+import { CompactReader } from './compact.js';
+
+const binaryReader = new BinaryReader();
+const compactReader = new CompactReader();
+
+/** Reads the message header at the start of `message`. */
+export function readMessageHeader(protocol: ProtocolName, message: Uint8Array): MessageHeader {
+  const r = protocol === 'binary' ? binaryReader : compactReader;
+  r.reset(message);
+  try {
+    return r.readMessageBegin();
+  } finally {
+    r.reset(EMPTY);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Byte offset where the message header ends (where the body struct starts). */
+export function messageBodyOffset(protocol: ProtocolName, message: Uint8Array): number {
+  const r = protocol === 'binary' ? binaryReader : compactReader;
+  r.reset(message);
+  try {
+    r.skipMessageBegin();
+    return r.pos;
+  } finally {
+    r.reset(EMPTY);
+  }
+}
+
+/**
+ * Returns `message` with its seq id replaced by `seqId`. Binary messages are rewritten in
+ * place (the seq id is a fixed i32); compact messages are rewritten in place when the new
+ * varint has the same length, and copied otherwise. Use the returned buffer.
+ */
+export function rewriteSeqId(protocol: ProtocolName, message: Uint8Array, seqId: number): Uint8Array {
+  if (protocol === 'binary') {
+    // The seq id is the last 4 bytes of a binary message header, both styles.
+    const at = messageBodyOffset(protocol, message) - 4;
+    new DataView(message.buffer, message.byteOffset, message.byteLength).setInt32(at, seqId);
+    return message;
+  }
+  if (message.byteLength < 3) throw new ThriftProtocolError('ERR_THRIFT_TRUNCATED', 'message too short', 0);
+  // Compact: 0x82, version/type, then the seq id varint at offset 2.
+  let oldEnd = 2;
+  for (;;) {
+    if (oldEnd >= message.byteLength)
+      throw new ThriftProtocolError('ERR_THRIFT_TRUNCATED', 'message too short', oldEnd);
+    if (oldEnd - 2 >= 5) throw new ThriftProtocolError('ERR_THRIFT_BAD_VARINT', 'seq id varint too long', 2);
+    if (message[oldEnd++]! < 0x80) break;
+  }
+  const varint = new Uint8Array(5);
+  let n = 0;
+  let v = seqId >>> 0;
+  while (v >= 0x80) {
+    varint[n++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  varint[n++] = v;
+  if (n === oldEnd - 2) {
+    message.set(varint.subarray(0, n), 2);
+    return message;
+  }
+  const out = new Uint8Array(message.byteLength - (oldEnd - 2) + n);
+  out[0] = message[0]!;
+  out[1] = message[1]!;
+  out.set(varint.subarray(0, n), 2);
+  out.set(message.subarray(oldEnd), 2 + n);
+  return out;
+}
+
+/** Seq id of `message` without decoding its name. */
+export function peekSeqId(protocol: ProtocolName, message: Uint8Array): number {
+  const r = protocol === 'binary' ? binaryReader : compactReader;
+  r.reset(message);
+  try {
+    return r.skipMessageBegin();
+  } finally {
+    r.reset(EMPTY);
+  }
+}

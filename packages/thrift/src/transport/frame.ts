@@ -1,0 +1,142 @@
+/**
+ * The framings Thrift runs over and the shape of a decoded frame. A frame is one message with
+ * whatever framing wraps it: nothing (unframed), a length (framed), or a length plus a header
+ * block (Apache THeader, Kitex TTHeader). Detection reads the first bytes of a connection.
+ * Not for protocol bytes: a frame's payload is handed to a protocol reader.
+ */
+import { ThriftTransportError } from '../errors.js';
+import { COMPACT_PROTOCOL_ID } from '../protocol/compact.js';
+import type { ProtocolName } from '../types.js';
+
+/** How messages are delimited on a connection. */
+export type FramingName = 'unframed' | 'framed' | 'theader' | 'ttheader';
+
+/** Magic of Apache THeader (bytes 4-5 of a frame). */
+export const THEADER_MAGIC = 0x0fff;
+/** Magic of Kitex TTHeader (bytes 4-5 of a frame). */
+export const TTHEADER_MAGIC = 0x1000;
+/** Default largest frame accepted: 16 MiB (Apache's default is ~16 MB too). */
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+
+/** A decoded frame: the message bytes and what the framing said about them. */
+export interface ThriftFrame {
+  /** Framing the message came in. */
+  readonly framing: FramingName;
+  /** Protocol of the payload. */
+  readonly protocol: ProtocolName;
+  /** Seq id from the framing header (THeader/TTHeader), else from the message header. */
+  readonly seqId: number;
+  /** Flags of a THeader/TTHeader frame (0 otherwise). */
+  readonly flags: number;
+  /** String info headers (THeader key-value, TTHeader string key-value). */
+  readonly headers: Map<string, string>;
+  /** TTHeader integer-keyed info headers. */
+  readonly intHeaders: Map<number, string>;
+  /** THeader persistent key-value headers. */
+  readonly persistentHeaders: Map<string, string>;
+  /** TTHeader ACL token, when one was sent. */
+  readonly aclToken: string | undefined;
+  /** Transform ids applied to the payload on the wire (already undone here). */
+  readonly transforms: readonly number[];
+  /** The message: header and body in `protocol`'s encoding. */
+  readonly payload: Uint8Array;
+  /** Bytes the frame took on the wire, framing included. */
+  readonly wireLength: number;
+}
+
+/** What to frame a message with: a ThriftFrame is one, so a frame can be re-framed. */
+export interface FrameSpec {
+  readonly framing: FramingName;
+  readonly protocol: ProtocolName;
+  readonly seqId?: number;
+  readonly flags?: number;
+  readonly headers?: ReadonlyMap<string, string>;
+  readonly intHeaders?: ReadonlyMap<number, string>;
+  readonly persistentHeaders?: ReadonlyMap<string, string>;
+  readonly aclToken?: string | undefined;
+  readonly transforms?: readonly number[];
+}
+
+/** Result of framing detection. */
+export interface DetectedFraming {
+  readonly framing: FramingName;
+  /** Protocol when the framing itself tells (unframed, framed); THeader/TTHeader carry it. */
+  readonly protocol: ProtocolName | null;
+}
+
+/**
+ * Detects the framing of the message at `bytes[offset]` from its first bytes. Returns null
+ * when more bytes are needed (at most 6), throws ERR_THRIFT_UNKNOWN_FRAMING on anything else.
+ * Old-style (unversioned) binary cannot be told from garbage and must be configured.
+ */
+export function detectFraming(
+  bytes: Uint8Array,
+  offset = 0,
+  end: number = bytes.byteLength,
+): DetectedFraming | null {
+  const n = end - offset;
+  if (n < 1) return null;
+  const b0 = bytes[offset]!;
+  if (b0 === 0x80) {
+    if (n < 2) return null;
+    if (bytes[offset + 1] === 0x01) return { framing: 'unframed', protocol: 'binary' };
+  } else if (b0 === COMPACT_PROTOCOL_ID) {
+    return { framing: 'unframed', protocol: 'compact' };
+  } else {
+    if (n < 6) return null;
+    const b4 = bytes[offset + 4]!;
+    const b5 = bytes[offset + 5]!;
+    const magic = (b4 << 8) | b5;
+    if (magic === THEADER_MAGIC) return { framing: 'theader', protocol: null };
+    if (magic === TTHEADER_MAGIC) return { framing: 'ttheader', protocol: null };
+    if (b4 === 0x80 && b5 === 0x01) return { framing: 'framed', protocol: 'binary' };
+    if (b4 === COMPACT_PROTOCOL_ID) return { framing: 'framed', protocol: 'compact' };
+  }
+  const shown = Array.from(bytes.subarray(offset, Math.min(end, offset + 8)), (b) =>
+    b.toString(16).padStart(2, '0'),
+  );
+  throw new ThriftTransportError(
+    'ERR_THRIFT_UNKNOWN_FRAMING',
+    `unknown framing, first bytes ${shown.join(' ')}`,
+  );
+}
+
+/**
+ * Reads the length prefix of a length-framed message (framed, THeader, TTHeader) and returns
+ * the whole frame's size in bytes, prefix included; -1 when fewer than 4 bytes are present.
+ * Negative, zero and oversized lengths are ERR_THRIFT_FRAME_SIZE.
+ */
+export function frameSize(bytes: Uint8Array, offset: number, end: number, maxFrameSize: number): number {
+  if (end - offset < 4) return -1;
+  const len =
+    (bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
+  if (len <= 0)
+    throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', `frame length ${len} is not positive`);
+  if (len > maxFrameSize) {
+    throw new ThriftTransportError(
+      'ERR_THRIFT_FRAME_SIZE',
+      `frame length ${len} over the limit ${maxFrameSize}`,
+    );
+  }
+  return len + 4;
+}
+
+/** Protocol named by a THeader/TTHeader protocol id. */
+export function protocolFromId(id: number): ProtocolName {
+  if (id === 0) return 'binary';
+  if (id === 2) return 'compact';
+  throw new ThriftTransportError('ERR_THRIFT_UNKNOWN_PROTOCOL', `unknown protocol id ${id}`);
+}
+
+/** THeader/TTHeader protocol id of a protocol. */
+export function protocolId(protocol: ProtocolName): number {
+  return protocol === 'binary' ? 0 : 2;
+}
+
+/** Writes a big-endian u32 length prefix. */
+export function writeLength(out: Uint8Array, offset: number, len: number): void {
+  out[offset] = len >>> 24;
+  out[offset + 1] = len >>> 16;
+  out[offset + 2] = len >>> 8;
+  out[offset + 3] = len;
+}

@@ -1,0 +1,153 @@
+/**
+ * Apache THeader framing (doc/specs/HeaderFormat.md): length, magic 0x0FFF, flags, seq id,
+ * header size in 4-byte words, then a varint header block (protocol id, transforms, info
+ * headers: key-value and persistent key-value) and the payload. The zlib transform is applied
+ * and undone here; other transforms are refused with a typed error. Not for Kitex TTHeader.
+ */
+import { deflateSync, inflateSync } from 'node:zlib';
+import { ThriftTransportError } from '../errors.js';
+import { ByteBuilder, HeaderCursor } from '../internal/byte-builder.js';
+import { peekSeqId } from '../protocol/message-header.js';
+import type { ProtocolName } from '../types.js';
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  type FrameSpec,
+  protocolFromId,
+  protocolId,
+  THEADER_MAGIC,
+  type ThriftFrame,
+  writeLength,
+} from './frame.js';
+
+/** THeader transform ids. Only ZLIB is supported. */
+export const THeaderTransform = { ZLIB: 1, HMAC: 2, SNAPPY: 3, QLZ: 4, ZSTD: 5 } as const;
+/** THeader info header types. */
+export const THeaderInfoType = { KEY_VALUE: 1, PERSISTENT_KEY_VALUE: 2 } as const;
+
+/**
+ * Decodes a whole THeader frame (length prefix included). `maxFrameSize` also bounds the
+ * inflated size of a zlib payload.
+ */
+export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): ThriftFrame {
+  if (frame.byteLength < 14) {
+    throw new ThriftTransportError(
+      'ERR_THRIFT_FRAME_SIZE',
+      `THeader frame of ${frame.byteLength} bytes is too short`,
+    );
+  }
+  const magic = (frame[4]! << 8) | frame[5]!;
+  if (magic !== THEADER_MAGIC)
+    throw new ThriftTransportError('ERR_THRIFT_BAD_HEADER', `bad THeader magic 0x${magic.toString(16)}`);
+  const flags = (frame[6]! << 8) | frame[7]!;
+  const seqId = (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
+  const headerSize = ((frame[12]! << 8) | frame[13]!) * 4;
+  const headerEnd = 14 + headerSize;
+  if (headerEnd > frame.byteLength) {
+    throw new ThriftTransportError(
+      'ERR_THRIFT_BAD_HEADER',
+      `THeader header size ${headerSize} exceeds the frame`,
+    );
+  }
+  const c = new HeaderCursor(frame, 14, headerEnd, 'THeader');
+  const protocol = protocolFromId(c.varint());
+  const nTransforms = c.varint();
+  const transforms: number[] = [];
+  for (let i = 0; i < nTransforms; i++) {
+    const id = c.varint();
+    if (id !== THeaderTransform.ZLIB) {
+      throw new ThriftTransportError(
+        'ERR_THRIFT_UNKNOWN_TRANSFORM',
+        `THeader transform ${id} is not supported`,
+      );
+    }
+    transforms.push(id);
+  }
+  const headers = new Map<string, string>();
+  const persistentHeaders = new Map<string, string>();
+  while (c.pos < headerEnd) {
+    const type = c.varint();
+    if (type === THeaderInfoType.KEY_VALUE || type === THeaderInfoType.PERSISTENT_KEY_VALUE) {
+      const into = type === THeaderInfoType.KEY_VALUE ? headers : persistentHeaders;
+      const count = c.varint();
+      for (let i = 0; i < count; i++) {
+        const key = c.string(c.varint());
+        into.set(key, c.string(c.varint()));
+      }
+    } else {
+      // 0 is padding; an unknown info type has no length, so nothing after it can be read
+      // (Apache's C++ and Python readers stop there too).
+      break;
+    }
+  }
+  let payload = frame.subarray(headerEnd);
+  for (let i = transforms.length - 1; i >= 0; i--) {
+    try {
+      payload = inflateSync(payload, { maxOutputLength: maxFrameSize });
+    } catch (e) {
+      throw new ThriftTransportError('ERR_THRIFT_TRANSFORM_FAILED', `zlib: ${(e as Error).message}`);
+    }
+  }
+  return {
+    framing: 'theader',
+    protocol,
+    seqId,
+    flags,
+    headers,
+    intHeaders: new Map(),
+    persistentHeaders,
+    aclToken: undefined,
+    transforms,
+    payload,
+    wireLength: frame.byteLength,
+  };
+}
+
+/** Encodes a THeader frame around `payload` as [prefix + header block, payload] for writev. */
+export function encodeTHeaderParts(spec: FrameSpec, payload: Uint8Array): Uint8Array[] {
+  const b = new ByteBuilder(64);
+  b.u32(0); // length, patched below
+  b.u16(THEADER_MAGIC);
+  b.u16(spec.flags ?? 0);
+  b.u32(spec.seqId ?? peekSeqId(spec.protocol, payload));
+  b.u16(0); // header words, patched below
+  const start = b.pos;
+  b.varint(protocolId(spec.protocol));
+  const transforms = spec.transforms ?? [];
+  b.varint(transforms.length);
+  for (const t of transforms) {
+    if (t !== THeaderTransform.ZLIB) {
+      throw new ThriftTransportError(
+        'ERR_THRIFT_UNKNOWN_TRANSFORM',
+        `THeader transform ${t} is not supported`,
+      );
+    }
+    b.varint(t);
+  }
+  writeInfo(b, THeaderInfoType.KEY_VALUE, spec.headers);
+  writeInfo(b, THeaderInfoType.PERSISTENT_KEY_VALUE, spec.persistentHeaders);
+  b.pad4(start);
+  const headerSize = b.pos - start;
+  if (headerSize / 4 > 0xffff)
+    throw new ThriftTransportError('ERR_THRIFT_BAD_HEADER', 'THeader header block over 256 KiB');
+  for (let i = 0; i < transforms.length; i++) payload = deflateSync(payload);
+  const out = b.finish();
+  writeLength(out, 0, out.byteLength - 4 + payload.byteLength);
+  out[12] = (headerSize / 4) >>> 8;
+  out[13] = headerSize / 4;
+  return [out, payload];
+}
+
+function writeInfo(b: ByteBuilder, type: number, map: ReadonlyMap<string, string> | undefined): void {
+  if (!map || map.size === 0) return;
+  b.varint(type);
+  b.varint(map.size);
+  for (const [k, v] of map) {
+    b.varString(k);
+    b.varString(v);
+  }
+}
+
+/** Protocol of a THeader frame without decoding the rest (for routing by protocol). */
+export function theaderProtocol(frame: Uint8Array): ProtocolName {
+  return protocolFromId(new HeaderCursor(frame, 14, frame.byteLength, 'THeader').varint());
+}
