@@ -1,4 +1,167 @@
-// Placeholder translation unit; the ring and TLS engine land in their own files.
-#include <napi.h>
-static Napi::Object Init(Napi::Env env, Napi::Object exports) { return exports; }
-NODE_API_MODULE(loch_native, Init)
+// Module glue for @loch/native: per-environment state (one ring per JS thread, torn down by the
+// instance-data finalizer when the environment or worker goes away), the kernel probe, and the
+// exported functions. The ring itself is in ring.cc, socket setup in net.cc.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "net.h"
+#include "ring.h"
+
+namespace loch {
+int InitProbeRing(unsigned entries, io_uring* ring, io_uring_params* out);
+}
+
+namespace {
+
+using loch::Ring;
+
+// Everything this addon keeps for one napi_env.
+struct EnvState {
+  Ring ring;
+};
+
+// Runs when the environment (main thread or worker) is torn down.
+void FinalizeState(Napi::Env env, EnvState* state) {
+  state->ring.Destroy(env);
+  delete state;
+}
+
+EnvState* State(Napi::Env env) {
+  EnvState* s = env.GetInstanceData<EnvState>();
+  if (s == nullptr) {
+    s = new EnvState();
+    env.SetInstanceData<EnvState, FinalizeState>(s);
+  }
+  return s;
+}
+
+std::string DisabledSysctl() {
+  FILE* f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+  if (f == nullptr) return "";
+  int v = 0;
+  int n = fscanf(f, "%d", &v);
+  fclose(f);
+  if (n != 1 || v == 0) return "";
+  return " (kernel.io_uring_disabled=" + std::to_string(v) + ")";
+}
+
+// probe() -> { ok: true, setupFlags, features, ops, multishotRecv, bufRing } | { ok: false, errno, reason }
+Napi::Value Probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  io_uring ring;
+  io_uring_params p{};
+  int e = loch::InitProbeRing(8, &ring, &p);
+  if (e < 0) {
+    std::string reason = std::string("io_uring_setup failed: ") + strerror(-e);
+    if (e == -EPERM || e == -EACCES) reason += " (seccomp, container policy or sysctl)";
+    if (e == -ENOSYS) reason += " (kernel without io_uring, or filtered by seccomp)";
+    reason += DisabledSysctl();
+    out.Set("ok", false);
+    out.Set("errno", Napi::Number::New(env, -e));
+    out.Set("reason", reason);
+    return out;
+  }
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+  Napi::Object ops = Napi::Object::New(env);
+  struct {
+    const char* name;
+    int op;
+  } const wanted[] = {
+      {"accept", IORING_OP_ACCEPT},   {"connect", IORING_OP_CONNECT},     {"recv", IORING_OP_RECV},
+      {"send", IORING_OP_SEND},       {"sendmsg", IORING_OP_SENDMSG},     {"splice", IORING_OP_SPLICE},
+      {"shutdown", IORING_OP_SHUTDOWN}, {"close", IORING_OP_CLOSE},       {"timeout", IORING_OP_TIMEOUT},
+      {"linkTimeout", IORING_OP_LINK_TIMEOUT}, {"asyncCancel", IORING_OP_ASYNC_CANCEL},
+      {"socket", IORING_OP_SOCKET},   {"sendZc", IORING_OP_SEND_ZC},
+  };
+  bool all = probe != nullptr;
+  for (const auto& w : wanted) {
+    bool has = probe != nullptr && io_uring_opcode_supported(probe, w.op);
+    ops.Set(w.name, has);
+    if (std::strcmp(w.name, "socket") != 0 && std::strcmp(w.name, "sendZc") != 0) all = all && has;
+  }
+  // Multishot recv and send_zc arrived together (Linux 6.0): the opcode is the only visible marker.
+  bool multishotRecv = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+  if (probe != nullptr) io_uring_free_probe(probe);
+  // Provided-buffer rings (Linux 5.19): try to register a one-entry ring.
+  bool bufRing = false;
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* mem = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mem != MAP_FAILED) {
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<uint64_t>(mem);
+    reg.ring_entries = 1;
+    reg.bgid = 7;
+    if (io_uring_register_buf_ring(&ring, &reg, 0) == 0) {
+      bufRing = true;
+      io_uring_unregister_buf_ring(&ring, 7);
+    }
+    munmap(mem, page);
+  }
+  io_uring_queue_exit(&ring);
+  out.Set("ok", true);
+  out.Set("setupFlags", Napi::Number::New(env, p.flags));
+  out.Set("features", Napi::Number::New(env, p.features));
+  out.Set("nodrop", (p.features & IORING_FEAT_NODROP) != 0);
+  out.Set("ops", ops);
+  out.Set("allRequiredOps", all);
+  out.Set("multishotRecv", multishotRecv);
+  out.Set("bufRing", bufRing);
+  return out;
+}
+
+// init(sq, cq, onComplete, { entries, sqpoll, pool, bufferCount, bufferSize }) -> description
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* s = State(env);
+  if (s->ring.alive()) {
+    Napi::Error::New(env, "a ring already exists for this thread; destroy() it first").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string why;
+  int e = s->ring.Init(env, info, &why);
+  if (e < 0) {
+    Napi::Error err = Napi::Error::New(env, why + DisabledSysctl());
+    err.Set("errno", Napi::Number::New(env, -e));
+    err.ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return s->ring.Describe(env);
+}
+
+// submit(n, bufs, drainInline) -> completions written to the shared array (0 when not draining)
+Napi::Value Submit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* s = State(env);
+  int n = info[0].As<Napi::Number>().Int32Value();
+  int r = s->ring.Submit(env, n, info[1], info[2].ToBoolean().Value());
+  return Napi::Number::New(env, r);
+}
+
+// destroy(): cancels in-flight ops, unpins their buffers, closes the ring. Idempotent.
+Napi::Value Destroy(const Napi::CallbackInfo& info) {
+  State(info.Env())->ring.Destroy(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
+  exports.Set("init", Napi::Function::New(env, Init, "init"));
+  exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
+  exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
+  loch::RegisterNet(env, exports);
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("sqStride", Napi::Number::New(env, loch::kSqStride));
+  layout.Set("cqStride", Napi::Number::New(env, loch::kCqStride));
+  exports.Set("layout", layout);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(loch_native, Module)

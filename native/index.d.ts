@@ -1,0 +1,134 @@
+/**
+ * Types of @loch/native: the io_uring binding with batched crossings. The record format is
+ * documented in README.md. Users of the runtime never touch this directly; the io_uring driver
+ * of @loch/uring-runtime does.
+ */
+
+/** A socket address as reported by getsockname/getpeername. */
+export type NativeAddress =
+  | { readonly family: 'ipv4' | 'ipv6'; readonly address: string; readonly port: number }
+  | { readonly family: 'unix'; readonly path: string };
+
+/** A failed synchronous syscall. */
+export interface NativeFailure {
+  readonly errno: number;
+  readonly syscall: string;
+}
+
+/** What the kernel supports, from a throwaway ring. */
+export interface NativeProbe {
+  readonly ok: true;
+  readonly setupFlags: number;
+  readonly features: number;
+  readonly nodrop: boolean;
+  readonly ops: Readonly<
+    Record<
+      | 'accept'
+      | 'connect'
+      | 'recv'
+      | 'send'
+      | 'sendmsg'
+      | 'splice'
+      | 'shutdown'
+      | 'close'
+      | 'timeout'
+      | 'linkTimeout'
+      | 'asyncCancel'
+      | 'socket'
+      | 'sendZc',
+      boolean
+    >
+  >;
+  /** Every op the driver needs is there (socket and sendZc are optional). */
+  readonly allRequiredOps: boolean;
+  readonly multishotRecv: boolean;
+  readonly bufRing: boolean;
+}
+
+/** Description of a live ring. */
+export interface RingInfo {
+  readonly setupFlags: number;
+  readonly features: number;
+  readonly sqEntries: number;
+  readonly cqEntries: number;
+  readonly singleIssuer: boolean;
+  readonly coopTaskrun: boolean;
+  readonly sqpoll: boolean;
+  readonly nodrop: boolean;
+  /** The provided-buffer ring was registered (multishot recv available). */
+  readonly bufRing: boolean;
+}
+
+/** Options of `init`. */
+export interface RingInit {
+  readonly entries: number;
+  readonly sqpoll?: boolean;
+  /** Memory of the provided-buffer ring: bufferCount * bufferSize bytes, pinned until destroy(). */
+  readonly pool?: Uint8Array;
+  /** Power of two, at most 32768. */
+  readonly bufferCount?: number;
+  readonly bufferSize?: number;
+}
+
+/** The addon. One ring per JS thread (napi_env). */
+export interface NativeBinding {
+  probe(): NativeProbe | { readonly ok: false; readonly errno: number; readonly reason: string };
+  /**
+   * Creates this thread's ring. `sq` holds submission records (8 int32 each), `cq` receives
+   * completions (3 int32 each: slot, res, flags); `onComplete(n)` is called once per drain.
+   * Throws (with `errno`) when the ring cannot be created.
+   */
+  init(sq: Int32Array, cq: Int32Array, onComplete: (count: number) => void, options: RingInit): RingInfo;
+  /**
+   * Submits the first `n` records of `sq`; `bufs` holds the buffers the records index. With
+   * `drainInline`, completions already available are written to `cq` and their count returned.
+   * Negative: -errno (no ring).
+   */
+  submit(n: number, bufs: readonly Uint8Array[] | undefined, drainInline: boolean): number;
+  /** Cancels in-flight ops, unpins buffers and closes the ring. Idempotent. */
+  destroy(): void;
+  listenTcp(
+    host: string,
+    port: number,
+    backlog: number,
+    reusePort: boolean,
+    ipv6Only: boolean,
+  ): number | NativeFailure;
+  listenUnix(path: string, backlog: number): number | NativeFailure;
+  /** 4, 6, or 0 for a Unix socket. */
+  socket(family: 4 | 6 | 0): number | NativeFailure;
+  /** sockaddr bytes for an IP literal, or null when `host` is not one. */
+  encodeIp(host: string, port: number): Uint8Array | null;
+  encodeUnix(path: string): Uint8Array | null;
+  address(fd: number, peer: boolean): NativeAddress | NativeFailure;
+  setNoDelay(fd: number, enabled: boolean): number;
+  pipe(): [number, number] | NativeFailure;
+  closeFd(fd: number): number;
+  readonly layout: { readonly sqStride: number; readonly cqStride: number };
+}
+
+/** Result of `loadNative()`. */
+export type LoadResult =
+  | { readonly binding: NativeBinding; readonly probe: NativeProbe }
+  | { readonly error: string };
+
+/** Loads the addon once per thread and probes io_uring; never throws. */
+export function loadNative(): LoadResult;
+
+/** Opcodes of the submission record format. */
+export declare const Op: Readonly<{
+  NOP: 0;
+  ACCEPT_MULTI: 1;
+  CONNECT: 2;
+  RECV_MULTI: 3;
+  RECV: 4;
+  SEND: 5;
+  WRITEV: 6;
+  SPLICE: 7;
+  SHUTDOWN: 8;
+  CLOSE: 9;
+  TIMEOUT: 10;
+  CANCEL: 11;
+  CANCEL_FD: 12;
+  PROVIDE: 13;
+}>;

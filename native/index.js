@@ -1,0 +1,91 @@
+// @loch/native loader. Returns the addon, or `{ error }` saying why it cannot serve: the build
+// failed (the text of build/loch-native-build-error.txt), the .node file does not load, or the
+// kernel refuses io_uring (ENOSYS, EPERM from seccomp, kernel.io_uring_disabled). Never throws,
+// so the runtime can fall back to its legacy driver.
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const buildError = join(here, 'build', 'loch-native-build-error.txt');
+
+/** @type {import('./index.js').LoadResult | undefined} */
+let cached;
+
+function buildFailure() {
+  try {
+    return existsSync(buildError) ? readFileSync(buildError, 'utf8').trim() : '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Loads the addon once per thread and probes io_uring.
+ * @returns {import('./index.js').LoadResult}
+ */
+export function loadNative() {
+  if (cached) return cached;
+  const candidates = [
+    process.env.LOCH_NATIVE_PATH,
+    join(here, 'build', 'Release', 'loch_native.node'),
+    join(here, 'build', 'Debug', 'loch_native.node'),
+  ].filter((p) => typeof p === 'string' && p.length > 0);
+  let binding;
+  let loadError = '';
+  for (const path of candidates) {
+    if (!existsSync(path)) continue;
+    try {
+      binding = require(path);
+      break;
+    } catch (error) {
+      loadError = `cannot load ${path}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  if (!binding) {
+    const build = buildFailure();
+    const reason =
+      loadError ||
+      build ||
+      'the addon is not built (run `node scripts/build.mjs` in @loch/native; needs liburing-dev)';
+    cached = { error: build && loadError ? `${loadError}\n${build}` : reason };
+    return cached;
+  }
+  let probe;
+  try {
+    probe = binding.probe();
+  } catch (error) {
+    cached = { error: `io_uring probe failed: ${error instanceof Error ? error.message : String(error)}` };
+    return cached;
+  }
+  if (!probe.ok) {
+    cached = { error: probe.reason };
+    return cached;
+  }
+  if (!probe.allRequiredOps) {
+    cached = { error: `io_uring lacks required operations: ${JSON.stringify(probe.ops)}` };
+    return cached;
+  }
+  cached = { binding, probe };
+  return cached;
+}
+
+/** Opcodes of the submission record format (see README.md). */
+export const Op = Object.freeze({
+  NOP: 0,
+  ACCEPT_MULTI: 1,
+  CONNECT: 2,
+  RECV_MULTI: 3,
+  RECV: 4,
+  SEND: 5,
+  WRITEV: 6,
+  SPLICE: 7,
+  SHUTDOWN: 8,
+  CLOSE: 9,
+  TIMEOUT: 10,
+  CANCEL: 11,
+  CANCEL_FD: 12,
+  PROVIDE: 13,
+});

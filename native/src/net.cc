@@ -1,0 +1,225 @@
+// Socket setup helpers (see net.h). Failures return { errno, syscall } instead of throwing, so
+// the TypeScript driver builds its typed RuntimeError with the address it knows.
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace loch {
+namespace {
+
+Napi::Value Failure(Napi::Env env, int err, const char* syscall) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("errno", Napi::Number::New(env, err));
+  o.Set("syscall", Napi::String::New(env, syscall));
+  return o;
+}
+
+// Parses an IP literal into a sockaddr; false when `host` is not one.
+bool ParseIp(const std::string& host, int port, sockaddr_storage* ss, socklen_t* len) {
+  std::memset(ss, 0, sizeof *ss);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(ss);
+  std::string h = host;
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (inet_pton(AF_INET6, h.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+bool ParseUnix(const std::string& path, sockaddr_storage* ss, socklen_t* len) {
+  std::memset(ss, 0, sizeof *ss);
+  auto* un = reinterpret_cast<sockaddr_un*>(ss);
+  if (path.empty() || path.size() >= sizeof un->sun_path) return false;
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, path.data(), path.size());
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return true;
+}
+
+Napi::Value DescribeAddress(Napi::Env env, const sockaddr_storage& ss, socklen_t len) {
+  Napi::Object o = Napi::Object::New(env);
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    o.Set("family", "ipv4");
+    o.Set("address", text);
+    o.Set("port", Napi::Number::New(env, ntohs(a->sin_port)));
+  } else if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    o.Set("family", "ipv6");
+    o.Set("address", text);
+    o.Set("port", Napi::Number::New(env, ntohs(a->sin6_port)));
+  } else {
+    auto* un = reinterpret_cast<const sockaddr_un*>(&ss);
+    size_t max = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+    o.Set("family", "unix");
+    o.Set("path", std::string(un->sun_path, strnlen(un->sun_path, max)));
+  }
+  return o;
+}
+
+// listenTcp(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }
+Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string host = info[0].As<Napi::String>().Utf8Value();
+  int port = info[1].As<Napi::Number>().Int32Value();
+  int backlog = info[2].As<Napi::Number>().Int32Value();
+  bool reusePort = info[3].ToBoolean().Value();
+  bool v6only = info[4].ToBoolean().Value();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseIp(host, port, &ss, &len)) return Failure(env, EINVAL, "bind");
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Failure(env, errno, "socket");
+  int one = 1, zero = 0;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    int e = errno;
+    close(fd);
+    return Failure(env, e, "setsockopt");
+  }
+  if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    int e = errno;
+    close(fd);
+    return Failure(env, e, "bind");
+  }
+  if (listen(fd, backlog) != 0) {
+    int e = errno;
+    close(fd);
+    return Failure(env, e, "listen");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// listenUnix(path, backlog) -> fd | { errno, syscall }
+Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int backlog = info[1].As<Napi::Number>().Int32Value();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseUnix(path, &ss, &len)) return Failure(env, ENAMETOOLONG, "bind");
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Failure(env, errno, "socket");
+  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    int e = errno;
+    close(fd);
+    return Failure(env, e, "bind");
+  }
+  if (listen(fd, backlog) != 0) {
+    int e = errno;
+    close(fd);
+    return Failure(env, e, "listen");
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// socket(family: 4 | 6 | 0 for unix) -> fd | { errno, syscall }
+Napi::Value Socket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = info[0].As<Napi::Number>().Int32Value();
+  int domain = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNIX;
+  int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Failure(env, errno, "socket");
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value ToBytes(Napi::Env env, const sockaddr_storage& ss, socklen_t len) {
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, len);
+  std::memcpy(out.Data(), &ss, len);
+  return out;
+}
+
+// encodeIp(host, port) -> Uint8Array (a sockaddr_in/_in6) | null when host is no IP literal
+Napi::Value EncodeIp(const Napi::CallbackInfo& info) {
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseIp(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(), &ss, &len))
+    return info.Env().Null();
+  return ToBytes(info.Env(), ss, len);
+}
+
+// encodeUnix(path) -> Uint8Array (a sockaddr_un) | null when the path does not fit
+Napi::Value EncodeUnix(const Napi::CallbackInfo& info) {
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseUnix(info[0].As<Napi::String>().Utf8Value(), &ss, &len)) return info.Env().Null();
+  return ToBytes(info.Env(), ss, len);
+}
+
+// address(fd, peer) -> SocketAddress | { errno, syscall }
+Napi::Value Address(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool peer = info[1].ToBoolean().Value();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int r = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+               : getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r != 0) return Failure(env, errno, peer ? "getpeername" : "getsockname");
+  return DescribeAddress(env, ss, len);
+}
+
+// setNoDelay(fd, on) -> 0 | -errno
+Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int on = info[1].ToBoolean().Value() ? 1 : 0;
+  int r = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
+}
+
+// pipe() -> [readFd, writeFd] | { errno, syscall }
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Failure(env, errno, "pipe2");
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::Number::New(env, fds[0]));
+  out.Set(1u, Napi::Number::New(env, fds[1]));
+  return out;
+}
+
+// closeFd(fd) -> 0 | -errno; for cleanup paths where no ring is available.
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  int r = close(info[0].As<Napi::Number>().Int32Value());
+  return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
+}
+
+}  // namespace
+
+void RegisterNet(Napi::Env env, Napi::Object exports) {
+  exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
+  exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
+  exports.Set("socket", Napi::Function::New(env, Socket, "socket"));
+  exports.Set("encodeIp", Napi::Function::New(env, EncodeIp, "encodeIp"));
+  exports.Set("encodeUnix", Napi::Function::New(env, EncodeUnix, "encodeUnix"));
+  exports.Set("address", Napi::Function::New(env, Address, "address"));
+  exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+}
+
+}  // namespace loch

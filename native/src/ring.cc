@@ -1,0 +1,471 @@
+// The per-environment io_uring ring (see ring.h). One Submit call per JS flush, one JS callback
+// per drain; buffers pinned by napi references from submission to the op's final CQE.
+#include "ring.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace loch {
+
+namespace {
+
+uint32_t OptU32(Napi::Object o, const char* key, uint32_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
+}
+
+// Tries the preferred setup flags first and falls back when the kernel refuses them (EINVAL).
+int InitRing(unsigned entries, bool sqpoll, io_uring* ring, io_uring_params* out) {
+  const unsigned normal[] = {
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+      IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  const unsigned polled[] = {
+      IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_SUBMIT_ALL,
+      IORING_SETUP_SQPOLL,
+      0,
+  };
+  const unsigned* ladder = sqpoll ? polled : normal;
+  int e = -EINVAL;
+  for (int i = 0; i < 3; i++) {
+    io_uring_params p{};
+    p.flags = ladder[i] | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 4;
+    if (p.flags & IORING_SETUP_SQPOLL) p.sq_thread_idle = 50;
+    e = io_uring_queue_init_params(entries, ring, &p);
+    if (e == 0) {
+      *out = p;
+      return 0;
+    }
+    if (e != -EINVAL) return e;
+  }
+  return e;
+}
+
+}  // namespace
+
+int InitProbeRing(unsigned entries, io_uring* ring, io_uring_params* out) { return InitRing(entries, false, ring, out); }
+
+Slot& Ring::SlotAt(uint32_t index) {
+  if (index >= slots_.size()) slots_.resize(index + 64);
+  return slots_[index];
+}
+
+int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) {
+  if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
+      !info[3].IsObject()) {
+    *why = "init(sq: Int32Array, cq: Int32Array, onComplete: Function, options: object)";
+    return -EINVAL;
+  }
+  auto sq = info[0].As<Napi::Int32Array>();
+  auto cq = info[1].As<Napi::Int32Array>();
+  Napi::Object opts = info[3].As<Napi::Object>();
+  unsigned entries = OptU32(opts, "entries", 256);
+  bool sqpoll = opts.Get("sqpoll").ToBoolean().Value();
+  io_uring_params p{};
+  int e = InitRing(entries, sqpoll, &ring_, &p);
+  if (e < 0) {
+    *why = std::string("io_uring_queue_init: ") + strerror(-e);
+    return e;
+  }
+  env_ = env;
+  flags_ = p.flags;
+  features_ = p.features;
+  sq_ = sq.Data();
+  sqCap_ = sq.ElementLength() / kSqStride;
+  cq_ = cq.Data();
+  cqCap_ = cq.ElementLength() / kCqStride;
+  sqRef_ = Napi::Persistent(sq);
+  cqRef_ = Napi::Persistent(cq);
+  callback_ = Napi::Persistent(info[2].As<Napi::Function>());
+  receiver_ = Napi::Persistent(Napi::Object::New(env));
+  napi_value resource = Napi::Object::New(env);
+  napi_async_init(env, resource, Napi::String::New(env, "LochRing"), &asyncContext_);
+  slots_.resize(1024);
+  SetupBufRing(env, opts.Get("pool"), OptU32(opts, "bufferCount", 0), OptU32(opts, "bufferSize", 0));
+
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  poll_ = new uv_poll_t;
+  poll_->data = this;
+  uv_poll_init(loop, poll_, ring_.ring_fd);
+  uv_poll_start(poll_, UV_READABLE, OnPoll);
+  alive_ = true;
+  return 0;
+}
+
+void Ring::SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size) {
+  if (!pool.IsTypedArray() || count == 0 || size == 0 || (count & (count - 1)) != 0 || count > 32768) return;
+  auto bytes = pool.As<Napi::Uint8Array>();
+  if (bytes.ByteLength() < static_cast<size_t>(count) * size) return;
+  size_t len = count * sizeof(io_uring_buf);
+  size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  len = (len + page - 1) & ~(page - 1);
+  void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (mem == MAP_FAILED) return;
+  auto* br = static_cast<io_uring_buf_ring*>(mem);
+  io_uring_buf_ring_init(br);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(br);
+  reg.ring_entries = count;
+  reg.bgid = 0;
+  if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+    munmap(mem, len);
+    return;
+  }
+  bufRing_ = br;
+  bufRingBytes_ = len;
+  pool_ = bytes.Data();
+  poolRef_ = Napi::Persistent(bytes);
+  bufCount_ = count;
+  bufSize_ = size;
+  int mask = io_uring_buf_ring_mask(count);
+  for (uint32_t i = 0; i < count; i++) io_uring_buf_ring_add(br, pool_ + static_cast<size_t>(i) * size, size, i, mask, i);
+  io_uring_buf_ring_advance(br, count);
+}
+
+Napi::Object Ring::Describe(Napi::Env env) const {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("setupFlags", Napi::Number::New(env, flags_));
+  o.Set("features", Napi::Number::New(env, features_));
+  o.Set("sqEntries", Napi::Number::New(env, ring_.sq.ring_entries));
+  o.Set("cqEntries", Napi::Number::New(env, ring_.cq.ring_entries));
+  o.Set("singleIssuer", Napi::Boolean::New(env, (flags_ & IORING_SETUP_SINGLE_ISSUER) != 0));
+  o.Set("coopTaskrun", Napi::Boolean::New(env, (flags_ & IORING_SETUP_COOP_TASKRUN) != 0));
+  o.Set("sqpoll", Napi::Boolean::New(env, (flags_ & IORING_SETUP_SQPOLL) != 0));
+  o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
+  o.Set("bufRing", Napi::Boolean::New(env, bufRing_ != nullptr));
+  return o;
+}
+
+io_uring_sqe* Ring::Sqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  for (int i = 0; sqe == nullptr && i < 8; i++) {
+    io_uring_submit(&ring_);
+    if (flags_ & IORING_SETUP_SQPOLL) io_uring_sqring_wait(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+bool Ring::Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int32_t index, void** data,
+               size_t* len) {
+  if (index < 0 || static_cast<uint32_t>(index) >= nbufs) return false;
+  napi_value v;
+  if (napi_get_element(env, bufs, static_cast<uint32_t>(index), &v) != napi_ok) return false;
+  bool isTyped = false;
+  napi_is_typedarray(env, v, &isTyped);
+  if (!isTyped) return false;
+  napi_typedarray_type type;
+  size_t length;
+  void* ptr;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok) return false;
+  if (type != napi_uint8_array && type != napi_uint8_clamped_array && type != napi_int8_array) return false;
+  napi_ref ref;
+  if (napi_create_reference(env, v, 1, &ref) != napi_ok) return false;
+  slot.refs.push_back(ref);
+  *data = ptr;
+  *len = length;
+  return true;
+}
+
+void Ring::Release(Napi::Env env, uint32_t index) {
+  if (index >= slots_.size()) return;
+  Slot& s = slots_[index];
+  for (napi_ref r : s.refs) napi_delete_reference(env, r);
+  s.refs.clear();
+  s.iov.clear();
+  s.err = 0;
+  if (s.inFlight) {
+    s.inFlight = false;
+    inFlight_--;
+  }
+}
+
+void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbufs) {
+  const int op = r[F_OP] & 0xff;
+  const uint8_t sqeFlags = static_cast<uint8_t>((r[F_OP] >> 8) & 0xff);
+  const int fd = r[F_FD];
+  const uint32_t slotIndex = static_cast<uint32_t>(r[F_SLOT]);
+  const uint64_t userData = (static_cast<uint64_t>(static_cast<uint32_t>(r[F_GEN])) << 32) | slotIndex;
+
+  if (op == OP_PROVIDE) {
+    uint32_t bid = static_cast<uint32_t>(r[F_AUX]);
+    if (bufRing_ != nullptr && bid < bufCount_) {
+      io_uring_buf_ring_add(bufRing_, pool_ + static_cast<size_t>(bid) * bufSize_, bufSize_, bid,
+                            io_uring_buf_ring_mask(bufCount_), bufPending_++);
+    }
+    return;
+  }
+  if (op == OP_CANCEL || op == OP_CANCEL_FD) {
+    io_uring_sqe* sqe = Sqe();
+    if (sqe == nullptr) return;
+    if (op == OP_CANCEL) {
+      uint64_t target = (static_cast<uint64_t>(static_cast<uint32_t>(r[F_AUX2])) << 32) | static_cast<uint32_t>(r[F_AUX]);
+      io_uring_prep_cancel64(sqe, target, 0);
+    } else {
+      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+    }
+    io_uring_sqe_set_data64(sqe, kIgnoreUserData);
+    return;
+  }
+
+  Slot& s = SlotAt(slotIndex);
+  s.err = 0;
+  if (!s.inFlight) {
+    s.inFlight = true;
+    inFlight_++;
+  }
+  io_uring_sqe* sqe = Sqe();
+  if (sqe == nullptr) {
+    synthetic_.push_back(static_cast<int32_t>(slotIndex));
+    synthetic_.push_back(-EBUSY);
+    return;
+  }
+  void* data = nullptr;
+  size_t len = 0;
+  const uint32_t want = static_cast<uint32_t>(r[F_LEN]);
+  bool ok = true;
+  io_uring_sqe* linkTimeout = nullptr;
+  switch (op) {
+    case OP_NOP:
+      io_uring_prep_nop(sqe);
+      break;
+    case OP_ACCEPT_MULTI:
+      io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
+      break;
+    case OP_CONNECT:
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
+      if (!ok) break;
+      io_uring_prep_connect(sqe, fd, static_cast<sockaddr*>(data), want);
+      if (r[F_AUX] > 0) {
+        s.ts.tv_sec = r[F_AUX] / 1000;
+        s.ts.tv_nsec = static_cast<long long>(r[F_AUX] % 1000) * 1000000;
+        linkTimeout = sqe;  // linked below, after the connect's own flags are set
+      }
+      break;
+    case OP_RECV_MULTI:
+      if (bufRing_ == nullptr) {
+        ok = false;
+        s.err = -ENOBUFS;
+        break;
+      }
+      io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = 0;
+      break;
+    case OP_RECV:
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
+      if (ok) io_uring_prep_recv(sqe, fd, data, want, 0);
+      break;
+    case OP_SEND:
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
+      if (ok) io_uring_prep_send(sqe, fd, data, want, r[F_AUX] | MSG_NOSIGNAL);
+      break;
+    case OP_WRITEV: {
+      int32_t first = r[F_BUF], count = r[F_AUX];
+      if (count <= 0 || count > 1024) {
+        ok = false;
+        break;
+      }
+      s.iov.resize(static_cast<size_t>(count));
+      for (int32_t i = 0; ok && i < count; i++) {
+        ok = Pin(env, s, bufs, nbufs, first + i, &data, &len);
+        s.iov[static_cast<size_t>(i)] = iovec{data, len};
+      }
+      if (!ok) break;
+      s.msg = msghdr{};
+      s.msg.msg_iov = s.iov.data();
+      s.msg.msg_iovlen = s.iov.size();
+      io_uring_prep_sendmsg(sqe, fd, &s.msg, MSG_NOSIGNAL);
+      break;
+    }
+    case OP_SPLICE:
+      io_uring_prep_splice(sqe, fd, -1, r[F_AUX], -1, want, SPLICE_F_MOVE);
+      break;
+    case OP_SHUTDOWN:
+      io_uring_prep_shutdown(sqe, fd, r[F_AUX]);
+      break;
+    case OP_CLOSE:
+      io_uring_prep_close(sqe, fd);
+      break;
+    case OP_TIMEOUT:
+      s.ts.tv_sec = r[F_AUX] / 1000;
+      s.ts.tv_nsec = static_cast<long long>(r[F_AUX] % 1000) * 1000000;
+      io_uring_prep_timeout(sqe, &s.ts, 0, 0);
+      break;
+    default:
+      ok = false;
+  }
+  if (!ok) {
+    if (s.err == 0) s.err = -EINVAL;
+    io_uring_prep_nop(sqe);
+  } else {
+    sqe->flags |= sqeFlags;
+  }
+  io_uring_sqe_set_data64(sqe, userData);
+  if (ok && linkTimeout != nullptr) {
+    sqe->flags |= IOSQE_IO_LINK;
+    io_uring_sqe* lt = Sqe();
+    if (lt == nullptr) {
+      sqe->flags &= static_cast<uint8_t>(~IOSQE_IO_LINK);
+    } else {
+      io_uring_prep_link_timeout(lt, &s.ts, 0);
+      io_uring_sqe_set_data64(lt, kIgnoreUserData);
+    }
+  }
+}
+
+int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
+  if (!alive_) return -EBADF;
+  if (n < 0 || static_cast<size_t>(n) > sqCap_) return -EINVAL;
+  uint32_t nbufs = 0;
+  if (bufs.IsArray()) nbufs = bufs.As<Napi::Array>().Length();
+  for (int32_t i = 0; i < n; i++) Prep(env, sq_ + static_cast<size_t>(i) * kSqStride, bufs, nbufs);
+  if (bufPending_ > 0) {
+    io_uring_buf_ring_advance(bufRing_, bufPending_);
+    bufPending_ = 0;
+  }
+  for (int attempt = 0; attempt < 4; attempt++) {
+    int ret = io_uring_submit(&ring_);
+    if (ret != -EBUSY && ret != -EAGAIN) break;
+    // The CQ is backed up (overflow list): completions must be reaped before more submissions.
+    if (!drain) break;
+    return static_cast<int>(Drain());
+  }
+  return drain ? static_cast<int>(Drain()) : 0;
+}
+
+size_t Ring::Drain() {
+  size_t n = 0;
+  // Ops that never reached the kernel complete first.
+  while (!synthetic_.empty() && n < cqCap_) {
+    int32_t res = synthetic_.back();
+    synthetic_.pop_back();
+    int32_t slot = synthetic_.back();
+    synthetic_.pop_back();
+    Release(env_, static_cast<uint32_t>(slot));
+    cq_[n * kCqStride] = slot;
+    cq_[n * kCqStride + 1] = res;
+    cq_[n * kCqStride + 2] = 0;
+    n++;
+  }
+  while (n < cqCap_) {
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      if (n >= cqCap_) break;
+      seen++;
+      if (cqe->user_data == kIgnoreUserData) continue;
+      uint32_t slot = static_cast<uint32_t>(cqe->user_data);
+      int32_t res = cqe->res;
+      uint32_t flags = cqe->flags;
+      if (slot < slots_.size()) {
+        Slot& s = slots_[slot];
+        if (s.err != 0) res = s.err;
+        if (!(flags & IORING_CQE_F_MORE)) Release(env_, slot);
+      }
+      cq_[n * kCqStride] = static_cast<int32_t>(slot);
+      cq_[n * kCqStride + 1] = res;
+      cq_[n * kCqStride + 2] = static_cast<int32_t>(flags);
+      n++;
+    }
+    io_uring_cq_advance(&ring_, seen);
+    if (seen == 0) {
+      // With IORING_FEAT_NODROP, CQEs that did not fit wait in the kernel's overflow list.
+      if (io_uring_cq_has_overflow(&ring_) && io_uring_get_events(&ring_) == 0 && io_uring_cq_ready(&ring_) > 0)
+        continue;
+      break;
+    }
+  }
+  return n;
+}
+
+void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
+  (void)status;
+  (void)events;
+  Ring* self = static_cast<Ring*>(handle->data);
+  if (self == nullptr || !self->alive_) return;
+  napi_env env = self->env_;
+  Napi::HandleScope scope(env);
+  // Bounded: a ring that keeps producing must not starve the rest of the loop.
+  for (int round = 0; round < 16 && self->alive_; round++) {
+    size_t n = self->Drain();
+    if (n == 0) break;
+    napi_value argv[1];
+    napi_create_uint32(env, static_cast<uint32_t>(n), &argv[0]);
+    napi_value result;
+    napi_status st = napi_make_callback(env, self->asyncContext_, self->receiver_.Value(), self->callback_.Value(), 1,
+                                        argv, &result);
+    if (st != napi_ok) {
+      bool pending = false;
+      napi_is_exception_pending(env, &pending);
+      if (pending) {
+        napi_value error;
+        napi_get_and_clear_last_exception(env, &error);
+        napi_fatal_exception(env, error);
+      }
+      break;
+    }
+    if (n < self->cqCap_) break;
+  }
+}
+
+void Ring::Destroy(Napi::Env env) {
+  if (!alive_) return;
+  alive_ = false;
+  if (poll_ != nullptr) {
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    poll_ = nullptr;
+  }
+  // Cancel whatever is still in flight and wait (bounded) for the kernel to let go of the pinned
+  // buffers before the references that keep them alive are dropped.
+  if (inFlight_ > 0) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe != nullptr) {
+      io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+      io_uring_sqe_set_data64(sqe, kIgnoreUserData);
+    }
+    io_uring_submit(&ring_);
+    for (int i = 0; i < 20 && inFlight_ > 0; i++) {
+      __kernel_timespec ts{0, 50 * 1000 * 1000};
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) != 0) continue;
+      unsigned head, seen = 0;
+      io_uring_for_each_cqe(&ring_, head, cqe) {
+        seen++;
+        if (cqe->user_data != kIgnoreUserData && !(cqe->flags & IORING_CQE_F_MORE))
+          Release(env, static_cast<uint32_t>(cqe->user_data));
+      }
+      io_uring_cq_advance(&ring_, seen);
+    }
+  }
+  if (bufRing_ != nullptr) io_uring_unregister_buf_ring(&ring_, 0);
+  io_uring_queue_exit(&ring_);
+  if (bufRing_ != nullptr) munmap(bufRing_, bufRingBytes_);
+  bufRing_ = nullptr;
+  for (uint32_t i = 0; i < slots_.size(); i++) Release(env, i);
+  slots_.clear();
+  synthetic_.clear();
+  poolRef_.Reset();
+  sqRef_.Reset();
+  cqRef_.Reset();
+  callback_.Reset();
+  receiver_.Reset();
+  if (asyncContext_ != nullptr) napi_async_destroy(env, asyncContext_);
+  asyncContext_ = nullptr;
+  sq_ = cq_ = nullptr;
+  pool_ = nullptr;
+}
+
+}  // namespace loch

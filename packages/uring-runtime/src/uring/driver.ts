@@ -1,0 +1,358 @@
+/**
+ * The io_uring Driver: listeners, connects (with a linked timeout as deadline), sleep on
+ * IORING_OP_TIMEOUT and splice through a pipe pair, over one Ring per JS thread shared by every
+ * driver instance of that thread. Not for the public runtime API or driver selection: those
+ * belong to the runtime (src/index.ts and friends), which calls createUringDriver().
+ */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { constants } from 'node:os';
+import { loadNative, type NativeBinding, type NativeFailure } from '@loch/native';
+import type {
+  Driver,
+  TcpConnectOptions,
+  TcpListenOptions,
+  UnixConnectOptions,
+  UnixListenOptions,
+} from '../driver.js';
+import { RuntimeError } from '../errors.js';
+import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
+import { UringListener } from './listener.js';
+import { OP_CONNECT, OP_SPLICE, OP_TIMEOUT } from './records.js';
+import { type CompletionTarget, type FlushMode, Ring } from './ring.js';
+import { cancelledError, type StreamHost, toSocketAddress, UringStream } from './stream.js';
+
+const { ECANCELED, ETIME, ETIMEDOUT, EINVAL } = constants.errno;
+const MAX_TIMER_MS = 0x7fffffff;
+
+/** Options of createUringDriver. */
+export interface UringDriverOptions {
+  /** Submission queue entries of this thread's ring (the CQ gets 4x). Default 1024. */
+  readonly entries?: number | undefined;
+  /** Provided buffers for recv() (power of two, at most 32768). Default 1024. */
+  readonly bufferCount?: number | undefined;
+  /** Bytes per provided buffer. Default 16384. */
+  readonly bufferSize?: number | undefined;
+  /** Kernel SQ polling thread (IORING_SETUP_SQPOLL). Default false; costs a kernel thread per ring. */
+  readonly sqpoll?: boolean | undefined;
+  /**
+   * When queued ops are flushed: 'immediate' (once per event-loop turn, in setImmediate: every op
+   * of the turn in one submit) or 'microtask' (end of the current tick). Default 'immediate'
+   * (env LOCH_URING_FLUSH overrides).
+   */
+  readonly flushMode?: FlushMode | undefined;
+}
+
+/** Thrown by createUringDriver when io_uring cannot serve on this machine or thread. */
+export class UringUnavailableError extends RuntimeError {
+  /** Why: build failure, addon load failure, or the kernel's refusal (ENOSYS, EPERM, sysctl). */
+  readonly reason: string;
+  constructor(reason: string) {
+    super('ERR_LOCH_URING_UNAVAILABLE', 'io_uring_setup');
+    this.message = `io_uring unavailable: ${reason}`;
+    this.reason = reason;
+  }
+}
+
+/** The ring of this JS thread and how many drivers use it. */
+interface ThreadRing {
+  readonly binding: NativeBinding;
+  readonly ring: Ring;
+  users: number;
+}
+let threadRing: ThreadRing | undefined;
+
+function acquireRing(options: UringDriverOptions): ThreadRing {
+  if (threadRing !== undefined && !threadRing.ring.isDestroyed) {
+    threadRing.users++;
+    return threadRing;
+  }
+  const loaded = loadNative();
+  if ('error' in loaded) throw new UringUnavailableError(loaded.error);
+  const bufferCount = options.bufferCount ?? 1024;
+  if (bufferCount <= 0 || bufferCount > 32768 || (bufferCount & (bufferCount - 1)) !== 0) {
+    throw new RangeError(`bufferCount must be a power of two up to 32768, got ${bufferCount}`);
+  }
+  const envFlush = process.env.LOCH_URING_FLUSH;
+  const flushMode: FlushMode =
+    options.flushMode ?? (envFlush === 'microtask' || envFlush === 'immediate' ? envFlush : 'immediate');
+  let ring: Ring;
+  try {
+    ring = new Ring(loaded.binding, {
+      entries: options.entries ?? 1024,
+      bufferCount,
+      bufferSize: options.bufferSize ?? 16384,
+      sqpoll: options.sqpoll ?? false,
+      flushMode,
+    });
+  } catch (error) {
+    throw new UringUnavailableError(error instanceof Error ? error.message : String(error));
+  }
+  threadRing = { binding: loaded.binding, ring, users: 1 };
+  return threadRing;
+}
+
+function failure(result: NativeFailure, address: SocketAddress | undefined): RuntimeError {
+  return RuntimeError.fromErrno(-result.errno, result.syscall, address);
+}
+
+async function resolveHost(
+  host: string,
+  port: number,
+  syscall: string,
+): Promise<{ ip: string; family: 4 | 6 }> {
+  const kind = isIP(host);
+  if (kind === 4 || kind === 6) return { ip: host, family: kind };
+  try {
+    const found = await lookup(host);
+    return { ip: found.address, family: found.family === 6 ? 6 : 4 };
+  } catch (cause) {
+    throw new RuntimeError('ENOTFOUND', syscall, {
+      address: { family: 'ipv4', address: host, port },
+      cause,
+    });
+  }
+}
+
+/** An in-flight connect: resolves with the fd's stream or fails with the mapped errno. */
+class ConnectOp implements CompletionTarget {
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    private readonly driver: UringDriver,
+    private readonly fd: number,
+    private readonly kind: 'tcp' | 'unix',
+    private readonly address: SocketAddress,
+    private readonly timeout: number,
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: (stream: UringStream) => void,
+    private readonly reject: (error: RuntimeError) => void,
+  ) {}
+  onCompletion(res: number, _flags: number, slot: number): void {
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    if (res >= 0) {
+      this.resolve(new UringStream(this.driver.host, this.fd, this.kind, this.address));
+      return;
+    }
+    this.driver.host.binding.closeFd(this.fd);
+    const aborted = this.driver.host.ring.isCancelling(slot);
+    if (aborted) this.reject(cancelledError('connect', this.address));
+    else if (res === -ECANCELED && this.timeout > 0)
+      this.reject(RuntimeError.fromErrno(-ETIMEDOUT, 'connect', this.address));
+    else this.reject(RuntimeError.fromErrno(res, 'connect', this.address));
+  }
+}
+
+/** The Driver on io_uring. Create with createUringDriver(). */
+export class UringDriver implements Driver {
+  readonly name = 'uring' as const;
+  readonly host: StreamHost;
+  private readonly listeners = new Set<UringListener>();
+  private readonly addressCache = new Map<string, Uint8Array>();
+  private closed = false;
+  private readonly thread: ThreadRing;
+
+  constructor(options: UringDriverOptions = {}) {
+    this.thread = acquireRing(options);
+    this.host = { binding: this.thread.binding, ring: this.thread.ring, streams: new Set() };
+  }
+
+  /** Description of this thread's ring (setup flags, features, whether the buffer ring is registered). */
+  get ringInfo(): Ring['info'] {
+    return this.host.ring.info;
+  }
+
+  readonly splice = (from: ByteStream, to: ByteStream, len: number, options?: IoOptions): Promise<number> =>
+    this.spliceStreams(from, to, len, options);
+
+  async listenTcp(options: TcpListenOptions): Promise<UringListener> {
+    this.assertOpen();
+    const { ip } = await resolveHost(options.host, options.port, 'bind');
+    const fd = this.host.binding.listenTcp(
+      ip,
+      options.port,
+      options.backlog ?? 1024,
+      options.reusePort ?? false,
+      options.ipv6Only ?? false,
+    );
+    const wanted: SocketAddress = {
+      family: isIP(ip) === 6 ? 'ipv6' : 'ipv4',
+      address: ip,
+      port: options.port,
+    };
+    if (typeof fd !== 'number') throw failure(fd, wanted);
+    const local = toSocketAddress(this.host.binding.address(fd, false));
+    return new UringListener(this.host, fd, 'tcp', local, this.listeners);
+  }
+
+  async listenUnix(options: UnixListenOptions): Promise<UringListener> {
+    this.assertOpen();
+    const fd = this.host.binding.listenUnix(options.path, options.backlog ?? 1024);
+    const address: SocketAddress = { family: 'unix', path: options.path };
+    if (typeof fd !== 'number') throw failure(fd, address);
+    return new UringListener(this.host, fd, 'unix', address, this.listeners);
+  }
+
+  async connectTcp(options: TcpConnectOptions): Promise<UringStream> {
+    this.assertOpen();
+    const { ip, family } = await resolveHost(options.host, options.port, 'connect');
+    const address: SocketAddress = {
+      family: family === 6 ? 'ipv6' : 'ipv4',
+      address: ip,
+      port: options.port,
+    };
+    const key = `${ip}|${options.port}`;
+    let sockaddr = this.addressCache.get(key);
+    if (sockaddr === undefined) {
+      const encoded = this.host.binding.encodeIp(ip, options.port);
+      if (encoded === null) throw RuntimeError.fromErrno(-EINVAL, 'connect', address);
+      sockaddr = encoded;
+      if (this.addressCache.size >= 1024) this.addressCache.clear();
+      this.addressCache.set(key, sockaddr);
+    }
+    const fd = this.host.binding.socket(family);
+    if (typeof fd !== 'number') throw failure(fd, address);
+    if (options.noDelay ?? true) this.host.binding.setNoDelay(fd, true);
+    return this.connectFd(fd, 'tcp', sockaddr, address, options.timeout, options.signal);
+  }
+
+  async connectUnix(options: UnixConnectOptions): Promise<UringStream> {
+    this.assertOpen();
+    const address: SocketAddress = { family: 'unix', path: options.path };
+    const sockaddr = this.host.binding.encodeUnix(options.path);
+    if (sockaddr === null) throw RuntimeError.fromErrno(-constants.errno.ENAMETOOLONG, 'connect', address);
+    const fd = this.host.binding.socket(0);
+    if (typeof fd !== 'number') throw failure(fd, address);
+    return this.connectFd(fd, 'unix', sockaddr, address, options.timeout, options.signal);
+  }
+
+  sleep(ms: number, options?: IoOptions): Promise<void> {
+    const signal = options?.signal;
+    if (this.closed || signal?.aborted) return Promise.reject(cancelledError('sleep', undefined));
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(Number.isFinite(ms) ? ms : 0)));
+    const ring = this.host.ring;
+    return new Promise<void>((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const target: CompletionTarget = {
+        onCompletion: (res, _flags, slot) => {
+          if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+          if (res === -ETIME || res >= 0) resolve();
+          else if (res === -ECANCELED || ring.isCancelling(slot)) reject(cancelledError('sleep', undefined));
+          else reject(RuntimeError.fromErrno(res, 'sleep'));
+        },
+      };
+      const slot = ring.alloc(target);
+      ring.push(OP_TIMEOUT, -1, slot, 0, undefined, delay);
+      if (signal !== undefined) {
+        onAbort = () => ring.cancel(slot);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const pending: Promise<void>[] = [];
+    for (const l of this.listeners) pending.push(l.close());
+    for (const s of this.host.streams) pending.push(s.close());
+    await Promise.all(pending);
+    this.thread.users--;
+    if (this.thread.users === 0) {
+      this.host.ring.destroy();
+      if (threadRing === this.thread) threadRing = undefined;
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new RuntimeError('ERR_LOCH_DRIVER_CLOSED', 'driver');
+  }
+
+  private connectFd(
+    fd: number,
+    kind: 'tcp' | 'unix',
+    sockaddr: Uint8Array,
+    address: SocketAddress,
+    timeout: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<UringStream> {
+    if (signal?.aborted) {
+      this.host.binding.closeFd(fd);
+      return Promise.reject(cancelledError('connect', address));
+    }
+    const ms = timeout === undefined || timeout <= 0 ? 0 : Math.min(MAX_TIMER_MS, Math.ceil(timeout));
+    const ring = this.host.ring;
+    return new Promise<UringStream>((resolve, reject) => {
+      const op = new ConnectOp(this, fd, kind, address, ms, signal, resolve, reject);
+      const slot = ring.alloc(op);
+      ring.push(OP_CONNECT, fd, slot, sockaddr.byteLength, sockaddr, ms);
+      if (signal !== undefined) {
+        op.onAbort = () => ring.cancel(slot);
+        signal.addEventListener('abort', op.onAbort, { once: true });
+      }
+    });
+  }
+
+  /** One splice op; resolves with the kernel's byte count. */
+  private spliceOnce(
+    fdIn: number,
+    fdOut: number,
+    len: number,
+    signal: AbortSignal | undefined,
+  ): Promise<number> {
+    const ring = this.host.ring;
+    return new Promise<number>((resolve, reject) => {
+      let onAbort: (() => void) | undefined;
+      const target: CompletionTarget = {
+        onCompletion: (res, _flags, slot) => {
+          if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
+          if (res >= 0) resolve(res);
+          else if (ring.isCancelling(slot) || res === -ECANCELED || res === -constants.errno.EINTR)
+            reject(cancelledError('splice', undefined));
+          else reject(RuntimeError.fromErrno(res, 'splice'));
+        },
+      };
+      const slot = ring.alloc(target);
+      ring.push(OP_SPLICE, fdIn, slot, len, undefined, fdOut);
+      if (signal !== undefined) {
+        onAbort = () => ring.cancel(slot);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
+    });
+  }
+
+  private async spliceStreams(
+    from: ByteStream,
+    to: ByteStream,
+    len: number,
+    options?: IoOptions,
+  ): Promise<number> {
+    if (!(from instanceof UringStream) || !(to instanceof UringStream) || from.ring !== this.host.ring) {
+      throw new RuntimeError('ERR_LOCH_SPLICE_FOREIGN', 'splice');
+    }
+    if (from.closed || to.closed) throw cancelledError('splice', undefined);
+    const signal = options?.signal;
+    if (signal?.aborted) throw cancelledError('splice', undefined);
+    if (from.pipe === undefined) {
+      const p = this.host.binding.pipe();
+      if (!Array.isArray(p)) throw failure(p, undefined);
+      from.pipe = p;
+    }
+    const [pipeR, pipeW] = from.pipe;
+    const n = await this.spliceOnce(from.fd, pipeW, Math.min(len, 1 << 20), signal);
+    if (n === 0) return 0;
+    // Everything that entered the pipe must leave it before the next call, even on abort, so the
+    // pipe never holds bytes of this stream across calls.
+    let out = 0;
+    while (out < n) {
+      const m = await this.spliceOnce(pipeR, to.fd, n - out, undefined);
+      if (m === 0) throw RuntimeError.fromErrno(-constants.errno.EPIPE, 'splice', to.remoteAddress);
+      out += m;
+    }
+    return n;
+  }
+}
+
+/** Creates an io_uring Driver for this JS thread. Throws UringUnavailableError when it cannot. */
+export function createUringDriver(options?: UringDriverOptions): UringDriver {
+  return new UringDriver(options);
+}

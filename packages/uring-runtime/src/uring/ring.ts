@@ -1,0 +1,268 @@
+/**
+ * The per-thread io_uring ring as seen from TypeScript: the op slab keyed by user_data (slot and
+ * generation), the submission record queue flushed once per loop turn with one native call, and
+ * completion dispatch by slot with one JS call per drain. Also owns the provided-buffer pool for
+ * multishot recv. Not for socket semantics (stream.ts, listener.ts) or the Driver API (driver.ts).
+ */
+import type { NativeBinding, RingInfo } from '@loch/native';
+import { CQ_STRIDE, CQE_F_MORE, OP_CANCEL, OP_CANCEL_FD, OP_PROVIDE, SQ_STRIDE } from './records.js';
+
+/** Receives the completions of an op slot. Called once per CQE (several for multishot ops). */
+export interface CompletionTarget {
+  onCompletion(res: number, flags: number, slot: number): void;
+}
+
+/** How queued records are flushed: once per loop turn (setImmediate) or at the end of the tick. */
+export type FlushMode = 'immediate' | 'microtask';
+
+/** Options of a ring. */
+export interface RingOptions {
+  /** Submission queue entries. Default 1024. */
+  readonly entries: number;
+  /** Provided buffers for multishot recv (power of two). Default 1024. */
+  readonly bufferCount: number;
+  /** Bytes per provided buffer. Default 16384. */
+  readonly bufferSize: number;
+  /** IORING_SETUP_SQPOLL. Default false. */
+  readonly sqpoll: boolean;
+  readonly flushMode: FlushMode;
+}
+
+const FREE = 0;
+const IN_FLIGHT = 1;
+const CANCELLING = 2;
+
+/** Something waiting for provided buffers to come back (a recv that got ENOBUFS). */
+export interface BufferWaiter {
+  onBuffersAvailable(): void;
+}
+
+/**
+ * One io_uring per JS thread. Ops are queued with `push*` and go to the kernel in one `submit`
+ * per flush; `dispatch` hands each completion to the slot's target.
+ */
+export class Ring {
+  readonly info: RingInfo;
+  /** The provided-buffer pool; buffer `bid` is `pool.subarray(bid * bufferSize, ...)`. */
+  readonly pool: Uint8Array;
+  readonly bufferSize: number;
+  /** Records queued for the next flush. */
+  private count = 0;
+  private readonly capacity: number;
+  private readonly sq: Int32Array;
+  private readonly cq: Int32Array;
+  /** Buffers referenced by queued records, by index; emptied after each flush. */
+  private readonly bufs: Uint8Array[] = [];
+  private targets: (CompletionTarget | undefined)[] = [];
+  private gens: Uint32Array;
+  private states: Uint8Array;
+  private freeSlots: Int32Array;
+  private freeTop = 0;
+  private scheduled = false;
+  private dispatching = false;
+  private destroyed = false;
+  private starved: BufferWaiter[] = [];
+  private readonly flushMode: FlushMode;
+  private readonly flushBound = (): void => this.flush();
+  private readonly onCompleteBound = (n: number): void => this.dispatch(n);
+
+  constructor(
+    private readonly binding: NativeBinding,
+    options: RingOptions,
+  ) {
+    this.flushMode = options.flushMode;
+    // Each record can take two SQEs (connect + linked timeout); keep a batch within the SQ.
+    this.capacity = Math.max(16, options.entries >> 1);
+    this.sq = new Int32Array(this.capacity * SQ_STRIDE);
+    this.cq = new Int32Array(options.entries * 4 * CQ_STRIDE);
+    this.bufferSize = options.bufferSize;
+    this.pool = new Uint8Array(options.bufferCount * options.bufferSize);
+    const initial = 1024;
+    this.gens = new Uint32Array(initial);
+    this.states = new Uint8Array(initial);
+    this.freeSlots = new Int32Array(initial);
+    for (let i = initial - 1; i >= 0; i--) this.freeSlots[this.freeTop++] = i;
+    this.targets.length = initial;
+    this.info = binding.init(this.sq, this.cq, this.onCompleteBound, {
+      entries: options.entries,
+      sqpoll: options.sqpoll,
+      pool: this.pool,
+      bufferCount: options.bufferCount,
+      bufferSize: options.bufferSize,
+    });
+  }
+
+  /** True once destroy() ran. */
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  /** Takes a slot for an op whose completions go to `target`. */
+  alloc(target: CompletionTarget): number {
+    if (this.freeTop === 0) this.grow();
+    const slot = this.freeSlots[--this.freeTop]!;
+    this.states[slot] = IN_FLIGHT;
+    this.gens[slot] = (this.gens[slot]! + 1) >>> 0;
+    this.targets[slot] = target;
+    return slot;
+  }
+
+  /** True when cancel() was requested for the slot's current op. */
+  isCancelling(slot: number): boolean {
+    return this.states[slot] === CANCELLING;
+  }
+
+  /**
+   * Queues an op record. `buf` (when given) is pinned by native until the op's final CQE.
+   * For writev, pass the buffers with `pushBuffers` and their first index as `bufIndex`.
+   */
+  push(
+    op: number,
+    fd: number,
+    slot: number,
+    len: number,
+    buf: Uint8Array | undefined,
+    aux: number,
+    aux2 = 0,
+  ): void {
+    this.reserve();
+    let index = -1;
+    if (buf !== undefined) index = this.bufs.push(buf) - 1;
+    this.record(op, fd, slot, len, index, aux, aux2);
+  }
+
+  /** Queues buffers for a writev record; returns the index of the first. */
+  pushBuffers(bufs: readonly Uint8Array[], from: number, to: number): number {
+    this.reserve();
+    const first = this.bufs.length;
+    for (let i = from; i < to; i++) this.bufs.push(bufs[i]!);
+    return first;
+  }
+
+  /** Queues a record whose buffers were added with pushBuffers. */
+  record(op: number, fd: number, slot: number, len: number, bufIndex: number, aux: number, aux2 = 0): void {
+    if (this.count === this.capacity) {
+      if (bufIndex >= 0) throw new Error('ring: reserve() before queueing buffers');
+      this.flushNow(false);
+    }
+    const o = this.count++ * SQ_STRIDE;
+    const sq = this.sq;
+    sq[o] = op;
+    sq[o + 1] = fd;
+    sq[o + 2] = slot;
+    sq[o + 3] = slot >= 0 ? this.gens[slot]! | 0 : 0;
+    sq[o + 4] = len;
+    sq[o + 5] = bufIndex;
+    sq[o + 6] = aux;
+    sq[o + 7] = aux2;
+    this.schedule();
+  }
+
+  /** Makes room for one record, so buffer indexes queued next stay valid. */
+  reserve(): void {
+    if (this.count === this.capacity) this.flushNow(false);
+  }
+
+  /** Requests cancellation of the op in `slot` (IORING_OP_ASYNC_CANCEL). Its buffer still comes back. */
+  cancel(slot: number): void {
+    if (this.states[slot] !== IN_FLIGHT) return;
+    this.states[slot] = CANCELLING;
+    this.record(OP_CANCEL, -1, -1, 0, -1, slot, this.gens[slot]! | 0);
+  }
+
+  /** Cancels every op on `fd`. */
+  cancelFd(fd: number): void {
+    this.record(OP_CANCEL_FD, fd, -1, 0, -1, 0);
+  }
+
+  /** Returns provided buffer `bid` to the kernel, and wakes recvs that ran out of buffers. */
+  provide(bid: number): void {
+    this.record(OP_PROVIDE, -1, -1, 0, -1, bid);
+    if (this.starved.length > 0) {
+      const waiting = this.starved;
+      this.starved = [];
+      for (const w of waiting) w.onBuffersAvailable();
+    }
+  }
+
+  /** Registers a recv that got ENOBUFS, to re-arm when a buffer comes back. */
+  waitForBuffers(waiter: BufferWaiter): void {
+    this.starved.push(waiter);
+  }
+
+  /** Submits every queued record now. */
+  flush(): void {
+    this.scheduled = false;
+    this.flushNow(!this.dispatching);
+  }
+
+  /** Cancels in-flight ops, unpins their buffers and closes the ring. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.flush();
+    this.destroyed = true;
+    this.binding.destroy();
+  }
+
+  private flushNow(drain: boolean): void {
+    const n = this.count;
+    if (n === 0 || this.destroyed) return;
+    this.count = 0;
+    const got = this.binding.submit(n, this.bufs.length > 0 ? this.bufs : undefined, drain);
+    this.bufs.length = 0;
+    if (got > 0) this.dispatch(got);
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    if (this.flushMode === 'immediate') setImmediate(this.flushBound);
+    else queueMicrotask(this.flushBound);
+  }
+
+  private dispatch(n: number): void {
+    const cq = this.cq;
+    const targets = this.targets;
+    this.dispatching = true;
+    try {
+      for (let i = 0; i < n; i++) {
+        const o = i * CQ_STRIDE;
+        const slot = cq[o]!;
+        const res = cq[o + 1]!;
+        const flags = cq[o + 2]!;
+        const target = targets[slot];
+        if ((flags & CQE_F_MORE) === 0) {
+          // Final CQE: native has already unpinned the slot's buffers. The target may still ask
+          // isCancelling(), so free the slot after it ran.
+          try {
+            target?.onCompletion(res, flags, slot);
+          } finally {
+            targets[slot] = undefined;
+            this.states[slot] = FREE;
+            this.freeSlots[this.freeTop++] = slot;
+          }
+        } else {
+          target?.onCompletion(res, flags, slot);
+        }
+      }
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private grow(): void {
+    const old = this.gens.length;
+    const size = old * 2;
+    const gens = new Uint32Array(size);
+    gens.set(this.gens);
+    const states = new Uint8Array(size);
+    states.set(this.states);
+    const free = new Int32Array(size);
+    free.set(this.freeSlots.subarray(0, this.freeTop));
+    for (let i = size - 1; i >= old; i--) free[this.freeTop++] = i;
+    this.gens = gens;
+    this.states = states;
+    this.freeSlots = free;
+    this.targets.length = size;
+  }
+}

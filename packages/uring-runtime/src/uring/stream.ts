@@ -1,0 +1,500 @@
+/**
+ * ByteStream on the io_uring ring: recv() through multishot recv with the provided-buffer ring,
+ * read(buf) into a caller buffer, send/sendmsg writes, shutdown, close with cancellation.
+ * Not for connection setup (driver.ts) or accepting (listener.ts).
+ *
+ * Read policy: multishot recv is armed only when a reader asks (recv(), the iterator, or read()
+ * while it is already armed) and stays armed while data flows; an idle armed connection holds no
+ * buffer (the kernel takes one from the ring only when bytes arrive). Chunks that arrive with no
+ * reader queue up to RECV_HIGH_WATER, then the multishot is cancelled and the kernel's socket
+ * buffer (TCP flow control) holds the rest until a reader comes back.
+ */
+import { constants } from 'node:os';
+import type { NativeAddress, NativeBinding } from '@loch/native';
+import { RuntimeError } from '../errors.js';
+import type { ByteStream, IoOptions, IoResult, RecvChunk, SocketAddress } from '../stream.js';
+import {
+  CQE_BUFFER_SHIFT,
+  CQE_F_BUFFER,
+  CQE_F_MORE,
+  MAX_IOV,
+  OP_CLOSE,
+  OP_RECV,
+  OP_RECV_MULTI,
+  OP_SEND,
+  OP_SHUTDOWN,
+  OP_WRITEV,
+} from './records.js';
+import type { BufferWaiter, CompletionTarget, Ring } from './ring.js';
+
+const { ECANCELED, ENOBUFS, ENOTCONN } = constants.errno;
+/** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
+const RECV_HIGH_WATER = 16;
+const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
+
+/** What a stream needs from its driver. */
+export interface StreamHost {
+  readonly binding: NativeBinding;
+  readonly ring: Ring;
+  /** Open streams, closed by Driver.close(). */
+  readonly streams: Set<UringStream>;
+}
+
+/** Converts a native address or failure to a SocketAddress (unknown on failure). */
+export function toSocketAddress(a: NativeAddress | { errno: number }): SocketAddress {
+  return 'family' in a ? a : UNKNOWN_ADDRESS;
+}
+
+/** An aborted or cancelled op's error: ECANCELED with the buffer handed back. */
+export function cancelledError(
+  syscall: string,
+  address: SocketAddress | undefined,
+  buf?: Uint8Array,
+): RuntimeError {
+  return RuntimeError.fromErrno(-ECANCELED, syscall, address, buf);
+}
+
+/** A chunk of the provided-buffer pool lent to the reader. */
+class PooledChunk implements RecvChunk {
+  private released = false;
+  constructor(
+    readonly bytes: Uint8Array,
+    private readonly ring: Ring,
+    private readonly bid: number,
+  ) {}
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.ring.provide(this.bid);
+  }
+}
+
+/** A reader waiting on the multishot recv: either recv() (chunk) or read(buf) (copy). */
+interface RecvWaiter {
+  readonly buf: Uint8Array | undefined;
+  resolve(value: RecvChunk | null | IoResult<Uint8Array>): void;
+  reject(error: RuntimeError): void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+type Settle = (value: never) => void;
+
+/** One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown, close). */
+class StreamOp implements CompletionTarget {
+  slot = -1;
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly stream: UringStream,
+    readonly syscall: string,
+    readonly buf: Uint8Array | undefined,
+    readonly resolve: (res: number) => void,
+    readonly reject: (error: RuntimeError) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+  onCompletion(res: number, _flags: number, slot: number): void {
+    const stream = this.stream;
+    stream.opFinished();
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    if (res >= 0) this.resolve(res);
+    else if (stream.ring.isCancelling(slot) || stream.closing || res === -ECANCELED)
+      this.reject(cancelledError(this.syscall, stream.addressForError(), this.buf));
+    else this.reject(RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), this.buf));
+  }
+}
+
+/** A connected TCP or Unix stream served by the ring. */
+export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
+  readonly driver = 'uring' as const;
+  readonly ring: Ring;
+  /** True once close() started; in-flight ops then fail with ECANCELED. */
+  closing = false;
+  private readonly binding: NativeBinding;
+  private remote: SocketAddress | undefined;
+  private local: SocketAddress | undefined;
+  private inFlight = 0;
+  private closePromise: Promise<void> | undefined;
+  private finishClose: (() => void) | undefined;
+  // Multishot recv state.
+  private armedSlot = -1;
+  private cancelRequested = false;
+  private eof = false;
+  private failure: RuntimeError | undefined;
+  private readonly chunkBid: number[] = [];
+  private readonly chunkLen: number[] = [];
+  private chunkHead = 0;
+  /** Bytes of the head chunk already copied out by read(buf). */
+  private headOffset = 0;
+  private readonly waiters: RecvWaiter[] = [];
+  /** Pipe pair for splice, created on first use. */
+  pipe: [number, number] | undefined;
+
+  constructor(
+    private readonly host: StreamHost,
+    readonly fd: number,
+    readonly kind: 'tcp' | 'unix',
+    remote?: SocketAddress,
+  ) {
+    this.ring = host.ring;
+    this.binding = host.binding;
+    this.remote = remote;
+    host.streams.add(this);
+  }
+
+  get remoteAddress(): SocketAddress {
+    if (this.remote === undefined) this.remote = toSocketAddress(this.binding.address(this.fd, true));
+    return this.remote;
+  }
+
+  get localAddress(): SocketAddress {
+    if (this.local === undefined) this.local = toSocketAddress(this.binding.address(this.fd, false));
+    return this.local;
+  }
+
+  get closed(): boolean {
+    return this.closing;
+  }
+
+  /** The peer address for error messages, without failing when the socket is already gone. */
+  addressForError(): SocketAddress | undefined {
+    if (this.remote !== undefined) return this.remote;
+    if (this.closing) return undefined;
+    const a = this.binding.address(this.fd, true);
+    if ('family' in a) this.remote = a;
+    return this.remote;
+  }
+
+  setNoDelay(enabled: boolean): void {
+    if (this.kind === 'tcp' && !this.closing) this.binding.setNoDelay(this.fd, enabled);
+  }
+
+  read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    const signal = options?.signal;
+    if (this.chunkHead < this.chunkBid.length) return Promise.resolve([this.copyOut(buf), buf]);
+    if (this.failure !== undefined) return Promise.reject(this.withBuffer(this.failure, buf));
+    if (this.eof) return Promise.resolve([0, buf]);
+    if (this.closing) return Promise.reject(cancelledError('read', this.remote, buf));
+    if (signal?.aborted) return Promise.reject(cancelledError('read', this.remote, buf));
+    if (buf.byteLength === 0) return Promise.resolve([0, buf]);
+    // Multishot armed: bytes arrive in order through it, so wait there and copy.
+    if (this.armedSlot >= 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
+    return new Promise<IoResult<B>>((resolve, reject) => {
+      const op = new StreamOp(
+        this,
+        'read',
+        buf,
+        (n) => {
+          if (n === 0) this.eof = true;
+          resolve([n, buf]);
+        },
+        reject,
+        signal,
+      );
+      this.submit(op, OP_RECV, buf.byteLength, buf, 0);
+    });
+  }
+
+  recv(options?: IoOptions): Promise<RecvChunk | null> {
+    const signal = options?.signal;
+    if (this.chunkHead < this.chunkBid.length) return Promise.resolve(this.takeChunk());
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.eof) return Promise.resolve(null);
+    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('recv', this.remote));
+    return this.waitRecv(undefined, signal) as Promise<RecvChunk | null>;
+  }
+
+  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    const signal = options?.signal;
+    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
+    return new Promise<IoResult<B>>((resolve, reject) => {
+      const op = new StreamOp(this, 'write', buf, (n) => resolve([n, buf]), reject, signal);
+      this.submit(op, OP_SEND, buf.byteLength, buf, 0);
+    });
+  }
+
+  async writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
+    let [n] = await this.write(buf, options);
+    while (n < buf.byteLength) {
+      try {
+        const [m] = await this.write(buf.subarray(n), options);
+        n += m;
+      } catch (error) {
+        throw error instanceof RuntimeError ? this.withBuffer(error, buf) : error;
+      }
+    }
+    return buf;
+  }
+
+  async writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
+    let total = 0;
+    for (const b of bufs) total += b.byteLength;
+    let pending: readonly Uint8Array[] = bufs;
+    let written = 0;
+    while (written < total) {
+      const count = Math.min(pending.length, MAX_IOV);
+      const n = await this.sendv(pending, count, options);
+      written += n;
+      if (written >= total) break;
+      // Drop what was written; keep the rest (the partial buffer as a view).
+      let skip = n;
+      let i = 0;
+      while (i < pending.length && skip >= pending[i]!.byteLength) skip -= pending[i++]!.byteLength;
+      const rest = pending.slice(i);
+      if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
+      pending = rest;
+    }
+    return total;
+  }
+
+  shutdown(): Promise<void> {
+    if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
+    return new Promise<void>((resolve, reject) => {
+      const op = new StreamOp(
+        this,
+        'shutdown',
+        undefined,
+        () => resolve(),
+        (error) => (error.errno === ENOTCONN ? resolve() : reject(error)),
+        undefined,
+      );
+      this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.closePromise !== undefined) return this.closePromise;
+    this.closing = true;
+    this.closePromise = new Promise<void>((resolve) => {
+      this.finishClose = resolve;
+    });
+    // Readers waiting on the multishot recv fail now; queued chunks go back to the pool.
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters)
+      this.settleWaiterError(w, cancelledError(w.buf ? 'read' : 'recv', this.remote, w.buf));
+    this.dropChunks();
+    if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
+    else this.issueClose();
+    return this.closePromise;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    let chunk: RecvChunk | null = null;
+    try {
+      for (;;) {
+        chunk = await this.recv();
+        if (chunk === null) return;
+        yield chunk.bytes;
+        chunk.release();
+        chunk = null;
+      }
+    } finally {
+      chunk?.release();
+    }
+  }
+
+  /** Multishot recv completions. */
+  onCompletion(res: number, flags: number, slot: number): void {
+    const more = (flags & CQE_F_MORE) !== 0;
+    if (!more) {
+      this.armedSlot = -1;
+      this.cancelRequested = false;
+      this.opFinished();
+    }
+    if (res > 0 && (flags & CQE_F_BUFFER) !== 0) {
+      const bid = flags >>> CQE_BUFFER_SHIFT;
+      if (this.closing) {
+        this.ring.provide(bid);
+      } else {
+        this.chunkBid.push(bid);
+        this.chunkLen.push(res);
+        this.feedWaiters();
+        if (more && this.waiters.length === 0 && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
+          this.cancelRequested = true;
+          this.ring.cancel(slot);
+        }
+      }
+    } else if (res === 0) {
+      this.eof = true;
+      this.feedWaiters();
+    } else if (res < 0 && res !== -ECANCELED) {
+      if (res === -ENOBUFS && !this.closing) {
+        // The pool is empty: retry when a buffer comes back.
+        if (this.waiters.length > 0) this.ring.waitForBuffers(this);
+      } else if (!this.closing) {
+        this.failure = RuntimeError.fromErrno(res, 'recv', this.addressForError());
+        this.feedWaiters();
+      }
+    }
+    if (!more && !this.closing && this.waiters.length > 0 && res !== -ENOBUFS) this.arm();
+  }
+
+  /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
+  onBuffersAvailable(): void {
+    if (!this.closing && this.waiters.length > 0) this.arm();
+  }
+
+  /** Bookkeeping when an op of this stream reached its final completion. */
+  opFinished(): void {
+    this.inFlight--;
+    if (this.closing && this.inFlight === 0 && this.finishClose !== undefined) this.issueClose();
+  }
+
+  private issueClose(): void {
+    const done = this.finishClose;
+    if (done === undefined) return;
+    this.finishClose = undefined;
+    this.host.streams.delete(this);
+    if (this.pipe !== undefined) {
+      this.binding.closeFd(this.pipe[0]);
+      this.binding.closeFd(this.pipe[1]);
+      this.pipe = undefined;
+    }
+    const target: CompletionTarget = { onCompletion: () => done() };
+    this.ring.push(OP_CLOSE, this.fd, this.ring.alloc(target), 0, undefined, 0);
+  }
+
+  private submit(op: StreamOp, opcode: number, len: number, buf: Uint8Array | undefined, aux: number): void {
+    const slot = this.ring.alloc(op);
+    op.slot = slot;
+    this.inFlight++;
+    this.ring.push(opcode, this.fd, slot, len, buf, aux);
+    const signal = op.signal;
+    if (signal !== undefined) {
+      op.onAbort = () => this.ring.cancel(slot);
+      signal.addEventListener('abort', op.onAbort, { once: true });
+    }
+  }
+
+  private sendv(bufs: readonly Uint8Array[], count: number, options: IoOptions | undefined): Promise<number> {
+    const signal = options?.signal;
+    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('writev', this.remote));
+    return new Promise<number>((resolve, reject) => {
+      const op = new StreamOp(this, 'writev', undefined, resolve, reject, signal);
+      const slot = this.ring.alloc(op);
+      op.slot = slot;
+      this.inFlight++;
+      const first = this.ring.pushBuffers(bufs, 0, count);
+      this.ring.record(OP_WRITEV, this.fd, slot, 0, first, count);
+      if (signal !== undefined) {
+        op.onAbort = () => this.ring.cancel(slot);
+        signal.addEventListener('abort', op.onAbort, { once: true });
+      }
+    });
+  }
+
+  private arm(): void {
+    if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
+    this.armedSlot = this.ring.alloc(this);
+    this.inFlight++;
+    this.ring.push(OP_RECV_MULTI, this.fd, this.armedSlot, 0, undefined, 0);
+  }
+
+  private waitRecv(buf: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const waiter: RecvWaiter = {
+        buf,
+        resolve: resolve as Settle,
+        reject,
+        signal,
+        onAbort: undefined,
+      };
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          const i = this.waiters.indexOf(waiter);
+          if (i < 0) return;
+          this.waiters.splice(i, 1);
+          reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+      this.arm();
+    });
+  }
+
+  private queued(): number {
+    return this.chunkBid.length - this.chunkHead;
+  }
+
+  private feedWaiters(): void {
+    while (this.waiters.length > 0) {
+      const hasChunk = this.chunkHead < this.chunkBid.length;
+      if (!hasChunk && !this.eof && this.failure === undefined) return;
+      const w = this.waiters.shift()!;
+      if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+      if (hasChunk) {
+        if (w.buf !== undefined) w.resolve([this.copyOut(w.buf), w.buf]);
+        else w.resolve(this.takeChunk());
+      } else if (this.failure !== undefined) {
+        w.reject(this.withBuffer(this.failure, w.buf));
+      } else {
+        w.resolve(w.buf !== undefined ? [0, w.buf] : null);
+      }
+    }
+  }
+
+  private settleWaiterError(w: RecvWaiter, error: RuntimeError): void {
+    if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+    w.reject(error);
+  }
+
+  /** Takes the head chunk whole (recv()). A chunk partly read by read(buf) yields its rest. */
+  private takeChunk(): RecvChunk {
+    const i = this.chunkHead++;
+    const bid = this.chunkBid[i]!;
+    const start = bid * this.ring.bufferSize;
+    const bytes = this.ring.pool.subarray(start + this.headOffset, start + this.chunkLen[i]!);
+    this.headOffset = 0;
+    this.compactQueue();
+    return new PooledChunk(bytes, this.ring, bid);
+  }
+
+  /** Copies queued bytes into `buf` (read(buf) after recv data arrived); returns the count. */
+  private copyOut(buf: Uint8Array): number {
+    let n = 0;
+    while (n < buf.byteLength && this.chunkHead < this.chunkBid.length) {
+      const i = this.chunkHead;
+      const bid = this.chunkBid[i]!;
+      const start = bid * this.ring.bufferSize + this.headOffset;
+      const avail = this.chunkLen[i]! - this.headOffset;
+      const take = Math.min(avail, buf.byteLength - n);
+      buf.set(this.ring.pool.subarray(start, start + take), n);
+      n += take;
+      if (take === avail) {
+        this.chunkHead++;
+        this.headOffset = 0;
+        this.ring.provide(bid);
+      } else {
+        this.headOffset += take;
+      }
+    }
+    this.compactQueue();
+    return n;
+  }
+
+  private compactQueue(): void {
+    if (this.chunkHead === this.chunkBid.length) {
+      this.chunkBid.length = 0;
+      this.chunkLen.length = 0;
+      this.chunkHead = 0;
+    }
+  }
+
+  private dropChunks(): void {
+    for (let i = this.chunkHead; i < this.chunkBid.length; i++) this.ring.provide(this.chunkBid[i]!);
+    this.chunkBid.length = 0;
+    this.chunkLen.length = 0;
+    this.chunkHead = 0;
+    this.headOffset = 0;
+  }
+
+  private withBuffer(error: RuntimeError, buf: Uint8Array | undefined): RuntimeError {
+    if (buf === undefined || error.buffer === buf) return error;
+    return new RuntimeError(error.code, error.syscall, {
+      errno: error.errno,
+      address: error.address,
+      buffer: buf,
+      cause: error,
+    });
+  }
+}

@@ -1,0 +1,335 @@
+// Integration tests of the io_uring driver over real loopback sockets (TCP and Unix). Skipped,
+// with the reason printed, where io_uring is unavailable (old kernel, seccomp, sysctl, no addon).
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { RuntimeError } from '../errors.js';
+import type { ByteStream, StreamListener } from '../stream.js';
+import { createUringDriver, probeUring, type UringDriver } from './index.js';
+
+const probe = probeUring();
+if (!probe.available) console.warn(`io_uring driver tests skipped: ${probe.reason}`);
+
+function portOf(l: StreamListener): number {
+  const a = l.localAddress;
+  if (a.family === 'unix') throw new Error('not a TCP listener');
+  return a.port;
+}
+
+/** Serves an echo on every accepted stream (recv() chunks, written back). */
+function serveEcho(listener: StreamListener): void {
+  (async () => {
+    for await (const s of listener) {
+      (async () => {
+        try {
+          for (;;) {
+            const chunk = await s.recv();
+            if (chunk === null) break;
+            await s.writeAll(chunk.bytes);
+            chunk.release();
+          }
+        } catch {
+          // peer went away
+        } finally {
+          await s.close();
+        }
+      })();
+    }
+  })().catch(() => undefined);
+}
+
+async function readExactly(s: ByteStream, total: number): Promise<Buffer> {
+  const out = Buffer.alloc(total);
+  let got = 0;
+  let buf = new Uint8Array(65536);
+  while (got < total) {
+    const [n, b] = await s.read(buf);
+    if (n === 0) break;
+    out.set(b.subarray(0, n), got);
+    got += n;
+    buf = b;
+  }
+  return out.subarray(0, got);
+}
+
+function fdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+describe.skipIf(!probe.available)('uring driver', () => {
+  let driver: UringDriver;
+  beforeEach(() => {
+    driver = createUringDriver({ entries: 256, bufferCount: 256, bufferSize: 16384 });
+  });
+  afterEach(async () => {
+    await driver.close();
+  });
+
+  it('echoes over TCP', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    serveEcho(l);
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    expect(c.driver).toBe('uring');
+    expect(c.remoteAddress).toEqual({ family: 'ipv4', address: '127.0.0.1', port: portOf(l) });
+    await c.writeAll(Buffer.from('hello uring'));
+    expect((await readExactly(c, 11)).toString()).toBe('hello uring');
+    await c.close();
+    expect(c.closed).toBe(true);
+  });
+
+  it('echoes over IPv6 loopback with writev', async () => {
+    const l = await driver.listenTcp({ host: '::1', port: 0 });
+    serveEcho(l);
+    const c = await driver.connectTcp({ host: '::1', port: portOf(l) });
+    const n = await c.writev([Buffer.from('ab'), Buffer.from('cd'), Buffer.from('ef')]);
+    expect(n).toBe(6);
+    expect((await readExactly(c, 6)).toString()).toBe('abcdef');
+    await c.close();
+  });
+
+  it('echoes over a Unix socket and removes the socket file on close', async () => {
+    const path = join(tmpdir(), `loch-uring-${process.pid}-${Date.now()}.sock`);
+    const l = await driver.listenUnix({ path });
+    serveEcho(l);
+    const c = await driver.connectUnix({ path });
+    expect(c.remoteAddress).toEqual({ family: 'unix', path });
+    await c.writeAll(Buffer.from('over unix'));
+    expect((await readExactly(c, 9)).toString()).toBe('over unix');
+    await c.close();
+    await l.close();
+    expect(readdirSync(tmpdir())).not.toContain(path.slice(tmpdir().length + 1));
+  });
+
+  it('moves several MB intact both ways', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    serveEcho(l);
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    const data = randomBytes(6 * 1024 * 1024);
+    const [, back] = await Promise.all([c.writeAll(data), readExactly(c, data.length)]);
+    expect(back.length).toBe(data.length);
+    expect(createHash('sha256').update(back).digest('hex')).toBe(
+      createHash('sha256').update(data).digest('hex'),
+    );
+    await c.close();
+  });
+
+  it('queues received data with no reader and hands it over intact (backpressure)', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const accepted = l.accept();
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    const s = await accepted;
+    const firstChunk = s.recv(); // arms the multishot recv
+    const data = randomBytes(3 * 1024 * 1024);
+    const writing = c.writeAll(data);
+    const first = await firstChunk;
+    await driver.sleep(50); // no reader: chunks pile up until the multishot is cancelled
+    const got: Buffer[] = [];
+    if (first) {
+      got.push(Buffer.from(first.bytes));
+      first.release();
+    }
+    let total = got.reduce((a, b) => a + b.length, 0);
+    while (total < data.length) {
+      const chunk = await s.recv();
+      if (chunk === null) break;
+      got.push(Buffer.from(chunk.bytes));
+      total += chunk.bytes.length;
+      chunk.release();
+    }
+    await writing;
+    expect(Buffer.concat(got).equals(data)).toBe(true);
+    await c.close();
+    await s.close();
+  });
+
+  it('half-closes: the peer reads end of stream and can still answer', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const server = (async () => {
+      const s = await l.accept();
+      const got: Buffer[] = [];
+      for await (const bytes of s) got.push(Buffer.from(bytes));
+      await s.writeAll(Buffer.from(`got ${Buffer.concat(got).toString()}`));
+      await s.close();
+    })();
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    await c.writeAll(Buffer.from('request'));
+    await c.shutdown();
+    expect((await readExactly(c, 100)).toString()).toBe('got request');
+    const [n] = await c.read(new Uint8Array(8));
+    expect(n).toBe(0);
+    expect(await c.recv()).toBeNull();
+    await server;
+    await c.close();
+  });
+
+  it('serves 200 concurrent connections', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    serveEcho(l);
+    const port = portOf(l);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, async (_, i) => {
+        const c = await driver.connectTcp({ host: '127.0.0.1', port });
+        const msg = Buffer.from(`message ${i}`);
+        await c.writeAll(msg);
+        const back = (await readExactly(c, msg.length)).toString();
+        await c.close();
+        return back === msg.toString();
+      }),
+    );
+    expect(results.every(Boolean)).toBe(true);
+  });
+
+  it('cancels a read by AbortSignal and returns the buffer', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const accepted = l.accept();
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    const s = await accepted;
+    const buf = new Uint8Array(64);
+    const ac = new AbortController();
+    const reading = c.read(buf, { signal: ac.signal });
+    await driver.sleep(10);
+    ac.abort();
+    const error = await reading.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect((error as RuntimeError).code).toBe('ECANCELED');
+    expect((error as RuntimeError).buffer).toBe(buf);
+    // The stream still works after the cancelled read.
+    await s.writeAll(Buffer.from('after'));
+    const [n, back] = await c.read(buf);
+    expect(Buffer.from(back.subarray(0, n)).toString()).toBe('after');
+    await c.close();
+    await s.close();
+  });
+
+  it('close() fails pending reads and recvs with ECANCELED, buffer included', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const accepted = l.accept();
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    const s = await accepted;
+    const buf = new Uint8Array(32);
+    const reading = c.read(buf);
+    const receiving = s.recv();
+    await driver.sleep(10);
+    const closing = Promise.all([c.close(), s.close()]);
+    const [e1, e2] = await Promise.all([
+      reading.catch((e: unknown) => e),
+      receiving.catch((e: unknown) => e),
+    ]);
+    await closing;
+    expect((e1 as RuntimeError).code).toBe('ECANCELED');
+    expect((e1 as RuntimeError).buffer).toBe(buf);
+    expect((e2 as RuntimeError).code).toBe('ECANCELED');
+  });
+
+  it('cancels a pending accept and a sleep by AbortSignal', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const ac = new AbortController();
+    const accepting = l.accept({ signal: ac.signal });
+    const sleeping = driver.sleep(60_000, { signal: ac.signal });
+    ac.abort();
+    await expect(accepting).rejects.toMatchObject({ code: 'ECANCELED' });
+    await expect(sleeping).rejects.toMatchObject({ code: 'ECANCELED' });
+    await driver.sleep(1);
+    const pending = l.accept().catch((e: unknown) => e);
+    await l.close();
+    expect(await pending).toMatchObject({ code: 'ECANCELED' });
+  });
+
+  it('fails a connect to a closed port with ECONNREFUSED', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const port = portOf(l);
+    await l.close();
+    const error = await driver.connectTcp({ host: '127.0.0.1', port }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect((error as RuntimeError).code).toBe('ECONNREFUSED');
+    expect((error as RuntimeError).address).toEqual({ family: 'ipv4', address: '127.0.0.1', port });
+  });
+
+  it('fails a connect past its deadline with ETIMEDOUT (listener with a full backlog)', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0, backlog: 0 });
+    const port = portOf(l);
+    const attempts = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        driver.connectTcp({ host: '127.0.0.1', port, timeout: 300 }).then(
+          (s) => s,
+          (e: unknown) => e as RuntimeError,
+        ),
+      ),
+    );
+    const failures = attempts.filter((a): a is RuntimeError => a instanceof RuntimeError);
+    expect(failures.length).toBeGreaterThan(0);
+    for (const f of failures) expect(f.code).toBe('ETIMEDOUT');
+    await Promise.all(attempts.map((a) => (a instanceof RuntimeError ? undefined : a.close())));
+    await l.close();
+  });
+
+  it('survives a peer reset: the read rejects with ECONNRESET, nothing throws uncaught', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const accepted = l.accept();
+    const peer = netConnect(portOf(l), '127.0.0.1');
+    await new Promise<void>((resolve) => peer.once('connect', () => resolve()));
+    const s = await accepted;
+    const receiving = s.recv();
+    peer.resetAndDestroy();
+    const error = await receiving.then(
+      (chunk) => chunk,
+      (e: unknown) => e,
+    );
+    // A reset surfaces as ECONNRESET (or, if the FIN won the race, end of stream).
+    if (error !== null) expect((error as RuntimeError).code).toBe('ECONNRESET');
+    await s.close();
+  });
+
+  it('returns the fd count to its baseline after a storm of connect/echo/close', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    serveEcho(l);
+    const port = portOf(l);
+    const before = fdCount();
+    for (let round = 0; round < 6; round++) {
+      await Promise.all(
+        Array.from({ length: 50 }, async () => {
+          const c = await driver.connectTcp({ host: '127.0.0.1', port });
+          await c.writeAll(Buffer.from('x'));
+          await readExactly(c, 1);
+          await c.close();
+        }),
+      );
+    }
+    // Server sides close after reading end of stream; give them a few loop turns.
+    for (let i = 0; i < 100 && fdCount() > before; i++) await driver.sleep(5);
+    expect(fdCount()).toBe(before);
+  });
+
+  it('forwards with splice between two streams', async () => {
+    const upstream = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    serveEcho(upstream);
+    const front = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const splice = driver.splice;
+    (async () => {
+      const client = await front.accept();
+      const up = await driver.connectTcp({ host: '127.0.0.1', port: portOf(upstream) });
+      const pump = async (a: ByteStream, b: ByteStream) => {
+        while ((await splice(a, b, 65536)) > 0) {
+          // keep forwarding until end of stream
+        }
+        await b.shutdown();
+      };
+      await Promise.all([pump(client, up), pump(up, client)]).catch(() => undefined);
+      await Promise.all([client.close(), up.close()]);
+    })();
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(front) });
+    const data = randomBytes(1024 * 1024);
+    const [, back] = await Promise.all([c.writeAll(data), readExactly(c, data.length)]);
+    expect(back.equals(data)).toBe(true);
+    await c.shutdown();
+    const [n] = await c.read(new Uint8Array(16));
+    expect(n).toBe(0);
+    await c.close();
+  });
+});
