@@ -38,6 +38,22 @@ export {
 } from './protocol/value.js';
 export { joinI64, ProtocolWriter, splitI64 } from './protocol/writer.js';
 export {
+  type CallOptions,
+  ThriftClient,
+  type ThriftClientOptions,
+  type ThriftResponse,
+} from './rpc/client.js';
+export { FrameReader, type FrameReaderOptions } from './rpc/frame-reader.js';
+export {
+  createReply,
+  type ThriftHandler,
+  type ThriftReply,
+  type ThriftRequest,
+  ThriftServer,
+  type ThriftServerOptions,
+} from './rpc/server.js';
+export type { ThriftListener, ThriftRecvChunk, ThriftStream } from './rpc/stream.js';
+export {
   decodeFrame,
   encodeFrame,
   type FrameCodecOptions,

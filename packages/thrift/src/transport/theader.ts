@@ -82,7 +82,8 @@ export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAM
   let payload = frame.subarray(headerEnd);
   for (let i = transforms.length - 1; i >= 0; i--) {
     try {
-      payload = inflateSync(payload, { maxOutputLength: maxFrameSize });
+      const out = inflateSync(payload, { maxOutputLength: maxFrameSize });
+      payload = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     } catch (e) {
       throw new ThriftTransportError('ERR_THRIFT_TRANSFORM_FAILED', `zlib: ${(e as Error).message}`);
     }
@@ -129,7 +130,10 @@ export function encodeTHeaderParts(spec: FrameSpec, payload: Uint8Array): Uint8A
   const headerSize = b.pos - start;
   if (headerSize / 4 > 0xffff)
     throw new ThriftTransportError('ERR_THRIFT_BAD_HEADER', 'THeader header block over 256 KiB');
-  for (let i = 0; i < transforms.length; i++) payload = deflateSync(payload);
+  for (let i = 0; i < transforms.length; i++) {
+    const out = deflateSync(payload);
+    payload = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  }
   const out = b.finish();
   writeLength(out, 0, out.byteLength - 4 + payload.byteLength);
   out[12] = (headerSize / 4) >>> 8;

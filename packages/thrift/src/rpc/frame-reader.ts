@@ -1,0 +1,138 @@
+/**
+ * Reads whole Thrift frames from a byte stream: buffers received chunks (releasing each pooled
+ * chunk at once), detects the framing on the first bytes unless configured, splits frames by
+ * length or, unframed, by skipping the message, and decodes the framing header. Payload views
+ * stay valid after later reads: bytes are never overwritten in place, a full buffer is
+ * replaced by a new one. Not for writing: replies are framed with frameParts().
+ */
+import { ThriftProtocolError, ThriftRpcError } from '../errors.js';
+import { decodeFrame, type FrameCodecOptions, FrameSplitter } from '../transport/codec.js';
+import { detectFraming, type FramingName, type ThriftFrame } from '../transport/frame.js';
+import type { ThriftStream } from './stream.js';
+
+/** Options of a FrameReader. */
+export interface FrameReaderOptions extends FrameCodecOptions {
+  /** Framing of the stream, or 'auto' (default) to detect it from the first message. */
+  readonly framing?: FramingName | 'auto';
+  /** Milliseconds to wait for the first byte of a message (0 = forever, the default). */
+  readonly idleTimeout?: number;
+  /** Milliseconds to wait for the rest of a started message (0 = forever, the default). */
+  readonly readTimeout?: number;
+}
+
+const MIN_BUFFER = 64 * 1024;
+
+/** Pulls frames out of a stream, one `next()` at a time. */
+export class FrameReader {
+  /** The framing in use (null until detected). */
+  framing: FramingName | null;
+  private buf = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
+  private readonly splitter: FrameSplitter;
+  private readonly options: FrameReaderOptions;
+
+  constructor(
+    private readonly stream: ThriftStream,
+    options: FrameReaderOptions = {},
+  ) {
+    this.options = options;
+    this.framing = options.framing === undefined || options.framing === 'auto' ? null : options.framing;
+    this.splitter = new FrameSplitter(options);
+  }
+
+  /** Bytes received but not yet returned as a frame. */
+  get buffered(): number {
+    return this.end - this.start;
+  }
+
+  /**
+   * The next frame, or null when the stream ends cleanly between messages. Throws
+   * ThriftTransportError/ThriftProtocolError on bad bytes, ERR_THRIFT_TRUNCATED when the stream
+   * ends inside a message, and ThriftRpcError ERR_THRIFT_TIMEOUT when a timeout passes.
+   */
+  async next(): Promise<ThriftFrame | null> {
+    for (;;) {
+      const frame = this.tryFrame();
+      if (frame) return frame;
+      const chunk = await this.recv();
+      if (chunk === null) {
+        if (this.end > this.start) {
+          throw new ThriftProtocolError(
+            'ERR_THRIFT_TRUNCATED',
+            `stream ended inside a message (${this.buffered} bytes)`,
+          );
+        }
+        return null;
+      }
+    }
+  }
+
+  private tryFrame(): ThriftFrame | null {
+    if (this.end === this.start) return null;
+    if (this.framing === null) {
+      const detected = detectFraming(this.buf, this.start, this.end);
+      if (detected === null) return null;
+      this.framing = detected.framing;
+    }
+    const stop = this.splitter.find(this.framing, this.buf, this.start, this.end);
+    if (stop < 0) return null;
+    const frame = decodeFrame(this.framing, this.buf.subarray(this.start, stop), this.options);
+    this.start = stop;
+    return frame;
+  }
+
+  /** Receives one chunk into the buffer; false at end of stream. */
+  private async recv(): Promise<true | null> {
+    const ms = this.end > this.start ? (this.options.readTimeout ?? 0) : (this.options.idleTimeout ?? 0);
+    const pending = this.stream.recv();
+    let chunk: Awaited<typeof pending>;
+    if (ms > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          // The chunk (if one still arrives) goes back to the pool.
+          pending.then(
+            (c) => c?.release(),
+            () => {},
+          );
+          reject(
+            new ThriftRpcError(
+              'ERR_THRIFT_TIMEOUT',
+              this.end > this.start ? `message not complete after ${ms} ms` : `no message for ${ms} ms`,
+            ),
+          );
+        }, ms);
+      });
+      try {
+        chunk = await Promise.race([pending, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    } else {
+      chunk = await pending;
+    }
+    if (chunk === null) return null;
+    try {
+      this.append(chunk.bytes);
+    } finally {
+      chunk.release();
+    }
+    return true;
+  }
+
+  private append(bytes: Uint8Array): void {
+    const n = bytes.byteLength;
+    if (this.buf.byteLength - this.end < n) {
+      // Never move bytes inside the old buffer: frames already returned may still view it.
+      const live = this.end - this.start;
+      const next = new Uint8Array(Math.max(MIN_BUFFER, (live + n) * 2));
+      next.set(this.buf.subarray(this.start, this.end));
+      this.buf = next;
+      this.start = 0;
+      this.end = live;
+    }
+    this.buf.set(bytes, this.end);
+    this.end += n;
+  }
+}

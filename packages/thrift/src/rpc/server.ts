@@ -1,0 +1,257 @@
+/**
+ * Thrift server core: an accept loop, and per connection a message loop that reads a frame,
+ * hands it to a ThriftHandler (one call per message, the Service shape of
+ * @loch/service-async), and writes the reply in the request's framing and protocol. Calls on a
+ * connection are answered in order. A connection that sends bytes that are not Thrift is
+ * closed; other connections are not disturbed. Not a code generator or a dispatcher by method
+ * name: the handler decides what a method means (a proxy routes, a service decodes).
+ */
+import { TApplicationException, TApplicationExceptionType } from '../application-exception.js';
+import { ThriftRpcError } from '../errors.js';
+import { BinaryReader } from '../protocol/binary.js';
+import { CompactReader } from '../protocol/compact.js';
+import { createWriter } from '../protocol/factory.js';
+import type { ProtocolReader, ReaderOptions } from '../protocol/reader.js';
+import type { ProtocolWriter } from '../protocol/writer.js';
+import { frameParts } from '../transport/codec.js';
+import type { FramingName, ThriftFrame } from '../transport/frame.js';
+import { type MessageHeader, MessageType, type ProtocolName } from '../types.js';
+import { FrameReader } from './frame-reader.js';
+import type { ThriftListener, ThriftStream } from './stream.js';
+
+/** One incoming message. */
+export interface ThriftRequest {
+  /** The frame as received: framing, protocol, headers, payload (message bytes). */
+  readonly frame: ThriftFrame;
+  /** Method name, message type and seq id from the message header. */
+  readonly header: MessageHeader;
+  /** Offset in `frame.payload` where the body struct starts. */
+  readonly bodyOffset: number;
+  /** A reader positioned at the body struct (a fresh reader each call). */
+  reader(): ProtocolReader;
+  /** Aborted when the handler timeout passes or the connection closes. */
+  readonly signal: AbortSignal;
+}
+
+/** What a handler answers for a CALL. */
+export interface ThriftReply {
+  /** The whole reply message (message header and body) in the request's protocol. */
+  readonly payload: Uint8Array;
+  /** String headers for THeader/TTHeader replies. */
+  readonly headers?: ReadonlyMap<string, string>;
+  /** Integer headers for TTHeader replies. */
+  readonly intHeaders?: ReadonlyMap<number, string>;
+}
+
+/**
+ * Handles one message. Resolve a reply for CALL messages and undefined for ONEWAY ones; throw
+ * a TApplicationException to send it to the caller (any other error is sent as INTERNAL_ERROR).
+ */
+export interface ThriftHandler {
+  call(request: ThriftRequest): Promise<ThriftReply | undefined>;
+}
+
+/** Server limits and timeouts (milliseconds; 0 = none). */
+export interface ThriftServerOptions extends ReaderOptions {
+  /** Framing to expect, or 'auto' (default) to detect it per connection. */
+  readonly framing?: FramingName | 'auto';
+  /** Protocol of framed/unframed payloads when it cannot be sniffed (old-style binary). */
+  readonly protocol?: ProtocolName;
+  /** Largest frame accepted (default 16 MiB). */
+  readonly maxFrameSize?: number;
+  /** Close a connection that sends no message for this long (default 0: never). */
+  readonly idleTimeout?: number;
+  /** Close a connection whose started message does not complete in time (default 30 s). */
+  readonly readTimeout?: number;
+  /**
+   * Handler calls run at once per connection (default 1: strictly in order). Above 1, replies
+   * are written as calls finish, out of order, for clients that match replies by seq id.
+   */
+  readonly maxConcurrentCalls?: number;
+  /** Answer INTERNAL_ERROR when the handler takes longer (default 0: no limit). */
+  readonly handlerTimeout?: number;
+  /** Called when a connection is closed because of an error (bad bytes, timeout, I/O). */
+  readonly onConnectionError?: (error: unknown) => void;
+}
+
+/**
+ * Builds a reply message for `request`: writes a REPLY header with the request's name and seq
+ * id, then lets `writeBody` write the result struct.
+ */
+export function createReply(request: ThriftRequest, writeBody: (w: ProtocolWriter) => void): ThriftReply {
+  const w = createWriter(request.frame.protocol);
+  w.writeMessageBegin(request.header.name, MessageType.REPLY, request.header.seqId);
+  writeBody(w);
+  w.writeMessageEnd();
+  return { payload: w.finish() };
+}
+
+/** Accepts connections and runs the message loop on each. */
+export class ThriftServer {
+  private readonly streams = new Set<ThriftStream>();
+  private readonly listeners = new Set<ThriftListener>();
+  private closing = false;
+
+  constructor(
+    private readonly handler: ThriftHandler,
+    private readonly options: ThriftServerOptions = {},
+  ) {}
+
+  /** Connections being served. */
+  get connections(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Runs the accept loop on `listener` until `close()` or the listener closes. Connections are
+   * served concurrently; this resolves when accepting stops.
+   */
+  async serve(listener: ThriftListener): Promise<void> {
+    this.listeners.add(listener);
+    try {
+      while (!this.closing) {
+        let stream: ThriftStream;
+        try {
+          stream = await listener.accept();
+        } catch (e) {
+          if (this.closing || (e as { code?: string }).code === 'ECANCELED') return;
+          this.options.onConnectionError?.(e);
+          continue;
+        }
+        void this.handleConnection(stream);
+      }
+    } finally {
+      this.listeners.delete(listener);
+    }
+  }
+
+  /** Serves one connection until it ends, fails or the server closes; never rejects. */
+  async handleConnection(stream: ThriftStream): Promise<void> {
+    this.streams.add(stream);
+    const aborter = new AbortController();
+    const reader = new FrameReader(stream, {
+      ...this.options,
+      readTimeout: this.options.readTimeout ?? 30_000,
+    });
+    const limit = Math.max(1, this.options.maxConcurrentCalls ?? 1);
+    const inFlight = new Set<Promise<void>>();
+    let writing: Promise<unknown> = Promise.resolve();
+    let failure: unknown;
+    const fail = (e: unknown): void => {
+      failure ??= e;
+      void stream.close().catch(() => {});
+    };
+    try {
+      for (;;) {
+        const frame = await reader.next();
+        if (frame === null) break;
+        if (limit === 1) {
+          const reply = await this.dispatch(frame, aborter.signal);
+          if (reply !== undefined) await stream.writev(reply);
+          continue;
+        }
+        // Parse the header before reading on, so that bad bytes stop the loop at once.
+        const call: Promise<void> = this.dispatch(frame, aborter.signal).then((reply) => {
+          if (reply === undefined) return;
+          writing = writing.then(() => stream.writev(reply)).catch(fail);
+        }, fail);
+        inFlight.add(call);
+        void call.finally(() => inFlight.delete(call));
+        if (inFlight.size >= limit) await Promise.race(inFlight);
+        if (failure !== undefined) throw failure;
+      }
+      await Promise.all(inFlight);
+      await writing;
+      if (failure !== undefined) throw failure;
+    } catch (e) {
+      if (!this.closing) this.options.onConnectionError?.(failure ?? e);
+    } finally {
+      aborter.abort();
+      this.streams.delete(stream);
+      if (!stream.closed) await stream.close().catch(() => {});
+    }
+  }
+
+  /** Runs the handler for one frame; returns the buffers of the reply (none for ONEWAY). */
+  private async dispatch(
+    frame: ThriftFrame,
+    connectionSignal: AbortSignal,
+  ): Promise<Uint8Array[] | undefined> {
+    const r = frame.protocol === 'binary' ? new BinaryReader(this.options) : new CompactReader(this.options);
+    r.reset(frame.payload);
+    // A message header that does not parse is a protocol error: the connection is closed.
+    const header = r.readMessageBegin();
+    const bodyOffset = r.pos;
+    const options = this.options;
+    const timeoutMs = this.options.handlerTimeout ?? 0;
+    const ctrl = new AbortController();
+    const onAbort = (): void => ctrl.abort();
+    connectionSignal.addEventListener('abort', onAbort, { once: true });
+    const request: ThriftRequest = {
+      frame,
+      header,
+      bodyOffset,
+      signal: ctrl.signal,
+      reader(): ProtocolReader {
+        const rr = frame.protocol === 'binary' ? new BinaryReader(options) : new CompactReader(options);
+        return rr.reset(frame.payload, bodyOffset);
+      },
+    };
+    let reply: ThriftReply | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const call = this.handler.call(request);
+      if (timeoutMs > 0) {
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            ctrl.abort();
+            reject(new ThriftRpcError('ERR_THRIFT_TIMEOUT', `handler took longer than ${timeoutMs} ms`));
+          }, timeoutMs);
+        });
+        call.catch(() => {});
+        reply = await Promise.race([call, timeout]);
+      } else {
+        reply = await call;
+      }
+      if (header.type === MessageType.ONEWAY) return undefined;
+      if (reply === undefined) {
+        throw new TApplicationException(
+          TApplicationExceptionType.MISSING_RESULT,
+          `${header.name} returned no result`,
+        );
+      }
+    } catch (e) {
+      if (header.type === MessageType.ONEWAY) return undefined;
+      const exc =
+        e instanceof TApplicationException
+          ? e
+          : new TApplicationException(
+              TApplicationExceptionType.INTERNAL_ERROR,
+              (e as Error)?.message ?? String(e),
+            );
+      reply = { payload: exc.toMessage(frame.protocol, header.name, header.seqId) };
+    } finally {
+      clearTimeout(timer);
+      connectionSignal.removeEventListener('abort', onAbort);
+    }
+    return frameParts(
+      {
+        framing: frame.framing,
+        protocol: frame.protocol,
+        seqId: frame.seqId,
+        flags: frame.flags,
+        headers: reply.headers ?? new Map(),
+        intHeaders: reply.intHeaders ?? new Map(),
+        transforms: frame.transforms,
+      },
+      reply.payload,
+    );
+  }
+
+  /** Stops accepting, closes the listeners and every connection. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.listeners].map((l) => l.close().catch(() => {})));
+    await Promise.all([...this.streams].map((s) => s.close().catch(() => {})));
+  }
+}
