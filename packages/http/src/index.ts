@@ -1,2 +1,35 @@
-/** @loch/http: HTTP/1.1 codec, server core and client on the Loch runtime. */
-export {};
+/**
+ * @loch/http: HTTP/1.1 codec, server core and client on the Loch runtime.
+ * Public surface only; src/internal/ is not exported.
+ */
+
+export type { BodyKind, HttpBody } from './body.js';
+export { EMPTY_BODY, FixedBody, fixedBody, readBody, readText, StreamBody, streamBody } from './body.js';
+export type { HttpParseErrorCode, HttpTimeoutKind } from './errors.js';
+export {
+  HttpBodyError,
+  HttpConnectionError,
+  HttpError,
+  HttpParseError,
+  HttpTimeoutError,
+  InvalidHeaderError,
+  parseErrorStatus,
+} from './errors.js';
+export type { BodyFraming, H1Limits, RequestDecoderOptions } from './h1/decoder.js';
+export { DEFAULT_LIMITS, DecodeEvent, RequestDecoder, ResponseDecoder } from './h1/decoder.js';
+export type { ResponseHeadOptions } from './h1/encoder.js';
+export {
+  CHUNK_END,
+  chunkHeader,
+  encodeRequestHead,
+  encodeResponseHead,
+  httpDate,
+  lastChunk,
+  requestFraming,
+  responseFraming,
+  responseHasNoBody,
+} from './h1/encoder.js';
+export type { HeadersInit } from './headers.js';
+export { HttpHeaders } from './headers.js';
+export type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from './message.js';
+export { createRequest, createResponse, targetFormOf } from './message.js';

@@ -1,0 +1,888 @@
+/**
+ * Incremental HTTP/1.1 message decoders (RFC 9112) for requests and responses, pure and
+ * I/O-free. Bytes are fed as they arrive (views into the runtime's pooled receive buffers) and
+ * `poll()` reports one event at a time: a parsed head, a body data view, or the end of a message.
+ * Body data are zero-copy subarrays of the fed input; the head is copied once (only its bytes)
+ * into a buffer its HttpHeaders decode from lazily. Finding the end of a head uses native
+ * `indexOf` scans with resumable state, so byte-at-a-time input stays linear.
+ *
+ * Strict where request smuggling lives: CL with TE, bad or duplicate Content-Length, any
+ * Transfer-Encoding other than a single final `chunked`, obs-fold, whitespace before a colon,
+ * bare CR or LF, NUL and other controls, invalid tokens, chunk extension syntax. Every rejection
+ * throws an HttpParseError with a code and the status a server should answer.
+ *
+ * Not for I/O, timeouts or connection policy (server.ts, client.ts) and not for HTTP/2.
+ */
+import { METHODS } from 'node:http';
+import { EMPTY_BODY } from '../body.js';
+import { HttpParseError, type HttpParseErrorCode } from '../errors.js';
+import { HttpHeaders } from '../headers.js';
+import { FIELD_VALUE, HEX, LOWER, TARGET, TOKEN } from '../internal/char-classes.js';
+import { lookupKnownName, lookupMethod } from '../internal/known-names.js';
+import type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from '../message.js';
+
+/** What `poll()` found. */
+export const DecodeEvent = {
+  /** All input is consumed; feed more bytes (or call finish() at end of stream). */
+  NeedMore: 0,
+  /** A message head was parsed: read `decoder.message` and the framing fields. */
+  Head: 1,
+  /** Body bytes: `decoder.data`, a view into the fed input valid until that input is released. */
+  Data: 2,
+  /** The message is complete (`decoder.trailers` holds chunked trailers, if any). */
+  End: 3,
+} as const;
+/** One of the DecodeEvent values. */
+export type DecodeEvent = (typeof DecodeEvent)[keyof typeof DecodeEvent];
+
+/**
+ * How the body of the current message is delimited: `none`, `length` (Content-Length),
+ * `chunked`, or `eof` (close-delimited, responses only).
+ */
+export type BodyFraming = 'none' | 'length' | 'chunked' | 'eof';
+
+/** Size limits; each has its own error code. */
+export interface H1Limits {
+  /** Max bytes of a head (start line + fields + final CRLF); ERR_HTTP_HEAD_TOO_LARGE (431). */
+  readonly maxHeadSize: number;
+  /** Max number of header (or trailer) fields; ERR_HTTP_TOO_MANY_HEADERS (431). */
+  readonly maxHeaderCount: number;
+  /**
+   * Max bytes of one line without CRLF; ERR_HTTP_REQUEST_LINE_TOO_LONG (414) for a request line,
+   * ERR_HTTP_HEADER_LINE_TOO_LONG (431) for a field line.
+   */
+  readonly maxLineLength: number;
+  /** Max bytes of a chunk-size line with extensions; ERR_HTTP_CHUNK_LINE_TOO_LONG. */
+  readonly maxChunkLineLength: number;
+}
+
+/** Request decoder options: limits plus the method policy. */
+export interface RequestDecoderOptions extends Partial<H1Limits> {
+  /**
+   * Methods accepted; others fail with ERR_HTTP_UNKNOWN_METHOD (501). Default: the registered
+   * methods Node's parser knows (node:http METHODS). Pass 'any' to accept every token (RFC 9110).
+   */
+  readonly methods?: ReadonlySet<string> | 'any';
+}
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+
+/** Defaults: 16 KiB head, 100 fields, 8 KiB lines, 1 KiB chunk lines. */
+export const DEFAULT_LIMITS: H1Limits = {
+  maxHeadSize: 16 * 1024,
+  maxHeaderCount: 100,
+  maxLineLength: 8 * 1024,
+  maxChunkLineLength: 1024,
+};
+
+// States.
+const S_HEAD = 0;
+const S_BODY_LEN = 1;
+const S_CHUNK_SIZE = 2;
+const S_CHUNK_EXT = 3;
+const S_CHUNK_SIZE_LF = 4;
+const S_CHUNK_DATA = 5;
+const S_CHUNK_DATA_CR = 6;
+const S_CHUNK_DATA_LF = 7;
+const S_TRAILERS = 8;
+const S_BODY_EOF = 9;
+const S_END = 10;
+const S_DEAD = 11;
+const S_CLOSED = 12;
+
+// Chunk extension sub-states (RFC 9112 §7.1.1, without BWS, as llhttp).
+const X_NAME_START = 0;
+const X_NAME = 1;
+const X_VALUE_START = 2;
+const X_VALUE = 3;
+const X_QUOTED = 4;
+const X_QUOTED_ESC = 5;
+const X_AFTER_QUOTED = 6;
+
+// Token list flags (Connection, Transfer-Encoding).
+const L_CLOSE = 1;
+const L_KEEP_ALIVE = 2;
+const L_UPGRADE = 4;
+const L_CHUNKED = 8;
+const L_OTHER = 16;
+const L_LAST_CHUNKED = 32;
+const L_CHUNKED_TWICE = 64;
+const L_MALFORMED = 128;
+
+const EMPTY = new Uint8Array(0);
+
+interface Latin1Buffer extends Uint8Array {
+  latin1Slice(start: number, end: number): string;
+}
+
+/** Shared machinery of the request and response decoders. */
+abstract class H1Decoder<M> {
+  /** The message whose head was last parsed (valid from a Head event on). */
+  message: M | null = null;
+  /** The body view of the last Data event. */
+  data: Uint8Array = EMPTY;
+  /** Trailer fields of the last chunked message, or null. Set at its End event. */
+  trailers: HttpHeaders | null = null;
+  /** Framing of the current message. */
+  framing: BodyFraming = 'none';
+  /** Content-Length of the current message, or -1. */
+  contentLength = -1;
+  /** Whether the connection may carry another message after this one (by version and Connection). */
+  keepAlive = true;
+  /** The Connection header named `upgrade` (and an Upgrade header was present). */
+  upgrade = false;
+
+  protected readonly limits: H1Limits;
+  protected state = S_HEAD;
+  private input: Uint8Array = EMPTY;
+  private pos = 0;
+  /** Partial head/trailer block bytes carried between feeds. */
+  private acc: Uint8Array = EMPTY;
+  private accLen = 0;
+  private lineBytes = 0;
+  private lastWasCR = false;
+  private lines = 0;
+  private remaining = 0;
+  private chunkDigits = 0;
+  private chunkLineLen = 0;
+  private extState = 0;
+  private error: HttpParseError | null = null;
+
+  // Per-head scratch filled by parseFields.
+  protected clCount = 0;
+  protected teFlags = 0;
+  protected connFlags = 0;
+  protected hostCount = 0;
+  protected expectFlag = 0;
+  protected hasUpgradeHeader = false;
+
+  constructor(limits: Partial<H1Limits> = {}) {
+    this.limits = {
+      maxHeadSize: limits.maxHeadSize ?? DEFAULT_LIMITS.maxHeadSize,
+      maxHeaderCount: limits.maxHeaderCount ?? DEFAULT_LIMITS.maxHeaderCount,
+      maxLineLength: limits.maxLineLength ?? DEFAULT_LIMITS.maxLineLength,
+      maxChunkLineLength: limits.maxChunkLineLength ?? DEFAULT_LIMITS.maxChunkLineLength,
+    };
+  }
+
+  /**
+   * Sets the next input. The previous input must be fully consumed (poll returned NeedMore);
+   * after that the decoder holds no reference to it.
+   */
+  feed(bytes: Uint8Array): void {
+    if (this.pos < this.input.length) throw new Error('H1Decoder.feed: previous input not consumed');
+    this.input = bytes;
+    this.pos = 0;
+  }
+
+  /** Bytes fed but not consumed (after a Head that ends HTTP/1 framing, e.g. CONNECT or 101). */
+  takeRemaining(): Uint8Array {
+    const r = this.input.subarray(this.pos);
+    this.input = EMPTY;
+    this.pos = 0;
+    return r;
+  }
+
+  /** True when no partial message is buffered and none is in progress (between messages). */
+  get idle(): boolean {
+    return this.state === S_HEAD && this.accLen === 0 && this.lineBytes === 0 && this.lines === 0;
+  }
+
+  /** True while the input is not fully consumed. */
+  get hasInput(): boolean {
+    return this.pos < this.input.length;
+  }
+
+  /** Reports the next event. Throws HttpParseError on malformed input (and on every call after). */
+  poll(): DecodeEvent {
+    if (this.error !== null) throw this.error;
+    try {
+      return this.step();
+    } catch (e) {
+      if (e instanceof HttpParseError) {
+        this.error = e;
+        this.state = S_DEAD;
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Signals end of stream. Returns End when it completes a close-delimited body, NeedMore when
+   * the stream ended cleanly between messages; throws ERR_HTTP_INCOMPLETE_MESSAGE otherwise.
+   */
+  finish(): DecodeEvent {
+    if (this.error !== null) throw this.error;
+    if (this.state === S_BODY_EOF) {
+      this.state = S_CLOSED;
+      return DecodeEvent.End;
+    }
+    // A lone CR after the last message is harmless noise at end of stream.
+    const loneCR = this.state === S_HEAD && this.lines === 0 && this.lineBytes === 1 && this.lastWasCR;
+    if (this.idle || loneCR || this.state === S_CLOSED) {
+      this.state = S_CLOSED;
+      return DecodeEvent.NeedMore;
+    }
+    if (this.state === S_END) {
+      this.state = S_CLOSED;
+      return DecodeEvent.End;
+    }
+    this.error = new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'stream ended inside a message');
+    this.state = S_DEAD;
+    throw this.error;
+  }
+
+  /** Parses the start line into `this.message` and returns the offset after its CRLF. */
+  protected abstract parseStartLine(b: Latin1Buffer, end: number): number;
+  /** Decides framing and keep-alive once fields are parsed. */
+  protected abstract decideFraming(): void;
+  /** Code for an over-long first line. */
+  protected abstract readonly firstLineTooLong: HttpParseErrorCode;
+
+  private step(): DecodeEvent {
+    for (;;) {
+      switch (this.state) {
+        case S_HEAD: {
+          const block = this.scanBlock(false);
+          if (block === null) return DecodeEvent.NeedMore;
+          this.parseHead(block);
+          return DecodeEvent.Head;
+        }
+        case S_BODY_LEN:
+        case S_CHUNK_DATA: {
+          const avail = this.input.length - this.pos;
+          if (avail === 0) return DecodeEvent.NeedMore;
+          const n = Math.min(avail, this.remaining);
+          this.data = this.input.subarray(this.pos, this.pos + n);
+          this.pos += n;
+          this.remaining -= n;
+          if (this.remaining === 0) this.state = this.state === S_BODY_LEN ? S_END : S_CHUNK_DATA_CR;
+          return DecodeEvent.Data;
+        }
+        case S_BODY_EOF: {
+          if (this.pos === this.input.length) return DecodeEvent.NeedMore;
+          this.data = this.pos === 0 ? this.input : this.input.subarray(this.pos);
+          this.pos = this.input.length;
+          return DecodeEvent.Data;
+        }
+        case S_CHUNK_SIZE:
+          if (!this.chunkSize()) return DecodeEvent.NeedMore;
+          break;
+        case S_CHUNK_EXT:
+          if (!this.chunkExt()) return DecodeEvent.NeedMore;
+          break;
+        case S_CHUNK_SIZE_LF: {
+          if (this.pos === this.input.length) return DecodeEvent.NeedMore;
+          if (this.input[this.pos] !== 10) this.fail('ERR_HTTP_BARE_CR', 'CR without LF in chunk line');
+          this.pos++;
+          this.chunkLineLen = 0;
+          this.chunkDigits = 0;
+          if (this.remaining === 0) {
+            this.state = S_TRAILERS;
+          } else {
+            this.state = S_CHUNK_DATA;
+          }
+          break;
+        }
+        case S_CHUNK_DATA_CR:
+        case S_CHUNK_DATA_LF: {
+          if (this.pos === this.input.length) return DecodeEvent.NeedMore;
+          const want = this.state === S_CHUNK_DATA_CR ? 13 : 10;
+          if (this.input[this.pos] !== want)
+            this.fail('ERR_HTTP_INVALID_CHUNK_END', 'chunk data not followed by CRLF');
+          this.pos++;
+          this.state = want === 13 ? S_CHUNK_DATA_LF : S_CHUNK_SIZE;
+          break;
+        }
+        case S_TRAILERS: {
+          const block = this.scanBlock(true);
+          if (block === null) return DecodeEvent.NeedMore;
+          this.trailers = block.length === 2 ? null : this.parseTrailers(block);
+          this.state = S_END;
+          break;
+        }
+        case S_END:
+          this.state = this.keepAlive ? S_HEAD : S_CLOSED;
+          return DecodeEvent.End;
+        case S_CLOSED:
+          if (this.pos < this.input.length)
+            this.fail('ERR_HTTP_DATA_AFTER_CLOSE', 'data after a message that closes the connection');
+          return DecodeEvent.NeedMore;
+        default:
+          throw this.error ?? new Error('decoder in an invalid state');
+      }
+    }
+  }
+
+  protected fail(code: HttpParseErrorCode, detail: string, offset = -1): never {
+    throw new HttpParseError(code, detail, offset);
+  }
+
+  /**
+   * Finds the end of a field block (head or trailers) across feeds. Returns the complete block
+   * (copied into an exact-size buffer) or null when more input is needed (partial bytes saved).
+   */
+  private scanBlock(trailers: boolean): Latin1Buffer | null {
+    const inp = this.input;
+    const end = inp.length;
+    const lim = this.limits;
+    let p = this.pos;
+    for (;;) {
+      const lf = inp.indexOf(10, p);
+      if (lf < 0) {
+        const n = end - p;
+        if (n > 0) {
+          this.lineBytes += n;
+          this.lastWasCR = inp[end - 1] === 13;
+        }
+        if (this.lineBytes > lim.maxLineLength + 1) this.lineTooLong(trailers);
+        this.save(this.pos, end);
+        this.pos = end;
+        return null;
+      }
+      const prevCR = lf > p ? inp[lf - 1] === 13 : this.lineBytes > 0 && this.lastWasCR;
+      if (!prevCR) this.fail('ERR_HTTP_BARE_LF', 'LF without CR', this.accLen + lf - this.pos);
+      const lineLen = this.lineBytes + (lf - p);
+      p = lf + 1;
+      this.lineBytes = 0;
+      this.lastWasCR = false;
+      if (lineLen === 1) {
+        if (this.lines === 0 && !trailers) {
+          // Empty lines before a start line are ignored (RFC 9112 §2.2).
+          this.pos = p;
+          this.accLen = 0;
+          continue;
+        }
+        const total = this.accLen + (p - this.pos);
+        if (total > lim.maxHeadSize)
+          this.fail('ERR_HTTP_HEAD_TOO_LARGE', `head exceeds ${lim.maxHeadSize} bytes`);
+        const block = Buffer.allocUnsafe(total) as unknown as Latin1Buffer;
+        if (this.accLen > 0) block.set(this.acc.subarray(0, this.accLen), 0);
+        block.set(inp.subarray(this.pos, p), this.accLen);
+        this.pos = p;
+        this.accLen = 0;
+        this.lines = 0;
+        return block;
+      }
+      if (lineLen - 1 > lim.maxLineLength) this.lineTooLong(trailers);
+      this.lines++;
+      if (this.lines > lim.maxHeaderCount + (trailers ? 0 : 1)) {
+        this.fail('ERR_HTTP_TOO_MANY_HEADERS', `more than ${lim.maxHeaderCount} fields`);
+      }
+      if (this.accLen + (p - this.pos) > lim.maxHeadSize) {
+        this.fail('ERR_HTTP_HEAD_TOO_LARGE', `head exceeds ${lim.maxHeadSize} bytes`);
+      }
+    }
+  }
+
+  private lineTooLong(trailers: boolean): never {
+    if (this.lines === 0 && !trailers) this.fail(this.firstLineTooLong, 'start line too long');
+    this.fail('ERR_HTTP_HEADER_LINE_TOO_LONG', `field line exceeds ${this.limits.maxLineLength} bytes`);
+  }
+
+  private save(from: number, to: number): void {
+    const n = to - from;
+    if (n === 0) return;
+    const need = this.accLen + n;
+    if (need > this.limits.maxHeadSize)
+      this.fail('ERR_HTTP_HEAD_TOO_LARGE', `head exceeds ${this.limits.maxHeadSize} bytes`);
+    if (need > this.acc.length) {
+      const grown = new Uint8Array(
+        Math.min(this.limits.maxHeadSize, Math.max(need, this.acc.length * 2, 512)),
+      );
+      grown.set(this.acc.subarray(0, this.accLen));
+      this.acc = grown;
+    }
+    this.acc.set(this.input.subarray(from, to), this.accLen);
+    this.accLen = need;
+  }
+
+  private parseHead(b: Latin1Buffer): void {
+    this.clCount = 0;
+    this.contentLength = -1;
+    this.teFlags = 0;
+    this.connFlags = 0;
+    this.hostCount = 0;
+    this.expectFlag = 0;
+    this.hasUpgradeHeader = false;
+    this.trailers = null;
+    const p = this.parseStartLine(b, b.length);
+    const headers = this.parseFields(b, p, true);
+    this.setHeaders(headers);
+    this.decideFraming();
+    switch (this.framing) {
+      case 'none':
+        this.state = S_END;
+        break;
+      case 'length':
+        this.remaining = this.contentLength;
+        this.state = S_BODY_LEN;
+        break;
+      case 'chunked':
+        this.remaining = 0;
+        this.chunkDigits = 0;
+        this.chunkLineLen = 0;
+        this.state = S_CHUNK_SIZE;
+        break;
+      case 'eof':
+        this.state = S_BODY_EOF;
+        break;
+    }
+  }
+
+  protected abstract setHeaders(headers: HttpHeaders): void;
+
+  private parseTrailers(b: Latin1Buffer): HttpHeaders {
+    return this.parseFields(b, 0, false);
+  }
+
+  /** Parses field lines from `p` to the final CRLF. Framing headers are interpreted only when `head`. */
+  private parseFields(b: Latin1Buffer, p: number, head: boolean): HttpHeaders {
+    const end = b.length - 2;
+    const offsets: number[] = [];
+    const names: (string | undefined)[] = [];
+    let n = 0;
+    while (p < end) {
+      const ns = p;
+      let c = b[p]!;
+      if (c === 0x20 || c === 0x09) this.fail('ERR_HTTP_OBS_FOLD', 'obsolete line folding', p);
+      while (TOKEN[c] === 1) c = b[++p]!;
+      const ne = p;
+      if (c !== 0x3a || ne === ns) {
+        if (ne > ns && (c === 0x20 || c === 0x09))
+          this.fail('ERR_HTTP_WHITESPACE_BEFORE_COLON', 'whitespace before colon', p);
+        if (c === 0x0d && b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
+        this.fail('ERR_HTTP_INVALID_HEADER_NAME', 'invalid character in field name', p);
+      }
+      c = b[++p]!;
+      while (c === 0x20 || c === 0x09) c = b[++p]!;
+      const vs = p;
+      while (FIELD_VALUE[c] === 1) c = b[++p]!;
+      if (c !== 0x0d) this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p);
+      if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
+      let ve = p;
+      while (ve > vs && (b[ve - 1] === 0x20 || b[ve - 1] === 0x09)) ve--;
+      p += 2;
+      const name = lookupKnownName(b, ns, ne);
+      offsets.push(ns, ne, vs, ve);
+      names.push(name, undefined);
+      n++;
+      if (name !== undefined) {
+        if (head) this.specialField(name, b, vs, ve);
+        else if (name === 'content-length' || name === 'transfer-encoding' || name === 'host') {
+          // Framing and routing fields must not arrive late (RFC 9110 §6.5.1).
+          this.fail('ERR_HTTP_FORBIDDEN_TRAILER', `${name} in trailers`, ns);
+        }
+      }
+    }
+    return HttpHeaders.fromWire(b, offsets, names, n);
+  }
+
+  /** Interprets the fields that decide framing and connection reuse (names are interned). */
+  private specialField(name: string, b: Uint8Array, vs: number, ve: number): void {
+    if (name === 'content-length') {
+      if (++this.clCount > 1)
+        this.fail('ERR_HTTP_DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length', vs);
+      if (ve === vs || ve - vs > 15) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'bad Content-Length', vs);
+      let v = 0;
+      for (let i = vs; i < ve; i++) {
+        const d = b[i]! - 0x30;
+        if (d < 0 || d > 9) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'bad Content-Length', i);
+        v = v * 10 + d;
+      }
+      this.contentLength = v;
+    } else if (name === 'transfer-encoding') {
+      const f = listFlags(b, vs, ve);
+      if (f === 0 || (f & L_MALFORMED) !== 0)
+        this.fail('ERR_HTTP_INVALID_TRANSFER_ENCODING', 'bad Transfer-Encoding', vs);
+      const prev = this.teFlags;
+      let next = (prev & ~L_LAST_CHUNKED) | f;
+      if ((prev & L_CHUNKED) !== 0 && (f & L_CHUNKED) !== 0) next |= L_CHUNKED_TWICE;
+      if ((prev & L_CHUNKED) !== 0 && (f & L_LAST_CHUNKED) === 0) next |= L_OTHER;
+      this.teFlags = next;
+    } else if (name === 'connection') {
+      this.connFlags |= listFlags(b, vs, ve);
+    } else if (name === 'host') {
+      this.hostCount++;
+    } else if (name === 'expect') {
+      this.expectFlag = equalsIgnoreCase(b, vs, ve, '100-continue') ? 1 : 2;
+    } else if (name === 'upgrade') {
+      this.hasUpgradeHeader = true;
+    }
+  }
+
+  /** Keep-alive per RFC 9112 §9.3 from version and Connection tokens. */
+  protected keepAliveFor(minor: number): boolean {
+    if ((this.connFlags & L_CLOSE) !== 0) return false;
+    return minor === 1 || (this.connFlags & L_KEEP_ALIVE) !== 0;
+  }
+
+  protected get teChunkedOnly(): boolean {
+    const f = this.teFlags;
+    return (f & L_LAST_CHUNKED) !== 0 && (f & (L_CHUNKED_TWICE | L_OTHER)) === 0;
+  }
+
+  protected get teLastChunked(): boolean {
+    return (this.teFlags & L_LAST_CHUNKED) !== 0 && (this.teFlags & L_CHUNKED_TWICE) === 0;
+  }
+
+  protected get teCodingsUnsupported(): boolean {
+    return (this.teFlags & L_OTHER) !== 0;
+  }
+
+  protected get connUpgrade(): boolean {
+    return (this.connFlags & L_UPGRADE) !== 0 && this.hasUpgradeHeader;
+  }
+
+  private chunkSize(): boolean {
+    const inp = this.input;
+    const end = inp.length;
+    let p = this.pos;
+    while (p < end) {
+      const c = inp[p]!;
+      const h = HEX[c]!;
+      if (h !== 0) {
+        if (++this.chunkDigits > 13) this.fail('ERR_HTTP_INVALID_CHUNK_SIZE', 'chunk size too large');
+        this.remaining = this.remaining * 16 + h - 1;
+        p++;
+        continue;
+      }
+      if (this.chunkDigits === 0) this.fail('ERR_HTTP_INVALID_CHUNK_SIZE', 'chunk size is not hex');
+      if (c === 0x0d) {
+        this.state = S_CHUNK_SIZE_LF;
+        this.pos = p + 1;
+        return true;
+      }
+      if (c === 0x3b) {
+        this.state = S_CHUNK_EXT;
+        this.extState = X_NAME_START;
+        this.chunkLineLen = this.chunkDigits + 1;
+        this.pos = p + 1;
+        return true;
+      }
+      this.fail('ERR_HTTP_INVALID_CHUNK_SIZE', 'invalid character in chunk size');
+    }
+    this.pos = p;
+    return false;
+  }
+
+  private chunkExt(): boolean {
+    const inp = this.input;
+    const end = inp.length;
+    const start = this.pos;
+    let p = start;
+    let s = this.extState;
+    while (p < end) {
+      const c = inp[p]!;
+      switch (s) {
+        case X_NAME_START:
+          if (TOKEN[c] !== 1) this.fail('ERR_HTTP_INVALID_CHUNK_EXTENSION', 'bad chunk extension name');
+          s = X_NAME;
+          break;
+        case X_NAME:
+        case X_VALUE:
+        case X_AFTER_QUOTED:
+          if (s !== X_AFTER_QUOTED && TOKEN[c] === 1) break;
+          if (c === 0x3b) s = X_NAME_START;
+          else if (c === 0x3d && s === X_NAME) s = X_VALUE_START;
+          else if (c === 0x0d) {
+            this.state = S_CHUNK_SIZE_LF;
+            this.pos = p + 1;
+            return true;
+          } else this.fail('ERR_HTTP_INVALID_CHUNK_EXTENSION', 'bad character in chunk extension');
+          break;
+        case X_VALUE_START:
+          if (c === 0x22) s = X_QUOTED;
+          else if (TOKEN[c] === 1) s = X_VALUE;
+          else this.fail('ERR_HTTP_INVALID_CHUNK_EXTENSION', 'bad chunk extension value');
+          break;
+        case X_QUOTED:
+          if (c === 0x22) s = X_AFTER_QUOTED;
+          else if (c === 0x5c) s = X_QUOTED_ESC;
+          else if (FIELD_VALUE[c] !== 1)
+            this.fail('ERR_HTTP_INVALID_CHUNK_EXTENSION', 'bad quoted chunk extension');
+          break;
+        default:
+          // X_QUOTED_ESC
+          if (FIELD_VALUE[c] !== 1) this.fail('ERR_HTTP_INVALID_CHUNK_EXTENSION', 'bad quoted-pair');
+          s = X_QUOTED;
+      }
+      p++;
+      if (++this.chunkLineLen > this.limits.maxChunkLineLength) {
+        this.fail(
+          'ERR_HTTP_CHUNK_LINE_TOO_LONG',
+          `chunk line exceeds ${this.limits.maxChunkLineLength} bytes`,
+        );
+      }
+    }
+    this.extState = s;
+    this.pos = p;
+    return false;
+  }
+}
+
+/** Parses the version `HTTP/d.d` at `p`; returns the minor version (0 or 1). */
+function parseVersion(d: H1Decoder<unknown>, b: Uint8Array, p: number, fail: FailFn): number {
+  if (b[p] !== 0x48 || b[p + 1] !== 0x54 || b[p + 2] !== 0x54 || b[p + 3] !== 0x50 || b[p + 4] !== 0x2f) {
+    fail.call(d, 'ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
+  }
+  const major = b[p + 5]! - 0x30;
+  const minor = b[p + 7]! - 0x30;
+  if (major < 0 || major > 9 || b[p + 6] !== 0x2e || minor < 0 || minor > 9) {
+    fail.call(d, 'ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
+  }
+  if (major !== 1 || minor > 1)
+    fail.call(d, 'ERR_HTTP_UNSUPPORTED_VERSION', `HTTP/${major}.${minor} not supported`, p);
+  return minor;
+}
+
+type FailFn = (code: HttpParseErrorCode, detail: string, offset?: number) => never;
+
+/** Request decoder: one per server connection; pipelined requests come out one after another. */
+export class RequestDecoder extends H1Decoder<HttpRequest> {
+  /** The request carried `Expect: 100-continue`. */
+  expectContinue = false;
+  /** The request carried an Expect value other than 100-continue (answer 417). */
+  expectUnsupported = false;
+  protected readonly firstLineTooLong: HttpParseErrorCode = 'ERR_HTTP_REQUEST_LINE_TOO_LONG';
+  private minor = 1;
+  private readonly methods: ReadonlySet<string> | 'any';
+
+  constructor(options: RequestDecoderOptions = {}) {
+    super(options);
+    this.methods = options.methods ?? KNOWN_METHODS;
+  }
+
+  protected parseStartLine(b: Latin1Buffer, end: number): number {
+    let p = 0;
+    while (TOKEN[b[p]!] === 1) p++;
+    if (p === 0 || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_METHOD', 'bad method', p);
+    let method = lookupMethod(b, 0, p);
+    if (method === undefined) {
+      method = b.latin1Slice(0, p);
+      if (this.methods !== 'any' && !this.methods.has(method))
+        this.fail('ERR_HTTP_UNKNOWN_METHOD', `unknown method ${method}`, 0);
+    }
+    const ts = ++p;
+    while (TARGET[b[p]!] === 1) p++;
+    const te = p;
+    if (te === ts || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_TARGET', 'bad request target', p);
+    p++;
+    if (p + 10 > end) this.fail('ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
+    this.minor = parseVersion(this, b, p, this.fail);
+    p += 8;
+    if (b[p] !== 0x0d) this.fail('ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
+    if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
+    const form = targetForm(b, ts, te, method);
+    if (form === null) this.fail('ERR_HTTP_INVALID_TARGET', `bad ${method} target`, ts);
+    this.message = {
+      method,
+      target: b.latin1Slice(ts, te),
+      targetForm: form,
+      version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
+      headers: EMPTY_HEADERS,
+      body: EMPTY_BODY,
+    };
+    return p + 2;
+  }
+
+  protected setHeaders(headers: HttpHeaders): void {
+    this.message!.headers = headers;
+  }
+
+  protected decideFraming(): void {
+    const minor = this.minor;
+    if (this.hostCount > 1) this.fail('ERR_HTTP_DUPLICATE_HOST', 'more than one Host');
+    if (this.hostCount === 0 && minor === 1)
+      this.fail('ERR_HTTP_MISSING_HOST', 'HTTP/1.1 request without Host');
+    this.keepAlive = this.keepAliveFor(minor);
+    this.upgrade = this.connUpgrade;
+    this.expectContinue = this.expectFlag === 1 && minor === 1;
+    this.expectUnsupported = this.expectFlag === 2;
+    if (this.teFlags !== 0) {
+      if (this.clCount > 0) {
+        this.fail(
+          'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+          'both Content-Length and Transfer-Encoding',
+        );
+      }
+      if (minor === 0)
+        this.fail('ERR_HTTP_INVALID_TRANSFER_ENCODING', 'Transfer-Encoding in an HTTP/1.0 request');
+      if (!this.teLastChunked)
+        this.fail('ERR_HTTP_INVALID_TRANSFER_ENCODING', 'chunked is not the final coding');
+      if (!this.teChunkedOnly) this.fail('ERR_HTTP_UNSUPPORTED_TRANSFER_CODING', 'only chunked is supported');
+      this.framing = 'chunked';
+      this.contentLength = -1;
+    } else if (this.contentLength > 0) {
+      this.framing = 'length';
+    } else {
+      this.framing = 'none';
+    }
+  }
+}
+
+/** Response decoder: one per client connection. Call `expectResponseTo(method)` before each response. */
+export class ResponseDecoder extends H1Decoder<HttpResponse> {
+  protected readonly firstLineTooLong: HttpParseErrorCode = 'ERR_HTTP_HEADER_LINE_TOO_LONG';
+  private requestMethod = 'GET';
+  private minor = 1;
+  private status = 0;
+
+  /** Sets the method of the request the next response answers (HEAD and CONNECT change framing). */
+  expectResponseTo(method: string): void {
+    this.requestMethod = method;
+  }
+
+  protected parseStartLine(b: Latin1Buffer, end: number): number {
+    if (end < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', 0);
+    this.minor = parseVersion(this, b, 0, this.fail);
+    let p = 8;
+    if (b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_STATUS', 'bad status line', p);
+    const d0 = b[p + 1]! - 0x30;
+    const d1 = b[p + 2]! - 0x30;
+    const d2 = b[p + 3]! - 0x30;
+    if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9)
+      this.fail('ERR_HTTP_INVALID_STATUS', 'bad status code', p);
+    this.status = d0 * 100 + d1 * 10 + d2;
+    p += 4;
+    let reason = '';
+    if (b[p] === 0x20) {
+      const rs = ++p;
+      while (FIELD_VALUE[b[p]!] === 1) p++;
+      if (p > rs) reason = b.latin1Slice(rs, p);
+    }
+    if (b[p] !== 0x0d) this.fail('ERR_HTTP_INVALID_STATUS', 'bad reason phrase', p);
+    if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
+    this.message = {
+      status: this.status,
+      reason,
+      version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
+      headers: EMPTY_HEADERS,
+      body: EMPTY_BODY,
+    };
+    return p + 2;
+  }
+
+  protected setHeaders(headers: HttpHeaders): void {
+    this.message!.headers = headers;
+  }
+
+  protected decideFraming(): void {
+    const status = this.status;
+    this.keepAlive = this.keepAliveFor(this.minor);
+    this.upgrade = status === 101;
+    if (this.teFlags !== 0 && this.clCount > 0) {
+      this.fail(
+        'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+        'both Content-Length and Transfer-Encoding',
+      );
+    }
+    if (status < 200 || status === 204 || status === 304 || this.requestMethod === 'HEAD') {
+      this.framing = 'none';
+      return;
+    }
+    if (this.requestMethod === 'CONNECT' && status < 300) {
+      this.framing = 'none';
+      this.upgrade = true;
+      this.keepAlive = false;
+      return;
+    }
+    if (this.teFlags !== 0) {
+      if ((this.teFlags & L_CHUNKED_TWICE) !== 0)
+        this.fail('ERR_HTTP_INVALID_TRANSFER_ENCODING', 'chunked twice');
+      if (this.teLastChunked) {
+        this.framing = 'chunked';
+      } else {
+        this.framing = 'eof';
+        this.keepAlive = false;
+      }
+      this.contentLength = -1;
+    } else if (this.contentLength >= 0) {
+      this.framing = this.contentLength > 0 ? 'length' : 'none';
+    } else {
+      this.framing = 'eof';
+      this.keepAlive = false;
+    }
+  }
+}
+
+const EMPTY_HEADERS = new HttpHeaders();
+
+/** Classifies a request target; null when the form is not allowed for the method. */
+function targetForm(b: Uint8Array, s: number, e: number, method: string): TargetForm | null {
+  const c = b[s]!;
+  if (method === 'CONNECT') {
+    // authority-form: host ":" port, no userinfo, path, query or fragment.
+    let colon = -1;
+    for (let i = s; i < e; i++) {
+      const x = b[i]!;
+      if (x === 0x2f || x === 0x3f || x === 0x23 || x === 0x40) return null;
+      if (x === 0x3a) colon = i;
+    }
+    if (colon <= s || colon === e - 1 || e - colon - 1 > 5) return null;
+    for (let i = colon + 1; i < e; i++) if (b[i]! < 0x30 || b[i]! > 0x39) return null;
+    return 'authority';
+  }
+  if (c === 0x2f) return 'origin';
+  if (c === 0x2a && e - s === 1) return method === 'OPTIONS' ? 'asterisk' : null;
+  // absolute-form: scheme "://" authority ...; scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+  if (!((c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a))) return null;
+  for (let i = s + 1; i < e; i++) {
+    const x = b[i]!;
+    if (x === 0x3a) {
+      // Only hierarchical URIs with an authority (`scheme://host...`), as llhttp.
+      if (b[i + 1] !== 0x2f || b[i + 2] !== 0x2f || i + 3 >= e || b[i + 3] === 0x2f) return null;
+      return 'absolute';
+    }
+    const ok =
+      (x >= 0x41 && x <= 0x5a) ||
+      (x >= 0x61 && x <= 0x7a) ||
+      (x >= 0x30 && x <= 0x39) ||
+      x === 0x2b ||
+      x === 0x2d ||
+      x === 0x2e;
+    if (!ok) return null;
+  }
+  return null;
+}
+
+/** Flags for a comma-separated token list (Connection, Transfer-Encoding); no allocation. */
+function listFlags(b: Uint8Array, s: number, e: number): number {
+  let flags = 0;
+  let i = s;
+  while (i < e) {
+    const c = b[i]!;
+    if (c === 0x20 || c === 0x09 || c === 0x2c) {
+      i++;
+      continue;
+    }
+    const ts = i;
+    while (i < e && TOKEN[b[i]!] === 1) i++;
+    const te = i;
+    if (te === ts) return flags | L_MALFORMED;
+    let params = false;
+    while (i < e && b[i] !== 0x2c) {
+      if (b[i] !== 0x20 && b[i] !== 0x09) params = true;
+      i++;
+    }
+    if (!params && equalsIgnoreCase(b, ts, te, 'chunked')) {
+      if ((flags & L_CHUNKED) !== 0) flags |= L_CHUNKED_TWICE;
+      flags |= L_CHUNKED | L_LAST_CHUNKED;
+      continue;
+    }
+    flags &= ~L_LAST_CHUNKED;
+    // An element with parameters is not a bare option: `close;x` is not `close` (as llhttp).
+    if (params) flags |= L_OTHER;
+    else if (equalsIgnoreCase(b, ts, te, 'close')) flags |= L_CLOSE;
+    else if (equalsIgnoreCase(b, ts, te, 'keep-alive')) flags |= L_KEEP_ALIVE;
+    else if (equalsIgnoreCase(b, ts, te, 'upgrade')) flags |= L_UPGRADE;
+    else flags |= L_OTHER;
+  }
+  return flags;
+}
+
+function equalsIgnoreCase(b: Uint8Array, s: number, e: number, lower: string): boolean {
+  if (e - s !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) if (LOWER[b[s + i]!] !== lower.charCodeAt(i)) return false;
+  return true;
+}

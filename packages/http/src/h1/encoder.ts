@@ -1,0 +1,164 @@
+/**
+ * HTTP/1.1 message encoder: start line and fields as one latin1 string (written into a
+ * connection's scratch buffer or a fresh one), framing fields derived from the body, and chunk
+ * framing for streamed bodies. Header names and values are valid by construction (HttpHeaders
+ * checks them on insert), so nothing here can inject CR/LF. Not for I/O (server.ts/client.ts).
+ */
+import { STATUS_CODES } from 'node:http';
+import type { HttpBody } from '../body.js';
+import { HttpError } from '../errors.js';
+import type { HttpHeaders } from '../headers.js';
+import { isFieldValue, isToken, isVisibleAscii } from '../internal/char-classes.js';
+import type { BodyFraming } from './decoder.js';
+
+/** Fields the encoder owns: it derives them from the body and connection state. */
+function isFramingField(name: string): boolean {
+  return (
+    name === 'content-length' ||
+    name === 'transfer-encoding' ||
+    name === 'connection' ||
+    name === 'keep-alive'
+  );
+}
+
+/** True when a response with this status to this request method carries no body. */
+export function responseHasNoBody(status: number, requestMethod: string): boolean {
+  return status < 200 || status === 204 || status === 304 || requestMethod === 'HEAD';
+}
+
+/**
+ * Framing for a response body: `none` for bodiless statuses and HEAD, `length` for known sizes,
+ * `chunked` for streams to HTTP/1.1 peers, `eof` (close-delimited) for streams to HTTP/1.0 peers.
+ */
+export function responseFraming(
+  status: number,
+  body: HttpBody,
+  requestMethod: string,
+  requestMinor: number,
+): BodyFraming {
+  if (responseHasNoBody(status, requestMethod)) return 'none';
+  if (body.kind === 'stream') return requestMinor === 1 ? 'chunked' : 'eof';
+  return 'length';
+}
+
+/** Framing for a request body: `none` when empty, `length` when known, else `chunked`. */
+export function requestFraming(body: HttpBody): BodyFraming {
+  if (body.kind === 'empty') return 'none';
+  return body.kind === 'fixed' ? 'length' : 'chunked';
+}
+
+let cachedDate = '';
+let cachedDateAt = 0;
+
+/** The IMF-fixdate of now, recomputed at most once a second. */
+export function httpDate(): string {
+  const now = Date.now();
+  if (now - cachedDateAt >= 1000) {
+    cachedDateAt = now - (now % 1000);
+    cachedDate = new Date(cachedDateAt).toUTCString();
+  }
+  return cachedDate;
+}
+
+function fields(headers: HttpHeaders, keepHeadLength: boolean): string {
+  let s = '';
+  const n = headers.size;
+  for (let i = 0; i < n; i++) {
+    const name = headers.nameAt(i);
+    if (isFramingField(name) && !(keepHeadLength && name === 'content-length')) continue;
+    s += `${name}: ${headers.valueAt(i)}\r\n`;
+  }
+  return s;
+}
+
+/** Options for {@link encodeResponseHead}. */
+export interface ResponseHeadOptions {
+  /** Framing chosen by {@link responseFraming}. */
+  readonly framing: BodyFraming;
+  /** Body length for `length` framing (and for HEAD answers of fixed bodies). */
+  readonly length: number;
+  /** Whether the connection stays open after this response. */
+  readonly keepAlive: boolean;
+  /** Minor version of the request (0 adds `connection: keep-alive` when keeping alive). */
+  readonly requestMinor: number;
+  /** Method of the request (HEAD keeps a handler's content-length). */
+  readonly requestMethod: string;
+  /** Add a `date` field when the handler did not set one. */
+  readonly date: boolean;
+}
+
+/** Encodes a status line and fields (ending with the empty line) as a latin1 string. */
+export function encodeResponseHead(
+  status: number,
+  reason: string,
+  headers: HttpHeaders,
+  o: ResponseHeadOptions,
+): string {
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, `invalid response status ${status}`);
+  }
+  const phrase = reason === '' ? (STATUS_CODES[status] ?? 'Unknown') : reason;
+  if (!isFieldValue(phrase))
+    throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, 'reason phrase holds CR, LF or controls');
+  const isHead = o.requestMethod === 'HEAD';
+  let s = `HTTP/1.1 ${status} ${phrase}\r\n${fields(headers, isHead && o.length < 0)}`;
+  if (o.date && !headers.has('date')) s += `date: ${httpDate()}\r\n`;
+  if (o.framing === 'length') s += `content-length: ${o.length}\r\n`;
+  else if (o.framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
+  else if (o.framing === 'none' && status >= 200 && status !== 204 && status !== 304) {
+    // HEAD: announce the length the GET would have had, when known.
+    if (!isHead) s += 'content-length: 0\r\n';
+    else if (o.length >= 0) s += `content-length: ${o.length}\r\n`;
+  }
+  if (status >= 200) {
+    if (!o.keepAlive) s += 'connection: close\r\n';
+    else if (o.requestMinor === 0) s += 'connection: keep-alive\r\n';
+  }
+  return `${s}\r\n`;
+}
+
+/** Encodes a request line and fields (ending with the empty line); adds `host` from `authority` when missing. */
+export function encodeRequestHead(
+  method: string,
+  target: string,
+  headers: HttpHeaders,
+  framing: BodyFraming,
+  length: number,
+  options: { keepAlive?: boolean; authority?: string } = {},
+): string {
+  if (!isToken(method))
+    throw new HttpError('ERR_HTTP_INVALID_METHOD', 500, `invalid method ${JSON.stringify(method)}`);
+  if (!isVisibleAscii(target)) {
+    throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, `invalid request target ${JSON.stringify(target)}`);
+  }
+  let s = `${method} ${target} HTTP/1.1\r\n`;
+  if (options.authority !== undefined && !headers.has('host')) {
+    if (!isVisibleAscii(options.authority) || options.authority.includes('/')) {
+      throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, 'invalid authority');
+    }
+    s += `host: ${options.authority}\r\n`;
+  }
+  s += fields(headers, false);
+  if (framing === 'length') s += `content-length: ${length}\r\n`;
+  else if (framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
+  else if (method === 'POST' || method === 'PUT' || method === 'PATCH') s += 'content-length: 0\r\n';
+  if (options.keepAlive === false) s += 'connection: close\r\n';
+  return `${s}\r\n`;
+}
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+
+/** The CRLF that ends a chunk's data. */
+export const CHUNK_END: Uint8Array = CRLF;
+
+/** The chunk-size line for `n` bytes of data. */
+export function chunkHeader(n: number): Uint8Array {
+  return Buffer.from(`${n.toString(16)}\r\n`, 'latin1');
+}
+
+/** The last chunk with trailers (or none) and the final CRLF. */
+export function lastChunk(trailers: HttpHeaders | null): Uint8Array {
+  if (trailers === null || trailers.size === 0) return LAST_CHUNK;
+  return Buffer.from(`0\r\n${fields(trailers, false)}\r\n`, 'latin1');
+}

@@ -1,0 +1,85 @@
+/**
+ * Request and response values shared by the HTTP/1.1 codec, the server core and the client, and
+ * shaped so an HTTP/2 stream can carry them unchanged: headers are an HttpHeaders multimap (no
+ * wire casing, no framing), the body is an HttpBody with its framing kind, and pseudo-header
+ * information (method, target, status) lives in fields. Not for routing or URL parsing.
+ */
+import { EMPTY_BODY, type HttpBody } from './body.js';
+import { type HeadersInit, HttpHeaders } from './headers.js';
+
+/** Protocol version of a message: '1.0', '1.1' (HTTP/1 wire), '2' (HTTP/2 streams). */
+export type HttpVersion = '1.0' | '1.1' | '2';
+
+/**
+ * Form of a request target (RFC 9112 §3.2): `origin` (`/path?q`), `absolute` (`http://h/p`, sent
+ * to proxies), `authority` (`host:port`, CONNECT only), `asterisk` (`*`, OPTIONS only).
+ */
+export type TargetForm = 'origin' | 'absolute' | 'authority' | 'asterisk';
+
+/** An HTTP request. */
+export interface HttpRequest {
+  /** Method, case-sensitive (`GET`). */
+  method: string;
+  /** Request target as sent on the wire (HTTP/2: `:path`, or `:authority` for CONNECT). */
+  target: string;
+  /** Form of the target. */
+  targetForm: TargetForm;
+  /** Protocol version it arrived with (or is to be sent with). */
+  version: HttpVersion;
+  /** Header fields (Host included; HTTP/2 maps `:authority` to `host`). */
+  headers: HttpHeaders;
+  /** The body. */
+  body: HttpBody;
+}
+
+/** An HTTP response. */
+export interface HttpResponse {
+  /** Status code, 100-599. */
+  status: number;
+  /** Reason phrase (HTTP/1 only; empty means the standard phrase). */
+  reason: string;
+  /** Protocol version it arrived with (or is to be sent with). */
+  version: HttpVersion;
+  /** Header fields, without framing (Content-Length/Transfer-Encoding are derived from the body). */
+  headers: HttpHeaders;
+  /** The body. */
+  body: HttpBody;
+}
+
+/** Builds a request; the target form is derived from method and target. */
+export function createRequest(
+  method: string,
+  target: string,
+  init: { headers?: HeadersInit; body?: HttpBody; version?: HttpVersion } = {},
+): HttpRequest {
+  return {
+    method,
+    target,
+    targetForm: targetFormOf(method, target),
+    version: init.version ?? '1.1',
+    headers: init.headers instanceof HttpHeaders ? init.headers : new HttpHeaders(init.headers),
+    body: init.body ?? EMPTY_BODY,
+  };
+}
+
+/** Builds a response. */
+export function createResponse(
+  status: number,
+  init: { headers?: HeadersInit; body?: HttpBody; reason?: string; version?: HttpVersion } = {},
+): HttpResponse {
+  return {
+    status,
+    reason: init.reason ?? '',
+    version: init.version ?? '1.1',
+    headers: init.headers instanceof HttpHeaders ? init.headers : new HttpHeaders(init.headers),
+    body: init.body ?? EMPTY_BODY,
+  };
+}
+
+/** The target form a method and target imply. */
+export function targetFormOf(method: string, target: string): TargetForm {
+  if (method === 'CONNECT') return 'authority';
+  if (target === '*') return 'asterisk';
+  if (target.charCodeAt(0) === 0x2f) return 'origin';
+  return 'absolute';
+}

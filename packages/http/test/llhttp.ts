@@ -1,0 +1,127 @@
+/**
+ * Test support: runs Node's own HTTP parser (llhttp, via the internal http_parser binding) over
+ * an input and reports what it accepted, in the same shape as decode-all.ts. The reference for
+ * differential tests. Not used by the package itself.
+ */
+export interface LlMessage {
+  method?: string;
+  target?: string;
+  status?: number;
+  version: string;
+  headers: [string, string][];
+  body: string;
+  trailers: [string, string][] | null;
+  keepAlive: boolean;
+}
+
+export interface LlResult {
+  messages: LlMessage[];
+  error: string | null;
+}
+
+interface Parser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(b: Buffer): number | Error;
+  finish(): undefined | Error;
+  close(): void;
+  [k: number]: unknown;
+}
+interface ParserCtor {
+  new (): Parser;
+  REQUEST: number;
+  RESPONSE: number;
+  kOnHeaders: number;
+  kOnHeadersComplete: number;
+  kOnBody: number;
+  kOnMessageComplete: number;
+  kOnExecute: number;
+}
+
+const warn = process.emitWarning;
+process.emitWarning = () => {};
+const { HTTPParser, allMethods } = (
+  process as unknown as { binding(n: string): { HTTPParser: ParserCtor; allMethods: string[] } }
+).binding('http_parser');
+process.emitWarning = warn;
+
+function pairs(flat: string[] | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  if (!flat) return out;
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i]!.toLowerCase(), flat[i + 1]!]);
+  return out;
+}
+
+/** Parses `input` with llhttp (strict, no lenient flags) and returns every complete message or the error. */
+export function llparse(
+  kind: 'request' | 'response',
+  input: Buffer,
+  opts: { eof?: boolean; maxHeaderSize?: number } = {},
+): LlResult {
+  const p = new HTTPParser();
+  p.initialize(
+    kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE,
+    {},
+    opts.maxHeaderSize ?? 16384,
+    0,
+  );
+  const messages: LlMessage[] = [];
+  let cur: LlMessage | null = null;
+  let pending: string[] = [];
+  let pendingUrl = '';
+  let body: Buffer[] = [];
+  p[HTTPParser.kOnHeaders] = (headers: string[], url: string) => {
+    pending.push(...headers);
+    pendingUrl += url ?? '';
+  };
+  p[HTTPParser.kOnHeadersComplete] = (
+    major: number,
+    minor: number,
+    headers: string[] | undefined,
+    method: number,
+    url: string,
+    status: number,
+    _statusMessage: string,
+    _upgrade: boolean,
+    keepAlive: boolean,
+  ) => {
+    const all = headers ? [...pending, ...headers] : pending;
+    const target = pendingUrl + (url ?? '');
+    pending = [];
+    pendingUrl = '';
+    cur = {
+      ...(kind === 'request' ? { method: allMethods[method]!, target } : { status }),
+      version: `${major}.${minor}`,
+      headers: pairs(all),
+      body: '',
+      trailers: null,
+      keepAlive,
+    };
+    body = [];
+    return 0;
+  };
+  p[HTTPParser.kOnBody] = (b: Buffer) => {
+    body.push(Buffer.from(b));
+  };
+  p[HTTPParser.kOnMessageComplete] = () => {
+    if (cur) {
+      cur.body = Buffer.concat(body).toString('latin1');
+      if (pending.length > 0) cur.trailers = pairs(pending);
+      pending = [];
+      // a trailer flush repeats the previous URL: it belongs to no message
+      pendingUrl = '';
+      messages.push(cur);
+      cur = null;
+    }
+  };
+  try {
+    const r = p.execute(input);
+    if (r instanceof Error) return { messages, error: (r as Error & { code?: string }).code ?? r.message };
+    if (opts.eof) {
+      const f = p.finish();
+      if (f instanceof Error) return { messages, error: (f as Error & { code?: string }).code ?? f.message };
+    }
+    return { messages, error: null };
+  } finally {
+    p.close();
+  }
+}
