@@ -1,0 +1,31 @@
+// Run by shape.test.ts under `node --allow-natives-syntax`: prints whether contexts of one schema
+// keep one V8 hidden class (map) through set/remove/take/fork, and whether their properties stay
+// in fast mode. Not a test by itself.
+import { defineContext } from '@loch/certain-map';
+
+const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
+const hasFastProperties = new Function('a', 'return %HasFastProperties(a)') as (a: object) => boolean;
+
+const implementation = process.argv[2] === 'record' ? 'record' : 'compiled';
+const Ctx = defineContext<{ peer: string; requestId: number; user: object | undefined }>()(
+  ['peer', 'requestId', 'user'],
+  { implementation },
+);
+const empty = Ctx.empty();
+const full = Ctx.empty().set('peer', 'p').set('requestId', 1).set('user', undefined);
+const removed = Ctx.empty().set('requestId', 2).remove('requestId');
+const [, taken] = Ctx.empty().set('peer', 'x').take('peer');
+const forked = full.fork().set('user', {});
+const fromOf = Ctx.of({ requestId: 3 });
+const all = [full, removed, taken, forked, fromOf];
+// The compiled implementation stores the slots on the context itself, so its map is the one that
+// matters. (The record implementation keeps them in a private record not reachable from here.)
+console.log(
+  JSON.stringify({
+    implementation: Ctx.implementation,
+    sameMap: all.every((ctx) => haveSameMap(empty, ctx)),
+    fast: [empty, ...all].every((ctx) => hasFastProperties(ctx)),
+    // control: the intrinsic does tell different shapes apart
+    control: haveSameMap({ a: 1 }, { b: 1 }),
+  }),
+);
