@@ -65,11 +65,29 @@ export function skipValue(
   end: number = bytes.byteLength,
   options: ReaderOptions = {},
 ): number {
-  const r = protocol === 'binary' ? new BinaryReader(options) : new CompactReader(options);
+  const custom =
+    options.maxDepth !== undefined ||
+    options.maxStringLength !== undefined ||
+    options.maxContainerSize !== undefined;
+  const r = custom
+    ? protocol === 'binary'
+      ? new BinaryReader(options)
+      : new CompactReader(options)
+    : protocol === 'binary'
+      ? sharedBinary
+      : sharedCompact;
   r.reset(bytes, offset, end);
-  r.skip(type);
-  return r.pos;
+  try {
+    r.skip(type);
+    return r.pos;
+  } finally {
+    if (!custom) r.reset(EMPTY);
+  }
 }
+
+const sharedBinary = new BinaryReader();
+const sharedCompact = new CompactReader();
+const EMPTY = new Uint8Array(0);
 
 /** Throws unless `protocol` names a protocol this package speaks. */
 export function assertProtocol(protocol: string): asserts protocol is ProtocolName {

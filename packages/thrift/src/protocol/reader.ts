@@ -62,7 +62,8 @@ export abstract class ProtocolReader {
   /** When true, running out of bytes throws NEED_MORE instead of ERR_THRIFT_TRUNCATED. */
   scanMode = false;
 
-  protected view: DataView = new DataView(new ArrayBuffer(0));
+  private viewCache: DataView = new DataView(new ArrayBuffer(0));
+  private viewFor: Uint8Array | null = null;
   protected readonly maxDepth: number;
   protected readonly maxStringLength: number;
   protected readonly maxContainerSize: number;
@@ -77,15 +78,21 @@ export abstract class ProtocolReader {
 
   /** Points the reader at `buf[offset, end)` and clears its state. */
   reset(buf: Uint8Array, offset = 0, end: number = buf.byteLength): this {
-    if (this.buf !== buf) {
-      this.buf = buf;
-      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    }
+    this.buf = buf;
     this.pos = offset;
     this.end = end;
     this.depth = 0;
     this.resetState();
     return this;
+  }
+
+  /** A DataView of the buffer, made on first use per buffer (only doubles and i64 need it). */
+  protected get view(): DataView {
+    if (this.viewFor !== this.buf) {
+      this.viewCache = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+      this.viewFor = this.buf;
+    }
+    return this.viewCache;
   }
 
   /** Clears protocol-specific state (compact's field id stack). */
