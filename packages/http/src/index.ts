@@ -5,6 +5,10 @@
 
 export type { BodyKind, HttpBody } from './body.js';
 export { EMPTY_BODY, FixedBody, fixedBody, readBody, readText, StreamBody, streamBody } from './body.js';
+export type { HttpClientOptions } from './client.js';
+export { HttpClient } from './client.js';
+export type { ConnectionSchema, HttpConnectionContext } from './context.js';
+export { ConnectionContext, connectionContext } from './context.js';
 export type { HttpParseErrorCode, HttpTimeoutKind } from './errors.js';
 export {
   HttpBodyError,
@@ -33,3 +37,13 @@ export type { HeadersInit } from './headers.js';
 export { HttpHeaders } from './headers.js';
 export type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from './message.js';
 export { createRequest, createResponse, targetFormOf } from './message.js';
+export type { HttpHandler, HttpServerOptions, HttpServerTimeouts } from './server.js';
+export { HttpServer } from './server.js';
+export type {
+  DriverName,
+  HttpListener,
+  HttpStream,
+  SocketAddress,
+  StreamChunk,
+  StreamIoOptions,
+} from './transport.js';

@@ -1,0 +1,575 @@
+/**
+ * HttpServer: the HTTP/1.1 server core. Accepts connections from a runtime listener (or is handed
+ * streams), decodes requests with RequestDecoder straight from pooled receive chunks, runs an
+ * HttpHandler `(request, context) -> response` per request, and writes responses with the
+ * framing their body implies. Bodies stream both ways with backpressure: a request body is read
+ * from the socket only when the handler pulls it, a response body is pulled only after the
+ * previous chunk was written. Connections are kept alive per RFC 9112 §9.3 and pipelined
+ * requests are answered in order. Deadlines (idle keep-alive, head, body, write) are checked by
+ * one coarse timer per server, so arming one costs two field writes.
+ *
+ * A request the decoder rejects is answered with its status (400, 414, 431, 501, 505) and the
+ * connection closed; a handler that throws costs its request a 500 (or the status of the
+ * HttpError it threw) and never the worker. Not a router, not HTTP/2 (the request and response
+ * types are ready for it), not TLS (wrap the stream).
+ */
+import { EMPTY_BODY, FixedBody, type HttpBody } from './body.js';
+import { connectionContext, type HttpConnectionContext } from './context.js';
+import {
+  HttpBodyError,
+  HttpError,
+  HttpParseError,
+  HttpTimeoutError,
+  type HttpTimeoutKind,
+} from './errors.js';
+import { DecodeEvent, RequestDecoder, type RequestDecoderOptions } from './h1/decoder.js';
+import { CHUNK_END, chunkHeader, encodeResponseHead, lastChunk, responseFraming } from './h1/encoder.js';
+import { HttpHeaders } from './headers.js';
+import type { HttpRequest, HttpResponse } from './message.js';
+import type { HttpListener, HttpStream, StreamChunk } from './transport.js';
+
+/** The service a server runs for every request. `context` is the connection's context. */
+export interface HttpHandler<Cx = HttpConnectionContext> {
+  call(request: HttpRequest, context: Cx): Promise<HttpResponse> | HttpResponse;
+}
+
+/** Deadlines in milliseconds; 0 disables one. */
+export interface HttpServerTimeouts {
+  /** Waiting for the first byte of the next request on a kept-alive connection (default 60 s). */
+  readonly idle?: number;
+  /** From the first byte of a request to the end of its head (default 30 s); answers 408. */
+  readonly head?: number;
+  /** Between two reads of a request body (default 60 s); answers 408 if no response started. */
+  readonly body?: number;
+  /** For each write to make progress (default 60 s); closes the connection. */
+  readonly write?: number;
+}
+
+/** HttpServer options. */
+export interface HttpServerOptions<Cx> {
+  /** Decoder limits and method policy. */
+  readonly limits?: RequestDecoderOptions;
+  /** Deadlines. */
+  readonly timeouts?: HttpServerTimeouts;
+  /** Unread request body bytes the server reads and discards to keep a connection alive (default 64 KiB). */
+  readonly maxDrainBytes?: number;
+  /** Add a `date` field to responses that lack one (default true). */
+  readonly date?: boolean;
+  /** Builds the context of a connection (default: a ConnectionContext with peerAddr, localAddr, driver). */
+  readonly context?: (stream: HttpStream) => Cx;
+  /** Called with errors that do not reach a client: handler failures, connection failures. */
+  readonly onError?: (error: unknown) => void;
+}
+
+const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
+  idle: 60_000,
+  head: 30_000,
+  body: 60_000,
+  write: 60_000,
+};
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const EOF = -1;
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+
+interface Latin1Writable extends Uint8Array {
+  latin1Write(s: string, offset: number): number;
+}
+
+/** The HTTP/1.1 server core. One instance serves any number of listeners and connections. */
+export class HttpServer<Cx = HttpConnectionContext> {
+  /** @internal */ readonly handler: HttpHandler<Cx>;
+  /** @internal */ readonly limits: RequestDecoderOptions;
+  /** @internal */ readonly timeouts: Required<HttpServerTimeouts>;
+  /** @internal */ readonly maxDrainBytes: number;
+  /** @internal */ readonly date: boolean;
+  /** @internal */ readonly makeContext: (stream: HttpStream) => Cx;
+  /** @internal */ readonly onError: (error: unknown) => void;
+  /** @internal coarse clock for deadlines, refreshed by the sweep timer */
+  now = performance.now();
+  /** @internal */ closing = false;
+  private readonly live = new Set<ServerConnection<Cx>>();
+  private readonly listeners = new Set<HttpListener>();
+  private sweeper: ReturnType<typeof setInterval> | null = null;
+  private readonly tick: number;
+  private drained: (() => void) | null = null;
+
+  /** Creates a server that runs `handler` for every request. */
+  constructor(handler: HttpHandler<Cx>, options: HttpServerOptions<Cx> = {}) {
+    this.handler = handler;
+    this.limits = options.limits ?? {};
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+    this.maxDrainBytes = options.maxDrainBytes ?? 64 * 1024;
+    this.date = options.date ?? true;
+    this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
+    this.onError = options.onError ?? (() => {});
+    const active = Object.values(this.timeouts).filter((t) => t > 0);
+    this.tick = Math.max(10, Math.min(1000, Math.floor(Math.min(...active, 4000) / 4)));
+  }
+
+  /** Number of open connections. */
+  get connections(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Accepts connections from `listener` until it is closed (or the server is), serving each on
+   * its own task. Resolves when accepting stops.
+   */
+  async serve(listener: HttpListener): Promise<void> {
+    this.listeners.add(listener);
+    try {
+      while (!this.closing) {
+        let stream: HttpStream;
+        try {
+          stream = await listener.accept();
+        } catch (e) {
+          if (this.closing || (e as { code?: string }).code === 'ECANCELED') return;
+          this.onError(e);
+          continue;
+        }
+        void this.serveConnection(stream);
+      }
+    } finally {
+      this.listeners.delete(listener);
+    }
+  }
+
+  /** Serves one connected stream until it closes. Never rejects. */
+  async serveConnection(stream: HttpStream): Promise<void> {
+    if (this.closing) {
+      await stream.close().catch(() => {});
+      return;
+    }
+    let conn: ServerConnection<Cx>;
+    try {
+      conn = new ServerConnection(this, stream, this.makeContext(stream));
+    } catch (e) {
+      this.onError(e);
+      await stream.close().catch(() => {});
+      return;
+    }
+    this.live.add(conn);
+    this.startSweeper();
+    try {
+      await conn.run();
+    } finally {
+      this.live.delete(conn);
+      if (this.live.size === 0) {
+        this.stopSweeper();
+        this.drained?.();
+      }
+    }
+  }
+
+  /**
+   * Stops accepting (closes the listeners passed to serve), closes idle connections, lets active
+   * requests finish with `connection: close`, and resolves when every connection is gone.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all([...this.listeners].map((l) => l.close().catch(() => {})));
+    for (const c of this.live) c.shutdownIfIdle();
+    if (this.live.size === 0) return;
+    await new Promise<void>((resolve) => {
+      this.drained = resolve;
+    });
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper !== null) return;
+    this.now = performance.now();
+    this.sweeper = setInterval(() => {
+      const now = (this.now = performance.now());
+      for (const c of this.live) if (c.deadline <= now) c.expire();
+    }, this.tick);
+    this.sweeper.unref();
+  }
+
+  private stopSweeper(): void {
+    if (this.sweeper === null) return;
+    clearInterval(this.sweeper);
+    this.sweeper = null;
+  }
+}
+
+/** One accepted connection: the request loop, body reading and response writing. @internal */
+class ServerConnection<Cx> {
+  deadline = NO_DEADLINE;
+  private deadlineKind: HttpTimeoutKind = 'idle';
+  private expired: HttpTimeoutKind | null = null;
+  private readonly ctrl = new AbortController();
+  private readonly decoder: RequestDecoder;
+  private chunk: StreamChunk | null = null;
+  private waitingIdle = false;
+  /** The current request's body state. */
+  private expectContinue = false;
+  private continueSent = false;
+  private bodyDone = true;
+  private responseStarted = false;
+
+  constructor(
+    private readonly server: HttpServer<Cx>,
+    private readonly stream: HttpStream,
+    private readonly context: Cx,
+  ) {
+    this.decoder = new RequestDecoder(server.limits);
+    try {
+      stream.setNoDelay(true);
+    } catch {
+      // Unix streams and adapters may not support it.
+    }
+  }
+
+  /** Deadline check from the server's sweep timer. */
+  expire(): void {
+    if (this.expired !== null) return;
+    this.expired = this.deadlineKind;
+    this.deadline = NO_DEADLINE;
+    this.ctrl.abort(new HttpTimeoutError(this.deadlineKind, this.timeoutOf(this.deadlineKind)));
+  }
+
+  /** Closes the connection now if it waits for a next request (server shutdown). */
+  shutdownIfIdle(): void {
+    if (this.waitingIdle && this.decoder.idle) {
+      this.expired = 'idle';
+      this.ctrl.abort();
+    }
+  }
+
+  private timeoutOf(kind: HttpTimeoutKind): number {
+    const t = this.server.timeouts;
+    return kind === 'idle' ? t.idle : kind === 'head' ? t.head : kind === 'body' ? t.body : t.write;
+  }
+
+  private arm(kind: HttpTimeoutKind): void {
+    const ms = this.timeoutOf(kind);
+    this.deadlineKind = kind;
+    this.deadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+  }
+
+  private get signal(): AbortSignal | undefined {
+    return this.ctrl.signal.aborted ? undefined : this.ctrl.signal;
+  }
+
+  /**
+   * Waits for input and polls again: NeedMore never comes back, EOF (-1) does when the peer
+   * closed between messages. Throws HttpParseError, RuntimeError, or the timeout.
+   */
+  async fill(kind: 'head' | 'body'): Promise<number> {
+    const d = this.decoder;
+    for (;;) {
+      if (this.chunk !== null) {
+        this.chunk.release();
+        this.chunk = null;
+      }
+      const idle = kind === 'head' && d.idle;
+      this.arm(idle ? 'idle' : kind);
+      this.waitingIdle = idle;
+      if (idle && this.server.closing) return EOF;
+      let c: StreamChunk | null;
+      try {
+        c = await this.stream.recv({ signal: this.ctrl.signal });
+      } catch (e) {
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+        throw e;
+      } finally {
+        this.waitingIdle = false;
+        this.deadline = NO_DEADLINE;
+      }
+      if (c === null) {
+        const ev = d.finish();
+        return ev === DecodeEvent.End ? ev : EOF;
+      }
+      this.chunk = c;
+      d.feed(c.bytes);
+      const ev = d.poll();
+      if (ev !== DecodeEvent.NeedMore) return ev;
+    }
+  }
+
+  async run(): Promise<void> {
+    const d = this.decoder;
+    const server = this.server;
+    try {
+      for (;;) {
+        let ev: number = d.poll();
+        if (ev === DecodeEvent.NeedMore) ev = await this.fill('head');
+        if (ev === EOF) break;
+        const req = d.message!;
+        let keepAlive = d.keepAlive && !server.closing;
+        this.responseStarted = false;
+        this.expectContinue = d.expectContinue;
+        this.continueSent = false;
+        if (d.expectUnsupported) {
+          await this.writeError(417, 'ERR_HTTP_EXPECTATION_FAILED');
+          break;
+        }
+        if (d.framing === 'none') {
+          this.bodyDone = true;
+          req.body = EMPTY_BODY;
+          // The End event of a bodiless message.
+          d.poll();
+        } else {
+          this.bodyDone = false;
+          req.body = new IncomingRequestBody(this, d.framing === 'length' ? d.contentLength : -1);
+        }
+        let res: HttpResponse;
+        try {
+          res = await server.handler.call(req, this.context);
+        } catch (e) {
+          server.onError(e);
+          res = this.errorResponse(e);
+          // A broken body or an expired deadline leaves the stream unusable; a handler bug does not.
+          if (e instanceof HttpParseError || this.expired !== null || !this.bodyDone) keepAlive = false;
+        }
+        keepAlive = await this.writeResponse(req, res, keepAlive);
+        if (!keepAlive || this.stream.closed) break;
+        if (!this.bodyDone && !(await this.drainBody())) break;
+      }
+    } catch (e) {
+      await this.answerFailure(e);
+    } finally {
+      if (this.chunk !== null) {
+        this.chunk.release();
+        this.chunk = null;
+      }
+      this.deadline = NO_DEADLINE;
+      await this.stream.close().catch(() => {});
+    }
+  }
+
+  /** Called by the request body: 100-continue on first pull. */
+  async beforeBodyRead(): Promise<void> {
+    if (this.expectContinue && !this.continueSent && !this.responseStarted) {
+      this.continueSent = true;
+      this.arm('write');
+      await this.stream.writeAll(CONTINUE, { signal: this.ctrl.signal });
+      this.deadline = NO_DEADLINE;
+    }
+  }
+
+  /** Next body event for the request body reader. */
+  nextBodyEvent(): number | Promise<number> {
+    const ev = this.decoder.poll();
+    return ev === DecodeEvent.NeedMore ? this.fill('body') : ev;
+  }
+
+  get bodyData(): Uint8Array {
+    return this.decoder.data;
+  }
+
+  get bodyTrailers(): HttpHeaders | null {
+    return this.decoder.trailers;
+  }
+
+  markBodyDone(): void {
+    this.bodyDone = true;
+  }
+
+  /** Reads and discards what is left of the request body; false when the connection must close. */
+  private async drainBody(): Promise<boolean> {
+    if (this.expectContinue && !this.continueSent) return false;
+    let left = this.server.maxDrainBytes;
+    for (;;) {
+      let ev: number = this.decoder.poll();
+      if (ev === DecodeEvent.NeedMore) ev = await this.fill('body');
+      if (ev === DecodeEvent.End) {
+        this.bodyDone = true;
+        return true;
+      }
+      if (ev !== DecodeEvent.Data) return false;
+      left -= this.decoder.data.byteLength;
+      if (left < 0) return false;
+    }
+  }
+
+  private errorResponse(e: unknown): HttpResponse {
+    let status = 500;
+    let code = 'ERR_HTTP_HANDLER_FAILED';
+    if (this.expired === 'head' || this.expired === 'body') {
+      status = 408;
+      code = 'ERR_HTTP_TIMEOUT';
+    } else if (e instanceof HttpError && e.status >= 400 && e.status <= 599) {
+      status = e.status;
+      code = e.code;
+    }
+    return plainResponse(status, code);
+  }
+
+  /** A failure outside the handler: answer it when nothing of a response went out yet. */
+  private async answerFailure(e: unknown): Promise<void> {
+    if (this.responseStarted || this.stream.closed) {
+      if (!(e instanceof HttpParseError) && !(e instanceof HttpTimeoutError)) this.server.onError(e);
+      return;
+    }
+    if (e instanceof HttpParseError) {
+      await this.writeError(e.status, e.code);
+    } else if (e instanceof HttpTimeoutError || this.expired !== null) {
+      const kind = e instanceof HttpTimeoutError ? e.kind : this.expired;
+      if (kind === 'head' || kind === 'body') await this.writeError(408, 'ERR_HTTP_TIMEOUT');
+    } else {
+      const code = (e as { code?: string }).code;
+      // Peer resets and cancellations are normal ends of a connection.
+      if (code !== 'ECONNRESET' && code !== 'EPIPE' && code !== 'ECANCELED') this.server.onError(e);
+    }
+  }
+
+  private async writeError(status: number, code: string): Promise<void> {
+    const res = plainResponse(status, code);
+    try {
+      await this.writeResponse(null, res, false);
+    } catch {
+      // The peer may be gone already.
+    }
+  }
+
+  /**
+   * Writes a response with the framing its body implies; returns whether the connection stays
+   * open. A failing response body closes the connection (its head is already out).
+   */
+  private async writeResponse(
+    req: HttpRequest | null,
+    res: HttpResponse,
+    keepAlive: boolean,
+  ): Promise<boolean> {
+    const method = req === null ? 'GET' : req.method;
+    const minor = req !== null && req.version === '1.0' ? 0 : 1;
+    const body: HttpBody = res.body;
+    const framing = responseFraming(res.status, body, method, minor);
+    if (framing === 'eof') keepAlive = false;
+    if (keepAlive) {
+      const conn = res.headers.get('connection');
+      if (conn !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(conn)) keepAlive = false;
+    }
+    if (this.expectContinue && !this.continueSent && !this.bodyDone) {
+      // The client may still send the body it held back; closing is the safe answer.
+      keepAlive = false;
+    }
+    const head = encodeResponseHead(res.status, res.reason, res.headers, {
+      framing,
+      length: body.kind === 'stream' ? -1 : body.length,
+      keepAlive,
+      requestMinor: minor,
+      requestMethod: method,
+      date: this.server.date,
+    });
+    this.responseStarted = true;
+    const signal = this.signal;
+    this.arm('write');
+    try {
+      if (framing === 'none' || body instanceof FixedBody) {
+        const data = framing === 'length' ? (body as FixedBody).data : null;
+        const out = Buffer.allocUnsafe(
+          head.length + (data === null ? 0 : data.byteLength),
+        ) as unknown as Latin1Writable;
+        out.latin1Write(head, 0);
+        if (data !== null) out.set(data, head.length);
+        await this.stream.writeAll(out, { signal });
+        if (framing === 'none' && body.kind !== 'empty' && !(body instanceof FixedBody))
+          await closeBody(body);
+        return keepAlive;
+      }
+      await this.stream.writeAll(Buffer.from(head, 'latin1'), { signal });
+      this.deadline = NO_DEADLINE;
+      if (framing === 'length') {
+        let sent = 0;
+        for await (const chunk of body) {
+          sent += chunk.byteLength;
+          if (sent > body.length) break;
+          this.arm('write');
+          await this.stream.writeAll(chunk, { signal });
+          this.deadline = NO_DEADLINE;
+        }
+        if (sent !== body.length) {
+          throw new HttpBodyError(
+            'ERR_HTTP_BODY_LENGTH_MISMATCH',
+            `body announced ${body.length} bytes, produced ${sent}`,
+          );
+        }
+      } else if (framing === 'chunked') {
+        for await (const chunk of body) {
+          if (chunk.byteLength === 0) continue;
+          this.arm('write');
+          await this.stream.writev([chunkHeader(chunk.byteLength), chunk, CHUNK_END], { signal });
+          this.deadline = NO_DEADLINE;
+        }
+        this.arm('write');
+        await this.stream.writeAll(lastChunk(body.trailers), { signal });
+      } else {
+        for await (const chunk of body) {
+          this.arm('write');
+          await this.stream.writeAll(chunk, { signal });
+          this.deadline = NO_DEADLINE;
+        }
+      }
+      return keepAlive;
+    } catch (e) {
+      if (this.expired === 'write') throw new HttpTimeoutError('write', this.server.timeouts.write);
+      throw e;
+    } finally {
+      this.deadline = NO_DEADLINE;
+    }
+  }
+}
+
+/** A request body read from the connection on demand. @internal */
+class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
+  readonly kind: 'fixed' | 'stream';
+  readonly length: number;
+  trailers: HttpHeaders | null = null;
+  private done = false;
+  private started = false;
+
+  constructor(
+    private readonly conn: ServerConnection<unknown>,
+    length: number,
+  ) {
+    this.kind = length >= 0 ? 'fixed' : 'stream';
+    this.length = length;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    if (this.started) throw new HttpBodyError('ERR_HTTP_BODY_CONSUMED', 'request body can be iterated once');
+    this.started = true;
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.done) return { done: true, value: undefined };
+    const conn = this.conn;
+    await conn.beforeBodyRead();
+    const ev = await conn.nextBodyEvent();
+    if (ev === DecodeEvent.Data) return { done: false, value: conn.bodyData };
+    this.done = true;
+    conn.markBodyDone();
+    if (ev === DecodeEvent.End) {
+      this.trailers = conn.bodyTrailers;
+      return { done: true, value: undefined };
+    }
+    throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the request body');
+  }
+
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    // Leaving early: the server drains or closes after the response.
+    return { done: true, value: undefined };
+  }
+}
+
+/** Lets go of a body that will not be sent (HEAD, 204, 304). */
+async function closeBody(body: HttpBody): Promise<void> {
+  try {
+    await body[Symbol.asyncIterator]().return?.();
+  } catch {
+    // Already iterated, or its source failed: nothing to release.
+  }
+}
+
+function plainResponse(status: number, code: string): HttpResponse {
+  return {
+    status,
+    reason: '',
+    version: '1.1',
+    headers: new HttpHeaders([['content-type', 'text/plain']]),
+    body: new FixedBody(`${code}\n`),
+  };
+}

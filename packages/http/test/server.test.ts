@@ -1,0 +1,156 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type Running, raw, startServer, statuses } from './server-harness.js';
+
+let srv: Running;
+beforeEach(async () => {
+  srv = await startServer({ timeouts: { idle: 2000, head: 300, body: 300, write: 2000 } });
+});
+afterEach(async () => {
+  await srv.stop();
+});
+
+const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
+
+describe('HttpServer over raw sockets', () => {
+  it('answers pipelined requests in order on one connection', async () => {
+    const text = await raw(srv.port, get('/hello') + get('/nope') + get('/hello', 'Connection: close\r\n'));
+    expect(statuses(text)).toEqual([200, 404, 200]);
+    expect(text.match(/hello world/g)).toHaveLength(2);
+    expect(text).toMatch(/connection: close\r\n/);
+  });
+
+  it('keeps HTTP/1.0 connections only with keep-alive', async () => {
+    const text = await raw(srv.port, 'GET /hello HTTP/1.0\r\n\r\n');
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text).toMatch(/connection: close/);
+    const ka = await raw(srv.port, [
+      `GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n`,
+      'GET /hello HTTP/1.0\r\n\r\n',
+    ]);
+    expect(statuses(ka)).toEqual([200, 200]);
+    expect(ka).toMatch(/connection: keep-alive/);
+  });
+
+  it('streams HTTP/1.0 responses close-delimited and 1.1 responses chunked with trailers', async () => {
+    const old = await raw(srv.port, 'GET /stream HTTP/1.0\r\n\r\n');
+    expect(old).not.toMatch(/transfer-encoding/);
+    expect(old.endsWith('part0;part1;part2;part3;part4;')).toBe(true);
+    const neu = await raw(srv.port, get('/stream', 'Connection: close\r\n'));
+    expect(neu).toMatch(/transfer-encoding: chunked/);
+    expect(neu).toMatch(/0\r\nx-trailer: done\r\n\r\n$/);
+  });
+
+  it('answers HEAD and 204 without a body', async () => {
+    const text = await raw(
+      srv.port,
+      `HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n${get('/nocontent', 'Connection: close\r\n')}`,
+    );
+    expect(statuses(text)).toEqual([200, 204]);
+    expect(text).toMatch(/content-length: 11\r\n/);
+    expect(text).not.toMatch(/hello world|ignored/);
+  });
+
+  it('reads chunked request bodies with trailers', async () => {
+    const body = '5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Checksum: abc\r\n\r\n';
+    const text = await raw(
+      srv.port,
+      `POST /len HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(text).toMatch(/\r\n\r\n11 \d+ abc$/);
+  });
+
+  it('sends 100 Continue when the handler reads the body', async () => {
+    const text = await raw(srv.port, [
+      'POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n',
+      'abcd',
+    ]);
+    expect(text.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n')).toBe(true);
+    expect(text).toMatch(/\r\n\r\n4 \d+$/);
+  });
+
+  it('answers an unknown expectation with 417', async () => {
+    const text = await raw(
+      srv.port,
+      'POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: tea\r\n\r\nabcd',
+    );
+    expect(statuses(text)).toEqual([417]);
+  });
+
+  it.each([
+    [
+      'CL with TE',
+      'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      400,
+    ],
+    ['duplicate CL', 'POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400],
+    ['TE not chunked', 'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n', 400],
+    [
+      'TE gzip, chunked',
+      'POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
+      501,
+    ],
+    ['obs-fold', 'GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n', 400],
+    ['space before colon', 'GET / HTTP/1.1\r\nHost : t\r\n\r\n', 400],
+    ['bare LF', 'GET / HTTP/1.1\nHost: t\r\n\r\n', 400],
+    ['NUL in value', 'GET / HTTP/1.1\r\nHost: t\x00\r\n\r\n', 400],
+    ['missing Host', 'GET / HTTP/1.1\r\n\r\n', 400],
+    ['unknown method', 'BREW / HTTP/1.1\r\nHost: t\r\n\r\n', 501],
+    ['HTTP/2.0 line', 'GET / HTTP/2.0\r\nHost: t\r\n\r\n', 505],
+    ['huge header', `GET / HTTP/1.1\r\nHost: t\r\nX: ${'a'.repeat(20000)}\r\n\r\n`, 431],
+    ['long request line', `GET /${'a'.repeat(9000)} HTTP/1.1\r\nHost: t\r\n\r\n`, 414],
+  ])('rejects %s with %i and closes', async (_name, input, status) => {
+    const text = await raw(srv.port, input + get('/hello'));
+    expect(statuses(text)).toEqual([status]);
+    expect(text).toMatch(/connection: close/);
+  });
+
+  it('smuggling attempt: the second, hidden request is never served', async () => {
+    const attack =
+      'POST /hello HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n0\r\n\r\nGET /peer HTTP/1.1\r\nHost: t\r\n\r\n';
+    const text = await raw(srv.port, attack);
+    expect(statuses(text)).toEqual([400]);
+    expect(text).not.toMatch(/peer/);
+  });
+
+  it('a throwing handler costs its request a 500, not the connection', async () => {
+    const text = await raw(srv.port, get('/throw') + get('/hello', 'Connection: close\r\n'));
+    expect(statuses(text)).toEqual([500, 200]);
+    expect(srv.errors.some((e) => (e as Error).message === 'handler bug')).toBe(true);
+  });
+
+  it('answers 408 when the head does not complete in time', async () => {
+    const text = await raw(srv.port, 'GET /hello HTTP/1.1\r\nHost: t\r\n');
+    expect(statuses(text)).toEqual([408]);
+  });
+
+  it('answers 408 when the body stalls', async () => {
+    const text = await raw(srv.port, 'POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc');
+    expect(statuses(text)).toEqual([408]);
+  });
+
+  it('closes idle keep-alive connections silently', async () => {
+    const quick = await startServer({ timeouts: { idle: 100 } });
+    try {
+      const text = await raw(quick.port, get('/hello'));
+      expect(statuses(text)).toEqual([200]);
+    } finally {
+      await quick.stop();
+    }
+  });
+
+  it('drains an unread small body and keeps the connection', async () => {
+    const text = await raw(
+      srv.port,
+      `POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde${get('/hello', 'Connection: close\r\n')}`,
+    );
+    expect(statuses(text)).toEqual([200, 200]);
+  });
+
+  it('fills the context with connection facts', async () => {
+    const text = await raw(srv.port, get('/peer', 'Connection: close\r\n'));
+    const json = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+    expect(json.peer.address).toBe('127.0.0.1');
+    expect(json.local.port).toBe(srv.port);
+    expect(json.driver).toBe('legacy');
+  });
+});
