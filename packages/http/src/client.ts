@@ -46,6 +46,7 @@ export class HttpClient {
   private keepAlive = true;
   private writing: Promise<void> | null = null;
   private writeError: unknown = null;
+  private current: IncomingResponseBody | null = null;
 
   constructor(stream: HttpStream, options: HttpClientOptions = {}) {
     this.stream = stream;
@@ -120,9 +121,10 @@ export class HttpClient {
 
   /** Reads and drops the rest of the current response body. */
   async discard(): Promise<void> {
-    while (this.busy) {
-      const ev = await this.nextBodyEvent();
-      if (ev !== DecodeEvent.Data) break;
+    const body = this.current;
+    if (body === null) return;
+    for (let r = await body.next(); !r.done; r = await body.next()) {
+      // dropping the bytes
     }
   }
 
@@ -160,7 +162,9 @@ export class HttpClient {
         this.finishResponse();
         return res;
       }
-      res.body = new IncomingResponseBody(this, d.framing === 'length' ? d.contentLength : -1);
+      const body = new IncomingResponseBody(this, d.framing === 'length' ? d.contentLength : -1);
+      this.current = body;
+      res.body = body;
       return res;
     }
   }
@@ -185,6 +189,7 @@ export class HttpClient {
   /** @internal the response body ended (or failed) */
   finishResponse(failed = false): void {
     this.busy = false;
+    this.current = null;
     this.clearTimer();
     if (failed) this.broken = true;
   }
