@@ -52,7 +52,7 @@ export {
   ThriftServer,
   type ThriftServerOptions,
 } from './rpc/server.js';
-export type { ThriftListener, ThriftRecvChunk, ThriftStream } from './rpc/stream.js';
+export type { ThriftAbortSignal, ThriftListener, ThriftRecvChunk, ThriftStream } from './rpc/stream.js';
 export {
   decodeFrame,
   encodeFrame,

@@ -17,7 +17,7 @@ import { frameParts } from '../transport/codec.js';
 import type { FramingName, ThriftFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType, type ProtocolName } from '../types.js';
 import { FrameReader } from './frame-reader.js';
-import type { ThriftListener, ThriftStream } from './stream.js';
+import type { ThriftAbortSignal, ThriftListener, ThriftStream } from './stream.js';
 
 /** One incoming message. */
 export interface ThriftRequest {
@@ -29,8 +29,8 @@ export interface ThriftRequest {
   readonly bodyOffset: number;
   /** A reader positioned at the body struct (a fresh reader each call). */
   reader(): ProtocolReader;
-  /** Aborted when the handler timeout passes or the connection closes. */
-  readonly signal: AbortSignal;
+  /** Aborted when the handler timeout passes or the connection closes (an AbortSignal). */
+  readonly signal: ThriftAbortSignal;
 }
 
 /** What a handler answers for a CALL. */

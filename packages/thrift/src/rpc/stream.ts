@@ -14,20 +14,28 @@ export interface ThriftRecvChunk {
 /** The stream operations Thrift needs (a @loch/uring-runtime ByteStream has all of them). */
 export interface ThriftStream {
   /** Next chunk of received bytes; null at end of stream. */
-  recv(options?: { readonly signal?: AbortSignal | undefined }): Promise<ThriftRecvChunk | null>;
+  recv(): Promise<ThriftRecvChunk | null>;
   /** Writes every buffer, in order, completely. */
-  writev(
-    bufs: readonly Uint8Array[],
-    options?: { readonly signal?: AbortSignal | undefined },
-  ): Promise<number>;
+  writev(bufs: readonly Uint8Array[]): Promise<number>;
   /** Closes the stream; pending operations fail. */
   close(): Promise<void>;
   /** True once closed. */
   readonly closed: boolean;
 }
 
+/**
+ * The part of an AbortSignal that request handlers get (declared here so that this package's
+ * types need neither DOM nor @types/node; at run time it is an AbortSignal).
+ */
+export interface ThriftAbortSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  addEventListener(type: 'abort', listener: () => void, options?: { readonly once?: boolean }): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}
+
 /** The listener operations the server needs (a @loch/uring-runtime StreamListener has them). */
 export interface ThriftListener<S extends ThriftStream = ThriftStream> {
-  accept(options?: { readonly signal?: AbortSignal | undefined }): Promise<S>;
+  accept(): Promise<S>;
   close(): Promise<void>;
 }
