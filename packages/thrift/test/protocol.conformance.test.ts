@@ -282,6 +282,38 @@ describe.each(['binary', 'compact'] as const)('%s protocol conformance', (protoc
     }
   });
 
+  it('never throws anything but a typed error on random or mutated bytes', () => {
+    const finder = new MessageBoundsFinder();
+    const onlyTyped = (fn: () => unknown): void => {
+      try {
+        fn();
+      } catch (e) {
+        expect(e).toBeInstanceOf(ThriftProtocolError);
+      }
+    };
+    fc.assert(
+      fc.property(
+        structArb(2),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.uint8Array({ maxLength: 64 }),
+        (s, mutations, random) => {
+          const bytes = encodeMessage(protocol, s);
+          for (const [at, v] of mutations) bytes[at % bytes.byteLength] = v;
+          for (const input of [bytes, random]) {
+            onlyTyped(() => finder.find(protocol, input));
+            onlyTyped(() => {
+              const r = createReader(protocol).reset(input);
+              r.readMessageBegin();
+              readStruct(r);
+            });
+            onlyTyped(() => skipValue(protocol, TType.STRUCT, input));
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('rejects a bad message header', () => {
     const bytes = new Uint8Array(protocol === 'binary' ? [0x80, 0x02, 0, 1, 0, 0, 0, 0] : [0x82, 0x22, 0, 0]);
     expect(codeOf(() => createReader(protocol).reset(bytes).readMessageBegin())).toBe(

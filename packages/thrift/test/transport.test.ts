@@ -244,6 +244,43 @@ describe('THeader', () => {
   });
 });
 
+describe('random and mutated frames', () => {
+  it('give only typed errors', () => {
+    const splitter = new FrameSplitter({ maxFrameSize: 1 << 16 });
+    fc.assert(
+      fc.property(
+        fc.constantFrom<FramingName>(...framings),
+        structArb(1),
+        headerMap,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        (framing, s, headers, mutations) => {
+          const bytes = encodeFrame(
+            {
+              framing,
+              protocol: 'compact',
+              headers: framing === 'theader' || framing === 'ttheader' ? headers : new Map(),
+            },
+            message('compact', s, 3),
+          );
+          for (const [at, v] of mutations) bytes[at % bytes.byteLength] = v;
+          try {
+            const d = detectFraming(bytes);
+            if (!d) return;
+            const end = splitter.find(d.framing, bytes, 0, bytes.byteLength);
+            if (end < 0) return;
+            decodeFrame(d.framing, bytes.subarray(0, end));
+          } catch (e) {
+            expect(
+              e instanceof ThriftTransportError || (e as { code?: string }).code?.startsWith('ERR_THRIFT_'),
+            ).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
 describe('frame sizes and detection', () => {
   it('rejects negative, zero and oversized lengths', () => {
     expect(transportCode(() => frameSize(hex('ff ff ff ff'), 0, 4, 1024))).toBe('ERR_THRIFT_FRAME_SIZE');
