@@ -28,6 +28,7 @@ struct EnvState {
 // Runs when the environment (main thread or worker) is torn down.
 void FinalizeState(Napi::Env env, EnvState* state) {
   state->ring.Destroy(env);
+  state->ring.CloseOwnedFds();
   delete state;
 }
 
@@ -163,5 +164,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
 }
 
 }  // namespace
+
+loch::Ring& loch::RingOf(Napi::Env env) { return State(env)->ring; }
 
 NODE_API_MODULE(loch_native, Module)

@@ -2,6 +2,8 @@
 // the TypeScript driver builds its typed RuntimeError with the address it knows.
 #include "net.h"
 
+#include "ring.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -111,6 +113,7 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
     close(fd);
     return Failure(env, e, "listen");
   }
+  RingOf(env).Track(fd);
   return Napi::Number::New(env, fd);
 }
 
@@ -134,6 +137,7 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
     close(fd);
     return Failure(env, e, "listen");
   }
+  RingOf(env).Track(fd);
   return Napi::Number::New(env, fd);
 }
 
@@ -144,6 +148,7 @@ Napi::Value Socket(const Napi::CallbackInfo& info) {
   int domain = family == 4 ? AF_INET : family == 6 ? AF_INET6 : AF_UNIX;
   int fd = socket(domain, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Failure(env, errno, "socket");
+  RingOf(env).Track(fd);
   return Napi::Number::New(env, fd);
 }
 
@@ -196,6 +201,8 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Failure(env, errno, "pipe2");
+  RingOf(env).Track(fds[0]);
+  RingOf(env).Track(fds[1]);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(0u, Napi::Number::New(env, fds[0]));
   out.Set(1u, Napi::Number::New(env, fds[1]));
@@ -204,7 +211,9 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
 
 // closeFd(fd) -> 0 | -errno; for cleanup paths where no ring is available.
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
-  int r = close(info[0].As<Napi::Number>().Int32Value());
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  RingOf(info.Env()).Untrack(fd);
+  int r = close(fd);
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 

@@ -95,6 +95,8 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   poll_->data = this;
   uv_poll_init(loop, poll_, ring_.ring_fd);
   uv_poll_start(poll_, UV_READABLE, OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  refed_ = false;
   alive_ = true;
   return 0;
 }
@@ -168,11 +170,14 @@ bool Ring::Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int3
   size_t offset;
   if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &ab, &offset) != napi_ok) return false;
   if (type != napi_uint8_array && type != napi_uint8_clamped_array && type != napi_int8_array) return false;
+  *data = ptr;
+  *len = length;
+  // Views into the provided-buffer pool need no reference: the pool stays pinned until Destroy.
+  auto* p = static_cast<uint8_t*>(ptr);
+  if (pool_ != nullptr && p >= pool_ && p + length <= pool_ + static_cast<size_t>(bufCount_) * bufSize_) return true;
   napi_ref ref;
   if (napi_create_reference(env, v, 1, &ref) != napi_ok) return false;
   slot.refs.push_back(ref);
-  *data = ptr;
-  *len = length;
   return true;
 }
 
@@ -219,6 +224,8 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
 
   Slot& s = SlotAt(slotIndex);
   s.err = 0;
+  s.op = op;
+  if (op == OP_CLOSE) fds_.erase(fd);
   if (!s.inFlight) {
     s.inFlight = true;
     inFlight_++;
@@ -329,10 +336,13 @@ int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
   uint32_t nbufs = 0;
   if (bufs.IsArray()) nbufs = bufs.As<Napi::Array>().Length();
   for (int32_t i = 0; i < n; i++) Prep(env, sq_ + static_cast<size_t>(i) * kSqStride, bufs, nbufs);
+  UpdateRef();
   if (bufPending_ > 0) {
     io_uring_buf_ring_advance(bufRing_, bufPending_);
     bufPending_ = 0;
   }
+  // A flush of buffer returns only touches shared memory: no syscall.
+  if (io_uring_sq_ready(&ring_) == 0) return drain ? static_cast<int>(Drain()) : 0;
   for (int attempt = 0; attempt < 4; attempt++) {
     int ret = io_uring_submit(&ring_);
     if (ret != -EBUSY && ret != -EAGAIN) break;
@@ -341,6 +351,19 @@ int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
     return static_cast<int>(Drain());
   }
   return drain ? static_cast<int>(Drain()) : 0;
+}
+
+void Ring::UpdateRef() {
+  // Like a libuv handle with a pending request: the loop stays alive while ops are in flight
+  // (an accept, a read, a timer), and an idle ring does not hold the thread open.
+  if (poll_ == nullptr) return;
+  bool want = inFlight_ > 0;
+  if (want == refed_) return;
+  refed_ = want;
+  if (want)
+    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  else
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
 }
 
 size_t Ring::Drain() {
@@ -371,6 +394,7 @@ size_t Ring::Drain() {
       if (slot < slots_.size()) {
         Slot& s = slots_[slot];
         if (s.err != 0) res = s.err;
+        if (s.op == OP_ACCEPT_MULTI && res >= 0) fds_.insert(res);
         if (!(flags & IORING_CQE_F_MORE)) Release(env_, slot);
       }
       cq_[n * kCqStride] = static_cast<int32_t>(slot);
@@ -386,6 +410,7 @@ size_t Ring::Drain() {
       break;
     }
   }
+  UpdateRef();
   return n;
 }
 
@@ -417,6 +442,11 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
     }
     if (n < self->cqCap_) break;
   }
+}
+
+void Ring::CloseOwnedFds() {
+  for (int fd : fds_) close(fd);
+  fds_.clear();
 }
 
 void Ring::Destroy(Napi::Env env) {
@@ -452,6 +482,7 @@ void Ring::Destroy(Napi::Env env) {
   }
   if (bufRing_ != nullptr) io_uring_unregister_buf_ring(&ring_, 0);
   io_uring_queue_exit(&ring_);
+  CloseOwnedFds();
   if (bufRing_ != nullptr) munmap(bufRing_, bufRingBytes_);
   bufRing_ = nullptr;
   for (uint32_t i = 0; i < slots_.size(); i++) Release(env, i);

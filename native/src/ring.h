@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace loch {
@@ -51,6 +52,7 @@ struct Slot {
   __kernel_timespec ts{};         // timeout / link timeout
   int32_t err = 0;                // validation error reported instead of the CQE's res
   bool inFlight = false;
+  int32_t op = OP_NOP;
 };
 
 class Ring {
@@ -61,10 +63,16 @@ class Ring {
   void Destroy(Napi::Env env);
   Napi::Object Describe(Napi::Env env) const;
   bool alive() const { return alive_; }
+  // Socket and pipe descriptors this environment created and has not closed: closed when the
+  // ring is destroyed or the environment (a worker, say) goes away, so nothing leaks.
+  void Track(int fd) { fds_.insert(fd); }
+  void Untrack(int fd) { fds_.erase(fd); }
+  void CloseOwnedFds();
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   size_t Drain();  // CQEs into the shared array; returns records written
+  void UpdateRef();
   void Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbufs);
   io_uring_sqe* Sqe();
   bool Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int32_t index, void** data, size_t* len);
@@ -95,7 +103,12 @@ class Ring {
   uint32_t bufCount_ = 0, bufSize_ = 0;
   int bufPending_ = 0;  // buffers added since the last advance
   size_t inFlight_ = 0;
+  bool refed_ = false;
+  std::unordered_set<int> fds_;
   std::vector<int32_t> synthetic_;  // (slot, res) pairs for ops that got no SQE
 };
+
+// The ring of the calling environment (created on first use; defined in addon.cc).
+Ring& RingOf(Napi::Env env);
 
 }  // namespace loch

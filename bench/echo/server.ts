@@ -1,0 +1,44 @@
+/**
+ * Echo server for the echo benchmark: `uring` (the io_uring driver: multishot recv into pooled
+ * buffers, written straight back) or `net` (plain node:net, `socket.on('data', d => socket.write(d))`).
+ * Prints `listening <port>` when ready. Not a general-purpose server.
+ */
+import { createServer } from 'node:net';
+import { createUringDriver } from '../../packages/uring-runtime/src/uring/index.js';
+import type { ByteStream } from '../../packages/uring-runtime/src/stream.js';
+
+const mode = process.argv[2] ?? 'uring';
+const port = Number(process.argv[3] ?? 0);
+
+async function echo(s: ByteStream): Promise<void> {
+  try {
+    for (;;) {
+      const chunk = await s.recv();
+      if (chunk === null) break;
+      const bytes = chunk.bytes;
+      let [n] = await s.write(bytes);
+      while (n < bytes.byteLength) n += (await s.write(bytes.subarray(n)))[0];
+      chunk.release();
+    }
+  } catch {
+    // the client went away
+  }
+  await s.close();
+}
+
+if (mode === 'uring') {
+  const driver = createUringDriver({ entries: 1024, bufferCount: 1024, bufferSize: 4096 });
+  const listener = await driver.listenTcp({ host: '127.0.0.1', port });
+  const a = listener.localAddress;
+  console.log(`listening ${a.family === 'unix' ? 0 : a.port}`);
+  for await (const s of listener) void echo(s);
+} else {
+  const server = createServer({ noDelay: true }, (socket) => {
+    socket.on('data', (d) => socket.write(d));
+    socket.on('error', () => socket.destroy());
+  });
+  server.listen(port, '127.0.0.1', () => {
+    const a = server.address();
+    console.log(`listening ${typeof a === 'object' && a ? a.port : 0}`);
+  });
+}

@@ -1,0 +1,155 @@
+// Tests of the binding itself: the loader, the record format round trip (timeout, NOP, bad
+// records), and one ring per environment: rings in worker_threads, torn down with their
+// sockets when a worker exits without destroy(). Socket behaviour is tested through the driver
+// in packages/uring-runtime/src/uring/.
+import { readdirSync, readlinkSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import { describe, expect, it } from 'vitest';
+import { loadNative } from '../index.js';
+
+const loaded = loadNative();
+if ('error' in loaded) console.warn(`@loch/native tests skipped: ${loaded.error}`);
+const indexUrl = new URL('../index.js', import.meta.url).href;
+
+function fdCount() {
+  return readdirSync('/proc/self/fd').length;
+}
+
+/** Open io_uring instances of this process (their fds link to anon_inode:[io_uring]). */
+function ringMappings() {
+  return readdirSync('/proc/self/fd')
+    .map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    })
+    .filter((target) => target.includes('io_uring')).length;
+}
+
+/** Runs `body` (source of an async function taking the binding) in a worker; resolves its result. */
+function inWorker(body) {
+  const source = `
+    const { parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(indexUrl)}).then(async ({ loadNative, Op }) => {
+      const { binding } = loadNative();
+      const result = await (${body})(binding, Op);
+      parentPort.postMessage(result);
+    }).catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
+  `;
+  return new Promise((resolve, reject) => {
+    const w = new Worker(source, { eval: true });
+    let result;
+    w.on('message', (m) => {
+      result = m;
+    });
+    w.on('error', reject);
+    w.on('exit', () => resolve(result));
+  });
+}
+
+/** Submits one record and waits for its completion through the drain callback. */
+const roundTrip = `async (binding, Op, records) => {
+  const sq = new Int32Array(8 * 16);
+  const cq = new Int32Array(3 * 64);
+  const seen = [];
+  let wake;
+  const info = binding.init(sq, cq, (n) => {
+    for (let i = 0; i < n; i++) seen.push([cq[i * 3], cq[i * 3 + 1], cq[i * 3 + 2]]);
+    wake?.();
+  }, { entries: 16 });
+  const wanted = records.length;
+  records.forEach((r, i) => sq.set(r, i * 8));
+  const inline = binding.submit(records.length, undefined, true);
+  for (let i = 0; i < inline; i++) seen.push([cq[i * 3], cq[i * 3 + 1], cq[i * 3 + 2]]);
+  while (seen.length < wanted) await new Promise((r) => { wake = r; });
+  return { info, seen };
+}`;
+
+describe.skipIf('error' in loaded)('@loch/native', () => {
+  it('loads and probes', () => {
+    if ('error' in loaded) return;
+    expect(loaded.probe.ok).toBe(true);
+    expect(loaded.probe.allRequiredOps).toBe(true);
+    expect(typeof loaded.binding.submit).toBe('function');
+    expect(loaded.binding.layout).toEqual({ sqStride: 8, cqStride: 3 });
+  });
+
+  it('round-trips records in a worker: timeout, nop, and a bad record reported as EINVAL', async () => {
+    const result = await inWorker(`async (binding, Op) => {
+      const rt = ${roundTrip};
+      const out = await rt(binding, Op, [
+        [Op.TIMEOUT, -1, 5, 1, 0, -1, 1, 0],
+        [Op.NOP, -1, 6, 1, 0, -1, 0, 0],
+        [Op.SEND, 0, 7, 1, 10, 3, 0, 0],
+      ]);
+      binding.destroy();
+      return out;
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.info.cqEntries).toBeGreaterThanOrEqual(64);
+    const bySlot = new Map(result.seen.map(([slot, res]) => [slot, res]));
+    expect(bySlot.get(5)).toBe(-62); // -ETIME: the timeout fired
+    expect(bySlot.get(6)).toBe(0);
+    expect(bySlot.get(7)).toBe(-22); // buffer index 3 does not exist: -EINVAL, not a crash
+  });
+
+  it('gives each worker its own ring and cleans up rings and sockets when a worker exits', async () => {
+    const fdsBefore = fdCount();
+    const ringsBefore = ringMappings();
+    const results = await Promise.all(
+      [1, 2, 3].map(() =>
+        inWorker(`async (binding, Op) => {
+          const rt = ${roundTrip};
+          // Leave a listener and a pipe open and the ring alive: the environment cleanup closes them.
+          const fd = binding.listenTcp('127.0.0.1', 0, 16, false, false);
+          const pipe = binding.pipe();
+          const out = await rt(binding, Op, [[Op.NOP, -1, 1, 1, 0, -1, 0, 0]]);
+          return { fd, pipe, seen: out.seen };
+        }`),
+      ),
+    );
+    for (const r of results) {
+      expect(r.error).toBeUndefined();
+      expect(r.seen).toEqual([[1, 0, 0]]);
+      expect(typeof r.fd).toBe('number');
+    }
+    expect(fdCount()).toBe(fdsBefore);
+    expect(ringMappings()).toBe(ringsBefore);
+  });
+
+  it('refuses a second ring on one thread and destroys idempotently', async () => {
+    const result = await inWorker(`async (binding) => {
+      const sq = new Int32Array(8 * 4), cq = new Int32Array(3 * 16);
+      binding.init(sq, cq, () => {}, { entries: 4 });
+      let second = '';
+      try { binding.init(sq, cq, () => {}, { entries: 4 }); } catch (e) { second = e.message; }
+      binding.destroy();
+      binding.destroy();
+      const afterDestroy = binding.submit(0, undefined, false);
+      binding.init(sq, cq, () => {}, { entries: 4 });
+      binding.destroy();
+      return { second, afterDestroy };
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.second).toMatch(/already exists/);
+    expect(result.afterDestroy).toBeLessThan(0);
+  });
+
+  it('encodes addresses and reports socket names', () => {
+    if ('error' in loaded) return;
+    const b = loaded.binding;
+    expect(b.encodeIp('127.0.0.1', 80)?.byteLength).toBe(16);
+    expect(b.encodeIp('::1', 80)?.byteLength).toBe(28);
+    expect(b.encodeIp('example.com', 80)).toBeNull();
+    expect(b.encodeUnix('x'.repeat(200))).toBeNull();
+    const fd = b.listenTcp('127.0.0.1', 0, 4, true, false);
+    expect(typeof fd).toBe('number');
+    const addr = b.address(fd, false);
+    expect(addr).toMatchObject({ family: 'ipv4', address: '127.0.0.1' });
+    expect(b.closeFd(fd)).toBe(0);
+    const busy = b.listenTcp('256.0.0.1', 0, 4, false, false);
+    expect(busy).toEqual({ errno: 22, syscall: 'bind' });
+  });
+});
