@@ -67,6 +67,8 @@ export {
   DEFAULT_MAX_FRAME_SIZE,
   type DetectedFraming,
   detectFraming,
+  EMPTY_HEADERS,
+  EMPTY_INT_HEADERS,
   type FrameSpec,
   type FramingName,
   frameSize,

@@ -45,7 +45,10 @@ const echo: ThriftHandler = {
     if (req.header.name === 'fail')
       throw new TApplicationException(TApplicationExceptionType.UNKNOWN_METHOD, 'no such method');
     if (req.header.name === 'crash') throw new Error('boom');
-    if (req.header.name === 'hang') await new Promise(() => {});
+    if (req.header.name === 'hang') {
+      req.signal.addEventListener('abort', () => abortedSeqIds.push(req.header.seqId), { once: true });
+      await new Promise(() => {});
+    }
     if (req.header.type === MessageType.ONEWAY) {
       onewayTexts.push(text);
       return undefined;
@@ -61,6 +64,7 @@ const echo: ThriftHandler = {
   },
 };
 const onewayTexts: string[] = [];
+const abortedSeqIds: number[] = [];
 
 function args(text: string, delay = 0): (w: ProtocolWriter) => void {
   return (w) => {

@@ -14,7 +14,7 @@ import { rewriteSeqId } from '../protocol/message-header.js';
 import type { ProtocolReader, ReaderOptions } from '../protocol/reader.js';
 import type { ProtocolWriter } from '../protocol/writer.js';
 import { frameParts } from '../transport/codec.js';
-import type { FramingName, ThriftFrame } from '../transport/frame.js';
+import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type FramingName, type ThriftFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType, type ProtocolName } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import type { ThriftStream } from './stream.js';
@@ -152,8 +152,8 @@ export class ThriftClient {
         framing: this.framing,
         protocol: this.protocol,
         seqId,
-        headers: options.headers ?? this.options.headers ?? new Map(),
-        intHeaders: options.intHeaders ?? this.options.intHeaders ?? new Map(),
+        headers: options.headers ?? this.options.headers ?? EMPTY_HEADERS,
+        intHeaders: options.intHeaders ?? this.options.intHeaders ?? EMPTY_INT_HEADERS,
         transforms: this.framing === 'theader' ? (this.options.transforms ?? []) : [],
       },
       payload,

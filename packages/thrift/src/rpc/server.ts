@@ -14,7 +14,7 @@ import { createWriter } from '../protocol/factory.js';
 import type { ProtocolReader, ReaderOptions } from '../protocol/reader.js';
 import type { ProtocolWriter } from '../protocol/writer.js';
 import { frameParts } from '../transport/codec.js';
-import type { FramingName, ThriftFrame } from '../transport/frame.js';
+import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type FramingName, type ThriftFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType, type ProtocolName } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import type { ThriftAbortSignal, ThriftListener, ThriftStream } from './stream.js';
@@ -86,16 +86,56 @@ export function createReply(request: ThriftRequest, writeBody: (w: ProtocolWrite
   return { payload: w.finish() };
 }
 
+const EMPTY = new Uint8Array(0);
+
+/** A ThriftRequest whose abort signal is only made when a handler asks for it. */
+class IncomingCall implements ThriftRequest {
+  private controller: AbortController | undefined;
+  private aborted = false;
+
+  constructor(
+    readonly frame: ThriftFrame,
+    readonly header: MessageHeader,
+    readonly bodyOffset: number,
+    private readonly options: ReaderOptions,
+  ) {}
+
+  get signal(): ThriftAbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  reader(): ProtocolReader {
+    const r =
+      this.frame.protocol === 'binary' ? new BinaryReader(this.options) : new CompactReader(this.options);
+    return r.reset(this.frame.payload, this.bodyOffset);
+  }
+
+  /** Aborts the signal (timeout or connection end). */
+  abort(): void {
+    this.aborted = true;
+    this.controller?.abort();
+  }
+}
+
 /** Accepts connections and runs the message loop on each. */
 export class ThriftServer {
   private readonly streams = new Set<ThriftStream>();
+  private readonly binaryReader: BinaryReader;
+  private readonly compactReader: CompactReader;
   private readonly listeners = new Set<ThriftListener>();
   private closing = false;
 
   constructor(
     private readonly handler: ThriftHandler,
     private readonly options: ThriftServerOptions = {},
-  ) {}
+  ) {
+    this.binaryReader = new BinaryReader(options);
+    this.compactReader = new CompactReader(options);
+  }
 
   /** Connections being served. */
   get connections(): number {
@@ -128,7 +168,7 @@ export class ThriftServer {
   /** Serves one connection until it ends, fails or the server closes; never rejects. */
   async handleConnection(stream: ThriftStream): Promise<void> {
     this.streams.add(stream);
-    const aborter = new AbortController();
+    const active = new Set<IncomingCall>();
     const reader = new FrameReader(stream, {
       ...this.options,
       readTimeout: this.options.readTimeout ?? 30_000,
@@ -146,12 +186,12 @@ export class ThriftServer {
         const frame = await reader.next();
         if (frame === null) break;
         if (limit === 1) {
-          const reply = await this.dispatch(frame, aborter.signal);
+          const reply = await this.dispatch(frame, active);
           if (reply !== undefined) await stream.writev(reply);
           continue;
         }
         // Parse the header before reading on, so that bad bytes stop the loop at once.
-        const call: Promise<void> = this.dispatch(frame, aborter.signal).then((reply) => {
+        const call: Promise<void> = this.dispatch(frame, active).then((reply) => {
           if (reply === undefined) return;
           writing = writing.then(() => stream.writev(reply)).catch(fail);
         }, fail);
@@ -166,37 +206,28 @@ export class ThriftServer {
     } catch (e) {
       if (!this.closing) this.options.onConnectionError?.(failure ?? e);
     } finally {
-      aborter.abort();
+      for (const call of active) call.abort();
       this.streams.delete(stream);
       if (!stream.closed) await stream.close().catch(() => {});
     }
   }
 
   /** Runs the handler for one frame; returns the buffers of the reply (none for ONEWAY). */
-  private async dispatch(
-    frame: ThriftFrame,
-    connectionSignal: AbortSignal,
-  ): Promise<Uint8Array[] | undefined> {
-    const r = frame.protocol === 'binary' ? new BinaryReader(this.options) : new CompactReader(this.options);
+  private async dispatch(frame: ThriftFrame, active: Set<IncomingCall>): Promise<Uint8Array[] | undefined> {
+    const r = frame.protocol === 'binary' ? this.binaryReader : this.compactReader;
     r.reset(frame.payload);
-    // A message header that does not parse is a protocol error: the connection is closed.
-    const header = r.readMessageBegin();
-    const bodyOffset = r.pos;
-    const options = this.options;
+    let header: MessageHeader;
+    let bodyOffset: number;
+    try {
+      // A message header that does not parse is a protocol error: the connection is closed.
+      header = r.readMessageBegin();
+      bodyOffset = r.pos;
+    } finally {
+      r.reset(EMPTY);
+    }
+    const request = new IncomingCall(frame, header, bodyOffset, this.options);
     const timeoutMs = this.options.handlerTimeout ?? 0;
-    const ctrl = new AbortController();
-    const onAbort = (): void => ctrl.abort();
-    connectionSignal.addEventListener('abort', onAbort, { once: true });
-    const request: ThriftRequest = {
-      frame,
-      header,
-      bodyOffset,
-      signal: ctrl.signal,
-      reader(): ProtocolReader {
-        const rr = frame.protocol === 'binary' ? new BinaryReader(options) : new CompactReader(options);
-        return rr.reset(frame.payload, bodyOffset);
-      },
-    };
+    active.add(request);
     let reply: ThriftReply | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -204,7 +235,7 @@ export class ThriftServer {
       if (timeoutMs > 0) {
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            ctrl.abort();
+            request.abort();
             reject(new ThriftRpcError('ERR_THRIFT_TIMEOUT', `handler took longer than ${timeoutMs} ms`));
           }, timeoutMs);
         });
@@ -232,7 +263,7 @@ export class ThriftServer {
       reply = { payload: exc.toMessage(frame.protocol, header.name, header.seqId) };
     } finally {
       clearTimeout(timer);
-      connectionSignal.removeEventListener('abort', onAbort);
+      active.delete(request);
     }
     return frameParts(
       {
@@ -240,8 +271,8 @@ export class ThriftServer {
         protocol: frame.protocol,
         seqId: frame.seqId,
         flags: frame.flags,
-        headers: reply.headers ?? new Map(),
-        intHeaders: reply.intHeaders ?? new Map(),
+        headers: reply.headers ?? EMPTY_HEADERS,
+        intHeaders: reply.intHeaders ?? EMPTY_INT_HEADERS,
         transforms: frame.transforms,
       },
       reply.payload,

@@ -11,6 +11,8 @@ import type { ReaderOptions } from '../protocol/reader.js';
 import type { ProtocolName } from '../types.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
+  EMPTY_HEADERS,
+  EMPTY_INT_HEADERS,
   type FrameSpec,
   type FramingName,
   frameSize,
@@ -30,8 +32,6 @@ export interface FrameCodecOptions extends ReaderOptions {
    */
   readonly protocol?: ProtocolName;
 }
-
-const EMPTY_STRINGS: ReadonlyMap<string, string> = new Map();
 
 /**
  * Splits frames out of a byte stream. Reuse one per connection: `find` answers where the frame
@@ -96,9 +96,9 @@ export function decodeFrame(
         protocol,
         seqId: peekSeqId(protocol, payload),
         flags: 0,
-        headers: new Map(),
-        intHeaders: new Map(),
-        persistentHeaders: new Map(),
+        headers: EMPTY_HEADERS,
+        intHeaders: EMPTY_INT_HEADERS,
+        persistentHeaders: EMPTY_HEADERS,
         aclToken: undefined,
         transforms: [],
         payload,
@@ -176,7 +176,7 @@ export function reframe(frame: ThriftFrame, options: ReframeOptions = {}): Uint8
       protocol: frame.protocol,
       seqId,
       flags: frame.flags,
-      headers: options.headers ?? frame.headers ?? EMPTY_STRINGS,
+      headers: options.headers ?? frame.headers,
       intHeaders: options.intHeaders ?? frame.intHeaders,
       persistentHeaders: frame.persistentHeaders,
       aclToken: frame.aclToken,

@@ -29,11 +29,11 @@ export interface ThriftFrame {
   /** Flags of a THeader/TTHeader frame (0 otherwise). */
   readonly flags: number;
   /** String info headers (THeader key-value, TTHeader string key-value). */
-  readonly headers: Map<string, string>;
+  readonly headers: ReadonlyMap<string, string>;
   /** TTHeader integer-keyed info headers. */
-  readonly intHeaders: Map<number, string>;
+  readonly intHeaders: ReadonlyMap<number, string>;
   /** THeader persistent key-value headers. */
-  readonly persistentHeaders: Map<string, string>;
+  readonly persistentHeaders: ReadonlyMap<string, string>;
   /** TTHeader ACL token, when one was sent. */
   readonly aclToken: string | undefined;
   /** Transform ids applied to the payload on the wire (already undone here). */
@@ -43,6 +43,11 @@ export interface ThriftFrame {
   /** Bytes the frame took on the wire, framing included. */
   readonly wireLength: number;
 }
+
+/** The shared empty string-header map of frames without headers (never mutated). */
+export const EMPTY_HEADERS: ReadonlyMap<string, string> = new Map();
+/** The shared empty integer-header map of frames without TTHeader integer headers. */
+export const EMPTY_INT_HEADERS: ReadonlyMap<number, string> = new Map();
 
 /** What to frame a message with: a ThriftFrame is one, so a frame can be re-framed. */
 export interface FrameSpec {

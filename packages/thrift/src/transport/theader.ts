@@ -11,6 +11,8 @@ import { peekSeqId } from '../protocol/message-header.js';
 import type { ProtocolName } from '../types.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
+  EMPTY_HEADERS,
+  EMPTY_INT_HEADERS,
   type FrameSpec,
   protocolFromId,
   protocolId,
@@ -62,12 +64,13 @@ export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAM
     }
     transforms.push(id);
   }
-  const headers = new Map<string, string>();
-  const persistentHeaders = new Map<string, string>();
+  let headers: Map<string, string> | undefined;
+  let persistentHeaders: Map<string, string> | undefined;
   while (c.pos < headerEnd) {
     const type = c.varint();
     if (type === THeaderInfoType.KEY_VALUE || type === THeaderInfoType.PERSISTENT_KEY_VALUE) {
-      const into = type === THeaderInfoType.KEY_VALUE ? headers : persistentHeaders;
+      const into =
+        type === THeaderInfoType.KEY_VALUE ? (headers ??= new Map()) : (persistentHeaders ??= new Map());
       const count = c.varint();
       for (let i = 0; i < count; i++) {
         const key = c.string(c.varint());
@@ -93,9 +96,9 @@ export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAM
     protocol,
     seqId,
     flags,
-    headers,
-    intHeaders: new Map(),
-    persistentHeaders,
+    headers: headers ?? EMPTY_HEADERS,
+    intHeaders: EMPTY_INT_HEADERS,
+    persistentHeaders: persistentHeaders ?? EMPTY_HEADERS,
     aclToken: undefined,
     transforms,
     payload,

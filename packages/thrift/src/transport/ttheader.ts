@@ -8,6 +8,8 @@ import { ThriftTransportError } from '../errors.js';
 import { ByteBuilder, HeaderCursor } from '../internal/byte-builder.js';
 import { peekSeqId } from '../protocol/message-header.js';
 import {
+  EMPTY_HEADERS,
+  EMPTY_INT_HEADERS,
   type FrameSpec,
   protocolFromId,
   protocolId,
@@ -81,8 +83,8 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
       `TTHeader transform ${c.u8()} is not supported`,
     );
   }
-  const headers = new Map<string, string>();
-  const intHeaders = new Map<number, string>();
+  let headers: Map<string, string> | undefined;
+  let intHeaders: Map<number, string> | undefined;
   let aclToken: string | undefined;
   while (c.pos < headerEnd) {
     const id = c.u8();
@@ -91,6 +93,7 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
         break;
       case TTHeaderInfoId.KEY_VALUE: {
         const count = c.u16();
+        headers ??= new Map();
         for (let i = 0; i < count; i++) {
           const key = c.string(c.u16());
           headers.set(key, c.string(c.u16()));
@@ -99,6 +102,7 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
       }
       case TTHeaderInfoId.INT_KEY_VALUE: {
         const count = c.u16();
+        intHeaders ??= new Map();
         for (let i = 0; i < count; i++) {
           const key = c.u16();
           intHeaders.set(key, c.string(c.u16()));
@@ -120,9 +124,9 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
     protocol,
     seqId,
     flags,
-    headers,
-    intHeaders,
-    persistentHeaders: new Map(),
+    headers: headers ?? EMPTY_HEADERS,
+    intHeaders: intHeaders ?? EMPTY_INT_HEADERS,
+    persistentHeaders: EMPTY_HEADERS,
     aclToken,
     transforms: [],
     payload: frame.subarray(headerEnd),
