@@ -7,11 +7,11 @@
  * can write them without re-validation. Not for cookie parsing or content negotiation.
  */
 import { InvalidHeaderError } from './errors.js';
-import { isFieldValue, isToken, LOWER } from './internal/char-classes.js';
+import * as chars from './internal/char-classes.js';
 
-interface Latin1Buffer extends Uint8Array {
-  latin1Slice(start: number, end: number): string;
-}
+const { isFieldValue, isToken } = chars;
+// Local copy: transpilers turn imported bindings into getters (a call per byte).
+const LOWER = chars.LOWER;
 
 /** Anything a header list can be built from. */
 export type HeadersInit =
@@ -22,7 +22,7 @@ export type HeadersInit =
 /** An ordered list of (lowercase name, value) header fields. */
 export class HttpHeaders implements Iterable<[string, string]> {
   /** Wire bytes the offsets point into, or null once everything is decoded. */
-  private wire: Latin1Buffer | null;
+  private wire: string | null;
   /** Per entry: nameStart, nameEnd, valueStart, valueEnd into `wire`. */
   private offsets: number[] | null;
   /** Per entry: name, value; undefined while not yet decoded. */
@@ -51,18 +51,18 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /**
-   * Internal constructor for the parser: `offsets` holds 4 numbers per entry into `wire`,
+   * Internal constructor for the parser: `wire` is the head decoded as latin1 and `offsets` holds 4 numbers per entry into it,
    * `names` the interned names (undefined where not common). Takes ownership of the arrays.
    * @internal
    */
   static fromWire(
-    wire: Uint8Array,
+    wire: string,
     offsets: number[],
     names: (string | undefined)[],
     count: number,
   ): HttpHeaders {
     const h = new HttpHeaders();
-    h.wire = wire as Latin1Buffer;
+    h.wire = wire;
     h.offsets = offsets;
     h.strs = names;
     h.count = count;
@@ -79,7 +79,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     let s = this.strs[2 * i];
     if (s === undefined) {
       const o = this.offsets!;
-      s = this.wire!.latin1Slice(o[4 * i]!, o[4 * i + 1]!).toLowerCase();
+      s = this.wire!.slice(o[4 * i]!, o[4 * i + 1]!).toLowerCase();
       this.strs[2 * i] = s;
     }
     return s;
@@ -90,7 +90,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     let s = this.strs[2 * i + 1];
     if (s === undefined) {
       const o = this.offsets!;
-      s = this.wire!.latin1Slice(o[4 * i + 2]!, o[4 * i + 3]!);
+      s = this.wire!.slice(o[4 * i + 2]!, o[4 * i + 3]!);
       this.strs[2 * i + 1] = s;
     }
     return s;
@@ -112,7 +112,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
       if (len !== lname.length) continue;
       const w = this.wire!;
       let k = 0;
-      while (k < len && LOWER[w[s + k]!] === lname.charCodeAt(k)) k++;
+      while (k < len && LOWER[w.charCodeAt(s + k)] === lname.charCodeAt(k)) k++;
       if (k === len) return i;
     }
     return -1;

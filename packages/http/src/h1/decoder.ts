@@ -17,8 +17,8 @@ import { METHODS } from 'node:http';
 import { EMPTY_BODY } from '../body.js';
 import { HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
-import { FIELD_VALUE, HEX, LOWER, TARGET, TOKEN } from '../internal/char-classes.js';
-import { lookupKnownName, lookupMethod } from '../internal/known-names.js';
+import * as chars from '../internal/char-classes.js';
+import * as knownNames from '../internal/known-names.js';
 import type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from '../message.js';
 
 /** What `poll()` found. */
@@ -111,9 +111,27 @@ const L_MALFORMED = 128;
 
 const EMPTY = new Uint8Array(0);
 
-interface Latin1Buffer extends Uint8Array {
-  latin1Slice(start: number, end: number): string;
-}
+// Module-local copies: transpilers used in tests and tools (tsx, vite) turn imported bindings
+// into property getters, which costs a call per byte in the scanners.
+const TOKEN = chars.TOKEN;
+const FIELD_VALUE = chars.FIELD_VALUE;
+const TARGET = chars.TARGET;
+const HEX = chars.HEX;
+const LOWER = chars.LOWER;
+const lookupKnownName = knownNames.lookupKnownName;
+const lookupMethod = knownNames.lookupMethod;
+
+/** Buffer's native latin1 decoder; works on any Uint8Array (one copy into a one-byte string). */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+
+/** Buffer's native memchr-based indexOf; works on any Uint8Array (TypedArray's is 2-3x slower). */
+const indexOfByte = Buffer.prototype.indexOf as unknown as (
+  this: Uint8Array,
+  byte: number,
+  from: number,
+) => number;
 
 /** Shared machinery of the request and response decoders. */
 abstract class H1Decoder<M> {
@@ -147,6 +165,10 @@ abstract class H1Decoder<M> {
   private chunkLineLen = 0;
   private extState = 0;
   private error: HttpParseError | null = null;
+  /** The complete field block found by scanBlock: bytes blk[blkBase, blkEnd). */
+  private blk: Uint8Array = EMPTY;
+  private blkBase = 0;
+  private blkEnd = 0;
 
   // Per-head scratch filled by parseFields.
   protected clCount = 0;
@@ -233,7 +255,7 @@ abstract class H1Decoder<M> {
   }
 
   /** Parses the start line into `this.message` and returns the offset after its CRLF. */
-  protected abstract parseStartLine(b: Latin1Buffer, end: number): number;
+  protected abstract parseStartLine(b: Uint8Array, base: number, end: number, str: string): number;
   /** Decides framing and keep-alive once fields are parsed. */
   protected abstract decideFraming(): void;
   /** Code for an over-long first line. */
@@ -243,9 +265,8 @@ abstract class H1Decoder<M> {
     for (;;) {
       switch (this.state) {
         case S_HEAD: {
-          const block = this.scanBlock(false);
-          if (block === null) return DecodeEvent.NeedMore;
-          this.parseHead(block);
+          if (!this.scanBlock(false)) return DecodeEvent.NeedMore;
+          this.parseHead();
           return DecodeEvent.Head;
         }
         case S_BODY_LEN:
@@ -295,9 +316,8 @@ abstract class H1Decoder<M> {
           break;
         }
         case S_TRAILERS: {
-          const block = this.scanBlock(true);
-          if (block === null) return DecodeEvent.NeedMore;
-          this.trailers = block.length === 2 ? null : this.parseTrailers(block);
+          if (!this.scanBlock(true)) return DecodeEvent.NeedMore;
+          this.trailers = this.blkEnd - this.blkBase === 2 ? null : this.parseTrailers();
           this.state = S_END;
           break;
         }
@@ -319,16 +339,17 @@ abstract class H1Decoder<M> {
   }
 
   /**
-   * Finds the end of a field block (head or trailers) across feeds. Returns the complete block
-   * (copied into an exact-size buffer) or null when more input is needed (partial bytes saved).
+   * Finds the end of a field block (head or trailers) across feeds. When complete, sets
+   * blk/blkBase/blkEnd to it (in the input itself, or in the carry buffer when it spanned feeds)
+   * and returns true; otherwise saves the partial bytes and returns false.
    */
-  private scanBlock(trailers: boolean): Latin1Buffer | null {
+  private scanBlock(trailers: boolean): boolean {
     const inp = this.input;
     const end = inp.length;
     const lim = this.limits;
     let p = this.pos;
     for (;;) {
-      const lf = inp.indexOf(10, p);
+      const lf = indexOfByte.call(inp, 10, p);
       if (lf < 0) {
         const n = end - p;
         if (n > 0) {
@@ -338,7 +359,7 @@ abstract class H1Decoder<M> {
         if (this.lineBytes > lim.maxLineLength + 1) this.lineTooLong(trailers);
         this.save(this.pos, end);
         this.pos = end;
-        return null;
+        return false;
       }
       const prevCR = lf > p ? inp[lf - 1] === 13 : this.lineBytes > 0 && this.lastWasCR;
       if (!prevCR) this.fail('ERR_HTTP_BARE_LF', 'LF without CR', this.accLen + lf - this.pos);
@@ -356,13 +377,20 @@ abstract class H1Decoder<M> {
         const total = this.accLen + (p - this.pos);
         if (total > lim.maxHeadSize)
           this.fail('ERR_HTTP_HEAD_TOO_LARGE', `head exceeds ${lim.maxHeadSize} bytes`);
-        const block = Buffer.allocUnsafe(total) as unknown as Latin1Buffer;
-        if (this.accLen > 0) block.set(this.acc.subarray(0, this.accLen), 0);
-        block.set(inp.subarray(this.pos, p), this.accLen);
+        if (this.accLen > 0) {
+          this.save(this.pos, p);
+          this.blk = this.acc;
+          this.blkBase = 0;
+          this.blkEnd = this.accLen;
+        } else {
+          this.blk = inp;
+          this.blkBase = this.pos;
+          this.blkEnd = p;
+        }
         this.pos = p;
         this.accLen = 0;
         this.lines = 0;
-        return block;
+        return true;
       }
       if (lineLen - 1 > lim.maxLineLength) this.lineTooLong(trailers);
       this.lines++;
@@ -397,7 +425,7 @@ abstract class H1Decoder<M> {
     this.accLen = need;
   }
 
-  private parseHead(b: Latin1Buffer): void {
+  private parseHead(): void {
     this.clCount = 0;
     this.contentLength = -1;
     this.teFlags = 0;
@@ -406,8 +434,15 @@ abstract class H1Decoder<M> {
     this.expectFlag = 0;
     this.hasUpgradeHeader = false;
     this.trailers = null;
-    const p = this.parseStartLine(b, b.length);
-    const headers = this.parseFields(b, p, true);
+    const b = this.blk;
+    const base = this.blkBase;
+    const end = this.blkEnd;
+    // The head's only copy: one native decode into a string that names, values and the target
+    // are sliced from (lazily, for fields).
+    const str = latin1Slice.call(b, base, end);
+    const p = this.parseStartLine(b, base, end, str);
+    const headers = this.parseFields(b, base, p, end, str, true);
+    this.blk = EMPTY;
     this.setHeaders(headers);
     this.decideFraming();
     switch (this.framing) {
@@ -432,13 +467,29 @@ abstract class H1Decoder<M> {
 
   protected abstract setHeaders(headers: HttpHeaders): void;
 
-  private parseTrailers(b: Latin1Buffer): HttpHeaders {
-    return this.parseFields(b, 0, false);
+  private parseTrailers(): HttpHeaders {
+    const b = this.blk;
+    this.blk = EMPTY;
+    return this.parseFields(
+      b,
+      this.blkBase,
+      this.blkBase,
+      this.blkEnd,
+      latin1Slice.call(b, this.blkBase, this.blkEnd),
+      false,
+    );
   }
 
   /** Parses field lines from `p` to the final CRLF. Framing headers are interpreted only when `head`. */
-  private parseFields(b: Latin1Buffer, p: number, head: boolean): HttpHeaders {
-    const end = b.length - 2;
+  private parseFields(
+    b: Uint8Array,
+    base: number,
+    p: number,
+    blockEnd: number,
+    str: string,
+    head: boolean,
+  ): HttpHeaders {
+    const end = blockEnd - 2;
     const offsets: number[] = [];
     const names: (string | undefined)[] = [];
     let n = 0;
@@ -458,13 +509,14 @@ abstract class H1Decoder<M> {
       while (c === 0x20 || c === 0x09) c = b[++p]!;
       const vs = p;
       while (FIELD_VALUE[c] === 1) c = b[++p]!;
-      if (c !== 0x0d) this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p);
-      if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
+      if (c !== 0x0d)
+        this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p - base);
+      if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p - base);
       let ve = p;
       while (ve > vs && (b[ve - 1] === 0x20 || b[ve - 1] === 0x09)) ve--;
       p += 2;
       const name = lookupKnownName(b, ns, ne);
-      offsets.push(ns, ne, vs, ve);
+      offsets.push(ns - base, ne - base, vs - base, ve - base);
       names.push(name, undefined);
       n++;
       if (name !== undefined) {
@@ -475,7 +527,7 @@ abstract class H1Decoder<M> {
         }
       }
     }
-    return HttpHeaders.fromWire(b, offsets, names, n);
+    return HttpHeaders.fromWire(str, offsets, names, n);
   }
 
   /** Interprets the fields that decide framing and connection reuse (names are interned). */
@@ -653,13 +705,13 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     this.methods = options.methods ?? KNOWN_METHODS;
   }
 
-  protected parseStartLine(b: Latin1Buffer, end: number): number {
-    let p = 0;
+  protected parseStartLine(b: Uint8Array, base: number, end: number, str: string): number {
+    let p = base;
     while (TOKEN[b[p]!] === 1) p++;
-    if (p === 0 || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_METHOD', 'bad method', p);
-    let method = lookupMethod(b, 0, p);
+    if (p === base || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_METHOD', 'bad method', p - base);
+    let method = lookupMethod(b, base, p);
     if (method === undefined) {
-      method = b.latin1Slice(0, p);
+      method = str.slice(0, p - base);
       if (this.methods !== 'any' && !this.methods.has(method))
         this.fail('ERR_HTTP_UNKNOWN_METHOD', `unknown method ${method}`, 0);
     }
@@ -677,7 +729,7 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     if (form === null) this.fail('ERR_HTTP_INVALID_TARGET', `bad ${method} target`, ts);
     this.message = {
       method,
-      target: b.latin1Slice(ts, te),
+      target: str.slice(ts - base, te - base),
       targetForm: form,
       version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
       headers: EMPTY_HEADERS,
@@ -733,10 +785,10 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
     this.requestMethod = method;
   }
 
-  protected parseStartLine(b: Latin1Buffer, end: number): number {
-    if (end < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', 0);
-    this.minor = parseVersion(this, b, 0, this.fail);
-    let p = 8;
+  protected parseStartLine(b: Uint8Array, base: number, end: number, str: string): number {
+    if (end - base < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', 0);
+    this.minor = parseVersion(this, b, base, this.fail);
+    let p = base + 8;
     if (b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_STATUS', 'bad status line', p);
     const d0 = b[p + 1]! - 0x30;
     const d1 = b[p + 2]! - 0x30;
@@ -749,7 +801,7 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
     if (b[p] === 0x20) {
       const rs = ++p;
       while (FIELD_VALUE[b[p]!] === 1) p++;
-      if (p > rs) reason = b.latin1Slice(rs, p);
+      if (p > rs) reason = str.slice(rs - base, p - base);
     }
     if (b[p] !== 0x0d) this.fail('ERR_HTTP_INVALID_STATUS', 'bad reason phrase', p);
     if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);

@@ -4,7 +4,10 @@
  * names cost no allocation and framing headers are recognised by identity. Names not in the
  * table are decoded lazily by HttpHeaders. Not a registry of valid names.
  */
-import { LOWER } from './char-classes.js';
+import * as chars from './char-classes.js';
+
+// Local copy: transpilers turn imported bindings into getters (a call per byte).
+const LOWER = chars.LOWER;
 
 const COMMON = [
   'accept',
