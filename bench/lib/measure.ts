@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Clock ticks per second for /proc times (USER_HZ; 100 on every Linux we run on). */
@@ -18,6 +18,10 @@ export interface Peer {
   readonly name: string;
   readonly child: ChildProcess;
   readonly pid: number;
+  /** The last few KiB the peer wrote to stdout and stderr. */
+  output(): string;
+  /** Resolves with the exit code (or signal name) when the peer ends. */
+  readonly exited: Promise<number | string>;
   stop(): Promise<void>;
 }
 
@@ -26,10 +30,13 @@ export function startPeer(
   name: string,
   command: string,
   args: readonly string[],
-  options: { cpu?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+  options: { cpu?: string; env?: NodeJS.ProcessEnv; cwd?: string; nofile?: number } = {},
 ): Peer {
-  const argv =
+  let argv =
     options.cpu === undefined ? [command, ...args] : ['taskset', '-c', options.cpu, command, ...args];
+  // prlimit execs the command, so the pid we keep is still the peer's own.
+  if (options.nofile !== undefined)
+    argv = ['prlimit', `--nofile=${options.nofile}:${options.nofile}`, ...argv];
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: options.env ?? process.env,
@@ -46,10 +53,15 @@ export function startPeer(
     if (code !== 0 && signal === null) process.stderr.write(`[${name}] exited with ${code}\n${output}\n`);
   });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   return {
     name,
     child,
     pid: child.pid,
+    output: () => output,
+    exited,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const done = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -77,6 +89,43 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
     if (ok) return;
     if (Date.now() > until) throw new Error(`nothing listens on ${host}:${port} after ${timeoutMs} ms`);
     await delay(50);
+  }
+}
+
+/** A TCP port that was free a moment ago (bind port 0, read it, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once an HTTP GET of `path` on host:port answers with status 200 (or throws after `timeoutMs`). */
+export async function waitForHttp(
+  port: number,
+  path = '/',
+  host = '127.0.0.1',
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const res = await fetch(`http://${host}:${port}${path}`, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+      last = `status ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > until)
+      throw new Error(`GET http://${host}:${port}${path} not 200 after ${timeoutMs} ms (${last})`);
+    await delay(100);
   }
 }
 
@@ -163,12 +212,13 @@ export function parseWrk(text: string): WrkResult {
   const errors =
     (errs ? Number(errs[1]) + Number(errs[2]) + Number(errs[3]) + Number(errs[4]) : 0) +
     (non2xx ? Number(non2xx[1]) : 0);
+  const requests = Number(req[1]);
   return {
-    requests: Number(req[1]),
+    requests,
     seconds,
-    requestsPerSecond: Number(req[1]) / seconds,
-    p50Ms: pct('50'),
-    p99Ms: pct('99'),
+    requestsPerSecond: requests / seconds,
+    p50Ms: requests > 0 ? pct('50') : Number.NaN,
+    p99Ms: requests > 0 ? pct('99') : Number.NaN,
     errors,
   };
 }
@@ -216,7 +266,9 @@ export async function measure(
   const before = cpuSeconds(peer.pid);
   const result = await runWrk(url, load);
   const spent = cpuSeconds(peer.pid) - before;
-  return { ...result, peer: peer.name, cpuUsPerRequest: (spent * 1e6) / Math.max(1, result.requests) };
+  // A run that served nothing (a stalled peer) has no per-request cost: NaN renders as n/a.
+  const cpuUsPerRequest = result.requests > 0 ? (spent * 1e6) / result.requests : Number.NaN;
+  return { ...result, peer: peer.name, cpuUsPerRequest };
 }
 
 /** Renders rows as a markdown table. */

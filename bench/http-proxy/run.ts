@@ -1,0 +1,428 @@
+/**
+ * The reference proxy benchmark (DESIGN.md "Measuring"): wrk -> proxy -> nginx static backend
+ * over HTTP/1.1 keep-alive, for every proxy in peers.ts with 1 and 2 workers and every body
+ * size; then memory per idle keep-alive connection and RSS across a sustained run. Writes
+ * bench/results/http1.md (+ .json) and SVG charts. Never installs anything; it needs nginx,
+ * haproxy and wrk on PATH (the setup script installs them).
+ *
+ * Usage: tsx --conditions=@loch/source http-proxy/run.ts [--quick] [--seconds N]
+ *   [--warmup N] [--soak-seconds N] [--idle-connections N] [--workers 1,2]
+ *   [--sizes 128,3269] [--peers nginx,haproxy,node:http,loch] [--no-memory]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ALL_SIZES, formatSize, writeBodies } from '../lib/bodies.js';
+import { barChart, lineChart } from '../lib/chart.js';
+import {
+  freePort,
+  type Measurement,
+  machineSummary,
+  markdownTable,
+  measure,
+  type Peer,
+  waitForHttp,
+} from '../lib/measure.js';
+import { type IdleMemory, idleConnectionMemory, type SoakMemory, soakMemory } from '../lib/memory.js';
+import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
+import { PROXIES, type ProxySpec } from './peers.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    seconds: { type: 'string' },
+    warmup: { type: 'string' },
+    'soak-seconds': { type: 'string' },
+    'idle-connections': { type: 'string', default: '10000' },
+    workers: { type: 'string', default: '1,2' },
+    sizes: { type: 'string' },
+    peers: { type: 'string' },
+    'no-memory': { type: 'boolean', default: false },
+  },
+});
+
+const quick = args.quick === true;
+const seconds = Number(args.seconds ?? (quick ? 3 : 10));
+const warmupSeconds = Number(args.warmup ?? (quick ? 1 : 2));
+const soakSeconds = Number(args['soak-seconds'] ?? (quick ? 20 : 600));
+const idleCount = Number(args['idle-connections']);
+const workerCounts = args.workers.split(',').map(Number);
+const sizes = args.sizes ? args.sizes.split(',').map(Number) : ALL_SIZES;
+const wanted = args.peers?.split(',');
+const CONNECTIONS = 64;
+/** wrk and the backend share CPU 0; a 1-worker proxy has CPU 1 to itself. */
+const LOAD_CPU = '0';
+const cpuFor = (workers: number) => (workers === 1 ? '1' : '0-1');
+/** The body used for the memory runs. */
+const MEMORY_PATH = '/128';
+const SOAK_SIZE = 3269;
+
+const resultsDir = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'results');
+
+interface Point {
+  readonly proxy: string;
+  readonly workers: number;
+  readonly size: number;
+  readonly m: Measurement;
+}
+
+function log(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const loadBefore = loadavg();
+  const skipped = new Map<string, string>();
+  const specs: ProxySpec[] = [];
+  for (const spec of PROXIES) {
+    if (wanted && !wanted.includes(spec.name)) continue;
+    const reason = spec.unavailable();
+    if (reason === null) specs.push(spec);
+    else {
+      skipped.set(spec.name, reason);
+      log(`${spec.name}: not available (${reason})`);
+    }
+  }
+
+  const root = writeBodies([...new Set([...sizes, 128, SOAK_SIZE])]);
+  const backendPort = await freePort();
+  const backend: NginxPeer = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU });
+  await waitForHttp(backendPort, '/128');
+  log(`backend nginx on 127.0.0.1:${backendPort} (CPU ${LOAD_CPU}), bodies in ${root}`);
+
+  const points: Point[] = [];
+  const idle: IdleMemory[] = [];
+  const soaks: SoakMemory[] = [];
+  try {
+    for (const workers of workerCounts) {
+      for (const spec of specs) {
+        if (skipped.has(spec.name)) continue;
+        const port = await freePort();
+        let peer: Peer;
+        try {
+          peer = await spec.start({
+            port,
+            upstreamPort: backendPort,
+            workers,
+            cpu: cpuFor(workers),
+            probePath: '/128',
+          });
+        } catch (err) {
+          const reason = `does not serve: ${(err as Error).message}`;
+          skipped.set(spec.name, reason);
+          log(`${spec.name}: not available (${reason})`);
+          continue;
+        }
+        try {
+          for (const size of sizes) {
+            const m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
+              connections: CONNECTIONS,
+              seconds,
+              warmupSeconds,
+              cpu: LOAD_CPU,
+            });
+            points.push({ proxy: spec.name, workers, size, m });
+            log(
+              `${spec.name} ${workers}w ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
+                `p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, ${m.cpuUsPerRequest.toFixed(1)} us/req` +
+                (m.errors ? `, ${m.errors} errors` : '') +
+                (m.requests === 0 ? ' STALLED' : ''),
+            );
+          }
+        } finally {
+          await peer.stop();
+        }
+      }
+    }
+
+    if (!args['no-memory']) {
+      for (const spec of specs) {
+        if (skipped.has(spec.name)) continue;
+        const port = await freePort();
+        const peer = await spec.start({
+          port,
+          upstreamPort: backendPort,
+          workers: 1,
+          cpu: cpuFor(1),
+          probePath: '/128',
+        });
+        try {
+          const url = `http://127.0.0.1:${port}`;
+          // One short load first, so the idle baseline includes pools and JIT warmed by traffic.
+          await measure(peer, `${url}${MEMORY_PATH}`, {
+            connections: CONNECTIONS,
+            seconds: 1,
+            cpu: LOAD_CPU,
+          });
+          const i = await idleConnectionMemory(peer, port, {
+            count: idleCount,
+            path: MEMORY_PATH,
+            clientCpu: LOAD_CPU,
+          });
+          idle.push({ ...i, peer: spec.name });
+          log(
+            `${spec.name} idle: ${i.connections} conns (${i.failed} failed), RSS ${i.baselineKiB} -> ${i.idleKiB} KiB, ` +
+              `${Math.round(i.bytesPerConnection)} B/conn`,
+          );
+          const s = await soakMemory(peer, `${url}/${SOAK_SIZE}`, {
+            seconds: soakSeconds,
+            warmupSeconds: Math.max(warmupSeconds, 3),
+            connections: CONNECTIONS,
+            cpu: LOAD_CPU,
+            sampleSeconds: Math.max(1, Math.round(soakSeconds / 20)),
+          });
+          soaks.push({ ...s, peer: spec.name });
+          log(
+            `${spec.name} soak ${soakSeconds} s: RSS ${s.beforeKiB} -> ${s.afterKiB} KiB (max ${s.maxKiB})`,
+          );
+        } finally {
+          await peer.stop();
+        }
+      }
+    }
+  } finally {
+    await backend.stop();
+  }
+
+  const names = specs.filter((s) => !skipped.has(s.name)).map((s) => s.name);
+  mkdirSync(resultsDir, { recursive: true });
+  writeCharts(points, names);
+  const page = renderPage({ started, loadBefore, points, idle, soaks, skipped, names, specs });
+  writeFileSync(join(resultsDir, 'http1.md'), page);
+  writeFileSync(
+    join(resultsDir, 'http1.json'),
+    `${JSON.stringify({ started, machine: machineSummary(), seconds, points, idle, soaks, skipped: [...skipped] }, null, 2)}\n`,
+  );
+  log(`wrote ${join(resultsDir, 'http1.md')}`);
+}
+
+function find(
+  points: readonly Point[],
+  proxy: string,
+  workers: number,
+  size: number,
+): Measurement | undefined {
+  return points.find((p) => p.proxy === proxy && p.workers === workers && p.size === size)?.m;
+}
+
+function ratio(a: number | undefined, b: number | undefined): string {
+  if (a === undefined || b === undefined || !(b > 0)) return 'n/a';
+  return `${(a / b).toFixed(2)}x`;
+}
+
+function writeCharts(points: readonly Point[], names: readonly string[]): void {
+  const categories = sizes.map(formatSize);
+  for (const workers of workerCounts) {
+    const series = (value: (m: Measurement) => number) =>
+      names.map((name) => ({
+        name,
+        values: sizes.map((size) => {
+          const m = find(points, name, workers, size);
+          return m === undefined ? null : value(m);
+        }),
+      }));
+    const where = workers === 1 ? 'proxy on CPU 1' : 'proxy on CPUs 0-1, shared with wrk and backend';
+    writeFileSync(
+      join(resultsDir, `http1-rps-by-size-${workers}w.svg`),
+      lineChart({
+        title: `HTTP/1.1 proxy: requests/s by body size (${workers} worker${workers > 1 ? 's' : ''}, ${where})`,
+        xLabel: 'response body',
+        yLabel: 'requests/s',
+        categories,
+        series: series((m) => m.requestsPerSecond),
+      }),
+    );
+    writeFileSync(
+      join(resultsDir, `http1-cpu-by-size-${workers}w.svg`),
+      lineChart({
+        title: `HTTP/1.1 proxy: CPU microseconds per request (${workers} worker${workers > 1 ? 's' : ''}, lower is better)`,
+        xLabel: 'response body',
+        yLabel: 'proxy CPU us per request',
+        categories,
+        series: series((m) => m.cpuUsPerRequest),
+      }),
+    );
+  }
+  const chartSizes = [128, 11268].filter((s) => sizes.includes(s));
+  const cats: { size: number; workers: number }[] = [];
+  for (const size of chartSizes) for (const workers of workerCounts) cats.push({ size, workers });
+  writeFileSync(
+    join(resultsDir, 'http1-rps-by-workers.svg'),
+    barChart({
+      title: 'HTTP/1.1 proxy: requests/s by workers',
+      xLabel: 'body size, workers',
+      yLabel: 'requests/s',
+      categories: cats.map((c) => `${formatSize(c.size)}, ${c.workers}w`),
+      series: names.map((name) => ({
+        name,
+        values: cats.map((c) => find(points, name, c.workers, c.size)?.requestsPerSecond ?? null),
+      })),
+    }),
+  );
+}
+
+function kib(v: number): string {
+  return `${(v / 1024).toFixed(1)} MiB`;
+}
+
+function renderPage(r: {
+  started: Date;
+  loadBefore: number[];
+  points: readonly Point[];
+  idle: readonly IdleMemory[];
+  soaks: readonly SoakMemory[];
+  skipped: ReadonlyMap<string, string>;
+  names: readonly string[];
+  specs: readonly ProxySpec[];
+}): string {
+  const out: string[] = [];
+  const loadAfter = loadavg();
+  out.push('# HTTP/1.1 reverse proxy benchmark', '');
+  out.push(
+    `Generated by \`pnpm --filter @loch/bench bench:http-proxy${process.argv.slice(2).length ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\` ` +
+      `on ${r.started.toISOString()} (${quick ? '**quick smoke run**, ' : ''}${seconds} s per point after a ${warmupSeconds} s warm-up).`,
+    '',
+    `Machine: ${machineSummary()}. Load average before/after: ${r.loadBefore.map((v) => v.toFixed(2)).join(' ')} / ` +
+      `${loadAfter.map((v) => v.toFixed(2)).join(' ')} (other work on the machine makes numbers noisy; compare peers within one run).`,
+    '',
+    'Method: wrk -t1 -c64 (HTTP/1.1 keep-alive) -> proxy -> nginx serving static files. wrk and the backend are ' +
+      'pinned to CPU 0. **1 worker: the proxy is pinned to CPU 1. 2 workers: the proxy is pinned to CPUs 0-1 and ' +
+      'shares CPU 0 with wrk and the backend**, so 2-worker numbers show scaling under contention, not on an idle ' +
+      'second core. CPU us/req = utime+stime of the proxy process tree during the measured run / requests served. ' +
+      'Ratios are to nginx at the same size and workers: req/s above 1x is faster, CPU below 1x is cheaper.',
+    '',
+  );
+  out.push('Workers per proxy:', '');
+  for (const s of r.specs) out.push(`- ${s.name}: ${s.workersNote}`);
+  out.push('');
+  if (r.skipped.size) {
+    out.push('Not measured:', '');
+    for (const [name, reason] of r.skipped) out.push(`- ${name}: not available (${reason})`);
+    out.push('');
+  }
+
+  for (const workers of workerCounts) {
+    out.push(`## ${workers} worker${workers > 1 ? 's' : ''} (proxy on CPU ${cpuFor(workers)})`, '');
+    out.push('CPU microseconds per request (lower is better):', '');
+    out.push(
+      markdownTable(
+        ['body', ...r.names],
+        sizes.map((size) => [
+          formatSize(size),
+          ...r.names.map((n) => find(r.points, n, workers, size)?.cpuUsPerRequest ?? NaN),
+        ]),
+      ),
+      '',
+      'Requests/s:',
+      '',
+      markdownTable(
+        ['body', ...r.names],
+        sizes.map((size) => [
+          formatSize(size),
+          ...r.names.map((n) => find(r.points, n, workers, size)?.requestsPerSecond ?? NaN),
+        ]),
+      ),
+      '',
+      'Every point:',
+      '',
+    );
+    const rows: (string | number)[][] = [];
+    for (const size of sizes) {
+      const ref = find(r.points, 'nginx', workers, size);
+      for (const name of r.names) {
+        const m = find(r.points, name, workers, size);
+        if (!m) continue;
+        rows.push([
+          formatSize(size),
+          name,
+          m.requestsPerSecond,
+          m.p50Ms,
+          m.p99Ms,
+          m.cpuUsPerRequest,
+          ratio(m.requestsPerSecond, ref?.requestsPerSecond),
+          ratio(m.cpuUsPerRequest, ref?.cpuUsPerRequest),
+          m.errors,
+        ]);
+      }
+    }
+    out.push(
+      markdownTable(
+        [
+          'body',
+          'proxy',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'CPU us/req',
+          'req/s vs nginx',
+          'CPU vs nginx',
+          'errors',
+        ],
+        rows,
+      ),
+      '',
+      `![requests/s by body size, ${workers} worker(s)](http1-rps-by-size-${workers}w.svg)`,
+      '',
+      `![CPU per request by body size, ${workers} worker(s)](http1-cpu-by-size-${workers}w.svg)`,
+      '',
+    );
+  }
+  out.push('## Requests/s by workers', '', '![requests/s by workers](http1-rps-by-workers.svg)', '');
+
+  if (r.idle.length) {
+    const ref = r.idle.find((i) => i.peer === 'nginx');
+    out.push(
+      '## Memory: idle keep-alive connections',
+      '',
+      `1 worker. A separate client process (pinned to CPU 0) opens ${idleCount.toLocaleString('en-US')} connections, ` +
+        `sends one \`GET ${MEMORY_PATH}\` on each, reads the response and leaves the connection idle. RSS is the proxy ` +
+        'process tree before the connections (after a 1 s warm-up load) and with all of them open.',
+      '',
+      markdownTable(
+        ['proxy', 'idle conns', 'RSS before', 'RSS with idle conns', 'bytes per idle conn', 'vs nginx'],
+        r.idle.map((i) => [
+          i.peer,
+          `${i.connections}${i.failed ? ` (${i.failed} failed)` : ''}`,
+          kib(i.baselineKiB),
+          kib(i.idleKiB),
+          Math.round(i.bytesPerConnection),
+          ratio(i.bytesPerConnection, ref?.bytesPerConnection),
+        ]),
+      ),
+      '',
+    );
+  }
+  if (r.soaks.length) {
+    out.push(
+      '## Memory: sustained run',
+      '',
+      `1 worker, wrk -c${CONNECTIONS} on ${formatSize(SOAK_SIZE)} for ${soakSeconds} s after a warm-up. "before" is read ` +
+        'after the warm-up, "after" when the run ends; growth above 10% (and above 2 MiB) is flagged.',
+      '',
+      markdownTable(
+        ['proxy', 'seconds', 'requests', 'RSS before', 'RSS after', 'RSS max', 'growth', 'verdict'],
+        r.soaks.map((s) => {
+          const growth = s.afterKiB - s.beforeKiB;
+          const grows = growth > s.beforeKiB * 0.1 && growth > 2048;
+          return [
+            s.peer,
+            s.seconds,
+            s.load.requests,
+            kib(s.beforeKiB),
+            kib(s.afterKiB),
+            kib(s.maxKiB),
+            `${growth >= 0 ? '+' : ''}${(growth / 1024).toFixed(1)} MiB`,
+            grows ? '**grows**' : 'flat',
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  return `${out.join('\n')}\n`;
+}
+
+await main();

@@ -1,0 +1,63 @@
+/**
+ * HAProxy as a benchmark peer: `mode http` with `http-reuse always` (the HTTP reverse proxy)
+ * and `mode tcp` (the L4 forwarder), run in the foreground (`-db`) from a config in its own
+ * temp dir, threads = workers (`nbthread`). Not a general HAProxy config generator.
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Peer, startPeer, waitForPort } from './measure.js';
+
+/** A HAProxy peer and the temp dir that holds its config. */
+export interface HaproxyPeer extends Peer {
+  readonly dir: string;
+  readonly port: number;
+}
+
+/** Starts HAProxy forwarding 127.0.0.1:`port` to 127.0.0.1:`upstreamPort`. */
+export async function startHaproxy(options: {
+  mode: 'http' | 'tcp';
+  port: number;
+  upstreamPort: number;
+  workers: number;
+  cpu?: string;
+}): Promise<HaproxyPeer> {
+  const dir = mkdtempSync(join(tmpdir(), `loch-bench-haproxy-${options.mode}-`));
+  // maxconn 12000 wants 24,014 fds; the machine's hard limit is 20,000. `no strict-limits`
+  // lets HAProxy start anyway: 10,000 idle clients plus a few upstream connections fit.
+  const conf = `global
+  nbthread ${options.workers}
+  maxconn 12000
+  no strict-limits
+  tune.bufsize 16384
+
+defaults
+  mode ${options.mode}
+  maxconn 12000
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+${options.mode === 'http' ? '  timeout http-keep-alive 300s\n  option http-keep-alive\n  http-reuse always\n' : ''}
+frontend fe
+  bind 127.0.0.1:${options.port}
+  default_backend be
+
+backend be
+  server s1 127.0.0.1:${options.upstreamPort}
+`;
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, conf);
+  const peer = startPeer(
+    `haproxy ${options.mode} (${options.workers}w)`,
+    'haproxy',
+    ['-f', file, '-db'],
+    options.cpu === undefined ? {} : { cpu: options.cpu },
+  );
+  try {
+    await waitForPort(options.port);
+  } catch (err) {
+    await peer.stop();
+    throw err;
+  }
+  return { ...peer, dir, port: options.port };
+}

@@ -1,0 +1,119 @@
+/**
+ * Memory measurements of a running peer: resident memory per idle keep-alive connection (many
+ * connections held open by a separate client process, idle-clients.ts) and resident memory
+ * before and after a sustained run (a leak shows up as growth). RSS is the peer's whole process
+ * tree (rssKiB). Not for heap profiling: this sees what the OS sees.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { type Peer, rssKiB, runWrk, type WrkResult } from './measure.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+/** Memory with many idle connections. */
+export interface IdleMemory {
+  readonly peer: string;
+  /** Connections the client held open when RSS was read. */
+  readonly connections: number;
+  readonly failed: number;
+  readonly baselineKiB: number;
+  readonly idleKiB: number;
+  /** (idle - baseline) / connections, in bytes. */
+  readonly bytesPerConnection: number;
+}
+
+/**
+ * Opens `count` keep-alive connections to 127.0.0.1:`port` from a client pinned to `clientCpu`,
+ * each after one GET of `path`, and reads the peer's RSS before and while they sit idle.
+ */
+export async function idleConnectionMemory(
+  peer: Peer,
+  port: number,
+  options: { count: number; path: string; clientCpu?: string; settleMs?: number },
+): Promise<IdleMemory> {
+  const baselineKiB = rssKiB(peer.pid);
+  const script = ['idle-clients.ts', String(port), String(options.count), options.path];
+  const argv = [process.execPath, '--import', 'tsx', ...script];
+  const full = options.clientCpu === undefined ? argv : ['taskset', '-c', options.clientCpu, ...argv];
+  const client = spawn(full[0]!, full.slice(1), { cwd: here, stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      client.stdout.on('data', (d: Buffer) => {
+        text += d.toString();
+        const i = text.indexOf('\n');
+        if (i >= 0) resolve(text.slice(0, i));
+      });
+      client.once('exit', (code) => reject(new Error(`idle client exited with ${code}: ${text}`)));
+    });
+    const m = /ready (\d+) failed (\d+)/.exec(line);
+    const connections = Number(m?.[1] ?? 0);
+    await new Promise((r) => setTimeout(r, options.settleMs ?? 2000));
+    const idleKiB = rssKiB(peer.pid);
+    return {
+      peer: peer.name,
+      connections,
+      failed: Number(m?.[2] ?? 0),
+      baselineKiB,
+      idleKiB,
+      bytesPerConnection: ((idleKiB - baselineKiB) * 1024) / Math.max(1, connections),
+    };
+  } finally {
+    const exited = new Promise((r) => client.once('exit', r));
+    client.kill('SIGTERM');
+    await exited;
+  }
+}
+
+/** RSS through a sustained run. */
+export interface SoakMemory {
+  readonly peer: string;
+  readonly seconds: number;
+  readonly beforeKiB: number;
+  readonly afterKiB: number;
+  readonly maxKiB: number;
+  /** RSS samples taken every `sampleSeconds` during the run. */
+  readonly samplesKiB: readonly number[];
+  readonly load: WrkResult;
+}
+
+/**
+ * Runs wrk against `url` for `seconds` (after a warm-up, so pools and JIT have settled before the
+ * first reading) and samples the peer's RSS throughout.
+ */
+export async function soakMemory(
+  peer: Peer,
+  url: string,
+  options: {
+    seconds: number;
+    warmupSeconds: number;
+    connections: number;
+    cpu?: string;
+    sampleSeconds?: number;
+  },
+): Promise<SoakMemory> {
+  const wrk = {
+    connections: options.connections,
+    ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
+  };
+  await runWrk(url, { ...wrk, seconds: options.warmupSeconds });
+  const beforeKiB = rssKiB(peer.pid);
+  const samplesKiB: number[] = [];
+  const timer = setInterval(() => samplesKiB.push(rssKiB(peer.pid)), (options.sampleSeconds ?? 5) * 1000);
+  let load: WrkResult;
+  try {
+    load = await runWrk(url, { ...wrk, seconds: options.seconds });
+  } finally {
+    clearInterval(timer);
+  }
+  const afterKiB = rssKiB(peer.pid);
+  return {
+    peer: peer.name,
+    seconds: options.seconds,
+    beforeKiB,
+    afterKiB,
+    maxKiB: Math.max(beforeKiB, afterKiB, ...samplesKiB),
+    samplesKiB,
+    load,
+  };
+}

@@ -1,0 +1,142 @@
+/**
+ * nginx as a benchmark peer: the static backend every proxy benchmark forwards to, the HTTP
+ * reverse proxy (proxy_pass with upstream keep-alive) and the L4 `stream` forwarder. Each runs
+ * as a non-daemon child with its own temp prefix (config, pid, error log, temp paths), so
+ * nothing touches the system's nginx. Not a general nginx config generator.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Peer, startPeer, waitForPort } from './measure.js';
+
+/** The dynamic stream module of Debian's nginx-light (libnginx-mod-stream). */
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+/** Keep-alive requests per connection: high enough that wrk never reconnects mid-run. */
+const KEEPALIVE_REQUESTS = 1_000_000;
+
+/** An nginx peer and the temp prefix it lives in. */
+export interface NginxPeer extends Peer {
+  readonly prefix: string;
+  readonly port: number;
+}
+
+function prelude(prefix: string, workers: number, extra = ''): string {
+  return `${extra}
+worker_processes ${workers};
+user root;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; multi_accept on; }
+`;
+}
+
+function httpCommon(prefix: string): string {
+  return `  access_log off;
+  client_body_temp_path ${prefix}/client_body;
+  proxy_temp_path ${prefix}/proxy;
+  keepalive_requests ${KEEPALIVE_REQUESTS};
+  keepalive_timeout 300s;
+  tcp_nodelay on;`;
+}
+
+async function launch(
+  name: string,
+  conf: string,
+  prefix: string,
+  port: number,
+  cpu: string | undefined,
+): Promise<NginxPeer> {
+  mkdirSync(join(prefix, 'logs'), { recursive: true });
+  const file = join(prefix, 'nginx.conf');
+  writeFileSync(file, conf);
+  const peer = startPeer(name, 'nginx', ['-p', prefix, '-c', file, '-g', 'daemon off;'], {
+    ...(cpu === undefined ? {} : { cpu }),
+  });
+  try {
+    await waitForPort(port);
+  } catch (err) {
+    await peer.stop();
+    throw err;
+  }
+  return { ...peer, prefix, port };
+}
+
+/** nginx serving the files of `root` over HTTP/1.1 keep-alive on 127.0.0.1:`port`. */
+export function startNginxStatic(options: {
+  root: string;
+  port: number;
+  workers?: number;
+  cpu?: string;
+}): Promise<NginxPeer> {
+  const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-static-'));
+  const conf = `${prelude(prefix, options.workers ?? 1)}
+http {
+${httpCommon(prefix)}
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache max=64 inactive=600s;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:${options.port} backlog=4096;
+    root ${options.root};
+    location / { }
+  }
+}
+`;
+  return launch('nginx static', conf, prefix, options.port, options.cpu);
+}
+
+/**
+ * nginx as an HTTP reverse proxy: upstream block with `keepalive 64`, HTTP/1.1 to the upstream
+ * with the Connection header cleared (so upstream connections are reused), default buffering.
+ */
+export function startNginxProxy(options: {
+  port: number;
+  upstreamPort: number;
+  workers: number;
+  cpu?: string;
+}): Promise<NginxPeer> {
+  const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-proxy-'));
+  const conf = `${prelude(prefix, options.workers)}
+http {
+${httpCommon(prefix)}
+  upstream backend {
+    server 127.0.0.1:${options.upstreamPort};
+    keepalive 64;
+    keepalive_requests ${KEEPALIVE_REQUESTS};
+  }
+  server {
+    listen 127.0.0.1:${options.port} backlog=4096${options.workers > 1 ? ' reuseport' : ''};
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`;
+  return launch(`nginx proxy_pass (${options.workers}w)`, conf, prefix, options.port, options.cpu);
+}
+
+/** nginx `stream` (L4): every client connection gets its own upstream connection. */
+export function startNginxStream(options: {
+  port: number;
+  upstreamPort: number;
+  workers: number;
+  cpu?: string;
+}): Promise<NginxPeer> {
+  const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-stream-'));
+  const conf = `${prelude(prefix, options.workers, `load_module ${STREAM_MODULE};`)}
+stream {
+  upstream backend { server 127.0.0.1:${options.upstreamPort}; }
+  server {
+    listen 127.0.0.1:${options.port} backlog=4096${options.workers > 1 ? ' reuseport' : ''};
+    proxy_pass backend;
+    tcp_nodelay on;
+  }
+}
+`;
+  return launch(`nginx stream (${options.workers}w)`, conf, prefix, options.port, options.cpu);
+}
