@@ -1,53 +1,33 @@
 /**
- * The stream and listener shapes the server and client need from the runtime: a structural
- * subset of @loch/uring-runtime's ByteStream/StreamListener (src/stream.ts), so TcpStream,
- * UnixStream, TLS streams and test adapters all fit without wrapping.
- *
- * INTEGRATION(uring-runtime): these mirror the runtime's contracts because its package index did
- * not export them yet when this was written; once it does, replace the bodies with
- * `Pick<ByteStream, ...>` imports. Not a transport implementation.
+ * What the server and client need from the runtime: the subset of @loch/uring-runtime's
+ * ByteStream and StreamListener they call, so TcpStream, UnixStream, TLS streams and test doubles
+ * all fit without wrapping. Not a transport implementation.
  */
+import type { ByteStream, SocketAddress, IoOptions as StreamIoOptions } from '@loch/uring-runtime';
 
-/** Address of a stream endpoint (same shape as the runtime's SocketAddress). */
-export type SocketAddress =
-  | { readonly family: 'ipv4' | 'ipv6'; readonly address: string; readonly port: number }
-  | { readonly family: 'unix'; readonly path: string };
+export type {
+  DriverName,
+  IoOptions as StreamIoOptions,
+  RecvChunk as StreamChunk,
+  SocketAddress,
+} from '@loch/uring-runtime';
 
-/** Which I/O driver serves a stream. */
-export type DriverName = 'uring' | 'legacy';
+/** The stream operations HTTP/1.1 uses: pooled receives, whole writes, close. */
+export type HttpStream = Pick<
+  ByteStream,
+  | 'remoteAddress'
+  | 'localAddress'
+  | 'driver'
+  | 'recv'
+  | 'writeAll'
+  | 'writev'
+  | 'shutdown'
+  | 'close'
+  | 'setNoDelay'
+  | 'closed'
+>;
 
-/** Per-operation options; `signal` cancels the operation. */
-export interface StreamIoOptions {
-  readonly signal?: AbortSignal | undefined;
-}
-
-/** Received bytes in pooled memory, valid until `release()`. */
-export interface StreamChunk {
-  readonly bytes: Uint8Array;
-  release(): void;
-}
-
-/** What HTTP/1.1 needs from a connected byte stream. */
-export interface HttpStream {
-  readonly remoteAddress: SocketAddress;
-  readonly localAddress: SocketAddress;
-  readonly driver: DriverName;
-  /** Next pooled chunk, or null at end of stream. */
-  recv(options?: StreamIoOptions): Promise<StreamChunk | null>;
-  /** Writes all of `buf`; the buffer is lent until the promise settles. */
-  writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B>;
-  /** Writes every buffer in order, all of it. */
-  writev(bufs: readonly Uint8Array[], options?: StreamIoOptions): Promise<number>;
-  /** Half-closes the write side. */
-  shutdown(): Promise<void>;
-  /** Closes the stream; pending operations fail. */
-  close(): Promise<void>;
-  /** TCP_NODELAY. */
-  setNoDelay(enabled: boolean): void;
-  readonly closed: boolean;
-}
-
-/** What the server needs from a listener. */
+/** The listener operations the server uses (a StreamListener fits). */
 export interface HttpListener<S extends HttpStream = HttpStream> {
   readonly localAddress: SocketAddress;
   accept(options?: StreamIoOptions): Promise<S>;

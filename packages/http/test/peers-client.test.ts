@@ -13,11 +13,13 @@ import { fixedBody, readBody, readText, streamBody } from '../src/body.js';
 import { HttpClient } from '../src/client.js';
 import { HttpHeaders } from '../src/headers.js';
 import { createRequest } from '../src/message.js';
-import { connect } from './net-stream.js';
+import { availableDrivers, connectTo } from './server-harness.js';
 
+const drivers = await availableDrivers();
 const clients: HttpClient[] = [];
+let driver = drivers[0]!;
 async function client(port: number, options = {}): Promise<HttpClient> {
-  const c = new HttpClient(await connect(port), { authority: `127.0.0.1:${port}`, ...options });
+  const c = new HttpClient(await connectTo(driver, port), { authority: `127.0.0.1:${port}`, ...options });
   clients.push(c);
   return c;
 }
@@ -25,276 +27,288 @@ afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close().catch(() => {})));
 });
 
-describe('HttpClient against node:http', () => {
-  let server: http.Server;
-  let port: number;
-  const seen: {
-    method: string;
-    url: string;
-    body: string;
-    trailers: NodeJS.Dict<string>;
-    headers: http.IncomingHttpHeaders;
-  }[] = [];
-
-  beforeAll(async () => {
-    server = http.createServer((req, res) => {
-      const parts: Buffer[] = [];
-      req.on('data', (b: Buffer) => parts.push(b));
-      req.on('end', () => {
-        const body = Buffer.concat(parts).toString('latin1');
-        seen.push({ method: req.method!, url: req.url!, body, trailers: req.trailers, headers: req.headers });
-        if (req.url === '/trailers') {
-          res.writeHead(200, { Trailer: 'x-sum' });
-          res.write('abc');
-          res.write('def');
-          res.addTrailers({ 'x-sum': '42' });
-          res.end();
-        } else if (req.url === '/hints') {
-          res.writeEarlyHints({ link: '</a.css>; rel=preload' });
-          res.end('after hints');
-        } else if (req.url === '/close') {
-          res.setHeader('connection', 'close');
-          res.end('bye');
-        } else {
-          res.setHeader('content-length', Buffer.byteLength(body) + req.method!.length + 1);
-          res.end(`${req.method} ${body}`);
-        }
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as net.AddressInfo).port;
-  });
-  afterAll(async () => {
-    server.closeAllConnections();
-    await new Promise((r) => server.close(r));
+describe.each(drivers)('HttpClient on the %s driver', (d) => {
+  beforeAll(() => {
+    driver = d;
   });
 
-  it('sends several requests over one kept-alive connection', async () => {
-    const c = await client(port);
-    for (let i = 0; i < 3; i++) {
-      const res = await c.send(createRequest('GET', `/n${i}`));
-      expect(res.status).toBe(200);
-      expect(await readText(res.body)).toBe('GET ');
-      expect(c.reusable).toBe(true);
-    }
-    expect(seen.at(-1)!.headers.host).toBe(`127.0.0.1:${port}`);
-  });
+  describe('HttpClient against node:http', () => {
+    let server: http.Server;
+    let port: number;
+    const seen: {
+      method: string;
+      url: string;
+      body: string;
+      trailers: NodeJS.Dict<string>;
+      headers: http.IncomingHttpHeaders;
+    }[] = [];
 
-  it('sends sized and chunked bodies (with trailers)', async () => {
-    const c = await client(port);
-    const a = await c.send(createRequest('POST', '/sized', { body: fixedBody('hello') }));
-    expect(await readText(a.body)).toBe('POST hello');
-    async function* parts() {
-      yield Buffer.from('chunk-1;');
-      yield Buffer.from('chunk-2');
-    }
-    const b = await c.send(
-      createRequest('PUT', '/chunked', {
-        body: streamBody(parts(), { trailers: new HttpHeaders([['x-check', 'ok']]) }),
-      }),
-    );
-    expect(await readText(b.body)).toBe('PUT chunk-1;chunk-2');
-    expect(seen.at(-1)!.headers['transfer-encoding']).toBe('chunked');
-    expect(seen.at(-1)!.trailers['x-check']).toBe('ok');
-    expect(c.reusable).toBe(true);
-  });
-
-  it('waits for 100 Continue before sending the body', async () => {
-    const c = await client(port);
-    const res = await c.send(
-      createRequest('POST', '/expect', { headers: { expect: '100-continue' }, body: fixedBody('payload') }),
-    );
-    expect(await readText(res.body)).toBe('POST payload');
-    expect(c.reusable).toBe(true);
-  });
-
-  it('reads chunked responses with trailers, skips 103, handles HEAD and Connection: close', async () => {
-    const c = await client(port);
-    const t = await c.send(createRequest('GET', '/trailers'));
-    expect(await readText(t.body)).toBe('abcdef');
-    expect(t.body.trailers?.get('x-sum')).toBe('42');
-    const h = await c.send(createRequest('GET', '/hints'));
-    expect(h.status).toBe(200);
-    expect(await readText(h.body)).toBe('after hints');
-    const head = await c.send(createRequest('HEAD', '/x'));
-    expect(head.headers.get('content-length')).toBe('5');
-    expect(await readText(head.body)).toBe('');
-    expect(c.reusable).toBe(true);
-    const bye = await c.send(createRequest('GET', '/close'));
-    expect(await readText(bye.body)).toBe('bye');
-    expect(c.reusable).toBe(false);
-    await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
-      code: 'ERR_HTTP_CONNECTION_CLOSED',
-    });
-  });
-
-  it('refuses a second request while a body is unread', async () => {
-    const c = await client(port);
-    const res = await c.send(createRequest('GET', '/trailers'));
-    await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
-      code: 'ERR_HTTP_CONNECTION_BUSY',
-    });
-    await c.discard();
-    expect(c.reusable).toBe(true);
-    void res;
-  });
-});
-
-describe('HttpClient against raw servers', () => {
-  let server: net.Server;
-  let port: number;
-  let behaviour: (s: net.Socket, req: string) => void = () => {};
-  beforeAll(async () => {
-    server = net.createServer((s) => {
-      let buf = '';
-      s.on('data', (b) => {
-        buf += b.toString('latin1');
-        if (buf.includes('\r\n\r\n')) behaviour(s, buf);
-      });
-      s.on('error', () => {});
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    port = (server.address() as net.AddressInfo).port;
-  });
-  afterAll(async () => {
-    await new Promise((r) => server.close(r));
-  });
-
-  it('reads a close-delimited body and reports the connection as spent', async () => {
-    behaviour = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end');
-    const c = await client(port);
-    const res = await c.send(createRequest('GET', '/'));
-    expect(await readText(res.body)).toBe('until the end');
-    expect(c.reusable).toBe(false);
-  });
-
-  it('rejects a smuggling-shaped response', async () => {
-    behaviour = (s) =>
-      s.end('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
-    const c = await client(port);
-    await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
-      code: 'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
-    });
-    expect(c.reusable).toBe(false);
-  });
-
-  it('times out when no response comes', async () => {
-    behaviour = () => {};
-    const c = await client(port, { responseTimeout: 100 });
-    await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
-      code: 'ERR_HTTP_TIMEOUT',
-      kind: 'response',
-    });
-    expect(c.reusable).toBe(false);
-  });
-
-  it('fails cleanly when the peer closes mid-body', async () => {
-    behaviour = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
-    const c = await client(port);
-    const res = await c.send(createRequest('GET', '/'));
-    await expect(readBody(res.body)).rejects.toMatchObject({ code: 'ERR_HTTP_INCOMPLETE_MESSAGE' });
-    expect(c.reusable).toBe(false);
-  });
-});
-
-describe('HttpClient against nginx', () => {
-  let dir: string;
-  let nginx: ChildProcess;
-  let port: number;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'loch-http-nginx-'));
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    port = (probe.address() as net.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-    const big = Buffer.alloc(300_000);
-    for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
-    writeFileSync(join(dir, 'big.bin'), big);
-    writeFileSync(join(dir, 'text.txt'), 'compress me '.repeat(2000));
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${dir};
-    location = /hello { return 200 "hello from nginx"; }
-    location = /post { client_max_body_size 10m; return 200 "posted"; }
-    location = /close { keepalive_timeout 0; return 200 "closing"; }
-    location = /text.txt { gzip on; gzip_min_length 1; gzip_types text/plain; }
-  }
-}
-`,
-    );
-    nginx = spawn(
-      'nginx',
-      ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'],
-      {
-        stdio: 'ignore',
-      },
-    );
-    for (let i = 0; i < 100; i++) {
-      const ok = await new Promise<boolean>((r) => {
-        const s = net.connect(port, '127.0.0.1', () => {
-          s.destroy();
-          r(true);
+    beforeAll(async () => {
+      server = http.createServer((req, res) => {
+        const parts: Buffer[] = [];
+        req.on('data', (b: Buffer) => parts.push(b));
+        req.on('end', () => {
+          const body = Buffer.concat(parts).toString('latin1');
+          seen.push({
+            method: req.method!,
+            url: req.url!,
+            body,
+            trailers: req.trailers,
+            headers: req.headers,
+          });
+          if (req.url === '/trailers') {
+            res.writeHead(200, { Trailer: 'x-sum' });
+            res.write('abc');
+            res.write('def');
+            res.addTrailers({ 'x-sum': '42' });
+            res.end();
+          } else if (req.url === '/hints') {
+            res.writeEarlyHints({ link: '</a.css>; rel=preload' });
+            res.end('after hints');
+          } else if (req.url === '/close') {
+            res.setHeader('connection', 'close');
+            res.end('bye');
+          } else {
+            res.setHeader('content-length', Buffer.byteLength(body) + req.method!.length + 1);
+            res.end(`${req.method} ${body}`);
+          }
         });
-        s.on('error', () => r(false));
       });
-      if (ok) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as net.AddressInfo).port;
+    });
+    afterAll(async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    });
+
+    it('sends several requests over one kept-alive connection', async () => {
+      const c = await client(port);
+      for (let i = 0; i < 3; i++) {
+        const res = await c.send(createRequest('GET', `/n${i}`));
+        expect(res.status).toBe(200);
+        expect(await readText(res.body)).toBe('GET ');
+        expect(c.reusable).toBe(true);
+      }
+      expect(seen.at(-1)!.headers.host).toBe(`127.0.0.1:${port}`);
+    });
+
+    it('sends sized and chunked bodies (with trailers)', async () => {
+      const c = await client(port);
+      const a = await c.send(createRequest('POST', '/sized', { body: fixedBody('hello') }));
+      expect(await readText(a.body)).toBe('POST hello');
+      async function* parts() {
+        yield Buffer.from('chunk-1;');
+        yield Buffer.from('chunk-2');
+      }
+      const b = await c.send(
+        createRequest('PUT', '/chunked', {
+          body: streamBody(parts(), { trailers: new HttpHeaders([['x-check', 'ok']]) }),
+        }),
+      );
+      expect(await readText(b.body)).toBe('PUT chunk-1;chunk-2');
+      expect(seen.at(-1)!.headers['transfer-encoding']).toBe('chunked');
+      expect(seen.at(-1)!.trailers['x-check']).toBe('ok');
+      expect(c.reusable).toBe(true);
+    });
+
+    it('waits for 100 Continue before sending the body', async () => {
+      const c = await client(port);
+      const res = await c.send(
+        createRequest('POST', '/expect', { headers: { expect: '100-continue' }, body: fixedBody('payload') }),
+      );
+      expect(await readText(res.body)).toBe('POST payload');
+      expect(c.reusable).toBe(true);
+    });
+
+    it('reads chunked responses with trailers, skips 103, handles HEAD and Connection: close', async () => {
+      const c = await client(port);
+      const t = await c.send(createRequest('GET', '/trailers'));
+      expect(await readText(t.body)).toBe('abcdef');
+      expect(t.body.trailers?.get('x-sum')).toBe('42');
+      const h = await c.send(createRequest('GET', '/hints'));
+      expect(h.status).toBe(200);
+      expect(await readText(h.body)).toBe('after hints');
+      const head = await c.send(createRequest('HEAD', '/x'));
+      expect(head.headers.get('content-length')).toBe('5');
+      expect(await readText(head.body)).toBe('');
+      expect(c.reusable).toBe(true);
+      const bye = await c.send(createRequest('GET', '/close'));
+      expect(await readText(bye.body)).toBe('bye');
+      expect(c.reusable).toBe(false);
+      await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
+        code: 'ERR_HTTP_CONNECTION_CLOSED',
+      });
+    });
+
+    it('refuses a second request while a body is unread', async () => {
+      const c = await client(port);
+      const res = await c.send(createRequest('GET', '/trailers'));
+      await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
+        code: 'ERR_HTTP_CONNECTION_BUSY',
+      });
+      await c.discard();
+      expect(c.reusable).toBe(true);
+      void res;
+    });
+  });
+
+  describe('HttpClient against raw servers', () => {
+    let server: net.Server;
+    let port: number;
+    let behaviour: (s: net.Socket, req: string) => void = () => {};
+    beforeAll(async () => {
+      server = net.createServer((s) => {
+        let buf = '';
+        s.on('data', (b) => {
+          buf += b.toString('latin1');
+          if (buf.includes('\r\n\r\n')) behaviour(s, buf);
+        });
+        s.on('error', () => {});
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as net.AddressInfo).port;
+    });
+    afterAll(async () => {
+      await new Promise((r) => server.close(r));
+    });
+
+    it('reads a close-delimited body and reports the connection as spent', async () => {
+      behaviour = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end');
+      const c = await client(port);
+      const res = await c.send(createRequest('GET', '/'));
+      expect(await readText(res.body)).toBe('until the end');
+      expect(c.reusable).toBe(false);
+    });
+
+    it('rejects a smuggling-shaped response', async () => {
+      behaviour = (s) =>
+        s.end('HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+      const c = await client(port);
+      await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
+        code: 'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+      });
+      expect(c.reusable).toBe(false);
+    });
+
+    it('times out when no response comes', async () => {
+      behaviour = () => {};
+      const c = await client(port, { responseTimeout: 100 });
+      await expect(c.send(createRequest('GET', '/'))).rejects.toMatchObject({
+        code: 'ERR_HTTP_TIMEOUT',
+        kind: 'response',
+      });
+      expect(c.reusable).toBe(false);
+    });
+
+    it('fails cleanly when the peer closes mid-body', async () => {
+      behaviour = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+      const c = await client(port);
+      const res = await c.send(createRequest('GET', '/'));
+      await expect(readBody(res.body)).rejects.toMatchObject({ code: 'ERR_HTTP_INCOMPLETE_MESSAGE' });
+      expect(c.reusable).toBe(false);
+    });
+  });
+
+  describe('HttpClient against nginx', () => {
+    let dir: string;
+    let nginx: ChildProcess;
+    let port: number;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'loch-http-nginx-'));
+      const probe = net.createServer();
+      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+      port = (probe.address() as net.AddressInfo).port;
+      await new Promise((r) => probe.close(r));
+      const big = Buffer.alloc(300_000);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
+      writeFileSync(join(dir, 'big.bin'), big);
+      writeFileSync(join(dir, 'text.txt'), 'compress me '.repeat(2000));
+      writeFileSync(
+        join(dir, 'nginx.conf'),
+        `error_log ${dir}/error.log warn;
+  pid ${dir}/nginx.pid;
+  events { worker_connections 64; }
+  http {
+    access_log off;
+    client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+    uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+    server {
+      listen 127.0.0.1:${port};
+      root ${dir};
+      location = /hello { return 200 "hello from nginx"; }
+      location = /post { client_max_body_size 10m; return 200 "posted"; }
+      location = /close { keepalive_timeout 0; return 200 "closing"; }
+      location = /text.txt { gzip on; gzip_min_length 1; gzip_types text/plain; }
     }
-    throw new Error('nginx did not start');
-  });
-  afterAll(() => {
-    nginx?.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
-  });
+  }
+  `,
+      );
+      nginx = spawn(
+        'nginx',
+        ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'],
+        {
+          stdio: 'ignore',
+        },
+      );
+      for (let i = 0; i < 100; i++) {
+        const ok = await new Promise<boolean>((r) => {
+          const s = net.connect(port, '127.0.0.1', () => {
+            s.destroy();
+            r(true);
+          });
+          s.on('error', () => r(false));
+        });
+        if (ok) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error('nginx did not start');
+    });
+    afterAll(() => {
+      nginx?.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    });
 
-  it('GETs, static files and gzip-chunked bodies over one connection', async () => {
-    const c = await client(port);
-    const hello = await c.send(createRequest('GET', '/hello'));
-    expect(await readText(hello.body)).toBe('hello from nginx');
-    const big = await c.send(createRequest('GET', '/big.bin'));
-    expect(big.body.kind).toBe('fixed');
-    const bytes = await readBody(big.body);
-    expect(bytes.length).toBe(300_000);
-    expect(bytes[12345]).toBe((12345 * 13) & 0xff);
-    const gz = await c.send(createRequest('GET', '/text.txt', { headers: { 'accept-encoding': 'gzip' } }));
-    expect(gz.headers.get('content-encoding')).toBe('gzip');
-    expect(gz.body.kind).toBe('stream');
-    const { gunzipSync } = await import('node:zlib');
-    expect(gunzipSync(await readBody(gz.body)).toString()).toBe('compress me '.repeat(2000));
-    const head = await c.send(createRequest('HEAD', '/big.bin'));
-    expect(head.headers.get('content-length')).toBe('300000');
-    expect(await readText(head.body)).toBe('');
-    const missing = await c.send(createRequest('GET', '/missing'));
-    expect(missing.status).toBe(404);
-    await readBody(missing.body);
-    expect(c.reusable).toBe(true);
-  });
+    it('GETs, static files and gzip-chunked bodies over one connection', async () => {
+      const c = await client(port);
+      const hello = await c.send(createRequest('GET', '/hello'));
+      expect(await readText(hello.body)).toBe('hello from nginx');
+      const big = await c.send(createRequest('GET', '/big.bin'));
+      expect(big.body.kind).toBe('fixed');
+      const bytes = await readBody(big.body);
+      expect(bytes.length).toBe(300_000);
+      expect(bytes[12345]).toBe((12345 * 13) & 0xff);
+      const gz = await c.send(createRequest('GET', '/text.txt', { headers: { 'accept-encoding': 'gzip' } }));
+      expect(gz.headers.get('content-encoding')).toBe('gzip');
+      expect(gz.body.kind).toBe('stream');
+      const { gunzipSync } = await import('node:zlib');
+      expect(gunzipSync(await readBody(gz.body)).toString()).toBe('compress me '.repeat(2000));
+      const head = await c.send(createRequest('HEAD', '/big.bin'));
+      expect(head.headers.get('content-length')).toBe('300000');
+      expect(await readText(head.body)).toBe('');
+      const missing = await c.send(createRequest('GET', '/missing'));
+      expect(missing.status).toBe(404);
+      await readBody(missing.body);
+      expect(c.reusable).toBe(true);
+    });
 
-  it('POSTs sized and chunked bodies', async () => {
-    const c = await client(port);
-    const a = await c.send(createRequest('POST', '/post', { body: fixedBody(Buffer.alloc(100_000, 1)) }));
-    expect(await readText(a.body)).toBe('posted');
-    const b = await c.send(
-      createRequest('POST', '/post', { body: streamBody([Buffer.from('a'), Buffer.from('b')]) }),
-    );
-    expect(await readText(b.body)).toBe('posted');
-    expect(c.reusable).toBe(true);
-  });
+    it('POSTs sized and chunked bodies', async () => {
+      const c = await client(port);
+      const a = await c.send(createRequest('POST', '/post', { body: fixedBody(Buffer.alloc(100_000, 1)) }));
+      expect(await readText(a.body)).toBe('posted');
+      const b = await c.send(
+        createRequest('POST', '/post', { body: streamBody([Buffer.from('a'), Buffer.from('b')]) }),
+      );
+      expect(await readText(b.body)).toBe('posted');
+      expect(c.reusable).toBe(true);
+    });
 
-  it('sees Connection: close', async () => {
-    const c = await client(port);
-    const res = await c.send(createRequest('GET', '/close'));
-    expect(await readText(res.body)).toBe('closing');
-    expect(c.reusable).toBe(false);
+    it('sees Connection: close', async () => {
+      const c = await client(port);
+      const res = await c.send(createRequest('GET', '/close'));
+      expect(await readText(res.body)).toBe('closing');
+      expect(c.reusable).toBe(false);
+    });
   });
 });

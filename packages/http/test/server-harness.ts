@@ -3,12 +3,12 @@
  * covers fixed, streamed, echoed and failing responses, and a raw-socket exchange helper.
  */
 import * as net from 'node:net';
+import { createRuntime, type DriverName, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { fixedBody, readBody, streamBody } from '../src/body.js';
 import type { HttpConnectionContext } from '../src/context.js';
 import { HttpHeaders } from '../src/headers.js';
 import { createResponse, type HttpRequest, type HttpResponse } from '../src/message.js';
 import { type HttpHandler, HttpServer, type HttpServerOptions } from '../src/server.js';
-import { NetListener } from './net-stream.js';
 
 export const demoHandler: HttpHandler<HttpConnectionContext> = {
   async call(req: HttpRequest, ctx: HttpConnectionContext): Promise<HttpResponse> {
@@ -73,16 +73,45 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+const runtimes = new Map<DriverName, Promise<Runtime>>();
+
+/** The thread's runtime for a driver (created once per test file). */
+export function runtimeFor(driver: DriverName): Promise<Runtime> {
+  let r = runtimes.get(driver);
+  if (r === undefined) {
+    r = createRuntime({ driver });
+    runtimes.set(driver, r);
+  }
+  return r;
+}
+
+/** Drivers to run the suites on: legacy always, uring when this kernel allows it. */
+export async function availableDrivers(): Promise<DriverName[]> {
+  try {
+    await runtimeFor('uring');
+    return ['legacy', 'uring'];
+  } catch {
+    runtimes.delete('uring');
+    return ['legacy'];
+  }
+}
+
+/** Connects a runtime TcpStream to 127.0.0.1:port. */
+export async function connectTo(driver: DriverName, port: number): Promise<TcpStream> {
+  return TcpStream.connect({ host: '127.0.0.1', port, runtime: await runtimeFor(driver) });
+}
+
 export async function startServer(
+  driver: DriverName,
   options: HttpServerOptions<HttpConnectionContext> = {},
   handler = demoHandler,
 ): Promise<Running> {
-  const listener = await NetListener.bind();
+  const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime: await runtimeFor(driver) });
   const errors: unknown[] = [];
   const server = new HttpServer(handler, { onError: (e) => errors.push(e), ...options });
   const serving = server.serve(listener);
   return {
-    port: listener.port,
+    port: (listener.localAddress as { port: number }).port,
     server,
     errors,
     async stop() {

@@ -1,17 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Running, raw, startServer, statuses } from './server-harness.js';
+import { availableDrivers, type Running, raw, startServer, statuses } from './server-harness.js';
 
-let srv: Running;
-beforeEach(async () => {
-  srv = await startServer({ timeouts: { idle: 2000, head: 300, body: 300, write: 2000 } });
-});
-afterEach(async () => {
-  await srv.stop();
-});
+const drivers = await availableDrivers();
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 
-describe('HttpServer over raw sockets', () => {
+describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
+  let srv: Running;
+  beforeEach(async () => {
+    srv = await startServer(driver, { timeouts: { idle: 2000, head: 300, body: 300, write: 2000 } });
+  });
+  afterEach(async () => {
+    await srv.stop();
+  });
+
   it('answers pipelined requests in order on one connection', async () => {
     const text = await raw(srv.port, get('/hello') + get('/nope') + get('/hello', 'Connection: close\r\n'));
     expect(statuses(text)).toEqual([200, 404, 200]);
@@ -129,7 +131,7 @@ describe('HttpServer over raw sockets', () => {
   });
 
   it('closes idle keep-alive connections silently', async () => {
-    const quick = await startServer({ timeouts: { idle: 100 } });
+    const quick = await startServer(driver, { timeouts: { idle: 100 } });
     try {
       const text = await raw(quick.port, get('/hello'));
       expect(statuses(text)).toEqual([200]);
