@@ -24,6 +24,11 @@ export interface TcpListenOptions {
 export interface UnixListenOptions {
   readonly path: string;
   readonly backlog?: number | undefined;
+  /**
+   * When the path exists and nothing listens on it (connect is refused), unlink it and bind.
+   * Default false: an existing path fails with EADDRINUSE, as nginx does.
+   */
+  readonly removeStale?: boolean | undefined;
 }
 
 /** Options for a TCP connect. */

@@ -46,10 +46,16 @@ export class RuntimeError extends Error {
       address?: SocketAddress | undefined;
       buffer?: Uint8Array | undefined;
       cause?: unknown;
+      /** Human-readable explanation appended to the message (what to fix). */
+      detail?: string | undefined;
     } = {},
   ) {
     const where = options.address ? ` ${formatAddress(options.address)}` : '';
-    super(`${syscall} ${code}${where}`, options.cause === undefined ? undefined : { cause: options.cause });
+    const detail = options.detail ? `: ${options.detail}` : '';
+    super(
+      `${syscall} ${code}${where}${detail}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.code = code;
     this.errno = options.errno ?? 0;
     this.syscall = syscall;

@@ -1,2 +1,49 @@
-/** @loch/uring-runtime: io_uring thread-per-core runtime with a node:net fallback: TCP, Unix, timers, cancellation, workers. */
-export {};
+/**
+ * @loch/uring-runtime: the runtime every Loch package does I/O through. One driver per JS thread
+ * (io_uring on @loch/native, or node:net as the fallback), TCP and Unix streams and listeners
+ * with owned-buffer reads and pooled receives, timers with cancellation, copy/zeroCopy between
+ * streams, and thread-per-core workers. Not for protocols: those live in @loch/http, @loch/thrift,
+ * @loch/tls.
+ */
+export { type CopyOptions, copy, zeroCopy } from './copy.js';
+export type {
+  Driver,
+  TcpConnectOptions,
+  TcpListenOptions,
+  UnixConnectOptions,
+  UnixListenOptions,
+} from './driver.js';
+export { errnoName, formatAddress, RuntimeError } from './errors.js';
+export type { RuntimeOption } from './net/runtime-stream.js';
+export { RuntimeListener, RuntimeStream } from './net/runtime-stream.js';
+export { type TcpBindOptions, TcpListener, TcpStream, type TcpStreamConnectOptions } from './net/tcp.js';
+export { type UnixBindOptions, UnixListener, UnixStream, type UnixStreamConnectOptions } from './net/unix.js';
+export {
+  createRuntime,
+  currentRuntime,
+  type DriverChoice,
+  type DriverSelection,
+  Runtime,
+  type RuntimeOptions,
+  resolveDriverChoice,
+} from './runtime.js';
+export type {
+  ByteStream,
+  DriverName,
+  IoOptions,
+  IoResult,
+  RecvChunk,
+  SocketAddress,
+  StreamListener,
+} from './stream.js';
+export { type SleepOptions, sleep, timeout } from './time.js';
+export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';
+export {
+  type StartOptions,
+  type StopResult,
+  start,
+  type WorkerCrash,
+  type WorkerInfo,
+  WorkerPool,
+  type WorkerReply,
+} from './workers/start.js';

@@ -1,0 +1,233 @@
+/**
+ * The legacy Driver: the runtime's contracts on node:net, for machines where io_uring is
+ * missing or denied (old kernels, seccomp, io_uring_disabled) and as the reference the io_uring
+ * driver is tested against. Not for the public API: users reach it through createRuntime().
+ */
+import { lstat, unlink } from 'node:fs/promises';
+import { createServer, isIPv6, connect as netConnect, type Server, type Socket } from 'node:net';
+import type {
+  Driver,
+  TcpConnectOptions,
+  TcpListenOptions,
+  UnixConnectOptions,
+  UnixListenOptions,
+} from '../driver.js';
+import type { RuntimeError } from '../errors.js';
+import type { IoOptions, SocketAddress } from '../stream.js';
+import { LegacyListener } from './listener.js';
+import { cancelled, errnoError, toRuntimeError } from './node-errors.js';
+import { bindReusePort, nodeHasReusePort } from './reuse-port.js';
+import { LegacyStream, toSocketAddress } from './stream.js';
+
+const DEFAULT_BACKLOG = 1024;
+const MAX_TIMER_MS = 0x7fffffff;
+
+function tcpAddress(host: string, port: number): SocketAddress {
+  return { family: isIPv6(host) ? 'ipv6' : 'ipv4', address: host, port };
+}
+
+/** Waits for a server's 'listening' or its first 'error'. */
+function listening(server: Server, address: SocketAddress): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (error: Error) => {
+      server.off('listening', onListening);
+      reject(toRuntimeError(error, 'bind', address));
+    };
+    const onListening = () => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+  });
+}
+
+/** The node:net Driver. One per JS thread, like every driver. */
+export class LegacyDriver implements Driver {
+  readonly name = 'legacy' as const;
+  readonly #streams = new Set<LegacyStream>();
+  readonly #listeners = new Set<LegacyListener>();
+  readonly #timers = new Set<() => void>();
+  #closed = false;
+
+  /** Open streams of this driver (accepted or connected, not yet closed). */
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
+  async listenTcp(options: TcpListenOptions): Promise<LegacyListener> {
+    this.#assertOpen('bind');
+    const { host, port } = options;
+    const backlog = options.backlog ?? DEFAULT_BACKLOG;
+    const ipv6Only = options.ipv6Only ?? false;
+    const address = tcpAddress(host, port);
+    let server: Server;
+    if (options.reusePort === true && !nodeHasReusePort) {
+      server = await bindReusePort({ host, port, backlog, ipv6Only, address });
+      // The server was built by Node's handle passing with default options; align them.
+      const shaped = server as Server & { allowHalfOpen: boolean; noDelay: boolean };
+      shaped.allowHalfOpen = true;
+      shaped.noDelay = true;
+    } else {
+      server = createServer({ allowHalfOpen: true, noDelay: true });
+      const ready = listening(server, address);
+      server.listen({
+        host,
+        port,
+        backlog,
+        ipv6Only,
+        exclusive: true,
+        reusePort: options.reusePort === true,
+      });
+      await ready;
+    }
+    const bound = server.address();
+    const local =
+      bound !== null && typeof bound === 'object'
+        ? toSocketAddress(bound.address, bound.family, bound.port)
+        : address;
+    return new LegacyListener(server, local, this.#streams, this.#listeners);
+  }
+
+  async listenUnix(options: UnixListenOptions): Promise<LegacyListener> {
+    this.#assertOpen('bind');
+    const address: SocketAddress = { family: 'unix', path: options.path };
+    if (options.removeStale === true) await removeStaleSocket(options.path);
+    const server = createServer({ allowHalfOpen: true });
+    const ready = listening(server, address);
+    server.listen({ path: options.path, backlog: options.backlog ?? DEFAULT_BACKLOG, exclusive: true });
+    await ready;
+    return new LegacyListener(server, address, this.#streams, this.#listeners);
+  }
+
+  connectTcp(options: TcpConnectOptions): Promise<LegacyStream> {
+    const address = tcpAddress(options.host, options.port);
+    return this.#connect(
+      () =>
+        netConnect({
+          host: options.host,
+          port: options.port,
+          allowHalfOpen: true,
+          noDelay: options.noDelay ?? true,
+        }),
+      address,
+      options,
+      undefined,
+    );
+  }
+
+  connectUnix(options: UnixConnectOptions): Promise<LegacyStream> {
+    const address: SocketAddress = { family: 'unix', path: options.path };
+    return this.#connect(() => netConnect({ path: options.path, allowHalfOpen: true }), address, options, {
+      local: '',
+      remote: options.path,
+    });
+  }
+
+  #connect(
+    open: () => Socket,
+    address: SocketAddress,
+    options: IoOptions & { readonly timeout?: number | undefined },
+    unixPath: { local: string; remote: string } | undefined,
+  ): Promise<LegacyStream> {
+    this.#assertOpen('connect');
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(cancelled('connect', address));
+    return new Promise<LegacyStream>((resolve, reject) => {
+      const socket = open();
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        socket.off('error', onError);
+        socket.off('connect', onConnect);
+      };
+      const fail = (error: RuntimeError) => {
+        finish();
+        socket.destroy();
+        reject(error);
+      };
+      const onError = (error: Error) => {
+        const raw = error as Error & { address?: string; port?: number };
+        const where =
+          unixPath === undefined && typeof raw.address === 'string' && typeof raw.port === 'number'
+            ? tcpAddress(raw.address, raw.port)
+            : address;
+        fail(toRuntimeError(error, 'connect', where));
+      };
+      const onAbort = () => fail(cancelled('connect', address));
+      const onConnect = () => {
+        finish();
+        resolve(new LegacyStream(socket, this.#streams, unixPath));
+      };
+      socket.once('error', onError);
+      socket.once('connect', onConnect);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (options.timeout !== undefined && options.timeout > 0) {
+        timer = setTimeout(
+          () => fail(errnoError('ETIMEDOUT', 'connect', address)),
+          Math.min(options.timeout, MAX_TIMER_MS),
+        );
+      }
+    });
+  }
+
+  sleep(ms: number, options?: IoOptions): Promise<void> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(cancelled('sleep'));
+    return new Promise<void>((resolve, reject) => {
+      const cancel = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#timers.delete(cancel);
+        reject(cancelled('sleep'));
+      };
+      const onAbort = cancel;
+      const timer = setTimeout(
+        () => {
+          signal?.removeEventListener('abort', onAbort);
+          this.#timers.delete(cancel);
+          resolve();
+        },
+        Math.max(0, Math.min(ms, MAX_TIMER_MS)),
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#timers.add(cancel);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const cancel of [...this.#timers]) cancel();
+    await Promise.all([...this.#listeners].map((listener) => listener.close()));
+    await Promise.all([...this.#streams].map((stream) => stream.close()));
+  }
+
+  #assertOpen(syscall: string): void {
+    if (this.#closed) throw errnoError('EBADF', syscall);
+  }
+}
+
+/**
+ * Unlinks `path` when it is a socket nobody listens on (connect refused). A live socket, or a
+ * path that is not a socket, is left alone, and bind then fails with EADDRINUSE.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const stat = await lstat(path).catch(() => undefined);
+  if (stat === undefined || !stat.isSocket()) return;
+  const refused = await new Promise<boolean>((resolve) => {
+    const probe = netConnect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (error: Error & { code?: string }) => resolve(error.code === 'ECONNREFUSED'));
+  });
+  if (refused) await unlink(path).catch(() => undefined);
+}
+
+/** Creates the node:net driver for the calling thread. */
+export function createLegacyDriver(): LegacyDriver {
+  return new LegacyDriver();
+}

@@ -1,0 +1,325 @@
+/**
+ * ByteStream on a node:net Socket (TCP or Unix), for the legacy driver. Incoming data is kept as
+ * the Buffers the socket emitted: recv() hands them out as chunks without a copy, read(buf)
+ * copies into the caller's buffer. Reading pauses the socket above READ_HIGH_WATER buffered
+ * bytes. Writes settle on the socket's write callback (data reached the kernel), so awaiting
+ * writes honours backpressure. Not for listeners or connecting: see listener.ts and driver.ts.
+ */
+import type { Socket } from 'node:net';
+import type { RuntimeError } from '../errors.js';
+import type { ByteStream, IoOptions, IoResult, RecvChunk, SocketAddress } from '../stream.js';
+import { cancelled, closedError, errnoError, toRuntimeError } from './node-errors.js';
+
+/** Bytes buffered from the socket before it is paused until the reader catches up. */
+const READ_HIGH_WATER = 256 * 1024;
+
+/** A chunk of the socket's own Buffer; nothing to return to a pool, so release() is a no-op. */
+class LegacyChunk implements RecvChunk {
+  constructor(readonly bytes: Uint8Array) {}
+  release(): void {}
+}
+
+interface ReadWaiter {
+  resolve(): void;
+  reject(error: RuntimeError): void;
+  readonly syscall: string;
+  readonly buffer: Uint8Array | undefined;
+}
+
+/** Registry the driver uses to close every open stream on driver.close(). */
+export interface StreamRegistry {
+  add(stream: LegacyStream): void;
+  delete(stream: LegacyStream): void;
+}
+
+/** Converts a Node socket address to the runtime's SocketAddress. */
+export function toSocketAddress(
+  address: string | undefined,
+  family: string | undefined,
+  port: number | undefined,
+): SocketAddress {
+  return {
+    family: family === 'IPv6' ? 'ipv6' : 'ipv4',
+    address: address ?? '',
+    port: port ?? 0,
+  };
+}
+
+/** A connected node:net socket behind the ByteStream contract. */
+export class LegacyStream implements ByteStream {
+  readonly driver = 'legacy' as const;
+  readonly remoteAddress: SocketAddress;
+  readonly localAddress: SocketAddress;
+  readonly #socket: Socket;
+  readonly #registry: StreamRegistry;
+  readonly #isTcp: boolean;
+  #chunks: Buffer[] = [];
+  #headOffset = 0;
+  #buffered = 0;
+  #paused = false;
+  #eof = false;
+  #error: RuntimeError | undefined;
+  #waiters: ReadWaiter[] = [];
+  #closed = false;
+  #shutdown = false;
+  #closePromise: Promise<void> | undefined;
+
+  constructor(
+    socket: Socket,
+    registry: StreamRegistry,
+    unixPath?: { readonly local: string; readonly remote: string },
+  ) {
+    this.#socket = socket;
+    this.#registry = registry;
+    this.#isTcp = unixPath === undefined;
+    if (unixPath === undefined) {
+      this.remoteAddress = toSocketAddress(socket.remoteAddress, socket.remoteFamily, socket.remotePort);
+      this.localAddress = toSocketAddress(socket.localAddress, socket.localFamily, socket.localPort);
+    } else {
+      this.remoteAddress = { family: 'unix', path: unixPath.remote };
+      this.localAddress = { family: 'unix', path: unixPath.local };
+    }
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => {
+      this.#eof = true;
+      this.#wake();
+    });
+    socket.on('error', (error) => {
+      this.#error ??= toRuntimeError(error, 'read', this.remoteAddress);
+      this.#wake();
+    });
+    socket.on('close', () => {
+      this.#eof = true;
+      this.#registry.delete(this);
+      this.#wake();
+    });
+    registry.add(this);
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#socket.destroyed;
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.byteLength;
+    if (this.#buffered >= READ_HIGH_WATER && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+    this.#wake();
+  }
+
+  #consumed(n: number): void {
+    this.#buffered -= n;
+    if (this.#paused && this.#buffered < READ_HIGH_WATER) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  #wake(): void {
+    const waiters = this.#waiters;
+    if (waiters.length === 0) return;
+    this.#waiters = [];
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  /** Waits until data, end of stream or an error is there; rejects on abort or close(). */
+  #waitReadable(
+    syscall: string,
+    buffer: Uint8Array | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: ReadWaiter = { resolve, reject, syscall, buffer };
+      if (signal !== undefined) {
+        const onAbort = () => {
+          const index = this.#waiters.indexOf(waiter);
+          if (index >= 0) this.#waiters.splice(index, 1);
+          reject(cancelled(syscall, this.remoteAddress, buffer));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiter.resolve = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      }
+      this.#waiters.push(waiter);
+    });
+  }
+
+  async read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    const signal = options?.signal;
+    if (this.#closed) throw closedError('read', this.remoteAddress, buf);
+    if (signal?.aborted) throw cancelled('read', this.remoteAddress, buf);
+    for (;;) {
+      const head = this.#chunks[0];
+      if (head !== undefined) {
+        let n = 0;
+        while (n < buf.byteLength && this.#chunks.length > 0) {
+          const chunk = this.#chunks[0]!;
+          const take = Math.min(chunk.byteLength - this.#headOffset, buf.byteLength - n);
+          buf.set(chunk.subarray(this.#headOffset, this.#headOffset + take), n);
+          n += take;
+          this.#headOffset += take;
+          if (this.#headOffset === chunk.byteLength) {
+            this.#chunks.shift();
+            this.#headOffset = 0;
+          }
+        }
+        this.#consumed(n);
+        return [n, buf];
+      }
+      if (this.#error !== undefined) throw toRuntimeError(this.#error, 'read', undefined, buf);
+      if (this.#eof || buf.byteLength === 0) return [0, buf];
+      await this.#waitReadable('read', buf, signal);
+    }
+  }
+
+  async recv(options?: IoOptions): Promise<RecvChunk | null> {
+    const signal = options?.signal;
+    if (this.#closed) throw closedError('recv', this.remoteAddress);
+    if (signal?.aborted) throw cancelled('recv', this.remoteAddress);
+    for (;;) {
+      const head = this.#chunks.shift();
+      if (head !== undefined) {
+        const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
+        this.#headOffset = 0;
+        this.#consumed(bytes.byteLength);
+        return new LegacyChunk(bytes);
+      }
+      if (this.#error !== undefined) throw this.#error;
+      if (this.#eof) return null;
+      await this.#waitReadable('recv', undefined, signal);
+    }
+  }
+
+  /** Checks that a write may start; returns the error to throw, if any. */
+  #writeBlocked(
+    syscall: string,
+    buf: Uint8Array | undefined,
+    signal: AbortSignal | undefined,
+  ): RuntimeError | undefined {
+    if (this.#closed) return closedError(syscall, this.remoteAddress, buf);
+    if (signal?.aborted) return cancelled(syscall, this.remoteAddress, buf);
+    if (this.#shutdown) return errnoError('EPIPE', syscall, this.remoteAddress, buf);
+    if (this.#error !== undefined) return toRuntimeError(this.#error, syscall, undefined, buf);
+    if (this.#socket.destroyed) return errnoError('EPIPE', syscall, this.remoteAddress, buf);
+    return undefined;
+  }
+
+  /**
+   * Queues `bufs` on the socket (corked into one writev when several) and settles when the last
+   * write callback fires. Abort mid-write destroys the socket: bytes already queued cannot be
+   * taken back, so the stream is unusable; the promise settles only after Node released the
+   * buffers, so the caller really owns them again.
+   */
+  #send(bufs: readonly Uint8Array[], syscall: string, signal: AbortSignal | undefined): Promise<void> {
+    const socket = this.#socket;
+    return new Promise<void>((resolve, reject) => {
+      let aborted = false;
+      const onAbort = () => {
+        aborted = true;
+        socket.destroy();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = (error: Error | null | undefined) => {
+        signal?.removeEventListener('abort', onAbort);
+        const lent = bufs.length === 1 ? bufs[0] : undefined;
+        if (aborted) reject(cancelled(syscall, this.remoteAddress, lent));
+        else if (error) reject(this.#writeError(error, syscall, lent));
+        else resolve();
+      };
+      const last = bufs.length - 1;
+      if (last > 0) socket.cork();
+      for (let i = 0; i < last; i++) socket.write(bufs[i]!);
+      socket.write(bufs[last]!, done);
+      if (last > 0) socket.uncork();
+    });
+  }
+
+  /** The error of a failed write: the socket's own error when Node only says "destroyed". */
+  #writeError(error: Error, syscall: string, lent: Uint8Array | undefined): RuntimeError {
+    const mapped = toRuntimeError(error, syscall, this.remoteAddress, lent);
+    if (mapped.code !== 'EBADF' || this.#closed) return mapped;
+    return this.#error !== undefined
+      ? toRuntimeError(this.#error, syscall, this.remoteAddress, lent)
+      : errnoError('EPIPE', syscall, this.remoteAddress, lent);
+  }
+
+  async write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    const blocked = this.#writeBlocked('write', buf, options?.signal);
+    if (blocked !== undefined) throw blocked;
+    await this.#send([buf], 'write', options?.signal);
+    return [buf.byteLength, buf];
+  }
+
+  async writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
+    const blocked = this.#writeBlocked('write', buf, options?.signal);
+    if (blocked !== undefined) throw blocked;
+    await this.#send([buf], 'write', options?.signal);
+    return buf;
+  }
+
+  async writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
+    const blocked = this.#writeBlocked('writev', undefined, options?.signal);
+    if (blocked !== undefined) throw blocked;
+    let total = 0;
+    for (const buf of bufs) total += buf.byteLength;
+    if (bufs.length === 0) return 0;
+    await this.#send(bufs, 'writev', options?.signal);
+    return total;
+  }
+
+  shutdown(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError('shutdown', this.remoteAddress));
+    if (this.#shutdown || this.#socket.destroyed) return Promise.resolve();
+    this.#shutdown = true;
+    return new Promise<void>((resolve) => {
+      const settle = () => {
+        this.#socket.off('finish', settle);
+        this.#socket.off('close', settle);
+        resolve();
+      };
+      this.#socket.once('finish', settle);
+      this.#socket.once('close', settle);
+      this.#socket.end();
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closePromise !== undefined) return this.#closePromise;
+    this.#closed = true;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const waiter of waiters) waiter.reject(cancelled(waiter.syscall, this.remoteAddress, waiter.buffer));
+    this.#chunks = [];
+    this.#buffered = 0;
+    const socket = this.#socket;
+    this.#closePromise = socket.closed
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          socket.once('close', () => resolve());
+          socket.destroy();
+        });
+    this.#registry.delete(this);
+    return this.#closePromise;
+  }
+
+  setNoDelay(enabled: boolean): void {
+    if (this.#isTcp && !this.#socket.destroyed) this.#socket.setNoDelay(enabled);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      const chunk = await this.recv();
+      if (chunk === null) return;
+      try {
+        yield chunk.bytes;
+      } finally {
+        chunk.release();
+      }
+    }
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The base of the public stream and listener classes: thin wrappers over a driver's ByteStream
+ * and StreamListener that count what is open in their runtime (for graceful stop). Not for I/O
+ * logic: every call goes straight to the driver's object.
+ */
+import type { RuntimeActivity } from '../internal/activity.js';
+import type { Runtime } from '../runtime.js';
+import type { ByteStream, IoOptions, IoResult, RecvChunk, SocketAddress, StreamListener } from '../stream.js';
+
+/** Choosing a runtime other than the thread's current one (tests, several drivers in one thread). */
+export interface RuntimeOption {
+  readonly runtime?: Runtime | undefined;
+}
+
+const inners = new WeakMap<ByteStream, ByteStream>();
+
+/** The driver's own stream behind a public wrapper (itself when it is not a wrapper). */
+export function driverStream(stream: ByteStream): ByteStream {
+  return inners.get(stream) ?? stream;
+}
+
+/** A connected stream of a runtime; every method delegates to the driver's stream. */
+export class RuntimeStream implements ByteStream {
+  readonly #inner: ByteStream;
+  readonly #activity: RuntimeActivity;
+  #counted = true;
+  /** The runtime serving this stream. */
+  readonly runtime: Runtime;
+
+  /** @internal Wraps a driver stream; use the classes' connect() or a listener's accept(). */
+  constructor(inner: ByteStream, runtime: Runtime) {
+    this.#inner = inner;
+    this.runtime = runtime;
+    this.#activity = runtime.activity;
+    this.#activity.streamOpened();
+    inners.set(this, inner);
+  }
+
+  get remoteAddress(): SocketAddress {
+    return this.#inner.remoteAddress;
+  }
+  get localAddress(): SocketAddress {
+    return this.#inner.localAddress;
+  }
+  get driver() {
+    return this.#inner.driver;
+  }
+  get closed(): boolean {
+    return this.#inner.closed;
+  }
+  read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    return this.#inner.read(buf, options);
+  }
+  recv(options?: IoOptions): Promise<RecvChunk | null> {
+    return this.#inner.recv(options);
+  }
+  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    return this.#inner.write(buf, options);
+  }
+  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
+    return this.#inner.writeAll(buf, options);
+  }
+  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
+    return this.#inner.writev(bufs, options);
+  }
+  shutdown(): Promise<void> {
+    return this.#inner.shutdown();
+  }
+  /** Closes the stream; it stops counting as open work of its runtime. */
+  close(): Promise<void> {
+    if (this.#counted) {
+      this.#counted = false;
+      this.#activity.streamClosed();
+    }
+    return this.#inner.close();
+  }
+  setNoDelay(enabled: boolean): void {
+    this.#inner.setNoDelay(enabled);
+  }
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this.#inner[Symbol.asyncIterator]();
+  }
+}
+
+/** A listener of a runtime; accept() wraps each driver stream with `wrap`. */
+export class RuntimeListener<S extends RuntimeStream> implements StreamListener<S> {
+  readonly #inner: StreamListener;
+  readonly #wrap: (inner: ByteStream, runtime: Runtime) => S;
+  #closing: Promise<void> | undefined;
+  /** The runtime serving this listener. */
+  readonly runtime: Runtime;
+
+  /** @internal Wraps a driver listener; use the classes' bind(). */
+  constructor(inner: StreamListener, runtime: Runtime, wrap: (inner: ByteStream, runtime: Runtime) => S) {
+    this.#inner = inner;
+    this.#wrap = wrap;
+    this.runtime = runtime;
+    runtime.activity.listeners.add(this);
+  }
+
+  get localAddress(): SocketAddress {
+    return this.#inner.localAddress;
+  }
+  get driver() {
+    return this.#inner.driver;
+  }
+
+  async accept(options?: IoOptions): Promise<S> {
+    return this.#wrap(await this.#inner.accept(options), this.runtime);
+  }
+
+  close(): Promise<void> {
+    if (this.#closing === undefined) {
+      this.runtime.activity.listeners.delete(this);
+      this.#closing = this.#inner.close();
+    }
+    return this.#closing;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<S, void, undefined> {
+    for (;;) {
+      let inner: ByteStream;
+      try {
+        inner = await this.#inner.accept();
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (this.#closing !== undefined && (code === 'ECANCELED' || code === 'EBADF')) return;
+        throw error;
+      }
+      yield this.#wrap(inner, this.runtime);
+    }
+  }
+}

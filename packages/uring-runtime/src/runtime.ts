@@ -1,0 +1,227 @@
+/**
+ * The runtime of one JS thread: which Driver serves it ('auto' | 'uring' | 'legacy', env
+ * LOCH_DRIVER), why, and what it has open. createRuntime() builds one; currentRuntime() returns
+ * the thread's own, created on first use. Not for I/O itself (drivers) or for the socket API
+ * (tcp.ts, unix.ts), which delegates here.
+ */
+import { debuglog } from 'node:util';
+import type { Driver } from './driver.js';
+import { RuntimeError } from './errors.js';
+import { RuntimeActivity } from './internal/activity.js';
+import { createLegacyDriver } from './legacy/driver.js';
+import type { DriverName } from './stream.js';
+
+/** Which driver to use: 'auto' tries io_uring and falls back to legacy (node:net). */
+export type DriverChoice = 'auto' | 'uring' | 'legacy';
+
+const DRIVER_CHOICES: readonly string[] = ['auto', 'uring', 'legacy'];
+
+/** Options of createRuntime(). */
+export interface RuntimeOptions {
+  /** Driver choice. Default: env LOCH_DRIVER, else 'auto'. */
+  readonly driver?: DriverChoice | undefined;
+  /** Options passed to the io_uring driver (entries, bufferCount, bufferSize, sqpoll, flushMode). */
+  readonly uring?: Readonly<Record<string, unknown>> | undefined;
+  /** Where the driver selection is logged. Default: util.debuglog('loch') (NODE_DEBUG=loch). */
+  readonly log?: ((message: string) => void) | undefined;
+}
+
+/** The outcome of driver selection: what was asked, where the ask came from, what was chosen and why. */
+export interface DriverSelection {
+  readonly driver: DriverName;
+  readonly requested: DriverChoice;
+  readonly source: 'option' | 'env' | 'default';
+  readonly reason: string;
+}
+
+/**
+ * Resolves the requested driver: the option, else env LOCH_DRIVER, else 'auto'. An unknown
+ * value fails with ERR_LOCH_INVALID_DRIVER naming where it came from.
+ */
+export function resolveDriverChoice(
+  option: string | undefined,
+  env: string | undefined = process.env.LOCH_DRIVER,
+): { readonly choice: DriverChoice; readonly source: DriverSelection['source'] } {
+  const [value, source] =
+    option !== undefined
+      ? [option, 'option' as const]
+      : env !== undefined && env !== ''
+        ? [env, 'env' as const]
+        : ['auto', 'default' as const];
+  if (!DRIVER_CHOICES.includes(value)) {
+    throw new RuntimeError('ERR_LOCH_INVALID_DRIVER', 'createRuntime', {
+      detail: `${source === 'env' ? 'LOCH_DRIVER' : 'driver'} is ${JSON.stringify(value)}; expected 'auto', 'uring' or 'legacy'`,
+    });
+  }
+  return { choice: value as DriverChoice, source };
+}
+
+/** The slice of src/uring/index.js the runtime needs, checked at load time. */
+interface UringModule {
+  probeUring(): unknown;
+  createUringDriver(options?: Readonly<Record<string, unknown>>): Driver;
+}
+
+/** Loads the io_uring driver module, or says why it cannot be used. */
+async function loadUring(): Promise<UringModule | string> {
+  // A variable specifier keeps the legacy path independent of the uring module: when that module
+  // is missing or broken, 'auto' still works and reports why.
+  const specifier = './uring/index.js';
+  let loaded: Partial<UringModule>;
+  try {
+    loaded = (await import(specifier)) as Partial<UringModule>;
+  } catch (error) {
+    return `io_uring driver module failed to load: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  if (typeof loaded.probeUring !== 'function' || typeof loaded.createUringDriver !== 'function') {
+    return 'io_uring driver module lacks probeUring/createUringDriver';
+  }
+  return loaded as UringModule;
+}
+
+/** Reads probeUring()'s verdict: `true`/`{ available: true }` or a reason why not. */
+async function probeVerdict(uring: UringModule): Promise<string | undefined> {
+  let result: unknown;
+  try {
+    result = await uring.probeUring();
+  } catch (error) {
+    return `io_uring probe failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  if (result === true) return undefined;
+  if (typeof result === 'object' && result !== null) {
+    const verdict = result as { available?: unknown; ok?: unknown; reason?: unknown };
+    if (verdict.available === true || verdict.ok === true) return undefined;
+    if (typeof verdict.reason === 'string') return `io_uring unavailable: ${verdict.reason}`;
+  }
+  return 'io_uring unavailable';
+}
+
+const defaultLog = debuglog('loch');
+
+/** One thread's runtime: its driver, how it was chosen, and what it has open. */
+export class Runtime {
+  /** The driver serving this runtime's I/O. */
+  readonly driver: Driver;
+  /** Which driver was chosen and why. */
+  readonly selection: DriverSelection;
+  /** @internal Open listeners and streams, kept by the socket wrappers. */
+  readonly activity = new RuntimeActivity();
+  #closed = false;
+
+  constructor(driver: Driver, selection: DriverSelection) {
+    this.driver = driver;
+    this.selection = selection;
+  }
+
+  /** Streams handed out by this runtime's listeners and connects that are not closed yet. */
+  get openStreams(): number {
+    return this.activity.openStreams;
+  }
+
+  /** Closes every listener bound through this runtime; open streams stay open. */
+  async stopAccepting(): Promise<void> {
+    await Promise.all([...this.activity.listeners].map((listener) => listener.close()));
+  }
+
+  /** Resolves once every stream of this runtime is closed. */
+  whenIdle(): Promise<void> {
+    return this.activity.whenIdle();
+  }
+
+  /** Closes listeners, streams and the driver. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.stopAccepting();
+    await this.driver.close();
+    const state = threadState();
+    if (state.current !== undefined && (await state.current.catch(() => undefined)) === this) {
+      state.current = undefined;
+    }
+  }
+}
+
+/**
+ * Creates a runtime with the chosen driver. 'uring' fails with ERR_LOCH_URING_UNAVAILABLE
+ * when io_uring cannot serve; 'auto' falls back to legacy and records the reason in
+ * `selection`.
+ */
+export async function createRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+  const { choice, source } = resolveDriverChoice(options.driver);
+  const log = options.log ?? defaultLog;
+  let selection: DriverSelection;
+  let driver: Driver;
+  if (choice === 'legacy') {
+    driver = createLegacyDriver();
+    selection = { driver: 'legacy', requested: choice, source, reason: `requested by ${source}` };
+  } else {
+    const uring = await loadUring();
+    let unavailable = typeof uring === 'string' ? uring : await probeVerdict(uring);
+    let uringDriver: Driver | undefined;
+    if (unavailable === undefined && typeof uring !== 'string') {
+      try {
+        uringDriver = uring.createUringDriver(options.uring ?? {});
+      } catch (error) {
+        unavailable = error instanceof Error ? error.message : String(error);
+      }
+    }
+    if (uringDriver !== undefined) {
+      driver = uringDriver;
+      selection = {
+        driver: 'uring',
+        requested: choice,
+        source,
+        reason: choice === 'auto' ? 'io_uring available' : `requested by ${source}`,
+      };
+    } else if (choice === 'uring') {
+      throw new RuntimeError('ERR_LOCH_URING_UNAVAILABLE', 'createRuntime', { detail: unavailable });
+    } else {
+      driver = createLegacyDriver();
+      selection = {
+        driver: 'legacy',
+        requested: choice,
+        source,
+        reason: unavailable ?? 'io_uring unavailable',
+      };
+    }
+  }
+  log(`driver ${selection.driver} (${selection.requested} from ${selection.source}: ${selection.reason})`);
+  return new Runtime(driver, selection);
+}
+
+interface ThreadState {
+  current: Promise<Runtime> | undefined;
+  defaults: RuntimeOptions;
+}
+
+// globalThis is per thread (each worker has its own), and a symbol in the global registry is
+// shared by every copy of this module in the thread (src and dist, or two versions), so there
+// is one runtime per thread.
+const STATE_KEY = Symbol.for('@loch/uring-runtime.thread');
+
+function threadState(): ThreadState {
+  const holder = globalThis as { [STATE_KEY]?: ThreadState };
+  holder[STATE_KEY] ??= { current: undefined, defaults: {} };
+  return holder[STATE_KEY];
+}
+
+/**
+ * The calling thread's runtime, created on first use with the thread's defaults (set by
+ * start() in workers; env LOCH_DRIVER or 'auto' otherwise).
+ */
+export function currentRuntime(): Promise<Runtime> {
+  const state = threadState();
+  if (state.current === undefined) {
+    const created = createRuntime(state.defaults);
+    state.current = created;
+    created.catch(() => {
+      if (state.current === created) state.current = undefined;
+    });
+  }
+  return state.current;
+}
+
+/** @internal Sets the options currentRuntime() uses in this thread (worker bootstrap). */
+export function setThreadRuntimeDefaults(options: RuntimeOptions): void {
+  threadState().defaults = options;
+}

@@ -1,0 +1,110 @@
+/**
+ * Entry of every worker thread started by start(): pins the thread to its CPU (best effort),
+ * creates the thread's runtime, serves the command channel, runs the user's main, and performs
+ * the graceful stop. Not imported by user code.
+ */
+import { execFile } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { currentRuntime, setThreadRuntimeDefaults } from '../runtime.js';
+import { type CommandHandler, setWorkerContext, type WorkerContext } from './context.js';
+import { type FromWorker, type ToWorker, toWire, type WorkerBoot } from './protocol.js';
+
+const port = parentPort!;
+const boot = workerData as WorkerBoot;
+
+function post(message: FromWorker): void {
+  port.postMessage(message);
+}
+
+/** This thread's kernel thread id, from /proc/thread-self -> "<pid>/task/<tid>". */
+function threadId(): number | undefined {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    return Number.isInteger(tid) && tid > 0 ? tid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Pins thread `tid` to `cpu` with taskset(1); resolves with a description of the outcome. */
+function pin(tid: number | undefined, cpu: number | undefined): Promise<string | undefined> {
+  if (cpu === undefined) return Promise.resolve(undefined);
+  if (tid === undefined) return Promise.resolve('failed: thread id unknown (no /proc/thread-self)');
+  return new Promise((resolve) => {
+    execFile('taskset', ['-p', '-c', String(cpu), String(tid)], (error, _stdout, stderr) => {
+      resolve(error ? `failed: ${(stderr || error.message).trim()}` : `pinned to cpu ${cpu}`);
+    });
+  });
+}
+
+async function run(): Promise<void> {
+  const tid = threadId();
+  const affinity = await pin(tid, boot.cpu);
+  setThreadRuntimeDefaults({ driver: boot.driver, uring: boot.uring });
+  const runtime = await currentRuntime();
+  const stopController = new AbortController();
+  let handler: CommandHandler | undefined;
+  const queued: { id: number; msg: unknown }[] = [];
+
+  const answer = (id: number, msg: unknown, current: CommandHandler) => {
+    Promise.resolve()
+      .then(() => current(msg))
+      .then(
+        (value) => post({ t: 'reply', id, ok: true, value }),
+        (error: unknown) => post({ t: 'reply', id, ok: false, error: toWire(error) }),
+      );
+  };
+
+  const context: WorkerContext = {
+    index: boot.index,
+    workers: boot.workers,
+    runtime,
+    data: boot.data,
+    signal: stopController.signal,
+    cpu: affinity?.startsWith('pinned') ? boot.cpu : undefined,
+    onCommand(next) {
+      handler = next;
+      // Commands that arrived before a handler existed were kept; answer them now.
+      for (const { id, msg } of queued.splice(0)) answer(id, msg, next);
+    },
+  };
+  setWorkerContext(context);
+
+  let mainDone: Promise<unknown> = Promise.resolve();
+  port.on('message', (message: ToWorker) => {
+    if (message.t === 'cmd') {
+      if (handler === undefined) queued.push({ id: message.id, msg: message.msg });
+      else answer(message.id, message.msg, handler);
+      return;
+    }
+    if (message.t === 'stop' && !stopController.signal.aborted) {
+      stopController.abort();
+      // Stop accepting, then wait for main and for every open stream to close.
+      void runtime
+        .stopAccepting()
+        .then(() => mainDone)
+        .catch(() => undefined)
+        .then(() => runtime.whenIdle())
+        .then(() => runtime.close())
+        .finally(() => {
+          post({ t: 'stopped' });
+          port.close();
+        });
+    }
+  });
+
+  const module = (await import(boot.main)) as { main?: unknown; default?: unknown };
+  const main = typeof module.main === 'function' ? module.main : module.default;
+  if (typeof main !== 'function') {
+    throw new TypeError(`${boot.main} exports no main function (export main or a default function)`);
+  }
+  post({ t: 'ready', tid, driver: runtime.driver.name, driverReason: runtime.selection.reason, affinity });
+  mainDone = Promise.resolve((main as (context: WorkerContext) => unknown)(context));
+  await mainDone;
+}
+
+run().catch((error: unknown) => {
+  post({ t: 'fatal', error: toWire(error) });
+  process.exit(1);
+});
