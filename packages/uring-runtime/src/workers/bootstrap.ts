@@ -99,9 +99,11 @@ async function run(): Promise<void> {
   if (typeof main !== 'function') {
     throw new TypeError(`${boot.main} exports no main function (export main or a default function)`);
   }
-  post({ t: 'ready', tid, driver: runtime.driver.name, driverReason: runtime.selection.reason, affinity });
+  // main sets the worker up (binds, registers handlers) and resolves when it is ready to serve;
+  // serving itself continues in the background until context.signal aborts.
   mainDone = Promise.resolve((main as (context: WorkerContext) => unknown)(context));
   await mainDone;
+  post({ t: 'ready', tid, driver: runtime.driver.name, driverReason: runtime.selection.reason, affinity });
 }
 
 run().catch((error: unknown) => {

@@ -315,8 +315,10 @@ function cpuFor(index: number, affinity: StartOptions['cpuAffinity']): number | 
 
 /**
  * Starts `options.workers` worker threads, each running `main` (a module URL or path exporting
- * `main(context)` or a default function) on its own runtime. Resolves once every worker has its
- * runtime and has called main; rejects (and stops the others) when a worker fails to get there.
+ * `main(context)` or a default function) on its own runtime. main sets its worker up (binds
+ * listeners, registers onCommand) and resolves when ready; serving goes on in the background
+ * until `context.signal` aborts. Resolves once every worker's main has resolved; rejects (and
+ * stops the others) when one fails to get there.
  */
 export async function start(options: StartOptions, main: string | URL): Promise<WorkerPool> {
   const count = options.workers ?? availableParallelism();
