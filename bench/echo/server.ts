@@ -4,8 +4,8 @@
  * Prints `listening <port>` when ready. Not a general-purpose server.
  */
 import { createServer } from 'node:net';
-import { createUringDriver } from '../../packages/uring-runtime/src/uring/index.js';
 import type { ByteStream } from '../../packages/uring-runtime/src/stream.js';
+import { createUringDriver } from '../../packages/uring-runtime/src/uring/index.js';
 
 const mode = process.argv[2] ?? 'uring';
 const port = Number(process.argv[3] ?? 0);
