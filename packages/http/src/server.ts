@@ -223,16 +223,23 @@ class ServerConnection<Cx> {
   /** Deadline check from the server's sweep timer. */
   expire(): void {
     if (this.expired !== null) return;
-    this.expired = this.deadlineKind;
+    const kind = this.deadlineKind;
+    this.expired = kind;
     this.deadline = NO_DEADLINE;
-    this.ctrl.abort(new HttpTimeoutError(this.deadlineKind, this.timeoutOf(this.deadlineKind)));
+    if (kind === 'idle' || kind === 'write') {
+      // Nothing will be answered: closing cancels the pending operation. Reads and writes on
+      // that path carry no AbortSignal, which spares a listener per operation.
+      void this.stream.close().catch(() => {});
+    } else {
+      this.ctrl.abort(new HttpTimeoutError(kind, this.timeoutOf(kind)));
+    }
   }
 
   /** Closes the connection now if it waits for a next request (server shutdown). */
   shutdownIfIdle(): void {
     if (this.waitingIdle && this.decoder.idle) {
       this.expired = 'idle';
-      this.ctrl.abort();
+      void this.stream.close().catch(() => {});
     }
   }
 
@@ -245,10 +252,6 @@ class ServerConnection<Cx> {
     const ms = this.timeoutOf(kind);
     this.deadlineKind = kind;
     this.deadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
-  }
-
-  private get signal(): AbortSignal | undefined {
-    return this.ctrl.signal.aborted ? undefined : this.ctrl.signal;
   }
 
   /**
@@ -268,7 +271,8 @@ class ServerConnection<Cx> {
       if (idle && this.server.closing) return EOF;
       let c: StreamChunk | null;
       try {
-        c = await this.stream.recv({ signal: this.ctrl.signal });
+        // Only a head or body wait needs cancelling without closing (to answer 408).
+        c = await (idle ? this.stream.recv() : this.stream.recv({ signal: this.ctrl.signal }));
       } catch (e) {
         if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
         throw e;
@@ -277,6 +281,7 @@ class ServerConnection<Cx> {
         this.deadline = NO_DEADLINE;
       }
       if (c === null) {
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
         const ev = d.finish();
         return ev === DecodeEvent.End ? ev : EOF;
       }
@@ -343,7 +348,7 @@ class ServerConnection<Cx> {
     if (this.expectContinue && !this.continueSent && !this.responseStarted) {
       this.continueSent = true;
       this.arm('write');
-      await this.stream.writeAll(CONTINUE, { signal: this.ctrl.signal });
+      await this.stream.writeAll(CONTINUE);
       this.deadline = NO_DEADLINE;
     }
   }
@@ -454,7 +459,6 @@ class ServerConnection<Cx> {
       date: this.server.date,
     });
     this.responseStarted = true;
-    const signal = this.signal;
     this.arm('write');
     try {
       if (framing === 'none' || body instanceof FixedBody) {
@@ -464,12 +468,12 @@ class ServerConnection<Cx> {
         ) as unknown as Latin1Writable;
         out.latin1Write(head, 0);
         if (data !== null) out.set(data, head.length);
-        await this.stream.writeAll(out, { signal });
+        await this.stream.writeAll(out);
         if (framing === 'none' && body.kind !== 'empty' && !(body instanceof FixedBody))
           await closeBody(body);
         return keepAlive;
       }
-      await this.stream.writeAll(Buffer.from(head, 'latin1'), { signal });
+      await this.stream.writeAll(Buffer.from(head, 'latin1'));
       this.deadline = NO_DEADLINE;
       if (framing === 'length') {
         let sent = 0;
@@ -477,7 +481,7 @@ class ServerConnection<Cx> {
           sent += chunk.byteLength;
           if (sent > body.length) break;
           this.arm('write');
-          await this.stream.writeAll(chunk, { signal });
+          await this.stream.writeAll(chunk);
           this.deadline = NO_DEADLINE;
         }
         if (sent !== body.length) {
@@ -490,15 +494,15 @@ class ServerConnection<Cx> {
         for await (const chunk of body) {
           if (chunk.byteLength === 0) continue;
           this.arm('write');
-          await this.stream.writev([chunkHeader(chunk.byteLength), chunk, CHUNK_END], { signal });
+          await this.stream.writev([chunkHeader(chunk.byteLength), chunk, CHUNK_END]);
           this.deadline = NO_DEADLINE;
         }
         this.arm('write');
-        await this.stream.writeAll(lastChunk(body.trailers), { signal });
+        await this.stream.writeAll(lastChunk(body.trailers));
       } else {
         for await (const chunk of body) {
           this.arm('write');
-          await this.stream.writeAll(chunk, { signal });
+          await this.stream.writeAll(chunk);
           this.deadline = NO_DEADLINE;
         }
       }

@@ -236,3 +236,81 @@ describe('differential against llhttp', () => {
     }
   });
 });
+
+/** Responses: same rules; llhttp needs end of stream to finish close-delimited bodies. */
+function compareResponse(input: Buffer): void {
+  const ours = decode('response', [input], { eof: true });
+  const theirs = llparse('response', input, { eof: true });
+  const ctx = JSON.stringify(input.toString('latin1'));
+  const mine = ours.messages.map((m) => ({
+    status: m.head.status,
+    headers: m.head.headers,
+    body: m.body,
+    trailers: m.trailers,
+  }));
+  const ref = theirs.messages.map((m) => ({
+    status: m.status,
+    headers: m.headers,
+    body: m.body,
+    trailers: m.trailers,
+  }));
+  if (theirs.error !== null) {
+    expect(ours.error, `llhttp rejected (${theirs.error}) but we accepted ${ctx}`).not.toBeNull();
+    expect(mine, ctx).toEqual(ref.slice(0, mine.length));
+    return;
+  }
+  if (ours.error !== null) {
+    expect(
+      STRICTER_RESPONSE.has(ours.error.code),
+      `we rejected ${ours.error.code}, llhttp accepted ${ctx}`,
+    ).toBe(true);
+    expect(mine, ctx).toEqual(ref.slice(0, mine.length));
+    return;
+  }
+  expect(mine, ctx).toEqual(ref);
+}
+
+/**
+ * Stricter on responses: status codes outside 100-599 (INVALID_STATUS), versions other than
+ * 1.0/1.1, framing fields in trailers, bare CR after a status line (llhttp tolerates it in
+ * responses), and the request-side divergences that apply to heads.
+ */
+const STRICTER_RESPONSE = new Set([
+  ...STRICTER,
+  'ERR_HTTP_INVALID_STATUS',
+  'ERR_HTTP_INCOMPLETE_MESSAGE',
+  'ERR_HTTP_BARE_CR',
+]);
+
+const responseMessage = fc
+  .record({
+    version: fc.constantFrom('HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0'),
+    status: fc.constantFrom(200, 201, 204, 301, 304, 404, 500, 103),
+    reason: fc.constantFrom('OK', '', 'Some Reason'),
+    headers: headerList,
+    framing: framingHeaders,
+    body,
+  })
+  .map(({ version: v, status, reason, headers, framing, body: b }) => {
+    const lines = [`${v} ${status}${reason ? ` ${reason}` : ''}`];
+    for (const [n, val] of [...headers, ...framing]) lines.push(`${n}: ${val}`);
+    return Buffer.from(`${lines.join('\r\n')}\r\n\r\n${b}`, 'latin1');
+  });
+
+describe('differential against llhttp (responses)', () => {
+  it('agrees on generated responses', () => {
+    fc.assert(
+      fc.property(responseMessage, (m) => compareResponse(m)),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('agrees on mutated responses (or is stricter in documented ways)', () => {
+    fc.assert(
+      fc.property(responseMessage, fc.array(mutation, { minLength: 1, maxLength: 3 }), (m, muts) =>
+        compareResponse(mutate(m, muts)),
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});

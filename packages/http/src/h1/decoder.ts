@@ -520,7 +520,7 @@ abstract class H1Decoder<M> {
       names.push(name, undefined);
       n++;
       if (name !== undefined) {
-        if (head) this.specialField(name, b, vs, ve);
+        if (head) this.specialField(name, b, vs, ve, p - 2);
         else if (name === 'content-length' || name === 'transfer-encoding' || name === 'host') {
           // Framing and routing fields must not arrive late (RFC 9110 §6.5.1).
           this.fail('ERR_HTTP_FORBIDDEN_TRAILER', `${name} in trailers`, ns);
@@ -531,11 +531,15 @@ abstract class H1Decoder<M> {
   }
 
   /** Interprets the fields that decide framing and connection reuse (names are interned). */
-  private specialField(name: string, b: Uint8Array, vs: number, ve: number): void {
+  private specialField(name: string, b: Uint8Array, vs: number, ve: number, cr: number): void {
     if (name === 'content-length') {
       if (++this.clCount > 1)
         this.fail('ERR_HTTP_DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length', vs);
       if (ve === vs || ve - vs > 15) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'bad Content-Length', vs);
+      // A tab after the digits is OWS by RFC 9110, but llhttp rejects it; so do we (no
+      // disagreement between hops on a framing field).
+      for (let i = ve; i < cr; i++)
+        if (b[i] === 0x09) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'tab after Content-Length', i);
       let v = 0;
       for (let i = vs; i < ve; i++) {
         const d = b[i]! - 0x30;
