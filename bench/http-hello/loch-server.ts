@@ -4,11 +4,12 @@
  * Usage: tsx --conditions=@loch/source loch-server.ts <port>
  */
 // bench/package.json does not depend on @loch/http yet: import its public entry by path.
-import { createResponse, FixedBody, HttpHeaders, HttpServer } from '../../packages/http/src/index.js';
+
 import { TcpListener } from '@loch/uring-runtime';
+import { createResponse, FixedBody, HttpHeaders, HttpServer } from '../../packages/http/src/index.js';
 
 const port = Number(process.argv[2] ?? 8080);
-const body = new FixedBody('x'.repeat(127) + '\n');
+const body = new FixedBody(`${'x'.repeat(127)}\n`);
 const headers = new HttpHeaders([['content-type', 'text/plain']]);
 const listener = await TcpListener.bind({ host: '127.0.0.1', port });
 const server = new HttpServer({ call: () => createResponse(200, { headers, body }) });

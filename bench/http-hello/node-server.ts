@@ -5,7 +5,7 @@
 import { createServer } from 'node:http';
 
 const port = Number(process.argv[2] ?? 8081);
-const body = Buffer.from('x'.repeat(127) + '\n');
+const body = Buffer.from(`${'x'.repeat(127)}\n`);
 const server = createServer((_req, res) => {
   res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
   res.end(body);

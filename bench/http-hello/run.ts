@@ -13,7 +13,16 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, machineSummary, markdownTable, type Measurement, measure, type Peer, startPeer, waitForHttp } from '../lib/measure.js';
+import {
+  freePort,
+  type Measurement,
+  machineSummary,
+  markdownTable,
+  measure,
+  type Peer,
+  startPeer,
+  waitForHttp,
+} from '../lib/measure.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -63,15 +72,23 @@ const peers: { name: string; start(port: number): Promise<Peer> | Peer }[] = [
   { name: 'nginx', start: nginx },
   {
     name: 'node:http',
-    start: (port) => startPeer('node:http', 'node', ['--import', 'tsx', join(here, 'node-server.ts'), String(port)], { cpu: SERVER_CPU }),
+    start: (port) =>
+      startPeer('node:http', 'node', ['--import', 'tsx', join(here, 'node-server.ts'), String(port)], {
+        cpu: SERVER_CPU,
+      }),
   },
   ...args.drivers.split(',').map((driver) => ({
     name: `loch (${driver})`,
     start: (port: number) =>
-      startPeer(`loch (${driver})`, 'node', ['--conditions=@loch/source', '--import', 'tsx', join(here, 'loch-server.ts'), String(port)], {
-        cpu: SERVER_CPU,
-        env: { ...process.env, LOCH_DRIVER: driver },
-      }),
+      startPeer(
+        `loch (${driver})`,
+        'node',
+        ['--conditions=@loch/source', '--import', 'tsx', join(here, 'loch-server.ts'), String(port)],
+        {
+          cpu: SERVER_CPU,
+          env: { ...process.env, LOCH_DRIVER: driver },
+        },
+      ),
   })),
 ];
 
@@ -81,9 +98,16 @@ for (const spec of peers) {
   const peer = await spec.start(port);
   try {
     await waitForHttp(port, '/');
-    const m = await measure(peer, `http://127.0.0.1:${port}/`, { connections, seconds, cpu: LOAD_CPU, warmupSeconds });
+    const m = await measure(peer, `http://127.0.0.1:${port}/`, {
+      connections,
+      seconds,
+      cpu: LOAD_CPU,
+      warmupSeconds,
+    });
     results.push({ ...m, peer: spec.name });
-    process.stderr.write(`${spec.name}: ${Math.round(m.requestsPerSecond)} req/s, ${m.cpuUsPerRequest.toFixed(2)} us/req\n`);
+    process.stderr.write(
+      `${spec.name}: ${Math.round(m.requestsPerSecond)} req/s, ${m.cpuUsPerRequest.toFixed(2)} us/req\n`,
+    );
   } finally {
     await peer.stop();
   }
@@ -104,7 +128,9 @@ const table = markdownTable(
 );
 const report = `# HTTP/1.1 hello (128 B body), one server CPU
 
-${new Date().toISOString()} — ${machineSummary()}; load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}.
+${new Date().toISOString()} — ${machineSummary()}; load average at end ${loadavg()
+  .map((l) => l.toFixed(2))
+  .join(' ')}.
 Server pinned to CPU ${SERVER_CPU}, wrk -t1 -c${connections} -d${seconds}s on CPU ${LOAD_CPU}, ${warmupSeconds}s warm-up each.
 
 ${table}
