@@ -119,6 +119,34 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(ringMappings()).toBe(ringsBefore);
   });
 
+  it('keeps completions through CQ overflow and drains them in several callbacks', async () => {
+    const result = await inWorker(`async (binding, Op) => {
+      // A 16-entry SQ gets a 64-entry CQ; 256 completions overflow it (IORING_FEAT_NODROP keeps
+      // them) and the 8-record completion array needs many drains.
+      const sq = new Int32Array(8 * 16);
+      const cq = new Int32Array(3 * 8);
+      const seen = new Set();
+      let calls = 0;
+      let wake;
+      const info = binding.init(sq, cq, (n) => {
+        calls++;
+        for (let i = 0; i < n; i++) seen.add(cq[i * 3]);
+        wake?.();
+      }, { entries: 16 });
+      for (let batch = 0; batch < 16; batch++) {
+        for (let i = 0; i < 16; i++) sq.set([Op.NOP, -1, batch * 16 + i, 1, 0, -1, 0, 0], i * 8);
+        binding.submit(16, undefined, false);
+      }
+      while (seen.size < 256) await new Promise((r) => { wake = r; setTimeout(r, 50); });
+      binding.destroy();
+      return { count: seen.size, calls, cqEntries: info.cqEntries, nodrop: info.nodrop };
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.cqEntries).toBe(64);
+    expect(result.count).toBe(256);
+    expect(result.calls).toBeGreaterThanOrEqual(32);
+  });
+
   it('refuses a second ring on one thread and destroys idempotently', async () => {
     const result = await inWorker(`async (binding) => {
       const sq = new Int32Array(8 * 4), cq = new Int32Array(3 * 16);

@@ -4,6 +4,7 @@
  * completion dispatch by slot with one JS call per drain. Also owns the provided-buffer pool for
  * multishot recv. Not for socket semantics (stream.ts, listener.ts) or the Driver API (driver.ts).
  */
+import { constants } from 'node:os';
 import type { NativeBinding, RingInfo } from '@loch/native';
 import { CQ_STRIDE, CQE_F_MORE, OP_CANCEL, OP_CANCEL_FD, OP_PROVIDE, SQ_STRIDE } from './records.js';
 
@@ -28,6 +29,7 @@ export interface RingOptions {
   readonly flushMode: FlushMode;
 }
 
+const { ECANCELED } = constants.errno;
 const FREE = 0;
 const IN_FLIGHT = 1;
 const CANCELLING = 2;
@@ -51,8 +53,12 @@ export class Ring {
   private readonly capacity: number;
   private readonly sq: Int32Array;
   private readonly cq: Int32Array;
-  /** Buffers referenced by queued records, by index; emptied after each flush. */
-  private readonly bufs: Uint8Array[] = [];
+  /**
+   * Buffers referenced by queued records, by index. Entries past `bufCount` are stale (cleared
+   * after each flush so they pin nothing); the array keeps its capacity between flushes.
+   */
+  private readonly bufs: (Uint8Array | undefined)[] = [];
+  private bufCount = 0;
   private targets: (CompletionTarget | undefined)[] = [];
   private gens: Uint32Array;
   private states: Uint8Array;
@@ -127,15 +133,18 @@ export class Ring {
   ): void {
     this.reserve();
     let index = -1;
-    if (buf !== undefined) index = this.bufs.push(buf) - 1;
+    if (buf !== undefined) {
+      index = this.bufCount++;
+      this.bufs[index] = buf;
+    }
     this.record(op, fd, slot, len, index, aux, aux2);
   }
 
   /** Queues buffers for a writev record; returns the index of the first. */
   pushBuffers(bufs: readonly Uint8Array[], from: number, to: number): number {
     this.reserve();
-    const first = this.bufs.length;
-    for (let i = from; i < to; i++) this.bufs.push(bufs[i]!);
+    const first = this.bufCount;
+    for (let i = from; i < to; i++) this.bufs[this.bufCount++] = bufs[i]!;
     return first;
   }
 
@@ -196,20 +205,40 @@ export class Ring {
     this.flushNow(!this.dispatching);
   }
 
-  /** Cancels in-flight ops, unpins their buffers and closes the ring. */
+  /**
+   * Cancels in-flight ops, unpins their buffers and closes the ring. Ops still in flight
+   * complete with -ECANCELED, so no promise is left pending.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.flush();
     this.destroyed = true;
     this.binding.destroy();
+    const targets = this.targets;
+    for (let slot = 0; slot < targets.length; slot++) {
+      const target = targets[slot];
+      if (target === undefined || this.states[slot] === FREE) continue;
+      this.states[slot] = CANCELLING;
+      targets[slot] = undefined;
+      try {
+        target.onCompletion(-ECANCELED, 0, slot);
+      } catch {
+        // a target's failure must not stop the others from settling
+      }
+      this.states[slot] = FREE;
+    }
   }
 
   private flushNow(drain: boolean): void {
     const n = this.count;
     if (n === 0 || this.destroyed) return;
     this.count = 0;
-    const got = this.binding.submit(n, this.bufs.length > 0 ? this.bufs : undefined, drain);
-    this.bufs.length = 0;
+    const used = this.bufCount;
+    const got = this.binding.submit(n, used > 0 ? (this.bufs as Uint8Array[]) : undefined, drain);
+    if (used > 0) {
+      this.bufs.fill(undefined, 0, used);
+      this.bufCount = 0;
+    }
     if (got > 0) this.dispatch(got);
   }
 

@@ -80,7 +80,13 @@ interface RecvWaiter {
 
 type Settle = (value: never) => void;
 
-/** One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown, close). */
+/** How a StreamOp settles on success. */
+const AS_IO_RESULT = 0; // [res, buf]
+const AS_READ = 1; // [res, buf], and res === 0 marks end of stream
+const AS_COUNT = 2; // res
+const AS_VOID = 3; // undefined
+
+/** One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown). */
 class StreamOp implements CompletionTarget {
   slot = -1;
   onAbort: (() => void) | undefined = undefined;
@@ -88,7 +94,8 @@ class StreamOp implements CompletionTarget {
     readonly stream: UringStream,
     readonly syscall: string,
     readonly buf: Uint8Array | undefined,
-    readonly resolve: (res: number) => void,
+    readonly mode: number,
+    readonly resolve: (value: never) => void,
     readonly reject: (error: RuntimeError) => void,
     readonly signal: AbortSignal | undefined,
   ) {}
@@ -96,8 +103,25 @@ class StreamOp implements CompletionTarget {
     const stream = this.stream;
     stream.opFinished();
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
-    if (res >= 0) this.resolve(res);
-    else if (stream.ring.isCancelling(slot) || stream.closing || res === -ECANCELED)
+    if (res >= 0) {
+      const settle = this.resolve as (value: unknown) => void;
+      switch (this.mode) {
+        case AS_READ:
+          if (res === 0) stream.markEnd();
+          settle([res, this.buf]);
+          break;
+        case AS_IO_RESULT:
+          settle([res, this.buf]);
+          break;
+        case AS_COUNT:
+          settle(res);
+          break;
+        default:
+          settle(undefined);
+      }
+    } else if (this.mode === AS_VOID && res === -ENOTCONN) {
+      (this.resolve as (value: unknown) => void)(undefined); // shutdown of a socket the peer already closed
+    } else if (stream.ring.isCancelling(slot) || stream.closing || res === -ECANCELED)
       this.reject(cancelledError(this.syscall, stream.addressForError(), this.buf));
     else this.reject(RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), this.buf));
   }
@@ -120,9 +144,12 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   private cancelRequested = false;
   private eof = false;
   private failure: RuntimeError | undefined;
+  // Queue of received chunks (buffer id, length) in [chunkHead, chunkTail); the arrays keep their
+  // capacity when the queue empties.
   private readonly chunkBid: number[] = [];
   private readonly chunkLen: number[] = [];
   private chunkHead = 0;
+  private chunkTail = 0;
   /** Bytes of the head chunk already copied out by read(buf). */
   private headOffset = 0;
   private readonly waiters: RecvWaiter[] = [];
@@ -170,7 +197,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
 
   read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     const signal = options?.signal;
-    if (this.chunkHead < this.chunkBid.length) return Promise.resolve([this.copyOut(buf), buf]);
+    if (this.chunkHead < this.chunkTail) return Promise.resolve([this.copyOut(buf), buf]);
     if (this.failure !== undefined) return Promise.reject(this.withBuffer(this.failure, buf));
     if (this.eof) return Promise.resolve([0, buf]);
     if (this.closing) return Promise.reject(cancelledError('read', this.remote, buf));
@@ -179,24 +206,19 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     // Multishot armed: bytes arrive in order through it, so wait there and copy.
     if (this.armedSlot >= 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
     return new Promise<IoResult<B>>((resolve, reject) => {
-      const op = new StreamOp(
-        this,
-        'read',
+      this.submit(
+        new StreamOp(this, 'read', buf, AS_READ, resolve, reject, signal),
+        OP_RECV,
+        buf.byteLength,
         buf,
-        (n) => {
-          if (n === 0) this.eof = true;
-          resolve([n, buf]);
-        },
-        reject,
-        signal,
+        0,
       );
-      this.submit(op, OP_RECV, buf.byteLength, buf, 0);
     });
   }
 
   recv(options?: IoOptions): Promise<RecvChunk | null> {
     const signal = options?.signal;
-    if (this.chunkHead < this.chunkBid.length) return Promise.resolve(this.takeChunk());
+    if (this.chunkHead < this.chunkTail) return Promise.resolve(this.takeChunk());
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.eof) return Promise.resolve(null);
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('recv', this.remote));
@@ -207,8 +229,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
     return new Promise<IoResult<B>>((resolve, reject) => {
-      const op = new StreamOp(this, 'write', buf, (n) => resolve([n, buf]), reject, signal);
-      this.submit(op, OP_SEND, buf.byteLength, buf, 0);
+      this.submit(
+        new StreamOp(this, 'write', buf, AS_IO_RESULT, resolve, reject, signal),
+        OP_SEND,
+        buf.byteLength,
+        buf,
+        0,
+      );
     });
   }
 
@@ -249,15 +276,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   shutdown(): Promise<void> {
     if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
     return new Promise<void>((resolve, reject) => {
-      const op = new StreamOp(
-        this,
-        'shutdown',
+      this.submit(
+        new StreamOp(this, 'shutdown', undefined, AS_VOID, resolve, reject, undefined),
+        OP_SHUTDOWN,
+        0,
         undefined,
-        () => resolve(),
-        (error) => (error.errno === ENOTCONN ? resolve() : reject(error)),
-        undefined,
+        1 /* SHUT_WR */,
       );
-      this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
     });
   }
 
@@ -305,8 +330,8 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       if (this.closing) {
         this.ring.provide(bid);
       } else {
-        this.chunkBid.push(bid);
-        this.chunkLen.push(res);
+        this.chunkBid[this.chunkTail] = bid;
+        this.chunkLen[this.chunkTail++] = res;
         this.feedWaiters();
         if (more && this.waiters.length === 0 && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
           this.cancelRequested = true;
@@ -331,6 +356,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
   onBuffersAvailable(): void {
     if (!this.closing && this.waiters.length > 0) this.arm();
+  }
+
+  /** A plain read saw end of stream. */
+  markEnd(): void {
+    this.eof = true;
   }
 
   /** Bookkeeping when an op of this stream reached its final completion. */
@@ -369,7 +399,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('writev', this.remote));
     return new Promise<number>((resolve, reject) => {
-      const op = new StreamOp(this, 'writev', undefined, resolve, reject, signal);
+      const op = new StreamOp(this, 'writev', undefined, AS_COUNT, resolve, reject, signal);
       const slot = this.ring.alloc(op);
       op.slot = slot;
       this.inFlight++;
@@ -413,12 +443,12 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private queued(): number {
-    return this.chunkBid.length - this.chunkHead;
+    return this.chunkTail - this.chunkHead;
   }
 
   private feedWaiters(): void {
     while (this.waiters.length > 0) {
-      const hasChunk = this.chunkHead < this.chunkBid.length;
+      const hasChunk = this.chunkHead < this.chunkTail;
       if (!hasChunk && !this.eof && this.failure === undefined) return;
       const w = this.waiters.shift()!;
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
@@ -452,7 +482,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   /** Copies queued bytes into `buf` (read(buf) after recv data arrived); returns the count. */
   private copyOut(buf: Uint8Array): number {
     let n = 0;
-    while (n < buf.byteLength && this.chunkHead < this.chunkBid.length) {
+    while (n < buf.byteLength && this.chunkHead < this.chunkTail) {
       const i = this.chunkHead;
       const bid = this.chunkBid[i]!;
       const start = bid * this.ring.bufferSize + this.headOffset;
@@ -473,18 +503,16 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private compactQueue(): void {
-    if (this.chunkHead === this.chunkBid.length) {
-      this.chunkBid.length = 0;
-      this.chunkLen.length = 0;
+    if (this.chunkHead === this.chunkTail) {
       this.chunkHead = 0;
+      this.chunkTail = 0;
     }
   }
 
   private dropChunks(): void {
-    for (let i = this.chunkHead; i < this.chunkBid.length; i++) this.ring.provide(this.chunkBid[i]!);
-    this.chunkBid.length = 0;
-    this.chunkLen.length = 0;
+    for (let i = this.chunkHead; i < this.chunkTail; i++) this.ring.provide(this.chunkBid[i]!);
     this.chunkHead = 0;
+    this.chunkTail = 0;
     this.headOffset = 0;
   }
 

@@ -333,3 +333,50 @@ describe.skipIf(!probe.available)('uring driver', () => {
     await c.close();
   });
 });
+
+describe.skipIf(!probe.available)('uring driver lifecycle', () => {
+  it('settles pending ops with ECANCELED when the driver closes', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096 });
+    const sleeping = driver.sleep(60_000).catch((e: unknown) => e);
+    await driver.sleep(1);
+    await driver.close();
+    expect(await sleeping).toMatchObject({ code: 'ECANCELED' });
+    await expect(driver.listenTcp({ host: '127.0.0.1', port: 0 })).rejects.toMatchObject({
+      code: 'ERR_LOCH_DRIVER_CLOSED',
+    });
+  });
+
+  it('runs with SQPOLL', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096, sqpoll: true });
+    try {
+      expect(driver.ringInfo.sqpoll).toBe(true);
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      serveEcho(l);
+      const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+      await c.writeAll(Buffer.from('polled'));
+      expect((await readExactly(c, 6)).toString()).toBe('polled');
+      await c.close();
+    } finally {
+      await driver.close();
+    }
+  });
+
+  it('flushes at the end of the tick in microtask mode', async () => {
+    const driver = createUringDriver({
+      entries: 64,
+      bufferCount: 64,
+      bufferSize: 4096,
+      flushMode: 'microtask',
+    });
+    try {
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      serveEcho(l);
+      const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+      await c.writeAll(Buffer.from('tick'));
+      expect((await readExactly(c, 4)).toString()).toBe('tick');
+      await c.close();
+    } finally {
+      await driver.close();
+    }
+  });
+});
