@@ -22,7 +22,10 @@ export interface RuntimeOptions {
   readonly driver?: DriverChoice | undefined;
   /** Options passed to the io_uring driver (entries, bufferCount, bufferSize, sqpoll, flushMode). */
   readonly uring?: Readonly<Record<string, unknown>> | undefined;
-  /** Where the driver selection is logged. Default: util.debuglog('loch') (NODE_DEBUG=loch). */
+  /**
+   * Where the driver selection is logged. Default: util.debuglog('loch') (NODE_DEBUG=loch), plus
+   * one process warning (code LOCH_DRIVER_FALLBACK) per thread when 'auto' fell back to legacy.
+   */
   readonly log?: ((message: string) => void) | undefined;
 }
 
@@ -97,6 +100,14 @@ async function probeVerdict(uring: UringModule): Promise<string | undefined> {
 }
 
 const defaultLog = debuglog('loch');
+let fallbackWarned = false;
+
+/** A fallback to node:net costs performance: say so once per thread, visibly. */
+function warnFallbackOnce(line: string): void {
+  if (fallbackWarned) return;
+  fallbackWarned = true;
+  process.emitWarning(`loch: ${line}`, { code: 'LOCH_DRIVER_FALLBACK' });
+}
 
 /** One thread's runtime: its driver, how it was chosen, and what it has open. */
 export class Runtime {
@@ -185,7 +196,11 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
       };
     }
   }
-  log(`driver ${selection.driver} (${selection.requested} from ${selection.source}: ${selection.reason})`);
+  const line = `driver ${selection.driver} (${selection.requested} from ${selection.source}: ${selection.reason})`;
+  log(line);
+  if (options.log === undefined && selection.requested === 'auto' && selection.driver === 'legacy') {
+    warnFallbackOnce(line);
+  }
   return new Runtime(driver, selection);
 }
 
