@@ -28,6 +28,17 @@ export class HttpHeaders implements Iterable<[string, string]> {
   /** Per entry: name, value; undefined while not yet decoded. */
   private strs: (string | undefined)[];
   private count: number;
+  /**
+   * Encoder cache: the fields as an HTTP/1 field block (framing fields left out), whether a
+   * `date` field is present and whether `connection` names `close`. Null until first encoded;
+   * reset by every mutation, so a handler that reuses one HttpHeaders pays the encoding once.
+   * @internal
+   */
+  wireBlock: string | null = null;
+  /** @internal */
+  wireHasDate = false;
+  /** @internal */
+  wireClose = false;
 
   /** Builds a header list; every name is lowercased and checked, every value checked. */
   constructor(init?: HeadersInit) {
@@ -168,6 +179,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
       w++;
     }
     const removed = this.count - w;
+    this.wireBlock = null;
     this.count = w;
     strs.length = 2 * w;
     return removed;
@@ -198,6 +210,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   private push(lname: string, value: string): void {
+    this.wireBlock = null;
     this.strs[2 * this.count] = lname;
     this.strs[2 * this.count + 1] = value;
     this.count++;

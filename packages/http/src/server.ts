@@ -23,7 +23,14 @@ import {
   type HttpTimeoutKind,
 } from './errors.js';
 import { DecodeEvent, RequestDecoder, type RequestDecoderOptions } from './h1/decoder.js';
-import { CHUNK_END, chunkHeader, encodeResponseHead, lastChunk, responseFraming } from './h1/encoder.js';
+import {
+  asksToClose,
+  CHUNK_END,
+  chunkHeader,
+  encodeResponseHead,
+  lastChunk,
+  responseFraming,
+} from './h1/encoder.js';
 import { HttpHeaders } from './headers.js';
 import type { HttpRequest, HttpResponse } from './message.js';
 import type { HttpListener, HttpStream, StreamChunk } from './transport.js';
@@ -442,10 +449,7 @@ class ServerConnection<Cx> {
     const body: HttpBody = res.body;
     const framing = responseFraming(res.status, body, method, minor);
     if (framing === 'eof') keepAlive = false;
-    if (keepAlive) {
-      const conn = res.headers.get('connection');
-      if (conn !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(conn)) keepAlive = false;
-    }
+    if (keepAlive && asksToClose(res.headers)) keepAlive = false;
     if (this.expectContinue && !this.continueSent && !this.bodyDone) {
       // The client may still send the body it held back; closing is the safe answer.
       keepAlive = false;

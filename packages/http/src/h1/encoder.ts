@@ -48,27 +48,75 @@ export function requestFraming(body: HttpBody): BodyFraming {
 }
 
 let cachedDate = '';
-let cachedDateAt = 0;
+let dateTimer: ReturnType<typeof setTimeout> | null = null;
 
-/** The IMF-fixdate of now, recomputed at most once a second. */
+/** The IMF-fixdate of now; computed at most once a second (a timer drops it at the next second). */
 export function httpDate(): string {
-  const now = Date.now();
-  if (now - cachedDateAt >= 1000) {
-    cachedDateAt = now - (now % 1000);
-    cachedDate = new Date(cachedDateAt).toUTCString();
+  if (dateTimer === null) {
+    const now = Date.now();
+    cachedDate = new Date(now).toUTCString();
+    dateTimer = setTimeout(
+      () => {
+        dateTimer = null;
+      },
+      1000 - (now % 1000),
+    );
+    dateTimer.unref();
   }
   return cachedDate;
 }
 
-function fields(headers: HttpHeaders, keepHeadLength: boolean): string {
+/** Field lines of `headers` without framing fields, cached on the HttpHeaders until it changes. */
+function fieldBlock(headers: HttpHeaders): string {
+  const cached = headers.wireBlock;
+  if (cached !== null) return cached;
   let s = '';
+  let hasDate = false;
+  let close = false;
   const n = headers.size;
   for (let i = 0; i < n; i++) {
     const name = headers.nameAt(i);
-    if (isFramingField(name) && !(keepHeadLength && name === 'content-length')) continue;
+    if (isFramingField(name)) {
+      if (name === 'connection' && /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i.test(headers.valueAt(i))) close = true;
+      continue;
+    }
+    if (name === 'date') hasDate = true;
     s += `${name}: ${headers.valueAt(i)}\r\n`;
   }
+  headers.wireBlock = s;
+  headers.wireHasDate = hasDate;
+  headers.wireClose = close;
   return s;
+}
+
+/** True when the fields carry `connection: close` (a handler asking to end the connection). */
+export function asksToClose(headers: HttpHeaders): boolean {
+  fieldBlock(headers);
+  return headers.wireClose;
+}
+
+/** Field lines; a HEAD answer may keep the handler's content-length. */
+function fields(headers: HttpHeaders, keepHeadLength: boolean): string {
+  const block = fieldBlock(headers);
+  if (!keepHeadLength) return block;
+  const length = headers.get('content-length');
+  return length === undefined ? block : `${block}content-length: ${length}\r\n`;
+}
+
+const STATUS_LINES: string[] = [];
+
+/** `HTTP/1.1 <status> <phrase>\r\n`, cached for standard phrases. */
+function statusLine(status: number, reason: string): string {
+  if (reason === '') {
+    const cached = STATUS_LINES[status];
+    if (cached !== undefined) return cached;
+    const line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    STATUS_LINES[status] = line;
+    return line;
+  }
+  if (!isFieldValue(reason))
+    throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, 'reason phrase holds CR, LF or controls');
+  return `HTTP/1.1 ${status} ${reason}\r\n`;
 }
 
 /** Options for {@link encodeResponseHead}. */
@@ -97,12 +145,9 @@ export function encodeResponseHead(
   if (!Number.isInteger(status) || status < 100 || status > 599) {
     throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, `invalid response status ${status}`);
   }
-  const phrase = reason === '' ? (STATUS_CODES[status] ?? 'Unknown') : reason;
-  if (!isFieldValue(phrase))
-    throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, 'reason phrase holds CR, LF or controls');
   const isHead = o.requestMethod === 'HEAD';
-  let s = `HTTP/1.1 ${status} ${phrase}\r\n${fields(headers, isHead && o.length < 0)}`;
-  if (o.date && !headers.has('date')) s += `date: ${httpDate()}\r\n`;
+  let s = statusLine(status, reason) + fields(headers, isHead && o.length < 0);
+  if (o.date && !headers.wireHasDate) s += `date: ${httpDate()}\r\n`;
   if (o.framing === 'length') s += `content-length: ${o.length}\r\n`;
   else if (o.framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
   else if (o.framing === 'none' && status >= 200 && status !== 204 && status !== 304) {
