@@ -344,7 +344,7 @@ function renderPage(r: {
           m.cpuUsPerRequest,
           ratio(m.requestsPerSecond, ref?.requestsPerSecond),
           ratio(m.cpuUsPerRequest, ref?.cpuUsPerRequest),
-          m.errors,
+          m.requests === 0 ? 'stalled: 0 requests' : String(m.errors),
         ]);
       }
     }

@@ -130,6 +130,7 @@ async function main(): Promise<void> {
   const points: Point[] = [];
   const skipped = new Map<string, string>();
   const drivers = new Map<string, string>();
+  const stalled = new Set<string>();
   try {
     for (const spec of specs) {
       const port = await freePort();
@@ -157,6 +158,12 @@ async function main(): Promise<void> {
             `${spec.name} ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, p50 ${m.p50Ms} ms, ` +
               `p99 ${m.p99Ms} ms, ${m.cpuUsPerRequest.toFixed(1)} us/req${m.errors ? `, ${m.errors} errors` : ''}${m.requests === 0 ? ' STALLED' : ''}`,
           );
+          if (m.requests === 0) {
+            // A stalled instance stays wedged: give the next size a fresh one.
+            stalled.add(spec.name);
+            await peer.stop();
+            peer = await spec.start(port, backendPort);
+          }
         }
       } finally {
         await peer.stop();
@@ -229,6 +236,12 @@ async function main(): Promise<void> {
   if (skipped.size) {
     out.push('Not measured:', '', ...[...skipped].map(([n, why]) => `- ${n}: not available (${why})`), '');
   }
+  if (stalled.size) {
+    out.push(
+      `Stalled (served 0 requests in a measured run; the instance was restarted for the next size): ${[...stalled].join(', ')}.`,
+      '',
+    );
+  }
   out.push(
     'CPU microseconds per request (lower is better):',
     '',
@@ -255,7 +268,7 @@ async function main(): Promise<void> {
         m.cpuUsPerRequest,
         ratio(m.requestsPerSecond, ref?.requestsPerSecond),
         ratio(m.cpuUsPerRequest, ref?.cpuUsPerRequest),
-        m.requests === 0 ? 'stalled: 0 requests' : m.errors,
+        m.requests === 0 ? 'stalled: 0 requests' : String(m.errors),
       ]);
     }
   }

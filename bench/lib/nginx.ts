@@ -90,7 +90,8 @@ ${httpCommon(prefix)}
 
 /**
  * nginx as an HTTP reverse proxy: upstream block with `keepalive 64`, HTTP/1.1 to the upstream
- * with the Connection header cleared (so upstream connections are reused), default buffering.
+ * with the Connection header cleared (so upstream connections are reused), default in-memory
+ * buffering but no temp files (a body larger than the buffers streams through instead).
  */
 export function startNginxProxy(options: {
   port: number;
@@ -113,6 +114,8 @@ ${httpCommon(prefix)}
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+      # Buffer in memory only: never write a large response to a temp file mid-benchmark.
+      proxy_max_temp_file_size 0;
     }
   }
 }
