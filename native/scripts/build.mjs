@@ -3,7 +3,7 @@
 // headers) must not fail the install: the runtime then reports why and serves on its legacy
 // driver. The reason is written to build/loch-native-build-error.txt for that report.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +15,15 @@ const strict = process.argv.includes('--strict') || process.env.LOCH_NATIVE_STRI
 // Use the headers installed beside this node binary when they exist (Debian's /usr/include/node,
 // official tarballs' <prefix>/include/node): node-gyp then needs no download.
 const prefix = resolve(dirname(process.execPath), '..');
-const args = ['rebuild', '--release'];
+// Incremental when this Node already configured the build: every `pnpm install` in the workspace
+// runs this script, and a full rebuild would delete the working addon under running processes.
+const stamp = join(here, 'build', '.loch-node-version');
+const configured =
+  !process.argv.includes('--rebuild') &&
+  existsSync(join(here, 'build', 'Makefile')) &&
+  existsSync(stamp) &&
+  readFileSync(stamp, 'utf8') === `${process.version} ${process.arch}`;
+const args = [configured ? 'build' : 'rebuild', '--release'];
 if (!process.env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) {
   args.push(`--nodedir=${prefix}`);
 }
@@ -44,6 +52,7 @@ if (result.status !== 0) {
     `${reason}\n@loch/native: the io_uring driver is unavailable; the legacy driver will be used.\n`,
   );
   process.exit(strict ? 1 : 0);
-} else if (result.stderr) {
-  process.stderr.write(result.stderr);
+} else {
+  writeFileSync(stamp, `${process.version} ${process.arch}`);
+  if (result.stderr) process.stderr.write(result.stderr);
 }

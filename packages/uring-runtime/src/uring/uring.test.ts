@@ -380,3 +380,26 @@ describe.skipIf(!probe.available)('uring driver lifecycle', () => {
     }
   });
 });
+
+describe.skipIf(!probe.available)('uring driver with a tiny buffer pool', () => {
+  it('keeps every stream reading when the provided buffers run out (ENOBUFS, then re-arm)', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
+    try {
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      serveEcho(l);
+      const port = portOf(l);
+      const data = randomBytes(256 * 1024);
+      const ok = await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          const c = await driver.connectTcp({ host: '127.0.0.1', port });
+          const [, back] = await Promise.all([c.writeAll(data), readExactly(c, data.length)]);
+          await c.close();
+          return back.equals(data);
+        }),
+      );
+      expect(ok.every(Boolean)).toBe(true);
+    } finally {
+      await driver.close();
+    }
+  });
+});
