@@ -227,7 +227,9 @@ export class LegacyStream implements ByteStream {
       const done = (error: Error | null | undefined) => {
         signal?.removeEventListener('abort', onAbort);
         const lent = bufs.length === 1 ? bufs[0] : undefined;
-        if (aborted) reject(cancelled(syscall, this.remoteAddress, lent));
+        // Node calls back without an error for writes cut short by destroy(): after close() (or an
+        // abort) the write did not complete, whatever the callback says.
+        if (aborted || this.#closed) reject(cancelled(syscall, this.remoteAddress, lent));
         else if (error) reject(this.#writeError(error, syscall, lent));
         else resolve();
       };

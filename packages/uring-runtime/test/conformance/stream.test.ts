@@ -195,6 +195,42 @@ describe.each(cases)('stream conformance: $name driver', ({ name, skip }) => {
     expect(client.closed).toBe(true);
   });
 
+  run('close() fails a pending write with ECANCELED and returns the buffer', async () => {
+    const { listener, client, server } = await tcpPair(driver());
+    res.add(listener);
+    res.add(server);
+    // The server never reads: once both socket buffers are full the write stays pending.
+    const big = new Uint8Array(32 * 1024 * 1024);
+    const pending = client.writeAll(big).catch((e: unknown) => e);
+    await driver().sleep(20);
+    await client.close();
+    const error = await pending;
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect((error as RuntimeError).code).toBe('ECANCELED');
+    expect((error as RuntimeError).buffer).toBe(big);
+  });
+
+  run('a peer reset while writing fails the write with EPIPE or ECONNRESET, with the buffer', async () => {
+    const listener = res.add(await driver().listenTcp({ host: '127.0.0.1', port: 0 }));
+    const accepted = listener.accept();
+    const peer = netConnect({ host: '127.0.0.1', port: portOf(listener) });
+    await new Promise<void>((resolve) => peer.once('connect', resolve));
+    const server = res.add(await accepted);
+    peer.resetAndDestroy();
+    const big = new Uint8Array(16 * 1024 * 1024);
+    let error: unknown;
+    // The first write may still reach the kernel before the reset is seen; the next one cannot.
+    for (let i = 0; i < 8 && error === undefined; i++) {
+      error = await server.writeAll(big).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    }
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect(['EPIPE', 'ECONNRESET']).toContain((error as RuntimeError).code);
+    expect((error as RuntimeError).buffer).toBe(big);
+  });
+
   run('connect refused fails with ECONNREFUSED and the address', async () => {
     const listener = await driver().listenTcp({ host: '127.0.0.1', port: 0 });
     const port = portOf(listener);
