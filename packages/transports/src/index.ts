@@ -1,4 +1,47 @@
 /**
- * @loch/transports: stackable connectors and the connection pool (monoio-transports for Loch).
+ * @loch/transports: stackable connectors (TCP, Unix, unified L4, HTTP/1.1) and the connection
+ * pool (monoio-transports for Loch). Public surface only; src/internal/ is not exported.
  */
+export {
+  type ConnectOptions,
+  type Connector,
+  connectError,
+  type L4ConnectorOptions,
+  type L4Target,
+  TcpConnector,
+  type TcpConnectorOptions,
+  UnifiedL4Connector,
+  UnixConnector,
+} from './connector.js';
+export {
+  AbortedError,
+  ConnectError,
+  InvalidAddressError,
+  ProtocolError,
+  ReadError,
+  TransportError,
+  type TransportErrorCode,
+  type TransportPhase,
+  WriteError,
+} from './errors.js';
+export { type ExchangeOptions, HttpConnection } from './http-connection.js';
+export {
+  HttpConnector,
+  type HttpConnectorOptions,
+  type HttpConnectorStats,
+  isReplayable,
+  type RequestOptions,
+} from './http-connector.js';
+export {
+  type Endpoint,
+  type EndpointInit,
+  type EndpointScheme,
+  endpoint,
+  formatL4Address,
+  type L4Address,
+  parseL4Address,
+  type TcpAddress,
+  type TlsParams,
+  type UnixAddress,
+} from './key.js';
 export { ConnectionPool, type Poolable, type PoolKey, type PoolOptions, type PoolStats } from './pool.js';

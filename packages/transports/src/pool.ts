@@ -153,6 +153,23 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
     return this.#idle.get(key.id)?.items.length ?? 0;
   }
 
+  /**
+   * Removes one idle connection that was found dead while waiting (the peer closed it) and
+   * closes it, counting an eviction. Returns false when it is not idle in this pool.
+   */
+  removeIdle(key: K, conn: C): boolean {
+    const list = this.#idle.get(key.id);
+    if (!list) return false;
+    const i = list.items.findIndex((e) => e.conn === conn);
+    if (i < 0) return false;
+    list.items.splice(i, 1);
+    if (!list.items.length) this.#idle.delete(key.id);
+    this.#stats.idle--;
+    this.#evict(conn);
+    this.#disarmIfEmpty();
+    return true;
+  }
+
   /** Closes idle connections that have waited longer than the idle timeout. Returns how many. */
   purge(): number {
     if (!this.#idleTimeout) return 0;
@@ -175,18 +192,26 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
    * age), for a service rebuilt from its predecessor on reload. `old` keeps its active
    * connections; when they are released there, they go idle in `old` and `old.close()` (once
    * the old service has drained) closes them. Connections over this pool's cap are closed.
+   * `onAdopt` sees each connection kept (a connector re-points it at its new owner). Returns
+   * how many were kept.
    */
-  adoptIdleFrom(old: ConnectionPool<K, C>): void {
-    if (old === this) return;
+  adoptIdleFrom(old: ConnectionPool<K, C>, onAdopt?: (conn: C) => void): number {
+    if (old === this) return 0;
+    let kept = 0;
     for (const [id, list] of old.#idle) {
       for (const entry of list.items) {
         old.#stats.idle--;
         if (this.#closed) this.#close(entry.conn);
-        else this.#putIdle(id, entry.conn, entry.since);
+        else {
+          onAdopt?.(entry.conn);
+          this.#putIdle(id, entry.conn, entry.since);
+          kept++;
+        }
       }
     }
     old.#idle.clear();
     old.#disarmIfEmpty();
+    return kept;
   }
 
   /** Closes every idle connection and refuses to keep more; active ones close on release. */

@@ -1,0 +1,106 @@
+/**
+ * Typed errors of @loch/transports. Each one says in which phase an upstream exchange failed
+ * (connect, write, read, protocol, caller abort), carries a stable `code` and the HTTP `status`
+ * a proxy answers for it (connect refused/failed -> 502, connect or read timeout -> 504, reset
+ * or malformed response -> 502), and keeps the runtime's or codec's error as `cause`.
+ * Not for errors of the runtime or the codec themselves: those stay in their packages.
+ */
+
+/** Stable codes of transport errors. */
+export type TransportErrorCode =
+  | 'ERR_TRANSPORT_CONNECT_REFUSED'
+  | 'ERR_TRANSPORT_CONNECT_TIMEOUT'
+  | 'ERR_TRANSPORT_CONNECT_FAILED'
+  | 'ERR_TRANSPORT_WRITE_FAILED'
+  | 'ERR_TRANSPORT_READ_FAILED'
+  | 'ERR_TRANSPORT_READ_TIMEOUT'
+  | 'ERR_TRANSPORT_PROTOCOL'
+  | 'ERR_TRANSPORT_ABORTED'
+  | 'ERR_TRANSPORT_INVALID_ADDRESS';
+
+/** Where in an exchange a failure happened. */
+export type TransportPhase = 'connect' | 'write' | 'response' | 'body';
+
+const STATUS: Record<TransportErrorCode, number> = {
+  ERR_TRANSPORT_CONNECT_REFUSED: 502,
+  ERR_TRANSPORT_CONNECT_TIMEOUT: 504,
+  ERR_TRANSPORT_CONNECT_FAILED: 502,
+  ERR_TRANSPORT_WRITE_FAILED: 502,
+  ERR_TRANSPORT_READ_FAILED: 502,
+  ERR_TRANSPORT_READ_TIMEOUT: 504,
+  ERR_TRANSPORT_PROTOCOL: 502,
+  ERR_TRANSPORT_ABORTED: 499,
+  ERR_TRANSPORT_INVALID_ADDRESS: 500,
+};
+
+/** Base class of every transport error. */
+export class TransportError extends Error {
+  override readonly name: string = 'TransportError';
+  /** Stable machine-readable code. */
+  readonly code: TransportErrorCode;
+  /** The status a proxy answers for this failure (502, 504; 499 for a caller abort). */
+  readonly status: number;
+  /** The phase of the exchange that failed. */
+  readonly phase: TransportPhase;
+  /** The upstream address (`host:port` or `unix:/path`) when known. */
+  readonly address: string | undefined;
+  /** True when the failure happened on a connection taken from the pool (not a fresh one). */
+  readonly reused: boolean;
+  /**
+   * True when the failure happened on a reused connection before any byte of the response
+   * arrived (the peer most likely closed the idle connection as the request went out): an
+   * idempotent request with a replayable body may be sent again on a new connection.
+   */
+  readonly retryable: boolean;
+
+  constructor(
+    code: TransportErrorCode,
+    phase: TransportPhase,
+    message: string,
+    options: { cause?: unknown; address?: string | undefined; reused?: boolean; retryable?: boolean } = {},
+  ) {
+    super(
+      options.address === undefined ? message : `${message} (${options.address})`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.code = code;
+    this.status = STATUS[code];
+    this.phase = phase;
+    this.address = options.address;
+    this.reused = options.reused ?? false;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** Connecting failed: refused (502), timed out (504), or another errno such as ENOENT for a Unix path (502). */
+export class ConnectError extends TransportError {
+  override readonly name = 'ConnectError';
+}
+
+/** Writing the request failed (the peer reset or closed the connection). */
+export class WriteError extends TransportError {
+  override readonly name = 'WriteError';
+}
+
+/** Reading the response failed: reset, closed before or inside the response (502), or the read timeout passed (504). */
+export class ReadError extends TransportError {
+  override readonly name = 'ReadError';
+}
+
+/** The upstream sent something that is not valid HTTP (the codec's HttpParseError is the cause). */
+export class ProtocolError extends TransportError {
+  override readonly name = 'ProtocolError';
+}
+
+/** The caller aborted the exchange through its AbortSignal; the signal's reason is the cause. */
+export class AbortedError extends TransportError {
+  override readonly name = 'AbortedError';
+}
+
+/** A URL or address that cannot be connected to (unknown scheme, missing port, bad path). */
+export class InvalidAddressError extends TransportError {
+  override readonly name = 'InvalidAddressError';
+  constructor(message: string) {
+    super('ERR_TRANSPORT_INVALID_ADDRESS', 'connect', message);
+  }
+}

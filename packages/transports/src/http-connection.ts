@@ -1,0 +1,429 @@
+/**
+ * HttpConnection: one pooled HTTP/1.1 connection (an @loch/http HttpClient over a stream from an
+ * L4 connector) that carries one exchange per hand-out. It decides reuse: the connection goes
+ * back to its pool only when the response body was read to its end and neither side said
+ * `Connection: close`; after an error, an abort or a body abandoned half-way it is closed. While
+ * idle in the pool it keeps a receive pending, so a peer that closes an idle connection (nginx's
+ * keepalive_timeout) is noticed and evicted before reuse. Errors come out as TransportErrors.
+ * Not for retries and pool policy: HttpConnector (http-connector.ts) does those.
+ */
+import {
+  type HttpBody,
+  HttpClient,
+  type HttpClientOptions,
+  HttpConnectionError,
+  HttpParseError,
+  type HttpRequest,
+  type HttpResponse,
+  type HttpStream,
+  HttpTimeoutError,
+  type StreamChunk,
+  type StreamIoOptions,
+} from '@loch/http';
+import { RuntimeError } from '@loch/uring-runtime';
+import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
+import { type Endpoint, formatL4Address } from './key.js';
+
+/** Options of one exchange. */
+export interface ExchangeOptions {
+  /** Aborts the exchange (and closes the connection): AbortedError. */
+  readonly signal?: AbortSignal | undefined;
+  /**
+   * Longest wait (ms) for the response head after the request, and between two reads of the
+   * body, as nginx's proxy_read_timeout; ReadError ERR_TRANSPORT_READ_TIMEOUT. 0 = none.
+   */
+  readonly readTimeout?: number | undefined;
+}
+
+/** What a connection reports to the connector that handed it out. @internal */
+export interface ConnectionOwner<K extends Endpoint> {
+  /** The exchange ended: keep the connection when `reusable`, else close it. */
+  releaseConnection(conn: HttpConnection<K>, reusable: boolean): void;
+  /** The peer closed (or wrote to) an idle connection: drop it from the pool. */
+  idleConnectionDied(conn: HttpConnection<K>): void;
+}
+
+type State = 'ready' | 'busy' | 'idle' | 'closed';
+
+/**
+ * The stream handed to HttpClient: delegates to the real stream and counts response bytes, so a
+ * failure can be told apart as "before any byte of the response" (retryable).
+ */
+class CountingStream implements HttpStream {
+  received = 0;
+  constructor(readonly inner: HttpStream) {}
+  get remoteAddress() {
+    return this.inner.remoteAddress;
+  }
+  get localAddress() {
+    return this.inner.localAddress;
+  }
+  get driver() {
+    return this.inner.driver;
+  }
+  get closed() {
+    return this.inner.closed;
+  }
+  async recv(options?: StreamIoOptions): Promise<StreamChunk | null> {
+    const chunk = await this.inner.recv(options);
+    if (chunk !== null) this.received += chunk.bytes.byteLength;
+    return chunk;
+  }
+  writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B> {
+    return this.inner.writeAll(buf, options);
+  }
+  writev(bufs: readonly Uint8Array[], options?: StreamIoOptions): Promise<number> {
+    return this.inner.writev(bufs, options);
+  }
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  setNoDelay(enabled: boolean): void {
+    this.inner.setNoDelay(enabled);
+  }
+}
+
+/** Whether a Connection header value holds the `close` token. */
+function saysClose(value: string | undefined): boolean {
+  return value !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(value);
+}
+
+/** One HTTP/1.1 connection to `key`. Obtain it from HttpConnector.connect(); one exchange per hand-out. */
+export class HttpConnection<K extends Endpoint = Endpoint> {
+  /** The endpoint this connection leads to. */
+  readonly key: K;
+  /** Exchanges completed on this connection (1 after the first response was fully read). */
+  exchanges = 0;
+  readonly #io: CountingStream;
+  readonly #client: HttpClient;
+  /** Mutable on purpose: HttpClient reads its timeouts from this object at every read. */
+  readonly #clientOptions: {
+    responseTimeout: number;
+    bodyTimeout: number;
+    authority: string;
+  } & HttpClientOptions;
+  readonly #defaultReadTimeout: number;
+  #owner: ConnectionOwner<K>;
+  #state: State = 'ready';
+  #reused = false;
+  #signal: AbortSignal | undefined = undefined;
+  #aborted = false;
+  #idleWatch: AbortController | undefined = undefined;
+  #dead = false;
+  readonly #onAbort = (): void => {
+    this.#aborted = true;
+    void this.#client.close().catch(() => {});
+  };
+
+  /** @internal Built by HttpConnector. */
+  constructor(
+    key: K,
+    stream: HttpStream,
+    owner: ConnectionOwner<K>,
+    options: { readTimeout: number; limits?: HttpClientOptions['limits'] },
+  ) {
+    this.key = key;
+    this.#owner = owner;
+    this.#io = new CountingStream(stream);
+    this.#defaultReadTimeout = options.readTimeout;
+    this.#clientOptions = {
+      authority: key.authority,
+      responseTimeout: options.readTimeout,
+      bodyTimeout: options.readTimeout,
+      ...(options.limits !== undefined ? { limits: options.limits } : {}),
+    };
+    this.#client = new HttpClient(this.#io, this.#clientOptions);
+  }
+
+  /** The underlying stream (TCP, Unix, later TLS). */
+  get stream(): HttpStream {
+    return this.#io.inner;
+  }
+
+  /** True when this connection came out of the pool rather than from a fresh connect. */
+  get reused(): boolean {
+    return this.#reused;
+  }
+
+  /** Bytes of response received during the current (or last) exchange. */
+  get responseBytes(): number {
+    return this.#io.received;
+  }
+
+  /** False once the peer closed it or it failed; the pool skips such connections. */
+  get alive(): boolean {
+    return !this.#dead && this.#state !== 'closed' && !this.#io.closed;
+  }
+
+  /**
+   * Sends `request` and resolves at the response head. The response body streams from the
+   * connection; reading it to the end returns the connection to the pool (when reusable),
+   * abandoning it (`return()`, `break` in for-await) or an error closes it. A response without
+   * a body releases the connection at once. Rejects with a TransportError.
+   */
+  async send(request: HttpRequest, options: ExchangeOptions = {}): Promise<HttpResponse> {
+    if (this.#state !== 'ready')
+      throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', `connection is ${this.#state}, not ready`);
+    this.#state = 'busy';
+    this.#io.received = 0;
+    this.#aborted = false;
+    const rt = options.readTimeout ?? this.#defaultReadTimeout;
+    this.#clientOptions.responseTimeout = rt;
+    this.#clientOptions.bodyTimeout = rt;
+    const signal = options.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.#finish(this.alive);
+        throw new AbortedError('ERR_TRANSPORT_ABORTED', 'write', 'request aborted before it was sent', {
+          cause: signal.reason,
+          address: this.#address(),
+        });
+      }
+      this.#signal = signal;
+      signal.addEventListener('abort', this.#onAbort, { once: true });
+    }
+    let res: HttpResponse;
+    try {
+      res = await this.#client.send(request);
+    } catch (error) {
+      const mapped = this.#mapError(error, 'response');
+      this.#finish(false);
+      throw mapped;
+    }
+    const closeRequested = saysClose(request.headers.get('connection'));
+    if (res.body.kind === 'empty') {
+      // No body on the wire (HEAD, 204, 304, Content-Length: 0): the exchange is over.
+      this.#finish(this.#client.reusable && !closeRequested);
+      return res;
+    }
+    res.body = new PooledResponseBody(this, res.body, closeRequested);
+    return res;
+  }
+
+  /** Gives the connection back without an exchange (after connect() when it was not needed). */
+  release(): void {
+    if (this.#state === 'ready') this.#finish(this.#client.reusable);
+  }
+
+  /** Closes the connection now (an exchange in progress fails). */
+  close(): Promise<void> {
+    if (this.#state === 'closed') return Promise.resolve();
+    const handedOut = this.#state === 'ready';
+    this.#state = 'closed';
+    this.#stopIdleWatch();
+    this.#detachSignal();
+    const closing = this.#client.close().catch(() => {});
+    // Held but unused: it stops counting as active. (An exchange in progress releases it when it fails.)
+    if (handedOut) this.#owner.releaseConnection(this, false);
+    return closing;
+  }
+
+  /** @internal the body was read to its end */
+  bodyDone(closeRequested: boolean): void {
+    this.exchanges++;
+    this.#finish(this.#client.reusable && !closeRequested);
+  }
+
+  /** @internal the body failed or was abandoned; maps the error (if any) and closes */
+  bodyFailed(error: unknown): TransportError | undefined {
+    const mapped = error === undefined ? undefined : this.#mapError(error, 'body');
+    this.#finish(false);
+    return mapped;
+  }
+
+  /** @internal handed out by the connector: `reused` when it came from the pool */
+  handOut(owner: ConnectionOwner<K>, reused: boolean): void {
+    this.#owner = owner;
+    this.#reused = reused;
+    this.#stopIdleWatch();
+    if (this.#state === 'idle') this.#state = 'ready';
+  }
+
+  /** @internal points an adopted idle connection at its new owner */
+  adopt(owner: ConnectionOwner<K>): void {
+    this.#owner = owner;
+  }
+
+  /** @internal the connection went idle in the pool: watch for the peer closing it */
+  watchIdle(): void {
+    if (this.#state !== 'ready') return;
+    this.#state = 'idle';
+    const ctrl = new AbortController();
+    this.#idleWatch = ctrl;
+    this.#io.inner.recv({ signal: ctrl.signal }).then(
+      (chunk) => {
+        // An idle HTTP/1.1 connection must stay silent: data (an early 408, garbage) or end of
+        // stream both make it unusable.
+        chunk?.release();
+        this.#idleEvent(ctrl);
+      },
+      () => {
+        if (!ctrl.signal.aborted) this.#idleEvent(ctrl);
+      },
+    );
+  }
+
+  #idleEvent(ctrl: AbortController): void {
+    this.#dead = true;
+    if (this.#idleWatch === ctrl && this.#state === 'idle') {
+      this.#idleWatch = undefined;
+      this.#owner.idleConnectionDied(this);
+      void this.close();
+    } else if (this.#state !== 'closed') {
+      // Taken for a new exchange in the same tick the peer spoke: what it sent is gone, so the
+      // connection cannot be trusted. Closing it fails that exchange before any response byte,
+      // which the connector retries.
+      void this.#client.close().catch(() => {});
+    }
+  }
+
+  #stopIdleWatch(): void {
+    const ctrl = this.#idleWatch;
+    if (ctrl !== undefined) {
+      this.#idleWatch = undefined;
+      ctrl.abort();
+    }
+  }
+
+  #detachSignal(): void {
+    if (this.#signal !== undefined) {
+      this.#signal.removeEventListener('abort', this.#onAbort);
+      this.#signal = undefined;
+    }
+  }
+
+  #finish(reusable: boolean): void {
+    this.#detachSignal();
+    if (this.#state !== 'closed' && reusable && this.alive) {
+      this.#state = 'ready';
+      this.#owner.releaseConnection(this, true);
+      return;
+    }
+    if (this.#state !== 'closed') {
+      this.#state = 'closed';
+      this.#stopIdleWatch();
+      void this.#client.close().catch(() => {});
+    }
+    this.#owner.releaseConnection(this, false);
+  }
+
+  #address(): string {
+    return formatL4Address(this.key.address);
+  }
+
+  #mapError(error: unknown, phase: 'response' | 'body'): TransportError {
+    const address = this.#address();
+    const reused = this.#reused;
+    if (this.#aborted || error instanceof AbortedError)
+      return error instanceof AbortedError
+        ? error
+        : new AbortedError('ERR_TRANSPORT_ABORTED', phase, 'exchange aborted', {
+            cause: this.#signal?.reason ?? error,
+            address,
+            reused,
+          });
+    if (error instanceof HttpTimeoutError)
+      return new ReadError('ERR_TRANSPORT_READ_TIMEOUT', phase, `read timed out waiting for the ${phase}`, {
+        cause: error,
+        address,
+        reused,
+      });
+    const beforeResponse = phase === 'response' && this.#io.received === 0;
+    const retryable = reused && beforeResponse;
+    if (error instanceof HttpParseError && error.code !== 'ERR_HTTP_INCOMPLETE_MESSAGE')
+      return new ProtocolError('ERR_TRANSPORT_PROTOCOL', phase, `invalid response: ${error.message}`, {
+        cause: error,
+        address,
+        reused,
+      });
+    if (error instanceof RuntimeError && (error.syscall === 'write' || error.syscall === 'writev'))
+      return new WriteError(
+        'ERR_TRANSPORT_WRITE_FAILED',
+        phase,
+        `writing the request failed: ${error.code}`,
+        {
+          cause: error,
+          address,
+          reused,
+          retryable,
+        },
+      );
+    const what =
+      error instanceof HttpConnectionError
+        ? 'connection closed before a response'
+        : error instanceof HttpParseError
+          ? 'connection closed inside the response body'
+          : error instanceof RuntimeError
+            ? `read failed: ${error.code}`
+            : `exchange failed: ${error instanceof Error ? error.message : String(error)}`;
+    return new ReadError('ERR_TRANSPORT_READ_FAILED', phase, what, {
+      cause: error,
+      address,
+      reused,
+      retryable,
+    });
+  }
+}
+
+/**
+ * The response body handed to callers: streams from the connection and tells it how the body
+ * ended (fully read, failed, abandoned), so the connection is released exactly once.
+ */
+class PooledResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
+  readonly kind: HttpBody['kind'];
+  readonly length: number;
+  readonly #inner: HttpBody;
+  readonly #it: AsyncIterator<Uint8Array>;
+  readonly #conn: HttpConnection<Endpoint>;
+  readonly #closeRequested: boolean;
+  #done = false;
+
+  constructor(conn: HttpConnection<Endpoint>, inner: HttpBody, closeRequested: boolean) {
+    this.kind = inner.kind;
+    this.length = inner.length;
+    this.#inner = inner;
+    this.#it = inner[Symbol.asyncIterator]();
+    this.#conn = conn;
+    this.#closeRequested = closeRequested;
+  }
+
+  get trailers() {
+    return this.#inner.trailers;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#done) return { done: true, value: undefined };
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await this.#it.next();
+    } catch (error) {
+      this.#done = true;
+      throw this.#conn.bodyFailed(error);
+    }
+    if (r.done) {
+      this.#done = true;
+      this.#conn.bodyDone(this.#closeRequested);
+    }
+    return r;
+  }
+
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    if (!this.#done) {
+      this.#done = true;
+      try {
+        await this.#it.return?.();
+      } catch {
+        // the connection is dropped either way
+      }
+      this.#conn.bodyFailed(undefined);
+    }
+    return { done: true, value: undefined };
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * HttpConnector: HTTP/1.1 over any L4 connector (TCP, Unix, later TLS), with the connection
+ * pool. `request(key, req)` takes an idle connection (checked alive) or connects, sends one
+ * request, and streams the response; the connection returns to the pool when the body was read
+ * to its end. A request that fails on a reused connection before any response byte is retried
+ * once on a new connection when it is idempotent and its body can be sent again. Reload: a
+ * rebuilt service's connector adopts the old one's idle connections (`adoptIdleFrom`).
+ * Not for routing, load balancing or rewriting requests: the proxy does that.
+ */
+import {
+  FixedBody,
+  type H1Limits,
+  type HttpBody,
+  type HttpRequest,
+  type HttpResponse,
+  type HttpStream,
+} from '@loch/http';
+import type { ConnectOptions, Connector } from './connector.js';
+import { TransportError } from './errors.js';
+import { type ConnectionOwner, type ExchangeOptions, HttpConnection } from './http-connection.js';
+import type { Endpoint } from './key.js';
+import { ConnectionPool, type PoolOptions, type PoolStats } from './pool.js';
+
+/** HttpConnector settings. */
+export interface HttpConnectorOptions {
+  /** Pool settings (maxIdlePerKey, idleTimeout, reuse); the liveness check is the connector's own. */
+  readonly pool?: Omit<PoolOptions<HttpConnection>, 'isAlive'>;
+  /** Default connect deadline (ms) when a request gives none; 0 = the L4 connector's. Default 10 s. */
+  readonly connectTimeout?: number;
+  /** Default read timeout (ms): response head wait and gap between body reads. 0 = none. Default 60 s. */
+  readonly readTimeout?: number;
+  /** Response head limits. */
+  readonly limits?: Partial<H1Limits>;
+  /** Retry idempotent requests that fail on a reused connection before any response byte. Default true. */
+  readonly retryIdempotent?: boolean;
+}
+
+/** Options of one request. */
+export interface RequestOptions extends ExchangeOptions {
+  /** Connect deadline (ms) if a new connection is needed. */
+  readonly connectTimeout?: number | undefined;
+}
+
+/** Pool counters plus the connector's own. */
+export interface HttpConnectorStats extends PoolStats {
+  /** Requests sent again on a new connection after a reused one failed before the response. */
+  retried: number;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** Whether `request` may be sent twice: idempotent method, and a body that can be replayed. */
+export function isReplayable(request: Pick<HttpRequest, 'method' | 'body'>): boolean {
+  return IDEMPOTENT.has(request.method) && replayableBody(request.body);
+}
+
+function replayableBody(body: HttpBody): boolean {
+  return body.kind === 'empty' || body instanceof FixedBody;
+}
+
+/** HTTP/1.1 connections from an L4 connector, pooled per Endpoint id. */
+export class HttpConnector<K extends Endpoint = Endpoint>
+  implements Connector<K, HttpConnection<K>>, ConnectionOwner<K>
+{
+  /** The pool of idle connections (stats, idleCount). */
+  readonly pool: ConnectionPool<K, HttpConnection<K>>;
+  readonly #l4: Connector<K, HttpStream>;
+  readonly #connectTimeout: number;
+  readonly #readTimeout: number;
+  readonly #limits: Partial<H1Limits> | undefined;
+  readonly #retry: boolean;
+  #retried = 0;
+
+  /** `l4` makes the streams: a UnifiedL4Connector, a TcpConnector, later a TlsConnector over one. */
+  constructor(l4: Connector<K, HttpStream>, options: HttpConnectorOptions = {}) {
+    this.#l4 = l4;
+    this.#connectTimeout = options.connectTimeout ?? 10_000;
+    this.#readTimeout = options.readTimeout ?? 60_000;
+    this.#limits = options.limits;
+    this.#retry = options.retryIdempotent ?? true;
+    this.pool = new ConnectionPool<K, HttpConnection<K>>({ ...options.pool, isAlive: (c) => c.alive });
+  }
+
+  /**
+   * A connection to `key`: an idle one that is still alive, else a new one. It carries one
+   * exchange (`send`), then goes back to the pool by itself; call `release()` if unused.
+   */
+  async connect(key: K, options?: ConnectOptions): Promise<HttpConnection<K>> {
+    return this.#takeIdle(key) ?? (await this.#connectNew(key, options?.signal, options?.timeout));
+  }
+
+  /**
+   * Sends `request` to `key` and resolves with the response at its head; the body streams.
+   * Read the body to its end (or `return()` it) to release the connection. Rejects with a
+   * TransportError: ConnectError (refused 502, timeout 504), WriteError/ReadError (reset,
+   * closed, read timeout 504), ProtocolError (invalid response), AbortedError (signal).
+   */
+  async request(key: K, request: HttpRequest, options: RequestOptions = {}): Promise<HttpResponse> {
+    const idle = this.#takeIdle(key);
+    if (idle !== undefined) {
+      try {
+        return await idle.send(request, options);
+      } catch (error) {
+        if (!(this.#retry && error instanceof TransportError && error.retryable && isReplayable(request)))
+          throw error;
+        if (options.signal?.aborted) throw error;
+        this.#retried++;
+      }
+    }
+    const conn = await this.#connectNew(key, options.signal, options.connectTimeout);
+    return conn.send(request, options);
+  }
+
+  /** Counters: pool gauges and totals, and retries. */
+  stats(): HttpConnectorStats {
+    return { ...this.pool.stats(), retried: this.#retried };
+  }
+
+  /**
+   * Takes over the idle connections of the connector being replaced (hot reload: call from
+   * MakeService.make(old)). Connections in use stay with `old` and close when released there
+   * after `old.close()`.
+   */
+  adoptIdleFrom(old: HttpConnector<K>): number {
+    return this.pool.adoptIdleFrom(old.pool, (conn) => conn.adopt(this));
+  }
+
+  /** Closes idle connections; connections in use close when their exchange ends. */
+  close(): void {
+    this.pool.close();
+  }
+
+  /** @internal ConnectionOwner */
+  releaseConnection(conn: HttpConnection<K>, reusable: boolean): void {
+    if (reusable) conn.watchIdle();
+    this.pool.release(conn.key, conn, reusable);
+  }
+
+  /** @internal ConnectionOwner */
+  idleConnectionDied(conn: HttpConnection<K>): void {
+    this.pool.removeIdle(conn.key, conn);
+  }
+
+  #takeIdle(key: K): HttpConnection<K> | undefined {
+    const conn = this.pool.acquire(key);
+    if (conn !== undefined) conn.handOut(this, true);
+    return conn;
+  }
+
+  async #connectNew(
+    key: K,
+    signal: AbortSignal | undefined,
+    timeout: number | undefined,
+  ): Promise<HttpConnection<K>> {
+    const ms = timeout ?? this.#connectTimeout;
+    const stream = await this.#l4.connect(key, { signal, ...(ms > 0 ? { timeout: ms } : {}) });
+    const conn = new HttpConnection<K>(key, stream, this, {
+      readTimeout: this.#readTimeout,
+      ...(this.#limits !== undefined ? { limits: this.#limits } : {}),
+    });
+    this.pool.created(key, conn);
+    conn.handOut(this, false);
+    return conn;
+  }
+}
