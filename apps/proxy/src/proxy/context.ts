@@ -1,0 +1,83 @@
+/**
+ * The proxy's request context: one @loch/certain-map schema for every layer of the service
+ * chain. The connection part (peer, local address, driver, server) is set once per accepted
+ * connection by the HttpServer `context` factory; each request forks it and adds the request
+ * and its start time; the route layer adds the match, the upstream layer the chosen upstream.
+ * A layer states the keys it needs in its request type, so a chain assembled in the wrong
+ * order does not compile. Not for configuration (config/) or per-worker state (worker.ts).
+ */
+import { defineContext, type Has } from '@loch/certain-map';
+import type { HttpRequest } from '@loch/http';
+import type { DriverName, SocketAddress } from '@loch/uring-runtime';
+import type { UpstreamConfig } from '../config/schema.js';
+import type { RouteMatch } from '../routing/router.js';
+import type { CompiledRoute } from './route.js';
+
+/** What a connection knows about the server (listener) that accepted it. */
+export interface ServerIdentity {
+  /** The server's key in the config (`servers.<key>`). */
+  readonly key: string;
+  /** Scheme clients used to reach it (for X-Forwarded-Proto). */
+  readonly scheme: 'http';
+}
+
+/** Every key a proxy context can hold. */
+export interface ProxySchema {
+  /** The client's address. */
+  peerAddr: SocketAddress;
+  /** The listening side's address. */
+  localAddr: SocketAddress;
+  /** The I/O driver serving the connection. */
+  driver: DriverName;
+  /** The server that accepted the connection. */
+  server: ServerIdentity;
+  /** The request being proxied. */
+  request: HttpRequest;
+  /** The request target as the client sent it (the request's own target is rewritten). */
+  clientTarget: string;
+  /** `performance.now()` when the request head was complete. */
+  startedAt: number;
+  /** The matched route, its parameters and prefix. */
+  route: RouteMatch<CompiledRoute>;
+  /** The path (and query) to send upstream, after normalization and rewriting. */
+  upstreamTarget: string;
+  /** The upstream the request was sent to. */
+  upstream: UpstreamConfig;
+}
+
+/** The context definition. */
+export const ProxyContext = defineContext<ProxySchema>()([
+  'peerAddr',
+  'localAddr',
+  'driver',
+  'server',
+  'request',
+  'clientTarget',
+  'startedAt',
+  'route',
+  'upstreamTarget',
+  'upstream',
+]);
+
+/** A context with the connection keys (what the HttpServer context factory builds). */
+export type ConnectionCx = Has<typeof ProxyContext, 'peerAddr' | 'localAddr' | 'driver' | 'server'>;
+
+/** A context with the connection keys and a request: what the service chain receives. */
+export type RequestCx = Has<
+  typeof ProxyContext,
+  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'request' | 'clientTarget' | 'startedAt'
+>;
+
+/** A request that has been routed: what the upstream layer receives. */
+export type RoutedCx = Has<
+  typeof ProxyContext,
+  | 'peerAddr'
+  | 'localAddr'
+  | 'driver'
+  | 'server'
+  | 'request'
+  | 'clientTarget'
+  | 'startedAt'
+  | 'route'
+  | 'upstreamTarget'
+>;

@@ -1,0 +1,90 @@
+/**
+ * Typed failures of the proxy path and the status each one answers: no route 404, a path that
+ * climbs above the root 400, an upstream that refuses, resets or breaks protocol before a
+ * response 502, an upstream too slow to connect or answer 504. `classifyUpstreamError` turns
+ * what the runtime and @loch/http throw into one of these. Not for config errors (config/load.ts).
+ */
+import { HttpConnectionError, HttpParseError, HttpTimeoutError } from '@loch/http';
+
+/** Stable codes of ProxyError. */
+export type ProxyErrorCode =
+  | 'ERR_LOCH_NO_ROUTE'
+  | 'ERR_LOCH_BAD_PATH'
+  | 'ERR_LOCH_UPSTREAM_REFUSED'
+  | 'ERR_LOCH_UPSTREAM_RESET'
+  | 'ERR_LOCH_UPSTREAM_PROTOCOL'
+  | 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT'
+  | 'ERR_LOCH_UPSTREAM_TIMEOUT'
+  | 'ERR_LOCH_UPSTREAM_FAILED';
+
+const STATUS: Record<ProxyErrorCode, number> = {
+  ERR_LOCH_NO_ROUTE: 404,
+  ERR_LOCH_BAD_PATH: 400,
+  ERR_LOCH_UPSTREAM_REFUSED: 502,
+  ERR_LOCH_UPSTREAM_RESET: 502,
+  ERR_LOCH_UPSTREAM_PROTOCOL: 502,
+  ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT: 504,
+  ERR_LOCH_UPSTREAM_TIMEOUT: 504,
+  ERR_LOCH_UPSTREAM_FAILED: 502,
+};
+
+/** A request the proxy answers itself, with `status` and a one-line body naming `code`. */
+export class ProxyError extends Error {
+  override readonly name = 'ProxyError';
+  /** The status sent to the client. */
+  readonly status: number;
+  constructor(
+    readonly code: ProxyErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.status = STATUS[code];
+  }
+}
+
+/**
+ * Maps a failure while connecting to or exchanging with an upstream (before any response byte
+ * was passed on) to a ProxyError. `label` names the upstream for the message.
+ */
+export function classifyUpstreamError(
+  error: unknown,
+  phase: 'connect' | 'exchange',
+  label: string,
+): ProxyError {
+  if (error instanceof ProxyError) return error;
+  if (error instanceof HttpTimeoutError) {
+    return new ProxyError('ERR_LOCH_UPSTREAM_TIMEOUT', `upstream ${label}: ${error.kind} timeout`, {
+      cause: error,
+    });
+  }
+  if (error instanceof HttpParseError) {
+    return new ProxyError('ERR_LOCH_UPSTREAM_PROTOCOL', `upstream ${label}: ${error.code}`, { cause: error });
+  }
+  if (error instanceof HttpConnectionError) {
+    return new ProxyError('ERR_LOCH_UPSTREAM_RESET', `upstream ${label}: closed before a response`, {
+      cause: error,
+    });
+  }
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'ETIMEDOUT') {
+    return phase === 'connect'
+      ? new ProxyError('ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT', `upstream ${label}: connect timeout`, {
+          cause: error,
+        })
+      : new ProxyError('ERR_LOCH_UPSTREAM_TIMEOUT', `upstream ${label}: timeout`, { cause: error });
+  }
+  if (code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH') {
+    return new ProxyError('ERR_LOCH_UPSTREAM_REFUSED', `upstream ${label}: ${String(code)}`, {
+      cause: error,
+    });
+  }
+  if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED') {
+    return new ProxyError('ERR_LOCH_UPSTREAM_RESET', `upstream ${label}: ${String(code)}`, { cause: error });
+  }
+  return new ProxyError(
+    'ERR_LOCH_UPSTREAM_FAILED',
+    `upstream ${label}: ${(error as Error | null)?.message ?? String(error)}`,
+    { cause: error },
+  );
+}

@@ -1,0 +1,85 @@
+/**
+ * ForwardedBody: the upstream response body as the proxy hands it to the client. It passes
+ * chunks through untouched (same views, no copy), counts the bytes, and reports the end once:
+ * `done(bytes, error)` after the last chunk was written downstream (the server pulls the next
+ * chunk only after writing the previous one), or when the client went away (`return()`), or
+ * when the upstream failed mid-body. The upstream layer uses the end to release or close the
+ * upstream connection; the core layer adds its access-log hook. Not a buffer.
+ */
+import type { BodyKind, HttpBody, HttpHeaders } from '@loch/http';
+
+/** Called once when a forwarded body ends; `error` is set when it did not end cleanly. */
+export type BodyEnd = (bytes: number, error: unknown) => void;
+
+/** A pass-through body with an end hook. */
+export class ForwardedBody implements HttpBody, AsyncIterator<Uint8Array> {
+  readonly kind: BodyKind;
+  readonly length: number;
+  /** Bytes passed through so far. */
+  bytes = 0;
+  /** Extra hook run after `done` (the access log). */
+  onEnd: BodyEnd | null = null;
+  #iterator: AsyncIterator<Uint8Array> | null = null;
+  #ended = false;
+
+  constructor(
+    private readonly source: HttpBody,
+    private readonly done: BodyEnd,
+  ) {
+    this.kind = source.kind;
+    this.length = source.length;
+  }
+
+  get trailers(): HttpHeaders | null {
+    return this.source.trailers ?? null;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    this.#iterator ??= this.source[Symbol.asyncIterator]();
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#ended) return { done: true, value: undefined };
+    if (this.#iterator === null) this.#iterator = this.source[Symbol.asyncIterator]();
+    const it = this.#iterator;
+    let r: IteratorResult<Uint8Array>;
+    try {
+      r = await it.next();
+    } catch (error) {
+      this.#end(error);
+      throw error;
+    }
+    if (r.done) this.#end(null);
+    else this.bytes += r.value.byteLength;
+    return r;
+  }
+
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    if (!this.#ended) {
+      try {
+        await this.#iterator?.return?.();
+      } catch {
+        // the upstream body is being abandoned anyway
+      }
+      this.#end(new BodyAbandoned());
+    }
+    return { done: true, value: undefined };
+  }
+
+  #end(error: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.done(this.bytes, error);
+    this.onEnd?.(this.bytes, error);
+  }
+}
+
+/** The downstream stopped reading a forwarded body (client gone, or HEAD/204/304 answered). */
+export class BodyAbandoned extends Error {
+  override readonly name = 'BodyAbandoned';
+  readonly code = 'ERR_LOCH_BODY_ABANDONED';
+  constructor() {
+    super('the response body was not sent to the end');
+  }
+}

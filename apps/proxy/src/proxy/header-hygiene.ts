@@ -1,0 +1,79 @@
+/**
+ * Header hygiene for forwarding, per RFC 9110 §7.6: hop-by-hop fields (Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
+ * Proxy-Authorization) and every field the Connection header names are removed, in both
+ * directions; X-Forwarded-For/-Proto/-Host and Via are added to requests, Via to responses.
+ * A message without any hop-by-hop field costs one scan of its names and no allocation.
+ * Not for routing decisions or the Host policy (route.ts, upstream.ts).
+ */
+import type { HttpHeaders, HttpVersion } from '@loch/http';
+import type { SocketAddress } from '@loch/uring-runtime';
+
+/** The fixed hop-by-hop field names (lowercase). */
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
+
+/** The `received-by` pseudonym this proxy writes into Via. */
+export const VIA_NAME = 'loch';
+
+/** Removes hop-by-hop fields and every field named by a Connection field. */
+export function removeHopByHop(headers: HttpHeaders): void {
+  const n = headers.size;
+  let found = false;
+  let named: string[] | undefined;
+  for (let i = 0; i < n; i++) {
+    const name = headers.nameAt(i);
+    if (!HOP_BY_HOP.has(name)) continue;
+    found = true;
+    if (name === 'connection') {
+      for (const token of headers.valueAt(i).split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t !== '' && !HOP_BY_HOP.has(t)) (named ??= []).push(t);
+      }
+    }
+  }
+  if (!found) return;
+  for (const name of HOP_BY_HOP) headers.delete(name);
+  if (named !== undefined) for (const name of named) headers.delete(name);
+}
+
+/** The client address as X-Forwarded-For writes it (IPv6 without brackets; unix peers as "unix"). */
+export function forwardedFor(peer: SocketAddress): string {
+  return peer.family === 'unix' ? 'unix' : peer.address;
+}
+
+/**
+ * Adds the forwarding fields to a request going upstream: appends the client to
+ * X-Forwarded-For, sets X-Forwarded-Proto and X-Forwarded-Host (the Host the client asked
+ * for), and appends this hop to Via.
+ */
+export function addForwardingHeaders(
+  headers: HttpHeaders,
+  peer: SocketAddress,
+  scheme: string,
+  clientHost: string | undefined,
+  version: HttpVersion,
+): void {
+  const client = forwardedFor(peer);
+  const prior = headers.getAll('x-forwarded-for');
+  if (prior.length === 0) headers.append('x-forwarded-for', client);
+  else headers.set('x-forwarded-for', `${prior.join(', ')}, ${client}`);
+  headers.set('x-forwarded-proto', scheme);
+  if (clientHost !== undefined) headers.set('x-forwarded-host', clientHost);
+  headers.append('via', `${version === '1.0' ? '1.0' : version === '2' ? '2' : '1.1'} ${VIA_NAME}`);
+}
+
+/** Cleans a response coming back from upstream: hop-by-hop fields out, this hop into Via. */
+export function cleanResponseHeaders(headers: HttpHeaders, version: HttpVersion): void {
+  removeHopByHop(headers);
+  headers.append('via', `${version === '1.0' ? '1.0' : version === '2' ? '2' : '1.1'} ${VIA_NAME}`);
+}

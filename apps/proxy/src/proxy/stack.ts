@@ -1,0 +1,48 @@
+/**
+ * Assembles one server's service chain with FactoryStack, outermost first:
+ *   context -> HTTP core (errors, access log) -> connection reuse -> route and rewrite -> upstream
+ * `make(old)` builds each level from the same level of the previous chain, so the upstream
+ * connector (with its idle pool) carries over a reload. Not for listeners or reload
+ * orchestration (worker.ts).
+ */
+import { FactoryStack, type MakeService } from '@loch/service-async';
+import type { ServerConfig } from '../config/schema.js';
+import type { UpstreamConnector } from './connector.js';
+import { ContextHandler, type CoreService, coreLayer } from './core.js';
+import type { ProxyLog } from './log.js';
+import { type ConnectionReuseService, reuseLayer, type ServerLifecycle } from './reuse.js';
+import { type RouteService, routeLayer } from './route.js';
+import { type UpstreamService, upstreamFactory } from './upstream.js';
+
+/** What a server's chain is built from. */
+export interface ServerStackConfig {
+  readonly server: ServerConfig;
+  readonly routes: ServerConfig['routes'];
+  readonly log: ProxyLog;
+  readonly lifecycle: ServerLifecycle;
+  readonly newConnector: () => UpstreamConnector;
+}
+
+/** The factory of a server's handler (the context layer on top of the chain). */
+export function serverStack(config: ServerStackConfig): MakeService<ContextHandler> {
+  const t = config.server.timeouts;
+  return new FactoryStack(config)
+    .replace(
+      upstreamFactory({
+        timeouts: { connect: t.upstreamConnect, read: t.upstreamRead },
+        newConnector: config.newConnector,
+      }),
+    )
+    .push(routeLayer())
+    .push(reuseLayer())
+    .push(coreLayer())
+    .pushMapTarget((core) => new ContextHandler(core)).factory;
+}
+
+/** The upstream connector at the bottom of a built chain (for stats and for closing a removed server's pool). */
+export function connectorOf(handler: ContextHandler): UpstreamConnector {
+  const core = handler.inner as CoreService;
+  const reuse = core.inner as ConnectionReuseService;
+  const route = reuse.inner as RouteService;
+  return (route.inner as UpstreamService).connector;
+}

@@ -1,0 +1,363 @@
+/**
+ * One proxy worker (a thread started by the runtime's start()): binds its listeners, serves
+ * each accepted connection with the HttpServer of its server, and runs the reload protocol the
+ * main thread drives over the command channel:
+ *   precommit(config): build every server's next chain from its current one (make(old): pools
+ *                      carry over) and bind listeners the new config adds; nothing is served
+ *                      yet, and any failure undoes both and is reported;
+ *   commit:            swap the staged chains in, start accepting on new listeners, close the
+ *                      listeners of removed servers or changed addresses;
+ *   abort:             drop the staged chains, close the listeners bound for them.
+ * TCP listeners are bound in every worker with SO_REUSEPORT (the kernel spreads connections);
+ * a Unix path can be bound by one socket only, so worker 0 owns every Unix listener.
+ * On stop (context.signal) it closes its listeners, lets in-flight requests finish with
+ * `connection: close` within the server's shutdown grace, then closes what is left.
+ * Not for config loading or signal handling (run.ts).
+ */
+import { HttpServer } from '@loch/http';
+import { ServiceSlot } from '@loch/service-async';
+import {
+  type ByteStream,
+  type StreamListener,
+  TcpListener,
+  UnixListener,
+  type WorkerContext,
+} from '@loch/uring-runtime';
+import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
+import { PooledHttpConnector } from './connector.js';
+import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
+import type { ContextHandler } from './core.js';
+import { ProxyLog } from './log.js';
+import type { ServerLifecycle } from './reuse.js';
+import { connectorOf, serverStack } from './stack.js';
+
+/** What the main thread hands every worker at start. */
+export interface WorkerData {
+  readonly config: ProxyConfig;
+}
+
+/** Commands of the reload protocol (main -> worker). */
+export type WorkerCommand =
+  | { readonly t: 'precommit'; readonly generation: number; readonly config: ProxyConfig }
+  | { readonly t: 'commit'; readonly generation: number }
+  | { readonly t: 'abort'; readonly generation: number }
+  | { readonly t: 'stats' };
+
+/** A worker's answer to `stats`. */
+export interface WorkerStats {
+  readonly worker: number;
+  readonly generation: number;
+  readonly connections: number;
+  readonly listeners: readonly string[];
+  readonly upstream: Record<string, { idle: number; active: number; created: number; reused: number }>;
+}
+
+/** Identity of a listen address (equal ids = the same listener across reloads). */
+export function listenId(address: ListenAddress): string {
+  return address.kind === 'tcp' ? `tcp:${address.host}:${address.port}` : `unix:${address.path}`;
+}
+
+interface ServerEntry {
+  readonly key: string;
+  readonly slot: ServiceSlot<ContextHandler>;
+  readonly identity: ServerIdentity;
+  config: ServerConfig;
+  lifecycle: ServerLifecycle;
+  http: HttpServer<ConnectionCx>;
+  staged: { config: ServerConfig; lifecycle: ServerLifecycle } | null;
+}
+
+interface ListenerEntry {
+  readonly id: string;
+  readonly listener: StreamListener;
+  serverKey: string;
+  accepting: boolean;
+}
+
+function timeoutsKey(s: ServerConfig): string {
+  const t = s.timeouts;
+  return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}`;
+}
+
+/** The proxy worker. */
+export class ProxyWorker {
+  readonly log: ProxyLog;
+  generation = 0;
+  #config: ProxyConfig;
+  readonly #servers = new Map<string, ServerEntry>();
+  readonly #listeners = new Map<string, ListenerEntry>();
+  /** Every HttpServer that may still have connections (replaced ones drain on their own). */
+  readonly #https = new Set<HttpServer<ConnectionCx>>();
+  readonly #open = new Set<ByteStream>();
+  #staged: {
+    generation: number;
+    config: ProxyConfig;
+    listeners: ListenerEntry[];
+    added: ServerEntry[];
+  } | null = null;
+  #stopping = false;
+
+  constructor(
+    readonly index: number,
+    config: ProxyConfig,
+  ) {
+    this.#config = config;
+    this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
+  }
+
+  /** Binds and builds the first config (generation 0). */
+  async start(): Promise<void> {
+    await this.precommit(0, this.#config);
+    this.commit(0);
+  }
+
+  /** Runs a command of the reload protocol. */
+  command(msg: WorkerCommand): unknown {
+    switch (msg.t) {
+      case 'precommit':
+        return this.precommit(msg.generation, msg.config);
+      case 'commit':
+        return this.commit(msg.generation);
+      case 'abort':
+        return this.abort(msg.generation);
+      case 'stats':
+        return this.stats();
+    }
+  }
+
+  #owns(address: ListenAddress): boolean {
+    return address.kind === 'tcp' || this.index === 0;
+  }
+
+  async precommit(generation: number, config: ProxyConfig): Promise<void> {
+    if (this.#stopping) throw new Error('worker is stopping');
+    if (this.#staged !== null) this.abort(this.#staged.generation);
+    const staged = { generation, config, listeners: [] as ListenerEntry[], added: [] as ServerEntry[] };
+    this.#staged = staged;
+    try {
+      for (const server of config.servers) {
+        const lifecycle: ServerLifecycle = { retired: false };
+        const factory = serverStack({
+          server,
+          routes: server.routes,
+          log: this.log,
+          lifecycle,
+          newConnector: () =>
+            new PooledHttpConnector({
+              idleTimeout: Math.min(30_000, server.timeouts.upstreamRead || 30_000),
+            }),
+        });
+        let entry = this.#servers.get(server.key);
+        if (entry === undefined) {
+          entry = this.#newEntry(server, lifecycle);
+          staged.added.push(entry);
+        }
+        entry.slot.precommit(factory);
+        entry.staged = { config: server, lifecycle };
+        const id = listenId(server.listen);
+        if (this.#owns(server.listen) && !this.#listeners.has(id)) {
+          staged.listeners.push({
+            id,
+            listener: await bind(server.listen),
+            serverKey: server.key,
+            accepting: false,
+          });
+        }
+      }
+    } catch (error) {
+      this.abort(generation);
+      throw error;
+    }
+  }
+
+  #newEntry(server: ServerConfig, lifecycle: ServerLifecycle): ServerEntry {
+    const entry: ServerEntry = {
+      key: server.key,
+      slot: new ServiceSlot<ContextHandler>({ name: `${server.key}@worker-${this.index}` }),
+      identity: { key: server.key, scheme: 'http' },
+      config: server,
+      lifecycle,
+      http: null as unknown as HttpServer<ConnectionCx>,
+      staged: null,
+    };
+    entry.http = this.#httpServer(entry, server);
+    return entry;
+  }
+
+  #httpServer(entry: ServerEntry, server: ServerConfig): HttpServer<ConnectionCx> {
+    const t = server.timeouts;
+    const identity = entry.identity;
+    const slot = entry.slot;
+    const log = this.log;
+    const http = new HttpServer<ConnectionCx>(
+      { call: (request, cx) => slot.get().call(request, cx) },
+      {
+        timeouts: {
+          idle: t.serverKeepalive,
+          head: t.serverReadHeader,
+          body: t.serverReadBody,
+          write: t.serverWrite,
+        },
+        context: (stream) =>
+          ProxyContext.empty()
+            .set('peerAddr', stream.remoteAddress)
+            .set('localAddr', stream.localAddress)
+            .set('driver', stream.driver)
+            .set('server', identity),
+        onError: (error) => log.debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
+      },
+    );
+    this.#https.add(http);
+    return http;
+  }
+
+  commit(generation: number): void {
+    const staged = this.#staged;
+    if (staged === null || staged.generation !== generation)
+      throw new Error(`nothing staged for generation ${generation}`);
+    this.#staged = null;
+    for (const entry of staged.added) this.#servers.set(entry.key, entry);
+    const keep = new Set(staged.config.servers.map((s) => s.key));
+    for (const entry of this.#servers.values()) {
+      if (entry.staged === null) continue;
+      entry.slot.commit();
+      const next = entry.staged;
+      entry.staged = null;
+      if (timeoutsKey(next.config) !== timeoutsKey(entry.config))
+        entry.http = this.#httpServer(entry, next.config);
+      entry.config = next.config;
+      entry.lifecycle = next.lifecycle;
+    }
+    // Servers the new config removes: their chain serves what is in flight, then clients are told to reconnect.
+    for (const [key, entry] of this.#servers) {
+      if (keep.has(key)) continue;
+      entry.lifecycle.retired = true;
+      this.#servers.delete(key);
+      connectorOf(entry.slot.get()).close();
+    }
+    // Listeners: point kept ones at their (possibly renamed) server, start new ones, close the rest.
+    const wanted = new Map<string, string>();
+    for (const s of staged.config.servers) if (this.#owns(s.listen)) wanted.set(listenId(s.listen), s.key);
+    for (const l of staged.listeners) this.#listeners.set(l.id, l);
+    for (const [id, l] of this.#listeners) {
+      const key = wanted.get(id);
+      if (key === undefined) {
+        this.#listeners.delete(id);
+        void l.listener.close().catch(() => {});
+        continue;
+      }
+      l.serverKey = key;
+      if (!l.accepting) {
+        l.accepting = true;
+        void this.#accept(l);
+      }
+    }
+    this.#config = staged.config;
+    this.log.level = staged.config.logLevel;
+    this.generation = generation;
+    for (const http of this.#https)
+      if (http.connections === 0 && !this.#isCurrent(http)) this.#https.delete(http);
+  }
+
+  #isCurrent(http: HttpServer<ConnectionCx>): boolean {
+    for (const e of this.#servers.values()) if (e.http === http) return true;
+    return false;
+  }
+
+  abort(generation: number): void {
+    const staged = this.#staged;
+    if (staged === null || staged.generation !== generation) return;
+    this.#staged = null;
+    for (const entry of this.#servers.values()) {
+      entry.slot.abort();
+      entry.staged = null;
+    }
+    for (const entry of staged.added) this.#https.delete(entry.http);
+    for (const l of staged.listeners) void l.listener.close().catch(() => {});
+  }
+
+  async #accept(l: ListenerEntry): Promise<void> {
+    for (;;) {
+      let stream: ByteStream;
+      try {
+        stream = await l.listener.accept();
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        if (code === 'ECANCELED' || code === 'EBADF' || this.#stopping || this.#listeners.get(l.id) !== l)
+          return;
+        this.log.warn(`accept on ${l.id}: ${(error as Error).message}`);
+        // EMFILE and friends: back off a little instead of spinning.
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
+      }
+      const entry = this.#servers.get(l.serverKey);
+      if (entry === undefined || this.#stopping) {
+        void stream.close().catch(() => {});
+        continue;
+      }
+      this.#open.add(stream);
+      void entry.http.serveConnection(stream).finally(() => this.#open.delete(stream));
+    }
+  }
+
+  stats(): WorkerStats {
+    const upstream: WorkerStats['upstream'] = {};
+    for (const [key, entry] of this.#servers) {
+      const s = connectorOf(entry.slot.get()).stats();
+      upstream[key] = { idle: s.idle, active: s.active, created: s.created, reused: s.reused };
+    }
+    return {
+      worker: this.index,
+      generation: this.generation,
+      connections: this.#open.size,
+      listeners: [...this.#listeners.keys()],
+      upstream,
+    };
+  }
+
+  /**
+   * Graceful stop: stop accepting, let in-flight requests finish (idle keep-alive connections
+   * close now), and after the longest shutdown grace close whatever is still open.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    const grace = Math.max(0, ...this.#config.servers.map((s) => s.timeouts.shutdownGrace));
+    await Promise.all([...this.#listeners.values()].map((l) => l.listener.close().catch(() => {})));
+    this.#listeners.clear();
+    const drained = Promise.all([...this.#https].map((h) => h.close()));
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), grace);
+    });
+    const outcome = await Promise.race([drained.then(() => 'drained' as const), late]);
+    clearTimeout(timer);
+    if (outcome === 'late') {
+      this.log.warn(`shutdown grace (${grace} ms) over: closing ${this.#open.size} connection(s)`);
+      await Promise.all([...this.#open].map((s) => s.close().catch(() => {})));
+    }
+    for (const entry of this.#servers.values()) {
+      connectorOf(entry.slot.get()).close();
+    }
+    this.log.flush();
+  }
+}
+
+async function bind(address: ListenAddress): Promise<StreamListener> {
+  if (address.kind === 'unix') return UnixListener.bind({ path: address.path, removeStale: true });
+  return TcpListener.bind({ host: address.host, port: address.port, reusePort: true });
+}
+
+/** The worker entry that start() runs. */
+export async function main(context: WorkerContext): Promise<void> {
+  const { config } = context.data as WorkerData;
+  const worker = new ProxyWorker(context.index, config);
+  await worker.start();
+  context.onCommand((msg) => worker.command(msg as WorkerCommand));
+  const stopped = new Promise<void>((resolve) => {
+    context.signal.addEventListener('abort', () => void worker.shutdown().finally(resolve), { once: true });
+  });
+  // main resolves when ready; the runtime waits for streams to close on stop. Keep a handle on
+  // the shutdown so that it is not collected.
+  (globalThis as { __lochWorkerStopped?: Promise<void> }).__lochWorkerStopped = stopped;
+}
