@@ -210,6 +210,22 @@ describe.each(cases)('stream conformance: $name driver', ({ name, skip }) => {
     expect((error as RuntimeError).buffer).toBe(big);
   });
 
+  run('aborting a pending write fails it with ECANCELED and returns the buffer', async () => {
+    const { listener, client, server } = await tcpPair(driver());
+    res.add(listener);
+    res.add(client);
+    res.add(server);
+    const big = new Uint8Array(32 * 1024 * 1024);
+    const controller = new AbortController();
+    const pending = client.writeAll(big, { signal: controller.signal }).catch((e: unknown) => e);
+    await driver().sleep(20);
+    controller.abort();
+    const error = await pending;
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect((error as RuntimeError).code).toBe('ECANCELED');
+    expect((error as RuntimeError).buffer).toBe(big);
+  });
+
   run('a peer reset while writing fails the write with EPIPE or ECONNRESET, with the buffer', async () => {
     const listener = res.add(await driver().listenTcp({ host: '127.0.0.1', port: 0 }));
     const accepted = listener.accept();
