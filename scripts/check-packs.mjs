@@ -63,11 +63,12 @@ try {
     );
     try {
       const specs = [...closure(name)].map((n) => tarballs.get(n));
-      run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs], project);
+      run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs, '@types/node@20'], project);
       // Runtime: the package loads in plain Node by its public name.
       const probe = `const m = await import(${JSON.stringify(name)}); if (Object.keys(m).length === 0) { console.error('no exports'); process.exit(1); }`;
       run(process.execPath, ['--input-type=module', '-e', probe], project);
-      // Types: its declared types resolve for a NodeNext TypeScript consumer.
+      // Types: its declared types resolve for a NodeNext TypeScript consumer (with Node's types,
+      // which a Node library's users have).
       if (manifest.types || manifest.exports?.['.']?.types) {
         writeFileSync(
           join(project, 'use.ts'),
@@ -81,7 +82,7 @@ try {
               moduleResolution: 'NodeNext',
               strict: true,
               noEmit: true,
-              types: [],
+              types: ['node'],
               skipLibCheck: false,
               lib: ['ES2023'],
             },
