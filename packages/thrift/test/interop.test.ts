@@ -85,7 +85,11 @@ async function lochServer(): Promise<{ port: number; errors: unknown[] }> {
 }
 
 function run(args: string[]): ChildProcess {
-  const child = spawn(python, args, { cwd: scripts, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(python, args, {
+    cwd: scripts,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+  });
   cleanups.push(() => child.kill('SIGKILL'));
   return child;
 }

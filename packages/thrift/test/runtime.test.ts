@@ -124,6 +124,7 @@ describe.each(drivers)('on the $name driver', ({ name, skip }) => {
       const child = spawn('/usr/bin/python3', ['echo_server.py', 'framed', 'compact'], {
         cwd: fileURLToPath(new URL('./python/', import.meta.url)),
         stdio: ['ignore', 'pipe', 'ignore'],
+        env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
       });
       cleanups.push(() => child.kill('SIGKILL'));
       const pyPort = await new Promise<number>((resolve, reject) => {
