@@ -91,11 +91,11 @@ export class HttpClient {
         await this.write(Buffer.from(head, 'latin1'));
       }
       if (framing !== 'none') {
-        let release: () => void = () => {};
+        let release: (send: boolean) => void = () => {};
         const gate = expectContinue
-          ? new Promise<void>((resolve) => {
+          ? new Promise<boolean>((resolve) => {
               release = resolve;
-              setTimeout(resolve, this.options.expectContinueTimeout ?? 1000).unref();
+              setTimeout(() => resolve(true), this.options.expectContinueTimeout ?? 1000).unref();
             })
           : null;
         this.writing = this.writeBody(expectContinue ? null : head, body, framing === 'chunked', gate).then(
@@ -108,10 +108,15 @@ export class HttpClient {
             this.writing = null;
           },
         );
-        const res = await this.readHead(release);
-        return res;
+        return await this.readHead(
+          () => release(true),
+          () => release(false),
+        );
       }
-      return await this.readHead(() => {});
+      return await this.readHead(
+        () => {},
+        () => {},
+      );
     } catch (e) {
       this.broken = true;
       this.busy = false;
@@ -139,7 +144,7 @@ export class HttpClient {
     await this.stream.close();
   }
 
-  private async readHead(onContinue: () => void): Promise<HttpResponse> {
+  private async readHead(onContinue: () => void, onFinal: () => void): Promise<HttpResponse> {
     const d = this.decoder;
     for (;;) {
       let ev: number = d.poll();
@@ -154,8 +159,8 @@ export class HttpClient {
         d.poll();
         continue;
       }
-      // A final response while the body is held back: the server declined it.
-      onContinue();
+      // A final response while the body is still held back means the server declined it.
+      onFinal();
       this.keepAlive = d.keepAlive && !d.upgrade;
       if (d.framing === 'none') {
         d.poll();
@@ -256,9 +261,14 @@ export class HttpClient {
     head: string | null,
     body: HttpBody,
     chunked: boolean,
-    gate: Promise<void> | null,
+    gate: Promise<boolean> | null,
   ): Promise<void> {
-    if (gate !== null) await gate;
+    if (gate !== null && !(await gate)) {
+      // Declined before the body went out: the connection cannot carry another request.
+      this.keepAlive = false;
+      await body[Symbol.asyncIterator]().return?.();
+      return;
+    }
     let pending: Uint8Array | null = head === null ? null : Buffer.from(head, 'latin1');
     let sent = 0;
     for await (const chunk of body) {

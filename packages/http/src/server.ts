@@ -448,7 +448,7 @@ class ServerConnection<Cx> {
     const minor = req !== null && req.version === '1.0' ? 0 : 1;
     const body: HttpBody = res.body;
     const framing = responseFraming(res.status, body, method, minor);
-    if (framing === 'eof') keepAlive = false;
+    if (framing === 'eof' || this.server.closing) keepAlive = false;
     if (keepAlive && asksToClose(res.headers)) keepAlive = false;
     if (this.expectContinue && !this.continueSent && !this.bodyDone) {
       // The client may still send the body it held back; closing is the safe answer.

@@ -74,6 +74,15 @@ describe.each(drivers)('HttpClient on the %s driver', (d) => {
           }
         });
       });
+      server.on('checkContinue', (req, res) => {
+        if (req.url === '/declined') {
+          res.writeHead(417, { 'content-length': 8 });
+          res.end('declined');
+          return;
+        }
+        res.writeContinue();
+        server.emit('request', req, res);
+      });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       port = (server.address() as net.AddressInfo).port;
     });
@@ -119,6 +128,21 @@ describe.each(drivers)('HttpClient on the %s driver', (d) => {
       );
       expect(await readText(res.body)).toBe('POST payload');
       expect(c.reusable).toBe(true);
+    });
+
+    it('does not send the body when the server declines before 100 Continue', async () => {
+      const c = await client(port, { expectContinueTimeout: 5000 });
+      const before = seen.length;
+      const res = await c.send(
+        createRequest('POST', '/declined', {
+          headers: { expect: '100-continue' },
+          body: fixedBody('never sent'),
+        }),
+      );
+      expect(res.status).toBe(417);
+      expect(await readText(res.body)).toBe('declined');
+      expect(c.reusable).toBe(false);
+      expect(seen.length).toBe(before);
     });
 
     it('reads chunked responses with trailers, skips 103, handles HEAD and Connection: close', async () => {

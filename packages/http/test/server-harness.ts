@@ -41,6 +41,17 @@ export const demoHandler: HttpHandler<HttpConnectionContext> = {
         }
         return createResponse(200, { body: streamBody(parts(), { trailers }) });
       }
+      case '/forever': {
+        // An endless body: only a failing write (or the client leaving) stops it.
+        const chunk = Buffer.alloc(64 * 1024, 0x62);
+        return createResponse(200, {
+          body: streamBody(
+            (function* () {
+              for (;;) yield chunk;
+            })(),
+          ),
+        });
+      }
       case '/big':
         return createResponse(200, { body: fixedBody(Buffer.alloc(4 * 1024 * 1024, 0x61)) });
       case '/peer':

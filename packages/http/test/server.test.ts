@@ -1,4 +1,7 @@
+import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { streamBody } from '../src/body.js';
+import { createResponse } from '../src/message.js';
 import { availableDrivers, type Running, raw, startServer, statuses } from './server-harness.js';
 
 const drivers = await availableDrivers();
@@ -154,5 +157,73 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
     expect(json.peer.address).toBe('127.0.0.1');
     expect(json.local.port).toBe(srv.port);
     expect(json.driver).toBe('legacy');
+  });
+
+  it('closes instead of draining a large unread body', async () => {
+    const big = 'a'.repeat(100_000);
+    const text = await raw(
+      srv.port,
+      `POST /hello HTTP/1.1\r\nHost: t\r\nContent-Length: ${big.length}\r\n\r\n${big}${get('/hello')}`,
+    );
+    expect(statuses(text)).toEqual([200]);
+  });
+
+  it('cuts a response whose body breaks its announced length', async () => {
+    const broken = await startServer(
+      driver,
+      {},
+      {
+        call: () => createResponse(200, { body: streamBody([Buffer.from('short')], { length: 10 }) }),
+      },
+    );
+    try {
+      const text = await raw(broken.port, get('/'));
+      expect(text).toMatch(/content-length: 10\r\n\r\nshort$/);
+      expect(broken.errors).toEqual([expect.objectContaining({ code: 'ERR_HTTP_BODY_LENGTH_MISMATCH' })]);
+    } finally {
+      await broken.stop();
+    }
+  });
+
+  it('accepts HTTP/1.0 requests with a sized body', async () => {
+    const text = await raw(srv.port, 'POST /len HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc');
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(text).toMatch(/\r\n\r\n3 \d+$/);
+  });
+
+  it('closes a connection whose peer stops reading (write timeout)', async () => {
+    const stuck = await startServer(driver, { timeouts: { write: 200 } });
+    try {
+      const sock = net.connect(stuck.port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.pause();
+      sock.write(get('/forever'));
+      const until = async (cond: () => boolean) => {
+        for (let n = 0; n < 400 && !cond(); n++) await new Promise((r) => setTimeout(r, 25));
+      };
+      await until(() => stuck.server.connections === 1);
+      expect(stuck.server.connections).toBe(1);
+      // The server gives up on the write and drops the connection.
+      await until(() => stuck.server.connections === 0);
+      expect(stuck.server.connections).toBe(0);
+      sock.destroy();
+    } finally {
+      await stuck.stop();
+    }
+  });
+
+  it('close() lets an active request finish with connection: close', async () => {
+    const sock = net.connect(srv.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (b) => chunks.push(b));
+    const closed = new Promise<void>((resolve) => sock.on('close', () => resolve()));
+    sock.write(get('/slow'));
+    await new Promise((r) => setTimeout(r, 10));
+    await srv.stop();
+    await closed;
+    const text = Buffer.concat(chunks).toString('latin1');
+    expect(statuses(text)).toEqual([200]);
+    expect(text).toMatch(/connection: close/);
+    srv = await startServer(driver);
   });
 });
