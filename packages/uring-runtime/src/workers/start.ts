@@ -331,9 +331,11 @@ export async function start(options: StartOptions, main: string | URL): Promise<
   const mainUrl =
     main instanceof URL ? main.href : /^[a-z]+:/i.test(main) ? main : pathToFileURL(resolvePath(main)).href;
   const entry = bootstrapEntry();
-  const execArgv = process.execArgv.includes('--conditions=@loch/source')
-    ? process.execArgv
-    : [...process.execArgv, '--conditions=@loch/source'];
+  // From sources, the worker must resolve @loch/* to sources as well; from dist, leave it alone.
+  const execArgv =
+    !entry.eval || process.execArgv.includes('--conditions=@loch/source')
+      ? process.execArgv
+      : [...process.execArgv, '--conditions=@loch/source'];
   const threads: Worker[] = [];
   const cpus: (number | undefined)[] = [];
   for (let index = 0; index < count; index++) {

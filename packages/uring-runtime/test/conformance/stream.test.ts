@@ -3,7 +3,7 @@
  * and descriptor-leak tests against every driver, over real sockets on loopback.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -93,6 +93,8 @@ describe.each(cases)('stream conformance: $name driver', ({ name, skip }) => {
     await client.writev([Buffer.from('over '), Buffer.from('unix')]);
     await client.shutdown();
     expect((await readToEnd(client)).toString()).toBe('over unix');
+    await listener.close();
+    expect(existsSync(path)).toBe(false);
   });
 
   run('half-close: the peer reads end of stream and can still answer', async () => {
