@@ -52,6 +52,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       res = await send(conn, req, bodiless);
     } catch (error) {
       connector.release(conn, false);
+      // The client's own body failed (it went away mid-upload): that is the error to answer.
+      if (req.body instanceof GuardedRequestBody && req.body.failure !== null) throw req.body.failure;
       if (!conn.reused || !bodiless || !isStale(error)) {
         throw classifyUpstreamError(error, 'exchange', upstream.label);
       }
@@ -99,6 +101,8 @@ function isStale(error: unknown): boolean {
 class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   readonly kind: BodyKind;
   readonly length: number;
+  /** What reading the client's body threw, if it did. */
+  failure: unknown = null;
   #it: AsyncIterator<Uint8Array> | null = null;
 
   constructor(
@@ -123,6 +127,7 @@ class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
     try {
       return await this.#it.next();
     } catch (error) {
+      this.failure = error;
       void this.conn.client.close().catch(() => {});
       throw error;
     }

@@ -1,0 +1,303 @@
+/**
+ * End-to-end test harness: real peers on loopback. Starts nginx as a child (temp prefix, free
+ * ports, `daemon off`), small node:net/node:http upstreams for what nginx cannot do on demand
+ * (never answer, reset, echo, slow), and `loch run` as a child process from the TypeScript
+ * sources (node --conditions=@loch/source --import tsx src/bin.ts), with its stdout (access
+ * log) and stderr (operational log) captured. Not a test file.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROXY_DIR = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A temp directory removed by `cleanup`. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+/** Resolves once something accepts on the address. */
+export async function waitConnectable(
+  target: { port: number } | { path: string },
+  tries = 200,
+): Promise<void> {
+  for (let i = 0; i < tries; i++) {
+    const ok = await new Promise<boolean>((r) => {
+      const s = 'port' in target ? net.connect(target.port, '127.0.0.1') : net.connect(target.path);
+      s.once('connect', () => {
+        s.destroy();
+        r(true);
+      });
+      s.once('error', () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`nothing accepts on ${JSON.stringify(target)}`);
+}
+
+/** A running nginx. */
+export interface Nginx {
+  readonly dir: string;
+  readonly ports: readonly number[];
+  readonly socket: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nginx with one server per body prefix in `names` (each on its own free port, answering
+ * `<name> <uri> <request facts>\n`) plus the same first server on a Unix socket.
+ */
+export async function startNginx(names: readonly string[]): Promise<Nginx> {
+  const dir = tempDir('loch-proxy-nginx-');
+  const ports: number[] = [];
+  for (const _ of names) ports.push(await freePort());
+  const socket = join(dir, 'up.sock');
+  const facts =
+    'host=$http_host xff=$http_x_forwarded_for xfp=$http_x_forwarded_proto xfh=$http_x_forwarded_host via=$http_via conn=$http_connection foo=$http_x_foo ka=$http_keep_alive te=$http_te pa=$http_proxy_authorization';
+  const servers = names
+    .map(
+      (name, i) => `
+    server {
+      listen 127.0.0.1:${ports[i]};${i === 0 ? `\n      listen unix:${socket};` : ''}
+      keepalive_requests 1000000;
+      location / { return 200 "${name} $request_uri ${facts}\\n"; }
+      location /big { alias ${dir}/big.bin; }
+    }`,
+    )
+    .join('\n');
+  writeFileSync(join(dir, 'big.bin'), Buffer.alloc(2_000_000, 0x61));
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `error_log ${dir}/error.log warn;
+pid ${dir}/nginx.pid;
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  ${servers}
+}
+`,
+  );
+  const child = spawn(
+    'nginx',
+    ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  for (const port of ports) await waitConnectable({ port });
+  return {
+    dir,
+    ports,
+    socket,
+    async stop() {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A running `loch run`. */
+export interface Loch {
+  readonly child: ChildProcess;
+  readonly configPath: string;
+  /** Everything written to stdout (the access log) so far. */
+  stdout(): string;
+  /** Everything written to stderr so far. */
+  stderr(): string;
+  /** Resolves when stderr matches `pattern` (checked against output after `from` chars). */
+  waitFor(pattern: RegExp, from?: number, timeoutMs?: number): Promise<void>;
+  /** Open descriptors of the process. */
+  fdCount(): number;
+  /** Sends SIGTERM and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Writes `config` (TOML) to `dir` and starts `loch run -c` on it; resolves once it listens. */
+export async function startLoch(
+  dir: string,
+  config: string,
+  env: Record<string, string> = {},
+  name = 'loch.toml',
+): Promise<Loch> {
+  const configPath = join(dir, name);
+  writeFileSync(configPath, config);
+  const child = spawn(
+    process.execPath,
+    ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'run', '-c', configPath],
+    { cwd: PROXY_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let err = '';
+  const waiters = new Set<() => void>();
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const loch: Loch = {
+    child,
+    configPath,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    waitFor(pattern, from = 0, timeoutMs = 15_000) {
+      return new Promise<void>((resolve, reject) => {
+        const check = () => {
+          if (pattern.test(err.slice(from))) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out waiting for ${pattern} in loch's stderr:\n${err}`));
+        }, timeoutMs);
+        waiters.add(check);
+        void exited.then(() => {
+          if (waiters.has(check)) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            reject(new Error(`loch exited before ${pattern}:\n${err}`));
+          }
+        });
+        check();
+      });
+    },
+    fdCount: () => readdirSync(`/proc/${child.pid}/fd`).length,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  await loch.waitFor(/info started \d+ worker/);
+  return loch;
+}
+
+/** A node:net upstream that accepts and never answers (for 504). */
+export async function silentUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A node:net upstream that resets every connection once the request arrives (for 502). */
+export async function resettingUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.resetAndDestroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** A node:http upstream with a request handler (echo bodies, custom response headers, slow answers). */
+export async function httpUpstream(
+  handler: Parameters<typeof createHttpServer>[1] & {},
+): Promise<{ port: number; server: HttpServer; close(): Promise<void> }> {
+  const server = createHttpServer(handler);
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    server,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Sends raw bytes and collects everything the proxy answers until it closes (or `ms` passes). */
+export function rawExchange(port: number, bytes: string | Buffer, ms = 3000): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    const done = () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(got);
+    };
+    const timer = setTimeout(done, ms);
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      got += d;
+    });
+    s.on('error', done);
+    s.on('close', done);
+    s.on('connect', () => s.write(bytes));
+  });
+}
+
+/** Runs curl; resolves with stdout (and the exit code). */
+export function curl(args: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn('curl', ['-sS', '--max-time', '10', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    c.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    c.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+/** Which drivers to run on: legacy always, uring where the kernel grants it (probed in a child). */
+export function availableDrivers(): ('legacy' | 'uring')[] {
+  const probe = spawnSync(
+    process.execPath,
+    [
+      '--conditions=@loch/source',
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '-e',
+      "const m = await import('@loch/uring-runtime'); try { const r = await m.createRuntime({ driver: 'uring' }); await r.close(); process.stdout.write('uring'); } catch { process.stdout.write('none'); }",
+    ],
+    { cwd: PROXY_DIR, encoding: 'utf8', timeout: 20_000 },
+  );
+  return probe.stdout === 'uring' ? ['legacy', 'uring'] : ['legacy'];
+}
