@@ -6,7 +6,7 @@
  * Not for pooling (pool.ts) or HTTP (http-connector.ts).
  */
 import { type ByteStream, type Runtime, RuntimeError, TcpStream, UnixStream } from '@loch/uring-runtime';
-import { AbortedError, ConnectError, type TransportError } from './errors.js';
+import { AbortedError, ConnectError, InvalidAddressError, type TransportError } from './errors.js';
 import { formatL4Address, type L4Address } from './key.js';
 
 /** Per-connect options. */
@@ -23,6 +23,31 @@ export interface ConnectOptions {
  */
 export interface Connector<Key, Conn> {
   connect(key: Key, options?: ConnectOptions): Promise<Conn>;
+}
+
+/** Keys with an `address` (an Endpoint is one); every L4 connector accepts them. */
+export interface L4Target {
+  readonly address: L4Address;
+}
+
+/** What a TcpConnector accepts: `{ host, port }`, or a key whose `address` is TCP. */
+export type TcpTarget = { readonly host: string; readonly port: number } | L4Target;
+
+/** What a UnixConnector accepts: `{ path }`, or a key whose `address` is Unix. */
+export type UnixTarget = { readonly path: string } | L4Target;
+
+function tcpOf(key: TcpTarget): { readonly host: string; readonly port: number } {
+  if (!('address' in key)) return key;
+  if (key.address.kind !== 'tcp')
+    throw new InvalidAddressError(`TcpConnector cannot connect to ${formatL4Address(key.address)}`);
+  return key.address;
+}
+
+function unixOf(key: UnixTarget): { readonly path: string } {
+  if (!('address' in key)) return key;
+  if (key.address.kind !== 'unix')
+    throw new InvalidAddressError(`UnixConnector cannot connect to ${formatL4Address(key.address)}`);
+  return key.address;
 }
 
 /** Options shared by the L4 connectors. */
@@ -73,8 +98,8 @@ function deadline(options: ConnectOptions | undefined, fallback: number): number
   return ms > 0 ? ms : undefined;
 }
 
-/** Connects TCP streams to `{ host, port }`. */
-export class TcpConnector implements Connector<{ readonly host: string; readonly port: number }, TcpStream> {
+/** Connects TCP streams to `{ host, port }` (or a key's TCP `address`). */
+export class TcpConnector implements Connector<TcpTarget, TcpStream> {
   readonly #timeout: number;
   readonly #noDelay: boolean;
   readonly #runtime: Runtime | undefined;
@@ -85,10 +110,8 @@ export class TcpConnector implements Connector<{ readonly host: string; readonly
     this.#runtime = options.runtime;
   }
 
-  async connect(
-    key: { readonly host: string; readonly port: number },
-    options?: ConnectOptions,
-  ): Promise<TcpStream> {
+  async connect(target: TcpTarget, options?: ConnectOptions): Promise<TcpStream> {
+    const key = tcpOf(target);
     const signal = options?.signal;
     if (signal?.aborted) throw connectError(undefined, `${key.host}:${key.port}`, signal);
     try {
@@ -106,8 +129,8 @@ export class TcpConnector implements Connector<{ readonly host: string; readonly
   }
 }
 
-/** Connects Unix domain streams to `{ path }`. */
-export class UnixConnector implements Connector<{ readonly path: string }, UnixStream> {
+/** Connects Unix domain streams to `{ path }` (or a key's Unix `address`). */
+export class UnixConnector implements Connector<UnixTarget, UnixStream> {
   readonly #timeout: number;
   readonly #runtime: Runtime | undefined;
 
@@ -116,7 +139,8 @@ export class UnixConnector implements Connector<{ readonly path: string }, UnixS
     this.#runtime = options.runtime;
   }
 
-  async connect(key: { readonly path: string }, options?: ConnectOptions): Promise<UnixStream> {
+  async connect(target: UnixTarget, options?: ConnectOptions): Promise<UnixStream> {
+    const key = unixOf(target);
     const signal = options?.signal;
     if (signal?.aborted) throw connectError(undefined, `unix:${key.path}`, signal);
     try {
@@ -130,11 +154,6 @@ export class UnixConnector implements Connector<{ readonly path: string }, UnixS
       throw connectError(error, `unix:${key.path}`, signal);
     }
   }
-}
-
-/** Keys a UnifiedL4Connector accepts: anything with an `address` (an Endpoint is one). */
-export interface L4Target {
-  readonly address: L4Address;
 }
 
 /** Connects TCP or Unix by the key's `address`, through the two connectors it is built from. */

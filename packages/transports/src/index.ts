@@ -10,8 +10,10 @@ export {
   type L4Target,
   TcpConnector,
   type TcpConnectorOptions,
+  type TcpTarget,
   UnifiedL4Connector,
   UnixConnector,
+  type UnixTarget,
 } from './connector.js';
 export {
   AbortedError,

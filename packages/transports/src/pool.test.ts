@@ -158,3 +158,27 @@ describe('ConnectionPool', () => {
     expect(() => p.release(a, throwing, true)).not.toThrow();
   });
 });
+
+describe('ConnectionPool.removeIdle and adoption callbacks', () => {
+  it('removes one idle connection found dead and counts an eviction', () => {
+    const { p } = pool();
+    const c1 = seed(p, a, '1');
+    const c2 = seed(p, a, '2');
+    expect(p.removeIdle(a, c1)).toBe(true);
+    expect(c1.closed).toBe(1);
+    expect(p.removeIdle(a, c1)).toBe(false);
+    expect(p.removeIdle(b, c2)).toBe(false);
+    expect(p.stats()).toMatchObject({ idle: 1, evicted: 1 });
+    expect(p.acquire(a)).toBe(c2);
+  });
+
+  it('adoptIdleFrom reports each adopted connection and returns the count', () => {
+    const { p: old } = pool();
+    seed(old, a, 'x');
+    seed(old, b, 'y');
+    const { p: next } = pool();
+    const seen: string[] = [];
+    expect(next.adoptIdleFrom(old, (c) => seen.push(c.name))).toBe(2);
+    expect(seen.sort()).toEqual(['x', 'y']);
+  });
+});
