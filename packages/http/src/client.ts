@@ -249,11 +249,37 @@ export class HttpClient {
   }
 
   private async write(buf: Uint8Array): Promise<void> {
-    await this.stream.writeAll(buf, { signal: this.ctrl.signal });
+    const timer = this.armWrite();
+    try {
+      await this.stream.writeAll(buf, { signal: this.ctrl.signal });
+    } catch (e) {
+      if (this.expired === 'write') throw new HttpTimeoutError('write', this.options.writeTimeout ?? 60_000);
+      throw e;
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+    }
+  }
+
+  /** A deadline for one write, separate from the read deadline (both can run at once). */
+  private armWrite(): ReturnType<typeof setTimeout> | null {
+    const ms = this.options.writeTimeout ?? 60_000;
+    if (ms <= 0) return null;
+    return setTimeout(() => {
+      this.expired = 'write';
+      this.ctrl.abort(new HttpTimeoutError('write', ms));
+    }, ms);
   }
 
   private async writev(bufs: Uint8Array[]): Promise<void> {
-    await this.stream.writev(bufs, { signal: this.ctrl.signal });
+    const timer = this.armWrite();
+    try {
+      await this.stream.writev(bufs, { signal: this.ctrl.signal });
+    } catch (e) {
+      if (this.expired === 'write') throw new HttpTimeoutError('write', this.options.writeTimeout ?? 60_000);
+      throw e;
+    } finally {
+      if (timer !== null) clearTimeout(timer);
+    }
   }
 
   /** Writes the head (unless already sent) and the body, after `gate` when waiting for 100 Continue. */

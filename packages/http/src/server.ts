@@ -100,8 +100,17 @@ export class HttpServer<Cx = HttpConnectionContext> {
   private readonly tick: number;
   private drained: (() => void) | null = null;
 
-  /** Creates a server that runs `handler` for every request. */
-  constructor(handler: HttpHandler<Cx>, options: HttpServerOptions<Cx> = {}) {
+  /**
+   * Creates a server that runs `handler` for every request. The `context` option is required
+   * when the handler needs a context the default ConnectionContext cannot satisfy.
+   */
+  constructor(
+    handler: HttpHandler<Cx>,
+    ...rest: HttpConnectionContext extends Cx
+      ? [options?: HttpServerOptions<Cx>]
+      : [options: HttpServerOptions<Cx> & { readonly context: (stream: HttpStream) => Cx }]
+  ) {
+    const options: HttpServerOptions<Cx> = rest[0] ?? {};
     this.handler = handler;
     this.limits = options.limits ?? {};
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
@@ -132,6 +141,8 @@ export class HttpServer<Cx = HttpConnectionContext> {
         } catch (e) {
           if (this.closing || (e as { code?: string }).code === 'ECANCELED') return;
           this.onError(e);
+          // EMFILE and friends: back off a little instead of spinning.
+          await new Promise((resolve) => setTimeout(resolve, 10));
           continue;
         }
         void this.serveConnection(stream);
@@ -308,7 +319,8 @@ class ServerConnection<Cx> {
         if (ev === DecodeEvent.NeedMore) ev = await this.fill('head');
         if (ev === EOF) break;
         const req = d.message!;
-        let keepAlive = d.keepAlive && !server.closing;
+        // CONNECT turns a connection into a tunnel, which this core does not run: answer, then close.
+        let keepAlive = d.keepAlive && !server.closing && req.method !== 'CONNECT';
         this.responseStarted = false;
         this.expectContinue = d.expectContinue;
         this.continueSent = false;
