@@ -62,6 +62,18 @@ describe('config loading', () => {
     });
   });
 
+  it('reports unknown keys and value errors of the rest of the file together', () => {
+    const issues = issuesOf(
+      '[servers.web]\nlistener = { type = "socket", value = "nope" }\nbogus = 1\n[[servers.web.routes]]\npath = "/"\nupstreams = [{ endpoint = "ftp://x" }]\n',
+    );
+    expect(issues.map((i) => i.path)).toEqual([
+      'servers.web',
+      'servers.web.listener.value',
+      'servers.web.routes[0].upstreams[0].endpoint',
+    ]);
+    expect(issues[0]!.message).toBe('unknown key "bogus"');
+  });
+
   it('reports every error at once, with its location', () => {
     const issues = issuesOf(`
 [runtime]

@@ -80,11 +80,35 @@ export function parseConfig(text: string, source = 'config'): ProxyConfig {
 /** Validates an already-parsed config object and builds the effective config. */
 export function validateConfig(raw: unknown, source = 'config'): ProxyConfig {
   const parsed = ConfigFileSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(source, parsed.error.issues.map(zodIssue));
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map(zodIssue);
+    // When the only schema problems are unknown keys, check the rest too (without those keys),
+    // so one run lists every error: an unknown key and a bad listen address side by side.
+    if (parsed.error.issues.every((i) => i.code === 'unrecognized_keys')) {
+      const pruned = withoutKeys(raw, parsed.error.issues);
+      const again = ConfigFileSchema.safeParse(pruned);
+      if (again.success) normalize(again.data, issues);
+      else issues.push(...again.error.issues.map(zodIssue));
+    }
+    throw new ConfigError(source, issues);
+  }
   const issues: ConfigIssue[] = [];
   const config = normalize(parsed.data, issues);
   if (issues.length) throw new ConfigError(source, issues);
   return config;
+}
+
+/** A deep copy of `raw` without the keys that unrecognized_keys issues name. */
+function withoutKeys(raw: unknown, issues: readonly z.core.$ZodIssue[]): unknown {
+  const copy = structuredClone(raw) as Record<PropertyKey, unknown>;
+  for (const issue of issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    let at: unknown = copy;
+    for (const seg of issue.path) at = (at as Record<PropertyKey, unknown> | undefined)?.[seg];
+    if (at !== null && typeof at === 'object')
+      for (const k of issue.keys) delete (at as Record<string, unknown>)[k];
+  }
+  return copy;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

@@ -8,7 +8,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import net from 'node:net';
+import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -219,9 +219,9 @@ export async function silentUpstream(): Promise<{ port: number; close(): Promise
 
 /** A node:net upstream that resets every connection once the request arrives (for 502). */
 export async function resettingUpstream(): Promise<{ port: number; close(): Promise<void> }> {
-  const server = net.createServer((s) => {
+  const server = net.createServer((s: net.Socket) => {
     s.on('error', () => {});
-    s.once('data', () => s.resetAndDestroy());
+    s.once('data', () => (s as net.Socket & { resetAndDestroy(): void }).resetAndDestroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {

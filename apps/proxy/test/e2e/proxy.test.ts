@@ -6,8 +6,9 @@
  * a Unix listener, and the access log.
  */
 import { createHash } from 'node:crypto';
-import net from 'node:net';
+import * as net from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -254,7 +255,7 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     async function* chunks() {
       for (let i = 0; i < body.length; i += 100_000) yield body.subarray(i, i + 100_000);
     }
-    const chunked = await request(`${base()}/echo/up`, { method: 'PUT', body: chunks() });
+    const chunked = await request(`${base()}/echo/up`, { method: 'PUT', body: Readable.from(chunks()) });
     expect(await chunked.body.text()).toBe(want);
   });
 
