@@ -48,7 +48,7 @@ export async function startNginx(
   chmodSync(dir, 0o755);
   mkdirSync(join(dir, 'html'));
   mkdirSync(join(dir, 'logs'));
-  writeFileSync(join(dir, 'html', '128.txt'), 'x'.repeat(127) + '\n');
+  writeFileSync(join(dir, 'html', '128.txt'), `${'x'.repeat(127)}\n`);
   writeFileSync(join(dir, 'html', '100k.bin'), Buffer.alloc(100 * 1024, 97));
   const port = await freePort();
   const conf = `
