@@ -169,6 +169,9 @@ abstract class H1Decoder<M> {
   private blk: Uint8Array = EMPTY;
   private blkBase = 0;
   private blkEnd = 0;
+  /** Word view for blockIsClean, over the ArrayBuffer of the last block. */
+  private words: Int32Array = new Int32Array(0);
+  private wordsOf: ArrayBufferLike | null = null;
 
   // Per-head scratch filled by parseFields.
   protected clCount = 0;
@@ -441,7 +444,7 @@ abstract class H1Decoder<M> {
     // are sliced from (lazily, for fields).
     const str = latin1Slice.call(b, base, end);
     const p = this.parseStartLine(b, base, end, str);
-    const headers = this.parseFields(b, base, p, end, str, true);
+    const headers = this.parseFields(b, base, p, end, str, true, this.blockIsClean(b, base, end));
     this.blk = EMPTY;
     this.setHeaders(headers);
     this.decideFraming();
@@ -467,6 +470,44 @@ abstract class H1Decoder<M> {
 
   protected abstract setHeaders(headers: HttpHeaders): void;
 
+  /**
+   * True when b[s, e) holds no control byte other than HTAB and CRLF pairs, and no DEL, checked
+   * four bytes at a time (SWAR) over an Int32Array view of the chunk's ArrayBuffer, kept while
+   * the runtime hands out chunks of the same pool. Field values then need no per-byte check.
+   */
+  private blockIsClean(b: Uint8Array, s: number, e: number): boolean {
+    const buf = b.buffer;
+    if (buf !== this.wordsOf) {
+      this.wordsOf = buf;
+      this.words = new Int32Array(buf, 0, buf.byteLength >> 2);
+    }
+    const words = this.words;
+    const off = b.byteOffset;
+    const a0 = off + s;
+    const a1 = off + e;
+    const wEnd = Math.min((a1 + 3) >> 2, words.length);
+    for (let wi = a0 >> 2; wi < wEnd; wi++) {
+      const w = words[wi]!;
+      const x = w ^ 0x7f7f7f7f;
+      // A byte below 0x20, or equal to 0x7f, somewhere in the word.
+      if ((((w - 0x20202020) & ~w) | ((x - 0x01010101) & ~x)) & 0x80808080) {
+        for (let a = wi << 2, k = 0; k < 4; k++, a++) {
+          if (a < a0 || a >= a1) continue;
+          const c = b[a - off]!;
+          if (c === 0x7f) return false;
+          if (c < 0x20 && c !== 0x09 && c !== 0x0a && !(c === 0x0d && b[a - off + 1] === 0x0a)) return false;
+        }
+      }
+    }
+    // Bytes past the last whole word of the buffer.
+    for (let a = Math.max(a0, wEnd << 2); a < a1; a++) {
+      const c = b[a - off]!;
+      if (c === 0x7f) return false;
+      if (c < 0x20 && c !== 0x09 && c !== 0x0a && !(c === 0x0d && b[a - off + 1] === 0x0a)) return false;
+    }
+    return true;
+  }
+
   private parseTrailers(): HttpHeaders {
     const b = this.blk;
     this.blk = EMPTY;
@@ -488,6 +529,7 @@ abstract class H1Decoder<M> {
     blockEnd: number,
     str: string,
     head: boolean,
+    clean = false,
   ): HttpHeaders {
     const end = blockEnd - 2;
     const offsets: number[] = [];
@@ -508,10 +550,15 @@ abstract class H1Decoder<M> {
       c = b[++p]!;
       while (c === 0x20 || c === 0x09) c = b[++p]!;
       const vs = p;
-      while (FIELD_VALUE[c] === 1) c = b[++p]!;
-      if (c !== 0x0d)
-        this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p - base);
-      if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p - base);
+      if (clean) {
+        // Every byte was vetted word by word: the value runs to the next CR.
+        if (c !== 0x0d) p = indexOfByte.call(b, 0x0d, p);
+      } else {
+        while (FIELD_VALUE[c] === 1) c = b[++p]!;
+        if (c !== 0x0d)
+          this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p - base);
+        if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p - base);
+      }
       let ve = p;
       while (ve > vs && (b[ve - 1] === 0x20 || b[ve - 1] === 0x09)) ve--;
       p += 2;
