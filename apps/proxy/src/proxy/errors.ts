@@ -5,6 +5,7 @@
  * what the runtime and @loch/http throw into one of these. Not for config errors (config/load.ts).
  */
 import { HttpConnectionError, HttpParseError, HttpTimeoutError } from '@loch/http';
+import { TransportError } from '@loch/transports';
 
 /** Stable codes of ProxyError. */
 export type ProxyErrorCode =
@@ -53,6 +54,7 @@ export function classifyUpstreamError(
   label: string,
 ): ProxyError {
   if (error instanceof ProxyError) return error;
+  if (error instanceof TransportError) return fromTransport(error, label);
   if (error instanceof HttpTimeoutError) {
     return new ProxyError('ERR_LOCH_UPSTREAM_TIMEOUT', `upstream ${label}: ${error.kind} timeout`, {
       cause: error,
@@ -87,4 +89,21 @@ export function classifyUpstreamError(
     `upstream ${label}: ${(error as Error | null)?.message ?? String(error)}`,
     { cause: error },
   );
+}
+
+/** Maps @loch/transports' typed errors (they already tell connect from read, refused from timeout). */
+function fromTransport(error: TransportError, label: string): ProxyError {
+  const code: ProxyErrorCode =
+    error.code === 'ERR_TRANSPORT_CONNECT_REFUSED'
+      ? 'ERR_LOCH_UPSTREAM_REFUSED'
+      : error.code === 'ERR_TRANSPORT_CONNECT_TIMEOUT'
+        ? 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT'
+        : error.code === 'ERR_TRANSPORT_READ_TIMEOUT'
+          ? 'ERR_LOCH_UPSTREAM_TIMEOUT'
+          : error.code === 'ERR_TRANSPORT_READ_FAILED' || error.code === 'ERR_TRANSPORT_WRITE_FAILED'
+            ? 'ERR_LOCH_UPSTREAM_RESET'
+            : error.code === 'ERR_TRANSPORT_PROTOCOL'
+              ? 'ERR_LOCH_UPSTREAM_PROTOCOL'
+              : 'ERR_LOCH_UPSTREAM_FAILED';
+  return new ProxyError(code, `upstream ${label}: ${error.message}`, { cause: error });
 }

@@ -7,16 +7,26 @@
  */
 import type { HttpResponse } from '@loch/http';
 import { type FactoryLayer, layerFn, type MakeService, makeFn, type Service } from '@loch/service-async';
-import type { RouteConfig } from '../config/schema.js';
+import { type Endpoint, endpoint } from '@loch/transports';
+import type { RouteConfig, UpstreamAddress } from '../config/schema.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { normalizePath, Router } from '../routing/router.js';
 import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
 
-/** A route with its balancer, as the router holds it. */
+/** A route with its balancer and its upstreams' connector keys, as the router holds it. */
 export interface CompiledRoute extends RouteConfig {
   readonly balancer: Balancer;
+  /** One Endpoint per upstream, in the same order. */
+  readonly endpoints: readonly Endpoint[];
+}
+
+/** The connector key of an upstream address. */
+export function endpointOf(address: UpstreamAddress): Endpoint {
+  return address.kind === 'unix'
+    ? endpoint({ unixPath: address.path, authority: address.authority })
+    : endpoint({ host: address.host, port: address.port, authority: address.authority });
 }
 
 /** Compiles a server's routes (throws RoutePatternError for a pattern the router refuses). */
@@ -28,6 +38,7 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
         r.loadBalancer,
         r.upstreams.map((u) => u.weight),
       ),
+      endpoints: r.upstreams.map((u) => endpointOf(u.address)),
     })),
   );
 }

@@ -6,8 +6,8 @@
  * orchestration (worker.ts).
  */
 import { FactoryStack, type MakeService } from '@loch/service-async';
+import type { HttpConnector } from '@loch/transports';
 import type { ServerConfig } from '../config/schema.js';
-import type { UpstreamConnector } from './connector.js';
 import { ContextHandler, type CoreService, coreLayer } from './core.js';
 import type { ProxyLog } from './log.js';
 import { type ConnectionReuseService, reuseLayer, type ServerLifecycle } from './reuse.js';
@@ -20,7 +20,7 @@ export interface ServerStackConfig {
   readonly routes: ServerConfig['routes'];
   readonly log: ProxyLog;
   readonly lifecycle: ServerLifecycle;
-  readonly newConnector: () => UpstreamConnector;
+  readonly newConnector: () => HttpConnector;
 }
 
 /** The factory of a server's handler (the context layer on top of the chain). */
@@ -40,7 +40,7 @@ export function serverStack(config: ServerStackConfig): MakeService<ContextHandl
 }
 
 /** The upstream connector at the bottom of a built chain (for stats and for closing a removed server's pool). */
-export function connectorOf(handler: ContextHandler): UpstreamConnector {
+export function connectorOf(handler: ContextHandler): HttpConnector {
   const core = handler.inner as CoreService;
   const reuse = core.inner as ConnectionReuseService;
   const route = reuse.inner as RouteService;

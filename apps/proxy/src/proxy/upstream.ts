@@ -1,116 +1,98 @@
 /**
  * The upstream layer, innermost in the chain: picks an upstream of the matched route with the
- * route's balancer, applies the Host policy, sends the request over a pooled connection and
- * returns the upstream's response with its hop-by-hop fields removed and Via added. The
- * connection goes back to the pool when the response body has been passed on completely;
- * otherwise it is closed. A pooled connection that turns out dead before any response byte
- * (the upstream closed it while idle) is retried once on a fresh connection when the request
- * has no body. `make(old)` keeps the old service's connector, so pools survive reloads.
+ * route's balancer, applies the Host policy, and sends the request through @loch/transports'
+ * HttpConnector (pooled HTTP/1.1 over TCP or Unix; an idempotent bodiless request that fails on
+ * a reused connection before any response byte is retried once on a new one). The response
+ * comes back with its hop-by-hop fields removed and Via added; its body streams through a
+ * ForwardedBody (byte count for the access log), and the connection returns to the pool when
+ * the body has been passed on completely. `make(old)` keeps the old service's connector, so
+ * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
-import {
-  type BodyKind,
-  type HttpBody,
-  HttpConnectionError,
-  type HttpHeaders,
-  type HttpRequest,
-  type HttpResponse,
-} from '@loch/http';
+import type { BodyKind, HttpBody, HttpHeaders, HttpResponse } from '@loch/http';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
-import type { UpstreamConnection, UpstreamConnector, UpstreamTimeouts } from './connector.js';
+import { HttpConnector, UnifiedL4Connector } from '@loch/transports';
 import type { RoutedCx } from './context.js';
 import { classifyUpstreamError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
 
+/** Deadlines of one upstream exchange, in ms (0 disables one). */
+export interface UpstreamTimeouts {
+  /** To establish a connection. */
+  readonly connect: number;
+  /** From the request sent to the response head, and between response body reads. */
+  readonly read: number;
+}
+
+/** The connector the proxy uses: HTTP/1.1 over TCP or Unix, pooled per endpoint. */
+export function newUpstreamConnector(options: { idleTimeout: number }): HttpConnector {
+  return new HttpConnector(new UnifiedL4Connector(), {
+    pool: { maxIdlePerKey: 64, idleTimeout: options.idleTimeout },
+  });
+}
+
+const NO_END = (): void => {};
+
 /** Sends routed requests upstream. */
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   constructor(
     /** The connector (and its pool); carried over from the previous service on reload. */
-    readonly connector: UpstreamConnector,
+    readonly connector: HttpConnector,
     readonly timeouts: UpstreamTimeouts,
   ) {}
 
   async call(cx: RoutedCx): Promise<HttpResponse> {
-    const match = cx.get('route');
-    const route = match.route;
-    const upstream = route.upstreams[route.balancer.pick()]!;
+    const route = cx.get('route').route;
+    const index = route.balancer.pick();
+    const upstream = route.upstreams[index]!;
+    const endpoint = route.endpoints[index]!;
     cx.set('upstream', upstream);
     const req = cx.get('request');
-    if (route.hostHeader === 'upstream') req.headers.set('host', upstream.address.authority);
+    if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
-    const connector = this.connector;
-    let conn: UpstreamConnection;
-    try {
-      conn = await connector.acquire(upstream.address, this.timeouts);
-    } catch (error) {
-      throw classifyUpstreamError(error, 'connect', upstream.label);
-    }
-    const bodiless = req.body.kind === 'empty';
+    let guard: GuardedRequestBody | null = null;
+    if (req.body.kind !== 'empty') req.body = guard = new GuardedRequestBody(req.body);
     let res: HttpResponse;
     try {
-      res = await send(conn, req, bodiless);
+      res = await this.connector.request(
+        endpoint,
+        req,
+        guard === null
+          ? { connectTimeout: this.timeouts.connect, readTimeout: this.timeouts.read }
+          : { connectTimeout: this.timeouts.connect, readTimeout: this.timeouts.read, signal: guard.signal },
+      );
     } catch (error) {
-      connector.release(conn, false);
       // The client's own body failed (it went away mid-upload): that is the error to answer.
-      if (req.body instanceof GuardedRequestBody && req.body.failure !== null) throw req.body.failure;
-      if (!conn.reused || !bodiless || !isStale(error)) {
-        throw classifyUpstreamError(error, 'exchange', upstream.label);
-      }
-      // The idle connection was closed by the upstream under us: once more, on a new one.
-      try {
-        conn = await connector.acquire(upstream.address, this.timeouts, true);
-      } catch (e) {
-        throw classifyUpstreamError(e, 'connect', upstream.label);
-      }
-      try {
-        res = await send(conn, req, true);
-      } catch (e) {
-        connector.release(conn, false);
-        throw classifyUpstreamError(e, 'exchange', upstream.label);
-      }
+      if (guard?.failure != null) throw guard.failure;
+      throw classifyUpstreamError(error, 'exchange', upstream.label);
     }
     cleanResponseHeaders(res.headers, res.version);
-    if (res.body.kind === 'empty') {
-      connector.release(conn, true);
-      return res;
-    }
-    const held = conn;
-    res.body = new ForwardedBody(res.body, (_bytes, error) => connector.release(held, error === null));
+    if (res.body.kind !== 'empty') res.body = new ForwardedBody(res.body, NO_END);
     return res;
   }
 }
 
-function send(conn: UpstreamConnection, req: HttpRequest, bodiless: boolean): Promise<HttpResponse> {
-  if (!bodiless) req.body = new GuardedRequestBody(req.body, conn);
-  return conn.client.send(req);
-}
-
-/** A failure that a dead idle connection produces before any response byte. */
-function isStale(error: unknown): boolean {
-  if (error instanceof HttpConnectionError) return error.code === 'ERR_HTTP_CONNECTION_CLOSED';
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'ECONNRESET' || code === 'EPIPE';
-}
-
 /**
  * The client's request body on its way upstream. If reading it fails (the client went away
- * mid-body), the upstream connection is closed at once, so the exchange ends instead of
- * waiting for a response the upstream will not send to half a request.
+ * mid-body), the exchange is aborted at once, so it does not wait for a response the upstream
+ * will not send to half a request. The AbortController exists only for requests with a body.
  */
 class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   readonly kind: BodyKind;
   readonly length: number;
   /** What reading the client's body threw, if it did. */
   failure: unknown = null;
+  readonly #ctrl = new AbortController();
   #it: AsyncIterator<Uint8Array> | null = null;
 
-  constructor(
-    private readonly source: HttpBody,
-    private readonly conn: UpstreamConnection,
-  ) {
+  constructor(private readonly source: HttpBody) {
     this.kind = source.kind;
     this.length = source.length;
+  }
+
+  get signal(): AbortSignal {
+    return this.#ctrl.signal;
   }
 
   get trailers(): HttpHeaders | null {
@@ -118,7 +100,6 @@ class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    this.#it ??= this.source[Symbol.asyncIterator]();
     return this;
   }
 
@@ -128,7 +109,7 @@ class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
       return await this.#it.next();
     } catch (error) {
       this.failure = error;
-      void this.conn.client.close().catch(() => {});
+      this.#ctrl.abort(error);
       throw error;
     }
   }
@@ -143,7 +124,7 @@ class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
 export interface UpstreamLayerConfig {
   readonly timeouts: UpstreamTimeouts;
   /** Builds the connector of a server seen for the first time. */
-  readonly newConnector: () => UpstreamConnector;
+  readonly newConnector: () => HttpConnector;
 }
 
 /** The innermost factory: `make(old)` reuses `old.connector` (the pool survives the reload). */

@@ -24,12 +24,12 @@ import {
   type WorkerContext,
 } from '@loch/uring-runtime';
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
-import { PooledHttpConnector } from './connector.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import type { ContextHandler } from './core.js';
 import { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, serverStack } from './stack.js';
+import { newUpstreamConnector } from './upstream.js';
 
 /** What the main thread hands every worker at start. */
 export interface WorkerData {
@@ -142,10 +142,7 @@ export class ProxyWorker {
           routes: server.routes,
           log: this.log,
           lifecycle,
-          newConnector: () =>
-            new PooledHttpConnector({
-              idleTimeout: Math.min(30_000, server.timeouts.upstreamRead || 30_000),
-            }),
+          newConnector: () => newUpstreamConnector({ idleTimeout: 30_000 }),
         });
         let entry = this.#servers.get(server.key);
         if (entry === undefined) {
