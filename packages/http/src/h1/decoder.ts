@@ -133,6 +133,13 @@ const indexOfByte = Buffer.prototype.indexOf as unknown as (
   from: number,
 ) => number;
 
+/**
+ * One word view per thread, over the ArrayBuffer of the last head checked: the runtime's receive
+ * pool is one buffer, so the view is made once; a single slot bounds what it keeps alive.
+ */
+let words: Int32Array = new Int32Array(0);
+let wordsOf: ArrayBufferLike | null = null;
+
 /** Shared machinery of the request and response decoders. */
 abstract class H1Decoder<M> {
   /** The message whose head was last parsed (valid from a Head event on). */
@@ -169,9 +176,6 @@ abstract class H1Decoder<M> {
   private blk: Uint8Array = EMPTY;
   private blkBase = 0;
   private blkEnd = 0;
-  /** Word view for blockIsClean, over the ArrayBuffer of the last block. */
-  private words: Int32Array = new Int32Array(0);
-  private wordsOf: ArrayBufferLike | null = null;
 
   // Per-head scratch filled by parseFields.
   protected clCount = 0;
@@ -472,16 +476,15 @@ abstract class H1Decoder<M> {
 
   /**
    * True when b[s, e) holds no control byte other than HTAB and CRLF pairs, and no DEL, checked
-   * four bytes at a time (SWAR) over an Int32Array view of the chunk's ArrayBuffer, kept while
-   * the runtime hands out chunks of the same pool. Field values then need no per-byte check.
+   * four bytes at a time (SWAR) over an Int32Array view of the chunk's ArrayBuffer. Field values
+   * then need no per-byte check.
    */
   private blockIsClean(b: Uint8Array, s: number, e: number): boolean {
     const buf = b.buffer;
-    if (buf !== this.wordsOf) {
-      this.wordsOf = buf;
-      this.words = new Int32Array(buf, 0, buf.byteLength >> 2);
+    if (buf !== wordsOf) {
+      wordsOf = buf;
+      words = new Int32Array(buf, 0, buf.byteLength >> 2);
     }
-    const words = this.words;
     const off = b.byteOffset;
     const a0 = off + s;
     const a1 = off + e;
