@@ -46,11 +46,17 @@ export interface ConnectionOwner<K extends Endpoint> {
 type State = 'ready' | 'busy' | 'idle' | 'closed';
 
 /**
- * The stream handed to HttpClient: delegates to the real stream and counts response bytes, so a
- * failure can be told apart as "before any byte of the response" (retryable).
+ * The stream handed to HttpClient: delegates to the real stream, counts response bytes (so a
+ * failure can be told apart as "before any byte of the response", hence retryable) and owns the
+ * idle watch. While a connection is idle one recv() is kept pending on it; when the connection
+ * is taken again that same recv becomes the first read of the next response, so taking a
+ * connection out of the pool cancels nothing (no abort, no error object per request).
  */
-class CountingStream implements HttpStream {
+class ExchangeStream implements HttpStream {
   received = 0;
+  written = 0;
+  /** A recv() started while idle, not yet handed to a reader. */
+  pending: Promise<StreamChunk | null> | null = null;
   constructor(readonly inner: HttpStream) {}
   get remoteAddress() {
     return this.inner.remoteAddress;
@@ -65,14 +71,22 @@ class CountingStream implements HttpStream {
     return this.inner.closed;
   }
   async recv(options?: StreamIoOptions): Promise<StreamChunk | null> {
-    const chunk = await this.inner.recv(options);
+    let chunk: StreamChunk | null;
+    const pending = this.pending;
+    if (pending !== null) {
+      this.pending = null;
+      const signal = options?.signal;
+      chunk = signal === undefined ? await pending : await raceAbort(pending, signal);
+    } else chunk = await this.inner.recv(options);
     if (chunk !== null) this.received += chunk.bytes.byteLength;
     return chunk;
   }
   writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B> {
+    this.written += buf.byteLength;
     return this.inner.writeAll(buf, options);
   }
   writev(bufs: readonly Uint8Array[], options?: StreamIoOptions): Promise<number> {
+    this.written += 1;
     return this.inner.writev(bufs, options);
   }
   shutdown(): Promise<void> {
@@ -86,6 +100,28 @@ class CountingStream implements HttpStream {
   }
 }
 
+/**
+ * Settles with `p`, or rejects when `signal` aborts first (HttpClient's read deadline). The
+ * recv behind `p` stays pending; the connection is closed after such a failure, which ends it.
+ */
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 /** Whether a Connection header value holds the `close` token. */
 function saysClose(value: string | undefined): boolean {
   return value !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(value);
@@ -97,7 +133,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   readonly key: K;
   /** Exchanges completed on this connection (1 after the first response was fully read). */
   exchanges = 0;
-  readonly #io: CountingStream;
+  readonly #io: ExchangeStream;
   readonly #client: HttpClient;
   /** Mutable on purpose: HttpClient reads its timeouts from this object at every read. */
   readonly #clientOptions: {
@@ -111,7 +147,8 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   #reused = false;
   #signal: AbortSignal | undefined = undefined;
   #aborted = false;
-  #idleWatch: AbortController | undefined = undefined;
+  /** The idle watch recv in flight (identity, to ignore a watch that was superseded). */
+  #idleWatch: Promise<StreamChunk | null> | null = null;
   #dead = false;
   readonly #onAbort = (): void => {
     this.#aborted = true;
@@ -127,7 +164,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   ) {
     this.key = key;
     this.#owner = owner;
-    this.#io = new CountingStream(stream);
+    this.#io = new ExchangeStream(stream);
     this.#defaultReadTimeout = options.readTimeout;
     this.#clientOptions = {
       authority: key.authority,
@@ -169,6 +206,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', `connection is ${this.#state}, not ready`);
     this.#state = 'busy';
     this.#io.received = 0;
+    this.#io.written = 0;
     this.#aborted = false;
     const rt = options.readTimeout ?? this.#defaultReadTimeout;
     this.#clientOptions.responseTimeout = rt;
@@ -213,7 +251,6 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     if (this.#state === 'closed') return Promise.resolve();
     const handedOut = this.#state === 'ready';
     this.#state = 'closed';
-    this.#stopIdleWatch();
     this.#detachSignal();
     const closing = this.#client.close().catch(() => {});
     // Held but unused: it stops counting as active. (An exchange in progress releases it when it fails.)
@@ -238,7 +275,6 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   handOut(owner: ConnectionOwner<K>, reused: boolean): void {
     this.#owner = owner;
     this.#reused = reused;
-    this.#stopIdleWatch();
     if (this.#state === 'idle') this.#state = 'ready';
   }
 
@@ -251,40 +287,35 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   watchIdle(): void {
     if (this.#state !== 'ready') return;
     this.#state = 'idle';
-    const ctrl = new AbortController();
-    this.#idleWatch = ctrl;
-    this.#io.inner.recv({ signal: ctrl.signal }).then(
-      (chunk) => {
-        // An idle HTTP/1.1 connection must stay silent: data (an early 408, garbage) or end of
-        // stream both make it unusable.
-        chunk?.release();
-        this.#idleEvent(ctrl);
-      },
-      () => {
-        if (!ctrl.signal.aborted) this.#idleEvent(ctrl);
-      },
+    if (this.#io.pending !== null) return; // still watching since the last idle period
+    const watch = this.#io.inner.recv();
+    this.#io.pending = watch;
+    this.#idleWatch = watch;
+    watch.then(
+      (chunk) => this.#watchFired(watch, chunk),
+      () => this.#watchFired(watch, null),
     );
   }
 
-  #idleEvent(ctrl: AbortController): void {
-    this.#dead = true;
-    if (this.#idleWatch === ctrl && this.#state === 'idle') {
-      this.#idleWatch = undefined;
+  /**
+   * The idle recv settled. While idle, an HTTP/1.1 connection must stay silent: data (an early
+   * 408, garbage), end of stream or an error all make it unusable, so it is evicted. If it was
+   * taken meanwhile, the reader of the next response gets the result through `pending`, unless
+   * nothing of the request was written yet: then the bytes predate the request, and the
+   * connection is closed (the exchange fails before any response byte and is retried).
+   */
+  #watchFired(watch: Promise<StreamChunk | null>, chunk: StreamChunk | null): void {
+    if (this.#idleWatch !== watch) return;
+    this.#idleWatch = null;
+    if (this.#state === 'idle') {
+      this.#dead = true;
+      this.#io.pending = null;
+      chunk?.release();
       this.#owner.idleConnectionDied(this);
       void this.close();
-    } else if (this.#state !== 'closed') {
-      // Taken for a new exchange in the same tick the peer spoke: what it sent is gone, so the
-      // connection cannot be trusted. Closing it fails that exchange before any response byte,
-      // which the connector retries.
+    } else if (this.#state !== 'closed' && this.#io.written === 0) {
+      this.#dead = true;
       void this.#client.close().catch(() => {});
-    }
-  }
-
-  #stopIdleWatch(): void {
-    const ctrl = this.#idleWatch;
-    if (ctrl !== undefined) {
-      this.#idleWatch = undefined;
-      ctrl.abort();
     }
   }
 
@@ -304,7 +335,6 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     }
     if (this.#state !== 'closed') {
       this.#state = 'closed';
-      this.#stopIdleWatch();
       void this.#client.close().catch(() => {});
     }
     this.#owner.releaseConnection(this, false);

@@ -440,6 +440,30 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     await expectNoLeak(c, fds);
   });
 
+  run('connect() hands out one connection for one exchange; release() returns an unused one', async () => {
+    const p = await peer((req, res) => res.end(`got ${req.url}`));
+    const fds = fdCount();
+    const c = make();
+    const key = endpoint(`http://127.0.0.1:${p.port}`);
+    const conn = await c.connect(key);
+    expect(conn.reused).toBe(false);
+    expect(c.stats()).toMatchObject({ active: 1, idle: 0 });
+    const res = await conn.send(createRequest('GET', '/a'));
+    // One exchange per hand-out: a second send while the first is in progress is refused.
+    await expect(conn.send(createRequest('GET', '/b'))).rejects.toThrow(/busy/);
+    expect(await readText(res.body)).toBe('got /a');
+    expect(c.stats()).toMatchObject({ active: 0, idle: 1 });
+    const again = await c.connect(key);
+    expect(again).toBe(conn);
+    expect(again.reused).toBe(true);
+    again.release();
+    expect(c.stats()).toMatchObject({ active: 0, idle: 1, reused: 1 });
+    const dropped = await c.connect(key);
+    await dropped.close();
+    expect(c.stats()).toMatchObject({ active: 0, idle: 0 });
+    await expectNoLeak(c, fds);
+  });
+
   run('descriptors return to the baseline after many pooled and unpooled exchanges', async () => {
     const p = await peer((req, res) => {
       if (req.url === '/close') res.setHeader('connection', 'close');
