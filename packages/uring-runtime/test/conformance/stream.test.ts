@@ -61,6 +61,18 @@ function fdCount(): number {
   return readdirSync('/proc/self/fd').length;
 }
 
+/** The descriptor count once it stopped changing (earlier tests' closes finish asynchronously). */
+async function settledFdCount(driver: Driver): Promise<number> {
+  let last = fdCount();
+  for (let stable = 0, i = 0; stable < 5 && i < 200; i++) {
+    await driver.sleep(10);
+    const now = fdCount();
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 describe.each(cases)('stream conformance: $name driver', ({ name, skip }) => {
   const { driver, res } = useDriver(name);
   const run = skip === undefined ? it : it.skip;
@@ -274,7 +286,14 @@ describe.each(cases)('stream conformance: $name driver', ({ name, skip }) => {
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
-    res.add({ close: () => void child.kill() });
+    res.add({
+      close: () =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once('close', () => resolve());
+          child.kill();
+        }),
+    });
     const port = await new Promise<number>((resolve) =>
       child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString()))),
     );
@@ -343,8 +362,7 @@ describe.each(cases)('stream conformance: $name driver', ({ name, skip }) => {
     const port = portOf(listener);
     // Warm up once so lazily created descriptors (pipes, eventfds) exist before counting.
     await (await driver().connectTcp({ host: '127.0.0.1', port })).close();
-    await driver().sleep(50);
-    const before = fdCount();
+    const before = await settledFdCount(driver());
     for (let round = 0; round < 10; round++) {
       await Promise.all(
         Array.from({ length: 50 }, async () => {
