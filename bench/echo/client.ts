@@ -1,7 +1,8 @@
 /**
- * Load generator of the echo benchmark: N connections, each sending a message of S bytes and
- * waiting for its echo before the next (ping-pong), for D milliseconds. Runs on the io_uring
- * driver so the client costs little CPU. Prints JSON `{ messages, seconds }`.
+ * Load generator of the echo benchmark: N connections, each sending P messages of S bytes at once
+ * (P = 1: ping-pong) and waiting for all their echoes before the next round, for D milliseconds.
+ * Runs on the io_uring driver so the client costs little CPU. Prints JSON `{ messages, seconds }`.
+ * Usage: client.ts <port> [connections=64] [size=64] [durationMs=5000] [pipeline=1]
  */
 import { createUringDriver } from '../../packages/uring-runtime/src/uring/index.js';
 
@@ -9,6 +10,8 @@ const port = Number(process.argv[2]);
 const conns = Number(process.argv[3] ?? 64);
 const size = Number(process.argv[4] ?? 64);
 const durationMs = Number(process.argv[5] ?? 5000);
+const pipeline = Number(process.argv[6] ?? 1);
+const round = size * pipeline;
 
 const driver = createUringDriver({ entries: 1024, bufferCount: 256, bufferSize: 4096 });
 let messages = 0;
@@ -22,18 +25,18 @@ setTimeout(() => {
 }, durationMs);
 await Promise.all(
   streams.map(async (s) => {
-    const msg = new Uint8Array(size).fill(120);
-    let buf = new Uint8Array(size);
+    const msg = new Uint8Array(round).fill(120);
+    let buf = new Uint8Array(round);
     while (running) {
       await s.writeAll(msg);
       let got = 0;
-      while (got < size) {
+      while (got < round) {
         const [n, b] = await s.read(buf.subarray(got));
         if (n === 0) throw new Error('server closed');
         got += n;
-        buf = new Uint8Array(b.buffer, 0, size);
+        buf = new Uint8Array(b.buffer, 0, round);
       }
-      messages++;
+      messages += pipeline;
     }
     await s.close();
   }),

@@ -37,8 +37,8 @@ export interface UringDriverOptions {
   readonly sqpoll?: boolean | undefined;
   /**
    * When queued ops are flushed: 'immediate' (once per event-loop turn, in setImmediate: every op
-   * of the turn in one submit) or 'microtask' (end of the current tick). Default 'immediate'
-   * (env LOCH_URING_FLUSH overrides).
+   * of the turn in one submit), 'tick' (process.nextTick: once the tick's promise jobs are done)
+   * or 'microtask' (queueMicrotask). Default 'immediate' (env LOCH_URING_FLUSH overrides).
    */
   readonly flushMode?: FlushMode | undefined;
 }
@@ -75,7 +75,8 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
   }
   const envFlush = process.env.LOCH_URING_FLUSH;
   const flushMode: FlushMode =
-    options.flushMode ?? (envFlush === 'microtask' || envFlush === 'immediate' ? envFlush : 'immediate');
+    options.flushMode ??
+    (envFlush === 'microtask' || envFlush === 'immediate' || envFlush === 'tick' ? envFlush : 'immediate');
   let ring: Ring;
   try {
     ring = new Ring(loaded.binding, {

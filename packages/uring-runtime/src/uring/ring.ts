@@ -13,8 +13,13 @@ export interface CompletionTarget {
   onCompletion(res: number, flags: number, slot: number): void;
 }
 
-/** How queued records are flushed: once per loop turn (setImmediate) or at the end of the tick. */
-export type FlushMode = 'immediate' | 'microtask';
+/**
+ * When queued records are flushed: 'immediate' once per event-loop turn (setImmediate, after
+ * every I/O callback of the turn); 'tick' when the current tick's promise jobs are done
+ * (process.nextTick queued from a promise job runs after the whole microtask queue drained);
+ * 'microtask' at the next microtask checkpoint (queueMicrotask; can flush several times a tick).
+ */
+export type FlushMode = 'immediate' | 'tick' | 'microtask';
 
 /** Options of a ring. */
 export interface RingOptions {
@@ -269,6 +274,7 @@ export class Ring {
     if (this.scheduled) return;
     this.scheduled = true;
     if (this.flushMode === 'immediate') setImmediate(this.flushBound);
+    else if (this.flushMode === 'tick') process.nextTick(this.flushBound);
     else queueMicrotask(this.flushBound);
   }
 
