@@ -301,3 +301,43 @@ export function availableDrivers(): ('legacy' | 'uring')[] {
   );
   return probe.stdout === 'uring' ? ['legacy', 'uring'] : ['legacy'];
 }
+
+/**
+ * An upstream that never completes a TCP handshake: a listener with backlog 0 that never
+ * accepts, its queue filled by connections of its own, so further SYNs are dropped and a
+ * connect attempt hangs until its deadline (for the connect-timeout 504). Needs python3.
+ */
+export async function blackholeUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const py = spawn(
+    'python3',
+    [
+      '-c',
+      `import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(0)
+port = s.getsockname()[1]
+fill = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("127.0.0.1", port))
+    except BlockingIOError: pass
+    fill.append(c)
+time.sleep(0.2)
+print(port, flush=True)
+sys.stdin.read()`,
+    ],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    py.stdout!.setEncoding('utf8').once('data', (d: string) => resolve(Number(d.trim())));
+    py.once('exit', () => reject(new Error('python3 blackhole exited')));
+  });
+  return {
+    port,
+    async close() {
+      const exited = new Promise((r) => py.once('exit', r));
+      py.stdin!.end();
+      py.kill();
+      await exited;
+    },
+  };
+}

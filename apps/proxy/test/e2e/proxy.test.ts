@@ -13,6 +13,7 @@ import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   availableDrivers,
+  blackholeUpstream,
   curl,
   freePort,
   httpUpstream,
@@ -32,9 +33,11 @@ describe.each(drivers)('loch run (driver %s)', (driver) => {
   let nginx: Nginx;
   let silent: Awaited<ReturnType<typeof silentUpstream>>;
   let resetting: Awaited<ReturnType<typeof resettingUpstream>>;
+  let blackhole: Awaited<ReturnType<typeof blackholeUpstream>>;
   let echo: Awaited<ReturnType<typeof httpUpstream>>;
   let loch: Loch;
   let port: number;
+  let connectPort: number;
   let sock: string;
   let dir: string;
   const base = () => `http://127.0.0.1:${port}`;
@@ -44,6 +47,7 @@ describe.each(drivers)('loch run (driver %s)', (driver) => {
     nginx = await startNginx(['A', 'B']);
     silent = await silentUpstream();
     resetting = await resettingUpstream();
+    blackhole = await blackholeUpstream();
     echo = await httpUpstream((req, res) => {
       if (req.url?.startsWith('/echo/headers')) {
         res.writeHead(200, [
@@ -69,6 +73,7 @@ describe.each(drivers)('loch run (driver %s)', (driver) => {
     });
     const dead = await freePort();
     port = await freePort();
+    connectPort = await freePort();
     sock = join(dir, 'loch.sock');
     const [a, b] = nginx.ports;
     const A = `"http://127.0.0.1:${a}"`;
@@ -154,6 +159,14 @@ upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }]
 path = "/echo/"
 upstreams = [{ endpoint = "http://127.0.0.1:${echo.port}" }]
 
+[servers.connect]
+listener = { type = "socket", value = "127.0.0.1:${connectPort}" }
+timeouts = { upstream_connect = "300ms" }
+
+[[servers.connect.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${blackhole.port}" }]
+
 [servers.uds]
 listener = { type = "unix", value = "${sock}" }
 
@@ -169,7 +182,13 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
   afterAll(async () => {
     const code = await loch?.stop();
     expect(code).toBe(0);
-    await Promise.all([nginx?.stop(), silent?.close(), resetting?.close(), echo?.close()]);
+    await Promise.all([
+      nginx?.stop(),
+      silent?.close(),
+      resetting?.close(),
+      blackhole?.close(),
+      echo?.close(),
+    ]);
   }, 30_000);
 
   it('routes by prefix, catch-all with strip_prefix, parameters and host; normalizes dot segments', async () => {
@@ -282,7 +301,7 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     }
   });
 
-  it('answers 502 when the upstream refuses or resets, 504 when it does not answer in time', async () => {
+  it('answers 502 when the upstream refuses or resets, 504 when it does not accept or answer in time', async () => {
     const down = await request(`${base()}/down/x`);
     expect(down.statusCode).toBe(502);
     expect(await down.body.text()).toBe('502 ERR_LOCH_UPSTREAM_REFUSED\n');
@@ -292,6 +311,9 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     const slow = await request(`${base()}/slow/x`);
     expect(slow.statusCode).toBe(504);
     expect(await slow.body.text()).toBe('504 ERR_LOCH_UPSTREAM_TIMEOUT\n');
+    const connect = await request(`http://127.0.0.1:${connectPort}/x`);
+    expect(connect.statusCode).toBe(504);
+    expect(await connect.body.text()).toBe('504 ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT\n');
     // logged: a warning per upstream failure on stderr
     await expect
       .poll(() => loch.stderr(), { timeout: 5000 })

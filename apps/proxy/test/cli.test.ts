@@ -1,0 +1,85 @@
+/**
+ * The `loch` command line as a user runs it (src/bin.ts in a child process): --help, --version,
+ * `check` on a good file (prints the effective config, exit 0) and on a bad one (every error
+ * with its key path, exit 1), and usage errors (exit 2).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROXY_DIR } from './e2e/harness.js';
+
+function loch(...args: string[]) {
+  const r = spawnSync(
+    process.execPath,
+    ['--conditions=@loch/source', '--import', 'tsx', 'src/bin.ts', ...args],
+    {
+      cwd: PROXY_DIR,
+      encoding: 'utf8',
+      timeout: 30_000,
+    },
+  );
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('loch CLI', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'loch-cli-'));
+
+  it('prints usage with --help and the version with --version', () => {
+    const help = loch('--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('loch run   -c <config.toml|config.json>');
+    const version = loch('--version');
+    expect(version.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(join(PROXY_DIR, 'package.json'), 'utf8')) as { version: string };
+    expect(version.out).toBe(`loch ${pkg.version}\n`);
+  });
+
+  it('check prints the effective config of a valid file (Monolake spelling) and exits 0', () => {
+    const r = loch('check', '-c', join(PROXY_DIR, 'test/monolake.toml'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/monolake\.toml: ok\n$/);
+    const json = JSON.parse(r.out.slice(0, r.out.lastIndexOf('}') + 1)) as {
+      runtime: { workers: number; driver: string };
+      servers: { key: string }[];
+    };
+    expect(json.runtime).toMatchObject({ workers: 2, driver: 'uring' });
+    expect(json.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
+  });
+
+  it('check lists every error with its location and exits 1 (TOML and JSON)', () => {
+    const bad = join(dir, 'bad.toml');
+    writeFileSync(
+      bad,
+      '[runtime]\nworkerz = 2\n[servers.web]\nlistener = { type = "socket", value = "nowhere" }\n[[servers.web.routes]]\npath = "x"\nupstreams = []\n',
+    );
+    const r = loch('check', '-c', bad);
+    expect(r.code).toBe(1);
+    expect(r.out).toBe('');
+    expect(r.err).toContain(`${bad}: `);
+    expect(r.err).toContain('runtime: unknown key "workerz"');
+    expect(r.err).toMatch(/servers\.web\.routes\[0\]\.path: /);
+    expect(r.err).toMatch(/servers\.web\.routes\[0\]\.upstreams: a route needs at least one upstream/);
+    const json = join(dir, 'bad.json');
+    writeFileSync(
+      json,
+      '{ "servers": { "web": { "listener": { "type": "socket", "value": "1.2.3.4:99999" }, "routes": [] } } }',
+    );
+    const j = loch('check', '-c', json);
+    expect(j.code).toBe(1);
+    expect(j.err).toMatch(/servers\.web\.listener\.value: /);
+    expect(j.err).toMatch(/servers\.web\.routes: a server needs at least one route/);
+    const syntax = join(dir, 'syntax.toml');
+    writeFileSync(syntax, '[servers\n');
+    const s = loch('check', '-c', syntax);
+    expect(s.code).toBe(1);
+    expect(s.err).toMatch(/line 1, column \d+: TOML syntax/);
+  });
+
+  it('exits 2 on usage errors', () => {
+    expect(loch('frobnicate').code).toBe(2);
+    expect(loch('check').err).toContain('missing -c');
+    expect(loch('--bogus').code).toBe(2);
+  });
+});
