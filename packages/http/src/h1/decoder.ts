@@ -272,14 +272,14 @@ abstract class H1Decoder<M> {
     for (;;) {
       switch (this.state) {
         case S_HEAD: {
-          if (!this.scanBlock(false)) return DecodeEvent.NeedMore;
+          if (!this.scanBlock(false)) return this.drained();
           this.parseHead();
           return DecodeEvent.Head;
         }
         case S_BODY_LEN:
         case S_CHUNK_DATA: {
           const avail = this.input.length - this.pos;
-          if (avail === 0) return DecodeEvent.NeedMore;
+          if (avail === 0) return this.drained();
           const n = Math.min(avail, this.remaining);
           this.data = this.input.subarray(this.pos, this.pos + n);
           this.pos += n;
@@ -288,19 +288,19 @@ abstract class H1Decoder<M> {
           return DecodeEvent.Data;
         }
         case S_BODY_EOF: {
-          if (this.pos === this.input.length) return DecodeEvent.NeedMore;
+          if (this.pos === this.input.length) return this.drained();
           this.data = this.pos === 0 ? this.input : this.input.subarray(this.pos);
           this.pos = this.input.length;
           return DecodeEvent.Data;
         }
         case S_CHUNK_SIZE:
-          if (!this.chunkSize()) return DecodeEvent.NeedMore;
+          if (!this.chunkSize()) return this.drained();
           break;
         case S_CHUNK_EXT:
-          if (!this.chunkExt()) return DecodeEvent.NeedMore;
+          if (!this.chunkExt()) return this.drained();
           break;
         case S_CHUNK_SIZE_LF: {
-          if (this.pos === this.input.length) return DecodeEvent.NeedMore;
+          if (this.pos === this.input.length) return this.drained();
           if (this.input[this.pos] !== 10) this.fail('ERR_HTTP_BARE_CR', 'CR without LF in chunk line');
           this.pos++;
           this.chunkLineLen = 0;
@@ -314,7 +314,7 @@ abstract class H1Decoder<M> {
         }
         case S_CHUNK_DATA_CR:
         case S_CHUNK_DATA_LF: {
-          if (this.pos === this.input.length) return DecodeEvent.NeedMore;
+          if (this.pos === this.input.length) return this.drained();
           const want = this.state === S_CHUNK_DATA_CR ? 13 : 10;
           if (this.input[this.pos] !== want)
             this.fail('ERR_HTTP_INVALID_CHUNK_END', 'chunk data not followed by CRLF');
@@ -323,22 +323,30 @@ abstract class H1Decoder<M> {
           break;
         }
         case S_TRAILERS: {
-          if (!this.scanBlock(true)) return DecodeEvent.NeedMore;
+          if (!this.scanBlock(true)) return this.drained();
           this.trailers = this.blkEnd - this.blkBase === 2 ? null : this.parseTrailers();
           this.state = S_END;
           break;
         }
         case S_END:
+          this.data = EMPTY;
           this.state = this.keepAlive ? S_HEAD : S_CLOSED;
           return DecodeEvent.End;
         case S_CLOSED:
           if (this.pos < this.input.length)
             this.fail('ERR_HTTP_DATA_AFTER_CLOSE', 'data after a message that closes the connection');
-          return DecodeEvent.NeedMore;
+          return this.drained();
         default:
           throw this.error ?? new Error('decoder in an invalid state');
       }
     }
+  }
+
+  /** All input is consumed: drop the reference so an idle connection keeps no chunk alive. */
+  private drained(): DecodeEvent {
+    this.input = EMPTY;
+    this.pos = 0;
+    return DecodeEvent.NeedMore;
   }
 
   protected fail(code: HttpParseErrorCode, detail: string, offset = -1): never {
