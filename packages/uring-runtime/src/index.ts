@@ -27,6 +27,7 @@ export {
   type RuntimeOptions,
   resolveDriverChoice,
 } from './runtime.js';
+export { type SpawnOptions, spawn } from './spawn.js';
 export type {
   ByteStream,
   DriverName,

@@ -134,7 +134,12 @@ export class Runtime {
     await Promise.all([...this.activity.listeners].map((listener) => listener.close()));
   }
 
-  /** Resolves once every stream of this runtime is closed. */
+  /** Tasks started with spawn() on this runtime that have not settled. */
+  get tasks(): number {
+    return this.activity.tasks;
+  }
+
+  /** Resolves once every stream of this runtime is closed and every spawned task settled. */
   whenIdle(): Promise<void> {
     return this.activity.whenIdle();
   }

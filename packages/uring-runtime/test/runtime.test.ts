@@ -13,6 +13,7 @@ import {
   RuntimeError,
   resolveDriverChoice,
   sleep,
+  spawn,
   TcpListener,
   TcpStream,
   timeout,
@@ -140,6 +141,38 @@ describe('public socket API (legacy driver)', () => {
     } finally {
       await runtime.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('spawn counts a task as open work until it settles, and reports its failure', async () => {
+    const runtime = await createRuntime({ driver: 'legacy', log: () => undefined });
+    try {
+      let finish!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        finish = resolve;
+      });
+      await spawn(() => gate, { runtime });
+      expect(runtime.tasks).toBe(1);
+      let idle = false;
+      const idling = runtime.whenIdle().then(() => {
+        idle = true;
+      });
+      await sleep(1, { runtime });
+      expect(idle).toBe(false);
+      finish();
+      await idling;
+      expect(runtime.tasks).toBe(0);
+      const failures: unknown[] = [];
+      await spawn(
+        () => {
+          throw new Error('task broke');
+        },
+        { runtime, onError: (error) => failures.push(error) },
+      );
+      await runtime.whenIdle();
+      expect(failures).toEqual([expect.objectContaining({ message: 'task broke' })]);
+    } finally {
+      await runtime.close();
     }
   });
 

@@ -1,7 +1,7 @@
 /**
- * What a runtime has open: listeners (so a graceful stop can close them all) and the number of
- * streams handed to user code (so it can wait until they are closed). Kept by the public
- * TcpListener/TcpStream/Unix* wrappers. Not for drivers, which keep their own sets.
+ * What a runtime has open: listeners (so a graceful stop can close them all), the streams handed
+ * to user code and the tasks started with spawn() (so a stop can wait until they are done).
+ * Kept by the public wrappers and spawn(). Not for drivers, which keep their own sets.
  */
 
 /** Something that stops accepting when closed. */
@@ -9,14 +9,19 @@ export interface Closable {
   close(): Promise<void>;
 }
 
-/** Open listeners and streams of one runtime. */
+/** Open listeners, streams and spawned tasks of one runtime. */
 export class RuntimeActivity {
   readonly listeners = new Set<Closable>();
   #openStreams = 0;
+  #tasks = 0;
   #idle: (() => void)[] = [];
 
   get openStreams(): number {
     return this.#openStreams;
+  }
+
+  get tasks(): number {
+    return this.#tasks;
   }
 
   streamOpened(): void {
@@ -25,16 +30,29 @@ export class RuntimeActivity {
 
   streamClosed(): void {
     this.#openStreams--;
-    if (this.#openStreams === 0 && this.#idle.length > 0) {
+    this.#checkIdle();
+  }
+
+  taskStarted(): void {
+    this.#tasks++;
+  }
+
+  taskEnded(): void {
+    this.#tasks--;
+    this.#checkIdle();
+  }
+
+  #checkIdle(): void {
+    if (this.#openStreams === 0 && this.#tasks === 0 && this.#idle.length > 0) {
       const idle = this.#idle;
       this.#idle = [];
       for (const resolve of idle) resolve();
     }
   }
 
-  /** Resolves once no stream is open. */
+  /** Resolves once no stream is open and no spawned task runs. */
   whenIdle(): Promise<void> {
-    if (this.#openStreams === 0) return Promise.resolve();
+    if (this.#openStreams === 0 && this.#tasks === 0) return Promise.resolve();
     return new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 }
