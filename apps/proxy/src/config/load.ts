@@ -167,7 +167,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[]): ProxyConfig {
   const listeners = new Map<string, string>();
   for (const [key, server] of Object.entries(file.servers)) {
     const at = `servers.${key}`;
-    const built = normalizeServer(key, server, at, issues);
+    const built = normalizeServer(key, server, at, issues, file.log?.access ?? true);
     if (!built) continue;
     const id =
       built.listen.kind === 'tcp' ? `${built.listen.host}:${built.listen.port}` : `unix:${built.listen.path}`;
@@ -190,6 +190,7 @@ function normalizeServer(
   s: ServerFile,
   at: string,
   issues: ConfigIssue[],
+  accessLogDefault: boolean,
 ): ServerConfig | undefined {
   const start = issues.length;
   if (s.proxy_type !== 'http') {
@@ -280,7 +281,7 @@ function normalizeServer(
     listen,
     timeouts,
     routes,
-    accessLog: s.access_log ?? true,
+    accessLog: s.access_log ?? accessLogDefault,
   };
 }
 
