@@ -100,3 +100,24 @@ for (let i = 0; i < rows.length; i++) {
     `| ${row.server} | ${row.messagesPerSecond} | ${row.cpuMicrosPerMessage.toFixed(2)} | ${ratio} |`,
   );
 }
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+if (rounds > 1) {
+  const baseCpu = median(rows.filter((r) => r.server === LABELS.net).map((r) => r.cpuMicrosPerMessage));
+  console.log(`\nMedians over ${rounds} rounds:\n`);
+  console.log('| server | messages/s | server CPU us/message | vs node:net |');
+  console.log('|---|---|---|---|');
+  for (const mode of MODES) {
+    const mine = rows.filter((r) => r.server === LABELS[mode]);
+    const cpu = median(mine.map((r) => r.cpuMicrosPerMessage));
+    const rate = median(mine.map((r) => r.messagesPerSecond));
+    console.log(
+      `| ${LABELS[mode]} | ${Math.round(rate)} | ${cpu.toFixed(2)} | ${(cpu / baseCpu).toFixed(2)} |`,
+    );
+  }
+}

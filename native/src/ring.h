@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -94,7 +95,9 @@ class Ring {
   size_t sqCap_ = 0;
   int32_t* cq_ = nullptr;
   size_t cqCap_ = 0;
-  std::vector<Slot> slots_;
+  // A deque: growing it never moves a Slot, and SQEs already prepared point into Slots
+  // (timespecs, msghdr) until the kernel has read them.
+  std::deque<Slot> slots_;
   // Provided-buffer ring (group 0).
   io_uring_buf_ring* bufRing_ = nullptr;
   size_t bufRingBytes_ = 0;

@@ -306,6 +306,13 @@ describe.skipIf(!probe.available)('uring driver', () => {
     expect(fdCount()).toBe(before);
   });
 
+  it('resolves thousands of timers queued in one tick (slot tables grow mid-batch)', async () => {
+    const timers = Array.from({ length: 3000 }, (_, i) => driver.sleep(1 + (i % 5)).then(() => i));
+    const done = await Promise.all(timers);
+    expect(done.length).toBe(3000);
+    expect(done[2999]).toBe(2999);
+  });
+
   it('forwards with splice between two streams', async () => {
     const upstream = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
     serveEcho(upstream);
