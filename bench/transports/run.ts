@@ -1,18 +1,22 @@
 /**
  * Pooled vs unpooled request cost of @loch/transports' HttpConnector against a local nginx
- * (static 128 B and 11,268 B files, nginx pinned to CPU 1, this client process pinned to CPU 0),
- * beside node:http's Agent with and without keep-alive as the reference. For each driver,
- * mode and concurrency it runs closed-loop request workers for a fixed time and reports
- * requests/s and CPU microseconds of this process per request (process.cpuUsage over the
- * requests done). Writes bench/transports/results.md and prints the table.
+ * (static 128 B and 11,268 B files), beside node:http's Agent with and without keep-alive as
+ * the reference. For each body size, concurrency, mode and client it runs closed-loop request
+ * workers for a fixed number of requests, `--repeat` times, and reports the median requests/s
+ * and CPU microseconds of this process per request (process.cpuUsage over the run). A fixed
+ * count (not a fixed time) keeps CPU per request meaningful on a loaded machine. `--pin` pins
+ * nginx to CPU 1 and this process to CPU 0 (only useful on a quiet machine).
+ * Writes bench/transports/results.md and prints the table.
  *
  * Usage (from bench/): pnpm exec tsx --conditions=@loch/source transports/run.ts
- *   [--seconds 3] [--concurrency 1,16] [--drivers uring,legacy] [--sizes 128,11268]
+ *   [--requests 20000] [--unpooled-requests 3000] [--repeat 3] [--concurrency 1,16]
+ *   [--drivers uring,legacy] [--sizes 128,11268] [--pin]
  * Not a test: no assertions, numbers depend on a quiet machine.
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 // Relative imports: bench/package.json (not owned by this benchmark) does not list these yet.
@@ -25,13 +29,18 @@ import { startNginxStatic } from '../lib/nginx.js';
 
 const { values: args } = parseArgs({
   options: {
-    seconds: { type: 'string', default: '3' },
+    requests: { type: 'string', default: '20000' },
+    'unpooled-requests': { type: 'string', default: '3000' },
+    repeat: { type: 'string', default: '3' },
+    pin: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '1,16' },
     drivers: { type: 'string', default: 'uring,legacy' },
     sizes: { type: 'string', default: '128,11268' },
   },
 });
-const seconds = Number(args.seconds);
+const pooledRequests = Number(args.requests);
+const unpooledRequests = Number(args['unpooled-requests']);
+const repeat = Number(args.repeat);
 const concurrencies = args.concurrency.split(',').map(Number);
 const sizes = args.sizes.split(',').map(Number);
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -47,26 +56,24 @@ interface Row {
   errors: number;
 }
 
-/** Runs `concurrency` closed loops of `one()` for `seconds`; counts requests and this process's CPU. */
-async function loop(
-  concurrency: number,
-  one: () => Promise<void>,
-): Promise<{ n: number; errors: number; rps: number; cpu: number }> {
-  // warm-up
-  const warmEnd = Date.now() + 1000;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (Date.now() < warmEnd) await one().catch(() => {});
-    }),
-  );
+interface Sample {
+  n: number;
+  errors: number;
+  rps: number;
+  cpu: number;
+}
+
+/** Runs `concurrency` closed loops of `one()` until `total` requests are done; counts this process's CPU. */
+async function runOnce(total: number, concurrency: number, one: () => Promise<void>): Promise<Sample> {
+  let started = 0;
   let n = 0;
   let errors = 0;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  const end = Date.now() + seconds * 1000;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (Date.now() < end) {
+      while (started < total) {
+        started++;
         try {
           await one();
           n++;
@@ -79,6 +86,25 @@ async function loop(
   const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   return { n, errors, rps: n / elapsed, cpu: (cpu.user + cpu.system) / Math.max(n, 1) };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** A warm-up run, then `repeat` measured runs; the medians. */
+async function loop(pooled: boolean, concurrency: number, one: () => Promise<void>): Promise<Sample> {
+  const total = pooled ? pooledRequests : unpooledRequests;
+  await runOnce(Math.ceil(total / 4), concurrency, one);
+  const samples: Sample[] = [];
+  for (let i = 0; i < repeat; i++) samples.push(await runOnce(total, concurrency, one));
+  return {
+    n: samples.reduce((a, b) => a + b.n, 0),
+    errors: samples.reduce((a, b) => a + b.errors, 0),
+    rps: median(samples.map((x) => x.rps)),
+    cpu: median(samples.map((x) => x.cpu)),
+  };
 }
 
 async function lochCase(
@@ -94,7 +120,7 @@ async function lochCase(
   });
   const key = endpoint(`http://127.0.0.1:${port}`);
   const req = createRequest('GET', `/${size}`);
-  const r = await loop(concurrency, async () => {
+  const r = await loop(pooled, concurrency, async () => {
     const res = await connector.request(key, req);
     for await (const _ of res.body) {
       // drain
@@ -120,6 +146,7 @@ async function lochCase(
 async function nodeCase(pooled: boolean, port: number, size: number, concurrency: number): Promise<Row> {
   const agent = new Agent({ keepAlive: pooled, maxSockets: concurrency });
   const r = await loop(
+    pooled,
     concurrency,
     () =>
       new Promise<void>((resolve, reject) => {
@@ -146,14 +173,17 @@ async function nodeCase(pooled: boolean, port: number, size: number, concurrency
 }
 
 async function main(): Promise<void> {
-  try {
-    execFileSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
-  } catch {
-    console.warn('could not pin this process to CPU 0');
+  if (args.pin) {
+    try {
+      execFileSync('taskset', ['-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+    } catch {
+      console.warn('could not pin this process to CPU 0');
+    }
   }
   const root = writeBodies(sizes);
   const port = await freePort();
-  const nginx = await startNginxStatic({ root, port, cpu: '1' });
+  const nginx = await startNginxStatic({ root, port, ...(args.pin ? { cpu: '1' } : {}) });
+  const load = loadavg()[0]!.toFixed(1);
   const rows: Row[] = [];
   try {
     const drivers = args.drivers.split(',') as DriverName[];
@@ -177,8 +207,9 @@ async function main(): Promise<void> {
   const lines = [
     '# @loch/transports: pooled vs unpooled request cost',
     '',
-    `${machineSummary()}; nginx static (1 worker) on CPU 1, client on CPU 0; ${seconds} s per point, closed loop.`,
-    'CPU is this client process (utime+stime) per request; lower is better.',
+    `${machineSummary()}; nginx static (1 worker)${args.pin ? ' on CPU 1, client on CPU 0' : ', not pinned'}; load average ${load} at start.`,
+    `Closed loop; per point a warm-up, then ${repeat} runs of ${pooledRequests} (pooled) / ${unpooledRequests} (unpooled) requests; medians.`,
+    'CPU is this client process (utime+stime) per request; lower is better. requests/s depends on the load of the machine.',
     '',
     '| client | mode | body | concurrency | requests/s | CPU us/req | errors |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',

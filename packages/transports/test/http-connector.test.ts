@@ -384,6 +384,28 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     await expectNoLeak(c, fds);
   });
 
+  run(
+    'an idle connection on which the peer writes (an unsolicited 408) is evicted, never read as a response',
+    async () => {
+      const p = await raw((s, index) =>
+        onRequestHeads(s, () => {
+          s.write(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nc${index}`);
+          setTimeout(() => s.write('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n'), 20);
+        }),
+      );
+      const fds = fdCount();
+      const c = make();
+      const key = endpoint(`http://127.0.0.1:${p.port}`);
+      expect(await readText((await c.request(key, createRequest('GET', '/'))).body)).toBe('c0');
+      expect(await eventually(() => c.stats().evicted === 1)).toBe(true);
+      const res = await c.request(key, createRequest('GET', '/'));
+      expect(res.status).toBe(200);
+      expect(await readText(res.body)).toBe('c1');
+      expect(c.stats()).toMatchObject({ created: 2, reused: 0, retried: 0 });
+      await expectNoLeak(c, fds);
+    },
+  );
+
   run('an abort signal during the body fails it with AbortedError and closes the connection', async () => {
     const p = await peer((_req, res) => {
       res.writeHead(200, { 'content-length': 100 });
