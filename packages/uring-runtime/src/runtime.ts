@@ -67,12 +67,12 @@ interface UringModule {
 
 /** Loads the io_uring driver module, or says why it cannot be used. */
 async function loadUring(): Promise<UringModule | string> {
-  // A variable specifier keeps the legacy path independent of the uring module: when that module
-  // is missing or broken, 'auto' still works and reports why.
-  const specifier = './uring/index.js';
+  // A dynamic import keeps the legacy path independent of the uring module: when that module or
+  // its addon is missing or broken, 'auto' still works and reports why. The specifier is a
+  // literal so bundlers and vitest (which serve src/*.ts for './x.js') resolve it too.
   let loaded: Partial<UringModule>;
   try {
-    loaded = (await import(specifier)) as Partial<UringModule>;
+    loaded = (await import('./uring/index.js')) as Partial<UringModule>;
   } catch (error) {
     return `io_uring driver module failed to load: ${error instanceof Error ? error.message : String(error)}`;
   }
