@@ -79,10 +79,14 @@ export const demoHandler: HttpHandler<HttpConnectionContext> = {
 
 export interface Running {
   port: number;
-  server: HttpServer<HttpConnectionContext>;
+  /** The server object (undefined when it runs in another process). */
+  server: HttpServer<HttpConnectionContext> | undefined;
   errors: unknown[];
   stop(): Promise<void>;
 }
+
+/** A server running in this process. */
+export type InProcess = Running & { server: HttpServer<HttpConnectionContext> };
 
 const runtimes = new Map<DriverName, Promise<Runtime>>();
 
@@ -116,7 +120,7 @@ export async function startServer(
   driver: DriverName,
   options: HttpServerOptions<HttpConnectionContext> = {},
   handler = demoHandler,
-): Promise<Running> {
+): Promise<InProcess> {
   const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime: await runtimeFor(driver) });
   const errors: unknown[] = [];
   const server = new HttpServer(handler, { onError: (e) => errors.push(e), ...options });

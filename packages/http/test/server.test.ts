@@ -2,14 +2,14 @@ import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { streamBody } from '../src/body.js';
 import { createResponse } from '../src/message.js';
-import { availableDrivers, type Running, raw, startServer, statuses } from './server-harness.js';
+import { availableDrivers, type InProcess, raw, startServer, statuses } from './server-harness.js';
 
 const drivers = await availableDrivers();
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 
 describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
-  let srv: Running;
+  let srv: InProcess;
   beforeEach(async () => {
     srv = await startServer(driver, { timeouts: { idle: 2000, head: 300, body: 300, write: 2000 } });
   });
