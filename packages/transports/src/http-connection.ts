@@ -315,6 +315,11 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       void this.close();
     } else if (this.#state !== 'closed' && this.#io.written === 0) {
       this.#dead = true;
+      if (this.#io.pending === watch) {
+        // No reader took it yet: drop the stale bytes so they are never parsed as the response.
+        this.#io.pending = null;
+        chunk?.release();
+      }
       void this.#client.close().catch(() => {});
     }
   }
