@@ -487,6 +487,7 @@ void Ring::Destroy(Napi::Env env) {
   bufRing_ = nullptr;
   for (uint32_t i = 0; i < slots_.size(); i++) Release(env, i);
   slots_.clear();
+  inFlight_ = 0;
   synthetic_.clear();
   poolRef_.Reset();
   sqRef_.Reset();

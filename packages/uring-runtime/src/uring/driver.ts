@@ -89,6 +89,11 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
   } catch (error) {
     throw new UringUnavailableError(error instanceof Error ? error.message : String(error));
   }
+  if (!ring.info.bufRing) {
+    // recv() depends on the provided-buffer ring; without it the driver cannot serve.
+    ring.destroy();
+    throw new UringUnavailableError('the provided-buffer ring could not be registered');
+  }
   threadRing = { binding: loaded.binding, ring, users: 1 };
   return threadRing;
 }
