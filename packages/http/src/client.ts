@@ -164,6 +164,7 @@ export class HttpClient {
       this.keepAlive = d.keepAlive && !d.upgrade;
       if (d.framing === 'none') {
         d.poll();
+        await this.settleWrite();
         this.finishResponse();
         return res;
       }
@@ -189,6 +190,11 @@ export class HttpClient {
   /** @internal */
   get bodyTrailers(): HttpHeaders | null {
     return this.decoder.trailers;
+  }
+
+  /** @internal waits for a request body still being written (its failure marks the connection broken) */
+  async settleWrite(): Promise<void> {
+    if (this.writing !== null) await this.writing;
   }
 
   /** @internal the response body ended (or failed) */
@@ -357,6 +363,9 @@ class IncomingResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
     this.done = true;
     if (ev === DecodeEvent.End) {
       this.trailers = this.client.bodyTrailers;
+      // A server may answer before it read all of the request body: the exchange ends (and
+      // `reusable` can be trusted) once the body is written too.
+      await this.client.settleWrite();
       this.client.finishResponse();
       return { done: true, value: undefined };
     }

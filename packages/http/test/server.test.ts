@@ -156,7 +156,7 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
     const json = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
     expect(json.peer.address).toBe('127.0.0.1');
     expect(json.local.port).toBe(srv.port);
-    expect(json.driver).toBe('legacy');
+    expect(json.driver).toBe(driver);
   });
 
   it('closes instead of draining a large unread body', async () => {
