@@ -340,13 +340,30 @@ class ServerConnection<Cx> {
         let res: HttpResponse;
         try {
           res = await server.handler.call(req, this.context);
+          if (
+            res === null ||
+            typeof res !== 'object' ||
+            typeof res.status !== 'number' ||
+            res.headers === undefined ||
+            res.body === undefined
+          ) {
+            throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse');
+          }
         } catch (e) {
           server.onError(e);
           res = this.errorResponse(e);
           // A broken body or an expired deadline leaves the stream unusable; a handler bug does not.
           if (e instanceof HttpParseError || this.expired !== null || !this.bodyDone) keepAlive = false;
         }
-        keepAlive = await this.writeResponse(req, res, keepAlive);
+        try {
+          keepAlive = await this.writeResponse(req, res, keepAlive);
+        } catch (e) {
+          // The response could not even be encoded (bad status, reason or header): answer 500.
+          if (this.responseStarted || !(e instanceof HttpError)) throw e;
+          server.onError(e);
+          await this.writeError(500, e.code);
+          break;
+        }
         if (!keepAlive || this.stream.closed) break;
         if (!this.bodyDone && !(await this.drainBody())) break;
       }

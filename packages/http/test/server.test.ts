@@ -226,4 +226,20 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
     expect(text).toMatch(/connection: close/);
     srv = await startServer(driver);
   });
+
+  it.each([
+    ['no response', () => undefined],
+    ['a bad status', () => createResponse(99)],
+    ['a reason with CR LF', () => createResponse(200, { reason: 'OK\r\nx-injected: 1' })],
+  ])('answers 500 when the handler returns %s', async (_name, make) => {
+    const bad = await startServer(driver, {}, { call: make as never });
+    try {
+      const text = await raw(bad.port, get('/', 'Connection: close\r\n'));
+      expect(statuses(text)).toEqual([500]);
+      expect(text).not.toMatch(/x-injected/);
+      expect(bad.errors.length).toBe(1);
+    } finally {
+      await bad.stop();
+    }
+  });
 });
