@@ -4,7 +4,7 @@
  * static backend with N workers on the given CPUs. Adding a peer is adding an entry here.
  * Not the measuring loop (run.ts) and not the peers' own config writers (bench/lib/).
  */
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,8 +37,19 @@ export interface ProxySpec {
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(here, '..', '..');
-/** The built `loch` command of apps/proxy. */
-export const LOCH_CLI = join(repoRoot, 'apps', 'proxy', 'dist', 'cli.js');
+const proxyDir = join(repoRoot, 'apps', 'proxy');
+
+/** The built `loch` command of apps/proxy: its package.json `bin.loch`, under dist/ once built. */
+export const LOCH_CLI = ((): string => {
+  try {
+    const pkg = JSON.parse(readFileSync(join(proxyDir, 'package.json'), 'utf8')) as {
+      bin?: { loch?: string };
+    };
+    return join(proxyDir, pkg.bin?.loch ?? 'dist/cli.js');
+  } catch {
+    return join(proxyDir, 'dist', 'cli.js');
+  }
+})();
 
 /** Stops `peer` if `ready` fails, so a peer that does not serve never lingers. */
 async function ready(peer: Peer, check: Promise<void>): Promise<Peer> {

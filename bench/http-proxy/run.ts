@@ -23,6 +23,7 @@ import {
   markdownTable,
   measure,
   type Peer,
+  stopPeersOnSignal,
   waitForHttp,
 } from '../lib/measure.js';
 import { type IdleMemory, idleConnectionMemory, type SoakMemory, soakMemory } from '../lib/memory.js';
@@ -96,6 +97,19 @@ async function main(): Promise<void> {
   const points: Point[] = [];
   const idle: IdleMemory[] = [];
   const soaks: SoakMemory[] = [];
+  /** Writes the page, JSON and charts from what is measured so far (again after each phase). */
+  const writeResults = () => {
+    const names = specs.filter((s) => !skipped.has(s.name)).map((s) => s.name);
+    mkdirSync(resultsDir, { recursive: true });
+    writeCharts(points, names);
+    const page = renderPage({ started, loadBefore, points, idle, soaks, skipped, names, specs });
+    writeFileSync(join(resultsDir, 'http1.md'), page);
+    writeFileSync(
+      join(resultsDir, 'http1.json'),
+      `${JSON.stringify({ started, machine: machineSummary(), seconds, points, idle, soaks, skipped: [...skipped] }, null, 2)}\n`,
+    );
+    log(`wrote ${join(resultsDir, 'http1.md')}`);
+  };
   try {
     for (const workers of workerCounts) {
       for (const spec of specs) {
@@ -138,6 +152,7 @@ async function main(): Promise<void> {
       }
     }
 
+    writeResults();
     if (!args['no-memory']) {
       for (const spec of specs) {
         if (skipped.has(spec.name)) continue;
@@ -187,16 +202,7 @@ async function main(): Promise<void> {
     await backend.stop();
   }
 
-  const names = specs.filter((s) => !skipped.has(s.name)).map((s) => s.name);
-  mkdirSync(resultsDir, { recursive: true });
-  writeCharts(points, names);
-  const page = renderPage({ started, loadBefore, points, idle, soaks, skipped, names, specs });
-  writeFileSync(join(resultsDir, 'http1.md'), page);
-  writeFileSync(
-    join(resultsDir, 'http1.json'),
-    `${JSON.stringify({ started, machine: machineSummary(), seconds, points, idle, soaks, skipped: [...skipped] }, null, 2)}\n`,
-  );
-  log(`wrote ${join(resultsDir, 'http1.md')}`);
+  writeResults();
 }
 
 function find(
@@ -425,4 +431,5 @@ function renderPage(r: {
   return `${out.join('\n')}\n`;
 }
 
+stopPeersOnSignal();
 await main();

@@ -24,6 +24,7 @@ import {
   measure,
   type Peer,
   startPeer,
+  stopPeersOnSignal,
   waitForHttp,
   waitForPort,
 } from '../lib/measure.js';
@@ -301,4 +302,5 @@ async function main(): Promise<void> {
   log(`wrote ${join(resultsDir, 'l4-forward.md')}`);
 }
 
+stopPeersOnSignal();
 await main();

@@ -25,6 +25,23 @@ export interface Peer {
   stop(): Promise<void>;
 }
 
+/** Every peer process started and not yet exited, so a signal can stop them all. */
+const livePeers = new Set<ChildProcess>();
+
+/**
+ * On SIGINT/SIGTERM, kills every peer this process started (nginx, HAProxy, proxies, wrk is
+ * short-lived) and exits, so an interrupted benchmark leaves nothing listening. Call once per run.
+ */
+export function stopPeersOnSignal(): void {
+  const stop = (signal: NodeJS.Signals) => {
+    // SIGTERM, not SIGKILL: nginx and the node:cluster primary then take their workers down too.
+    for (const child of livePeers) child.kill('SIGTERM');
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
 /** Starts `command` pinned to `cpu` (taskset), with its output kept for errors. */
 export function startPeer(
   name: string,
@@ -53,6 +70,8 @@ export function startPeer(
     if (code !== 0 && signal === null) process.stderr.write(`[${name}] exited with ${code}\n${output}\n`);
   });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
+  livePeers.add(child);
+  child.once('exit', () => livePeers.delete(child));
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
