@@ -9,9 +9,9 @@
  * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
-import type { BodyKind, HttpBody, HttpHeaders, HttpResponse } from '@loch/http';
+import type { BodyKind, HttpBody, HttpHeaders, HttpResponse, HttpStream } from '@loch/http';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
-import { HttpConnector, UnifiedL4Connector } from '@loch/transports';
+import { type Connector, type Endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
 import type { RoutedCx } from './context.js';
 import { classifyUpstreamError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
@@ -25,9 +25,43 @@ export interface UpstreamTimeouts {
   readonly read: number;
 }
 
+/**
+ * Upstream streams a worker has open, so a shutdown past its grace period can close them (an
+ * exchange waiting on a silent upstream holds its stream until its read timeout otherwise).
+ * Entries are added per new connection, never per request; closed ones are swept on insert.
+ */
+export class UpstreamStreams {
+  readonly #open = new Set<HttpStream>();
+
+  add(stream: HttpStream): void {
+    if (this.#open.size >= 256) for (const s of this.#open) if (s.closed) this.#open.delete(s);
+    this.#open.add(stream);
+  }
+
+  /** Closes every stream still open; resolves when all closes settled. */
+  async closeAll(): Promise<number> {
+    const open = [...this.#open].filter((s) => !s.closed);
+    this.#open.clear();
+    await Promise.all(open.map((s) => s.close().catch(() => {})));
+    return open.length;
+  }
+}
+
 /** The connector the proxy uses: HTTP/1.1 over TCP or Unix, pooled per endpoint. */
-export function newUpstreamConnector(options: { idleTimeout: number }): HttpConnector {
-  return new HttpConnector(new UnifiedL4Connector(), {
+export function newUpstreamConnector(options: {
+  idleTimeout: number;
+  streams: UpstreamStreams;
+}): HttpConnector {
+  const l4 = new UnifiedL4Connector();
+  const streams = options.streams;
+  const tracked: Connector<Endpoint, HttpStream> = {
+    async connect(key, connectOptions) {
+      const stream = await l4.connect(key, connectOptions);
+      streams.add(stream);
+      return stream;
+    },
+  };
+  return new HttpConnector(tracked, {
     pool: { maxIdlePerKey: 64, idleTimeout: options.idleTimeout },
   });
 }

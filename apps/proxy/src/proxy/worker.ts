@@ -29,7 +29,7 @@ import type { ContextHandler } from './core.js';
 import { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, serverStack } from './stack.js';
-import { newUpstreamConnector } from './upstream.js';
+import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
 
 /** What the main thread hands every worker at start. */
 export interface WorkerData {
@@ -89,6 +89,7 @@ export class ProxyWorker {
   /** Every HttpServer that may still have connections (replaced ones drain on their own). */
   readonly #https = new Set<HttpServer<ConnectionCx>>();
   readonly #open = new Set<ByteStream>();
+  readonly #upstreamStreams = new UpstreamStreams();
   #staged: {
     generation: number;
     config: ProxyConfig;
@@ -142,7 +143,7 @@ export class ProxyWorker {
           routes: server.routes,
           log: this.log,
           lifecycle,
-          newConnector: () => newUpstreamConnector({ idleTimeout: 30_000 }),
+          newConnector: () => newUpstreamConnector({ idleTimeout: 30_000, streams: this.#upstreamStreams }),
         });
         let entry = this.#servers.get(server.key);
         if (entry === undefined) {
@@ -332,6 +333,9 @@ export class ProxyWorker {
     if (outcome === 'late') {
       this.log.warn(`shutdown grace (${grace} ms) over: closing ${this.#open.size} connection(s)`);
       await Promise.all([...this.#open].map((s) => s.close().catch(() => {})));
+      // Exchanges still waiting on an upstream hold its stream: close those too, so the worker
+      // has nothing in flight when it exits.
+      await this.#upstreamStreams.closeAll();
     }
     for (const entry of this.#servers.values()) {
       connectorOf(entry.slot.get()).close();

@@ -146,7 +146,12 @@ upstreams = [{ endpoint = "http://127.0.0.1:${A}" }]
   }, 30_000);
 });
 
-describe.each(drivers)('SIGTERM (driver %s)', (driver) => {
+const stops: [string, NodeJS.Signals][] = [
+  ...drivers.map((d): [string, NodeJS.Signals] => [d, 'SIGTERM']),
+  [drivers[drivers.length - 1]!, 'SIGINT'],
+];
+
+describe.each(stops)('graceful stop (driver %s, %s)', (driver, signal) => {
   it('lets an in-flight request finish, refuses new connections, and exits 0', async () => {
     const dir = tempDir('loch-proxy-term-');
     let arrived!: () => void;
@@ -164,8 +169,8 @@ describe.each(drivers)('SIGTERM (driver %s)', (driver) => {
     try {
       const pending = request(`http://127.0.0.1:${port}/slow`);
       await inFlight;
-      loch.child.kill('SIGTERM');
-      await loch.waitFor(/SIGTERM: stopping/);
+      loch.child.kill(signal);
+      await loch.waitFor(new RegExp(`${signal}: stopping`));
       const res = await pending;
       expect(res.statusCode).toBe(200);
       expect(await res.body.text()).toBe('first half, second half');
@@ -175,6 +180,38 @@ describe.each(drivers)('SIGTERM (driver %s)', (driver) => {
     } finally {
       await loch.stop();
       await slow.close();
+    }
+  }, 30_000);
+});
+
+describe.each(drivers)('graceful stop past the grace period (driver %s)', (driver) => {
+  it('closes what is still open after shutdown_grace and exits 0', async () => {
+    const dir = tempDir('loch-proxy-grace-');
+    let arrived!: () => void;
+    const inFlight = new Promise<void>((r) => {
+      arrived = r;
+    });
+    const stuck = await httpUpstream((_req, res) => {
+      arrived();
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('never finished');
+    });
+    const port = await freePort();
+    const text = config(port, stuck.port).replace('shutdown_grace = "5s"', 'shutdown_grace = "300ms"');
+    const loch = await startLoch(dir, text, { LOCH_DRIVER: driver });
+    try {
+      const pending = request(`http://127.0.0.1:${port}/stuck`);
+      await inFlight;
+      const res = await pending;
+      expect(res.statusCode).toBe(200);
+      const body = res.body.text();
+      loch.child.kill('SIGTERM');
+      await expect(body).rejects.toThrow();
+      expect(await loch.exited, loch.stderr()).toBe(0);
+      expect(loch.stderr()).toMatch(/shutdown grace \(300 ms\) over: closing 1 connection/);
+    } finally {
+      await loch.stop();
+      await stuck.close();
     }
   }, 30_000);
 });
