@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConnectionPool } from './pool.js';
 
@@ -180,5 +182,28 @@ describe('ConnectionPool.removeIdle and adoption callbacks', () => {
     const seen: string[] = [];
     expect(next.adoptIdleFrom(old, (c) => seen.push(c.name))).toBe(2);
     expect(seen.sort()).toEqual(['x', 'y']);
+  });
+});
+
+describe('ConnectionPool purge timer in a real process', () => {
+  it('an idle connection with a long idle timeout does not keep the process alive', () => {
+    // A child process holds an idle (fake) connection with idleTimeout 10 min and then has nothing
+    // else to do: it must exit on its own (the purge timer is unref'd). spawnSync's timeout only
+    // guards against a hang; a kept-alive child would be killed and fail the status check.
+    const poolUrl = new URL('./pool.ts', import.meta.url).href;
+    const script = `
+      const { ConnectionPool } = await import(${JSON.stringify(poolUrl)});
+      const p = new ConnectionPool({ idleTimeout: 600000 });
+      const key = { id: 'k' };
+      const conn = { close() {} };
+      p.created(key, conn);
+      p.release(key, conn, true);
+      if (p.stats().idle !== 1) process.exit(3);
+      console.log('idle');`;
+    const tsx = fileURLToPath(new URL('../../../node_modules/.bin/tsx', import.meta.url));
+    const r = spawnSync(tsx, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.stdout.trim()).toBe('idle');
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
   });
 });

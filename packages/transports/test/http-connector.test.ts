@@ -173,6 +173,25 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     await expectNoLeak(c, fds);
   });
 
+  run('HTTP/1.0 answers and close-delimited bodies are read whole and never reused', async () => {
+    const p = await raw((s, index) =>
+      onRequestHeads(s, () => {
+        if (index === 0) s.write('HTTP/1.0 200 OK\r\ncontent-length: 4\r\n\r\nv1.0');
+        else s.end('HTTP/1.1 200 OK\r\n\r\nuntil the end');
+      }),
+    );
+    const fds = fdCount();
+    const c = make();
+    const key = endpoint(`http://127.0.0.1:${p.port}`);
+    expect(await readText((await c.request(key, createRequest('GET', '/'))).body)).toBe('v1.0');
+    expect(c.stats()).toMatchObject({ idle: 0, active: 0 });
+    const res = await c.request(key, createRequest('GET', '/'));
+    expect(res.body.kind).toBe('stream');
+    expect(await readText(res.body)).toBe('until the end');
+    expect(c.stats()).toMatchObject({ idle: 0, active: 0, created: 2, reused: 0 });
+    await expectNoLeak(c, fds);
+  });
+
   run('a body abandoned half-way closes the connection instead of reusing it', async () => {
     const p = await peer((_req, res) => {
       res.writeHead(200, { 'content-length': 1024 * 1024 });
