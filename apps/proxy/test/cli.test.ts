@@ -83,3 +83,22 @@ describe('loch CLI', () => {
     expect(loch('--bogus').code).toBe(2);
   });
 });
+
+describe('examples/basic.ts', () => {
+  it('runs and prints the effective route and the errors of a bad config', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--conditions=@loch/source', '--import', 'tsx', 'examples/basic.ts'],
+      {
+        cwd: PROXY_DIR,
+        encoding: 'utf8',
+        timeout: 30_000,
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(
+      'web: /api/{*rest} -> http://127.0.0.1:9001, unix:/run/app.sock (round_robin)',
+    );
+    expect(r.stdout).toContain('servers.web.listener.value: "nowhere" is not an address');
+  });
+});
