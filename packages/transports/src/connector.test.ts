@@ -58,6 +58,30 @@ describe('UnifiedL4Connector', () => {
     expect(unix.calls[0]![0]).toMatchObject({ path: '/s.sock' });
   });
 
+  it('takes URLs, address strings and L4Address objects as well', async () => {
+    const tcp = new Recorder<{ host: string; port: number }>();
+    const unix = new Recorder<{ path: string }>();
+    const l4 = new UnifiedL4Connector({ tcpConnector: tcp, unixConnector: unix });
+    await l4.connect('http://127.0.0.1:8080/x');
+    await l4.connect('https://example.com');
+    await l4.connect('[::1]:9');
+    await l4.connect('tcp://h:7');
+    await l4.connect({ kind: 'tcp', host: 'h', port: 6 });
+    await l4.connect('unix:/a.sock');
+    await l4.connect('/b.sock');
+    await l4.connect('http://unix:/c.sock:/');
+    expect(tcp.calls.map(([k]) => `${k.host}:${k.port}`)).toEqual([
+      '127.0.0.1:8080',
+      'example.com:443',
+      '::1:9',
+      'h:7',
+      'h:6',
+    ]);
+    expect(unix.calls.map(([k]) => k.path)).toEqual(['/a.sock', '/b.sock', '/c.sock']);
+    await expect(l4.connect('ftp://x')).rejects.toBeInstanceOf(InvalidAddressError);
+    await expect(l4.connect('nonsense')).rejects.toBeInstanceOf(InvalidAddressError);
+  });
+
   it('TCP and Unix connectors refuse a key of the other kind, and a pre-aborted signal', async () => {
     await expect(new TcpConnector().connect(endpoint('unix:/s.sock'))).rejects.toBeInstanceOf(
       InvalidAddressError,

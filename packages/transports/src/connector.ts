@@ -7,7 +7,7 @@
  */
 import { type ByteStream, type Runtime, RuntimeError, TcpStream, UnixStream } from '@loch/uring-runtime';
 import { AbortedError, ConnectError, InvalidAddressError, type TransportError } from './errors.js';
-import { formatL4Address, type L4Address } from './key.js';
+import { endpoint, formatL4Address, type L4Address, parseL4Address } from './key.js';
 
 /** Per-connect options. */
 export interface ConnectOptions {
@@ -156,8 +156,24 @@ export class UnixConnector implements Connector<UnixTarget, UnixStream> {
   }
 }
 
-/** Connects TCP or Unix by the key's `address`, through the two connectors it is built from. */
-export class UnifiedL4Connector implements Connector<L4Target, ByteStream> {
+/**
+ * What a UnifiedL4Connector accepts: a key with an `address` (an Endpoint), an L4Address, or a
+ * string: a URL (`http://h:p`, `https://h`, `unix:/path`, `http://unix:/path:`) or an address
+ * (`host:port`, `[v6]:port`, `tcp://h:p`, `/path`).
+ */
+export type UnifiedTarget = L4Target | L4Address | string;
+
+/** The L4 address a UnifiedTarget names. Throws InvalidAddressError for a string it cannot parse. */
+export function l4AddressOf(target: UnifiedTarget): L4Address {
+  if (typeof target === 'string')
+    return /^[a-z][a-z0-9+.-]*:\/\//i.test(target) && !target.startsWith('tcp://')
+      ? endpoint(target).address
+      : parseL4Address(target);
+  return 'address' in target ? target.address : target;
+}
+
+/** Connects TCP or Unix by the target's address, through the two connectors it is built from. */
+export class UnifiedL4Connector implements Connector<UnifiedTarget, ByteStream> {
   readonly tcp: Connector<{ readonly host: string; readonly port: number }, ByteStream>;
   readonly unix: Connector<{ readonly path: string }, ByteStream>;
 
@@ -172,8 +188,8 @@ export class UnifiedL4Connector implements Connector<L4Target, ByteStream> {
     this.unix = options.unixConnector ?? new UnixConnector(options);
   }
 
-  connect(key: L4Target, options?: ConnectOptions): Promise<ByteStream> {
-    const address = key.address;
+  async connect(target: UnifiedTarget, options?: ConnectOptions): Promise<ByteStream> {
+    const address = l4AddressOf(target);
     return address.kind === 'unix' ? this.unix.connect(address, options) : this.tcp.connect(address, options);
   }
 }

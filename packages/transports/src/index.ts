@@ -8,10 +8,12 @@ export {
   connectError,
   type L4ConnectorOptions,
   type L4Target,
+  l4AddressOf,
   TcpConnector,
   type TcpConnectorOptions,
   type TcpTarget,
   UnifiedL4Connector,
+  type UnifiedTarget,
   UnixConnector,
   type UnixTarget,
 } from './connector.js';

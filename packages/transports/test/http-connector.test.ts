@@ -17,6 +17,7 @@ import {
   type HttpConnectorOptions,
   ProtocolError,
   ReadError,
+  TcpConnector,
   TransportError,
   UnifiedL4Connector,
 } from '@loch/transports';
@@ -504,6 +505,32 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     expect(c.stats()).toMatchObject({ active: 0, idle: 0 });
     await expectNoLeak(c, fds);
   });
+
+  run(
+    'UnifiedL4Connector and TcpConnector connect from URLs and address strings, with noDelay and timeouts',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'loch-transports-'));
+      closers.push(() => rmSync(dir, { recursive: true, force: true }));
+      const tcpPeer = await peer((_req, res) => res.end('tcp'));
+      const unixPeer = await peer((_req, res) => res.end('unix'), join(dir, 's.sock'));
+      const fds = fdCount();
+      const l4 = new UnifiedL4Connector({ runtime, timeout: 2000, noDelay: true });
+      const streams = [
+        await l4.connect(`127.0.0.1:${tcpPeer.port}`),
+        await l4.connect(`http://127.0.0.1:${tcpPeer.port}/`),
+        await l4.connect(`unix:${join(dir, 's.sock')}`),
+        await new TcpConnector({ runtime, noDelay: false }).connect({
+          host: '127.0.0.1',
+          port: tcpPeer.port,
+        }),
+      ];
+      expect(streams.map((s) => s.remoteAddress.family)).toEqual(['ipv4', 'ipv4', 'unix', 'ipv4']);
+      expect(streams.every((s) => s.driver === name)).toBe(true);
+      for (const s of streams) await s.close();
+      expect(await eventually(() => tcpPeer.sockets.size === 0 && unixPeer.sockets.size === 0)).toBe(true);
+      expect(await fdsBackTo(fds)).toBeLessThanOrEqual(fds);
+    },
+  );
 
   run('descriptors return to the baseline after many pooled and unpooled exchanges', async () => {
     const p = await peer((req, res) => {
