@@ -77,6 +77,8 @@ const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const EOF = -1;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** Most bytes of responses held back for one batched write to pipelining clients. */
+const MAX_PENDING_BYTES = 64 * 1024;
 
 interface Latin1Writable extends Uint8Array {
   latin1Write(s: string, offset: number): number;
@@ -224,6 +226,9 @@ class ServerConnection<Cx> {
   private continueSent = false;
   private bodyDone = true;
   private responseStarted = false;
+  /** Encoded responses held back while more pipelined requests were buffered. */
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -283,6 +288,8 @@ class ServerConnection<Cx> {
         this.chunk.release();
         this.chunk = null;
       }
+      // Answers held back for pipelined requests go out before waiting for more.
+      if (this.pending.length > 0) await this.flushPending();
       const idle = kind === 'head' && d.idle;
       this.arm(idle ? 'idle' : kind);
       this.waitingIdle = idle;
@@ -315,6 +322,8 @@ class ServerConnection<Cx> {
     const server = this.server;
     try {
       for (;;) {
+        // Nothing of the next response is out yet: a failure from here on can still be answered.
+        this.responseStarted = false;
         let ev: number = d.poll();
         if (ev === DecodeEvent.NeedMore) ev = await this.fill('head');
         if (ev === EOF) break;
@@ -375,7 +384,21 @@ class ServerConnection<Cx> {
         this.chunk = null;
       }
       this.deadline = NO_DEADLINE;
+      if (this.pending.length > 0) await this.flushPending().catch(() => {});
       await this.stream.close().catch(() => {});
+    }
+  }
+
+  /** Writes the responses held back while pipelined requests were still buffered. */
+  private async flushPending(): Promise<void> {
+    const bufs = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.arm('write');
+    try {
+      await this.stream.writev(bufs);
+    } finally {
+      this.deadline = NO_DEADLINE;
     }
   }
 
@@ -383,6 +406,7 @@ class ServerConnection<Cx> {
   async beforeBodyRead(): Promise<void> {
     if (this.expectContinue && !this.continueSent && !this.responseStarted) {
       this.continueSent = true;
+      if (this.pending.length > 0) await this.flushPending();
       this.arm('write');
       await this.stream.writeAll(CONTINUE);
       this.deadline = NO_DEADLINE;
@@ -501,11 +525,22 @@ class ServerConnection<Cx> {
         ) as unknown as Latin1Writable;
         out.latin1Write(head, 0);
         if (data !== null) out.set(data, head.length);
-        await this.stream.writeAll(out);
+        if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
+          // The next pipelined request is already here: answer it in the same write.
+          this.pending.push(out);
+          this.pendingBytes += out.length;
+        } else if (this.pending.length > 0) {
+          this.pending.push(out);
+          await this.flushPending();
+        } else {
+          await this.stream.writeAll(out);
+        }
         if (framing === 'none' && body.kind !== 'empty' && !(body instanceof FixedBody))
           await closeBody(body);
         return keepAlive;
       }
+      if (this.pending.length > 0) await this.flushPending();
+      this.arm('write');
       await this.stream.writeAll(Buffer.from(head, 'latin1'));
       this.deadline = NO_DEADLINE;
       if (framing === 'length') {
