@@ -145,6 +145,45 @@ describe.skipIf(!probe.available)('uring driver', () => {
     await s.close();
   });
 
+  it('keeps byte order when small read(buf) calls follow recv() on one stream', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const accepted = l.accept();
+    const c = await driver.connectTcp({ host: '127.0.0.1', port: portOf(l) });
+    const s = await accepted;
+    const data = Buffer.from('0123456789abcdefghijklmnopqrstuvwxyz');
+    const first = s.recv(); // arms the multishot recv; later bytes queue as pooled chunks
+    await c.writeAll(data.subarray(0, 10));
+    const chunk = await first;
+    const got = [Buffer.from(chunk!.bytes)];
+    chunk!.release();
+    await c.writeAll(data.subarray(10));
+    let total = got[0]!.length;
+    const small = new Uint8Array(3); // smaller than a chunk: partial copies out of the pool
+    while (total < data.length) {
+      const [n, b] = await s.read(small);
+      if (n === 0) break;
+      got.push(Buffer.from(b.subarray(0, n)));
+      total += n;
+    }
+    expect(Buffer.concat(got).toString()).toBe(data.toString());
+    await c.close();
+    await s.close();
+  });
+
+  it('accepts every connection that queued while nobody accepted (accept backpressure)', async () => {
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0, backlog: 512 });
+    const port = portOf(l);
+    const first = l.accept(); // arms the multishot accept
+    const clients = await Promise.all(
+      Array.from({ length: 120 }, () => driver.connectTcp({ host: '127.0.0.1', port })),
+    );
+    await driver.sleep(20); // accepted descriptors pile up past the high-water mark
+    const servers = [await first];
+    while (servers.length < clients.length) servers.push(await l.accept());
+    expect(servers.length).toBe(120);
+    await Promise.all([...clients, ...servers].map((x) => x.close()));
+  });
+
   it('half-closes: the peer reads end of stream and can still answer', async () => {
     const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
     const server = (async () => {
