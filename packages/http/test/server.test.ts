@@ -128,6 +128,13 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
     expect(statuses(text)).toEqual([408]);
   });
 
+  it('answers a stalled or malformed second request on a kept-alive connection', async () => {
+    expect(statuses(await raw(srv.port, `${get('/hello')}GET /x HTTP/1.1\r\n`))).toEqual([200, 408]);
+    expect(statuses(await raw(srv.port, `${get('/hello')}GET /x HTTP/1.1\r\nHost : t\r\n\r\n`))).toEqual([
+      200, 400,
+    ]);
+  });
+
   it('answers 408 when the body stalls', async () => {
     const text = await raw(srv.port, 'POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc');
     expect(statuses(text)).toEqual([408]);
