@@ -28,15 +28,17 @@ function buildFailure() {
  */
 export function loadNative() {
   if (cached) return cached;
-  const candidates = [
-    process.env.LOCH_NATIVE_PATH,
-    join(here, 'build', 'Release', 'loch_native.node'),
-    join(here, 'build', 'Debug', 'loch_native.node'),
-  ].filter((p) => typeof p === 'string' && p.length > 0);
+  const explicit = process.env.LOCH_NATIVE_PATH;
+  const candidates = explicit
+    ? [explicit]
+    : [join(here, 'build', 'Release', 'loch_native.node'), join(here, 'build', 'Debug', 'loch_native.node')];
   let binding;
   let loadError = '';
   for (const path of candidates) {
-    if (!existsSync(path)) continue;
+    if (!existsSync(path)) {
+      if (explicit) loadError = `LOCH_NATIVE_PATH=${path} does not exist`;
+      continue;
+    }
     try {
       binding = require(path);
       break;

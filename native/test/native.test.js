@@ -2,7 +2,10 @@
 // records), and one ring per environment: rings in worker_threads, torn down with their
 // sockets when a worker exits without destroy(). Socket behaviour is tested through the driver
 // in packages/uring-runtime/src/uring/.
-import { readdirSync, readlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../index.js';
@@ -66,6 +69,30 @@ const roundTrip = `async (binding, Op, records) => {
   while (seen.length < wanted) await new Promise((r) => { wake = r; });
   return { info, seen };
 }`;
+
+/** Calls loadNative() in a fresh process with `env`; returns what it printed. */
+function loadInChild(env) {
+  const script = `import(${JSON.stringify(indexUrl)}).then((m) => { const r = m.loadNative(); console.log(JSON.stringify('error' in r ? { error: r.error } : { ok: true })); })`;
+  const out = spawnSync(process.execPath, ['-e', script], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return JSON.parse(out.stdout.trim());
+}
+
+describe('@loch/native loader fallback', () => {
+  it('reports a missing addon as { error } instead of throwing', () => {
+    const result = loadInChild({ LOCH_NATIVE_PATH: join(tmpdir(), 'loch-missing.node') });
+    expect(result.error).toMatch(/does not exist/);
+  });
+
+  it('reports an addon that fails to load as { error } with the reason', () => {
+    const bogus = join(tmpdir(), `loch-bogus-${process.pid}.node`);
+    writeFileSync(bogus, 'not an ELF file');
+    const result = loadInChild({ LOCH_NATIVE_PATH: bogus });
+    expect(result.error).toMatch(/cannot load/);
+  });
+});
 
 describe.skipIf('error' in loaded)('@loch/native', () => {
   it('loads and probes', () => {
