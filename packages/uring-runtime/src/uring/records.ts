@@ -9,19 +9,33 @@ export const SQ_STRIDE = 8;
 /** int32 fields per completion record: slot, res, flags. */
 export const CQ_STRIDE = 3;
 
+/** No operation (completes with 0). */
 export const OP_NOP = 0;
+/** Multishot accept on a listener: a new fd per CQE. */
 export const OP_ACCEPT_MULTI = 1;
+/** Connect to the sockaddr in `buf`; `aux` is a deadline in ms (linked timeout). */
 export const OP_CONNECT = 2;
+/** Multishot recv into the provided-buffer ring: buffer id in the CQE flags. */
 export const OP_RECV_MULTI = 3;
+/** Recv into the caller's buffer. */
 export const OP_RECV = 4;
+/** Send from a buffer (MSG_NOSIGNAL). */
 export const OP_SEND = 5;
+/** Gathered send (sendmsg) of `aux` buffers starting at buffer index `buf`. */
 export const OP_WRITEV = 6;
+/** Splice `len` bytes from `fd` to the fd in `aux`. */
 export const OP_SPLICE = 7;
+/** shutdown(2) with `aux` as `how`. */
 export const OP_SHUTDOWN = 8;
+/** close(2) on the ring. */
 export const OP_CLOSE = 9;
+/** A timer of `aux` ms; completes with -ETIME when it fires. */
 export const OP_TIMEOUT = 10;
+/** Cancels the op at slot `aux`, generation `aux2`; no completion of its own. */
 export const OP_CANCEL = 11;
+/** Cancels every op on `fd`; no completion of its own. */
 export const OP_CANCEL_FD = 12;
+/** Returns provided buffer `aux` to the kernel; no SQE, no completion. */
 export const OP_PROVIDE = 13;
 
 /** IORING_CQE_F_BUFFER: the upper 16 bits of flags carry the provided buffer's id. */
