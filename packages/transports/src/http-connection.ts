@@ -131,8 +131,6 @@ function saysClose(value: string | undefined): boolean {
 export class HttpConnection<K extends Endpoint = Endpoint> {
   /** The endpoint this connection leads to. */
   readonly key: K;
-  /** Exchanges completed on this connection (1 after the first response was fully read). */
-  exchanges = 0;
   readonly #io: ExchangeStream;
   readonly #client: HttpClient;
   /** Mutable on purpose: HttpClient reads its timeouts from this object at every read. */
@@ -150,6 +148,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   /** The idle watch recv in flight (identity, to ignore a watch that was superseded). */
   #idleWatch: Promise<StreamChunk | null> | null = null;
   #dead = false;
+  #exchanges = 0;
   readonly #onAbort = (): void => {
     this.#aborted = true;
     void this.#client.close().catch(() => {});
@@ -178,6 +177,11 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   /** The underlying stream (TCP, Unix, later TLS). */
   get stream(): HttpStream {
     return this.#io.inner;
+  }
+
+  /** Exchanges completed on this connection (1 after the first response was fully read). */
+  get exchanges(): number {
+    return this.#exchanges;
   }
 
   /** True when this connection came out of the pool rather than from a fresh connect. */
@@ -234,6 +238,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     const closeRequested = saysClose(request.headers.get('connection'));
     if (res.body.kind === 'empty') {
       // No body on the wire (HEAD, 204, 304, Content-Length: 0): the exchange is over.
+      this.#exchanges++;
       this.#finish(this.#client.reusable && !closeRequested);
       return res;
     }
@@ -260,7 +265,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
 
   /** @internal the body was read to its end */
   bodyDone(closeRequested: boolean): void {
-    this.exchanges++;
+    this.#exchanges++;
     this.#finish(this.#client.reusable && !closeRequested);
   }
 

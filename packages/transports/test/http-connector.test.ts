@@ -493,7 +493,9 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     const res = await conn.send(createRequest('GET', '/a'));
     // One exchange per hand-out: a second send while the first is in progress is refused.
     await expect(conn.send(createRequest('GET', '/b'))).rejects.toThrow(/busy/);
+    expect(conn.exchanges).toBe(0);
     expect(await readText(res.body)).toBe('got /a');
+    expect(conn.exchanges).toBe(1);
     expect(c.stats()).toMatchObject({ active: 0, idle: 1 });
     const again = await c.connect(key);
     expect(again).toBe(conn);
