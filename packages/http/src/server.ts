@@ -79,6 +79,9 @@ const EOF = -1;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** Most bytes of responses held back for one batched write to pipelining clients. */
 const MAX_PENDING_BYTES = 64 * 1024;
+/** Lingering close: how long and how much to read away after the last answer. */
+const LINGER_MS = 500;
+const LINGER_BYTES = 1024 * 1024;
 
 interface Latin1Writable extends Uint8Array {
   latin1Write(s: string, offset: number): number;
@@ -229,6 +232,8 @@ class ServerConnection<Cx> {
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** The connection ends on a failure (the peer may still be sending). */
+  private failed = false;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -385,7 +390,33 @@ class ServerConnection<Cx> {
       }
       this.deadline = NO_DEADLINE;
       if (this.pending.length > 0) await this.flushPending().catch(() => {});
+      // Closing with unread input makes the kernel send RST, which can destroy the answer
+      // before the client read it: half-close first and read the rest away for a moment.
+      if (!this.stream.closed && this.expired === null && (!this.bodyDone || d.hasInput || this.failed)) {
+        await this.lingerClose();
+      }
       await this.stream.close().catch(() => {});
+    }
+  }
+
+  /** Half-closes and discards what the peer still sends, for at most LINGER_MS / LINGER_BYTES. */
+  private async lingerClose(): Promise<void> {
+    try {
+      await this.stream.shutdown();
+      const ctrl = new AbortController();
+      const timer = setTimeout(() => ctrl.abort(), LINGER_MS);
+      try {
+        for (let budget = LINGER_BYTES; budget > 0; ) {
+          const c = await this.stream.recv({ signal: ctrl.signal });
+          if (c === null) break;
+          budget -= c.bytes.byteLength;
+          c.release();
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch {
+      // Reset, cancelled or timed out: the stream closes next anyway.
     }
   }
 
@@ -463,6 +494,7 @@ class ServerConnection<Cx> {
 
   /** A failure outside the handler: answer it when nothing of a response went out yet. */
   private async answerFailure(e: unknown): Promise<void> {
+    this.failed = true;
     if (this.responseStarted || this.stream.closed) {
       if (!(e instanceof HttpParseError) && !(e instanceof HttpTimeoutError)) this.server.onError(e);
       return;

@@ -218,6 +218,15 @@ describe.each(targets)(
     });
 
     describe('curl', () => {
+      it('answers an upload the handler does not read, then closes', async () => {
+        const base = `http://127.0.0.1:${srv.port}`;
+        const { stdout } = await run('sh', [
+          '-c',
+          `head -c 3000000 /dev/zero | curl -sS -H 'Expect:' --data-binary @- ${base}/hello 2>/dev/null; true`,
+        ]);
+        expect(stdout).toBe('hello world');
+      });
+
       it('GET, HEAD, HTTP/1.0, upload with Expect: 100-continue', async () => {
         const base = `http://127.0.0.1:${srv.port}`;
         const get = await run('curl', ['-sS', '-i', `${base}/hello`, `${base}/hello`]);
