@@ -97,16 +97,17 @@ async function main(): Promise<void> {
   const points: Point[] = [];
   const idle: IdleMemory[] = [];
   const soaks: SoakMemory[] = [];
+  const failures: string[] = [];
   /** Writes the page, JSON and charts from what is measured so far (again after each phase). */
   const writeResults = () => {
     const names = specs.filter((s) => !skipped.has(s.name)).map((s) => s.name);
     mkdirSync(resultsDir, { recursive: true });
     writeCharts(points, names);
-    const page = renderPage({ started, loadBefore, points, idle, soaks, skipped, names, specs });
+    const page = renderPage({ started, loadBefore, points, idle, soaks, skipped, failures, names, specs });
     writeFileSync(join(resultsDir, 'http1.md'), page);
     writeFileSync(
       join(resultsDir, 'http1.json'),
-      `${JSON.stringify({ started, machine: machineSummary(), seconds, points, idle, soaks, skipped: [...skipped] }, null, 2)}\n`,
+      `${JSON.stringify({ started, machine: machineSummary(), seconds, points, idle, soaks, skipped: [...skipped], failures }, null, 2)}\n`,
     );
     log(`wrote ${join(resultsDir, 'http1.md')}`);
   };
@@ -114,16 +115,12 @@ async function main(): Promise<void> {
     for (const workers of workerCounts) {
       for (const spec of specs) {
         if (skipped.has(spec.name)) continue;
-        const port = await freePort();
-        let peer: Peer;
+        let port = await freePort();
+        const startOne = () =>
+          spec.start({ port, upstreamPort: backendPort, workers, cpu: cpuFor(workers), probePath: '/128' });
+        let peer: Peer | undefined;
         try {
-          peer = await spec.start({
-            port,
-            upstreamPort: backendPort,
-            workers,
-            cpu: cpuFor(workers),
-            probePath: '/128',
-          });
+          peer = await startOne();
         } catch (err) {
           const reason = `does not serve: ${(err as Error).message}`;
           skipped.set(spec.name, reason);
@@ -132,12 +129,27 @@ async function main(): Promise<void> {
         }
         try {
           for (const size of sizes) {
-            const m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
-              connections: CONNECTIONS,
-              seconds,
-              warmupSeconds,
-              cpu: LOAD_CPU,
-            });
+            if (peer === undefined) {
+              // The previous point failed: a fresh instance on a fresh port for this one.
+              port = await freePort();
+              peer = await startOne();
+            }
+            let m: Measurement;
+            try {
+              m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
+                connections: CONNECTIONS,
+                seconds,
+                warmupSeconds,
+                cpu: LOAD_CPU,
+              });
+            } catch (err) {
+              const what = (err as Error).message.split('\n').slice(0, 2).join(' ');
+              failures.push(`${spec.name} ${workers}w ${formatSize(size)}: ${what}`);
+              log(`${spec.name} ${workers}w ${formatSize(size)}: FAILED (${what})`);
+              await peer.stop();
+              peer = undefined;
+              continue;
+            }
             points.push({ proxy: spec.name, workers, size, m });
             log(
               `${spec.name} ${workers}w ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
@@ -146,8 +158,11 @@ async function main(): Promise<void> {
                 (m.requests === 0 ? ' STALLED' : ''),
             );
           }
+        } catch (err) {
+          failures.push(`${spec.name} ${workers}w: ${(err as Error).message}`);
+          log(`${spec.name} ${workers}w: FAILED (${(err as Error).message})`);
         } finally {
-          await peer.stop();
+          await peer?.stop();
         }
       }
     }
@@ -157,14 +172,15 @@ async function main(): Promise<void> {
       for (const spec of specs) {
         if (skipped.has(spec.name)) continue;
         const port = await freePort();
-        const peer = await spec.start({
-          port,
-          upstreamPort: backendPort,
-          workers: 1,
-          cpu: cpuFor(1),
-          probePath: '/128',
-        });
+        let peer: Peer | undefined;
         try {
+          peer = await spec.start({
+            port,
+            upstreamPort: backendPort,
+            workers: 1,
+            cpu: cpuFor(1),
+            probePath: '/128',
+          });
           const url = `http://127.0.0.1:${port}`;
           // One short load first, so the idle baseline includes pools and JIT warmed by traffic.
           await measure(peer, `${url}${MEMORY_PATH}`, {
@@ -193,9 +209,13 @@ async function main(): Promise<void> {
           log(
             `${spec.name} soak ${soakSeconds} s: RSS ${s.beforeKiB} -> ${s.afterKiB} KiB (max ${s.maxKiB})`,
           );
+        } catch (err) {
+          failures.push(`${spec.name} memory: ${(err as Error).message.split('\n').slice(0, 2).join(' ')}`);
+          log(`${spec.name} memory: FAILED (${(err as Error).message})`);
         } finally {
-          await peer.stop();
+          await peer?.stop();
         }
+        writeResults();
       }
     }
   } finally {
@@ -281,6 +301,7 @@ function renderPage(r: {
   idle: readonly IdleMemory[];
   soaks: readonly SoakMemory[];
   skipped: ReadonlyMap<string, string>;
+  failures: readonly string[];
   names: readonly string[];
   specs: readonly ProxySpec[];
 }): string {
@@ -307,6 +328,11 @@ function renderPage(r: {
   if (r.skipped.size) {
     out.push('Not measured:', '');
     for (const [name, reason] of r.skipped) out.push(`- ${name}: not available (${reason})`);
+    out.push('');
+  }
+  if (r.failures.length) {
+    out.push('Failed points (left out of the tables; the proxy was restarted for the next one):', '');
+    for (const f of r.failures) out.push(`- ${f}`);
     out.push('');
   }
 

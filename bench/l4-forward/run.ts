@@ -132,14 +132,16 @@ async function main(): Promise<void> {
   const skipped = new Map<string, string>();
   const drivers = new Map<string, string>();
   const stalled = new Set<string>();
+  const failures: string[] = [];
   try {
     for (const spec of specs) {
-      const port = await freePort();
-      let peer: Peer;
+      let port = await freePort();
+      let peer: Peer | undefined;
       try {
         peer = await spec.start(port, backendPort);
         await waitForHttp(port, `/${sizes[0]}`);
       } catch (err) {
+        await peer?.stop();
         skipped.set(spec.name, (err as Error).message);
         log(`${spec.name}: not available (${(err as Error).message})`);
         continue;
@@ -148,26 +150,46 @@ async function main(): Promise<void> {
       if (driver) drivers.set(spec.name, driver);
       try {
         for (const size of sizes) {
-          const m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
-            connections: CONNECTIONS,
-            seconds,
-            warmupSeconds,
-            cpu: LOAD_CPU,
-          });
+          if (peer === undefined) {
+            // The previous point stalled: a fresh instance on a fresh port (a wedged process
+            // can keep its listening socket for a while after SIGKILL).
+            port = await freePort();
+            peer = await spec.start(port, backendPort);
+          }
+          let m: Measurement;
+          try {
+            m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
+              connections: CONNECTIONS,
+              seconds,
+              warmupSeconds,
+              cpu: LOAD_CPU,
+            });
+          } catch (err) {
+            failures.push(
+              `${spec.name} ${formatSize(size)}: ${(err as Error).message.split('\n').slice(0, 2).join(' ')}`,
+            );
+            log(`${spec.name} ${formatSize(size)}: FAILED (${(err as Error).message})`);
+            await peer.stop();
+            peer = undefined;
+            continue;
+          }
           points.push({ forwarder: spec.name, size, m });
           log(
             `${spec.name} ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, p50 ${m.p50Ms} ms, ` +
               `p99 ${m.p99Ms} ms, ${m.cpuUsPerRequest.toFixed(1)} us/req${m.errors ? `, ${m.errors} errors` : ''}${m.requests === 0 ? ' STALLED' : ''}`,
           );
           if (m.requests === 0) {
-            // A stalled instance stays wedged: give the next size a fresh one.
+            // A stalled instance stays wedged: the next size gets a fresh one.
             stalled.add(spec.name);
             await peer.stop();
-            peer = await spec.start(port, backendPort);
+            peer = undefined;
           }
         }
+      } catch (err) {
+        failures.push(`${spec.name}: ${(err as Error).message}`);
+        log(`${spec.name}: FAILED (${(err as Error).message})`);
       } finally {
-        await peer.stop();
+        await peer?.stop();
       }
     }
   } finally {
@@ -237,6 +259,9 @@ async function main(): Promise<void> {
   if (skipped.size) {
     out.push('Not measured:', '', ...[...skipped].map(([n, why]) => `- ${n}: not available (${why})`), '');
   }
+  if (failures.length) {
+    out.push('Failed points (left out of the tables):', '', ...failures.map((f) => `- ${f}`), '');
+  }
   if (stalled.size) {
     out.push(
       `Stalled (served 0 requests in a measured run; the instance was restarted for the next size): ${[...stalled].join(', ')}.`,
@@ -297,7 +322,7 @@ async function main(): Promise<void> {
   writeFileSync(join(resultsDir, 'l4-forward.md'), `${out.join('\n')}\n`);
   writeFileSync(
     join(resultsDir, 'l4-forward.json'),
-    `${JSON.stringify({ started, machine: machineSummary(), seconds, points, skipped: [...skipped], drivers: [...drivers] }, null, 2)}\n`,
+    `${JSON.stringify({ started, machine: machineSummary(), seconds, points, skipped: [...skipped], stalled: [...stalled], failures, drivers: [...drivers] }, null, 2)}\n`,
   );
   log(`wrote ${join(resultsDir, 'l4-forward.md')}`);
 }
