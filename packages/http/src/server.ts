@@ -363,6 +363,14 @@ class ServerConnection<Cx> {
           ) {
             throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse');
           }
+          if (res.status < 200) {
+            // 100 Continue is the server's business; 101 would need a protocol switch this core does not do.
+            throw new HttpError(
+              'ERR_HTTP_INVALID_RESPONSE',
+              500,
+              `handler returned interim status ${res.status}`,
+            );
+          }
         } catch (e) {
           server.onError(e);
           res = this.errorResponse(e);

@@ -237,6 +237,7 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
   it.each([
     ['no response', () => undefined],
     ['a bad status', () => createResponse(99)],
+    ['a 101 it cannot switch to', () => createResponse(101, { headers: { upgrade: 'websocket' } })],
     ['a reason with CR LF', () => createResponse(200, { reason: 'OK\r\nx-injected: 1' })],
   ])('answers 500 when the handler returns %s', async (_name, make) => {
     const bad = await startServer(driver, {}, { call: make as never });
