@@ -2,13 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ProxyLog } from './log.js';
 
 describe('ProxyLog', () => {
-  it('buffers access lines and writes them in one call per tick', async () => {
+  it('buffers access lines and writes them in one call per tick (0 = next turn)', async () => {
     const out: string[] = [];
     const log = new ProxyLog(
       'info',
       'w0: ',
       (t) => out.push(t),
       () => {},
+      0,
     );
     for (let i = 0; i < 3; i++) {
       log.access(
@@ -32,6 +33,21 @@ describe('ProxyLog', () => {
     );
   });
 
+  it('waits for the coarse tick by default', async () => {
+    const out: string[] = [];
+    const log = new ProxyLog(
+      'info',
+      '',
+      (t) => out.push(t),
+      () => {},
+    );
+    log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 200, 0, undefined, 0);
+    await new Promise((r) => setImmediate(r));
+    expect(out).toEqual([]);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(out).toHaveLength(1);
+  });
+
   it('flushes every 256 lines without waiting for the tick, and on flush()', () => {
     const out: string[] = [];
     const log = new ProxyLog(
@@ -44,9 +60,11 @@ describe('ProxyLog', () => {
       log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 404, 0, undefined, 0);
     expect(out).toHaveLength(1);
     expect(out[0]!.split('\n')).toHaveLength(257);
+    log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 404, 0, undefined, 0);
     log.flush();
     expect(out).toHaveLength(2);
     expect(out[1]).toMatch(/ s unix GET \/ 404 0 - 0\.00\n$/);
+    expect(out[1]!.split('\n')).toHaveLength(46);
   });
 
   it('filters operational messages by level, to its own output', () => {

@@ -1,8 +1,10 @@
 /**
  * Logging for the proxy: the access log (one line per request, to stdout) and the operational
- * log (levels, to stderr). Lines are buffered per thread and written in one call per event-loop
- * turn, or as soon as 256 lines are waiting, so logging costs a string concatenation per
- * request and no write per request. The timestamp string is recomputed at most once per
+ * log (levels, to stderr). Access lines are buffered per thread and written in one call every
+ * 50 ms (a coarse tick, like nginx's `flush=`) or as soon as 256 lines are waiting, so logging
+ * costs a string concatenation per request and no write per request (in a worker thread each
+ * write is a message to the main thread); operational lines go out on the next event-loop
+ * turn. The timestamp string is recomputed at most once per
  * millisecond. Not for metrics.
  *
  * Access log line (space separated; "-" for an absent field):
@@ -16,29 +18,42 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'off';
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, off: 100 };
 const FLUSH_LINES = 256;
+/** Longest time an access-log line waits in the buffer (ms). */
+export const ACCESS_FLUSH_MS = 50;
 
-/** A buffered line writer for one output. */
+/**
+ * A buffered line writer for one output. Lines wait at most `flushMs` (a coarse tick; 0 = the
+ * next event-loop turn) or until FLUSH_LINES are pending. In a worker thread every write is a
+ * message to the main thread, so a coarse tick is what keeps logging off the hot path.
+ */
 class LineBuffer {
   #lines = '';
   #count = 0;
-  #scheduled = false;
-  constructor(private readonly write: (text: string) => void) {}
+  #timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly flushMs: number,
+  ) {}
 
   push(line: string): void {
     this.#lines += line;
     if (++this.#count >= FLUSH_LINES) this.flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#onTick);
+    else if (this.#timer === null) {
+      this.#timer = this.flushMs > 0 ? setTimeout(this.#onTick, this.flushMs) : setImmediate(this.#onTick);
     }
   }
 
   readonly #onTick = (): void => {
-    this.#scheduled = false;
+    this.#timer = null;
     this.flush();
   };
 
   flush(): void {
+    if (this.#timer !== null) {
+      if (this.flushMs > 0) clearTimeout(this.#timer as NodeJS.Timeout);
+      else clearImmediate(this.#timer as NodeJS.Immediate);
+      this.#timer = null;
+    }
     if (this.#count === 0) return;
     const text = this.#lines;
     this.#lines = '';
@@ -62,11 +77,12 @@ export class ProxyLog {
     prefix: string,
     out: (text: string) => void = (t) => process.stdout.write(t),
     err: (text: string) => void = (t) => process.stderr.write(t),
+    flushMs = ACCESS_FLUSH_MS,
   ) {
     this.level = level;
     this.#prefix = prefix;
-    this.#access = new LineBuffer(out);
-    this.#ops = new LineBuffer(err);
+    this.#access = new LineBuffer(out, flushMs);
+    this.#ops = new LineBuffer(err, 0);
   }
 
   /** Current time as ISO 8601 (cached per millisecond). */
