@@ -77,6 +77,34 @@ describe('loch CLI', () => {
     expect(s.err).toMatch(/line 1, column \d+: TOML syntax/);
   });
 
+  it('run exits 1 and says why when a listener cannot be bound', async () => {
+    const { createServer } = await import('node:net');
+    const holder = createServer();
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    const port = (holder.address() as { port: number }).port;
+    const file = join(dir, 'taken.toml');
+    writeFileSync(
+      file,
+      `[runtime]\nworkers = 1\n[servers.web]\nlistener = { type = "socket", value = "127.0.0.1:${port}" }\n[[servers.web.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:9" }]\n`,
+    );
+    try {
+      const r = loch('run', '-c', file);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/cannot start: worker 0: .*EADDRINUSE/);
+      // one worker fails (worker 0 owns the Unix listener), the other started: all stop, exit 1
+      const half = join(dir, 'half.toml');
+      writeFileSync(
+        half,
+        `[runtime]\nworkers = 2\n[servers.web]\nlistener = { type = "socket", value = "127.0.0.1:0" }\n[[servers.web.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:9" }]\n[servers.u]\nlistener = { type = "unix", value = "${dir}/missing/x.sock" }\n[[servers.u.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:9" }]\n`,
+      );
+      const h = loch('run', '-c', half);
+      expect(h.code).toBe(1);
+      expect(h.err).toMatch(/cannot start: worker 0: .*ENOENT/);
+    } finally {
+      holder.close();
+    }
+  });
+
   it('exits 2 on usage errors', () => {
     expect(loch('frobnicate').code).toBe(2);
     expect(loch('check').err).toContain('missing -c');

@@ -59,6 +59,14 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     log.flush();
     return 1;
   }
+  const startup = await pool.broadcast({ t: 'startup' } satisfies WorkerCommand, { timeout: 15_000 });
+  const failed = startup.filter((r) => !r.ok);
+  if (failed.length) {
+    for (const f of failed) if (!f.ok) log.error(`cannot start: worker ${f.worker}: ${f.error.message}`);
+    log.flush();
+    await pool.stop({ deadline: 5_000 });
+    return 1;
+  }
   const drivers = [...new Set(pool.workers.map((w) => w.driver))].join(',');
   log.info(
     `started ${pool.workers.length} worker(s), driver ${drivers} (${pool.workers[0]?.driverReason ?? ''}); listening: ${describeListen(config)}`,

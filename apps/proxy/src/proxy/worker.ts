@@ -41,7 +41,8 @@ export type WorkerCommand =
   | { readonly t: 'precommit'; readonly generation: number; readonly config: ProxyConfig }
   | { readonly t: 'commit'; readonly generation: number }
   | { readonly t: 'abort'; readonly generation: number }
-  | { readonly t: 'stats' };
+  | { readonly t: 'stats' }
+  | { readonly t: 'startup' };
 
 /** A worker's answer to `stats`. */
 export interface WorkerStats {
@@ -123,6 +124,8 @@ export class ProxyWorker {
         return this.abort(msg.generation);
       case 'stats':
         return this.stats();
+      case 'startup':
+        return true;
     }
   }
 
@@ -349,12 +352,29 @@ async function bind(address: ListenAddress): Promise<StreamListener> {
   return TcpListener.bind({ host: address.host, port: address.port, reusePort: true });
 }
 
-/** The worker entry that start() runs. */
+/**
+ * The worker entry that start() runs. A failure to start (a listener that cannot bind) does
+ * not reject main: it is reported through the `startup` command, and the main thread then
+ * stops every worker gracefully. (Rejecting would make start() terminate the other workers
+ * with their io_uring operations in flight, which crashes the process: reported to
+ * @loch/uring-runtime.)
+ */
 export async function main(context: WorkerContext): Promise<void> {
   const { config } = context.data as WorkerData;
   const worker = new ProxyWorker(context.index, config);
-  await worker.start();
-  context.onCommand((msg) => worker.command(msg as WorkerCommand));
+  let startError: unknown = null;
+  try {
+    await worker.start();
+  } catch (error) {
+    startError = error;
+  }
+  context.onCommand((msg) => {
+    if ((msg as WorkerCommand).t === 'startup') {
+      if (startError !== null) throw startError;
+      return true;
+    }
+    return worker.command(msg as WorkerCommand);
+  });
   const stopped = new Promise<void>((resolve) => {
     context.signal.addEventListener('abort', () => void worker.shutdown().finally(resolve), { once: true });
   });

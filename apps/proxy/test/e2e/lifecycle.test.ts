@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { request } from 'undici';
+import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   availableDrivers,
@@ -139,7 +139,16 @@ upstreams = [{ endpoint = "http://127.0.0.1:${A}" }]
     expect((await curl([`http://127.0.0.1:${port}/x`])).out).toMatch(/^B /);
     expect((await curl([`http://127.0.0.1:${extraPort}/e`])).out).toMatch(/^A /);
 
+    // a client kept alive on the server about to be removed
+    const kept = new Client(`http://127.0.0.1:${extraPort}`, { connections: 1 } as Client.Options);
+    expect(await (await kept.request({ method: 'GET', path: '/k' })).body.text()).toMatch(/^A \/k /);
     expect(await reloaded(() => write(config(port, A)))).toMatch(/reloaded/);
+    // its next request is still answered, with connection: close (its listener is gone)
+    const last = await kept.request({ method: 'GET', path: '/k2' });
+    expect(last.statusCode).toBe(200);
+    expect(last.headers.connection).toBe('close');
+    expect(await last.body.text()).toMatch(/^A \/k2 /);
+    await kept.close();
     const gone = await curl([`http://127.0.0.1:${extraPort}/e`]);
     expect(gone.code).toBe(7); // curl: could not connect
     expect((await curl([`http://127.0.0.1:${port}/x`])).out).toMatch(/^A /);
