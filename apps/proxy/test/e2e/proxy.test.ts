@@ -200,6 +200,16 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     expect((await curl(['--path-as-is', `${base()}/a/../users/7`])).out).toMatch(/^A \/users\/7 /);
   });
 
+  it('answers HEAD with the length GET would have, and HTTP/1.0 clients with connection: close', async () => {
+    const get = await curl(['-s', '-o', '/dev/null', '-w', '%{size_download}', `${base()}/a/len`]);
+    const head = await curl(['-sI', `${base()}/a/len`]);
+    expect(head.out.toLowerCase()).toContain(`content-length: ${get.out}\r\n`);
+    const old = await curl(['-si', '--http1.0', `${base()}/a/v10`]);
+    expect(old.out).toMatch(/^HTTP\/1\.1 200/);
+    expect(old.out.toLowerCase()).toContain('connection: close');
+    expect(old.out).toMatch(/\r\n\r\nA \/a\/v10 /);
+  });
+
   it('answers 404 without a route and 400 for a path above the root, with small bodies', async () => {
     const none = await request(`${base()}/nope`);
     expect(none.statusCode).toBe(404);
