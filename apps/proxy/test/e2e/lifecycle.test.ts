@@ -153,6 +153,26 @@ upstreams = [{ endpoint = "http://127.0.0.1:${A}" }]
     expect(gone.code).toBe(7); // curl: could not connect
     expect((await curl([`http://127.0.0.1:${port}/x`])).out).toMatch(/^A /);
   }, 30_000);
+
+  it('moves a server to a new address and applies new server timeouts; kept-alive clients finish on the old listener', async () => {
+    const kept = new Client(`http://127.0.0.1:${port}`, { connections: 1 } as Client.Options);
+    expect(await (await kept.request({ method: 'GET', path: '/k' })).body.text()).toMatch(/^[AB] /);
+    const moved = await freePort();
+    const text = config(moved, B).replace(
+      'shutdown_grace = "5s"',
+      'shutdown_grace = "5s", server_keepalive = "30s"',
+    );
+    expect(await reloaded(() => write(text))).toMatch(
+      new RegExp(`reloaded .*web=tcp:127\\.0\\.0\\.1:${moved}`),
+    );
+    expect((await curl([`http://127.0.0.1:${moved}/m`])).out).toMatch(/^B \/m /);
+    expect((await curl([`http://127.0.0.1:${port}/m`])).code).toBe(7);
+    // the connection accepted on the old address is still served (with the new routes)
+    expect(await (await kept.request({ method: 'GET', path: '/k2' })).body.text()).toMatch(/^B \/k2 /);
+    await kept.close();
+    // back to the original address for the tests that follow
+    expect(await reloaded(() => write(config(port, B)))).toMatch(/reloaded/);
+  });
 });
 
 const stops: [string, NodeJS.Signals][] = [
