@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { RequestDecoder } from './h1/decoder.js';
+import { HttpHeaders } from './headers.js';
+
+function wire(fields: string): HttpHeaders {
+  const d = new RequestDecoder();
+  d.feed(Buffer.from(`GET / HTTP/1.1\r\nHost: h\r\n${fields}\r\n`, 'latin1'));
+  d.poll();
+  return d.message!.headers;
+}
+
+describe('HttpHeaders', () => {
+  it('looks up names case-insensitively on wire headers without decoding them first', () => {
+    const h = wire('X-Custom-Thing: one\r\nX-CUSTOM-thing: two\r\nAccept: */*\r\n');
+    expect(h.get('x-custom-thing')).toBe('one');
+    expect(h.getAll('X-Custom-Thing')).toEqual(['one', 'two']);
+    expect(h.has('ACCEPT')).toBe(true);
+    expect(h.has('missing')).toBe(false);
+    expect([...h]).toEqual([
+      ['host', 'h'],
+      ['x-custom-thing', 'one'],
+      ['x-custom-thing', 'two'],
+      ['accept', '*/*'],
+    ]);
+  });
+
+  it('mutates wire headers after materializing them', () => {
+    const h = wire('A: 1\r\nB: 2\r\nA: 3\r\n');
+    expect(h.delete('a')).toBe(2);
+    h.append('C', ' 4 ');
+    h.set('b', '5');
+    expect([...h]).toEqual([
+      ['host', 'h'],
+      ['c', '4'],
+      ['b', '5'],
+    ]);
+  });
+
+  it('builds from pairs, records and other lists; joins for toObject', () => {
+    const h = new HttpHeaders({ 'Set-Cookie': ['a=1', 'b=2'], Vary: 'accept', Skip: undefined });
+    expect(h.toObject()).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'accept' });
+    const copy = new HttpHeaders(h);
+    copy.append('vary', 'origin');
+    expect(copy.toObject().vary).toBe('accept, origin');
+    expect(h.getAll('vary')).toEqual(['accept']);
+  });
+
+  it('refuses names and values that cannot go on the wire', () => {
+    for (const name of ['', 'a b', 'a:b', 'é', 'a\r\n'])
+      expect(() => new HttpHeaders([[name, 'v']])).toThrow(/invalid header name/);
+    for (const value of ['a\rb', 'a\nb', 'a\0b', 'a\x7fb', 'ā']) {
+      expect(() => new HttpHeaders([['x', value]])).toThrow(/invalid header value/);
+    }
+  });
+});
