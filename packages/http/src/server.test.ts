@@ -43,7 +43,7 @@ describe('HttpServer write batching', () => {
   });
 
   it('does not hold an answer while the next request is incomplete', async () => {
-    const { stream, writes } = memoryStream([get('/1') + 'GET /2 HT', 'TP/1.1\r\nHost: t\r\n\r\n']);
+    const { stream, writes } = memoryStream([`${get('/1')}GET /2 HT`, 'TP/1.1\r\nHost: t\r\n\r\n']);
     await hello.serveConnection(stream);
     expect(writes).toHaveLength(2);
     expect(writes[0]!.join('')).toMatch(/\r\n\r\n\/1$/);

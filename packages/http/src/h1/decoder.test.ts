@@ -129,7 +129,7 @@ describe('request heads', () => {
 
 describe('request bodies', () => {
   it('reads Content-Length bodies', () => {
-    const r = all('request', req('POST / HTTP/1.1\nHost: h\nContent-Length: 11\n\n') + 'hello world');
+    const r = all('request', `${req('POST / HTTP/1.1\nHost: h\nContent-Length: 11\n\n')}hello world`);
     expect(r.messages[0]!.body).toBe('hello world');
     expect(r.messages[0]!.framing).toBe('length');
   });
