@@ -7,7 +7,10 @@
  * while it is already armed) and stays armed while data flows; an idle armed connection holds no
  * buffer (the kernel takes one from the ring only when bytes arrive). Chunks that arrive with no
  * reader queue up to RECV_HIGH_WATER, then the multishot is cancelled and the kernel's socket
- * buffer (TCP flow control) holds the rest until a reader comes back.
+ * buffer (TCP flow control) holds the rest until a reader comes back. read(buf) takes bytes
+ * already queued first, waits on the multishot while it is armed, and otherwise issues a plain
+ * recv into `buf`; run one reader at a time per stream (a plain read and a recv() in flight
+ * together may see bytes in either order).
  */
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding } from '@loch/native';
