@@ -15,7 +15,7 @@
  */
 import { METHODS } from 'node:http';
 import { EMPTY_BODY } from '../body.js';
-import { HttpParseError, type HttpParseErrorCode } from '../errors.js';
+import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
 import * as knownNames from '../internal/known-names.js';
@@ -199,7 +199,9 @@ abstract class H1Decoder<M> {
    * after that the decoder holds no reference to it.
    */
   feed(bytes: Uint8Array): void {
-    if (this.pos < this.input.length) throw new Error('H1Decoder.feed: previous input not consumed');
+    if (this.pos < this.input.length) {
+      throw new HttpError('ERR_HTTP_DECODER_MISUSE', 500, 'feed() before the previous input was consumed');
+    }
     this.input = bytes;
     this.pos = 0;
   }
@@ -337,7 +339,7 @@ abstract class H1Decoder<M> {
             this.fail('ERR_HTTP_DATA_AFTER_CLOSE', 'data after a message that closes the connection');
           return this.drained();
         default:
-          throw this.error ?? new Error('decoder in an invalid state');
+          throw this.error ?? new HttpError('ERR_HTTP_DECODER_MISUSE', 500, 'decoder in an invalid state');
       }
     }
   }
