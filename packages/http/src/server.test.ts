@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fixedBody } from './body.js';
 import { createResponse } from './message.js';
@@ -58,5 +59,54 @@ describe('HttpServer write batching', () => {
     const all = writes.flat().join('');
     expect(all.indexOf('/1')).toBeGreaterThan(0);
     expect(all.indexOf('400 Bad Request')).toBeGreaterThan(all.indexOf('/1'));
+  });
+});
+
+describe('HttpServer on hostile input', () => {
+  const errors: unknown[] = [];
+  const echo = new HttpServer(
+    {
+      async call(req) {
+        let n = 0;
+        for await (const chunk of req.body) n += chunk.byteLength;
+        return createResponse(200, { body: fixedBody(String(n)) });
+      },
+    },
+    { onError: (e) => errors.push(e), timeouts: { idle: 0, head: 0, body: 0, write: 0 } },
+  );
+  const valid = [
+    get('/a'),
+    'POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc',
+    'POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+  ];
+
+  it('always ends the connection cleanly, answering only with well-formed responses', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...valid), { minLength: 1, maxLength: 3 }),
+        fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 4 }),
+        fc.array(fc.nat(), { maxLength: 4 }),
+        async (msgs, flips, cuts) => {
+          const bytes = Buffer.from(msgs.join(''), 'latin1');
+          for (const { at, byte } of flips) bytes[at % bytes.length] = byte;
+          const points = [...new Set(cuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+          const chunks: string[] = [];
+          let prev = 0;
+          for (const c of [...points, bytes.length]) {
+            if (c > prev) chunks.push(bytes.subarray(prev, c).toString('latin1'));
+            prev = Math.max(prev, c);
+          }
+          const { stream, writes } = memoryStream(chunks);
+          await echo.serveConnection(stream);
+          const out = writes.flat().join('');
+          const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+          expect(out === '' || out.startsWith('HTTP/1.1 ')).toBe(true);
+          for (const st of statuses) expect([200, 400, 408, 413, 414, 417, 431, 500, 501, 505]).toContain(st);
+        },
+      ),
+      { numRuns: 400 },
+    );
+    // Parse errors are answered, not reported; anything reported must be a handler-side failure.
+    for (const e of errors) expect((e as { name?: string }).name).toMatch(/HttpParseError|HttpError/);
   });
 });
