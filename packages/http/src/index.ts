@@ -36,7 +36,7 @@ export {
 export type { HeadersInit } from './headers.js';
 export { HttpHeaders } from './headers.js';
 export type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from './message.js';
-export { createRequest, createResponse, targetFormOf } from './message.js';
+export { authorityOf, createRequest, createResponse, pathOf, targetFormOf } from './message.js';
 export type { HttpHandler, HttpServerOptions, HttpServerTimeouts } from './server.js';
 export { HttpServer } from './server.js';
 export type {

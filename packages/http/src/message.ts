@@ -83,3 +83,51 @@ export function targetFormOf(method: string, target: string): TargetForm {
   if (target.charCodeAt(0) === 0x2f) return 'origin';
   return 'absolute';
 }
+
+/**
+ * The authority a request is for: from an absolute-form or authority-form target when present
+ * (RFC 9112 §3.2.2: it wins over Host), else the Host field; undefined when neither is there.
+ * HTTP/2's `:authority` maps here.
+ */
+export function authorityOf(request: HttpRequest): string | undefined {
+  if (request.targetForm === 'authority') return request.target;
+  if (request.targetForm === 'absolute') {
+    const start = request.target.indexOf('//') + 2;
+    let end = start;
+    while (end < request.target.length) {
+      const c = request.target.charCodeAt(end);
+      if (c === 0x2f || c === 0x3f || c === 0x23) break;
+      end++;
+    }
+    const authority = request.target.slice(start, end);
+    const at = authority.lastIndexOf('@');
+    return at >= 0 ? authority.slice(at + 1) : authority;
+  }
+  return request.headers.get('host');
+}
+
+/**
+ * The path and query of a request (`/a?b`), whatever the target form: `*` for asterisk-form,
+ * `''` for authority-form, the part after the authority for absolute-form (`/` when empty).
+ * HTTP/2's `:path` maps here.
+ */
+export function pathOf(request: HttpRequest): string {
+  switch (request.targetForm) {
+    case 'origin':
+    case 'asterisk':
+      return request.target;
+    case 'authority':
+      return '';
+    default: {
+      const t = request.target;
+      const start = t.indexOf('//') + 2;
+      for (let i = start; i < t.length; i++) {
+        const c = t.charCodeAt(i);
+        if (c === 0x2f) return t.slice(i);
+        if (c === 0x3f) return `/${t.slice(i)}`;
+        if (c === 0x23) break;
+      }
+      return '/';
+    }
+  }
+}

@@ -60,6 +60,8 @@ export interface HttpServerOptions<Cx> {
   readonly timeouts?: HttpServerTimeouts;
   /** Unread request body bytes the server reads and discards to keep a connection alive (default 64 KiB). */
   readonly maxDrainBytes?: number;
+  /** Requests served on one connection before it is closed (default 0: no limit). */
+  readonly maxRequestsPerConnection?: number;
   /** Add a `date` field to responses that lack one (default true). */
   readonly date?: boolean;
   /** Builds the context of a connection (default: a ConnectionContext with peerAddr, localAddr, driver). */
@@ -94,6 +96,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly timeouts: Required<HttpServerTimeouts>;
   /** @internal */ readonly maxDrainBytes: number;
   /** @internal */ readonly date: boolean;
+  /** @internal */ readonly maxRequests: number;
   /** @internal */ readonly makeContext: (stream: HttpStream) => Cx;
   /** @internal */ readonly onError: (error: unknown) => void;
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
@@ -121,6 +124,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.maxDrainBytes = options.maxDrainBytes ?? 64 * 1024;
     this.date = options.date ?? true;
+    this.maxRequests = options.maxRequestsPerConnection ?? 0;
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.onError = options.onError ?? (() => {});
     const active = Object.values(this.timeouts).filter((t) => t > 0);
@@ -232,6 +236,8 @@ class ServerConnection<Cx> {
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Requests answered on this connection. */
+  private served = 0;
   /** The connection ends on a failure (the peer may still be sending). */
   private failed = false;
 
@@ -334,7 +340,12 @@ class ServerConnection<Cx> {
         if (ev === EOF) break;
         const req = d.message!;
         // CONNECT turns a connection into a tunnel, which this core does not run: answer, then close.
-        let keepAlive = d.keepAlive && !server.closing && req.method !== 'CONNECT';
+        this.served++;
+        let keepAlive =
+          d.keepAlive &&
+          !server.closing &&
+          req.method !== 'CONNECT' &&
+          (server.maxRequests === 0 || this.served < server.maxRequests);
         this.responseStarted = false;
         this.expectContinue = d.expectContinue;
         this.continueSent = false;

@@ -250,4 +250,15 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
       await bad.stop();
     }
   });
+
+  it('closes after maxRequestsPerConnection requests', async () => {
+    const limited = await startServer(driver, { maxRequestsPerConnection: 2 });
+    try {
+      const text = await raw(limited.port, get('/hello') + get('/hello') + get('/hello'));
+      expect(statuses(text)).toEqual([200, 200]);
+      expect(text.match(/connection: close/g)).toHaveLength(1);
+    } finally {
+      await limited.stop();
+    }
+  });
 });
