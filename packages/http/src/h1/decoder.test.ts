@@ -124,6 +124,10 @@ describe('request heads', () => {
     d2.feed(Buffer.from(req('PUT /u HTTP/1.1\nHost: h\nExpect: something\n\n')));
     d2.poll();
     expect(d2.expectUnsupported).toBe(true);
+    const d3 = new RequestDecoder();
+    d3.feed(Buffer.from(req('PUT /u HTTP/1.0\nExpect: something\n\n')));
+    d3.poll();
+    expect(d3.expectUnsupported).toBe(false);
   });
 });
 

@@ -814,7 +814,8 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     this.keepAlive = this.keepAliveFor(minor);
     this.upgrade = this.connUpgrade;
     this.expectContinue = this.expectFlag === 1 && minor === 1;
-    this.expectUnsupported = this.expectFlag === 2;
+    // RFC 9110 §10.1.1: an HTTP/1.0 request's Expect is ignored.
+    this.expectUnsupported = this.expectFlag === 2 && minor === 1;
     if (this.teFlags !== 0) {
       if (this.clCount > 0) {
         this.fail(
