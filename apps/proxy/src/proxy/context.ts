@@ -11,6 +11,7 @@ import type { HttpRequest } from '@loch/http';
 import type { DriverName, SocketAddress } from '@loch/uring-runtime';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { RouteMatch } from '../routing/router.js';
+import type { PendingResponse } from './forwarded-body.js';
 import type { CompiledRoute } from './route.js';
 
 /** What a connection knows about the server (listener) that accepted it. */
@@ -31,6 +32,8 @@ export interface ProxySchema {
   driver: DriverName;
   /** The server that accepted the connection. */
   server: ServerIdentity;
+  /** The response body the connection is passing on (per connection, shared by its requests' forks). */
+  pending: PendingResponse;
   /** The request being proxied. */
   request: HttpRequest;
   /** The request target as the client sent it (the request's own target is rewritten). */
@@ -51,6 +54,7 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'localAddr',
   'driver',
   'server',
+  'pending',
   'request',
   'clientTarget',
   'startedAt',
@@ -60,12 +64,15 @@ export const ProxyContext = defineContext<ProxySchema>()([
 ]);
 
 /** A context with the connection keys (what the HttpServer context factory builds). */
-export type ConnectionCx = Has<typeof ProxyContext, 'peerAddr' | 'localAddr' | 'driver' | 'server'>;
+export type ConnectionCx = Has<
+  typeof ProxyContext,
+  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'pending'
+>;
 
 /** A context with the connection keys and a request: what the service chain receives. */
 export type RequestCx = Has<
   typeof ProxyContext,
-  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'request' | 'clientTarget' | 'startedAt'
+  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'pending' | 'request' | 'clientTarget' | 'startedAt'
 >;
 
 /** A request that has been routed: what the upstream layer receives. */
@@ -75,6 +82,7 @@ export type RoutedCx = Has<
   | 'localAddr'
   | 'driver'
   | 'server'
+  | 'pending'
   | 'request'
   | 'clientTarget'
   | 'startedAt'

@@ -1,6 +1,6 @@
 import { fixedBody, streamBody } from '@loch/http';
 import { describe, expect, it } from 'vitest';
-import { BodyAbandoned, ForwardedBody } from './forwarded-body.js';
+import { BodyAbandoned, ForwardedBody, PendingResponse } from './forwarded-body.js';
 
 describe('ForwardedBody', () => {
   it('passes chunks through, counts bytes and reports a clean end once', async () => {
@@ -46,5 +46,33 @@ describe('ForwardedBody', () => {
       })(),
     ).rejects.toBe(boom);
     expect(ends).toEqual([[2, boom]]);
+  });
+});
+
+describe('PendingResponse', () => {
+  it('abandons a body the server never started, so its source is told (and its connection freed)', async () => {
+    let returned = false;
+    const source = {
+      kind: 'stream' as const,
+      length: -1,
+      trailers: null,
+      [Symbol.asyncIterator]: () => ({
+        next: async () => ({ done: true as const, value: undefined }),
+        return: async () => {
+          returned = true;
+          return { done: true as const, value: undefined };
+        },
+      }),
+    };
+    const ends: unknown[] = [];
+    const pending = new PendingResponse();
+    pending.body = new ForwardedBody(source, (_n, e) => ends.push(e));
+    pending.abandon();
+    await new Promise((r) => setImmediate(r));
+    expect(returned).toBe(true);
+    expect(ends[0]).toBeInstanceOf(BodyAbandoned);
+    expect(pending.body).toBeNull();
+    pending.abandon();
+    expect(ends).toHaveLength(1);
   });
 });

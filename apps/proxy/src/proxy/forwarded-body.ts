@@ -58,7 +58,9 @@ export class ForwardedBody implements HttpBody, AsyncIterator<Uint8Array> {
   async return(): Promise<IteratorResult<Uint8Array>> {
     if (!this.#ended) {
       try {
-        await this.#iterator?.return?.();
+        // Also when never iterated: the source must learn it is abandoned (to free its connection).
+        this.#iterator ??= this.source[Symbol.asyncIterator]();
+        await this.#iterator.return?.();
       } catch {
         // the upstream body is being abandoned anyway
       }
@@ -81,5 +83,22 @@ export class BodyAbandoned extends Error {
   readonly code = 'ERR_LOCH_BODY_ABANDONED';
   constructor() {
     super('the response body was not sent to the end');
+  }
+}
+
+/**
+ * The response body a connection is passing on, if any. The HTTP server never touches a
+ * response body whose head it failed to write (the client reset the connection while the
+ * upstream was answering), so the worker abandons what is left here when the connection ends:
+ * otherwise the upstream connection would stay checked out, unread, for ever.
+ */
+export class PendingResponse {
+  body: ForwardedBody | null = null;
+
+  /** Abandons the body that was not passed on (no-op when it ended). */
+  abandon(): void {
+    const body = this.body;
+    this.body = null;
+    if (body !== null) void body.return();
   }
 }

@@ -49,6 +49,10 @@ describe.each(drivers)('loch run (driver %s)', (driver) => {
     resetting = await resettingUpstream();
     blackhole = await blackholeUpstream();
     echo = await httpUpstream((req, res) => {
+      if (req.url?.startsWith('/echo/slow')) {
+        setTimeout(() => res.end('x'.repeat(100_000)), 200);
+        return;
+      }
       if (req.url?.startsWith('/echo/headers')) {
         res.writeHead(200, [
           ['Connection', 'keep-alive, X-Secret'],
@@ -349,7 +353,7 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     expect((await curl([`${base()}/a/still-fine`])).out).toMatch(/^A /);
   });
 
-  it('survives clients that abort mid request body and mid response body, without leaking descriptors', async () => {
+  it('survives clients that abort mid request body, before the response head and mid response body, without leaking descriptors', async () => {
     // warm up pools, then measure
     for (let i = 0; i < 5; i++) await (await request(`${base()}/a/warm`)).body.text();
     const before = loch.fdCount();
@@ -369,7 +373,17 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
         s.on('error', () => {});
         s.on('close', () => resolve());
       });
-    for (let i = 0; i < 20; i++) await Promise.all([abortUpload(), abortDownload()]);
+    // resets the connection while the upstream is still answering: the head write fails
+    const abortBeforeHead = () =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          s.write('GET /echo/slow HTTP/1.1\r\nHost: x\r\n\r\n');
+          setTimeout(() => (s as net.Socket & { resetAndDestroy(): void }).resetAndDestroy(), 30);
+        });
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      });
+    for (let i = 0; i < 20; i++) await Promise.all([abortUpload(), abortDownload(), abortBeforeHead()]);
     const ok = await request(`${base()}/big`);
     expect(ok.statusCode).toBe(200);
     expect((await ok.body.arrayBuffer()).byteLength).toBe(2_000_000);
