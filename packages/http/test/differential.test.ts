@@ -13,6 +13,7 @@ import { llparse } from './llhttp.js';
 /**
  * Where we are deliberately stricter than llhttp (strict mode, Node 20):
  * - MISSING_HOST / DUPLICATE_HOST: RFC 9112 §3.2 requires exactly one Host in HTTP/1.1 requests.
+ * - INVALID_HOST: a Host value that is not an authority (RFC 9110 §7.2, RFC 3986 §3.2).
  * - INVALID_TARGET: target form must fit the method (CONNECT authority-form, `*` for OPTIONS).
  * - UNSUPPORTED_VERSION: HTTP/2.0 and other majors in an HTTP/1 request line (llhttp accepts 2.0).
  * - INVALID_TRANSFER_ENCODING: Transfer-Encoding in an HTTP/1.0 request (RFC 9112 §6.1: faulty framing).
@@ -34,6 +35,7 @@ import { llparse } from './llhttp.js';
 const STRICTER = new Set([
   'ERR_HTTP_MISSING_HOST',
   'ERR_HTTP_DUPLICATE_HOST',
+  'ERR_HTTP_INVALID_HOST',
   'ERR_HTTP_INVALID_TARGET',
   'ERR_HTTP_UNSUPPORTED_VERSION',
   'ERR_HTTP_INVALID_TRANSFER_ENCODING',

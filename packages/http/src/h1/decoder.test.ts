@@ -279,6 +279,11 @@ describe('smuggling defences', () => {
   it('requires exactly one Host in HTTP/1.1', () => {
     rejects('GET / HTTP/1.1\r\n\r\n', 'ERR_HTTP_MISSING_HOST');
     rejects('GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 'ERR_HTTP_DUPLICATE_HOST');
+    for (const bad of ['a b', 'a/b', 'a@b', 'a"b', 'caf\xe9'])
+      rejects(`GET / HTTP/1.1\r\nHost: ${bad}\r\n\r\n`, 'ERR_HTTP_INVALID_HOST');
+    for (const good of ['', 'a.test', 'a.test:8080', '[::1]:80', '127.0.0.1', 'xn--caf-dma.test']) {
+      expect(all('request', `GET / HTTP/1.1\r\nHost: ${good}\r\n\r\n`).error).toBeNull();
+    }
     expect(all('request', 'GET / HTTP/1.0\r\n\r\n').error).toBeNull();
   });
 });

@@ -118,6 +118,7 @@ const FIELD_VALUE = chars.FIELD_VALUE;
 const TARGET = chars.TARGET;
 const HEX = chars.HEX;
 const LOWER = chars.LOWER;
+const AUTHORITY = chars.AUTHORITY;
 const lookupKnownName = knownNames.lookupKnownName;
 const lookupMethod = knownNames.lookupMethod;
 
@@ -620,6 +621,9 @@ abstract class H1Decoder<M> {
       this.connFlags |= listFlags(b, vs, ve);
     } else if (name === 'host') {
       this.hostCount++;
+      for (let i = vs; i < ve; i++) {
+        if (AUTHORITY[b[i]!] !== 1) this.fail('ERR_HTTP_INVALID_HOST', 'invalid character in Host', i);
+      }
     } else if (name === 'expect') {
       this.expectFlag = equalsIgnoreCase(b, vs, ve, '100-continue') ? 1 : 2;
     } else if (name === 'upgrade') {

@@ -10,6 +10,11 @@ export const TOKEN: Uint8Array = new Uint8Array(256);
 export const FIELD_VALUE: Uint8Array = new Uint8Array(256);
 /** 1 for bytes allowed in a request-target: VCHAR (0x21-0x7E); obs-text and controls are rejected. */
 export const TARGET: Uint8Array = new Uint8Array(256);
+/**
+ * 1 for bytes allowed in a Host value (RFC 3986 authority without userinfo): unreserved,
+ * pct-encoded, sub-delims, ":" and the brackets of IP literals.
+ */
+export const AUTHORITY: Uint8Array = new Uint8Array(256);
 /** Hex digit value + 1 (0 = not a hex digit). */
 export const HEX: Uint8Array = new Uint8Array(256);
 /** ASCII lowercase mapping of every byte (non-letters map to themselves). */
@@ -21,6 +26,7 @@ for (let c = 0; c < 256; c++) {
   if (isAlpha || isDigit || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(c))) TOKEN[c] = 1;
   if (c === 0x20 || c === 0x09 || (c >= 0x21 && c <= 0x7e) || c >= 0x80) FIELD_VALUE[c] = 1;
   if (c >= 0x21 && c <= 0x7e) TARGET[c] = 1;
+  if (isAlpha || isDigit || "-._~%!$&'()*+,;=:[]".includes(String.fromCharCode(c))) AUTHORITY[c] = 1;
   if (isDigit) HEX[c] = c - 0x30 + 1;
   else if (c >= 0x41 && c <= 0x46) HEX[c] = c - 0x41 + 11;
   else if (c >= 0x61 && c <= 0x66) HEX[c] = c - 0x61 + 11;
