@@ -91,11 +91,14 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  poll_ = new uv_poll_t;
-  poll_->data = this;
-  uv_poll_init(loop, poll_, ring_.ring_fd);
-  uv_poll_start(poll_, UV_READABLE, OnPoll);
-  uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  box_ = new PollBox();
+  box_->ring = this;
+  box_->env = env;
+  box_->poll.data = box_;
+  uv_poll_init(loop, &box_->poll, ring_.ring_fd);
+  uv_poll_start(&box_->poll, UV_READABLE, OnPoll);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+  napi_add_async_cleanup_hook(env, OnTeardown, box_, &box_->hook);
   refed_ = false;
   alive_ = true;
   return 0;
@@ -356,14 +359,14 @@ int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
 void Ring::UpdateRef() {
   // Like a libuv handle with a pending request: the loop stays alive while ops are in flight
   // (an accept, a read, a timer), and an idle ring does not hold the thread open.
-  if (poll_ == nullptr) return;
+  if (box_ == nullptr) return;
   bool want = inFlight_ > 0;
   if (want == refed_) return;
   refed_ = want;
   if (want)
-    uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    uv_ref(reinterpret_cast<uv_handle_t*>(&box_->poll));
   else
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
 }
 
 size_t Ring::Drain() {
@@ -417,7 +420,7 @@ size_t Ring::Drain() {
 void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
   (void)status;
   (void)events;
-  Ring* self = static_cast<Ring*>(handle->data);
+  Ring* self = static_cast<PollBox*>(handle->data)->ring;
   if (self == nullptr || !self->alive_) return;
   napi_env env = self->env_;
   Napi::HandleScope scope(env);
@@ -431,16 +434,53 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
     napi_status st = napi_make_callback(env, self->asyncContext_, self->receiver_.Value(), self->callback_.Value(), 1,
                                         argv, &result);
     if (st != napi_ok) {
+      // Either the callback threw (report it as uncaught, like any callback from the loop) or
+      // the environment can no longer run JavaScript (a worker being terminated): then stop
+      // polling and let the teardown hook destroy the ring.
       bool pending = false;
       napi_is_exception_pending(env, &pending);
-      if (pending) {
-        napi_value error;
-        napi_get_and_clear_last_exception(env, &error);
+      napi_value error = nullptr;
+      if (pending) napi_get_and_clear_last_exception(env, &error);
+      napi_valuetype type = napi_undefined;
+      if (error != nullptr) napi_typeof(env, error, &type);
+      if (type != napi_undefined) {
         napi_fatal_exception(env, error);
+      } else if (self->box_ != nullptr) {
+        uv_poll_stop(&self->box_->poll);
       }
       break;
     }
     if (n < self->cqCap_) break;
+  }
+}
+
+void Ring::ClosePoll() {
+  PollBox* box = box_;
+  if (box == nullptr) return;
+  box_ = nullptr;
+  box->ring = nullptr;
+  box->closing = true;
+  uv_poll_stop(&box->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->poll), [](uv_handle_t* h) {
+    PollBox* b = static_cast<PollBox*>(h->data);
+    if (b->hook != nullptr) napi_remove_async_cleanup_hook(b->hook);
+    delete b;
+  });
+}
+
+// Environment teardown (worker exit or termination, process exit): destroy the ring while
+// JavaScript values can still be released; the environment waits until the poll handle's close
+// callback removed this hook.
+void Ring::OnTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
+  (void)hook;
+  PollBox* box = static_cast<PollBox*>(arg);
+  if (box->closing) return;  // closing already; its callback removes the hook
+  Ring* ring = box->ring;
+  if (ring != nullptr) ring->Destroy(Napi::Env(box->env));
+  if (!box->closing) {
+    // Not reachable (Destroy closes the poll), but never leave the environment waiting.
+    napi_remove_async_cleanup_hook(box->hook);
+    box->hook = nullptr;
   }
 }
 
@@ -452,12 +492,7 @@ void Ring::CloseOwnedFds() {
 void Ring::Destroy(Napi::Env env) {
   if (!alive_) return;
   alive_ = false;
-  if (poll_ != nullptr) {
-    uv_poll_stop(poll_);
-    poll_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-    poll_ = nullptr;
-  }
+  ClosePoll();
   // Cancel whatever is still in flight and wait (bounded) for the kernel to let go of the pinned
   // buffers before the references that keep them alive are dropped.
   if (inFlight_ > 0) {

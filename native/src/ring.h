@@ -56,6 +56,20 @@ struct Slot {
   int32_t op = OP_NOP;
 };
 
+class Ring;
+
+// The uv_poll handle on the ring fd, in its own allocation: libuv may finish closing it after
+// the Ring is gone. An async cleanup hook (napi_add_async_cleanup_hook) keeps the environment
+// from tearing down, and the addon from being unloaded, until the close callback has run:
+// otherwise a terminated worker's loop would call into unmapped code.
+struct PollBox {
+  uv_poll_t poll;
+  Ring* ring = nullptr;  // cleared when the ring lets go of the box
+  napi_env env = nullptr;
+  napi_async_cleanup_hook_handle hook = nullptr;
+  bool closing = false;
+};
+
 class Ring {
  public:
   // Creates the ring; returns 0 or -errno (and a message in *why).
@@ -72,6 +86,8 @@ class Ring {
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnTeardown(napi_async_cleanup_hook_handle hook, void* arg);
+  void ClosePoll();
   size_t Drain();  // CQEs into the shared array; returns records written
   void UpdateRef();
   void Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbufs);
@@ -86,7 +102,7 @@ class Ring {
   unsigned flags_ = 0;
   unsigned features_ = 0;
   napi_env env_ = nullptr;
-  uv_poll_t* poll_ = nullptr;
+  PollBox* box_ = nullptr;
   Napi::FunctionReference callback_;
   Napi::ObjectReference receiver_;
   Napi::Reference<Napi::Int32Array> sqRef_, cqRef_;

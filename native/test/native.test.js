@@ -174,6 +174,40 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(result.calls).toBeGreaterThanOrEqual(32);
   });
 
+  it('survives workers terminated with ops in flight (teardown waits for the poll handle)', () => {
+    // In a fresh process whose main thread never loads the addon: when the last worker goes,
+    // the addon is unloaded, so a poll handle still closing afterwards would call unmapped code.
+    const worker = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(indexUrl)}).then(({ loadNative, Op }) => {
+        const { binding } = loadNative();
+        const sq = new Int32Array(8 * 16), cq = new Int32Array(3 * 64);
+        binding.init(sq, cq, () => {}, { entries: 16 });
+        sq.set([Op.TIMEOUT, -1, 1, 1, 0, -1, 60000, 0], 0);
+        binding.submit(1, undefined, false);
+        parentPort.postMessage('armed');
+      });
+    `;
+    const main = `
+      const { Worker } = require('node:worker_threads');
+      (async () => {
+        for (let round = 0; round < 3; round++) {
+          await Promise.all([1, 2, 3].map(() => new Promise((resolve, reject) => {
+            const w = new Worker(${JSON.stringify(worker)}, { eval: true });
+            w.on('message', () => void w.terminate());
+            w.on('error', reject);
+            w.on('exit', resolve);
+          })));
+        }
+        console.log('done');
+      })();
+    `;
+    const out = spawnSync(process.execPath, ['-e', main], { encoding: 'utf8', timeout: 30_000 });
+    expect(out.signal).toBeNull();
+    expect(out.status).toBe(0);
+    expect(out.stdout.trim()).toBe('done');
+  });
+
   it('refuses a second ring on one thread and destroys idempotently', async () => {
     const result = await inWorker(`async (binding) => {
       const sq = new Int32Array(8 * 4), cq = new Int32Array(3 * 16);
