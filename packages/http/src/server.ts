@@ -364,7 +364,9 @@ class ServerConnection<Cx> {
         }
         let res: HttpResponse;
         try {
-          res = await server.handler.call(req, this.context);
+          const out = server.handler.call(req, this.context);
+          // A synchronous handler's answer needs no trip through the microtask queue.
+          res = typeof (out as { then?: unknown }).then === 'function' ? await out : (out as HttpResponse);
           if (
             res === null ||
             typeof res !== 'object' ||
