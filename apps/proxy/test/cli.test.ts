@@ -4,10 +4,10 @@
  * with its key path, exit 1), and usage errors (exit 2).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { PROXY_DIR } from './e2e/harness.js';
 
 function loch(...args: string[]) {
@@ -25,6 +25,7 @@ function loch(...args: string[]) {
 
 describe('loch CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'loch-cli-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('prints usage with --help and the version with --version', () => {
     const help = loch('--help');

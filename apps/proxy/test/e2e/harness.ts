@@ -195,7 +195,12 @@ export async function startLoch(
       return exited;
     },
   };
-  await loch.waitFor(/info started \d+ worker/);
+  try {
+    await loch.waitFor(/info started \d+ worker/);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
   return loch;
 }
 

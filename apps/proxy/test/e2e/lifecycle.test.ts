@@ -5,7 +5,7 @@
  * SIGTERM with a request in flight (it completes, then loch exits 0).
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -71,8 +71,12 @@ describe.each(drivers)('reload and shutdown (driver %s)', (driver) => {
   }, 60_000);
 
   afterAll(async () => {
-    await loch?.stop();
-    await nginx?.stop();
+    try {
+      await loch?.stop();
+    } finally {
+      await nginx?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 
   const write = (text: string) => writeFileSync(loch.configPath, text);
@@ -209,6 +213,7 @@ describe.each(stops)('graceful stop (driver %s, %s)', (driver, signal) => {
     } finally {
       await loch.stop();
       await slow.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });
@@ -241,6 +246,7 @@ describe.each(drivers)('graceful stop past the grace period (driver %s)', (drive
     } finally {
       await loch.stop();
       await stuck.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
 });

@@ -6,6 +6,7 @@
  * a Unix listener, and the access log.
  */
 import { createHash } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -184,15 +185,20 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
   }, 60_000);
 
   afterAll(async () => {
-    const code = await loch?.stop();
+    let code: number | null | undefined;
+    try {
+      code = await loch?.stop();
+    } finally {
+      await Promise.all([
+        nginx?.stop(),
+        silent?.close(),
+        resetting?.close(),
+        blackhole?.close(),
+        echo?.close(),
+      ]);
+      rmSync(dir, { recursive: true, force: true });
+    }
     expect(code).toBe(0);
-    await Promise.all([
-      nginx?.stop(),
-      silent?.close(),
-      resetting?.close(),
-      blackhole?.close(),
-      echo?.close(),
-    ]);
   }, 30_000);
 
   it('routes by prefix, catch-all with strip_prefix, parameters and host; normalizes dot segments', async () => {

@@ -4,13 +4,14 @@
  * reuses the same upstream connection), and a request in flight during the reload finishes on
  * the old config while the next one takes the new config.
  */
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { Client } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
 
 describe('reload state', () => {
   let loch: Loch;
+  let dir: string;
   let port: number;
   let connections = 0;
   let release: (() => void) | null = null;
@@ -42,13 +43,18 @@ ${extraRoute}`;
     old.server.on('connection', () => connections++);
     next = await httpUpstream((_req, res) => res.end('new'));
     port = await freePort();
-    loch = await startLoch(tempDir('loch-proxy-state-'), config(old.port));
+    dir = tempDir('loch-proxy-state-');
+    loch = await startLoch(dir, config(old.port));
   }, 60_000);
 
   afterAll(async () => {
-    await loch?.stop();
-    await old?.close();
-    await next?.close();
+    try {
+      await loch?.stop();
+    } finally {
+      await old?.close();
+      await next?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   const reload = async (text: string) => {
