@@ -63,7 +63,11 @@ try {
     );
     try {
       const specs = [...closure(name)].map((n) => tarballs.get(n));
-      run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs, '@types/node@20'], project);
+      run(
+        'npm',
+        ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs, '@types/node@20'],
+        project,
+      );
       // Runtime: the package loads in plain Node by its public name.
       const probe = `const m = await import(${JSON.stringify(name)}); if (Object.keys(m).length === 0) { console.error('no exports'); process.exit(1); }`;
       run(process.execPath, ['--input-type=module', '-e', probe], project);
