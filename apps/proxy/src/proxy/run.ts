@@ -1,7 +1,8 @@
 /**
  * `loch run`: the main thread of the proxy. Starts one worker per configured core through the
  * runtime's start(), then supervises: reloads on SIGHUP and when the config file changes
- * (fs.watch on its directory, debounced), stops gracefully on SIGTERM/SIGINT.
+ * (fs.watch on its directory, debounced), stops gracefully on SIGTERM/SIGINT, logs each
+ * worker's counters on SIGUSR2.
  *
  * Reload is a two-phase commit over the workers' command channel: the new file is read and
  * validated here (a bad file is logged with every error and the running config stays), then
@@ -148,6 +149,18 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
 
   const onHup = () => reload('SIGHUP');
   process.on('SIGHUP', onHup);
+  // SIGUSR2: one line per worker with its connections and upstream pool counters.
+  // (SIGUSR1 is Node's inspector signal.)
+  const onUsr2 = () => {
+    void pool.broadcast({ t: 'stats' } satisfies WorkerCommand).then((replies) => {
+      for (const r of replies) {
+        if (r.ok) log.info(`stats ${JSON.stringify(r.value)}`);
+        else log.warn(`stats: worker ${r.worker}: ${r.error.message}`);
+      }
+      log.flush();
+    });
+  };
+  process.on('SIGUSR2', onUsr2);
 
   return new Promise<number>((resolveExit) => {
     const shutdown = async (signal: string, code: number): Promise<void> => {
@@ -156,6 +169,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
       clearTimeout(debounce);
       watcher?.close();
       process.off('SIGHUP', onHup);
+      process.off('SIGUSR2', onUsr2);
       const grace = Math.max(0, ...current.servers.map((s) => s.timeouts.shutdownGrace));
       log.info(`${signal}: stopping (in-flight requests get up to ${grace} ms)`);
       log.flush();

@@ -79,6 +79,13 @@ ${extraRoute}`;
       for (let i = 0; i < 3; i++)
         expect(await (await client.request({ method: 'GET', path: '/b' })).body.text()).toBe('old');
       expect(connections).toBe(1);
+      // SIGUSR2: the pool's counters show the reuse (one connection created, the rest reused)
+      const from = loch.stderr().length;
+      loch.child.kill('SIGUSR2');
+      await loch.waitFor(/info stats .*"reused":[1-9]/, from);
+      expect(loch.stderr().slice(from)).toMatch(
+        /"upstream":\{"web":\{"idle":1,"active":0,"created":1,"reused":5\}\}/,
+      );
     } finally {
       await client.close();
     }
