@@ -77,8 +77,49 @@ export class StreamBody implements HttpBody {
     this.trailers = options.trailers ?? null;
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    yield* this.source;
+  /**
+   * Iterates the source. `return()` reaches the source's iterator even before the first
+   * `next()` (a generator's `yield*` would not), so a body that will not be sent releases what
+   * its source holds (a ReadableStream is cancelled, an upstream body abandoned).
+   */
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return new SourceIterator(this.source);
+  }
+}
+
+/** Delegates to an (async) iterable's iterator, created on first use. @internal */
+class SourceIterator implements AsyncIterator<Uint8Array> {
+  #it: AsyncIterator<Uint8Array> | Iterator<Uint8Array> | null = null;
+  #done = false;
+
+  constructor(private readonly source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {}
+
+  #iterator(): AsyncIterator<Uint8Array> | Iterator<Uint8Array> {
+    if (this.#it === null) {
+      const src = this.source;
+      this.#it = Symbol.asyncIterator in src ? src[Symbol.asyncIterator]() : src[Symbol.iterator]();
+    }
+    return this.#it;
+  }
+
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#done) return { done: true, value: undefined };
+    try {
+      const r = await this.#iterator().next();
+      if (r.done) this.#done = true;
+      return r;
+    } catch (e) {
+      this.#done = true;
+      throw e;
+    }
+  }
+
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    if (!this.#done) {
+      this.#done = true;
+      await this.#iterator().return?.();
+    }
+    return { done: true, value: undefined };
   }
 }
 

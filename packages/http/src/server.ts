@@ -378,6 +378,8 @@ class ServerConnection<Cx> {
           }
           if (res.status < 200) {
             // 100 Continue is the server's business; 101 would need a protocol switch this core does not do.
+            // The answer will not be sent: let go of its body.
+            await closeBody(res.body);
             throw new HttpError(
               'ERR_HTTP_INVALID_RESPONSE',
               500,
@@ -560,17 +562,20 @@ class ServerConnection<Cx> {
       // The client may still send the body it held back; closing is the safe answer.
       keepAlive = false;
     }
-    const head = encodeResponseHead(res.status, res.reason, res.headers, {
-      framing,
-      length: body.kind === 'stream' ? -1 : body.length,
-      keepAlive,
-      requestMinor: minor,
-      requestMethod: method,
-      date: this.server.date,
-    });
-    this.responseStarted = true;
-    this.arm('write');
+    // Until the body is being iterated (for-await returns it on every abrupt exit), each path
+    // that will not send it must release it: its source may hold an upstream connection.
+    let bodyOwned = body instanceof FixedBody;
     try {
+      const head = encodeResponseHead(res.status, res.reason, res.headers, {
+        framing,
+        length: body.kind === 'stream' ? -1 : body.length,
+        keepAlive,
+        requestMinor: minor,
+        requestMethod: method,
+        date: this.server.date,
+      });
+      this.responseStarted = true;
+      this.arm('write');
       if (framing === 'none' || body instanceof FixedBody) {
         const data = framing === 'length' ? (body as FixedBody).data : null;
         const out = Buffer.allocUnsafe(
@@ -588,14 +593,17 @@ class ServerConnection<Cx> {
         } else {
           await this.stream.writeAll(out);
         }
-        if (framing === 'none' && body.kind !== 'empty' && !(body instanceof FixedBody))
+        if (!bodyOwned) {
+          bodyOwned = true;
           await closeBody(body);
+        }
         return keepAlive;
       }
       if (this.pending.length > 0) await this.flushPending();
       this.arm('write');
       await this.stream.writeAll(Buffer.from(head, 'latin1'));
       this.deadline = NO_DEADLINE;
+      bodyOwned = true;
       if (framing === 'length') {
         let sent = 0;
         for await (const chunk of body) {
@@ -629,6 +637,7 @@ class ServerConnection<Cx> {
       }
       return keepAlive;
     } catch (e) {
+      if (!bodyOwned) await closeBody(body);
       if (this.expired === 'write') throw new HttpTimeoutError('write', this.server.timeouts.write);
       throw e;
     } finally {

@@ -1,10 +1,47 @@
 import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { streamBody } from '../src/body.js';
+import { fixedBody, type HttpBody, streamBody } from '../src/body.js';
 import { createResponse } from '../src/message.js';
 import { availableDrivers, type InProcess, raw, startServer, statuses } from './server-harness.js';
 
 const drivers = await availableDrivers();
+
+/** Polls `cond` for up to 10 s (the assertion after it says what failed). */
+async function until(cond: () => boolean): Promise<void> {
+  for (let n = 0; n < 400 && !cond(); n++) await new Promise((r) => setTimeout(r, 25));
+}
+
+/** An endless source that records whether it was pulled and whether it was released. */
+class TrackedSource implements AsyncIterable<Uint8Array>, AsyncIterator<Uint8Array> {
+  pulled = 0;
+  returned = false;
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return this;
+  }
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    this.pulled++;
+    return { done: false, value: Buffer.from('x') };
+  }
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    this.returned = true;
+    return { done: true, value: undefined };
+  }
+}
+
+/** A body that is its own iterator (like a proxy's pass-through body). */
+function ownBody(src: AsyncIterable<Uint8Array>): HttpBody & AsyncIterator<Uint8Array> {
+  const it = src[Symbol.asyncIterator]();
+  return {
+    kind: 'stream',
+    length: -1,
+    trailers: null,
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+    next: () => it.next(),
+    return: async () => (await it.return?.()) ?? { done: true, value: undefined },
+  };
+}
 
 const get = (path: string, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 
@@ -53,6 +90,24 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
     expect(statuses(text)).toEqual([200, 204]);
     expect(text).toMatch(/content-length: 11\r\n/);
     expect(text).not.toMatch(/hello world|ignored/);
+  });
+
+  it('answers HEAD with the content-length of its fields when its body is empty (a proxied HEAD)', async () => {
+    const head = await startServer(
+      driver,
+      {},
+      {
+        call: () =>
+          createResponse(200, { headers: { 'content-length': '3269' }, body: fixedBody(new Uint8Array(0)) }),
+      },
+    );
+    try {
+      const text = await raw(head.port, 'HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+      expect(text).toMatch(/content-length: 3269\r\n/);
+      expect(text).not.toMatch(/content-length: 0/);
+    } finally {
+      await head.stop();
+    }
   });
 
   it('reads chunked request bodies with trailers', async () => {
@@ -248,6 +303,50 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
       expect(bad.errors.length).toBe(1);
     } finally {
       await bad.stop();
+    }
+  });
+
+  it.each([
+    ['an HttpBody of its own', (src: AsyncIterable<Uint8Array>) => ownBody(src)],
+    ['a streamBody', (src: AsyncIterable<Uint8Array>) => streamBody(src)],
+    ['a sized streamBody', (src: AsyncIterable<Uint8Array>) => streamBody(src, { length: 5 })],
+  ])('releases %s when the client is gone before the response head is written', async (_name, wrap) => {
+    let called!: () => void;
+    const handlerCalled = new Promise<void>((r) => {
+      called = r;
+    });
+    let answer!: () => void;
+    const clientGone = new Promise<void>((r) => {
+      answer = r;
+    });
+    const source = new TrackedSource();
+    const gone = await startServer(
+      driver,
+      {},
+      {
+        async call() {
+          called();
+          await clientGone;
+          return createResponse(200, { body: wrap(source) });
+        },
+      },
+    );
+    try {
+      const sock = net.connect(gone.port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.write(get('/'));
+      await handlerCalled;
+      const closed = new Promise((r) => sock.on('close', r));
+      sock.resetAndDestroy();
+      await closed;
+      answer();
+      await until(() => gone.server.connections === 0);
+      expect(gone.server.connections).toBe(0);
+      // The head write failed: the body was never sent, and must have been let go.
+      expect(source.pulled).toBe(0);
+      expect(source.returned).toBe(true);
+    } finally {
+      await gone.stop();
     }
   });
 
