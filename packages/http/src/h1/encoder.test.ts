@@ -60,6 +60,25 @@ describe('encodeResponseHead', () => {
     ).toBe('HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n');
   });
 
+  it('keeps a HEAD or 304 answer’s own content-length even when its body is empty (RFC 9110 9.3.2, 8.6)', () => {
+    const h = new HttpHeaders([['content-length', '3269']]);
+    // HttpClient hands a HEAD response over with an empty body: the upstream length must survive.
+    expect(
+      encodeResponseHead(200, '', h, { ...base, requestMethod: 'HEAD', framing: 'none', length: 0 }),
+    ).toBe('HTTP/1.1 200 OK\r\ncontent-length: 3269\r\n\r\n');
+    expect(encodeResponseHead(304, '', h, { ...base, framing: 'none', length: 0 })).toBe(
+      'HTTP/1.1 304 Not Modified\r\ncontent-length: 3269\r\n\r\n',
+    );
+    // 204 never carries one; an invalid value is not repeated.
+    expect(encodeResponseHead(204, '', h, { ...base, framing: 'none', length: 0 })).toBe(
+      'HTTP/1.1 204 No Content\r\n\r\n',
+    );
+    const bad = new HttpHeaders([['content-length', '1,1']]);
+    expect(
+      encodeResponseHead(200, '', bad, { ...base, requestMethod: 'HEAD', framing: 'none', length: 0 }),
+    ).toBe('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+  });
+
   it('sends no length on 204 and 304, and content-length: 0 for empty 200s', () => {
     expect(encodeResponseHead(204, '', new HttpHeaders(), { ...base, framing: 'none', length: 0 })).toBe(
       'HTTP/1.1 204 No Content\r\n\r\n',

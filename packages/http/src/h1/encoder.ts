@@ -95,12 +95,15 @@ export function asksToClose(headers: HttpHeaders): boolean {
   return headers.wireClose;
 }
 
-/** Field lines; a HEAD answer may keep the handler's content-length. */
-function fields(headers: HttpHeaders, keepHeadLength: boolean): string {
-  const block = fieldBlock(headers);
-  if (!keepHeadLength) return block;
+const CONTENT_LENGTH_VALUE = /^\d{1,15}$/;
+
+/**
+ * The Content-Length a HEAD or 304 answer's fields carry, when it is a valid one: RFC 9110
+ * 9.3.2 and 8.6 let it announce the length the GET (or 200) would have, so it is kept as is.
+ */
+function announcedLength(headers: HttpHeaders): string | undefined {
   const length = headers.get('content-length');
-  return length === undefined ? block : `${block}content-length: ${length}\r\n`;
+  return length !== undefined && CONTENT_LENGTH_VALUE.test(length) ? length : undefined;
 }
 
 const STATUS_LINES: string[] = [];
@@ -146,13 +149,18 @@ export function encodeResponseHead(
     throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, `invalid response status ${status}`);
   }
   const isHead = o.requestMethod === 'HEAD';
-  let s = statusLine(status, reason) + fields(headers, isHead && o.length < 0);
+  let s = statusLine(status, reason) + fieldBlock(headers);
   if (o.date && !headers.wireHasDate) s += `date: ${httpDate()}\r\n`;
   if (o.framing === 'length') s += `content-length: ${o.length}\r\n`;
   else if (o.framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
-  else if (o.framing === 'none' && status >= 200 && status !== 204 && status !== 304) {
-    // HEAD: announce the length the GET would have had, when known.
-    if (!isHead) s += 'content-length: 0\r\n';
+  else if (o.framing === 'none' && status >= 200 && status !== 204) {
+    // HEAD and 304 announce the length the GET (or 200) would have had: the handler's field as
+    // is, else (HEAD only) the body's length when known. Other bodiless answers say 0.
+    const announced = isHead || status === 304 ? announcedLength(headers) : undefined;
+    if (announced !== undefined) s += `content-length: ${announced}\r\n`;
+    else if (status === 304) {
+      // no length to announce
+    } else if (!isHead) s += 'content-length: 0\r\n';
     else if (o.length >= 0) s += `content-length: ${o.length}\r\n`;
   }
   if (status >= 200) {
@@ -183,7 +191,7 @@ export function encodeRequestHead(
     }
     s += `host: ${options.authority}\r\n`;
   }
-  s += fields(headers, false);
+  s += fieldBlock(headers);
   if (framing === 'length') s += `content-length: ${length}\r\n`;
   else if (framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
   else if (method === 'POST' || method === 'PUT' || method === 'PATCH') s += 'content-length: 0\r\n';
@@ -205,5 +213,5 @@ export function chunkHeader(n: number): Uint8Array {
 /** The last chunk with trailers (or none) and the final CRLF. */
 export function lastChunk(trailers: HttpHeaders | null): Uint8Array {
   if (trailers === null || trailers.size === 0) return LAST_CHUNK;
-  return Buffer.from(`0\r\n${fields(trailers, false)}\r\n`, 'latin1');
+  return Buffer.from(`0\r\n${fieldBlock(trailers)}\r\n`, 'latin1');
 }
