@@ -11,7 +11,6 @@ import type { HttpRequest } from '@loch/http';
 import type { DriverName, SocketAddress } from '@loch/uring-runtime';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { RouteMatch } from '../routing/router.js';
-import type { PendingResponse } from './forwarded-body.js';
 import type { CompiledRoute } from './route.js';
 
 /** What a connection knows about the server (listener) that accepted it. */
@@ -32,8 +31,6 @@ export interface ProxySchema {
   driver: DriverName;
   /** The server that accepted the connection. */
   server: ServerIdentity;
-  /** The response body the connection is passing on (per connection, shared by its requests' forks). */
-  pending: PendingResponse;
   /** The request being proxied. */
   request: HttpRequest;
   /** The request target as the client sent it (the request's own target is rewritten). */
@@ -54,7 +51,6 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'localAddr',
   'driver',
   'server',
-  'pending',
   'request',
   'clientTarget',
   'startedAt',
@@ -64,15 +60,12 @@ export const ProxyContext = defineContext<ProxySchema>()([
 ]);
 
 /** A context with the connection keys (what the HttpServer context factory builds). */
-export type ConnectionCx = Has<
-  typeof ProxyContext,
-  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'pending'
->;
+export type ConnectionCx = Has<typeof ProxyContext, 'peerAddr' | 'localAddr' | 'driver' | 'server'>;
 
 /** A context with the connection keys and a request: what the service chain receives. */
 export type RequestCx = Has<
   typeof ProxyContext,
-  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'pending' | 'request' | 'clientTarget' | 'startedAt'
+  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'request' | 'clientTarget' | 'startedAt'
 >;
 
 /** A request that has been routed: what the upstream layer receives. */
@@ -82,7 +75,6 @@ export type RoutedCx = Has<
   | 'localAddr'
   | 'driver'
   | 'server'
-  | 'pending'
   | 'request'
   | 'clientTarget'
   | 'startedAt'

@@ -42,21 +42,14 @@ export class CoreService implements Service<RequestCx, HttpResponse> {
     } catch (error) {
       res = this.#fail(cx, error);
     }
-    const body = res.body;
-    if (body instanceof ForwardedBody) {
-      const pending = cx.get('pending');
-      pending.body = body;
-      const status = res.status;
-      body.onEnd = this.accessLog
-        ? (bytes) => {
-            if (pending.body === body) pending.body = null;
-            this.#logLine(cx, status, bytes);
-          }
-        : () => {
-            if (pending.body === body) pending.body = null;
-          };
-    } else if (this.accessLog) {
-      this.#logLine(cx, res.status, Math.max(body.length, 0));
+    if (this.accessLog) {
+      const body = res.body;
+      if (body instanceof ForwardedBody) {
+        const status = res.status;
+        body.onEnd = (bytes) => this.#logLine(cx, status, bytes);
+      } else {
+        this.#logLine(cx, res.status, Math.max(body.length, 0));
+      }
     }
     return res;
   }

@@ -85,20 +85,3 @@ export class BodyAbandoned extends Error {
     super('the response body was not sent to the end');
   }
 }
-
-/**
- * The response body a connection is passing on, if any. The HTTP server never touches a
- * response body whose head it failed to write (the client reset the connection while the
- * upstream was answering), so the worker abandons what is left here when the connection ends:
- * otherwise the upstream connection would stay checked out, unread, for ever.
- */
-export class PendingResponse {
-  body: ForwardedBody | null = null;
-
-  /** Abandons the body that was not passed on (no-op when it ended). */
-  abandon(): void {
-    const body = this.body;
-    this.body = null;
-    if (body !== null) void body.return();
-  }
-}

@@ -9,14 +9,7 @@
  * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
-import {
-  type BodyKind,
-  type HttpBody,
-  type HttpHeaders,
-  type HttpResponse,
-  type HttpStream,
-  streamBody,
-} from '@loch/http';
+import type { BodyKind, HttpBody, HttpHeaders, HttpResponse, HttpStream } from '@loch/http';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import { type Connector, type Endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
 import type { RoutedCx } from './context.js';
@@ -75,13 +68,6 @@ export function newUpstreamConnector(options: {
 
 const NO_END = (): void => {};
 
-/**
- * The body of a HEAD answer: empty, but of kind `stream`, because @loch/http's encoder keeps
- * the upstream's Content-Length on a HEAD answer only for stream bodies (with the empty body
- * the client returns it would announce 0; reported to @loch/http). Iterating it yields nothing.
- */
-const HEAD_ANSWER_BODY = streamBody([]);
-
 /** Sends routed requests upstream. */
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   constructor(
@@ -116,8 +102,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       throw classifyUpstreamError(error, 'exchange', upstream.label);
     }
     cleanResponseHeaders(res.headers, res.version);
+    // A HEAD answer keeps the upstream's Content-Length: @loch/http announces it as is.
     if (res.body.kind !== 'empty') res.body = new ForwardedBody(res.body, NO_END);
-    else if (req.method === 'HEAD' && res.headers.has('content-length')) res.body = HEAD_ANSWER_BODY;
     return res;
   }
 }

@@ -26,7 +26,6 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import type { ContextHandler } from './core.js';
-import { PendingResponse } from './forwarded-body.js';
 import { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, serverStack } from './stack.js';
@@ -90,8 +89,8 @@ export class ProxyWorker {
   readonly #listeners = new Map<string, ListenerEntry>();
   /** Every HttpServer that may still have connections (replaced ones drain on their own). */
   readonly #https = new Set<HttpServer<ConnectionCx>>();
-  /** Open client connections, each with the response body it is passing on. */
-  readonly #open = new Map<ByteStream, PendingResponse>();
+  /** Open client connections. */
+  readonly #open = new Set<ByteStream>();
   readonly #upstreamStreams = new UpstreamStreams();
   #staged: {
     generation: number;
@@ -192,7 +191,6 @@ export class ProxyWorker {
     const identity = entry.identity;
     const slot = entry.slot;
     const log = this.log;
-    const open = this.#open;
     const http = new HttpServer<ConnectionCx>(
       { call: (request, cx) => slot.get().call(request, cx) },
       {
@@ -207,8 +205,7 @@ export class ProxyWorker {
             .set('peerAddr', stream.remoteAddress)
             .set('localAddr', stream.localAddress)
             .set('driver', stream.driver)
-            .set('server', identity)
-            .set('pending', open.get(stream as ByteStream) ?? new PendingResponse()),
+            .set('server', identity),
         onError: (error) => log.debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
       },
     );
@@ -300,12 +297,10 @@ export class ProxyWorker {
         void stream.close().catch(() => {});
         continue;
       }
-      const pending = new PendingResponse();
-      this.#open.set(stream, pending);
-      void entry.http.serveConnection(stream).finally(() => {
-        this.#open.delete(stream);
-        pending.abandon();
-      });
+      this.#open.add(stream);
+      // A response body the server did not send (the client reset before its head went out) is
+      // released by the HttpServer itself, which frees its upstream connection.
+      void entry.http.serveConnection(stream).finally(() => this.#open.delete(stream));
     }
   }
 
@@ -343,7 +338,7 @@ export class ProxyWorker {
     clearTimeout(timer);
     if (outcome === 'late') {
       this.log.warn(`shutdown grace (${grace} ms) over: closing ${this.#open.size} connection(s)`);
-      await Promise.all([...this.#open.keys()].map((s) => s.close().catch(() => {})));
+      await Promise.all([...this.#open].map((s) => s.close().catch(() => {})));
       // Exchanges still waiting on an upstream hold its stream: close those too, so the worker
       // has nothing in flight when it exits.
       await this.#upstreamStreams.closeAll();
