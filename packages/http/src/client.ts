@@ -7,7 +7,14 @@
  * before the next request. Not a connection pool, not a URL API: @loch/transports builds those.
  */
 import type { HttpBody } from './body.js';
-import { HttpConnectionError, HttpParseError, HttpTimeoutError, type HttpTimeoutKind } from './errors.js';
+import {
+  HttpAbortedError,
+  HttpConnectionError,
+  HttpParseError,
+  HttpRequestBodyError,
+  HttpTimeoutError,
+  type HttpTimeoutKind,
+} from './errors.js';
 import { DecodeEvent, type H1Limits, ResponseDecoder } from './h1/decoder.js';
 import { CHUNK_END, chunkHeader, encodeRequestHead, lastChunk, requestFraming } from './h1/encoder.js';
 import type { HttpHeaders } from './headers.js';
@@ -30,7 +37,26 @@ export interface HttpClientOptions {
   readonly expectContinueTimeout?: number;
 }
 
+/**
+ * Options of one exchange; each timeout defaults to the client's. Passing none costs nothing:
+ * a signal adds one listener for the exchange.
+ */
+export interface HttpSendOptions {
+  /**
+   * Aborts the exchange (sending, waiting for the head, reading the body): it fails with
+   * HttpAbortedError and the connection is not reusable.
+   */
+  readonly signal?: AbortSignal | undefined;
+  /** From the end of the request head to the response head (ms, 0 = none). */
+  readonly responseTimeout?: number | undefined;
+  /** Between two reads of the response body (ms, 0 = none). */
+  readonly bodyTimeout?: number | undefined;
+  /** For each write of the request to make progress (ms, 0 = none). */
+  readonly writeTimeout?: number | undefined;
+}
+
 const EOF = -1;
+const NO_OPTIONS: HttpSendOptions = {};
 
 /** An HTTP/1.1 client connection over one stream. */
 export class HttpClient {
@@ -47,10 +73,28 @@ export class HttpClient {
   private writing: Promise<void> | null = null;
   private writeError: unknown = null;
   private current: IncomingResponseBody | null = null;
+  /** The current exchange's deadlines (ms). */
+  private responseMs: number;
+  private bodyMs: number;
+  private writeMs: number;
+  /** The current exchange's signal, and why it aborted. */
+  private signal: AbortSignal | undefined = undefined;
+  private abortReason: unknown = undefined;
+  private received = 0;
+  private readonly onAbort = (): void => {
+    const signal = this.signal;
+    if (signal === undefined) return;
+    this.abortReason = signal.reason;
+    this.broken = true;
+    this.ctrl.abort(signal.reason);
+  };
 
   constructor(stream: HttpStream, options: HttpClientOptions = {}) {
     this.stream = stream;
     this.options = options;
+    this.responseMs = options.responseTimeout ?? 60_000;
+    this.bodyMs = options.bodyTimeout ?? 60_000;
+    this.writeMs = options.writeTimeout ?? 60_000;
     this.decoder = new ResponseDecoder(options.limits);
     try {
       stream.setNoDelay(true);
@@ -68,15 +112,37 @@ export class HttpClient {
   }
 
   /**
+   * Bytes of the response received during the current (or last) exchange: 0 after a failure
+   * means no byte of a response arrived, so an idempotent request may be retried elsewhere.
+   */
+  get responseBytes(): number {
+    return this.received;
+  }
+
+  /**
    * Sends a request and resolves with the response once its head arrived; read its body (or call
    * `discard`) before the next send. Rejects with HttpConnectionError when the connection is busy
-   * or unusable, HttpParseError for a malformed response, HttpTimeoutError, or the runtime's error.
+   * or unusable, HttpParseError for a malformed response, HttpTimeoutError, HttpAbortedError
+   * (`options.signal`), HttpRequestBodyError (the request body's source failed), or the
+   * runtime's error (a failed read or write). `options` override the client's timeouts for
+   * this exchange.
    */
-  async send(request: HttpRequest): Promise<HttpResponse> {
+  async send(request: HttpRequest, options: HttpSendOptions = NO_OPTIONS): Promise<HttpResponse> {
     if (this.busy)
       throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', 'previous response not consumed');
     if (!this.reusable)
       throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection is not reusable');
+    const defaults = this.options;
+    this.responseMs = options.responseTimeout ?? defaults.responseTimeout ?? 60_000;
+    this.bodyMs = options.bodyTimeout ?? defaults.bodyTimeout ?? 60_000;
+    this.writeMs = options.writeTimeout ?? defaults.writeTimeout ?? 60_000;
+    this.received = 0;
+    const signal = options.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) throw new HttpAbortedError({ cause: signal.reason });
+      this.signal = signal;
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
     this.busy = true;
     const body = request.body;
     const framing = requestFraming(body);
@@ -103,9 +169,12 @@ export class HttpClient {
             this.writing = null;
           },
           (e: unknown) => {
-            this.writeError = e;
+            // The request cannot be completed: fail the exchange now rather than wait for a
+            // response the peer will not send to half a request.
+            this.writeError ??= e;
             this.broken = true;
             this.writing = null;
+            if (!this.ctrl.signal.aborted) this.ctrl.abort(e);
           },
         );
         return await this.readHead(
@@ -120,7 +189,21 @@ export class HttpClient {
     } catch (e) {
       this.broken = true;
       this.busy = false;
-      throw this.writeError ?? e;
+      this.detachSignal();
+      throw this.failure(e);
+    }
+  }
+
+  /** The error an exchange fails with: an abort or a failed request body explains the rest. */
+  private failure(e: unknown): unknown {
+    if (this.abortReason !== undefined) return new HttpAbortedError({ cause: this.abortReason });
+    return this.writeError ?? e;
+  }
+
+  private detachSignal(): void {
+    if (this.signal !== undefined) {
+      this.signal.removeEventListener('abort', this.onAbort);
+      this.signal = undefined;
     }
   }
 
@@ -202,7 +285,13 @@ export class HttpClient {
     this.busy = false;
     this.current = null;
     this.clearTimer();
+    this.detachSignal();
     if (failed) this.broken = true;
+  }
+
+  /** @internal the error a failed body read reports */
+  bodyFailure(e: unknown): unknown {
+    return this.failure(e);
   }
 
   private async fill(kind: 'response' | 'body'): Promise<number> {
@@ -212,16 +301,13 @@ export class HttpClient {
         this.chunk.release();
         this.chunk = null;
       }
-      this.arm(
-        kind,
-        kind === 'response' ? (this.options.responseTimeout ?? 60_000) : (this.options.bodyTimeout ?? 60_000),
-      );
+      this.arm(kind, kind === 'response' ? this.responseMs : this.bodyMs);
       let c: StreamChunk | null;
       try {
         c = await this.stream.recv({ signal: this.ctrl.signal });
       } catch (e) {
         this.broken = true;
-        if (this.expired !== null) throw new HttpTimeoutError(this.expired, 0);
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
         throw e;
       } finally {
         this.clearTimer();
@@ -232,17 +318,22 @@ export class HttpClient {
         return ev === DecodeEvent.End ? ev : EOF;
       }
       this.chunk = c;
+      this.received += c.bytes.byteLength;
       d.feed(c.bytes);
       const ev = d.poll();
       if (ev !== DecodeEvent.NeedMore) return ev;
     }
   }
 
+  private timeoutOf(kind: HttpTimeoutKind): number {
+    return kind === 'write' ? this.writeMs : kind === 'body' ? this.bodyMs : this.responseMs;
+  }
+
   private arm(kind: HttpTimeoutKind, ms: number): void {
     this.clearTimer();
     if (ms <= 0) return;
     this.timer = setTimeout(() => {
-      this.expired = kind;
+      this.expired ??= kind;
       this.ctrl.abort(new HttpTimeoutError(kind, ms));
     }, ms);
   }
@@ -259,7 +350,7 @@ export class HttpClient {
     try {
       await this.stream.writeAll(buf, { signal: this.ctrl.signal });
     } catch (e) {
-      if (this.expired === 'write') throw new HttpTimeoutError('write', this.options.writeTimeout ?? 60_000);
+      if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
       throw e;
     } finally {
       if (timer !== null) clearTimeout(timer);
@@ -268,10 +359,10 @@ export class HttpClient {
 
   /** A deadline for one write, separate from the read deadline (both can run at once). */
   private armWrite(): ReturnType<typeof setTimeout> | null {
-    const ms = this.options.writeTimeout ?? 60_000;
+    const ms = this.writeMs;
     if (ms <= 0) return null;
     return setTimeout(() => {
-      this.expired = 'write';
+      this.expired ??= 'write';
       this.ctrl.abort(new HttpTimeoutError('write', ms));
     }, ms);
   }
@@ -281,7 +372,7 @@ export class HttpClient {
     try {
       await this.stream.writev(bufs, { signal: this.ctrl.signal });
     } catch (e) {
-      if (this.expired === 'write') throw new HttpTimeoutError('write', this.options.writeTimeout ?? 60_000);
+      if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
       throw e;
     } finally {
       if (timer !== null) clearTimeout(timer);
@@ -303,17 +394,37 @@ export class HttpClient {
     }
     let pending: Uint8Array | null = head === null ? null : Buffer.from(head, 'latin1');
     let sent = 0;
-    for await (const chunk of body) {
+    const it = body[Symbol.asyncIterator]();
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        // The body's source failed (a proxied client went away mid-upload).
+        throw new HttpRequestBodyError(e);
+      }
+      if (r.done) break;
+      const chunk = r.value;
       if (chunk.byteLength === 0) continue;
       sent += chunk.byteLength;
-      if (chunked) {
-        const parts = [chunkHeader(chunk.byteLength), chunk, CHUNK_END];
-        if (pending !== null) parts.unshift(pending);
-        await this.writev(parts);
-      } else if (pending !== null) {
-        await this.writev([pending, chunk]);
-      } else {
-        await this.write(chunk);
+      try {
+        if (chunked) {
+          const parts = [chunkHeader(chunk.byteLength), chunk, CHUNK_END];
+          if (pending !== null) parts.unshift(pending);
+          await this.writev(parts);
+        } else if (pending !== null) {
+          await this.writev([pending, chunk]);
+        } else {
+          await this.write(chunk);
+        }
+      } catch (e) {
+        // The rest of the body will not be sent: let its source go.
+        try {
+          await it.return?.();
+        } catch {
+          // its own failure changes nothing
+        }
+        throw e;
       }
       pending = null;
     }
@@ -357,7 +468,7 @@ class IncomingResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
     } catch (e) {
       this.done = true;
       this.client.finishResponse(true);
-      throw e;
+      throw this.client.bodyFailure(e);
     }
     if (ev === DecodeEvent.Data) return { done: false, value: this.client.bodyData };
     this.done = true;

@@ -153,3 +153,28 @@ export class HttpConnectionError extends HttpError {
     super(code, 502, message);
   }
 }
+
+/** An exchange aborted through its AbortSignal; `cause` is the signal's reason. The connection is not reusable. */
+export class HttpAbortedError extends HttpError {
+  override readonly name = 'HttpAbortedError';
+  constructor(options: { cause?: unknown } = {}) {
+    super('ERR_HTTP_ABORTED', 499, 'exchange aborted', options);
+  }
+}
+
+/**
+ * Reading the request body to send it failed (its source threw: for a proxy, the client went
+ * away mid-upload); `cause` is what it threw. The exchange fails at once and the connection is
+ * not reusable (the peer holds half a request).
+ */
+export class HttpRequestBodyError extends HttpError {
+  override readonly name = 'HttpRequestBodyError';
+  constructor(cause: unknown) {
+    super(
+      'ERR_HTTP_REQUEST_BODY_FAILED',
+      cause instanceof HttpError && cause.status >= 400 ? cause.status : 400,
+      `request body failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}

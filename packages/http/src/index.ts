@@ -5,16 +5,18 @@
 
 export type { BodyKind, HttpBody } from './body.js';
 export { EMPTY_BODY, FixedBody, fixedBody, readBody, readText, StreamBody, streamBody } from './body.js';
-export type { HttpClientOptions } from './client.js';
+export type { HttpClientOptions, HttpSendOptions } from './client.js';
 export { HttpClient } from './client.js';
 export type { ConnectionSchema, HttpConnectionContext } from './context.js';
 export { ConnectionContext, connectionContext } from './context.js';
 export type { HttpParseErrorCode, HttpTimeoutKind } from './errors.js';
 export {
+  HttpAbortedError,
   HttpBodyError,
   HttpConnectionError,
   HttpError,
   HttpParseError,
+  HttpRequestBodyError,
   HttpTimeoutError,
   InvalidHeaderError,
   parseErrorStatus,

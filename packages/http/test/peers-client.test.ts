@@ -225,6 +225,76 @@ describe.each(drivers)('HttpClient on the %s driver', (d) => {
       expect(c.reusable).toBe(false);
     });
 
+    it('fails at once with a typed error when the request body source fails mid-upload', async () => {
+      behaviour = () => {}; // reads the request, never answers
+      const c = await client(port, { responseTimeout: 60_000 });
+      const released: string[] = [];
+      async function* upload() {
+        try {
+          yield Buffer.from('first part');
+          await new Promise((r) => setTimeout(r, 20));
+          throw new Error('client went away');
+        } finally {
+          released.push('source done');
+        }
+      }
+      const sent = c.send(createRequest('POST', '/', { body: streamBody(upload()) }));
+      await expect(sent).rejects.toMatchObject({
+        name: 'HttpRequestBodyError',
+        code: 'ERR_HTTP_REQUEST_BODY_FAILED',
+        cause: expect.objectContaining({ message: 'client went away' }),
+      });
+      expect(released).toEqual(['source done']);
+      expect(c.reusable).toBe(false);
+      expect(c.responseBytes).toBe(0);
+    }, 10_000);
+
+    it('takes per-request deadlines over the client’s, and aborts through a signal', async () => {
+      behaviour = () => {};
+      const c = await client(port, { responseTimeout: 60_000 });
+      await expect(c.send(createRequest('GET', '/'), { responseTimeout: 50 })).rejects.toMatchObject({
+        code: 'ERR_HTTP_TIMEOUT',
+        kind: 'response',
+        message: 'response timeout after 50 ms',
+      });
+      expect(c.reusable).toBe(false);
+
+      const a = await client(port, { responseTimeout: 60_000 });
+      const ctrl = new AbortController();
+      const sent = a.send(createRequest('GET', '/'), { signal: ctrl.signal });
+      setTimeout(() => ctrl.abort(new Error('caller gave up')), 20);
+      await expect(sent).rejects.toMatchObject({
+        code: 'ERR_HTTP_ABORTED',
+        cause: expect.objectContaining({ message: 'caller gave up' }),
+      });
+      expect(a.reusable).toBe(false);
+      const b = await client(port);
+      await expect(b.send(createRequest('GET', '/'), { signal: AbortSignal.abort() })).rejects.toMatchObject({
+        code: 'ERR_HTTP_ABORTED',
+      });
+
+      behaviour = (sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
+      const d = await client(port, { bodyTimeout: 60_000 });
+      const res = await d.send(createRequest('GET', '/'), { bodyTimeout: 50 });
+      await expect(readBody(res.body)).rejects.toMatchObject({ code: 'ERR_HTTP_TIMEOUT', kind: 'body' });
+      expect(d.reusable).toBe(false);
+    }, 10_000);
+
+    it('says how many response bytes arrived in the current exchange', async () => {
+      behaviour = (sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      const c = await client(port);
+      expect(c.responseBytes).toBe(0);
+      const res = await c.send(createRequest('GET', '/'));
+      expect(await readText(res.body)).toBe('ok');
+      expect(c.responseBytes).toBe(40);
+      behaviour = () => {};
+      const silent = await client(port);
+      await expect(silent.send(createRequest('GET', '/'), { responseTimeout: 30 })).rejects.toMatchObject({
+        kind: 'response',
+      });
+      expect(silent.responseBytes).toBe(0);
+    }, 10_000);
+
     it('fails cleanly when the peer closes mid-body', async () => {
       behaviour = (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc');
       const c = await client(port);
@@ -232,6 +302,54 @@ describe.each(drivers)('HttpClient on the %s driver', (d) => {
       await expect(readBody(res.body)).rejects.toMatchObject({ code: 'ERR_HTTP_INCOMPLETE_MESSAGE' });
       expect(c.reusable).toBe(false);
     });
+  });
+
+  describe('HttpClient against a peer that stops reading', () => {
+    let server: net.Server;
+    let port: number;
+    const sockets: net.Socket[] = [];
+    beforeAll(async () => {
+      server = net.createServer((s) => {
+        s.pause(); // never reads: the client's writes stall once the socket buffers are full
+        s.on('error', () => {});
+        sockets.push(s);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      port = (server.address() as net.AddressInfo).port;
+    });
+    afterAll(async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    });
+
+    it('enforces writeTimeout (per request over the client’s) and closes the source', async () => {
+      const c = await client(port, { writeTimeout: 60_000, responseTimeout: 60_000 });
+      const chunk = Buffer.alloc(1024 * 1024, 0x61);
+      let pulled = 0;
+      let returned = false;
+      const source: AsyncIterable<Uint8Array> = {
+        [Symbol.asyncIterator]: () => ({
+          next: async () => {
+            pulled++;
+            return { done: false, value: chunk };
+          },
+          return: async () => {
+            returned = true;
+            return { done: true, value: undefined };
+          },
+        }),
+      };
+      const size = 256 * chunk.length;
+      const sent = c.send(createRequest('PUT', '/', { body: streamBody(source, { length: size }) }), {
+        writeTimeout: 100,
+      });
+      await expect(sent).rejects.toMatchObject({ code: 'ERR_HTTP_TIMEOUT', kind: 'write' });
+      expect(pulled).toBeLessThan(256);
+      // The aborted write settles right after; then the source is let go.
+      for (let n = 0; n < 200 && !returned; n++) await new Promise((r) => setTimeout(r, 10));
+      expect(returned).toBe(true);
+      expect(c.reusable).toBe(false);
+    }, 20_000);
   });
 
   describe('HttpClient against nginx', () => {
