@@ -1,23 +1,52 @@
 /**
- * The echo benchmark: a TCP echo server on Loch's io_uring driver beside a plain node:net echo
- * server, 64 connections of 64-byte ping-pong messages. Reports messages/s and the server
- * process's CPU microseconds per message (utime+stime from /proc, and each alone). Server pinned to CPU 1, load
- * generator to CPU 0. Usage: `node --import tsx bench/echo/run.ts [seconds=5] [rounds=2] [pipeline=1]`.
+ * The echo benchmark: TCP echo servers side by side in one run — Loch's io_uring driver, Loch's
+ * legacy (node:net) driver running the same loop, and a plain node:net echo — with 64 connections
+ * of ping-pong messages of each size. Reports messages/s and the server process's CPU
+ * microseconds per message (utime+stime from /proc, and each alone), per round and as medians.
+ * Server pinned to CPU 1, load generator to CPU 0. Not a test; numbers go to bench/results/echo.md.
+ *
+ * Usage: node --import tsx bench/echo/run.ts [--seconds 5] [--rounds 3] [--sizes 64,16384]
+ *          [--servers net,uring,legacy] [--pipeline 1]
+ * Servers: net, uring, legacy, and the uring flush modes uring-tick, uring-microtask.
+ * SERVER_NODE_ARGS (space-separated) goes to the server's node, e.g. "--cpu-prof".
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
-const seconds = Number(process.argv[2] ?? 5);
-const rounds = Number(process.argv[3] ?? 2);
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '3' },
+    sizes: { type: 'string', default: '64,16384' },
+    servers: { type: 'string', default: 'net,uring,legacy' },
+    pipeline: { type: 'string', default: '1' },
+  },
+});
+const seconds = Number(args.seconds);
+const rounds = Number(args.rounds);
 /** Messages in flight per connection: 1 is ping-pong; more saturates the server. */
-const pipeline = Number(process.argv[4] ?? 1);
+const pipeline = Number(args.pipeline);
+const sizes = args.sizes.split(',').map(Number);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const CONNS = 64;
-const SIZE = 64;
+
+type Mode = 'net' | 'uring' | 'legacy' | 'uring-tick' | 'uring-microtask';
+const LABELS: Record<Mode, string> = {
+  net: 'node:net (plain)',
+  uring: 'loch uring driver',
+  legacy: 'loch legacy driver (node:net)',
+  'uring-tick': 'loch uring, flush per tick (process.nextTick)',
+  'uring-microtask': 'loch uring, flush per microtask checkpoint',
+};
+const modes = args.servers.split(',') as Mode[];
+for (const mode of modes) if (!(mode in LABELS)) throw new Error(`unknown server ${mode}`);
 
 interface Row {
-  server: string;
+  mode: Mode;
+  size: number;
   messagesPerSecond: number;
   cpuMicrosPerMessage: number;
   userMicrosPerMessage: number;
@@ -31,8 +60,8 @@ function cpuTimes(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
-function run(cpu: string, args: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof spawn> {
-  return spawn('taskset', ['-c', cpu, process.execPath, '--import', 'tsx', ...args], {
+function run(cpu: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []) {
+  return spawn('taskset', ['-c', cpu, process.execPath, ...nodeArgs, '--import', 'tsx', ...args], {
     cwd: here,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ...env },
@@ -51,19 +80,11 @@ function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
   });
 }
 
-type Mode = 'net' | 'immediate' | 'tick' | 'microtask';
-const MODES: readonly Mode[] = ['net', 'immediate', 'tick', 'microtask'];
-const LABELS: Record<Mode, string> = {
-  net: 'node:net',
-  immediate: 'loch uring, flush per loop turn (setImmediate)',
-  tick: 'loch uring, flush per tick (process.nextTick)',
-  microtask: 'loch uring, flush per microtask checkpoint (queueMicrotask)',
-};
-
-async function measure(mode: Mode): Promise<Row> {
-  const server = run('1', ['server.ts', mode === 'net' ? 'net' : 'uring', '0'], {
-    LOCH_URING_FLUSH: mode === 'net' ? 'immediate' : mode,
-  });
+async function measure(mode: Mode, size: number): Promise<Row> {
+  const flush = mode === 'uring-tick' ? 'tick' : mode === 'uring-microtask' ? 'microtask' : 'immediate';
+  const kind = mode.startsWith('uring') ? 'uring' : mode;
+  const nodeArgs = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const server = run('1', ['server.ts', kind, '0'], { LOCH_URING_FLUSH: flush }, nodeArgs);
   const ready = await firstLine(server);
   const port = Number(ready.split(' ')[1]);
   const pid = server.pid!;
@@ -71,7 +92,7 @@ async function measure(mode: Mode): Promise<Row> {
     'client.ts',
     String(port),
     String(CONNS),
-    String(SIZE),
+    String(size),
     String(seconds * 1000),
     String(pipeline),
   ]);
@@ -82,41 +103,22 @@ async function measure(mode: Mode): Promise<Row> {
   const result = JSON.parse(await firstLine(client)) as { messages: number; seconds: number };
   const cpu1 = cpuTimes(pid);
   const t1 = process.hrtime.bigint();
-  server.kill('SIGKILL');
+  const exited = new Promise((r) => server.once('exit', r));
+  server.kill(nodeArgs.length > 0 ? 'SIGINT' : 'SIGKILL');
+  await exited;
   const rate = result.messages / result.seconds;
   const windowSeconds = Number(t1 - t0) / 1e9;
-  const perMessage = (seconds: number) => (seconds * 1e6) / (rate * windowSeconds);
+  const perMessage = (s: number) => (s * 1e6) / (rate * windowSeconds);
   const user = perMessage(cpu1.user - cpu0.user);
   const system = perMessage(cpu1.system - cpu0.system);
   return {
-    server: LABELS[mode],
+    mode,
+    size,
     messagesPerSecond: Math.round(rate),
     cpuMicrosPerMessage: user + system,
     userMicrosPerMessage: user,
     systemMicrosPerMessage: system,
   };
-}
-
-const rows: Row[] = [];
-for (let r = 0; r < rounds; r++) {
-  for (const mode of MODES) rows.push(await measure(mode));
-}
-console.log(
-  `echo: ${CONNS} connections, ${SIZE} B messages, ${pipeline} in flight per connection, ${seconds} s per run, server on CPU 1\n`,
-);
-console.log('| server | messages/s | server CPU us/message | user | system | vs node:net |');
-console.log('|---|---|---|---|---|---|');
-for (let i = 0; i < rows.length; i++) {
-  const row = rows[i]!;
-  const base = rows[i - (i % MODES.length)]!;
-  printRow(row.server, row, row.cpuMicrosPerMessage / base.cpuMicrosPerMessage);
-}
-
-function printRow(label: string, row: Omit<Row, 'server'>, ratio: number): void {
-  const us = (v: number) => v.toFixed(2);
-  console.log(
-    `| ${label} | ${Math.round(row.messagesPerSecond)} | ${us(row.cpuMicrosPerMessage)} | ${us(row.userMicrosPerMessage)} | ${us(row.systemMicrosPerMessage)} | ${ratio.toFixed(2)} |`,
-  );
 }
 
 function median(values: number[]): number {
@@ -125,23 +127,51 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-if (rounds > 1) {
-  const baseCpu = median(rows.filter((r) => r.server === LABELS.net).map((r) => r.cpuMicrosPerMessage));
-  console.log(`\nMedians over ${rounds} rounds (each column on its own):\n`);
-  console.log('| server | messages/s | server CPU us/message | user | system | vs node:net |');
-  console.log('|---|---|---|---|---|---|');
-  for (const mode of MODES) {
-    const mine = rows.filter((r) => r.server === LABELS[mode]);
+const load = () =>
+  loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
+const loadBefore = load();
+const rows: Row[] = [];
+for (let r = 0; r < rounds; r++) {
+  for (const size of sizes) for (const mode of modes) rows.push(await measure(mode, size));
+}
+const loadAfter = load();
+
+const us = (v: number) => v.toFixed(2);
+const header = '| size | server | messages/s | server CPU us/message | user | system | vs node:net |';
+console.log(
+  `echo: ${CONNS} connections, ${pipeline} in flight per connection, ${seconds} s per run, ${rounds} rounds, server on CPU 1, client on CPU 0`,
+);
+console.log(`load average before: ${loadBefore}; after: ${loadAfter}\n`);
+console.log('Per round:\n');
+console.log(header);
+console.log('|---|---|---|---|---|---|---|');
+for (const row of rows) {
+  const base = rows.find(
+    (b) =>
+      b.mode === 'net' &&
+      b.size === row.size &&
+      rows.indexOf(b) <= rows.indexOf(row) &&
+      rows.indexOf(row) - rows.indexOf(b) < modes.length,
+  );
+  const ratio = base ? us(row.cpuMicrosPerMessage / base.cpuMicrosPerMessage) : '-';
+  console.log(
+    `| ${row.size} B | ${LABELS[row.mode]} | ${row.messagesPerSecond} | ${us(row.cpuMicrosPerMessage)} | ${us(row.userMicrosPerMessage)} | ${us(row.systemMicrosPerMessage)} | ${ratio} |`,
+  );
+}
+console.log(`\nMedians over ${rounds} rounds (each column on its own):\n`);
+console.log(header);
+console.log('|---|---|---|---|---|---|---|');
+for (const size of sizes) {
+  const of = (mode: Mode) => rows.filter((r) => r.mode === mode && r.size === size);
+  const net = of('net');
+  const baseCpu = net.length > 0 ? median(net.map((r) => r.cpuMicrosPerMessage)) : undefined;
+  for (const mode of modes) {
+    const mine = of(mode);
     const cpu = median(mine.map((r) => r.cpuMicrosPerMessage));
-    printRow(
-      LABELS[mode],
-      {
-        messagesPerSecond: median(mine.map((r) => r.messagesPerSecond)),
-        cpuMicrosPerMessage: cpu,
-        userMicrosPerMessage: median(mine.map((r) => r.userMicrosPerMessage)),
-        systemMicrosPerMessage: median(mine.map((r) => r.systemMicrosPerMessage)),
-      },
-      cpu / baseCpu,
+    console.log(
+      `| ${size} B | ${LABELS[mode]} | ${Math.round(median(mine.map((r) => r.messagesPerSecond)))} | ${us(cpu)} | ${us(median(mine.map((r) => r.userMicrosPerMessage)))} | ${us(median(mine.map((r) => r.systemMicrosPerMessage)))} | ${baseCpu ? us(cpu / baseCpu) : '-'} |`,
     );
   }
 }

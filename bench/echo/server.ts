@@ -1,9 +1,11 @@
 /**
  * Echo server for the echo benchmark: `uring` (the io_uring driver: multishot recv into pooled
- * buffers, written straight back) or `net` (plain node:net, `socket.on('data', d => socket.write(d))`).
+ * buffers, written straight back), `legacy` (the same loop on the runtime's node:net driver) or
+ * `net` (plain node:net, `socket.on('data', d => socket.write(d))`).
  * Prints `listening <port>` when ready. Not a general-purpose server.
  */
 import { createServer } from 'node:net';
+import { createLegacyDriver } from '../../packages/uring-runtime/src/legacy/index.js';
 import type { ByteStream } from '../../packages/uring-runtime/src/stream.js';
 import { createUringDriver } from '../../packages/uring-runtime/src/uring/index.js';
 
@@ -26,8 +28,11 @@ async function echo(s: ByteStream): Promise<void> {
   await s.close();
 }
 
-if (mode === 'uring') {
-  const driver = createUringDriver({ entries: 1024, bufferCount: 1024, bufferSize: 4096 });
+if (mode === 'uring' || mode === 'legacy') {
+  const driver =
+    mode === 'uring'
+      ? createUringDriver() // the runtime's defaults: 1024 entries, 1024 x 16 KiB provided buffers
+      : createLegacyDriver();
   const listener = await driver.listenTcp({ host: '127.0.0.1', port });
   const a = listener.localAddress;
   console.log(`listening ${a.family === 'unix' ? 0 : a.port}`);

@@ -130,13 +130,18 @@ class StreamOp implements CompletionTarget {
   }
 }
 
-/** A connected TCP or Unix stream served by the ring. */
+/**
+ * A connected TCP or Unix stream served by the ring.
+ *
+ * Memory: a server holds one of these per idle connection, so the object stays small: the chunk
+ * queue's arrays are created only when chunks arrive with no reader waiting (a chunk for a waiting
+ * recv() goes straight to it), and the first waiting reader sits in a field (more than one reader
+ * at a time is rare; they go to an array created then).
+ */
 export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
-  readonly driver = 'uring' as const;
   readonly ring: Ring;
   /** True once close() started; in-flight ops then fail with ECANCELED. */
   closing = false;
-  private readonly binding: NativeBinding;
   private remote: SocketAddress | undefined;
   private local: SocketAddress | undefined;
   private inFlight = 0;
@@ -147,15 +152,17 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   private cancelRequested = false;
   private eof = false;
   private failure: RuntimeError | undefined;
-  // Queue of received chunks (buffer id, length) in [chunkHead, chunkTail); the arrays keep their
-  // capacity when the queue empties.
-  private readonly chunkBid: number[] = [];
-  private readonly chunkLen: number[] = [];
+  // Queue of received chunks (buffer id, length) in [chunkHead, chunkTail); the arrays are created
+  // on first use and keep their capacity when the queue empties.
+  private chunkBid: number[] | undefined = undefined;
+  private chunkLen: number[] | undefined = undefined;
   private chunkHead = 0;
   private chunkTail = 0;
   /** Bytes of the head chunk already copied out by read(buf). */
   private headOffset = 0;
-  private readonly waiters: RecvWaiter[] = [];
+  /** The first waiting reader; the ones after it (rare) wait in `moreWaiters`, in order. */
+  private waiter: RecvWaiter | undefined = undefined;
+  private moreWaiters: RecvWaiter[] | undefined = undefined;
   /** Pipe pair for splice, created on first use. */
   pipe: [number, number] | undefined;
 
@@ -166,18 +173,21 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     remote?: SocketAddress,
   ) {
     this.ring = host.ring;
-    this.binding = host.binding;
     this.remote = remote;
     host.streams.add(this);
   }
 
+  get driver(): 'uring' {
+    return 'uring';
+  }
+
   get remoteAddress(): SocketAddress {
-    if (this.remote === undefined) this.remote = toSocketAddress(this.binding.address(this.fd, true));
+    if (this.remote === undefined) this.remote = toSocketAddress(this.host.binding.address(this.fd, true));
     return this.remote;
   }
 
   get localAddress(): SocketAddress {
-    if (this.local === undefined) this.local = toSocketAddress(this.binding.address(this.fd, false));
+    if (this.local === undefined) this.local = toSocketAddress(this.host.binding.address(this.fd, false));
     return this.local;
   }
 
@@ -189,13 +199,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   addressForError(): SocketAddress | undefined {
     if (this.remote !== undefined) return this.remote;
     if (this.closing) return undefined;
-    const a = this.binding.address(this.fd, true);
+    const a = this.host.binding.address(this.fd, true);
     if ('family' in a) this.remote = a;
     return this.remote;
   }
 
   setNoDelay(enabled: boolean): void {
-    if (this.kind === 'tcp' && !this.closing) this.binding.setNoDelay(this.fd, enabled);
+    if (this.kind === 'tcp' && !this.closing) this.host.binding.setNoDelay(this.fd, enabled);
   }
 
   read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
@@ -296,8 +306,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       this.finishClose = resolve;
     });
     // Readers waiting on the multishot recv fail now; queued chunks go back to the pool.
-    const waiters = this.waiters.splice(0);
-    for (const w of waiters)
+    for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter())
       this.settleWaiterError(w, cancelledError(w.buf ? 'read' : 'recv', this.remote, w.buf));
     this.dropChunks();
     if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
@@ -330,13 +339,22 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     }
     if (res > 0 && (flags & CQE_F_BUFFER) !== 0) {
       const bid = flags >>> CQE_BUFFER_SHIFT;
+      const w = this.waiter;
       if (this.closing) {
         this.ring.provide(bid);
+      } else if (w !== undefined && w.buf === undefined && this.chunkHead === this.chunkTail) {
+        // A recv() is waiting and nothing is queued: hand the chunk over without queueing it.
+        this.shiftWaiter();
+        if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+        const start = bid * this.ring.bufferSize;
+        w.resolve(new PooledChunk(this.ring.pool.subarray(start, start + res), this.ring, bid));
       } else {
+        this.chunkBid ??= [];
+        this.chunkLen ??= [];
         this.chunkBid[this.chunkTail] = bid;
         this.chunkLen[this.chunkTail++] = res;
         this.feedWaiters();
-        if (more && this.waiters.length === 0 && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
+        if (more && this.waiter === undefined && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
           this.cancelRequested = true;
           this.ring.cancel(slot);
         }
@@ -347,18 +365,18 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     } else if (res < 0 && res !== -ECANCELED) {
       if (res === -ENOBUFS && !this.closing) {
         // The pool is empty: retry when a buffer comes back.
-        if (this.waiters.length > 0) this.ring.waitForBuffers(this);
+        if (this.waiter !== undefined) this.ring.waitForBuffers(this);
       } else if (!this.closing) {
         this.failure = RuntimeError.fromErrno(res, 'recv', this.addressForError());
         this.feedWaiters();
       }
     }
-    if (!more && !this.closing && this.waiters.length > 0 && res !== -ENOBUFS) this.arm();
+    if (!more && !this.closing && this.waiter !== undefined && res !== -ENOBUFS) this.arm();
   }
 
   /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
   onBuffersAvailable(): void {
-    if (!this.closing && this.waiters.length > 0) this.arm();
+    if (!this.closing && this.waiter !== undefined) this.arm();
   }
 
   /** A plain read saw end of stream. */
@@ -378,8 +396,8 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     this.finishClose = undefined;
     this.host.streams.delete(this);
     if (this.pipe !== undefined) {
-      this.binding.closeFd(this.pipe[0]);
-      this.binding.closeFd(this.pipe[1]);
+      this.host.binding.closeFd(this.pipe[0]);
+      this.host.binding.closeFd(this.pipe[1]);
       this.pipe = undefined;
     }
     const target: CompletionTarget = { onCompletion: () => done() };
@@ -433,14 +451,12 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       };
       if (signal !== undefined) {
         waiter.onAbort = () => {
-          const i = this.waiters.indexOf(waiter);
-          if (i < 0) return;
-          this.waiters.splice(i, 1);
+          if (!this.removeWaiter(waiter)) return;
           reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
-      this.waiters.push(waiter);
+      this.pushWaiter(waiter);
       this.arm();
     });
   }
@@ -450,10 +466,10 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private feedWaiters(): void {
-    while (this.waiters.length > 0) {
+    while (this.waiter !== undefined) {
       const hasChunk = this.chunkHead < this.chunkTail;
       if (!hasChunk && !this.eof && this.failure === undefined) return;
-      const w = this.waiters.shift()!;
+      const w = this.shiftWaiter()!;
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
       if (hasChunk) {
         if (w.buf !== undefined) w.resolve([this.copyOut(w.buf), w.buf]);
@@ -466,6 +482,31 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     }
   }
 
+  private pushWaiter(w: RecvWaiter): void {
+    if (this.waiter === undefined) this.waiter = w;
+    else (this.moreWaiters ??= []).push(w);
+  }
+
+  /** Takes the first waiting reader (the next one moves up into the field). */
+  private shiftWaiter(): RecvWaiter | undefined {
+    const w = this.waiter;
+    const more = this.moreWaiters;
+    this.waiter = more !== undefined && more.length > 0 ? more.shift() : undefined;
+    return w;
+  }
+
+  /** Removes a waiting reader (its signal aborted); false when it was no longer waiting. */
+  private removeWaiter(w: RecvWaiter): boolean {
+    if (this.waiter === w) {
+      this.shiftWaiter();
+      return true;
+    }
+    const i = this.moreWaiters?.indexOf(w) ?? -1;
+    if (i < 0) return false;
+    this.moreWaiters!.splice(i, 1);
+    return true;
+  }
+
   private settleWaiterError(w: RecvWaiter, error: RuntimeError): void {
     if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
     w.reject(error);
@@ -474,9 +515,9 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   /** Takes the head chunk whole (recv()). A chunk partly read by read(buf) yields its rest. */
   private takeChunk(): RecvChunk {
     const i = this.chunkHead++;
-    const bid = this.chunkBid[i]!;
+    const bid = this.chunkBid![i]!;
     const start = bid * this.ring.bufferSize;
-    const bytes = this.ring.pool.subarray(start + this.headOffset, start + this.chunkLen[i]!);
+    const bytes = this.ring.pool.subarray(start + this.headOffset, start + this.chunkLen![i]!);
     this.headOffset = 0;
     this.compactQueue();
     return new PooledChunk(bytes, this.ring, bid);
@@ -487,9 +528,9 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     let n = 0;
     while (n < buf.byteLength && this.chunkHead < this.chunkTail) {
       const i = this.chunkHead;
-      const bid = this.chunkBid[i]!;
+      const bid = this.chunkBid![i]!;
       const start = bid * this.ring.bufferSize + this.headOffset;
-      const avail = this.chunkLen[i]! - this.headOffset;
+      const avail = this.chunkLen![i]! - this.headOffset;
       const take = Math.min(avail, buf.byteLength - n);
       buf.set(this.ring.pool.subarray(start, start + take), n);
       n += take;
@@ -513,7 +554,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private dropChunks(): void {
-    for (let i = this.chunkHead; i < this.chunkTail; i++) this.ring.provide(this.chunkBid[i]!);
+    for (let i = this.chunkHead; i < this.chunkTail; i++) this.ring.provide(this.chunkBid![i]!);
     this.chunkHead = 0;
     this.chunkTail = 0;
     this.headOffset = 0;
