@@ -313,6 +313,12 @@ export class HttpClient {
         this.clearTimer();
       }
       if (c === null) {
+        // A stream may end rather than fail when an abort closed it: report the abort.
+        if (this.ctrl.signal.aborted) {
+          this.broken = true;
+          if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+          throw this.ctrl.signal.reason;
+        }
         this.keepAlive = false;
         const ev = d.finish();
         return ev === DecodeEvent.End ? ev : EOF;

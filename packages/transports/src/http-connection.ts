@@ -14,7 +14,9 @@ import {
   HttpConnectionError,
   HttpParseError,
   type HttpRequest,
+  HttpRequestBodyError,
   type HttpResponse,
+  type HttpSendOptions,
   type HttpStream,
   HttpTimeoutError,
   type StreamChunk,
@@ -46,17 +48,21 @@ export interface ConnectionOwner<K extends Endpoint> {
 type State = 'ready' | 'busy' | 'idle' | 'closed';
 
 /**
- * The stream handed to HttpClient: delegates to the real stream, counts response bytes (so a
- * failure can be told apart as "before any byte of the response", hence retryable) and owns the
- * idle watch. While a connection is idle one recv() is kept pending on it; when the connection
- * is taken again that same recv becomes the first read of the next response, so taking a
- * connection out of the pool cancels nothing (no abort, no error object per request).
+ * The stream handed to HttpClient: delegates to the real stream, counts request writes (bytes
+ * seen while idle predate the request only if nothing was written yet) and owns the idle watch.
+ * While a connection is idle one recv() is kept pending on it; when the connection is taken
+ * again that same recv becomes the first read of the next response, so taking a connection out
+ * of the pool cancels nothing and allocates nothing (no abort, no race, no error object).
  */
 class ExchangeStream implements HttpStream {
-  received = 0;
   written = 0;
   /** A recv() started while idle, not yet handed to a reader. */
   pending: Promise<StreamChunk | null> | null = null;
+  /** The reader's signal (HttpClient's, one for its lifetime), once it is watched. */
+  #watched: AbortSignal | null = null;
+  readonly #closeOnAbort = (): void => {
+    void this.inner.close().catch(() => {});
+  };
   constructor(readonly inner: HttpStream) {}
   get remoteAddress() {
     return this.inner.remoteAddress;
@@ -70,16 +76,24 @@ class ExchangeStream implements HttpStream {
   get closed() {
     return this.inner.closed;
   }
-  async recv(options?: StreamIoOptions): Promise<StreamChunk | null> {
-    let chunk: StreamChunk | null;
+  recv(options?: StreamIoOptions): Promise<StreamChunk | null> {
     const pending = this.pending;
-    if (pending !== null) {
-      this.pending = null;
-      const signal = options?.signal;
-      chunk = signal === undefined ? await pending : await raceAbort(pending, signal);
-    } else chunk = await this.inner.recv(options);
-    if (chunk !== null) this.received += chunk.bytes.byteLength;
-    return chunk;
+    if (pending === null) return this.inner.recv(options);
+    this.pending = null;
+    // The recv started while idle carries no signal: a reader's abort (its read deadline)
+    // closes the stream instead, which settles it. HttpClient keeps one signal for its
+    // lifetime and an abort ends the connection, so one listener per connection serves.
+    const signal = options?.signal;
+    if (signal !== undefined && signal !== this.#watched) {
+      if (signal.aborted) {
+        this.#closeOnAbort();
+      } else {
+        this.#watched?.removeEventListener('abort', this.#closeOnAbort);
+        this.#watched = signal;
+        signal.addEventListener('abort', this.#closeOnAbort, { once: true });
+      }
+    }
+    return pending;
   }
   writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B> {
     this.written += buf.byteLength;
@@ -100,28 +114,6 @@ class ExchangeStream implements HttpStream {
   }
 }
 
-/**
- * Settles with `p`, or rejects when `signal` aborts first (HttpClient's read deadline). The
- * recv behind `p` stays pending; the connection is closed after such a failure, which ends it.
- */
-function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
 /** Whether a Connection header value holds the `close` token. */
 function saysClose(value: string | undefined): boolean {
   return value !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(value);
@@ -133,20 +125,18 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   readonly key: K;
   readonly #io: ExchangeStream;
   readonly #client: HttpClient;
-  /** Mutable on purpose: HttpClient reads its timeouts from this object at every read. */
-  readonly #clientOptions: {
-    responseTimeout: number;
-    bodyTimeout: number;
-    authority: string;
-  } & HttpClientOptions;
+  /** Per-exchange client options for the default read timeout (shared, never mutated). */
+  readonly #defaultSend: HttpSendOptions;
   readonly #defaultReadTimeout: number;
   #owner: ConnectionOwner<K>;
   #state: State = 'ready';
   #reused = false;
   #signal: AbortSignal | undefined = undefined;
   #aborted = false;
-  /** The idle watch recv in flight (identity, to ignore a watch that was superseded). */
+  /** The idle watch recv in flight (at most one: a new one starts only after it was consumed). */
   #idleWatch: Promise<StreamChunk | null> | null = null;
+  readonly #onWatchChunk = (chunk: StreamChunk | null): void => this.#watchFired(chunk);
+  readonly #onWatchError = (): void => this.#watchFired(null);
   #dead = false;
   #exchanges = 0;
   readonly #onAbort = (): void => {
@@ -165,13 +155,14 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.#owner = owner;
     this.#io = new ExchangeStream(stream);
     this.#defaultReadTimeout = options.readTimeout;
-    this.#clientOptions = {
+    this.#defaultSend = { responseTimeout: options.readTimeout, bodyTimeout: options.readTimeout };
+    const clientOptions: HttpClientOptions = {
       authority: key.authority,
       responseTimeout: options.readTimeout,
       bodyTimeout: options.readTimeout,
       ...(options.limits !== undefined ? { limits: options.limits } : {}),
     };
-    this.#client = new HttpClient(this.#io, this.#clientOptions);
+    this.#client = new HttpClient(this.#io, clientOptions);
   }
 
   /** The underlying stream (TCP, Unix, later TLS). */
@@ -191,7 +182,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
 
   /** Bytes of response received during the current (or last) exchange. */
   get responseBytes(): number {
-    return this.#io.received;
+    return this.#client.responseBytes;
   }
 
   /** False once the peer closed it or it failed; the pool skips such connections. */
@@ -209,12 +200,13 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     if (this.#state !== 'ready')
       throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', `connection is ${this.#state}, not ready`);
     this.#state = 'busy';
-    this.#io.received = 0;
     this.#io.written = 0;
     this.#aborted = false;
-    const rt = options.readTimeout ?? this.#defaultReadTimeout;
-    this.#clientOptions.responseTimeout = rt;
-    this.#clientOptions.bodyTimeout = rt;
+    const rt = options.readTimeout;
+    const sendOptions =
+      rt === undefined || rt === this.#defaultReadTimeout
+        ? this.#defaultSend
+        : { responseTimeout: rt, bodyTimeout: rt };
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
@@ -229,7 +221,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     }
     let res: HttpResponse;
     try {
-      res = await this.#client.send(request);
+      res = await this.#client.send(request, sendOptions);
     } catch (error) {
       const mapped = this.#mapError(error, 'response');
       this.#finish(false);
@@ -296,10 +288,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     const watch = this.#io.inner.recv();
     this.#io.pending = watch;
     this.#idleWatch = watch;
-    watch.then(
-      (chunk) => this.#watchFired(watch, chunk),
-      () => this.#watchFired(watch, null),
-    );
+    watch.then(this.#onWatchChunk, this.#onWatchError);
   }
 
   /**
@@ -309,8 +298,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
    * nothing of the request was written yet: then the bytes predate the request, and the
    * connection is closed (the exchange fails before any response byte and is retried).
    */
-  #watchFired(watch: Promise<StreamChunk | null>, chunk: StreamChunk | null): void {
-    if (this.#idleWatch !== watch) return;
+  #watchFired(chunk: StreamChunk | null): void {
+    const watch = this.#idleWatch;
+    if (watch === null) return;
     this.#idleWatch = null;
     if (this.#state === 'idle') {
       this.#dead = true;
@@ -371,7 +361,14 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
         address,
         reused,
       });
-    const beforeResponse = phase === 'response' && this.#io.received === 0;
+    if (error instanceof HttpRequestBodyError)
+      return new WriteError(
+        'ERR_TRANSPORT_REQUEST_BODY_FAILED',
+        'write',
+        `reading the request body failed: ${error.message}`,
+        { cause: error, address, reused },
+      );
+    const beforeResponse = phase === 'response' && this.#client.responseBytes === 0;
     const retryable = reused && beforeResponse;
     if (error instanceof HttpParseError && error.code !== 'ERR_HTTP_INCOMPLETE_MESSAGE')
       return new ProtocolError('ERR_TRANSPORT_PROTOCOL', phase, `invalid response: ${error.message}`, {

@@ -265,6 +265,94 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     await expectNoLeak(c, fds);
   });
 
+  run('a read timeout on a reused connection (its idle recv handed over) is a read timeout', async () => {
+    let n = 0;
+    const p = await raw((s) => {
+      s.on('data', () => {
+        // answers the first request only
+        if (n++ === 0) s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+      });
+    });
+    const fds = fdCount();
+    const c = make();
+    const key = endpoint(`http://127.0.0.1:${p.port}`);
+    expect(await readText((await c.request(key, createRequest('GET', '/'))).body)).toBe('ok');
+    const error = await c
+      .request(key, createRequest('POST', '/', { body: fixedBody('x') }), { readTimeout: 150 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ReadError);
+    expect((error as ReadError).code).toBe('ERR_TRANSPORT_READ_TIMEOUT');
+    expect((error as ReadError).reused).toBe(true);
+    expect(c.stats()).toMatchObject({ idle: 0, active: 0, created: 1, reused: 1 });
+    await expectNoLeak(c, fds);
+  });
+
+  run(
+    'a request body whose source fails mid-upload fails the exchange at once, not at the read timeout',
+    async () => {
+      const p = await raw(() => {
+        // reads the request, never answers
+      });
+      const fds = fdCount();
+      const c = make({ readTimeout: 60_000 });
+      const key = endpoint(`http://127.0.0.1:${p.port}`);
+      async function* upload() {
+        yield Buffer.from('half of it');
+        await new Promise((r) => setTimeout(r, 20));
+        throw new Error('client went away');
+      }
+      const error = await c
+        .request(key, createRequest('PUT', '/', { body: streamBody(upload()) }))
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TransportError);
+      expect(error).toMatchObject({
+        code: 'ERR_TRANSPORT_REQUEST_BODY_FAILED',
+        phase: 'write',
+        retryable: false,
+        cause: { code: 'ERR_HTTP_REQUEST_BODY_FAILED', cause: { message: 'client went away' } },
+      });
+      expect(c.stats()).toMatchObject({ idle: 0, active: 0, created: 1 });
+      await expectNoLeak(c, fds);
+    },
+    10_000,
+  );
+
+  run('reusing an idle connection creates no Error and no AbortController', async () => {
+    const p = await peer((_req, res) => res.end('x'));
+    const c = make();
+    const key = endpoint(`http://127.0.0.1:${p.port}`);
+    const one = async () => readText((await c.request(key, createRequest('GET', '/'))).body);
+    await one();
+    // V8 reads Error.stackTraceLimit once per Error it constructs (DOMException and the
+    // runtime's RuntimeError included); AbortController is counted through the global.
+    let errors = 0;
+    let controllers = 0;
+    const limit = Object.getOwnPropertyDescriptor(Error, 'stackTraceLimit')!;
+    const Controller = globalThis.AbortController;
+    Object.defineProperty(Error, 'stackTraceLimit', {
+      configurable: true,
+      get: () => {
+        errors++;
+        return 10;
+      },
+      set: () => {},
+    });
+    globalThis.AbortController = class extends Controller {
+      constructor() {
+        super();
+        controllers++;
+      }
+    };
+    try {
+      for (let i = 0; i < 50; i++) expect(await one()).toBe('x');
+    } finally {
+      Object.defineProperty(Error, 'stackTraceLimit', limit);
+      globalThis.AbortController = Controller;
+    }
+    expect(c.stats()).toMatchObject({ created: 1, reused: 50 });
+    expect({ errors, controllers }).toEqual({ errors: 0, controllers: 0 });
+  });
+
   run('a read timeout between body chunks fails the body with ReadError', async () => {
     const p = await raw((s) =>
       onRequestHeads(s, () => s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n')),
