@@ -39,7 +39,7 @@ export type { HeadersInit } from './headers.js';
 export { HttpHeaders } from './headers.js';
 export type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from './message.js';
 export { authorityOf, createRequest, createResponse, pathOf, targetFormOf } from './message.js';
-export type { HttpHandler, HttpServerOptions, HttpServerTimeouts } from './server.js';
+export type { HttpHandler, HttpRejection, HttpServerOptions, HttpServerTimeouts } from './server.js';
 export { HttpServer } from './server.js';
 export type {
   DriverName,

@@ -52,6 +52,25 @@ export interface HttpServerTimeouts {
   readonly write?: number;
 }
 
+/**
+ * A request the server answered itself, without running the handler: a message the decoder
+ * rejected (400, 414, 431, 501, 505), a head or body that timed out (408), an unsupported
+ * Expect (417). For an access log: the handler never saw these.
+ */
+export interface HttpRejection {
+  /** The status answered. */
+  readonly status: number;
+  /** The stable code of the reason (`ERR_HTTP_*`), also the answer's body. */
+  readonly code: string;
+  /** Method and target, when the request head was decoded (null for a head that was rejected). */
+  readonly method: string | null;
+  readonly target: string | null;
+  /** Bytes of the answer's body. */
+  readonly bytes: number;
+  /** The error behind it (an HttpParseError, an HttpTimeoutError), or null. */
+  readonly error: unknown;
+}
+
 /** HttpServer options. */
 export interface HttpServerOptions<Cx> {
   /** Decoder limits and method policy. */
@@ -68,6 +87,11 @@ export interface HttpServerOptions<Cx> {
   readonly context?: (stream: HttpStream) => Cx;
   /** Called with errors that do not reach a client: handler failures, connection failures. */
   readonly onError?: (error: unknown) => void;
+  /**
+   * Called after the server answered a request itself (see HttpRejection), with the
+   * connection's context. Not called for requests the handler answered. Must not throw.
+   */
+  readonly onRejected?: (rejection: HttpRejection, context: Cx) => void;
 }
 
 const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
@@ -99,6 +123,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly maxRequests: number;
   /** @internal */ readonly makeContext: (stream: HttpStream) => Cx;
   /** @internal */ readonly onError: (error: unknown) => void;
+  /** @internal */ readonly onRejected: ((rejection: HttpRejection, context: Cx) => void) | null;
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
   now = performance.now();
   /** @internal */ closing = false;
@@ -127,6 +152,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.maxRequests = options.maxRequestsPerConnection ?? 0;
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.onError = options.onError ?? (() => {});
+    this.onRejected = options.onRejected ?? null;
     const active = Object.values(this.timeouts).filter((t) => t > 0);
     this.tick = Math.max(10, Math.min(1000, Math.floor(Math.min(...active, 4000) / 4)));
   }
@@ -350,7 +376,7 @@ class ServerConnection<Cx> {
         this.expectContinue = d.expectContinue;
         this.continueSent = false;
         if (d.expectUnsupported) {
-          await this.writeError(417, 'ERR_HTTP_EXPECTATION_FAILED');
+          await this.reject(417, 'ERR_HTTP_EXPECTATION_FAILED', req, null);
           break;
         }
         if (d.framing === 'none') {
@@ -523,10 +549,10 @@ class ServerConnection<Cx> {
       return;
     }
     if (e instanceof HttpParseError) {
-      await this.writeError(e.status, e.code);
+      await this.reject(e.status, e.code, null, e);
     } else if (e instanceof HttpTimeoutError || this.expired !== null) {
       const kind = e instanceof HttpTimeoutError ? e.kind : this.expired;
-      if (kind === 'head' || kind === 'body') await this.writeError(408, 'ERR_HTTP_TIMEOUT');
+      if (kind === 'head' || kind === 'body') await this.reject(408, 'ERR_HTTP_TIMEOUT', null, e);
     } else {
       const code = (e as { code?: string }).code;
       // Peer resets and cancellations are normal ends of a connection.
@@ -540,6 +566,28 @@ class ServerConnection<Cx> {
       await this.writeResponse(null, res, false);
     } catch {
       // The peer may be gone already.
+    }
+  }
+
+  /** Answers a request the handler will not see, and reports it to `onRejected`. */
+  private async reject(status: number, code: string, req: HttpRequest | null, error: unknown): Promise<void> {
+    await this.writeError(status, code);
+    const hook = this.server.onRejected;
+    if (hook === null) return;
+    try {
+      hook(
+        {
+          status,
+          code,
+          method: req === null ? null : req.method,
+          target: req === null ? null : req.target,
+          bytes: code.length + 1,
+          error,
+        },
+        this.context,
+      );
+    } catch (e) {
+      this.server.onError(e);
     }
   }
 
@@ -646,6 +694,12 @@ class ServerConnection<Cx> {
   }
 }
 
+/** What a request body needs from its connection. @internal */
+type RequestBodySource = Pick<
+  ServerConnection<unknown>,
+  'beforeBodyRead' | 'nextBodyEvent' | 'bodyData' | 'bodyTrailers' | 'markBodyDone'
+>;
+
 /** A request body read from the connection on demand. @internal */
 class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   readonly kind: 'fixed' | 'stream';
@@ -655,7 +709,7 @@ class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   private started = false;
 
   constructor(
-    private readonly conn: ServerConnection<unknown>,
+    private readonly conn: RequestBodySource,
     length: number,
   ) {
     this.kind = length >= 0 ? 'fixed' : 'stream';

@@ -1,7 +1,9 @@
 import * as net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fixedBody, type HttpBody, streamBody } from '../src/body.js';
+import { HttpParseError } from '../src/errors.js';
 import { createResponse } from '../src/message.js';
+import type { HttpRejection } from '../src/server.js';
 import { availableDrivers, type InProcess, raw, startServer, statuses } from './server-harness.js';
 
 const drivers = await availableDrivers();
@@ -347,6 +349,39 @@ describe.each(drivers)('HttpServer on the %s driver, raw sockets', (driver) => {
       expect(source.returned).toBe(true);
     } finally {
       await gone.stop();
+    }
+  });
+
+  it('reports the requests it answers itself to onRejected, with the connection context', async () => {
+    const seen: (HttpRejection & { peer: unknown })[] = [];
+    const rej = await startServer(driver, {
+      timeouts: { head: 200 },
+      onRejected: (r, cx) => seen.push({ ...r, peer: cx.get('peerAddr') }),
+    });
+    try {
+      expect(statuses(await raw(rej.port, 'GET / HTTP/1.1\r\nHost : t\r\n\r\n'))).toEqual([400]);
+      expect(
+        statuses(await raw(rej.port, `GET / HTTP/1.1\r\nHost: t\r\nX: ${'a'.repeat(20000)}\r\n\r\n`)),
+      ).toEqual([431]);
+      expect(
+        statuses(
+          await raw(rej.port, 'POST /len HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nExpect: tea\r\n\r\nx'),
+        ),
+      ).toEqual([417]);
+      expect(statuses(await raw(rej.port, 'GET / HTTP/1.1\r\nHost: t\r\n'))).toEqual([408]);
+      // Requests the handler answered are not reported.
+      expect(statuses(await raw(rej.port, get('/hello', 'Connection: close\r\n')))).toEqual([200]);
+      expect(seen.map((r) => [r.status, r.code, r.method, r.target])).toEqual([
+        [400, 'ERR_HTTP_WHITESPACE_BEFORE_COLON', null, null],
+        [431, 'ERR_HTTP_HEADER_LINE_TOO_LONG', null, null],
+        [417, 'ERR_HTTP_EXPECTATION_FAILED', 'POST', '/len'],
+        [408, 'ERR_HTTP_TIMEOUT', null, null],
+      ]);
+      expect(seen[0]!.bytes).toBe('ERR_HTTP_WHITESPACE_BEFORE_COLON\n'.length);
+      expect(seen[0]!.peer).toMatchObject({ address: '127.0.0.1' });
+      expect(seen[0]!.error).toBeInstanceOf(HttpParseError);
+    } finally {
+      await rej.stop();
     }
   });
 
