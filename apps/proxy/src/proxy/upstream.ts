@@ -9,9 +9,16 @@
  * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
-import type { BodyKind, HttpBody, HttpHeaders, HttpResponse, HttpStream } from '@loch/http';
+import type { HttpRequestBodyError, HttpResponse, HttpStream } from '@loch/http';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
-import { type Connector, type Endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
+import {
+  type Connector,
+  type Endpoint,
+  HttpConnector,
+  type RequestOptions,
+  TransportError,
+  UnifiedL4Connector,
+} from '@loch/transports';
 import type { RoutedCx } from './context.js';
 import { classifyUpstreamError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
@@ -70,11 +77,16 @@ const NO_END = (): void => {};
 
 /** Sends routed requests upstream. */
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
+  /** The request options of every exchange (one object, not one per request). */
+  readonly #options: RequestOptions;
+
   constructor(
     /** The connector (and its pool); carried over from the previous service on reload. */
     readonly connector: HttpConnector,
     readonly timeouts: UpstreamTimeouts,
-  ) {}
+  ) {
+    this.#options = { connectTimeout: timeouts.connect, readTimeout: timeouts.read };
+  }
 
   async call(cx: RoutedCx): Promise<HttpResponse> {
     const route = cx.get('route').route;
@@ -85,73 +97,21 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     const req = cx.get('request');
     if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
-    let guard: GuardedRequestBody | null = null;
-    if (req.body.kind !== 'empty') req.body = guard = new GuardedRequestBody(req.body);
     let res: HttpResponse;
     try {
-      res = await this.connector.request(
-        endpoint,
-        req,
-        guard === null
-          ? { connectTimeout: this.timeouts.connect, readTimeout: this.timeouts.read }
-          : { connectTimeout: this.timeouts.connect, readTimeout: this.timeouts.read, signal: guard.signal },
-      );
+      res = await this.connector.request(endpoint, req, this.#options);
     } catch (error) {
-      // The client's own body failed (it went away mid-upload): that is the error to answer.
-      if (guard?.failure != null) throw guard.failure;
+      // The client's own body failed (it went away mid-upload; the exchange failed at once):
+      // that is the error to answer, not the upstream.
+      if (error instanceof TransportError && error.code === 'ERR_TRANSPORT_REQUEST_BODY_FAILED') {
+        throw (error.cause as HttpRequestBodyError).cause;
+      }
       throw classifyUpstreamError(error, 'exchange', upstream.label);
     }
     cleanResponseHeaders(res.headers, res.version);
     // A HEAD answer keeps the upstream's Content-Length: @loch/http announces it as is.
     if (res.body.kind !== 'empty') res.body = new ForwardedBody(res.body, NO_END);
     return res;
-  }
-}
-
-/**
- * The client's request body on its way upstream. If reading it fails (the client went away
- * mid-body), the exchange is aborted at once, so it does not wait for a response the upstream
- * will not send to half a request. The AbortController exists only for requests with a body.
- */
-class GuardedRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
-  readonly kind: BodyKind;
-  readonly length: number;
-  /** What reading the client's body threw, if it did. */
-  failure: unknown = null;
-  readonly #ctrl = new AbortController();
-  #it: AsyncIterator<Uint8Array> | null = null;
-
-  constructor(private readonly source: HttpBody) {
-    this.kind = source.kind;
-    this.length = source.length;
-  }
-
-  get signal(): AbortSignal {
-    return this.#ctrl.signal;
-  }
-
-  get trailers(): HttpHeaders | null {
-    return this.source.trailers ?? null;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this;
-  }
-
-  async next(): Promise<IteratorResult<Uint8Array>> {
-    this.#it ??= this.source[Symbol.asyncIterator]();
-    try {
-      return await this.#it.next();
-    } catch (error) {
-      this.failure = error;
-      this.#ctrl.abort(error);
-      throw error;
-    }
-  }
-
-  async return(): Promise<IteratorResult<Uint8Array>> {
-    await this.#it?.return?.();
-    return { done: true, value: undefined };
   }
 }
 

@@ -418,5 +418,18 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     await expect
       .poll(() => loch.stdout(), { timeout: 5000 })
       .toMatch(/ web 127\.0\.0\.1:\d+ GET \/nope-logged 404 22 - \d+\.\d\d$/m);
+    // Requests the HTTP/1.1 codec rejects never reach the chain, and are logged all the same.
+    expect(
+      await rawExchange(port, `GET /a/huge HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+    ).toMatch(/^HTTP\/1\.1 431 /);
+    expect(
+      await rawExchange(port, 'POST /a/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: tea\r\n\r\nx'),
+    ).toMatch(/^HTTP\/1\.1 417 /);
+    await expect
+      .poll(() => loch.stdout(), { timeout: 5000 })
+      .toMatch(/ web 127\.0\.0\.1:\d+ - - 431 30 - 0\.00$/m);
+    await expect
+      .poll(() => loch.stdout(), { timeout: 5000 })
+      .toMatch(/ web 127\.0\.0\.1:\d+ POST \/a\/x 417 28 - 0\.00$/m);
   });
 });

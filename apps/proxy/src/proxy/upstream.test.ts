@@ -1,0 +1,82 @@
+import * as net from 'node:net';
+import { createRequest, HttpParseError, streamBody } from '@loch/http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ProxyContext } from './context.js';
+import { compileRoutes } from './route.js';
+import { newUpstreamConnector, UpstreamService, UpstreamStreams } from './upstream.js';
+
+const servers: net.Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+});
+
+/** An upstream that reads requests and never answers. */
+async function silentUpstream(): Promise<{ port: number; sockets: Set<net.Socket> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    s.resume();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return { port: (server.address() as net.AddressInfo).port, sockets };
+}
+
+describe('UpstreamService', () => {
+  it('answers with the client’s own body error at once when the client goes away mid-upload', async () => {
+    const upstream = await silentUpstream();
+    const router = compileRoutes([
+      {
+        path: '/',
+        host: undefined,
+        loadBalancer: 'first',
+        stripPrefix: undefined,
+        hostHeader: 'preserve',
+        upstreams: [
+          {
+            address: {
+              kind: 'tcp',
+              host: '127.0.0.1',
+              port: upstream.port,
+              scheme: 'http',
+              authority: `127.0.0.1:${upstream.port}`,
+            },
+            weight: 1,
+            label: 'silent',
+          },
+        ],
+      },
+    ]);
+    const gone = new HttpParseError(
+      'ERR_HTTP_INCOMPLETE_MESSAGE',
+      'connection closed inside the request body',
+    );
+    async function* clientBody() {
+      yield Buffer.from('half an upload');
+      await new Promise((r) => setTimeout(r, 20));
+      throw gone;
+    }
+    const service = new UpstreamService(
+      newUpstreamConnector({ idleTimeout: 1000, streams: new UpstreamStreams() }),
+      // The upstream read timeout is far away: the exchange must not wait for it.
+      { connect: 2000, read: 60_000 },
+    );
+    const cx = ProxyContext.empty()
+      .set('peerAddr', { family: 'ipv4', address: '127.0.0.1', port: 1 })
+      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
+      .set('driver', 'legacy')
+      .set('server', { key: 'test', scheme: 'http' })
+      .set('request', createRequest('PUT', '/up', { headers: { host: 'x' }, body: streamBody(clientBody()) }))
+      .set('clientTarget', '/up')
+      .set('startedAt', 0)
+      .set('route', router.match('x', '/up')!)
+      .set('upstreamTarget', '/up');
+    await expect(service.call(cx)).rejects.toBe(gone);
+    // The half-sent upstream connection is closed, not pooled.
+    expect(service.connector.stats()).toMatchObject({ idle: 0, active: 0, created: 1 });
+    await expect.poll(() => upstream.sockets.size, { timeout: 5000 }).toBe(0);
+    service.connector.close();
+  }, 10_000);
+});
