@@ -64,7 +64,12 @@ export class HttpClient {
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;
   private chunk: StreamChunk | null = null;
-  private ctrl = new AbortController();
+  /**
+   * Set when a deadline, the send's signal or a failed request body ended the connection. The
+   * stream is closed then, which settles its pending read and write: reads and writes carry no
+   * AbortSignal, which spares a listener (and its allocations) per operation.
+   */
+  private killed = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private expired: HttpTimeoutKind | null = null;
   private busy = false;
@@ -85,8 +90,7 @@ export class HttpClient {
     const signal = this.signal;
     if (signal === undefined) return;
     this.abortReason = signal.reason;
-    this.broken = true;
-    this.ctrl.abort(signal.reason);
+    this.kill();
   };
 
   constructor(stream: HttpStream, options: HttpClientOptions = {}) {
@@ -171,10 +175,11 @@ export class HttpClient {
           (e: unknown) => {
             // The request cannot be completed: fail the exchange now rather than wait for a
             // response the peer will not send to half a request.
-            this.writeError ??= e;
+            // (A write cancelled because something else ended the connection is not the cause.)
+            if (!this.killed) this.writeError ??= e;
             this.broken = true;
             this.writing = null;
-            if (!this.ctrl.signal.aborted) this.ctrl.abort(e);
+            this.kill();
           },
         );
         return await this.readHead(
@@ -304,7 +309,7 @@ export class HttpClient {
       this.arm(kind, kind === 'response' ? this.responseMs : this.bodyMs);
       let c: StreamChunk | null;
       try {
-        c = await this.stream.recv({ signal: this.ctrl.signal });
+        c = await this.stream.recv();
       } catch (e) {
         this.broken = true;
         if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
@@ -313,11 +318,10 @@ export class HttpClient {
         this.clearTimer();
       }
       if (c === null) {
-        // A stream may end rather than fail when an abort closed it: report the abort.
-        if (this.ctrl.signal.aborted) {
-          this.broken = true;
+        // A stream may end rather than fail when it was closed to end the exchange.
+        if (this.killed) {
           if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
-          throw this.ctrl.signal.reason;
+          throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed by the client');
         }
         this.keepAlive = false;
         const ev = d.finish();
@@ -331,6 +335,14 @@ export class HttpClient {
     }
   }
 
+  /** Ends the connection from within (deadline, abort, failed request body): closing settles pending I/O. */
+  private kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    this.broken = true;
+    void this.stream.close().catch(() => {});
+  }
+
   private timeoutOf(kind: HttpTimeoutKind): number {
     return kind === 'write' ? this.writeMs : kind === 'body' ? this.bodyMs : this.responseMs;
   }
@@ -340,7 +352,7 @@ export class HttpClient {
     if (ms <= 0) return;
     this.timer = setTimeout(() => {
       this.expired ??= kind;
-      this.ctrl.abort(new HttpTimeoutError(kind, ms));
+      this.kill();
     }, ms);
   }
 
@@ -354,7 +366,7 @@ export class HttpClient {
   private async write(buf: Uint8Array): Promise<void> {
     const timer = this.armWrite();
     try {
-      await this.stream.writeAll(buf, { signal: this.ctrl.signal });
+      await this.stream.writeAll(buf);
     } catch (e) {
       if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
       throw e;
@@ -369,14 +381,14 @@ export class HttpClient {
     if (ms <= 0) return null;
     return setTimeout(() => {
       this.expired ??= 'write';
-      this.ctrl.abort(new HttpTimeoutError('write', ms));
+      this.kill();
     }, ms);
   }
 
   private async writev(bufs: Uint8Array[]): Promise<void> {
     const timer = this.armWrite();
     try {
-      await this.stream.writev(bufs, { signal: this.ctrl.signal });
+      await this.stream.writev(bufs);
     } catch (e) {
       if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
       throw e;

@@ -58,11 +58,6 @@ class ExchangeStream implements HttpStream {
   written = 0;
   /** A recv() started while idle, not yet handed to a reader. */
   pending: Promise<StreamChunk | null> | null = null;
-  /** The reader's signal (HttpClient's, one for its lifetime), once it is watched. */
-  #watched: AbortSignal | null = null;
-  readonly #closeOnAbort = (): void => {
-    void this.inner.close().catch(() => {});
-  };
   constructor(readonly inner: HttpStream) {}
   get remoteAddress() {
     return this.inner.remoteAddress;
@@ -79,20 +74,9 @@ class ExchangeStream implements HttpStream {
   recv(options?: StreamIoOptions): Promise<StreamChunk | null> {
     const pending = this.pending;
     if (pending === null) return this.inner.recv(options);
+    // HttpClient reads without an AbortSignal (its deadlines close the stream, which settles
+    // this recv too), so the recv started while idle serves as is.
     this.pending = null;
-    // The recv started while idle carries no signal: a reader's abort (its read deadline)
-    // closes the stream instead, which settles it. HttpClient keeps one signal for its
-    // lifetime and an abort ends the connection, so one listener per connection serves.
-    const signal = options?.signal;
-    if (signal !== undefined && signal !== this.#watched) {
-      if (signal.aborted) {
-        this.#closeOnAbort();
-      } else {
-        this.#watched?.removeEventListener('abort', this.#closeOnAbort);
-        this.#watched = signal;
-        signal.addEventListener('abort', this.#closeOnAbort, { once: true });
-      }
-    }
     return pending;
   }
   writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B> {
