@@ -68,6 +68,12 @@ export interface RingInit {
   /** Power of two, at most 32768. */
   readonly bufferCount?: number;
   readonly bufferSize?: number;
+  /**
+   * The caller keeps every buffer a record uses reachable until that op's final completion was
+   * dispatched (and through destroy()), so native takes no napi reference per op. Default false:
+   * native pins each buffer with a reference from submit to the final CQE.
+   */
+  readonly callerPins?: boolean;
 }
 
 /** The addon. One ring per JS thread (napi_env). */

@@ -67,6 +67,7 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   Napi::Object opts = info[3].As<Napi::Object>();
   unsigned entries = OptU32(opts, "entries", 256);
   bool sqpoll = opts.Get("sqpoll").ToBoolean().Value();
+  callerPins_ = opts.Get("callerPins").ToBoolean().Value();
   io_uring_params p{};
   int e = InitRing(entries, sqpoll, &ring_, &p);
   if (e < 0) {
@@ -163,9 +164,7 @@ bool Ring::Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int3
   if (index < 0 || static_cast<uint32_t>(index) >= nbufs) return false;
   napi_value v;
   if (napi_get_element(env, bufs, static_cast<uint32_t>(index), &v) != napi_ok) return false;
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  if (!isTyped) return false;
+  // napi_get_typedarray_info fails (napi_invalid_arg) on anything that is not a typed array.
   napi_typedarray_type type;
   size_t length;
   void* ptr;
@@ -178,6 +177,9 @@ bool Ring::Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int3
   // Views into the provided-buffer pool need no reference: the pool stays pinned until Destroy.
   auto* p = static_cast<uint8_t*>(ptr);
   if (pool_ != nullptr && p >= pool_ && p + length <= pool_ + static_cast<size_t>(bufCount_) * bufSize_) return true;
+  // The caller keeps the buffer reachable until the final CQE (getting its info above already
+  // moved an on-heap typed array's bytes off the heap, so the pointer stays valid).
+  if (callerPins_) return true;
   napi_ref ref;
   if (napi_create_reference(env, v, 1, &ref) != napi_ok) return false;
   slot.refs.push_back(ref);

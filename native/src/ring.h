@@ -123,6 +123,9 @@ class Ring {
   int bufPending_ = 0;  // buffers added since the last advance
   size_t inFlight_ = 0;
   bool refed_ = false;
+  // JS keeps op buffers reachable until their final completion (init option callerPins): no
+  // napi reference per op.
+  bool callerPins_ = false;
   std::unordered_set<int> fds_;
   std::vector<int32_t> synthetic_;  // (slot, res) pairs for ops that got no SQE
 };

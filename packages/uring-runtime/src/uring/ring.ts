@@ -65,6 +65,12 @@ export class Ring {
   private readonly bufs: (Uint8Array | undefined)[] = [];
   private bufCount = 0;
   private targets: (CompletionTarget | undefined)[] = [];
+  /**
+   * What each in-flight op's buffers are, by slot, kept reachable until the op's final
+   * completion (native runs with `callerPins`, so it takes no napi reference per op): a
+   * Uint8Array, or an array of them for writev.
+   */
+  private pinned: (Uint8Array | Uint8Array[] | undefined)[] = [];
   private gens: Uint32Array;
   private states: Uint8Array;
   private freeSlots: Int32Array;
@@ -98,12 +104,14 @@ export class Ring {
     this.freeSlots = new Int32Array(initial);
     for (let i = initial - 1; i >= 0; i--) this.freeSlots[this.freeTop++] = i;
     this.targets.length = initial;
+    this.pinned.length = initial;
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, {
       entries: options.entries,
       sqpoll: options.sqpoll,
       pool: this.pool,
       bufferCount: options.bufferCount,
       bufferSize: options.bufferSize,
+      callerPins: true,
     });
   }
 
@@ -128,7 +136,7 @@ export class Ring {
   }
 
   /**
-   * Queues an op record. `buf` (when given) is pinned by native until the op's final CQE.
+   * Queues an op record. `buf` (when given) is kept reachable until the op's final CQE.
    * For writev, pass the buffers with `pushBuffers` and their first index as `bufIndex`.
    */
   push(
@@ -145,15 +153,21 @@ export class Ring {
     if (buf !== undefined) {
       index = this.bufCount++;
       this.bufs[index] = buf;
+      this.pinned[slot] = buf; // a plain store: cheaper than telling pool views apart
     }
     this.record(op, fd, slot, len, index, aux, aux2);
   }
 
-  /** Queues buffers for a writev record; returns the index of the first. */
-  pushBuffers(bufs: readonly Uint8Array[], from: number, to: number): number {
+  /**
+   * Queues buffers for the writev record of `slot` (kept reachable until its final
+   * completion); returns the index of the first.
+   */
+  pushBuffers(slot: number, bufs: readonly Uint8Array[], from: number, to: number): number {
     this.reserve();
     const first = this.bufCount;
-    for (let i = from; i < to; i++) this.bufs[this.bufCount++] = bufs[i]!;
+    const pin = bufs.slice(from, to);
+    for (let i = 0; i < pin.length; i++) this.bufs[this.bufCount++] = pin[i]!;
+    this.pinned[slot] = pin;
     return first;
   }
 
@@ -240,7 +254,9 @@ export class Ring {
     if (this.destroyed) return;
     this.flush();
     this.destroyed = true;
+    // Native cancels and waits for in-flight ops before it returns; only then let go of their buffers.
     this.binding.destroy();
+    this.pinned.fill(undefined);
     const targets = this.targets;
     for (let slot = 0; slot < targets.length; slot++) {
       const target = targets[slot];
@@ -281,6 +297,7 @@ export class Ring {
   private dispatch(n: number): void {
     const cq = this.cq;
     const targets = this.targets;
+    const pinned = this.pinned;
     this.dispatching = true;
     try {
       for (let i = 0; i < n; i++) {
@@ -296,6 +313,7 @@ export class Ring {
             target?.onCompletion(res, flags, slot);
           } finally {
             targets[slot] = undefined;
+            pinned[slot] = undefined;
             this.states[slot] = FREE;
             this.freeSlots[this.freeTop++] = slot;
           }
@@ -322,5 +340,6 @@ export class Ring {
     this.states = states;
     this.freeSlots = free;
     this.targets.length = size;
+    this.pinned.length = size;
   }
 }

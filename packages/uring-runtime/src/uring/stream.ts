@@ -88,10 +88,13 @@ const AS_IO_RESULT = 0; // [res, buf]
 const AS_READ = 1; // [res, buf], and res === 0 marks end of stream
 const AS_COUNT = 2; // res
 const AS_VOID = 3; // undefined
+const AS_WRITE_ALL = 4; // buf, once every byte went out (a short send resubmits the rest)
 
 /** One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown). */
 class StreamOp implements CompletionTarget {
   slot = -1;
+  /** Bytes of `buf` sent so far (AS_WRITE_ALL). */
+  done = 0;
   onAbort: (() => void) | undefined = undefined;
   constructor(
     readonly stream: UringStream,
@@ -105,6 +108,21 @@ class StreamOp implements CompletionTarget {
   onCompletion(res: number, _flags: number, slot: number): void {
     const stream = this.stream;
     stream.opFinished();
+    if (this.mode === AS_WRITE_ALL && res >= 0) {
+      const buf = this.buf!;
+      this.done += res;
+      if (this.done < buf.byteLength && !stream.closing && !stream.ring.isCancelling(slot)) {
+        // A short send: the same op (and promise) carries on with the rest, in a new slot.
+        stream.resubmit(this, OP_SEND, buf.subarray(this.done));
+        return;
+      }
+      if (this.done >= buf.byteLength) {
+        if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+        (this.resolve as (value: unknown) => void)(buf);
+        return;
+      }
+      res = -ECANCELED;
+    }
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
     if (res >= 0) {
       const settle = this.resolve as (value: unknown) => void;
@@ -252,17 +270,19 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     });
   }
 
-  async writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
-    let [n] = await this.write(buf, options);
-    while (n < buf.byteLength) {
-      try {
-        const [m] = await this.write(buf.subarray(n), options);
-        n += m;
-      } catch (error) {
-        throw error instanceof RuntimeError ? this.withBuffer(error, buf) : error;
-      }
-    }
-    return buf;
+  /** One op and one promise for the whole buffer: short sends are resubmitted by the op itself. */
+  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
+    const signal = options?.signal;
+    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
+    return new Promise<B>((resolve, reject) => {
+      this.submit(
+        new StreamOp(this, 'write', buf, AS_WRITE_ALL, resolve, reject, signal),
+        OP_SEND,
+        buf.byteLength,
+        buf,
+        0,
+      );
+    });
   }
 
   async writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
@@ -411,9 +431,17 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     this.ring.push(opcode, this.fd, slot, len, buf, aux);
     const signal = op.signal;
     if (signal !== undefined) {
-      op.onAbort = () => this.ring.cancel(slot);
+      op.onAbort = () => this.ring.cancel(op.slot);
       signal.addEventListener('abort', op.onAbort, { once: true });
     }
+  }
+
+  /** Queues the next part of an op that continues (writeAll after a short send) in a new slot. */
+  resubmit(op: StreamOp, opcode: number, buf: Uint8Array): void {
+    const slot = this.ring.alloc(op);
+    op.slot = slot;
+    this.inFlight++;
+    this.ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0);
   }
 
   private sendv(bufs: readonly Uint8Array[], count: number, options: IoOptions | undefined): Promise<number> {
@@ -424,7 +452,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       const slot = this.ring.alloc(op);
       op.slot = slot;
       this.inFlight++;
-      const first = this.ring.pushBuffers(bufs, 0, count);
+      const first = this.ring.pushBuffers(slot, bufs, 0, count);
       this.ring.record(OP_WRITEV, this.fd, slot, 0, first, count);
       if (signal !== undefined) {
         op.onAbort = () => this.ring.cancel(slot);
