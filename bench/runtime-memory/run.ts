@@ -9,6 +9,7 @@
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -80,7 +81,7 @@ interface DriverResult {
     rssPerConnection: number;
     jsPerConnection: number;
   };
-  cycles: { round: number; connections: number; memory: Memory }[];
+  cycles: { round: number; connections: number; seconds: number; memory: Memory }[];
 }
 
 async function measure(driver: string): Promise<DriverResult> {
@@ -111,21 +112,32 @@ async function measure(driver: string): Promise<DriverResult> {
     cycles: [],
   };
   for (let round = 1; round <= rounds; round++) {
+    const began = performance.now();
     const cycle = new Child([...tsx, 'clients.ts', 'cycle', port, String(perRound)]);
     const done = Number((await cycle.line()).split(' ')[1]);
+    const seconds = (performance.now() - began) / 1000;
     await settle();
-    result.cycles.push({ round, connections: done, memory: await memory(server) });
+    result.cycles.push({ round, connections: done, seconds, memory: await memory(server) });
   }
   await server.stop();
   return result;
 }
 
 const kib = (bytes: number) => (bytes / 1024).toFixed(0);
+const load = () =>
+  loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ');
+const loadBefore = load();
 const all: DriverResult[] = [];
 for (const driver of drivers) {
   console.log(`measuring ${driver}...`);
   all.push(await measure(driver));
 }
+const loadAfter = load();
+/** Rounds shown in the checkpoint table: the first, about ten spread evenly, and the last. */
+const step = Math.max(1, Math.round(rounds / 10));
+const shown = (round: number) => round === 1 || round % step === 0 || round === rounds;
 
 const lines = [
   '# Runtime memory',
@@ -153,6 +165,23 @@ const lines = [
     const last = r.cycles[r.cycles.length - 1]!.memory;
     return `| ${r.driver} | ${kib(first.rss)} | ${kib(last.rss)} | ${kib(first.heapUsed)} | ${kib(last.heapUsed)} | ${last.open} |`;
   }),
+  '',
+  '### Checkpoints',
+  '',
+  '| driver | round | cycles so far | cycles/s (round) | RSS (KiB) | heap used (KiB) | external (KiB) | open streams |',
+  '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ...all.flatMap((r) => {
+    let total = 0;
+    return r.cycles.flatMap((c) => {
+      total += c.connections;
+      if (!shown(c.round)) return [];
+      return [
+        `| ${r.driver} | ${c.round} | ${total.toLocaleString('en')} | ${(c.connections / c.seconds).toFixed(0)} | ${kib(c.memory.rss)} | ${kib(c.memory.heapUsed)} | ${kib(c.memory.external)} | ${c.memory.open} |`,
+      ];
+    });
+  }),
+  '',
+  `Load average (1/5/15 min) before: ${loadBefore}; after: ${loadAfter}.`,
   '',
 ];
 mkdirSync(results, { recursive: true });
