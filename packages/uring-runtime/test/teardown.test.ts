@@ -2,7 +2,9 @@
  * Regression: a uring worker that ends with its ring open (a recv in flight) must not take the
  * process down (it used to exit with SIGSEGV, 139). Each path runs in a child process, because a
  * crash there would kill the test runner: terminate at the stop deadline, stop({ deadline: 0 }),
- * and the worker's own process.exit(1) after its main rejected.
+ * and the worker's own process.exit(1) after its main rejected. Checked against the addon as it
+ * was before the async cleanup hook (LOCH_NATIVE_PATH pointed at a build of 7f181bc^): all three
+ * paths exit 139 there.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
