@@ -12,11 +12,9 @@ export interface RuntimeOption {
   readonly runtime?: Runtime | undefined;
 }
 
-const inners = new WeakMap<ByteStream, ByteStream>();
-
 /** The driver's own stream behind a public wrapper (itself when it is not a wrapper). */
 export function driverStream(stream: ByteStream): ByteStream {
-  return inners.get(stream) ?? stream;
+  return RuntimeStream.innerOf(stream);
 }
 
 /** A connected stream of a runtime; every method delegates to the driver's stream. */
@@ -33,7 +31,14 @@ export class RuntimeStream implements ByteStream {
     this.runtime = runtime;
     this.#activity = runtime.activity;
     this.#activity.streamOpened();
-    inners.set(this, inner);
+  }
+
+  /**
+   * @internal The driver stream behind `stream` when it is a wrapper, else `stream` (a private
+   * field instead of a WeakMap: no ephemeron entry per connection for the GC to trace).
+   */
+  static innerOf(stream: ByteStream): ByteStream {
+    return #inner in stream ? (stream as RuntimeStream).#inner : stream;
   }
 
   get remoteAddress(): SocketAddress {
