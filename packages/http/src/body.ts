@@ -29,6 +29,24 @@ export interface HttpBody extends AsyncIterable<Uint8Array> {
   readonly trailers: HttpHeaders | null;
 }
 
+/**
+ * A body iterator that can also take a step without waiting: `nextNow()` returns the next
+ * result when it is already at hand (a chunk buffered from the same receive, or the end) and
+ * consumes it, or null when only `next()` can tell (nothing consumed then). Bodies that come
+ * from the wire implement it, and so do pass-through wrappers, so a server can write a response
+ * head together with its first chunk and skip a promise per step. Errors are thrown as from
+ * `next()`.
+ */
+export interface ReadyBodyIterator extends AsyncIterator<Uint8Array> {
+  nextNow(): IteratorResult<Uint8Array> | null;
+}
+
+/** The iterator's step if it can be taken without waiting (see ReadyBodyIterator), else null. */
+export function nextNow(it: AsyncIterator<Uint8Array>): IteratorResult<Uint8Array> | null {
+  const f = (it as Partial<ReadyBodyIterator>).nextNow;
+  return f === undefined ? null : f.call(it);
+}
+
 const EMPTY_BYTES = new Uint8Array(0);
 const encoder = new TextEncoder();
 

@@ -6,7 +6,7 @@
  * another request. One request at a time; the response body must be read (or `discard()`ed)
  * before the next request. Not a connection pool, not a URL API: @loch/transports builds those.
  */
-import type { HttpBody } from './body.js';
+import type { HttpBody, ReadyBodyIterator } from './body.js';
 import {
   HttpAbortedError,
   HttpConnectionError,
@@ -56,6 +56,8 @@ export interface HttpSendOptions {
 }
 
 const EOF = -1;
+/** pollBodyNow: the next body event needs a read (or the request body's end). */
+const NOT_READY = -2;
 const NO_OPTIONS: HttpSendOptions = {};
 
 /** An HTTP/1.1 client connection over one stream. */
@@ -270,6 +272,16 @@ export class HttpClient {
     return Promise.resolve(ev);
   }
 
+  /**
+   * @internal the next body event if it needs no waiting, else NOT_READY (nothing consumed).
+   * The end needs the request body written first, so nothing is taken while it is being written.
+   */
+  pollBodyNow(): number {
+    if (this.writing !== null) return NOT_READY;
+    const ev = this.decoder.poll();
+    return ev === DecodeEvent.NeedMore ? NOT_READY : ev;
+  }
+
   /** @internal */
   get bodyData(): Uint8Array {
     return this.decoder.data;
@@ -460,7 +472,7 @@ export class HttpClient {
 }
 
 /** A response body read from the connection on demand. @internal */
-class IncomingResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
+class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
   readonly kind: 'fixed' | 'stream';
   readonly length: number;
   trailers: HttpHeaders | null = null;
@@ -499,6 +511,30 @@ class IncomingResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
       return { done: true, value: undefined };
     }
     this.client.finishResponse(true);
+    throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the response body');
+  }
+
+  /** The next step when the decoder has it buffered (see ReadyBodyIterator), else null. */
+  nextNow(): IteratorResult<Uint8Array> | null {
+    if (this.done) return { done: true, value: undefined };
+    const client = this.client;
+    let ev: number;
+    try {
+      ev = client.pollBodyNow();
+    } catch (e) {
+      this.done = true;
+      client.finishResponse(true);
+      throw client.bodyFailure(e);
+    }
+    if (ev === NOT_READY) return null;
+    if (ev === DecodeEvent.Data) return { done: false, value: client.bodyData };
+    this.done = true;
+    if (ev === DecodeEvent.End) {
+      this.trailers = client.bodyTrailers;
+      client.finishResponse();
+      return { done: true, value: undefined };
+    }
+    client.finishResponse(true);
     throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the response body');
   }
 

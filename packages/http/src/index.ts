@@ -3,8 +3,17 @@
  * Public surface only; src/internal/ is not exported.
  */
 
-export type { BodyKind, HttpBody } from './body.js';
-export { EMPTY_BODY, FixedBody, fixedBody, readBody, readText, StreamBody, streamBody } from './body.js';
+export type { BodyKind, HttpBody, ReadyBodyIterator } from './body.js';
+export {
+  EMPTY_BODY,
+  FixedBody,
+  fixedBody,
+  nextNow,
+  readBody,
+  readText,
+  StreamBody,
+  streamBody,
+} from './body.js';
 export type { HttpClientOptions, HttpSendOptions } from './client.js';
 export { HttpClient } from './client.js';
 export type { ConnectionSchema, HttpConnectionContext } from './context.js';

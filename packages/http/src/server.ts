@@ -13,7 +13,7 @@
  * HttpError it threw) and never the worker. Not a router, not HTTP/2 (the request and response
  * types are ready for it), not TLS (wrap the stream).
  */
-import { EMPTY_BODY, FixedBody, type HttpBody } from './body.js';
+import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from './body.js';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import {
   HttpBodyError,
@@ -105,6 +105,8 @@ const EOF = -1;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** Most bytes of responses held back for one batched write to pipelining clients. */
 const MAX_PENDING_BYTES = 64 * 1024;
+/** A first body chunk up to this size is copied behind the head (one buffer); larger ones go as a writev. */
+const COALESCE_BYTES = 4096;
 /** Lingering close: how long and how much to read away after the last answer. */
 const LINGER_MS = 500;
 const LINGER_BYTES = 1024 * 1024;
@@ -482,6 +484,23 @@ class ServerConnection<Cx> {
     }
   }
 
+  /** Streams a response head and body (see writeStreamBody). */
+  private writeStreamBody(
+    head: string,
+    body: HttpBody,
+    framing: 'length' | 'chunked' | 'eof',
+  ): Promise<void> {
+    return writeStreamBody(this, head, body, framing);
+  }
+
+  /** One write of a response part under the write deadline. @internal */
+  async send(out: Uint8Array | Uint8Array[]): Promise<void> {
+    this.arm('write');
+    if (out instanceof Uint8Array) await this.stream.writeAll(out);
+    else await this.stream.writev(out);
+    this.deadline = NO_DEADLINE;
+  }
+
   /** Called by the request body: 100-continue on first pull. */
   async beforeBodyRead(): Promise<void> {
     if (this.expectContinue && !this.continueSent && !this.responseStarted) {
@@ -648,41 +667,8 @@ class ServerConnection<Cx> {
         return keepAlive;
       }
       if (this.pending.length > 0) await this.flushPending();
-      this.arm('write');
-      await this.stream.writeAll(Buffer.from(head, 'latin1'));
-      this.deadline = NO_DEADLINE;
       bodyOwned = true;
-      if (framing === 'length') {
-        let sent = 0;
-        for await (const chunk of body) {
-          sent += chunk.byteLength;
-          if (sent > body.length) break;
-          this.arm('write');
-          await this.stream.writeAll(chunk);
-          this.deadline = NO_DEADLINE;
-        }
-        if (sent !== body.length) {
-          throw new HttpBodyError(
-            'ERR_HTTP_BODY_LENGTH_MISMATCH',
-            `body announced ${body.length} bytes, produced ${sent}`,
-          );
-        }
-      } else if (framing === 'chunked') {
-        for await (const chunk of body) {
-          if (chunk.byteLength === 0) continue;
-          this.arm('write');
-          await this.stream.writev([chunkHeader(chunk.byteLength), chunk, CHUNK_END]);
-          this.deadline = NO_DEADLINE;
-        }
-        this.arm('write');
-        await this.stream.writeAll(lastChunk(body.trailers));
-      } else {
-        for await (const chunk of body) {
-          this.arm('write');
-          await this.stream.writeAll(chunk);
-          this.deadline = NO_DEADLINE;
-        }
-      }
+      await this.writeStreamBody(head, body, framing);
       return keepAlive;
     } catch (e) {
       if (!bodyOwned) await closeBody(body);
@@ -690,6 +676,83 @@ class ServerConnection<Cx> {
       throw e;
     } finally {
       this.deadline = NO_DEADLINE;
+    }
+  }
+}
+
+/**
+ * Sends a head and a streamed body. A chunk already at hand when the head is ready (the usual
+ * case for a proxied answer that arrived in one read) goes out with the head in one write, and
+ * steps the body can take without waiting skip the promise of `next()`. Owns the body: every
+ * abrupt exit returns its iterator.
+ */
+async function writeStreamBody<Cx>(
+  conn: ServerConnection<Cx>,
+  head: string,
+  body: HttpBody,
+  framing: 'length' | 'chunked' | 'eof',
+): Promise<void> {
+  const it = body[Symbol.asyncIterator]();
+  let ok = false;
+  try {
+    let r = nextNow(it);
+    let out: Uint8Array | Uint8Array[];
+    let sent = 0;
+    if (r === null || r.done || r.value.byteLength === 0) {
+      out = Buffer.from(head, 'latin1');
+    } else {
+      const chunk = r.value;
+      sent = chunk.byteLength;
+      if (framing === 'chunked') out = [Buffer.from(head, 'latin1'), chunkHeader(sent), chunk, CHUNK_END];
+      else if (framing === 'length' && sent > body.length) out = Buffer.from(head, 'latin1');
+      else if (sent <= COALESCE_BYTES) {
+        const b = Buffer.allocUnsafe(head.length + sent) as unknown as Latin1Writable;
+        b.latin1Write(head, 0);
+        b.set(chunk, head.length);
+        out = b;
+      } else out = [Buffer.from(head, 'latin1'), chunk];
+      r = null;
+    }
+    await conn.send(out);
+    if (framing === 'length' && sent > body.length) {
+      throw new HttpBodyError(
+        'ERR_HTTP_BODY_LENGTH_MISMATCH',
+        `body announced ${body.length} bytes, produced ${sent}`,
+      );
+    }
+    for (;;) {
+      if (r === null) {
+        r = nextNow(it);
+        if (r === null) r = await it.next();
+      }
+      if (r.done) break;
+      const chunk = r.value;
+      r = null;
+      if (framing === 'chunked') {
+        if (chunk.byteLength === 0) continue;
+        await conn.send([chunkHeader(chunk.byteLength), chunk, CHUNK_END]);
+        continue;
+      }
+      sent += chunk.byteLength;
+      if (framing === 'length' && sent > body.length) break;
+      await conn.send(chunk);
+    }
+    ok = true;
+    if (framing === 'chunked') await conn.send(lastChunk(body.trailers));
+    else if (framing === 'length' && sent !== body.length) {
+      throw new HttpBodyError(
+        'ERR_HTTP_BODY_LENGTH_MISMATCH',
+        `body announced ${body.length} bytes, produced ${sent}`,
+      );
+    }
+  } finally {
+    if (!ok) {
+      // Stopped early (a failed write, too many bytes): let the source go, as for-await would.
+      try {
+        await it.return?.();
+      } catch {
+        // its own failure changes nothing
+      }
     }
   }
 }

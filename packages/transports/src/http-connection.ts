@@ -19,6 +19,8 @@ import {
   type HttpSendOptions,
   type HttpStream,
   HttpTimeoutError,
+  nextNow,
+  type ReadyBodyIterator,
   type StreamChunk,
   type StreamIoOptions,
 } from '@loch/http';
@@ -393,7 +395,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
  * The response body handed to callers: streams from the connection and tells it how the body
  * ended (fully read, failed, abandoned), so the connection is released exactly once.
  */
-class PooledResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
+class PooledResponseBody implements HttpBody, ReadyBodyIterator {
   readonly kind: HttpBody['kind'];
   readonly length: number;
   readonly #inner: HttpBody;
@@ -429,6 +431,23 @@ class PooledResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
       throw this.#conn.bodyFailed(error);
     }
     if (r.done) {
+      this.#done = true;
+      this.#conn.bodyDone(this.#closeRequested);
+    }
+    return r;
+  }
+
+  /** A step the inner body can take without waiting (see ReadyBodyIterator), else null. */
+  nextNow(): IteratorResult<Uint8Array> | null {
+    if (this.#done) return { done: true, value: undefined };
+    let r: IteratorResult<Uint8Array> | null;
+    try {
+      r = nextNow(this.#it);
+    } catch (error) {
+      this.#done = true;
+      throw this.#conn.bodyFailed(error);
+    }
+    if (r !== null && r.done) {
       this.#done = true;
       this.#conn.bodyDone(this.#closeRequested);
     }

@@ -6,13 +6,13 @@
  * when the upstream failed mid-body. The upstream layer uses the end to release or close the
  * upstream connection; the core layer adds its access-log hook. Not a buffer.
  */
-import type { BodyKind, HttpBody, HttpHeaders } from '@loch/http';
+import { type BodyKind, type HttpBody, type HttpHeaders, nextNow, type ReadyBodyIterator } from '@loch/http';
 
 /** Called once when a forwarded body ends; `error` is set when it did not end cleanly. */
 export type BodyEnd = (bytes: number, error: unknown) => void;
 
 /** A pass-through body with an end hook. */
-export class ForwardedBody implements HttpBody, AsyncIterator<Uint8Array> {
+export class ForwardedBody implements HttpBody, ReadyBodyIterator {
   readonly kind: BodyKind;
   readonly length: number;
   /** Bytes passed through so far. */
@@ -50,6 +50,23 @@ export class ForwardedBody implements HttpBody, AsyncIterator<Uint8Array> {
       this.#end(error);
       throw error;
     }
+    if (r.done) this.#end(null);
+    else this.bytes += r.value.byteLength;
+    return r;
+  }
+
+  /** A step the source can take without waiting (see ReadyBodyIterator), else null. */
+  nextNow(): IteratorResult<Uint8Array> | null {
+    if (this.#ended) return { done: true, value: undefined };
+    if (this.#iterator === null) this.#iterator = this.source[Symbol.asyncIterator]();
+    let r: IteratorResult<Uint8Array> | null;
+    try {
+      r = nextNow(this.#iterator);
+    } catch (error) {
+      this.#end(error);
+      throw error;
+    }
+    if (r === null) return null;
     if (r.done) this.#end(null);
     else this.bytes += r.value.byteLength;
     return r;
