@@ -36,6 +36,28 @@ describe('HttpHeaders', () => {
     ]);
   });
 
+  it('deletes a set of names in one pass, on wire and built lists', () => {
+    const names = new Set(['connection', 'keep-alive', 'te']);
+    const h = wire('Connection: keep-alive\r\nA: 1\r\nKeep-Alive: timeout=5\r\nB: 2\r\nTE: x\r\n');
+    expect(h.deleteNames(names)).toBe(3);
+    expect([...h]).toEqual([
+      ['host', 'h'],
+      ['a', '1'],
+      ['b', '2'],
+    ]);
+    expect(h.deleteNames(names)).toBe(0);
+    const built = new HttpHeaders([
+      ['te', 'trailers'],
+      ['x', 'y'],
+    ]);
+    expect(built.deleteNames(names)).toBe(1);
+    built.append('z', '1');
+    expect([...built]).toEqual([
+      ['x', 'y'],
+      ['z', '1'],
+    ]);
+  });
+
   it('builds from pairs, records and other lists; joins for toObject', () => {
     const h = new HttpHeaders({ 'Set-Cookie': ['a=1', 'b=2'], Vary: 'accept', Skip: undefined });
     expect(h.toObject()).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'accept' });

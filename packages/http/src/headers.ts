@@ -185,6 +185,35 @@ export class HttpHeaders implements Iterable<[string, string]> {
     return removed;
   }
 
+  /**
+   * Removes every field whose name is in `names` (lowercase names), in one pass over the list;
+   * returns how many were removed. For dropping a fixed set (hop-by-hop fields) at once.
+   */
+  deleteNames(names: ReadonlySet<string>): number {
+    let first = -1;
+    for (let i = 0; i < this.count; i++) {
+      if (names.has(this.nameAt(i))) {
+        first = i;
+        break;
+      }
+    }
+    if (first < 0) return 0;
+    this.materialize();
+    const strs = this.strs;
+    let w = first;
+    for (let i = first + 1; i < this.count; i++) {
+      if (names.has(strs[2 * i]!)) continue;
+      strs[2 * w] = strs[2 * i];
+      strs[2 * w + 1] = strs[2 * i + 1];
+      w++;
+    }
+    const removed = this.count - w;
+    this.wireBlock = null;
+    this.count = w;
+    strs.length = 2 * w;
+    return removed;
+  }
+
   /** Iterates `[name, value]` pairs in order. */
   *[Symbol.iterator](): IterableIterator<[string, string]> {
     for (let i = 0; i < this.count; i++) yield [this.nameAt(i), this.valueAt(i)];

@@ -42,7 +42,7 @@ export function removeHopByHop(headers: HttpHeaders): void {
     }
   }
   if (!found) return;
-  for (const name of HOP_BY_HOP) headers.delete(name);
+  headers.deleteNames(HOP_BY_HOP);
   if (named !== undefined) for (const name of named) headers.delete(name);
 }
 
