@@ -60,6 +60,58 @@ const EOF = -1;
 const NOT_READY = -2;
 const NO_OPTIONS: HttpSendOptions = {};
 
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+
+/**
+ * The deadlines of every client, checked by one unref'd interval (like the server's sweep and
+ * nginx's timer tree) instead of a timer per read and write: arming one costs a clock read and
+ * two field writes. A client joins the set when it arms a deadline and leaves it at the first
+ * sweep that finds none armed, so a busy keep-alive connection is added once. Deadlines fire
+ * between `ms` and `ms` plus one tick late (the tick is a quarter of the shortest deadline
+ * armed so far, 10 ms to 1 s).
+ */
+class ClientSweep {
+  private readonly members = new Set<HttpClient>();
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private tick = 1000;
+  private readonly onTick = (): void => {
+    const now = performance.now();
+    for (const c of this.members) {
+      if (!c.expire(now)) {
+        c.swept = false;
+        this.members.delete(c);
+      }
+    }
+    if (this.members.size === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  };
+
+  /** Registers `client` and returns the deadline `ms` from now. */
+  deadline(client: HttpClient, ms: number): number {
+    const tick = Math.max(10, Math.min(1000, Math.floor(ms / 4)));
+    if (tick < this.tick) {
+      this.tick = tick;
+      if (this.timer !== null) {
+        clearInterval(this.timer);
+        this.timer = null;
+      }
+    }
+    if (!client.swept) {
+      client.swept = true;
+      this.members.add(client);
+    }
+    if (this.timer === null) {
+      this.timer = setInterval(this.onTick, this.tick);
+      this.timer.unref();
+    }
+    return performance.now() + ms;
+  }
+}
+
+const clientSweep = new ClientSweep();
+
 /** An HTTP/1.1 client connection over one stream. */
 export class HttpClient {
   private readonly stream: HttpStream;
@@ -72,7 +124,12 @@ export class HttpClient {
    * AbortSignal, which spares a listener (and its allocations) per operation.
    */
   private killed = false;
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Deadlines (performance.now() ms) checked by the shared sweep; NO_DEADLINE when off. */
+  private readDeadline = NO_DEADLINE;
+  private readKind: HttpTimeoutKind = 'response';
+  private writeDeadline = NO_DEADLINE;
+  /** @internal member of the sweep's set */
+  swept = false;
   private expired: HttpTimeoutKind | null = null;
   private busy = false;
   private broken = false;
@@ -360,52 +417,60 @@ export class HttpClient {
   }
 
   private arm(kind: HttpTimeoutKind, ms: number): void {
-    this.clearTimer();
-    if (ms <= 0) return;
-    this.timer = setTimeout(() => {
-      this.expired ??= kind;
-      this.kill();
-    }, ms);
+    if (ms <= 0) {
+      this.readDeadline = NO_DEADLINE;
+      return;
+    }
+    this.readKind = kind;
+    this.readDeadline = clientSweep.deadline(this, ms);
   }
 
   private clearTimer(): void {
-    if (this.timer !== null) {
-      clearTimeout(this.timer);
-      this.timer = null;
+    this.readDeadline = NO_DEADLINE;
+  }
+
+  /** @internal called by the sweep; returns whether a deadline is still armed. */
+  expire(now: number): boolean {
+    if (this.readDeadline <= now) {
+      this.readDeadline = NO_DEADLINE;
+      this.expired ??= this.readKind;
+      this.kill();
     }
+    if (this.writeDeadline <= now) {
+      this.writeDeadline = NO_DEADLINE;
+      this.expired ??= 'write';
+      this.kill();
+    }
+    return this.readDeadline !== NO_DEADLINE || this.writeDeadline !== NO_DEADLINE;
   }
 
   private async write(buf: Uint8Array): Promise<void> {
-    const timer = this.armWrite();
+    this.armWrite();
     try {
       await this.stream.writeAll(buf);
     } catch (e) {
       if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
       throw e;
     } finally {
-      if (timer !== null) clearTimeout(timer);
+      this.writeDeadline = NO_DEADLINE;
     }
   }
 
   /** A deadline for one write, separate from the read deadline (both can run at once). */
-  private armWrite(): ReturnType<typeof setTimeout> | null {
+  private armWrite(): void {
     const ms = this.writeMs;
-    if (ms <= 0) return null;
-    return setTimeout(() => {
-      this.expired ??= 'write';
-      this.kill();
-    }, ms);
+    this.writeDeadline = ms > 0 ? clientSweep.deadline(this, ms) : NO_DEADLINE;
   }
 
   private async writev(bufs: Uint8Array[]): Promise<void> {
-    const timer = this.armWrite();
+    this.armWrite();
     try {
       await this.stream.writev(bufs);
     } catch (e) {
       if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
       throw e;
     } finally {
-      if (timer !== null) clearTimeout(timer);
+      this.writeDeadline = NO_DEADLINE;
     }
   }
 
