@@ -59,6 +59,7 @@ const EOF = -1;
 /** pollBodyNow: the next body event needs a read (or the request body's end). */
 const NOT_READY = -2;
 const NO_OPTIONS: HttpSendOptions = {};
+const NOOP = (): void => {};
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
@@ -117,6 +118,8 @@ export class HttpClient {
   private readonly stream: HttpStream;
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;
+  /** The encoder options of every request head (one object, not one per send). */
+  private readonly headOptions: { authority?: string };
   private chunk: StreamChunk | null = null;
   /**
    * Set when a deadline, the send's signal or a failed request body ended the connection. The
@@ -155,6 +158,7 @@ export class HttpClient {
   constructor(stream: HttpStream, options: HttpClientOptions = {}) {
     this.stream = stream;
     this.options = options;
+    this.headOptions = options.authority !== undefined ? { authority: options.authority } : {};
     this.responseMs = options.responseTimeout ?? 60_000;
     this.bodyMs = options.bodyTimeout ?? 60_000;
     this.writeMs = options.writeTimeout ?? 60_000;
@@ -209,9 +213,14 @@ export class HttpClient {
     this.busy = true;
     const body = request.body;
     const framing = requestFraming(body);
-    const head = encodeRequestHead(request.method, request.target, request.headers, framing, body.length, {
-      ...(this.options.authority !== undefined ? { authority: this.options.authority } : {}),
-    });
+    const head = encodeRequestHead(
+      request.method,
+      request.target,
+      request.headers,
+      framing,
+      body.length,
+      this.headOptions,
+    );
     this.decoder.expectResponseTo(request.method);
     const expectContinue =
       framing !== 'none' && /^\s*100-continue\s*$/i.test(request.headers.get('expect') ?? '');
@@ -246,10 +255,7 @@ export class HttpClient {
           () => release(false),
         );
       }
-      return await this.readHead(
-        () => {},
-        () => {},
-      );
+      return await this.readHead(NOOP, NOOP);
     } catch (e) {
       this.broken = true;
       this.busy = false;

@@ -29,6 +29,7 @@ import {
   chunkHeader,
   encodeResponseHead,
   lastChunk,
+  type ResponseHeadOptions,
   responseFraming,
 } from './h1/encoder.js';
 import { HttpHeaders } from './headers.js';
@@ -264,6 +265,8 @@ class ServerConnection<Cx> {
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** The encoder options of every response on this connection (one object, rewritten per response). */
+  private readonly headOptions: { -readonly [K in keyof ResponseHeadOptions]: ResponseHeadOptions[K] };
   /** Requests answered on this connection. */
   private served = 0;
   /** The connection ends on a failure (the peer may still be sending). */
@@ -275,6 +278,14 @@ class ServerConnection<Cx> {
     private readonly context: Cx,
   ) {
     this.decoder = new RequestDecoder(server.limits);
+    this.headOptions = {
+      framing: 'none',
+      length: 0,
+      keepAlive: true,
+      requestMinor: 1,
+      requestMethod: 'GET',
+      date: server.date,
+    };
     try {
       stream.setNoDelay(true);
     } catch {
@@ -633,14 +644,13 @@ class ServerConnection<Cx> {
     // that will not send it must release it: its source may hold an upstream connection.
     let bodyOwned = body instanceof FixedBody;
     try {
-      const head = encodeResponseHead(res.status, res.reason, res.headers, {
-        framing,
-        length: body.kind === 'stream' ? -1 : body.length,
-        keepAlive,
-        requestMinor: minor,
-        requestMethod: method,
-        date: this.server.date,
-      });
+      const o = this.headOptions;
+      o.framing = framing;
+      o.length = body.kind === 'stream' ? -1 : body.length;
+      o.keepAlive = keepAlive;
+      o.requestMinor = minor;
+      o.requestMethod = method;
+      const head = encodeResponseHead(res.status, res.reason, res.headers, o);
       this.responseStarted = true;
       this.arm('write');
       if (framing === 'none' || body instanceof FixedBody) {
