@@ -108,7 +108,16 @@ export interface NativeBinding {
   encodeUnix(path: string): Uint8Array | null;
   address(fd: number, peer: boolean): NativeAddress | NativeFailure;
   setNoDelay(fd: number, enabled: boolean): number;
-  pipe(): [number, number] | NativeFailure;
+  /** A pipe pair, both ends O_NONBLOCK; `sizeBytes` > 0 asks F_SETPIPE_SZ (best effort). */
+  pipe(sizeBytes?: number): [number, number] | NativeFailure;
+  /**
+   * One splice(2) on this thread with SPLICE_F_NONBLOCK | SPLICE_F_MOVE: bytes moved, 0 at end of
+   * stream, or -errno (-EAGAIN when the source is empty or the destination full). For O_NONBLOCK
+   * fds only (a blocking socket would block the thread).
+   */
+  spliceNow(fdIn: number, fdOut: number, len: number): number;
+  /** Sets or clears O_NONBLOCK on `fd`; 0 or -errno. */
+  setNonBlocking(fd: number, enabled: boolean): number;
   closeFd(fd: number): number;
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
@@ -137,4 +146,5 @@ export declare const Op: Readonly<{
   CANCEL: 11;
   CANCEL_FD: 12;
   PROVIDE: 13;
+  POLL: 14;
 }>;

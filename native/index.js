@@ -90,4 +90,5 @@ export const Op = Object.freeze({
   CANCEL: 11,
   CANCEL_FD: 12,
   PROVIDE: 13,
+  POLL: 14,
 });

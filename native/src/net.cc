@@ -196,11 +196,17 @@ Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 
-// pipe() -> [readFd, writeFd] | { errno, syscall }
+// pipe(sizeBytes?) -> [readFd, writeFd] | { errno, syscall }. Both ends are O_NONBLOCK (the
+// splice pump never waits on the pipe); sizeBytes > 0 asks F_SETPIPE_SZ (best effort: a refusal,
+// e.g. above /proc/sys/fs/pipe-max-size, keeps the default 64 KiB).
 Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return Failure(env, errno, "pipe2");
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return Failure(env, errno, "pipe2");
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    int size = info[0].As<Napi::Number>().Int32Value();
+    if (size > 0) (void)fcntl(fds[1], F_SETPIPE_SZ, size);
+  }
   RingOf(env).Track(fds[0]);
   RingOf(env).Track(fds[1]);
   Napi::Array out = Napi::Array::New(env, 2);
@@ -217,6 +223,32 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 
+// spliceNow(fdIn, fdOut, len) -> bytes moved | 0 at end of stream | -errno. One splice(2) with
+// SPLICE_F_NONBLOCK | SPLICE_F_MOVE, on this thread: for O_NONBLOCK sockets and pipes only, where it
+// returns -EAGAIN instead of waiting (the caller polls through the ring and tries again).
+Napi::Value SpliceNow(const Napi::CallbackInfo& info) {
+  int in = info[0].As<Napi::Number>().Int32Value();
+  int out = info[1].As<Napi::Number>().Int32Value();
+  int64_t len = info[2].As<Napi::Number>().Int64Value();
+  if (len < 0) len = 0;
+  ssize_t r;
+  do {
+    r = splice(in, nullptr, out, nullptr, static_cast<size_t>(len), SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+  } while (r < 0 && errno == EINTR);
+  return Napi::Number::New(info.Env(), r >= 0 ? static_cast<double>(r) : -errno);
+}
+
+// setNonBlocking(fd, on) -> 0 | -errno (O_NONBLOCK on the open file description).
+Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool on = info[1].ToBoolean().Value();
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0) return Napi::Number::New(info.Env(), -errno);
+  int want = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (want != flags && fcntl(fd, F_SETFL, want) != 0) return Napi::Number::New(info.Env(), -errno);
+  return Napi::Number::New(info.Env(), 0);
+}
+
 }  // namespace
 
 void RegisterNet(Napi::Env env, Napi::Object exports) {
@@ -229,6 +261,8 @@ void RegisterNet(Napi::Env env, Napi::Object exports) {
   exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("spliceNow", Napi::Function::New(env, SpliceNow, "spliceNow"));
+  exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking, "setNonBlocking"));
 }
 
 }  // namespace loch

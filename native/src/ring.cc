@@ -302,6 +302,9 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     case OP_SPLICE:
       io_uring_prep_splice(sqe, fd, -1, r[F_AUX], -1, want, SPLICE_F_MOVE);
       break;
+    case OP_POLL:
+      io_uring_prep_poll_add(sqe, fd, static_cast<unsigned>(r[F_AUX]));
+      break;
     case OP_SHUTDOWN:
       io_uring_prep_shutdown(sqe, fd, r[F_AUX]);
       break;

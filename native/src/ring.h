@@ -40,6 +40,7 @@ enum Op : int32_t {
   OP_CANCEL = 11,       // aux: target slot, aux2: target generation; no completion reported
   OP_CANCEL_FD = 12,    // fd: every op on it; no completion reported
   OP_PROVIDE = 13,      // aux: buffer id returned to the provided-buffer ring; no SQE, no completion
+  OP_POLL = 14,         // fd, aux: poll mask (POLLIN/POLLOUT); one-shot, res = revents
 };
 
 // user_data of SQEs whose completions are not reported to JS (cancel requests, link timeouts).

@@ -51,8 +51,10 @@ const SPLICE_UNSUPPORTED = new Set(['EINVAL', 'ENOSYS', 'EOPNOTSUPP']);
 
 /**
  * Like copy(), but moves bytes with the driver's splice (socket -> pipe -> socket in the kernel,
- * never through JS) when both streams belong to that driver and it can splice; falls back to
- * copy() otherwise, or when the first splice is refused (EINVAL, ENOSYS, EOPNOTSUPP).
+ * never through JS) when both streams belong to that driver and it can splice: one
+ * driver.spliceAll for the whole copy (or a loop of driver.splice when the driver has only that,
+ * or a `chunkSize` is given). Bytes a recv() already took from `from` are written first. Falls
+ * back to copy() otherwise, or when the splice is refused at once (EINVAL, ENOSYS, EOPNOTSUPP).
  */
 export async function zeroCopy(from: ByteStream, to: ByteStream, options: CopyOptions = {}): Promise<number> {
   const driver = options.driver ?? (options.runtime ?? (await streamRuntime(from, to))).driver;
@@ -62,8 +64,20 @@ export async function zeroCopy(from: ByteStream, to: ByteStream, options: CopyOp
   if (splice === undefined || source.driver !== driver.name || sink.driver !== driver.name) {
     return copy(from, to, options);
   }
-  const chunkSize = options.chunkSize ?? 65536;
   const io = options.signal === undefined ? undefined : { signal: options.signal };
+  const spliceAll = driver.spliceAll;
+  if (spliceAll !== undefined && options.chunkSize === undefined) {
+    let moved: number;
+    try {
+      moved = await spliceAll.call(driver, source, sink, io);
+    } catch (error) {
+      if (SPLICE_UNSUPPORTED.has((error as RuntimeError).code)) return copy(from, to, options);
+      throw error;
+    }
+    await to.shutdown();
+    return moved;
+  }
+  const chunkSize = options.chunkSize ?? 65536;
   let total = 0;
   for (;;) {
     let n: number;

@@ -65,6 +65,15 @@ export interface Driver {
   readonly splice?:
     | ((from: ByteStream, to: ByteStream, len: number, options?: IoOptions) => Promise<number>)
     | undefined;
+  /**
+   * Moves every byte of `from` into `to` until end of stream without copying through JS (on
+   * io_uring: splice through a pipe kept for the stream's life), without half-closing `to`;
+   * resolves with the byte count. Bytes a recv() already took from `from` are written first.
+   * Undefined when the driver cannot; zeroCopy() then loops over `splice`, or copies.
+   */
+  readonly spliceAll?:
+    | ((from: ByteStream, to: ByteStream, options?: IoOptions) => Promise<number>)
+    | undefined;
   /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */
   close(): Promise<void>;
 }

@@ -18,12 +18,15 @@ import type {
 import { RuntimeError } from '../errors.js';
 import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
 import { UringListener } from './listener.js';
-import { OP_CONNECT, OP_SPLICE, OP_TIMEOUT } from './records.js';
+import { SplicePump } from './pump.js';
+import { OP_CONNECT, OP_TIMEOUT } from './records.js';
 import { type CompletionTarget, type FlushMode, Ring } from './ring.js';
 import { cancelledError, type StreamHost, toSocketAddress, UringStream } from './stream.js';
 
 const { ECANCELED, ETIME, ETIMEDOUT, EINVAL } = constants.errno;
 const MAX_TIMER_MS = 0x7fffffff;
+/** Pipe size asked for splice (F_SETPIPE_SZ); 0 keeps the kernel's default 64 KiB (16 slots). */
+const PIPE_BYTES = 0;
 
 /** Options of createUringDriver. */
 export interface UringDriverOptions {
@@ -170,6 +173,9 @@ export class UringDriver implements Driver {
   readonly splice = (from: ByteStream, to: ByteStream, len: number, options?: IoOptions): Promise<number> =>
     this.spliceStreams(from, to, len, options);
 
+  readonly spliceAll = (from: ByteStream, to: ByteStream, options?: IoOptions): Promise<number> =>
+    this.spliceAllStreams(from, to, options);
+
   async listenTcp(options: TcpListenOptions): Promise<UringListener> {
     this.assertOpen();
     const { ip } = await resolveHost(options.host, options.port, 'bind');
@@ -298,32 +304,45 @@ export class UringDriver implements Driver {
     });
   }
 
-  /** One splice op; resolves with the kernel's byte count. */
-  private spliceOnce(
-    fdIn: number,
-    fdOut: number,
+  /**
+   * Checks both streams, hands over what a recv() already took from `from` (the one-reader rule:
+   * its multishot recv is cancelled and the queued chunks are written to `to` first), and returns
+   * a pump over `from`'s pipe, or the bytes handed over when `from` already ended.
+   */
+  private async startPump(
+    from: ByteStream,
+    to: ByteStream,
     len: number,
-    signal: AbortSignal | undefined,
-  ): Promise<number> {
-    const ring = this.host.ring;
-    return new Promise<number>((resolve, reject) => {
-      let onAbort: (() => void) | undefined;
-      const target: CompletionTarget = {
-        onCompletion: (res, _flags, slot) => {
-          if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
-          if (res >= 0) resolve(res);
-          else if (ring.isCancelling(slot) || res === -ECANCELED || res === -constants.errno.EINTR)
-            reject(cancelledError('splice', undefined));
-          else reject(RuntimeError.fromErrno(res, 'splice'));
-        },
-      };
-      const slot = ring.alloc(target);
-      ring.push(OP_SPLICE, fdIn, slot, len, undefined, fdOut);
-      if (signal !== undefined) {
-        onAbort = () => ring.cancel(slot);
-        signal.addEventListener('abort', onAbort, { once: true });
+    once: boolean,
+    options: IoOptions | undefined,
+  ): Promise<{ handedOver: number; pump: SplicePump | undefined }> {
+    if (!(from instanceof UringStream) || !(to instanceof UringStream) || from.ring !== this.host.ring) {
+      throw new RuntimeError('ERR_LOCH_SPLICE_FOREIGN', 'splice');
+    }
+    if (from.closed || to.closed) throw cancelledError('splice', undefined);
+    const signal = options?.signal;
+    if (signal?.aborted) throw cancelledError('splice', undefined);
+    await from.stopReading();
+    let handedOver = 0;
+    for (let chunk = from.takeQueued(); chunk !== undefined; chunk = from.takeQueued()) {
+      try {
+        await to.writeAll(chunk.bytes, options);
+        handedOver += chunk.bytes.byteLength;
+      } finally {
+        chunk.release();
       }
-    });
+      if (once) return { handedOver, pump: undefined };
+    }
+    if (from.readFailure !== undefined) throw from.readFailure;
+    if (from.readEnded) return { handedOver, pump: undefined };
+    if (from.closed || to.closed || signal?.aborted) throw cancelledError('splice', undefined);
+    if (from.pipe === undefined) {
+      const p = this.host.binding.pipe(PIPE_BYTES);
+      if (!Array.isArray(p)) throw failure(p, undefined);
+      from.pipe = p;
+    }
+    const chunk = Math.max(1, Math.min(len, 1 << 20));
+    return { handedOver, pump: new SplicePump(this.host, from, to, from.pipe, chunk, once, signal) };
   }
 
   private async spliceStreams(
@@ -332,29 +351,14 @@ export class UringDriver implements Driver {
     len: number,
     options?: IoOptions,
   ): Promise<number> {
-    if (!(from instanceof UringStream) || !(to instanceof UringStream) || from.ring !== this.host.ring) {
-      throw new RuntimeError('ERR_LOCH_SPLICE_FOREIGN', 'splice');
-    }
-    if (from.closed || to.closed) throw cancelledError('splice', undefined);
-    const signal = options?.signal;
-    if (signal?.aborted) throw cancelledError('splice', undefined);
-    if (from.pipe === undefined) {
-      const p = this.host.binding.pipe();
-      if (!Array.isArray(p)) throw failure(p, undefined);
-      from.pipe = p;
-    }
-    const [pipeR, pipeW] = from.pipe;
-    const n = await this.spliceOnce(from.fd, pipeW, Math.min(len, 1 << 20), signal);
-    if (n === 0) return 0;
-    // Everything that entered the pipe must leave it before the next call, even on abort, so the
-    // pipe never holds bytes of this stream across calls.
-    let out = 0;
-    while (out < n) {
-      const m = await this.spliceOnce(pipeR, to.fd, n - out, undefined);
-      if (m === 0) throw RuntimeError.fromErrno(-constants.errno.EPIPE, 'splice', to.remoteAddress);
-      out += m;
-    }
-    return n;
+    const { handedOver, pump } = await this.startPump(from, to, len, true, options);
+    if (handedOver > 0 || pump === undefined) return handedOver;
+    return pump.run();
+  }
+
+  private async spliceAllStreams(from: ByteStream, to: ByteStream, options?: IoOptions): Promise<number> {
+    const { handedOver, pump } = await this.startPump(from, to, 65536, false, options);
+    return pump === undefined ? handedOver : handedOver + (await pump.run());
   }
 }
 

@@ -38,6 +38,9 @@ export const OP_CANCEL_FD = 12;
 /** Returns provided buffer `aux` to the kernel; no SQE, no completion. */
 export const OP_PROVIDE = 13;
 
+/** One-shot poll of `fd` for the mask in `aux` (POLLIN 1, POLLOUT 4); completes with revents. */
+export const OP_POLL = 14;
+
 /** IORING_CQE_F_BUFFER: the upper 16 bits of flags carry the provided buffer's id. */
 export const CQE_F_BUFFER = 1;
 /** IORING_CQE_F_MORE: a multishot op stays armed; more CQEs follow for this slot. */

@@ -181,8 +181,12 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   /** The first waiting reader; the ones after it (rare) wait in `moreWaiters`, in order. */
   private waiter: RecvWaiter | undefined = undefined;
   private moreWaiters: RecvWaiter[] | undefined = undefined;
-  /** Pipe pair for splice, created on first use. */
+  /** Pipe pair for splice (O_NONBLOCK), created on first use, kept until close. */
   pipe: [number, number] | undefined;
+  /** Splice pumps using this socket (O_NONBLOCK is set while there is one). */
+  private pumps = 0;
+  /** Called once an armed multishot recv has finished (stopReading()). */
+  private onDisarmed: (() => void) | undefined = undefined;
 
   constructor(
     private readonly host: StreamHost,
@@ -349,6 +353,52 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     }
   }
 
+  /**
+   * Makes this stream's reading quiet for a splice (the "one reader" rule): cancels an armed
+   * multishot recv and resolves once its final completion arrived, so every byte it took is in
+   * the chunk queue (takeQueued()) and the kernel's socket buffer holds the rest.
+   */
+  stopReading(): Promise<void> {
+    if (this.armedSlot < 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.onDisarmed = resolve;
+      if (!this.cancelRequested) {
+        this.cancelRequested = true;
+        this.ring.cancel(this.armedSlot);
+      }
+    });
+  }
+
+  /** The next queued received chunk (bytes a recv() took before a splice), or undefined. */
+  takeQueued(): RecvChunk | undefined {
+    return this.chunkHead < this.chunkTail ? this.takeChunk() : undefined;
+  }
+
+  /** True once end of stream was seen by a recv (nothing more to splice). */
+  get readEnded(): boolean {
+    return this.eof;
+  }
+
+  /** The receive failure a recv saw, if any. */
+  get readFailure(): RuntimeError | undefined {
+    return this.failure;
+  }
+
+  /** An op of another kind (a splice pump's poll) on this socket started: close() waits for it. */
+  opStarted(): void {
+    this.inFlight++;
+  }
+
+  /** A splice pump starts using this socket: O_NONBLOCK while any pump does. */
+  pumpStarted(): void {
+    if (this.pumps++ === 0 && !this.closing) this.host.binding.setNonBlocking(this.fd, true);
+  }
+
+  /** A splice pump stopped using this socket. */
+  pumpStopped(): void {
+    if (--this.pumps === 0 && !this.closing) this.host.binding.setNonBlocking(this.fd, false);
+  }
+
   /** Multishot recv completions. */
   onCompletion(res: number, flags: number, slot: number): void {
     const more = (flags & CQE_F_MORE) !== 0;
@@ -356,6 +406,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       this.armedSlot = -1;
       this.cancelRequested = false;
       this.opFinished();
+      const disarmed = this.onDisarmed;
+      if (disarmed !== undefined) {
+        this.onDisarmed = undefined;
+        queueMicrotask(disarmed);
+      }
     }
     if (res > 0 && (flags & CQE_F_BUFFER) !== 0) {
       const bid = flags >>> CQE_BUFFER_SHIFT;

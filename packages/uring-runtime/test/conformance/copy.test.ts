@@ -31,20 +31,19 @@ describe.each(cases)('copy conformance: $name driver', ({ name, skip }) => {
         // Count splices: a driver that can splice must be used for it, not the copy fallback.
         const real = driver();
         let splices = 0;
-        const splice = real.splice;
+        const counted = <F extends (...args: never[]) => Promise<number>>(f: F | undefined) =>
+          f === undefined
+            ? undefined
+            : (...args: Parameters<F>) => {
+                splices++;
+                return f.apply(real, args);
+              };
         const counting: Driver = Object.create(real, {
-          splice: {
-            value:
-              splice === undefined
-                ? undefined
-                : (...args: Parameters<typeof splice>) => {
-                    splices++;
-                    return splice.apply(real, args);
-                  },
-          },
+          splice: { value: counted(real.splice) },
+          spliceAll: { value: counted(real.spliceAll) },
         });
         const moved = await zeroCopy(from, to, { driver: counting });
-        expect(splices > 0).toBe(splice !== undefined);
+        expect(splices > 0).toBe(real.splice !== undefined);
         return moved;
       },
     ],
