@@ -417,10 +417,10 @@ function renderPage(r: {
         ['proxy', 'idle conns', 'RSS before', 'RSS with idle conns', 'bytes per idle conn', 'vs nginx'],
         r.idle.map((i) => [
           i.peer,
-          `${i.connections}${i.failed ? ` (${i.failed} failed)` : ''}`,
+          `${i.connections.toLocaleString('en-US')}${i.failed ? ` (${i.failed} failed)` : ''}`,
           kib(i.baselineKiB),
           kib(i.idleKiB),
-          Math.round(i.bytesPerConnection),
+          Math.round(i.bytesPerConnection).toLocaleString('en-US'),
           ratio(i.bytesPerConnection, ref?.bytesPerConnection),
         ]),
       ),
@@ -441,7 +441,7 @@ function renderPage(r: {
           const grows = growth > s.beforeKiB * 0.1 && growth > 2048;
           return [
             s.peer,
-            s.seconds,
+            String(s.seconds),
             s.load.requests,
             kib(s.beforeKiB),
             kib(s.afterKiB),
