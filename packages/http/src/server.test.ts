@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { fixedBody } from './body.js';
+import { fixedBody, type HttpBody, type ReadyBodyIterator } from './body.js';
 import { createResponse } from './message.js';
 import { HttpServer } from './server.js';
 import type { HttpStream } from './transport.js';
@@ -59,6 +59,79 @@ describe('HttpServer write batching', () => {
     const all = writes.flat().join('');
     expect(all.indexOf('/1')).toBeGreaterThan(0);
     expect(all.indexOf('400 Bad Request')).toBeGreaterThan(all.indexOf('/1'));
+  });
+});
+
+/** A streamed body whose chunks are all at hand: it offers every step through nextNow(). */
+class ReadyChunks implements HttpBody, ReadyBodyIterator {
+  readonly kind: 'fixed' | 'stream';
+  readonly trailers = null;
+  asyncSteps = 0;
+  returned = false;
+  constructor(
+    private readonly chunks: string[],
+    readonly length: number,
+    private readonly ready: boolean,
+  ) {
+    this.kind = length >= 0 ? 'fixed' : 'stream';
+  }
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+  nextNow(): IteratorResult<Uint8Array> | null {
+    if (!this.ready) return null;
+    const c = this.chunks.shift();
+    return c === undefined ? { done: true, value: undefined } : { done: false, value: Buffer.from(c) };
+  }
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    this.asyncSteps++;
+    const c = this.chunks.shift();
+    return c === undefined ? { done: true, value: undefined } : { done: false, value: Buffer.from(c) };
+  }
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    this.returned = true;
+    return { done: true, value: undefined };
+  }
+}
+
+describe('HttpServer streamed bodies with chunks at hand', () => {
+  const serve = async (body: ReadyChunks) => {
+    const server = new HttpServer({ call: () => createResponse(200, { body }) }, { onError: () => {} });
+    const { stream, writes } = memoryStream([get('/')]);
+    await server.serveConnection(stream);
+    return writes;
+  };
+
+  it('writes the head and the first chunk in one write, then needs no promise step', async () => {
+    const body = new ReadyChunks(['hello'], 5, true);
+    const writes = await serve(body);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.join('')).toMatch(/^HTTP\/1\.1 200 OK\r\n[^]*content-length: 5\r\n\r\nhello$/);
+    expect(body.asyncSteps).toBe(0);
+  });
+
+  it('frames a chunked first chunk and the rest as before', async () => {
+    const body = new ReadyChunks(['ab', 'cde'], -1, true);
+    const out = (await serve(body)).map((w) => w.join(''));
+    expect(out[0]).toMatch(/transfer-encoding: chunked\r\n\r\n2\r\nab\r\n$/);
+    expect(out.slice(1).join('')).toBe('3\r\ncde\r\n0\r\n\r\n');
+  });
+
+  it('writes the head alone when no chunk is at hand', async () => {
+    const body = new ReadyChunks(['hello'], 5, false);
+    const writes = await serve(body);
+    expect(writes.map((w) => w.join(''))).toHaveLength(2);
+    expect(writes[1]!.join('')).toBe('hello');
+    expect(body.asyncSteps).toBe(2);
+  });
+
+  it('fails a first chunk longer than announced without sending it, and returns the body', async () => {
+    const body = new ReadyChunks(['toolong'], 3, true);
+    const writes = await serve(body);
+    const all = writes.map((w) => w.join('')).join('');
+    expect(all).toMatch(/content-length: 3\r\n/);
+    expect(all).not.toContain('toolong');
+    expect(body.returned).toBe(true);
   });
 });
 
