@@ -447,7 +447,7 @@ class PooledResponseBody implements HttpBody, ReadyBodyIterator {
       this.#done = true;
       throw this.#conn.bodyFailed(error);
     }
-    if (r !== null && r.done) {
+    if (r?.done) {
       this.#done = true;
       this.#conn.bodyDone(this.#closeRequested);
     }
