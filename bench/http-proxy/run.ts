@@ -40,7 +40,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1,2' },
     sizes: { type: 'string' },
     peers: { type: 'string' },
-    'no-memory': { type: 'boolean', default: false },
+    'no-memory': { type: 'boolean' },
   },
 });
 
@@ -60,7 +60,17 @@ const cpuFor = (workers: number) => (workers === 1 ? '1' : '0-1');
 const MEMORY_PATH = '/128';
 const SOAK_SIZE = 3269;
 
-const resultsDir = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'results');
+/**
+ * A run that leaves out peers, sizes, worker counts or memory is partial: it writes to
+ * results/partial/ (not committed), so it never replaces the reference tables.
+ */
+const partial = Boolean(args.peers || args.sizes || args['no-memory'] || args.workers !== '1,2');
+const resultsDir = join(
+  fileURLToPath(new URL('.', import.meta.url)),
+  '..',
+  'results',
+  ...(partial ? ['partial'] : []),
+);
 
 interface Point {
   readonly proxy: string;

@@ -49,7 +49,9 @@ const LOAD_CPU = '0';
 const FORWARDER_CPU = '1';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const resultsDir = join(here, '..', 'results');
+/** A run that leaves out forwarders or sizes writes to results/partial/ (not committed). */
+const partial = Boolean(args.peers || args.sizes !== '128,3269,11268,65536');
+const resultsDir = join(here, '..', 'results', ...(partial ? ['partial'] : []));
 
 /** A forwarder under test: starts one instance on `port` forwarding to `upstreamPort`. */
 interface ForwarderSpec {
