@@ -20,9 +20,9 @@ import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 // Relative imports: bench/package.json (not owned by this benchmark) does not list these yet.
-import { createRequest } from '../../packages/http/src/index.js';
-import { endpoint, HttpConnector, UnifiedL4Connector } from '../../packages/transports/src/index.js';
-import { createRuntime, type DriverName } from '../../packages/uring-runtime/src/index.js';
+import { createRequest } from '@loch/http';
+import { endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
+import { createRuntime, type DriverName } from '@loch/uring-runtime';
 import { writeBodies } from '../lib/bodies.js';
 import { freePort, machineSummary } from '../lib/measure.js';
 import { startNginxStatic } from '../lib/nginx.js';
