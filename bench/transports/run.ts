@@ -6,7 +6,7 @@
  * and CPU microseconds of this process per request (process.cpuUsage over the run). A fixed
  * count (not a fixed time) keeps CPU per request meaningful on a loaded machine. `--pin` pins
  * nginx to CPU 1 and this process to CPU 0 (only useful on a quiet machine).
- * Writes bench/transports/results.md and prints the table.
+ * Writes bench/results/transports.md and prints the table.
  *
  * Usage (from bench/): pnpm exec tsx --conditions=@loch/source transports/run.ts
  *   [--requests 20000] [--unpooled-requests 3000] [--repeat 3] [--concurrency 1,16]
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
     ),
     '',
   ];
-  writeFileSync(`${here}/results.md`, lines.join('\n'));
+  writeFileSync(`${here}/../results/transports.md`, lines.join('\n'));
   console.log(lines.join('\n'));
 }
 
