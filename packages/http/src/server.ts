@@ -29,6 +29,7 @@ import {
   chunkHeader,
   encodeResponseHead,
   lastChunk,
+  ResponseHeadCache,
   type ResponseHeadOptions,
   responseFraming,
 } from './h1/encoder.js';
@@ -130,6 +131,8 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
   now = performance.now();
   /** @internal */ closing = false;
+  /** @internal the last fixed-length response head, shared by every connection */
+  readonly heads = new ResponseHeadCache();
   private readonly live = new Set<ServerConnection<Cx>>();
   private readonly listeners = new Set<HttpListener>();
   private sweeper: ReturnType<typeof setInterval> | null = null;
@@ -650,15 +653,19 @@ class ServerConnection<Cx> {
       o.keepAlive = keepAlive;
       o.requestMinor = minor;
       o.requestMethod = method;
-      const head = encodeResponseHead(res.status, res.reason, res.headers, o);
+      const fixed = framing === 'none' || body instanceof FixedBody;
+      const head = fixed
+        ? this.server.heads.encode(res.status, res.reason, res.headers, o)
+        : encodeResponseHead(res.status, res.reason, res.headers, o);
       this.responseStarted = true;
       this.arm('write');
-      if (framing === 'none' || body instanceof FixedBody) {
+      if (fixed) {
         const data = framing === 'length' ? (body as FixedBody).data : null;
         const out = Buffer.allocUnsafe(
           head.length + (data === null ? 0 : data.byteLength),
         ) as unknown as Latin1Writable;
-        out.latin1Write(head, 0);
+        if (typeof head === 'string') out.latin1Write(head, 0);
+        else out.set(head, 0);
         if (data !== null) out.set(data, head.length);
         if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
           // The next pipelined request is already here: answer it in the same write.
@@ -678,7 +685,7 @@ class ServerConnection<Cx> {
       }
       if (this.pending.length > 0) await this.flushPending();
       bodyOwned = true;
-      await this.writeStreamBody(head, body, framing);
+      await this.writeStreamBody(head as string, body, framing);
       return keepAlive;
     } catch (e) {
       if (!bodyOwned) await closeBody(body);

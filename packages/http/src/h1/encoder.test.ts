@@ -6,6 +6,7 @@ import {
   encodeRequestHead,
   encodeResponseHead,
   lastChunk,
+  ResponseHeadCache,
   requestFraming,
   responseFraming,
 } from './encoder.js';
@@ -161,5 +162,48 @@ describe('request heads and chunks', () => {
     expect(Buffer.from(lastChunk(new HttpHeaders([['x-sum', '1']]))).toString()).toBe(
       '0\r\nx-sum: 1\r\n\r\n',
     );
+  });
+});
+
+describe('ResponseHeadCache', () => {
+  const opts = (length: number, keepAlive = true, requestMinor = 1) => ({
+    framing: 'length' as const,
+    length,
+    keepAlive,
+    requestMinor,
+    requestMethod: 'GET',
+    date: false,
+  });
+  const text = (h: Buffer | string) => (typeof h === 'string' ? h : h.toString('latin1'));
+
+  it('returns the same head as encodeResponseHead, as bytes from the second identical use', () => {
+    const cache = new ResponseHeadCache();
+    const headers = new HttpHeaders([['content-type', 'text/plain']]);
+    const want = encodeResponseHead(200, '', headers, opts(5));
+    const first = cache.encode(200, '', headers, opts(5));
+    const second = cache.encode(200, '', headers, opts(5));
+    expect(first).toBe(want);
+    expect(Buffer.isBuffer(second)).toBe(true);
+    expect(text(second)).toBe(want);
+    expect(cache.encode(200, '', headers, opts(5))).toBe(second);
+  });
+
+  it('misses on any change of status, fields, length, keep-alive or version', () => {
+    const cache = new ResponseHeadCache();
+    const headers = new HttpHeaders([['content-type', 'text/plain']]);
+    cache.encode(200, '', headers, opts(5));
+    cache.encode(200, '', headers, opts(5));
+    const variants: [number, HttpHeaders, ReturnType<typeof opts>][] = [
+      [404, headers, opts(5)],
+      [200, headers, opts(6)],
+      [200, headers, opts(5, false)],
+      [200, headers, opts(5, true, 0)],
+    ];
+    for (const [status, h, o] of variants) {
+      expect(text(cache.encode(status, '', h, o))).toBe(encodeResponseHead(status, '', h, o));
+    }
+    headers.append('x-more', '1');
+    expect(text(cache.encode(200, '', headers, opts(5)))).toBe(encodeResponseHead(200, '', headers, opts(5)));
+    expect(text(cache.encode(200, '', headers, opts(5)))).toContain('x-more: 1\r\n');
   });
 });

@@ -199,6 +199,58 @@ export function encodeRequestHead(
   return `${s}\r\n`;
 }
 
+/**
+ * A one-entry cache of encoded response heads with `length` framing, for a server answering
+ * many requests with the same status, fields and body length (a static answer): a hit reuses
+ * the head's bytes instead of building its string and encoding it. The key is everything
+ * encodeResponseHead reads for `length` framing, including the Date it adds, so a hit is
+ * byte-identical. A miss only records the key and string; the bytes are made on the second
+ * use, so changing heads cost no extra copy.
+ */
+export class ResponseHeadCache {
+  private status = 0;
+  private reason = '';
+  private block: string | null = null;
+  private date = '';
+  private length = -1;
+  private keepAlive = false;
+  private minor = -1;
+  private head = '';
+  private bytes: Buffer | null = null;
+
+  /** The head of a `length`-framed response: bytes when cached (do not modify), else a string. */
+  encode(status: number, reason: string, headers: HttpHeaders, o: ResponseHeadOptions): Buffer | string {
+    const block = fieldBlock(headers);
+    const date = o.date && !headers.wireHasDate ? httpDate() : '';
+    if (
+      o.framing === 'length' &&
+      block === this.block &&
+      status === this.status &&
+      reason === this.reason &&
+      date === this.date &&
+      o.length === this.length &&
+      o.keepAlive === this.keepAlive &&
+      o.requestMinor === this.minor
+    ) {
+      this.bytes ??= Buffer.from(this.head, 'latin1');
+      return this.bytes;
+    }
+    const head = encodeResponseHead(status, reason, headers, o);
+    if (o.framing === 'length') {
+      this.status = status;
+      this.reason = reason;
+      this.block = block;
+      this.date = date;
+      this.length = o.length;
+      this.keepAlive = o.keepAlive;
+      this.minor = o.requestMinor;
+      this.head = head;
+      this.bytes = null;
+    }
+    return head;
+  }
+}
+
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
