@@ -54,6 +54,8 @@ export interface RingInfo {
   readonly singleIssuer: boolean;
   readonly coopTaskrun: boolean;
   readonly sqpoll: boolean;
+  /** DEFER_TASKRUN with a registered eventfd (the LOCH_URING_DEFER_TASKRUN=1 experiment). */
+  readonly deferTaskrun: boolean;
   readonly nodrop: boolean;
   /** The provided-buffer ring was registered (multishot recv available). */
   readonly bufRing: boolean;

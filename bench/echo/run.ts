@@ -7,7 +7,8 @@
  *
  * Usage: node --import tsx bench/echo/run.ts [--seconds 5] [--rounds 3] [--sizes 64,16384]
  *          [--servers net,uring,legacy] [--pipeline 1]
- * Servers: net, uring, legacy, and the uring flush modes uring-tick, uring-microtask.
+ * Servers: net, uring, legacy, the uring flush modes uring-tick, uring-microtask, and uring-defer
+ * (the DEFER_TASKRUN experiment: LOCH_URING_DEFER_TASKRUN=1 for the server only).
  * SERVER_NODE_ARGS (space-separated) goes to the server's node, e.g. "--cpu-prof".
  */
 import { spawn } from 'node:child_process';
@@ -33,13 +34,14 @@ const sizes = args.sizes.split(',').map(Number);
 const here = fileURLToPath(new URL('.', import.meta.url));
 const CONNS = 64;
 
-type Mode = 'net' | 'uring' | 'legacy' | 'uring-tick' | 'uring-microtask';
+type Mode = 'net' | 'uring' | 'legacy' | 'uring-tick' | 'uring-microtask' | 'uring-defer';
 const LABELS: Record<Mode, string> = {
   net: 'node:net (plain)',
   uring: 'loch uring driver',
   legacy: 'loch legacy driver (node:net)',
   'uring-tick': 'loch uring, flush per tick (process.nextTick)',
   'uring-microtask': 'loch uring, flush per microtask checkpoint',
+  'uring-defer': 'loch uring, IORING_SETUP_DEFER_TASKRUN (eventfd + GETEVENTS)',
 };
 const modes = args.servers.split(',') as Mode[];
 for (const mode of modes) if (!(mode in LABELS)) throw new Error(`unknown server ${mode}`);
@@ -84,7 +86,12 @@ async function measure(mode: Mode, size: number): Promise<Row> {
   const flush = mode === 'uring-tick' ? 'tick' : mode === 'uring-microtask' ? 'microtask' : 'immediate';
   const kind = mode.startsWith('uring') ? 'uring' : mode;
   const nodeArgs = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const server = run('1', ['server.ts', kind, '0'], { LOCH_URING_FLUSH: flush }, nodeArgs);
+  const server = run(
+    '1',
+    ['server.ts', kind, '0'],
+    { LOCH_URING_FLUSH: flush, LOCH_URING_DEFER_TASKRUN: mode === 'uring-defer' ? '1' : '0' },
+    nodeArgs,
+  );
   const ready = await firstLine(server);
   const port = Number(ready.split(' ')[1]);
   const pid = server.pid!;

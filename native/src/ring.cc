@@ -2,6 +2,7 @@
 // per drain; buffers pinned by napi references from submission to the op's final CQE.
 #include "ring.h"
 
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -19,7 +20,18 @@ uint32_t OptU32(Napi::Object o, const char* key, uint32_t fallback) {
 }
 
 // Tries the preferred setup flags first and falls back when the kernel refuses them (EINVAL).
-int InitRing(unsigned entries, bool sqpoll, io_uring* ring, io_uring_params* out) {
+int InitRing(unsigned entries, bool sqpoll, io_uring* ring, io_uring_params* out, bool defer = false) {
+  if (defer && !sqpoll) {
+    // Experiment (LOCH_URING_DEFER_TASKRUN=1): completions run as task work only when this thread
+    // asks (GETEVENTS), announced through a registered eventfd; see native/README.md.
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+    p.cq_entries = entries * 4;
+    if (io_uring_queue_init_params(entries, ring, &p) == 0) {
+      *out = p;
+      return 0;
+    }
+  }
   const unsigned normal[] = {
       IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
       IORING_SETUP_COOP_TASKRUN,
@@ -69,7 +81,9 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   bool sqpoll = opts.Get("sqpoll").ToBoolean().Value();
   callerPins_ = opts.Get("callerPins").ToBoolean().Value();
   io_uring_params p{};
-  int e = InitRing(entries, sqpoll, &ring_, &p);
+  const char* deferEnv = getenv("LOCH_URING_DEFER_TASKRUN");
+  bool defer = deferEnv != nullptr && deferEnv[0] == '1';
+  int e = InitRing(entries, sqpoll, &ring_, &p, defer);
   if (e < 0) {
     *why = std::string("io_uring_queue_init: ") + strerror(-e);
     return e;
@@ -96,7 +110,29 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   box_->ring = this;
   box_->env = env;
   box_->poll.data = box_;
-  uv_poll_init(loop, &box_->poll, ring_.ring_fd);
+  int pollFd = ring_.ring_fd;
+  if (flags_ & IORING_SETUP_DEFER_TASKRUN) {
+    // The ring fd does not become readable for deferred task work: poll an eventfd the kernel
+    // signals when work is queued, and run that work with GETEVENTS in Drain.
+    efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd_ >= 0 && io_uring_register_eventfd(&ring_, efd_) == 0) {
+      pollFd = efd_;
+      defer_ = true;
+    } else {
+      if (efd_ >= 0) close(efd_);
+      efd_ = -1;
+      io_uring_queue_exit(&ring_);
+      e = InitRing(entries, sqpoll, &ring_, &p, false);
+      if (e < 0) {
+        *why = std::string("io_uring_queue_init: ") + strerror(-e);
+        return e;
+      }
+      flags_ = p.flags;
+      features_ = p.features;
+      pollFd = ring_.ring_fd;
+    }
+  }
+  uv_poll_init(loop, &box_->poll, pollFd);
   uv_poll_start(&box_->poll, UV_READABLE, OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
   napi_add_async_cleanup_hook(env, OnTeardown, box_, &box_->hook);
@@ -144,6 +180,7 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("singleIssuer", Napi::Boolean::New(env, (flags_ & IORING_SETUP_SINGLE_ISSUER) != 0));
   o.Set("coopTaskrun", Napi::Boolean::New(env, (flags_ & IORING_SETUP_COOP_TASKRUN) != 0));
   o.Set("sqpoll", Napi::Boolean::New(env, (flags_ & IORING_SETUP_SQPOLL) != 0));
+  o.Set("deferTaskrun", Napi::Boolean::New(env, defer_));
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
   o.Set("bufRing", Napi::Boolean::New(env, bufRing_ != nullptr));
   return o;
@@ -352,7 +389,7 @@ int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
   // A flush of buffer returns only touches shared memory: no syscall.
   if (io_uring_sq_ready(&ring_) == 0) return drain ? static_cast<int>(Drain()) : 0;
   for (int attempt = 0; attempt < 4; attempt++) {
-    int ret = io_uring_submit(&ring_);
+    int ret = defer_ && drain ? io_uring_submit_and_get_events(&ring_) : io_uring_submit(&ring_);
     if (ret != -EBUSY && ret != -EAGAIN) break;
     // The CQ is backed up (overflow list): completions must be reaped before more submissions.
     if (!drain) break;
@@ -376,6 +413,7 @@ void Ring::UpdateRef() {
 
 size_t Ring::Drain() {
   size_t n = 0;
+
   // Ops that never reached the kernel complete first.
   while (!synthetic_.empty() && n < cqCap_) {
     int32_t res = synthetic_.back();
@@ -430,7 +468,16 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
   napi_env env = self->env_;
   Napi::HandleScope scope(env);
   // Bounded: a ring that keeps producing must not starve the rest of the loop.
+  if (self->defer_) {
+    // Clear the eventfd, then run the deferred completions (GETEVENTS) so Drain sees them.
+    uint64_t ignored;
+    if (read(self->efd_, &ignored, sizeof ignored) < 0) {
+      // EAGAIN: nothing signalled since the last read; the work is run anyway.
+    }
+    io_uring_get_events(&self->ring_);
+  }
   for (int round = 0; round < 16 && self->alive_; round++) {
+    if (round > 0 && self->defer_) io_uring_get_events(&self->ring_);
     size_t n = self->Drain();
     if (n == 0) break;
     napi_value argv[1];
@@ -521,6 +568,12 @@ void Ring::Destroy(Napi::Env env) {
     }
   }
   if (bufRing_ != nullptr) io_uring_unregister_buf_ring(&ring_, 0);
+  if (efd_ >= 0) {
+    io_uring_unregister_eventfd(&ring_);
+    close(efd_);
+    efd_ = -1;
+    defer_ = false;
+  }
   io_uring_queue_exit(&ring_);
   CloseOwnedFds();
   if (bufRing_ != nullptr) munmap(bufRing_, bufRingBytes_);

@@ -127,6 +127,9 @@ class Ring {
   // JS keeps op buffers reachable until their final completion (init option callerPins): no
   // napi reference per op.
   bool callerPins_ = false;
+  // IORING_SETUP_DEFER_TASKRUN experiment: the registered eventfd polled instead of the ring fd.
+  bool defer_ = false;
+  int efd_ = -1;
   std::unordered_set<int> fds_;
   std::vector<int32_t> synthetic_;  // (slot, res) pairs for ops that got no SQE
 };
