@@ -64,16 +64,29 @@ export function addForwardingHeaders(
   version: HttpVersion,
 ): void {
   const client = forwardedFor(peer);
-  const prior = headers.getAll('x-forwarded-for');
-  if (prior.length === 0) headers.append('x-forwarded-for', client);
-  else headers.set('x-forwarded-for', `${prior.join(', ')}, ${client}`);
-  headers.set('x-forwarded-proto', scheme);
-  if (clientHost !== undefined) headers.set('x-forwarded-host', clientHost);
-  headers.append('via', `${version === '1.0' ? '1.0' : version === '2' ? '2' : '1.1'} ${VIA_NAME}`);
+  // Most requests carry none of these: append without a delete pass (and no array).
+  if (!headers.has('x-forwarded-for')) headers.append('x-forwarded-for', client);
+  else headers.set('x-forwarded-for', `${headers.getAll('x-forwarded-for').join(', ')}, ${client}`);
+  if (headers.has('x-forwarded-proto')) headers.set('x-forwarded-proto', scheme);
+  else headers.append('x-forwarded-proto', scheme);
+  if (clientHost !== undefined) {
+    if (headers.has('x-forwarded-host')) headers.set('x-forwarded-host', clientHost);
+    else headers.append('x-forwarded-host', clientHost);
+  }
+  headers.append('via', viaValue(version));
+}
+
+const VIA_1_0 = `1.0 ${VIA_NAME}`;
+const VIA_1_1 = `1.1 ${VIA_NAME}`;
+const VIA_2 = `2 ${VIA_NAME}`;
+
+/** This hop's Via entry for a message of `version` (constant strings, no allocation). */
+function viaValue(version: HttpVersion): string {
+  return version === '1.0' ? VIA_1_0 : version === '2' ? VIA_2 : VIA_1_1;
 }
 
 /** Cleans a response coming back from upstream: hop-by-hop fields out, this hop into Via. */
 export function cleanResponseHeaders(headers: HttpHeaders, version: HttpVersion): void {
   removeHopByHop(headers);
-  headers.append('via', `${version === '1.0' ? '1.0' : version === '2' ? '2' : '1.1'} ${VIA_NAME}`);
+  headers.append('via', viaValue(version));
 }
