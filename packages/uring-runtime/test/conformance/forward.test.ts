@@ -197,4 +197,36 @@ describe.each(cases)('forwarding conformance: $name driver', ({ name, skip }) =>
     await c.server.close();
     expect(await closed).toMatchObject({ code: 'ECANCELED' });
   });
+
+  run(
+    'copy() beside zeroCopy on the same sockets: ring sends and recvs work while they are O_NONBLOCK',
+    async () => {
+      const d = driver();
+      const front = await pair(d, res);
+      const back = await pair(d, res);
+      // Up: zeroCopy (both sockets non-blocking while it runs); down: copy() through ring recv/send.
+      const up = zeroCopy(front.server, back.client, { driver: d });
+      const down = copy(back.client, front.server);
+      up.catch(() => undefined);
+      down.catch(() => undefined);
+      const request = randomBytes(1000);
+      const response = randomBytes(4 * 1024 * 1024);
+      const [atUpstream] = await Promise.all([
+        readExactly(back.server, request.byteLength),
+        front.client.writeAll(request),
+      ]);
+      expect(Buffer.compare(atUpstream, request)).toBe(0);
+      // Nobody reads at first, so the copy's sends into the non-blocking socket meet a full buffer.
+      const writing = back.server.writeAll(response);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const atClient = await readExactly(front.client, response.byteLength);
+      await writing;
+      expect(Buffer.compare(atClient, response)).toBe(0);
+      await front.client.shutdown();
+      expect(await up).toBe(request.byteLength);
+      await back.server.shutdown();
+      expect(await down).toBe(response.byteLength);
+    },
+    30_000,
+  );
 });
