@@ -381,6 +381,8 @@ class ServerConnection<Cx> {
         if (ev === DecodeEvent.NeedMore) ev = await this.fill('head');
         if (ev === EOF) break;
         const req = d.message!;
+        // The request lives in this frame from here on: an idle connection keeps no last request.
+        d.message = null;
         // CONNECT turns a connection into a tunnel, which this core does not run: answer, then close.
         this.served++;
         let keepAlive =
