@@ -4,7 +4,7 @@
  * Runs on the io_uring driver so the client costs little CPU. Prints JSON `{ messages, seconds }`.
  * Usage: client.ts <port> [connections=64] [size=64] [durationMs=5000] [pipeline=1]
  */
-import { createUringDriver } from '../../packages/uring-runtime/src/uring/index.js';
+import { createRuntime } from '@loch/uring-runtime';
 
 const port = Number(process.argv[2]);
 const conns = Number(process.argv[3] ?? 64);
@@ -13,7 +13,11 @@ const durationMs = Number(process.argv[5] ?? 5000);
 const pipeline = Number(process.argv[6] ?? 1);
 const round = size * pipeline;
 
-const driver = createUringDriver({ entries: 1024, bufferCount: 256, bufferSize: 4096 });
+const runtime = await createRuntime({
+  driver: 'uring',
+  uring: { entries: 1024, bufferCount: 256, bufferSize: 4096 },
+});
+const { driver } = runtime;
 let messages = 0;
 let running = true;
 const streams = await Promise.all(
@@ -42,5 +46,5 @@ await Promise.all(
   }),
 );
 const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-await driver.close();
+await runtime.close();
 console.log(JSON.stringify({ messages, seconds }));

@@ -63,11 +63,16 @@ function cpuTimes(pid: number): { user: number; system: number } {
 }
 
 function run(cpu: string, args: string[], env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []) {
-  return spawn('taskset', ['-c', cpu, process.execPath, ...nodeArgs, '--import', 'tsx', ...args], {
-    cwd: here,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  });
+  return spawn(
+    'taskset',
+    // server.ts and client.ts import @loch/uring-runtime: resolve it to src, no build needed.
+    ['-c', cpu, process.execPath, '--conditions=@loch/source', ...nodeArgs, '--import', 'tsx', ...args],
+    {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
+    },
+  );
 }
 
 function firstLine(child: ReturnType<typeof spawn>): Promise<string> {

@@ -3,10 +3,8 @@
  * request with a fixed 128-byte text body. Driver from LOCH_DRIVER (auto by default).
  * Usage: tsx --conditions=@loch/source loch-server.ts <port>
  */
-// bench/package.json does not depend on @loch/http yet: import its public entry by path.
-
+import { createResponse, FixedBody, HttpHeaders, HttpServer } from '@loch/http';
 import { TcpListener } from '@loch/uring-runtime';
-import { createResponse, FixedBody, HttpHeaders, HttpServer } from '../../packages/http/src/index.js';
 
 const port = Number(process.argv[2] ?? 8080);
 const body = new FixedBody(`${'x'.repeat(127)}\n`);

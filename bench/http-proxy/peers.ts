@@ -62,35 +62,31 @@ async function ready(peer: Peer, check: Promise<void>): Promise<Peer> {
   }
 }
 
+/**
+ * A ProxySpec.start for a peer the bench lib starts (nginx, haproxy): pass port, upstream,
+ * workers and CPU through, then wait until it answers the probe path.
+ */
+function startedByLib(
+  start: (o: { port: number; upstreamPort: number; workers: number; cpu: string }) => Promise<Peer>,
+): ProxySpec['start'] {
+  return async (o) => {
+    const peer = await start({ port: o.port, upstreamPort: o.upstreamPort, workers: o.workers, cpu: o.cpu });
+    return ready(peer, waitForHttp(o.port, o.probePath));
+  };
+}
+
 const nginx: ProxySpec = {
   name: 'nginx',
   workersNote: 'worker_processes N, `listen ... reuseport` when N > 1',
   unavailable: () => null,
-  async start(o) {
-    const peer = await startNginxProxy({
-      port: o.port,
-      upstreamPort: o.upstreamPort,
-      workers: o.workers,
-      cpu: o.cpu,
-    });
-    return ready(peer, waitForHttp(o.port, o.probePath));
-  },
+  start: startedByLib(startNginxProxy),
 };
 
 const haproxy: ProxySpec = {
   name: 'haproxy',
   workersNote: 'one process, nbthread N',
   unavailable: () => null,
-  async start(o) {
-    const peer = await startHaproxy({
-      mode: 'http',
-      port: o.port,
-      upstreamPort: o.upstreamPort,
-      workers: o.workers,
-      cpu: o.cpu,
-    });
-    return ready(peer, waitForHttp(o.port, o.probePath));
-  },
+  start: startedByLib((o) => startHaproxy({ mode: 'http', ...o })),
 };
 
 const nodeHttp: ProxySpec = {

@@ -14,6 +14,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { TIMING_OPTIONS, timing } from '../lib/args.js';
 import { ALL_SIZES, formatSize, writeBodies } from '../lib/bodies.js';
 import { barChart, lineChart } from '../lib/chart.js';
 import {
@@ -28,13 +29,12 @@ import {
 } from '../lib/measure.js';
 import { type IdleMemory, idleConnectionMemory, type SoakMemory, soakMemory } from '../lib/memory.js';
 import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
+import { log, metricBySizeTable, pointsTable, ratio } from '../lib/report.js';
 import { PROXIES, type ProxySpec } from './peers.js';
 
 const { values: args } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false },
-    seconds: { type: 'string' },
-    warmup: { type: 'string' },
+    ...TIMING_OPTIONS,
     'soak-seconds': { type: 'string' },
     'idle-connections': { type: 'string', default: '10000' },
     workers: { type: 'string', default: '1,2' },
@@ -44,9 +44,7 @@ const { values: args } = parseArgs({
   },
 });
 
-const quick = args.quick === true;
-const seconds = Number(args.seconds ?? (quick ? 3 : 10));
-const warmupSeconds = Number(args.warmup ?? (quick ? 1 : 2));
+const { quick, seconds, warmupSeconds } = timing(args);
 const soakSeconds = Number(args['soak-seconds'] ?? (quick ? 20 : 600));
 const idleCount = Number(args['idle-connections']);
 const workerCounts = args.workers.split(',').map(Number);
@@ -77,10 +75,6 @@ interface Point {
   readonly workers: number;
   readonly size: number;
   readonly m: Measurement;
-}
-
-function log(line: string): void {
-  process.stdout.write(`${line}\n`);
 }
 
 async function main(): Promise<void> {
@@ -235,18 +229,13 @@ async function main(): Promise<void> {
   writeResults();
 }
 
-function find(
+function findPoint(
   points: readonly Point[],
   proxy: string,
   workers: number,
   size: number,
 ): Measurement | undefined {
   return points.find((p) => p.proxy === proxy && p.workers === workers && p.size === size)?.m;
-}
-
-function ratio(a: number | undefined, b: number | undefined): string {
-  if (a === undefined || b === undefined || !(b > 0)) return 'n/a';
-  return `${(a / b).toFixed(2)}x`;
 }
 
 function writeCharts(points: readonly Point[], names: readonly string[]): void {
@@ -256,7 +245,7 @@ function writeCharts(points: readonly Point[], names: readonly string[]): void {
       names.map((name) => ({
         name,
         values: sizes.map((size) => {
-          const m = find(points, name, workers, size);
+          const m = findPoint(points, name, workers, size);
           return m === undefined ? null : value(m);
         }),
       }));
@@ -294,7 +283,7 @@ function writeCharts(points: readonly Point[], names: readonly string[]): void {
       categories: cats.map((c) => `${formatSize(c.size)}, ${c.workers}w`),
       series: names.map((name) => ({
         name,
-        values: cats.map((c) => find(points, name, c.workers, c.size)?.requestsPerSecond ?? null),
+        values: cats.map((c) => findPoint(points, name, c.workers, c.size)?.requestsPerSecond ?? null),
       })),
     }),
   );
@@ -348,63 +337,20 @@ function renderPage(r: {
 
   for (const workers of workerCounts) {
     out.push(`## ${workers} worker${workers > 1 ? 's' : ''} (proxy on CPU ${cpuFor(workers)})`, '');
+    const find = (name: string, size: number) => findPoint(r.points, name, workers, size);
     out.push('CPU microseconds per request (lower is better):', '');
     out.push(
-      markdownTable(
-        ['body', ...r.names],
-        sizes.map((size) => [
-          formatSize(size),
-          ...r.names.map((n) => find(r.points, n, workers, size)?.cpuUsPerRequest ?? NaN),
-        ]),
-      ),
+      metricBySizeTable(sizes, r.names, (n, size) => find(n, size)?.cpuUsPerRequest),
       '',
       'Requests/s:',
       '',
-      markdownTable(
-        ['body', ...r.names],
-        sizes.map((size) => [
-          formatSize(size),
-          ...r.names.map((n) => find(r.points, n, workers, size)?.requestsPerSecond ?? NaN),
-        ]),
-      ),
+      metricBySizeTable(sizes, r.names, (n, size) => find(n, size)?.requestsPerSecond),
       '',
       'Every point:',
       '',
     );
-    const rows: (string | number)[][] = [];
-    for (const size of sizes) {
-      const ref = find(r.points, 'nginx', workers, size);
-      for (const name of r.names) {
-        const m = find(r.points, name, workers, size);
-        if (!m) continue;
-        rows.push([
-          formatSize(size),
-          name,
-          m.requestsPerSecond,
-          m.p50Ms,
-          m.p99Ms,
-          m.cpuUsPerRequest,
-          ratio(m.requestsPerSecond, ref?.requestsPerSecond),
-          ratio(m.cpuUsPerRequest, ref?.cpuUsPerRequest),
-          m.requests === 0 ? 'stalled: 0 requests' : String(m.errors),
-        ]);
-      }
-    }
     out.push(
-      markdownTable(
-        [
-          'body',
-          'proxy',
-          'req/s',
-          'p50 ms',
-          'p99 ms',
-          'CPU us/req',
-          'req/s vs nginx',
-          'CPU vs nginx',
-          'errors',
-        ],
-        rows,
-      ),
+      pointsTable({ sizes, names: r.names, reference: 'nginx', label: 'proxy', find }),
       '',
       `![requests/s by body size, ${workers} worker(s)](http1-rps-by-size-${workers}w.svg)`,
       '',

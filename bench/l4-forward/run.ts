@@ -13,6 +13,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { TIMING_OPTIONS, timing } from '../lib/args.js';
 import { formatSize, writeBodies } from '../lib/bodies.js';
 import { barChart } from '../lib/chart.js';
 import { startHaproxy } from '../lib/haproxy.js';
@@ -20,7 +21,6 @@ import {
   freePort,
   type Measurement,
   machineSummary,
-  markdownTable,
   measure,
   type Peer,
   startPeer,
@@ -29,19 +29,16 @@ import {
   waitForPort,
 } from '../lib/measure.js';
 import { startNginxStatic, startNginxStream } from '../lib/nginx.js';
+import { log, metricBySizeTable, pointsTable } from '../lib/report.js';
 
 const { values: args } = parseArgs({
   options: {
-    quick: { type: 'boolean', default: false },
-    seconds: { type: 'string' },
-    warmup: { type: 'string' },
+    ...TIMING_OPTIONS,
     sizes: { type: 'string', default: '128,3269,11268,65536' },
     peers: { type: 'string' },
   },
 });
-const quick = args.quick === true;
-const seconds = Number(args.seconds ?? (quick ? 3 : 10));
-const warmupSeconds = Number(args.warmup ?? (quick ? 1 : 2));
+const { quick, seconds, warmupSeconds } = timing(args);
 const sizes = args.sizes.split(',').map(Number);
 const wanted = args.peers?.split(',');
 const CONNECTIONS = 64;
@@ -116,10 +113,6 @@ interface Point {
   readonly forwarder: string;
   readonly size: number;
   readonly m: Measurement;
-}
-
-function log(line: string): void {
-  process.stdout.write(`${line}\n`);
 }
 
 async function main(): Promise<void> {
@@ -200,8 +193,6 @@ async function main(): Promise<void> {
 
   const names = specs.map((s) => s.name).filter((n) => !skipped.has(n));
   const find = (name: string, size: number) => points.find((p) => p.forwarder === name && p.size === size)?.m;
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a === undefined || b === undefined || !(b > 0) ? 'n/a' : `${(a / b).toFixed(2)}x`;
   mkdirSync(resultsDir, { recursive: true });
   const categories = sizes.map(formatSize);
   const series = (value: (m: Measurement) => number) =>
@@ -273,48 +264,11 @@ async function main(): Promise<void> {
   out.push(
     'CPU microseconds per request (lower is better):',
     '',
-    markdownTable(
-      ['body', ...names],
-      sizes.map((size) => [formatSize(size), ...names.map((n) => find(n, size)?.cpuUsPerRequest ?? NaN)]),
-    ),
+    metricBySizeTable(sizes, names, (n, size) => find(n, size)?.cpuUsPerRequest),
     '',
     'Every point:',
     '',
-  );
-  const rows: (string | number)[][] = [];
-  for (const size of sizes) {
-    const ref = find('nginx stream', size);
-    for (const name of names) {
-      const m = find(name, size);
-      if (!m) continue;
-      rows.push([
-        formatSize(size),
-        name,
-        m.requestsPerSecond,
-        m.p50Ms,
-        m.p99Ms,
-        m.cpuUsPerRequest,
-        ratio(m.requestsPerSecond, ref?.requestsPerSecond),
-        ratio(m.cpuUsPerRequest, ref?.cpuUsPerRequest),
-        m.requests === 0 ? 'stalled: 0 requests' : String(m.errors),
-      ]);
-    }
-  }
-  out.push(
-    markdownTable(
-      [
-        'body',
-        'forwarder',
-        'req/s',
-        'p50 ms',
-        'p99 ms',
-        'CPU us/req',
-        'req/s vs nginx',
-        'CPU vs nginx',
-        'errors',
-      ],
-      rows,
-    ),
+    pointsTable({ sizes, names, reference: 'nginx stream', label: 'forwarder', find }),
     '',
     '![CPU per request](l4-forward-cpu.svg)',
     '',

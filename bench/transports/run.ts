@@ -19,7 +19,6 @@ import { Agent, request as httpRequest } from 'node:http';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-// Relative imports: bench/package.json (not owned by this benchmark) does not list these yet.
 import { createRequest } from '@loch/http';
 import { endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
 import { createRuntime, type DriverName } from '@loch/uring-runtime';
@@ -107,6 +106,20 @@ async function loop(pooled: boolean, concurrency: number, one: () => Promise<voi
   };
 }
 
+/** One table row from a client's measured sample. */
+function toRow(client: string, pooled: boolean, size: number, concurrency: number, r: Sample): Row {
+  return {
+    client,
+    mode: pooled ? 'pooled' : 'unpooled',
+    size,
+    concurrency,
+    requests: r.n,
+    rps: r.rps,
+    cpuUsPerReq: r.cpu,
+    errors: r.errors,
+  };
+}
+
 async function lochCase(
   driver: DriverName,
   pooled: boolean,
@@ -131,16 +144,7 @@ async function lochCase(
   await runtime.close();
   if (pooled && stats.created > concurrency * 2)
     console.warn(`pooled ${driver}: ${stats.created} connections created`);
-  return {
-    client: `loch ${driver}`,
-    mode: pooled ? 'pooled' : 'unpooled',
-    size,
-    concurrency,
-    requests: r.n,
-    rps: r.rps,
-    cpuUsPerReq: r.cpu,
-    errors: r.errors,
-  };
+  return toRow(`loch ${driver}`, pooled, size, concurrency, r);
 }
 
 async function nodeCase(pooled: boolean, port: number, size: number, concurrency: number): Promise<Row> {
@@ -160,16 +164,7 @@ async function nodeCase(pooled: boolean, port: number, size: number, concurrency
       }),
   );
   agent.destroy();
-  return {
-    client: 'node:http Agent',
-    mode: pooled ? 'pooled' : 'unpooled',
-    size,
-    concurrency,
-    requests: r.n,
-    rps: r.rps,
-    cpuUsPerReq: r.cpu,
-    errors: r.errors,
-  };
+  return toRow('node:http Agent', pooled, size, concurrency, r);
 }
 
 async function main(): Promise<void> {
