@@ -104,6 +104,12 @@ const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
 };
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const EOF = -1;
+/** How ServerConnection.run starts: fresh, after an idle recv delivered (a chunk or EOF), or after it failed. */
+const WAKE_NONE = 0;
+const WAKE_CHUNK = 1;
+const WAKE_ERROR = 2;
+/** Thrown inside attach() when the server is closing (not reported to onError). */
+const CLOSING = Symbol('closing');
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** Most bytes of responses held back for one batched write to pipelining clients. */
 const MAX_PENDING_BYTES = 64 * 1024;
@@ -186,7 +192,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
           await new Promise((resolve) => setTimeout(resolve, 10));
           continue;
         }
-        void this.serveConnection(stream);
+        this.attach(stream, null);
       }
     } finally {
       this.listeners.delete(listener);
@@ -194,29 +200,38 @@ export class HttpServer<Cx = HttpConnectionContext> {
   }
 
   /** Serves one connected stream until it closes. Never rejects. */
-  async serveConnection(stream: HttpStream): Promise<void> {
-    if (this.closing) {
-      await stream.close().catch(() => {});
-      return;
-    }
+  serveConnection(stream: HttpStream): Promise<void> {
+    return new Promise((resolve) => this.attach(stream, resolve));
+  }
+
+  /**
+   * Starts serving `stream` and calls `onClosed` once it is closed. No promise or suspended
+   * function per connection: an idle connection is one pending recv (see ServerConnection.park).
+   */
+  private attach(stream: HttpStream, onClosed: (() => void) | null): void {
     let conn: ServerConnection<Cx>;
     try {
-      conn = new ServerConnection(this, stream, this.makeContext(stream));
+      if (this.closing) throw CLOSING;
+      conn = new ServerConnection(this, stream, this.makeContext(stream), onClosed);
     } catch (e) {
-      this.onError(e);
-      await stream.close().catch(() => {});
+      if (e !== CLOSING) this.onError(e);
+      void stream
+        .close()
+        .catch(() => {})
+        .then(() => onClosed?.());
       return;
     }
     this.live.add(conn);
     this.startSweeper();
-    try {
-      await conn.run();
-    } finally {
-      this.live.delete(conn);
-      if (this.live.size === 0) {
-        this.stopSweeper();
-        this.drained?.();
-      }
+    void conn.run(WAKE_NONE, null, null);
+  }
+
+  /** A connection is gone (the end of its run). @internal */
+  release(conn: ServerConnection<Cx>): void {
+    this.live.delete(conn);
+    if (this.live.size === 0) {
+      this.stopSweeper();
+      this.drained?.();
     }
   }
 
@@ -279,6 +294,7 @@ class ServerConnection<Cx> {
     private readonly server: HttpServer<Cx>,
     private readonly stream: HttpStream,
     private readonly context: Cx,
+    private readonly onClosed: (() => void) | null,
   ) {
     this.decoder = new RequestDecoder(server.limits);
     this.headOptions = {
@@ -370,14 +386,79 @@ class ServerConnection<Cx> {
     }
   }
 
-  async run(): Promise<void> {
+  /**
+   * Waits for a next request without a suspended async function: one recv whose settlement
+   * starts run() again. The wait is 'idle' (no AbortSignal; the sweep closes the stream), as in
+   * fill(). Only when nothing is buffered, held back or closing.
+   */
+  private park(): void {
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    this.arm('idle');
+    this.waitingIdle = true;
+    try {
+      this.stream.recv().then(
+        (c) => this.wake(WAKE_CHUNK, c, null),
+        (e: unknown) => this.wake(WAKE_ERROR, null, e),
+      );
+    } catch (e) {
+      this.waitingIdle = false;
+      this.deadline = NO_DEADLINE;
+      throw e;
+    }
+  }
+
+  private wake(how: number, c: StreamChunk | null, error: unknown): void {
+    this.waitingIdle = false;
+    this.deadline = NO_DEADLINE;
+    void this.run(how, c, error);
+  }
+
+  /** The tail of fill() for a parked wait: the first event of the next request, or NeedMore. */
+  private woke(how: number, c: StreamChunk | null, error: unknown): number {
+    if (how === WAKE_ERROR) {
+      if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+      throw error;
+    }
+    const d = this.decoder;
+    if (c === null) {
+      if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+      const ev = d.finish();
+      return ev === DecodeEvent.End ? ev : EOF;
+    }
+    this.chunk = c;
+    d.feed(c.bytes);
+    return d.poll();
+  }
+
+  /**
+   * The request loop. Between requests it parks (returns, keeping nothing suspended) and is
+   * started again by wake(); the connection's cleanup runs once, when the loop really ends.
+   */
+  async run(how: number, c: StreamChunk | null, error: unknown): Promise<void> {
     const d = this.decoder;
     const server = this.server;
+    let parked = false;
     try {
       for (;;) {
         // Nothing of the next response is out yet: a failure from here on can still be answered.
         this.responseStarted = false;
-        let ev: number = d.poll();
+        let ev: number;
+        if (how !== WAKE_NONE) {
+          ev = this.woke(how, c, error);
+          how = WAKE_NONE;
+          c = null;
+          error = null;
+        } else {
+          ev = d.poll();
+          if (ev === DecodeEvent.NeedMore && d.idle && this.pending.length === 0 && !server.closing) {
+            this.park();
+            parked = true;
+            return;
+          }
+        }
         if (ev === DecodeEvent.NeedMore) ev = await this.fill('head');
         if (ev === EOF) break;
         const req = d.message!;
@@ -451,6 +532,14 @@ class ServerConnection<Cx> {
     } catch (e) {
       await this.answerFailure(e);
     } finally {
+      if (!parked) await this.cleanup();
+    }
+  }
+
+  /** The end of a connection: flush, linger if needed, close, and tell the server. */
+  private async cleanup(): Promise<void> {
+    const d = this.decoder;
+    try {
       if (this.chunk !== null) {
         this.chunk.release();
         this.chunk = null;
@@ -463,6 +552,9 @@ class ServerConnection<Cx> {
         await this.lingerClose();
       }
       await this.stream.close().catch(() => {});
+    } finally {
+      this.server.release(this);
+      this.onClosed?.();
     }
   }
 
