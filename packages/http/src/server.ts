@@ -104,6 +104,8 @@ const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
 };
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const EOF = -1;
+/** Most idle decoders a server keeps for reuse. */
+const MAX_SPARE_DECODERS = 256;
 /** How ServerConnection.run starts: fresh, after an idle recv delivered (a chunk or EOF), or after it failed. */
 const WAKE_NONE = 0;
 const WAKE_CHUNK = 1;
@@ -139,6 +141,15 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ closing = false;
   /** @internal the last fixed-length response head, shared by every connection */
   readonly heads = new ResponseHeadCache();
+  /**
+   * @internal what a parked connection holds instead of a decoder: never fed, so always idle
+   * (shutdownIfIdle reads it).
+   */
+  readonly idleDecoder: RequestDecoder;
+  /** @internal the response head options, rewritten and read synchronously per response */
+  readonly headOptions: { -readonly [K in keyof ResponseHeadOptions]: ResponseHeadOptions[K] };
+  /** Decoders of parked connections, for the next one that wakes up. */
+  private readonly decoders: RequestDecoder[] = [];
   private readonly live = new Set<ServerConnection<Cx>>();
   private readonly listeners = new Set<HttpListener>();
   private sweeper: ReturnType<typeof setInterval> | null = null;
@@ -161,6 +172,15 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.maxDrainBytes = options.maxDrainBytes ?? 64 * 1024;
     this.date = options.date ?? true;
+    this.idleDecoder = new RequestDecoder(this.limits);
+    this.headOptions = {
+      framing: 'none',
+      length: 0,
+      keepAlive: true,
+      requestMinor: 1,
+      requestMethod: 'GET',
+      date: this.date,
+    };
     this.maxRequests = options.maxRequestsPerConnection ?? 0;
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.onError = options.onError ?? (() => {});
@@ -205,10 +225,11 @@ export class HttpServer<Cx = HttpConnectionContext> {
   }
 
   /**
-   * Starts serving `stream` and calls `onClosed` once it is closed. No promise or suspended
-   * function per connection: an idle connection is one pending recv (see ServerConnection.park).
+   * Starts serving `stream` and calls `onClosed` once it is closed; like serveConnection without
+   * a promise per connection (what a server holding many idle connections wants). No suspended
+   * function either: an idle connection is one pending recv.
    */
-  private attach(stream: HttpStream, onClosed: (() => void) | null): void {
+  attach(stream: HttpStream, onClosed: (() => void) | null = null): void {
     let conn: ServerConnection<Cx>;
     try {
       if (this.closing) throw CLOSING;
@@ -224,6 +245,16 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.live.add(conn);
     this.startSweeper();
     void conn.run(WAKE_NONE, null, null);
+  }
+
+  /** A decoder for a connection that starts or wakes up. @internal */
+  takeDecoder(): RequestDecoder {
+    return this.decoders.pop() ?? new RequestDecoder(this.limits);
+  }
+
+  /** A parked connection's decoder (idle: no buffered input, no message in progress). @internal */
+  spareDecoder(d: RequestDecoder): void {
+    if (this.decoders.length < MAX_SPARE_DECODERS) this.decoders.push(d);
   }
 
   /** A connection is gone (the end of its run). @internal */
@@ -271,8 +302,10 @@ class ServerConnection<Cx> {
   deadline = NO_DEADLINE;
   private deadlineKind: HttpTimeoutKind = 'idle';
   private expired: HttpTimeoutKind | null = null;
-  private readonly ctrl = new AbortController();
-  private readonly decoder: RequestDecoder;
+  /** Cancels head and body waits (to answer 408); made on first use. */
+  private ctrl: AbortController | null = null;
+  /** While parked: the server's never-fed idle decoder; the real one went back to the pool. */
+  private decoder: RequestDecoder;
   private chunk: StreamChunk | null = null;
   private waitingIdle = false;
   /** The current request's body state. */
@@ -283,8 +316,6 @@ class ServerConnection<Cx> {
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
-  /** The encoder options of every response on this connection (one object, rewritten per response). */
-  private readonly headOptions: { -readonly [K in keyof ResponseHeadOptions]: ResponseHeadOptions[K] };
   /** Requests answered on this connection. */
   private served = 0;
   /** The connection ends on a failure (the peer may still be sending). */
@@ -296,15 +327,7 @@ class ServerConnection<Cx> {
     private readonly context: Cx,
     private readonly onClosed: (() => void) | null,
   ) {
-    this.decoder = new RequestDecoder(server.limits);
-    this.headOptions = {
-      framing: 'none',
-      length: 0,
-      keepAlive: true,
-      requestMinor: 1,
-      requestMethod: 'GET',
-      date: server.date,
-    };
+    this.decoder = server.takeDecoder();
     try {
       stream.setNoDelay(true);
     } catch {
@@ -323,6 +346,7 @@ class ServerConnection<Cx> {
       // that path carry no AbortSignal, which spares a listener per operation.
       void this.stream.close().catch(() => {});
     } else {
+      this.ctrl ??= new AbortController();
       this.ctrl.abort(new HttpTimeoutError(kind, this.timeoutOf(kind)));
     }
   }
@@ -366,7 +390,9 @@ class ServerConnection<Cx> {
       let c: StreamChunk | null;
       try {
         // Only a head or body wait needs cancelling without closing (to answer 408).
-        c = await (idle ? this.stream.recv() : this.stream.recv({ signal: this.ctrl.signal }));
+        c = await (idle
+          ? this.stream.recv()
+          : this.stream.recv({ signal: (this.ctrl ??= new AbortController()).signal }));
       } catch (e) {
         if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
         throw e;
@@ -408,11 +434,15 @@ class ServerConnection<Cx> {
       this.deadline = NO_DEADLINE;
       throw e;
     }
+    // Between messages a decoder holds no state of this connection: lend it back.
+    this.server.spareDecoder(this.decoder);
+    this.decoder = this.server.idleDecoder;
   }
 
   private wake(how: number, c: StreamChunk | null, error: unknown): void {
     this.waitingIdle = false;
     this.deadline = NO_DEADLINE;
+    this.decoder = this.server.takeDecoder();
     void this.run(how, c, error);
   }
 
@@ -554,7 +584,11 @@ class ServerConnection<Cx> {
       await this.stream.close().catch(() => {});
     } finally {
       this.server.release(this);
-      this.onClosed?.();
+      try {
+        this.onClosed?.();
+      } catch (e) {
+        this.server.onError(e);
+      }
     }
   }
 
@@ -741,7 +775,8 @@ class ServerConnection<Cx> {
     // that will not send it must release it: its source may hold an upstream connection.
     let bodyOwned = body instanceof FixedBody;
     try {
-      const o = this.headOptions;
+      // Filled and read synchronously: one object per server serves every connection.
+      const o = this.server.headOptions;
       o.framing = framing;
       o.length = body.kind === 'stream' ? -1 : body.length;
       o.keepAlive = keepAlive;

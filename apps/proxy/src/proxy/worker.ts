@@ -14,6 +14,8 @@
  * `connection: close` within the server's shutdown grace, then closes what is left.
  * Not for config loading or signal handling (run.ts).
  */
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { HttpServer } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import {
@@ -51,6 +53,18 @@ export interface WorkerStats {
   readonly connections: number;
   readonly listeners: readonly string[];
   readonly upstream: Record<string, { idle: number; active: number; created: number; reused: number }>;
+  /**
+   * V8 heap in use by this worker's isolate (bytes). With LOCH_DEBUG_GC=1 in the environment (a
+   * debugging aid) the worker runs a full GC first, so memory per connection can be read; with
+   * LOCH_DEBUG_HEAPSNAPSHOT=<dir> it also writes a heap snapshot there.
+   */
+  readonly heapUsed: number;
+}
+
+/** A full GC without --expose-gc (which worker threads refuse in execArgv). */
+function fullGc(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
 }
 
 /** Identity of a listen address (equal ids = the same listener across reloads). */
@@ -316,11 +330,16 @@ export class ProxyWorker {
       this.#open.add(stream);
       // A response body the server did not send (the client reset before its head went out) is
       // released by the HttpServer itself, which frees its upstream connection.
-      void entry.http.serveConnection(stream).finally(() => this.#open.delete(stream));
+      // attach, not serveConnection: no promise and reaction per idle connection.
+      entry.http.attach(stream, () => this.#open.delete(stream));
     }
   }
 
   stats(): WorkerStats {
+    if (process.env.LOCH_DEBUG_GC === '1') fullGc();
+    const snapshotDir = process.env.LOCH_DEBUG_HEAPSNAPSHOT;
+    if (snapshotDir !== undefined && snapshotDir !== '')
+      writeHeapSnapshot(`${snapshotDir}/worker-${this.index}-${Date.now()}.heapsnapshot`);
     const upstream: WorkerStats['upstream'] = {};
     for (const [key, entry] of this.#servers) {
       const s = connectorOf(entry.slot.get()).stats();
@@ -332,6 +351,7 @@ export class ProxyWorker {
       connections: this.#open.size,
       listeners: [...this.#listeners.keys()],
       upstream,
+      heapUsed: process.memoryUsage().heapUsed,
     };
   }
 
