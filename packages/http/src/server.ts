@@ -221,15 +221,16 @@ export class HttpServer<Cx = HttpConnectionContext> {
 
   /** Serves one connected stream until it closes. Never rejects. */
   serveConnection(stream: HttpStream): Promise<void> {
-    return new Promise((resolve) => this.attach(stream, resolve));
+    return new Promise((resolve) => this.attach(stream, () => resolve()));
   }
 
   /**
-   * Starts serving `stream` and calls `onClosed` once it is closed; like serveConnection without
-   * a promise per connection (what a server holding many idle connections wants). No suspended
-   * function either: an idle connection is one pending recv.
+   * Starts serving `stream` and calls `onClosed(stream)` once it is closed; like serveConnection
+   * without a promise per connection (what a server holding many idle connections wants: pass
+   * one function for all of them). No suspended function either: an idle connection is one
+   * pending recv.
    */
-  attach(stream: HttpStream, onClosed: (() => void) | null = null): void {
+  attach(stream: HttpStream, onClosed: ((stream: HttpStream) => void) | null = null): void {
     let conn: ServerConnection<Cx>;
     try {
       if (this.closing) throw CLOSING;
@@ -239,7 +240,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
       void stream
         .close()
         .catch(() => {})
-        .then(() => onClosed?.());
+        .then(() => onClosed?.(stream));
       return;
     }
     this.live.add(conn);
@@ -325,7 +326,7 @@ class ServerConnection<Cx> {
     private readonly server: HttpServer<Cx>,
     private readonly stream: HttpStream,
     private readonly context: Cx,
-    private readonly onClosed: (() => void) | null,
+    private readonly onClosed: ((stream: HttpStream) => void) | null,
   ) {
     this.decoder = server.takeDecoder();
     try {
@@ -585,7 +586,7 @@ class ServerConnection<Cx> {
     } finally {
       this.server.release(this);
       try {
-        this.onClosed?.();
+        this.onClosed?.(this.stream);
       } catch (e) {
         this.server.onError(e);
       }

@@ -16,7 +16,7 @@
  */
 import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { HttpServer } from '@loch/http';
+import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import {
   type ByteStream,
@@ -105,6 +105,10 @@ export class ProxyWorker {
   readonly #https = new Set<HttpServer<ConnectionCx>>();
   /** Open client connections. */
   readonly #open = new Set<ByteStream>();
+  /** One close callback for every served connection (HttpServer.attach passes the stream). */
+  readonly #closed = (stream: HttpStream): void => {
+    this.#open.delete(stream as ByteStream);
+  };
   readonly #upstreamStreams = new UpstreamStreams();
   #staged: {
     generation: number;
@@ -330,8 +334,8 @@ export class ProxyWorker {
       this.#open.add(stream);
       // A response body the server did not send (the client reset before its head went out) is
       // released by the HttpServer itself, which frees its upstream connection.
-      // attach, not serveConnection: no promise and reaction per idle connection.
-      entry.http.attach(stream, () => this.#open.delete(stream));
+      // attach, not serveConnection: no promise, reaction or closure per idle connection.
+      entry.http.attach(stream, this.#closed);
     }
   }
 
