@@ -2,7 +2,7 @@
  * Memory per idle keep-alive connection of HttpServer (server.ts), measured from inside the
  * process after a forced GC: RSS and V8 heapUsed before and after N idle clients
  * (bench/lib/idle-clients.ts), and optionally a heap snapshot attributed by constructor
- * (analyze.ts). Not the cross-peer comparison (bench/http-proxy does that from outside).
+ * (analyze.ts, against a baseline snapshot taken without clients). Not the cross-peer comparison (bench/http-proxy does that from outside).
  * With `loch` as the third argument it measures `loch run` (apps/proxy sources, 1 worker, a
  * node:http upstream in this process): loch runs with LOCH_DEBUG_GC=1, and SIGUSR2 (its stats
  * command) makes the worker run a full GC and report its heapUsed; RSS is the process's VmRSS.
@@ -170,6 +170,8 @@ await withClients(count, async () => {
   );
 });
 if (snapCount > 0) {
+  server.stdin!.write(`snap ${here}idle-0.heapsnapshot\n`);
+  console.log(await next());
   await withClients(snapCount, async () => {
     server.stdin!.write(`snap ${here}idle-${snapCount}.heapsnapshot\n`);
     console.log(await next());

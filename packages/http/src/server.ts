@@ -104,6 +104,8 @@ const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
 };
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const EOF = -1;
+/** No held-back answers: shared by every connection (never pushed to), so idle ones hold no array. */
+const NO_PENDING: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 /** Most idle decoders a server keeps for reuse. */
 const MAX_SPARE_DECODERS = 256;
 /** How ServerConnection.run starts: fresh, after an idle recv delivered (a chunk or EOF), or after it failed. */
@@ -315,7 +317,7 @@ class ServerConnection<Cx> {
   private bodyDone = true;
   private responseStarted = false;
   /** Encoded responses held back while more pipelined requests were buffered. */
-  private pending: Uint8Array[] = [];
+  private pending: Uint8Array[] = NO_PENDING;
   private pendingBytes = 0;
   /** Requests answered on this connection. */
   private served = 0;
@@ -617,7 +619,7 @@ class ServerConnection<Cx> {
   /** Writes the responses held back while pipelined requests were still buffered. */
   private async flushPending(): Promise<void> {
     const bufs = this.pending;
-    this.pending = [];
+    this.pending = NO_PENDING;
     this.pendingBytes = 0;
     this.arm('write');
     try {
@@ -799,7 +801,8 @@ class ServerConnection<Cx> {
         if (data !== null) out.set(data, head.length);
         if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
           // The next pipelined request is already here: answer it in the same write.
-          this.pending.push(out);
+          if (this.pending === NO_PENDING) this.pending = [out];
+          else this.pending.push(out);
           this.pendingBytes += out.length;
         } else if (this.pending.length > 0) {
           this.pending.push(out);
