@@ -30,5 +30,7 @@ process.stdin.on('data', (d: string) => {
   }
 });
 process.stdin.on('end', () => process.exit(0));
-process.stdout.write(`port ${listener.localAddress.port}\n`);
+const local = listener.localAddress;
+if (local.family === 'unix') throw new Error('expected a TCP listener');
+process.stdout.write(`port ${local.port}\n`);
 await server.serve(listener);
