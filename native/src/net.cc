@@ -82,6 +82,21 @@ Napi::Value DescribeAddress(Napi::Env env, const sockaddr_storage& ss, socklen_t
   return o;
 }
 
+// Binds and listens a fresh socket, tracking it on success and closing it on failure; shared by
+// the TCP and Unix listeners. -> fd | { errno, syscall }
+static Napi::Value BindAndListen(Napi::Env env, int fd, const sockaddr_storage& ss, socklen_t len, int backlog) {
+  const char* failed = nullptr;
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) failed = "bind";
+  else if (listen(fd, backlog) != 0) failed = "listen";
+  if (failed) {
+    int e = errno;
+    close(fd);
+    return Failure(env, e, failed);
+  }
+  RingOf(env).Track(fd);
+  return Napi::Number::New(env, fd);
+}
+
 // listenTcp(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }
 Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -103,18 +118,7 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
     return Failure(env, e, "setsockopt");
   }
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    int e = errno;
-    close(fd);
-    return Failure(env, e, "bind");
-  }
-  if (listen(fd, backlog) != 0) {
-    int e = errno;
-    close(fd);
-    return Failure(env, e, "listen");
-  }
-  RingOf(env).Track(fd);
-  return Napi::Number::New(env, fd);
+  return BindAndListen(env, fd, ss, len, backlog);
 }
 
 // listenUnix(path, backlog) -> fd | { errno, syscall }
@@ -127,18 +131,7 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   if (!ParseUnix(path, &ss, &len)) return Failure(env, ENAMETOOLONG, "bind");
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Failure(env, errno, "socket");
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    int e = errno;
-    close(fd);
-    return Failure(env, e, "bind");
-  }
-  if (listen(fd, backlog) != 0) {
-    int e = errno;
-    close(fd);
-    return Failure(env, e, "listen");
-  }
-  RingOf(env).Track(fd);
-  return Napi::Number::New(env, fd);
+  return BindAndListen(env, fd, ss, len, backlog);
 }
 
 // socket(family: 4 | 6 | 0 for unix) -> fd | { errno, syscall }
