@@ -132,9 +132,16 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${o.upstreamPort}" }]
 `,
     );
-    const peer = startPeer(`loch (${o.workers}w)`, process.execPath, [LOCH_CLI, 'run', '-c', config], {
-      cpu: o.cpu,
-    });
+    // LOCH_BENCH_NODE_ARGS: extra node flags for profiling runs (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p").
+    const nodeArgs = (process.env.LOCH_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const peer = startPeer(
+      `loch (${o.workers}w)`,
+      process.execPath,
+      [...nodeArgs, LOCH_CLI, 'run', '-c', config],
+      {
+        cpu: o.cpu,
+      },
+    );
     return ready(peer, waitForHttp(o.port, o.probePath, '127.0.0.1', 15_000));
   },
 };

@@ -157,7 +157,7 @@ async function main(): Promise<void> {
             points.push({ proxy: spec.name, workers, size, m });
             log(
               `${spec.name} ${workers}w ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
-                `p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, ${m.cpuUsPerRequest.toFixed(1)} us/req` +
+                `p50 ${m.p50Ms} ms, p99 ${m.p99Ms} ms, ${m.cpuUsPerRequest.toFixed(1)} us/req (sys ${m.sysUsPerRequest.toFixed(1)})` +
                 (m.errors ? `, ${m.errors} errors` : '') +
                 (m.requests === 0 ? ' STALLED' : ''),
             );

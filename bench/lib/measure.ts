@@ -175,17 +175,25 @@ function processTree(root: number): number[] {
 
 /** CPU seconds (user + system) spent so far by the process tree rooted at `pid`. */
 export function cpuSeconds(pid: number): number {
-  let ticks = 0;
+  const [user, system] = cpuSplitSeconds(pid);
+  return user + system;
+}
+
+/** CPU seconds spent so far by the process tree rooted at `pid`, as [user, system]. */
+export function cpuSplitSeconds(pid: number): [number, number] {
+  let user = 0;
+  let system = 0;
   for (const p of processTree(pid)) {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      user += Number(fields[11]);
+      system += Number(fields[12]);
     } catch {
       // gone
     }
   }
-  return ticks / TICKS_PER_SECOND;
+  return [user / TICKS_PER_SECOND, system / TICKS_PER_SECOND];
 }
 
 /** Resident set size in KiB of the process tree rooted at `pid`. */
@@ -273,6 +281,8 @@ export interface Measurement extends WrkResult {
   readonly peer: string;
   /** CPU microseconds the peer's process tree spent per request. */
   readonly cpuUsPerRequest: number;
+  /** The part of cpuUsPerRequest spent in the kernel (system time). */
+  readonly sysUsPerRequest: number;
 }
 
 /** Drives `url` with wrk and charges the CPU time of `peer` to the requests served. */
@@ -282,12 +292,18 @@ export async function measure(
   load: { connections: number; seconds: number; cpu?: string; warmupSeconds?: number },
 ): Promise<Measurement> {
   if (load.warmupSeconds) await runWrk(url, { ...load, seconds: load.warmupSeconds });
-  const before = cpuSeconds(peer.pid);
+  const [user0, sys0] = cpuSplitSeconds(peer.pid);
   const result = await runWrk(url, load);
-  const spent = cpuSeconds(peer.pid) - before;
+  const [user1, sys1] = cpuSplitSeconds(peer.pid);
+  const spent = user1 - user0 + (sys1 - sys0);
   // A run that served nothing (a stalled peer) has no per-request cost: NaN renders as n/a.
-  const cpuUsPerRequest = result.requests > 0 ? (spent * 1e6) / result.requests : Number.NaN;
-  return { ...result, peer: peer.name, cpuUsPerRequest };
+  const perRequest = (s: number) => (result.requests > 0 ? (s * 1e6) / result.requests : Number.NaN);
+  return {
+    ...result,
+    peer: peer.name,
+    cpuUsPerRequest: perRequest(spent),
+    sysUsPerRequest: perRequest(sys1 - sys0),
+  };
 }
 
 /** Renders rows as a markdown table. */
