@@ -121,6 +121,14 @@ export interface NativeBinding {
   /** Sets or clears O_NONBLOCK on `fd`; 0 or -errno. */
   setNonBlocking(fd: number, enabled: boolean): number;
   closeFd(fd: number): number;
+  /**
+   * Gives free memory back to the OS: V8's low-memory GC (Isolate::LowMemoryNotification: full
+   * GCs that shrink new space and unmap empty pages) on this thread's isolate, then malloc_trim(0).
+   * Synchronous and slow (milliseconds to tens of them): call it when the thread is idle.
+   */
+  trimMemory(): { readonly mallocTrimmed: boolean };
+  /** How many times submit() ran on this thread; changes while the ring is busy. */
+  submitCount(): number;
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
 
@@ -131,6 +139,12 @@ export type LoadResult =
 
 /** Loads the addon once per thread and probes io_uring; never throws. */
 export function loadNative(): LoadResult;
+
+/**
+ * The addon's trimMemory when the .node file loads (even when the kernel refuses io_uring, so the
+ * legacy driver can use it); undefined when it does not.
+ */
+export function memoryTrimmer(): (() => { readonly mallocTrimmed: boolean }) | undefined;
 
 /** Opcodes of the submission record format. */
 export declare const Op: Readonly<{

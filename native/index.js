@@ -22,12 +22,12 @@ function buildFailure() {
   }
 }
 
-/**
- * Loads the addon once per thread and probes io_uring.
- * @returns {import('./index.js').LoadResult}
- */
-export function loadNative() {
-  if (cached) return cached;
+/** @type {{ binding?: import('./index.js').NativeBinding; loadError: string } | undefined} */
+let loadedBinding;
+
+/** Loads the .node file once per thread, without probing the kernel. */
+function loadBinding() {
+  if (loadedBinding) return loadedBinding;
   const explicit = process.env.LOCH_NATIVE_PATH;
   const candidates = explicit
     ? [explicit]
@@ -46,6 +46,17 @@ export function loadNative() {
       loadError = `cannot load ${path}: ${error instanceof Error ? error.message : String(error)}`;
     }
   }
+  loadedBinding = binding ? { binding, loadError } : { loadError };
+  return loadedBinding;
+}
+
+/**
+ * Loads the addon once per thread and probes io_uring.
+ * @returns {import('./index.js').LoadResult}
+ */
+export function loadNative() {
+  if (cached) return cached;
+  const { binding, loadError } = loadBinding();
   if (!binding) {
     const build = buildFailure();
     const reason =
@@ -72,6 +83,16 @@ export function loadNative() {
   }
   cached = { binding, probe };
   return cached;
+}
+
+/**
+ * The addon's trimMemory (V8 low-memory GC plus malloc_trim) when the addon loads, whether or not
+ * the kernel allows io_uring (the legacy driver uses it too); undefined when it does not load.
+ * @returns {(() => { mallocTrimmed: boolean }) | undefined}
+ */
+export function memoryTrimmer() {
+  const { binding } = loadBinding();
+  return binding ? () => binding.trimMemory() : undefined;
 }
 
 /** Opcodes of the submission record format (see README.md). */

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "memory.h"
 #include "net.h"
 #include "ring.h"
 
@@ -23,6 +24,8 @@ using loch::Ring;
 // Everything this addon keeps for one napi_env.
 struct EnvState {
   Ring ring;
+  // Calls of submit() on this thread: the idle-trim policy reads it to tell activity from idle.
+  double submits = 0;
 };
 
 // Runs when the environment (main thread or worker) is torn down.
@@ -139,6 +142,7 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
 Napi::Value Submit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   EnvState* s = State(env);
+  s->submits++;
   int n = info[0].As<Napi::Number>().Int32Value();
   int r = s->ring.Submit(env, n, info[1], info[2].ToBoolean().Value());
   return Napi::Number::New(env, r);
@@ -150,12 +154,20 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// submitCount() -> how many times submit() ran on this thread (a number that changes while the
+// ring is busy; the runtime's idle-trim timer compares two readings).
+Napi::Value SubmitCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), State(info.Env())->submits);
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
+  exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   loch::RegisterNet(env, exports);
+  loch::RegisterMemory(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("sqStride", Napi::Number::New(env, loch::kSqStride));
   layout.Set("cqStride", Napi::Number::New(env, loch::kCqStride));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { loadNative } from '../index.js';
+import { loadNative, memoryTrimmer } from '../index.js';
 
 const loaded = loadNative();
 if ('error' in loaded) console.warn(`@loch/native tests skipped: ${loaded.error}`);
@@ -101,6 +101,27 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(loaded.probe.allRequiredOps).toBe(true);
     expect(typeof loaded.binding.submit).toBe('function');
     expect(loaded.binding.layout).toEqual({ sqStride: 8, cqStride: 3 });
+  });
+
+  it('trimMemory gives the free V8 heap back and keeps live objects', () => {
+    const trim = memoryTrimmer();
+    expect(trim).toBeTypeOf('function');
+    const live = Array.from({ length: 1000 }, (_, i) => ({ i }));
+    let garbage = Array.from({ length: 200_000 }, (_, i) => ({ i, s: `x${i}` }));
+    const before = process.memoryUsage().heapTotal;
+    garbage = [];
+    const result = trim?.();
+    expect(result?.mallocTrimmed).toBeTypeOf('boolean');
+    expect(process.memoryUsage().heapTotal).toBeLessThan(before);
+    expect(live[999]?.i).toBe(999);
+    expect(garbage.length).toBe(0);
+  });
+
+  it('counts submits per thread', () => {
+    if ('error' in loaded) return;
+    const before = loaded.binding.submitCount();
+    loaded.binding.submit(0, undefined, false);
+    expect(loaded.binding.submitCount()).toBe(before + 1);
   });
 
   it('round-trips records in a worker: timeout, nop, and a bad record reported as EINVAL', async () => {

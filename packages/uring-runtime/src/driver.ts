@@ -74,6 +74,11 @@ export interface Driver {
   readonly spliceAll?:
     | ((from: ByteStream, to: ByteStream, options?: IoOptions) => Promise<number>)
     | undefined;
+  /**
+   * A number that changes whenever the driver does I/O (the runtime's idle-trim policy compares
+   * readings taken on a timer). Must be cheap: no allocation, no syscall.
+   */
+  activityCount?(): number;
   /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */
   close(): Promise<void>;
 }

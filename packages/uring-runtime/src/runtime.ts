@@ -4,10 +4,13 @@
  * the thread's own, created on first use. Not for I/O itself (drivers) or for the socket API
  * (tcp.ts, unix.ts), which delegates here.
  */
+import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
+import { memoryTrimmer } from '@loch/native';
 import type { Driver } from './driver.js';
 import { RuntimeError } from './errors.js';
 import { RuntimeActivity } from './internal/activity.js';
+import { IdleTrimmer, resolveIdleTrimMs } from './internal/idle-trim.js';
 import { createLegacyDriver } from './legacy/driver.js';
 import type { DriverName } from './stream.js';
 
@@ -27,6 +30,13 @@ export interface RuntimeOptions {
    * one process warning (code LOCH_DRIVER_FALLBACK) per thread when 'auto' fell back to legacy.
    */
   readonly log?: ((message: string) => void) | undefined;
+  /**
+   * Idle memory trim: after the driver had I/O and then none for this many milliseconds, give
+   * free memory back to the OS once (V8's low-memory GC, which shrinks the heap V8 grew under
+   * load, then malloc_trim). 0 disables. Default: env LOCH_IDLE_TRIM_MS, else 1000. Needs the
+   * @loch/native addon (on either driver); without it this is a no-op.
+   */
+  readonly idleTrimMs?: number | undefined;
 }
 
 /** The outcome of driver selection: what was asked, where the ask came from, what was chosen and why. */
@@ -118,10 +128,42 @@ export class Runtime {
   /** @internal Open listeners and streams, kept by the socket wrappers. */
   readonly activity = new RuntimeActivity();
   #closed = false;
+  #trimmer: IdleTrimmer | undefined;
+  #trimsBefore = 0;
 
-  constructor(driver: Driver, selection: DriverSelection) {
+  constructor(driver: Driver, selection: DriverSelection, idleTrimMs?: number) {
     this.driver = driver;
     this.selection = selection;
+    this.setIdleTrim(resolveIdleTrimMs(idleTrimMs));
+  }
+
+  /**
+   * Sets the idle-trim period in milliseconds (0 disables); see RuntimeOptions.idleTrimMs.
+   * Returns whether trimming is active (false when disabled, without the addon, or when the
+   * driver reports no activity counter).
+   */
+  setIdleTrim(ms: number): boolean {
+    if (this.#trimmer !== undefined) {
+      this.#trimsBefore += this.#trimmer.trims;
+      this.#trimmer.stop();
+      this.#trimmer = undefined;
+    }
+    const driver = this.driver;
+    if (this.#closed || !(ms > 0) || driver.activityCount === undefined) return false;
+    const trim = memoryTrimmer();
+    if (trim === undefined) return false;
+    this.#trimmer = new IdleTrimmer(ms, {
+      activity: () => driver.activityCount?.() ?? 0,
+      trim,
+      now: () => performance.now(),
+    });
+    this.#trimmer.start();
+    return true;
+  }
+
+  /** How many idle trims this runtime ran (for stats and tests). */
+  get idleTrims(): number {
+    return this.#trimsBefore + (this.#trimmer?.trims ?? 0);
   }
 
   /** Streams handed out by this runtime's listeners and connects that are not closed yet. */
@@ -148,6 +190,7 @@ export class Runtime {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.setIdleTrim(0);
     await this.stopAccepting();
     await this.driver.close();
     const state = threadState();
@@ -206,7 +249,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   if (options.log === undefined && selection.requested === 'auto' && selection.driver === 'legacy') {
     warnFallbackOnce(line);
   }
-  return new Runtime(driver, selection);
+  return new Runtime(driver, selection, options.idleTrimMs);
 }
 
 interface ThreadState {

@@ -25,7 +25,13 @@ upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
 describe('config loading', () => {
   it('loads the Monolake reference config unchanged', () => {
     const config = parseConfig(monolake, 'monolake.toml');
-    expect(config.runtime).toEqual({ workers: 2, driver: 'uring', entries: 8192, cpuAffinity: false });
+    expect(config.runtime).toEqual({
+      workers: 2,
+      driver: 'uring',
+      entries: 8192,
+      cpuAffinity: false,
+      idleMemoryTrimMs: 1000,
+    });
     expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
     const http = config.servers[0]!;
     expect(http.listen).toEqual({ kind: 'tcp', host: '127.0.0.1', port: 18080 });
@@ -128,6 +134,17 @@ upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
     expect(config.servers[0]!.timeouts.upstreamRead).toBe(1500);
     expect(config.servers[0]!.timeouts.serverKeepalive).toBe(250);
     expect(config.servers[0]!.timeouts.upstreamConnect).toBe(5000);
+  });
+
+  it('reads runtime.idle_memory_trim as a duration: default 1s, "0s" disables, bad values named', () => {
+    expect(parseConfig(minimal).runtime.idleMemoryTrimMs).toBe(1000);
+    expect(parseConfig(`[runtime]\nidle_memory_trim = "0s"\n${minimal}`).runtime.idleMemoryTrimMs).toBe(0);
+    expect(parseConfig(`[runtime]\nidle_memory_trim = "2.5s"\n${minimal}`).runtime.idleMemoryTrimMs).toBe(
+      2500,
+    );
+    expect(parseConfig(`[runtime]\nidle_memory_trim = 300\n${minimal}`).runtime.idleMemoryTrimMs).toBe(300);
+    const issues = issuesOf(`[runtime]\nidle_memory_trim = "soon"\n${minimal}`);
+    expect(issues.map((i) => i.path)).toContain('runtime.idle_memory_trim');
   });
 
   it('points at the line of a TOML syntax error', () => {

@@ -161,6 +161,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[]): ProxyConfig {
     driver,
     entries: rt.entries ?? 4096,
     cpuAffinity: rt.cpu_affinity ?? false,
+    idleMemoryTrimMs: durationMs(rt.idle_memory_trim, 1000),
   } as const;
 
   const servers: ServerConfig[] = [];

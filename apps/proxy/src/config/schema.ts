@@ -85,6 +85,8 @@ export const RuntimeSchema = z.strictObject({
   runtime_type: z.enum(['io_uring', 'legacy']).optional(),
   entries: z.number().int().min(64).max(32768).optional(),
   cpu_affinity: z.boolean().optional(),
+  /** Give free memory back to the OS after the worker was idle this long; "0s" disables. */
+  idle_memory_trim: Duration.optional(),
 });
 
 export const LogSchema = z.strictObject({
@@ -165,6 +167,11 @@ export interface RuntimeConfig {
   readonly driver: 'auto' | 'uring' | 'legacy';
   readonly entries: number;
   readonly cpuAffinity: boolean;
+  /**
+   * Milliseconds a worker must be idle (no I/O after some) before it gives free memory back to
+   * the OS (V8 heap shrink + malloc_trim); 0 disables. Applied on reload too.
+   */
+  readonly idleMemoryTrimMs: number;
 }
 
 /** The effective configuration the proxy runs on. */

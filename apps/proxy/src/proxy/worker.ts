@@ -94,6 +94,11 @@ function timeoutsKey(s: ServerConfig): string {
   return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}`;
 }
 
+/** The slice of the worker's Runtime the proxy configures (runtime.idle_memory_trim). */
+export interface IdleTrimTarget {
+  setIdleTrim(ms: number): boolean;
+}
+
 /** The proxy worker. */
 export class ProxyWorker {
   readonly log: ProxyLog;
@@ -117,12 +122,16 @@ export class ProxyWorker {
     added: ServerEntry[];
   } | null = null;
   #stopping = false;
+  readonly #runtime: IdleTrimTarget | undefined;
+  #idleTrimMs: number | undefined;
 
   constructor(
     readonly index: number,
     config: ProxyConfig,
+    runtime?: IdleTrimTarget,
   ) {
     this.#config = config;
+    this.#runtime = runtime;
     this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
   }
 
@@ -290,6 +299,11 @@ export class ProxyWorker {
     }
     this.#config = staged.config;
     this.log.level = staged.config.logLevel;
+    const trimMs = staged.config.runtime.idleMemoryTrimMs;
+    if (this.#runtime !== undefined && trimMs !== this.#idleTrimMs) {
+      this.#idleTrimMs = trimMs;
+      this.#runtime.setIdleTrim(trimMs);
+    }
     this.generation = generation;
     for (const http of this.#https)
       if (http.connections === 0 && !this.#isCurrent(http)) this.#https.delete(http);
@@ -404,7 +418,7 @@ async function bind(address: ListenAddress): Promise<StreamListener> {
  */
 export async function main(context: WorkerContext): Promise<void> {
   const { config } = context.data as WorkerData;
-  const worker = new ProxyWorker(context.index, config);
+  const worker = new ProxyWorker(context.index, config, context.runtime);
   let startError: unknown = null;
   try {
     await worker.start();

@@ -17,7 +17,7 @@ import type { IoOptions, SocketAddress } from '../stream.js';
 import { LegacyListener } from './listener.js';
 import { cancelled, errnoError, toRuntimeError } from './node-errors.js';
 import { bindReusePort, nodeHasReusePort } from './reuse-port.js';
-import { LegacyStream, toSocketAddress } from './stream.js';
+import { LegacyStream, LegacyStreamSet, toSocketAddress } from './stream.js';
 
 const DEFAULT_BACKLOG = 1024;
 const MAX_TIMER_MS = 0x7fffffff;
@@ -45,10 +45,15 @@ function listening(server: Server, address: SocketAddress): Promise<void> {
 /** The node:net Driver. One per JS thread, like every driver. */
 export class LegacyDriver implements Driver {
   readonly name = 'legacy' as const;
-  readonly #streams = new Set<LegacyStream>();
+  readonly #streams = new LegacyStreamSet();
   readonly #listeners = new Set<LegacyListener>();
   readonly #timers = new Set<() => void>();
   #closed = false;
+
+  /** Streams opened and chunks received so far (for the runtime's idle-trim policy). */
+  activityCount(): number {
+    return this.#streams.activity;
+  }
 
   /** Open streams of this driver (accepted or connected, not yet closed). */
   get openStreams(): number {

@@ -30,6 +30,13 @@ interface ReadWaiter {
 export interface StreamRegistry {
   add(stream: LegacyStream): void;
   delete(stream: LegacyStream): void;
+  /** Bumped on every new stream and every chunk received (the runtime's idle-trim policy reads it). */
+  activity: number;
+}
+
+/** The driver's set of open streams, with the activity counter streams bump. */
+export class LegacyStreamSet extends Set<LegacyStream> implements StreamRegistry {
+  activity = 0;
 }
 
 /** Converts a Node socket address to the runtime's SocketAddress. */
@@ -94,6 +101,7 @@ export class LegacyStream implements ByteStream {
       this.#wake();
     });
     registry.add(this);
+    registry.activity++;
   }
 
   get closed(): boolean {
@@ -101,6 +109,7 @@ export class LegacyStream implements ByteStream {
   }
 
   #onData(chunk: Buffer): void {
+    this.#registry.activity++;
     this.#chunks.push(chunk);
     this.#buffered += chunk.byteLength;
     if (this.#buffered >= READ_HIGH_WATER && !this.#paused) {

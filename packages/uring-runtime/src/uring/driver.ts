@@ -165,6 +165,11 @@ export class UringDriver implements Driver {
     this.host = { binding: this.thread.binding, ring: this.thread.ring, streams: new Set() };
   }
 
+  /** Submits of this thread's ring so far (native counter; changes while the ring is busy). */
+  activityCount(): number {
+    return this.thread.binding.submitCount();
+  }
+
   /** Description of this thread's ring (setup flags, features, whether the buffer ring is registered). */
   get ringInfo(): Ring['info'] {
     return this.host.ring.info;

@@ -1,0 +1,92 @@
+/**
+ * The idle-trim policy: once a thread's driver had activity and then none for `idleMs`, give
+ * free memory back to the OS, once per idle period. V8 keeps the heap it committed under load
+ * (new space stays at its grown size, old-space pages freed by GC stay mapped), so a worker that
+ * served a burst and then holds thousands of idle keep-alive connections would otherwise keep
+ * tens of MiB it no longer uses. Not for per-connection memory (the layers keep that small) and
+ * not a GC tuner: it runs at most once per idle period, never while I/O flows.
+ */
+
+/** What the policy watches and what it calls. */
+export interface IdleTrimHooks {
+  /** A number that changes whenever the driver did I/O (submits on io_uring, reads on legacy). */
+  activity(): number;
+  /** Gives memory back (V8 low-memory GC plus malloc_trim); called once per idle period. */
+  trim(): void;
+  /** Milliseconds since some fixed point (performance.now in production). */
+  now(): number;
+}
+
+/** Default idle period before a trim, in milliseconds. */
+export const DEFAULT_IDLE_TRIM_MS = 1000;
+
+/**
+ * Reads the idle period: the option, else env LOCH_IDLE_TRIM_MS, else 1000 ms. 0 disables.
+ * A value that is not a finite number >= 0 falls back to the default.
+ */
+export function resolveIdleTrimMs(
+  option: number | undefined,
+  env: string | undefined = process.env.LOCH_IDLE_TRIM_MS,
+): number {
+  if (option !== undefined && Number.isFinite(option) && option >= 0) return Math.floor(option);
+  if (env !== undefined && env !== '') {
+    const parsed = Number(env);
+    if (Number.isFinite(parsed) && parsed >= 0) return Math.floor(parsed);
+  }
+  return DEFAULT_IDLE_TRIM_MS;
+}
+
+/**
+ * Checks the activity counter on an unref'd timer (every quarter of the idle period): the hot
+ * path pays nothing beyond the counter the driver keeps anyway. A trim needs activity first, so
+ * a thread that stays idle is trimmed once, not every period.
+ */
+export class IdleTrimmer {
+  /** Trims done so far. */
+  trims = 0;
+  readonly #idleMs: number;
+  readonly #hooks: IdleTrimHooks;
+  #last: number;
+  #quietSince: number;
+  #dirty = false;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(idleMs: number, hooks: IdleTrimHooks) {
+    this.#idleMs = idleMs;
+    this.#hooks = hooks;
+    this.#last = hooks.activity();
+    this.#quietSince = hooks.now();
+  }
+
+  /** Starts the timer (no-op when the idle period is 0). */
+  start(): void {
+    if (this.#idleMs <= 0 || this.#timer !== undefined) return;
+    this.#timer = setInterval(() => this.check(), Math.max(1, this.#idleMs >> 2));
+    this.#timer.unref();
+  }
+
+  /** Stops the timer. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One timer step: note activity, or trim when the thread has been quiet long enough. */
+  check(): void {
+    const seen = this.#hooks.activity();
+    const now = this.#hooks.now();
+    if (seen !== this.#last) {
+      this.#last = seen;
+      this.#dirty = true;
+      this.#quietSince = now;
+      return;
+    }
+    if (!this.#dirty || now - this.#quietSince < this.#idleMs) return;
+    this.#dirty = false;
+    this.trims++;
+    this.#hooks.trim();
+    // The trim itself may have submitted nothing, but read the counter again so that what it
+    // did (or a flush it caused) is not taken for new activity.
+    this.#last = this.#hooks.activity();
+  }
+}

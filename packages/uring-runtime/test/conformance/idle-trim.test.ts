@@ -1,0 +1,92 @@
+/**
+ * Idle memory trim, the same for every driver: after I/O and then a quiet period the runtime
+ * gives memory back once (observable as `idleTrims`), not again while the thread stays idle, and
+ * again after new I/O. The policy's timing rules are tested on a hand-driven clock in
+ * src/internal/idle-trim.test.ts; here only generous waits on real sockets.
+ */
+
+import { memoryTrimmer } from '@loch/native';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import type { ByteStream, StreamListener } from '../../src/stream.js';
+import { driverCases, portOf, Resources } from './drivers.js';
+
+const cases = await driverCases();
+const hasAddon = memoryTrimmer() !== undefined;
+
+async function until(what: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!what()) {
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return true;
+}
+
+async function echoRoundTrips(listener: StreamListener, client: ByteStream, n: number): Promise<void> {
+  const served = (async () => {
+    const s = await listener.accept();
+    for (;;) {
+      const chunk = await s.recv();
+      if (chunk === null) break;
+      await s.writeAll(Buffer.from(chunk.bytes));
+      chunk.release();
+    }
+    await s.close();
+  })();
+  for (let i = 0; i < n; i++) {
+    await client.writeAll(Buffer.from('ping'));
+    let got = 0;
+    while (got < 4) {
+      const chunk = await client.recv();
+      if (chunk === null) throw new Error('early end of stream');
+      got += chunk.bytes.byteLength;
+      chunk.release();
+    }
+  }
+  await client.shutdown();
+  await served;
+}
+
+describe.each(cases)('idle trim: $name driver', ({ name, skip }) => {
+  const res = new Resources();
+  let runtime: Runtime | undefined;
+  afterEach(async () => {
+    await res.closeAll();
+    await runtime?.close();
+    runtime = undefined;
+  });
+  const run = skip === undefined && hasAddon ? it : it.skip;
+
+  run('trims once after activity then quiet, not while idle, and again after new activity', async () => {
+    runtime = await createRuntime({ driver: name, log: () => undefined, idleTrimMs: 40 });
+    const driver = runtime.driver;
+    const listener = res.add(await driver.listenTcp({ host: '127.0.0.1', port: 0 }));
+    const port = portOf(listener);
+    const first = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
+    await echoRoundTrips(listener, first, 20);
+    expect(await until(() => runtime!.idleTrims >= 1, 10_000)).toBe(true);
+    const afterFirst = runtime.idleTrims;
+    // Quiet for many periods: no further trim without new activity.
+    await new Promise((r) => setTimeout(r, 400));
+    expect(runtime.idleTrims).toBe(afterFirst);
+    const second = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
+    await echoRoundTrips(listener, second, 5);
+    expect(await until(() => runtime!.idleTrims > afterFirst, 10_000)).toBe(true);
+  });
+
+  run('idleTrimMs 0 disables trimming, and setIdleTrim turns it on later', async () => {
+    runtime = await createRuntime({ driver: name, log: () => undefined, idleTrimMs: 0 });
+    const driver = runtime.driver;
+    const listener = res.add(await driver.listenTcp({ host: '127.0.0.1', port: 0 }));
+    const port = portOf(listener);
+    const client = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
+    await echoRoundTrips(listener, client, 5);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(runtime.idleTrims).toBe(0);
+    expect(runtime.setIdleTrim(40)).toBe(true);
+    const again = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
+    await echoRoundTrips(listener, again, 5);
+    expect(await until(() => runtime!.idleTrims >= 1, 10_000)).toBe(true);
+  });
+});
