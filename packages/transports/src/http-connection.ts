@@ -37,7 +37,21 @@ export interface ExchangeOptions {
    * body, as nginx's proxy_read_timeout; ReadError ERR_TRANSPORT_READ_TIMEOUT. 0 = none.
    */
   readonly readTimeout?: number | undefined;
+  /**
+   * Runs on the response head, synchronously, before the exchange's promise resolves; the
+   * promise resolves with what it returns. It lets a caller filter every response (headers,
+   * body wrapper) without a promise and a microtask of its own per request. `key` is the
+   * endpoint the request was sent to. Must not throw.
+   */
+  readonly onResponse?: ((response: HttpResponse, key: Endpoint) => HttpResponse) | undefined;
+  /**
+   * Maps the error the exchange (or, for HttpConnector.request, the connect) rejects with, once
+   * and synchronously: to classify failures without a promise of one's own per request.
+   */
+  readonly onError?: ((error: unknown, key: Endpoint) => unknown) | undefined;
 }
+
+const NO_EXCHANGE_OPTIONS: ExchangeOptions = {};
 
 /** What a connection reports to the connector that handed it out. @internal */
 export interface ConnectionOwner<K extends Endpoint> {
@@ -45,6 +59,11 @@ export interface ConnectionOwner<K extends Endpoint> {
   releaseConnection(conn: HttpConnection<K>, reusable: boolean): void;
   /** The peer closed (or wrote to) an idle connection: drop it from the pool. */
   idleConnectionDied(conn: HttpConnection<K>): void;
+  /**
+   * An exchange started with `retry` failed before any response byte on a reused connection
+   * (the connection is already finished): the promise of another attempt, or null to fail.
+   */
+  retryExchange(key: K, request: HttpRequest, options: ExchangeOptions): Promise<HttpResponse> | null;
 }
 
 type State = 'ready' | 'busy' | 'idle' | 'closed';
@@ -129,6 +148,16 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.#aborted = true;
     void this.#client.close().catch(() => {});
   };
+  /**
+   * The exchange in progress (one at a time): what the head and failure handlers need. Kept in
+   * fields so the handlers are two functions per connection, not two closures per request.
+   */
+  #exRequest: HttpRequest | null = null;
+  #exOptions: ExchangeOptions = NO_EXCHANGE_OPTIONS;
+  #exKey: K;
+  #exRetry = false;
+  readonly #onHead = (res: HttpResponse): HttpResponse => this.#headArrived(res);
+  readonly #onFail = (error: unknown): Promise<HttpResponse> => this.#exchangeFailed(error);
 
   /** @internal Built by HttpConnector. */
   constructor(
@@ -138,6 +167,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     options: { readTimeout: number; limits?: HttpClientOptions['limits'] },
   ) {
     this.key = key;
+    this.#exKey = key;
     this.#owner = owner;
     this.#io = new ExchangeStream(stream);
     this.#defaultReadTimeout = options.readTimeout;
@@ -182,9 +212,21 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
    * abandoning it (`return()`, `break` in for-await) or an error closes it. A response without
    * a body releases the connection at once. Rejects with a TransportError.
    */
-  async send(request: HttpRequest, options: ExchangeOptions = {}): Promise<HttpResponse> {
+  send(request: HttpRequest, options: ExchangeOptions = NO_EXCHANGE_OPTIONS): Promise<HttpResponse> {
+    return this.exchange(this.key, request, options, false);
+  }
+
+  /**
+   * @internal `send` for the owner: `key` is the endpoint the caller asked for (given to the
+   * options' hooks), `retry` lets a failure before any response byte on a reused connection ask
+   * the owner for another attempt. Not async: the only promise per exchange besides the
+   * client's is the one its head and failure handlers make.
+   */
+  exchange(key: K, request: HttpRequest, options: ExchangeOptions, retry: boolean): Promise<HttpResponse> {
     if (this.#state !== 'ready')
-      throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', `connection is ${this.#state}, not ready`);
+      return Promise.reject(
+        new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', `connection is ${this.#state}, not ready`),
+      );
     this.#state = 'busy';
     this.#io.written = 0;
     this.#aborted = false;
@@ -197,31 +239,57 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     if (signal !== undefined) {
       if (signal.aborted) {
         this.#finish(this.alive);
-        throw new AbortedError('ERR_TRANSPORT_ABORTED', 'write', 'request aborted before it was sent', {
-          cause: signal.reason,
-          address: this.#address(),
-        });
+        const error = new AbortedError(
+          'ERR_TRANSPORT_ABORTED',
+          'write',
+          'request aborted before it was sent',
+          {
+            cause: signal.reason,
+            address: this.#address(),
+          },
+        );
+        return Promise.reject(options.onError === undefined ? error : options.onError(error, key));
       }
       this.#signal = signal;
       signal.addEventListener('abort', this.#onAbort, { once: true });
     }
-    let res: HttpResponse;
-    try {
-      res = await this.#client.send(request, sendOptions);
-    } catch (error) {
-      const mapped = this.#mapError(error, 'response');
-      this.#finish(false);
-      throw mapped;
-    }
+    this.#exRequest = request;
+    this.#exOptions = options;
+    this.#exKey = key;
+    this.#exRetry = retry;
+    return this.#client.send(request, sendOptions).then(this.#onHead, this.#onFail);
+  }
+
+  #headArrived(res: HttpResponse): HttpResponse {
+    const request = this.#exRequest!;
+    const options = this.#exOptions;
+    this.#exRequest = null;
+    this.#exOptions = NO_EXCHANGE_OPTIONS;
     const closeRequested = saysClose(request.headers.get('connection'));
     if (res.body.kind === 'empty') {
       // No body on the wire (HEAD, 204, 304, Content-Length: 0): the exchange is over.
       this.#exchanges++;
       this.#finish(this.#client.reusable && !closeRequested);
-      return res;
+    } else {
+      res.body = new PooledResponseBody(this, res.body, closeRequested);
     }
-    res.body = new PooledResponseBody(this, res.body, closeRequested);
-    return res;
+    const onResponse = options.onResponse;
+    return onResponse === undefined ? res : onResponse(res, this.#exKey);
+  }
+
+  #exchangeFailed(error: unknown): Promise<HttpResponse> {
+    const request = this.#exRequest!;
+    const options = this.#exOptions;
+    const key = this.#exKey;
+    this.#exRequest = null;
+    this.#exOptions = NO_EXCHANGE_OPTIONS;
+    const mapped = this.#mapError(error, 'response');
+    this.#finish(false);
+    if (this.#exRetry && mapped.retryable && !options.signal?.aborted) {
+      const again = this.#owner.retryExchange(key, request, options);
+      if (again !== null) return again;
+    }
+    throw options.onError === undefined ? mapped : options.onError(mapped, key);
   }
 
   /** Gives the connection back without an exchange (after connect() when it was not needed). */

@@ -16,7 +16,6 @@ import {
   type HttpStream,
 } from '@loch/http';
 import type { ConnectOptions, Connector } from './connector.js';
-import { TransportError } from './errors.js';
 import { type ConnectionOwner, type ExchangeOptions, HttpConnection } from './http-connection.js';
 import type { Endpoint } from './key.js';
 import { ConnectionPool, type PoolOptions, type PoolStats } from './pool.js';
@@ -46,6 +45,8 @@ export interface HttpConnectorStats extends PoolStats {
   /** Requests sent again on a new connection after a reused one failed before the response. */
   retried: number;
 }
+
+const NO_REQUEST_OPTIONS: RequestOptions = {};
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -95,20 +96,28 @@ export class HttpConnector<K extends Endpoint = Endpoint>
    * TransportError: ConnectError (refused 502, timeout 504), WriteError/ReadError (reset,
    * closed, read timeout 504), ProtocolError (invalid response), AbortedError (signal).
    */
-  async request(key: K, request: HttpRequest, options: RequestOptions = {}): Promise<HttpResponse> {
+  request(key: K, request: HttpRequest, options: RequestOptions = NO_REQUEST_OPTIONS): Promise<HttpResponse> {
+    // An idle connection is taken synchronously; only a new connection costs a connect's wait.
     const idle = this.#takeIdle(key);
-    if (idle !== undefined) {
-      try {
-        return await idle.send(request, options);
-      } catch (error) {
-        if (!(this.#retry && error instanceof TransportError && error.retryable && isReplayable(request)))
-          throw error;
-        if (options.signal?.aborted) throw error;
-        this.#retried++;
-      }
+    if (idle !== undefined) return idle.exchange(key, request, options, this.#retry);
+    return this.#sendOnNew(key, request, options);
+  }
+
+  /** @internal ConnectionOwner: a reused connection failed before any response byte. */
+  retryExchange(key: K, request: HttpRequest, options: RequestOptions): Promise<HttpResponse> | null {
+    if (!isReplayable(request)) return null;
+    this.#retried++;
+    return this.#sendOnNew(key, request, options);
+  }
+
+  async #sendOnNew(key: K, request: HttpRequest, options: RequestOptions): Promise<HttpResponse> {
+    let conn: HttpConnection<K>;
+    try {
+      conn = await this.#connectNew(key, options.signal, options.connectTimeout);
+    } catch (error) {
+      throw options.onError === undefined ? error : options.onError(error, key);
     }
-    const conn = await this.#connectNew(key, options.signal, options.connectTimeout);
-    return conn.send(request, options);
+    return conn.exchange(key, request, options, false);
   }
 
   /** Counters: pool gauges and totals, and retries. */

@@ -49,14 +49,35 @@ export interface PoolStats {
   evicted: number;
 }
 
-interface IdleEntry<C> {
-  readonly conn: C;
-  readonly since: number;
-}
-
-/** Idle connections of one key, oldest first. */
+/**
+ * Idle connections of one key, oldest first, with the time each was released: two parallel
+ * arrays, so releasing a connection allocates nothing (no entry object per release).
+ */
 class IdleList<C> {
-  items: IdleEntry<C>[] = [];
+  readonly conns: C[] = [];
+  readonly since: number[] = [];
+
+  get length(): number {
+    return this.conns.length;
+  }
+  push(conn: C, since: number): void {
+    this.conns.push(conn);
+    this.since.push(since);
+  }
+  /** Removes and returns the newest (LRU reuse). */
+  pop(): C {
+    this.since.pop();
+    return this.conns.pop()!;
+  }
+  /** Removes and returns the oldest. */
+  shift(): C {
+    this.since.shift();
+    return this.conns.shift()!;
+  }
+  removeAt(i: number): void {
+    this.conns.splice(i, 1);
+    this.since.splice(i, 1);
+  }
 }
 
 /** Keeps idle connections per key and hands them out again. */
@@ -89,20 +110,21 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
   acquire(key: K): C | undefined {
     const list = this.#idle.get(key.id);
     if (!list) return undefined;
-    const now = this.#now();
-    while (list.items.length) {
-      const entry = this.#lru ? list.items.pop()! : list.items.shift()!;
+    const now = this.#idleTimeout ? this.#now() : 0;
+    while (list.length) {
+      const since = this.#lru ? list.since[list.length - 1]! : list.since[0]!;
+      const conn = this.#lru ? list.pop() : list.shift();
       this.#stats.idle--;
-      if ((this.#idleTimeout && now - entry.since >= this.#idleTimeout) || !this.#isAlive(entry.conn)) {
-        this.#evict(entry.conn);
+      if ((this.#idleTimeout && now - since >= this.#idleTimeout) || !this.#isAlive(conn)) {
+        this.#evict(conn);
         continue;
       }
-      if (!list.items.length) this.#idle.delete(key.id);
+      // An emptied list stays (a busy key would otherwise drop and rebuild it on every
+      // request); the purge removes lists that stay empty.
       this.#stats.active++;
       this.#stats.reused++;
-      return entry.conn;
+      return conn;
     }
-    this.#idle.delete(key.id);
     return undefined;
   }
 
@@ -133,12 +155,12 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
   #putIdle(id: string, conn: C, since: number): void {
     let list = this.#idle.get(id);
     if (!list) this.#idle.set(id, (list = new IdleList<C>()));
-    list.items.push({ conn, since });
+    list.push(conn, since);
     this.#stats.idle++;
-    while (list.items.length > this.#maxIdle) {
+    while (list.length > this.#maxIdle) {
       // Over the cap: the oldest goes.
       this.#stats.idle--;
-      this.#evict(list.items.shift()!.conn);
+      this.#evict(list.shift());
     }
     this.#armPurge();
   }
@@ -150,7 +172,7 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
 
   /** Idle connections for one key (for tests and metrics). */
   idleCount(key: K): number {
-    return this.#idle.get(key.id)?.items.length ?? 0;
+    return this.#idle.get(key.id)?.length ?? 0;
   }
 
   /**
@@ -160,10 +182,10 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
   removeIdle(key: K, conn: C): boolean {
     const list = this.#idle.get(key.id);
     if (!list) return false;
-    const i = list.items.findIndex((e) => e.conn === conn);
+    const i = list.conns.indexOf(conn);
     if (i < 0) return false;
-    list.items.splice(i, 1);
-    if (!list.items.length) this.#idle.delete(key.id);
+    list.removeAt(i);
+    if (!list.length) this.#idle.delete(key.id);
     this.#stats.idle--;
     this.#evict(conn);
     this.#disarmIfEmpty();
@@ -177,12 +199,12 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
     let n = 0;
     for (const [id, list] of this.#idle) {
       // Entries are in release order, so expired ones are at the front.
-      while (list.items.length && now - list.items[0]!.since >= this.#idleTimeout) {
+      while (list.length && now - list.since[0]! >= this.#idleTimeout) {
         this.#stats.idle--;
-        this.#evict(list.items.shift()!.conn);
+        this.#evict(list.shift());
         n++;
       }
-      if (!list.items.length) this.#idle.delete(id);
+      if (!list.length) this.#idle.delete(id);
     }
     return n;
   }
@@ -199,12 +221,13 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
     if (old === this) return 0;
     let kept = 0;
     for (const [id, list] of old.#idle) {
-      for (const entry of list.items) {
+      for (let i = 0; i < list.length; i++) {
+        const conn = list.conns[i]!;
         old.#stats.idle--;
-        if (this.#closed) this.#close(entry.conn);
+        if (this.#closed) this.#close(conn);
         else {
-          onAdopt?.(entry.conn);
-          this.#putIdle(id, entry.conn, entry.since);
+          onAdopt?.(conn);
+          this.#putIdle(id, conn, list.since[i]!);
           kept++;
         }
       }
@@ -217,7 +240,7 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
   /** Closes every idle connection and refuses to keep more; active ones close on release. */
   close(): void {
     this.#closed = true;
-    for (const list of this.#idle.values()) for (const e of list.items) this.#evict(e.conn);
+    for (const list of this.#idle.values()) for (const conn of list.conns) this.#evict(conn);
     this.#stats.idle = 0;
     this.#idle.clear();
     this.#disarmIfEmpty();

@@ -29,12 +29,17 @@ export class ConnectionReuseService implements Service<RequestCx, HttpResponse> 
     readonly lifecycle: ServerLifecycle,
   ) {}
 
-  async call(cx: RequestCx): Promise<HttpResponse> {
+  /** Not async: one `then` with a handler made once per service, not per request. */
+  call(cx: RequestCx): Promise<HttpResponse> {
     removeHopByHop(cx.get('request').headers);
-    const res = await this.inner.call(cx);
+    return this.inner.call(cx).then(this.#afterResponse);
+  }
+
+  /** A retired server's responses tell the client to reconnect (the check is made at the response, not the request). */
+  readonly #afterResponse = (res: HttpResponse): HttpResponse => {
     if (this.lifecycle.retired) res.headers.set('connection', 'close');
     return res;
-  }
+  };
 }
 
 /** The connection-reuse layer. */

@@ -3,9 +3,10 @@
  * route's balancer, applies the Host policy, and sends the request through @loch/transports'
  * HttpConnector (pooled HTTP/1.1 over TCP or Unix; an idempotent bodiless request that fails on
  * a reused connection before any response byte is retried once on a new one). The response
- * comes back with its hop-by-hop fields removed and Via added; its body streams through a
- * ForwardedBody (byte count for the access log), and the connection returns to the pool when
- * the body has been passed on completely. `make(old)` keeps the old service's connector, so
+ * comes back with its hop-by-hop fields removed and Via added; its body streams from the
+ * connector (the core layer counts it for the access log), and the connection returns to the
+ * pool when the body has been passed on completely. No promise of its own per request: the
+ * response filter and the error mapping ride on the connector's (RequestOptions hooks). `make(old)` keeps the old service's connector, so
  * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
@@ -21,8 +22,8 @@ import {
 } from '@loch/transports';
 import type { RoutedCx } from './context.js';
 import { classifyUpstreamError } from './errors.js';
-import { ForwardedBody } from './forwarded-body.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
+import type { UpstreamEndpoint } from './route.js';
 
 /** Deadlines of one upstream exchange, in ms (0 disables one). */
 export interface UpstreamTimeouts {
@@ -73,7 +74,34 @@ export function newUpstreamConnector(options: {
   });
 }
 
-const NO_END = (): void => {};
+/** What a failure is reported as when it names no upstream of a compiled route. */
+const UNKNOWN_UPSTREAM = '(unknown)';
+
+/** The upstream label of an endpoint: compiled routes carry it (route.ts UpstreamEndpoint). */
+function labelOf(key: Endpoint): string {
+  return (key as Partial<UpstreamEndpoint>).upstream?.label ?? UNKNOWN_UPSTREAM;
+}
+
+/**
+ * The response filter of every exchange: hop-by-hop fields out, Via in. Runs inside the
+ * connector's own head handler (RequestOptions.onResponse), so the upstream layer adds no
+ * promise to a request. A HEAD answer keeps the upstream's Content-Length: @loch/http
+ * announces it as is.
+ */
+function cleanResponse(res: HttpResponse): HttpResponse {
+  cleanResponseHeaders(res.headers, res.version);
+  return res;
+}
+
+/** Maps a failed exchange to the ProxyError it answers (RequestOptions.onError). */
+function upstreamFailure(error: unknown, key: Endpoint): unknown {
+  // The client's own body failed (it went away mid-upload; the exchange failed at once):
+  // that is the error to answer, not the upstream.
+  if (error instanceof TransportError && error.code === 'ERR_TRANSPORT_REQUEST_BODY_FAILED') {
+    return (error.cause as HttpRequestBodyError).cause;
+  }
+  return classifyUpstreamError(error, 'exchange', labelOf(key));
+}
 
 /** Sends routed requests upstream. */
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
@@ -85,33 +113,27 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     readonly connector: HttpConnector,
     readonly timeouts: UpstreamTimeouts,
   ) {
-    this.#options = { connectTimeout: timeouts.connect, readTimeout: timeouts.read };
+    this.#options = {
+      connectTimeout: timeouts.connect,
+      readTimeout: timeouts.read,
+      onResponse: cleanResponse,
+      onError: upstreamFailure,
+    };
   }
 
-  async call(cx: RoutedCx): Promise<HttpResponse> {
+  /**
+   * Not async: the connector's promise is the answer (the response filter and the error
+   * mapping run in its handlers), so this layer costs no promise and no microtask.
+   */
+  call(cx: RoutedCx): Promise<HttpResponse> {
     const route = cx.get('route').route;
     const index = route.balancer.pick();
-    const upstream = route.upstreams[index]!;
     const endpoint = route.endpoints[index]!;
-    cx.set('upstream', upstream);
+    cx.set('upstream', endpoint.upstream);
     const req = cx.get('request');
     if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
-    let res: HttpResponse;
-    try {
-      res = await this.connector.request(endpoint, req, this.#options);
-    } catch (error) {
-      // The client's own body failed (it went away mid-upload; the exchange failed at once):
-      // that is the error to answer, not the upstream.
-      if (error instanceof TransportError && error.code === 'ERR_TRANSPORT_REQUEST_BODY_FAILED') {
-        throw (error.cause as HttpRequestBodyError).cause;
-      }
-      throw classifyUpstreamError(error, 'exchange', upstream.label);
-    }
-    cleanResponseHeaders(res.headers, res.version);
-    // A HEAD answer keeps the upstream's Content-Length: @loch/http announces it as is.
-    if (res.body.kind !== 'empty') res.body = new ForwardedBody(res.body, NO_END);
-    return res;
+    return this.connector.request(endpoint, req, this.#options);
   }
 }
 

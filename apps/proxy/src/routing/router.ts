@@ -49,11 +49,14 @@ interface PrefixRoute<T> {
   readonly prefix: string;
   /** Catch-all parameter name, when the pattern ended in {*name}. */
   readonly rest: string | undefined;
+  /** The match without parameters, made once (matches are read-only): none per request. */
+  readonly match: RouteMatch<T>;
 }
 
 /** All routes for one host (or for any host). */
 class RouteTable<T> {
-  readonly exact = new Map<string, T>();
+  /** Exact paths and their match, made once (matches are read-only): none per request. */
+  readonly exact = new Map<string, RouteMatch<T>>();
   readonly params: ParamRoute<T>[] = [];
   readonly prefixes: PrefixRoute<T>[] = [];
 
@@ -67,7 +70,12 @@ class RouteTable<T> {
           'a catch-all must be the whole last segment after literal segments',
         );
       }
-      this.prefixes.push({ route, prefix, rest: catchAll[1] });
+      this.prefixes.push({
+        route,
+        prefix,
+        rest: catchAll[1],
+        match: { route, params: undefined, prefix },
+      });
       return;
     }
     if (path.includes('{')) {
@@ -91,11 +99,16 @@ class RouteTable<T> {
       return;
     }
     if (path.endsWith('/')) {
-      this.prefixes.push({ route, prefix: path, rest: undefined });
+      this.prefixes.push({
+        route,
+        prefix: path,
+        rest: undefined,
+        match: { route, params: undefined, prefix: path },
+      });
       return;
     }
     if (this.exact.has(path)) throw new RoutePatternError(path, 'declared twice');
-    this.exact.set(path, route);
+    this.exact.set(path, { route, params: undefined, prefix: undefined });
   }
 
   seal(): void {
@@ -105,7 +118,7 @@ class RouteTable<T> {
 
   match(path: string): RouteMatch<T> | undefined {
     const exact = this.exact.get(path);
-    if (exact !== undefined) return { route: exact, params: undefined, prefix: undefined };
+    if (exact !== undefined) return exact;
     if (this.params.length) {
       const segs = path.slice(1).split('/');
       for (const p of this.params) {
@@ -133,8 +146,8 @@ class RouteTable<T> {
     }
     for (const p of this.prefixes) {
       if (path.startsWith(p.prefix) || (p.rest !== undefined && `${path}/` === p.prefix)) {
-        const params = p.rest === undefined ? undefined : { [p.rest]: path.slice(p.prefix.length) };
-        return { route: p.route, params, prefix: p.prefix };
+        if (p.rest === undefined) return p.match;
+        return { route: p.route, params: { [p.rest]: path.slice(p.prefix.length) }, prefix: p.prefix };
       }
     }
     return undefined;
