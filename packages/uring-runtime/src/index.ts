@@ -34,6 +34,7 @@ export type {
   IoOptions,
   IoResult,
   RecvChunk,
+  RecvTarget,
   SocketAddress,
   StreamListener,
 } from './stream.js';

@@ -8,6 +8,7 @@
  * the operation was cancelled or failed (the error carries it as `buffer`). Callers must not
  * touch a buffer while it is lent.
  */
+import type { RuntimeError } from './errors.js';
 
 /** Address of a stream endpoint or listener. */
 export type SocketAddress =
@@ -32,6 +33,18 @@ export interface RecvChunk {
   release(): void;
 }
 
+/**
+ * Receives the outcome of one `recvTo()`: a chunk (release it as with recv()), or `null` at end
+ * of stream (`error` undefined) or on failure (`error` set: ECANCELED when the stream was closed
+ * while the receive was pending). Called exactly once per recvTo(), never from inside recvTo()
+ * or close() (results are delivered at the next microtask checkpoint, like a promise reaction).
+ * A server that parks thousands of idle connections implements this once on its connection
+ * class: the pending receive then costs no promise, reaction or closure.
+ */
+export interface RecvTarget {
+  onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void;
+}
+
 /** A connected, bidirectional byte stream (TCP or Unix). */
 export interface ByteStream {
   /** Address of the remote peer. */
@@ -52,6 +65,13 @@ export interface ByteStream {
    * held for an idle stream. Resolves `null` at end of stream.
    */
   recv(options?: IoOptions): Promise<RecvChunk | null>;
+
+  /**
+   * recv() without a promise: the next chunk (or end of stream, or the failure) goes to
+   * `target.onRecv`, exactly once; close() settles a pending one with ECANCELED. Receives
+   * queue in order with recv() and read() waiters. No AbortSignal: close() is the way out.
+   */
+  recvTo(target: RecvTarget): void;
 
   /** Writes some of `buf` (a short write is possible); resolves with the count and the buffer. */
   write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>>;

@@ -7,7 +7,8 @@
  */
 import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
-import type { ByteStream, IoOptions, IoResult, RecvChunk, SocketAddress } from '../stream.js';
+import { deliverRecv } from '../internal/recv-delivery.js';
+import type { ByteStream, IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress } from '../stream.js';
 import { cancelled, closedError, errnoError, toRuntimeError } from './node-errors.js';
 
 /** Bytes buffered from the socket before it is paused until the reader catches up. */
@@ -24,6 +25,22 @@ interface ReadWaiter {
   reject(error: RuntimeError): void;
   readonly syscall: string;
   readonly buffer: Uint8Array | undefined;
+}
+
+/** A recvTo() waiting for data: woken like a promise reader, it takes what is there or waits on. */
+class TargetWaiter implements ReadWaiter {
+  readonly syscall = 'recv';
+  readonly buffer = undefined;
+  constructor(
+    private readonly stream: LegacyStream,
+    private readonly target: RecvTarget,
+  ) {}
+  resolve(): void {
+    this.stream.serveTarget(this.target, this);
+  }
+  reject(error: RuntimeError): void {
+    deliverRecv(this.target, null, error);
+  }
 }
 
 /** Registry the driver uses to close every open stream on driver.close(). */
@@ -131,7 +148,24 @@ export class LegacyStream implements ByteStream {
     const waiters = this.#waiters;
     if (waiters.length === 0) return;
     this.#waiters = [];
-    for (const waiter of waiters) waiter.resolve();
+    // A recvTo() behind a recv()/read() waits until that one has taken its bytes (#readDone),
+    // so readers are served in call order.
+    let promiseAhead = false;
+    for (const waiter of waiters) {
+      if (waiter instanceof TargetWaiter) {
+        if (promiseAhead) this.#waiters.push(waiter);
+        else waiter.resolve();
+      } else {
+        promiseAhead = true;
+        waiter.resolve();
+      }
+    }
+  }
+
+  /** After a recv()/read() took its bytes: readers still waiting may be served from the rest. */
+  #readDone(): void {
+    if (this.#waiters.length > 0 && (this.#chunks.length > 0 || this.#eof || this.#error !== undefined))
+      this.#wake();
   }
 
   /** Waits until data, end of stream or an error is there; rejects on abort or close(). */
@@ -178,10 +212,17 @@ export class LegacyStream implements ByteStream {
           }
         }
         this.#consumed(n);
+        this.#readDone();
         return [n, buf];
       }
-      if (this.#error !== undefined) throw toRuntimeError(this.#error, 'read', undefined, buf);
-      if (this.#eof || buf.byteLength === 0) return [0, buf];
+      if (this.#error !== undefined) {
+        this.#readDone();
+        throw toRuntimeError(this.#error, 'read', undefined, buf);
+      }
+      if (this.#eof || buf.byteLength === 0) {
+        this.#readDone();
+        return [0, buf];
+      }
       await this.#waitReadable('read', buf, signal);
     }
   }
@@ -196,12 +237,35 @@ export class LegacyStream implements ByteStream {
         const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
         this.#headOffset = 0;
         this.#consumed(bytes.byteLength);
+        this.#readDone();
         return new LegacyChunk(bytes);
       }
+      this.#readDone();
       if (this.#error !== undefined) throw this.#error;
       if (this.#eof) return null;
       await this.#waitReadable('recv', undefined, signal);
     }
+  }
+
+  recvTo(target: RecvTarget): void {
+    if (this.#closed) deliverRecv(target, null, closedError('recv', this.remoteAddress));
+    else this.serveTarget(target, undefined);
+  }
+
+  /**
+   * @internal Hands `target` the next chunk, end of stream or the error, or (nothing there yet)
+   * queues it as a reader.
+   */
+  serveTarget(target: RecvTarget, waiter: TargetWaiter | undefined): void {
+    const head = this.#chunks.shift();
+    if (head !== undefined) {
+      const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
+      this.#headOffset = 0;
+      this.#consumed(bytes.byteLength);
+      deliverRecv(target, new LegacyChunk(bytes), undefined);
+    } else if (this.#error !== undefined) deliverRecv(target, null, this.#error);
+    else if (this.#eof) deliverRecv(target, null, undefined);
+    else this.#waiters.push(waiter ?? new TargetWaiter(this, target));
   }
 
   /** Checks that a write may start; returns the error to throw, if any. */

@@ -3,9 +3,16 @@
  * and StreamListener that count what is open in their runtime (for graceful stop). Not for I/O
  * logic: every call goes straight to the driver's object.
  */
-import type { RuntimeActivity } from '../internal/activity.js';
 import type { Runtime } from '../runtime.js';
-import type { ByteStream, IoOptions, IoResult, RecvChunk, SocketAddress, StreamListener } from '../stream.js';
+import type {
+  ByteStream,
+  IoOptions,
+  IoResult,
+  RecvChunk,
+  RecvTarget,
+  SocketAddress,
+  StreamListener,
+} from '../stream.js';
 
 /** Choosing a runtime other than the thread's current one (tests, several drivers in one thread). */
 export interface RuntimeOption {
@@ -20,7 +27,6 @@ export function driverStream(stream: ByteStream): ByteStream {
 /** A connected stream of a runtime; every method delegates to the driver's stream. */
 export class RuntimeStream implements ByteStream {
   readonly #inner: ByteStream;
-  readonly #activity: RuntimeActivity;
   #counted = true;
   /** The runtime serving this stream. */
   readonly runtime: Runtime;
@@ -29,8 +35,7 @@ export class RuntimeStream implements ByteStream {
   constructor(inner: ByteStream, runtime: Runtime) {
     this.#inner = inner;
     this.runtime = runtime;
-    this.#activity = runtime.activity;
-    this.#activity.streamOpened();
+    runtime.activity.streamOpened();
   }
 
   /**
@@ -59,6 +64,9 @@ export class RuntimeStream implements ByteStream {
   recv(options?: IoOptions): Promise<RecvChunk | null> {
     return this.#inner.recv(options);
   }
+  recvTo(target: RecvTarget): void {
+    this.#inner.recvTo(target);
+  }
   write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     return this.#inner.write(buf, options);
   }
@@ -75,7 +83,7 @@ export class RuntimeStream implements ByteStream {
   close(): Promise<void> {
     if (this.#counted) {
       this.#counted = false;
-      this.#activity.streamClosed();
+      this.runtime.activity.streamClosed();
     }
     return this.#inner.close();
   }

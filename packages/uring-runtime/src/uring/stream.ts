@@ -15,7 +15,8 @@
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding } from '@loch/native';
 import { RuntimeError } from '../errors.js';
-import type { ByteStream, IoOptions, IoResult, RecvChunk, SocketAddress } from '../stream.js';
+import { deliverRecv } from '../internal/recv-delivery.js';
+import type { ByteStream, IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress } from '../stream.js';
 import {
   CQE_BUFFER_SHIFT,
   CQE_F_BUFFER,
@@ -72,16 +73,19 @@ class PooledChunk implements RecvChunk {
   }
 }
 
-/** A reader waiting on the multishot recv: either recv() (chunk) or read(buf) (copy). */
-interface RecvWaiter {
-  readonly buf: Uint8Array | undefined;
-  resolve(value: RecvChunk | null | IoResult<Uint8Array>): void;
-  reject(error: RuntimeError): void;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
+/** A promise reader waiting on the multishot recv: either recv() (chunk) or read(buf) (copy). */
+class RecvWaiter {
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly buf: Uint8Array | undefined,
+    readonly resolve: (value: RecvChunk | null | IoResult<Uint8Array>) => void,
+    readonly reject: (error: RuntimeError) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
 }
 
-type Settle = (value: never) => void;
+/** A waiting reader: a promise (recv(), read()) or a recvTo() target, held as is. */
+type Waiter = RecvWaiter | RecvTarget;
 
 /** How a StreamOp settles on success. */
 const AS_IO_RESULT = 0; // [res, buf]
@@ -179,8 +183,8 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   /** Bytes of the head chunk already copied out by read(buf). */
   private headOffset = 0;
   /** The first waiting reader; the ones after it (rare) wait in `moreWaiters`, in order. */
-  private waiter: RecvWaiter | undefined = undefined;
-  private moreWaiters: RecvWaiter[] | undefined = undefined;
+  private waiter: Waiter | undefined = undefined;
+  private moreWaiters: Waiter[] | undefined = undefined;
   /** Pipe pair for splice (O_NONBLOCK), created on first use, kept until close. */
   pipe: [number, number] | undefined;
   /** Splice pumps using this socket (O_NONBLOCK is set while there is one). */
@@ -260,6 +264,18 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     return this.waitRecv(undefined, signal) as Promise<RecvChunk | null>;
   }
 
+  recvTo(target: RecvTarget): void {
+    if (this.chunkHead < this.chunkTail) deliverRecv(target, this.takeChunk(), undefined);
+    else if (this.failure !== undefined) deliverRecv(target, null, this.failure);
+    else if (this.eof) deliverRecv(target, null, undefined);
+    else if (this.closing) deliverRecv(target, null, cancelledError('recv', this.remote));
+    else {
+      // The target itself waits in the reader queue: nothing is allocated for the wait.
+      this.pushWaiter(target);
+      this.arm();
+    }
+  }
+
   write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
@@ -330,8 +346,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       this.finishClose = resolve;
     });
     // Readers waiting on the multishot recv fail now; queued chunks go back to the pool.
-    for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter())
-      this.settleWaiterError(w, cancelledError(w.buf ? 'read' : 'recv', this.remote, w.buf));
+    for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter()) {
+      if (w instanceof RecvWaiter)
+        this.settleWaiterError(w, cancelledError(w.buf ? 'read' : 'recv', this.remote, w.buf));
+      else deliverRecv(w, null, cancelledError('recv', this.remote));
+    }
     this.dropChunks();
     if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
     else this.issueClose();
@@ -417,12 +436,19 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       const w = this.waiter;
       if (this.closing) {
         this.ring.provide(bid);
-      } else if (w !== undefined && w.buf === undefined && this.chunkHead === this.chunkTail) {
-        // A recv() is waiting and nothing is queued: hand the chunk over without queueing it.
+      } else if (
+        w !== undefined &&
+        (!(w instanceof RecvWaiter) || w.buf === undefined) &&
+        this.chunkHead === this.chunkTail
+      ) {
+        // A recv() or recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
         this.shiftWaiter();
-        if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
         const start = bid * this.ring.bufferSize;
-        w.resolve(new PooledChunk(this.ring.pool.subarray(start, start + res), this.ring, bid));
+        const chunk = new PooledChunk(this.ring.pool.subarray(start, start + res), this.ring, bid);
+        if (w instanceof RecvWaiter) {
+          if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+          w.resolve(chunk);
+        } else deliverRecv(w, chunk, undefined);
       } else {
         this.chunkBid ??= [];
         this.chunkLen ??= [];
@@ -525,13 +551,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
 
   private waitRecv(buf: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const waiter: RecvWaiter = {
-        buf,
-        resolve: resolve as Settle,
-        reject,
-        signal,
-        onAbort: undefined,
-      };
+      const waiter = new RecvWaiter(buf, resolve as RecvWaiter['resolve'], reject, signal);
       if (signal !== undefined) {
         waiter.onAbort = () => {
           if (!this.removeWaiter(waiter)) return;
@@ -553,6 +573,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       const hasChunk = this.chunkHead < this.chunkTail;
       if (!hasChunk && !this.eof && this.failure === undefined) return;
       const w = this.shiftWaiter()!;
+      if (!(w instanceof RecvWaiter)) {
+        if (hasChunk) deliverRecv(w, this.takeChunk(), undefined);
+        else deliverRecv(w, null, this.failure);
+        continue;
+      }
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
       if (hasChunk) {
         if (w.buf !== undefined) w.resolve([this.copyOut(w.buf), w.buf]);
@@ -565,13 +590,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     }
   }
 
-  private pushWaiter(w: RecvWaiter): void {
+  private pushWaiter(w: Waiter): void {
     if (this.waiter === undefined) this.waiter = w;
     else (this.moreWaiters ??= []).push(w);
   }
 
   /** Takes the first waiting reader (the next one moves up into the field). */
-  private shiftWaiter(): RecvWaiter | undefined {
+  private shiftWaiter(): Waiter | undefined {
     const w = this.waiter;
     const more = this.moreWaiters;
     this.waiter = more !== undefined && more.length > 0 ? more.shift() : undefined;
