@@ -300,6 +300,15 @@ export class HttpServer<Cx = HttpConnectionContext> {
   }
 }
 
+/**
+ * A stream that can wait for input without a promise (ByteStream.recvTo of @loch/uring-runtime:
+ * exactly one onRecv per call, ECANCELED when closed while waiting). Parked connections use it
+ * when the stream has it; test doubles and adapters without it get recv().then.
+ */
+type ParkableStream = HttpStream & {
+  recvTo?(target: { onRecv(chunk: StreamChunk | null, error: unknown): void }): void;
+};
+
 /** One accepted connection: the request loop, body reading and response writing. @internal */
 class ServerConnection<Cx> {
   deadline = NO_DEADLINE;
@@ -428,10 +437,15 @@ class ServerConnection<Cx> {
     this.arm('idle');
     this.waitingIdle = true;
     try {
-      this.stream.recv().then(
-        (c) => this.wake(WAKE_CHUNK, c, null),
-        (e: unknown) => this.wake(WAKE_ERROR, null, e),
-      );
+      const stream = this.stream as ParkableStream;
+      // The connection itself is the receive's target (onRecv): no promise, reaction or closure
+      // per parked connection.
+      if (typeof stream.recvTo === 'function') stream.recvTo(this);
+      else
+        stream.recv().then(
+          (c) => this.wake(WAKE_CHUNK, c, null),
+          (e: unknown) => this.wake(WAKE_ERROR, null, e),
+        );
     } catch (e) {
       this.waitingIdle = false;
       this.deadline = NO_DEADLINE;
@@ -440,6 +454,12 @@ class ServerConnection<Cx> {
     // Between messages a decoder holds no state of this connection: lend it back.
     this.server.spareDecoder(this.decoder);
     this.decoder = this.server.idleDecoder;
+  }
+
+  /** The parked receive's outcome (recvTo target): the next request starts, or the end. @internal */
+  onRecv(c: StreamChunk | null, error: unknown): void {
+    if (error !== undefined) this.wake(WAKE_ERROR, null, error);
+    else this.wake(WAKE_CHUNK, c, null);
   }
 
   private wake(how: number, c: StreamChunk | null, error: unknown): void {
