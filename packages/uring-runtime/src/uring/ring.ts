@@ -25,9 +25,9 @@ export type FlushMode = 'immediate' | 'tick' | 'microtask';
 export interface RingOptions {
   /** Submission queue entries. Default 1024. */
   readonly entries: number;
-  /** Provided buffers for multishot recv (power of two). Default 1024. */
+  /** Provided buffers for multishot recv (power of two). */
   readonly bufferCount: number;
-  /** Bytes per provided buffer. Default 16384. */
+  /** Bytes per provided buffer. */
   readonly bufferSize: number;
   /** IORING_SETUP_SQPOLL. Default false. */
   readonly sqpoll: boolean;
