@@ -6,7 +6,8 @@
  * haproxy and wrk on PATH (the setup script installs them).
  *
  * Usage: tsx --conditions=@loch/source http-proxy/run.ts [--quick] [--seconds N]
- *   [--warmup N] [--soak-seconds N] [--idle-connections N] [--workers 1,2]
+ *   [--warmup N] [--soak-seconds N] [--soak-peers loch] [--peer-soak-seconds N]
+ *   [--idle-connections N] [--workers 1,2]
  *   [--sizes 128,3269] [--peers nginx,haproxy,node:http,loch] [--no-memory]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -36,6 +37,9 @@ const { values: args } = parseArgs({
   options: {
     ...TIMING_OPTIONS,
     'soak-seconds': { type: 'string' },
+    /** Peers that soak for --soak-seconds (default all); the others soak for --peer-soak-seconds. */
+    'soak-peers': { type: 'string' },
+    'peer-soak-seconds': { type: 'string', default: '60' },
     'idle-connections': { type: 'string', default: '10000' },
     workers: { type: 'string', default: '1,2' },
     sizes: { type: 'string' },
@@ -46,6 +50,12 @@ const { values: args } = parseArgs({
 
 const { quick, seconds, warmupSeconds } = timing(args);
 const soakSeconds = Number(args['soak-seconds'] ?? (quick ? 20 : 600));
+const soakPeers = args['soak-peers']?.split(',');
+/** How long `peer` soaks: the full --soak-seconds unless --soak-peers names others. */
+const soakSecondsOf = (peer: string) =>
+  soakPeers === undefined || soakPeers.includes(peer)
+    ? soakSeconds
+    : Math.min(soakSeconds, Number(args['peer-soak-seconds']));
 const idleCount = Number(args['idle-connections']);
 const workerCounts = args.workers.split(',').map(Number);
 const sizes = args.sizes ? args.sizes.split(',').map(Number) : ALL_SIZES;
@@ -202,17 +212,16 @@ async function main(): Promise<void> {
             `${spec.name} idle: ${i.connections} conns (${i.failed} failed), RSS ${i.baselineKiB} -> ${i.idleKiB} KiB, ` +
               `${Math.round(i.bytesPerConnection)} B/conn`,
           );
+          const seconds = soakSecondsOf(spec.name);
           const s = await soakMemory(peer, `${url}/${SOAK_SIZE}`, {
-            seconds: soakSeconds,
+            seconds,
             warmupSeconds: Math.max(warmupSeconds, 3),
             connections: CONNECTIONS,
             cpu: LOAD_CPU,
-            sampleSeconds: Math.max(1, Math.round(soakSeconds / 20)),
+            sampleSeconds: Math.max(1, Math.round(seconds / 20)),
           });
           soaks.push({ ...s, peer: spec.name });
-          log(
-            `${spec.name} soak ${soakSeconds} s: RSS ${s.beforeKiB} -> ${s.afterKiB} KiB (max ${s.maxKiB})`,
-          );
+          log(`${spec.name} soak ${seconds} s: RSS ${s.beforeKiB} -> ${s.afterKiB} KiB (max ${s.maxKiB})`);
         } catch (err) {
           failures.push(`${spec.name} memory: ${(err as Error).message.split('\n').slice(0, 2).join(' ')}`);
           log(`${spec.name} memory: FAILED (${(err as Error).message})`);
@@ -387,7 +396,7 @@ function renderPage(r: {
     out.push(
       '## Memory: sustained run',
       '',
-      `1 worker, wrk -c${CONNECTIONS} on ${formatSize(SOAK_SIZE)} for ${soakSeconds} s after a warm-up. "before" is read ` +
+      `1 worker, wrk -c${CONNECTIONS} on ${formatSize(SOAK_SIZE)} for the seconds shown after a warm-up. "before" is read ` +
         'after the warm-up, "after" when the run ends; growth above 10% (and above 2 MiB) is flagged.',
       '',
       markdownTable(
