@@ -31,7 +31,11 @@ export interface PoolOptions<C> {
   readonly reuse?: 'lru' | 'fifo';
   /** Cheap check that an idle connection is still usable (peer did not close it). Default: always. */
   readonly isAlive?: (conn: C) => boolean;
-  /** Clock, for tests. Default Date.now. */
+  /**
+   * Clock, for tests: read on every hand-out and release. By default the pool reads Date.now()
+   * once per purge tick (and when it starts ticking) instead, so idle ages are exact to one
+   * tick (at most 1 s, or the idle timeout when shorter) and a request reads no clock here.
+   */
   readonly now?: () => number;
 }
 
@@ -86,7 +90,10 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
   readonly #idleTimeout: number;
   readonly #lru: boolean;
   readonly #isAlive: (conn: C) => boolean;
-  readonly #now: () => number;
+  /** The injected clock, or null for the coarse one. */
+  readonly #exactNow: (() => number) | null;
+  /** Date.now() as of the last purge tick or arming: the coarse clock. */
+  #coarseNow = Date.now();
   readonly #idle = new Map<string, IdleList<C>>();
   readonly #stats: PoolStats = { idle: 0, active: 0, created: 0, reused: 0, evicted: 0 };
   #timer: NodeJS.Timeout | undefined;
@@ -97,7 +104,7 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
     this.#idleTimeout = options.idleTimeout ?? 60_000;
     this.#lru = (options.reuse ?? 'lru') === 'lru';
     this.#isAlive = options.isAlive ?? (() => true);
-    this.#now = options.now ?? Date.now;
+    this.#exactNow = options.now ?? null;
     if (!(this.#maxIdle >= 0)) throw new RangeError('maxIdlePerKey must be >= 0');
     if (!(this.#idleTimeout >= 0)) throw new RangeError('idleTimeout must be >= 0');
   }
@@ -144,7 +151,15 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
       this.#close(conn);
       return;
     }
+    // No purge tick running means the coarse clock may be old: read the time once now.
+    if (this.#timer === undefined && this.#idleTimeout && this.#exactNow === null)
+      this.#coarseNow = Date.now();
     this.#putIdle(key.id, conn, this.#now());
+  }
+
+  /** The pool's time in ms: the injected clock, else the coarse one (no clock read). */
+  #now(): number {
+    return this.#exactNow === null ? this.#coarseNow : this.#exactNow();
   }
 
   /** Drops an active connection that must not be reused (closes it). Same as release(..., false). */
@@ -195,6 +210,7 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
   /** Closes idle connections that have waited longer than the idle timeout. Returns how many. */
   purge(): number {
     if (!this.#idleTimeout) return 0;
+    if (this.#exactNow === null) this.#coarseNow = Date.now();
     const now = this.#now();
     let n = 0;
     for (const [id, list] of this.#idle) {
@@ -262,6 +278,7 @@ export class ConnectionPool<K extends PoolKey, C extends Poolable> {
 
   #armPurge(): void {
     if (this.#timer || !this.#idleTimeout) return;
+    if (this.#exactNow === null) this.#coarseNow = Date.now();
     // One timer per pool, only while something is idle, and unref'd: an idle pool never keeps
     // the process alive.
     const every = Math.max(50, Math.min(this.#idleTimeout, 1000));

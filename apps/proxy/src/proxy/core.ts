@@ -152,10 +152,14 @@ export function coreLayer<C extends CoreLayerConfig>(): FactoryLayer<
 
 /**
  * The context layer, outermost: what the HttpServer calls. Forks the connection context for
- * each request and stamps it with the request and its start time.
+ * each request and stamps it with the request and its start time. Only the access log reads
+ * the start time, so without one (`timed` false) no clock is read and `startedAt` is 0.
  */
 export class ContextHandler implements HttpHandler<ConnectionCx> {
-  constructor(readonly inner: Service<RequestCx, HttpResponse>) {}
+  constructor(
+    readonly inner: Service<RequestCx, HttpResponse>,
+    readonly timed = true,
+  ) {}
 
   call(request: HttpRequest, connection: ConnectionCx): Promise<HttpResponse> {
     return this.inner.call(
@@ -163,7 +167,7 @@ export class ContextHandler implements HttpHandler<ConnectionCx> {
         .fork()
         .set('request', request)
         .set('clientTarget', request.target)
-        .set('startedAt', performance.now()),
+        .set('startedAt', this.timed ? performance.now() : 0),
     );
   }
 }

@@ -36,7 +36,7 @@ export function serverStack(config: ServerStackConfig): MakeService<ContextHandl
     .push(routeLayer())
     .push(reuseLayer())
     .push(coreLayer())
-    .pushMapTarget((core) => new ContextHandler(core)).factory;
+    .pushMapTarget((core) => new ContextHandler(core, core.accessLog)).factory;
 }
 
 /** The upstream connector at the bottom of a built chain (for stats and for closing a removed server's pool). */

@@ -117,7 +117,8 @@ class RouteTable<T> {
   }
 
   match(path: string): RouteMatch<T> | undefined {
-    const exact = this.exact.get(path);
+    // (a request's path is a fresh string: hashing it for an empty map is wasted work)
+    const exact = this.exact.size === 0 ? undefined : this.exact.get(path);
     if (exact !== undefined) return exact;
     if (this.params.length) {
       const segs = path.slice(1).split('/');
