@@ -111,6 +111,26 @@ describe('ConnectionPool', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('without an injected clock, ages idle connections by its purge tick (no clock read per hand-out)', () => {
+    vi.useFakeTimers();
+    const p = new ConnectionPool<{ id: string }, FakeConn>({ idleTimeout: 2000 });
+    const first = seed(p, a, 'first');
+    vi.advanceTimersByTime(1000); // one purge tick: the coarse clock reads 1000
+    expect(p.acquire(a)).toBe(first);
+    p.release(a, first, true); // stamped 1000 (the tick's time), not read again
+    const spy = vi.spyOn(Date, 'now');
+    expect(p.acquire(a)).toBe(first);
+    p.release(a, first, true);
+    expect(spy).not.toHaveBeenCalled();
+    spy.mockRestore();
+    vi.advanceTimersByTime(1999); // tick at 2000 (age 1000): kept
+    expect(first.closed).toBe(0);
+    vi.advanceTimersByTime(1001); // tick at 3000 (age 2000): evicted
+    expect(first.closed).toBe(1);
+    expect(p.stats()).toMatchObject({ idle: 0, evicted: 1 });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('adopts idle connections from the pool of the previous service', () => {
     const { p: old, tick } = pool();
     const o1 = seed(old, a, 'o1');

@@ -8,10 +8,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequest, fixedBody, readText, streamBody } from '@loch/http';
+import { createRequest, fixedBody, type HttpResponse, readText, streamBody } from '@loch/http';
 import {
   AbortedError,
   ConnectError,
+  type Endpoint,
   endpoint,
   HttpConnector,
   type HttpConnectorOptions,
@@ -442,6 +443,54 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     expect(c.stats()).toMatchObject({ created: 2, reused: 1, retried: 1, active: 0, idle: 1 });
     await expectNoLeak(c, fds);
   });
+
+  run(
+    'onResponse filters every response and onError maps every failure, with the key asked for',
+    async () => {
+      // The first connection answers once, then dies as the second request arrives (retried on a
+      // new connection: the hooks see one outcome per request, not per attempt).
+      const p = await raw((s, index) =>
+        onRequestHeads(s, (_head, n) => {
+          if (index === 0 && n === 1) s.destroy();
+          else s.write(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-drop: 1\r\n\r\nc${index}`);
+        }),
+      );
+      const fds = fdCount();
+      const c = make();
+      const key = endpoint(`http://127.0.0.1:${p.port}`);
+      const seen: string[] = [];
+      class Mapped extends Error {}
+      const options = {
+        onResponse: (res: HttpResponse, k: Endpoint) => {
+          seen.push(`response ${k === key} ${res.headers.get('x-drop')}`);
+          res.headers.delete('x-drop');
+          return res;
+        },
+        onError: (error: unknown, k: Endpoint) => {
+          seen.push(`error ${k === key} ${(error as TransportError).code}`);
+          return new Mapped('mapped', { cause: error });
+        },
+      };
+      for (let i = 0; i < 2; i++) {
+        const res = await c.request(key, createRequest('GET', '/'), options);
+        expect(res.headers.has('x-drop')).toBe(false);
+        expect(await readText(res.body)).toBe(`c${i}`);
+      }
+      expect(c.stats()).toMatchObject({ created: 2, reused: 1, retried: 1 });
+      // A refused connect goes through onError too.
+      await p.close();
+      c.close();
+      const refused = await c.request(key, createRequest('GET', '/'), options).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(Mapped);
+      expect((refused as Mapped).cause).toBeInstanceOf(ConnectError);
+      expect(seen).toEqual([
+        'response true 1',
+        'response true 1',
+        'error true ERR_TRANSPORT_CONNECT_REFUSED',
+      ]);
+      await expectNoLeak(c, fds);
+    },
+  );
 
   run('a non-idempotent or non-replayable request on a stale connection is not retried', async () => {
     const p = await raw((s, index) =>

@@ -41,6 +41,23 @@ describe('Router', () => {
     expect(id('a.example.org', '/status')).toBe('* /status');
   });
 
+  it('hands out one shared match per route without parameters, a fresh one when it captures', () => {
+    const exact = router.match(undefined, '/status');
+    expect(router.match(undefined, '/status')).toBe(exact);
+    expect(exact).toEqual({
+      route: expect.objectContaining({ id: '* /status' }),
+      params: undefined,
+      prefix: undefined,
+    });
+    const prefix = router.match(undefined, '/static/a.css');
+    expect(router.match(undefined, '/static/b.css')).toBe(prefix);
+    expect(prefix?.prefix).toBe('/static/');
+    const rest = router.match(undefined, '/api/x');
+    expect(rest?.params).toEqual({ rest: 'x' });
+    expect(router.match(undefined, '/api/y')?.params).toEqual({ rest: 'y' });
+    expect(router.match(undefined, '/api/y')).not.toBe(router.match(undefined, '/api/y'));
+  });
+
   it('returns nothing when no route matches', () => {
     const narrow = new Router([r('/a'), r('/b/')]);
     expect(narrow.match(undefined, '/c')).toBeUndefined();

@@ -1,0 +1,90 @@
+import { createRequest, createResponse, type HttpResponse, readText, streamBody } from '@loch/http';
+import type { Service } from '@loch/service-async';
+import { describe, expect, it } from 'vitest';
+import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
+import { ContextHandler, CoreService } from './core.js';
+import { ProxyError } from './errors.js';
+import { ProxyLog } from './log.js';
+
+const connection = (): ConnectionCx =>
+  ProxyContext.empty()
+    .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
+    .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+    .set('driver', 'legacy')
+    .set('server', { key: 'web', scheme: 'http' });
+
+function logged(): { log: ProxyLog; lines: () => string[] } {
+  let text = '';
+  const log = new ProxyLog(
+    'off',
+    '',
+    (t) => {
+      text += t;
+    },
+    () => {},
+    0,
+  );
+  return {
+    log,
+    lines: () => {
+      log.flush();
+      return text.trimEnd().split('\n').filter(Boolean);
+    },
+  };
+}
+
+const service = (call: (cx: RequestCx) => Promise<HttpResponse>): Service<RequestCx, HttpResponse> => ({
+  call,
+});
+
+describe('CoreService and ContextHandler', () => {
+  it('answers a rejection with its status, and an inner layer that throws synchronously the same way', async () => {
+    const { log } = logged();
+    const rejects = new ContextHandler(
+      new CoreService(
+        service(() => Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', 'no route'))),
+        log,
+        'web',
+        false,
+      ),
+      false,
+    );
+    const res = await rejects.call(createRequest('GET', '/x'), connection());
+    expect(res.status).toBe(404);
+    expect(await readText(res.body)).toBe('404 ERR_LOCH_NO_ROUTE\n');
+    const throws = new CoreService(
+      service(() => {
+        throw new Error('bug');
+      }),
+      log,
+      'web',
+      false,
+    );
+    const cx = connection()
+      .fork()
+      .set('request', createRequest('GET', '/y'))
+      .set('clientTarget', '/y')
+      .set('startedAt', 0);
+    expect((await throws.call(cx)).status).toBe(500);
+  });
+
+  it('logs a streamed response when its body ends, with the bytes passed on; untimed contexts start at 0', async () => {
+    const { log, lines } = logged();
+    let startedAt = -1;
+    const inner = service(async (cx) => {
+      startedAt = cx.get('startedAt');
+      return createResponse(200, { body: streamBody([Buffer.from('abc'), Buffer.from('de')]) });
+    });
+    const timed = new ContextHandler(new CoreService(inner, log, 'web', true), true);
+    const res = await timed.call(createRequest('GET', '/s?q=1'), connection());
+    expect(startedAt).toBeGreaterThan(0);
+    expect(lines()).toEqual([]);
+    expect(await readText(res.body)).toBe('abcde');
+    const [line] = lines();
+    expect(line).toMatch(/ web 10\.0\.0\.1:5000 GET \/s\?q=1 200 5 - \d+\.\d\d$/);
+    const untimed = new ContextHandler(new CoreService(inner, log, 'web', false), false);
+    await readText((await untimed.call(createRequest('GET', '/'), connection())).body);
+    expect(startedAt).toBe(0);
+    expect(lines()).toHaveLength(1);
+  });
+});
