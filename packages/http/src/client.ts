@@ -16,7 +16,7 @@ import {
   type HttpTimeoutKind,
 } from './errors.js';
 import { DecodeEvent, type H1Limits, ResponseDecoder } from './h1/decoder.js';
-import { CHUNK_END, chunkHeader, encodeRequestHead, lastChunk, requestFraming } from './h1/encoder.js';
+import { CHUNK_END, chunkHeader, encodeRequestHeadBytes, lastChunk, requestFraming } from './h1/encoder.js';
 import type { HttpHeaders } from './headers.js';
 import type { HttpRequest, HttpResponse } from './message.js';
 import type { HttpStream, StreamChunk } from './transport.js';
@@ -213,7 +213,7 @@ export class HttpClient {
     this.busy = true;
     const body = request.body;
     const framing = requestFraming(body);
-    const head = encodeRequestHead(
+    const head = encodeRequestHeadBytes(
       request.method,
       request.target,
       request.headers,
@@ -226,7 +226,7 @@ export class HttpClient {
       framing !== 'none' && /^\s*100-continue\s*$/i.test(request.headers.get('expect') ?? '');
     try {
       if (framing === 'none' || expectContinue) {
-        await this.write(Buffer.from(head, 'latin1'));
+        await this.write(head);
       }
       if (framing !== 'none') {
         let release: (send: boolean) => void = () => {};
@@ -482,7 +482,7 @@ export class HttpClient {
 
   /** Writes the head (unless already sent) and the body, after `gate` when waiting for 100 Continue. */
   private async writeBody(
-    head: string | null,
+    head: Uint8Array | null,
     body: HttpBody,
     chunked: boolean,
     gate: Promise<boolean> | null,
@@ -493,7 +493,7 @@ export class HttpClient {
       await body[Symbol.asyncIterator]().return?.();
       return;
     }
-    let pending: Uint8Array | null = head === null ? null : Buffer.from(head, 'latin1');
+    let pending: Uint8Array | null = head;
     let sent = 0;
     const it = body[Symbol.asyncIterator]();
     for (;;) {

@@ -1,17 +1,31 @@
 /**
  * HttpHeaders: an ordered multimap of header fields, independent of wire form so the same value
  * serves HTTP/1.1 and HTTP/2 (names are lowercase, as in HTTP/2; order and duplicates are kept).
- * Headers parsed from the wire keep their bytes and offsets and decode each name and value only
- * when read: common names come interned from the parser, values are decoded on first access.
- * Every name is a token and every value a valid field value, checked on insert, so an encoder
- * can write them without re-validation. Not for cookie parsing or content negotiation.
+ *
+ * Headers decoded from the wire keep the head's bytes and the offsets of every field line (in a
+ * HeadSlab, see internal/head-slab.ts) and become strings only when read: common names come as
+ * interned strings from their known-name id, values are decoded on first access. Removing a
+ * decoded field drops its line; adding one appends a (name, value) pair after the decoded ones.
+ * The HTTP/1 encoder then forwards the untouched lines as byte-range copies and writes only the
+ * added ones, so a proxied head whose fields are never read never becomes a JS string. Sets of
+ * names (HeaderNameSet) are matched by known-name id, without touching the bytes.
+ *
+ * Every name is a token and every value a valid field value (checked on insert, or by the
+ * decoder), so an encoder can write them without re-validation. Not for cookie parsing or
+ * content negotiation.
  */
 import { InvalidHeaderError } from './errors.js';
 import * as chars from './internal/char-classes.js';
+import type { HeadSlab } from './internal/head-slab.js';
+import * as known from './internal/known-names.js';
 
 const { isFieldValue, isToken } = chars;
-// Local copy: transpilers turn imported bindings into getters (a call per byte).
+// Local copies: transpilers turn imported bindings into getters (a call per byte).
 const LOWER = chars.LOWER;
+const KNOWN_NAMES = known.KNOWN_NAMES;
+const knownIdOf = known.knownIdOf;
+const ID_CONNECTION = known.ID_CONNECTION;
+const ID_DATE = known.ID_DATE;
 
 /** Anything a header list can be built from. */
 export type HeadersInit =
@@ -19,36 +33,118 @@ export type HeadersInit =
   | Iterable<readonly [string, string]>
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
+/** Words per decoded field line in the slab: nameStart, nameEnd, valueStart, valueEnd, meta. */
+const ENTRY = 5;
+/** meta: the known-name id in the low byte, and this flag when the line is exactly `name: value\r\n`. */
+const CANONICAL = 0x100;
+const ID_MASK = 0xff;
+
+/** Fields the HTTP/1 encoder derives from body and connection state, by known-name id. */
+const FRAMING_ID = new Uint8Array(256);
+FRAMING_ID[known.ID_CONTENT_LENGTH] = 1;
+FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
+FRAMING_ID[known.ID_CONNECTION] = 1;
+FRAMING_ID[known.ID_KEEP_ALIVE] = 1;
+
+/** Latin1 bytes of the known names (for writing added fields without a string conversion). */
+const NAME_BYTES: Uint8Array[] = KNOWN_NAMES.map((n) => Buffer.from(n, 'latin1'));
+
+/** Buffer's native latin1 decoder and encoder; they work on any Uint8Array. */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+const latin1Write = (
+  Buffer.prototype as unknown as { latin1Write(this: Uint8Array, s: string, offset: number): number }
+).latin1Write;
+
+/** Shared by lists without added fields (never written to). */
+const NO_ADDED: string[] = Object.freeze([]) as unknown as string[];
+
+/** Per-entry removal marks for the compaction passes (grown as needed, reused). */
+let drop = new Uint8Array(128);
+
+/**
+ * A fixed set of lowercase header names, matched by known-name id where it can (one table
+ * lookup per field, no string compare): what `HttpHeaders.deleteNames` takes for a set it
+ * removes often, such as the hop-by-hop fields. Immutable once built.
+ */
+export class HeaderNameSet {
+  /** 1 at the ids of the known names in the set. @internal */
+  readonly ids: Uint8Array = new Uint8Array(256);
+  /** Names in the set that are not known names. @internal */
+  readonly others: ReadonlySet<string>;
+  private readonly all: ReadonlySet<string>;
+
+  /** Builds the set; names are lowercased. Throws InvalidHeaderError for a name that is not a token. */
+  constructor(names: Iterable<string>) {
+    const all = new Set<string>();
+    const others = new Set<string>();
+    for (const name of names) {
+      const lname = lower(name);
+      if (!isToken(lname)) throw new InvalidHeaderError('name', name);
+      all.add(lname);
+      const id = knownIdOf(lname);
+      if (id !== 0) this.ids[id] = 1;
+      else others.add(lname);
+    }
+    this.all = all;
+    this.others = others;
+  }
+
+  /** Whether `name` (any case) is in the set. */
+  has(name: string): boolean {
+    return this.all.has(lower(name));
+  }
+
+  /** Number of names. */
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** The lowercase names. */
+  [Symbol.iterator](): IterableIterator<string> {
+    return this.all.values();
+  }
+}
+
 /** An ordered list of (lowercase name, value) header fields. */
 export class HttpHeaders implements Iterable<[string, string]> {
-  /** Wire bytes the offsets point into, or null once everything is decoded. */
-  private wire: string | null;
-  /** Per entry: nameStart, nameEnd, valueStart, valueEnd into `wire`. */
-  private offsets: number[] | null;
-  /** Per entry: name, value; undefined while not yet decoded. */
-  private strs: (string | undefined)[];
-  private count: number;
+  /** The slab holding the decoded head (bytes and line offsets), or null for a built list. */
+  private slab: HeadSlab | null;
+  /** Word index in `slab.words` of the first decoded line's entry. */
+  private wbase: number;
+  /** Decoded lines still in the list (they come first, in wire order). */
+  private wcount: number;
+  /** Strings of decoded lines (name, value per line), made on first read. */
+  private cache: (string | undefined)[] | null;
+  /** Fields added after decoding (or every field of a built list): name, value pairs. */
+  private added: string[];
   /**
-   * Encoder cache: the fields as an HTTP/1 field block (framing fields left out), whether a
-   * `date` field is present and whether `connection` names `close`. Null until first encoded;
-   * reset by every mutation, so a handler that reuses one HttpHeaders pays the encoding once.
-   * @internal
+   * Bumped by every mutation: an encoder caches what it derived from a list under
+   * (list, revision). @internal
    */
-  wireBlock: string | null = null;
-  /** @internal */
-  wireHasDate = false;
-  /** @internal */
-  wireClose = false;
+  revision = 0;
+  /** Encoder cache (see measureFields): valid while `measured === revision`. @internal */
+  measured = -1;
+  /** @internal bytes of the field block measureFields found */
+  fieldsLength = 0;
+  /** @internal a `date` field is present */
+  fieldsDate = false;
+  /** @internal a `connection` field names `close` */
+  fieldsClose = false;
 
   /** Builds a header list; every name is lowercased and checked, every value checked. */
   constructor(init?: HeadersInit) {
-    this.wire = null;
-    this.offsets = null;
-    this.strs = [];
-    this.count = 0;
+    this.slab = null;
+    this.wbase = 0;
+    this.wcount = 0;
+    this.cache = null;
+    this.added = NO_ADDED;
     if (init === undefined) return;
     if (init instanceof HttpHeaders) {
-      for (let i = 0; i < init.count; i++) this.push(init.nameAt(i), init.valueAt(i));
+      const n = init.size;
+      if (n > 0) this.added = [];
+      for (let i = 0; i < n; i++) this.added.push(init.nameAt(i), init.valueAt(i));
     } else if (Symbol.iterator in init) {
       for (const [name, value] of init as Iterable<readonly [string, string]>) this.append(name, value);
     } else {
@@ -62,90 +158,104 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /**
-   * Internal constructor for the parser: `wire` is the head decoded as latin1 and `offsets` holds 4 numbers per entry into it,
-   * `names` the interned names (undefined where not common). Takes ownership of the arrays.
+   * Internal constructor for the decoder: `count` field lines whose entries start at word
+   * `wbase` of `slab` (offsets into `slab.bytes`, validated). Takes ownership of the entries.
    * @internal
    */
-  static fromWire(
-    wire: string,
-    offsets: number[],
-    names: (string | undefined)[],
-    count: number,
-  ): HttpHeaders {
+  static fromWire(slab: HeadSlab, wbase: number, count: number): HttpHeaders {
     const h = new HttpHeaders();
-    h.wire = wire;
-    h.offsets = offsets;
-    h.strs = names;
-    h.count = count;
+    h.slab = slab;
+    h.wbase = wbase;
+    h.wcount = count;
     return h;
   }
 
   /** Number of fields (duplicates counted). */
   get size(): number {
-    return this.count;
+    return this.wcount + (this.added.length >> 1);
   }
 
   /** Lowercase name of field `i`. */
   nameAt(i: number): string {
-    let s = this.strs[2 * i];
+    const wc = this.wcount;
+    if (i >= wc) return this.added[2 * (i - wc)]!;
+    const words = this.slab!.words;
+    const e = this.wbase + ENTRY * i;
+    const id = words[e + 4]! & ID_MASK;
+    if (id !== 0) return KNOWN_NAMES[id]!;
+    const cache = (this.cache ??= []);
+    let s = cache[2 * i];
     if (s === undefined) {
-      const o = this.offsets!;
-      s = this.wire!.slice(o[4 * i]!, o[4 * i + 1]!).toLowerCase();
-      this.strs[2 * i] = s;
+      s = latin1Slice.call(this.slab!.bytes, words[e]!, words[e + 1]!).toLowerCase();
+      cache[2 * i] = s;
     }
     return s;
   }
 
   /** Value of field `i`, without surrounding whitespace. */
   valueAt(i: number): string {
-    let s = this.strs[2 * i + 1];
+    const wc = this.wcount;
+    if (i >= wc) return this.added[2 * (i - wc) + 1]!;
+    const cache = (this.cache ??= []);
+    let s = cache[2 * i + 1];
     if (s === undefined) {
-      const o = this.offsets!;
-      s = this.wire!.slice(o[4 * i + 2]!, o[4 * i + 3]!);
-      this.strs[2 * i + 1] = s;
+      const words = this.slab!.words;
+      const e = this.wbase + ENTRY * i;
+      s = latin1Slice.call(this.slab!.bytes, words[e + 2]!, words[e + 3]!);
+      cache[2 * i + 1] = s;
     }
     return s;
   }
 
-  /** Index of the first field named `lname` (lowercase) at or after `from`, or -1. */
-  private indexOf(lname: string, from: number): number {
-    const strs = this.strs;
-    for (let i = from; i < this.count; i++) {
-      const n = strs[2 * i];
-      if (n !== undefined) {
-        if (n === lname) return i;
-        continue;
+  /** Index of the first field named `lname` (lowercase; `id` its known-name id) at or after `from`, or -1. */
+  private indexOf(lname: string, id: number, from: number): number {
+    const wc = this.wcount;
+    if (from < wc) {
+      const words = this.slab!.words;
+      const bytes = this.slab!.bytes;
+      const len = lname.length;
+      for (let i = from, e = this.wbase + ENTRY * from; i < wc; i++, e += ENTRY) {
+        const wid = words[e + 4]! & ID_MASK;
+        if (id !== 0) {
+          if (wid === id) return i;
+          continue;
+        }
+        if (wid !== 0) continue;
+        // An unknown name: compare the wire bytes case-insensitively, no allocation.
+        const s = words[e]!;
+        if (words[e + 1]! - s !== len) continue;
+        let k = 0;
+        while (k < len && LOWER[bytes[s + k]!] === lname.charCodeAt(k)) k++;
+        if (k === len) return i;
       }
-      // Not decoded yet: compare the wire bytes case-insensitively, no allocation.
-      const o = this.offsets!;
-      const s = o[4 * i]!;
-      const len = o[4 * i + 1]! - s;
-      if (len !== lname.length) continue;
-      const w = this.wire!;
-      let k = 0;
-      while (k < len && LOWER[w.charCodeAt(s + k)] === lname.charCodeAt(k)) k++;
-      if (k === len) return i;
+      from = wc;
     }
+    const added = this.added;
+    for (let j = 2 * (from - wc); j < added.length; j += 2) if (added[j] === lname) return wc + (j >> 1);
     return -1;
   }
 
   /** First value of `name` (case-insensitive), or undefined. */
   get(name: string): string | undefined {
-    const i = this.indexOf(lower(name), 0);
+    const lname = lower(name);
+    const i = this.indexOf(lname, knownIdOf(lname), 0);
     return i < 0 ? undefined : this.valueAt(i);
   }
 
   /** Every value of `name`, in order. */
   getAll(name: string): string[] {
     const lname = lower(name);
+    const id = knownIdOf(lname);
     const out: string[] = [];
-    for (let i = this.indexOf(lname, 0); i >= 0; i = this.indexOf(lname, i + 1)) out.push(this.valueAt(i));
+    for (let i = this.indexOf(lname, id, 0); i >= 0; i = this.indexOf(lname, id, i + 1))
+      out.push(this.valueAt(i));
     return out;
   }
 
   /** True when at least one field is named `name`. */
   has(name: string): boolean {
-    return this.indexOf(lower(name), 0) >= 0;
+    const lname = lower(name);
+    return this.indexOf(lname, knownIdOf(lname), 0) >= 0;
   }
 
   /** Adds a field at the end. Throws InvalidHeaderError for a bad name or value. */
@@ -154,12 +264,13 @@ export class HttpHeaders implements Iterable<[string, string]> {
     if (!isToken(lname)) throw new InvalidHeaderError('name', name);
     const v = trimOws(value);
     if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);
-    this.materialize();
-    this.push(lname, v);
+    if (this.added === NO_ADDED) this.added = [lname, v];
+    else this.added.push(lname, v);
+    this.revision++;
     return this;
   }
 
-  /** Replaces every field named `name` with one field. */
+  /** Replaces every field named `name` with one field (at the end). */
   set(name: string, value: string): this {
     this.delete(name);
     return this.append(name, value);
@@ -168,55 +279,102 @@ export class HttpHeaders implements Iterable<[string, string]> {
   /** Removes every field named `name`; returns how many were removed. */
   delete(name: string): number {
     const lname = lower(name);
-    if (this.indexOf(lname, 0) < 0) return 0;
-    this.materialize();
-    const strs = this.strs;
-    let w = 0;
-    for (let i = 0; i < this.count; i++) {
-      if (strs[2 * i] === lname) continue;
-      strs[2 * w] = strs[2 * i];
-      strs[2 * w + 1] = strs[2 * i + 1];
-      w++;
-    }
-    const removed = this.count - w;
-    this.wireBlock = null;
-    this.count = w;
-    strs.length = 2 * w;
-    return removed;
+    const id = knownIdOf(lname);
+    let i = this.indexOf(lname, id, 0);
+    if (i < 0) return 0;
+    const n = this.size;
+    const marks = marksFor(n);
+    for (; i >= 0; i = this.indexOf(lname, id, i + 1)) marks[i] = 1;
+    return this.dropMarked(marks, n);
   }
 
   /**
-   * Removes every field whose name is in `names` (lowercase names), in one pass over the list;
-   * returns how many were removed. For dropping a fixed set (hop-by-hop fields) at once.
+   * Removes every field whose name is in `names`, in one pass over the list; returns how many
+   * were removed. With a HeaderNameSet, decoded fields with a common name are matched by id
+   * (no bytes read, no string made); a plain set of lowercase names compares names.
    */
-  deleteNames(names: ReadonlySet<string>): number {
-    let first = -1;
-    for (let i = 0; i < this.count; i++) {
-      if (names.has(this.nameAt(i))) {
-        first = i;
-        break;
+  deleteNames(names: HeaderNameSet | ReadonlySet<string>): number {
+    const n = this.size;
+    const wc = this.wcount;
+    let marks: Uint8Array | null = null;
+    if (names instanceof HeaderNameSet) {
+      const ids = names.ids;
+      const others = names.others.size > 0 ? names.others : null;
+      if (wc > 0) {
+        const words = this.slab!.words;
+        for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
+          const id = words[e]! & ID_MASK;
+          if (id !== 0 ? ids[id] === 1 : others?.has(this.nameAt(i))) {
+            marks ??= marksFor(n);
+            marks[i] = 1;
+          }
+        }
+      }
+      const added = this.added;
+      for (let j = 0; j < added.length; j += 2) {
+        const lname = added[j]!;
+        const id = knownIdOf(lname);
+        if (id !== 0 ? ids[id] === 1 : others?.has(lname)) {
+          marks ??= marksFor(n);
+          marks[wc + (j >> 1)] = 1;
+        }
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        if (names.has(this.nameAt(i))) {
+          marks ??= marksFor(n);
+          marks[i] = 1;
+        }
       }
     }
-    if (first < 0) return 0;
-    this.materialize();
-    const strs = this.strs;
-    let w = first;
-    for (let i = first + 1; i < this.count; i++) {
-      if (names.has(strs[2 * i]!)) continue;
-      strs[2 * w] = strs[2 * i];
-      strs[2 * w + 1] = strs[2 * i + 1];
-      w++;
+    return marks === null ? 0 : this.dropMarked(marks, n);
+  }
+
+  /** Removes the fields marked in `marks[0, n)` (and clears the marks); returns how many. */
+  private dropMarked(marks: Uint8Array, n: number): number {
+    const wc = this.wcount;
+    let w = 0;
+    if (wc > 0) {
+      const words = this.slab!.words;
+      const cache = this.cache;
+      const base = this.wbase;
+      for (let i = 0; i < wc; i++) {
+        if (marks[i] === 1) {
+          marks[i] = 0;
+          continue;
+        }
+        if (w !== i) {
+          words.copyWithin(base + ENTRY * w, base + ENTRY * i, base + ENTRY * (i + 1));
+          if (cache !== null) {
+            cache[2 * w] = cache[2 * i];
+            cache[2 * w + 1] = cache[2 * i + 1];
+          }
+        }
+        w++;
+      }
+      if (cache !== null) cache.length = 2 * w;
+      this.wcount = w;
     }
-    const removed = this.count - w;
-    this.wireBlock = null;
-    this.count = w;
-    strs.length = 2 * w;
-    return removed;
+    const added = this.added;
+    let a = 0;
+    for (let i = wc; i < n; i++) {
+      const j = 2 * (i - wc);
+      if (marks[i] === 1) {
+        marks[i] = 0;
+        continue;
+      }
+      added[2 * a] = added[j]!;
+      added[2 * a + 1] = added[j + 1]!;
+      a++;
+    }
+    if (added !== NO_ADDED) added.length = 2 * a;
+    this.revision++;
+    return n - w - a;
   }
 
   /** Iterates `[name, value]` pairs in order. */
   *[Symbol.iterator](): IterableIterator<[string, string]> {
-    for (let i = 0; i < this.count; i++) yield [this.nameAt(i), this.valueAt(i)];
+    for (let i = 0; i < this.size; i++) yield [this.nameAt(i), this.valueAt(i)];
   }
 
   /** Same as iterating the list. */
@@ -227,7 +385,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
   /** A plain object; repeated names join with ", " (set-cookie values are kept as an array). */
   toObject(): Record<string, string | string[]> {
     const out: Record<string, string | string[]> = {};
-    for (let i = 0; i < this.count; i++) {
+    for (let i = 0; i < this.size; i++) {
       const n = this.nameAt(i);
       const v = this.valueAt(i);
       const prev = out[n];
@@ -238,23 +396,176 @@ export class HttpHeaders implements Iterable<[string, string]> {
     return out;
   }
 
-  private push(lname: string, value: string): void {
-    this.wireBlock = null;
-    this.strs[2 * this.count] = lname;
-    this.strs[2 * this.count + 1] = value;
-    this.count++;
+  /**
+   * Measures the HTTP/1 field block of this list without the framing fields (Content-Length,
+   * Transfer-Encoding, Connection, Keep-Alive) and notes whether a Date field is present and
+   * whether Connection names `close`. Cached until the list changes. Returns the byte length.
+   * @internal
+   */
+  measureFields(): number {
+    if (this.measured === this.revision) return this.fieldsLength;
+    let len = 0;
+    let date = false;
+    let close = false;
+    const wc = this.wcount;
+    if (wc > 0) {
+      const words = this.slab!.words;
+      const bytes = this.slab!.bytes;
+      for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
+        const meta = words[e + 4]!;
+        const id = meta & ID_MASK;
+        if (FRAMING_ID[id] === 1) {
+          if (id === ID_CONNECTION && namesClose(bytes, words[e + 2]!, words[e + 3]!)) close = true;
+          continue;
+        }
+        if (id === ID_DATE) date = true;
+        // A canonical line is copied as is; another is rewritten as `name: value\r\n`.
+        len += (meta & CANONICAL) !== 0 ? words[e + 3]! + 2 - words[e]! : fieldLineLength(words, e);
+      }
+    }
+    const added = this.added;
+    for (let j = 0; j < added.length; j += 2) {
+      const name = added[j]!;
+      const value = added[j + 1]!;
+      if (isFramingName(name)) {
+        if (name === 'connection' && CLOSE_TOKEN.test(value)) close = true;
+        continue;
+      }
+      if (name === 'date') date = true;
+      len += name.length + value.length + 4;
+    }
+    this.measured = this.revision;
+    this.fieldsLength = len;
+    this.fieldsDate = date;
+    this.fieldsClose = close;
+    return len;
   }
 
-  /** Decodes everything and drops the wire bytes, before a mutation. */
-  private materialize(): void {
-    if (this.wire === null) return;
-    for (let i = 0; i < this.count; i++) {
-      this.nameAt(i);
-      this.valueAt(i);
+  /**
+   * Writes the field block measured by measureFields (call it first) into `out` at `pos` and
+   * returns the position after it. Runs of untouched decoded lines are one copy each.
+   * @internal
+   */
+  writeFields(out: Uint8Array, pos: number): number {
+    const wc = this.wcount;
+    if (wc > 0) {
+      const words = this.slab!.words;
+      const bytes = this.slab!.bytes;
+      let runStart = -1;
+      let runEnd = -1;
+      for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
+        const meta = words[e + 4]!;
+        if (FRAMING_ID[meta & ID_MASK] === 1) continue;
+        const ns = words[e]!;
+        if ((meta & CANONICAL) !== 0) {
+          const le = words[e + 3]! + 2;
+          if (ns === runEnd) {
+            runEnd = le;
+            continue;
+          }
+          if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
+          runStart = ns;
+          runEnd = le;
+          continue;
+        }
+        if (runStart >= 0) {
+          pos = copyRange(bytes, runStart, runEnd, out, pos);
+          runStart = runEnd = -1;
+        }
+        // Odd whitespace around the value (`name:value`, `name:  value \r\n`): normalized.
+        pos = copyRange(bytes, ns, words[e + 1]!, out, pos);
+        out[pos++] = 0x3a;
+        out[pos++] = 0x20;
+        pos = copyRange(bytes, words[e + 2]!, words[e + 3]!, out, pos);
+        out[pos++] = 0x0d;
+        out[pos++] = 0x0a;
+      }
+      if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
     }
-    this.wire = null;
-    this.offsets = null;
+    const added = this.added;
+    for (let j = 0; j < added.length; j += 2) {
+      const name = added[j]!;
+      if (isFramingName(name)) continue;
+      const id = knownIdOf(name);
+      if (id !== 0) {
+        const nb = NAME_BYTES[id]!;
+        out.set(nb, pos);
+        pos += nb.length;
+      } else pos = writeLatin1(out, pos, name);
+      out[pos++] = 0x3a;
+      out[pos++] = 0x20;
+      pos = writeLatin1(out, pos, added[j + 1]!);
+      out[pos++] = 0x0d;
+      out[pos++] = 0x0a;
+    }
+    return pos;
   }
+}
+
+/** `name: value\r\n` of a decoded line with odd whitespace. */
+function fieldLineLength(words: Int32Array, e: number): number {
+  return words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
+}
+
+const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
+
+function isFramingName(name: string): boolean {
+  return (
+    name === 'content-length' ||
+    name === 'transfer-encoding' ||
+    name === 'connection' ||
+    name === 'keep-alive'
+  );
+}
+
+/** Whether the list value in `b[s, e)` has a `close` element (case-insensitive), as CLOSE_TOKEN. */
+function namesClose(b: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  while (i < e) {
+    while (i < e && (b[i] === 0x20 || b[i] === 0x09)) i++;
+    const ts = i;
+    while (i < e && b[i] !== 0x2c) i++;
+    let te = i;
+    while (te > ts && (b[te - 1] === 0x20 || b[te - 1] === 0x09)) te--;
+    if (
+      te - ts === 5 &&
+      LOWER[b[ts]!] === 0x63 &&
+      LOWER[b[ts + 1]!] === 0x6c &&
+      LOWER[b[ts + 2]!] === 0x6f &&
+      LOWER[b[ts + 3]!] === 0x73 &&
+      LOWER[b[ts + 4]!] === 0x65
+    )
+      return true;
+    i++;
+  }
+  return false;
+}
+
+/** Copies src[s, e) to out at pos; short ranges byte by byte (cheaper than a view and a native copy). */
+function copyRange(src: Uint8Array, s: number, e: number, out: Uint8Array, pos: number): number {
+  const n = e - s;
+  if (n <= 32) {
+    for (let k = 0; k < n; k++) out[pos + k] = src[s + k]!;
+  } else out.set(src.subarray(s, e), pos);
+  return pos + n;
+}
+
+/**
+ * Writes a latin1 string (every char below 0x100, as validated names and values are) at pos;
+ * short strings in JS, long ones natively. Returns the position after it. @internal
+ */
+export function writeLatin1(out: Uint8Array, pos: number, s: string): number {
+  const n = s.length;
+  if (n <= 48) {
+    for (let k = 0; k < n; k++) out[pos + k] = s.charCodeAt(k);
+  } else latin1Write.call(out, s, pos);
+  return pos + n;
+}
+
+/** The marks array with room for `n` entries (all zero between uses). */
+function marksFor(n: number): Uint8Array {
+  if (drop.length < n) drop = new Uint8Array(Math.max(n, drop.length * 2));
+  return drop;
 }
 
 function lower(name: string): string {

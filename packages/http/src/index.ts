@@ -32,12 +32,14 @@ export {
 } from './errors.js';
 export type { BodyFraming, H1Limits, RequestDecoderOptions } from './h1/decoder.js';
 export { DEFAULT_LIMITS, DecodeEvent, RequestDecoder, ResponseDecoder } from './h1/decoder.js';
-export type { ResponseHeadOptions } from './h1/encoder.js';
+export type { RequestHeadOptions, ResponseHeadOptions } from './h1/encoder.js';
 export {
   CHUNK_END,
   chunkHeader,
   encodeRequestHead,
+  encodeRequestHeadBytes,
   encodeResponseHead,
+  encodeResponseHeadBytes,
   httpDate,
   lastChunk,
   requestFraming,
@@ -45,7 +47,7 @@ export {
   responseHasNoBody,
 } from './h1/encoder.js';
 export type { HeadersInit } from './headers.js';
-export { HttpHeaders } from './headers.js';
+export { HeaderNameSet, HttpHeaders } from './headers.js';
 export type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from './message.js';
 export { authorityOf, createRequest, createResponse, pathOf, targetFormOf } from './message.js';
 export type { HttpHandler, HttpRejection, HttpServerOptions, HttpServerTimeouts } from './server.js';

@@ -27,11 +27,12 @@ import {
   asksToClose,
   CHUNK_END,
   chunkHeader,
-  encodeResponseHead,
+  encodeResponseHeadBytes,
   lastChunk,
   ResponseHeadCache,
   type ResponseHeadOptions,
   responseFraming,
+  statusLineBytes,
 } from './h1/encoder.js';
 import { HttpHeaders } from './headers.js';
 import type { HttpRequest, HttpResponse } from './message.js';
@@ -122,10 +123,6 @@ const COALESCE_BYTES = 4096;
 /** Lingering close: how long and how much to read away after the last answer. */
 const LINGER_MS = 500;
 const LINGER_BYTES = 1024 * 1024;
-
-interface Latin1Writable extends Uint8Array {
-  latin1Write(s: string, offset: number): number;
-}
 
 /** The HTTP/1.1 server core. One instance serves any number of listeners and connections. */
 export class HttpServer<Cx = HttpConnectionContext> {
@@ -651,11 +648,12 @@ class ServerConnection<Cx> {
 
   /** Streams a response head and body (see writeStreamBody). */
   private writeStreamBody(
-    head: string,
+    res: HttpResponse,
+    o: ResponseHeadOptions,
     body: HttpBody,
     framing: 'length' | 'chunked' | 'eof',
   ): Promise<void> {
-    return writeStreamBody(this, head, body, framing);
+    return writeStreamBody(this, res, o, body, framing);
   }
 
   /** One write of a response part under the write deadline. @internal */
@@ -806,19 +804,14 @@ class ServerConnection<Cx> {
       o.requestMinor = minor;
       o.requestMethod = method;
       const fixed = framing === 'none' || body instanceof FixedBody;
-      const head = fixed
-        ? this.server.heads.encode(res.status, res.reason, res.headers, o)
-        : encodeResponseHead(res.status, res.reason, res.headers, o);
-      this.responseStarted = true;
-      this.arm('write');
       if (fixed) {
+        // Head and body in one buffer, one write.
         const data = framing === 'length' ? (body as FixedBody).data : null;
-        const out = Buffer.allocUnsafe(
-          head.length + (data === null ? 0 : data.byteLength),
-        ) as unknown as Latin1Writable;
-        if (typeof head === 'string') out.latin1Write(head, 0);
-        else out.set(head, 0);
-        if (data !== null) out.set(data, head.length);
+        const trailing = data === null ? 0 : data.byteLength;
+        const out = this.server.heads.encode(res.status, res.reason, res.headers, o, trailing);
+        if (data !== null) out.set(data, out.length - trailing);
+        this.responseStarted = true;
+        this.arm('write');
         if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
           // The next pipelined request is already here: answer it in the same write.
           if (this.pending === NO_PENDING) this.pending = [out];
@@ -836,9 +829,18 @@ class ServerConnection<Cx> {
         }
         return keepAlive;
       }
-      if (this.pending.length > 0) await this.flushPending();
+      // A bad status or reason fails here, before anything is out (answered with a 500).
+      statusLineBytes(res.status, res.reason);
+      this.responseStarted = true;
+      this.arm('write');
+      let opts: ResponseHeadOptions = o;
+      if (this.pending.length > 0) {
+        // `o` is shared by every connection: keep this response's copy across the wait.
+        opts = { ...o };
+        await this.flushPending();
+      }
       bodyOwned = true;
-      await this.writeStreamBody(head as string, body, framing);
+      await this.writeStreamBody(res, opts, body, framing);
       return keepAlive;
     } catch (e) {
       if (!bodyOwned) await closeBody(body);
@@ -852,13 +854,16 @@ class ServerConnection<Cx> {
 
 /**
  * Sends a head and a streamed body. A chunk already at hand when the head is ready (the usual
- * case for a proxied answer that arrived in one read) goes out with the head in one write, and
- * steps the body can take without waiting skip the promise of `next()`. Owns the body: every
- * abrupt exit returns its iterator.
+ * case for a proxied answer that arrived in one read) goes out with the head in one write: up
+ * to COALESCE_BYTES it is copied behind the head (one buffer, the head encoded straight into
+ * it), above as a writev. Steps the body can take without waiting skip the promise of
+ * `next()`. The head is encoded before the first await (`o` is the server's shared options
+ * object). Owns the body: every abrupt exit returns its iterator.
  */
 async function writeStreamBody<Cx>(
   conn: ServerConnection<Cx>,
-  head: string,
+  res: HttpResponse,
+  o: ResponseHeadOptions,
   body: HttpBody,
   framing: 'length' | 'chunked' | 'eof',
 ): Promise<void> {
@@ -869,18 +874,31 @@ async function writeStreamBody<Cx>(
     let out: Uint8Array | Uint8Array[];
     let sent = 0;
     if (r === null || r.done || r.value.byteLength === 0) {
-      out = Buffer.from(head, 'latin1');
+      out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
     } else {
       const chunk = r.value;
       sent = chunk.byteLength;
-      if (framing === 'chunked') out = [Buffer.from(head, 'latin1'), chunkHeader(sent), chunk, CHUNK_END];
-      else if (framing === 'length' && sent > body.length) out = Buffer.from(head, 'latin1');
-      else if (sent <= COALESCE_BYTES) {
-        const b = Buffer.allocUnsafe(head.length + sent) as unknown as Latin1Writable;
-        b.latin1Write(head, 0);
-        b.set(chunk, head.length);
+      if (framing === 'length' && sent > body.length) {
+        out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+      } else if (sent > COALESCE_BYTES) {
+        const head = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+        out = framing === 'chunked' ? [head, chunkHeader(sent), chunk, CHUNK_END] : [head, chunk];
+      } else if (framing === 'chunked') {
+        const size = chunkHeader(sent);
+        const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, size.length + sent + 2);
+        let pos = b.length - (size.length + sent + 2);
+        b.set(size, pos);
+        pos += size.length;
+        b.set(chunk, pos);
+        pos += sent;
+        b[pos] = 0x0d;
+        b[pos + 1] = 0x0a;
         out = b;
-      } else out = [Buffer.from(head, 'latin1'), chunk];
+      } else {
+        const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, sent);
+        b.set(chunk, b.length - sent);
+        out = b;
+      }
       r = null;
     }
     await conn.send(out);

@@ -3,14 +3,16 @@
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
  * Proxy-Authorization) and every field the Connection header names are removed, in both
  * directions; X-Forwarded-For/-Proto/-Host and Via are added to requests, Via to responses.
- * A message without any hop-by-hop field costs one scan of its names and no allocation.
+ * The fixed names are a HeaderNameSet: on a decoded head the pass compares the known-name ids
+ * the decoder assigned, so a message without any hop-by-hop field costs one scan of small
+ * integers, no string and no allocation; what is left is forwarded as byte ranges.
  * Not for routing decisions or the Host policy (route.ts, upstream.ts).
  */
-import type { HttpHeaders, HttpVersion } from '@loch/http';
+import { HeaderNameSet, type HttpHeaders, type HttpVersion } from '@loch/http';
 import type { SocketAddress } from '@loch/uring-runtime';
 
 /** The fixed hop-by-hop field names (lowercase). */
-export const HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const HOP_BY_HOP: HeaderNameSet = new HeaderNameSet([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -27,21 +29,15 @@ export const VIA_NAME = 'loch';
 
 /** Removes hop-by-hop fields and every field named by a Connection field. */
 export function removeHopByHop(headers: HttpHeaders): void {
-  const n = headers.size;
-  let found = false;
   let named: string[] | undefined;
-  for (let i = 0; i < n; i++) {
-    const name = headers.nameAt(i);
-    if (!HOP_BY_HOP.has(name)) continue;
-    found = true;
-    if (name === 'connection') {
-      for (const token of headers.valueAt(i).split(',')) {
+  if (headers.has('connection')) {
+    for (const value of headers.getAll('connection')) {
+      for (const token of value.split(',')) {
         const t = token.trim().toLowerCase();
         if (t !== '' && !HOP_BY_HOP.has(t)) (named ??= []).push(t);
       }
     }
   }
-  if (!found) return;
   headers.deleteNames(HOP_BY_HOP);
   if (named !== undefined) for (const name of named) headers.delete(name);
 }

@@ -3,7 +3,8 @@
  * I/O-free. Bytes are fed as they arrive (views into the runtime's pooled receive buffers) and
  * `poll()` reports one event at a time: a parsed head, a body data view, or the end of a message.
  * Body data are zero-copy subarrays of the fed input; the head is copied once (only its bytes)
- * into a buffer its HttpHeaders decode from lazily. Finding the end of a head uses native
+ * into a HeadSlab, followed by the offsets and known-name ids of its field lines, which its
+ * HttpHeaders decodes from lazily and the encoder forwards as byte ranges. Finding the end of a head uses native
  * `indexOf` scans with resumable state, so byte-at-a-time input stays linear.
  *
  * Strict where request smuggling lives: CL with TE, bad or duplicate Content-Length, any
@@ -18,6 +19,7 @@ import { EMPTY_BODY } from '../body.js';
 import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
+import { reserveHead, trimHead } from '../internal/head-slab.js';
 import * as knownNames from '../internal/known-names.js';
 import type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from '../message.js';
 
@@ -119,8 +121,19 @@ const TARGET = chars.TARGET;
 const HEX = chars.HEX;
 const LOWER = chars.LOWER;
 const AUTHORITY = chars.AUTHORITY;
-const lookupKnownName = knownNames.lookupKnownName;
+const lookupKnownId = knownNames.lookupKnownId;
 const lookupMethod = knownNames.lookupMethod;
+const KNOWN_NAMES = knownNames.KNOWN_NAMES;
+const ID_CONTENT_LENGTH = knownNames.ID_CONTENT_LENGTH;
+const ID_TRANSFER_ENCODING = knownNames.ID_TRANSFER_ENCODING;
+const ID_CONNECTION = knownNames.ID_CONNECTION;
+const ID_HOST = knownNames.ID_HOST;
+const ID_EXPECT = knownNames.ID_EXPECT;
+const ID_UPGRADE = knownNames.ID_UPGRADE;
+/** Words per field line in the slab (see HttpHeaders): nameStart, nameEnd, valueStart, valueEnd, meta. */
+const ENTRY = 5;
+/** meta flag: the line is exactly `name: value\r\n` (forwarded as is). */
+const CANONICAL = 0x100;
 
 /** Buffer's native latin1 decoder; works on any Uint8Array (one copy into a one-byte string). */
 const latin1Slice = (
@@ -133,13 +146,6 @@ const indexOfByte = Buffer.prototype.indexOf as unknown as (
   byte: number,
   from: number,
 ) => number;
-
-/**
- * One word view per thread, over the ArrayBuffer of the last head checked: the runtime's receive
- * pool is one buffer, so the view is made once; a single slot bounds what it keeps alive.
- */
-let words: Int32Array = new Int32Array(0);
-let wordsOf: ArrayBufferLike | null = null;
 
 /** Shared machinery of the request and response decoders. */
 abstract class H1Decoder<M> {
@@ -177,6 +183,8 @@ abstract class H1Decoder<M> {
   private blk: Uint8Array = EMPTY;
   private blkBase = 0;
   private blkEnd = 0;
+  /** Non-empty lines of the block found by scanBlock (start line included). */
+  private blkLines = 0;
 
   // Per-head scratch filled by parseFields.
   protected clCount = 0;
@@ -265,7 +273,7 @@ abstract class H1Decoder<M> {
   }
 
   /** Parses the start line into `this.message` and returns the offset after its CRLF. */
-  protected abstract parseStartLine(b: Uint8Array, base: number, end: number, str: string): number;
+  protected abstract parseStartLine(b: Uint8Array, base: number, end: number): number;
   /** Decides framing and keep-alive once fields are parsed. */
   protected abstract decideFraming(): void;
   /** Code for an over-long first line. */
@@ -352,8 +360,11 @@ abstract class H1Decoder<M> {
     return DecodeEvent.NeedMore;
   }
 
+  /** Offsets passed to fail() are relative to this (the head's start in its slab while parsing one). */
+  private failBase = 0;
+
   protected fail(code: HttpParseErrorCode, detail: string, offset = -1): never {
-    throw new HttpParseError(code, detail, offset);
+    throw new HttpParseError(code, detail, offset < 0 ? -1 : offset - this.failBase);
   }
 
   /**
@@ -407,6 +418,7 @@ abstract class H1Decoder<M> {
         }
         this.pos = p;
         this.accLen = 0;
+        this.blkLines = this.lines;
         this.lines = 0;
         return true;
       }
@@ -452,15 +464,7 @@ abstract class H1Decoder<M> {
     this.expectFlag = 0;
     this.hasUpgradeHeader = false;
     this.trailers = null;
-    const b = this.blk;
-    const base = this.blkBase;
-    const end = this.blkEnd;
-    // The head's only copy: one native decode into a string that names, values and the target
-    // are sliced from (lazily, for fields).
-    const str = latin1Slice.call(b, base, end);
-    const p = this.parseStartLine(b, base, end, str);
-    const headers = this.parseFields(b, base, p, end, str, true, this.blockIsClean(b, base, end));
-    this.blk = EMPTY;
+    const headers = this.parseBlock(true);
     this.setHeaders(headers);
     this.decideFraming();
     switch (this.framing) {
@@ -490,12 +494,7 @@ abstract class H1Decoder<M> {
    * four bytes at a time (SWAR) over an Int32Array view of the chunk's ArrayBuffer. Field values
    * then need no per-byte check.
    */
-  private blockIsClean(b: Uint8Array, s: number, e: number): boolean {
-    const buf = b.buffer;
-    if (buf !== wordsOf) {
-      wordsOf = buf;
-      words = new Int32Array(buf, 0, buf.byteLength >> 2);
-    }
+  private blockIsClean(b: Uint8Array, words: Int32Array, s: number, e: number): boolean {
     const off = b.byteOffset;
     const a0 = off + s;
     const a1 = off + e;
@@ -522,32 +521,48 @@ abstract class H1Decoder<M> {
     return true;
   }
 
-  private parseTrailers(): HttpHeaders {
-    const b = this.blk;
+  /**
+   * Copies the block scanBlock found into a HeadSlab (its only copy) and parses it there: the
+   * start line (when `head`) and the field lines, whose offsets and ids go after the bytes.
+   */
+  private parseBlock(head: boolean): HttpHeaders {
+    const src = this.blk;
+    const len = this.blkEnd - this.blkBase;
     this.blk = EMPTY;
-    return this.parseFields(
-      b,
-      this.blkBase,
-      this.blkBase,
-      this.blkEnd,
-      latin1Slice.call(b, this.blkBase, this.blkEnd),
-      false,
-    );
+    const slab = reserveHead(len, ENTRY * this.blkLines);
+    const b = slab.bytes;
+    const base = slab.mark;
+    b.set(src.subarray(this.blkBase, this.blkEnd), base);
+    const end = base + len;
+    this.failBase = base;
+    const p = head ? this.parseStartLine(b, base, end) : base;
+    const wbase = (end + 3) >> 2;
+    const clean = head && this.blockIsClean(b, slab.words, base, end);
+    const n = this.parseFields(b, slab.words, wbase, base, p, end, head, clean);
+    this.failBase = 0;
+    trimHead(slab, wbase + ENTRY * n);
+    return HttpHeaders.fromWire(slab, wbase, n);
   }
 
-  /** Parses field lines from `p` to the final CRLF. Framing headers are interpreted only when `head`. */
+  private parseTrailers(): HttpHeaders {
+    return this.parseBlock(false);
+  }
+
+  /**
+   * Parses field lines from `p` to the final CRLF into entries at `words[w...]`; returns their
+   * number. Framing headers are interpreted only when `head`.
+   */
   private parseFields(
     b: Uint8Array,
-    base: number,
+    words: Int32Array,
+    w: number,
+    _base: number,
     p: number,
     blockEnd: number,
-    str: string,
     head: boolean,
-    clean = false,
-  ): HttpHeaders {
+    clean: boolean,
+  ): number {
     const end = blockEnd - 2;
-    const offsets: number[] = [];
-    const names: (string | undefined)[] = [];
     let n = 0;
     while (p < end) {
       const ns = p;
@@ -569,31 +584,35 @@ abstract class H1Decoder<M> {
         if (c !== 0x0d) p = indexOfByte.call(b, 0x0d, p);
       } else {
         while (FIELD_VALUE[c] === 1) c = b[++p]!;
-        if (c !== 0x0d)
-          this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p - base);
-        if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p - base);
+        if (c !== 0x0d) this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p);
+        if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
       }
       let ve = p;
       while (ve > vs && (b[ve - 1] === 0x20 || b[ve - 1] === 0x09)) ve--;
+      const canonical = ve === p && vs === ne + 2 && b[ne + 1] === 0x20;
       p += 2;
-      const name = lookupKnownName(b, ns, ne);
-      offsets.push(ns - base, ne - base, vs - base, ve - base);
-      names.push(name, undefined);
+      const id = lookupKnownId(b, ns, ne);
+      words[w] = ns;
+      words[w + 1] = ne;
+      words[w + 2] = vs;
+      words[w + 3] = ve;
+      words[w + 4] = canonical ? id | CANONICAL : id;
+      w += ENTRY;
       n++;
-      if (name !== undefined) {
-        if (head) this.specialField(name, b, vs, ve, p - 2);
-        else if (name === 'content-length' || name === 'transfer-encoding' || name === 'host') {
+      if (id !== 0) {
+        if (head) this.specialField(id, b, vs, ve, p - 2);
+        else if (id === ID_CONTENT_LENGTH || id === ID_TRANSFER_ENCODING || id === ID_HOST) {
           // Framing and routing fields must not arrive late (RFC 9110 §6.5.1).
-          this.fail('ERR_HTTP_FORBIDDEN_TRAILER', `${name} in trailers`, ns);
+          this.fail('ERR_HTTP_FORBIDDEN_TRAILER', `${KNOWN_NAMES[id]} in trailers`, ns);
         }
       }
     }
-    return HttpHeaders.fromWire(str, offsets, names, n);
+    return n;
   }
 
   /** Interprets the fields that decide framing and connection reuse (names are interned). */
-  private specialField(name: string, b: Uint8Array, vs: number, ve: number, cr: number): void {
-    if (name === 'content-length') {
+  private specialField(id: number, b: Uint8Array, vs: number, ve: number, cr: number): void {
+    if (id === ID_CONTENT_LENGTH) {
       if (++this.clCount > 1)
         this.fail('ERR_HTTP_DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length', vs);
       if (ve === vs || ve - vs > 15) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'bad Content-Length', vs);
@@ -608,7 +627,7 @@ abstract class H1Decoder<M> {
         v = v * 10 + d;
       }
       this.contentLength = v;
-    } else if (name === 'transfer-encoding') {
+    } else if (id === ID_TRANSFER_ENCODING) {
       const f = listFlags(b, vs, ve);
       if (f === 0 || (f & L_MALFORMED) !== 0)
         this.fail('ERR_HTTP_INVALID_TRANSFER_ENCODING', 'bad Transfer-Encoding', vs);
@@ -617,16 +636,16 @@ abstract class H1Decoder<M> {
       if ((prev & L_CHUNKED) !== 0 && (f & L_CHUNKED) !== 0) next |= L_CHUNKED_TWICE;
       if ((prev & L_CHUNKED) !== 0 && (f & L_LAST_CHUNKED) === 0) next |= L_OTHER;
       this.teFlags = next;
-    } else if (name === 'connection') {
+    } else if (id === ID_CONNECTION) {
       this.connFlags |= listFlags(b, vs, ve);
-    } else if (name === 'host') {
+    } else if (id === ID_HOST) {
       this.hostCount++;
       for (let i = vs; i < ve; i++) {
         if (AUTHORITY[b[i]!] !== 1) this.fail('ERR_HTTP_INVALID_HOST', 'invalid character in Host', i);
       }
-    } else if (name === 'expect') {
+    } else if (id === ID_EXPECT) {
       this.expectFlag = equalsIgnoreCase(b, vs, ve, '100-continue') ? 1 : 2;
-    } else if (name === 'upgrade') {
+    } else if (id === ID_UPGRADE) {
       this.hasUpgradeHeader = true;
     }
   }
@@ -773,13 +792,13 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     this.methods = options.methods ?? KNOWN_METHODS;
   }
 
-  protected parseStartLine(b: Uint8Array, base: number, end: number, str: string): number {
+  protected parseStartLine(b: Uint8Array, base: number, end: number): number {
     let p = base;
     while (TOKEN[b[p]!] === 1) p++;
-    if (p === base || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_METHOD', 'bad method', p - base);
+    if (p === base || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_METHOD', 'bad method', p);
     let method = lookupMethod(b, base, p);
     if (method === undefined) {
-      method = str.slice(0, p - base);
+      method = latin1Slice.call(b, base, p);
       if (this.methods !== 'any' && !this.methods.has(method))
         this.fail('ERR_HTTP_UNKNOWN_METHOD', `unknown method ${method}`, 0);
     }
@@ -797,7 +816,7 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     if (form === null) this.fail('ERR_HTTP_INVALID_TARGET', `bad ${method} target`, ts);
     this.message = {
       method,
-      target: str.slice(ts - base, te - base),
+      target: latin1Slice.call(b, ts, te),
       targetForm: form,
       version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
       headers: EMPTY_HEADERS,
@@ -854,7 +873,7 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
     this.requestMethod = method;
   }
 
-  protected parseStartLine(b: Uint8Array, base: number, end: number, str: string): number {
+  protected parseStartLine(b: Uint8Array, base: number, end: number): number {
     if (end - base < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', 0);
     this.minor = parseVersion(this, b, base, this.fail);
     let p = base + 8;
@@ -870,7 +889,8 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
     if (b[p] === 0x20) {
       const rs = ++p;
       while (FIELD_VALUE[b[p]!] === 1) p++;
-      if (p > rs) reason = str.slice(rs - base, p - base);
+      if (p - rs === 2 && b[rs] === 0x4f && b[rs + 1] === 0x4b) reason = 'OK';
+      else if (p > rs) reason = latin1Slice.call(b, rs, p);
     }
     if (b[p] !== 0x0d) this.fail('ERR_HTTP_INVALID_STATUS', 'bad reason phrase', p);
     if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);

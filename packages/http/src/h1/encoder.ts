@@ -1,25 +1,19 @@
 /**
- * HTTP/1.1 message encoder: start line and fields as one latin1 string (written into a
- * connection's scratch buffer or a fresh one), framing fields derived from the body, and chunk
- * framing for streamed bodies. Header names and values are valid by construction (HttpHeaders
- * checks them on insert), so nothing here can inject CR/LF. Not for I/O (server.ts/client.ts).
+ * HTTP/1.1 message encoder: start line and fields written straight into one Buffer (with room
+ * left behind the head for a body the caller copies in), framing fields derived from the body,
+ * and chunk framing for streamed bodies. Decoded fields are forwarded as byte ranges of the
+ * received head (see HttpHeaders), added ones are written from their strings; status lines and
+ * fixed fields come from cached bytes. Header names and values are valid by construction
+ * (HttpHeaders checks them on insert, the decoder on receipt), so nothing here can inject CR/LF.
+ * The string forms (encodeResponseHead, encodeRequestHead) are for tests and tools.
+ * Not for I/O (server.ts/client.ts).
  */
 import { STATUS_CODES } from 'node:http';
 import type { HttpBody } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { HttpHeaders } from '../headers.js';
+import { type HttpHeaders, writeLatin1 } from '../headers.js';
 import { isFieldValue, isToken, isVisibleAscii } from '../internal/char-classes.js';
 import type { BodyFraming } from './decoder.js';
-
-/** Fields the encoder owns: it derives them from the body and connection state. */
-function isFramingField(name: string): boolean {
-  return (
-    name === 'content-length' ||
-    name === 'transfer-encoding' ||
-    name === 'connection' ||
-    name === 'keep-alive'
-  );
-}
 
 /** True when a response with this status to this request method carries no body. */
 export function responseHasNoBody(status: number, requestMethod: string): boolean {
@@ -66,33 +60,10 @@ export function httpDate(): string {
   return cachedDate;
 }
 
-/** Field lines of `headers` without framing fields, cached on the HttpHeaders until it changes. */
-function fieldBlock(headers: HttpHeaders): string {
-  const cached = headers.wireBlock;
-  if (cached !== null) return cached;
-  let s = '';
-  let hasDate = false;
-  let close = false;
-  const n = headers.size;
-  for (let i = 0; i < n; i++) {
-    const name = headers.nameAt(i);
-    if (isFramingField(name)) {
-      if (name === 'connection' && /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i.test(headers.valueAt(i))) close = true;
-      continue;
-    }
-    if (name === 'date') hasDate = true;
-    s += `${name}: ${headers.valueAt(i)}\r\n`;
-  }
-  headers.wireBlock = s;
-  headers.wireHasDate = hasDate;
-  headers.wireClose = close;
-  return s;
-}
-
 /** True when the fields carry `connection: close` (a handler asking to end the connection). */
 export function asksToClose(headers: HttpHeaders): boolean {
-  fieldBlock(headers);
-  return headers.wireClose;
+  headers.measureFields();
+  return headers.fieldsClose;
 }
 
 const CONTENT_LENGTH_VALUE = /^\d{1,15}$/;
@@ -106,20 +77,28 @@ function announcedLength(headers: HttpHeaders): string | undefined {
   return length !== undefined && CONTENT_LENGTH_VALUE.test(length) ? length : undefined;
 }
 
-const STATUS_LINES: string[] = [];
+const STATUS_LINES: (Uint8Array | undefined)[] = [];
 
-/** `HTTP/1.1 <status> <phrase>\r\n`, cached for standard phrases. */
-function statusLine(status: number, reason: string): string {
-  if (reason === '') {
+/**
+ * `HTTP/1.1 <status> <phrase>\r\n` as bytes, cached for the standard phrases (an empty reason or
+ * the standard one, as a decoded upstream answer carries). Throws HttpError for a status outside
+ * 100-599 or a reason with CR, LF or controls.
+ */
+export function statusLineBytes(status: number, reason: string): Uint8Array {
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, `invalid response status ${status}`);
+  }
+  const standard = STATUS_CODES[status];
+  if (reason === '' || reason === standard) {
     const cached = STATUS_LINES[status];
     if (cached !== undefined) return cached;
-    const line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    const line = Buffer.from(`HTTP/1.1 ${status} ${standard ?? 'Unknown'}\r\n`, 'latin1');
     STATUS_LINES[status] = line;
     return line;
   }
   if (!isFieldValue(reason))
     throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, 'reason phrase holds CR, LF or controls');
-  return `HTTP/1.1 ${status} ${reason}\r\n`;
+  return Buffer.from(`HTTP/1.1 ${status} ${reason}\r\n`, 'latin1');
 }
 
 /** Options for {@link encodeResponseHead}. */
@@ -138,6 +117,119 @@ export interface ResponseHeadOptions {
   readonly date: boolean;
 }
 
+const CONTENT_LENGTH = Buffer.from('content-length: ', 'latin1');
+const CHUNKED = Buffer.from('transfer-encoding: chunked\r\n', 'latin1');
+const CLOSE = Buffer.from('connection: close\r\n', 'latin1');
+const KEEP_ALIVE = Buffer.from('connection: keep-alive\r\n', 'latin1');
+const HTTP11 = Buffer.from(' HTTP/1.1\r\n', 'latin1');
+const HOST = Buffer.from('host: ', 'latin1');
+
+let dateLine: Uint8Array = new Uint8Array(0);
+let dateLineOf = '';
+
+/** `date: <IMF-fixdate>\r\n`, remade once a second. */
+function dateLineBytes(): Uint8Array {
+  const d = httpDate();
+  if (d !== dateLineOf) {
+    dateLineOf = d;
+    dateLine = Buffer.from(`date: ${d}\r\n`, 'latin1');
+  }
+  return dateLine;
+}
+
+/** Decimal digits of a non-negative integer. */
+function digits(n: number): number {
+  let k = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    k++;
+  }
+  return k;
+}
+
+/** Writes `content-length: n\r\n` at pos; returns the position after it. */
+function writeLength(out: Uint8Array, pos: number, n: number): number {
+  out.set(CONTENT_LENGTH, pos);
+  pos += CONTENT_LENGTH.length;
+  const k = digits(n);
+  for (let i = pos + k - 1; i >= pos; i--) {
+    out[i] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  pos += k;
+  out[pos++] = 0x0d;
+  out[pos++] = 0x0a;
+  return pos;
+}
+
+/**
+ * Encodes a status line and fields (ending with the empty line) into a new Buffer, followed by
+ * `trailing` bytes left for the caller (a body copied behind the head: one buffer, one send).
+ * Decoded fields nobody touched are copied as byte ranges; the head ends at `length - trailing`.
+ */
+export function encodeResponseHeadBytes(
+  status: number,
+  reason: string,
+  headers: HttpHeaders,
+  o: ResponseHeadOptions,
+  trailing = 0,
+): Buffer {
+  const line = statusLineBytes(status, reason);
+  const fields = headers.measureFields();
+  const isHead = o.requestMethod === 'HEAD';
+  const date = o.date && !headers.fieldsDate ? dateLineBytes() : null;
+  // The length field: a number, or a handler's announced value (HEAD, 304).
+  let length = -1;
+  let announced: string | undefined;
+  let chunked = false;
+  if (o.framing === 'length') length = o.length;
+  else if (o.framing === 'chunked') chunked = true;
+  else if (o.framing === 'none' && status >= 200 && status !== 204) {
+    // HEAD and 304 announce the length the GET (or 200) would have had: the handler's field as
+    // is, else (HEAD only) the body's length when known. Other bodiless answers say 0.
+    announced = isHead || status === 304 ? announcedLength(headers) : undefined;
+    if (announced === undefined && status !== 304) {
+      if (!isHead) length = 0;
+      else if (o.length >= 0) length = o.length;
+    }
+  }
+  const conn = status < 200 ? null : !o.keepAlive ? CLOSE : o.requestMinor === 0 ? KEEP_ALIVE : null;
+  const size =
+    line.length +
+    fields +
+    (date === null ? 0 : date.length) +
+    (length >= 0 ? CONTENT_LENGTH.length + digits(length) + 2 : 0) +
+    (announced !== undefined ? CONTENT_LENGTH.length + announced.length + 2 : 0) +
+    (chunked ? CHUNKED.length : 0) +
+    (conn === null ? 0 : conn.length) +
+    2;
+  const out = Buffer.allocUnsafe(size + trailing);
+  out.set(line, 0);
+  let pos = headers.writeFields(out, line.length);
+  if (date !== null) {
+    out.set(date, pos);
+    pos += date.length;
+  }
+  if (length >= 0) pos = writeLength(out, pos, length);
+  if (announced !== undefined) {
+    out.set(CONTENT_LENGTH, pos);
+    pos = writeLatin1(out, pos + CONTENT_LENGTH.length, announced);
+    out[pos++] = 0x0d;
+    out[pos++] = 0x0a;
+  }
+  if (chunked) {
+    out.set(CHUNKED, pos);
+    pos += CHUNKED.length;
+  }
+  if (conn !== null) {
+    out.set(conn, pos);
+    pos += conn.length;
+  }
+  out[pos++] = 0x0d;
+  out[pos++] = 0x0a;
+  return out;
+}
+
 /** Encodes a status line and fields (ending with the empty line) as a latin1 string. */
 export function encodeResponseHead(
   status: number,
@@ -145,29 +237,81 @@ export function encodeResponseHead(
   headers: HttpHeaders,
   o: ResponseHeadOptions,
 ): string {
-  if (!Number.isInteger(status) || status < 100 || status > 599) {
-    throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, `invalid response status ${status}`);
+  return encodeResponseHeadBytes(status, reason, headers, o).toString('latin1');
+}
+
+/** Options for {@link encodeRequestHeadBytes}. */
+export interface RequestHeadOptions {
+  /** `false` adds `connection: close`. */
+  readonly keepAlive?: boolean;
+  /** Host to add when the fields have none. */
+  readonly authority?: string;
+}
+
+/**
+ * Encodes a request line and fields (ending with the empty line) into a new Buffer, followed by
+ * `trailing` bytes left for the caller; adds `host` from `authority` when missing. Decoded
+ * fields nobody touched are copied as byte ranges.
+ */
+export function encodeRequestHeadBytes(
+  method: string,
+  target: string,
+  headers: HttpHeaders,
+  framing: BodyFraming,
+  length: number,
+  options: RequestHeadOptions = {},
+  trailing = 0,
+): Buffer {
+  if (!isToken(method))
+    throw new HttpError('ERR_HTTP_INVALID_METHOD', 500, `invalid method ${JSON.stringify(method)}`);
+  if (!isVisibleAscii(target)) {
+    throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, `invalid request target ${JSON.stringify(target)}`);
   }
-  const isHead = o.requestMethod === 'HEAD';
-  let s = statusLine(status, reason) + fieldBlock(headers);
-  if (o.date && !headers.wireHasDate) s += `date: ${httpDate()}\r\n`;
-  if (o.framing === 'length') s += `content-length: ${o.length}\r\n`;
-  else if (o.framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
-  else if (o.framing === 'none' && status >= 200 && status !== 204) {
-    // HEAD and 304 announce the length the GET (or 200) would have had: the handler's field as
-    // is, else (HEAD only) the body's length when known. Other bodiless answers say 0.
-    const announced = isHead || status === 304 ? announcedLength(headers) : undefined;
-    if (announced !== undefined) s += `content-length: ${announced}\r\n`;
-    else if (status === 304) {
-      // no length to announce
-    } else if (!isHead) s += 'content-length: 0\r\n';
-    else if (o.length >= 0) s += `content-length: ${o.length}\r\n`;
+  const authority = options.authority;
+  const addHost = authority !== undefined && !headers.has('host');
+  if (addHost && (!isVisibleAscii(authority) || authority.includes('/'))) {
+    throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, 'invalid authority');
   }
-  if (status >= 200) {
-    if (!o.keepAlive) s += 'connection: close\r\n';
-    else if (o.requestMinor === 0) s += 'connection: keep-alive\r\n';
+  const fields = headers.measureFields();
+  if (framing === 'none' && (method === 'POST' || method === 'PUT' || method === 'PATCH')) length = 0;
+  else if (framing !== 'length') length = -1;
+  const close = options.keepAlive === false;
+  const size =
+    method.length +
+    1 +
+    target.length +
+    HTTP11.length +
+    (addHost ? HOST.length + authority.length + 2 : 0) +
+    fields +
+    (length >= 0 ? CONTENT_LENGTH.length + digits(length) + 2 : 0) +
+    (framing === 'chunked' ? CHUNKED.length : 0) +
+    (close ? CLOSE.length : 0) +
+    2;
+  const out = Buffer.allocUnsafe(size + trailing);
+  let pos = writeLatin1(out, 0, method);
+  out[pos++] = 0x20;
+  pos = writeLatin1(out, pos, target);
+  out.set(HTTP11, pos);
+  pos += HTTP11.length;
+  if (addHost) {
+    out.set(HOST, pos);
+    pos = writeLatin1(out, pos + HOST.length, authority);
+    out[pos++] = 0x0d;
+    out[pos++] = 0x0a;
   }
-  return `${s}\r\n`;
+  pos = headers.writeFields(out, pos);
+  if (length >= 0) pos = writeLength(out, pos, length);
+  if (framing === 'chunked') {
+    out.set(CHUNKED, pos);
+    pos += CHUNKED.length;
+  }
+  if (close) {
+    out.set(CLOSE, pos);
+    pos += CLOSE.length;
+  }
+  out[pos++] = 0x0d;
+  out[pos++] = 0x0a;
+  return out;
 }
 
 /** Encodes a request line and fields (ending with the empty line); adds `host` from `authority` when missing. */
@@ -177,54 +321,40 @@ export function encodeRequestHead(
   headers: HttpHeaders,
   framing: BodyFraming,
   length: number,
-  options: { keepAlive?: boolean; authority?: string } = {},
+  options: RequestHeadOptions = {},
 ): string {
-  if (!isToken(method))
-    throw new HttpError('ERR_HTTP_INVALID_METHOD', 500, `invalid method ${JSON.stringify(method)}`);
-  if (!isVisibleAscii(target)) {
-    throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, `invalid request target ${JSON.stringify(target)}`);
-  }
-  let s = `${method} ${target} HTTP/1.1\r\n`;
-  if (options.authority !== undefined && !headers.has('host')) {
-    if (!isVisibleAscii(options.authority) || options.authority.includes('/')) {
-      throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, 'invalid authority');
-    }
-    s += `host: ${options.authority}\r\n`;
-  }
-  s += fieldBlock(headers);
-  if (framing === 'length') s += `content-length: ${length}\r\n`;
-  else if (framing === 'chunked') s += 'transfer-encoding: chunked\r\n';
-  else if (method === 'POST' || method === 'PUT' || method === 'PATCH') s += 'content-length: 0\r\n';
-  if (options.keepAlive === false) s += 'connection: close\r\n';
-  return `${s}\r\n`;
+  return encodeRequestHeadBytes(method, target, headers, framing, length, options).toString('latin1');
 }
 
 /**
  * A one-entry cache of encoded response heads with `length` framing, for a server answering
- * many requests with the same status, fields and body length (a static answer): a hit reuses
- * the head's bytes instead of building its string and encoding it. The key is everything
- * encodeResponseHead reads for `length` framing, including the Date it adds, so a hit is
- * byte-identical. A miss only records the key and string; the bytes are made on the second
- * use, so changing heads cost no extra copy.
+ * many requests with the same status, fields and body length (a static answer): a hit copies
+ * the last head's bytes instead of measuring and writing its fields. The key is everything
+ * encodeResponseHeadBytes reads for `length` framing: the HttpHeaders instance and its
+ * revision, status, reason, the Date it adds, length, keep-alive and version, so a hit is
+ * byte-identical. It keeps the last output buffer (never written after it was sent).
  */
 export class ResponseHeadCache {
+  private headers: HttpHeaders | null = null;
+  private revision = -1;
   private status = 0;
   private reason = '';
-  private block: string | null = null;
-  private date = '';
+  private date: Uint8Array | null = null;
   private length = -1;
   private keepAlive = false;
   private minor = -1;
-  private head = '';
-  private bytes: Buffer | null = null;
+  private last: Uint8Array | null = null;
+  private headLength = 0;
 
-  /** The head of a `length`-framed response: bytes when cached (do not modify), else a string. */
-  encode(status: number, reason: string, headers: HttpHeaders, o: ResponseHeadOptions): Buffer | string {
-    const block = fieldBlock(headers);
-    const date = o.date && !headers.wireHasDate ? httpDate() : '';
+  /** Like encodeResponseHeadBytes (head, then `trailing` free bytes), from the cache when it can. */
+  encode(status: number, reason: string, headers: HttpHeaders, o: ResponseHeadOptions, trailing = 0): Buffer {
+    if (o.framing !== 'length') return encodeResponseHeadBytes(status, reason, headers, o, trailing);
+    const date = o.date && headers.measureFields() >= 0 && !headers.fieldsDate ? dateLineBytes() : null;
+    const last = this.last;
     if (
-      o.framing === 'length' &&
-      block === this.block &&
+      last !== null &&
+      headers === this.headers &&
+      headers.revision === this.revision &&
       status === this.status &&
       reason === this.reason &&
       date === this.date &&
@@ -232,22 +362,23 @@ export class ResponseHeadCache {
       o.keepAlive === this.keepAlive &&
       o.requestMinor === this.minor
     ) {
-      this.bytes ??= Buffer.from(this.head, 'latin1');
-      return this.bytes;
+      const n = this.headLength;
+      const out = Buffer.allocUnsafe(n + trailing);
+      out.set(n === last.length ? last : last.subarray(0, n), 0);
+      return out;
     }
-    const head = encodeResponseHead(status, reason, headers, o);
-    if (o.framing === 'length') {
-      this.status = status;
-      this.reason = reason;
-      this.block = block;
-      this.date = date;
-      this.length = o.length;
-      this.keepAlive = o.keepAlive;
-      this.minor = o.requestMinor;
-      this.head = head;
-      this.bytes = null;
-    }
-    return head;
+    const out = encodeResponseHeadBytes(status, reason, headers, o, trailing);
+    this.headers = headers;
+    this.revision = headers.revision;
+    this.status = status;
+    this.reason = reason;
+    this.date = date;
+    this.length = o.length;
+    this.keepAlive = o.keepAlive;
+    this.minor = o.requestMinor;
+    this.last = out;
+    this.headLength = out.length - trailing;
+    return out;
   }
 }
 
@@ -265,5 +396,12 @@ export function chunkHeader(n: number): Uint8Array {
 /** The last chunk with trailers (or none) and the final CRLF. */
 export function lastChunk(trailers: HttpHeaders | null): Uint8Array {
   if (trailers === null || trailers.size === 0) return LAST_CHUNK;
-  return Buffer.from(`0\r\n${fieldBlock(trailers)}\r\n`, 'latin1');
+  const out = Buffer.allocUnsafe(trailers.measureFields() + 5);
+  out[0] = 0x30;
+  out[1] = 0x0d;
+  out[2] = 0x0a;
+  const pos = trailers.writeFields(out, 3);
+  out[pos] = 0x0d;
+  out[pos + 1] = 0x0a;
+  return out;
 }

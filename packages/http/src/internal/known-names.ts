@@ -78,11 +78,43 @@ const COMMON = [
 ] as const;
 
 const MAX_LEN = 32;
-const buckets: (string[] | undefined)[] = new Array((MAX_LEN + 1) * 32).fill(undefined);
-for (const name of COMMON) {
+/** Bucket index -> ids (1-based positions in COMMON) of the names of that length and first letter. */
+const buckets: (number[] | undefined)[] = new Array((MAX_LEN + 1) * 32).fill(undefined);
+for (let k = 0; k < COMMON.length; k++) {
+  const name = COMMON[k]!;
   if (name.length > MAX_LEN) continue;
   const idx = name.length * 32 + (name.charCodeAt(0) & 31);
-  (buckets[idx] ??= []).push(name);
+  (buckets[idx] ??= []).push(k + 1);
+}
+
+/**
+ * Interned names by id: KNOWN_NAMES[id] for ids 1..KNOWN_NAMES.length - 1; index 0 (no known
+ * name) holds ''. Ids are small integers so per-field flags are one table lookup.
+ */
+export const KNOWN_NAMES: readonly string[] = ['', ...COMMON];
+
+const ID_BY_NAME = new Map<string, number>(COMMON.map((n, k) => [n, k + 1]));
+
+/** The id of a lowercase name, 0 when it is not a common name. */
+export function knownIdOf(lname: string): number {
+  return ID_BY_NAME.get(lname) ?? 0;
+}
+
+/** The id of `buf[start, end)` when it is a common header name (case-insensitive), else 0. */
+export function lookupKnownId(buf: Uint8Array, start: number, end: number): number {
+  const len = end - start;
+  if (len > MAX_LEN || len === 0) return 0;
+  const list = buckets[len * 32 + (LOWER[buf[start]!]! & 31)];
+  if (list === undefined) return 0;
+  outer: for (let k = 0; k < list.length; k++) {
+    const id = list[k]!;
+    const cand = COMMON[id - 1]!;
+    for (let i = 0; i < len; i++) {
+      if (LOWER[buf[start + i]!] !== cand.charCodeAt(i)) continue outer;
+    }
+    return id;
+  }
+  return 0;
 }
 
 /**
@@ -90,19 +122,19 @@ for (const name of COMMON) {
  * (compared case-insensitively), otherwise undefined.
  */
 export function lookupKnownName(buf: Uint8Array, start: number, end: number): string | undefined {
-  const len = end - start;
-  if (len > MAX_LEN || len === 0) return undefined;
-  const list = buckets[len * 32 + (LOWER[buf[start]!]! & 31)];
-  if (list === undefined) return undefined;
-  outer: for (let k = 0; k < list.length; k++) {
-    const cand = list[k]!;
-    for (let i = 0; i < len; i++) {
-      if (LOWER[buf[start + i]!] !== cand.charCodeAt(i)) continue outer;
-    }
-    return cand;
-  }
-  return undefined;
+  const id = lookupKnownId(buf, start, end);
+  return id === 0 ? undefined : COMMON[id - 1];
 }
+
+/** Ids of the names the codec and hop-by-hop hygiene treat specially. */
+export const ID_CONNECTION = knownIdOf('connection');
+export const ID_CONTENT_LENGTH = knownIdOf('content-length');
+export const ID_TRANSFER_ENCODING = knownIdOf('transfer-encoding');
+export const ID_KEEP_ALIVE = knownIdOf('keep-alive');
+export const ID_HOST = knownIdOf('host');
+export const ID_EXPECT = knownIdOf('expect');
+export const ID_UPGRADE = knownIdOf('upgrade');
+export const ID_DATE = knownIdOf('date');
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'] as const;
 
