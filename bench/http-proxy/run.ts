@@ -376,7 +376,9 @@ function renderPage(r: {
       '',
       `1 worker. A separate client process (pinned to CPU 0) opens ${idleCount.toLocaleString('en-US')} connections, ` +
         `sends one \`GET ${MEMORY_PATH}\` on each, reads the response and leaves the connection idle. RSS is the proxy ` +
-        'process tree before the connections (after a 1 s warm-up load) and with all of them open.',
+        'process tree before the connections (2 s after a 1 s warm-up load) and with all of them open (2 s after the ' +
+        'last one is ready): both readings after the same quiet period, so a proxy that gives memory back when idle ' +
+        "(Loch's `runtime.idle_memory_trim`, default 1 s) is read in the same state both times.",
       '',
       markdownTable(
         ['proxy', 'idle conns', 'RSS before', 'RSS with idle conns', 'bytes per idle conn', 'vs nginx'],

@@ -31,6 +31,10 @@ export async function idleConnectionMemory(
   port: number,
   options: { count: number; path: string; clientCpu?: string; settleMs?: number },
 ): Promise<IdleMemory> {
+  // Both readings are taken after the same quiet period, so a peer that trims memory when idle
+  // (Loch's idle trim) is read in the same state with and without the connections.
+  const settleMs = options.settleMs ?? 2000;
+  await new Promise((r) => setTimeout(r, settleMs));
   const baselineKiB = rssKiB(peer.pid);
   const script = ['idle-clients.ts', String(port), String(options.count), options.path];
   const argv = [process.execPath, '--import', 'tsx', ...script];
@@ -48,7 +52,7 @@ export async function idleConnectionMemory(
     });
     const m = /ready (\d+) failed (\d+)/.exec(line);
     const connections = Number(m?.[1] ?? 0);
-    await new Promise((r) => setTimeout(r, options.settleMs ?? 2000));
+    await new Promise((r) => setTimeout(r, settleMs));
     const idleKiB = rssKiB(peer.pid);
     return {
       peer: peer.name,
