@@ -22,6 +22,17 @@ interface AcceptWaiter {
   onAbort: (() => void) | undefined;
 }
 
+/**
+ * The local address every connection accepted by a listener bound to `bound` has: the same
+ * object for all of them (one fewer getsockname and address object per connection), or
+ * undefined for a wildcard bind (0.0.0.0, ::), where it depends on the interface reached.
+ */
+function sharedLocalAddress(bound: SocketAddress): SocketAddress | undefined {
+  if (bound.family === 'unix') return bound;
+  if (bound.address === '0.0.0.0' || bound.address === '::' || bound.port === 0) return undefined;
+  return bound;
+}
+
 /** Completion target that ignores the result (closing descriptors nobody will use). */
 const IGNORE: CompletionTarget = { onCompletion: () => undefined };
 
@@ -35,6 +46,8 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   private closing = false;
   private closePromise: Promise<void> | undefined;
   private finishClose: (() => void) | undefined;
+  /** Local address of every accepted stream, when it is the listener's own (see sharedLocalAddress). */
+  private readonly streamLocal: SocketAddress | undefined;
 
   constructor(
     private readonly host: StreamHost,
@@ -44,6 +57,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     private readonly listeners: Set<UringListener>,
   ) {
     listeners.add(this);
+    this.streamLocal = sharedLocalAddress(localAddress);
   }
 
   accept(options?: IoOptions): Promise<UringStream> {
@@ -139,7 +153,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
 
   private wrap(fd: number): UringStream {
     if (this.kind === 'tcp') this.host.binding.setNoDelay(fd, true);
-    return new UringStream(this.host, fd, this.kind);
+    return new UringStream(this.host, fd, this.kind, undefined, this.streamLocal);
   }
 
   private closeQuietly(fd: number): void {

@@ -44,9 +44,31 @@ export interface StreamHost {
   readonly streams: Set<UringStream>;
 }
 
-/** Converts a native address or failure to a SocketAddress (unknown on failure). */
+/**
+ * IP address strings seen on this thread, so the address of every connection from one client
+ * (or every local address of one listener) shares one string instead of a fresh one per
+ * connection (a server holds one per idle connection). Bounded: cleared when it fills up.
+ */
+const addressStrings = new Map<string, string>();
+const MAX_ADDRESS_STRINGS = 4096;
+
+function internAddress(text: string): string {
+  const known = addressStrings.get(text);
+  if (known !== undefined) return known;
+  if (addressStrings.size >= MAX_ADDRESS_STRINGS) addressStrings.clear();
+  addressStrings.set(text, text);
+  return text;
+}
+
+/**
+ * Converts a native address or failure to a SocketAddress (unknown on failure). The family is
+ * one of the module's constant strings and the IP string is interned: native hands out new
+ * strings on every call.
+ */
 export function toSocketAddress(a: NativeAddress | { errno: number }): SocketAddress {
-  return 'family' in a ? a : UNKNOWN_ADDRESS;
+  if (!('family' in a)) return UNKNOWN_ADDRESS;
+  if (a.family === 'unix') return a;
+  return { family: a.family === 'ipv6' ? 'ipv6' : 'ipv4', address: internAddress(a.address), port: a.port };
 }
 
 /** An aborted or cancelled op's error: ECANCELED with the buffer handed back. */
@@ -153,22 +175,37 @@ class StreamOp implements CompletionTarget {
 }
 
 /**
+ * What a stream needs only while closing, splicing or serving several readers at once: kept out
+ * of the stream object (one field instead of six) and created on first use.
+ */
+class StreamRare {
+  closePromise: Promise<void> | undefined = undefined;
+  finishClose: (() => void) | undefined = undefined;
+  /** Readers after the first one (rare), in order. */
+  moreWaiters: Waiter[] | undefined = undefined;
+  /** Pipe pair for splice (O_NONBLOCK), created on first use, kept until close. */
+  pipe: [number, number] | undefined = undefined;
+  /** Splice pumps using the socket (O_NONBLOCK is set while there is one). */
+  pumps = 0;
+  /** Called once an armed multishot recv has finished (stopReading()). */
+  onDisarmed: (() => void) | undefined = undefined;
+}
+
+/**
  * A connected TCP or Unix stream served by the ring.
  *
  * Memory: a server holds one of these per idle connection, so the object stays small: the chunk
  * queue's arrays are created only when chunks arrive with no reader waiting (a chunk for a waiting
  * recv() goes straight to it), and the first waiting reader sits in a field (more than one reader
- * at a time is rare; they go to an array created then).
+ * at a time is rare; they go to an array created then); close, splice and extra-reader state
+ * lives in a StreamRare made on first use.
  */
 export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
-  readonly ring: Ring;
   /** True once close() started; in-flight ops then fail with ECANCELED. */
   closing = false;
   private remote: SocketAddress | undefined;
   private local: SocketAddress | undefined;
   private inFlight = 0;
-  private closePromise: Promise<void> | undefined;
-  private finishClose: (() => void) | undefined;
   // Multishot recv state.
   private armedSlot = -1;
   private cancelRequested = false;
@@ -182,25 +219,34 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   private chunkTail = 0;
   /** Bytes of the head chunk already copied out by read(buf). */
   private headOffset = 0;
-  /** The first waiting reader; the ones after it (rare) wait in `moreWaiters`, in order. */
+  /** The first waiting reader; the ones after it (rare) wait in `rare.moreWaiters`, in order. */
   private waiter: Waiter | undefined = undefined;
-  private moreWaiters: Waiter[] | undefined = undefined;
-  /** Pipe pair for splice (O_NONBLOCK), created on first use, kept until close. */
-  pipe: [number, number] | undefined;
-  /** Splice pumps using this socket (O_NONBLOCK is set while there is one). */
-  private pumps = 0;
-  /** Called once an armed multishot recv has finished (stopReading()). */
-  private onDisarmed: (() => void) | undefined = undefined;
+  private rare: StreamRare | undefined = undefined;
 
   constructor(
     private readonly host: StreamHost,
     readonly fd: number,
     readonly kind: 'tcp' | 'unix',
     remote?: SocketAddress,
+    local?: SocketAddress,
   ) {
-    this.ring = host.ring;
     this.remote = remote;
+    this.local = local;
     host.streams.add(this);
+  }
+
+  /** The ring serving this stream (the thread's). */
+  get ring(): Ring {
+    return this.host.ring;
+  }
+
+  /** Pipe pair for splice (O_NONBLOCK), created on first use by the driver, kept until close. */
+  get pipe(): [number, number] | undefined {
+    return this.rare?.pipe;
+  }
+
+  set pipe(pair: [number, number] | undefined) {
+    (this.rare ??= new StreamRare()).pipe = pair;
   }
 
   get driver(): 'uring' {
@@ -340,10 +386,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   close(): Promise<void> {
-    if (this.closePromise !== undefined) return this.closePromise;
+    const rare = (this.rare ??= new StreamRare());
+    if (rare.closePromise !== undefined) return rare.closePromise;
     this.closing = true;
-    this.closePromise = new Promise<void>((resolve) => {
-      this.finishClose = resolve;
+    rare.closePromise = new Promise<void>((resolve) => {
+      rare.finishClose = resolve;
     });
     // Readers waiting on the multishot recv fail now; queued chunks go back to the pool.
     for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter()) {
@@ -354,7 +401,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     this.dropChunks();
     if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
     else this.issueClose();
-    return this.closePromise;
+    return rare.closePromise;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -380,7 +427,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   stopReading(): Promise<void> {
     if (this.armedSlot < 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      this.onDisarmed = resolve;
+      (this.rare ??= new StreamRare()).onDisarmed = resolve;
       if (!this.cancelRequested) {
         this.cancelRequested = true;
         this.ring.cancel(this.armedSlot);
@@ -410,12 +457,14 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
 
   /** A splice pump starts using this socket: O_NONBLOCK while any pump does. */
   pumpStarted(): void {
-    if (this.pumps++ === 0 && !this.closing) this.host.binding.setNonBlocking(this.fd, true);
+    const rare = (this.rare ??= new StreamRare());
+    if (rare.pumps++ === 0 && !this.closing) this.host.binding.setNonBlocking(this.fd, true);
   }
 
   /** A splice pump stopped using this socket. */
   pumpStopped(): void {
-    if (--this.pumps === 0 && !this.closing) this.host.binding.setNonBlocking(this.fd, false);
+    const rare = (this.rare ??= new StreamRare());
+    if (--rare.pumps === 0 && !this.closing) this.host.binding.setNonBlocking(this.fd, false);
   }
 
   /** Multishot recv completions. */
@@ -425,9 +474,9 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       this.armedSlot = -1;
       this.cancelRequested = false;
       this.opFinished();
-      const disarmed = this.onDisarmed;
+      const disarmed = this.rare?.onDisarmed;
       if (disarmed !== undefined) {
-        this.onDisarmed = undefined;
+        this.rare!.onDisarmed = undefined;
         queueMicrotask(disarmed);
       }
     }
@@ -488,18 +537,19 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   /** Bookkeeping when an op of this stream reached its final completion. */
   opFinished(): void {
     this.inFlight--;
-    if (this.closing && this.inFlight === 0 && this.finishClose !== undefined) this.issueClose();
+    if (this.closing && this.inFlight === 0 && this.rare?.finishClose !== undefined) this.issueClose();
   }
 
   private issueClose(): void {
-    const done = this.finishClose;
-    if (done === undefined) return;
-    this.finishClose = undefined;
+    const rare = this.rare;
+    const done = rare?.finishClose;
+    if (rare === undefined || done === undefined) return;
+    rare.finishClose = undefined;
     this.host.streams.delete(this);
-    if (this.pipe !== undefined) {
-      this.host.binding.closeFd(this.pipe[0]);
-      this.host.binding.closeFd(this.pipe[1]);
-      this.pipe = undefined;
+    if (rare.pipe !== undefined) {
+      this.host.binding.closeFd(rare.pipe[0]);
+      this.host.binding.closeFd(rare.pipe[1]);
+      rare.pipe = undefined;
     }
     const target: CompletionTarget = { onCompletion: () => done() };
     this.ring.push(OP_CLOSE, this.fd, this.ring.alloc(target), 0, undefined, 0);
@@ -592,13 +642,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
 
   private pushWaiter(w: Waiter): void {
     if (this.waiter === undefined) this.waiter = w;
-    else (this.moreWaiters ??= []).push(w);
+    else ((this.rare ??= new StreamRare()).moreWaiters ??= []).push(w);
   }
 
   /** Takes the first waiting reader (the next one moves up into the field). */
   private shiftWaiter(): Waiter | undefined {
     const w = this.waiter;
-    const more = this.moreWaiters;
+    const more = this.rare?.moreWaiters;
     this.waiter = more !== undefined && more.length > 0 ? more.shift() : undefined;
     return w;
   }
@@ -609,9 +659,10 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       this.shiftWaiter();
       return true;
     }
-    const i = this.moreWaiters?.indexOf(w) ?? -1;
+    const more = this.rare?.moreWaiters;
+    const i = more?.indexOf(w) ?? -1;
     if (i < 0) return false;
-    this.moreWaiters!.splice(i, 1);
+    more!.splice(i, 1);
     return true;
   }
 

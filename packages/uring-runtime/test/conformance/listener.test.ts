@@ -16,6 +16,19 @@ describe.each(cases)('listener conformance: $name driver', ({ name, skip }) => {
   const { driver, res } = useDriver(name);
   const run = skip === undefined ? it : it.skip;
 
+  run('accepted streams know both ends: local is the listener address, remote the client', async () => {
+    for (const host of ['127.0.0.1', '::1']) {
+      const listener = res.add(await driver().listenTcp({ host, port: 0 }));
+      const accepted = listener.accept();
+      const client = res.add(await driver().connectTcp({ host, port: portOf(listener) }));
+      const server = res.add(await accepted);
+      expect(server.localAddress).toEqual(listener.localAddress);
+      expect(server.remoteAddress).toEqual(client.localAddress);
+      expect(client.remoteAddress).toEqual(listener.localAddress);
+      expect(server.remoteAddress).toMatchObject({ family: host === '::1' ? 'ipv6' : 'ipv4', address: host });
+    }
+  });
+
   run('a second bind of the same port without reusePort fails with EADDRINUSE', async () => {
     const first = res.add(await driver().listenTcp({ host: '127.0.0.1', port: 0 }));
     const port = portOf(first);
