@@ -25,7 +25,9 @@ const LOWER = chars.LOWER;
 const KNOWN_NAMES = known.KNOWN_NAMES;
 const knownIdOf = known.knownIdOf;
 const ID_CONNECTION = known.ID_CONNECTION;
+const ID_CONTENT_LENGTH = known.ID_CONTENT_LENGTH;
 const ID_DATE = known.ID_DATE;
+const lookupKnownId = known.lookupKnownId;
 
 /** Anything a header list can be built from. */
 export type HeadersInit =
@@ -46,8 +48,21 @@ FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
 FRAMING_ID[known.ID_CONNECTION] = 1;
 FRAMING_ID[known.ID_KEEP_ALIVE] = 1;
 
-/** Latin1 bytes of the known names (for writing added fields without a string conversion). */
-const NAME_BYTES: Uint8Array[] = KNOWN_NAMES.map((n) => Buffer.from(n, 'latin1'));
+/** The hop-by-hop fields of RFC 9110 §7.6.1, by known-name id (Close is not a field in use). */
+const HOP_ID = new Uint8Array(256);
+for (const name of [
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'transfer-encoding',
+  'trailer',
+  'upgrade',
+])
+  HOP_ID[knownIdOf(name)] = 1;
+/** Ids named by the Connection fields of the current removeHopByHop call: `named[id] === namedGen`. */
+const named = new Int32Array(256);
+let namedGen = 0;
 
 /** Buffer's native latin1 decoder and encoder; they work on any Uint8Array. */
 const latin1Slice = (
@@ -132,6 +147,28 @@ export class HttpHeaders implements Iterable<[string, string]> {
   fieldsDate = false;
   /** @internal a `connection` field names `close` */
   fieldsClose = false;
+  /**
+   * @internal the value of the one canonical Content-Length line among the decoded lines (-1 when
+   * there is none, or several, or it is not canonical) and that line's length: an encoder whose
+   * framing says the same length keeps the line where it is.
+   */
+  fieldsContentLength = -1;
+  /** @internal */
+  fieldsContentLengthLine = 0;
+  /**
+   * @internal the decoded start line, `slab.bytes[startAt, startEnd)` (-1 when none), and what it
+   * says when it is HTTP/1.1 (else startAt is -1): a request's method and target (startStatus 0)
+   * or a response's status and reason. An encoder writing the same line copies it with the fields.
+   */
+  startAt = -1;
+  /** @internal */
+  startEnd = -1;
+  /** @internal */
+  startStatus = 0;
+  /** @internal */
+  startMethodOrReason = '';
+  /** @internal */
+  startTarget = '';
 
   /** Builds a header list; every name is lowercased and checked, every value checked. */
   constructor(init?: HeadersInit) {
@@ -162,11 +199,19 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * `wbase` of `slab` (offsets into `slab.bytes`, validated). Takes ownership of the entries.
    * @internal
    */
-  static fromWire(slab: HeadSlab, wbase: number, count: number): HttpHeaders {
+  static fromWire(
+    slab: HeadSlab,
+    wbase: number,
+    count: number,
+    startAt: number,
+    startEnd: number,
+  ): HttpHeaders {
     const h = new HttpHeaders();
     h.slab = slab;
     h.wbase = wbase;
     h.wcount = count;
+    h.startAt = startAt;
+    h.startEnd = startEnd;
     return h;
   }
 
@@ -260,8 +305,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
 
   /** Adds a field at the end. Throws InvalidHeaderError for a bad name or value. */
   append(name: string, value: string): this {
-    const lname = lower(name);
-    if (!isToken(lname)) throw new InvalidHeaderError('name', name);
+    const lname = tokenLower(name);
+    if (lname === '') throw new InvalidHeaderError('name', name);
     const v = trimOws(value);
     if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);
     if (this.added === NO_ADDED) this.added = [lname, v];
@@ -325,6 +370,73 @@ export class HttpHeaders implements Iterable<[string, string]> {
           marks ??= marksFor(n);
           marks[i] = 1;
         }
+      }
+    }
+    return marks === null ? 0 : this.dropMarked(marks, n);
+  }
+
+  /**
+   * Removes the hop-by-hop fields of RFC 9110 §7.6.1 (Connection, Proxy-Connection, Keep-Alive,
+   * TE, Transfer-Encoding, Trailer, Upgrade), every field a Connection field names, and the
+   * names in `also`; returns how many fields were removed. What a proxy does to each message it
+   * forwards. On decoded fields it is one pass over known-name ids: Connection values are read
+   * as bytes, and no string is made unless Connection names an uncommon field.
+   */
+  removeHopByHop(also?: HeaderNameSet): number {
+    const gen = ++namedGen;
+    let uncommon: string[] | null = null;
+    const wc = this.wcount;
+    const words = wc > 0 ? this.slab!.words : null;
+    const bytes = wc > 0 ? this.slab!.bytes : null;
+    // The names Connection lists.
+    for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
+      if ((words![e]! & ID_MASK) !== ID_CONNECTION) continue;
+      const b = bytes!;
+      const end = words![e - 1]!;
+      let p = words![e - 2]!;
+      while (p < end) {
+        const c = b[p]!;
+        if (c === 0x2c || c === 0x20 || c === 0x09) {
+          p++;
+          continue;
+        }
+        const ts = p;
+        while (p < end && b[p] !== 0x2c && b[p] !== 0x20 && b[p] !== 0x09) p++;
+        const id = lookupKnownId(b, ts, p);
+        if (id !== 0) named[id] = gen;
+        else (uncommon ??= []).push(latin1Slice.call(b, ts, p).toLowerCase());
+      }
+    }
+    const added = this.added;
+    for (let j = 0; j < added.length; j += 2) {
+      if (added[j] !== 'connection') continue;
+      for (const token of added[j + 1]!.split(',')) {
+        const t = token.trim().toLowerCase();
+        if (t === '') continue;
+        const id = knownIdOf(t);
+        if (id !== 0) named[id] = gen;
+        else (uncommon ??= []).push(t);
+      }
+    }
+    const alsoIds = also === undefined ? null : also.ids;
+    const alsoOthers = also === undefined || also.others.size === 0 ? null : also.others;
+    const n = this.size;
+    let marks: Uint8Array | null = null;
+    for (let i = 0; i < n; i++) {
+      let id: number;
+      if (i < wc) id = words![this.wbase + ENTRY * i + 4]! & ID_MASK;
+      else id = knownIdOf(added[2 * (i - wc)]!);
+      let hop: boolean;
+      if (id !== 0) hop = HOP_ID[id] === 1 || named[id] === gen || (alsoIds !== null && alsoIds[id] === 1);
+      else if (uncommon === null && alsoOthers === null) hop = false;
+      else {
+        const lname = this.nameAt(i);
+        hop =
+          (uncommon !== null && uncommon.includes(lname)) || (alsoOthers !== null && alsoOthers.has(lname));
+      }
+      if (hop) {
+        marks ??= marksFor(n);
+        marks[i] = 1;
       }
     }
     return marks === null ? 0 : this.dropMarked(marks, n);
@@ -407,6 +519,9 @@ export class HttpHeaders implements Iterable<[string, string]> {
     let len = 0;
     let date = false;
     let close = false;
+    let cl = -1;
+    let clLine = 0;
+    let clCount = 0;
     const wc = this.wcount;
     if (wc > 0) {
       const words = this.slab!.words;
@@ -416,6 +531,10 @@ export class HttpHeaders implements Iterable<[string, string]> {
         const id = meta & ID_MASK;
         if (FRAMING_ID[id] === 1) {
           if (id === ID_CONNECTION && namesClose(bytes, words[e + 2]!, words[e + 3]!)) close = true;
+          else if (id === ID_CONTENT_LENGTH && clCount++ === 0 && (meta & CANONICAL) !== 0) {
+            cl = decimal(bytes, words[e + 2]!, words[e + 3]!);
+            clLine = words[e + 3]! + 2 - words[e]!;
+          }
           continue;
         }
         if (id === ID_DATE) date = true;
@@ -435,6 +554,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
       len += name.length + value.length + 4;
     }
     this.measured = this.revision;
+    this.fieldsContentLength = clCount === 1 ? cl : -1;
+    this.fieldsContentLengthLine = clLine;
     this.fieldsLength = len;
     this.fieldsDate = date;
     this.fieldsClose = close;
@@ -443,19 +564,22 @@ export class HttpHeaders implements Iterable<[string, string]> {
 
   /**
    * Writes the field block measured by measureFields (call it first) into `out` at `pos` and
-   * returns the position after it. Runs of untouched decoded lines are one copy each.
+   * returns the position after it. Runs of untouched decoded lines are one copy each. With
+   * `withStart`, the decoded start line goes first (in the same copy as the lines after it);
+   * with `keepLength`, the Content-Length line fieldsContentLength describes stays.
    * @internal
    */
-  writeFields(out: Uint8Array, pos: number): number {
+  writeFields(out: Uint8Array, pos: number, withStart = false, keepLength = false): number {
     const wc = this.wcount;
-    if (wc > 0) {
+    if (wc > 0 || withStart) {
       const words = this.slab!.words;
       const bytes = this.slab!.bytes;
-      let runStart = -1;
-      let runEnd = -1;
+      let runStart = withStart ? this.startAt : -1;
+      let runEnd = withStart ? this.startEnd : -1;
       for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
         const meta = words[e + 4]!;
-        if (FRAMING_ID[meta & ID_MASK] === 1) continue;
+        const id = meta & ID_MASK;
+        if (FRAMING_ID[id] === 1 && !(keepLength && id === ID_CONTENT_LENGTH)) continue;
         const ns = words[e]!;
         if ((meta & CANONICAL) !== 0) {
           const le = words[e + 3]! + 2;
@@ -486,12 +610,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     for (let j = 0; j < added.length; j += 2) {
       const name = added[j]!;
       if (isFramingName(name)) continue;
-      const id = knownIdOf(name);
-      if (id !== 0) {
-        const nb = NAME_BYTES[id]!;
-        out.set(nb, pos);
-        pos += nb.length;
-      } else pos = writeLatin1(out, pos, name);
+      pos = writeLatin1(out, pos, name);
       out[pos++] = 0x3a;
       out[pos++] = 0x20;
       pos = writeLatin1(out, pos, added[j + 1]!);
@@ -541,10 +660,17 @@ function namesClose(b: Uint8Array, s: number, e: number): boolean {
   return false;
 }
 
+/** The decimal value of validated digits `b[s, e)`. */
+function decimal(b: Uint8Array, s: number, e: number): number {
+  let v = 0;
+  for (let i = s; i < e; i++) v = v * 10 + b[i]! - 0x30;
+  return v;
+}
+
 /** Copies src[s, e) to out at pos; short ranges byte by byte (cheaper than a view and a native copy). */
 function copyRange(src: Uint8Array, s: number, e: number, out: Uint8Array, pos: number): number {
   const n = e - s;
-  if (n <= 32) {
+  if (n <= 16) {
     for (let k = 0; k < n; k++) out[pos + k] = src[s + k]!;
   } else out.set(src.subarray(s, e), pos);
   return pos + n;
@@ -556,7 +682,7 @@ function copyRange(src: Uint8Array, s: number, e: number, out: Uint8Array, pos: 
  */
 export function writeLatin1(out: Uint8Array, pos: number, s: string): number {
   const n = s.length;
-  if (n <= 48) {
+  if (n <= 24) {
     for (let k = 0; k < n; k++) out[pos + k] = s.charCodeAt(k);
   } else latin1Write.call(out, s, pos);
   return pos + n;
@@ -566,6 +692,21 @@ export function writeLatin1(out: Uint8Array, pos: number, s: string): number {
 function marksFor(n: number): Uint8Array {
   if (drop.length < n) drop = new Uint8Array(Math.max(n, drop.length * 2));
   return drop;
+}
+
+const TOKEN = chars.TOKEN;
+
+/** The lowercase form of `name` when it is a token, else '' (one pass). */
+function tokenLower(name: string): string {
+  let upper = false;
+  const n = name.length;
+  if (n === 0) return '';
+  for (let i = 0; i < n; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 0xff || TOKEN[c] !== 1) return '';
+    if (c >= 0x41 && c <= 0x5a) upper = true;
+  }
+  return upper ? name.toLowerCase() : name;
 }
 
 function lower(name: string): string {

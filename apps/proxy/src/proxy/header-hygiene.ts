@@ -3,15 +3,15 @@
  * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authenticate,
  * Proxy-Authorization) and every field the Connection header names are removed, in both
  * directions; X-Forwarded-For/-Proto/-Host and Via are added to requests, Via to responses.
- * The fixed names are a HeaderNameSet: on a decoded head the pass compares the known-name ids
- * the decoder assigned, so a message without any hop-by-hop field costs one scan of small
+ * On a decoded head the removal compares the known-name ids the decoder assigned and reads
+ * Connection values as bytes, so a message without any hop-by-hop field costs one scan of small
  * integers, no string and no allocation; what is left is forwarded as byte ranges.
  * Not for routing decisions or the Host policy (route.ts, upstream.ts).
  */
 import { HeaderNameSet, type HttpHeaders, type HttpVersion } from '@loch/http';
 import type { SocketAddress } from '@loch/uring-runtime';
 
-/** The fixed hop-by-hop field names (lowercase). */
+/** The fixed hop-by-hop field names this proxy removes (lowercase). */
 export const HOP_BY_HOP: HeaderNameSet = new HeaderNameSet([
   'connection',
   'keep-alive',
@@ -27,19 +27,15 @@ export const HOP_BY_HOP: HeaderNameSet = new HeaderNameSet([
 /** The `received-by` pseudonym this proxy writes into Via. */
 export const VIA_NAME = 'loch';
 
-/** Removes hop-by-hop fields and every field named by a Connection field. */
+/** Fields this proxy removes beyond RFC 9110's hop-by-hop list: the proxy credentials. */
+const PROXY_CREDENTIALS = new HeaderNameSet(['proxy-authenticate', 'proxy-authorization']);
+
+/**
+ * Removes hop-by-hop fields and every field named by a Connection field: HttpHeaders'
+ * removeHopByHop (RFC 9110 §7.6.1, by known-name id) plus the proxy credentials.
+ */
 export function removeHopByHop(headers: HttpHeaders): void {
-  let named: string[] | undefined;
-  if (headers.has('connection')) {
-    for (const value of headers.getAll('connection')) {
-      for (const token of value.split(',')) {
-        const t = token.trim().toLowerCase();
-        if (t !== '' && !HOP_BY_HOP.has(t)) (named ??= []).push(t);
-      }
-    }
-  }
-  headers.deleteNames(HOP_BY_HOP);
-  if (named !== undefined) for (const name of named) headers.delete(name);
+  headers.removeHopByHop(PROXY_CREDENTIALS);
 }
 
 /** The client address as X-Forwarded-For writes it (IPv6 without brackets; unix peers as "unix"). */

@@ -541,7 +541,7 @@ abstract class H1Decoder<M> {
     const n = this.parseFields(b, slab.words, wbase, base, p, end, head, clean);
     this.failBase = 0;
     trimHead(slab, wbase + ENTRY * n);
-    return HttpHeaders.fromWire(slab, wbase, n);
+    return HttpHeaders.fromWire(slab, wbase, n, head ? base : -1, head ? p : -1);
   }
 
   private parseTrailers(): HttpHeaders {
@@ -826,7 +826,13 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
   }
 
   protected setHeaders(headers: HttpHeaders): void {
-    this.message!.headers = headers;
+    const m = this.message!;
+    m.headers = headers;
+    // An HTTP/1.1 request line can be forwarded as is while method and target stay the same.
+    if (this.minor === 1) {
+      headers.startMethodOrReason = m.method;
+      headers.startTarget = m.target;
+    } else headers.startAt = -1;
   }
 
   protected decideFraming(): void {
@@ -905,7 +911,13 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
   }
 
   protected setHeaders(headers: HttpHeaders): void {
-    this.message!.headers = headers;
+    const m = this.message!;
+    m.headers = headers;
+    // An HTTP/1.1 status line can be forwarded as is while status and reason stay the same.
+    if (this.minor === 1) {
+      headers.startStatus = m.status;
+      headers.startMethodOrReason = m.reason;
+    } else headers.startAt = -1;
   }
 
   protected decideFraming(): void {

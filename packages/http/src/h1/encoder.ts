@@ -79,13 +79,17 @@ function announcedLength(headers: HttpHeaders): string | undefined {
 
 const STATUS_LINES: (Uint8Array | undefined)[] = [];
 
+function isValidStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 100 && status <= 599;
+}
+
 /**
  * `HTTP/1.1 <status> <phrase>\r\n` as bytes, cached for the standard phrases (an empty reason or
  * the standard one, as a decoded upstream answer carries). Throws HttpError for a status outside
  * 100-599 or a reason with CR, LF or controls.
  */
 export function statusLineBytes(status: number, reason: string): Uint8Array {
-  if (!Number.isInteger(status) || status < 100 || status > 599) {
+  if (!isValidStatus(status)) {
     throw new HttpError('ERR_HTTP_INVALID_STATUS', 500, `invalid response status ${status}`);
   }
   const standard = STATUS_CODES[status];
@@ -174,7 +178,14 @@ export function encodeResponseHeadBytes(
   o: ResponseHeadOptions,
   trailing = 0,
 ): Buffer {
-  const line = statusLineBytes(status, reason);
+  // The decoded status line when it says the same (a forwarded answer), else a cached one.
+  const reuse =
+    headers.startAt >= 0 &&
+    headers.startStatus === status &&
+    headers.startMethodOrReason === reason &&
+    isValidStatus(status);
+  const line = reuse ? null : statusLineBytes(status, reason);
+  const lineLength = line === null ? headers.startEnd - headers.startAt : line.length;
   const fields = headers.measureFields();
   const isHead = o.requestMethod === 'HEAD';
   const date = o.date && !headers.fieldsDate ? dateLineBytes() : null;
@@ -182,8 +193,15 @@ export function encodeResponseHeadBytes(
   let length = -1;
   let announced: string | undefined;
   let chunked = false;
-  if (o.framing === 'length') length = o.length;
-  else if (o.framing === 'chunked') chunked = true;
+  let keepLength = false;
+  if (o.framing === 'length') {
+    length = o.length;
+    // The received Content-Length line says the same: it stays where it is.
+    if (headers.fieldsContentLength === length) {
+      keepLength = true;
+      length = -1;
+    }
+  } else if (o.framing === 'chunked') chunked = true;
   else if (o.framing === 'none' && status >= 200 && status !== 204) {
     // HEAD and 304 announce the length the GET (or 200) would have had: the handler's field as
     // is, else (HEAD only) the body's length when known. Other bodiless answers say 0.
@@ -195,8 +213,9 @@ export function encodeResponseHeadBytes(
   }
   const conn = status < 200 ? null : !o.keepAlive ? CLOSE : o.requestMinor === 0 ? KEEP_ALIVE : null;
   const size =
-    line.length +
+    lineLength +
     fields +
+    (keepLength ? headers.fieldsContentLengthLine : 0) +
     (date === null ? 0 : date.length) +
     (length >= 0 ? CONTENT_LENGTH.length + digits(length) + 2 : 0) +
     (announced !== undefined ? CONTENT_LENGTH.length + announced.length + 2 : 0) +
@@ -204,8 +223,12 @@ export function encodeResponseHeadBytes(
     (conn === null ? 0 : conn.length) +
     2;
   const out = Buffer.allocUnsafe(size + trailing);
-  out.set(line, 0);
-  let pos = headers.writeFields(out, line.length);
+  let pos: number;
+  if (line === null) pos = headers.writeFields(out, 0, true, keepLength);
+  else {
+    out.set(line, 0);
+    pos = headers.writeFields(out, line.length, false, keepLength);
+  }
   if (date !== null) {
     out.set(date, pos);
     pos += date.length;
@@ -275,31 +298,46 @@ export function encodeRequestHeadBytes(
   const fields = headers.measureFields();
   if (framing === 'none' && (method === 'POST' || method === 'PUT' || method === 'PATCH')) length = 0;
   else if (framing !== 'length') length = -1;
+  let keepLength = false;
+  if (length >= 0 && headers.fieldsContentLength === length) {
+    // The received Content-Length line says the same: it stays where it is.
+    keepLength = true;
+    length = -1;
+  }
+  // The decoded request line when method and target are the same (a forwarded request), and
+  // no Host goes between it and the fields.
+  const reuse =
+    !addHost &&
+    headers.startAt >= 0 &&
+    headers.startStatus === 0 &&
+    headers.startMethodOrReason === method &&
+    headers.startTarget === target;
   const close = options.keepAlive === false;
   const size =
-    method.length +
-    1 +
-    target.length +
-    HTTP11.length +
+    (reuse ? headers.startEnd - headers.startAt : method.length + 1 + target.length + HTTP11.length) +
     (addHost ? HOST.length + authority.length + 2 : 0) +
     fields +
+    (keepLength ? headers.fieldsContentLengthLine : 0) +
     (length >= 0 ? CONTENT_LENGTH.length + digits(length) + 2 : 0) +
     (framing === 'chunked' ? CHUNKED.length : 0) +
     (close ? CLOSE.length : 0) +
     2;
   const out = Buffer.allocUnsafe(size + trailing);
-  let pos = writeLatin1(out, 0, method);
-  out[pos++] = 0x20;
-  pos = writeLatin1(out, pos, target);
-  out.set(HTTP11, pos);
-  pos += HTTP11.length;
+  let pos = 0;
+  if (!reuse) {
+    pos = writeLatin1(out, 0, method);
+    out[pos++] = 0x20;
+    pos = writeLatin1(out, pos, target);
+    out.set(HTTP11, pos);
+    pos += HTTP11.length;
+  }
   if (addHost) {
     out.set(HOST, pos);
     pos = writeLatin1(out, pos + HOST.length, authority);
     out[pos++] = 0x0d;
     out[pos++] = 0x0a;
   }
-  pos = headers.writeFields(out, pos);
+  pos = headers.writeFields(out, pos, reuse, keepLength);
   if (length >= 0) pos = writeLength(out, pos, length);
   if (framing === 'chunked') {
     out.set(CHUNKED, pos);
