@@ -431,8 +431,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
       else if (uncommon === null && alsoOthers === null) hop = false;
       else {
         const lname = this.nameAt(i);
-        hop =
-          (uncommon !== null && uncommon.includes(lname)) || (alsoOthers !== null && alsoOthers.has(lname));
+        hop = uncommon?.includes(lname) === true || alsoOthers?.has(lname) === true;
       }
       if (hop) {
         marks ??= marksFor(n);

@@ -1,4 +1,4 @@
-import { HttpHeaders } from '@loch/http';
+import { encodeResponseHeadBytes, HttpHeaders, ResponseDecoder } from '@loch/http';
 import { describe, expect, it } from 'vitest';
 import { addForwardingHeaders, cleanResponseHeaders, removeHopByHop } from './header-hygiene.js';
 
@@ -71,5 +71,30 @@ describe('header hygiene', () => {
       ['content-type', 'text/plain'],
       ['via', '1.0 loch'],
     ]);
+  });
+
+  it('cleans a decoded upstream head by id and forwards the rest as it came', () => {
+    const d = new ResponseDecoder();
+    d.feed(
+      Buffer.from(
+        'HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive, X-Trace\r\nX-Trace: 1\r\n' +
+          'Proxy-Authenticate: Basic\r\nContent-Length: 2\r\n\r\nok',
+        'latin1',
+      ),
+    );
+    d.poll();
+    const res = d.message!;
+    cleanResponseHeaders(res.headers, res.version);
+    const o = {
+      framing: 'length',
+      length: 2,
+      keepAlive: true,
+      requestMinor: 1,
+      requestMethod: 'GET',
+      date: false,
+    } as const;
+    expect(
+      Buffer.from(encodeResponseHeadBytes(res.status, res.reason, res.headers, o)).toString('latin1'),
+    ).toBe('HTTP/1.1 200 OK\r\nServer: up\r\nContent-Length: 2\r\nvia: 1.1 loch\r\n\r\n');
   });
 });

@@ -1,0 +1,275 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { HeaderNameSet, type HttpHeaders } from '../headers.js';
+import { DecodeEvent, RequestDecoder, ResponseDecoder } from './decoder.js';
+import { encodeRequestHeadBytes, encodeResponseHeadBytes, type ResponseHeadOptions } from './encoder.js';
+
+// The raw-range path: decoded heads re-encoded from their bytes (forwarding), with edits.
+
+const text = (b: Uint8Array) => Buffer.from(b).toString('latin1');
+
+function decodeRequest(wire: string, chunkSize = 0) {
+  const d = new RequestDecoder();
+  const bytes = Buffer.from(wire, 'latin1');
+  if (chunkSize === 0) d.feed(bytes);
+  let ev: number = DecodeEvent.NeedMore;
+  for (let off = 0; ; ) {
+    ev = d.poll();
+    if (ev !== DecodeEvent.NeedMore || chunkSize === 0 || off >= bytes.length) break;
+    // A copy per feed: the decoder must not keep a view of a fed chunk.
+    d.feed(Buffer.from(bytes.subarray(off, off + chunkSize)));
+    off += chunkSize;
+  }
+  expect(ev).toBe(DecodeEvent.Head);
+  return d.message!;
+}
+
+function decodeResponse(wire: string) {
+  const d = new ResponseDecoder();
+  d.feed(Buffer.from(wire, 'latin1'));
+  expect(d.poll()).toBe(DecodeEvent.Head);
+  return d.message!;
+}
+
+const fixed = (length: number, o: Partial<ResponseHeadOptions> = {}): ResponseHeadOptions => ({
+  framing: 'length',
+  length,
+  keepAlive: true,
+  requestMinor: 1,
+  requestMethod: 'GET',
+  date: true,
+  ...o,
+});
+
+const NGINX =
+  'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 26 Nov 2026 08:23:21 GMT\r\n' +
+  'Content-Type: application/octet-stream\r\nContent-Length: 128\r\n' +
+  'Connection: keep-alive\r\nETag: "6926b8d8-80"\r\nAccept-Ranges: bytes\r\n\r\n';
+
+describe('forwarding decoded heads', () => {
+  it('re-encodes an untouched response head byte for byte, without the framing fields it derives', () => {
+    const res = decodeResponse(NGINX);
+    const out = text(encodeResponseHeadBytes(res.status, res.reason, res.headers, fixed(128)));
+    expect(out).toBe(NGINX.replace('Connection: keep-alive\r\n', ''));
+  });
+
+  it('keeps removals, additions and replacements in order, added fields last', () => {
+    const res = decodeResponse(NGINX);
+    const h = res.headers;
+    h.removeHopByHop();
+    expect(h.delete('etag')).toBe(1);
+    h.append('Via', '1.1 loch');
+    h.set('server', 'loch');
+    const out = text(encodeResponseHeadBytes(res.status, res.reason, h, fixed(128)));
+    expect(out).toBe(
+      'HTTP/1.1 200 OK\r\nDate: Thu, 26 Nov 2026 08:23:21 GMT\r\n' +
+        'Content-Type: application/octet-stream\r\nContent-Length: 128\r\nAccept-Ranges: bytes\r\n' +
+        'via: 1.1 loch\r\nserver: loch\r\n\r\n',
+    );
+    // Reads after the edits see the same list.
+    expect([...h].map(([n]) => n)).toEqual([
+      'date',
+      'content-type',
+      'content-length',
+      'accept-ranges',
+      'via',
+      'server',
+    ]);
+    expect(h.get('accept-ranges')).toBe('bytes');
+  });
+
+  it('writes its own status line, Content-Length and Connection when they differ from the decoded ones', () => {
+    const res = decodeResponse(NGINX.replace('HTTP/1.1', 'HTTP/1.0'));
+    const out = text(
+      encodeResponseHeadBytes(res.status, res.reason, res.headers, fixed(7, { keepAlive: false })),
+    );
+    expect(out.startsWith('HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n')).toBe(true);
+    expect(out).not.toContain('Content-Length: 128');
+    expect(out).toContain('content-length: 7\r\nconnection: close\r\n\r\n');
+    const again = decodeResponse(NGINX);
+    const other = text(encodeResponseHeadBytes(404, '', again.headers, fixed(128)));
+    expect(other.startsWith('HTTP/1.1 404 Not Found\r\n')).toBe(true);
+  });
+
+  it('forwards a request line as is only while method and target stay the same', () => {
+    const wire = 'GET /a?b HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n';
+    const req = decodeRequest(wire);
+    expect(text(encodeRequestHeadBytes(req.method, req.target, req.headers, 'none', 0))).toBe(wire);
+    req.headers.append('X-Forwarded-For', '10.0.0.1');
+    req.target = '/rewritten';
+    expect(text(encodeRequestHeadBytes(req.method, req.target, req.headers, 'none', 0))).toBe(
+      'GET /rewritten HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.1\r\n\r\n',
+    );
+    const old = decodeRequest('GET / HTTP/1.0\r\nHost: h\r\n\r\n');
+    expect(text(encodeRequestHeadBytes(old.method, old.target, old.headers, 'none', 0))).toBe(
+      'GET / HTTP/1.1\r\nHost: h\r\n\r\n',
+    );
+  });
+
+  it('puts a Host from the authority after a forwarded request line', () => {
+    const req = decodeRequest('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+    req.headers.delete('host');
+    expect(
+      text(encodeRequestHeadBytes(req.method, req.target, req.headers, 'none', 0, { authority: 'b:81' })),
+    ).toBe('GET / HTTP/1.1\r\nhost: b:81\r\n\r\n');
+  });
+
+  it('keeps a request body length line that matches, replaces one that does not', () => {
+    const req = decodeRequest('POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX: y\r\n\r\n');
+    expect(text(encodeRequestHeadBytes(req.method, req.target, req.headers, 'length', 3))).toBe(
+      'POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX: y\r\n\r\n',
+    );
+    expect(text(encodeRequestHeadBytes(req.method, req.target, req.headers, 'chunked', -1))).toBe(
+      'POST /u HTTP/1.1\r\nHost: h\r\nX: y\r\ntransfer-encoding: chunked\r\n\r\n',
+    );
+  });
+
+  it('normalizes lines with odd whitespace and copies the others as they came', () => {
+    const req = decodeRequest(
+      'GET / HTTP/1.1\r\nHost: h\r\nX-A:1\r\nX-B:  2 \t \r\nX-C: \t3\r\nX-Empty:\r\nX-D: four  five\r\n\r\n',
+    );
+    expect(req.headers.get('x-b')).toBe('2');
+    expect(text(encodeRequestHeadBytes(req.method, req.target, req.headers, 'none', 0))).toBe(
+      'GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-Empty: \r\nX-D: four  five\r\n\r\n',
+    );
+  });
+
+  it('still rejects obs-fold and bare LF before any of this', () => {
+    expect(() => decodeRequest('GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n')).toThrow(/folding/);
+    expect(() => decodeRequest('GET / HTTP/1.1\r\nHost: h\r\nX: a\nY: b\r\n\r\n')).toThrow(/LF without CR/);
+  });
+
+  it('encodes a head that arrived byte by byte like one that arrived whole', () => {
+    const wire = 'GET /x HTTP/1.1\r\nHost: h\r\nConnection: x-a, Keep-Alive\r\nX-A: 1\r\nX-Other: 2\r\n\r\n';
+    for (const size of [1, 2, 7]) {
+      const whole = decodeRequest(wire);
+      const split = decodeRequest(wire, size);
+      whole.headers.removeHopByHop();
+      split.headers.removeHopByHop();
+      const a = text(encodeRequestHeadBytes(whole.method, whole.target, whole.headers, 'none', 0));
+      const b = text(encodeRequestHeadBytes(split.method, split.target, split.headers, 'none', 0));
+      expect(b).toBe(a);
+      expect(a).toBe('GET /x HTTP/1.1\r\nHost: h\r\nX-Other: 2\r\n\r\n');
+    }
+  });
+
+  it('keeps every decoded head intact across many slabs', () => {
+    const heads: HttpHeaders[] = [];
+    for (let i = 0; i < 3000; i++) {
+      heads.push(
+        decodeRequest(`GET /${i} HTTP/1.1\r\nHost: h${i}\r\nX-N: ${'v'.repeat(i % 50)}${i}\r\n\r\n`).headers,
+      );
+    }
+    // A head larger than a quarter slab gets its own.
+    const big = decodeRequest(
+      `GET / HTTP/1.1\r\nHost: big\r\nX-Big: ${'b'.repeat(6000)}\r\nX-Big: ${'c'.repeat(6000)}\r\n\r\n`,
+    ).headers;
+    heads.forEach((h, i) => {
+      expect(h.get('host')).toBe(`h${i}`);
+      expect(h.get('x-n')).toBe(`${'v'.repeat(i % 50)}${i}`);
+    });
+    expect(big.getAll('x-big').map((v) => v.length)).toEqual([6000, 6000]);
+  });
+});
+
+describe('removeHopByHop and HeaderNameSet', () => {
+  it('removes the RFC 9110 hop-by-hop fields and what Connection names, common or not, any case', () => {
+    const req = decodeRequest(
+      'GET / HTTP/1.1\r\nHost: h\r\nConnection: Close, DATE,x-Session\r\nTE: trailers\r\nDate: d\r\n' +
+        'X-SESSION: s\r\nUpgrade: w\r\nKeep-Alive: 5\r\nProxy-Connection: k\r\nAccept: a\r\n\r\n',
+    );
+    const h = req.headers;
+    h.append('connection', 'x-added');
+    h.append('x-added', '1');
+    h.append('trailer', 'x');
+    expect(h.removeHopByHop()).toBe(10);
+    expect([...h]).toEqual([
+      ['host', 'h'],
+      ['accept', 'a'],
+    ]);
+  });
+
+  it('removes extra names given as a HeaderNameSet, and leaves a clean list untouched', () => {
+    const req = decodeRequest(
+      'GET / HTTP/1.1\r\nHost: h\r\nProxy-Authorization: x\r\nX-Secret: y\r\nA: b\r\n\r\n',
+    );
+    const rev = req.headers.revision;
+    expect(req.headers.removeHopByHop()).toBe(0);
+    expect(req.headers.revision).toBe(rev);
+    expect(req.headers.removeHopByHop(new HeaderNameSet(['proxy-authorization', 'X-Secret']))).toBe(2);
+    expect([...req.headers]).toEqual([
+      ['host', 'h'],
+      ['a', 'b'],
+    ]);
+  });
+
+  it('deleteNames matches decoded and added fields by id and by name', () => {
+    const set = new HeaderNameSet(['Accept', 'x-custom']);
+    expect(set.has('ACCEPT')).toBe(true);
+    expect(set.size).toBe(2);
+    const req = decodeRequest('GET / HTTP/1.1\r\nHost: h\r\nACCEPT: a\r\nX-Custom: c\r\nX-Keep: k\r\n\r\n');
+    req.headers.append('x-custom', 'd');
+    req.headers.append('accept', 'e');
+    expect(req.headers.deleteNames(set)).toBe(4);
+    expect([...req.headers]).toEqual([
+      ['host', 'h'],
+      ['x-keep', 'k'],
+    ]);
+    expect(() => new HeaderNameSet(['bad name'])).toThrow();
+  });
+});
+
+// Property: decode, edit, encode, decode again: the second decode sees the edited list.
+const NAMES = ['Accept', 'X-Custom', 'x-other', 'Cache-Control', 'Via', 'X-Forwarded-For', 'Cookie', 'A'];
+const nameArb = fc
+  .constantFrom(...NAMES)
+  .chain((n) => fc.boolean().map((upper) => (upper ? n.toUpperCase() : n)));
+const valueArb = fc.stringMatching(/^[!-~]([ !-~]{0,10}[!-~])?$/);
+const owsArb = fc.constantFrom('', ' ', '  ', '\t', ' \t');
+const fieldArb = fc.tuple(nameArb, valueArb, owsArb, owsArb);
+const opArb = fc.oneof(
+  fc.tuple(fc.constant('delete' as const), nameArb, valueArb),
+  fc.tuple(fc.constant('append' as const), nameArb, valueArb),
+  fc.tuple(fc.constant('set' as const), nameArb, valueArb),
+);
+
+describe('decode, edit, encode, decode (property)', () => {
+  it('round-trips every edited list', () => {
+    fc.assert(
+      fc.property(fc.array(fieldArb, { maxLength: 8 }), fc.array(opArb, { maxLength: 6 }), (fields, ops) => {
+        const wire =
+          'GET /p HTTP/1.1\r\nHost: h\r\n' +
+          fields.map(([n, v, a, b]) => `${n}:${a}${v}${b}\r\n`).join('') +
+          '\r\n';
+        const req = decodeRequest(wire);
+        const model: [string, string][] = [
+          ['host', 'h'],
+          ...fields.map(([n, v]): [string, string] => [n.toLowerCase(), v]),
+        ];
+        for (const [op, n, v] of ops) {
+          const ln = n.toLowerCase();
+          if (op === 'delete') {
+            const before = model.length;
+            const kept = model.filter(([m]) => m !== ln);
+            expect(req.headers.delete(n)).toBe(before - kept.length);
+            model.splice(0, model.length, ...kept);
+          } else if (op === 'append') {
+            req.headers.append(n, v);
+            model.push([ln, v]);
+          } else {
+            req.headers.set(n, v);
+            model.splice(0, model.length, ...model.filter(([m]) => m !== ln), [ln, v]);
+          }
+        }
+        expect([...req.headers]).toEqual(model);
+        const out = encodeRequestHeadBytes(req.method, req.target, req.headers, 'none', 0, {
+          authority: 'h',
+        });
+        const again = decodeRequest(text(out));
+        const expected = model.some(([m]) => m === 'host') ? model : [['host', 'h'], ...model];
+        expect([...again.headers]).toEqual(expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
