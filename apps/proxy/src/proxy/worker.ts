@@ -94,6 +94,18 @@ function timeoutsKey(s: ServerConfig): string {
   return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}`;
 }
 
+/**
+ * The idle-trim period: env LOCH_IDLE_TRIM_MS (milliseconds) when set, like LOCH_DRIVER over
+ * `runtime.driver`, else the config's `runtime.idle_memory_trim`.
+ */
+export function idleTrimMs(
+  config: ProxyConfig,
+  env: string | undefined = process.env.LOCH_IDLE_TRIM_MS,
+): number {
+  const fromEnv = env === undefined || env === '' ? Number.NaN : Number(env);
+  return Number.isFinite(fromEnv) && fromEnv >= 0 ? fromEnv : config.runtime.idleMemoryTrimMs;
+}
+
 /** The slice of the worker's Runtime the proxy configures (runtime.idle_memory_trim). */
 export interface IdleTrimTarget {
   setIdleTrim(ms: number): boolean;
@@ -299,7 +311,7 @@ export class ProxyWorker {
     }
     this.#config = staged.config;
     this.log.level = staged.config.logLevel;
-    const trimMs = staged.config.runtime.idleMemoryTrimMs;
+    const trimMs = idleTrimMs(staged.config);
     if (this.#runtime !== undefined && trimMs !== this.#idleTrimMs) {
       this.#idleTrimMs = trimMs;
       this.#runtime.setIdleTrim(trimMs);
