@@ -282,15 +282,17 @@ export class HttpHeaders implements Iterable<[string, string]> {
 
   /** First value of `name` (case-insensitive), or undefined. */
   get(name: string): string | undefined {
-    const lname = lower(name);
-    const i = this.indexOf(lname, knownIdOf(lname), 0);
+    const id = knownIdOf(name);
+    const lname = id !== 0 ? name : lower(name);
+    const i = this.indexOf(lname, id !== 0 || lname === name ? id : knownIdOf(lname), 0);
     return i < 0 ? undefined : this.valueAt(i);
   }
 
   /** Every value of `name`, in order. */
   getAll(name: string): string[] {
-    const lname = lower(name);
-    const id = knownIdOf(lname);
+    let id = knownIdOf(name);
+    const lname = id !== 0 ? name : lower(name);
+    if (id === 0 && lname !== name) id = knownIdOf(lname);
     const out: string[] = [];
     for (let i = this.indexOf(lname, id, 0); i >= 0; i = this.indexOf(lname, id, i + 1))
       out.push(this.valueAt(i));
@@ -299,13 +301,16 @@ export class HttpHeaders implements Iterable<[string, string]> {
 
   /** True when at least one field is named `name`. */
   has(name: string): boolean {
-    const lname = lower(name);
-    return this.indexOf(lname, knownIdOf(lname), 0) >= 0;
+    // A common name in lowercase (what code passes) is found with one lookup.
+    const id = knownIdOf(name);
+    const lname = id !== 0 ? name : lower(name);
+    return this.indexOf(lname, id !== 0 || lname === name ? id : knownIdOf(lname), 0) >= 0;
   }
 
   /** Adds a field at the end. Throws InvalidHeaderError for a bad name or value. */
   append(name: string, value: string): this {
-    const lname = tokenLower(name);
+    // A common name in lowercase is a token already.
+    const lname = knownIdOf(name) !== 0 ? name : tokenLower(name);
     if (lname === '') throw new InvalidHeaderError('name', name);
     const v = trimOws(value);
     if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);

@@ -19,7 +19,7 @@ import { EMPTY_BODY } from '../body.js';
 import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
-import { reserveHead, trimHead } from '../internal/head-slab.js';
+import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
 import * as knownNames from '../internal/known-names.js';
 import type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from '../message.js';
 
@@ -139,6 +139,20 @@ const CANONICAL = 0x100;
 const latin1Slice = (
   Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
 ).latin1Slice;
+
+/**
+ * One word view per thread, over the ArrayBuffer of the last input scanned by the fast head
+ * path: the runtime's receive pool is one buffer, so the view is made once; a single slot
+ * bounds what it keeps alive.
+ */
+let words: Int32Array = new Int32Array(0);
+let wordsOf: ArrayBufferLike | null = null;
+/**
+ * Offsets of the CRs that end the lines of the head scanHead last found, relative to its start
+ * (start line first): the fast path's field parse takes each value's end from here instead of
+ * searching for it. Shared by every decoder of the thread (scan and parse run in one call).
+ */
+let lineEnds = new Int32Array(128);
 
 /** Buffer's native memchr-based indexOf; works on any Uint8Array (TypedArray's is 2-3x slower). */
 const indexOfByte = Buffer.prototype.indexOf as unknown as (
@@ -283,8 +297,13 @@ abstract class H1Decoder<M> {
     for (;;) {
       switch (this.state) {
         case S_HEAD: {
+          // A whole head in one input (the usual case) takes the fast path; anything else
+          // (split heads, leading empty lines, limits, controls) the line-by-line scan.
+          if (this.lines === 0 && this.lineBytes === 0 && this.accLen === 0 && this.fastHead()) {
+            return DecodeEvent.Head;
+          }
           if (!this.scanBlock(false)) return this.drained();
-          this.parseHead();
+          this.parseHead(null, 0, 0);
           return DecodeEvent.Head;
         }
         case S_BODY_LEN:
@@ -455,7 +474,98 @@ abstract class H1Decoder<M> {
     this.accLen = need;
   }
 
-  private parseHead(): void {
+  /**
+   * The fast path of a head that is whole in the current input: one pass over the input
+   * (scanHead) finds its end and checks what scanBlock checks line by line (bare CR or LF,
+   * line lengths, field count, size) along with the control bytes blockIsClean looks for; then
+   * one copy into the slab. Returns false, consuming nothing, when the head is not whole or any
+   * check fails: the line-by-line path then decides (and reports the same errors as always).
+   */
+  private fastHead(): boolean {
+    const inp = this.input;
+    const start = this.pos;
+    if (start >= inp.length) return false;
+    const c0 = inp[start]!;
+    if (c0 === 0x0d || c0 === 0x0a) return false;
+    const end = this.scanHead(inp, start);
+    if (end < 0) return false;
+    const len = end - start;
+    const lim = this.limits;
+    const slab = reserveHead(len, ENTRY * Math.min(lim.maxHeaderCount + 1, (len >> 2) + 1));
+    const base = slab.mark;
+    slab.bytes.set(inp.subarray(start, end), base);
+    this.pos = end;
+    this.parseHead(slab, base, len);
+    return true;
+  }
+
+  /**
+   * Finds the end of a head that starts at `inp[start]` (not CR or LF) and returns the offset
+   * after its final CRLF, or -1 when the input ends first or the head breaks a rule scanBlock or
+   * blockIsClean checks: a control byte other than HTAB and CRLF pairs, DEL, a line longer than
+   * maxLineLength, more than maxHeaderCount fields, more than maxHeadSize bytes. Four bytes at a
+   * time (SWAR) over a word view of the input's buffer; CR and LF are controls, so every line
+   * end goes through the per-byte check.
+   */
+  private scanHead(inp: Uint8Array, start: number): number {
+    const buf = inp.buffer;
+    if (buf !== wordsOf) {
+      wordsOf = buf;
+      words = new Int32Array(buf, 0, buf.byteLength >> 2);
+    }
+    const w32 = words;
+    const lim = this.limits;
+    const off = inp.byteOffset;
+    const s = off + start;
+    const e = off + Math.min(inp.length, start + lim.maxHeadSize);
+    const maxLine = lim.maxLineLength;
+    // The start line and the field lines.
+    const maxLines = lim.maxHeaderCount + 1;
+    let lines = 0;
+    let lineStart = s;
+    if (lineEnds.length < maxLines + 1) lineEnds = new Int32Array(maxLines + 1);
+    const ends = lineEnds;
+    const wEnd = Math.min((e + 3) >> 2, w32.length);
+    let a = s;
+    for (let wi = s >> 2; wi < wEnd; wi++) {
+      const w = w32[wi]!;
+      const x = w ^ 0x7f7f7f7f;
+      if (((((w - 0x20202020) & ~w) | ((x - 0x01010101) & ~x)) & 0x80808080) === 0) continue;
+      for (a = wi << 2; a < (wi + 1) << 2; a++) {
+        if (a < s || a >= e) continue;
+        const c = inp[a - off]!;
+        if (c >= 0x20 && c !== 0x7f) continue;
+        if (c === 0x09) continue;
+        if (c === 0x0d) {
+          if (a + 1 >= e || inp[a + 1 - off] !== 0x0a) return -1;
+        } else if (c === 0x0a) {
+          if (inp[a - 1 - off] !== 0x0d) return -1;
+          if (a - 1 === lineStart) return a + 1 - off;
+          if (a - 1 - lineStart > maxLine || lines >= maxLines) return -1;
+          ends[lines++] = a - 1 - s;
+          lineStart = a + 1;
+        } else return -1;
+      }
+    }
+    // Bytes past the last whole word of the buffer.
+    for (a = Math.max(s, wEnd << 2); a < e; a++) {
+      const c = inp[a - off]!;
+      if ((c >= 0x20 && c !== 0x7f) || c === 0x09) continue;
+      if (c === 0x0d) {
+        if (a + 1 >= e || inp[a + 1 - off] !== 0x0a) return -1;
+      } else if (c === 0x0a) {
+        if (inp[a - 1 - off] !== 0x0d) return -1;
+        if (a - 1 === lineStart) return a + 1 - off;
+        if (a - 1 - lineStart > maxLine || lines >= maxLines) return -1;
+        ends[lines++] = a - 1 - s;
+        lineStart = a + 1;
+      } else return -1;
+    }
+    return -1;
+  }
+
+  /** Parses a head: from the block scanBlock found (`slab` null), or one fastHead copied (and vetted). */
+  private parseHead(slab: HeadSlab | null, base: number, len: number): void {
     this.clCount = 0;
     this.contentLength = -1;
     this.teFlags = 0;
@@ -464,7 +574,8 @@ abstract class H1Decoder<M> {
     this.expectFlag = 0;
     this.hasUpgradeHeader = false;
     this.trailers = null;
-    const headers = this.parseBlock(true);
+    const headers =
+      slab === null ? this.parseBlock(true) : this.parseCopied(slab, base, len, true, true, true);
     this.setHeaders(headers);
     this.decideFraming();
     switch (this.framing) {
@@ -530,15 +641,27 @@ abstract class H1Decoder<M> {
     const len = this.blkEnd - this.blkBase;
     this.blk = EMPTY;
     const slab = reserveHead(len, ENTRY * this.blkLines);
-    const b = slab.bytes;
     const base = slab.mark;
-    b.set(src.subarray(this.blkBase, this.blkEnd), base);
+    slab.bytes.set(src.subarray(this.blkBase, this.blkEnd), base);
+    return this.parseCopied(slab, base, len, head, false);
+  }
+
+  /** Parses a block copied into `slab` at `base` (`clean`: headIsClean vetted it). */
+  private parseCopied(
+    slab: HeadSlab,
+    base: number,
+    len: number,
+    head: boolean,
+    clean: boolean,
+    scanned = false,
+  ): HttpHeaders {
+    const b = slab.bytes;
     const end = base + len;
     this.failBase = base;
     const p = head ? this.parseStartLine(b, base, end) : base;
     const wbase = (end + 3) >> 2;
-    const clean = head && this.blockIsClean(b, slab.words, base, end);
-    const n = this.parseFields(b, slab.words, wbase, base, p, end, head, clean);
+    if (head && !clean) clean = this.blockIsClean(b, slab.words, base, end);
+    const n = this.parseFields(b, slab.words, wbase, scanned ? base : -1, p, end, head, clean);
     this.failBase = 0;
     trimHead(slab, wbase + ENTRY * n);
     return HttpHeaders.fromWire(slab, wbase, n, head ? base : -1, head ? p : -1);
@@ -556,7 +679,7 @@ abstract class H1Decoder<M> {
     b: Uint8Array,
     words: Int32Array,
     w: number,
-    _base: number,
+    scannedBase: number,
     p: number,
     blockEnd: number,
     head: boolean,
@@ -564,6 +687,8 @@ abstract class H1Decoder<M> {
   ): number {
     const end = blockEnd - 2;
     let n = 0;
+    // After scanHead, line k + 1 (k = field index) ends at lineEnds[k + 1] from the head's start.
+    const ends = lineEnds;
     while (p < end) {
       const ns = p;
       let c = b[p]!;
@@ -581,7 +706,7 @@ abstract class H1Decoder<M> {
       const vs = p;
       if (clean) {
         // Every byte was vetted word by word: the value runs to the next CR.
-        if (c !== 0x0d) p = indexOfByte.call(b, 0x0d, p);
+        if (c !== 0x0d) p = scannedBase >= 0 ? scannedBase + ends[n + 1]! : indexOfByte.call(b, 0x0d, p);
       } else {
         while (FIELD_VALUE[c] === 1) c = b[++p]!;
         if (c !== 0x0d) this.fail('ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value', p);
