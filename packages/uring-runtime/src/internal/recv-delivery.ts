@@ -7,17 +7,22 @@
 import type { RuntimeError } from '../errors.js';
 import type { RecvChunk, RecvTarget } from '../stream.js';
 
+// Parallel queues in [head, tail). They keep their capacity between drains (entries are cleared
+// as they are delivered), so a delivery allocates nothing once they have grown.
 const targets: (RecvTarget | undefined)[] = [];
 const chunks: (RecvChunk | null)[] = [];
 const errors: (RuntimeError | undefined)[] = [];
 let head = 0;
+let tail = 0;
+/** Queue entries kept allocated after a drain. */
+const KEEP_CAPACITY = 1024;
 let scheduled = false;
 
 function drain(): void {
   let failure: unknown;
   let failed = false;
   // Deliveries queued by a target while the queue drains run in this same pass.
-  while (head < targets.length) {
+  while (head < tail) {
     const i = head++;
     const target = targets[i]!;
     const chunk = chunks[i]!;
@@ -36,10 +41,14 @@ function drain(): void {
       }
     }
   }
-  targets.length = 0;
-  chunks.length = 0;
-  errors.length = 0;
+  if (tail > KEEP_CAPACITY) {
+    // A burst (a server closing thousands of parked connections): let the big arrays go.
+    targets.length = 0;
+    chunks.length = 0;
+    errors.length = 0;
+  }
   head = 0;
+  tail = 0;
   scheduled = false;
   if (failed) {
     queueMicrotask(() => {
@@ -54,9 +63,10 @@ export function deliverRecv(
   chunk: RecvChunk | null,
   error: RuntimeError | undefined,
 ): void {
-  targets.push(target);
-  chunks.push(chunk);
-  errors.push(error);
+  const i = tail++;
+  targets[i] = target;
+  chunks[i] = chunk;
+  errors[i] = error;
   if (!scheduled) {
     scheduled = true;
     queueMicrotask(drain);

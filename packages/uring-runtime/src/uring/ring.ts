@@ -80,6 +80,8 @@ export class Ring {
   private pendingProvides = 0;
   private readonly provideBatch: number;
   private dispatching = false;
+  /** Index of the CQE being dispatched (to clean up after a target that threw). */
+  private current = 0;
   private destroyed = false;
   private starved: BufferWaiter[] = [];
   private readonly flushMode: FlushMode;
@@ -294,36 +296,58 @@ export class Ring {
     else queueMicrotask(this.flushBound);
   }
 
+  /**
+   * Hands every drained CQE to its slot's target. A target that throws costs no other target its
+   * completion: the batch carries on and the first exception is rethrown at the end.
+   */
   private dispatch(n: number): void {
-    const cq = this.cq;
-    const targets = this.targets;
-    const pinned = this.pinned;
     this.dispatching = true;
-    try {
-      for (let i = 0; i < n; i++) {
-        const o = i * CQ_STRIDE;
-        const slot = cq[o]!;
-        const res = cq[o + 1]!;
-        const flags = cq[o + 2]!;
-        const target = targets[slot];
-        if ((flags & CQE_F_MORE) === 0) {
-          // Final CQE: native has already unpinned the slot's buffers. The target may still ask
-          // isCancelling(), so free the slot after it ran.
-          try {
-            target?.onCompletion(res, flags, slot);
-          } finally {
-            targets[slot] = undefined;
-            pinned[slot] = undefined;
-            this.states[slot] = FREE;
-            this.freeSlots[this.freeTop++] = slot;
-          }
-        } else {
-          target?.onCompletion(res, flags, slot);
+    let failed = false;
+    let failure: unknown;
+    let i = 0;
+    while (i < n) {
+      try {
+        i = this.dispatchFrom(i, n);
+      } catch (e) {
+        // The completion at this.current threw: free its slot as dispatchFrom would have.
+        const o = this.current * CQ_STRIDE;
+        if ((this.cq[o + 2]! & CQE_F_MORE) === 0) this.free(this.cq[o]!);
+        i = this.current + 1;
+        if (!failed) {
+          failed = true;
+          failure = e;
         }
       }
-    } finally {
-      this.dispatching = false;
     }
+    this.dispatching = false;
+    if (failed) throw failure;
+  }
+
+  /** Dispatches CQEs [from, n) with no handler in the loop; returns n. */
+  private dispatchFrom(from: number, n: number): number {
+    const cq = this.cq;
+    const targets = this.targets;
+    for (let i = from; i < n; i++) {
+      const o = i * CQ_STRIDE;
+      const slot = cq[o]!;
+      const res = cq[o + 1]!;
+      const flags = cq[o + 2]!;
+      const target = targets[slot];
+      this.current = i;
+      if (target !== undefined) target.onCompletion(res, flags, slot);
+      // Final CQE: native has already unpinned the slot's buffers. The target may still ask
+      // isCancelling(), so free the slot after it ran.
+      if ((flags & CQE_F_MORE) === 0) this.free(slot);
+    }
+    return n;
+  }
+
+  /** Returns a slot whose op reached its final completion to the free list. */
+  private free(slot: number): void {
+    this.targets[slot] = undefined;
+    this.pinned[slot] = undefined;
+    this.states[slot] = FREE;
+    this.freeSlots[this.freeTop++] = slot;
   }
 
   private grow(): void {

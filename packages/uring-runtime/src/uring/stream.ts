@@ -82,16 +82,17 @@ export function cancelledError(
 
 /** A chunk of the provided-buffer pool lent to the reader. */
 class PooledChunk implements RecvChunk {
-  private released = false;
   constructor(
     readonly bytes: Uint8Array,
     private readonly ring: Ring,
-    private readonly bid: number,
+    /** The provided buffer's id; -1 once released. */
+    private bid: number,
   ) {}
   release(): void {
-    if (this.released) return;
-    this.released = true;
-    this.ring.provide(this.bid);
+    const bid = this.bid;
+    if (bid < 0) return;
+    this.bid = -1;
+    this.ring.provide(bid);
   }
 }
 
@@ -112,65 +113,146 @@ type Waiter = RecvWaiter | RecvTarget;
 /** How a StreamOp settles on success. */
 const AS_IO_RESULT = 0; // [res, buf]
 const AS_READ = 1; // [res, buf], and res === 0 marks end of stream
-const AS_COUNT = 2; // res
 const AS_VOID = 3; // undefined
 const AS_WRITE_ALL = 4; // buf, once every byte went out (a short send resubmits the rest)
+const AS_WRITEV_ALL = 5; // the total, once every byte of `bufs` went out (short sends resubmit)
 
-/** One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown). */
+type Settle = (value: never) => void;
+type Fail = (error: RuntimeError) => void;
+
+/**
+ * The resolving functions of the promise made last (see promiseFor): a module-level executor
+ * stores them here, so making an op's promise allocates no executor closure or context.
+ */
+let madeResolve: Settle = noop;
+let madeReject: Fail = noop;
+
+function captureResolvers(resolve: Settle, reject: Fail): void {
+  madeResolve = resolve;
+  madeReject = reject;
+}
+
+function noop(): void {}
+
+/** Ops kept for reuse: a settled op goes back here, so a send allocates no op object. */
+const freeOps: StreamOp[] = [];
+const MAX_FREE_OPS = 256;
+
+/** An op from the pool (or a new one), set up for `stream`; its promise comes from promiseFor. */
+function takeOp(
+  stream: UringStream,
+  syscall: string,
+  buf: Uint8Array | undefined,
+  mode: number,
+  signal: AbortSignal | undefined,
+): StreamOp {
+  const op = freeOps.pop() ?? new StreamOp();
+  op.stream = stream;
+  op.syscall = syscall;
+  op.buf = buf;
+  op.mode = mode;
+  op.signal = signal;
+  return op;
+}
+
+/** The promise of `op`: made with the module-level executor (no closure), settled by the op. */
+function promiseFor<T>(op: StreamOp): Promise<T> {
+  const promise = new Promise<T>(captureResolvers);
+  op.resolve = madeResolve;
+  op.reject = madeReject;
+  return promise;
+}
+
+/**
+ * One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown).
+ * Ops are pooled (StreamOp.take / release): an op is released once it settled, after its
+ * abort listener is gone, so nothing refers to it any more (the ring drops the slot's target
+ * right after this final completion).
+ */
 class StreamOp implements CompletionTarget {
   slot = -1;
-  /** Bytes of `buf` sent so far (AS_WRITE_ALL). */
+  /** Bytes sent so far (AS_WRITE_ALL, AS_WRITEV_ALL). */
   done = 0;
+  /** Bytes to send in all (AS_WRITEV_ALL). */
+  total = 0;
   onAbort: (() => void) | undefined = undefined;
-  constructor(
-    readonly stream: UringStream,
-    readonly syscall: string,
-    readonly buf: Uint8Array | undefined,
-    readonly mode: number,
-    readonly resolve: (value: never) => void,
-    readonly reject: (error: RuntimeError) => void,
-    readonly signal: AbortSignal | undefined,
-  ) {}
+  stream: UringStream | undefined = undefined;
+  syscall = '';
+  buf: Uint8Array | undefined = undefined;
+  /** The buffers of a writev (AS_WRITEV_ALL). */
+  bufs: readonly Uint8Array[] | undefined = undefined;
+  mode = 0;
+  resolve: Settle = noop;
+  reject: Fail = noop;
+  signal: AbortSignal | undefined = undefined;
+
   onCompletion(res: number, _flags: number, slot: number): void {
-    const stream = this.stream;
+    const stream = this.stream!;
     stream.opFinished();
-    if (this.mode === AS_WRITE_ALL && res >= 0) {
+    const mode = this.mode;
+    if (mode === AS_WRITE_ALL && res >= 0) {
       const buf = this.buf!;
-      this.done += res;
-      if (this.done < buf.byteLength && !stream.closing && !stream.ring.isCancelling(slot)) {
-        // A short send: the same op (and promise) carries on with the rest, in a new slot.
-        stream.resubmit(this, OP_SEND, buf.subarray(this.done));
+      const done = (this.done += res);
+      if (done < buf.byteLength) {
+        if (!stream.closing && !stream.ring.isCancelling(slot)) {
+          // A short send: the same op (and promise) carries on with the rest, in a new slot.
+          stream.resubmit(this, OP_SEND, buf.subarray(done));
+          return;
+        }
+        res = -ECANCELED;
+      } else {
+        const resolve = this.resolve as (value: unknown) => void;
+        this.release();
+        resolve(buf);
         return;
       }
-      if (this.done >= buf.byteLength) {
-        if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
-        (this.resolve as (value: unknown) => void)(buf);
+    } else if (mode === AS_WRITEV_ALL && res >= 0) {
+      const done = (this.done += res);
+      if (done < this.total) {
+        if (!stream.closing && !stream.ring.isCancelling(slot)) {
+          stream.resubmitv(this, res);
+          return;
+        }
+        res = -ECANCELED;
+      } else {
+        const resolve = this.resolve as (value: unknown) => void;
+        this.release();
+        resolve(done);
         return;
       }
-      res = -ECANCELED;
     }
-    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
-    if (res >= 0) {
-      const settle = this.resolve as (value: unknown) => void;
-      switch (this.mode) {
-        case AS_READ:
-          if (res === 0) stream.markEnd();
-          settle([res, this.buf]);
-          break;
-        case AS_IO_RESULT:
-          settle([res, this.buf]);
-          break;
-        case AS_COUNT:
-          settle(res);
-          break;
-        default:
-          settle(undefined);
-      }
-    } else if (this.mode === AS_VOID && res === -ENOTCONN) {
-      (this.resolve as (value: unknown) => void)(undefined); // shutdown of a socket the peer already closed
+    const buf = this.buf;
+    const resolve = this.resolve as (value: unknown) => void;
+    const reject = this.reject;
+    let error: RuntimeError | undefined;
+    if (res >= 0 || (mode === AS_VOID && res === -ENOTCONN)) {
+      // (ENOTCONN: shutdown of a socket the peer already closed.)
+      if (mode === AS_READ && res === 0) stream.markEnd();
     } else if (stream.ring.isCancelling(slot) || stream.closing || res === -ECANCELED)
-      this.reject(cancelledError(this.syscall, stream.addressForError(), this.buf));
-    else this.reject(RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), this.buf));
+      error = cancelledError(this.syscall, stream.addressForError(), buf);
+    else error = RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), buf);
+    this.release();
+    if (error !== undefined) reject(error);
+    else if (mode === AS_VOID) resolve(undefined);
+    else resolve([res, buf]);
+  }
+
+  /** Drops the op's references and its abort listener, and returns it to the pool. */
+  private release(): void {
+    if (this.onAbort !== undefined) {
+      this.signal?.removeEventListener('abort', this.onAbort);
+      this.onAbort = undefined;
+    }
+    this.stream = undefined;
+    this.buf = undefined;
+    this.bufs = undefined;
+    this.signal = undefined;
+    this.resolve = noop;
+    this.reject = noop;
+    this.slot = -1;
+    this.done = 0;
+    this.total = 0;
+    if (freeOps.length < MAX_FREE_OPS) freeOps.push(this);
   }
 }
 
@@ -290,15 +372,10 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     if (buf.byteLength === 0) return Promise.resolve([0, buf]);
     // Multishot armed: bytes arrive in order through it, so wait there and copy.
     if (this.armedSlot >= 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
-    return new Promise<IoResult<B>>((resolve, reject) => {
-      this.submit(
-        new StreamOp(this, 'read', buf, AS_READ, resolve, reject, signal),
-        OP_RECV,
-        buf.byteLength,
-        buf,
-        0,
-      );
-    });
+    const op = takeOp(this, 'read', buf, AS_READ, signal);
+    const promise = promiseFor<IoResult<B>>(op);
+    this.submit(op, OP_RECV, buf.byteLength, buf, 0);
+    return promise;
   }
 
   recv(options?: IoOptions): Promise<RecvChunk | null> {
@@ -325,64 +402,47 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
-    return new Promise<IoResult<B>>((resolve, reject) => {
-      this.submit(
-        new StreamOp(this, 'write', buf, AS_IO_RESULT, resolve, reject, signal),
-        OP_SEND,
-        buf.byteLength,
-        buf,
-        0,
-      );
-    });
+    const op = takeOp(this, 'write', buf, AS_IO_RESULT, signal);
+    const promise = promiseFor<IoResult<B>>(op);
+    this.submit(op, OP_SEND, buf.byteLength, buf, 0);
+    return promise;
   }
 
   /** One op and one promise for the whole buffer: short sends are resubmitted by the op itself. */
   writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
-    return new Promise<B>((resolve, reject) => {
-      this.submit(
-        new StreamOp(this, 'write', buf, AS_WRITE_ALL, resolve, reject, signal),
-        OP_SEND,
-        buf.byteLength,
-        buf,
-        0,
-      );
-    });
+    const op = takeOp(this, 'write', buf, AS_WRITE_ALL, signal);
+    const promise = promiseFor<B>(op);
+    this.submit(op, OP_SEND, buf.byteLength, buf, 0);
+    return promise;
   }
 
-  async writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
+  /**
+   * One op and one promise for all of `bufs`: a short send (or more than MAX_IOV buffers)
+   * resubmits the rest from the same op (resubmitv).
+   */
+  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
     let total = 0;
-    for (const b of bufs) total += b.byteLength;
-    let pending: readonly Uint8Array[] = bufs;
-    let written = 0;
-    while (written < total) {
-      const count = Math.min(pending.length, MAX_IOV);
-      const n = await this.sendv(pending, count, options);
-      written += n;
-      if (written >= total) break;
-      // Drop what was written; keep the rest (the partial buffer as a view).
-      let skip = n;
-      let i = 0;
-      while (i < pending.length && skip >= pending[i]!.byteLength) skip -= pending[i++]!.byteLength;
-      const rest = pending.slice(i);
-      if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
-      pending = rest;
-    }
-    return total;
+    for (let i = 0; i < bufs.length; i++) total += bufs[i]!.byteLength;
+    if (total === 0) return Promise.resolve(0);
+    const signal = options?.signal;
+    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('writev', this.remote));
+    const op = takeOp(this, 'writev', undefined, AS_WRITEV_ALL, signal);
+    op.bufs = bufs;
+    op.total = total;
+    const promise = promiseFor<number>(op);
+    this.submitv(op, bufs, Math.min(bufs.length, MAX_IOV));
+    if (signal !== undefined) this.watchAbort(op, signal);
+    return promise;
   }
 
   shutdown(): Promise<void> {
     if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
-    return new Promise<void>((resolve, reject) => {
-      this.submit(
-        new StreamOp(this, 'shutdown', undefined, AS_VOID, resolve, reject, undefined),
-        OP_SHUTDOWN,
-        0,
-        undefined,
-        1 /* SHUT_WR */,
-      );
-    });
+    const op = takeOp(this, 'shutdown', undefined, AS_VOID, undefined);
+    const promise = promiseFor<void>(op);
+    this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
+    return promise;
   }
 
   close(): Promise<void> {
@@ -483,31 +543,26 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     if (res > 0 && (flags & CQE_F_BUFFER) !== 0) {
       const bid = flags >>> CQE_BUFFER_SHIFT;
       const w = this.waiter;
+      const ring = this.host.ring;
       if (this.closing) {
-        this.ring.provide(bid);
-      } else if (
-        w !== undefined &&
-        (!(w instanceof RecvWaiter) || w.buf === undefined) &&
-        this.chunkHead === this.chunkTail
-      ) {
-        // A recv() or recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
-        this.shiftWaiter();
-        const start = bid * this.ring.bufferSize;
-        const chunk = new PooledChunk(this.ring.pool.subarray(start, start + res), this.ring, bid);
-        if (w instanceof RecvWaiter) {
-          if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
-          w.resolve(chunk);
-        } else deliverRecv(w, chunk, undefined);
-      } else {
-        this.chunkBid ??= [];
-        this.chunkLen ??= [];
-        this.chunkBid[this.chunkTail] = bid;
-        this.chunkLen[this.chunkTail++] = res;
-        this.feedWaiters();
-        if (more && this.waiter === undefined && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
-          this.cancelRequested = true;
-          this.ring.cancel(slot);
+        ring.provide(bid);
+      } else if (w !== undefined && this.chunkHead === this.chunkTail) {
+        const isPromise = w instanceof RecvWaiter;
+        if (isPromise && w.buf !== undefined) {
+          // A read(buf) waits: queue the chunk and copy from it.
+          this.enqueueChunk(bid, res, more, slot);
+        } else {
+          // A recv() or recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
+          this.shiftWaiter();
+          const start = bid * ring.bufferSize;
+          const chunk = new PooledChunk(ring.pool.subarray(start, start + res), ring, bid);
+          if (isPromise) {
+            if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+            w.resolve(chunk);
+          } else deliverRecv(w, chunk, undefined);
         }
+      } else {
+        this.enqueueChunk(bid, res, more, slot);
       }
     } else if (res === 0) {
       this.eof = true;
@@ -522,6 +577,19 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       }
     }
     if (!more && !this.closing && this.waiter !== undefined && res !== -ENOBUFS) this.arm();
+  }
+
+  /** Queues a received chunk, feeds waiting readers, and stops the multishot at the high water mark. */
+  private enqueueChunk(bid: number, len: number, more: boolean, slot: number): void {
+    this.chunkBid ??= [];
+    this.chunkLen ??= [];
+    this.chunkBid[this.chunkTail] = bid;
+    this.chunkLen[this.chunkTail++] = len;
+    this.feedWaiters();
+    if (more && this.waiter === undefined && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
+      this.cancelRequested = true;
+      this.host.ring.cancel(slot);
+    }
   }
 
   /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
@@ -556,40 +624,53 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private submit(op: StreamOp, opcode: number, len: number, buf: Uint8Array | undefined, aux: number): void {
-    const slot = this.ring.alloc(op);
+    const ring = this.host.ring;
+    const slot = ring.alloc(op);
     op.slot = slot;
     this.inFlight++;
-    this.ring.push(opcode, this.fd, slot, len, buf, aux);
+    ring.push(opcode, this.fd, slot, len, buf, aux);
     const signal = op.signal;
-    if (signal !== undefined) {
-      op.onAbort = () => this.ring.cancel(op.slot);
-      signal.addEventListener('abort', op.onAbort, { once: true });
-    }
+    if (signal !== undefined) this.watchAbort(op, signal);
+  }
+
+  /** Cancels `op` (whichever slot it is in then) when `signal` aborts; the op removes the listener. */
+  private watchAbort(op: StreamOp, signal: AbortSignal): void {
+    op.onAbort = () => this.host.ring.cancel(op.slot);
+    signal.addEventListener('abort', op.onAbort, { once: true });
   }
 
   /** Queues the next part of an op that continues (writeAll after a short send) in a new slot. */
   resubmit(op: StreamOp, opcode: number, buf: Uint8Array): void {
-    const slot = this.ring.alloc(op);
+    const ring = this.host.ring;
+    const slot = ring.alloc(op);
     op.slot = slot;
     this.inFlight++;
-    this.ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0);
+    ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0);
   }
 
-  private sendv(bufs: readonly Uint8Array[], count: number, options: IoOptions | undefined): Promise<number> {
-    const signal = options?.signal;
-    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('writev', this.remote));
-    return new Promise<number>((resolve, reject) => {
-      const op = new StreamOp(this, 'writev', undefined, AS_COUNT, resolve, reject, signal);
-      const slot = this.ring.alloc(op);
-      op.slot = slot;
-      this.inFlight++;
-      const first = this.ring.pushBuffers(slot, bufs, 0, count);
-      this.ring.record(OP_WRITEV, this.fd, slot, 0, first, count);
-      if (signal !== undefined) {
-        op.onAbort = () => this.ring.cancel(slot);
-        signal.addEventListener('abort', op.onAbort, { once: true });
-      }
-    });
+  /**
+   * Queues the rest of a writev after a short send of `sent` bytes (or after its first MAX_IOV
+   * buffers went out): the op keeps what is left of its buffers, the partial one as a view.
+   */
+  resubmitv(op: StreamOp, sent: number): void {
+    const bufs = op.bufs!;
+    let skip = sent;
+    let i = 0;
+    while (i < bufs.length && skip >= bufs[i]!.byteLength) skip -= bufs[i++]!.byteLength;
+    const rest = bufs.slice(i);
+    if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
+    op.bufs = rest;
+    this.submitv(op, rest, Math.min(rest.length, MAX_IOV));
+  }
+
+  /** Queues a sendmsg of the first `count` of `bufs` for `op`. */
+  private submitv(op: StreamOp, bufs: readonly Uint8Array[], count: number): void {
+    const ring = this.host.ring;
+    const slot = ring.alloc(op);
+    op.slot = slot;
+    this.inFlight++;
+    const first = ring.pushBuffers(slot, bufs, 0, count);
+    ring.record(OP_WRITEV, this.fd, slot, 0, first, count);
   }
 
   private arm(): void {
@@ -600,18 +681,19 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private waitRecv(buf: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const waiter = new RecvWaiter(buf, resolve as RecvWaiter['resolve'], reject, signal);
-      if (signal !== undefined) {
-        waiter.onAbort = () => {
-          if (!this.removeWaiter(waiter)) return;
-          reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
-        };
-        signal.addEventListener('abort', waiter.onAbort, { once: true });
-      }
-      this.pushWaiter(waiter);
-      this.arm();
-    });
+    // The module-level executor hands over the resolving functions: no closure per wait.
+    const promise = new Promise(captureResolvers);
+    const waiter = new RecvWaiter(buf, madeResolve as RecvWaiter['resolve'], madeReject, signal);
+    if (signal !== undefined) {
+      waiter.onAbort = () => {
+        if (!this.removeWaiter(waiter)) return;
+        waiter.reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
+      };
+      signal.addEventListener('abort', waiter.onAbort, { once: true });
+    }
+    this.pushWaiter(waiter);
+    this.arm();
+    return promise;
   }
 
   private queued(): number {
