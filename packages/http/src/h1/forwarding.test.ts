@@ -273,3 +273,56 @@ describe('decode, edit, encode, decode (property)', () => {
     );
   });
 });
+
+// The fast path (a whole head in one input) must agree with the line-by-line path (the same
+// head with its first byte fed alone) on every input: same fields, or the same error code.
+function outcome(wire: Buffer, split: boolean, limits: { maxHeaderCount?: number; maxLineLength?: number }) {
+  const d = new RequestDecoder(limits);
+  try {
+    if (!split) {
+      d.feed(wire);
+      const ev = d.poll();
+      return ev === DecodeEvent.Head
+        ? [...d.message!.headers].concat([[d.message!.method, d.message!.target]])
+        : ev;
+    }
+    // The first byte alone: the head is not whole in one input, so it goes line by line.
+    for (const part of [wire.subarray(0, 1), wire.subarray(1)]) {
+      d.feed(part);
+      const ev = d.poll();
+      if (ev === DecodeEvent.Head)
+        return [...d.message!.headers].concat([[d.message!.method, d.message!.target]]);
+    }
+    return DecodeEvent.NeedMore;
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+}
+
+describe('fast head path against the line-by-line path (property)', () => {
+  it('agrees on mutated heads and limits', () => {
+    const base = 'GET /a HTTP/1.1\r\nHost: h\r\nX-A: one\r\nAccept:  */* \r\nConnection: keep-alive\r\n\r\n';
+    const bytes = fc.constantFrom(0x00, 0x09, 0x0a, 0x0d, 0x20, 0x3a, 0x7f, 0x80, 0xff, 0x41, 0x2c);
+    const edit = fc.tuple(fc.nat(base.length - 1), bytes, fc.constantFrom('replace', 'insert', 'delete'));
+    fc.assert(
+      fc.property(
+        fc.array(edit, { maxLength: 3 }),
+        fc.constantFrom(2, 3, 100),
+        fc.constantFrom(6, 20, 8192),
+        (edits, maxHeaderCount, maxLineLength) => {
+          const b = [...Buffer.from(base, 'latin1')];
+          for (const [at, byte, op] of edits) {
+            const i = Math.min(at, b.length - 1);
+            if (op === 'replace') b[i] = byte;
+            else if (op === 'insert') b.splice(i, 0, byte);
+            else b.splice(i, 1);
+          }
+          const wire = Buffer.from(b);
+          const limits = { maxHeaderCount, maxLineLength };
+          expect(outcome(wire, false, limits)).toEqual(outcome(wire, true, limits));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+});
