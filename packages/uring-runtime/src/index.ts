@@ -37,6 +37,7 @@ export type {
   RecvTarget,
   SocketAddress,
   StreamListener,
+  WriteTarget,
 } from './stream.js';
 export { type SleepOptions, sleep, timeout } from './time.js';
 export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';

@@ -45,6 +45,18 @@ export interface RecvTarget {
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void;
 }
 
+/**
+ * Receives the outcome of one `writeTo()`: `error` is undefined once every byte was handed to
+ * the kernel, else the failure (ECANCELED when the stream was closed meanwhile; for a single
+ * buffer the error carries it as `buffer`). Called exactly once per writeTo(), never from inside
+ * writeTo() or close(); it may run straight from the driver's completion handling, so it should
+ * not throw (a throw surfaces as an uncaught exception). A connection class implements this once:
+ * a write then costs no promise, reaction or closure.
+ */
+export interface WriteTarget {
+  onWritten(error: RuntimeError | undefined): void;
+}
+
 /** A connected, bidirectional byte stream (TCP or Unix). */
 export interface ByteStream {
   /** Address of the remote peer. */
@@ -81,6 +93,15 @@ export interface ByteStream {
 
   /** Writes every buffer in order, all of it (gathered into as few syscalls as the driver can). */
   writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number>;
+
+  /**
+   * writeAll() (one buffer) or writev() (an array) without a promise: writes all of `data`, then
+   * calls `target.onWritten` exactly once. The buffers are lent until then. No AbortSignal:
+   * close() is the way out (it settles a pending one with ECANCELED). As with the promise
+   * writes, run one write at a time per stream: on io_uring a write started before the previous
+   * one settled can interleave with that one's rest after a short send.
+   */
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void;
 
   /** Half-closes the write side (the peer reads end of stream); reading still works. */
   shutdown(): Promise<void>;

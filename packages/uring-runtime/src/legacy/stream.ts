@@ -8,7 +8,15 @@
 import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
 import { deliverRecv } from '../internal/recv-delivery.js';
-import type { ByteStream, IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress } from '../stream.js';
+import type {
+  ByteStream,
+  IoOptions,
+  IoResult,
+  RecvChunk,
+  RecvTarget,
+  SocketAddress,
+  WriteTarget,
+} from '../stream.js';
 import { cancelled, closedError, errnoError, toRuntimeError } from './node-errors.js';
 
 /** Bytes buffered from the socket before it is paused until the reader catches up. */
@@ -289,29 +297,39 @@ export class LegacyStream implements ByteStream {
    * buffers, so the caller really owns them again.
    */
   #send(bufs: readonly Uint8Array[], syscall: string, signal: AbortSignal | undefined): Promise<void> {
-    const socket = this.#socket;
     return new Promise<void>((resolve, reject) => {
-      let aborted = false;
-      const onAbort = () => {
-        aborted = true;
-        socket.destroy();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      const done = (error: Error | null | undefined) => {
-        signal?.removeEventListener('abort', onAbort);
-        const lent = bufs.length === 1 ? bufs[0] : undefined;
-        // Node calls back without an error for writes cut short by destroy(): after close() (or an
-        // abort) the write did not complete, whatever the callback says.
-        if (aborted || this.#closed) reject(cancelled(syscall, this.remoteAddress, lent));
-        else if (error) reject(this.#writeError(error, syscall, lent));
-        else resolve();
-      };
-      const last = bufs.length - 1;
-      if (last > 0) socket.cork();
-      for (let i = 0; i < last; i++) socket.write(bufs[i]!);
-      socket.write(bufs[last]!, done);
-      if (last > 0) socket.uncork();
+      this.#sendThen(bufs, syscall, signal, (error) => (error === undefined ? resolve() : reject(error)));
     });
+  }
+
+  /** #send with a callback: `settle` runs once, from the socket's write callback. */
+  #sendThen(
+    bufs: readonly Uint8Array[],
+    syscall: string,
+    signal: AbortSignal | undefined,
+    settle: (error: RuntimeError | undefined) => void,
+  ): void {
+    const socket = this.#socket;
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      socket.destroy();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = (error: Error | null | undefined) => {
+      signal?.removeEventListener('abort', onAbort);
+      const lent = bufs.length === 1 ? bufs[0] : undefined;
+      // Node calls back without an error for writes cut short by destroy(): after close() (or an
+      // abort) the write did not complete, whatever the callback says.
+      if (aborted || this.#closed) settle(cancelled(syscall, this.remoteAddress, lent));
+      else if (error) settle(this.#writeError(error, syscall, lent));
+      else settle(undefined);
+    };
+    const last = bufs.length - 1;
+    if (last > 0) socket.cork();
+    for (let i = 0; i < last; i++) socket.write(bufs[i]!);
+    socket.write(bufs[last]!, done);
+    if (last > 0) socket.uncork();
   }
 
   /** The error of a failed write: the socket's own error when Node only says "destroyed". */
@@ -345,6 +363,21 @@ export class LegacyStream implements ByteStream {
     if (bufs.length === 0) return 0;
     await this.#send(bufs, 'writev', options?.signal);
     return total;
+  }
+
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    const single = data instanceof Uint8Array;
+    const blocked = this.#writeBlocked(single ? 'write' : 'writev', single ? data : undefined, undefined);
+    if (blocked !== undefined) {
+      queueMicrotask(() => target.onWritten(blocked));
+      return;
+    }
+    const bufs: readonly Uint8Array[] = single ? [data] : data;
+    if (bufs.length === 0) {
+      queueMicrotask(() => target.onWritten(undefined));
+      return;
+    }
+    this.#sendThen(bufs, single ? 'write' : 'writev', undefined, (error) => target.onWritten(error));
   }
 
   shutdown(): Promise<void> {

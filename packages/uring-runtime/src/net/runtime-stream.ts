@@ -12,6 +12,7 @@ import type {
   RecvTarget,
   SocketAddress,
   StreamListener,
+  WriteTarget,
 } from '../stream.js';
 
 /** Choosing a runtime other than the thread's current one (tests, several drivers in one thread). */
@@ -75,6 +76,9 @@ export class RuntimeStream implements ByteStream {
   }
   writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
     return this.#inner.writev(bufs, options);
+  }
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    this.#inner.writeTo(data, target);
   }
   shutdown(): Promise<void> {
     return this.#inner.shutdown();

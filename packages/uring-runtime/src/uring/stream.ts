@@ -16,7 +16,15 @@ import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding } from '@loch/native';
 import { RuntimeError } from '../errors.js';
 import { deliverRecv } from '../internal/recv-delivery.js';
-import type { ByteStream, IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress } from '../stream.js';
+import type {
+  ByteStream,
+  IoOptions,
+  IoResult,
+  RecvChunk,
+  RecvTarget,
+  SocketAddress,
+  WriteTarget,
+} from '../stream.js';
 import {
   CQE_BUFFER_SHIFT,
   CQE_F_BUFFER,
@@ -185,6 +193,8 @@ class StreamOp implements CompletionTarget {
   resolve: Settle = noop;
   reject: Fail = noop;
   signal: AbortSignal | undefined = undefined;
+  /** Told the outcome instead of a promise (writeTo). */
+  target: WriteTarget | undefined = undefined;
 
   onCompletion(res: number, _flags: number, slot: number): void {
     const stream = this.stream!;
@@ -202,8 +212,10 @@ class StreamOp implements CompletionTarget {
         res = -ECANCELED;
       } else {
         const resolve = this.resolve as (value: unknown) => void;
+        const target = this.target;
         this.release();
-        resolve(buf);
+        if (target !== undefined) target.onWritten(undefined);
+        else resolve(buf);
         return;
       }
     } else if (mode === AS_WRITEV_ALL && res >= 0) {
@@ -216,14 +228,17 @@ class StreamOp implements CompletionTarget {
         res = -ECANCELED;
       } else {
         const resolve = this.resolve as (value: unknown) => void;
+        const target = this.target;
         this.release();
-        resolve(done);
+        if (target !== undefined) target.onWritten(undefined);
+        else resolve(done);
         return;
       }
     }
     const buf = this.buf;
     const resolve = this.resolve as (value: unknown) => void;
     const reject = this.reject;
+    const target = this.target;
     let error: RuntimeError | undefined;
     if (res >= 0 || (mode === AS_VOID && res === -ENOTCONN)) {
       // (ENOTCONN: shutdown of a socket the peer already closed.)
@@ -232,7 +247,8 @@ class StreamOp implements CompletionTarget {
       error = cancelledError(this.syscall, stream.addressForError(), buf);
     else error = RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), buf);
     this.release();
-    if (error !== undefined) reject(error);
+    if (target !== undefined) target.onWritten(error);
+    else if (error !== undefined) reject(error);
     else if (mode === AS_VOID) resolve(undefined);
     else resolve([res, buf]);
   }
@@ -247,6 +263,7 @@ class StreamOp implements CompletionTarget {
     this.buf = undefined;
     this.bufs = undefined;
     this.signal = undefined;
+    this.target = undefined;
     this.resolve = noop;
     this.reject = noop;
     this.slot = -1;
@@ -435,6 +452,32 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     this.submitv(op, bufs, Math.min(bufs.length, MAX_IOV));
     if (signal !== undefined) this.watchAbort(op, signal);
     return promise;
+  }
+
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    const single = data instanceof Uint8Array;
+    if (this.closing) {
+      const error = cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
+      queueMicrotask(() => target.onWritten(error));
+      return;
+    }
+    if (single) {
+      const op = takeOp(this, 'write', data, AS_WRITE_ALL, undefined);
+      op.target = target;
+      this.submit(op, OP_SEND, data.byteLength, data, 0);
+      return;
+    }
+    let total = 0;
+    for (let i = 0; i < data.length; i++) total += data[i]!.byteLength;
+    if (total === 0) {
+      queueMicrotask(() => target.onWritten(undefined));
+      return;
+    }
+    const op = takeOp(this, 'writev', undefined, AS_WRITEV_ALL, undefined);
+    op.target = target;
+    op.bufs = data;
+    op.total = total;
+    this.submitv(op, data, Math.min(data.length, MAX_IOV));
   }
 
   shutdown(): Promise<void> {
