@@ -1,13 +1,13 @@
 /**
  * The cross-peer idle-connection measurement of bench/http-proxy (lib/memory.ts
- * idleConnectionMemory: RSS from outside, 1 worker, a 1 s wrk warm-up, then N idle clients)
- * with one knob: seconds to wait between the warm-up and the baseline reading. 0 is exactly
- * what http-proxy/run.ts does; a few seconds let every peer settle first (a Loch worker trims
- * its heap 1 s after the warm-up, nginx has nothing to settle), so the per-connection figure is
- * not helped by garbage the warm-up left in the baseline. Runs the BUILT proxy, like the bench.
+ * idleConnectionMemory: RSS from outside, 1 worker, a 1 s wrk warm-up, then N idle clients,
+ * both readings after its own quiet period) with one knob: extra seconds to wait between the
+ * warm-up and the baseline reading (0 = what http-proxy/run.ts does). With an older
+ * lib/memory.ts that read the baseline right after the warm-up, a few seconds here give the
+ * same fair comparison: a Loch worker trims its heap 1 s after the warm-up, nginx has nothing
+ * to settle. Runs the BUILT proxy, like the bench.
  * Usage: tsx --conditions=@loch/source cross.ts [settleSeconds=3] [count=10000] [peers=nginx,loch]
  */
-
 import { PROXIES } from '../http-proxy/peers.js';
 import { writeBodies } from '../lib/bodies.js';
 import { freePort, measure, type Peer, waitForHttp } from '../lib/measure.js';
