@@ -297,6 +297,7 @@ abstract class H1Decoder<M> {
     for (;;) {
       switch (this.state) {
         case S_HEAD: {
+          if (this.pos === this.input.length) return this.drained();
           // A whole head in one input (the usual case) takes the fast path; anything else
           // (split heads, leading empty lines, limits, controls) the line-by-line scan.
           if (this.lines === 0 && this.lineBytes === 0 && this.accLen === 0 && this.fastHead()) {
@@ -493,7 +494,8 @@ abstract class H1Decoder<M> {
     const lim = this.limits;
     const slab = reserveHead(len, ENTRY * Math.min(lim.maxHeaderCount + 1, (len >> 2) + 1));
     const base = slab.mark;
-    slab.bytes.set(inp.subarray(start, end), base);
+    // A plain view (Buffer's subarray costs more) for the one copy.
+    slab.bytes.set(new Uint8Array(inp.buffer, inp.byteOffset + start, len), base);
     this.pos = end;
     this.parseHead(slab, base, len);
     return true;
