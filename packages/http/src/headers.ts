@@ -228,7 +228,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const e = this.wbase + ENTRY * i;
     const id = words[e + 4]! & ID_MASK;
     if (id !== 0) return KNOWN_NAMES[id]!;
-    const cache = (this.cache ??= []);
+    const cache = (this.cache ??= new Array<string | undefined>(2 * wc));
     let s = cache[2 * i];
     if (s === undefined) {
       s = latin1Slice.call(this.slab!.bytes, words[e]!, words[e + 1]!).toLowerCase();
@@ -241,7 +241,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
   valueAt(i: number): string {
     const wc = this.wcount;
     if (i >= wc) return this.added[2 * (i - wc) + 1]!;
-    const cache = (this.cache ??= []);
+    const cache = (this.cache ??= new Array<string | undefined>(2 * wc));
     let s = cache[2 * i + 1];
     if (s === undefined) {
       const words = this.slab!.words;
@@ -460,7 +460,14 @@ export class HttpHeaders implements Iterable<[string, string]> {
           continue;
         }
         if (w !== i) {
-          words.copyWithin(base + ENTRY * w, base + ENTRY * i, base + ENTRY * (i + 1));
+          // Five words: cheaper in place than a native copyWithin call.
+          const to = base + ENTRY * w;
+          const from = base + ENTRY * i;
+          words[to] = words[from]!;
+          words[to + 1] = words[from + 1]!;
+          words[to + 2] = words[from + 2]!;
+          words[to + 3] = words[from + 3]!;
+          words[to + 4] = words[from + 4]!;
           if (cache !== null) {
             cache[2 * w] = cache[2 * i];
             cache[2 * w + 1] = cache[2 * i + 1];
