@@ -52,6 +52,11 @@ export class Ring {
   readonly info: RingInfo;
   /** The provided-buffer pool; buffer `bid` is `pool.subarray(bid * bufferSize, ...)`. */
   readonly pool: Uint8Array;
+  /**
+   * The pool's ArrayBuffer (the pool starts at offset 0): `new Uint8Array(poolBuffer, off, n)`
+   * makes a chunk's view without subarray()'s species lookup.
+   */
+  readonly poolBuffer: ArrayBuffer;
   readonly bufferSize: number;
   /** Records queued for the next flush. */
   private count = 0;
@@ -99,7 +104,8 @@ export class Ring {
     this.cq = new Int32Array(options.entries * 4 * CQ_STRIDE);
     this.bufferSize = options.bufferSize;
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
-    this.pool = new Uint8Array(options.bufferCount * options.bufferSize);
+    this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);
+    this.pool = new Uint8Array(this.poolBuffer);
     const initial = 1024;
     this.gens = new Uint32Array(initial);
     this.states = new Uint8Array(initial);

@@ -128,54 +128,13 @@ const AS_WRITEV_ALL = 5; // the total, once every byte of `bufs` went out (short
 type Settle = (value: never) => void;
 type Fail = (error: RuntimeError) => void;
 
-/**
- * The resolving functions of the promise made last (see promiseFor): a module-level executor
- * stores them here, so making an op's promise allocates no executor closure or context.
- */
-let madeResolve: Settle = noop;
-let madeReject: Fail = noop;
-
-function captureResolvers(resolve: Settle, reject: Fail): void {
-  madeResolve = resolve;
-  madeReject = reject;
-}
-
 function noop(): void {}
-
-/** Ops kept for reuse: a settled op goes back here, so a send allocates no op object. */
-const freeOps: StreamOp[] = [];
-const MAX_FREE_OPS = 256;
-
-/** An op from the pool (or a new one), set up for `stream`; its promise comes from promiseFor. */
-function takeOp(
-  stream: UringStream,
-  syscall: string,
-  buf: Uint8Array | undefined,
-  mode: number,
-  signal: AbortSignal | undefined,
-): StreamOp {
-  const op = freeOps.pop() ?? new StreamOp();
-  op.stream = stream;
-  op.syscall = syscall;
-  op.buf = buf;
-  op.mode = mode;
-  op.signal = signal;
-  return op;
-}
-
-/** The promise of `op`: made with the module-level executor (no closure), settled by the op. */
-function promiseFor<T>(op: StreamOp): Promise<T> {
-  const promise = new Promise<T>(captureResolvers);
-  op.resolve = madeResolve;
-  op.reject = madeReject;
-  return promise;
-}
 
 /**
  * One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown).
- * Ops are pooled (StreamOp.take / release): an op is released once it settled, after its
- * abort listener is gone, so nothing refers to it any more (the ring drops the slot's target
- * right after this final completion).
+ * A fresh op per call, every field set in the constructor (one shape): pooling ops measured
+ * slower in V8, since storing the call's young buffer and resolving functions into a pooled
+ * (old) op costs a write barrier each, more than the young allocation it saves.
  */
 class StreamOp implements CompletionTarget {
   slot = -1;
@@ -184,20 +143,22 @@ class StreamOp implements CompletionTarget {
   /** Bytes to send in all (AS_WRITEV_ALL). */
   total = 0;
   onAbort: (() => void) | undefined = undefined;
-  stream: UringStream | undefined = undefined;
-  syscall = '';
-  buf: Uint8Array | undefined = undefined;
-  /** The buffers of a writev (AS_WRITEV_ALL). */
+  /** The buffers of a writev still to send (AS_WRITEV_ALL). */
   bufs: readonly Uint8Array[] | undefined = undefined;
-  mode = 0;
-  resolve: Settle = noop;
-  reject: Fail = noop;
-  signal: AbortSignal | undefined = undefined;
-  /** Told the outcome instead of a promise (writeTo). */
-  target: WriteTarget | undefined = undefined;
+  constructor(
+    readonly stream: UringStream,
+    readonly syscall: string,
+    readonly buf: Uint8Array | undefined,
+    readonly mode: number,
+    readonly resolve: Settle,
+    readonly reject: Fail,
+    readonly signal: AbortSignal | undefined,
+    /** Told the outcome instead of a promise (writeTo). */
+    readonly target: WriteTarget | undefined,
+  ) {}
 
   onCompletion(res: number, _flags: number, slot: number): void {
-    const stream = this.stream!;
+    const stream = this.stream;
     stream.opFinished();
     const mode = this.mode;
     if (mode === AS_WRITE_ALL && res >= 0) {
@@ -211,11 +172,7 @@ class StreamOp implements CompletionTarget {
         }
         res = -ECANCELED;
       } else {
-        const resolve = this.resolve as (value: unknown) => void;
-        const target = this.target;
-        this.release();
-        if (target !== undefined) target.onWritten(undefined);
-        else resolve(buf);
+        this.settled(undefined, buf);
         return;
       }
     } else if (mode === AS_WRITEV_ALL && res >= 0) {
@@ -227,49 +184,27 @@ class StreamOp implements CompletionTarget {
         }
         res = -ECANCELED;
       } else {
-        const resolve = this.resolve as (value: unknown) => void;
-        const target = this.target;
-        this.release();
-        if (target !== undefined) target.onWritten(undefined);
-        else resolve(done);
+        this.settled(undefined, done);
         return;
       }
     }
     const buf = this.buf;
-    const resolve = this.resolve as (value: unknown) => void;
-    const reject = this.reject;
-    const target = this.target;
-    let error: RuntimeError | undefined;
     if (res >= 0 || (mode === AS_VOID && res === -ENOTCONN)) {
       // (ENOTCONN: shutdown of a socket the peer already closed.)
       if (mode === AS_READ && res === 0) stream.markEnd();
+      this.settled(undefined, mode === AS_VOID ? undefined : [res, buf]);
     } else if (stream.ring.isCancelling(slot) || stream.closing || res === -ECANCELED)
-      error = cancelledError(this.syscall, stream.addressForError(), buf);
-    else error = RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), buf);
-    this.release();
-    if (target !== undefined) target.onWritten(error);
-    else if (error !== undefined) reject(error);
-    else if (mode === AS_VOID) resolve(undefined);
-    else resolve([res, buf]);
+      this.settled(cancelledError(this.syscall, stream.addressForError(), buf), undefined);
+    else this.settled(RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), buf), undefined);
   }
 
-  /** Drops the op's references and its abort listener, and returns it to the pool. */
-  private release(): void {
-    if (this.onAbort !== undefined) {
-      this.signal?.removeEventListener('abort', this.onAbort);
-      this.onAbort = undefined;
-    }
-    this.stream = undefined;
-    this.buf = undefined;
-    this.bufs = undefined;
-    this.signal = undefined;
-    this.target = undefined;
-    this.resolve = noop;
-    this.reject = noop;
-    this.slot = -1;
-    this.done = 0;
-    this.total = 0;
-    if (freeOps.length < MAX_FREE_OPS) freeOps.push(this);
+  /** Settles the op (its promise or its writeTo target) and drops its abort listener. */
+  private settled(error: RuntimeError | undefined, value: unknown): void {
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+    const target = this.target;
+    if (target !== undefined) target.onWritten(error);
+    else if (error !== undefined) this.reject(error);
+    else (this.resolve as (value: unknown) => void)(value);
   }
 }
 
@@ -389,10 +324,10 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     if (buf.byteLength === 0) return Promise.resolve([0, buf]);
     // Multishot armed: bytes arrive in order through it, so wait there and copy.
     if (this.armedSlot >= 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
-    const op = takeOp(this, 'read', buf, AS_READ, signal);
-    const promise = promiseFor<IoResult<B>>(op);
-    this.submit(op, OP_RECV, buf.byteLength, buf, 0);
-    return promise;
+    return new Promise<IoResult<B>>((resolve, reject) => {
+      const op = new StreamOp(this, 'read', buf, AS_READ, resolve, reject, signal, undefined);
+      this.submit(op, OP_RECV, buf.byteLength, buf, 0);
+    });
   }
 
   recv(options?: IoOptions): Promise<RecvChunk | null> {
@@ -419,20 +354,20 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
-    const op = takeOp(this, 'write', buf, AS_IO_RESULT, signal);
-    const promise = promiseFor<IoResult<B>>(op);
-    this.submit(op, OP_SEND, buf.byteLength, buf, 0);
-    return promise;
+    return new Promise<IoResult<B>>((resolve, reject) => {
+      const op = new StreamOp(this, 'write', buf, AS_IO_RESULT, resolve, reject, signal, undefined);
+      this.submit(op, OP_SEND, buf.byteLength, buf, 0);
+    });
   }
 
   /** One op and one promise for the whole buffer: short sends are resubmitted by the op itself. */
   writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
-    const op = takeOp(this, 'write', buf, AS_WRITE_ALL, signal);
-    const promise = promiseFor<B>(op);
-    this.submit(op, OP_SEND, buf.byteLength, buf, 0);
-    return promise;
+    return new Promise<B>((resolve, reject) => {
+      const op = new StreamOp(this, 'write', buf, AS_WRITE_ALL, resolve, reject, signal, undefined);
+      this.submit(op, OP_SEND, buf.byteLength, buf, 0);
+    });
   }
 
   /**
@@ -445,13 +380,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     if (total === 0) return Promise.resolve(0);
     const signal = options?.signal;
     if (this.closing || signal?.aborted) return Promise.reject(cancelledError('writev', this.remote));
-    const op = takeOp(this, 'writev', undefined, AS_WRITEV_ALL, signal);
-    op.bufs = bufs;
-    op.total = total;
-    const promise = promiseFor<number>(op);
-    this.submitv(op, bufs, Math.min(bufs.length, MAX_IOV));
-    if (signal !== undefined) this.watchAbort(op, signal);
-    return promise;
+    return new Promise<number>((resolve, reject) => {
+      const op = new StreamOp(this, 'writev', undefined, AS_WRITEV_ALL, resolve, reject, signal, undefined);
+      op.bufs = bufs;
+      op.total = total;
+      this.submitv(op, bufs, Math.min(bufs.length, MAX_IOV));
+      if (signal !== undefined) this.watchAbort(op, signal);
+    });
   }
 
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
@@ -462,8 +397,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       return;
     }
     if (single) {
-      const op = takeOp(this, 'write', data, AS_WRITE_ALL, undefined);
-      op.target = target;
+      const op = new StreamOp(this, 'write', data, AS_WRITE_ALL, noop, noop, undefined, target);
       this.submit(op, OP_SEND, data.byteLength, data, 0);
       return;
     }
@@ -473,8 +407,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       queueMicrotask(() => target.onWritten(undefined));
       return;
     }
-    const op = takeOp(this, 'writev', undefined, AS_WRITEV_ALL, undefined);
-    op.target = target;
+    const op = new StreamOp(this, 'writev', undefined, AS_WRITEV_ALL, noop, noop, undefined, target);
     op.bufs = data;
     op.total = total;
     this.submitv(op, data, Math.min(data.length, MAX_IOV));
@@ -482,10 +415,10 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
 
   shutdown(): Promise<void> {
     if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
-    const op = takeOp(this, 'shutdown', undefined, AS_VOID, undefined);
-    const promise = promiseFor<void>(op);
-    this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
-    return promise;
+    return new Promise<void>((resolve, reject) => {
+      const op = new StreamOp(this, 'shutdown', undefined, AS_VOID, resolve, reject, undefined, undefined);
+      this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
+    });
   }
 
   close(): Promise<void> {
@@ -597,8 +530,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
         } else {
           // A recv() or recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
           this.shiftWaiter();
-          const start = bid * ring.bufferSize;
-          const chunk = new PooledChunk(ring.pool.subarray(start, start + res), ring, bid);
+          const chunk = new PooledChunk(
+            new Uint8Array(ring.poolBuffer, bid * ring.bufferSize, res),
+            ring,
+            bid,
+          );
           if (isPromise) {
             if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
             w.resolve(chunk);
@@ -724,19 +660,18 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   private waitRecv(buf: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<unknown> {
-    // The module-level executor hands over the resolving functions: no closure per wait.
-    const promise = new Promise(captureResolvers);
-    const waiter = new RecvWaiter(buf, madeResolve as RecvWaiter['resolve'], madeReject, signal);
-    if (signal !== undefined) {
-      waiter.onAbort = () => {
-        if (!this.removeWaiter(waiter)) return;
-        waiter.reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
-      };
-      signal.addEventListener('abort', waiter.onAbort, { once: true });
-    }
-    this.pushWaiter(waiter);
-    this.arm();
-    return promise;
+    return new Promise((resolve, reject) => {
+      const waiter = new RecvWaiter(buf, resolve as RecvWaiter['resolve'], reject, signal);
+      if (signal !== undefined) {
+        waiter.onAbort = () => {
+          if (!this.removeWaiter(waiter)) return;
+          reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.pushWaiter(waiter);
+      this.arm();
+    });
   }
 
   private queued(): number {
@@ -800,11 +735,16 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   private takeChunk(): RecvChunk {
     const i = this.chunkHead++;
     const bid = this.chunkBid![i]!;
-    const start = bid * this.ring.bufferSize;
-    const bytes = this.ring.pool.subarray(start + this.headOffset, start + this.chunkLen![i]!);
+    const ring = this.host.ring;
+    const offset = this.headOffset;
+    const bytes = new Uint8Array(
+      ring.poolBuffer,
+      bid * ring.bufferSize + offset,
+      this.chunkLen![i]! - offset,
+    );
     this.headOffset = 0;
     this.compactQueue();
-    return new PooledChunk(bytes, this.ring, bid);
+    return new PooledChunk(bytes, ring, bid);
   }
 
   /** Copies queued bytes into `buf` (read(buf) after recv data arrived); returns the count. */
