@@ -306,6 +306,9 @@ export class HttpClient {
         throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed before a response');
       if (ev !== DecodeEvent.Head) continue;
       const res = d.message!;
+      // The response lives with the caller: an idle pooled connection keeps no last head (and
+      // no HeadSlab it sits in).
+      d.message = null;
       if (res.status >= 100 && res.status < 200 && res.status !== 101) {
         if (res.status === 100) onContinue();
         // The End of the interim response.
