@@ -3,7 +3,7 @@
  * one buffer and several, large writes that take many sends (short sends resubmitted), exactly
  * one onWritten per call and never from inside writeTo() or close(), close() settling a pending
  * one with ECANCELED (with the buffer), and a write on a closed stream. Also the promise
- * writev() across short sends, which shares the io_uring op with writeTo().
+ * writev() across short sends and cancelled mid-way, which shares the io_uring op with writeTo().
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -144,6 +144,31 @@ describe.each(cases)('writeTo conformance: $name driver', ({ name, skip }) => {
     expect(r.calls).toHaveLength(1);
     expect(r.calls[0]).toBeDefined();
     expect(r.calls[0]?.buffer).toBe(buf);
+  });
+
+  run('aborting a pending writev() fails it with ECANCELED', async () => {
+    const { listener, client, server } = await tcpPair(driver());
+    res.add(listener);
+    res.add(client);
+    res.add(server);
+    // The server never reads: once both socket buffers are full the writev stays pending.
+    const parts = Array.from({ length: 8 }, () => new Uint8Array(4 * 1024 * 1024));
+    const controller = new AbortController();
+    const pending = client.writev(parts, { signal: controller.signal }).catch((e: unknown) => e);
+    await driver().sleep(20);
+    controller.abort();
+    expect(await pending).toMatchObject({ code: 'ECANCELED' });
+  });
+
+  run('close() fails a pending writev() with ECANCELED', async () => {
+    const { listener, client, server } = await tcpPair(driver());
+    res.add(listener);
+    res.add(server);
+    const parts = Array.from({ length: 8 }, () => new Uint8Array(4 * 1024 * 1024));
+    const pending = client.writev(parts).catch((e: unknown) => e);
+    await driver().sleep(20);
+    await client.close();
+    expect(await pending).toMatchObject({ code: 'ECANCELED' });
   });
 
   run('writev() of many large buffers arrives whole across short sends', async () => {
