@@ -75,6 +75,32 @@ describe('ring completion dispatch', () => {
     expect(again.seen).toEqual([slot]);
   });
 
+  it('completes every op once when a target destroys the ring mid-batch', () => {
+    const ring = new Ring(fakeBinding(), OPTIONS);
+    const results = new Map<string, number[]>();
+    const record = (name: string, destroy: boolean): CompletionTarget => ({
+      onCompletion(res) {
+        results.set(name, [...(results.get(name) ?? []), res]);
+        if (destroy) ring.destroy();
+      },
+    });
+    for (const [name, destroy] of [
+      ['first', true],
+      ['second', false],
+    ] as const) {
+      const slot = ring.alloc(record(name, destroy));
+      ring.push(OP_NOP, -1, slot, 0, undefined, 0);
+    }
+    // A third op still in flight (not in the batch): destroy() cancels it.
+    const pending = ring.alloc(record('pending', false));
+    expect(pending).toBeGreaterThanOrEqual(0);
+    ring.flush();
+    expect(results.get('first')).toEqual([0]);
+    expect(results.get('second')).toHaveLength(1);
+    expect(results.get('pending')).toHaveLength(1);
+    expect(results.get('pending')![0]).toBeLessThan(0);
+  });
+
   it('keeps a multishot slot (CQE_F_MORE) and frees a final one', () => {
     let more = true;
     const ring = new Ring(

@@ -317,7 +317,7 @@ export class Ring {
       } catch (e) {
         // The completion at this.current threw: free its slot as dispatchFrom would have.
         const o = this.current * CQ_STRIDE;
-        if ((this.cq[o + 2]! & CQE_F_MORE) === 0) this.free(this.cq[o]!);
+        if ((this.cq[o + 2]! & CQE_F_MORE) === 0 && !this.destroyed) this.free(this.cq[o]!);
         i = this.current + 1;
         if (!failed) {
           failed = true;
@@ -334,16 +334,23 @@ export class Ring {
     const cq = this.cq;
     const targets = this.targets;
     for (let i = from; i < n; i++) {
+      // A target destroyed the ring (closed the driver): destroy() settled every op still in
+      // flight, these included, and freed nothing that a later CQE of this batch may free again.
+      if (this.destroyed) return n;
       const o = i * CQ_STRIDE;
       const slot = cq[o]!;
       const res = cq[o + 1]!;
       const flags = cq[o + 2]!;
       const target = targets[slot];
       this.current = i;
-      if (target !== undefined) target.onCompletion(res, flags, slot);
-      // Final CQE: native has already unpinned the slot's buffers. The target may still ask
-      // isCancelling(), so free the slot after it ran.
-      if ((flags & CQE_F_MORE) === 0) this.free(slot);
+      if ((flags & CQE_F_MORE) === 0) {
+        // Final CQE: native has already unpinned the slot's buffers. The target is dropped first
+        // (a destroy() from inside it must not complete it twice) but may still ask
+        // isCancelling(), so the slot is freed after it ran.
+        targets[slot] = undefined;
+        if (target !== undefined) target.onCompletion(res, flags, slot);
+        this.free(slot);
+      } else if (target !== undefined) target.onCompletion(res, flags, slot);
     }
     return n;
   }
