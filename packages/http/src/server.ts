@@ -118,8 +118,12 @@ const CLOSING = Symbol('closing');
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** Most bytes of responses held back for one batched write to pipelining clients. */
 const MAX_PENDING_BYTES = 64 * 1024;
-/** A first body chunk up to this size is copied behind the head (one buffer); larger ones go as a writev. */
-const COALESCE_BYTES = 4096;
+/**
+ * A first body chunk up to this size is copied behind the head (one buffer); larger ones go as a
+ * writev of [head, chunk]. Copying a 3 KB chunk cost more (the copy plus a Buffer pool refill every
+ * other response) than the second iovec: 3,269 B proxied ~0.9 us/request cheaper at 1024 than at 4096.
+ */
+const COALESCE_BYTES = 1024;
 /** Lingering close: how long and how much to read away after the last answer. */
 const LINGER_MS = 500;
 const LINGER_BYTES = 1024 * 1024;
