@@ -67,6 +67,11 @@ const cpuFor = (workers: number) => (workers === 1 ? '1' : '0-1');
 /** The body used for the memory runs. */
 const MEMORY_PATH = '/128';
 const SOAK_SIZE = 3269;
+/**
+ * Quiet time before each idle-memory reading: steady state, not the tail of the connection storm
+ * (V8 hands freed heap pages back to the OS a few seconds after Loch's idle trim runs).
+ */
+const IDLE_SETTLE_MS = 5000;
 
 /**
  * A run that leaves out peers, sizes, worker counts or memory is partial: it writes to
@@ -206,6 +211,7 @@ async function main(): Promise<void> {
             count: idleCount,
             path: MEMORY_PATH,
             clientCpu: LOAD_CPU,
+            settleMs: IDLE_SETTLE_MS,
           });
           idle.push({ ...i, peer: spec.name });
           log(
@@ -376,7 +382,7 @@ function renderPage(r: {
       '',
       `1 worker. A separate client process (pinned to CPU 0) opens ${idleCount.toLocaleString('en-US')} connections, ` +
         `sends one \`GET ${MEMORY_PATH}\` on each, reads the response and leaves the connection idle. RSS is the proxy ` +
-        'process tree before the connections (2 s after a 1 s warm-up load) and with all of them open (2 s after the ' +
+        `process tree before the connections (${IDLE_SETTLE_MS / 1000} s after a 1 s warm-up load) and with all of them open (${IDLE_SETTLE_MS / 1000} s after the ` +
         'last one is ready): both readings after the same quiet period, so a proxy that gives memory back when idle ' +
         "(Loch's `runtime.idle_memory_trim`, default 1 s) is read in the same state both times.",
       '',
