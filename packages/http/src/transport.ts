@@ -9,10 +9,16 @@ export type {
   DriverName,
   IoOptions as StreamIoOptions,
   RecvChunk as StreamChunk,
+  RecvTarget as StreamRecvTarget,
   SocketAddress,
+  WriteTarget as StreamWriteTarget,
 } from '@loch/uring-runtime';
 
-/** The stream operations HTTP/1.1 uses: pooled receives, whole writes, close. */
+/**
+ * The stream operations HTTP/1.1 uses: pooled receives, whole writes, close; and, when the stream
+ * has them (every @loch/uring-runtime stream does), the promise-free `recvTo`/`writeTo`, which the
+ * server and client prefer on their hot paths. Test doubles and adapters may leave those two out.
+ */
 export type HttpStream = Pick<
   ByteStream,
   | 'remoteAddress'
@@ -25,7 +31,8 @@ export type HttpStream = Pick<
   | 'close'
   | 'setNoDelay'
   | 'closed'
->;
+> &
+  Partial<Pick<ByteStream, 'recvTo' | 'writeTo'>>;
 
 /** The listener operations the server uses (a StreamListener fits). */
 export interface HttpListener<S extends HttpStream = HttpStream> {
