@@ -113,9 +113,36 @@ class ClientSweep {
 
 const clientSweep = new ClientSweep();
 
+/**
+ * Receives the outcome of one `HttpClient.exchange()`: the response at its head (read its body,
+ * or `discard()` it, before the next exchange) or the failure, exactly once; from inside
+ * `exchange()` only when bytes buffered before the request already decide it. A caller that implements it once (a pooled connection) starts an exchange
+ * without a promise of its own.
+ */
+export interface HttpExchangeTarget {
+  onResponse(response: HttpResponse): void;
+  onFailure(error: unknown): void;
+}
+
+/** What the client is reading: nothing, the response head, or the response body. */
+const PHASE_IDLE = 0;
+const PHASE_HEAD = 1;
+const PHASE_BODY = 2;
+
+/** Resolvers taken out of `new Promise(captureResolvers)` without a closure per promise. */
+let capturedResolve: (ev: number) => void = NOOP;
+let capturedReject: (e: unknown) => void = NOOP;
+function captureResolvers(resolve: (ev: number) => void, reject: (e: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+
 /** An HTTP/1.1 client connection over one stream. */
 export class HttpClient {
   private readonly stream: HttpStream;
+  /** The stream has the promise-free recvTo/writeTo (every runtime stream; test doubles may not). */
+  private readonly fastRead: boolean;
+  private readonly fastWrite: boolean;
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;
   /** The encoder options of every request head (one object, not one per send). */
@@ -137,7 +164,10 @@ export class HttpClient {
   private busy = false;
   private broken = false;
   private keepAlive = true;
+  /** A request body (and its head) being written by writeBody; never rejects. */
   private writing: Promise<void> | null = null;
+  /** A bodiless request's head handed to the stream and not yet settled (onWritten). */
+  private headWriting = false;
   private writeError: unknown = null;
   private current: IncomingResponseBody | null = null;
   /** The current exchange's deadlines (ms). */
@@ -148,15 +178,33 @@ export class HttpClient {
   private signal: AbortSignal | undefined = undefined;
   private abortReason: unknown = undefined;
   private received = 0;
+  /** What a read's result is for (PHASE_*). */
+  private phase = PHASE_IDLE;
+  /** Who gets the response head (or the failure) of the exchange in progress. */
+  private target: HttpExchangeTarget | null = null;
+  /** A decoded final head held until the request head is written (a write failure fails the exchange). */
+  private heldHead: HttpResponse | null = null;
+  /** Releases a request body held back for 100 Continue (true: send it). */
+  private gateRelease: ((send: boolean) => void) | null = null;
+  /** The pending body read's promise settlers (one body read at a time). */
+  private bodyResolve: (ev: number) => void = NOOP;
+  private bodyReject: (e: unknown) => void = NOOP;
   private readonly onAbort = (): void => {
     const signal = this.signal;
     if (signal === undefined) return;
     this.abortReason = signal.reason;
     this.kill();
   };
+  /** The promise path for streams without recvTo/writeTo (one pair per client, not per call). */
+  private readonly onRecvChunk = (chunk: StreamChunk | null): void => this.onRecv(chunk, undefined);
+  private readonly onRecvFailed = (e: unknown): void => this.onRecv(null, e ?? new Error('recv failed'));
+  private readonly onHeadWritten = (): void => this.onWritten(undefined);
+  private readonly onHeadWriteFailed = (e: unknown): void => this.onWritten(e ?? new Error('write failed'));
 
   constructor(stream: HttpStream, options: HttpClientOptions = {}) {
     this.stream = stream;
+    this.fastRead = typeof stream.recvTo === 'function';
+    this.fastWrite = typeof stream.writeTo === 'function';
     this.options = options;
     this.headOptions = options.authority !== undefined ? { authority: options.authority } : {};
     this.responseMs = options.responseTimeout ?? 60_000;
@@ -175,7 +223,14 @@ export class HttpClient {
    * written, both sides keep-alive) so another request can be sent on this connection.
    */
   get reusable(): boolean {
-    return !this.busy && !this.broken && this.keepAlive && this.writing === null && !this.stream.closed;
+    return (
+      !this.busy &&
+      !this.broken &&
+      this.keepAlive &&
+      this.writing === null &&
+      !this.headWriting &&
+      !this.stream.closed
+    );
   }
 
   /**
@@ -194,7 +249,21 @@ export class HttpClient {
    * runtime's error (a failed read or write). `options` override the client's timeouts for
    * this exchange.
    */
-  async send(request: HttpRequest, options: HttpSendOptions = NO_OPTIONS): Promise<HttpResponse> {
+  send(request: HttpRequest, options: HttpSendOptions = NO_OPTIONS): Promise<HttpResponse> {
+    return new Promise<HttpResponse>((resolve, reject) => {
+      this.exchange(request, options, { onResponse: resolve, onFailure: reject });
+    });
+  }
+
+  /**
+   * `send` without a promise: starts the exchange and reports its response head, or its failure
+   * (the same errors as `send`), to `target` exactly once (see HttpExchangeTarget). Throws
+   * (and reports nothing) when the exchange cannot start: HttpConnectionError (busy or not
+   * reusable) or HttpAbortedError (`options.signal` already aborted). On a stream with
+   * recvTo/writeTo a bodiless request costs no promise: the head is written with writeTo and the
+   * response head decoded as recvTo delivers it.
+   */
+  exchange(request: HttpRequest, options: HttpSendOptions, target: HttpExchangeTarget): void {
     if (this.busy)
       throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', 'previous response not consumed');
     if (!this.reusable)
@@ -203,71 +272,94 @@ export class HttpClient {
     this.responseMs = options.responseTimeout ?? defaults.responseTimeout ?? 60_000;
     this.bodyMs = options.bodyTimeout ?? defaults.bodyTimeout ?? 60_000;
     this.writeMs = options.writeTimeout ?? defaults.writeTimeout ?? 60_000;
-    this.received = 0;
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) throw new HttpAbortedError({ cause: signal.reason });
       this.signal = signal;
       signal.addEventListener('abort', this.onAbort, { once: true });
     }
+    this.received = 0;
     this.busy = true;
     const body = request.body;
     const framing = requestFraming(body);
-    const head = encodeRequestHeadBytes(
-      request.method,
-      request.target,
-      request.headers,
-      framing,
-      body.length,
-      this.headOptions,
-    );
-    this.decoder.expectResponseTo(request.method);
-    const expectContinue =
-      framing !== 'none' && /^\s*100-continue\s*$/i.test(request.headers.get('expect') ?? '');
+    let head: Uint8Array;
     try {
-      if (framing === 'none' || expectContinue) {
-        await this.write(head);
-      }
-      if (framing !== 'none') {
-        let release: (send: boolean) => void = () => {};
-        const gate = expectContinue
-          ? new Promise<boolean>((resolve) => {
-              release = resolve;
-              setTimeout(() => resolve(true), this.options.expectContinueTimeout ?? 1000).unref();
-            })
-          : null;
-        this.writing = this.writeBody(expectContinue ? null : head, body, framing === 'chunked', gate).then(
-          () => {
-            this.writing = null;
-          },
-          (e: unknown) => {
-            // The request cannot be completed: fail the exchange now rather than wait for a
-            // response the peer will not send to half a request.
-            // (A write cancelled because something else ended the connection is not the cause.)
-            if (!this.killed) this.writeError ??= e;
-            this.broken = true;
-            this.writing = null;
-            this.kill();
-          },
-        );
-        return await this.readHead(
-          () => release(true),
-          () => release(false),
-        );
-      }
-      return await this.readHead(NOOP, NOOP);
+      head = encodeRequestHeadBytes(
+        request.method,
+        request.target,
+        request.headers,
+        framing,
+        body.length,
+        this.headOptions,
+      );
     } catch (e) {
-      this.broken = true;
       this.busy = false;
       this.detachSignal();
-      throw this.failure(e);
+      throw e;
     }
+    this.decoder.expectResponseTo(request.method);
+    this.target = target;
+    this.phase = PHASE_HEAD;
+    if (framing === 'none') {
+      this.headWriting = true;
+      this.armWrite();
+      if (this.fastWrite) this.stream.writeTo!(head, this);
+      else this.stream.writeAll(head).then(this.onHeadWritten, this.onHeadWriteFailed);
+    } else {
+      const expectContinue = /^\s*100-continue\s*$/i.test(request.headers.get('expect') ?? '');
+      let gate: Promise<boolean> | null = null;
+      if (expectContinue) {
+        gate = new Promise<boolean>((resolve) => {
+          this.gateRelease = resolve;
+          setTimeout(() => resolve(true), this.options.expectContinueTimeout ?? 1000).unref();
+        });
+      }
+      this.writing = this.writeBody(head, expectContinue, body, framing === 'chunked', gate).then(
+        () => {
+          this.writing = null;
+        },
+        (e: unknown) => {
+          // The request cannot be completed: fail the exchange now rather than wait for a
+          // response the peer will not send to half a request.
+          // (A write cancelled because something else ended the connection is not the cause.)
+          if (!this.killed) this.writeError ??= e;
+          this.broken = true;
+          this.writing = null;
+          this.kill();
+        },
+      );
+    }
+    // The response head is read while the request goes out (reads and writes are independent).
+    this.readHead();
+  }
+
+  /** @internal WriteTarget: the bodiless request's head was written (or failed). */
+  onWritten(error: unknown): void {
+    this.headWriting = false;
+    this.writeDeadline = NO_DEADLINE;
+    const held = this.heldHead;
+    this.heldHead = null;
+    if (error !== undefined) {
+      const e = this.expired === 'write' ? new HttpTimeoutError('write', this.writeMs) : error;
+      if (!this.killed) this.writeError ??= e;
+      this.broken = true;
+      // Closing the stream fails the pending head read, which then reports writeError.
+      this.kill();
+      if (held !== null) this.failHead(this.readFailure(e));
+      return;
+    }
+    if (held !== null) this.headDone(held);
   }
 
   /** The error an exchange fails with: an abort or a failed request body explains the rest. */
   private failure(e: unknown): unknown {
     if (this.abortReason !== undefined) return new HttpAbortedError({ cause: this.abortReason });
     return this.writeError ?? e;
+  }
+
+  /** A read's failure: the deadline that closed the stream, if one did. */
+  private readFailure(e: unknown): unknown {
+    return this.expired !== null ? new HttpTimeoutError(this.expired, this.timeoutOf(this.expired)) : e;
   }
 
   private detachSignal(): void {
@@ -297,45 +389,176 @@ export class HttpClient {
     await this.stream.close();
   }
 
-  private async readHead(onContinue: () => void, onFinal: () => void): Promise<HttpResponse> {
+  /** Decodes what is buffered toward the response head; asks for a read when it needs more. */
+  private readHead(): void {
     const d = this.decoder;
-    for (;;) {
-      let ev: number = d.poll();
-      if (ev === DecodeEvent.NeedMore) ev = await this.fill('response');
-      if (ev === EOF)
-        throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed before a response');
-      if (ev !== DecodeEvent.Head) continue;
-      const res = d.message!;
-      // The response lives with the caller: an idle pooled connection keeps no last head (and
-      // no HeadSlab it sits in).
-      d.message = null;
-      if (res.status >= 100 && res.status < 200 && res.status !== 101) {
-        if (res.status === 100) onContinue();
-        // The End of the interim response.
-        d.poll();
-        continue;
+    try {
+      for (;;) {
+        const ev = d.poll();
+        if (ev === DecodeEvent.NeedMore) {
+          this.requestRead('response');
+          return;
+        }
+        if (ev !== DecodeEvent.Head) continue;
+        const res = d.message!;
+        // The response lives with the caller: an idle pooled connection keeps no last head (and
+        // no HeadSlab it sits in).
+        d.message = null;
+        if (res.status >= 100 && res.status < 200 && res.status !== 101) {
+          if (res.status === 100) this.gateRelease?.(true);
+          // The End of the interim response.
+          d.poll();
+          continue;
+        }
+        // A final response while the body is still held back means the server declined it.
+        const gate = this.gateRelease;
+        if (gate !== null) {
+          this.gateRelease = null;
+          gate(false);
+        }
+        this.keepAlive = d.keepAlive && !d.upgrade;
+        if (d.framing === 'none') {
+          d.poll();
+          // No body to read: the exchange ends once the request is written too.
+          const writing = this.writing;
+          if (writing !== null) writing.then(() => this.headDone(res));
+          else this.headDone(res);
+          return;
+        }
+        const body = new IncomingResponseBody(this, d.framing === 'length' ? d.contentLength : -1);
+        this.current = body;
+        res.body = body;
+        this.headDone(res);
+        return;
       }
-      // A final response while the body is still held back means the server declined it.
-      onFinal();
-      this.keepAlive = d.keepAlive && !d.upgrade;
-      if (d.framing === 'none') {
-        d.poll();
-        await this.settleWrite();
-        this.finishResponse();
-        return res;
-      }
-      const body = new IncomingResponseBody(this, d.framing === 'length' ? d.contentLength : -1);
-      this.current = body;
-      res.body = body;
-      return res;
+    } catch (e) {
+      this.failHead(e);
     }
+  }
+
+  /** Hands the final head to the target, once the request head was written. */
+  private headDone(res: HttpResponse): void {
+    const target = this.target;
+    if (target === null) return;
+    if (this.headWriting) {
+      this.heldHead = res;
+      return;
+    }
+    this.target = null;
+    if (this.current === null) {
+      this.finishResponse();
+    } else {
+      this.phase = PHASE_BODY;
+    }
+    target.onResponse(res);
+  }
+
+  private failHead(e: unknown): void {
+    const target = this.target;
+    if (target === null) return;
+    this.target = null;
+    this.heldHead = null;
+    this.phase = PHASE_IDLE;
+    this.broken = true;
+    this.busy = false;
+    this.clearTimer();
+    this.detachSignal();
+    target.onFailure(this.failure(e));
+  }
+
+  /** Releases the consumed chunk and asks the stream for the next one (recvTo, else recv()). */
+  private requestRead(kind: 'response' | 'body'): void {
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    this.arm(kind, kind === 'response' ? this.responseMs : this.bodyMs);
+    if (this.fastRead) this.stream.recvTo!(this);
+    else this.stream.recv().then(this.onRecvChunk, this.onRecvFailed);
+  }
+
+  /** @internal RecvTarget: the next chunk, end of stream (null) or the read's failure. */
+  onRecv(chunk: StreamChunk | null, error: unknown): void {
+    this.clearTimer();
+    const phase = this.phase;
+    if (phase === PHASE_IDLE) {
+      chunk?.release();
+      return;
+    }
+    if (error !== undefined) {
+      this.broken = true;
+      this.readFailed(this.readFailure(error));
+      return;
+    }
+    let ev: number;
+    if (chunk === null) {
+      // A stream may end rather than fail when it was closed to end the exchange.
+      if (this.killed) {
+        this.readFailed(
+          this.expired !== null
+            ? this.readFailure(null)
+            : new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed by the client'),
+        );
+        return;
+      }
+      this.keepAlive = false;
+      try {
+        ev = this.decoder.finish() === DecodeEvent.End ? DecodeEvent.End : EOF;
+      } catch (e) {
+        this.readFailed(e);
+        return;
+      }
+    } else {
+      this.chunk = chunk;
+      this.received += chunk.bytes.byteLength;
+      this.decoder.feed(chunk.bytes);
+      if (phase === PHASE_HEAD) {
+        this.readHead();
+        return;
+      }
+      try {
+        ev = this.decoder.poll();
+      } catch (e) {
+        this.readFailed(e);
+        return;
+      }
+      if (ev === DecodeEvent.NeedMore) {
+        this.requestRead('body');
+        return;
+      }
+    }
+    if (phase === PHASE_HEAD) {
+      this.failHead(
+        new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed before a response'),
+      );
+      return;
+    }
+    const resolve = this.bodyResolve;
+    this.bodyResolve = NOOP;
+    this.bodyReject = NOOP;
+    resolve(ev);
+  }
+
+  private readFailed(e: unknown): void {
+    if (this.phase === PHASE_HEAD) {
+      this.failHead(e);
+      return;
+    }
+    const reject = this.bodyReject;
+    this.bodyResolve = NOOP;
+    this.bodyReject = NOOP;
+    reject(e);
   }
 
   /** @internal next body event for the response body */
   nextBodyEvent(): Promise<number> {
     const ev = this.decoder.poll();
-    if (ev === DecodeEvent.NeedMore) return this.fill('body');
-    return Promise.resolve(ev);
+    if (ev !== DecodeEvent.NeedMore) return Promise.resolve(ev);
+    const p = new Promise<number>(captureResolvers);
+    this.bodyResolve = capturedResolve;
+    this.bodyReject = capturedReject;
+    this.requestRead('body');
+    return p;
   }
 
   /**
@@ -367,6 +590,7 @@ export class HttpClient {
   finishResponse(failed = false): void {
     this.busy = false;
     this.current = null;
+    this.phase = PHASE_IDLE;
     this.clearTimer();
     this.detachSignal();
     if (failed) this.broken = true;
@@ -375,42 +599,6 @@ export class HttpClient {
   /** @internal the error a failed body read reports */
   bodyFailure(e: unknown): unknown {
     return this.failure(e);
-  }
-
-  private async fill(kind: 'response' | 'body'): Promise<number> {
-    const d = this.decoder;
-    for (;;) {
-      if (this.chunk !== null) {
-        this.chunk.release();
-        this.chunk = null;
-      }
-      this.arm(kind, kind === 'response' ? this.responseMs : this.bodyMs);
-      let c: StreamChunk | null;
-      try {
-        c = await this.stream.recv();
-      } catch (e) {
-        this.broken = true;
-        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
-        throw e;
-      } finally {
-        this.clearTimer();
-      }
-      if (c === null) {
-        // A stream may end rather than fail when it was closed to end the exchange.
-        if (this.killed) {
-          if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
-          throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed by the client');
-        }
-        this.keepAlive = false;
-        const ev = d.finish();
-        return ev === DecodeEvent.End ? ev : EOF;
-      }
-      this.chunk = c;
-      this.received += c.bytes.byteLength;
-      d.feed(c.bytes);
-      const ev = d.poll();
-      if (ev !== DecodeEvent.NeedMore) return ev;
-    }
   }
 
   /** Ends the connection from within (deadline, abort, failed request body): closing settles pending I/O. */
@@ -483,20 +671,25 @@ export class HttpClient {
     }
   }
 
-  /** Writes the head (unless already sent) and the body, after `gate` when waiting for 100 Continue. */
+  /**
+   * Writes the head and the body; with `headFirst` (100-continue) the head goes alone and the
+   * body waits for `gate`.
+   */
   private async writeBody(
-    head: Uint8Array | null,
+    head: Uint8Array,
+    headFirst: boolean,
     body: HttpBody,
     chunked: boolean,
     gate: Promise<boolean> | null,
   ): Promise<void> {
+    if (headFirst) await this.write(head);
     if (gate !== null && !(await gate)) {
       // Declined before the body went out: the connection cannot carry another request.
       this.keepAlive = false;
       await body[Symbol.asyncIterator]().return?.();
       return;
     }
-    let pending: Uint8Array | null = head;
+    let pending: Uint8Array | null = headFirst ? null : head;
     let sent = 0;
     const it = body[Symbol.asyncIterator]();
     for (;;) {

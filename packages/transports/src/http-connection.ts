@@ -24,7 +24,7 @@ import {
   type StreamChunk,
   type StreamIoOptions,
 } from '@loch/http';
-import { RuntimeError } from '@loch/uring-runtime';
+import { type RecvChunk, type RecvTarget, RuntimeError, type WriteTarget } from '@loch/uring-runtime';
 import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
 
@@ -79,7 +79,27 @@ class ExchangeStream implements HttpStream {
   written = 0;
   /** A recv() started while idle, not yet handed to a reader. */
   pending: Promise<StreamChunk | null> | null = null;
-  constructor(readonly inner: HttpStream) {}
+  constructor(
+    readonly inner: HttpStream,
+    readonly conn: HttpConnection<Endpoint>,
+  ) {}
+  /** Starts the idle watch: one receive kept pending (see HttpConnection.watchIdle). */
+  watch(): void {
+    const watch = this.inner.recv();
+    this.pending = watch;
+    this.conn.idleWatch = watch;
+    watch.then(this.conn.onWatchChunk, this.conn.onWatchError);
+  }
+  /** Whether an idle watch is still pending (not settled or not yet handed to a reader). */
+  get watching(): boolean {
+    return this.pending !== null;
+  }
+  /** Drops the pending idle watch's result, if no reader took it. */
+  dropWatch(watch: unknown): boolean {
+    if (this.pending !== watch) return false;
+    this.pending = null;
+    return true;
+  }
   get remoteAddress() {
     return this.inner.remoteAddress;
   }
@@ -119,10 +139,102 @@ class ExchangeStream implements HttpStream {
   }
 }
 
+/**
+ * ExchangeStream over a stream with the promise-free recvTo/writeTo (every runtime stream): the
+ * idle watch is a recvTo with this object as its target, and a reader's recvTo while it is
+ * pending takes it over (its result is forwarded), so neither the watch nor the exchange costs
+ * a promise.
+ */
+class FastExchangeStream extends ExchangeStream implements RecvTarget {
+  /** An idle watch recvTo is in flight. */
+  #watching = false;
+  /** The reader that took over the in-flight watch. */
+  #forward: RecvTarget | null = null;
+  /** A watch result that arrived while busy before any reader asked (delivered at its recvTo). */
+  #held = false;
+  #heldChunk: RecvChunk | null = null;
+  #heldError: RuntimeError | undefined = undefined;
+
+  override watch(): void {
+    this.#watching = true;
+    this.inner.recvTo!(this);
+  }
+  override get watching(): boolean {
+    return this.#watching || this.#held;
+  }
+  override dropWatch(): boolean {
+    if (!this.#held) return false;
+    this.#held = false;
+    this.#heldChunk?.release();
+    this.#heldChunk = null;
+    this.#heldError = undefined;
+    return true;
+  }
+  recvTo(target: RecvTarget): void {
+    if (this.#watching && this.#forward === null) {
+      this.#forward = target;
+      return;
+    }
+    if (this.#held) {
+      // Never from inside recvTo: deliver as the runtime would, at the next microtask.
+      const chunk = this.#heldChunk;
+      const error = this.#heldError;
+      this.#held = false;
+      this.#heldChunk = null;
+      this.#heldError = undefined;
+      queueMicrotask(() => target.onRecv(chunk, error));
+      return;
+    }
+    this.inner.recvTo!(target);
+  }
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    this.written += data instanceof Uint8Array ? data.byteLength : 1;
+    this.inner.writeTo!(data, target);
+  }
+  /** RecvTarget of the idle watch. */
+  onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
+    this.#watching = false;
+    const forward = this.#forward;
+    this.#forward = null;
+    const conn = this.conn;
+    if (conn.watchSettled(chunk)) {
+      // The connection is dead: the stale result goes nowhere; a reader that took the watch
+      // sees the end of the stream (the exchange fails before any response byte).
+      chunk?.release();
+      forward?.onRecv(null, undefined);
+      return;
+    }
+    if (forward !== null) {
+      forward.onRecv(chunk, error);
+    } else if (conn.isClosed) {
+      chunk?.release();
+    } else {
+      this.#held = true;
+      this.#heldChunk = chunk;
+      this.#heldError = error;
+    }
+  }
+}
+
 /** Whether a Connection header value holds the `close` token. */
 function saysClose(value: string | undefined): boolean {
   return value !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(value);
 }
+
+/** What HttpClient.exchange reports to (@loch/http's HttpExchangeTarget). */
+type ExchangeTarget = Parameters<HttpClient['exchange']>[2];
+
+/** Resolvers taken out of `new Promise(captureResolvers)` without a closure per promise. */
+let capturedResolve: (value: HttpResponse | Promise<HttpResponse>) => void = () => {};
+let capturedReject: (error: unknown) => void = () => {};
+function captureResolvers(
+  resolve: (value: HttpResponse | Promise<HttpResponse>) => void,
+  reject: (error: unknown) => void,
+): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
+const NO_RESOLVE = (): void => {};
 
 /** One HTTP/1.1 connection to `key`. Obtain it from HttpConnector.connect(); one exchange per hand-out. */
 export class HttpConnection<K extends Endpoint = Endpoint> {
@@ -138,10 +250,12 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   #reused = false;
   #signal: AbortSignal | undefined = undefined;
   #aborted = false;
-  /** The idle watch recv in flight (at most one: a new one starts only after it was consumed). */
-  #idleWatch: Promise<StreamChunk | null> | null = null;
-  readonly #onWatchChunk = (chunk: StreamChunk | null): void => this.#watchFired(chunk);
-  readonly #onWatchError = (): void => this.#watchFired(null);
+  /** @internal the promise-path idle watch recv in flight (at most one: a new one starts only after it was consumed) */
+  idleWatch: Promise<StreamChunk | null> | null = null;
+  /** @internal */
+  readonly onWatchChunk = (chunk: StreamChunk | null): void => this.#watchFired(chunk);
+  /** @internal */
+  readonly onWatchError = (): void => this.#watchFired(null);
   #dead = false;
   #exchanges = 0;
   readonly #onAbort = (): void => {
@@ -156,8 +270,14 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   #exOptions: ExchangeOptions = NO_EXCHANGE_OPTIONS;
   #exKey: K;
   #exRetry = false;
-  readonly #onHead = (res: HttpResponse): HttpResponse => this.#headArrived(res);
-  readonly #onFail = (error: unknown): Promise<HttpResponse> => this.#exchangeFailed(error);
+  /** The settlers of the exchange's promise. */
+  #resolve: (value: HttpResponse | Promise<HttpResponse>) => void = NO_RESOLVE;
+  #reject: (error: unknown) => void = NO_RESOLVE;
+  /** HttpClient reports the exchange's head or failure here (one object per connection). */
+  readonly #target: ExchangeTarget = {
+    onResponse: (res: HttpResponse): void => this.#headArrived(res),
+    onFailure: (error: unknown): void => this.#exchangeFailed(error),
+  };
 
   /** @internal Built by HttpConnector. */
   constructor(
@@ -169,7 +289,10 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.key = key;
     this.#exKey = key;
     this.#owner = owner;
-    this.#io = new ExchangeStream(stream);
+    this.#io =
+      typeof stream.recvTo === 'function' && typeof stream.writeTo === 'function'
+        ? new FastExchangeStream(stream, this as HttpConnection<Endpoint>)
+        : new ExchangeStream(stream, this as HttpConnection<Endpoint>);
     this.#defaultReadTimeout = options.readTimeout;
     this.#defaultSend = { responseTimeout: options.readTimeout, bodyTimeout: options.readTimeout };
     const clientOptions: HttpClientOptions = {
@@ -257,14 +380,26 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.#exOptions = options;
     this.#exKey = key;
     this.#exRetry = retry;
-    return this.#client.send(request, sendOptions).then(this.#onHead, this.#onFail);
+    const promise = new Promise<HttpResponse>(captureResolvers);
+    this.#resolve = capturedResolve;
+    this.#reject = capturedReject;
+    try {
+      this.#client.exchange(request, sendOptions, this.#target);
+    } catch (error) {
+      this.#exchangeFailed(error);
+    }
+    return promise;
   }
 
-  #headArrived(res: HttpResponse): HttpResponse {
+  #headArrived(res: HttpResponse): void {
     const request = this.#exRequest!;
     const options = this.#exOptions;
+    const resolve = this.#resolve;
+    const reject = this.#reject;
     this.#exRequest = null;
     this.#exOptions = NO_EXCHANGE_OPTIONS;
+    this.#resolve = NO_RESOLVE;
+    this.#reject = NO_RESOLVE;
     const closeRequested = saysClose(request.headers.get('connection'));
     if (res.body.kind === 'empty') {
       // No body on the wire (HEAD, 204, 304, Content-Length: 0): the exchange is over.
@@ -274,22 +409,41 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       res.body = new PooledResponseBody(this, res.body, closeRequested);
     }
     const onResponse = options.onResponse;
-    return onResponse === undefined ? res : onResponse(res, this.#exKey);
+    if (onResponse === undefined) {
+      resolve(res);
+      return;
+    }
+    try {
+      resolve(onResponse(res, this.#exKey));
+    } catch (e) {
+      reject(e);
+    }
   }
 
-  #exchangeFailed(error: unknown): Promise<HttpResponse> {
+  #exchangeFailed(error: unknown): void {
     const request = this.#exRequest!;
     const options = this.#exOptions;
     const key = this.#exKey;
+    const resolve = this.#resolve;
+    const reject = this.#reject;
     this.#exRequest = null;
     this.#exOptions = NO_EXCHANGE_OPTIONS;
-    const mapped = this.#mapError(error, 'response');
-    this.#finish(false);
-    if (this.#exRetry && mapped.retryable && !options.signal?.aborted) {
-      const again = this.#owner.retryExchange(key, request, options);
-      if (again !== null) return again;
+    this.#resolve = NO_RESOLVE;
+    this.#reject = NO_RESOLVE;
+    try {
+      const mapped = this.#mapError(error, 'response');
+      this.#finish(false);
+      if (this.#exRetry && mapped.retryable && !options.signal?.aborted) {
+        const again = this.#owner.retryExchange(key, request, options);
+        if (again !== null) {
+          resolve(again);
+          return;
+        }
+      }
+      reject(options.onError === undefined ? mapped : options.onError(mapped, key));
+    } catch (e) {
+      reject(e);
     }
-    throw options.onError === undefined ? mapped : options.onError(mapped, key);
   }
 
   /** Gives the connection back without an exchange (after connect() when it was not needed). */
@@ -338,11 +492,33 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   watchIdle(): void {
     if (this.#state !== 'ready') return;
     this.#state = 'idle';
-    if (this.#io.pending !== null) return; // still watching since the last idle period
-    const watch = this.#io.inner.recv();
-    this.#io.pending = watch;
-    this.#idleWatch = watch;
-    watch.then(this.#onWatchChunk, this.#onWatchError);
+    if (this.#io.watching) return; // still watching since the last idle period
+    this.#io.watch();
+  }
+
+  /** @internal the connection was closed (a late idle watch result is dropped) */
+  get isClosed(): boolean {
+    return this.#state === 'closed';
+  }
+
+  /**
+   * @internal the idle watch (recvTo) settled; true when that made the connection dead (its
+   * result is stale), false when the result belongs to the exchange in progress.
+   */
+  watchSettled(chunk: RecvChunk | null): boolean {
+    if (this.#state === 'idle') {
+      this.#dead = true;
+      chunk?.release();
+      this.#owner.idleConnectionDied(this);
+      void this.close();
+      return true;
+    }
+    if (this.#state !== 'closed' && this.#io.written === 0) {
+      this.#dead = true;
+      void this.#client.close().catch(() => {});
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -353,9 +529,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
    * connection is closed (the exchange fails before any response byte and is retried).
    */
   #watchFired(chunk: StreamChunk | null): void {
-    const watch = this.#idleWatch;
+    const watch = this.idleWatch;
     if (watch === null) return;
-    this.#idleWatch = null;
+    this.idleWatch = null;
     if (this.#state === 'idle') {
       this.#dead = true;
       this.#io.pending = null;
@@ -364,11 +540,8 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       void this.close();
     } else if (this.#state !== 'closed' && this.#io.written === 0) {
       this.#dead = true;
-      if (this.#io.pending === watch) {
-        // No reader took it yet: drop the stale bytes so they are never parsed as the response.
-        this.#io.pending = null;
-        chunk?.release();
-      }
+      // No reader took it yet: drop the stale bytes so they are never parsed as the response.
+      if (this.#io.dropWatch(watch)) chunk?.release();
       void this.#client.close().catch(() => {});
     }
   }
