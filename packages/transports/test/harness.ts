@@ -1,7 +1,8 @@
 /**
  * Test support for the transport suites: the runtime drivers this machine offers (as the
  * runtime's conformance suite), open-descriptor counting, and small real peers (node:http,
- * raw node:net servers that misbehave on purpose). Not a test itself.
+ * raw node:net servers that misbehave on purpose), stream doubles (promise operations only, a
+ * write failure on demand). Not a test itself.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
@@ -12,7 +13,9 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { createRuntime, type DriverName } from '@loch/uring-runtime';
+import type { HttpStream } from '@loch/http';
+import type { Connector } from '@loch/transports';
+import { createRuntime, type DriverName, RuntimeError } from '@loch/uring-runtime';
 
 /** A driver under test and why it is skipped (undefined when it runs). */
 export interface DriverCase {
@@ -155,4 +158,58 @@ export async function blackholeListener(): Promise<{ port: number; stop: () => v
     child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString())));
   });
   return { port, stop: () => void child.kill() };
+}
+
+/**
+ * The streams of `l4` with only their promise operations (no recvTo/writeTo), as a test double
+ * or an adapter would have them: HttpConnection and HttpClient must work over those too.
+ */
+export function promiseOnlyStreams<K>(l4: Connector<K, HttpStream>): Connector<K, HttpStream> {
+  return {
+    async connect(key, options) {
+      const inner = await l4.connect(key, options);
+      return {
+        get remoteAddress() {
+          return inner.remoteAddress;
+        },
+        get localAddress() {
+          return inner.localAddress;
+        },
+        get driver() {
+          return inner.driver;
+        },
+        get closed() {
+          return inner.closed;
+        },
+        recv: (o) => inner.recv(o),
+        writeAll: (buf, o) => inner.writeAll(buf, o),
+        writev: (bufs, o) => inner.writev(bufs, o),
+        shutdown: () => inner.shutdown(),
+        close: () => inner.close(),
+        setNoDelay: (on) => inner.setNoDelay(on),
+      };
+    },
+  };
+}
+
+/**
+ * The streams of `l4`, whose next writeTo fails with EPIPE (without writing) while
+ * `failWrites.next` is set (it is cleared by the failure): a write failure on demand.
+ */
+export function failingWriteStreams<K>(
+  l4: Connector<K, HttpStream>,
+  failWrites: { next: boolean },
+): Connector<K, HttpStream> {
+  return {
+    async connect(key, options) {
+      const inner = await l4.connect(key, options);
+      const writeTo = inner.writeTo!.bind(inner);
+      inner.writeTo = (data, target) => {
+        if (!failWrites.next) return writeTo(data, target);
+        failWrites.next = false;
+        queueMicrotask(() => target.onWritten(new RuntimeError('EPIPE', 'write', { errno: 32 })));
+      };
+      return inner;
+    },
+  };
 }

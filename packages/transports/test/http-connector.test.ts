@@ -21,6 +21,7 @@ import {
   TcpConnector,
   TransportError,
   UnifiedL4Connector,
+  WriteError,
 } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -28,16 +29,23 @@ import {
   blackholeListener,
   driverCases,
   eventually,
+  failingWriteStreams,
   fdCount,
   fdsBackTo,
   HttpPeer,
   onRequestHeads,
+  promiseOnlyStreams,
   RawPeer,
 } from './harness.js';
 
-const cases = await driverCases();
+const drivers = await driverCases();
+/** Every driver, with its streams' promise-free recvTo/writeTo and with the promise operations only. */
+const cases = drivers.flatMap((d) => [
+  { ...d, streams: 'recvTo/writeTo' as const },
+  { ...d, streams: 'promise-only' as const },
+]);
 
-describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
+describe.each(cases)('HttpConnector on the $name driver ($streams streams)', ({ name, skip, streams }) => {
   const run = skip === undefined ? it : it.skip;
   let runtime: Runtime;
   let connector: HttpConnector | undefined;
@@ -58,7 +66,8 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
 
   /** A connector on this test's runtime. */
   function make(options: HttpConnectorOptions = {}): HttpConnector {
-    connector = new HttpConnector(new UnifiedL4Connector({ runtime }), options);
+    const l4 = new UnifiedL4Connector({ runtime });
+    connector = new HttpConnector(streams === 'promise-only' ? promiseOnlyStreams(l4) : l4, options);
     return connector;
   }
 
@@ -443,6 +452,33 @@ describe.each(cases)('HttpConnector on the $name driver', ({ name, skip }) => {
     expect(c.stats()).toMatchObject({ created: 2, reused: 1, retried: 1, active: 0, idle: 1 });
     await expectNoLeak(c, fds);
   });
+
+  run(
+    'a request head whose writeTo fails fails the exchange with a WriteError, retried once when reused',
+    async () => {
+      if (streams === 'promise-only') return; // the double injects the failure through writeTo
+      const p = await peer((req, res) => res.end(`w ${req.url}`));
+      const fds = fdCount();
+      const failWrites = { next: false };
+      connector = new HttpConnector(failingWriteStreams(new UnifiedL4Connector({ runtime }), failWrites));
+      const c = connector;
+      const key = endpoint(`http://127.0.0.1:${p.port}`);
+      // On a new connection: the exchange fails at once, nothing is retried or kept.
+      failWrites.next = true;
+      const error = await c.request(key, createRequest('GET', '/a')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WriteError);
+      expect((error as WriteError).code).toBe('ERR_TRANSPORT_WRITE_FAILED');
+      expect((error as WriteError).reused).toBe(false);
+      expect(c.stats()).toMatchObject({ active: 0, idle: 0, retried: 0 });
+      // On a reused connection (no response byte yet): sent again once on a new connection.
+      expect(await readText((await c.request(key, createRequest('GET', '/b'))).body)).toBe('w /b');
+      failWrites.next = true;
+      const res = await c.request(key, createRequest('GET', '/c'));
+      expect(await readText(res.body)).toBe('w /c');
+      expect(c.stats()).toMatchObject({ retried: 1, active: 0, idle: 1 });
+      await expectNoLeak(c, fds);
+    },
+  );
 
   run(
     'onResponse filters every response and onError maps every failure, with the key asked for',
