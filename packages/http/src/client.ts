@@ -65,18 +65,22 @@ const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
 /**
  * The deadlines of every client, checked by one unref'd interval (like the server's sweep and
- * nginx's timer tree) instead of a timer per read and write: arming one costs a clock read and
- * two field writes. A client joins the set when it arms a deadline and leaves it at the first
+ * nginx's timer tree) instead of a timer per read and write: arming one costs a few field
+ * reads and writes. A client joins the set when it arms a deadline and leaves it at the first
  * sweep that finds none armed, so a busy keep-alive connection is added once. Deadlines fire
- * between `ms` and `ms` plus one tick late (the tick is a quarter of the shortest deadline
- * armed so far, 10 ms to 1 s).
+ * between `ms` and `ms` plus two ticks late (the tick is a quarter of the shortest deadline
+ * armed so far, 10 ms to 1 s): the clock is coarse, read once per tick (and when the sweep
+ * starts), not once per read and write.
  */
 class ClientSweep {
   private readonly members = new Set<HttpClient>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private tick = 1000;
+  /** performance.now() as of the last tick (or the sweep's start): at most one tick old while it runs. */
+  private now = 0;
   private readonly onTick = (): void => {
     const now = performance.now();
+    this.now = now;
     for (const c of this.members) {
       if (!c.expire(now)) {
         c.swept = false;
@@ -104,10 +108,12 @@ class ClientSweep {
       this.members.add(client);
     }
     if (this.timer === null) {
+      this.now = performance.now();
       this.timer = setInterval(this.onTick, this.tick);
       this.timer.unref();
     }
-    return performance.now() + ms;
+    // The coarse clock lags by up to one tick: a deadline never fires early.
+    return this.now + ms + this.tick;
   }
 }
 
