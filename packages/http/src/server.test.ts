@@ -183,3 +183,130 @@ describe('HttpServer on hostile input', () => {
     for (const e of errors) expect((e as { name?: string }).name).toMatch(/HttpParseError|HttpError/);
   });
 });
+
+describe('HttpServer streamed bodies: a large first chunk', () => {
+  it('sends a first chunk above the coalescing size once (writev with the head), then the rest', async () => {
+    const first = 'a'.repeat(2000);
+    const body = new ReadyChunks([first, 'tail'], 2004, true);
+    const server = new HttpServer({ call: () => createResponse(200, { body }) }, { onError: () => {} });
+    const { stream, writes } = memoryStream([get('/')]);
+    await server.serveConnection(stream);
+    const all = writes.map((w) => w.join('')).join('');
+    expect(writes[0]).toHaveLength(2);
+    expect(all.slice(all.indexOf('\r\n\r\n') + 4)).toBe(`${first}tail`);
+  });
+
+  it('writes a complete chunked body with its trailers in one write', async () => {
+    const body = new ReadyChunks(['ab'], -1, true);
+    const server = new HttpServer({ call: () => createResponse(200, { body }) }, { onError: () => {} });
+    const { stream, writes } = memoryStream([get('/')]);
+    await server.serveConnection(stream);
+    expect(writes).toHaveLength(1);
+    expect(writes[0]!.join('')).toMatch(/\r\n\r\n2\r\nab\r\n0\r\n\r\n$/);
+  });
+});
+
+/**
+ * An in-memory stream with the promise-free recvTo/writeTo of runtime streams: outcomes arrive
+ * from a microtask, close() settles a pending receive with ECANCELED. `failWritesFrom` makes the
+ * n-th write (0-based) and later ones fail with EPIPE.
+ */
+function targetStream(chunks: string[], failWritesFrom = Number.POSITIVE_INFINITY) {
+  const writes: string[] = [];
+  let promiseCalls = 0;
+  let pendingRecv: { onRecv(c: unknown, e: unknown): void } | null = null;
+  const error = (code: string) => Object.assign(new Error(code), { code });
+  const stream: HttpStream = {
+    remoteAddress: { family: 'ipv4', address: '10.0.0.1', port: 1000 },
+    localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
+    driver: 'legacy',
+    closed: false,
+    async recv() {
+      promiseCalls++;
+      const c = chunks.shift();
+      return c === undefined ? null : { bytes: Buffer.from(c, 'latin1'), release() {} };
+    },
+    recvTo(target) {
+      pendingRecv = target as never;
+      queueMicrotask(() => {
+        if (pendingRecv !== target) return;
+        pendingRecv = null;
+        const c = chunks.shift();
+        target.onRecv(c === undefined ? null : { bytes: Buffer.from(c, 'latin1'), release() {} }, undefined);
+      });
+    },
+    async writeAll<B extends Uint8Array>(b: B) {
+      promiseCalls++;
+      writes.push(Buffer.from(b).toString('latin1'));
+      return b;
+    },
+    async writev(bufs: readonly Uint8Array[]) {
+      promiseCalls++;
+      writes.push(bufs.map((b) => Buffer.from(b).toString('latin1')).join(''));
+      return bufs.reduce((n, b) => n + b.byteLength, 0);
+    },
+    writeTo(data, target) {
+      const n = writes.length;
+      const bufs = data instanceof Uint8Array ? [data] : data;
+      if (n < failWritesFrom) writes.push(bufs.map((b) => Buffer.from(b).toString('latin1')).join(''));
+      else writes.push('');
+      queueMicrotask(() => target.onWritten(n < failWritesFrom ? undefined : (error('EPIPE') as never)));
+    },
+    async shutdown() {},
+    async close() {
+      (stream as { closed: boolean }).closed = true;
+      const t = pendingRecv;
+      pendingRecv = null;
+      if (t !== null) queueMicrotask(() => t.onRecv(null, error('ECANCELED')));
+    },
+    setNoDelay() {},
+  };
+  return { stream, writes, promiseCalls: () => promiseCalls };
+}
+
+describe('HttpServer on a stream with recvTo/writeTo', () => {
+  it('serves keep-alive requests through writeTo and recvTo only', async () => {
+    const { stream, writes, promiseCalls } = targetStream([get('/1'), get('/2'), get('/3')]);
+    await hello.serveConnection(stream);
+    expect(writes.map((w) => w.slice(w.indexOf('\r\n\r\n') + 4))).toEqual(['/1', '/2', '/3']);
+    expect(promiseCalls()).toBe(0);
+  });
+
+  it('streams a body across several writes and keeps serving', async () => {
+    const server = new HttpServer({
+      call: () => createResponse(200, { body: new ReadyChunks(['x'.repeat(1500), 'yz'], 1502, false) }),
+    });
+    const { stream, writes } = targetStream([get('/1'), get('/2')]);
+    await server.serveConnection(stream);
+    const all = writes.join('');
+    expect(all.match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+    expect(all.match(/yz/g)).toHaveLength(2);
+  });
+
+  it('a failed final write closes the connection and is reported once', async () => {
+    const errors: unknown[] = [];
+    const server = new HttpServer(
+      { call: (req) => createResponse(200, { body: fixedBody(req.target) }) },
+      { onError: (e) => errors.push(e) },
+    );
+    const { stream, writes } = targetStream([get('/1'), get('/2'), get('/3')], 1);
+    await server.serveConnection(stream);
+    expect(stream.closed).toBe(true);
+    expect(writes).toHaveLength(2);
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['EPIPE']);
+  });
+
+  it('a failed streamed write closes the connection and returns the body', async () => {
+    const errors: unknown[] = [];
+    const body = new ReadyChunks(['x'.repeat(1500), 'more', 'rest'], 1508, false);
+    const server = new HttpServer(
+      { call: () => createResponse(200, { body }) },
+      { onError: (e) => errors.push(e) },
+    );
+    const { stream } = targetStream([get('/1')], 1);
+    await server.serveConnection(stream);
+    expect(stream.closed).toBe(true);
+    expect(body.returned).toBe(true);
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['EPIPE']);
+  });
+});

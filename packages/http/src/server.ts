@@ -301,14 +301,13 @@ export class HttpServer<Cx = HttpConnectionContext> {
   }
 }
 
-/**
- * A stream that can wait for input without a promise (ByteStream.recvTo of @loch/uring-runtime:
- * exactly one onRecv per call, ECANCELED when closed while waiting). Parked connections use it
- * when the stream has it; test doubles and adapters without it get recv().then.
- */
-type ParkableStream = HttpStream & {
-  recvTo?(target: { onRecv(chunk: StreamChunk | null, error: unknown): void }): void;
-};
+/** The resolvers of the last write wait, captured without a closure per promise. */
+let capturedResolve: (() => void) | null = null;
+let capturedReject: ((e: unknown) => void) | null = null;
+function captureWrite(resolve: () => void, reject: (e: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
+}
 
 /** One accepted connection: the request loop, body reading and response writing. @internal */
 class ServerConnection<Cx> {
@@ -333,6 +332,16 @@ class ServerConnection<Cx> {
   private served = 0;
   /** The connection ends on a failure (the peer may still be sending). */
   private failed = false;
+  /**
+   * A write is in flight (writeTo, or the promise write of a stream without it). A final
+   * response write is not waited for: the request loop goes on (parks) and onWritten settles it.
+   */
+  private writing = false;
+  /** Whoever waits for the write in flight (send(), afterWrite()). */
+  private writeResolve: (() => void) | null = null;
+  private writeReject: ((e: unknown) => void) | null = null;
+  /** A write that failed while nobody waited for it: reported once, by whoever looks next. */
+  private writeFailure: unknown = null;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -366,7 +375,8 @@ class ServerConnection<Cx> {
 
   /** Closes the connection now if it waits for a next request (server shutdown). */
   shutdownIfIdle(): void {
-    if (this.waitingIdle && this.decoder.idle) {
+    // A final answer still in flight goes out first (onWritten asks again).
+    if (this.waitingIdle && this.decoder.idle && !this.writing) {
       this.expired = 'idle';
       void this.stream.close().catch(() => {});
     }
@@ -394,7 +404,10 @@ class ServerConnection<Cx> {
         this.chunk.release();
         this.chunk = null;
       }
-      // Answers held back for pipelined requests go out before waiting for more.
+      // A write that failed unobserved ends the connection; answers held back for pipelined
+      // requests go out before waiting for more. A write in flight goes on (bodies stream both
+      // ways at once).
+      if (this.writeFailure !== null) await this.afterWrite();
       if (this.pending.length > 0) await this.flushPending();
       const idle = kind === 'head' && d.idle;
       this.arm(idle ? 'idle' : kind);
@@ -435,13 +448,14 @@ class ServerConnection<Cx> {
       this.chunk.release();
       this.chunk = null;
     }
-    this.arm('idle');
+    // With the last answer still in flight its write deadline holds; onWritten arms the idle one.
+    this.arm(this.writing ? 'write' : 'idle');
     this.waitingIdle = true;
     try {
-      const stream = this.stream as ParkableStream;
+      const stream = this.stream;
       // The connection itself is the receive's target (onRecv): no promise, reaction or closure
       // per parked connection.
-      if (typeof stream.recvTo === 'function') stream.recvTo(this);
+      if (stream.recvTo !== undefined) stream.recvTo(this);
       else
         stream.recv().then(
           (c) => this.wake(WAKE_CHUNK, c, null),
@@ -465,7 +479,7 @@ class ServerConnection<Cx> {
 
   private wake(how: number, c: StreamChunk | null, error: unknown): void {
     this.waitingIdle = false;
-    this.deadline = NO_DEADLINE;
+    if (!this.writing) this.deadline = NO_DEADLINE;
     this.decoder = this.server.takeDecoder();
     void this.run(how, c, error);
   }
@@ -572,7 +586,8 @@ class ServerConnection<Cx> {
           if (e instanceof HttpParseError || this.expired !== null || !this.bodyDone) keepAlive = false;
         }
         try {
-          keepAlive = await this.writeResponse(req, res, keepAlive);
+          const w = this.writeResponse(req, res, keepAlive);
+          keepAlive = typeof w === 'boolean' ? w : await w;
         } catch (e) {
           // The response could not even be encoded (bad status, reason or header): answer 500.
           if (this.responseStarted || !(e instanceof HttpError)) throw e;
@@ -597,6 +612,14 @@ class ServerConnection<Cx> {
       if (this.chunk !== null) {
         this.chunk.release();
         this.chunk = null;
+      }
+      if (this.writing || this.writeFailure !== null) {
+        try {
+          await this.afterWrite();
+        } catch (e) {
+          // The last answer's write failed after the loop moved on: report it as the loop would have.
+          if (!(e instanceof HttpTimeoutError)) this.server.onError(e);
+        }
       }
       this.deadline = NO_DEADLINE;
       if (this.pending.length > 0) await this.flushPending().catch(() => {});
@@ -638,34 +661,107 @@ class ServerConnection<Cx> {
   }
 
   /** Writes the responses held back while pipelined requests were still buffered. */
-  private async flushPending(): Promise<void> {
+  private flushPending(): Promise<void> {
     const bufs = this.pending;
     this.pending = NO_PENDING;
     this.pendingBytes = 0;
+    return this.send(bufs);
+  }
+
+  /**
+   * Starts one write under the write deadline; onWritten settles it. Only when no write is in
+   * flight. No promise with writeTo; a stream without it (a test double) gets the promise writes.
+   * @internal
+   */
+  startWrite(out: Uint8Array | Uint8Array[]): void {
     this.arm('write');
-    try {
-      await this.stream.writev(bufs);
-    } finally {
+    this.writing = true;
+    const stream = this.stream;
+    if (stream.writeTo !== undefined) {
+      stream.writeTo(out, this);
+      return;
+    }
+    (out instanceof Uint8Array ? stream.writeAll(out) : stream.writev(out)).then(
+      () => this.onWritten(undefined),
+      (e: unknown) => this.onWritten(e),
+    );
+  }
+
+  /** The outcome of the write in flight (writeTo target). Never throws. @internal */
+  onWritten(error: unknown): void {
+    this.writing = false;
+    const resolve = this.writeResolve;
+    const reject = this.writeReject;
+    this.writeResolve = null;
+    this.writeReject = null;
+    let failure: unknown;
+    if (error !== undefined) {
+      failure = this.expired === 'write' ? new HttpTimeoutError('write', this.server.timeouts.write) : error;
+      // The connection is done for: closing also ends a parked receive.
+      void this.stream.close().catch(() => {});
       this.deadline = NO_DEADLINE;
+    } else if (this.waitingIdle) {
+      if (this.server.closing) this.shutdownIfIdle();
+      else this.arm('idle');
+    } else if (this.deadlineKind === 'write') {
+      // Another wait (a head or body read) may have armed its own deadline meanwhile: keep it.
+      this.deadline = NO_DEADLINE;
+    }
+    if (resolve !== null) {
+      if (failure === undefined) resolve();
+      else reject!(failure);
+    } else if (failure !== undefined) {
+      this.writeFailure = failure;
     }
   }
 
-  /** Streams a response head and body (see writeStreamBody). */
-  private writeStreamBody(
-    res: HttpResponse,
-    o: ResponseHeadOptions,
-    body: HttpBody,
-    framing: 'length' | 'chunked' | 'eof',
-  ): Promise<void> {
-    return writeStreamBody(this, res, o, body, framing);
+  /** A promise of the write in flight. */
+  private writeSettled(): Promise<void> {
+    const p = new Promise<void>(captureWrite);
+    const resolve = capturedResolve!;
+    const reject = capturedReject!;
+    capturedResolve = null;
+    capturedReject = null;
+    const prevResolve = this.writeResolve;
+    const prevReject = this.writeReject;
+    if (prevResolve === null || prevReject === null) {
+      this.writeResolve = resolve;
+      this.writeReject = reject;
+    } else {
+      // A second waiter (rare: a body read and a body write at once): both hear the outcome.
+      this.writeResolve = () => {
+        prevResolve();
+        resolve();
+      };
+      this.writeReject = (e: unknown) => {
+        prevReject(e);
+        reject(e);
+      };
+    }
+    return p;
   }
 
-  /** One write of a response part under the write deadline. @internal */
-  async send(out: Uint8Array | Uint8Array[]): Promise<void> {
-    this.arm('write');
-    if (out instanceof Uint8Array) await this.stream.writeAll(out);
-    else await this.stream.writev(out);
-    this.deadline = NO_DEADLINE;
+  /** Waits until no write is in flight; throws the failure of one nobody waited for. */
+  private async afterWrite(): Promise<void> {
+    if (this.writing) await this.writeSettled();
+    const failure = this.writeFailure;
+    if (failure !== null) {
+      this.writeFailure = null;
+      throw failure;
+    }
+  }
+
+  /** One write of a response part under the write deadline, waited for. @internal */
+  send(out: Uint8Array | Uint8Array[]): Promise<void> {
+    if (this.writing || this.writeFailure !== null) return this.sendAfterWrite(out);
+    this.startWrite(out);
+    return this.writeSettled();
+  }
+
+  private async sendAfterWrite(out: Uint8Array | Uint8Array[]): Promise<void> {
+    await this.afterWrite();
+    this.startWrite(out);
+    await this.writeSettled();
   }
 
   /** Called by the request body: 100-continue on first pull. */
@@ -673,9 +769,7 @@ class ServerConnection<Cx> {
     if (this.expectContinue && !this.continueSent && !this.responseStarted) {
       this.continueSent = true;
       if (this.pending.length > 0) await this.flushPending();
-      this.arm('write');
-      await this.stream.writeAll(CONTINUE);
-      this.deadline = NO_DEADLINE;
+      await this.send(CONTINUE);
     }
   }
 
@@ -730,6 +824,12 @@ class ServerConnection<Cx> {
   /** A failure outside the handler: answer it when nothing of a response went out yet. */
   private async answerFailure(e: unknown): Promise<void> {
     this.failed = true;
+    if (this.writeFailure !== null) {
+      // An earlier answer's write failed (the loop had moved on): that is the failure to report.
+      e = this.writeFailure;
+      this.writeFailure = null;
+      this.responseStarted = true;
+    }
     if (this.responseStarted || this.stream.closed) {
       if (!(e instanceof HttpParseError) && !(e instanceof HttpTimeoutError)) this.server.onError(e);
       return;
@@ -779,27 +879,30 @@ class ServerConnection<Cx> {
 
   /**
    * Writes a response with the framing its body implies; returns whether the connection stays
-   * open. A failing response body closes the connection (its head is already out).
+   * open. A failing response body closes the connection (its head is already out). The usual
+   * answer (head and body in one buffer, or a streamed body that is complete at hand) is written
+   * without waiting: the write is left in flight (see startWrite) and the result is a boolean.
    */
-  private async writeResponse(
+  private writeResponse(
     req: HttpRequest | null,
     res: HttpResponse,
     keepAlive: boolean,
-  ): Promise<boolean> {
+  ): boolean | Promise<boolean> {
+    if (this.writing || this.writeFailure !== null) return this.writeResponseAfterWrite(req, res, keepAlive);
     const method = req === null ? 'GET' : req.method;
     const minor = req !== null && req.version === '1.0' ? 0 : 1;
     const body: HttpBody = res.body;
-    const framing = responseFraming(res.status, body, method, minor);
-    if (framing === 'eof' || this.server.closing) keepAlive = false;
-    if (keepAlive && asksToClose(res.headers)) keepAlive = false;
-    if (this.expectContinue && !this.continueSent && !this.bodyDone) {
-      // The client may still send the body it held back; closing is the safe answer.
-      keepAlive = false;
-    }
     // Until the body is being iterated (for-await returns it on every abrupt exit), each path
     // that will not send it must release it: its source may hold an upstream connection.
     let bodyOwned = body instanceof FixedBody;
     try {
+      const framing = responseFraming(res.status, body, method, minor);
+      if (framing === 'eof' || this.server.closing) keepAlive = false;
+      if (keepAlive && asksToClose(res.headers)) keepAlive = false;
+      if (this.expectContinue && !this.continueSent && !this.bodyDone) {
+        // The client may still send the body it held back; closing is the safe answer.
+        keepAlive = false;
+      }
       // Filled and read synchronously: one object per server serves every connection.
       const o = this.server.headOptions;
       o.framing = framing;
@@ -815,7 +918,6 @@ class ServerConnection<Cx> {
         const out = this.server.heads.encode(res.status, res.reason, res.headers, o, trailing);
         if (data !== null) out.set(data, out.length - trailing);
         this.responseStarted = true;
-        this.arm('write');
         if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
           // The next pipelined request is already here: answer it in the same write.
           if (this.pending === NO_PENDING) this.pending = [out];
@@ -823,36 +925,86 @@ class ServerConnection<Cx> {
           this.pendingBytes += out.length;
         } else if (this.pending.length > 0) {
           this.pending.push(out);
-          await this.flushPending();
+          return this.finishResponse(this.flushPending(), bodyOwned ? null : body, keepAlive);
         } else {
-          await this.stream.writeAll(out);
+          this.startWrite(out);
         }
-        if (!bodyOwned) {
-          bodyOwned = true;
-          await closeBody(body);
-        }
+        if (!bodyOwned) return this.finishResponse(null, body, keepAlive);
         return keepAlive;
       }
       // A bad status or reason fails here, before anything is out (answered with a 500).
       statusLineBytes(res.status, res.reason);
       this.responseStarted = true;
-      this.arm('write');
-      let opts: ResponseHeadOptions = o;
+      bodyOwned = true;
       if (this.pending.length > 0) {
         // `o` is shared by every connection: keep this response's copy across the wait.
-        opts = { ...o };
-        await this.flushPending();
+        return this.finishResponse(this.flushThenStream(res, { ...o }, body, framing), null, keepAlive);
       }
-      bodyOwned = true;
-      await this.writeStreamBody(res, opts, body, framing);
-      return keepAlive;
+      const p = writeStreamBody(this, res, o, body, framing);
+      return p === null ? keepAlive : this.finishResponse(p, null, keepAlive);
     } catch (e) {
-      if (!bodyOwned) await closeBody(body);
-      if (this.expired === 'write') throw new HttpTimeoutError('write', this.server.timeouts.write);
+      if (!bodyOwned) return this.finishResponse(Promise.reject(e), body, keepAlive);
       throw e;
     } finally {
-      this.deadline = NO_DEADLINE;
+      if (!this.writing) this.deadline = NO_DEADLINE;
     }
+  }
+
+  /** writeResponse once the write in flight settled. */
+  private async writeResponseAfterWrite(
+    req: HttpRequest | null,
+    res: HttpResponse,
+    keepAlive: boolean,
+  ): Promise<boolean> {
+    try {
+      await this.afterWrite();
+    } catch (e) {
+      this.responseStarted = true;
+      await closeBody(res.body);
+      throw e;
+    }
+    return this.writeResponse(req, res, keepAlive);
+  }
+
+  /**
+   * The waiting tail of writeResponse: waits for `step` (when not null), then lets go of a body
+   * that was not sent (when not null, also on failure). A write that timed out fails as such.
+   */
+  private async finishResponse(
+    step: Promise<void> | null,
+    unsent: HttpBody | null,
+    keepAlive: boolean,
+  ): Promise<boolean> {
+    try {
+      if (step !== null) await step;
+      if (unsent !== null) await closeBody(unsent);
+      return keepAlive;
+    } catch (e) {
+      if (unsent !== null) await closeBody(unsent);
+      if (this.expired === 'write' && !(e instanceof HttpTimeoutError)) {
+        throw new HttpTimeoutError('write', this.server.timeouts.write);
+      }
+      throw e;
+    } finally {
+      if (!this.writing) this.deadline = NO_DEADLINE;
+    }
+  }
+
+  /** Writes the held-back answers, then a streamed response. */
+  private async flushThenStream(
+    res: HttpResponse,
+    o: ResponseHeadOptions,
+    body: HttpBody,
+    framing: 'length' | 'chunked' | 'eof',
+  ): Promise<void> {
+    try {
+      await this.flushPending();
+    } catch (e) {
+      await closeBody(body);
+      throw e;
+    }
+    const p = writeStreamBody(this, res, o, body, framing);
+    if (p !== null) await p;
   }
 }
 
@@ -860,51 +1012,84 @@ class ServerConnection<Cx> {
  * Sends a head and a streamed body. A chunk already at hand when the head is ready (the usual
  * case for a proxied answer that arrived in one read) goes out with the head in one write: up
  * to COALESCE_BYTES it is copied behind the head (one buffer, the head encoded straight into
- * it), above as a writev. Steps the body can take without waiting skip the promise of
- * `next()`. The head is encoded before the first await (`o` is the server's shared options
+ * it), above as a writev. When that copied chunk completes the body and the end is at hand too,
+ * the one write is left in flight (startWrite) and the result is null: nothing to wait for.
+ * Otherwise the rest runs in writeStreamRest. Steps the body can take without waiting skip the
+ * promise of `next()`. The head is encoded before any wait (`o` is the server's shared options
  * object). Owns the body: every abrupt exit returns its iterator.
  */
-async function writeStreamBody<Cx>(
+function writeStreamBody<Cx>(
   conn: ServerConnection<Cx>,
   res: HttpResponse,
   o: ResponseHeadOptions,
   body: HttpBody,
   framing: 'length' | 'chunked' | 'eof',
-): Promise<void> {
+): Promise<void> | null {
   const it = body[Symbol.asyncIterator]();
-  let ok = false;
+  let r: IteratorResult<Uint8Array> | null;
+  let out: Uint8Array | Uint8Array[];
+  let sent = 0;
   try {
-    let r = nextNow(it);
-    let out: Uint8Array | Uint8Array[];
-    let sent = 0;
+    r = nextNow(it);
     if (r === null || r.done || r.value.byteLength === 0) {
       out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
     } else {
       const chunk = r.value;
       sent = chunk.byteLength;
+      // The step is taken: the chunk goes out with the head (or fails the length below).
+      r = null;
       if (framing === 'length' && sent > body.length) {
         out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
       } else if (sent > COALESCE_BYTES) {
         const head = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
         out = framing === 'chunked' ? [head, chunkHeader(sent), chunk, CHUNK_END] : [head, chunk];
-      } else if (framing === 'chunked') {
-        const size = chunkHeader(sent);
-        const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, size.length + sent + 2);
-        let pos = b.length - (size.length + sent + 2);
-        b.set(size, pos);
-        pos += size.length;
-        b.set(chunk, pos);
-        pos += sent;
-        b[pos] = 0x0d;
-        b[pos + 1] = 0x0a;
-        out = b;
       } else {
-        const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, sent);
-        b.set(chunk, b.length - sent);
-        out = b;
+        if (framing === 'chunked') {
+          const size = chunkHeader(sent);
+          const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, size.length + sent + 2);
+          let pos = b.length - (size.length + sent + 2);
+          b.set(size, pos);
+          pos += size.length;
+          b.set(chunk, pos);
+          pos += sent;
+          b[pos] = 0x0d;
+          b[pos + 1] = 0x0a;
+          out = b;
+        } else {
+          const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, sent);
+          b.set(chunk, b.length - sent);
+          out = b;
+        }
+        // The chunk is copied: the body may move on before the write. When it is complete and
+        // its end is at hand, this is the response's only write.
+        if (framing === 'chunked' || (framing === 'length' && sent === body.length)) {
+          r = nextNow(it);
+          if (r?.done) {
+            conn.startWrite(framing === 'chunked' ? [out, lastChunk(body.trailers)] : out);
+            return null;
+          }
+        }
       }
-      r = null;
     }
+  } catch (e) {
+    returnIterator(it);
+    throw e;
+  }
+  return writeStreamRest(conn, it, r, out, sent, body, framing);
+}
+
+/** The waiting part of writeStreamBody: `out` goes first, `r` is a step already taken (or null). */
+async function writeStreamRest<Cx>(
+  conn: ServerConnection<Cx>,
+  it: AsyncIterator<Uint8Array>,
+  r: IteratorResult<Uint8Array> | null,
+  out: Uint8Array | Uint8Array[],
+  sent: number,
+  body: HttpBody,
+  framing: 'length' | 'chunked' | 'eof',
+): Promise<void> {
+  let ok = false;
+  try {
     await conn.send(out);
     if (framing === 'length' && sent > body.length) {
       throw new HttpBodyError(
@@ -946,6 +1131,16 @@ async function writeStreamBody<Cx>(
         // its own failure changes nothing
       }
     }
+  }
+}
+
+/** Lets an iterator's source go without waiting (an abrupt exit before any wait). */
+function returnIterator(it: AsyncIterator<Uint8Array>): void {
+  try {
+    const p = it.return?.();
+    if (p !== undefined) p.then(undefined, () => {});
+  } catch {
+    // its own failure changes nothing
   }
 }
 
