@@ -136,9 +136,13 @@ const PHASE_HEAD = 1;
 const PHASE_BODY = 2;
 
 /** Resolvers taken out of `new Promise(captureResolvers)` without a closure per promise. */
-let capturedResolve: (ev: number) => void = NOOP;
+type BodyStep = IteratorResult<Uint8Array>;
+let capturedResolve: (step: BodyStep | Promise<BodyStep>) => void = NOOP;
 let capturedReject: (e: unknown) => void = NOOP;
-function captureResolvers(resolve: (ev: number) => void, reject: (e: unknown) => void): void {
+function captureResolvers(
+  resolve: (step: BodyStep | Promise<BodyStep>) => void,
+  reject: (e: unknown) => void,
+): void {
   capturedResolve = resolve;
   capturedReject = reject;
 }
@@ -193,7 +197,7 @@ export class HttpClient {
   /** Releases a request body held back for 100 Continue (true: send it). */
   private gateRelease: ((send: boolean) => void) | null = null;
   /** The pending body read's promise settlers (one body read at a time). */
-  private bodyResolve: (ev: number) => void = NOOP;
+  private bodyResolve: (step: BodyStep | Promise<BodyStep>) => void = NOOP;
   private bodyReject: (e: unknown) => void = NOOP;
   private readonly onAbort = (): void => {
     const signal = this.signal;
@@ -489,6 +493,11 @@ export class HttpClient {
     const phase = this.phase;
     if (phase === PHASE_IDLE) {
       chunk?.release();
+      // The body was abandoned (return()) while this read was pending: that read just ends.
+      const resolve = this.bodyResolve;
+      this.bodyResolve = NOOP;
+      this.bodyReject = NOOP;
+      resolve(BODY_DONE);
       return;
     }
     if (error !== undefined) {
@@ -540,9 +549,19 @@ export class HttpClient {
       return;
     }
     const resolve = this.bodyResolve;
+    const reject = this.bodyReject;
     this.bodyResolve = NOOP;
     this.bodyReject = NOOP;
-    resolve(ev);
+    const body = this.current;
+    if (body === null) {
+      resolve(BODY_DONE);
+      return;
+    }
+    try {
+      resolve(body.step(ev));
+    } catch (e) {
+      reject(e);
+    }
   }
 
   private readFailed(e: unknown): void {
@@ -553,18 +572,32 @@ export class HttpClient {
     const reject = this.bodyReject;
     this.bodyResolve = NOOP;
     this.bodyReject = NOOP;
-    reject(e);
+    const body = this.current;
+    reject(body === null ? this.failure(e) : body.failed(e));
   }
 
-  /** @internal next body event for the response body */
-  nextBodyEvent(): Promise<number> {
-    const ev = this.decoder.poll();
-    if (ev !== DecodeEvent.NeedMore) return Promise.resolve(ev);
-    const p = new Promise<number>(captureResolvers);
+  /**
+   * @internal the next step of the response body `body`: one promise, settled from the read
+   * that completes it (no async layers between the stream and the caller).
+   */
+  nextBody(body: IncomingResponseBody): Promise<BodyStep> {
+    let ev: number;
+    try {
+      ev = this.decoder.poll();
+      if (ev !== DecodeEvent.NeedMore) return Promise.resolve(body.step(ev));
+    } catch (e) {
+      return Promise.reject(body.failed(e));
+    }
+    const p = new Promise<BodyStep>(captureResolvers);
     this.bodyResolve = capturedResolve;
     this.bodyReject = capturedReject;
     this.requestRead('body');
     return p;
+  }
+
+  /** @internal whether a request body is still being written */
+  get writingBody(): boolean {
+    return this.writing !== null;
   }
 
   /**
@@ -744,6 +777,9 @@ export class HttpClient {
   }
 }
 
+/** The end of a body (shared: `{ done: true }` carries nothing to mutate). */
+const BODY_DONE: IteratorResult<Uint8Array> = Object.freeze({ done: true, value: undefined });
+
 /** A response body read from the connection on demand. @internal */
 class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
   readonly kind: 'fixed' | 'stream';
@@ -763,28 +799,37 @@ class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
     return this;
   }
 
-  async next(): Promise<IteratorResult<Uint8Array>> {
-    if (this.done) return { done: true, value: undefined };
-    let ev: number;
-    try {
-      ev = await this.client.nextBodyEvent();
-    } catch (e) {
-      this.done = true;
-      this.client.finishResponse(true);
-      throw this.client.bodyFailure(e);
-    }
-    if (ev === DecodeEvent.Data) return { done: false, value: this.client.bodyData };
+  next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.done) return Promise.resolve(BODY_DONE);
+    return this.client.nextBody(this);
+  }
+
+  /** @internal the step for body event `ev` (Data, End or EOF); throws for a truncated body */
+  step(ev: number): IteratorResult<Uint8Array> | Promise<IteratorResult<Uint8Array>> {
+    const client = this.client;
+    if (ev === DecodeEvent.Data) return { done: false, value: client.bodyData };
     this.done = true;
     if (ev === DecodeEvent.End) {
-      this.trailers = this.client.bodyTrailers;
+      this.trailers = client.bodyTrailers;
       // A server may answer before it read all of the request body: the exchange ends (and
       // `reusable` can be trusted) once the body is written too.
-      await this.client.settleWrite();
-      this.client.finishResponse();
-      return { done: true, value: undefined };
+      if (client.writingBody) return client.settleWrite().then(() => this.ended());
+      return this.ended();
     }
-    this.client.finishResponse(true);
+    client.finishResponse(true);
     throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the response body');
+  }
+
+  private ended(): IteratorResult<Uint8Array> {
+    this.client.finishResponse();
+    return BODY_DONE;
+  }
+
+  /** @internal a read of the body failed: the error the caller sees */
+  failed(e: unknown): unknown {
+    this.done = true;
+    this.client.finishResponse(true);
+    return this.client.bodyFailure(e);
   }
 
   /** The next step when the decoder has it buffered (see ReadyBodyIterator), else null. */

@@ -273,6 +273,16 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   /** The settlers of the exchange's promise. */
   #resolve: (value: HttpResponse | Promise<HttpResponse>) => void = NO_RESOLVE;
   #reject: (error: unknown) => void = NO_RESOLVE;
+  /** The response body being read (one at a time), for the step handlers below. */
+  #body: PooledResponseBody | null = null;
+  /** @internal settles the body's next() (one pair per connection, not per read) */
+  readonly onBodyStep = (r: IteratorResult<Uint8Array>): IteratorResult<Uint8Array> =>
+    this.#body === null ? r : this.#body.stepped(r);
+  /** @internal */
+  readonly onBodyError = (error: unknown): never => {
+    // (No body left: it was abandoned meanwhile, and the connection closed.)
+    throw this.#body === null ? error : this.#body.failedWith(error);
+  };
   /** HttpClient reports the exchange's head or failure here (one object per connection). */
   readonly #target: ExchangeTarget = {
     onResponse: (res: HttpResponse): void => this.#headArrived(res),
@@ -406,7 +416,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       this.#exchanges++;
       this.#finish(this.#client.reusable && !closeRequested);
     } else {
-      res.body = new PooledResponseBody(this, res.body, closeRequested);
+      const body = new PooledResponseBody(this as HttpConnection<Endpoint>, res.body, closeRequested);
+      this.#body = body;
+      res.body = body;
     }
     const onResponse = options.onResponse;
     if (onResponse === undefined) {
@@ -555,6 +567,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
 
   #finish(reusable: boolean): void {
     this.#detachSignal();
+    this.#body = null;
     if (this.#state !== 'closed' && reusable && this.alive) {
       this.#state = 'ready';
       this.#owner.releaseConnection(this, true);
@@ -662,20 +675,25 @@ class PooledResponseBody implements HttpBody, ReadyBodyIterator {
     return this;
   }
 
-  async next(): Promise<IteratorResult<Uint8Array>> {
-    if (this.#done) return { done: true, value: undefined };
-    let r: IteratorResult<Uint8Array>;
-    try {
-      r = await this.#it.next();
-    } catch (error) {
-      this.#done = true;
-      throw this.#conn.bodyFailed(error);
-    }
-    if (r.done) {
+  next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    const conn = this.#conn;
+    return this.#it.next().then(conn.onBodyStep, conn.onBodyError);
+  }
+
+  /** @internal the inner body's step arrived */
+  stepped(r: IteratorResult<Uint8Array>): IteratorResult<Uint8Array> {
+    if (r.done && !this.#done) {
       this.#done = true;
       this.#conn.bodyDone(this.#closeRequested);
     }
     return r;
+  }
+
+  /** @internal the inner body's step failed: the error to report */
+  failedWith(error: unknown): unknown {
+    this.#done = true;
+    return this.#conn.bodyFailed(error);
   }
 
   /** A step the inner body can take without waiting (see ReadyBodyIterator), else null. */
