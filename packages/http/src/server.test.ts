@@ -310,3 +310,55 @@ describe('HttpServer on a stream with recvTo/writeTo', () => {
     expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['EPIPE']);
   });
 });
+
+describe('HttpServer: a large sized body complete in its first chunk (last write left in flight)', () => {
+  const big = 'x'.repeat(1500);
+  for (const kind of ['writeTo', 'promise'] as const) {
+    const open = (chunks: string[], failFrom?: number) => {
+      if (kind === 'writeTo') {
+        const t = targetStream(chunks, failFrom);
+        return { stream: t.stream, all: () => t.writes.join('') };
+      }
+      const m = memoryStream(chunks);
+      return { stream: m.stream, all: () => m.writes.flat().join('') };
+    };
+
+    it(`keeps serving after it (${kind} stream)`, async () => {
+      const server = new HttpServer({
+        call: () => createResponse(200, { body: new ReadyChunks([big], 1500, true) }),
+      });
+      const { stream, all } = open([get('/1'), get('/2')]);
+      await server.serveConnection(stream);
+      expect(all().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+      expect(all().split(big)).toHaveLength(3);
+    });
+
+    it(`cuts the connection when more comes than announced (${kind} stream)`, async () => {
+      const errors: unknown[] = [];
+      const body = new ReadyChunks([big, 'extra'], 1500, true);
+      const server = new HttpServer(
+        { call: () => createResponse(200, { body }) },
+        { onError: (e) => errors.push(e) },
+      );
+      const { stream, all } = open([get('/1'), get('/2')]);
+      await server.serveConnection(stream);
+      expect(all().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(1);
+      expect(all()).not.toContain('extra');
+      expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['ERR_HTTP_BODY_LENGTH_MISMATCH']);
+    });
+  }
+
+  it('a failed write closes the connection, returns the body and is reported once', async () => {
+    const errors: unknown[] = [];
+    const body = new ReadyChunks([big], 1500, true);
+    const server = new HttpServer(
+      { call: () => createResponse(200, { body }) },
+      { onError: (e) => errors.push(e) },
+    );
+    const { stream } = targetStream([get('/1'), get('/2')], 0);
+    await server.serveConnection(stream);
+    expect(stream.closed).toBe(true);
+    expect(body.returned).toBe(true);
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['EPIPE']);
+  });
+});

@@ -113,6 +113,15 @@ const MAX_SPARE_DECODERS = 256;
 const WAKE_NONE = 0;
 const WAKE_CHUNK = 1;
 const WAKE_ERROR = 2;
+/** run() resumes after a response whose last write was left in flight with its body's end unseen. */
+const WAKE_RESUME = 3;
+/**
+ * writeResponse's answer when the response's last write is in flight and the body's end is still
+ * to be seen (onWritten looks, then resumes the request loop): the loop returns meanwhile.
+ */
+const DEFERRED = Symbol('deferred');
+/** What writeResponse answers: whether the connection stays open, or DEFERRED. */
+type ResponseOutcome = boolean | typeof DEFERRED;
 /** Thrown inside attach() when the server is closing (not reported to onError). */
 const CLOSING = Symbol('closing');
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
@@ -342,6 +351,14 @@ class ServerConnection<Cx> {
   private writeReject: ((e: unknown) => void) | null = null;
   /** A write that failed while nobody waited for it: reported once, by whoever looks next. */
   private writeFailure: unknown = null;
+  /**
+   * A response whose last write is in flight while its body's end is unseen (DEFERRED): the body's
+   * iterator, the body, the keep-alive decision, and a failure of the tail for the resumed loop.
+   */
+  private tail: AsyncIterator<Uint8Array> | null = null;
+  private tailBody: HttpBody | null = null;
+  private tailKeepAlive = false;
+  private tailError: unknown = null;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -511,6 +528,19 @@ class ServerConnection<Cx> {
     let parked = false;
     try {
       for (;;) {
+        if (how === WAKE_RESUME) {
+          // The tail of a DEFERRED response: what the loop does after a response.
+          how = WAKE_NONE;
+          if (this.writeFailure !== null) throw this.writeFailure;
+          const failure = this.tailError;
+          if (failure !== null) {
+            this.tailError = null;
+            this.responseStarted = true;
+            throw failure;
+          }
+          if (!this.tailKeepAlive || this.stream.closed) break;
+          if (!this.bodyDone && !(await this.drainBody())) break;
+        }
         // Nothing of the next response is out yet: a failure from here on can still be answered.
         this.responseStarted = false;
         let ev: number;
@@ -587,7 +617,13 @@ class ServerConnection<Cx> {
         }
         try {
           const w = this.writeResponse(req, res, keepAlive);
-          keepAlive = typeof w === 'boolean' ? w : await w;
+          const outcome = typeof w === 'boolean' || w === DEFERRED ? w : await w;
+          if (outcome === DEFERRED) {
+            // onWritten resumes the loop (run(WAKE_RESUME)); this call holds nothing meanwhile.
+            parked = true;
+            return;
+          }
+          keepAlive = outcome;
         } catch (e) {
           // The response could not even be encoded (bad status, reason or header): answer 500.
           if (this.responseStarted || !(e instanceof HttpError)) throw e;
@@ -713,6 +749,54 @@ class ServerConnection<Cx> {
     } else if (failure !== undefined) {
       this.writeFailure = failure;
     }
+    const tail = this.tail;
+    if (tail !== null) {
+      this.tail = null;
+      this.finishTail(tail, failure !== undefined);
+    }
+  }
+
+  /** A DEFERRED response's last write is in flight: onWritten finishes its body. @internal */
+  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody): void {
+    this.tail = it;
+    this.tailBody = body;
+  }
+
+  /** After a DEFERRED response's last write: see the body's end, then resume the request loop. */
+  private finishTail(it: AsyncIterator<Uint8Array>, failed: boolean): void {
+    const body = this.tailBody!;
+    this.tailBody = null;
+    if (failed) {
+      returnIterator(it);
+    } else {
+      let r: IteratorResult<Uint8Array> | null;
+      try {
+        r = nextNow(it);
+      } catch (e) {
+        returnIterator(it);
+        this.tailError = e;
+        r = { done: true, value: undefined };
+      }
+      if (r === null || !r.done) {
+        // The end is not at hand (or more came than announced): the waiting path takes over.
+        void this.tailRest(it, r, body);
+        return;
+      }
+    }
+    void this.run(WAKE_RESUME, null, null);
+  }
+
+  private async tailRest(
+    it: AsyncIterator<Uint8Array>,
+    r: IteratorResult<Uint8Array> | null,
+    body: HttpBody,
+  ): Promise<void> {
+    try {
+      await writeStreamRest(this, it, r, null, body.length, body, 'length');
+    } catch (e) {
+      this.tailError = e;
+    }
+    void this.run(WAKE_RESUME, null, null);
   }
 
   /** A promise of the write in flight. */
@@ -887,7 +971,7 @@ class ServerConnection<Cx> {
     req: HttpRequest | null,
     res: HttpResponse,
     keepAlive: boolean,
-  ): boolean | Promise<boolean> {
+  ): ResponseOutcome | Promise<ResponseOutcome> {
     if (this.writing || this.writeFailure !== null) return this.writeResponseAfterWrite(req, res, keepAlive);
     const method = req === null ? 'GET' : req.method;
     const minor = req !== null && req.version === '1.0' ? 0 : 1;
@@ -940,8 +1024,13 @@ class ServerConnection<Cx> {
         // `o` is shared by every connection: keep this response's copy across the wait.
         return this.finishResponse(this.flushThenStream(res, { ...o }, body, framing), null, keepAlive);
       }
-      const p = writeStreamBody(this, res, o, body, framing);
-      return p === null ? keepAlive : this.finishResponse(p, null, keepAlive);
+      const p = writeStreamBody(this, res, o, body, framing, true);
+      if (p === null) return keepAlive;
+      if (p === DEFERRED) {
+        this.tailKeepAlive = keepAlive;
+        return DEFERRED;
+      }
+      return this.finishResponse(p, null, keepAlive);
     } catch (e) {
       if (!bodyOwned) return this.finishResponse(Promise.reject(e), body, keepAlive);
       throw e;
@@ -955,7 +1044,7 @@ class ServerConnection<Cx> {
     req: HttpRequest | null,
     res: HttpResponse,
     keepAlive: boolean,
-  ): Promise<boolean> {
+  ): Promise<ResponseOutcome> {
     try {
       await this.afterWrite();
     } catch (e) {
@@ -1003,8 +1092,8 @@ class ServerConnection<Cx> {
       await closeBody(body);
       throw e;
     }
-    const p = writeStreamBody(this, res, o, body, framing);
-    if (p !== null) await p;
+    const p = writeStreamBody(this, res, o, body, framing, false);
+    if (p !== null && p !== DEFERRED) await p;
   }
 }
 
@@ -1024,7 +1113,8 @@ function writeStreamBody<Cx>(
   o: ResponseHeadOptions,
   body: HttpBody,
   framing: 'length' | 'chunked' | 'eof',
-): Promise<void> | null {
+  mayDefer: boolean,
+): Promise<void> | null | typeof DEFERRED {
   const it = body[Symbol.asyncIterator]();
   let r: IteratorResult<Uint8Array> | null;
   let out: Uint8Array | Uint8Array[];
@@ -1043,6 +1133,13 @@ function writeStreamBody<Cx>(
       } else if (sent > COALESCE_BYTES) {
         const head = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
         out = framing === 'chunked' ? [head, chunkHeader(sent), chunk, CHUNK_END] : [head, chunk];
+        if (mayDefer && framing === 'length' && sent === body.length) {
+          // Likely the whole body; the chunk is lent to the write, so its end is looked at only
+          // once the write is done (onWritten), and the request loop resumes from there.
+          conn.startWrite(out);
+          conn.deferTail(it, body);
+          return DEFERRED;
+        }
       } else {
         if (framing === 'chunked') {
           const size = chunkHeader(sent);
@@ -1078,19 +1175,22 @@ function writeStreamBody<Cx>(
   return writeStreamRest(conn, it, r, out, sent, body, framing);
 }
 
-/** The waiting part of writeStreamBody: `out` goes first, `r` is a step already taken (or null). */
+/**
+ * The waiting part of writeStreamBody: `out` goes first (null: already out), `r` is a step already
+ * taken (or null).
+ */
 async function writeStreamRest<Cx>(
   conn: ServerConnection<Cx>,
   it: AsyncIterator<Uint8Array>,
   r: IteratorResult<Uint8Array> | null,
-  out: Uint8Array | Uint8Array[],
+  out: Uint8Array | Uint8Array[] | null,
   sent: number,
   body: HttpBody,
   framing: 'length' | 'chunked' | 'eof',
 ): Promise<void> {
   let ok = false;
   try {
-    await conn.send(out);
+    if (out !== null) await conn.send(out);
     if (framing === 'length' && sent > body.length) {
       throw new HttpBodyError(
         'ERR_HTTP_BODY_LENGTH_MISMATCH',
