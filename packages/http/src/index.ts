@@ -14,7 +14,7 @@ export {
   StreamBody,
   streamBody,
 } from './body.js';
-export type { HttpClientOptions, HttpSendOptions } from './client.js';
+export type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from './client.js';
 export { HttpClient } from './client.js';
 export type { ConnectionSchema, HttpConnectionContext } from './context.js';
 export { ConnectionContext, connectionContext } from './context.js';

@@ -12,6 +12,7 @@ import {
   HttpClient,
   type HttpClientOptions,
   HttpConnectionError,
+  type HttpExchangeTarget,
   HttpParseError,
   type HttpRequest,
   HttpRequestBodyError,
@@ -221,8 +222,8 @@ function saysClose(value: string | undefined): boolean {
   return value !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(value);
 }
 
-/** What HttpClient.exchange reports to (@loch/http's HttpExchangeTarget). */
-type ExchangeTarget = Parameters<HttpClient['exchange']>[2];
+/** What HttpClient.exchange reports to. */
+type ExchangeTarget = HttpExchangeTarget;
 
 /** Resolvers taken out of `new Promise(captureResolvers)` without a closure per promise. */
 let capturedResolve: (value: HttpResponse | Promise<HttpResponse>) => void = () => {};
