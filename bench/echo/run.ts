@@ -16,8 +16,10 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { runnerArgs } from '../lib/args.js';
 
 const { values: args } = parseArgs({
+  args: runnerArgs(),
   options: {
     seconds: { type: 'string', default: '5' },
     rounds: { type: 'string', default: '3' },

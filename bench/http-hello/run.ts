@@ -13,6 +13,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { runnerArgs } from '../lib/args.js';
 import {
   freePort,
   type Measurement,
@@ -25,6 +26,7 @@ import {
 } from '../lib/measure.js';
 
 const { values: args } = parseArgs({
+  args: runnerArgs(),
   options: {
     seconds: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '2' },

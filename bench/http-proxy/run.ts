@@ -15,7 +15,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { TIMING_OPTIONS, timing } from '../lib/args.js';
+import { runnerArgs, TIMING_OPTIONS, timing } from '../lib/args.js';
 import { ALL_SIZES, formatSize, writeBodies } from '../lib/bodies.js';
 import { barChart, lineChart } from '../lib/chart.js';
 import {
@@ -34,6 +34,7 @@ import { log, metricBySizeTable, pointsTable, ratio } from '../lib/report.js';
 import { PROXIES, type ProxySpec } from './peers.js';
 
 const { values: args } = parseArgs({
+  args: runnerArgs(),
   options: {
     ...TIMING_OPTIONS,
     'soak-seconds': { type: 'string' },

@@ -13,7 +13,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { TIMING_OPTIONS, timing } from '../lib/args.js';
+import { runnerArgs, TIMING_OPTIONS, timing } from '../lib/args.js';
 import { formatSize, writeBodies } from '../lib/bodies.js';
 import { barChart } from '../lib/chart.js';
 import { startHaproxy } from '../lib/haproxy.js';
@@ -32,6 +32,7 @@ import { startNginxStatic, startNginxStream } from '../lib/nginx.js';
 import { log, metricBySizeTable, pointsTable } from '../lib/report.js';
 
 const { values: args } = parseArgs({
+  args: runnerArgs(),
   options: {
     ...TIMING_OPTIONS,
     sizes: { type: 'string', default: '128,3269,11268,65536' },

@@ -4,6 +4,14 @@
  * which each run.ts declares beside these.
  */
 
+/**
+ * The runner's own arguments: process.argv after the script, without a `--` separator
+ * (`pnpm run <script> -- --flag` passes the `--` through to the script).
+ */
+export function runnerArgs(): string[] {
+  return process.argv.slice(2).filter((a) => a !== '--');
+}
+
 /** parseArgs options for --quick, --seconds N and --warmup N; spread into a runner's options. */
 export const TIMING_OPTIONS = {
   quick: { type: 'boolean', default: false },

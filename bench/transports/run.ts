@@ -22,11 +22,13 @@ import { parseArgs } from 'node:util';
 import { createRequest } from '@loch/http';
 import { endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
 import { createRuntime, type DriverName } from '@loch/uring-runtime';
+import { runnerArgs } from '../lib/args.js';
 import { writeBodies } from '../lib/bodies.js';
 import { freePort, machineSummary } from '../lib/measure.js';
 import { startNginxStatic } from '../lib/nginx.js';
 
 const { values: args } = parseArgs({
+  args: runnerArgs(),
   options: {
     requests: { type: 'string', default: '20000' },
     'unpooled-requests': { type: 'string', default: '3000' },
