@@ -226,7 +226,7 @@ async function main(): Promise<void> {
   );
 
   const out: string[] = [];
-  const argv = process.argv.slice(2);
+  const argv = runnerArgs();
   out.push(
     '# L4 forwarding benchmark',
     '',
