@@ -33,6 +33,21 @@ function lines(p: import('node:child_process').ChildProcess): () => Promise<stri
   return () => new Promise((r) => (queue.length > 0 ? r(queue.shift()!) : waiters.push(r)));
 }
 
+/** Holds `n` idle keep-alive clients (../lib/idle-clients.ts, another process) open on `port` while `fn` runs. */
+async function withClients(port: number, n: number, fn: () => Promise<void>): Promise<void> {
+  const client = spawn(
+    process.execPath,
+    ['--import', 'tsx', '../lib/idle-clients.ts', String(port), String(n), '/'],
+    { cwd: here, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const ready = await lines(client)();
+  if (!ready.startsWith(`ready ${n} `)) throw new Error(ready);
+  await fn();
+  const exited = new Promise((r) => client.once('exit', r));
+  client.kill('SIGTERM');
+  await exited;
+}
+
 if (process.argv[4] === 'loch') {
   await measureLoch();
   process.exit(0);
@@ -101,22 +116,7 @@ async function measureLoch(): Promise<void> {
     if (i > 100) throw new Error('loch did not start');
     await new Promise((r) => setTimeout(r, 200));
   }
-  const clients = async (n: number, fn: () => Promise<void>) => {
-    const client = spawn(
-      process.execPath,
-      ['--import', 'tsx', '../lib/idle-clients.ts', String(port), String(n), '/'],
-      {
-        cwd: here,
-        stdio: ['pipe', 'pipe', 'inherit'],
-      },
-    );
-    const ready = await lines(client)();
-    if (!ready.startsWith(`ready ${n} `)) throw new Error(ready);
-    await fn();
-    const exited = new Promise((r) => client.once('exit', r));
-    client.kill('SIGTERM');
-    await exited;
-  };
+  const clients = (n: number, fn: () => Promise<void>) => withClients(port, n, fn);
   await clients(200, async () => {});
   await new Promise((r) => setTimeout(r, 1000));
   const [rss0, heap0] = await measure();
@@ -144,26 +144,10 @@ async function mem(): Promise<[number, number]> {
   const [, rss, heap] = (await next()).split(' ');
   return [Number(rss), Number(heap)];
 }
-async function withClients(n: number, fn: () => Promise<void>): Promise<void> {
-  const client = spawn(
-    process.execPath,
-    ['--import', 'tsx', '../lib/idle-clients.ts', String(port), String(n), '/'],
-    {
-      cwd: here,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    },
-  );
-  const ready = await lines(client)();
-  if (!ready.startsWith(`ready ${n} `)) throw new Error(ready);
-  await fn();
-  const exited = new Promise((r) => client.once('exit', r));
-  client.kill('SIGTERM');
-  await exited;
-}
 // Warm up (JIT, pools) with a small batch first.
-await withClients(200, async () => {});
+await withClients(port, 200, async () => {});
 const [rss0, heap0] = await mem();
-await withClients(count, async () => {
+await withClients(port, count, async () => {
   const [rss1, heap1] = await mem();
   console.log(
     `HttpServer ${count} idle: rss ${((rss1 - rss0) / count) | 0} B/conn, heap ${((heap1 - heap0) / count) | 0} B/conn`,
@@ -172,7 +156,7 @@ await withClients(count, async () => {
 if (snapCount > 0) {
   server.stdin!.write(`snap ${here}idle-0.heapsnapshot\n`);
   console.log(await next());
-  await withClients(snapCount, async () => {
+  await withClients(port, snapCount, async () => {
     server.stdin!.write(`snap ${here}idle-${snapCount}.heapsnapshot\n`);
     console.log(await next());
   });
