@@ -174,6 +174,8 @@ export class HttpClient {
   private busy = false;
   private broken = false;
   private keepAlive = true;
+  /** The request in progress carries an Upgrade field: only then may a 101 answer it. */
+  private askedUpgrade = false;
   /** A request body (and its head) being written by writeBody; never rejects. */
   private writing: Promise<void> | null = null;
   /** A bodiless request's head handed to the stream and not yet settled (onWritten). */
@@ -308,6 +310,7 @@ export class HttpClient {
       throw e;
     }
     this.decoder.expectResponseTo(request.method);
+    this.askedUpgrade = request.headers.has('upgrade');
     this.target = target;
     this.phase = PHASE_HEAD;
     if (framing === 'none') {
@@ -414,6 +417,13 @@ export class HttpClient {
         // The response lives with the caller: an idle pooled connection keeps no last head (and
         // no HeadSlab it sits in).
         d.message = null;
+        if (res.status === 101 && !this.askedUpgrade) {
+          // A protocol switch nobody asked for: what follows is not HTTP/1.1 to this client.
+          throw new HttpParseError(
+            'ERR_HTTP_UNSOLICITED_UPGRADE',
+            '101 Switching Protocols without an Upgrade request',
+          );
+        }
         if (res.status >= 100 && res.status < 200 && res.status !== 101) {
           if (res.status === 100) this.gateRelease?.(true);
           // The End of the interim response.
@@ -625,14 +635,20 @@ export class HttpClient {
     if (this.writing !== null) await this.writing;
   }
 
-  /** @internal the response body ended (or failed) */
+  /**
+   * @internal the response ended (or failed). This is where reuse is decided: a connection
+   * that read anything past the end of its response (a second response in the same read, a body
+   * longer than its Content-Length, bytes after a 204/304/HEAD answer or after the last chunk,
+   * even a stray CRLF) is out of step with its peer and never carries another request: those
+   * bytes would be taken for the next request's answer (nginx closes it too).
+   */
   finishResponse(failed = false): void {
     this.busy = false;
     this.current = null;
     this.phase = PHASE_IDLE;
     this.clearTimer();
     this.detachSignal();
-    if (failed) this.broken = true;
+    if (failed || this.decoder.hasInput) this.broken = true;
   }
 
   /** @internal the error a failed body read reports */

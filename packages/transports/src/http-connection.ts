@@ -70,14 +70,27 @@ export interface ConnectionOwner<K extends Endpoint> {
 type State = 'ready' | 'busy' | 'idle' | 'closed';
 
 /**
- * The stream handed to HttpClient: delegates to the real stream, counts request writes (bytes
- * seen while idle predate the request only if nothing was written yet) and owns the idle watch.
- * While a connection is idle one recv() is kept pending on it; when the connection is taken
- * again that same recv becomes the first read of the next response, so taking a connection out
- * of the pool cancels nothing and allocates nothing (no abort, no race, no error object).
+ * The stream handed to HttpClient: delegates to the real stream, counts the request writes that
+ * completed, and owns the idle watch. While a connection is idle one recv() is kept pending on
+ * it; when the connection is taken again that same recv becomes the first read of the next
+ * response, so taking a connection out of the pool cancels nothing and allocates nothing (no
+ * abort, no race, no error object).
+ *
+ * Bytes the watch receives before the first write of the next request COMPLETED predate that
+ * request, so they are never its answer: the connection is dead. Counting completions rather
+ * than writes issued matters because bytes can already sit in the kernel when the connection is
+ * taken and written to in the same tick. On the io_uring driver completions arrive in the order
+ * the kernel posted them, and it runs a receive's completion before it submits the next write,
+ * so such bytes are always seen first. The legacy driver (node:net) reads the socket only in
+ * the event loop's poll phase, after a write made in the same tick: there, as in nginx, bytes
+ * that arrive in the very loop iteration that reuses the connection cannot be told apart.
  */
 class ExchangeStream implements HttpStream {
+  /** Writes of the current exchange that completed (reset when an exchange starts). */
   written = 0;
+  readonly #onWriteDone = (): void => {
+    this.written++;
+  };
   /** A recv() started while idle, not yet handed to a reader. */
   pending: Promise<StreamChunk | null> | null = null;
   constructor(
@@ -117,17 +130,26 @@ class ExchangeStream implements HttpStream {
     const pending = this.pending;
     if (pending === null) return this.inner.recv(options);
     // HttpClient reads without an AbortSignal (its deadlines close the stream, which settles
-    // this recv too), so the recv started while idle serves as is.
+    // this recv too), so the recv started while idle serves, unless the connection judged its
+    // result stale (the watch's own handler runs first: it was attached first): then the
+    // reader sees the end of the stream and the exchange fails before any response byte.
     this.pending = null;
-    return pending;
+    return pending.then(this.#unlessStale);
   }
+  readonly #unlessStale = (chunk: StreamChunk | null): StreamChunk | null => {
+    if (!this.conn.staleWatch) return chunk;
+    chunk?.release();
+    return null;
+  };
   writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B> {
-    this.written += buf.byteLength;
-    return this.inner.writeAll(buf, options);
+    const p = this.inner.writeAll(buf, options);
+    if (this.written === 0) p.then(this.#onWriteDone, NO_RESOLVE);
+    return p;
   }
   writev(bufs: readonly Uint8Array[], options?: StreamIoOptions): Promise<number> {
-    this.written += 1;
-    return this.inner.writev(bufs, options);
+    const p = this.inner.writev(bufs, options);
+    if (this.written === 0) p.then(this.#onWriteDone, NO_RESOLVE);
+    return p;
   }
   shutdown(): Promise<void> {
     return this.inner.shutdown();
@@ -146,7 +168,7 @@ class ExchangeStream implements HttpStream {
  * pending takes it over (its result is forwarded), so neither the watch nor the exchange costs
  * a promise.
  */
-class FastExchangeStream extends ExchangeStream implements RecvTarget {
+class FastExchangeStream extends ExchangeStream implements RecvTarget, WriteTarget {
   /** An idle watch recvTo is in flight. */
   #watching = false;
   /** The reader that took over the in-flight watch. */
@@ -188,9 +210,18 @@ class FastExchangeStream extends ExchangeStream implements RecvTarget {
     }
     this.inner.recvTo!(target);
   }
+  /** The caller of the writeTo in flight (HttpClient has at most one). */
+  #writeTarget: WriteTarget | null = null;
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
-    this.written += data instanceof Uint8Array ? data.byteLength : 1;
-    this.inner.writeTo!(data, target);
+    this.#writeTarget = target;
+    this.inner.writeTo!(data, this);
+  }
+  /** WriteTarget of every writeTo: counts the completion, then reports it to the caller. */
+  onWritten(error: RuntimeError | undefined): void {
+    const target = this.#writeTarget!;
+    this.#writeTarget = null;
+    if (error === undefined) this.written++;
+    target.onWritten(error);
   }
   /** RecvTarget of the idle watch. */
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
@@ -258,6 +289,8 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   /** @internal */
   readonly onWatchError = (): void => this.#watchFired(null);
   #dead = false;
+  /** @internal the idle watch's result predates the request in progress (see ExchangeStream) */
+  staleWatch = false;
   #exchanges = 0;
   readonly #onAbort = (): void => {
     this.#aborted = true;
@@ -553,7 +586,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       void this.close();
     } else if (this.#state !== 'closed' && this.#io.written === 0) {
       this.#dead = true;
-      // No reader took it yet: drop the stale bytes so they are never parsed as the response.
+      this.staleWatch = true;
+      // No reader took it yet: drop the stale bytes so they are never parsed as the response
+      // (a reader that took it gets the end of the stream instead: ExchangeStream.recv).
       if (this.#io.dropWatch(watch)) chunk?.release();
       void this.#client.close().catch(() => {});
     }

@@ -49,9 +49,14 @@ export interface RecvTarget {
  * Receives the outcome of one `writeTo()`: `error` is undefined once every byte was handed to
  * the kernel, else the failure (ECANCELED when the stream was closed meanwhile; for a single
  * buffer the error carries it as `buffer`). Called exactly once per writeTo(), never from inside
- * writeTo() or close(); it may run straight from the driver's completion handling, so it should
- * not throw (a throw surfaces as an uncaught exception). A connection class implements this once:
- * a write then costs no promise, reaction or closure.
+ * writeTo() or close(): results are delivered at the next microtask checkpoint, and it should not
+ * throw (a throw surfaces as an uncaught exception). A connection class implements this once: a
+ * write then costs no promise, reaction or closure.
+ *
+ * Order: on the io_uring driver the recvTo() and writeTo() results of a stream reach their
+ * targets in the order the kernel completed them, so bytes received before a write completed
+ * are reported before that write (how a pooled connection tells bytes that predate its request
+ * from the answer). The legacy driver keeps each direction in order, not the two together.
  */
 export interface WriteTarget {
   onWritten(error: RuntimeError | undefined): void;

@@ -7,7 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
-import { deliverRecv } from '../internal/recv-delivery.js';
+import { deliverRecv } from '../internal/target-delivery.js';
 import type {
   ByteStream,
   IoOptions,

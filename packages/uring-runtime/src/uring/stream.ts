@@ -15,7 +15,7 @@
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding } from '@loch/native';
 import { RuntimeError } from '../errors.js';
-import { deliverRecv } from '../internal/recv-delivery.js';
+import { deliverRecv, deliverWritten } from '../internal/target-delivery.js';
 import type {
   ByteStream,
   IoOptions,
@@ -202,7 +202,8 @@ class StreamOp implements CompletionTarget {
   private settled(error: RuntimeError | undefined, value: unknown): void {
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
     const target = this.target;
-    if (target !== undefined) target.onWritten(error);
+    // Through the delivery queue, not called here: in completion order with the receives.
+    if (target !== undefined) deliverWritten(target, error);
     else if (error !== undefined) this.reject(error);
     else (this.resolve as (value: unknown) => void)(value);
   }

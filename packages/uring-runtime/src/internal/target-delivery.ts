@@ -1,16 +1,23 @@
 /**
- * Deferred delivery of recvTo() results: a per-thread queue drained in one microtask, so a
- * RecvTarget is never called from inside recvTo(), close() or the ring's completion dispatch
- * (the same moment a promise reaction would run), without a promise, closure or record per
- * delivery. Not for data movement: drivers decide what to deliver.
+ * Deferred delivery of recvTo() and writeTo() results: a per-thread queue drained in one
+ * microtask, so a RecvTarget or WriteTarget is never called from inside recvTo(), writeTo(),
+ * close() or the ring's completion dispatch (the same moment a promise reaction would run),
+ * without a promise, closure or record per delivery. One queue for both keeps them in the order
+ * the driver saw them complete: on the io_uring driver a receive that completed before a write
+ * is reported before it, which is how a pooled connection tells bytes that predate its request
+ * from its answer. Not for data movement: drivers decide what to deliver.
  */
 import type { RuntimeError } from '../errors.js';
-import type { RecvChunk, RecvTarget } from '../stream.js';
+import type { RecvChunk, RecvTarget, WriteTarget } from '../stream.js';
+
+/** Marks a queue entry as a writeTo() result. */
+const WRITTEN = 1;
 
 // Parallel queues in [head, tail). They keep their capacity between drains (entries are cleared
 // as they are delivered), so a delivery allocates nothing once they have grown.
-const targets: (RecvTarget | undefined)[] = [];
-const chunks: (RecvChunk | null)[] = [];
+const targets: (RecvTarget | WriteTarget | undefined)[] = [];
+/** The received chunk (or null), or WRITTEN for a writeTo() result. */
+const chunks: (RecvChunk | null | typeof WRITTEN)[] = [];
 const errors: (RuntimeError | undefined)[] = [];
 let head = 0;
 let tail = 0;
@@ -31,7 +38,8 @@ function drain(): void {
     chunks[i] = null;
     errors[i] = undefined;
     try {
-      target.onRecv(chunk, error);
+      if (chunk === WRITTEN) (target as WriteTarget).onWritten(error);
+      else (target as RecvTarget).onRecv(chunk, error);
     } catch (e) {
       // One target's exception must not cost the others their delivery; it surfaces afterwards
       // as an uncaught exception, like a throw in any callback.
@@ -66,6 +74,18 @@ export function deliverRecv(
   const i = tail++;
   targets[i] = target;
   chunks[i] = chunk;
+  errors[i] = error;
+  if (!scheduled) {
+    scheduled = true;
+    queueMicrotask(drain);
+  }
+}
+
+/** Queues `target.onWritten(error)` for the next microtask checkpoint, after earlier deliveries. */
+export function deliverWritten(target: WriteTarget, error: RuntimeError | undefined): void {
+  const i = tail++;
+  targets[i] = target;
+  chunks[i] = WRITTEN;
   errors[i] = error;
   if (!scheduled) {
     scheduled = true;
