@@ -56,6 +56,20 @@ describe('config loading', () => {
     expect(parseConfig(json, 'x.json')).toEqual(parseConfig(minimal, 'x.toml'));
   });
 
+  it('reads allow_encoded_slashes per server (default off) and checks its type', () => {
+    expect(parseConfig(minimal).servers[0]!.allowEncodedSlashes).toBe(false);
+    const on = minimal.replace(
+      '[[servers.web.routes]]',
+      'allow_encoded_slashes = true\n[[servers.web.routes]]',
+    );
+    expect(parseConfig(on).servers[0]!.allowEncodedSlashes).toBe(true);
+    const bad = minimal.replace(
+      '[[servers.web.routes]]',
+      'allow_encoded_slashes = "yes"\n[[servers.web.routes]]',
+    );
+    expect(issuesOf(bad).map((i) => i.path)).toEqual(['servers.web.allow_encoded_slashes']);
+  });
+
   it('names unknown keys wherever they are', () => {
     const issues = issuesOf(`${minimal}\n[runtime]\nworkerz = 2\n`);
     expect(issues).toContainEqual({ path: 'runtime', message: 'unknown key "workerz"' });

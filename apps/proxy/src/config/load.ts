@@ -283,6 +283,7 @@ function normalizeServer(
     timeouts,
     routes,
     accessLog: s.access_log ?? accessLogDefault,
+    allowEncodedSlashes: s.allow_encoded_slashes ?? false,
   };
 }
 

@@ -76,6 +76,8 @@ export const ServerSchema = z.strictObject({
   /** Recognised so it can be refused by name until the TLS issue lands. */
   tls: z.unknown().optional(),
   access_log: z.boolean().optional(),
+  /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
+  allow_encoded_slashes: z.boolean().optional(),
 });
 
 export const RuntimeSchema = z.strictObject({
@@ -160,6 +162,12 @@ export interface ServerConfig {
   readonly timeouts: TimeoutConfig;
   readonly routes: readonly RouteConfig[];
   readonly accessLog: boolean;
+  /**
+   * Request paths may carry an encoded slash (`%2F`): kept encoded, routed and forwarded as
+   * such. Off by default: such a path is a 400, since an upstream that decodes it sees other
+   * segments than the ones routed on.
+   */
+  readonly allowEncodedSlashes: boolean;
 }
 
 export interface RuntimeConfig {

@@ -2,8 +2,8 @@
  * The two outer layers of a server's chain. The context layer turns the HttpServer's call
  * `(request, connection context)` into one certain-map context per request (a fork of the
  * connection's, plus the request and its start time). The HTTP core layer below it answers
- * every failure of the inner layers with a small plain-text response (ProxyError's status:
- * 404, 400, 502, 504; 500 for anything unexpected), logs failures, and writes the access-log
+ * every failure of the inner layers with a small plain-text response (ProxyError's status and
+ * fields: 404, 400, 405, 502, 504; 500 for anything unexpected), logs failures, and writes the access-log
  * line when the response body has been passed on. Not for header hygiene (reuse.ts) or routing.
  */
 import {
@@ -107,9 +107,11 @@ export class CoreService implements Service<RequestCx, HttpResponse> {
     const req = cx.get('request');
     let status = 500;
     let code = 'ERR_LOCH_INTERNAL';
+    let extra: readonly (readonly [string, string])[] | undefined;
     if (error instanceof ProxyError) {
       status = error.status;
       code = error.code;
+      extra = error.headers;
       if (status >= 500)
         this.log.warn(
           `${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`,
@@ -130,7 +132,10 @@ export class CoreService implements Service<RequestCx, HttpResponse> {
       );
     }
     return createResponse(status, {
-      headers: [['content-type', 'text/plain; charset=utf-8']],
+      headers:
+        extra === undefined
+          ? [['content-type', 'text/plain; charset=utf-8']]
+          : [['content-type', 'text/plain; charset=utf-8'], ...extra],
       body: new FixedBody(`${status} ${code}\n`),
     });
   }

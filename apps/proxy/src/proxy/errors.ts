@@ -1,6 +1,7 @@
 /**
- * Typed failures of the proxy path and the status each one answers: no route 404, a path that
- * climbs above the root 400, an upstream that refuses, resets or breaks protocol before a
+ * Typed failures of the proxy path and the status each one answers: no route 404, a target the
+ * proxy will not forward 400 (a path that climbs above the root or hides a "/" or NUL in an
+ * escape, a bad authority or scheme, an empty Host), CONNECT 405, an upstream that refuses, resets or breaks protocol before a
  * response 502, an upstream too slow to connect or answer 504. `classifyUpstreamError` turns
  * what the runtime and @loch/http throw into one of these. Not for config errors (config/load.ts).
  */
@@ -11,6 +12,10 @@ import { TransportError } from '@loch/transports';
 export type ProxyErrorCode =
   | 'ERR_LOCH_NO_ROUTE'
   | 'ERR_LOCH_BAD_PATH'
+  | 'ERR_LOCH_ENCODED_SLASH'
+  | 'ERR_LOCH_BAD_TARGET'
+  | 'ERR_LOCH_BAD_HOST'
+  | 'ERR_LOCH_METHOD_NOT_ALLOWED'
   | 'ERR_LOCH_UPSTREAM_REFUSED'
   | 'ERR_LOCH_UPSTREAM_RESET'
   | 'ERR_LOCH_UPSTREAM_PROTOCOL'
@@ -21,6 +26,10 @@ export type ProxyErrorCode =
 const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_NO_ROUTE: 404,
   ERR_LOCH_BAD_PATH: 400,
+  ERR_LOCH_ENCODED_SLASH: 400,
+  ERR_LOCH_BAD_TARGET: 400,
+  ERR_LOCH_BAD_HOST: 400,
+  ERR_LOCH_METHOD_NOT_ALLOWED: 405,
   ERR_LOCH_UPSTREAM_REFUSED: 502,
   ERR_LOCH_UPSTREAM_RESET: 502,
   ERR_LOCH_UPSTREAM_PROTOCOL: 502,
@@ -34,13 +43,16 @@ export class ProxyError extends Error {
   override readonly name = 'ProxyError';
   /** The status sent to the client. */
   readonly status: number;
+  /** Fields the answer carries besides its content type (a 405's Allow). */
+  readonly headers: readonly (readonly [string, string])[] | undefined;
   constructor(
     readonly code: ProxyErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; headers?: readonly (readonly [string, string])[] },
   ) {
     super(message, options);
     this.status = STATUS[code];
+    this.headers = options?.headers;
   }
 }
 

@@ -1,15 +1,132 @@
+import { createRequest, createResponse, type HttpResponse } from '@loch/http';
 import { describe, expect, it } from 'vitest';
-import { compileRoutes, splitTarget, stripPrefix } from './route.js';
+import type { RouteConfig } from '../config/schema.js';
+import { ProxyContext, type RoutedCx } from './context.js';
+import { ProxyError } from './errors.js';
+import { compileRoutes, parseAbsoluteTarget, RouteService, stripPrefix } from './route.js';
 
-describe('route helpers', () => {
-  it('splits origin-form and absolute-form targets into path and query', () => {
-    expect(splitTarget('/a/b?x=1&y')).toEqual({ path: '/a/b', query: '?x=1&y' });
-    expect(splitTarget('/a')).toEqual({ path: '/a', query: '' });
-    expect(splitTarget('http://h:8/p/q?z')).toEqual({ path: '/p/q', query: '?z' });
-    expect(splitTarget('http://h:8')).toEqual({ path: '/', query: '' });
-    expect(splitTarget('*')).toBeUndefined();
+const route = (path: string, host?: string): RouteConfig => ({
+  path,
+  host,
+  loadBalancer: 'first',
+  stripPrefix: undefined,
+  hostHeader: 'preserve',
+  upstreams: [
+    {
+      address: { kind: 'tcp', host: '127.0.0.1', port: 81, scheme: 'http', authority: '127.0.0.1:81' },
+      weight: 1,
+      label: path,
+    },
+  ],
+});
+
+/** Runs one request through a RouteService over `/`, `/public/` and host `b.example`'s `/`. */
+async function routed(
+  method: string,
+  target: string,
+  headers: [string, string][],
+  options: { version?: '1.0' | '1.1'; encodedSlashes?: boolean } = {},
+): Promise<{ cx: RoutedCx; host: string | undefined } | ProxyError> {
+  let seen: RoutedCx | undefined;
+  const svc = new RouteService(
+    {
+      call: (cx: RoutedCx): Promise<HttpResponse> => {
+        seen = cx;
+        return Promise.resolve(createResponse(200));
+      },
+    },
+    compileRoutes([route('/'), route('/public/'), route('/', 'b.example')]),
+    options.encodedSlashes ?? false,
+  );
+  const req = createRequest(method, target, { headers, version: options.version ?? '1.1' });
+  const cx = ProxyContext.empty()
+    .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
+    .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+    .set('driver', 'legacy')
+    .set('server', { key: 'web', scheme: 'http' })
+    .set('request', req)
+    .set('clientTarget', target)
+    .set('startedAt', 0);
+  try {
+    await svc.call(cx);
+  } catch (error) {
+    return error as ProxyError;
+  }
+  return { cx: seen!, host: req.headers.get('host') };
+}
+
+describe('parseAbsoluteTarget', () => {
+  it('takes authority, path and query apart', () => {
+    expect(parseAbsoluteTarget('http://h:8/p/q?z')).toEqual({ authority: 'h:8', path: '/p/q', query: '?z' });
+    expect(parseAbsoluteTarget('http://h:8')).toEqual({ authority: 'h:8', path: '/', query: '' });
+    expect(parseAbsoluteTarget('http://h?x=1')).toEqual({ authority: 'h', path: '/', query: '?x=1' });
+    expect(parseAbsoluteTarget('HTTPS://[::1]:443/a')).toEqual({
+      authority: '[::1]:443',
+      path: '/a',
+      query: '',
+    });
   });
 
+  it('refuses other schemes, userinfo and bad or empty authorities', () => {
+    expect(parseAbsoluteTarget('ftp://h/x')).toBe('scheme');
+    expect(parseAbsoluteTarget('ws://h/x')).toBe('scheme');
+    expect(parseAbsoluteTarget('http://a:b@h/x')).toBe('userinfo');
+    expect(parseAbsoluteTarget('http://@h/x')).toBe('userinfo');
+    expect(parseAbsoluteTarget('http://?x')).toBe('authority');
+    expect(parseAbsoluteTarget('http://:80/x')).toBe('authority');
+    expect(parseAbsoluteTarget('http://h:8x/x')).toBe('authority');
+    expect(parseAbsoluteTarget('http://h"/x')).toBe('authority');
+  });
+});
+
+describe('RouteService', () => {
+  it('routes on the absolute-form authority and forwards it as Host, the path in origin form', async () => {
+    const r = await routed('GET', 'http://b.example:8080/x?y=1', [['host', 'other.example']]);
+    expect(r).not.toBeInstanceOf(ProxyError);
+    const { cx, host } = r as Exclude<typeof r, ProxyError>;
+    expect(cx.get('route').route.host).toBe('b.example');
+    expect(cx.get('upstreamTarget')).toBe('/x?y=1');
+    expect(host).toBe('b.example:8080');
+    expect(cx.get('request').headers.get('x-forwarded-host')).toBe('b.example:8080');
+    // HTTP/1.0 without Host: the authority is added
+    const old = await routed('GET', 'http://b.example/x', [], { version: '1.0' });
+    expect((old as Exclude<typeof r, ProxyError>).host).toBe('b.example');
+  });
+
+  it('routes and forwards the normalized path, the query untouched', async () => {
+    const r = (await routed('GET', '/public/%2e%2e/admin/%7euser?a=%2e%2e/%2F', [['host', 'h']])) as {
+      cx: RoutedCx;
+    };
+    expect(r.cx.get('route').route.path).toBe('/');
+    expect(r.cx.get('upstreamTarget')).toBe('/admin/~user?a=%2e%2e/%2F');
+  });
+
+  it('answers 400 for an empty Host, userinfo, another scheme, a fragment, the asterisk form and refused paths', async () => {
+    const code = async (method: string, target: string, headers: [string, string][] = [['host', 'h']]) =>
+      ((await routed(method, target, headers)) as ProxyError).code;
+    expect(await code('GET', '/x', [['host', '']])).toBe('ERR_LOCH_BAD_HOST');
+    expect(await code('GET', 'http://h/x', [['host', '']])).toBe('ERR_LOCH_BAD_HOST');
+    expect(await code('GET', 'http://a:b@h/x')).toBe('ERR_LOCH_BAD_HOST');
+    expect(await code('GET', 'ftp://h/x')).toBe('ERR_LOCH_BAD_TARGET');
+    expect(await code('GET', '/x#y')).toBe('ERR_LOCH_BAD_TARGET');
+    expect(await code('OPTIONS', '*')).toBe('ERR_LOCH_BAD_TARGET');
+    expect(await code('GET', '/a%2fb')).toBe('ERR_LOCH_ENCODED_SLASH');
+    expect(await code('GET', '/a%00b')).toBe('ERR_LOCH_BAD_PATH');
+    expect(await code('GET', '/a%zzb')).toBe('ERR_LOCH_BAD_PATH');
+    expect(await code('GET', '/%2e%2e/x')).toBe('ERR_LOCH_BAD_PATH');
+    const ok = (await routed('GET', '/a%2fb', [['host', 'h']], { encodedSlashes: true })) as { cx: RoutedCx };
+    expect(ok.cx.get('upstreamTarget')).toBe('/a%2Fb');
+  });
+
+  it('answers CONNECT with 405 and an Allow field', async () => {
+    const e = (await routed('CONNECT', 'h:443', [['host', 'h:443']])) as ProxyError;
+    expect(e.status).toBe(405);
+    expect(e.code).toBe('ERR_LOCH_METHOD_NOT_ALLOWED');
+    expect(e.headers).toEqual([['allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH']]);
+  });
+});
+
+describe('route helpers', () => {
   it('strips a literal prefix and always leaves a path that starts with "/"', () => {
     expect(stripPrefix('/api/users', '/api')).toBe('/users');
     expect(stripPrefix('/api/users', '/api/')).toBe('/users');

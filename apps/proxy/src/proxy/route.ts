@@ -1,16 +1,22 @@
 /**
- * The route-and-rewrite layer: finds the route for a request (host, then path, after removing
- * dot segments), rewrites the path (strip_prefix), and adds the forwarding fields
- * (X-Forwarded-For/-Proto/-Host, Via). No route is a 404, a path climbing above the root a 400.
- * The route table and one balancer per route are built once per config (per worker), never
- * per request. Not for sending (upstream.ts).
+ * The route-and-rewrite layer: finds the route for a request (host, then path, after
+ * normalizing it: path-normalizer.ts), rewrites the path (strip_prefix), and adds the forwarding
+ * fields (X-Forwarded-For/-Proto/-Host, Via). The request's authority is the absolute-form
+ * target's when there is one (RFC 9112 §3.2.2: the Host field is then ignored, and replaced with
+ * it), else the Host field; routing and the forwarded Host use that same authority. No route is
+ * a 404; a target this proxy will not forward is a 400 (a path refused by the normalizer, an
+ * absolute-form target with userinfo, a bad authority or a scheme other than http(s), an empty
+ * Host, a fragment, the asterisk form), CONNECT a 405 (a reverse proxy runs no tunnels). The route table
+ * and one balancer per route are built once per config (per worker), never per request.
+ * Not for sending (upstream.ts).
  */
 import type { HttpResponse } from '@loch/http';
 import { type FactoryLayer, layerFn, type MakeService, makeFn, type Service } from '@loch/service-async';
 import { type Endpoint, endpoint } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
-import { normalizePath, Router } from '../routing/router.js';
+import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
+import { Router } from '../routing/router.js';
 import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
@@ -52,21 +58,56 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
   );
 }
 
-/** Splits a request target into its path and its query (with the "?"), for origin and absolute forms. */
-export function splitTarget(target: string): { path: string; query: string } | undefined {
-  let start = 0;
-  if (target.charCodeAt(0) !== 0x2f) {
-    // absolute-form (a client talking to us as a forward proxy): keep only path and query
-    const scheme = target.indexOf('://');
-    if (scheme < 0) return undefined;
-    const slash = target.indexOf('/', scheme + 3);
-    if (slash < 0) return { path: '/', query: '' };
-    start = slash;
+/** An absolute-form target taken apart: what the route layer uses of it. */
+export interface AbsoluteTarget {
+  /** The authority as written (`host[:port]`), which becomes the forwarded Host. */
+  readonly authority: string;
+  /** The path, "/" when the target has none. */
+  readonly path: string;
+  /** The query with its "?", or "". */
+  readonly query: string;
+}
+
+/** Why an absolute-form target is refused. */
+export type AbsoluteTargetError = 'scheme' | 'userinfo' | 'authority';
+
+/**
+ * `host [":" port]` (RFC 3986 §3.2.2-3.2.3): an IP literal in brackets or a reg-name / IPv4
+ * address (unreserved, pct-encoded, sub-delims), never empty, then an optional port.
+ */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-9]*)?$/;
+
+/**
+ * Takes an absolute-form target (`http://host:port/path?query`, as the decoder admitted it)
+ * apart. Only the http and https schemes (any case) are forwarded; userinfo (`user:pw@host`) is
+ * refused (RFC 9110 §4.2.4: deprecated, and a way to disguise the host), and so is an authority
+ * that is empty or not `host[:port]`.
+ */
+export function parseAbsoluteTarget(target: string): AbsoluteTarget | AbsoluteTargetError {
+  const sep = target.indexOf('://');
+  if (sep < 0) return 'authority';
+  const scheme = target.slice(0, sep).toLowerCase();
+  if (scheme !== 'http' && scheme !== 'https') return 'scheme';
+  const start = sep + 3;
+  let end = start;
+  while (end < target.length) {
+    const c = target.charCodeAt(end);
+    if (c === 0x2f || c === 0x3f || c === 0x23) break;
+    end++;
   }
-  const q = target.indexOf('?', start);
-  return q < 0
-    ? { path: start === 0 ? target : target.slice(start), query: '' }
-    : { path: target.slice(start, q), query: target.slice(q) };
+  const authority = target.slice(start, end);
+  if (authority.includes('@')) return 'userinfo';
+  if (!AUTHORITY.test(authority)) return 'authority';
+  if (end === target.length) return { authority, path: '/', query: '' };
+  const rest = target.slice(end);
+  const q = rest.indexOf('?');
+  const path = q < 0 ? rest : rest.slice(0, q);
+  return {
+    authority,
+    // "http://h?x" has an empty path: it is "/" (RFC 9112 §3.2.1)
+    path: path === '' ? '/' : path,
+    query: q < 0 ? '' : rest.slice(q),
+  };
 }
 
 /** Removes a literal prefix; what is left always starts with "/". */
@@ -79,11 +120,18 @@ export function stripPrefix(path: string, prefix: string): string {
   return rest.charCodeAt(0) === 0x2f ? rest : `/${rest}`;
 }
 
+/** The methods a 405 for CONNECT names (any other token is forwarded too). */
+const ALLOW: readonly (readonly [string, string])[] = [
+  ['allow', 'GET, HEAD, POST, PUT, DELETE, OPTIONS, TRACE, PATCH'],
+];
+
 /** Routes and rewrites, then calls the upstream layer. */
 export class RouteService implements Service<RequestCx, HttpResponse> {
   constructor(
     readonly inner: Service<RoutedCx, HttpResponse>,
     readonly router: Router<CompiledRoute>,
+    /** Keep `%2F` in paths (encoded) instead of answering 400. */
+    readonly encodedSlashes = false,
   ) {}
 
   call(cx: RequestCx): Promise<HttpResponse> {
@@ -91,20 +139,34 @@ export class RouteService implements Service<RequestCx, HttpResponse> {
     const target = req.target;
     let rawPath: string;
     let query: string;
+    // The Host field as received, and the authority the request is for.
+    const received = req.headers.get('host');
+    let host = received;
+    // A fragment is never part of a request target (RFC 9112 §3.2); an upstream that cut the
+    // path there would see another path than the one routed.
+    if (target.indexOf('#') >= 0) return reject('ERR_LOCH_BAD_TARGET', `fragment in ${target}`);
     if (target.charCodeAt(0) === 0x2f) {
       // origin-form, nearly every request: split in place, no object per request
       const q = target.indexOf('?');
       rawPath = q < 0 ? target : target.slice(0, q);
       query = q < 0 ? '' : target.slice(q);
+    } else if (req.method === 'CONNECT') {
+      return reject('ERR_LOCH_METHOD_NOT_ALLOWED', 'CONNECT: this proxy runs no tunnels', ALLOW);
+    } else if (req.targetForm !== 'absolute') {
+      return reject('ERR_LOCH_BAD_TARGET', `bad request target ${target}`);
     } else {
-      const split = splitTarget(target);
-      if (split === undefined) return badTarget(target);
-      rawPath = split.path;
-      query = split.query;
+      const abs = parseAbsoluteTarget(target);
+      if (typeof abs === 'string') return badAbsolute(abs, target);
+      rawPath = abs.path;
+      query = abs.query;
+      host = abs.authority;
     }
-    const path = normalizePath(rawPath);
-    if (path === undefined) return badTarget(target);
-    const host = req.headers.get('host');
+    // An http(s) URI with an empty host is invalid (RFC 9110 §4.2.1), absolute-form or not.
+    if (received === '') return reject('ERR_LOCH_BAD_HOST', 'empty Host');
+    // RFC 9112 §3.2.2: the target's authority replaces the received Host.
+    if (host !== received) req.headers.set('host', host!);
+    const path = normalizePath(rawPath, this.encodedSlashes);
+    if (typeof path === 'number') return badPath(path, rawPath);
     const match = this.router.match(host, path);
     if (match === undefined) {
       return Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', `no route for ${host ?? ''}${path}`));
@@ -118,13 +180,35 @@ export class RouteService implements Service<RequestCx, HttpResponse> {
   }
 }
 
-function badTarget(target: string): Promise<never> {
-  return Promise.reject(new ProxyError('ERR_LOCH_BAD_PATH', `bad request target ${target}`));
+function reject(
+  code: 'ERR_LOCH_METHOD_NOT_ALLOWED' | 'ERR_LOCH_BAD_TARGET' | 'ERR_LOCH_BAD_HOST',
+  message: string,
+  headers?: readonly (readonly [string, string])[],
+): Promise<never> {
+  return Promise.reject(new ProxyError(code, message, headers === undefined ? undefined : { headers }));
+}
+
+function badAbsolute(error: AbsoluteTargetError, target: string): Promise<never> {
+  return error === 'scheme'
+    ? reject('ERR_LOCH_BAD_TARGET', `scheme of ${target} is not http or https`)
+    : reject('ERR_LOCH_BAD_HOST', `${error === 'userinfo' ? 'userinfo' : 'bad authority'} in ${target}`);
+}
+
+function badPath(why: PathRejection, path: string): Promise<never> {
+  return Promise.reject(
+    why === PathRejection.EncodedSlash
+      ? new ProxyError('ERR_LOCH_ENCODED_SLASH', `encoded "/" in ${path} (see allow_encoded_slashes)`)
+      : new ProxyError(
+          'ERR_LOCH_BAD_PATH',
+          `${why === PathRejection.AboveRoot ? 'path above the root' : why === PathRejection.EncodedNul ? 'encoded NUL' : 'malformed escape'} in ${path}`,
+        ),
+  );
 }
 
 /** Config the route layer reads. */
 export interface RouteLayerConfig {
   readonly routes: readonly RouteConfig[];
+  readonly server: { readonly allowEncodedSlashes: boolean };
 }
 
 /** The route layer: a new route table per build; the inner service is made from `old.inner`. */
@@ -134,6 +218,13 @@ export function routeLayer<C extends RouteLayerConfig>(): FactoryLayer<
   MakeService<RouteService>
 > {
   return layerFn((config, inner) =>
-    makeFn((old) => new RouteService(inner.make(old?.inner), compileRoutes(config.routes))),
+    makeFn(
+      (old) =>
+        new RouteService(
+          inner.make(old?.inner),
+          compileRoutes(config.routes),
+          config.server.allowEncodedSlashes,
+        ),
+    ),
   );
 }

@@ -17,7 +17,7 @@ declare const config: {
   routes: [];
   lifecycle: ServerLifecycle;
   log: ProxyLog;
-  server: { key: string; accessLog: boolean };
+  server: { key: string; accessLog: boolean; allowEncodedSlashes: boolean };
 };
 declare const upstream: ReturnType<typeof upstreamFactory>;
 

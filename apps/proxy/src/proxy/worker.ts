@@ -33,6 +33,9 @@ import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, serverStack } from './stack.js';
 import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
 
+/** The decoder policy of every server: every method token is accepted. */
+const ANY_METHOD = { methods: 'any' } as const;
+
 /** What the main thread hands every worker at start. */
 export interface WorkerData {
   readonly config: ProxyConfig;
@@ -233,6 +236,9 @@ export class ProxyWorker {
     const http = new HttpServer<ConnectionCx>(
       { call: (request, cx) => slot.get().call(request, cx) },
       {
+        // A proxy forwards any method token (RFC 9110 §9.1: extension methods included); CONNECT
+        // is refused by the route layer (405).
+        limits: ANY_METHOD,
         timeouts: {
           idle: t.serverKeepalive,
           head: t.serverReadHeader,

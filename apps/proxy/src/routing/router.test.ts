@@ -1,7 +1,6 @@
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { createBalancer } from './balancer.js';
-import { normalizePath, RoutePatternError, Router } from './router.js';
+import { RoutePatternError, Router } from './router.js';
 
 const r = (path: string, host?: string) => ({ path, host, id: `${host ?? '*'} ${path}` });
 
@@ -69,29 +68,6 @@ describe('Router', () => {
     expect(() => new Router([r('/a/x{id}')])).toThrow(RoutePatternError);
     expect(() => new Router([r('/a/{id}/{id}')])).toThrow(RoutePatternError);
     expect(() => new Router([r('/a'), r('/a')])).toThrow(RoutePatternError);
-  });
-});
-
-describe('normalizePath', () => {
-  it('removes dot segments and refuses to climb above the root', () => {
-    expect(normalizePath('/a/./b/../c')).toBe('/a/c');
-    expect(normalizePath('/public/../admin')).toBe('/admin');
-    expect(normalizePath('/a/b/..')).toBe('/a/');
-    expect(normalizePath('/..')).toBeUndefined();
-    expect(normalizePath('/a/../../etc')).toBeUndefined();
-    expect(normalizePath('/plain/path')).toBe('/plain/path');
-  });
-
-  it('never yields a path with dot segments or outside the root', () => {
-    fc.assert(
-      fc.property(fc.array(fc.constantFrom('a', 'b', '.', '..', ''), { maxLength: 8 }), (segs) => {
-        const out = normalizePath(`/${segs.join('/')}`);
-        if (out !== undefined) {
-          expect(out.startsWith('/')).toBe(true);
-          expect(out.split('/').some((s) => s === '.' || s === '..')).toBe(false);
-        }
-      }),
-    );
   });
 });
 

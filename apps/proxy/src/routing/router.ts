@@ -5,9 +5,10 @@
  *   3. prefix       "/static/", "/"       a pattern ending in "/" matches everything below it,
  *                   "/api/{*rest}"        and so does a final catch-all; the longest prefix wins
  * Routes that name a host are tried before host-less ones (the host is compared without its
- * port, case-insensitively; "*.example.com" matches any subdomain). The request path is
- * matched after removing dot segments, so "/public/../admin" cannot reach a "/public/" route.
- * Not for rewriting or forwarding (proxy/forward.ts).
+ * port, case-insensitively; "*.example.com" matches any subdomain). The path it is given is
+ * already normalized (path-normalizer.ts: escapes and dot segments), so "/public/../admin" or
+ * "/public/%2e%2e/admin" cannot reach a "/public/" route. Not for rewriting or forwarding
+ * (proxy/route.ts).
  */
 
 /** A route as the router sees it: its pattern and optional host; T is whatever the caller attaches. */
@@ -155,28 +156,6 @@ class RouteTable<T> {
   }
 }
 
-/** Removes dot segments (RFC 3986 5.2.4); returns undefined when the path climbs above the root. */
-export function normalizePath(path: string): string | undefined {
-  if (!path.includes('/.')) return path;
-  const out: string[] = [];
-  const segs = path.split('/');
-  for (let i = 1; i < segs.length; i++) {
-    const s = segs[i]!;
-    if (s === '.') {
-      if (i === segs.length - 1) out.push('');
-      continue;
-    }
-    if (s === '..') {
-      if (out.length === 0) return undefined;
-      out.pop();
-      if (i === segs.length - 1) out.push('');
-      continue;
-    }
-    out.push(s);
-  }
-  return `/${out.join('/')}`;
-}
-
 /** Routes of one server, compiled for matching. */
 export class Router<T extends RoutePattern> {
   readonly #byHost = new Map<string, RouteTable<T>>();
@@ -209,8 +188,9 @@ export class Router<T extends RoutePattern> {
   }
 
   /**
-   * Finds the route for a request. `host` is the Host header (or authority) as received;
-   * `path` the target's path without the query, already dot-segment-normalized.
+   * Finds the route for a request. `host` is the request's authority (the absolute-form
+   * target's, else the Host field); `path` the target's path without the query, normalized
+   * (path-normalizer.ts).
    */
   match(host: string | undefined, path: string): RouteMatch<T> | undefined {
     if (host !== undefined && (this.#byHost.size || this.#wildcards.length)) {
