@@ -52,11 +52,23 @@ export function split(input: Uint8Array, cuts: number[]): Uint8Array[] {
 export function decode(
   kind: 'request' | 'response',
   pieces: Uint8Array[] | string,
-  opts: { limits?: RequestDecoderOptions; eof?: boolean; method?: string } = {},
+  opts: {
+    limits?: RequestDecoderOptions;
+    eof?: boolean;
+    /** Method of the request every response answers. */
+    method?: string;
+    /** Methods of the requests the final (non-1xx) responses answer, in order; then `method`. */
+    methods?: readonly string[];
+  } = {},
 ): DecodeResult {
   const list = typeof pieces === 'string' ? [Buffer.from(pieces, 'latin1')] : pieces;
   const d = kind === 'request' ? new RequestDecoder(opts.limits) : new ResponseDecoder(opts.limits);
-  if (d instanceof ResponseDecoder && opts.method) d.expectResponseTo(opts.method);
+  let finals = 0;
+  const expect = () => {
+    const m = opts.methods?.[finals] ?? opts.method;
+    if (d instanceof ResponseDecoder) d.expectResponseTo(m ?? 'GET');
+  };
+  expect();
   const messages: Decoded[] = [];
   let cur: Decoded | null = null;
   let body: string[] = [];
@@ -85,6 +97,11 @@ export function decode(
       cur!.body = body.join('');
       cur!.trailers = d.trailers ? [...d.trailers] : null;
       messages.push(cur!);
+      // An interim (1xx) response answers the same request as the next one.
+      if ((cur!.head.status ?? 200) >= 200) {
+        finals++;
+        expect();
+      }
       cur = null;
     } else return false;
     return true;

@@ -51,12 +51,18 @@ function pairs(flat: string[] | undefined): [string, string][] {
   return out;
 }
 
-/** Parses `input` with llhttp (strict, no lenient flags) and returns every complete message or the error. */
+/**
+ * Parses `input` with llhttp (strict, no lenient flags) and returns every complete message or the
+ * error. For responses, `methods` (then `method`) name the requests the final (non-1xx) responses
+ * answer, in order: a response to HEAD has no body, as node:http's client tells llhttp (its
+ * on_headers_complete returns 1).
+ */
 export function llparse(
   kind: 'request' | 'response',
   input: Buffer,
-  opts: { eof?: boolean; maxHeaderSize?: number } = {},
+  opts: { eof?: boolean; maxHeaderSize?: number; method?: string; methods?: readonly string[] } = {},
 ): LlResult {
+  let finals = 0;
   const p = new HTTPParser();
   p.initialize(
     kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE,
@@ -97,7 +103,7 @@ export function llparse(
       keepAlive,
     };
     body = [];
-    return 0;
+    return kind === 'response' && (opts.methods?.[finals] ?? opts.method) === 'HEAD' ? 1 : 0;
   };
   p[HTTPParser.kOnBody] = (b: Buffer) => {
     body.push(Buffer.from(b));
@@ -110,6 +116,7 @@ export function llparse(
       // a trailer flush repeats the previous URL: it belongs to no message
       pendingUrl = '';
       messages.push(cur);
+      if ((cur.status ?? 200) >= 200) finals++;
       cur = null;
     }
   };

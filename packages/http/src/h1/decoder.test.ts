@@ -217,8 +217,6 @@ describe('smuggling defences', () => {
       rejects(cl(v), 'ERR_HTTP_INVALID_CONTENT_LENGTH');
     }
     expect(all('request', `${cl('007')}abcdefg`).messages[0]!.body).toBe('abcdefg');
-    // found by the differential test: llhttp rejects a tab after the digits, so must we
-    rejects(cl('5\t'), 'ERR_HTTP_INVALID_CONTENT_LENGTH');
   });
 
   it('accepts only a single final chunked in requests', () => {
@@ -270,10 +268,16 @@ describe('smuggling defences', () => {
     rejects('POST /a HTTP/1.0\r Content-Type: x\r\n\r\n', 'ERR_HTTP_BARE_CR');
   });
 
-  it('answers unsupported versions with 505', () => {
+  it('answers other major versions with 505', () => {
     const r = rejects('GET / HTTP/2.0\r\nHost: h\r\n\r\n', 'ERR_HTTP_UNSUPPORTED_VERSION');
     expect(r.error!.status).toBe(505);
-    rejects('GET / HTTP/1.2\r\nHost: h\r\n\r\n', 'ERR_HTTP_UNSUPPORTED_VERSION');
+    rejects('GET / HTTP/0.9\r\nHost: h\r\n\r\n', 'ERR_HTTP_UNSUPPORTED_VERSION');
+    rejects('GET / HTTP/3.1\r\nHost: h\r\n\r\n', 'ERR_HTTP_UNSUPPORTED_VERSION');
+    // HTTP-version is one digit each side of the dot (RFC 9112 §2.3).
+    rejects('GET / HTTP/1.10\r\nHost: h\r\n\r\n', 'ERR_HTTP_INVALID_VERSION');
+    rejects('GET / HTTP/11.1\r\nHost: h\r\n\r\n', 'ERR_HTTP_INVALID_VERSION');
+    rejects('GET / HTTP/1.\r\nHost: h\r\n\r\n', 'ERR_HTTP_INVALID_VERSION');
+    rejects('GET /\r\nHost: h\r\n\r\n', 'ERR_HTTP_INVALID_TARGET');
   });
 
   it('requires exactly one Host in HTTP/1.1', () => {
@@ -393,6 +397,252 @@ describe('responses', () => {
     );
     expect(
       all('response', 'HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n').messages[0]!
+        .keepAlive,
+    ).toBe(true);
+  });
+});
+
+/** Feeds the pieces to a fresh decoder without end of stream; returns the events' outcome and the decoder. */
+async function feedAll(kind: 'request' | 'response', pieces: string[]) {
+  const { RequestDecoder, ResponseDecoder } = await import('./decoder.js');
+  const d = kind === 'request' ? new RequestDecoder() : new ResponseDecoder();
+  let heads = 0;
+  try {
+    for (const p of pieces) {
+      d.feed(Buffer.from(p, 'latin1'));
+      for (let ev = d.poll(); ev !== 0; ev = d.poll()) if (ev === 1) heads++;
+    }
+  } catch (e) {
+    return { d, heads, code: (e as { code?: string }).code };
+  }
+  return { d, heads, code: undefined };
+}
+
+describe('RFC 9112 corrections (issue 11)', () => {
+  const chunkedHead = req('POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\n\n');
+
+  it('accepts chunk sizes with leading zeros and bounds the value, not the digits', () => {
+    const r = all('request', `${chunkedHead}00000000000005\r\nhello\r\n0000000000000000\r\n\r\n`);
+    expect(r.error).toBeNull();
+    expect(r.messages[0]!.body).toBe('hello');
+    expect(
+      all('request', `${chunkedHead}${'0'.repeat(900)}3;x=y\r\nabc\r\n0\r\n\r\n`).messages[0]!.body,
+    ).toBe('abc');
+    // 2^53 - 1 is the largest size (the message is then incomplete, not wrong); 2^53 is refused.
+    const max = decode('request', `${chunkedHead}1fffffffffffff\r\nab`);
+    expect(max.error).toBeNull();
+    expect(max.partial).toBe(true);
+    rejects(`${chunkedHead}20000000000000\r\n`, 'ERR_HTTP_INVALID_CHUNK_SIZE');
+    rejects(`${chunkedHead}00000020000000000000\r\n`, 'ERR_HTTP_INVALID_CHUNK_SIZE');
+    rejects(`${chunkedHead}${'f'.repeat(17)}\r\n`, 'ERR_HTTP_INVALID_CHUNK_SIZE');
+    rejects(`${chunkedHead}${'f'.repeat(400)}\r\n`, 'ERR_HTTP_INVALID_CHUNK_SIZE');
+    // Digits count towards the chunk line limit (so endless zeros end too), extensions after them.
+    rejects(`${chunkedHead}${'0'.repeat(1025)}1\r\n`, 'ERR_HTTP_CHUNK_LINE_TOO_LONG');
+    rejects(`${chunkedHead}${'0'.repeat(1000)}1;${'a'.repeat(30)}\r\n`, 'ERR_HTTP_CHUNK_LINE_TOO_LONG');
+    rejects(`${chunkedHead}${'0'.repeat(20)}1\r\n`, 'ERR_HTTP_CHUNK_LINE_TOO_LONG', 'request', {
+      limits: { maxChunkLineLength: 16 },
+    });
+    // In responses too.
+    const res = all(
+      'response',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0002\r\nok\r\n00\r\n\r\n',
+    );
+    expect(res.messages[0]!.body).toBe('ok');
+  });
+
+  it('treats HTAB as optional whitespace around every field value (fast and slow paths)', () => {
+    const clReq = all('request', `${req('POST / HTTP/1.1\nHost: h\nContent-Length:\t2\t\n\n')}ab`);
+    expect(clReq.error).toBeNull();
+    expect(clReq.messages[0]!.body).toBe('ab');
+    expect(clReq.messages[0]!.head.headers).toContainEqual(['content-length', '2']);
+    const mixed = all('request', `${req('POST / HTTP/1.1\nHost: h\nContent-Length: \t 2 \t \n\n')}ab`);
+    expect(mixed.messages[0]!.body).toBe('ab');
+    const clRes = all('response', 'HTTP/1.1 200 OK\r\nContent-Length:\t2\t\r\n\r\nab');
+    expect(clRes.error).toBeNull();
+    expect(clRes.messages[0]!.body).toBe('ab');
+    expect(clRes.messages[0]!.keepAlive).toBe(true);
+    // Tabs inside the digits are not OWS.
+    rejects(req('POST / HTTP/1.1\nHost: h\nContent-Length: 1\t2\n\n'), 'ERR_HTTP_INVALID_CONTENT_LENGTH');
+    const te = all(
+      'request',
+      `${req('POST / HTTP/1.1\nHost:\th\t\nTransfer-Encoding:\tchunked\t\n\n')}1\r\nx\r\n0\r\nX-T:\tv\t\r\n\r\n`,
+    );
+    expect(te.error).toBeNull();
+    expect(te.messages[0]!).toMatchObject({ framing: 'chunked', body: 'x', trailers: [['x-t', 'v']] });
+    expect(te.messages[0]!.head.headers).toContainEqual(['host', 'h']);
+    const teRes = all(
+      'response',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding:\tchunked\t\r\n\r\n1\r\nx\r\n0\r\n\r\n',
+    );
+    expect(teRes.messages[0]!).toMatchObject({ framing: 'chunked', body: 'x', keepAlive: true });
+    expect(
+      all('request', req('GET / HTTP/1.1\nHost: h\nConnection:\tclose\t\n\n')).messages[0]!.keepAlive,
+    ).toBe(false);
+    expect(all('request', req('GET / HTTP/1.0\nConnection:\tkeep-alive\t\n\n')).messages[0]!.keepAlive).toBe(
+      true,
+    );
+    expect(all('request', req('GET / HTTP/1.1\nHost: h\nX-A:\t v \t\n\n')).messages[0]!.head.headers).toEqual(
+      [
+        ['host', 'h'],
+        ['x-a', 'v'],
+      ],
+    );
+  });
+
+  it('reads Expect, Connection: upgrade and Upgrade through tabs', async () => {
+    for (const pieces of [
+      [req('PUT / HTTP/1.1\nHost:\th\t\nExpect:\t100-continue\t\nContent-Length: 1\n\n')],
+      [...req('PUT / HTTP/1.1\nHost:\th\t\nExpect:\t100-continue\t\nContent-Length: 1\n\n')],
+    ]) {
+      const { d, code } = await feedAll('request', pieces);
+      expect(code).toBeUndefined();
+      expect((d as { expectContinue: boolean }).expectContinue).toBe(true);
+    }
+    for (const pieces of [
+      [req('GET / HTTP/1.1\nHost: h\nConnection:\tUpgrade\t\nUpgrade:\twebsocket\t\n\n')],
+      [...req('GET / HTTP/1.1\nHost: h\nConnection:\tUpgrade\t\nUpgrade:\twebsocket\t\n\n')],
+    ]) {
+      const { d, code } = await feedAll('request', pieces);
+      expect(code).toBeUndefined();
+      expect(d.upgrade).toBe(true);
+    }
+  });
+
+  it('reads HTTP/1.2-1.9 as HTTP/1.1 (RFC 9112 §2.3) in requests and responses', async () => {
+    for (const v of ['1.2', '1.5', '1.9']) {
+      const r = all(
+        'request',
+        `${req(`POST /x HTTP/${v}\nHost: h\nTransfer-Encoding: chunked\n\n`)}1\r\na\r\n0\r\n\r\n`,
+      );
+      expect(r.error).toBeNull();
+      expect(r.messages[0]!).toMatchObject({ head: { version: '1.1' }, keepAlive: true, body: 'a' });
+      // HTTP/1.1 rules apply: Host is required.
+      rejects(`GET / HTTP/${v}\r\n\r\n`, 'ERR_HTTP_MISSING_HOST');
+      const res = all('response', `HTTP/${v} 200 OK\r\nContent-Length: 1\r\n\r\nz`);
+      expect(res.messages[0]!).toMatchObject({
+        head: { version: '1.1', status: 200 },
+        keepAlive: true,
+        body: 'z',
+      });
+    }
+    rejects('HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n', 'ERR_HTTP_UNSUPPORTED_VERSION', 'response');
+    rejects('HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n', 'ERR_HTTP_UNSUPPORTED_VERSION', 'response');
+    // Forwarded, the start line says HTTP/1.1 (it is not copied as received).
+    const { RequestDecoder, ResponseDecoder } = await import('./decoder.js');
+    const { encodeRequestHeadBytes, encodeResponseHeadBytes } = await import('./encoder.js');
+    const d = new RequestDecoder();
+    d.feed(Buffer.from('GET /x HTTP/1.2\r\nHost: h\r\n\r\n'));
+    expect(d.poll()).toBe(1);
+    const m = d.message!;
+    expect(encodeRequestHeadBytes(m.method, m.target, m.headers, 'none', 0).toString('latin1')).toMatch(
+      /^GET \/x HTTP\/1\.1\r\n/,
+    );
+    const rd = new ResponseDecoder();
+    rd.feed(Buffer.from('HTTP/1.7 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    expect(rd.poll()).toBe(1);
+    const rm = rd.message!;
+    const out = encodeResponseHeadBytes(rm.status, rm.reason, rm.headers, {
+      framing: 'none',
+      length: 0,
+      keepAlive: true,
+      requestMinor: 1,
+      requestMethod: 'GET',
+      date: false,
+    });
+    expect(out.toString('latin1')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+
+  it('rejects a bare CR in a head as soon as the byte after it arrives', async () => {
+    // The head never completes: the error must not wait for it.
+    for (const pieces of [
+      ['GET / HTTP/1.1\r\nHost: a\rX: y'],
+      ['GET / HTTP/1.1\r\nHost: a\r', 'X: y'],
+      [...'GET / HTTP/1.1\r\nHost: a\rX: y'],
+      ['GET / HTTP/1.1\rX'],
+      ['GET / HTTP/1.1\r', '\r\n'],
+      ['GET / HT\rTP/1.1'],
+      ['GET / HTTP/1.1\r\nHost: a\r\nX\r: a'],
+    ]) {
+      const { code, heads } = await feedAll('request', pieces);
+      expect(code, JSON.stringify(pieces)).toBe('ERR_HTTP_BARE_CR');
+      expect(heads).toBe(0);
+    }
+    const trailers = await feedAll('request', [`${chunkedHead}0\r\nX: a\rb`]);
+    expect(trailers).toMatchObject({ code: 'ERR_HTTP_BARE_CR', heads: 1 });
+    const res = await feedAll('response', ['HTTP/1.1 200 OK\r\nX: a\r\rY']);
+    expect(res.code).toBe('ERR_HTTP_BARE_CR');
+    // A CR last in the input may still be followed by its LF.
+    const pending = await feedAll('request', ['GET / HTTP/1.1\r\nHost: a\r']);
+    expect(pending.code).toBeUndefined();
+    expect(pending.d.idle).toBe(false);
+    const done = await feedAll('request', ['GET / HTTP/1.1\r\nHost: a\r', '\n\r', '\n']);
+    expect(done).toMatchObject({ code: undefined, heads: 1 });
+    // Bare LF stays an error, as in llhttp's strict mode.
+    expect((await feedAll('request', ['GET / HTTP/1.1\r\nHost: a\nX'])).code).toBe('ERR_HTTP_BARE_LF');
+  });
+});
+
+describe('response framing errors (a connection that carried one is never reused)', () => {
+  const bad: [string, string][] = [
+    [
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n',
+      'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+    ],
+    [
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n',
+      'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+    ],
+    [
+      'HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n',
+      'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
+    ],
+    [
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc',
+      'ERR_HTTP_DUPLICATE_CONTENT_LENGTH',
+    ],
+    [
+      'HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd',
+      'ERR_HTTP_DUPLICATE_CONTENT_LENGTH',
+    ],
+    ['HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc', 'ERR_HTTP_INVALID_CONTENT_LENGTH'],
+    ['HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n', 'ERR_HTTP_INVALID_CONTENT_LENGTH'],
+    ['HTTP/1.1 304 Not Modified\r\nContent-Length: x\r\n\r\n', 'ERR_HTTP_INVALID_CONTENT_LENGTH'],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n', 'ERR_HTTP_INVALID_TRANSFER_ENCODING'],
+    [
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n',
+      'ERR_HTTP_INVALID_TRANSFER_ENCODING',
+    ],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n\r\n', 'ERR_HTTP_INVALID_TRANSFER_ENCODING'],
+    ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd', 'ERR_HTTP_INVALID_CHUNK_END'],
+  ];
+  it.each(bad)('rejects %j', (input, code) => {
+    rejects(input, code, 'response');
+  });
+
+  it('reads a Transfer-Encoding without final chunked to end of stream and never keeps the connection', () => {
+    // RFC 9112 §6.3 (4): close-delimited; the message only ends when the connection does.
+    for (const te of ['gzip', 'chunked, gzip', 'identity']) {
+      const r = all(
+        'response',
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}\r\nConnection: keep-alive\r\n\r\nab`,
+        {
+          eof: true,
+        },
+      );
+      expect(r.messages[0]!).toMatchObject({ framing: 'eof', keepAlive: false, body: 'ab' });
+      const open = decode('response', `HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}\r\n\r\nab`);
+      expect(open.partial).toBe(true);
+    }
+  });
+
+  it('closes after an HTTP/1.0 response with Transfer-Encoding (RFC 9112 §6.1), Connection notwithstanding', () => {
+    const r = all(
+      'response',
+      'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n1\r\nx\r\n0\r\n\r\n',
+    );
+    expect(r.messages[0]!).toMatchObject({ framing: 'chunked', keepAlive: false, body: 'x' });
+    expect(
+      all('response', 'HTTP/1.0 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nx').messages[0]!
         .keepAlive,
     ).toBe(true);
   });

@@ -112,6 +112,11 @@ const L_CHUNKED_TWICE = 64;
 const L_MALFORMED = 128;
 
 const EMPTY = new Uint8Array(0);
+/**
+ * Largest chunk size accepted: the largest integer a double counts exactly (2^53 - 1, about 9 PB;
+ * nginx and llhttp stop at their 63/64-bit off_t). A larger size is ERR_HTTP_INVALID_CHUNK_SIZE.
+ */
+const MAX_CHUNK_SIZE = Number.MAX_SAFE_INTEGER;
 
 // Module-local copies: transpilers used in tests and tools (tsx, vite) turn imported bindings
 // into property getters, which costs a call per byte in the scanners.
@@ -207,6 +212,11 @@ abstract class H1Decoder<M> {
   protected hostCount = 0;
   protected expectFlag = 0;
   protected hasUpgradeHeader = false;
+  /**
+   * The start line says HTTP/1.1 as written, so it can be forwarded as is. False for 1.0 and
+   * for 1.2-1.9, which are read as 1.1 but must go out as `HTTP/1.1`.
+   */
+  protected verbatimStart = true;
 
   constructor(limits: Partial<H1Limits> = {}) {
     this.limits = {
@@ -397,8 +407,20 @@ abstract class H1Decoder<M> {
     const end = inp.length;
     const lim = this.limits;
     let p = this.pos;
+    // A CR must be followed by LF: a bare one fails as soon as the byte after it is in, not
+    // when the block completes (which may never happen: the peer can stall until a timeout).
+    if (this.lastWasCR && this.lineBytes > 0 && p < end && inp[p] !== 10) {
+      this.fail('ERR_HTTP_BARE_CR', 'CR without LF', this.accLen - 1);
+    }
     for (;;) {
       const lf = indexOfByte.call(inp, 10, p);
+      // Any CR before the one that may end this line (right before its LF, or the last byte fed).
+      const crEnd = lf < 0 ? end - 1 : lf - 1;
+      if (crEnd > p) {
+        const cr = indexOfByte.call(inp, 13, p);
+        if (cr >= 0 && cr < crEnd)
+          this.fail('ERR_HTTP_BARE_CR', 'CR without LF', this.accLen + cr - this.pos);
+      }
       if (lf < 0) {
         const n = end - p;
         if (n > 0) {
@@ -727,7 +749,7 @@ abstract class H1Decoder<M> {
       w += ENTRY;
       n++;
       if (id !== 0) {
-        if (head) this.specialField(id, b, vs, ve, p - 2);
+        if (head) this.specialField(id, b, vs, ve);
         else if (id === ID_CONTENT_LENGTH || id === ID_TRANSFER_ENCODING || id === ID_HOST) {
           // Framing and routing fields must not arrive late (RFC 9110 §6.5.1).
           this.fail('ERR_HTTP_FORBIDDEN_TRAILER', `${KNOWN_NAMES[id]} in trailers`, ns);
@@ -738,15 +760,11 @@ abstract class H1Decoder<M> {
   }
 
   /** Interprets the fields that decide framing and connection reuse (names are interned). */
-  private specialField(id: number, b: Uint8Array, vs: number, ve: number, cr: number): void {
+  private specialField(id: number, b: Uint8Array, vs: number, ve: number): void {
     if (id === ID_CONTENT_LENGTH) {
       if (++this.clCount > 1)
         this.fail('ERR_HTTP_DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length', vs);
       if (ve === vs || ve - vs > 15) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'bad Content-Length', vs);
-      // A tab after the digits is OWS by RFC 9110, but llhttp rejects it; so do we (no
-      // disagreement between hops on a framing field).
-      for (let i = ve; i < cr; i++)
-        if (b[i] === 0x09) this.fail('ERR_HTTP_INVALID_CONTENT_LENGTH', 'tab after Content-Length', i);
       let v = 0;
       for (let i = vs; i < ve; i++) {
         const d = b[i]! - 0x30;
@@ -800,6 +818,10 @@ abstract class H1Decoder<M> {
     return (this.connFlags & L_UPGRADE) !== 0 && this.hasUpgradeHeader;
   }
 
+  private chunkLineTooLong(): never {
+    this.fail('ERR_HTTP_CHUNK_LINE_TOO_LONG', `chunk line exceeds ${this.limits.maxChunkLineLength} bytes`);
+  }
+
   private chunkSize(): boolean {
     const inp = this.input;
     const end = inp.length;
@@ -808,8 +830,13 @@ abstract class H1Decoder<M> {
       const c = inp[p]!;
       const h = HEX[c]!;
       if (h !== 0) {
-        if (++this.chunkDigits > 13) this.fail('ERR_HTTP_INVALID_CHUNK_SIZE', 'chunk size too large');
-        this.remaining = this.remaining * 16 + h - 1;
+        // The value is bounded, not the digit count: leading zeros are valid (RFC 9112 §7.1,
+        // as nginx, haproxy and llhttp), and the digits count towards the chunk line limit.
+        if (++this.chunkDigits > this.limits.maxChunkLineLength) this.chunkLineTooLong();
+        // (h - 1) first: 2^53 + 1 - 1 would round to 2^53 - 1 and pass the bound.
+        const v = this.remaining * 16 + (h - 1);
+        if (v > MAX_CHUNK_SIZE) this.fail('ERR_HTTP_INVALID_CHUNK_SIZE', 'chunk size too large');
+        this.remaining = v;
         p++;
         continue;
       }
@@ -874,12 +901,7 @@ abstract class H1Decoder<M> {
           s = X_QUOTED;
       }
       p++;
-      if (++this.chunkLineLen > this.limits.maxChunkLineLength) {
-        this.fail(
-          'ERR_HTTP_CHUNK_LINE_TOO_LONG',
-          `chunk line exceeds ${this.limits.maxChunkLineLength} bytes`,
-        );
-      }
+      if (++this.chunkLineLen > this.limits.maxChunkLineLength) this.chunkLineTooLong();
     }
     this.extState = s;
     this.pos = p;
@@ -887,7 +909,11 @@ abstract class H1Decoder<M> {
   }
 }
 
-/** Parses the version `HTTP/d.d` at `p`; returns the minor version (0 or 1). */
+/**
+ * Parses the version `HTTP/d.d` at `p` and returns its minor digit (0-9). A major other than 1
+ * is ERR_HTTP_UNSUPPORTED_VERSION (505); a minor above 1 is for the caller to read as 1.1
+ * (RFC 9112 §2.3: the highest minor version the recipient supports).
+ */
 function parseVersion(d: H1Decoder<unknown>, b: Uint8Array, p: number, fail: FailFn): number {
   if (b[p] !== 0x48 || b[p + 1] !== 0x54 || b[p + 2] !== 0x54 || b[p + 3] !== 0x50 || b[p + 4] !== 0x2f) {
     fail.call(d, 'ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
@@ -897,8 +923,7 @@ function parseVersion(d: H1Decoder<unknown>, b: Uint8Array, p: number, fail: Fai
   if (major < 0 || major > 9 || b[p + 6] !== 0x2e || minor < 0 || minor > 9) {
     fail.call(d, 'ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
   }
-  if (major !== 1 || minor > 1)
-    fail.call(d, 'ERR_HTTP_UNSUPPORTED_VERSION', `HTTP/${major}.${minor} not supported`, p);
+  if (major !== 1) fail.call(d, 'ERR_HTTP_UNSUPPORTED_VERSION', `HTTP/${major}.${minor} not supported`, p);
   return minor;
 }
 
@@ -935,7 +960,9 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     if (te === ts || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_TARGET', 'bad request target', p);
     p++;
     if (p + 10 > end) this.fail('ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
-    this.minor = parseVersion(this, b, p, this.fail);
+    const minor = parseVersion(this, b, p, this.fail);
+    this.minor = Math.min(minor, 1);
+    this.verbatimStart = minor === 1;
     p += 8;
     if (b[p] !== 0x0d) this.fail('ERR_HTTP_INVALID_VERSION', 'bad HTTP version', p);
     if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
@@ -956,7 +983,7 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
     const m = this.message!;
     m.headers = headers;
     // An HTTP/1.1 request line can be forwarded as is while method and target stay the same.
-    if (this.minor === 1) {
+    if (this.verbatimStart) {
       headers.startMethodOrReason = m.method;
       headers.startTarget = m.target;
     } else headers.startAt = -1;
@@ -1008,7 +1035,9 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
 
   protected parseStartLine(b: Uint8Array, base: number, end: number): number {
     if (end - base < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', 0);
-    this.minor = parseVersion(this, b, base, this.fail);
+    const minor = parseVersion(this, b, base, this.fail);
+    this.minor = Math.min(minor, 1);
+    this.verbatimStart = minor === 1;
     let p = base + 8;
     if (b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_STATUS', 'bad status line', p);
     const d0 = b[p + 1]! - 0x30;
@@ -1041,7 +1070,7 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
     const m = this.message!;
     m.headers = headers;
     // An HTTP/1.1 status line can be forwarded as is while status and reason stay the same.
-    if (this.minor === 1) {
+    if (this.verbatimStart) {
       headers.startStatus = m.status;
       headers.startMethodOrReason = m.reason;
     } else headers.startAt = -1;
@@ -1049,7 +1078,9 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
 
   protected decideFraming(): void {
     const status = this.status;
-    this.keepAlive = this.keepAliveFor(this.minor);
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing; read it, then
+    // close (nginx and haproxy do the same), whatever Connection says.
+    this.keepAlive = this.keepAliveFor(this.minor) && !(this.teFlags !== 0 && this.minor === 0);
     this.upgrade = status === 101;
     if (this.teFlags !== 0 && this.clCount > 0) {
       this.fail(
