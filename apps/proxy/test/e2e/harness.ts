@@ -346,3 +346,53 @@ sys.stdin.read()`,
     },
   };
 }
+
+/**
+ * A node:net upstream that answers every request with its head exactly as received (start
+ * line and fields, CRLFs as "\n"), keep-alive, Content-Length bodies skipped: for what node:http
+ * would refuse or rewrite (extension methods, the forwarded request line and Host as bytes).
+ */
+export async function headEchoUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    let buf = Buffer.alloc(0);
+    let skip = 0;
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (skip > 0) {
+          const n = Math.min(skip, buf.length);
+          skip -= n;
+          buf = buf.subarray(n);
+          if (skip > 0) return;
+        }
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString('latin1');
+        buf = buf.subarray(end + 4);
+        const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+        skip = length ? Number(length[1]) : 0;
+        const body = Buffer.from(`${head.replaceAll('\r\n', '\n')}\n`, 'latin1');
+        s.write(
+          Buffer.concat([
+            Buffer.from(
+              `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`,
+            ),
+            body,
+          ]),
+        );
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
