@@ -334,6 +334,15 @@ class ServerConnection<Cx> {
   private continueSent = false;
   private bodyDone = true;
   private responseStarted = false;
+  /**
+   * The current request's body while its handler may read it; null once the server took it
+   * over (to drain it, or at the end of the connection): reads of a taken body fail. @internal
+   */
+  reqBody: IncomingRequestBody | null = null;
+  /** The last wait of a request body read (the handler's read in flight, if not settled). */
+  private bodyWait: Promise<number> | null = null;
+  /** The failure of the current request's body as its reader saw it (a parse error, a timeout). */
+  private bodyError: unknown = null;
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = NO_PENDING;
   private pendingBytes = 0;
@@ -583,7 +592,12 @@ class ServerConnection<Cx> {
           d.poll();
         } else {
           this.bodyDone = false;
-          req.body = new IncomingRequestBody(this, d.framing === 'length' ? d.contentLength : -1);
+          this.bodyWait = null;
+          this.bodyError = null;
+          req.body = this.reqBody = new IncomingRequestBody(
+            this,
+            d.framing === 'length' ? d.contentLength : -1,
+          );
         }
         let res: HttpResponse;
         try {
@@ -625,10 +639,11 @@ class ServerConnection<Cx> {
           }
           keepAlive = outcome;
         } catch (e) {
-          // The response could not even be encoded (bad status, reason or header): answer 500.
-          if (this.responseStarted || !(e instanceof HttpError)) throw e;
+          // Nothing of the answer went out: it could not be encoded (bad status, reason or
+          // header), or its body failed at its first step. Answer that instead, and close.
+          if (this.responseStarted || this.stream.closed) throw e;
           server.onError(e);
-          await this.writeError(500, e.code);
+          await this.writeUnsentFailure(e);
           break;
         }
         if (!keepAlive || this.stream.closed) break;
@@ -644,6 +659,8 @@ class ServerConnection<Cx> {
   /** The end of a connection: flush, linger if needed, close, and tell the server. */
   private async cleanup(): Promise<void> {
     const d = this.decoder;
+    // Reads of the body from here on fail (the stream is about to close).
+    this.reqBody = null;
     try {
       if (this.chunk !== null) {
         this.chunk.release();
@@ -860,7 +877,16 @@ class ServerConnection<Cx> {
   /** Next body event for the request body reader. */
   nextBodyEvent(): number | Promise<number> {
     const ev = this.decoder.poll();
-    return ev === DecodeEvent.NeedMore ? this.fill('body') : ev;
+    if (ev !== DecodeEvent.NeedMore) return ev;
+    // Kept so that the server, taking the body over, waits for this read first (drainBody).
+    const wait = this.fill('body');
+    this.bodyWait = wait;
+    return wait;
+  }
+
+  /** The request body's read failed (its reader sees `e`). */
+  bodyFailed(e: unknown): void {
+    this.bodyError = e;
   }
 
   get bodyData(): Uint8Array {
@@ -877,6 +903,19 @@ class ServerConnection<Cx> {
 
   /** Reads and discards what is left of the request body; false when the connection must close. */
   private async drainBody(): Promise<boolean> {
+    // The body is the server's from here on: a late read by the handler fails instead of taking
+    // bytes of this body, or of the next request. A read still in flight completes first.
+    this.reqBody = null;
+    const wait = this.bodyWait;
+    if (wait !== null) {
+      this.bodyWait = null;
+      try {
+        await wait;
+      } catch {
+        return false;
+      }
+      if (this.bodyDone) return true;
+    }
     if (this.expectContinue && !this.continueSent) return false;
     let left = this.server.maxDrainBytes;
     for (;;) {
@@ -903,6 +942,31 @@ class ServerConnection<Cx> {
       code = e.code;
     }
     return plainResponse(status, code);
+  }
+
+  /**
+   * Answers a response that failed before any byte of it was written: the request's own body
+   * failure as errorResponse would, a failure that names a 5xx `status` (a TransportError, an
+   * HttpError) with it (a proxy's upstream that broke before its first body byte: 502), anything
+   * else with 500. The connection closes after it.
+   */
+  private async writeUnsentFailure(e: unknown): Promise<void> {
+    let res: HttpResponse;
+    if (e === this.bodyError || this.expired !== null) {
+      res = this.errorResponse(e);
+    } else {
+      const status = (e as { status?: unknown } | null)?.status;
+      const code = (e as { code?: unknown } | null)?.code;
+      res = plainResponse(
+        typeof status === 'number' && status >= 500 && status <= 599 ? status : 500,
+        typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'ERR_HTTP_RESPONSE_FAILED',
+      );
+    }
+    try {
+      await this.writeResponse(null, res, false);
+    } catch {
+      // The peer may be gone already.
+    }
   }
 
   /** A failure outside the handler: answer it when nothing of a response went out yet. */
@@ -983,9 +1047,17 @@ class ServerConnection<Cx> {
       const framing = responseFraming(res.status, body, method, minor);
       if (framing === 'eof' || this.server.closing) keepAlive = false;
       if (keepAlive && asksToClose(res.headers)) keepAlive = false;
-      if (this.expectContinue && !this.continueSent && !this.bodyDone) {
-        // The client may still send the body it held back; closing is the safe answer.
-        keepAlive = false;
+      if (keepAlive && !this.bodyDone) {
+        if (this.expectContinue && !this.continueSent) {
+          // The client may still send the body it held back, or not: closing is the safe answer.
+          keepAlive = false;
+        } else {
+          // What is left of the body will be drained after the answer; more than the drain
+          // budget is known now (Content-Length): say `connection: close` in the answer.
+          const b = this.reqBody;
+          if (b !== null && b.length >= 0 && b.length - b.received > this.server.maxDrainBytes)
+            keepAlive = false;
+        }
       }
       // Filled and read synchronously: one object per server serves every connection.
       const o = this.server.headOptions;
@@ -1024,7 +1096,14 @@ class ServerConnection<Cx> {
         // `o` is shared by every connection: keep this response's copy across the wait.
         return this.finishResponse(this.flushThenStream(res, { ...o }, body, framing), null, keepAlive);
       }
-      const p = writeStreamBody(this, res, o, body, framing, true);
+      let p: Promise<void> | null | typeof DEFERRED;
+      try {
+        p = writeStreamBody(this, res, o, body, framing, true);
+      } catch (e) {
+        // It failed before writing anything (its body's first step, a bad header): answerable.
+        this.responseStarted = false;
+        throw e;
+      }
       if (p === null) return keepAlive;
       if (p === DEFERRED) {
         this.tailKeepAlive = keepAlive;
@@ -1092,7 +1171,14 @@ class ServerConnection<Cx> {
       await closeBody(body);
       throw e;
     }
-    const p = writeStreamBody(this, res, o, body, framing, false);
+    let p: Promise<void> | null | typeof DEFERRED;
+    try {
+      p = writeStreamBody(this, res, o, body, framing, false);
+    } catch (e) {
+      // Nothing of this answer is out (only the held-back ones before it): answerable.
+      this.responseStarted = false;
+      throw e;
+    }
     if (p !== null && p !== DEFERRED) await p;
   }
 }
@@ -1160,7 +1246,13 @@ function writeStreamBody<Cx>(
         // The chunk is copied: the body may move on before the write. When it is complete and
         // its end is at hand, this is the response's only write.
         if (framing === 'chunked' || (framing === 'length' && sent === body.length)) {
-          r = nextNow(it);
+          try {
+            r = nextNow(it);
+          } catch (e) {
+            // The chunk in hand was valid: it goes out, then the connection is cut.
+            returnIterator(it);
+            return sendThenFail(conn, out, e);
+          }
           if (r?.done) {
             conn.startWrite(framing === 'chunked' ? [out, lastChunk(body.trailers)] : out);
             return null;
@@ -1234,6 +1326,12 @@ async function writeStreamRest<Cx>(
   }
 }
 
+/** Writes what a failed body produced before failing, then fails with `e` (the connection is cut). */
+async function sendThenFail<Cx>(conn: ServerConnection<Cx>, out: Uint8Array, e: unknown): Promise<void> {
+  await conn.send(out);
+  throw e;
+}
+
 /** Lets an iterator's source go without waiting (an abrupt exit before any wait). */
 function returnIterator(it: AsyncIterator<Uint8Array>): void {
   try {
@@ -1247,7 +1345,7 @@ function returnIterator(it: AsyncIterator<Uint8Array>): void {
 /** What a request body needs from its connection. @internal */
 type RequestBodySource = Pick<
   ServerConnection<unknown>,
-  'beforeBodyRead' | 'nextBodyEvent' | 'bodyData' | 'bodyTrailers' | 'markBodyDone'
+  'beforeBodyRead' | 'nextBodyEvent' | 'bodyData' | 'bodyTrailers' | 'markBodyDone' | 'bodyFailed' | 'reqBody'
 >;
 
 /** A request body read from the connection on demand. @internal */
@@ -1255,6 +1353,8 @@ class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   readonly kind: 'fixed' | 'stream';
   readonly length: number;
   trailers: HttpHeaders | null = null;
+  /** Bytes handed to the reader so far. */
+  received = 0;
   private done = false;
   private started = false;
 
@@ -1275,22 +1375,48 @@ class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
   async next(): Promise<IteratorResult<Uint8Array>> {
     if (this.done) return { done: true, value: undefined };
     const conn = this.conn;
+    if (conn.reqBody !== this) throw bodyTaken();
     await conn.beforeBodyRead();
-    const ev = await conn.nextBodyEvent();
-    if (ev === DecodeEvent.Data) return { done: false, value: conn.bodyData };
+    if (conn.reqBody !== this) throw bodyTaken();
+    let ev: number;
+    try {
+      ev = await conn.nextBodyEvent();
+    } catch (e) {
+      conn.bodyFailed(e);
+      throw e;
+    }
+    if (ev === DecodeEvent.Data) {
+      const data = conn.bodyData;
+      this.received += data.byteLength;
+      return { done: false, value: data };
+    }
     this.done = true;
     conn.markBodyDone();
     if (ev === DecodeEvent.End) {
       this.trailers = conn.bodyTrailers;
       return { done: true, value: undefined };
     }
-    throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the request body');
+    const e = new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the request body');
+    conn.bodyFailed(e);
+    throw e;
   }
 
   async return(): Promise<IteratorResult<Uint8Array>> {
     // Leaving early: the server drains or closes after the response.
     return { done: true, value: undefined };
   }
+}
+
+/**
+ * The failure of a request body read after the server took the body over: its response was
+ * complete (the server drains or discards the rest) or the connection ended.
+ */
+function bodyTaken(): HttpError {
+  return new HttpError(
+    'ERR_HTTP_BODY_TAKEN',
+    500,
+    'request body read after its response ended: the server discarded the rest',
+  );
 }
 
 /** Lets go of a body that will not be sent (HEAD, 204, 304). */

@@ -167,3 +167,143 @@ export function raw(port: number, data: string | string[], timeoutMs = 5000): Pr
 export function statuses(text: string): number[] {
   return [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
 }
+
+/**
+ * A raw client connection driven step by step: write bytes, wait until what arrived matches,
+ * and see whether (and how) the server ended the connection. For tests that must send part of a
+ * request only after part of the answer arrived.
+ */
+export class RawClient {
+  private readonly socket: net.Socket;
+  private readonly out: Buffer[] = [];
+  private waiters: (() => void)[] = [];
+  /** Set once the server closed the connection (FIN or reset). */
+  closed = false;
+  /** Set when the connection ended with an error (a reset). */
+  reset = false;
+  readonly opened: Promise<void>;
+
+  constructor(port: number) {
+    this.socket = net.connect(port, '127.0.0.1');
+    this.opened = new Promise((resolve) => this.socket.once('connect', () => resolve()));
+    this.socket.on('data', (b) => {
+      this.out.push(b);
+      this.notify();
+    });
+    this.socket.on('error', () => {
+      this.reset = true;
+    });
+    this.socket.on('close', () => {
+      this.closed = true;
+      this.notify();
+    });
+  }
+
+  /** Everything received so far. */
+  get text(): string {
+    return Buffer.concat(this.out).toString('latin1');
+  }
+
+  /** Writes bytes (latin1). */
+  write(data: string | Uint8Array): void {
+    if (this.socket.writable)
+      this.socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
+  }
+
+  /** Half-closes the sending side (FIN). */
+  end(): void {
+    this.socket.end();
+  }
+
+  /** Resolves once `cond(text)` holds or the connection closed; fails after `timeoutMs`. */
+  async until(cond: (text: string) => boolean, timeoutMs = 5000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond(this.text) && !this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`RawClient: timed out; got ${JSON.stringify(this.text)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+    return this.text;
+  }
+
+  /** Resolves with everything received once the server closed the connection. */
+  async untilClosed(timeoutMs = 5000): Promise<string> {
+    return this.until(() => false, timeoutMs).catch((e) => {
+      if (this.closed) return this.text;
+      throw e;
+    });
+  }
+
+  /** Closes the connection from this side. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private notify(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+/**
+ * The complete responses at the start of a raw response stream (status, head, body), parsed with
+ * Content-Length or chunked framing; what is left unparsed (an incomplete or cut response) is
+ * returned as `rest`. For asserting on exactly what a client could read from the wire.
+ */
+export function parseResponses(text: string): {
+  responses: { status: number; head: string; body: string; chunked: boolean }[];
+  rest: string;
+} {
+  const responses: { status: number; head: string; body: string; chunked: boolean }[] = [];
+  let p = 0;
+  for (;;) {
+    const end = text.indexOf('\r\n\r\n', p);
+    if (end < 0) break;
+    const head = text.slice(p, end + 2);
+    const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 'NaN');
+    let q = end + 4;
+    const cl = /\r\ncontent-length: *(\d+)\r\n/i.exec(head);
+    const chunked = /\r\ntransfer-encoding: *chunked\r\n/i.test(head);
+    if (status === 100 || status === 204 || status === 304) {
+      responses.push({ status, head, body: '', chunked: false });
+      p = q;
+      continue;
+    }
+    if (chunked) {
+      let body = '';
+      let complete = false;
+      for (;;) {
+        const le = text.indexOf('\r\n', q);
+        if (le < 0) break;
+        const size = Number.parseInt(text.slice(q, le), 16);
+        if (Number.isNaN(size)) break;
+        if (size === 0) {
+          const te = text.indexOf('\r\n\r\n', le);
+          if (te < 0) break;
+          q = te + 4;
+          complete = true;
+          break;
+        }
+        if (text.length < le + 2 + size + 2) break;
+        body += text.slice(le + 2, le + 2 + size);
+        q = le + 2 + size + 2;
+      }
+      if (!complete) break;
+      responses.push({ status, head, body, chunked });
+    } else {
+      const n = cl === null ? 0 : Number(cl[1]);
+      if (text.length < q + n) break;
+      responses.push({ status, head, body: text.slice(q, q + n), chunked });
+      q += n;
+    }
+    p = q;
+  }
+  return { responses, rest: text.slice(p) };
+}
