@@ -1,0 +1,153 @@
+/**
+ * `loch run` cuts a client connection whose response body broke upstream, as nginx and haproxy
+ * do: what was valid is relayed, then the connection closes without a clean end (a chunked
+ * response never gets its last chunk, a sized one stays short), and nothing the client
+ * pipelined behind it is answered. A raw node:net upstream sends the broken answers; one
+ * `loch run` per available driver.
+ */
+import * as net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableDrivers, freePort, type Loch, rawExchange, startLoch, tempDir } from './harness.js';
+
+const drivers = availableDrivers();
+
+/** What the upstream writes (in one write) for each /broken/<case> request, then what it does. */
+const BROKEN: Record<string, { bytes: string; then: 'hold' | 'end' | 'reset' }> = {
+  // A valid chunk, then a chunk size line that is not hex.
+  'bad-chunk': {
+    bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n',
+    then: 'hold',
+  },
+  // The very first chunk line is invalid: nothing of the body is valid.
+  'bad-first-chunk': {
+    bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n',
+    then: 'hold',
+  },
+  // Content-Length 100, 7 bytes, then the upstream closes.
+  'short-length': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial', then: 'end' },
+  // A chunk, then the upstream resets.
+  'reset-chunked': {
+    bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
+    then: 'reset',
+  },
+};
+
+async function brokenUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+    let buf = '';
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
+        const head = buf.slice(0, i);
+        buf = buf.slice(i + 4);
+        const path = head.split(' ')[1] ?? '/';
+        const broken = path.startsWith('/broken/') ? BROKEN[path.slice(8)] : undefined;
+        if (broken === undefined) {
+          const body = `ok ${path}`;
+          s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+          continue;
+        }
+        s.write(broken.bytes);
+        if (broken.then === 'end') s.end();
+        else if (broken.then === 'reset') setTimeout(() => s.resetAndDestroy(), 20);
+        return;
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A request the client pipelines behind the broken one: it must never be answered. */
+const NEXT = 'GET /next HTTP/1.1\r\nHost: t\r\n\r\n';
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`;
+/** Where a response head ends. */
+const HEAD_END = '\r\n\r\n';
+
+describe.each(drivers)('loch cuts a client connection whose upstream body broke (driver %s)', (driver) => {
+  let upstream: Awaited<ReturnType<typeof brokenUpstream>>;
+  let loch: Loch;
+  let port: number;
+
+  beforeAll(async () => {
+    const dir = tempDir('loch-proxy-downstream-');
+    upstream = await brokenUpstream();
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { upstream_connect = "2s", upstream_read = "2s" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  }, 30_000);
+
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  it('an invalid chunk size after a valid chunk: the head and the chunk, then close, never 0\\r\\n\\r\\n', async () => {
+    const text = await rawExchange(port, get('/broken/bad-chunk') + NEXT);
+    const end = text.indexOf(HEAD_END);
+    expect(text.slice(0, end)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text.slice(0, end)).toMatch(/\r\ntransfer-encoding: chunked(\r\n|$)/i);
+    expect(text.slice(end + HEAD_END.length)).toBe('5\r\nhello\r\n');
+    expect(text).not.toMatch(/ok \/next/);
+  });
+
+  it('an invalid first chunk line: a 502 that closes, or the head and a cut (never a clean end)', async () => {
+    const text = await rawExchange(port, get('/broken/bad-first-chunk') + NEXT);
+    const end = text.indexOf(HEAD_END);
+    const head = text.slice(0, end);
+    if (/^HTTP\/1\.1 502 /.test(head)) {
+      // Nothing of the upstream's answer was out yet (the bad line came with its head).
+      expect(head).toMatch(/\r\nconnection: close(\r\n|$)/i);
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1]);
+      expect(text.length).toBe(end + HEAD_END.length + length);
+    } else {
+      expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(text.slice(end + HEAD_END.length)).toBe('');
+    }
+    expect(text).not.toMatch(/ok \/next/);
+  });
+
+  it('a Content-Length body the upstream closes short: the partial body, then close', async () => {
+    const text = await rawExchange(port, get('/broken/short-length') + NEXT);
+    const end = text.indexOf(HEAD_END);
+    expect(text.slice(0, end)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text.slice(0, end)).toMatch(/\r\ncontent-length: 100(\r\n|$)/i);
+    expect(text.slice(end + HEAD_END.length)).toBe('partial');
+  });
+
+  it('an upstream reset mid-body (chunked): the chunk, then close, never 0\\r\\n\\r\\n', async () => {
+    const text = await rawExchange(port, get('/broken/reset-chunked') + NEXT);
+    const end = text.indexOf(HEAD_END);
+    expect(text.slice(0, end)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(text.slice(end + HEAD_END.length)).toBe('5\r\nhello\r\n');
+  });
+
+  it('keeps serving other clients', async () => {
+    const text = await rawExchange(port, `GET /fine HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
+    expect(text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok \/fine$/);
+  });
+});
