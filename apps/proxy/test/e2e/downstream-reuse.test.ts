@@ -12,23 +12,23 @@ import { availableDrivers, freePort, type Loch, rawExchange, startLoch, tempDir 
 const drivers = availableDrivers();
 
 /** What the upstream writes (in one write) for each /broken/<case> request, then what it does. */
-const BROKEN: Record<string, { bytes: string; then: 'hold' | 'end' | 'reset' }> = {
+const BROKEN: Record<string, { bytes: string; after: 'hold' | 'end' | 'reset' }> = {
   // A valid chunk, then a chunk size line that is not hex.
   'bad-chunk': {
     bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ\r\n',
-    then: 'hold',
+    after: 'hold',
   },
   // The very first chunk line is invalid: nothing of the body is valid.
   'bad-first-chunk': {
     bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n',
-    then: 'hold',
+    after: 'hold',
   },
   // Content-Length 100, 7 bytes, then the upstream closes.
-  'short-length': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial', then: 'end' },
+  'short-length': { bytes: 'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial', after: 'end' },
   // A chunk, then the upstream resets.
   'reset-chunked': {
     bytes: 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
-    then: 'reset',
+    after: 'reset',
   },
 };
 
@@ -52,8 +52,8 @@ async function brokenUpstream(): Promise<{ port: number; close(): Promise<void> 
           continue;
         }
         s.write(broken.bytes);
-        if (broken.then === 'end') s.end();
-        else if (broken.then === 'reset') setTimeout(() => s.resetAndDestroy(), 20);
+        if (broken.after === 'end') s.end();
+        else if (broken.after === 'reset') setTimeout(() => s.resetAndDestroy(), 20);
         return;
       }
     });
