@@ -176,6 +176,13 @@ export class HttpClient {
   private keepAlive = true;
   /** The request in progress carries an Upgrade field: only then may a 101 answer it. */
   private askedUpgrade = false;
+  /**
+   * The last bytes of the request were handed to the stream (a bodiless request: at once). A
+   * final answer that comes before is an early answer (a 401 or 413 to an upload): the peer
+   * may take the rest of the body for the next request, so the connection is not reused, as
+   * nginx does (it keeps upstream connections only when the request body was sent).
+   */
+  private requestSent = true;
   /** A request body (and its head) being written by writeBody; never rejects. */
   private writing: Promise<void> | null = null;
   /** A bodiless request's head handed to the stream and not yet settled (onWritten). */
@@ -327,6 +334,7 @@ export class HttpClient {
           setTimeout(() => resolve(true), this.options.expectContinueTimeout ?? 1000).unref();
         });
       }
+      this.requestSent = false;
       this.writing = this.writeBody(head, expectContinue, body, framing === 'chunked', gate).then(
         () => {
           this.writing = null;
@@ -436,7 +444,7 @@ export class HttpClient {
           this.gateRelease = null;
           gate(false);
         }
-        this.keepAlive = d.keepAlive && !d.upgrade;
+        this.keepAlive = d.keepAlive && !d.upgrade && this.requestSent;
         if (d.framing === 'none') {
           d.poll();
           // No body to read: the exchange ends once the request is written too.
@@ -759,6 +767,8 @@ export class HttpClient {
       const chunk = r.value;
       if (chunk.byteLength === 0) continue;
       sent += chunk.byteLength;
+      // A sized body's last bytes go out in this write (a chunked one ends with lastChunk).
+      if (!chunked && sent >= body.length) this.requestSent = true;
       try {
         if (chunked) {
           const parts = [chunkHeader(chunk.byteLength), chunk, CHUNK_END];
@@ -787,6 +797,7 @@ export class HttpClient {
       );
     }
     const end = chunked ? lastChunk(body.trailers) : null;
+    this.requestSent = true;
     if (pending !== null && end !== null) await this.writev([pending, end]);
     else if (pending !== null) await this.write(pending);
     else if (end !== null) await this.write(end);

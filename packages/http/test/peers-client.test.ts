@@ -439,11 +439,15 @@ describe.each(drivers)('HttpClient on the %s driver', (d) => {
       const c = await client(port);
       const a = await c.send(createRequest('POST', '/post', { body: fixedBody(Buffer.alloc(100_000, 1)) }));
       expect(await readText(a.body)).toBe('posted');
+      // The whole body went out in the request's first write: nginx's answer (`return` answers
+      // at the head) cannot be early, so the connection is kept.
+      expect(c.reusable).toBe(true);
       const b = await c.send(
         createRequest('POST', '/post', { body: streamBody([Buffer.from('a'), Buffer.from('b')]) }),
       );
       expect(await readText(b.body)).toBe('posted');
-      expect(c.reusable).toBe(true);
+      // (Whether this answer came before the last chunk was sent depends on timing: an early
+      // answer is never followed by reuse, see the transports reuse tests.)
     });
 
     it('sees Connection: close', async () => {

@@ -8,7 +8,7 @@
  * the injected bytes. Every driver, with recvTo/writeTo streams and with promise-only streams.
  */
 import type { Socket } from 'node:net';
-import { createRequest, readText } from '@loch/http';
+import { createRequest, fixedBody, readText, streamBody } from '@loch/http';
 import { endpoint, HttpConnector, ProtocolError, UnifiedL4Connector } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -209,6 +209,42 @@ describe.each(cases)('upstream reuse on the $name driver ($streams streams)', ({
     });
     expect(await readText(res.body)).toBe('fresh');
     expect(up.heads.at(-1)).toBe('1:GET /second HTTP/1.1');
+  });
+
+  run('an answer that comes before the request body was sent closes the connection (as nginx)', async () => {
+    // The upstream answers at the head (a 401 to an upload, say) while the body still streams:
+    // it may take the rest of the body for its next request, so the connection is not kept.
+    const up = await scripted('HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope');
+    const c = make();
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    async function* upload() {
+      yield Buffer.from('GET /smuggled HTTP/1.1\r\n');
+      await gate;
+      yield Buffer.from('Host: x\r\n\r\n');
+    }
+    const res = await c.request(
+      endpoint(`http://127.0.0.1:${up.peer.port}`),
+      createRequest('POST', '/first', { body: streamBody(upload(), { length: 35 }) }),
+    );
+    expect(res.status).toBe(401);
+    release();
+    expect(await readText(res.body)).toBe('nope');
+    expect(c.stats()).toMatchObject({ idle: 0, active: 0 });
+    await expectFreshSecond(c, up.peer.port, up.heads);
+  });
+
+  run('a POST answered after its whole body is reused', async () => {
+    const up = await scripted('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nA1');
+    const c = make();
+    const res = await c.request(
+      endpoint(`http://127.0.0.1:${up.peer.port}`),
+      createRequest('POST', '/first', { body: fixedBody('payload') }),
+    );
+    expect(await readText(res.body)).toBe('A1');
+    expect(c.stats()).toMatchObject({ idle: 1 });
   });
 
   run('a clean response is reused (the checks do not refuse honest peers)', async () => {
