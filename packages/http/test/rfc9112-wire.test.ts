@@ -302,6 +302,19 @@ describe.each(drivers)('RFC 9112 responses on the %s driver', (driver) => {
     },
   );
 
+  it(
+    'reads the final response after a 1xx that says close, and then does not reuse the connection',
+    FAST,
+    async () => {
+      upstream.responses = [
+        'HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+      ];
+      const c = await client();
+      expect(await fetch(c)).toMatchObject({ status: 200, body: 'ok' });
+      expect(c.reusable).toBe(false);
+    },
+  );
+
   it.each([
     [
       'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',

@@ -635,6 +635,37 @@ describe('response framing errors (a connection that carried one is never reused
     }
   });
 
+  it('reads the final response after a 1xx that says close, and closes after that one', () => {
+    // RFC 9110 §15.2: 1xx is interim; §7.6.1: close applies once the response is complete.
+    // (llhttp stops at the 1xx: HPE_CLOSED_CONNECTION.)
+    for (const interim of [
+      'HTTP/1.1 100 Continue\r\nConnection: close\r\n\r\n',
+      'HTTP/1.0 100 Continue\r\n\r\n',
+    ]) {
+      const r = all('response', `${interim}HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx`);
+      expect(r.error).toBeNull();
+      expect(r.messages.map((m) => [m.head.status, m.body, m.keepAlive])).toEqual([
+        [100, '', true],
+        [200, 'x', false],
+      ]);
+      rejects(
+        `${interim}HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nxHTTP/1.1 200 OK\r\n\r\n`,
+        'ERR_HTTP_DATA_AFTER_CLOSE',
+        'response',
+      );
+    }
+    const hints = all(
+      'response',
+      'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx' +
+        'HTTP/1.1 204 No Content\r\n\r\n',
+    );
+    expect(hints.messages.map((m) => [m.head.status, m.keepAlive])).toEqual([
+      [103, true],
+      [200, true],
+      [204, true],
+    ]);
+  });
+
   it('closes after an HTTP/1.0 response with Transfer-Encoding (RFC 9112 §6.1), Connection notwithstanding', () => {
     const r = all(
       'response',

@@ -1027,6 +1027,8 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
   private requestMethod = 'GET';
   private minor = 1;
   private status = 0;
+  /** An interim response of this exchange asked to close after the final one. */
+  private closeAfterFinal = false;
 
   /** Sets the method of the request the next response answers (HEAD and CONNECT change framing). */
   expectResponseTo(method: string): void {
@@ -1087,6 +1089,18 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
         'ERR_HTTP_CONTENT_LENGTH_WITH_TRANSFER_ENCODING',
         'both Content-Length and Transfer-Encoding',
       );
+    }
+    if (status < 200 && status !== 101) {
+      // Interim: the exchange goes on to the final response, which a `close` here (or an
+      // HTTP/1.0 1xx) then ends the connection after (RFC 9110 §15.2, §7.6.1).
+      if (!this.keepAlive) this.closeAfterFinal = true;
+      this.keepAlive = true;
+      this.framing = 'none';
+      return;
+    }
+    if (this.closeAfterFinal) {
+      this.closeAfterFinal = false;
+      this.keepAlive = false;
     }
     if (status < 200 || status === 204 || status === 304 || this.requestMethod === 'HEAD') {
       this.framing = 'none';
