@@ -2,7 +2,8 @@
  * `loch run` cuts a client connection whose response body broke upstream, as nginx and haproxy
  * do: what was valid is relayed, then the connection closes without a clean end (a chunked
  * response never gets its last chunk, a sized one stays short), and nothing the client
- * pipelined behind it is answered. A raw node:net upstream sends the broken answers; one
+ * pipelined behind it is answered. And an upstream that answers before reading the request body
+ * never makes loch parse that body as a request. A raw node:net upstream sends the answers; one
  * `loch run` per available driver.
  */
 import * as net from 'node:net';
@@ -39,13 +40,34 @@ async function brokenUpstream(): Promise<{ port: number; close(): Promise<void> 
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
     let buf = '';
+    /** Request body bytes still to skip (answered before it was read). */
+    let skip = 0;
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
-      for (let i = buf.indexOf('\r\n\r\n'); i >= 0; i = buf.indexOf('\r\n\r\n')) {
+      for (;;) {
+        if (skip > 0) {
+          const n = Math.min(skip, buf.length);
+          buf = buf.slice(n);
+          skip -= n;
+          if (skip > 0) return;
+        }
+        const i = buf.indexOf('\r\n\r\n');
+        if (i < 0) return;
         const head = buf.slice(0, i);
         buf = buf.slice(i + 4);
         const path = head.split(' ')[1] ?? '/';
+        skip = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
         const broken = path.startsWith('/broken/') ? BROKEN[path.slice(8)] : undefined;
+        if (path === '/early-close') {
+          // Answers before reading the request body, and closes.
+          s.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbig!');
+          return;
+        }
+        if (path === '/early-keep') {
+          // Answers before the request body arrived, then reads it away (as nginx discards it).
+          s.write('HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nnope!');
+          continue;
+        }
         if (broken === undefined) {
           const body = `ok ${path}`;
           s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
@@ -145,6 +167,26 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(text.slice(0, end)).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
     expect(text.slice(end + HEAD_END.length)).toBe('5\r\nhello\r\n');
   });
+
+  it.each([
+    ['/early-close', 'answers and closes'],
+    ['/early-keep', 'answers and ignores the body'],
+  ])(
+    'an upstream that answers %s before the request body: no request hidden in the body is served',
+    async (path) => {
+      const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n';
+      const body = smuggled + 'p'.repeat(200 - smuggled.length);
+      const text = await rawExchange(
+        port,
+        `POST ${path} HTTP/1.1\r\nHost: t\r\nContent-Length: ${body.length}\r\n\r\n${body}GET /next HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`,
+      );
+      expect(text).not.toMatch(/smuggled/);
+      // The upstream's answer, then the genuine next request's (the body was read to its end).
+      const heads = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      expect(heads).toEqual([path === '/early-close' ? '413' : '404', '200']);
+      expect(text).toMatch(/\r\n\r\nok \/next$/);
+    },
+  );
 
   it('keeps serving other clients', async () => {
     const text = await rawExchange(port, `GET /fine HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n`);
