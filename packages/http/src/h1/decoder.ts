@@ -9,8 +9,11 @@
  *
  * Strict where request smuggling lives: CL with TE, bad or duplicate Content-Length, any
  * Transfer-Encoding other than a single final `chunked`, obs-fold, whitespace before a colon,
- * bare CR or LF, NUL and other controls, invalid tokens, chunk extension syntax. Every rejection
- * throws an HttpParseError with a code and the status a server should answer.
+ * bare CR (as soon as the byte after it arrives) or LF, NUL and other controls, invalid tokens,
+ * chunk extension syntax. Every rejection throws an HttpParseError with a code and the status a
+ * server should answer. Lenient where RFC 9112 is: HTAB as optional whitespace around any field
+ * value, leading zeros in chunk sizes (the value is bounded, not the digits), HTTP/1.2-1.9 read
+ * as HTTP/1.1, a 1xx that says close ends the connection only after the final response.
  *
  * Not for I/O, timeouts or connection policy (server.ts, client.ts) and not for HTTP/2.
  */
