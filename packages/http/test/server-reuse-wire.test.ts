@@ -124,6 +124,25 @@ const handler: HttpHandler<HttpConnectionContext> = {
         body: { kind: 'stream', length: -1, trailers: null, [Symbol.asyncIterator]: () => it },
       });
     }
+    if (target === '/concurrent-reader') {
+      // Reads the body in the background while the answer goes out (a read is in flight when
+      // the response ends): records how many bytes it got and how it ended.
+      const it = req.body[Symbol.asyncIterator]();
+      void (async () => {
+        let n = 0;
+        try {
+          for (;;) {
+            const r = await it.next();
+            if (r.done) break;
+            n += r.value.byteLength;
+          }
+          seen.push({ target, bodyError: `done ${n}` });
+        } catch (e) {
+          seen.push({ target, bodyError: e });
+        }
+      })();
+      return answer(200);
+    }
     if (target === '/late-reader') {
       // Answers at once and reads the body only after the response went out.
       const body = req.body;
@@ -245,6 +264,25 @@ describe.each(drivers)('downstream connection reuse on the %s driver (wire)', (d
         c.write(body.slice(50) + NEXT);
         const text = await c.untilClosed();
         expect(targets(text).targets).toEqual(['/ignore', '/next']);
+      } finally {
+        c.destroy();
+      }
+    });
+
+    it('a handler still reading the body when its response ended: the server waits for that read, then drains', async () => {
+      seen.length = 0;
+      const c = new RawClient(srv.port);
+      try {
+        const body = smuggling(SMALL);
+        c.write(post('/concurrent-reader', SMALL) + body.slice(0, 10));
+        await c.until((t) => targets(t).targets.length === 1);
+        c.write(body.slice(10) + NEXT);
+        const text = await c.untilClosed();
+        expect(targets(text).targets).toEqual(['/concurrent-reader', '/next']);
+        expect(text).not.toMatch(/\/smuggled/);
+        for (let i = 0; i < 40 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+        // It read until the server took the body over (its in-flight read completed), then failed.
+        expect(seen.map((s) => (s.bodyError as { code?: string }).code)).toEqual(['ERR_HTTP_BODY_TAKEN']);
       } finally {
         c.destroy();
       }
