@@ -1,9 +1,11 @@
 import { createRequest, createResponse, type HttpResponse } from '@loch/http';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { RouteConfig } from '../config/schema.js';
+import { normalizePath } from '../routing/path-normalizer.js';
 import { ProxyContext, type RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
-import { compileRoutes, parseAbsoluteTarget, RouteService, stripPrefix } from './route.js';
+import { cleanPathEnd, compileRoutes, parseAbsoluteTarget, RouteService, stripPrefix } from './route.js';
 
 const route = (path: string, host?: string): RouteConfig => ({
   path,
@@ -161,5 +163,31 @@ describe('route helpers', () => {
     ]);
     expect(m.route.endpoints[0]!.authority).toBe('127.0.0.1:81');
     expect([m.route.balancer.pick(), m.route.balancer.pick(), m.route.balancer.pick()]).toEqual([0, 1, 0]);
+  });
+});
+
+describe('cleanPathEnd', () => {
+  it('finds where a clean path ends, and sends anything to normalize or refuse to the slow path', () => {
+    expect(cleanPathEnd('/a/b')).toBe(4);
+    expect(cleanPathEnd('/a/b?x=%2e/./#')).toBe(-1);
+    expect(cleanPathEnd('/a/b?x=%2e/./')).toBe(4);
+    expect(cleanPathEnd('/a.b/c.d?')).toBe(8);
+    expect(cleanPathEnd('/')).toBe(1);
+    expect(cleanPathEnd('/a/./b')).toBe(-1);
+    expect(cleanPathEnd('/.well-known')).toBe(-1);
+    expect(cleanPathEnd('/a%41')).toBe(-1);
+    expect(cleanPathEnd('/a#b')).toBe(-1);
+  });
+
+  it('agrees with the normalizer: a clean path is one it leaves as is', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^\/[a-z./%#?~0-9]{0,12}$/), (t) => {
+        const end = cleanPathEnd(t);
+        if (end < 0) return;
+        expect(t.slice(end).includes('#')).toBe(false);
+        expect(t.slice(0, end).includes('?')).toBe(false);
+        expect(normalizePath(t.slice(0, end))).toBe(t.slice(0, end));
+      }),
+    );
   });
 });

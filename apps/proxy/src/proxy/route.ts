@@ -137,36 +137,44 @@ export class RouteService implements Service<RequestCx, HttpResponse> {
   call(cx: RequestCx): Promise<HttpResponse> {
     const req = cx.get('request');
     const target = req.target;
-    let rawPath: string;
+    let path: string;
     let query: string;
     // The Host field as received, and the authority the request is for.
     const received = req.headers.get('host');
     let host = received;
-    // A fragment is never part of a request target (RFC 9112 §3.2); an upstream that cut the
-    // path there would see another path than the one routed.
-    if (target.indexOf('#') >= 0) return reject('ERR_LOCH_BAD_TARGET', `fragment in ${target}`);
-    if (target.charCodeAt(0) === 0x2f) {
-      // origin-form, nearly every request: split in place, no object per request
-      const q = target.indexOf('?');
-      rawPath = q < 0 ? target : target.slice(0, q);
-      query = q < 0 ? '' : target.slice(q);
-    } else if (req.method === 'CONNECT') {
-      return reject('ERR_LOCH_METHOD_NOT_ALLOWED', 'CONNECT: this proxy runs no tunnels', ALLOW);
-    } else if (req.targetForm !== 'absolute') {
-      return reject('ERR_LOCH_BAD_TARGET', `bad request target ${target}`);
+    // origin-form, nearly every request: one scan, then split in place, no object per request
+    const end = target.charCodeAt(0) === 0x2f ? cleanPathEnd(target) : -1;
+    if (end >= 0) {
+      path = end === target.length ? target : target.slice(0, end);
+      query = end === target.length ? '' : target.slice(end);
     } else {
-      const abs = parseAbsoluteTarget(target);
-      if (typeof abs === 'string') return badAbsolute(abs, target);
-      rawPath = abs.path;
-      query = abs.query;
-      host = abs.authority;
+      // A fragment is never part of a request target (RFC 9112 §3.2); an upstream that cut the
+      // path there would see another path than the one routed.
+      if (target.indexOf('#') >= 0) return reject('ERR_LOCH_BAD_TARGET', `fragment in ${target}`);
+      let rawPath: string;
+      if (target.charCodeAt(0) === 0x2f) {
+        const q = target.indexOf('?');
+        rawPath = q < 0 ? target : target.slice(0, q);
+        query = q < 0 ? '' : target.slice(q);
+      } else if (req.method === 'CONNECT') {
+        return reject('ERR_LOCH_METHOD_NOT_ALLOWED', 'CONNECT: this proxy runs no tunnels', ALLOW);
+      } else if (req.targetForm !== 'absolute') {
+        return reject('ERR_LOCH_BAD_TARGET', `bad request target ${target}`);
+      } else {
+        const abs = parseAbsoluteTarget(target);
+        if (typeof abs === 'string') return badAbsolute(abs, target);
+        rawPath = abs.path;
+        query = abs.query;
+        host = abs.authority;
+      }
+      const normalized = normalizePath(rawPath, this.encodedSlashes);
+      if (typeof normalized === 'number') return badPath(normalized, rawPath);
+      path = normalized;
     }
     // An http(s) URI with an empty host is invalid (RFC 9110 §4.2.1), absolute-form or not.
     if (received === '') return reject('ERR_LOCH_BAD_HOST', 'empty Host');
     // RFC 9112 §3.2.2: the target's authority replaces the received Host.
     if (host !== received) req.headers.set('host', host!);
-    const path = normalizePath(rawPath, this.encodedSlashes);
-    if (typeof path === 'number') return badPath(path, rawPath);
     const match = this.router.match(host, path);
     if (match === undefined) {
       return Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', `no route for ${host ?? ''}${path}`));
@@ -178,6 +186,24 @@ export class RouteService implements Service<RequestCx, HttpResponse> {
       cx.set('route', match).set('upstreamTarget', query === '' ? upstreamPath : upstreamPath + query),
     );
   }
+}
+
+/**
+ * One pass over an origin-form target: the index where its path ends (its "?", or its length)
+ * when the path is already normal (no "%", no "/.") and the target has no "#"; -1 when the
+ * target needs the slow path (normalizing, or a 400). One loop instead of a search per
+ * character of interest: measured cheaper than the "?" search alone plus two more searches.
+ */
+export function cleanPathEnd(target: string): number {
+  const n = target.length;
+  let prev = 0;
+  for (let i = 0; i < n; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 0x3f) return target.indexOf('#', i + 1) < 0 ? i : -1;
+    if (c === 0x25 || c === 0x23 || (c === 0x2e && prev === 0x2f)) return -1;
+    prev = c;
+  }
+  return n;
 }
 
 function reject(
