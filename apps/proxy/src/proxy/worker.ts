@@ -252,7 +252,7 @@ export class ProxyWorker {
             .set('driver', stream.driver)
             .set('server', identity),
         onError: (error) => log.debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
-        // Requests the HTTP/1.1 codec rejected (400, 414, 431, 501, 505), timed out (408) or
+        // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config
         // may change on reload without a new HttpServer, so it is read per line).
         onRejected: (r, cx) => {
