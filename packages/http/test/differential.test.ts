@@ -66,12 +66,13 @@ const CONNECTION_OWS = /connection:[^\r\n]*[ \t]\r\n/i;
  * - HTAB in the OWS after a Content-Length or Transfer-Encoding value reads as SP: RFC 9110
  *   §5.5 and §5.6.3 (OWS = SP / HTAB, not part of the value); llhttp rejects `5\t`
  *   (HPE_INVALID_CONTENT_LENGTH) and does not see `chunked\t` as chunked (a request is then
- *   HPE_INVALID_TRANSFER_ENCODING, a response close-delimited). nginx and haproxy trim HTAB.
+ *   HPE_INVALID_TRANSFER_ENCODING, a response close-delimited). haproxy 2.6 trims HTAB
+ *   here; nginx 1.22 answers such requests 400 and 501 (it accepts them from an upstream).
  * The generated field values hold neither form (short random values would have to end in
  * ` HTTP/1.2` exactly); a body may, when it holds the next message, so when the input was
  * rewritten both sides' bodies are compared through the same rewrite.
  */
-export function forLlhttp(input: Buffer): Buffer {
+function forLlhttp(input: Buffer): Buffer {
   const text = input.toString('latin1');
   const fixed = rewriteForLlhttp(text);
   return fixed === text ? input : Buffer.from(fixed, 'latin1');
