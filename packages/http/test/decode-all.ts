@@ -64,11 +64,11 @@ export function decode(
   const list = typeof pieces === 'string' ? [Buffer.from(pieces, 'latin1')] : pieces;
   const d = kind === 'request' ? new RequestDecoder(opts.limits) : new ResponseDecoder(opts.limits);
   let finals = 0;
-  const expect = () => {
+  const expectNext = () => {
     const m = opts.methods?.[finals] ?? opts.method;
     if (d instanceof ResponseDecoder) d.expectResponseTo(m ?? 'GET');
   };
-  expect();
+  expectNext();
   const messages: Decoded[] = [];
   let cur: Decoded | null = null;
   let body: string[] = [];
@@ -100,7 +100,7 @@ export function decode(
       // An interim (1xx) response answers the same request as the next one.
       if ((cur!.head.status ?? 200) >= 200) {
         finals++;
-        expect();
+        expectNext();
       }
       cur = null;
     } else return false;
