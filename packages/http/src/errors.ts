@@ -137,11 +137,19 @@ export class HttpTimeoutError extends HttpError {
   }
 }
 
-/** A body did not hold what its framing promised (fewer or more bytes than its length, or a size limit). */
+/**
+ * A body did not hold what its framing promised (fewer or more bytes than its length, or a size
+ * limit), was iterated twice, or was read after the server took it over
+ * (`ERR_HTTP_BODY_TAKEN`: its response was complete or the connection ended).
+ */
 export class HttpBodyError extends HttpError {
   override readonly name = 'HttpBodyError';
   constructor(
-    code: 'ERR_HTTP_BODY_LENGTH_MISMATCH' | 'ERR_HTTP_BODY_TOO_LARGE' | 'ERR_HTTP_BODY_CONSUMED',
+    code:
+      | 'ERR_HTTP_BODY_LENGTH_MISMATCH'
+      | 'ERR_HTTP_BODY_TOO_LARGE'
+      | 'ERR_HTTP_BODY_CONSUMED'
+      | 'ERR_HTTP_BODY_TAKEN',
     message: string,
   ) {
     super(code, code === 'ERR_HTTP_BODY_TOO_LARGE' ? 413 : 500, message);

@@ -1411,10 +1411,9 @@ class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> {
  * The failure of a request body read after the server took the body over: its response was
  * complete (the server drains or discards the rest) or the connection ended.
  */
-function bodyTaken(): HttpError {
-  return new HttpError(
+function bodyTaken(): HttpBodyError {
+  return new HttpBodyError(
     'ERR_HTTP_BODY_TAKEN',
-    500,
     'request body read after its response ended: the server discarded the rest',
   );
 }
