@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "loch_native",
-      "sources": ["src/addon.cc", "src/ring.cc", "src/net.cc", "src/memory.cc"],
+      "sources": ["src/addon.cc", "src/ring.cc", "src/net.cc", "src/memory.cc", "src/thread.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags_cc": ["-O2", "-std=c++17", "-fno-exceptions", "-fvisibility=hidden", "-Wall", "-Wextra"],

@@ -102,6 +102,21 @@ export interface NativeBinding {
     reusePort: boolean,
     ipv6Only: boolean,
   ): number | NativeFailure;
+  /**
+   * Like listenTcp, but the descriptor is the caller's, not this environment's (teardown does not
+   * close it): for `net.Server.listen({ fd })`, after which libuv owns it. See NativePlatform.
+   */
+  openTcpListener(
+    host: string,
+    port: number,
+    backlog: number,
+    reusePort: boolean,
+    ipv6Only: boolean,
+  ): number | NativeFailure;
+  /** See NativePlatform.setThreadAffinity. */
+  setThreadAffinity(cpus: readonly number[]): number;
+  /** See NativePlatform.threadAffinity. */
+  threadAffinity(): number[] | number;
   listenUnix(path: string, backlog: number): number | NativeFailure;
   /** 4, 6, or 0 for a Unix socket. */
   socket(family: 4 | 6 | 0): number | NativeFailure;
@@ -137,8 +152,44 @@ export type LoadResult =
   | { readonly binding: NativeBinding; readonly probe: NativeProbe }
   | { readonly error: string };
 
+/** The addon's calls that need no io_uring; available whenever the .node file loads. */
+export interface NativePlatform {
+  /**
+   * A listening TCP socket: SO_REUSEADDR, SO_REUSEPORT when `reusePort`, IPV6_V6ONLY on or off
+   * for an IPv6 `host` (an IP literal: resolve names first), bound and listening with `backlog`.
+   * Returns the descriptor (SOCK_CLOEXEC), which belongs to the caller: hand it to
+   * `net.Server.listen({ fd })`, which then owns and closes it. For SO_REUSEPORT on Node versions
+   * whose net.Server cannot set it. Failures: `{ errno, syscall }` (EINVAL/'bind' for a host that
+   * is no IP literal, EADDRINUSE/'bind' for a taken port).
+   */
+  openTcpListener(
+    host: string,
+    port: number,
+    backlog: number,
+    reusePort: boolean,
+    ipv6Only: boolean,
+  ): number | NativeFailure;
+  /**
+   * Pins the calling OS thread (the worker_thread that calls it; no thread id needed) to exactly
+   * `cpus` with sched_setaffinity. 0, or -errno: -EINVAL for an empty list, a CPU out of range
+   * (negative, >= 65536) or none that is online and allowed; -EPERM when the policy forbids it.
+   */
+  setThreadAffinity(cpus: readonly number[]): number;
+  /** The CPUs the calling thread may run on (sched_getaffinity), ascending; or -errno. */
+  threadAffinity(): number[] | number;
+}
+
+/** Result of `loadPlatform()`. */
+export type PlatformLoadResult = { readonly platform: NativePlatform } | { readonly error: string };
+
 /** Loads the addon once per thread and probes io_uring; never throws. */
 export function loadNative(): LoadResult;
+
+/**
+ * The calls of NativePlatform when the .node file loads, whether or not the kernel allows
+ * io_uring; otherwise `{ error }` saying why. Never throws; cached per thread.
+ */
+export function loadPlatform(): PlatformLoadResult;
 
 /**
  * The addon's trimMemory when the .node file loads (even when the kernel refuses io_uring, so the

@@ -1,7 +1,9 @@
 // @loch/native loader. Returns the addon, or `{ error }` saying why it cannot serve: the build
 // failed (the text of build/loch-native-build-error.txt), the .node file does not load, or the
 // kernel refuses io_uring (ENOSYS, EPERM from seccomp, kernel.io_uring_disabled). Never throws,
-// so the runtime can fall back to its legacy driver.
+// so the runtime can fall back to its legacy driver. loadPlatform() and memoryTrimmer() hand out
+// the calls that need no io_uring (listeners for node:net, thread affinity, memory trimming)
+// whenever the .node file loads, so the legacy driver and worker threads use them too.
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -50,6 +52,17 @@ function loadBinding() {
   return loadedBinding;
 }
 
+/** Why the .node file is not there or does not load. */
+function unloadableReason(loadError) {
+  const build = buildFailure();
+  if (build && loadError) return `${loadError}\n${build}`;
+  return (
+    loadError ||
+    build ||
+    'the addon is not built (run `node scripts/build.mjs` in @loch/native; needs liburing-dev)'
+  );
+}
+
 /**
  * Loads the addon once per thread and probes io_uring.
  * @returns {import('./index.js').LoadResult}
@@ -58,12 +71,7 @@ export function loadNative() {
   if (cached) return cached;
   const { binding, loadError } = loadBinding();
   if (!binding) {
-    const build = buildFailure();
-    const reason =
-      loadError ||
-      build ||
-      'the addon is not built (run `node scripts/build.mjs` in @loch/native; needs liburing-dev)';
-    cached = { error: build && loadError ? `${loadError}\n${build}` : reason };
+    cached = { error: unloadableReason(loadError) };
     return cached;
   }
   let probe;
@@ -93,6 +101,30 @@ export function loadNative() {
 export function memoryTrimmer() {
   const { binding } = loadBinding();
   return binding ? () => binding.trimMemory() : undefined;
+}
+
+/** @type {import('./index.js').PlatformLoadResult | undefined} */
+let platformCached;
+
+/**
+ * The addon's calls that need no io_uring (openTcpListener, setThreadAffinity, threadAffinity),
+ * whether or not the kernel allows io_uring; `{ error }` when the .node file does not load.
+ * Never throws. Cached per thread.
+ * @returns {import('./index.js').PlatformLoadResult}
+ */
+export function loadPlatform() {
+  if (platformCached) return platformCached;
+  const { binding, loadError } = loadBinding();
+  platformCached = binding
+    ? {
+        platform: {
+          openTcpListener: binding.openTcpListener,
+          setThreadAffinity: binding.setThreadAffinity,
+          threadAffinity: binding.threadAffinity,
+        },
+      }
+    : { error: unloadableReason(loadError) };
+  return platformCached;
 }
 
 /** Opcodes of the submission record format (see README.md). */

@@ -1,6 +1,7 @@
 // Module glue for @loch/native: per-environment state (one ring per JS thread, torn down by the
 // instance-data finalizer when the environment or worker goes away), the kernel probe, and the
-// exported functions. The ring itself is in ring.cc, socket setup in net.cc.
+// exported functions. The ring itself is in ring.cc, socket setup in net.cc, memory trimming in
+// memory.cc, thread affinity in thread.cc.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include "memory.h"
 #include "net.h"
 #include "ring.h"
+#include "thread.h"
 
 namespace loch {
 int InitProbeRing(unsigned entries, io_uring* ring, io_uring_params* out);
@@ -168,6 +170,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   loch::RegisterNet(env, exports);
   loch::RegisterMemory(env, exports);
+  loch::RegisterThread(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("sqStride", Napi::Number::New(env, loch::kSqStride));
   layout.Set("cqStride", Napi::Number::New(env, loch::kCqStride));

@@ -82,43 +82,66 @@ Napi::Value DescribeAddress(Napi::Env env, const sockaddr_storage& ss, socklen_t
   return o;
 }
 
-// Binds and listens a fresh socket, tracking it on success and closing it on failure; shared by
-// the TCP and Unix listeners. -> fd | { errno, syscall }
-static Napi::Value BindAndListen(Napi::Env env, int fd, const sockaddr_storage& ss, socklen_t len, int backlog) {
-  const char* failed = nullptr;
-  if (bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) failed = "bind";
-  else if (listen(fd, backlog) != 0) failed = "listen";
-  if (failed) {
-    int e = errno;
-    close(fd);
-    return Failure(env, e, failed);
-  }
-  RingOf(env).Track(fd);
-  return Napi::Number::New(env, fd);
+// Binds and listens `fd`: returns it, or -errno with `*failed` naming the syscall (and closes it).
+int BindAndListen(int fd, const sockaddr_storage& ss, socklen_t len, int backlog, const char** failed) {
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&ss), len) != 0) *failed = "bind";
+  else if (listen(fd, backlog) != 0) *failed = "listen";
+  else return fd;
+  int e = errno;
+  close(fd);
+  return -e;
 }
 
-// listenTcp(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }
-Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string host = info[0].As<Napi::String>().Utf8Value();
-  int port = info[1].As<Napi::Number>().Int32Value();
-  int backlog = info[2].As<Napi::Number>().Int32Value();
-  bool reusePort = info[3].ToBoolean().Value();
-  bool v6only = info[4].ToBoolean().Value();
+// A listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked; IPV6_V6ONLY on or off for IPv6):
+// the fd, or -errno with `*failed` naming the syscall. `host` must be an IP literal (JS resolves
+// names). Shared by listenTcp (the ring's listeners) and openTcpListener (Node's).
+int OpenTcpListener(const std::string& host, int port, int backlog, bool reusePort, bool v6only, const char** failed) {
   sockaddr_storage ss;
   socklen_t len;
-  if (!ParseIp(host, port, &ss, &len)) return Failure(env, EINVAL, "bind");
+  *failed = "bind";
+  if (!ParseIp(host, port, &ss, &len)) return -EINVAL;
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Failure(env, errno, "socket");
+  if (fd < 0) {
+    *failed = "socket";
+    return -errno;
+  }
   int one = 1, zero = 0;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reusePort && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     int e = errno;
     close(fd);
-    return Failure(env, e, "setsockopt");
+    *failed = "setsockopt";
+    return -e;
   }
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
-  return BindAndListen(env, fd, ss, len, backlog);
+  return BindAndListen(fd, ss, len, backlog, failed);
+}
+
+int OpenTcpListener(const Napi::CallbackInfo& info, const char** failed) {
+  return OpenTcpListener(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
+                         info[2].As<Napi::Number>().Int32Value(), info[3].ToBoolean().Value(),
+                         info[4].ToBoolean().Value(), failed);
+}
+
+// listenTcp(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }. The fd is this
+// environment's: closed at teardown unless closeFd() or a CLOSE record closed it first.
+Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* failed = nullptr;
+  int fd = OpenTcpListener(info, &failed);
+  if (fd < 0) return Failure(env, -fd, failed);
+  RingOf(env).Track(fd);
+  return Napi::Number::New(env, fd);
+}
+
+// openTcpListener(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }. Like
+// listenTcp, but the fd is not tracked: it is for `net.Server.listen({ fd })`, after which libuv
+// owns and closes it (tracking it would close a number libuv may have reused).
+Napi::Value OpenTcpListenerForNode(const Napi::CallbackInfo& info) {
+  const char* failed = nullptr;
+  int fd = OpenTcpListener(info, &failed);
+  if (fd < 0) return Failure(info.Env(), -fd, failed);
+  return Napi::Number::New(info.Env(), fd);
 }
 
 // listenUnix(path, backlog) -> fd | { errno, syscall }
@@ -131,7 +154,11 @@ Napi::Value ListenUnix(const Napi::CallbackInfo& info) {
   if (!ParseUnix(path, &ss, &len)) return Failure(env, ENAMETOOLONG, "bind");
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Failure(env, errno, "socket");
-  return BindAndListen(env, fd, ss, len, backlog);
+  const char* failed = nullptr;
+  fd = BindAndListen(fd, ss, len, backlog, &failed);
+  if (fd < 0) return Failure(env, -fd, failed);
+  RingOf(env).Track(fd);
+  return Napi::Number::New(env, fd);
 }
 
 // socket(family: 4 | 6 | 0 for unix) -> fd | { errno, syscall }
@@ -246,6 +273,7 @@ Napi::Value SetNonBlocking(const Napi::CallbackInfo& info) {
 
 void RegisterNet(Napi::Env env, Napi::Object exports) {
   exports.Set("listenTcp", Napi::Function::New(env, ListenTcp, "listenTcp"));
+  exports.Set("openTcpListener", Napi::Function::New(env, OpenTcpListenerForNode, "openTcpListener"));
   exports.Set("listenUnix", Napi::Function::New(env, ListenUnix, "listenUnix"));
   exports.Set("socket", Napi::Function::New(env, Socket, "socket"));
   exports.Set("encodeIp", Napi::Function::New(env, EncodeIp, "encodeIp"));

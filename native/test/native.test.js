@@ -1,17 +1,20 @@
 // Tests of the binding itself: the loader, the record format round trip (timeout, NOP, bad
-// records), and one ring per environment: rings in worker_threads, torn down with their
-// sockets when a worker exits without destroy(). Socket behaviour is tested through the driver
-// in packages/uring-runtime/src/uring/.
+// records), one ring per environment (rings in worker_threads, torn down with their sockets when
+// a worker exits without destroy()), and the calls that need no io_uring: SO_REUSEPORT listeners
+// handed to node:net, and thread affinity. Socket behaviour on the ring is tested through the
+// driver in packages/uring-runtime/src/uring/.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { loadNative, memoryTrimmer } from '../index.js';
+import { loadNative, loadPlatform, memoryTrimmer } from '../index.js';
 
 const loaded = loadNative();
 if ('error' in loaded) console.warn(`@loch/native tests skipped: ${loaded.error}`);
+const platformLoaded = loadPlatform();
 const indexUrl = new URL('../index.js', import.meta.url).href;
 
 function fdCount() {
@@ -35,9 +38,9 @@ function ringMappings() {
 function inWorker(body) {
   const source = `
     const { parentPort } = require('node:worker_threads');
-    import(${JSON.stringify(indexUrl)}).then(async ({ loadNative, Op }) => {
+    import(${JSON.stringify(indexUrl)}).then(async ({ loadNative, loadPlatform, Op }) => {
       const { binding } = loadNative();
-      const result = await (${body})(binding, Op);
+      const result = await (${body})(binding, Op, loadPlatform());
       parentPort.postMessage(result);
     }).catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));
   `;
@@ -261,5 +264,104 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(b.closeFd(fd)).toBe(0);
     const busy = b.listenTcp('256.0.0.1', 0, 4, false, false);
     expect(busy).toEqual({ errno: 22, syscall: 'bind' });
+  });
+});
+
+/** A net.Server listening on `fd`; resolves once it listens. */
+function serveFd(fd, onConnection) {
+  const server = createServer(onConnection);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ fd }, () => resolve(server));
+  });
+}
+
+/** Connects to 127.0.0.1:`port` and resolves with everything the server sent. */
+function fetchText(port) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk) => {
+      text += chunk;
+    });
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+describe.skipIf('error' in platformLoaded)('@loch/native platform calls (no io_uring needed)', () => {
+  const platform = 'platform' in platformLoaded ? platformLoaded.platform : undefined;
+
+  it('loads without the io_uring probe, from the same binding', () => {
+    expect(typeof platform?.openTcpListener).toBe('function');
+    if ('binding' in loaded) expect(platform?.setThreadAffinity).toBe(loaded.binding.setThreadAffinity);
+  });
+
+  it('openTcpListener reports a bad address and a taken port as { errno, syscall }', async () => {
+    expect(platform.openTcpListener('256.0.0.1', 0, 4, true, false)).toEqual({ errno: 22, syscall: 'bind' });
+    expect(platform.openTcpListener('localhost', 0, 4, true, false)).toEqual({ errno: 22, syscall: 'bind' });
+    const plain = platform.openTcpListener('127.0.0.1', 0, 4, false, false);
+    expect(typeof plain).toBe('number');
+    const server = await serveFd(plain, (socket) => socket.end());
+    const { port } = server.address();
+    expect(platform.openTcpListener('127.0.0.1', port, 4, true, false)).toEqual({
+      errno: 98,
+      syscall: 'bind',
+    });
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('two SO_REUSEPORT listeners on one port, handed to net.Server, both accept', async () => {
+    const first = platform.openTcpListener('127.0.0.1', 0, 64, true, false);
+    expect(typeof first).toBe('number');
+    const a = await serveFd(first, (socket) => socket.end('a'));
+    const { port } = a.address();
+    const second = platform.openTcpListener('127.0.0.1', port, 64, true, false);
+    expect(typeof second).toBe('number');
+    const b = await serveFd(second, (socket) => socket.end('b'));
+    expect(b.address().port).toBe(port);
+    // A socket without SO_REUSEPORT cannot join the group.
+    expect(platform.openTcpListener('127.0.0.1', port, 4, false, false)).toEqual({
+      errno: 98,
+      syscall: 'bind',
+    });
+    const answers = [];
+    for (let i = 0; i < 32; i++) answers.push(await fetchText(port));
+    await Promise.all([a, b].map((server) => new Promise((resolve) => server.close(resolve))));
+    // Distinct 4-tuples hash to both sockets; all 32 on one would be a 2^-31 event.
+    expect(answers.filter((x) => x === 'a').length).toBeGreaterThan(0);
+    expect(answers.filter((x) => x === 'b').length).toBeGreaterThan(0);
+    expect(answers.filter((x) => x === 'a' || x === 'b')).toHaveLength(32);
+  });
+
+  it("leaves openTcpListener's descriptor open when the creating worker exits (it is the caller's)", async () => {
+    const result = await inWorker(`async (_b, _op, loaded) => {
+      const fd = loaded.platform.openTcpListener('127.0.0.1', 0, 4, true, false);
+      return { fd };
+    }`);
+    expect(typeof result.fd).toBe('number');
+    expect(readlinkSync(`/proc/self/fd/${result.fd}`)).toMatch(/^socket:/);
+    closeSync(result.fd);
+  });
+
+  it('pins the calling worker thread, not the process, and reports bad CPU lists as -EINVAL', async () => {
+    const before = platform.threadAffinity();
+    expect(Array.isArray(before)).toBe(true);
+    const cpu = before[before.length - 1];
+    const result = await inWorker(`async (_b, _op, loaded) => {
+      const { readFileSync } = await import('node:fs');
+      const p = loaded.platform;
+      const rejected = [p.setThreadAffinity([]), p.setThreadAffinity([-1]), p.setThreadAffinity([1 << 20])];
+      const set = p.setThreadAffinity([${cpu}]);
+      const status = readFileSync('/proc/thread-self/status', 'utf8');
+      return { rejected, set, after: p.threadAffinity(), allowed: /Cpus_allowed_list:\\s*(\\S+)/.exec(status)[1] };
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.rejected).toEqual([-22, -22, -22]);
+    expect(result.set).toBe(0);
+    expect(result.after).toEqual([cpu]);
+    expect(result.allowed).toBe(String(cpu));
+    expect(platform.threadAffinity()).toEqual(before);
   });
 });
