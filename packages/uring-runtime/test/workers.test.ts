@@ -152,16 +152,39 @@ describe('start()', () => {
     expect(after[0]).toMatchObject({ ok: false });
   });
 
-  it('pins workers to CPUs when asked (best effort, verified in /proc)', async () => {
+  for (const driver of ['legacy', 'uring'] as const) {
+    it(`pins workers to CPUs when asked on the ${driver} driver (sched_setaffinity, verified in /proc)`, async (test) => {
+      const available = await createRuntime({ driver, log: () => undefined }).then(
+        (runtime) => runtime.close().then(() => true),
+        () => false,
+      );
+      if (!available) test.skip(`the ${driver} driver is unavailable here`);
+      const allowed = () =>
+        /Cpus_allowed_list:\s+(\S+)/.exec(readFileSync('/proc/thread-self/status', 'utf8'))?.[1];
+      const mainBefore = allowed();
+      const { port, release } = await sharedPort();
+      pool = await start({ workers: 2, driver, cpuAffinity: [0, 1], data: { port } }, echoWorker);
+      await release();
+      for (const info of pool.workers) {
+        expect(info.driver).toBe(driver);
+        expect(info.affinity).toBe(`pinned to cpu ${info.index}`);
+        expect(info.cpu).toBe(info.index);
+        const status = readFileSync(`/proc/self/task/${info.tid}/status`, 'utf8');
+        expect(status).toMatch(new RegExp(`Cpus_allowed_list:\\s+${info.index}\\n`));
+      }
+      // Only the workers' own threads are pinned.
+      expect(allowed()).toBe(mainBefore);
+    });
+  }
+
+  it('reports a CPU that cannot be pinned as a failure and serves anyway', async () => {
     const { port, release } = await sharedPort();
-    pool = await start({ workers: 2, driver: 'legacy', cpuAffinity: [0, 1], data: { port } }, echoWorker);
+    pool = await start({ workers: 1, driver: 'legacy', cpuAffinity: [4095], data: { port } }, echoWorker);
     await release();
-    for (const info of pool.workers) {
-      expect(info.affinity).toBe(`pinned to cpu ${info.index}`);
-      expect(info.cpu).toBe(info.index);
-      const status = readFileSync(`/proc/self/task/${info.tid}/status`, 'utf8');
-      expect(status).toMatch(new RegExp(`Cpus_allowed_list:\\s+${info.index}\\n`));
-    }
+    const [info] = pool.workers;
+    expect(info?.affinity).toMatch(/^failed: sched_setaffinity\(cpu 4095\): EINVAL$/);
+    expect(info?.cpu).toBeUndefined();
+    await expect(pool.send(0, { cmd: 'whoami' })).resolves.toMatchObject({ index: 0 });
   });
 
   it('fails to start when the module has no main, and for bad options', async () => {

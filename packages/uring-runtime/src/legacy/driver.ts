@@ -16,7 +16,7 @@ import type { RuntimeError } from '../errors.js';
 import type { IoOptions, SocketAddress } from '../stream.js';
 import { LegacyListener } from './listener.js';
 import { cancelled, errnoError, toRuntimeError } from './node-errors.js';
-import { bindReusePort, nodeHasReusePort } from './reuse-port.js';
+import { nodeHasReusePort, openReusePortSocket } from './reuse-port.js';
 import { LegacyStream, LegacyStreamSet, toSocketAddress } from './stream.js';
 
 const DEFAULT_BACKLOG = 1024;
@@ -66,15 +66,14 @@ export class LegacyDriver implements Driver {
     const backlog = options.backlog ?? DEFAULT_BACKLOG;
     const ipv6Only = options.ipv6Only ?? false;
     const address = tcpAddress(host, port);
-    let server: Server;
+    const server = createServer({ allowHalfOpen: true, noDelay: true });
     if (options.reusePort === true && !nodeHasReusePort) {
-      server = await bindReusePort({ host, port, backlog, ipv6Only, address });
-      // The server was built by Node's handle passing with default options; align them.
-      const shaped = server as Server & { allowHalfOpen: boolean; noDelay: boolean };
-      shaped.allowHalfOpen = true;
-      shaped.noDelay = true;
+      // Node 20 cannot set SO_REUSEPORT: @loch/native makes the listening socket, Node adopts it.
+      const fd = await openReusePortSocket({ host, port, backlog, ipv6Only, address });
+      const ready = listening(server, address);
+      server.listen({ fd, backlog });
+      await ready;
     } else {
-      server = createServer({ allowHalfOpen: true, noDelay: true });
       const ready = listening(server, address);
       server.listen({
         host,

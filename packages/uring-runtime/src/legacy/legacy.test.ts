@@ -1,13 +1,18 @@
 /**
  * Legacy-driver specifics that the conformance suite does not cover: stale Unix socket removal
- * (removeStale) and the SO_REUSEPORT path used on Node versions without `listen({ reusePort })`.
+ * (removeStale) and the SO_REUSEPORT path used on Node versions without `listen({ reusePort })`
+ * (a socket from @loch/native adopted by net.Server; on newer Node the same cases run through
+ * Node's own option).
  */
 import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RuntimeError } from '../errors.js';
 import { createLegacyDriver, type LegacyDriver } from './driver.js';
+import { openReusePortSocket } from './reuse-port.js';
 
 let driver: LegacyDriver | undefined;
 let dir: string | undefined;
@@ -52,20 +57,47 @@ describe('legacy Unix listener', () => {
     });
     await live.close();
   });
+});
 
-  it('reports a missing python3 for reusePort as ERR_LOCH_REUSEPORT_UNSUPPORTED', async () => {
-    const { nodeHasReusePort } = await import('./reuse-port.js');
-    if (nodeHasReusePort) return;
+describe('legacy SO_REUSEPORT listeners', () => {
+  const address = { family: 'ipv4', address: '127.0.0.1', port: 0 } as const;
+
+  it('reports an addon that does not load as ERR_LOCH_REUSEPORT_UNSUPPORTED', async () => {
+    const error = await openReusePortSocket(
+      { host: '127.0.0.1', port: 0, backlog: 4, ipv6Only: false, address },
+      { error: 'the addon is not built' },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect(error).toMatchObject({ code: 'ERR_LOCH_REUSEPORT_UNSUPPORTED', syscall: 'bind', address });
+    expect((error as RuntimeError).message).toContain('the addon is not built');
+  });
+
+  it('fails with EADDRINUSE on a port held without reusePort, and ENOTFOUND for an unknown host', async () => {
     driver = createLegacyDriver();
-    const saved = process.env.LOCH_PYTHON;
-    process.env.LOCH_PYTHON = '/nonexistent/python3';
-    try {
-      await expect(driver.listenTcp({ host: '127.0.0.1', port: 0, reusePort: true })).rejects.toMatchObject({
-        code: 'ERR_LOCH_REUSEPORT_UNSUPPORTED',
-      });
-    } finally {
-      if (saved === undefined) delete process.env.LOCH_PYTHON;
-      else process.env.LOCH_PYTHON = saved;
-    }
+    const plain = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const port = (plain.localAddress as { port: number }).port;
+    const taken = await driver
+      .listenTcp({ host: '127.0.0.1', port, reusePort: true })
+      .catch((e: unknown) => e);
+    expect(taken).toBeInstanceOf(RuntimeError);
+    expect(taken).toMatchObject({ code: 'EADDRINUSE', syscall: 'bind', address: { port } });
+    const unknown = await driver
+      .listenTcp({ host: 'no-such-host.invalid', port: 0, reusePort: true })
+      .catch((e: unknown) => e);
+    expect(unknown).toMatchObject({ code: 'ENOTFOUND', syscall: 'bind' });
+  });
+
+  it('binds host names, and closing the listener closes its descriptor', async () => {
+    driver = createLegacyDriver();
+    const before = readdirSync('/proc/self/fd').length;
+    const listener = await driver.listenTcp({ host: 'localhost', port: 0, reusePort: true });
+    expect(listener.localAddress).toMatchObject({ port: expect.any(Number) });
+    const port = (listener.localAddress as { port: number }).port;
+    const accepted = listener.accept();
+    const client = await driver.connectTcp({ host: '127.0.0.1', port });
+    await (await accepted).close();
+    await client.close();
+    await listener.close();
+    expect(readdirSync('/proc/self/fd').length).toBe(before);
   });
 });

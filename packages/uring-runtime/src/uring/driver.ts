@@ -4,7 +4,6 @@
  * driver instance of that thread. Not for the public runtime API or driver selection: those
  * belong to the runtime (src/index.ts and friends), which calls createUringDriver().
  */
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { loadNative, type NativeBinding, type NativeFailure } from '@loch/native';
@@ -16,6 +15,7 @@ import type {
   UnixListenOptions,
 } from '../driver.js';
 import { RuntimeError } from '../errors.js';
+import { resolveHost } from '../internal/resolve-host.js';
 import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
 import { UringListener } from './listener.js';
 import { SplicePump } from './pump.js';
@@ -109,24 +109,6 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
 
 function failure(result: NativeFailure, address: SocketAddress | undefined): RuntimeError {
   return RuntimeError.fromErrno(-result.errno, result.syscall, address);
-}
-
-async function resolveHost(
-  host: string,
-  port: number,
-  syscall: string,
-): Promise<{ ip: string; family: 4 | 6 }> {
-  const kind = isIP(host);
-  if (kind === 4 || kind === 6) return { ip: host, family: kind };
-  try {
-    const found = await lookup(host);
-    return { ip: found.address, family: found.family === 6 ? 6 : 4 };
-  } catch (cause) {
-    throw new RuntimeError('ENOTFOUND', syscall, {
-      address: { family: 'ipv4', address: host, port },
-      cause,
-    });
-  }
 }
 
 /** An in-flight connect: resolves with the fd's stream or fails with the mapped errno. */

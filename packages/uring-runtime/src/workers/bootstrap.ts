@@ -3,9 +3,10 @@
  * creates the thread's runtime, serves the command channel, runs the user's main, and performs
  * the graceful stop. Not imported by user code.
  */
-import { execFile } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { loadPlatform } from '@loch/native';
+import { errnoName } from '../errors.js';
 import { currentRuntime, setThreadRuntimeDefaults } from '../runtime.js';
 import { type CommandHandler, setWorkerContext, type WorkerContext } from './context.js';
 import { type FromWorker, type ToWorker, toWire, type WorkerBoot } from './protocol.js';
@@ -17,7 +18,7 @@ function post(message: FromWorker): void {
   port.postMessage(message);
 }
 
-/** This thread's kernel thread id, from /proc/thread-self -> "<pid>/task/<tid>". */
+/** This thread's kernel thread id (reported in WorkerInfo.tid), from /proc/thread-self -> "<pid>/task/<tid>". */
 function threadId(): number | undefined {
   try {
     const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
@@ -27,20 +28,25 @@ function threadId(): number | undefined {
   }
 }
 
-/** Pins thread `tid` to `cpu` with taskset(1); resolves with a description of the outcome. */
-function pin(tid: number | undefined, cpu: number | undefined): Promise<string | undefined> {
-  if (cpu === undefined) return Promise.resolve(undefined);
-  if (tid === undefined) return Promise.resolve('failed: thread id unknown (no /proc/thread-self)');
-  return new Promise((resolve) => {
-    execFile('taskset', ['-p', '-c', String(cpu), String(tid)], (error, _stdout, stderr) => {
-      resolve(error ? `failed: ${(stderr || error.message).trim()}` : `pinned to cpu ${cpu}`);
-    });
-  });
+/**
+ * Pins the calling thread (this worker) to `cpu` with @loch/native's sched_setaffinity(0, ...),
+ * so no thread id is needed. Best effort: returns a description of the outcome for
+ * WorkerInfo.affinity ('pinned to cpu N' or 'failed: ...'), never throws.
+ */
+function pin(cpu: number | undefined): string | undefined {
+  if (cpu === undefined) return undefined;
+  if (!Number.isInteger(cpu) || cpu < 0) return `failed: ${String(cpu)} is not a CPU number`;
+  const native = loadPlatform();
+  if ('error' in native) return `failed: @loch/native does not load: ${native.error}`;
+  const result = native.platform.setThreadAffinity([cpu]);
+  return result === 0
+    ? `pinned to cpu ${cpu}`
+    : `failed: sched_setaffinity(cpu ${cpu}): ${errnoName(result)}`;
 }
 
 async function run(): Promise<void> {
   const tid = threadId();
-  const affinity = await pin(tid, boot.cpu);
+  const affinity = pin(boot.cpu);
   setThreadRuntimeDefaults({ driver: boot.driver, uring: boot.uring });
   const runtime = await currentRuntime();
   const stopController = new AbortController();

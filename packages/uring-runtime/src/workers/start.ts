@@ -21,7 +21,8 @@ export interface StartOptions {
   readonly workers?: number | undefined;
   /**
    * Pin each worker's thread to a CPU: `true` = worker i on CPU i mod ncpu, or a list of CPUs
-   * used round-robin. Best effort (taskset on the thread id); see WorkerInfo.affinity.
+   * used round-robin. Best effort (the worker calls sched_setaffinity on its own thread through
+   * @loch/native); see WorkerInfo.affinity.
    */
   readonly cpuAffinity?: boolean | readonly number[] | undefined;
   /** Driver of every worker's runtime. Default: env LOCH_DRIVER, else 'auto'. */

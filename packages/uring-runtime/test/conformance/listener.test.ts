@@ -83,6 +83,21 @@ describe.each(cases)('listener conformance: $name driver', ({ name, skip }) => {
     expect((error as RuntimeError).code).toBe('EADDRINUSE');
   });
 
+  run('a reusePort bind on a port held without reusePort fails with EADDRINUSE', async () => {
+    const a = res.add(await driver().listenTcp({ host: '127.0.0.1', port: 0 }));
+    const error = await driver()
+      .listenTcp({ host: '127.0.0.1', port: portOf(a), reusePort: true })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RuntimeError);
+    expect(error).toMatchObject({ code: 'EADDRINUSE', syscall: 'bind', address: { port: portOf(a) } });
+  });
+
+  run('reusePort listeners on IPv6 loopback share a port', async () => {
+    const a = res.add(await driver().listenTcp({ host: '::1', port: 0, reusePort: true }));
+    const b = res.add(await driver().listenTcp({ host: '::1', port: portOf(a), reusePort: true }));
+    expect(b.localAddress).toMatchObject({ family: 'ipv6', address: '::1', port: portOf(a) });
+  });
+
   run('binds IPv6 loopback with a backlog', async () => {
     const listener = res.add(await driver().listenTcp({ host: '::1', port: 0, backlog: 16 }));
     expect(listener.localAddress).toMatchObject({ family: 'ipv6', address: '::1' });
