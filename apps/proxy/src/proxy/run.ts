@@ -16,6 +16,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { start, type WorkerPool } from '@loch/uring-runtime';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
+import { debugAidsFromEnv } from './debug-aids.js';
 import { ProxyLog } from './log.js';
 import { listenId, type WorkerCommand, type WorkerData } from './worker.js';
 
@@ -51,7 +52,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
         cpuAffinity: config.runtime.cpuAffinity,
         driver,
         uring: { entries: config.runtime.entries },
-        data: { config } satisfies WorkerData,
+        data: { config, debug: debugAidsFromEnv() } satisfies WorkerData,
       },
       workerUrl,
     );

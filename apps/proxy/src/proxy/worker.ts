@@ -14,8 +14,6 @@
  * `connection: close` within the server's shutdown grace, then closes what is left.
  * Not for config loading or signal handling (run.ts).
  */
-import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import {
@@ -28,6 +26,7 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import type { ContextHandler } from './core.js';
+import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, serverStack } from './stack.js';
@@ -39,6 +38,8 @@ const ANY_METHOD = { methods: 'any' } as const;
 /** What the main thread hands every worker at start. */
 export interface WorkerData {
   readonly config: ProxyConfig;
+  /** Debugging aids, read once from the environment by the main thread (debug-aids.ts). */
+  readonly debug?: DebugAids;
 }
 
 /** Commands of the reload protocol (main -> worker). */
@@ -57,17 +58,10 @@ export interface WorkerStats {
   readonly listeners: readonly string[];
   readonly upstream: Record<string, { idle: number; active: number; created: number; reused: number }>;
   /**
-   * V8 heap in use by this worker's isolate (bytes). With LOCH_DEBUG_GC=1 in the environment (a
-   * debugging aid) the worker runs a full GC first, so memory per connection can be read; with
-   * LOCH_DEBUG_HEAPSNAPSHOT=<dir> it also writes a heap snapshot there.
+   * V8 heap in use by this worker's isolate (bytes). With the `gcBeforeStats` debugging aid
+   * (LOCH_DEBUG_GC=1, debug-aids.ts) a full GC runs first, so memory per connection can be read.
    */
   readonly heapUsed: number;
-}
-
-/** A full GC without --expose-gc (which worker threads refuse in execArgv). */
-function fullGc(): void {
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
 }
 
 /** Identity of a listen address (equal ids = the same listener across reloads). */
@@ -138,15 +132,18 @@ export class ProxyWorker {
   } | null = null;
   #stopping = false;
   readonly #runtime: IdleTrimTarget | undefined;
+  readonly #debug: DebugAids;
   #idleTrimMs: number | undefined;
 
   constructor(
     readonly index: number,
     config: ProxyConfig,
     runtime?: IdleTrimTarget,
+    debug: DebugAids = NO_DEBUG_AIDS,
   ) {
     this.#config = config;
     this.#runtime = runtime;
+    this.#debug = debug;
     this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
   }
 
@@ -372,10 +369,7 @@ export class ProxyWorker {
   }
 
   stats(): WorkerStats {
-    if (process.env.LOCH_DEBUG_GC === '1') fullGc();
-    const snapshotDir = process.env.LOCH_DEBUG_HEAPSNAPSHOT;
-    if (snapshotDir !== undefined && snapshotDir !== '')
-      writeHeapSnapshot(`${snapshotDir}/worker-${this.index}-${Date.now()}.heapsnapshot`);
+    runBeforeStats(this.#debug, this.index);
     const upstream: WorkerStats['upstream'] = {};
     for (const [key, entry] of this.#servers) {
       const s = connectorOf(entry.slot.get()).stats();
@@ -435,8 +429,8 @@ async function bind(address: ListenAddress): Promise<StreamListener> {
  * @loch/uring-runtime.)
  */
 export async function main(context: WorkerContext): Promise<void> {
-  const { config } = context.data as WorkerData;
-  const worker = new ProxyWorker(context.index, config, context.runtime);
+  const { config, debug } = context.data as WorkerData;
+  const worker = new ProxyWorker(context.index, config, context.runtime, debug);
   let startError: unknown = null;
   try {
     await worker.start();
