@@ -1,4 +1,4 @@
-// Run by shape.test.ts under `node --allow-natives-syntax`: prints whether contexts of one schema
+// Run by runtime.test.ts under `node --allow-natives-syntax`: prints whether contexts of one schema
 // keep one V8 hidden class (map) through set/remove/take/fork, and whether their properties stay
 // in fast mode. Not a test by itself.
 import { defineContext } from '@loch/certain-map';

@@ -1,8 +1,8 @@
 /**
  * The proxy's configuration: the file schema (what users write, in Loch's spelling or in
  * Monolake's) and the effective config the proxy runs on. Validation is strict: an unknown key
- * or a bad value is an error that names the key. Not for reading files (config/load.ts) or for
- * turning a schema-valid file into the effective config (config/normalize.ts).
+ * or a bad value is an error that names the key. Not for reading files or for turning a
+ * schema-valid file into the effective config (both in config/load.ts).
  */
 import { z } from 'zod';
 

@@ -2,7 +2,7 @@
  * One entry point over every framing: find where a frame ends in a byte stream, decode it into
  * a ThriftFrame (payload untouched), encode a payload with any framing, and rewrite seq ids
  * and headers when re-framing (e.g. framed binary in, TTHeader out). Not an I/O loop: the
- * stream side is in frame-stream.ts.
+ * stream side is in rpc/frame-reader.ts.
  */
 import { ThriftTransportError } from '../errors.js';
 import { MessageBoundsFinder } from '../protocol/message-bounds.js';
