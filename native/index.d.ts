@@ -1,7 +1,8 @@
 /**
- * Types of @loch/native: the io_uring binding with batched crossings. The record format is
- * documented in README.md. Users of the runtime never touch this directly; the io_uring driver
- * of @loch/uring-runtime does.
+ * Types of @loch/native: the io_uring binding with batched crossings, and the calls that need no
+ * io_uring (loadPlatform: SO_REUSEPORT listeners for node:net, thread affinity). The record
+ * format is documented in README.md. Users of the runtime never touch this directly; the drivers
+ * and workers of @loch/uring-runtime do.
  */
 
 /** A socket address as reported by getsockname/getpeername. */
