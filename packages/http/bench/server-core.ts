@@ -1,6 +1,7 @@
 /**
  * In-process cost of the server core per request, without I/O: an in-memory stream hands the
- * server one keep-alive GET per recv() and swallows writes. Measures the JS work the runtime
+ * server one keep-alive GET per recvTo() and swallows writes (results delivered from a
+ * microtask, as the runtime does). Measures the JS work the runtime
  * cannot save (decode, handler call, encode, bookkeeping). Run: tsx --conditions=@loch/source
  * bench/server-core.ts
  */
@@ -18,19 +19,14 @@ const stream: HttpStream = {
   localAddress: { family: 'ipv4', address: '127.0.0.1', port: 2 },
   driver: 'legacy',
   closed: false,
-  async recv() {
-    if (left-- <= 0) return null;
-    return { bytes: REQ, release() {} };
+  recvTo(target) {
+    const chunk = left-- <= 0 ? null : { bytes: REQ, release() {} };
+    queueMicrotask(() => target.onRecv(chunk, undefined));
   },
-  async writeAll<B extends Uint8Array>(b: B) {
-    written += b.byteLength;
-    return b;
-  },
-  async writev(bufs: readonly Uint8Array[]) {
-    let n = 0;
-    for (const b of bufs) n += b.byteLength;
-    written += n;
-    return n;
+  writeTo(data, target) {
+    if (data instanceof Uint8Array) written += data.byteLength;
+    else for (const b of data) written += b.byteLength;
+    queueMicrotask(() => target.onWritten(undefined));
   },
   async shutdown() {},
   async close() {},

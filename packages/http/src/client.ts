@@ -5,6 +5,11 @@
  * close-delimited, HEAD/1xx/204/304 without a body), and says whether the connection can carry
  * another request. One request at a time; the response body must be read (or `discard()`ed)
  * before the next request. Not a connection pool, not a URL API: @loch/transports builds those.
+ *
+ * I/O goes through the stream's promise-free recvTo/writeTo only, with the client as the target
+ * of both: the response is decoded as recvTo delivers it, a bodiless request is one writeTo.
+ * The promise forms are built on those in one place each: `send()` on `exchange()`, a response
+ * body step in nextBody(), a request body write in write().
  */
 import type { HttpBody, ReadyBodyIterator } from './body.js';
 import {
@@ -18,6 +23,7 @@ import {
 import { DecodeEvent, type H1Limits, ResponseDecoder } from './h1/decoder.js';
 import { CHUNK_END, chunkHeader, encodeRequestHeadBytes, lastChunk, requestFraming } from './h1/encoder.js';
 import type { HttpHeaders } from './headers.js';
+import { NO_SETTLER, pendingPromise, takeReject, takeResolve } from './internal/promise-settlers.js';
 import type { HttpRequest, HttpResponse } from './message.js';
 import type { HttpStream, StreamChunk } from './transport.js';
 
@@ -59,7 +65,6 @@ const EOF = -1;
 /** pollBodyNow: the next body event needs a read (or the request body's end). */
 const NOT_READY = -2;
 const NO_OPTIONS: HttpSendOptions = {};
-const NOOP = (): void => {};
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
@@ -135,24 +140,11 @@ const PHASE_IDLE = 0;
 const PHASE_HEAD = 1;
 const PHASE_BODY = 2;
 
-/** Resolvers taken out of `new Promise(captureResolvers)` without a closure per promise. */
 type BodyStep = IteratorResult<Uint8Array>;
-let capturedResolve: (step: BodyStep | Promise<BodyStep>) => void = NOOP;
-let capturedReject: (e: unknown) => void = NOOP;
-function captureResolvers(
-  resolve: (step: BodyStep | Promise<BodyStep>) => void,
-  reject: (e: unknown) => void,
-): void {
-  capturedResolve = resolve;
-  capturedReject = reject;
-}
 
 /** An HTTP/1.1 client connection over one stream. */
 export class HttpClient {
   private readonly stream: HttpStream;
-  /** The stream has the promise-free recvTo/writeTo (every runtime stream; test doubles may not). */
-  private readonly fastRead: boolean;
-  private readonly fastWrite: boolean;
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;
   /** The encoder options of every request head (one object, not one per send). */
@@ -187,6 +179,9 @@ export class HttpClient {
   private writing: Promise<void> | null = null;
   /** A bodiless request's head handed to the stream and not yet settled (onWritten). */
   private headWriting = false;
+  /** The settlers of write()'s promise (a request body path write in flight), else NO_SETTLER. */
+  private writeResolve: (value: undefined) => void = NO_SETTLER;
+  private writeReject: (e: unknown) => void = NO_SETTLER;
   private writeError: unknown = null;
   private current: IncomingResponseBody | null = null;
   /** The current exchange's deadlines (ms). */
@@ -206,24 +201,17 @@ export class HttpClient {
   /** Releases a request body held back for 100 Continue (true: send it). */
   private gateRelease: ((send: boolean) => void) | null = null;
   /** The pending body read's promise settlers (one body read at a time). */
-  private bodyResolve: (step: BodyStep | Promise<BodyStep>) => void = NOOP;
-  private bodyReject: (e: unknown) => void = NOOP;
+  private bodyResolve: (step: BodyStep | Promise<BodyStep>) => void = NO_SETTLER;
+  private bodyReject: (e: unknown) => void = NO_SETTLER;
   private readonly onAbort = (): void => {
     const signal = this.signal;
     if (signal === undefined) return;
     this.abortReason = signal.reason;
     this.kill();
   };
-  /** The promise path for streams without recvTo/writeTo (one pair per client, not per call). */
-  private readonly onRecvChunk = (chunk: StreamChunk | null): void => this.onRecv(chunk, undefined);
-  private readonly onRecvFailed = (e: unknown): void => this.onRecv(null, e ?? new Error('recv failed'));
-  private readonly onHeadWritten = (): void => this.onWritten(undefined);
-  private readonly onHeadWriteFailed = (e: unknown): void => this.onWritten(e ?? new Error('write failed'));
 
   constructor(stream: HttpStream, options: HttpClientOptions = {}) {
     this.stream = stream;
-    this.fastRead = typeof stream.recvTo === 'function';
-    this.fastWrite = typeof stream.writeTo === 'function';
     this.options = options;
     this.headOptions = options.authority !== undefined ? { authority: options.authority } : {};
     this.responseMs = options.responseTimeout ?? 60_000;
@@ -278,9 +266,9 @@ export class HttpClient {
    * `send` without a promise: starts the exchange and reports its response head, or its failure
    * (the same errors as `send`), to `target` exactly once (see HttpExchangeTarget). Throws
    * (and reports nothing) when the exchange cannot start: HttpConnectionError (busy or not
-   * reusable) or HttpAbortedError (`options.signal` already aborted). On a stream with
-   * recvTo/writeTo a bodiless request costs no promise: the head is written with writeTo and the
-   * response head decoded as recvTo delivers it.
+   * reusable) or HttpAbortedError (`options.signal` already aborted). A bodiless request costs
+   * no promise: the head is written with writeTo and the response head decoded as recvTo
+   * delivers it.
    */
   exchange(request: HttpRequest, options: HttpSendOptions, target: HttpExchangeTarget): void {
     if (this.busy)
@@ -323,8 +311,7 @@ export class HttpClient {
     if (framing === 'none') {
       this.headWriting = true;
       this.armWrite();
-      if (this.fastWrite) this.stream.writeTo!(head, this);
-      else this.stream.writeAll(head).then(this.onHeadWritten, this.onHeadWriteFailed);
+      this.stream.writeTo(head, this);
     } else {
       const expectContinue = /^\s*100-continue\s*$/i.test(request.headers.get('expect') ?? '');
       let gate: Promise<boolean> | null = null;
@@ -354,10 +341,22 @@ export class HttpClient {
     this.readHead();
   }
 
-  /** @internal WriteTarget: the bodiless request's head was written (or failed). */
+  /**
+   * @internal WriteTarget: a request body path write (write()'s promise settles), else the
+   * bodiless request's head, was written (or failed).
+   */
   onWritten(error: unknown): void {
-    this.headWriting = false;
     this.writeDeadline = NO_DEADLINE;
+    const resolve = this.writeResolve;
+    if (resolve !== NO_SETTLER) {
+      const reject = this.writeReject;
+      this.writeResolve = NO_SETTLER;
+      this.writeReject = NO_SETTLER;
+      if (error === undefined) resolve(undefined);
+      else reject(this.expired === 'write' ? new HttpTimeoutError('write', this.writeMs) : error);
+      return;
+    }
+    this.headWriting = false;
     const held = this.heldHead;
     this.heldHead = null;
     if (error !== undefined) {
@@ -494,15 +493,14 @@ export class HttpClient {
     target.onFailure(this.failure(e));
   }
 
-  /** Releases the consumed chunk and asks the stream for the next one (recvTo, else recv()). */
+  /** Releases the consumed chunk and asks the stream for the next one (recvTo: onRecv gets it). */
   private requestRead(kind: 'response' | 'body'): void {
     if (this.chunk !== null) {
       this.chunk.release();
       this.chunk = null;
     }
     this.arm(kind, kind === 'response' ? this.responseMs : this.bodyMs);
-    if (this.fastRead) this.stream.recvTo!(this);
-    else this.stream.recv().then(this.onRecvChunk, this.onRecvFailed);
+    this.stream.recvTo(this);
   }
 
   /** @internal RecvTarget: the next chunk, end of stream (null) or the read's failure. */
@@ -513,8 +511,8 @@ export class HttpClient {
       chunk?.release();
       // The body was abandoned (return()) while this read was pending: that read just ends.
       const resolve = this.bodyResolve;
-      this.bodyResolve = NOOP;
-      this.bodyReject = NOOP;
+      this.bodyResolve = NO_SETTLER;
+      this.bodyReject = NO_SETTLER;
       resolve(BODY_DONE);
       return;
     }
@@ -568,8 +566,8 @@ export class HttpClient {
     }
     const resolve = this.bodyResolve;
     const reject = this.bodyReject;
-    this.bodyResolve = NOOP;
-    this.bodyReject = NOOP;
+    this.bodyResolve = NO_SETTLER;
+    this.bodyReject = NO_SETTLER;
     const body = this.current;
     if (body === null) {
       resolve(BODY_DONE);
@@ -588,8 +586,8 @@ export class HttpClient {
       return;
     }
     const reject = this.bodyReject;
-    this.bodyResolve = NOOP;
-    this.bodyReject = NOOP;
+    this.bodyResolve = NO_SETTLER;
+    this.bodyReject = NO_SETTLER;
     const body = this.current;
     reject(body === null ? this.failure(e) : body.failed(e));
   }
@@ -606,9 +604,9 @@ export class HttpClient {
     } catch (e) {
       return Promise.reject(body.failed(e));
     }
-    const p = new Promise<BodyStep>(captureResolvers);
-    this.bodyResolve = capturedResolve;
-    this.bodyReject = capturedReject;
+    const p = pendingPromise<BodyStep>();
+    this.bodyResolve = takeResolve();
+    this.bodyReject = takeReject();
     this.requestRead('body');
     return p;
   }
@@ -704,34 +702,24 @@ export class HttpClient {
     return this.readDeadline !== NO_DEADLINE || this.writeDeadline !== NO_DEADLINE;
   }
 
-  private async write(buf: Uint8Array): Promise<void> {
+  /**
+   * One write of the request body path under the write deadline, waited for: the promise form
+   * of writeTo (onWritten settles it; a write that timed out fails as HttpTimeoutError). One at
+   * a time, never beside the bodiless head's writeTo.
+   */
+  private write(data: Uint8Array | Uint8Array[]): Promise<void> {
     this.armWrite();
-    try {
-      await this.stream.writeAll(buf);
-    } catch (e) {
-      if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
-      throw e;
-    } finally {
-      this.writeDeadline = NO_DEADLINE;
-    }
+    const p = pendingPromise<void>();
+    this.writeResolve = takeResolve<undefined>();
+    this.writeReject = takeReject();
+    this.stream.writeTo(data, this);
+    return p;
   }
 
   /** A deadline for one write, separate from the read deadline (both can run at once). */
   private armWrite(): void {
     const ms = this.writeMs;
     this.writeDeadline = ms > 0 ? clientSweep.deadline(this, ms) : NO_DEADLINE;
-  }
-
-  private async writev(bufs: Uint8Array[]): Promise<void> {
-    this.armWrite();
-    try {
-      await this.stream.writev(bufs);
-    } catch (e) {
-      if (this.expired === 'write') throw new HttpTimeoutError('write', this.writeMs);
-      throw e;
-    } finally {
-      this.writeDeadline = NO_DEADLINE;
-    }
   }
 
   /**
@@ -773,9 +761,9 @@ export class HttpClient {
         if (chunked) {
           const parts = [chunkHeader(chunk.byteLength), chunk, CHUNK_END];
           if (pending !== null) parts.unshift(pending);
-          await this.writev(parts);
+          await this.write(parts);
         } else if (pending !== null) {
-          await this.writev([pending, chunk]);
+          await this.write([pending, chunk]);
         } else {
           await this.write(chunk);
         }
@@ -798,7 +786,7 @@ export class HttpClient {
     }
     const end = chunked ? lastChunk(body.trailers) : null;
     this.requestSent = true;
-    if (pending !== null && end !== null) await this.writev([pending, end]);
+    if (pending !== null && end !== null) await this.write([pending, end]);
     else if (pending !== null) await this.write(pending);
     else if (end !== null) await this.write(end);
   }

@@ -59,4 +59,6 @@ export type {
   SocketAddress,
   StreamChunk,
   StreamIoOptions,
+  StreamRecvTarget,
+  StreamWriteTarget,
 } from './transport.js';

@@ -1,15 +1,16 @@
 /**
- * Idle keep-alive connections: between requests a connection parks in one recv (no suspended
+ * Idle keep-alive connections: between requests a connection parks in one recvTo (no suspended
  * function) and lends its decoder to the server's pool. These tests drive several connections
  * by hand so that parking, waking and decoder reuse interleave.
  */
 import { describe, expect, it } from 'vitest';
+import { type PromiseStreamDouble, promiseStream } from '../test/promise-stream.js';
 import { fixedBody } from './body.js';
 import { createResponse } from './message.js';
 import { HttpServer } from './server.js';
 import type { HttpStream, StreamChunk } from './transport.js';
 
-/** A stream whose recv() waits until the test pushes a chunk (or null for EOF). */
+/** A stream whose receive waits until the test pushes a chunk (or null for EOF): a promise double, adapted. */
 function handStream() {
   const writes: string[] = [];
   const queued: (string | null)[] = [];
@@ -17,7 +18,7 @@ function handStream() {
   let closes = 0;
   const chunk = (s: string | null): StreamChunk | null =>
     s === null ? null : { bytes: Buffer.from(s, 'latin1'), release() {} };
-  const stream: HttpStream = {
+  const double: PromiseStreamDouble = {
     remoteAddress: { family: 'ipv4', address: '10.0.0.1', port: 1000 },
     localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
     driver: 'legacy',
@@ -39,13 +40,14 @@ function handStream() {
     async shutdown() {},
     async close() {
       closes++;
-      (stream as { closed: boolean }).closed = true;
+      (double as { closed: boolean }).closed = true;
       const w = waiter;
       waiter = null;
       w?.(null);
     },
     setNoDelay() {},
   };
+  const stream: HttpStream = promiseStream(double);
   const push = (s: string | null) => {
     const w = waiter;
     waiter = null;

@@ -1,14 +1,18 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { type PromiseStreamDouble, promiseStream } from '../test/promise-stream.js';
 import { fixedBody, type HttpBody, type ReadyBodyIterator } from './body.js';
 import { createResponse } from './message.js';
 import { HttpServer } from './server.js';
 import type { HttpStream } from './transport.js';
 
-/** An in-memory stream: hands out the given chunks, records every write call. */
+/**
+ * An in-memory stream (a promise double through the test adapter): hands out the given chunks,
+ * records every write call (a writev as its list of buffers).
+ */
 function memoryStream(chunks: string[]) {
   const writes: string[][] = [];
-  const stream: HttpStream = {
+  const double: PromiseStreamDouble = {
     remoteAddress: { family: 'ipv4', address: '10.0.0.1', port: 1000 },
     localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
     driver: 'legacy',
@@ -29,7 +33,7 @@ function memoryStream(chunks: string[]) {
     async close() {},
     setNoDelay() {},
   };
-  return { stream, writes };
+  return { stream: promiseStream(double), writes };
 }
 
 const hello = new HttpServer({ call: (req) => createResponse(200, { body: fixedBody(req.target) }) });
@@ -207,13 +211,12 @@ describe('HttpServer streamed bodies: a large first chunk', () => {
 });
 
 /**
- * An in-memory stream with the promise-free recvTo/writeTo of runtime streams: outcomes arrive
- * from a microtask, close() settles a pending receive with ECANCELED. `failWritesFrom` makes the
- * n-th write (0-based) and later ones fail with EPIPE.
+ * An in-memory stream with recvTo/writeTo of its own, as runtime streams: outcomes arrive from a
+ * microtask, close() settles a pending receive with ECANCELED. `failWritesFrom` makes the n-th
+ * write (0-based) and later ones fail with EPIPE.
  */
 function targetStream(chunks: string[], failWritesFrom = Number.POSITIVE_INFINITY) {
   const writes: string[] = [];
-  let promiseCalls = 0;
   let pendingRecv: { onRecv(c: unknown, e: unknown): void } | null = null;
   const error = (code: string) => Object.assign(new Error(code), { code });
   const stream: HttpStream = {
@@ -221,11 +224,6 @@ function targetStream(chunks: string[], failWritesFrom = Number.POSITIVE_INFINIT
     localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
     driver: 'legacy',
     closed: false,
-    async recv() {
-      promiseCalls++;
-      const c = chunks.shift();
-      return c === undefined ? null : { bytes: Buffer.from(c, 'latin1'), release() {} };
-    },
     recvTo(target) {
       pendingRecv = target as never;
       queueMicrotask(() => {
@@ -234,16 +232,6 @@ function targetStream(chunks: string[], failWritesFrom = Number.POSITIVE_INFINIT
         const c = chunks.shift();
         target.onRecv(c === undefined ? null : { bytes: Buffer.from(c, 'latin1'), release() {} }, undefined);
       });
-    },
-    async writeAll<B extends Uint8Array>(b: B) {
-      promiseCalls++;
-      writes.push(Buffer.from(b).toString('latin1'));
-      return b;
-    },
-    async writev(bufs: readonly Uint8Array[]) {
-      promiseCalls++;
-      writes.push(bufs.map((b) => Buffer.from(b).toString('latin1')).join(''));
-      return bufs.reduce((n, b) => n + b.byteLength, 0);
     },
     writeTo(data, target) {
       const n = writes.length;
@@ -261,15 +249,14 @@ function targetStream(chunks: string[], failWritesFrom = Number.POSITIVE_INFINIT
     },
     setNoDelay() {},
   };
-  return { stream, writes, promiseCalls: () => promiseCalls };
+  return { stream, writes };
 }
 
 describe('HttpServer on a stream with recvTo/writeTo', () => {
-  it('serves keep-alive requests through writeTo and recvTo only', async () => {
-    const { stream, writes, promiseCalls } = targetStream([get('/1'), get('/2'), get('/3')]);
+  it('serves keep-alive requests', async () => {
+    const { stream, writes } = targetStream([get('/1'), get('/2'), get('/3')]);
     await hello.serveConnection(stream);
     expect(writes.map((w) => w.slice(w.indexOf('\r\n\r\n') + 4))).toEqual(['/1', '/2', '/3']);
-    expect(promiseCalls()).toBe(0);
   });
 
   it('streams a body across several writes and keeps serving', async () => {
@@ -313,40 +300,34 @@ describe('HttpServer on a stream with recvTo/writeTo', () => {
 
 describe('HttpServer: a large sized body complete in its first chunk (last write left in flight)', () => {
   const big = 'x'.repeat(1500);
-  for (const kind of ['writeTo', 'promise'] as const) {
-    const open = (chunks: string[], failFrom?: number) => {
-      if (kind === 'writeTo') {
-        const t = targetStream(chunks, failFrom);
-        return { stream: t.stream, all: () => t.writes.join('') };
-      }
-      const m = memoryStream(chunks);
-      return { stream: m.stream, all: () => m.writes.flat().join('') };
-    };
+  const open = (chunks: string[]) => {
+    const t = targetStream(chunks);
+    return { stream: t.stream, all: () => t.writes.join('') };
+  };
 
-    it(`keeps serving after it (${kind} stream)`, async () => {
-      const server = new HttpServer({
-        call: () => createResponse(200, { body: new ReadyChunks([big], 1500, true) }),
-      });
-      const { stream, all } = open([get('/1'), get('/2')]);
-      await server.serveConnection(stream);
-      expect(all().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
-      expect(all().split(big)).toHaveLength(3);
+  it('keeps serving after it', async () => {
+    const server = new HttpServer({
+      call: () => createResponse(200, { body: new ReadyChunks([big], 1500, true) }),
     });
+    const { stream, all } = open([get('/1'), get('/2')]);
+    await server.serveConnection(stream);
+    expect(all().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(2);
+    expect(all().split(big)).toHaveLength(3);
+  });
 
-    it(`cuts the connection when more comes than announced (${kind} stream)`, async () => {
-      const errors: unknown[] = [];
-      const body = new ReadyChunks([big, 'extra'], 1500, true);
-      const server = new HttpServer(
-        { call: () => createResponse(200, { body }) },
-        { onError: (e) => errors.push(e) },
-      );
-      const { stream, all } = open([get('/1'), get('/2')]);
-      await server.serveConnection(stream);
-      expect(all().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(1);
-      expect(all()).not.toContain('extra');
-      expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['ERR_HTTP_BODY_LENGTH_MISMATCH']);
-    });
-  }
+  it('cuts the connection when more comes than announced', async () => {
+    const errors: unknown[] = [];
+    const body = new ReadyChunks([big, 'extra'], 1500, true);
+    const server = new HttpServer(
+      { call: () => createResponse(200, { body }) },
+      { onError: (e) => errors.push(e) },
+    );
+    const { stream, all } = open([get('/1'), get('/2')]);
+    await server.serveConnection(stream);
+    expect(all().match(/HTTP\/1\.1 200 OK/g)).toHaveLength(1);
+    expect(all()).not.toContain('extra');
+    expect(errors.map((e) => (e as { code?: string }).code)).toEqual(['ERR_HTTP_BODY_LENGTH_MISMATCH']);
+  });
 
   it('a failed write closes the connection, returns the body and is reported once', async () => {
     const errors: unknown[] = [];

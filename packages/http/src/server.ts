@@ -8,6 +8,11 @@
  * requests are answered in order. Deadlines (idle keep-alive, head, body, write) are checked by
  * one coarse timer per server, so arming one costs two field writes.
  *
+ * I/O goes through the stream's promise-free recvTo/writeTo only, with the connection as the
+ * target of both: a parked keep-alive connection is one pending recvTo, a response write one
+ * writeTo. The promises that callers wait on (a handler's request body read, a streamed
+ * response part's write) are built on those two in one place each: recvChunk() and send().
+ *
  * A request the decoder rejects is answered with its status (400, 414, 431, 501, 505) and the
  * connection closed; a handler that throws costs its request a 500 (or the status of the
  * HttpError it threw) and never the worker. Not a router, not HTTP/2 (the request and response
@@ -35,6 +40,7 @@ import {
   statusLineBytes,
 } from './h1/encoder.js';
 import { HttpHeaders } from './headers.js';
+import { pendingPromise, takeReject, takeResolve } from './internal/promise-settlers.js';
 import type { HttpRequest, HttpResponse } from './message.js';
 import type { HttpListener, HttpStream, StreamChunk } from './transport.js';
 
@@ -109,7 +115,7 @@ const EOF = -1;
 const NO_PENDING: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 /** Most idle decoders a server keeps for reuse. */
 const MAX_SPARE_DECODERS = 256;
-/** How ServerConnection.run starts: fresh, after an idle recv delivered (a chunk or EOF), or after it failed. */
+/** How ServerConnection.run starts: fresh, after an idle recvTo delivered (a chunk or EOF), or after it failed. */
 const WAKE_NONE = 0;
 const WAKE_CHUNK = 1;
 const WAKE_ERROR = 2;
@@ -310,21 +316,25 @@ export class HttpServer<Cx = HttpConnectionContext> {
   }
 }
 
-/** The resolvers of the last write wait, captured without a closure per promise. */
-let capturedResolve: (() => void) | null = null;
-let capturedReject: ((e: unknown) => void) | null = null;
-function captureWrite(resolve: () => void, reject: (e: unknown) => void): void {
-  capturedResolve = resolve;
-  capturedReject = reject;
-}
+/** What the connection's pending recvTo (at most one) is for: see ServerConnection.onRecv. */
+const READ_NONE = 0;
+/** Parked between requests: the result starts the request loop again (wake). */
+const READ_PARKED = 1;
+/** A promise waits for it (recvChunk: a head or body wait, the lingering close). */
+const READ_AWAITED = 2;
+/** Its waiter gave up (a head or body deadline answered 408): the result is dropped. */
+const READ_ABANDONED = 3;
 
 /** One accepted connection: the request loop, body reading and response writing. @internal */
 class ServerConnection<Cx> {
   deadline = NO_DEADLINE;
   private deadlineKind: HttpTimeoutKind = 'idle';
   private expired: HttpTimeoutKind | null = null;
-  /** Cancels head and body waits (to answer 408); made on first use. */
-  private ctrl: AbortController | null = null;
+  /** What the pending recvTo is for (READ_*). */
+  private reading = READ_NONE;
+  /** The settlers of recvChunk()'s promise while READ_AWAITED. */
+  private readResolve: ((c: StreamChunk | null) => void) | null = null;
+  private readReject: ((e: unknown) => void) | null = null;
   /** While parked: the server's never-fed idle decoder; the real one went back to the pool. */
   private decoder: RequestDecoder;
   private chunk: StreamChunk | null = null;
@@ -351,8 +361,8 @@ class ServerConnection<Cx> {
   /** The connection ends on a failure (the peer may still be sending). */
   private failed = false;
   /**
-   * A write is in flight (writeTo, or the promise write of a stream without it). A final
-   * response write is not waited for: the request loop goes on (parks) and onWritten settles it.
+   * A writeTo is in flight. A final response write is not waited for: the request loop goes on
+   * (parks) and onWritten settles it.
    */
   private writing = false;
   /** Whoever waits for the write in flight (send(), afterWrite()). */
@@ -390,12 +400,16 @@ class ServerConnection<Cx> {
     this.expired = kind;
     this.deadline = NO_DEADLINE;
     if (kind === 'idle' || kind === 'write') {
-      // Nothing will be answered: closing cancels the pending operation. Reads and writes on
-      // that path carry no AbortSignal, which spares a listener per operation.
+      // Nothing will be answered: closing settles the pending operation.
       void this.stream.close().catch(() => {});
-    } else {
-      this.ctrl ??= new AbortController();
-      this.ctrl.abort(new HttpTimeoutError(kind, this.timeoutOf(kind)));
+    } else if (this.reading === READ_AWAITED) {
+      // A head or body wait: its waiter fails now (the answer is a 408), while the receive stays
+      // pending until the connection closes; its result is dropped then (onRecv).
+      this.reading = READ_ABANDONED;
+      const reject = this.readReject!;
+      this.readResolve = null;
+      this.readReject = null;
+      reject(new HttpTimeoutError(kind, this.timeoutOf(kind)));
     }
   }
 
@@ -421,7 +435,8 @@ class ServerConnection<Cx> {
 
   /**
    * Waits for input and polls again: NeedMore never comes back, EOF (-1) does when the peer
-   * closed between messages. Throws HttpParseError, RuntimeError, or the timeout.
+   * closed between messages. Throws HttpParseError, RuntimeError, or the timeout (also for a
+   * wait after a deadline expired: nothing more is read then).
    */
   async fill(kind: 'head' | 'body'): Promise<number> {
     const d = this.decoder;
@@ -441,10 +456,9 @@ class ServerConnection<Cx> {
       if (idle && this.server.closing) return EOF;
       let c: StreamChunk | null;
       try {
-        // Only a head or body wait needs cancelling without closing (to answer 408).
-        c = await (idle
-          ? this.stream.recv()
-          : this.stream.recv({ signal: (this.ctrl ??= new AbortController()).signal }));
+        // After a deadline nothing more is read.
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+        c = await this.recvChunk();
       } catch (e) {
         if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
         throw e;
@@ -465,9 +479,22 @@ class ServerConnection<Cx> {
   }
 
   /**
-   * Waits for a next request without a suspended async function: one recv whose settlement
-   * starts run() again. The wait is 'idle' (no AbortSignal; the sweep closes the stream), as in
-   * fill(). Only when nothing is buffered, held back or closing.
+   * The promise form of a receive, built on recvTo (the connection is the target): what fill()
+   * and the lingering close wait on. One at a time, never beside a parked receive.
+   */
+  private recvChunk(): Promise<StreamChunk | null> {
+    const p = pendingPromise<StreamChunk | null>();
+    this.readResolve = takeResolve();
+    this.readReject = takeReject();
+    this.reading = READ_AWAITED;
+    this.stream.recvTo(this);
+    return p;
+  }
+
+  /**
+   * Waits for a next request without a suspended async function: one recvTo whose result
+   * starts run() again. The wait is 'idle' (the sweep closes the stream), as in fill(). Only
+   * when nothing is buffered, held back or closing.
    */
   private park(): void {
     if (this.chunk !== null) {
@@ -477,17 +504,13 @@ class ServerConnection<Cx> {
     // With the last answer still in flight its write deadline holds; onWritten arms the idle one.
     this.arm(this.writing ? 'write' : 'idle');
     this.waitingIdle = true;
+    // The connection itself is the receive's target (onRecv): no promise, reaction or closure
+    // per parked connection.
+    this.reading = READ_PARKED;
     try {
-      const stream = this.stream;
-      // The connection itself is the receive's target (onRecv): no promise, reaction or closure
-      // per parked connection.
-      if (stream.recvTo !== undefined) stream.recvTo(this);
-      else
-        stream.recv().then(
-          (c) => this.wake(WAKE_CHUNK, c, null),
-          (e: unknown) => this.wake(WAKE_ERROR, null, e),
-        );
+      this.stream.recvTo(this);
     } catch (e) {
+      this.reading = READ_NONE;
       this.waitingIdle = false;
       this.deadline = NO_DEADLINE;
       throw e;
@@ -497,10 +520,27 @@ class ServerConnection<Cx> {
     this.decoder = this.server.idleDecoder;
   }
 
-  /** The parked receive's outcome (recvTo target): the next request starts, or the end. @internal */
+  /**
+   * The outcome of the pending recvTo (RecvTarget): a parked connection wakes (the next request
+   * starts, or the end), a waiting recvChunk() settles, an abandoned wait's result is dropped.
+   * @internal
+   */
   onRecv(c: StreamChunk | null, error: unknown): void {
-    if (error !== undefined) this.wake(WAKE_ERROR, null, error);
-    else this.wake(WAKE_CHUNK, c, null);
+    const how = this.reading;
+    this.reading = READ_NONE;
+    if (how === READ_PARKED) {
+      if (error !== undefined) this.wake(WAKE_ERROR, null, error);
+      else this.wake(WAKE_CHUNK, c, null);
+    } else if (how === READ_AWAITED) {
+      const resolve = this.readResolve!;
+      const reject = this.readReject!;
+      this.readResolve = null;
+      this.readReject = null;
+      if (error !== undefined) reject(error);
+      else resolve(c);
+    } else {
+      c?.release();
+    }
   }
 
   private wake(how: number, c: StreamChunk | null, error: unknown): void {
@@ -692,24 +732,28 @@ class ServerConnection<Cx> {
     }
   }
 
-  /** Half-closes and discards what the peer still sends, for at most LINGER_MS / LINGER_BYTES. */
+  /**
+   * Half-closes and discards what the peer still sends, for at most LINGER_MS (then the stream
+   * is closed, which ends the pending receive) or LINGER_BYTES.
+   */
   private async lingerClose(): Promise<void> {
+    const stream = this.stream;
+    const timer = setTimeout(() => void stream.close().catch(() => {}), LINGER_MS);
     try {
-      await this.stream.shutdown();
-      const ctrl = new AbortController();
-      const timer = setTimeout(() => ctrl.abort(), LINGER_MS);
-      try {
-        for (let budget = LINGER_BYTES; budget > 0; ) {
-          const c = await this.stream.recv({ signal: ctrl.signal });
-          if (c === null) break;
-          budget -= c.bytes.byteLength;
-          c.release();
-        }
-      } finally {
-        clearTimeout(timer);
+      await stream.shutdown();
+      // A request body read still in flight (its handler answered without waiting for it) keeps
+      // its receive: let it settle first (it fails once the timer closes the stream).
+      if (this.bodyWait !== null) await this.bodyWait.catch(() => {});
+      for (let budget = LINGER_BYTES; budget > 0 && !stream.closed; ) {
+        const c = await this.recvChunk();
+        if (c === null) break;
+        budget -= c.bytes.byteLength;
+        c.release();
       }
     } catch {
       // Reset, cancelled or timed out: the stream closes next anyway.
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -722,22 +766,13 @@ class ServerConnection<Cx> {
   }
 
   /**
-   * Starts one write under the write deadline; onWritten settles it. Only when no write is in
-   * flight. No promise with writeTo; a stream without it (a test double) gets the promise writes.
-   * @internal
+   * Starts one writeTo under the write deadline; onWritten settles it. Only when no write is in
+   * flight. No promise: send() adds one for a caller that waits. @internal
    */
   startWrite(out: Uint8Array | Uint8Array[]): void {
     this.arm('write');
     this.writing = true;
-    const stream = this.stream;
-    if (stream.writeTo !== undefined) {
-      stream.writeTo(out, this);
-      return;
-    }
-    (out instanceof Uint8Array ? stream.writeAll(out) : stream.writev(out)).then(
-      () => this.onWritten(undefined),
-      (e: unknown) => this.onWritten(e),
-    );
+    this.stream.writeTo(out, this);
   }
 
   /** The outcome of the write in flight (writeTo target). Never throws. @internal */
@@ -818,11 +853,9 @@ class ServerConnection<Cx> {
 
   /** A promise of the write in flight. */
   private writeSettled(): Promise<void> {
-    const p = new Promise<void>(captureWrite);
-    const resolve = capturedResolve!;
-    const reject = capturedReject!;
-    capturedResolve = null;
-    capturedReject = null;
+    const p = pendingPromise<void>();
+    const resolve = takeResolve<void>() as () => void;
+    const reject = takeReject();
     const prevResolve = this.writeResolve;
     const prevReject = this.writeReject;
     if (prevResolve === null || prevReject === null) {

@@ -1,7 +1,10 @@
 /**
  * What the server and client need from the runtime: the subset of @loch/uring-runtime's
- * ByteStream and StreamListener they call, so TcpStream, UnixStream, TLS streams and test doubles
- * all fit without wrapping. Not a transport implementation.
+ * ByteStream and StreamListener they call, so TcpStream, UnixStream and TLS streams fit without
+ * wrapping. Not a transport implementation. The one I/O contract is the promise-free pair
+ * recvTo/writeTo: every runtime stream implements it, and the server and client read and write
+ * through nothing else; a test double with promise operations only is adapted to it once (the
+ * package's test support, test/promise-stream.ts).
  */
 import type { ByteStream, SocketAddress, IoOptions as StreamIoOptions } from '@loch/uring-runtime';
 
@@ -15,24 +18,25 @@ export type {
 } from '@loch/uring-runtime';
 
 /**
- * The stream operations HTTP/1.1 uses: pooled receives, whole writes, close; and, when the stream
- * has them (every @loch/uring-runtime stream does), the promise-free `recvTo`/`writeTo`, which the
- * server and client prefer on their hot paths. Test doubles and adapters may leave those two out.
+ * The stream operations HTTP/1.1 uses: the promise-free `recvTo` (pooled receive chunks) and
+ * `writeTo` (whole writes, one buffer or a gathered list), shutdown and close. Results come to
+ * a target object (the connection) at the next microtask checkpoint, never from inside the
+ * call: a pending read or write costs no promise, reaction or closure. Where a caller needs a
+ * promise (a handler reading a request body, `HttpClient.send`), the server and client build it
+ * on top of these two, in one place each.
  */
 export type HttpStream = Pick<
   ByteStream,
   | 'remoteAddress'
   | 'localAddress'
   | 'driver'
-  | 'recv'
-  | 'writeAll'
-  | 'writev'
+  | 'recvTo'
+  | 'writeTo'
   | 'shutdown'
   | 'close'
   | 'setNoDelay'
   | 'closed'
-> &
-  Partial<Pick<ByteStream, 'recvTo' | 'writeTo'>>;
+>;
 
 /** The listener operations the server uses (a StreamListener fits). */
 export interface HttpListener<S extends HttpStream = HttpStream> {

@@ -5,6 +5,8 @@
  * `Connection: close`; after an error, an abort or a body abandoned half-way it is closed. While
  * idle in the pool it keeps a receive pending, so a peer that closes an idle connection (nginx's
  * keepalive_timeout) is noticed and evicted before reuse. Errors come out as TransportErrors.
+ * Like HttpClient it reads and writes through the stream's promise-free recvTo/writeTo only
+ * (HttpStream's contract); its one promise per exchange is the one `send()` returns.
  * Not for retries and pool policy: HttpConnector (http-connector.ts) does those.
  */
 import {
@@ -22,8 +24,6 @@ import {
   HttpTimeoutError,
   nextNow,
   type ReadyBodyIterator,
-  type StreamChunk,
-  type StreamIoOptions,
 } from '@loch/http';
 import { type RecvChunk, type RecvTarget, RuntimeError, type WriteTarget } from '@loch/uring-runtime';
 import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
@@ -71,49 +71,52 @@ type State = 'ready' | 'busy' | 'idle' | 'closed';
 
 /**
  * The stream handed to HttpClient: delegates to the real stream, counts the request writes that
- * completed, and owns the idle watch. While a connection is idle one recv() is kept pending on
- * it; when the connection is taken again that same recv becomes the first read of the next
- * response, so taking a connection out of the pool cancels nothing and allocates nothing (no
- * abort, no race, no error object).
+ * completed, and owns the idle watch. While a connection is idle one recvTo is kept pending on
+ * it, with this object as its target; when the connection is taken again, the reader's recvTo
+ * takes that same receive over (its result is forwarded) and it becomes the first read of the
+ * next response, so taking a connection out of the pool cancels nothing and allocates nothing
+ * (no abort, no race, no promise, no error object).
  *
  * Bytes the watch receives before the first write of the next request COMPLETED predate that
- * request, so they are never its answer: the connection is dead. Counting completions rather
- * than writes issued matters because bytes can already sit in the kernel when the connection is
- * taken and written to in the same tick. On the io_uring driver completions arrive in the order
- * the kernel posted them, and it runs a receive's completion before it submits the next write,
- * so such bytes are always seen first. The legacy driver (node:net) reads the socket only in
- * the event loop's poll phase, after a write made in the same tick: there, as in nginx, bytes
- * that arrive in the very loop iteration that reuses the connection cannot be told apart.
+ * request, so they are never its answer: the connection is dead, and a reader that took the
+ * watch sees the end of the stream. Counting completions (onWritten) rather than writes issued
+ * matters because bytes can already sit in the kernel when the connection is taken and written
+ * to in the same tick. On the io_uring driver results reach their targets in the order the
+ * kernel completed them (see the runtime's WriteTarget), so such bytes are always seen first.
+ * The legacy driver (node:net) reads the socket only in the event loop's poll phase, after a
+ * write made in the same tick: there, as in nginx, bytes that arrive in the very loop iteration
+ * that reuses the connection cannot be told apart.
  */
-class ExchangeStream implements HttpStream {
+class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
   /** Writes of the current exchange that completed (reset when an exchange starts). */
   written = 0;
-  readonly #onWriteDone = (): void => {
-    this.written++;
-  };
-  /** A recv() started while idle, not yet handed to a reader. */
-  pending: Promise<StreamChunk | null> | null = null;
+  /** An idle watch recvTo is in flight. */
+  #watching = false;
+  /** The reader that took over the in-flight watch. */
+  #forward: RecvTarget | null = null;
+  /** A watch result that arrived while busy before any reader asked (delivered at its recvTo). */
+  #held = false;
+  #heldChunk: RecvChunk | null = null;
+  #heldError: RuntimeError | undefined = undefined;
+  /** The caller of the writeTo in flight (HttpClient has at most one). */
+  #writeTarget: WriteTarget | null = null;
+
   constructor(
     readonly inner: HttpStream,
     readonly conn: HttpConnection<Endpoint>,
   ) {}
-  /** Starts the idle watch: one receive kept pending (see HttpConnection.watchIdle). */
+
+  /** Starts the idle watch: one recvTo kept pending (see HttpConnection.watchIdle). */
   watch(): void {
-    const watch = this.inner.recv();
-    this.pending = watch;
-    this.conn.idleWatch = watch;
-    watch.then(this.conn.onWatchChunk, this.conn.onWatchError);
+    this.#watching = true;
+    this.inner.recvTo(this);
   }
-  /** Whether an idle watch is still pending (not settled or not yet handed to a reader). */
+
+  /** Whether an idle watch is still pending (not settled, or settled and not yet handed to a reader). */
   get watching(): boolean {
-    return this.pending !== null;
+    return this.#watching || this.#held;
   }
-  /** Drops the pending idle watch's result, if no reader took it. */
-  dropWatch(watch: unknown): boolean {
-    if (this.pending !== watch) return false;
-    this.pending = null;
-    return true;
-  }
+
   get remoteAddress() {
     return this.inner.remoteAddress;
   }
@@ -126,73 +129,7 @@ class ExchangeStream implements HttpStream {
   get closed() {
     return this.inner.closed;
   }
-  recv(options?: StreamIoOptions): Promise<StreamChunk | null> {
-    const pending = this.pending;
-    if (pending === null) return this.inner.recv(options);
-    // HttpClient reads without an AbortSignal (its deadlines close the stream, which settles
-    // this recv too), so the recv started while idle serves, unless the connection judged its
-    // result stale (the watch's own handler runs first: it was attached first): then the
-    // reader sees the end of the stream and the exchange fails before any response byte.
-    this.pending = null;
-    return pending.then(this.#unlessStale);
-  }
-  readonly #unlessStale = (chunk: StreamChunk | null): StreamChunk | null => {
-    if (!this.conn.staleWatch) return chunk;
-    chunk?.release();
-    return null;
-  };
-  writeAll<B extends Uint8Array>(buf: B, options?: StreamIoOptions): Promise<B> {
-    const p = this.inner.writeAll(buf, options);
-    if (this.written === 0) p.then(this.#onWriteDone, NO_RESOLVE);
-    return p;
-  }
-  writev(bufs: readonly Uint8Array[], options?: StreamIoOptions): Promise<number> {
-    const p = this.inner.writev(bufs, options);
-    if (this.written === 0) p.then(this.#onWriteDone, NO_RESOLVE);
-    return p;
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-  setNoDelay(enabled: boolean): void {
-    this.inner.setNoDelay(enabled);
-  }
-}
 
-/**
- * ExchangeStream over a stream with the promise-free recvTo/writeTo (every runtime stream): the
- * idle watch is a recvTo with this object as its target, and a reader's recvTo while it is
- * pending takes it over (its result is forwarded), so neither the watch nor the exchange costs
- * a promise.
- */
-class FastExchangeStream extends ExchangeStream implements RecvTarget, WriteTarget {
-  /** An idle watch recvTo is in flight. */
-  #watching = false;
-  /** The reader that took over the in-flight watch. */
-  #forward: RecvTarget | null = null;
-  /** A watch result that arrived while busy before any reader asked (delivered at its recvTo). */
-  #held = false;
-  #heldChunk: RecvChunk | null = null;
-  #heldError: RuntimeError | undefined = undefined;
-
-  override watch(): void {
-    this.#watching = true;
-    this.inner.recvTo!(this);
-  }
-  override get watching(): boolean {
-    return this.#watching || this.#held;
-  }
-  override dropWatch(): boolean {
-    if (!this.#held) return false;
-    this.#held = false;
-    this.#heldChunk?.release();
-    this.#heldChunk = null;
-    this.#heldError = undefined;
-    return true;
-  }
   recvTo(target: RecvTarget): void {
     if (this.#watching && this.#forward === null) {
       this.#forward = target;
@@ -208,14 +145,14 @@ class FastExchangeStream extends ExchangeStream implements RecvTarget, WriteTarg
       queueMicrotask(() => target.onRecv(chunk, error));
       return;
     }
-    this.inner.recvTo!(target);
+    this.inner.recvTo(target);
   }
-  /** The caller of the writeTo in flight (HttpClient has at most one). */
-  #writeTarget: WriteTarget | null = null;
+
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
     this.#writeTarget = target;
-    this.inner.writeTo!(data, this);
+    this.inner.writeTo(data, this);
   }
+
   /** WriteTarget of every writeTo: counts the completion, then reports it to the caller. */
   onWritten(error: RuntimeError | undefined): void {
     const target = this.#writeTarget!;
@@ -223,13 +160,14 @@ class FastExchangeStream extends ExchangeStream implements RecvTarget, WriteTarg
     if (error === undefined) this.written++;
     target.onWritten(error);
   }
+
   /** RecvTarget of the idle watch. */
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
     this.#watching = false;
     const forward = this.#forward;
     this.#forward = null;
     const conn = this.conn;
-    if (conn.watchSettled(chunk)) {
+    if (conn.watchSettled()) {
       // The connection is dead: the stale result goes nowhere; a reader that took the watch
       // sees the end of the stream (the exchange fails before any response byte).
       chunk?.release();
@@ -245,6 +183,16 @@ class FastExchangeStream extends ExchangeStream implements RecvTarget, WriteTarg
       this.#heldChunk = chunk;
       this.#heldError = error;
     }
+  }
+
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+  setNoDelay(enabled: boolean): void {
+    this.inner.setNoDelay(enabled);
   }
 }
 
@@ -282,15 +230,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   #reused = false;
   #signal: AbortSignal | undefined = undefined;
   #aborted = false;
-  /** @internal the promise-path idle watch recv in flight (at most one: a new one starts only after it was consumed) */
-  idleWatch: Promise<StreamChunk | null> | null = null;
-  /** @internal */
-  readonly onWatchChunk = (chunk: StreamChunk | null): void => this.#watchFired(chunk);
-  /** @internal */
-  readonly onWatchError = (): void => this.#watchFired(null);
   #dead = false;
-  /** @internal the idle watch's result predates the request in progress (see ExchangeStream) */
-  staleWatch = false;
   #exchanges = 0;
   readonly #onAbort = (): void => {
     this.#aborted = true;
@@ -333,10 +273,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.key = key;
     this.#exKey = key;
     this.#owner = owner;
-    this.#io =
-      typeof stream.recvTo === 'function' && typeof stream.writeTo === 'function'
-        ? new FastExchangeStream(stream, this as HttpConnection<Endpoint>)
-        : new ExchangeStream(stream, this as HttpConnection<Endpoint>);
+    this.#io = new ExchangeStream(stream, this as HttpConnection<Endpoint>);
     this.#defaultReadTimeout = options.readTimeout;
     this.#defaultSend = { responseTimeout: options.readTimeout, bodyTimeout: options.readTimeout };
     const clientOptions: HttpClientOptions = {
@@ -549,12 +486,16 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
 
   /**
    * @internal the idle watch (recvTo) settled; true when that made the connection dead (its
-   * result is stale), false when the result belongs to the exchange in progress.
+   * result is stale), false when the result belongs to the exchange in progress. While idle, an
+   * HTTP/1.1 connection must stay silent: data (an early 408, garbage), end of stream or an
+   * error all make it unusable, so it is evicted. Once taken, a result that arrives before the
+   * first write of the request completed predates the request: the connection is closed (the
+   * exchange fails before any response byte, and is retried when reused). The caller drops
+   * a stale result.
    */
-  watchSettled(chunk: RecvChunk | null): boolean {
+  watchSettled(): boolean {
     if (this.#state === 'idle') {
       this.#dead = true;
-      chunk?.release();
       this.#owner.idleConnectionDied(this);
       void this.close();
       return true;
@@ -565,33 +506,6 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       return true;
     }
     return false;
-  }
-
-  /**
-   * The idle recv settled. While idle, an HTTP/1.1 connection must stay silent: data (an early
-   * 408, garbage), end of stream or an error all make it unusable, so it is evicted. If it was
-   * taken meanwhile, the reader of the next response gets the result through `pending`, unless
-   * nothing of the request was written yet: then the bytes predate the request, and the
-   * connection is closed (the exchange fails before any response byte and is retried).
-   */
-  #watchFired(chunk: StreamChunk | null): void {
-    const watch = this.idleWatch;
-    if (watch === null) return;
-    this.idleWatch = null;
-    if (this.#state === 'idle') {
-      this.#dead = true;
-      this.#io.pending = null;
-      chunk?.release();
-      this.#owner.idleConnectionDied(this);
-      void this.close();
-    } else if (this.#state !== 'closed' && this.#io.written === 0) {
-      this.#dead = true;
-      this.staleWatch = true;
-      // No reader took it yet: drop the stale bytes so they are never parsed as the response
-      // (a reader that took it gets the end of the stream instead: ExchangeStream.recv).
-      if (this.#io.dropWatch(watch)) chunk?.release();
-      void this.#client.close().catch(() => {});
-    }
   }
 
   #detachSignal(): void {

@@ -161,38 +161,6 @@ export async function blackholeListener(): Promise<{ port: number; stop: () => v
 }
 
 /**
- * The streams of `l4` with only their promise operations (no recvTo/writeTo), as a test double
- * or an adapter would have them: HttpConnection and HttpClient must work over those too.
- */
-export function promiseOnlyStreams<K>(l4: Connector<K, HttpStream>): Connector<K, HttpStream> {
-  return {
-    async connect(key, options) {
-      const inner = await l4.connect(key, options);
-      return {
-        get remoteAddress() {
-          return inner.remoteAddress;
-        },
-        get localAddress() {
-          return inner.localAddress;
-        },
-        get driver() {
-          return inner.driver;
-        },
-        get closed() {
-          return inner.closed;
-        },
-        recv: (o) => inner.recv(o),
-        writeAll: (buf, o) => inner.writeAll(buf, o),
-        writev: (bufs, o) => inner.writev(bufs, o),
-        shutdown: () => inner.shutdown(),
-        close: () => inner.close(),
-        setNoDelay: (on) => inner.setNoDelay(on),
-      };
-    },
-  };
-}
-
-/**
  * The streams of `l4`, whose next writeTo fails with EPIPE (without writing) while
  * `failWrites.next` is set (it is cleared by the failure): a write failure on demand.
  */
@@ -203,7 +171,7 @@ export function failingWriteStreams<K>(
   return {
     async connect(key, options) {
       const inner = await l4.connect(key, options);
-      const writeTo = inner.writeTo!.bind(inner);
+      const writeTo = inner.writeTo.bind(inner);
       inner.writeTo = (data, target) => {
         if (!failWrites.next) return writeTo(data, target);
         failWrites.next = false;

@@ -34,18 +34,12 @@ import {
   fdsBackTo,
   HttpPeer,
   onRequestHeads,
-  promiseOnlyStreams,
   RawPeer,
 } from './harness.js';
 
 const drivers = await driverCases();
-/** Every driver, with its streams' promise-free recvTo/writeTo and with the promise operations only. */
-const cases = drivers.flatMap((d) => [
-  { ...d, streams: 'recvTo/writeTo' as const },
-  { ...d, streams: 'promise-only' as const },
-]);
 
-describe.each(cases)('HttpConnector on the $name driver ($streams streams)', ({ name, skip, streams }) => {
+describe.each(drivers)('HttpConnector on the $name driver', ({ name, skip }) => {
   const run = skip === undefined ? it : it.skip;
   let runtime: Runtime;
   let connector: HttpConnector | undefined;
@@ -67,7 +61,7 @@ describe.each(cases)('HttpConnector on the $name driver ($streams streams)', ({ 
   /** A connector on this test's runtime. */
   function make(options: HttpConnectorOptions = {}): HttpConnector {
     const l4 = new UnifiedL4Connector({ runtime });
-    connector = new HttpConnector(streams === 'promise-only' ? promiseOnlyStreams(l4) : l4, options);
+    connector = new HttpConnector(l4, options);
     return connector;
   }
 
@@ -456,7 +450,6 @@ describe.each(cases)('HttpConnector on the $name driver ($streams streams)', ({ 
   run(
     'a request head whose writeTo fails fails the exchange with a WriteError, retried once when reused',
     async () => {
-      if (streams === 'promise-only') return; // the double injects the failure through writeTo
       const p = await peer((req, res) => res.end(`w ${req.url}`));
       const fds = fdCount();
       const failWrites = { next: false };

@@ -5,34 +5,22 @@
  * response behind the first, a body longer than its Content-Length, a body after a 304 or a
  * HEAD answer, data after the last chunk, data while idle), then sends a second request through
  * the same pool and checks that it reaches a fresh connection and gets the fresh answer, never
- * the injected bytes. Every driver, with recvTo/writeTo streams and with promise-only streams.
+ * the injected bytes. Every driver.
  */
 import type { Socket } from 'node:net';
 import { createRequest, fixedBody, readText, streamBody } from '@loch/http';
 import { endpoint, HttpConnector, ProtocolError, UnifiedL4Connector } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  driverCases,
-  eventually,
-  fdCount,
-  fdsBackTo,
-  onRequestHeads,
-  promiseOnlyStreams,
-  RawPeer,
-} from './harness.js';
+import { driverCases, eventually, fdCount, fdsBackTo, onRequestHeads, RawPeer } from './harness.js';
 
 const drivers = await driverCases();
-const cases = drivers.flatMap((d) => [
-  { ...d, streams: 'recvTo/writeTo' as const },
-  { ...d, streams: 'promise-only' as const },
-]);
 
 /** The answer every later connection gets: proves the second request reached a fresh one. */
 const FRESH = 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh';
 const INJECTED = 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nINJECTED!';
 
-describe.each(cases)('upstream reuse on the $name driver ($streams streams)', ({ name, skip, streams }) => {
+describe.each(drivers)('upstream reuse on the $name driver', ({ name, skip }) => {
   const run = skip === undefined ? it : it.skip;
   let runtime: Runtime;
   let connector: HttpConnector | undefined;
@@ -51,7 +39,7 @@ describe.each(cases)('upstream reuse on the $name driver ($streams streams)', ({
 
   function make(): HttpConnector {
     const l4 = new UnifiedL4Connector({ runtime });
-    connector = new HttpConnector(streams === 'promise-only' ? promiseOnlyStreams(l4) : l4);
+    connector = new HttpConnector(l4);
     return connector;
   }
 
