@@ -1,22 +1,17 @@
 /**
- * ByteStream on a node:net Socket (TCP or Unix), for the legacy driver. Incoming data is kept as
- * the Buffers the socket emitted: recv() hands them out as chunks without a copy, read(buf)
- * copies into the caller's buffer. Reading pauses the socket above READ_HIGH_WATER buffered
+ * ByteStream on a node:net Socket (TCP or Unix), for the legacy driver: the driver primitives
+ * recvTo(), read(buf) and sendTo() (writeTo with an AbortSignal); recv(), iteration, writeAll and
+ * writev come from StreamForms (internal/stream-forms.ts). Incoming data is kept as the Buffers
+ * the socket emitted: recvTo() hands them out as chunks without a copy, read(buf) copies into
+ * the caller's buffer. Reading pauses the socket above READ_HIGH_WATER buffered
  * bytes. Writes settle on the socket's write callback (data reached the kernel), so awaiting
  * writes honours backpressure. Not for listeners or connecting: see listener.ts and driver.ts.
  */
 import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
+import { StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv } from '../internal/target-delivery.js';
-import type {
-  ByteStream,
-  IoOptions,
-  IoResult,
-  RecvChunk,
-  RecvTarget,
-  SocketAddress,
-  WriteTarget,
-} from '../stream.js';
+import type { IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress, WriteTarget } from '../stream.js';
 import { cancelled, closedError, errnoError, toRuntimeError } from './node-errors.js';
 
 /** Bytes buffered from the socket before it is paused until the reader catches up. */
@@ -41,7 +36,7 @@ class TargetWaiter implements ReadWaiter {
   readonly buffer = undefined;
   constructor(
     private readonly stream: LegacyStream,
-    private readonly target: RecvTarget,
+    readonly target: RecvTarget,
   ) {}
   resolve(): void {
     this.stream.serveTarget(this.target, this);
@@ -78,7 +73,7 @@ export function toSocketAddress(
 }
 
 /** A connected node:net socket behind the ByteStream contract. */
-export class LegacyStream implements ByteStream {
+export class LegacyStream extends StreamForms {
   readonly driver = 'legacy' as const;
   readonly remoteAddress: SocketAddress;
   readonly localAddress: SocketAddress;
@@ -101,6 +96,7 @@ export class LegacyStream implements ByteStream {
     registry: StreamRegistry,
     unixPath?: { readonly local: string; readonly remote: string },
   ) {
+    super();
     this.#socket = socket;
     this.#registry = registry;
     this.#isTcp = unixPath === undefined;
@@ -156,7 +152,7 @@ export class LegacyStream implements ByteStream {
     const waiters = this.#waiters;
     if (waiters.length === 0) return;
     this.#waiters = [];
-    // A recvTo() behind a recv()/read() waits until that one has taken its bytes (#readDone),
+    // A recvTo() behind a read() waits until that one has taken its bytes (#readDone),
     // so readers are served in call order.
     let promiseAhead = false;
     for (const waiter of waiters) {
@@ -170,7 +166,7 @@ export class LegacyStream implements ByteStream {
     }
   }
 
-  /** After a recv()/read() took its bytes: readers still waiting may be served from the rest. */
+  /** After a read() took its bytes: readers still waiting may be served from the rest. */
   #readDone(): void {
     if (this.#waiters.length > 0 && (this.#chunks.length > 0 || this.#eof || this.#error !== undefined))
       this.#wake();
@@ -235,29 +231,31 @@ export class LegacyStream implements ByteStream {
     }
   }
 
-  async recv(options?: IoOptions): Promise<RecvChunk | null> {
-    const signal = options?.signal;
-    if (this.#closed) throw closedError('recv', this.remoteAddress);
-    if (signal?.aborted) throw cancelled('recv', this.remoteAddress);
-    for (;;) {
-      const head = this.#chunks.shift();
-      if (head !== undefined) {
-        const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
-        this.#headOffset = 0;
-        this.#consumed(bytes.byteLength);
-        this.#readDone();
-        return new LegacyChunk(bytes);
-      }
-      this.#readDone();
-      if (this.#error !== undefined) throw this.#error;
-      if (this.#eof) return null;
-      await this.#waitReadable('recv', undefined, signal);
-    }
-  }
-
   recvTo(target: RecvTarget): void {
     if (this.#closed) deliverRecv(target, null, closedError('recv', this.remoteAddress));
     else this.serveTarget(target, undefined);
+  }
+
+  protected override takeReady(): RecvChunk | undefined {
+    if (this.#waiters.length > 0 || this.#closed) return undefined;
+    const head = this.#chunks.shift();
+    if (head === undefined) return undefined;
+    const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
+    this.#headOffset = 0;
+    this.#consumed(bytes.byteLength);
+    return new LegacyChunk(bytes);
+  }
+
+  protected withdrawRecv(target: RecvTarget): boolean {
+    const waiters = this.#waiters;
+    for (let i = 0; i < waiters.length; i++) {
+      const waiter = waiters[i];
+      if (waiter instanceof TargetWaiter && waiter.target === target) {
+        waiters.splice(i, 1);
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -291,18 +289,11 @@ export class LegacyStream implements ByteStream {
   }
 
   /**
-   * Queues `bufs` on the socket (corked into one writev when several) and settles when the last
-   * write callback fires. Abort mid-write destroys the socket: bytes already queued cannot be
-   * taken back, so the stream is unusable; the promise settles only after Node released the
+   * Queues `bufs` on the socket (corked into one writev when several); `settle` runs once, from
+   * the last write callback. Abort mid-write destroys the socket: bytes already queued cannot be
+   * taken back, so the stream is unusable; the write settles only after Node released the
    * buffers, so the caller really owns them again.
    */
-  #send(bufs: readonly Uint8Array[], syscall: string, signal: AbortSignal | undefined): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.#sendThen(bufs, syscall, signal, (error) => (error === undefined ? resolve() : reject(error)));
-    });
-  }
-
-  /** #send with a callback: `settle` runs once, from the socket's write callback. */
   #sendThen(
     bufs: readonly Uint8Array[],
     syscall: string,
@@ -341,33 +332,14 @@ export class LegacyStream implements ByteStream {
       : errnoError('EPIPE', syscall, this.remoteAddress, lent);
   }
 
-  async write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
-    const blocked = this.#writeBlocked('write', buf, options?.signal);
-    if (blocked !== undefined) throw blocked;
-    await this.#send([buf], 'write', options?.signal);
-    return [buf.byteLength, buf];
-  }
-
-  async writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
-    const blocked = this.#writeBlocked('write', buf, options?.signal);
-    if (blocked !== undefined) throw blocked;
-    await this.#send([buf], 'write', options?.signal);
-    return buf;
-  }
-
-  async writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
-    const blocked = this.#writeBlocked('writev', undefined, options?.signal);
-    if (blocked !== undefined) throw blocked;
-    let total = 0;
-    for (const buf of bufs) total += buf.byteLength;
-    if (bufs.length === 0) return 0;
-    await this.#send(bufs, 'writev', options?.signal);
-    return total;
-  }
-
-  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+  /** An abort destroys the socket (see #sendThen): node:net cannot take queued bytes back. */
+  protected sendTo(
+    data: Uint8Array | readonly Uint8Array[],
+    target: WriteTarget,
+    signal: AbortSignal | undefined,
+  ): void {
     const single = data instanceof Uint8Array;
-    const blocked = this.#writeBlocked(single ? 'write' : 'writev', single ? data : undefined, undefined);
+    const blocked = this.#writeBlocked(single ? 'write' : 'writev', single ? data : undefined, signal);
     if (blocked !== undefined) {
       queueMicrotask(() => target.onWritten(blocked));
       return;
@@ -377,7 +349,7 @@ export class LegacyStream implements ByteStream {
       queueMicrotask(() => target.onWritten(undefined));
       return;
     }
-    this.#sendThen(bufs, single ? 'write' : 'writev', undefined, (error) => target.onWritten(error));
+    this.#sendThen(bufs, single ? 'write' : 'writev', signal, (error) => target.onWritten(error));
   }
 
   shutdown(): Promise<void> {
@@ -417,17 +389,5 @@ export class LegacyStream implements ByteStream {
 
   setNoDelay(enabled: boolean): void {
     if (this.#isTcp && !this.#socket.destroyed) this.#socket.setNoDelay(enabled);
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
-    for (;;) {
-      const chunk = await this.recv();
-      if (chunk === null) return;
-      try {
-        yield chunk.bytes;
-      } finally {
-        chunk.release();
-      }
-    }
   }
 }

@@ -1,10 +1,12 @@
 /**
- * ByteStream on the io_uring ring: recv() through multishot recv with the provided-buffer ring,
- * read(buf) into a caller buffer, send/sendmsg writes, shutdown, close with cancellation.
- * Not for connection setup (driver.ts) or accepting (listener.ts).
+ * ByteStream on the io_uring ring: the driver primitives recvTo() (multishot recv with the
+ * provided-buffer ring), read(buf) into a caller buffer, and writeTo()/sendTo() (send/sendmsg
+ * that resubmit the rest after a short send, cancellable by AbortSignal), plus shutdown and close
+ * with cancellation. recv(), iteration, writeAll and writev come from StreamForms
+ * (internal/stream-forms.ts). Not for connection setup (driver.ts) or accepting (listener.ts).
  *
- * Read policy: multishot recv is armed only when a reader asks (recv(), the iterator, or read()
- * while it is already armed) and stays armed while data flows; an idle armed connection holds no
+ * Read policy: multishot recv is armed only when a reader asks (recvTo(), so recv() and the
+ * iterator, or read() while it is already armed) and stays armed while data flows; an idle armed connection holds no
  * buffer (the kernel takes one from the ring only when bytes arrive). Chunks that arrive with no
  * reader queue up to RECV_HIGH_WATER, then the multishot is cancelled and the kernel's socket
  * buffer (TCP flow control) holds the rest until a reader comes back. read(buf) takes bytes
@@ -15,16 +17,9 @@
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding } from '@loch/native';
 import { RuntimeError } from '../errors.js';
+import { PromiseWrite, StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv, deliverWritten } from '../internal/target-delivery.js';
-import type {
-  ByteStream,
-  IoOptions,
-  IoResult,
-  RecvChunk,
-  RecvTarget,
-  SocketAddress,
-  WriteTarget,
-} from '../stream.js';
+import type { IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress, WriteTarget } from '../stream.js';
 import {
   CQE_BUFFER_SHIFT,
   CQE_F_BUFFER,
@@ -104,22 +99,21 @@ class PooledChunk implements RecvChunk {
   }
 }
 
-/** A promise reader waiting on the multishot recv: either recv() (chunk) or read(buf) (copy). */
+/** A read(buf) waiting on the multishot recv: copies from the chunks it brings. */
 class RecvWaiter {
   onAbort: (() => void) | undefined = undefined;
   constructor(
-    readonly buf: Uint8Array | undefined,
-    readonly resolve: (value: RecvChunk | null | IoResult<Uint8Array>) => void,
+    readonly buf: Uint8Array,
+    readonly resolve: (value: IoResult<Uint8Array>) => void,
     readonly reject: (error: RuntimeError) => void,
     readonly signal: AbortSignal | undefined,
   ) {}
 }
 
-/** A waiting reader: a promise (recv(), read()) or a recvTo() target, held as is. */
+/** A waiting reader: a read(buf), or a recvTo() target held as is (recv() is one of those). */
 type Waiter = RecvWaiter | RecvTarget;
 
 /** How a StreamOp settles on success. */
-const AS_IO_RESULT = 0; // [res, buf]
 const AS_READ = 1; // [res, buf], and res === 0 marks end of stream
 const AS_VOID = 3; // undefined
 const AS_WRITE_ALL = 4; // buf, once every byte went out (a short send resubmits the rest)
@@ -131,7 +125,8 @@ type Fail = (error: RuntimeError) => void;
 function noop(): void {}
 
 /**
- * One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown).
+ * One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown);
+ * a write settles its WriteTarget, read and shutdown their promise.
  * A fresh op per call, every field set in the constructor (one shape): pooling ops measured
  * slower in V8, since storing the call's young buffer and resolving functions into a pooled
  * (old) op costs a write barrier each, more than the young allocation it saves.
@@ -153,7 +148,7 @@ class StreamOp implements CompletionTarget {
     readonly resolve: Settle,
     readonly reject: Fail,
     readonly signal: AbortSignal | undefined,
-    /** Told the outcome instead of a promise (writeTo). */
+    /** Told the outcome instead of a promise (writes). */
     readonly target: WriteTarget | undefined,
   ) {}
 
@@ -202,8 +197,10 @@ class StreamOp implements CompletionTarget {
   private settled(error: RuntimeError | undefined, value: unknown): void {
     if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
     const target = this.target;
-    // Through the delivery queue, not called here: in completion order with the receives.
-    if (target !== undefined) deliverWritten(target, error);
+    // Through the delivery queue, not called here: in completion order with the receives. A
+    // promise write's target only settles its promise, itself deferred: told at once.
+    if (target instanceof PromiseWrite) target.onWritten(error);
+    else if (target !== undefined) deliverWritten(target, error);
     else if (error !== undefined) this.reject(error);
     else (this.resolve as (value: unknown) => void)(value);
   }
@@ -231,11 +228,11 @@ class StreamRare {
  *
  * Memory: a server holds one of these per idle connection, so the object stays small: the chunk
  * queue's arrays are created only when chunks arrive with no reader waiting (a chunk for a waiting
- * recv() goes straight to it), and the first waiting reader sits in a field (more than one reader
+ * recvTo() goes straight to it), and the first waiting reader sits in a field (more than one reader
  * at a time is rare; they go to an array created then); close, splice and extra-reader state
  * lives in a StreamRare made on first use.
  */
-export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
+export class UringStream extends StreamForms implements CompletionTarget, BufferWaiter {
   /** True once close() started; in-flight ops then fail with ECANCELED. */
   closing = false;
   private remote: SocketAddress | undefined;
@@ -265,6 +262,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     remote?: SocketAddress,
     local?: SocketAddress,
   ) {
+    super();
     this.remote = remote;
     this.local = local;
     host.streams.add(this);
@@ -331,15 +329,6 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     });
   }
 
-  recv(options?: IoOptions): Promise<RecvChunk | null> {
-    const signal = options?.signal;
-    if (this.chunkHead < this.chunkTail) return Promise.resolve(this.takeChunk());
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.eof) return Promise.resolve(null);
-    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('recv', this.remote));
-    return this.waitRecv(undefined, signal) as Promise<RecvChunk | null>;
-  }
-
   recvTo(target: RecvTarget): void {
     if (this.chunkHead < this.chunkTail) deliverRecv(target, this.takeChunk(), undefined);
     else if (this.failure !== undefined) deliverRecv(target, null, this.failure);
@@ -352,45 +341,24 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     }
   }
 
-  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
-    const signal = options?.signal;
-    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
-    return new Promise<IoResult<B>>((resolve, reject) => {
-      const op = new StreamOp(this, 'write', buf, AS_IO_RESULT, resolve, reject, signal, undefined);
-      this.submit(op, OP_SEND, buf.byteLength, buf, 0);
-    });
+  protected override takeReady(): RecvChunk | undefined {
+    return this.waiter === undefined && this.chunkHead < this.chunkTail ? this.takeChunk() : undefined;
   }
 
-  /** One op and one promise for the whole buffer: short sends are resubmitted by the op itself. */
-  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
-    const signal = options?.signal;
-    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('write', this.remote, buf));
-    return new Promise<B>((resolve, reject) => {
-      const op = new StreamOp(this, 'write', buf, AS_WRITE_ALL, resolve, reject, signal, undefined);
-      this.submit(op, OP_SEND, buf.byteLength, buf, 0);
-    });
+  protected withdrawRecv(target: RecvTarget): boolean {
+    return this.removeWaiter(target);
   }
 
   /**
-   * One op and one promise for all of `bufs`: a short send (or more than MAX_IOV buffers)
-   * resubmits the rest from the same op (resubmitv).
+   * Writes all of `data` with one op: a short send (or more than MAX_IOV buffers) resubmits the
+   * rest from the same op, in a new slot. An abort cancels the send in flight (ASYNC_CANCEL);
+   * the buffers stay lent until its completion.
    */
-  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
-    let total = 0;
-    for (let i = 0; i < bufs.length; i++) total += bufs[i]!.byteLength;
-    if (total === 0) return Promise.resolve(0);
-    const signal = options?.signal;
-    if (this.closing || signal?.aborted) return Promise.reject(cancelledError('writev', this.remote));
-    return new Promise<number>((resolve, reject) => {
-      const op = new StreamOp(this, 'writev', undefined, AS_WRITEV_ALL, resolve, reject, signal, undefined);
-      op.bufs = bufs;
-      op.total = total;
-      this.submitv(op, bufs, Math.min(bufs.length, MAX_IOV));
-      if (signal !== undefined) this.watchAbort(op, signal);
-    });
-  }
-
-  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+  protected sendTo(
+    data: Uint8Array | readonly Uint8Array[],
+    target: WriteTarget,
+    signal: AbortSignal | undefined,
+  ): void {
     const single = data instanceof Uint8Array;
     if (this.closing) {
       const error = cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
@@ -398,7 +366,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       return;
     }
     if (single) {
-      const op = new StreamOp(this, 'write', data, AS_WRITE_ALL, noop, noop, undefined, target);
+      const op = new StreamOp(this, 'write', data, AS_WRITE_ALL, noop, noop, signal, target);
       this.submit(op, OP_SEND, data.byteLength, data, 0);
       return;
     }
@@ -408,10 +376,11 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       queueMicrotask(() => target.onWritten(undefined));
       return;
     }
-    const op = new StreamOp(this, 'writev', undefined, AS_WRITEV_ALL, noop, noop, undefined, target);
+    const op = new StreamOp(this, 'writev', undefined, AS_WRITEV_ALL, noop, noop, signal, target);
     op.bufs = data;
     op.total = total;
     this.submitv(op, data, Math.min(data.length, MAX_IOV));
+    if (signal !== undefined) this.watchAbort(op, signal);
   }
 
   shutdown(): Promise<void> {
@@ -431,29 +400,13 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     });
     // Readers waiting on the multishot recv fail now; queued chunks go back to the pool.
     for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter()) {
-      if (w instanceof RecvWaiter)
-        this.settleWaiterError(w, cancelledError(w.buf ? 'read' : 'recv', this.remote, w.buf));
+      if (w instanceof RecvWaiter) this.settleWaiterError(w, cancelledError('read', this.remote, w.buf));
       else deliverRecv(w, null, cancelledError('recv', this.remote));
     }
     this.dropChunks();
     if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
     else this.issueClose();
     return rare.closePromise;
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    let chunk: RecvChunk | null = null;
-    try {
-      for (;;) {
-        chunk = await this.recv();
-        if (chunk === null) return;
-        yield chunk.bytes;
-        chunk.release();
-        chunk = null;
-      }
-    } finally {
-      chunk?.release();
-    }
   }
 
   /**
@@ -524,22 +477,18 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
       if (this.closing) {
         ring.provide(bid);
       } else if (w !== undefined && this.chunkHead === this.chunkTail) {
-        const isPromise = w instanceof RecvWaiter;
-        if (isPromise && w.buf !== undefined) {
+        if (w instanceof RecvWaiter) {
           // A read(buf) waits: queue the chunk and copy from it.
           this.enqueueChunk(bid, res, more, slot);
         } else {
-          // A recv() or recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
+          // A recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
           this.shiftWaiter();
           const chunk = new PooledChunk(
             new Uint8Array(ring.poolBuffer, bid * ring.bufferSize, res),
             ring,
             bid,
           );
-          if (isPromise) {
-            if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
-            w.resolve(chunk);
-          } else deliverRecv(w, chunk, undefined);
+          deliverRecv(w, chunk, undefined);
         }
       } else {
         this.enqueueChunk(bid, res, more, slot);
@@ -660,13 +609,14 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     this.ring.push(OP_RECV_MULTI, this.fd, this.armedSlot, 0, undefined, 0);
   }
 
-  private waitRecv(buf: Uint8Array | undefined, signal: AbortSignal | undefined): Promise<unknown> {
+  /** read(buf) while the multishot recv is armed: waits for its next chunk, then copies. */
+  private waitRecv(buf: Uint8Array, signal: AbortSignal | undefined): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const waiter = new RecvWaiter(buf, resolve as RecvWaiter['resolve'], reject, signal);
       if (signal !== undefined) {
         waiter.onAbort = () => {
           if (!this.removeWaiter(waiter)) return;
-          reject(cancelledError(buf ? 'read' : 'recv', this.remote, buf));
+          reject(cancelledError('read', this.remote, buf));
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
@@ -690,14 +640,9 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
         continue;
       }
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
-      if (hasChunk) {
-        if (w.buf !== undefined) w.resolve([this.copyOut(w.buf), w.buf]);
-        else w.resolve(this.takeChunk());
-      } else if (this.failure !== undefined) {
-        w.reject(this.withBuffer(this.failure, w.buf));
-      } else {
-        w.resolve(w.buf !== undefined ? [0, w.buf] : null);
-      }
+      if (hasChunk) w.resolve([this.copyOut(w.buf), w.buf]);
+      else if (this.failure !== undefined) w.reject(this.withBuffer(this.failure, w.buf));
+      else w.resolve([0, w.buf]);
     }
   }
 
@@ -715,7 +660,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
   }
 
   /** Removes a waiting reader (its signal aborted); false when it was no longer waiting. */
-  private removeWaiter(w: RecvWaiter): boolean {
+  private removeWaiter(w: Waiter): boolean {
     if (this.waiter === w) {
       this.shiftWaiter();
       return true;
@@ -732,7 +677,7 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     w.reject(error);
   }
 
-  /** Takes the head chunk whole (recv()). A chunk partly read by read(buf) yields its rest. */
+  /** Takes the head chunk whole (recvTo()). A chunk partly read by read(buf) yields its rest. */
   private takeChunk(): RecvChunk {
     const i = this.chunkHead++;
     const bid = this.chunkBid![i]!;
@@ -785,8 +730,8 @@ export class UringStream implements ByteStream, CompletionTarget, BufferWaiter {
     this.headOffset = 0;
   }
 
-  private withBuffer(error: RuntimeError, buf: Uint8Array | undefined): RuntimeError {
-    if (buf === undefined || error.buffer === buf) return error;
+  private withBuffer(error: RuntimeError, buf: Uint8Array): RuntimeError {
+    if (error.buffer === buf) return error;
     return new RuntimeError(error.code, error.syscall, {
       errno: error.errno,
       address: error.address,

@@ -1,0 +1,262 @@
+/**
+ * The convenience forms of ByteStream, built once on the promise-free pair: `recv()`, async
+ * iteration, `write`, `writeAll` and `writev` on top of `recvTo()`/`writeTo()`. Every driver's
+ * stream extends StreamForms, so a new stream kind (TLS next) implements the pair, the two
+ * cancellation hooks below, `read(buf)`, close/shutdown/setNoDelay and its addresses, and gets
+ * the rest. Not for data movement: what a receive or a write does is the driver's.
+ *
+ * Cost: a promise form costs one promise (with its resolving functions) per call, and the wait
+ * itself allocates nothing more: recv() waits through one receiver object per stream (made on
+ * first use) instead of a waiter per call, and a write through one small target object (where a
+ * driver used to keep an executor closure). Results come through the deferred delivery of the
+ * pair (internal/target-delivery.ts), in the order the driver completed them.
+ */
+import { constants } from 'node:os';
+import { RuntimeError } from '../errors.js';
+import type {
+  ByteStream,
+  DriverName,
+  IoOptions,
+  IoResult,
+  RecvChunk,
+  RecvTarget,
+  SocketAddress,
+  WriteTarget,
+} from '../stream.js';
+
+const ECANCELED = constants.errno.ECANCELED;
+
+type Settler = (value: unknown) => void;
+
+function noSettler(): void {}
+
+let lastResolve: Settler = noSettler;
+let lastReject: Settler = noSettler;
+
+/** The one executor of every promise made here: parks its settlers for the caller to take. */
+function capture(resolve: Settler, reject: Settler): void {
+  lastResolve = resolve;
+  lastReject = reject;
+}
+
+/** ECANCELED for an operation stopped by its AbortSignal, with the lent buffer. */
+function abortedError(syscall: string, address: SocketAddress | undefined, buffer?: Uint8Array) {
+  return RuntimeError.fromErrno(-ECANCELED, syscall, address, buffer);
+}
+
+/**
+ * The recv() promises of one stream, waiting in call order. It is the RecvTarget of every
+ * recvTo() that recv() makes: the driver delivers results in call order, so the k-th delivery
+ * settles the k-th waiting promise. Withdrawing an aborted recv() withdraws any one of the
+ * receiver's pending recvTo() calls (they are interchangeable), so no received byte is lost.
+ */
+class PromiseReceiver implements RecvTarget {
+  /**
+   * Settlers of the waiting promises, [resolve, reject] pairs in call order in [head, tail).
+   * The array keeps its capacity when it empties: a recv() then allocates nothing here.
+   */
+  private readonly settlers: Settler[] = [];
+  private head = 0;
+  private tail = 0;
+
+  onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
+    const settlers = this.settlers;
+    const i = this.head;
+    const resolve = settlers[i]!;
+    const reject = settlers[i + 1]!;
+    settlers[i] = noSettler;
+    settlers[i + 1] = noSettler;
+    this.head = i + 2;
+    if (this.head === this.tail) {
+      this.head = 0;
+      this.tail = 0;
+    }
+    if (error !== undefined) reject(error);
+    else resolve(chunk);
+  }
+
+  /** Queues the settlers of a new recv() promise. */
+  push(resolve: Settler, reject: Settler): void {
+    const i = this.tail;
+    this.settlers[i] = resolve;
+    this.settlers[i + 1] = reject;
+    this.tail = i + 2;
+  }
+
+  /** Removes a waiting promise's settlers (its recv() was aborted). */
+  remove(reject: Settler): void {
+    const settlers = this.settlers;
+    const i = settlers.indexOf(reject, this.head);
+    if (i < 0 || i >= this.tail) return;
+    settlers.copyWithin(i - 1, i + 1, this.tail);
+    this.tail -= 2;
+    settlers[this.tail] = noSettler;
+    settlers[this.tail + 1] = noSettler;
+    if (this.head === this.tail) {
+      this.head = 0;
+      this.tail = 0;
+    }
+  }
+
+  /** True while a recv() promise waits. */
+  get waiting(): boolean {
+    return this.head < this.tail;
+  }
+}
+
+/**
+ * The target of one promise write: settles it with `value` (the buffer or the total). Settling
+ * a promise is deferred by nature, so a driver may call this target at once from its completion
+ * dispatch instead of through the delivery queue (io_uring does: the queue's drain costs about
+ * 100 bytes per write when each write completes in its own batch, measured).
+ */
+export class PromiseWrite implements WriteTarget {
+  constructor(
+    private readonly resolve: Settler,
+    private readonly reject: Settler,
+    private readonly value: unknown,
+  ) {}
+  onWritten(error: RuntimeError | undefined): void {
+    if (error !== undefined) this.reject(error);
+    else this.resolve(this.value);
+  }
+}
+
+/**
+ * A ByteStream whose convenience forms are built on the driver's primitives. Subclasses
+ * implement the promise-free pair (`recvTo`, and `writeTo` through `sendTo`), `withdrawRecv`,
+ * `read(buf)`, and the rest of the contract's plain members.
+ */
+export abstract class StreamForms implements ByteStream {
+  /** The waiting recv() promises; made on first recv(), so a stream read by recvTo has none. */
+  private receiver: PromiseReceiver | undefined = undefined;
+
+  abstract readonly remoteAddress: SocketAddress;
+  abstract readonly localAddress: SocketAddress;
+  abstract readonly driver: DriverName;
+  abstract readonly closed: boolean;
+
+  abstract recvTo(target: RecvTarget): void;
+
+  /**
+   * Takes back one pending `recvTo(target)` whose result was not handed out yet: true when one
+   * was withdrawn (the target hears nothing for it), false when none is pending any more. How
+   * recv() honours an AbortSignal without losing the bytes a late result would carry.
+   */
+  protected abstract withdrawRecv(target: RecvTarget): boolean;
+
+  /**
+   * writeTo() with an AbortSignal, the driver's write primitive: writes all of `data`, then calls
+   * `target.onWritten` once; an abort stops the write (ECANCELED, as close() does). A driver
+   * cancels its own way (io_uring cancels the send and the stream stays usable; node:net can
+   * only destroy the socket), so this stays with the driver.
+   */
+  protected abstract sendTo(
+    data: Uint8Array | readonly Uint8Array[],
+    target: WriteTarget,
+    signal: AbortSignal | undefined,
+  ): void;
+
+  /**
+   * Reads into a caller's buffer: a driver primitive, not built on recvTo(). On io_uring it is
+   * its own op (a plain recv into `buf` when no multishot is armed), and a read that takes part
+   * of a chunk must leave the rest at the head of the driver's queue, ahead of later recvTo()s.
+   */
+  abstract read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>>;
+
+  abstract shutdown(): Promise<void>;
+  abstract close(): Promise<void>;
+  abstract setNoDelay(enabled: boolean): void;
+
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    this.sendTo(data, target, undefined);
+  }
+
+  /**
+   * Optional fast path of recv(): a chunk the driver already holds, taken now, or undefined. Only
+   * when no reader (recvTo or read) waits, so order is kept. It spares recv() on queued data the
+   * promise's resolving functions and the deferred delivery (a settled promise instead). A
+   * stream kind without one leaves this as is: recv() then goes through recvTo().
+   */
+  protected takeReady(): RecvChunk | undefined {
+    return undefined;
+  }
+
+  recv(options?: IoOptions): Promise<RecvChunk | null> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(abortedError('recv', this.remoteAddressIfOpen()));
+    if (this.receiver === undefined || !this.receiver.waiting) {
+      const ready = this.takeReady();
+      if (ready !== undefined) return Promise.resolve(ready);
+    }
+    const promise = new Promise<RecvChunk | null>(capture as never);
+    const resolve = lastResolve;
+    const reject = lastReject;
+    const receiver = (this.receiver ??= new PromiseReceiver());
+    receiver.push(resolve, reject);
+    this.recvTo(receiver);
+    if (signal !== undefined) this.watchRecvAbort(receiver, reject, signal, promise);
+    return promise;
+  }
+
+  /** Rejects a waiting recv() when `signal` aborts, unless its result is already on the way. */
+  private watchRecvAbort(
+    receiver: PromiseReceiver,
+    reject: Settler,
+    signal: AbortSignal,
+    promise: Promise<unknown>,
+  ): void {
+    const onAbort = () => {
+      if (!this.withdrawRecv(receiver)) return;
+      receiver.remove(reject);
+      reject(abortedError('recv', this.remoteAddressIfOpen()));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    const unwatch = () => signal.removeEventListener('abort', onAbort);
+    promise.then(unwatch, unwatch);
+  }
+
+  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    return this.writeAll(buf, options).then(writtenWhole);
+  }
+
+  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(abortedError('write', this.remoteAddressIfOpen(), buf));
+    const promise = new Promise<B>(capture as never);
+    this.sendTo(buf, new PromiseWrite(lastResolve, lastReject, buf), signal);
+    return promise;
+  }
+
+  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
+    let total = 0;
+    for (let i = 0; i < bufs.length; i++) total += bufs[i]!.byteLength;
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(abortedError('writev', this.remoteAddressIfOpen()));
+    const promise = new Promise<number>(capture as never);
+    this.sendTo(bufs, new PromiseWrite(lastResolve, lastReject, total), signal);
+    return promise;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      const chunk = await this.recv();
+      if (chunk === null) return;
+      try {
+        yield chunk.bytes;
+      } finally {
+        chunk.release();
+      }
+    }
+  }
+
+  /** The peer address for an error, when the stream can still tell it. */
+  private remoteAddressIfOpen(): SocketAddress | undefined {
+    return this.closed ? undefined : this.remoteAddress;
+  }
+}
+
+/** write()'s result: the forms layer writes the whole buffer, so a short write never shows. */
+function writtenWhole<B extends Uint8Array>(buf: B): IoResult<B> {
+  return [buf.byteLength, buf];
+}
