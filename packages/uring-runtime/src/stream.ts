@@ -3,6 +3,11 @@
  * and that every protocol package (http, thrift, tls, transports) is written against.
  * Not for driver internals: those live in src/uring/ and src/legacy/.
  *
+ * One I/O contract: a stream's own operations are the promise-free pair `recvTo`/`writeTo`
+ * (plus `read(buf)`, close, shutdown, setNoDelay, addresses); the promise forms — `recv()`,
+ * iteration, `write`, `writeAll`, `writev` — are built once on the pair for every stream kind
+ * (src/internal/stream-forms.ts), so they behave alike on every driver.
+ *
  * Buffer ownership follows monoio's "rent" model: a buffer passed to `read` or `write` belongs
  * to the runtime until the returned promise settles, and comes back in the result, even when
  * the operation was cancelled or failed (the error carries it as `buffer`). Callers must not
@@ -79,7 +84,8 @@ export interface ByteStream {
 
   /**
    * Receives the next chunk from the runtime's buffer pool without a caller buffer: no memory is
-   * held for an idle stream. Resolves `null` at end of stream.
+   * held for an idle stream. Resolves `null` at end of stream. recvTo() with a promise; an
+   * aborted recv() gives up its place in the reader queue, so the next reader gets the bytes.
    */
   recv(options?: IoOptions): Promise<RecvChunk | null>;
 
@@ -90,7 +96,10 @@ export interface ByteStream {
    */
   recvTo(target: RecvTarget): void;
 
-  /** Writes some of `buf` (a short write is possible); resolves with the count and the buffer. */
+  /**
+   * Writes `buf`; resolves with the count and the buffer. Built on writeTo(), so the count is
+   * always the whole buffer (the monoio-style result shape, without short writes).
+   */
   write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>>;
 
   /** Writes all of `buf`, looping on short writes. */
