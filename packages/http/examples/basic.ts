@@ -17,9 +17,10 @@ import {
 import { TcpListener, TcpStream } from '@loch/uring-runtime';
 
 const handler: HttpHandler<HttpConnectionContext> = {
-  async call(request, context) {
+  // The handler is a Service: one argument, the request, which carries its connection's context.
+  async call(request) {
     if (request.target === '/hello') {
-      const peer = context.get('peerAddr');
+      const peer = request.context.get('peerAddr');
       const who = peer.family === 'unix' ? peer.path : `${peer.address}:${peer.port}`;
       return createResponse(200, {
         headers: { 'content-type': 'text/plain' },

@@ -48,7 +48,7 @@ export {
 } from './h1/encoder.js';
 export type { HeadersInit } from './headers.js';
 export { HeaderNameSet, HttpHeaders } from './headers.js';
-export type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from './message.js';
+export type { HttpRequest, HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from './message.js';
 export { authorityOf, createRequest, createResponse, pathOf, targetFormOf } from './message.js';
 export type { HttpHandler, HttpRejection, HttpServerOptions, HttpServerTimeouts } from './server.js';
 export { HttpServer } from './server.js';

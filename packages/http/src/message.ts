@@ -32,6 +32,16 @@ export interface HttpRequest {
   body: HttpBody;
 }
 
+/**
+ * A request as a server hands it to its handler: the request and the context of the connection
+ * it came on (what the server's `context` option made for that connection, shared by its
+ * requests). The context travels on the request so that a handler is a one-argument Service.
+ */
+export interface HttpServerRequest<Cx> extends HttpRequest {
+  /** The connection's context. */
+  context: Cx;
+}
+
 /** An HTTP response. */
 export interface HttpResponse {
   /** Status code, 100-599. */

@@ -1,14 +1,15 @@
 import { defineContext, type Has } from '@loch/certain-map';
+import { type Service, serviceFn } from '@loch/service-async';
 import type { SocketAddress } from '@loch/uring-runtime';
 import { describe, expectTypeOf, it } from 'vitest';
-import { type ConnectionContext, type HttpConnectionContext, HttpServer } from './index.js';
-import { createResponse } from './message.js';
+import { type ConnectionContext, type HttpConnectionContext, type HttpHandler, HttpServer } from './index.js';
+import { createResponse, type HttpResponse, type HttpServerRequest } from './message.js';
 
 describe('handler context types', () => {
   it('a handler that needs peerAddr accepts the default context', () => {
     const needsPeer = {
-      call(_req: unknown, ctx: Has<typeof ConnectionContext, 'peerAddr'>) {
-        ctx.get('peerAddr');
+      call(req: HttpServerRequest<Has<typeof ConnectionContext, 'peerAddr'>>) {
+        req.context.get('peerAddr');
         return createResponse(200);
       },
     };
@@ -26,8 +27,8 @@ describe('handler context types', () => {
   it('a handler needing keys the default context lacks must come with a context factory', () => {
     const Custom = defineContext<{ peerAddr: SocketAddress; tenant: string }>()(['peerAddr', 'tenant']);
     const needsTenant = {
-      call(_req: unknown, ctx: Has<typeof Custom, 'tenant'>) {
-        return createResponse(200, { reason: ctx.get('tenant') });
+      call(req: HttpServerRequest<Has<typeof Custom, 'tenant'>>) {
+        return createResponse(200, { reason: req.context.get('tenant') });
       },
     };
     // @ts-expect-error no context factory: tenant would be missing
@@ -35,5 +36,17 @@ describe('handler context types', () => {
     new HttpServer(needsTenant, {
       context: (stream) => Custom.empty().set('peerAddr', stream.remoteAddress).set('tenant', 't1'),
     });
+  });
+
+  it('a handler is a Service: a service chain plugs in as it is', () => {
+    const svc: Service<HttpServerRequest<HttpConnectionContext>, HttpResponse> = serviceFn((req) =>
+      createResponse(200, { reason: req.context.get('driver') }),
+    );
+    expectTypeOf(new HttpServer(svc)).toEqualTypeOf<HttpServer<HttpConnectionContext>>();
+    expectTypeOf<HttpHandler<HttpConnectionContext>>().toEqualTypeOf<
+      Service<HttpServerRequest<HttpConnectionContext>, HttpResponse>
+    >();
+    // @ts-expect-error a handler answers an HttpResponse, nothing else
+    new HttpServer(serviceFn((_req: HttpServerRequest<HttpConnectionContext>) => 'ok'));
   });
 });

@@ -18,6 +18,7 @@
  * HttpError it threw) and never the worker. Not a router, not HTTP/2 (the request and response
  * types are ready for it), not TLS (wrap the stream).
  */
+import type { Service } from '@loch/service-async';
 import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from './body.js';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import {
@@ -41,13 +42,15 @@ import {
 } from './h1/encoder.js';
 import { HttpHeaders } from './headers.js';
 import { pendingPromise, takeReject, takeResolve } from './internal/promise-settlers.js';
-import type { HttpRequest, HttpResponse } from './message.js';
+import type { HttpRequest, HttpResponse, HttpServerRequest } from './message.js';
 import type { HttpListener, HttpStream, StreamChunk } from './transport.js';
 
-/** The service a server runs for every request. `context` is the connection's context. */
-export interface HttpHandler<Cx = HttpConnectionContext> {
-  call(request: HttpRequest, context: Cx): Promise<HttpResponse> | HttpResponse;
-}
+/**
+ * The service a server runs for every request: a `Service` from @loch/service-async, so a
+ * service chain plugs in as it is. `request.context` is the connection's context. It may answer
+ * synchronously (no promise on the way: see Service) or with a promise.
+ */
+export type HttpHandler<Cx = HttpConnectionContext> = Service<HttpServerRequest<Cx>, HttpResponse>;
 
 /** Deadlines in milliseconds; 0 disables one. */
 export interface HttpServerTimeouts {
@@ -641,9 +644,11 @@ class ServerConnection<Cx> {
         }
         let res: HttpResponse;
         try {
-          const out = server.handler.call(req, this.context);
+          // The decoder types the context as unknown; from here on it is this connection's.
+          req.context = this.context;
+          const out = server.handler.call(req as HttpServerRequest<Cx>);
           // A synchronous handler's answer needs no trip through the microtask queue.
-          res = typeof (out as { then?: unknown }).then === 'function' ? await out : (out as HttpResponse);
+          res = out instanceof Promise ? await out : out;
           if (
             res === null ||
             typeof res !== 'object' ||

@@ -7,11 +7,11 @@ import { createRuntime, type DriverName, type Runtime, TcpListener, TcpStream } 
 import { fixedBody, readBody, streamBody } from '../src/body.js';
 import type { HttpConnectionContext } from '../src/context.js';
 import { HttpHeaders } from '../src/headers.js';
-import { createResponse, type HttpRequest, type HttpResponse } from '../src/message.js';
+import { createResponse, type HttpResponse, type HttpServerRequest } from '../src/message.js';
 import { type HttpHandler, HttpServer, type HttpServerOptions } from '../src/server.js';
 
 export const demoHandler: HttpHandler<HttpConnectionContext> = {
-  async call(req: HttpRequest, ctx: HttpConnectionContext): Promise<HttpResponse> {
+  async call(req: HttpServerRequest<HttpConnectionContext>): Promise<HttpResponse> {
     const path = req.target.split('?')[0];
     switch (path) {
       case '/hello':
@@ -58,9 +58,9 @@ export const demoHandler: HttpHandler<HttpConnectionContext> = {
         return createResponse(200, {
           body: fixedBody(
             JSON.stringify({
-              peer: ctx.get('peerAddr'),
-              local: ctx.get('localAddr'),
-              driver: ctx.get('driver'),
+              peer: req.context.get('peerAddr'),
+              local: req.context.get('localAddr'),
+              driver: req.context.get('driver'),
             }),
           ),
         });

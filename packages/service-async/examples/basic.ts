@@ -3,6 +3,7 @@
 // a request that started before the commit finishes on the old service.
 // Run: pnpm --filter @loch/service-async example
 import {
+  type Answer,
   Deployment,
   type FactoryLayer,
   FactoryStack,
@@ -37,8 +38,9 @@ const helloFactory = (config: Config): MakeService<Hello> => makeFn(() => new He
 // Layer 1: rejects paths outside /api. Fixed request/response types.
 class OnlyApi implements Service<Request, Response> {
   constructor(readonly inner: Service<Request, Response>) {}
-  call(req: Request): Promise<Response> {
-    if (!req.path.startsWith('/api')) return Promise.resolve({ status: 404, body: 'not found' });
+  call(req: Request): Answer<Response> {
+    // Known at once: answered without a promise.
+    if (!req.path.startsWith('/api')) return { status: 404, body: 'not found' };
     return this.inner.call(req);
   }
 }
@@ -53,7 +55,7 @@ class Counted<Req, Res> implements Service<Req, Res> {
     readonly inner: Service<Req, Res>,
     readonly counter: { requests: number },
   ) {}
-  call(req: Req): Promise<Res> {
+  call(req: Req): Answer<Res> {
     this.counter.requests++;
     return this.inner.call(req);
   }

@@ -6,10 +6,10 @@
  */
 import type { Factory, ServiceOf } from './make-service.js';
 import { buildAsync, buildSync } from './make-service.js';
-import type { RequestOf, ResponseOf, Service } from './service.js';
+import type { Answer, RequestOf, ResponseOf, Service } from './service.js';
 
 /**
- * One of two services. `call` forwards to the chosen side and returns its promise as is (no
+ * One of two services. `call` forwards to the chosen side and returns its answer as is (no
  * allocation per request; one extra method call).
  */
 export class Either<A, B> {
@@ -34,7 +34,7 @@ export class Either<A, B> {
   }
 
   /** Forwards the request to the chosen service. */
-  call(req: RequestOf<A> & RequestOf<B>): Promise<ResponseOf<A> | ResponseOf<B>> {
+  call(req: RequestOf<A> & RequestOf<B>): Answer<ResponseOf<A> | ResponseOf<B>> {
     return (this.value as Service<RequestOf<A> & RequestOf<B>, ResponseOf<A> | ResponseOf<B>>).call(req);
   }
 }

@@ -35,4 +35,4 @@ export {
   type ServiceOf,
 } from './make-service.js';
 export { MapTargetFactory } from './map-target.js';
-export { type RequestOf, type ResponseOf, type Service, serviceFn } from './service.js';
+export { type Answer, type RequestOf, type ResponseOf, type Service, serviceFn } from './service.js';

@@ -1,5 +1,6 @@
 import { describe, expectTypeOf, it } from 'vitest';
 import {
+  type Answer,
   type AsyncMakeService,
   asyncMakeFn,
   Either,
@@ -34,7 +35,7 @@ const echoFactory: MakeService<Echo> = makeFn(() => new Echo());
 /** A generic layer: works for any request/response type, inferred from the stack. */
 class Logged<Req, Res> implements Service<Req, Res> {
   constructor(readonly inner: Service<Req, Res>) {}
-  call(req: Req): Promise<Res> {
+  call(req: Req): Answer<Res> {
     return this.inner.call(req);
   }
 }
@@ -142,5 +143,17 @@ describe('ServiceSlot types', () => {
     // @ts-expect-error a Length factory does not build Echo services
     slot.precommit(makeFn(() => new Length()));
     expectTypeOf(Either.left(new Echo())).toExtend<Service<string, string>>();
+  });
+});
+
+describe('Service answers', () => {
+  it('may answer synchronously or with a promise, and nothing else', () => {
+    const sync: Service<string, number> = { call: (req) => req.length };
+    const later: Service<string, number> = { call: async (req) => req.length };
+    expectTypeOf(sync.call('x')).toEqualTypeOf<Answer<number>>();
+    expectTypeOf(later.call).returns.toEqualTypeOf<number | Promise<number>>();
+    // @ts-expect-error a string is neither the response nor a promise of it
+    const wrong: Service<string, number> = { call: (req: string) => req };
+    void wrong;
   });
 });

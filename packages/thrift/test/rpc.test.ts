@@ -94,9 +94,9 @@ let errors: unknown[];
 const clients: ThriftClient[] = [];
 const sockets: Socket[] = [];
 
-async function start(options: ThriftServerOptions = {}): Promise<void> {
+async function start(options: ThriftServerOptions = {}, handler: ThriftHandler = echo): Promise<void> {
   errors = [];
-  server = new ThriftServer(echo, { ...options, onConnectionError: (e) => errors.push(e) });
+  server = new ThriftServer(handler, { ...options, onConnectionError: (e) => errors.push(e) });
   const listener = await listen();
   port = listener.port;
   void server.serve(listener);
@@ -241,6 +241,33 @@ describe('bad input closes only the offending connection', () => {
     const frame = framedCall('compact', args('cut short'));
     await sendRaw(frame.subarray(0, frame.byteLength - 3), true);
     expect(codes()).toEqual(['ERR_THRIFT_TRUNCATED']);
+  });
+});
+
+/** A handler that answers at once (a plain value, or a synchronous throw): no promise. */
+const syncHandler: ThriftHandler = {
+  call(req: ThriftRequest) {
+    if (req.header.name === 'fail')
+      throw new TApplicationException(TApplicationExceptionType.UNKNOWN_METHOD, 'no such method');
+    return createReply(req, (w) => {
+      w.writeStructBegin();
+      w.writeFieldBegin(TType.STRING, 0);
+      w.writeString(`sync:${req.header.name}`);
+      w.writeFieldStop();
+      w.writeStructEnd();
+    });
+  },
+};
+
+describe('a handler that answers synchronously', () => {
+  it('is served, its throw sent back, with a handler timeout set', async () => {
+    await start({ handlerTimeout: 1_000 }, syncHandler);
+    const c = await client({ framing: 'framed', protocol: 'compact' });
+    expect(await result(c, 'echo', '')).toBe('sync:echo');
+    await expect(c.call('fail', args(''))).rejects.toMatchObject({
+      type: TApplicationExceptionType.UNKNOWN_METHOD,
+    });
+    expect(await result(c, 'again', '')).toBe('sync:again');
   });
 });
 

@@ -1,5 +1,12 @@
-import { createRequest, createResponse, type HttpResponse, readText, streamBody } from '@loch/http';
-import type { Service } from '@loch/service-async';
+import {
+  createRequest,
+  createResponse,
+  type HttpResponse,
+  type HttpServerRequest,
+  readText,
+  streamBody,
+} from '@loch/http';
+import type { Answer, Service } from '@loch/service-async';
 import { describe, expect, it } from 'vitest';
 import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
 import { ContextHandler, CoreService } from './core.js';
@@ -33,7 +40,13 @@ function logged(): { log: ProxyLog; lines: () => string[] } {
   };
 }
 
-const service = (call: (cx: RequestCx) => Promise<HttpResponse>): Service<RequestCx, HttpResponse> => ({
+/** A request as the HttpServer hands it to its handler: carrying its connection's context. */
+const serverRequest = (method: string, target: string): HttpServerRequest<ConnectionCx> => ({
+  ...createRequest(method, target),
+  context: connection(),
+});
+
+const service = (call: (cx: RequestCx) => Answer<HttpResponse>): Service<RequestCx, HttpResponse> => ({
   call,
 });
 
@@ -49,7 +62,7 @@ describe('CoreService and ContextHandler', () => {
       ),
       false,
     );
-    const res = await rejects.call(createRequest('GET', '/x'), connection());
+    const res = await rejects.call(serverRequest('GET', '/x'));
     expect(res.status).toBe(404);
     expect(await readText(res.body)).toBe('404 ERR_LOCH_NO_ROUTE\n');
     const throws = new CoreService(
@@ -76,15 +89,46 @@ describe('CoreService and ContextHandler', () => {
       return createResponse(200, { body: streamBody([Buffer.from('abc'), Buffer.from('de')]) });
     });
     const timed = new ContextHandler(new CoreService(inner, log, 'web', true), true);
-    const res = await timed.call(createRequest('GET', '/s?q=1'), connection());
+    const res = await timed.call(serverRequest('GET', '/s?q=1'));
     expect(startedAt).toBeGreaterThan(0);
     expect(lines()).toEqual([]);
     expect(await readText(res.body)).toBe('abcde');
     const [line] = lines();
     expect(line).toMatch(/ web 10\.0\.0\.1:5000 GET \/s\?q=1 200 5 - \d+\.\d\d$/);
     const untimed = new ContextHandler(new CoreService(inner, log, 'web', false), false);
-    await readText((await untimed.call(createRequest('GET', '/'), connection())).body);
+    await readText((await untimed.call(serverRequest('GET', '/'))).body);
     expect(startedAt).toBe(0);
     expect(lines()).toHaveLength(1);
+  });
+
+  it('keeps a synchronous answer synchronous, a synchronous throw included (no promise on the way)', async () => {
+    const { log, lines } = logged();
+    const sync = new ContextHandler(
+      new CoreService(
+        service(() => createResponse(204)),
+        log,
+        'web',
+        true,
+      ),
+      true,
+    );
+    const res = sync.call(serverRequest('GET', '/now'));
+    expect(res).not.toBeInstanceOf(Promise);
+    expect((res as HttpResponse).status).toBe(204);
+    expect(lines()).toHaveLength(1);
+    const throws = new ContextHandler(
+      new CoreService(
+        service(() => {
+          throw new ProxyError('ERR_LOCH_NO_ROUTE', 'no route');
+        }),
+        log,
+        'web',
+        false,
+      ),
+      false,
+    );
+    const failed = throws.call(serverRequest('GET', '/none'));
+    expect(failed).not.toBeInstanceOf(Promise);
+    expect((failed as HttpResponse).status).toBe(404);
   });
 });

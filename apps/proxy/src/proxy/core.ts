@@ -12,10 +12,17 @@ import {
   type HttpBody,
   HttpError,
   type HttpHandler,
-  type HttpRequest,
   type HttpResponse,
+  type HttpServerRequest,
 } from '@loch/http';
-import { type FactoryLayer, layerFn, type MakeService, makeFn, type Service } from '@loch/service-async';
+import {
+  type Answer,
+  type FactoryLayer,
+  layerFn,
+  type MakeService,
+  makeFn,
+  type Service,
+} from '@loch/service-async';
 import type { ConnectionCx, RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
@@ -47,26 +54,30 @@ class AccessLoggedBody extends ForwardedBody {
 }
 
 /** Maps failures to responses and writes the access log. */
-export class CoreService implements Service<RequestCx, HttpResponse> {
+export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
+  implements Service<RequestCx, HttpResponse>
+{
   constructor(
-    readonly inner: Service<RequestCx, HttpResponse>,
+    readonly inner: S,
     readonly log: ProxyLog,
     readonly serverKey: string,
     readonly accessLog: boolean,
   ) {}
 
   /**
-   * Not async: one `then` on the inner promise (a failure handler, plus the access-log hook
-   * when the log is on) is this layer's whole cost per request.
+   * Not async: a synchronous answer (or throw) is handled at once; for a later one, one `then`
+   * on the inner promise (a failure handler, plus the access-log hook when the log is on) is
+   * this layer's whole cost per request.
    */
-  call(cx: RequestCx): Promise<HttpResponse> {
-    let out: Promise<HttpResponse>;
+  call(cx: RequestCx): Answer<HttpResponse> {
+    let out: Answer<HttpResponse>;
     try {
       out = this.inner.call(cx);
     } catch (error) {
       // A layer that throws instead of rejecting is answered the same way.
-      return Promise.resolve(this.#answer(cx, this.#fail(cx, error)));
+      return this.#answer(cx, this.#fail(cx, error));
     }
+    if (!(out instanceof Promise)) return this.#answer(cx, out);
     return this.accessLog
       ? out.then(
           (res) => this.#answer(cx, res),
@@ -142,11 +153,10 @@ export class CoreService implements Service<RequestCx, HttpResponse> {
 }
 
 /** The HTTP core layer. */
-export function coreLayer<C extends CoreLayerConfig>(): FactoryLayer<
-  C,
-  MakeService<Service<RequestCx, HttpResponse>>,
-  MakeService<CoreService>
-> {
+export function coreLayer<
+  C extends CoreLayerConfig,
+  S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>,
+>(): FactoryLayer<C, MakeService<S>, MakeService<CoreService<S>>> {
   return layerFn((config, inner) =>
     makeFn(
       (old) =>
@@ -156,19 +166,22 @@ export function coreLayer<C extends CoreLayerConfig>(): FactoryLayer<
 }
 
 /**
- * The context layer, outermost: what the HttpServer calls. Forks the connection context for
- * each request and stamps it with the request and its start time. Only the access log reads
- * the start time, so without one (`timed` false) no clock is read and `startedAt` is 0.
+ * The context layer, outermost: the HttpServer's handler as it is (an HttpHandler is a
+ * Service). Forks the request's connection context and stamps it with the request and its
+ * start time. Only the access log reads the start time, so without one (`timed` false) no
+ * clock is read and `startedAt` is 0.
  */
-export class ContextHandler implements HttpHandler<ConnectionCx> {
+export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
+  implements HttpHandler<ConnectionCx>
+{
   constructor(
-    readonly inner: Service<RequestCx, HttpResponse>,
+    readonly inner: S,
     readonly timed = true,
   ) {}
 
-  call(request: HttpRequest, connection: ConnectionCx): Promise<HttpResponse> {
+  call(request: HttpServerRequest<ConnectionCx>): Answer<HttpResponse> {
     return this.inner.call(
-      connection
+      request.context
         .fork()
         .set('request', request)
         .set('clientTarget', request.target)

@@ -8,7 +8,14 @@
  * decision, made from the request as received. Not for response hygiene (upstream.ts).
  */
 import type { HttpResponse } from '@loch/http';
-import { type FactoryLayer, layerFn, type MakeService, makeFn, type Service } from '@loch/service-async';
+import {
+  type Answer,
+  type FactoryLayer,
+  layerFn,
+  type MakeService,
+  makeFn,
+  type Service,
+} from '@loch/service-async';
 import type { RequestCx } from './context.js';
 import { removeHopByHop } from './header-hygiene.js';
 
@@ -23,16 +30,23 @@ export interface ReuseLayerConfig {
 }
 
 /** Request hop-by-hop hygiene and close-after-retire. */
-export class ConnectionReuseService implements Service<RequestCx, HttpResponse> {
+export class ConnectionReuseService<
+  S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>,
+> implements Service<RequestCx, HttpResponse>
+{
   constructor(
-    readonly inner: Service<RequestCx, HttpResponse>,
+    readonly inner: S,
     readonly lifecycle: ServerLifecycle,
   ) {}
 
-  /** Not async: one `then` with a handler made once per service, not per request. */
-  call(cx: RequestCx): Promise<HttpResponse> {
+  /**
+   * Not async: a synchronous answer is finished at once, a later one with one `then` whose
+   * handler is made once per service, not per request.
+   */
+  call(cx: RequestCx): Answer<HttpResponse> {
     removeHopByHop(cx.get('request').headers);
-    return this.inner.call(cx).then(this.#afterResponse);
+    const out = this.inner.call(cx);
+    return out instanceof Promise ? out.then(this.#afterResponse) : this.#afterResponse(out);
   }
 
   /** A retired server's responses tell the client to reconnect (the check is made at the response, not the request). */
@@ -43,11 +57,10 @@ export class ConnectionReuseService implements Service<RequestCx, HttpResponse> 
 }
 
 /** The connection-reuse layer. */
-export function reuseLayer<C extends ReuseLayerConfig>(): FactoryLayer<
-  C,
-  MakeService<Service<RequestCx, HttpResponse>>,
-  MakeService<ConnectionReuseService>
-> {
+export function reuseLayer<
+  C extends ReuseLayerConfig,
+  S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>,
+>(): FactoryLayer<C, MakeService<S>, MakeService<ConnectionReuseService<S>>> {
   return layerFn((config, inner) =>
     makeFn((old) => new ConnectionReuseService(inner.make(old?.inner), config.lifecycle)),
   );

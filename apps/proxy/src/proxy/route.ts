@@ -11,7 +11,14 @@
  * Not for sending (upstream.ts).
  */
 import type { HttpResponse } from '@loch/http';
-import { type FactoryLayer, layerFn, type MakeService, makeFn, type Service } from '@loch/service-async';
+import {
+  type Answer,
+  type FactoryLayer,
+  layerFn,
+  type MakeService,
+  makeFn,
+  type Service,
+} from '@loch/service-async';
 import { type Endpoint, endpoint } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
@@ -126,15 +133,17 @@ const ALLOW: readonly (readonly [string, string])[] = [
 ];
 
 /** Routes and rewrites, then calls the upstream layer. */
-export class RouteService implements Service<RequestCx, HttpResponse> {
+export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<RoutedCx, HttpResponse>>
+  implements Service<RequestCx, HttpResponse>
+{
   constructor(
-    readonly inner: Service<RoutedCx, HttpResponse>,
+    readonly inner: S,
     readonly router: Router<CompiledRoute>,
     /** Keep `%2F` in paths (encoded) instead of answering 400. */
     readonly encodedSlashes = false,
   ) {}
 
-  call(cx: RequestCx): Promise<HttpResponse> {
+  call(cx: RequestCx): Answer<HttpResponse> {
     const req = cx.get('request');
     const target = req.target;
     let path: string;
@@ -238,11 +247,10 @@ export interface RouteLayerConfig {
 }
 
 /** The route layer: a new route table per build; the inner service is made from `old.inner`. */
-export function routeLayer<C extends RouteLayerConfig>(): FactoryLayer<
-  C,
-  MakeService<Service<RoutedCx, HttpResponse>>,
-  MakeService<RouteService>
-> {
+export function routeLayer<
+  C extends RouteLayerConfig,
+  S extends Service<RoutedCx, HttpResponse> = Service<RoutedCx, HttpResponse>,
+>(): FactoryLayer<C, MakeService<S>, MakeService<RouteService<S>>> {
   return layerFn((config, inner) =>
     makeFn(
       (old) =>

@@ -25,11 +25,10 @@ import {
 } from '@loch/uring-runtime';
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
-import type { ContextHandler } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
-import { connectorOf, serverStack } from './stack.js';
+import { connectorOf, type ServerHandler, serverStack } from './stack.js';
 import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
 
 /** The decoder policy of every server: every method token is accepted. */
@@ -71,7 +70,7 @@ export function listenId(address: ListenAddress): string {
 
 interface ServerEntry {
   readonly key: string;
-  readonly slot: ServiceSlot<ContextHandler>;
+  readonly slot: ServiceSlot<ServerHandler>;
   readonly identity: ServerIdentity;
   config: ServerConfig;
   lifecycle: ServerLifecycle;
@@ -214,7 +213,7 @@ export class ProxyWorker {
   #newEntry(server: ServerConfig, lifecycle: ServerLifecycle): ServerEntry {
     const entry: ServerEntry = {
       key: server.key,
-      slot: new ServiceSlot<ContextHandler>({ name: `${server.key}@worker-${this.index}` }),
+      slot: new ServiceSlot<ServerHandler>({ name: `${server.key}@worker-${this.index}` }),
       identity: { key: server.key, scheme: 'http' },
       config: server,
       lifecycle,
@@ -231,7 +230,8 @@ export class ProxyWorker {
     const slot = entry.slot;
     const log = this.log;
     const http = new HttpServer<ConnectionCx>(
-      { call: (request, cx) => slot.get().call(request, cx) },
+      // The chain is the server's handler as it is; the slot's service follows reloads.
+      slot.service(),
       {
         // A proxy forwards any method token (RFC 9110 §9.1: extension methods included); CONNECT
         // is refused by the route layer (405).

@@ -24,7 +24,7 @@ import { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
 import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
 import * as knownNames from '../internal/known-names.js';
-import type { HttpRequest, HttpResponse, HttpVersion, TargetForm } from '../message.js';
+import type { HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from '../message.js';
 
 /** What `poll()` found. */
 export const DecodeEvent = {
@@ -933,7 +933,7 @@ function parseVersion(d: H1Decoder<unknown>, b: Uint8Array, p: number, fail: Fai
 type FailFn = (code: HttpParseErrorCode, detail: string, offset?: number) => never;
 
 /** Request decoder: one per server connection; pipelined requests come out one after another. */
-export class RequestDecoder extends H1Decoder<HttpRequest> {
+export class RequestDecoder extends H1Decoder<HttpServerRequest<unknown>> {
   /** The request carried `Expect: 100-continue`. */
   expectContinue = false;
   /** The request carried an Expect value other than 100-continue (answer 417). */
@@ -978,6 +978,8 @@ export class RequestDecoder extends H1Decoder<HttpRequest> {
       version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
       headers: EMPTY_HEADERS,
       body: EMPTY_BODY,
+      // The server sets it before the handler runs; present from the start so the shape stays one.
+      context: undefined,
     };
     return p + 2;
   }

@@ -1,11 +1,12 @@
 /**
  * Thrift server core: an accept loop, and per connection a message loop that reads a frame,
- * hands it to a ThriftHandler (one call per message, the Service shape of
- * @loch/service-async), and writes the reply in the request's framing and protocol. Calls on a
+ * hands it to a ThriftHandler (one call per message: a Service of @loch/service-async, so a
+ * service chain plugs in as it is), and writes the reply in the request's framing and protocol. Calls on a
  * connection are answered in order. A connection that sends bytes that are not Thrift is
  * closed; other connections are not disturbed. Not a code generator or a dispatcher by method
  * name: the handler decides what a method means (a proxy routes, a service decodes).
  */
+import type { Service } from '@loch/service-async';
 import { TApplicationException, TApplicationExceptionType } from '../application-exception.js';
 import { ThriftRpcError } from '../errors.js';
 import { BinaryReader } from '../protocol/binary.js';
@@ -44,12 +45,11 @@ export interface ThriftReply {
 }
 
 /**
- * Handles one message. Resolve a reply for CALL messages and undefined for ONEWAY ones; throw
- * a TApplicationException to send it to the caller (any other error is sent as INTERNAL_ERROR).
+ * Handles one message: a Service. Answer a reply for CALL messages and undefined for ONEWAY
+ * ones, at once or with a promise (see Service); throw or reject with a TApplicationException
+ * to send it to the caller (any other error is sent as INTERNAL_ERROR).
  */
-export interface ThriftHandler {
-  call(request: ThriftRequest): Promise<ThriftReply | undefined>;
-}
+export type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined>;
 
 /** Server limits and timeouts (milliseconds; 0 = none). */
 export interface ThriftServerOptions extends ReaderOptions {
@@ -232,7 +232,10 @@ export class ThriftServer {
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const call = this.handler.call(request);
-      if (timeoutMs > 0) {
+      if (!(call instanceof Promise)) {
+        // A synchronous answer cannot be late: no timer, no trip through the microtask queue.
+        reply = call;
+      } else if (timeoutMs > 0) {
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             request.abort();
