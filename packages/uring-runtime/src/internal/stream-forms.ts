@@ -1,15 +1,17 @@
 /**
  * The convenience forms of ByteStream, built once on the promise-free pair: `recv()`, async
  * iteration, `write`, `writeAll` and `writev` on top of `recvTo()`/`writeTo()`. Every driver's
- * stream extends StreamForms, so a new stream kind (TLS next) implements the pair, the two
- * cancellation hooks below, `read(buf)`, close/shutdown/setNoDelay and its addresses, and gets
+ * stream extends StreamForms, so a new stream kind (TLS next) implements `recvTo`, `sendTo`
+ * (writeTo with an AbortSignal), `withdrawRecv` (so an aborted recv() loses no bytes),
+ * `read(buf)`, close/shutdown/setNoDelay and its addresses, optionally `takeReady`, and gets
  * the rest. Not for data movement: what a receive or a write does is the driver's.
  *
  * Cost: a promise form costs one promise (with its resolving functions) per call, and the wait
  * itself allocates nothing more: recv() waits through one receiver object per stream (made on
  * first use) instead of a waiter per call, and a write through one small target object (where a
- * driver used to keep an executor closure). Results come through the deferred delivery of the
- * pair (internal/target-delivery.ts), in the order the driver completed them.
+ * driver used to keep an executor closure). recv() results come through the deferred delivery
+ * of the pair (internal/target-delivery.ts), in the order the driver completed them; data the
+ * driver already holds comes as a settled promise (takeReady).
  */
 import { constants } from 'node:os';
 import { RuntimeError } from '../errors.js';
