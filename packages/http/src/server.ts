@@ -1,7 +1,8 @@
 /**
  * HttpServer: the HTTP/1.1 server core. Accepts connections from a runtime listener (or is handed
  * streams), decodes requests with RequestDecoder straight from pooled receive chunks, runs an
- * HttpHandler `(request, context) -> response` per request, and writes responses with the
+ * HttpHandler (a Service: request, carrying its connection's context, -> response, at once or
+ * later) per request, and writes responses with the
  * framing their body implies. Bodies stream both ways with backpressure: a request body is read
  * from the socket only when the handler pulls it, a response body is pulled only after the
  * previous chunk was written. Connections are kept alive per RFC 9112 §9.3 and pipelined
