@@ -82,10 +82,12 @@ type State = 'ready' | 'busy' | 'idle' | 'closed';
  * watch sees the end of the stream. Counting completions (onWritten) rather than writes issued
  * matters because bytes can already sit in the kernel when the connection is taken and written
  * to in the same tick. On the io_uring driver results reach their targets in the order the
- * kernel completed them (see the runtime's WriteTarget), so such bytes are always seen first.
- * The legacy driver (node:net) reads the socket only in the event loop's poll phase, after a
- * write made in the same tick: there, as in nginx, bytes that arrive in the very loop iteration
- * that reuses the connection cannot be told apart.
+ * kernel completed them (see the runtime's WriteTarget), so bytes whose receive completed first
+ * are seen first; but the kernel may complete a receive for bytes that arrived just before the
+ * write only after it (seen across processes on a loaded machine). The legacy driver (node:net)
+ * reads the socket only in the event loop's poll phase, after a write made in the same tick.
+ * Either way, as in nginx, bytes that arrive in the very moment the connection is reused cannot
+ * be told apart from its answer; bytes sent while it is idle are noticed and evict it.
  */
 class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
   /** Writes of the current exchange that completed (reset when an exchange starts). */

@@ -8,7 +8,7 @@
  */
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableDrivers, freePort, type Loch, rawExchange, startLoch, tempDir } from './harness.js';
+import { availableDrivers, type Loch, rawExchange, startLochInFrontOf } from './harness.js';
 
 const drivers = availableDrivers();
 
@@ -102,25 +102,8 @@ describe.each(drivers)('loch cuts a client connection whose upstream body broke 
   let port: number;
 
   beforeAll(async () => {
-    const dir = tempDir('loch-proxy-downstream-');
     upstream = await brokenUpstream();
-    port = await freePort();
-    loch = await startLoch(
-      dir,
-      `
-[runtime]
-workers = 1
-
-[servers.web]
-listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { upstream_connect = "2s", upstream_read = "2s" }
-
-[[servers.web.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
-`,
-      { LOCH_DRIVER: driver },
-    );
+    ({ loch, port } = await startLochInFrontOf(upstream.port, driver, 'loch-proxy-downstream-'));
   }, 30_000);
 
   afterAll(async () => {

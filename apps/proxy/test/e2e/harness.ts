@@ -396,3 +396,32 @@ export async function headEchoUpstream(): Promise<{ port: number; close(): Promi
     },
   };
 }
+
+/**
+ * `loch run` with one worker (so every request shares one upstream pool) on a free port, routing
+ * everything to the upstream on `upstreamPort`, on `driver`. Resolves with loch and its port.
+ */
+export async function startLochInFrontOf(
+  upstreamPort: number,
+  driver: string,
+  prefix: string,
+): Promise<{ loch: Loch; port: number }> {
+  const port = await freePort();
+  const loch = await startLoch(
+    tempDir(prefix),
+    `
+[runtime]
+workers = 1
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { upstream_connect = "2s", upstream_read = "2s" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
+`,
+    { LOCH_DRIVER: driver },
+  );
+  return { loch, port };
+}

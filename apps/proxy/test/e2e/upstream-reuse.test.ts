@@ -9,7 +9,7 @@
  */
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableDrivers, freePort, type Loch, rawExchange, startLoch, tempDir } from './harness.js';
+import { availableDrivers, type Loch, rawExchange, startLochInFrontOf } from './harness.js';
 
 const drivers = availableDrivers();
 const INJECTED = 'HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nINJECTED!';
@@ -87,25 +87,8 @@ describe.each(drivers)('loch never serves an upstream response to the wrong clie
   let port: number;
 
   beforeAll(async () => {
-    const dir = tempDir('loch-proxy-reuse-');
     upstream = await scriptedUpstream();
-    port = await freePort();
-    loch = await startLoch(
-      dir,
-      `
-[runtime]
-workers = 1
-
-[servers.web]
-listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { upstream_connect = "2s", upstream_read = "2s" }
-
-[[servers.web.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
-`,
-      { LOCH_DRIVER: driver },
-    );
+    ({ loch, port } = await startLochInFrontOf(upstream.port, driver, 'loch-proxy-reuse-'));
   }, 30_000);
 
   afterAll(async () => {
