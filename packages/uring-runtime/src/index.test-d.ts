@@ -4,12 +4,16 @@
  */
 import { describe, expectTypeOf, it } from 'vitest';
 import {
+  acceptLoop,
   type ByteStream,
+  type ConnectionFacts,
   createRuntime,
+  DeadlineSweep,
   type DriverChoice,
   type IoResult,
   type RecvChunk,
   type RuntimeError,
+  type SweepMember,
   type TcpListener,
   TcpStream,
   type UnixListener,
@@ -45,5 +49,32 @@ describe('public API types', () => {
     const reply = {} as WorkerReply;
     if (reply.ok) expectTypeOf(reply.value).toEqualTypeOf<unknown>();
     else expectTypeOf(reply.error).toEqualTypeOf<RuntimeError>();
+  });
+
+  it('streams carry read-only connection facts', () => {
+    expectTypeOf<ByteStream['facts']>().toEqualTypeOf<ConnectionFacts>();
+    expectTypeOf(({} as TcpStream).facts.alpnProtocol).toEqualTypeOf<string | null>();
+    const facts = {} as ConnectionFacts;
+    // @ts-expect-error facts are read-only
+    facts.secure = true;
+  });
+
+  it('acceptLoop hands the callback the listener stream type', () => {
+    void acceptLoop({} as TcpListener, (stream) => expectTypeOf(stream).toEqualTypeOf<TcpStream>());
+    // @ts-expect-error the callback must take what the listener yields
+    void acceptLoop({} as TcpListener, (_stream: Uint8Array) => {});
+  });
+
+  it('a DeadlineSweep only takes its own member type', () => {
+    class Conn implements SweepMember {
+      deadline = 0;
+      onSweep(): boolean {
+        return false;
+      }
+    }
+    const sweep = new DeadlineSweep<Conn>();
+    expectTypeOf(sweep.deadline(new Conn(), 10)).toEqualTypeOf<number>();
+    // @ts-expect-error not a member of this sweep
+    sweep.deadline({ onSweep: () => true }, 10);
   });
 });

@@ -5,7 +5,9 @@
  * streams, and thread-per-core workers. Not for protocols: those live in @loch/http, @loch/thrift,
  * @loch/tls.
  */
+export { type AcceptLoopOptions, type AcceptSource, acceptLoop } from './accept-loop.js';
 export { type CopyOptions, copy, zeroCopy } from './copy.js';
+export { DeadlineSweep, type DeadlineSweepOptions, NO_DEADLINE, type SweepMember } from './deadline-sweep.js';
 export type {
   Driver,
   TcpConnectOptions,
@@ -28,16 +30,18 @@ export {
   resolveDriverChoice,
 } from './runtime.js';
 export { type SpawnOptions, spawn } from './spawn.js';
-export type {
-  ByteStream,
-  DriverName,
-  IoOptions,
-  IoResult,
-  RecvChunk,
-  RecvTarget,
-  SocketAddress,
-  StreamListener,
-  WriteTarget,
+export {
+  type ByteStream,
+  type ConnectionFacts,
+  type DriverName,
+  type IoOptions,
+  type IoResult,
+  plainFacts,
+  type RecvChunk,
+  type RecvTarget,
+  type SocketAddress,
+  type StreamListener,
+  type WriteTarget,
 } from './stream.js';
 export { type SleepOptions, sleep, timeout } from './time.js';
 export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';

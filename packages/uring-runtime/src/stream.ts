@@ -8,6 +8,9 @@
  * iteration, `write`, `writeAll`, `writev` — are built once on the pair for every stream kind
  * (src/internal/stream-forms.ts), so they behave alike on every driver.
  *
+ * Connection facts (`facts`: TLS, ALPN, SNI, the client behind a PROXY header) travel on the
+ * stream, so protocol code reads them without importing the layer that found them.
+ *
  * Buffer ownership follows monoio's "rent" model: a buffer passed to `read` or `write` belongs
  * to the runtime until the returned promise settles, and comes back in the result, even when
  * the operation was cancelled or failed (the error carries it as `buffer`). Callers must not
@@ -67,12 +70,56 @@ export interface WriteTarget {
   onWritten(error: RuntimeError | undefined): void;
 }
 
+/**
+ * What a connection is, beyond its bytes: what protocol code (HTTP's X-Forwarded-*, a handler's
+ * client certificate check) needs to know about the layers below it, so that it never imports
+ * the TLS or PROXY-protocol packages. Each layer of the accept order (PROXY header, TLS, ALPN or
+ * preface sniff) is a ByteStream that wraps the one below and refines these; a plain TCP or
+ * Unix stream has `plainFacts(remoteAddress)`.
+ */
+export interface ConnectionFacts {
+  /** True when the bytes travel under TLS (set by the TLS layer). */
+  readonly secure: boolean;
+  /** The protocol ALPN agreed on ('h2', 'http/1.1'), or null when none was negotiated. */
+  readonly alpnProtocol: string | null;
+  /** The server name (SNI) the client asked for, or null. */
+  readonly servername: string | null;
+  /** The client's certificate (DER) when it presented one, else null. */
+  readonly peerCertificate: Uint8Array | null;
+  /**
+   * The client: the PROXY-protocol source address when a PROXY header was read, else the
+   * stream's remoteAddress.
+   */
+  readonly clientAddress: SocketAddress;
+}
+
+/**
+ * The facts of a plain TCP or Unix connection: not secure, nothing negotiated, the client is
+ * `remote`. For wrapper streams (TLS, PROXY) to build on: `{ ...plainFacts(a), secure: true }`
+ * keeps one object shape for every layer.
+ */
+export function plainFacts(remote: SocketAddress): ConnectionFacts {
+  return {
+    secure: false,
+    alpnProtocol: null,
+    servername: null,
+    peerCertificate: null,
+    clientAddress: remote,
+  };
+}
+
 /** A connected, bidirectional byte stream (TCP or Unix). */
 export interface ByteStream {
   /** Address of the remote peer. */
   readonly remoteAddress: SocketAddress;
   /** Address of this end. */
   readonly localAddress: SocketAddress;
+  /**
+   * What the layers below know about the connection (TLS, ALPN, SNI, the PROXY-protocol
+   * client). The same object on every read; a plain stream makes it on first use, so a stream
+   * that is never asked costs nothing for it.
+   */
+  readonly facts: ConnectionFacts;
   /** Name of the driver that serves this stream ('uring' or 'legacy'). */
   readonly driver: DriverName;
 

@@ -17,6 +17,7 @@ import { constants } from 'node:os';
 import { RuntimeError } from '../errors.js';
 import type {
   ByteStream,
+  ConnectionFacts,
   DriverName,
   IoOptions,
   IoResult,
@@ -134,6 +135,11 @@ export abstract class StreamForms implements ByteStream {
 
   abstract readonly remoteAddress: SocketAddress;
   abstract readonly localAddress: SocketAddress;
+  /**
+   * The driver's plain facts (`plainFacts(remoteAddress)`), made on first use and kept where
+   * the driver keeps its rarely used state, so an idle stream carries nothing for them.
+   */
+  abstract readonly facts: ConnectionFacts;
   abstract readonly driver: DriverName;
   abstract readonly closed: boolean;
 

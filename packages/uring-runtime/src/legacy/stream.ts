@@ -11,7 +11,16 @@ import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
 import { StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv } from '../internal/target-delivery.js';
-import type { IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress, WriteTarget } from '../stream.js';
+import {
+  type ConnectionFacts,
+  type IoOptions,
+  type IoResult,
+  plainFacts,
+  type RecvChunk,
+  type RecvTarget,
+  type SocketAddress,
+  type WriteTarget,
+} from '../stream.js';
 import { cancelled, closedError, errnoError, toRuntimeError } from './node-errors.js';
 
 /** Bytes buffered from the socket before it is paused until the reader catches up. */
@@ -90,6 +99,7 @@ export class LegacyStream extends StreamForms {
   #closed = false;
   #shutdown = false;
   #closePromise: Promise<void> | undefined;
+  #facts: ConnectionFacts | undefined = undefined;
 
   constructor(
     socket: Socket,
@@ -127,6 +137,11 @@ export class LegacyStream extends StreamForms {
 
   get closed(): boolean {
     return this.#closed || this.#socket.destroyed;
+  }
+
+  /** Plain facts (no TLS, the peer is the client), made on first use. */
+  get facts(): ConnectionFacts {
+    return (this.#facts ??= plainFacts(this.remoteAddress));
   }
 
   #onData(chunk: Buffer): void {

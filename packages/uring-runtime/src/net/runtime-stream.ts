@@ -6,6 +6,7 @@
 import type { Runtime } from '../runtime.js';
 import type {
   ByteStream,
+  ConnectionFacts,
   IoOptions,
   IoResult,
   RecvChunk,
@@ -55,6 +56,9 @@ export class RuntimeStream implements ByteStream {
   }
   get driver() {
     return this.#inner.driver;
+  }
+  get facts(): ConnectionFacts {
+    return this.#inner.facts;
   }
   get closed(): boolean {
     return this.#inner.closed;

@@ -19,7 +19,16 @@ import type { NativeAddress, NativeBinding } from '@loch/native';
 import { RuntimeError } from '../errors.js';
 import { PromiseWrite, StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv, deliverWritten } from '../internal/target-delivery.js';
-import type { IoOptions, IoResult, RecvChunk, RecvTarget, SocketAddress, WriteTarget } from '../stream.js';
+import {
+  type ConnectionFacts,
+  type IoOptions,
+  type IoResult,
+  plainFacts,
+  type RecvChunk,
+  type RecvTarget,
+  type SocketAddress,
+  type WriteTarget,
+} from '../stream.js';
 import {
   CQE_BUFFER_SHIFT,
   CQE_F_BUFFER,
@@ -221,6 +230,8 @@ class StreamRare {
   pumps = 0;
   /** Called once an armed multishot recv has finished (stopReading()). */
   onDisarmed: (() => void) | undefined = undefined;
+  /** The stream's facts, made on first read of `facts`. */
+  facts: ConnectionFacts | undefined = undefined;
 }
 
 /**
@@ -289,6 +300,12 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   get remoteAddress(): SocketAddress {
     if (this.remote === undefined) this.remote = toSocketAddress(this.host.binding.address(this.fd, true));
     return this.remote;
+  }
+
+  /** Plain facts (no TLS, the peer is the client), kept in the rare state: idle streams skip them. */
+  get facts(): ConnectionFacts {
+    const rare = (this.rare ??= new StreamRare());
+    return (rare.facts ??= plainFacts(this.remoteAddress));
   }
 
   get localAddress(): SocketAddress {
