@@ -6,6 +6,7 @@
  */
 import { EMPTY_BODY, type HttpBody } from './body.js';
 import { type HeadersInit, HttpHeaders } from './headers.js';
+import type { HttpStream } from './transport.js';
 
 /** Protocol version of a message: '1.0', '1.1' (HTTP/1 wire), '2' (HTTP/2 streams). */
 export type HttpVersion = '1.0' | '1.1' | '2';
@@ -54,7 +55,21 @@ export interface HttpResponse {
   headers: HttpHeaders;
   /** The body. */
   body: HttpBody;
+  /**
+   * Who takes the connection over after a `101 Switching Protocols` answer (HTTP/1.1 only): a
+   * server sends a 101 only when the request asked to upgrade (Connection: upgrade and an
+   * Upgrade field, no body) and this is set; otherwise a 1xx answer is a handler error (500).
+   */
+  tunnel?: HttpTunnel;
 }
+
+/**
+ * Runs a connection after a 101: `stream` is the raw connection (the 101 head already written),
+ * `head` the bytes the client sent after its request head (the new protocol's first bytes,
+ * possibly empty). The server closes the stream once the returned promise settles; it arms no
+ * deadline meanwhile (the tunnel keeps its own), and a graceful server close waits for it.
+ */
+export type HttpTunnel = (stream: HttpStream, head: Uint8Array) => Promise<void>;
 
 /** Builds a request; the target form is derived from method and target. */
 export function createRequest(

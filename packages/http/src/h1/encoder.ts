@@ -125,6 +125,8 @@ const CONTENT_LENGTH = Buffer.from('content-length: ', 'latin1');
 const CHUNKED = Buffer.from('transfer-encoding: chunked\r\n', 'latin1');
 const CLOSE = Buffer.from('connection: close\r\n', 'latin1');
 const KEEP_ALIVE = Buffer.from('connection: keep-alive\r\n', 'latin1');
+/** RFC 9110 §7.8: Upgrade is hop-by-hop, so a 101 names it in Connection. */
+const CONNECTION_UPGRADE = Buffer.from('connection: upgrade\r\n', 'latin1');
 const HTTP11 = Buffer.from(' HTTP/1.1\r\n', 'latin1');
 const HOST = Buffer.from('host: ', 'latin1');
 
@@ -211,7 +213,16 @@ export function encodeResponseHeadBytes(
       else if (o.length >= 0) length = o.length;
     }
   }
-  const conn = status < 200 ? null : !o.keepAlive ? CLOSE : o.requestMinor === 0 ? KEEP_ALIVE : null;
+  const conn =
+    status === 101
+      ? CONNECTION_UPGRADE
+      : status < 200
+        ? null
+        : !o.keepAlive
+          ? CLOSE
+          : o.requestMinor === 0
+            ? KEEP_ALIVE
+            : null;
   const size =
     lineLength +
     fields +

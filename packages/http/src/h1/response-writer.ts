@@ -1,0 +1,200 @@
+/**
+ * The HTTP/1.1 response writer: a response head and its streamed body onto a connection, with
+ * the framing the body implies (Content-Length, chunked, or close-delimited), coalescing the
+ * first chunk behind the head when it is at hand. The connection (h1/server-connection.ts) owns
+ * the write in flight and its deadline; this file only decides what goes out in which write.
+ * Fixed-size answers (head and body in one buffer) are written by the connection itself.
+ */
+import { type HttpBody, nextNow } from '../body.js';
+import { HttpBodyError } from '../errors.js';
+import type { HttpResponse } from '../message.js';
+import {
+  CHUNK_END,
+  chunkHeader,
+  encodeResponseHeadBytes,
+  lastChunk,
+  type ResponseHeadOptions,
+} from './encoder.js';
+
+/**
+ * writeStreamBody's answer when the response's last write is in flight and the body's end is
+ * still to be seen: the connection's onWritten looks at it (deferTail), then resumes its request
+ * loop, which returns meanwhile.
+ */
+export const DEFERRED = Symbol('deferred');
+
+/**
+ * A first body chunk up to this size is copied behind the head (one buffer); larger ones go as a
+ * writev of [head, chunk]. Copying a 3 KB chunk cost more (the copy plus a Buffer pool refill every
+ * other response) than the second iovec: 3,269 B proxied ~0.9 us/request cheaper at 1024 than at 4096.
+ */
+const COALESCE_BYTES = 1024;
+
+/** What the writer needs from its connection. */
+export interface ResponseSink {
+  /** Starts one write under the write deadline, not waited for (no write may be in flight). */
+  startWrite(out: Uint8Array | Uint8Array[]): void;
+  /** The last write is in flight with the body's end unseen: look at it once the write is done. */
+  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody): void;
+  /** One write, waited for (after the write in flight, if any). */
+  send(out: Uint8Array | Uint8Array[]): Promise<void>;
+}
+
+/**
+ * Sends a head and a streamed body. A chunk already at hand when the head is ready (the usual
+ * case for a proxied answer that arrived in one read) goes out with the head in one write: up
+ * to COALESCE_BYTES it is copied behind the head (one buffer, the head encoded straight into
+ * it), above as a writev. When that copied chunk completes the body and the end is at hand too,
+ * the one write is left in flight (startWrite) and the result is null: nothing to wait for.
+ * Otherwise the rest runs in writeStreamRest. Steps the body can take without waiting skip the
+ * promise of `next()`. The head is encoded before any wait (`o` is the server's shared options
+ * object). Owns the body: every abrupt exit returns its iterator.
+ */
+export function writeStreamBody(
+  conn: ResponseSink,
+  res: HttpResponse,
+  o: ResponseHeadOptions,
+  body: HttpBody,
+  framing: 'length' | 'chunked' | 'eof',
+  mayDefer: boolean,
+): Promise<void> | null | typeof DEFERRED {
+  const it = body[Symbol.asyncIterator]();
+  let r: IteratorResult<Uint8Array> | null;
+  let out: Uint8Array | Uint8Array[];
+  let sent = 0;
+  try {
+    r = nextNow(it);
+    if (r === null || r.done || r.value.byteLength === 0) {
+      out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+    } else {
+      const chunk = r.value;
+      sent = chunk.byteLength;
+      // The step is taken: the chunk goes out with the head (or fails the length below).
+      r = null;
+      if (framing === 'length' && sent > body.length) {
+        out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+      } else if (sent > COALESCE_BYTES) {
+        const head = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+        out = framing === 'chunked' ? [head, chunkHeader(sent), chunk, CHUNK_END] : [head, chunk];
+        if (mayDefer && framing === 'length' && sent === body.length) {
+          // Likely the whole body; the chunk is lent to the write, so its end is looked at only
+          // once the write is done (onWritten), and the request loop resumes from there.
+          conn.startWrite(out);
+          conn.deferTail(it, body);
+          return DEFERRED;
+        }
+      } else {
+        if (framing === 'chunked') {
+          const size = chunkHeader(sent);
+          const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, size.length + sent + 2);
+          let pos = b.length - (size.length + sent + 2);
+          b.set(size, pos);
+          pos += size.length;
+          b.set(chunk, pos);
+          pos += sent;
+          b[pos] = 0x0d;
+          b[pos + 1] = 0x0a;
+          out = b;
+        } else {
+          const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, sent);
+          b.set(chunk, b.length - sent);
+          out = b;
+        }
+        // The chunk is copied: the body may move on before the write. When it is complete and
+        // its end is at hand, this is the response's only write.
+        if (framing === 'chunked' || (framing === 'length' && sent === body.length)) {
+          try {
+            r = nextNow(it);
+          } catch (e) {
+            // The chunk in hand was valid: it goes out, then the connection is cut.
+            returnIterator(it);
+            return sendThenFail(conn, out, e);
+          }
+          if (r?.done) {
+            conn.startWrite(framing === 'chunked' ? [out, lastChunk(body.trailers)] : out);
+            return null;
+          }
+        }
+      }
+    }
+  } catch (e) {
+    returnIterator(it);
+    throw e;
+  }
+  return writeStreamRest(conn, it, r, out, sent, body, framing);
+}
+
+/**
+ * The waiting part of writeStreamBody: `out` goes first (null: already out), `r` is a step already
+ * taken (or null).
+ */
+export async function writeStreamRest(
+  conn: ResponseSink,
+  it: AsyncIterator<Uint8Array>,
+  r: IteratorResult<Uint8Array> | null,
+  out: Uint8Array | Uint8Array[] | null,
+  sent: number,
+  body: HttpBody,
+  framing: 'length' | 'chunked' | 'eof',
+): Promise<void> {
+  let ok = false;
+  try {
+    if (out !== null) await conn.send(out);
+    if (framing === 'length' && sent > body.length) {
+      throw new HttpBodyError(
+        'ERR_HTTP_BODY_LENGTH_MISMATCH',
+        `body announced ${body.length} bytes, produced ${sent}`,
+      );
+    }
+    for (;;) {
+      if (r === null) {
+        r = nextNow(it);
+        if (r === null) r = await it.next();
+      }
+      if (r.done) break;
+      const chunk = r.value;
+      r = null;
+      if (framing === 'chunked') {
+        if (chunk.byteLength === 0) continue;
+        await conn.send([chunkHeader(chunk.byteLength), chunk, CHUNK_END]);
+        continue;
+      }
+      sent += chunk.byteLength;
+      if (framing === 'length' && sent > body.length) break;
+      await conn.send(chunk);
+    }
+    ok = true;
+    if (framing === 'chunked') await conn.send(lastChunk(body.trailers));
+    else if (framing === 'length' && sent !== body.length) {
+      throw new HttpBodyError(
+        'ERR_HTTP_BODY_LENGTH_MISMATCH',
+        `body announced ${body.length} bytes, produced ${sent}`,
+      );
+    }
+  } finally {
+    if (!ok) {
+      // Stopped early (a failed write, too many bytes): let the source go, as for-await would.
+      try {
+        await it.return?.();
+      } catch {
+        // its own failure changes nothing
+      }
+    }
+  }
+}
+
+/** Writes what a failed body produced before failing, then fails with `e` (the connection is cut). */
+async function sendThenFail(conn: ResponseSink, out: Uint8Array, e: unknown): Promise<void> {
+  await conn.send(out);
+  throw e;
+}
+
+/** Lets an iterator's source go without waiting (an abrupt exit before any wait). */
+export function returnIterator(it: AsyncIterator<Uint8Array>): void {
+  try {
+    const p = it.return?.();
+    if (p !== undefined) p.then(undefined, () => {});
+  } catch {
+    // its own failure changes nothing
+  }
+}

@@ -1,0 +1,1051 @@
+/**
+ * One HTTP/1.1 connection of a server: the request loop, request body reads and response
+ * writes, as an explicit state machine (H1State below). I/O goes through the stream's
+ * promise-free recvTo/writeTo only, with the connection as the target of both: a parked
+ * keep-alive connection is one pending recvTo, a response write one writeTo. The promises that
+ * callers wait on (a handler's request body read, a streamed response part's write) are built
+ * on those two in one place each: recvChunk() and send().
+ *
+ * The request loop (run) parks between requests (returns, keeping nothing suspended) and is
+ * started again by the pending receive's result (wake); a response whose last write is left in
+ * flight with its body's end unseen resumes the loop from onWritten. Keep-alive per RFC 9112
+ * §9.3, pipelined requests answered in order (answers to requests already buffered go out in
+ * one write), Expect: 100-continue, unread body drained up to a budget, lingering close.
+ * A 101 answer to a request that asked to upgrade hands the stream to the response's tunnel.
+ *
+ * The protocol-neutral part (accept, handler, drain, deadline sweep) is the HttpServer
+ * (../server.ts); what h1 connections of one server share is H1ServerShared.
+ */
+import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from '../body.js';
+import { HttpError, HttpParseError, HttpTimeoutError, type HttpTimeoutKind } from '../errors.js';
+import type { HttpHeaders } from '../headers.js';
+import { closeBody, plainResponse } from '../internal/answers.js';
+import { pendingPromise, takeReject, takeResolve } from '../internal/promise-settlers.js';
+import type { HttpRequest, HttpResponse, HttpServerRequest, HttpTunnel } from '../message.js';
+import type { HttpServer, ServedConnection } from '../server.js';
+import type { HttpStream, StreamChunk } from '../transport.js';
+import { DecodeEvent, type RequestDecoder } from './decoder.js';
+import { asksToClose, type ResponseHeadOptions, responseFraming, statusLineBytes } from './encoder.js';
+import { IncomingRequestBody, type RequestBodySource } from './request-body.js';
+import {
+  DEFERRED,
+  type ResponseSink,
+  returnIterator,
+  writeStreamBody,
+  writeStreamRest,
+} from './response-writer.js';
+import type { H1ServerShared } from './server-shared.js';
+
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const EOF = -1;
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** No held-back answers: shared by every connection (never pushed to), so idle ones hold no array. */
+const NO_PENDING: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+/** Most bytes of responses held back for one batched write to pipelining clients. */
+const MAX_PENDING_BYTES = 64 * 1024;
+/** Lingering close: how long and how much to read away after the last answer. */
+const LINGER_MS = 500;
+const LINGER_BYTES = 1024 * 1024;
+
+/** What writeResponse answers: whether the connection stays open, or DEFERRED. */
+type ResponseOutcome = boolean | typeof DEFERRED;
+
+/**
+ * The states of an HTTP/1.1 server connection. Transitions:
+ *   Idle -> Head (a byte of the next request) -> Handling (its head decoded; the handler runs and
+ *   may read the body) -> Responding (the answer is written) -> Idle (keep-alive; through Draining
+ *   when the body was not read to its end, through Deferred when the answer's last write is in
+ *   flight with the body's end unseen) | Tunnel (a 101 answered an upgrade) | Closing -> Closed.
+ * Any failure goes to Closing (answered with its status when nothing of a response is out yet).
+ */
+export const H1State = {
+  /** Waiting for the first byte of the next request: parked on one recvTo, or filling a head with nothing buffered. */
+  Idle: 0,
+  /** Reading a request head. */
+  Head: 1,
+  /** The handler has the request; its body is read on demand. */
+  Handling: 2,
+  /** The answer is being written. */
+  Responding: 3,
+  /** The answer's last write is in flight with its body's end unseen: onWritten resumes the loop. */
+  Deferred: 4,
+  /** Reading away the rest of a request body the handler left, to keep the connection. */
+  Draining: 5,
+  /** A 101 answered an upgrade: the stream belongs to the response's tunnel until it ends. */
+  Tunnel: 6,
+  /** Flushing, lingering and closing. */
+  Closing: 7,
+  /** Gone; the server forgot it. */
+  Closed: 8,
+} as const;
+export type H1State = (typeof H1State)[keyof typeof H1State];
+
+/** How run() starts: fresh, after an idle recvTo delivered (a chunk or EOF), or after it failed. */
+const WAKE_NONE = 0;
+const WAKE_CHUNK = 1;
+const WAKE_ERROR = 2;
+/** run() resumes after a response whose last write was left in flight with its body's end unseen. */
+const WAKE_RESUME = 3;
+
+/** What the connection's pending recvTo (at most one) is for: see ServerConnection.onRecv. */
+const READ_NONE = 0;
+/** Parked between requests: the result starts the request loop again (wake). */
+const READ_PARKED = 1;
+/** A promise waits for it (recvChunk: a head or body wait, the lingering close). */
+const READ_AWAITED = 2;
+/** Its waiter gave up (a head or body deadline answered 408): the result is dropped. */
+const READ_ABANDONED = 3;
+
+/** One accepted HTTP/1.1 connection. */
+export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, RequestBodySource {
+  deadline = NO_DEADLINE;
+  private deadlineKind: HttpTimeoutKind = 'idle';
+  private expired: HttpTimeoutKind | null = null;
+  /** What the pending recvTo is for (READ_*). */
+  private reading = READ_NONE;
+  /** The settlers of recvChunk()'s promise while READ_AWAITED. */
+  private readResolve: ((c: StreamChunk | null) => void) | null = null;
+  private readReject: ((e: unknown) => void) | null = null;
+  /** While parked: the server's never-fed idle decoder; the real one went back to the pool. */
+  private decoder: RequestDecoder;
+  private chunk: StreamChunk | null = null;
+  /** Where the exchange is (see H1State). */
+  state: H1State = H1State.Idle;
+  /** The current request's body state. */
+  private expectContinue = false;
+  private continueSent = false;
+  private bodyDone = true;
+  private responseStarted = false;
+  /**
+   * The current request's body while its handler may read it; null once the server took it
+   * over (to drain it, or at the end of the connection): reads of a taken body fail. @internal
+   */
+  reqBody: IncomingRequestBody | null = null;
+  /** The last wait of a request body read (the handler's read in flight, if not settled). */
+  private bodyWait: Promise<number> | null = null;
+  /** The failure of the current request's body as its reader saw it (a parse error, a timeout). */
+  private bodyError: unknown = null;
+  /** Encoded responses held back while more pipelined requests were buffered. */
+  private pending: Uint8Array[] = NO_PENDING;
+  private pendingBytes = 0;
+  /** Requests answered on this connection. */
+  private served = 0;
+  /** The connection ends on a failure (the peer may still be sending). */
+  private failed = false;
+  /**
+   * A writeTo is in flight. A final response write is not waited for: the request loop goes on
+   * (parks) and onWritten settles it.
+   */
+  private writing = false;
+  /** Whoever waits for the write in flight (send(), afterWrite()). */
+  private writeResolve: (() => void) | null = null;
+  private writeReject: ((e: unknown) => void) | null = null;
+  /** A write that failed while nobody waited for it: reported once, by whoever looks next. */
+  private writeFailure: unknown = null;
+  /**
+   * A response whose last write is in flight while its body's end is unseen (DEFERRED): the body's
+   * iterator, the body, the keep-alive decision, and a failure of the tail for the resumed loop.
+   */
+  private tail: AsyncIterator<Uint8Array> | null = null;
+  private tailBody: HttpBody | null = null;
+  private tailKeepAlive = false;
+  private tailError: unknown = null;
+
+  constructor(
+    private readonly server: HttpServer<Cx>,
+    private readonly h1: H1ServerShared,
+    private readonly stream: HttpStream,
+    private readonly context: Cx,
+    private readonly onClosed: ((stream: HttpStream) => void) | null,
+  ) {
+    this.decoder = h1.takeDecoder();
+    try {
+      stream.setNoDelay(true);
+    } catch {
+      // Unix streams and adapters may not support it.
+    }
+  }
+
+  /** Starts serving: the request loop's first run. */
+  start(): void {
+    void this.run(WAKE_NONE, null, null);
+  }
+
+  /** Deadline check from the server's sweep timer. */
+  expire(): void {
+    if (this.expired !== null) return;
+    const kind = this.deadlineKind;
+    this.expired = kind;
+    this.deadline = NO_DEADLINE;
+    if (kind === 'idle' || kind === 'write') {
+      // Nothing will be answered: closing settles the pending operation.
+      void this.stream.close().catch(() => {});
+    } else if (this.reading === READ_AWAITED) {
+      // A head or body wait: its waiter fails now (the answer is a 408), while the receive stays
+      // pending until the connection closes; its result is dropped then (onRecv).
+      this.reading = READ_ABANDONED;
+      const reject = this.readReject!;
+      this.readResolve = null;
+      this.readReject = null;
+      reject(new HttpTimeoutError(kind, this.timeoutOf(kind)));
+    }
+  }
+
+  /** Closes the connection now if it waits for a next request (server shutdown). */
+  shutdownIfIdle(): void {
+    // A final answer still in flight goes out first (onWritten asks again).
+    if (this.state === H1State.Idle && this.decoder.idle && !this.writing) {
+      this.expired = 'idle';
+      void this.stream.close().catch(() => {});
+    }
+  }
+
+  private timeoutOf(kind: HttpTimeoutKind): number {
+    const t = this.server.timeouts;
+    return kind === 'idle' ? t.idle : kind === 'head' ? t.head : kind === 'body' ? t.body : t.write;
+  }
+
+  private arm(kind: HttpTimeoutKind): void {
+    const ms = this.timeoutOf(kind);
+    this.deadlineKind = kind;
+    this.deadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+  }
+
+  /**
+   * Waits for input and polls again: NeedMore never comes back, EOF (-1) does when the peer
+   * closed between messages. Throws HttpParseError, RuntimeError, or the timeout (also for a
+   * wait after a deadline expired: nothing more is read then).
+   */
+  async fill(kind: 'head' | 'body'): Promise<number> {
+    const d = this.decoder;
+    for (;;) {
+      if (this.chunk !== null) {
+        this.chunk.release();
+        this.chunk = null;
+      }
+      // A write that failed unobserved ends the connection; answers held back for pipelined
+      // requests go out before waiting for more. A write in flight goes on (bodies stream both
+      // ways at once).
+      if (this.writeFailure !== null) await this.afterWrite();
+      if (this.pending.length > 0) await this.flushPending();
+      const idle = kind === 'head' && d.idle;
+      this.arm(idle ? 'idle' : kind);
+      if (kind === 'head') this.state = idle ? H1State.Idle : H1State.Head;
+      if (idle && this.server.closing) return EOF;
+      let c: StreamChunk | null;
+      try {
+        // After a deadline nothing more is read.
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+        c = await this.recvChunk();
+      } catch (e) {
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+        throw e;
+      } finally {
+        // Something came (or the wait ended): a head is being read.
+        if (this.state === H1State.Idle) this.state = H1State.Head;
+        this.deadline = NO_DEADLINE;
+      }
+      if (c === null) {
+        if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+        const ev = d.finish();
+        return ev === DecodeEvent.End ? ev : EOF;
+      }
+      this.chunk = c;
+      d.feed(c.bytes);
+      const ev = d.poll();
+      if (ev !== DecodeEvent.NeedMore) return ev;
+    }
+  }
+
+  /**
+   * The promise form of a receive, built on recvTo (the connection is the target): what fill()
+   * and the lingering close wait on. One at a time, never beside a parked receive.
+   */
+  private recvChunk(): Promise<StreamChunk | null> {
+    const p = pendingPromise<StreamChunk | null>();
+    this.readResolve = takeResolve();
+    this.readReject = takeReject();
+    this.reading = READ_AWAITED;
+    this.stream.recvTo(this);
+    return p;
+  }
+
+  /**
+   * Waits for a next request without a suspended async function: one recvTo whose result
+   * starts run() again. The wait is 'idle' (the sweep closes the stream), as in fill(). Only
+   * when nothing is buffered, held back or closing.
+   */
+  private park(): void {
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    // With the last answer still in flight its write deadline holds; onWritten arms the idle one.
+    this.arm(this.writing ? 'write' : 'idle');
+    this.state = H1State.Idle;
+    // The connection itself is the receive's target (onRecv): no promise, reaction or closure
+    // per parked connection.
+    this.reading = READ_PARKED;
+    try {
+      this.stream.recvTo(this);
+    } catch (e) {
+      this.reading = READ_NONE;
+      this.state = H1State.Head;
+      this.deadline = NO_DEADLINE;
+      throw e;
+    }
+    // Between messages a decoder holds no state of this connection: lend it back.
+    this.h1.spareDecoder(this.decoder);
+    this.decoder = this.h1.idleDecoder;
+  }
+
+  /**
+   * The outcome of the pending recvTo (RecvTarget): a parked connection wakes (the next request
+   * starts, or the end), a waiting recvChunk() settles, an abandoned wait's result is dropped.
+   * @internal
+   */
+  onRecv(c: StreamChunk | null, error: unknown): void {
+    const how = this.reading;
+    this.reading = READ_NONE;
+    if (how === READ_PARKED) {
+      if (error !== undefined) this.wake(WAKE_ERROR, null, error);
+      else this.wake(WAKE_CHUNK, c, null);
+    } else if (how === READ_AWAITED) {
+      const resolve = this.readResolve!;
+      const reject = this.readReject!;
+      this.readResolve = null;
+      this.readReject = null;
+      if (error !== undefined) reject(error);
+      else resolve(c);
+    } else {
+      c?.release();
+    }
+  }
+
+  private wake(how: number, c: StreamChunk | null, error: unknown): void {
+    this.state = H1State.Head;
+    if (!this.writing) this.deadline = NO_DEADLINE;
+    this.decoder = this.h1.takeDecoder();
+    void this.run(how, c, error);
+  }
+
+  /** The tail of fill() for a parked wait: the first event of the next request, or NeedMore. */
+  private woke(how: number, c: StreamChunk | null, error: unknown): number {
+    if (how === WAKE_ERROR) {
+      if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+      throw error;
+    }
+    const d = this.decoder;
+    if (c === null) {
+      if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
+      const ev = d.finish();
+      return ev === DecodeEvent.End ? ev : EOF;
+    }
+    this.chunk = c;
+    d.feed(c.bytes);
+    return d.poll();
+  }
+
+  /**
+   * The request loop. Between requests it parks (returns, keeping nothing suspended) and is
+   * started again by wake(); the connection's cleanup runs once, when the loop really ends.
+   */
+  async run(how: number, c: StreamChunk | null, error: unknown): Promise<void> {
+    const d = this.decoder;
+    const server = this.server;
+    let parked = false;
+    try {
+      for (;;) {
+        if (how === WAKE_RESUME) {
+          // The tail of a DEFERRED response: what the loop does after a response.
+          how = WAKE_NONE;
+          this.state = H1State.Responding;
+          if (this.writeFailure !== null) throw this.writeFailure;
+          const failure = this.tailError;
+          if (failure !== null) {
+            this.tailError = null;
+            this.responseStarted = true;
+            throw failure;
+          }
+          if (!this.tailKeepAlive || this.stream.closed) break;
+          if (!this.bodyDone && !(await this.drainBody())) break;
+        }
+        // Nothing of the next response is out yet: a failure from here on can still be answered.
+        this.responseStarted = false;
+        let ev: number;
+        if (how !== WAKE_NONE) {
+          ev = this.woke(how, c, error);
+          how = WAKE_NONE;
+          c = null;
+          error = null;
+        } else {
+          ev = d.poll();
+          if (ev === DecodeEvent.NeedMore && d.idle && this.pending.length === 0 && !server.closing) {
+            this.park();
+            parked = true;
+            return;
+          }
+        }
+        if (ev === DecodeEvent.NeedMore) ev = await this.fill('head');
+        if (ev === EOF) break;
+        const req = d.message!;
+        // The request lives in this frame from here on: an idle connection keeps no last request.
+        d.message = null;
+        this.state = H1State.Handling;
+        // CONNECT turns a connection into a tunnel, which this core does not run: answer, then close.
+        this.served++;
+        let keepAlive =
+          d.keepAlive &&
+          !server.closing &&
+          req.method !== 'CONNECT' &&
+          (server.maxRequests === 0 || this.served < server.maxRequests);
+        this.responseStarted = false;
+        this.expectContinue = d.expectContinue;
+        this.continueSent = false;
+        if (d.expectUnsupported) {
+          await this.reject(417, 'ERR_HTTP_EXPECTATION_FAILED', req, null);
+          break;
+        }
+        if (d.framing === 'none') {
+          this.bodyDone = true;
+          req.body = EMPTY_BODY;
+          // The End event of a bodiless message.
+          d.poll();
+        } else {
+          this.bodyDone = false;
+          this.bodyWait = null;
+          this.bodyError = null;
+          req.body = this.reqBody = new IncomingRequestBody(
+            this,
+            d.framing === 'length' ? d.contentLength : -1,
+          );
+        }
+        let res: HttpResponse;
+        // Only a bodiless request that asked to upgrade (Connection: upgrade + Upgrade) may get a 101.
+        const askedUpgrade = d.upgrade && d.framing === 'none' && req.method !== 'CONNECT';
+        let tunnel: HttpTunnel | null = null;
+        try {
+          // The decoder types the context as unknown; from here on it is this connection's.
+          req.context = this.context;
+          const out = server.handler.call(req as HttpServerRequest<Cx>);
+          // A synchronous handler's answer needs no trip through the microtask queue.
+          res = out instanceof Promise ? await out : out;
+          if (
+            res === null ||
+            typeof res !== 'object' ||
+            typeof res.status !== 'number' ||
+            res.headers === undefined ||
+            res.body === undefined
+          ) {
+            throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse');
+          }
+          if (res.status === 101 && res.tunnel !== undefined && askedUpgrade) {
+            // A real protocol switch: the request asked for it and the answer says who takes over.
+            tunnel = res.tunnel;
+          } else if (res.status < 200) {
+            // 100 Continue is the server's business; a 101 needs an upgrade request and a tunnel.
+            // The answer will not be sent: let go of its body.
+            await closeBody(res.body);
+            throw new HttpError(
+              'ERR_HTTP_INVALID_RESPONSE',
+              500,
+              `handler returned interim status ${res.status}`,
+            );
+          }
+        } catch (e) {
+          server.onError(e);
+          res = this.errorResponse(e);
+          // A broken body or an expired deadline leaves the stream unusable; a handler bug does not.
+          if (e instanceof HttpParseError || this.expired !== null || !this.bodyDone) keepAlive = false;
+          tunnel = null;
+        }
+        if (tunnel !== null) {
+          await this.runTunnel(res, tunnel);
+          break;
+        }
+        this.state = H1State.Responding;
+        try {
+          const w = this.writeResponse(req, res, keepAlive);
+          const outcome = typeof w === 'boolean' || w === DEFERRED ? w : await w;
+          if (outcome === DEFERRED) {
+            // onWritten resumes the loop (run(WAKE_RESUME)); this call holds nothing meanwhile.
+            this.state = H1State.Deferred;
+            parked = true;
+            return;
+          }
+          keepAlive = outcome;
+        } catch (e) {
+          // Nothing of the answer went out: it could not be encoded (bad status, reason or
+          // header), or its body failed at its first step. Answer that instead, and close.
+          if (this.responseStarted || this.stream.closed) throw e;
+          server.onError(e);
+          await this.writeUnsentFailure(e);
+          break;
+        }
+        if (!keepAlive || this.stream.closed) break;
+        if (!this.bodyDone && !(await this.drainBody())) break;
+      }
+    } catch (e) {
+      await this.answerFailure(e);
+    } finally {
+      if (!parked) await this.cleanup();
+    }
+  }
+
+  /**
+   * Writes the 101 head, then hands the stream and the bytes the client sent after its request
+   * head to `tunnel` and waits until the tunnel ends; the connection closes after it. No server
+   * deadline runs meanwhile (the tunnel has its own), and a server close waits for it.
+   */
+  private async runTunnel(res: HttpResponse, tunnel: HttpTunnel): Promise<void> {
+    // keepAlive true: the head must not say `connection: close` (the handler's Connection and
+    // Upgrade fields go out as they are).
+    const w = this.writeResponse(null, res, true);
+    if (typeof w !== 'boolean' && w !== DEFERRED) await w;
+    // The 101 may have been held back behind answers to pipelined requests: all go out first.
+    if (this.pending.length > 0) await this.flushPending();
+    await this.afterWrite();
+    this.state = H1State.Tunnel;
+    this.deadline = NO_DEADLINE;
+    // What followed the head in the same read belongs to the new protocol (copied: the pooled
+    // chunk goes back now).
+    const rest = this.decoder.takeRemaining().slice();
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    try {
+      await tunnel(this.stream, rest);
+    } catch (e) {
+      this.server.onError(e);
+    }
+  }
+
+  /** The end of a connection: flush, linger if needed, close, and tell the server. */
+  private async cleanup(): Promise<void> {
+    const d = this.decoder;
+    const tunnelled = this.state === H1State.Tunnel;
+    this.state = H1State.Closing;
+    // Reads of the body from here on fail (the stream is about to close).
+    this.reqBody = null;
+    try {
+      if (this.chunk !== null) {
+        this.chunk.release();
+        this.chunk = null;
+      }
+      if (this.writing || this.writeFailure !== null) {
+        try {
+          await this.afterWrite();
+        } catch (e) {
+          // The last answer's write failed after the loop moved on: report it as the loop would have.
+          if (!(e instanceof HttpTimeoutError)) this.server.onError(e);
+        }
+      }
+      this.deadline = NO_DEADLINE;
+      if (this.pending.length > 0) await this.flushPending().catch(() => {});
+      // Closing with unread input makes the kernel send RST, which can destroy the answer
+      // before the client read it: half-close first and read the rest away for a moment.
+      if (
+        !tunnelled &&
+        !this.stream.closed &&
+        this.expired === null &&
+        (!this.bodyDone || d.hasInput || this.failed)
+      ) {
+        await this.lingerClose();
+      }
+      await this.stream.close().catch(() => {});
+    } finally {
+      this.state = H1State.Closed;
+      this.server.release(this);
+      try {
+        this.onClosed?.(this.stream);
+      } catch (e) {
+        this.server.onError(e);
+      }
+    }
+  }
+
+  /**
+   * Half-closes and discards what the peer still sends, for at most LINGER_MS (then the stream
+   * is closed, which ends the pending receive) or LINGER_BYTES.
+   */
+  private async lingerClose(): Promise<void> {
+    const stream = this.stream;
+    const timer = setTimeout(() => void stream.close().catch(() => {}), LINGER_MS);
+    try {
+      await stream.shutdown();
+      // A request body read still in flight (its handler answered without waiting for it) keeps
+      // its receive: let it settle first (it fails once the timer closes the stream).
+      if (this.bodyWait !== null) await this.bodyWait.catch(() => {});
+      for (let budget = LINGER_BYTES; budget > 0 && !stream.closed; ) {
+        const c = await this.recvChunk();
+        if (c === null) break;
+        budget -= c.bytes.byteLength;
+        c.release();
+      }
+    } catch {
+      // Reset, cancelled or timed out: the stream closes next anyway.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Writes the responses held back while pipelined requests were still buffered. */
+  private flushPending(): Promise<void> {
+    const bufs = this.pending;
+    this.pending = NO_PENDING;
+    this.pendingBytes = 0;
+    return this.send(bufs);
+  }
+
+  /**
+   * Starts one writeTo under the write deadline; onWritten settles it. Only when no write is in
+   * flight. No promise: send() adds one for a caller that waits. @internal
+   */
+  startWrite(out: Uint8Array | Uint8Array[]): void {
+    this.arm('write');
+    this.writing = true;
+    this.stream.writeTo(out, this);
+  }
+
+  /** The outcome of the write in flight (writeTo target). Never throws. @internal */
+  onWritten(error: unknown): void {
+    this.writing = false;
+    const resolve = this.writeResolve;
+    const reject = this.writeReject;
+    this.writeResolve = null;
+    this.writeReject = null;
+    let failure: unknown;
+    if (error !== undefined) {
+      failure = this.expired === 'write' ? new HttpTimeoutError('write', this.server.timeouts.write) : error;
+      // The connection is done for: closing also ends a parked receive.
+      void this.stream.close().catch(() => {});
+      this.deadline = NO_DEADLINE;
+    } else if (this.state === H1State.Idle) {
+      if (this.server.closing) this.shutdownIfIdle();
+      else this.arm('idle');
+    } else if (this.deadlineKind === 'write') {
+      // Another wait (a head or body read) may have armed its own deadline meanwhile: keep it.
+      this.deadline = NO_DEADLINE;
+    }
+    if (resolve !== null) {
+      if (failure === undefined) resolve();
+      else reject!(failure);
+    } else if (failure !== undefined) {
+      this.writeFailure = failure;
+    }
+    const tail = this.tail;
+    if (tail !== null) {
+      this.tail = null;
+      this.finishTail(tail, failure !== undefined);
+    }
+  }
+
+  /** A DEFERRED response's last write is in flight: onWritten finishes its body. @internal */
+  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody): void {
+    this.tail = it;
+    this.tailBody = body;
+  }
+
+  /** After a DEFERRED response's last write: see the body's end, then resume the request loop. */
+  private finishTail(it: AsyncIterator<Uint8Array>, failed: boolean): void {
+    const body = this.tailBody!;
+    this.tailBody = null;
+    if (failed) {
+      returnIterator(it);
+    } else {
+      let r: IteratorResult<Uint8Array> | null;
+      try {
+        r = nextNow(it);
+      } catch (e) {
+        returnIterator(it);
+        this.tailError = e;
+        r = { done: true, value: undefined };
+      }
+      if (r === null || !r.done) {
+        // The end is not at hand (or more came than announced): the waiting path takes over.
+        void this.tailRest(it, r, body);
+        return;
+      }
+    }
+    void this.run(WAKE_RESUME, null, null);
+  }
+
+  private async tailRest(
+    it: AsyncIterator<Uint8Array>,
+    r: IteratorResult<Uint8Array> | null,
+    body: HttpBody,
+  ): Promise<void> {
+    try {
+      await writeStreamRest(this, it, r, null, body.length, body, 'length');
+    } catch (e) {
+      this.tailError = e;
+    }
+    void this.run(WAKE_RESUME, null, null);
+  }
+
+  /** A promise of the write in flight. */
+  private writeSettled(): Promise<void> {
+    const p = pendingPromise<void>();
+    const resolve = takeResolve<void>() as () => void;
+    const reject = takeReject();
+    const prevResolve = this.writeResolve;
+    const prevReject = this.writeReject;
+    if (prevResolve === null || prevReject === null) {
+      this.writeResolve = resolve;
+      this.writeReject = reject;
+    } else {
+      // A second waiter (rare: a body read and a body write at once): both hear the outcome.
+      this.writeResolve = () => {
+        prevResolve();
+        resolve();
+      };
+      this.writeReject = (e: unknown) => {
+        prevReject(e);
+        reject(e);
+      };
+    }
+    return p;
+  }
+
+  /** Waits until no write is in flight; throws the failure of one nobody waited for. */
+  private async afterWrite(): Promise<void> {
+    if (this.writing) await this.writeSettled();
+    const failure = this.writeFailure;
+    if (failure !== null) {
+      this.writeFailure = null;
+      throw failure;
+    }
+  }
+
+  /** One write of a response part under the write deadline, waited for. @internal */
+  send(out: Uint8Array | Uint8Array[]): Promise<void> {
+    if (this.writing || this.writeFailure !== null) return this.sendAfterWrite(out);
+    this.startWrite(out);
+    return this.writeSettled();
+  }
+
+  private async sendAfterWrite(out: Uint8Array | Uint8Array[]): Promise<void> {
+    await this.afterWrite();
+    this.startWrite(out);
+    await this.writeSettled();
+  }
+
+  /** Called by the request body: 100-continue on first pull. */
+  async beforeBodyRead(): Promise<void> {
+    if (this.expectContinue && !this.continueSent && !this.responseStarted) {
+      this.continueSent = true;
+      if (this.pending.length > 0) await this.flushPending();
+      await this.send(CONTINUE);
+    }
+  }
+
+  /** Next body event for the request body reader. */
+  nextBodyEvent(): number | Promise<number> {
+    const ev = this.decoder.poll();
+    if (ev !== DecodeEvent.NeedMore) return ev;
+    // Kept so that the server, taking the body over, waits for this read first (drainBody).
+    const wait = this.fill('body');
+    this.bodyWait = wait;
+    return wait;
+  }
+
+  /** The request body's read failed (its reader sees `e`). */
+  bodyFailed(e: unknown): void {
+    this.bodyError = e;
+  }
+
+  get bodyData(): Uint8Array {
+    return this.decoder.data;
+  }
+
+  get bodyTrailers(): HttpHeaders | null {
+    return this.decoder.trailers;
+  }
+
+  markBodyDone(): void {
+    this.bodyDone = true;
+  }
+
+  /** Reads and discards what is left of the request body; false when the connection must close. */
+  private async drainBody(): Promise<boolean> {
+    this.state = H1State.Draining;
+    // The body is the server's from here on: a late read by the handler fails instead of taking
+    // bytes of this body, or of the next request. A read still in flight completes first.
+    this.reqBody = null;
+    const wait = this.bodyWait;
+    if (wait !== null) {
+      this.bodyWait = null;
+      try {
+        await wait;
+      } catch {
+        return false;
+      }
+      if (this.bodyDone) return true;
+    }
+    if (this.expectContinue && !this.continueSent) return false;
+    let left = this.server.maxDrainBytes;
+    for (;;) {
+      let ev: number = this.decoder.poll();
+      if (ev === DecodeEvent.NeedMore) ev = await this.fill('body');
+      if (ev === DecodeEvent.End) {
+        this.bodyDone = true;
+        return true;
+      }
+      if (ev !== DecodeEvent.Data) return false;
+      left -= this.decoder.data.byteLength;
+      if (left < 0) return false;
+    }
+  }
+
+  private errorResponse(e: unknown): HttpResponse {
+    let status = 500;
+    let code = 'ERR_HTTP_HANDLER_FAILED';
+    if (this.expired === 'head' || this.expired === 'body') {
+      status = 408;
+      code = 'ERR_HTTP_TIMEOUT';
+    } else if (e instanceof HttpError && e.status >= 400 && e.status <= 599) {
+      status = e.status;
+      code = e.code;
+    }
+    return plainResponse(status, code);
+  }
+
+  /**
+   * Answers a response that failed before any byte of it was written: the request's own body
+   * failure as errorResponse would, a failure that names a 5xx `status` (a TransportError, an
+   * HttpError) with it (a proxy's upstream that broke before its first body byte: 502), anything
+   * else with 500. The connection closes after it.
+   */
+  private async writeUnsentFailure(e: unknown): Promise<void> {
+    let res: HttpResponse;
+    if (e === this.bodyError || this.expired !== null) {
+      res = this.errorResponse(e);
+    } else {
+      const status = (e as { status?: unknown } | null)?.status;
+      const code = (e as { code?: unknown } | null)?.code;
+      res = plainResponse(
+        typeof status === 'number' && status >= 500 && status <= 599 ? status : 500,
+        typeof code === 'string' && /^[A-Z0-9_]+$/.test(code) ? code : 'ERR_HTTP_RESPONSE_FAILED',
+      );
+    }
+    try {
+      await this.writeResponse(null, res, false);
+    } catch {
+      // The peer may be gone already.
+    }
+  }
+
+  /** A failure outside the handler: answer it when nothing of a response went out yet. */
+  private async answerFailure(e: unknown): Promise<void> {
+    this.failed = true;
+    if (this.writeFailure !== null) {
+      // An earlier answer's write failed (the loop had moved on): that is the failure to report.
+      e = this.writeFailure;
+      this.writeFailure = null;
+      this.responseStarted = true;
+    }
+    if (this.responseStarted || this.stream.closed) {
+      if (!(e instanceof HttpParseError) && !(e instanceof HttpTimeoutError)) this.server.onError(e);
+      return;
+    }
+    if (e instanceof HttpParseError) {
+      await this.reject(e.status, e.code, null, e);
+    } else if (e instanceof HttpTimeoutError || this.expired !== null) {
+      const kind = e instanceof HttpTimeoutError ? e.kind : this.expired;
+      if (kind === 'head' || kind === 'body') await this.reject(408, 'ERR_HTTP_TIMEOUT', null, e);
+    } else {
+      const code = (e as { code?: string }).code;
+      // Peer resets and cancellations are normal ends of a connection.
+      if (code !== 'ECONNRESET' && code !== 'EPIPE' && code !== 'ECANCELED') this.server.onError(e);
+    }
+  }
+
+  private async writeError(status: number, code: string): Promise<void> {
+    const res = plainResponse(status, code);
+    try {
+      await this.writeResponse(null, res, false);
+    } catch {
+      // The peer may be gone already.
+    }
+  }
+
+  /** Answers a request the handler will not see, and reports it to `onRejected`. */
+  private async reject(status: number, code: string, req: HttpRequest | null, error: unknown): Promise<void> {
+    await this.writeError(status, code);
+    const hook = this.server.onRejected;
+    if (hook === null) return;
+    try {
+      hook(
+        {
+          status,
+          code,
+          method: req === null ? null : req.method,
+          target: req === null ? null : req.target,
+          bytes: code.length + 1,
+          error,
+        },
+        this.context,
+      );
+    } catch (e) {
+      this.server.onError(e);
+    }
+  }
+
+  /**
+   * Writes a response with the framing its body implies; returns whether the connection stays
+   * open. A failing response body closes the connection (its head is already out). The usual
+   * answer (head and body in one buffer, or a streamed body that is complete at hand) is written
+   * without waiting: the write is left in flight (see startWrite) and the result is a boolean.
+   */
+  private writeResponse(
+    req: HttpRequest | null,
+    res: HttpResponse,
+    keepAlive: boolean,
+  ): ResponseOutcome | Promise<ResponseOutcome> {
+    if (this.writing || this.writeFailure !== null) return this.writeResponseAfterWrite(req, res, keepAlive);
+    const method = req === null ? 'GET' : req.method;
+    const minor = req !== null && req.version === '1.0' ? 0 : 1;
+    const body: HttpBody = res.body;
+    // Until the body is being iterated (for-await returns it on every abrupt exit), each path
+    // that will not send it must release it: its source may hold an upstream connection.
+    let bodyOwned = body instanceof FixedBody;
+    try {
+      const framing = responseFraming(res.status, body, method, minor);
+      if (framing === 'eof' || this.server.closing) keepAlive = false;
+      if (keepAlive && asksToClose(res.headers)) keepAlive = false;
+      if (keepAlive && !this.bodyDone) {
+        if (this.expectContinue && !this.continueSent) {
+          // The client may still send the body it held back, or not: closing is the safe answer.
+          keepAlive = false;
+        } else {
+          // What is left of the body will be drained after the answer; more than the drain
+          // budget is known now (Content-Length): say `connection: close` in the answer.
+          const b = this.reqBody;
+          if (b !== null && b.length >= 0 && b.length - b.received > this.server.maxDrainBytes)
+            keepAlive = false;
+        }
+      }
+      // Filled and read synchronously: one object per server serves every connection.
+      const o = this.h1.headOptions;
+      o.framing = framing;
+      o.length = body.kind === 'stream' ? -1 : body.length;
+      o.keepAlive = keepAlive;
+      o.requestMinor = minor;
+      o.requestMethod = method;
+      const fixed = framing === 'none' || body instanceof FixedBody;
+      if (fixed) {
+        // Head and body in one buffer, one write.
+        const data = framing === 'length' ? (body as FixedBody).data : null;
+        const trailing = data === null ? 0 : data.byteLength;
+        const out = this.h1.heads.encode(res.status, res.reason, res.headers, o, trailing);
+        if (data !== null) out.set(data, out.length - trailing);
+        this.responseStarted = true;
+        if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
+          // The next pipelined request is already here: answer it in the same write.
+          if (this.pending === NO_PENDING) this.pending = [out];
+          else this.pending.push(out);
+          this.pendingBytes += out.length;
+        } else if (this.pending.length > 0) {
+          this.pending.push(out);
+          return this.finishResponse(this.flushPending(), bodyOwned ? null : body, keepAlive);
+        } else {
+          this.startWrite(out);
+        }
+        if (!bodyOwned) return this.finishResponse(null, body, keepAlive);
+        return keepAlive;
+      }
+      // A bad status or reason fails here, before anything is out (answered with a 500).
+      statusLineBytes(res.status, res.reason);
+      this.responseStarted = true;
+      bodyOwned = true;
+      if (this.pending.length > 0) {
+        // `o` is shared by every connection: keep this response's copy across the wait.
+        return this.finishResponse(this.flushThenStream(res, { ...o }, body, framing), null, keepAlive);
+      }
+      let p: Promise<void> | null | typeof DEFERRED;
+      try {
+        p = writeStreamBody(this, res, o, body, framing, true);
+      } catch (e) {
+        // It failed before writing anything (its body's first step, a bad header): answerable.
+        this.responseStarted = false;
+        throw e;
+      }
+      if (p === null) return keepAlive;
+      if (p === DEFERRED) {
+        this.tailKeepAlive = keepAlive;
+        return DEFERRED;
+      }
+      return this.finishResponse(p, null, keepAlive);
+    } catch (e) {
+      if (!bodyOwned) return this.finishResponse(Promise.reject(e), body, keepAlive);
+      throw e;
+    } finally {
+      if (!this.writing) this.deadline = NO_DEADLINE;
+    }
+  }
+
+  /** writeResponse once the write in flight settled. */
+  private async writeResponseAfterWrite(
+    req: HttpRequest | null,
+    res: HttpResponse,
+    keepAlive: boolean,
+  ): Promise<ResponseOutcome> {
+    try {
+      await this.afterWrite();
+    } catch (e) {
+      this.responseStarted = true;
+      await closeBody(res.body);
+      throw e;
+    }
+    return this.writeResponse(req, res, keepAlive);
+  }
+
+  /**
+   * The waiting tail of writeResponse: waits for `step` (when not null), then lets go of a body
+   * that was not sent (when not null, also on failure). A write that timed out fails as such.
+   */
+  private async finishResponse(
+    step: Promise<void> | null,
+    unsent: HttpBody | null,
+    keepAlive: boolean,
+  ): Promise<boolean> {
+    try {
+      if (step !== null) await step;
+      if (unsent !== null) await closeBody(unsent);
+      return keepAlive;
+    } catch (e) {
+      if (unsent !== null) await closeBody(unsent);
+      if (this.expired === 'write' && !(e instanceof HttpTimeoutError)) {
+        throw new HttpTimeoutError('write', this.server.timeouts.write);
+      }
+      throw e;
+    } finally {
+      if (!this.writing) this.deadline = NO_DEADLINE;
+    }
+  }
+
+  /** Writes the held-back answers, then a streamed response. */
+  private async flushThenStream(
+    res: HttpResponse,
+    o: ResponseHeadOptions,
+    body: HttpBody,
+    framing: 'length' | 'chunked' | 'eof',
+  ): Promise<void> {
+    try {
+      await this.flushPending();
+    } catch (e) {
+      await closeBody(body);
+      throw e;
+    }
+    let p: Promise<void> | null | typeof DEFERRED;
+    try {
+      p = writeStreamBody(this, res, o, body, framing, false);
+    } catch (e) {
+      // Nothing of this answer is out (only the held-back ones before it): answerable.
+      this.responseStarted = false;
+      throw e;
+    }
+    if (p !== null && p !== DEFERRED) await p;
+  }
+}

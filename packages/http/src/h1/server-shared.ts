@@ -1,0 +1,47 @@
+/**
+ * What every HTTP/1.1 connection of one server shares: a pool of request decoders (a parked
+ * connection lends its decoder back, so 10,000 idle connections hold none), the cache of the
+ * last fixed-length response head, and the head options object the writer fills and reads
+ * synchronously per response. One per HttpServer, made by the server for its h1 connections.
+ */
+import { RequestDecoder, type RequestDecoderOptions } from './decoder.js';
+import { ResponseHeadCache, type ResponseHeadOptions } from './encoder.js';
+
+/** Most idle decoders a server keeps for reuse. */
+const MAX_SPARE_DECODERS = 256;
+
+export class H1ServerShared {
+  /** The last fixed-length response head, shared by every connection. */
+  readonly heads = new ResponseHeadCache();
+  /** What a parked connection holds instead of a decoder: never fed, so always idle. */
+  readonly idleDecoder: RequestDecoder;
+  /** The response head options, rewritten and read synchronously per response. */
+  readonly headOptions: { -readonly [K in keyof ResponseHeadOptions]: ResponseHeadOptions[K] };
+  /** Decoders of parked connections, for the next one that wakes up. */
+  private readonly decoders: RequestDecoder[] = [];
+
+  constructor(
+    private readonly limits: RequestDecoderOptions,
+    date: boolean,
+  ) {
+    this.idleDecoder = new RequestDecoder(limits);
+    this.headOptions = {
+      framing: 'none',
+      length: 0,
+      keepAlive: true,
+      requestMinor: 1,
+      requestMethod: 'GET',
+      date,
+    };
+  }
+
+  /** A decoder for a connection that starts or wakes up. */
+  takeDecoder(): RequestDecoder {
+    return this.decoders.pop() ?? new RequestDecoder(this.limits);
+  }
+
+  /** A parked connection's decoder (idle: no buffered input, no message in progress). */
+  spareDecoder(d: RequestDecoder): void {
+    if (this.decoders.length < MAX_SPARE_DECODERS) this.decoders.push(d);
+  }
+}
