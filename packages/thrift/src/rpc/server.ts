@@ -1,5 +1,5 @@
 /**
- * Thrift server core: an accept loop, and per connection a message loop that reads a frame,
+ * Thrift server core: @loch/uring-runtime's accept loop, and per connection a message loop that reads a frame,
  * hands it to a ThriftHandler (one call per message: a Service of @loch/service-async, so a
  * service chain plugs in as it is), and writes the reply in the request's framing and protocol. Calls on a
  * connection are answered in order. A connection that sends bytes that are not Thrift is
@@ -7,6 +7,7 @@
  * name: the handler decides what a method means (a proxy routes, a service decodes).
  */
 import type { Service } from '@loch/service-async';
+import { acceptLoop } from '@loch/uring-runtime';
 import { TApplicationException, TApplicationExceptionType } from '../application-exception.js';
 import { ThriftRpcError } from '../errors.js';
 import { BinaryReader } from '../protocol/binary.js';
@@ -128,6 +129,11 @@ export class ThriftServer {
   private readonly compactReader: CompactReader;
   private readonly listeners = new Set<ThriftListener>();
   private closing = false;
+  /** acceptLoop's callback and stop test, made once per server rather than per serve() or connection. */
+  private readonly onStream = (stream: ThriftStream): void => {
+    void this.handleConnection(stream);
+  };
+  private readonly isClosing = (): boolean => this.closing;
 
   constructor(
     private readonly handler: ThriftHandler,
@@ -144,22 +150,17 @@ export class ThriftServer {
 
   /**
    * Runs the accept loop on `listener` until `close()` or the listener closes. Connections are
-   * served concurrently; this resolves when accepting stops.
+   * served concurrently; this resolves when accepting stops. An accept failure other than the
+   * listener closing (EMFILE...) goes to `onConnectionError`, and the loop backs off (10 ms,
+   * doubling up to 1 s) instead of spinning: @loch/uring-runtime's acceptLoop.
    */
   async serve(listener: ThriftListener): Promise<void> {
     this.listeners.add(listener);
     try {
-      while (!this.closing) {
-        let stream: ThriftStream;
-        try {
-          stream = await listener.accept();
-        } catch (e) {
-          if (this.closing || (e as { code?: string }).code === 'ECANCELED') return;
-          this.options.onConnectionError?.(e);
-          continue;
-        }
-        void this.handleConnection(stream);
-      }
+      await acceptLoop(listener, this.onStream, {
+        stopping: this.isClosing,
+        onError: this.options.onConnectionError,
+      });
     } finally {
       this.listeners.delete(listener);
     }
