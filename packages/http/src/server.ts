@@ -12,10 +12,12 @@
  * HttpError it threw) and never the worker. Not a router, not TLS (a TLS stream is a stream).
  */
 import type { Service } from '@loch/service-async';
+import { acceptLoop, type SweepMember } from '@loch/uring-runtime';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import type { RequestDecoderOptions } from './h1/decoder.js';
 import { H1ServerConnection } from './h1/server-connection.js';
 import { H1ServerShared } from './h1/server-shared.js';
+import { deadlines } from './internal/deadlines.js';
 import type { HttpResponse, HttpServerRequest } from './message.js';
 import type { HttpListener, HttpStream } from './transport.js';
 
@@ -103,7 +105,7 @@ export interface ServedConnection {
 }
 
 /** The HTTP server. One instance serves any number of listeners and connections. */
-export class HttpServer<Cx = HttpConnectionContext> {
+export class HttpServer<Cx = HttpConnectionContext> implements SweepMember {
   /** @internal */ readonly handler: HttpHandler<Cx>;
   /** @internal */ readonly timeouts: Required<HttpServerTimeouts>;
   /** @internal */ readonly maxDrainBytes: number;
@@ -118,8 +120,10 @@ export class HttpServer<Cx = HttpConnectionContext> {
   private readonly h1: H1ServerShared;
   private readonly live = new Set<ServedConnection>();
   private readonly listeners = new Set<HttpListener>();
-  private sweeper: ReturnType<typeof setInterval> | null = null;
-  private readonly tick: number;
+  /** The shortest deadline armed (ms), which sets the sweep's tick; 0 when none is. */
+  private readonly shortestDeadline: number;
+  /** In the package's deadline sweep (while connections are open). */
+  private swept = false;
   private drained: (() => void) | null = null;
 
   /**
@@ -142,7 +146,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.onError = options.onError ?? (() => {});
     this.onRejected = options.onRejected ?? null;
     const active = Object.values(this.timeouts).filter((t) => t > 0);
-    this.tick = Math.max(10, Math.min(1000, Math.floor(Math.min(...active, 4000) / 4)));
+    this.shortestDeadline = active.length === 0 ? 0 : Math.min(...active, 4000);
   }
 
   /** Number of open connections. */
@@ -157,23 +161,14 @@ export class HttpServer<Cx = HttpConnectionContext> {
   async serve(listener: HttpListener): Promise<void> {
     this.listeners.add(listener);
     try {
-      while (!this.closing) {
-        let stream: HttpStream;
-        try {
-          stream = await listener.accept();
-        } catch (e) {
-          if (this.closing || (e as { code?: string }).code === 'ECANCELED') return;
-          this.onError(e);
-          // EMFILE and friends: back off a little instead of spinning.
-          await new Promise((resolve) => setTimeout(resolve, 10));
-          continue;
-        }
-        this.attach(stream, null);
-      }
+      await acceptLoop(listener, this.onAccepted, { stopping: this.isClosing, onError: this.onError });
     } finally {
       this.listeners.delete(listener);
     }
   }
+
+  private readonly onAccepted = (stream: HttpStream): void => this.attach(stream, null);
+  private readonly isClosing = (): boolean => this.closing;
 
   /** Serves one connected stream until it closes. Never rejects. */
   serveConnection(stream: HttpStream): Promise<void> {
@@ -200,7 +195,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
       return;
     }
     this.live.add(conn);
-    this.startSweeper();
+    if (!this.swept) this.joinSweep();
     conn.start();
   }
 
@@ -208,7 +203,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
   release(conn: ServedConnection): void {
     this.live.delete(conn);
     if (this.live.size === 0) {
-      this.stopSweeper();
+      this.leaveSweep();
       this.drained?.();
     }
   }
@@ -227,19 +222,25 @@ export class HttpServer<Cx = HttpConnectionContext> {
     });
   }
 
-  private startSweeper(): void {
-    if (this.sweeper !== null) return;
-    this.now = performance.now();
-    this.sweeper = setInterval(() => {
-      const now = (this.now = performance.now());
-      for (const c of this.live) if (c.deadline <= now) c.expire();
-    }, this.tick);
-    this.sweeper.unref();
+  /**
+   * Joins the package's one deadline sweep: the server is one member, whose tick expires every
+   * connection whose deadline passed (a connection arms a deadline with two field writes).
+   */
+  private joinSweep(): void {
+    this.swept = true;
+    if (this.shortestDeadline > 0) deadlines.deadline(this, this.shortestDeadline);
+    this.now = deadlines.now;
   }
 
-  private stopSweeper(): void {
-    if (this.sweeper === null) return;
-    clearInterval(this.sweeper);
-    this.sweeper = null;
+  private leaveSweep(): void {
+    this.swept = false;
+    deadlines.remove(this);
+  }
+
+  /** The sweep's tick (SweepMember). @internal */
+  onSweep(now: number): boolean {
+    this.now = now;
+    for (const c of this.live) if (c.deadline <= now) c.expire();
+    return this.swept;
   }
 }

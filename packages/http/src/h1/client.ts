@@ -1,0 +1,696 @@
+/**
+ * HttpClient: the HTTP/1.1 client connection over one runtime stream. Writes a request (head,
+ * then a streamed body with Content-Length or chunked framing, waiting for 100 Continue when
+ * asked), reads the response with ResponseDecoder (Content-Length, chunked with trailers,
+ * close-delimited, HEAD/1xx/204/304 without a body), and says whether the connection can carry
+ * another request: only when it is provably clean (nothing read past the response, the request
+ * fully written before the answer, no unsolicited 101). One request at a time; the response
+ * body must be read (or `discard()`ed) before the next request. Not a connection pool, not a URL
+ * API: @loch/transports builds those. The protocol-neutral contract (options, exchange target)
+ * is ../client.ts.
+ *
+ * I/O goes through the stream's promise-free recvTo/writeTo only, with the client as the target
+ * of both: the response is decoded as recvTo delivers it, a bodiless request is one writeTo.
+ * The promise forms are built on those in one place each: `send()` on `exchange()`, a response
+ * body step in nextBody(), a request body write in write(). Deadlines are checked by the
+ * package's one coarse sweep (../internal/deadlines.ts).
+ */
+import type { SweepMember } from '@loch/uring-runtime';
+import type { HttpBody } from '../body.js';
+import type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from '../client.js';
+import {
+  HttpAbortedError,
+  HttpConnectionError,
+  HttpParseError,
+  HttpRequestBodyError,
+  HttpTimeoutError,
+  type HttpTimeoutKind,
+} from '../errors.js';
+import type { HttpHeaders } from '../headers.js';
+import { deadlines } from '../internal/deadlines.js';
+import { NO_SETTLER, pendingPromise, takeReject, takeResolve } from '../internal/promise-settlers.js';
+import type { HttpRequest, HttpResponse } from '../message.js';
+import type { HttpStream, StreamChunk } from '../transport.js';
+import { DecodeEvent, ResponseDecoder } from './decoder.js';
+import { CHUNK_END, chunkHeader, encodeRequestHeadBytes, lastChunk, requestFraming } from './encoder.js';
+import { BODY_DONE, IncomingResponseBody, NOT_READY } from './response-body.js';
+
+const EOF = -1;
+const NO_OPTIONS: HttpSendOptions = {};
+
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+
+/** What the client is reading: nothing, the response head, or the response body. */
+const PHASE_IDLE = 0;
+const PHASE_HEAD = 1;
+const PHASE_BODY = 2;
+
+type BodyStep = IteratorResult<Uint8Array>;
+
+/** An HTTP/1.1 client connection over one stream. */
+export class HttpClient implements SweepMember {
+  private readonly stream: HttpStream;
+  private readonly decoder: ResponseDecoder;
+  private readonly options: HttpClientOptions;
+  /** The encoder options of every request head (one object, not one per send). */
+  private readonly headOptions: { authority?: string };
+  private chunk: StreamChunk | null = null;
+  /**
+   * Set when a deadline, the send's signal or a failed request body ended the connection. The
+   * stream is closed then, which settles its pending read and write: reads and writes carry no
+   * AbortSignal, which spares a listener (and its allocations) per operation.
+   */
+  private killed = false;
+  /** Deadlines (performance.now() ms) checked by the shared sweep; NO_DEADLINE when off. */
+  private readDeadline = NO_DEADLINE;
+  private readKind: HttpTimeoutKind = 'response';
+  private writeDeadline = NO_DEADLINE;
+  private expired: HttpTimeoutKind | null = null;
+  private busy = false;
+  private broken = false;
+  private keepAlive = true;
+  /** The request in progress carries an Upgrade field: only then may a 101 answer it. */
+  private askedUpgrade = false;
+  /**
+   * The last bytes of the request were handed to the stream (a bodiless request: at once). A
+   * final answer that comes before is an early answer (a 401 or 413 to an upload): the peer
+   * may take the rest of the body for the next request, so the connection is not reused, as
+   * nginx does (it keeps upstream connections only when the request body was sent).
+   */
+  private requestSent = true;
+  /** A request body (and its head) being written by writeBody; never rejects. */
+  private writing: Promise<void> | null = null;
+  /** A bodiless request's head handed to the stream and not yet settled (onWritten). */
+  private headWriting = false;
+  /** The settlers of write()'s promise (a request body path write in flight), else NO_SETTLER. */
+  private writeResolve: (value: undefined) => void = NO_SETTLER;
+  private writeReject: (e: unknown) => void = NO_SETTLER;
+  private writeError: unknown = null;
+  private current: IncomingResponseBody | null = null;
+  /** The current exchange's deadlines (ms). */
+  private responseMs: number;
+  private bodyMs: number;
+  private writeMs: number;
+  /** The current exchange's signal, and why it aborted. */
+  private signal: AbortSignal | undefined = undefined;
+  private abortReason: unknown = undefined;
+  private received = 0;
+  /** What a read's result is for (PHASE_*). */
+  private phase = PHASE_IDLE;
+  /** Who gets the response head (or the failure) of the exchange in progress. */
+  private target: HttpExchangeTarget | null = null;
+  /** A decoded final head held until the request head is written (a write failure fails the exchange). */
+  private heldHead: HttpResponse | null = null;
+  /** Releases a request body held back for 100 Continue (true: send it). */
+  private gateRelease: ((send: boolean) => void) | null = null;
+  /** The pending body read's promise settlers (one body read at a time). */
+  private bodyResolve: (step: BodyStep | Promise<BodyStep>) => void = NO_SETTLER;
+  private bodyReject: (e: unknown) => void = NO_SETTLER;
+  private readonly onAbort = (): void => {
+    const signal = this.signal;
+    if (signal === undefined) return;
+    this.abortReason = signal.reason;
+    this.kill();
+  };
+
+  constructor(stream: HttpStream, options: HttpClientOptions = {}) {
+    this.stream = stream;
+    this.options = options;
+    this.headOptions = options.authority !== undefined ? { authority: options.authority } : {};
+    this.responseMs = options.responseTimeout ?? 60_000;
+    this.bodyMs = options.bodyTimeout ?? 60_000;
+    this.writeMs = options.writeTimeout ?? 60_000;
+    this.decoder = new ResponseDecoder(options.limits);
+    try {
+      stream.setNoDelay(true);
+    } catch {
+      // not every stream has TCP_NODELAY
+    }
+  }
+
+  /**
+   * True when the last exchange finished cleanly (response body fully read, request fully
+   * written, both sides keep-alive) so another request can be sent on this connection.
+   */
+  get reusable(): boolean {
+    return (
+      !this.busy &&
+      !this.broken &&
+      this.keepAlive &&
+      this.writing === null &&
+      !this.headWriting &&
+      !this.stream.closed
+    );
+  }
+
+  /**
+   * Bytes of the response received during the current (or last) exchange: 0 after a failure
+   * means no byte of a response arrived, so an idempotent request may be retried elsewhere.
+   */
+  get responseBytes(): number {
+    return this.received;
+  }
+
+  /**
+   * Sends a request and resolves with the response once its head arrived; read its body (or call
+   * `discard`) before the next send. Rejects with HttpConnectionError when the connection is busy
+   * or unusable, HttpParseError for a malformed response, HttpTimeoutError, HttpAbortedError
+   * (`options.signal`), HttpRequestBodyError (the request body's source failed), or the
+   * runtime's error (a failed read or write). `options` override the client's timeouts for
+   * this exchange.
+   */
+  send(request: HttpRequest, options: HttpSendOptions = NO_OPTIONS): Promise<HttpResponse> {
+    return new Promise<HttpResponse>((resolve, reject) => {
+      this.exchange(request, options, { onResponse: resolve, onFailure: reject });
+    });
+  }
+
+  /**
+   * `send` without a promise: starts the exchange and reports its response head, or its failure
+   * (the same errors as `send`), to `target` exactly once (see HttpExchangeTarget). Throws
+   * (and reports nothing) when the exchange cannot start: HttpConnectionError (busy or not
+   * reusable) or HttpAbortedError (`options.signal` already aborted). A bodiless request costs
+   * no promise: the head is written with writeTo and the response head decoded as recvTo
+   * delivers it.
+   */
+  exchange(request: HttpRequest, options: HttpSendOptions, target: HttpExchangeTarget): void {
+    if (this.busy)
+      throw new HttpConnectionError('ERR_HTTP_CONNECTION_BUSY', 'previous response not consumed');
+    if (!this.reusable)
+      throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection is not reusable');
+    const defaults = this.options;
+    this.responseMs = options.responseTimeout ?? defaults.responseTimeout ?? 60_000;
+    this.bodyMs = options.bodyTimeout ?? defaults.bodyTimeout ?? 60_000;
+    this.writeMs = options.writeTimeout ?? defaults.writeTimeout ?? 60_000;
+    const signal = options.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) throw new HttpAbortedError({ cause: signal.reason });
+      this.signal = signal;
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+    this.received = 0;
+    this.busy = true;
+    const body = request.body;
+    const framing = requestFraming(body);
+    let head: Uint8Array;
+    try {
+      head = encodeRequestHeadBytes(
+        request.method,
+        request.target,
+        request.headers,
+        framing,
+        body.length,
+        this.headOptions,
+      );
+    } catch (e) {
+      this.busy = false;
+      this.detachSignal();
+      throw e;
+    }
+    this.decoder.expectResponseTo(request.method);
+    this.askedUpgrade = request.headers.has('upgrade');
+    this.target = target;
+    this.phase = PHASE_HEAD;
+    if (framing === 'none') {
+      this.headWriting = true;
+      this.armWrite();
+      this.stream.writeTo(head, this);
+    } else {
+      const expectContinue = /^\s*100-continue\s*$/i.test(request.headers.get('expect') ?? '');
+      let gate: Promise<boolean> | null = null;
+      if (expectContinue) {
+        gate = new Promise<boolean>((resolve) => {
+          this.gateRelease = resolve;
+          setTimeout(() => resolve(true), this.options.expectContinueTimeout ?? 1000).unref();
+        });
+      }
+      this.requestSent = false;
+      this.writing = this.writeBody(head, expectContinue, body, framing === 'chunked', gate).then(
+        () => {
+          this.writing = null;
+        },
+        (e: unknown) => {
+          // The request cannot be completed: fail the exchange now rather than wait for a
+          // response the peer will not send to half a request.
+          // (A write cancelled because something else ended the connection is not the cause.)
+          if (!this.killed) this.writeError ??= e;
+          this.broken = true;
+          this.writing = null;
+          this.kill();
+        },
+      );
+    }
+    // The response head is read while the request goes out (reads and writes are independent).
+    this.readHead();
+  }
+
+  /**
+   * @internal WriteTarget: a request body path write (write()'s promise settles), else the
+   * bodiless request's head, was written (or failed).
+   */
+  onWritten(error: unknown): void {
+    this.writeDeadline = NO_DEADLINE;
+    const resolve = this.writeResolve;
+    if (resolve !== NO_SETTLER) {
+      const reject = this.writeReject;
+      this.writeResolve = NO_SETTLER;
+      this.writeReject = NO_SETTLER;
+      if (error === undefined) resolve(undefined);
+      else reject(this.expired === 'write' ? new HttpTimeoutError('write', this.writeMs) : error);
+      return;
+    }
+    this.headWriting = false;
+    const held = this.heldHead;
+    this.heldHead = null;
+    if (error !== undefined) {
+      const e = this.expired === 'write' ? new HttpTimeoutError('write', this.writeMs) : error;
+      if (!this.killed) this.writeError ??= e;
+      this.broken = true;
+      // Closing the stream fails the pending head read, which then reports writeError.
+      this.kill();
+      if (held !== null) this.failHead(this.readFailure(e));
+      return;
+    }
+    if (held !== null) this.headDone(held);
+  }
+
+  /** The error an exchange fails with: an abort or a failed request body explains the rest. */
+  private failure(e: unknown): unknown {
+    if (this.abortReason !== undefined) return new HttpAbortedError({ cause: this.abortReason });
+    return this.writeError ?? e;
+  }
+
+  /** A read's failure: the deadline that closed the stream, if one did. */
+  private readFailure(e: unknown): unknown {
+    return this.expired !== null ? new HttpTimeoutError(this.expired, this.timeoutOf(this.expired)) : e;
+  }
+
+  private detachSignal(): void {
+    if (this.signal !== undefined) {
+      this.signal.removeEventListener('abort', this.onAbort);
+      this.signal = undefined;
+    }
+  }
+
+  /** Reads and drops the rest of the current response body. */
+  async discard(): Promise<void> {
+    const body = this.current;
+    if (body === null) return;
+    for (let r = await body.next(); !r.done; r = await body.next()) {
+      // dropping the bytes
+    }
+  }
+
+  /** Closes the connection. */
+  async close(): Promise<void> {
+    this.broken = true;
+    this.clearTimer();
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    await this.stream.close();
+  }
+
+  /** Decodes what is buffered toward the response head; asks for a read when it needs more. */
+  private readHead(): void {
+    const d = this.decoder;
+    try {
+      for (;;) {
+        const ev = d.poll();
+        if (ev === DecodeEvent.NeedMore) {
+          this.requestRead('response');
+          return;
+        }
+        if (ev !== DecodeEvent.Head) continue;
+        const res = d.message!;
+        // The response lives with the caller: an idle pooled connection keeps no last head (and
+        // no HeadSlab it sits in).
+        d.message = null;
+        if (res.status === 101 && !this.askedUpgrade) {
+          // A protocol switch nobody asked for: what follows is not HTTP/1.1 to this client.
+          throw new HttpParseError(
+            'ERR_HTTP_UNSOLICITED_UPGRADE',
+            '101 Switching Protocols without an Upgrade request',
+          );
+        }
+        if (res.status >= 100 && res.status < 200 && res.status !== 101) {
+          if (res.status === 100) this.gateRelease?.(true);
+          // The End of the interim response.
+          d.poll();
+          continue;
+        }
+        // A final response while the body is still held back means the server declined it.
+        const gate = this.gateRelease;
+        if (gate !== null) {
+          this.gateRelease = null;
+          gate(false);
+        }
+        this.keepAlive = d.keepAlive && !d.upgrade && this.requestSent;
+        if (d.framing === 'none') {
+          d.poll();
+          // No body to read: the exchange ends once the request is written too.
+          const writing = this.writing;
+          if (writing !== null) writing.then(() => this.headDone(res));
+          else this.headDone(res);
+          return;
+        }
+        const body = new IncomingResponseBody(this, d.framing === 'length' ? d.contentLength : -1);
+        this.current = body;
+        res.body = body;
+        this.headDone(res);
+        return;
+      }
+    } catch (e) {
+      this.failHead(e);
+    }
+  }
+
+  /** Hands the final head to the target, once the request head was written. */
+  private headDone(res: HttpResponse): void {
+    const target = this.target;
+    if (target === null) return;
+    if (this.headWriting) {
+      this.heldHead = res;
+      return;
+    }
+    this.target = null;
+    if (this.current === null) {
+      this.finishResponse();
+    } else {
+      this.phase = PHASE_BODY;
+    }
+    target.onResponse(res);
+  }
+
+  private failHead(e: unknown): void {
+    const target = this.target;
+    if (target === null) return;
+    this.target = null;
+    this.heldHead = null;
+    this.phase = PHASE_IDLE;
+    this.broken = true;
+    this.busy = false;
+    this.clearTimer();
+    this.detachSignal();
+    target.onFailure(this.failure(e));
+  }
+
+  /** Releases the consumed chunk and asks the stream for the next one (recvTo: onRecv gets it). */
+  private requestRead(kind: 'response' | 'body'): void {
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    this.arm(kind, kind === 'response' ? this.responseMs : this.bodyMs);
+    this.stream.recvTo(this);
+  }
+
+  /** @internal RecvTarget: the next chunk, end of stream (null) or the read's failure. */
+  onRecv(chunk: StreamChunk | null, error: unknown): void {
+    this.clearTimer();
+    const phase = this.phase;
+    if (phase === PHASE_IDLE) {
+      chunk?.release();
+      // The body was abandoned (return()) while this read was pending: that read just ends.
+      const resolve = this.bodyResolve;
+      this.bodyResolve = NO_SETTLER;
+      this.bodyReject = NO_SETTLER;
+      resolve(BODY_DONE);
+      return;
+    }
+    if (error !== undefined) {
+      this.broken = true;
+      this.readFailed(this.readFailure(error));
+      return;
+    }
+    let ev: number;
+    if (chunk === null) {
+      // A stream may end rather than fail when it was closed to end the exchange.
+      if (this.killed) {
+        this.readFailed(
+          this.expired !== null
+            ? this.readFailure(null)
+            : new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed by the client'),
+        );
+        return;
+      }
+      this.keepAlive = false;
+      try {
+        ev = this.decoder.finish() === DecodeEvent.End ? DecodeEvent.End : EOF;
+      } catch (e) {
+        this.readFailed(e);
+        return;
+      }
+    } else {
+      this.chunk = chunk;
+      this.received += chunk.bytes.byteLength;
+      this.decoder.feed(chunk.bytes);
+      if (phase === PHASE_HEAD) {
+        this.readHead();
+        return;
+      }
+      try {
+        ev = this.decoder.poll();
+      } catch (e) {
+        this.readFailed(e);
+        return;
+      }
+      if (ev === DecodeEvent.NeedMore) {
+        this.requestRead('body');
+        return;
+      }
+    }
+    if (phase === PHASE_HEAD) {
+      this.failHead(
+        new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'connection closed before a response'),
+      );
+      return;
+    }
+    const resolve = this.bodyResolve;
+    const reject = this.bodyReject;
+    this.bodyResolve = NO_SETTLER;
+    this.bodyReject = NO_SETTLER;
+    const body = this.current;
+    if (body === null) {
+      resolve(BODY_DONE);
+      return;
+    }
+    try {
+      resolve(body.step(ev));
+    } catch (e) {
+      reject(e);
+    }
+  }
+
+  private readFailed(e: unknown): void {
+    if (this.phase === PHASE_HEAD) {
+      this.failHead(e);
+      return;
+    }
+    const reject = this.bodyReject;
+    this.bodyResolve = NO_SETTLER;
+    this.bodyReject = NO_SETTLER;
+    const body = this.current;
+    reject(body === null ? this.failure(e) : body.failed(e));
+  }
+
+  /**
+   * @internal the next step of the response body `body`: one promise, settled from the read
+   * that completes it (no async layers between the stream and the caller).
+   */
+  nextBody(body: IncomingResponseBody): Promise<BodyStep> {
+    let ev: number;
+    try {
+      ev = this.decoder.poll();
+      if (ev !== DecodeEvent.NeedMore) return Promise.resolve(body.step(ev));
+    } catch (e) {
+      return Promise.reject(body.failed(e));
+    }
+    const p = pendingPromise<BodyStep>();
+    this.bodyResolve = takeResolve();
+    this.bodyReject = takeReject();
+    this.requestRead('body');
+    return p;
+  }
+
+  /** @internal whether a request body is still being written */
+  get writingBody(): boolean {
+    return this.writing !== null;
+  }
+
+  /**
+   * @internal the next body event if it needs no waiting, else NOT_READY (nothing consumed).
+   * The end needs the request body written first, so nothing is taken while it is being written.
+   */
+  pollBodyNow(): number {
+    if (this.writing !== null) return NOT_READY;
+    const ev = this.decoder.poll();
+    return ev === DecodeEvent.NeedMore ? NOT_READY : ev;
+  }
+
+  /** @internal */
+  get bodyData(): Uint8Array {
+    return this.decoder.data;
+  }
+
+  /** @internal */
+  get bodyTrailers(): HttpHeaders | null {
+    return this.decoder.trailers;
+  }
+
+  /** @internal waits for a request body still being written (its failure marks the connection broken) */
+  async settleWrite(): Promise<void> {
+    if (this.writing !== null) await this.writing;
+  }
+
+  /**
+   * @internal the response ended (or failed). This is where reuse is decided: a connection
+   * that read anything past the end of its response (a second response in the same read, a body
+   * longer than its Content-Length, bytes after a 204/304/HEAD answer or after the last chunk,
+   * even a stray CRLF) is out of step with its peer and never carries another request: those
+   * bytes would be taken for the next request's answer (nginx closes it too).
+   */
+  finishResponse(failed = false): void {
+    this.busy = false;
+    this.current = null;
+    this.phase = PHASE_IDLE;
+    this.clearTimer();
+    this.detachSignal();
+    if (failed || this.decoder.hasInput) this.broken = true;
+  }
+
+  /** @internal the error a failed body read reports */
+  bodyFailure(e: unknown): unknown {
+    return this.failure(e);
+  }
+
+  /** Ends the connection from within (deadline, abort, failed request body): closing settles pending I/O. */
+  private kill(): void {
+    if (this.killed) return;
+    this.killed = true;
+    this.broken = true;
+    void this.stream.close().catch(() => {});
+  }
+
+  private timeoutOf(kind: HttpTimeoutKind): number {
+    return kind === 'write' ? this.writeMs : kind === 'body' ? this.bodyMs : this.responseMs;
+  }
+
+  private arm(kind: HttpTimeoutKind, ms: number): void {
+    if (ms <= 0) {
+      this.readDeadline = NO_DEADLINE;
+      return;
+    }
+    this.readKind = kind;
+    this.readDeadline = deadlines.deadline(this, ms);
+  }
+
+  private clearTimer(): void {
+    this.readDeadline = NO_DEADLINE;
+  }
+
+  /** The deadline sweep's call (SweepMember): expires what is due; whether a deadline is still armed. @internal */
+  onSweep(now: number): boolean {
+    if (this.readDeadline <= now) {
+      this.readDeadline = NO_DEADLINE;
+      this.expired ??= this.readKind;
+      this.kill();
+    }
+    if (this.writeDeadline <= now) {
+      this.writeDeadline = NO_DEADLINE;
+      this.expired ??= 'write';
+      this.kill();
+    }
+    return this.readDeadline !== NO_DEADLINE || this.writeDeadline !== NO_DEADLINE;
+  }
+
+  /**
+   * One write of the request body path under the write deadline, waited for: the promise form
+   * of writeTo (onWritten settles it; a write that timed out fails as HttpTimeoutError). One at
+   * a time, never beside the bodiless head's writeTo.
+   */
+  private write(data: Uint8Array | Uint8Array[]): Promise<void> {
+    this.armWrite();
+    const p = pendingPromise<void>();
+    this.writeResolve = takeResolve<undefined>();
+    this.writeReject = takeReject();
+    this.stream.writeTo(data, this);
+    return p;
+  }
+
+  /** A deadline for one write, separate from the read deadline (both can run at once). */
+  private armWrite(): void {
+    const ms = this.writeMs;
+    this.writeDeadline = ms > 0 ? deadlines.deadline(this, ms) : NO_DEADLINE;
+  }
+
+  /**
+   * Writes the head and the body; with `headFirst` (100-continue) the head goes alone and the
+   * body waits for `gate`.
+   */
+  private async writeBody(
+    head: Uint8Array,
+    headFirst: boolean,
+    body: HttpBody,
+    chunked: boolean,
+    gate: Promise<boolean> | null,
+  ): Promise<void> {
+    if (headFirst) await this.write(head);
+    if (gate !== null && !(await gate)) {
+      // Declined before the body went out: the connection cannot carry another request.
+      this.keepAlive = false;
+      await body[Symbol.asyncIterator]().return?.();
+      return;
+    }
+    let pending: Uint8Array | null = headFirst ? null : head;
+    let sent = 0;
+    const it = body[Symbol.asyncIterator]();
+    for (;;) {
+      let r: IteratorResult<Uint8Array>;
+      try {
+        r = await it.next();
+      } catch (e) {
+        // The body's source failed (a proxied client went away mid-upload).
+        throw new HttpRequestBodyError(e);
+      }
+      if (r.done) break;
+      const chunk = r.value;
+      if (chunk.byteLength === 0) continue;
+      sent += chunk.byteLength;
+      // A sized body's last bytes go out in this write (a chunked one ends with lastChunk).
+      if (!chunked && sent >= body.length) this.requestSent = true;
+      try {
+        if (chunked) {
+          const parts = [chunkHeader(chunk.byteLength), chunk, CHUNK_END];
+          if (pending !== null) parts.unshift(pending);
+          await this.write(parts);
+        } else if (pending !== null) {
+          await this.write([pending, chunk]);
+        } else {
+          await this.write(chunk);
+        }
+      } catch (e) {
+        // The rest of the body will not be sent: let its source go.
+        try {
+          await it.return?.();
+        } catch {
+          // its own failure changes nothing
+        }
+        throw e;
+      }
+      pending = null;
+    }
+    if (!chunked && sent !== body.length) {
+      throw new HttpParseError(
+        'ERR_HTTP_INCOMPLETE_MESSAGE',
+        `request body announced ${body.length} bytes, produced ${sent}`,
+      );
+    }
+    const end = chunked ? lastChunk(body.trailers) : null;
+    this.requestSent = true;
+    if (pending !== null && end !== null) await this.write([pending, end]);
+    else if (pending !== null) await this.write(pending);
+    else if (end !== null) await this.write(end);
+  }
+}
