@@ -17,6 +17,7 @@
 import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import {
+  acceptLoop,
   type ByteStream,
   type StreamListener,
   TcpListener,
@@ -341,31 +342,30 @@ export class ProxyWorker {
     for (const l of staged.listeners) void l.listener.close().catch(() => {});
   }
 
-  async #accept(l: ListenerEntry): Promise<void> {
-    for (;;) {
-      let stream: ByteStream;
-      try {
-        stream = await l.listener.accept();
-      } catch (error) {
-        const code = (error as { code?: string }).code;
-        if (code === 'ECANCELED' || code === 'EBADF' || this.#stopping || this.#listeners.get(l.id) !== l)
-          return;
-        this.log.warn(`accept on ${l.id}: ${(error as Error).message}`);
-        // EMFILE and friends: back off a little instead of spinning.
-        await new Promise((r) => setTimeout(r, 50));
-        continue;
-      }
-      const entry = this.#servers.get(l.serverKey);
-      if (entry === undefined || this.#stopping) {
-        void stream.close().catch(() => {});
-        continue;
-      }
-      this.#open.add(stream);
-      // A response body the server did not send (the client reset before its head went out) is
-      // released by the HttpServer itself, which frees its upstream connection.
-      // attach, not serveConnection: no promise, reaction or closure per idle connection.
-      entry.http.attach(stream, this.#closed);
+  /**
+   * The runtime's acceptLoop on one listener (it backs off on EMFILE and friends), until the
+   * worker stops or a reload replaced or removed the listener. Three closures per listener, none
+   * per connection.
+   */
+  #accept(l: ListenerEntry): Promise<void> {
+    return acceptLoop(l.listener, (stream) => this.#serve(l, stream), {
+      stopping: () => this.#stopping || this.#listeners.get(l.id) !== l,
+      onError: (error) => this.log.warn(`accept on ${l.id}: ${(error as Error).message}`),
+    });
+  }
+
+  /** Hands an accepted connection to its server's HttpServer; closes it when that server is gone. */
+  #serve(l: ListenerEntry, stream: ByteStream): void {
+    const entry = this.#servers.get(l.serverKey);
+    if (entry === undefined || this.#stopping) {
+      void stream.close().catch(() => {});
+      return;
     }
+    this.#open.add(stream);
+    // A response body the server did not send (the client reset before its head went out) is
+    // released by the HttpServer itself, which frees its upstream connection.
+    // attach, not serveConnection: no promise, reaction or closure per idle connection.
+    entry.http.attach(stream, this.#closed);
   }
 
   stats(): WorkerStats {
