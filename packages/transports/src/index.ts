@@ -49,3 +49,12 @@ export {
   type UnixAddress,
 } from './key.js';
 export { ConnectionPool, type Poolable, type PoolKey, type PoolOptions, type PoolStats } from './pool.js';
+export {
+  type Multiplexed,
+  PoolError,
+  type PoolErrorCode,
+  type SharedAcquireOptions,
+  SharedConnectionPool,
+  type SharedPoolOptions,
+  type SharedPoolStats,
+} from './shared-pool.js';

@@ -4,6 +4,8 @@
  * process alive, a liveness check before a connection is handed out again, LRU or FIFO reuse,
  * counters, and transfer of idle connections into the pool of a rebuilt service (hot reload).
  * Not for connecting: connectors (connector.ts) create connections and put them back here.
+ * Not for connections that multiplex streams (HTTP/2, THeader Thrift): SharedConnectionPool
+ * (shared-pool.ts) hands those to many callers at once.
  */
 
 /** How a pool identifies a key. Keys with equal ids share idle connections. */
