@@ -6,7 +6,7 @@
  * HeadSlab, see internal/head-slab.ts) and become strings only when read: common names come as
  * interned strings from their known-name id, values are decoded on first access. Removing a
  * decoded field drops its line; adding one appends a (name, value) pair after the decoded ones.
- * The HTTP/1 encoder then forwards the untouched lines as byte-range copies and writes only the
+ * The HTTP/1 encoder (h1/field-block.ts) then forwards the untouched lines as byte-range copies and writes only the
  * added ones, so a proxied head whose fields are never read never becomes a JS string. Sets of
  * names (HeaderNameSet) are matched by known-name id, without touching the bytes.
  *
@@ -16,7 +16,7 @@
  */
 import { InvalidHeaderError } from './errors.js';
 import * as chars from './internal/char-classes.js';
-import type { HeadSlab } from './internal/head-slab.js';
+import { ENTRY, type HeadSlab, ID_MASK } from './internal/head-slab.js';
 import * as known from './internal/known-names.js';
 
 const { isFieldValue, isToken } = chars;
@@ -25,8 +25,6 @@ const LOWER = chars.LOWER;
 const KNOWN_NAMES = known.KNOWN_NAMES;
 const knownIdOf = known.knownIdOf;
 const ID_CONNECTION = known.ID_CONNECTION;
-const ID_CONTENT_LENGTH = known.ID_CONTENT_LENGTH;
-const ID_DATE = known.ID_DATE;
 const lookupKnownId = known.lookupKnownId;
 
 /** Anything a header list can be built from. */
@@ -34,19 +32,6 @@ export type HeadersInit =
   | HttpHeaders
   | Iterable<readonly [string, string]>
   | Readonly<Record<string, string | readonly string[] | undefined>>;
-
-/** Words per decoded field line in the slab: nameStart, nameEnd, valueStart, valueEnd, meta. */
-const ENTRY = 5;
-/** meta: the known-name id in the low byte, and this flag when the line is exactly `name: value\r\n`. */
-const CANONICAL = 0x100;
-const ID_MASK = 0xff;
-
-/** Fields the HTTP/1 encoder derives from body and connection state, by known-name id. */
-const FRAMING_ID = new Uint8Array(256);
-FRAMING_ID[known.ID_CONTENT_LENGTH] = 1;
-FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
-FRAMING_ID[known.ID_CONNECTION] = 1;
-FRAMING_ID[known.ID_KEEP_ALIVE] = 1;
 
 /** The hop-by-hop fields of RFC 9110 §7.6.1, by known-name id (Close is not a field in use). */
 const HOP_ID = new Uint8Array(256);
@@ -64,13 +49,10 @@ for (const name of [
 const named = new Int32Array(256);
 let namedGen = 0;
 
-/** Buffer's native latin1 decoder and encoder; they work on any Uint8Array. */
+/** Buffer's native latin1 decoder; works on any Uint8Array. */
 const latin1Slice = (
   Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
 ).latin1Slice;
-const latin1Write = (
-  Buffer.prototype as unknown as { latin1Write(this: Uint8Array, s: string, offset: number): number }
-).latin1Write;
 
 /** Shared by lists without added fields (never written to). */
 const NO_ADDED: string[] = Object.freeze([]) as unknown as string[];
@@ -125,15 +107,19 @@ export class HeaderNameSet {
 /** An ordered list of (lowercase name, value) header fields. */
 export class HttpHeaders implements Iterable<[string, string]> {
   /** The slab holding the decoded head (bytes and line offsets), or null for a built list. */
-  private slab: HeadSlab | null;
+  /** @internal */
+  slab: HeadSlab | null;
   /** Word index in `slab.words` of the first decoded line's entry. */
-  private wbase: number;
+  /** @internal */
+  wbase: number;
   /** Decoded lines still in the list (they come first, in wire order). */
-  private wcount: number;
+  /** @internal */
+  wcount: number;
   /** Strings of decoded lines (name, value per line), made on first read. */
   private cache: (string | undefined)[] | null;
   /** Fields added after decoding (or every field of a built list): name, value pairs. */
-  private added: string[];
+  /** @internal */
+  added: string[];
   /**
    * Bumped by every mutation: an encoder caches what it derived from a list under
    * (list, revision). @internal
@@ -518,185 +504,6 @@ export class HttpHeaders implements Iterable<[string, string]> {
     }
     return out;
   }
-
-  /**
-   * Measures the HTTP/1 field block of this list without the framing fields (Content-Length,
-   * Transfer-Encoding, Connection, Keep-Alive) and notes whether a Date field is present and
-   * whether Connection names `close`. Cached until the list changes. Returns the byte length.
-   * @internal
-   */
-  measureFields(): number {
-    if (this.measured === this.revision) return this.fieldsLength;
-    let len = 0;
-    let date = false;
-    let close = false;
-    let cl = -1;
-    let clLine = 0;
-    let clCount = 0;
-    const wc = this.wcount;
-    if (wc > 0) {
-      const words = this.slab!.words;
-      const bytes = this.slab!.bytes;
-      for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
-        const meta = words[e + 4]!;
-        const id = meta & ID_MASK;
-        if (FRAMING_ID[id] === 1) {
-          if (id === ID_CONNECTION && namesClose(bytes, words[e + 2]!, words[e + 3]!)) close = true;
-          else if (id === ID_CONTENT_LENGTH && clCount++ === 0 && (meta & CANONICAL) !== 0) {
-            cl = decimal(bytes, words[e + 2]!, words[e + 3]!);
-            clLine = words[e + 3]! + 2 - words[e]!;
-          }
-          continue;
-        }
-        if (id === ID_DATE) date = true;
-        // A canonical line is copied as is; another is rewritten as `name: value\r\n`.
-        len += (meta & CANONICAL) !== 0 ? words[e + 3]! + 2 - words[e]! : fieldLineLength(words, e);
-      }
-    }
-    const added = this.added;
-    for (let j = 0; j < added.length; j += 2) {
-      const name = added[j]!;
-      const value = added[j + 1]!;
-      if (isFramingName(name)) {
-        if (name === 'connection' && CLOSE_TOKEN.test(value)) close = true;
-        continue;
-      }
-      if (name === 'date') date = true;
-      len += name.length + value.length + 4;
-    }
-    this.measured = this.revision;
-    this.fieldsContentLength = clCount === 1 ? cl : -1;
-    this.fieldsContentLengthLine = clLine;
-    this.fieldsLength = len;
-    this.fieldsDate = date;
-    this.fieldsClose = close;
-    return len;
-  }
-
-  /**
-   * Writes the field block measured by measureFields (call it first) into `out` at `pos` and
-   * returns the position after it. Runs of untouched decoded lines are one copy each. With
-   * `withStart`, the decoded start line goes first (in the same copy as the lines after it);
-   * with `keepLength`, the Content-Length line fieldsContentLength describes stays.
-   * @internal
-   */
-  writeFields(out: Uint8Array, pos: number, withStart = false, keepLength = false): number {
-    const wc = this.wcount;
-    if (wc > 0 || withStart) {
-      const words = this.slab!.words;
-      const bytes = this.slab!.bytes;
-      let runStart = withStart ? this.startAt : -1;
-      let runEnd = withStart ? this.startEnd : -1;
-      for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
-        const meta = words[e + 4]!;
-        const id = meta & ID_MASK;
-        if (FRAMING_ID[id] === 1 && !(keepLength && id === ID_CONTENT_LENGTH)) continue;
-        const ns = words[e]!;
-        if ((meta & CANONICAL) !== 0) {
-          const le = words[e + 3]! + 2;
-          if (ns === runEnd) {
-            runEnd = le;
-            continue;
-          }
-          if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
-          runStart = ns;
-          runEnd = le;
-          continue;
-        }
-        if (runStart >= 0) {
-          pos = copyRange(bytes, runStart, runEnd, out, pos);
-          runStart = runEnd = -1;
-        }
-        // Odd whitespace around the value (`name:value`, `name:  value \r\n`): normalized.
-        pos = copyRange(bytes, ns, words[e + 1]!, out, pos);
-        out[pos++] = 0x3a;
-        out[pos++] = 0x20;
-        pos = copyRange(bytes, words[e + 2]!, words[e + 3]!, out, pos);
-        out[pos++] = 0x0d;
-        out[pos++] = 0x0a;
-      }
-      if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
-    }
-    const added = this.added;
-    for (let j = 0; j < added.length; j += 2) {
-      const name = added[j]!;
-      if (isFramingName(name)) continue;
-      pos = writeLatin1(out, pos, name);
-      out[pos++] = 0x3a;
-      out[pos++] = 0x20;
-      pos = writeLatin1(out, pos, added[j + 1]!);
-      out[pos++] = 0x0d;
-      out[pos++] = 0x0a;
-    }
-    return pos;
-  }
-}
-
-/** `name: value\r\n` of a decoded line with odd whitespace. */
-function fieldLineLength(words: Int32Array, e: number): number {
-  return words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
-}
-
-const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
-
-function isFramingName(name: string): boolean {
-  return (
-    name === 'content-length' ||
-    name === 'transfer-encoding' ||
-    name === 'connection' ||
-    name === 'keep-alive'
-  );
-}
-
-/** Whether the list value in `b[s, e)` has a `close` element (case-insensitive), as CLOSE_TOKEN. */
-function namesClose(b: Uint8Array, s: number, e: number): boolean {
-  let i = s;
-  while (i < e) {
-    while (i < e && (b[i] === 0x20 || b[i] === 0x09)) i++;
-    const ts = i;
-    while (i < e && b[i] !== 0x2c) i++;
-    let te = i;
-    while (te > ts && (b[te - 1] === 0x20 || b[te - 1] === 0x09)) te--;
-    if (
-      te - ts === 5 &&
-      LOWER[b[ts]!] === 0x63 &&
-      LOWER[b[ts + 1]!] === 0x6c &&
-      LOWER[b[ts + 2]!] === 0x6f &&
-      LOWER[b[ts + 3]!] === 0x73 &&
-      LOWER[b[ts + 4]!] === 0x65
-    )
-      return true;
-    i++;
-  }
-  return false;
-}
-
-/** The decimal value of validated digits `b[s, e)`. */
-function decimal(b: Uint8Array, s: number, e: number): number {
-  let v = 0;
-  for (let i = s; i < e; i++) v = v * 10 + b[i]! - 0x30;
-  return v;
-}
-
-/** Copies src[s, e) to out at pos; short ranges byte by byte (cheaper than a view and a native copy). */
-function copyRange(src: Uint8Array, s: number, e: number, out: Uint8Array, pos: number): number {
-  const n = e - s;
-  if (n <= 16) {
-    for (let k = 0; k < n; k++) out[pos + k] = src[s + k]!;
-  } else out.set(src.subarray(s, e), pos);
-  return pos + n;
-}
-
-/**
- * Writes a latin1 string (every char below 0x100, as validated names and values are) at pos;
- * short strings in JS, long ones natively. Returns the position after it. @internal
- */
-export function writeLatin1(out: Uint8Array, pos: number, s: string): number {
-  const n = s.length;
-  if (n <= 24) {
-    for (let k = 0; k < n; k++) out[pos + k] = s.charCodeAt(k);
-  } else latin1Write.call(out, s, pos);
-  return pos + n;
 }
 
 /** The marks array with room for `n` entries (all zero between uses). */

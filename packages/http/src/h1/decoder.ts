@@ -22,7 +22,7 @@ import { EMPTY_BODY } from '../body.js';
 import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
-import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
+import { CANONICAL, ENTRY, type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
 import * as knownNames from '../internal/known-names.js';
 import type { HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from '../message.js';
 
@@ -138,10 +138,6 @@ const ID_CONNECTION = knownNames.ID_CONNECTION;
 const ID_HOST = knownNames.ID_HOST;
 const ID_EXPECT = knownNames.ID_EXPECT;
 const ID_UPGRADE = knownNames.ID_UPGRADE;
-/** Words per field line in the slab (see HttpHeaders): nameStart, nameEnd, valueStart, valueEnd, meta. */
-const ENTRY = 5;
-/** meta flag: the line is exactly `name: value\r\n` (forwarded as is). */
-const CANONICAL = 0x100;
 
 /** Buffer's native latin1 decoder; works on any Uint8Array (one copy into a one-byte string). */
 const latin1Slice = (

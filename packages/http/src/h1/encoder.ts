@@ -11,9 +11,10 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpBody } from '../body.js';
 import { HttpError } from '../errors.js';
-import { type HttpHeaders, writeLatin1 } from '../headers.js';
+import type { HttpHeaders } from '../headers.js';
 import { isFieldValue, isToken, isVisibleAscii } from '../internal/char-classes.js';
 import type { BodyFraming } from './decoder.js';
+import { measureFieldBlock, writeFieldBlock, writeLatin1 } from './field-block.js';
 
 /** True when a response with this status to this request method carries no body. */
 export function responseHasNoBody(status: number, requestMethod: string): boolean {
@@ -62,7 +63,7 @@ export function httpDate(): string {
 
 /** True when the fields carry `connection: close` (a handler asking to end the connection). */
 export function asksToClose(headers: HttpHeaders): boolean {
-  headers.measureFields();
+  measureFieldBlock(headers);
   return headers.fieldsClose;
 }
 
@@ -188,7 +189,7 @@ export function encodeResponseHeadBytes(
     isValidStatus(status);
   const line = reuse ? null : statusLineBytes(status, reason);
   const lineLength = line === null ? headers.startEnd - headers.startAt : line.length;
-  const fields = headers.measureFields();
+  const fields = measureFieldBlock(headers);
   const isHead = o.requestMethod === 'HEAD';
   const date = o.date && !headers.fieldsDate ? dateLineBytes() : null;
   // The length field: a number, or a handler's announced value (HEAD, 304).
@@ -235,10 +236,10 @@ export function encodeResponseHeadBytes(
     2;
   const out = Buffer.allocUnsafe(size + trailing);
   let pos: number;
-  if (line === null) pos = headers.writeFields(out, 0, true, keepLength);
+  if (line === null) pos = writeFieldBlock(headers, out, 0, true, keepLength);
   else {
     out.set(line, 0);
-    pos = headers.writeFields(out, line.length, false, keepLength);
+    pos = writeFieldBlock(headers, out, line.length, false, keepLength);
   }
   if (date !== null) {
     out.set(date, pos);
@@ -306,7 +307,7 @@ export function encodeRequestHeadBytes(
   if (addHost && (!isVisibleAscii(authority) || authority.includes('/'))) {
     throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, 'invalid authority');
   }
-  const fields = headers.measureFields();
+  const fields = measureFieldBlock(headers);
   if (framing === 'none' && (method === 'POST' || method === 'PUT' || method === 'PATCH')) length = 0;
   else if (framing !== 'length') length = -1;
   let keepLength = false;
@@ -348,7 +349,7 @@ export function encodeRequestHeadBytes(
     out[pos++] = 0x0d;
     out[pos++] = 0x0a;
   }
-  pos = headers.writeFields(out, pos, reuse, keepLength);
+  pos = writeFieldBlock(headers, out, pos, reuse, keepLength);
   if (length >= 0) pos = writeLength(out, pos, length);
   if (framing === 'chunked') {
     out.set(CHUNKED, pos);
@@ -398,7 +399,7 @@ export class ResponseHeadCache {
   /** Like encodeResponseHeadBytes (head, then `trailing` free bytes), from the cache when it can. */
   encode(status: number, reason: string, headers: HttpHeaders, o: ResponseHeadOptions, trailing = 0): Buffer {
     if (o.framing !== 'length') return encodeResponseHeadBytes(status, reason, headers, o, trailing);
-    const date = o.date && headers.measureFields() >= 0 && !headers.fieldsDate ? dateLineBytes() : null;
+    const date = o.date && measureFieldBlock(headers) >= 0 && !headers.fieldsDate ? dateLineBytes() : null;
     const last = this.last;
     if (
       last !== null &&
@@ -445,11 +446,11 @@ export function chunkHeader(n: number): Uint8Array {
 /** The last chunk with trailers (or none) and the final CRLF. */
 export function lastChunk(trailers: HttpHeaders | null): Uint8Array {
   if (trailers === null || trailers.size === 0) return LAST_CHUNK;
-  const out = Buffer.allocUnsafe(trailers.measureFields() + 5);
+  const out = Buffer.allocUnsafe(measureFieldBlock(trailers) + 5);
   out[0] = 0x30;
   out[1] = 0x0d;
   out[2] = 0x0a;
-  const pos = trailers.writeFields(out, 3);
+  const pos = writeFieldBlock(trailers, out, 3);
   out[pos] = 0x0d;
   out[pos + 1] = 0x0a;
   return out;

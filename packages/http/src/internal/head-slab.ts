@@ -9,6 +9,12 @@
  * state); not for bodies and not for anything a caller writes into.
  */
 
+/** Words per decoded field line: nameStart, nameEnd, valueStart, valueEnd, meta. */
+export const ENTRY = 5;
+/** meta: the known-name id in the low byte, and this flag when the line is exactly `name: value\r\n`. */
+export const CANONICAL = 0x100;
+export const ID_MASK = 0xff;
+
 /** Size of a shared slab: a few hundred typical heads. */
 const SLAB_BYTES = 32 * 1024;
 /** Reservations above this get their own exactly sized slab. */

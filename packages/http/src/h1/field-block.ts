@@ -1,0 +1,213 @@
+/**
+ * The HTTP/1 wire form of a header list: the field block (`name: value\r\n` lines) an encoder
+ * writes, without the framing fields it derives itself (Content-Length, Transfer-Encoding,
+ * Connection, Keep-Alive). Lines decoded from the wire and left untouched are forwarded as
+ * byte-range copies of their HeadSlab (runs of them in one copy, the start line too when it is
+ * the same), added fields are written from their strings. measureFieldBlock also notes what the
+ * encoder needs to know (a Date field, `connection: close`, a canonical Content-Length line),
+ * cached on the list until it changes. HTTP/2 encodes the same HttpHeaders with HPACK instead.
+ */
+import type { HttpHeaders } from '../headers.js';
+import * as chars from '../internal/char-classes.js';
+import { CANONICAL, ENTRY, ID_MASK } from '../internal/head-slab.js';
+import * as known from '../internal/known-names.js';
+
+const LOWER = chars.LOWER;
+const ID_CONNECTION = known.ID_CONNECTION;
+const ID_CONTENT_LENGTH = known.ID_CONTENT_LENGTH;
+const ID_DATE = known.ID_DATE;
+
+/** Buffer's native latin1 encoder; works on any Uint8Array. */
+const latin1Write = (
+  Buffer.prototype as unknown as { latin1Write(this: Uint8Array, s: string, offset: number): number }
+).latin1Write;
+
+/** Fields the HTTP/1 encoder derives from body and connection state, by known-name id. */
+const FRAMING_ID = new Uint8Array(256);
+FRAMING_ID[known.ID_CONTENT_LENGTH] = 1;
+FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
+FRAMING_ID[known.ID_CONNECTION] = 1;
+FRAMING_ID[known.ID_KEEP_ALIVE] = 1;
+
+/**
+ * Measures the HTTP/1 field block of this list without the framing fields (Content-Length,
+ * Transfer-Encoding, Connection, Keep-Alive) and notes whether a Date field is present and
+ * whether Connection names `close`. Cached until the list changes. Returns the byte length.
+ */
+export function measureFieldBlock(h: HttpHeaders): number {
+  if (h.measured === h.revision) return h.fieldsLength;
+  let len = 0;
+  let date = false;
+  let close = false;
+  let cl = -1;
+  let clLine = 0;
+  let clCount = 0;
+  const wc = h.wcount;
+  if (wc > 0) {
+    const words = h.slab!.words;
+    const bytes = h.slab!.bytes;
+    for (let e = h.wbase, end = h.wbase + ENTRY * wc; e < end; e += ENTRY) {
+      const meta = words[e + 4]!;
+      const id = meta & ID_MASK;
+      if (FRAMING_ID[id] === 1) {
+        if (id === ID_CONNECTION && namesClose(bytes, words[e + 2]!, words[e + 3]!)) close = true;
+        else if (id === ID_CONTENT_LENGTH && clCount++ === 0 && (meta & CANONICAL) !== 0) {
+          cl = decimal(bytes, words[e + 2]!, words[e + 3]!);
+          clLine = words[e + 3]! + 2 - words[e]!;
+        }
+        continue;
+      }
+      if (id === ID_DATE) date = true;
+      // A canonical line is copied as is; another is rewritten as `name: value\r\n`.
+      len += (meta & CANONICAL) !== 0 ? words[e + 3]! + 2 - words[e]! : fieldLineLength(words, e);
+    }
+  }
+  const added = h.added;
+  for (let j = 0; j < added.length; j += 2) {
+    const name = added[j]!;
+    const value = added[j + 1]!;
+    if (isFramingName(name)) {
+      if (name === 'connection' && CLOSE_TOKEN.test(value)) close = true;
+      continue;
+    }
+    if (name === 'date') date = true;
+    len += name.length + value.length + 4;
+  }
+  h.measured = h.revision;
+  h.fieldsContentLength = clCount === 1 ? cl : -1;
+  h.fieldsContentLengthLine = clLine;
+  h.fieldsLength = len;
+  h.fieldsDate = date;
+  h.fieldsClose = close;
+  return len;
+}
+
+/**
+ * Writes the field block measured by measureFieldBlock (call it first) into `out` at `pos` and
+ * returns the position after it. Runs of untouched decoded lines are one copy each. With
+ * `withStart`, the decoded start line goes first (in the same copy as the lines after it);
+ * with `keepLength`, the Content-Length line fieldsContentLength describes stays.
+ */
+export function writeFieldBlock(
+  h: HttpHeaders,
+  out: Uint8Array,
+  pos: number,
+  withStart = false,
+  keepLength = false,
+): number {
+  const wc = h.wcount;
+  if (wc > 0 || withStart) {
+    const words = h.slab!.words;
+    const bytes = h.slab!.bytes;
+    let runStart = withStart ? h.startAt : -1;
+    let runEnd = withStart ? h.startEnd : -1;
+    for (let e = h.wbase, end = h.wbase + ENTRY * wc; e < end; e += ENTRY) {
+      const meta = words[e + 4]!;
+      const id = meta & ID_MASK;
+      if (FRAMING_ID[id] === 1 && !(keepLength && id === ID_CONTENT_LENGTH)) continue;
+      const ns = words[e]!;
+      if ((meta & CANONICAL) !== 0) {
+        const le = words[e + 3]! + 2;
+        if (ns === runEnd) {
+          runEnd = le;
+          continue;
+        }
+        if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
+        runStart = ns;
+        runEnd = le;
+        continue;
+      }
+      if (runStart >= 0) {
+        pos = copyRange(bytes, runStart, runEnd, out, pos);
+        runStart = runEnd = -1;
+      }
+      // Odd whitespace around the value (`name:value`, `name:  value \r\n`): normalized.
+      pos = copyRange(bytes, ns, words[e + 1]!, out, pos);
+      out[pos++] = 0x3a;
+      out[pos++] = 0x20;
+      pos = copyRange(bytes, words[e + 2]!, words[e + 3]!, out, pos);
+      out[pos++] = 0x0d;
+      out[pos++] = 0x0a;
+    }
+    if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
+  }
+  const added = h.added;
+  for (let j = 0; j < added.length; j += 2) {
+    const name = added[j]!;
+    if (isFramingName(name)) continue;
+    pos = writeLatin1(out, pos, name);
+    out[pos++] = 0x3a;
+    out[pos++] = 0x20;
+    pos = writeLatin1(out, pos, added[j + 1]!);
+    out[pos++] = 0x0d;
+    out[pos++] = 0x0a;
+  }
+  return pos;
+}
+
+/** `name: value\r\n` of a decoded line with odd whitespace. */
+function fieldLineLength(words: Int32Array, e: number): number {
+  return words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
+}
+
+const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
+
+function isFramingName(name: string): boolean {
+  return (
+    name === 'content-length' ||
+    name === 'transfer-encoding' ||
+    name === 'connection' ||
+    name === 'keep-alive'
+  );
+}
+
+/** Whether the list value in `b[s, e)` has a `close` element (case-insensitive), as CLOSE_TOKEN. */
+function namesClose(b: Uint8Array, s: number, e: number): boolean {
+  let i = s;
+  while (i < e) {
+    while (i < e && (b[i] === 0x20 || b[i] === 0x09)) i++;
+    const ts = i;
+    while (i < e && b[i] !== 0x2c) i++;
+    let te = i;
+    while (te > ts && (b[te - 1] === 0x20 || b[te - 1] === 0x09)) te--;
+    if (
+      te - ts === 5 &&
+      LOWER[b[ts]!] === 0x63 &&
+      LOWER[b[ts + 1]!] === 0x6c &&
+      LOWER[b[ts + 2]!] === 0x6f &&
+      LOWER[b[ts + 3]!] === 0x73 &&
+      LOWER[b[ts + 4]!] === 0x65
+    )
+      return true;
+    i++;
+  }
+  return false;
+}
+
+/** The decimal value of validated digits `b[s, e)`. */
+function decimal(b: Uint8Array, s: number, e: number): number {
+  let v = 0;
+  for (let i = s; i < e; i++) v = v * 10 + b[i]! - 0x30;
+  return v;
+}
+
+/** Copies src[s, e) to out at pos; short ranges byte by byte (cheaper than a view and a native copy). */
+function copyRange(src: Uint8Array, s: number, e: number, out: Uint8Array, pos: number): number {
+  const n = e - s;
+  if (n <= 16) {
+    for (let k = 0; k < n; k++) out[pos + k] = src[s + k]!;
+  } else out.set(src.subarray(s, e), pos);
+  return pos + n;
+}
+
+/**
+ * Writes a latin1 string (every char below 0x100, as validated names and values are) at pos;
+ * short strings in JS, long ones natively. Returns the position after it. @internal
+ */
+export function writeLatin1(out: Uint8Array, pos: number, s: string): number {
+  const n = s.length;
+  if (n <= 24) {
+    for (let k = 0; k < n; k++) out[pos + k] = s.charCodeAt(k);
+  } else latin1Write.call(out, s, pos);
+  return pos + n;
+}
