@@ -1,0 +1,221 @@
+/**
+ * HPACK header-block encoder (RFC 7541 §6) for one direction of one connection. Policy:
+ * - a field found whole in the static or dynamic table is sent as one index;
+ * - sensitive fields (authorization, proxy-authorization, set-cookie, cookies under 20 bytes,
+ *   or any field the caller marks) are never-indexed literals (§7.1.3), so an intermediary
+ *   must not index them either and they cannot be probed through the table (CRIME-style);
+ * - fields that change with every message (`:path`, content-length, etag, location, age, dates
+ *   of conditional requests) and fields larger than 3/4 of the table are literals without
+ *   indexing, so they do not churn the table (nghttp2's choice);
+ * - everything else is indexed; names are referenced by index when the table has them;
+ * - a string is Huffman-coded when that is shorter (configurable).
+ * The peer's SETTINGS_HEADER_TABLE_SIZE (capped by our own `maxTableSize`) takes effect at the
+ * start of the next block with one or two size updates (§4.2: the smallest size reached, then
+ * the final one).
+ *
+ * Not for validation: names must already be lowercase and names and values byte strings (one
+ * char per byte) without CR, LF or NUL; the session checks what it sends. Not for framing: the
+ * frame encoders split the block into HEADERS and CONTINUATION frames.
+ */
+import {
+  HPACK_ENTRY_OVERHEAD,
+  HpackDynamicTable,
+  STATIC_TABLE_LENGTH,
+  staticFieldIndex,
+  staticNameIndex,
+} from './hpack-table.js';
+import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
+
+/** Options of an {@link HpackEncoder}. */
+export interface HpackEncoderOptions {
+  /**
+   * The largest dynamic table we are willing to keep for this peer, whatever its
+   * SETTINGS_HEADER_TABLE_SIZE allows (0 disables indexing). Default 4096.
+   */
+  readonly maxTableSize?: number;
+  /** When to Huffman-code strings: when shorter (default), always, or never. */
+  readonly huffman?: 'auto' | 'always' | 'never';
+}
+
+/** Names whose values are never indexed: credentials (RFC 7541 §7.1.3). */
+const SENSITIVE_NAMES = new Set(['authorization', 'proxy-authorization', 'set-cookie']);
+/** Names whose values rarely repeat on a connection: indexing them would only evict others. */
+const UNINDEXED_NAMES = new Set([
+  ':path',
+  'age',
+  'content-length',
+  'etag',
+  'if-modified-since',
+  'if-none-match',
+  'location',
+]);
+/** RFC 7541 §7.1.3: short cookies are easy to guess, so they are never indexed. */
+const MIN_INDEXED_COOKIE = 20;
+/** The protocol's initial SETTINGS_HEADER_TABLE_SIZE (RFC 9113 §6.5.2). */
+const DEFAULT_TABLE_SIZE = 4096;
+
+/** Encodes the header blocks of one direction of a connection; see the module comment. */
+export class HpackEncoder {
+  /** The dynamic table, exposed for inspection (tests, debugging); do not modify it. */
+  readonly table: HpackDynamicTable;
+  readonly #cap: number;
+  readonly #huffman: 'auto' | 'always' | 'never';
+  /** name → value → insertion number of the newest entry with that field. */
+  readonly #fields = new Map<string, Map<string, number>>();
+  /** name → insertion number of the newest entry with that name. */
+  readonly #names = new Map<string, number>();
+  /** Smallest size the table went through since the last block, or -1 when there is none. */
+  #pendingMin = -1;
+  #pendingSize = -1;
+  #buf: Uint8Array = new Uint8Array(512);
+  #len = 0;
+
+  constructor(options: HpackEncoderOptions = {}) {
+    this.#cap = options.maxTableSize ?? DEFAULT_TABLE_SIZE;
+    this.#huffman = options.huffman ?? 'auto';
+    this.table = new HpackDynamicTable(DEFAULT_TABLE_SIZE, (name, value, insertion) => {
+      const values = this.#fields.get(name);
+      if (values !== undefined && values.get(value) === insertion) {
+        values.delete(value);
+        if (values.size === 0) this.#fields.delete(name);
+      }
+      if (this.#names.get(name) === insertion) this.#names.delete(name);
+    });
+    if (this.#cap < DEFAULT_TABLE_SIZE) this.#schedule(this.#cap);
+  }
+
+  /** Applies the peer's SETTINGS_HEADER_TABLE_SIZE; the next block announces the new size. */
+  setPeerMaxTableSize(peerLimit: number): void {
+    this.#schedule(Math.min(peerLimit, this.#cap));
+  }
+
+  #schedule(size: number): void {
+    const current = this.#pendingSize >= 0 ? this.#pendingSize : this.table.maxSize;
+    if (size === current) return;
+    this.#pendingMin = this.#pendingMin < 0 ? size : Math.min(this.#pendingMin, size);
+    this.#pendingSize = size;
+  }
+
+  /**
+   * Starts a header block, discarding any unfinished one. Emits pending table size updates.
+   */
+  begin(): void {
+    this.#len = 0;
+    if (this.#pendingSize < 0) return;
+    if (this.#pendingMin < this.#pendingSize) {
+      this.#integer(this.#pendingMin, 5, 0x20);
+      this.table.setMaxSize(this.#pendingMin);
+    }
+    this.#integer(this.#pendingSize, 5, 0x20);
+    this.table.setMaxSize(this.#pendingSize);
+    this.#pendingMin = -1;
+    this.#pendingSize = -1;
+  }
+
+  /**
+   * Appends one field to the block. `sensitive` forces a never-indexed literal (for values such
+   * as tokens that the built-in list of sensitive names does not cover).
+   */
+  addField(name: string, value: string, sensitive = false): void {
+    const never =
+      sensitive || SENSITIVE_NAMES.has(name) || (name === 'cookie' && value.length < MIN_INDEXED_COOKIE);
+    if (!never) {
+      let index = staticFieldIndex(name, value);
+      if (index === 0) {
+        const insertion = this.#fields.get(name)?.get(value);
+        if (insertion !== undefined) {
+          const pos = this.table.positionOf(insertion);
+          if (pos >= 0) index = STATIC_TABLE_LENGTH + 1 + pos;
+        }
+      }
+      if (index !== 0) {
+        this.#integer(index, 7, 0x80);
+        return;
+      }
+    }
+    let nameIndex = staticNameIndex(name);
+    if (nameIndex === 0) {
+      const insertion = this.#names.get(name);
+      if (insertion !== undefined) {
+        const pos = this.table.positionOf(insertion);
+        if (pos >= 0) nameIndex = STATIC_TABLE_LENGTH + 1 + pos;
+      }
+    }
+    const entrySize = name.length + value.length + HPACK_ENTRY_OVERHEAD;
+    if (never) {
+      this.#integer(nameIndex, 4, 0x10);
+    } else if (UNINDEXED_NAMES.has(name) || entrySize * 4 > this.table.maxSize * 3) {
+      this.#integer(nameIndex, 4, 0x00);
+    } else {
+      this.#integer(nameIndex, 6, 0x40);
+      const insertion = this.table.insertCount;
+      this.table.add(name, value);
+      if (this.table.positionOf(insertion) === 0) {
+        let values = this.#fields.get(name);
+        if (values === undefined) this.#fields.set(name, (values = new Map()));
+        values.set(value, insertion);
+        this.#names.set(name, insertion);
+      }
+    }
+    if (nameIndex === 0) this.#string(name);
+    this.#string(value);
+  }
+
+  /**
+   * Ends the block and returns its bytes: a view of the encoder's buffer, valid until the next
+   * {@link begin}. Copy it if it must outlive that.
+   */
+  finish(): Uint8Array {
+    return this.#buf.subarray(0, this.#len);
+  }
+
+  /** Encodes a whole header block into a new array. */
+  encode(fields: readonly (readonly [name: string, value: string])[]): Uint8Array {
+    this.begin();
+    for (const [name, value] of fields) this.addField(name, value);
+    return this.finish().slice();
+  }
+
+  #ensure(n: number): void {
+    if (this.#len + n <= this.#buf.length) return;
+    const next = new Uint8Array(Math.max(this.#buf.length * 2, this.#len + n));
+    next.set(this.#buf.subarray(0, this.#len));
+    this.#buf = next;
+  }
+
+  /** An HPACK integer with a `prefixBits`-bit prefix after the `flags` bits (RFC 7541 §5.1). */
+  #integer(value: number, prefixBits: number, flags: number): void {
+    this.#ensure(6);
+    const buf = this.#buf;
+    const max = (1 << prefixBits) - 1;
+    if (value < max) {
+      buf[this.#len++] = flags | value;
+      return;
+    }
+    buf[this.#len++] = flags | max;
+    value -= max;
+    while (value >= 0x80) {
+      buf[this.#len++] = (value & 0x7f) | 0x80;
+      value = Math.floor(value / 0x80);
+    }
+    buf[this.#len++] = value;
+  }
+
+  #string(s: string): void {
+    const raw = s.length;
+    const mode = this.#huffman;
+    const coded = mode === 'never' ? raw + 1 : huffmanEncodedLength(s);
+    if (mode === 'always' || coded < raw) {
+      this.#integer(coded, 7, 0x80);
+      this.#ensure(coded);
+      this.#len = huffmanEncode(s, this.#buf, this.#len);
+      return;
+    }
+    this.#integer(raw, 7, 0x00);
+    this.#ensure(raw);
+    const buf = this.#buf;
+    let p = this.#len;
+    for (let i = 0; i < raw; i++) buf[p++] = s.charCodeAt(i);
+    this.#len = p;
+  }
+}
