@@ -7,6 +7,14 @@
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8"],
       "cflags_cc": ["-O2", "-std=c++17", "-fno-exceptions", "-fvisibility=hidden", "-Wall", "-Wextra"],
       "libraries": ["-luring"]
+    },
+    {
+      "target_name": "loch_tls",
+      "sources": ["src/tls_addon.cc", "src/tls_engine.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8", "OPENSSL_API_COMPAT=0x30000000L"],
+      "cflags_cc": ["-O2", "-std=c++17", "-fno-exceptions", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "libraries": []
     }
   ]
 }

@@ -216,3 +216,119 @@ export declare const Op: Readonly<{
   PROVIDE: 13;
   POLL: 14;
 }>;
+
+/** Flags that `TlsSession.feed` (and `encrypt`, `failed` only) writes into `info[1]`. */
+export interface TlsFlags {
+  /** The handshake is complete (now or earlier). */
+  readonly handshakeDone: number;
+  /** The handshake completed during this call. */
+  readonly handshakeJustDone: number;
+  /** The peer's close_notify arrived: no more plaintext will come. */
+  readonly peerClosed: number;
+  /** The plaintext buffer filled up: call feed(null, buf) again for the rest. */
+  readonly morePlaintext: number;
+  /** A client received a new session (ticket): `session()` serializes it. */
+  readonly newSession: number;
+  /** The session failed: `error()` says why. */
+  readonly failed: number;
+}
+
+/** Why a TLS session failed. `kind`: 1 protocol, 2 certificate, 3 alert from the peer, 4 plain HTTP, 5 misuse. */
+export interface TlsSessionError {
+  readonly kind: 1 | 2 | 3 | 4 | 5;
+  /** OpenSSL's reasons (or the X509 verification error). */
+  readonly message: string;
+  /** The fatal alert involved (received or sent), or -1. */
+  readonly alert: number;
+  readonly alertFromPeer: boolean;
+}
+
+/** What a handshake settled. Empty strings when not negotiated. */
+export interface TlsNegotiated {
+  readonly alpnProtocol: string;
+  readonly servername: string;
+  /** 'TLSv1.2' or 'TLSv1.3'. */
+  readonly version: string;
+  readonly cipher: string;
+  readonly sessionReused: boolean;
+  /** The peer's certificate, DER. */
+  readonly peerCertificate: Uint8Array | undefined;
+}
+
+/**
+ * An SSL_CTX with Loch's policy (TLS 1.2..1.3, ECDHE + AEAD, no renegotiation, no compression).
+ * Configuration calls return an error string instead of throwing; argument type errors throw.
+ */
+export interface NativeTlsContext {
+  /** Server: a certificate (PEM chain, leaf first; PEM key) for exact or `*.` wildcard names. */
+  addCertificate(
+    chainPem: string,
+    keyPem: string,
+    names: readonly string[],
+    isDefault: boolean,
+  ): string | undefined;
+  /** ALPN list in wire form: the server's preference order, or the client's offer. */
+  setAlpn(wire: Uint8Array): string | undefined;
+  /** Server: n * 80 bytes (16 name, 32 HMAC, 32 AES); the first encrypts, all decrypt. */
+  setTicketKeys(keys: Uint8Array): string | undefined;
+  /** Trusted CAs (PEM). The server also advertises their names when it asks for client certificates. */
+  setCaPem(pem: string): string | undefined;
+  /** A CA file, or OpenSSL's default paths for ''. */
+  loadCaFile(path: string): string | undefined;
+  /** Server: request / require a client certificate. Client: verify the server (`request`). */
+  setVerify(request: boolean, require: boolean): void;
+}
+
+/** One TLS connection over memory BIOs. Results of feed/encrypt land in `NativeTls.info`. */
+export interface NativeTlsSession {
+  /** Client: SNI (host names only) and, with `verifyHost`, the name the certificate must match. */
+  setServername(name: string, verifyHost: boolean): boolean;
+  /** Client: ALPN offer for this connection (wire form). */
+  setAlpn(wire: Uint8Array): boolean;
+  /** Client: resume this session (bytes from `session()`). False when they do not parse. */
+  setSession(bytes: Uint8Array): boolean;
+  /**
+   * Feeds received ciphertext (or null to drive the handshake) and decrypts what it can into
+   * `plaintext`. `info[0]`: plaintext bytes written; `info[1]`: TlsFlags. Returns the ciphertext to
+   * send (handshake flights, alerts, tickets), or undefined.
+   */
+  feed(ciphertext: Uint8Array | null, plaintext: Uint8Array): Uint8Array | undefined;
+  /** Encrypts one buffer or several (one record stream); `info[1]` is `failed` on failure. */
+  encrypt(data: Uint8Array | readonly Uint8Array[]): Uint8Array | undefined;
+  /** Queues close_notify and returns what to send. */
+  shutdown(): Uint8Array | undefined;
+  /** Ciphertext still waiting, or undefined. */
+  takeOutput(): Uint8Array | undefined;
+  error(): TlsSessionError | undefined;
+  negotiated(): TlsNegotiated;
+  /** Client: the latest session received, serialized for `setSession`. */
+  session(): Uint8Array | undefined;
+  /** Frees the SSL now (otherwise at garbage collection). Idempotent; later calls throw. */
+  destroy(): void;
+}
+
+/** The TLS engine of this thread. */
+export interface NativeTls {
+  readonly TlsContext: new (
+    server: boolean,
+    minVersion: number,
+    maxVersion: number,
+    ciphers: string,
+    ciphersuites: string,
+  ) => NativeTlsContext;
+  readonly TlsSession: new (context: NativeTlsContext) => NativeTlsSession;
+  /** The slots feed() and encrypt() report in: [plaintext bytes, flags, -, -]. */
+  readonly info: Int32Array;
+  readonly flags: TlsFlags;
+  /** The OpenSSL this process runs (the node binary's). */
+  opensslVersion(): string;
+}
+
+/** Result of `loadTls()`. */
+export type TlsLoadResult = { readonly tls: NativeTls } | { readonly error: string };
+
+/**
+ * The TLS engine when loch_tls.node loads (whether or not the kernel allows io_uring); `{ error }`
+ * saying why when it does not. Never throws; cached per thread.
+ */
+export function loadTls(): TlsLoadResult;

@@ -145,3 +145,43 @@ export const Op = Object.freeze({
   PROVIDE: 13,
   POLL: 14,
 });
+
+/** @type {import('./index.js').TlsLoadResult | undefined} */
+let tlsCached;
+
+/**
+ * The TLS engine (loch_tls.node: OpenSSL from the node binary over memory BIOs), whether or not
+ * the kernel allows io_uring; `{ error }` when the module is not built or does not load. Binds
+ * this thread's info slots on first use. Never throws; cached per thread.
+ * @returns {import('./index.js').TlsLoadResult}
+ */
+export function loadTls() {
+  if (tlsCached) return tlsCached;
+  const explicit = process.env.LOCH_NATIVE_TLS_PATH;
+  const candidates = explicit
+    ? [explicit]
+    : [join(here, 'build', 'Release', 'loch_tls.node'), join(here, 'build', 'Debug', 'loch_tls.node')];
+  let loadError = '';
+  for (const path of candidates) {
+    if (!existsSync(path)) {
+      if (explicit) loadError = `LOCH_NATIVE_TLS_PATH=${path} does not exist`;
+      continue;
+    }
+    try {
+      const binding = require(path);
+      const info = new Int32Array(4);
+      binding.bindInfo(info);
+      tlsCached = { tls: { ...binding, info } };
+      return tlsCached;
+    } catch (error) {
+      loadError = `cannot load ${path}: ${error instanceof Error ? error.message : String(error)}`;
+    }
+  }
+  const build = buildFailure();
+  tlsCached = {
+    error:
+      [loadError, build].filter(Boolean).join('\n') ||
+      'the TLS engine is not built (run `node scripts/build.mjs` in @loch/native)',
+  };
+  return tlsCached;
+}

@@ -1,0 +1,595 @@
+// The TLS engine over memory BIOs (see tls_engine.h). Every OpenSSL call here resolves against
+// the symbols the node binary exports: the addon links no libssl of its own, so it runs the same
+// OpenSSL (version, FIPS mode, configuration) as node:tls in the same process.
+#include "tls_engine.h"
+
+#include <arpa/inet.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <cstring>
+
+namespace loch::tls {
+
+namespace {
+
+// Mozilla's "intermediate" TLS 1.2 list: ECDHE only, AEAD only. TLS 1.3 suites stay OpenSSL's
+// defaults (all AEAD).
+constexpr const char* kDefaultCiphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+constexpr const char* kDefaultGroups = "X25519:P-256:P-384";
+const unsigned char kSessionIdContext[] = "loch";
+
+// The OpenSSL error queue as one line ("reason; reason"), emptied.
+std::string DrainErrors(const char* fallback) {
+  std::string out;
+  char buf[256];
+  unsigned long e;
+  while ((e = ERR_get_error()) != 0) {
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? std::string(fallback) : out;
+}
+
+std::string Lower(const std::string& s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool IsIpLiteral(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+// A read-only memory BIO over a string (no copy).
+BIO* ReadBio(const std::string& s) { return BIO_new_mem_buf(s.data(), static_cast<int>(s.size())); }
+
+}  // namespace
+
+Certificate::~Certificate() {
+  X509_free(leaf);
+  EVP_PKEY_free(key);
+  if (chain != nullptr) sk_X509_pop_free(chain, X509_free);
+}
+
+TlsContext::TlsContext(SSL_CTX* ctx, bool server) : ctx_(ctx), server_(server) {}
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+std::shared_ptr<TlsContext> TlsContext::Create(bool server, int minVersion, int maxVersion,
+                                               const std::string& ciphers,
+                                               const std::string& ciphersuites, std::string* why) {
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  if (ctx == nullptr) {
+    *why = DrainErrors("SSL_CTX_new failed");
+    return nullptr;
+  }
+  std::shared_ptr<TlsContext> self(new TlsContext(ctx, server));
+  int lo = minVersion != 0 ? minVersion : TLS1_2_VERSION;
+  int hi = maxVersion != 0 ? maxVersion : TLS1_3_VERSION;
+  if (lo < TLS1_2_VERSION || hi > TLS1_3_VERSION || lo > hi) {
+    *why = "versions must lie within TLSv1.2..TLSv1.3, minimum first";
+    return nullptr;
+  }
+  SSL_CTX_set_min_proto_version(ctx, lo);
+  SSL_CTX_set_max_proto_version(ctx, hi);
+  // No renegotiation, no compression; the server picks the cipher. 0-RTT stays off (max early
+  // data is 0 unless set).
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // An idle connection keeps no 16 KiB record buffers (memory per idle connection).
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_set_cipher_list(ctx, ciphers.empty() ? kDefaultCiphers : ciphers.c_str()) != 1) {
+    *why = "ciphers: " + DrainErrors("no usable cipher");
+    return nullptr;
+  }
+  if (!ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, ciphersuites.c_str()) != 1) {
+    *why = "ciphersuites: " + DrainErrors("no usable TLS 1.3 suite");
+    return nullptr;
+  }
+  if (SSL_CTX_set1_groups_list(ctx, kDefaultGroups) != 1) {
+    *why = DrainErrors("cannot set groups");
+    return nullptr;
+  }
+  SSL_CTX_set_app_data(ctx, self.get());
+  if (server) {
+    SSL_CTX_set_session_id_context(ctx, kSessionIdContext, sizeof kSessionIdContext - 1);
+    // Resumption is by tickets only: stateless, so every worker resumes every other's sessions
+    // once they share the ticket keys, and no per-process cache grows.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_tlsext_servername_callback(ctx, OnServername);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, OnNewSession);
+    self->SetVerify(true, true);
+  }
+  return self;
+}
+
+bool TlsContext::AddCertificate(const std::string& chainPem, const std::string& keyPem,
+                                const std::vector<std::string>& names, bool isDefault,
+                                std::string* why) {
+  ERR_clear_error();
+  auto cert = std::make_unique<Certificate>();
+  BIO* bio = ReadBio(chainPem);
+  cert->leaf = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  if (cert->leaf == nullptr) {
+    BIO_free(bio);
+    *why = "certificate: " + DrainErrors("no PEM certificate");
+    return false;
+  }
+  cert->chain = sk_X509_new_null();
+  while (X509* extra = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) sk_X509_push(cert->chain, extra);
+  BIO_free(bio);
+  ERR_clear_error();  // the end of the PEM list
+  bio = ReadBio(keyPem);
+  cert->key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (cert->key == nullptr) {
+    *why = "key: " + DrainErrors("no PEM private key");
+    return false;
+  }
+  if (X509_check_private_key(cert->leaf, cert->key) != 1) {
+    ERR_clear_error();
+    *why = "the private key does not match the certificate";
+    return false;
+  }
+  const Certificate* added = cert.get();
+  if (isDefault || default_ == nullptr) {
+    if (SSL_CTX_use_cert_and_key(ctx_, cert->leaf, cert->key, cert->chain, 1) != 1) {
+      *why = DrainErrors("cannot use the certificate");
+      return false;
+    }
+    default_ = added;
+  }
+  for (const std::string& raw : names) {
+    std::string name = Lower(raw);
+    if (name.size() > 2 && name[0] == '*' && name[1] == '.') {
+      wildcard_[name.substr(2)] = added;
+    } else if (!name.empty()) {
+      exact_[name] = added;
+    }
+  }
+  certificates_.push_back(std::move(cert));
+  return true;
+}
+
+const Certificate* TlsContext::Select(const char* servername) const {
+  if (servername == nullptr || servername[0] == '\0') return default_;
+  std::string name = Lower(servername);
+  auto exact = exact_.find(name);
+  if (exact != exact_.end()) return exact->second;
+  size_t dot = name.find('.');
+  if (dot != std::string::npos && dot > 0) {
+    auto wild = wildcard_.find(name.substr(dot + 1));
+    if (wild != wildcard_.end()) return wild->second;
+  }
+  return default_;
+}
+
+int TlsContext::OnServername(SSL* ssl, int* alert, void*) {
+  auto* self = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  const Certificate* cert = self->Select(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name));
+  if (cert == nullptr) {
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  // The default is the context's own; another one goes onto this connection only. One SSL_CTX
+  // for all names keeps ALPN, tickets and client verification the same whatever name was asked.
+  if (cert != self->default_ && SSL_use_cert_and_key(ssl, cert->leaf, cert->key, cert->chain, 1) != 1) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  return SSL_TLSEXT_ERR_OK;
+}
+
+bool TlsContext::SetAlpn(const unsigned char* wire, size_t len, std::string* why) {
+  // Validate the wire form: non-empty names, lengths that add up.
+  for (size_t i = 0; i < len;) {
+    size_t n = wire[i];
+    if (n == 0 || i + 1 + n > len) {
+      *why = "malformed ALPN list";
+      return false;
+    }
+    i += 1 + n;
+  }
+  alpn_.assign(wire, wire + len);
+  if (server_) {
+    SSL_CTX_set_alpn_select_cb(ctx_, len == 0 ? nullptr : OnAlpnSelect, this);
+    return true;
+  }
+  if (SSL_CTX_set_alpn_protos(ctx_, len == 0 ? nullptr : wire, static_cast<unsigned>(len)) != 0) {
+    *why = DrainErrors("cannot set ALPN");
+    return false;
+  }
+  return true;
+}
+
+int TlsContext::OnAlpnSelect(SSL*, const unsigned char** out, unsigned char* outlen,
+                             const unsigned char* in, unsigned int inlen, void* arg) {
+  auto* self = static_cast<TlsContext*>(arg);
+  const std::vector<unsigned char>& ours = self->alpn_;
+  // The server's preference order, not the client's.
+  for (size_t i = 0; i < ours.size(); i += 1 + ours[i]) {
+    unsigned char n = ours[i];
+    for (unsigned int j = 0; j < inlen; j += 1 + in[j]) {
+      if (in[j] == n && j + 1 + n <= inlen && memcmp(in + j + 1, ours.data() + i + 1, n) == 0) {
+        *out = in + j + 1;
+        *outlen = n;
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_ALERT_FATAL;  // no_application_protocol
+}
+
+bool TlsContext::SetTicketKeys(const unsigned char* bytes, size_t len, std::string* why) {
+  if (!server_) {
+    *why = "ticket keys belong to a server context";
+    return false;
+  }
+  if (len == 0 || len % kTicketKeyBytes != 0) {
+    *why = "ticket keys must be a non-empty multiple of 80 bytes (16 name, 32 HMAC, 32 AES)";
+    return false;
+  }
+  std::vector<TicketKey> keys(len / kTicketKeyBytes);
+  for (size_t i = 0; i < keys.size(); i++) {
+    const unsigned char* k = bytes + i * kTicketKeyBytes;
+    memcpy(keys[i].name, k, 16);
+    memcpy(keys[i].hmac, k + 16, 32);
+    memcpy(keys[i].aes, k + 48, 32);
+  }
+  ticketKeys_.swap(keys);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx_, OnTicketKey);
+  return true;
+}
+
+int TlsContext::OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                            EVP_MAC_CTX* mac, int enc) {
+  auto* self = static_cast<TlsContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  const std::vector<TicketKey>& keys = self->ticketKeys_;
+  if (keys.empty()) return enc ? -1 : 0;
+  size_t index = 0;
+  if (enc) {
+    memcpy(name, keys[0].name, 16);
+    if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) return -1;
+  } else {
+    while (index < keys.size() && memcmp(name, keys[index].name, 16) != 0) index++;
+    if (index == keys.size()) return 0;  // unknown key (rotated out): full handshake
+  }
+  const TicketKey& key = keys[index];
+  OSSL_PARAM params[3];
+  params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key.hmac), 32);
+  params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0);
+  params[2] = OSSL_PARAM_construct_end();
+  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+  int ok = enc ? EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv)
+               : EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes, iv);
+  if (ok != 1) return -1;
+  // A ticket under an older key resumes, and gets a new ticket under the current one.
+  return enc || index == 0 ? 1 : 2;
+}
+
+bool TlsContext::SetCaPem(const std::string& pem, std::string* why) {
+  ERR_clear_error();
+  X509_STORE* store = X509_STORE_new();
+  STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+  BIO* bio = ReadBio(pem);
+  int count = 0;
+  while (X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(store, ca);
+    if (server_) sk_X509_NAME_push(names, X509_NAME_dup(X509_get_subject_name(ca)));
+    X509_free(ca);
+    count++;
+  }
+  BIO_free(bio);
+  ERR_clear_error();
+  if (count == 0) {
+    X509_STORE_free(store);
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    *why = "no PEM certificate among the CAs";
+    return false;
+  }
+  SSL_CTX_set_cert_store(ctx_, store);
+  if (server_) {
+    SSL_CTX_set_client_CA_list(ctx_, names);
+  } else {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+  }
+  return true;
+}
+
+bool TlsContext::LoadCaFile(const std::string& path, std::string* why) {
+  ERR_clear_error();
+  int ok = path.empty() ? SSL_CTX_set_default_verify_paths(ctx_)
+                        : SSL_CTX_load_verify_locations(ctx_, path.c_str(), nullptr);
+  if (ok != 1) {
+    *why = DrainErrors("cannot load the CA certificates");
+    return false;
+  }
+  return true;
+}
+
+void TlsContext::SetVerify(bool request, bool require) {
+  verifyPeer_ = request;
+  int mode = SSL_VERIFY_NONE;
+  if (request) {
+    mode = SSL_VERIFY_PEER;
+    if (server_) mode |= SSL_VERIFY_CLIENT_ONCE | (require ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+  }
+  SSL_CTX_set_verify(ctx_, mode, nullptr);
+}
+
+int TlsContext::OnNewSession(SSL* ssl, SSL_SESSION* session) {
+  auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
+  if (s == nullptr) return 0;
+  if (s->session_ != nullptr) SSL_SESSION_free(s->session_);
+  s->session_ = session;
+  s->newSession_ = true;
+  return 1;  // the reference is ours now
+}
+
+TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std::move(context)) {
+  server_ = context_->server();
+  verifyPeer_ = context_->verifyPeer();
+  ERR_clear_error();
+  ssl_ = SSL_new(context_->ctx());
+  if (ssl_ == nullptr) {
+    Fail(ErrorKind::kUsage, DrainErrors("SSL_new failed"));
+    return;
+  }
+  rbio_ = BIO_new(BIO_s_mem());
+  wbio_ = BIO_new(BIO_s_mem());
+  // An empty input BIO means "wait for more", never end of stream: the transport says when the
+  // stream ended.
+  BIO_set_mem_eof_return(rbio_, -1);
+  BIO_set_mem_eof_return(wbio_, -1);
+  SSL_set_bio(ssl_, rbio_, wbio_);
+  SSL_set_app_data(ssl_, this);
+  SSL_set_info_callback(ssl_, OnInfo);
+  if (server_) {
+    SSL_set_accept_state(ssl_);
+  } else {
+    SSL_set_connect_state(ssl_);
+  }
+}
+
+TlsSession::~TlsSession() {
+  if (session_ != nullptr) SSL_SESSION_free(session_);
+  if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+bool TlsSession::SetServername(const std::string& name, bool verifyHost) {
+  if (ssl_ == nullptr || name.empty()) return false;
+  bool ip = IsIpLiteral(name);
+  // SNI carries host names only (RFC 6066); an IP address is still checked against the SANs.
+  if (!ip && SSL_set_tlsext_host_name(ssl_, name.c_str()) != 1) return false;
+  if (verifyHost && verifyPeer_) {
+    SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str())
+                : SSL_set1_host(ssl_, name.c_str());
+    if (ok != 1) return false;
+  }
+  return true;
+}
+
+bool TlsSession::SetAlpn(const unsigned char* wire, size_t len) {
+  if (ssl_ == nullptr || server_) return false;
+  return SSL_set_alpn_protos(ssl_, len == 0 ? nullptr : wire, static_cast<unsigned>(len)) == 0;
+}
+
+bool TlsSession::SetSession(const unsigned char* bytes, size_t len) {
+  if (ssl_ == nullptr || server_) return false;
+  const unsigned char* p = bytes;
+  SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(len));
+  if (session == nullptr) {
+    ERR_clear_error();
+    return false;
+  }
+  int ok = SSL_set_session(ssl_, session);
+  SSL_SESSION_free(session);
+  ERR_clear_error();
+  return ok == 1;
+}
+
+void TlsSession::OnInfo(const SSL* ssl, int where, int ret) {
+  if ((where & SSL_CB_ALERT) == 0) return;
+  auto* self = static_cast<TlsSession*>(SSL_get_app_data(ssl));
+  if (self == nullptr) return;
+  int level = ret >> 8;
+  int desc = ret & 0xff;
+  if (desc == SSL_AD_CLOSE_NOTIFY) return;
+  if (level != SSL3_AL_FATAL) return;
+  if (self->alert_ >= 0) return;  // the first one tells the story
+  self->alert_ = desc;
+  self->alertFromPeer_ = (where & SSL_CB_READ) != 0;
+}
+
+void TlsSession::Fail(ErrorKind kind, const std::string& why) {
+  if (kind_ != ErrorKind::kNone) return;
+  kind_ = kind;
+  error_ = why;
+}
+
+void TlsSession::FailFromSsl(int code) {
+  if (code != SSL_ERROR_SSL) {
+    ERR_clear_error();
+    Fail(ErrorKind::kProtocol, code == SSL_ERROR_SYSCALL ? "unexpected end of the TLS stream"
+                                                          : "TLS failure " + std::to_string(code));
+    return;
+  }
+  unsigned long first = ERR_peek_error();
+  int reason = ERR_GET_REASON(first);
+  std::string why = DrainErrors("TLS failure");
+  long verify = SSL_get_verify_result(ssl_);
+  if (alertFromPeer_) {
+    const char* name = SSL_alert_desc_string_long(alert_ | (SSL3_AL_FATAL << 8));
+    Fail(ErrorKind::kAlert, std::string("the peer sent the fatal alert ") + name + " (" + std::to_string(alert_) +
+                                "): " + why);
+  } else if (verifyPeer_ && verify != X509_V_OK) {
+    Fail(ErrorKind::kCertificate,
+         std::string("certificate verification failed: ") + X509_verify_cert_error_string(verify) + " (" + why + ")");
+  } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE || reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+    Fail(ErrorKind::kCertificate, why);
+  } else {
+    Fail(ErrorKind::kProtocol, why);
+  }
+}
+
+FeedResult TlsSession::Feed(const unsigned char* data, size_t len, unsigned char* plain, size_t cap) {
+  FeedResult result;
+  if (ssl_ != nullptr && !failed() && len > 0) {
+    if (server_ && !sawInput_ && std::isalpha(data[0])) {
+      // A TLS record starts with 0x14..0x17; a letter is an HTTP method.
+      Fail(ErrorKind::kPlainHttp, "a plain HTTP request was sent to a TLS port");
+    } else {
+      while (len > 0) {
+        int n = static_cast<int>(std::min<size_t>(len, INT_MAX));
+        BIO_write(rbio_, data, n);
+        data += n;
+        len -= static_cast<size_t>(n);
+      }
+    }
+    sawInput_ = true;
+  }
+  if (ssl_ != nullptr && !failed()) Advance(&result, plain, cap);
+  if (handshakeDone_) result.flags |= kHandshakeDone;
+  if (peerClosed_) result.flags |= kPeerClosed;
+  if (newSession_) {
+    result.flags |= kNewSession;
+    newSession_ = false;
+  }
+  if (failed()) result.flags |= kFailed;
+  return result;
+}
+
+void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
+  ERR_clear_error();
+  if (!handshakeDone_) {
+    int rc = SSL_do_handshake(ssl_);
+    if (rc != 1) {
+      int code = SSL_get_error(ssl_, rc);
+      if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE) FailFromSsl(code);
+      return;
+    }
+    handshakeDone_ = true;
+    result->flags |= kHandshakeJustDone;
+  }
+  // Application data (and post-handshake messages: TLS 1.3 tickets, key updates) that arrived.
+  while (!peerClosed_ && result->plaintext < cap) {
+    size_t n = 0;
+    int rc = SSL_read_ex(ssl_, plain + result->plaintext, cap - result->plaintext, &n);
+    if (rc == 1) {
+      result->plaintext += n;
+      continue;
+    }
+    int code = SSL_get_error(ssl_, rc);
+    if (code == SSL_ERROR_ZERO_RETURN) {
+      peerClosed_ = true;
+    } else if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE) {
+      FailFromSsl(code);
+    }
+    break;
+  }
+  if (!failed() && !peerClosed_ && result->plaintext == cap && (SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0)) {
+    result->flags |= kMorePlaintext;
+  }
+}
+
+bool TlsSession::Encrypt(const unsigned char* data, size_t len) {
+  if (ssl_ == nullptr || failed()) return false;
+  if (!handshakeDone_) {
+    Fail(ErrorKind::kUsage, "write before the TLS handshake completed");
+    return false;
+  }
+  ERR_clear_error();
+  while (len > 0) {
+    size_t n = 0;
+    int rc = SSL_write_ex(ssl_, data, len, &n);
+    if (rc != 1) {
+      FailFromSsl(SSL_get_error(ssl_, rc));
+      return false;
+    }
+    data += n;
+    len -= n;
+  }
+  return true;
+}
+
+void TlsSession::Shutdown() {
+  if (ssl_ == nullptr || shutdownSent_ || !handshakeDone_ || failed()) return;
+  shutdownSent_ = true;
+  SSL_shutdown(ssl_);
+  ERR_clear_error();
+}
+
+size_t TlsSession::PendingOutput() const { return wbio_ == nullptr ? 0 : BIO_ctrl_pending(wbio_); }
+
+size_t TlsSession::TakeOutput(unsigned char* out, size_t cap) {
+  size_t total = 0;
+  while (total < cap) {
+    int n = BIO_read(wbio_, out + total, static_cast<int>(std::min<size_t>(cap - total, INT_MAX)));
+    if (n <= 0) break;
+    total += static_cast<size_t>(n);
+  }
+  return total;
+}
+
+std::string TlsSession::alpnProtocol() const {
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  if (ssl_ != nullptr) SSL_get0_alpn_selected(ssl_, &p, &n);
+  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p), n);
+}
+
+std::string TlsSession::servername() const {
+  const char* name = ssl_ == nullptr ? nullptr : SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+  return name == nullptr ? std::string() : std::string(name);
+}
+
+const char* TlsSession::version() const { return ssl_ == nullptr ? "" : SSL_get_version(ssl_); }
+
+const char* TlsSession::cipher() const {
+  const SSL_CIPHER* c = ssl_ == nullptr ? nullptr : SSL_get_current_cipher(ssl_);
+  return c == nullptr ? "" : SSL_CIPHER_get_name(c);
+}
+
+bool TlsSession::sessionReused() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+
+std::vector<unsigned char> TlsSession::PeerCertificateDer() const {
+  std::vector<unsigned char> out;
+  X509* cert = ssl_ == nullptr ? nullptr : SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr) return out;
+  int n = i2d_X509(cert, nullptr);
+  if (n <= 0) return out;
+  out.resize(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  i2d_X509(cert, &p);
+  return out;
+}
+
+std::vector<unsigned char> TlsSession::SessionBytes() const {
+  std::vector<unsigned char> out;
+  if (session_ == nullptr) return out;
+  int n = i2d_SSL_SESSION(session_, nullptr);
+  if (n <= 0) return out;
+  out.resize(static_cast<size_t>(n));
+  unsigned char* p = out.data();
+  i2d_SSL_SESSION(session_, &p);
+  return out;
+}
+
+}  // namespace loch::tls

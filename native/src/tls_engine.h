@@ -1,0 +1,255 @@
+// The TLS engine: OpenSSL (the copy the node binary exports; headers ship with Node) driven
+// through memory BIOs, so it runs over any transport: the legacy driver's node:net chunks today,
+// and the io_uring completion path inside the batch next (a recv's provided buffer fed in C++,
+// plaintext out; plaintext encrypted into the flush). Nothing here knows N-API: tls_addon.cc is
+// the JavaScript face. Not for sockets or buffers' lifetimes: the caller owns every byte range
+// it passes in, and takes what it is given.
+//
+// TlsContext wraps an SSL_CTX (server: certificates chosen by SNI, ALPN from a preference list,
+// ticket keys set from outside and rotated, optional client-certificate verification; client:
+// verification against a CA bundle, ALPN offer). TlsSession is one connection: an SSL with a
+// read and a write memory BIO.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace loch::tls {
+
+/** What a failure was, so the JavaScript side can pick its typed error. */
+enum class ErrorKind : int {
+  kNone = 0,
+  /** OpenSSL refused the bytes or the handshake (reason in the message). */
+  kProtocol = 1,
+  /** The peer's certificate did not verify (X509 reason in the message). */
+  kCertificate = 2,
+  /** The peer sent a fatal alert (its code in alert()). */
+  kAlert = 3,
+  /** A server's first byte was an ASCII letter: plain HTTP sent to a TLS port. */
+  kPlainHttp = 4,
+  /** Misuse: a call in the wrong state, bad input. */
+  kUsage = 5,
+};
+
+/** A certificate with its key and chain, as parsed once from PEM. */
+struct Certificate {
+  X509* leaf = nullptr;
+  EVP_PKEY* key = nullptr;
+  STACK_OF(X509)* chain = nullptr;
+  ~Certificate();
+};
+
+/** A ticket key: 16 bytes of name, 32 of HMAC key, 32 of AES-256 key. */
+struct TicketKey {
+  unsigned char name[16];
+  unsigned char hmac[32];
+  unsigned char aes[32];
+};
+
+/** Bytes of one ticket key as passed from outside (name | hmac | aes). */
+constexpr size_t kTicketKeyBytes = 80;
+
+/** An SSL_CTX with Loch's policy. Create(), then configure before the first session. */
+class TlsContext {
+ public:
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  /**
+   * A context with TLS 1.2..1.3 (narrowed by `minVersion`/`maxVersion`, TLS1_2_VERSION or
+   * TLS1_3_VERSION; 0 keeps the bound), Loch's default cipher policy unless `ciphers` /
+   * `ciphersuites` are not empty, renegotiation off. nullptr with `why` on failure.
+   */
+  static std::shared_ptr<TlsContext> Create(bool server, int minVersion, int maxVersion,
+                                            const std::string& ciphers,
+                                            const std::string& ciphersuites, std::string* why);
+
+  bool server() const { return server_; }
+  SSL_CTX* ctx() const { return ctx_; }
+
+  /**
+   * Server: adds a certificate (PEM chain, leaf first; PEM key) for the given names: exact
+   * ("a.example.com") or wildcard ("*.example.com", one label). `isDefault` (or the first one
+   * added) also serves clients that send no or an unknown server name. False with `why`.
+   */
+  bool AddCertificate(const std::string& chainPem, const std::string& keyPem,
+                      const std::vector<std::string>& names, bool isDefault, std::string* why);
+
+  /**
+   * Server: the ALPN protocols in preference order (wire format: length-prefixed names). A client
+   * that offers ALPN and shares none gets the no_application_protocol alert (RFC 7301, as nginx).
+   * Client: the protocols offered.
+   */
+  bool SetAlpn(const unsigned char* wire, size_t len, std::string* why);
+
+  /**
+   * Server: ticket keys (n * kTicketKeyBytes). The first encrypts new tickets; every one decrypts
+   * (a ticket under an older key is accepted and renewed), so keys rotate without failing
+   * resumption. Every worker given the same bytes resumes the others' sessions.
+   */
+  bool SetTicketKeys(const unsigned char* bytes, size_t len, std::string* why);
+
+  /**
+   * Trusted CA certificates (PEM, several): the server verifies client certificates against
+   * them (and advertises their names), the client verifies the server. Replaces the default store.
+   */
+  bool SetCaPem(const std::string& pem, std::string* why);
+
+  /** Client: the CA file given, or OpenSSL's default paths (SSL_CTX_set_default_verify_paths). */
+  bool LoadCaFile(const std::string& path, std::string* why);
+
+  /**
+   * Server: ask for a client certificate (`request`), fail the handshake without a valid one
+   * (`require`). Client: verify the server (`require`; default on).
+   */
+  void SetVerify(bool request, bool require);
+
+  /** The certificate to serve for `servername` (exact, then wildcard, then the default). */
+  const Certificate* Select(const char* servername) const;
+
+  const std::vector<unsigned char>& alpn() const { return alpn_; }
+  bool verifyPeer() const { return verifyPeer_; }
+
+ private:
+  TlsContext(SSL_CTX* ctx, bool server);
+  static int OnServername(SSL* ssl, int* alert, void* arg);
+  static int OnAlpnSelect(SSL* ssl, const unsigned char** out, unsigned char* outlen,
+                          const unsigned char* in, unsigned int inlen, void* arg);
+  static int OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
+                         EVP_MAC_CTX* mac, int enc);
+  static int OnNewSession(SSL* ssl, SSL_SESSION* session);
+
+  SSL_CTX* ctx_;
+  bool server_;
+  bool verifyPeer_ = false;
+  std::vector<std::unique_ptr<Certificate>> certificates_;
+  const Certificate* default_ = nullptr;
+  std::map<std::string, const Certificate*> exact_;
+  std::map<std::string, const Certificate*> wildcard_;  // key: "example.com" for "*.example.com"
+  std::vector<unsigned char> alpn_;
+  std::vector<TicketKey> ticketKeys_;
+
+  friend class TlsSession;
+};
+
+/** Flags of TlsSession::Feed's result. */
+enum FeedFlags : int {
+  /** The handshake is complete (now or earlier). */
+  kHandshakeDone = 1,
+  /** The handshake completed during this call. */
+  kHandshakeJustDone = 2,
+  /** The peer's close_notify arrived: no more plaintext will come. */
+  kPeerClosed = 4,
+  /** The plaintext buffer filled up: call Feed again (with no new input) for the rest. */
+  kMorePlaintext = 8,
+  /** A new session (ticket) arrived for a client: SessionBytes() serializes it. */
+  kNewSession = 16,
+  /** The session failed: error(), errorKind(), alert(). Output may hold an alert to send. */
+  kFailed = 32,
+};
+
+/** Result of one Feed. */
+struct FeedResult {
+  /** Plaintext bytes written into the caller's buffer. */
+  size_t plaintext = 0;
+  /** FeedFlags. */
+  int flags = 0;
+};
+
+/**
+ * One TLS connection over memory BIOs. Input: ciphertext as received (Feed). Output: plaintext
+ * into a caller's buffer, and ciphertext to send (handshake records, alerts, tickets, encrypted
+ * data) accumulated until the caller takes it (PendingOutput / TakeOutput).
+ */
+class TlsSession {
+ public:
+  /** Keeps `context` alive as long as the session (its callbacks read the context's tables). */
+  explicit TlsSession(std::shared_ptr<const TlsContext> context);
+  ~TlsSession();
+  TlsSession(const TlsSession&) = delete;
+  TlsSession& operator=(const TlsSession&) = delete;
+
+  /** False when OpenSSL could not make the SSL (out of memory): error() says why. */
+  bool ok() const { return ssl_ != nullptr; }
+
+  /** Client: the server name to send (SNI) and, when `verifyHost`, to check the certificate for. */
+  bool SetServername(const std::string& name, bool verifyHost);
+  /** Client: ALPN offer for this connection (wire format), replacing the context's. */
+  bool SetAlpn(const unsigned char* wire, size_t len);
+  /** Client: a session to resume (bytes from SessionBytes()); false when they do not parse. */
+  bool SetSession(const unsigned char* bytes, size_t len);
+
+  /**
+   * Feeds `len` bytes of ciphertext (may be 0: just drive the handshake, e.g. the client's first
+   * flight), then writes as much plaintext as is available into `plain` (up to `cap` bytes).
+   */
+  FeedResult Feed(const unsigned char* data, size_t len, unsigned char* plain, size_t cap);
+
+  /**
+   * Encrypts `len` bytes of plaintext into the output. Only after the handshake. False when the
+   * session failed (error()).
+   */
+  bool Encrypt(const unsigned char* data, size_t len);
+
+  /** Queues close_notify into the output. Idempotent. */
+  void Shutdown();
+
+  /** Bytes of ciphertext waiting to be sent. */
+  size_t PendingOutput() const;
+  /** Moves up to `cap` pending output bytes into `out`; returns how many. */
+  size_t TakeOutput(unsigned char* out, size_t cap);
+
+  bool handshakeDone() const { return handshakeDone_; }
+  bool failed() const { return kind_ != ErrorKind::kNone; }
+  ErrorKind errorKind() const { return kind_; }
+  const std::string& error() const { return error_; }
+  /** The alert code involved in the failure (received or sent), or -1. */
+  int alert() const { return alert_; }
+  /** Whether the failing alert came from the peer. */
+  bool alertFromPeer() const { return alertFromPeer_; }
+
+  /** Negotiated values, after the handshake. */
+  std::string alpnProtocol() const;
+  std::string servername() const;
+  const char* version() const;
+  const char* cipher() const;
+  bool sessionReused() const;
+  /** The peer's certificate, DER; empty when there is none. */
+  std::vector<unsigned char> PeerCertificateDer() const;
+  /** The last session a client received, serialized for SetSession; empty when none. */
+  std::vector<unsigned char> SessionBytes() const;
+
+ private:
+  static void OnInfo(const SSL* ssl, int where, int ret);
+  void Fail(ErrorKind kind, const std::string& why);
+  void FailFromSsl(int code);
+  void Advance(FeedResult* result, unsigned char* plain, size_t cap);
+
+  SSL* ssl_ = nullptr;
+  BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_)
+  BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
+  bool server_ = false;
+  bool verifyPeer_ = false;
+  bool sawInput_ = false;
+  bool handshakeDone_ = false;
+  bool peerClosed_ = false;
+  bool shutdownSent_ = false;
+  bool newSession_ = false;
+  ErrorKind kind_ = ErrorKind::kNone;
+  std::string error_;
+  int alert_ = -1;
+  bool alertFromPeer_ = false;
+  SSL_SESSION* session_ = nullptr;  // client: the latest one received (a reference)
+  std::shared_ptr<const TlsContext> context_;
+
+  friend class TlsContext;
+};
+
+}  // namespace loch::tls
