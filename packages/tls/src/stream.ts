@@ -1,0 +1,658 @@
+/**
+ * TlsStream: a ByteStream that speaks TLS over any other ByteStream (TCP or Unix, on the io_uring
+ * or the legacy driver). Each received chunk of ciphertext crosses into the engine once (feed:
+ * plaintext out and anything to send back, together); each write or writev is encrypted in one
+ * crossing and sent as one write of the stream below. Not for the handshake's policy (deadline,
+ * plain-HTTP hand-over, session cache): handshake.ts decides those and calls openTlsStream.
+ *
+ * Reading is on demand: after the handshake, ciphertext is read from below only while a reader
+ * waits, so a slow consumer stops the socket instead of buffering plaintext. Writes go out in
+ * encryption order, one write below at a time (everything queued meanwhile goes as one writev).
+ */
+import { constants } from 'node:os';
+import type { NativeTls, NativeTlsSession } from '@loch/native';
+import {
+  type ByteStream,
+  type ConnectionFacts,
+  type DriverName,
+  type IoOptions,
+  type IoResult,
+  type RecvChunk,
+  type RecvTarget,
+  RuntimeError,
+  type SocketAddress,
+  type WriteTarget,
+} from '@loch/uring-runtime';
+import {
+  TlsAlertError,
+  TlsCertificateError,
+  type TlsError,
+  TlsHandshakeError,
+  TlsPlainHttpError,
+  TlsProtocolError,
+} from './errors.js';
+import { deliverRecv, deliverWritten } from './internal/delivery.js';
+
+const ECANCELED = constants.errno.ECANCELED;
+
+/** Plaintext buffer size: two full records. */
+const PLAIN_SIZE = 32 * 1024;
+/** Free plaintext buffers kept per thread. */
+const PLAIN_KEEP = 64;
+const freePlain: Uint8Array[] = [];
+
+function takePlain(): Uint8Array {
+  return freePlain.pop() ?? new Uint8Array(PLAIN_SIZE);
+}
+
+function givePlain(buf: Uint8Array): void {
+  if (freePlain.length < PLAIN_KEEP) freePlain.push(buf);
+}
+
+/** Decrypted bytes in a pooled plaintext buffer; release() gives the buffer back. */
+class PlainChunk implements RecvChunk {
+  bytes: Uint8Array;
+  #buf: Uint8Array | undefined;
+  constructor(bytes: Uint8Array, buf: Uint8Array) {
+    this.bytes = bytes;
+    this.#buf = buf;
+  }
+  release(): void {
+    const buf = this.#buf;
+    if (buf === undefined) return;
+    this.#buf = undefined;
+    givePlain(buf);
+  }
+}
+
+/** What the handshake settled on, for TlsStream's getters. */
+interface Negotiated {
+  readonly protocol: string;
+  readonly cipher: string;
+  readonly sessionReused: boolean;
+}
+
+/** What openTlsStream needs besides the stream and the session. */
+export interface OpenOptions {
+  readonly server: boolean;
+  readonly handshakeTimeout: number;
+  /** Server: leave the raw stream open on a plain-HTTP request (TlsPlainHttpError.stream). */
+  readonly handOverPlainHttp: boolean;
+  /** Client: called with each new session (ticket) the server sends. */
+  readonly onSession: ((session: Uint8Array) => void) | undefined;
+  /** Builds the timeout error (handshake.ts owns the error's wording). */
+  readonly timeoutError: (address: SocketAddress | undefined) => TlsError;
+}
+
+type Settle = (error: TlsError | RuntimeError | undefined) => void;
+
+let open: (
+  inner: ByteStream,
+  engine: NativeTls,
+  session: NativeTlsSession,
+  options: OpenOptions,
+) => Promise<TlsStream>;
+
+/**
+ * Runs the handshake of `session` over `inner` and resolves with the TlsStream once it is done;
+ * rejects with a typed TlsError (and closes `inner`, unless a plain-HTTP request is handed over).
+ * For handshake.ts.
+ */
+export function openTlsStream(
+  inner: ByteStream,
+  engine: NativeTls,
+  session: NativeTlsSession,
+  options: OpenOptions,
+): Promise<TlsStream> {
+  return open(inner, engine, session, options);
+}
+
+/** A TLS connection over a ByteStream, itself a ByteStream. Made by tlsAccept and tlsConnect. */
+export class TlsStream implements ByteStream {
+  readonly #inner: ByteStream;
+  readonly #engine: NativeTls;
+  #session: NativeTlsSession | undefined;
+  readonly #options: OpenOptions;
+  readonly #reader: RecvTarget;
+  readonly #writer: WriteTarget;
+
+  /** Decrypted chunks not handed out yet, in order. */
+  readonly #ready: PlainChunk[] = [];
+  /** recvTo() targets waiting for plaintext, in call order. */
+  readonly #waiting: RecvTarget[] = [];
+  #innerReading = false;
+  /** The peer sent close_notify, or the stream below ended after the handshake. */
+  #ended = false;
+  #closeNotifyReceived = false;
+  #failure: RuntimeError | undefined = undefined;
+  #closed = false;
+  #closing: Promise<void> | undefined = undefined;
+
+  /** Ciphertext queued for the stream below, and the write target completed by each (or null). */
+  #queued: Uint8Array[] = [];
+  #queuedTargets: (WriteTarget | null)[] = [];
+  /** Targets of the write in flight below. */
+  #flightTargets: (WriteTarget | null)[] = [];
+  #writing = false;
+
+  #settleHandshake: Settle | undefined = undefined;
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #handshakeDone = false;
+  #negotiated: Negotiated | undefined = undefined;
+  #facts: ConnectionFacts | undefined = undefined;
+
+  static {
+    open = (inner, engine, session, options) =>
+      new Promise<TlsStream>((resolve, reject) => {
+        const stream = new TlsStream(inner, engine, session, options);
+        stream.#start((error) => (error === undefined ? resolve(stream) : reject(error)));
+      });
+  }
+
+  /** Use tlsAccept or tlsConnect. */
+  private constructor(inner: ByteStream, engine: NativeTls, session: NativeTlsSession, options: OpenOptions) {
+    this.#inner = inner;
+    this.#engine = engine;
+    this.#session = session;
+    this.#options = options;
+    this.#reader = { onRecv: (chunk, error) => this.#onCiphertext(chunk, error) };
+    this.#writer = { onWritten: (error) => this.#onFlushed(error) };
+  }
+
+  /** Starts the handshake; `settle` hears its outcome once. */
+  #start(settle: Settle): void {
+    this.#settleHandshake = settle;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#fail(this.#options.timeoutError(this.#address()));
+    }, this.#options.handshakeTimeout);
+    this.#timer.unref();
+    // A client speaks first (ClientHello); feeding nothing drives the handshake.
+    if (!this.#options.server) this.#process(null);
+    this.#pumpRead();
+  }
+
+  get remoteAddress(): SocketAddress {
+    return this.#inner.remoteAddress;
+  }
+
+  get localAddress(): SocketAddress {
+    return this.#inner.localAddress;
+  }
+
+  get driver(): DriverName {
+    return this.#inner.driver;
+  }
+
+  /**
+   * The stream below's facts with what TLS negotiated: secure, ALPN, SNI and the peer's
+   * certificate (DER). The client address stays what the layer below found (e.g. PROXY).
+   */
+  get facts(): ConnectionFacts {
+    return (this.#facts ??= this.#inner.facts);
+  }
+
+  /** 'TLSv1.2' or 'TLSv1.3'. */
+  get protocol(): string {
+    return this.#negotiated?.protocol ?? '';
+  }
+
+  /** The cipher suite's OpenSSL name. */
+  get cipher(): string {
+    return this.#negotiated?.cipher ?? '';
+  }
+
+  /** True when the handshake resumed an earlier session (ticket). */
+  get sessionReused(): boolean {
+    return this.#negotiated?.sessionReused ?? false;
+  }
+
+  /** The agreed ALPN protocol, or null. */
+  get alpnProtocol(): string | null {
+    return this.facts.alpnProtocol;
+  }
+
+  /** The server name the client sent (SNI), or null. */
+  get servername(): string | null {
+    return this.facts.servername;
+  }
+
+  /** The peer's certificate (DER), or null. */
+  get peerCertificate(): Uint8Array | null {
+    return this.facts.peerCertificate;
+  }
+
+  /**
+   * True once the peer's close_notify arrived. An end of stream without it (a false here when
+   * recv() gave null) means the peer or a middlebox cut the connection: a close-delimited body
+   * read to that end may be truncated.
+   */
+  get closeNotifyReceived(): boolean {
+    return this.#closeNotifyReceived;
+  }
+
+  get closed(): boolean {
+    return this.#closed || this.#failure !== undefined;
+  }
+
+  setNoDelay(enabled: boolean): void {
+    this.#inner.setNoDelay(enabled);
+  }
+
+  // ---- receiving -------------------------------------------------------------------------
+
+  recvTo(target: RecvTarget): void {
+    if (this.#waiting.length === 0 && this.#ready.length > 0) {
+      deliverRecv(target, this.#ready.shift()!, undefined);
+      return;
+    }
+    if (this.#failure !== undefined) {
+      deliverRecv(target, null, this.#failure);
+      return;
+    }
+    if (this.#closed) {
+      deliverRecv(target, null, this.#cancelled('recv'));
+      return;
+    }
+    if (this.#ended && this.#ready.length === 0) {
+      deliverRecv(target, null, undefined);
+      return;
+    }
+    this.#waiting.push(target);
+    this.#pumpRead();
+  }
+
+  recv(options?: IoOptions): Promise<RecvChunk | null> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(this.#cancelled('recv'));
+    if (this.#waiting.length === 0 && this.#ready.length > 0) return Promise.resolve(this.#ready.shift()!);
+    return new Promise<RecvChunk | null>((resolve, reject) => {
+      const target: RecvTarget = {
+        onRecv(chunk, error) {
+          signal?.removeEventListener('abort', onAbort);
+          if (error !== undefined) reject(error);
+          else resolve(chunk);
+        },
+      };
+      const onAbort = () => {
+        const i = this.#waiting.indexOf(target);
+        if (i < 0) return; // its result is already on the way
+        this.#waiting.splice(i, 1);
+        reject(this.#cancelled('recv'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.recvTo(target);
+    });
+  }
+
+  async read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    const chunk =
+      this.#waiting.length === 0 && this.#ready.length > 0 ? this.#ready.shift()! : await this.recv(options);
+    if (chunk === null) return [0, buf];
+    const n = Math.min(buf.byteLength, chunk.bytes.byteLength);
+    buf.set(chunk.bytes.subarray(0, n));
+    if (n < chunk.bytes.byteLength) {
+      // The rest stays first in line.
+      (chunk as PlainChunk).bytes = chunk.bytes.subarray(n);
+      this.#ready.unshift(chunk as PlainChunk);
+    } else chunk.release();
+    return [n, buf];
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    for (;;) {
+      const chunk = await this.recv();
+      if (chunk === null) return;
+      try {
+        yield chunk.bytes;
+      } finally {
+        chunk.release();
+      }
+    }
+  }
+
+  /** Asks the stream below for ciphertext when the handshake or a reader needs it. */
+  #pumpRead(): void {
+    if (this.#innerReading || this.#closed || this.#failure !== undefined || this.#ended) return;
+    if (this.#handshakeDone && this.#waiting.length === 0) return;
+    this.#innerReading = true;
+    this.#inner.recvTo(this.#reader);
+  }
+
+  #onCiphertext(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
+    this.#innerReading = false;
+    if (this.#closed || this.#failure !== undefined) {
+      chunk?.release();
+      return;
+    }
+    if (error !== undefined) {
+      this.#fail(
+        this.#handshakeDone
+          ? error
+          : new TlsHandshakeError(`the connection failed during the handshake: ${error.message}`, {
+              address: this.#address(),
+              cause: error,
+            }),
+      );
+      return;
+    }
+    if (chunk === null) {
+      if (!this.#handshakeDone) {
+        this.#fail(
+          new TlsHandshakeError('the peer closed the connection during the handshake', {
+            address: this.#address(),
+          }),
+        );
+        return;
+      }
+      this.#ended = true;
+      this.#deliverReady();
+      return;
+    }
+    this.#process(chunk.bytes);
+    chunk.release();
+    this.#deliverReady();
+  }
+
+  /** One crossing per chunk: feed it, keep the plaintext, queue what must be sent back. */
+  #process(ciphertext: Uint8Array | null): void {
+    const session = this.#session!;
+    const info = this.#engine.info;
+    const flags = this.#engine.flags;
+    let input = ciphertext;
+    for (;;) {
+      const buf = takePlain();
+      const out = session.feed(input, buf);
+      input = null;
+      const n = info[0]!;
+      const state = info[1]!;
+      if (out !== undefined) this.#queue(out, null);
+      if (n > 0) this.#ready.push(new PlainChunk(buf.subarray(0, n), buf));
+      else givePlain(buf);
+      if ((state & flags.failed) !== 0) {
+        this.#fail(this.#engineError(ciphertext));
+        return;
+      }
+      if ((state & flags.newSession) !== 0) {
+        const bytes = session.session();
+        if (bytes !== undefined) this.#options.onSession?.(bytes);
+      }
+      if ((state & flags.handshakeJustDone) !== 0) this.#onHandshakeDone();
+      if ((state & flags.peerClosed) !== 0) {
+        this.#closeNotifyReceived = true;
+        this.#ended = true;
+      }
+      if ((state & flags.morePlaintext) === 0) break;
+    }
+    this.#pumpWrite();
+  }
+
+  #onHandshakeDone(): void {
+    this.#handshakeDone = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const n = this.#session!.negotiated();
+    this.#negotiated = { protocol: n.version, cipher: n.cipher, sessionReused: n.sessionReused };
+    const below = this.#inner.facts;
+    // Same key order as the runtime's plainFacts: one object shape for every layer.
+    this.#facts = {
+      secure: true,
+      alpnProtocol: n.alpnProtocol === '' ? null : n.alpnProtocol,
+      servername: n.servername === '' ? null : n.servername,
+      peerCertificate: n.peerCertificate ?? null,
+      clientAddress: below.clientAddress,
+    };
+    const settle = this.#settleHandshake;
+    this.#settleHandshake = undefined;
+    settle?.(undefined);
+  }
+
+  /** Hands ready plaintext (or the end) to waiting readers; reads on if some still wait. */
+  #deliverReady(): void {
+    const waiting = this.#waiting;
+    const ready = this.#ready;
+    while (waiting.length > 0 && ready.length > 0) deliverRecv(waiting.shift()!, ready.shift()!, undefined);
+    if (waiting.length > 0 && this.#ended) {
+      while (waiting.length > 0) deliverRecv(waiting.shift()!, null, undefined);
+    }
+    this.#pumpRead();
+  }
+
+  // ---- writing ---------------------------------------------------------------------------
+
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    this.#send(data, target);
+  }
+
+  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    return this.writeAll(buf, options).then((b) => [b.byteLength, b] as IoResult<B>);
+  }
+
+  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
+    return this.#sendPromise(buf, buf, options);
+  }
+
+  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
+    let total = 0;
+    for (const b of bufs) total += b.byteLength;
+    return this.#sendPromise(bufs, total, options);
+  }
+
+  /**
+   * A promise write. An abort while the write is queued or in flight closes the stream: a TLS
+   * record stream cannot drop an encrypted record and go on.
+   */
+  #sendPromise<T>(
+    data: Uint8Array | readonly Uint8Array[],
+    value: T,
+    options: IoOptions | undefined,
+  ): Promise<T> {
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(this.#cancelled('write'));
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => void this.close();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#send(data, {
+        onWritten(error) {
+          signal?.removeEventListener('abort', onAbort);
+          if (error !== undefined) reject(error);
+          else resolve(value);
+        },
+      });
+    });
+  }
+
+  #send(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    if (this.#failure !== undefined) {
+      deliverWritten(target, this.#failure);
+      return;
+    }
+    if (this.#closed) {
+      deliverWritten(target, this.#cancelled('write'));
+      return;
+    }
+    const out = this.#session!.encrypt(data);
+    if ((this.#engine.info[1]! & this.#engine.flags.failed) !== 0) {
+      this.#fail(this.#engineError(null));
+      deliverWritten(target, this.#failure);
+      return;
+    }
+    if (out === undefined) {
+      // Nothing to send (empty data): done once what is queued before it is.
+      if (!this.#writing && this.#queued.length === 0) deliverWritten(target, undefined);
+      else this.#queue(new Uint8Array(0), target);
+      return;
+    }
+    this.#queue(out, target);
+    this.#pumpWrite();
+  }
+
+  #queue(bytes: Uint8Array, target: WriteTarget | null): void {
+    this.#queued.push(bytes);
+    this.#queuedTargets.push(target);
+  }
+
+  /** Sends everything queued as one write below, if none is in flight. */
+  #pumpWrite(): void {
+    if (this.#writing || this.#queued.length === 0 || this.#closed) return;
+    const batch = this.#queued;
+    const targets = this.#queuedTargets;
+    this.#queued = [];
+    this.#queuedTargets = this.#flightTargets;
+    this.#flightTargets = targets;
+    this.#writing = true;
+    this.#inner.writeTo(batch.length === 1 ? batch[0]! : batch, this.#writer);
+  }
+
+  #onFlushed(error: RuntimeError | undefined): void {
+    this.#writing = false;
+    const targets = this.#flightTargets;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i];
+      if (target === null || target === undefined) continue;
+      try {
+        target.onWritten(error);
+      } catch (e) {
+        queueMicrotask(() => {
+          throw e;
+        });
+      }
+    }
+    targets.length = 0;
+    if (error !== undefined && !this.#closed) {
+      this.#fail(error);
+      return;
+    }
+    this.#pumpWrite();
+  }
+
+  // ---- ending ----------------------------------------------------------------------------
+
+  /**
+   * Sends close_notify after every queued write, then half-closes the stream below (the peer
+   * reads end of stream); reading still works.
+   */
+  shutdown(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const notify = this.#session!.shutdown();
+    if (notify === undefined) return this.#inner.shutdown();
+    return new Promise<void>((resolve, reject) => {
+      this.#queue(notify, {
+        onWritten: (error) => {
+          if (error !== undefined) reject(error);
+          else this.#inner.shutdown().then(resolve, reject);
+        },
+      });
+      this.#pumpWrite();
+    });
+  }
+
+  /**
+   * Closes: sends close_notify when nothing else is being written (a peer that stopped reading
+   * never holds close() up), then closes the stream below. Pending receives and queued writes
+   * fail with ECANCELED. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing;
+    const notify =
+      this.#handshakeDone && this.#failure === undefined && !this.#writing && this.#session !== undefined
+        ? this.#session.shutdown()
+        : undefined;
+    this.#closed = true;
+    this.#stopTimer();
+    this.#cancelPending(this.#cancelled('close'));
+    this.#closing =
+      notify === undefined
+        ? this.#closeInner()
+        : new Promise<void>((resolve) => {
+            this.#inner.writeTo(notify, { onWritten: () => resolve() });
+          }).then(() => this.#closeInner());
+    return this.#closing;
+  }
+
+  async #closeInner(): Promise<void> {
+    try {
+      await this.#inner.close();
+    } finally {
+      this.#session?.destroy();
+      this.#session = undefined;
+      for (const chunk of this.#ready.splice(0)) chunk.release();
+    }
+  }
+
+  #stopTimer(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Settles waiting readers and queued writers with `error`. */
+  #cancelPending(error: RuntimeError): void {
+    for (const target of this.#waiting.splice(0)) deliverRecv(target, null, error);
+    const targets = this.#queuedTargets;
+    this.#queued = [];
+    this.#queuedTargets = [];
+    for (const target of targets) if (target !== null) deliverWritten(target, error);
+  }
+
+  /**
+   * Fails the connection: readers, queued writers and a pending handshake hear `error`; an alert
+   * the engine queued is sent when the stream below is free; then it is closed (unless a
+   * plain-HTTP request is handed over).
+   */
+  #fail(error: RuntimeError): void {
+    if (this.#failure !== undefined || this.#closed) return;
+    this.#failure = error;
+    this.#stopTimer();
+    const alert = this.#queued.length > 0 && !this.#writing ? this.#queued : [];
+    const handOver = error instanceof TlsPlainHttpError && error.stream !== undefined;
+    this.#cancelPending(error);
+    const settle = this.#settleHandshake;
+    this.#settleHandshake = undefined;
+    settle?.(error);
+    if (handOver) return;
+    this.#closed = true;
+    // The alert the engine queued (if the stream below is free), then the close.
+    this.#closing = (
+      alert.length > 0
+        ? new Promise<void>((resolve) => this.#inner.writeTo(alert, { onWritten: () => resolve() }))
+        : Promise.resolve()
+    )
+      .then(() => this.#closeInner())
+      .catch(() => undefined);
+  }
+
+  /** The typed error for the engine's failure. */
+  #engineError(input: Uint8Array | null): TlsError {
+    const e = this.#session!.error();
+    const options = { address: this.#address() };
+    if (e === undefined) return new TlsProtocolError('TLS failure', options);
+    switch (e.kind) {
+      case 2:
+        return new TlsCertificateError(e.message, options);
+      case 3:
+        return new TlsAlertError(e.alert, e.message, options);
+      case 4:
+        return new TlsPlainHttpError(
+          input === null ? new Uint8Array(0) : input.slice(),
+          this.#options.handOverPlainHttp ? this.#inner : undefined,
+          options,
+        );
+      default:
+        return this.#handshakeDone
+          ? new TlsProtocolError(e.message, options)
+          : new TlsHandshakeError(e.message, options);
+    }
+  }
+
+  #cancelled(syscall: string): RuntimeError {
+    return RuntimeError.fromErrno(-ECANCELED, syscall, this.#address());
+  }
+
+  #address(): SocketAddress | undefined {
+    try {
+      return this.#inner.remoteAddress;
+    } catch {
+      return undefined;
+    }
+  }
+}
