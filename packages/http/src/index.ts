@@ -1,6 +1,7 @@
 /**
- * @loch/http: HTTP/1.1 codec, server core and client on the Loch runtime.
- * Public surface only; src/internal/ is not exported.
+ * @loch/http: HTTP server and client on the Loch runtime. The root is what applications use
+ * (server, client, messages, headers, bodies, errors); the HTTP/1.1 wire codec is the subpath
+ * @loch/http/h1. src/internal/ is not exported.
  */
 
 export type { BodyKind, HttpBody, ReadyBodyIterator } from './body.js';
@@ -30,9 +31,8 @@ export {
   InvalidHeaderError,
   parseErrorStatus,
 } from './errors.js';
-export type { BodyFraming, H1Limits, RequestDecoderOptions } from './h1/decoder.js';
-export { DEFAULT_LIMITS, DecodeEvent, RequestDecoder, ResponseDecoder } from './h1/decoder.js';
-export type { RequestHeadOptions, ResponseHeadOptions } from './h1/encoder.js';
+// The limits a server or client takes; the HTTP/1.1 codec itself is @loch/http/h1.
+export type { H1Limits, RequestDecoderOptions } from './h1/decoder.js';
 export {
   CHUNK_END,
   chunkHeader,
@@ -48,7 +48,14 @@ export {
 } from './h1/encoder.js';
 export type { HeadersInit } from './headers.js';
 export { HeaderNameSet, HttpHeaders } from './headers.js';
-export type { HttpRequest, HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from './message.js';
+export type {
+  HttpRequest,
+  HttpResponse,
+  HttpServerRequest,
+  HttpTunnel,
+  HttpVersion,
+  TargetForm,
+} from './message.js';
 export { authorityOf, createRequest, createResponse, pathOf, targetFormOf } from './message.js';
 export type { HttpHandler, HttpRejection, HttpServerOptions, HttpServerTimeouts } from './server.js';
 export { HttpServer } from './server.js';

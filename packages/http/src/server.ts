@@ -12,7 +12,7 @@
  * HttpError it threw) and never the worker. Not a router, not TLS (a TLS stream is a stream).
  */
 import type { Service } from '@loch/service-async';
-import { acceptLoop, type SweepMember } from '@loch/uring-runtime';
+import { acceptLoop } from '@loch/uring-runtime';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import type { RequestDecoderOptions } from './h1/decoder.js';
 import { H1ServerConnection } from './h1/server-connection.js';
@@ -93,7 +93,7 @@ const CLOSING = Symbol('closing');
 
 /**
  * What the server keeps of each connection, whatever its protocol: its deadline for the sweep
- * and the shutdown hook. @internal
+ * and the shutdown hook.
  */
 export interface ServedConnection {
   /** When its current wait expires (the server's coarse clock, ms); +Infinity when none is armed. */
@@ -105,7 +105,7 @@ export interface ServedConnection {
 }
 
 /** The HTTP server. One instance serves any number of listeners and connections. */
-export class HttpServer<Cx = HttpConnectionContext> implements SweepMember {
+export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly handler: HttpHandler<Cx>;
   /** @internal */ readonly timeouts: Required<HttpServerTimeouts>;
   /** @internal */ readonly maxDrainBytes: number;

@@ -16,7 +16,7 @@ import {
   type HttpStream,
 } from '@loch/http';
 import type { ConnectOptions, Connector } from './connector.js';
-import { type ConnectionOwner, type ExchangeOptions, HttpConnection } from './http-connection.js';
+import { type ExchangeOptions, HttpConnection } from './http-connection.js';
 import type { Endpoint } from './key.js';
 import { ConnectionPool, type PoolOptions, type PoolStats } from './pool.js';
 
@@ -59,10 +59,12 @@ function replayableBody(body: HttpBody): boolean {
   return body.kind === 'empty' || body instanceof FixedBody;
 }
 
-/** HTTP/1.1 connections from an L4 connector, pooled per Endpoint id. */
-export class HttpConnector<K extends Endpoint = Endpoint>
-  implements Connector<K, HttpConnection<K>>, ConnectionOwner<K>
-{
+/**
+ * HTTP/1.1 connections from an L4 connector, pooled per Endpoint id. It is also the
+ * ConnectionOwner of the connections it hands out (an internal contract, so not named in the
+ * published types).
+ */
+export class HttpConnector<K extends Endpoint = Endpoint> implements Connector<K, HttpConnection<K>> {
   /** The pool of idle connections (stats, idleCount). */
   readonly pool: ConnectionPool<K, HttpConnection<K>>;
   readonly #l4: Connector<K, HttpStream>;

@@ -1,4 +1,5 @@
-import { encodeResponseHeadBytes, HttpHeaders, ResponseDecoder } from '@loch/http';
+import { HttpHeaders } from '@loch/http';
+import { encodeResponseHeadBytes, ResponseDecoder } from '@loch/http/h1';
 import { describe, expect, it } from 'vitest';
 import { addForwardingHeaders, cleanResponseHeaders, removeHopByHop } from './header-hygiene.js';
 

@@ -15,7 +15,6 @@
  * body step in nextBody(), a request body write in write(). Deadlines are checked by the
  * package's one coarse sweep (../internal/deadlines.ts).
  */
-import type { SweepMember } from '@loch/uring-runtime';
 import type { HttpBody } from '../body.js';
 import type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from '../client.js';
 import {
@@ -48,7 +47,7 @@ const PHASE_BODY = 2;
 type BodyStep = IteratorResult<Uint8Array>;
 
 /** An HTTP/1.1 client connection over one stream. */
-export class HttpClient implements SweepMember {
+export class HttpClient {
   private readonly stream: HttpStream;
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;
