@@ -114,22 +114,33 @@ export function huffmanEncodedLength(src: string): number {
  * {@link huffmanEncodedLength} bytes free.
  */
 export function huffmanEncode(src: string, out: Uint8Array, offset: number): number {
-  // acc holds fewer than 8 pending bits before a code is appended, so at most 37 bits: exact in a
-  // double, hence the arithmetic instead of 32-bit shifts.
+  // `acc` holds `bits` pending bits (fewer than 8 between symbols) in its low end. A code of up to
+  // 24 bits joins them in one shift (at most 31 bits, still a positive int32); a longer code (rare
+  // bytes only) goes in two parts, so no step leaves 32-bit integer arithmetic.
   let acc = 0;
   let bits = 0;
   for (let i = 0; i < src.length; i++) {
     const sym = src.charCodeAt(i) & 0xff;
     const length = LENGTHS[sym]!;
-    acc = acc * 2 ** length + CODES[sym]!;
-    bits += length;
+    const code = CODES[sym]!;
+    if (length <= 24) {
+      acc = (acc << length) | code;
+      bits += length;
+    } else {
+      acc = (acc << (length - 16)) | (code >>> 16);
+      bits += length - 16;
+      while (bits >= 8) {
+        bits -= 8;
+        out[offset++] = acc >>> bits;
+      }
+      acc = ((acc & ((1 << bits) - 1)) << 16) | (code & 0xffff);
+      bits += 16;
+    }
     while (bits >= 8) {
       bits -= 8;
-      const scale = 2 ** bits;
-      const byte = Math.floor(acc / scale);
-      out[offset++] = byte;
-      acc -= byte * scale;
+      out[offset++] = acc >>> bits;
     }
+    acc &= (1 << bits) - 1;
   }
   if (bits > 0) out[offset++] = (acc << (8 - bits)) | (0xff >>> bits);
   return offset;
