@@ -14,9 +14,10 @@
  *   connection ends with ENHANCE_YOUR_CALM: the block cannot be decoded any more (HPACK state
  *   lost, RFC 9113 §10.5.1 then requires closing) and the peer is flooding.
  * Violations end the connection ({@link Http2ConnectionError}, thrown from {@link feed}; the
- * decoder then stays failed). Rules the RFC makes stream errors (PRIORITY of a wrong length,
- * WINDOW_UPDATE of 0 on a stream) go to {@link Http2FrameHandler.onStreamError} and decoding
- * goes on. Unknown frame types are skipped (§5.5).
+ * decoder then stays failed). Rules the RFC makes stream errors (PRIORITY of a wrong length, a
+ * stream depending on itself, WINDOW_UPDATE of 0 on a stream) go to
+ * {@link Http2FrameHandler.onStreamError} and decoding goes on. Unknown frame types are skipped
+ * (§5.5).
  *
  * DATA is streamed: a frame's payload is handed over in the pieces it arrived in, as views of
  * the fed chunk (no copy). Other frames are handed over whole, as views of the chunk when they
@@ -51,7 +52,10 @@ export interface Http2FrameHandler {
    * END_STREAM; every frame yields at least one call.
    */
   onData(streamId: number, data: Uint8Array, endStream: boolean, flowLength: number): void;
-  /** A complete header block (HEADERS plus any CONTINUATION frames). */
+  /**
+   * A complete header block (HEADERS plus any CONTINUATION frames). The session must HPACK-decode
+   * every block, even of a stream it reset, or its table falls out of step with the peer's.
+   */
   onHeaders(streamId: number, block: Uint8Array, endStream: boolean, priority: Http2Priority | null): void;
   /** A PRIORITY frame (deprecated signal; RFC 9113 §5.3.2). */
   onPriority(streamId: number, priority: Http2Priority): void;
@@ -632,6 +636,17 @@ export class Http2FrameDecoder {
     const priority = this.#blockPriority;
     this.#blockPriority = null;
     if (this.#blockType === FrameType.HEADERS) {
+      if (priority !== null && priority.dependency === streamId) {
+        // §5.3.1: a stream error; reported first, and the block still goes to the session.
+        this.#handler.onStreamError(
+          new Http2StreamError(
+            'ERR_HTTP2_PRIORITY_SELF_DEPENDENCY',
+            Http2ErrorCode.PROTOCOL_ERROR,
+            streamId,
+            `stream ${streamId} depends on itself`,
+          ),
+        );
+      }
       this.#handler.onHeaders(streamId, block, this.#blockEndStream, priority);
     } else {
       this.#handler.onPushPromise(streamId, this.#blockPromised, block);

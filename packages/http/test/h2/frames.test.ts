@@ -335,6 +335,23 @@ describe('malformed frames (RFC 9113 §4.2, §6)', () => {
     ]);
   });
 
+  it('HEADERS depending on itself: a stream error first, then the block (HPACK must still see it)', () => {
+    const r = decode(
+      encodeHeaders(5, bytes(0x82), { priority: { exclusive: false, dependency: 5, weight: 1 } }),
+    );
+    expect(r.error).toBeNull();
+    expect(r.events.slice(1)).toEqual([
+      { t: 'streamError', code: 'ERR_HTTP2_PRIORITY_SELF_DEPENDENCY', errorCode: P, streamId: 5 },
+      {
+        t: 'headers',
+        streamId: 5,
+        block: '82',
+        endStream: false,
+        priority: { exclusive: false, dependency: 5, weight: 1 },
+      },
+    ]);
+  });
+
   it('WINDOW_UPDATE of 0: a connection error on stream 0, a stream error on a stream', () => {
     expectError(decode(raw(FrameType.WINDOW_UPDATE, 0, 0, [0, 0, 0, 0])), 'ERR_HTTP2_WINDOW_UPDATE_ZERO', P);
     const r = decode(raw(FrameType.WINDOW_UPDATE, 0, 3, [0x80, 0, 0, 0]), encodeWindowUpdate(3, 1));
