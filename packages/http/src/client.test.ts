@@ -62,6 +62,9 @@ function instrumented(inner: HttpStream) {
     get remoteAddress() {
       return inner.remoteAddress;
     },
+    get facts() {
+      return inner.facts;
+    },
     get localAddress() {
       return inner.localAddress;
     },

@@ -1,3 +1,4 @@
+import { plainFacts } from '@loch/uring-runtime';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type PromiseStreamDouble, promiseStream } from '../test/promise-stream.js';
@@ -224,6 +225,7 @@ function targetStream(chunks: string[], failWritesFrom = Number.POSITIVE_INFINIT
     localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
     driver: 'legacy',
     closed: false,
+    facts: plainFacts({ family: 'ipv4', address: '10.0.0.1', port: 1000 }),
     recvTo(target) {
       pendingRecv = target as never;
       queueMicrotask(() => {

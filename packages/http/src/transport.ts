@@ -9,6 +9,7 @@
 import type { ByteStream, SocketAddress, IoOptions as StreamIoOptions } from '@loch/uring-runtime';
 
 export type {
+  ConnectionFacts,
   DriverName,
   IoOptions as StreamIoOptions,
   RecvChunk as StreamChunk,
@@ -18,7 +19,9 @@ export type {
 } from '@loch/uring-runtime';
 
 /**
- * The stream operations HTTP/1.1 uses: the promise-free `recvTo` (pooled receive chunks) and
+ * The stream operations HTTP uses: `facts` (what the layers below learned: TLS, ALPN, SNI, the
+ * PROXY header's client address; how the server will choose HTTP/2 by ALPN without importing
+ * tls), the promise-free `recvTo` (pooled receive chunks) and
  * `writeTo` (whole writes, one buffer or a gathered list), shutdown and close. Results come to
  * a target object (the connection) at the next microtask checkpoint, never from inside the
  * call: a pending read or write costs no promise, reaction or closure. Where a caller needs a
@@ -36,6 +39,7 @@ export type HttpStream = Pick<
   | 'close'
   | 'setNoDelay'
   | 'closed'
+  | 'facts'
 >;
 
 /** The listener operations the server uses (a StreamListener fits). */

@@ -6,6 +6,7 @@
  * through it (or implements recvTo/writeTo itself); protocol code never sees a promise stream.
  * Not part of the package's exports.
  */
+import { plainFacts } from '@loch/uring-runtime';
 import type { HttpStream, StreamChunk, StreamRecvTarget, StreamWriteTarget } from '../src/transport.js';
 
 /** A stream double that scripts its peer with promises. */
@@ -37,6 +38,9 @@ export function promiseStream(double: PromiseStreamDouble): HttpStream {
     },
     get closed() {
       return double.closed;
+    },
+    get facts() {
+      return plainFacts(double.remoteAddress);
     },
     recvTo(target: StreamRecvTarget): void {
       double.recv().then(
