@@ -131,6 +131,9 @@ class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
   get closed() {
     return this.inner.closed;
   }
+  get facts() {
+    return this.inner.facts;
+  }
 
   recvTo(target: RecvTarget): void {
     if (this.#watching && this.#forward === null) {
