@@ -232,39 +232,96 @@ export interface HeadersFrameOptions {
   readonly maxFrameSize?: number;
 }
 
+function headersOverhead(options: HeadersFrameOptions): number {
+  return (
+    (options.padLength !== undefined ? 1 + options.padLength : 0) + (options.priority !== undefined ? 5 : 0)
+  );
+}
+
+function blockFramesLength(blockLength: number, overhead: number, max: number): number {
+  if (overhead > max) throw new RangeError('padding and priority do not fit the frame size');
+  const rest = blockLength - Math.min(blockLength, max - overhead);
+  const continuations = rest === 0 ? 0 : Math.ceil(rest / max);
+  return FRAME_HEADER_LENGTH * (1 + continuations) + overhead + blockLength;
+}
+
+/** Octets {@link writeHeaders} writes for a header block of `blockLength` octets. */
+export function headersFramesLength(blockLength: number, options: HeadersFrameOptions = {}): number {
+  return blockFramesLength(
+    blockLength,
+    headersOverhead(options),
+    options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+  );
+}
+
 /**
- * A HEADERS frame carrying header block `block`, followed by as many CONTINUATION frames as
- * `maxFrameSize` requires (RFC 9113 §6.2, §6.10); END_HEADERS is on the last.
+ * Writes a HEADERS frame carrying header block `block`, followed by as many CONTINUATION frames
+ * as `maxFrameSize` requires (RFC 9113 §6.2, §6.10; END_HEADERS on the last), at `offset`;
+ * returns the offset after them. `buf` needs {@link headersFramesLength} octets from `offset`.
  */
-export function encodeHeaders(
+export function writeHeaders(
+  buf: Uint8Array,
+  offset: number,
   streamId: number,
   block: Uint8Array,
   options: HeadersFrameOptions = {},
-): Uint8Array {
+): number {
   checkStreamId(streamId, false);
   const padded = options.padLength !== undefined;
   const pad = options.padLength ?? 0;
   checkPadLength(pad);
   const priority = options.priority;
-  const overhead = (padded ? 1 + pad : 0) + (priority !== undefined ? 5 : 0);
+  const overhead = headersOverhead(options);
+  const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+  if (overhead > max) throw new RangeError('padding and priority do not fit the frame size');
+  const first = Math.min(block.length, max - overhead);
   const flags =
     (options.endStream ? FrameFlag.END_STREAM : 0) |
     (padded ? FrameFlag.PADDED : 0) |
-    (priority !== undefined ? FrameFlag.PRIORITY : 0);
-  return encodeBlockFrames(
-    FrameType.HEADERS,
-    flags,
-    streamId,
-    block,
-    overhead,
-    options.maxFrameSize,
-    (out, p) => {
-      if (padded) out[p++] = pad;
-      if (priority !== undefined) p = writePriorityFields(out, p, priority);
-      return p;
-    },
-    pad,
-  );
+    (priority !== undefined ? FrameFlag.PRIORITY : 0) |
+    (first === block.length ? FrameFlag.END_HEADERS : 0);
+  let p = writeFrameHeader(buf, offset, overhead + first, FrameType.HEADERS, flags, streamId);
+  if (padded) buf[p++] = pad;
+  if (priority !== undefined) p = writePriorityFields(buf, p, priority);
+  buf.set(block.subarray(0, first), p);
+  p += first;
+  if (padded) {
+    buf.fill(0, p, p + pad);
+    p += pad;
+  }
+  return writeContinuations(buf, p, streamId, block, first, max);
+}
+
+/** CONTINUATION frames for `block[at..]`, END_HEADERS on the last. */
+function writeContinuations(
+  buf: Uint8Array,
+  p: number,
+  streamId: number,
+  block: Uint8Array,
+  at: number,
+  max: number,
+): number {
+  let rest = block.length - at;
+  while (rest > 0) {
+    const n = Math.min(rest, max);
+    rest -= n;
+    p = writeFrameHeader(buf, p, n, FrameType.CONTINUATION, rest === 0 ? FrameFlag.END_HEADERS : 0, streamId);
+    buf.set(block.subarray(at, at + n), p);
+    p += n;
+    at += n;
+  }
+  return p;
+}
+
+/** {@link writeHeaders} into a new array. */
+export function encodeHeaders(
+  streamId: number,
+  block: Uint8Array,
+  options: HeadersFrameOptions = {},
+): Uint8Array {
+  const out = new Uint8Array(headersFramesLength(block.length, options));
+  writeHeaders(out, 0, streamId, block, options);
+  return out;
 }
 
 /**
@@ -283,58 +340,17 @@ export function encodePushPromise(
   const pad = options.padLength ?? 0;
   checkPadLength(pad);
   const overhead = (padded ? 1 + pad : 0) + 4;
-  return encodeBlockFrames(
-    FrameType.PUSH_PROMISE,
-    padded ? FrameFlag.PADDED : 0,
-    streamId,
-    block,
-    overhead,
-    options.maxFrameSize,
-    (out, p) => {
-      if (padded) out[p++] = pad;
-      writeUint31(out, p, promisedStreamId);
-      return p + 4;
-    },
-    pad,
-  );
-}
-
-function encodeBlockFrames(
-  type: number,
-  flags: number,
-  streamId: number,
-  block: Uint8Array,
-  overhead: number,
-  maxFrameSize: number | undefined,
-  writePrefix: (out: Uint8Array, p: number) => number,
-  pad: number,
-): Uint8Array {
-  const max = maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
-  if (overhead > max) throw new RangeError('padding and priority do not fit the frame size');
+  const max = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+  const out = new Uint8Array(blockFramesLength(block.length, overhead, max));
   const first = Math.min(block.length, max - overhead);
-  let rest = block.length - first;
-  const continuations = rest === 0 ? 0 : Math.ceil(rest / max);
-  const out = new Uint8Array(FRAME_HEADER_LENGTH * (1 + continuations) + overhead + block.length);
-  let p = writeFrameHeader(
-    out,
-    0,
-    overhead + first,
-    type,
-    flags | (continuations === 0 ? FrameFlag.END_HEADERS : 0),
-    streamId,
-  );
-  p = writePrefix(out, p);
+  const flags = (padded ? FrameFlag.PADDED : 0) | (first === block.length ? FrameFlag.END_HEADERS : 0);
+  let p = writeFrameHeader(out, 0, overhead + first, FrameType.PUSH_PROMISE, flags, streamId);
+  if (padded) out[p++] = pad;
+  writeUint31(out, p, promisedStreamId);
+  p += 4;
   out.set(block.subarray(0, first), p);
-  p += first + pad; // padding octets stay zero
-  let at = first;
-  while (rest > 0) {
-    const n = Math.min(rest, max);
-    rest -= n;
-    p = writeFrameHeader(out, p, n, FrameType.CONTINUATION, rest === 0 ? FrameFlag.END_HEADERS : 0, streamId);
-    out.set(block.subarray(at, at + n), p);
-    p += n;
-    at += n;
-  }
+  p += first + pad; // padding octets of a new array are zero
+  writeContinuations(out, p, streamId, block, first, max);
   return out;
 }
 

@@ -19,7 +19,9 @@ import {
   encodeWindowUpdate,
   FrameFlag,
   FrameType,
+  headersFramesLength,
   writeFrameHeader,
+  writeHeaders,
   writePing,
   writeRstStream,
   writeSettingsAck,
@@ -187,6 +189,22 @@ describe('frame encoders and decoder round trip', () => {
       { t: 'rst', streamId: 5, errorCode: 5 },
       { t: 'settingsAck' },
     ]);
+  });
+
+  it('writeHeaders writes HEADERS + CONTINUATION into a dirty buffer at an offset, padding zeroed', () => {
+    const block = Uint8Array.from({ length: 40 }, (_, i) => i);
+    const options = { maxFrameSize: 16384, padLength: 4, endStream: true } as const;
+    const n = headersFramesLength(block.length, options);
+    const buf = new Uint8Array(n + 10).fill(0xee);
+    expect(writeHeaders(buf, 5, 9, block, options)).toBe(5 + n);
+    expect(hex(buf.subarray(5, 5 + n))).toBe(hex(encodeHeaders(9, block, options)));
+    expect(buf.subarray(5 + n - 4, 5 + n).every((b) => b === 0)).toBe(true);
+    expect(buf[4]).toBe(0xee);
+    expect(buf[5 + n]).toBe(0xee);
+    // Split into CONTINUATION frames: lengths agree with what is written.
+    const big = new Uint8Array(40000);
+    expect(headersFramesLength(big.length)).toBe(encodeHeaders(1, big).length);
+    expect(() => headersFramesLength(10, { padLength: 255, maxFrameSize: 100 })).toThrow(RangeError);
   });
 
   it('ignores the reserved bits of stream ids and window increments', () => {
