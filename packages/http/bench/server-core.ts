@@ -6,6 +6,7 @@
  * bench/server-core.ts
  */
 import { createResponse, FixedBody, HttpHeaders, HttpServer, type HttpStream } from '@loch/http';
+import { plainFacts } from '@loch/uring-runtime';
 
 const REQ = Buffer.from(
   'GET /hello HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n',
@@ -19,6 +20,7 @@ const stream: HttpStream = {
   localAddress: { family: 'ipv4', address: '127.0.0.1', port: 2 },
   driver: 'legacy',
   closed: false,
+  facts: plainFacts({ family: 'ipv4', address: '127.0.0.1', port: 1 }),
   recvTo(target) {
     const chunk = left-- <= 0 ? null : { bytes: REQ, release() {} };
     queueMicrotask(() => target.onRecv(chunk, undefined));
