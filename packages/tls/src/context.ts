@@ -43,7 +43,7 @@ export interface TlsCommonOptions {
    * (Mozilla's intermediate profile).
    */
   readonly ciphers?: string;
-  /** TLS 1.3 suites (OpenSSL syntax). Default: OpenSSL's (all AEAD). */
+  /** TLS 1.3 suites (OpenSSL syntax). Default: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305. */
   readonly ciphersuites?: string;
 }
 
