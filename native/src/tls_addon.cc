@@ -207,9 +207,11 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value Output(Napi::Env env) {
     size_t n = session_->PendingOutput();
     if (n == 0) return env.Undefined();
-    Napi::Uint8Array out = Napi::Uint8Array::New(env, n);
+    // A Buffer: node allocates its memory without zero-filling it (a Uint8Array's would be
+    // cleared first, only to be overwritten).
+    Napi::Buffer<unsigned char> out = Napi::Buffer<unsigned char>::New(env, n);
     size_t got = session_->TakeOutput(out.Data(), n);
-    if (got != n) return Napi::Uint8Array::New(env, got, out.ArrayBuffer(), 0);
+    if (got != n) return Napi::Buffer<unsigned char>::Copy(env, out.Data(), got);
     return out;
   }
 
@@ -266,6 +268,13 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       return env.Undefined();
     }
     FeedResult r = session_->Feed(in, inLen, const_cast<unsigned char*>(plain), cap);
+    // The engine reads the input in place until a call ends without kMorePlaintext: keep it
+    // alive (and where it is) until then, whatever the caller does with it meanwhile.
+    if ((r.flags & loch::tls::kMorePlaintext) != 0) {
+      if (inLen > 0) pinnedInput_ = Napi::Persistent(info[0].As<Napi::Object>());
+    } else if (!pinnedInput_.IsEmpty()) {
+      pinnedInput_.Reset();
+    }
     int32_t* slots = EnvOf(env)->info;
     slots[kInfoPlaintext] = static_cast<int32_t>(r.plaintext);
     slots[kInfoFlags] = r.flags;
@@ -273,32 +282,58 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   }
 
   // encrypt(data: Uint8Array | Uint8Array[]) -> Uint8Array (ciphertext) | undefined
-  // info[1] = flags (kFailed when it failed).
+  // info[1] = flags (kFailed when it failed). The records are written by OpenSSL straight into
+  // the returned buffer (allocated once at the bound, not zero-filled): no copy after encryption.
   Napi::Value Encrypt(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!Alive(env)) return env.Undefined();
-    bool ok = true;
     const unsigned char* data;
     size_t len;
-    if (info.Length() >= 1 && info[0].IsArray()) {
-      auto list = info[0].As<Napi::Array>();
-      uint32_t n = list.Length();
-      for (uint32_t i = 0; ok && i < n; i++) {
-        Napi::Value v = list.Get(i);
-        if (!BytesOf(v, &data, &len)) {
+    size_t total = 0;
+    uint32_t count = 0;
+    Napi::Array list;
+    bool isList = info.Length() >= 1 && info[0].IsArray();
+    if (isList) {
+      list = info[0].As<Napi::Array>();
+      count = list.Length();
+      for (uint32_t i = 0; i < count; i++) {
+        if (!BytesOf(list.Get(i), &data, &len)) {
           ThrowType(env, "encrypt(data: Uint8Array | Uint8Array[])");
           return env.Undefined();
         }
-        ok = session_->Encrypt(data, len);
+        total += len;
       }
     } else if (info.Length() >= 1 && BytesOf(info[0], &data, &len)) {
-      ok = session_->Encrypt(data, len);
+      total = len;
     } else {
       ThrowType(env, "encrypt(data: Uint8Array | Uint8Array[])");
       return env.Undefined();
     }
+    // One bound for the whole list: records may span the buffers' boundaries.
+    size_t cap = session_->PendingOutput() + loch::tls::TlsSession::EncryptBound(total) + 64 * static_cast<size_t>(count);
+    Napi::Buffer<unsigned char> out = Napi::Buffer<unsigned char>::New(env, cap);
+    size_t used = 0;
+    bool ok = true;
+    if (isList) {
+      for (uint32_t i = 0; ok && i < count; i++) {
+        BytesOf(list.Get(i), &data, &len);
+        ok = session_->EncryptInto(data, len, out.Data(), cap, &used);
+      }
+    } else {
+      ok = session_->EncryptInto(data, len, out.Data(), cap, &used);
+    }
     EnvOf(env)->info[kInfoFlags] = ok ? 0 : loch::tls::kFailed;
-    return Output(env);
+    if (session_->PendingOutput() > 0) {
+      // The bound was too small (it should not be): append the spill, with one copy.
+      size_t spill = session_->PendingOutput();
+      Napi::Buffer<unsigned char> all = Napi::Buffer<unsigned char>::New(env, used + spill);
+      memcpy(all.Data(), out.Data(), used);
+      session_->TakeOutput(all.Data() + used, spill);
+      return all;
+    }
+    if (used == 0) return env.Undefined();
+    if (used == cap) return out;
+    return Napi::Uint8Array::New(env, used, out.ArrayBuffer(), out.ByteOffset());
   }
 
   // shutdown() -> Uint8Array (close_notify) | undefined
@@ -360,10 +395,12 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   // destroy(): frees the SSL now rather than at garbage collection. Idempotent.
   Napi::Value Destroy(const Napi::CallbackInfo& info) {
     session_.reset();
+    if (!pinnedInput_.IsEmpty()) pinnedInput_.Reset();
     return info.Env().Undefined();
   }
 
   std::unique_ptr<loch::tls::TlsSession> session_;
+  Napi::ObjectReference pinnedInput_;
 };
 
 // bindInfo(info: Int32Array of at least 4) : the per-thread slots feed() and encrypt() report in.

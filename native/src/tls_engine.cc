@@ -4,6 +4,7 @@
 #include "tls_engine.h"
 
 #include <arpa/inet.h>
+#include <openssl/bio.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -57,6 +58,35 @@ bool IsIpLiteral(const std::string& s) {
 
 // A read-only memory BIO over a string (no copy).
 BIO* ReadBio(const std::string& s) { return BIO_new_mem_buf(s.data(), static_cast<int>(s.size())); }
+
+}  // namespace
+
+// The session's two BIO types, made once per process (OpenSSL's method tables are immutable once
+// set up; C++ initializes function-local statics once, thread-safely).
+namespace {
+
+BIO_METHOD* MakeMethod(const char* name, bool source) {
+  BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+  if (m == nullptr) return nullptr;
+  if (source) {
+    BIO_meth_set_read_ex(m, TlsSession::SourceRead);
+  } else {
+    BIO_meth_set_write_ex(m, TlsSession::SinkWrite);
+  }
+  BIO_meth_set_ctrl(m, TlsSession::BioCtrl);
+  BIO_meth_set_create(m, TlsSession::BioCreate);
+  return m;
+}
+
+const BIO_METHOD* SourceMethod() {
+  static BIO_METHOD* method = MakeMethod("loch tls source", true);
+  return method;
+}
+
+const BIO_METHOD* SinkMethod() {
+  static BIO_METHOD* method = MakeMethod("loch tls sink", false);
+  return method;
+}
 
 }  // namespace
 
@@ -355,12 +385,19 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std
     Fail(ErrorKind::kUsage, DrainErrors("SSL_new failed"));
     return;
   }
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
-  // An empty input BIO means "wait for more", never end of stream: the transport says when the
-  // stream ended.
-  BIO_set_mem_eof_return(rbio_, -1);
-  BIO_set_mem_eof_return(wbio_, -1);
+  rbio_ = BIO_new(SourceMethod());
+  wbio_ = BIO_new(SinkMethod());
+  if (rbio_ == nullptr || wbio_ == nullptr) {
+    BIO_free(rbio_);
+    BIO_free(wbio_);
+    rbio_ = wbio_ = nullptr;
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    Fail(ErrorKind::kUsage, DrainErrors("BIO_new failed"));
+    return;
+  }
+  BIO_set_data(rbio_, this);
+  BIO_set_data(wbio_, this);
   SSL_set_bio(ssl_, rbio_, wbio_);
   SSL_set_app_data(ssl_, this);
   SSL_set_info_callback(ssl_, OnInfo);
@@ -460,16 +497,14 @@ FeedResult TlsSession::Feed(const unsigned char* data, size_t len, unsigned char
       // A TLS record starts with 0x14..0x17; a letter is an HTTP method.
       Fail(ErrorKind::kPlainHttp, "a plain HTTP request was sent to a TLS port");
     } else {
-      while (len > 0) {
-        int n = static_cast<int>(std::min<size_t>(len, INT_MAX));
-        BIO_write(rbio_, data, n);
-        data += n;
-        len -= static_cast<size_t>(n);
-      }
+      if (inLen_ > 0) HoldRest();  // a caller that did not wait for kMorePlaintext to clear
+      in_ = data;
+      inLen_ = len;
     }
     sawInput_ = true;
   }
   if (ssl_ != nullptr && !failed()) Advance(&result, plain, cap);
+  if ((result.flags & kMorePlaintext) == 0 && inLen_ > 0) HoldRest();
   if (handshakeDone_) result.flags |= kHandshakeDone;
   if (peerClosed_) result.flags |= kPeerClosed;
   if (newSession_) {
@@ -508,7 +543,7 @@ void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
     }
     break;
   }
-  if (!failed() && !peerClosed_ && result->plaintext == cap && (SSL_pending(ssl_) > 0 || BIO_ctrl_pending(rbio_) > 0)) {
+  if (!failed() && !peerClosed_ && result->plaintext == cap && (SSL_pending(ssl_) > 0 || inLen_ + held_.size() - heldAt_ > 0)) {
     result->flags |= kMorePlaintext;
   }
 }
@@ -540,16 +575,105 @@ void TlsSession::Shutdown() {
   ERR_clear_error();
 }
 
-size_t TlsSession::PendingOutput() const { return wbio_ == nullptr ? 0 : BIO_ctrl_pending(wbio_); }
+size_t TlsSession::PendingOutput() const { return queued_.size() - queuedAt_; }
 
 size_t TlsSession::TakeOutput(unsigned char* out, size_t cap) {
-  size_t total = 0;
-  while (total < cap) {
-    int n = BIO_read(wbio_, out + total, static_cast<int>(std::min<size_t>(cap - total, INT_MAX)));
-    if (n <= 0) break;
-    total += static_cast<size_t>(n);
+  size_t n = std::min(cap, queued_.size() - queuedAt_);
+  if (n > 0) memcpy(out, queued_.data() + queuedAt_, n);
+  queuedAt_ += n;
+  if (queuedAt_ == queued_.size()) {
+    queued_.clear();
+    queuedAt_ = 0;
+    // A burst (a big write that spilled) should not pin its memory on an idle connection.
+    if (queued_.capacity() > 64 * 1024) queued_.shrink_to_fit();
   }
-  return total;
+  return n;
+}
+
+bool TlsSession::EncryptInto(const unsigned char* data, size_t len, unsigned char* out, size_t cap,
+                             size_t* used) {
+  size_t at = *used;
+  at += TakeOutput(out + at, cap - at);
+  out_ = out + at;
+  outCap_ = cap - at;
+  outLen_ = 0;
+  bool ok = Encrypt(data, len);
+  *used = at + outLen_;
+  out_ = nullptr;
+  outCap_ = outLen_ = 0;
+  return ok;
+}
+
+void TlsSession::HoldRest() {
+  if (heldAt_ > 0) {
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(heldAt_));
+    heldAt_ = 0;
+  }
+  held_.insert(held_.end(), in_, in_ + inLen_);
+  in_ = nullptr;
+  inLen_ = 0;
+}
+
+int TlsSession::BioCreate(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+int TlsSession::SourceRead(BIO* bio, char* buf, size_t len, size_t* readbytes) {
+  auto* s = static_cast<TlsSession*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  size_t n = 0;
+  if (s->heldAt_ < s->held_.size()) {
+    n = std::min(len, s->held_.size() - s->heldAt_);
+    memcpy(buf, s->held_.data() + s->heldAt_, n);
+    s->heldAt_ += n;
+    if (s->heldAt_ == s->held_.size()) {
+      s->held_.clear();
+      s->heldAt_ = 0;
+    }
+  } else if (s->inLen_ > 0) {
+    n = std::min(len, s->inLen_);
+    memcpy(buf, s->in_, n);
+    s->in_ += n;
+    s->inLen_ -= n;
+  }
+  if (n == 0) {
+    // Nothing yet: "try again", never end of stream (the transport says when the stream ended).
+    BIO_set_retry_read(bio);
+    *readbytes = 0;
+    return 0;
+  }
+  *readbytes = n;
+  return 1;
+}
+
+int TlsSession::SinkWrite(BIO* bio, const char* buf, size_t len, size_t* written) {
+  auto* s = static_cast<TlsSession*>(BIO_get_data(bio));
+  BIO_clear_retry_flags(bio);
+  const auto* bytes = reinterpret_cast<const unsigned char*>(buf);
+  // Into the caller's span while it has room and nothing is queued ahead (order is kept).
+  if (s->out_ != nullptr && s->PendingOutput() == 0 && s->outLen_ + len <= s->outCap_) {
+    memcpy(s->out_ + s->outLen_, bytes, len);
+    s->outLen_ += len;
+  } else {
+    s->queued_.insert(s->queued_.end(), bytes, bytes + len);
+  }
+  *written = len;
+  return 1;
+}
+
+long TlsSession::BioCtrl(BIO* bio, int cmd, long, void*) {
+  auto* s = static_cast<TlsSession*>(BIO_get_data(bio));
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_PENDING:
+      return s == nullptr ? 0 : static_cast<long>(bio == s->rbio_ ? s->inLen_ + s->held_.size() - s->heldAt_ : s->PendingOutput());
+    case BIO_CTRL_WPENDING:
+      return s == nullptr || bio == s->rbio_ ? 0 : static_cast<long>(s->PendingOutput());
+    default:
+      return 0;
+  }
 }
 
 std::string TlsSession::alpnProtocol() const {

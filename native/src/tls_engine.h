@@ -164,9 +164,11 @@ struct FeedResult {
 };
 
 /**
- * One TLS connection over memory BIOs. Input: ciphertext as received (Feed). Output: plaintext
- * into a caller's buffer, and ciphertext to send (handshake records, alerts, tickets, encrypted
- * data) accumulated until the caller takes it (PendingOutput / TakeOutput).
+ * One TLS connection over two BIOs of its own, made to spare copies. Input: OpenSSL reads the
+ * ciphertext straight from the caller's bytes during Feed; only an incomplete record left at the
+ * end is copied (kept for the next Feed). Output: records go straight into the caller's buffer
+ * during EncryptInto; what is written outside it (handshake flights, alerts, tickets) waits in
+ * a queue until the caller takes it (PendingOutput / TakeOutput).
  */
 class TlsSession {
  public:
@@ -189,14 +191,26 @@ class TlsSession {
   /**
    * Feeds `len` bytes of ciphertext (may be 0: just drive the handshake, e.g. the client's first
    * flight), then writes as much plaintext as is available into `plain` (up to `cap` bytes).
+   * `data` must stay valid until a Feed returns without kMorePlaintext (the follow-up calls pass
+   * no new input and go on reading it); then the unread rest, if any, is copied.
    */
   FeedResult Feed(const unsigned char* data, size_t len, unsigned char* plain, size_t cap);
 
   /**
-   * Encrypts `len` bytes of plaintext into the output. Only after the handshake. False when the
-   * session failed (error()).
+   * Encrypts `len` bytes of plaintext. Only after the handshake. False when the session failed
+   * (error()). The records join the output queue (TakeOutput).
    */
   bool Encrypt(const unsigned char* data, size_t len);
+
+  /**
+   * Encrypts `len` bytes straight into `out` (after any queued output, which is moved there
+   * first), adding the bytes written to `*used`. With `cap` >= PendingOutput() +
+   * EncryptBound(len) nothing spills into the queue. False when the session failed.
+   */
+  bool EncryptInto(const unsigned char* data, size_t len, unsigned char* out, size_t cap, size_t* used);
+
+  /** Most ciphertext that `len` bytes of plaintext can become (record headers, tags, padding). */
+  static size_t EncryptBound(size_t len) { return len + (len / 16384 + 1) * 64; }
 
   /** Queues close_notify into the output. Idempotent. */
   void Shutdown();
@@ -226,15 +240,34 @@ class TlsSession {
   /** The last session a client received, serialized for SetSession; empty when none. */
   std::vector<unsigned char> SessionBytes() const;
 
+  // The BIO callbacks (OpenSSL calls them; public only so the method tables can name them).
+  static int SourceRead(BIO* bio, char* buf, size_t len, size_t* readbytes);
+  static int SinkWrite(BIO* bio, const char* buf, size_t len, size_t* written);
+  static long BioCtrl(BIO* bio, int cmd, long num, void* ptr);
+  static int BioCreate(BIO* bio);
+
  private:
   static void OnInfo(const SSL* ssl, int where, int ret);
+  /** Keeps what the caller's input still holds (an incomplete record) for the next Feed. */
+  void HoldRest();
   void Fail(ErrorKind kind, const std::string& why);
   void FailFromSsl(int code);
   void Advance(FeedResult* result, unsigned char* plain, size_t cap);
 
   SSL* ssl_ = nullptr;
-  BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_)
-  BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_)
+  BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_): reads held_, then in_
+  BIO* wbio_ = nullptr;  // ciphertext out (owned by ssl_): writes out_, else queued_
+  // Input: bytes kept from an earlier Feed (from heldAt_), then the caller's current span.
+  std::vector<unsigned char> held_;
+  size_t heldAt_ = 0;
+  const unsigned char* in_ = nullptr;
+  size_t inLen_ = 0;
+  // Output: the caller's span during EncryptInto, and the queue for everything else.
+  unsigned char* out_ = nullptr;
+  size_t outCap_ = 0;
+  size_t outLen_ = 0;
+  std::vector<unsigned char> queued_;
+  size_t queuedAt_ = 0;
   bool server_ = false;
   bool verifyPeer_ = false;
   bool sawInput_ = false;
