@@ -279,7 +279,7 @@ export interface NativeTlsContext {
   setVerify(request: boolean, require: boolean): void;
 }
 
-/** One TLS connection over memory BIOs. Results of feed/encrypt land in `NativeTls.info`. */
+/** One TLS connection. Results of feed/encrypt land in `NativeTls.info`. */
 export interface NativeTlsSession {
   /** Client: SNI (host names only) and, with `verifyHost`, the name the certificate must match. */
   setServername(name: string, verifyHost: boolean): boolean;
@@ -290,7 +290,9 @@ export interface NativeTlsSession {
   /**
    * Feeds received ciphertext (or null to drive the handshake) and decrypts what it can into
    * `plaintext`. `info[0]`: plaintext bytes written; `info[1]`: TlsFlags. Returns the ciphertext to
-   * send (handshake flights, alerts, tickets), or undefined.
+   * send (handshake flights, alerts, tickets), or undefined. OpenSSL reads `ciphertext` in place:
+   * while calls return `morePlaintext`, it is still being read (the addon keeps it alive; do not
+   * modify it until a call returns without that flag).
    */
   feed(ciphertext: Uint8Array | null, plaintext: Uint8Array): Uint8Array | undefined;
   /** Encrypts one buffer or several (one record stream); `info[1]` is `failed` on failure. */

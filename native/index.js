@@ -150,7 +150,7 @@ export const Op = Object.freeze({
 let tlsCached;
 
 /**
- * The TLS engine (loch_tls.node: OpenSSL from the node binary over memory BIOs), whether or not
+ * The TLS engine (loch_tls.node: OpenSSL from the node binary, driven over caller memory), whether or not
  * the kernel allows io_uring; `{ error }` when the module is not built or does not load. Binds
  * this thread's info slots on first use. Never throws; cached per thread.
  * @returns {import('./index.js').TlsLoadResult}

@@ -1,4 +1,4 @@
-// The TLS engine over memory BIOs (see tls_engine.h). Every OpenSSL call here resolves against
+// The TLS engine (see tls_engine.h). Every OpenSSL call here resolves against
 // the symbols the node binary exports: the addon links no libssl of its own, so it runs the same
 // OpenSSL (version, FIPS mode, configuration) as node:tls in the same process.
 #include "tls_engine.h"

@@ -1,5 +1,5 @@
 // The TLS engine: OpenSSL (the copy the node binary exports; headers ship with Node) driven
-// through memory BIOs, so it runs over any transport: the legacy driver's node:net chunks today,
+// through BIOs of its own over caller memory, so it runs over any transport: the legacy driver's node:net chunks today,
 // and the io_uring completion path inside the batch next (a recv's provided buffer fed in C++,
 // plaintext out; plaintext encrypted into the flush). Nothing here knows N-API: tls_addon.cc is
 // the JavaScript face. Not for sockets or buffers' lifetimes: the caller owns every byte range
@@ -7,8 +7,8 @@
 //
 // TlsContext wraps an SSL_CTX (server: certificates chosen by SNI, ALPN from a preference list,
 // ticket keys set from outside and rotated, optional client-certificate verification; client:
-// verification against a CA bundle, ALPN offer). TlsSession is one connection: an SSL with a
-// read and a write memory BIO.
+// verification against a CA bundle, ALPN offer). TlsSession is one connection: an SSL that
+// reads ciphertext in place from the caller's bytes and writes records into the caller's buffer.
 #pragma once
 
 #include <openssl/ssl.h>

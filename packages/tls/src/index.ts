@@ -1,6 +1,6 @@
 /**
  * @loch/tls: TLS streams for Loch on the OpenSSL that the node binary exports (the engine lives
- * in @loch/native, over memory BIOs). A TlsStream wraps any ByteStream of @loch/uring-runtime
+ * in @loch/native, fed from caller memory). A TlsStream wraps any ByteStream of @loch/uring-runtime
  * (TCP or Unix, io_uring or legacy driver) and is one itself, so HTTP, Thrift and the proxy read
  * and write it like TCP. Server: SNI certificates, ALPN, tickets with shared keys, mTLS. Client:
  * verification, SNI, ALPN, resumption. Not for sockets or connection pools (@loch/transports).
