@@ -39,12 +39,20 @@ const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
 const key = readFileSync(join(dir, 'key.pem'), 'utf8');
 const payload = new Uint8Array(CHUNK).fill(7);
 
+/** One pair's readings: handshakes/s and CPU per handshake, MB/s and CPU per MB. */
+interface Row {
+  hs: number;
+  hsCpu: number;
+  mbps: number;
+  mbCpu: number;
+}
+
 function cpuMs(start: NodeJS.CpuUsage): number {
   const u = process.cpuUsage(start);
   return (u.user + u.system) / 1000;
 }
 
-async function nodeSide(): Promise<{ hs: number; hsCpu: number; mbps: number }> {
+async function nodeSide(): Promise<Row> {
   let received = 0;
   let done: () => void = () => undefined;
   const server = nodeTls.createServer({ cert, key, minVersion: 'TLSv1.3', ciphers: SUITE }, (s) => {
@@ -88,12 +96,13 @@ async function nodeSide(): Promise<{ hs: number; hsCpu: number; mbps: number }> 
   }
   await finished;
   const mbps = MB / ((performance.now() - t0) / 1000);
+  const mbCpu = cpuMs(cpu) / MB;
   s.destroy();
   server.close();
-  return { hs, hsCpu, mbps };
+  return { hs, hsCpu, mbps, mbCpu };
 }
 
-async function lochSide(driver: DriverName): Promise<{ hs: number; hsCpu: number; mbps: number }> {
+async function lochSide(driver: DriverName): Promise<Row> {
   const runtime = await createRuntime({ driver, log: () => undefined });
   const serverCtx = new TlsServerContext({ certificates: [{ chain: cert, key }], minVersion: 'TLSv1.3' });
   const clientCtx = new TlsClientContext({ ca: cert, minVersion: 'TLSv1.3', sessionCacheSize: 0 });
@@ -139,13 +148,14 @@ async function lochSide(driver: DriverName): Promise<{ hs: number; hsCpu: number
   for (let sent = 0; sent < MB * 1024 * 1024; sent += CHUNK) await s.writeAll(payload);
   await finished;
   const mbps = MB / ((performance.now() - t0) / 1000);
+  const mbCpu = cpuMs(cpu) / MB;
   await s.close();
   await listener.close();
   await runtime.close();
-  return { hs, hsCpu, mbps };
+  return { hs, hsCpu, mbps, mbCpu };
 }
 
-const rows: [string, { hs: number; hsCpu: number; mbps: number }][] = [];
+const rows: [string, Row][] = [];
 rows.push(['node:tls <-> node:tls', await nodeSide()]);
 for (const driver of ['legacy', 'uring'] as const) {
   try {
@@ -157,9 +167,13 @@ for (const driver of ['legacy', 'uring'] as const) {
 console.log(
   `${HANDSHAKES} full TLS 1.3 handshakes (ECDSA P-256) and ${MB} MB one way, both ends in one process`,
 );
-console.log('| pair | handshakes/s | CPU ms per handshake (both ends) | MB/s one way |');
-console.log('| --- | ---: | ---: | ---: |');
+console.log(
+  '| pair | handshakes/s | CPU ms per handshake (both ends) | MB/s one way | CPU ms per MB (both ends) |',
+);
+console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const [name, r] of rows) {
-  console.log(`| ${name} | ${r.hs.toFixed(0)} | ${r.hsCpu.toFixed(2)} | ${r.mbps.toFixed(0)} |`);
+  console.log(
+    `| ${name} | ${r.hs.toFixed(0)} | ${r.hsCpu.toFixed(2)} | ${r.mbps.toFixed(0)} | ${r.mbCpu.toFixed(2)} |`,
+  );
 }
 rmSync(dir, { recursive: true, force: true });

@@ -235,6 +235,27 @@ describe.each(drivers)('TLS server on the $name driver', ({ name, skip }) => {
     },
   );
 
+  run(
+    "mTLS 'request': a client without a certificate is let in, one with a certificate is verified",
+    async () => {
+      const server = await serve({ clientCa: pki.ca, clientCertificate: 'request' });
+      const anonymous = await client(server.port);
+      expect(Buffer.from(await roundTrip(anonymous, bytes(3))).byteLength).toBe(3);
+      const first = ((await server.next()) as { stream: TlsStream }).stream;
+      expect(first.peerCertificate).toBeNull();
+      await client(server.port, { cert: pki.client.chain, key: pki.client.key });
+      const second = ((await server.next()) as { stream: TlsStream }).stream;
+      expect(second.facts.peerCertificate).not.toBeNull();
+      await nodeClientFailure(server.port, {
+        ca: pki.ca,
+        servername: 'localhost',
+        cert: pki.untrustedClient.chain,
+        key: pki.untrustedClient.key,
+      });
+      expect(await server.nextError()).toBeInstanceOf(TlsCertificateError);
+    },
+  );
+
   run('moves several MB each way through odd chunk boundaries', async () => {
     const server = await serve();
     const socket = await client(server.port);
