@@ -7,19 +7,27 @@
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import {
   type ConfigFile,
   ConfigFileSchema,
   type ListenAddress,
+  type LoadBalancerName,
   type ProxyConfig,
   type RouteConfig,
   type ServerConfig,
   type ServerFile,
+  type ThriftRouteConfig,
+  type ThriftServerConfig,
+  type ThriftServerFile,
+  type ThriftTimeoutConfig,
+  type ThriftUpstreamConfig,
   type TimeoutConfig,
   type UpstreamAddress,
 } from './schema.js';
+import { DEFAULT_HANDSHAKE_MS, normalizeTls } from './tls.js';
 
 /** One problem in a config file. */
 export interface ConfigIssue {
@@ -79,6 +87,8 @@ export function parseConfig(text: string, source = 'config'): ProxyConfig {
 
 /** Validates an already-parsed config object and builds the effective config. */
 export function validateConfig(raw: unknown, source = 'config'): ProxyConfig {
+  // Files a config names (certificates) are found from the config file's directory.
+  const baseDir = source === 'config' ? process.cwd() : dirname(resolve(source));
   const parsed = ConfigFileSchema.safeParse(raw);
   if (!parsed.success) {
     const issues = parsed.error.issues.map(zodIssue);
@@ -87,13 +97,13 @@ export function validateConfig(raw: unknown, source = 'config'): ProxyConfig {
     if (parsed.error.issues.every((i) => i.code === 'unrecognized_keys')) {
       const pruned = withoutKeys(raw, parsed.error.issues);
       const again = ConfigFileSchema.safeParse(pruned);
-      if (again.success) normalize(again.data, issues);
+      if (again.success) normalize(again.data, issues, baseDir);
       else issues.push(...again.error.issues.map(zodIssue));
     }
     throw new ConfigError(source, issues);
   }
   const issues: ConfigIssue[] = [];
-  const config = normalize(parsed.data, issues);
+  const config = normalize(parsed.data, issues, baseDir);
   if (issues.length) throw new ConfigError(source, issues);
   return config;
 }
@@ -139,7 +149,7 @@ function durationMs(value: number | string | undefined, fallback: number): numbe
   return Math.round(n * unit);
 }
 
-function normalize(file: ConfigFile, issues: ConfigIssue[]): ProxyConfig {
+function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): ProxyConfig {
   const rt = file.runtime;
   if (rt.workers !== undefined && rt.worker_threads !== undefined) {
     issues.push({
@@ -165,17 +175,22 @@ function normalize(file: ConfigFile, issues: ConfigIssue[]): ProxyConfig {
   } as const;
 
   const servers: ServerConfig[] = [];
+  const thriftServers: ThriftServerConfig[] = [];
   const listeners = new Map<string, string>();
   for (const [key, server] of Object.entries(file.servers)) {
     const at = `servers.${key}`;
-    const built = normalizeServer(key, server, at, issues, file.log?.access ?? true);
+    const built =
+      server.proxy_type === 'thrift'
+        ? normalizeThriftServer(key, server, at, issues, file.log?.access ?? true)
+        : normalizeServer(key, server, at, issues, file.log?.access ?? true, baseDir);
     if (!built) continue;
     const id =
       built.listen.kind === 'tcp' ? `${built.listen.host}:${built.listen.port}` : `unix:${built.listen.path}`;
     const other = listeners.get(id);
     if (other) issues.push({ path: `${at}.listener`, message: `listens on ${id} like servers.${other}` });
     else listeners.set(id, key);
-    servers.push(built);
+    if (built.proxyType === 'thrift') thriftServers.push(built);
+    else servers.push(built);
   }
   if (Object.keys(file.servers).length === 0)
     issues.push({ path: 'servers', message: 'no server is configured' });
@@ -183,6 +198,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[]): ProxyConfig {
     runtime,
     logLevel: file.log?.level ?? 'info',
     servers,
+    thriftServers,
   };
 }
 
@@ -192,6 +208,7 @@ function normalizeServer(
   at: string,
   issues: ConfigIssue[],
   accessLogDefault: boolean,
+  baseDir: string,
 ): ServerConfig | undefined {
   const start = issues.length;
   if (s.proxy_type !== 'http') {
@@ -203,8 +220,16 @@ function normalizeServer(
           : `unknown proxy_type "${s.proxy_type}" (expected "http")`,
     });
   }
-  if (s.tls !== undefined)
-    issues.push({ path: `${at}.tls`, message: 'tls is not supported yet by this version of loch' });
+  const tls =
+    s.tls === undefined
+      ? null
+      : (normalizeTls(
+          s.tls,
+          `${at}.tls`,
+          issues,
+          baseDir,
+          durationMs(s.tls.handshake_timeout, DEFAULT_HANDSHAKE_MS),
+        ) ?? null);
   if (s.upstream_http_version !== undefined && s.upstream_http_version !== 'http11') {
     issues.push({
       path: `${at}.upstream_http_version`,
@@ -284,6 +309,7 @@ function normalizeServer(
     routes,
     accessLog: s.access_log ?? accessLogDefault,
     allowEncodedSlashes: s.allow_encoded_slashes ?? false,
+    tls,
   };
 }
 
@@ -353,4 +379,137 @@ function parseEndpoint(
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port ? Number(url.port) : 80;
   return { kind: 'tcp', host, port, scheme: 'http', authority: url.host };
+}
+
+const defaultThriftTimeouts: ThriftTimeoutConfig = {
+  serverKeepalive: 60_000,
+  serverMessage: 30_000,
+  upstreamConnect: 5_000,
+  upstreamCall: 30_000,
+  shutdownGrace: 30_000,
+};
+
+/**
+ * A `proxy_type = "thrift"` server: Monolake's current shape (`route = { load_balancer,
+ * upstreams }`, `timeout = { server_keepalive_timeout_sec, server_message_timeout_sec }`), its
+ * older routes form (`[[routes]]` with `path = "/"`) and Loch's routes by method and service.
+ * Routes keep their order; the default route (no matcher) goes last and may appear once.
+ */
+function normalizeThriftServer(
+  key: string,
+  s: ThriftServerFile,
+  at: string,
+  issues: ConfigIssue[],
+  accessLogDefault: boolean,
+): ThriftServerConfig | undefined {
+  const start = issues.length;
+  if (s.tls !== undefined)
+    issues.push({
+      path: `${at}.tls`,
+      message: 'tls on a thrift server is not supported yet by this version of loch',
+    });
+  if (s.timeout && s.timeouts)
+    issues.push({ path: `${at}.timeout`, message: 'give either "timeout" or "timeouts", not both' });
+  const listen = parseListener(s.listener.type, s.listener.value, `${at}.listener.value`, issues);
+  const d = defaultThriftTimeouts;
+  const m = s.timeout;
+  const t = s.timeouts;
+  const sec = (v: number | undefined, fallback: number) =>
+    v === undefined ? fallback : Math.round(v * 1000);
+  const timeouts: ThriftTimeoutConfig = m
+    ? {
+        ...d,
+        serverKeepalive: sec(m.server_keepalive_timeout_sec, d.serverKeepalive),
+        serverMessage: sec(m.server_message_timeout_sec, d.serverMessage),
+      }
+    : {
+        serverKeepalive: durationMs(t?.server_keepalive, d.serverKeepalive),
+        serverMessage: durationMs(t?.server_message, d.serverMessage),
+        upstreamConnect: durationMs(t?.upstream_connect, d.upstreamConnect),
+        upstreamCall: durationMs(t?.upstream_call, d.upstreamCall),
+        shutdownGrace: durationMs(t?.shutdown_grace, d.shutdownGrace),
+      };
+  const matched: ThriftRouteConfig[] = [];
+  let fallback: { route: ThriftRouteConfig; at: string } | undefined;
+  const add = (
+    r: {
+      load_balancer?: LoadBalancerName | undefined;
+      upstreams: ThriftServerFile['routes'][number]['upstreams'];
+    },
+    rat: string,
+    methods: readonly string[] | undefined,
+    service: string | undefined,
+  ) => {
+    const upstreams: ThriftUpstreamConfig[] = [];
+    r.upstreams.forEach((u, j) => {
+      const built = parseThriftUpstream(u.endpoint, `${rat}.upstreams[${j}].endpoint`, issues);
+      if (built) upstreams.push({ ...built, weight: u.weight ?? 1 });
+    });
+    const loadBalancer = r.load_balancer ?? (r.upstreams.length > 1 ? 'round_robin' : 'first');
+    if (loadBalancer.startsWith('weighted') && r.upstreams.every((u) => u.weight === 0))
+      issues.push({
+        path: `${rat}.upstreams`,
+        message: 'every upstream has weight 0: nothing could be chosen',
+      });
+    const route: ThriftRouteConfig = { methods, service, loadBalancer, upstreams };
+    if (methods !== undefined || service !== undefined) matched.push(route);
+    else if (fallback)
+      issues.push({
+        path: rat,
+        message: `a second default route (the first is ${fallback.at}): give it a method or service`,
+      });
+    else fallback = { route, at: rat };
+  };
+  if (s.route) add(s.route, `${at}.route`, undefined, undefined);
+  s.routes.forEach((r, i) => {
+    const rat = `${at}.routes[${i}]`;
+    if (r.path !== undefined && r.path !== '/')
+      issues.push({
+        path: `${rat}.path`,
+        message: 'thrift routes match method and service, not paths: only path = "/" (every call) is allowed',
+      });
+    const methods = r.method === undefined ? undefined : typeof r.method === 'string' ? [r.method] : r.method;
+    add(r, rat, methods, r.service);
+  });
+  if (!s.route && s.routes.length === 0)
+    issues.push({
+      path: `${at}.route`,
+      message: 'a thrift server needs a route (route = { upstreams = [...] }) or routes',
+    });
+  if (issues.length > start || !listen) return undefined;
+  return {
+    key,
+    name: s.name ?? key,
+    proxyType: 'thrift',
+    listen,
+    timeouts,
+    routes: fallback ? [...matched, fallback.route] : matched,
+    maxFrameSize: s.max_frame_size ?? 16 * 1024 * 1024,
+    accessLog: s.access_log ?? accessLogDefault,
+  };
+}
+
+/** A thrift upstream endpoint: `{ type = "socket" | "unix", value }` or "host:port". */
+function parseThriftUpstream(
+  endpoint: ThriftServerFile['routes'][number]['upstreams'][number]['endpoint'],
+  at: string,
+  issues: ConfigIssue[],
+): Omit<ThriftUpstreamConfig, 'weight'> | undefined {
+  const ep = typeof endpoint === 'string' ? { type: 'socket' as const, value: endpoint } : endpoint;
+  if (ep.type === 'unix') {
+    if (!ep.value.startsWith('/')) {
+      issues.push({ path: at, message: 'a unix upstream path must be absolute' });
+      return undefined;
+    }
+    return { address: { kind: 'unix', path: ep.value }, label: `unix:${ep.value}` };
+  }
+  const hp = parseHostPort(ep.value);
+  if (!hp || hp.port === 0) {
+    issues.push({
+      path: at,
+      message: `"${ep.value}" is not a thrift upstream address like "127.0.0.1:9090" (or { type = "unix", value = "/path" })`,
+    });
+    return undefined;
+  }
+  return { address: { kind: 'tcp', host: hp.host, port: hp.port }, label: ep.value };
 }

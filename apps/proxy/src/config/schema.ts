@@ -64,6 +64,39 @@ export const TimeoutsSchema = z.strictObject({
   shutdown_grace: Duration.optional(),
 });
 
+/** One certificate of a TLS server: PEM files, and the server names it answers for (SNI). */
+export const TlsCertificateSchema = z.strictObject({
+  chain: z.string().min(1),
+  key: z.string().min(1),
+  /** Exact ("api.example.com") or wildcard ("*.example.com") names; default: the certificate's own. */
+  names: z.array(z.string().min(1)).optional(),
+  /** Serves clients that send no or an unknown server name (default: the first certificate). */
+  default: z.boolean().optional(),
+});
+
+const TlsVersionSchema = z.enum(['TLSv1.2', 'TLSv1.3']);
+
+/**
+ * A server's `tls` table. Monolake's keys (`chain`, `key`, `stack`) load unchanged; Loch adds
+ * SNI certificates, versions, ciphers, client certificates (mTLS) and the handshake deadline.
+ */
+export const TlsSchema = z.strictObject({
+  chain: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** Monolake's TLS library choice; accepted, and served by OpenSSL either way. */
+  stack: z.enum(['rustls', 'native_tls']).optional(),
+  certificates: z.array(TlsCertificateSchema).optional(),
+  min_version: TlsVersionSchema.optional(),
+  max_version: TlsVersionSchema.optional(),
+  ciphers: z.string().min(1).optional(),
+  ciphersuites: z.string().min(1).optional(),
+  /** CA certificates (PEM file) client certificates must chain to. */
+  client_ca: z.string().min(1).optional(),
+  /** Ask for a client certificate: "off", "optional" (verified when sent) or "required" (default with client_ca). */
+  client_certificate: z.enum(['off', 'optional', 'required']).optional(),
+  handshake_timeout: Duration.optional(),
+});
+
 export const ServerSchema = z.strictObject({
   name: z.string().min(1).optional(),
   proxy_type: z.string().default('http'),
@@ -73,12 +106,90 @@ export const ServerSchema = z.strictObject({
   timeout: MonolakeTimeoutSchema.optional(),
   timeouts: TimeoutsSchema.optional(),
   routes: z.array(RouteSchema).default([]),
-  /** Recognised so it can be refused by name until the TLS issue lands. */
-  tls: z.unknown().optional(),
+  /** Serve HTTPS on this listener. */
+  tls: TlsSchema.optional(),
   access_log: z.boolean().optional(),
   /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
   allow_encoded_slashes: z.boolean().optional(),
 });
+
+/**
+ * A Thrift upstream endpoint: Monolake's `{ type = "socket", value = "127.0.0.1:9090" }` and
+ * `{ type = "unix", value = "/path" }`, or Loch's shorthand string "127.0.0.1:9090".
+ */
+export const ThriftEndpointSchema = z.union([
+  z.string().min(1),
+  z.strictObject({ type: z.enum(['socket', 'unix']), value: z.string().min(1) }),
+]);
+
+export const ThriftUpstreamSchema = z.strictObject({
+  endpoint: ThriftEndpointSchema,
+  weight: z.number().int().min(0).max(1_000_000).optional(),
+});
+
+/** Monolake's single `route = { load_balancer, upstreams }` of a thrift server. */
+export const ThriftDefaultRouteSchema = z.strictObject({
+  load_balancer: LoadBalancerSchema.optional(),
+  upstreams: z.array(ThriftUpstreamSchema).min(1, 'a route needs at least one upstream'),
+});
+
+/**
+ * One `[[servers.<key>.routes]]` of a thrift server: matched by method name and/or service
+ * (no matcher, or Monolake's `path = "/"`: every call, the default route).
+ */
+export const ThriftRouteSchema = ThriftDefaultRouteSchema.extend({
+  /** Monolake's routes form: only "/" ("every call") means something for Thrift. */
+  path: z.string().optional(),
+  /** Method name(s), bare (`getUser`) or multiplexed (`UserService:getUser`). */
+  method: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
+  /** Service: the TMultiplexed prefix, TTHeader TO_SERVICE or the `isn` string header. */
+  service: z.string().min(1).optional(),
+});
+
+/** Monolake's thrift `timeout` table: whole seconds. */
+export const MonolakeThriftTimeoutSchema = z.strictObject({
+  server_keepalive_timeout_sec: z.number().nonnegative().optional(),
+  server_message_timeout_sec: z.number().nonnegative().optional(),
+});
+
+/** Loch's thrift `timeouts` table: durations. */
+export const ThriftTimeoutsSchema = z.strictObject({
+  server_keepalive: Duration.optional(),
+  server_message: Duration.optional(),
+  upstream_connect: Duration.optional(),
+  upstream_call: Duration.optional(),
+  shutdown_grace: Duration.optional(),
+});
+
+/** A `proxy_type = "thrift"` server. */
+export const ThriftServerSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  proxy_type: z.literal('thrift'),
+  listener: ListenerSchema,
+  timeout: MonolakeThriftTimeoutSchema.optional(),
+  timeouts: ThriftTimeoutsSchema.optional(),
+  route: ThriftDefaultRouteSchema.optional(),
+  routes: z.array(ThriftRouteSchema).default([]),
+  /** Largest frame accepted from clients and upstreams, in bytes. */
+  max_frame_size: z
+    .number()
+    .int()
+    .min(64)
+    .max(1024 * 1024 * 1024)
+    .optional(),
+  access_log: z.boolean().optional(),
+  /** Recognised so it can be refused by name: TLS for thrift servers is not supported yet. */
+  tls: z.unknown().optional(),
+});
+
+/** A server of either kind, told apart by `proxy_type` (default "http"). */
+export const ServerEntrySchema = z.discriminatedUnion(
+  'proxy_type',
+  [ServerSchema.extend({ proxy_type: z.literal('http').default('http') }), ThriftServerSchema],
+  {
+    error: (issue) => (issue.code === 'invalid_union' ? 'expected proxy_type "http" or "thrift"' : undefined),
+  },
+);
 
 export const RuntimeSchema = z.strictObject({
   workers: z.number().int().min(1).max(1024).optional(),
@@ -102,14 +213,16 @@ export const ConfigFileSchema = z.strictObject({
   log: LogSchema.optional(),
   servers: z.record(
     z.string().regex(/^[A-Za-z0-9_.-]+$/, 'server keys are letters, digits, _ . -'),
-    ServerSchema,
+    ServerEntrySchema,
   ),
 });
 
 export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 export type RouteFile = z.infer<typeof RouteSchema>;
 export type ServerFile = z.infer<typeof ServerSchema>;
+export type TlsFile = z.infer<typeof TlsSchema>;
 export type LoadBalancerName = z.infer<typeof LoadBalancerSchema>;
+export type ThriftServerFile = z.infer<typeof ThriftServerSchema>;
 
 /** Where a proxy listens. */
 export type ListenAddress =
@@ -154,6 +267,30 @@ export interface TimeoutConfig {
   readonly shutdownGrace: number;
 }
 
+/** A TLS server's effective settings: PEM text read from the files at load (and at each reload). */
+export interface TlsServerConfig {
+  readonly certificates: readonly {
+    readonly chain: string;
+    readonly key: string;
+    readonly names: readonly string[] | undefined;
+    readonly default: boolean;
+    /** The chain's file, for messages. */
+    readonly file: string;
+  }[];
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
+  readonly maxVersion: 'TLSv1.2' | 'TLSv1.3' | undefined;
+  readonly ciphers: string | undefined;
+  readonly ciphersuites: string | undefined;
+  readonly clientCa: string | undefined;
+  readonly clientCertificate: 'none' | 'request' | 'require';
+  readonly handshakeTimeout: number;
+  /**
+   * Session ticket keys (n * 80 bytes), made once per config load and given to every worker, so
+   * a client resumes on whichever worker its next connection lands.
+   */
+  readonly ticketKeys: Uint8Array;
+}
+
 export interface ServerConfig {
   readonly key: string;
   readonly name: string;
@@ -168,6 +305,8 @@ export interface ServerConfig {
    * segments than the ones routed on.
    */
   readonly allowEncodedSlashes: boolean;
+  /** HTTPS on this listener, or null for plain HTTP. */
+  readonly tls: TlsServerConfig | null;
 }
 
 export interface RuntimeConfig {
@@ -182,9 +321,58 @@ export interface RuntimeConfig {
   readonly idleMemoryTrimMs: number;
 }
 
+/** Where a Thrift upstream is. */
+export type ThriftUpstreamAddress =
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number }
+  | { readonly kind: 'unix'; readonly path: string };
+
+export interface ThriftUpstreamConfig {
+  readonly address: ThriftUpstreamAddress;
+  readonly weight: number;
+  /** The endpoint as written, for logs. */
+  readonly label: string;
+}
+
+/** A thrift route: calls it matches (all of its matchers; none = every call) and where they go. */
+export interface ThriftRouteConfig {
+  /** Method names, bare or multiplexed ("Svc:method"); undefined = any. */
+  readonly methods: readonly string[] | undefined;
+  /** Service name; undefined = any. */
+  readonly service: string | undefined;
+  readonly loadBalancer: LoadBalancerName;
+  readonly upstreams: readonly ThriftUpstreamConfig[];
+}
+
+/** Thrift server timeouts in milliseconds; 0 disables one. */
+export interface ThriftTimeoutConfig {
+  /** No message from a client for this long closes its connection. */
+  readonly serverKeepalive: number;
+  /** A started message must be complete within this. */
+  readonly serverMessage: number;
+  readonly upstreamConnect: number;
+  /** From the call written upstream to its whole reply. */
+  readonly upstreamCall: number;
+  readonly shutdownGrace: number;
+}
+
+/** A `proxy_type = "thrift"` server. */
+export interface ThriftServerConfig {
+  readonly key: string;
+  readonly name: string;
+  readonly proxyType: 'thrift';
+  readonly listen: ListenAddress;
+  readonly timeouts: ThriftTimeoutConfig;
+  /** In config order, the default route (if any) last. */
+  readonly routes: readonly ThriftRouteConfig[];
+  readonly maxFrameSize: number;
+  readonly accessLog: boolean;
+}
+
 /** The effective configuration the proxy runs on. */
 export interface ProxyConfig {
   readonly runtime: RuntimeConfig;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'off';
   readonly servers: readonly ServerConfig[];
+  /** `proxy_type = "thrift"` servers. */
+  readonly thriftServers: readonly ThriftServerConfig[];
 }

@@ -18,7 +18,7 @@ export interface ServerIdentity {
   /** The server's key in the config (`servers.<key>`). */
   readonly key: string;
   /** Scheme clients used to reach it (for X-Forwarded-Proto). */
-  readonly scheme: 'http';
+  readonly scheme: 'http' | 'https';
 }
 
 /** Every key a proxy context can hold. */

@@ -16,6 +16,7 @@
  */
 import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
+import { TlsPlainHttpError, type TlsServerContext, tlsAccept } from '@loch/tls';
 import {
   acceptLoop,
   type ByteStream,
@@ -25,9 +26,12 @@ import {
   type WorkerContext,
 } from '@loch/uring-runtime';
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
+import { tlsServerContext } from '../config/tls.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
+import { forwardedFor } from './header-hygiene.js';
 import { ProxyLog } from './log.js';
+import { answerPlainHttp } from './plain-http.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, type ServerHandler, serverStack } from './stack.js';
 import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
@@ -64,6 +68,12 @@ export interface WorkerStats {
   readonly heapUsed: number;
 }
 
+/**
+ * ALPN offered on HTTPS listeners, in preference order: http/1.1 until the HttpServer speaks h2
+ * (issue 14), then h2 first.
+ */
+const HTTPS_ALPN: readonly string[] = ['http/1.1'];
+
 /** Identity of a listen address (equal ids = the same listener across reloads). */
 export function listenId(address: ListenAddress): string {
   return address.kind === 'tcp' ? `tcp:${address.host}:${address.port}` : `unix:${address.path}`;
@@ -72,11 +82,14 @@ export function listenId(address: ListenAddress): string {
 interface ServerEntry {
   readonly key: string;
   readonly slot: ServiceSlot<ServerHandler>;
-  readonly identity: ServerIdentity;
+  /** What connections know of their server; its scheme follows reloads (TLS on or off). */
+  readonly identity: { readonly key: string; scheme: ServerIdentity['scheme'] };
   config: ServerConfig;
   lifecycle: ServerLifecycle;
   http: HttpServer<ConnectionCx>;
-  staged: { config: ServerConfig; lifecycle: ServerLifecycle } | null;
+  /** The server's TLS context (this worker's own), or null for plain HTTP. */
+  tls: TlsServerContext | null;
+  staged: { config: ServerConfig; lifecycle: ServerLifecycle; tls: TlsServerContext | null } | null;
 }
 
 interface ListenerEntry {
@@ -194,7 +207,9 @@ export class ProxyWorker {
           staged.added.push(entry);
         }
         entry.slot.precommit(factory);
-        entry.staged = { config: server, lifecycle };
+        // A certificate this worker cannot load fails the reload here (the old config stays).
+        const tls = server.tls === null ? null : tlsServerContext(server.tls, HTTPS_ALPN);
+        entry.staged = { config: server, lifecycle, tls };
         const id = listenId(server.listen);
         if (this.#owns(server.listen) && !this.#listeners.has(id)) {
           staged.listeners.push({
@@ -215,10 +230,11 @@ export class ProxyWorker {
     const entry: ServerEntry = {
       key: server.key,
       slot: new ServiceSlot<ServerHandler>({ name: `${server.key}@worker-${this.index}` }),
-      identity: { key: server.key, scheme: 'http' },
+      identity: { key: server.key, scheme: server.tls === null ? 'http' : 'https' },
       config: server,
       lifecycle,
       http: null as unknown as HttpServer<ConnectionCx>,
+      tls: null,
       staged: null,
     };
     entry.http = this.#httpServer(entry, server);
@@ -288,6 +304,8 @@ export class ProxyWorker {
         entry.http = this.#httpServer(entry, next.config);
       entry.config = next.config;
       entry.lifecycle = next.lifecycle;
+      entry.tls = next.tls;
+      entry.identity.scheme = next.tls === null ? 'http' : 'https';
     }
     // Servers the new config removes: their chain serves what is in flight, then clients are told to reconnect.
     for (const [key, entry] of this.#servers) {
@@ -362,10 +380,44 @@ export class ProxyWorker {
       return;
     }
     this.#open.add(stream);
+    if (entry.tls !== null) {
+      this.#serveTls(entry, entry.tls, stream);
+      return;
+    }
     // A response body the server did not send (the client reset before its head went out) is
     // released by the HttpServer itself, which frees its upstream connection.
     // attach, not serveConnection: no promise, reaction or closure per idle connection.
     entry.http.attach(stream, this.#closed);
+  }
+
+  /**
+   * The TLS step of the accept order (docs/DESIGN.md): the handshake under its deadline, then
+   * HTTP over the TlsStream. A failed handshake ends only its connection (logged at debug: scanners
+   * and clients that distrust the certificate are routine). Plain HTTP sent to the TLS port is
+   * answered 400 and closed, as nginx does.
+   */
+  #serveTls(entry: ServerEntry, context: TlsServerContext, stream: ByteStream): void {
+    tlsAccept(stream, context, { plainHttp: 'hand-over' }).then(
+      (tls) => {
+        this.#open.delete(stream);
+        if (this.#stopping) {
+          void tls.close().catch(() => {});
+          return;
+        }
+        this.#open.add(tls);
+        entry.http.attach(tls, this.#closed);
+      },
+      (error: unknown) => {
+        if (error instanceof TlsPlainHttpError && error.stream !== undefined) {
+          void answerPlainHttp(error.stream).finally(() => this.#open.delete(stream));
+          return;
+        }
+        this.#open.delete(stream);
+        this.log.debug(
+          `${entry.key}: TLS handshake with ${forwardedFor(stream.remoteAddress)}: ${(error as Error).message}`,
+        );
+      },
+    );
   }
 
   stats(): WorkerStats {

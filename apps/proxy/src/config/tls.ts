@@ -1,0 +1,122 @@
+/**
+ * A server's `tls` table -> its effective TLS settings: certificate and key files read as PEM
+ * (relative paths from the config file's directory), Monolake's single `chain`/`key` pair or
+ * Loch's `certificates` list (several, chosen by SNI), and a trial TLS context built from them,
+ * so a key that does not match its certificate, an unreadable file or a bad cipher string is a
+ * config error naming the key (a reload with such an error keeps the running config). Not for
+ * serving: the worker builds its own context from the result (worker.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { generateTicketKeys, TlsServerContext } from '@loch/tls';
+import type { ConfigIssue } from './load.js';
+import type { TlsFile, TlsServerConfig } from './schema.js';
+
+/** Default handshake deadline (ms): a handshake takes a few round trips, never seconds. */
+export const DEFAULT_HANDSHAKE_MS = 10_000;
+
+/** The TLS settings of `file`, or undefined after adding the reasons to `issues`. */
+export function normalizeTls(
+  file: TlsFile,
+  at: string,
+  issues: ConfigIssue[],
+  baseDir: string,
+  handshakeTimeout: number,
+): TlsServerConfig | undefined {
+  const start = issues.length;
+  const read = (path: string, key: string): string => {
+    const full = isAbsolute(path) ? path : resolve(baseDir, path);
+    try {
+      return readFileSync(full, 'utf8');
+    } catch (err) {
+      issues.push({ path: `${at}.${key}`, message: `cannot read ${full}: ${(err as Error).message}` });
+      return '';
+    }
+  };
+  const pairs: TlsServerConfig['certificates'][number][] = [];
+  if (file.chain !== undefined || file.key !== undefined) {
+    if (file.chain === undefined || file.key === undefined) {
+      issues.push({ path: at, message: 'give both "chain" and "key"' });
+    } else {
+      pairs.push({
+        chain: read(file.chain, 'chain'),
+        key: read(file.key, 'key'),
+        names: undefined,
+        default: true,
+        file: file.chain,
+      });
+    }
+  }
+  (file.certificates ?? []).forEach((c, i) => {
+    const cat = `certificates[${i}]`;
+    pairs.push({
+      chain: read(c.chain, `${cat}.chain`),
+      key: read(c.key, `${cat}.key`),
+      names: c.names,
+      // Monolake's pair, when given, stays the default.
+      default: pairs.length === 0 ? (c.default ?? false) : false,
+      file: c.chain,
+    });
+  });
+  if (pairs.length === 0 && issues.length === start) {
+    issues.push({
+      path: at,
+      message: 'a TLS server needs a certificate: "chain" and "key", or "certificates"',
+    });
+  }
+  if (
+    file.client_certificate !== undefined &&
+    file.client_certificate !== 'off' &&
+    file.client_ca === undefined
+  ) {
+    issues.push({ path: `${at}.client_certificate`, message: 'needs "client_ca"' });
+  }
+  const clientCa = file.client_ca === undefined ? undefined : read(file.client_ca, 'client_ca');
+  if (issues.length > start) return undefined;
+  const config: TlsServerConfig = {
+    certificates: pairs,
+    minVersion: file.min_version,
+    maxVersion: file.max_version,
+    ciphers: file.ciphers,
+    ciphersuites: file.ciphersuites,
+    clientCa,
+    clientCertificate:
+      file.client_certificate === 'optional'
+        ? 'request'
+        : file.client_certificate === 'off' || clientCa === undefined
+          ? 'none'
+          : 'require',
+    handshakeTimeout,
+    ticketKeys: generateTicketKeys(),
+  };
+  try {
+    // A trial context: OpenSSL checks each key against its certificate, the cipher strings,
+    // the CA file. The worker builds its own (contexts do not cross threads).
+    tlsServerContext(config, ['http/1.1']);
+  } catch (err) {
+    issues.push({ path: at, message: (err as Error).message });
+    return undefined;
+  }
+  return config;
+}
+
+/** The OpenSSL context of a TLS server config, offering `alpn` in preference order. */
+export function tlsServerContext(config: TlsServerConfig, alpn: readonly string[]): TlsServerContext {
+  return new TlsServerContext({
+    certificates: config.certificates.map((c) => ({
+      chain: c.chain,
+      key: c.key,
+      ...(c.names === undefined ? {} : { names: c.names }),
+      default: c.default,
+    })),
+    alpn,
+    ...(config.minVersion === undefined ? {} : { minVersion: config.minVersion }),
+    ...(config.maxVersion === undefined ? {} : { maxVersion: config.maxVersion }),
+    ...(config.ciphers === undefined ? {} : { ciphers: config.ciphers }),
+    ...(config.ciphersuites === undefined ? {} : { ciphersuites: config.ciphersuites }),
+    ...(config.clientCa === undefined ? {} : { clientCa: config.clientCa }),
+    clientCertificate: config.clientCertificate,
+    handshakeTimeout: config.handshakeTimeout,
+    ticketKeys: config.ticketKeys,
+  });
+}

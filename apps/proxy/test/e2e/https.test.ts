@@ -1,0 +1,257 @@
+/**
+ * HTTPS end to end: loch terminating TLS (the OpenSSL engine of @loch/native through @loch/tls)
+ * in front of nginx, on every runtime driver, with real clients (node:tls/https, curl): the
+ * certificate chosen by SNI (exact name, wildcard, default), TLS 1.2 and 1.3, X-Forwarded-Proto
+ * https upstream, keep-alive over one TLS connection, session resumption across the workers
+ * (shared ticket keys), plain HTTP to the TLS port answered 400, garbage and a silent client
+ * ending only their own connection, and certificate errors caught by `loch check`.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import * as https from 'node:https';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
+import {
+  availableDrivers,
+  curl,
+  freePort,
+  type Loch,
+  type Nginx,
+  PROXY_DIR,
+  rawExchange,
+  startLoch,
+  startNginx,
+  tempDir,
+} from './harness.js';
+
+const drivers = availableDrivers();
+
+/** Certificates: one for a.example.com, a wildcard for *.wild.example.com, a default for localhost. */
+function certificates(dir: string) {
+  return {
+    exact: selfSignedCertificate(dir, 'exact', ['a.example.com']),
+    wildcard: selfSignedCertificate(dir, 'wildcard', ['*.wild.example.com']),
+    fallback: selfSignedCertificate(dir, 'default', ['localhost']),
+  };
+}
+
+/** The subject CN of the certificate the server sent for `servername`, and the TLS version. */
+function handshake(
+  port: number,
+  servername: string | undefined,
+  options: tls.ConnectionOptions = {},
+): Promise<{ cn: string; version: string; socket: tls.TLSSocket }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      ...(servername === undefined ? {} : { servername }),
+      rejectUnauthorized: false,
+      ...options,
+    });
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate();
+      resolve({ cn: String(cert.subject?.CN ?? ''), version: socket.getProtocol() ?? '', socket });
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** GET over a TLS socket with a session to resume; resolves with the body and whether it resumed. */
+function getResumed(
+  port: number,
+  session: Buffer | undefined,
+): Promise<{ body: string; reused: boolean; session: Buffer | undefined }> {
+  return new Promise((resolve, reject) => {
+    let latest: Buffer | undefined;
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      rejectUnauthorized: false,
+      ...(session === undefined ? {} : { session }),
+    });
+    socket.on('session', (s: Buffer) => {
+      latest = s;
+    });
+    let text = '';
+    socket.once('secureConnect', () => {
+      socket.write('GET /resume HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    });
+    socket.setEncoding('latin1').on('data', (d: string) => {
+      text += d;
+    });
+    socket.once('end', () => {
+      resolve({ body: text, reused: socket.isSessionReused(), session: latest });
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe.each(drivers)('HTTPS through loch on the %s driver', (driver) => {
+  let nginx: Nginx;
+  let loch: Loch;
+  let port: number;
+  let dir: string;
+
+  beforeAll(async () => {
+    nginx = await startNginx(['A']);
+    dir = tempDir('loch-https-');
+    const c = certificates(dir);
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 2
+
+[servers.secure]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { upstream_connect = "2s", upstream_read = "5s" }
+
+[servers.secure.tls]
+certificates = [
+  { chain = "default.pem", key = "default.key", default = true },
+  { chain = "exact.pem", key = "exact.key", names = ["a.example.com"] },
+  { chain = "wildcard.pem", key = "wildcard.key", names = ["*.wild.example.com"] },
+]
+handshake_timeout = "1s"
+
+[[servers.secure.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${nginx.ports[0]}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+    void c;
+  });
+  afterAll(async () => {
+    await loch?.stop();
+    await nginx?.stop();
+  });
+
+  it('proxies over HTTPS with X-Forwarded-Proto https', async () => {
+    const r = await curl(['-k', `https://127.0.0.1:${port}/hello`]);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('A /hello ');
+    expect(r.out).toContain('xfp=https ');
+  });
+
+  it('chooses the certificate by SNI: exact, wildcard, default', async () => {
+    const exact = await handshake(port, 'a.example.com');
+    const wild = await handshake(port, 'x.wild.example.com');
+    const other = await handshake(port, 'unknown.example.org');
+    const none = await handshake(port, undefined);
+    for (const h of [exact, wild, other, none]) h.socket.destroy();
+    expect(exact.cn).toBe('a.example.com');
+    expect(wild.cn).toBe('*.wild.example.com');
+    expect(other.cn).toBe('localhost');
+    expect(none.cn).toBe('localhost');
+  });
+
+  it('speaks TLS 1.2 and 1.3', async () => {
+    const v12 = await handshake(port, 'localhost', { maxVersion: 'TLSv1.2' });
+    const v13 = await handshake(port, 'localhost', { minVersion: 'TLSv1.3' });
+    v12.socket.destroy();
+    v13.socket.destroy();
+    expect(v12.version).toBe('TLSv1.2');
+    expect(v13.version).toBe('TLSv1.3');
+  });
+
+  it('keeps one TLS connection alive across requests', async () => {
+    const agent = new https.Agent({ keepAlive: true, maxSockets: 1, rejectUnauthorized: false });
+    const sockets = new Set<unknown>();
+    for (let i = 0; i < 20; i++) {
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = https.get(
+          { host: '127.0.0.1', port, path: `/n${i}`, agent, servername: 'localhost' },
+          (res) => {
+            sockets.add(res.socket);
+            let t = '';
+            res.setEncoding('utf8').on('data', (d: string) => {
+              t += d;
+            });
+            res.on('end', () => resolve(t));
+          },
+        );
+        req.on('error', reject);
+      });
+      expect(body).toContain(`A /n${i} `);
+    }
+    agent.destroy();
+    expect(sockets.size).toBe(1);
+  });
+
+  it('resumes sessions (tickets shared by the workers)', async () => {
+    const first = await getResumed(port, undefined);
+    expect(first.body).toMatch(/^HTTP\/1\.1 200 /);
+    expect(first.session).toBeDefined();
+    let reused = 0;
+    // Connections land on either worker (SO_REUSEPORT): every resumption must succeed.
+    for (let i = 0; i < 6; i++) {
+      const again = await getResumed(port, first.session);
+      expect(again.body).toMatch(/^HTTP\/1\.1 200 /);
+      if (again.reused) reused++;
+    }
+    expect(reused).toBe(6);
+  });
+
+  it('answers plain HTTP on the TLS port with 400 and closes', async () => {
+    const text = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(text).toContain('plain HTTP request was sent to HTTPS port');
+  });
+
+  it('ends a garbage handshake and a silent client without disturbing others', async () => {
+    // Garbage that is not TLS and not HTTP: the connection is closed.
+    const garbage = await rawExchange(port, Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5, 6, 7]));
+    expect(garbage.startsWith('HTTP/')).toBe(false);
+    // A client that connects and says nothing is cut at the handshake deadline (1 s).
+    const silent = net.connect(port, '127.0.0.1');
+    const closed = new Promise<void>((resolve) => silent.once('close', () => resolve()));
+    silent.on('error', () => {});
+    const r = await curl(['-k', `https://127.0.0.1:${port}/still`]);
+    expect(r.out).toContain('A /still ');
+    await closed;
+  });
+});
+
+describe('loch check with TLS', () => {
+  it('refuses a key that does not match its certificate, and unreadable files, naming the key', () => {
+    const dir = tempDir('loch-https-check-');
+    const a = selfSignedCertificate(dir, 'a', ['a.test']);
+    const b = selfSignedCertificate(dir, 'b', ['b.test']);
+    const config = (tlsTable: string) => `
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:1" }
+tls = ${tlsTable}
+[[servers.s.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:2" }]
+`;
+    const check = (text: string) => {
+      const file = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
+      writeFileSync(file, text);
+      return spawnSync(
+        process.execPath,
+        ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'check', '-c', file],
+        { cwd: PROXY_DIR, encoding: 'utf8' },
+      );
+    };
+    const ok = check(config(`{ chain = "${a.chain}", key = "${a.key}", stack = "rustls" }`));
+    expect(ok.status, ok.stderr).toBe(0);
+    const mismatch = check(config(`{ chain = "${a.chain}", key = "${b.key}" }`));
+    expect(mismatch.status).not.toBe(0);
+    expect(mismatch.stderr).toContain('servers.s.tls');
+    const missing = check(config(`{ chain = "${a.chain}", key = "nope.key" }`));
+    expect(missing.status).not.toBe(0);
+    expect(missing.stderr).toContain('servers.s.tls.key');
+    const half = check(config(`{ chain = "${a.chain}" }`));
+    expect(half.status).not.toBe(0);
+    expect(half.stderr).toContain('give both "chain" and "key"');
+  });
+});
