@@ -1,5 +1,5 @@
 /**
- * @loch/transports: stackable connectors (TCP, Unix, unified L4, HTTP/1.1) and the connection
+ * @loch/transports: stackable connectors (TCP, Unix, unified L4, TLS, HTTP/1.1) and the connection
  * pool (monoio-transports for Loch). Public surface only; src/internal/ is not exported.
  */
 export {
@@ -58,3 +58,4 @@ export {
   type SharedPoolOptions,
   type SharedPoolStats,
 } from './shared-pool.js';
+export { TlsConnector, type TlsConnectorOptions } from './tls-connector.js';

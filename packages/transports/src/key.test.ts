@@ -11,7 +11,7 @@ describe('endpoint', () => {
     const b = endpoint('https://example.com:8443/path?q');
     expect(b.address).toEqual({ kind: 'tcp', host: 'example.com', port: 8443 });
     expect(b.authority).toBe('example.com:8443');
-    expect(b.tls).toEqual({ serverName: 'example.com', alpn: ['http/1.1'] });
+    expect(b.tls).toEqual({ serverName: 'example.com', alpn: ['http/1.1'], verify: true, ca: 'system' });
     const v6 = endpoint('http://[::1]:8080');
     expect(v6.address).toEqual({ kind: 'tcp', host: '::1', port: 8080 });
     expect(v6.authority).toBe('[::1]:8080');

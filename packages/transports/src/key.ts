@@ -30,6 +30,10 @@ export interface TlsParams {
   readonly serverName: string;
   /** ALPN protocols offered, most preferred first. */
   readonly alpn: readonly string[];
+  /** Verify the server's certificate and name (default true; false only by explicit choice). */
+  readonly verify: boolean;
+  /** The CA bundle the certificate must chain to: a PEM file path, or 'system'. */
+  readonly ca: string;
 }
 
 /** The scheme spoken over the connection. */
@@ -62,6 +66,10 @@ export interface EndpointInit {
   readonly serverName?: string;
   /** ALPN protocols; default ['http/1.1'] (https only). */
   readonly alpn?: readonly string[];
+  /** Verify the server (https only); default true. */
+  readonly verify?: boolean;
+  /** CA bundle: a PEM file path or 'system' (the default) (https only). */
+  readonly ca?: string;
 }
 
 const DEFAULT_PORT: Record<EndpointScheme, number> = { http: 80, https: 443 };
@@ -150,9 +158,16 @@ function fromInit(init: EndpointInit): Endpoint {
       ? {
           serverName: init.serverName ?? (address.kind === 'tcp' ? address.host : authority),
           alpn: Object.freeze([...(init.alpn ?? ['http/1.1'])]),
+          verify: init.verify ?? true,
+          ca: init.ca ?? 'system',
         }
       : undefined;
-  const tlsId = tls === undefined ? '' : `|sni=${tls.serverName}|alpn=${tls.alpn.join(',')}`;
+  // Everything that makes a TLS connection what it is: a connection verified for one name, CA
+  // or ALPN offer never carries another's requests.
+  const tlsId =
+    tls === undefined
+      ? ''
+      : `|sni=${tls.serverName}|alpn=${tls.alpn.join(',')}|verify=${tls.verify ? 1 : 0}|ca=${tls.ca}`;
   return Object.freeze({
     id: `${scheme}://${formatL4Address(address)}|${authority}${tlsId}`,
     scheme,

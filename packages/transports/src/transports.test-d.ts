@@ -39,7 +39,13 @@ describe('connector stacking', () => {
 
   it('keys carry what later connectors need', () => {
     expectTypeOf<Endpoint['tls']>().toEqualTypeOf<
-      { readonly serverName: string; readonly alpn: readonly string[] } | undefined
+      | {
+          readonly serverName: string;
+          readonly alpn: readonly string[];
+          readonly verify: boolean;
+          readonly ca: string;
+        }
+      | undefined
     >();
     // @ts-expect-error an L4 connector of another key type does not fit
     new HttpConnector<Endpoint>({ connect: async (_k: { port: string }) => ({}) as ByteStream });
