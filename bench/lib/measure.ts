@@ -42,6 +42,15 @@ export function stopPeersOnSignal(): void {
   process.once('SIGTERM', stop);
 }
 
+/**
+ * Sends SIGTERM to every peer still running, synchronously, so it can run in a process 'exit'
+ * hook (where nothing asynchronous runs): a harness that ends by an error or a normal exit
+ * leaves nothing listening either. stopPeersOnSignal covers SIGINT/SIGTERM.
+ */
+export function killLivePeers(): void {
+  for (const child of livePeers) child.kill('SIGTERM');
+}
+
 /** Starts `command` pinned to `cpu` (taskset), with its output kept for errors. */
 export function startPeer(
   name: string,

@@ -121,3 +121,63 @@ export async function soakMemory(
     load,
   };
 }
+
+/** Idle keep-alive connections held open by a separate client process (idle-clients.ts). */
+export interface IdleClients {
+  /** Pid of the client process (for diagnostics; release() ends it). */
+  readonly pid: number;
+  /** Connections open and idle (each has had one full response). */
+  readonly connections: number;
+  /** Connections that failed to open or to get their response. */
+  readonly failed: number;
+  /** Closes every connection and resolves once the client process has exited. */
+  release(): Promise<void>;
+}
+
+/**
+ * Opens `count` idle keep-alive connections to 127.0.0.1:`port` (one GET of `path` each) from a
+ * client process pinned to `clientCpu`, and resolves once all are idle; they stay open until
+ * release(). For measurements that read RSS their own way while the connections are held (the
+ * A/B bench reads several samples, and under load). The client is killed when this process
+ * exits, so it never outlives an interrupted run.
+ */
+export async function openIdleClients(
+  port: number,
+  options: { count: number; path: string; clientCpu?: string },
+): Promise<IdleClients> {
+  const script = ['idle-clients.ts', String(port), String(options.count), options.path];
+  const argv = [process.execPath, '--import', 'tsx', ...script];
+  const full = options.clientCpu === undefined ? argv : ['taskset', '-c', options.clientCpu, ...argv];
+  const client = spawn(full[0]!, full.slice(1), { cwd: here, stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((resolve) => {
+    client.once('exit', () => resolve());
+    client.once('error', () => resolve()); // could not start: there is nothing to wait for
+  });
+  // Even while it is still opening connections, the client ends with this process (a signal,
+  // an error, or process.exit from stopPeersOnSignal).
+  const killOnExit = () => client.kill('SIGTERM');
+  process.once('exit', killOnExit);
+  const release = async () => {
+    process.off('exit', killOnExit);
+    if (client.exitCode === null && client.signalCode === null) client.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      client.stdout.on('data', (d: Buffer) => {
+        text += d.toString();
+        const i = text.indexOf('\n');
+        if (i >= 0) resolve(text.slice(0, i));
+      });
+      client.once('exit', (code) => reject(new Error(`idle client exited with ${code}: ${text}`)));
+      client.once('error', reject);
+    });
+    const m = /ready (\d+) failed (\d+)/.exec(line);
+    if (!m || client.pid === undefined) throw new Error(`idle client: unexpected output: ${line}`);
+    return { pid: client.pid, connections: Number(m[1]), failed: Number(m[2]), release };
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * One side of an A/B run: a checkout of this repo, already built, and how to start its `loch`
+ * (apps/proxy's built `bin.loch`, run by this Node) as the 1-worker HTTP reverse proxy of the
+ * reference benchmark. Both sides get the same generated config (http-proxy/peers.ts's), so only
+ * the code differs. Not a builder: a tree that is not built, or whose build is older than its
+ * sources, is reported, never rebuilt.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
+
+/** A checkout under test. */
+export interface LochTree {
+  /** "A" or "B". */
+  readonly label: string;
+  /** Absolute root of the checkout. */
+  readonly root: string;
+  /** The built `loch` command (apps/proxy's package.json `bin.loch`). */
+  readonly cli: string;
+  /** `git describe`-like: short commit, plus how many files differ from it. */
+  readonly revision: string;
+  /** When the CLI was built (its mtime). */
+  readonly builtAt: Date;
+  /** Packages whose sources changed after their last build: the tree may not run what it holds. */
+  readonly staleBuilds: readonly string[];
+}
+
+/** Thrown when a tree cannot be measured: not a checkout, or not built. */
+export class TreeNotReadyError extends Error {
+  readonly code = 'ERR_AB_TREE_NOT_READY';
+}
+
+/** Resolves `root` as the checkout for side `label`, or throws TreeNotReadyError with what to do. */
+export function openTree(label: string, root: string): LochTree {
+  const abs = resolve(root);
+  const proxyDir = join(abs, 'apps', 'proxy');
+  if (!existsSync(join(proxyDir, 'package.json')))
+    throw new TreeNotReadyError(
+      `${label}: ${abs} is not a checkout of this repo (no apps/proxy/package.json)`,
+    );
+  const pkg = JSON.parse(readFileSync(join(proxyDir, 'package.json'), 'utf8')) as { bin?: { loch?: string } };
+  const cli = join(proxyDir, pkg.bin?.loch ?? 'dist/cli.js');
+  if (!existsSync(cli))
+    throw new TreeNotReadyError(`${label}: ${cli} does not exist (run \`pnpm build\` in ${abs} first)`);
+  return {
+    label,
+    root: abs,
+    cli,
+    revision: revisionOf(abs),
+    builtAt: statSync(cli).mtime,
+    staleBuilds: staleBuilds(abs),
+  };
+}
+
+function revisionOf(root: string): string {
+  try {
+    const git = (...args: string[]) =>
+      execFileSync('git', ['-C', root, ...args], { encoding: 'utf8' }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    const changed = git('status', '--porcelain', '--untracked-files=no').split('\n').filter(Boolean).length;
+    return changed === 0 ? `${head} (clean)` : `${head} + ${changed} changed files`;
+  } catch {
+    return 'not a git checkout';
+  }
+}
+
+/** Newest mtime (ms) of the files under `dir` that `counts` accepts by name; 0 if none. */
+function newestMtime(dir: string, counts: (name: string) => boolean): number {
+  let newest = 0;
+  if (!existsSync(dir)) return 0;
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !counts(entry.name)) continue;
+    newest = Math.max(newest, statSync(join(entry.parentPath ?? entry.path, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/** apps/proxy and packages/* whose src/ has a file newer than anything in their dist/. */
+function staleBuilds(root: string): string[] {
+  const dirs = [join('apps', 'proxy')];
+  const packages = join(root, 'packages');
+  if (existsSync(packages)) for (const p of readdirSync(packages)) dirs.push(join('packages', p));
+  return dirs.filter((d) => {
+    const built = newestMtime(join(root, d, 'dist'), (n) => n.endsWith('.js'));
+    // Tests live beside the code in src/ but are not built.
+    const source = newestMtime(join(root, d, 'src'), (n) => n.endsWith('.ts') && !/\.test(-d)?\.ts$/.test(n));
+    return built > 0 && source > built;
+  });
+}
+
+/** The reference benchmark's loch config (bench/http-proxy/peers.ts), 1 worker. */
+function lochConfig(port: number, upstreamPort: number): string {
+  return `[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+access_log = false
+timeouts = { server_keepalive = "300s" }
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
+`;
+}
+
+/** Thrown when a started loch does not forward: it answered wrong, or not at all. */
+export class LochDoesNotForwardError extends Error {
+  readonly code = 'ERR_AB_LOCH_DOES_NOT_FORWARD';
+}
+
+/**
+ * Starts `tree`'s loch on 127.0.0.1:`port` pinned to `cpu`, forwarding to the static backend,
+ * and resolves once it forwards every probe path with status 200 and the expected body length.
+ * A loch that does not is stopped and reported with its output (LochDoesNotForwardError).
+ */
+export async function startLoch(
+  tree: LochTree,
+  o: { port: number; upstreamPort: number; cpu: string; probes: readonly { path: string; bytes: number }[] },
+): Promise<Peer> {
+  const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
+  const config = join(dir, 'loch.toml');
+  writeFileSync(config, lochConfig(o.port, o.upstreamPort));
+  // cwd = the tree, so nothing of the harness's checkout leaks into module resolution.
+  const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {
+    cpu: o.cpu,
+    cwd: tree.root,
+  });
+  // A loch that exits (bad config, missing native addon) fails at once, not after the timeout.
+  const exited = peer.exited.then((code) => {
+    throw new Error(`exited with ${code} before it forwarded`);
+  });
+  exited.catch(() => {});
+  try {
+    await Promise.race([waitForHttp(o.port, o.probes[0]?.path ?? '/', '127.0.0.1', 15_000), exited]);
+    for (const probe of o.probes) {
+      const res = await fetch(`http://127.0.0.1:${o.port}${probe.path}`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = await res.arrayBuffer();
+      if (res.status !== 200 || body.byteLength !== probe.bytes)
+        throw new Error(
+          `GET ${probe.path}: status ${res.status}, ${body.byteLength} body bytes (want 200, ${probe.bytes})`,
+        );
+    }
+    return peer;
+  } catch (err) {
+    await peer.stop();
+    throw new LochDoesNotForwardError(
+      `loch ${tree.label} (${tree.cli}) does not forward: ${(err as Error).message}\n--- its output ---\n${peer.output()}`,
+    );
+  }
+}
