@@ -13,7 +13,7 @@
  *   [--busy-connections 16] [--settle 5] [--no-memory]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -134,6 +134,12 @@ async function main(): Promise<void> {
         `${t.label} (${t.root}): sources newer than the build in ${t.staleBuilds.join(', ')}; loch runs the build.`,
       );
   }
+  const load1 = loadavg()[0]!;
+  // The run itself keeps about one core busy; more than that is someone else's work.
+  if (load1 > 1)
+    warnings.push(
+      `load average ${load1.toFixed(2)} before the run: other work shares these ${availableParallelism()} CPUs; expect a wide spread.`,
+    );
   if (rounds < 5) warnings.push(`${rounds} round(s): a smoke run; issue 12 asks for at least 5.`);
   for (const w of warnings) log(`WARNING: ${w}`);
 
