@@ -133,6 +133,8 @@ export class TlsStream implements ByteStream {
   #queuedTargets: (WriteTarget | null)[] = [];
   /** Targets of the write in flight below. */
   #flightTargets: (WriteTarget | null)[] = [];
+  /** An empty array to take #flightTargets' place when a write completes (three rotate). */
+  #spareTargets: (WriteTarget | null)[] = [];
   #writing = false;
 
   #settleHandshake: Settle | undefined = undefined;
@@ -505,10 +507,15 @@ export class TlsStream implements ByteStream {
   }
 
   #onFlushed(error: RuntimeError | undefined): void {
+    // Detach the completed write's targets first: a target may write again from onWritten, and
+    // that write must queue behind (or start) the next batch, never join this list.
+    const done = this.#flightTargets;
+    this.#flightTargets = this.#spareTargets;
+    this.#spareTargets = done;
     this.#writing = false;
-    const targets = this.#flightTargets;
-    for (let i = 0; i < targets.length; i++) {
-      const target = targets[i];
+    if (error === undefined) this.#pumpWrite();
+    for (let i = 0; i < done.length; i++) {
+      const target = done[i];
       if (target === null || target === undefined) continue;
       try {
         target.onWritten(error);
@@ -518,12 +525,8 @@ export class TlsStream implements ByteStream {
         });
       }
     }
-    targets.length = 0;
-    if (error !== undefined && !this.#closed) {
-      this.#fail(error);
-      return;
-    }
-    this.#pumpWrite();
+    done.length = 0;
+    if (error !== undefined && !this.#closed) this.#fail(error);
   }
 
   // ---- ending ----------------------------------------------------------------------------

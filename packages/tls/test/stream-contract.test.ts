@@ -132,6 +132,50 @@ describe.each(drivers)('TlsStream contract on the $name driver', ({ name, skip }
     expect(got).toEqual([1, 2, 3]);
   });
 
+  run('writes started from onWritten go out in order, each settled once after its own bytes', async () => {
+    const { client, server } = pair;
+    const settled: number[] = [];
+    const total = 50;
+    const size = (n: number) => 1000 + n;
+    await new Promise<void>((resolve, reject) => {
+      // Groups of one or two writes (so a batch below carries several targets); the last write
+      // of a group starts the next group from its onWritten.
+      const writeGroup = (first: number) => {
+        const count = first % 7 === 0 && first + 1 < total ? 2 : 1;
+        for (let k = 0; k < count; k++) {
+          const n = first + k;
+          client.writeTo(new Uint8Array(size(n)).fill(n), {
+            onWritten(error) {
+              if (error !== undefined) return reject(error);
+              settled.push(n);
+              if (n === total - 1) resolve();
+              else if (k === count - 1) writeGroup(n + 1);
+            },
+          });
+        }
+      };
+      writeGroup(0);
+    });
+    expect(settled).toEqual(Array.from({ length: total }, (_, i) => i));
+    let expected = 0;
+    let offset = 0;
+    let received = 0;
+    const want = Array.from({ length: total }, (_, i) => size(i)).reduce((a, b) => a + b, 0);
+    while (received < want) {
+      const chunk = (await server.recv())!;
+      for (const byte of chunk.bytes) {
+        expect(byte).toBe(expected);
+        if (++offset === size(expected)) {
+          expected++;
+          offset = 0;
+        }
+      }
+      received += chunk.bytes.byteLength;
+      chunk.release();
+    }
+    expect(expected).toBe(total);
+  });
+
   run('facts carry what TLS negotiated, the same object on every read', () => {
     const { client, server } = pair;
     expect(server.facts).toBe(server.facts);
