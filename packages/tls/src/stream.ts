@@ -244,6 +244,10 @@ export class TlsStream implements ByteStream {
   // ---- receiving -------------------------------------------------------------------------
 
   recvTo(target: RecvTarget): void {
+    if (this.#closed && this.#failure === undefined) {
+      deliverRecv(target, null, this.#cancelled('recv'));
+      return;
+    }
     if (this.#waiting.length === 0 && this.#ready.length > 0) {
       deliverRecv(target, this.#ready.shift()!, undefined);
       return;
@@ -267,7 +271,9 @@ export class TlsStream implements ByteStream {
   recv(options?: IoOptions): Promise<RecvChunk | null> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(this.#cancelled('recv'));
-    if (this.#waiting.length === 0 && this.#ready.length > 0) return Promise.resolve(this.#ready.shift()!);
+    if (!this.#closed && this.#waiting.length === 0 && this.#ready.length > 0) {
+      return Promise.resolve(this.#ready.shift()!);
+    }
     return new Promise<RecvChunk | null>((resolve, reject) => {
       const target: RecvTarget = {
         onRecv(chunk, error) {
@@ -289,7 +295,9 @@ export class TlsStream implements ByteStream {
 
   async read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     const chunk =
-      this.#waiting.length === 0 && this.#ready.length > 0 ? this.#ready.shift()! : await this.recv(options);
+      !this.#closed && this.#waiting.length === 0 && this.#ready.length > 0
+        ? this.#ready.shift()!
+        : await this.recv(options);
     if (chunk === null) return [0, buf];
     const n = Math.min(buf.byteLength, chunk.bytes.byteLength);
     buf.set(chunk.bytes.subarray(0, n));
