@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadTls, type NativeTls, type NativeTlsContext, type NativeTlsSession } from '../index.js';
 
@@ -187,6 +188,48 @@ describe.skipIf(tls === undefined)('TLS engine', () => {
       got.push(...small.subarray(0, t.info[0]!));
     }
     expect(Buffer.from(got).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it('runs in worker threads, each with its own info slots; a worker exiting leaves the rest working', async () => {
+    const url = new URL('../index.js', import.meta.url).href;
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(${JSON.stringify(url)}).then(({ loadTls }) => {
+        const t = loadTls().tls;
+        const s = new t.TlsContext(true, 0, 0, '', '');
+        s.addCertificate(workerData.cert, workerData.key, ['localhost'], true);
+        const c = new t.TlsContext(false, 0, 0, '', '');
+        c.setCaPem(workerData.cert);
+        const ss = new t.TlsSession(s), cs = new t.TlsSession(c);
+        cs.setServername('localhost', true);
+        const plain = new Uint8Array(1024);
+        let toS = cs.feed(null, plain), toC;
+        for (let i = 0; i < 10 && (toS || toC); i++) {
+          if (toS) { toC = ss.feed(toS, plain); toS = undefined; }
+          if (toC) { toS = cs.feed(toC, plain); toC = undefined; }
+        }
+        parentPort.postMessage(ss.negotiated().version + ' ' + (t.info !== undefined));
+      });`;
+    const results = await Promise.all(
+      [1, 2].map(
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const worker = new Worker(code, { eval: true, workerData: { cert, key } });
+            worker.once('message', (m: string) => {
+              void worker.terminate();
+              resolve(m);
+            });
+            worker.once('error', reject);
+          }),
+      ),
+    );
+    expect(results).toEqual(['TLSv1.3 true', 'TLSv1.3 true']);
+    // This thread's engine still works after the workers' environments went away.
+    const s = new t.TlsSession(server(t));
+    const c = new t.TlsSession(client(t));
+    c.setServername('localhost', true);
+    const { flags } = pump(t, c, s, c.feed(null, new Uint8Array(1)));
+    expect(flags[1] & t.flags.handshakeDone).not.toBe(0);
   });
 
   it('refuses bad configuration with OpenSSL reasons', () => {
