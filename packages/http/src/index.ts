@@ -53,6 +53,7 @@ export type {
   HttpResponse,
   HttpServerRequest,
   HttpTunnel,
+  HttpUpgradedConnection,
   HttpVersion,
   TargetForm,
 } from './message.js';

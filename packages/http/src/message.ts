@@ -61,6 +61,24 @@ export interface HttpResponse {
    * Upgrade field, no body) and this is set; otherwise a 1xx answer is a handler error (500).
    */
   tunnel?: HttpTunnel;
+  /**
+   * Set by a client on a response that switched protocols (HTTP/1.1: a 101 answering a request
+   * that carried Upgrade, or a 2xx to CONNECT; the response has no body): takes the connection
+   * over, once. What it returns is the caller's to read, write and close; the connection never
+   * carries HTTP again (a pool never gets it back). Absent on every other response.
+   */
+  takeOver?: () => HttpUpgradedConnection;
+}
+
+/**
+ * A connection handed over after a response that switched protocols (`HttpResponse.takeOver`):
+ * the raw stream, and the bytes the server sent behind the response head (the new protocol's
+ * first bytes, possibly empty; a copy). With a server's tunnel it makes a proxied upgrade: the
+ * tunnel pipes its stream and head to this one and back.
+ */
+export interface HttpUpgradedConnection {
+  readonly stream: HttpStream;
+  readonly head: Uint8Array;
 }
 
 /**

@@ -6,7 +6,9 @@
  * idle in the pool it keeps a receive pending, so a peer that closes an idle connection (nginx's
  * keepalive_timeout) is noticed and evicted before reuse. Errors come out as TransportErrors.
  * Like HttpClient it reads and writes through the stream's promise-free recvTo/writeTo only
- * (HttpStream's contract); its one promise per exchange is the one `send()` returns.
+ * (HttpStream's contract); its one promise per exchange is the one `send()` returns. A response
+ * that switched protocols (a 101 to an upgrade request) leaves the pool for good: its
+ * `takeOver` (or the connection's `takeOver()`) hands the raw stream to the caller.
  * Not for retries and pool policy: HttpConnector (http-connector.ts) does those.
  */
 import {
@@ -14,6 +16,7 @@ import {
   HttpClient,
   type HttpClientOptions,
   HttpConnectionError,
+  HttpError,
   type HttpExchangeTarget,
   HttpParseError,
   type HttpRequest,
@@ -22,6 +25,7 @@ import {
   type HttpSendOptions,
   type HttpStream,
   HttpTimeoutError,
+  type HttpUpgradedConnection,
   nextNow,
   type ReadyBodyIterator,
 } from '@loch/http';
@@ -67,7 +71,11 @@ export interface ConnectionOwner<K extends Endpoint> {
   retryExchange(key: K, request: HttpRequest, options: ExchangeOptions): Promise<HttpResponse> | null;
 }
 
-type State = 'ready' | 'busy' | 'idle' | 'closed';
+/**
+ * `upgraded`: a response switched protocols and the connection waits for takeOver() (still
+ * counted active by the pool); it never goes back to the pool.
+ */
+type State = 'ready' | 'busy' | 'idle' | 'upgraded' | 'closed';
 
 /**
  * The stream handed to HttpClient: delegates to the real stream, counts the request writes that
@@ -194,6 +202,9 @@ class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
     return this.inner.shutdown();
   }
   close(): Promise<void> {
+    // HttpClient closing a switched connection nobody took over (its deadline): the pool stops
+    // counting it.
+    this.conn.upgradedClosed();
     return this.inner.close();
   }
   setNoDelay(enabled: boolean): void {
@@ -262,6 +273,8 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     // (No body left: it was abandoned meanwhile, and the connection closed.)
     throw this.#body === null ? error : this.#body.failedWith(error);
   };
+  /** `response.takeOver` of a response that switched protocols (one function per connection). */
+  readonly #takeOver = (): HttpUpgradedConnection => this.takeOver();
   /** HttpClient reports the exchange's head or failure here (one object per connection). */
   readonly #target: ExchangeTarget = {
     onResponse: (res: HttpResponse): void => this.#headArrived(res),
@@ -387,7 +400,13 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.#resolve = NO_RESOLVE;
     this.#reject = NO_RESOLVE;
     const closeRequested = saysClose(request.headers.get('connection'));
-    if (res.body.kind === 'empty') {
+    if (this.#client.upgraded) {
+      // HTTP ends on this connection: it waits for takeOver(), never for the pool.
+      this.#exchanges++;
+      this.#detachSignal();
+      this.#state = 'upgraded';
+      res.takeOver = this.#takeOver;
+    } else if (res.body.kind === 'empty') {
       // No body on the wire (HEAD, 204, 304, Content-Length: 0): the exchange is over.
       this.#exchanges++;
       this.#finish(this.#client.reusable && !closeRequested);
@@ -434,6 +453,37 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     }
   }
 
+  /**
+   * Takes the connection over after its response switched protocols (a 101 answering a request
+   * that carried Upgrade; `response.takeOver` is this): the raw stream, and the bytes the server
+   * sent behind the response head. The connection leaves the pool for good (it stops counting as
+   * active); the stream is the caller's to read, write and close. Not taken over within the
+   * read timeout, the connection is closed. Throws @loch/http's HttpError `ERR_HTTP_NOT_UPGRADED`
+   * when no response switched protocols, HttpConnectionError `ERR_HTTP_CONNECTION_CLOSED` when
+   * it was taken over or closed already.
+   */
+  takeOver(): HttpUpgradedConnection {
+    if (this.#state !== 'upgraded') {
+      throw this.#client.upgraded
+        ? new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'the upgraded connection is gone')
+        : new HttpError('ERR_HTTP_NOT_UPGRADED', 500, 'no response switched protocols');
+    }
+    const { head } = this.#client.takeOver();
+    this.#state = 'closed';
+    this.#dead = true;
+    this.#owner.releaseConnection(this, false);
+    // The raw stream: the exchange wrapper's bookkeeping (idle watch, write counts) is over.
+    return { stream: this.#io.inner, head };
+  }
+
+  /** @internal HttpClient closed the stream of a switched connection that was not taken over */
+  upgradedClosed(): void {
+    if (this.#state !== 'upgraded') return;
+    this.#state = 'closed';
+    this.#dead = true;
+    this.#owner.releaseConnection(this, false);
+  }
+
   /** Gives the connection back without an exchange (after connect() when it was not needed). */
   release(): void {
     if (this.#state === 'ready') this.#finish(this.#client.reusable);
@@ -442,11 +492,12 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   /** Closes the connection now (an exchange in progress fails). */
   close(): Promise<void> {
     if (this.#state === 'closed') return Promise.resolve();
-    const handedOut = this.#state === 'ready';
+    // Held but unused, or switched and not taken over: it stops counting as active.
+    const handedOut = this.#state === 'ready' || this.#state === 'upgraded';
     this.#state = 'closed';
     this.#detachSignal();
     const closing = this.#client.close().catch(() => {});
-    // Held but unused: it stops counting as active. (An exchange in progress releases it when it fails.)
+    // (An exchange in progress releases it when it fails.)
     if (handedOut) this.#owner.releaseConnection(this, false);
     return closing;
   }

@@ -5,9 +5,11 @@
  * close-delimited, HEAD/1xx/204/304 without a body), and says whether the connection can carry
  * another request: only when it is provably clean (nothing read past the response, the request
  * fully written before the answer, no unsolicited 101). One request at a time; the response
- * body must be read (or `discard()`ed) before the next request. Not a connection pool, not a URL
- * API: @loch/transports builds those. The protocol-neutral contract (options, exchange target)
- * is ../client.ts.
+ * body must be read (or `discard()`ed) before the next request. A response that switched
+ * protocols (a 101 answering a request that asked to upgrade, a 2xx to CONNECT) ends HTTP on
+ * the connection: `takeOver()` (also `response.takeOver`) hands the raw stream and the bytes
+ * read past the head to the caller. Not a connection pool, not a URL API: @loch/transports
+ * builds those. The protocol-neutral contract (options, exchange target) is ../client.ts.
  *
  * I/O goes through the stream's promise-free recvTo/writeTo only, with the client as the target
  * of both: the response is decoded as recvTo delivers it, a bodiless request is one writeTo.
@@ -20,6 +22,7 @@ import type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from '../
 import {
   HttpAbortedError,
   HttpConnectionError,
+  HttpError,
   HttpParseError,
   HttpRequestBodyError,
   HttpTimeoutError,
@@ -28,7 +31,7 @@ import {
 import type { HttpHeaders } from '../headers.js';
 import { deadlines } from '../internal/deadlines.js';
 import { NO_SETTLER, pendingPromise, takeReject, takeResolve } from '../internal/promise-settlers.js';
-import type { HttpRequest, HttpResponse } from '../message.js';
+import type { HttpRequest, HttpResponse, HttpUpgradedConnection } from '../message.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';
 import { CHUNK_END, chunkHeader, encodeRequestHeadBytes, lastChunk, requestFraming } from './encoder.js';
@@ -38,6 +41,10 @@ const EOF = -1;
 const NO_OPTIONS: HttpSendOptions = {};
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+
+/** `connection: upgrade` and the end of the head, behind the fields of an upgrade request. */
+const CONNECTION_UPGRADE_LINE = 'connection: upgrade\r\n';
+const CONNECTION_UPGRADE = Buffer.from(`${CONNECTION_UPGRADE_LINE}\r\n`, 'latin1');
 
 /** What the client is reading: nothing, the response head, or the response body. */
 const PHASE_IDLE = 0;
@@ -70,6 +77,13 @@ export class HttpClient {
   private keepAlive = true;
   /** The request in progress carries an Upgrade field: only then may a 101 answer it. */
   private askedUpgrade = false;
+  /**
+   * The last response switched protocols (a solicited 101, a 2xx to CONNECT): no more HTTP on
+   * this connection; the stream waits for takeOver() (until the response timeout, then closed).
+   */
+  private switched = false;
+  /** takeOver() handed the stream away: this client never touches it again. */
+  private taken = false;
   /**
    * The last bytes of the request were handed to the stream (a bodiless request: at once). A
    * final answer that comes before is an early answer (a 401 or 413 to an upload): the peer
@@ -151,6 +165,44 @@ export class HttpClient {
   }
 
   /**
+   * True once the last response switched protocols: a 101 answering a request that carried
+   * Upgrade, or a 2xx to CONNECT (the response has no body; its `takeOver` is set). The
+   * connection then carries no more HTTP: take it over with `takeOver()`.
+   */
+  get upgraded(): boolean {
+    return this.switched;
+  }
+
+  /**
+   * Hands the connection over after a response that switched protocols (`upgraded`): the raw
+   * stream and the bytes the server sent behind the response head (the new protocol's first
+   * bytes, possibly empty; a copy the caller owns). From then on the stream is the caller's to
+   * read, write and close: this client arms no deadline on it and `close()` leaves it open. A
+   * switched connection that is not taken over within the response timeout is closed (nobody
+   * would ever read it). Throws HttpError `ERR_HTTP_NOT_UPGRADED` (a misuse) when the last
+   * response did not switch protocols, HttpConnectionError `ERR_HTTP_CONNECTION_CLOSED` when it
+   * was taken over already or closed meanwhile.
+   */
+  takeOver(): HttpUpgradedConnection {
+    if (!this.switched)
+      throw new HttpError('ERR_HTTP_NOT_UPGRADED', 500, 'the last response did not switch protocols');
+    if (this.taken || this.killed || this.stream.closed)
+      throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'the upgraded connection is gone');
+    this.taken = true;
+    this.broken = true;
+    this.clearTimer();
+    this.writeDeadline = NO_DEADLINE;
+    // What followed the head in the same read belongs to the new protocol (copied: the pooled
+    // chunk goes back now).
+    const head = this.decoder.takeRemaining().slice();
+    if (this.chunk !== null) {
+      this.chunk.release();
+      this.chunk = null;
+    }
+    return { stream: this.stream, head };
+  }
+
+  /**
    * Sends a request and resolves with the response once its head arrived; read its body (or call
    * `discard`) before the next send. Rejects with HttpConnectionError when the connection is busy
    * or unusable, HttpParseError for a malformed response, HttpTimeoutError, HttpAbortedError
@@ -191,6 +243,7 @@ export class HttpClient {
     this.busy = true;
     const body = request.body;
     const framing = requestFraming(body);
+    const askedUpgrade = request.headers.has('upgrade');
     let head: Uint8Array;
     try {
       head = encodeRequestHeadBytes(
@@ -200,14 +253,19 @@ export class HttpClient {
         framing,
         body.length,
         this.headOptions,
+        askedUpgrade ? CONNECTION_UPGRADE_LINE.length : 0,
       );
+      // The encoder owns Connection (it writes none of the request's): an upgrade request says
+      // `connection: upgrade` (RFC 9110 §7.8), written over the head's last CRLF into the room
+      // left behind it.
+      if (askedUpgrade) head.set(CONNECTION_UPGRADE, head.length - CONNECTION_UPGRADE.length);
     } catch (e) {
       this.busy = false;
       this.detachSignal();
       throw e;
     }
     this.decoder.expectResponseTo(request.method);
-    this.askedUpgrade = request.headers.has('upgrade');
+    this.askedUpgrade = askedUpgrade;
     this.target = target;
     this.phase = PHASE_HEAD;
     if (framing === 'none') {
@@ -300,10 +358,11 @@ export class HttpClient {
     }
   }
 
-  /** Closes the connection. */
+  /** Closes the connection (not a stream handed away by takeOver()). */
   async close(): Promise<void> {
     this.broken = true;
     this.clearTimer();
+    if (this.taken) return;
     if (this.chunk !== null) {
       this.chunk.release();
       this.chunk = null;
@@ -346,6 +405,11 @@ export class HttpClient {
           gate(false);
         }
         this.keepAlive = d.keepAlive && !d.upgrade && this.requestSent;
+        if (d.upgrade) {
+          // HTTP ends here: the connection waits for takeOver() (the response says so).
+          this.switched = true;
+          res.takeOver = () => this.takeOver();
+        }
         if (d.framing === 'none') {
           d.poll();
           // No body to read: the exchange ends once the request is written too.
@@ -376,6 +440,8 @@ export class HttpClient {
     this.target = null;
     if (this.current === null) {
       this.finishResponse();
+      // A switched connection nobody takes over is closed after the response timeout.
+      if (this.switched) this.arm('response', this.responseMs);
     } else {
       this.phase = PHASE_BODY;
     }
@@ -591,6 +657,11 @@ export class HttpClient {
 
   /** The deadline sweep's call (SweepMember): expires what is due; whether a deadline is still armed. @internal */
   onSweep(now: number): boolean {
+    if (this.taken) {
+      this.readDeadline = NO_DEADLINE;
+      this.writeDeadline = NO_DEADLINE;
+      return false;
+    }
     if (this.readDeadline <= now) {
       this.readDeadline = NO_DEADLINE;
       this.expired ??= this.readKind;
