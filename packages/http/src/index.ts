@@ -1,7 +1,7 @@
 /**
  * @loch/http: HTTP server and client on the Loch runtime. The root is what applications use
  * (server, client, messages, headers, bodies, errors); the HTTP/1.1 wire codec is the subpath
- * @loch/http/h1. src/internal/ is not exported.
+ * @loch/http/h1, HTTP/2's codec and server session @loch/http/h2. src/internal/ is not exported.
  */
 
 export type { BodyKind, HttpBody, ReadyBodyIterator } from './body.js';
@@ -46,6 +46,9 @@ export {
   responseFraming,
   responseHasNoBody,
 } from './h1/encoder.js';
+// The HTTP/2 options a server takes, and the error a handler sees when its stream is reset.
+export type { Http2ServerLimits } from './h2/server-shared.js';
+export { Http2StreamResetError } from './h2/stream-reset-error.js';
 export type { HeadersInit } from './headers.js';
 export { HeaderNameSet, HttpHeaders } from './headers.js';
 export type {
@@ -58,7 +61,13 @@ export type {
   TargetForm,
 } from './message.js';
 export { authorityOf, createRequest, createResponse, pathOf, targetFormOf } from './message.js';
-export type { HttpHandler, HttpRejection, HttpServerOptions, HttpServerTimeouts } from './server.js';
+export type {
+  HttpHandler,
+  HttpRejection,
+  HttpServerOptions,
+  HttpServerTimeouts,
+  ServedConnection,
+} from './server.js';
 export { HttpServer } from './server.js';
 export type {
   DriverName,

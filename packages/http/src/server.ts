@@ -1,8 +1,9 @@
 /**
  * HttpServer: the protocol-neutral server. Accepts connections from a runtime listener (or is
- * handed streams), makes each connection's context, runs the protocol's connection on it (today
- * HTTP/1.1: h1/server-connection.ts; HTTP/2 will be chosen here by ALPN or by sniffing its
- * preface), and owns what every protocol shares: the handler (a Service: request, carrying its
+ * handed streams), makes each connection's context, runs the protocol's connection on it
+ * (HTTP/2, h2/server-session.ts, when TLS agreed on `h2` by ALPN or a plain connection starts
+ * with the HTTP/2 client preface, sniffed by the h1 connection on its first read; else HTTP/1.1,
+ * h1/server-connection.ts; `Upgrade: h2c` is answered as plain HTTP/1.1), and owns what every protocol shares: the handler (a Service: request, carrying its
  * connection's context, -> response, at once or later), the deadlines, checked by one coarse
  * sweep so arming one costs two field writes, and the graceful close (stop accepting, close idle
  * connections, let active requests finish).
@@ -11,12 +12,16 @@
  * connection closed; a handler that throws costs its request a 500 (or the status of the
  * HttpError it threw) and never the worker. Not a router, not TLS (a TLS stream is a stream).
  */
+import { METHODS } from 'node:http';
 import type { Service } from '@loch/service-async';
 import { acceptLoop } from '@loch/uring-runtime';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import type { RequestDecoderOptions } from './h1/decoder.js';
+import { httpDate } from './h1/encoder.js';
 import { H1ServerConnection } from './h1/server-connection.js';
 import { H1ServerShared } from './h1/server-shared.js';
+import { H2ServerSession } from './h2/server-session.js';
+import { H2ServerShared, type Http2ServerLimits, resolveHttp2Limits } from './h2/server-shared.js';
 import { deadlines } from './internal/deadlines.js';
 import type { HttpResponse, HttpServerRequest } from './message.js';
 import type { HttpListener, HttpStream } from './transport.js';
@@ -61,8 +66,14 @@ export interface HttpRejection {
 
 /** HttpServer options. */
 export interface HttpServerOptions<Cx> {
-  /** Decoder limits and method policy. */
+  /** Decoder limits and method policy (HTTP/2 derives its header list size from them). */
   readonly limits?: RequestDecoderOptions;
+  /**
+   * HTTP/2 (default on): by ALPN `h2` on TLS streams, and by prior knowledge (the client
+   * preface) on plain ones; `false` serves HTTP/1.1 only; an object sets the HTTP/2 limits
+   * (SETTINGS, flood budgets: Http2ServerLimits).
+   */
+  readonly http2?: boolean | Http2ServerLimits;
   /** Deadlines. */
   readonly timeouts?: HttpServerTimeouts;
   /** Unread request body bytes the server reads and discards to keep a connection alive (default 64 KiB). */
@@ -88,6 +99,8 @@ const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
   body: 60_000,
   write: 60_000,
 };
+/** The methods HTTP/2 requests may use by default: those of the HTTP/1.1 decoder (Node's). */
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
 /** Thrown inside attach() when the server is closing (not reported to onError). */
 const CLOSING = Symbol('closing');
 
@@ -118,6 +131,8 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ closing = false;
   /** What the HTTP/1.1 connections of this server share. */
   private readonly h1: H1ServerShared;
+  /** What the HTTP/2 sessions share; null when HTTP/2 is off. */
+  private readonly h2: H2ServerShared | null;
   private readonly live = new Set<ServedConnection>();
   private readonly listeners = new Set<HttpListener>();
   /** The shortest deadline armed (ms), which sets the sweep's tick; 0 when none is. */
@@ -140,7 +155,22 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.handler = handler;
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
     this.maxDrainBytes = options.maxDrainBytes ?? 64 * 1024;
-    this.h1 = new H1ServerShared(options.limits ?? {}, options.date ?? true);
+    const limits = options.limits ?? {};
+    this.h1 = new H1ServerShared(limits, options.date ?? true);
+    const http2 = options.http2 ?? true;
+    this.h2 =
+      http2 === false
+        ? null
+        : new H2ServerShared(
+            resolveHttp2Limits(
+              http2 === true ? {} : http2,
+              limits.maxHeadSize ?? 16 * 1024,
+              limits.maxHeaderCount ?? 100,
+            ),
+            (options.date ?? true) ? httpDate : null,
+            limits.methods ?? KNOWN_METHODS,
+            limits.maxHeaderCount ?? 100,
+          );
     this.maxRequests = options.maxRequestsPerConnection ?? 0;
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.onError = options.onError ?? (() => {});
@@ -182,10 +212,14 @@ export class HttpServer<Cx = HttpConnectionContext> {
    * pending recv.
    */
   attach(stream: HttpStream, onClosed: ((stream: HttpStream) => void) | null = null): void {
-    let conn: H1ServerConnection<Cx>;
+    let conn: H1ServerConnection<Cx> | H2ServerSession<Cx>;
     try {
       if (this.closing) throw CLOSING;
-      conn = new H1ServerConnection(this, this.h1, stream, this.makeContext(stream), onClosed);
+      const h2 = this.h2;
+      conn =
+        h2 !== null && stream.facts.alpnProtocol === 'h2'
+          ? new H2ServerSession(this, h2, stream, this.makeContext(stream), onClosed)
+          : new H1ServerConnection(this, this.h1, stream, this.makeContext(stream), onClosed);
     } catch (e) {
       if (e !== CLOSING) this.onError(e);
       void stream
@@ -196,7 +230,34 @@ export class HttpServer<Cx = HttpConnectionContext> {
     }
     this.live.add(conn);
     if (!this.swept) this.joinSweep();
-    conn.start();
+    if (conn instanceof H2ServerSession) conn.start(null);
+    else conn.start();
+  }
+
+  /**
+   * Whether an h1 connection on `stream` looks for the HTTP/2 client preface in its first
+   * bytes: HTTP/2 is on and the stream is plain (on TLS, ALPN decides). @internal
+   */
+  sniffsPreface(stream: HttpStream): boolean {
+    return this.h2 !== null && !stream.facts.secure;
+  }
+
+  /**
+   * An h1 connection's first bytes were the HTTP/2 client preface: an h2 session takes the
+   * stream over, starting with `received` (those bytes, copied). @internal
+   */
+  switchToH2(
+    from: ServedConnection,
+    stream: HttpStream,
+    context: Cx,
+    onClosed: ((stream: HttpStream) => void) | null,
+    received: Uint8Array,
+  ): void {
+    const session = new H2ServerSession(this, this.h2!, stream, context, onClosed);
+    this.live.add(session);
+    this.live.delete(from);
+    session.start(received);
+    if (this.closing) session.shutdownIfIdle();
   }
 
   /** A connection is gone (the end of its run). @internal */

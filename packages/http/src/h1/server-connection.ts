@@ -37,6 +37,8 @@ import {
 import type { H1ServerShared } from './server-shared.js';
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+/** The HTTP/2 client preface (RFC 9113 §3.4): a plain connection starting with it is h2c. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const EOF = -1;
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** No held-back answers: shared by every connection (never pushed to), so idle ones hold no array. */
@@ -150,6 +152,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   private tailBody: HttpBody | null = null;
   private tailKeepAlive = false;
   private tailError: unknown = null;
+  /** The first read is checked for the HTTP/2 client preface (the server's protocol choice). */
+  private sniffing: boolean;
+  /** A first read that was a strict prefix of the preface, kept until it is told apart. */
+  private sniffed: Uint8Array | null = null;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -159,6 +165,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     private readonly onClosed: ((stream: HttpStream) => void) | null,
   ) {
     this.decoder = h1.takeDecoder();
+    this.sniffing = server.sniffsPreface(stream);
     try {
       stream.setNoDelay(true);
     } catch {
@@ -309,7 +316,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     this.reading = READ_NONE;
     if (how === READ_PARKED) {
       if (error !== undefined) this.wake(WAKE_ERROR, null, error);
-      else this.wake(WAKE_CHUNK, c, null);
+      else if (this.sniffing && c !== null) {
+        const rest = this.sniff(c);
+        if (rest !== null) this.wake(WAKE_CHUNK, rest, null);
+      } else this.wake(WAKE_CHUNK, c, null);
     } else if (how === READ_AWAITED) {
       const resolve = this.readResolve!;
       const reject = this.readReject!;
@@ -320,6 +330,44 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     } else {
       c?.release();
     }
+  }
+
+  /**
+   * The connection's first bytes: the HTTP/2 client preface hands the stream to an h2 session
+   * (null returned), a strict prefix of it waits for more (null), anything else is HTTP/1.1
+   * (the chunk to decode is returned). Once per connection.
+   */
+  private sniff(c: StreamChunk): StreamChunk | null {
+    const prior = this.sniffed;
+    let bytes = c.bytes;
+    if (prior !== null) {
+      bytes = new Uint8Array(prior.length + c.bytes.length);
+      bytes.set(prior, 0);
+      bytes.set(c.bytes, prior.length);
+    }
+    const n = Math.min(bytes.length, H2_PREFACE.length);
+    for (let i = 0; i < n; i++) {
+      if (bytes[i] !== H2_PREFACE[i]) {
+        this.sniffing = false;
+        this.sniffed = null;
+        return prior === null ? c : { bytes, release: () => c.release() };
+      }
+    }
+    if (bytes.length >= H2_PREFACE.length) {
+      this.sniffing = false;
+      this.sniffed = null;
+      const received = prior === null ? bytes.slice() : bytes;
+      c.release();
+      this.state = H1State.Closed;
+      this.deadline = NO_DEADLINE;
+      this.server.switchToH2(this, this.stream, this.context, this.onClosed, received);
+      return null;
+    }
+    this.sniffed = prior === null ? bytes.slice() : bytes;
+    c.release();
+    this.reading = READ_PARKED;
+    this.stream.recvTo(this);
+    return null;
   }
 
   private wake(how: number, c: StreamChunk | null, error: unknown): void {

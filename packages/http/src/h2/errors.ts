@@ -54,7 +54,11 @@ export type Http2ConnectionErrorReason =
   | 'ERR_HTTP2_HPACK_TRUNCATED'
   | 'ERR_HTTP2_HPACK_INDEX'
   | 'ERR_HTTP2_HPACK_TABLE_SIZE'
-  | 'ERR_HTTP2_HPACK_HUFFMAN';
+  | 'ERR_HTTP2_HPACK_HUFFMAN'
+  | 'ERR_HTTP2_FLOW_CONTROL'
+  | 'ERR_HTTP2_FLOOD'
+  | 'ERR_HTTP2_IDLE_STREAM'
+  | 'ERR_HTTP2_STREAM_ID_REUSED';
 
 /** Stable codes of stream errors the codec raises. */
 export type Http2StreamErrorReason =

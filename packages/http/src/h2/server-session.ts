@@ -1,0 +1,1372 @@
+/**
+ * One HTTP/2 connection of a server (RFC 9113): the frames a client sends become requests to
+ * the server's handler, its responses become HEADERS, DATA and trailers, with flow control both
+ * ways, and the connection defends itself against the known floods. I/O goes through the
+ * stream's promise-free recvTo/writeTo only, the session being the target of both: frames it
+ * sends are queued and written together, one writeTo per flush (after each received chunk, or
+ * at the next microtask for frames a handler's answer produced).
+ *
+ * - Our SETTINGS first (server-shared.ts), SETTINGS and PING acknowledged, our settings applied
+ *   to the decoders once the client acknowledged them, the client's to our encoder and windows.
+ * - Stream states (stream.ts): client ids odd and increasing; a HEADERS on an id at or below the
+ *   last one that is not a trailer block is a connection error; streams over
+ *   SETTINGS_MAX_CONCURRENT_STREAMS are refused (REFUSED_STREAM), counting reset streams whose
+ *   handler still runs.
+ * - Requests: pseudo-headers checked by the codec's FieldBlockValidator, then mapped to an
+ *   HttpServerRequest (`version` '2', `:path` as the target, `:authority` as `host`, a `host`
+ *   that disagrees is malformed, cookies joined); content-length checked against DATA; the body
+ *   is read through request-body.ts, its window credited as the handler reads.
+ * - Responses: `:status` plus the handler's fields without connection-specific ones, a
+ *   content-length for sized bodies, DATA within the peer's stream and connection windows (a
+ *   body waits while either is closed and resumes on WINDOW_UPDATE), trailers as a final
+ *   HEADERS.
+ * - Errors end only what they must: a stream error resets the stream (RST_STREAM), a
+ *   connection error sends GOAWAY with its code and closes. server.close() sends GOAWAY
+ *   (NO_ERROR, the last stream id), lets the streams in flight finish, then closes.
+ * - Floods (flood-limits.ts): resets (rapid reset), SETTINGS, PING, empty frames and
+ *   WINDOW_UPDATE counted per interval, past their budget GOAWAY ENHANCE_YOUR_CALM; a client that
+ *   does not read stops our reading once the output bound is reached; a stream stalled on a
+ *   closed window is reset after the write timeout. CONTINUATION floods and HPACK bombs are the
+ *   codec's bounds (a bomb is answered 431).
+ *
+ * Not for the protocol choice (../server.ts) nor the wire codec (frames, HPACK).
+ */
+import { FixedBody, type HttpBody, nextNow } from '../body.js';
+import { HttpError, HttpTimeoutError } from '../errors.js';
+import { HttpHeaders } from '../headers.js';
+import { closeBody, plainResponse } from '../internal/answers.js';
+import type { HttpResponse, HttpServerRequest } from '../message.js';
+import { targetFormOf } from '../message.js';
+import type { HttpServer, ServedConnection } from '../server.js';
+import type { HttpStream, StreamChunk } from '../transport.js';
+import { Http2ConnectionError, Http2ErrorCode, Http2StreamError } from './errors.js';
+import { FieldBlockValidator } from './field-validator.js';
+import { FloodCounter } from './flood-limits.js';
+import { ReceiveWindow } from './flow-control.js';
+import { Http2FrameDecoder, type Http2FrameHandler } from './frame-decoder.js';
+import {
+  DEFAULT_INITIAL_WINDOW_SIZE,
+  DEFAULT_MAX_FRAME_SIZE,
+  encodeGoaway,
+  FRAME_HEADER_LENGTH,
+  FrameFlag,
+  FrameType,
+  type Http2Priority,
+  type Http2SettingsUpdate,
+  headersFramesLength,
+  MAX_WINDOW_SIZE,
+  writeFrameHeader,
+  writeHeaders,
+  writePing,
+  writeRstStream,
+  writeSettingsAck,
+  writeWindowUpdate,
+} from './frames.js';
+import { HpackDecoder, type HpackFieldSink } from './hpack-decoder.js';
+import { HpackEncoder } from './hpack-encoder.js';
+import { H2RequestBody } from './request-body.js';
+import type { H2ServerShared } from './server-shared.js';
+import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
+import { Http2StreamResetError } from './stream-reset-error.js';
+
+const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** Lingering close after GOAWAY: how long and how much to read away. */
+const LINGER_MS = 500;
+const LINGER_BYTES = 1024 * 1024;
+
+/** Fields that are connection-specific in HTTP/2 (RFC 9113 §8.2.2): never sent. */
+const CONNECTION_SPECIFIC = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'content-length',
+]);
+
+/** What a decoded header block is for. */
+const BLOCK_REQUEST = 0;
+const BLOCK_TRAILERS = 1;
+/** Decoded only to keep the HPACK table in step (a refused, reset or ignored stream). */
+const BLOCK_DISCARD = 2;
+
+/** Where the session is. */
+const OPEN = 0;
+/** GOAWAY (NO_ERROR) sent: the streams in flight finish, no new one starts. */
+const DRAINING = 1;
+/** Ending: the last frames are flushed, then the stream is half-closed and closed. */
+const CLOSING = 2;
+const CLOSED = 3;
+
+/** The status lines of the common answers, as :status values. */
+const STATUS_TEXT: string[] = [];
+for (let s = 100; s < 600; s++) STATUS_TEXT[s] = String(s);
+
+/** One HTTP/2 server connection; see the module comment. */
+export class H2ServerSession<Cx>
+  implements ServedConnection, Http2FrameHandler, HpackFieldSink, H2StreamHost
+{
+  deadline = NO_DEADLINE;
+  private state = OPEN;
+  private readonly decoder: Http2FrameDecoder;
+  private readonly hpackIn: HpackDecoder;
+  private readonly hpackOut = new HpackEncoder();
+  private readonly validator = new FieldBlockValidator();
+  private readonly streams = new Map<number, H2ServerStream>();
+  /** The highest stream id the client opened (or tried to). */
+  private lastStreamId = 0;
+  /** The last stream id our GOAWAY announced (streams above it are ignored). */
+  private goawayId = MAX_WINDOW_SIZE;
+  /** The client sent GOAWAY: close once the streams in flight are done. */
+  private peerGoaway = false;
+
+  // Windows: the peer's for our DATA (connection), ours for its DATA.
+  private sendWindow = DEFAULT_INITIAL_WINDOW_SIZE;
+  private readonly recvWindow: ReceiveWindow;
+  /** The peer's SETTINGS_INITIAL_WINDOW_SIZE and MAX_FRAME_SIZE. */
+  private peerInitialWindow = DEFAULT_INITIAL_WINDOW_SIZE;
+  private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  /** Our SETTINGS were acknowledged (our windows and frame size apply). */
+  private settingsAcked = false;
+  /** Streams whose response waits for the connection window. */
+  private readonly blocked = new Set<H2ServerStream>();
+
+  // Flood counters.
+  private readonly resets: FloodCounter;
+  private readonly settingsFlood: FloodCounter;
+  private readonly pings: FloodCounter;
+  private readonly empties: FloodCounter;
+  private readonly windowUpdates: FloodCounter;
+
+  // Output: frames queued since the last flush, and the write in flight.
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private writing = false;
+  private writingBytes = 0;
+  private flushQueued = false;
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+  /** Response writers waiting for the output to drain below the bound. */
+  private drainWaiters: (() => void)[] = [];
+
+  // Input.
+  private reading = false;
+  private readPaused = false;
+  private inFeed = false;
+  private lingering = false;
+  private lingerLeft = LINGER_BYTES;
+  private lingerTimer: ReturnType<typeof setTimeout> | null = null;
+
+  // Deadlines: of the write in flight, of an idle connection, and a lower bound of the streams'.
+  private writeDeadline = NO_DEADLINE;
+  private idleDeadline = NO_DEADLINE;
+  private streamDeadline = NO_DEADLINE;
+
+  // The header block being decoded (HpackFieldSink state).
+  private blockKind = BLOCK_DISCARD;
+  private blockFields: string[] = [];
+  private blockCount = 0;
+  private blockCookies = 0;
+  private method = '';
+  private path = '';
+  private authority = '';
+  private host = '';
+  private badHost = false;
+  private contentLength = '';
+
+  constructor(
+    private readonly server: HttpServer<Cx>,
+    private readonly shared: H2ServerShared,
+    private readonly stream: HttpStream,
+    private readonly context: Cx,
+    private readonly onClosed: ((stream: HttpStream) => void) | null,
+  ) {
+    const limits = shared.limits;
+    this.decoder = new Http2FrameDecoder(this, {
+      role: 'server',
+      maxHeaderBlockSize: 2 * limits.maxHeaderListSize + 1024,
+    });
+    this.hpackIn = new HpackDecoder({ maxHeaderListSize: limits.maxHeaderListSize });
+    this.recvWindow = new ReceiveWindow(limits.connectionWindowSize);
+    const interval = limits.floodInterval;
+    this.resets = new FloodCounter(limits.maxResetsPerInterval, interval);
+    this.settingsFlood = new FloodCounter(limits.maxSettingsPerInterval, interval);
+    this.pings = new FloodCounter(limits.maxPingsPerInterval, interval);
+    this.empties = new FloodCounter(limits.maxEmptyFramesPerInterval, interval);
+    this.windowUpdates = new FloodCounter(limits.maxWindowUpdatesPerInterval, interval);
+    try {
+      stream.setNoDelay(true);
+    } catch {
+      // Unix streams and adapters may not support it.
+    }
+  }
+
+  /** Number of streams the session holds (open, or reset with their handler still running). */
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Starts the session: our SETTINGS go out, `received` (bytes already read from the stream,
+   * such as the sniffed client preface; may be empty) is decoded, then the stream is read.
+   */
+  start(received: Uint8Array | null): void {
+    this.queue(this.shared.preface);
+    this.armIdle();
+    if (received !== null && received.length > 0) this.feed(received);
+    else this.flush();
+    this.recv();
+  }
+
+  // ---- ServedConnection ----
+
+  /** The sweep's tick found a deadline passed. */
+  expire(): void {
+    const now = this.server.now;
+    if (this.writeDeadline <= now) {
+      // The client stopped reading: nothing more can be said to it.
+      this.writeDeadline = NO_DEADLINE;
+      this.abort(new HttpTimeoutError('write', this.server.timeouts.write));
+      return;
+    }
+    if (this.idleDeadline <= now) {
+      this.idleDeadline = NO_DEADLINE;
+      this.goaway(Http2ErrorCode.NO_ERROR, null);
+      return;
+    }
+    if (this.streamDeadline <= now) {
+      let next = NO_DEADLINE;
+      for (const s of this.streams.values()) {
+        if (s.deadline <= now) {
+          const wait = s.wait;
+          s.deadline = NO_DEADLINE;
+          s.wait = StreamWait.None;
+          if (wait === StreamWait.Body) {
+            s.body?.fail(new HttpTimeoutError('body', this.server.timeouts.body));
+          } else if (wait === StreamWait.Window) {
+            this.resetStream(s, Http2ErrorCode.CANCEL, false);
+          }
+        } else if (s.deadline < next) {
+          next = s.deadline;
+        }
+      }
+      this.streamDeadline = next;
+    }
+    this.rearm();
+  }
+
+  /** Server shutdown: GOAWAY now; the streams in flight finish, then the connection closes. */
+  shutdownIfIdle(): void {
+    if (this.state !== OPEN) return;
+    this.state = DRAINING;
+    this.goawayId = this.lastStreamId;
+    this.queue(encodeGoaway(this.lastStreamId, Http2ErrorCode.NO_ERROR));
+    this.flush();
+    if (this.streams.size === 0) this.finish();
+  }
+
+  private rearm(): void {
+    let d = this.writeDeadline;
+    if (this.idleDeadline < d) d = this.idleDeadline;
+    if (this.streamDeadline < d) d = this.streamDeadline;
+    this.deadline = d;
+  }
+
+  private armIdle(): void {
+    const idle = this.server.timeouts.idle;
+    this.idleDeadline = idle > 0 && this.streams.size === 0 ? this.server.now + idle : NO_DEADLINE;
+    this.rearm();
+  }
+
+  private armStream(s: H2ServerStream, wait: StreamWait): void {
+    const t = this.server.timeouts;
+    const ms = wait === StreamWait.Body ? t.body : t.write;
+    s.wait = wait;
+    s.deadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+    if (s.deadline < this.streamDeadline) {
+      this.streamDeadline = s.deadline;
+      if (s.deadline < this.deadline) this.deadline = s.deadline;
+    }
+  }
+
+  private disarmStream(s: H2ServerStream): void {
+    s.wait = StreamWait.None;
+    s.deadline = NO_DEADLINE;
+  }
+
+  // ---- Input ----
+
+  private recv(): void {
+    if (this.reading || this.state === CLOSED || (this.state === CLOSING && !this.lingering)) return;
+    if (this.outBytes + this.writingBytes > this.shared.limits.maxOutputBuffer) {
+      // The client does not read what we send: stop reading what it sends.
+      this.readPaused = true;
+      return;
+    }
+    this.readPaused = false;
+    this.reading = true;
+    try {
+      this.stream.recvTo(this);
+    } catch (e) {
+      this.reading = false;
+      this.abort(e);
+    }
+  }
+
+  /** The outcome of the pending recvTo (RecvTarget). @internal */
+  onRecv(c: StreamChunk | null, error: unknown): void {
+    this.reading = false;
+    if (this.lingering) {
+      if (c === null) {
+        this.closeNow();
+        return;
+      }
+      this.lingerLeft -= c.bytes.length;
+      c.release();
+      if (this.lingerLeft <= 0) this.closeNow();
+      else this.recv();
+      return;
+    }
+    if (this.state >= CLOSING) {
+      c?.release();
+      return;
+    }
+    if (c === null) {
+      // The client left (or the stream failed): what is in flight ends with it.
+      this.abort(error);
+      return;
+    }
+    try {
+      this.feed(c.bytes);
+    } finally {
+      c.release();
+    }
+    this.recv();
+  }
+
+  /** Decodes received bytes; frames the handling produced go out in one write. */
+  private feed(bytes: Uint8Array): void {
+    this.inFeed = true;
+    try {
+      this.decoder.feed(bytes);
+    } catch (e) {
+      this.connectionError(e);
+    } finally {
+      this.inFeed = false;
+    }
+    this.flush();
+  }
+
+  /** A connection error: GOAWAY with its code (INTERNAL_ERROR for a bug of ours), then close. */
+  private connectionError(e: unknown): void {
+    if (e instanceof Http2ConnectionError) {
+      this.goaway(e.errorCode, e.message);
+    } else {
+      this.server.onError(e);
+      this.goaway(Http2ErrorCode.INTERNAL_ERROR, null);
+    }
+  }
+
+  // ---- Http2FrameHandler ----
+
+  /** @internal */
+  onData(streamId: number, data: Uint8Array, endStream: boolean, flowLength: number): void {
+    if (this.state >= CLOSING) return;
+    if (!this.recvWindow.receive(flowLength)) {
+      throw new Http2ConnectionError(
+        'ERR_HTTP2_FLOW_CONTROL',
+        Http2ErrorCode.FLOW_CONTROL_ERROR,
+        'DATA beyond the connection window',
+      );
+    }
+    // The connection window is credited as DATA arrives: the streams' windows bound the buffers.
+    const inc = this.recvWindow.consume(flowLength);
+    if (inc > 0) this.queueWindowUpdate(0, inc);
+    if (flowLength === 0 && !endStream) this.countEmpty();
+    const s = this.streams.get(streamId);
+    if (s === undefined) {
+      if (streamId > this.lastStreamId || (streamId & 1) === 0) {
+        throw protocolError(`DATA on idle stream ${streamId}`);
+      }
+      // A stream already closed (reset by us while the client was still sending): discarded.
+      return;
+    }
+    if (s.remoteClosed) {
+      if (!s.reset) this.resetStream(s, Http2ErrorCode.STREAM_CLOSED, true);
+      return;
+    }
+    if (!s.recv.receive(flowLength)) {
+      this.resetStream(s, Http2ErrorCode.FLOW_CONTROL_ERROR, true);
+      return;
+    }
+    const body = s.body;
+    if (body !== null) {
+      // Malformed (RFC 9113 §8.1.1): a body that disagrees with its content-length.
+      body.received += data.length;
+      const got = body.received;
+      if (s.contentLength >= 0 && (got > s.contentLength || (endStream && got !== s.contentLength))) {
+        this.resetStream(s, Http2ErrorCode.PROTOCOL_ERROR, true);
+        return;
+      }
+    }
+    const pad = flowLength - data.length;
+    if (body === null || body.finished) {
+      // Its reader left: credit what arrives so the client can finish.
+      this.creditStream(s, flowLength);
+    } else {
+      if (pad > 0) this.creditStream(s, pad);
+      body.push(data);
+    }
+    if (endStream) {
+      s.remoteClosed = true;
+      body?.end(null);
+      if (s.closed && !s.active) this.release(s);
+    }
+  }
+
+  /** @internal */
+  onHeaders(streamId: number, block: Uint8Array, endStream: boolean, _priority: Http2Priority | null): void {
+    if (this.state >= CLOSING) {
+      // Nothing more will be answered, but the table stays in step for the GOAWAY's sake.
+      this.decodeBlock(block, BLOCK_DISCARD, streamId);
+      return;
+    }
+    if ((streamId & 1) === 0) {
+      throw new Http2ConnectionError(
+        'ERR_HTTP2_STREAM_ID',
+        Http2ErrorCode.PROTOCOL_ERROR,
+        `HEADERS on even stream ${streamId}`,
+      );
+    }
+    const s = this.streams.get(streamId);
+    if (s !== undefined) {
+      this.onTrailers(s, block, endStream);
+      return;
+    }
+    if (streamId <= this.lastStreamId) {
+      // A closed stream: trailers of a body we stopped reading are dropped; a request on an id
+      // already used (reuse, or a decrease) is a connection error.
+      let err: Http2StreamError | null;
+      try {
+        err = this.decodeBlock(block, BLOCK_TRAILERS, streamId);
+      } catch (e) {
+        if (!(e instanceof Http2StreamError)) throw e;
+        err = null;
+      }
+      if (err !== null && err.code === 'ERR_HTTP2_PSEUDO_HEADER_IN_TRAILERS') {
+        throw new Http2ConnectionError(
+          'ERR_HTTP2_STREAM_ID_REUSED',
+          Http2ErrorCode.PROTOCOL_ERROR,
+          `a request on stream ${streamId}, at or below the last stream ${this.lastStreamId}`,
+        );
+      }
+      return;
+    }
+    this.lastStreamId = streamId;
+    if (streamId > this.goawayId || this.peerGoaway) {
+      // After our GOAWAY new streams are ignored (RFC 9113 §6.8), their blocks still decoded.
+      this.decodeBlock(block, BLOCK_DISCARD, streamId);
+      return;
+    }
+    let err: Http2StreamError | null;
+    try {
+      err = this.decodeBlock(block, BLOCK_REQUEST, streamId);
+    } catch (e) {
+      if (!(e instanceof Http2StreamError)) throw e;
+      // An HPACK bomb or an oversized head: the block was walked to its end; answer 431.
+      this.countReset();
+      this.answerRefused(streamId, 431, endStream);
+      return;
+    }
+    if (err !== null) {
+      this.countReset();
+      this.queueRst(streamId, err.errorCode);
+      return;
+    }
+    if (this.blockCount > this.shared.maxHeaderCount) {
+      this.countReset();
+      this.answerRefused(streamId, 431, endStream);
+      return;
+    }
+    if (this.streams.size >= this.shared.limits.maxConcurrentStreams) {
+      this.countReset();
+      this.queueRst(streamId, Http2ErrorCode.REFUSED_STREAM);
+      return;
+    }
+    this.openStream(streamId, endStream);
+  }
+
+  /** A HEADERS block on an open stream: the request's trailers. */
+  private onTrailers(s: H2ServerStream, block: Uint8Array, endStream: boolean): void {
+    if (s.remoteClosed) {
+      this.decodeBlock(block, BLOCK_DISCARD, s.id);
+      if (!s.reset) this.resetStream(s, Http2ErrorCode.STREAM_CLOSED, true);
+      return;
+    }
+    let err: Http2StreamError | null;
+    try {
+      err = this.decodeBlock(block, BLOCK_TRAILERS, s.id);
+    } catch (e) {
+      if (!(e instanceof Http2StreamError)) throw e;
+      err = e;
+    }
+    const body = s.body;
+    if (
+      err !== null ||
+      !endStream ||
+      (body !== null && s.contentLength >= 0 && body.received !== s.contentLength)
+    ) {
+      // Trailers without END_STREAM, a malformed trailer field, a short body: malformed.
+      this.resetStream(s, Http2ErrorCode.PROTOCOL_ERROR, true);
+      return;
+    }
+    s.remoteClosed = true;
+    body?.end(this.takeFields());
+    if (s.closed && !s.active) this.release(s);
+  }
+
+  /**
+   * HPACK-decodes a block, validating its fields as `kind`; returns the first malformed-field
+   * error (or null). Throws the codec's connection errors, and a stream error for an oversized
+   * list (after the whole block was walked).
+   */
+  private decodeBlock(block: Uint8Array, kind: number, streamId: number): Http2StreamError | null {
+    this.blockKind = kind;
+    this.blockFields = [];
+    this.blockCount = 0;
+    this.blockCookies = 0;
+    this.method = '';
+    this.path = '';
+    this.authority = '';
+    this.host = '';
+    this.badHost = false;
+    this.contentLength = '';
+    this.validator.begin(kind === BLOCK_REQUEST ? 'request' : 'trailers', streamId);
+    if (kind === BLOCK_DISCARD) {
+      try {
+        this.hpackIn.decode(block, this);
+      } catch (e) {
+        // An oversized list of a block nobody reads: the table is in step, that is enough.
+        if (!(e instanceof Http2StreamError)) throw e;
+      }
+      return null;
+    }
+    this.hpackIn.decode(block, this);
+    const err = this.validator.end();
+    if (err !== null) return err;
+    if (this.badHost) {
+      return new Http2StreamError(
+        'ERR_HTTP2_INVALID_FIELD_VALUE',
+        Http2ErrorCode.PROTOCOL_ERROR,
+        streamId,
+        'host and :authority disagree, or host is repeated',
+      );
+    }
+    return null;
+  }
+
+  /** One decoded field (HpackFieldSink). @internal */
+  onField(name: string, value: string): void {
+    const kind = this.blockKind;
+    if (kind === BLOCK_DISCARD) return;
+    if (this.validator.field(name, value) !== null) return;
+    if (name.charCodeAt(0) === 0x3a) {
+      if (name === ':method') this.method = value;
+      else if (name === ':path') this.path = value;
+      else if (name === ':authority') {
+        this.authority = value;
+        if (this.host !== '' && this.host !== value) this.badHost = true;
+      }
+      return;
+    }
+    this.blockCount++;
+    if (kind === BLOCK_REQUEST) {
+      if (name === 'host') {
+        if (this.host !== '' || (this.authority !== '' && this.authority !== value)) this.badHost = true;
+        this.host = value;
+      } else if (name === 'cookie') {
+        this.blockCookies++;
+      } else if (name === 'content-length') {
+        if (this.contentLength !== '' && this.contentLength !== value) this.contentLength = 'x';
+        this.contentLength = value;
+      }
+    }
+    this.blockFields.push(name, value);
+  }
+
+  /** The decoded regular fields as an HttpHeaders (already validated: no second check). */
+  private takeFields(): HttpHeaders {
+    const h = new HttpHeaders();
+    const f = this.blockFields;
+    this.blockFields = [];
+    if (f.length > 0) h.added = f;
+    return h;
+  }
+
+  /** A well-formed request on a new stream: its request object, body and handler. */
+  private openStream(id: number, endStream: boolean): void {
+    const shared = this.shared;
+    const limits = shared.limits;
+    const method = this.method;
+    const cl = this.contentLength;
+    let contentLength = -1;
+    if (cl !== '') {
+      contentLength = /^[0-9]{1,15}$/.test(cl) ? Number(cl) : Number.NaN;
+      if (Number.isNaN(contentLength) || (endStream && contentLength !== 0 && method !== 'HEAD')) {
+        // Malformed (RFC 9113 §8.1.1): a bad content-length, or one that END_STREAM contradicts.
+        this.countReset();
+        this.queueRst(id, Http2ErrorCode.PROTOCOL_ERROR);
+        return;
+      }
+    }
+    const headers = this.takeFields();
+    if (this.authority !== '' && this.host === '')
+      headers.added = appendField(headers, 'host', this.authority);
+    if (this.blockCookies > 1) joinCookies(headers);
+    const recvInitial = this.settingsAcked
+      ? limits.initialWindowSize
+      : Math.max(limits.initialWindowSize, DEFAULT_INITIAL_WINDOW_SIZE);
+    const s = new H2ServerStream(this, id, this.peerInitialWindow, limits.initialWindowSize, recvInitial);
+    s.contentLength = contentLength;
+    this.streams.set(id, s);
+    if (this.idleDeadline !== NO_DEADLINE) {
+      this.idleDeadline = NO_DEADLINE;
+      this.rearm();
+    }
+    let body: HttpBody;
+    if (endStream) {
+      s.remoteClosed = true;
+      body = new FixedBody(new Uint8Array(0));
+    } else {
+      s.body = new H2RequestBody(s, contentLength);
+      body = s.body;
+    }
+    const target = method === 'CONNECT' ? this.authority : this.path;
+    const req: HttpServerRequest<Cx> = {
+      method,
+      target,
+      targetForm: targetFormOf(method, target),
+      version: '2',
+      headers,
+      body,
+      context: this.context,
+    };
+    if (method === 'CONNECT') {
+      // Tunnels over HTTP/2 streams (RFC 9113 §8.5) are not served yet.
+      void this.answerItself(s, req, 501, 'ERR_HTTP2_CONNECT_UNSUPPORTED');
+      return;
+    }
+    const methods = shared.methods;
+    if (methods !== 'any' && !methods.has(method)) {
+      void this.answerItself(s, req, 501, 'ERR_HTTP_UNKNOWN_METHOD');
+      return;
+    }
+    if (!(target.charCodeAt(0) === 0x2f || (target === '*' && method === 'OPTIONS'))) {
+      // :path must be origin-form, or `*` for OPTIONS (RFC 9113 §8.3.1).
+      this.countReset();
+      this.resetStream(s, Http2ErrorCode.PROTOCOL_ERROR, true);
+      s.active = false;
+      this.release(s);
+      return;
+    }
+    void this.runStream(s, req);
+  }
+
+  /** Runs the handler for a stream's request and writes its answer. Never rejects. */
+  private async runStream(s: H2ServerStream, req: HttpServerRequest<Cx>): Promise<void> {
+    const server = this.server;
+    let res: HttpResponse;
+    try {
+      const out = server.handler.call(req);
+      res = out instanceof Promise ? await out : out;
+      if (
+        res === null ||
+        typeof res !== 'object' ||
+        typeof res.status !== 'number' ||
+        res.headers === undefined ||
+        res.body === undefined
+      ) {
+        throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse');
+      }
+      if (res.status < 200 || res.status > 599 || !Number.isInteger(res.status)) {
+        await closeBody(res.body);
+        throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, `handler returned status ${res.status}`);
+      }
+    } catch (e) {
+      if (!(e instanceof Http2StreamResetError)) server.onError(e);
+      res = errorResponse(e);
+    }
+    try {
+      await this.respond(s, req.method, res);
+    } catch (e) {
+      // The response could not be sent (its body failed, the stream or connection ended).
+      if (!(e instanceof Http2StreamResetError)) server.onError(e);
+      if (!s.localClosed) this.resetStream(s, Http2ErrorCode.INTERNAL_ERROR, false);
+    }
+    this.endStream(s);
+  }
+
+  /** Answers a request the handler will not see (and reports it to onRejected). */
+  private async answerItself(
+    s: H2ServerStream,
+    req: HttpServerRequest<Cx>,
+    status: number,
+    code: string,
+  ): Promise<void> {
+    try {
+      await this.respond(s, req.method, plainResponse(status, code));
+    } catch {
+      // The stream or connection ended meanwhile.
+    }
+    this.endStream(s);
+    const hook = this.server.onRejected;
+    if (hook === null) return;
+    try {
+      hook(
+        { status, code, method: req.method, target: req.target, bytes: code.length + 1, error: null },
+        this.context,
+      );
+    } catch (e) {
+      this.server.onError(e);
+    }
+  }
+
+  /** The handler and the response of a stream are done. */
+  private endStream(s: H2ServerStream): void {
+    s.active = false;
+    this.disarmStream(s);
+    if (!s.remoteClosed && !s.reset) {
+      // The answer is complete before the request (RFC 9113 §8.1): ask the client to stop sending.
+      this.resetStream(s, Http2ErrorCode.NO_ERROR, false);
+    }
+    s.body?.fail(new Http2StreamResetError(s.id, Http2ErrorCode.NO_ERROR, 'server'));
+    this.release(s);
+  }
+
+  /** Forgets a stream once both sides are closed and its handler is done. */
+  private release(s: H2ServerStream): void {
+    if (s.active || this.streams.get(s.id) !== s) return;
+    if (!s.closed) return;
+    this.streams.delete(s.id);
+    this.blocked.delete(s);
+    if (this.streams.size === 0) {
+      if (this.state === DRAINING || this.peerGoaway) this.finish();
+      else this.armIdle();
+    }
+  }
+
+  /** @internal */
+  onPriority(_streamId: number, _priority: Http2Priority): void {
+    // Deprecated signal (RFC 9113 §5.3.2): accepted and ignored, but counted as a useless frame.
+    this.countEmpty();
+  }
+
+  /** @internal */
+  onRstStream(streamId: number, errorCode: number): void {
+    const s = this.streams.get(streamId);
+    if (s === undefined) {
+      if (streamId > this.lastStreamId) throw protocolError(`RST_STREAM on idle stream ${streamId}`);
+      return;
+    }
+    // Rapid reset (CVE-2023-44487): a stream opened and cancelled at once costs us its handler.
+    this.countReset();
+    if (s.reset) return;
+    s.reset = true;
+    s.remoteClosed = true;
+    s.localClosed = true;
+    const e = new Http2StreamResetError(streamId, errorCode, 'peer');
+    s.body?.fail(e);
+    s.wake(e);
+    this.blocked.delete(s);
+    this.release(s);
+  }
+
+  /** @internal */
+  onSettings(settings: Http2SettingsUpdate): void {
+    if (this.settingsFlood.hit(performance.now())) throw calm('SETTINGS flood');
+    if (settings.headerTableSize !== undefined) this.hpackOut.setPeerMaxTableSize(settings.headerTableSize);
+    if (settings.maxFrameSize !== undefined) this.peerMaxFrameSize = settings.maxFrameSize;
+    if (settings.initialWindowSize !== undefined) {
+      const delta = settings.initialWindowSize - this.peerInitialWindow;
+      this.peerInitialWindow = settings.initialWindowSize;
+      if (delta !== 0) {
+        for (const s of this.streams.values()) {
+          if (s.sendWindow + delta > MAX_WINDOW_SIZE) {
+            throw new Http2ConnectionError(
+              'ERR_HTTP2_FLOW_CONTROL',
+              Http2ErrorCode.FLOW_CONTROL_ERROR,
+              'SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window',
+            );
+          }
+          s.sendWindow += delta;
+          if (delta > 0) s.wake();
+        }
+      }
+    }
+    const ack = new Uint8Array(FRAME_HEADER_LENGTH);
+    writeSettingsAck(ack, 0);
+    this.queue(ack);
+  }
+
+  /** @internal */
+  onSettingsAck(): void {
+    if (this.settingsAcked) return;
+    this.settingsAcked = true;
+    const limits = this.shared.limits;
+    this.decoder.setMaxFrameSize(limits.maxFrameSize);
+    if (limits.initialWindowSize < DEFAULT_INITIAL_WINDOW_SIZE) {
+      for (const s of this.streams.values()) s.recv.resize(limits.initialWindowSize);
+    }
+  }
+
+  /** @internal */
+  onPushPromise(): void {
+    // The frame decoder rejects PUSH_PROMISE in the server role.
+  }
+
+  /** @internal */
+  onPing(data: Uint8Array, ack: boolean): void {
+    if (this.pings.hit(performance.now())) throw calm('PING flood');
+    if (ack) return;
+    const out = new Uint8Array(FRAME_HEADER_LENGTH + 8);
+    writePing(out, 0, data, true);
+    this.queue(out);
+  }
+
+  /** @internal */
+  onGoaway(_lastStreamId: number, _errorCode: number, _debugData: Uint8Array): void {
+    // The client opens no more streams; the ones in flight finish.
+    this.peerGoaway = true;
+    if (this.streams.size === 0) this.finish();
+  }
+
+  /** @internal */
+  onWindowUpdate(streamId: number, increment: number): void {
+    if (this.windowUpdates.hit(performance.now())) throw calm('WINDOW_UPDATE flood');
+    if (streamId === 0) {
+      if (this.sendWindow + increment > MAX_WINDOW_SIZE) {
+        throw new Http2ConnectionError(
+          'ERR_HTTP2_FLOW_CONTROL',
+          Http2ErrorCode.FLOW_CONTROL_ERROR,
+          'WINDOW_UPDATE overflows the connection window',
+        );
+      }
+      this.sendWindow += increment;
+      if (this.blocked.size > 0) {
+        const waiting = [...this.blocked];
+        this.blocked.clear();
+        for (const s of waiting) s.wake();
+      }
+      return;
+    }
+    const s = this.streams.get(streamId);
+    if (s === undefined) {
+      if (streamId > this.lastStreamId) throw protocolError(`WINDOW_UPDATE on idle stream ${streamId}`);
+      return;
+    }
+    if (s.localClosed) return;
+    if (s.sendWindow + increment > MAX_WINDOW_SIZE) {
+      this.resetStream(s, Http2ErrorCode.FLOW_CONTROL_ERROR, true);
+      return;
+    }
+    s.sendWindow += increment;
+    s.wake();
+  }
+
+  /** @internal */
+  onStreamError(error: Http2StreamError): void {
+    const s = this.streams.get(error.streamId);
+    this.countReset();
+    if (s !== undefined) this.resetStream(s, error.errorCode, true);
+    else this.queueRst(error.streamId, error.errorCode);
+  }
+
+  // ---- Flood accounting ----
+
+  private countReset(): void {
+    if (this.resets.hit(performance.now())) throw calm('too many streams reset');
+  }
+
+  private countEmpty(): void {
+    if (this.empties.hit(performance.now())) throw calm('too many empty frames');
+  }
+
+  // ---- Streams and their bodies (H2StreamHost) ----
+
+  /** @internal */
+  streamBodyConsumed(s: H2ServerStream, n: number): void {
+    this.creditStream(s, n);
+    if (!this.inFeed) this.scheduleFlush();
+  }
+
+  /** @internal */
+  streamBodyWait(s: H2ServerStream, waiting: boolean): void {
+    if (waiting) this.armStream(s, StreamWait.Body);
+    else if (s.wait === StreamWait.Body) this.disarmStream(s);
+  }
+
+  /** @internal */
+  streamBodyAbandoned(s: H2ServerStream): void {
+    // The handler stopped reading: the client is asked to stop sending once the answer is done;
+    // until then what it sends is credited and dropped.
+    if (!s.remoteClosed && s.body !== null) {
+      const n = s.body.buffered;
+      if (n > 0) this.creditStream(s, n);
+    }
+  }
+
+  /** Credits `n` consumed octets of a stream's window (WINDOW_UPDATE once half is consumed). */
+  private creditStream(s: H2ServerStream, n: number): void {
+    const inc = s.recv.consume(n);
+    if (inc > 0 && !s.remoteClosed) this.queueWindowUpdate(s.id, inc);
+  }
+
+  /**
+   * Resets a stream (RST_STREAM `code`): its body reader and response writer fail. `byPeer` says
+   * whether the peer's fault caused it (the reader sees it as such).
+   */
+  private resetStream(s: H2ServerStream, code: number, byPeer: boolean): void {
+    if (s.reset) return;
+    s.reset = true;
+    const wasClosed = s.localClosed && s.remoteClosed;
+    s.remoteClosed = true;
+    s.localClosed = true;
+    if (!wasClosed) this.queueRst(s.id, code);
+    const e = new Http2StreamResetError(s.id, code, byPeer ? 'peer' : 'server');
+    s.body?.fail(e);
+    s.wake(e);
+    this.blocked.delete(s);
+    this.release(s);
+  }
+
+  /** Answers a stream with a bare status (431 for a head over the limits) and no handler. */
+  private answerRefused(streamId: number, status: number, endStream: boolean): void {
+    const enc = this.hpackOut;
+    enc.begin();
+    enc.addField(':status', STATUS_TEXT[status]!);
+    this.queueHeaders(streamId, enc.finish(), true);
+    if (!endStream) this.queueRst(streamId, Http2ErrorCode.NO_ERROR);
+  }
+
+  // ---- Responses ----
+
+  /** Writes a response on a stream: HEADERS, DATA within the windows, trailers. */
+  private respond(s: H2ServerStream, method: string, res: HttpResponse): Promise<void> | undefined {
+    const body = res.body;
+    if (s.reset || this.state >= CLOSING) {
+      void closeBody(body);
+      return undefined;
+    }
+    const status = res.status;
+    const noBody = method === 'HEAD' || status === 204 || status === 304;
+    const fixed = body instanceof FixedBody ? body.data : null;
+    // A sized body announces its length (HEAD: the length the GET would have).
+    const length = status === 204 || status === 304 ? -1 : body.kind === 'stream' ? -1 : body.length;
+    const endAtHead = noBody || body.kind === 'empty' || (fixed !== null && fixed.length === 0);
+    this.writeHead(s, status, res.headers, length, endAtHead);
+    if (endAtHead) {
+      s.localClosed = true;
+      if (!(body instanceof FixedBody)) void closeBody(body);
+      return undefined;
+    }
+    if (fixed !== null) {
+      if (this.sendNow(s, fixed, 0, true) === fixed.length) return undefined;
+      return this.sendFixed(s, fixed);
+    }
+    return this.sendStream(s, body, length);
+  }
+
+  /** Queues the response HEADERS (+ CONTINUATION) of a stream. */
+  private writeHead(
+    s: H2ServerStream,
+    status: number,
+    headers: HttpHeaders,
+    length: number,
+    endStream: boolean,
+  ): void {
+    const enc = this.hpackOut;
+    enc.begin();
+    enc.addField(':status', STATUS_TEXT[status] ?? String(status));
+    const n = headers.size;
+    let named: Set<string> | null = null;
+    let hasDate = false;
+    for (let i = 0; i < n; i++) {
+      const name = headers.nameAt(i);
+      if (name === 'connection') named = connectionNamed(headers.valueAt(i), named);
+    }
+    for (let i = 0; i < n; i++) {
+      const name = headers.nameAt(i);
+      if (CONNECTION_SPECIFIC.has(name) || named?.has(name) === true) continue;
+      if (name === 'date') hasDate = true;
+      enc.addField(name, headers.valueAt(i));
+    }
+    const date = this.shared.date;
+    if (!hasDate && date !== null) enc.addField('date', date());
+    if (length >= 0) enc.addField('content-length', String(length));
+    s.headersSent = true;
+    this.queueHeaders(s.id, enc.finish(), endStream);
+  }
+
+  private queueHeaders(streamId: number, block: Uint8Array, endStream: boolean): void {
+    const max = this.peerMaxFrameSize;
+    const o = endStream ? { endStream: true, maxFrameSize: max } : { maxFrameSize: max };
+    const out = new Uint8Array(headersFramesLength(block.length, o));
+    writeHeaders(out, 0, streamId, block, o);
+    this.queue(out);
+  }
+
+  /**
+   * Queues as much of `data[from..]` as the windows allow, in DATA frames of at most the peer's
+   * frame size (copied: the chunk may be a view valid only until the body's next step), with
+   * END_STREAM on the last when `end`; returns the offset reached.
+   */
+  private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): number {
+    let off = from;
+    const total = data.length;
+    while (off < total) {
+      const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
+      if (room <= 0) return off;
+      const last = end && off + room === total;
+      const frame = new Uint8Array(FRAME_HEADER_LENGTH + room);
+      writeFrameHeader(frame, 0, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
+      frame.set(data.subarray(off, off + room), FRAME_HEADER_LENGTH);
+      this.queue(frame);
+      s.sendWindow -= room;
+      this.sendWindow -= room;
+      off += room;
+      if (last) s.localClosed = true;
+    }
+    if (end && total === 0) this.endData(s);
+    return off;
+  }
+
+  /** An empty DATA frame with END_STREAM. */
+  private endData(s: H2ServerStream): void {
+    const frame = new Uint8Array(FRAME_HEADER_LENGTH);
+    writeFrameHeader(frame, 0, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
+    this.queue(frame);
+    s.localClosed = true;
+  }
+
+  /** Sends the rest of a fixed body as the windows open. */
+  private async sendFixed(s: H2ServerStream, data: Uint8Array): Promise<void> {
+    await this.sendChunk(s, data, true);
+  }
+
+  /**
+   * Sends `data` whole (END_STREAM after it when `end`), waiting for the windows and for the
+   * output to drain; the write timeout bounds a wait for a window.
+   */
+  private async sendChunk(s: H2ServerStream, data: Uint8Array, end: boolean): Promise<void> {
+    let off = 0;
+    let stalled = false;
+    for (;;) {
+      if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
+      off = this.sendNow(s, data, off, end);
+      if (off === data.length) break;
+      if (!stalled) {
+        // The write timeout runs from the first stall until this chunk is out.
+        stalled = true;
+        this.armStream(s, StreamWait.Window);
+      }
+      if (this.sendWindow <= 0) this.blocked.add(s);
+      await this.windowOpen(s);
+    }
+    if (stalled) this.disarmStream(s);
+    if (this.outBytes + this.writingBytes > this.shared.limits.maxOutputBuffer) await this.drained();
+    if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
+  }
+
+  private streamGone(s: H2ServerStream): Http2StreamResetError {
+    return new Http2StreamResetError(s.id, Http2ErrorCode.CANCEL, 'server');
+  }
+
+  /** A promise of a stream's window opening (or the stream ending). */
+  private windowOpen(s: H2ServerStream): Promise<void> {
+    this.scheduleFlush();
+    return new Promise<void>((resolve, reject) => {
+      s.windowResolve = resolve;
+      s.windowReject = reject;
+    });
+  }
+
+  /** A promise of the output draining below the bound. */
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Streams a body: each chunk as the windows allow, then trailers or an empty END_STREAM. */
+  private async sendStream(s: H2ServerStream, body: HttpBody, length: number): Promise<void> {
+    const it = body[Symbol.asyncIterator]();
+    let sent = 0;
+    try {
+      for (;;) {
+        if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
+        let r = nextNow(it);
+        if (r === null) {
+          this.scheduleFlush();
+          r = await it.next();
+        }
+        if (r.done) break;
+        const chunk = r.value;
+        sent += chunk.length;
+        if (length >= 0 && sent > length) {
+          throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body longer than its length ${length}`);
+        }
+        if (chunk.length === 0) continue;
+        // The last byte of a sized body carries END_STREAM.
+        await this.sendChunk(s, chunk, length >= 0 && sent === length);
+      }
+    } catch (e) {
+      try {
+        await it.return?.();
+      } catch {
+        // Its source failed as well: nothing more to release.
+      }
+      throw e;
+    }
+    if (s.localClosed) return;
+    if (length >= 0 && sent !== length) {
+      throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body of ${sent} bytes, not ${length}`);
+    }
+    if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
+    const trailers = body.trailers;
+    if (trailers !== null && trailers.size > 0) {
+      const enc = this.hpackOut;
+      enc.begin();
+      const n = trailers.size;
+      for (let i = 0; i < n; i++) {
+        const name = trailers.nameAt(i);
+        if (!CONNECTION_SPECIFIC.has(name)) enc.addField(name, trailers.valueAt(i));
+      }
+      this.queueHeaders(s.id, enc.finish(), true);
+      s.localClosed = true;
+    } else {
+      this.endData(s);
+    }
+    this.scheduleFlush();
+  }
+
+  // ---- Output ----
+
+  private queue(frame: Uint8Array): void {
+    if (this.state === CLOSED) return;
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    if (!this.inFeed) this.scheduleFlush();
+  }
+
+  private queueRst(streamId: number, code: number): void {
+    const out = new Uint8Array(FRAME_HEADER_LENGTH + 4);
+    writeRstStream(out, 0, streamId, code);
+    this.queue(out);
+  }
+
+  private queueWindowUpdate(streamId: number, increment: number): void {
+    const out = new Uint8Array(FRAME_HEADER_LENGTH + 4);
+    writeWindowUpdate(out, 0, streamId, increment);
+    this.queue(out);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushQueued || this.writing) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flushTask);
+  }
+
+  /** Writes everything queued in one writeTo (when none is in flight). */
+  private flush(): void {
+    if (this.writing || this.out.length === 0 || this.state === CLOSED) return;
+    const bufs = this.out;
+    this.out = [];
+    this.writingBytes = this.outBytes;
+    this.outBytes = 0;
+    this.writing = true;
+    const ms = this.server.timeouts.write;
+    this.writeDeadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+    if (this.writeDeadline < this.deadline) this.deadline = this.writeDeadline;
+    try {
+      this.stream.writeTo(bufs.length === 1 ? bufs[0]! : bufs, this);
+    } catch (e) {
+      this.writing = false;
+      this.abort(e);
+    }
+  }
+
+  /** The outcome of the write in flight (WriteTarget). Never throws. @internal */
+  onWritten(error: unknown): void {
+    this.writing = false;
+    this.writingBytes = 0;
+    this.writeDeadline = NO_DEADLINE;
+    this.rearm();
+    if (error !== undefined) {
+      this.abort(error);
+      return;
+    }
+    if (this.state === CLOSED) return;
+    if (this.out.length > 0) this.flush();
+    if (this.outBytes + this.writingBytes <= this.shared.limits.maxOutputBuffer) {
+      if (this.drainWaiters.length > 0) {
+        const w = this.drainWaiters;
+        this.drainWaiters = [];
+        for (const f of w) f();
+      }
+      if (this.readPaused) this.recv();
+    }
+    if (this.state === CLOSING && !this.writing && !this.lingering) this.linger();
+  }
+
+  // ---- Ending ----
+
+  /** Sends GOAWAY with `code` and ends the connection (after the frames queued so far). */
+  private goaway(code: number, message: string | null): void {
+    if (this.state >= CLOSING) return;
+    const debug = message === null ? undefined : Buffer.from(message.slice(0, 200), 'latin1');
+    this.queue(encodeGoaway(Math.min(this.lastStreamId, this.goawayId), code, debug));
+    this.failStreams(code, code === Http2ErrorCode.NO_ERROR ? 'server' : 'peer');
+    this.state = CLOSING;
+    this.flush();
+    if (!this.writing) this.linger();
+  }
+
+  /** Draining is over (no stream left after our GOAWAY or the client's): close. */
+  private finish(): void {
+    if (this.state >= CLOSING) return;
+    this.state = CLOSING;
+    this.flush();
+    if (!this.writing) this.linger();
+  }
+
+  /** Every stream in flight ends (their readers and writers fail). */
+  private failStreams(code: number, by: 'peer' | 'server'): void {
+    for (const s of this.streams.values()) {
+      if (s.reset) continue;
+      s.reset = true;
+      s.remoteClosed = true;
+      s.localClosed = true;
+      const e = new Http2StreamResetError(s.id, code, by);
+      s.body?.fail(e);
+      s.wake(e);
+    }
+    this.blocked.clear();
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  /**
+   * Half-closes and reads away what the client still sends for a moment, so that the kernel
+   * does not reset the connection before the client read our last frames (GOAWAY).
+   */
+  private linger(): void {
+    if (this.lingering || this.state === CLOSED) return;
+    this.lingering = true;
+    this.deadline = NO_DEADLINE;
+    const stream = this.stream;
+    if (stream.closed) {
+      this.closeNow();
+      return;
+    }
+    this.lingerTimer = setTimeout(() => this.closeNow(), LINGER_MS);
+    stream.shutdown().then(
+      () => this.recv(),
+      () => this.closeNow(),
+    );
+  }
+
+  /** The stream failed or the client left: everything ends now. */
+  private abort(error: unknown): void {
+    if (this.state === CLOSED) return;
+    const code = (error as { code?: unknown } | null)?.code;
+    if (
+      error !== undefined &&
+      error !== null &&
+      !(error instanceof HttpTimeoutError) &&
+      code !== 'ECONNRESET' &&
+      code !== 'EPIPE' &&
+      code !== 'ECANCELED'
+    ) {
+      this.server.onError(error);
+    }
+    this.failStreams(Http2ErrorCode.CANCEL, 'peer');
+    this.closeNow();
+  }
+
+  private closeNow(): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    this.deadline = NO_DEADLINE;
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    this.lingerTimer = null;
+    this.out = [];
+    this.outBytes = 0;
+    this.failStreams(Http2ErrorCode.CANCEL, 'peer');
+    const stream = this.stream;
+    void stream
+      .close()
+      .catch(() => {})
+      .then(() => {
+        this.server.release(this);
+        try {
+          this.onClosed?.(stream);
+        } catch (e) {
+          this.server.onError(e);
+        }
+      });
+  }
+}
+
+function protocolError(message: string): Http2ConnectionError {
+  return new Http2ConnectionError('ERR_HTTP2_IDLE_STREAM', Http2ErrorCode.PROTOCOL_ERROR, message);
+}
+
+function calm(message: string): Http2ConnectionError {
+  return new Http2ConnectionError('ERR_HTTP2_FLOOD', Http2ErrorCode.ENHANCE_YOUR_CALM, message);
+}
+
+/** The answer to a handler failure: its HttpError status, else 500. */
+function errorResponse(e: unknown): HttpResponse {
+  if (e instanceof HttpError && e.status >= 400 && e.status <= 599) return plainResponse(e.status, e.code);
+  return plainResponse(500, 'ERR_HTTP_HANDLER_FAILED');
+}
+
+/** The fields a Connection value names (lowercase), added to `into`. */
+function connectionNamed(value: string, into: Set<string> | null): Set<string> {
+  const set = into ?? new Set<string>();
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '') set.add(t);
+  }
+  return set;
+}
+
+/** The built fields of `h` plus one more (name and value already valid). */
+function appendField(h: HttpHeaders, name: string, value: string): string[] {
+  const added = h.added.length === 0 ? [] : h.added;
+  added.push(name, value);
+  return added;
+}
+
+/** Joins the cookie fields of a request into one (RFC 9113 §8.2.3), for HTTP/1.1 handlers. */
+function joinCookies(h: HttpHeaders): void {
+  const f = h.added;
+  let joined = '';
+  let first = -1;
+  const out: string[] = [];
+  for (let i = 0; i < f.length; i += 2) {
+    if (f[i] === 'cookie') {
+      joined = joined === '' ? f[i + 1]! : `${joined}; ${f[i + 1]}`;
+      if (first < 0) {
+        first = out.length;
+        out.push('cookie', '');
+      }
+    } else {
+      out.push(f[i]!, f[i + 1]!);
+    }
+  }
+  out[first + 1] = joined;
+  h.added = out;
+}
