@@ -133,8 +133,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
       'upstream_http_version = "http2"\n[[servers.web.routes]]',
     );
     expect(issuesOf(h2)[0]).toMatchObject({ path: 'servers.web.upstream_http_version' });
-    const https = minimal.replace('http://127.0.0.1:9000', 'https://example.com');
-    expect(issuesOf(https)[0]).toMatchObject({ path: 'servers.web.routes[0].upstreams[0].endpoint' });
+    // https upstreams load (test/e2e/https.test.ts); other schemes are refused.
+    expect(() => parseConfig(minimal.replace('http://127.0.0.1:9000', 'https://example.com'))).not.toThrow();
+    const ftp = minimal.replace('http://127.0.0.1:9000', 'ftp://example.com');
+    expect(issuesOf(ftp)[0]).toMatchObject({ path: 'servers.web.routes[0].upstreams[0].endpoint' });
   });
 
   it('rejects an upstream URI path instead of silently replacing the request path', () => {

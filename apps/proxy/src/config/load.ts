@@ -26,6 +26,7 @@ import {
   type ThriftUpstreamConfig,
   type TimeoutConfig,
   type UpstreamAddress,
+  type UpstreamTlsFile,
 } from './schema.js';
 import { DEFAULT_HANDSHAKE_MS, normalizeTls } from './tls.js';
 
@@ -58,7 +59,11 @@ const defaultTimeouts: TimeoutConfig = {
   upstreamConnect: 5_000,
   upstreamRead: 60_000,
   shutdownGrace: 30_000,
+  tunnelIdle: 60_000,
 };
+
+/** The upgrade protocols a server tunnels unless `allow_upgrades` says otherwise. */
+const DEFAULT_UPGRADES: readonly string[] = ['websocket'];
 
 /** Reads, parses and validates a config file. Throws ConfigError listing every issue. */
 export async function loadConfigFile(file: string): Promise<ProxyConfig> {
@@ -263,6 +268,7 @@ function normalizeServer(
         upstreamConnect: durationMs(t?.upstream_connect, defaultTimeouts.upstreamConnect),
         upstreamRead: durationMs(t?.upstream_read, defaultTimeouts.upstreamRead),
         shutdownGrace: durationMs(t?.shutdown_grace, defaultTimeouts.shutdownGrace),
+        tunnelIdle: durationMs(t?.tunnel_idle, defaultTimeouts.tunnelIdle),
       };
   const routes: RouteConfig[] = [];
   if (s.routes.length === 0)
@@ -272,7 +278,8 @@ function normalizeServer(
     const upstreams = r.upstreams.map((u, j) => {
       const uat = `${rat}.upstreams[${j}]`;
       const ep = typeof u.endpoint === 'string' ? { type: 'uri' as const, value: u.endpoint } : u.endpoint;
-      const address = parseEndpoint(ep.type, ep.value, `${uat}.endpoint`, issues);
+      const parsed = parseEndpoint(ep.type, ep.value, `${uat}.endpoint`, issues);
+      const address = upstreamTls(parsed, u.tls, `${uat}.tls`, issues, baseDir);
       return { address, weight: u.weight ?? 1, label: ep.type === 'unix' ? `unix:${ep.value}` : ep.value };
     });
     const balancer = r.load_balancer ?? (upstreams.length > 1 ? 'round_robin' : 'first');
@@ -299,6 +306,14 @@ function normalizeServer(
       hostHeader: r.host_header ?? 'preserve',
     });
   });
+  const allowUpgrades = (s.allow_upgrades ?? DEFAULT_UPGRADES).map((p) => p.toLowerCase());
+  allowUpgrades.forEach((p, i) => {
+    if (p === 'h2c')
+      issues.push({
+        path: `${at}.allow_upgrades[${i}]`,
+        message: 'h2c is never tunnelled (an HTTP/2 connection to the upstream is loch\'s own to make)',
+      });
+  });
   if (issues.length > start || !listen) return undefined;
   return {
     key,
@@ -309,6 +324,7 @@ function normalizeServer(
     routes,
     accessLog: s.access_log ?? accessLogDefault,
     allowEncodedSlashes: s.allow_encoded_slashes ?? false,
+    allowUpgrades,
     tls,
   };
 }
@@ -341,6 +357,29 @@ function parseListener(
   return { kind: 'tcp', ...hp };
 }
 
+/**
+ * An https upstream's TLS settings (`tls = { verify, ca, server_name }`): verification is on
+ * unless `verify = false` says otherwise; the CA file is resolved from the config's directory.
+ */
+function upstreamTls(
+  address: UpstreamAddress | undefined,
+  tls: UpstreamTlsFile | undefined,
+  at: string,
+  issues: ConfigIssue[],
+  baseDir: string,
+): UpstreamAddress | undefined {
+  if (address === undefined) return undefined;
+  if (address.kind !== 'tcp' || address.scheme !== 'https') {
+    if (tls !== undefined) issues.push({ path: at, message: 'only an https upstream takes tls settings' });
+    return address;
+  }
+  const ca = tls?.ca === undefined ? 'system' : resolve(baseDir, tls.ca);
+  return {
+    ...address,
+    tls: { verify: tls?.verify ?? true, ca, serverName: tls?.server_name ?? address.host },
+  };
+}
+
 function parseEndpoint(
   type: 'uri' | 'unix',
   value: string,
@@ -358,15 +397,11 @@ function parseEndpoint(
     issues.push({ path: at, message: `"${value}" is not a URI like "http://127.0.0.1:9000"` });
     return undefined;
   }
-  if (url.protocol === 'https:') {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     issues.push({
       path: at,
-      message: 'https upstreams need TLS, which is not supported yet by this version of loch',
+      message: `unsupported scheme "${url.protocol.slice(0, -1)}" (expected http or https)`,
     });
-    return undefined;
-  }
-  if (url.protocol !== 'http:') {
-    issues.push({ path: at, message: `unsupported scheme "${url.protocol.slice(0, -1)}" (expected http)` });
     return undefined;
   }
   if ((url.pathname !== '/' && url.pathname !== '') || url.search) {
@@ -377,8 +412,9 @@ function parseEndpoint(
     });
   }
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  const port = url.port ? Number(url.port) : 80;
-  return { kind: 'tcp', host, port, scheme: 'http', authority: url.host };
+  const https = url.protocol === 'https:';
+  const port = url.port ? Number(url.port) : https ? 443 : 80;
+  return { kind: 'tcp', host, port, scheme: https ? 'https' : 'http', authority: url.host, tls: undefined };
 }
 
 const defaultThriftTimeouts: ThriftTimeoutConfig = {

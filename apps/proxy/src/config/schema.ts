@@ -26,8 +26,16 @@ export const EndpointSchema = z.union([
   z.strictObject({ type: z.enum(['uri', 'unix']), value: z.string().min(1) }),
 ]);
 
+/** An https upstream's TLS: verification (on unless false), CA bundle file, SNI name. */
+export const UpstreamTlsSchema = z.strictObject({
+  verify: z.boolean().optional(),
+  ca: z.string().min(1).optional(),
+  server_name: z.string().min(1).optional(),
+});
+
 export const UpstreamSchema = z.strictObject({
   endpoint: EndpointSchema,
+  tls: UpstreamTlsSchema.optional(),
   weight: z.number().int().min(0).max(1_000_000).optional(),
 });
 
@@ -62,6 +70,8 @@ export const TimeoutsSchema = z.strictObject({
   upstream_connect: Duration.optional(),
   upstream_read: Duration.optional(),
   shutdown_grace: Duration.optional(),
+  /** A tunnel (an upgraded connection: WebSocket) with no byte either way this long is closed. */
+  tunnel_idle: Duration.optional(),
 });
 
 /** One certificate of a TLS server: PEM files, and the server names it answers for (SNI). */
@@ -111,6 +121,13 @@ export const ServerSchema = z.strictObject({
   access_log: z.boolean().optional(),
   /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
   allow_encoded_slashes: z.boolean().optional(),
+  /**
+   * Upgrade protocols (the Upgrade field's tokens, `websocket`) forwarded with the upgrade and
+   * tunnelled after the upstream's 101; others are forwarded without it. Never h2c.
+   */
+  allow_upgrades: z
+    .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an upgrade protocol is a token, like "websocket"'))
+    .optional(),
 });
 
 /**
@@ -221,6 +238,7 @@ export type ConfigFile = z.infer<typeof ConfigFileSchema>;
 export type RouteFile = z.infer<typeof RouteSchema>;
 export type ServerFile = z.infer<typeof ServerSchema>;
 export type TlsFile = z.infer<typeof TlsSchema>;
+export type UpstreamTlsFile = z.infer<typeof UpstreamTlsSchema>;
 export type LoadBalancerName = z.infer<typeof LoadBalancerSchema>;
 export type ThriftServerFile = z.infer<typeof ThriftServerSchema>;
 
@@ -235,8 +253,12 @@ export type UpstreamAddress =
       readonly kind: 'tcp';
       readonly host: string;
       readonly port: number;
-      readonly scheme: 'http';
+      readonly scheme: 'http' | 'https';
       readonly authority: string;
+      /** https only: verify the certificate (against `ca`: a PEM file, or 'system'), the SNI name. */
+      readonly tls?:
+        | { readonly verify: boolean; readonly ca: string; readonly serverName: string }
+        | undefined;
     }
   | { readonly kind: 'unix'; readonly path: string; readonly authority: string };
 
@@ -265,6 +287,8 @@ export interface TimeoutConfig {
   readonly upstreamConnect: number;
   readonly upstreamRead: number;
   readonly shutdownGrace: number;
+  /** A tunnel (after a 101) idle both ways this long is closed, like nginx's proxy_read_timeout. */
+  readonly tunnelIdle: number;
 }
 
 /** A TLS server's effective settings: PEM text read from the files at load (and at each reload). */
@@ -305,6 +329,12 @@ export interface ServerConfig {
    * segments than the ones routed on.
    */
   readonly allowEncodedSlashes: boolean;
+  /**
+   * Upgrade protocol names (lowercase) a request may switch to through the proxy: the request
+   * keeps Upgrade and `Connection: upgrade`, and the upstream's 101 opens a tunnel. Any other
+   * Upgrade is removed (the request is forwarded as plain HTTP). Default `websocket`; never h2c.
+   */
+  readonly allowUpgrades: readonly string[];
   /** HTTPS on this listener, or null for plain HTTP. */
   readonly tls: TlsServerConfig | null;
 }

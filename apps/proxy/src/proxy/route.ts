@@ -48,7 +48,17 @@ export interface CompiledRoute extends RouteConfig {
 export function endpointOf(address: UpstreamAddress): Endpoint {
   return address.kind === 'unix'
     ? endpoint({ unixPath: address.path, authority: address.authority })
-    : endpoint({ host: address.host, port: address.port, authority: address.authority });
+    : address.scheme === 'https' && address.tls !== undefined
+      ? endpoint({
+          scheme: 'https',
+          host: address.host,
+          port: address.port,
+          authority: address.authority,
+          serverName: address.tls.serverName,
+          verify: address.tls.verify,
+          ca: address.tls.ca,
+        })
+      : endpoint({ host: address.host, port: address.port, authority: address.authority });
 }
 
 /** Compiles a server's routes (throws RoutePatternError for a pattern the router refuses). */

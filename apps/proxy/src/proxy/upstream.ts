@@ -17,6 +17,7 @@ import {
   type Endpoint,
   HttpConnector,
   type RequestOptions,
+  TlsConnector,
   TransportError,
   UnifiedL4Connector,
 } from '@loch/transports';
@@ -60,7 +61,8 @@ export function newUpstreamConnector(options: {
   idleTimeout: number;
   streams: UpstreamStreams;
 }): HttpConnector {
-  const l4 = new UnifiedL4Connector();
+  // TLS for https upstreams stacks on the L4 connector (plain http endpoints pass through).
+  const l4 = new TlsConnector(new UnifiedL4Connector());
   const streams = options.streams;
   const tracked: Connector<Endpoint, HttpStream> = {
     async connect(key, connectOptions) {
@@ -86,10 +88,10 @@ function labelOf(key: Endpoint): string {
  * The response filter of every exchange: hop-by-hop fields out, Via in. Runs inside the
  * connector's own head handler (RequestOptions.onResponse), so the upstream layer adds no
  * promise to a request. A HEAD answer keeps the upstream's Content-Length: @loch/http
- * announces it as is.
+ * announces it as is; a 101 keeps its Upgrade (the reuse layer opens the tunnel).
  */
 function cleanResponse(res: HttpResponse): HttpResponse {
-  cleanResponseHeaders(res.headers, res.version);
+  cleanResponseHeaders(res.headers, res.version, res.status);
   return res;
 }
 

@@ -7,7 +7,7 @@
  * ending only their own connection, and certificate errors caught by `loch check`.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -217,6 +217,80 @@ upstreams = [{ endpoint = "http://127.0.0.1:${nginx.ports[0]}" }]
     const r = await curl(['-k', `https://127.0.0.1:${port}/still`]);
     expect(r.out).toContain('A /still ');
     await closed;
+  });
+});
+
+describe.each(drivers)('https upstreams on the %s driver', (driver) => {
+  let upstream: https.Server;
+  let upstreamPort: number;
+  let loch: Loch;
+  let port: number;
+
+  beforeAll(async () => {
+    const dir = tempDir('loch-https-up-');
+    const cert = selfSignedCertificate(dir, 'upstream', ['localhost']);
+    upstream = https.createServer(
+      { cert: readFileSync(cert.chain), key: readFileSync(cert.key) },
+      (req, res) => {
+        const body = `secure upstream ${req.url} sni=${(req.socket as tls.TLSSocket).servername} host=${req.headers.host}`;
+        res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      },
+    );
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    upstreamPort = (upstream.address() as net.AddressInfo).port;
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.edge]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { upstream_connect = "2s", upstream_read = "5s" }
+
+[[servers.edge.routes]]
+path = "/verified"
+upstreams = [{ endpoint = "https://localhost:${upstreamPort}", tls = { ca = "upstream.pem" } }]
+
+[[servers.edge.routes]]
+path = "/untrusted"
+upstreams = [{ endpoint = "https://localhost:${upstreamPort}" }]
+
+[[servers.edge.routes]]
+path = "/unverified"
+upstreams = [{ endpoint = "https://127.0.0.1:${upstreamPort}", tls = { verify = false } }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  });
+  afterAll(async () => {
+    await loch?.stop();
+    upstream?.closeAllConnections();
+    await new Promise((r) => upstream?.close(r));
+  });
+
+  it('verifies the upstream against the configured CA, sends SNI, and reuses the connection', async () => {
+    let connections = 0;
+    const count = () => connections++;
+    upstream.on('secureConnection', count);
+    for (let i = 0; i < 3; i++) {
+      const r = await curl([`http://127.0.0.1:${port}/verified?i=${i}`]);
+      expect(r.out).toBe(`secure upstream /verified?i=${i} sni=localhost host=127.0.0.1:${port}`);
+    }
+    upstream.off('secureConnection', count);
+    expect(connections).toBe(1);
+  });
+
+  it('answers 502 when the upstream certificate does not verify', async () => {
+    const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${port}/untrusted`]);
+    expect(r.out).toBe('502');
+  });
+
+  it('connects without verification only where the config says verify = false', async () => {
+    const r = await curl([`http://127.0.0.1:${port}/unverified`]);
+    expect(r.out).toMatch(/^secure upstream \/unverified /);
   });
 });
 
