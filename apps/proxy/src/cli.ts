@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import type { ProxyConfig } from './config/schema.js';
+import { certificateWarnings, redactSecrets } from './config/tls.js';
 
 const usage = `loch: the Loch reverse proxy
 
@@ -29,7 +30,8 @@ function version(): string {
 
 /** Prints the effective config as JSON (what `loch check` shows). */
 export function describeConfig(config: ProxyConfig): string {
-  return JSON.stringify(config, null, 2);
+  // Private keys and ticket keys never reach a terminal or a CI log.
+  return JSON.stringify(config, redactSecrets, 2);
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves with the exit code. */
@@ -79,6 +81,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw err;
   }
   if (command === 'check') {
+    for (const warning of certificateWarnings(config))
+      process.stderr.write(`loch check: warning: ${warning}\n`);
     process.stdout.write(`${describeConfig(config)}\n${values.config}: ok\n`);
     return 0;
   }

@@ -6,11 +6,12 @@
  * config error naming the key (a reload with such an error keeps the running config). Not for
  * serving: the worker builds its own context from the result (worker.ts).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { generateTicketKeys, TlsServerContext } from '@loch/tls';
 import type { ConfigIssue } from './load.js';
-import type { TlsFile, TlsServerConfig } from './schema.js';
+import type { ProxyConfig, TlsFile, TlsServerConfig } from './schema.js';
 
 /** Default handshake deadline (ms): a handshake takes a few round trips, never seconds. */
 export const DEFAULT_HANDSHAKE_MS = 10_000;
@@ -119,4 +120,44 @@ export function tlsServerContext(config: TlsServerConfig, alpn: readonly string[
     handshakeTimeout: config.handshakeTimeout,
     ticketKeys: config.ticketKeys,
   });
+}
+
+/** Certificates that expire within this many days are warned about. */
+const EXPIRY_WARNING_DAYS = 14;
+
+/**
+ * Warnings about the certificates of `config` (`loch check` prints them): expired ones, and ones
+ * that expire within 14 days (certbot renews at 30 days left). Not errors: nginx serves an expired certificate too, and the
+ * clients decide.
+ */
+export function certificateWarnings(config: ProxyConfig, now = Date.now()): string[] {
+  const out: string[] = [];
+  for (const server of config.servers) {
+    server.tls?.certificates.forEach((c, i) => {
+      let notAfter: number;
+      try {
+        notAfter = Date.parse(new X509Certificate(c.chain).validTo);
+      } catch {
+        return;
+      }
+      const days = Math.floor((notAfter - now) / 86_400_000);
+      const at = `servers.${server.key}.tls certificate ${i} (${c.file})`;
+      if (notAfter <= now) out.push(`${at} expired on ${new Date(notAfter).toISOString()}`);
+      else if (days < EXPIRY_WARNING_DAYS)
+        out.push(`${at} expires in ${days} day(s), on ${new Date(notAfter).toISOString()}`);
+    });
+  }
+  return out;
+}
+
+/**
+ * A JSON.stringify replacer that keeps secrets out of printed configs (`loch check`): private
+ * keys and ticket keys are replaced by a note, certificate PEM by its file name.
+ */
+export function redactSecrets(key: string, value: unknown): unknown {
+  if (key === 'ticketKeys') return '<redacted>';
+  if (key === 'key' && typeof value === 'string' && value.includes('PRIVATE KEY')) return '<redacted>';
+  if ((key === 'chain' || key === 'clientCa') && typeof value === 'string' && value.includes('-----BEGIN'))
+    return `<PEM, ${value.length} bytes>`;
+  return value;
 }

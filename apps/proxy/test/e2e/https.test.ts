@@ -6,7 +6,7 @@
  * (shared ticket keys), plain HTTP to the TLS port answered 400, garbage and a silent client
  * ending only their own connection, and certificate errors caught by `loch check`.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -318,6 +318,33 @@ upstreams = [{ endpoint = "http://127.0.0.1:2" }]
     };
     const ok = check(config(`{ chain = "${a.chain}", key = "${a.key}", stack = "rustls" }`));
     expect(ok.status, ok.stderr).toBe(0);
+    // The printed config never shows the private key or the ticket keys.
+    expect(ok.stdout).not.toContain('PRIVATE KEY');
+    expect(ok.stdout).toContain('"key": "<redacted>"');
+    expect(ok.stdout).toContain('"ticketKeys": "<redacted>"');
+    // A certificate valid for 30 days is no warning; one that expires tomorrow is.
+    expect(ok.stderr).not.toContain('warning');
+    const soon = join(dir, 'soon');
+    execFileSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${soon}.key`,
+      '-out',
+      `${soon}.pem`,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=soon.test',
+    ]);
+    const warned = check(config(`{ chain = "${soon}.pem", key = "${soon}.key" }`));
+    expect(warned.status).toBe(0);
+    expect(warned.stderr).toMatch(/warning: servers\.s\.tls certificate 0 .* expires in 0 day/);
     const mismatch = check(config(`{ chain = "${a.chain}", key = "${b.key}" }`));
     expect(mismatch.status).not.toBe(0);
     expect(mismatch.stderr).toContain('servers.s.tls');
