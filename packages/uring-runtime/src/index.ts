@@ -46,11 +46,17 @@ export {
 export { type SleepOptions, sleep, timeout } from './time.js';
 export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';
 export {
+  DEFAULT_RESTART_POLICY,
+  type RestartPolicy,
   type StartOptions,
   type StopResult,
   start,
   type WorkerCrash,
+  type WorkerCrashLoop,
+  type WorkerFault,
   type WorkerInfo,
   WorkerPool,
   type WorkerReply,
+  type WorkerRestart,
+  type WorkerStatus,
 } from './workers/start.js';

@@ -44,6 +44,18 @@ function pin(cpu: number | undefined): string | undefined {
     : `failed: sched_setaffinity(cpu ${cpu}): ${errnoName(result)}`;
 }
 
+/**
+ * Fault injection for tests of supervision (StartOptions.faultInjection, off by default): an
+ * uncaught error thrown from the event loop, as a bug in a callback would, or an exit with
+ * EX_SOFTWARE (70).
+ */
+function injectFault(fault: 'throw' | 'exit'): void {
+  if (fault === 'exit') process.exit(70);
+  setImmediate(() => {
+    throw new Error(`fault injected: worker ${boot.index} throws`);
+  });
+}
+
 async function run(): Promise<void> {
   const tid = threadId();
   const affinity = pin(boot.cpu);
@@ -65,6 +77,7 @@ async function run(): Promise<void> {
   const context: WorkerContext = {
     index: boot.index,
     workers: boot.workers,
+    restarts: boot.restarts,
     runtime,
     data: boot.data,
     signal: stopController.signal,
@@ -82,6 +95,10 @@ async function run(): Promise<void> {
     if (message.t === 'cmd') {
       if (handler === undefined) queued.push({ id: message.id, msg: message.msg });
       else answer(message.id, message.msg, handler);
+      return;
+    }
+    if (message.t === 'fault') {
+      if (boot.faults) injectFault(message.fault);
       return;
     }
     if (message.t === 'stop' && !stopController.signal.aborted) {

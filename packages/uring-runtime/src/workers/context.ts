@@ -15,9 +15,14 @@ export interface WorkerContext {
   readonly index: number;
   /** Number of workers started. */
   readonly workers: number;
+  /**
+   * How many threads ran this index before this one: 0 for the worker start() started, n for
+   * the n-th replacement after a crash (StartOptions.restart).
+   */
+  readonly restarts: number;
   /** This thread's runtime (its own driver, and its own ring on io_uring). */
   readonly runtime: Runtime;
-  /** `data` given to start(), structured-cloned. */
+  /** `data` given to start() (a replacement: the last `pool.setData()`), structured-cloned. */
   readonly data: unknown;
   /** Aborted when a graceful stop begins: stop taking new work, finish what is open. */
   readonly signal: AbortSignal;

@@ -10,6 +10,10 @@ export interface WorkerBoot {
   readonly main: string;
   readonly index: number;
   readonly workers: number;
+  /** How many threads ran this index before this one (0 for the first; supervision). */
+  readonly restarts: number;
+  /** Whether the pool honours `fault` messages (StartOptions.faultInjection). */
+  readonly faults: boolean;
   readonly driver: DriverChoice | undefined;
   readonly uring: Readonly<Record<string, unknown>> | undefined;
   readonly cpu: number | undefined;
@@ -19,7 +23,8 @@ export interface WorkerBoot {
 /** Main thread -> worker. */
 export type ToWorker =
   | { readonly t: 'cmd'; readonly id: number; readonly msg: unknown }
-  | { readonly t: 'stop' };
+  | { readonly t: 'stop' }
+  | { readonly t: 'fault'; readonly fault: 'throw' | 'exit' };
 
 /** Serialisable failure. */
 export interface WireError {
