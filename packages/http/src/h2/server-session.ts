@@ -973,8 +973,10 @@ export class H2ServerSession<Cx>
       return undefined;
     }
     if (fixed !== null) {
-      if (this.sendNow(s, fixed, 0, true) === fixed.length) return undefined;
-      return this.sendFixed(s, fixed);
+      const sent = this.sendNow(s, fixed, 0, true);
+      if (sent === fixed.length) return undefined;
+      // The rest waits for the windows.
+      return this.sendChunk(s, fixed, sent, true);
     }
     return this.sendStream(s, body, length);
   }
@@ -1051,17 +1053,12 @@ export class H2ServerSession<Cx>
     s.localClosed = true;
   }
 
-  /** Sends the rest of a fixed body as the windows open. */
-  private async sendFixed(s: H2ServerStream, data: Uint8Array): Promise<void> {
-    await this.sendChunk(s, data, true);
-  }
-
   /**
-   * Sends `data` whole (END_STREAM after it when `end`), waiting for the windows and for the
+   * Sends `data[from..]` (END_STREAM after it when `end`), waiting for the windows and for the
    * output to drain; the write timeout bounds a wait for a window.
    */
-  private async sendChunk(s: H2ServerStream, data: Uint8Array, end: boolean): Promise<void> {
-    let off = 0;
+  private async sendChunk(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): Promise<void> {
+    let off = from;
     let stalled = false;
     for (;;) {
       if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
@@ -1118,7 +1115,7 @@ export class H2ServerSession<Cx>
         }
         if (chunk.length === 0) continue;
         // The last byte of a sized body carries END_STREAM.
-        await this.sendChunk(s, chunk, length >= 0 && sent === length);
+        await this.sendChunk(s, chunk, 0, length >= 0 && sent === length);
       }
     } catch (e) {
       try {

@@ -416,10 +416,11 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
     });
 
     it('a tiny window: DATA never exceeds what the client allowed', async () => {
-      const c = await connect(await start(), { initialWindowSize: 10 });
+      const c = await connect(await start(), { initialWindowSize: 3 });
       c.send(c.headers(1, '/hello'), c.headers(3, '/trailers'));
-      await c.until((f) => f.t === 'data' && f.streamId === 1);
-      c.send(encodeWindowUpdate(1, 100));
+      expect(await c.until((f) => f.t === 'data' && f.streamId === 1)).toMatchObject({ length: 3 });
+      // The rest of a sized body continues where the window stopped it (not from its start).
+      c.send(encodeWindowUpdate(1, 100), encodeWindowUpdate(3, 100));
       expect(await c.body(1)).toBe('hello');
       expect(await c.body(3)).toBe('abcd');
     });
