@@ -38,7 +38,9 @@ export type ThriftTransportErrorCode =
   /** A THeader transform id is not supported (only zlib is). */
   | 'ERR_THRIFT_UNKNOWN_TRANSFORM'
   /** A transform failed (corrupt zlib data, or inflating past `maxFrameSize`). */
-  | 'ERR_THRIFT_TRANSFORM_FAILED';
+  | 'ERR_THRIFT_TRANSFORM_FAILED'
+  /** The framing was recognised but is not among the ones accepted (`framings` option). */
+  | 'ERR_THRIFT_FRAMING_REFUSED';
 
 /** Codes of errors of the client and server loops. */
 export type ThriftRpcErrorCode =

@@ -27,6 +27,7 @@ import {
 } from '@loch/uring-runtime';
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
+import { ThriftServers } from '../thrift/servers.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
@@ -147,6 +148,8 @@ export class ProxyWorker {
   readonly #runtime: IdleTrimTarget | undefined;
   readonly #debug: DebugAids;
   #idleTrimMs: number | undefined;
+  /** The `proxy_type = "thrift"` servers; their listeners are in #listeners like the others. */
+  readonly #thrift: ThriftServers;
 
   constructor(
     readonly index: number,
@@ -158,6 +161,7 @@ export class ProxyWorker {
     this.#runtime = runtime;
     this.#debug = debug;
     this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
+    this.#thrift = new ThriftServers(this.log, index);
   }
 
   /** Binds and builds the first config (generation 0). */
@@ -219,6 +223,17 @@ export class ProxyWorker {
             accepting: false,
           });
         }
+      }
+      this.#thrift.precommit(config.thriftServers);
+      for (const server of config.thriftServers) {
+        const id = listenId(server.listen);
+        if (this.#owns(server.listen) && !this.#listeners.has(id))
+          staged.listeners.push({
+            id,
+            listener: await bind(server.listen),
+            serverKey: server.key,
+            accepting: false,
+          });
       }
     } catch (error) {
       this.abort(generation);
@@ -317,6 +332,9 @@ export class ProxyWorker {
     // Listeners: point kept ones at their (possibly renamed) server, start new ones, close the rest.
     const wanted = new Map<string, string>();
     for (const s of staged.config.servers) if (this.#owns(s.listen)) wanted.set(listenId(s.listen), s.key);
+    this.#thrift.commit(staged.config.thriftServers);
+    for (const s of staged.config.thriftServers)
+      if (this.#owns(s.listen)) wanted.set(listenId(s.listen), s.key);
     for (const l of staged.listeners) this.#listeners.set(l.id, l);
     for (const [id, l] of this.#listeners) {
       const key = wanted.get(id);
@@ -352,6 +370,7 @@ export class ProxyWorker {
     const staged = this.#staged;
     if (staged === null || staged.generation !== generation) return;
     this.#staged = null;
+    this.#thrift.abort();
     for (const entry of this.#servers.values()) {
       entry.slot.abort();
       entry.staged = null;
@@ -374,6 +393,7 @@ export class ProxyWorker {
 
   /** Hands an accepted connection to its server's HttpServer; closes it when that server is gone. */
   #serve(l: ListenerEntry, stream: ByteStream): void {
+    if (!this.#stopping && this.#thrift.serve(l.serverKey, stream)) return;
     const entry = this.#servers.get(l.serverKey);
     if (entry === undefined || this.#stopping) {
       void stream.close().catch(() => {});
@@ -427,10 +447,11 @@ export class ProxyWorker {
       const s = connectorOf(entry.slot.get()).stats();
       upstream[key] = { idle: s.idle, active: s.active, created: s.created, reused: s.reused };
     }
+    Object.assign(upstream, this.#thrift.stats());
     return {
       worker: this.index,
       generation: this.generation,
-      connections: this.#open.size,
+      connections: this.#open.size + this.#thrift.connections,
       listeners: [...this.#listeners.keys()],
       upstream,
       heapUsed: process.memoryUsage().heapUsed,
@@ -447,6 +468,7 @@ export class ProxyWorker {
     const grace = Math.max(0, ...this.#config.servers.map((s) => s.timeouts.shutdownGrace));
     await Promise.all([...this.#listeners.values()].map((l) => l.listener.close().catch(() => {})));
     this.#listeners.clear();
+    const thriftStopped = this.#thrift.shutdown(this.#thrift.shutdownGrace);
     const drained = Promise.all([...this.#https].map((h) => h.close()));
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
@@ -464,6 +486,7 @@ export class ProxyWorker {
     for (const entry of this.#servers.values()) {
       connectorOf(entry.slot.get()).close();
     }
+    await thriftStopped;
     this.log.flush();
   }
 }

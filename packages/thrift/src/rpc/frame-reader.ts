@@ -5,7 +5,7 @@
  * stay valid after later reads: bytes are never overwritten in place, a full buffer is
  * replaced by a new one. Not for writing: replies are framed with frameParts().
  */
-import { ThriftProtocolError, ThriftRpcError } from '../errors.js';
+import { ThriftProtocolError, ThriftRpcError, ThriftTransportError } from '../errors.js';
 import { decodeFrame, type FrameCodecOptions, FrameSplitter } from '../transport/codec.js';
 import { detectFraming, type FramingName, type ThriftFrame } from '../transport/frame.js';
 import type { ThriftStream } from './stream.js';
@@ -14,6 +14,12 @@ import type { ThriftStream } from './stream.js';
 export interface FrameReaderOptions extends FrameCodecOptions {
   /** Framing of the stream, or 'auto' (default) to detect it from the first message. */
   readonly framing?: FramingName | 'auto';
+  /**
+   * With 'auto': the framings accepted (default: all four). Another one is refused as soon as
+   * its first bytes are read (ERR_THRIFT_FRAMING_REFUSED), before the message is buffered: a
+   * proxy that cannot delimit unframed binary cheaply refuses it this way.
+   */
+  readonly framings?: readonly FramingName[];
   /** Milliseconds to wait for the first byte of a message (0 = forever, the default). */
   readonly idleTimeout?: number;
   /** Milliseconds to wait for the rest of a started message (0 = forever, the default). */
@@ -73,6 +79,13 @@ export class FrameReader {
     if (this.framing === null) {
       const detected = detectFraming(this.buf, this.start, this.end);
       if (detected === null) return null;
+      const accepted = this.options.framings;
+      if (accepted !== undefined && !accepted.includes(detected.framing)) {
+        throw new ThriftTransportError(
+          'ERR_THRIFT_FRAMING_REFUSED',
+          `${detected.framing === 'unframed' ? `unframed ${detected.protocol}` : detected.framing} is not accepted here (accepted: ${accepted.join(', ')})`,
+        );
+      }
       this.framing = detected.framing;
     }
     const stop = this.splitter.find(this.framing, this.buf, this.start, this.end);

@@ -33,6 +33,11 @@ export interface ThriftRequest {
   reader(): ProtocolReader;
   /** Aborted when the handler timeout passes or the connection closes (an AbortSignal). */
   readonly signal: ThriftAbortSignal;
+  /**
+   * The connection the call came on, as given to `handleConnection` (a runtime ByteStream
+   * when served by `serve`): for its peer address or facts.
+   */
+  readonly stream: ThriftStream;
 }
 
 /** What a handler answers for a CALL. */
@@ -56,6 +61,8 @@ export type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined>;
 export interface ThriftServerOptions extends ReaderOptions {
   /** Framing to expect, or 'auto' (default) to detect it per connection. */
   readonly framing?: FramingName | 'auto';
+  /** With 'auto': the framings accepted (default all); others close the connection (ERR_THRIFT_FRAMING_REFUSED). */
+  readonly framings?: readonly FramingName[];
   /** Protocol of framed/unframed payloads when it cannot be sniffed (old-style binary). */
   readonly protocol?: ProtocolName;
   /** Largest frame accepted (default 16 MiB). */
@@ -71,8 +78,11 @@ export interface ThriftServerOptions extends ReaderOptions {
   readonly maxConcurrentCalls?: number;
   /** Answer INTERNAL_ERROR when the handler takes longer (default 0: no limit). */
   readonly handlerTimeout?: number;
-  /** Called when a connection is closed because of an error (bad bytes, timeout, I/O). */
-  readonly onConnectionError?: (error: unknown) => void;
+  /**
+   * Called when a connection is closed because of an error (bad bytes, timeout, I/O), with
+   * the connection (absent for accept failures).
+   */
+  readonly onConnectionError?: (error: unknown, stream?: ThriftStream) => void;
 }
 
 /**
@@ -99,6 +109,7 @@ class IncomingCall implements ThriftRequest {
     readonly header: MessageHeader,
     readonly bodyOffset: number,
     private readonly options: ReaderOptions,
+    readonly stream: ThriftStream,
   ) {}
 
   get signal(): ThriftAbortSignal {
@@ -187,12 +198,12 @@ export class ThriftServer {
         const frame = await reader.next();
         if (frame === null) break;
         if (limit === 1) {
-          const reply = await this.dispatch(frame, active);
+          const reply = await this.dispatch(frame, active, stream);
           if (reply !== undefined) await stream.writev(reply);
           continue;
         }
         // Parse the header before reading on, so that bad bytes stop the loop at once.
-        const call: Promise<void> = this.dispatch(frame, active).then((reply) => {
+        const call: Promise<void> = this.dispatch(frame, active, stream).then((reply) => {
           if (reply === undefined) return;
           writing = writing.then(() => stream.writev(reply)).catch(fail);
         }, fail);
@@ -205,7 +216,7 @@ export class ThriftServer {
       await writing;
       if (failure !== undefined) throw failure;
     } catch (e) {
-      if (!this.closing) this.options.onConnectionError?.(failure ?? e);
+      if (!this.closing) this.options.onConnectionError?.(failure ?? e, stream);
     } finally {
       for (const call of active) call.abort();
       this.streams.delete(stream);
@@ -214,7 +225,11 @@ export class ThriftServer {
   }
 
   /** Runs the handler for one frame; returns the buffers of the reply (none for ONEWAY). */
-  private async dispatch(frame: ThriftFrame, active: Set<IncomingCall>): Promise<Uint8Array[] | undefined> {
+  private async dispatch(
+    frame: ThriftFrame,
+    active: Set<IncomingCall>,
+    stream: ThriftStream,
+  ): Promise<Uint8Array[] | undefined> {
     const r = frame.protocol === 'binary' ? this.binaryReader : this.compactReader;
     r.reset(frame.payload);
     let header: MessageHeader;
@@ -226,7 +241,7 @@ export class ThriftServer {
     } finally {
       r.reset(EMPTY);
     }
-    const request = new IncomingCall(frame, header, bodyOffset, this.options);
+    const request = new IncomingCall(frame, header, bodyOffset, this.options, stream);
     const timeoutMs = this.options.handlerTimeout ?? 0;
     active.add(request);
     let reply: ThriftReply | undefined;

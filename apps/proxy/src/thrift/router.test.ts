@@ -1,0 +1,91 @@
+import { decodeFrame, encodeFrame, TTHeaderIntKey } from '@loch/thrift';
+import { describe, expect, it } from 'vitest';
+import type { ThriftRouteConfig } from '../config/schema.js';
+import { callTarget, ThriftRouter } from './router.js';
+
+/** Route configs, each known by a name the router compiles it to. */
+const names = new Map<ThriftRouteConfig, string>();
+
+function route(name: string, methods?: string[], service?: string): ThriftRouteConfig {
+  const config: ThriftRouteConfig = { methods, service, loadBalancer: 'first', upstreams: [] };
+  names.set(config, name);
+  return config;
+}
+
+const router = (routes: ThriftRouteConfig[]) => new ThriftRouter(routes, (r) => names.get(r)!);
+
+/** A TTHeader (or framed) frame whose message is CALL `name`, decoded as the proxy sees it. */
+function frame(
+  name: string,
+  options: {
+    intHeaders?: Map<number, string>;
+    headers?: Map<string, string>;
+    framing?: 'ttheader' | 'framed';
+  } = {},
+) {
+  const nameBytes = new TextEncoder().encode(name);
+  const payload = new Uint8Array(12 + nameBytes.length + 1);
+  const view = new DataView(payload.buffer);
+  view.setUint32(0, 0x80010001);
+  view.setUint32(4, nameBytes.length);
+  payload.set(nameBytes, 8);
+  view.setInt32(8 + nameBytes.length, 5);
+  payload[12 + nameBytes.length] = 0; // empty args struct
+  const framing = options.framing ?? 'ttheader';
+  const bytes = encodeFrame(
+    {
+      framing,
+      protocol: 'binary',
+      seqId: 5,
+      intHeaders: options.intHeaders ?? new Map(),
+      headers: options.headers ?? new Map(),
+    },
+    payload,
+  );
+  return decodeFrame(framing, bytes);
+}
+
+describe('thrift call targets', () => {
+  it('takes the service from a TMultiplexed name, TTHeader TO_SERVICE, or the isn header', () => {
+    expect(callTarget(frame('Calc:add'), 'Calc:add')).toEqual({ method: 'add', service: 'Calc' });
+    expect(
+      callTarget(frame('add', { intHeaders: new Map([[TTHeaderIntKey.TO_SERVICE, 'Calc']]) }), 'add'),
+    ).toEqual({ method: 'add', service: 'Calc' });
+    expect(callTarget(frame('add', { headers: new Map([['isn', 'Calc']]) }), 'add')).toEqual({
+      method: 'add',
+      service: 'Calc',
+    });
+    expect(callTarget(frame('add', { framing: 'framed' }), 'add')).toEqual({
+      method: 'add',
+      service: undefined,
+    });
+  });
+});
+
+describe('thrift router', () => {
+  const r = router([
+    route('svc', undefined, 'Calc'),
+    route('method', ['add', 'sub']),
+    route('both', ['add'], 'Calc'),
+    route('multiplexed', ['Calc:mul']),
+    route('shadowed', ['add']),
+    route('default'),
+    route('second default'),
+  ]);
+
+  it('prefers service and method, then method, then service, then the default route', () => {
+    expect(r.match({ method: 'add', service: 'Calc' })).toBe('both');
+    expect(r.match({ method: 'add', service: undefined })).toBe('method');
+    expect(r.match({ method: 'add', service: 'Other' })).toBe('method');
+    expect(r.match({ method: 'div', service: 'Calc' })).toBe('svc');
+    expect(r.match({ method: 'mul', service: 'Calc' })).toBe('multiplexed');
+    expect(r.match({ method: 'mul', service: undefined })).toBe('default');
+    expect(r.match({ method: 'other', service: undefined })).toBe('default');
+  });
+
+  it('answers undefined when no route matches and there is no default', () => {
+    const strict = router([route('only', ['only'])]);
+    expect(strict.match({ method: 'only', service: undefined })).toBe('only');
+    expect(strict.match({ method: 'other', service: 'Any' })).toBeUndefined();
+  });
+});

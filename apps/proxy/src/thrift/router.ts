@@ -1,0 +1,83 @@
+/**
+ * Thrift call routing: which route of a thrift server takes a call, from what a proxy reads
+ * without decoding the arguments: the method name of the message header, and the service,
+ * taken from the TMultiplexed prefix of the name ("Calculator:add"), else the TTHeader
+ * TO_SERVICE integer header, else the `isn` string header (Kitex's IDL service name). Routes
+ * are compiled into maps once per config, so matching a call is at most four map lookups and
+ * allocates nothing but the split of a multiplexed name. Not for picking an upstream (the
+ * route's balancer) or forwarding (service.ts).
+ *
+ * Precedence, most specific first: service and method, method, service, the default route.
+ * Among routes of the same kind the first in the config wins.
+ */
+import { type ThriftFrame, TTHeaderIntKey } from '@loch/thrift';
+import type { ThriftRouteConfig } from '../config/schema.js';
+
+/** The string header Kitex uses for the IDL service name. */
+export const SERVICE_HEADER = 'isn';
+
+/** What a call is routed on. */
+export interface CallTarget {
+  /** Method name without a multiplexing prefix. */
+  readonly method: string;
+  /** Service, when the call names one. */
+  readonly service: string | undefined;
+}
+
+/** Splits a message name and reads the service a call is addressed to. */
+export function callTarget(frame: ThriftFrame, name: string): CallTarget {
+  const colon = name.indexOf(':');
+  if (colon >= 0) return { method: name.slice(colon + 1), service: name.slice(0, colon) };
+  const service =
+    frame.intHeaders.get(TTHeaderIntKey.TO_SERVICE) ?? frame.headers.get(SERVICE_HEADER) ?? undefined;
+  return { method: name, service: service === '' ? undefined : service };
+}
+
+/** Routes of one server, compiled. `R` is what a route compiles to (the config, or a runtime route). */
+export class ThriftRouter<R> {
+  readonly #byServiceMethod = new Map<string, R>();
+  readonly #byMethod = new Map<string, R>();
+  readonly #byService = new Map<string, R>();
+  readonly #fallback: R | undefined;
+
+  constructor(routes: readonly ThriftRouteConfig[], compile: (route: ThriftRouteConfig) => R) {
+    let fallback: R | undefined;
+    for (const config of routes) {
+      const route = compile(config);
+      const { methods, service } = config;
+      if (methods === undefined && service === undefined) {
+        fallback ??= route;
+        continue;
+      }
+      if (methods === undefined) {
+        if (!this.#byService.has(service!)) this.#byService.set(service!, route);
+        continue;
+      }
+      for (const written of methods) {
+        // A multiplexed method ("Svc:m") names its service itself.
+        const colon = written.indexOf(':');
+        const svc = colon >= 0 ? written.slice(0, colon) : service;
+        const method = colon >= 0 ? written.slice(colon + 1) : written;
+        const map = svc === undefined ? this.#byMethod : this.#byServiceMethod;
+        const key = svc === undefined ? method : `${svc}:${method}`;
+        if (!map.has(key)) map.set(key, route);
+      }
+    }
+    this.#fallback = fallback;
+  }
+
+  /** The route of a call, or undefined when none matches (and there is no default). */
+  match(target: CallTarget): R | undefined {
+    if (target.service !== undefined) {
+      const exact = this.#byServiceMethod.get(`${target.service}:${target.method}`);
+      if (exact !== undefined) return exact;
+    }
+    const byMethod = this.#byMethod.get(target.method);
+    if (byMethod !== undefined) return byMethod;
+    if (target.service !== undefined) {
+      const byService = this.#byService.get(target.service);
+      if (byService !== undefined) return byService;
+    }
+    return this.#fallback;
+  }
+}

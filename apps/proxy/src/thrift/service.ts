@@ -1,0 +1,160 @@
+/**
+ * The thrift proxy's handler: a Service of @loch/thrift's ThriftServer, one call per message.
+ * It routes the call (router.ts) on its method and service without decoding the arguments,
+ * picks an upstream with the route's balancer, forwards the caller's frame in the caller's
+ * framing and protocol (seq id, headers and transforms as received) over a pooled exclusive
+ * connection (upstream.ts), and answers the upstream's reply payload and headers; the server
+ * frames it back the way the call came, with the caller's seq id. Failures are answered as
+ * TApplicationException naming loch and the cause: UNKNOWN_METHOD when no route matches,
+ * INTERNAL_ERROR for a refused, reset, slow or misbehaving upstream. ONEWAY calls are answered
+ * nothing; their failures are logged. Each call is one access-log line. `make(old)` keeps the
+ * old service's upstream pool (reload). Not for accepting or framing (ThriftServer does both).
+ */
+import { type MakeService, makeFn, type Service } from '@loch/service-async';
+import {
+  frameParts,
+  MessageType,
+  TApplicationException,
+  TApplicationExceptionType,
+  type ThriftFrame,
+  type ThriftReply,
+  type ThriftRequest,
+} from '@loch/thrift';
+import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
+import type { ThriftRouteConfig, ThriftServerConfig } from '../config/schema.js';
+import type { ProxyLog } from '../proxy/log.js';
+import { type Balancer, createBalancer } from '../routing/balancer.js';
+import { callTarget, ThriftRouter } from './router.js';
+import {
+  type ThriftCallOptions,
+  ThriftUpstreamEndpoint,
+  ThriftUpstreamError,
+  ThriftUpstreams,
+} from './upstream.js';
+
+/** A route ready to serve: its balancer and upstream endpoints. */
+interface CompiledRoute {
+  readonly balancer: Balancer;
+  readonly endpoints: readonly ThriftUpstreamEndpoint[];
+}
+
+function compile(route: ThriftRouteConfig): CompiledRoute {
+  return {
+    balancer: createBalancer(
+      route.loadBalancer,
+      route.upstreams.map((u) => u.weight),
+    ),
+    endpoints: route.upstreams.map((u) => new ThriftUpstreamEndpoint(u)),
+  };
+}
+
+const UNIX_PEER: SocketAddress = { family: 'unix', path: '' } as SocketAddress;
+
+/** The peer of a call's connection (a runtime stream when served by the worker). */
+function peerOf(request: ThriftRequest): SocketAddress {
+  return (request.stream as Partial<ByteStream>).remoteAddress ?? UNIX_PEER;
+}
+
+/** The status column of a thrift access-log line, HTTP-like so that 5xx reads as a failure. */
+function statusOf(error: unknown): number {
+  if (error instanceof ThriftUpstreamError)
+    return error.failure === 'timeout' || error.failure === 'connect_timeout' ? 504 : 502;
+  return 500;
+}
+
+/** Forwards calls of one thrift server. */
+export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | undefined> {
+  readonly #router: ThriftRouter<CompiledRoute>;
+  readonly #options: ThriftCallOptions;
+
+  constructor(
+    /** Upstream connections; carried over from the previous service on reload. */
+    readonly upstreams: ThriftUpstreams,
+    readonly server: ThriftServerConfig,
+    readonly log: ProxyLog,
+  ) {
+    this.#router = new ThriftRouter(server.routes, compile);
+    this.#options = {
+      connect: server.timeouts.upstreamConnect,
+      call: server.timeouts.upstreamCall,
+      maxFrameSize: server.maxFrameSize,
+    };
+  }
+
+  call(request: ThriftRequest): Promise<ThriftReply | undefined> {
+    const start = performance.now();
+    const frame = request.frame;
+    const { name, type } = request.header;
+    const target = callTarget(frame, name);
+    const route = this.#router.match(target);
+    if (route === undefined) {
+      this.#access(request, 404, 0, undefined, start);
+      const service = target.service === undefined ? '' : ` of service "${target.service}"`;
+      return Promise.reject(
+        new TApplicationException(
+          TApplicationExceptionType.UNKNOWN_METHOD,
+          `loch: no route for method "${target.method}"${service} (ERR_LOCH_THRIFT_NO_ROUTE)`,
+        ),
+      );
+    }
+    const endpoint = route.endpoints[route.balancer.pick()]!;
+    const key = endpoint.key(frame.framing);
+    return this.upstreams.call(key, frame, type, frameParts(frame, frame.payload), this.#options).then(
+      (reply) => this.#relay(request, reply, key.label, start),
+      (error: unknown) => this.#fail(request, error, key.label, start),
+    );
+  }
+
+  #relay(
+    request: ThriftRequest,
+    reply: ThriftFrame | undefined,
+    upstream: string,
+    start: number,
+  ): ThriftReply | undefined {
+    this.#access(request, 200, reply?.payload.byteLength ?? 0, upstream, start);
+    if (reply === undefined) return undefined;
+    return { payload: reply.payload, headers: reply.headers, intHeaders: reply.intHeaders };
+  }
+
+  #fail(request: ThriftRequest, error: unknown, upstream: string, start: number): never {
+    const status = statusOf(error);
+    this.#access(request, status, 0, upstream, start);
+    const code = (error as { code?: string }).code ?? 'ERR_LOCH_THRIFT_UPSTREAM';
+    const message = `upstream ${upstream}: ${(error as Error)?.message ?? String(error)} (${code})`;
+    const oneway = request.header.type === MessageType.ONEWAY;
+    this.log.warn(`${this.server.key}: ${oneway ? 'oneway ' : ''}${request.header.name}: ${message}`);
+    throw new TApplicationException(TApplicationExceptionType.INTERNAL_ERROR, `loch: ${message}`);
+  }
+
+  #access(
+    request: ThriftRequest,
+    status: number,
+    bytes: number,
+    upstream: string | undefined,
+    start: number,
+  ): void {
+    if (!this.server.accessLog) return;
+    const kind = request.header.type === MessageType.ONEWAY ? 'ONEWAY' : 'CALL';
+    this.log.access(
+      this.server.key,
+      peerOf(request),
+      kind,
+      request.header.name,
+      status,
+      bytes,
+      upstream,
+      performance.now() - start,
+    );
+  }
+}
+
+/** Builds a server's service; `make(old)` keeps the old upstream pool. */
+export function thriftProxyFactory(
+  server: ThriftServerConfig,
+  log: ProxyLog,
+  idleTimeout = 30_000,
+): MakeService<ThriftProxyService> {
+  return makeFn(
+    (old) => new ThriftProxyService(old?.upstreams ?? new ThriftUpstreams({ idleTimeout }), server, log),
+  );
+}

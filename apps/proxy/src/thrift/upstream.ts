@@ -1,0 +1,362 @@
+/**
+ * Thrift upstream connections, pooled exclusively: one call on a connection at a time (many
+ * Thrift servers answer a connection strictly in order, and a framed connection has no way to
+ * match replies but order). A call takes an idle connection of its upstream and framing from
+ * @loch/transports' ConnectionPool (or connects), writes the frame, reads exactly one frame
+ * back, and returns the connection only when it is provably clean: the reply is a REPLY or
+ * EXCEPTION with the call's seq id, and nothing was received past it. While idle, a connection
+ * keeps one receive pending: the peer closing it (or sending anything) takes it out of the pool
+ * at once instead of failing the next call. Not for routing or for answering the caller
+ * (service.ts); multiplexing several calls on one connection (seq ids remapped) comes later.
+ */
+
+import {
+  FrameReader,
+  type FramingName,
+  MessageType,
+  readMessageHeader,
+  type ThriftFrame,
+  type ThriftRecvChunk,
+  type ThriftStream,
+} from '@loch/thrift';
+import {
+  ConnectionPool,
+  type ConnectOptions,
+  type PoolKey,
+  type PoolStats,
+  TransportError,
+  UnifiedL4Connector,
+} from '@loch/transports';
+import type { ByteStream } from '@loch/uring-runtime';
+import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
+
+/** Why an upstream call failed: what the caller is told, and what the log says. */
+export type ThriftUpstreamFailure =
+  | 'refused'
+  | 'connect_failed'
+  | 'connect_timeout'
+  | 'reset'
+  | 'timeout'
+  | 'protocol';
+
+/** A failed upstream call. */
+export class ThriftUpstreamError extends Error {
+  override readonly name = 'ThriftUpstreamError';
+  readonly code: string;
+  constructor(
+    readonly failure: ThriftUpstreamFailure,
+    readonly upstream: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.code = `ERR_LOCH_THRIFT_UPSTREAM_${failure.toUpperCase()}`;
+  }
+}
+
+/** A pool key: one upstream spoken to in one framing. */
+export interface ThriftUpstreamKey extends PoolKey {
+  readonly address: ThriftUpstreamAddress;
+  readonly framing: FramingName;
+  readonly label: string;
+}
+
+/** An upstream of a compiled route, with its four pool keys (one per framing) made once. */
+export class ThriftUpstreamEndpoint {
+  readonly #keys: Record<FramingName, ThriftUpstreamKey>;
+  constructor(readonly upstream: ThriftUpstreamConfig) {
+    const a = upstream.address;
+    const base = a.kind === 'tcp' ? `tcp:${a.host}:${a.port}` : `unix:${a.path}`;
+    const key = (framing: FramingName): ThriftUpstreamKey => ({
+      id: `${base}|${framing}`,
+      address: a,
+      framing,
+      label: upstream.label,
+    });
+    this.#keys = {
+      unframed: key('unframed'),
+      framed: key('framed'),
+      theader: key('theader'),
+      ttheader: key('ttheader'),
+    };
+  }
+  key(framing: FramingName): ThriftUpstreamKey {
+    return this.#keys[framing];
+  }
+}
+
+/**
+ * One upstream connection: a ThriftStream over the runtime stream whose single pending receive
+ * doubles as the idle watch (see the module comment).
+ */
+class UpstreamConnection implements ThriftStream {
+  readonly reader: FrameReader;
+  /** The receive in flight (idle watch or a read the FrameReader asked for), if any. */
+  #recv: Promise<ThriftRecvChunk | null> | null = null;
+  #idle = false;
+  /** False once the peer closed, sent something unasked, or the connection failed. */
+  alive = true;
+
+  constructor(
+    readonly key: ThriftUpstreamKey,
+    readonly stream: ByteStream,
+    maxFrameSize: number,
+    /** Told when the idle watch finds the connection dead. */
+    private readonly onIdleDeath: (conn: UpstreamConnection) => void,
+  ) {
+    this.reader = new FrameReader(this, { framing: key.framing, maxFrameSize });
+  }
+
+  get closed(): boolean {
+    return this.stream.closed;
+  }
+
+  recv(): Promise<ThriftRecvChunk | null> {
+    const pending = this.#recv ?? this.stream.recv();
+    this.#recv = null;
+    return pending;
+  }
+
+  writev(bufs: readonly Uint8Array[]): Promise<number> {
+    return this.stream.writev(bufs);
+  }
+
+  close(): Promise<void> {
+    this.alive = false;
+    return this.stream.close();
+  }
+
+  /** Marks the connection idle in the pool and keeps a receive pending to notice its death. */
+  watchIdle(): void {
+    this.#idle = true;
+    // Still pending from the last idle period (a ONEWAY call read nothing): it watches again.
+    if (this.#recv !== null) return;
+    const pending = this.stream.recv();
+    this.#recv = pending;
+    pending.then(
+      (chunk) => {
+        if (!this.#idle) return; // a call took the connection: the chunk is its reply's
+        chunk?.release();
+        this.#recv = null;
+        this.died();
+      },
+      () => {
+        if (!this.#idle) return;
+        this.#recv = null;
+        this.died();
+      },
+    );
+  }
+
+  /** Taken out of the pool for a call. */
+  busy(): void {
+    this.#idle = false;
+  }
+
+  private died(): void {
+    this.alive = false;
+    this.onIdleDeath(this);
+  }
+}
+
+/** Settings of a ThriftUpstreams. */
+export interface ThriftUpstreamsOptions {
+  /** Idle connections older than this are closed (ms). */
+  readonly idleTimeout: number;
+}
+
+/** Deadlines (ms, 0 = none) and limits of one call. */
+export interface ThriftCallOptions {
+  readonly connect: number;
+  readonly call: number;
+  /** Largest reply frame accepted (applies to connections made for this call). */
+  readonly maxFrameSize: number;
+}
+
+/** The upstream side of a thrift server in one worker: connector and pool, kept across reloads. */
+export class ThriftUpstreams {
+  readonly #pool: ConnectionPool<ThriftUpstreamKey, UpstreamConnection>;
+  readonly #connector = new UnifiedL4Connector();
+  readonly #open = new Set<UpstreamConnection>();
+  /** Calls being forwarded (a graceful stop waits for them). */
+  inFlight = 0;
+  readonly #onIdleDeath = (conn: UpstreamConnection): void => {
+    this.#pool.removeIdle(conn.key, conn);
+  };
+
+  constructor(options: ThriftUpstreamsOptions) {
+    this.#pool = new ConnectionPool<ThriftUpstreamKey, UpstreamConnection>({
+      maxIdlePerKey: 64,
+      idleTimeout: options.idleTimeout,
+      isAlive: (c) => c.alive && !c.stream.closed,
+    });
+  }
+
+  /** Pool counters. */
+  stats(): PoolStats {
+    return this.#pool.stats();
+  }
+
+  /**
+   * Sends `frame` (the caller's frame, re-encoded by `parts` in the same framing) to the
+   * upstream and resolves the reply frame, undecoded past its message header; undefined for a
+   * ONEWAY call (resolved once written). Rejects with ThriftUpstreamError.
+   */
+  async call(
+    key: ThriftUpstreamKey,
+    frame: ThriftFrame,
+    messageType: number,
+    parts: readonly Uint8Array[],
+    timeouts: ThriftCallOptions,
+  ): Promise<ThriftFrame | undefined> {
+    this.inFlight++;
+    try {
+      return await this.#call(key, frame, messageType, parts, timeouts);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  async #call(
+    key: ThriftUpstreamKey,
+    frame: ThriftFrame,
+    messageType: number,
+    parts: readonly Uint8Array[],
+    timeouts: ThriftCallOptions,
+  ): Promise<ThriftFrame | undefined> {
+    let conn = this.#pool.acquire(key);
+    if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
+    conn.busy();
+    let clean = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    try {
+      if (timeouts.call > 0) {
+        timer = setTimeout(() => {
+          timedOut = true;
+          void conn.close().catch(() => {});
+        }, timeouts.call);
+      }
+      try {
+        await conn.writev(parts);
+      } catch (error) {
+        throw this.#failure(key, timedOut, 'the call could not be written', error, timeouts.call);
+      }
+      if (messageType === MessageType.ONEWAY) {
+        clean = true;
+        return undefined;
+      }
+      let reply: ThriftFrame | null;
+      try {
+        reply = await conn.reader.next();
+      } catch (error) {
+        throw this.#failure(key, timedOut, 'the reply could not be read', error, timeouts.call);
+      }
+      if (reply === null) {
+        throw this.#failure(
+          key,
+          timedOut,
+          'the upstream closed the connection before a reply',
+          undefined,
+          timeouts.call,
+        );
+      }
+      let header: { type: number; seqId: number };
+      try {
+        header = readMessageHeader(reply.protocol, reply.payload);
+      } catch (error) {
+        throw new ThriftUpstreamError(
+          'protocol',
+          key.label,
+          `unreadable reply: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        );
+      }
+      if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION) {
+        throw new ThriftUpstreamError('protocol', key.label, `the reply has message type ${header.type}`);
+      }
+      if (header.seqId !== frame.seqId || reply.seqId !== frame.seqId) {
+        throw new ThriftUpstreamError(
+          'protocol',
+          key.label,
+          `the reply has seq id ${header.seqId}, the call ${frame.seqId}`,
+        );
+      }
+      // Exactly one reply read and nothing past it: the connection may carry the next call.
+      clean = conn.reader.buffered === 0;
+      return reply;
+    } finally {
+      clearTimeout(timer);
+      clean &&= !timedOut && conn.alive && !conn.stream.closed;
+      if (clean) conn.watchIdle();
+      else this.#open.delete(conn);
+      this.#pool.release(key, conn, clean);
+    }
+  }
+
+  async #connect(key: ThriftUpstreamKey, timeout: number, maxFrameSize: number): Promise<UpstreamConnection> {
+    let stream: ByteStream;
+    const options: ConnectOptions = { timeout };
+    try {
+      stream = await this.#connector.connect(key.address, options);
+    } catch (error) {
+      const code = error instanceof TransportError ? error.code : '';
+      const failure: ThriftUpstreamFailure =
+        code === 'ERR_TRANSPORT_CONNECT_REFUSED'
+          ? 'refused'
+          : code === 'ERR_TRANSPORT_CONNECT_TIMEOUT'
+            ? 'connect_timeout'
+            : 'connect_failed';
+      throw new ThriftUpstreamError(
+        failure,
+        key.label,
+        failure === 'connect_timeout'
+          ? `no connection within the upstream_connect timeout (${timeout} ms)`
+          : `connect failed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const conn = new UpstreamConnection(key, stream, maxFrameSize, this.#onIdleDeath);
+    this.#pool.created(key, conn);
+    // Connections the pool closed (idle timeout, cap) are swept here, not tracked per close.
+    if (this.#open.size >= 256) for (const c of this.#open) if (c.closed) this.#open.delete(c);
+    this.#open.add(conn);
+    return conn;
+  }
+
+  #failure(
+    key: ThriftUpstreamKey,
+    timedOut: boolean,
+    what: string,
+    error: unknown,
+    callTimeout: number,
+  ): ThriftUpstreamError {
+    if (timedOut) {
+      return new ThriftUpstreamError(
+        'timeout',
+        key.label,
+        `no reply within the upstream_call timeout (${callTimeout} ms)`,
+        { cause: error },
+      );
+    }
+    const detail = error === undefined ? '' : `: ${(error as Error)?.message ?? String(error)}`;
+    const protocol = (error as { name?: string } | undefined)?.name;
+    const failure: ThriftUpstreamFailure =
+      protocol === 'ThriftProtocolError' || protocol === 'ThriftTransportError' ? 'protocol' : 'reset';
+    return new ThriftUpstreamError(failure, key.label, `${what}${detail}`, { cause: error });
+  }
+
+  /** Closes idle connections now and the rest when their calls end; closeAll ends those too. */
+  close(): void {
+    this.#pool.close();
+  }
+
+  /** Closes every connection, in use or not (shutdown past its grace). */
+  closeAll(): void {
+    this.#pool.close();
+    for (const conn of this.#open) void conn.close().catch(() => {});
+    this.#open.clear();
+  }
+}
