@@ -5,6 +5,7 @@
  * layer: that is stream.ts.
  */
 import { isIP } from 'node:net';
+import type { NativeTlsSession } from '@loch/native';
 import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
 import { encodeAlpn, nativeContext, type TlsClientContext, type TlsServerContext } from './context.js';
 import { TlsConfigError, TlsTimeoutError } from './errors.js';
@@ -56,58 +57,71 @@ export function tlsAccept(
   context: TlsServerContext,
   options: TlsAcceptOptions = {},
 ): Promise<TlsStream> {
-  const engine = tlsEngine();
-  const session = new engine.TlsSession(nativeContext(context));
-  const timeout = options.handshakeTimeout ?? context.handshakeTimeout;
-  return openTlsStream(stream, engine, session, {
-    server: true,
-    handshakeTimeout: timeout,
-    handOverPlainHttp: options.plainHttp === 'hand-over',
-    onSession: undefined,
-    timeoutError: timeoutError(timeout),
-  });
+  let session: NativeTlsSession | undefined;
+  try {
+    const engine = tlsEngine();
+    session = new engine.TlsSession(nativeContext(context));
+    const timeout = options.handshakeTimeout ?? context.handshakeTimeout;
+    return openTlsStream(stream, engine, session, {
+      server: true,
+      handshakeTimeout: timeout,
+      handOverPlainHttp: options.plainHttp === 'hand-over',
+      onSession: undefined,
+      timeoutError: timeoutError(timeout),
+    });
+  } catch (error) {
+    return refuse(stream, session, error);
+  }
 }
 
 /**
  * The client side of a handshake over `stream` (just connected). Resolves with the TlsStream when
  * the handshake is done; rejects with TlsCertificateError (untrusted chain, wrong host name),
- * TlsHandshakeError, TlsAlertError or TlsTimeoutError after closing `stream`. With TLS 1.3 a
- * server's refusal of the client's certificate arrives after this resolves: the first read then
- * fails with TlsAlertError.
+ * TlsHandshakeError, TlsAlertError or TlsTimeoutError after closing `stream` (TlsConfigError for
+ * a bad servername or ALPN list, also after closing it). With TLS 1.3 a server's refusal of the
+ * client's certificate arrives after this resolves: the first read then fails with TlsAlertError.
  */
 export function tlsConnect(
   stream: ByteStream,
   context: TlsClientContext,
   options: TlsConnectOptions,
 ): Promise<TlsStream> {
-  const servername = options.servername;
-  if (typeof servername !== 'string' || servername.length === 0) {
-    return Promise.reject(
-      new TlsConfigError('tlsConnect: servername is required (SNI and certificate check)'),
-    );
+  let session: NativeTlsSession | undefined;
+  try {
+    const servername = options.servername;
+    if (typeof servername !== 'string' || servername.length === 0) {
+      throw new TlsConfigError('tlsConnect: servername is required (SNI and certificate check)');
+    }
+    const engine = tlsEngine();
+    session = new engine.TlsSession(nativeContext(context));
+    if (!session.setServername(servername, context.verify)) {
+      throw new TlsConfigError(`tlsConnect: cannot use ${JSON.stringify(servername)} as server name`);
+    }
+    const alpn = options.alpn ?? context.alpn;
+    if (options.alpn !== undefined && !session.setAlpn(encodeAlpn(options.alpn))) {
+      throw new TlsConfigError('tlsConnect: cannot set the ALPN offer');
+    }
+    const key = `${isIP(servername) === 0 ? servername.toLowerCase() : servername}\0${alpn.join(',')}`;
+    const resume = options.session === undefined ? context.sessionFor(key) : options.session;
+    if (resume instanceof Uint8Array) session.setSession(resume);
+    const timeout = options.handshakeTimeout ?? context.handshakeTimeout;
+    return openTlsStream(stream, engine, session, {
+      server: false,
+      handshakeTimeout: timeout,
+      handOverPlainHttp: false,
+      onSession: options.session === false ? undefined : (bytes) => context.keepSession(key, bytes),
+      timeoutError: timeoutError(timeout),
+    });
+  } catch (error) {
+    return refuse(stream, session, error);
   }
-  const engine = tlsEngine();
-  const session = new engine.TlsSession(nativeContext(context));
-  if (!session.setServername(servername, context.verify)) {
-    session.destroy();
-    return Promise.reject(
-      new TlsConfigError(`tlsConnect: cannot use ${JSON.stringify(servername)} as server name`),
-    );
-  }
-  const alpn = options.alpn ?? context.alpn;
-  if (options.alpn !== undefined && !session.setAlpn(encodeAlpn(options.alpn))) {
-    session.destroy();
-    return Promise.reject(new TlsConfigError('tlsConnect: cannot set the ALPN offer'));
-  }
-  const key = `${isIP(servername) === 0 ? servername.toLowerCase() : servername}\0${alpn.join(',')}`;
-  const resume = options.session === undefined ? context.sessionFor(key) : options.session;
-  if (resume instanceof Uint8Array) session.setSession(resume);
-  const timeout = options.handshakeTimeout ?? context.handshakeTimeout;
-  return openTlsStream(stream, engine, session, {
-    server: false,
-    handshakeTimeout: timeout,
-    handOverPlainHttp: false,
-    onSession: options.session === false ? undefined : (bytes) => context.keepSession(key, bytes),
-    timeoutError: timeoutError(timeout),
-  });
+}
+
+/** A handshake that could not start: frees the session, closes the stream, rejects. */
+function refuse(stream: ByteStream, session: NativeTlsSession | undefined, error: unknown): Promise<never> {
+  session?.destroy();
+  return stream.close().then(
+    () => Promise.reject(error),
+    () => Promise.reject(error),
+  );
 }

@@ -14,6 +14,7 @@ import {
   TlsCertificateError,
   TlsClientContext,
   type TlsClientContextOptions,
+  TlsConfigError,
   type TlsConnectOptions,
   TlsHandshakeError,
   type TlsStream,
@@ -202,6 +203,16 @@ describe.each(drivers)('TLS client on the $name driver', ({ name, skip }) => {
       },
     );
   }
+
+  run('a handshake that cannot start rejects with TlsConfigError and closes the stream', async () => {
+    const port = await peer();
+    for (const options of [{ servername: '' }, { servername: 'localhost', alpn: [''] }]) {
+      const raw = await TcpStream.connect({ host: '127.0.0.1', port, runtime });
+      const error = await tlsConnect(raw, trusting(), options).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TlsConfigError);
+      expect(raw.closed).toBe(true);
+    }
+  });
 
   run('moves several MB each way', async () => {
     const port = await peer();
