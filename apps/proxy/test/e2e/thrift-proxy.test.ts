@@ -17,6 +17,7 @@ import {
   lochCall,
   lochClient,
   lochUpstream,
+  misbehavingUpstream,
   NpmClient,
   type NpmUpstream,
   npmUpstream,
@@ -46,6 +47,7 @@ describe.each(drivers)('loch as a thrift proxy (driver %s)', (driver) => {
   let py: PythonUpstream | undefined;
   let silent: Awaited<ReturnType<typeof silentUpstream>>;
   let crasher: Awaited<ReturnType<typeof resettingUpstream>>;
+  let raw: Awaited<ReturnType<typeof misbehavingUpstream>>;
   let loch: Loch;
   let port: number;
   let sock: string;
@@ -59,6 +61,7 @@ describe.each(drivers)('loch as a thrift proxy (driver %s)', (driver) => {
     if (hasPython) py = await pythonUpstream('header', 'P');
     silent = await silentUpstream();
     crasher = await resettingUpstream();
+    raw = await misbehavingUpstream();
     port = await freePort();
     const dir = tempDir('loch-thrift-e2e-');
     sock = join(dir, 'strict.sock');
@@ -81,6 +84,10 @@ upstreams = [{ endpoint = "127.0.0.1:${silent.port}" }]
 [[servers.rpc.routes]]
 method = ["crash", "crash2"]
 upstreams = [{ endpoint = "127.0.0.1:${crasher.port}" }]
+
+[[servers.rpc.routes]]
+method = ["extra", "wrongseq", "fine"]
+upstreams = [{ endpoint = "127.0.0.1:${raw.port}" }]
 
 [[servers.rpc.routes]]
 service = "Loch"
@@ -114,7 +121,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
   afterAll(async () => {
     for (const c of clients) c.close();
     await loch?.stop();
-    await Promise.all([a?.close(), b?.close(), l?.close(), py?.close(), silent?.close(), crasher?.close()]);
+    await Promise.all([
+      a?.close(),
+      b?.close(),
+      l?.close(),
+      py?.close(),
+      silent?.close(),
+      crasher?.close(),
+      raw?.close(),
+    ]);
     await runtime?.close();
   });
 
@@ -219,6 +234,25 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
     // Same caller, same connection: still served.
     expect(await client.call('echo', 'again')).toMatch(/^[AB]:echo:again$/);
     await loch.waitFor(/warn .*rpc: crash: upstream/);
+  });
+
+  it('reuses an upstream connection only when exactly one reply with the seq id of the call was read', async () => {
+    const client = await npm();
+    expect(await client.call('fine', '1')).toBe('raw:fine');
+    expect(await client.call('fine', '2')).toBe('raw:fine');
+    expect(raw.connections()).toBe(1);
+    // Bytes past the reply: the reply is relayed, the connection is not reused.
+    expect(await client.call('extra', '3')).toBe('raw:extra');
+    expect(await client.call('fine', '4')).toBe('raw:fine');
+    expect(raw.connections()).toBe(2);
+    // A reply to another call: the caller gets an exception, the connection is dropped.
+    const error = await client.call('wrongseq', '5').catch((e: unknown) => e);
+    expect(error).toMatchObject({ type: TApplicationExceptionType.INTERNAL_ERROR });
+    expect((error as Error).message).toMatch(
+      /the reply has seq id \d+, the call \d+ \(ERR_LOCH_THRIFT_UPSTREAM_PROTOCOL\)/,
+    );
+    expect(await client.call('fine', '6')).toBe('raw:fine');
+    expect(raw.connections()).toBe(3);
   });
 
   it('answers UNKNOWN_METHOD when no route matches (Monolake routes form on a unix listener)', async () => {

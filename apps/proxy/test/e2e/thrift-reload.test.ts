@@ -1,0 +1,81 @@
+/**
+ * A thrift server across a reload, on every available driver: a client connection opened
+ * before it gets the new routes on its next call, the upstream pool carries over (no new
+ * upstream connection), a bad file keeps the running config, and SIGTERM stops loch at once
+ * when no call is in flight.
+ */
+import { writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NpmClient, type NpmUpstream, npmUpstream } from '../thrift/peers.js';
+import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnectable } from './harness.js';
+
+const drivers = availableDrivers();
+
+describe.each(drivers)('a thrift server across a reload (driver %s)', (driver) => {
+  let a: NpmUpstream;
+  let b: NpmUpstream;
+  let loch: Loch;
+  let port: number;
+  let client: NpmClient;
+
+  const config = (routes: string) => `
+[runtime]
+workers = 1
+
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+route = { upstreams = [{ endpoint = "127.0.0.1:${a.port}" }] }
+${routes}
+`;
+
+  beforeAll(async () => {
+    a = await npmUpstream('A');
+    b = await npmUpstream('B');
+    port = await freePort();
+    loch = await startLoch(tempDir('loch-thrift-reload-'), config(''), { LOCH_DRIVER: driver });
+    await waitConnectable({ port });
+    client = await NpmClient.connect(port);
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await loch?.stop();
+    await Promise.all([a?.close(), b?.close()]);
+  });
+
+  it('routes an open connection by the new config and keeps the upstream pool', async () => {
+    expect(await client.call('getUser', '1')).toBe('A:getUser:1');
+    expect(a.connections()).toBe(1);
+    const mark = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      config(
+        `[[servers.rpc.routes]]\nmethod = "getUser"\nupstreams = [{ endpoint = "127.0.0.1:${b.port}" }]`,
+      ),
+    );
+    await loch.waitFor(/reloaded/, mark);
+    expect(await client.call('getUser', '2')).toBe('B:getUser:2');
+    expect(await client.call('other', '3')).toBe('A:other:3');
+    expect(a.connections()).toBe(1);
+  });
+
+  it('keeps the running config when the new file is bad', async () => {
+    const mark = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      config('[[servers.rpc.routes]]\nmethod = "x"\nupstreams = [{ endpoint = "nowhere" }]'),
+    );
+    await loch.waitFor(
+      /reload .*failed, keeping the running config.*routes\[0\]\.upstreams\[0\]\.endpoint/s,
+      mark,
+    );
+    expect(await client.call('getUser', '4')).toBe('B:getUser:4');
+  });
+
+  it('stops at once on SIGTERM when no call is in flight', async () => {
+    const started = Date.now();
+    expect(await loch.stop()).toBe(0);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
