@@ -209,8 +209,12 @@ class TlsSession {
    */
   bool EncryptInto(const unsigned char* data, size_t len, unsigned char* out, size_t cap, size_t* used);
 
-  /** Most ciphertext that `len` bytes of plaintext can become (record headers, tags, padding). */
-  static size_t EncryptBound(size_t len) { return len + (len / 16384 + 1) * 64; }
+  /**
+   * Most ciphertext that `len` bytes of plaintext become in full-size records: 128 bytes per
+   * record covers AEAD (22-29) and CBC with HMAC-SHA384 (about 85). Smaller records (a peer's
+   * record_size_limit) only make EncryptInto spill into the queue, never lose bytes.
+   */
+  static size_t EncryptBound(size_t len) { return len + (len / 16384 + 1) * 128; }
 
   /** Queues close_notify into the output. Idempotent. */
   void Shutdown();
