@@ -5,10 +5,12 @@
  * directions; X-Forwarded-For/-Proto/-Host and Via are added to requests, Via to responses.
  * On a decoded head the removal compares the known-name ids the decoder assigned and reads
  * Connection values as bytes, so a message without any hop-by-hop field costs one scan of small
- * integers, no string and no allocation; what is left is forwarded as byte ranges.
+ * integers, no string and no allocation; what is left is forwarded as byte ranges. The one
+ * exception is a protocol upgrade the server allows (WebSocket): its request keeps Upgrade and
+ * `Connection: upgrade` (upgradeToForward, keepUpgrade), the upstream's 101 keeps Upgrade.
  * Not for routing decisions or the Host policy (route.ts, upstream.ts).
  */
-import { HeaderNameSet, type HttpHeaders, type HttpVersion } from '@loch/http';
+import { HeaderNameSet, type HttpHeaders, type HttpRequest, type HttpVersion } from '@loch/http';
 import type { SocketAddress } from '@loch/uring-runtime';
 
 /** The fixed hop-by-hop field names this proxy removes (lowercase). */
@@ -77,8 +79,60 @@ function viaValue(version: HttpVersion): string {
   return version === '1.0' ? VIA_1_0 : version === '2' ? VIA_2 : VIA_1_1;
 }
 
-/** Cleans a response coming back from upstream: hop-by-hop fields out, this hop into Via. */
-export function cleanResponseHeaders(headers: HttpHeaders, version: HttpVersion): void {
+/**
+ * Cleans a response coming back from upstream: hop-by-hop fields out, this hop into Via. A 101
+ * keeps its Upgrade (the protocol switched to; the server writes `connection: upgrade` itself):
+ * it only ever answers an upgrade this proxy let through.
+ */
+export function cleanResponseHeaders(headers: HttpHeaders, version: HttpVersion, status = 200): void {
+  const upgrade = status === 101 ? headers.get('upgrade') : undefined;
   removeHopByHop(headers);
+  if (upgrade !== undefined) headers.append('upgrade', upgrade);
   headers.append('via', viaValue(version));
+}
+
+/**
+ * The protocol names an Upgrade value lists, lowercase, without versions
+ * (`WebSocket, foo/2` -> `websocket`, `foo`); empty elements are skipped.
+ */
+export function upgradeProtocols(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    const p = part.trim();
+    if (p === '') continue;
+    const slash = p.indexOf('/');
+    out.push((slash < 0 ? p : p.slice(0, slash)).toLowerCase());
+  }
+  return out;
+}
+
+/** Whether a Connection value has the `upgrade` token (case-insensitive). */
+const CONNECTION_UPGRADE = /(?:^|,)[ \t]*upgrade[ \t]*(?:,|$)/i;
+
+/**
+ * The Upgrade value to forward with `request`, or null when its upgrade is not let through (the
+ * fields are then removed like any hop-by-hop field and the request goes on as plain HTTP).
+ * Let through: an HTTP/1.1 request without a body (the server switches only those) and not
+ * CONNECT, with `upgrade` in Connection and one Upgrade field whose protocols are all in
+ * `allowed` (lowercase names). h2c never is (loch speaks HTTP/2 to upstreams itself, and a
+ * tunnelled h2c would hide every request on it from the proxy).
+ */
+export function upgradeToForward(request: HttpRequest, allowed: ReadonlySet<string>): string | null {
+  const headers = request.headers;
+  if (allowed.size === 0 || request.version !== '1.1' || request.method === 'CONNECT') return null;
+  if (request.body.kind !== 'empty') return null;
+  const values = headers.getAll('upgrade');
+  if (values.length !== 1) return null;
+  if (!headers.getAll('connection').some((c) => CONNECTION_UPGRADE.test(c))) return null;
+  const value = values[0]!.trim();
+  const protocols = upgradeProtocols(value);
+  if (protocols.length === 0) return null;
+  for (const p of protocols) if (p === 'h2c' || !allowed.has(p)) return null;
+  return value;
+}
+
+/** Puts an allowed upgrade back after the hop-by-hop removal: `Connection: upgrade` and Upgrade. */
+export function keepUpgrade(headers: HttpHeaders, value: string): void {
+  headers.append('connection', 'upgrade');
+  headers.append('upgrade', value);
 }

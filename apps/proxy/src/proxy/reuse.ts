@@ -5,9 +5,18 @@
  * close the client connection after the response when the server this service belongs to has
  * been removed by a reload (its listener is gone; the client should reconnect). Whether a
  * connection stays open otherwise (HTTP/1.0, Connection: close, shutdown) is the HttpServer's
- * decision, made from the request as received. Not for response hygiene (upstream.ts).
+ * decision, made from the request as received.
+ *
+ * Protocol upgrades (WebSocket) are the one connection this layer hands on: a request whose
+ * Upgrade protocols are all on the server's allow-list keeps Upgrade and `Connection: upgrade`;
+ * when the upstream answers it with a 101 that names a protocol asked for, the answer gets a
+ * tunnel (`HttpResponse.tunnel`): the HttpServer writes the 101 and hands over the client's
+ * stream, the tunnel takes the upstream connection over (`HttpResponse.takeOver`) and pipes
+ * bytes both ways (Tunnel, below) until both sides ended, either failed, or both stayed silent
+ * for the idle timeout. Any other answer keeps HTTP framing. Not for response hygiene
+ * (upstream.ts).
  */
-import type { HttpResponse } from '@loch/http';
+import type { HttpResponse, HttpStream, StreamChunk } from '@loch/http';
 import {
   type Answer,
   type FactoryLayer,
@@ -17,7 +26,8 @@ import {
   type Service,
 } from '@loch/service-async';
 import type { RequestCx } from './context.js';
-import { removeHopByHop } from './header-hygiene.js';
+import { ProxyError } from './errors.js';
+import { keepUpgrade, removeHopByHop, upgradeProtocols, upgradeToForward } from './header-hygiene.js';
 
 /** Per-build state a worker flips when the server is removed by a reload. */
 export interface ServerLifecycle {
@@ -27,24 +37,55 @@ export interface ServerLifecycle {
 /** Config the reuse layer reads. */
 export interface ReuseLayerConfig {
   readonly lifecycle: ServerLifecycle;
+  readonly server: {
+    readonly key: string;
+    /** Upgrade protocols let through (lowercase); default `websocket`. */
+    readonly allowUpgrades?: readonly string[];
+    /** `tunnelIdle`: ms a tunnel may stay silent both ways (0 = no limit); default 60 s. */
+    readonly timeouts?: { readonly tunnelIdle: number };
+  };
 }
 
-/** Request hop-by-hop hygiene and close-after-retire. */
+/** What the layer lets through when the config names nothing. */
+const DEFAULT_UPGRADES: readonly string[] = ['websocket'];
+const DEFAULT_TUNNEL_IDLE = 60_000;
+
+/** Request hop-by-hop hygiene, close-after-retire, and upgrades into tunnels. */
 export class ConnectionReuseService<
   S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>,
 > implements Service<RequestCx, HttpResponse>
 {
+  /** Upgrade protocols let through (lowercase). */
+  readonly allowUpgrades: ReadonlySet<string>;
+
   constructor(
     readonly inner: S,
     readonly lifecycle: ServerLifecycle,
-  ) {}
+    allowUpgrades: readonly string[] = DEFAULT_UPGRADES,
+    /** Ms a tunnel may stay silent both ways before it is closed (0 = no limit). */
+    readonly tunnelIdle = DEFAULT_TUNNEL_IDLE,
+  ) {
+    this.allowUpgrades = new Set(allowUpgrades.map((p) => p.toLowerCase()));
+  }
 
   /**
    * Not async: a synchronous answer is finished at once, a later one with one `then` whose
-   * handler is made once per service, not per request.
+   * handler is made once per service, not per request. (An upgrade request, rare, costs a
+   * closure of its own.)
    */
   call(cx: RequestCx): Answer<HttpResponse> {
-    removeHopByHop(cx.get('request').headers);
+    const req = cx.get('request');
+    const headers = req.headers;
+    // One id lookup per request; the rest only for requests that ask to upgrade.
+    const upgrade = headers.has('upgrade') ? upgradeToForward(req, this.allowUpgrades) : null;
+    removeHopByHop(headers);
+    if (upgrade !== null) {
+      keepUpgrade(headers, upgrade);
+      const out = this.inner.call(cx);
+      return out instanceof Promise
+        ? out.then((res) => this.#upgraded(res, upgrade))
+        : this.#upgraded(out, upgrade);
+    }
     const out = this.inner.call(cx);
     return out instanceof Promise ? out.then(this.#afterResponse) : this.#afterResponse(out);
   }
@@ -54,6 +95,216 @@ export class ConnectionReuseService<
     if (this.lifecycle.retired) res.headers.set('connection', 'close');
     return res;
   };
+
+  /**
+   * The answer to an upgrade request that was let through: a 101 that switched to a protocol
+   * the client asked for becomes a tunnel; a 101 naming another (or none) is the upstream's
+   * protocol error (502, its connection closed); anything else is an HTTP answer as usual.
+   */
+  #upgraded(res: HttpResponse, asked: string): HttpResponse {
+    if (res.status !== 101) return this.#afterResponse(res);
+    const takeOver = res.takeOver;
+    if (takeOver === undefined) {
+      throw new ProxyError('ERR_LOCH_UPSTREAM_PROTOCOL', 'upstream 101 without a connection to take over');
+    }
+    const named = res.headers.get('upgrade');
+    const askedFor = upgradeProtocols(asked);
+    const switched = named === undefined ? [] : upgradeProtocols(named);
+    if (switched.length === 0 || !switched.every((p) => askedFor.includes(p))) {
+      void takeOver()
+        .stream.close()
+        .catch(() => {});
+      throw new ProxyError(
+        'ERR_LOCH_UPSTREAM_PROTOCOL',
+        `upstream switched to ${JSON.stringify(named ?? '')}, asked for ${JSON.stringify(asked)}`,
+      );
+    }
+    const idle = this.tunnelIdle;
+    // Taken over only when the server runs the tunnel (the 101 is out); if it never does (the
+    // client left first), the upstream connection is closed by its read timeout.
+    res.tunnel = (stream, head) => {
+      const upstream = takeOver();
+      return new Tunnel(stream, head, upstream.stream, upstream.head, idle).run();
+    };
+    return res;
+  }
+}
+
+/**
+ * One direction of a tunnel: receives from `from` and writes each chunk to `to` before the next
+ * receive (backpressure: a slow reader slows the writer's side, one chunk in flight), through
+ * the streams' promise-free recvTo/writeTo with itself as the target. At end of stream it
+ * shuts `to`'s write side (half-close) and reports; a failure ends the whole tunnel.
+ */
+class TunnelDirection {
+  /** A receive, write or shutdown of this direction is in flight. */
+  busy = false;
+  /** The chunk being written (released once written). */
+  #chunk: StreamChunk | null = null;
+
+  constructor(
+    private readonly tunnel: Tunnel,
+    private readonly from: HttpStream,
+    private readonly to: HttpStream,
+  ) {}
+
+  /** Writes `head` (bytes read past the other side's HTTP head) first, then pipes. */
+  start(head: Uint8Array): void {
+    this.busy = true;
+    if (head.byteLength > 0) this.to.writeTo(head, this);
+    else this.from.recvTo(this);
+  }
+
+  onRecv(chunk: StreamChunk | null, error: unknown): void {
+    this.busy = false;
+    const tunnel = this.tunnel;
+    if (tunnel.done) {
+      chunk?.release();
+      tunnel.settle();
+      return;
+    }
+    if (error !== undefined) {
+      chunk?.release();
+      tunnel.end();
+      return;
+    }
+    if (chunk === null) {
+      // This side ended: the other learns it (half-close); the tunnel waits for its end.
+      this.busy = true;
+      this.to.shutdown().then(
+        () => {
+          this.busy = false;
+          tunnel.directionEnded();
+        },
+        () => {
+          this.busy = false;
+          tunnel.end();
+        },
+      );
+      return;
+    }
+    tunnel.touch();
+    this.#chunk = chunk;
+    this.busy = true;
+    this.to.writeTo(chunk.bytes, this);
+  }
+
+  onWritten(error: unknown): void {
+    this.busy = false;
+    if (this.#chunk !== null) {
+      this.#chunk.release();
+      this.#chunk = null;
+    }
+    const tunnel = this.tunnel;
+    if (tunnel.done) {
+      tunnel.settle();
+      return;
+    }
+    if (error !== undefined) {
+      tunnel.end();
+      return;
+    }
+    this.busy = true;
+    this.from.recvTo(this);
+  }
+}
+
+/**
+ * An upgraded connection relayed byte for byte between the client's stream and the upstream's:
+ * the bytes each side sent past its HTTP head go first, then each direction pipes on its own.
+ * One side's end of stream shuts the other's write side (half-close); the tunnel ends when both
+ * sides ended, when either fails (a reset, a failed write), or when neither sent a byte for
+ * `idleMs` (the check runs on one timer per tunnel, re-armed for what is left of the period, not
+ * per chunk). Then both streams are closed; `run()` resolves once no operation of the tunnel is
+ * in flight any more (every received chunk released), so no byte of one connection can reach
+ * another. The HttpServer closes the client's stream again when it resolves (harmless).
+ */
+export class Tunnel {
+  /** Set once the tunnel is over: late results are released and dropped. */
+  done = false;
+  readonly #down: HttpStream;
+  readonly #up: HttpStream;
+  readonly #toUp: TunnelDirection;
+  readonly #toDown: TunnelDirection;
+  readonly #downHead: Uint8Array;
+  readonly #upHead: Uint8Array;
+  readonly #idleMs: number;
+  #lastActivity = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #ended = 0;
+  #resolve: () => void = () => {};
+
+  constructor(down: HttpStream, downHead: Uint8Array, up: HttpStream, upHead: Uint8Array, idleMs: number) {
+    this.#down = down;
+    this.#up = up;
+    this.#downHead = downHead;
+    this.#upHead = upHead;
+    this.#idleMs = idleMs;
+    this.#toUp = new TunnelDirection(this, down, up);
+    this.#toDown = new TunnelDirection(this, up, down);
+  }
+
+  /** Pipes until the tunnel ends; never rejects. */
+  run(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#resolve = resolve;
+      try {
+        this.#up.setNoDelay(true);
+      } catch {
+        // not every stream has TCP_NODELAY
+      }
+      this.touch();
+      if (this.#idleMs > 0) this.#timer = setTimeout(this.#checkIdle, this.#idleMs);
+      this.#toUp.start(this.#downHead);
+      this.#toDown.start(this.#upHead);
+    });
+  }
+
+  /** A byte moved: the idle period starts again. */
+  touch(): void {
+    this.#lastActivity = performance.now();
+  }
+
+  readonly #checkIdle = (): void => {
+    this.#timer = undefined;
+    if (this.done) return;
+    const silent = performance.now() - this.#lastActivity;
+    if (silent >= this.#idleMs) {
+      this.end();
+      return;
+    }
+    this.#timer = setTimeout(this.#checkIdle, this.#idleMs - silent);
+  };
+
+  /** One side's end of stream was passed on to the other. */
+  directionEnded(): void {
+    if (++this.#ended === 2) this.end();
+  }
+
+  /** Ends the tunnel: both streams closed (which settles what is in flight on them). */
+  end(): void {
+    if (this.done) {
+      this.settle();
+      return;
+    }
+    this.done = true;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    void this.#up.close().catch(() => {});
+    void this.#down.close().catch(() => {});
+    this.settle();
+  }
+
+  /** Resolves run() once both directions have nothing in flight. */
+  settle(): void {
+    if (this.done && !this.#toUp.busy && !this.#toDown.busy) {
+      const resolve = this.#resolve;
+      this.#resolve = () => {};
+      resolve();
+    }
+  }
 }
 
 /** The connection-reuse layer. */
@@ -62,6 +313,14 @@ export function reuseLayer<
   S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>,
 >(): FactoryLayer<C, MakeService<S>, MakeService<ConnectionReuseService<S>>> {
   return layerFn((config, inner) =>
-    makeFn((old) => new ConnectionReuseService(inner.make(old?.inner), config.lifecycle)),
+    makeFn(
+      (old) =>
+        new ConnectionReuseService(
+          inner.make(old?.inner),
+          config.lifecycle,
+          config.server.allowUpgrades,
+          config.server.timeouts?.tunnelIdle,
+        ),
+    ),
   );
 }

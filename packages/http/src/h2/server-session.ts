@@ -24,7 +24,7 @@
  *   connection error sends GOAWAY with its code and closes. server.close() sends GOAWAY
  *   (NO_ERROR, the last stream id), lets the streams in flight finish, then closes.
  * - Floods (flood-limits.ts): resets (rapid reset), SETTINGS, PING, empty frames and
- *   WINDOW_UPDATE counted per interval, past their budget GOAWAY ENHANCE_YOUR_CALM; a client that
+ *   WINDOW_UPDATEs of less than 1 KiB counted per interval, past their budget GOAWAY ENHANCE_YOUR_CALM; a client that
  *   does not read stops our reading once the output bound is reached; a stream stalled on a
  *   closed window is reset after the write timeout. CONTINUATION floods and HPACK bombs are the
  *   codec's bounds (a bomb is answered 431).
@@ -70,6 +70,8 @@ import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** WINDOW_UPDATE increments below this count against the flood budget. */
+const SMALL_WINDOW_UPDATE = 1024;
 /** Lingering close after GOAWAY: how long and how much to read away. */
 const LINGER_MS = 500;
 const LINGER_BYTES = 1024 * 1024;
@@ -845,7 +847,11 @@ export class H2ServerSession<Cx>
 
   /** @internal */
   onWindowUpdate(streamId: number, increment: number): void {
-    if (this.windowUpdates.hit(performance.now())) throw calm('WINDOW_UPDATE flood');
+    // Small increments are what a tiny-window client sends to make us write DATA frames of a
+    // few octets each; the large ones of a client reading fast are not counted.
+    if (increment < SMALL_WINDOW_UPDATE && this.windowUpdates.hit(performance.now())) {
+      throw calm('WINDOW_UPDATE flood');
+    }
     if (streamId === 0) {
       if (this.sendWindow + increment > MAX_WINDOW_SIZE) {
         throw new Http2ConnectionError(

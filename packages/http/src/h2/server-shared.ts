@@ -40,7 +40,10 @@ export interface Http2ServerLimits {
   readonly maxPingsPerInterval?: number;
   /** Frames that carry nothing (empty DATA without END_STREAM, PRIORITY) per interval (200). */
   readonly maxEmptyFramesPerInterval?: number;
-  /** WINDOW_UPDATE frames per interval (10,000). */
+  /**
+   * WINDOW_UPDATE frames of less than 1 KiB per interval (1000): a tiny-window client makes us
+   * write a DATA frame per update; a client reading fast sends large increments, not counted.
+   */
   readonly maxWindowUpdatesPerInterval?: number;
   /** Output octets queued before the session stops reading input (256 KiB). */
   readonly maxOutputBuffer?: number;
@@ -66,7 +69,7 @@ export function resolveHttp2Limits(
     maxSettingsPerInterval: limits.maxSettingsPerInterval ?? 100,
     maxPingsPerInterval: limits.maxPingsPerInterval ?? 100,
     maxEmptyFramesPerInterval: limits.maxEmptyFramesPerInterval ?? 200,
-    maxWindowUpdatesPerInterval: limits.maxWindowUpdatesPerInterval ?? 10_000,
+    maxWindowUpdatesPerInterval: limits.maxWindowUpdatesPerInterval ?? 1000,
     maxOutputBuffer: limits.maxOutputBuffer ?? 256 * 1024,
   };
   if (r.initialWindowSize < 1 || r.initialWindowSize > MAX_WINDOW_SIZE)

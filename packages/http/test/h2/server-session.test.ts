@@ -563,6 +563,15 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
       expect(await c.untilClosed()).toMatchObject({ errorCode: Http2ErrorCode.ENHANCE_YOUR_CALM });
     });
 
+    it('large WINDOW_UPDATEs (a client reading fast) do not count against the flood budget', async () => {
+      const c = await connect(
+        await start({ http2: { floodInterval: 60_000, maxWindowUpdatesPerInterval: 20 } }),
+      );
+      c.send(...Array.from({ length: 50 }, () => encodeWindowUpdate(0, 65536)), c.headers(1, '/hello'));
+      expect(await c.body(1)).toBe('hello');
+      expect(c.frames.some((f) => f.t === 'goaway')).toBe(false);
+    });
+
     it('a client that does not read: the server stops reading once its output bound is reached', async () => {
       const c = await connect(await start({ http2: { maxOutputBuffer: 4096, maxPingsPerInterval: 0 } }));
       // Pause reading on the client side and flood PINGs: the answers pile up only to the bound.
