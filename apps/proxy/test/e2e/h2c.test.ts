@@ -140,7 +140,8 @@ upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
       const answers = await Promise.all(
         Array.from({ length: 50 }, (_, i) => h2request(s, { ':path': `/n${i}`, ':authority': 'x' })),
       );
-      for (const [i, a] of answers.entries()) expect((JSON.parse(a.body.toString()) as Seen).url).toBe(`/n${i}`);
+      for (const [i, a] of answers.entries())
+        expect((JSON.parse(a.body.toString()) as Seen).url).toBe(`/n${i}`);
       const big = await h2request(s, { ':path': '/big', ':authority': 'x' });
       expect(big.body.length).toBe(2 * 1024 * 1024);
       expect(big.headers.connection).toBeUndefined();
