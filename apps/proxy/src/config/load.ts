@@ -311,7 +311,7 @@ function normalizeServer(
     if (p === 'h2c')
       issues.push({
         path: `${at}.allow_upgrades[${i}]`,
-        message: 'h2c is never tunnelled (an HTTP/2 connection to the upstream is loch\'s own to make)',
+        message: "h2c is never tunnelled (an HTTP/2 connection to the upstream is loch's own to make)",
       });
   });
   if (issues.length > start || !listen) return undefined;

@@ -126,7 +126,9 @@ export const ServerSchema = z.strictObject({
    * tunnelled after the upstream's 101; others are forwarded without it. Never h2c.
    */
   allow_upgrades: z
-    .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an upgrade protocol is a token, like "websocket"'))
+    .array(
+      z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'an upgrade protocol is a token, like "websocket"'),
+    )
     .optional(),
 });
 
