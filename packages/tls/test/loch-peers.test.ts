@@ -4,7 +4,7 @@
  * curl over HTTPS with ALPN and SNI against a minimal HTTP/1.1 answer, and a handshake-heavy
  * burst that leaves no descriptor behind.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,93 @@ describe.each(drivers)('Loch to Loch and curl on the $name driver', ({ name, ski
       (e: unknown) => e,
     );
     expect(String((plain as Error).message)).toMatch(/Empty reply|reset|closed/i);
+  });
+
+  /** Runs `command` with `input` on stdin; resolves with its stdout (and never rejects). */
+  function runWithInput(command: string, args: string[], input: string): Promise<string> {
+    return new Promise((resolve) => {
+      const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      child.stderr.on('data', (b: Buffer) => {
+        out += b.toString();
+      });
+      child.on('close', () => resolve(out));
+      child.stdin.end(input);
+    });
+  }
+
+  test('openssl s_client: versions, ALPN, SNI, verification, resumption, client certificate', async () => {
+    const s = await listen(httpAnswer);
+    const dir = mkdtempSync(join(tmpdir(), 'loch-tls-sclient-'));
+    closers.push(() => rmSync(dir, { recursive: true, force: true }));
+    const sess = join(dir, 'session.pem');
+    const request = 'GET /s HTTP/1.1\r\nhost: localhost\r\n\r\n';
+    const base = [
+      's_client',
+      '-connect',
+      `127.0.0.1:${s.port}`,
+      '-servername',
+      'localhost',
+      '-CAfile',
+      pki.caFile,
+    ];
+    for (const version of ['-tls1_2', '-tls1_3']) {
+      const first = await runWithInput(
+        'openssl',
+        [...base, version, '-alpn', 'h2,http/1.1', '-ign_eof', '-sess_out', sess],
+        request,
+      );
+      expect(first).toMatch(/Verify return code: 0 \(ok\)/);
+      expect(first).toMatch(/ALPN protocol: http\/1.1/);
+      expect(first).toMatch(
+        new RegExp(
+          `GET /s HTTP/1.1 over ${version === '-tls1_2' ? 'TLSv1.2' : 'TLSv1.3'} alpn=http/1.1 sni=localhost`,
+        ),
+      );
+      const second = await runWithInput('openssl', [...base, version, '-ign_eof', '-sess_in', sess], request);
+      expect(second).toMatch(/^Reused, TLSv1\.[23]/m);
+    }
+    // A client certificate is presented when the server asks for one.
+    const mtls = new TlsServerContext({
+      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
+      clientCa: pki.ca,
+    });
+    const m = await new LochTlsServer(runtime, mtls, httpAnswer).listen();
+    closers.push(() => m.close());
+    const withCert = await runWithInput(
+      'openssl',
+      [
+        ...['s_client', '-connect', `127.0.0.1:${m.port}`, '-servername', 'localhost', '-CAfile', pki.caFile],
+        ...['-cert', pki.client.chainFile, '-key', pki.client.keyFile, '-ign_eof'],
+      ],
+      request,
+    );
+    expect(withCert).toMatch(/HTTP\/1.1 200 OK/);
+    const stream = ((await m.next()) as { stream: TlsStream }).stream;
+    expect(stream.peerCertificate).not.toBeNull();
+  });
+
+  test("Python's ssl module as a client (verification, SNI, ALPN)", async () => {
+    const s = await listen(httpAnswer);
+    const script = [
+      'import socket, ssl, sys',
+      `ctx = ssl.create_default_context(cafile=${JSON.stringify(pki.caFile)})`,
+      "ctx.set_alpn_protocols(['http/1.1'])",
+      `with socket.create_connection(('127.0.0.1', ${s.port})) as raw:`,
+      "    with ctx.wrap_socket(raw, server_hostname='localhost') as tls:",
+      "        tls.sendall(b'GET /py HTTP/1.1\\r\\nhost: localhost\\r\\n\\r\\n')",
+      "        data = b''",
+      '        while True:',
+      '            part = tls.recv(4096)',
+      '            if not part: break',
+      '            data += part',
+      "        print(tls.version(), tls.selected_alpn_protocol(), data.decode().split('\\r\\n\\r\\n')[1])",
+    ].join('\n');
+    const { stdout } = await run('python3', ['-c', script]);
+    expect(stdout).toMatch(/^TLSv1.3 http\/1.1 GET \/py HTTP\/1.1 over TLSv1.3 alpn=http\/1.1 sni=localhost/);
   });
 
   test('200 handshakes in a row leave no descriptor behind', async () => {
