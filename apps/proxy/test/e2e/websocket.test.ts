@@ -141,6 +141,32 @@ async function shoutUpstream(): Promise<{ port: number; ended: Promise<void>; cl
   };
 }
 
+/**
+ * A rogue upstream: answers every request with a 101 that switches to `x-rogue` (asked for or
+ * not) followed by bytes that must never reach a client.
+ */
+async function rogueUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    s.once('data', () =>
+      s.write(
+        'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x-rogue\r\n\r\nLEAKED BYTES',
+      ),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
 /** Opens a `ws` client; resolves once open (rejects on an error or an unexpected response). */
 function open(url: string, options: WebSocket.ClientOptions = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -214,6 +240,7 @@ const upgradeHead = (path: string, token = 'websocket', extra = '') =>
 describe.each(drivers)('WebSocket through loch (driver %s)', (driver) => {
   let upstream: WsUpstream;
   let shout: Awaited<ReturnType<typeof shoutUpstream>>;
+  let rogue: Awaited<ReturnType<typeof rogueUpstream>>;
   let loch: Loch;
   let port: number;
   let idlePort: number;
@@ -222,6 +249,7 @@ describe.each(drivers)('WebSocket through loch (driver %s)', (driver) => {
   beforeAll(async () => {
     upstream = await wsUpstream();
     shout = await shoutUpstream();
+    rogue = await rogueUpstream();
     port = await freePort();
     idlePort = await freePort();
     loch = await startLoch(
@@ -243,6 +271,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
 path = "/raw/{*rest}"
 upstreams = [{ endpoint = "http://127.0.0.1:${shout.port}" }]
 
+[[servers.web.routes]]
+path = "/rogue/{*rest}"
+upstreams = [{ endpoint = "http://127.0.0.1:${rogue.port}" }]
+
 [servers.idle]
 listener = { type = "socket", value = "127.0.0.1:${idlePort}" }
 timeouts = { tunnel_idle = "300ms" }
@@ -259,6 +291,23 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     await loch?.stop();
     await upstream?.close();
     await shout?.close();
+    await rogue?.close();
+  });
+
+  it('opens no tunnel for a 101 the client did not ask for, or one naming another protocol (502)', async () => {
+    for (const request of [
+      // Asked for websocket, the upstream switched to something else.
+      upgradeHead('/rogue/a'),
+      // A token off the allow-list: forwarded without the upgrade, so the 101 is unsolicited.
+      upgradeHead('/rogue/b', 'x-other'),
+      // No upgrade at all.
+      'GET /rogue/c HTTP/1.1\r\nHost: ws.test\r\n\r\n',
+    ]) {
+      const { text } = await rawUntil(port, request, (t) => t.includes('\r\n\r\n') && t.includes('ERR_'));
+      expect(text).toMatch(/^HTTP\/1\.1 502 /);
+      expect(text).toContain('ERR_LOCH_UPSTREAM_PROTOCOL');
+      expect(text).not.toContain('LEAKED');
+    }
   });
 
   it('relays the bytes behind each head first, and a half-close both ways', async () => {
