@@ -73,7 +73,12 @@ async function upgradeServer(): Promise<{
         const head = buf.slice(0, end);
         heads.push(head);
         buf = buf.slice(end + 4);
-        const target = head.split(' ')[1];
+        const [method, target] = head.split(' ');
+        if (method === 'CONNECT') {
+          tunnelled = true;
+          s.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+          return;
+        }
         if (target === '/upgrade' || target === '/switch-anyway' || target === '/silent-upgrade') {
           tunnelled = true;
           const early = target === '/upgrade' ? 'early bytes' : '';
@@ -154,6 +159,17 @@ describe.each(drivers)('HttpClient after a protocol switch on the %s driver', (d
     expect(head.byteLength).toBe(0);
     await writeOnce(stream, Buffer.from('abc'));
     expect(await recvUntil(stream, 'ABC')).toBe('ABC');
+    await stream.close();
+  });
+
+  it('hands over the connection after a 2xx to CONNECT too', async () => {
+    const client = new HttpClient(await connectTo(driver, srv.port));
+    const res = await client.send(createRequest('CONNECT', 'example.test:443'));
+    expect(res.status).toBe(200);
+    expect(client.upgraded).toBe(true);
+    const { stream } = res.takeOver!();
+    await writeOnce(stream, Buffer.from('through'));
+    expect(await recvUntil(stream, 'THROUGH')).toBe('THROUGH');
     await stream.close();
   });
 
