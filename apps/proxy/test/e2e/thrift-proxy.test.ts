@@ -8,8 +8,15 @@
  * never answers (timeout) or dies mid-call (exception, others unaffected), a route-less call
  * (UNKNOWN_METHOD), and garbage or unframed input (only that connection closed).
  */
+import * as net from 'node:net';
 import { join } from 'node:path';
-import { TApplicationException, TApplicationExceptionType, ThriftClient, TTHeaderIntKey } from '@loch/thrift';
+import {
+  TApplicationException,
+  TApplicationExceptionType,
+  THeaderTransform,
+  ThriftClient,
+  TTHeaderIntKey,
+} from '@loch/thrift';
 import { createRuntime, type Runtime, UnixStream } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -24,6 +31,8 @@ import {
   type PythonUpstream,
   pythonClient,
   pythonUpstream,
+  readText,
+  writeText,
 } from '../thrift/peers.js';
 import {
   availableDrivers,
@@ -101,7 +110,7 @@ upstreams = [{ endpoint = "127.0.0.1:${py?.port ?? l.port}" }]
 name = "strict (Monolake's routes form, a unix listener)"
 proxy_type = "thrift"
 listener = { type = "unix", value = "${sock}" }
-timeout = { server_keepalive_timeout_sec = 5, server_message_timeout_sec = 2 }
+timeout = { server_keepalive_timeout_sec = 2, server_message_timeout_sec = 1 }
 
 [[servers.strict.routes]]
 method = "only"
@@ -190,6 +199,22 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
     expect(await client.call('Loch:add', '1+1')).toBe('L:framed:compact:Loch:add:1+1');
   });
 
+  it('passes THeader info headers both ways and keeps zlib transforms', async () => {
+    const client = await loc({
+      framing: 'theader',
+      protocol: 'binary',
+      headers: new Map([
+        ['isn', 'Loch'],
+        ['tenant', 't-1'],
+      ]),
+      transforms: [THeaderTransform.ZLIB],
+    });
+    const res = await client.call('zip', writeText('z'.repeat(2000)));
+    expect(readText(res!.reader())).toBe(`L:theader:binary:zip:${'z'.repeat(2000)}`);
+    expect(res!.frame.headers.get('seen-tenant')).toBe('t-1');
+    expect(res!.frame.transforms).toEqual([THeaderTransform.ZLIB]);
+  });
+
   it.skipIf(!hasPython)('carries python3-thrift clients and servers (framed binary, THeader)', async () => {
     expect(await pythonClient(port, 'framed', 'binary', 'echo', ['p1', 'p2'])).toEqual([
       expect.stringMatching(/^[AB]:echo:p1$/),
@@ -263,6 +288,27 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
     expect(error).toBeInstanceOf(TApplicationException);
     expect(error).toMatchObject({ type: TApplicationExceptionType.UNKNOWN_METHOD });
     expect((error as Error).message).toContain('no route for method "other"');
+  });
+
+  it('closes a client connection idle past server_keepalive, or slow past server_message', async () => {
+    /** Connects to the strict server, writes `bytes`, resolves the ms until loch closes it. */
+    const closedAfter = (bytes: Buffer) =>
+      new Promise<number>((resolve, reject) => {
+        const started = Date.now();
+        const s = net.connect(sock, () => s.write(bytes));
+        s.on('error', reject);
+        s.on('data', () => {});
+        s.on('close', () => resolve(Date.now() - started));
+      });
+    const [idle, partial] = await Promise.all([
+      closedAfter(Buffer.alloc(0)),
+      closedAfter(Buffer.from([0, 0, 0, 40, 0x80, 0x01, 0, 1])), // 8 of 44 bytes
+    ]);
+    // Never before its timeout; the upper bound is loose (a loaded machine is late, not early).
+    expect(partial).toBeGreaterThanOrEqual(950);
+    expect(idle).toBeGreaterThanOrEqual(1_950);
+    expect(idle).toBeLessThan(15_000);
+    expect(partial).toBeLessThan(idle);
   });
 
   it('closes only the connection that sends garbage or unframed binary', async () => {

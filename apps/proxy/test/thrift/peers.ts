@@ -233,10 +233,13 @@ export async function lochUpstream(
       call(req) {
         const text = readText(req.reader());
         const f = req.frame;
-        return createReply(
+        const reply = createReply(
           req,
           writeText(`${name}:${f.framing}:${f.protocol}:${req.header.name}:${text}`, 0),
         );
+        // Headers travel both ways: the caller's `tenant` comes back as `seen-tenant`.
+        const tenant = f.headers.get('tenant');
+        return tenant === undefined ? reply : { ...reply, headers: new Map([['seen-tenant', tenant]]) };
       },
     },
     { maxConcurrentCalls: 16 },
@@ -256,6 +259,7 @@ export async function lochClient(
     protocol: ProtocolName;
     headers?: ReadonlyMap<string, string>;
     intHeaders?: ReadonlyMap<number, string>;
+    transforms?: readonly number[];
   },
 ): Promise<ThriftClient> {
   const stream = await TcpStream.connect({ host: '127.0.0.1', port, runtime });
