@@ -73,9 +73,7 @@ export class ThriftServers {
     for (const [key, entry] of this.#entries) {
       if (!keep.has(key)) {
         this.#entries.delete(key);
-        const upstreams = entry.slot.isEmpty ? undefined : entry.slot.get().upstreams;
-        for (const server of entry.servers) void server.close();
-        upstreams?.close();
+        void this.#retire(entry);
         continue;
       }
       if (entry.staged === null) continue;
@@ -139,17 +137,20 @@ export class ThriftServers {
    * forwarded or `graceMs` passed, then closes every connection and pool.
    */
   async shutdown(graceMs: number): Promise<void> {
+    await Promise.all([...this.#entries.values()].map((entry) => this.#retire(entry, graceMs)));
+  }
+
+  /**
+   * Ends a server that a reload removed or a stop ends: calls being forwarded get up to `graceMs`
+   * (default: its shutdown grace), then its client connections and upstream pool are closed.
+   */
+  async #retire(entry: ThriftEntry, graceMs = entry.config.timeouts.shutdownGrace): Promise<void> {
+    const upstreams = entry.slot.isEmpty ? undefined : entry.slot.get().upstreams;
     const deadline = Date.now() + graceMs;
-    const busy = () => {
-      for (const entry of this.#entries.values())
-        if (!entry.slot.isEmpty && entry.slot.get().upstreams.inFlight > 0) return true;
-      return false;
-    };
-    while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    for (const entry of this.#entries.values()) {
-      for (const server of entry.servers) await server.close();
-      if (!entry.slot.isEmpty) entry.slot.get().upstreams.closeAll();
-    }
+    while (upstreams !== undefined && upstreams.inFlight > 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([...entry.servers].map((server) => server.close()));
+    upstreams?.closeAll();
   }
 
   #newEntry(config: ThriftServerConfig): ThriftEntry {

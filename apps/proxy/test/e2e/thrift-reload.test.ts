@@ -1,8 +1,9 @@
 /**
  * A thrift server across a reload, on every available driver: a client connection opened
  * before it gets the new routes on its next call, the upstream pool carries over (no new
- * upstream connection), a bad file keeps the running config, and SIGTERM stops loch at once
- * when no call is in flight.
+ * upstream connection), a bad file keeps the running config, a removed server stops
+ * accepting and closes its connections, and SIGTERM stops loch at once when no call is in
+ * flight.
  */
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,6 +72,21 @@ ${routes}
       mark,
     );
     expect(await client.call('getUser', '4')).toBe('B:getUser:4');
+  });
+
+  it('closes the listener and the connections of a thrift server a reload removes', async () => {
+    const other = await freePort();
+    const mark = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      `[runtime]\nworkers = 1\n[servers.other]\nproxy_type = "thrift"\nlistener = { type = "socket", value = "127.0.0.1:${other}" }\nroute = { upstreams = [{ endpoint = "127.0.0.1:${a.port}" }] }\n`,
+    );
+    await loch.waitFor(/reloaded/, mark);
+    await expect(waitConnectable({ port }, 4)).rejects.toThrow(/nothing accepts/);
+    await expect.poll(() => (client.connection as { connected: boolean }).connected).toBe(false);
+    const moved = await NpmClient.connect(other);
+    expect(await moved.call('getUser', '5')).toBe('A:getUser:5');
+    moved.close();
   });
 
   it('stops at once on SIGTERM when no call is in flight', async () => {
