@@ -2,7 +2,9 @@
  * `loch run`: the main thread of the proxy. Starts one worker per configured core through the
  * runtime's start(), then supervises: reloads on SIGHUP and when the config file changes
  * (fs.watch on its directory, debounced), stops gracefully on SIGTERM/SIGINT, logs each
- * worker's counters on SIGUSR2.
+ * worker's counters on SIGUSR2, and keeps serving when a worker crashes: the runtime's pool
+ * replaces it (back-off, crash-loop limit), and the replacement is brought to the config
+ * running now before it is counted as restarted. Only every worker in a crash loop stops loch.
  *
  * Reload is a two-phase commit over the workers' command channel: the new file is read and
  * validated here (a bad file is logged with every error and the running config stays), then
@@ -13,7 +15,15 @@
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { start, type WorkerPool } from '@loch/uring-runtime';
+import {
+  DEFAULT_RESTART_POLICY,
+  start,
+  type WorkerCrash,
+  type WorkerCrashLoop,
+  type WorkerPool,
+  type WorkerReply,
+  type WorkerRestart,
+} from '@loch/uring-runtime';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { debugAidsFromEnv } from './debug-aids.js';
@@ -22,6 +32,41 @@ import { listenId, type WorkerCommand, type WorkerData } from './worker.js';
 
 /** How long the config file must be quiet before a change triggers a reload (ms). */
 const DEBOUNCE_MS = 150;
+
+/**
+ * How crashed workers are replaced: at once after a short back-off (nginx's master restarts a
+ * dead worker immediately), doubling per crash of the same worker up to 5 s; a sixth crash of
+ * one worker within a minute is a crash loop and that worker is given up.
+ */
+export const WORKER_RESTART: typeof DEFAULT_RESTART_POLICY = Object.freeze({
+  ...DEFAULT_RESTART_POLICY,
+  minBackoffMs: 100,
+  maxBackoffMs: 5_000,
+});
+
+/** Replies that mean "this worker is being replaced or gone", not "it refused". */
+const ABSENT = new Set(['ERR_LOCH_WORKER_RESTARTING', 'ERR_LOCH_WORKER_GONE']);
+
+function absent(reply: WorkerReply): boolean {
+  return !reply.ok && ABSENT.has(reply.error.code);
+}
+
+/**
+ * The debugging aid that crashes a worker on purpose (tests of supervision):
+ * `LOCH_DEBUG_CRASH_WORKER=<index>` makes every SIGURG throw an uncaught error in that worker.
+ * SIGURG is ignored by default and never sent by a terminal, so without the variable nothing
+ * changes. Returns the index, undefined when unset, or an error message when invalid.
+ */
+export function debugCrashWorker(
+  value: string | undefined,
+  workers: number,
+): number | undefined | { error: string } {
+  if (value === undefined || value === '') return undefined;
+  const index = Number(value);
+  if (!Number.isInteger(index) || index < 0 || index >= workers)
+    return { error: `LOCH_DEBUG_CRASH_WORKER=${value} is not a worker index (0..${workers - 1})` };
+  return index;
+}
 
 /** What changed in `[runtime]` between two configs (those need a restart). */
 export function runtimeChanges(a: ProxyConfig, b: ProxyConfig): string[] {
@@ -44,6 +89,8 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   const driver =
     (process.env.LOCH_DRIVER as ProxyConfig['runtime']['driver'] | undefined) || config.runtime.driver;
   const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
+  const debug = debugAidsFromEnv();
+  const crashTarget = debugCrashWorker(process.env.LOCH_DEBUG_CRASH_WORKER, config.runtime.workers);
   let pool: WorkerPool;
   try {
     pool = await start(
@@ -52,7 +99,9 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
         cpuAffinity: config.runtime.cpuAffinity,
         driver,
         uring: { entries: config.runtime.entries },
-        data: { config, debug: debugAidsFromEnv() } satisfies WorkerData,
+        data: { config, debug } satisfies WorkerData,
+        restart: WORKER_RESTART,
+        faultInjection: typeof crashTarget === 'number',
       },
       workerUrl,
     );
@@ -69,19 +118,31 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     await pool.stop({ deadline: 5_000 });
     return 1;
   }
-  const drivers = [...new Set(pool.workers.map((w) => w.driver))].join(',');
-  log.info(
-    `started ${pool.workers.length} worker(s), driver ${drivers} (${pool.workers[0]?.driverReason ?? ''}); listening: ${describeListen(config)}`,
-  );
-  log.flush();
 
   let current = config;
   let generation = 0;
-  let reloading: Promise<void> | null = null;
-  let again = false;
+  /** The generation every running worker serves (reloads that failed do not count). */
+  let committed = 0;
   let stopping = false;
+  let finish!: (code: number) => void;
+  const exited = new Promise<number>((resolveExit) => {
+    finish = resolveExit;
+  });
+
+  /**
+   * Reloads and the catch-up of replacement workers run one at a time, in order: a replacement
+   * is never brought to a config that a reload is replacing at the same moment.
+   */
+  let tail: Promise<void> = Promise.resolve();
+  const serially = (what: string, task: () => Promise<void>): void => {
+    tail = tail
+      .then(task)
+      .catch((error: unknown) => log.error(`${what}: ${(error as Error).stack ?? String(error)}`))
+      .finally(() => log.flush());
+  };
 
   const reloadOnce = async (why: string): Promise<void> => {
+    if (stopping) return;
     let next: ProxyConfig;
     try {
       next = await loadConfigFile(file);
@@ -100,7 +161,9 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     const gen = ++generation;
     const precommit: WorkerCommand = { t: 'precommit', generation: gen, config: next };
     const replies = await pool.broadcast(precommit, { timeout: 15_000 });
-    const failed = replies.filter((r) => !r.ok);
+    // A worker being replaced after a crash (or given up) takes no part: its replacement starts
+    // on the config current when it comes up, and is brought up to date after this reload.
+    const failed = replies.filter((r) => !r.ok && !absent(r));
     if (failed.length) {
       await pool.broadcast({ t: 'abort', generation: gen } satisfies WorkerCommand);
       for (const f of failed) {
@@ -109,31 +172,98 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
       }
       return;
     }
-    const committed = await pool.broadcast({ t: 'commit', generation: gen } satisfies WorkerCommand);
-    for (const r of committed)
-      if (!r.ok) log.error(`commit on worker ${r.worker} failed: ${r.error.message}`);
+    for (const r of replies)
+      if (absent(r)) log.warn(`reload (${why}): worker ${r.worker} is not running, skipped`);
+    pool.setData({ config: next, debug } satisfies WorkerData);
+    const commit: WorkerCommand = { t: 'commit', generation: gen };
+    const committedOn = await Promise.all(
+      replies
+        .filter((r) => r.ok)
+        .map((r) =>
+          pool.send(r.worker, commit).then(
+            () => null,
+            (error: unknown) => ({ worker: r.worker, error: error as Error }),
+          ),
+        ),
+    );
+    for (const f of committedOn)
+      if (f !== null) log.error(`commit on worker ${f.worker} failed: ${f.error.message}`);
     current = next;
+    committed = gen;
     log.level = next.logLevel;
     log.info(`reloaded ${file} (generation ${gen}); listening: ${describeListen(next)}`);
   };
 
+  let reloadQueued = false;
   const reload = (why: string): void => {
+    // Requests while one is queued join it (it reads the file when it runs: the latest wins).
+    if (stopping || reloadQueued) return;
+    reloadQueued = true;
+    serially(`reload (${why})`, () => {
+      reloadQueued = false;
+      return reloadOnce(why);
+    });
+  };
+
+  /**
+   * A replacement came up on the config of its start data. Checks that its listeners bound
+   * (the `startup` command), then brings it to the running config and generation. A replacement
+   * that cannot is failed, so the pool counts it as a crash (and gives up after too many).
+   */
+  const catchUp = async ({ worker, attempt }: WorkerRestart): Promise<void> => {
     if (stopping) return;
-    if (reloading) {
-      again = true;
+    const replaced = (error: unknown) => ABSENT.has((error as { code?: string }).code ?? '');
+    try {
+      await pool.send(worker, { t: 'startup' } satisfies WorkerCommand, { timeout: 15_000 });
+      if (committed > 0) {
+        const gen = committed;
+        await pool.send(
+          worker,
+          { t: 'precommit', generation: gen, config: current } satisfies WorkerCommand,
+          {
+            timeout: 15_000,
+          },
+        );
+        await pool.send(worker, { t: 'commit', generation: gen } satisfies WorkerCommand);
+      }
+    } catch (error) {
+      // Crashed again meanwhile: its next replacement catches up in turn.
+      if (replaced(error)) return;
+      const cause = new Error(`replacement cannot serve: ${(error as Error).message}`);
+      log.error(`worker ${worker}: ${cause.message}`);
+      pool.fail(worker, cause);
       return;
     }
-    reloading = reloadOnce(why)
-      .catch((error: unknown) => log.error(`reload (${why}): ${(error as Error).stack ?? String(error)}`))
-      .finally(() => {
-        log.flush();
-        reloading = null;
-        if (again) {
-          again = false;
-          reload(why);
-        }
-      });
+    log.info(
+      `worker ${worker} restarted (crash ${attempt} of ${WORKER_RESTART.maxRestarts} allowed within ${WORKER_RESTART.windowMs} ms); serving generation ${committed}`,
+    );
   };
+
+  pool.on('crash', ({ worker, error, restartIn, attempt }: WorkerCrash) => {
+    const next =
+      restartIn !== undefined
+        ? `restarting it in ${restartIn} ms (crash ${attempt} within ${WORKER_RESTART.windowMs} ms)`
+        : stopping
+          ? 'not restarted (stopping)'
+          : 'not restarted';
+    log.error(`worker ${worker} crashed: ${error.stack ?? error.message}; ${next}`);
+    log.flush();
+  });
+  pool.on('restart', (restart: WorkerRestart) =>
+    serially(`worker ${restart.worker} restart`, () => catchUp(restart)),
+  );
+  pool.on('crash-loop', ({ worker, crashes, windowMs }: WorkerCrashLoop) => {
+    const serving = [];
+    for (let i = 0; i < pool.size; i++) {
+      const status = pool.status(i);
+      if (status === 'running' || status === 'restarting') serving.push(i);
+    }
+    log.error(
+      `worker ${worker} is in a crash loop (${crashes} crashes within ${windowMs} ms): not restarted again; ${serving.length ? `worker(s) ${serving.join(',')} still serving` : 'no worker left'}`,
+    );
+    log.flush();
+    if (serving.length === 0) void shutdown('every worker in a crash loop', 1);
+  });
 
   let debounce: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
@@ -162,39 +292,54 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     });
   };
   process.on('SIGUSR2', onUsr2);
+  // LOCH_DEBUG_CRASH_WORKER=<i>: SIGURG crashes worker i (a debugging aid for supervision).
+  const onUrg = () => {
+    if (typeof crashTarget !== 'number') return;
+    try {
+      pool.injectFault(crashTarget, 'throw');
+      log.warn(`SIGURG: crashing worker ${crashTarget} on purpose (LOCH_DEBUG_CRASH_WORKER)`);
+    } catch (error) {
+      log.warn(`SIGURG: cannot crash worker ${crashTarget}: ${(error as Error).message}`);
+    }
+    log.flush();
+  };
+  if (typeof crashTarget === 'number') process.on('SIGURG', onUrg);
+  else if (crashTarget !== undefined) log.warn(`${crashTarget.error}: ignored`);
 
-  return new Promise<number>((resolveExit) => {
-    const shutdown = async (signal: string, code: number): Promise<void> => {
-      if (stopping) return;
-      stopping = true;
-      clearTimeout(debounce);
-      watcher?.close();
-      process.off('SIGHUP', onHup);
-      process.off('SIGUSR2', onUsr2);
-      const grace = Math.max(0, ...current.servers.map((s) => s.timeouts.shutdownGrace));
-      log.info(`${signal}: stopping (in-flight requests get up to ${grace} ms)`);
+  async function shutdown(signal: string, code: number): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    clearTimeout(debounce);
+    watcher?.close();
+    process.off('SIGHUP', onHup);
+    process.off('SIGUSR2', onUsr2);
+    process.off('SIGURG', onUrg);
+    const grace = Math.max(0, ...current.servers.map((s) => s.timeouts.shutdownGrace));
+    log.info(`${signal}: stopping (in-flight requests get up to ${grace} ms)`);
+    log.flush();
+    await tail;
+    const result = await pool.stop({ deadline: grace + 2_000 });
+    if (result.forced.length)
+      log.warn(`worker(s) ${result.forced.join(',')} did not stop in time and were terminated`);
+    log.info('stopped');
+    log.flush();
+    finish(code);
+  }
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn(`${signal} again: exiting now`);
       log.flush();
-      await reloading;
-      const result = await pool.stop({ deadline: grace + 2_000 });
-      if (result.forced.length)
-        log.warn(`worker(s) ${result.forced.join(',')} did not stop in time and were terminated`);
-      log.info('stopped');
-      log.flush();
-      resolveExit(code);
-    };
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.warn(`${signal} again: exiting now`);
-        log.flush();
-        process.exit(1);
-      }
-      void shutdown(signal, 0);
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    pool.on('crash', ({ worker, error }: { worker: number; error: Error }) => {
-      log.error(`worker ${worker} crashed: ${error.stack ?? error.message}; stopping`);
-      void shutdown('crash', 1);
-    });
-  });
+      process.exit(1);
+    }
+    void shutdown(signal, 0);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  // Logged once every handler is in place: a signal sent on seeing this line is handled.
+  const drivers = [...new Set(pool.workers.map((w) => w.driver))].join(',');
+  log.info(
+    `started ${pool.workers.length} worker(s), driver ${drivers} (${pool.workers[0]?.driverReason ?? ''}); listening: ${describeListen(config)}`,
+  );
+  log.flush();
+  return exited;
 }
