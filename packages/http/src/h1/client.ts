@@ -42,9 +42,6 @@ const NO_OPTIONS: HttpSendOptions = {};
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
-/** `connection: upgrade` and the end of the head, behind the fields of an upgrade request. */
-const CONNECTION_UPGRADE_LINE = 'connection: upgrade\r\n';
-const CONNECTION_UPGRADE = Buffer.from(`${CONNECTION_UPGRADE_LINE}\r\n`, 'latin1');
 
 /** What the client is reading: nothing, the response head, or the response body. */
 const PHASE_IDLE = 0;
@@ -59,7 +56,7 @@ export class HttpClient {
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;
   /** The encoder options of every request head (one object, not one per send). */
-  private readonly headOptions: { authority?: string };
+  private readonly headOptions: { authority?: string; upgrade?: boolean };
   private chunk: StreamChunk | null = null;
   /**
    * Set when a deadline, the send's signal or a failed request body ended the connection. The
@@ -245,6 +242,9 @@ export class HttpClient {
     const framing = requestFraming(body);
     const askedUpgrade = request.headers.has('upgrade');
     let head: Uint8Array;
+    // An upgrade request says `connection: upgrade` (the encoder writes none of the request's
+    // own Connection fields).
+    this.headOptions.upgrade = askedUpgrade;
     try {
       head = encodeRequestHeadBytes(
         request.method,
@@ -253,12 +253,7 @@ export class HttpClient {
         framing,
         body.length,
         this.headOptions,
-        askedUpgrade ? CONNECTION_UPGRADE_LINE.length : 0,
       );
-      // The encoder owns Connection (it writes none of the request's): an upgrade request says
-      // `connection: upgrade` (RFC 9110 §7.8), written over the head's last CRLF into the room
-      // left behind it.
-      if (askedUpgrade) head.set(CONNECTION_UPGRADE, head.length - CONNECTION_UPGRADE.length);
     } catch (e) {
       this.busy = false;
       this.detachSignal();

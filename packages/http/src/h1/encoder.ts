@@ -279,6 +279,11 @@ export function encodeResponseHead(
 export interface RequestHeadOptions {
   /** `false` adds `connection: close`. */
   readonly keepAlive?: boolean;
+  /**
+   * `true` adds `connection: upgrade` (RFC 9110 §7.8): the request asks to switch protocols with
+   * its Upgrade field. The encoder owns Connection and writes none of the request's own.
+   */
+  readonly upgrade?: boolean;
   /** Host to add when the fields have none. */
   readonly authority?: string;
 }
@@ -325,6 +330,7 @@ export function encodeRequestHeadBytes(
     headers.startMethodOrReason === method &&
     headers.startTarget === target;
   const close = options.keepAlive === false;
+  const upgrade = options.upgrade === true;
   const size =
     (reuse ? headers.startEnd - headers.startAt : method.length + 1 + target.length + HTTP11.length) +
     (addHost ? HOST.length + authority.length + 2 : 0) +
@@ -333,6 +339,7 @@ export function encodeRequestHeadBytes(
     (length >= 0 ? CONTENT_LENGTH.length + digits(length) + 2 : 0) +
     (framing === 'chunked' ? CHUNKED.length : 0) +
     (close ? CLOSE.length : 0) +
+    (upgrade ? CONNECTION_UPGRADE.length : 0) +
     2;
   const out = Buffer.allocUnsafe(size + trailing);
   let pos = 0;
@@ -358,6 +365,10 @@ export function encodeRequestHeadBytes(
   if (close) {
     out.set(CLOSE, pos);
     pos += CLOSE.length;
+  }
+  if (upgrade) {
+    out.set(CONNECTION_UPGRADE, pos);
+    pos += CONNECTION_UPGRADE.length;
   }
   out[pos++] = 0x0d;
   out[pos++] = 0x0a;
