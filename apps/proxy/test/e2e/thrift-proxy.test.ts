@@ -319,6 +319,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
     expect(await rawExchange(port, Buffer.from([0x7f, 0xff, 0xff, 0xff, 0x80, 0x01, 0, 1]), 2000)).toBe('');
     // Unframed strict binary: refused by name before it is buffered.
     expect(await rawExchange(port, Buffer.from([0x80, 0x01, 0x00, 0x01, 0, 0, 0, 4]), 2000)).toBe('');
+    // A whole frame whose message header is garbage (a negative name length).
+    expect(
+      await rawExchange(
+        port,
+        Buffer.from([0, 0, 0, 12, 0x80, 0x01, 0, 1, 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0]),
+        2000,
+      ),
+    ).toBe('');
+    await loch.waitFor(/ERR_THRIFT_NEGATIVE_SIZE/, mark);
     await loch.waitFor(/unknown framing/, mark);
     await loch.waitFor(/unframed binary is not accepted here/, mark);
     await loch.waitFor(/ERR_THRIFT_FRAME_SIZE/, mark);
