@@ -84,7 +84,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
   call(request: ThriftRequest): Promise<ThriftReply | undefined> {
     const start = performance.now();
     const frame = request.frame;
-    const { name, type } = request.header;
+    const name = request.header.name;
     const target = callTarget(frame, name);
     const route = this.#router.match(target);
     if (route === undefined) {
@@ -99,10 +99,12 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     }
     const endpoint = route.endpoints[route.balancer.pick()]!;
     const key = endpoint.key(frame.framing);
-    return this.upstreams.call(key, frame, type, frameParts(frame, frame.payload), this.#options).then(
-      (reply) => this.#relay(request, reply, key.label, start),
-      (error: unknown) => this.#fail(request, error, key.label, start),
-    );
+    return this.upstreams
+      .call(key, frame, request.header, frameParts(frame, frame.payload), this.#options)
+      .then(
+        (reply) => this.#relay(request, reply, key.label, start),
+        (error: unknown) => this.#fail(request, error, key.label, start),
+      );
   }
 
   #relay(

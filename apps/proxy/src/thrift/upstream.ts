@@ -198,20 +198,21 @@ export class ThriftUpstreams {
   }
 
   /**
-   * Sends `frame` (the caller's frame, re-encoded by `parts` in the same framing) to the
-   * upstream and resolves the reply frame, undecoded past its message header; undefined for a
-   * ONEWAY call (resolved once written). Rejects with ThriftUpstreamError.
+   * Sends `frame` (the caller's frame, re-encoded by `parts` in the same framing; `message` its
+   * message header) to the upstream and resolves the reply frame, undecoded past its message
+   * header; undefined for a ONEWAY call (resolved once written). Rejects with
+   * ThriftUpstreamError.
    */
   async call(
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
-    messageType: number,
+    message: { readonly type: number; readonly seqId: number },
     parts: readonly Uint8Array[],
     timeouts: ThriftCallOptions,
   ): Promise<ThriftFrame | undefined> {
     this.inFlight++;
     try {
-      return await this.#call(key, frame, messageType, parts, timeouts);
+      return await this.#call(key, frame, message, parts, timeouts);
     } finally {
       this.inFlight--;
     }
@@ -220,7 +221,7 @@ export class ThriftUpstreams {
   async #call(
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
-    messageType: number,
+    message: { readonly type: number; readonly seqId: number },
     parts: readonly Uint8Array[],
     timeouts: ThriftCallOptions,
   ): Promise<ThriftFrame | undefined> {
@@ -242,7 +243,7 @@ export class ThriftUpstreams {
       } catch (error) {
         throw this.#failure(key, timedOut, 'the call could not be written', error, timeouts.call);
       }
-      if (messageType === MessageType.ONEWAY) {
+      if (message.type === MessageType.ONEWAY) {
         clean = true;
         return undefined;
       }
@@ -277,12 +278,11 @@ export class ThriftUpstreams {
       if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION) {
         throw new ThriftUpstreamError('protocol', key.label, `the reply has message type ${header.type}`);
       }
-      if (header.seqId !== frame.seqId || reply.seqId !== frame.seqId) {
-        throw new ThriftUpstreamError(
-          'protocol',
-          key.label,
-          `the reply has seq id ${header.seqId}, the call ${frame.seqId}`,
-        );
+      // Both the message's seq id and the framing header's (THeader, TTHeader) must answer the call's.
+      if (header.seqId !== message.seqId || reply.seqId !== frame.seqId) {
+        const got = header.seqId !== message.seqId ? header.seqId : reply.seqId;
+        const sent = header.seqId !== message.seqId ? message.seqId : frame.seqId;
+        throw new ThriftUpstreamError('protocol', key.label, `the reply has seq id ${got}, the call ${sent}`);
       }
       // Exactly one reply read and nothing past it: the connection may carry the next call.
       clean = conn.reader.buffered === 0;
