@@ -61,3 +61,68 @@ backend be
   }
   return { ...peer, dir, port: options.port };
 }
+
+/**
+ * HAProxy as an HTTPS reverse proxy: the `mode http` proxy of startHaproxy, terminating TLS on
+ * `port` (`bind ... ssl crt`, certificate and key in one PEM file) with only the policy's version
+ * and cipher suite, and serving plain HTTP on `plainPort` from the same threads. HAProxy's other
+ * TLS defaults stay: session tickets on, its session cache (`tune.ssl.cachesize`).
+ */
+export async function startHaproxyTls(options: {
+  port: number;
+  plainPort: number;
+  upstreamPort: number;
+  workers: number;
+  cpu?: string;
+  tls: {
+    /** Certificate followed by its key, one PEM file. */
+    combined: string;
+    version: 'TLSv1.2' | 'TLSv1.3';
+    ciphersuites: string;
+    ciphers: string;
+  };
+}): Promise<HaproxyPeer> {
+  const dir = mkdtempSync(join(tmpdir(), 'loch-bench-haproxy-tls-'));
+  const t = options.tls;
+  const suites = t.version === 'TLSv1.3' ? `ciphersuites ${t.ciphersuites}` : `ciphers ${t.ciphers}`;
+  // maxconn and `no strict-limits`: as in startHaproxy (10,000 idle clients within 20,000 fds).
+  const conf = `global
+  nbthread ${options.workers}
+  maxconn 12000
+  no strict-limits
+  tune.bufsize 16384
+
+defaults
+  mode http
+  maxconn 12000
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  option http-keep-alive
+  http-reuse always
+
+frontend fe
+  bind 127.0.0.1:${options.port} ssl crt ${t.combined} ssl-min-ver ${t.version} ssl-max-ver ${t.version} ${suites}
+  bind 127.0.0.1:${options.plainPort}
+  default_backend be
+
+backend be
+  server s1 127.0.0.1:${options.upstreamPort}
+`;
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, conf);
+  const peer = startPeer(
+    `haproxy ssl (${options.workers}w)`,
+    'haproxy',
+    ['-f', file, '-db'],
+    options.cpu === undefined ? {} : { cpu: options.cpu },
+  );
+  try {
+    await waitForPort(options.port);
+  } catch (err) {
+    await peer.stop();
+    throw err;
+  }
+  return { ...peer, dir, port: options.port };
+}

@@ -143,3 +143,55 @@ stream {
 `;
   return launch(`nginx stream (${options.workers}w)`, conf, prefix, options.port, options.cpu);
 }
+
+/**
+ * nginx as an HTTPS reverse proxy: the same proxy as startNginxProxy (upstream `keepalive 64`,
+ * HTTP/1.1 upstream, no temp files), terminating TLS on `port` (`listen ... ssl`) with the given
+ * certificate and only the policy's version and cipher suite, and serving plain HTTP on
+ * `plainPort` from the same workers, so one instance gives both costs. nginx's other TLS
+ * defaults stay: session tickets on (keys made at start, shared by the workers), no session
+ * cache, `ssl_buffer_size 16k`.
+ */
+export function startNginxTlsProxy(options: {
+  port: number;
+  plainPort: number;
+  upstreamPort: number;
+  workers: number;
+  cpu?: string;
+  tls: {
+    chain: string;
+    key: string;
+    version: 'TLSv1.2' | 'TLSv1.3';
+    ciphersuites: string;
+    ciphers: string;
+  };
+}): Promise<NginxPeer> {
+  const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-tls-'));
+  const reuse = options.workers > 1 ? ' reuseport' : '';
+  const t = options.tls;
+  const conf = `${prelude(prefix, options.workers)}
+http {
+${httpCommon(prefix)}
+  upstream backend {
+    server 127.0.0.1:${options.upstreamPort};
+    keepalive 64;
+    keepalive_requests ${KEEPALIVE_REQUESTS};
+  }
+  server {
+    listen 127.0.0.1:${options.port} ssl backlog=4096${reuse};
+    listen 127.0.0.1:${options.plainPort} backlog=4096${reuse};
+    ssl_certificate ${t.chain};
+    ssl_certificate_key ${t.key};
+    ssl_protocols ${t.version};
+    ${t.version === 'TLSv1.3' ? `ssl_conf_command Ciphersuites ${t.ciphersuites};` : `ssl_ciphers ${t.ciphers};`}
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+`;
+  return launch(`nginx ssl proxy_pass (${options.workers}w)`, conf, prefix, options.port, options.cpu);
+}

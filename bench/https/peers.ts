@@ -1,0 +1,172 @@
+/**
+ * The HTTPS reverse proxies the HTTPS benchmark compares: nginx (`listen ... ssl`), HAProxy
+ * (`bind ... ssl crt`) and Loch (`tls = { chain, key }`), each started with one certificate and
+ * the run's TLS policy, terminating TLS on one port and serving plain HTTP on a second port from
+ * the same process, both forwarding to the plain static backend. start() resolves only once the
+ * TLS port answers a GET over TLS and the plain port a plain GET; otherwise it throws with the
+ * peer's output. Not the measuring loop (run.ts).
+ */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LOCH_CLI } from '../http-proxy/peers.js';
+import { startHaproxyTls } from '../lib/haproxy.js';
+import { type HttpsProbe, waitForHttps } from '../lib/https-probe.js';
+import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
+import { startNginxTlsProxy } from '../lib/nginx.js';
+import type { TlsCertificate, TlsPolicy } from '../lib/tls-certs.js';
+
+/** Where and how to start one HTTPS proxy instance. */
+export interface HttpsProxyStart {
+  /** The TLS port. */
+  readonly port: number;
+  /** The plain HTTP port of the same instance. */
+  readonly plainPort: number;
+  readonly upstreamPort: number;
+  readonly workers: number;
+  /** taskset CPU list for the proxy ('1' or '0-1'). */
+  readonly cpu: string;
+  readonly certificate: TlsCertificate;
+  readonly policy: TlsPolicy;
+  /** A path the backend serves with 200, to check that both ports forward. */
+  readonly probePath: string;
+}
+
+/** A running instance and what its TLS port negotiated with the probe. */
+export interface HttpsProxy {
+  readonly peer: Peer;
+  readonly negotiated: HttpsProbe;
+}
+
+/** One HTTPS proxy under test. */
+export interface HttpsProxySpec {
+  /** Short name used in tables and charts. */
+  readonly name: string;
+  /** How workers and TLS are configured (for the results page). */
+  readonly note: string;
+  /** Why it cannot run on this machine, or null when it can. */
+  unavailable(): string | null;
+  /** Starts an instance; resolves once both ports forward, throws with the reason if not. */
+  start(options: HttpsProxyStart): Promise<HttpsProxy>;
+}
+
+/** How long a peer has to answer its probes (Loch starts worker threads first). */
+const PROBE_TIMEOUT_MS = 15_000;
+
+/** Probes both ports of a started peer; stops it and throws (with its output) if either fails. */
+async function probed(peer: Peer, o: HttpsProxyStart): Promise<HttpsProxy> {
+  // A peer that exits (a bad config, a bad flag) fails at once, not after the probe's timeout.
+  const exited = peer.exited.then((code) => {
+    throw new Error(`exited with ${code} before serving`);
+  });
+  exited.catch(() => undefined);
+  try {
+    const negotiated = await Promise.race([
+      waitForHttps(o.port, o.probePath, '127.0.0.1', PROBE_TIMEOUT_MS),
+      exited,
+    ]);
+    await Promise.race([waitForHttp(o.plainPort, o.probePath, '127.0.0.1', PROBE_TIMEOUT_MS), exited]);
+    if (negotiated.protocol !== o.policy.version)
+      throw new Error(`negotiated ${negotiated.protocol}, the run asks for ${o.policy.version} only`);
+    return { peer, negotiated };
+  } catch (err) {
+    await peer.stop();
+    const output = peer.output().trim();
+    throw new Error(`${peer.name}: ${(err as Error).message}${output ? `\n${output}` : ''}`);
+  }
+}
+
+const nginx: HttpsProxySpec = {
+  name: 'nginx',
+  note:
+    'worker_processes N (`reuseport` when N > 1); `listen ... ssl`, `ssl_protocols` and `ssl_conf_command Ciphersuites` ' +
+    '(TLS 1.2: `ssl_ciphers`) from the policy; session tickets on (default), no session cache (default)',
+  unavailable: () => null,
+  async start(o) {
+    const peer = await startNginxTlsProxy({
+      port: o.port,
+      plainPort: o.plainPort,
+      upstreamPort: o.upstreamPort,
+      workers: o.workers,
+      cpu: o.cpu,
+      tls: { chain: o.certificate.chain, key: o.certificate.key, ...o.policy },
+    });
+    return probed(peer, o);
+  },
+};
+
+const haproxy: HttpsProxySpec = {
+  name: 'haproxy',
+  note:
+    'one process, nbthread N; `bind ... ssl crt <cert+key>` with `ssl-min-ver`/`ssl-max-ver` and `ciphersuites` ' +
+    '(TLS 1.2: `ciphers`) from the policy; session tickets on and its session cache (defaults)',
+  unavailable: () => null,
+  async start(o) {
+    const peer = await startHaproxyTls({
+      port: o.port,
+      plainPort: o.plainPort,
+      upstreamPort: o.upstreamPort,
+      workers: o.workers,
+      cpu: o.cpu,
+      tls: { combined: o.certificate.combined, ...o.policy },
+    });
+    return probed(peer, o);
+  },
+};
+
+/** Loch: `loch run -c <toml>` from apps/proxy's build, an HTTPS and an HTTP server in one config. */
+const loch: HttpsProxySpec = {
+  name: 'loch',
+  note:
+    'runtime.workers = N (worker threads, one io_uring ring each, SO_REUSEPORT listeners); ' +
+    '`tls = { chain, key }` plus `min_version`/`max_version` and `ciphersuites` (TLS 1.2: `ciphers`) from the policy; ' +
+    'session tickets with keys shared by all workers (default)',
+  unavailable: () => (existsSync(LOCH_CLI) ? null : `${LOCH_CLI} does not exist (run \`pnpm build\` first)`),
+  async start(o) {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-tls-'));
+    const config = join(dir, 'loch.toml');
+    const p = o.policy;
+    const suites =
+      p.version === 'TLSv1.3' ? `ciphersuites = "${p.ciphersuites}"` : `ciphers = "${p.ciphers}"`;
+    const server = (key: string, port: number, tls: string) => `[servers.${key}]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+access_log = false
+timeouts = { server_keepalive = "300s" }
+${tls}
+[[servers.${key}.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${o.upstreamPort}" }]
+`;
+    writeFileSync(
+      config,
+      `[runtime]
+workers = ${o.workers}
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+${server(
+  'https',
+  o.port,
+  `tls = { chain = "${o.certificate.chain}", key = "${o.certificate.key}", min_version = "${p.version}", max_version = "${p.version}", ${suites} }\n`,
+)}
+${server('http', o.plainPort, '')}`,
+    );
+    // LOCH_BENCH_NODE_ARGS: extra node flags for profiling runs, as in http-proxy.
+    const nodeArgs = (process.env.LOCH_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const peer = startPeer(
+      `loch (${o.workers}w)`,
+      process.execPath,
+      [...nodeArgs, LOCH_CLI, 'run', '-c', config],
+      {
+        cpu: o.cpu,
+      },
+    );
+    return probed(peer, o);
+  },
+};
+
+/** Every HTTPS proxy the benchmark knows, nginx first (the reference for ratios). */
+export const HTTPS_PROXIES: readonly HttpsProxySpec[] = [nginx, haproxy, loch];

@@ -1,0 +1,352 @@
+/**
+ * The HTTPS reverse proxy benchmark (issue 13, "Benchmark"), the TLS companion of http-proxy:
+ * wrk over TLS with keep-alive -> proxy terminating TLS -> the same plain nginx static backend,
+ * for nginx, HAProxy and Loch with 1 and 2 workers and every body size. Each proxy instance also
+ * serves plain HTTP on a second port, measured right after each HTTPS point, so the page shows
+ * what TLS adds to the CPU per request (HTTPS minus HTTP) beside the HTTPS cost itself. With
+ * --handshakes: server CPU per new-connection handshake (full and resumed, ECDSA P-256 and RSA
+ * 2048). Then memory per idle TLS (and plain) keep-alive connection. Writes
+ * bench/results/https.md (+ .json) and SVG charts; a run that leaves anything out or shortens it
+ * writes to results/partial/ instead. Never installs or builds anything.
+ *
+ * Usage: tsx --conditions=@loch/source https/run.ts [--sizes 128,3269,11268,165854]
+ *   [--workers 1,2] [--peers nginx,haproxy,loch] [--seconds N] [--warmup N] [--quick]
+ *   [--handshakes] [--idle-connections N] [--no-memory] [--tls-version 1.3|1.2]
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { openTree } from '../ab/tree.js';
+import { runnerArgs, TIMING_OPTIONS, timing } from '../lib/args.js';
+import { formatSize, MONOLAKE_SIZES, writeBodies } from '../lib/bodies.js';
+import {
+  freePort,
+  killLivePeers,
+  type Measurement,
+  machineSummary,
+  measure,
+  stopPeersOnSignal,
+  waitForHttp,
+} from '../lib/measure.js';
+import { type IdleMemory, idleConnectionMemory } from '../lib/memory.js';
+import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
+import { log } from '../lib/report.js';
+import { type TlsCertificate, tlsPolicy, writeTlsCertificates } from '../lib/tls-certs.js';
+import { handshakeCost, idleTlsConnectionMemory } from './clients.js';
+import { type HandshakePoint, type MemoryPoint, type RequestPoint, renderPage, writeCharts } from './page.js';
+import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec } from './peers.js';
+
+const { values: args } = parseArgs({
+  args: runnerArgs(),
+  options: {
+    ...TIMING_OPTIONS,
+    workers: { type: 'string', default: '1,2' },
+    sizes: { type: 'string' },
+    peers: { type: 'string' },
+    handshakes: { type: 'boolean', default: false },
+    'idle-connections': { type: 'string', default: '10000' },
+    'no-memory': { type: 'boolean', default: false },
+    'tls-version': { type: 'string', default: '1.3' },
+  },
+});
+
+const { quick, seconds, warmupSeconds } = timing(args);
+const workerCounts = args.workers.split(',').map(Number);
+const sizes = args.sizes ? args.sizes.split(',').map(Number) : MONOLAKE_SIZES;
+const wanted = args.peers?.split(',');
+const idleCount = Number(args['idle-connections']);
+if (args['tls-version'] !== '1.3' && args['tls-version'] !== '1.2') {
+  process.stderr.write(`--tls-version: 1.3 or 1.2, not ${args['tls-version']}\n`);
+  process.exit(2);
+}
+const policy = tlsPolicy(args['tls-version'] === '1.2' ? 'TLSv1.2' : 'TLSv1.3');
+const CONNECTIONS = 64;
+/** wrk, the backend and the handshake / idle clients share CPU 0; a 1-worker proxy has CPU 1. */
+const LOAD_CPU = '0';
+const cpuFor = (workers: number) => (workers === 1 ? '1' : '0-1');
+const MEMORY_PATH = '/128';
+/** Quiet time before each idle-memory reading (as http-proxy: steady state, after Loch's idle trim). */
+const IDLE_SETTLE_MS = 5000;
+/** A point with more failed requests or handshakes than this share is a failure, not a result. */
+const MAX_FAILED_SHARE = 0.01;
+
+/**
+ * The committed page needs everything at full length: all peers and sizes, 1 and 2 workers,
+ * handshakes, memory at 10,000 connections, default timing, TLS 1.3. Anything else is partial
+ * and writes to results/partial/ (git-ignored), so a quick check never replaces the reference.
+ */
+const partial = Boolean(
+  args.peers ||
+    args.sizes ||
+    args.seconds ||
+    args.warmup ||
+    quick ||
+    args.workers !== '1,2' ||
+    args['no-memory'] ||
+    !args.handshakes ||
+    idleCount !== 10_000 ||
+    policy.version !== 'TLSv1.3',
+);
+const here = fileURLToPath(new URL('.', import.meta.url));
+const resultsDir = join(here, '..', 'results', ...(partial ? ['partial'] : []));
+
+/** Thrown when a peer cannot be measured at all: the run stops (exit 1) instead of leaving it out. */
+class PeerNotServingError extends Error {
+  readonly code = 'ERR_BENCH_PEER_NOT_SERVING';
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const loadBefore = loadavg();
+  const specs: HttpsProxySpec[] = [];
+  for (const name of wanted ?? HTTPS_PROXIES.map((s) => s.name)) {
+    const spec = HTTPS_PROXIES.find((s) => s.name === name);
+    if (spec === undefined)
+      throw new PeerNotServingError(
+        `--peers: unknown peer ${name} (${HTTPS_PROXIES.map((s) => s.name).join(', ')})`,
+      );
+    const reason = spec.unavailable();
+    if (reason !== null) throw new PeerNotServingError(`${spec.name}: not available (${reason})`);
+    specs.push(spec);
+  }
+  const warnings: string[] = [];
+  if (specs.some((s) => s.name === 'loch')) {
+    const stale = openTree('loch', join(here, '..', '..')).staleBuilds;
+    if (stale.length) {
+      warnings.push(
+        `sources newer than the build in ${stale.join(', ')}: loch runs the build (\`pnpm build\`).`,
+      );
+      log(`WARNING: ${warnings.at(-1)}`);
+    }
+  }
+  const certs = writeTlsCertificates();
+  log(`certificates (openssl req): ${certs.ecdsa.chain}, ${certs.rsa.chain}`);
+  const root = writeBodies([...new Set([...sizes, 128])]);
+  const backendPort = await freePort();
+  const backend: NginxPeer = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU });
+  await waitForHttp(backendPort, '/128');
+  log(`backend nginx on 127.0.0.1:${backendPort} (CPU ${LOAD_CPU}), bodies in ${root}`);
+
+  const points: RequestPoint[] = [];
+  const handshakes: HandshakePoint[] = [];
+  const memory: MemoryPoint[] = [];
+  const negotiated = new Map<string, string>();
+  const failures: string[] = [];
+  const names = specs.map((s) => s.name);
+
+  /** Starts `spec` on fresh ports; a peer that does not serve HTTPS stops the run. */
+  const start = async (spec: HttpsProxySpec, workers: number, certificate: TlsCertificate) => {
+    const port = await freePort();
+    const plainPort = await freePort();
+    let proxy: HttpsProxy;
+    try {
+      proxy = await spec.start({
+        port,
+        plainPort,
+        upstreamPort: backendPort,
+        workers,
+        cpu: cpuFor(workers),
+        certificate,
+        policy,
+        probePath: '/128',
+      });
+    } catch (err) {
+      throw new PeerNotServingError(`${spec.name} does not serve HTTPS: ${(err as Error).message}`);
+    }
+    const n = proxy.negotiated;
+    negotiated.set(spec.name, `${n.protocol}, ${n.cipher}, ${n.group}`);
+    return { ...proxy, port, plainPort };
+  };
+  const writeResults = () => {
+    mkdirSync(resultsDir, { recursive: true });
+    writeCharts(resultsDir, { points, handshakes, sizes, workerCounts, names });
+    const page = renderPage({
+      command: `pnpm --filter @loch/bench bench:https${runnerArgs().length ? ` -- ${runnerArgs().join(' ')}` : ''}`,
+      started,
+      loadBefore,
+      machine: machineSummary(),
+      quick,
+      partial,
+      seconds,
+      warmupSeconds,
+      connections: CONNECTIONS,
+      policy,
+      certificate: certs.ecdsa.kind,
+      idleCount,
+      idleSettleMs: IDLE_SETTLE_MS,
+      memoryPath: MEMORY_PATH,
+      cpuFor,
+      sizes,
+      workerCounts,
+      specs,
+      negotiated,
+      points,
+      handshakes,
+      memory,
+      failures,
+      warnings,
+    });
+    writeFileSync(join(resultsDir, 'https.md'), page);
+    writeFileSync(
+      join(resultsDir, 'https.json'),
+      `${JSON.stringify({ started, machine: machineSummary(), seconds, warmupSeconds, policy, negotiated: [...negotiated], points, handshakes, memory, failures }, null, 2)}\n`,
+    );
+    log(`wrote ${join(resultsDir, 'https.md')}`);
+  };
+
+  /** One wrk point, or undefined after recording why it failed. */
+  const point = async (
+    what: string,
+    peer: HttpsProxy['peer'],
+    url: string,
+  ): Promise<Measurement | undefined> => {
+    try {
+      const m = await measure(peer, url, { connections: CONNECTIONS, seconds, warmupSeconds, cpu: LOAD_CPU });
+      if (m.requests === 0 || m.errors > m.requests * MAX_FAILED_SHARE)
+        throw new Error(`${m.requests} requests, ${m.errors} errors`);
+      return m;
+    } catch (err) {
+      const reason = (err as Error).message.split('\n').slice(0, 2).join(' ');
+      failures.push(`${what}: ${reason}`);
+      log(`${what}: FAILED (${reason})`);
+      return undefined;
+    }
+  };
+
+  try {
+    for (const workers of workerCounts) {
+      for (const spec of specs) {
+        let proxy = await start(spec, workers, certs.ecdsa);
+        try {
+          for (const size of sizes) {
+            const what = `${spec.name} ${workers}w ${formatSize(size)}`;
+            const https = await point(`${what} https`, proxy.peer, `https://127.0.0.1:${proxy.port}/${size}`);
+            const http = await point(
+              `${what} http`,
+              proxy.peer,
+              `http://127.0.0.1:${proxy.plainPort}/${size}`,
+            );
+            if (https === undefined || http === undefined) {
+              // A fresh instance for the next size, as http-proxy does after a failed point.
+              await proxy.peer.stop();
+              proxy = await start(spec, workers, certs.ecdsa);
+              continue;
+            }
+            points.push({ proxy: spec.name, workers, size, https, http });
+            log(
+              `${what}: https ${Math.round(https.requestsPerSecond)} req/s, p50 ${https.p50Ms} ms, p99 ${https.p99Ms} ms, ` +
+                `${https.cpuUsPerRequest.toFixed(1)} us/req; http ${http.cpuUsPerRequest.toFixed(1)} us/req; ` +
+                `TLS adds ${(https.cpuUsPerRequest - http.cpuUsPerRequest).toFixed(1)} us/req`,
+            );
+          }
+        } finally {
+          await proxy.peer.stop();
+        }
+      }
+    }
+    writeResults();
+
+    if (args.handshakes) {
+      for (const workers of workerCounts) {
+        for (const certificate of [certs.ecdsa, certs.rsa]) {
+          for (const spec of specs) {
+            const proxy = await start(spec, workers, certificate);
+            try {
+              for (const mode of ['full', 'resumed'] as const) {
+                const what = `${spec.name} ${workers}w ${certificate.kind} ${mode}`;
+                const h = await handshakeCost(proxy.peer, proxy.port, {
+                  mode,
+                  seconds,
+                  warmupSeconds,
+                  clientCpu: LOAD_CPU,
+                });
+                if (h.handshakes === 0 || h.failed > h.handshakes * MAX_FAILED_SHARE) {
+                  const reason = `${h.handshakes} handshakes, ${h.failed} failed (${h.lastError})`;
+                  failures.push(`${what}: ${reason}`);
+                  log(`${what}: FAILED (${reason})`);
+                  continue;
+                }
+                handshakes.push({ proxy: spec.name, workers, kind: certificate.kind, mode, h });
+                log(
+                  `${what}: ${Math.round(h.handshakesPerSecond)} handshakes/s (client-bound), ` +
+                    `server ${h.cpuUsPerHandshake.toFixed(0)} us/handshake, resumed ${h.resumed}/${h.handshakes}` +
+                    (h.noTicket ? `, ${h.noTicket} without a ticket` : '') +
+                    (h.failed ? `, ${h.failed} failed` : ''),
+                );
+              }
+            } finally {
+              await proxy.peer.stop();
+            }
+          }
+        }
+      }
+      writeResults();
+    }
+
+    if (!args['no-memory']) {
+      for (const spec of specs) {
+        const tls = await idleReading(spec, 'https');
+        const plain = await idleReading(spec, 'http');
+        if (tls === undefined) continue;
+        memory.push({ proxy: spec.name, tls, ...(plain === undefined ? {} : { plain }) });
+        writeResults();
+      }
+    }
+  } finally {
+    await backend.stop();
+  }
+  writeResults();
+  if (failures.length) {
+    log(`${failures.length} point(s) failed (listed on the page)`);
+    process.exitCode = 1;
+  }
+
+  /** One idle-memory reading of a fresh 1-worker instance on its TLS or its plain port. */
+  async function idleReading(
+    spec: HttpsProxySpec,
+    scheme: 'https' | 'http',
+  ): Promise<IdleMemory | undefined> {
+    const proxy = await start(spec, 1, certs.ecdsa);
+    const what = `${spec.name} idle ${scheme}`;
+    try {
+      const port = scheme === 'https' ? proxy.port : proxy.plainPort;
+      // One short load first, so the baseline includes pools, TLS state and JIT warmed by traffic.
+      await measure(proxy.peer, `${scheme}://127.0.0.1:${port}${MEMORY_PATH}`, {
+        connections: CONNECTIONS,
+        seconds: 1,
+        cpu: LOAD_CPU,
+      });
+      const options = { count: idleCount, path: MEMORY_PATH, clientCpu: LOAD_CPU, settleMs: IDLE_SETTLE_MS };
+      const i =
+        scheme === 'https'
+          ? await idleTlsConnectionMemory(proxy.peer, port, options)
+          : await idleConnectionMemory(proxy.peer, port, options);
+      log(
+        `${what}: ${i.connections} conns (${i.failed} failed), RSS ${i.baselineKiB} -> ${i.idleKiB} KiB, ` +
+          `${Math.round(i.bytesPerConnection)} B/conn`,
+      );
+      if (i.failed > idleCount * MAX_FAILED_SHARE)
+        throw new Error(`${i.failed} of ${idleCount} connections failed`);
+      return { ...i, peer: spec.name };
+    } catch (err) {
+      const reason = (err as Error).message.split('\n').slice(0, 2).join(' ');
+      failures.push(`${what}: ${reason}`);
+      log(`${what}: FAILED (${reason})`);
+      return undefined;
+    } finally {
+      await proxy.peer.stop();
+    }
+  }
+}
+
+stopPeersOnSignal();
+// An error or a normal end leaves nothing listening either (clients.ts kills its own clients).
+process.once('exit', killLivePeers);
+try {
+  await main();
+} catch (err) {
+  log(`FAILED: ${(err as Error).message}`);
+  process.exitCode = 1;
+}
