@@ -215,6 +215,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
     expect(res!.frame.transforms).toEqual([THeaderTransform.ZLIB]);
   });
 
+  it('carries npm thrift THeader clients (binary and compact), routed by their isn header', async () => {
+    for (const protocol of ['binary', 'compact'] as const) {
+      const client = await NpmClient.connect(port, protocol, 'header');
+      clients.push(client);
+      client.output.setWriteHeader('isn', 'Loch');
+      expect(await client.call('hdr', protocol)).toBe(`L:theader:${protocol}:hdr:${protocol}`);
+    }
+  });
+
   it.skipIf(!hasPython)('carries python3-thrift clients and servers (framed binary, THeader)', async () => {
     expect(await pythonClient(port, 'framed', 'binary', 'echo', ['p1', 'p2'])).toEqual([
       expect.stringMatching(/^[AB]:echo:p1$/),

@@ -154,10 +154,19 @@ export class NpmClient {
   ) {}
 
   /** Connects to 127.0.0.1:port. */
-  static async connect(port: number, protocol: ProtocolName = 'binary'): Promise<NpmClient> {
+  static async connect(
+    port: number,
+    protocol: ProtocolName = 'binary',
+    transport: 'framed' | 'header' = 'framed',
+  ): Promise<NpmClient> {
+    const header = transport === 'header';
     const connection = thrift.createConnection('127.0.0.1', port, {
-      transport: thrift.TFramedTransport,
-      protocol: protocol === 'binary' ? thrift.TBinaryProtocol : thrift.TCompactProtocol,
+      transport: header ? thrift.TBufferedTransport : thrift.TFramedTransport,
+      protocol: header
+        ? thrift.THeaderProtocol
+        : protocol === 'binary'
+          ? thrift.TBinaryProtocol
+          : thrift.TCompactProtocol,
     });
     connection.on('error', () => {});
     await new Promise<void>((resolve, reject) => {
@@ -166,6 +175,7 @@ export class NpmClient {
     });
     const client = thrift.createClient(NpmClient, connection) as NpmClient;
     client.connection = connection;
+    if (header && protocol === 'compact') client.output.setProtocolId(2);
     // npm thrift hands a reply to `recv_<name>`: answer every name.
     const proxied = new Proxy(client, {
       get: (target, p, receiver) =>
@@ -200,7 +210,8 @@ export class NpmClient {
     p.writeMessageBegin(method, type, seqid);
     npmWriteText(p, text, 1);
     p.writeMessageEnd();
-    this.output.flush();
+    // THeaderProtocol frames the message itself; the others leave it to the transport.
+    p.flush ? p.flush() : this.output.flush();
   }
 
   recv(input: NpmProtocol, mtype: number, rseqid: number): void {
