@@ -258,7 +258,7 @@ describe('worker supervision', () => {
   });
 
   for (const driver of ['legacy', 'uring'] as const) {
-    it(`a worker crashing on the ${driver} driver leaves no descriptor behind; its replacement serves`, async (test) => {
+    it(`a worker crashing or terminated on the ${driver} driver leaves no descriptor behind; its replacement serves`, async (test) => {
       const available = await createRuntime({ driver, log: () => undefined }).then(
         (runtime) => runtime.close().then(() => true),
         () => false,
@@ -281,9 +281,11 @@ describe('worker supervision', () => {
       // Let both workers settle (accepts armed), then count.
       for (let i = 0; i < 10; i++) await whoServes(port);
       const before = fds();
-      for (let round = 1; round <= 3; round++) {
+      // An uncaught error, an exit, and a termination by fail() (accepts still in flight).
+      for (const how of ['throw', 'exit', 'fail'] as const) {
         const restarted = once(p, 'restart');
-        crashWorker(p, 1, 'throw');
+        if (how === 'fail') p.fail(1, new Error('terminated by the test'));
+        else crashWorker(p, 1, how);
         await restarted;
       }
       const served = new Set<string>();

@@ -9,10 +9,12 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { get, type IncomingMessage } from 'node:http';
 import * as net from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { debugCrashWorker } from '../../src/proxy/run.js';
 import {
   availableDrivers,
+  curl,
   freePort,
   type Loch,
   type Nginx,
@@ -214,6 +216,39 @@ describe.each(drivers)('worker supervision (driver %s)', (driver) => {
     }
     expect(await loch.stop()).toBe(0);
   }, 180_000);
+
+  it('replaces worker 0 with its Unix listener: the replacement takes over the socket path', async (test) => {
+    // The io_uring driver's listenUnix ignores `removeStale` (packages/uring-runtime
+    // src/uring/driver.ts), so the socket file the dead worker left makes every replacement
+    // fail with EADDRINUSE and worker 0 ends in a crash loop (loch serves TCP on worker 1).
+    if (driver === 'uring') test.skip('the uring driver does not remove a stale Unix socket yet');
+    const port = await freePort();
+    const path = join(dir, `loch-${driver}.sock`);
+    const text = `${config(port, A)}
+[servers.sock]
+listener = { type = "unix", value = "${path}" }
+
+[[servers.sock.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${B}" }]
+`;
+    const loch = await startLoch(
+      dir,
+      text,
+      { LOCH_DRIVER: driver, LOCH_DEBUG_CRASH_WORKER: '0' },
+      `unix-${driver}.toml`,
+    );
+    try {
+      expect((await curl(['--unix-socket', path, 'http://loch/u'])).out).toMatch(/^B \/u /);
+      expect(await crashOnce(loch, 0)).toBe('restarted');
+      expect((await curl(['--unix-socket', path, 'http://loch/u2'])).out).toMatch(/^B \/u2 /);
+      expect(await fetchOnce(port, '/t')).toMatch(/^A \/t /);
+    } catch (error) {
+      await loch.stop();
+      throw new Error(`${(error as Error).message}\nloch's stderr:\n${loch.stderr()}`, { cause: error });
+    }
+    expect(await loch.stop()).toBe(0);
+  }, 120_000);
 
   it('exits 1 once every worker is in a crash loop', async () => {
     const port = await freePort();
