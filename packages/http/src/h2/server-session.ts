@@ -31,7 +31,7 @@
  *
  * Not for the protocol choice (../server.ts) nor the wire codec (frames, HPACK).
  */
-import { FixedBody, type HttpBody, nextNow } from '../body.js';
+import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from '../body.js';
 import { HttpError, HttpTimeoutError } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
@@ -51,6 +51,7 @@ import {
   FRAME_HEADER_LENGTH,
   FrameFlag,
   FrameType,
+  type HeadersFrameOptions,
   type Http2Priority,
   type Http2SettingsUpdate,
   headersFramesLength,
@@ -70,6 +71,8 @@ import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** Octets of the output arena small frames are written into (a new one when full). */
+const ARENA_SIZE = 16 * 1024;
 /** WINDOW_UPDATE increments below this count against the flood budget. */
 const SMALL_WINDOW_UPDATE = 1024;
 /** Lingering close after GOAWAY: how long and how much to read away. */
@@ -131,6 +134,9 @@ export class H2ServerSession<Cx>
   private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   /** Our SETTINGS were acknowledged (our windows and frame size apply). */
   private settingsAcked = false;
+  /** HEADERS frame options for the peer's frame size (made again when it changes). */
+  private headersEnd: HeadersFrameOptions = { endStream: true, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
+  private headersOpen: HeadersFrameOptions = { maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
   /** Streams whose response waits for the connection window. */
   private readonly blocked = new Set<H2ServerStream>();
 
@@ -141,7 +147,11 @@ export class H2ServerSession<Cx>
   private readonly empties: FloodCounter;
   private readonly windowUpdates: FloodCounter;
 
-  // Output: frames queued since the last flush, and the write in flight.
+  // Output: frames queued since the last flush (the arena's unqueued region first goes to `out`
+  // by seal()), and the write in flight.
+  private arena = new Uint8Array(ARENA_SIZE);
+  private arenaStart = 0;
+  private arenaPos = 0;
   private out: Uint8Array[] = [];
   private outBytes = 0;
   private writing = false;
@@ -641,7 +651,7 @@ export class H2ServerSession<Cx>
     let body: HttpBody;
     if (endStream) {
       s.remoteClosed = true;
-      body = new FixedBody(new Uint8Array(0));
+      body = EMPTY_BODY;
     } else {
       s.body = new H2RequestBody(s, contentLength);
       body = s.body;
@@ -674,40 +684,78 @@ export class H2ServerSession<Cx>
       this.release(s);
       return;
     }
-    void this.runStream(s, req);
+    this.runStream(s, req);
   }
 
-  /** Runs the handler for a stream's request and writes its answer. Never rejects. */
-  private async runStream(s: H2ServerStream, req: HttpServerRequest<Cx>): Promise<void> {
-    const server = this.server;
+  /**
+   * Runs the handler for a stream's request and writes its answer; a synchronous handler with a
+   * body at hand is answered without a promise (the async path only where something waits).
+   */
+  private runStream(s: H2ServerStream, req: HttpServerRequest<Cx>): void {
+    let out: HttpResponse | Promise<HttpResponse>;
+    try {
+      out = this.server.handler.call(req);
+    } catch (e) {
+      out = this.handlerFailed(e);
+    }
+    if (out instanceof Promise) void this.awaitHandler(s, req.method, out);
+    else this.answer(s, req.method, out);
+  }
+
+  private async awaitHandler(s: H2ServerStream, method: string, out: Promise<HttpResponse>): Promise<void> {
     let res: HttpResponse;
     try {
-      const out = server.handler.call(req);
-      res = out instanceof Promise ? await out : out;
-      if (
-        res === null ||
-        typeof res !== 'object' ||
-        typeof res.status !== 'number' ||
-        res.headers === undefined ||
-        res.body === undefined
-      ) {
-        throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse');
-      }
-      if (res.status < 200 || res.status > 599 || !Number.isInteger(res.status)) {
-        await closeBody(res.body);
-        throw new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, `handler returned status ${res.status}`);
-      }
+      res = await out;
     } catch (e) {
-      if (!(e instanceof Http2StreamResetError)) server.onError(e);
-      res = errorResponse(e);
+      res = this.handlerFailed(e);
     }
+    this.answer(s, method, res);
+  }
+
+  /** A handler failed: reported (unless its stream was reset), answered 500 or its status. */
+  private handlerFailed(e: unknown): HttpResponse {
+    if (!(e instanceof Http2StreamResetError)) this.server.onError(e);
+    return errorResponse(e);
+  }
+
+  /** Checks a handler's answer and writes it; the stream ends once it is out. Never throws. */
+  private answer(s: H2ServerStream, method: string, out: HttpResponse): void {
+    let res = out;
+    if (
+      res === null ||
+      typeof res !== 'object' ||
+      typeof res.status !== 'number' ||
+      res.headers === undefined ||
+      res.body === undefined
+    ) {
+      res = this.handlerFailed(
+        new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse'),
+      );
+    } else if (res.status < 200 || res.status > 599 || !Number.isInteger(res.status)) {
+      void closeBody(res.body);
+      res = this.handlerFailed(
+        new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, `handler returned status ${res.status}`),
+      );
+    }
+    let p: Promise<void> | undefined;
     try {
-      await this.respond(s, req.method, res);
+      p = this.respond(s, method, res);
     } catch (e) {
-      // The response could not be sent (its body failed, the stream or connection ended).
-      if (!(e instanceof Http2StreamResetError)) server.onError(e);
-      if (!s.localClosed) this.resetStream(s, Http2ErrorCode.INTERNAL_ERROR, false);
+      this.responseFailed(s, e);
+      return;
     }
+    if (p === undefined) this.endStream(s);
+    else
+      p.then(
+        () => this.endStream(s),
+        (e: unknown) => this.responseFailed(s, e),
+      );
+  }
+
+  /** The response could not be sent (its body failed, the stream or connection ended). */
+  private responseFailed(s: H2ServerStream, e: unknown): void {
+    if (!(e instanceof Http2StreamResetError)) this.server.onError(e);
+    if (!s.localClosed) this.resetStream(s, Http2ErrorCode.INTERNAL_ERROR, false);
     this.endStream(s);
   }
 
@@ -808,9 +856,8 @@ export class H2ServerSession<Cx>
         }
       }
     }
-    const ack = new Uint8Array(FRAME_HEADER_LENGTH);
-    writeSettingsAck(ack, 0);
-    this.queue(ack);
+    const at = this.reserve(FRAME_HEADER_LENGTH);
+    writeSettingsAck(this.arena, at);
   }
 
   /** @internal */
@@ -833,9 +880,8 @@ export class H2ServerSession<Cx>
   onPing(data: Uint8Array, ack: boolean): void {
     if (this.pings.hit(performance.now())) throw calm('PING flood');
     if (ack) return;
-    const out = new Uint8Array(FRAME_HEADER_LENGTH + 8);
-    writePing(out, 0, data, true);
-    this.queue(out);
+    const at = this.reserve(FRAME_HEADER_LENGTH + 8);
+    writePing(this.arena, at, data, true);
   }
 
   /** @internal */
@@ -972,7 +1018,21 @@ export class H2ServerSession<Cx>
     // A sized body announces its length (HEAD: the length the GET would have).
     const length = status === 204 || status === 304 ? -1 : body.kind === 'stream' ? -1 : body.length;
     const endAtHead = noBody || body.kind === 'empty' || (fixed !== null && fixed.length === 0);
-    this.writeHead(s, status, res.headers, length, endAtHead);
+    if (
+      !endAtHead &&
+      fixed !== null &&
+      fixed.length <= s.sendWindow &&
+      fixed.length <= this.sendWindow &&
+      fixed.length <= this.peerMaxFrameSize
+    ) {
+      // The usual small answer: HEADERS and the one DATA frame (END_STREAM) in one buffer.
+      this.writeHead(s, status, res.headers, length, false, fixed);
+      s.sendWindow -= fixed.length;
+      this.sendWindow -= fixed.length;
+      s.localClosed = true;
+      return undefined;
+    }
+    this.writeHead(s, status, res.headers, length, endAtHead, null);
     if (endAtHead) {
       s.localClosed = true;
       if (!(body instanceof FixedBody)) void closeBody(body);
@@ -994,6 +1054,7 @@ export class H2ServerSession<Cx>
     headers: HttpHeaders,
     length: number,
     endStream: boolean,
+    data: Uint8Array | null,
   ): void {
     const enc = this.hpackOut;
     enc.begin();
@@ -1015,15 +1076,35 @@ export class H2ServerSession<Cx>
     if (!hasDate && date !== null) enc.addField('date', date());
     if (length >= 0) enc.addField('content-length', String(length));
     s.headersSent = true;
-    this.queueHeaders(s.id, enc.finish(), endStream);
+    this.queueHeaders(s.id, enc.finish(), endStream, data);
   }
 
-  private queueHeaders(streamId: number, block: Uint8Array, endStream: boolean): void {
+  /**
+   * Queues a header block as HEADERS (+ CONTINUATION) frames; with `data`, a DATA frame with
+   * END_STREAM follows in the same buffer (the caller checked the windows).
+   */
+  private queueHeaders(
+    streamId: number,
+    block: Uint8Array,
+    endStream: boolean,
+    data: Uint8Array | null = null,
+  ): void {
+    const o = endStream ? this.headersEnd : this.headersOpen;
     const max = this.peerMaxFrameSize;
-    const o = endStream ? { endStream: true, maxFrameSize: max } : { maxFrameSize: max };
-    const out = new Uint8Array(headersFramesLength(block.length, o));
-    writeHeaders(out, 0, streamId, block, o);
-    this.queue(out);
+    if (o.maxFrameSize !== max) {
+      this.headersEnd = { endStream: true, maxFrameSize: max };
+      this.headersOpen = { maxFrameSize: max };
+      this.queueHeaders(streamId, block, endStream, data);
+      return;
+    }
+    const head = headersFramesLength(block.length, o);
+    const at = this.reserve(data === null ? head : head + FRAME_HEADER_LENGTH + data.length);
+    const out = this.arena;
+    writeHeaders(out, at, streamId, block, o);
+    if (data !== null) {
+      writeFrameHeader(out, at + head, data.length, FrameType.DATA, FrameFlag.END_STREAM, streamId);
+      out.set(data, at + head + FRAME_HEADER_LENGTH);
+    }
   }
 
   /**
@@ -1038,10 +1119,10 @@ export class H2ServerSession<Cx>
       const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
       if (room <= 0) return off;
       const last = end && off + room === total;
-      const frame = new Uint8Array(FRAME_HEADER_LENGTH + room);
-      writeFrameHeader(frame, 0, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
-      frame.set(data.subarray(off, off + room), FRAME_HEADER_LENGTH);
-      this.queue(frame);
+      const at = this.reserve(FRAME_HEADER_LENGTH + room);
+      const frame = this.arena;
+      writeFrameHeader(frame, at, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
+      frame.set(data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
       s.sendWindow -= room;
       this.sendWindow -= room;
       off += room;
@@ -1053,9 +1134,8 @@ export class H2ServerSession<Cx>
 
   /** An empty DATA frame with END_STREAM. */
   private endData(s: H2ServerStream): void {
-    const frame = new Uint8Array(FRAME_HEADER_LENGTH);
-    writeFrameHeader(frame, 0, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
-    this.queue(frame);
+    const at = this.reserve(FRAME_HEADER_LENGTH);
+    writeFrameHeader(this.arena, at, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
     s.localClosed = true;
   }
 
@@ -1155,23 +1235,51 @@ export class H2ServerSession<Cx>
 
   // ---- Output ----
 
+  /** Queues a frame made elsewhere (our SETTINGS, GOAWAY), after what the arena holds. */
   private queue(frame: Uint8Array): void {
     if (this.state === CLOSED) return;
+    this.seal();
     this.out.push(frame);
     this.outBytes += frame.length;
     if (!this.inFeed) this.scheduleFlush();
   }
 
+  /**
+   * Room for a frame of `n` octets in the output arena; returns its offset in `this.arena`
+   * (read the field after the call: a full arena is replaced). Frames are written back to back
+   * into one buffer, so the usual flush is one view of it; a region once queued is never
+   * written again (the write in flight may still read it), and a full arena is left to the GC.
+   */
+  private reserve(n: number): number {
+    if (this.arenaPos + n > this.arena.length) {
+      this.seal();
+      this.arena = new Uint8Array(Math.max(ARENA_SIZE, n));
+      this.arenaStart = 0;
+      this.arenaPos = 0;
+    }
+    const at = this.arenaPos;
+    this.arenaPos = at + n;
+    this.outBytes += n;
+    if (!this.inFeed) this.scheduleFlush();
+    return at;
+  }
+
+  /** Moves the arena's unqueued frames to the output list. */
+  private seal(): void {
+    if (this.arenaPos > this.arenaStart) {
+      this.out.push(this.arena.subarray(this.arenaStart, this.arenaPos));
+      this.arenaStart = this.arenaPos;
+    }
+  }
+
   private queueRst(streamId: number, code: number): void {
-    const out = new Uint8Array(FRAME_HEADER_LENGTH + 4);
-    writeRstStream(out, 0, streamId, code);
-    this.queue(out);
+    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
+    writeRstStream(this.arena, at, streamId, code);
   }
 
   private queueWindowUpdate(streamId: number, increment: number): void {
-    const out = new Uint8Array(FRAME_HEADER_LENGTH + 4);
-    writeWindowUpdate(out, 0, streamId, increment);
-    this.queue(out);
+    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
+    writeWindowUpdate(this.arena, at, streamId, increment);
   }
 
   private scheduleFlush(): void {
@@ -1182,7 +1290,9 @@ export class H2ServerSession<Cx>
 
   /** Writes everything queued in one writeTo (when none is in flight). */
   private flush(): void {
-    if (this.writing || this.out.length === 0 || this.state === CLOSED) return;
+    if (this.writing || this.state === CLOSED) return;
+    this.seal();
+    if (this.out.length === 0) return;
     const bufs = this.out;
     this.out = [];
     this.writingBytes = this.outBytes;
@@ -1210,7 +1320,7 @@ export class H2ServerSession<Cx>
       return;
     }
     if (this.state === CLOSED) return;
-    if (this.out.length > 0) this.flush();
+    if (this.out.length > 0 || this.arenaPos > this.arenaStart) this.flush();
     if (this.outBytes + this.writingBytes <= this.shared.limits.maxOutputBuffer) {
       if (this.drainWaiters.length > 0) {
         const w = this.drainWaiters;
@@ -1306,6 +1416,7 @@ export class H2ServerSession<Cx>
     this.lingerTimer = null;
     this.out = [];
     this.outBytes = 0;
+    this.arenaStart = this.arenaPos;
     this.failStreams(Http2ErrorCode.CANCEL, 'peer');
     const stream = this.stream;
     void stream
