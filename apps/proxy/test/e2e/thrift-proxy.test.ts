@@ -87,6 +87,10 @@ timeouts = { upstream_connect = "1s", upstream_call = "700ms" }
 route = { load_balancer = "round_robin", upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:${a.port}" } }, { endpoint = "127.0.0.1:${b.port}" }] }
 
 [[servers.rpc.routes]]
+method = "down"
+upstreams = [{ endpoint = "127.0.0.1:${await freePort()}" }]
+
+[[servers.rpc.routes]]
 method = "slow"
 upstreams = [{ endpoint = "127.0.0.1:${silent.port}" }]
 
@@ -245,6 +249,19 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
     // The next call on the connection is answered only after the oneway was forwarded.
     await client.call('echo', 'after');
     await expect.poll(() => [...a.oneways, ...b.oneways]).toEqual(['n1']);
+  });
+
+  it('answers a refused upstream with INTERNAL_ERROR naming it; the connection goes on', async () => {
+    const client = await npm();
+    const error = await client.call('down', 'd').catch((e: unknown) => e);
+    expect(error).toMatchObject({ type: TApplicationExceptionType.INTERNAL_ERROR });
+    expect((error as Error).message).toMatch(
+      /^loch: upstream 127\.0\.0\.1:\d+: connect failed: .*\(ERR_LOCH_THRIFT_UPSTREAM_REFUSED\)$/,
+    );
+    expect(await client.call('echo', 'next')).toMatch(/^[AB]:echo:next$/);
+    await expect
+      .poll(() => loch.stdout(), { timeout: 5000 })
+      .toMatch(/ rpc 127\.0\.0\.1:\d+ CALL down 502 0 /);
   });
 
   it('answers a slow upstream with INTERNAL_ERROR naming the timeout; the connection goes on', async () => {
