@@ -99,7 +99,7 @@ method = ["crash", "crash2"]
 upstreams = [{ endpoint = "127.0.0.1:${crasher.port}" }]
 
 [[servers.rpc.routes]]
-method = ["extra", "wrongseq", "fine"]
+method = ["extra", "wrongseq", "fine", "appex"]
 upstreams = [{ endpoint = "127.0.0.1:${raw.port}" }]
 
 [[servers.rpc.routes]]
@@ -303,6 +303,14 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }]
       /the reply has seq id \d+, the call \d+ \(ERR_LOCH_THRIFT_UPSTREAM_PROTOCOL\)/,
     );
     expect(await client.call('fine', '6')).toBe('raw:fine');
+    expect(raw.connections()).toBe(3);
+    // An upstream's own EXCEPTION message is relayed as it is, and the connection stays pooled.
+    const relayed = await client.call('appex', '7').catch((e: unknown) => e);
+    expect(relayed).toMatchObject({
+      type: TApplicationExceptionType.WRONG_METHOD_NAME,
+      message: 'raw says no',
+    });
+    expect(await client.call('fine', '8')).toBe('raw:fine');
     expect(raw.connections()).toBe(3);
   });
 

@@ -20,6 +20,8 @@ import {
   type ProtocolReader,
   type ProtocolWriter,
   readMessageHeader,
+  TApplicationException,
+  TApplicationExceptionType,
   ThriftClient,
   ThriftServer,
   TType,
@@ -342,8 +344,8 @@ export function pythonClient(
 
 /**
  * A framed-binary upstream that misbehaves on purpose, by method name: `extra` answers and
- * sends 3 bytes more in the same write, `wrongseq` answers with another seq id; any other name
- * is answered properly. Counts connections (to see whether loch reused one).
+ * sends 3 bytes more in the same write, `wrongseq` answers with another seq id, `appex` answers
+ * an EXCEPTION message (WRONG_METHOD_NAME "raw says no"); any other name is answered properly. Counts connections (to see whether loch reused one).
  */
 export async function misbehavingUpstream(): Promise<{
   port: number;
@@ -364,11 +366,17 @@ export async function misbehavingUpstream(): Promise<{
         const frame = buf.subarray(4, 4 + buf.readUInt32BE(0));
         buf = buf.subarray(4 + frame.length);
         const { name, seqId } = readMessageHeader('binary', new Uint8Array(frame));
-        const w = createWriter('binary');
-        w.writeMessageBegin(name, MessageType.REPLY, name === 'wrongseq' ? seqId + 1 : seqId);
-        writeText(`raw:${name}`, 0)(w);
-        w.writeMessageEnd();
-        const payload = w.finish();
+        let payload: Uint8Array;
+        if (name === 'appex') {
+          const x = new TApplicationException(TApplicationExceptionType.WRONG_METHOD_NAME, 'raw says no');
+          payload = x.toMessage('binary', name, seqId);
+        } else {
+          const w = createWriter('binary');
+          w.writeMessageBegin(name, MessageType.REPLY, name === 'wrongseq' ? seqId + 1 : seqId);
+          writeText(`raw:${name}`, 0)(w);
+          w.writeMessageEnd();
+          payload = w.finish();
+        }
         const prefix = Buffer.alloc(4);
         prefix.writeUInt32BE(payload.byteLength);
         const extra = name === 'extra' ? Buffer.from([0, 0, 0]) : Buffer.alloc(0);
