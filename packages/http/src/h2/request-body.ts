@@ -19,8 +19,8 @@ export interface H2BodyOwner {
   onBodyConsumed(n: number): void;
   /** The handler waits for data (true) or got it (false): the body deadline. */
   onBodyWait(waiting: boolean): void;
-  /** The handler stopped reading (return()) before the end: discard what comes. */
-  onBodyAbandoned(): void;
+  /** The handler stopped reading (return()) before the end, dropping `buffered` octets: discard what comes. */
+  onBodyAbandoned(buffered: number): void;
 }
 
 const DONE: IteratorResult<Uint8Array> = Object.freeze({ done: true, value: undefined });
@@ -157,9 +157,10 @@ export class H2RequestBody implements HttpBody, ReadyBodyIterator {
   return(): Promise<IteratorResult<Uint8Array>> {
     if (!this.#finished) {
       this.#finished = true;
+      const dropped = this.buffered;
       this.#chunks = [];
       this.#head = 0;
-      if (!this.#ended && this.#error === null) this.#owner.onBodyAbandoned();
+      if (!this.#ended && this.#error === null) this.#owner.onBodyAbandoned(dropped);
     }
     return Promise.resolve(DONE);
   }

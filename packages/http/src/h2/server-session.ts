@@ -961,12 +961,12 @@ export class H2ServerSession<Cx>
   }
 
   /** @internal */
-  streamBodyAbandoned(s: H2ServerStream): void {
-    // The handler stopped reading: the client is asked to stop sending once the answer is done;
-    // until then what it sends is credited and dropped.
-    if (!s.remoteClosed && s.body !== null) {
-      const n = s.body.buffered;
-      if (n > 0) this.creditStream(s, n);
+  streamBodyAbandoned(s: H2ServerStream, buffered: number): void {
+    // The handler stopped reading: what it left and what still comes is credited and dropped,
+    // so the client can finish; once the answer is done it is asked to stop (RST NO_ERROR).
+    if (!s.remoteClosed && buffered > 0) {
+      this.creditStream(s, buffered);
+      if (!this.inFeed) this.scheduleFlush();
     }
   }
 

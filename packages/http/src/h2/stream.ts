@@ -18,8 +18,8 @@ export interface H2StreamHost {
   streamBodyConsumed(stream: H2ServerStream, n: number): void;
   /** The handler waits for body data (true) or got it (false). */
   streamBodyWait(stream: H2ServerStream, waiting: boolean): void;
-  /** The handler stopped reading the body early. */
-  streamBodyAbandoned(stream: H2ServerStream): void;
+  /** The handler stopped reading the body early, dropping `buffered` octets. */
+  streamBodyAbandoned(stream: H2ServerStream, buffered: number): void;
 }
 
 /** The deadline a stream has armed. */
@@ -95,7 +95,7 @@ export class H2ServerStream implements H2BodyOwner {
     this.host.streamBodyWait(this, waiting);
   }
 
-  onBodyAbandoned(): void {
-    this.host.streamBodyAbandoned(this);
+  onBodyAbandoned(buffered: number): void {
+    this.host.streamBodyAbandoned(this, buffered);
   }
 }

@@ -70,6 +70,13 @@ function handlerFor(seen: Seen): HttpHandler<HttpConnectionContext> {
             seen.bodyErrors.push(e);
             throw e;
           }
+        case '/abandon': {
+          const it = req.body[Symbol.asyncIterator]();
+          await it.next();
+          await it.return?.();
+          await seen.gate;
+          return createResponse(200, { body: fixedBody('abandoned') });
+        }
         case '/noread':
           return createResponse(200, { body: fixedBody('ignored your body') });
         case '/forever': {
@@ -449,6 +456,22 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
       expect(await c.until((f) => f.t === 'rst' && f.streamId === 1)).toMatchObject({
         errorCode: Http2ErrorCode.FLOW_CONTROL_ERROR,
       });
+    });
+
+    it('a body the handler stops reading is credited (what it left and what comes), so the client can finish', async () => {
+      const c = await connect(await start());
+      c.send(c.headers(1, '/abandon', { method: 'POST', endStream: false }));
+      const chunk = Buffer.alloc(16384, 0x61);
+      c.send(c.data(1, chunk), c.data(1, chunk), c.data(1, chunk), c.data(1, chunk.subarray(0, 16383)));
+      // The whole window was sent; the handler took one chunk and let go of the rest.
+      await expect.poll(() => seen.requests.length).toBe(1);
+      const credited = () =>
+        c.frames.reduce((a, f) => a + (f.t === 'window' && f.streamId === 1 ? f.increment : 0), 0);
+      // Credited in batches: more than the one chunk it read (without this, 16384 only).
+      await expect.poll(() => credited() > 65535 - 16384).toBe(true);
+      c.send(c.data(1, chunk), c.data(1, chunk, true));
+      seen.release();
+      expect(await c.body(1)).toBe('abandoned');
     });
 
     it('sends WINDOW_UPDATE as the handler reads a large body', async () => {
