@@ -60,6 +60,8 @@ export interface RingInfo {
   readonly nodrop: boolean;
   /** The provided-buffer ring was registered (multishot recv available). */
   readonly bufRing: boolean;
+  /** A plaintext pool was given (in-ring TLS available). */
+  readonly plainPool: boolean;
 }
 
 /** Options of `init`. */
@@ -77,6 +79,15 @@ export interface RingInit {
    * native pins each buffer with a reference from submit to the final CQE.
    */
   readonly callerPins?: boolean;
+  /**
+   * In-ring TLS: memory for decrypted plaintext, plainCount * plainSize bytes, pinned until
+   * destroy(). A TLS stream's recv completions hand out ids of these buffers (CQE flag 256);
+   * PLAIN_RELEASE records give them back.
+   */
+  readonly plainPool?: Uint8Array;
+  /** At most 65535. */
+  readonly plainCount?: number;
+  readonly plainSize?: number;
 }
 
 /** The addon. One ring per JS thread (napi_env). */
@@ -145,6 +156,18 @@ export interface NativeBinding {
   trimMemory(): { readonly mallocTrimmed: boolean };
   /** How many times submit() ran on this thread; changes while the ring is busy. */
   submitCount(): number;
+  /**
+   * In-ring TLS: the ring carries `session` (a TlsSession of `loadTls()`'s engine, which is this
+   * module's) on the stream `fd` until the fd is closed through the ring. Returns the conn id
+   * (records of the stream carry it + 1), or -errno: -ENOTSUP without a plaintext pool, -EBUSY
+   * when the fd already carries one, -EINVAL for another object, -EPROTO when the session failed
+   * to start (its `error()` says why). A client's first flight goes out with the next flush.
+   */
+  tlsAttach(fd: number, session: NativeTlsSession): number;
+  /** Crossings on this thread so far: [submit() calls, completion callbacks, TlsSession calls]. */
+  crossings(): [number, number, number];
+  /** The TLS engine embedded in this module (loadTls() hands it out with its info slots). */
+  readonly tls?: Omit<NativeTls, 'info'> & { bindInfo(info: Int32Array): void };
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
 
@@ -215,6 +238,8 @@ export declare const Op: Readonly<{
   CANCEL_FD: 12;
   PROVIDE: 13;
   POLL: 14;
+  TLS_CLOSE_NOTIFY: 15;
+  PLAIN_RELEASE: 16;
 }>;
 
 /** Flags that `TlsSession.feed` (and `encrypt`, `failed` only) writes into `info[1]`. */
@@ -324,6 +349,8 @@ export interface NativeTls {
   readonly flags: TlsFlags;
   /** The OpenSSL this process runs (the node binary's). */
   opensslVersion(): string;
+  /** Calls into TlsSession objects from JavaScript on this thread (a crossing counter). */
+  callCount(): number;
 }
 
 /** Result of `loadTls()`. */

@@ -144,6 +144,8 @@ export const Op = Object.freeze({
   CANCEL_FD: 12,
   PROVIDE: 13,
   POLL: 14,
+  TLS_CLOSE_NOTIFY: 15,
+  PLAIN_RELEASE: 16,
 });
 
 /** @type {import('./index.js').TlsLoadResult | undefined} */
@@ -157,6 +159,22 @@ let tlsCached;
  */
 export function loadTls() {
   if (tlsCached) return tlsCached;
+  // The engine embedded in loch_native.node first: its sessions are the ones that module's ring
+  // can carry (in-ring TLS). loch_tls.node serves where loch_native does not load (no liburing).
+  const explicitTls = process.env.LOCH_NATIVE_TLS_PATH;
+  if (!explicitTls) {
+    const { binding } = loadBinding();
+    if (binding?.tls) {
+      try {
+        const info = new Int32Array(4);
+        binding.tls.bindInfo(info);
+        tlsCached = { tls: { ...binding.tls, info } };
+        return tlsCached;
+      } catch {
+        // fall through to the standalone module
+      }
+    }
+  }
   const explicit = process.env.LOCH_NATIVE_TLS_PATH;
   const candidates = explicit
     ? [explicit]

@@ -14,6 +14,7 @@
 #include "net.h"
 #include "ring.h"
 #include "thread.h"
+#include "tls_addon.h"
 
 namespace loch {
 int InitProbeRing(unsigned entries, io_uring* ring, io_uring_params* out);
@@ -28,6 +29,8 @@ struct EnvState {
   Ring ring;
   // Calls of submit() on this thread: the idle-trim policy reads it to tell activity from idle.
   double submits = 0;
+  // The TLS face's state (tls_addon.h): its sessions are the ones the ring can carry.
+  loch::tlsjs::TlsEnv tls;
 };
 
 // Runs when the environment (main thread or worker) is torn down.
@@ -162,12 +165,39 @@ Napi::Value SubmitCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), State(info.Env())->submits);
 }
 
+// tlsAttach(fd, session) -> conn id (>= 0) | -errno: the ring carries `session` (a TlsSession of
+// this module's `tls`) on the stream `fd` from now on (in-ring TLS; native/README.md).
+Napi::Value TlsAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber()) return Napi::Number::New(env, -EINVAL);
+  auto session = loch::tlsjs::SessionOf(env, info[1]);
+  if (session == nullptr) return Napi::Number::New(env, -EINVAL);
+  return Napi::Number::New(env, State(env)->ring.TlsAttach(info[0].As<Napi::Number>().Int32Value(), session));
+}
+
+// crossings() -> [submit calls, completion callbacks, TlsSession calls] on this thread.
+Napi::Value Crossings(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EnvState* s = State(env);
+  Napi::Array out = Napi::Array::New(env, 3);
+  out.Set(0u, Napi::Number::New(env, s->submits));
+  out.Set(1u, Napi::Number::New(env, s->ring.callbacks));
+  out.Set(2u, Napi::Number::New(env, s->tls.calls));
+  return out;
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
+  exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));
+  exports.Set("crossings", Napi::Function::New(env, Crossings, "crossings"));
+  State(env);  // the TLS face keeps its state there
+  Napi::Object tls = Napi::Object::New(env);
+  loch::tlsjs::Register(env, tls);
+  exports.Set("tls", tls);
   loch::RegisterNet(env, exports);
   loch::RegisterMemory(env, exports);
   loch::RegisterThread(env, exports);
@@ -181,5 +211,6 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
 }  // namespace
 
 loch::Ring& loch::RingOf(Napi::Env env) { return State(env)->ring; }
+loch::tlsjs::TlsEnv* loch::tlsjs::EnvOf(Napi::Env env) { return &State(env)->tls; }
 
 NODE_API_MODULE(loch_native, Module)

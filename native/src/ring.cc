@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 
 namespace loch {
@@ -103,6 +104,7 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   napi_async_init(env, resource, Napi::String::New(env, "LochRing"), &asyncContext_);
   slots_.resize(1024);
   SetupBufRing(env, opts.Get("pool"), OptU32(opts, "bufferCount", 0), OptU32(opts, "bufferSize", 0));
+  SetupPlainPool(opts.Get("plainPool"), OptU32(opts, "plainCount", 0), OptU32(opts, "plainSize", 0));
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
@@ -171,6 +173,18 @@ void Ring::SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_
   io_uring_buf_ring_advance(br, count);
 }
 
+void Ring::SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size) {
+  if (!pool.IsTypedArray() || count == 0 || size == 0 || count > 65535) return;
+  auto bytes = pool.As<Napi::Uint8Array>();
+  if (bytes.ByteLength() < static_cast<size_t>(count) * size) return;
+  plain_ = bytes.Data();
+  plainRef_ = Napi::Persistent(bytes);
+  plainCount_ = count;
+  plainSize_ = size;
+  plainFree_.clear();
+  for (uint32_t i = count; i > 0; i--) plainFree_.push_back(i - 1);
+}
+
 Napi::Object Ring::Describe(Napi::Env env) const {
   Napi::Object o = Napi::Object::New(env);
   o.Set("setupFlags", Napi::Number::New(env, flags_));
@@ -183,6 +197,7 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("deferTaskrun", Napi::Boolean::New(env, defer_));
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
   o.Set("bufRing", Napi::Boolean::New(env, bufRing_ != nullptr));
+  o.Set("plainPool", Napi::Boolean::New(env, plain_ != nullptr));
   return o;
 }
 
@@ -251,6 +266,32 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     }
     return;
   }
+  if (op == OP_PLAIN_RELEASE) {
+    uint32_t id = static_cast<uint32_t>(r[F_AUX]);
+    if (plain_ != nullptr && id < plainCount_) {
+      plainFree_.push_back(id);
+      if (!starved_.empty()) wake_ = true;
+    }
+    return;
+  }
+  if ((op == OP_CANCEL || op == OP_CANCEL_FD) && !connByFd_.empty()) {
+    // A TLS recv whose end waits behind undelivered plaintext has no kernel op left to cancel:
+    // it completes (cancelled) now.
+    auto conn = op == OP_CANCEL_FD ? connByFd_.find(fd) : connByFd_.end();
+    if (op == OP_CANCEL) {
+      for (auto it = connByFd_.begin(); it != connByFd_.end(); ++it) {
+        if (conns_[it->second]->recvSlot == r[F_AUX]) conn = it;
+      }
+    }
+    if (conn != connByFd_.end()) {
+      TlsConn* c = conns_[conn->second].get();
+      if (c->endPending && c->recvSlot >= 0) {
+        c->endPending = false;
+        synthetic_.emplace_back(c->recvSlot, -ECANCELED);
+        c->recvSlot = -1;
+      }
+    }
+  }
   if (op == OP_CANCEL || op == OP_CANCEL_FD) {
     io_uring_sqe* sqe = Sqe();
     if (sqe == nullptr) return;
@@ -267,15 +308,30 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   Slot& s = SlotAt(slotIndex);
   s.err = 0;
   s.op = op;
-  if (op == OP_CLOSE) fds_.erase(fd);
+  s.tls = 0;
+  if (op == OP_CLOSE) {
+    fds_.erase(fd);
+    auto conn = connByFd_.find(fd);
+    if (conn != connByFd_.end()) {
+      TlsConn* c = conns_[conn->second].get();
+      c->closed = true;
+      connByFd_.erase(conn);
+      if (!c->sending) FreeConn(c);
+    }
+  }
   if (!s.inFlight) {
     s.inFlight = true;
     inFlight_++;
   }
+  // A TLS stream's write: encrypted now into the conn's queue, sent by the ring; the op completes
+  // (with the plaintext length) once its records were sent.
+  if (((op == OP_SEND || op == OP_WRITEV) && r[F_AUX2] > 0) || op == OP_TLS_CLOSE_NOTIFY) {
+    PrepTls(env, r, op, slotIndex, bufs, nbufs);
+    return;
+  }
   io_uring_sqe* sqe = Sqe();
   if (sqe == nullptr) {
-    synthetic_.push_back(static_cast<int32_t>(slotIndex));
-    synthetic_.push_back(-EBUSY);
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EBUSY);
     return;
   }
   void* data = nullptr;
@@ -309,6 +365,17 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = 0;
+      if (r[F_AUX] > 0) {
+        // A TLS stream: its ciphertext is fed to the conn's session in the drain.
+        auto conn = connByFd_.find(fd);
+        if (conn != connByFd_.end() && conn->second == static_cast<uint32_t>(r[F_AUX] - 1)) {
+          TlsConn* c = conns_[conn->second].get();
+          s.tls = c->id + 1;
+          s.tlsGen = c->gen;
+          c->recvSlot = static_cast<int32_t>(slotIndex);
+          if (c->starved) wake_ = true;
+        }
+      }
       break;
     case OP_RECV:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
@@ -386,6 +453,9 @@ int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
     io_uring_buf_ring_advance(bufRing_, bufPending_);
     bufPending_ = 0;
   }
+  // Completions without a CQE (TLS writes done at once, starved TLS streams that can go on): a
+  // caller that does not drain now hears of them through the poll, woken by a NOP.
+  if (!drain && (!synthetic_.empty() || wake_)) Wake();
   // A flush of buffer returns only touches shared memory: no syscall.
   if (io_uring_sq_ready(&ring_) == 0) return drain ? static_cast<int>(Drain()) : 0;
   for (int attempt = 0; attempt < 4; attempt++) {
@@ -411,53 +481,387 @@ void Ring::UpdateRef() {
     uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
 }
 
+// Room kept free in the completion array for what one CQE of a TLS stream may become.
+constexpr size_t kCqReserve = 16;
+// Plaintext buffers one feed fills at most before the rest waits in the session (resumed later).
+constexpr int kMaxPlainPerFeed = 8;
+
+void Ring::Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags) {
+  int32_t* rec = cq_ + *n * kCqStride;
+  rec[0] = slot;
+  rec[1] = res;
+  rec[2] = static_cast<int32_t>(flags);
+  (*n)++;
+}
+
+void Ring::Wake() {
+  io_uring_sqe* sqe = Sqe();
+  if (sqe == nullptr) return;
+  io_uring_prep_nop(sqe);
+  io_uring_sqe_set_data64(sqe, kIgnoreUserData);
+  io_uring_submit(&ring_);
+}
+
+size_t Ring::Reserve() const { return plain_ == nullptr ? 0 : std::min<size_t>(kCqReserve, cqCap_ / 2); }
+
 size_t Ring::Drain() {
   size_t n = 0;
+  const size_t reserve = Reserve();
 
-  // Ops that never reached the kernel complete first.
-  while (!synthetic_.empty() && n < cqCap_) {
-    int32_t res = synthetic_.back();
-    synthetic_.pop_back();
-    int32_t slot = synthetic_.back();
-    synthetic_.pop_back();
-    Release(env_, static_cast<uint32_t>(slot));
-    cq_[n * kCqStride] = slot;
-    cq_[n * kCqStride + 1] = res;
-    cq_[n * kCqStride + 2] = 0;
-    n++;
-  }
-  while (n < cqCap_) {
+  while (n + reserve < cqCap_) {
+    // Ops that completed without a CQE of their own first, in order.
+    while (!synthetic_.empty() && n < cqCap_) {
+      auto [slot, res] = synthetic_.front();
+      synthetic_.pop_front();
+      Release(env_, static_cast<uint32_t>(slot));
+      Emit(&n, slot, res, 0);
+    }
+    const size_t before = n;
+    if (wake_ || !starved_.empty()) ResumeStarved(&n);
+    const bool resumed = n > before;
     unsigned head;
     unsigned seen = 0;
     io_uring_cqe* cqe;
     io_uring_for_each_cqe(&ring_, head, cqe) {
-      if (n >= cqCap_) break;
+      if (n + reserve >= cqCap_) break;
       seen++;
       if (cqe->user_data == kIgnoreUserData) continue;
+      if ((cqe->user_data >> 32) == kTlsSendTag) {
+        OnTlsSend(static_cast<uint32_t>(cqe->user_data), cqe->res, &n);
+        continue;
+      }
       uint32_t slot = static_cast<uint32_t>(cqe->user_data);
       int32_t res = cqe->res;
       uint32_t flags = cqe->flags;
+      TlsConn* conn = nullptr;
       if (slot < slots_.size()) {
         Slot& s = slots_[slot];
         if (s.err != 0) res = s.err;
         if (s.op == OP_ACCEPT_MULTI && res >= 0) fds_.insert(res);
-        if (!(flags & IORING_CQE_F_MORE)) Release(env_, slot);
+        if (s.tls != 0) conn = ConnAt(s.tls, s.tlsGen, -1);
+        // A TLS recv's final completion may be told later (TlsRecv): released when it is.
+        if (!(flags & IORING_CQE_F_MORE) && conn == nullptr) Release(env_, slot);
       }
-      cq_[n * kCqStride] = static_cast<int32_t>(slot);
-      cq_[n * kCqStride + 1] = res;
-      cq_[n * kCqStride + 2] = static_cast<int32_t>(flags);
-      n++;
+      if (conn != nullptr) {
+        TlsRecv(conn, slot, res, flags, &n);
+        continue;
+      }
+      Emit(&n, static_cast<int32_t>(slot), res, flags);
     }
     io_uring_cq_advance(&ring_, seen);
     if (seen == 0) {
+      // A TLS send completed writes, or starved TLS streams went on: report them now, and go on.
+      if (!synthetic_.empty() || resumed) continue;
       // With IORING_FEAT_NODROP, CQEs that did not fit wait in the kernel's overflow list.
       if (io_uring_cq_has_overflow(&ring_) && io_uring_get_events(&ring_) == 0 && io_uring_cq_ready(&ring_) > 0)
         continue;
       break;
     }
   }
+  // TLS sends (handshake flights, alerts, records queued behind a finished send) prepared here.
+  if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
   UpdateRef();
   return n;
+}
+
+// ---- in-ring TLS ------------------------------------------------------------------------------
+
+int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
+  if (!alive_) return -EBADF;
+  if (plain_ == nullptr || bufRing_ == nullptr) return -ENOTSUP;
+  if (session == nullptr || !session->ok()) return -EINVAL;
+  if (connByFd_.count(fd) != 0) return -EBUSY;
+  uint32_t id;
+  if (!freeConns_.empty()) {
+    id = freeConns_.back();
+    freeConns_.pop_back();
+  } else {
+    id = static_cast<uint32_t>(conns_.size());
+    conns_.emplace_back();
+  }
+  auto c = std::make_unique<TlsConn>();
+  c->session = std::move(session);
+  c->fd = fd;
+  c->id = id;
+  c->gen = ++connGen_;
+  TlsConn* conn = c.get();
+  conns_[id] = std::move(c);
+  connByFd_[fd] = id;
+  // A client speaks first: its ClientHello goes out with the next flush. (A server has nothing
+  // to say before the ClientHello; the same call is a no-op for it.)
+  conn->session->Feed(nullptr, 0, nullptr, 0);
+  if (conn->session->failed()) {
+    connByFd_.erase(fd);
+    FreeConn(conn);
+    return -EPROTO;
+  }
+  TakeConnOutput(conn);
+  UpdateRef();
+  return static_cast<int>(id);
+}
+
+TlsConn* Ring::ConnAt(uint32_t tag, uint32_t gen, int fd) {
+  if (tag == 0 || tag > conns_.size()) return nullptr;
+  TlsConn* c = conns_[tag - 1].get();
+  if (c == nullptr || c->gen != gen || c->closed || (fd >= 0 && c->fd != fd)) return nullptr;
+  return c;
+}
+
+void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs) {
+  TlsConn* c = nullptr;
+  auto found = connByFd_.find(r[F_FD]);
+  if (found != connByFd_.end() && found->second == static_cast<uint32_t>(r[F_AUX2] - 1)) c = conns_[found->second].get();
+  if (c == nullptr) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EBADF);
+    return;
+  }
+  if (c->sendError != 0) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), c->sendError);
+    return;
+  }
+  tls::TlsSession& session = *c->session;
+  Slot& s = slots_[slotIndex];
+  int32_t total = 0;
+  bool ok = true;
+  if (op == OP_TLS_CLOSE_NOTIFY) {
+    session.Shutdown();
+  } else {
+    // The plaintext pieces: one buffer (send) or several (writev); read now, copied by OpenSSL.
+    void* data = nullptr;
+    size_t len = 0;
+    const int32_t count = op == OP_SEND ? 1 : r[F_AUX];
+    std::vector<iovec>& pieces = s.iov;
+    pieces.clear();
+    if (count <= 0 || count > 1024) ok = false;
+    for (int32_t i = 0; ok && i < count; i++) {
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF] + (op == OP_SEND ? 0 : i), &data, &len);
+      if (ok && op == OP_SEND) {
+        ok = static_cast<uint32_t>(r[F_LEN]) <= len;
+        len = static_cast<size_t>(r[F_LEN]);
+      }
+      if (ok) pieces.push_back(iovec{data, len});
+    }
+    if (!ok) {
+      pieces.clear();
+      synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EINVAL);
+      return;
+    }
+    size_t bytes = 0;
+    for (const iovec& v : pieces) bytes += v.iov_len;
+    total = static_cast<int32_t>(bytes);
+    const size_t before = c->out.size();
+    const size_t cap = before + session.PendingOutput() + tls::TlsSession::EncryptBound(bytes) + 64 * pieces.size();
+    c->out.resize(cap);
+    size_t used = before;
+    for (const iovec& v : pieces) {
+      if (!ok) break;
+      ok = session.EncryptInto(static_cast<const unsigned char*>(v.iov_base), v.iov_len, c->out.data(), cap, &used);
+    }
+    c->out.resize(used);
+    c->queued += used - before;
+    pieces.clear();
+  }
+  TakeConnOutput(c);  // close_notify, or a spill past the bound
+  if (!ok) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EPROTO);
+    return;
+  }
+  c->waits.push_back(TlsConn::Wait{c->queued, slotIndex, total});
+  CompleteWaits(c);
+}
+
+void Ring::TakeConnOutput(TlsConn* c) {
+  tls::TlsSession& session = *c->session;
+  size_t pending = session.PendingOutput();
+  if (pending > 0) {
+    size_t at = c->out.size();
+    c->out.resize(at + pending);
+    session.TakeOutput(c->out.data() + at, pending);
+    c->queued += pending;
+  }
+  KickSend(c);
+}
+
+void Ring::KickSend(TlsConn* c) {
+  if (c->sending || c->sendError != 0 || c->closed) return;
+  if (c->sendHead >= c->sendBuf.size()) {
+    c->sendBuf.clear();
+    c->sendHead = 0;
+    if (c->out.empty()) return;
+    c->sendBuf.swap(c->out);
+  }
+  io_uring_sqe* sqe = Sqe();
+  if (sqe == nullptr) {
+    c->sendError = -EBUSY;
+    FailWaits(c, -EBUSY);
+    return;
+  }
+  io_uring_prep_send(sqe, c->fd, c->sendBuf.data() + c->sendHead, c->sendBuf.size() - c->sendHead, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(kTlsSendTag) << 32) | c->id);
+  c->sending = true;
+  inFlight_++;
+}
+
+void Ring::OnTlsSend(uint32_t id, int32_t res, size_t* n) {
+  if (id >= conns_.size() || conns_[id] == nullptr) return;
+  TlsConn* c = conns_[id].get();
+  c->sending = false;
+  if (inFlight_ > 0) inFlight_--;
+  if (res < 0 || (res == 0 && c->sendHead < c->sendBuf.size())) {
+    c->sendError = res < 0 ? res : -EPIPE;
+    FailWaits(c, c->sendError, n);
+  } else {
+    c->sendHead += static_cast<size_t>(res);
+    c->sent += static_cast<uint64_t>(res);
+    CompleteWaits(c, n);
+  }
+  if (c->closed) {
+    FreeConn(c);
+    return;
+  }
+  KickSend(c);  // the rest after a short send, or what queued up meanwhile
+}
+
+void Ring::CompleteWrite(int32_t slot, int32_t res, size_t* n) {
+  // In the drain, in CQE order (a write is told done before the reply that follows it); otherwise
+  // (or with the array full) through the synthetic queue, first thing in the next drain.
+  if (n != nullptr && synthetic_.empty() && *n + 1 < cqCap_) {
+    Release(env_, static_cast<uint32_t>(slot));
+    Emit(n, slot, res, 0);
+  } else {
+    synthetic_.emplace_back(slot, res);
+  }
+}
+
+void Ring::CompleteWaits(TlsConn* c, size_t* n) {
+  while (!c->waits.empty() && c->waits.front().end <= c->sent) {
+    CompleteWrite(static_cast<int32_t>(c->waits.front().slot), c->waits.front().res, n);
+    c->waits.pop_front();
+  }
+}
+
+void Ring::FailWaits(TlsConn* c, int32_t res, size_t* n) {
+  for (const TlsConn::Wait& w : c->waits) CompleteWrite(static_cast<int32_t>(w.slot), res, n);
+  c->waits.clear();
+  c->out.clear();
+  c->sendBuf.clear();
+  c->sendHead = 0;
+}
+
+void Ring::FreeConn(TlsConn* c) {
+  FailWaits(c, -ECANCELED);
+  uint32_t id = c->id;
+  conns_[id].reset();
+  freeConns_.push_back(id);
+}
+
+void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n) {
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  const int32_t slotId = static_cast<int32_t>(slot);
+  if (!more && c->starved && !c->session->failed() && (res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS))) {
+    // The stream ended (or failed) while decrypted bytes still wait for plaintext buffers: the
+    // end is told after them (ResumeStarved), so a reader never sees it early.
+    c->endPending = true;
+    c->endRes = res;
+    c->endFlags = flags;
+    return;
+  }
+  if (!more) {
+    c->recvSlot = -1;
+    Release(env_, slot);
+  }
+  if (c->session->failed() || res <= 0 || (flags & IORING_CQE_F_BUFFER) == 0) {
+    // End of stream, errors, ENOBUFS as they are; after a failure the bytes pass through raw
+    // (a plain-HTTP request handed over to an HTTP server).
+    Emit(n, slotId, res, flags);
+    return;
+  }
+  const uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
+  int events = 0;
+  FeedConn(c, slot, pool_ + static_cast<size_t>(bid) * bufSize_, static_cast<size_t>(res), n, &events);
+  if (c->session->failed() && c->session->errorKind() == tls::ErrorKind::kPlainHttp) {
+    // Not TLS at all: the bytes go to JavaScript as they came, for the plain-HTTP answer.
+    Emit(n, slotId, res, flags | IORING_CQE_F_MORE);
+  } else if (bid < bufCount_) {
+    // The session read what it needed (an incomplete record was copied): the buffer goes back.
+    io_uring_buf_ring_add(bufRing_, pool_ + static_cast<size_t>(bid) * bufSize_, bufSize_, bid,
+                          io_uring_buf_ring_mask(bufCount_), bufPending_++);
+    io_uring_buf_ring_advance(bufRing_, bufPending_);
+    bufPending_ = 0;
+  }
+  ReportEvents(c, slot, events, n);
+  if (!more) Emit(n, slotId, -ECANCELED, 0);  // the multishot ended: JS re-arms if it reads on
+}
+
+void Ring::ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n) {
+  // Peer closed and failed are told once; handshake done and new session happen once each anyway.
+  events &= ~c->reported;
+  c->reported |= events & (tls::kPeerClosed | tls::kFailed);
+  if (events != 0) Emit(n, static_cast<int32_t>(slot), events, kCqeFTlsEvent | IORING_CQE_F_MORE);
+}
+
+void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events) {
+  constexpr int kEvents = tls::kHandshakeJustDone | tls::kPeerClosed | tls::kNewSession | tls::kFailed;
+  tls::TlsSession& session = *c->session;
+  bool first = true;
+  int filled = 0;
+  for (;;) {
+    if (plainFree_.empty() || filled >= kMaxPlainPerFeed || *n + 4 >= cqCap_) {
+      // No plaintext buffer (the readers hold them all) or this batch is full: the session keeps
+      // the rest of the input (copied) and goes on when buffers come back. JavaScript stops the
+      // multishot recv at its queue's high-water mark, so what is kept stays bounded.
+      if (first && len > 0) *events |= session.Feed(data, len, nullptr, 0).flags & kEvents;
+      session.Detach();
+      if (!c->starved) {
+        c->starved = true;
+        starved_.push_back(c->id);
+      }
+      break;
+    }
+    uint32_t id = plainFree_.back();
+    plainFree_.pop_back();
+    tls::FeedResult r = session.Feed(first ? data : nullptr, first ? len : 0, plain_ + static_cast<size_t>(id) * plainSize_, plainSize_);
+    first = false;
+    *events |= r.flags & kEvents;
+    if (r.plaintext > 0) {
+      Emit(n, static_cast<int32_t>(slot), static_cast<int32_t>(r.plaintext),
+           (id << IORING_CQE_BUFFER_SHIFT) | IORING_CQE_F_BUFFER | IORING_CQE_F_MORE | kCqeFPlain);
+      filled++;
+    } else {
+      plainFree_.push_back(id);
+    }
+    if ((r.flags & tls::kMorePlaintext) == 0) {
+      c->starved = false;
+      break;
+    }
+  }
+  TakeConnOutput(c);  // handshake flights, alerts, tickets, key update answers
+}
+
+void Ring::ResumeStarved(size_t* n) {
+  wake_ = false;
+  if (starved_.empty() || plainFree_.empty()) return;
+  std::vector<uint32_t> waiting;
+  waiting.swap(starved_);
+  for (uint32_t id : waiting) {
+    TlsConn* c = id < conns_.size() ? conns_[id].get() : nullptr;
+    if (c == nullptr || !c->starved || c->closed) continue;
+    if (c->recvSlot < 0 || plainFree_.empty() || *n + Reserve() >= cqCap_) {
+      starved_.push_back(id);  // no reader armed yet, or no room: later
+      continue;
+    }
+    c->starved = false;
+    int events = 0;
+    const uint32_t slot = static_cast<uint32_t>(c->recvSlot);
+    FeedConn(c, slot, nullptr, 0, n, &events);
+    ReportEvents(c, slot, events, n);
+    if (!c->starved && c->endPending) {
+      c->endPending = false;
+      c->recvSlot = -1;
+      Release(env_, slot);
+      Emit(n, static_cast<int32_t>(slot), c->endRes, c->endFlags);
+    }
+  }
 }
 
 void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
@@ -480,6 +884,7 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
     if (round > 0 && self->defer_) io_uring_get_events(&self->ring_);
     size_t n = self->Drain();
     if (n == 0) break;
+    self->callbacks++;
     napi_value argv[1];
     napi_create_uint32(env, static_cast<uint32_t>(n), &argv[0]);
     napi_value result;
@@ -502,7 +907,7 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
       }
       break;
     }
-    if (n < self->cqCap_) break;
+    if (n + self->Reserve() < self->cqCap_ && self->synthetic_.empty()) break;
   }
 }
 
@@ -561,6 +966,10 @@ void Ring::Destroy(Napi::Env env) {
       unsigned head, seen = 0;
       io_uring_for_each_cqe(&ring_, head, cqe) {
         seen++;
+        if ((cqe->user_data >> 32) == kTlsSendTag) {
+          if (inFlight_ > 0) inFlight_--;
+          continue;
+        }
         if (cqe->user_data != kIgnoreUserData && !(cqe->flags & IORING_CQE_F_MORE))
           Release(env, static_cast<uint32_t>(cqe->user_data));
       }
@@ -582,6 +991,14 @@ void Ring::Destroy(Napi::Env env) {
   slots_.clear();
   inFlight_ = 0;
   synthetic_.clear();
+  conns_.clear();  // after the kernel let go of their send buffers
+  freeConns_.clear();
+  connByFd_.clear();
+  starved_.clear();
+  plainFree_.clear();
+  plainRef_.Reset();
+  plain_ = nullptr;
+  plainCount_ = plainSize_ = 0;
   poolRef_.Reset();
   sqRef_.Reset();
   cqRef_.Reset();

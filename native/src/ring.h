@@ -12,9 +12,14 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
+
+#include "tls_engine.h"
 
 namespace loch {
 
@@ -41,6 +46,51 @@ enum Op : int32_t {
   OP_CANCEL_FD = 12,    // fd: every op on it; no completion reported
   OP_PROVIDE = 13,      // aux: buffer id returned to the provided-buffer ring; no SQE, no completion
   OP_POLL = 14,         // fd, aux: poll mask (POLLIN/POLLOUT); one-shot, res = revents
+  OP_TLS_CLOSE_NOTIFY = 15,  // fd, aux2: TLS conn + 1; completes (res 0) once close_notify was sent
+  OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list; no completion
+};
+
+// Completion flags the ring adds (above the kernel's IORING_CQE_F_* bits) on a TLS stream's recv.
+// kCqeFPlain: the buffer id in flags >> 16 is a plaintext buffer (OP_PLAIN_RELEASE returns it).
+constexpr uint32_t kCqeFPlain = 1u << 8;
+// kCqeFTlsEvent: res holds TLS FeedFlags (handshake just done, peer closed, new session, failed).
+constexpr uint32_t kCqeFTlsEvent = 1u << 9;
+// High half of the user_data of the ring's own TLS sends (low half: the conn id); never reported.
+constexpr uint32_t kTlsSendTag = 0xfffffffeu;
+
+// A TLS session carried by a stream of the ring (in-ring TLS): received ciphertext is fed to it
+// in the completion drain, writes are encrypted into `out` when their record is prepared, and the
+// ring sends `out` itself (one send in flight per conn, so records leave in order).
+struct TlsConn {
+  std::shared_ptr<tls::TlsSession> session;
+  int fd = -1;
+  uint32_t id = 0;
+  uint32_t gen = 0;
+  // Ciphertext queued behind the send in flight; the send in flight reads sendBuf from sendHead
+  // (never reallocated while the kernel reads it).
+  std::vector<unsigned char> out;
+  std::vector<unsigned char> sendBuf;
+  size_t sendHead = 0;
+  bool sending = false;
+  int32_t sendError = 0;
+  // Bytes ever queued and sent: a write completes once `sent` reaches its end offset.
+  uint64_t queued = 0;
+  uint64_t sent = 0;
+  struct Wait {
+    uint64_t end;
+    uint32_t slot;
+    int32_t res;
+  };
+  std::deque<Wait> waits;
+  int32_t recvSlot = -1;  // the armed multishot recv feeding this session, or -1
+  bool starved = false;   // stopped for want of plaintext buffers, input held in the session
+  bool closed = false;    // its fd was closed: freed once no send is in flight
+  int reported = 0;       // one-time events already reported (peer closed, failed)
+  // The recv's end (EOF or error) that arrived while plaintext still waited in the session: told
+  // after that plaintext (recvSlot stays set until then).
+  bool endPending = false;
+  int32_t endRes = 0;
+  uint32_t endFlags = 0;
 };
 
 // user_data of SQEs whose completions are not reported to JS (cancel requests, link timeouts).
@@ -55,6 +105,8 @@ struct Slot {
   int32_t err = 0;                // validation error reported instead of the CQE's res
   bool inFlight = false;
   int32_t op = OP_NOP;
+  uint32_t tls = 0;     // RECV_MULTI of a TLS stream: conn id + 1 (0: plain)
+  uint32_t tlsGen = 0;  // the conn's generation (ids are reused)
 };
 
 class Ring;
@@ -84,12 +136,18 @@ class Ring {
   void Track(int fd) { fds_.insert(fd); }
   void Untrack(int fd) { fds_.erase(fd); }
   void CloseOwnedFds();
+  // In-ring TLS: carries `session` on the stream `fd` (conn id, or -errno). A client's first
+  // flight is queued at once (sent with the next flush).
+  int TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session);
+  // Completion callbacks into JavaScript so far (the crossing counter, with submits).
+  double callbacks = 0;
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
   static void OnTeardown(napi_async_cleanup_hook_handle hook, void* arg);
   void ClosePoll();
   size_t Drain();  // CQEs into the shared array; returns records written
+  size_t Reserve() const;  // records kept free per CQE for what a TLS stream's CQE becomes
   void UpdateRef();
   void Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbufs);
   io_uring_sqe* Sqe();
@@ -97,6 +155,22 @@ class Ring {
   void Release(Napi::Env env, uint32_t slot);
   Slot& SlotAt(uint32_t index);
   void SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size);
+  void SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size);
+  void Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags);
+  void Wake();
+  TlsConn* ConnAt(uint32_t tag, uint32_t gen, int fd);
+  void PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs);
+  void TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n);
+  void FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events);
+  void ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n);
+  void TakeConnOutput(TlsConn* c);
+  void KickSend(TlsConn* c);
+  void OnTlsSend(uint32_t id, int32_t res, size_t* n);
+  void CompleteWrite(int32_t slot, int32_t res, size_t* n);
+  void FailWaits(TlsConn* c, int32_t res, size_t* n = nullptr);
+  void CompleteWaits(TlsConn* c, size_t* n = nullptr);
+  void ResumeStarved(size_t* n);
+  void FreeConn(TlsConn* c);
 
   io_uring ring_{};
   bool alive_ = false;
@@ -131,7 +205,21 @@ class Ring {
   bool defer_ = false;
   int efd_ = -1;
   std::unordered_set<int> fds_;
-  std::vector<int32_t> synthetic_;  // (slot, res) pairs for ops that got no SQE
+  // (slot, res) of ops that complete without a CQE of their own (no SQE; TLS writes once their
+  // records were sent), reported first by the next drain, in order.
+  std::deque<std::pair<int32_t, int32_t>> synthetic_;
+  // In-ring TLS: conns by id (reused through freeConns_), by fd, and the plaintext pool (a JS
+  // Uint8Array of plainCount_ * plainSize_ bytes, pinned until Destroy) with its free ids.
+  std::vector<std::unique_ptr<TlsConn>> conns_;
+  std::vector<uint32_t> freeConns_;
+  std::unordered_map<int, uint32_t> connByFd_;
+  uint32_t connGen_ = 0;
+  Napi::Reference<Napi::Uint8Array> plainRef_;
+  unsigned char* plain_ = nullptr;
+  uint32_t plainCount_ = 0, plainSize_ = 0;
+  std::vector<uint32_t> plainFree_;
+  std::vector<uint32_t> starved_;  // conn ids waiting for plaintext buffers
+  bool wake_ = false;              // a drain has work without a CQE (starved conns to resume)
 };
 
 // The ring of the calling environment (created on first use; defined in addon.cc).

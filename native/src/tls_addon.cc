@@ -6,8 +6,12 @@
 // turns a whole write (or writev) into one ciphertext buffer. Failures are reported, not thrown:
 // JS validates arguments and builds typed errors from `error()`.
 //
-// Built as its own module (loch_tls.node) beside loch_native.node, so TLS works on machines
-// where liburing or io_uring is missing (the legacy driver) and the ring's build cannot break it.
+// Built twice: into loch_native.node (LOCH_TLS_EMBEDDED: addon.cc registers these exports under
+// `tls` and keeps TlsEnv in its own per-environment state, so the ring can attach these very
+// sessions to its streams), and as its own module loch_tls.node, so TLS works on machines where
+// liburing is missing and the ring's build cannot break it.
+#include "tls_addon.h"
+
 #include <napi.h>
 
 #include <cstring>
@@ -17,23 +21,22 @@
 
 #include "tls_engine.h"
 
+#ifndef LOCH_TLS_EMBEDDED
+// The standalone module keeps TlsEnv as its instance data.
+loch::tlsjs::TlsEnv* loch::tlsjs::EnvOf(Napi::Env env) { return env.GetInstanceData<TlsEnv>(); }
+#endif
+
 namespace {
 
 using loch::tls::ErrorKind;
 using loch::tls::FeedResult;
+using loch::tlsjs::EnvOf;
+using loch::tlsjs::TlsEnv;
 
 // Slots of the info array.
 constexpr int kInfoPlaintext = 0;
 constexpr int kInfoFlags = 1;
 constexpr int kInfoLength = 4;
-
-struct TlsEnv {
-  Napi::FunctionReference contextClass;
-  Napi::Reference<Napi::Int32Array> infoRef;
-  int32_t* info = nullptr;
-};
-
-TlsEnv* EnvOf(Napi::Env env) { return env.GetInstanceData<TlsEnv>(); }
 
 // Bytes of a Uint8Array (or Buffer) argument, without materializing its ArrayBuffer; false when
 // it is not one.
@@ -198,7 +201,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       return;
     }
     ContextWrap* context = ContextWrap::Unwrap(info[0].As<Napi::Object>());
-    session_ = std::make_unique<loch::tls::TlsSession>(context->context());
+    session_ = std::make_shared<loch::tls::TlsSession>(context->context());
     if (!session_->ok()) Napi::Error::New(env, session_->error()).ThrowAsJavaScriptException();
   }
 
@@ -216,6 +219,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   }
 
   bool Alive(Napi::Env env) {
+    EnvOf(env)->calls++;
     if (session_) return true;
     Napi::Error::New(env, "the TLS session was destroyed").ThrowAsJavaScriptException();
     return false;
@@ -399,8 +403,12 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     return info.Env().Undefined();
   }
 
-  std::unique_ptr<loch::tls::TlsSession> session_;
+  std::shared_ptr<loch::tls::TlsSession> session_;
   Napi::ObjectReference pinnedInput_;
+
+ public:
+  // Shared with a ring that carries this session on a stream: destroy() drops only this owner.
+  const std::shared_ptr<loch::tls::TlsSession>& session() const { return session_; }
 };
 
 // bindInfo(info: Int32Array of at least 4) : the per-thread slots feed() and encrypt() report in.
@@ -424,13 +432,25 @@ Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), OpenSSL_version(OPENSSL_VERSION));
 }
 
-Napi::Object Module(Napi::Env env, Napi::Object exports) {
-  auto* tlsEnv = new TlsEnv();
-  env.SetInstanceData<TlsEnv>(tlsEnv);
+}  // namespace
+
+std::shared_ptr<loch::tls::TlsSession> loch::tlsjs::SessionOf(Napi::Env env, Napi::Value value) {
+  TlsEnv* tlsEnv = EnvOf(env);
+  if (tlsEnv == nullptr || tlsEnv->sessionClass.IsEmpty() || !value.IsObject()) return nullptr;
+  bool is = false;
+  if (napi_instanceof(env, value, tlsEnv->sessionClass.Value(), &is) != napi_ok || !is) return nullptr;
+  SessionWrap* wrap = SessionWrap::Unwrap(value.As<Napi::Object>());
+  return wrap == nullptr ? nullptr : wrap->session();
+}
+
+void loch::tlsjs::Register(Napi::Env env, Napi::Object exports) {
+  TlsEnv* tlsEnv = EnvOf(env);
   Napi::Function context = ContextWrap::Define(env);
   tlsEnv->contextClass = Napi::Persistent(context);
+  Napi::Function session = SessionWrap::Define(env);
+  tlsEnv->sessionClass = Napi::Persistent(session);
   exports.Set("TlsContext", context);
-  exports.Set("TlsSession", SessionWrap::Define(env));
+  exports.Set("TlsSession", session);
   exports.Set("bindInfo", Napi::Function::New(env, BindInfo, "bindInfo"));
   exports.Set("opensslVersion", Napi::Function::New(env, OpensslVersion, "opensslVersion"));
   Napi::Object flags = Napi::Object::New(env);
@@ -441,9 +461,19 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   flags.Set("newSession", Napi::Number::New(env, loch::tls::kNewSession));
   flags.Set("failed", Napi::Number::New(env, loch::tls::kFailed));
   exports.Set("flags", flags);
-  return exports;
+  exports.Set("callCount", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), EnvOf(info.Env())->calls);
+  }, "callCount"));
 }
 
+#ifndef LOCH_TLS_EMBEDDED
+namespace {
+Napi::Object Module(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<TlsEnv>(new TlsEnv());
+  loch::tlsjs::Register(env, exports);
+  return exports;
+}
 }  // namespace
 
 NODE_API_MODULE(loch_tls, Module)
+#endif

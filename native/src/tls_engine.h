@@ -216,6 +216,19 @@ class TlsSession {
    */
   static size_t EncryptBound(size_t len) { return len + (len / 16384 + 1) * 128; }
 
+  /**
+   * Stops reading the caller's current span: what OpenSSL has not read of it yet is copied and
+   * read first by the next Feed. For a caller that must give its buffer back while a Feed still
+   * reported kMorePlaintext (the ring, out of plaintext buffers). Bytes kept: heldBytes().
+   */
+  void Detach() {
+    if (inLen_ > 0) HoldRest();
+  }
+  /** Ciphertext kept inside the session for the next Feed (an incomplete record, a Detach()). */
+  size_t heldBytes() const { return held_.size() - heldAt_ + inLen_; }
+  /** True while unread input or decrypted plaintext waits inside the session. */
+  bool hasPending() const { return heldBytes() > 0 || (ssl_ != nullptr && SSL_pending(ssl_) > 0); }
+
   /** Queues close_notify into the output. Idempotent. */
   void Shutdown();
 

@@ -170,6 +170,42 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(ringMappings()).toBe(ringsBefore);
   });
 
+  it('attaches TLS sessions to ring streams only with a plaintext pool, once per fd, and counts crossings', async () => {
+    const result = await inWorker(`async (binding, Op) => {
+      const { tls } = binding;
+      tls.bindInfo(new Int32Array(4));
+      const context = new tls.TlsContext(false, 0, 0, '', '');
+      const session = () => new tls.TlsSession(context);
+      const fd = binding.socket(4);
+      const sq = new Int32Array(8 * 16), cq = new Int32Array(3 * 64);
+      const out = {};
+      binding.init(sq, cq, () => {}, { entries: 16, pool: new Uint8Array(4 * 4096), bufferCount: 4, bufferSize: 4096 });
+      out.noPool = binding.tlsAttach(fd, session());
+      binding.destroy();
+      const plainPool = new Uint8Array(4 * 1024);
+      const info = binding.init(sq, cq, () => {}, {
+        entries: 16, pool: new Uint8Array(4 * 4096), bufferCount: 4, bufferSize: 4096, plainPool, plainCount: 4, plainSize: 1024,
+      });
+      out.plainPool = info.plainPool;
+      out.notSession = binding.tlsAttach(fd, {});
+      out.first = binding.tlsAttach(fd, session());
+      out.again = binding.tlsAttach(fd, session());
+      const before = binding.crossings();
+      binding.submit(0, undefined, false);
+      out.submits = binding.crossings()[0] - before[0];
+      binding.destroy();
+      binding.closeFd(fd);
+      return out;
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.noPool).toBe(-95); // -ENOTSUP
+    expect(result.plainPool).toBe(true);
+    expect(result.notSession).toBe(-22); // -EINVAL
+    expect(result.first).toBeGreaterThanOrEqual(0);
+    expect(result.again).toBe(-16); // -EBUSY
+    expect(result.submits).toBe(1);
+  });
+
   it('keeps completions through CQ overflow and drains them in several callbacks', async () => {
     const result = await inWorker(`async (binding, Op) => {
       // A 16-entry SQ gets a 64-entry CQ; 256 completions overflow it (IORING_FEAT_NODROP keeps

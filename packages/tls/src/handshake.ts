@@ -22,6 +22,13 @@ export interface TlsAcceptOptions {
    * answer 400 ("plain HTTP request was sent to HTTPS port") and close it itself.
    */
   readonly plainHttp?: 'close' | 'hand-over';
+  /**
+   * Let the io_uring ring carry the session (in-ring TLS) when `stream` is a uring driver stream
+   * that nothing has read from yet: decryption in the completion drain, encryption in the flush.
+   * Default: on, unless the environment says LOCH_TLS_RING=0. Off, or on any other stream, the
+   * engine is fed from JavaScript. The TlsStream behaves the same either way.
+   */
+  readonly ring?: boolean;
 }
 
 /** Options of tlsConnect. */
@@ -40,7 +47,12 @@ export interface TlsConnectOptions {
   readonly session?: Uint8Array | false;
   /** Milliseconds the handshake may take. Default: the context's (10,000). */
   readonly handshakeTimeout?: number;
+  /** In-ring TLS on a uring stream; see TlsAcceptOptions.ring. */
+  readonly ring?: boolean;
 }
+
+/** In-ring TLS unless LOCH_TLS_RING=0 (read once). */
+const RING_DEFAULT = process.env.LOCH_TLS_RING !== '0';
 
 function timeoutError(timeout: number) {
   return (address: SocketAddress | undefined) => new TlsTimeoutError(timeout, { address });
@@ -68,6 +80,7 @@ export function tlsAccept(
       handOverPlainHttp: options.plainHttp === 'hand-over',
       onSession: undefined,
       timeoutError: timeoutError(timeout),
+      ring: options.ring ?? RING_DEFAULT,
     });
   } catch (error) {
     return refuse(stream, session, error);
@@ -111,6 +124,7 @@ export function tlsConnect(
       handOverPlainHttp: false,
       onSession: options.session === false ? undefined : (bytes) => context.keepSession(key, bytes),
       timeoutError: timeoutError(timeout),
+      ring: options.ring ?? RING_DEFAULT,
     });
   } catch (error) {
     return refuse(stream, session, error);

@@ -1,9 +1,16 @@
 /**
  * TlsStream: a ByteStream that speaks TLS over any other ByteStream (TCP or Unix, on the io_uring
- * or the legacy driver). Each received chunk of ciphertext crosses into the engine once (feed:
- * plaintext out and anything to send back, together); each write or writev is encrypted in one
- * crossing and sent as one write of the stream below. Not for the handshake's policy (deadline,
- * plain-HTTP hand-over, session cache): handshake.ts decides those and calls openTlsStream.
+ * or the legacy driver). Two record layers behind one API:
+ * - In the ring (a uring driver stream, when `ring` is on): the ring carries the session
+ *   (RingTlsPort.attachTls). Ciphertext is decrypted in the completion drain and readers get
+ *   plaintext chunks of the ring's plaintext pool; writes are encrypted and sent by the ring;
+ *   handshake flights and alerts go out without JavaScript. JavaScript hears of the handshake's
+ *   end, close_notify and failures once each. No crossing beyond a plain stream's per request.
+ * - Fed from JavaScript (legacy driver, wrapped streams, `ring` off): each received chunk of
+ *   ciphertext crosses into the engine once (feed: plaintext out and anything to send back,
+ *   together); each write or writev is encrypted in one crossing and sent as one write below.
+ * Not for the handshake's policy (deadline, plain-HTTP hand-over, session cache): handshake.ts
+ * decides those and calls openTlsStream.
  *
  * Reading is on demand: after the handshake, ciphertext is read from below only while a reader
  * waits, so a slow consumer stops the socket instead of buffering plaintext. Writes go out in
@@ -19,7 +26,10 @@ import {
   type IoResult,
   type RecvChunk,
   type RecvTarget,
+  type RingTlsEvents,
+  type RingTlsPort,
   RuntimeError,
+  ringTlsPort,
   type SocketAddress,
   type WriteTarget,
 } from '@loch/uring-runtime';
@@ -33,7 +43,10 @@ import {
 } from './errors.js';
 import { deliverRecv, deliverWritten } from './internal/delivery.js';
 
-const ECANCELED = constants.errno.ECANCELED;
+const { ECANCELED, EPROTO } = constants.errno;
+
+function ignoreWritten(): void {}
+const IGNORE_WRITTEN: WriteTarget = { onWritten: ignoreWritten };
 
 /** Plaintext buffer size: two full records. */
 const PLAIN_SIZE = 32 * 1024;
@@ -82,6 +95,8 @@ export interface OpenOptions {
   readonly onSession: ((session: Uint8Array) => void) | undefined;
   /** Builds the timeout error (handshake.ts owns the error's wording). */
   readonly timeoutError: (address: SocketAddress | undefined) => TlsError;
+  /** Let the ring carry the session when the stream is a uring one (in-ring TLS). */
+  readonly ring: boolean;
 }
 
 type Settle = (error: TlsError | RuntimeError | undefined) => void;
@@ -142,6 +157,8 @@ export class TlsStream implements ByteStream {
   #handshakeDone = false;
   #negotiated: Negotiated | undefined = undefined;
   #facts: ConnectionFacts | undefined = undefined;
+  /** In-ring TLS: the uring stream carrying the session (reads and writes go straight to it). */
+  #port: RingTlsPort | undefined = undefined;
 
   static {
     open = (inner, engine, session, options) =>
@@ -169,6 +186,24 @@ export class TlsStream implements ByteStream {
       this.#fail(this.#options.timeoutError(this.#address()));
     }, this.#options.handshakeTimeout);
     this.#timer.unref();
+    const port = this.#options.ring ? ringTlsPort(this.#inner) : undefined;
+    if (port !== undefined) {
+      const events: RingTlsEvents = {
+        onTlsEvent: (flags) => this.#onRingEvent(flags),
+        onTlsTransportEnd: (error) => this.#onCiphertext(null, error),
+      };
+      const attached = port.attachTls(this.#session!, events);
+      if (attached === 0) {
+        // The ring drives the handshake (a client's ClientHello is already queued).
+        this.#port = port;
+        return;
+      }
+      if (attached === -EPROTO) {
+        this.#fail(this.#engineError(null));
+        return;
+      }
+      // Not possible on this stream (already read from, no plaintext pool): fed from JavaScript.
+    }
     // A client speaks first (ClientHello); feeding nothing drives the handshake.
     if (!this.#options.server) this.#process(null);
     this.#pumpRead();
@@ -192,6 +227,15 @@ export class TlsStream implements ByteStream {
    */
   get facts(): ConnectionFacts {
     return (this.#facts ??= this.#inner.facts);
+  }
+
+  /**
+   * Where the records are processed: 'ring' when the io_uring ring carries the session (in-ring
+   * TLS: decrypted in the completion drain, encrypted in the flush), 'javascript' when the engine
+   * is fed from JavaScript (legacy driver, wrapped streams, `ring: false`).
+   */
+  get recordLayer(): 'ring' | 'javascript' {
+    return this.#port !== undefined ? 'ring' : 'javascript';
   }
 
   /** 'TLSv1.2' or 'TLSv1.3'. */
@@ -244,6 +288,10 @@ export class TlsStream implements ByteStream {
   // ---- receiving -------------------------------------------------------------------------
 
   recvTo(target: RecvTarget): void {
+    if (this.#port !== undefined) {
+      this.#port.recvTo(target);
+      return;
+    }
     if (this.#closed && this.#failure === undefined) {
       deliverRecv(target, null, this.#cancelled('recv'));
       return;
@@ -269,6 +317,7 @@ export class TlsStream implements ByteStream {
   }
 
   recv(options?: IoOptions): Promise<RecvChunk | null> {
+    if (this.#port !== undefined) return this.#port.recv(options);
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(this.#cancelled('recv'));
     if (!this.#closed && this.#waiting.length === 0 && this.#ready.length > 0) {
@@ -294,6 +343,7 @@ export class TlsStream implements ByteStream {
   }
 
   async read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    if (this.#port !== undefined) return this.#port.read(buf, options);
     const chunk =
       !this.#closed && this.#waiting.length === 0 && this.#ready.length > 0
         ? this.#ready.shift()!
@@ -310,6 +360,10 @@ export class TlsStream implements ByteStream {
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
+    if (this.#port !== undefined) {
+      yield* this.#port;
+      return;
+    }
     for (;;) {
       const chunk = await this.recv();
       if (chunk === null) return;
@@ -397,6 +451,44 @@ export class TlsStream implements ByteStream {
     this.#pumpWrite();
   }
 
+  /**
+   * In-ring TLS: a state change the ring reported. Returns the error the stream's readers get (a
+   * failure after the handshake); the stream below then closes on a later turn, after they got it.
+   */
+  #onRingEvent(state: number): RuntimeError | undefined {
+    if (this.#closed || this.#failure !== undefined) return undefined;
+    const session = this.#session!;
+    const flags = this.#engine.flags;
+    if ((state & flags.failed) !== 0) {
+      const error = this.#engineError(null);
+      const handedOver = error instanceof TlsPlainHttpError && error.stream !== undefined;
+      if (this.#handshakeDone) {
+        this.#failure = error;
+        this.#stopTimer();
+        this.#closed = true;
+        this.#closing = new Promise<void>((resolve) => setImmediate(resolve))
+          .then(() => this.#closeInner())
+          .catch(() => undefined);
+        return error;
+      }
+      this.#fail(error);
+      return handedOver ? undefined : error;
+    }
+    if ((state & flags.newSession) !== 0) {
+      const bytes = session.session();
+      if (bytes !== undefined) this.#options.onSession?.(bytes);
+    }
+    if ((state & flags.handshakeJustDone) !== 0) {
+      this.#port!.tlsHandshakeDone();
+      this.#onHandshakeDone();
+    }
+    if ((state & flags.peerClosed) !== 0) {
+      this.#closeNotifyReceived = true;
+      this.#ended = true;
+    }
+    return undefined;
+  }
+
   #onHandshakeDone(): void {
     this.#handshakeDone = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -481,6 +573,11 @@ export class TlsStream implements ByteStream {
       deliverWritten(target, this.#cancelled('write'));
       return;
     }
+    if (this.#port !== undefined) {
+      // Encrypted and sent by the ring, in order with everything written before.
+      this.#port.writeTo(data, target);
+      return;
+    }
     const out = this.#session!.encrypt(data);
     if ((this.#engine.info[1]! & this.#engine.flags.failed) !== 0) {
       this.#fail(this.#engineError(null));
@@ -545,6 +642,17 @@ export class TlsStream implements ByteStream {
    */
   shutdown(): Promise<void> {
     if (this.closed) return Promise.resolve();
+    const port = this.#port;
+    if (port !== undefined) {
+      return new Promise<void>((resolve, reject) => {
+        port.tlsCloseNotify({
+          onWritten: (error) => {
+            if (error !== undefined) reject(error);
+            else this.#inner.shutdown().then(resolve, reject);
+          },
+        });
+      });
+    }
     const notify = this.#session!.shutdown();
     if (notify === undefined) return this.#inner.shutdown();
     return new Promise<void>((resolve, reject) => {
@@ -565,6 +673,19 @@ export class TlsStream implements ByteStream {
    */
   close(): Promise<void> {
     if (this.#closing !== undefined) return this.#closing;
+    const port = this.#port;
+    if (port !== undefined) {
+      // close_notify goes out behind the queued writes; the close that follows does not wait for
+      // it (a peer that stopped reading never holds close() up).
+      if (this.#handshakeDone && this.#failure === undefined) port.tlsCloseNotify(IGNORE_WRITTEN);
+      this.#closed = true;
+      this.#stopTimer();
+      const settle = this.#settleHandshake;
+      this.#settleHandshake = undefined;
+      settle?.(this.#cancelled('close'));
+      this.#closing = this.#closeInner();
+      return this.#closing;
+    }
     const notify =
       this.#handshakeDone && this.#failure === undefined && !this.#writing && this.#session !== undefined
         ? this.#session.shutdown()
@@ -616,6 +737,8 @@ export class TlsStream implements ByteStream {
     this.#stopTimer();
     const alert = this.#queued.length > 0 && !this.#writing ? this.#queued : [];
     const handOver = error instanceof TlsPlainHttpError && error.stream !== undefined;
+    // In the ring, a handed-over stream is plain again; the ring already sent any alert.
+    if (handOver) this.#port?.tlsDetach();
     this.#cancelPending(error);
     const settle = this.#settleHandshake;
     this.#settleHandshake = undefined;
@@ -644,7 +767,7 @@ export class TlsStream implements ByteStream {
         return new TlsAlertError(e.alert, e.message, options);
       case 4:
         return new TlsPlainHttpError(
-          input === null ? new Uint8Array(0) : input.slice(),
+          input === null ? this.#takeRawBytes() : input.slice(),
           this.#options.handOverPlainHttp ? this.#inner : undefined,
           options,
         );
@@ -653,6 +776,24 @@ export class TlsStream implements ByteStream {
           ? new TlsProtocolError(e.message, options)
           : new TlsHandshakeError(e.message, options);
     }
+  }
+
+  /** In-ring TLS: the bytes the ring passed through raw (a plain-HTTP request), copied. */
+  #takeRawBytes(): Uint8Array {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (let chunk = this.#port?.takeQueued(); chunk !== undefined; chunk = this.#port?.takeQueued()) {
+      parts.push(chunk.bytes.slice());
+      total += chunk.bytes.byteLength;
+      chunk.release();
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.byteLength;
+    }
+    return out;
   }
 
   #cancelled(syscall: string): RuntimeError {

@@ -44,6 +44,7 @@ export {
   type WriteTarget,
 } from './stream.js';
 export { type SleepOptions, sleep, timeout } from './time.js';
+export { type RingTlsEvents, type RingTlsPort, ringTlsPort } from './uring/tls-port.js';
 export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';
 export {
   DEFAULT_RESTART_POLICY,

@@ -50,6 +50,15 @@ export interface UringDriverOptions {
    * or 'microtask' (queueMicrotask). Default 'immediate' (env LOCH_URING_FLUSH overrides).
    */
   readonly flushMode?: FlushMode | undefined;
+  /**
+   * In-ring TLS (@loch/tls on this driver): plaintext buffers the ring decrypts into (at most
+   * 65535; 0 turns in-ring TLS off). Default 256 (x 32 KiB = 8 MiB of address space, touched only
+   * by TLS streams). When readers hold them all, a TLS stream waits (its ciphertext kept in the
+   * session, its recv stopped by the usual high-water mark) until one comes back.
+   */
+  readonly plainCount?: number | undefined;
+  /** Bytes per plaintext buffer. Default 32768 (two full TLS records). */
+  readonly plainSize?: number | undefined;
 }
 
 /** Thrown by createUringDriver when io_uring cannot serve on this machine or thread. */
@@ -94,6 +103,8 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
       bufferSize: options.bufferSize ?? 65536,
       sqpoll: options.sqpoll ?? false,
       flushMode,
+      plainCount: options.plainCount ?? 256,
+      plainSize: options.plainSize ?? 32 * 1024,
     });
   } catch (error) {
     throw new UringUnavailableError(error instanceof Error ? error.message : String(error));

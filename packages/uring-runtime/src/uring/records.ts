@@ -41,10 +41,25 @@ export const OP_PROVIDE = 13;
 /** One-shot poll of `fd` for the mask in `aux` (POLLIN 1, POLLOUT 4); completes with revents. */
 export const OP_POLL = 14;
 
+/** In-ring TLS: sends close_notify on the stream's session (`aux2` = conn + 1); completes once sent. */
+export const OP_TLS_CLOSE_NOTIFY = 15;
+/** In-ring TLS: returns plaintext buffer `aux` to the ring; no SQE, no completion. */
+export const OP_PLAIN_RELEASE = 16;
+
 /** IORING_CQE_F_BUFFER: the upper 16 bits of flags carry the provided buffer's id. */
 export const CQE_F_BUFFER = 1;
 /** IORING_CQE_F_MORE: a multishot op stays armed; more CQEs follow for this slot. */
 export const CQE_F_MORE = 2;
+/** Added by the ring on a TLS stream's recv: the buffer id is a plaintext buffer's. */
+export const CQE_F_PLAIN = 256;
+/** Added by the ring on a TLS stream's recv: `res` holds TLS state flags (TLS_* below). */
+export const CQE_F_TLS_EVENT = 512;
+/** TLS state flags of a CQE_F_TLS_EVENT completion (the engine's FeedFlags). */
+export const TLS_HANDSHAKE_DONE = 2;
+export const TLS_PEER_CLOSED = 4;
+export const TLS_NEW_SESSION = 16;
+export const TLS_FAILED = 32;
+
 /** IORING_CQE_BUFFER_SHIFT. */
 export const CQE_BUFFER_SHIFT = 16;
 

@@ -6,7 +6,15 @@
  */
 import { constants } from 'node:os';
 import type { NativeBinding, RingInfo } from '@loch/native';
-import { CQ_STRIDE, CQE_F_MORE, OP_CANCEL, OP_CANCEL_FD, OP_PROVIDE, SQ_STRIDE } from './records.js';
+import {
+  CQ_STRIDE,
+  CQE_F_MORE,
+  OP_CANCEL,
+  OP_CANCEL_FD,
+  OP_PLAIN_RELEASE,
+  OP_PROVIDE,
+  SQ_STRIDE,
+} from './records.js';
 
 /** Receives the completions of an op slot. Called once per CQE (several for multishot ops). */
 export interface CompletionTarget {
@@ -32,6 +40,10 @@ export interface RingOptions {
   /** IORING_SETUP_SQPOLL. Default false. */
   readonly sqpoll: boolean;
   readonly flushMode: FlushMode;
+  /** In-ring TLS plaintext buffers (at most 65535; 0: no in-ring TLS). Default 256. */
+  readonly plainCount?: number | undefined;
+  /** Bytes per plaintext buffer. Default 32 KiB. */
+  readonly plainSize?: number | undefined;
 }
 
 const { ECANCELED } = constants.errno;
@@ -58,6 +70,16 @@ export class Ring {
    */
   readonly poolBuffer: ArrayBuffer;
   readonly bufferSize: number;
+  /**
+   * In-ring TLS: the plaintext pool's memory (TLS streams' recv chunks are views of it) and its
+   * buffers' size; plaintext buffer `id` starts at `id * plainSize`.
+   */
+  readonly plainBuffer: ArrayBuffer;
+  readonly plainPool: Uint8Array;
+  readonly plainSize: number;
+  /** Plaintext buffers lent to readers now. */
+  private plainLent = 0;
+  private readonly plainCount: number;
   /** Records queued for the next flush. */
   private count = 0;
   private readonly capacity: number;
@@ -106,6 +128,11 @@ export class Ring {
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);
     this.pool = new Uint8Array(this.poolBuffer);
+    this.plainCount = options.plainCount ?? 256;
+    this.plainSize = options.plainSize ?? 32 * 1024;
+    // Untouched pages of a large ArrayBuffer are not resident: a thread without TLS pays nothing.
+    this.plainBuffer = new ArrayBuffer(this.plainCount * this.plainSize);
+    this.plainPool = new Uint8Array(this.plainBuffer);
     const initial = 1024;
     this.gens = new Uint32Array(initial);
     this.states = new Uint8Array(initial);
@@ -120,7 +147,47 @@ export class Ring {
       bufferCount: options.bufferCount,
       bufferSize: options.bufferSize,
       callerPins: true,
+      plainPool: this.plainPool,
+      plainCount: this.plainCount,
+      plainSize: this.plainSize,
     });
+  }
+
+  /** True when the ring can carry TLS sessions (in-ring TLS). */
+  get tlsCapable(): boolean {
+    return this.info.plainPool === true && this.info.bufRing && typeof this.binding.tlsAttach === 'function';
+  }
+
+  /** A TLS stream's recv handed plaintext buffer `id` to a reader. */
+  lendPlain(): void {
+    this.plainLent++;
+  }
+
+  /**
+   * Returns plaintext buffer `id` to the ring. Like provide(), the return rides along with the
+   * next flush, unless half the pool is lent out (a stream the ring stopped for want of
+   * plaintext buffers may be waiting for it): then it schedules one.
+   */
+  releasePlain(id: number): void {
+    if (this.count === this.capacity) this.flushNow(false);
+    const o = this.count++ * SQ_STRIDE;
+    const sq = this.sq;
+    sq[o] = OP_PLAIN_RELEASE;
+    sq[o + 1] = -1;
+    sq[o + 2] = -1;
+    sq[o + 3] = 0;
+    sq[o + 4] = 0;
+    sq[o + 5] = -1;
+    sq[o + 6] = id;
+    sq[o + 7] = 0;
+    if (this.plainLent-- > this.plainCount >> 1 || ++this.pendingProvides >= this.provideBatch)
+      this.schedule();
+    if (this.starved.length > 0) {
+      this.schedule();
+      const waiting = this.starved;
+      this.starved = [];
+      for (const w of waiting) w.onBuffersAvailable();
+    }
   }
 
   /** True once destroy() ran. */
@@ -239,6 +306,14 @@ export class Ring {
       this.starved = [];
       for (const w of waiting) w.onBuffersAvailable();
     }
+  }
+
+  /**
+   * Flushes queued records on this turn if there are any: a TLS stream's reader is about to
+   * wait, and the plaintext buffers it gave back may be what the ring waits for to go on.
+   */
+  kick(): void {
+    if (this.count > 0) this.schedule();
   }
 
   /** Registers a recv that got ENOBUFS, to re-arm when a buffer comes back. */

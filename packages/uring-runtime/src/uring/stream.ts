@@ -15,7 +15,7 @@
  * together may see bytes in either order).
  */
 import { constants } from 'node:os';
-import type { NativeAddress, NativeBinding } from '@loch/native';
+import type { NativeAddress, NativeBinding, NativeTlsSession } from '@loch/native';
 import { RuntimeError } from '../errors.js';
 import { PromiseWrite, StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv, deliverWritten } from '../internal/target-delivery.js';
@@ -33,17 +33,21 @@ import {
   CQE_BUFFER_SHIFT,
   CQE_F_BUFFER,
   CQE_F_MORE,
+  CQE_F_PLAIN,
+  CQE_F_TLS_EVENT,
   MAX_IOV,
   OP_CLOSE,
   OP_RECV,
   OP_RECV_MULTI,
   OP_SEND,
   OP_SHUTDOWN,
+  OP_TLS_CLOSE_NOTIFY,
   OP_WRITEV,
+  TLS_PEER_CLOSED,
 } from './records.js';
 import type { BufferWaiter, CompletionTarget, Ring } from './ring.js';
 
-const { ECANCELED, ENOBUFS, ENOTCONN } = constants.errno;
+const { EBUSY, ECANCELED, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
 const RECV_HIGH_WATER = 16;
 const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
@@ -92,20 +96,46 @@ export function cancelledError(
   return RuntimeError.fromErrno(-ECANCELED, syscall, address, buf);
 }
 
-/** A chunk of the provided-buffer pool lent to the reader. */
+/**
+ * What a TLS stream carried by the ring (in-ring TLS) tells its owner: the session's state
+ * changes, reported by the completion drain, and the end of the stream below during the handshake.
+ */
+export interface RingTlsEvents {
+  /**
+   * TLS state flags (TLS_* of records.ts: handshake done, peer closed, new session, failed).
+   * Returns the error the stream's readers get from now on, if the session failed and they should.
+   */
+  onTlsEvent(flags: number): RuntimeError | undefined;
+  /** The stream ended (`error` undefined) or failed while the handshake was still running. */
+  onTlsTransportEnd(error: RuntimeError | undefined): void;
+}
+
+/**
+ * A received chunk lent to the reader: a view of the provided-buffer pool (code = buffer id), or
+ * on a TLS stream carried by the ring of its plaintext pool (code = -(id + 1)).
+ */
 class PooledChunk implements RecvChunk {
   constructor(
     readonly bytes: Uint8Array,
     private readonly ring: Ring,
-    /** The provided buffer's id; -1 once released. */
-    private bid: number,
+    /** The buffer's code; RELEASED once released. */
+    private code: number,
   ) {}
   release(): void {
-    const bid = this.bid;
-    if (bid < 0) return;
-    this.bid = -1;
-    this.ring.provide(bid);
+    const code = this.code;
+    if (code === RELEASED) return;
+    this.code = RELEASED;
+    if (code >= 0) this.ring.provide(code);
+    else this.ring.releasePlain(-code - 1);
   }
+}
+
+const RELEASED = 0x7fffffff;
+
+/** Gives a chunk's buffer back by its code (a provided buffer, or a plaintext one). */
+function giveBack(ring: Ring, code: number): void {
+  if (code >= 0) ring.provide(code);
+  else ring.releasePlain(-code - 1);
 }
 
 /** A read(buf) waiting on the multishot recv: copies from the chunks it brings. */
@@ -265,6 +295,10 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   /** The first waiting reader; the ones after it (rare) wait in `rare.moreWaiters`, in order. */
   private waiter: Waiter | undefined = undefined;
   private rare: StreamRare | undefined = undefined;
+  /** In-ring TLS: the ring's conn id + 1 (0: plain), its owner, and whether it still handshakes. */
+  private tls = 0;
+  private tlsEvents: RingTlsEvents | undefined = undefined;
+  private tlsHandshaking = false;
 
   constructor(
     private readonly host: StreamHost,
@@ -338,8 +372,9 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     if (this.closing) return Promise.reject(cancelledError('read', this.remote, buf));
     if (signal?.aborted) return Promise.reject(cancelledError('read', this.remote, buf));
     if (buf.byteLength === 0) return Promise.resolve([0, buf]);
-    // Multishot armed: bytes arrive in order through it, so wait there and copy.
-    if (this.armedSlot >= 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
+    // Multishot armed (always on a TLS stream: plaintext comes only through it): bytes arrive in
+    // order through it, so wait there and copy.
+    if (this.armedSlot >= 0 || this.tls !== 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
     return new Promise<IoResult<B>>((resolve, reject) => {
       const op = new StreamOp(this, 'read', buf, AS_READ, resolve, reject, signal, undefined);
       this.submit(op, OP_RECV, buf.byteLength, buf, 0);
@@ -355,6 +390,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       // The target itself waits in the reader queue: nothing is allocated for the wait.
       this.pushWaiter(target);
       this.arm();
+      if (this.tls !== 0) this.host.ring.kick();
     }
   }
 
@@ -384,7 +420,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     }
     if (single) {
       const op = new StreamOp(this, 'write', data, AS_WRITE_ALL, noop, noop, signal, target);
-      this.submit(op, OP_SEND, data.byteLength, data, 0);
+      // On a TLS stream (tls > 0) the ring encrypts the bytes and sends the records itself.
+      this.submit(op, OP_SEND, data.byteLength, data, 0, this.tls);
       return;
     }
     let total = 0;
@@ -424,6 +461,60 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
     else this.issueClose();
     return rare.closePromise;
+  }
+
+  /**
+   * In-ring TLS (for @loch/tls): the ring carries `session` on this stream from now on: received
+   * ciphertext is decrypted in the completion drain (readers get plaintext), writes are encrypted
+   * and sent by the ring, handshake flights and alerts go out without JavaScript, and `events`
+   * hears of state changes. Reading starts at once (the handshake needs it). 0, or -errno:
+   * -ENOTSUP when the ring has no plaintext pool, -EBUSY when the stream was read from or already
+   * carries a session (feed it from JavaScript then), -EPROTO when the session failed to start.
+   */
+  attachTls(session: NativeTlsSession, events: RingTlsEvents): number {
+    if (!this.host.ring.tlsCapable) return -ENOTSUP;
+    if (
+      this.closing ||
+      this.tls !== 0 ||
+      this.armedSlot >= 0 ||
+      this.chunkHead < this.chunkTail ||
+      this.eof ||
+      this.failure !== undefined ||
+      this.rare?.pumps
+    )
+      return -EBUSY;
+    const id = this.host.binding.tlsAttach(this.fd, session);
+    if (id < 0) return id;
+    this.tls = id + 1;
+    this.tlsEvents = events;
+    this.tlsHandshaking = true;
+    this.arm();
+    return 0;
+  }
+
+  /** In-ring TLS: the handshake is done; reading goes on only while readers ask. */
+  tlsHandshakeDone(): void {
+    this.tlsHandshaking = false;
+  }
+
+  /**
+   * In-ring TLS: the stream is plain again from JavaScript's side (a plain-HTTP request handed
+   * over): the ring passes its bytes through raw once the session failed, and writes go out as they are.
+   */
+  tlsDetach(): void {
+    this.tls = 0;
+    this.tlsEvents = undefined;
+    this.tlsHandshaking = false;
+  }
+
+  /** In-ring TLS: sends close_notify after every write queued before it; `target` hears when it went out. */
+  tlsCloseNotify(target: WriteTarget): void {
+    if (this.closing || this.tls === 0) {
+      queueMicrotask(() => target.onWritten(undefined));
+      return;
+    }
+    const op = new StreamOp(this, 'write', undefined, AS_VOID, noop, noop, undefined, target);
+    this.submit(op, OP_TLS_CLOSE_NOTIFY, 0, undefined, 0, this.tls);
   }
 
   /**
@@ -487,42 +578,67 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
         queueMicrotask(disarmed);
       }
     }
+    if ((flags & CQE_F_TLS_EVENT) !== 0) {
+      this.onTlsEvent(res);
+      return;
+    }
     if (res > 0 && (flags & CQE_F_BUFFER) !== 0) {
-      const bid = flags >>> CQE_BUFFER_SHIFT;
-      const w = this.waiter;
       const ring = this.host.ring;
+      let code = flags >>> CQE_BUFFER_SHIFT;
+      if ((flags & CQE_F_PLAIN) !== 0) {
+        // Plaintext the ring decrypted from this TLS stream's ciphertext.
+        ring.lendPlain();
+        code = -code - 1;
+      }
+      const w = this.waiter;
       if (this.closing) {
-        ring.provide(bid);
+        giveBack(ring, code);
       } else if (w !== undefined && this.chunkHead === this.chunkTail) {
         if (w instanceof RecvWaiter) {
           // A read(buf) waits: queue the chunk and copy from it.
-          this.enqueueChunk(bid, res, more, slot);
+          this.enqueueChunk(code, res, more, slot);
         } else {
           // A recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
           this.shiftWaiter();
-          const chunk = new PooledChunk(
-            new Uint8Array(ring.poolBuffer, bid * ring.bufferSize, res),
-            ring,
-            bid,
-          );
-          deliverRecv(w, chunk, undefined);
+          deliverRecv(w, new PooledChunk(this.viewOf(code, 0, res), ring, code), undefined);
         }
       } else {
-        this.enqueueChunk(bid, res, more, slot);
+        this.enqueueChunk(code, res, more, slot);
       }
     } else if (res === 0) {
       this.eof = true;
+      if (this.tlsHandshaking) this.tlsEvents?.onTlsTransportEnd(undefined);
       this.feedWaiters();
     } else if (res < 0 && res !== -ECANCELED) {
       if (res === -ENOBUFS && !this.closing) {
         // The pool is empty: retry when a buffer comes back.
-        if (this.waiter !== undefined) this.ring.waitForBuffers(this);
+        if (this.waiter !== undefined || this.tlsHandshaking) this.ring.waitForBuffers(this);
       } else if (!this.closing) {
         this.failure = RuntimeError.fromErrno(res, 'recv', this.addressForError());
+        if (this.tlsHandshaking) this.tlsEvents?.onTlsTransportEnd(this.failure);
         this.feedWaiters();
       }
     }
-    if (!more && !this.closing && this.waiter !== undefined && res !== -ENOBUFS) this.arm();
+    if (!more && !this.closing && (this.waiter !== undefined || this.tlsHandshaking) && res !== -ENOBUFS)
+      this.arm();
+  }
+
+  /** A TLS state change the ring reported: the owner decides; readers see the end or the failure. */
+  private onTlsEvent(flags: number): void {
+    const events = this.tlsEvents;
+    if (events === undefined || this.closing) return;
+    const error = events.onTlsEvent(flags);
+    if ((flags & TLS_PEER_CLOSED) !== 0) this.eof = true;
+    if (error !== undefined) this.failure ??= error;
+    if ((flags & TLS_PEER_CLOSED) !== 0 || error !== undefined) this.feedWaiters();
+  }
+
+  /** The bytes of a queued chunk by its code (see PooledChunk). */
+  private viewOf(code: number, offset: number, len: number): Uint8Array {
+    const ring = this.host.ring;
+    return code >= 0
+      ? new Uint8Array(ring.poolBuffer, code * ring.bufferSize + offset, len)
+      : new Uint8Array(ring.plainBuffer, (-code - 1) * ring.plainSize + offset, len);
   }
 
   /** Queues a received chunk, feeds waiting readers, and stops the multishot at the high water mark. */
@@ -540,7 +656,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
 
   /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
   onBuffersAvailable(): void {
-    if (!this.closing && this.waiter !== undefined) this.arm();
+    if (!this.closing && (this.waiter !== undefined || this.tlsHandshaking)) this.arm();
   }
 
   /** A plain read saw end of stream. */
@@ -569,12 +685,19 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     this.ring.push(OP_CLOSE, this.fd, this.ring.alloc(target), 0, undefined, 0);
   }
 
-  private submit(op: StreamOp, opcode: number, len: number, buf: Uint8Array | undefined, aux: number): void {
+  private submit(
+    op: StreamOp,
+    opcode: number,
+    len: number,
+    buf: Uint8Array | undefined,
+    aux: number,
+    aux2 = 0,
+  ): void {
     const ring = this.host.ring;
     const slot = ring.alloc(op);
     op.slot = slot;
     this.inFlight++;
-    ring.push(opcode, this.fd, slot, len, buf, aux);
+    ring.push(opcode, this.fd, slot, len, buf, aux, aux2);
     const signal = op.signal;
     if (signal !== undefined) this.watchAbort(op, signal);
   }
@@ -591,7 +714,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     const slot = ring.alloc(op);
     op.slot = slot;
     this.inFlight++;
-    ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0);
+    ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0, this.tls);
   }
 
   /**
@@ -616,14 +739,14 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     op.slot = slot;
     this.inFlight++;
     const first = ring.pushBuffers(slot, bufs, 0, count);
-    ring.record(OP_WRITEV, this.fd, slot, 0, first, count);
+    ring.record(OP_WRITEV, this.fd, slot, 0, first, count, this.tls);
   }
 
   private arm(): void {
     if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
     this.armedSlot = this.ring.alloc(this);
     this.inFlight++;
-    this.ring.push(OP_RECV_MULTI, this.fd, this.armedSlot, 0, undefined, 0);
+    this.ring.push(OP_RECV_MULTI, this.fd, this.armedSlot, 0, undefined, this.tls);
   }
 
   /** read(buf) while the multishot recv is armed: waits for its next chunk, then copies. */
@@ -639,6 +762,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       }
       this.pushWaiter(waiter);
       this.arm();
+      if (this.tls !== 0) this.host.ring.kick();
     });
   }
 
@@ -697,17 +821,12 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   /** Takes the head chunk whole (recvTo()). A chunk partly read by read(buf) yields its rest. */
   private takeChunk(): RecvChunk {
     const i = this.chunkHead++;
-    const bid = this.chunkBid![i]!;
-    const ring = this.host.ring;
+    const code = this.chunkBid![i]!;
     const offset = this.headOffset;
-    const bytes = new Uint8Array(
-      ring.poolBuffer,
-      bid * ring.bufferSize + offset,
-      this.chunkLen![i]! - offset,
-    );
+    const bytes = this.viewOf(code, offset, this.chunkLen![i]! - offset);
     this.headOffset = 0;
     this.compactQueue();
-    return new PooledChunk(bytes, ring, bid);
+    return new PooledChunk(bytes, this.host.ring, code);
   }
 
   /** Copies queued bytes into `buf` (read(buf) after recv data arrived); returns the count. */
@@ -715,16 +834,15 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     let n = 0;
     while (n < buf.byteLength && this.chunkHead < this.chunkTail) {
       const i = this.chunkHead;
-      const bid = this.chunkBid![i]!;
-      const start = bid * this.ring.bufferSize + this.headOffset;
+      const code = this.chunkBid![i]!;
       const avail = this.chunkLen![i]! - this.headOffset;
       const take = Math.min(avail, buf.byteLength - n);
-      buf.set(this.ring.pool.subarray(start, start + take), n);
+      buf.set(this.viewOf(code, this.headOffset, take), n);
       n += take;
       if (take === avail) {
         this.chunkHead++;
         this.headOffset = 0;
-        this.ring.provide(bid);
+        giveBack(this.ring, code);
       } else {
         this.headOffset += take;
       }
@@ -741,7 +859,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   }
 
   private dropChunks(): void {
-    for (let i = this.chunkHead; i < this.chunkTail; i++) this.ring.provide(this.chunkBid![i]!);
+    for (let i = this.chunkHead; i < this.chunkTail; i++) giveBack(this.ring, this.chunkBid![i]!);
     this.chunkHead = 0;
     this.chunkTail = 0;
     this.headOffset = 0;
