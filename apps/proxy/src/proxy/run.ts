@@ -79,7 +79,7 @@ export function runtimeChanges(a: ProxyConfig, b: ProxyConfig): string[] {
 }
 
 function describeListen(config: ProxyConfig): string {
-  return config.servers.map((s) => `${s.key}=${listenId(s.listen)}`).join(' ');
+  return [...config.servers, ...config.thriftServers].map((s) => `${s.key}=${listenId(s.listen)}`).join(' ');
 }
 
 /** Runs the proxy until SIGTERM/SIGINT; resolves with the exit code. */
@@ -314,7 +314,11 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     process.off('SIGHUP', onHup);
     process.off('SIGUSR2', onUsr2);
     process.off('SIGURG', onUrg);
-    const grace = Math.max(0, ...current.servers.map((s) => s.timeouts.shutdownGrace));
+    // Every server kind's grace counts: thrift calls in flight get theirs too.
+    const grace = Math.max(
+      0,
+      ...[...current.servers, ...current.thriftServers].map((s) => s.timeouts.shutdownGrace),
+    );
     log.info(`${signal}: stopping (in-flight requests get up to ${grace} ms)`);
     log.flush();
     await tail;
