@@ -21,8 +21,9 @@
  *   body waits while either is closed and resumes on WINDOW_UPDATE), trailers as a final
  *   HEADERS.
  * - Errors end only what they must: a stream error resets the stream (RST_STREAM), a
- *   connection error sends GOAWAY with its code and closes. server.close() sends GOAWAY
- *   (NO_ERROR, the last stream id), lets the streams in flight finish, then closes.
+ *   connection error sends GOAWAY with its code and closes. server.close() sends GOAWAY in two
+ *   phases (2^31-1 and a PING, then the last stream id), lets the streams in flight finish,
+ *   then closes.
  * - Floods (flood-limits.ts): resets (rapid reset), SETTINGS, PING, empty frames and
  *   WINDOW_UPDATEs of less than 1 KiB counted per interval, past their budget GOAWAY ENHANCE_YOUR_CALM; a client that
  *   does not read stops our reading once the output bound is reached; a stream stalled on a
@@ -71,6 +72,9 @@ import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/** The PING that follows the shutdown notice (the first GOAWAY), and how long to wait for it. */
+const SHUTDOWN_PING = Uint8Array.from(Buffer.from('lochbye!', 'latin1'));
+const SHUTDOWN_NOTICE_MS = 1000;
 /** Octets of the output arena small frames are written into (a new one when full). */
 const ARENA_SIZE = 16 * 1024;
 /** WINDOW_UPDATE increments below this count against the flood budget. */
@@ -123,6 +127,8 @@ export class H2ServerSession<Cx>
   private lastStreamId = 0;
   /** The last stream id our GOAWAY announced (streams above it are ignored). */
   private goawayId = MAX_WINDOW_SIZE;
+  /** The first GOAWAY of a graceful shutdown is out; the second follows (finalGoaway). */
+  private noticeTimer: ReturnType<typeof setTimeout> | null = null;
   /** The client sent GOAWAY: close once the streams in flight are done. */
   private peerGoaway = false;
 
@@ -274,6 +280,21 @@ export class H2ServerSession<Cx>
   shutdownIfIdle(): void {
     if (this.state !== OPEN) return;
     this.state = DRAINING;
+    // Two phases (RFC 9113 §6.8): a GOAWAY with the largest id tells the client to open no more
+    // streams while the ones it already sent are still served; a PING round trip later (or after
+    // SHUTDOWN_NOTICE_MS without an answer) the GOAWAY with the real last id follows.
+    this.queue(encodeGoaway(MAX_WINDOW_SIZE, Http2ErrorCode.NO_ERROR));
+    const at = this.reserve(FRAME_HEADER_LENGTH + 8);
+    writePing(this.arena, at, SHUTDOWN_PING, false);
+    this.flush();
+    this.noticeTimer = setTimeout(() => this.finalGoaway(), SHUTDOWN_NOTICE_MS);
+  }
+
+  /** The second GOAWAY of a graceful shutdown: streams above the last id are not served. */
+  private finalGoaway(): void {
+    if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
+    this.noticeTimer = null;
+    if (this.state !== DRAINING || this.goawayId !== MAX_WINDOW_SIZE) return;
     this.goawayId = this.lastStreamId;
     this.queue(encodeGoaway(this.lastStreamId, Http2ErrorCode.NO_ERROR));
     this.flush();
@@ -803,7 +824,7 @@ export class H2ServerSession<Cx>
     this.streams.delete(s.id);
     this.blocked.delete(s);
     if (this.streams.size === 0) {
-      if (this.state === DRAINING || this.peerGoaway) this.finish();
+      if ((this.state === DRAINING && this.goawayId !== MAX_WINDOW_SIZE) || this.peerGoaway) this.finish();
       else this.armIdle();
     }
   }
@@ -879,7 +900,10 @@ export class H2ServerSession<Cx>
   /** @internal */
   onPing(data: Uint8Array, ack: boolean): void {
     if (this.pings.hit(performance.now())) throw calm('PING flood');
-    if (ack) return;
+    if (ack) {
+      if (this.noticeTimer !== null && Buffer.from(SHUTDOWN_PING).equals(data)) this.finalGoaway();
+      return;
+    }
     const at = this.reserve(FRAME_HEADER_LENGTH + 8);
     writePing(this.arena, at, data, true);
   }
@@ -1412,6 +1436,8 @@ export class H2ServerSession<Cx>
     if (this.state === CLOSED) return;
     this.state = CLOSED;
     this.deadline = NO_DEADLINE;
+    if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
+    this.noticeTimer = null;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.lingerTimer = null;
     this.out = [];

@@ -11,6 +11,7 @@ import {
   CONNECTION_PREFACE,
   encodeData,
   encodeHeaders,
+  encodePing,
   encodeSettings,
   encodeSettingsAck,
   type Http2Priority,
@@ -36,6 +37,8 @@ export class RawH2Client implements Http2FrameHandler {
   readonly bodies = new Map<number, Buffer[]>();
   readonly encoder = new HpackEncoder();
   closed = false;
+  /** Answer the server's PINGs (off: a client that never answers). */
+  autoPingAck = true;
   /** Set when the server's bytes could not be decoded. */
   decodeError: unknown = null;
   readonly opened: Promise<void>;
@@ -176,6 +179,8 @@ export class RawH2Client implements Http2FrameHandler {
   onPushPromise(): void {}
   onPing(data: Uint8Array, ack: boolean): void {
     this.frames.push({ t: 'ping', data: Buffer.from(data).toString('hex'), ack });
+    // A client answers the server's PINGs (the graceful shutdown waits for one).
+    if (!ack && this.autoPingAck) this.send(encodePing(data, true));
   }
   onGoaway(lastStreamId: number, errorCode: number, debug: Uint8Array): void {
     this.frames.push({ t: 'goaway', lastStreamId, errorCode, debug: Buffer.from(debug).toString() });

@@ -623,7 +623,12 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
       c.send(c.headers(1, '/hang'));
       await expect.poll(() => seen.requests.length).toBe(1);
       const closing = srv!.server.close();
+      // The notice first (largest id, and a PING), then the last stream id once the PING returned.
       expect(await c.until((f) => f.t === 'goaway')).toMatchObject({
+        lastStreamId: 0x7fffffff,
+        errorCode: Http2ErrorCode.NO_ERROR,
+      });
+      expect(await c.until((f) => f.t === 'goaway' && f.lastStreamId !== 0x7fffffff)).toMatchObject({
         lastStreamId: 1,
         errorCode: Http2ErrorCode.NO_ERROR,
       });
@@ -634,6 +639,22 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
       await c.untilClosed();
       await closing;
       expect(c.frames.some((f) => f.t === 'headers' && f.streamId === 3)).toBe(false);
+    });
+
+    it('a stream the client opened while the shutdown notice was on its way is still served', async () => {
+      const c = await connect(await start());
+      c.autoPingAck = false;
+      c.send(c.headers(1, '/hello'));
+      expect(await c.body(1)).toBe('hello');
+      const closing = srv!.server.close();
+      await c.until((f) => f.t === 'goaway');
+      // Sent before the client read the notice: served (a one-phase GOAWAY would drop it).
+      c.send(c.headers(3, '/hello'));
+      expect(await c.body(3)).toBe('hello');
+      // Without the PING's answer the final GOAWAY follows after a moment, then the close.
+      expect(await c.until((f) => f.t === 'goaway' && f.lastStreamId === 3)).toBeDefined();
+      await c.untilClosed();
+      await closing;
     });
 
     it('an idle connection gets GOAWAY after the idle timeout', async () => {
