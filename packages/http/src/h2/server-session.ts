@@ -1139,7 +1139,10 @@ export class H2ServerSession<Cx>
   private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): number {
     let off = from;
     const total = data.length;
+    const maxOut = this.shared.limits.maxOutputBuffer;
     while (off < total) {
+      // The client's windows may be huge: the output bound caps what one body queues at once.
+      if (this.outBytes + this.writingBytes > maxOut) return off;
       const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
       if (room <= 0) return off;
       const last = end && off + room === total;
@@ -1174,6 +1177,13 @@ export class H2ServerSession<Cx>
       if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
       off = this.sendNow(s, data, off, end);
       if (off === data.length) break;
+      if (this.outBytes + this.writingBytes > this.shared.limits.maxOutputBuffer) {
+        // Stopped by the output bound, not a window: wait for the writes (the write timeout
+        // covers a client that does not read).
+        this.scheduleFlush();
+        await this.drained();
+        continue;
+      }
       if (!stalled) {
         // The write timeout runs from the first stall until this chunk is out.
         stalled = true;

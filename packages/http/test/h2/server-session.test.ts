@@ -432,6 +432,26 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
       expect(await c.body(3)).toBe('abcd');
     });
 
+    it('a client with huge windows that stops reading: the body is pulled only up to the output bound', async () => {
+      const c = await connect(await start({ http2: { maxOutputBuffer: 64 * 1024 } }), {
+        initialWindowSize: 0x7fffffff,
+      });
+      c.send(encodeWindowUpdate(0, 0x7fffffff - 65535));
+      (c as unknown as { socket: import('node:net').Socket }).socket.pause();
+      c.send(c.headers(1, '/forever'));
+      // Once the kernel's buffers are full the pulls stop: the output bound holds what is left.
+      let last = -1;
+      for (let i = 0; i < 50 && seen.pulls !== last; i++) {
+        last = seen.pulls;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(seen.pulls).toBe(last);
+      // 16 KiB chunks: loopback socket buffers (a few MiB) plus the 64 KiB bound, not the endless body.
+      expect(seen.pulls).toBeLessThan(2000);
+      (c as unknown as { socket: import('node:net').Socket }).socket.resume();
+      await expect.poll(() => seen.pulls > last).toBe(true);
+    });
+
     it('resets a stream stalled on a closed window after the write timeout', async () => {
       const c = await connect(await start({ timeouts: { write: 100 } }), { initialWindowSize: 0 });
       c.send(c.headers(1, '/forever'));
