@@ -337,15 +337,15 @@ export class WorkerPool extends EventEmitter {
       if (slot.thread === thread) this.#onMessage(slot, message);
     });
     thread.on('error', (error) => {
-      if (slot.thread !== thread) return;
-      slot.cause ??= error;
-      this.#failPending(slot.index, `worker ${slot.index} crashed: ${error.message}`);
+      // Pending commands fail at 'exit': replies the thread posted before it died arrive first.
+      if (slot.thread === thread) slot.cause ??= error;
     });
     thread.on('exit', (code) => {
       if (slot.thread !== thread) return;
       slot.thread = undefined;
       this.#alive.delete(slot.index);
-      this.#failPending(slot.index, 'worker exited');
+      const why = slot.cause === undefined ? `code ${code}` : slot.cause.message;
+      this.#failPending(slot.index, `worker ${slot.index} exited before replying (${why})`);
       this.#exited(slot, code);
       this.emit('exit', slot.index, code);
     });
