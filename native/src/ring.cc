@@ -481,6 +481,8 @@ void Ring::UpdateRef() {
     uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
 }
 
+// Output buffer capacity a TLS conn keeps while idle.
+constexpr size_t kIdleKeep = 16 * 1024;
 // Room kept free in the completion array for what one CQE of a TLS stream may become.
 constexpr size_t kCqReserve = 16;
 // Plaintext buffers one feed fills at most before the rest waits in the session (resumed later).
@@ -687,7 +689,13 @@ void Ring::KickSend(TlsConn* c) {
   if (c->sendHead >= c->sendBuf.size()) {
     c->sendBuf.clear();
     c->sendHead = 0;
-    if (c->out.empty()) return;
+    if (c->out.empty()) {
+      // Idle: a connection that once sent a large body keeps no large buffers (memory per idle
+      // connection); a handshake flight or a small response fits in what stays.
+      if (c->sendBuf.capacity() > kIdleKeep) std::vector<unsigned char>().swap(c->sendBuf);
+      if (c->out.capacity() > kIdleKeep) std::vector<unsigned char>().swap(c->out);
+      return;
+    }
     c->sendBuf.swap(c->out);
   }
   io_uring_sqe* sqe = Sqe();
