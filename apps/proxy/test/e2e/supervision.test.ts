@@ -217,11 +217,9 @@ describe.each(drivers)('worker supervision (driver %s)', (driver) => {
     expect(await loch.stop()).toBe(0);
   }, 180_000);
 
-  it('replaces worker 0 with its Unix listener: the replacement takes over the socket path', async (test) => {
-    // The io_uring driver's listenUnix ignores `removeStale` (packages/uring-runtime
-    // src/uring/driver.ts), so the socket file the dead worker left makes every replacement
-    // fail with EADDRINUSE and worker 0 ends in a crash loop (loch serves TCP on worker 1).
-    if (driver === 'uring') test.skip('the uring driver does not remove a stale Unix socket yet');
+  it('replaces worker 0 with its Unix listener: the replacement takes over the socket path', async () => {
+    // The socket file the dead worker left is stale: the replacement removes it and binds
+    // (both drivers' listenUnix with removeStale).
     const port = await freePort();
     const path = join(dir, `loch-${driver}.sock`);
     const text = `${config(port, A)}

@@ -42,7 +42,6 @@ const NO_OPTIONS: HttpSendOptions = {};
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
-
 /** What the client is reading: nothing, the response head, or the response body. */
 const PHASE_IDLE = 0;
 const PHASE_HEAD = 1;

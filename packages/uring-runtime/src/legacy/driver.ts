@@ -3,7 +3,6 @@
  * missing or denied (old kernels, seccomp, io_uring_disabled) and as the reference the io_uring
  * driver is tested against. Not for the public API: users reach it through createRuntime().
  */
-import { lstat, unlink } from 'node:fs/promises';
 import { createServer, isIPv6, connect as netConnect, type Server, type Socket } from 'node:net';
 import type {
   Driver,
@@ -13,6 +12,7 @@ import type {
   UnixListenOptions,
 } from '../driver.js';
 import type { RuntimeError } from '../errors.js';
+import { removeStaleSocket } from '../internal/stale-socket.js';
 import type { IoOptions, SocketAddress } from '../stream.js';
 import { LegacyListener } from './listener.js';
 import { cancelled, errnoError, toRuntimeError } from './node-errors.js';
@@ -211,24 +211,6 @@ export class LegacyDriver implements Driver {
   #assertOpen(syscall: string): void {
     if (this.#closed) throw errnoError('EBADF', syscall);
   }
-}
-
-/**
- * Unlinks `path` when it is a socket nobody listens on (connect refused). A live socket, or a
- * path that is not a socket, is left alone, and bind then fails with EADDRINUSE.
- */
-async function removeStaleSocket(path: string): Promise<void> {
-  const stat = await lstat(path).catch(() => undefined);
-  if (stat === undefined || !stat.isSocket()) return;
-  const refused = await new Promise<boolean>((resolve) => {
-    const probe = netConnect({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(false);
-    });
-    probe.once('error', (error: Error & { code?: string }) => resolve(error.code === 'ECONNREFUSED'));
-  });
-  if (refused) await unlink(path).catch(() => undefined);
 }
 
 /** Creates the node:net driver for the calling thread. */

@@ -16,6 +16,7 @@ import type {
 } from '../driver.js';
 import { RuntimeError } from '../errors.js';
 import { resolveHost } from '../internal/resolve-host.js';
+import { removeStaleSocket } from '../internal/stale-socket.js';
 import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
 import { UringListener } from './listener.js';
 import { SplicePump } from './pump.js';
@@ -202,6 +203,7 @@ export class UringDriver implements Driver {
 
   async listenUnix(options: UnixListenOptions): Promise<UringListener> {
     this.assertOpen();
+    if (options.removeStale === true) await removeStaleSocket(options.path);
     const fd = this.host.binding.listenUnix(options.path, options.backlog ?? 1024);
     const address: SocketAddress = { family: 'unix', path: options.path };
     if (typeof fd !== 'number') throw failure(fd, address);
