@@ -326,6 +326,7 @@ function normalizeServer(
     allowEncodedSlashes: s.allow_encoded_slashes ?? false,
     allowUpgrades,
     tls,
+    http2: s.http2 ?? true,
   };
 }
 

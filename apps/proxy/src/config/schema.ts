@@ -118,6 +118,8 @@ export const ServerSchema = z.strictObject({
   routes: z.array(RouteSchema).default([]),
   /** Serve HTTPS on this listener. */
   tls: TlsSchema.optional(),
+  /** HTTP/2 beside HTTP/1.1: h2 by ALPN on TLS listeners, h2c by prior knowledge on plain ones. */
+  http2: z.boolean().optional(),
   access_log: z.boolean().optional(),
   /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
   allow_encoded_slashes: z.boolean().optional(),
@@ -339,6 +341,8 @@ export interface ServerConfig {
   readonly allowUpgrades: readonly string[];
   /** HTTPS on this listener, or null for plain HTTP. */
   readonly tls: TlsServerConfig | null;
+  /** HTTP/2 on this listener (h2 by ALPN with TLS, h2c by prior knowledge without). */
+  readonly http2: boolean;
 }
 
 export interface RuntimeConfig {

@@ -69,11 +69,9 @@ export interface WorkerStats {
   readonly heapUsed: number;
 }
 
-/**
- * ALPN offered on HTTPS listeners, in preference order: http/1.1 until the HttpServer speaks h2
- * (issue 14), then h2 first.
- */
-const HTTPS_ALPN: readonly string[] = ['http/1.1'];
+/** ALPN offered on HTTPS listeners, in preference order (h2 first, as nginx and Envoy). */
+const HTTPS_ALPN: readonly string[] = ['h2', 'http/1.1'];
+const HTTPS_ALPN_H1: readonly string[] = ['http/1.1'];
 
 /** Identity of a listen address (equal ids = the same listener across reloads). */
 export function listenId(address: ListenAddress): string {
@@ -100,9 +98,10 @@ interface ListenerEntry {
   accepting: boolean;
 }
 
+/** What the HttpServer is built from: a reload that changes it makes a new one. */
 function timeoutsKey(s: ServerConfig): string {
   const t = s.timeouts;
-  return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}`;
+  return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}/${s.http2}`;
 }
 
 /**
@@ -212,7 +211,10 @@ export class ProxyWorker {
         }
         entry.slot.precommit(factory);
         // A certificate this worker cannot load fails the reload here (the old config stays).
-        const tls = server.tls === null ? null : tlsServerContext(server.tls, HTTPS_ALPN);
+        const tls =
+          server.tls === null
+            ? null
+            : tlsServerContext(server.tls, server.http2 ? HTTPS_ALPN : HTTPS_ALPN_H1);
         entry.staged = { config: server, lifecycle, tls };
         const id = listenId(server.listen);
         if (this.#owns(server.listen) && !this.#listeners.has(id)) {
@@ -268,6 +270,8 @@ export class ProxyWorker {
         // A proxy forwards any method token (RFC 9110 §9.1: extension methods included); CONNECT
         // is refused by the route layer (405).
         limits: ANY_METHOD,
+        // HTTP/2: h2 by ALPN on TLS listeners, h2c by prior knowledge (preface sniff) on plain ones.
+        http2: server.http2,
         timeouts: {
           idle: t.serverKeepalive,
           head: t.serverReadHeader,

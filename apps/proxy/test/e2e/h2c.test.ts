@@ -11,7 +11,7 @@ import { createServer, type Server } from 'node:http';
 import * as http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableDrivers, freePort, type Loch, startLoch, tempDir } from './harness.js';
+import { availableDrivers, freePort, type Loch, rawExchange, startLoch, tempDir } from './harness.js';
 
 const run = promisify(execFile);
 const drivers = availableDrivers();
@@ -161,5 +161,43 @@ upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
     expect(stdout).toMatch(/"url":"\/curl".* 2$/);
     const load = await run('h2load', ['-n', '500', '-c', '2', '-m', '10', `http://127.0.0.1:${port}/load`]);
     expect(load.stdout).toMatch(/500 succeeded, 0 failed, 0 errored/);
+  });
+});
+
+describe('http2 = false', () => {
+  it('keeps a listener HTTP/1.1 only: a prior-knowledge preface is not HTTP/2 there', async () => {
+    const up = await upstream();
+    const port = await freePort();
+    const loch = await startLoch(
+      tempDir('loch-h2c-off-'),
+      `
+[runtime]
+workers = 1
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+http2 = false
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
+`,
+    );
+    try {
+      const text = await rawExchange(port, 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+      expect(text).toMatch(/^HTTP\/1\.1 (400|505) /);
+      const r = await run('curl', [
+        '-sS',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_version}',
+        `http://127.0.0.1:${port}/`,
+      ]);
+      expect(r.stdout).toBe('1.1');
+    } finally {
+      await loch.stop();
+      await new Promise((r) => up.server.close(r));
+    }
   });
 });

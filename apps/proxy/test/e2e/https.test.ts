@@ -8,6 +8,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -198,6 +199,38 @@ upstreams = [{ endpoint = "http://127.0.0.1:${nginx.ports[0]}" }]
       if (again.reused) reused++;
     }
     expect(reused).toBe(6);
+  });
+
+  it('speaks h2 to clients that choose it by ALPN, http/1.1 to the others', async () => {
+    const session = http2.connect(`https://127.0.0.1:${port}`, {
+      rejectUnauthorized: false,
+      servername: 'localhost',
+    });
+    try {
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ':path': '/over-h2', ':method': 'GET' });
+        let status = 0;
+        let body = '';
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.setEncoding('utf8').on('data', (d: string) => {
+          body += d;
+        });
+        req.on('end', () => resolve({ status, body }));
+        req.on('error', reject);
+        req.end();
+      });
+      expect((session.socket as tls.TLSSocket).alpnProtocol).toBe('h2');
+      expect(status).toBe(200);
+      expect(body).toContain('A /over-h2 ');
+      expect(body).toContain('xfp=https ');
+    } finally {
+      session.close();
+    }
+    const h1 = await handshake(port, 'localhost', { ALPNProtocols: ['http/1.1'] });
+    h1.socket.destroy();
+    expect(h1.socket.alpnProtocol).toBe('http/1.1');
   });
 
   it('answers plain HTTP on the TLS port with 400 and closes', async () => {
