@@ -3,6 +3,7 @@
  * `MakeService` (build a service, possibly from the one it replaces), `FactoryLayer` and
  * `FactoryStack` (assemble a service chain from config), `Either` (branch by config), and
  * `ServiceSlot`/`Deployment` (stage and swap services across workers for hot reload).
+ * `pendingPromise`/`takeResolve`/`takeReject`: a promise without a closure per promise.
  * Pure: no I/O, no timers.
  */
 export { Deployment, type FactoryForSlot, ServiceSlot } from './deployment.js';
@@ -35,4 +36,5 @@ export {
   type ServiceOf,
 } from './make-service.js';
 export { MapTargetFactory } from './map-target.js';
+export { NO_SETTLER, pendingPromise, takeReject, takeResolve } from './promise-settlers.js';
 export { type Answer, type RequestOf, type ResponseOf, type Service, serviceFn } from './service.js';

@@ -29,6 +29,7 @@ import {
   nextNow,
   type ReadyBodyIterator,
 } from '@loch/http';
+import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import { type RecvChunk, type RecvTarget, RuntimeError, type WriteTarget } from '@loch/uring-runtime';
 import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
@@ -220,16 +221,6 @@ function saysClose(value: string | undefined): boolean {
 /** What HttpClient.exchange reports to. */
 type ExchangeTarget = HttpExchangeTarget;
 
-/** Resolvers taken out of `new Promise(captureResolvers)` without a closure per promise. */
-let capturedResolve: (value: HttpResponse | Promise<HttpResponse>) => void = () => {};
-let capturedReject: (error: unknown) => void = () => {};
-function captureResolvers(
-  resolve: (value: HttpResponse | Promise<HttpResponse>) => void,
-  reject: (error: unknown) => void,
-): void {
-  capturedResolve = resolve;
-  capturedReject = reject;
-}
 const NO_RESOLVE = (): void => {};
 
 /** One HTTP/1.1 connection to `key`. Obtain it from HttpConnector.connect(); one exchange per hand-out. */
@@ -379,9 +370,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
     this.#exOptions = options;
     this.#exKey = key;
     this.#exRetry = retry;
-    const promise = new Promise<HttpResponse>(captureResolvers);
-    this.#resolve = capturedResolve;
-    this.#reject = capturedReject;
+    const promise = pendingPromise<HttpResponse>();
+    this.#resolve = takeResolve<HttpResponse>();
+    this.#reject = takeReject();
     try {
       this.#client.exchange(request, sendOptions, this.#target);
     } catch (error) {

@@ -17,6 +17,8 @@
  * body step in nextBody(), a request body write in write(). Deadlines are checked by the
  * package's one coarse sweep (../internal/deadlines.ts).
  */
+
+import { NO_SETTLER, pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import type { HttpBody } from '../body.js';
 import type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from '../client.js';
 import {
@@ -30,7 +32,6 @@ import {
 } from '../errors.js';
 import type { HttpHeaders } from '../headers.js';
 import { deadlines } from '../internal/deadlines.js';
-import { NO_SETTLER, pendingPromise, takeReject, takeResolve } from '../internal/promise-settlers.js';
 import type { HttpRequest, HttpResponse, HttpUpgradedConnection } from '../message.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';

@@ -16,11 +16,12 @@
  * The protocol-neutral part (accept, handler, drain, deadline sweep) is the HttpServer
  * (../server.ts); what h1 connections of one server share is H1ServerShared.
  */
+
+import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from '../body.js';
 import { HttpError, HttpParseError, HttpTimeoutError, type HttpTimeoutKind } from '../errors.js';
 import type { HttpHeaders } from '../headers.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
-import { pendingPromise, takeReject, takeResolve } from '../internal/promise-settlers.js';
 import type { HttpRequest, HttpResponse, HttpServerRequest, HttpTunnel } from '../message.js';
 import type { HttpServer, ServedConnection } from '../server.js';
 import type { HttpStream, StreamChunk } from '../transport.js';

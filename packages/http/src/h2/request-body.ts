@@ -8,10 +8,11 @@
  *
  * Not for flow-control arithmetic (flow-control.ts) nor stream states (stream.ts).
  */
+
+import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import type { HttpBody, ReadyBodyIterator } from '../body.js';
 import { HttpBodyError } from '../errors.js';
 import type { HttpHeaders } from '../headers.js';
-import { pendingPromise, takeReject, takeResolve } from '../internal/promise-settlers.js';
 
 /** What the body tells its stream. */
 export interface H2BodyOwner {

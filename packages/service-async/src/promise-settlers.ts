@@ -1,9 +1,9 @@
 /**
  * A promise whose settlers are taken out without a closure per promise: `new Promise(capture)`
  * with one module-level executor that parks the settlers in module state, from which the caller
- * moves them into its own fields at once. Where the server and the client build the promise
- * forms that callers need (a request body read, a response body step, a waited write) on the
- * promise-free recvTo/writeTo. Node 20 has no Promise.withResolvers (and it allocates an object
+ * moves them into its own fields at once. For services that answer synchronously most of the
+ * time and build the promise a caller waits on only when they must (a request body read, a
+ * response body step, a waited write on top of promise-free I/O: @loch/http, @loch/transports). Node 20 has no Promise.withResolvers (and it allocates an object
  * per call). Not a deferred class: one promise in flight per field, owned by one connection.
  */
 
