@@ -317,6 +317,8 @@ export interface TlsServerConfig {
    * a client resumes on whichever worker its next connection lands.
    */
   readonly ticketKeys: Uint8Array;
+  /** Every file read (absolute): certificates, keys, the client CA; watched for renewals. */
+  readonly files: readonly string[];
 }
 
 export interface ServerConfig {

@@ -25,8 +25,10 @@ export function normalizeTls(
   handshakeTimeout: number,
 ): TlsServerConfig | undefined {
   const start = issues.length;
+  const files: string[] = [];
   const read = (path: string, key: string): string => {
     const full = isAbsolute(path) ? path : resolve(baseDir, path);
+    files.push(full);
     try {
       return readFileSync(full, 'utf8');
     } catch (err) {
@@ -89,6 +91,7 @@ export function normalizeTls(
           : 'require',
     handshakeTimeout,
     ticketKeys: generateTicketKeys(),
+    files,
   };
   try {
     // A trial context: OpenSSL checks each key against its certificate, the cipher strings,
@@ -154,6 +157,11 @@ export function certificateWarnings(config: ProxyConfig, now = Date.now()): stri
  * A JSON.stringify replacer that keeps secrets out of printed configs (`loch check`): private
  * keys and ticket keys are replaced by a note, certificate PEM by its file name.
  */
+/** The TLS files of every server of `config` (absolute paths), to watch for renewals. */
+export function tlsFiles(config: ProxyConfig): string[] {
+  return config.servers.flatMap((s) => s.tls?.files ?? []);
+}
+
 export function redactSecrets(key: string, value: unknown): unknown {
   if (key === 'ticketKeys') return '<redacted>';
   if (key === 'key' && typeof value === 'string' && value.includes('PRIVATE KEY')) return '<redacted>';

@@ -26,7 +26,9 @@ import {
 } from '@loch/uring-runtime';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
+import { tlsFiles } from '../config/tls.js';
 import { debugAidsFromEnv } from './debug-aids.js';
+import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
 import { listenId, type WorkerCommand, type WorkerData } from './worker.js';
 
@@ -190,6 +192,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
       if (f !== null) log.error(`commit on worker ${f.worker} failed: ${f.error.message}`);
     current = next;
     committed = gen;
+    certificates.update(tlsFiles(next));
     log.level = next.logLevel;
     log.info(`reloaded ${file} (generation ${gen}); listening: ${describeListen(next)}`);
   };
@@ -267,6 +270,13 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
 
   let debounce: NodeJS.Timeout | undefined;
   let watcher: FSWatcher | undefined;
+  const certificates = new FilesWatch(
+    (path) => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => reload(`${path} changed`), DEBOUNCE_MS);
+    },
+    (dir, error) => log.warn(`not watching certificates in ${dir}: ${error.message}; reload with SIGHUP`),
+  );
   try {
     // The directory, not the file: editors and `mv` replace the file, which ends a file watch.
     watcher = watch(dirname(file), (_event, name) => {
@@ -277,6 +287,9 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   } catch (error) {
     log.warn(`not watching ${file}: ${(error as Error).message}; reload with SIGHUP`);
   }
+
+  // Certificates and keys: a renewed file reloads the config (which reads them again).
+  certificates.update(tlsFiles(current));
 
   const onHup = () => reload('SIGHUP');
   process.on('SIGHUP', onHup);
@@ -311,6 +324,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     stopping = true;
     clearTimeout(debounce);
     watcher?.close();
+    certificates.close();
     process.off('SIGHUP', onHup);
     process.off('SIGUSR2', onUsr2);
     process.off('SIGURG', onUrg);

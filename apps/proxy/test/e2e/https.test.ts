@@ -7,7 +7,7 @@
  * ending only their own connection, and certificate errors caught by `loch check`.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -324,6 +324,50 @@ upstreams = [{ endpoint = "https://127.0.0.1:${upstreamPort}", tls = { verify = 
   it('connects without verification only where the config says verify = false', async () => {
     const r = await curl([`http://127.0.0.1:${port}/unverified`]);
     expect(r.out).toMatch(/^secure upstream \/unverified /);
+  });
+});
+
+describe('certificate renewal', () => {
+  it('picks up a renewed certificate without a config change', async () => {
+    const dir = tempDir('loch-https-renew-');
+    const issued = tempDir('loch-https-renew-issued-');
+    const first = selfSignedCertificate(issued, 'first', ['first.test']);
+    const second = selfSignedCertificate(issued, 'second', ['second.test']);
+    copyFileSync(first.chain, join(dir, 'cert.pem'));
+    copyFileSync(first.key, join(dir, 'key.pem'));
+    const port = await freePort();
+    const loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+tls = { chain = "cert.pem", key = "key.pem" }
+
+[[servers.s.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+`,
+    );
+    try {
+      const before = await handshake(port, 'x.test');
+      before.socket.destroy();
+      expect(before.cn).toBe('first.test');
+      // certbot and friends replace the files: a new inode each, key first.
+      const from = loch.stderr().length;
+      copyFileSync(second.key, join(dir, 'key.pem.new'));
+      renameSync(join(dir, 'key.pem.new'), join(dir, 'key.pem'));
+      copyFileSync(second.chain, join(dir, 'cert.pem.new'));
+      renameSync(join(dir, 'cert.pem.new'), join(dir, 'cert.pem'));
+      await loch.waitFor(/reloaded .*generation/, from);
+      const after = await handshake(port, 'x.test');
+      after.socket.destroy();
+      expect(after.cn).toBe('second.test');
+    } finally {
+      await loch.stop();
+    }
   });
 });
 
