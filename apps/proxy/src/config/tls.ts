@@ -157,6 +157,21 @@ export function certificateWarnings(config: ProxyConfig, now = Date.now()): stri
  * A JSON.stringify replacer that keeps secrets out of printed configs (`loch check`): private
  * keys and ticket keys are replaced by a note, certificate PEM by its file name.
  */
+/**
+ * `next` with the session ticket keys of `previous` for every server that had TLS before: a
+ * reload (a renewed certificate) does not cost clients their sessions.
+ */
+export function keepTicketKeys(previous: ProxyConfig, next: ProxyConfig): ProxyConfig {
+  const before = new Map(previous.servers.map((s) => [s.key, s.tls?.ticketKeys]));
+  return {
+    ...next,
+    servers: next.servers.map((s) => {
+      const keys = before.get(s.key);
+      return s.tls === null || keys === undefined ? s : { ...s, tls: { ...s.tls, ticketKeys: keys } };
+    }),
+  };
+}
+
 /** The TLS files of every server of `config` (absolute paths), to watch for renewals. */
 export function tlsFiles(config: ProxyConfig): string[] {
   return config.servers.flatMap((s) => s.tls?.files ?? []);

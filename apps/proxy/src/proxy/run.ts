@@ -26,7 +26,7 @@ import {
 } from '@loch/uring-runtime';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
-import { tlsFiles } from '../config/tls.js';
+import { keepTicketKeys, tlsFiles } from '../config/tls.js';
 import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
@@ -147,7 +147,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     if (stopping) return;
     let next: ProxyConfig;
     try {
-      next = await loadConfigFile(file);
+      next = keepTicketKeys(current, await loadConfigFile(file));
     } catch (error) {
       const detail = error instanceof ConfigError ? error.message : String(error);
       log.error(`reload (${why}) failed, keeping the running config: ${detail}`);

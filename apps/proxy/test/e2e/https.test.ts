@@ -355,6 +355,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:9" }]
       const before = await handshake(port, 'x.test');
       before.socket.destroy();
       expect(before.cn).toBe('first.test');
+      const session = await getResumed(port, undefined);
       // certbot and friends replace the files: a new inode each, key first.
       const from = loch.stderr().length;
       copyFileSync(second.key, join(dir, 'key.pem.new'));
@@ -365,6 +366,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:9" }]
       const after = await handshake(port, 'x.test');
       after.socket.destroy();
       expect(after.cn).toBe('second.test');
+      // The ticket keys outlive the reload: the session issued before it still resumes.
+      const resumed = await getResumed(port, session.session);
+      expect(resumed.reused).toBe(true);
     } finally {
       await loch.stop();
     }
