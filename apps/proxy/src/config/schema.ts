@@ -104,6 +104,8 @@ export const TlsSchema = z.strictObject({
   client_ca: z.string().min(1).optional(),
   /** Ask for a client certificate: "off", "optional" (verified when sent) or "required" (default with client_ca). */
   client_certificate: z.enum(['off', 'optional', 'required']).optional(),
+  /** Forward the verified client certificate upstream in x-forwarded-client-cert. */
+  forward_client_certificate: z.boolean().optional(),
   handshake_timeout: Duration.optional(),
 });
 
@@ -311,6 +313,8 @@ export interface TlsServerConfig {
   readonly ciphersuites: string | undefined;
   readonly clientCa: string | undefined;
   readonly clientCertificate: 'none' | 'request' | 'require';
+  /** Send the verified client certificate upstream (x-forwarded-client-cert). */
+  readonly forwardClientCertificate: boolean;
   readonly handshakeTimeout: number;
   /**
    * Session ticket keys (n * 80 bytes), made once per config load and given to every worker, so

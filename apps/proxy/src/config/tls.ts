@@ -90,6 +90,7 @@ export function normalizeTls(
           ? 'none'
           : 'require',
     handshakeTimeout,
+    forwardClientCertificate: file.forward_client_certificate ?? false,
     ticketKeys: generateTicketKeys(),
     files,
   };

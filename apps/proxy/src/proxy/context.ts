@@ -31,6 +31,11 @@ export interface ProxySchema {
   driver: DriverName;
   /** The server that accepted the connection. */
   server: ServerIdentity;
+  /**
+   * The verified client certificate as forwarded upstream (x-forwarded-client-cert), set only on
+   * mTLS connections of servers that forward it.
+   */
+  clientCert: string;
   /** The request being proxied. */
   request: HttpRequest;
   /** The request target as the client sent it (the request's own target is rewritten). */
@@ -51,6 +56,7 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'localAddr',
   'driver',
   'server',
+  'clientCert',
   'request',
   'clientTarget',
   'startedAt',

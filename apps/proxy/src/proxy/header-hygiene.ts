@@ -56,8 +56,12 @@ export function addForwardingHeaders(
   scheme: string,
   clientHost: string | undefined,
   version: HttpVersion,
+  clientCert: string | undefined = undefined,
 ): void {
   const client = forwardedFor(peer);
+  // The verified client certificate is this hop's to state: a client's own copy never passes.
+  if (headers.has(CLIENT_CERT_HEADER)) headers.delete(CLIENT_CERT_HEADER);
+  if (clientCert !== undefined) headers.append(CLIENT_CERT_HEADER, clientCert);
   // Most requests carry none of these: append without a delete pass (and no array).
   if (!headers.has('x-forwarded-for')) headers.append('x-forwarded-for', client);
   else headers.set('x-forwarded-for', `${headers.getAll('x-forwarded-for').join(', ')}, ${client}`);
@@ -69,6 +73,13 @@ export function addForwardingHeaders(
   }
   headers.append('via', viaValue(version));
 }
+
+/**
+ * The header carrying the verified client certificate upstream (Envoy's XFCC name and value
+ * shape: `Hash=<sha256 of the DER>;Subject="<subject>"`), for listeners that verify client
+ * certificates and say `forward_client_certificate = true`. Inbound copies are always removed.
+ */
+export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert';
 
 const VIA_1_0 = `1.0 ${VIA_NAME}`;
 const VIA_1_1 = `1.1 ${VIA_NAME}`;

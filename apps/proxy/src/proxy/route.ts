@@ -200,7 +200,14 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     }
     const strip = match.route.stripPrefix;
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
-    addForwardingHeaders(req.headers, cx.get('peerAddr'), cx.get('server').scheme, host, req.version);
+    addForwardingHeaders(
+      req.headers,
+      cx.get('peerAddr'),
+      cx.get('server').scheme,
+      host,
+      req.version,
+      cx.maybeGet('clientCert'),
+    );
     return this.inner.call(
       cx.set('route', match).set('upstreamTarget', query === '' ? upstreamPath : upstreamPath + query),
     );

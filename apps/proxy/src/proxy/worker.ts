@@ -28,6 +28,7 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
 import { ThriftServers } from '../thrift/servers.js';
+import { clientCertHeader } from './client-cert.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
@@ -278,12 +279,18 @@ export class ProxyWorker {
           body: t.serverReadBody,
           write: t.serverWrite,
         },
-        context: (stream) =>
-          ProxyContext.empty()
+        context: (stream) => {
+          const cx = ProxyContext.empty()
             .set('peerAddr', stream.remoteAddress)
             .set('localAddr', stream.localAddress)
             .set('driver', stream.driver)
-            .set('server', identity),
+            .set('server', identity);
+          // A verified client certificate, forwarded when the server says so (mTLS only).
+          const der = stream.facts.peerCertificate;
+          return der !== null && entry.config.tls?.forwardClientCertificate === true
+            ? cx.set('clientCert', clientCertHeader(der))
+            : cx;
+        },
         onError: (error) => log.debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config

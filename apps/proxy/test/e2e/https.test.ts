@@ -8,6 +8,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
@@ -324,6 +325,76 @@ upstreams = [{ endpoint = "https://127.0.0.1:${upstreamPort}", tls = { verify = 
   it('connects without verification only where the config says verify = false', async () => {
     const r = await curl([`http://127.0.0.1:${port}/unverified`]);
     expect(r.out).toMatch(/^secure upstream \/unverified /);
+  });
+});
+
+describe('client certificates (mTLS)', () => {
+  it('requires one, and forwards the verified one upstream; inbound copies never pass', async () => {
+    const dir = tempDir('loch-https-mtls-');
+    // Written where the config names them (server.pem, server.key).
+    selfSignedCertificate(dir, 'server', ['localhost']);
+    const client = selfSignedCertificate(dir, 'client', ['loch-client']);
+    const up = createHttpServer((req, res) =>
+      res.end(`xfcc=${req.headers['x-forwarded-client-cert'] ?? '-'}`),
+    );
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    const upPort = (up.address() as net.AddressInfo).port;
+    const mtls = await freePort();
+    const plain = await freePort();
+    const loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.mtls]
+listener = { type = "socket", value = "127.0.0.1:${mtls}" }
+tls = { chain = "server.pem", key = "server.key", client_ca = "client.pem", forward_client_certificate = true }
+[[servers.mtls.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
+
+[servers.plain]
+listener = { type = "socket", value = "127.0.0.1:${plain}" }
+[[servers.plain.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
+`,
+    );
+    const get = (options: https.RequestOptions) =>
+      new Promise<string>((resolve, reject) => {
+        const req = https.get(
+          { host: '127.0.0.1', servername: 'localhost', rejectUnauthorized: false, ...options },
+          (res) => {
+            let t = '';
+            res.setEncoding('utf8').on('data', (d: string) => {
+              t += d;
+            });
+            res.on('end', () => resolve(t));
+          },
+        );
+        req.on('error', reject);
+      });
+    try {
+      const forged = { 'x-forwarded-client-cert': 'Hash=forged;Subject="CN=admin"' };
+      const body = await get({
+        port: mtls,
+        path: '/',
+        cert: readFileSync(client.chain),
+        key: readFileSync(client.key),
+        headers: forged,
+      });
+      expect(body).toMatch(/^xfcc=Hash=[0-9a-f]{64};Subject="CN=loch-client"$/);
+      // Without a certificate the handshake fails (client_certificate defaults to required).
+      await expect(get({ port: mtls, path: '/' })).rejects.toThrow();
+      // A server without mTLS strips what a client claims.
+      const r = await curl(['-H', 'x-forwarded-client-cert: Hash=forged', `http://127.0.0.1:${plain}/`]);
+      expect(r.out).toBe('xfcc=-');
+    } finally {
+      await loch.stop();
+      up.closeAllConnections();
+      await new Promise((r) => up.close(r));
+    }
   });
 });
 
