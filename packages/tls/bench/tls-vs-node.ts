@@ -10,7 +10,7 @@
  * and compares with nginx; bench/), just a smoke reading of the engine's cost.
  * Run: pnpm --filter @loch/tls bench [-- --handshakes 500 --mb 256 --requests 20000]
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -228,6 +228,61 @@ async function lochPing(driver: DriverName, mode: 'plain' | 'ring' | 'javascript
   return { cpuUs, crossings: per };
 }
 
+/**
+ * The server's side only: a Loch server (plain or TLS) in this process, a node client (net or
+ * node:tls) in a child process doing REQUESTS round trips; CPU and crossings of the server per
+ * request (completions now come through the poll callback, as in a real server).
+ */
+async function serverPing(mode: 'plain' | 'ring' | 'javascript'): Promise<PingRow> {
+  const runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+  const serverCtx = new TlsServerContext({ certificates: [{ chain: cert, key }], minVersion: 'TLSv1.3' });
+  const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
+  const port = (listener.localAddress as { port: number }).port;
+  const message = new Uint8Array(128).fill(1);
+  let before: [number, number, number] | undefined;
+  let cpu = process.cpuUsage();
+  let count = 0;
+  const serving = (async () => {
+    const raw = await listener.accept();
+    const server: ByteStream =
+      mode === 'plain' ? raw : await tlsAccept(raw, serverCtx, { ring: mode === 'ring' });
+    for (;;) {
+      const chunk = await server.recv();
+      if (chunk === null) break;
+      chunk.release();
+      if (++count === 500) {
+        before = crossings();
+        cpu = process.cpuUsage();
+      }
+      server.writeTo(message, { onWritten: () => undefined });
+    }
+    await server.close();
+  })();
+  const client = `
+    const mod = require(${JSON.stringify(mode === 'plain' ? 'node:net' : 'node:tls')});
+    const s = mod.connect({ host: '127.0.0.1', port: ${port}, ca: process.env.CERT, servername: 'localhost' });
+    const msg = Buffer.alloc(128, 1);
+    let got = 0, left = ${REQUESTS + 500};
+    s.on('${mode === 'plain' ? 'connect' : 'secureConnect'}', () => s.write(msg));
+    s.on('data', (b) => { got += b.length; while (got >= 128) { got -= 128; if (--left === 0) { s.end(); return; } s.write(msg); } });
+  `;
+  const child = spawn(process.execPath, ['-e', client], {
+    env: { ...process.env, CERT: cert },
+    stdio: 'inherit',
+  });
+  await serving;
+  const cpuUs = (cpuMs(cpu) * 1000) / (count - 500);
+  const after = crossings();
+  await once(child, 'exit').catch(() => undefined);
+  await listener.close();
+  await runtime.close();
+  const per =
+    before !== undefined && after !== undefined
+      ? (after.map((v, i) => (v - before![i]!) / (count - 500)) as [number, number, number])
+      : undefined;
+  return { cpuUs, crossings: per };
+}
+
 /** The same round trips between two node:tls sockets. */
 async function nodePing(): Promise<PingRow> {
   const message = Buffer.alloc(128, 1);
@@ -280,6 +335,14 @@ try {
   console.log(`uring: ${(error as Error).message}`);
 }
 pings.push(['loch legacy, TLS', await lochPing('legacy', 'javascript')]);
+const serverPings: [string, PingRow][] = [];
+try {
+  serverPings.push(['loch uring, plain TCP', await serverPing('plain')]);
+  serverPings.push(['loch uring, TLS in the ring', await serverPing('ring')]);
+  serverPings.push(['loch uring, TLS fed from JS', await serverPing('javascript')]);
+} catch (error) {
+  console.log(`uring: ${(error as Error).message}`);
+}
 console.log(
   `${HANDSHAKES} full TLS 1.3 handshakes (ECDSA P-256) and ${MB} MB one way, both ends in one process`,
 );
@@ -296,6 +359,15 @@ console.log(`\n${REQUESTS} round trips of 128 B each way over one connection, bo
 console.log('| pair | CPU us per request (both ends) | submits | callbacks | TlsSession calls | crossings |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
 for (const [name, r] of pings) {
+  const c = r.crossings;
+  const cells =
+    c === undefined ? ['-', '-', '-', '-'] : [...c.map((v) => v.toFixed(2)), (c[0] + c[1] + c[2]).toFixed(2)];
+  console.log(`| ${name} | ${r.cpuUs.toFixed(1)} | ${cells.join(' | ')} |`);
+}
+console.log(`\nThe server's side only (client in a child process): ${REQUESTS} round trips of 128 B`);
+console.log('| server | CPU us per request (server) | submits | callbacks | TlsSession calls | crossings |');
+console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+for (const [name, r] of serverPings) {
   const c = r.crossings;
   const cells =
     c === undefined ? ['-', '-', '-', '-'] : [...c.map((v) => v.toFixed(2)), (c[0] + c[1] + c[2]).toFixed(2)];
