@@ -46,6 +46,11 @@ export {
   responseFraming,
   responseHasNoBody,
 } from './h1/encoder.js';
+// The HTTP/2 client session (the same options and exchange target as HttpClient).
+export type { Http2RefusedReason } from './h2/client-errors.js';
+export { Http2RequestRefusedError, Http2SessionError } from './h2/client-errors.js';
+export type { Http2ClientLimits, Http2ClientOptions } from './h2/client-session.js';
+export { H2ClientSession } from './h2/client-session.js';
 // The HTTP/2 options a server takes, and the error a handler sees when its stream is reset.
 export type { Http2ServerLimits } from './h2/server-shared.js';
 export { Http2StreamResetError } from './h2/stream-reset-error.js';

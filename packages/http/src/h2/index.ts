@@ -5,6 +5,10 @@
  * and the server session the HttpServer runs for h2 and h2c connections. Applications use the
  * package root (HttpServer's `http2` option).
  */
+export type { Http2RefusedReason } from './client-errors.js';
+export { Http2RequestRefusedError, Http2SessionError } from './client-errors.js';
+export type { Http2ClientLimits, Http2ClientOptions } from './client-session.js';
+export { H2ClientSession } from './client-session.js';
 export type {
   Http2ConnectionErrorReason,
   Http2StreamErrorReason,

@@ -1,0 +1,285 @@
+/**
+ * H2ClientSession against node:http2 servers on loopback, on both drivers: concurrent streams
+ * within the server's SETTINGS_MAX_CONCURRENT_STREAMS, request and response bodies larger than
+ * the windows (flow control both ways), trailers both ways, HEAD/204, aborts and deadlines as
+ * RST_STREAM, REFUSED_STREAM and GOAWAY as retryable refusals, PING.
+ */
+import * as http2 from 'node:http2';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readBody, readText, streamBody } from '../src/body.js';
+import { HttpAbortedError, HttpTimeoutError } from '../src/errors.js';
+import { Http2RequestRefusedError } from '../src/h2/client-errors.js';
+import { H2ClientSession } from '../src/h2/client-session.js';
+import { HttpHeaders } from '../src/headers.js';
+import { createRequest } from '../src/message.js';
+import { availableDrivers, connectTo } from './server-harness.js';
+
+const drivers = await availableDrivers();
+const sessions: H2ClientSession[] = [];
+afterEach(async () => {
+  await Promise.all(sessions.splice(0).map((s) => s.close()));
+});
+
+interface Seen {
+  path: string;
+  method: string;
+  headers: http2.IncomingHttpHeaders;
+  body: Buffer;
+  trailers: http2.IncomingHttpHeaders;
+}
+
+function startServer(
+  settings: http2.Settings = {},
+): Promise<{ server: http2.Http2Server; port: number; seen: Seen[] }> {
+  const seen: Seen[] = [];
+  const server = http2.createServer({ settings });
+  server.on('stream', (stream, headers) => {
+    const path = String(headers[':path']);
+    const parts: Buffer[] = [];
+    stream.on('data', (b: Buffer) => parts.push(b));
+    stream.on('error', () => {});
+    if (path === '/hang') return;
+    if (path === '/slow-body') {
+      stream.respond({ ':status': 200 });
+      stream.write('first');
+      return;
+    }
+    if (path === '/refuse') {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    stream.on('end', () => {
+      const body = Buffer.concat(parts);
+      seen.push({ path, method: String(headers[':method']), headers, body, trailers: {} });
+      if (path === '/echo') {
+        stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
+        stream.end(body);
+      } else if (path === '/big') {
+        stream.respond({ ':status': 200 });
+        stream.end(Buffer.alloc(3 * 1024 * 1024, 0x61));
+      } else if (path === '/trailers') {
+        stream.respond({ ':status': 200 }, { waitForTrailers: true });
+        stream.on('wantTrailers', () =>
+          stream.sendTrailers({ 'grpc-status': '0', 'x-len': String(body.length) }),
+        );
+        stream.end('abc');
+      } else if (path === '/nocontent') {
+        stream.respond({ ':status': 204 });
+        stream.end();
+      } else {
+        stream.respond({ ':status': 200, 'x-path': path });
+        stream.end(`${headers[':method']} ${path} ${body.length}`);
+      }
+    });
+    stream.on('trailers', (t) => {
+      queueMicrotask(() => {
+        const last = seen.at(-1);
+        if (last !== undefined) last.trailers = t;
+      });
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({ server, port: (server.address() as { port: number }).port, seen });
+    });
+  });
+}
+
+describe.each(drivers)('H2ClientSession on the %s driver', (driver) => {
+  let server: http2.Http2Server;
+  let port: number;
+  let seen: Seen[];
+  beforeAll(async () => {
+    ({ server, port, seen } = await startServer({ maxConcurrentStreams: 4 }));
+  });
+  afterAll(() => {
+    server.close();
+  });
+
+  async function session(options = {}): Promise<H2ClientSession> {
+    const s = new H2ClientSession(await connectTo(driver, port), {
+      authority: `127.0.0.1:${port}`,
+      ...options,
+    });
+    sessions.push(s);
+    return s;
+  }
+
+  it('sends a GET and reads the answer; :authority from the options', async () => {
+    const s = await session();
+    const res = await s.send(createRequest('GET', '/hello'));
+    expect(res.status).toBe(200);
+    expect(res.version).toBe('2');
+    expect(res.headers.get('x-path')).toBe('/hello');
+    expect(await readText(res.body)).toBe('GET /hello 0');
+    const last = seen.at(-1)!;
+    expect(last.headers[':authority']).toBe(`127.0.0.1:${port}`);
+    expect(last.headers[':scheme']).toBe('http');
+  });
+
+  it('runs 40 exchanges at once within the server limit of 4 streams', async () => {
+    const s = await session();
+    await s.ping();
+    expect(s.maxConcurrentStreams).toBe(4);
+    let peak = 0;
+    const all = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const res = await s.send(createRequest('GET', `/n${i}`));
+        peak = Math.max(peak, s.activeStreams);
+        return readText(res.body);
+      }),
+    );
+    expect(all).toEqual(Array.from({ length: 40 }, (_, i) => `GET /n${i} 0`));
+    expect(peak).toBeLessThanOrEqual(4);
+  });
+
+  it('sends a request body larger than the windows and maps Host to :authority, dropping connection fields', async () => {
+    const s = await session();
+    const big = new Uint8Array(1024 * 1024 + 123).fill(0x62);
+    const req = createRequest('POST', '/echo', {
+      headers: new HttpHeaders([
+        ['Host', 'example.test'],
+        ['Connection', 'keep-alive'],
+        ['Keep-Alive', 'timeout=5'],
+        ['TE', 'trailers, deflate'],
+        ['X-Custom', 'yes'],
+      ]),
+      body: streamBody(
+        (function* () {
+          for (let i = 0; i < big.length; i += 100_000) yield big.subarray(i, i + 100_000);
+        })(),
+      ),
+    });
+    const res = await s.send(req);
+    const echoed = await readBody(res.body, 4 << 20);
+    expect(echoed.length).toBe(big.length);
+    const last = seen.at(-1)!;
+    expect(last.headers[':authority']).toBe('example.test');
+    expect(last.headers.connection).toBeUndefined();
+    expect(last.headers['keep-alive']).toBeUndefined();
+    expect(last.headers.te).toBe('trailers');
+    expect(last.headers['x-custom']).toBe('yes');
+  });
+
+  it('reads a response body larger than its windows (WINDOW_UPDATE as it is read)', async () => {
+    const s = await session({ http2: { streamWindowSize: 65535, connectionWindowSize: 65535 } });
+    const res = await s.send(createRequest('GET', '/big'));
+    const body = await readBody(res.body, 4 << 20);
+    expect(body.length).toBe(3 * 1024 * 1024);
+  });
+
+  it('carries trailers both ways', async () => {
+    const s = await session();
+    const trailers = new HttpHeaders([['x-checksum', '99']]);
+    const res = await s.send(
+      createRequest('POST', '/trailers', {
+        headers: { te: 'trailers' },
+        body: streamBody([new TextEncoder().encode('payload')], { trailers }),
+      }),
+    );
+    expect(await readText(res.body)).toBe('abc');
+    expect(res.body.trailers?.get('grpc-status')).toBe('0');
+    expect(res.body.trailers?.get('x-len')).toBe('7');
+    await new Promise((r) => setTimeout(r, 10));
+    expect(seen.at(-1)!.trailers['x-checksum']).toBe('99');
+  });
+
+  it('HEAD and 204 have no body', async () => {
+    const s = await session();
+    const head = await s.send(createRequest('HEAD', '/x'));
+    expect(await readText(head.body)).toBe('');
+    const nc = await s.send(createRequest('GET', '/nocontent'));
+    expect(nc.status).toBe(204);
+    expect(nc.body.kind).toBe('empty');
+  });
+
+  it('a response timeout resets the stream; the session goes on', async () => {
+    const s = await session();
+    await expect(s.send(createRequest('GET', '/hang'), { responseTimeout: 50 })).rejects.toBeInstanceOf(
+      HttpTimeoutError,
+    );
+    const res = await s.send(createRequest('GET', '/after'));
+    expect(await readText(res.body)).toBe('GET /after 0');
+    expect(s.activeStreams).toBe(0);
+  });
+
+  it('a body timeout fails the body read', async () => {
+    const s = await session();
+    const res = await s.send(createRequest('GET', '/slow-body'), { bodyTimeout: 50 });
+    await expect(readText(res.body)).rejects.toBeInstanceOf(HttpTimeoutError);
+    expect(s.alive).toBe(true);
+  });
+
+  it('an abort resets the stream and fails with HttpAbortedError', async () => {
+    const s = await session();
+    const ac = new AbortController();
+    const p = s.send(createRequest('GET', '/hang'), { signal: ac.signal });
+    setTimeout(() => ac.abort(), 10);
+    await expect(p).rejects.toBeInstanceOf(HttpAbortedError);
+    expect(s.activeStreams).toBe(0);
+    expect(s.alive).toBe(true);
+  });
+
+  it('returning a body early cancels its stream', async () => {
+    const s = await session();
+    const res = await s.send(createRequest('GET', '/big'));
+    const it = res.body[Symbol.asyncIterator]();
+    await it.next();
+    await it.return?.();
+    expect(s.activeStreams).toBe(0);
+    const again = await s.send(createRequest('GET', '/ok'));
+    expect(await readText(again.body)).toBe('GET /ok 0');
+  });
+
+  it('REFUSED_STREAM fails as a retryable refusal', async () => {
+    const s = await session();
+    const err = await s.send(createRequest('GET', '/refuse')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Http2RequestRefusedError);
+    expect((err as Http2RequestRefusedError).retryable).toBe(true);
+  });
+
+  it('PING measures a round trip', async () => {
+    const s = await session();
+    expect(await s.ping()).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe.each(drivers)('H2ClientSession and GOAWAY on the %s driver', (driver) => {
+  it('streams above the last-stream-id fail as never processed; the session takes no new streams', async () => {
+    const server = http2.createServer();
+    let count = 0;
+    server.on('stream', (stream) => {
+      count++;
+      stream.on('error', () => {});
+      if (count === 1) {
+        // The first stream is answered after a GOAWAY naming it as the last one processed.
+        stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR, stream.id);
+        setTimeout(() => {
+          stream.respond({ ':status': 200 });
+          stream.end('done');
+        }, 20);
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const changes: boolean[] = [];
+    const s = new H2ClientSession(await connectTo(driver, port), {
+      authority: 'localhost',
+      onChange: (x) => changes.push(x.accepting),
+    });
+    sessions.push(s);
+    const first = s.send(createRequest('GET', '/1'));
+    const later = s.send(createRequest('GET', '/2')).catch((e: unknown) => e);
+    const res = await first;
+    expect(await readText(res.body)).toBe('done');
+    const err = await later;
+    expect(err).toBeInstanceOf(Http2RequestRefusedError);
+    expect((err as Http2RequestRefusedError).reason).toBe('goaway');
+    expect(s.accepting).toBe(false);
+    expect(changes).toContain(false);
+    expect(() => s.exchange(createRequest('GET', '/3'), {}, { onResponse() {}, onFailure() {} })).toThrow(
+      /no new streams/,
+    );
+    server.close();
+  });
+});
