@@ -50,6 +50,27 @@ export {
 } from './key.js';
 export { ConnectionPool, type Poolable, type PoolKey, type PoolOptions, type PoolStats } from './pool.js';
 export {
+  crc32c,
+  DEFAULT_MAX_V2_LENGTH,
+  type DecodedProxyHeader,
+  decodeProxyHeader,
+  encodeProxyHeader,
+  PP2_TYPE,
+  type ProxyHeader,
+  type ProxyHeaderInit,
+  ProxyProtocolError,
+  type ProxyProtocolErrorCode,
+  type ProxyTlv,
+  V1_MAX_LENGTH,
+  V2_SIGNATURE,
+} from './proxy-protocol.js';
+export { ProxyHeaderConnector, type ProxyHeaderKey, withProxyHeader } from './proxy-protocol-connector.js';
+export {
+  type ProxyProtocolAcceptOptions,
+  ProxyProtocolStream,
+  proxyProtocolAccept,
+} from './proxy-protocol-stream.js';
+export {
   type Multiplexed,
   PoolError,
   type PoolErrorCode,
