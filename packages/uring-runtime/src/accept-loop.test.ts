@@ -174,4 +174,42 @@ describe('acceptLoop', () => {
     ).rejects.toBe(boom);
     expect(listener.acceptedAt).toHaveLength(1);
   });
+
+  it('whenFull: at the limit no accept is made until its promise settles, then accepting resumes', async () => {
+    const listener = new ScriptedListener([1, 2, 3, 4, 'hold']);
+    const got: number[] = [];
+    const limit = 2;
+    let open = 0;
+    let wake: (() => void) | null = null;
+    const loop = acceptLoop(
+      listener,
+      (s) => {
+        got.push(s);
+        open++;
+      },
+      {
+        whenFull: () =>
+          open < limit
+            ? null
+            : new Promise<void>((resolve) => {
+                wake = resolve;
+              }),
+      },
+    );
+    await vi.advanceTimersByTimeAsync(100);
+    expect(got).toEqual([1, 2]);
+    expect(listener.acceptedAt).toHaveLength(2);
+    // one connection closes: exactly one more is accepted, then the loop waits again
+    open--;
+    (wake as unknown as () => void)();
+    await vi.advanceTimersByTimeAsync(100);
+    expect(got).toEqual([1, 2, 3]);
+    expect(listener.acceptedAt).toHaveLength(3);
+    open = 0;
+    (wake as unknown as () => void)();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(got).toEqual([1, 2, 3, 4]);
+    listener.close();
+    await loop;
+  });
 });

@@ -26,6 +26,14 @@ export interface AcceptLoopOptions {
   readonly minBackoff?: number | undefined;
   /** Longest back-off (default 1000). */
   readonly maxBackoff?: number | undefined;
+  /**
+   * A connection limit (nginx's worker_connections): asked before every accept; null means
+   * there is room, a promise means the limit is reached and the loop waits for it (settle it
+   * when a connection closed) before asking again. Meanwhile nothing is accepted: new
+   * connections wait in the kernel's listen backlog (beyond what the listener queued
+   * already), so a full worker costs no descriptor and no memory per waiting client.
+   */
+  readonly whenFull?: (() => Promise<void> | null) | undefined;
 }
 
 /** Error codes that mean the listener is gone: the loop ends instead of retrying. */
@@ -41,7 +49,9 @@ function isListenerGone(error: unknown): boolean {
  * the loop waits before the next accept: `minBackoff` ms after the first failure, doubling per
  * failure in a row up to `maxBackoff`, and back to `minBackoff` after a success. A process out
  * of descriptors (EMFILE) therefore keeps serving the connections it has instead of spinning on
- * accept. Per connection the loop adds nothing to what the listener's accept() costs.
+ * accept. Per connection the loop adds nothing to what the listener's accept() costs (with
+ * `whenFull`, one call of it). A full worker (`whenFull` answers a promise) pauses accepting
+ * until the promise settles.
  *
  * `onStream` runs synchronously between two accepts: start serving the stream there (without
  * awaiting it). A throw from it ends the loop (the promise rejects), like a throw from onError.
@@ -56,8 +66,16 @@ export async function acceptLoop<S>(
   const stopping = options.stopping;
   const minBackoff = Math.max(1, options.minBackoff ?? 10);
   const maxBackoff = Math.max(minBackoff, options.maxBackoff ?? 1000);
+  const whenFull = options.whenFull;
   let backoff = minBackoff;
   while (stopping === undefined || !stopping()) {
+    if (whenFull !== undefined) {
+      const room = whenFull();
+      if (room !== null) {
+        await room;
+        continue;
+      }
+    }
     let stream: S;
     try {
       stream = await listener.accept();

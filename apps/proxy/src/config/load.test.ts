@@ -31,6 +31,7 @@ describe('config loading', () => {
       entries: 8192,
       cpuAffinity: false,
       idleMemoryTrimMs: 1000,
+      maxConnectionsPerWorker: 10_000,
     });
     expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
     const http = config.servers[0]!;

@@ -154,6 +154,18 @@ function durationMs(value: number | string | undefined, fallback: number): numbe
   return Math.round(n * unit);
 }
 
+/** A ByteSize value in bytes ("64k" = 65536). */
+function bytesOf(value: number | string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value === 'number') return value;
+  const unit = value.charAt(value.length - 1).toLowerCase();
+  const scale = unit === 'k' ? 1024 : unit === 'm' ? 1024 ** 2 : unit === 'g' ? 1024 ** 3 : 1;
+  return Number(scale === 1 ? value : value.slice(0, -1)) * scale;
+}
+
+/** Default of runtime.max_connections_per_worker (nginx's worker_connections, sized for 10k clients). */
+const DEFAULT_MAX_CONNECTIONS_PER_WORKER = 10_000;
+
 function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): ProxyConfig {
   const rt = file.runtime;
   if (rt.workers !== undefined && rt.worker_threads !== undefined) {
@@ -177,6 +189,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
     entries: rt.entries ?? 4096,
     cpuAffinity: rt.cpu_affinity ?? false,
     idleMemoryTrimMs: durationMs(rt.idle_memory_trim, 1000),
+    maxConnectionsPerWorker: rt.max_connections_per_worker ?? DEFAULT_MAX_CONNECTIONS_PER_WORKER,
   } as const;
 
   const servers: ServerConfig[] = [];
@@ -271,6 +284,7 @@ function normalizeServer(
         tunnelIdle: durationMs(t?.tunnel_idle, defaultTimeouts.tunnelIdle),
       };
   const routes: RouteConfig[] = [];
+  const maxBodySize = bytesOf(s.max_body_size, 0);
   if (s.routes.length === 0)
     issues.push({ path: `${at}.routes`, message: 'a server needs at least one route' });
   s.routes.forEach((r, i) => {
@@ -304,6 +318,7 @@ function normalizeServer(
       ),
       stripPrefix: r.strip_prefix,
       hostHeader: r.host_header ?? 'preserve',
+      maxBodySize: bytesOf(r.max_body_size, maxBodySize),
     });
   });
   const allowUpgrades = (s.allow_upgrades ?? DEFAULT_UPGRADES).map((p) => p.toLowerCase());
@@ -314,6 +329,9 @@ function normalizeServer(
         message: "h2c is never tunnelled (an HTTP/2 connection to the upstream is loch's own to make)",
       });
   });
+  const maxHeaderSize = bytesOf(s.max_header_size, 16 * 1024);
+  if (maxHeaderSize < 1024 || maxHeaderSize > 1024 * 1024)
+    issues.push({ path: `${at}.max_header_size`, message: 'expected a size from 1k to 1m' });
   if (issues.length > start || !listen) return undefined;
   return {
     key,
@@ -327,6 +345,8 @@ function normalizeServer(
     allowUpgrades,
     tls,
     http2: s.http2 ?? true,
+    maxHeaderSize,
+    maxHeaderCount: s.max_header_count ?? 100,
   };
 }
 

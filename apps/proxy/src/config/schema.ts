@@ -41,6 +41,15 @@ export const UpstreamSchema = z.strictObject({
 
 export const LoadBalancerSchema = z.enum(['random', 'weighted_random', 'round_robin', 'first']);
 
+/**
+ * A size in bytes: a number, or nginx's spelling "512", "64k", "1m", "1g" (case-insensitive,
+ * powers of 1024).
+ */
+export const ByteSize = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^\d+[kKmMgG]?$/, 'expected a size like "512", "64k", "1m", "1g" or a number of bytes'),
+]);
+
 export const RouteSchema = z.strictObject({
   path: z.string().startsWith('/', 'a route path starts with "/"'),
   host: z.string().min(1).optional(),
@@ -50,6 +59,8 @@ export const RouteSchema = z.strictObject({
   strip_prefix: z.string().startsWith('/').optional(),
   /** How the upstream request's Host is set: keep the client's (default) or use the upstream's authority. */
   host_header: z.enum(['preserve', 'upstream']).optional(),
+  /** Largest request body this route takes (413 above it); overrides the server's; 0: no limit. */
+  max_body_size: ByteSize.optional(),
 });
 
 /** Monolake's `timeout` table: whole seconds. */
@@ -125,6 +136,12 @@ export const ServerSchema = z.strictObject({
   access_log: z.boolean().optional(),
   /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
   allow_encoded_slashes: z.boolean().optional(),
+  /** Largest request body of this server's routes (413 above it); 0: no limit. */
+  max_body_size: ByteSize.optional(),
+  /** Largest request head (request line + fields), 431 above it (HTTP/2: the header list). */
+  max_header_size: ByteSize.optional(),
+  /** Most header fields in a request, 431 above it. */
+  max_header_count: z.number().int().min(1).max(10_000).optional(),
   /**
    * Upgrade protocols (the Upgrade field's tokens, `websocket`) forwarded with the upgrade and
    * tunnelled after the upstream's 101; others are forwarded without it. Never h2c.
@@ -223,6 +240,8 @@ export const RuntimeSchema = z.strictObject({
   cpu_affinity: z.boolean().optional(),
   /** Give free memory back to the OS after the worker was idle this long; "0s" disables. */
   idle_memory_trim: Duration.optional(),
+  /** Open client connections per worker (nginx's worker_connections); at the limit accepting pauses. */
+  max_connections_per_worker: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 export const LogSchema = z.strictObject({
@@ -282,6 +301,13 @@ export interface RouteConfig {
   readonly upstreams: readonly UpstreamConfig[];
   readonly stripPrefix: string | undefined;
   readonly hostHeader: 'preserve' | 'upstream';
+  /**
+   * Largest request body (bytes) the route forwards: the route's `max_body_size`, else the
+   * server's; 0 means no limit. A larger Content-Length is answered 413 before any body byte
+   * is read; a body without a length that crosses it ends the upstream exchange (413 when no
+   * response started). Absent: no limit.
+   */
+  readonly maxBodySize?: number;
 }
 
 /** Timeouts in milliseconds; 0 disables one. */
@@ -349,6 +375,10 @@ export interface ServerConfig {
   readonly tls: TlsServerConfig | null;
   /** HTTP/2 on this listener (h2 by ALPN with TLS, h2c by prior knowledge without). */
   readonly http2: boolean;
+  /** Largest request head in bytes (431 above it); HTTP/2 derives its header list size from it. */
+  readonly maxHeaderSize: number;
+  /** Most header fields in a request (431 above it). */
+  readonly maxHeaderCount: number;
 }
 
 export interface RuntimeConfig {
@@ -361,6 +391,12 @@ export interface RuntimeConfig {
    * the OS (V8 heap shrink + malloc_trim); 0 disables. Applied on reload too.
    */
   readonly idleMemoryTrimMs: number;
+  /**
+   * Client connections a worker keeps open at most (nginx's worker_connections): at the limit it
+   * stops accepting, new connections wait in the kernel's backlog, and it resumes as connections
+   * close. Applied on reload too.
+   */
+  readonly maxConnectionsPerWorker: number;
 }
 
 /** Where a Thrift upstream is. */

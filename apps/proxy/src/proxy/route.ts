@@ -24,6 +24,7 @@ import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/sch
 import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
 import { Router } from '../routing/router.js';
+import { limitRequestBody } from './body-limit.js';
 import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
@@ -198,6 +199,10 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     if (match === undefined) {
       return Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', `no route for ${host ?? ''}${path}`));
     }
+    // max_body_size: 413 before reading a body announced larger; a body of unknown length is
+    // cut where it crosses the limit (body-limit.ts).
+    const tooLarge = limitRequestBody(req, match.route.maxBodySize ?? 0);
+    if (tooLarge !== null) return Promise.reject(tooLarge);
     const strip = match.route.stripPrefix;
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
     addForwardingHeaders(

@@ -29,6 +29,7 @@ import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.
 import { tlsServerContext } from '../config/tls.js';
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
+import { ConnectionLimit } from './connection-limit.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
@@ -37,9 +38,6 @@ import { answerPlainHttp } from './plain-http.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, type ServerHandler, serverStack } from './stack.js';
 import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
-
-/** The decoder policy of every server: every method token is accepted. */
-const ANY_METHOD = { methods: 'any' } as const;
 
 /** What the main thread hands every worker at start. */
 export interface WorkerData {
@@ -102,7 +100,7 @@ interface ListenerEntry {
 /** What the HttpServer is built from: a reload that changes it makes a new one. */
 function timeoutsKey(s: ServerConfig): string {
   const t = s.timeouts;
-  return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}/${s.http2}`;
+  return `${t.serverKeepalive}/${t.serverReadHeader}/${t.serverReadBody}/${t.serverWrite}/${s.http2}/${s.maxHeaderSize}/${s.maxHeaderCount}`;
 }
 
 /**
@@ -136,6 +134,7 @@ export class ProxyWorker {
   /** One close callback for every served connection (HttpServer.attach passes the stream). */
   readonly #closed = (stream: HttpStream): void => {
     this.#open.delete(stream as ByteStream);
+    this.#limit.released();
   };
   readonly #upstreamStreams = new UpstreamStreams();
   #staged: {
@@ -150,6 +149,8 @@ export class ProxyWorker {
   #idleTrimMs: number | undefined;
   /** The `proxy_type = "thrift"` servers; their listeners are in #listeners like the others. */
   readonly #thrift: ThriftServers;
+  /** runtime.max_connections_per_worker: accepting pauses at the limit (connection-limit.ts). */
+  readonly #limit: ConnectionLimit;
 
   constructor(
     readonly index: number,
@@ -162,6 +163,15 @@ export class ProxyWorker {
     this.#debug = debug;
     this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
     this.#thrift = new ThriftServers(this.log, index);
+    this.#limit = new ConnectionLimit(
+      config.runtime.maxConnectionsPerWorker,
+      () => this.#open.size + this.#thrift.connections,
+      (max, pauses) =>
+        this.log.warn(
+          `max_connections_per_worker (${max}) reached: accepting paused until a connection closes` +
+            (pauses > 1 ? ` (${pauses} pauses since the last report)` : ''),
+        ),
+    );
   }
 
   /** Binds and builds the first config (generation 0). */
@@ -270,7 +280,8 @@ export class ProxyWorker {
       {
         // A proxy forwards any method token (RFC 9110 §9.1: extension methods included); CONNECT
         // is refused by the route layer (405).
-        limits: ANY_METHOD,
+        // Head limits: max_header_size and max_header_count (431 above them).
+        limits: { methods: 'any', maxHeadSize: server.maxHeaderSize, maxHeaderCount: server.maxHeaderCount },
         // HTTP/2: h2 by ALPN on TLS listeners, h2c by prior knowledge (preface sniff) on plain ones.
         http2: server.http2,
         timeouts: {
@@ -362,6 +373,8 @@ export class ProxyWorker {
     }
     this.#config = staged.config;
     this.log.level = staged.config.logLevel;
+    this.#limit.max = staged.config.runtime.maxConnectionsPerWorker;
+    this.#limit.released();
     const trimMs = idleTrimMs(staged.config);
     if (this.#runtime !== undefined && trimMs !== this.#idleTrimMs) {
       this.#idleTrimMs = trimMs;
@@ -399,6 +412,7 @@ export class ProxyWorker {
     return acceptLoop(l.listener, (stream) => this.#serve(l, stream), {
       stopping: () => this.#stopping || this.#listeners.get(l.id) !== l,
       onError: (error) => this.log.warn(`accept on ${l.id}: ${(error as Error).message}`),
+      whenFull: this.#limit.whenFull,
     });
   }
 
@@ -476,6 +490,7 @@ export class ProxyWorker {
   async shutdown(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#limit.stop();
     const grace = Math.max(0, ...this.#config.servers.map((s) => s.timeouts.shutdownGrace));
     await Promise.all([...this.#listeners.values()].map((l) => l.listener.close().catch(() => {})));
     this.#listeners.clear();
