@@ -293,11 +293,20 @@ describe('worker supervision', () => {
       for (let i = 0; i < 400 && !served.has('1:3'); i++) served.add(await whoServes(port));
       expect(served.has('1:3')).toBe(true);
       let after = fds();
-      for (let i = 0; i < 200 && after.length !== before.length; i++) {
+      for (let i = 0; i < 200 && after.length > before.length; i++) {
         await new Promise((r) => setTimeout(r, 10));
         after = fds();
       }
-      expect(after).toEqual(before);
+      // A leak is a kind of descriptor with more open after than before. Fewer is no leak: the
+      // test's own client sockets of the warm-up may still have been closing at the first count.
+      const count = (list: string[]) => {
+        const m = new Map<string, number>();
+        for (const k of list) m.set(k, (m.get(k) ?? 0) + 1);
+        return m;
+      };
+      const had = count(before);
+      const grown = [...count(after)].filter(([kind, n]) => n > (had.get(kind) ?? 0));
+      expect(grown).toEqual([]);
       expect(crashes.map((c) => c.worker)).toEqual([1, 1, 1]);
     });
   }
