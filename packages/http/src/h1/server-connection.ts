@@ -226,6 +226,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
    */
   async fill(kind: 'head' | 'body'): Promise<number> {
     const d = this.decoder;
+    // When the head deadline of this head expires: armed at its first byte and kept across
+    // reads, so a client that trickles a byte at a time (slowloris) does not extend it, as
+    // nginx's client_header_timeout. Body and idle deadlines run per read.
+    let headBy = 0;
     for (;;) {
       if (this.chunk !== null) {
         this.chunk.release();
@@ -237,7 +241,13 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       if (this.writeFailure !== null) await this.afterWrite();
       if (this.pending.length > 0) await this.flushPending();
       const idle = kind === 'head' && d.idle;
-      this.arm(idle ? 'idle' : kind);
+      if (kind === 'head' && !idle && headBy !== 0) {
+        this.deadlineKind = 'head';
+        this.deadline = headBy;
+      } else {
+        this.arm(idle ? 'idle' : kind);
+        if (kind === 'head' && !idle) headBy = this.deadline;
+      }
       if (kind === 'head') this.state = idle ? H1State.Idle : H1State.Head;
       if (idle && this.server.closing) return EOF;
       let c: StreamChunk | null;
