@@ -294,7 +294,12 @@ function normalizeServer(
       const ep = typeof u.endpoint === 'string' ? { type: 'uri' as const, value: u.endpoint } : u.endpoint;
       const parsed = parseEndpoint(ep.type, ep.value, `${uat}.endpoint`, issues);
       const address = upstreamTls(parsed, u.tls, `${uat}.tls`, issues, baseDir);
-      return { address, weight: u.weight ?? 1, label: ep.type === 'unix' ? `unix:${ep.value}` : ep.value };
+      return {
+        address,
+        weight: u.weight ?? 1,
+        label: ep.type === 'unix' ? `unix:${ep.value}` : ep.value,
+        ...(u.send_proxy_protocol === undefined ? {} : { sendProxyProtocol: u.send_proxy_protocol }),
+      };
     });
     const balancer = r.load_balancer ?? (upstreams.length > 1 ? 'round_robin' : 'first');
     if (balancer.startsWith('weighted') && upstreams.every((u) => u.weight === 0)) {
@@ -345,6 +350,9 @@ function normalizeServer(
     allowUpgrades,
     tls,
     http2: s.http2 ?? true,
+    ...(s.proxy_protocol === true
+      ? { proxyProtocol: { timeout: durationMs(s.proxy_protocol_timeout, 5_000) } }
+      : {}),
     maxHeaderSize,
     maxHeaderCount: s.max_header_count ?? 100,
   };

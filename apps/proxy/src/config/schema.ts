@@ -37,6 +37,8 @@ export const UpstreamSchema = z.strictObject({
   endpoint: EndpointSchema,
   tls: UpstreamTlsSchema.optional(),
   weight: z.number().int().min(0).max(1_000_000).optional(),
+  /** Send a PROXY protocol header first on each new connection (haproxy's send-proxy / send-proxy-v2). */
+  send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
 });
 
 export const LoadBalancerSchema = z.enum(['random', 'weighted_random', 'round_robin', 'first']);
@@ -136,6 +138,10 @@ export const ServerSchema = z.strictObject({
   access_log: z.boolean().optional(),
   /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
   allow_encoded_slashes: z.boolean().optional(),
+  /** Every connection starts with a PROXY protocol header, v1 or v2 (haproxy's accept-proxy); read before TLS. */
+  proxy_protocol: z.boolean().optional(),
+  /** Deadline for that header (default 5s): a slower or missing one closes the connection. */
+  proxy_protocol_timeout: Duration.optional(),
   /** Largest request body of this server's routes (413 above it); 0: no limit. */
   max_body_size: ByteSize.optional(),
   /** Largest request head (request line + fields), 431 above it (HTTP/2: the header list). */
@@ -292,6 +298,11 @@ export interface UpstreamConfig {
   readonly weight: number;
   /** The endpoint as written, for logs. */
   readonly label: string;
+  /**
+   * Send a PROXY protocol header (v1 text or v2 binary) with the client's address first on each
+   * new connection. Such connections are pooled per header (per client address and port).
+   */
+  readonly sendProxyProtocol?: 'v1' | 'v2' | undefined;
 }
 
 export interface RouteConfig {
@@ -375,6 +386,11 @@ export interface ServerConfig {
   readonly tls: TlsServerConfig | null;
   /** HTTP/2 on this listener (h2 by ALPN with TLS, h2c by prior knowledge without). */
   readonly http2: boolean;
+  /**
+   * Read a PROXY protocol header first (before TLS) under this deadline (ms): its source is the
+   * client (X-Forwarded-For, access log). Absent: no header is expected.
+   */
+  readonly proxyProtocol?: { readonly timeout: number } | undefined;
   /** Largest request head in bytes (431 above it); HTTP/2 derives its header list size from it. */
   readonly maxHeaderSize: number;
   /** Most header fields in a request (431 above it). */

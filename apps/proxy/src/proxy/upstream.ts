@@ -15,11 +15,14 @@ import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
   type Connector,
   type Endpoint,
+  encodeProxyHeader,
   HttpConnector,
+  ProxyHeaderConnector,
   type RequestOptions,
   TlsConnector,
   TransportError,
   UnifiedL4Connector,
+  withProxyHeader,
 } from '@loch/transports';
 import type { RoutedCx } from './context.js';
 import { classifyUpstreamError } from './errors.js';
@@ -61,8 +64,9 @@ export function newUpstreamConnector(options: {
   idleTimeout: number;
   streams: UpstreamStreams;
 }): HttpConnector {
-  // TLS for https upstreams stacks on the L4 connector (plain http endpoints pass through).
-  const l4 = new TlsConnector(new UnifiedL4Connector());
+  // TLS for https upstreams stacks on the L4 connector (plain http endpoints pass through); a
+  // PROXY header (send_proxy_protocol) goes out first, before the TLS handshake.
+  const l4 = new TlsConnector(new ProxyHeaderConnector(new UnifiedL4Connector()));
   const streams = options.streams;
   const tracked: Connector<Endpoint, HttpStream> = {
     async connect(key, connectOptions) {
@@ -135,7 +139,16 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     const req = cx.get('request');
     if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
-    return this.connector.request(endpoint, req, this.#options);
+    const send = endpoint.upstream.sendProxyProtocol;
+    if (send === undefined) return this.connector.request(endpoint, req, this.#options);
+    // send_proxy_protocol: the header names this client, so the connection is keyed by it and
+    // never reused for another client (withProxyHeader). Costs a header and a key per request.
+    const header = encodeProxyHeader({
+      version: send === 'v1' ? 1 : 2,
+      source: cx.get('peerAddr'),
+      destination: cx.get('localAddr'),
+    });
+    return this.connector.request(withProxyHeader(endpoint, header), req, this.#options);
   }
 }
 

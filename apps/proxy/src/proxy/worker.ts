@@ -17,6 +17,7 @@
 import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import { TlsPlainHttpError, type TlsServerContext, tlsAccept } from '@loch/tls';
+import { proxyProtocolAccept } from '@loch/transports';
 import {
   acceptLoop,
   type ByteStream,
@@ -292,7 +293,8 @@ export class ProxyWorker {
         },
         context: (stream) => {
           const cx = ProxyContext.empty()
-            .set('peerAddr', stream.remoteAddress)
+            // The client: a PROXY header's source when the listener reads one, else the socket's peer.
+            .set('peerAddr', stream.facts.clientAddress)
             .set('localAddr', stream.localAddress)
             .set('driver', stream.driver)
             .set('server', identity);
@@ -425,6 +427,10 @@ export class ProxyWorker {
       return;
     }
     this.#open.add(stream);
+    if (entry.config.proxyProtocol !== undefined) {
+      this.#serveProxyHeader(entry, entry.config.proxyProtocol.timeout, stream);
+      return;
+    }
     if (entry.tls !== null) {
       this.#serveTls(entry, entry.tls, stream);
       return;
@@ -433,6 +439,33 @@ export class ProxyWorker {
     // released by the HttpServer itself, which frees its upstream connection.
     // attach, not serveConnection: no promise, reaction or closure per idle connection.
     entry.http.attach(stream, this.#closed);
+  }
+
+  /**
+   * The PROXY-protocol step of the accept order (docs/DESIGN.md), first on listeners with
+   * `proxy_protocol = true`: the header under its deadline, then TLS or HTTP over the stream that
+   * carries the client's address (facts.clientAddress). A missing, bad or slow header closes only
+   * its connection (logged at debug), and nothing of it is parsed as HTTP.
+   */
+  #serveProxyHeader(entry: ServerEntry, timeout: number, stream: ByteStream): void {
+    proxyProtocolAccept(stream, { timeout }).then(
+      (inner) => {
+        this.#open.delete(stream);
+        if (this.#stopping) {
+          void inner.close().catch(() => {});
+          return;
+        }
+        this.#open.add(inner);
+        if (entry.tls !== null) this.#serveTls(entry, entry.tls, inner);
+        else entry.http.attach(inner, this.#closed);
+      },
+      (error: unknown) => {
+        this.#open.delete(stream);
+        this.log.debug(
+          `${entry.key}: PROXY protocol header from ${forwardedFor(stream.remoteAddress)}: ${(error as Error).message}`,
+        );
+      },
+    );
   }
 
   /**
