@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './load.js';
+
+const config = (server: string, upstream: string) => `
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+${server}
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9000"${upstream} }]
+`;
+
+function issuesOf(text: string): { path: string; message: string }[] {
+  try {
+    parseConfig(text, 'loch.toml');
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues;
+    throw error;
+  }
+  return [];
+}
+
+describe('PROXY protocol keys', () => {
+  it('are off unless set', () => {
+    const server = parseConfig(config('', ''), 'loch.toml').servers[0]!;
+    expect(server.proxyProtocol).toBeUndefined();
+    expect(server.routes[0]!.upstreams[0]!.sendProxyProtocol).toBeUndefined();
+  });
+
+  it('reads proxy_protocol (default deadline 5s), proxy_protocol_timeout and send_proxy_protocol', () => {
+    const on = parseConfig(config('proxy_protocol = true', ', send_proxy_protocol = "v2"'), 'loch.toml')
+      .servers[0]!;
+    expect(on.proxyProtocol).toEqual({ timeout: 5_000 });
+    expect(on.routes[0]!.upstreams[0]!.sendProxyProtocol).toBe('v2');
+    const timed = parseConfig(
+      config('proxy_protocol = true\nproxy_protocol_timeout = "250ms"', ''),
+      'loch.toml',
+    );
+    expect(timed.servers[0]!.proxyProtocol).toEqual({ timeout: 250 });
+    expect(
+      parseConfig(config('proxy_protocol = false', ''), 'loch.toml').servers[0]!.proxyProtocol,
+    ).toBeUndefined();
+  });
+
+  it('names bad values', () => {
+    expect(issuesOf(config('proxy_protocol = "v2"', '')).map((i) => i.path)).toEqual([
+      'servers.web.proxy_protocol',
+    ]);
+    expect(issuesOf(config('', ', send_proxy_protocol = "v3"')).map((i) => i.path)).toEqual([
+      'servers.web.routes[0].upstreams[0].send_proxy_protocol',
+    ]);
+  });
+});
