@@ -10,7 +10,7 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9000"${upstream} }]
 `;
 
-function issuesOf(text: string): { path: string; message: string }[] {
+function issuesOf(text: string): readonly { path: string; message: string }[] {
   try {
     parseConfig(text, 'loch.toml');
   } catch (error) {
