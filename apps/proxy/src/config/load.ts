@@ -248,13 +248,14 @@ function normalizeServer(
           baseDir,
           durationMs(s.tls.handshake_timeout, DEFAULT_HANDSHAKE_MS),
         ) ?? null);
-  if (s.upstream_http_version !== undefined && s.upstream_http_version !== 'http11') {
+  const upstreamHttpVersion = s.upstream_http_version ?? 'http11';
+  if (upstreamHttpVersion !== 'http11' && upstreamHttpVersion !== 'http2') {
     issues.push({
       path: `${at}.upstream_http_version`,
       message:
-        s.upstream_http_version === 'http2'
-          ? 'upstream_http_version "http2" is not supported yet by this version of loch'
-          : `unknown upstream_http_version "${s.upstream_http_version}" (expected "http11")`,
+        upstreamHttpVersion === 'auto'
+          ? 'upstream_http_version "auto" (h2 by ALPN when the upstream offers it) is not supported yet by this version of loch: say "http2" or "http11"'
+          : `unknown upstream_http_version "${upstreamHttpVersion}" (expected "http11" or "http2")`,
     });
   }
   if (s.timeout && s.timeouts)
@@ -324,6 +325,7 @@ function normalizeServer(
       stripPrefix: r.strip_prefix,
       hostHeader: r.host_header ?? 'preserve',
       maxBodySize: bytesOf(r.max_body_size, maxBodySize),
+      ...(upstreamHttpVersion === 'http2' ? { upstreamHttpVersion: 'http2' as const } : {}),
     });
   });
   const allowUpgrades = (s.allow_upgrades ?? DEFAULT_UPGRADES).map((p) => p.toLowerCase());

@@ -126,7 +126,7 @@ export const ServerSchema = z.strictObject({
   name: z.string().min(1).optional(),
   proxy_type: z.string().default('http'),
   listener: ListenerSchema,
-  /** Monolake: "http11" (supported) or "http2" (refused until HTTP/2 lands). */
+  /** Monolake: "http11" (default) or "http2" (h2c to http:// upstreams, h2 by ALPN to https://). */
   upstream_http_version: z.string().optional(),
   timeout: MonolakeTimeoutSchema.optional(),
   timeouts: TimeoutsSchema.optional(),
@@ -319,6 +319,12 @@ export interface RouteConfig {
    * response started). Absent: no limit.
    */
   readonly maxBodySize?: number;
+  /**
+   * The server's `upstream_http_version`: "http2" sends this route's requests over shared
+   * HTTP/2 sessions (h2c by prior knowledge for http:// upstreams, h2 by ALPN for https://).
+   * Absent: HTTP/1.1.
+   */
+  readonly upstreamHttpVersion?: 'http2' | undefined;
 }
 
 /** Timeouts in milliseconds; 0 disables one. */

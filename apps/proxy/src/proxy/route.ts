@@ -45,8 +45,8 @@ export interface CompiledRoute extends RouteConfig {
   readonly endpoints: readonly UpstreamEndpoint[];
 }
 
-/** The connector key of an upstream address. */
-export function endpointOf(address: UpstreamAddress): Endpoint {
+/** The connector key of an upstream address; `http2` offers only h2 by ALPN to https upstreams. */
+export function endpointOf(address: UpstreamAddress, http2 = false): Endpoint {
   return address.kind === 'unix'
     ? endpoint({ unixPath: address.path, authority: address.authority })
     : address.scheme === 'https' && address.tls !== undefined
@@ -58,6 +58,7 @@ export function endpointOf(address: UpstreamAddress): Endpoint {
           serverName: address.tls.serverName,
           verify: address.tls.verify,
           ca: address.tls.ca,
+          ...(http2 ? { alpn: ['h2'] } : {}),
         })
       : endpoint({ host: address.host, port: address.port, authority: address.authority });
 }
@@ -71,7 +72,12 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
         r.loadBalancer,
         r.upstreams.map((u) => u.weight),
       ),
-      endpoints: r.upstreams.map((u): UpstreamEndpoint => ({ ...endpointOf(u.address), upstream: u })),
+      endpoints: r.upstreams.map(
+        (u): UpstreamEndpoint => ({
+          ...endpointOf(u.address, r.upstreamHttpVersion === 'http2'),
+          upstream: u,
+        }),
+      ),
     })),
   );
 }

@@ -10,12 +10,13 @@
  * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
-import type { HttpRequestBodyError, HttpResponse, HttpStream } from '@loch/http';
+import type { HttpRequest, HttpRequestBodyError, HttpResponse, HttpStream } from '@loch/http';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
   type Connector,
   type Endpoint,
   encodeProxyHeader,
+  H2Connector,
   HttpConnector,
   ProxyHeaderConnector,
   type RequestOptions,
@@ -75,9 +76,41 @@ export function newUpstreamConnector(options: {
       return stream;
     },
   };
-  return new HttpConnector(tracked, {
-    pool: { maxIdlePerKey: 64, idleTimeout: options.idleTimeout },
-  });
+  return new UpstreamConnector(tracked, options.idleTimeout);
+}
+
+/**
+ * The proxy's upstream connector: pooled HTTP/1.1 connections, and beside them (made on first
+ * use) the shared HTTP/2 sessions of `upstream_http_version = "http2"` routes (h2c by prior
+ * knowledge for http://, h2 by ALPN for https://) over the same streams, so both carry over a
+ * reload, are tracked for shutdown and close together.
+ */
+export class UpstreamConnector extends HttpConnector {
+  readonly #l4: Connector<Endpoint, HttpStream>;
+  readonly #idleTimeout: number;
+  #h2: H2Connector | undefined;
+
+  constructor(l4: Connector<Endpoint, HttpStream>, idleTimeout: number) {
+    super(l4, { pool: { maxIdlePerKey: 64, idleTimeout } });
+    this.#l4 = l4;
+    this.#idleTimeout = idleTimeout;
+  }
+
+  /** The HTTP/2 connector (one per server, shared by its routes). */
+  http2(): H2Connector {
+    this.#h2 ??= new H2Connector(this.#l4, { pool: { idleTimeout: this.#idleTimeout } });
+    return this.#h2;
+  }
+
+  override close(): void {
+    super.close();
+    this.#h2?.close();
+  }
+}
+
+/** gRPC needs `te: trailers` end to end (removed as hop-by-hop downstream; HTTP/2 keeps it). */
+function isGrpc(req: HttpRequest): boolean {
+  return req.headers.get('content-type')?.startsWith('application/grpc') === true;
 }
 
 /** What a failure is reported as when it names no upstream of a compiled route. */
@@ -113,6 +146,8 @@ function upstreamFailure(error: unknown, key: Endpoint): unknown {
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   /** The request options of every exchange (one object, not one per request). */
   readonly #options: RequestOptions;
+  /** HTTP/2 sessions of `upstream_http_version = "http2"` routes (the connector's, else one of its own). */
+  #h2: H2Connector | undefined;
 
   constructor(
     /** The connector (and its pool); carried over from the previous service on reload. */
@@ -139,6 +174,14 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     const req = cx.get('request');
     if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
+    if (route.upstreamHttpVersion === 'http2') {
+      if (isGrpc(req)) req.headers.set('te', 'trailers');
+      this.#h2 ??=
+        this.connector instanceof UpstreamConnector
+          ? this.connector.http2()
+          : new H2Connector(new TlsConnector(new UnifiedL4Connector()));
+      return this.#h2.request(endpoint, req, this.#options);
+    }
     const send = endpoint.upstream.sendProxyProtocol;
     if (send === undefined) return this.connector.request(endpoint, req, this.#options);
     // send_proxy_protocol: the header names this client, so the connection is keyed by it and
