@@ -29,6 +29,7 @@ import {
   type UpstreamTlsFile,
 } from './schema.js';
 import { DEFAULT_HANDSHAKE_MS, normalizeTls } from './tls.js';
+import { trustedPeerProblem } from './trusted-peers.js';
 
 /** One problem in a config file. */
 export interface ConfigIssue {
@@ -339,6 +340,10 @@ function normalizeServer(
   const maxHeaderSize = bytesOf(s.max_header_size, 16 * 1024);
   if (maxHeaderSize < 1024 || maxHeaderSize > 1024 * 1024)
     issues.push({ path: `${at}.max_header_size`, message: 'expected a size from 1k to 1m' });
+  s.proxy_protocol_from?.forEach((entry, i) => {
+    const problem = trustedPeerProblem(entry);
+    if (problem !== undefined) issues.push({ path: `${at}.proxy_protocol_from[${i}]`, message: problem });
+  });
   if (issues.length > start || !listen) return undefined;
   return {
     key,
@@ -353,7 +358,12 @@ function normalizeServer(
     tls,
     http2: s.http2 ?? true,
     ...(s.proxy_protocol === true
-      ? { proxyProtocol: { timeout: durationMs(s.proxy_protocol_timeout, 5_000) } }
+      ? {
+          proxyProtocol: {
+            timeout: durationMs(s.proxy_protocol_timeout, 5_000),
+            from: s.proxy_protocol_from,
+          },
+        }
       : {}),
     maxHeaderSize,
     maxHeaderCount: s.max_header_count ?? 100,

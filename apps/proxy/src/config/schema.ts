@@ -142,6 +142,8 @@ export const ServerSchema = z.strictObject({
   proxy_protocol: z.boolean().optional(),
   /** Deadline for that header (default 5s): a slower or missing one closes the connection. */
   proxy_protocol_timeout: Duration.optional(),
+  /** Peers (IPs, CIDR ranges) that must send that header; others are served without one. Default: every peer. */
+  proxy_protocol_from: z.array(z.string().min(1)).optional(),
   /** Largest request body of this server's routes (413 above it); 0: no limit. */
   max_body_size: ByteSize.optional(),
   /** Largest request head (request line + fields), 431 above it (HTTP/2: the header list). */
@@ -396,7 +398,16 @@ export interface ServerConfig {
    * Read a PROXY protocol header first (before TLS) under this deadline (ms): its source is the
    * client (X-Forwarded-For, access log). Absent: no header is expected.
    */
-  readonly proxyProtocol?: { readonly timeout: number } | undefined;
+  readonly proxyProtocol?:
+    | {
+        readonly timeout: number;
+        /**
+         * `proxy_protocol_from`: only these peers (IPs, CIDR ranges) send a header; a
+         * connection from any other is served as if the listener had none. Undefined: every peer.
+         */
+        readonly from: readonly string[] | undefined;
+      }
+    | undefined;
   /** Largest request head in bytes (431 above it); HTTP/2 derives its header list size from it. */
   readonly maxHeaderSize: number;
   /** Most header fields in a request (431 above it). */

@@ -28,6 +28,7 @@ import {
 } from '@loch/uring-runtime';
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
+import { trustedPeersOf } from '../config/trusted-peers.js';
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
@@ -427,8 +428,9 @@ export class ProxyWorker {
       return;
     }
     this.#open.add(stream);
-    if (entry.config.proxyProtocol !== undefined) {
-      this.#serveProxyHeader(entry, entry.config.proxyProtocol.timeout, stream);
+    const pp = entry.config.proxyProtocol;
+    if (pp !== undefined && (pp.from === undefined || trustedPeersOf(pp.from).has(stream.remoteAddress))) {
+      this.#serveProxyHeader(entry, pp.timeout, stream);
       return;
     }
     if (entry.tls !== null) {

@@ -5,6 +5,7 @@
  *   upstream's X-Forwarded-For and loch's access log name the original client (curl bound to
  *   127.0.0.2/127.0.0.3), not haproxy;
  * - a connection without a header (an HTTP request, garbage, silence) is closed unanswered;
+ * - `proxy_protocol_from`: listed peers must send a header, others are served without one;
  * - haproxy as the receiver (`accept-proxy`) behind loch upstreams with `send_proxy_protocol`
  *   v1 and v2: haproxy's %[src] is the client loch served, and two clients one after the other
  *   never share an upstream connection (the header is per client).
@@ -45,6 +46,25 @@ function closedWhenSilent(port: number, ms = 10_000): Promise<boolean> {
   });
 }
 
+/** Sends `bytes` from `localAddress` and collects the answer until the server closes. */
+function exchangeFrom(localAddress: string, port: number, bytes: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+    let got = '';
+    const timer = setTimeout(() => s.destroy(), 5000);
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      got += d;
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    s.on('connect', () => s.write(bytes));
+  });
+}
+
 describe.each(drivers)('PROXY protocol with haproxy on the %s driver', (driver) => {
   let loch: Loch;
   let haproxy: ChildProcess;
@@ -62,7 +82,7 @@ describe.each(drivers)('PROXY protocol with haproxy on the %s driver', (driver) 
       res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });
-    for (const name of ['pp', 'pps', 'send1', 'send2', 'h1', 'h2', 'h2crc', 'htls', 'r1', 'r2'])
+    for (const name of ['pp', 'ppfrom', 'pps', 'send1', 'send2', 'h1', 'h2', 'h2crc', 'htls', 'r1', 'r2'])
       ports[name] = await freePort();
     const cert = selfSignedCertificate(dir, 'localhost', ['localhost']);
     const route = `[[servers.%s.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]\n`;
@@ -77,6 +97,11 @@ listener = { type = "socket", value = "127.0.0.1:${ports.pp}" }
 proxy_protocol = true
 proxy_protocol_timeout = "300ms"
 ${route.replace('%s', 'pp')}
+[servers.ppfrom]
+listener = { type = "socket", value = "127.0.0.1:${ports.ppfrom}" }
+proxy_protocol = true
+proxy_protocol_from = ["127.0.0.2/32", "10.0.0.0/8"]
+${route.replace('%s', 'ppfrom')}
 [servers.pps]
 listener = { type = "socket", value = "127.0.0.1:${ports.pps}" }
 proxy_protocol = true
@@ -206,6 +231,22 @@ backend echo
         'PROXY TCP6 2001:db8::9 ::1 4000 80\r\nGET /raw HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
       ),
     ).toMatch(/^HTTP\/1\.1 200 [\s\S]*xff=2001:db8::9 /);
+  });
+
+  it('proxy_protocol_from: a listed peer must send a header, any other is served without one', async () => {
+    const request = 'GET /from HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n';
+    // 127.0.0.2 is listed: its header is read and its client used; without one it is closed.
+    expect(
+      await exchangeFrom('127.0.0.2', ports.ppfrom!, `PROXY TCP4 192.0.2.44 127.0.0.1 5 6\r\n${request}`),
+    ).toMatch(/^HTTP\/1\.1 200 [\s\S]*xff=192\.0\.2\.44 /);
+    expect(await exchangeFrom('127.0.0.2', ports.ppfrom!, request)).toBe('');
+    // 127.0.0.3 is not: served as a plain listener (its own address), a header it sends is not honoured.
+    expect(await exchangeFrom('127.0.0.3', ports.ppfrom!, request)).toMatch(
+      /^HTTP\/1\.1 200 [\s\S]*xff=127\.0\.0\.3 /,
+    );
+    expect(
+      await exchangeFrom('127.0.0.3', ports.ppfrom!, `PROXY TCP4 192.0.2.44 127.0.0.1 5 6\r\n${request}`),
+    ).toMatch(/^HTTP\/1\.1 400 /);
   });
 
   it.each([
