@@ -174,24 +174,30 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     const req = cx.get('request');
     if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
+    // send_proxy_protocol: the header names this client, so the connection (or HTTP/2 session)
+    // is keyed by it and never serves another client (withProxyHeader). Costs a header and a
+    // key per request, only for such upstreams.
+    const send = endpoint.upstream.sendProxyProtocol;
+    const key =
+      send === undefined
+        ? endpoint
+        : withProxyHeader(
+            endpoint,
+            encodeProxyHeader({
+              version: send === 'v1' ? 1 : 2,
+              source: cx.get('peerAddr'),
+              destination: cx.get('localAddr'),
+            }),
+          );
     if (route.upstreamHttpVersion === 'http2') {
       if (isGrpc(req)) req.headers.set('te', 'trailers');
       this.#h2 ??=
         this.connector instanceof UpstreamConnector
           ? this.connector.http2()
           : new H2Connector(new TlsConnector(new UnifiedL4Connector()));
-      return this.#h2.request(endpoint, req, this.#options);
+      return this.#h2.request(key, req, this.#options);
     }
-    const send = endpoint.upstream.sendProxyProtocol;
-    if (send === undefined) return this.connector.request(endpoint, req, this.#options);
-    // send_proxy_protocol: the header names this client, so the connection is keyed by it and
-    // never reused for another client (withProxyHeader). Costs a header and a key per request.
-    const header = encodeProxyHeader({
-      version: send === 'v1' ? 1 : 2,
-      source: cx.get('peerAddr'),
-      destination: cx.get('localAddr'),
-    });
-    return this.connector.request(withProxyHeader(endpoint, header), req, this.#options);
+    return this.connector.request(key, req, this.#options);
   }
 }
 

@@ -82,7 +82,21 @@ describe.each(drivers)('PROXY protocol with haproxy on the %s driver', (driver) 
       res.writeHead(200, { 'content-length': Buffer.byteLength(body) });
       res.end(body);
     });
-    for (const name of ['pp', 'ppfrom', 'pps', 'send1', 'send2', 'h1', 'h2', 'h2crc', 'htls', 'r1', 'r2'])
+    for (const name of [
+      'pp',
+      'ppfrom',
+      'pps',
+      'send1',
+      'send2',
+      'send3',
+      'h1',
+      'h2',
+      'h2crc',
+      'htls',
+      'r1',
+      'r2',
+      'r3',
+    ])
       ports[name] = await freePort();
     const cert = selfSignedCertificate(dir, 'localhost', ['localhost']);
     const route = `[[servers.%s.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]\n`;
@@ -118,6 +132,13 @@ listener = { type = "socket", value = "127.0.0.1:${ports.send2}" }
 [[servers.send2.routes]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${ports.r2}", send_proxy_protocol = "v2" }]
+
+[servers.send3]
+listener = { type = "socket", value = "127.0.0.1:${ports.send3}" }
+upstream_http_version = "http2"
+[[servers.send3.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${ports.r3}", send_proxy_protocol = "v2" }]
 `,
       { LOCH_DRIVER: driver },
     );
@@ -171,6 +192,11 @@ frontend r2
   bind 127.0.0.1:${ports.r2} accept-proxy
   http-request set-header x-haproxy-src %[src]
   default_backend echo
+frontend r3
+  mode http
+  bind 127.0.0.1:${ports.r3} accept-proxy proto h2
+  http-request set-header x-haproxy-src %[src]
+  default_backend echo
 backend echo
   mode http
   server echo 127.0.0.1:${upstream.port}
@@ -183,7 +209,7 @@ backend echo
       herr += d;
     });
     try {
-      for (const name of ['h1', 'h2', 'h2crc', 'htls', 'r1', 'r2'])
+      for (const name of ['h1', 'h2', 'h2crc', 'htls', 'r1', 'r2', 'r3'])
         await waitConnectable({ port: ports[name]! });
     } catch (error) {
       throw new Error(`haproxy did not start: ${herr}`, { cause: error });
@@ -252,6 +278,7 @@ backend echo
   it.each([
     ['v1', 'send1'],
     ['v2', 'send2'],
+    ['v2 over HTTP/2 (h2c sessions)', 'send3'],
   ])(
     'send_proxy_protocol = "%s": haproxy (accept-proxy) sees each client, never a shared connection',
     async (_, server) => {
