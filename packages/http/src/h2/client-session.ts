@@ -238,7 +238,13 @@ export class H2ClientSession implements Http2FrameHandler {
   #connSend = DEFAULT_INITIAL_WINDOW_SIZE;
   #peerInitialWindow = DEFAULT_INITIAL_WINDOW_SIZE;
   #peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
-  #peerMaxStreams = Number.POSITIVE_INFINITY;
+  /**
+   * One stream until the server's first SETTINGS arrives (its first frame, within the first
+   * round trip): a server with a low limit (nginx's http2_max_concurrent_streams) would
+   * otherwise refuse the streams a burst opened above it.
+   */
+  #peerMaxStreams = 1;
+  #settingsSeen = false;
   #nextId = 1;
   #goawayLast = -1;
   #closing = false;
@@ -304,7 +310,10 @@ export class H2ClientSession implements Http2FrameHandler {
     return !this.#dead && !this.#closing && this.#goawayLast < 0 && this.#nextId < 0x7fffffff;
   }
 
-  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS (Infinity until it sets one). */
+  /**
+   * The server's SETTINGS_MAX_CONCURRENT_STREAMS: 1 until its first SETTINGS arrived, then its
+   * value (Infinity when it sets none).
+   */
   get maxConcurrentStreams(): number {
     return this.#peerMaxStreams;
   }
@@ -982,6 +991,8 @@ export class H2ClientSession implements Http2FrameHandler {
     if (settings.maxFrameSize !== undefined) this.#peerMaxFrame = settings.maxFrameSize;
     if (settings.headerTableSize !== undefined) this.#encoder.setPeerMaxTableSize(settings.headerTableSize);
     if (settings.maxConcurrentStreams !== undefined) this.#peerMaxStreams = settings.maxConcurrentStreams;
+    else if (!this.#settingsSeen) this.#peerMaxStreams = Number.POSITIVE_INFINITY;
+    this.#settingsSeen = true;
     this.#queue(encodeSettingsAck());
     this.#flush();
     this.#next();
