@@ -117,7 +117,7 @@ describe.each(drivers)('H2ClientSession against nginx (h2c) on the %s driver', (
   it('keepalive_requests: GOAWAY after 30 requests; the rest fail as never processed', async () => {
     const s = await session();
     const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) =>
+      Array.from({ length: 40 }, () =>
         s.send(createRequest('GET', '/hello')).then(
           (r) => readText(r.body),
           (e: unknown) => e,

@@ -28,6 +28,11 @@ interface Seen {
   trailers: http2.IncomingHttpHeaders;
 }
 
+const seenOf = new WeakMap<http2.Http2Server, Seen[]>();
+function seenBy(server: http2.Http2Server): Seen[] {
+  return seenOf.get(server) ?? [];
+}
+
 function startServer(
   settings: http2.Settings = {},
 ): Promise<{ server: http2.Http2Server; port: number; seen: Seen[] }> {
@@ -63,6 +68,11 @@ function startServer(
           stream.sendTrailers({ 'grpc-status': '0', 'x-len': String(body.length) }),
         );
         stream.end('abc');
+      } else if (path === '/trailers-only') {
+        stream.respond(
+          { ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '5' },
+          { endStream: true },
+        );
       } else if (path === '/nocontent') {
         stream.respond({ ':status': 204 });
         stream.end();
@@ -78,6 +88,7 @@ function startServer(
       });
     });
   });
+  seenOf.set(server, seen);
   return new Promise((resolve) => {
     server.listen(0, '127.0.0.1', () => {
       resolve({ server, port: (server.address() as { port: number }).port, seen });
@@ -241,6 +252,47 @@ describe.each(drivers)('H2ClientSession on the %s driver', (driver) => {
   it('PING measures a round trip', async () => {
     const s = await session();
     expect(await s.ping()).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe.each(drivers)('H2ClientSession with a small-window server on the %s driver', (driver) => {
+  let server: http2.Http2Server;
+  let port: number;
+  beforeAll(async () => {
+    ({ server, port } = await startServer({ initialWindowSize: 1000, maxFrameSize: 16384 }));
+  });
+  afterAll(() => {
+    server.close();
+  });
+
+  it('a 300 KB body goes out in window-sized pieces (1000-byte stream window)', async () => {
+    const s = new H2ClientSession(await connectTo(driver, port), { authority: 'small' });
+    sessions.push(s);
+    const body = new Uint8Array(300_000).fill(0x63);
+    const res = await s.send(createRequest('POST', '/echo', { body: streamBody([body]) }));
+    expect((await readBody(res.body)).length).toBe(body.length);
+  });
+
+  it('a 40 KB header block is split into CONTINUATION frames', async () => {
+    const s = new H2ClientSession(await connectTo(driver, port), { authority: 'small' });
+    sessions.push(s);
+    const big = 'v'.repeat(40_000);
+    const res = await s.send(createRequest('GET', '/headers', { headers: { 'x-big': big } }));
+    expect(res.status).toBe(200);
+    await readText(res.body);
+    expect(seenBy(server).at(-1)?.headers['x-big']).toBe(big);
+  });
+
+  it('a trailers-only answer (HEADERS with END_STREAM, gRPC errors) has an empty body and its fields as headers', async () => {
+    const s = new H2ClientSession(await connectTo(driver, port), { authority: 'small' });
+    sessions.push(s);
+    const res = await s.send(
+      createRequest('POST', '/trailers-only', { body: streamBody([new Uint8Array(3)]) }),
+    );
+    expect(res.status).toBe(200);
+    expect(res.headers.get('grpc-status')).toBe('5');
+    expect(await readText(res.body)).toBe('');
+    expect(s.activeStreams).toBe(0);
   });
 });
 
