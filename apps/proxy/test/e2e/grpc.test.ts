@@ -22,6 +22,8 @@ message EchoReply { string text = 1; int32 index = 2; }
 service Echo {
   rpc Say (EchoRequest) returns (EchoReply);
   rpc Repeat (EchoRequest) returns (stream EchoReply);
+  rpc Collect (stream EchoRequest) returns (EchoReply);
+  rpc Chat (stream EchoRequest) returns (stream EchoReply);
 }
 `;
 
@@ -42,6 +44,10 @@ type EchoClient = grpc.Client & {
     cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void,
   ): grpc.ClientUnaryCall;
   Repeat(req: Partial<EchoRequest>, meta?: grpc.Metadata): grpc.ClientReadableStream<EchoReply>;
+  Collect(
+    cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void,
+  ): grpc.ClientWritableStream<Partial<EchoRequest>>;
+  Chat(): grpc.ClientDuplexStream<Partial<EchoRequest>, EchoReply>;
 };
 
 function loadService(dir: string): grpc.GrpcObject {
@@ -77,6 +83,16 @@ describe.each(drivers)('grpc-js client -> loch (h2c) -> grpc-js server (h2c) on 
         };
         if (call.request.delay_ms > 0) setTimeout(reply, call.request.delay_ms);
         else reply();
+      },
+      Collect(call: grpc.ServerReadableStream<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+        const texts: string[] = [];
+        call.on('data', (r: EchoRequest) => texts.push(r.text));
+        call.on('end', () => cb(null, { text: texts.join(','), index: texts.length }));
+      },
+      Chat(call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) {
+        let i = 0;
+        call.on('data', (r: EchoRequest) => call.write({ text: `re: ${r.text}`, index: i++ }));
+        call.on('end', () => call.end());
       },
       Repeat(call: grpc.ServerWritableStream<EchoRequest, EchoReply>) {
         for (let i = 0; i < call.request.count; i++) call.write({ text: call.request.text, index: i });
@@ -149,6 +165,34 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
     });
     expect(got.length).toBe(50);
     expect(got.map((r) => r.index)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('a client-streaming call', async () => {
+    const reply = await new Promise<EchoReply>((resolve, reject) => {
+      const call = client.Collect((err, r) => (err ? reject(err) : resolve(r!)));
+      for (let i = 0; i < 30; i++) call.write({ text: `p${i}` });
+      call.end();
+    });
+    expect(reply.index).toBe(30);
+    expect(reply.text).toBe(Array.from({ length: 30 }, (_, i) => `p${i}`).join(','));
+  });
+
+  it('a bidirectional call: each message answered before the next is sent', async () => {
+    const call = client.Chat();
+    const replies: EchoReply[] = [];
+    const next = (): Promise<EchoReply> =>
+      new Promise((resolve, reject) => {
+        call.once('data', resolve);
+        call.once('error', reject);
+      });
+    for (let i = 0; i < 10; i++) {
+      const answer = next();
+      call.write({ text: `m${i}` });
+      replies.push(await answer);
+    }
+    call.end();
+    await new Promise<void>((resolve) => call.on('end', resolve).resume());
+    expect(replies.map((r) => r.text)).toEqual(Array.from({ length: 10 }, (_, i) => `re: m${i}`));
   });
 
   it("the server's error status is relayed (grpc-status, grpc-message)", async () => {
