@@ -44,6 +44,20 @@ export interface H2ConnectorOptions {
   readonly maxRetries?: number;
 }
 
+/**
+ * The cause of the ConnectError an `https` endpoint fails with when its server's ALPN choice is
+ * not `h2` (`alpnProtocol`: what it chose, or null). The request was not sent: a caller that
+ * offered `http/1.1` too may send it over HTTP/1.1 instead (loch's `upstream_http_version =
+ * "auto"`).
+ */
+export class H2NotNegotiatedError extends Error {
+  override readonly name = 'H2NotNegotiatedError';
+  readonly code = 'ERR_TRANSPORT_H2_NOT_NEGOTIATED';
+  constructor(readonly alpnProtocol: string | null) {
+    super(`upstream did not choose h2 by ALPN (got ${alpnProtocol ?? 'none'})`);
+  }
+}
+
 /** Shared pool counters plus the connector's own. */
 export interface H2ConnectorStats extends SharedPoolStats {
   /** Requests sent again after a server said it never processed them. */
@@ -169,12 +183,11 @@ export class H2Connector<K extends Endpoint = Endpoint> {
     const stream = await this.#l4.connect(key, ms > 0 ? { timeout: ms } : {});
     if (key.scheme === 'https' && stream.facts?.alpnProtocol !== 'h2') {
       void stream.close().catch(() => {});
-      throw new ConnectError(
-        'ERR_TRANSPORT_CONNECT_FAILED',
-        'connect',
-        `upstream did not choose h2 by ALPN (got ${stream.facts?.alpnProtocol ?? 'none'})`,
-        { address: formatL4Address(key.address) },
-      );
+      const cause = new H2NotNegotiatedError(stream.facts?.alpnProtocol ?? null);
+      throw new ConnectError('ERR_TRANSPORT_CONNECT_FAILED', 'connect', cause.message, {
+        address: formatL4Address(key.address),
+        cause,
+      });
     }
     const session: H2ClientSession = new H2ClientSession(stream, {
       authority: key.authority,

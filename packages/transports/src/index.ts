@@ -28,7 +28,12 @@ export {
   type TransportPhase,
   WriteError,
 } from './errors.js';
-export { H2Connector, type H2ConnectorOptions, type H2ConnectorStats } from './h2-connector.js';
+export {
+  H2Connector,
+  type H2ConnectorOptions,
+  type H2ConnectorStats,
+  H2NotNegotiatedError,
+} from './h2-connector.js';
 export { type ExchangeOptions, HttpConnection } from './http-connection.js';
 export {
   HttpConnector,

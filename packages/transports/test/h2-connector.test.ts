@@ -16,6 +16,7 @@ import {
   ConnectError,
   endpoint,
   H2Connector,
+  H2NotNegotiatedError,
   ReadError,
   TlsConnector,
   UnifiedL4Connector,
@@ -188,7 +189,10 @@ describe.each(drivers)('H2Connector on the $name driver', ({ name, skip }) => {
       alpn: ['http/1.1'],
       ca: caFile,
     });
-    await expect(c.request(key, createRequest('GET', '/x'))).rejects.toBeInstanceOf(ConnectError);
+    const err = await c.request(key, createRequest('GET', '/x')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectError);
+    expect((err as ConnectError).cause).toBeInstanceOf(H2NotNegotiatedError);
+    expect(((err as ConnectError).cause as H2NotNegotiatedError).alpnProtocol).toBe('http/1.1');
   });
 
   run('a REFUSED_STREAM request is sent again', async () => {

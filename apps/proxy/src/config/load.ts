@@ -250,13 +250,10 @@ function normalizeServer(
           durationMs(s.tls.handshake_timeout, DEFAULT_HANDSHAKE_MS),
         ) ?? null);
   const upstreamHttpVersion = s.upstream_http_version ?? 'http11';
-  if (upstreamHttpVersion !== 'http11' && upstreamHttpVersion !== 'http2') {
+  if (upstreamHttpVersion !== 'http11' && upstreamHttpVersion !== 'http2' && upstreamHttpVersion !== 'auto') {
     issues.push({
       path: `${at}.upstream_http_version`,
-      message:
-        upstreamHttpVersion === 'auto'
-          ? 'upstream_http_version "auto" (h2 by ALPN when the upstream offers it) is not supported yet by this version of loch: say "http2" or "http11"'
-          : `unknown upstream_http_version "${upstreamHttpVersion}" (expected "http11" or "http2")`,
+      message: `unknown upstream_http_version "${upstreamHttpVersion}" (expected "http11", "http2" or "auto")`,
     });
   }
   if (s.timeout && s.timeouts)
@@ -326,7 +323,9 @@ function normalizeServer(
       stripPrefix: r.strip_prefix,
       hostHeader: r.host_header ?? 'preserve',
       maxBodySize: bytesOf(r.max_body_size, maxBodySize),
-      ...(upstreamHttpVersion === 'http2' ? { upstreamHttpVersion: 'http2' as const } : {}),
+      ...(upstreamHttpVersion === 'http2' || upstreamHttpVersion === 'auto'
+        ? { upstreamHttpVersion: upstreamHttpVersion as 'http2' | 'auto' }
+        : {}),
     });
   });
   const allowUpgrades = (s.allow_upgrades ?? DEFAULT_UPGRADES).map((p) => p.toLowerCase());

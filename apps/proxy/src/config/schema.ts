@@ -126,7 +126,7 @@ export const ServerSchema = z.strictObject({
   name: z.string().min(1).optional(),
   proxy_type: z.string().default('http'),
   listener: ListenerSchema,
-  /** Monolake: "http11" (default) or "http2" (h2c to http:// upstreams, h2 by ALPN to https://). */
+  /** Monolake: "http11" (default), "http2" (h2c to http://, h2 by ALPN to https://) or "auto" (ALPN). */
   upstream_http_version: z.string().optional(),
   timeout: MonolakeTimeoutSchema.optional(),
   timeouts: TimeoutsSchema.optional(),
@@ -323,10 +323,11 @@ export interface RouteConfig {
   readonly maxBodySize?: number;
   /**
    * The server's `upstream_http_version`: "http2" sends this route's requests over shared
-   * HTTP/2 sessions (h2c by prior knowledge for http:// upstreams, h2 by ALPN for https://).
-   * Absent: HTTP/1.1.
+   * HTTP/2 sessions (h2c by prior knowledge for http:// upstreams, h2 by ALPN for https://);
+   * "auto" offers h2 and http/1.1 by ALPN to https:// upstreams and speaks what each one
+   * picks (HTTP/1.1 to http:// ones). Absent: HTTP/1.1.
    */
-  readonly upstreamHttpVersion?: 'http2' | undefined;
+  readonly upstreamHttpVersion?: 'http2' | 'auto' | undefined;
 }
 
 /** Timeouts in milliseconds; 0 disables one. */

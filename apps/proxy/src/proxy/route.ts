@@ -45,8 +45,11 @@ export interface CompiledRoute extends RouteConfig {
   readonly endpoints: readonly UpstreamEndpoint[];
 }
 
-/** The connector key of an upstream address; `http2` offers only h2 by ALPN to https upstreams. */
-export function endpointOf(address: UpstreamAddress, http2 = false): Endpoint {
+/**
+ * The connector key of an upstream address; to https upstreams, `http2` offers only h2 by ALPN,
+ * `auto` h2 then http/1.1.
+ */
+export function endpointOf(address: UpstreamAddress, version?: 'http2' | 'auto'): Endpoint {
   return address.kind === 'unix'
     ? endpoint({ unixPath: address.path, authority: address.authority })
     : address.scheme === 'https' && address.tls !== undefined
@@ -58,7 +61,11 @@ export function endpointOf(address: UpstreamAddress, http2 = false): Endpoint {
           serverName: address.tls.serverName,
           verify: address.tls.verify,
           ca: address.tls.ca,
-          ...(http2 ? { alpn: ['h2'] } : {}),
+          ...(version === 'http2'
+            ? { alpn: ['h2'] }
+            : version === 'auto'
+              ? { alpn: ['h2', 'http/1.1'] }
+              : {}),
         })
       : endpoint({ host: address.host, port: address.port, authority: address.authority });
 }
@@ -74,7 +81,7 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
       ),
       endpoints: r.upstreams.map(
         (u): UpstreamEndpoint => ({
-          ...endpointOf(u.address, r.upstreamHttpVersion === 'http2'),
+          ...endpointOf(u.address, r.upstreamHttpVersion),
           upstream: u,
         }),
       ),

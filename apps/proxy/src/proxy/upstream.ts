@@ -17,6 +17,7 @@ import {
   type Endpoint,
   encodeProxyHeader,
   H2Connector,
+  H2NotNegotiatedError,
   HttpConnector,
   ProxyHeaderConnector,
   type RequestOptions,
@@ -89,6 +90,11 @@ export class UpstreamConnector extends HttpConnector {
   readonly #l4: Connector<Endpoint, HttpStream>;
   readonly #idleTimeout: number;
   #h2: H2Connector | undefined;
+  /**
+   * `upstream_http_version = "auto"`: the https upstreams (by endpoint id) whose server picked
+   * HTTP/1.1 by ALPN, learned from the first connect; they go to the HTTP/1.1 pool from then on.
+   */
+  readonly #h1Only = new Set<string>();
 
   constructor(l4: Connector<Endpoint, HttpStream>, idleTimeout: number) {
     super(l4, { pool: { maxIdlePerKey: 64, idleTimeout } });
@@ -105,6 +111,36 @@ export class UpstreamConnector extends HttpConnector {
   override close(): void {
     super.close();
     this.#h2?.close();
+  }
+
+  /**
+   * `"auto"`: HTTP/1.1 to http:// upstreams; to https:// ones, h2 when the server picks it by
+   * ALPN, else HTTP/1.1 (the probe's request was never sent, so it goes over HTTP/1.1 as is;
+   * the answer is remembered under `upstreamId`). `h2Options` carry no hooks: this applies
+   * `options`' own once the protocol is known.
+   */
+  requestAuto(
+    key: Endpoint,
+    upstreamId: string,
+    req: HttpRequest,
+    options: RequestOptions,
+    h2Options: RequestOptions,
+  ): Promise<HttpResponse> {
+    if (key.scheme !== 'https' || this.#h1Only.has(upstreamId)) return this.request(key, req, options);
+    const onResponse = options.onResponse;
+    const onError = options.onError;
+    return this.http2()
+      .request(key, req, h2Options)
+      .then(
+        (res) => (onResponse === undefined ? res : onResponse(res, key)),
+        (error: unknown) => {
+          if (error instanceof Error && error.cause instanceof H2NotNegotiatedError) {
+            this.#h1Only.add(upstreamId);
+            return this.request(key, req, options);
+          }
+          throw onError === undefined ? error : onError(error, key);
+        },
+      );
   }
 }
 
@@ -146,6 +182,8 @@ function upstreamFailure(error: unknown, key: Endpoint): unknown {
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   /** The request options of every exchange (one object, not one per request). */
   readonly #options: RequestOptions;
+  /** The same deadlines without the hooks (`"auto"` applies them once the protocol is known). */
+  readonly #bareOptions: RequestOptions;
   /** HTTP/2 sessions of `upstream_http_version = "http2"` routes (the connector's, else one of its own). */
   #h2: H2Connector | undefined;
 
@@ -160,6 +198,7 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       onResponse: cleanResponse,
       onError: upstreamFailure,
     };
+    this.#bareOptions = { connectTimeout: timeouts.connect, readTimeout: timeouts.read };
   }
 
   /**
@@ -196,6 +235,10 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
           ? this.connector.http2()
           : new H2Connector(new TlsConnector(new UnifiedL4Connector()));
       return this.#h2.request(key, req, this.#options);
+    }
+    if (route.upstreamHttpVersion === 'auto' && this.connector instanceof UpstreamConnector) {
+      if (isGrpc(req)) req.headers.set('te', 'trailers');
+      return this.connector.requestAuto(key, endpoint.id, req, this.#options, this.#bareOptions);
     }
     return this.connector.request(key, req, this.#options);
   }

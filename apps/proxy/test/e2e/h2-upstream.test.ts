@@ -3,10 +3,15 @@
  * available driver: an HTTP/1.1 client (node:http) and an h2c client (node:http2) -> loch -> a
  * node:http2 h2c upstream. The upstream sees HTTP/2 with :authority from Host (or the client's
  * :authority), no connection-specific fields, the body and trailers; the clients see its answer,
- * trailers included over h2; many requests share one upstream session.
+ * trailers included over h2; many requests share one upstream session. `"auto"` speaks h2 to an
+ * https upstream that picks it by ALPN and HTTP/1.1 to one that picks http/1.1.
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
+import * as https from 'node:https';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableDrivers, freePort, type Loch, startLoch, tempDir } from './harness.js';
 
@@ -213,6 +218,90 @@ upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
       expect(up.sessions() - before).toBeLessThanOrEqual(1);
     } finally {
       s.close();
+    }
+  });
+});
+
+/** A self-signed certificate for 127.0.0.1, made with the openssl CLI. */
+function selfSigned(dir: string): { cert: string; key: string } {
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'up.key',
+      '-out',
+      'up.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  return { cert: readFileSync(join(dir, 'up.pem'), 'utf8'), key: readFileSync(join(dir, 'up.key'), 'utf8') };
+}
+
+describe.each(drivers)('upstream_http_version = "auto" on the %s driver', (driver) => {
+  let loch: Loch;
+  let h2up: http2.Http2SecureServer;
+  let h1up: https.Server;
+  let port: number;
+  beforeAll(async () => {
+    const dir = tempDir('loch-h2-auto-');
+    const pki = selfSigned(dir);
+    h2up = http2.createSecureServer({ ...pki, allowHTTP1: true }, (req, res) => {
+      res.end(`h2up ${req.httpVersion} ${req.url}`);
+    });
+    h1up = https.createServer(pki, (req, res) => {
+      res.end(`h1up ${req.httpVersion} ${req.url}`);
+    });
+    await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => h1up.listen(0, '127.0.0.1', r));
+    const h2port = (h2up.address() as { port: number }).port;
+    const h1port = (h1up.address() as { port: number }).port;
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+upstream_http_version = "auto"
+
+[[servers.web.routes]]
+path = "/two/"
+upstreams = [{ endpoint = "https://127.0.0.1:${h2port}", tls = { ca = "up.pem" } }]
+
+[[servers.web.routes]]
+path = "/one/"
+upstreams = [{ endpoint = "https://127.0.0.1:${h1port}", tls = { ca = "up.pem" } }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  });
+  afterAll(async () => {
+    await loch?.stop();
+    h2up?.close();
+    h1up?.close();
+  });
+
+  it('h2 to the upstream that picks it by ALPN, HTTP/1.1 to the one that does not (also after it learned)', async () => {
+    for (let i = 0; i < 2; i++) {
+      const two = await h1request(port, { path: `/two/${i}` });
+      expect(two.body.toString()).toBe(`h2up 2.0 /two/${i}`);
+      const one = await h1request(port, { path: `/one/${i}` });
+      expect(one.body.toString()).toBe(`h1up 1.1 /one/${i}`);
     }
   });
 });
