@@ -1,3 +1,5 @@
+import { SocketAddress } from 'node:net';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   crc32c,
@@ -250,5 +252,88 @@ describe('encodeProxyHeader', () => {
         expect(h.destination).toEqual(c.destination);
       }
     }
+  });
+});
+
+describe('PROXY protocol codec properties', () => {
+  const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((b) => b.join('.'));
+  const ipv6 = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => {
+    // RFC 5952 text of random bytes, from the decoder's own formatter (a v2 header around them).
+    const h = new Uint8Array(16 + 36);
+    h.set(V2_SIGNATURE);
+    h.set([0x21, 0x21, 0, 36], 12);
+    h.set(b, 16);
+    h.set(b, 32);
+    const source = decodeProxyHeader(h)!.header.source!;
+    return (source as { address: string }).address;
+  });
+  const port = fc.nat(65535);
+  const pair = fc.oneof(
+    fc.record({ family: fc.constant('ipv4' as const), s: ipv4, d: ipv4, sp: port, dp: port }),
+    fc.record({ family: fc.constant('ipv6' as const), s: ipv6, d: ipv6, sp: port, dp: port }),
+  );
+  const tlvs = fc.array(
+    fc.record({ type: fc.integer({ min: 0xe0, max: 0xef }), value: fc.uint8Array({ maxLength: 40 }) }),
+    { maxLength: 4 },
+  );
+
+  it('formats IPv6 as the system does (inet_ntop via node:net SocketAddress): differential', () => {
+    // Groups mostly zero, so runs of zeros (and their ties) are common.
+    const group = fc.oneof(fc.constant(0), fc.constant(0), fc.nat(0xffff));
+    fc.assert(
+      fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (groups) => {
+        const h = new Uint8Array(16 + 36);
+        h.set(V2_SIGNATURE);
+        h.set([0x21, 0x21, 0, 36], 12);
+        groups.forEach((g, i) => h.set([g >> 8, g & 0xff], 16 + 2 * i));
+        const ours = (decodeProxyHeader(h)!.header.source as { address: string }).address;
+        const text = groups.map((g) => g.toString(16)).join(':');
+        expect(ours).toBe(new SocketAddress({ address: text, family: 'ipv6' }).address);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('decode(encode(h)) gives h back, v1 and v2, with TLVs', () => {
+    fc.assert(
+      fc.property(pair, tlvs, fc.constantFrom(1 as const, 2 as const), (p, t, version) => {
+        const source = { family: p.family, address: p.s, port: p.sp };
+        const destination = { family: p.family, address: p.d, port: p.dp };
+        const bytes = encodeProxyHeader({ version, source, destination, tlvs: version === 2 ? t : [] });
+        const decoded = decodeProxyHeader(bytes)!;
+        expect(decoded.length).toBe(bytes.byteLength);
+        expect(decoded.header.source).toEqual(source);
+        expect(decoded.header.destination).toEqual(destination);
+        if (version === 2) expect(decoded.header.tlvs).toEqual(t);
+      }),
+    );
+  });
+
+  it('every proper prefix needs more bytes; a byte flipped in the fixed part never crashes', () => {
+    fc.assert(
+      fc.property(
+        pair,
+        fc.constantFrom(1 as const, 2 as const),
+        fc.nat(),
+        fc.nat(255),
+        (p, version, at, value) => {
+          const bytes = encodeProxyHeader({
+            version,
+            source: { family: p.family, address: p.s, port: p.sp },
+            destination: { family: p.family, address: p.d, port: p.dp },
+          });
+          const cut = at % bytes.byteLength;
+          expect(decodeProxyHeader(bytes.subarray(0, cut))).toBeNull();
+          const bad = bytes.slice();
+          bad[cut] = value;
+          try {
+            const r = decodeProxyHeader(bad);
+            if (r !== null) expect(r.length).toBeLessThanOrEqual(bad.byteLength);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ProxyProtocolError);
+          }
+        },
+      ),
+    );
   });
 });

@@ -311,13 +311,18 @@ function ipv4Text(b: Uint8Array, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
-/** RFC 5952 text of 16 bytes: lowercase, longest run of zero groups (2+) as "::". */
+/**
+ * Text of 16 bytes as the system's inet_ntop writes it (so a header's address reads like a
+ * socket's): RFC 5952 (lowercase, the first longest run of 2+ zero groups as "::"), and the
+ * IPv4 tail of a mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d) address dotted.
+ */
 function ipv6Text(b: Uint8Array, at: number): string {
   const groups: number[] = [];
   for (let i = 0; i < 8; i++) groups.push((b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!);
-  // IPv4-mapped: ::ffff:a.b.c.d
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff)
-    return `::ffff:${ipv4Text(b, at + 12)}`;
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0) {
+    if (groups[5] === 0xffff) return `::ffff:${ipv4Text(b, at + 12)}`;
+    if (groups[5] === 0 && groups[6] !== 0) return `::${ipv4Text(b, at + 12)}`;
+  }
   let bestAt = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
