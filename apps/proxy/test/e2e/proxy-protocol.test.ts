@@ -236,6 +236,18 @@ backend echo
       .toMatch(new RegExp(` pp ${client.replaceAll('.', '\\.')}:\\d+ GET ${path} 200 `));
   });
 
+  it('h2c by prior knowledge behind the header (the preface sniff reads the bytes kept after it)', async () => {
+    const r = await curl([
+      '--http2-prior-knowledge',
+      '--interface',
+      '127.0.0.7',
+      `http://127.0.0.1:${ports.h2}/h2c`,
+    ]);
+    expect(r.err).toBe('');
+    expect(r.out).toBe('xff=127.0.0.7 proto=http hsrc=-');
+    await expect.poll(() => loch.stdout(), { timeout: 5000 }).toMatch(/ pp 127\.0\.0\.7:\d+ GET \/h2c 200 /);
+  });
+
   it('reads the header before TLS on an HTTPS listener', async () => {
     const r = await curl(['-k', '--interface', '127.0.0.5', `https://localhost:${ports.htls}/tls`]);
     expect(r.err).toBe('');
