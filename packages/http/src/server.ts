@@ -101,6 +101,8 @@ const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
 };
 /** The methods HTTP/2 requests may use by default: those of the HTTP/1.1 decoder (Node's). */
 const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+/** Connections expired per pass of the deadline sweep before I/O gets a turn. */
+const EXPIRE_BATCH = 256;
 /** Thrown inside attach() when the server is closing (not reported to onError). */
 const CLOSING = Symbol('closing');
 
@@ -301,7 +303,34 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** The sweep's tick (SweepMember). @internal */
   onSweep(now: number): boolean {
     this.now = now;
-    for (const c of this.live) if (c.deadline <= now) c.expire();
+    this.expireDue();
     return this.swept;
   }
+
+  /** A later pass of expireDue is scheduled (setImmediate). */
+  private expiring = false;
+
+  /**
+   * Expires the connections whose deadline passed, at most EXPIRE_BATCH per pass: when more are
+   * due (thousands of slowloris connections armed within one tick expire together), the rest
+   * wait for a next pass after I/O had its turn, so the other connections' requests are served
+   * in between instead of after every 408 and close.
+   */
+  private readonly expireDue = (): void => {
+    this.expiring = false;
+    const now = this.now;
+    let n = 0;
+    for (const c of this.live) {
+      if (c.deadline > now) continue;
+      if (n === EXPIRE_BATCH) {
+        if (!this.expiring) {
+          this.expiring = true;
+          setImmediate(this.expireDue);
+        }
+        return;
+      }
+      c.expire();
+      n++;
+    }
+  };
 }
