@@ -285,7 +285,7 @@ describe('PROXY protocol codec properties', () => {
         const h = new Uint8Array(16 + 36);
         h.set(V2_SIGNATURE);
         h.set([0x21, 0x21, 0, 36], 12);
-        groups.forEach((g, i) => h.set([g >> 8, g & 0xff], 16 + 2 * i));
+        for (let i = 0; i < 8; i++) h.set([groups[i]! >> 8, groups[i]! & 0xff], 16 + 2 * i);
         const ours = (decodeProxyHeader(h)!.header.source as { address: string }).address;
         const text = groups.map((g) => g.toString(16)).join(':');
         expect(ours).toBe(new SocketAddress({ address: text, family: 'ipv6' }).address);
