@@ -23,7 +23,7 @@ import {
 } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { driverCases } from './harness.js';
+import { driverCases, eventually } from './harness.js';
 
 const drivers = await driverCases();
 
@@ -77,6 +77,8 @@ let secure: http2.Http2SecureServer;
 let plainPort: number;
 let securePort: number;
 let sessions = 0;
+/** The plain server's open sessions (a test closes them under the client). */
+const live = new Set<http2.ServerHttp2Session>();
 /** A server that says GOAWAY(last-stream-id 0) to every session as it starts: nothing is processed. */
 let leaving: http2.Http2Server;
 let leavingPort: number;
@@ -103,7 +105,11 @@ beforeAll(async () => {
   caFile = p.caFile;
   plain = http2.createServer({ settings: { maxConcurrentStreams: 8 } });
   plain.on('stream', handler);
-  plain.on('session', () => sessions++);
+  plain.on('session', (session) => {
+    sessions++;
+    live.add(session);
+    session.on('close', () => live.delete(session));
+  });
   secure = http2.createSecureServer({ cert: p.cert, key: p.key, allowHTTP1: true });
   secure.on('stream', handler);
   secure.on('request', (req, res) => {
@@ -216,6 +222,19 @@ describe.each(drivers)('H2Connector on the $name driver', ({ name, skip }) => {
       expect(leavingSessions - before).toBe(2);
     },
   );
+
+  run('a session the upstream closes leaves the pool; the next request opens a new one', async () => {
+    const c = make();
+    const key = endpoint({ host: '127.0.0.1', port: plainPort });
+    const res = await c.request(key, createRequest('GET', '/first'));
+    await readText(res.body);
+    expect(c.stats().connections).toBe(1);
+    for (const s of live) s.destroy();
+    expect(await eventually(() => c.stats().connections === 0)).toBe(true);
+    const again = await c.request(key, createRequest('GET', '/second'));
+    expect(await readText(again.body)).toContain('/second');
+    expect(c.stats().connections).toBe(1);
+  });
 
   run('a read timeout is a ReadError ERR_TRANSPORT_READ_TIMEOUT', async () => {
     const c = make();
