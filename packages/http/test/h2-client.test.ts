@@ -242,6 +242,17 @@ describe.each(drivers)('H2ClientSession on the %s driver', (driver) => {
     expect(await readText(again.body)).toBe('GET /ok 0');
   });
 
+  it('return() beside a pending read cancels the stream and ends that read', async () => {
+    const s = await session();
+    const res = await s.send(createRequest('GET', '/slow-body'));
+    const it = res.body[Symbol.asyncIterator]();
+    expect(new TextDecoder().decode((await it.next()).value)).toBe('first');
+    const pending = it.next();
+    await it.return?.();
+    await expect(pending).rejects.toBeInstanceOf(HttpAbortedError);
+    expect(s.activeStreams).toBe(0);
+  });
+
   it('REFUSED_STREAM fails as a retryable refusal', async () => {
     const s = await session();
     const err = await s.send(createRequest('GET', '/refuse')).catch((e: unknown) => e);

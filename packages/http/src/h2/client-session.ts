@@ -206,6 +206,8 @@ class H2ResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
     if (!this.ended && this.error === null) {
       this.error = new HttpAbortedError();
       this.stream.session.cancelStream(this.stream);
+      // A read still pending (return() called beside it) ends with the abort.
+      this.wake();
     }
     return { done: true, value: undefined };
   }
