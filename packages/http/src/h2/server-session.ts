@@ -848,11 +848,7 @@ export class H2ServerSession<Cx>
     s.reset = true;
     s.remoteClosed = true;
     s.localClosed = true;
-    const e = new Http2StreamResetError(streamId, errorCode, 'peer');
-    s.body?.fail(e);
-    s.wake(e);
-    this.blocked.delete(s);
-    this.release(s);
+    this.abandon(s, new Http2StreamResetError(streamId, errorCode, 'peer'));
   }
 
   /** @internal */
@@ -1011,9 +1007,22 @@ export class H2ServerSession<Cx>
     s.remoteClosed = true;
     s.localClosed = true;
     if (!wasClosed) this.queueRst(s.id, code);
-    const e = new Http2StreamResetError(s.id, code, byPeer ? 'peer' : 'server');
+    this.abandon(s, new Http2StreamResetError(s.id, code, byPeer ? 'peer' : 'server'));
+  }
+
+  /**
+   * A reset stream (by either side): its body reader and response writer fail with `e`, a
+   * response body waited on is let go now (a proxied upstream stream or connection is
+   * cancelled, not left to its timeout), and the stream leaves the session.
+   */
+  private abandon(s: H2ServerStream, e: Http2StreamResetError): void {
     s.body?.fail(e);
     s.wake(e);
+    const pending = s.pendingBody;
+    if (pending !== null) {
+      s.pendingBody = null;
+      returnQuietly(pending);
+    }
     this.blocked.delete(s);
     this.release(s);
   }
@@ -1225,7 +1234,12 @@ export class H2ServerSession<Cx>
         let r = nextNow(it);
         if (r === null) {
           this.scheduleFlush();
-          r = await it.next();
+          s.pendingBody = it;
+          try {
+            r = await it.next();
+          } finally {
+            s.pendingBody = null;
+          }
         }
         if (r.done) break;
         const chunk = r.value;
@@ -1519,4 +1533,14 @@ function joinCookies(h: HttpHeaders): void {
   }
   out[first + 1] = joined;
   h.added = out;
+}
+
+/** Calls an iterator's return() without waiting; its failure changes nothing. */
+function returnQuietly(it: AsyncIterator<Uint8Array>): void {
+  try {
+    const p = it.return?.();
+    if (p !== undefined) p.then(undefined, () => {});
+  } catch {
+    // its own failure changes nothing
+  }
 }

@@ -40,6 +40,12 @@ export class H2ServerStream implements H2BodyOwner {
   localClosed = false;
   /** Reset by either side: what still arrives is discarded. */
   reset = false;
+  /**
+   * The response body's iterator while the session waits for its next step: a reset returns it
+   * at once, so its source (an upstream stream or connection) is let go of now, not when it
+   * next produces a chunk or times out.
+   */
+  pendingBody: AsyncIterator<Uint8Array> | null = null;
   /** The handler runs or its response is being written. */
   active = true;
   /** The response's HEADERS went out. */
