@@ -32,7 +32,7 @@ import { Http2RequestRefusedError, Http2SessionError } from './client-errors.js'
 import { Http2ConnectionError, Http2ErrorCode, type Http2StreamError } from './errors.js';
 import { FieldBlockValidator } from './field-validator.js';
 import { ReceiveWindow } from './flow-control.js';
-import { Http2FrameDecoder, type Http2FrameHandler } from './frame-decoder.js';
+import { Http2FrameDecoder } from './frame-decoder.js';
 import {
   CONNECTION_PREFACE,
   DEFAULT_INITIAL_WINDOW_SIZE,
@@ -223,8 +223,12 @@ class H2ResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
   }
 }
 
-/** An HTTP/2 client connection over one stream; see the module comment. */
-export class H2ClientSession implements Http2FrameHandler {
+/**
+ * An HTTP/2 client connection over one stream; see the module comment. It is its frame
+ * decoder's Http2FrameHandler; those methods are internal, so the published types do not name
+ * that interface.
+ */
+export class H2ClientSession {
   readonly #stream: HttpStream;
   readonly #options: Http2ClientOptions;
   readonly #decoder: Http2FrameDecoder;
