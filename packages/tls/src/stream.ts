@@ -22,6 +22,8 @@ import {
   type ByteStream,
   type ConnectionFacts,
   type DriverName,
+  deliverRecv,
+  deliverWritten,
   type IoOptions,
   type IoResult,
   type RecvChunk,
@@ -41,7 +43,6 @@ import {
   TlsPlainHttpError,
   TlsProtocolError,
 } from './errors.js';
-import { deliverRecv, deliverWritten } from './internal/delivery.js';
 
 const { ECANCELED, EPROTO } = constants.errno;
 
