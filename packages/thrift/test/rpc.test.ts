@@ -299,3 +299,57 @@ describe('timeouts', () => {
     expect((await result(m, 'echo', 'still')).split('|')[0]).toBe('still');
   });
 });
+
+describe('reply order of concurrent calls on one connection', () => {
+  /** Holds every call until six came, then finishes them last first. */
+  const lastFirst: ThriftHandler = {
+    call(req: ThriftRequest) {
+      return new Promise((resolve) => {
+        held.push(() => resolve(createReply(req, (w) => args('')(w))));
+        if (held.length === 6)
+          setImmediate(() => {
+            for (const finish of held.splice(0).reverse()) finish();
+          });
+      });
+    },
+  };
+  const held: (() => void)[] = [];
+
+  /** Pipelines six framed calls in one write and resolves the seq ids in the order replied. */
+  async function replyOrder(): Promise<number[]> {
+    const s = await rawConnect(port);
+    sockets.push(s);
+    const frames = [1, 2, 3, 4, 5, 6].map((seq) => {
+      const w = createWriter('binary');
+      w.writeMessageBegin('echo', MessageType.CALL, seq);
+      args(`c${seq}`)(w);
+      return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+    });
+    s.write(Buffer.concat(frames));
+    const seqIds: number[] = [];
+    let buf = Buffer.alloc(0);
+    return new Promise((resolve, reject) => {
+      s.on('error', reject);
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+          const frame = buf.subarray(4, 4 + buf.readUInt32BE(0));
+          buf = buf.subarray(4 + frame.length);
+          // Binary strict header: version/type, name length, name, seq id.
+          seqIds.push(frame.readInt32BE(8 + frame.readInt32BE(4)));
+          if (seqIds.length === 6) resolve(seqIds);
+        }
+      });
+    });
+  }
+
+  it("'request' writes replies in the order the calls came, though later ones finish first", async () => {
+    await start({ maxConcurrentCalls: 8, replyOrder: 'request' }, lastFirst);
+    expect(await replyOrder()).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it("'completion' (the default) writes them as they finish", async () => {
+    await start({ maxConcurrentCalls: 8 }, lastFirst);
+    expect(await replyOrder()).toEqual([6, 5, 4, 3, 2, 1]);
+  });
+});

@@ -73,9 +73,17 @@ export interface ThriftServerOptions extends ReaderOptions {
   readonly readTimeout?: number;
   /**
    * Handler calls run at once per connection (default 1: strictly in order). Above 1, replies
-   * are written as calls finish, out of order, for clients that match replies by seq id.
+   * are written as calls finish, out of order, for clients that match replies by seq id;
+   * unless `replyOrder` is 'request'.
    */
   readonly maxConcurrentCalls?: number;
+  /**
+   * With `maxConcurrentCalls` above 1: 'completion' (default) writes each reply as its call
+   * finishes; 'request' writes replies in the order the calls came (FIFO), which every client
+   * can match, including one that pipelines and expects replies in order. A finished call
+   * waiting for an earlier one still counts against `maxConcurrentCalls`.
+   */
+  readonly replyOrder?: 'completion' | 'request';
   /** Answer INTERNAL_ERROR when the handler takes longer (default 0: no limit). */
   readonly handlerTimeout?: number;
   /**
@@ -187,7 +195,10 @@ export class ThriftServer {
     });
     const limit = Math.max(1, this.options.maxConcurrentCalls ?? 1);
     const inFlight = new Set<Promise<void>>();
+    const inOrder = this.options.replyOrder === 'request';
     let writing: Promise<unknown> = Promise.resolve();
+    const writeReply = (reply: Uint8Array[] | undefined): Promise<unknown> | undefined =>
+      reply === undefined ? undefined : stream.writev(reply);
     let failure: unknown;
     const fail = (e: unknown): void => {
       failure ??= e;
@@ -203,10 +214,19 @@ export class ThriftServer {
           continue;
         }
         // Parse the header before reading on, so that bad bytes stop the loop at once.
-        const call: Promise<void> = this.dispatch(frame, active, stream).then((reply) => {
-          if (reply === undefined) return;
-          writing = writing.then(() => stream.writev(reply)).catch(fail);
-        }, fail);
+        const dispatched = this.dispatch(frame, active, stream);
+        let call: Promise<void>;
+        if (inOrder) {
+          // The reply is written after every earlier one; the call is in flight until then.
+          const written = writing.then(() => dispatched).then(writeReply);
+          writing = written;
+          call = written.then(() => undefined, fail);
+        } else {
+          call = dispatched.then((reply) => {
+            if (reply === undefined) return;
+            writing = writing.then(() => stream.writev(reply)).catch(fail);
+          }, fail);
+        }
         inFlight.add(call);
         void call.finally(() => inFlight.delete(call));
         if (inFlight.size >= limit) await Promise.race(inFlight);
