@@ -102,6 +102,28 @@ export function generateTicketKeys(count = 1): Uint8Array {
   return new Uint8Array(randomBytes(TICKET_KEY_BYTES * count));
 }
 
+/**
+ * The key set after one rotation of `keys` (n * 80 bytes): `next` (default: a fresh random key)
+ * first, so it encrypts new tickets, then the `keep` most recent keys of `keys`, which still
+ * decrypt: a ticket issued before this rotation resumes, one issued `keep + 1` rotations ago does
+ * not. Pure, so one process can compute the set and hand it to every worker's setTicketKeys.
+ */
+export function rotatedTicketKeys(
+  keys: Uint8Array,
+  next: Uint8Array = generateTicketKeys(),
+  keep = 1,
+): Uint8Array {
+  if (next.byteLength !== TICKET_KEY_BYTES)
+    throw new TlsConfigError(`a ticket key is ${TICKET_KEY_BYTES} bytes`);
+  if (keys.byteLength % TICKET_KEY_BYTES !== 0)
+    throw new TlsConfigError(`ticketKeys must be a multiple of ${TICKET_KEY_BYTES} bytes`);
+  const kept = Math.min(Math.max(0, Math.floor(keep)), keys.byteLength / TICKET_KEY_BYTES);
+  const all = new Uint8Array((kept + 1) * TICKET_KEY_BYTES);
+  all.set(next, 0);
+  all.set(keys.subarray(0, kept * TICKET_KEY_BYTES), TICKET_KEY_BYTES);
+  return all;
+}
+
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
 const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
 const VERSIONS: Record<TlsVersion, number> = { 'TLSv1.2': 0x0303, 'TLSv1.3': 0x0304 };
@@ -282,11 +304,9 @@ export class TlsServerContext {
    * the new key set (to hand to the other workers' setTicketKeys).
    */
   rotateTicketKeys(next: Uint8Array = generateTicketKeys(), keep = 1): Uint8Array {
-    if (next.byteLength !== TICKET_KEY_BYTES)
-      throw new TlsConfigError(`a ticket key is ${TICKET_KEY_BYTES} bytes`);
-    const keys = [next, ...this.#ticketKeys.slice(0, Math.max(0, keep))];
-    const all = new Uint8Array(keys.length * TICKET_KEY_BYTES);
-    for (const [i, k] of keys.entries()) all.set(k, i * TICKET_KEY_BYTES);
+    const current = new Uint8Array(this.#ticketKeys.length * TICKET_KEY_BYTES);
+    for (const [i, k] of this.#ticketKeys.entries()) current.set(k, i * TICKET_KEY_BYTES);
+    const all = rotatedTicketKeys(current, next, keep);
     this.setTicketKeys(all);
     return all;
   }

@@ -8,6 +8,7 @@
 export {
   encodeAlpn,
   generateTicketKeys,
+  rotatedTicketKeys,
   TICKET_KEY_BYTES,
   type TlsCertificateOptions,
   TlsClientContext,

@@ -28,7 +28,7 @@ import {
   type UpstreamAddress,
   type UpstreamTlsFile,
 } from './schema.js';
-import { DEFAULT_HANDSHAKE_MS, normalizeTls } from './tls.js';
+import { DEFAULT_HANDSHAKE_MS, DEFAULT_TICKET_ROTATION_MS, normalizeTls } from './tls.js';
 import { trustedPeerProblem } from './trusted-peers.js';
 
 /** One problem in a config file. */
@@ -248,6 +248,7 @@ function normalizeServer(
           issues,
           baseDir,
           durationMs(s.tls.handshake_timeout, DEFAULT_HANDSHAKE_MS),
+          durationMs(s.tls.session_ticket_rotation, DEFAULT_TICKET_ROTATION_MS),
         ) ?? null);
   const upstreamHttpVersion = s.upstream_http_version ?? 'http11';
   if (upstreamHttpVersion !== 'http11' && upstreamHttpVersion !== 'http2' && upstreamHttpVersion !== 'auto') {

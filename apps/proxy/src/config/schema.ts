@@ -120,6 +120,11 @@ export const TlsSchema = z.strictObject({
   /** Forward the verified client certificate upstream in x-forwarded-client-cert. */
   forward_client_certificate: z.boolean().optional(),
   handshake_timeout: Duration.optional(),
+  /**
+   * How often the session ticket key rotates in every worker at once (default "12h"; "0s" never).
+   * Tickets issued under the previous key keep resuming; older ones make a full handshake.
+   */
+  session_ticket_rotation: Duration.optional(),
 });
 
 export const ServerSchema = z.strictObject({
@@ -367,6 +372,8 @@ export interface TlsServerConfig {
    * a client resumes on whichever worker its next connection lands.
    */
   readonly ticketKeys: Uint8Array;
+  /** Rotate the ticket keys this often (ms; 0 never): main thread -> every worker (ticket-rotation.ts). */
+  readonly ticketRotation: number;
   /** Every file read (absolute): certificates, keys, the client CA; watched for renewals. */
   readonly files: readonly string[];
 }

@@ -16,6 +16,13 @@ import type { ProxyConfig, TlsFile, TlsServerConfig } from './schema.js';
 /** Default handshake deadline (ms): a handshake takes a few round trips, never seconds. */
 export const DEFAULT_HANDSHAKE_MS = 10_000;
 
+/**
+ * Default session ticket key rotation (ms): 12 h, as Caddy and Envoy deployments rotate. With the
+ * previous key kept for decryption, a ticket resumes for 12-24 h, and a stolen key opens at
+ * most a day of recorded TLS 1.2 sessions.
+ */
+export const DEFAULT_TICKET_ROTATION_MS = 12 * 3_600_000;
+
 /** The TLS settings of `file`, or undefined after adding the reasons to `issues`. */
 export function normalizeTls(
   file: TlsFile,
@@ -23,6 +30,7 @@ export function normalizeTls(
   issues: ConfigIssue[],
   baseDir: string,
   handshakeTimeout: number,
+  ticketRotation: number = DEFAULT_TICKET_ROTATION_MS,
 ): TlsServerConfig | undefined {
   const start = issues.length;
   const files: string[] = [];
@@ -92,6 +100,7 @@ export function normalizeTls(
     handshakeTimeout,
     forwardClientCertificate: file.forward_client_certificate ?? false,
     ticketKeys: generateTicketKeys(),
+    ticketRotation,
     files,
   };
   try {

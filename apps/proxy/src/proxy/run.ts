@@ -30,6 +30,7 @@ import { keepTicketKeys, tlsFiles } from '../config/tls.js';
 import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
+import { rotateTicketKeys, TicketKeyRotation } from './ticket-rotation.js';
 import { listenId, type WorkerCommand, type WorkerData } from './worker.js';
 
 /** How long the config file must be quiet before a change triggers a reload (ms). */
@@ -193,6 +194,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     current = next;
     committed = gen;
     certificates.update(tlsFiles(next));
+    rotation.update(next);
     log.level = next.logLevel;
     log.info(`reloaded ${file} (generation ${gen}); listening: ${describeListen(next)}`);
   };
@@ -291,6 +293,26 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   // Certificates and keys: a renewed file reloads the config (which reads them again).
   certificates.update(tlsFiles(current));
 
+  /**
+   * Session ticket key rotation: the next key set is made here once and sent to every worker at
+   * once (serially with reloads, so a reload never stages keys a rotation is replacing); the
+   * running config carries it, so reloads keep it and replacement workers start with it.
+   */
+  const rotateOnce = async (servers: readonly string[]): Promise<void> => {
+    if (stopping) return;
+    const { config: next, keys } = rotateTicketKeys(current, servers);
+    current = next;
+    pool.setData({ config: next, debug } satisfies WorkerData);
+    const replies = await pool.broadcast({ t: 'ticket-keys', keys } satisfies WorkerCommand);
+    for (const r of replies)
+      if (!r.ok && !absent(r)) log.error(`ticket key rotation: worker ${r.worker}: ${r.error.message}`);
+    log.info(`rotated the session ticket keys of ${Object.keys(keys).join(', ')}`);
+  };
+  const rotation = new TicketKeyRotation((servers) =>
+    serially('ticket key rotation', () => rotateOnce(servers)),
+  );
+  rotation.update(current);
+
   const onHup = () => reload('SIGHUP');
   process.on('SIGHUP', onHup);
   // SIGUSR2: one line per worker with its connections and upstream pool counters.
@@ -325,6 +347,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     clearTimeout(debounce);
     watcher?.close();
     certificates.close();
+    rotation.close();
     process.off('SIGHUP', onHup);
     process.off('SIGUSR2', onUsr2);
     process.off('SIGURG', onUrg);

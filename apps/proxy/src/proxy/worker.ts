@@ -39,6 +39,7 @@ import { ProxyLog } from './log.js';
 import { answerPlainHttp } from './plain-http.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, type ServerHandler, serverStack } from './stack.js';
+import type { TicketKeySets } from './ticket-rotation.js';
 import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
 
 /** What the main thread hands every worker at start. */
@@ -54,7 +55,9 @@ export type WorkerCommand =
   | { readonly t: 'commit'; readonly generation: number }
   | { readonly t: 'abort'; readonly generation: number }
   | { readonly t: 'stats' }
-  | { readonly t: 'startup' };
+  | { readonly t: 'startup' }
+  /** New session ticket keys per TLS server (ticket-rotation.ts), for every worker at once. */
+  | { readonly t: 'ticket-keys'; readonly keys: TicketKeySets };
 
 /** A worker's answer to `stats`. */
 export interface WorkerStats {
@@ -195,7 +198,26 @@ export class ProxyWorker {
         return this.stats();
       case 'startup':
         return true;
+      case 'ticket-keys':
+        return this.setTicketKeys(msg.keys);
     }
+  }
+
+  /**
+   * Installs rotated session ticket keys: the next handshake issues tickets under the new first
+   * key and still accepts the kept ones. A reload staged meanwhile (it cannot be: run.ts rotates
+   * between reloads) would carry the keys of its own config.
+   */
+  setTicketKeys(keys: TicketKeySets): number {
+    let set = 0;
+    for (const [key, ticketKeys] of Object.entries(keys)) {
+      const entry = this.#servers.get(key);
+      if (entry?.tls == null || entry.config.tls === null) continue;
+      entry.tls.setTicketKeys(ticketKeys);
+      entry.config = { ...entry.config, tls: { ...entry.config.tls, ticketKeys } };
+      set++;
+    }
+    return set;
   }
 
   #owns(address: ListenAddress): boolean {
