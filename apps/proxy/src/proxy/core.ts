@@ -3,7 +3,8 @@
  * `(request, connection context)` into one certain-map context per request (a fork of the
  * connection's, plus the request and its start time). The HTTP core layer below it answers
  * every failure of the inner layers with a small plain-text response (ProxyError's status and
- * fields: 404, 400, 405, 502, 504; 500 for anything unexpected), logs failures, and writes the access-log
+ * fields: 404, 400, 405, 502, 504; 500 for anything unexpected; a gRPC call gets a trailers-only
+ * grpc-status answer instead), logs failures, and writes the access-log
  * line when the response body has been passed on. Not for header hygiene (reuse.ts) or routing.
  */
 import {
@@ -26,6 +27,7 @@ import {
 import type { ConnectionCx, RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
+import { grpcErrorResponse, isGrpcRequest } from './grpc-status.js';
 import type { ProxyLog } from './log.js';
 
 /** Config the core layer reads. */
@@ -142,6 +144,8 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
         `${this.serverKey}: ${req.method} ${cx.get('clientTarget')}: ${(error as Error)?.stack ?? String(error)}`,
       );
     }
+    // A gRPC client reads grpc-status, not the HTTP status (grpc-status.ts).
+    if (isGrpcRequest(req)) return grpcErrorResponse(status, code, `${status} ${code}`);
     return createResponse(status, {
       headers:
         extra === undefined

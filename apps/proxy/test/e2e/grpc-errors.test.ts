@@ -1,0 +1,225 @@
+/**
+ * gRPC calls that loch fails itself, end to end on every available driver: a @grpc/grpc-js
+ * client (h2c) -> loch -> a @grpc/grpc-js server (h2c). Each failure must reach the client as
+ * the gRPC status Envoy would give (apps/proxy/src/proxy/grpc-status.ts), carried by a
+ * trailers-only answer, instead of a bare HTTP 502/504 that grpc-js can only report as
+ * UNAVAILABLE/UNKNOWN with "Received HTTP status code ...": an upstream that refuses
+ * (UNAVAILABLE), one that resets (UNAVAILABLE), one too slow for upstream_read
+ * (DEADLINE_EXCEEDED), no route (UNIMPLEMENTED), a request body over max_body_size
+ * (RESOURCE_EXHAUSTED). The wire shape is checked with node:http2.
+ */
+import { writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableDrivers, freePort, type Loch, resettingUpstream, startLoch, tempDir } from './harness.js';
+
+const drivers = availableDrivers();
+
+// One method per service: loch routes by path, and a gRPC path is /<package>.<Service>/<Method>.
+const PROTO = `
+syntax = "proto3";
+package loch.test;
+message EchoRequest { string text = 1; int32 delay_ms = 2; }
+message EchoReply { string text = 1; }
+service Live { rpc Say (EchoRequest) returns (EchoReply); }
+service Down { rpc Say (EchoRequest) returns (EchoReply); }
+service Resetting { rpc Say (EchoRequest) returns (EchoReply); }
+service Small { rpc Say (EchoRequest) returns (EchoReply); }
+service Unrouted { rpc Say (EchoRequest) returns (EchoReply); }
+`;
+
+interface EchoRequest {
+  text: string;
+  delay_ms: number;
+}
+interface EchoReply {
+  text: string;
+}
+type SayClient = grpc.Client & {
+  Say(
+    req: Partial<EchoRequest>,
+    cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void,
+  ): grpc.ClientUnaryCall;
+};
+type Services = Record<'Live' | 'Down' | 'Resetting' | 'Small' | 'Unrouted', grpc.ServiceClientConstructor>;
+
+describe.each(drivers)('gRPC calls loch fails itself get a grpc-status, on the %s driver', (driver) => {
+  let loch: Loch;
+  let server: grpc.Server;
+  let resetting: Awaited<ReturnType<typeof resettingUpstream>>;
+  let port: number;
+  let svc: Services;
+  const clients: grpc.Client[] = [];
+
+  beforeAll(async () => {
+    const dir = tempDir('loch-grpc-errors-');
+    const file = join(dir, 'echo.proto');
+    writeFileSync(file, PROTO);
+    const pkg = grpc.loadPackageDefinition(
+      protoLoader.loadSync(file, { keepCase: true, defaults: true }),
+    ) as unknown as {
+      loch: { test: Services };
+    };
+    svc = pkg.loch.test;
+    const say = (call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) => {
+      const reply = () => cb(null, { text: `hello ${call.request.text}` });
+      if (call.request.delay_ms > 0) setTimeout(reply, call.request.delay_ms);
+      else reply();
+    };
+    server = new grpc.Server();
+    server.addService(svc.Live.service, { Say: say });
+    server.addService(svc.Small.service, { Say: say });
+    const upPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    resetting = await resettingUpstream();
+    const downPort = await freePort();
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.grpc]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+upstream_http_version = "http2"
+timeouts = { upstream_read = "400ms", upstream_connect = "2s" }
+
+[[servers.grpc.routes]]
+path = "/loch.test.Live/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
+
+[[servers.grpc.routes]]
+path = "/loch.test.Small/"
+max_body_size = 64
+upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
+
+[[servers.grpc.routes]]
+path = "/loch.test.Down/"
+upstreams = [{ endpoint = "http://127.0.0.1:${downPort}" }]
+
+[[servers.grpc.routes]]
+path = "/loch.test.Resetting/"
+upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  });
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    await loch?.stop();
+    server?.forceShutdown();
+    await resetting?.close();
+  });
+
+  function call(
+    service: keyof Services,
+    req: Partial<EchoRequest>,
+  ): Promise<{ err: grpc.ServiceError | null; reply?: EchoReply }> {
+    const client = new svc[service](
+      `127.0.0.1:${port}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as SayClient;
+    clients.push(client);
+    return new Promise((resolve) => {
+      client.Say(req, (err, reply) => resolve({ err, ...(reply ? { reply } : {}) }));
+    });
+  }
+
+  it('a call that reaches its upstream is answered (the routes work)', async () => {
+    const r = await call('Live', { text: 'a' });
+    expect(r.err).toBeNull();
+    expect(r.reply?.text).toBe('hello a');
+  });
+
+  it('a refused upstream: UNAVAILABLE, with loch reason in grpc-message', async () => {
+    const r = await call('Down', { text: 'a' });
+    expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.err?.details).toBe('502 ERR_LOCH_UPSTREAM_REFUSED');
+  });
+
+  it('an upstream that resets the connection: UNAVAILABLE', async () => {
+    const r = await call('Resetting', { text: 'a' });
+    expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.err?.details).toMatch(/^502 ERR_LOCH_UPSTREAM_/);
+  });
+
+  it('an upstream slower than upstream_read: DEADLINE_EXCEEDED', async () => {
+    const r = await call('Live', { text: 'slow', delay_ms: 3000 });
+    expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(r.err?.details).toBe('504 ERR_LOCH_UPSTREAM_TIMEOUT');
+  });
+
+  it('no route: UNIMPLEMENTED', async () => {
+    const r = await call('Unrouted', { text: 'a' });
+    expect(r.err?.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(r.err?.details).toBe('404 ERR_LOCH_NO_ROUTE');
+  });
+
+  it('a request body over max_body_size: RESOURCE_EXHAUSTED', async () => {
+    const r = await call('Small', { text: 'x'.repeat(1000), delay_ms: 3000 });
+    expect(r.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(r.err?.details).toBe('413 ERR_HTTP_BODY_TOO_LARGE');
+  });
+
+  it('on the wire: HTTP 200 and one HEADERS block with END_STREAM (trailers-only), no DATA', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const { headers, data, ended } = await new Promise<{
+        headers: http2.IncomingHttpHeaders;
+        data: number;
+        ended: boolean;
+      }>((resolve, reject) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/loch.test.Unrouted/Say',
+          'content-type': 'application/grpc+proto',
+          te: 'trailers',
+        });
+        let headers: http2.IncomingHttpHeaders = {};
+        let data = 0;
+        req.on('response', (h, flags) => {
+          headers = h;
+          // END_STREAM on the response HEADERS frame.
+          if ((flags & 0x1) === 0) reject(new Error('HEADERS without END_STREAM'));
+        });
+        req.on('data', (d: Buffer) => {
+          data += d.length;
+        });
+        req.on('end', () => resolve({ headers, data, ended: true }));
+        req.on('error', reject);
+        req.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+      expect(ended).toBe(true);
+      expect(headers[':status']).toBe(200);
+      expect(headers['content-type']).toBe('application/grpc');
+      expect(headers['grpc-status']).toBe('12');
+      expect(headers['grpc-message']).toBe('404 ERR_LOCH_NO_ROUTE');
+      expect(data).toBe(0);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('a plain (non-gRPC) request still gets the plain-text HTTP error', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const req = session.request({ ':path': '/nowhere' });
+        req.on('response', (h) => resolve(h[':status']));
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status).toBe(404);
+    } finally {
+      session.close();
+    }
+  });
+});
