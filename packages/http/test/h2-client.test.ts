@@ -5,11 +5,14 @@
  * RST_STREAM, REFUSED_STREAM and GOAWAY as retryable refusals, PING.
  */
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readBody, readText, streamBody } from '../src/body.js';
 import { HttpAbortedError, HttpTimeoutError } from '../src/errors.js';
-import { Http2RequestRefusedError } from '../src/h2/client-errors.js';
+import { Http2RequestRefusedError, Http2SessionError } from '../src/h2/client-errors.js';
 import { H2ClientSession } from '../src/h2/client-session.js';
+import { Http2ErrorCode } from '../src/h2/errors.js';
+import { encodeSettings, FrameType } from '../src/h2/frames.js';
 import { HttpHeaders } from '../src/headers.js';
 import { createRequest } from '../src/message.js';
 import { availableDrivers, connectTo } from './server-harness.js';
@@ -344,5 +347,100 @@ describe.each(drivers)('H2ClientSession and GOAWAY on the %s driver', (driver) =
       /no new streams/,
     );
     server.close();
+  });
+});
+
+/**
+ * A server that sends its SETTINGS but never acknowledges the client's: the GOAWAY frames the
+ * client sends are collected (last stream id, error code).
+ */
+async function silentSettingsServer(): Promise<{
+  port: number;
+  goaways: { errorCode: number }[];
+  closed: Promise<void>;
+  close(): void;
+}> {
+  const goaways: { errorCode: number }[] = [];
+  let closedResolve!: () => void;
+  const closed = new Promise<void>((r) => {
+    closedResolve = r;
+  });
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.write(encodeSettings({ maxConcurrentStreams: 10 }));
+    let buf = Buffer.alloc(0);
+    let prefaceLeft = 24;
+    socket.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      if (prefaceLeft > 0) {
+        const n = Math.min(prefaceLeft, buf.length);
+        buf = buf.subarray(n);
+        prefaceLeft -= n;
+      }
+      while (buf.length >= 9) {
+        const length = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + length) break;
+        if (buf[3] === FrameType.GOAWAY) goaways.push({ errorCode: buf.readUInt32BE(9 + 4) });
+        buf = buf.subarray(9 + length);
+      }
+    });
+    socket.on('close', () => closedResolve());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    goaways,
+    closed,
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe.each(drivers)('H2ClientSession and the SETTINGS acknowledgement on the %s driver', (driver) => {
+  it('a server that never acknowledges our SETTINGS: GOAWAY SETTINGS_TIMEOUT, the exchange fails (RFC 9113 6.5.3)', async () => {
+    const peer = await silentSettingsServer();
+    try {
+      const s = new H2ClientSession(await connectTo(driver, peer.port), {
+        authority: 'localhost',
+        http2: { settingsTimeout: 100 },
+      });
+      sessions.push(s);
+      const err = await s.send(createRequest('GET', '/never')).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Http2SessionError);
+      expect((err as Http2SessionError).errorCode).toBe(Http2ErrorCode.SETTINGS_TIMEOUT);
+      expect(s.alive).toBe(false);
+      await peer.closed;
+      expect(peer.goaways).toEqual([{ errorCode: Http2ErrorCode.SETTINGS_TIMEOUT }]);
+    } finally {
+      peer.close();
+    }
+  });
+
+  it('a server that acknowledged is not cut by the SETTINGS timeout', async () => {
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      const s = new H2ClientSession(await connectTo(driver, port), {
+        authority: 'localhost',
+        http2: { settingsTimeout: 50 },
+      });
+      sessions.push(s);
+      await s.ping();
+      await new Promise((r) => setTimeout(r, 300));
+      const res = await s.send(createRequest('GET', '/'));
+      expect(await readText(res.body)).toBe('ok');
+      expect(s.alive).toBe(true);
+    } finally {
+      server.close();
+    }
   });
 });

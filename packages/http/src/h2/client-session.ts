@@ -63,6 +63,12 @@ export interface Http2ClientLimits {
   readonly maxHeaderListSize?: number;
   /** Our SETTINGS_HEADER_TABLE_SIZE. Default 4096. */
   readonly headerTableSize?: number;
+  /**
+   * How long the server has to acknowledge our SETTINGS, ms (default 10,000; 0: no limit). A
+   * server that never does is left with GOAWAY SETTINGS_TIMEOUT (RFC 9113 §6.5.3) and its
+   * streams fail with Http2SessionError.
+   */
+  readonly settingsTimeout?: number;
 }
 
 /** H2ClientSession options: HttpClient's, plus the scheme and HTTP/2 settings. */
@@ -263,6 +269,9 @@ export class H2ClientSession {
   #writing = false;
   #writeDeadline = NO_DEADLINE;
   readonly #writeMs: number;
+  /** When the server must have acknowledged our SETTINGS by (RFC 9113 §6.5.3). */
+  #settingsDeadline = NO_DEADLINE;
+  readonly #settingsMs: number;
   #drainWaiters: (() => void)[] = [];
   #pings: ((rtt: number) => void)[] = [];
   #pingStarts: number[] = [];
@@ -284,6 +293,7 @@ export class H2ClientSession {
       maxHeaderListSize: h2.maxHeaderListSize ?? 65536,
     });
     this.#writeMs = options.writeTimeout ?? 60_000;
+    this.#settingsMs = h2.settingsTimeout ?? 10_000;
     this.#scheme = options.scheme ?? (stream.facts?.secure ? 'https' : 'http');
     this.#decoder = new Http2FrameDecoder(this, { role: 'client' });
     try {
@@ -303,6 +313,7 @@ export class H2ClientSession {
       this.#queue(encodeWindowUpdate(0, connWindow - DEFAULT_INITIAL_WINDOW_SIZE));
     }
     this.#flush();
+    if (this.#settingsMs > 0) this.#settingsDeadline = deadlines.deadline(this, this.#settingsMs);
     this.#read();
   }
 
@@ -674,14 +685,25 @@ export class H2ClientSession {
     }
   }
 
-  /** @internal SweepMember: the write deadline. */
+  /** @internal SweepMember: the write deadline and the SETTINGS acknowledgement's. */
   onSweep(now: number): boolean {
     if (this.#writeDeadline <= now) {
       this.#writeDeadline = NO_DEADLINE;
       this.#die(new HttpTimeoutError('write', this.#writeMs));
       return false;
     }
-    return this.#writeDeadline !== NO_DEADLINE;
+    if (this.#settingsDeadline <= now) {
+      this.#settingsDeadline = NO_DEADLINE;
+      this.#connectionError(
+        new Http2ConnectionError(
+          'ERR_HTTP2_SETTINGS_TIMEOUT',
+          Http2ErrorCode.SETTINGS_TIMEOUT,
+          `SETTINGS not acknowledged within ${this.#settingsMs} ms`,
+        ),
+      );
+      return false;
+    }
+    return this.#writeDeadline !== NO_DEADLINE || this.#settingsDeadline !== NO_DEADLINE;
   }
 
   // ---- input --------------------------------------------------------------------------------
@@ -744,6 +766,7 @@ export class H2ClientSession {
     this.#dead = true;
     this.#deadError = error;
     this.#writeDeadline = NO_DEADLINE;
+    this.#settingsDeadline = NO_DEADLINE;
     for (const s of this.#waiting.splice(0)) {
       s.closed = true;
       this.#report(s, new Http2RequestRefusedError(0, 'not-sent', Http2ErrorCode.NO_ERROR));
@@ -1006,7 +1029,9 @@ export class H2ClientSession {
 
   /** @internal */
   onSettingsAck(): void {
-    // Our settings apply from the start (the server reads them before any stream of ours).
+    // Our settings apply from the start (the server reads them before any stream of ours); the
+    // sweep drops this session at its next tick when no write is in flight either.
+    this.#settingsDeadline = NO_DEADLINE;
   }
 
   /** @internal */

@@ -58,7 +58,8 @@ export type Http2ConnectionErrorReason =
   | 'ERR_HTTP2_FLOW_CONTROL'
   | 'ERR_HTTP2_FLOOD'
   | 'ERR_HTTP2_IDLE_STREAM'
-  | 'ERR_HTTP2_STREAM_ID_REUSED';
+  | 'ERR_HTTP2_STREAM_ID_REUSED'
+  | 'ERR_HTTP2_SETTINGS_TIMEOUT';
 
 /** Stable codes of stream errors the codec raises. */
 export type Http2StreamErrorReason =

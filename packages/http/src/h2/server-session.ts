@@ -178,8 +178,10 @@ export class H2ServerSession<Cx>
   private lingerLeft = LINGER_BYTES;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
 
-  // Deadlines: of the write in flight, of an idle connection, and a lower bound of the streams'.
+  // Deadlines: of the write in flight, of an idle connection, of the client's SETTINGS ACK, and a
+  // lower bound of the streams'.
   private writeDeadline = NO_DEADLINE;
+  private settingsDeadline = NO_DEADLINE;
   private idleDeadline = NO_DEADLINE;
   private streamDeadline = NO_DEADLINE;
 
@@ -233,6 +235,8 @@ export class H2ServerSession<Cx>
    */
   start(received: Uint8Array | null): void {
     this.queue(this.shared.preface);
+    const settingsMs = this.shared.limits.settingsTimeout;
+    if (settingsMs > 0) this.settingsDeadline = this.server.now + settingsMs;
     this.armIdle();
     if (received !== null && received.length > 0) this.feed(received);
     else this.flush();
@@ -248,6 +252,12 @@ export class H2ServerSession<Cx>
       // The client stopped reading: nothing more can be said to it.
       this.writeDeadline = NO_DEADLINE;
       this.abort(new HttpTimeoutError('write', this.server.timeouts.write));
+      return;
+    }
+    if (this.settingsDeadline <= now) {
+      // RFC 9113 §6.5.3: our SETTINGS were never acknowledged.
+      this.settingsDeadline = NO_DEADLINE;
+      this.goaway(Http2ErrorCode.SETTINGS_TIMEOUT, 'SETTINGS not acknowledged');
       return;
     }
     if (this.idleDeadline <= now) {
@@ -304,6 +314,7 @@ export class H2ServerSession<Cx>
   private rearm(): void {
     let d = this.writeDeadline;
     if (this.idleDeadline < d) d = this.idleDeadline;
+    if (this.settingsDeadline < d) d = this.settingsDeadline;
     if (this.streamDeadline < d) d = this.streamDeadline;
     this.deadline = d;
   }
@@ -881,6 +892,8 @@ export class H2ServerSession<Cx>
   onSettingsAck(): void {
     if (this.settingsAcked) return;
     this.settingsAcked = true;
+    // The deadline is left in `deadline`; the next expire() finds nothing passed and rearms.
+    this.settingsDeadline = NO_DEADLINE;
     const limits = this.shared.limits;
     this.decoder.setMaxFrameSize(limits.maxFrameSize);
     if (limits.initialWindowSize < DEFAULT_INITIAL_WINDOW_SIZE) {

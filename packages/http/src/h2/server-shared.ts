@@ -47,6 +47,12 @@ export interface Http2ServerLimits {
   readonly maxWindowUpdatesPerInterval?: number;
   /** Output octets queued before the session stops reading input (256 KiB). */
   readonly maxOutputBuffer?: number;
+  /**
+   * How long the client has to acknowledge our SETTINGS, ms (10,000; 0: no limit). A client that
+   * never does is ended with GOAWAY SETTINGS_TIMEOUT (RFC 9113 §6.5.3): until it acknowledges,
+   * our window and frame-size settings are not in force for it.
+   */
+  readonly settingsTimeout?: number;
 }
 
 /** The limits with every default filled in. */
@@ -71,6 +77,7 @@ export function resolveHttp2Limits(
     maxEmptyFramesPerInterval: limits.maxEmptyFramesPerInterval ?? 200,
     maxWindowUpdatesPerInterval: limits.maxWindowUpdatesPerInterval ?? 1000,
     maxOutputBuffer: limits.maxOutputBuffer ?? 256 * 1024,
+    settingsTimeout: limits.settingsTimeout ?? 10_000,
   };
   if (r.initialWindowSize < 1 || r.initialWindowSize > MAX_WINDOW_SIZE)
     throw new RangeError(`http2.initialWindowSize ${r.initialWindowSize} outside 1..2^31-1`);

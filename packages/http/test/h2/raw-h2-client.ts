@@ -39,6 +39,8 @@ export class RawH2Client implements Http2FrameHandler {
   closed = false;
   /** Answer the server's PINGs (off: a client that never answers). */
   autoPingAck = true;
+  /** Acknowledge the server's SETTINGS (off: a client that never does). */
+  autoSettingsAck = true;
   /** Set when the server's bytes could not be decoded. */
   decodeError: unknown = null;
   readonly opened: Promise<void>;
@@ -66,8 +68,13 @@ export class RawH2Client implements Http2FrameHandler {
   }
 
   /** Connects and sends the preface with `settings` (acknowledging the server's as they come). */
-  static async connect(port: number, settings: Http2SettingsUpdate = {}): Promise<RawH2Client> {
+  static async connect(
+    port: number,
+    settings: Http2SettingsUpdate = {},
+    opts: { ackSettings?: boolean } = {},
+  ): Promise<RawH2Client> {
     const c = new RawH2Client(port);
+    c.autoSettingsAck = opts.ackSettings ?? true;
     await c.opened;
     c.send(CONNECTION_PREFACE, encodeSettings(settings));
     await c.until((f) => f.t === 'settings');
@@ -171,7 +178,7 @@ export class RawH2Client implements Http2FrameHandler {
   }
   onSettings(settings: Http2SettingsUpdate): void {
     this.frames.push({ t: 'settings', settings });
-    this.send(encodeSettingsAck());
+    if (this.autoSettingsAck) this.send(encodeSettingsAck());
   }
   onSettingsAck(): void {
     this.frames.push({ t: 'settingsAck' });

@@ -635,6 +635,25 @@ describe.each(drivers)('HTTP/2 server session on the %s driver', (driver) => {
       c.send(CONNECTION_PREFACE, encodePing(Buffer.alloc(8), false));
       expect(await c.untilClosed()).toMatchObject({ errorCode: Http2ErrorCode.PROTOCOL_ERROR });
     });
+
+    it('a client that never acknowledges our SETTINGS: GOAWAY SETTINGS_TIMEOUT (RFC 9113 6.5.3)', async () => {
+      const port = await start({ http2: { settingsTimeout: 100 } });
+      const c = await RawH2Client.connect(port, {}, { ackSettings: false });
+      clients.push(c);
+      // Requests and PINGs do not stand in for the acknowledgement.
+      c.send(c.headers(1, '/hello'), encodePing(Buffer.alloc(8), false));
+      expect(await c.untilClosed()).toMatchObject({ errorCode: Http2ErrorCode.SETTINGS_TIMEOUT });
+    });
+
+    it('a client that acknowledged is not cut by the SETTINGS timeout', async () => {
+      const port = await start({ http2: { settingsTimeout: 50 } });
+      const c = await connect(port);
+      await c.until((f) => f.t === 'settingsAck');
+      await new Promise((r) => setTimeout(r, 300));
+      c.send(c.headers(1, '/hello'));
+      expect(await c.body(1)).toBe('hello');
+      expect(c.closed).toBe(false);
+    });
   });
 
   describe('graceful close', () => {
