@@ -497,6 +497,7 @@ export class TlsStream implements ByteStream {
     const n = this.#session!.negotiated();
     this.#negotiated = { protocol: n.version, cipher: n.cipher, sessionReused: n.sessionReused };
     const below = this.#inner.facts;
+    const stream = this;
     // Same key order as the runtime's plainFacts: one object shape for every layer.
     this.#facts = {
       secure: true,
@@ -504,6 +505,10 @@ export class TlsStream implements ByteStream {
       servername: n.servername === '' ? null : n.servername,
       peerCertificate: n.peerCertificate ?? null,
       clientAddress: below.clientAddress,
+      // Live, not a snapshot: HTTP reads it when a close-delimited body ends (no import of tls).
+      get closeNotified(): boolean {
+        return stream.#closeNotifyReceived;
+      },
     };
     const settle = this.#settleHandshake;
     this.#settleHandshake = undefined;

@@ -242,6 +242,7 @@ describe.each(drivers)('TLS client on the $name driver', ({ name, skip }) => {
     const stream = await connect(port, trusting());
     expect((await readAll(stream)).toString()).toBe('bye');
     expect(stream.closeNotifyReceived).toBe(false);
+    expect(stream.facts.closeNotified).toBe(false);
   });
 
   /** A raw TCP server that does `onConnection` with each socket. */

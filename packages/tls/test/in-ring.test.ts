@@ -219,7 +219,7 @@ describe('in-ring TLS (uring driver)', () => {
     let notified: boolean | undefined;
     const server = await serve(async (stream) => {
       const all = await readAll(stream);
-      notified = stream.closeNotifyReceived;
+      notified = stream.closeNotifyReceived && stream.facts.closeNotified === true;
       await stream.writeAll(all);
       await stream.shutdown();
     });
@@ -235,7 +235,7 @@ describe('in-ring TLS (uring driver)', () => {
     const done = new Promise<void>((resolve) => {
       void serve(async (stream) => {
         data = (await readAll(stream)).toString();
-        notified = stream.closeNotifyReceived;
+        notified = stream.closeNotifyReceived || stream.facts.closeNotified !== false;
         resolve();
       }).then(async (server) => {
         const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });

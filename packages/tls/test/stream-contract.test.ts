@@ -185,6 +185,7 @@ describe.each(drivers)('TlsStream contract on the $name driver', ({ name, skip }
       servername: 'localhost',
       peerCertificate: null,
       clientAddress: server.remoteAddress,
+      closeNotified: false,
     });
     expect(client.facts.secure).toBe(true);
     expect(client.facts.peerCertificate).toBeInstanceOf(Uint8Array);
@@ -194,6 +195,7 @@ describe.each(drivers)('TlsStream contract on the $name driver', ({ name, skip }
       'servername',
       'peerCertificate',
       'clientAddress',
+      'closeNotified',
     ]);
   });
 });

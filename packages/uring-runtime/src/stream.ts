@@ -91,6 +91,13 @@ export interface ConnectionFacts {
    * stream's remoteAddress.
    */
   readonly clientAddress: SocketAddress;
+  /**
+   * Whether the peer's end of data is authenticated, read once a recv gave the end (null): under
+   * TLS, true when its close_notify arrived and false when the connection was cut without it;
+   * absent where the transport has no such signal (TCP, Unix: a FIN is all there is). A body
+   * delimited by the connection's close that ends on `false` may be truncated (RFC 8446 §6.1).
+   */
+  readonly closeNotified?: boolean;
 }
 
 /**

@@ -413,7 +413,11 @@ export class HttpClient {
           else this.headDone(res);
           return;
         }
-        const body = new IncomingResponseBody(this, d.framing === 'length' ? d.contentLength : -1);
+        const body = new IncomingResponseBody(
+          this,
+          d.framing === 'length' ? d.contentLength : -1,
+          d.framing === 'eof',
+        );
         this.current = body;
         res.body = body;
         this.headDone(res);
@@ -587,6 +591,14 @@ export class HttpClient {
     if (this.writing !== null) return NOT_READY;
     const ev = this.decoder.poll();
     return ev === DecodeEvent.NeedMore ? NOT_READY : ev;
+  }
+
+  /**
+   * @internal the stream ended without the authenticated end of data its transport has (TLS
+   * close_notify); false for transports without one (TCP) and for a clean TLS end.
+   */
+  get endUnauthenticated(): boolean {
+    return this.stream.facts.closeNotified === false;
   }
 
   /** @internal */

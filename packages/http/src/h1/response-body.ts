@@ -3,6 +3,12 @@
  * that are at hand (decoded from bytes already received) come without a promise (nextNow), the
  * rest after a read; a body cut short is ERR_HTTP_INCOMPLETE_MESSAGE. Reading it to its end (or
  * discarding it) is what makes the connection reusable.
+ *
+ * A body delimited by the connection's close (no Content-Length, not chunked) is complete only if
+ * the close is the server's: under TLS that takes its close_notify (the stream's
+ * `facts.closeNotified`). An end without one may be an attacker or a middlebox cutting the
+ * connection, so it is ERR_HTTP_INCOMPLETE_MESSAGE too (RFC 8446 §6.1; what curl and Go's
+ * net/http do), and a proxy aborts the response it was relaying instead of completing it.
  */
 import type { HttpBody, ReadyBodyIterator } from '../body.js';
 import { HttpParseError } from '../errors.js';
@@ -26,6 +32,8 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
   constructor(
     private readonly client: HttpClient,
     length: number,
+    /** Delimited by the connection's close: its end must be authenticated where it can be. */
+    private readonly closeDelimited = false,
   ) {
     this.kind = length >= 0 ? 'fixed' : 'stream';
     this.length = length;
@@ -45,7 +53,7 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
     const client = this.client;
     if (ev === DecodeEvent.Data) return { done: false, value: client.bodyData };
     this.done = true;
-    if (ev === DecodeEvent.End) {
+    if (ev === DecodeEvent.End && !this.truncated()) {
       this.trailers = client.bodyTrailers;
       // A server may answer before it read all of the request body: the exchange ends (and
       // `reusable` can be trusted) once the body is written too.
@@ -53,7 +61,22 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
       return this.ended();
     }
     client.finishResponse(true);
-    throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the response body');
+    throw this.cutShort(ev);
+  }
+
+  /** The error of a body cut short at event `ev` (EOF inside the framing, or an unauthenticated end). */
+  private cutShort(ev: number): HttpParseError {
+    return new HttpParseError(
+      'ERR_HTTP_INCOMPLETE_MESSAGE',
+      ev === DecodeEvent.End
+        ? 'connection closed without TLS close_notify: the close-delimited response body may be truncated'
+        : 'connection closed inside the response body',
+    );
+  }
+
+  /** A close-delimited body that ended without the server's close_notify (see the header). */
+  private truncated(): boolean {
+    return this.closeDelimited && this.client.endUnauthenticated;
   }
 
   private ended(): IteratorResult<Uint8Array> {
@@ -83,13 +106,13 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
     if (ev === NOT_READY) return null;
     if (ev === DecodeEvent.Data) return { done: false, value: client.bodyData };
     this.done = true;
-    if (ev === DecodeEvent.End) {
+    if (ev === DecodeEvent.End && !this.truncated()) {
       this.trailers = client.bodyTrailers;
       client.finishResponse();
       return { done: true, value: undefined };
     }
     client.finishResponse(true);
-    throw new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the response body');
+    throw this.cutShort(ev);
   }
 
   async return(): Promise<IteratorResult<Uint8Array>> {
