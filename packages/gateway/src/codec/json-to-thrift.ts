@@ -1,0 +1,317 @@
+/**
+ * JSON -> Thrift: writers compiled once per IDL type that take a value from JSON.parse and
+ * write it with a @loch/thrift ProtocolWriter, following the IDL exactly: i64 from a decimal
+ * string or an exact (safe-integer) number, binary from base64, enums by name or declared
+ * number, sets and lists from arrays, maps from objects (non-string keys spelled as JSON
+ * strings: `{"42": ...}` for a map<i32,...>), doubles also as "NaN"/"Infinity"/"-Infinity",
+ * required fields checked, defaults applied to absent fields, unions holding exactly one
+ * field, unknown fields rejected. Errors are GatewayRequestError with the value's JSON path
+ * (filled as the error unwinds, so the path costs nothing when the input is good). `null` is
+ * an absent field. Not for text parameters (text-params.ts turns those into JSON values first).
+ */
+import { type ProtocolWriter, TType } from '@loch/thrift';
+import { GatewayRequestError } from '../errors.js';
+import type { FieldDef, IdlType, StructDef } from '../idl/model.js';
+
+/** Writes one value of a compiled type. */
+export type ValueWriter = (w: ProtocolWriter, value: unknown) => void;
+
+/** The wire type id of an IDL type. */
+export function ttypeOf(t: IdlType): TType {
+  switch (t.kind) {
+    case 'bool':
+      return TType.BOOL;
+    case 'byte':
+      return TType.BYTE;
+    case 'i16':
+      return TType.I16;
+    case 'i32':
+    case 'enum':
+      return TType.I32;
+    case 'i64':
+      return TType.I64;
+    case 'double':
+      return TType.DOUBLE;
+    case 'string':
+    case 'binary':
+      return TType.STRING;
+    case 'struct':
+      return TType.STRUCT;
+    case 'list':
+      return TType.LIST;
+    case 'set':
+      return TType.SET;
+    case 'map':
+      return TType.MAP;
+  }
+}
+
+function bad(reason: string): never {
+  throw new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', reason);
+}
+
+/** Rethrows `e` with one more path segment when it is a request error. */
+function within(e: unknown, segment: string): never {
+  if (e instanceof GatewayRequestError) e.segments.push(segment);
+  throw e;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
+}
+
+const INT_TEXT = /^-?(0|[1-9][0-9]*)$/;
+
+function intOf(v: unknown, min: number, max: number, kind: string): number {
+  let n: number;
+  if (typeof v === 'number') n = v;
+  else if (typeof v === 'string' && INT_TEXT.test(v)) n = Number(v);
+  else return bad(`expected an ${kind}, got ${describe(v)}`);
+  if (!Number.isInteger(n) || n < min || n > max) bad(`${describe(v)} is not an ${kind}`);
+  return n;
+}
+
+const I64_MIN = -(2n ** 63n);
+const I64_MAX = 2n ** 63n - 1n;
+
+function writeI64(w: ProtocolWriter, v: unknown): void {
+  if (typeof v === 'number') {
+    // A number is taken only when exact: JSON.parse already rounded anything past 2^53.
+    if (!Number.isSafeInteger(v)) bad(`${v} is not an exact i64: send it as a string`);
+    w.writeI64(v);
+    return;
+  }
+  if (typeof v !== 'string' || !INT_TEXT.test(v)) bad(`expected an i64, got ${describe(v)}`);
+  const s = v as string;
+  if (s.length <= 15) {
+    w.writeI64(Number(s));
+    return;
+  }
+  const b = BigInt(s);
+  if (b < I64_MIN || b > I64_MAX) bad(`${s} is out of the i64 range`);
+  w.writeI64(b);
+}
+
+function writeDouble(w: ProtocolWriter, v: unknown): void {
+  if (typeof v === 'number') w.writeDouble(v);
+  else if (v === 'NaN') w.writeDouble(Number.NaN);
+  else if (v === 'Infinity') w.writeDouble(Number.POSITIVE_INFINITY);
+  else if (v === '-Infinity') w.writeDouble(Number.NEGATIVE_INFINITY);
+  else if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) w.writeDouble(Number(v));
+  else bad(`expected a double, got ${describe(v)}`);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/_-]{4})*(?:[A-Za-z0-9+/_-]{2}(?:==)?|[A-Za-z0-9+/_-]{3}=?)?$/;
+
+/** Decodes standard or URL-safe base64 (padding optional); anything else is a 400. */
+export function decodeBase64(v: unknown): Uint8Array {
+  if (typeof v !== 'string' || !BASE64.test(v)) return bad(`expected base64, got ${describe(v)}`);
+  return Buffer.from(v, v.includes('-') || v.includes('_') ? 'base64url' : 'base64');
+}
+
+/** Compiles writers for the types of one IDL; struct writers are shared (and may recurse). */
+export class JsonToThriftCompiler {
+  private readonly structs = new Map<StructDef, ValueWriter>();
+
+  /** The writer of a value of type `t`. */
+  value(t: IdlType): ValueWriter {
+    switch (t.kind) {
+      case 'bool':
+        return (w, v) => {
+          if (typeof v !== 'boolean') bad(`expected a bool, got ${describe(v)}`);
+          w.writeBool(v as boolean);
+        };
+      case 'byte':
+        return (w, v) => w.writeByte(intOf(v, -128, 127, 'byte'));
+      case 'i16':
+        return (w, v) => w.writeI16(intOf(v, -32768, 32767, 'i16'));
+      case 'i32':
+        return (w, v) => w.writeI32(intOf(v, -0x80000000, 0x7fffffff, 'i32'));
+      case 'i64':
+        return writeI64;
+      case 'double':
+        return writeDouble;
+      case 'string':
+        return (w, v) => {
+          if (typeof v !== 'string') bad(`expected a string, got ${describe(v)}`);
+          w.writeString(v as string);
+        };
+      case 'binary':
+        return (w, v) => w.writeBinary(decodeBase64(v));
+      case 'enum': {
+        const def = t.def;
+        return (w, v) => {
+          const n =
+            typeof v === 'string'
+              ? def.byName.get(v)
+              : typeof v === 'number' && def.byValue.has(v)
+                ? v
+                : undefined;
+          if (n === undefined) bad(`${describe(v)} is not a ${def.name}`);
+          w.writeI32(n as number);
+        };
+      }
+      case 'list':
+      case 'set': {
+        const elem = this.value(t.elem);
+        const type = ttypeOf(t.elem);
+        const isSet = t.kind === 'set';
+        return (w, v) => {
+          if (!Array.isArray(v)) bad(`expected an array, got ${describe(v)}`);
+          const a = v as unknown[];
+          if (isSet) w.writeSetBegin(type, a.length);
+          else w.writeListBegin(type, a.length);
+          for (let i = 0; i < a.length; i++) {
+            try {
+              elem(w, a[i]);
+            } catch (e) {
+              within(e, `[${i}]`);
+            }
+          }
+        };
+      }
+      case 'map': {
+        const key = this.value(t.key);
+        const keyOf = mapKeyReader(t.key);
+        const value = this.value(t.value);
+        const kt = ttypeOf(t.key);
+        const vt = ttypeOf(t.value);
+        return (w, v) => {
+          if (v === null || typeof v !== 'object' || Array.isArray(v))
+            bad(`expected an object, got ${describe(v)}`);
+          const o = v as Record<string, unknown>;
+          const keys = Object.keys(o);
+          w.writeMapBegin(kt, vt, keys.length);
+          for (const k of keys) {
+            try {
+              key(w, keyOf(k));
+              value(w, o[k]);
+            } catch (e) {
+              within(e, `[${JSON.stringify(k)}]`);
+            }
+          }
+        };
+      }
+      case 'struct':
+        return this.struct(t.def);
+    }
+  }
+
+  /** The writer of a struct, union or exception (also used for args structs). */
+  struct(def: StructDef): ValueWriter {
+    const known = this.structs.get(def);
+    if (known !== undefined) return known;
+    // Filled below; a recursive type reaches this entry through `slot`.
+    let impl: ValueWriter = () => {};
+    const slot: ValueWriter = (w, v) => impl(w, v);
+    this.structs.set(def, slot);
+    impl = this.compileStruct(def);
+    return slot;
+  }
+
+  private compileStruct(def: StructDef): ValueWriter {
+    const n = def.fields.length;
+    const names: string[] = [];
+    const ids: number[] = [];
+    const types: TType[] = [];
+    const writers: ValueWriter[] = [];
+    const required: boolean[] = [];
+    const defaults: unknown[] = [];
+    const byName = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const f = def.fields[i] as FieldDef;
+      names.push(f.name);
+      ids.push(f.id);
+      types.push(ttypeOf(f.type));
+      writers.push(this.value(f.type));
+      required.push(f.requiredness === 'required');
+      defaults.push(f.defaultValue);
+      byName.set(f.name, i);
+    }
+    const isUnion = def.kind === 'union';
+    const what = def.name;
+    return (w, v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        bad(`expected a ${what} object, got ${describe(v)}`);
+      const o = v as Record<string, unknown>;
+      let present = 0;
+      let seen = 0;
+      w.writeStructBegin();
+      for (let i = 0; i < n; i++) {
+        const name = names[i] as string;
+        let fv = o[name];
+        if (fv !== undefined) seen++;
+        if (fv === undefined || fv === null) {
+          fv = defaults[i];
+          if (fv === undefined) {
+            if (required[i]) {
+              const e = new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', 'required field missing');
+              e.segments.push(name);
+              throw e;
+            }
+            continue;
+          }
+          if (isUnion) continue; // a union's default never selects its member
+        }
+        present++;
+        w.writeFieldBegin(types[i] as TType, ids[i] as number);
+        try {
+          (writers[i] as ValueWriter)(w, fv);
+        } catch (e) {
+          within(e, name);
+        }
+      }
+      w.writeFieldStop();
+      if (seen !== countKeys(o)) {
+        for (const k in o) {
+          if (!byName.has(k)) {
+            const e = new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', 'unknown field');
+            e.segments.push(k);
+            throw e;
+          }
+        }
+      }
+      if (isUnion && present !== 1) bad(`a ${what} union holds exactly one field, got ${present}`);
+    };
+  }
+}
+
+function countKeys(o: Record<string, unknown>): number {
+  let n = 0;
+  for (const _ in o) n++;
+  return n;
+}
+
+/** Turns a JSON object key into the JSON value of a map key of type `t`. */
+function mapKeyReader(t: IdlType): (k: string) => unknown {
+  switch (t.kind) {
+    case 'string':
+    case 'binary':
+    case 'enum':
+    case 'i64':
+      return (k) => k;
+    case 'bool':
+      return (k) =>
+        k === 'true' ? true : k === 'false' ? false : bad(`map key ${JSON.stringify(k)} is not a bool`);
+    case 'byte':
+    case 'i16':
+    case 'i32':
+    case 'double':
+      return (k) => {
+        if (t.kind === 'double' && (k === 'NaN' || k === 'Infinity' || k === '-Infinity')) return k;
+        const n = Number(k);
+        return k.trim() === '' || Number.isNaN(n) ? bad(`map key ${JSON.stringify(k)} is not a number`) : n;
+      };
+    default:
+      // Structs and containers as keys: the key is their JSON text.
+      return (k) => {
+        try {
+          return JSON.parse(k);
+        } catch {
+          return bad(`map key ${JSON.stringify(k)} is not JSON`);
+        }
+      };
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * @loch/gateway: an HTTP/JSON -> Thrift gateway. Loads .thrift IDLs (with
+ * @creditkarma/thrift-parser), compiles JSON <-> Thrift converters per type from them, and maps
+ * HTTP routes onto service functions as a Service of @loch/service-async over @loch/http
+ * messages, calling upstreams through any ThriftExchange (@loch/thrift's ThriftClient is one).
+ */
+export { decodeBase64, JsonToThriftCompiler, ttypeOf, type ValueWriter } from './codec/json-to-thrift.js';
+export { textParamValue } from './codec/text-params.js';
+export { type JsonReader, ThriftToJsonCompiler, type ThriftToJsonOptions } from './codec/thrift-to-json.js';
+export {
+  GatewayConfigError,
+  GatewayRequestError,
+  type GatewayRequestErrorCode,
+  GatewayUpstreamError,
+  type GatewayUpstreamFailure,
+  IdlError,
+  type IdlErrorCode,
+} from './errors.js';
+export { type LoadIdlOptions, loadIdl } from './idl/load.js';
+export type {
+  Annotations,
+  BaseKind,
+  EnumDef,
+  FieldDef,
+  FunctionDef,
+  IdlDocument,
+  IdlType,
+  Requiredness,
+  ServiceDef,
+  StructDef,
+  StructKind,
+} from './idl/model.js';
+export { ClientExchange, type ClientExchangeOptions } from './service/client-exchange.js';
+export {
+  errorResponse,
+  GatewayRoute,
+  type GatewayRouteOptions,
+  jsonResponse,
+  type ThriftExchange,
+} from './service/gateway-route.js';
+export {
+  type GatewayMatch,
+  GatewayRoutes,
+  ThriftGateway,
+  ThriftGatewayService,
+  thriftGatewayLayer,
+} from './service/gateway-service.js';
+export { PathTemplate } from './service/path-template.js';
+export { annotatedRoute, type BindingInput, RequestBinding } from './service/request-binding.js';

@@ -1,0 +1,333 @@
+/**
+ * One HTTP -> Thrift route: an HTTP method and path template mapped to a service function of
+ * an IDL, compiled once (args writer, result readers, request binding). `call` turns a matched
+ * request into a Thrift call over the route's upstream and the reply into an HTTP answer:
+ * 200 with the return value's JSON, 204 for void (and for oneway, once the call is written),
+ * a declared exception as `exceptionStatus` (422) with `{"exception":"Name",...fields}`, a
+ * TApplicationException as 502, a refused or failing upstream as 502 and a slow one as 504,
+ * all with a JSON error body. Bad input is a 400 naming the JSON path. Not the dispatcher
+ * over many routes (gateway-service.ts) and not a connection pool (the upstream is).
+ */
+import {
+  createResponse,
+  fixedBody,
+  HttpBodyError,
+  type HttpHeaders,
+  type HttpResponse,
+  readBody,
+} from '@loch/http';
+import {
+  createReader,
+  createWriter,
+  MessageType,
+  type ProtocolName,
+  type ProtocolReader,
+  type ProtocolWriter,
+  TApplicationException,
+  type ThriftFrame,
+  TType,
+} from '@loch/thrift';
+import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
+import { type JsonReader, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
+import { GatewayConfigError, GatewayRequestError, GatewayUpstreamError } from '../errors.js';
+import type { FunctionDef, IdlDocument } from '../idl/model.js';
+import { PathTemplate } from './path-template.js';
+import { annotatedRoute, RequestBinding } from './request-binding.js';
+
+/**
+ * Sends one encoded Thrift message (header and body in the route's protocol; the seq id is the
+ * sender's to set) and resolves the reply frame, or undefined for a oneway call once written.
+ * @loch/thrift's ThriftClient is one; loch's pooled upstreams are another. A failure whose
+ * `code` contains `TIMEOUT` is answered 504, any other 502.
+ */
+export interface ThriftExchange {
+  send(
+    message: Uint8Array,
+    options: { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> },
+  ): Promise<ThriftFrame | undefined>;
+}
+
+/** A route's settings. */
+export interface GatewayRouteOptions {
+  /** The loaded IDL. */
+  readonly idl: IdlDocument;
+  /** Service name as the IDL's root file spells it (`UserService`, `shared.Base`). */
+  readonly service: string;
+  /** The function to call (inherited ones too). */
+  readonly function: string;
+  /** Path template (`/users/{id}`); default: the function's `api.<method>` annotation. */
+  readonly path?: string;
+  /** The HTTP method it answers (default: the annotation's, else any). */
+  readonly httpMethod?: string;
+  /** Where calls go. */
+  readonly upstream: ThriftExchange;
+  /** Protocol of the messages (must be what the upstream speaks; default 'binary'). */
+  readonly protocol?: ProtocolName;
+  /** Status of a declared exception (default 422). */
+  readonly exceptionStatus?: number;
+  /** i64 as JSON numbers in answers (default false: strings). */
+  readonly i64AsNumber?: boolean;
+  /** HTTP request headers sent as THeader/TTHeader info keys (same names, lower case), and info keys of the reply returned as response headers. */
+  readonly forwardHeaders?: readonly string[];
+  /** Largest request body accepted (default 1 MiB); past it the answer is 413. */
+  readonly maxBodySize?: number;
+}
+
+const JSON_HEADERS: [string, string][] = [['content-type', 'application/json']];
+
+/** A JSON answer. */
+export function jsonResponse(status: number, text: string, extra?: Iterable<[string, string]>): HttpResponse {
+  const res = createResponse(status, { headers: JSON_HEADERS, body: fixedBody(text) });
+  if (extra !== undefined) for (const [k, v] of extra) res.headers.append(k, v);
+  return res;
+}
+
+/** The JSON error answer of a failed request. */
+export function errorResponse(error: unknown): HttpResponse {
+  if (error instanceof GatewayRequestError) {
+    const path = error.path;
+    return jsonResponse(
+      error.status,
+      JSON.stringify({ error: error.code, message: error.message, ...(path === '' ? {} : { path }) }),
+    );
+  }
+  if (error instanceof GatewayUpstreamError) {
+    return jsonResponse(error.status, JSON.stringify({ error: error.code, message: error.message }));
+  }
+  return jsonResponse(500, JSON.stringify({ error: 'ERR_GATEWAY_INTERNAL', message: 'internal error' }));
+}
+
+function upstreamFailure(error: unknown): GatewayUpstreamError {
+  if (error instanceof GatewayUpstreamError) return error;
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  const message = error instanceof Error ? error.message : String(error);
+  return new GatewayUpstreamError(
+    code.includes('TIMEOUT') ? 'timeout' : 'unavailable',
+    `upstream failed: ${message}`,
+    {
+      cause: error,
+    },
+  );
+}
+
+const JSON_TYPE = /^application\/(?:[a-z0-9.+-]*\+)?json\s*(?:;|$)/i;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+interface ExceptionReader {
+  readonly prefix: string;
+  readonly type: TType;
+  readonly fields: JsonReader;
+}
+
+/** A compiled route. */
+export class GatewayRoute {
+  readonly fn: FunctionDef;
+  readonly template: PathTemplate;
+  readonly httpMethod: string | undefined;
+  private readonly binding: RequestBinding;
+  private readonly writeArgs: ValueWriter;
+  private readonly success: JsonReader | undefined;
+  private readonly successType: TType;
+  private readonly exceptions = new Map<number, ExceptionReader>();
+  private readonly writer: ProtocolWriter;
+  private readonly reader: ProtocolReader;
+  private readonly protocol: ProtocolName;
+  private readonly exceptionStatus: number;
+  private readonly forward: readonly string[];
+  private readonly maxBodySize: number;
+  private readonly upstream: ThriftExchange;
+  private readonly messageType: number;
+
+  constructor(options: GatewayRouteOptions) {
+    const service = options.idl.services.get(options.service);
+    if (service === undefined)
+      throw new GatewayConfigError(`${options.idl.file} has no service ${options.service}`);
+    const fn = service.functions.get(options.function);
+    if (fn === undefined)
+      throw new GatewayConfigError(`service ${options.service} has no function ${options.function}`);
+    this.fn = fn;
+    const annotated = annotatedRoute(fn);
+    const path = options.path ?? annotated?.path;
+    if (path === undefined) {
+      throw new GatewayConfigError(
+        `${options.service}.${options.function} has no path (no route path and no api.<method> annotation)`,
+      );
+    }
+    try {
+      this.template = new PathTemplate(path);
+    } catch (e) {
+      throw new GatewayConfigError((e as Error).message);
+    }
+    this.httpMethod = options.httpMethod?.toUpperCase() ?? annotated?.method;
+    this.binding = new RequestBinding(fn, this.template.params);
+    const writers = new JsonToThriftCompiler();
+    const readers = new ThriftToJsonCompiler({ i64AsNumber: options.i64AsNumber ?? false });
+    this.writeArgs = writers.struct(fn.args);
+    this.success = fn.returns === undefined ? undefined : readers.value(fn.returns);
+    this.successType = fn.returns === undefined ? TType.VOID : ttypeOf(fn.returns);
+    for (const f of fn.result.fields) {
+      if (f.id === 0 || f.type.kind !== 'struct') continue;
+      this.exceptions.set(f.id, {
+        prefix: `{"exception":${JSON.stringify(f.type.def.name)}`,
+        type: TType.STRUCT,
+        fields: readers.fields(f.type.def),
+      });
+    }
+    this.protocol = options.protocol ?? 'binary';
+    this.writer = createWriter(this.protocol);
+    this.reader = createReader(this.protocol);
+    this.exceptionStatus = options.exceptionStatus ?? 422;
+    this.forward = (options.forwardHeaders ?? []).map((h) => h.toLowerCase());
+    this.maxBodySize = options.maxBodySize ?? 1024 * 1024;
+    this.upstream = options.upstream;
+    this.messageType = fn.oneway ? MessageType.ONEWAY : MessageType.CALL;
+  }
+
+  /** Serves a request whose path matched this route with `params`. Never rejects. */
+  async call(
+    request: { readonly headers: HttpHeaders; readonly body: import('@loch/http').HttpBody },
+    params: ReadonlyMap<string, string>,
+    query: URLSearchParams | undefined,
+  ): Promise<HttpResponse> {
+    let message: Uint8Array;
+    try {
+      const body = await this.readJson(request);
+      message = this.encode(this.binding.bind({ params, query, headers: request.headers, body }));
+    } catch (e) {
+      return errorResponse(e);
+    }
+    let headers: Map<string, string> | undefined;
+    for (const name of this.forward) {
+      const v = request.headers.get(name);
+      if (v !== undefined) (headers ??= new Map()).set(name, v);
+    }
+    let frame: ThriftFrame | undefined;
+    try {
+      frame = await this.upstream.send(
+        message,
+        headers === undefined ? { oneway: this.fn.oneway } : { oneway: this.fn.oneway, headers },
+      );
+    } catch (e) {
+      return errorResponse(upstreamFailure(e));
+    }
+    if (frame === undefined) return createResponse(204);
+    try {
+      return this.answer(frame);
+    } catch (e) {
+      return errorResponse(
+        e instanceof GatewayUpstreamError
+          ? e
+          : new GatewayUpstreamError('protocol', `unreadable reply: ${(e as Error).message}`, { cause: e }),
+      );
+    }
+  }
+
+  private async readJson(request: {
+    readonly headers: HttpHeaders;
+    readonly body: import('@loch/http').HttpBody;
+  }): Promise<unknown> {
+    if (request.body.kind === 'empty') return undefined;
+    let bytes: Uint8Array;
+    try {
+      bytes = await readBody(request.body, this.maxBodySize);
+    } catch (e) {
+      if (e instanceof HttpBodyError && e.code === 'ERR_HTTP_BODY_TOO_LARGE') {
+        throw new GatewayRequestError(
+          'ERR_GATEWAY_BODY_TOO_LARGE',
+          `the body exceeds ${this.maxBodySize} bytes`,
+          413,
+        );
+      }
+      throw e;
+    }
+    if (bytes.byteLength === 0) return undefined;
+    const type = request.headers.get('content-type');
+    if (type !== undefined && !JSON_TYPE.test(type)) {
+      throw new GatewayRequestError('ERR_GATEWAY_BAD_JSON', `content-type ${type} is not JSON`, 415);
+    }
+    try {
+      return JSON.parse(utf8.decode(bytes));
+    } catch (e) {
+      throw new GatewayRequestError('ERR_GATEWAY_BAD_JSON', `the body is not JSON: ${(e as Error).message}`);
+    }
+  }
+
+  /** The call message for an args value (a copy: the writer is reused). */
+  encode(args: Record<string, unknown>): Uint8Array {
+    const w = this.writer.reset();
+    w.writeMessageBegin(this.fn.name, this.messageType as MessageType, 0);
+    try {
+      this.writeArgs(w, args);
+    } catch (e) {
+      // In request-struct mode the argument's own name is not part of what the client sent.
+      if (e instanceof GatewayRequestError && e.segments[e.segments.length - 1] === this.binding.wrapperName)
+        e.segments.pop();
+      throw e;
+    }
+    w.writeMessageEnd();
+    return w.finishCopy();
+  }
+
+  /** The HTTP answer of a reply frame. */
+  answer(frame: ThriftFrame): HttpResponse {
+    const r = this.reader.reset(frame.payload);
+    const header = r.readMessageBegin();
+    if (header.type === MessageType.EXCEPTION) {
+      const x = TApplicationException.read(r);
+      return jsonResponse(
+        502,
+        JSON.stringify({ error: 'ERR_GATEWAY_UPSTREAM_APPLICATION', message: x.message, type: x.type }),
+      );
+    }
+    if (header.type !== MessageType.REPLY || header.name !== this.fn.name) {
+      throw new GatewayUpstreamError(
+        'protocol',
+        `expected a reply to ${this.fn.name}, got type ${header.type} ${header.name}`,
+      );
+    }
+    const back = this.replyHeaders(frame);
+    r.readStructBegin();
+    let answer: HttpResponse | undefined;
+    for (;;) {
+      const type = r.readFieldBegin();
+      if (type === TType.STOP) break;
+      if (
+        answer === undefined &&
+        r.fieldId === 0 &&
+        type === this.successType &&
+        this.success !== undefined
+      ) {
+        answer = jsonResponse(200, this.success(r), back);
+        continue;
+      }
+      const x = answer === undefined ? this.exceptions.get(r.fieldId) : undefined;
+      if (x !== undefined && type === x.type) {
+        const fields = x.fields(r);
+        answer = jsonResponse(
+          this.exceptionStatus,
+          fields === '' ? `${x.prefix}}` : `${x.prefix},${fields}}`,
+          back,
+        );
+        continue;
+      }
+      r.skip(type);
+    }
+    if (answer !== undefined) return answer;
+    if (this.fn.returns === undefined) {
+      const res = createResponse(204);
+      if (back !== undefined) for (const [k, v] of back) res.headers.append(k, v);
+      return res;
+    }
+    throw new GatewayUpstreamError('protocol', `${this.fn.name} returned no result`);
+  }
+
+  private replyHeaders(frame: ThriftFrame): [string, string][] | undefined {
+    if (this.forward.length === 0 || frame.headers.size === 0) return undefined;
+    let out: [string, string][] | undefined;
+    for (const name of this.forward) {
+      const v = frame.headers.get(name);
+      if (v !== undefined) (out ??= []).push([name, v]);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,7 @@
+struct Fine {
+  1: i32 a
+}
+
+struct Broken {
+  1: i32
+}
