@@ -56,12 +56,24 @@ export class TransportError extends Error {
    * idempotent request with a replayable body may be sent again on a new connection.
    */
   readonly retryable: boolean;
+  /**
+   * True when the connection failed (reset, closed, write error) before any byte of the
+   * response arrived, fresh connection or not: the upstream cannot have answered, so a proxy
+   * may send an idempotent request to another upstream. Always false for timeouts.
+   */
+  readonly beforeResponse: boolean;
 
   constructor(
     code: TransportErrorCode,
     phase: TransportPhase,
     message: string,
-    options: { cause?: unknown; address?: string | undefined; reused?: boolean; retryable?: boolean } = {},
+    options: {
+      cause?: unknown;
+      address?: string | undefined;
+      reused?: boolean;
+      retryable?: boolean;
+      beforeResponse?: boolean;
+    } = {},
   ) {
     super(
       options.address === undefined ? message : `${message} (${options.address})`,
@@ -73,6 +85,7 @@ export class TransportError extends Error {
     this.address = options.address;
     this.reused = options.reused ?? false;
     this.retryable = options.retryable ?? false;
+    this.beforeResponse = options.beforeResponse ?? false;
   }
 }
 

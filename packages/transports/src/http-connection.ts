@@ -623,6 +623,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
           address,
           reused,
           retryable,
+          beforeResponse,
         },
       );
     const what =
@@ -638,6 +639,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       address,
       reused,
       retryable,
+      beforeResponse,
     });
   }
 }

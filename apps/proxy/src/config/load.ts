@@ -213,12 +213,27 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
   }
   if (Object.keys(file.servers).length === 0)
     issues.push({ path: 'servers', message: 'no server is configured' });
+  const admin =
+    file.admin === undefined
+      ? undefined
+      : parseListener(file.admin.listener.type, file.admin.listener.value, 'admin.listener.value', issues);
+  if (admin !== undefined && listeners.has(listenKey(admin)))
+    issues.push({
+      path: 'admin.listener',
+      message: `listens on ${listenKey(admin)} like servers.${listeners.get(listenKey(admin))}`,
+    });
   return {
     runtime,
     logLevel: file.log?.level ?? 'info',
     servers,
     thriftServers,
+    ...(admin === undefined ? {} : { admin: { listen: admin } }),
   };
+}
+
+/** A listen address as the duplicate check names it. */
+function listenKey(l: ListenAddress): string {
+  return l.kind === 'tcp' ? `${l.host}:${l.port}` : `unix:${l.path}`;
 }
 
 function normalizeServer(

@@ -262,10 +262,16 @@ export const LogSchema = z.strictObject({
   access: z.boolean().optional(),
 });
 
+/** `[admin]`: the admin listener (health, effective config, metrics, stats); off when absent. */
+export const AdminSchema = z.strictObject({
+  listener: ListenerSchema,
+});
+
 /** The whole file. */
 export const ConfigFileSchema = z.strictObject({
   runtime: RuntimeSchema.default({}),
   log: LogSchema.optional(),
+  admin: AdminSchema.optional(),
   servers: z.record(
     z.string().regex(/^[A-Za-z0-9_.-]+$/, 'server keys are letters, digits, _ . -'),
     ServerEntrySchema,
@@ -494,4 +500,11 @@ export interface ProxyConfig {
   readonly servers: readonly ServerConfig[];
   /** `proxy_type = "thrift"` servers. */
   readonly thriftServers: readonly ThriftServerConfig[];
+  /** `[admin]`: where the admin listener listens (apps/proxy/src/admin/); absent, no admin listener and no metrics. */
+  readonly admin?: AdminConfig;
+}
+
+/** The admin listener. */
+export interface AdminConfig {
+  readonly listen: ListenAddress;
 }

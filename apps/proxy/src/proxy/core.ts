@@ -24,6 +24,7 @@ import {
   makeFn,
   type Service,
 } from '@loch/service-async';
+import { workerMetrics } from '../metrics/recorder.js';
 import type { ConnectionCx, RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
@@ -77,19 +78,24 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       out = this.inner.call(cx);
     } catch (error) {
       // A layer that throws instead of rejecting is answered the same way.
-      return this.#answer(cx, this.#fail(cx, error));
+      return this.#answer(cx, this.#fail(cx, error), false);
     }
-    if (!(out instanceof Promise)) return this.#answer(cx, out);
-    return this.accessLog
+    if (!(out instanceof Promise)) return this.#answer(cx, out, true);
+    // Metrics see every answer, as the access log does (metrics/recorder.ts).
+    return this.accessLog || workerMetrics.enabled
       ? out.then(
-          (res) => this.#answer(cx, res),
-          (error: unknown) => this.#answer(cx, this.#fail(cx, error)),
+          (res) => this.#answer(cx, res, true),
+          (error: unknown) => this.#answer(cx, this.#fail(cx, error), false),
         )
       : out.then(undefined, (error: unknown) => this.#fail(cx, error));
   }
 
-  /** The access-log hook: a streamed body logs when it ends, anything else now. */
-  #answer(cx: RequestCx, res: HttpResponse): HttpResponse {
+  /**
+   * The metrics and access-log hooks (`fromUpstream`: not an answer of #fail): a streamed body
+   * logs when it ends, anything else now.
+   */
+  #answer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): HttpResponse {
+    workerMetrics.answered(this.serverKey, cx, res.status, fromUpstream);
     if (!this.accessLog) return res;
     const body = res.body;
     if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
@@ -125,6 +131,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       status = error.status;
       code = error.code;
       extra = error.headers;
+      workerMetrics.upstreamFailed(this.serverKey, cx, code);
       if (status >= 500)
         this.log.warn(
           `${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`,
@@ -172,7 +179,7 @@ export function coreLayer<
 /**
  * The context layer, outermost: the HttpServer's handler as it is (an HttpHandler is a
  * Service). Forks the request's connection context and stamps it with the request and its
- * start time. Only the access log reads the start time, so without one (`timed` false) no
+ * start time. Only the access log and metrics read the start time, so without them no
  * clock is read and `startedAt` is 0.
  */
 export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
@@ -189,7 +196,7 @@ export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service
         .fork()
         .set('request', request)
         .set('clientTarget', request.target)
-        .set('startedAt', this.timed ? performance.now() : 0),
+        .set('startedAt', this.timed || workerMetrics.enabled ? performance.now() : 0),
     );
   }
 }

@@ -2,7 +2,8 @@
  * Typed failures of the proxy path and the status each one answers: no route 404, a target the
  * proxy will not forward 400 (a path that climbs above the root or hides a "/" or NUL in an
  * escape, a bad authority or scheme, an empty Host), CONNECT 405, an upstream that refuses, resets or breaks protocol before a
- * response 502, an upstream too slow to connect or answer 504. `classifyUpstreamError` turns
+ * response 502, an upstream too slow to connect or answer 504, a route whose upstreams are all
+ * down (ejected or failing health checks) 503. `classifyUpstreamError` turns
  * what the runtime and @loch/http throw into one of these. Not for config errors (config/load.ts).
  */
 import { HttpConnectionError, HttpParseError, HttpTimeoutError } from '@loch/http';
@@ -21,7 +22,8 @@ export type ProxyErrorCode =
   | 'ERR_LOCH_UPSTREAM_PROTOCOL'
   | 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT'
   | 'ERR_LOCH_UPSTREAM_TIMEOUT'
-  | 'ERR_LOCH_UPSTREAM_FAILED';
+  | 'ERR_LOCH_UPSTREAM_FAILED'
+  | 'ERR_LOCH_NO_HEALTHY_UPSTREAM';
 
 const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_NO_ROUTE: 404,
@@ -36,6 +38,7 @@ const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT: 504,
   ERR_LOCH_UPSTREAM_TIMEOUT: 504,
   ERR_LOCH_UPSTREAM_FAILED: 502,
+  ERR_LOCH_NO_HEALTHY_UPSTREAM: 503,
 };
 
 /** A request the proxy answers itself, with `status` and a one-line body naming `code`. */

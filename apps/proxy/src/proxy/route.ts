@@ -21,6 +21,8 @@ import {
 } from '@loch/service-async';
 import { type Endpoint, endpoint } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
+import { routeGroup } from '../health/route-group.js';
+import type { UpstreamGroup } from '../health/upstream-group.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
 import { Router } from '../routing/router.js';
@@ -36,11 +38,16 @@ import { addForwardingHeaders } from './header-hygiene.js';
  */
 export interface UpstreamEndpoint extends Endpoint {
   readonly upstream: UpstreamConfig;
+  /** The route's upstream group (health, retry budget) and this upstream's index in it. */
+  readonly group: UpstreamGroup;
+  readonly index: number;
 }
 
 /** A route with its balancer and its upstreams' connector keys, as the router holds it. */
 export interface CompiledRoute extends RouteConfig {
   readonly balancer: Balancer;
+  /** Health of the upstreams and the retry budget (kept across reloads: health/route-group.ts). */
+  readonly group: UpstreamGroup;
   /** One endpoint per upstream, in the same order. */
   readonly endpoints: readonly UpstreamEndpoint[];
 }
@@ -73,19 +80,25 @@ export function endpointOf(address: UpstreamAddress, version?: 'http2' | 'auto')
 /** Compiles a server's routes (throws RoutePatternError for a pattern the router refuses). */
 export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRoute> {
   return new Router<CompiledRoute>(
-    routes.map((r) => ({
-      ...r,
-      balancer: createBalancer(
-        r.loadBalancer,
-        r.upstreams.map((u) => u.weight),
-      ),
-      endpoints: r.upstreams.map(
-        (u): UpstreamEndpoint => ({
-          ...endpointOf(u.address, r.upstreamHttpVersion),
-          upstream: u,
-        }),
-      ),
-    })),
+    routes.map((r) => {
+      const group = routeGroup(r);
+      return {
+        ...r,
+        balancer: createBalancer(
+          r.loadBalancer,
+          r.upstreams.map((u) => u.weight),
+        ),
+        group,
+        endpoints: r.upstreams.map(
+          (u, index): UpstreamEndpoint => ({
+            ...endpointOf(u.address, r.upstreamHttpVersion),
+            upstream: u,
+            group,
+            index,
+          }),
+        ),
+      };
+    }),
   );
 }
 

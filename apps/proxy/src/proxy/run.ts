@@ -24,6 +24,7 @@ import {
   type WorkerReply,
   type WorkerRestart,
 } from '@loch/uring-runtime';
+import { AdminPlane } from '../admin/admin-listener.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { keepTicketKeys, tlsFiles } from '../config/tls.js';
@@ -94,6 +95,8 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
   const debug = debugAidsFromEnv();
   const crashTarget = debugCrashWorker(process.env.LOCH_DEBUG_CRASH_WORKER, config.runtime.workers);
+  // Metrics buffers and the admin listener (served here, by the main thread: admin/).
+  const admin = new AdminPlane(config, config.runtime.workers, log);
   let pool: WorkerPool;
   try {
     pool = await start(
@@ -102,7 +105,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
         cpuAffinity: config.runtime.cpuAffinity,
         driver,
         uring: { entries: config.runtime.entries },
-        data: { config, debug } satisfies WorkerData,
+        data: { config, debug, metrics: admin.workerShare() } satisfies WorkerData,
         restart: WORKER_RESTART,
         faultInjection: typeof crashTarget === 'number',
       },
@@ -152,6 +155,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     } catch (error) {
       const detail = error instanceof ConfigError ? error.message : String(error);
       log.error(`reload (${why}) failed, keeping the running config: ${detail}`);
+      admin.reloaded('failed');
       return;
     }
     const refused = runtimeChanges(current, next);
@@ -159,10 +163,16 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
       log.error(
         `reload (${why}) refused, keeping the running config: ${refused.join(', ')} cannot change while running (restart loch)`,
       );
+      admin.reloaded('refused');
       return;
     }
     const gen = ++generation;
-    const precommit: WorkerCommand = { t: 'precommit', generation: gen, config: next };
+    const precommit: WorkerCommand = {
+      t: 'precommit',
+      generation: gen,
+      config: next,
+      metrics: admin.planFor(next),
+    };
     const replies = await pool.broadcast(precommit, { timeout: 15_000 });
     // A worker being replaced after a crash (or given up) takes no part: its replacement starts
     // on the config current when it comes up, and is brought up to date after this reload.
@@ -173,11 +183,12 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
         if (!f.ok)
           log.error(`reload (${why}) aborted on every worker: worker ${f.worker}: ${f.error.message}`);
       }
+      admin.reloaded('aborted');
       return;
     }
     for (const r of replies)
       if (absent(r)) log.warn(`reload (${why}): worker ${r.worker} is not running, skipped`);
-    pool.setData({ config: next, debug } satisfies WorkerData);
+    pool.setData({ config: next, debug, metrics: admin.workerShare() } satisfies WorkerData);
     const commit: WorkerCommand = { t: 'commit', generation: gen };
     const committedOn = await Promise.all(
       replies
@@ -193,6 +204,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
       if (f !== null) log.error(`commit on worker ${f.worker} failed: ${f.error.message}`);
     current = next;
     committed = gen;
+    void admin.reloaded('ok', next, gen);
     certificates.update(tlsFiles(next));
     rotation.update(next);
     log.level = next.logLevel;
@@ -239,6 +251,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
       pool.fail(worker, cause);
       return;
     }
+    admin.restarted();
     log.info(
       `worker ${worker} restarted (crash ${attempt} of ${WORKER_RESTART.maxRestarts} allowed within ${WORKER_RESTART.windowMs} ms); serving generation ${committed}`,
     );
@@ -302,7 +315,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     if (stopping) return;
     const { config: next, keys } = rotateTicketKeys(current, servers);
     current = next;
-    pool.setData({ config: next, debug } satisfies WorkerData);
+    pool.setData({ config: next, debug, metrics: admin.workerShare() } satisfies WorkerData);
     const replies = await pool.broadcast({ t: 'ticket-keys', keys } satisfies WorkerCommand);
     for (const r of replies)
       if (!r.ok && !absent(r)) log.error(`ticket key rotation: worker ${r.worker}: ${r.error.message}`);
@@ -344,6 +357,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   async function shutdown(signal: string, code: number): Promise<void> {
     if (stopping) return;
     stopping = true;
+    admin.draining();
     clearTimeout(debounce);
     watcher?.close();
     certificates.close();
@@ -362,6 +376,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     const result = await pool.stop({ deadline: grace + 2_000 });
     if (result.forced.length)
       log.warn(`worker(s) ${result.forced.join(',')} did not stop in time and were terminated`);
+    await admin.close();
     log.info('stopped');
     log.flush();
     finish(code);
@@ -376,6 +391,10 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  if (!(await admin.started(pool))) {
+    void shutdown('admin listener', 1);
+    return exited;
+  }
   // Logged once every handler is in place: a signal sent on seeing this line is handled.
   const drivers = [...new Set(pool.workers.map((w) => w.driver))].join(',');
   log.info(

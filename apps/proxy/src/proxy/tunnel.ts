@@ -5,6 +5,7 @@
  * connection can reach another. Not for deciding when to tunnel (reuse.ts).
  */
 import type { HttpStream, StreamChunk } from '@loch/http';
+import { workerMetrics } from '../metrics/recorder.js';
 
 /**
  * One direction of a tunnel: receives from `from` and writes each chunk to `to` before the next
@@ -124,6 +125,7 @@ export class Tunnel {
   run(): Promise<void> {
     return new Promise<void>((resolve) => {
       this.#resolve = resolve;
+      workerMetrics.tunnelOpened();
       try {
         this.#up.setNoDelay(true);
       } catch {
@@ -164,6 +166,7 @@ export class Tunnel {
       return;
     }
     this.done = true;
+    workerMetrics.tunnelClosed();
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;

@@ -27,9 +27,9 @@ import {
   withProxyHeader,
 } from '@loch/transports';
 import type { RoutedCx } from './context.js';
-import { classifyUpstreamError } from './errors.js';
+import { classifyUpstreamError, ProxyError } from './errors.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
-import type { UpstreamEndpoint } from './route.js';
+import type { CompiledRoute, UpstreamEndpoint } from './route.js';
 
 /** Deadlines of one upstream exchange, in ms (0 disables one). */
 export interface UpstreamTimeouts {
@@ -163,7 +163,10 @@ function labelOf(key: Endpoint): string {
  * promise to a request. A HEAD answer keeps the upstream's Content-Length: @loch/http
  * announces it as is; a 101 keeps its Upgrade (the reuse layer opens the tunnel).
  */
-function cleanResponse(res: HttpResponse): HttpResponse {
+function cleanResponse(res: HttpResponse, key: Endpoint): HttpResponse {
+  // A response head is the upstream's sign of life (passive health: its failures in a row end).
+  const up = key as Partial<UpstreamEndpoint>;
+  up.group?.succeeded(up.index!);
   cleanResponseHeaders(res.headers, res.version, res.status);
   return res;
 }
@@ -175,7 +178,30 @@ function upstreamFailure(error: unknown, key: Endpoint): unknown {
   if (error instanceof TransportError && error.code === 'ERR_TRANSPORT_REQUEST_BODY_FAILED') {
     return (error.cause as HttpRequestBodyError).cause;
   }
-  return classifyUpstreamError(error, 'exchange', labelOf(key));
+  const mapped = classifyUpstreamError(error, 'exchange', labelOf(key));
+  // Passive health counts what the upstream did (refused, timed out, reset, broke protocol),
+  // never the client's own abort.
+  const up = key as Partial<UpstreamEndpoint>;
+  if (up.group !== undefined && !(error instanceof TransportError && error.code === 'ERR_TRANSPORT_ABORTED'))
+    up.group.failed(up.index!);
+  return mapped;
+}
+
+/**
+ * Whether a failed exchange may be sent again: it failed connecting, or the connection was
+ * reset or closed before any response byte (the upstream cannot have answered it). A read
+ * timeout is not retried (the upstream may be working on it), nor anything after a response
+ * byte.
+ */
+export function retryableFailure(error: unknown): boolean {
+  const cause = error instanceof ProxyError ? error.cause : error;
+  if (!(cause instanceof TransportError)) return false;
+  // Refused, timed out or failed to connect (TLS included): nothing reached the upstream.
+  if (cause.phase === 'connect') return cause.code !== 'ERR_TRANSPORT_ABORTED';
+  return (
+    (cause.code === 'ERR_TRANSPORT_READ_FAILED' || cause.code === 'ERR_TRANSPORT_WRITE_FAILED') &&
+    cause.beforeResponse
+  );
 }
 
 /** Sends routed requests upstream. */
@@ -207,7 +233,69 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
    */
   call(cx: RoutedCx): Promise<HttpResponse> {
     const route = cx.get('route').route;
-    const index = route.balancer.pick();
+    const group = route.group;
+    // Health: only routes that can mark an upstream down pay for the check (one predicate call
+    // per upstream looked at; nothing allocated).
+    const index = group.watches ? group.pick(route.balancer) : route.balancer.pick();
+    if (index < 0) return noHealthyUpstream(route);
+    const req = cx.get('request');
+    if (
+      group.retry === undefined ||
+      group.retry.maxRetries === 0 ||
+      req.body.kind !== 'empty' ||
+      !group.retryMethods.has(req.method)
+    )
+      return this.#send(cx, route, index);
+    group.active++;
+    return this.#send(cx, route, index).then(
+      (res) => {
+        group.active--;
+        return res;
+      },
+      (error: unknown) => {
+        group.active--;
+        return this.#retry(cx, route, index, error, 1);
+      },
+    );
+  }
+
+  /**
+   * Sends the request again after `error` (attempt `attempt` of the route's max_retries), on
+   * another upstream that is up when there is one, if the failure allows it (retryableFailure)
+   * and the retry budget has room; else fails with `error`. Only bodiless requests get here:
+   * their request can be sent as it is.
+   */
+  #retry(
+    cx: RoutedCx,
+    route: CompiledRoute,
+    failed: number,
+    error: unknown,
+    attempt: number,
+  ): Promise<HttpResponse> {
+    const group = route.group;
+    if (attempt > group.retry!.maxRetries || !retryableFailure(error) || !group.mayRetry())
+      return Promise.reject(error);
+    const index = group.pick(route.balancer, failed);
+    if (index < 0) return Promise.reject(error);
+    group.retries++;
+    group.retriesActive++;
+    group.active++;
+    return this.#send(cx, route, index).then(
+      (res) => {
+        group.retriesActive--;
+        group.active--;
+        return res;
+      },
+      (again: unknown) => {
+        group.retriesActive--;
+        group.active--;
+        return this.#retry(cx, route, index, again, attempt + 1);
+      },
+    );
+  }
+
+  /** One exchange with upstream `index` of `route`. */
+  #send(cx: RoutedCx, route: CompiledRoute, index: number): Promise<HttpResponse> {
     const endpoint = route.endpoints[index]!;
     cx.set('upstream', endpoint.upstream);
     const req = cx.get('request');
@@ -242,6 +330,16 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     }
     return this.connector.request(key, req, this.#options);
   }
+}
+
+/** Every upstream of the route is ejected or failing its checks: 503 at once, nothing sent. */
+function noHealthyUpstream(route: CompiledRoute): Promise<never> {
+  return Promise.reject(
+    new ProxyError(
+      'ERR_LOCH_NO_HEALTHY_UPSTREAM',
+      `no healthy upstream for route ${route.path} (${route.group.labels.join(', ')})`,
+    ),
+  );
 }
 
 /** Config the upstream layer reads. */

@@ -29,6 +29,8 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
+import type { MetricsPlan } from '../metrics/layout.js';
+import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
@@ -47,11 +49,19 @@ export interface WorkerData {
   readonly config: ProxyConfig;
   /** Debugging aids, read once from the environment by the main thread (debug-aids.ts). */
   readonly debug?: DebugAids;
+  /** The metrics buffers (one per worker index) and plan (metrics/recorder.ts). */
+  readonly metrics?: MetricsShare;
 }
 
 /** Commands of the reload protocol (main -> worker). */
 export type WorkerCommand =
-  | { readonly t: 'precommit'; readonly generation: number; readonly config: ProxyConfig }
+  | {
+      readonly t: 'precommit';
+      readonly generation: number;
+      readonly config: ProxyConfig;
+      /** The metrics layout with what `config` adds (absent: keep the current one). */
+      readonly metrics?: MetricsPlan;
+    }
   | { readonly t: 'commit'; readonly generation: number }
   | { readonly t: 'abort'; readonly generation: number }
   | { readonly t: 'stats' }
@@ -189,6 +199,7 @@ export class ProxyWorker {
   command(msg: WorkerCommand): unknown {
     switch (msg.t) {
       case 'precommit':
+        workerMetrics.adopt(msg.metrics);
         return this.precommit(msg.generation, msg.config);
       case 'commit':
         return this.commit(msg.generation);
@@ -332,6 +343,7 @@ export class ProxyWorker {
         // refused (417) never reach the chain: log them here, in the same format (the config
         // may change on reload without a new HttpServer, so it is read per line).
         onRejected: (r, cx) => {
+          workerMetrics.rejected(identity.key, r.status);
           if (entry.config.accessLog)
             log.access(
               identity.key,
@@ -506,10 +518,12 @@ export class ProxyWorker {
           void tls.close().catch(() => {});
           return;
         }
+        workerMetrics.tlsHandshake(entry.key, true);
         this.#open.add(tls);
         entry.http.attach(tls, this.#closed);
       },
       (error: unknown) => {
+        workerMetrics.tlsHandshake(entry.key, false);
         if (error instanceof TlsPlainHttpError && error.stream !== undefined) {
           void answerPlainHttp(error.stream).finally(() => this.#open.delete(stream));
           return;
@@ -588,6 +602,7 @@ async function bind(address: ListenAddress): Promise<StreamListener> {
  */
 export async function main(context: WorkerContext): Promise<void> {
   const { config, debug } = context.data as WorkerData;
+  workerMetrics.attach(context.index, (context.data as WorkerData).metrics);
   const worker = new ProxyWorker(context.index, config, context.runtime, debug);
   let startError: unknown = null;
   try {

@@ -1,8 +1,8 @@
 /**
  * Upstream selection per route: first, round_robin, random, weighted_random. One balancer per
  * route per worker (state such as the round-robin cursor is not shared across workers, as in
- * nginx). `pick` allocates nothing. Not for health checking: a balancer picks among what it
- * is given.
+ * nginx). `pick` allocates nothing; `pickWhere` skips upstreams that are down (ejected or failing
+ * their health checks: health/upstream-group.ts decides which). Not for health checking.
  */
 import type { LoadBalancerName } from '../config/schema.js';
 
@@ -54,4 +54,19 @@ export function createBalancer(
       };
     }
   }
+}
+
+/**
+ * The balancer's choice among the upstreams for which `isUp` holds, or -1 when none does. The
+ * balancer is asked again up to `n` times (round robin moves on, random draws again by weight),
+ * then the upstreams are walked in order (`first` always answers 0). `avoid` (the upstream
+ * that just failed, for a retry) is chosen only when no other one is up. Allocates nothing.
+ */
+export function pickWhere(balancer: Balancer, n: number, isUp: (i: number) => boolean, avoid = -1): number {
+  for (let tries = 0; tries < n; tries++) {
+    const i = balancer.pick();
+    if (i !== avoid && isUp(i)) return i;
+  }
+  for (let i = 0; i < n; i++) if (i !== avoid && isUp(i)) return i;
+  return avoid >= 0 && isUp(avoid) ? avoid : -1;
 }

@@ -34,14 +34,13 @@
  */
 import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from '../body.js';
 import { HttpError, HttpTimeoutError } from '../errors.js';
-import { HttpHeaders } from '../headers.js';
+import type { HttpHeaders } from '../headers.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
 import type { HttpResponse, HttpServerRequest } from '../message.js';
 import { targetFormOf } from '../message.js';
 import type { HttpServer, ServedConnection } from '../server.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
 import { Http2ConnectionError, Http2ErrorCode, Http2StreamError } from './errors.js';
-import { FieldBlockValidator } from './field-validator.js';
 import { FloodCounter } from './flood-limits.js';
 import { ReceiveWindow } from './flow-control.js';
 import { Http2FrameDecoder, type Http2FrameHandler } from './frame-decoder.js';
@@ -64,9 +63,9 @@ import {
   writeSettingsAck,
   writeWindowUpdate,
 } from './frames.js';
-import { HpackDecoder, type HpackFieldSink } from './hpack-decoder.js';
 import { HpackEncoder } from './hpack-encoder.js';
 import { H2RequestBody } from './request-body.js';
+import { BLOCK_DISCARD, BLOCK_REQUEST, BLOCK_TRAILERS, H2RequestHeadDecoder } from './server-request-head.js';
 import type { H2ServerShared } from './server-shared.js';
 import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
@@ -94,12 +93,6 @@ const CONNECTION_SPECIFIC = new Set([
   'content-length',
 ]);
 
-/** What a decoded header block is for. */
-const BLOCK_REQUEST = 0;
-const BLOCK_TRAILERS = 1;
-/** Decoded only to keep the HPACK table in step (a refused, reset or ignored stream). */
-const BLOCK_DISCARD = 2;
-
 /** Where the session is. */
 const OPEN = 0;
 /** GOAWAY (NO_ERROR) sent: the streams in flight finish, no new one starts. */
@@ -113,15 +106,13 @@ const STATUS_TEXT: string[] = [];
 for (let s = 100; s < 600; s++) STATUS_TEXT[s] = String(s);
 
 /** One HTTP/2 server connection; see the module comment. */
-export class H2ServerSession<Cx>
-  implements ServedConnection, Http2FrameHandler, HpackFieldSink, H2StreamHost
-{
+export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler, H2StreamHost {
   deadline = NO_DEADLINE;
   private state = OPEN;
   private readonly decoder: Http2FrameDecoder;
-  private readonly hpackIn: HpackDecoder;
+  /** Decodes and checks the client's header blocks (server-request-head.ts). */
+  private readonly head: H2RequestHeadDecoder;
   private readonly hpackOut = new HpackEncoder();
-  private readonly validator = new FieldBlockValidator();
   private readonly streams = new Map<number, H2ServerStream>();
   /** The highest stream id the client opened (or tried to). */
   private lastStreamId = 0;
@@ -185,18 +176,6 @@ export class H2ServerSession<Cx>
   private idleDeadline = NO_DEADLINE;
   private streamDeadline = NO_DEADLINE;
 
-  // The header block being decoded (HpackFieldSink state).
-  private blockKind = BLOCK_DISCARD;
-  private blockFields: string[] = [];
-  private blockCount = 0;
-  private blockCookies = 0;
-  private method = '';
-  private path = '';
-  private authority = '';
-  private host = '';
-  private badHost = false;
-  private contentLength = '';
-
   constructor(
     private readonly server: HttpServer<Cx>,
     private readonly shared: H2ServerShared,
@@ -209,7 +188,7 @@ export class H2ServerSession<Cx>
       role: 'server',
       maxHeaderBlockSize: 2 * limits.maxHeaderListSize + 1024,
     });
-    this.hpackIn = new HpackDecoder({ maxHeaderListSize: limits.maxHeaderListSize });
+    this.head = new H2RequestHeadDecoder(limits.maxHeaderListSize);
     this.recvWindow = new ReceiveWindow(limits.connectionWindowSize);
     const interval = limits.floodInterval;
     this.resets = new FloodCounter(limits.maxResetsPerInterval, interval);
@@ -475,7 +454,7 @@ export class H2ServerSession<Cx>
   onHeaders(streamId: number, block: Uint8Array, endStream: boolean, _priority: Http2Priority | null): void {
     if (this.state >= CLOSING) {
       // Nothing more will be answered, but the table stays in step for the GOAWAY's sake.
-      this.decodeBlock(block, BLOCK_DISCARD, streamId);
+      this.head.decode(block, BLOCK_DISCARD, streamId);
       return;
     }
     if ((streamId & 1) === 0) {
@@ -495,7 +474,7 @@ export class H2ServerSession<Cx>
       // already used (reuse, or a decrease) is a connection error.
       let err: Http2StreamError | null;
       try {
-        err = this.decodeBlock(block, BLOCK_TRAILERS, streamId);
+        err = this.head.decode(block, BLOCK_TRAILERS, streamId);
       } catch (e) {
         if (!(e instanceof Http2StreamError)) throw e;
         err = null;
@@ -512,12 +491,12 @@ export class H2ServerSession<Cx>
     this.lastStreamId = streamId;
     if (streamId > this.goawayId || this.peerGoaway) {
       // After our GOAWAY new streams are ignored (RFC 9113 §6.8), their blocks still decoded.
-      this.decodeBlock(block, BLOCK_DISCARD, streamId);
+      this.head.decode(block, BLOCK_DISCARD, streamId);
       return;
     }
     let err: Http2StreamError | null;
     try {
-      err = this.decodeBlock(block, BLOCK_REQUEST, streamId);
+      err = this.head.decode(block, BLOCK_REQUEST, streamId);
     } catch (e) {
       if (!(e instanceof Http2StreamError)) throw e;
       // An HPACK bomb or an oversized head: the block was walked to its end; answer 431.
@@ -530,7 +509,7 @@ export class H2ServerSession<Cx>
       this.queueRst(streamId, err.errorCode);
       return;
     }
-    if (this.blockCount > this.shared.maxHeaderCount) {
+    if (this.head.count > this.shared.maxHeaderCount) {
       this.countReset();
       this.answerRefused(streamId, 431, endStream);
       return;
@@ -546,13 +525,13 @@ export class H2ServerSession<Cx>
   /** A HEADERS block on an open stream: the request's trailers. */
   private onTrailers(s: H2ServerStream, block: Uint8Array, endStream: boolean): void {
     if (s.remoteClosed) {
-      this.decodeBlock(block, BLOCK_DISCARD, s.id);
+      this.head.decode(block, BLOCK_DISCARD, s.id);
       if (!s.reset) this.resetStream(s, Http2ErrorCode.STREAM_CLOSED, true);
       return;
     }
     let err: Http2StreamError | null;
     try {
-      err = this.decodeBlock(block, BLOCK_TRAILERS, s.id);
+      err = this.head.decode(block, BLOCK_TRAILERS, s.id);
     } catch (e) {
       if (!(e instanceof Http2StreamError)) throw e;
       err = e;
@@ -568,94 +547,17 @@ export class H2ServerSession<Cx>
       return;
     }
     s.remoteClosed = true;
-    body?.end(this.takeFields());
+    body?.end(this.head.takeFields());
     if (s.closed && !s.active) this.release(s);
-  }
-
-  /**
-   * HPACK-decodes a block, validating its fields as `kind`; returns the first malformed-field
-   * error (or null). Throws the codec's connection errors, and a stream error for an oversized
-   * list (after the whole block was walked).
-   */
-  private decodeBlock(block: Uint8Array, kind: number, streamId: number): Http2StreamError | null {
-    this.blockKind = kind;
-    this.blockFields = [];
-    this.blockCount = 0;
-    this.blockCookies = 0;
-    this.method = '';
-    this.path = '';
-    this.authority = '';
-    this.host = '';
-    this.badHost = false;
-    this.contentLength = '';
-    this.validator.begin(kind === BLOCK_REQUEST ? 'request' : 'trailers', streamId);
-    if (kind === BLOCK_DISCARD) {
-      try {
-        this.hpackIn.decode(block, this);
-      } catch (e) {
-        // An oversized list of a block nobody reads: the table is in step, that is enough.
-        if (!(e instanceof Http2StreamError)) throw e;
-      }
-      return null;
-    }
-    this.hpackIn.decode(block, this);
-    const err = this.validator.end();
-    if (err !== null) return err;
-    if (this.badHost) {
-      return new Http2StreamError(
-        'ERR_HTTP2_INVALID_FIELD_VALUE',
-        Http2ErrorCode.PROTOCOL_ERROR,
-        streamId,
-        'host and :authority disagree, or host is repeated',
-      );
-    }
-    return null;
-  }
-
-  /** One decoded field (HpackFieldSink). @internal */
-  onField(name: string, value: string): void {
-    const kind = this.blockKind;
-    if (kind === BLOCK_DISCARD) return;
-    if (this.validator.field(name, value) !== null) return;
-    if (name.charCodeAt(0) === 0x3a) {
-      if (name === ':method') this.method = value;
-      else if (name === ':path') this.path = value;
-      else if (name === ':authority') {
-        this.authority = value;
-        if (this.host !== '' && this.host !== value) this.badHost = true;
-      }
-      return;
-    }
-    this.blockCount++;
-    if (kind === BLOCK_REQUEST) {
-      if (name === 'host') {
-        if (this.host !== '' || (this.authority !== '' && this.authority !== value)) this.badHost = true;
-        this.host = value;
-      } else if (name === 'cookie') {
-        this.blockCookies++;
-      } else if (name === 'content-length') {
-        if (this.contentLength !== '' && this.contentLength !== value) this.contentLength = 'x';
-        this.contentLength = value;
-      }
-    }
-    this.blockFields.push(name, value);
-  }
-
-  /** The decoded regular fields as an HttpHeaders (already validated: no second check). */
-  private takeFields(): HttpHeaders {
-    const h = new HttpHeaders();
-    const f = this.blockFields;
-    this.blockFields = [];
-    if (f.length > 0) h.added = f;
-    return h;
   }
 
   /** A well-formed request on a new stream: its request object, body and handler. */
   private openStream(id: number, endStream: boolean): void {
     const shared = this.shared;
     const limits = shared.limits;
-    const method = this.method;
-    const cl = this.contentLength;
+    const head = this.head;
+    const method = head.method;
+    const cl = head.contentLength;
     let contentLength = -1;
     if (cl !== '') {
       contentLength = /^[0-9]{1,15}$/.test(cl) ? Number(cl) : Number.NaN;
@@ -666,10 +568,7 @@ export class H2ServerSession<Cx>
         return;
       }
     }
-    const headers = this.takeFields();
-    if (this.authority !== '' && this.host === '')
-      headers.added = appendField(headers, 'host', this.authority);
-    if (this.blockCookies > 1) joinCookies(headers);
+    const headers = head.takeRequestFields();
     const recvInitial = this.settingsAcked
       ? limits.initialWindowSize
       : Math.max(limits.initialWindowSize, DEFAULT_INITIAL_WINDOW_SIZE);
@@ -688,7 +587,7 @@ export class H2ServerSession<Cx>
       s.body = new H2RequestBody(s, contentLength);
       body = s.body;
     }
-    const target = method === 'CONNECT' ? this.authority : this.path;
+    const target = method === 'CONNECT' ? head.authority : head.path;
     const req: HttpServerRequest<Cx> = {
       method,
       target,
@@ -1518,34 +1417,6 @@ function connectionNamed(value: string, into: Set<string> | null): Set<string> {
     if (t !== '') set.add(t);
   }
   return set;
-}
-
-/** The built fields of `h` plus one more (name and value already valid). */
-function appendField(h: HttpHeaders, name: string, value: string): string[] {
-  const added = h.added.length === 0 ? [] : h.added;
-  added.push(name, value);
-  return added;
-}
-
-/** Joins the cookie fields of a request into one (RFC 9113 §8.2.3), for HTTP/1.1 handlers. */
-function joinCookies(h: HttpHeaders): void {
-  const f = h.added;
-  let joined = '';
-  let first = -1;
-  const out: string[] = [];
-  for (let i = 0; i < f.length; i += 2) {
-    if (f[i] === 'cookie') {
-      joined = joined === '' ? f[i + 1]! : `${joined}; ${f[i + 1]}`;
-      if (first < 0) {
-        first = out.length;
-        out.push('cookie', '');
-      }
-    } else {
-      out.push(f[i]!, f[i + 1]!);
-    }
-  }
-  out[first + 1] = joined;
-  h.added = out;
 }
 
 /** Calls an iterator's return() without waiting; its failure changes nothing. */

@@ -1,0 +1,273 @@
+/**
+ * Active health checks, run once per process by the main thread (never per worker): for every
+ * upstream of a route with `health_check`, a GET of the check path every interval, with a
+ * deadline; `unhealthy_threshold` failures in a row mark it down, `healthy_threshold` passes in
+ * a row bring it back. Verdicts go to the shared table (health-flags.ts) that every worker reads
+ * on its request path. Each distinct (upstream, check settings) is one target with one slot,
+ * checked once however many routes name it; `update(config)` on each reload keeps the targets
+ * that remain (with their state and slot), starts new ones and stops the rest, so verdicts
+ * survive reloads and worker replacements (a replacement reads the same table).
+ * Checks use node:http(s) on the main thread, off the request path.
+ * Not for passive health (upstream-group.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { ProxyConfig, RouteConfig, UpstreamAddress } from '../config/schema.js';
+import type { HealthCheckConfig } from './config.js';
+import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
+
+/** A target's state, as the metrics read it. */
+export interface HealthTargetStats {
+  /** The upstream as written in the config. */
+  readonly upstream: string;
+  readonly path: string;
+  readonly healthy: boolean;
+  /** Checks run, and how many failed. */
+  readonly checks: number;
+  readonly failures: number;
+  /** Why the last failed check failed ("" when it passed). */
+  readonly lastError: string;
+}
+
+/** Where the checker reports changes of state. */
+export interface HealthLog {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+interface Target {
+  readonly key: string;
+  readonly slot: number;
+  readonly label: string;
+  readonly address: UpstreamAddress;
+  readonly check: HealthCheckConfig;
+  healthy: boolean;
+  /** Passes (when down) or failures (when up) in a row. */
+  streak: number;
+  checks: number;
+  failures: number;
+  lastError: string;
+  timer: NodeJS.Timeout | undefined;
+  inFlight: ClientRequest | undefined;
+  stopped: boolean;
+}
+
+/** Identity of an upstream address for checks: the same address and TLS settings share a target. */
+function addressKey(address: UpstreamAddress): string {
+  return address.kind === 'unix'
+    ? `unix:${address.path}`
+    : `${address.scheme}://${address.host}:${address.port}${address.tls === undefined ? '' : `|${address.tls.serverName}|${address.tls.verify}|${address.tls.ca}`}`;
+}
+
+/** Runs every configured check of the process and keeps the shared table current. */
+export class ActiveHealthChecker {
+  readonly #flags: Int32Array;
+  readonly #log: HealthLog;
+  readonly #targets = new Map<string, Target>();
+  readonly #free: number[] = [];
+  #nextSlot = 0;
+  #closed = false;
+
+  constructor(flags: Int32Array, log: HealthLog) {
+    this.#flags = flags;
+    this.#log = log;
+  }
+
+  /**
+   * Brings the running checks to `config` and returns it with each checked route's
+   * `healthSlots` set (one per upstream, -1 for an upstream beyond the table's capacity), the
+   * config to hand the workers.
+   */
+  update(config: ProxyConfig): ProxyConfig {
+    const wanted = new Set<string>();
+    const withSlots = (route: RouteConfig): RouteConfig => {
+      const check = route.healthCheck;
+      if (check === undefined) return route;
+      const slots = route.upstreams.map((u) => {
+        const key = `${addressKey(u.address)}|${JSON.stringify(check)}`;
+        wanted.add(key);
+        return this.#target(key, u.label, u.address, check)?.slot ?? -1;
+      });
+      return { ...route, healthSlots: slots };
+    };
+    const servers = config.servers.map((s) =>
+      s.routes.some((r) => r.healthCheck !== undefined) ? { ...s, routes: s.routes.map(withSlots) } : s,
+    );
+    for (const [key, target] of this.#targets) if (!wanted.has(key)) this.#stop(target);
+    return servers.every((s, i) => s === config.servers[i]) ? config : { ...config, servers };
+  }
+
+  /** Every target's state (read-only copies). */
+  stats(): HealthTargetStats[] {
+    return [...this.#targets.values()].map((t) => ({
+      upstream: t.label,
+      path: t.check.path,
+      healthy: t.healthy,
+      checks: t.checks,
+      failures: t.failures,
+      lastError: t.lastError,
+    }));
+  }
+
+  /** Stops every check (shutdown). */
+  close(): void {
+    this.#closed = true;
+    for (const target of this.#targets.values()) this.#stop(target);
+  }
+
+  #target(
+    key: string,
+    label: string,
+    address: UpstreamAddress,
+    check: HealthCheckConfig,
+  ): Target | undefined {
+    const existing = this.#targets.get(key);
+    if (existing !== undefined) return existing;
+    const slot = this.#free.pop() ?? (this.#nextSlot < HEALTH_SLOTS ? this.#nextSlot++ : -1);
+    if (slot < 0) {
+      this.#log.warn(`health check of ${label}: more than ${HEALTH_SLOTS} checked upstreams, not checked`);
+      return undefined;
+    }
+    Atomics.store(this.#flags, slot, SLOT_UP);
+    const target: Target = {
+      key,
+      slot,
+      label,
+      address,
+      check,
+      healthy: true,
+      streak: 0,
+      checks: 0,
+      failures: 0,
+      lastError: '',
+      timer: undefined,
+      inFlight: undefined,
+      stopped: this.#closed,
+    };
+    this.#targets.set(key, target);
+    if (!this.#closed) this.#run(target);
+    return target;
+  }
+
+  #stop(target: Target): void {
+    target.stopped = true;
+    clearTimeout(target.timer);
+    target.inFlight?.destroy();
+    this.#targets.delete(target.key);
+    // A freed slot reads healthy for whoever gets it next.
+    Atomics.store(this.#flags, target.slot, SLOT_UP);
+    this.#free.push(target.slot);
+  }
+
+  #schedule(target: Target): void {
+    if (target.stopped) return;
+    target.timer = setTimeout(() => this.#run(target), target.check.interval);
+    // Checks never keep the process alive on their own.
+    target.timer.unref();
+  }
+
+  #run(target: Target): void {
+    if (target.stopped) return;
+    checkOnce(target.address, target.check, (req) => {
+      target.inFlight = req;
+    }).then(
+      (error) => {
+        target.inFlight = undefined;
+        if (target.stopped) return;
+        this.#record(target, error);
+        this.#schedule(target);
+      },
+      () => {},
+    );
+  }
+
+  #record(target: Target, error: string | null): void {
+    target.checks++;
+    const check = target.check;
+    if (error !== null) {
+      target.failures++;
+      target.lastError = error;
+    } else {
+      target.lastError = '';
+    }
+    const passed = error === null;
+    if (passed === target.healthy) {
+      target.streak = 0;
+      return;
+    }
+    target.streak++;
+    const threshold = target.healthy ? check.unhealthyThreshold : check.healthyThreshold;
+    if (target.streak < threshold) return;
+    target.healthy = passed;
+    target.streak = 0;
+    Atomics.store(this.#flags, target.slot, passed ? SLOT_UP : SLOT_DOWN);
+    if (passed) this.#log.info(`upstream ${target.label} is healthy again (${check.path})`);
+    else this.#log.warn(`upstream ${target.label} is down: ${check.path}: ${error}`);
+  }
+}
+
+/**
+ * One check: a GET of the check path under the deadline. Resolves with null when it passed,
+ * else with why it failed; never rejects. `started` sees the request (to destroy it on stop).
+ */
+export function checkOnce(
+  address: UpstreamAddress,
+  check: HealthCheckConfig,
+  started: (req: ClientRequest) => void = () => {},
+): Promise<string | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const done = (error: string | null) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(error);
+    };
+    const headers = {
+      host: check.host ?? address.authority,
+      'user-agent': 'loch-health-check',
+      connection: 'close',
+    };
+    const onResponse = (res: IncomingMessage) => {
+      const status = res.statusCode ?? 0;
+      res.resume();
+      done(
+        check.expectedStatuses.some(([lo, hi]) => status >= lo && status <= hi) ? null : `status ${status}`,
+      );
+    };
+    const base = { method: 'GET', path: check.path, headers, agent: false } as const;
+    let req: ClientRequest;
+    if (address.kind === 'unix') {
+      req = httpRequest({ ...base, socketPath: address.path }, onResponse);
+    } else if (address.scheme === 'https') {
+      const tls = address.tls;
+      req = httpsRequest(
+        {
+          ...base,
+          host: address.host,
+          port: address.port,
+          servername: tls?.serverName ?? address.host,
+          rejectUnauthorized: tls?.verify ?? true,
+          ...(tls !== undefined && tls.ca !== 'system' ? { ca: readCa(tls.ca) } : {}),
+        },
+        onResponse,
+      );
+    } else {
+      req = httpRequest({ ...base, host: address.host, port: address.port }, onResponse);
+    }
+    const timer = setTimeout(() => done(`no answer within ${check.timeout} ms`), check.timeout);
+    req.on('error', (error: NodeJS.ErrnoException) => done(error.code ?? error.message));
+    req.end();
+    started(req);
+  });
+}
+
+function readCa(path: string): Buffer | undefined {
+  try {
+    return readFileSync(path);
+  } catch {
+    return undefined;
+  }
+}

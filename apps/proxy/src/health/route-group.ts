@@ -1,0 +1,30 @@
+/**
+ * The upstream group of a configured route in this worker: found by identity (the upstreams'
+ * addresses, the health and retry settings, the active-check slots), so a reload that keeps a
+ * route's upstreams keeps their ejections, failure counts and counters, and two routes with the
+ * same upstreams and settings share one group. Not for the state itself (upstream-group.ts).
+ */
+import type { RouteConfig } from '../config/schema.js';
+import { healthFlags } from './health-flags.js';
+import { UpstreamGroup, upstreamGroup } from './upstream-group.js';
+
+/** The group of `route`'s upstreams (new, or this worker's existing one with the same identity). */
+export function routeGroup(route: RouteConfig): UpstreamGroup {
+  const identity = JSON.stringify([
+    route.upstreams.map((u) => [u.label, u.address]),
+    route.outlierDetection ?? null,
+    route.retries ?? null,
+    route.healthSlots ?? null,
+  ]);
+  return upstreamGroup(
+    identity,
+    () =>
+      new UpstreamGroup({
+        labels: route.upstreams.map((u) => u.label),
+        outlier: route.outlierDetection,
+        retry: route.retries,
+        slots: route.healthSlots,
+        flags: healthFlags(),
+      }),
+  );
+}

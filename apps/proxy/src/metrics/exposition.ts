@@ -1,0 +1,294 @@
+/**
+ * The Prometheus text exposition format (version 0.0.4) of loch's metrics: families with HELP
+ * and TYPE, label values escaped, histograms as cumulative `_bucket{le}` series with `_sum` and
+ * `_count`. Pure: takes the summed counters and what the main thread knows, returns the text.
+ * Not for collecting (registry.ts) or serving (admin/).
+ */
+import type { ProxyConfig } from '../config/schema.js';
+import {
+  DURATION_BUCKETS,
+  routeLabel,
+  type SeriesEntry,
+  STATUS_CLASSES,
+  TLS_FAILURES,
+  TLS_HANDSHAKES,
+  TUNNELS_ACTIVE,
+  TUNNELS_TOTAL,
+  UPSTREAM_CONNECT_FAILURES,
+  UPSTREAM_RETRIES,
+  UPSTREAM_TIMEOUTS,
+} from './layout.js';
+
+/** The content type of this format. */
+export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** One worker's contribution read from its `stats` reply (already made monotonic). */
+export interface WorkerGauges {
+  readonly connections: number;
+  /** Per server key: upstream pool connections idle and in use, hits (reuses) and misses (connects). */
+  readonly pools: Readonly<Record<string, { idle: number; active: number; hits: number; misses: number }>>;
+}
+
+/** Everything a scrape renders. */
+export interface ExpositionInput {
+  readonly config: ProxyConfig;
+  readonly configVersion: string;
+  readonly generation: number;
+  readonly counts: Float64Array;
+  readonly series: readonly SeriesEntry[];
+  readonly reloads: Readonly<Record<string, number>>;
+  readonly restarts: number;
+  readonly workers: readonly WorkerGauges[];
+  readonly workersRunning: number;
+  readonly overflow: number;
+}
+
+/** Escapes a label value (backslash, double quote, line feed). */
+export function escapeLabel(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
+}
+
+function labels(pairs: readonly (readonly [string, string])[]): string {
+  return pairs.length === 0 ? '' : `{${pairs.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
+}
+
+/** Formats a sample value (integers without exponent, +Inf/NaN as the format spells them). */
+function num(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Number.POSITIVE_INFINITY) return '+Inf';
+  if (v === Number.NEGATIVE_INFINITY) return '-Inf';
+  return String(v);
+}
+
+class Text {
+  readonly lines: string[] = [];
+
+  family(name: string, type: 'counter' | 'gauge' | 'histogram', help: string): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+  }
+
+  sample(name: string, pairs: readonly (readonly [string, string])[], value: number): void {
+    this.lines.push(`${name}${labels(pairs)} ${num(value)}`);
+  }
+
+  histogram(
+    name: string,
+    pairs: readonly (readonly [string, string])[],
+    counts: Float64Array,
+    at: number,
+  ): void {
+    let cumulative = 0;
+    DURATION_BUCKETS.forEach((le, i) => {
+      cumulative += counts[at + i]!;
+      this.sample(`${name}_bucket`, [...pairs, ['le', String(le)]], cumulative);
+    });
+    cumulative += counts[at + DURATION_BUCKETS.length]!;
+    this.sample(`${name}_bucket`, [...pairs, ['le', '+Inf']], cumulative);
+    this.sample(`${name}_sum`, pairs, counts[at + DURATION_BUCKETS.length + 1]!);
+    this.sample(`${name}_count`, pairs, cumulative);
+  }
+}
+
+/** The series of the running config (a server or route a reload removed is not shown). */
+function liveSeries(config: ProxyConfig, series: readonly SeriesEntry[]): SeriesEntry[] {
+  const routes = new Set<string>();
+  const upstreams = new Set<string>();
+  const servers = new Set<string>();
+  for (const s of config.servers) {
+    servers.add(s.key);
+    routes.add(`${s.key}\u0000`);
+    for (const r of s.routes) {
+      routes.add(`${s.key}\u0000${routeLabel(r)}`);
+      for (const u of r.upstreams) upstreams.add(`${s.key}\u0000${u.label}`);
+    }
+  }
+  return series.filter((e) =>
+    e.kind === 'server'
+      ? servers.has(e.server)
+      : e.kind === 'route'
+        ? routes.has(`${e.server}\u0000${e.route}`)
+        : upstreams.has(`${e.server}\u0000${e.upstream}`),
+  );
+}
+
+const CODES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** Renders every family. */
+export function renderExposition(input: ExpositionInput): string {
+  const t = new Text();
+  const c = input.counts;
+  const live = liveSeries(input.config, input.series);
+  const routes = live.filter((e): e is Extract<SeriesEntry, { kind: 'route' }> => e.kind === 'route');
+  const upstreams = live.filter(
+    (e): e is Extract<SeriesEntry, { kind: 'upstream' }> => e.kind === 'upstream',
+  );
+  const servers = live.filter((e): e is Extract<SeriesEntry, { kind: 'server' }> => e.kind === 'server');
+
+  t.family(
+    'loch_http_requests_total',
+    'counter',
+    'HTTP requests answered, by server, route (empty: no route took the request) and status class.',
+  );
+  for (const r of routes)
+    for (let k = 0; k < STATUS_CLASSES; k++)
+      t.sample(
+        'loch_http_requests_total',
+        [
+          ['server', r.server],
+          ['route', r.route],
+          ['code', CODES[k]!],
+        ],
+        c[r.at + k]!,
+      );
+  t.family(
+    'loch_http_request_duration_seconds',
+    'histogram',
+    'Time from the request head to the response head, by server and route.',
+  );
+  for (const r of routes)
+    t.histogram(
+      'loch_http_request_duration_seconds',
+      [
+        ['server', r.server],
+        ['route', r.route],
+      ],
+      c,
+      r.at + STATUS_CLASSES,
+    );
+  t.family(
+    'loch_upstream_duration_seconds',
+    'histogram',
+    "Time from the request head to the upstream's response head, by server and upstream.",
+  );
+  for (const u of upstreams)
+    t.histogram(
+      'loch_upstream_duration_seconds',
+      [
+        ['server', u.server],
+        ['upstream', u.upstream],
+      ],
+      c,
+      u.at,
+    );
+  const upstreamCounter = (name: string, help: string, offset: number) => {
+    t.family(name, 'counter', help);
+    for (const u of upstreams)
+      t.sample(
+        name,
+        [
+          ['server', u.server],
+          ['upstream', u.upstream],
+        ],
+        c[u.at + offset]!,
+      );
+  };
+  upstreamCounter(
+    'loch_upstream_connect_failures_total',
+    'Requests answered 502/504 because the connection to the upstream was refused or timed out.',
+    UPSTREAM_CONNECT_FAILURES,
+  );
+  upstreamCounter(
+    'loch_upstream_timeouts_total',
+    'Requests answered 504 because the upstream did not connect or answer in time.',
+    UPSTREAM_TIMEOUTS,
+  );
+  upstreamCounter(
+    'loch_upstream_retries_total',
+    'Upstream requests retried (reserved: not counted yet).',
+    UPSTREAM_RETRIES,
+  );
+
+  t.family('loch_tls_handshakes_total', 'counter', 'TLS handshakes completed on a server listener.');
+  for (const s of servers)
+    t.sample('loch_tls_handshakes_total', [['server', s.server]], c[s.at + TLS_HANDSHAKES]!);
+  t.family(
+    'loch_tls_handshake_failures_total',
+    'counter',
+    'TLS handshakes that failed on a server listener.',
+  );
+  for (const s of servers)
+    t.sample('loch_tls_handshake_failures_total', [['server', s.server]], c[s.at + TLS_FAILURES]!);
+
+  t.family('loch_tunnels_total', 'counter', 'Tunnels (WebSocket and other allowed upgrades) opened.');
+  t.sample('loch_tunnels_total', [], c[TUNNELS_TOTAL]!);
+  t.family('loch_tunnels_active', 'gauge', 'Tunnels open now.');
+  t.sample('loch_tunnels_active', [], c[TUNNELS_ACTIVE]!);
+
+  t.family(
+    'loch_connections_active',
+    'gauge',
+    'Client connections open, summed over the workers that answered.',
+  );
+  t.sample(
+    'loch_connections_active',
+    [],
+    input.workers.reduce((n, w) => n + w.connections, 0),
+  );
+  const pools = new Map<string, { idle: number; active: number; hits: number; misses: number }>();
+  for (const w of input.workers)
+    for (const [server, p] of Object.entries(w.pools)) {
+      const sum = pools.get(server) ?? { idle: 0, active: 0, hits: 0, misses: 0 };
+      sum.idle += p.idle;
+      sum.active += p.active;
+      sum.hits += p.hits;
+      sum.misses += p.misses;
+      pools.set(server, sum);
+    }
+  const poolFamily = (
+    name: string,
+    type: 'counter' | 'gauge',
+    help: string,
+    pick: (p: { idle: number; active: number; hits: number; misses: number }) => number,
+  ) => {
+    t.family(name, type, help);
+    for (const [server, p] of pools) t.sample(name, [['server', server]], pick(p));
+  };
+  poolFamily(
+    'loch_upstream_connections_active',
+    'gauge',
+    'Upstream connections in use, by server.',
+    (p) => p.active,
+  );
+  poolFamily(
+    'loch_upstream_connections_idle',
+    'gauge',
+    'Idle upstream connections in the pools, by server.',
+    (p) => p.idle,
+  );
+  poolFamily(
+    'loch_pool_hits_total',
+    'counter',
+    'Upstream requests that reused a pooled connection.',
+    (p) => p.hits,
+  );
+  poolFamily(
+    'loch_pool_misses_total',
+    'counter',
+    'Upstream requests that opened a new connection.',
+    (p) => p.misses,
+  );
+
+  t.family('loch_reloads_total', 'counter', 'Config reloads by outcome (ok, failed, refused, aborted).');
+  for (const [outcome, n] of Object.entries(input.reloads))
+    t.sample('loch_reloads_total', [['outcome', outcome]], n);
+  t.family('loch_worker_restarts_total', 'counter', 'Workers replaced after a crash.');
+  t.sample('loch_worker_restarts_total', [], input.restarts);
+  t.family('loch_workers_running', 'gauge', 'Workers running now.');
+  t.sample('loch_workers_running', [], input.workersRunning);
+  t.family('loch_config_info', 'gauge', 'The running config: its version hash and generation (always 1).');
+  t.sample(
+    'loch_config_info',
+    [
+      ['version', input.configVersion],
+      ['generation', String(input.generation)],
+    ],
+    1,
+  );
+  t.family(
+    'loch_metrics_series_dropped',
+    'gauge',
+    'Series a reload added past the metrics buffers (restart to count them).',
+  );
+  t.sample('loch_metrics_series_dropped', [], input.overflow);
+  return `${t.lines.join('\n')}\n`;
+}

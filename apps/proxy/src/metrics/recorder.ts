@@ -1,0 +1,153 @@
+/**
+ * The worker side of the metrics: one `WorkerMetrics` per worker thread (`workerMetrics`), which
+ * the request path calls to count. Each call finds its slots in the plan (Map lookups keyed by
+ * strings and numbers the request already holds) and adds to a Float64Array over the worker's
+ * SharedArrayBuffer: no allocation, no lock, no message. A worker is the only writer of its
+ * buffer; the admin side reads it (an aligned 8-byte store is not torn on the platforms loch
+ * runs on, and a read that misses the latest add sees it on the next scrape).
+ *
+ * A replacement worker attaches to the buffer of the worker it replaces, so counters carry on
+ * from the dead worker's counts: they stay monotonic with nothing to fold. Gauges are zeroed on
+ * attach. With recording off (no `[admin]`), every call returns at its first test.
+ * Not for the admin side (registry.ts) or the text format (exposition.ts).
+ */
+import type { RequestCx } from '../proxy/context.js';
+import {
+  DURATION_BUCKETS,
+  type MetricsPlan,
+  type ServerPlan,
+  STATUS_CLASSES,
+  TLS_FAILURES,
+  TLS_HANDSHAKES,
+  TUNNELS_ACTIVE,
+  TUNNELS_TOTAL,
+  UPSTREAM_CONNECT_FAILURES,
+  UPSTREAM_TIMEOUTS,
+} from './layout.js';
+
+/** What the main thread hands a worker: one buffer per worker index and the plan. */
+export interface MetricsShare {
+  readonly buffers: readonly SharedArrayBuffer[];
+  readonly plan: MetricsPlan;
+}
+
+const NO_SERVERS: Map<string, ServerPlan> = new Map();
+const BUCKETS = DURATION_BUCKETS.length;
+/** The bucket bounds in milliseconds, as durations are measured (performance.now()). */
+const BOUNDS_MS = Float64Array.from(DURATION_BUCKETS, (s) => s * 1000);
+
+/** Adds one observation of `ms` to the histogram at `at`. */
+function observe(counts: Float64Array<ArrayBufferLike>, at: number, ms: number): void {
+  let i = 0;
+  while (i < BUCKETS && ms > BOUNDS_MS[i]!) i++;
+  counts[at + i]! += 1;
+  counts[at + BUCKETS + 1]! += ms / 1000;
+}
+
+/** A worker's recorder. */
+export class WorkerMetrics {
+  #enabled = false;
+  #counts: Float64Array<ArrayBufferLike> = new Float64Array(0);
+  #servers = NO_SERVERS;
+
+  /** Recording is on: the request path measures durations only then (and for the access log). */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** At worker start: this worker's buffer (shared with the workers it replaces) and the plan. */
+  attach(index: number, share: MetricsShare | undefined): void {
+    const buffer = share?.buffers[index];
+    if (share === undefined || buffer === undefined) return;
+    this.#counts = new Float64Array(buffer);
+    this.#counts[TUNNELS_ACTIVE] = 0;
+    this.adopt(share.plan);
+  }
+
+  /**
+   * A reload's plan (at precommit: a plan only adds series, so the running chains' slots stay
+   * where they were, and an aborted reload leaves slots nothing writes).
+   */
+  adopt(plan: MetricsPlan | undefined): void {
+    if (plan === undefined) return;
+    const fits = plan.size <= this.#counts.length;
+    this.#servers = fits ? plan.servers : NO_SERVERS;
+    this.#enabled = plan.enabled && fits;
+  }
+
+  /**
+   * A response head for `cx`'s request: its status class on the route's series (the unrouted
+   * one when no route took it) and its duration since the request head; `fromUpstream` when the
+   * upstream answered (not loch on its behalf), which also observes the upstream's duration.
+   */
+  answered(server: string, cx: RequestCx, status: number, fromUpstream: boolean): void {
+    if (!this.#enabled) return;
+    const plan = this.#servers.get(server);
+    if (plan === undefined) return;
+    const counts = this.#counts;
+    const match = cx.maybeGet('route');
+    const at =
+      match === undefined
+        ? plan.unrouted
+        : (plan.routes.get(match.route.host ?? '')?.get(match.route.path) ?? plan.unrouted);
+    const cls = (status / 100) | 0;
+    counts[at + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
+    const ms = performance.now() - cx.get('startedAt');
+    observe(counts, at + STATUS_CLASSES, ms);
+    if (!fromUpstream) return;
+    const upstream = cx.maybeGet('upstream');
+    if (upstream === undefined) return;
+    const up = plan.upstreams.get(upstream.label);
+    if (up !== undefined) observe(counts, up, ms);
+  }
+
+  /**
+   * A request loch answered for a failed upstream exchange, by the ProxyError's code: connects
+   * refused or timed out count as connect failures, connect and response timeouts as timeouts.
+   */
+  upstreamFailed(server: string, cx: RequestCx, code: string): void {
+    if (!this.#enabled) return;
+    const upstream = cx.maybeGet('upstream');
+    if (upstream === undefined) return;
+    const up = this.#servers.get(server)?.upstreams.get(upstream.label);
+    if (up === undefined) return;
+    const counts = this.#counts;
+    if (code === 'ERR_LOCH_UPSTREAM_REFUSED' || code === 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT')
+      counts[up + UPSTREAM_CONNECT_FAILURES]! += 1;
+    if (code === 'ERR_LOCH_UPSTREAM_TIMEOUT' || code === 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT')
+      counts[up + UPSTREAM_TIMEOUTS]! += 1;
+  }
+
+  /** A request the HTTP codec refused or timed out (400, 408, 431...): unrouted, no duration. */
+  rejected(server: string, status: number): void {
+    if (!this.#enabled) return;
+    const plan = this.#servers.get(server);
+    if (plan === undefined) return;
+    const cls = (status / 100) | 0;
+    this.#counts[plan.unrouted + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
+  }
+
+  /** A TLS handshake on `server`'s listener ended, `ok` or not. */
+  tlsHandshake(server: string, ok: boolean): void {
+    if (!this.#enabled) return;
+    const plan = this.#servers.get(server);
+    if (plan === undefined) return;
+    this.#counts[plan.base + (ok ? TLS_HANDSHAKES : TLS_FAILURES)]! += 1;
+  }
+
+  /** A tunnel (WebSocket or another allowed upgrade) opened. */
+  tunnelOpened(): void {
+    if (!this.#enabled) return;
+    this.#counts[TUNNELS_TOTAL]! += 1;
+    this.#counts[TUNNELS_ACTIVE]! += 1;
+  }
+
+  /** A tunnel ended (called once per opened tunnel). */
+  tunnelClosed(): void {
+    if (!this.#enabled) return;
+    if (this.#counts[TUNNELS_ACTIVE]! > 0) this.#counts[TUNNELS_ACTIVE]! -= 1;
+  }
+}
+
+/** This thread's recorder (each worker thread has its own module instance). */
+export const workerMetrics = new WorkerMetrics();

@@ -1,0 +1,294 @@
+/**
+ * Upstream health and retries through `loch run`, on every available driver, against real
+ * upstreams (node:http and node:net servers that count the connections and requests they get,
+ * answer, reset, or refuse because nothing listens): passive health (consecutive failures
+ * eject an upstream; the balancer skips it; a route whose upstreams are all ejected answers 503
+ * without connecting), active health checks (the main thread's verdicts steer every worker and
+ * survive a reload), retries of idempotent bodiless requests on another upstream, and a request
+ * body that turns malformed mid-stream (forwarded up to that point, the upstream connection
+ * closed, never reused).
+ */
+import { writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { Client } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  availableDrivers,
+  freePort,
+  httpUpstream,
+  type Loch,
+  rawExchange,
+  startLoch,
+  tempDir,
+} from './harness.js';
+
+const drivers = availableDrivers();
+
+/** An upstream that answers `<name> <path>` and counts connections and requests (by path). */
+async function countingUpstream(name: string) {
+  let connections = 0;
+  const hits = new Map<string, number>();
+  let healthStatus = 200;
+  const up = await httpUpstream((req, res) => {
+    const path = req.url ?? '/';
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    if (path === '/healthz') {
+      res.statusCode = healthStatus;
+      res.end(`${name} health ${healthStatus}`);
+      return;
+    }
+    res.end(`${name} ${path}`);
+  });
+  up.server.on('connection', () => connections++);
+  return {
+    ...up,
+    name,
+    connections: () => connections,
+    hits: (path: string) => hits.get(path) ?? 0,
+    requests: () => [...hits].filter(([p]) => p !== '/healthz').reduce((n, [, c]) => n + c, 0),
+    setHealth(status: number) {
+      healthStatus = status;
+    },
+  };
+}
+
+/** A node:net upstream that resets every connection once a request arrives, counting connections. */
+async function resetCounter() {
+  let connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    s.on('error', () => {});
+    s.once('data', () => s.resetAndDestroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => connections,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** GETs (or sends `method`) `path` through loch; resolves with status and body. */
+async function get(client: Client, path: string, method: 'GET' | 'POST' = 'GET', body?: string) {
+  const res = await client.request({ path, method, ...(body === undefined ? {} : { body }) });
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
+function lochConfig(port: number, route: string, workers = 1): string {
+  return `
+[runtime]
+workers = ${workers}
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { upstream_connect = "2s", upstream_read = "5s" }
+
+[[servers.web.routes]]
+path = "/"
+${route}
+`;
+}
+
+describe.each(drivers)('upstream health and retries (driver %s)', (driver) => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  async function start(route: string, workers = 1): Promise<{ loch: Loch; client: Client; port: number }> {
+    const port = await freePort();
+    const loch = await startLoch(tempDir('loch-health-'), lochConfig(port, route, workers), {
+      LOCH_DRIVER: driver,
+    });
+    const client = new Client(`http://127.0.0.1:${port}`);
+    cleanups.push(
+      () => loch.stop(),
+      () => client.close(),
+    );
+    return { loch, client, port };
+  }
+
+  it('ejects an upstream after consecutive failures; the balancer skips it', async () => {
+    const good = await countingUpstream('good');
+    const dead = await freePort(); // nothing listens: connections are refused
+    cleanups.push(() => good.close());
+    const { client } = await start(`
+upstreams = [{ endpoint = "http://127.0.0.1:${good.port}" }, { endpoint = "http://127.0.0.1:${dead}" }]
+load_balancer = "round_robin"
+outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
+`);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) statuses.push((await get(client, `/r${i}`)).status);
+    // round robin: the dead upstream fails twice, then is ejected and every request goes to good
+    expect(statuses.filter((s) => s === 502)).toHaveLength(2);
+    expect(statuses.slice(4)).toEqual(Array(16).fill(200));
+    expect(good.requests()).toBe(18);
+  });
+
+  it('a route whose upstreams are all ejected answers 503 at once, without connecting', async () => {
+    const reset = await resetCounter();
+    cleanups.push(() => reset.close());
+    const { client, loch } = await start(`
+upstreams = [{ endpoint = "http://127.0.0.1:${reset.port}" }]
+outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
+`);
+    const first = [await get(client, '/a'), await get(client, '/b')];
+    expect(first.map((r) => r.status)).toEqual([502, 502]);
+    expect(reset.connections()).toBe(2);
+    for (let i = 0; i < 5; i++) {
+      const r = await get(client, `/c${i}`);
+      expect(r.status).toBe(503);
+      expect(r.body).toContain('ERR_LOCH_NO_HEALTHY_UPSTREAM');
+    }
+    // no connection attempt while ejected
+    expect(reset.connections()).toBe(2);
+    expect(loch.child.exitCode).toBeNull();
+  });
+
+  it('retries an idempotent bodiless request on another upstream after a reset or a refused connect', async () => {
+    const good = await countingUpstream('good');
+    const reset = await resetCounter();
+    const dead = await freePort();
+    cleanups.push(
+      () => good.close(),
+      () => reset.close(),
+    );
+    const { client } = await start(`
+upstreams = [
+  { endpoint = "http://127.0.0.1:${reset.port}" },
+  { endpoint = "http://127.0.0.1:${dead}" },
+  { endpoint = "http://127.0.0.1:${good.port}" },
+]
+load_balancer = "round_robin"
+retries = { max_retries = 2 }
+`);
+    const results = [];
+    for (let i = 0; i < 9; i++) results.push(await get(client, `/g${i}`));
+    expect(results.map((r) => r.status)).toEqual(Array(9).fill(200));
+    expect(results.every((r) => r.body.startsWith('good /g'))).toBe(true);
+    expect(reset.connections()).toBeGreaterThan(0);
+    // A request with a body is not retried: it meets the resetting upstream once in three.
+    const posts = [];
+    for (let i = 0; i < 3; i++) posts.push((await get(client, `/p${i}`, 'POST', 'body')).status);
+    expect(posts.filter((s) => s === 502).length).toBeGreaterThan(0);
+  });
+
+  it('without retries configured, a reset is answered 502', async () => {
+    const reset = await resetCounter();
+    cleanups.push(() => reset.close());
+    const good = await countingUpstream('good');
+    cleanups.push(() => good.close());
+    const { client } = await start(`
+upstreams = [{ endpoint = "http://127.0.0.1:${reset.port}" }, { endpoint = "http://127.0.0.1:${good.port}" }]
+load_balancer = "round_robin"
+`);
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await get(client, `/n${i}`)).status);
+    expect(statuses.filter((s) => s === 502)).toHaveLength(2);
+  });
+
+  it('active checks (main thread) mark an upstream down for every worker and keep it down across a reload', async () => {
+    const a = await countingUpstream('A');
+    const b = await countingUpstream('B');
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const route = `
+upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }, { endpoint = "http://127.0.0.1:${b.port}" }]
+load_balancer = "round_robin"
+health_check = { path = "/healthz", interval = "100ms", timeout = "1s", unhealthy_threshold = 2, healthy_threshold = 2 }
+`;
+    const { client, loch, port } = await start(route, 2);
+    a.setHealth(503);
+    await loch.waitFor(/upstream http:\/\/127\.0\.0\.1:\d+ is down: \/healthz: status 503/);
+    // Once per process: one verdict, logged by the main thread (worker lines carry "worker N:").
+    expect(loch.stderr().match(/is down: \/healthz/g)).toHaveLength(1);
+    expect(loch.stderr()).not.toMatch(/worker \d+: .*is down/);
+    const before = a.requests();
+    for (let i = 0; i < 10; i++) expect((await get(client, `/x${i}`)).body).toBe(`B /x${i}`);
+    // Fresh connections land on either worker: both read the same verdict.
+    for (let i = 0; i < 6; i++) {
+      const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 0 });
+      expect((await get(c, `/y${i}`)).body).toBe(`B /y${i}`);
+      await c.close();
+    }
+    expect(a.requests()).toBe(before);
+
+    // A reload that keeps the route keeps the verdict (the target is kept by identity).
+    const from = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      `${lochConfig(port, route, 2)}
+[[servers.web.routes]]
+path = "/other"
+upstreams = [{ endpoint = "http://127.0.0.1:${b.port}" }]
+`,
+    );
+    loch.child.kill('SIGHUP');
+    await loch.waitFor(/reloaded/, from);
+    for (let i = 0; i < 6; i++) expect((await get(client, `/z${i}`)).body).toBe(`B /z${i}`);
+    expect(a.requests()).toBe(before);
+
+    a.setHealth(200);
+    await loch.waitFor(/upstream http:\/\/127\.0\.0\.1:\d+ is healthy again/, from);
+    const bodies = [];
+    for (let i = 0; i < 4; i++) bodies.push((await get(client, `/w${i}`)).body);
+    expect(bodies.filter((s) => s.startsWith('A '))).toHaveLength(2);
+  });
+
+  it('a request body malformed mid-stream is forwarded up to that point, and the upstream connection is closed, never reused', async () => {
+    let connections = 0;
+    const received: Buffer[] = [];
+    let closed = 0;
+    const upstream = net.createServer((s) => {
+      const index = connections++;
+      received[index] = Buffer.alloc(0);
+      s.on('error', () => {});
+      s.on('close', () => closed++);
+      s.on('data', (d: Buffer) => {
+        received[index] = Buffer.concat([received[index]!, d]);
+        const text = received[index]!.toString('latin1');
+        // GETs are answered; the POST never is (its body never ends).
+        if (text.startsWith('GET') && text.endsWith('\r\n\r\n')) {
+          received[index] = Buffer.alloc(0);
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        }
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const upPort = (upstream.address() as net.AddressInfo).port;
+    cleanups.push(() => new Promise((r) => upstream.close(r)));
+    const { port } = await start(`upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]`);
+
+    // A GET first, so a pooled connection exists to be reused (or not).
+    expect(await rawExchange(port, 'GET /warm HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 200/,
+    );
+    expect(connections).toBe(1);
+    const answer = await rawExchange(
+      port,
+      'POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\nZZ\r\nbad\r\n0\r\n\r\n',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    // The POST went over the pooled connection: the good chunks reached the upstream, the bad
+    // framing did not, and that connection was closed.
+    const forwarded = received[0]!.toString('latin1');
+    expect(forwarded).toMatch(/^POST \/up HTTP\/1\.1\r\n/);
+    expect(forwarded).toContain('hello');
+    expect(forwarded).toContain(' world');
+    expect(forwarded).not.toContain('ZZ');
+    await vitestWait(() => closed >= 1);
+    // The next request opens a fresh connection.
+    expect(await rawExchange(port, 'GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 200/,
+    );
+    expect(connections).toBe(2);
+  });
+});
+
+/** Polls `cond` (a state reached by I/O, not a timing assertion). */
+async function vitestWait(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
+  expect(cond()).toBe(true);
+}
