@@ -535,7 +535,8 @@ function normalizeThriftServer(
     const upstreams: ThriftUpstreamConfig[] = [];
     r.upstreams.forEach((u, j) => {
       const built = parseThriftUpstream(u.endpoint, `${rat}.upstreams[${j}].endpoint`, issues);
-      if (built) upstreams.push({ ...built, weight: u.weight ?? 1 });
+      const multiplex = u.multiplex === true ? 128 : u.multiplex ? u.multiplex.max_calls : 0;
+      if (built) upstreams.push({ ...built, weight: u.weight ?? 1, multiplex });
     });
     const loadBalancer = r.load_balancer ?? (r.upstreams.length > 1 ? 'round_robin' : 'first');
     if (loadBalancer.startsWith('weighted') && r.upstreams.every((u) => u.weight === 0))
@@ -577,6 +578,7 @@ function normalizeThriftServer(
     timeouts,
     routes: fallback ? [...matched, fallback.route] : matched,
     maxFrameSize: s.max_frame_size ?? 16 * 1024 * 1024,
+    maxPipelinedCalls: s.max_pipelined_calls ?? 1,
     accessLog: s.access_log ?? accessLogDefault,
   };
 }
@@ -586,7 +588,7 @@ function parseThriftUpstream(
   endpoint: ThriftServerFile['routes'][number]['upstreams'][number]['endpoint'],
   at: string,
   issues: ConfigIssue[],
-): Omit<ThriftUpstreamConfig, 'weight'> | undefined {
+): Omit<ThriftUpstreamConfig, 'weight' | 'multiplex'> | undefined {
   const ep = typeof endpoint === 'string' ? { type: 'socket' as const, value: endpoint } : endpoint;
   if (ep.type === 'unix') {
     if (!ep.value.startsWith('/')) {

@@ -178,6 +178,14 @@ export const ThriftEndpointSchema = z.union([
 export const ThriftUpstreamSchema = z.strictObject({
   endpoint: ThriftEndpointSchema,
   weight: z.number().int().min(0).max(1_000_000).optional(),
+  /**
+   * Several calls in flight per upstream connection, seq ids remapped by loch (true: up to
+   * 128; `{ max_calls = N }`). Only for servers that answer a connection's calls concurrently
+   * or match by seq id; the default is one call per connection.
+   */
+  multiplex: z
+    .union([z.boolean(), z.strictObject({ max_calls: z.number().int().min(1).max(65_536) })])
+    .optional(),
 });
 
 /** Monolake's single `route = { load_balancer, upstreams }` of a thrift server. */
@@ -231,6 +239,11 @@ export const ThriftServerSchema = z.strictObject({
     .max(1024 * 1024 * 1024)
     .optional(),
   access_log: z.boolean().optional(),
+  /**
+   * Calls of one client connection forwarded at once (default 1: the next call is read after
+   * the reply to the last). Replies go back in the order the calls came.
+   */
+  max_pipelined_calls: z.number().int().min(1).max(1024).optional(),
   /** Recognised so it can be refused by name: TLS for thrift servers is not supported yet. */
   tls: z.unknown().optional(),
 });
@@ -456,6 +469,8 @@ export interface ThriftUpstreamConfig {
   readonly weight: number;
   /** The endpoint as written, for logs. */
   readonly label: string;
+  /** Calls in flight per connection when multiplexed; 0: one call per connection. */
+  readonly multiplex: number;
 }
 
 /** A thrift route: calls it matches (all of its matchers; none = every call) and where they go. */
@@ -491,6 +506,8 @@ export interface ThriftServerConfig {
   readonly routes: readonly ThriftRouteConfig[];
   readonly maxFrameSize: number;
   readonly accessLog: boolean;
+  /** Calls of one client connection forwarded at once; replies in call order. */
+  readonly maxPipelinedCalls: number;
 }
 
 /** The effective configuration the proxy runs on. */

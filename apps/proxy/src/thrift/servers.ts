@@ -30,7 +30,7 @@ interface ThriftEntry {
 }
 
 function serverOptionsKey(s: ThriftServerConfig): string {
-  return `${s.timeouts.serverKeepalive}/${s.timeouts.serverMessage}/${s.maxFrameSize}`;
+  return `${s.timeouts.serverKeepalive}/${s.timeouts.serverMessage}/${s.maxFrameSize}/${s.maxPipelinedCalls}`;
 }
 
 /** What a closed connection's error is worth logging at (refusals and bad bytes: info). */
@@ -175,6 +175,9 @@ export class ThriftServers {
       maxFrameSize: config.maxFrameSize,
       idleTimeout: config.timeouts.serverKeepalive,
       readTimeout: config.timeouts.serverMessage,
+      maxConcurrentCalls: config.maxPipelinedCalls,
+      // FIFO: a client that pipelines gets its replies in its order, whatever it matches on.
+      replyOrder: 'request',
       onConnectionError: (error, stream) => {
         const peer = (stream as Partial<ByteStream> | undefined)?.remoteAddress;
         const from = peer === undefined ? '' : ` from ${formatAddress(peer)}`;

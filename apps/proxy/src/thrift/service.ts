@@ -12,7 +12,6 @@
  */
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
-  frameParts,
   MessageType,
   TApplicationException,
   TApplicationExceptionType,
@@ -99,12 +98,10 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     }
     const endpoint = route.endpoints[route.balancer.pick()]!;
     const key = endpoint.key(frame.framing);
-    return this.upstreams
-      .call(key, frame, request.header, frameParts(frame, frame.payload), this.#options)
-      .then(
-        (reply) => this.#relay(request, reply, key.label, start),
-        (error: unknown) => this.#fail(request, error, key.label, start),
-      );
+    return this.upstreams.call(key, frame, request.header, this.#options).then(
+      (reply) => this.#relay(request, reply, key.label, start),
+      (error: unknown) => this.#fail(request, error, key.label, start),
+    );
   }
 
   #relay(

@@ -7,12 +7,13 @@
  * EXCEPTION with the call's seq id, and nothing was received past it. While idle, a connection
  * keeps one receive pending: the peer closing it (or sending anything) takes it out of the pool
  * at once instead of failing the next call. Not for routing or for answering the caller
- * (service.ts); multiplexing several calls on one connection (seq ids remapped) comes later.
+ * (service.ts); an upstream with `multiplex` set carries several calls per connection (mux.ts).
  */
 
 import {
   FrameReader,
   type FramingName,
+  frameParts,
   MessageType,
   readMessageHeader,
   type ThriftFrame,
@@ -29,36 +30,19 @@ import {
 } from '@loch/transports';
 import type { ByteStream } from '@loch/uring-runtime';
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
+import { type MuxCounters, type MuxKey, MuxPool } from './mux.js';
 
-/** Why an upstream call failed: what the caller is told, and what the log says. */
-export type ThriftUpstreamFailure =
-  | 'refused'
-  | 'connect_failed'
-  | 'connect_timeout'
-  | 'reset'
-  | 'timeout'
-  | 'protocol';
+import { failureOf, ThriftUpstreamError, type ThriftUpstreamFailure } from './upstream-error.js';
 
-/** A failed upstream call. */
-export class ThriftUpstreamError extends Error {
-  override readonly name = 'ThriftUpstreamError';
-  readonly code: string;
-  constructor(
-    readonly failure: ThriftUpstreamFailure,
-    readonly upstream: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.code = `ERR_LOCH_THRIFT_UPSTREAM_${failure.toUpperCase()}`;
-  }
-}
+export { ThriftUpstreamError, type ThriftUpstreamFailure };
 
-/** A pool key: one upstream spoken to in one framing. */
-export interface ThriftUpstreamKey extends PoolKey {
+/** A pool key: one upstream spoken to in one framing, exclusively or multiplexed. */
+export interface ThriftUpstreamKey extends PoolKey, MuxKey {
   readonly address: ThriftUpstreamAddress;
   readonly framing: FramingName;
   readonly label: string;
+  /** Calls in flight per connection when multiplexed; 0: one call per connection. */
+  readonly multiplex: number;
 }
 
 /** An upstream of a compiled route, with its four pool keys (one per framing) made once. */
@@ -68,10 +52,11 @@ export class ThriftUpstreamEndpoint {
     const a = upstream.address;
     const base = a.kind === 'tcp' ? `tcp:${a.host}:${a.port}` : `unix:${a.path}`;
     const key = (framing: FramingName): ThriftUpstreamKey => ({
-      id: `${base}|${framing}`,
+      id: `${base}|${framing}${upstream.multiplex > 0 ? `|mux${upstream.multiplex}` : ''}`,
       address: a,
       framing,
       label: upstream.label,
+      multiplex: upstream.multiplex,
     });
     this.#keys = {
       unframed: key('unframed'),
@@ -163,6 +148,8 @@ class UpstreamConnection implements ThriftStream {
 export interface ThriftUpstreamsOptions {
   /** Idle connections older than this are closed (ms). */
   readonly idleTimeout: number;
+  /** Largest seq id a multiplexed connection hands out before wrapping (tests shrink it). */
+  readonly maxSeqId?: number;
 }
 
 /** Deadlines (ms, 0 = none) and limits of one call. */
@@ -173,13 +160,23 @@ export interface ThriftCallOptions {
   readonly maxFrameSize: number;
 }
 
-/** The upstream side of a thrift server in one worker: connector and pool, kept across reloads. */
+/** Counters of a ThriftUpstreams beside its pool's. */
+export interface ThriftUpstreamStats extends PoolStats, MuxCounters {
+  /** Multiplexed connections open. */
+  readonly muxConnections: number;
+  /** ONEWAY calls that could not be delivered (logged one by one as well). */
+  readonly onewayFailures: number;
+}
+
+/** The upstream side of a thrift server in one worker: connector and pools, kept across reloads. */
 export class ThriftUpstreams {
   readonly #pool: ConnectionPool<ThriftUpstreamKey, UpstreamConnection>;
+  readonly #mux: MuxPool;
   readonly #connector = new UnifiedL4Connector();
   readonly #open = new Set<UpstreamConnection>();
   /** Calls being forwarded (a graceful stop waits for them). */
   inFlight = 0;
+  #onewayFailures = 0;
   readonly #onIdleDeath = (conn: UpstreamConnection): void => {
     this.#pool.removeIdle(conn.key, conn);
   };
@@ -190,29 +187,46 @@ export class ThriftUpstreams {
       idleTimeout: options.idleTimeout,
       isAlive: (c) => c.alive && !c.stream.closed,
     });
+    this.#mux = new MuxPool(
+      (key, timeout) => this.#connectStream(key as ThriftUpstreamKey, timeout),
+      options.idleTimeout,
+      options.maxSeqId,
+    );
   }
 
   /** Pool counters. */
-  stats(): PoolStats {
-    return this.#pool.stats();
+  stats(): ThriftUpstreamStats {
+    return {
+      ...this.#pool.stats(),
+      ...this.#mux.counters,
+      muxConnections: this.#mux.connections,
+      onewayFailures: this.#onewayFailures,
+    };
   }
 
   /**
-   * Sends `frame` (the caller's frame, re-encoded by `parts` in the same framing; `message` its
-   * message header) to the upstream and resolves the reply frame, undecoded past its message
-   * header; undefined for a ONEWAY call (resolved once written). Rejects with
+   * Sends `frame` (the call as it goes upstream, in the key's framing; `message` its message
+   * header) and resolves the reply frame, undecoded past its message header, with the call's
+   * message seq id (the framing header's is the server's to restore); undefined for a ONEWAY
+   * call (resolved once written). Exclusive or multiplexed as the key says. Rejects with
    * ThriftUpstreamError.
    */
   async call(
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
-    parts: readonly Uint8Array[],
     timeouts: ThriftCallOptions,
   ): Promise<ThriftFrame | undefined> {
     this.inFlight++;
     try {
-      return await this.#call(key, frame, message, parts, timeouts);
+      if (key.multiplex > 0) {
+        const oneway = message.type === MessageType.ONEWAY;
+        return await this.#mux.call(key, { frame, seqId: message.seqId, oneway }, timeouts);
+      }
+      return await this.#call(key, frame, message, timeouts);
+    } catch (error) {
+      if (message.type === MessageType.ONEWAY) this.#onewayFailures++;
+      throw error;
     } finally {
       this.inFlight--;
     }
@@ -222,9 +236,9 @@ export class ThriftUpstreams {
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
-    parts: readonly Uint8Array[],
     timeouts: ThriftCallOptions,
   ): Promise<ThriftFrame | undefined> {
+    const parts = frameParts(frame, frame.payload);
     let conn = this.#pool.acquire(key);
     if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
     conn.busy();
@@ -297,10 +311,20 @@ export class ThriftUpstreams {
   }
 
   async #connect(key: ThriftUpstreamKey, timeout: number, maxFrameSize: number): Promise<UpstreamConnection> {
-    let stream: ByteStream;
+    const stream = await this.#connectStream(key, timeout);
+    const conn = new UpstreamConnection(key, stream, maxFrameSize, this.#onIdleDeath);
+    this.#pool.created(key, conn);
+    // Connections the pool closed (idle timeout, cap) are swept here, not tracked per close.
+    if (this.#open.size >= 256) for (const c of this.#open) if (c.closed) this.#open.delete(c);
+    this.#open.add(conn);
+    return conn;
+  }
+
+  /** Connects to the key's upstream; rejects with a ThriftUpstreamError. */
+  async #connectStream(key: ThriftUpstreamKey, timeout: number): Promise<ByteStream> {
     const options: ConnectOptions = { timeout };
     try {
-      stream = await this.#connector.connect(key.address, options);
+      return await this.#connector.connect(key.address, options);
     } catch (error) {
       const code = error instanceof TransportError ? error.code : '';
       const failure: ThriftUpstreamFailure =
@@ -318,12 +342,6 @@ export class ThriftUpstreams {
         { cause: error },
       );
     }
-    const conn = new UpstreamConnection(key, stream, maxFrameSize, this.#onIdleDeath);
-    this.#pool.created(key, conn);
-    // Connections the pool closed (idle timeout, cap) are swept here, not tracked per close.
-    if (this.#open.size >= 256) for (const c of this.#open) if (c.closed) this.#open.delete(c);
-    this.#open.add(conn);
-    return conn;
   }
 
   #failure(
@@ -342,20 +360,19 @@ export class ThriftUpstreams {
       );
     }
     const detail = error === undefined ? '' : `: ${(error as Error)?.message ?? String(error)}`;
-    const protocol = (error as { name?: string } | undefined)?.name;
-    const failure: ThriftUpstreamFailure =
-      protocol === 'ThriftProtocolError' || protocol === 'ThriftTransportError' ? 'protocol' : 'reset';
-    return new ThriftUpstreamError(failure, key.label, `${what}${detail}`, { cause: error });
+    return new ThriftUpstreamError(failureOf(error), key.label, `${what}${detail}`, { cause: error });
   }
 
   /** Closes idle connections now and the rest when their calls end; closeAll ends those too. */
   close(): void {
     this.#pool.close();
+    this.#mux.close();
   }
 
   /** Closes every connection, in use or not (shutdown past its grace). */
   closeAll(): void {
     this.#pool.close();
+    this.#mux.closeAll();
     for (const conn of this.#open) void conn.close().catch(() => {});
     this.#open.clear();
   }

@@ -62,13 +62,24 @@ describe('thrift server config', () => {
             service: undefined,
             loadBalancer: 'random',
             upstreams: [
-              { address: { kind: 'tcp', host: '127.0.0.1', port: 9090 }, weight: 2, label: '127.0.0.1:9090' },
-              { address: { kind: 'unix', path: '/run/rpc.sock' }, weight: 1, label: 'unix:/run/rpc.sock' },
+              {
+                address: { kind: 'tcp', host: '127.0.0.1', port: 9090 },
+                weight: 2,
+                label: '127.0.0.1:9090',
+                multiplex: 0,
+              },
+              {
+                address: { kind: 'unix', path: '/run/rpc.sock' },
+                weight: 1,
+                label: 'unix:/run/rpc.sock',
+                multiplex: 0,
+              },
             ],
           },
         ],
         maxFrameSize: 16 * 1024 * 1024,
         accessLog: true,
+        maxPipelinedCalls: 1,
       },
     ]);
   });
@@ -92,7 +103,12 @@ upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
         service: undefined,
         loadBalancer: 'first',
         upstreams: [
-          { address: { kind: 'tcp', host: '127.0.0.1', port: 9090 }, weight: 1, label: '127.0.0.1:9090' },
+          {
+            address: { kind: 'tcp', host: '127.0.0.1', port: 9090 },
+            weight: 1,
+            label: '127.0.0.1:9090',
+            multiplex: 0,
+          },
         ],
       },
     ]);
@@ -132,6 +148,29 @@ upstreams = [{ endpoint = "127.0.0.1:9300", weight = 0 }, { endpoint = "127.0.0.
       [undefined, 'Billing', 'weighted_random', 2],
       [undefined, undefined, 'round_robin', 2],
     ]);
+  });
+
+  it('loads multiplex per upstream (true: 128 calls, or max_calls) and max_pipelined_calls', () => {
+    const rpc = parseConfig(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+max_pipelined_calls = 32
+route = { upstreams = [{ endpoint = "127.0.0.1:9100", multiplex = true }, { endpoint = "127.0.0.1:9101", multiplex = { max_calls = 16 } }, { endpoint = "127.0.0.1:9102", multiplex = false }] }
+`).thriftServers[0]!;
+    expect(rpc.maxPipelinedCalls).toBe(32);
+    expect(rpc.routes[0]!.upstreams.map((u) => u.multiplex)).toEqual([128, 16, 0]);
+    expect(
+      issuesOf(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+max_pipelined_calls = 0
+route = { upstreams = [{ endpoint = "127.0.0.1:9100", multiplex = { max_calls = 0 } }] }
+`)
+        .map((i) => i.path)
+        .sort(),
+    ).toEqual(['servers.rpc.max_pipelined_calls', 'servers.rpc.route.upstreams[0].multiplex.max_calls']);
   });
 
   it('names every problem of a bad thrift block', () => {

@@ -1,0 +1,407 @@
+/**
+ * Multiplexed upstream connections (mux.ts through ThriftUpstreams) against a scripted
+ * upstream on node:net that records what it receives and answers when and how a test says:
+ * concurrent calls share a connection with remapped seq ids, replies out of order reach their
+ * calls with the callers' ids, compact frames whose seq id varint changes length are
+ * re-encoded, THeader with zlib and headers, tombstones for timed-out ids (a late reply is
+ * dropped, its id handed out again only after it), an unknown reply id failing the
+ * connection, an upstream closing with calls in flight, and ONEWAY calls freed at write.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import {
+  createReader,
+  createWriter,
+  decodeFrame,
+  encodeFrame,
+  type FramingName,
+  MessageType,
+  messageBodyOffset,
+  type ProtocolName,
+  readMessageHeader,
+  THeaderTransform,
+  type ThriftFrame,
+  TType,
+} from '@loch/thrift';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
+
+/** A call as the upstream received it. */
+interface Received {
+  readonly name: string;
+  readonly type: number;
+  /** Message header seq id. */
+  readonly seqId: number;
+  /** Framing header seq id (THeader), else the message's. */
+  readonly frameSeqId: number;
+  readonly text: string;
+  readonly frame: ThriftFrame;
+  /** Sends the reply `up:<name>:<text>` (message seq id `seqId` unless overridden). */
+  reply(seqId?: number): void;
+}
+
+function readText(protocol: ProtocolName, payload: Uint8Array): string {
+  const r = createReader(protocol).reset(payload, messageBodyOffset(protocol, payload));
+  let s = '';
+  r.readStructBegin();
+  for (;;) {
+    const t = r.readFieldBegin();
+    if (t === TType.STOP) break;
+    if (t === TType.STRING && s === '') s = r.readString();
+    else r.skip(t);
+  }
+  return s;
+}
+
+function message(
+  protocol: ProtocolName,
+  name: string,
+  type: MessageType,
+  seqId: number,
+  text: string,
+): Uint8Array {
+  const w = createWriter(protocol);
+  w.writeMessageBegin(name, type, seqId);
+  w.writeStructBegin();
+  w.writeFieldBegin(TType.STRING, type === MessageType.REPLY ? 0 : 1);
+  w.writeString(text);
+  w.writeFieldStop();
+  w.writeStructEnd();
+  w.writeMessageEnd();
+  return w.finishCopy();
+}
+
+interface Scripted {
+  readonly port: number;
+  readonly received: Received[];
+  connections(): number;
+  /** Resolves once `n` calls were received in all. */
+  receivedAtLeast(n: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A framed or THeader upstream that hands every call to `onCall` (default: answer at once). */
+async function scriptedUpstream(
+  framing: FramingName,
+  onCall: (call: Received, socket: Socket) => void = (call) => call.reply(),
+): Promise<Scripted> {
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  const waiters: { n: number; resolve: () => void }[] = [];
+  let accepted = 0;
+  const server: Server = createServer((s) => {
+    accepted++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const bytes = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
+        buf = buf.subarray(bytes.byteLength);
+        const frame = decodeFrame(framing, bytes);
+        const header = readMessageHeader(frame.protocol, frame.payload);
+        const call: Received = {
+          name: header.name,
+          type: header.type,
+          seqId: header.seqId,
+          frameSeqId: frame.seqId,
+          text: readText(frame.protocol, frame.payload),
+          frame,
+          reply: (seqId = header.seqId) => {
+            const payload = message(
+              frame.protocol,
+              header.name,
+              MessageType.REPLY,
+              seqId,
+              `up:${header.name}:${call.text}`,
+            );
+            s.write(
+              encodeFrame(
+                {
+                  framing,
+                  protocol: frame.protocol,
+                  ...(framing === 'theader' ? { seqId } : {}),
+                  headers: frame.headers,
+                  transforms: frame.transforms,
+                },
+                payload,
+              ),
+            );
+          },
+        };
+        received.push(call);
+        for (const w of waiters.splice(0)) {
+          if (received.length >= w.n) w.resolve();
+          else waiters.push(w);
+        }
+        onCall(call, s);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    received,
+    connections: () => accepted,
+    receivedAtLeast: (n) =>
+      received.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })),
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const open: { close(): unknown }[] = [];
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+function setup(
+  upstream: Scripted,
+  framing: FramingName,
+  multiplex = 8,
+  maxSeqId?: number,
+): { upstreams: ThriftUpstreams; key: ThriftUpstreamKey } {
+  const upstreams = new ThriftUpstreams({
+    idleTimeout: 30_000,
+    ...(maxSeqId === undefined ? {} : { maxSeqId }),
+  });
+  open.push(upstream, { close: () => upstreams.closeAll() });
+  const endpoint = new ThriftUpstreamEndpoint({
+    address: { kind: 'tcp', host: '127.0.0.1', port: upstream.port },
+    weight: 1,
+    label: `127.0.0.1:${upstream.port}`,
+    multiplex,
+  });
+  return { upstreams, key: endpoint.key(framing) };
+}
+
+/** A caller's frame as the proxy's server would decode it. */
+function callFrame(
+  framing: FramingName,
+  protocol: ProtocolName,
+  name: string,
+  seqId: number,
+  text: string,
+  spec: {
+    type?: MessageType;
+    frameSeqId?: number;
+    headers?: ReadonlyMap<string, string>;
+    transforms?: number[];
+  } = {},
+): ThriftFrame {
+  const type: MessageType = spec.type ?? MessageType.CALL;
+  const bytes = encodeFrame(
+    {
+      framing,
+      protocol,
+      ...(framing === 'theader' ? { seqId: spec.frameSeqId ?? seqId } : {}),
+      ...(spec.headers === undefined ? {} : { headers: spec.headers }),
+      ...(spec.transforms === undefined ? {} : { transforms: spec.transforms }),
+    },
+    message(protocol, name, type, seqId, text),
+  );
+  return decodeFrame(framing, bytes);
+}
+
+const timeouts = { connect: 2000, call: 5000, maxFrameSize: 1 << 20 };
+
+function forward(
+  upstreams: ThriftUpstreams,
+  key: ThriftUpstreamKey,
+  frame: ThriftFrame,
+  options = timeouts,
+): Promise<ThriftFrame | undefined> {
+  const header = readMessageHeader(frame.protocol, frame.payload);
+  return upstreams.call(key, frame, header, options);
+}
+
+/** The reply's message seq id and text. */
+function replyOf(reply: ThriftFrame | undefined): { seqId: number; text: string } {
+  const header = readMessageHeader(reply!.protocol, reply!.payload);
+  return { seqId: header.seqId, text: readText(reply!.protocol, reply!.payload) };
+}
+
+describe('multiplexed thrift upstream connections', () => {
+  it('carries concurrent calls on one connection with remapped seq ids; replies out of order reach their calls', async () => {
+    const up = await scriptedUpstream('framed', () => {});
+    const { upstreams, key } = setup(up, 'framed');
+    // Six callers on six client connections, all using seq id 7.
+    const calls = [0, 1, 2, 3, 4, 5].map((i) =>
+      forward(upstreams, key, callFrame('framed', 'binary', 'get', 7, `t${i}`)),
+    );
+    await up.receivedAtLeast(6);
+    expect(up.connections()).toBe(1);
+    expect(new Set(up.received.map((r) => r.seqId)).size).toBe(6);
+    for (const r of [...up.received].reverse()) r.reply();
+    const replies = (await Promise.all(calls)).map(replyOf);
+    expect(replies).toEqual([0, 1, 2, 3, 4, 5].map((i) => ({ seqId: 7, text: `up:get:t${i}` })));
+    expect(upstreams.stats().muxConnections).toBe(1);
+  });
+
+  it('opens another connection past max_calls', async () => {
+    const up = await scriptedUpstream('framed', () => {});
+    const { upstreams, key } = setup(up, 'framed', 2);
+    const calls = [0, 1, 2, 3, 4].map((i) =>
+      forward(upstreams, key, callFrame('framed', 'binary', 'get', i, `t${i}`)),
+    );
+    await up.receivedAtLeast(5);
+    expect(up.connections()).toBe(3);
+    for (const r of up.received) r.reply();
+    expect((await Promise.all(calls)).map((r) => replyOf(r).text)).toEqual(
+      [0, 1, 2, 3, 4].map((i) => `up:get:t${i}`),
+    );
+  });
+
+  it('re-encodes compact frames whose seq id varint changes length, both ways', async () => {
+    const up = await scriptedUpstream('framed');
+    const { upstreams, key } = setup(up, 'framed');
+    // 300 is a 2-byte varint, loch's first id (1) a 1-byte one; 2^30 is 5 bytes.
+    for (const seqId of [300, 1 << 30, 0]) {
+      const reply = await forward(upstreams, key, callFrame('framed', 'compact', 'get', seqId, `s${seqId}`));
+      expect(replyOf(reply)).toEqual({ seqId, text: `up:get:s${seqId}` });
+    }
+    expect(up.received.map((r) => r.seqId)).toEqual([1, 2, 3]);
+  });
+
+  it('rewrites the THeader seq id with the message one, through zlib, and keeps the headers', async () => {
+    const up = await scriptedUpstream('theader');
+    const { upstreams, key } = setup(up, 'theader');
+    const frame = callFrame('theader', 'compact', 'get', 41, 'z', {
+      frameSeqId: 9000,
+      headers: new Map([['tenant', 't1']]),
+      transforms: [THeaderTransform.ZLIB],
+    });
+    const [a, b] = await Promise.all([
+      forward(upstreams, key, frame),
+      forward(upstreams, key, callFrame('theader', 'binary', 'get', 41, 'y', { frameSeqId: 41 })),
+    ]);
+    const seen = up.received[0]!;
+    expect([seen.seqId, seen.frameSeqId, seen.text]).toEqual([1, 1, 'z']);
+    expect(seen.frame.transforms).toEqual([THeaderTransform.ZLIB]);
+    expect(seen.frame.headers.get('tenant')).toBe('t1');
+    expect(replyOf(a)).toEqual({ seqId: 41, text: 'up:get:z' });
+    expect(a!.headers.get('tenant')).toBe('t1');
+    expect(replyOf(b)).toEqual({ seqId: 41, text: 'up:get:y' });
+  });
+
+  it('tombstones a timed-out id: its late reply is dropped and the id is handed out again only after it', async () => {
+    const up = await scriptedUpstream('framed', (call) => {
+      if (call.name !== 'slow' && call.name !== 'hold') call.reply();
+    });
+    // Ids 1..3 only, so they come round again within the test.
+    const { upstreams, key } = setup(up, 'framed', 8, 3);
+    await expect(
+      forward(upstreams, key, callFrame('framed', 'binary', 'slow', 5, 'late'), { ...timeouts, call: 50 }),
+    ).rejects.toMatchObject({ failure: 'timeout' });
+    for (const text of ['b', 'c', 'd']) {
+      expect(replyOf(await forward(upstreams, key, callFrame('framed', 'binary', 'get', 5, text))).text).toBe(
+        `up:get:${text}`,
+      );
+    }
+    // Id 1 is tombstoned: after 2 and 3, the ids went round to 2.
+    expect(up.received.map((r) => r.seqId)).toEqual([1, 2, 3, 2]);
+    // A call in flight on id 3 while the late reply for id 1 comes: it gets its own reply.
+    const held = scriptedHold(up);
+    const pending = forward(upstreams, key, callFrame('framed', 'binary', 'hold', 6, 'e'));
+    await up.receivedAtLeast(5);
+    up.received[0]!.reply(); // the late one
+    held.release();
+    expect(replyOf(await pending)).toEqual({ seqId: 6, text: 'up:hold:e' });
+    expect(upstreams.stats().lateReplies).toBe(1);
+    // The tombstone is gone: id 1 is handed out again.
+    await forward(upstreams, key, callFrame('framed', 'binary', 'get', 7, 'f'));
+    expect(up.received.map((r) => r.seqId)).toEqual([1, 2, 3, 2, 3, 1]);
+    expect(up.connections()).toBe(1);
+  });
+
+  it('retires a connection once more calls timed out than its limit', async () => {
+    const up = await scriptedUpstream('framed', (call) => {
+      if (call.name !== 'slow') call.reply();
+    });
+    const { upstreams, key } = setup(up, 'framed', 2);
+    const slow = () =>
+      forward(upstreams, key, callFrame('framed', 'binary', 'slow', 1, 'x'), { ...timeouts, call: 30 });
+    await expect(Promise.all([slow(), slow()])).rejects.toMatchObject({ failure: 'timeout' });
+    await expect(slow()).rejects.toMatchObject({ failure: 'timeout' });
+    expect(upstreams.stats().retired).toBe(1);
+    expect(replyOf(await forward(upstreams, key, callFrame('framed', 'binary', 'get', 1, 'ok'))).text).toBe(
+      'up:get:ok',
+    );
+    expect(up.connections()).toBe(2);
+  });
+
+  it('fails every call of a connection whose upstream replies with an id nobody waits for', async () => {
+    const up = await scriptedUpstream('framed', (call) => {
+      if (call.text === 'bad') call.reply(999);
+    });
+    const { upstreams, key } = setup(up, 'framed');
+    const waiting = forward(upstreams, key, callFrame('framed', 'binary', 'get', 1, 'waits'));
+    const bad = forward(upstreams, key, callFrame('framed', 'binary', 'get', 2, 'bad'));
+    await expect(bad).rejects.toMatchObject({
+      failure: 'protocol',
+      message: expect.stringContaining('seq id 999'),
+    });
+    await expect(waiting).rejects.toMatchObject({ failure: 'protocol' });
+    expect(upstreams.stats().muxConnections).toBe(0);
+  });
+
+  it('fails the calls in flight when the upstream closes; the next call connects again', async () => {
+    const up = await scriptedUpstream('framed', (call, socket) => {
+      if (call.text === 'die') socket.destroy();
+      else if (call.text !== 'wait') call.reply();
+    });
+    const { upstreams, key } = setup(up, 'framed');
+    const waiting = forward(upstreams, key, callFrame('framed', 'binary', 'get', 1, 'wait'));
+    await up.receivedAtLeast(1);
+    await expect(
+      forward(upstreams, key, callFrame('framed', 'binary', 'get', 2, 'die')),
+    ).rejects.toMatchObject({
+      failure: 'reset',
+    });
+    await expect(waiting).rejects.toMatchObject({ failure: 'reset' });
+    expect(
+      replyOf(await forward(upstreams, key, callFrame('framed', 'binary', 'get', 3, 'again'))).text,
+    ).toBe('up:get:again');
+    expect(up.connections()).toBe(2);
+  });
+
+  it('frees a ONEWAY call at write and counts one that could not be delivered', async () => {
+    const up = await scriptedUpstream('framed', () => {});
+    const { upstreams, key } = setup(up, 'framed', 1);
+    const oneway = (text: string) =>
+      forward(upstreams, key, callFrame('framed', 'binary', 'note', 1, text, { type: MessageType.ONEWAY }));
+    // With one call per connection, both go on the same connection: the first freed its slot.
+    expect(await oneway('a')).toBeUndefined();
+    expect(await oneway('b')).toBeUndefined();
+    await up.receivedAtLeast(2);
+    expect(up.received.map((r) => [r.type, r.text])).toEqual([
+      [MessageType.ONEWAY, 'a'],
+      [MessageType.ONEWAY, 'b'],
+    ]);
+    expect(up.connections()).toBe(1);
+    await up.close();
+    const { upstreams: down, key: downKey } = setup(up, 'framed');
+    await expect(
+      down.call(
+        downKey,
+        callFrame('framed', 'binary', 'note', 1, 'c', { type: MessageType.ONEWAY }),
+        { type: MessageType.ONEWAY, seqId: 1 },
+        timeouts,
+      ),
+    ).rejects.toMatchObject({ failure: 'refused' });
+    expect(down.stats().onewayFailures).toBe(1);
+  });
+});
+
+/** Makes the scripted upstream hold `hold` calls until released (others answer as before). */
+function scriptedHold(up: Scripted): { release(): void } {
+  return {
+    release() {
+      for (const r of up.received) if (r.name === 'hold') r.reply();
+    },
+  };
+}

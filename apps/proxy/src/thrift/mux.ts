@@ -1,0 +1,412 @@
+/**
+ * Multiplexed upstream connections of the thrift proxy (an upstream with `multiplex = true`):
+ * several calls in flight on one connection, told apart by seq ids that loch assigns. Each call
+ * is written with a connection-unique seq id in both its framing header (THeader/TTHeader) and
+ * its message header (compact's varint may change length: the frame is re-encoded, its length
+ * recomputed; a zlib THeader payload is already inflated by the reader and deflated again when
+ * written), and its reply gets the caller's ids back. A call that times out leaves a tombstone
+ * on its id: the id is not handed out again until its late reply came (and was dropped) or the
+ * connection ended, so a late reply never reaches another call. Too many tombstones (more than
+ * the connection's call limit) retire the connection: no new calls, closed when the rest end.
+ * A reply with an id that no call and no tombstone holds, or that is not a REPLY/EXCEPTION, is
+ * a protocol error that fails every call of that connection. ONEWAY calls free their slot once
+ * written. Writes are queued and coalesced: calls made while a write is in flight go out
+ * together in the next writev. Not for exclusive (one call at a time) connections: upstream.ts.
+ */
+import {
+  FrameReader,
+  MessageType,
+  readMessageHeader,
+  reframe,
+  rewriteSeqId,
+  type ThriftFrame,
+} from '@loch/thrift';
+import type { ByteStream } from '@loch/uring-runtime';
+import { failureOf, ThriftUpstreamError } from './upstream-error.js';
+
+/** What a multiplexed pool needs of a pool key. */
+export interface MuxKey {
+  readonly id: string;
+  readonly framing: ThriftFrame['framing'];
+  readonly label: string;
+  /** Most calls in flight on one connection (> 0). */
+  readonly multiplex: number;
+}
+
+/** A call to forward: the frame as it goes upstream, and the caller's ids to answer with. */
+export interface MuxCall {
+  /** The frame to send (its payload's seq id and framing seq id are rewritten on the way). */
+  readonly frame: ThriftFrame;
+  /** The caller's message seq id, written back into the reply's message header. */
+  readonly seqId: number;
+  readonly oneway: boolean;
+}
+
+/** Deadlines and limits of one call (ms, 0 = none). */
+export interface MuxCallOptions {
+  readonly connect: number;
+  readonly call: number;
+  readonly maxFrameSize: number;
+}
+
+/** Counters shared by the connections of a pool. */
+export interface MuxCounters {
+  /** Replies that came after their call timed out (dropped on their tombstone). */
+  lateReplies: number;
+  /** Connections retired because too many of their calls timed out. */
+  retired: number;
+}
+
+interface Waiting {
+  readonly seqId: number;
+  readonly resolve: (reply: ThriftFrame) => void;
+  readonly reject: (error: unknown) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+}
+
+interface Written {
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** At most this many buffers per writev (IOV_MAX is 1024 on Linux). */
+const MAX_IOVECS = 512;
+
+/** One upstream connection carrying several calls at once. */
+export class MuxConnection {
+  readonly #reader: FrameReader;
+  readonly #pending = new Map<number, Waiting>();
+  readonly #tombstones = new Set<number>();
+  #nextId = 1;
+  #queue: Uint8Array[] = [];
+  /** ONEWAY calls in `#queue`, resolved once it is written. */
+  #queued: Written[] = [];
+  /** ONEWAY calls in the writev in flight. */
+  #writing: Written[] | null = null;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  #error: ThriftUpstreamError | undefined;
+  /** Calls given to this connection and not finished (reserved ones included). */
+  load = 0;
+  /** False once the connection failed or was closed. */
+  alive = true;
+  /** No new calls: closed once its calls end. */
+  draining = false;
+
+  constructor(
+    readonly key: MuxKey,
+    readonly stream: ByteStream,
+    maxFrameSize: number,
+    private readonly idleTimeout: number,
+    private readonly counters: MuxCounters,
+    private readonly onEnd: (conn: MuxConnection) => void,
+    /** Largest seq id handed out before wrapping to 1 (an i32; tests shrink it). */
+    private readonly maxSeqId = 0x7fffffff,
+  ) {
+    this.#reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
+    void this.#readLoop();
+  }
+
+  /** Takes a call this connection was reserved for (`load` counts it already). */
+  call(call: MuxCall, timeout: number): Promise<ThriftFrame | undefined> {
+    if (!this.alive) return Promise.reject(this.#error);
+    clearTimeout(this.#idleTimer);
+    const id = this.#allocate();
+    let parts: Uint8Array[];
+    try {
+      parts = reframe(call.frame, { seqId: id });
+    } catch (error) {
+      this.#release();
+      return Promise.reject(
+        new ThriftUpstreamError(
+          'protocol',
+          this.key.label,
+          `the call could not be re-encoded: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        ),
+      );
+    }
+    if (call.oneway) {
+      return new Promise((resolve, reject) => {
+        this.#enqueue(parts, {
+          resolve: () => {
+            this.#release();
+            resolve(undefined);
+          },
+          reject,
+        });
+      });
+    }
+    return new Promise((resolve, reject) => {
+      const waiting: Waiting = { seqId: call.seqId, resolve, reject, timer: undefined };
+      this.#pending.set(id, waiting);
+      if (timeout > 0) waiting.timer = setTimeout(() => this.#timedOut(id, waiting, timeout), timeout);
+      this.#enqueue(parts, undefined);
+    });
+  }
+
+  /** Ends the connection; calls still on it fail as reset. */
+  close(): void {
+    this.#die(new ThriftUpstreamError('reset', this.key.label, 'the connection was closed by loch'));
+  }
+
+  /** Stops taking calls and closes once the calls on it end. */
+  drain(): void {
+    this.draining = true;
+    if (this.load === 0) this.close();
+  }
+
+  /**
+   * A seq id held by no call and no tombstone (ids are positive i32s). Calls and tombstones
+   * are at most twice the call limit, far below the id space, so the search is short.
+   */
+  #allocate(): number {
+    for (;;) {
+      const id = this.#nextId;
+      this.#nextId = id >= this.maxSeqId ? 1 : id + 1;
+      if (!this.#pending.has(id) && !this.#tombstones.has(id)) return id;
+    }
+  }
+
+  #timedOut(id: number, waiting: Waiting, timeout: number): void {
+    this.#pending.delete(id);
+    this.#tombstones.add(id);
+    waiting.reject(
+      new ThriftUpstreamError(
+        'timeout',
+        this.key.label,
+        `no reply within the upstream_call timeout (${timeout} ms)`,
+      ),
+    );
+    if (this.#tombstones.size > this.key.multiplex && !this.draining) {
+      // An upstream that stopped answering: new calls go to a new connection.
+      this.counters.retired++;
+      this.draining = true;
+    }
+    this.#release();
+  }
+
+  /** A call ended: the connection may go idle, or close when draining. */
+  #release(): void {
+    if (!this.alive) return;
+    this.load--;
+    if (this.load > 0) return;
+    if (this.draining) this.close();
+    else if (this.idleTimeout > 0) this.#idleTimer = setTimeout(() => this.close(), this.idleTimeout);
+  }
+
+  #enqueue(parts: readonly Uint8Array[], written: Written | undefined): void {
+    for (const p of parts) this.#queue.push(p);
+    if (written !== undefined) this.#queued.push(written);
+    if (this.#writing === null) void this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#queue.length > 0 && this.alive) {
+        let bufs = this.#queue;
+        if (bufs.length > MAX_IOVECS) {
+          // Frames stay whole across writevs: the bytes are sent in order either way.
+          this.#queue = bufs.slice(MAX_IOVECS);
+          bufs = bufs.slice(0, MAX_IOVECS);
+        } else {
+          this.#queue = [];
+        }
+        const written = this.#queue.length === 0 ? this.#queued : [];
+        if (this.#queue.length === 0) this.#queued = [];
+        this.#writing = written;
+        await this.stream.writev(bufs);
+        this.#writing = null;
+        for (const w of written) w.resolve();
+      }
+    } catch (error) {
+      this.#die(
+        new ThriftUpstreamError(
+          failureOf(error),
+          this.key.label,
+          `the call could not be written: ${(error as Error).message}`,
+          {
+            cause: error,
+          },
+        ),
+      );
+    } finally {
+      this.#writing = null;
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    const label = this.key.label;
+    for (;;) {
+      let reply: ThriftFrame | null;
+      try {
+        reply = await this.#reader.next();
+      } catch (error) {
+        this.#die(
+          new ThriftUpstreamError(
+            failureOf(error),
+            label,
+            `the reply could not be read: ${(error as Error).message}`,
+            {
+              cause: error,
+            },
+          ),
+        );
+        return;
+      }
+      if (reply === null) {
+        this.#die(new ThriftUpstreamError('reset', label, 'the upstream closed the connection'));
+        return;
+      }
+      const failure = this.#deliver(reply);
+      if (failure !== undefined) {
+        this.#die(new ThriftUpstreamError('protocol', label, failure));
+        return;
+      }
+    }
+  }
+
+  /** Hands a reply to its call; returns why the connection must end, if it must. */
+  #deliver(reply: ThriftFrame): string | undefined {
+    let header: { type: number; seqId: number };
+    try {
+      header = readMessageHeader(reply.protocol, reply.payload);
+    } catch (error) {
+      return `unreadable reply: ${(error as Error).message}`;
+    }
+    if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION)
+      return `a reply has message type ${header.type}`;
+    if (reply.seqId !== header.seqId)
+      return `a reply's framing header has seq id ${reply.seqId}, its message ${header.seqId}`;
+    const waiting = this.#pending.get(header.seqId);
+    if (waiting === undefined) {
+      if (!this.#tombstones.delete(header.seqId))
+        return `a reply has seq id ${header.seqId}, which no call is waiting for`;
+      // The late reply of a call that timed out: dropped; its id may be handed out again.
+      this.counters.lateReplies++;
+      return undefined;
+    }
+    this.#pending.delete(header.seqId);
+    clearTimeout(waiting.timer);
+    const payload = rewriteSeqId(reply.protocol, reply.payload, waiting.seqId);
+    waiting.resolve(payload === reply.payload ? reply : { ...reply, payload });
+    this.#release();
+    return undefined;
+  }
+
+  #die(error: ThriftUpstreamError): void {
+    if (!this.alive) return;
+    this.alive = false;
+    this.#error = error;
+    this.load = 0;
+    clearTimeout(this.#idleTimer);
+    void this.stream.close().catch(() => {});
+    for (const waiting of this.#pending.values()) {
+      clearTimeout(waiting.timer);
+      waiting.reject(error);
+    }
+    this.#pending.clear();
+    for (const w of this.#writing ?? []) w.reject(error);
+    for (const w of this.#queued) w.reject(error);
+    this.#queued = [];
+    this.#queue = [];
+    this.onEnd(this);
+  }
+}
+
+interface Connecting {
+  /** Calls waiting for this connection. */
+  reserved: number;
+  readonly conn: Promise<MuxConnection>;
+}
+
+/** The multiplexed connections of a thrift server's upstreams, per pool key. */
+export class MuxPool {
+  readonly #conns = new Map<string, MuxConnection[]>();
+  readonly #connecting = new Map<string, Connecting>();
+  readonly counters: MuxCounters = { lateReplies: 0, retired: 0 };
+  #closing = false;
+  readonly #ended = (conn: MuxConnection): void => {
+    const list = this.#conns.get(conn.key.id);
+    const at = list?.indexOf(conn) ?? -1;
+    if (at >= 0) list!.splice(at, 1);
+    if (list?.length === 0) this.#conns.delete(conn.key.id);
+  };
+
+  constructor(
+    private readonly connect: (key: MuxKey, timeout: number) => Promise<ByteStream>,
+    private readonly idleTimeout: number,
+    /** See MuxConnection's maxSeqId. */
+    private readonly maxSeqId?: number,
+  ) {}
+
+  /** Forwards a call on a connection of `key` with room, connecting one if none has. */
+  call(key: MuxKey, call: MuxCall, options: MuxCallOptions): Promise<ThriftFrame | undefined> {
+    const list = this.#conns.get(key.id);
+    if (list !== undefined) {
+      for (const conn of list) {
+        if (conn.alive && !conn.draining && conn.load < key.multiplex) {
+          conn.load++;
+          return conn.call(call, options.call);
+        }
+      }
+    }
+    let connecting = this.#connecting.get(key.id);
+    if (connecting === undefined || connecting.reserved >= key.multiplex)
+      connecting = this.#open(key, options);
+    connecting.reserved++;
+    return connecting.conn.then((conn) => conn.call(call, options.call));
+  }
+
+  /** Open connections. */
+  get connections(): number {
+    let n = 0;
+    for (const list of this.#conns.values()) n += list.length;
+    return n;
+  }
+
+  #open(key: MuxKey, options: MuxCallOptions): Connecting {
+    const entry: Connecting = {
+      reserved: 0,
+      conn: this.connect(key, options.connect).then(
+        (stream) => {
+          if (this.#connecting.get(key.id) === entry) this.#connecting.delete(key.id);
+          const conn = new MuxConnection(
+            key,
+            stream,
+            options.maxFrameSize,
+            this.idleTimeout,
+            this.counters,
+            this.#ended,
+            this.maxSeqId,
+          );
+          conn.load = entry.reserved;
+          let list = this.#conns.get(key.id);
+          if (list === undefined) this.#conns.set(key.id, (list = []));
+          list.push(conn);
+          if (this.#closing) conn.draining = true;
+          return conn;
+        },
+        (error: unknown) => {
+          if (this.#connecting.get(key.id) === entry) this.#connecting.delete(key.id);
+          throw error;
+        },
+      ),
+    };
+    this.#connecting.set(key.id, entry);
+    return entry;
+  }
+
+  /** Connections close once their calls end. */
+  close(): void {
+    this.#closing = true;
+    for (const list of [...this.#conns.values()]) for (const conn of [...list]) conn.drain();
+  }
+
+  /** Closes every connection now. */
+  closeAll(): void {
+    this.#closing = true;
+    for (const list of [...this.#conns.values()]) for (const conn of [...list]) conn.close();
+  }
+}
