@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
+import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
 import {
   type ConfigFile,
   ConfigFileSchema,
@@ -17,6 +18,7 @@ import {
   type LoadBalancerName,
   type ProxyConfig,
   type RouteConfig,
+  type RouteFile,
   type ServerConfig,
   type ServerFile,
   type ThriftRouteConfig,
@@ -153,6 +155,18 @@ function durationMs(value: number | string | undefined, fallback: number): numbe
   const n = Number(m[1]);
   const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000;
   return Math.round(n * unit);
+}
+
+/** A route's health and retry settings (health/config.ts), only those it sets. */
+function healthKeys(r: RouteFile): Pick<RouteConfig, 'outlierDetection' | 'healthCheck' | 'retries'> {
+  const outlierDetection = normalizeOutlier(r.outlier_detection, durationMs);
+  const healthCheck = normalizeHealthCheck(r.health_check, durationMs);
+  const retries = normalizeRetries(r.retries);
+  return {
+    ...(outlierDetection === undefined ? {} : { outlierDetection }),
+    ...(healthCheck === undefined ? {} : { healthCheck }),
+    ...(retries === undefined ? {} : { retries }),
+  };
 }
 
 /** A ByteSize value in bytes ("64k" = 65536). */
@@ -339,6 +353,7 @@ function normalizeServer(
       stripPrefix: r.strip_prefix,
       hostHeader: r.host_header ?? 'preserve',
       maxBodySize: bytesOf(r.max_body_size, maxBodySize),
+      ...healthKeys(r),
       ...(upstreamHttpVersion === 'http2' || upstreamHttpVersion === 'auto'
         ? { upstreamHttpVersion: upstreamHttpVersion as 'http2' | 'auto' }
         : {}),

@@ -5,6 +5,14 @@
  * schema-valid file into the effective config (both in config/load.ts).
  */
 import { z } from 'zod';
+import {
+  type HealthCheckConfig,
+  HealthCheckSchema,
+  type OutlierConfig,
+  OutlierDetectionSchema,
+  RetriesSchema,
+  type RetryConfig,
+} from '../health/config.js';
 
 /** A duration: milliseconds as a number, or a string with a unit ("250ms", "5s", "2m", "1h"). */
 export const Duration = z.union([
@@ -63,6 +71,12 @@ export const RouteSchema = z.strictObject({
   host_header: z.enum(['preserve', 'upstream']).optional(),
   /** Largest request body this route takes (413 above it); overrides the server's; 0: no limit. */
   max_body_size: ByteSize.optional(),
+  /** Passive health: consecutive failures eject an upstream for a while (health/config.ts). */
+  outlier_detection: OutlierDetectionSchema.optional(),
+  /** Active health checks of the route's upstreams, once per process (health/config.ts). */
+  health_check: HealthCheckSchema.optional(),
+  /** Retries of idempotent bodiless requests under a retry budget (health/config.ts). */
+  retries: RetriesSchema.optional(),
 });
 
 /** Monolake's `timeout` table: whole seconds. */
@@ -352,6 +366,17 @@ export interface RouteConfig {
    * picks (HTTP/1.1 to http:// ones). Absent: HTTP/1.1.
    */
   readonly upstreamHttpVersion?: 'http2' | 'auto' | undefined;
+  /** Passive health of the upstreams (`outlier_detection`); absent: never ejected. */
+  readonly outlierDetection?: OutlierConfig | undefined;
+  /** Active health checks (`health_check`); absent: not checked. */
+  readonly healthCheck?: HealthCheckConfig | undefined;
+  /**
+   * The active checker's slot per upstream in the shared health table (health-flags.ts; -1:
+   * unchecked), set by the main thread (ActiveHealthChecker.update) before workers see the config.
+   */
+  readonly healthSlots?: readonly number[] | undefined;
+  /** Retries (`retries`); absent: none beyond the connector's own on a stale pooled connection. */
+  readonly retries?: RetryConfig | undefined;
 }
 
 /** Timeouts in milliseconds; 0 disables one. */

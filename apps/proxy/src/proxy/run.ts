@@ -28,6 +28,8 @@ import { AdminPlane } from '../admin/admin-listener.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { keepTicketKeys, tlsFiles } from '../config/tls.js';
+import { ActiveHealthChecker } from '../health/active-checks.js';
+import { attachHealthFlags, newHealthBuffer } from '../health/health-flags.js';
 import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
@@ -87,8 +89,21 @@ function describeListen(config: ProxyConfig): string {
 }
 
 /** Runs the proxy until SIGTERM/SIGINT; resolves with the exit code. */
-export async function runProxy(config: ProxyConfig, configPath: string): Promise<number> {
-  const log = new ProxyLog(config.logLevel, '');
+export async function runProxy(loaded: ProxyConfig, configPath: string): Promise<number> {
+  const log = new ProxyLog(loaded.logLevel, '');
+  // Active health checks run here, once per process; workers read the verdicts from `health`.
+  const health = newHealthBuffer();
+  const checker = new ActiveHealthChecker(attachHealthFlags(health)!, {
+    info: (m) => {
+      log.info(m);
+      log.flush();
+    },
+    warn: (m) => {
+      log.warn(m);
+      log.flush();
+    },
+  });
+  const config = checker.update(loaded);
   const file = resolve(configPath);
   const driver =
     (process.env.LOCH_DRIVER as ProxyConfig['runtime']['driver'] | undefined) || config.runtime.driver;
@@ -105,7 +120,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
         cpuAffinity: config.runtime.cpuAffinity,
         driver,
         uring: { entries: config.runtime.entries },
-        data: { config, debug, metrics: admin.workerShare() } satisfies WorkerData,
+        data: { config, debug, metrics: admin.workerShare(), health } satisfies WorkerData,
         restart: WORKER_RESTART,
         faultInjection: typeof crashTarget === 'number',
       },
@@ -114,6 +129,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   } catch (error) {
     log.error(`cannot start: ${(error as Error).message}`);
     log.flush();
+    checker.close();
     return 1;
   }
   const startup = await pool.broadcast({ t: 'startup' } satisfies WorkerCommand, { timeout: 15_000 });
@@ -121,6 +137,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
   if (failed.length) {
     for (const f of failed) if (!f.ok) log.error(`cannot start: worker ${f.worker}: ${f.error.message}`);
     log.flush();
+    checker.close();
     await pool.stop({ deadline: 5_000 });
     return 1;
   }
@@ -151,7 +168,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     if (stopping) return;
     let next: ProxyConfig;
     try {
-      next = keepTicketKeys(current, await loadConfigFile(file));
+      next = checker.update(keepTicketKeys(current, await loadConfigFile(file)));
     } catch (error) {
       const detail = error instanceof ConfigError ? error.message : String(error);
       log.error(`reload (${why}) failed, keeping the running config: ${detail}`);
@@ -179,6 +196,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     const failed = replies.filter((r) => !r.ok && !absent(r));
     if (failed.length) {
       await pool.broadcast({ t: 'abort', generation: gen } satisfies WorkerCommand);
+      checker.update(current);
       for (const f of failed) {
         if (!f.ok)
           log.error(`reload (${why}) aborted on every worker: worker ${f.worker}: ${f.error.message}`);
@@ -188,7 +206,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     }
     for (const r of replies)
       if (absent(r)) log.warn(`reload (${why}): worker ${r.worker} is not running, skipped`);
-    pool.setData({ config: next, debug, metrics: admin.workerShare() } satisfies WorkerData);
+    pool.setData({ config: next, debug, metrics: admin.workerShare(), health } satisfies WorkerData);
     const commit: WorkerCommand = { t: 'commit', generation: gen };
     const committedOn = await Promise.all(
       replies
@@ -315,7 +333,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     if (stopping) return;
     const { config: next, keys } = rotateTicketKeys(current, servers);
     current = next;
-    pool.setData({ config: next, debug, metrics: admin.workerShare() } satisfies WorkerData);
+    pool.setData({ config: next, debug, metrics: admin.workerShare(), health } satisfies WorkerData);
     const replies = await pool.broadcast({ t: 'ticket-keys', keys } satisfies WorkerCommand);
     for (const r of replies)
       if (!r.ok && !absent(r)) log.error(`ticket key rotation: worker ${r.worker}: ${r.error.message}`);
@@ -359,6 +377,7 @@ export async function runProxy(config: ProxyConfig, configPath: string): Promise
     stopping = true;
     admin.draining();
     clearTimeout(debounce);
+    checker.close();
     watcher?.close();
     certificates.close();
     rotation.close();

@@ -31,6 +31,7 @@ import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
+import { attachHealthFlags } from '../health/health-flags.js';
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
@@ -51,6 +52,8 @@ export interface WorkerData {
   readonly debug?: DebugAids;
   /** The metrics buffers (one per worker index) and plan (metrics/recorder.ts). */
   readonly metrics?: MetricsShare;
+  /** The active health checks' verdicts (health/health-flags.ts), shared with the main thread. */
+  readonly health?: SharedArrayBuffer;
 }
 
 /** Commands of the reload protocol (main -> worker). */
@@ -601,7 +604,8 @@ async function bind(address: ListenAddress): Promise<StreamListener> {
  * @loch/uring-runtime.)
  */
 export async function main(context: WorkerContext): Promise<void> {
-  const { config, debug } = context.data as WorkerData;
+  const { config, debug, health } = context.data as WorkerData;
+  attachHealthFlags(health);
   workerMetrics.attach(context.index, (context.data as WorkerData).metrics);
   const worker = new ProxyWorker(context.index, config, context.runtime, debug);
   let startError: unknown = null;
