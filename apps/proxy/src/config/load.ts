@@ -445,9 +445,16 @@ function upstreamTls(
     return address;
   }
   const ca = tls?.ca === undefined ? 'system' : resolve(baseDir, tls.ca);
+  if (tls?.server_name_from === 'host' && tls.server_name !== undefined)
+    issues.push({ path: at, message: 'give "server_name" or server_name_from = "host", not both' });
   return {
     ...address,
-    tls: { verify: tls?.verify ?? true, ca, serverName: tls?.server_name ?? address.host },
+    tls: {
+      verify: tls?.verify ?? true,
+      ca,
+      serverName: tls?.server_name ?? address.host,
+      serverNameFrom: tls?.server_name_from ?? 'endpoint',
+    },
   };
 }
 

@@ -39,6 +39,12 @@ export const UpstreamTlsSchema = z.strictObject({
   verify: z.boolean().optional(),
   ca: z.string().min(1).optional(),
   server_name: z.string().min(1).optional(),
+  /**
+   * Where the SNI name (and the name verified) comes from: "endpoint" (default: `server_name`,
+   * else the endpoint's host) or "host": each request's Host, like Envoy's auto_sni with
+   * auto_san_validation; connections are pooled per name.
+   */
+  server_name_from: z.enum(['endpoint', 'host']).optional(),
 });
 
 export const UpstreamSchema = z.strictObject({
@@ -328,7 +334,13 @@ export type UpstreamAddress =
       readonly authority: string;
       /** https only: verify the certificate (against `ca`: a PEM file, or 'system'), the SNI name. */
       readonly tls?:
-        | { readonly verify: boolean; readonly ca: string; readonly serverName: string }
+        | {
+            readonly verify: boolean;
+            readonly ca: string;
+            readonly serverName: string;
+            /** "host": SNI from each request's Host (upstream-sni.ts); `serverName` when it has none. */
+            readonly serverNameFrom?: 'endpoint' | 'host';
+          }
         | undefined;
     }
   | { readonly kind: 'unix'; readonly path: string; readonly authority: string };

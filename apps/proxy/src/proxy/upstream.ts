@@ -30,6 +30,7 @@ import type { RoutedCx } from './context.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
 import type { CompiledRoute, UpstreamEndpoint } from './route.js';
+import { endpointForHost } from './upstream-sni.js';
 
 /** Deadlines of one upstream exchange, in ms (0 disables one). */
 export interface UpstreamTimeouts {
@@ -296,9 +297,10 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
 
   /** One exchange with upstream `index` of `route`. */
   #send(cx: RoutedCx, route: CompiledRoute, index: number): Promise<HttpResponse> {
-    const endpoint = route.endpoints[index]!;
-    cx.set('upstream', endpoint.upstream);
     const req = cx.get('request');
+    // server_name_from = "host": SNI, the name verified and the pool key follow the client's Host.
+    const endpoint = endpointForHost(route.endpoints[index]!, req.headers.get('host'));
+    cx.set('upstream', endpoint.upstream);
     if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
     req.target = cx.get('upstreamTarget');
     // send_proxy_protocol: the header names this client, so the connection (or HTTP/2 session)

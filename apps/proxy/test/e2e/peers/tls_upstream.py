@@ -4,7 +4,8 @@ Answers every request with a close-delimited body (no Content-Length, not chunke
 BODY_BYTES bytes, then ends the connection one of two ways, chosen by the request path:
   /notify...  TLS close_notify (SSLSocket.unwrap), then close: a complete body
   /cut...     a bare TCP shutdown, no close_notify: a truncation by RFC 8446 6.1
-Any other path is answered with the SNI name the client sent, Content-Length framed.
+Any other path is answered with the SNI name the client sent and the connection's serial
+number, Content-Length framed (keep-alive).
 Prints its port on the first line of stdout. Usage: tls_upstream.py CERT KEY
 """
 import socket
@@ -17,6 +18,8 @@ BODY_BYTES = 100_000
 context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 context.load_cert_chain(sys.argv[1], sys.argv[2])
 names = {}
+serial = [0]
+serial_lock = threading.Lock()
 
 
 def remember_sni(sock, name, _ctx):
@@ -33,6 +36,9 @@ print(listener.getsockname()[1], flush=True)
 
 
 def serve(raw):
+    with serial_lock:
+        serial[0] += 1
+        number = serial[0]
     raw.settimeout(5)
     try:
         tls = context.wrap_socket(raw, server_side=True)
@@ -58,7 +64,7 @@ def serve(raw):
                 else:
                     tls.shutdown(socket.SHUT_RDWR)
                 return
-            body = ("sni=%s path=%s" % (names.get(id(tls), None), path.decode())).encode()
+            body = ("sni=%s conn=%d path=%s" % (names.get(id(tls), None), number, path.decode())).encode()
             tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
     except (ssl.SSLError, OSError):
         pass
