@@ -5,8 +5,29 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
-import type { ProxyConfig } from './config/schema.js';
+import { LOG_MODULES, type ProxyConfig } from './config/schema.js';
 import { certificateWarnings, redactSecrets } from './config/tls.js';
+
+/**
+ * The signals `loch run` acts on, and what each does (run.ts installs the handlers). Kept beside
+ * the help text so that the two cannot drift: a test sends each one to a running loch.
+ */
+export const SIGNALS: readonly (readonly [signal: string, effect: string])[] = [
+  ['SIGHUP', 'reload the config file (two-phase: every worker or none; a bad file keeps the running config)'],
+  [
+    'SIGTERM, SIGINT',
+    'graceful stop: stop accepting, finish requests in flight within timeouts.shutdown_grace and tunnels within timeouts.tunnel_drain, then exit 0; a second one exits at once (1)',
+  ],
+  ['SIGUSR1', 'reopen the access-log files by their paths (after logrotate renamed them)'],
+  ['SIGUSR2', "log each worker's connections, listeners, upstream pool counters and heap (info)"],
+  [
+    'SIGURG',
+    'only with LOCH_DEBUG_CRASH_WORKER=<i>: crash worker i on purpose (a debugging aid for supervision); ignored otherwise',
+  ],
+  ['SIGQUIT', 'not handled: the default action (immediate exit with a core dump); use SIGTERM to stop'],
+];
+
+const signalHelp = SIGNALS.map(([signal, effect]) => `  ${signal.padEnd(18)}${effect}`).join('\n');
 
 const usage = `loch: the Loch reverse proxy
 
@@ -19,6 +40,19 @@ options:
   -c, --config <file>   configuration file (TOML or JSON; Monolake's format is accepted)
   -h, --help            this text
   -v, --version         the version
+
+signals (loch run):
+${signalHelp}
+
+environment:
+  LOCH_DRIVER=auto|uring|legacy   the I/O driver, over runtime.driver
+  LOCH_LOG=<level>[,<module>=<level>...]
+                                  log levels over [log] level and [log] modules
+                                  (modules: ${LOG_MODULES.join(', ')})
+  LOCH_IDLE_TRIM_MS=<ms>          over runtime.idle_memory_trim
+  LOCH_DEBUG_GC=1                 a full GC in each worker before SIGUSR2's stats
+  LOCH_DEBUG_HEAPSNAPSHOT=<dir>   a heap snapshot per worker on each SIGUSR2
+  LOCH_DEBUG_CRASH_WORKER=<i>     see SIGURG
 `;
 
 function version(): string {

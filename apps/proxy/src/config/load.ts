@@ -12,6 +12,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
 import {
+  type AccessLogOutput,
   type ConfigFile,
   ConfigFileSchema,
   type ListenAddress,
@@ -169,6 +170,26 @@ function healthKeys(r: RouteFile): Pick<RouteConfig, 'outlierDetection' | 'healt
   };
 }
 
+/**
+ * A server's access-log output: its own `access_log = { path, format }`, else `[log] access_log`;
+ * a relative path is taken from the config file's directory. Nothing when both say nothing
+ * (text to stdout).
+ */
+function accessLogOutputOf(
+  own: boolean | { path?: string | undefined; format?: 'text' | 'json' | undefined } | undefined,
+  global: { path?: string | undefined; format?: 'text' | 'json' | undefined } | undefined,
+  baseDir: string,
+): { accessLogOutput?: AccessLogOutput } {
+  const spec = typeof own === 'object' ? own : global;
+  if (spec === undefined || (spec.path === undefined && spec.format === undefined)) return {};
+  return {
+    accessLogOutput: {
+      path: spec.path === undefined ? null : resolve(baseDir, spec.path),
+      format: spec.format ?? 'text',
+    },
+  };
+}
+
 /** A ByteSize value in bytes ("64k" = 65536). */
 function bytesOf(value: number | string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -217,6 +238,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
         ? normalizeThriftServer(key, server, at, issues, file.log?.access ?? true)
         : normalizeServer(key, server, at, issues, file.log?.access ?? true, baseDir);
     if (!built) continue;
+    Object.assign(built, accessLogOutputOf(server.access_log, file.log?.access_log, baseDir));
     const id =
       built.listen.kind === 'tcp' ? `${built.listen.host}:${built.listen.port}` : `unix:${built.listen.path}`;
     const other = listeners.get(id);
@@ -239,6 +261,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
   return {
     runtime,
     logLevel: file.log?.level ?? 'info',
+    ...(file.log?.modules === undefined ? {} : { logModules: file.log.modules }),
     servers,
     thriftServers,
     ...(admin === undefined ? {} : { admin: { listen: admin } }),
@@ -311,6 +334,7 @@ function normalizeServer(
         upstreamRead: durationMs(t?.upstream_read, defaultTimeouts.upstreamRead),
         shutdownGrace: durationMs(t?.shutdown_grace, defaultTimeouts.shutdownGrace),
         tunnelIdle: durationMs(t?.tunnel_idle, defaultTimeouts.tunnelIdle),
+        ...(t?.tunnel_drain === undefined ? {} : { tunnelDrain: durationMs(t.tunnel_drain, 0) }),
       };
   const routes: RouteConfig[] = [];
   const maxBodySize = bytesOf(s.max_body_size, 0);
@@ -374,6 +398,10 @@ function normalizeServer(
     const problem = trustedPeerProblem(entry);
     if (problem !== undefined) issues.push({ path: `${at}.proxy_protocol_from[${i}]`, message: problem });
   });
+  s.trusted_proxies?.forEach((entry, i) => {
+    const problem = trustedPeerProblem(entry);
+    if (problem !== undefined) issues.push({ path: `${at}.trusted_proxies[${i}]`, message: problem });
+  });
   if (issues.length > start || !listen) return undefined;
   return {
     key,
@@ -382,7 +410,8 @@ function normalizeServer(
     listen,
     timeouts,
     routes,
-    accessLog: s.access_log ?? accessLogDefault,
+    accessLog:
+      typeof s.access_log === 'boolean' ? s.access_log : accessLogDefault || s.access_log !== undefined,
     allowEncodedSlashes: s.allow_encoded_slashes ?? false,
     allowUpgrades,
     tls,
@@ -397,6 +426,9 @@ function normalizeServer(
       : {}),
     maxHeaderSize,
     maxHeaderCount: s.max_header_count ?? 100,
+    ...(s.trusted_proxies === undefined || s.trusted_proxies.length === 0
+      ? {}
+      : { trustedProxies: s.trusted_proxies }),
   };
 }
 
@@ -601,7 +633,8 @@ function normalizeThriftServer(
     routes: fallback ? [...matched, fallback.route] : matched,
     maxFrameSize: s.max_frame_size ?? 16 * 1024 * 1024,
     maxPipelinedCalls: s.max_pipelined_calls ?? 1,
-    accessLog: s.access_log ?? accessLogDefault,
+    accessLog:
+      typeof s.access_log === 'boolean' ? s.access_log : accessLogDefault || s.access_log !== undefined,
   };
 }
 

@@ -105,6 +105,11 @@ export const TimeoutsSchema = z.strictObject({
   shutdown_grace: Duration.optional(),
   /** A tunnel (an upgraded connection: WebSocket) with no byte either way this long is closed. */
   tunnel_idle: Duration.optional(),
+  /**
+   * On a graceful stop, tunnels get this long to end on their own, then are closed (default:
+   * shutdown_grace); HTTP requests in flight keep the whole shutdown_grace.
+   */
+  tunnel_drain: Duration.optional(),
 });
 
 /** One certificate of a TLS server: PEM files, and the server names it answers for (SNI). */
@@ -147,6 +152,27 @@ export const TlsSchema = z.strictObject({
   session_ticket_rotation: Duration.optional(),
 });
 
+/** Modules whose operational log level can be set apart (`[log] modules`, LOCH_LOG). */
+export const LOG_MODULES = [
+  'accept',
+  'http',
+  'tls',
+  'proxy_protocol',
+  'upstream',
+  'tunnel',
+  'thrift',
+  'reload',
+  'access_log',
+] as const;
+export type LogModule = (typeof LOG_MODULES)[number];
+const LogLevelSchema = z.enum(['debug', 'info', 'warn', 'error', 'off']);
+
+/** `access_log = { path = "/var/log/loch/access.log", format = "json" }` (no path: stdout). */
+export const AccessLogSchema = z.strictObject({
+  path: z.string().min(1).optional(),
+  format: z.enum(['text', 'json']).optional(),
+});
+
 export const ServerSchema = z.strictObject({
   name: z.string().min(1).optional(),
   proxy_type: z.string().default('http'),
@@ -160,7 +186,8 @@ export const ServerSchema = z.strictObject({
   tls: TlsSchema.optional(),
   /** HTTP/2 beside HTTP/1.1: h2 by ALPN on TLS listeners, h2c by prior knowledge on plain ones. */
   http2: z.boolean().optional(),
-  access_log: z.boolean().optional(),
+  /** true/false, or where and how: `{ path = "...", format = "text" | "json" }`. */
+  access_log: z.union([z.boolean(), AccessLogSchema]).optional(),
   /** Keep `%2F` in request paths (encoded, not a separator) instead of answering 400. */
   allow_encoded_slashes: z.boolean().optional(),
   /** Every connection starts with a PROXY protocol header, v1 or v2 (haproxy's accept-proxy); read before TLS. */
@@ -169,6 +196,11 @@ export const ServerSchema = z.strictObject({
   proxy_protocol_timeout: Duration.optional(),
   /** Peers (IPs, CIDR ranges) that must send that header; others are served without one. Default: every peer. */
   proxy_protocol_from: z.array(z.string().min(1)).optional(),
+  /**
+   * Proxies (IPs, CIDR ranges) whose X-Forwarded-For is believed: the client logged is the first
+   * address from the right that is not one of them (nginx's real_ip_recursive).
+   */
+  trusted_proxies: z.array(z.string().min(1)).optional(),
   /** Largest request body of this server's routes (413 above it); 0: no limit. */
   max_body_size: ByteSize.optional(),
   /** Largest request head (request line + fields), 431 above it (HTTP/2: the header list). */
@@ -258,7 +290,8 @@ export const ThriftServerSchema = z.strictObject({
     .min(64)
     .max(1024 * 1024 * 1024)
     .optional(),
-  access_log: z.boolean().optional(),
+  /** true/false, or where and how: `{ path = "...", format = "text" | "json" }`. */
+  access_log: z.union([z.boolean(), AccessLogSchema]).optional(),
   /**
    * Calls of one client connection forwarded at once (default 1: the next call is read after
    * the reply to the last). Replies go back in the order the calls came.
@@ -291,8 +324,12 @@ export const RuntimeSchema = z.strictObject({
 });
 
 export const LogSchema = z.strictObject({
-  level: z.enum(['debug', 'info', 'warn', 'error', 'off']).optional(),
+  level: LogLevelSchema.optional(),
   access: z.boolean().optional(),
+  /** Levels per module: `modules = { tls = "debug", upstream = "warn" }`. */
+  modules: z.partialRecord(z.enum(LOG_MODULES), LogLevelSchema).optional(),
+  /** Every server's access log output unless the server names its own. */
+  access_log: AccessLogSchema.optional(),
 });
 
 /** `[admin]`: the admin listener (health, effective config, metrics, stats); off when absent. */
@@ -402,6 +439,8 @@ export interface TimeoutConfig {
   readonly shutdownGrace: number;
   /** A tunnel (after a 101) idle both ways this long is closed, like nginx's proxy_read_timeout. */
   readonly tunnelIdle: number;
+  /** On a graceful stop, tunnels are closed after this long (ms); undefined: shutdownGrace. */
+  readonly tunnelDrain?: number | undefined;
 }
 
 /** A TLS server's effective settings: PEM text read from the files at load (and at each reload). */
@@ -434,6 +473,13 @@ export interface TlsServerConfig {
   readonly files: readonly string[];
 }
 
+/** Where and how a server's access lines go (absent: text to stdout). */
+export interface AccessLogOutput {
+  /** A file (opened for appending by every worker, reopened on SIGUSR1), or null: stdout. */
+  readonly path: string | null;
+  readonly format: 'text' | 'json';
+}
+
 export interface ServerConfig {
   readonly key: string;
   readonly name: string;
@@ -442,6 +488,8 @@ export interface ServerConfig {
   readonly timeouts: TimeoutConfig;
   readonly routes: readonly RouteConfig[];
   readonly accessLog: boolean;
+  /** Where the access lines go; undefined: text to stdout. */
+  readonly accessLogOutput?: AccessLogOutput | undefined;
   /**
    * Request paths may carry an encoded slash (`%2F`): kept encoded, routed and forwarded as
    * such. Off by default: such a path is a 400, since an upstream that decodes it sees other
@@ -476,6 +524,8 @@ export interface ServerConfig {
   readonly maxHeaderSize: number;
   /** Most header fields in a request (431 above it). */
   readonly maxHeaderCount: number;
+  /** `trusted_proxies`: the access log's client is read from X-Forwarded-For behind these. */
+  readonly trustedProxies?: readonly string[] | undefined;
 }
 
 export interface RuntimeConfig {
@@ -543,6 +593,8 @@ export interface ThriftServerConfig {
   readonly routes: readonly ThriftRouteConfig[];
   readonly maxFrameSize: number;
   readonly accessLog: boolean;
+  /** Where the access lines go; undefined: text to stdout. */
+  readonly accessLogOutput?: AccessLogOutput | undefined;
   /** Calls of one client connection forwarded at once; replies in call order. */
   readonly maxPipelinedCalls: number;
 }
@@ -551,6 +603,8 @@ export interface ThriftServerConfig {
 export interface ProxyConfig {
   readonly runtime: RuntimeConfig;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'off';
+  /** `[log] modules`: levels of single modules (LOCH_LOG overrides at run time). */
+  readonly logModules?: Readonly<Partial<Record<LogModule, 'debug' | 'info' | 'warn' | 'error' | 'off'>>>;
   readonly servers: readonly ServerConfig[];
   /** `proxy_type = "thrift"` servers. */
   readonly thriftServers: readonly ThriftServerConfig[];

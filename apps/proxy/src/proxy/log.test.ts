@@ -1,5 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRequest } from '@loch/http';
 import { describe, expect, it } from 'vitest';
-import { ProxyLog } from './log.js';
+import { parseConfig } from '../config/load.js';
+import { AccessLogFileError } from './access-log.js';
+import { ProxyLog, parseLogEnv } from './log.js';
 
 describe('ProxyLog', () => {
   it('buffers access lines and writes them in one call per tick (0 = next turn)', async () => {
@@ -86,5 +92,138 @@ describe('ProxyLog', () => {
     log.error('nothing');
     log.flush();
     expect(err.join('')).not.toContain('nothing');
+  });
+
+  it('module levels: a module follows [log] level unless named; LOCH_LOG overrides both', () => {
+    const err: string[] = [];
+    const log = new ProxyLog(
+      'info',
+      'w0: ',
+      () => {},
+      (t) => err.push(t),
+    );
+    const tls = log.at('tls');
+    const upstream = log.at('upstream');
+    expect(log.at('tls')).toBe(tls);
+    expect(
+      log.configureLevels({ logLevel: 'info', logModules: { tls: 'debug', upstream: 'error' } }, undefined),
+    ).toBe(undefined);
+    tls.debug('handshake detail');
+    upstream.warn('hidden warn');
+    upstream.error('upstream down');
+    log.debug('hidden debug');
+    log.at('accept').info('accept info');
+    log.flush();
+    const text = err.join('');
+    expect(text).toMatch(/ debug w0: \[tls\] handshake detail\n/);
+    expect(text).toMatch(/ error w0: \[upstream\] upstream down\n/);
+    expect(text).toMatch(/ info w0: \[accept\] accept info\n/);
+    expect(text).not.toContain('hidden');
+    // LOCH_LOG: the level and one module over the config's.
+    err.length = 0;
+    log.configureLevels({ logLevel: 'info', logModules: { tls: 'debug' } }, 'warn,upstream=debug');
+    tls.debug('now hidden');
+    log.info('now hidden too');
+    upstream.debug('upstream detail');
+    log.flush();
+    expect(err.join('')).toMatch(/\[upstream\] upstream detail/);
+    expect(err.join('')).not.toContain('hidden');
+    // A bad LOCH_LOG is reported and ignored.
+    expect(log.configureLevels({ logLevel: 'info' }, 'tls=loud')).toMatch(/"loud" is not a level/);
+    expect(log.level).toBe('info');
+  });
+
+  it('parses LOCH_LOG', () => {
+    expect(parseLogEnv('debug')).toEqual({ level: 'debug', modules: {} });
+    expect(parseLogEnv(' info , tls=debug,upstream = warn ')).toEqual({
+      level: 'info',
+      modules: { tls: 'debug', upstream: 'warn' },
+    });
+    expect(parseLogEnv('tsl=debug')).toEqual({ error: expect.stringMatching(/"tsl" is not a log module/) });
+  });
+
+  it('routes a server to its file in JSON, with the request id and the client behind trusted proxies', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
+    try {
+      const config = parseConfig(
+        `
+[log]
+access_log = { path = "all.log" }
+
+[servers.api]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+access_log = { path = "${join(dir, 'api.json')}", format = "json" }
+trusted_proxies = ["10.0.0.0/8"]
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+`,
+        join(dir, 'loch.toml'),
+      );
+      const out: string[] = [];
+      const log = new ProxyLog(
+        'info',
+        '',
+        (t) => out.push(t),
+        () => {},
+      );
+      log.commitAccess(log.prepareAccess(config));
+      const req = createRequest('GET', '/x', {
+        headers: [
+          ['x-request-id', 'abc-1'],
+          ['x-forwarded-for', '203.0.113.9, 10.3.3.3'],
+        ],
+      });
+      const peer = { family: 'ipv4', address: '10.0.0.2', port: 4444 } as const;
+      log.accessRequest('api', peer, req.headers, 'GET', '/x', 200, 5, 'http://u', 2, 200, 1);
+      log.access('web', peer, 'GET', '/y', 404, 0, undefined, 0.5);
+      await log.close();
+      expect(out).toEqual([]);
+      expect(JSON.parse(readFileSync(join(dir, 'api.json'), 'utf8'))).toMatchObject({
+        server: 'api',
+        client: '203.0.113.9',
+        client_port: null,
+        peer: '10.0.0.2',
+        request_id: 'abc-1',
+        upstream_status: 200,
+      });
+      // The global [log] access_log, relative to the config file's directory, in text.
+      expect(readFileSync(join(dir, 'all.log'), 'utf8')).toMatch(
+        / web 10\.0\.0\.2:4444 GET \/y 404 0 - 0\.50\n$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a config whose access-log file cannot be opened, and keeps the running one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
+    try {
+      const at = (path: string) =>
+        parseConfig(
+          `
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+access_log = { path = "${path}" }
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+`,
+          join(dir, 'loch.toml'),
+        );
+      const log = new ProxyLog(
+        'info',
+        '',
+        () => {},
+        () => {},
+      );
+      log.commitAccess(log.prepareAccess(at(join(dir, 'ok.log'))));
+      expect(() => log.prepareAccess(at(join(dir, 'no', 'such', 'dir.log')))).toThrow(AccessLogFileError);
+      log.access('web', { family: 'unix', path: '/s' }, 'GET', '/', 200, 0, undefined, 0);
+      await log.close();
+      expect(readFileSync(join(dir, 'ok.log'), 'utf8')).toMatch(/ web unix GET \/ 200 /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

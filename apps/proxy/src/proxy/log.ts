@@ -1,76 +1,115 @@
 /**
- * Logging for the proxy: the access log (one line per request, to stdout) and the operational
- * log (levels, to stderr). Access lines are buffered per thread and written in one call every
- * 50 ms (a coarse tick, like nginx's `flush=`) or as soon as 256 lines are waiting, so logging
- * costs a string concatenation per request and no write per request (in a worker thread each
- * write is a message to the main thread); operational lines go out on the next event-loop
- * turn. The timestamp string is recomputed at most once per
- * millisecond. Not for metrics.
+ * Logging for the proxy: the access log (one line per request, to stdout or a file, as text or
+ * JSON lines: access-log.ts) and the operational log (levels, per module, to stderr). Access
+ * lines are buffered per thread and written in one call every 50 ms (a coarse tick, like
+ * nginx's `flush=`) or as soon as enough are waiting, so logging costs a string concatenation
+ * per request and no write per request; operational lines go out on the next event-loop turn.
+ * The timestamp string is recomputed at most once per millisecond. Not for metrics.
  *
- * Access log line (space separated; "-" for an absent field):
+ * Levels: `[log] level` for every message, `[log] modules = { tls = "debug" }` per module
+ * (LOG_MODULES), and env LOCH_LOG (`debug`, or `info,tls=debug,upstream=warn`) instead of both
+ * (a level it does not name stays the config's; its module list replaces the config's).
+ * `at(module)` gives a module's logger: the same outputs, its own level.
+ *
+ * Access log text line (space separated; "-" for an absent field):
  *   2026-11-26T06:00:00.123Z web 127.0.0.1:51234 GET /api/x?y=1 200 1234 127.0.0.1:9000 0.84
- *   time                     server peer         method target status bytes upstream ms
+ *   time                     server client      method target status bytes upstream ms
  */
-import { formatAddress, type SocketAddress } from '@loch/uring-runtime';
+import type { HttpHeaders } from '@loch/http';
+import type { SocketAddress } from '@loch/uring-runtime';
+import type { AccessLogOutput, LogModule, ProxyConfig } from '../config/schema.js';
+import { LOG_MODULES } from '../config/schema.js';
+import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
+import {
+  ACCESS_FLUSH_MS,
+  type AccessRecord,
+  type AccessSink,
+  FileSink,
+  jsonLine,
+  LineBuffer,
+  textLine,
+} from './access-log.js';
+import { forwardedClient } from './forwarded-client.js';
+
+export { ACCESS_FLUSH_MS } from './access-log.js';
 
 /** Log levels, most verbose first. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'off';
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, off: 100 };
-const FLUSH_LINES = 256;
-/** Longest time an access-log line waits in the buffer (ms). */
-export const ACCESS_FLUSH_MS = 50;
+
+/** Module levels as the config and LOCH_LOG state them. */
+export type ModuleLevels = Readonly<Partial<Record<LogModule, LogLevel>>>;
 
 /**
- * A buffered line writer for one output. Lines wait at most `flushMs` (a coarse tick; 0 = the
- * next event-loop turn) or until FLUSH_LINES are pending. In a worker thread every write is a
- * message to the main thread, so a coarse tick is what keeps logging off the hot path.
+ * Parses LOCH_LOG: a level, module=level pairs, or both (`info,tls=debug`). Returns the levels
+ * or an error message naming the bad part.
  */
-class LineBuffer {
-  #lines = '';
-  #count = 0;
-  #timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
-  constructor(
-    private readonly write: (text: string) => void,
-    private readonly flushMs: number,
-  ) {}
-
-  push(line: string): void {
-    this.#lines += line;
-    if (++this.#count >= FLUSH_LINES) this.flush();
-    else if (this.#timer === null) {
-      this.#timer = this.flushMs > 0 ? setTimeout(this.#onTick, this.flushMs) : setImmediate(this.#onTick);
-    }
+export function parseLogEnv(
+  value: string,
+): { level: LogLevel | undefined; modules: ModuleLevels } | { error: string } {
+  let level: LogLevel | undefined;
+  const modules: Partial<Record<LogModule, LogLevel>> = {};
+  for (const raw of value.split(',')) {
+    const part = raw.trim();
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const name = eq < 0 ? undefined : part.slice(0, eq).trim();
+    const lvl = (eq < 0 ? part : part.slice(eq + 1)).trim();
+    if (!(lvl in RANK)) return { error: `LOCH_LOG: "${lvl}" is not a level (debug, info, warn, error, off)` };
+    if (name === undefined) level = lvl as LogLevel;
+    else if ((LOG_MODULES as readonly string[]).includes(name)) modules[name as LogModule] = lvl as LogLevel;
+    else return { error: `LOCH_LOG: "${name}" is not a log module (${LOG_MODULES.join(', ')})` };
   }
+  return { level, modules };
+}
 
-  readonly #onTick = (): void => {
-    this.#timer = null;
-    this.flush();
-  };
+/** How one server's access lines are written. */
+interface AccessRoute {
+  readonly sink: AccessSink;
+  readonly json: boolean;
+  readonly thrift: boolean;
+  /** `trusted_proxies`: the client is read from X-Forwarded-For behind these. */
+  readonly trusted: TrustedPeers | undefined;
+}
 
-  flush(): void {
-    if (this.#timer !== null) {
-      if (this.flushMs > 0) clearTimeout(this.#timer as NodeJS.Timeout);
-      else clearImmediate(this.#timer as NodeJS.Immediate);
-      this.#timer = null;
-    }
-    if (this.#count === 0) return;
-    const text = this.#lines;
-    this.#lines = '';
-    this.#count = 0;
-    this.write(text);
+/** Access-log files opened for a config that is not committed yet. */
+export interface StagedAccessLogs {
+  readonly routes: Map<string, AccessRoute>;
+  readonly files: Map<string, FileSink>;
+  /** Files opened for this config (closed again on abort). */
+  readonly opened: FileSink[];
+}
+
+/** What a thread's loggers share: outputs, access routes, the clock cache. */
+class LogOutputs {
+  readonly ops: LineBuffer;
+  readonly stdout: LineBuffer;
+  /** Server key -> how its lines are written (absent: text to stdout). */
+  routes = new Map<string, AccessRoute>();
+  /** Open access-log files by path (one per path, shared by the servers naming it). */
+  files = new Map<string, FileSink>();
+  readonly stdoutText: AccessRoute;
+  lastMs = 0;
+  lastIso = '';
+
+  constructor(out: (text: string) => void, err: (text: string) => void, flushMs: number) {
+    this.stdout = new LineBuffer(out, flushMs);
+    this.ops = new LineBuffer(err, 0);
+    this.stdoutText = { sink: this.stdout, json: false, thrift: false, trusted: undefined };
   }
 }
 
-/** The logger of one thread (main or worker). */
+/** The logger of one thread (main or worker), or one module's view of it (`at`). */
 export class ProxyLog {
-  /** Current level; changed on reload. */
-  level: LogLevel;
+  readonly #out: LogOutputs;
   readonly #prefix: string;
-  readonly #access: LineBuffer;
-  readonly #ops: LineBuffer;
-  #lastMs = 0;
-  #lastIso = '';
+  readonly #module: LogModule | undefined;
+  readonly #root: ProxyLog;
+  readonly #children = new Map<LogModule, ProxyLog>();
+  #level: LogLevel;
+  #modules: ModuleLevels = {};
+  #min: number;
 
   constructor(
     level: LogLevel,
@@ -78,42 +117,111 @@ export class ProxyLog {
     out: (text: string) => void = (t) => process.stdout.write(t),
     err: (text: string) => void = (t) => process.stderr.write(t),
     flushMs = ACCESS_FLUSH_MS,
+    shared?: { root: ProxyLog; outputs: LogOutputs; module: LogModule },
   ) {
-    this.level = level;
+    this.#out = shared?.outputs ?? new LogOutputs(out, err, flushMs);
     this.#prefix = prefix;
-    this.#access = new LineBuffer(out, flushMs);
-    this.#ops = new LineBuffer(err, 0);
+    this.#module = shared?.module;
+    this.#root = shared?.root ?? this;
+    this.#level = level;
+    this.#min = RANK[level];
+  }
+
+  /** Level of messages without a module (module loggers: their effective level). */
+  get level(): LogLevel {
+    return this.#level;
+  }
+  /** Sets the level of every message (module levels set by `setLevels` stay). */
+  set level(level: LogLevel) {
+    this.#root.setLevels(level, this.#root.#modules);
+  }
+
+  /** Sets the level and the per-module levels (a module not named follows `level`). */
+  setLevels(level: LogLevel, modules: ModuleLevels): void {
+    const root = this.#root;
+    root.#level = level;
+    root.#min = RANK[level];
+    root.#modules = modules;
+    for (const [name, child] of root.#children) {
+      child.#level = modules[name] ?? level;
+      child.#min = RANK[child.#level];
+    }
+  }
+
+  /**
+   * Applies a config's levels (`[log] level`, `[log] modules`), with LOCH_LOG over them.
+   * Returns a problem with LOCH_LOG to report, if any.
+   */
+  configureLevels(
+    config: Pick<ProxyConfig, 'logLevel' | 'logModules'>,
+    env: string | undefined = process.env.LOCH_LOG,
+  ): string | undefined {
+    let level = config.logLevel;
+    let modules: ModuleLevels = config.logModules ?? {};
+    let problem: string | undefined;
+    if (env !== undefined && env !== '') {
+      const parsed = parseLogEnv(env);
+      if ('error' in parsed) problem = `${parsed.error}: ignored`;
+      else {
+        // LOCH_LOG replaces the config's module levels (LOCH_LOG=debug: everything at debug).
+        level = parsed.level ?? level;
+        modules = parsed.modules;
+      }
+    }
+    this.setLevels(level, modules);
+    return problem;
+  }
+
+  /** The logger of `module`: the same outputs and prefix, the module's level. */
+  at(module: LogModule): ProxyLog {
+    const root = this.#root;
+    let child = root.#children.get(module);
+    if (child === undefined) {
+      child = new ProxyLog(root.#modules[module] ?? root.#level, root.#prefix, undefined, undefined, 0, {
+        root,
+        outputs: root.#out,
+        module,
+      });
+      root.#children.set(module, child);
+    }
+    return child;
   }
 
   /** Current time as ISO 8601 (cached per millisecond). */
   now(): string {
+    const out = this.#out;
     const ms = Date.now();
-    if (ms !== this.#lastMs) {
-      this.#lastMs = ms;
-      this.#lastIso = new Date(ms).toISOString();
+    if (ms !== out.lastMs) {
+      out.lastMs = ms;
+      out.lastIso = new Date(ms).toISOString();
     }
-    return this.#lastIso;
+    return out.lastIso;
   }
 
   /** Whether messages at `level` are written. */
   enabled(level: Exclude<LogLevel, 'off'>): boolean {
-    return RANK[level] >= RANK[this.level];
+    return RANK[level] >= this.#min;
   }
 
   debug(message: string): void {
-    if (RANK.debug >= RANK[this.level]) this.#ops.push(`${this.now()} debug ${this.#prefix}${message}\n`);
+    if (RANK.debug >= this.#min) this.#line('debug', message);
   }
   info(message: string): void {
-    if (RANK.info >= RANK[this.level]) this.#ops.push(`${this.now()} info ${this.#prefix}${message}\n`);
+    if (RANK.info >= this.#min) this.#line('info', message);
   }
   warn(message: string): void {
-    if (RANK.warn >= RANK[this.level]) this.#ops.push(`${this.now()} warn ${this.#prefix}${message}\n`);
+    if (RANK.warn >= this.#min) this.#line('warn', message);
   }
   error(message: string): void {
-    if (RANK.error >= RANK[this.level]) this.#ops.push(`${this.now()} error ${this.#prefix}${message}\n`);
+    if (RANK.error >= this.#min) this.#line('error', message);
   }
 
-  /** One access-log line. */
+  #line(level: string, message: string): void {
+    const module = this.#module === undefined ? '' : `[${this.#module}] `;
+    this.#out.ops.push(`${this.now()} ${level} ${this.#prefix}${module}${message}\n`);
+  }
+
+  /** One access-log line (an HTTP exchange the codec answered itself, or a Thrift call). */
   access(
     server: string,
     peer: SocketAddress,
@@ -124,18 +232,134 @@ export class ProxyLog {
     upstream: string | undefined,
     ms: number,
   ): void {
-    this.#access.push(
-      `${this.now()} ${server} ${peerText(peer)} ${method} ${target} ${status} ${bytes} ${upstream ?? '-'} ${ms.toFixed(2)}\n`,
+    this.accessRequest(
+      server,
+      peer,
+      undefined,
+      method,
+      target,
+      status,
+      bytes,
+      upstream,
+      ms,
+      undefined,
+      undefined,
     );
+  }
+
+  /**
+   * One access-log line of an HTTP request that reached the chain: `headers` give the request
+   * id (JSON) and, behind `trusted_proxies`, the client from X-Forwarded-For.
+   */
+  accessRequest(
+    server: string,
+    peer: SocketAddress,
+    headers: HttpHeaders | undefined,
+    method: string,
+    target: string,
+    status: number,
+    bytes: number,
+    upstream: string | undefined,
+    ms: number,
+    upstreamStatus: number | undefined,
+    upstreamMs: number | undefined,
+  ): void {
+    const out = this.#out;
+    const route = out.routes.get(server) ?? out.stdoutText;
+    let client = peer;
+    if (route.trusted !== undefined && headers?.has('x-forwarded-for') === true)
+      client = forwardedClient(peer, headers.getAll('x-forwarded-for'), route.trusted);
+    const record: AccessRecord = {
+      time: this.now(),
+      server,
+      client,
+      peer: client === peer ? undefined : peer,
+      method,
+      target,
+      status,
+      bytes,
+      upstream,
+      upstreamStatus,
+      upstreamMs,
+      ms,
+      requestId: route.json && headers !== undefined ? headers.get('x-request-id') : undefined,
+    };
+    route.sink.push(route.json ? jsonLine(record, route.thrift) : textLine(record));
+  }
+
+  /**
+   * Opens the access-log files `config` names that are not open yet (throws
+   * AccessLogFileError: the config is refused) and builds its routes; nothing changes until
+   * `commitAccess`.
+   */
+  prepareAccess(config: ProxyConfig): StagedAccessLogs {
+    const out = this.#root.#out;
+    const files = new Map<string, FileSink>();
+    const opened: FileSink[] = [];
+    const routes = new Map<string, AccessRoute>();
+    const report = (message: string) => this.#root.at('access_log').error(message);
+    const route = (
+      key: string,
+      output: AccessLogOutput | undefined,
+      thrift: boolean,
+      trusted: readonly string[] | undefined,
+    ) => {
+      const json = output?.format === 'json';
+      let sink: AccessSink = out.stdout;
+      if (output?.path != null) {
+        let file = files.get(output.path) ?? out.files.get(output.path);
+        if (file === undefined) {
+          try {
+            file = new FileSink(output.path, report);
+          } catch (error) {
+            for (const f of opened) void f.close();
+            throw error;
+          }
+          opened.push(file);
+        }
+        files.set(output.path, file);
+        sink = file;
+      }
+      const t = trusted === undefined || trusted.length === 0 ? undefined : trustedPeersOf(trusted);
+      if (sink !== out.stdout || json || t !== undefined) routes.set(key, { sink, json, thrift, trusted: t });
+    };
+    for (const s of config.servers) route(s.key, s.accessLogOutput, false, s.trustedProxies);
+    for (const s of config.thriftServers) route(s.key, s.accessLogOutput, true, undefined);
+    return { routes, files, opened };
+  }
+
+  /** Switches to a prepared config's access logs; files no server names any more are closed. */
+  commitAccess(staged: StagedAccessLogs): void {
+    const out = this.#root.#out;
+    for (const [path, file] of out.files) if (!staged.files.has(path)) void file.close();
+    out.files = staged.files;
+    out.routes = staged.routes;
+  }
+
+  /** Drops a prepared config's access logs (closes the files it opened). */
+  abortAccess(staged: StagedAccessLogs): void {
+    for (const file of staged.opened) void file.close();
+  }
+
+  /** Opens every access-log file again by its path (SIGUSR1 after logrotate renamed them). */
+  async reopen(): Promise<void> {
+    await Promise.all([...this.#root.#out.files.values()].map((f) => f.reopen()));
   }
 
   /** Writes every buffered line now (before exit). */
   flush(): void {
-    this.#access.flush();
-    this.#ops.flush();
+    const out = this.#out;
+    out.stdout.flush();
+    for (const f of out.files.values()) f.flush();
+    out.ops.flush();
   }
-}
 
-function peerText(peer: SocketAddress): string {
-  return peer.family === 'unix' ? 'unix' : formatAddress(peer);
+  /** Writes what is pending and closes the access-log files (at shutdown). */
+  async close(): Promise<void> {
+    const out = this.#root.#out;
+    await Promise.all([...out.files.values()].map((f) => f.close()));
+    out.files = new Map();
+    out.routes = new Map();
+    this.flush();
+  }
 }

@@ -42,8 +42,15 @@ export interface ReuseLayerConfig {
     readonly key: string;
     /** Upgrade protocols let through (lowercase); default `websocket`. */
     readonly allowUpgrades?: readonly string[];
-    /** `tunnelIdle`: ms a tunnel may stay silent both ways (0 = no limit); default 60 s. */
-    readonly timeouts?: { readonly tunnelIdle: number };
+    /**
+     * `tunnelIdle`: ms a tunnel may stay silent both ways (0 = no limit); default 60 s.
+     * `tunnelDrain` (else `shutdownGrace`): ms a tunnel goes on once a graceful stop began.
+     */
+    readonly timeouts?: {
+      readonly tunnelIdle: number;
+      readonly tunnelDrain?: number | undefined;
+      readonly shutdownGrace?: number;
+    };
   };
 }
 
@@ -65,6 +72,8 @@ export class ConnectionReuseService<
     allowUpgrades: readonly string[] = DEFAULT_UPGRADES,
     /** Ms a tunnel may stay silent both ways before it is closed (0 = no limit). */
     readonly tunnelIdle = DEFAULT_TUNNEL_IDLE,
+    /** Ms a tunnel goes on once a graceful stop began (undefined: until the worker's grace ends). */
+    readonly tunnelDrain: number | undefined = undefined,
   ) {
     this.allowUpgrades = new Set(allowUpgrades.map((p) => p.toLowerCase()));
   }
@@ -121,11 +130,12 @@ export class ConnectionReuseService<
       );
     }
     const idle = this.tunnelIdle;
+    const drain = this.tunnelDrain;
     // Taken over only when the server runs the tunnel (the 101 is out); if it never does (the
     // client left first), the upstream connection is closed by its read timeout.
     res.tunnel = (stream, head) => {
       const upstream = takeOver();
-      return new Tunnel(stream, head, upstream.stream, upstream.head, idle).run();
+      return new Tunnel(stream, head, upstream.stream, upstream.head, idle, drain).run();
     };
     return res;
   }
@@ -144,6 +154,7 @@ export function reuseLayer<
           config.lifecycle,
           config.server.allowUpgrades,
           config.server.timeouts?.tunnelIdle,
+          config.server.timeouts?.tunnelDrain ?? config.server.timeouts?.shutdownGrace,
         ),
     ),
   );

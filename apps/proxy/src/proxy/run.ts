@@ -1,8 +1,9 @@
 /**
  * `loch run`: the main thread of the proxy. Starts one worker per configured core through the
  * runtime's start(), then supervises: reloads on SIGHUP and when the config file changes
- * (fs.watch on its directory, debounced), stops gracefully on SIGTERM/SIGINT, logs each
- * worker's counters on SIGUSR2, and keeps serving when a worker crashes: the runtime's pool
+ * (fs.watch on its directory, debounced), stops gracefully on SIGTERM/SIGINT, has every worker
+ * reopen its access-log files on SIGUSR1 (logrotate), logs each worker's counters on SIGUSR2
+ * (the signals are listed in `loch --help`: cli.ts SIGNALS), and keeps serving when a worker crashes: the runtime's pool
  * replaces it (back-off, crash-loop limit), and the replacement is brought to the config
  * running now before it is counted as restarted. Only every worker in a crash loop stops loch.
  *
@@ -91,6 +92,8 @@ function describeListen(config: ProxyConfig): string {
 /** Runs the proxy until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runProxy(loaded: ProxyConfig, configPath: string): Promise<number> {
   const log = new ProxyLog(loaded.logLevel, '');
+  const envProblem = log.configureLevels(loaded);
+  if (envProblem !== undefined) log.warn(envProblem);
   // Active health checks run here, once per process; workers read the verdicts from `health`.
   const health = newHealthBuffer();
   const checker = new ActiveHealthChecker(attachHealthFlags(health)!, {
@@ -225,7 +228,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     void admin.reloaded('ok', next, gen);
     certificates.update(tlsFiles(next));
     rotation.update(next);
-    log.level = next.logLevel;
+    log.configureLevels(next);
     log.info(`reloaded ${file} (generation ${gen}); listening: ${describeListen(next)}`);
   };
 
@@ -346,8 +349,20 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
 
   const onHup = () => reload('SIGHUP');
   process.on('SIGHUP', onHup);
+  // SIGUSR1: every worker opens its access-log files again by their paths (logrotate renamed
+  // them). Node starts its inspector on SIGUSR1 only while no listener is installed, so from
+  // the "started" line on it is loch's.
+  const onUsr1 = () => {
+    const accessLog = log.at('access_log');
+    void pool.broadcast({ t: 'reopen' } satisfies WorkerCommand, { timeout: 15_000 }).then((replies) => {
+      const failed = replies.filter((r) => !r.ok && !absent(r));
+      for (const f of failed) if (!f.ok) accessLog.error(`SIGUSR1: worker ${f.worker}: ${f.error.message}`);
+      accessLog.info(`SIGUSR1: access logs reopened by ${replies.length - failed.length} worker(s)`);
+      log.flush();
+    });
+  };
+  process.on('SIGUSR1', onUsr1);
   // SIGUSR2: one line per worker with its connections and upstream pool counters.
-  // (SIGUSR1 is Node's inspector signal.)
   const onUsr2 = () => {
     void pool.broadcast({ t: 'stats' } satisfies WorkerCommand).then((replies) => {
       for (const r of replies) {
@@ -383,6 +398,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     rotation.close();
     process.off('SIGHUP', onHup);
     process.off('SIGUSR2', onUsr2);
+    process.off('SIGUSR1', onUsr1);
     process.off('SIGURG', onUrg);
     // Every server kind's grace counts: thrift calls in flight get theirs too.
     const grace = Math.max(

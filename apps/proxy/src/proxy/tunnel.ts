@@ -2,7 +2,9 @@
  * A tunnel between two connections after a protocol switch (WebSocket): bytes piped both ways
  * through the streams' promise-free recvTo/writeTo, one chunk in flight per direction
  * (backpressure), half-close passed on, an idle timeout, and an end after which no byte of one
- * connection can reach another. Not for deciding when to tunnel (reuse.ts).
+ * connection can reach another. On a graceful stop (drainTunnels) each open tunnel gets its
+ * server's drain time (timeouts.tunnel_drain) to end on its own, then is closed. Not for
+ * deciding when to tunnel (reuse.ts).
  */
 import type { HttpStream, StreamChunk } from '@loch/http';
 import { workerMetrics } from '../metrics/recorder.js';
@@ -106,12 +108,23 @@ export class Tunnel {
   readonly #downHead: Uint8Array;
   readonly #upHead: Uint8Array;
   readonly #idleMs: number;
+  /** Ms this tunnel may go on once a graceful stop began (undefined: until it ends). */
+  readonly #drainMs: number | undefined;
+  #drainTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #lastActivity = 0;
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
   #ended = 0;
   #resolve: () => void = () => {};
 
-  constructor(down: HttpStream, downHead: Uint8Array, up: HttpStream, upHead: Uint8Array, idleMs: number) {
+  constructor(
+    down: HttpStream,
+    downHead: Uint8Array,
+    up: HttpStream,
+    upHead: Uint8Array,
+    idleMs: number,
+    drainMs?: number,
+  ) {
+    this.#drainMs = drainMs;
     this.#down = down;
     this.#up = up;
     this.#downHead = downHead;
@@ -133,6 +146,8 @@ export class Tunnel {
       }
       this.touch();
       if (this.#idleMs > 0) this.#timer = setTimeout(this.#checkIdle, this.#idleMs);
+      openTunnels.add(this);
+      if (draining !== null) this.drain();
       this.#toUp.start(this.#downHead);
       this.#toDown.start(this.#upHead);
     });
@@ -154,6 +169,18 @@ export class Tunnel {
     this.#timer = setTimeout(this.#checkIdle, this.#idleMs - silent);
   };
 
+  /** A graceful stop began: the tunnel is closed after its drain time unless it ends first. */
+  drain(): void {
+    if (this.done || this.#drainTimer !== undefined || this.#drainMs === undefined) return;
+    this.#drainTimer = setTimeout(this.#drained, this.#drainMs);
+  }
+
+  readonly #drained = (): void => {
+    this.#drainTimer = undefined;
+    if (!this.done) draining?.closed.push(this);
+    this.end();
+  };
+
   /** One side's end of stream was passed on to the other. */
   directionEnded(): void {
     if (++this.#ended === 2) this.end();
@@ -171,6 +198,10 @@ export class Tunnel {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
+    if (this.#drainTimer !== undefined) {
+      clearTimeout(this.#drainTimer);
+      this.#drainTimer = undefined;
+    }
     void this.#up.close().catch(() => {});
     void this.#down.close().catch(() => {});
     this.settle();
@@ -179,9 +210,41 @@ export class Tunnel {
   /** Resolves run() once both directions have nothing in flight. */
   settle(): void {
     if (this.done && !this.#toUp.busy && !this.#toDown.busy) {
+      openTunnels.delete(this);
+      if (draining !== null && openTunnels.size === 0) draining.resolve();
       const resolve = this.#resolve;
       this.#resolve = () => {};
       resolve();
     }
   }
+}
+
+/** The tunnels open in this thread (a worker serves on one thread): what a graceful stop drains. */
+const openTunnels = new Set<Tunnel>();
+
+/** The graceful stop in progress: tunnels closed at their drain time, and its end. */
+let draining: { closed: Tunnel[]; resolve: () => void; done: Promise<void> } | null = null;
+
+/** Tunnels open in this thread now. */
+export function openTunnelCount(): number {
+  return openTunnels.size;
+}
+
+/**
+ * Starts the graceful stop of this thread's tunnels: each (and each opened from now on) gets
+ * its drain time to end on its own, then both its connections are closed. Resolves with how
+ * many had to be closed, once no tunnel is open.
+ */
+export function drainTunnels(): Promise<number> {
+  if (draining === null) {
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => {
+      resolve = r;
+    });
+    draining = { closed: [], resolve, done };
+    for (const t of openTunnels) t.drain();
+    if (openTunnels.size === 0) resolve();
+  }
+  const state = draining;
+  return state.done.then(() => state.closed.length);
 }

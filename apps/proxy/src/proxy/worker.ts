@@ -29,20 +29,21 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
+import { attachHealthFlags } from '../health/health-flags.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
-import { attachHealthFlags } from '../health/health-flags.js';
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
-import { ProxyLog } from './log.js';
+import { ProxyLog, type StagedAccessLogs } from './log.js';
 import { answerPlainHttp } from './plain-http.js';
 import type { ServerLifecycle } from './reuse.js';
 import { connectorOf, type ServerHandler, serverStack } from './stack.js';
 import type { TicketKeySets } from './ticket-rotation.js';
+import { drainTunnels } from './tunnel.js';
 import { newUpstreamConnector, UpstreamStreams } from './upstream.js';
 
 /** What the main thread hands every worker at start. */
@@ -68,6 +69,8 @@ export type WorkerCommand =
   | { readonly t: 'commit'; readonly generation: number }
   | { readonly t: 'abort'; readonly generation: number }
   | { readonly t: 'stats' }
+  /** SIGUSR1: open the access-log files again by their paths (after logrotate renamed them). */
+  | { readonly t: 'reopen' }
   | { readonly t: 'startup' }
   /** New session ticket keys per TLS server (ticket-rotation.ts), for every worker at once. */
   | { readonly t: 'ticket-keys'; readonly keys: TicketKeySets };
@@ -160,6 +163,7 @@ export class ProxyWorker {
     config: ProxyConfig;
     listeners: ListenerEntry[];
     added: ServerEntry[];
+    access: StagedAccessLogs;
   } | null = null;
   #stopping = false;
   readonly #runtime: IdleTrimTarget | undefined;
@@ -180,7 +184,9 @@ export class ProxyWorker {
     this.#runtime = runtime;
     this.#debug = debug;
     this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
-    this.#thrift = new ThriftServers(this.log, index);
+    // A bad LOCH_LOG is reported once, by the main thread.
+    this.log.configureLevels(config);
+    this.#thrift = new ThriftServers(this.log.at('thrift'), index);
     this.#limit = new ConnectionLimit(
       config.runtime.maxConnectionsPerWorker,
       () => this.#open.size + this.#thrift.connections,
@@ -210,6 +216,8 @@ export class ProxyWorker {
         return this.abort(msg.generation);
       case 'stats':
         return this.stats();
+      case 'reopen':
+        return this.log.reopen();
       case 'startup':
         return true;
       case 'ticket-keys':
@@ -241,7 +249,15 @@ export class ProxyWorker {
   async precommit(generation: number, config: ProxyConfig): Promise<void> {
     if (this.#stopping) throw new Error('worker is stopping');
     if (this.#staged !== null) this.abort(this.#staged.generation);
-    const staged = { generation, config, listeners: [] as ListenerEntry[], added: [] as ServerEntry[] };
+    // Access-log files first: one that cannot be opened refuses the config (nginx does too).
+    const access = this.log.prepareAccess(config);
+    const staged = {
+      generation,
+      config,
+      listeners: [] as ListenerEntry[],
+      added: [] as ServerEntry[],
+      access,
+    };
     this.#staged = staged;
     try {
       for (const server of config.servers) {
@@ -341,7 +357,8 @@ export class ProxyWorker {
             ? cx.set('clientCert', clientCertHeader(der))
             : cx;
         },
-        onError: (error) => log.debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
+        onError: (error) =>
+          log.at('http').debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config
         // may change on reload without a new HttpServer, so it is read per line).
@@ -412,7 +429,8 @@ export class ProxyWorker {
       }
     }
     this.#config = staged.config;
-    this.log.level = staged.config.logLevel;
+    this.log.configureLevels(staged.config);
+    this.log.commitAccess(staged.access);
     this.#limit.max = staged.config.runtime.maxConnectionsPerWorker;
     this.#limit.released();
     const trimMs = idleTrimMs(staged.config);
@@ -434,6 +452,7 @@ export class ProxyWorker {
     const staged = this.#staged;
     if (staged === null || staged.generation !== generation) return;
     this.#staged = null;
+    this.log.abortAccess(staged.access);
     this.#thrift.abort();
     for (const entry of this.#servers.values()) {
       entry.slot.abort();
@@ -451,7 +470,7 @@ export class ProxyWorker {
   #accept(l: ListenerEntry): Promise<void> {
     return acceptLoop(l.listener, (stream) => this.#serve(l, stream), {
       stopping: () => this.#stopping || this.#listeners.get(l.id) !== l,
-      onError: (error) => this.log.warn(`accept on ${l.id}: ${(error as Error).message}`),
+      onError: (error) => this.log.at('accept').warn(`accept on ${l.id}: ${(error as Error).message}`),
       whenFull: this.#limit.whenFull,
     });
   }
@@ -500,9 +519,11 @@ export class ProxyWorker {
       },
       (error: unknown) => {
         this.#open.delete(stream);
-        this.log.debug(
-          `${entry.key}: PROXY protocol header from ${forwardedFor(stream.remoteAddress)}: ${(error as Error).message}`,
-        );
+        this.log
+          .at('proxy_protocol')
+          .debug(
+            `${entry.key}: PROXY protocol header from ${forwardedFor(stream.remoteAddress)}: ${(error as Error).message}`,
+          );
       },
     );
   }
@@ -532,9 +553,11 @@ export class ProxyWorker {
           return;
         }
         this.#open.delete(stream);
-        this.log.debug(
-          `${entry.key}: TLS handshake with ${forwardedFor(stream.remoteAddress)}: ${(error as Error).message}`,
-        );
+        this.log
+          .at('tls')
+          .debug(
+            `${entry.key}: TLS handshake with ${forwardedFor(stream.remoteAddress)}: ${(error as Error).message}`,
+          );
       },
     );
   }
@@ -569,6 +592,10 @@ export class ProxyWorker {
     await Promise.all([...this.#listeners.values()].map((l) => l.listener.close().catch(() => {})));
     this.#listeners.clear();
     const thriftStopped = this.#thrift.shutdown(this.#thrift.shutdownGrace);
+    // Tunnels (WebSocket) get their server's tunnel_drain, then are closed; requests keep the grace.
+    void drainTunnels().then((closed) => {
+      if (closed > 0) this.log.at('tunnel').info(`tunnel_drain over: closed ${closed} tunnel(s)`);
+    });
     const drained = Promise.all([...this.#https].map((h) => h.close()));
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
@@ -587,7 +614,7 @@ export class ProxyWorker {
       connectorOf(entry.slot.get()).close();
     }
     await thriftStopped;
-    this.log.flush();
+    await this.log.close();
   }
 }
 

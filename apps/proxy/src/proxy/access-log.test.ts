@@ -1,0 +1,174 @@
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  AccessLogFileError,
+  type AccessRecord,
+  FileSink,
+  jsonLine,
+  textField,
+  textLine,
+} from './access-log.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'loch-access-log-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const record = (over: Partial<AccessRecord> = {}): AccessRecord => ({
+  time: '2026-12-03T10:00:00.000Z',
+  server: 'web',
+  client: { family: 'ipv4', address: '10.1.2.3', port: 4000 },
+  peer: undefined,
+  method: 'GET',
+  target: '/a?b=1',
+  status: 200,
+  bytes: 12,
+  upstream: 'http://127.0.0.1:9000',
+  upstreamStatus: 200,
+  upstreamMs: 0.5,
+  ms: 1.2345,
+  requestId: 'req-1',
+  ...over,
+});
+
+describe('access-log formats', () => {
+  it('writes the text line as before, with "-" for an absent upstream', () => {
+    expect(textLine(record())).toBe(
+      '2026-12-03T10:00:00.000Z web 10.1.2.3:4000 GET /a?b=1 200 12 http://127.0.0.1:9000 1.23\n',
+    );
+    expect(textLine(record({ upstream: undefined }))).toContain(' 200 12 - 1.23\n');
+  });
+
+  it('escapes what could split or forge a text line (a Thrift method name is the client’s choice)', () => {
+    expect(textField('get\n2026 web 1.2.3.4:1 GET / 200')).toBe(
+      'get\\x0a2026\\x20web\\x201.2.3.4:1\\x20GET\\x20/\\x20200',
+    );
+    expect(textField('a"b\\c')).toBe('a\\x22b\\x5cc');
+    expect(textField('é')).toBe('\\xc3\\xa9');
+    expect(textField('')).toBe('-');
+    const line = textLine(record({ method: 'CALL', target: 'x\ny z' }));
+    expect(line.split('\n')).toHaveLength(2);
+    expect(line.split(' ')).toHaveLength(9);
+  });
+
+  it('writes one JSON object per line with every field', () => {
+    const line = jsonLine(record(), false);
+    expect(line.endsWith('}\n')).toBe(true);
+    expect(JSON.parse(line)).toEqual({
+      time: '2026-12-03T10:00:00.000Z',
+      server: 'web',
+      client: '10.1.2.3',
+      client_port: 4000,
+      method: 'GET',
+      path: '/a?b=1',
+      status: 200,
+      bytes: 12,
+      duration_ms: 1.235,
+      upstream: 'http://127.0.0.1:9000',
+      upstream_status: 200,
+      upstream_ms: 0.5,
+      request_id: 'req-1',
+    });
+    const bare = JSON.parse(
+      jsonLine(
+        record({
+          upstream: undefined,
+          upstreamStatus: undefined,
+          upstreamMs: undefined,
+          requestId: undefined,
+        }),
+        false,
+      ),
+    );
+    expect(bare).toMatchObject({
+      upstream: null,
+      upstream_status: null,
+      upstream_ms: null,
+      request_id: null,
+    });
+  });
+
+  it('JSON-escapes client-chosen strings, and names the peer behind a trusted proxy', () => {
+    const line = jsonLine(
+      record({
+        target: '/"}\n{"x":1',
+        client: { family: 'ipv6', address: '2001:db8::1', port: 0 },
+        peer: { family: 'ipv4', address: '10.0.0.1', port: 5555 },
+      }),
+      false,
+    );
+    expect(line.split('\n')).toHaveLength(2);
+    const o = JSON.parse(line);
+    expect(o).toMatchObject({
+      path: '/"}\n{"x":1',
+      client: '2001:db8::1',
+      client_port: null,
+      peer: '10.0.0.1',
+    });
+  });
+
+  it('writes Thrift calls with kind, service and method', () => {
+    const o = JSON.parse(jsonLine(record({ method: 'CALL', target: 'UserService:getUser' }), true));
+    expect(o).toMatchObject({ kind: 'call', service: 'UserService', method: 'getUser', status: 200 });
+    expect(o).not.toHaveProperty('path');
+    const one = JSON.parse(jsonLine(record({ method: 'ONEWAY', target: 'ping' }), true));
+    expect(one).toMatchObject({ kind: 'oneway', service: null, method: 'ping' });
+  });
+});
+
+describe('FileSink', () => {
+  const reports: string[] = [];
+  const report = (m: string) => reports.push(m);
+
+  it('appends lines in order, written on the tick, and everything on close', async () => {
+    const path = join(dir, 'a.log');
+    const sink = new FileSink(path, report, 5);
+    for (let i = 0; i < 10; i++) sink.push(`line ${i}\n`);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(readFileSync(path, 'utf8')).toBe(Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join(''));
+    sink.push('last\n');
+    await sink.close();
+    expect(readFileSync(path, 'utf8').endsWith('line 9\nlast\n')).toBe(true);
+    sink.push('after close\n');
+    expect(readFileSync(path, 'utf8')).not.toContain('after close');
+  });
+
+  it('reopen(): lines before it stay in the renamed file, later ones go to a new file at the path', async () => {
+    const path = join(dir, 'rotate.log');
+    const sink = new FileSink(path, report, 5);
+    sink.push('before 1\n');
+    sink.push('before 2\n');
+    renameSync(path, `${path}.1`);
+    // Pending lines are written to the file that was open (the renamed one), then it is reopened.
+    await sink.reopen();
+    sink.push('after\n');
+    await sink.close();
+    expect(readFileSync(`${path}.1`, 'utf8')).toBe('before 1\nbefore 2\n');
+    expect(readFileSync(path, 'utf8')).toBe('after\n');
+  });
+
+  it('keeps at most maxPending bytes while a write is in flight, drops and reports the rest', async () => {
+    const path = join(dir, 'slow.log');
+    const seen: string[] = [];
+    // flushBytes 100: the second line starts a write; until it completes (not within this
+    // synchronous loop) lines wait, up to 1000 bytes; the rest is dropped.
+    const sink = new FileSink(path, (m) => seen.push(m), 5, 1000, 100);
+    const line = (i: number) => `${String(i).padStart(49, '0')}\n`; // 50 bytes
+    for (let i = 0; i < 100; i++) sink.push(line(i));
+    await sink.close();
+    const written = readFileSync(path, 'utf8');
+    // 2 lines in the first write, then 20 lines (1000 bytes) waited; 78 dropped.
+    expect(written).toBe(Array.from({ length: 22 }, (_, i) => line(i)).join(''));
+    expect(seen).toEqual([expect.stringMatching(/78 line\(s\) dropped: the disk did not keep up/)]);
+  });
+
+  it('refuses a path that cannot be opened with a typed error', () => {
+    expect(() => new FileSink(join(dir, 'missing-dir', 'x.log'), report)).toThrow(AccessLogFileError);
+    try {
+      new FileSink(join(dir, 'missing-dir', 'x.log'), report);
+    } catch (error) {
+      expect((error as AccessLogFileError).code).toBe('ERR_LOCH_ACCESS_LOG_FILE');
+      expect((error as Error).message).toMatch(/missing-dir.*ENOENT/);
+    }
+  });
+});

@@ -1,0 +1,352 @@
+/**
+ * Where access-log lines go and how they look: the sinks (stdout, or a file opened with
+ * O_APPEND by every worker, as nginx's workers do) and the two line formats (text and JSON
+ * lines). A file sink never blocks the worker's event loop on a request: lines are appended to
+ * a string, and one asynchronous write (libuv's thread pool) carries everything pending every
+ * ACCESS_FLUSH_MS or as soon as FLUSH_BYTES are waiting; while that write is in flight new lines
+ * wait in memory. The wait is bounded (MAX_PENDING_BYTES per file and worker): when the disk
+ * does not keep up, further lines are dropped and counted, and the count is reported on the
+ * error log once the writer catches up. `reopen()` (SIGUSR1, the logrotate convention) lets
+ * the write in flight finish, then closes the file and opens its path again. Not for the
+ * operational log (log.ts).
+ */
+import { close, closeSync, open, openSync, write, writeSync } from 'node:fs';
+import { formatAddress, type SocketAddress } from '@loch/uring-runtime';
+
+/** Line format of an access log. */
+export type AccessLogFormat = 'text' | 'json';
+
+/** Longest time an access-log line waits in the buffer (ms). */
+export const ACCESS_FLUSH_MS = 50;
+/** Pending lines of one sink written at once without waiting for the tick (stdout). */
+const FLUSH_LINES = 256;
+/** Pending bytes of a file sink written at once without waiting for the tick. */
+const FLUSH_BYTES = 64 * 1024;
+/**
+ * Most bytes a file sink holds while its disk is busy (per worker and file). Past it lines are
+ * dropped (counted and reported), so a stalled disk costs bounded memory and never the loop.
+ */
+export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
+
+/** One destination of access-log lines. */
+export interface AccessSink {
+  /** Adds one line (ending in "\n"); never blocks. */
+  push(line: string): void;
+  /** Writes what is pending now (a file sink: synchronously, at shutdown). */
+  flush(): void;
+  /** Opens the file again by its path (files only; stdout ignores it). */
+  reopen(): Promise<void>;
+  /** Flushes, then releases the file. */
+  close(): Promise<void>;
+}
+
+/**
+ * A buffered line writer to a function (stdout, or a test's array). Lines wait at most `flushMs`
+ * (0 = the next event-loop turn) or until FLUSH_LINES are pending. In a worker thread every
+ * stdout write is a message to the main thread, so a coarse tick keeps logging off the hot path.
+ */
+export class LineBuffer implements AccessSink {
+  #lines = '';
+  #count = 0;
+  #timer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  constructor(
+    private readonly out: (text: string) => void,
+    private readonly flushMs: number,
+  ) {}
+
+  push(line: string): void {
+    this.#lines += line;
+    if (++this.#count >= FLUSH_LINES) this.flush();
+    else if (this.#timer === null) {
+      this.#timer = this.flushMs > 0 ? setTimeout(this.#onTick, this.flushMs) : setImmediate(this.#onTick);
+    }
+  }
+
+  readonly #onTick = (): void => {
+    this.#timer = null;
+    this.flush();
+  };
+
+  flush(): void {
+    if (this.#timer !== null) {
+      if (this.flushMs > 0) clearTimeout(this.#timer as NodeJS.Timeout);
+      else clearImmediate(this.#timer as NodeJS.Immediate);
+      this.#timer = null;
+    }
+    if (this.#count === 0) return;
+    const text = this.#lines;
+    this.#lines = '';
+    this.#count = 0;
+    this.out(text);
+  }
+
+  reopen(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    this.flush();
+    return Promise.resolve();
+  }
+}
+
+/** A file that cannot be opened for the access log (bad directory, permissions). */
+export class AccessLogFileError extends Error {
+  override readonly name = 'AccessLogFileError';
+  readonly code = 'ERR_LOCH_ACCESS_LOG_FILE';
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    super(`access log ${path}: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+/**
+ * An access-log file, appended to by one asynchronous write at a time (see the module header).
+ * `report` receives the drop notices (the worker's error log).
+ */
+export class FileSink implements AccessSink {
+  readonly path: string;
+  #fd: number;
+  #pending = '';
+  #pendingBytes = 0;
+  #writing = false;
+  #dropped = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #reopenWanted = false;
+  #closed = false;
+  /** Resolved when the write in flight (if any) and a requested reopen are done. */
+  #idle: (() => void)[] = [];
+
+  /** Opens `path` for appending (created 0644 when missing); throws AccessLogFileError. */
+  constructor(
+    path: string,
+    private readonly report: (message: string) => void,
+    private readonly flushMs = ACCESS_FLUSH_MS,
+    private readonly maxPending = MAX_PENDING_BYTES,
+    private readonly flushBytes = FLUSH_BYTES,
+  ) {
+    this.path = path;
+    try {
+      this.#fd = openSync(path, 'a', 0o644);
+    } catch (error) {
+      throw new AccessLogFileError(path, error);
+    }
+  }
+
+  push(line: string): void {
+    if (this.#closed) return;
+    // Length in UTF-16 units: a bound, not an exact byte count (fine for a memory cap).
+    if (this.#pendingBytes + line.length > this.maxPending) {
+      this.#dropped++;
+      return;
+    }
+    this.#pending += line;
+    this.#pendingBytes += line.length;
+    if (this.#pendingBytes >= this.flushBytes) this.#writeSoon();
+    else if (this.#timer === null) this.#timer = setTimeout(this.#onTick, this.flushMs);
+  }
+
+  readonly #onTick = (): void => {
+    this.#timer = null;
+    this.#writeSoon();
+  };
+
+  /** Starts the one asynchronous write unless one is in flight (its completion starts the next). */
+  #writeSoon(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    if (this.#writing || this.#closed) return;
+    if (this.#pendingBytes === 0) {
+      // Lines logged before a reopen was asked for go to the file open then (written first).
+      if (this.#reopenWanted) this.#doReopen();
+      else this.#settle();
+      return;
+    }
+    const text = this.#pending;
+    this.#pending = '';
+    this.#pendingBytes = 0;
+    this.#writing = true;
+    write(this.#fd, text, null, 'utf8', this.#written);
+  }
+
+  readonly #written = (error: NodeJS.ErrnoException | null): void => {
+    this.#writing = false;
+    if (error !== null) this.report(`access log ${this.path}: write failed: ${error.message}`);
+    if (this.#dropped > 0) {
+      this.report(
+        `access log ${this.path}: ${this.#dropped} line(s) dropped: the disk did not keep up (${this.maxPending} bytes pending)`,
+      );
+      this.#dropped = 0;
+    }
+    if (this.#reopenWanted || this.#pendingBytes >= this.flushBytes) this.#writeSoon();
+    else if (this.#pendingBytes > 0 && this.#timer === null)
+      this.#timer = setTimeout(this.#onTick, this.flushMs);
+    else this.#settle();
+  };
+
+  #doReopen(): void {
+    this.#reopenWanted = false;
+    this.#writing = true;
+    const old = this.#fd;
+    open(this.path, 'a', 0o644, (error, fd) => {
+      this.#writing = false;
+      if (error !== null) {
+        // Keep writing to the old file rather than lose lines; a later SIGUSR1 tries again.
+        this.report(`access log ${this.path}: reopen failed, still writing the old file: ${error.message}`);
+      } else {
+        this.#fd = fd;
+        close(old, () => {});
+      }
+      if (this.#closed) return;
+      this.#writeSoon();
+    });
+  }
+
+  #settle(): void {
+    const waiters = this.#idle;
+    this.#idle = [];
+    for (const w of waiters) w();
+  }
+
+  #whenIdle(): Promise<void> {
+    if (!this.#writing && !this.#reopenWanted) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  flush(): void {
+    if (this.#closed || this.#pendingBytes === 0) return;
+    if (this.#writing) {
+      // The write in flight goes first; the rest follows it (order kept).
+      this.#writeSoon();
+      return;
+    }
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+    const text = this.#pending;
+    this.#pending = '';
+    this.#pendingBytes = 0;
+    try {
+      writeSync(this.#fd, text);
+    } catch (error) {
+      this.report(`access log ${this.path}: write failed: ${(error as Error).message}`);
+    }
+  }
+
+  /** Resolves once the file at `path` is the one written (lines pending are written first). */
+  reopen(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#reopenWanted = true;
+    const done = this.#whenIdle();
+    this.#writeSoon();
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#whenIdle();
+    this.flush();
+    this.#closed = true;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    try {
+      closeSync(this.#fd);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Characters that a text line never carries raw (they could forge or split a line). */
+const UNSAFE_TEXT = /[^\x21-\x7e]|["\\]/;
+const UNSAFE_TEXT_ALL = /[^\x21-\x7e]|["\\]/g;
+
+/**
+ * A field of a text line: "-" when empty, else itself with spaces, controls, quotes,
+ * backslashes and non-ASCII written \xHH (nginx's escape=default), so a client-chosen value
+ * (a Thrift method name) can neither split a line nor add a field.
+ */
+export function textField(value: string): string {
+  if (value === '') return '-';
+  if (!UNSAFE_TEXT.test(value)) return value;
+  return value.replace(UNSAFE_TEXT_ALL, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x80
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : Array.from(new TextEncoder().encode(c), (b) => `\\x${b.toString(16).padStart(2, '0')}`).join('');
+  });
+}
+
+/** The client as a text line writes it ("unix" for a Unix-socket peer). */
+export function peerText(peer: SocketAddress): string {
+  // Port 0: a client read from X-Forwarded-For, which carries no port.
+  return peer.family === 'unix' ? 'unix' : peer.port === 0 ? peer.address : formatAddress(peer);
+}
+
+/** One access-log record: what both formats are made from. */
+export interface AccessRecord {
+  time: string;
+  server: string;
+  /** The client (after PROXY protocol and trusted X-Forwarded-For hops). */
+  client: SocketAddress;
+  /** The connection's peer, when it differs from the client (a trusted proxy). */
+  peer: SocketAddress | undefined;
+  method: string;
+  target: string;
+  status: number;
+  bytes: number;
+  upstream: string | undefined;
+  /** Status the upstream answered, when the response came from one. */
+  upstreamStatus: number | undefined;
+  /** Ms from the request's head until the upstream's response head. */
+  upstreamMs: number | undefined;
+  ms: number;
+  requestId: string | undefined;
+}
+
+/**
+ * The text line (space separated, "-" for an absent field):
+ *   time server client method target status bytes upstream ms
+ */
+export function textLine(r: AccessRecord): string {
+  return `${r.time} ${r.server} ${peerText(r.client)} ${textField(r.method)} ${textField(r.target)} ${r.status} ${r.bytes} ${r.upstream ?? '-'} ${r.ms.toFixed(2)}\n`;
+}
+
+/**
+ * One JSON object per line (JSON lines). HTTP: time, server, client, client_port, method, path,
+ * status, bytes, duration_ms, upstream, upstream_status, upstream_ms, request_id (x-request-id),
+ * and peer when a trusted proxy stood between. `thrift` lines name the call's kind ("call" or
+ * "oneway"), service (a multiplexed name's prefix, else null) and method instead.
+ */
+export function jsonLine(r: AccessRecord, thrift: boolean): string {
+  let s = `{"time":"${r.time}","server":${JSON.stringify(r.server)},"client":`;
+  s +=
+    r.client.family === 'unix'
+      ? '"unix"'
+      : `${JSON.stringify(r.client.address)},"client_port":${r.client.port === 0 ? 'null' : r.client.port}`;
+  if (r.peer !== undefined)
+    s += `,"peer":${r.peer.family === 'unix' ? '"unix"' : JSON.stringify(r.peer.address)}`;
+  if (thrift) {
+    const colon = r.target.indexOf(':');
+    const service = colon < 0 ? null : r.target.slice(0, colon);
+    const method = colon < 0 ? r.target : r.target.slice(colon + 1);
+    s += `,"kind":"${r.method === 'ONEWAY' ? 'oneway' : 'call'}","service":${JSON.stringify(service)},"method":${JSON.stringify(method)}`;
+  } else {
+    s += `,"method":${JSON.stringify(r.method)},"path":${JSON.stringify(r.target)}`;
+  }
+  s += `,"status":${r.status},"bytes":${r.bytes},"duration_ms":${round(r.ms)}`;
+  s += `,"upstream":${r.upstream === undefined ? 'null' : JSON.stringify(r.upstream)}`;
+  if (!thrift) {
+    s += `,"upstream_status":${r.upstreamStatus ?? 'null'},"upstream_ms":${r.upstreamMs === undefined ? 'null' : round(r.upstreamMs)}`;
+    s += `,"request_id":${r.requestId === undefined ? 'null' : JSON.stringify(r.requestId)}`;
+  }
+  return `${s}}\n`;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
