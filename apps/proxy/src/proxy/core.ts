@@ -47,12 +47,13 @@ class AccessLoggedBody extends ForwardedBody {
     private readonly core: CoreService,
     private readonly cx: RequestCx,
     private readonly status: number,
+    private readonly upstreamMs: number | undefined,
   ) {
     super(source, null);
   }
 
   protected override ended(bytes: number): void {
-    this.core.logLine(this.cx, this.status, bytes);
+    this.core.logLine(this.cx, this.status, bytes, this.upstreamMs);
   }
 }
 
@@ -97,28 +98,36 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   #answer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): HttpResponse {
     workerMetrics.answered(this.serverKey, cx, res.status, fromUpstream);
     if (!this.accessLog) return res;
+    // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
+    const upstreamMs =
+      fromUpstream && cx.maybeGet('upstream') !== undefined
+        ? performance.now() - cx.get('startedAt')
+        : undefined;
     const body = res.body;
     if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
-      res.body = new AccessLoggedBody(body, this, cx, res.status);
+      res.body = new AccessLoggedBody(body, this, cx, res.status, upstreamMs);
     } else {
-      this.logLine(cx, res.status, Math.max(body.length, 0));
+      this.logLine(cx, res.status, Math.max(body.length, 0), upstreamMs);
     }
     return res;
   }
 
-  /** @internal one access-log line for `cx`'s request */
-  logLine(cx: RequestCx, status: number, bytes: number): void {
+  /** @internal one access-log line for `cx`'s request; `upstreamMs` set when an upstream answered */
+  logLine(cx: RequestCx, status: number, bytes: number, upstreamMs: number | undefined = undefined): void {
     const req = cx.get('request');
     const upstream = cx.maybeGet('upstream');
-    this.log.access(
+    this.log.accessRequest(
       this.serverKey,
       cx.get('peerAddr'),
+      req.headers,
       req.method,
       cx.get('clientTarget'),
       status,
       bytes,
       upstream?.label,
       performance.now() - cx.get('startedAt'),
+      upstreamMs === undefined ? undefined : status,
+      upstreamMs,
     );
   }
 
@@ -133,9 +142,9 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       extra = error.headers;
       workerMetrics.upstreamFailed(this.serverKey, cx, code);
       if (status >= 500)
-        this.log.warn(
-          `${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`,
-        );
+        this.log
+          .at('upstream')
+          .warn(`${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
       else
         this.log.debug(
           `${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`,
