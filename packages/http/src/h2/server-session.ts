@@ -59,12 +59,11 @@ import {
   writeFrameHeader,
   writeHeaders,
   writePing,
-  writeRstStream,
   writeSettingsAck,
-  writeWindowUpdate,
 } from './frames.js';
 import { HpackEncoder } from './hpack-encoder.js';
 import { H2RequestBody } from './request-body.js';
+import { H2FrameOutput, type H2OutputHost } from './server-output.js';
 import { BLOCK_DISCARD, BLOCK_REQUEST, BLOCK_TRAILERS, H2RequestHeadDecoder } from './server-request-head.js';
 import type { H2ServerShared } from './server-shared.js';
 import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
@@ -74,8 +73,6 @@ const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** The PING that follows the shutdown notice (the first GOAWAY), and how long to wait for it. */
 const SHUTDOWN_PING = Uint8Array.from(Buffer.from('lochbye!', 'latin1'));
 const SHUTDOWN_NOTICE_MS = 1000;
-/** Octets of the output arena small frames are written into (a new one when full). */
-const ARENA_SIZE = 16 * 1024;
 /** WINDOW_UPDATE increments below this count against the flood budget. */
 const SMALL_WINDOW_UPDATE = 1024;
 /** Lingering close after GOAWAY: how long and how much to read away. */
@@ -106,7 +103,7 @@ const STATUS_TEXT: string[] = [];
 for (let s = 100; s < 600; s++) STATUS_TEXT[s] = String(s);
 
 /** One HTTP/2 server connection; see the module comment. */
-export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler, H2StreamHost {
+export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler, H2StreamHost, H2OutputHost {
   deadline = NO_DEADLINE;
   private state = OPEN;
   private readonly decoder: Http2FrameDecoder;
@@ -144,27 +141,12 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
   private readonly empties: FloodCounter;
   private readonly windowUpdates: FloodCounter;
 
-  // Output: frames queued since the last flush (the arena's unqueued region first goes to `out`
-  // by seal()), and the write in flight.
-  private arena = new Uint8Array(ARENA_SIZE);
-  private arenaStart = 0;
-  private arenaPos = 0;
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
-  private writing = false;
-  private writingBytes = 0;
-  private flushQueued = false;
-  private readonly flushTask = (): void => {
-    this.flushQueued = false;
-    this.flush();
-  };
-  /** Response writers waiting for the output to drain below the bound. */
-  private drainWaiters: (() => void)[] = [];
+  /** Frames queued and the write in flight (server-output.ts). */
+  private readonly output: H2FrameOutput;
 
   // Input.
   private reading = false;
   private readPaused = false;
-  private inFeed = false;
   private lingering = false;
   private lingerLeft = LINGER_BYTES;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
@@ -189,6 +171,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       maxHeaderBlockSize: 2 * limits.maxHeaderListSize + 1024,
     });
     this.head = new H2RequestHeadDecoder(limits.maxHeaderListSize);
+    this.output = new H2FrameOutput(stream, this, limits.maxOutputBuffer);
     this.recvWindow = new ReceiveWindow(limits.connectionWindowSize);
     const interval = limits.floodInterval;
     this.resets = new FloodCounter(limits.maxResetsPerInterval, interval);
@@ -213,12 +196,12 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
    * such as the sniffed client preface; may be empty) is decoded, then the stream is read.
    */
   start(received: Uint8Array | null): void {
-    this.queue(this.shared.preface);
+    this.output.queue(this.shared.preface);
     const settingsMs = this.shared.limits.settingsTimeout;
     if (settingsMs > 0) this.settingsDeadline = this.server.now + settingsMs;
     this.armIdle();
     if (received !== null && received.length > 0) this.feed(received);
-    else this.flush();
+    else this.output.flush();
     this.recv();
   }
 
@@ -272,10 +255,10 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     // Two phases (RFC 9113 §6.8): a GOAWAY with the largest id tells the client to open no more
     // streams while the ones it already sent are still served; a PING round trip later (or after
     // SHUTDOWN_NOTICE_MS without an answer) the GOAWAY with the real last id follows.
-    this.queue(encodeGoaway(MAX_WINDOW_SIZE, Http2ErrorCode.NO_ERROR));
-    const at = this.reserve(FRAME_HEADER_LENGTH + 8);
-    writePing(this.arena, at, SHUTDOWN_PING, false);
-    this.flush();
+    this.output.queue(encodeGoaway(MAX_WINDOW_SIZE, Http2ErrorCode.NO_ERROR));
+    const at = this.output.reserve(FRAME_HEADER_LENGTH + 8);
+    writePing(this.output.arena, at, SHUTDOWN_PING, false);
+    this.output.flush();
     this.noticeTimer = setTimeout(() => this.finalGoaway(), SHUTDOWN_NOTICE_MS);
   }
 
@@ -285,8 +268,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     this.noticeTimer = null;
     if (this.state !== DRAINING || this.goawayId !== MAX_WINDOW_SIZE) return;
     this.goawayId = this.lastStreamId;
-    this.queue(encodeGoaway(this.lastStreamId, Http2ErrorCode.NO_ERROR));
-    this.flush();
+    this.output.queue(encodeGoaway(this.lastStreamId, Http2ErrorCode.NO_ERROR));
+    this.output.flush();
     if (this.streams.size === 0) this.finish();
   }
 
@@ -324,7 +307,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
 
   private recv(): void {
     if (this.reading || this.state === CLOSED || (this.state === CLOSING && !this.lingering)) return;
-    if (this.outBytes + this.writingBytes > this.shared.limits.maxOutputBuffer) {
+    if (this.output.overBound) {
       // The client does not read what we send: stop reading what it sends.
       this.readPaused = true;
       return;
@@ -372,15 +355,16 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
 
   /** Decodes received bytes; frames the handling produced go out in one write. */
   private feed(bytes: Uint8Array): void {
-    this.inFeed = true;
+    const output = this.output;
+    output.inFeed = true;
     try {
       this.decoder.feed(bytes);
     } catch (e) {
       this.connectionError(e);
     } finally {
-      this.inFeed = false;
+      output.inFeed = false;
     }
-    this.flush();
+    this.output.flush();
   }
 
   /** A connection error: GOAWAY with its code (INTERNAL_ERROR for a bug of ours), then close. */
@@ -407,7 +391,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     }
     // The connection window is credited as DATA arrives: the streams' windows bound the buffers.
     const inc = this.recvWindow.consume(flowLength);
-    if (inc > 0) this.queueWindowUpdate(0, inc);
+    if (inc > 0) this.output.queueWindowUpdate(0, inc);
     if (flowLength === 0 && !endStream) this.countEmpty();
     const s = this.streams.get(streamId);
     if (s === undefined) {
@@ -506,7 +490,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     }
     if (err !== null) {
       this.countReset();
-      this.queueRst(streamId, err.errorCode);
+      this.output.queueRst(streamId, err.errorCode);
       return;
     }
     if (this.head.count > this.shared.maxHeaderCount) {
@@ -516,7 +500,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     }
     if (this.streams.size >= this.shared.limits.maxConcurrentStreams) {
       this.countReset();
-      this.queueRst(streamId, Http2ErrorCode.REFUSED_STREAM);
+      this.output.queueRst(streamId, Http2ErrorCode.REFUSED_STREAM);
       return;
     }
     this.openStream(streamId, endStream);
@@ -564,7 +548,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       if (Number.isNaN(contentLength) || (endStream && contentLength !== 0 && method !== 'HEAD')) {
         // Malformed (RFC 9113 §8.1.1): a bad content-length, or one that END_STREAM contradicts.
         this.countReset();
-        this.queueRst(id, Http2ErrorCode.PROTOCOL_ERROR);
+        this.output.queueRst(id, Http2ErrorCode.PROTOCOL_ERROR);
         return;
       }
     }
@@ -783,8 +767,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
         }
       }
     }
-    const at = this.reserve(FRAME_HEADER_LENGTH);
-    writeSettingsAck(this.arena, at);
+    const at = this.output.reserve(FRAME_HEADER_LENGTH);
+    writeSettingsAck(this.output.arena, at);
   }
 
   /** @internal */
@@ -812,8 +796,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       if (this.noticeTimer !== null && Buffer.from(SHUTDOWN_PING).equals(data)) this.finalGoaway();
       return;
     }
-    const at = this.reserve(FRAME_HEADER_LENGTH + 8);
-    writePing(this.arena, at, data, true);
+    const at = this.output.reserve(FRAME_HEADER_LENGTH + 8);
+    writePing(this.output.arena, at, data, true);
   }
 
   /** @internal */
@@ -865,7 +849,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     const s = this.streams.get(error.streamId);
     this.countReset();
     if (s !== undefined) this.resetStream(s, error.errorCode, true);
-    else this.queueRst(error.streamId, error.errorCode);
+    else this.output.queueRst(error.streamId, error.errorCode);
   }
 
   // ---- Flood accounting ----
@@ -883,7 +867,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
   /** @internal */
   streamBodyConsumed(s: H2ServerStream, n: number): void {
     this.creditStream(s, n);
-    if (!this.inFeed) this.scheduleFlush();
+    if (!this.output.inFeed) this.output.scheduleFlush();
   }
 
   /** @internal */
@@ -898,14 +882,14 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     // so the client can finish; once the answer is done it is asked to stop (RST NO_ERROR).
     if (!s.remoteClosed && buffered > 0) {
       this.creditStream(s, buffered);
-      if (!this.inFeed) this.scheduleFlush();
+      if (!this.output.inFeed) this.output.scheduleFlush();
     }
   }
 
   /** Credits `n` consumed octets of a stream's window (WINDOW_UPDATE once half is consumed). */
   private creditStream(s: H2ServerStream, n: number): void {
     const inc = s.recv.consume(n);
-    if (inc > 0 && !s.remoteClosed) this.queueWindowUpdate(s.id, inc);
+    if (inc > 0 && !s.remoteClosed) this.output.queueWindowUpdate(s.id, inc);
   }
 
   /**
@@ -918,7 +902,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     const wasClosed = s.localClosed && s.remoteClosed;
     s.remoteClosed = true;
     s.localClosed = true;
-    if (!wasClosed) this.queueRst(s.id, code);
+    if (!wasClosed) this.output.queueRst(s.id, code);
     this.abandon(s, new Http2StreamResetError(s.id, code, byPeer ? 'peer' : 'server'));
   }
 
@@ -945,7 +929,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     enc.begin();
     enc.addField(':status', STATUS_TEXT[status]!);
     this.queueHeaders(streamId, enc.finish(), true);
-    if (!endStream) this.queueRst(streamId, Http2ErrorCode.NO_ERROR);
+    if (!endStream) this.output.queueRst(streamId, Http2ErrorCode.NO_ERROR);
   }
 
   // ---- Responses ----
@@ -1043,8 +1027,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       return;
     }
     const head = headersFramesLength(block.length, o);
-    const at = this.reserve(data === null ? head : head + FRAME_HEADER_LENGTH + data.length);
-    const out = this.arena;
+    const at = this.output.reserve(data === null ? head : head + FRAME_HEADER_LENGTH + data.length);
+    const out = this.output.arena;
     writeHeaders(out, at, streamId, block, o);
     if (data !== null) {
       writeFrameHeader(out, at + head, data.length, FrameType.DATA, FrameFlag.END_STREAM, streamId);
@@ -1060,15 +1044,15 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
   private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): number {
     let off = from;
     const total = data.length;
-    const maxOut = this.shared.limits.maxOutputBuffer;
+    const output = this.output;
     while (off < total) {
       // The client's windows may be huge: the output bound caps what one body queues at once.
-      if (this.outBytes + this.writingBytes > maxOut) return off;
+      if (output.overBound) return off;
       const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
       if (room <= 0) return off;
       const last = end && off + room === total;
-      const at = this.reserve(FRAME_HEADER_LENGTH + room);
-      const frame = this.arena;
+      const at = this.output.reserve(FRAME_HEADER_LENGTH + room);
+      const frame = output.arena;
       writeFrameHeader(frame, at, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
       frame.set(data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
       s.sendWindow -= room;
@@ -1082,8 +1066,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
 
   /** An empty DATA frame with END_STREAM. */
   private endData(s: H2ServerStream): void {
-    const at = this.reserve(FRAME_HEADER_LENGTH);
-    writeFrameHeader(this.arena, at, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
+    const at = this.output.reserve(FRAME_HEADER_LENGTH);
+    writeFrameHeader(this.output.arena, at, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
     s.localClosed = true;
   }
 
@@ -1098,11 +1082,11 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
       off = this.sendNow(s, data, off, end);
       if (off === data.length) break;
-      if (this.outBytes + this.writingBytes > this.shared.limits.maxOutputBuffer) {
+      if (this.output.overBound) {
         // Stopped by the output bound, not a window: wait for the writes (the write timeout
         // covers a client that does not read).
-        this.scheduleFlush();
-        await this.drained();
+        this.output.scheduleFlush();
+        await this.output.drained();
         continue;
       }
       if (!stalled) {
@@ -1114,7 +1098,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       await this.windowOpen(s);
     }
     if (stalled) this.disarmStream(s);
-    if (this.outBytes + this.writingBytes > this.shared.limits.maxOutputBuffer) await this.drained();
+    if (this.output.overBound) await this.output.drained();
     if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
   }
 
@@ -1124,16 +1108,11 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
 
   /** A promise of a stream's window opening (or the stream ending). */
   private windowOpen(s: H2ServerStream): Promise<void> {
-    this.scheduleFlush();
+    this.output.scheduleFlush();
     return new Promise<void>((resolve, reject) => {
       s.windowResolve = resolve;
       s.windowReject = reject;
     });
-  }
-
-  /** A promise of the output draining below the bound. */
-  private drained(): Promise<void> {
-    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** Streams a body: each chunk as the windows allow, then trailers or an empty END_STREAM. */
@@ -1145,7 +1124,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
         if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
         let r = nextNow(it);
         if (r === null) {
-          this.scheduleFlush();
+          this.output.scheduleFlush();
           s.pendingBody = it;
           try {
             r = await it.next();
@@ -1190,89 +1169,27 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     } else {
       this.endData(s);
     }
-    this.scheduleFlush();
+    this.output.scheduleFlush();
   }
 
   // ---- Output ----
 
-  /** Queues a frame made elsewhere (our SETTINGS, GOAWAY), after what the arena holds. */
-  private queue(frame: Uint8Array): void {
-    if (this.state === CLOSED) return;
-    this.seal();
-    this.out.push(frame);
-    this.outBytes += frame.length;
-    if (!this.inFeed) this.scheduleFlush();
-  }
-
-  /**
-   * Room for a frame of `n` octets in the output arena; returns its offset in `this.arena`
-   * (read the field after the call: a full arena is replaced). Frames are written back to back
-   * into one buffer, so the usual flush is one view of it; a region once queued is never
-   * written again (the write in flight may still read it), and a full arena is left to the GC.
-   */
-  private reserve(n: number): number {
-    if (this.arenaPos + n > this.arena.length) {
-      this.seal();
-      this.arena = new Uint8Array(Math.max(ARENA_SIZE, n));
-      this.arenaStart = 0;
-      this.arenaPos = 0;
-    }
-    const at = this.arenaPos;
-    this.arenaPos = at + n;
-    this.outBytes += n;
-    if (!this.inFeed) this.scheduleFlush();
-    return at;
-  }
-
-  /** Moves the arena's unqueued frames to the output list. */
-  private seal(): void {
-    if (this.arenaPos > this.arenaStart) {
-      this.out.push(this.arena.subarray(this.arenaStart, this.arenaPos));
-      this.arenaStart = this.arenaPos;
-    }
-  }
-
-  private queueRst(streamId: number, code: number): void {
-    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
-    writeRstStream(this.arena, at, streamId, code);
-  }
-
-  private queueWindowUpdate(streamId: number, increment: number): void {
-    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
-    writeWindowUpdate(this.arena, at, streamId, increment);
-  }
-
-  private scheduleFlush(): void {
-    if (this.flushQueued || this.writing) return;
-    this.flushQueued = true;
-    queueMicrotask(this.flushTask);
-  }
-
-  /** Writes everything queued in one writeTo (when none is in flight). */
-  private flush(): void {
-    if (this.writing || this.state === CLOSED) return;
-    this.seal();
-    if (this.out.length === 0) return;
-    const bufs = this.out;
-    this.out = [];
-    this.writingBytes = this.outBytes;
-    this.outBytes = 0;
-    this.writing = true;
+  /** A write goes out (H2OutputHost): the write timeout runs. @internal */
+  writeStarted(): void {
     const ms = this.server.timeouts.write;
     this.writeDeadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
     if (this.writeDeadline < this.deadline) this.deadline = this.writeDeadline;
-    try {
-      this.stream.writeTo(bufs.length === 1 ? bufs[0]! : bufs, this);
-    } catch (e) {
-      this.writing = false;
-      this.abort(e);
-    }
+  }
+
+  /** The stream refused a write at once (H2OutputHost). @internal */
+  writeRefused(error: unknown): void {
+    this.abort(error);
   }
 
   /** The outcome of the write in flight (WriteTarget). Never throws. @internal */
   onWritten(error: unknown): void {
-    this.writing = false;
-    this.writingBytes = 0;
+    const output = this.output;
+    output.writeEnded();
     this.writeDeadline = NO_DEADLINE;
     this.rearm();
     if (error !== undefined) {
@@ -1280,16 +1197,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       return;
     }
     if (this.state === CLOSED) return;
-    if (this.out.length > 0 || this.arenaPos > this.arenaStart) this.flush();
-    if (this.outBytes + this.writingBytes <= this.shared.limits.maxOutputBuffer) {
-      if (this.drainWaiters.length > 0) {
-        const w = this.drainWaiters;
-        this.drainWaiters = [];
-        for (const f of w) f();
-      }
-      if (this.readPaused) this.recv();
-    }
-    if (this.state === CLOSING && !this.writing && !this.lingering) this.linger();
+    if (output.flushPending() && this.readPaused) this.recv();
+    if (this.state === CLOSING && !output.writing && !this.lingering) this.linger();
   }
 
   // ---- Ending ----
@@ -1298,19 +1207,19 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
   private goaway(code: number, message: string | null): void {
     if (this.state >= CLOSING) return;
     const debug = message === null ? undefined : Buffer.from(message.slice(0, 200), 'latin1');
-    this.queue(encodeGoaway(Math.min(this.lastStreamId, this.goawayId), code, debug));
+    this.output.queue(encodeGoaway(Math.min(this.lastStreamId, this.goawayId), code, debug));
     this.failStreams(code, code === Http2ErrorCode.NO_ERROR ? 'server' : 'peer');
     this.state = CLOSING;
-    this.flush();
-    if (!this.writing) this.linger();
+    this.output.flush();
+    if (!this.output.writing) this.linger();
   }
 
   /** Draining is over (no stream left after our GOAWAY or the client's): close. */
   private finish(): void {
     if (this.state >= CLOSING) return;
     this.state = CLOSING;
-    this.flush();
-    if (!this.writing) this.linger();
+    this.output.flush();
+    if (!this.output.writing) this.linger();
   }
 
   /** Every stream in flight ends (their readers and writers fail). */
@@ -1325,9 +1234,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       s.wake(e);
     }
     this.blocked.clear();
-    const w = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const f of w) f();
+    this.output.wakeDrained();
   }
 
   /**
@@ -1376,9 +1283,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     this.noticeTimer = null;
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     this.lingerTimer = null;
-    this.out = [];
-    this.outBytes = 0;
-    this.arenaStart = this.arenaPos;
+    this.output.discard();
     this.failStreams(Http2ErrorCode.CANCEL, 'peer');
     const stream = this.stream;
     void stream

@@ -1,0 +1,182 @@
+/**
+ * The output side of an HTTP/2 server connection: frames are written back to back into one
+ * arena buffer (or queued as made elsewhere: our SETTINGS, GOAWAY) and go out together, one
+ * writeTo per flush: after each received chunk is handled, or at the next microtask for frames
+ * a handler's answer produced. Counts what is queued and in flight so the session can bound
+ * its output (stop reading a client that does not read, hold response bodies), and wakes the
+ * body writers waiting for the output to drain.
+ *
+ * Not for deciding what to send (server-session.ts) nor for the write's outcome: the session is
+ * the stream's WriteTarget and calls `writeEnded()` and `flushPending()` from it.
+ */
+
+import type { HttpStream, StreamWriteTarget } from '../transport.js';
+import { FRAME_HEADER_LENGTH, writeRstStream, writeWindowUpdate } from './frames.js';
+
+/** Octets of the output arena small frames are written into (a new one when full). */
+const ARENA_SIZE = 16 * 1024;
+
+/** What the output needs from its session. */
+export interface H2OutputHost extends StreamWriteTarget {
+  /** A write goes out now: arm the write deadline. */
+  writeStarted(): void;
+  /** The stream refused the write at once: the connection ends with `error`. */
+  writeRefused(error: unknown): void;
+}
+
+/** The frames queued for one connection and the write in flight; see the module comment. */
+export class H2FrameOutput {
+  /** The buffer frames are written into: read it after `reserve()` (a full one is replaced). */
+  arena = new Uint8Array(ARENA_SIZE);
+  private arenaStart = 0;
+  private arenaPos = 0;
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  /** A write is in flight. */
+  writing = false;
+  private writingBytes = 0;
+  private flushQueued = false;
+  private readonly flushTask = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+  /** Response writers waiting for the output to drain below the bound. */
+  private drainWaiters: (() => void)[] = [];
+  /**
+   * Set while the session handles a received chunk: frames queued meanwhile go out in the one
+   * flush that follows it, not at a microtask each.
+   */
+  inFeed = false;
+  /** The connection closed: nothing more is queued or written. */
+  private closed = false;
+
+  constructor(
+    private readonly stream: HttpStream,
+    private readonly host: H2OutputHost,
+    /** Octets queued and in flight above which the output is over its bound. */
+    readonly maxBytes: number,
+  ) {}
+
+  /** Octets queued or in flight. */
+  get pending(): number {
+    return this.outBytes + this.writingBytes;
+  }
+
+  /** More than `maxBytes` are queued or in flight: producers wait, the session stops reading. */
+  get overBound(): boolean {
+    return this.outBytes + this.writingBytes > this.maxBytes;
+  }
+
+  /** Queues a frame made elsewhere (our SETTINGS, GOAWAY), after what the arena holds. */
+  queue(frame: Uint8Array): void {
+    if (this.closed) return;
+    this.seal();
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    if (!this.inFeed) this.scheduleFlush();
+  }
+
+  /**
+   * Room for a frame of `n` octets in the output arena; returns its offset in `this.arena`
+   * (read the field after the call: a full arena is replaced). Frames are written back to back
+   * into one buffer, so the usual flush is one view of it; a region once queued is never
+   * written again (the write in flight may still read it), and a full arena is left to the GC.
+   */
+  reserve(n: number): number {
+    if (this.arenaPos + n > this.arena.length) {
+      this.seal();
+      this.arena = new Uint8Array(Math.max(ARENA_SIZE, n));
+      this.arenaStart = 0;
+      this.arenaPos = 0;
+    }
+    const at = this.arenaPos;
+    this.arenaPos = at + n;
+    this.outBytes += n;
+    if (!this.inFeed) this.scheduleFlush();
+    return at;
+  }
+
+  /** Queues RST_STREAM. */
+  queueRst(streamId: number, code: number): void {
+    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
+    writeRstStream(this.arena, at, streamId, code);
+  }
+
+  /** Queues WINDOW_UPDATE. */
+  queueWindowUpdate(streamId: number, increment: number): void {
+    const at = this.reserve(FRAME_HEADER_LENGTH + 4);
+    writeWindowUpdate(this.arena, at, streamId, increment);
+  }
+
+  /** A flush at the next microtask (none while a write is in flight: its end flushes). */
+  scheduleFlush(): void {
+    if (this.flushQueued || this.writing) return;
+    this.flushQueued = true;
+    queueMicrotask(this.flushTask);
+  }
+
+  /** Writes everything queued in one writeTo (when none is in flight). */
+  flush(): void {
+    if (this.writing || this.closed) return;
+    this.seal();
+    if (this.out.length === 0) return;
+    const bufs = this.out;
+    this.out = [];
+    this.writingBytes = this.outBytes;
+    this.outBytes = 0;
+    this.writing = true;
+    this.host.writeStarted();
+    try {
+      this.stream.writeTo(bufs.length === 1 ? bufs[0]! : bufs, this.host);
+    } catch (e) {
+      this.writing = false;
+      this.host.writeRefused(e);
+    }
+  }
+
+  /** The write in flight ended (the session's WriteTarget calls this first). */
+  writeEnded(): void {
+    this.writing = false;
+    this.writingBytes = 0;
+  }
+
+  /**
+   * After a write: what was queued meanwhile goes out, and once the output is within its bound
+   * the writers waiting for it are woken; returns whether it is within its bound.
+   */
+  flushPending(): boolean {
+    if (this.out.length > 0 || this.arenaPos > this.arenaStart) this.flush();
+    if (this.overBound) return false;
+    this.wakeDrained();
+    return true;
+  }
+
+  /** A promise of the output draining below the bound. */
+  drained(): Promise<void> {
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Wakes the writers waiting for the output to drain (also when the connection ends). */
+  wakeDrained(): void {
+    if (this.drainWaiters.length === 0) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** The connection closed: what is queued is dropped, nothing more is written. */
+  discard(): void {
+    this.closed = true;
+    this.out = [];
+    this.outBytes = 0;
+    this.arenaStart = this.arenaPos;
+  }
+
+  /** Moves the arena's unqueued frames to the output list. */
+  private seal(): void {
+    if (this.arenaPos > this.arenaStart) {
+      this.out.push(this.arena.subarray(this.arenaStart, this.arenaPos));
+      this.arenaStart = this.arenaPos;
+    }
+  }
+}
