@@ -170,6 +170,8 @@ export class JsonToThriftCompiler {
               within(e, `[${i}]`);
             }
           }
+          if (isSet) w.writeSetEnd();
+          else w.writeListEnd();
         };
       }
       case 'map': {
@@ -192,6 +194,7 @@ export class JsonToThriftCompiler {
               within(e, `[${JSON.stringify(k)}]`);
             }
           }
+          w.writeMapEnd();
         };
       }
       case 'struct':
@@ -264,6 +267,7 @@ export class JsonToThriftCompiler {
         }
       }
       w.writeFieldStop();
+      w.writeStructEnd();
       if (seen !== countKeys(o)) {
         for (const k in o) {
           if (!byName.has(k)) {

@@ -54,4 +54,5 @@ service UserService extends shared.Base {
   map<UserId, Status> statuses(1: set<UserId> ids)
   User getUserHz(1: GetUserReq req) (api.get = "/v2/users/:id")
   i64 echoI64(1: i64 v)
+  string missing()
 }
