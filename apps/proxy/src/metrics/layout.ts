@@ -90,8 +90,8 @@ export class MetricsLayout {
   readonly #servers = new Map<string, ServerPlan>();
   readonly #series: SeriesEntry[] = [];
   #size = GLOBAL_SLOTS;
-  /** Series that did not fit (since the start). */
-  overflow = 0;
+  /** Series that did not fit, by identity (each counted once however many reloads ask). */
+  readonly #dropped = new Set<string>();
 
   constructor(readonly capacity: number = Number.POSITIVE_INFINITY) {}
 
@@ -105,9 +105,14 @@ export class MetricsLayout {
     return this.#series;
   }
 
-  #take(n: number): number | undefined {
+  /** Series that did not fit, since the start. */
+  get overflow(): number {
+    return this.#dropped.size;
+  }
+
+  #take(n: number, id: string): number | undefined {
     if (this.#size + n > this.capacity) {
-      this.overflow++;
+      this.#dropped.add(id);
       return undefined;
     }
     const at = this.#size;
@@ -120,9 +125,9 @@ export class MetricsLayout {
     for (const server of config.servers) {
       let plan = this.#servers.get(server.key);
       if (plan === undefined) {
-        const base = this.#take(SERVER_SLOTS);
-        const unrouted = this.#take(ROUTE_SLOTS);
-        if (base === undefined || unrouted === undefined) continue;
+        const base = this.#take(SERVER_SLOTS + ROUTE_SLOTS, server.key);
+        if (base === undefined) continue;
+        const unrouted = base + SERVER_SLOTS;
         plan = { base, unrouted, routes: new Map(), upstreams: new Map() };
         this.#servers.set(server.key, plan);
         this.#series.push({ kind: 'server', server: server.key, at: base });
@@ -136,7 +141,7 @@ export class MetricsLayout {
           plan.routes.set(host, byPath);
         }
         if (!byPath.has(route.path)) {
-          const at = this.#take(ROUTE_SLOTS);
+          const at = this.#take(ROUTE_SLOTS, `${server.key} route ${routeLabel(route)}`);
           if (at !== undefined) {
             byPath.set(route.path, at);
             this.#series.push({ kind: 'route', server: server.key, route: routeLabel(route), at });
@@ -144,7 +149,7 @@ export class MetricsLayout {
         }
         for (const upstream of route.upstreams) {
           if (plan.upstreams.has(upstream.label)) continue;
-          const at = this.#take(UPSTREAM_SLOTS);
+          const at = this.#take(UPSTREAM_SLOTS, `${server.key} upstream ${upstream.label}`);
           if (at === undefined) continue;
           plan.upstreams.set(upstream.label, at);
           this.#series.push({ kind: 'upstream', server: server.key, upstream: upstream.label, at });

@@ -2,7 +2,8 @@
  * The worker side of the metrics: one `WorkerMetrics` per worker thread (`workerMetrics`), which
  * the request path calls to count. Each call finds its slots in the plan (Map lookups keyed by
  * strings and numbers the request already holds) and adds to a Float64Array over the worker's
- * SharedArrayBuffer: no allocation, no lock, no message. A worker is the only writer of its
+ * SharedArrayBuffer: no allocation, no lock, no message. Durations are read from the turn clock
+ * (turn-clock.ts: one clock read per event-loop turn, not per request). A worker is the only writer of its
  * buffer; the admin side reads it (an aligned 8-byte store is not torn on the platforms loch
  * runs on, and a read that misses the latest add sees it on the next scrape).
  *
@@ -24,6 +25,7 @@ import {
   UPSTREAM_CONNECT_FAILURES,
   UPSTREAM_TIMEOUTS,
 } from './layout.js';
+import { turnNow } from './turn-clock.js';
 
 /** What the main thread hands a worker: one buffer per worker index and the plan. */
 export interface MetricsShare {
@@ -33,15 +35,21 @@ export interface MetricsShare {
 
 const NO_SERVERS: Map<string, ServerPlan> = new Map();
 const BUCKETS = DURATION_BUCKETS.length;
-/** The bucket bounds in milliseconds, as durations are measured (performance.now()). */
-const BOUNDS_MS = Float64Array.from(DURATION_BUCKETS, (s) => s * 1000);
+/** The bucket bounds in microseconds. */
+const BOUNDS_US = Int32Array.from(DURATION_BUCKETS, (s) => Math.round(s * 1e6));
+/** The longest duration a histogram tells apart (35 minutes: the largest small integer). */
+const MAX_US = 2 ** 31 - 1;
 
-/** Adds one observation of `ms` to the histogram at `at`. */
-function observe(counts: Float64Array<ArrayBufferLike>, at: number, ms: number): void {
+/**
+ * Adds one observation of `us` microseconds to the histogram at `at`. Durations travel as small
+ * integers, not doubles: a double passed to a function V8 does not inline is boxed (a 16-byte
+ * heap number per call), a small integer never is.
+ */
+function observe(counts: Float64Array<ArrayBufferLike>, at: number, us: number): void {
   let i = 0;
-  while (i < BUCKETS && ms > BOUNDS_MS[i]!) i++;
+  while (i < BUCKETS && us > BOUNDS_US[i]!) i++;
   counts[at + i]! += 1;
-  counts[at + BUCKETS + 1]! += ms / 1000;
+  counts[at + BUCKETS + 1]! += us / 1e6;
 }
 
 /** A worker's recorder. */
@@ -92,13 +100,15 @@ export class WorkerMetrics {
         : (plan.routes.get(match.route.host ?? '')?.get(match.route.path) ?? plan.unrouted);
     const cls = (status / 100) | 0;
     counts[at + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
-    const ms = performance.now() - cx.get('startedAt');
-    observe(counts, at + STATUS_CLASSES, ms);
+    // Clamped at 0: the access log stamps its start with performance.now(), a little after the
+    // turn's clock when a request starts and ends in one turn.
+    const us = Math.max(0, Math.min((turnNow() - cx.get('startedAt')) * 1000, MAX_US)) | 0;
+    observe(counts, at + STATUS_CLASSES, us);
     if (!fromUpstream) return;
     const upstream = cx.maybeGet('upstream');
     if (upstream === undefined) return;
     const up = plan.upstreams.get(upstream.label);
-    if (up !== undefined) observe(counts, up, ms);
+    if (up !== undefined) observe(counts, up, us);
   }
 
   /**

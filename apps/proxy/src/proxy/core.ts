@@ -25,6 +25,7 @@ import {
   type Service,
 } from '@loch/service-async';
 import { workerMetrics } from '../metrics/recorder.js';
+import { turnNow } from '../metrics/turn-clock.js';
 import type { ConnectionCx, RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
@@ -205,7 +206,7 @@ export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service
         .fork()
         .set('request', request)
         .set('clientTarget', request.target)
-        .set('startedAt', this.timed || workerMetrics.enabled ? performance.now() : 0),
+        .set('startedAt', this.timed ? performance.now() : workerMetrics.enabled ? turnNow() : 0),
     );
   }
 }

@@ -1,0 +1,102 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load.js';
+import { escapeLabel, renderExposition } from './exposition.js';
+import { DURATION_BUCKETS, MetricsLayout, STATUS_CLASSES } from './layout.js';
+
+const config = parseConfig(
+  `
+[admin]
+listener = { type = "socket", value = "127.0.0.1:9901" }
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:18080" }
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9001" }]
+[[servers.web.routes]]
+path = "/q\\"uote\\\\d/"
+host = "api.example.com"
+upstreams = [{ endpoint = "http://127.0.0.1:9002" }]
+`,
+  'test.toml',
+);
+
+function render() {
+  const layout = new MetricsLayout();
+  const plan = layout.extend(config, true);
+  const counts = new Float64Array(plan.size);
+  const web = plan.servers.get('web')!;
+  const root = web.routes.get('')!.get('/')!;
+  counts[root + 1] = 7; // 2xx
+  counts[root + 4] = 2; // 5xx
+  counts[root + STATUS_CLASSES + 0] = 3; // <= 0.5 ms
+  counts[root + STATUS_CLASSES + 5] = 4; // <= 25 ms
+  counts[root + STATUS_CLASSES + DURATION_BUCKETS.length] = 2; // > 10 s
+  counts[root + STATUS_CLASSES + DURATION_BUCKETS.length + 1] = 25.5; // sum
+  return renderExposition({
+    config,
+    configVersion: '0123456789abcdef',
+    generation: 3,
+    counts,
+    series: layout.series,
+    reloads: { ok: 2, failed: 1, refused: 0, aborted: 0 },
+    restarts: 1,
+    workers: [
+      { connections: 3, pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } } },
+      { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } } },
+    ],
+    workersRunning: 2,
+    overflow: 0,
+  });
+}
+
+describe('renderExposition', () => {
+  it('is parsed by a Prometheus text-format parser, with cumulative histogram buckets', () => {
+    const families = parsePrometheusTextFormat(render());
+    const byName = new Map(families.map((f) => [f.name, f]));
+    const requests = byName.get('loch_http_requests_total')!;
+    expect(requests.type).toBe('COUNTER');
+    const ok = requests.metrics.find((m) => m.labels?.route === '/' && m.labels?.code === '2xx');
+    expect(ok?.value).toBe('7');
+    expect(ok?.labels).toEqual({ server: 'web', route: '/', code: '2xx' });
+    // The route label with a quote and a backslash survives escaping.
+    expect(requests.metrics.some((m) => m.labels?.route === 'api.example.com/q"uote\\d/')).toBe(true);
+    // That parser folds every labelled histogram of a family into one (it follows prom2json's
+    // unlabelled case), so histogram samples are read line by line; promtool checks them below.
+    expect(byName.get('loch_http_request_duration_seconds')!.type).toBe('HISTOGRAM');
+    const text = render();
+    const sample = (series: string) =>
+      new RegExp(`^${series.replace(/[{}+.]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1];
+    const at = (le: string) =>
+      sample(`loch_http_request_duration_seconds_bucket{server="web",route="/",le="${le}"}`);
+    expect([at('0.0005'), at('0.025'), at('10'), at('+Inf')]).toEqual(['3', '7', '7', '9']);
+    expect(sample('loch_http_request_duration_seconds_count{server="web",route="/"}')).toBe('9');
+    expect(sample('loch_http_request_duration_seconds_sum{server="web",route="/"}')).toBe('25.5');
+    expect(byName.get('loch_connections_active')!.metrics[0]!.value).toBe('4');
+    expect(byName.get('loch_pool_hits_total')!.metrics[0]).toEqual({
+      labels: { server: 'web' },
+      value: '15',
+    });
+    expect(byName.get('loch_reloads_total')!.metrics.find((m) => m.labels?.outcome === 'failed')?.value).toBe(
+      '1',
+    );
+    for (const f of families) {
+      expect(f.name).toMatch(/^loch_[a-z_]+$/);
+      if (f.type === 'COUNTER') expect(f.name).toMatch(/_total$/);
+    }
+  });
+
+  it('passes promtool check metrics (Debian prometheus)', (context) => {
+    if (spawnSync('promtool', ['--version']).status !== 0) {
+      context.skip();
+      return;
+    }
+    const out = execFileSync('promtool', ['check', 'metrics'], { input: render(), encoding: 'utf8' });
+    expect(out).toBe('');
+  });
+
+  it('escapes label values as the format requires', () => {
+    expect(escapeLabel('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
+  });
+});

@@ -1,0 +1,153 @@
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load.js';
+import { ProxyContext, type RequestCx } from '../proxy/context.js';
+import {
+  DURATION_BUCKETS,
+  MetricsLayout,
+  STATUS_CLASSES,
+  TUNNELS_ACTIVE,
+  TUNNELS_TOTAL,
+  UPSTREAM_CONNECT_FAILURES,
+  UPSTREAM_TIMEOUTS,
+} from './layout.js';
+import { WorkerMetrics } from './recorder.js';
+
+const PROXY_DIR = fileURLToPath(new URL('../..', import.meta.url));
+
+const config = parseConfig(
+  `
+[admin]
+listener = { type = "socket", value = "127.0.0.1:9901" }
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:18080" }
+[[servers.web.routes]]
+path = "/api/"
+host = "api.example.com"
+upstreams = [{ endpoint = "http://127.0.0.1:9001" }]
+`,
+  'test.toml',
+);
+
+function setup(enabled = true) {
+  const plan = new MetricsLayout().extend(config, enabled);
+  const buffer = new SharedArrayBuffer(plan.size * 8);
+  const metrics = new WorkerMetrics();
+  metrics.attach(0, { buffers: [buffer], plan });
+  const web = plan.servers.get('web')!;
+  return {
+    metrics,
+    counts: new Float64Array(buffer),
+    web,
+    route: web.routes.get('api.example.com')!.get('/api/')!,
+  };
+}
+
+const route = config.servers[0]!.routes[0]!;
+function cx(routed: boolean, startedAt: number): RequestCx {
+  const base = ProxyContext.empty()
+    .set('peerAddr', { address: '127.0.0.1', port: 1, family: 'IPv4' } as never)
+    .set('localAddr', { address: '127.0.0.1', port: 2, family: 'IPv4' } as never)
+    .set('driver', 'legacy')
+    .set('server', { key: 'web', scheme: 'http' })
+    .set('request', {} as never)
+    .set('clientTarget', '/api/x')
+    .set('startedAt', startedAt);
+  return (
+    routed
+      ? base
+          .set('route', { route: route as never, params: undefined, prefix: '/api/' })
+          .set('upstream', route.upstreams[0]!)
+      : base
+  ) as RequestCx;
+}
+
+describe('WorkerMetrics', () => {
+  it('counts an answer on its route by status class, with its duration in the route and upstream histograms', () => {
+    const { metrics, counts, web, route: at } = setup();
+    // Started 2 s ago: lands in the 2.5 s bucket of both histograms.
+    metrics.answered('web', cx(true, performance.now() - 2000), 201, true);
+    metrics.answered('web', cx(true, performance.now()), 503, false);
+    expect(counts[at + 1]).toBe(1); // 2xx
+    expect(counts[at + 4]).toBe(1); // 5xx
+    const bucket = DURATION_BUCKETS.indexOf(2.5);
+    expect(counts[at + STATUS_CLASSES + bucket]).toBe(1);
+    const up = web.upstreams.get('http://127.0.0.1:9001')!;
+    expect(counts[up + bucket]).toBe(1);
+    // The 503 was loch's (fromUpstream false): not an upstream observation.
+    expect(counts.slice(up, up + DURATION_BUCKETS.length + 1).reduce((a, b) => a + b, 0)).toBe(1);
+    expect(counts[up + DURATION_BUCKETS.length + 1]).toBeGreaterThan(1.9);
+  });
+
+  it('puts an answer no route took, and a request the codec refused, on the unrouted series', () => {
+    const { metrics, counts, web } = setup();
+    metrics.answered('web', cx(false, performance.now()), 404, false);
+    metrics.rejected('web', 431);
+    metrics.rejected('web', 101);
+    expect(counts[web.unrouted + 3]).toBe(2);
+    expect(counts[web.unrouted]).toBe(1);
+  });
+
+  it('counts connect failures and timeouts by the error code', () => {
+    const { metrics, counts, web } = setup();
+    const up = web.upstreams.get('http://127.0.0.1:9001')!;
+    const routed = cx(true, performance.now());
+    metrics.upstreamFailed('web', routed, 'ERR_LOCH_UPSTREAM_REFUSED');
+    metrics.upstreamFailed('web', routed, 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT');
+    metrics.upstreamFailed('web', routed, 'ERR_LOCH_UPSTREAM_TIMEOUT');
+    metrics.upstreamFailed('web', routed, 'ERR_LOCH_UPSTREAM_RESET');
+    expect(counts[up + UPSTREAM_CONNECT_FAILURES]).toBe(2);
+    expect(counts[up + UPSTREAM_TIMEOUTS]).toBe(2);
+  });
+
+  it('keeps counting where the worker it replaces stopped, and zeroes the gauges', () => {
+    const { metrics, counts } = setup();
+    metrics.tunnelOpened();
+    metrics.tunnelOpened();
+    metrics.tunnelClosed();
+    expect([counts[TUNNELS_TOTAL], counts[TUNNELS_ACTIVE]]).toEqual([2, 1]);
+    const replacement = new WorkerMetrics();
+    replacement.attach(0, {
+      buffers: [counts.buffer as SharedArrayBuffer],
+      plan: new MetricsLayout().extend(config, true),
+    });
+    replacement.tunnelOpened();
+    expect([counts[TUNNELS_TOTAL], counts[TUNNELS_ACTIVE]]).toEqual([3, 1]);
+  });
+
+  it('writes nothing when recording is off', () => {
+    const { metrics, counts } = setup(false);
+    metrics.answered('web', cx(true, 0), 200, true);
+    metrics.rejected('web', 400);
+    metrics.tunnelOpened();
+    metrics.tlsHandshake('web', true);
+    expect(counts.every((v) => v === 0)).toBe(true);
+    expect(metrics.enabled).toBe(false);
+  });
+
+  it('allocates nothing per recorded request (heap growth measured in a process of its own)', () => {
+    const probe = (mode: string) =>
+      JSON.parse(
+        execFileSync(
+          process.execPath,
+          [
+            '--expose-gc',
+            // A young generation no scavenge empties while the probe measures.
+            '--min-semi-space-size=64',
+            '--max-semi-space-size=128',
+            '--conditions=@loch/source',
+            '--import',
+            'tsx',
+            'test/metrics/record-allocation.ts',
+            mode,
+          ],
+          { cwd: PROXY_DIR, encoding: 'utf8' },
+        ),
+      ) as { bytesPerRound: number };
+    // A round is every record function once (two answers); the control allocates one small
+    // object per round, and the probe must see that.
+    expect(probe('control').bytesPerRound).toBeGreaterThan(8);
+    expect(probe('record').bytesPerRound).toBeLessThan(2);
+  }, 60_000);
+});

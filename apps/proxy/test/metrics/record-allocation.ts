@@ -1,0 +1,76 @@
+/**
+ * Probe for recorder.test.ts, run in its own process (`node --expose-gc`, a young generation
+ * large enough that no scavenge runs while it measures): calls every record function of
+ * WorkerMetrics many times after a warm-up and prints the heap growth per round as JSON.
+ * `control` instead allocates one small object per round, to show the probe sees allocation.
+ */
+import { parseConfig } from '../../src/config/load.js';
+import { MetricsLayout } from '../../src/metrics/layout.js';
+import { WorkerMetrics } from '../../src/metrics/recorder.js';
+import { ProxyContext, type RequestCx } from '../../src/proxy/context.js';
+
+const mode = process.argv[2] ?? 'record';
+const config = parseConfig(
+  `
+[admin]
+listener = { type = "socket", value = "127.0.0.1:9901" }
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:18080" }
+[[servers.web.routes]]
+path = "/api/"
+host = "api.example.com"
+upstreams = [{ endpoint = "http://127.0.0.1:9001" }]
+`,
+  'probe.toml',
+);
+const plan = new MetricsLayout().extend(config, true);
+const metrics = new WorkerMetrics();
+metrics.attach(0, { buffers: [new SharedArrayBuffer(plan.size * 8)], plan });
+const route = config.servers[0]!.routes[0]!;
+const connection = ProxyContext.empty()
+  .set('peerAddr', { address: '127.0.0.1', port: 1, family: 'IPv4' } as never)
+  .set('localAddr', { address: '127.0.0.1', port: 2, family: 'IPv4' } as never)
+  .set('driver', 'legacy')
+  .set('server', { key: 'web', scheme: 'http' });
+const request = {} as never;
+const routed = connection
+  .fork()
+  .set('request', request)
+  .set('clientTarget', '/api/x')
+  .set('startedAt', performance.now())
+  .set('route', { route: route as never, params: undefined, prefix: '/api/' })
+  .set('upstream', route.upstreams[0]!) as unknown as RequestCx;
+const unrouted = connection
+  .fork()
+  .set('request', request)
+  .set('clientTarget', '/nope')
+  .set('startedAt', performance.now()) as RequestCx;
+
+let sink: unknown = null;
+function round(n: number): void {
+  for (let i = 0; i < n; i++) {
+    if (mode === 'control') {
+      sink = { i };
+      continue;
+    }
+    metrics.answered('web', routed, 200, true);
+    metrics.answered('web', unrouted, 404, false);
+    metrics.upstreamFailed('web', routed, 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT');
+    metrics.rejected('web', 431);
+    metrics.tlsHandshake('web', false);
+    metrics.tunnelOpened();
+    metrics.tunnelClosed();
+  }
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with --expose-gc');
+round(100_000);
+gc();
+const rounds = 200_000;
+const before = process.memoryUsage().heapUsed;
+round(rounds);
+const after = process.memoryUsage().heapUsed;
+process.stdout.write(
+  `${JSON.stringify({ mode, rounds, bytesPerRound: (after - before) / rounds, sink: sink !== null })}\n`,
+);
