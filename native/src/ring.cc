@@ -365,6 +365,11 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       io_uring_prep_recv_multishot(sqe, fd, nullptr, 0, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = 0;
+      // len > 0: the recv's byte limit (the stream's buffer budget). The kernel's field is
+      // sqe->optlen, which liburing 2.3's header names file_index (the same union member); the
+      // multishot then ends (no IORING_CQE_F_MORE) once it received that many bytes. Kernels
+      // without the limit refuse it with EINVAL and JavaScript arms without one.
+      if (r[F_LEN] > 0) sqe->file_index = static_cast<uint32_t>(r[F_LEN]);
       if (r[F_AUX] > 0) {
         // A TLS stream: its ciphertext is fed to the conn's session in the drain.
         auto conn = connByFd_.find(fd);
@@ -380,6 +385,18 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     case OP_RECV:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
       if (ok) io_uring_prep_recv(sqe, fd, data, want, 0);
+      break;
+    case OP_RECV_SELECT:
+      // One recv of at most len bytes into a buffer of the provided-buffer ring: a stream near
+      // its buffer budget reads exactly what it may still hold.
+      if (bufRing_ == nullptr || want == 0) {
+        ok = false;
+        s.err = bufRing_ == nullptr ? -ENOBUFS : -EINVAL;
+        break;
+      }
+      io_uring_prep_recv(sqe, fd, nullptr, want, 0);
+      sqe->flags |= IOSQE_BUFFER_SELECT;
+      sqe->buf_group = 0;
       break;
     case OP_SEND:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;

@@ -48,6 +48,7 @@ enum Op : int32_t {
   OP_POLL = 14,         // fd, aux: poll mask (POLLIN/POLLOUT); one-shot, res = revents
   OP_TLS_CLOSE_NOTIFY = 15,  // fd, aux2: TLS conn + 1; completes (res 0) once close_notify was sent
   OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list; no completion
+  OP_RECV_SELECT = 17,       // fd, len: one recv of at most len bytes into a provided buffer
 };
 
 // Completion flags the ring adds (above the kernel's IORING_CQE_F_* bits) on a TLS stream's recv.

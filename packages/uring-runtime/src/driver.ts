@@ -4,6 +4,7 @@
  * TcpListener/TcpStream/UnixListener/UnixStream API, timers and workers are built on this and
  * never reach into a driver's internals. One Driver instance per JS thread.
  */
+import type { BufferStats } from './internal/buffer-budget.js';
 import type { ByteStream, DriverName, IoOptions, StreamListener } from './stream.js';
 
 /** Options for a TCP listener. */
@@ -79,6 +80,8 @@ export interface Driver {
    * readings taken on a timer). Must be cheap: no allocation, no syscall.
    */
   activityCount?(): number;
+  /** The receive budgets' numbers of this thread (internal/buffer-budget.ts). */
+  bufferStats?(): BufferStats;
   /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */
   close(): Promise<void>;
 }

@@ -16,11 +16,12 @@ export type {
   UnixListenOptions,
 } from './driver.js';
 export { errnoName, formatAddress, RuntimeError } from './errors.js';
+export type { BufferBudgetOptions, BufferStats } from './internal/buffer-budget.js';
 // For stream kinds built on top of a runtime stream (a TLS or PROXY-protocol wrapper): the one
 // per-thread queue that delivers recvTo/writeTo results at the next microtask checkpoint.
 export { deliverRecv, deliverWritten } from './internal/target-delivery.js';
 export type { RuntimeOption } from './net/runtime-stream.js';
-export { RuntimeListener, RuntimeStream } from './net/runtime-stream.js';
+export { heldBytes, RuntimeListener, RuntimeStream } from './net/runtime-stream.js';
 export { type TcpBindOptions, TcpListener, TcpStream, type TcpStreamConnectOptions } from './net/tcp.js';
 export { type UnixBindOptions, UnixListener, UnixStream, type UnixStreamConnectOptions } from './net/unix.js';
 export {

@@ -10,6 +10,7 @@ import { memoryTrimmer } from '@loch/native';
 import type { Driver } from './driver.js';
 import { RuntimeError } from './errors.js';
 import { RuntimeActivity } from './internal/activity.js';
+import type { BufferBudgetOptions, BufferStats } from './internal/buffer-budget.js';
 import { IdleTrimmer, resolveIdleTrimMs } from './internal/idle-trim.js';
 import { createLegacyDriver } from './legacy/driver.js';
 import type { DriverName } from './stream.js';
@@ -37,6 +38,13 @@ export interface RuntimeOptions {
    * @loch/native addon (on either driver); without it this is a no-op.
    */
   readonly idleTrimMs?: number | undefined;
+  /**
+   * Receive budgets in bytes, on either driver: `streamBytes` one stream may hold unread (default
+   * 256 KiB, env LOCH_STREAM_BUFFER_BYTES), `workerBytes` all streams of the thread (default
+   * 12 MiB, env LOCH_WORKER_BUFFER_BYTES). A stream at its budget stops reading until its reader
+   * catches up, so the peer meets TCP backpressure. Read the numbers with `runtime.bufferStats()`.
+   */
+  readonly buffers?: BufferBudgetOptions | undefined;
 }
 
 /** The outcome of driver selection: what was asked, where the ask came from, what was chosen and why. */
@@ -166,6 +174,14 @@ export class Runtime {
     return this.#trimsBefore + (this.#trimmer?.trims ?? 0);
   }
 
+  /**
+   * The receive budgets' numbers of this thread: caps, bytes held now and at most (by the thread
+   * and by one stream), streams waiting for room, provided buffers in use (io_uring).
+   */
+  bufferStats(): BufferStats | undefined {
+    return this.driver.bufferStats?.();
+  }
+
   /** Streams handed out by this runtime's listeners and connects that are not closed yet. */
   get openStreams(): number {
     return this.activity.openStreams;
@@ -211,7 +227,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   let selection: DriverSelection;
   let driver: Driver;
   if (choice === 'legacy') {
-    driver = createLegacyDriver();
+    driver = createLegacyDriver({ buffers: options.buffers });
     selection = { driver: 'legacy', requested: choice, source, reason: `requested by ${source}` };
   } else {
     const uring = await loadUring();
@@ -219,7 +235,11 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
     let uringDriver: Driver | undefined;
     if (unavailable === undefined && typeof uring !== 'string') {
       try {
-        uringDriver = uring.createUringDriver(options.uring ?? {});
+        uringDriver = uring.createUringDriver(
+          options.buffers === undefined
+            ? (options.uring ?? {})
+            : { buffers: options.buffers, ...options.uring },
+        );
       } catch (error) {
         unavailable = error instanceof Error ? error.message : String(error);
       }
@@ -235,7 +255,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
     } else if (choice === 'uring') {
       throw new RuntimeError('ERR_LOCH_URING_UNAVAILABLE', 'createRuntime', { detail: unavailable });
     } else {
-      driver = createLegacyDriver();
+      driver = createLegacyDriver({ buffers: options.buffers });
       selection = {
         driver: 'legacy',
         requested: choice,

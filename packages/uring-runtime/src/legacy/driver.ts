@@ -12,6 +12,7 @@ import type {
   UnixListenOptions,
 } from '../driver.js';
 import type { RuntimeError } from '../errors.js';
+import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
 import { removeStaleSocket } from '../internal/stale-socket.js';
 import type { IoOptions, SocketAddress } from '../stream.js';
 import { LegacyListener } from './listener.js';
@@ -45,10 +46,19 @@ function listening(server: Server, address: SocketAddress): Promise<void> {
 /** The node:net Driver. One per JS thread, like every driver. */
 export class LegacyDriver implements Driver {
   readonly name = 'legacy' as const;
-  readonly #streams = new LegacyStreamSet();
+  readonly #streams: LegacyStreamSet;
   readonly #listeners = new Set<LegacyListener>();
   readonly #timers = new Set<() => void>();
   #closed = false;
+
+  constructor(options: LegacyDriverOptions = {}) {
+    this.#streams = new LegacyStreamSet(new BufferBudget(options.buffers));
+  }
+
+  /** The receive budgets' numbers (the streams' queued bytes; no provided buffers here). */
+  bufferStats(): BufferStats {
+    return this.#streams.budget.stats();
+  }
 
   /** Streams opened and chunks received so far (for the runtime's idle-trim policy). */
   activityCount(): number {
@@ -213,7 +223,13 @@ export class LegacyDriver implements Driver {
   }
 }
 
+/** Options of the node:net driver. */
+export interface LegacyDriverOptions {
+  /** Receive budgets (internal/buffer-budget.ts): the streams pause at them. */
+  readonly buffers?: BufferBudgetOptions | undefined;
+}
+
 /** Creates the node:net driver for the calling thread. */
-export function createLegacyDriver(): LegacyDriver {
-  return new LegacyDriver();
+export function createLegacyDriver(options: LegacyDriverOptions = {}): LegacyDriver {
+  return new LegacyDriver(options);
 }

@@ -3,12 +3,14 @@
  * recvTo(), read(buf) and sendTo() (writeTo with an AbortSignal); recv(), iteration, writeAll and
  * writev come from StreamForms (internal/stream-forms.ts). Incoming data is kept as the Buffers
  * the socket emitted: recvTo() hands them out as chunks without a copy, read(buf) copies into
- * the caller's buffer. Reading pauses the socket above READ_HIGH_WATER buffered
- * bytes. Writes settle on the socket's write callback (data reached the kernel), so awaiting
+ * the caller's buffer. The socket is paused when the next 'data' event could take this stream
+ * or the thread past its receive budget (internal/buffer-budget.ts), and resumed as the reader
+ * takes bytes and the budget has room again. Writes settle on the socket's write callback (data reached the kernel), so awaiting
  * writes honours backpressure. Not for listeners or connecting: see listener.ts and driver.ts.
  */
 import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
+import { type BudgetWaiter, type BufferBudget, MAX_SOCKET_CHUNK } from '../internal/buffer-budget.js';
 import { StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv } from '../internal/target-delivery.js';
 import {
@@ -23,13 +25,25 @@ import {
 } from '../stream.js';
 import { cancelled, closedError, errnoError, toRuntimeError } from './node-errors.js';
 
-/** Bytes buffered from the socket before it is paused until the reader catches up. */
-const READ_HIGH_WATER = 256 * 1024;
-
-/** A chunk of the socket's own Buffer; nothing to return to a pool, so release() is a no-op. */
+/**
+ * A chunk of the socket's own Buffer. Nothing goes back to a pool, but its bytes count in the
+ * stream's held bytes until release(), as a pooled chunk's do on io_uring: a reader that takes
+ * chunks and keeps them (its write is blocked) stops the stream at the same budget.
+ */
 class LegacyChunk implements RecvChunk {
-  constructor(readonly bytes: Uint8Array) {}
-  release(): void {}
+  #stream: LegacyStream | undefined;
+  constructor(
+    readonly bytes: Uint8Array,
+    stream: LegacyStream,
+  ) {
+    this.#stream = stream;
+  }
+  release(): void {
+    const stream = this.#stream;
+    if (stream === undefined) return;
+    this.#stream = undefined;
+    stream.chunkReleased(this.bytes.byteLength);
+  }
 }
 
 interface ReadWaiter {
@@ -61,11 +75,16 @@ export interface StreamRegistry {
   delete(stream: LegacyStream): void;
   /** Bumped on every new stream and every chunk received (the runtime's idle-trim policy reads it). */
   activity: number;
+  /** The thread's receive budgets. */
+  readonly budget: BufferBudget;
 }
 
-/** The driver's set of open streams, with the activity counter streams bump. */
+/** The driver's set of open streams, with the activity counter streams bump and the budgets. */
 export class LegacyStreamSet extends Set<LegacyStream> implements StreamRegistry {
   activity = 0;
+  constructor(readonly budget: BufferBudget) {
+    super();
+  }
 }
 
 /** Converts a Node socket address to the runtime's SocketAddress. */
@@ -82,7 +101,7 @@ export function toSocketAddress(
 }
 
 /** A connected node:net socket behind the ByteStream contract. */
-export class LegacyStream extends StreamForms {
+export class LegacyStream extends StreamForms implements BudgetWaiter {
   readonly driver = 'legacy' as const;
   readonly remoteAddress: SocketAddress;
   readonly localAddress: SocketAddress;
@@ -92,6 +111,13 @@ export class LegacyStream extends StreamForms {
   #chunks: Buffer[] = [];
   #headOffset = 0;
   #buffered = 0;
+  /** Bytes of chunks handed to readers and not released yet. */
+  #lent = 0;
+  /**
+   * Budget promised to the next 'data' event while the socket flows and this stream already holds
+   * bytes (0 or MAX_SOCKET_CHUNK): Node reads before anyone can say no, so the room is kept first.
+   */
+  #promise = 0;
   #paused = false;
   #eof = false;
   #error: RuntimeError | undefined;
@@ -145,21 +171,72 @@ export class LegacyStream extends StreamForms {
   }
 
   #onData(chunk: Buffer): void {
-    this.#registry.activity++;
+    const registry = this.#registry;
+    registry.activity++;
+    if (this.#closed) return;
     this.#chunks.push(chunk);
-    this.#buffered += chunk.byteLength;
-    if (this.#buffered >= READ_HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.#socket.pause();
-    }
+    const n = chunk.byteLength;
+    this.#buffered += n;
+    registry.budget.charge(n, this.#buffered + this.#lent);
+    this.#rebalance();
     this.#wake();
   }
 
+  /** `n` queued bytes were copied out by read(buf): no longer held. */
   #consumed(n: number): void {
     this.#buffered -= n;
-    if (this.#paused && this.#buffered < READ_HIGH_WATER) {
-      this.#paused = false;
-      this.#socket.resume();
+    this.#registry.budget.discharge(n);
+    this.#rebalance();
+  }
+
+  /** `n` queued bytes were handed to a reader as a chunk: held until it is released. */
+  #lend(n: number): void {
+    this.#buffered -= n;
+    this.#lent += n;
+  }
+
+  /** @internal A lent chunk of `n` bytes was released. */
+  chunkReleased(n: number): void {
+    this.#lent -= n;
+    this.#registry.budget.discharge(n);
+    this.#rebalance();
+  }
+
+  /** Received bytes this stream holds now (queued, or lent to a reader and not released). */
+  get heldBytes(): number {
+    return this.#buffered + this.#lent;
+  }
+
+  /** Called by the budget when room came back after this stream paused for it. */
+  onBudgetAvailable(): void {
+    this.#rebalance();
+  }
+
+  /**
+   * Flows while the budget has room for one more 'data' event (the most libuv reads at once),
+   * kept as a promise when the stream already holds bytes; otherwise pauses and waits for room.
+   */
+  #rebalance(): void {
+    const budget = this.#registry.budget;
+    budget.promised -= this.#promise;
+    this.#promise = 0;
+    if (this.#closed) return;
+    const held = this.#buffered + this.#lent;
+    if (budget.allowance(held) >= MAX_SOCKET_CHUNK) {
+      if (held > 0) {
+        this.#promise = MAX_SOCKET_CHUNK;
+        budget.promised += MAX_SOCKET_CHUNK;
+      }
+      if (this.#paused) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+    } else {
+      if (!this.#paused) {
+        this.#paused = true;
+        this.#socket.pause();
+      }
+      budget.wait(this);
     }
   }
 
@@ -257,8 +334,8 @@ export class LegacyStream extends StreamForms {
     if (head === undefined) return undefined;
     const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
     this.#headOffset = 0;
-    this.#consumed(bytes.byteLength);
-    return new LegacyChunk(bytes);
+    this.#lend(bytes.byteLength);
+    return new LegacyChunk(bytes, this);
   }
 
   protected withdrawRecv(target: RecvTarget): boolean {
@@ -282,8 +359,8 @@ export class LegacyStream extends StreamForms {
     if (head !== undefined) {
       const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
       this.#headOffset = 0;
-      this.#consumed(bytes.byteLength);
-      deliverRecv(target, new LegacyChunk(bytes), undefined);
+      this.#lend(bytes.byteLength);
+      deliverRecv(target, new LegacyChunk(bytes, this), undefined);
     } else if (this.#error !== undefined) deliverRecv(target, null, this.#error);
     else if (this.#eof) deliverRecv(target, null, undefined);
     else this.#waiters.push(waiter ?? new TargetWaiter(this, target));
@@ -390,7 +467,13 @@ export class LegacyStream extends StreamForms {
     this.#waiters = [];
     for (const waiter of waiters) waiter.reject(cancelled(waiter.syscall, this.remoteAddress, waiter.buffer));
     this.#chunks = [];
+    const budget = this.#registry.budget;
+    budget.forget(this);
+    budget.promised -= this.#promise;
+    this.#promise = 0;
+    const held = this.#buffered;
     this.#buffered = 0;
+    budget.discharge(held);
     const socket = this.#socket;
     this.#closePromise = socket.closed
       ? Promise.resolve()

@@ -26,6 +26,15 @@ export function driverStream(stream: ByteStream): ByteStream {
   return RuntimeStream.innerOf(stream);
 }
 
+/**
+ * Received bytes `stream` holds now against its receive budget (queued, or lent and not
+ * released; see `runtime.bufferStats()`), or 0 for stream kinds that keep no count.
+ */
+export function heldBytes(stream: ByteStream): number {
+  const held = (RuntimeStream.innerOf(stream) as { readonly heldBytes?: unknown }).heldBytes;
+  return typeof held === 'number' ? held : 0;
+}
+
 /** A connected stream of a runtime; every method delegates to the driver's stream. */
 export class RuntimeStream implements ByteStream {
   readonly #inner: ByteStream;

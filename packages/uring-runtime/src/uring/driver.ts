@@ -15,6 +15,7 @@ import type {
   UnixListenOptions,
 } from '../driver.js';
 import { RuntimeError } from '../errors.js';
+import type { BufferBudgetOptions, BufferStats } from '../internal/buffer-budget.js';
 import { resolveHost } from '../internal/resolve-host.js';
 import { removeStaleSocket } from '../internal/stale-socket.js';
 import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
@@ -60,6 +61,11 @@ export interface UringDriverOptions {
   readonly plainCount?: number | undefined;
   /** Bytes per plaintext buffer. Default 32768 (two full TLS records). */
   readonly plainSize?: number | undefined;
+  /**
+   * Receive budgets: bytes one stream and all streams of the thread may hold before they stop
+   * reading (internal/buffer-budget.ts). Taken by the thread's ring when it is created.
+   */
+  readonly buffers?: BufferBudgetOptions | undefined;
 }
 
 /** Thrown by createUringDriver when io_uring cannot serve on this machine or thread. */
@@ -106,6 +112,7 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
       flushMode,
       plainCount: options.plainCount ?? 256,
       plainSize: options.plainSize ?? 32 * 1024,
+      buffers: options.buffers,
     });
   } catch (error) {
     throw new UringUnavailableError(error instanceof Error ? error.message : String(error));
@@ -168,6 +175,11 @@ export class UringDriver implements Driver {
   /** Submits of this thread's ring so far (native counter; changes while the ring is busy). */
   activityCount(): number {
     return this.thread.binding.submitCount();
+  }
+
+  /** The thread's receive budgets and buffers in use (shared by every driver of the thread's ring). */
+  bufferStats(): BufferStats {
+    return this.host.ring.bufferStats();
   }
 
   /** Description of this thread's ring (setup flags, features, whether the buffer ring is registered). */

@@ -45,6 +45,8 @@ export const OP_POLL = 14;
 export const OP_TLS_CLOSE_NOTIFY = 15;
 /** In-ring TLS: returns plaintext buffer `aux` to the ring; no SQE, no completion. */
 export const OP_PLAIN_RELEASE = 16;
+/** fd, len: one recv of at most len bytes into a provided buffer (a stream near its budget). */
+export const OP_RECV_SELECT = 17;
 
 /** IORING_CQE_F_BUFFER: the upper 16 bits of flags carry the provided buffer's id. */
 export const CQE_F_BUFFER = 1;

@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import type { NativeBinding, RingInfo } from '@loch/native';
+import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
 import {
   CQ_STRIDE,
   CQE_F_MORE,
@@ -44,6 +45,8 @@ export interface RingOptions {
   readonly plainCount?: number | undefined;
   /** Bytes per plaintext buffer. Default 32 KiB. */
   readonly plainSize?: number | undefined;
+  /** Receive budgets per stream and per thread (internal/buffer-budget.ts). */
+  readonly buffers?: BufferBudgetOptions | undefined;
 }
 
 const { ECANCELED } = constants.errno;
@@ -70,6 +73,16 @@ export class Ring {
    */
   readonly poolBuffer: ArrayBuffer;
   readonly bufferSize: number;
+  /** The thread's receive budgets: every stream of this ring charges its held bytes here. */
+  readonly budget: BufferBudget;
+  /**
+   * Multishot recvs carry a byte limit (sqe optlen: the kernel ends the recv once it received
+   * that many bytes). Cleared when the kernel refuses one with EINVAL.
+   */
+  recvLimit = true;
+  /** Provided buffers taken by plain streams' recvs and not given back yet. */
+  buffersOut = 0;
+  readonly bufferCount: number;
   /**
    * In-ring TLS: the plaintext pool's memory (TLS streams' recv chunks are views of it) and its
    * buffers' size; plaintext buffer `id` starts at `id * plainSize`.
@@ -125,6 +138,8 @@ export class Ring {
     this.sq = new Int32Array(this.capacity * SQ_STRIDE);
     this.cq = new Int32Array(options.entries * 4 * CQ_STRIDE);
     this.bufferSize = options.bufferSize;
+    this.bufferCount = options.bufferCount;
+    this.budget = new BufferBudget(options.buffers, options.bufferSize);
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);
     this.pool = new Uint8Array(this.poolBuffer);
@@ -188,6 +203,11 @@ export class Ring {
       this.starved = [];
       for (const w of waiting) w.onBuffersAvailable();
     }
+  }
+
+  /** The receive budgets' numbers, with the provided buffers out of the kernel's ring. */
+  bufferStats(): BufferStats {
+    return this.budget.stats(this.buffersOut, this.bufferCount);
   }
 
   /** True once destroy() ran. */
@@ -288,6 +308,7 @@ export class Ring {
    * pending or a recv is starved, so a release costs no extra loop turn or native call.
    */
   provide(bid: number): void {
+    this.buffersOut--;
     if (this.count === this.capacity) this.flushNow(false);
     const o = this.count++ * SQ_STRIDE;
     const sq = this.sq;

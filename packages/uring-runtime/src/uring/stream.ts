@@ -17,6 +17,7 @@
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding, NativeTlsSession } from '@loch/native';
 import { RuntimeError } from '../errors.js';
+import type { BudgetWaiter } from '../internal/buffer-budget.js';
 import { PromiseWrite, StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv, deliverWritten } from '../internal/target-delivery.js';
 import {
@@ -39,6 +40,7 @@ import {
   OP_CLOSE,
   OP_RECV,
   OP_RECV_MULTI,
+  OP_RECV_SELECT,
   OP_SEND,
   OP_SHUTDOWN,
   OP_TLS_CLOSE_NOTIFY,
@@ -47,7 +49,7 @@ import {
 } from './records.js';
 import type { BufferWaiter, CompletionTarget, Ring } from './ring.js';
 
-const { EBUSY, ECANCELED, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
+const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
 const RECV_HIGH_WATER = 16;
 const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
@@ -117,16 +119,17 @@ export interface RingTlsEvents {
 class PooledChunk implements RecvChunk {
   constructor(
     readonly bytes: Uint8Array,
-    private readonly ring: Ring,
+    private readonly stream: UringStream,
     /** The buffer's code; RELEASED once released. */
     private code: number,
+    /** The bytes this chunk counts in its stream's held bytes (the whole received chunk). */
+    private readonly charge: number,
   ) {}
   release(): void {
     const code = this.code;
     if (code === RELEASED) return;
     this.code = RELEASED;
-    if (code >= 0) this.ring.provide(code);
-    else this.ring.releasePlain(-code - 1);
+    this.stream.giveBackChunk(code, this.charge);
   }
 }
 
@@ -273,7 +276,7 @@ class StreamRare {
  * at a time is rare; they go to an array created then); close, splice and extra-reader state
  * lives in a StreamRare made on first use.
  */
-export class UringStream extends StreamForms implements CompletionTarget, BufferWaiter {
+export class UringStream extends StreamForms implements CompletionTarget, BufferWaiter, BudgetWaiter {
   /** True once close() started; in-flight ops then fail with ECANCELED. */
   closing = false;
   private remote: SocketAddress | undefined;
@@ -282,6 +285,15 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   // Multishot recv state.
   private armedSlot = -1;
   private cancelRequested = false;
+  /**
+   * Received bytes this stream holds (queued, or lent to a reader and not released), counted in
+   * the thread's BufferBudget.
+   */
+  private held = 0;
+  /** What is left of the budget promised to the armed recv (0 for a fresh stream's first read). */
+  private promiseLeft = 0;
+  /** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
+  private armLimited = false;
   private eof = false;
   private failure: RuntimeError | undefined;
   // Queue of received chunks (buffer id, length) in [chunkHead, chunkTail); the arrays are created
@@ -568,7 +580,20 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   /** Multishot recv completions. */
   onCompletion(res: number, flags: number, slot: number): void {
     const more = (flags & CQE_F_MORE) !== 0;
+    const received = res > 0 && (flags & CQE_F_BUFFER) !== 0;
+    if (received) this.chargeReceived(res, (flags & CQE_F_PLAIN) === 0);
     if (!more) {
+      if (this.promiseLeft > 0) {
+        this.ring.budget.unpromise(this.promiseLeft);
+        this.promiseLeft = 0;
+      }
+      if (res === -EINVAL && this.armLimited && !this.closing) {
+        // The kernel has no byte limit on multishot recv (before Linux 6.16?): arm without one
+        // from now on; the budgets still hold at re-arm time and the high-water cancel.
+        this.ring.recvLimit = false;
+        res = -ECANCELED;
+      }
+      this.armLimited = false;
       this.armedSlot = -1;
       this.cancelRequested = false;
       this.opFinished();
@@ -582,7 +607,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       this.onTlsEvent(res);
       return;
     }
-    if (res > 0 && (flags & CQE_F_BUFFER) !== 0) {
+    if (received) {
       const ring = this.host.ring;
       let code = flags >>> CQE_BUFFER_SHIFT;
       if ((flags & CQE_F_PLAIN) !== 0) {
@@ -592,7 +617,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       }
       const w = this.waiter;
       if (this.closing) {
-        giveBack(ring, code);
+        this.giveBackChunk(code, res);
       } else if (w !== undefined && this.chunkHead === this.chunkTail) {
         if (w instanceof RecvWaiter) {
           // A read(buf) waits: queue the chunk and copy from it.
@@ -600,7 +625,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
         } else {
           // A recvTo() is waiting and nothing is queued: hand the chunk over without queueing it.
           this.shiftWaiter();
-          deliverRecv(w, new PooledChunk(this.viewOf(code, 0, res), ring, code), undefined);
+          deliverRecv(w, new PooledChunk(this.viewOf(code, 0, res), this, code, res), undefined);
         }
       } else {
         this.enqueueChunk(code, res, more, slot);
@@ -648,7 +673,12 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     this.chunkBid[this.chunkTail] = bid;
     this.chunkLen[this.chunkTail++] = len;
     this.feedWaiters();
-    if (more && this.waiter === undefined && this.queued() >= RECV_HIGH_WATER && !this.cancelRequested) {
+    if (
+      more &&
+      this.waiter === undefined &&
+      (this.queued() >= RECV_HIGH_WATER || this.held >= this.ring.budget.streamCap) &&
+      !this.cancelRequested
+    ) {
       this.cancelRequested = true;
       this.host.ring.cancel(slot);
     }
@@ -657,6 +687,35 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
   onBuffersAvailable(): void {
     if (!this.closing && (this.waiter !== undefined || this.tlsHandshaking)) this.arm();
+  }
+
+  /** Called by the thread's budget when bytes were given back after this stream had to wait. */
+  onBudgetAvailable(): void {
+    if (!this.closing && (this.waiter !== undefined || this.tlsHandshaking)) this.arm();
+  }
+
+  /** Received bytes this stream holds now (queued, or lent and not released). */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Counts `n` received bytes as held, out of the armed recv's promise first. */
+  private chargeReceived(n: number, pooled: boolean): void {
+    const budget = this.ring.budget;
+    if (this.promiseLeft > 0) {
+      const p = Math.min(n, this.promiseLeft);
+      this.promiseLeft -= p;
+      budget.promised -= p;
+    }
+    if (pooled) this.ring.buffersOut++;
+    budget.charge(n, (this.held += n));
+  }
+
+  /** @internal Gives a received chunk's buffer back and its `charge` bytes back to the budget. */
+  giveBackChunk(code: number, charge: number): void {
+    giveBack(this.ring, code);
+    this.held -= charge;
+    this.ring.budget.discharge(charge);
   }
 
   /** A plain read saw end of stream. */
@@ -676,6 +735,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     if (rare === undefined || done === undefined) return;
     rare.finishClose = undefined;
     this.host.streams.delete(this);
+    this.ring.budget.forget(this);
     if (rare.pipe !== undefined) {
       this.host.binding.closeFd(rare.pipe[0]);
       this.host.binding.closeFd(rare.pipe[1]);
@@ -742,11 +802,45 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     ring.record(OP_WRITEV, this.fd, slot, 0, first, count, this.tls);
   }
 
+  /**
+   * Starts receiving within the buffer budget (internal/buffer-budget.ts), for what a plain
+   * stream and its thread may still hold (the allowance): with room for more than one buffer, a
+   * multishot recv whose byte limit (sqe optlen) the kernel stops at (its last recv may fill a
+   * whole buffer, so the limit is the allowance less one buffer); with less, one recv of at most
+   * the allowance (OP_RECV_SELECT); with none, the stream waits for the budget and the socket
+   * buffer fills, which is TCP backpressure to the peer. A stream that holds bytes has its
+   * allowance promised until the recv ends, so streams receiving at once cannot together pass
+   * the thread's cap. A TLS stream's recv (ciphertext fed to the ring's session) is not limited:
+   * it stops at the queue's high-water mark.
+   */
   private arm(): void {
     if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
-    this.armedSlot = this.ring.alloc(this);
+    const ring = this.ring;
+    let op = OP_RECV_MULTI;
+    let len = 0;
+    if (this.tls === 0) {
+      const budget = ring.budget;
+      const held = this.held;
+      const allowance = budget.allowance(held);
+      if (allowance === 0) {
+        budget.wait(this);
+        return;
+      }
+      const bufferSize = ring.bufferSize;
+      if (ring.recvLimit && allowance >= bufferSize) len = allowance - bufferSize + 1;
+      else {
+        op = OP_RECV_SELECT;
+        len = Math.min(allowance, bufferSize);
+      }
+      if (held > 0) {
+        this.promiseLeft = allowance;
+        budget.promised += allowance;
+      }
+    }
+    this.armLimited = op === OP_RECV_MULTI && len > 0;
+    this.armedSlot = ring.alloc(this);
     this.inFlight++;
-    this.ring.push(OP_RECV_MULTI, this.fd, this.armedSlot, 0, undefined, this.tls);
+    ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
   }
 
   /** read(buf) while the multishot recv is armed: waits for its next chunk, then copies. */
@@ -823,10 +917,11 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     const i = this.chunkHead++;
     const code = this.chunkBid![i]!;
     const offset = this.headOffset;
-    const bytes = this.viewOf(code, offset, this.chunkLen![i]! - offset);
+    const len = this.chunkLen![i]!;
+    const bytes = this.viewOf(code, offset, len - offset);
     this.headOffset = 0;
     this.compactQueue();
-    return new PooledChunk(bytes, this.host.ring, code);
+    return new PooledChunk(bytes, this, code, len);
   }
 
   /** Copies queued bytes into `buf` (read(buf) after recv data arrived); returns the count. */
@@ -842,7 +937,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       if (take === avail) {
         this.chunkHead++;
         this.headOffset = 0;
-        giveBack(this.ring, code);
+        this.giveBackChunk(code, this.chunkLen![i]!);
       } else {
         this.headOffset += take;
       }
@@ -859,7 +954,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   }
 
   private dropChunks(): void {
-    for (let i = this.chunkHead; i < this.chunkTail; i++) giveBack(this.ring, this.chunkBid![i]!);
+    for (let i = this.chunkHead; i < this.chunkTail; i++)
+      this.giveBackChunk(this.chunkBid![i]!, this.chunkLen![i]!);
     this.chunkHead = 0;
     this.chunkTail = 0;
     this.headOffset = 0;

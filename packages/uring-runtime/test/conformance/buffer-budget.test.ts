@@ -1,0 +1,171 @@
+/**
+ * Receive budgets under abuse, the same for every driver over real sockets: a Python peer floods
+ * many connections whose reader is blocked (it took one chunk and holds it, like a proxy whose
+ * upstream write waits), and the invariants read from the runtime's stats hold throughout: no
+ * stream holds more than its cap, the thread never more than its cap. Liveness: a normal
+ * exchange on another connection completes during the flood, and a flooded stream reads on once
+ * its reader does. Descriptors and held bytes go back to where they were after the flood.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { BufferStats } from '../../src/internal/buffer-budget.js';
+import { heldBytes } from '../../src/net/runtime-stream.js';
+import { createRuntime, type Runtime } from '../../src/runtime.js';
+import type { ByteStream, RecvChunk } from '../../src/stream.js';
+import { driverCases, portOf } from './drivers.js';
+
+const cases = await driverCases();
+const FLOOD = fileURLToPath(new URL('../fixtures/flood.py', import.meta.url));
+
+const KIB = 1024;
+const STREAM_CAP = 256 * KIB;
+const WORKER_CAP = 2048 * KIB;
+/** Flooded connections: together they want 12 x 256 KiB = 3 MiB, above the worker's 2 MiB. */
+const FLOODERS = 12;
+
+function openFds(): number {
+  return readdirSync('/proc/self/fd').length;
+}
+
+const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Starts the flooder; resolves once its connections are open. */
+function flood(port: number, n: number): Promise<ChildProcess> {
+  const child = spawn('python3', [FLOOD, String(port), String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    const early = (code: number | null) => reject(new Error(`flooder exited with ${code}`));
+    child.once('exit', early);
+    child.stdout!.once('data', () => {
+      child.off('exit', early);
+      resolve(child);
+    });
+  });
+}
+
+describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
+  let runtime: Runtime | undefined;
+  let child: ChildProcess | undefined;
+  afterEach(async () => {
+    child?.kill('SIGKILL');
+    child = undefined;
+    await runtime?.close();
+    runtime = undefined;
+  });
+
+  it.skipIf(skip !== undefined)(
+    'flooded streams with a blocked reader stay within the stream and worker caps; others are served',
+    async () => {
+      const fdsBefore = openFds();
+      const rssBefore = process.memoryUsage().rss;
+      const rt = await createRuntime({
+        driver: name,
+        log: () => undefined,
+        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+        // A small pool (64 x 64 KiB = 4 MiB): unbounded flooders would empty it.
+        uring: { bufferCount: 64 },
+      });
+      runtime = rt;
+      const driver = rt.driver;
+      const stats = (): BufferStats => rt.bufferStats()!;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+
+      // The blocked readers: half take one chunk, keep it (never released) and read no more; the
+      // others read on but keep every chunk they got (a proxy whose upstream write never ends).
+      const flooded: ByteStream[] = [];
+      const kept: RecvChunk[][] = [];
+      child = await flood(port, FLOODERS);
+      for (let i = 0; i < FLOODERS; i++) {
+        const stream = await listener.accept();
+        flooded.push(stream);
+        const chunks: RecvChunk[] = [];
+        kept.push(chunks);
+        const chunk = await stream.recv();
+        expect(chunk).not.toBeNull();
+        chunks.push(chunk!);
+        if (i % 2 === 1) {
+          void (async () => {
+            for (;;) {
+              const next = await stream.recv().catch(() => null);
+              if (next === null) return;
+              chunks.push(next);
+            }
+          })();
+        }
+      }
+
+      // While they flood: sample the invariants, and serve a normal exchange on another connection.
+      const echoServer = (async () => {
+        const stream = await listener.accept();
+        const chunk = await stream.recv();
+        await stream.writeAll(new Uint8Array(chunk!.bytes));
+        chunk!.release();
+        return stream;
+      })();
+      let maxStream = 0;
+      let maxWorker = 0;
+      const sample = () => {
+        const s = stats();
+        maxWorker = Math.max(maxWorker, s.held);
+        for (const stream of flooded) maxStream = Math.max(maxStream, heldBytes(stream));
+      };
+      // Until the flood has filled the budget (the reading streams stopped for it), sampling.
+      while (stats().stops === 0 || stats().held < WORKER_CAP / 2) {
+        sample();
+        await tick(5);
+      }
+      const client = await driver.connectTcp({ host: '127.0.0.1', port });
+      await client.writeAll(new TextEncoder().encode('ping'));
+      const answer = await client.recv();
+      expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
+      answer!.release();
+      for (let i = 0; i < 20; i++) {
+        sample();
+        await tick(10);
+      }
+      const during = stats();
+      // Memory follows the budget, not the flood (which offered far more than 64 MiB by now).
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(64 * KIB * KIB);
+      expect(maxStream).toBeLessThanOrEqual(STREAM_CAP);
+      expect(maxWorker).toBeLessThanOrEqual(WORKER_CAP);
+      expect(during.peakStreamHeld).toBeLessThanOrEqual(STREAM_CAP);
+      expect(during.peakHeld).toBeLessThanOrEqual(WORKER_CAP);
+      // The budget was really reached (the flood wants more than the worker cap)...
+      expect(during.waiting).toBeGreaterThan(0);
+      if (name === 'uring') expect(during.buffersInUse).toBeLessThanOrEqual(during.bufferCount);
+
+      // ...and a flooded stream reads on once its reader does: 1 MiB more, beyond every cap.
+      for (const chunk of kept[0]!.splice(0)) chunk.release();
+      let more = 0;
+      while (more < 1024 * KIB) {
+        const chunk = await flooded[0]!.recv();
+        expect(chunk).not.toBeNull();
+        more += chunk!.bytes.byteLength;
+        chunk!.release();
+        expect(heldBytes(flooded[0]!)).toBeLessThanOrEqual(STREAM_CAP);
+      }
+      expect(stats().peakHeld).toBeLessThanOrEqual(WORKER_CAP);
+
+      const exited = new Promise((resolve) => child!.once('close', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      child = undefined;
+      await Promise.all(flooded.map((s) => s.close()));
+      for (const chunks of kept) for (const chunk of chunks.splice(0)) chunk.release();
+      await (await echoServer).close();
+      await client.close();
+      await listener.close();
+      const after = stats();
+      expect(after.held).toBe(0);
+      expect(after.waiting).toBe(0);
+      if (name === 'uring') expect(after.buffersInUse).toBe(0);
+      await rt.close();
+      runtime = undefined;
+      expect(openFds()).toBeLessThanOrEqual(fdsBefore);
+    },
+    30_000,
+  );
+});
