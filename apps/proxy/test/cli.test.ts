@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { SIGNALS } from '../src/cli.js';
 import { PROXY_DIR } from './e2e/harness.js';
 
 function loch(...args: string[]) {
@@ -35,6 +36,16 @@ describe('loch CLI', () => {
     expect(version.code).toBe(0);
     const pkg = JSON.parse(readFileSync(join(PROXY_DIR, 'package.json'), 'utf8')) as { version: string };
     expect(version.out).toBe(`loch ${pkg.version}\n`);
+  });
+
+  it('--help lists every signal loch run acts on, what each does, and the environment', () => {
+    const help = loch('--help').out;
+    for (const [signal, effect] of SIGNALS) expect(help).toContain(`  ${signal.padEnd(18)}${effect}`);
+    for (const signal of ['SIGHUP', 'SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGURG', 'SIGQUIT'])
+      expect(help).toMatch(new RegExp(`^  ${signal}\\b|, ${signal} `, 'm'));
+    for (const env of ['LOCH_DRIVER', 'LOCH_LOG', 'LOCH_IDLE_TRIM_MS', 'LOCH_DEBUG_CRASH_WORKER'])
+      expect(help).toContain(env);
+    expect(help).toContain('proxy_protocol, upstream');
   });
 
   it('check prints the effective config of a valid file (Monolake spelling) and exits 0', () => {
