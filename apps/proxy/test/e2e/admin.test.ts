@@ -1,0 +1,278 @@
+/**
+ * The admin listener of `loch run` end to end (issue 17): /healthz, /readyz, /config (the same
+ * text `loch check` prints, secrets redacted, its version hash), /metrics (accepted by promtool
+ * and parse-prometheus-text-format; counters that stay monotonic across a worker crashed on
+ * purpose and across reloads), /stats; the listener warns off loopback and a taken port stops
+ * loch. A node:http upstream; fresh connections per request so both workers serve.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { type IncomingMessage, request } from 'node:http';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
+import {
+  curl,
+  freePort,
+  httpUpstream,
+  type Loch,
+  PROXY_DIR,
+  rawExchange,
+  startLoch,
+  tempDir,
+} from './harness.js';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+/** One request on a new connection. */
+function fetchOnce(port: number, path: string, method = 'GET'): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A counter's value in a /metrics text (0 when the series is absent), through the npm parser. */
+function counter(text: string, name: string, labels: Record<string, string> = {}): number {
+  const family = parsePrometheusTextFormat(text).find((f) => f.name === name);
+  const sample = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return sample?.value === undefined ? 0 : Number(sample.value);
+}
+
+const hasPromtool = spawnSync('promtool', ['--version']).status === 0;
+
+function config(port: number, admin: number, upstream: number, routes = ['/']): string {
+  return `
+[runtime]
+workers = 2
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { shutdown_grace = "2s" }
+${routes
+  .map(
+    (path) => `
+[[servers.web.routes]]
+path = "${path}"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream}" }]
+`,
+  )
+  .join('')}`;
+}
+
+describe('admin listener', () => {
+  const dir = tempDir('loch-admin-');
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+  let loch: Loch;
+  let port: number;
+  let admin: number;
+
+  beforeAll(async () => {
+    upstream = await httpUpstream((req, res) => {
+      res.end(`upstream ${req.url}`);
+    });
+    port = await freePort();
+    admin = await freePort();
+    loch = await startLoch(dir, config(port, admin, upstream.port), { LOCH_DEBUG_CRASH_WORKER: '0' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  const scrape = async () => {
+    const answer = await fetchOnce(admin, '/metrics');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    return answer.body;
+  };
+  const requests = (text: string, route: string, code = '2xx') =>
+    counter(text, 'loch_http_requests_total', { server: 'web', route, code });
+
+  it('answers /healthz and /readyz, 404 elsewhere and 405 to other methods', async () => {
+    expect(await fetchOnce(admin, '/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
+    expect(await fetchOnce(admin, '/readyz')).toMatchObject({ status: 200, body: 'ready\n' });
+    expect((await fetchOnce(admin, '/nope')).status).toBe(404);
+    expect((await fetchOnce(admin, '/metrics', 'POST')).status).toBe(405);
+  });
+
+  it('serves /config as `loch check` prints it, with its version hash', async () => {
+    const answer = await fetchOnce(admin, '/config');
+    expect(answer.status).toBe(200);
+    const checked = execFileSync(
+      process.execPath,
+      [
+        '--conditions=@loch/source',
+        '--import',
+        'tsx',
+        join(PROXY_DIR, 'src/bin.ts'),
+        'check',
+        '-c',
+        loch.configPath,
+      ],
+      { cwd: PROXY_DIR, encoding: 'utf8' },
+    );
+    expect(`${answer.body}${loch.configPath}: ok\n`).toBe(checked);
+    expect(answer.headers['x-loch-config-version']).toMatch(/^[0-9a-f]{16}$/);
+    expect(JSON.parse(answer.body).admin).toEqual({
+      listen: { kind: 'tcp', host: '127.0.0.1', port: admin },
+    });
+  });
+
+  it('counts requests by route and status class, and promtool accepts /metrics', async () => {
+    const before = await scrape();
+    for (let i = 0; i < 6; i++) expect((await fetchOnce(port, `/r${i}`)).status).toBe(200);
+    const after = await scrape();
+    expect(requests(after, '/') - requests(before, '/')).toBe(6);
+    expect(after).toMatch(
+      new RegExp(
+        `^loch_upstream_duration_seconds_count\\{server="web",upstream="http://127.0.0.1:${upstream.port}"\\} ([6-9]|\\d\\d+)$`,
+        'm',
+      ),
+    );
+    expect(counter(after, 'loch_workers_running')).toBe(2);
+    if (hasPromtool)
+      expect(execFileSync('promtool', ['check', 'metrics'], { input: after, encoding: 'utf8' })).toBe('');
+  });
+
+  it('keeps counters monotonic when a worker crashes and is replaced', async () => {
+    for (let i = 0; i < 20; i++) expect((await fetchOnce(port, '/spread')).status).toBe(200);
+    const before = await scrape();
+    const counted = requests(before, '/');
+    const from = loch.stderr().length;
+    loch.child.kill('SIGURG');
+    await loch.waitFor(/worker 0 restarted/, from, 60_000);
+    const afterCrash = await scrape();
+    // Worker 0's share (20 fresh connections: it served some) is still counted.
+    expect(requests(afterCrash, '/')).toBe(counted);
+    expect(counter(afterCrash, 'loch_worker_restarts_total')).toBe(1);
+    for (let i = 0; i < 10; i++) expect((await fetchOnce(port, '/more')).status).toBe(200);
+    expect(requests(await scrape(), '/')).toBe(counted + 10);
+  }, 90_000);
+
+  it('keeps the series of a kept route across a reload and counts reload outcomes', async () => {
+    const before = await scrape();
+    const counted = requests(before, '/');
+    let from = loch.stderr().length;
+    writeFileSync(loch.configPath, config(port, admin, upstream.port, ['/', '/b/']));
+    loch.child.kill('SIGHUP');
+    await loch.waitFor(/reloaded .* \(generation \d+\)/, from);
+    expect((await fetchOnce(port, '/b/x')).status).toBe(200);
+    expect((await fetchOnce(port, '/x')).status).toBe(200);
+    const after = await scrape();
+    expect(requests(after, '/')).toBe(counted + 1);
+    expect(requests(after, '/b/')).toBe(1);
+    expect(counter(after, 'loch_reloads_total', { outcome: 'ok' })).toBe(
+      counter(before, 'loch_reloads_total', { outcome: 'ok' }) + 1,
+    );
+    from = loch.stderr().length;
+    writeFileSync(loch.configPath, 'this is not toml [');
+    loch.child.kill('SIGHUP');
+    await loch.waitFor(/reload \(SIGHUP\) failed/, from);
+    expect(counter(await scrape(), 'loch_reloads_total', { outcome: 'failed' })).toBe(
+      counter(before, 'loch_reloads_total', { outcome: 'failed' }) + 1,
+    );
+    writeFileSync(loch.configPath, config(port, admin, upstream.port, ['/', '/b/']));
+  }, 60_000);
+
+  it('reports per-worker runtime stats as JSON', async () => {
+    const answer = await fetchOnce(admin, '/stats');
+    expect(answer.status).toBe(200);
+    const stats = JSON.parse(answer.body) as {
+      ready: boolean;
+      workers: { worker: number; status: string; connections: number; upstream: Record<string, unknown> }[];
+    };
+    expect(stats.ready).toBe(true);
+    expect(stats.workers.map((w) => [w.worker, w.status])).toEqual([
+      [0, 'running'],
+      [1, 'running'],
+    ]);
+    expect(stats.workers[0]!.upstream.web).toMatchObject({ idle: expect.any(Number) });
+  });
+});
+
+describe('admin listener address', () => {
+  it('warns when it is not on loopback, redacts the TLS key in /config, counts TLS handshakes', async () => {
+    const dir = tempDir('loch-admin-tls-');
+    const { chain, key } = selfSignedCertificate(dir, 'localhost', ['localhost']);
+    const port = await freePort();
+    const admin = await freePort();
+    const loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+[admin]
+listener = { type = "socket", value = "0.0.0.0:${admin}" }
+[servers.tls]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+tls = { certificates = [{ chain = "${chain}", key = "${key}" }] }
+[[servers.tls.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+`,
+    );
+    try {
+      expect(loch.stderr()).toMatch(/admin listener on 0\.0\.0\.0:\d+ is reachable from other hosts/);
+      const body = (await fetchOnce(admin, '/config')).body;
+      expect(body).not.toMatch(/PRIVATE KEY/);
+      expect(body).toContain('<redacted>');
+      // One handshake that completes (the upstream is down: 502), one that fails (not TLS).
+      const ok = await curl(['-sk', '-o', '/dev/null', '-w', '%{http_code}', `https://localhost:${port}/`]);
+      expect(ok.out).toBe('502');
+      await rawExchange(port, Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 1, 2, 3, 4, 5]));
+      const text = (await fetchOnce(admin, '/metrics')).body;
+      expect(counter(text, 'loch_tls_handshakes_total', { server: 'tls' })).toBe(1);
+      expect(counter(text, 'loch_tls_handshake_failures_total', { server: 'tls' })).toBe(1);
+    } finally {
+      await loch.stop();
+    }
+  }, 60_000);
+
+  it('stops loch when its port is taken', async () => {
+    const dir = tempDir('loch-admin-taken-');
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const admin = (taken.address() as net.AddressInfo).port;
+    const port = await freePort();
+    try {
+      const started = startLoch(
+        dir,
+        `
+[runtime]
+workers = 1
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+`,
+      );
+      await expect(started).rejects.toThrow(/cannot start: admin listener: .*EADDRINUSE/);
+    } finally {
+      taken.close();
+    }
+  }, 60_000);
+});
