@@ -2,7 +2,8 @@
  * The `loch` command line: `loch run -c config.toml`, `loch check -c config.toml`, `--help`,
  * `--version`. Parses arguments and hands over to the proxy; not for proxy logic itself.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { LOG_MODULES, type ProxyConfig } from './config/schema.js';
@@ -62,6 +63,27 @@ function version(): string {
   return pkg.version;
 }
 
+/**
+ * Access-log files this machine could not open for writing (`loch run` refuses such a config):
+ * a warning, not an error, since a config may be checked where it does not run.
+ */
+export function accessLogWarnings(config: ProxyConfig): string[] {
+  const out: string[] = [];
+  const paths = new Set<string>();
+  for (const s of [...config.servers, ...config.thriftServers])
+    if (s.accessLog && s.accessLogOutput?.path != null) paths.add(s.accessLogOutput.path);
+  for (const path of paths) {
+    try {
+      accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
+    } catch (error) {
+      out.push(
+        `access log ${path} cannot be written here (${(error as NodeJS.ErrnoException).code}): loch run would refuse this config`,
+      );
+    }
+  }
+  return out;
+}
+
 /** Prints the effective config as JSON (what `loch check` shows). */
 export function describeConfig(config: ProxyConfig): string {
   // Private keys and ticket keys never reach a terminal or a CI log.
@@ -115,7 +137,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw err;
   }
   if (command === 'check') {
-    for (const warning of certificateWarnings(config))
+    for (const warning of [...certificateWarnings(config), ...accessLogWarnings(config)])
       process.stderr.write(`loch check: warning: ${warning}\n`);
     process.stdout.write(`${describeConfig(config)}\n${values.config}: ok\n`);
     return 0;

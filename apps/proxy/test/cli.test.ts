@@ -48,6 +48,24 @@ describe('loch CLI', () => {
     expect(help).toContain('proxy_protocol, upstream');
   });
 
+  it('check warns about an access-log file that could not be opened here', () => {
+    const file = join(dir, 'access-log.toml');
+    writeFileSync(
+      file,
+      `[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+access_log = { path = "no-such-dir/access.log", format = "json" }
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+`,
+    );
+    const r = loch('check', '-c', file);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain(
+      `loch check: warning: access log ${join(dir, 'no-such-dir/access.log')} cannot be written here (ENOENT)`,
+    );
+    expect(r.out).toContain('"accessLogOutput"');
+  });
+
   it('check prints the effective config of a valid file (Monolake spelling) and exits 0', () => {
     const r = loch('check', '-c', join(PROXY_DIR, 'test/monolake.toml'));
     expect(r.code).toBe(0);
