@@ -234,7 +234,19 @@ export class AdminPlane {
           hits: m.monotonic(s.worker, `${server}\u0000hits`, p.reused),
           misses: m.monotonic(s.worker, `${server}\u0000misses`, p.created),
         };
-      return { connections: s.connections, pools };
+      const b = s.runtime?.buffers;
+      return {
+        connections: s.connections,
+        pools,
+        buffers:
+          b === undefined || b === null
+            ? undefined
+            : {
+                held: b.held,
+                buffersInUse: b.buffersInUse,
+                stops: m.monotonic(s.worker, 'recv-stops', b.stops),
+              },
+      };
     });
     let running = 0;
     const pool = this.#pool;

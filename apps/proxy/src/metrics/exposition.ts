@@ -27,6 +27,10 @@ export interface WorkerGauges {
   readonly connections: number;
   /** Per server key: upstream pool connections idle and in use, hits (reuses) and misses (connects). */
   readonly pools: Readonly<Record<string, { idle: number; active: number; hits: number; misses: number }>>;
+  /** The receive budgets: bytes held, provided buffers in use, stops (monotonic); absent without a runtime. */
+  readonly buffers?:
+    | { readonly held: number; readonly buffersInUse: number; readonly stops: number }
+    | undefined;
 }
 
 /** Everything a scrape renders. */
@@ -266,6 +270,34 @@ export function renderExposition(input: ExpositionInput): string {
     'counter',
     'Upstream requests that opened a new connection.',
     (p) => p.misses,
+  );
+
+  const buffers = input.workers.flatMap((w) => (w.buffers === undefined ? [] : [w.buffers]));
+  t.family(
+    'loch_recv_buffer_held_bytes',
+    'gauge',
+    'Received bytes held by streams (not read yet), summed over the workers.',
+  );
+  t.sample(
+    'loch_recv_buffer_held_bytes',
+    [],
+    buffers.reduce((n, b) => n + b.held, 0),
+  );
+  t.family('loch_provided_buffers_in_use', 'gauge', "io_uring provided buffers out of the kernel's rings.");
+  t.sample(
+    'loch_provided_buffers_in_use',
+    [],
+    buffers.reduce((n, b) => n + b.buffersInUse, 0),
+  );
+  t.family(
+    'loch_recv_budget_stops_total',
+    'counter',
+    "Times a stream stopped reading at its or its worker's receive budget.",
+  );
+  t.sample(
+    'loch_recv_budget_stops_total',
+    [],
+    buffers.reduce((n, b) => n + b.stops, 0),
   );
 
   t.family('loch_reloads_total', 'counter', 'Config reloads by outcome (ok, failed, refused, aborted).');

@@ -32,6 +32,7 @@ import { trustedPeersOf } from '../config/trusted-peers.js';
 import { attachHealthFlags } from '../health/health-flags.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
+import { runtimeStats, type WorkerRuntimeStats } from '../metrics/runtime-stats.js';
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
@@ -87,6 +88,8 @@ export interface WorkerStats {
    * (LOCH_DEBUG_GC=1, debug-aids.ts) a full GC runs first, so memory per connection can be read.
    */
   readonly heapUsed: number;
+  /** The runtime's streams, tasks and receive buffers (metrics/runtime-stats.ts). */
+  readonly runtime?: WorkerRuntimeStats | undefined;
 }
 
 /** ALPN offered on HTTPS listeners, in preference order (h2 first, as nginx and Envoy). */
@@ -577,6 +580,7 @@ export class ProxyWorker {
       listeners: [...this.#listeners.keys()],
       upstream,
       heapUsed: process.memoryUsage().heapUsed,
+      runtime: runtimeStats(this.#runtime),
     };
   }
 

@@ -12,6 +12,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
 import {
   curl,
@@ -90,6 +91,10 @@ describe('admin listener', () => {
     upstream = await httpUpstream((req, res) => {
       res.end(`upstream ${req.url}`);
     });
+    // WebSocket upgrades on the same upstream: an echo.
+    new WebSocketServer({ server: upstream.server }).on('connection', (socket) =>
+      socket.on('message', (data, binary) => socket.send(data, { binary })),
+    );
     port = await freePort();
     admin = await freePort();
     loch = await startLoch(dir, config(port, admin, upstream.port), { LOCH_DEBUG_CRASH_WORKER: '0' });
@@ -195,6 +200,28 @@ describe('admin listener', () => {
     writeFileSync(loch.configPath, config(port, admin, upstream.port, ['/', '/b/']));
   }, 60_000);
 
+  it('counts tunnels opened and open (a WebSocket through loch)', async () => {
+    const before = await scrape();
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.send('ping');
+    await new Promise((resolve) => socket.once('message', resolve));
+    const open = await scrape();
+    expect(counter(open, 'loch_tunnels_total') - counter(before, 'loch_tunnels_total')).toBe(1);
+    expect(counter(open, 'loch_tunnels_active')).toBe(1);
+    socket.close();
+    await new Promise((resolve) => socket.once('close', resolve));
+    let active = 1;
+    for (let i = 0; i < 250 && active !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      active = counter(await scrape(), 'loch_tunnels_active');
+    }
+    expect(active).toBe(0);
+  });
+
   it('reports per-worker runtime stats as JSON', async () => {
     const answer = await fetchOnce(admin, '/stats');
     expect(answer.status).toBe(200);
@@ -208,6 +235,12 @@ describe('admin listener', () => {
       [1, 'running'],
     ]);
     expect(stats.workers[0]!.upstream.web).toMatchObject({ idle: expect.any(Number) });
+    expect(stats.workers[0]).toMatchObject({
+      runtime: {
+        openStreams: expect.any(Number),
+        buffers: { held: expect.any(Number), buffersInUse: expect.any(Number) },
+      },
+    });
   });
 });
 

@@ -1,0 +1,33 @@
+/**
+ * A worker's runtime numbers for the admin listener's /stats and /metrics: streams open, tasks,
+ * and the receive budgets' numbers (bytes held, streams waiting, provided buffers in use:
+ * @loch/uring-runtime's `bufferStats()`). Read when the main thread asks for stats, never on the
+ * request path. Not for the counters (recorder.ts).
+ */
+import type { BufferStats } from '@loch/uring-runtime';
+
+/** What /stats shows of a worker's runtime. */
+export interface WorkerRuntimeStats {
+  readonly openStreams: number;
+  readonly tasks: number;
+  /** The receive budgets (null when the runtime keeps none). */
+  readonly buffers: BufferStats | null;
+}
+
+/** The slice of a Runtime read here. */
+interface RuntimeLike {
+  readonly openStreams?: number;
+  readonly tasks?: number;
+  bufferStats?(): BufferStats | undefined;
+}
+
+/** The stats of `runtime` (the worker's Runtime), or undefined when there is none (tests). */
+export function runtimeStats(runtime: unknown): WorkerRuntimeStats | undefined {
+  if (runtime === undefined || runtime === null) return undefined;
+  const r = runtime as RuntimeLike;
+  return {
+    openStreams: r.openStreams ?? 0,
+    tasks: r.tasks ?? 0,
+    buffers: r.bufferStats?.() ?? null,
+  };
+}
