@@ -2,7 +2,7 @@
  * Typed errors of @loch/transports. Each one says in which phase an upstream exchange failed
  * (connect, write, read, protocol, caller abort), carries a stable `code` and the HTTP `status`
  * a proxy answers for it (connect refused/failed -> 502, connect or read timeout -> 504, reset
- * or malformed response -> 502), and keeps the runtime's or codec's error as `cause`.
+ * or malformed response -> 502, upstream connection limit reached -> 503), and keeps the runtime's or codec's error as `cause`.
  * Not for errors of the runtime or the codec themselves: those stay in their packages.
  */
 
@@ -11,6 +11,7 @@ export type TransportErrorCode =
   | 'ERR_TRANSPORT_CONNECT_REFUSED'
   | 'ERR_TRANSPORT_CONNECT_TIMEOUT'
   | 'ERR_TRANSPORT_CONNECT_FAILED'
+  | 'ERR_TRANSPORT_UPSTREAM_BUSY'
   | 'ERR_TRANSPORT_TLS_FAILED'
   | 'ERR_TRANSPORT_WRITE_FAILED'
   | 'ERR_TRANSPORT_REQUEST_BODY_FAILED'
@@ -27,6 +28,7 @@ const STATUS: Record<TransportErrorCode, number> = {
   ERR_TRANSPORT_CONNECT_REFUSED: 502,
   ERR_TRANSPORT_CONNECT_TIMEOUT: 504,
   ERR_TRANSPORT_CONNECT_FAILED: 502,
+  ERR_TRANSPORT_UPSTREAM_BUSY: 503,
   ERR_TRANSPORT_TLS_FAILED: 502,
   ERR_TRANSPORT_WRITE_FAILED: 502,
   ERR_TRANSPORT_REQUEST_BODY_FAILED: 400,
@@ -89,7 +91,10 @@ export class TransportError extends Error {
   }
 }
 
-/** Connecting failed: refused (502), timed out (504), or another errno such as ENOENT for a Unix path (502). */
+/**
+ * Connecting failed: refused (502), timed out (504), another errno such as ENOENT for a Unix
+ * path (502), or not tried because the upstream's UpstreamLimit was reached (503).
+ */
 export class ConnectError extends TransportError {
   override readonly name = 'ConnectError';
 }

@@ -33,6 +33,7 @@ import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import { type RecvChunk, type RecvTarget, RuntimeError, type WriteTarget } from '@loch/uring-runtime';
 import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
+import type { UpstreamLimit } from './upstream-limit.js';
 
 /** Options of one exchange. */
 export interface ExchangeOptions {
@@ -233,6 +234,11 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
   readonly #defaultSend: HttpSendOptions;
   readonly #defaultReadTimeout: number;
   #owner: ConnectionOwner<K>;
+  /**
+   * @internal The upstream limit whose slot this connection's current exchange holds
+   * (HttpConnector gives it back on release).
+   */
+  heldLimit: UpstreamLimit | undefined = undefined;
   #state: State = 'ready';
   #reused = false;
   #signal: AbortSignal | undefined = undefined;

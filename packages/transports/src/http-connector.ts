@@ -16,9 +16,11 @@ import {
   type HttpStream,
 } from '@loch/http';
 import type { ConnectOptions, Connector } from './connector.js';
+import { AbortedError } from './errors.js';
 import { type ExchangeOptions, HttpConnection } from './http-connection.js';
-import type { Endpoint } from './key.js';
+import { type Endpoint, formatL4Address } from './key.js';
 import { ConnectionPool, type PoolOptions, type PoolStats } from './pool.js';
+import { busyError, type LimitedKey, type LimitWaiter, type UpstreamLimit } from './upstream-limit.js';
 
 /** HttpConnector settings. */
 export interface HttpConnectorOptions {
@@ -99,26 +101,104 @@ export class HttpConnector<K extends Endpoint = Endpoint> implements Connector<K
    * closed, read timeout 504), ProtocolError (invalid response), AbortedError (signal).
    */
   request(key: K, request: HttpRequest, options: RequestOptions = NO_REQUEST_OPTIONS): Promise<HttpResponse> {
+    const limit = (key as LimitedKey).limit;
+    if (limit !== undefined) return this.#requestLimited(limit, key, request, options);
     // An idle connection is taken synchronously; only a new connection costs a connect's wait.
     const idle = this.#takeIdle(key);
     if (idle !== undefined) return idle.exchange(key, request, options, this.#retry);
-    return this.#sendOnNew(key, request, options);
+    return this.#sendOnNew(key, request, options, undefined);
   }
 
   /** @internal ConnectionOwner: a reused connection failed before any response byte. */
   retryExchange(key: K, request: HttpRequest, options: RequestOptions): Promise<HttpResponse> | null {
     if (!isReplayable(request)) return null;
     this.#retried++;
-    return this.#sendOnNew(key, request, options);
+    // The same request goes on: it takes its slot again (released with the failed connection)
+    // without queueing behind others.
+    const limit = (key as LimitedKey).limit;
+    if (limit !== undefined) limit.inUse++;
+    return this.#sendOnNew(key, request, options, limit);
   }
 
-  async #sendOnNew(key: K, request: HttpRequest, options: RequestOptions): Promise<HttpResponse> {
+  /**
+   * `request` for a key with an UpstreamLimit: with a slot free, as usual (the connection holds
+   * the slot until released); at the cap, queued until a slot frees (up to the connect
+   * deadline) or refused at once when the queue is full: ERR_TRANSPORT_UPSTREAM_BUSY.
+   */
+  #requestLimited(
+    limit: UpstreamLimit,
+    key: K,
+    request: HttpRequest,
+    options: RequestOptions,
+  ): Promise<HttpResponse> {
+    if (limit.tryAcquire()) return this.#requestHolding(limit, key, request, options);
+    const mapped = (error: unknown) => (options.onError === undefined ? error : options.onError(error, key));
+    const address = formatL4Address(key.address);
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const signal = options.signal;
+      const onAbort = () => {
+        if (limit.remove(waiter))
+          reject(
+            mapped(
+              new AbortedError('ERR_TRANSPORT_ABORTED', 'connect', 'aborted waiting for a connection', {
+                cause: signal?.reason,
+                address,
+              }),
+            ),
+          );
+      };
+      const waiter: LimitWaiter = {
+        start: () =>
+          queueMicrotask(() => {
+            signal?.removeEventListener('abort', onAbort);
+            resolve(this.#requestHolding(limit, key, request, options));
+          }),
+        fail: (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(mapped(error));
+        },
+        timer: undefined,
+      };
+      const deadline = options.connectTimeout ?? this.#connectTimeout;
+      if (!limit.enqueue(waiter, deadline, address)) {
+        reject(
+          mapped(busyError(address, `${limit.maxConnections} connections in use, ${limit.pending} waiting`)),
+        );
+        return;
+      }
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Sends with a slot of `limit` taken: the connection used holds it until released. */
+  #requestHolding(
+    limit: UpstreamLimit,
+    key: K,
+    request: HttpRequest,
+    options: RequestOptions,
+  ): Promise<HttpResponse> {
+    const idle = this.#takeIdle(key);
+    if (idle !== undefined) {
+      idle.heldLimit = limit;
+      return idle.exchange(key, request, options, this.#retry);
+    }
+    return this.#sendOnNew(key, request, options, limit);
+  }
+
+  async #sendOnNew(
+    key: K,
+    request: HttpRequest,
+    options: RequestOptions,
+    limit: UpstreamLimit | undefined,
+  ): Promise<HttpResponse> {
     let conn: HttpConnection<K>;
     try {
       conn = await this.#connectNew(key, options.signal, options.connectTimeout);
     } catch (error) {
+      limit?.release();
       throw options.onError === undefined ? error : options.onError(error, key);
     }
+    conn.heldLimit = limit;
     return conn.exchange(key, request, options, false);
   }
 
@@ -145,6 +225,12 @@ export class HttpConnector<K extends Endpoint = Endpoint> implements Connector<K
   releaseConnection(conn: HttpConnection<K>, reusable: boolean): void {
     if (reusable) conn.watchIdle();
     this.pool.release(conn.key, conn, reusable);
+    // After the pool took it back, so a waiter given the slot can reuse this connection.
+    const held = conn.heldLimit;
+    if (held !== undefined) {
+      conn.heldLimit = undefined;
+      held.release();
+    }
   }
 
   /** @internal ConnectionOwner */

@@ -86,3 +86,4 @@ export {
   type SharedPoolStats,
 } from './shared-pool.js';
 export { TlsConnector, type TlsConnectorOptions } from './tls-connector.js';
+export { type LimitedKey, type LimitWaiter, UpstreamLimit } from './upstream-limit.js';

@@ -352,6 +352,9 @@ function normalizeServer(
         weight: u.weight ?? 1,
         label: ep.type === 'unix' ? `unix:${ep.value}` : ep.value,
         ...(u.send_proxy_protocol === undefined ? {} : { sendProxyProtocol: u.send_proxy_protocol }),
+        ...(u.max_connections === undefined
+          ? {}
+          : { limits: { maxConnections: u.max_connections, maxPending: u.max_pending ?? 1024 } }),
       };
     });
     const balancer = r.load_balancer ?? (upstreams.length > 1 ? 'round_robin' : 'first');

@@ -53,6 +53,10 @@ export const UpstreamSchema = z.strictObject({
   weight: z.number().int().min(0).max(1_000_000).optional(),
   /** Send a PROXY protocol header first on each new connection (haproxy's send-proxy / send-proxy-v2). */
   send_proxy_protocol: z.enum(['v1', 'v2']).optional(),
+  /** HTTP/1.1 connections in use to this upstream at most, per worker (nginx's max_conns); 503 beyond the queue. */
+  max_connections: z.number().int().min(1).max(1_000_000).optional(),
+  /** Requests waiting for one of those connections at most, per worker (Envoy's max_pending_requests). */
+  max_pending: z.number().int().min(0).max(1_000_000).optional(),
 });
 
 export const LoadBalancerSchema = z.enum(['random', 'weighted_random', 'round_robin', 'first']);
@@ -392,6 +396,11 @@ export interface UpstreamConfig {
    * new connection. Such connections are pooled per header (per client address and port).
    */
   readonly sendProxyProtocol?: 'v1' | 'v2' | undefined;
+  /**
+   * `max_connections` / `max_pending`: HTTP/1.1 connections in use to this upstream per worker,
+   * and requests queued for one (upstream-limit in @loch/transports); beyond both, 503.
+   */
+  readonly limits?: { readonly maxConnections: number; readonly maxPending: number } | undefined;
 }
 
 export interface RouteConfig {

@@ -1,7 +1,7 @@
 /**
  * The upstream group of a configured route in this worker: found by identity (the upstreams'
  * addresses, the health and retry settings, the active-check slots), so a reload that keeps a
- * route's upstreams keeps their ejections, failure counts and counters, and two routes with the
+ * route's upstreams keeps their ejections, failure counts, connection limits and counters, and two routes with the
  * same upstreams and settings share one group. Not for the state itself (upstream-group.ts).
  */
 import type { RouteConfig } from '../config/schema.js';
@@ -11,7 +11,7 @@ import { UpstreamGroup, upstreamGroup } from './upstream-group.js';
 /** The group of `route`'s upstreams (new, or this worker's existing one with the same identity). */
 export function routeGroup(route: RouteConfig): UpstreamGroup {
   const identity = JSON.stringify([
-    route.upstreams.map((u) => [u.label, u.address]),
+    route.upstreams.map((u) => [u.label, u.address, u.limits ?? null]),
     route.outlierDetection ?? null,
     route.retries ?? null,
     route.healthSlots ?? null,
@@ -25,6 +25,7 @@ export function routeGroup(route: RouteConfig): UpstreamGroup {
         retry: route.retries,
         slots: route.healthSlots,
         flags: healthFlags(),
+        limits: route.upstreams.map((u) => u.limits),
       }),
   );
 }

@@ -9,6 +9,7 @@
  * max_fails, each worker learns from its own traffic). Not for checking (active-checks.ts) or
  * choosing among the healthy (routing/balancer.ts).
  */
+import { UpstreamLimit } from '@loch/transports';
 import { type Balancer, pickWhere } from '../routing/balancer.js';
 import type { OutlierConfig, RetryConfig } from './config.js';
 import { SLOT_UP } from './health-flags.js';
@@ -31,6 +32,8 @@ export interface UpstreamGroupStats {
   readonly retriesOverBudget: number;
   /** Requests answered 503 because no upstream of the route was up. */
   readonly noHealthyUpstream: number;
+  /** Per upstream with max_connections: connections in use, requests waiting, requests refused (503). */
+  readonly limits: readonly ({ inUse: number; pending: number; refused: number } | null)[];
 }
 
 /** One route's upstreams' health and retry budget, in one worker. */
@@ -41,6 +44,8 @@ export class UpstreamGroup {
   readonly retry: RetryConfig | undefined;
   /** The retried methods, for a lookup per request. */
   readonly retryMethods: ReadonlySet<string>;
+  /** Per upstream: its connection limit (max_connections, max_pending), kept with the group across reloads. */
+  readonly limits: readonly (UpstreamLimit | undefined)[];
   /** Requests of the route in flight to an upstream (head not yet arrived), counted only with `retry`. */
   active = 0;
   /** Retries in flight. */
@@ -63,6 +68,13 @@ export class UpstreamGroup {
   readonly #now: () => number;
   /** Bound once: the predicate `pick` hands the balancer walk. */
   readonly #isUp = (i: number): boolean => this.isUp(i);
+  /** Up, and under its connection limit. */
+  readonly #isFree = (i: number): boolean => {
+    const limit = this.limits[i];
+    return (limit === undefined || limit.maxConnections > limit.inUse) && this.isUp(i);
+  };
+  /** Some upstream has a connection limit. */
+  readonly #limited: boolean;
 
   constructor(options: {
     labels: readonly string[];
@@ -71,6 +83,8 @@ export class UpstreamGroup {
     /** Active-check slots per upstream (-1 unchecked), and the table they index. */
     slots?: readonly number[] | undefined;
     flags?: Int32Array | null | undefined;
+    /** Per upstream: its max_connections / max_pending, if any. */
+    limits?: readonly ({ maxConnections: number; maxPending: number } | undefined)[] | undefined;
     now?: () => number;
   }) {
     const n = options.labels.length;
@@ -79,6 +93,11 @@ export class UpstreamGroup {
     this.outlier = options.outlier;
     this.retry = options.retry;
     this.retryMethods = new Set(options.retry?.methods ?? []);
+    this.limits = options.labels.map((_, i) => {
+      const l = options.limits?.[i];
+      return l === undefined ? undefined : new UpstreamLimit(l.maxConnections, l.maxPending);
+    });
+    this.#limited = this.limits.some((l) => l !== undefined);
     this.#failures = new Int32Array(n);
     this.#ejectedUntil = new Float64Array(n);
     this.#streak = new Int32Array(n);
@@ -92,7 +111,7 @@ export class UpstreamGroup {
 
   /** Whether this group can ever mark an upstream down (else the upstream layer skips it). */
   get watches(): boolean {
-    return this.outlier !== undefined || this.#flags !== null;
+    return this.outlier !== undefined || this.#flags !== null || this.#limited;
   }
 
   /**
@@ -120,6 +139,12 @@ export class UpstreamGroup {
    * when no other upstream is up.
    */
   pick(balancer: Balancer, avoid = -1): number {
+    // An upstream at its connection limit counts as unavailable while another can take the
+    // request (nginx's max_conns); when all are at theirs, the request queues on one of them.
+    if (this.#limited) {
+      const free = pickWhere(balancer, this.size, this.#isFree, avoid);
+      if (free >= 0) return free;
+    }
     const i = pickWhere(balancer, this.size, this.#isUp, avoid);
     if (i < 0) this.noHealthyUpstream++;
     return i;
@@ -187,6 +212,9 @@ export class UpstreamGroup {
       retries: this.retries,
       retriesOverBudget: this.retriesOverBudget,
       noHealthyUpstream: this.noHealthyUpstream,
+      limits: this.limits.map((l) =>
+        l === undefined ? null : { inUse: l.inUse, pending: l.pending, refused: l.refused },
+      ),
     };
   }
 

@@ -3,7 +3,8 @@
  * proxy will not forward 400 (a path that climbs above the root or hides a "/" or NUL in an
  * escape, a bad authority or scheme, an empty Host), CONNECT 405, an upstream that refuses, resets or breaks protocol before a
  * response 502, an upstream too slow to connect or answer 504, a route whose upstreams are all
- * down (ejected or failing health checks) 503. `classifyUpstreamError` turns
+ * down (ejected or failing health checks) or at its connection limit (max_connections and
+ * max_pending) 503. `classifyUpstreamError` turns
  * what the runtime and @loch/http throw into one of these. Not for config errors (config/load.ts).
  */
 import { HttpConnectionError, HttpParseError, HttpTimeoutError } from '@loch/http';
@@ -23,7 +24,8 @@ export type ProxyErrorCode =
   | 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT'
   | 'ERR_LOCH_UPSTREAM_TIMEOUT'
   | 'ERR_LOCH_UPSTREAM_FAILED'
-  | 'ERR_LOCH_NO_HEALTHY_UPSTREAM';
+  | 'ERR_LOCH_NO_HEALTHY_UPSTREAM'
+  | 'ERR_LOCH_UPSTREAM_BUSY';
 
 const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_NO_ROUTE: 404,
@@ -39,6 +41,7 @@ const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_UPSTREAM_TIMEOUT: 504,
   ERR_LOCH_UPSTREAM_FAILED: 502,
   ERR_LOCH_NO_HEALTHY_UPSTREAM: 503,
+  ERR_LOCH_UPSTREAM_BUSY: 503,
 };
 
 /** A request the proxy answers itself, with `status` and a one-line body naming `code`. */
@@ -119,6 +122,8 @@ function fromTransport(error: TransportError, label: string): ProxyError {
             ? 'ERR_LOCH_UPSTREAM_RESET'
             : error.code === 'ERR_TRANSPORT_PROTOCOL'
               ? 'ERR_LOCH_UPSTREAM_PROTOCOL'
-              : 'ERR_LOCH_UPSTREAM_FAILED';
+              : error.code === 'ERR_TRANSPORT_UPSTREAM_BUSY'
+                ? 'ERR_LOCH_UPSTREAM_BUSY'
+                : 'ERR_LOCH_UPSTREAM_FAILED';
   return new ProxyError(code, `upstream ${label}: ${error.message}`, { cause: error });
 }

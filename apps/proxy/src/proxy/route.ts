@@ -19,7 +19,7 @@ import {
   makeFn,
   type Service,
 } from '@loch/service-async';
-import { type Endpoint, endpoint } from '@loch/transports';
+import { type Endpoint, endpoint, type UpstreamLimit } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import { routeGroup } from '../health/route-group.js';
 import type { UpstreamGroup } from '../health/upstream-group.js';
@@ -41,6 +41,8 @@ export interface UpstreamEndpoint extends Endpoint {
   /** The route's upstream group (health, retry budget) and this upstream's index in it. */
   readonly group: UpstreamGroup;
   readonly index: number;
+  /** max_connections / max_pending of this upstream (HttpConnector holds requests to it). */
+  readonly limit: UpstreamLimit | undefined;
 }
 
 /** A route with its balancer and its upstreams' connector keys, as the router holds it. */
@@ -95,6 +97,7 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
             upstream: u,
             group,
             index,
+            limit: group.limits[index],
           }),
         ),
       };

@@ -183,9 +183,20 @@ function upstreamFailure(error: unknown, key: Endpoint): unknown {
   // Passive health counts what the upstream did (refused, timed out, reset, broke protocol),
   // never the client's own abort.
   const up = key as Partial<UpstreamEndpoint>;
-  if (up.group !== undefined && !(error instanceof TransportError && error.code === 'ERR_TRANSPORT_ABORTED'))
-    up.group.failed(up.index!);
+  if (up.group !== undefined && !ownRefusal(error)) up.group.failed(up.index!);
   return mapped;
+}
+
+/**
+ * A failure that is no sign of the upstream's health: the client aborted, or loch itself held
+ * the request back at the upstream's connection limit (not retried either: another upstream
+ * would take the overload).
+ */
+function ownRefusal(error: unknown): boolean {
+  return (
+    error instanceof TransportError &&
+    (error.code === 'ERR_TRANSPORT_ABORTED' || error.code === 'ERR_TRANSPORT_UPSTREAM_BUSY')
+  );
 }
 
 /**
@@ -198,7 +209,7 @@ export function retryableFailure(error: unknown): boolean {
   const cause = error instanceof ProxyError ? error.cause : error;
   if (!(cause instanceof TransportError)) return false;
   // Refused, timed out or failed to connect (TLS included): nothing reached the upstream.
-  if (cause.phase === 'connect') return cause.code !== 'ERR_TRANSPORT_ABORTED';
+  if (cause.phase === 'connect') return !ownRefusal(cause);
   return (
     (cause.code === 'ERR_TRANSPORT_READ_FAILED' || cause.code === 'ERR_TRANSPORT_WRITE_FAILED') &&
     cause.beforeResponse

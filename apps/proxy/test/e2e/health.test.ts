@@ -237,6 +237,101 @@ upstreams = [{ endpoint = "http://127.0.0.1:${b.port}" }]
     expect(bodies.filter((s) => s.startsWith('A '))).toHaveLength(2);
   });
 
+  it('per-upstream max_connections: a request over it waits in the queue (max_pending) and takes the freed connection; beyond the queue 503', async () => {
+    const held: (() => void)[] = [];
+    let connections = 0;
+    const slow = await httpUpstream((req, res) => {
+      if (req.url?.startsWith('/hold')) held.push(() => res.end(`slow ${req.url}`));
+      else res.end(`slow ${req.url}`);
+    });
+    slow.server.on('connection', () => connections++);
+    cleanups.push(() => slow.close());
+    const { port } = await start(`
+upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, max_pending = 1 }]
+`);
+    const [a, b, c] = [0, 1, 2].map(() => new Client(`http://127.0.0.1:${port}`)) as [Client, Client, Client];
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+      () => c.close(),
+    );
+    const first = get(a, '/hold1');
+    await vitestWait(() => held.length === 1);
+    // Two more: one waits in the queue (max_pending = 1), the other is refused at once; the
+    // refused one settles first since the queued one cannot until the connection frees.
+    const second = get(b, '/q2');
+    const third = get(c, '/q3');
+    const refused = await Promise.race([second, third]);
+    expect(refused.status).toBe(503);
+    expect(refused.body).toContain('ERR_LOCH_UPSTREAM_BUSY');
+    held.shift()!();
+    expect(await first).toEqual({ status: 200, body: 'slow /hold1' });
+    const statuses = [(await second).status, (await third).status].sort();
+    expect(statuses).toEqual([200, 503]);
+    // the waiting request went over the connection the first one freed
+    expect(connections).toBe(1);
+  });
+
+  it('per-upstream max_connections with no queue room: 503 at once, nothing sent', async () => {
+    const held: (() => void)[] = [];
+    const slow = await httpUpstream((req, res) => {
+      held.push(() => res.end(`slow ${req.url}`));
+    });
+    cleanups.push(() => slow.close());
+    const { port } = await start(`
+upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, max_pending = 0 }]
+`);
+    const a = new Client(`http://127.0.0.1:${port}`);
+    const b = new Client(`http://127.0.0.1:${port}`);
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const first = get(a, '/hold1');
+    await vitestWait(() => held.length === 1);
+    const refused = await get(b, '/refused');
+    expect(refused.status).toBe(503);
+    expect(refused.body).toContain('ERR_LOCH_UPSTREAM_BUSY');
+    expect(held).toHaveLength(1);
+    held.shift()!();
+    expect(await first).toEqual({ status: 200, body: 'slow /hold1' });
+    // the slot is back: the next request goes through
+    const again = get(b, '/again');
+    await vitestWait(() => held.length === 1);
+    held.shift()!();
+    expect(await again).toEqual({ status: 200, body: 'slow /again' });
+  });
+
+  it('an upstream at its max_connections is skipped while another can take the request', async () => {
+    const held: (() => void)[] = [];
+    const slow = await httpUpstream((req, res) => {
+      held.push(() => res.end(`slow ${req.url}`));
+    });
+    const other = await countingUpstream('other');
+    cleanups.push(
+      () => slow.close(),
+      () => other.close(),
+    );
+    const { port } = await start(`
+upstreams = [
+  { endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, max_pending = 0 },
+  { endpoint = "http://127.0.0.1:${other.port}" },
+]
+load_balancer = "first"
+`);
+    const a = new Client(`http://127.0.0.1:${port}`);
+    const b = new Client(`http://127.0.0.1:${port}`);
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const first = get(a, '/one');
+    await vitestWait(() => held.length === 1);
+    expect(await get(b, '/two')).toEqual({ status: 200, body: 'other /two' });
+    held.shift()!();
+    expect(await first).toEqual({ status: 200, body: 'slow /one' });
+  });
+
   it('a request body malformed mid-stream is forwarded up to that point, and the upstream connection is closed, never reused', async () => {
     let connections = 0;
     const received: Buffer[] = [];
