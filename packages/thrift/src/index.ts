@@ -22,8 +22,15 @@ export {
 } from './protocol/compact.js';
 export { createReader, createWriter } from './protocol/factory.js';
 export { MessageBoundsFinder, skipValue, sniffProtocol } from './protocol/message-bounds.js';
-export { messageBodyOffset, peekSeqId, readMessageHeader, rewriteSeqId } from './protocol/message-header.js';
+export {
+  messageBodyOffset,
+  peekSeqId,
+  readMessageHeader,
+  rewriteMessageName,
+  rewriteSeqId,
+} from './protocol/message-header.js';
 export { DEFAULT_MAX_DEPTH, ProtocolReader, type ReaderOptions } from './protocol/reader.js';
+export { transcodeMessage } from './protocol/transcode.js';
 export {
   type ReadValueOptions,
   readStruct,

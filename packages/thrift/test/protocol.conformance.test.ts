@@ -13,11 +13,13 @@ import {
   peekSeqId,
   readMessageHeader,
   readStruct,
+  rewriteMessageName,
   rewriteSeqId,
   skipValue,
   ThriftProtocolError,
   type ThriftStruct,
   TType,
+  transcodeMessage,
   writeStruct,
 } from '../src/index.js';
 import { structArb } from './arbitraries.js';
@@ -345,6 +347,35 @@ describe.each(['binary', 'compact'] as const)('%s protocol conformance', (protoc
           expect(out).toEqual(encodeMessage(protocol, s, 'rename', b));
         },
       ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('renames a message without touching its type, seq id or body', () => {
+    fc.assert(
+      fc.property(
+        structArb(2),
+        fc.string({ maxLength: 40 }),
+        fc.string({ maxLength: 300 }),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        (s, from, to, seqId) => {
+          const out = rewriteMessageName(protocol, encodeMessage(protocol, s, from, seqId), to);
+          expect(out).toEqual(encodeMessage(protocol, s, to, seqId));
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('transcodes a message to the other protocol and back', () => {
+    const other: ProtocolName = protocol === 'binary' ? 'compact' : 'binary';
+    fc.assert(
+      fc.property(structArb(3), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), (s, seqId) => {
+        const bytes = encodeMessage(protocol, s, 'm', seqId);
+        const there = transcodeMessage(bytes, protocol, other);
+        expect(there).toEqual(encodeMessage(other, s, 'm', seqId));
+        expect(transcodeMessage(there, other, protocol)).toEqual(bytes);
+      }),
       { numRuns: 100 },
     );
   });

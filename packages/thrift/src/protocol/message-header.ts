@@ -7,6 +7,7 @@ import { ThriftProtocolError } from '../errors.js';
 import type { MessageHeader, ProtocolName } from '../types.js';
 import { BinaryReader } from './binary.js';
 import { CompactReader } from './compact.js';
+import { createWriter } from './factory.js';
 
 const binaryReader = new BinaryReader();
 const compactReader = new CompactReader();
@@ -86,4 +87,18 @@ export function peekSeqId(protocol: ProtocolName, message: Uint8Array): number {
   } finally {
     r.reset(EMPTY);
   }
+}
+
+/**
+ * Returns a copy of `message` whose message header names `name` (type, seq id and body
+ * unchanged): a proxy renaming a method. Binary headers are written strict (versioned), as
+ * every reader accepts.
+ */
+export function rewriteMessageName(protocol: ProtocolName, message: Uint8Array, name: string): Uint8Array {
+  const header = readMessageHeader(protocol, message);
+  const body = message.subarray(messageBodyOffset(protocol, message));
+  const w = createWriter(protocol, { initialSize: body.byteLength + name.length * 3 + 16 });
+  w.writeMessageBegin(name, header.type, header.seqId);
+  w.writeRaw(body);
+  return w.finishCopy();
 }
