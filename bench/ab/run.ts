@@ -10,7 +10,11 @@
  *
  * Usage: tsx --conditions=@loch/source ab/run.ts --a <checkout> --b <checkout> [--rounds 5]
  *   [--sizes 128,11268,65536] [--seconds 8] [--warmup 2] [--idle-connections 10000]
- *   [--busy-connections 16] [--settle 5] [--no-memory]
+ *   [--busy-connections 16] [--settle 5] [--no-memory] [--metrics off,on]
+ *
+ * `--metrics <A>,<B>` (each on or off, default off,off): the side that is on runs with an
+ * `[admin]` listener, so it records metrics (issue 17). With the same checkout as A and B,
+ * `--metrics off,on` measures what metrics cost per request.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -49,6 +53,7 @@ const { values: args } = parseArgs({
     'busy-connections': { type: 'string', default: '16' },
     settle: { type: 'string', default: '5' },
     'no-memory': { type: 'boolean', default: false },
+    metrics: { type: 'string', default: 'off,off' },
   },
 });
 
@@ -74,6 +79,13 @@ const idleCount = numberFlag('idle-connections', args['idle-connections'], 1);
 const busyConnections = numberFlag('busy-connections', args['busy-connections'], 1);
 const settleMs = numberFlag('settle', args.settle, 0) * 1000;
 const withMemory = !args['no-memory'];
+const metricsBySide = args.metrics.split(',');
+if (metricsBySide.length !== 2 || metricsBySide.some((m) => m !== 'on' && m !== 'off')) {
+  process.stderr.write(`--metrics ${args.metrics}: want <A>,<B>, each on or off (e.g. off,on)\n`);
+  process.exit(2);
+}
+/** Whether side `label` ("A" or "B") records metrics. */
+const metricsOn = (label: string) => metricsBySide[label === 'A' ? 0 : 1] === 'on';
 
 /** wrk, the backend and the idle clients share CPU 0; loch has CPU 1 to itself. */
 const LOAD_CPU = '0';
@@ -126,8 +138,12 @@ async function main(): Promise<void> {
     openTree('B', resolve(cwd, args.b!)),
   ];
   const warnings: string[] = [];
-  if (trees[0].root === trees[1].root)
+  if (trees[0].root === trees[1].root && metricsOn('A') === metricsOn('B'))
     warnings.push('A and B are the same checkout: an A/A run (the noise floor).');
+  if (metricsOn('A') !== metricsOn('B'))
+    warnings.push(
+      `metrics: A ${metricsOn('A') ? 'on' : 'off'}, B ${metricsOn('B') ? 'on' : 'off'} (an [admin] listener on the side that is on): B/A is what recording metrics costs.`,
+    );
   for (const t of trees) {
     if (t.staleBuilds.length > 0)
       warnings.push(
@@ -168,7 +184,14 @@ async function main(): Promise<void> {
   const flagged: string[] = [];
   const start = async (tree: LochTree) => {
     const port = await freePort();
-    const peer = await startLoch(tree, { port, upstreamPort: backendPort, cpu: PROXY_CPU, probes });
+    const adminPort = metricsOn(tree.label) ? await freePort() : undefined;
+    const peer = await startLoch(tree, {
+      port,
+      upstreamPort: backendPort,
+      cpu: PROXY_CPU,
+      probes,
+      adminPort,
+    });
     return { peer, port };
   };
   const write = (done: boolean) => {

@@ -90,9 +90,16 @@ function staleBuilds(root: string): string[] {
   });
 }
 
-/** The reference benchmark's loch config (bench/http-proxy/peers.ts), 1 worker. */
-function lochConfig(port: number, upstreamPort: number): string {
-  return `[runtime]
+/**
+ * The reference benchmark's loch config (bench/http-proxy/peers.ts), 1 worker; with `adminPort`
+ * an `[admin]` listener, which turns metrics recording on (the metrics-on side of `--metrics`).
+ */
+function lochConfig(port: number, upstreamPort: number, adminPort?: number): string {
+  const admin =
+    adminPort === undefined
+      ? ''
+      : `[admin]\nlistener = { type = "socket", value = "127.0.0.1:${adminPort}" }\n\n`;
+  return `${admin}[runtime]
 workers = 1
 cpu_affinity = false
 
@@ -123,11 +130,18 @@ export class LochDoesNotForwardError extends Error {
  */
 export async function startLoch(
   tree: LochTree,
-  o: { port: number; upstreamPort: number; cpu: string; probes: readonly { path: string; bytes: number }[] },
+  o: {
+    port: number;
+    upstreamPort: number;
+    cpu: string;
+    probes: readonly { path: string; bytes: number }[];
+    /** An admin listener here (metrics recorded); none: metrics off. */
+    adminPort?: number | undefined;
+  },
 ): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
   const config = join(dir, 'loch.toml');
-  writeFileSync(config, lochConfig(o.port, o.upstreamPort));
+  writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.adminPort));
   // cwd = the tree, so nothing of the harness's checkout leaks into module resolution.
   const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {
     cpu: o.cpu,
