@@ -72,6 +72,7 @@ export class ActiveHealthChecker {
   constructor(flags: Int32Array, log: HealthLog) {
     this.#flags = flags;
     this.#log = log;
+    processChecker = this;
   }
 
   /**
@@ -205,6 +206,18 @@ export class ActiveHealthChecker {
     if (passed) this.#log.info(`upstream ${target.label} is healthy again (${check.path})`);
     else this.#log.warn(`upstream ${target.label} is down: ${check.path}: ${error}`);
   }
+}
+
+/** The process's checker (the one `loch run` made), for activeHealthStats. */
+let processChecker: ActiveHealthChecker | null = null;
+
+/**
+ * Every active check target of this process with its state (read-only copies; main thread,
+ * where `loch run` runs the checks): the read-only API the metrics export. Empty when no route
+ * has `health_check` or outside `loch run`.
+ */
+export function activeHealthStats(): HealthTargetStats[] {
+  return processChecker?.stats() ?? [];
 }
 
 /**

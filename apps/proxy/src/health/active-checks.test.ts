@@ -1,0 +1,111 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../config/load.js';
+import { ActiveHealthChecker, activeHealthStats, checkOnce } from './active-checks.js';
+import { normalizeHealthCheck } from './config.js';
+import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+});
+
+/** A node:http upstream whose /healthz answers `status.value`; counts checks and their fields. */
+async function upstream(status: { value: number }) {
+  const seen: { host?: string | undefined; ua?: string | undefined }[] = [];
+  const server = createServer((req, res) => {
+    seen.push({ host: req.headers.host, ua: req.headers['user-agent'] });
+    res.statusCode = req.url === '/healthz' ? status.value : 404;
+    res.end();
+  });
+  servers.push(server);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+const config = (port: number, check: string, extraRoute = '') =>
+  parseConfig(`
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${port}" }, { endpoint = "http://127.0.0.1:1" }]
+${check}
+${extraRoute}
+`);
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 400 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(cond()).toBe(true);
+}
+
+describe('ActiveHealthChecker', () => {
+  it('gives each checked upstream a slot, marks it down and up by thresholds, keeps it across updates', async () => {
+    const status = { value: 200 };
+    const up = await upstream(status);
+    const flags = new Int32Array(HEALTH_SLOTS);
+    const log: string[] = [];
+    const checker = new ActiveHealthChecker(flags, {
+      info: (m) => log.push(m),
+      warn: (m) => log.push(m),
+    });
+    try {
+      const check =
+        'health_check = { path = "/healthz", interval = "100ms", unhealthy_threshold = 2, healthy_threshold = 1 }';
+      const first = checker.update(config(up.port, check));
+      const slots = first.servers[0]!.routes[0]!.healthSlots!;
+      expect(slots).toEqual([0, 1]);
+      // the dead second upstream goes down after two failures
+      await until(() => flags[1] === SLOT_DOWN);
+      expect(flags[0]).toBe(SLOT_UP);
+      expect(up.seen[0]).toEqual({ host: `127.0.0.1:${up.port}`, ua: 'loch-health-check' });
+      status.value = 500;
+      await until(() => flags[0] === SLOT_DOWN);
+      expect(log.some((m) => m.includes(`127.0.0.1:${up.port} is down: /healthz: status 500`))).toBe(true);
+      // a reload with the same check keeps the targets, slots and verdicts
+      const again = checker.update(
+        config(
+          up.port,
+          check,
+          '[[servers.web.routes]]\npath = "/x"\nupstreams = [{ endpoint = "http://127.0.0.1:2" }]',
+        ),
+      );
+      expect(again.servers[0]!.routes[0]!.healthSlots).toEqual([0, 1]);
+      expect(flags[0]).toBe(SLOT_DOWN);
+      expect(activeHealthStats().map((t) => t.healthy)).toEqual([false, false]);
+      status.value = 204;
+      await until(() => flags[0] === SLOT_UP);
+      // a config without the check stops it and frees the slots (read healthy)
+      const none = checker.update(config(up.port, ''));
+      expect(none.servers[0]!.routes[0]!.healthSlots).toBeUndefined();
+      expect(flags[1]).toBe(SLOT_UP);
+      expect(checker.stats()).toEqual([]);
+    } finally {
+      checker.close();
+    }
+  });
+});
+
+describe('checkOnce', () => {
+  const check = normalizeHealthCheck({ path: '/healthz', timeout: 200, expected_statuses: [204] }, (v, f) =>
+    typeof v === 'number' ? v : f,
+  )!;
+
+  it('passes on an expected status, fails on another one or a refused connect', async () => {
+    const status = { value: 204 };
+    const up = await upstream(status);
+    const address = {
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: up.port,
+      scheme: 'http',
+      authority: 'h',
+    } as const;
+    expect(await checkOnce(address, check)).toBeNull();
+    status.value = 200;
+    expect(await checkOnce(address, check)).toBe('status 200');
+    expect(await checkOnce({ ...address, port: 1 }, check)).toBe('ECONNREFUSED');
+  });
+});
