@@ -4,7 +4,7 @@
  * answer, reset, or refuse because nothing listens): passive health (consecutive failures
  * eject an upstream; the balancer skips it; a route whose upstreams are all ejected answers 503
  * without connecting), active health checks (the main thread's verdicts steer every worker and
- * survive a reload), retries of idempotent bodiless requests on another upstream, and a request
+ * survive a reload and a worker's replacement), retries of idempotent bodiless requests on another upstream, and a request
  * body that turns malformed mid-stream (forwarded up to that point, the upstream connection
  * closed, never reused).
  */
@@ -95,10 +95,15 @@ describe.each(drivers)('upstream health and retries (driver %s)', (driver) => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  async function start(route: string, workers = 1): Promise<{ loch: Loch; client: Client; port: number }> {
+  async function start(
+    route: string,
+    workers = 1,
+    env: Record<string, string> = {},
+  ): Promise<{ loch: Loch; client: Client; port: number }> {
     const port = await freePort();
     const loch = await startLoch(tempDir('loch-health-'), lochConfig(port, route, workers), {
       LOCH_DRIVER: driver,
+      ...env,
     });
     const client = new Client(`http://127.0.0.1:${port}`);
     cleanups.push(
@@ -135,13 +140,15 @@ outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
     const first = [await get(client, '/a'), await get(client, '/b')];
     expect(first.map((r) => r.status)).toEqual([502, 502]);
     expect(reset.connections()).toBe(2);
+    const fds = loch.fdCount();
     for (let i = 0; i < 5; i++) {
       const r = await get(client, `/c${i}`);
       expect(r.status).toBe(503);
       expect(r.body).toContain('ERR_LOCH_NO_HEALTHY_UPSTREAM');
     }
-    // no connection attempt while ejected
+    // no connection attempt while ejected, no descriptor opened
     expect(reset.connections()).toBe(2);
+    expect(loch.fdCount()).toBeLessThanOrEqual(fds);
     expect(loch.child.exitCode).toBeNull();
   });
 
@@ -187,7 +194,7 @@ load_balancer = "round_robin"
     expect(statuses.filter((s) => s === 502)).toHaveLength(2);
   });
 
-  it('active checks (main thread) mark an upstream down for every worker and keep it down across a reload', async () => {
+  it('active checks (main thread) mark an upstream down for every worker and keep it down across a reload and a worker replacement', async () => {
     const a = await countingUpstream('A');
     const b = await countingUpstream('B');
     cleanups.push(
@@ -199,7 +206,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${a.port}" }, { endpoint = "http://1
 load_balancer = "round_robin"
 health_check = { path = "/healthz", interval = "100ms", timeout = "1s", unhealthy_threshold = 2, healthy_threshold = 2 }
 `;
-    const { client, loch, port } = await start(route, 2);
+    const { client, loch, port } = await start(route, 2, { LOCH_DEBUG_CRASH_WORKER: '1' });
     a.setHealth(503);
     await loch.waitFor(/upstream http:\/\/127\.0\.0\.1:\d+ is down: \/healthz: status 503/);
     // Once per process: one verdict, logged by the main thread (worker lines carry "worker N:").
@@ -228,6 +235,17 @@ upstreams = [{ endpoint = "http://127.0.0.1:${b.port}" }]
     loch.child.kill('SIGHUP');
     await loch.waitFor(/reloaded/, from);
     for (let i = 0; i < 6; i++) expect((await get(client, `/z${i}`)).body).toBe(`B /z${i}`);
+    expect(a.requests()).toBe(before);
+
+    // A replaced worker reads the same verdicts (the table is the process's, not the thread's).
+    const crashFrom = loch.stderr().length;
+    loch.child.kill('SIGURG');
+    await loch.waitFor(/worker 1 restarted/, crashFrom);
+    for (let i = 0; i < 6; i++) {
+      const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 0 });
+      expect((await get(c, `/v${i}`)).body).toBe(`B /v${i}`);
+      await c.close();
+    }
     expect(a.requests()).toBe(before);
 
     a.setHealth(200);
