@@ -26,6 +26,7 @@ import {
   deliverWritten,
   type IoOptions,
   type IoResult,
+  isLayeredStream,
   type RecvChunk,
   type RecvTarget,
   type RingTlsEvents,
@@ -187,7 +188,19 @@ export class TlsStream implements ByteStream {
       this.#fail(this.#options.timeoutError(this.#address()));
     }, this.#options.handshakeTimeout);
     this.#timer.unref();
-    const port = this.#options.ring ? ringTlsPort(this.#inner) : undefined;
+    let port = this.#options.ring ? ringTlsPort(this.#inner) : undefined;
+    // Behind a layer that framed the connection's start (a PROXY header): the ring can carry the
+    // session on the socket below once this stream took the bytes that came behind the header.
+    // Those are ciphertext (a ClientHello, whole or in part), fed here first; any answer is
+    // ciphertext too and goes out raw, ahead of everything the ring sends.
+    if (port === undefined && this.#options.ring && isLayeredStream(this.#inner)) {
+      port = ringTlsPort(this.#inner.below);
+      const received = port === undefined ? null : this.#inner.takeReceived();
+      if (received !== null) {
+        this.#process(received);
+        if (this.#failure !== undefined || this.#closed) return;
+      }
+    }
     if (port !== undefined) {
       const events: RingTlsEvents = {
         onTlsEvent: (flags) => this.#onRingEvent(flags),

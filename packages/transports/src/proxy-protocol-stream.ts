@@ -18,6 +18,7 @@ import type {
   DriverName,
   IoOptions,
   IoResult,
+  LayeredStream,
   RecvChunk,
   RecvTarget,
   RuntimeError,
@@ -173,9 +174,10 @@ class RestChunk implements RecvChunk {
  * A connection whose PROXY header was read: the stream below, with `facts.clientAddress` the
  * header's source (for a PROXY command; LOCAL and UNKNOWN keep the socket's address) and the
  * header itself in `proxyHeader`. `remoteAddress` and `localAddress` stay the socket's (the
- * balancer and this listener): they name the hop, `facts` the client.
+ * balancer and this listener): they name the hop, `facts` the client. A LayeredStream: TLS
+ * above it may take the bytes behind the header and read the socket below directly (in-ring TLS).
  */
-export class ProxyProtocolStream implements ByteStream {
+export class ProxyProtocolStream implements LayeredStream {
   readonly #inner: ByteStream;
   /** The decoded header (source, destination, v2 TLVs). */
   readonly proxyHeader: ProxyHeader;
@@ -187,6 +189,18 @@ export class ProxyProtocolStream implements ByteStream {
     this.#inner = inner;
     this.proxyHeader = header;
     this.#rest = rest === null ? null : new RestChunk(rest);
+  }
+
+  /** The connection below the header (LayeredStream). */
+  get below(): ByteStream {
+    return this.#inner;
+  }
+
+  /** The bytes that arrived behind the header, once (LayeredStream); null when none. */
+  takeReceived(): Uint8Array | null {
+    const rest = this.#rest;
+    this.#rest = null;
+    return rest === null ? null : rest.bytes;
   }
 
   get remoteAddress(): SocketAddress {

@@ -40,6 +40,8 @@ export {
   type DriverName,
   type IoOptions,
   type IoResult,
+  isLayeredStream,
+  type LayeredStream,
   plainFacts,
   type RecvChunk,
   type RecvTarget,

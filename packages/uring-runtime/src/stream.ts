@@ -190,6 +190,28 @@ export interface ByteStream {
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array>;
 }
 
+/**
+ * A thin layer over another stream that framed the start of the connection (a PROXY-protocol
+ * header) and is plain from then on. The layer above it (TLS) may step past it to reach the
+ * stream below, e.g. to let the io_uring ring carry a TLS session (`ringTlsPort(below)`), once
+ * it took the bytes this layer read past its framing: from then on it reads `below` itself,
+ * while facts and addresses still come from this layer.
+ */
+export interface LayeredStream extends ByteStream {
+  /** The stream this layer reads from. */
+  readonly below: ByteStream;
+  /**
+   * The bytes read from `below` past this layer's framing (the next layer's first bytes), or
+   * null when none; once: afterwards this layer has none to hand out.
+   */
+  takeReceived(): Uint8Array | null;
+}
+
+/** Whether `stream` is a LayeredStream (see there). */
+export function isLayeredStream(stream: ByteStream): stream is LayeredStream {
+  return typeof (stream as Partial<LayeredStream>).takeReceived === 'function' && 'below' in stream;
+}
+
 /** A listening socket that yields connected streams. */
 export interface StreamListener<S extends ByteStream = ByteStream> {
   readonly localAddress: SocketAddress;
