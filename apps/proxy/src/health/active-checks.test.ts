@@ -77,9 +77,12 @@ describe('ActiveHealthChecker', () => {
       expect(activeHealthStats().map((t) => t.healthy)).toEqual([false, false]);
       status.value = 204;
       await until(() => flags[0] === SLOT_UP);
-      // a config without the check stops it and frees the slots (read healthy)
+      // a config without the check: update stops nothing (the running workers still read the
+      // slots); retain, once it runs, stops the checks and frees the slots (read healthy)
       const none = checker.update(config(up.port, ''));
       expect(none.servers[0]!.routes[0]!.healthSlots).toBeUndefined();
+      expect(checker.stats()).toHaveLength(2);
+      checker.retain(none);
       expect(flags[1]).toBe(SLOT_UP);
       expect(checker.stats()).toEqual([]);
     } finally {

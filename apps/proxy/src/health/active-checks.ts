@@ -4,9 +4,10 @@
  * deadline; `unhealthy_threshold` failures in a row mark it down, `healthy_threshold` passes in
  * a row bring it back. Verdicts go to the shared table (health-flags.ts) that every worker reads
  * on its request path. Each distinct (upstream, check settings) is one target with one slot,
- * checked once however many routes name it; `update(config)` on each reload keeps the targets
- * that remain (with their state and slot), starts new ones and stops the rest, so verdicts
- * survive reloads and worker replacements (a replacement reads the same table).
+ * checked once however many routes name it; on each reload `update(next)` starts the new ones
+ * and keeps the rest (with their state and slot), and `retain(running)` stops those the
+ * committed config no longer names, so verdicts survive reloads and worker replacements (a
+ * replacement reads the same table).
  * Checks use node:http(s) on the main thread, off the request path.
  * Not for passive health (upstream-group.ts).
  */
@@ -60,6 +61,11 @@ function addressKey(address: UpstreamAddress): string {
     : `${address.scheme}://${address.host}:${address.port}${address.tls === undefined ? '' : `|${address.tls.serverName}|${address.tls.verify}|${address.tls.ca}`}`;
 }
 
+/** Identity of a check target: the upstream's address and the check's settings. */
+function targetKey(address: UpstreamAddress, check: HealthCheckConfig): string {
+  return `${addressKey(address)}|${JSON.stringify(check)}`;
+}
+
 /** Runs every configured check of the process and keeps the shared table current. */
 export class ActiveHealthChecker {
   readonly #flags: Int32Array;
@@ -76,27 +82,36 @@ export class ActiveHealthChecker {
   }
 
   /**
-   * Brings the running checks to `config` and returns it with each checked route's
-   * `healthSlots` set (one per upstream, -1 for an upstream beyond the table's capacity), the
-   * config to hand the workers.
+   * Starts the checks `config` needs that are not running yet and returns `config` with each
+   * checked route's `healthSlots` set (one per upstream, -1 for an upstream beyond the table's
+   * capacity): the config to hand the workers. Stops nothing: a reload stops the checks it no
+   * longer needs with `retain` once it committed (or keeps the running config's on abort), so
+   * the slots the running workers read never change under them.
    */
   update(config: ProxyConfig): ProxyConfig {
-    const wanted = new Set<string>();
     const withSlots = (route: RouteConfig): RouteConfig => {
       const check = route.healthCheck;
       if (check === undefined) return route;
-      const slots = route.upstreams.map((u) => {
-        const key = `${addressKey(u.address)}|${JSON.stringify(check)}`;
-        wanted.add(key);
-        return this.#target(key, u.label, u.address, check)?.slot ?? -1;
-      });
+      const slots = route.upstreams.map(
+        (u) => this.#target(targetKey(u.address, check), u.label, u.address, check)?.slot ?? -1,
+      );
       return { ...route, healthSlots: slots };
     };
     const servers = config.servers.map((s) =>
       s.routes.some((r) => r.healthCheck !== undefined) ? { ...s, routes: s.routes.map(withSlots) } : s,
     );
-    for (const [key, target] of this.#targets) if (!wanted.has(key)) this.#stop(target);
     return servers.every((s, i) => s === config.servers[i]) ? config : { ...config, servers };
+  }
+
+  /** Stops every check that `config` (the config the workers run now) does not use; frees its slot. */
+  retain(config: ProxyConfig): void {
+    const wanted = new Set<string>();
+    for (const server of config.servers)
+      for (const route of server.routes) {
+        const check = route.healthCheck;
+        if (check !== undefined) for (const u of route.upstreams) wanted.add(targetKey(u.address, check));
+      }
+    for (const [key, target] of this.#targets) if (!wanted.has(key)) this.#stop(target);
   }
 
   /** Every target's state (read-only copies). */

@@ -107,6 +107,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     },
   });
   const config = checker.update(loaded);
+  checker.retain(config);
   const file = resolve(configPath);
   const driver =
     (process.env.LOCH_DRIVER as ProxyConfig['runtime']['driver'] | undefined) || config.runtime.driver;
@@ -183,6 +184,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
       log.error(
         `reload (${why}) refused, keeping the running config: ${refused.join(', ')} cannot change while running (restart loch)`,
       );
+      checker.retain(current);
       admin.reloaded('refused');
       return;
     }
@@ -199,7 +201,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     const failed = replies.filter((r) => !r.ok && !absent(r));
     if (failed.length) {
       await pool.broadcast({ t: 'abort', generation: gen } satisfies WorkerCommand);
-      checker.update(current);
+      checker.retain(current);
       for (const f of failed) {
         if (!f.ok)
           log.error(`reload (${why}) aborted on every worker: worker ${f.worker}: ${f.error.message}`);
@@ -225,6 +227,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
       if (f !== null) log.error(`commit on worker ${f.worker} failed: ${f.error.message}`);
     current = next;
     committed = gen;
+    checker.retain(next);
     void admin.reloaded('ok', next, gen);
     certificates.update(tlsFiles(next));
     rotation.update(next);
