@@ -16,7 +16,6 @@ import {
   type ConfigFile,
   ConfigFileSchema,
   type ListenAddress,
-  type LoadBalancerName,
   type ProxyConfig,
   type RouteConfig,
   type RouteFile,
@@ -581,10 +580,7 @@ function normalizeThriftServer(
   const matched: ThriftRouteConfig[] = [];
   let fallback: { route: ThriftRouteConfig; at: string } | undefined;
   const add = (
-    r: {
-      load_balancer?: LoadBalancerName | undefined;
-      upstreams: ThriftServerFile['routes'][number]['upstreams'];
-    },
+    r: ThriftServerFile['routes'][number] | NonNullable<ThriftServerFile['route']>,
     rat: string,
     methods: readonly string[] | undefined,
     service: string | undefined,
@@ -601,7 +597,13 @@ function normalizeThriftServer(
         path: `${rat}.upstreams`,
         message: 'every upstream has weight 0: nothing could be chosen',
       });
-    const route: ThriftRouteConfig = { methods, service, loadBalancer, upstreams };
+    const route: ThriftRouteConfig = {
+      methods,
+      service,
+      loadBalancer,
+      upstreams,
+      ...thriftRewrite(r, rat, issues),
+    };
     if (methods !== undefined || service !== undefined) matched.push(route);
     else if (fallback)
       issues.push({
@@ -639,6 +641,37 @@ function normalizeThriftServer(
     accessLog:
       typeof s.access_log === 'boolean' ? s.access_log : accessLogDefault || s.access_log !== undefined,
   };
+}
+
+/** A thrift route's call rewrite keys (only those it sets). */
+function thriftRewrite(
+  r: NonNullable<ThriftServerFile['route']>,
+  at: string,
+  issues: ConfigIssue[],
+): Pick<ThriftRouteConfig, 'headerRewrite' | 'renames' | 'upstreamFraming' | 'upstreamProtocol'> {
+  const out: {
+    -readonly [K in
+      | 'headerRewrite'
+      | 'renames'
+      | 'upstreamFraming'
+      | 'upstreamProtocol']?: ThriftRouteConfig[K];
+  } = {};
+  if (r.headers !== undefined) {
+    if (r.upstream_framing === 'framed')
+      issues.push({
+        path: `${at}.headers`,
+        message: 'upstream_framing = "framed" carries no headers: use "theader" or "ttheader"',
+      });
+    out.headerRewrite = {
+      add: new Map(Object.entries(r.headers.add ?? {})),
+      set: new Map(Object.entries(r.headers.set ?? {})),
+      remove: r.headers.remove ?? [],
+    };
+  }
+  if (r.rename_method !== undefined) out.renames = new Map(Object.entries(r.rename_method));
+  if (r.upstream_framing !== undefined) out.upstreamFraming = r.upstream_framing;
+  if (r.upstream_protocol !== undefined) out.upstreamProtocol = r.upstream_protocol;
+  return out;
 }
 
 /** A thrift upstream endpoint: `{ type = "socket" | "unix", value }` or "host:port". */

@@ -248,6 +248,20 @@ export const ThriftUpstreamSchema = z.strictObject({
 export const ThriftDefaultRouteSchema = z.strictObject({
   load_balancer: LoadBalancerSchema.optional(),
   upstreams: z.array(ThriftUpstreamSchema).min(1, 'a route needs at least one upstream'),
+  /** THeader/TTHeader string info headers on the way upstream: remove, then set, then add (unless present). */
+  headers: z
+    .strictObject({
+      add: z.record(z.string().min(1), z.string()).optional(),
+      set: z.record(z.string().min(1), z.string()).optional(),
+      remove: z.array(z.string().min(1)).optional(),
+    })
+    .optional(),
+  /** Method renames, `{ "Svc:old" = "Svc:new" }` or bare names; the reply gets the old name back. */
+  rename_method: z.record(z.string().min(1), z.string().min(1)).optional(),
+  /** The framing spoken upstream (default: the caller's); replies go back in the caller's. */
+  upstream_framing: z.enum(['framed', 'theader', 'ttheader']).optional(),
+  /** The protocol spoken upstream (default: the caller's); calls and replies are transcoded. */
+  upstream_protocol: z.enum(['binary', 'compact']).optional(),
 });
 
 /**
@@ -577,6 +591,16 @@ export interface ThriftRouteConfig {
   readonly service: string | undefined;
   readonly loadBalancer: LoadBalancerName;
   readonly upstreams: readonly ThriftUpstreamConfig[];
+  /** Info headers changed on the way upstream. */
+  readonly headerRewrite?: {
+    readonly add: ReadonlyMap<string, string>;
+    readonly set: ReadonlyMap<string, string>;
+    readonly remove: readonly string[];
+  };
+  /** Message name -> the name sent upstream. */
+  readonly renames?: ReadonlyMap<string, string>;
+  readonly upstreamFraming?: 'framed' | 'theader' | 'ttheader';
+  readonly upstreamProtocol?: 'binary' | 'compact';
 }
 
 /** Thrift server timeouts in milliseconds; 0 disables one. */

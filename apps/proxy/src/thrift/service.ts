@@ -2,9 +2,10 @@
  * The thrift proxy's handler: a Service of @loch/thrift's ThriftServer, one call per message.
  * It routes the call (router.ts) on its method and service without decoding the arguments,
  * picks an upstream with the route's balancer, forwards the caller's frame in the caller's
- * framing and protocol (seq id, headers and transforms as received) over a pooled exclusive
- * connection (upstream.ts), and answers the upstream's reply payload and headers; the server
- * frames it back the way the call came, with the caller's seq id. Failures are answered as
+ * framing and protocol (seq id, headers and transforms as received) unless the route rewrites
+ * it (rewrite.ts: headers, method names, framing and protocol), over a pooled exclusive or a
+ * multiplexed connection (upstream.ts, mux.ts), and answers the upstream's reply payload and
+ * headers; the server frames it back the way the call came, with the caller's seq id. Failures are answered as
  * TApplicationException naming loch and the cause: UNKNOWN_METHOD when no route matches,
  * INTERNAL_ERROR for a refused, reset, slow or misbehaving upstream. ONEWAY calls are answered
  * nothing; their failures are logged. Each call is one access-log line. `make(old)` keeps the
@@ -23,6 +24,7 @@ import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
 import type { ThriftRouteConfig, ThriftServerConfig } from '../config/schema.js';
 import type { ProxyLog } from '../proxy/log.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
+import { RouteRewrite } from './rewrite.js';
 import { callTarget, ThriftRouter } from './router.js';
 import {
   type ThriftCallOptions,
@@ -31,10 +33,11 @@ import {
   ThriftUpstreams,
 } from './upstream.js';
 
-/** A route ready to serve: its balancer and upstream endpoints. */
+/** A route ready to serve: its balancer, upstream endpoints and call rewrite. */
 interface CompiledRoute {
   readonly balancer: Balancer;
   readonly endpoints: readonly ThriftUpstreamEndpoint[];
+  readonly rewrite: RouteRewrite | undefined;
 }
 
 function compile(route: ThriftRouteConfig): CompiledRoute {
@@ -44,6 +47,7 @@ function compile(route: ThriftRouteConfig): CompiledRoute {
       route.upstreams.map((u) => u.weight),
     ),
     endpoints: route.upstreams.map((u) => new ThriftUpstreamEndpoint(u)),
+    rewrite: RouteRewrite.of(route),
   };
 }
 
@@ -97,9 +101,25 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       );
     }
     const endpoint = route.endpoints[route.balancer.pick()]!;
-    const key = endpoint.key(frame.framing);
-    return this.upstreams.call(key, frame, request.header, this.#options).then(
-      (reply) => this.#relay(request, reply, key.label, start),
+    const rewrite = route.rewrite;
+    let outgoing = frame;
+    if (rewrite !== undefined) {
+      try {
+        outgoing = rewrite.outgoing(frame, name);
+      } catch (error) {
+        // A body that cannot be transcoded: the caller's bytes are at fault.
+        this.#access(request, 400, 0, undefined, start);
+        return Promise.reject(
+          new TApplicationException(
+            TApplicationExceptionType.PROTOCOL_ERROR,
+            `loch: the call could not be rewritten for its upstream: ${(error as Error).message}`,
+          ),
+        );
+      }
+    }
+    const key = endpoint.key(outgoing.framing);
+    return this.upstreams.call(key, outgoing, request.header, this.#options).then(
+      (reply) => this.#relay(request, reply, key.label, start, rewrite),
       (error: unknown) => this.#fail(request, error, key.label, start),
     );
   }
@@ -109,10 +129,34 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     reply: ThriftFrame | undefined,
     upstream: string,
     start: number,
+    rewrite: RouteRewrite | undefined,
   ): ThriftReply | undefined {
-    this.#access(request, 200, reply?.payload.byteLength ?? 0, upstream, start);
-    if (reply === undefined) return undefined;
-    return { payload: reply.payload, headers: reply.headers, intHeaders: reply.intHeaders };
+    if (reply === undefined) {
+      this.#access(request, 200, 0, upstream, start);
+      return undefined;
+    }
+    let payload = reply.payload;
+    if (rewrite !== undefined) {
+      try {
+        payload = rewrite.replyPayload(reply, request.frame.protocol, request.header.name);
+      } catch (error) {
+        return this.#fail(
+          request,
+          new ThriftUpstreamError(
+            'protocol',
+            upstream,
+            `the reply could not be rewritten: ${(error as Error).message}`,
+            {
+              cause: error,
+            },
+          ),
+          upstream,
+          start,
+        );
+      }
+    }
+    this.#access(request, 200, payload.byteLength, upstream, start);
+    return { payload, headers: reply.headers, intHeaders: reply.intHeaders };
   }
 
   #fail(request: ThriftRequest, error: unknown, upstream: string, start: number): never {

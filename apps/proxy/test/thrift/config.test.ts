@@ -173,6 +173,32 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9100", multiplex = { max_calls = 
     ).toEqual(['servers.rpc.max_pipelined_calls', 'servers.rpc.route.upstreams[0].multiplex.max_calls']);
   });
 
+  it("loads a route's rewrite keys: headers, rename_method, upstream_framing and upstream_protocol", () => {
+    const route = parseConfig(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9100" }], headers = { add = { a = "1" }, set = { s = "2" }, remove = ["r"] }, rename_method = { "Calc:add" = "Calc:sum" }, upstream_framing = "ttheader", upstream_protocol = "compact" }
+`).thriftServers[0]!.routes[0]!;
+    expect(route.headerRewrite).toEqual({
+      add: new Map([['a', '1']]),
+      set: new Map([['s', '2']]),
+      remove: ['r'],
+    });
+    expect(route.renames).toEqual(new Map([['Calc:add', 'Calc:sum']]));
+    expect([route.upstreamFraming, route.upstreamProtocol]).toEqual(['ttheader', 'compact']);
+    expect(
+      issuesOf(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9100" }], headers = { set = { s = "2" } }, upstream_framing = "framed" }
+`),
+    ).toEqual([
+      { path: 'servers.rpc.route.headers', message: expect.stringContaining('carries no headers') },
+    ]);
+  });
+
   it('names every problem of a bad thrift block', () => {
     const issues = issuesOf(`
 [servers.rpc]
