@@ -10,6 +10,7 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
+import { gatewayRouteOf, mergeGatewayRoutes } from '../gateway/config.js';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
 import {
   type AccessLogOutput,
@@ -155,6 +156,33 @@ function durationMs(value: number | string | undefined, fallback: number): numbe
   const n = Number(m[1]);
   const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000;
   return Math.round(n * unit);
+}
+
+/**
+ * A route's `thrift` table (the HTTP/JSON -> Thrift gateway, gateway/config.ts) as its
+ * `gateway` key; a route without one needs `upstreams`, and `method` is for thrift routes.
+ */
+function gatewayKeys(
+  r: RouteFile,
+  rat: string,
+  issues: ConfigIssue[],
+  baseDir: string,
+  timeouts: TimeoutConfig,
+  serverMaxBody: number,
+): Pick<RouteConfig, 'gateway'> {
+  if (r.thrift === undefined) {
+    if (r.upstreams === undefined)
+      issues.push({ path: `${rat}.upstreams`, message: 'a route needs at least one upstream' });
+    if (r.method !== undefined)
+      issues.push({ path: `${rat}.method`, message: 'method narrows thrift routes only' });
+    return {};
+  }
+  const gateway = gatewayRouteOf({ ...r, thrift: r.thrift }, rat, issues, baseDir, {
+    connectTimeout: timeouts.upstreamConnect,
+    callTimeout: timeouts.upstreamRead,
+    maxBodySize: bytesOf(r.max_body_size, serverMaxBody),
+  });
+  return gateway === undefined ? {} : { gateway: [gateway] };
 }
 
 /** A route's health and retry settings (health/config.ts), only those it sets. */
@@ -341,7 +369,8 @@ function normalizeServer(
     issues.push({ path: `${at}.routes`, message: 'a server needs at least one route' });
   s.routes.forEach((r, i) => {
     const rat = `${at}.routes[${i}]`;
-    const upstreams = r.upstreams.map((u, j) => {
+    const gateway = gatewayKeys(r, rat, issues, baseDir, timeouts, maxBodySize);
+    const upstreams = (r.upstreams ?? []).map((u, j) => {
       const uat = `${rat}.upstreams[${j}]`;
       const ep = typeof u.endpoint === 'string' ? { type: 'uri' as const, value: u.endpoint } : u.endpoint;
       const parsed = parseEndpoint(ep.type, ep.value, `${uat}.endpoint`, issues);
@@ -379,6 +408,7 @@ function normalizeServer(
       stripPrefix: r.strip_prefix,
       hostHeader: r.host_header ?? 'preserve',
       maxBodySize: bytesOf(r.max_body_size, maxBodySize),
+      ...gateway,
       ...healthKeys(r),
       ...(upstreamHttpVersion === 'http2' || upstreamHttpVersion === 'auto'
         ? { upstreamHttpVersion: upstreamHttpVersion as 'http2' | 'auto' }
@@ -411,7 +441,7 @@ function normalizeServer(
     proxyType: 'http',
     listen,
     timeouts,
-    routes,
+    routes: mergeGatewayRoutes(routes, at, issues),
     accessLog:
       typeof s.access_log === 'boolean' ? s.access_log : accessLogDefault || s.access_log !== undefined,
     allowEncodedSlashes: s.allow_encoded_slashes ?? false,
@@ -675,7 +705,7 @@ function thriftRewrite(
 }
 
 /** A thrift upstream endpoint: `{ type = "socket" | "unix", value }` or "host:port". */
-function parseThriftUpstream(
+export function parseThriftUpstream(
   endpoint: ThriftServerFile['routes'][number]['upstreams'][number]['endpoint'],
   at: string,
   issues: ConfigIssue[],

@@ -5,6 +5,7 @@
  * schema-valid file into the effective config (both in config/load.ts).
  */
 import { z } from 'zod';
+import type { GatewayRouteConfig } from '../gateway/config.js';
 import {
   type HealthCheckConfig,
   HealthCheckSchema,
@@ -73,7 +74,8 @@ export const ByteSize = z.union([
 export const RouteSchema = z.strictObject({
   path: z.string().startsWith('/', 'a route path starts with "/"'),
   host: z.string().min(1).optional(),
-  upstreams: z.array(UpstreamSchema).min(1, 'a route needs at least one upstream'),
+  /** Where requests go; absent only on a `thrift` route (load.ts checks). */
+  upstreams: z.array(UpstreamSchema).min(1, 'a route needs at least one upstream').optional(),
   load_balancer: LoadBalancerSchema.optional(),
   /** Prefix of the matched path to remove before forwarding (explicit, unlike Monolake). */
   strip_prefix: z.string().startsWith('/').optional(),
@@ -87,6 +89,13 @@ export const RouteSchema = z.strictObject({
   health_check: HealthCheckSchema.optional(),
   /** Retries of idempotent bodiless requests under a retry budget (health/config.ts). */
   retries: RetriesSchema.optional(),
+  /** The HTTP method a `thrift` route answers ("GET"); absent: any, or the IDL's api.<method>. */
+  method: z
+    .string()
+    .regex(/^[A-Za-z]+$/, 'expected an HTTP method like "GET"')
+    .optional(),
+  /** HTTP/JSON -> Thrift: the route calls a function of a Thrift IDL (gateway/config.ts, issue 19). */
+  thrift: z.lazy(() => GatewayThriftSchema).optional(),
 });
 
 /** Monolake's `timeout` table: whole seconds. */
@@ -242,6 +251,30 @@ export const ThriftUpstreamSchema = z.strictObject({
   multiplex: z
     .union([z.boolean(), z.strictObject({ max_calls: z.number().int().min(1).max(65_536) })])
     .optional(),
+});
+
+/**
+ * `thrift = { idl, service, method, upstream | upstreams, ... }` of an HTTP route: the gateway
+ * (issue 19). `upstream` is the short form of `upstreams` (Thrift proxy endpoints).
+ */
+export const GatewayThriftSchema = z.strictObject({
+  idl: z.string().min(1),
+  service: z.string().min(1),
+  method: z.string().min(1),
+  upstream: ThriftEndpointSchema.optional(),
+  upstreams: z.array(ThriftUpstreamSchema).min(1, 'a route needs at least one upstream').optional(),
+  load_balancer: LoadBalancerSchema.optional(),
+  framing: z.enum(['framed', 'theader', 'ttheader']).optional(),
+  protocol: z.enum(['binary', 'compact']).optional(),
+  /** HTTP headers sent as THeader/TTHeader info keys, and read back from the reply's. */
+  headers: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected a header name')).optional(),
+  /** Status of a declared exception (default 422). */
+  exception_status: z.number().int().min(400).max(599).optional(),
+  /** i64 as JSON numbers in answers (default: strings). */
+  i64_as_number: z.boolean().optional(),
+  /** Deadline of a call (default: the server's upstream_read) and of a connect (upstream_connect). */
+  timeout: Duration.optional(),
+  connect_timeout: Duration.optional(),
 });
 
 /** Monolake's single `route = { load_balancer, upstreams }` of a thrift server. */
@@ -449,6 +482,11 @@ export interface RouteConfig {
   readonly healthSlots?: readonly number[] | undefined;
   /** Retries (`retries`); absent: none beyond the connector's own on a stale pooled connection. */
   readonly retries?: RetryConfig | undefined;
+  /**
+   * HTTP/JSON -> Thrift gateway routes of this path (one per HTTP method; gateway/config.ts).
+   * Such a route has no HTTP `upstreams`.
+   */
+  readonly gateway?: readonly GatewayRouteConfig[] | undefined;
 }
 
 /** Timeouts in milliseconds; 0 disables one. */

@@ -21,6 +21,7 @@ import {
 } from '@loch/service-async';
 import { type Endpoint, endpoint, type UpstreamLimit } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
+import { callGateway } from '../gateway/dispatch.js';
 import { routeGroup } from '../health/route-group.js';
 import type { UpstreamGroup } from '../health/upstream-group.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
@@ -79,6 +80,13 @@ export function endpointOf(address: UpstreamAddress, version?: 'http2' | 'auto')
       : endpoint({ host: address.host, port: address.port, authority: address.authority });
 }
 
+/** The balancer of a route that has no HTTP upstreams (a gateway route): never asked. */
+const NO_BALANCER: Balancer = {
+  pick: () => {
+    throw new RangeError('a gateway route has no HTTP upstreams');
+  },
+};
+
 /** Compiles a server's routes (throws RoutePatternError for a pattern the router refuses). */
 export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRoute> {
   return new Router<CompiledRoute>(
@@ -86,10 +94,14 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
       const group = routeGroup(r);
       return {
         ...r,
-        balancer: createBalancer(
-          r.loadBalancer,
-          r.upstreams.map((u) => u.weight),
-        ),
+        // A gateway route (issue 19) has no HTTP upstreams: its Thrift ones are balanced in gateway/dispatch.ts.
+        balancer:
+          r.gateway === undefined
+            ? createBalancer(
+                r.loadBalancer,
+                r.upstreams.map((u) => u.weight),
+              )
+            : NO_BALANCER,
         group,
         endpoints: r.upstreams.map(
           (u, index): UpstreamEndpoint => ({
@@ -232,6 +244,8 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     // cut where it crosses the limit (body-limit.ts).
     const tooLarge = limitRequestBody(req, match.route.maxBodySize ?? 0);
     if (tooLarge !== null) return Promise.reject(tooLarge);
+    // HTTP/JSON -> Thrift (issue 19): answered by the gateway, not forwarded.
+    if (match.route.gateway !== undefined) return callGateway(match.route.gateway, req, path, query);
     const strip = match.route.stripPrefix;
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
     addForwardingHeaders(

@@ -29,6 +29,7 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
+import { closeGatewayUpstreams } from '../gateway/dispatch.js';
 import { attachHealthFlags } from '../health/health-flags.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
@@ -617,6 +618,7 @@ export class ProxyWorker {
     for (const entry of this.#servers.values()) {
       connectorOf(entry.slot.get()).close();
     }
+    closeGatewayUpstreams();
     await thriftStopped;
     await this.log.close();
   }

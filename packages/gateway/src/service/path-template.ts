@@ -1,7 +1,7 @@
 /**
  * Path templates of gateway routes: `/users/{id}` (the config spelling), `/users/:id` (Hertz's
  * `api.get` spelling) and a trailing rest parameter `{path...}` or `*path`. A parameter matches
- * one non-empty segment, percent-decoded (a bad escape does not match). Literal segments compare
+ * one non-empty segment (`{*path}`, loch's router spelling, is a rest parameter too), percent-decoded (a bad escape does not match). Literal segments compare
  * exactly. Not a router over many templates: the gateway tries its routes in order.
  */
 
@@ -28,7 +28,11 @@ export class PathTemplate {
       let isRest = false;
       if (s.startsWith('{') && s.endsWith('}')) {
         name = s.slice(1, -1);
-        if (name.endsWith('...')) {
+        if (name.startsWith('*')) {
+          // loch's router spelling of a catch-all: {*rest}
+          name = name.slice(1);
+          isRest = true;
+        } else if (name.endsWith('...')) {
           name = name.slice(0, -3);
           isRest = true;
         }

@@ -1,0 +1,184 @@
+/**
+ * `thrift = { ... }` routes of an HTTP server (the HTTP/JSON -> Thrift gateway, issue 19) in
+ * the config: the issue's spelling, upstreams and balancer as in the Thrift proxy, routes of
+ * one path merged by method, and each mistake a ConfigError naming its key (a bad IDL names
+ * its file and line).
+ */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'loch-gw-config-'));
+writeFileSync(
+  join(dir, 'user.thrift'),
+  `struct User {
+  1: required i64 id
+  2: string name
+}
+exception NotFound { 1: string what }
+service UserService {
+  User getUser(1: i64 id) throws (1: NotFound nf)
+  void deleteUser(1: i64 id)
+}
+`,
+);
+writeFileSync(join(dir, 'bad.thrift'), 'struct A {\n  1: i32 a\n  2: Nope b\n}\n');
+const configFile = join(dir, 'loch.toml');
+
+function config(routes: string): string {
+  return `
+[servers.gw]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+${routes}
+`;
+}
+
+function issuesOf(text: string) {
+  try {
+    parseConfig(text, configFile);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('gateway routes in the config', () => {
+  it("takes the issue's spelling, with an optional method", () => {
+    const c = parseConfig(
+      config(`
+[[servers.gw.routes]]
+path = "/users/{id}"
+thrift = { idl = "user.thrift", service = "UserService", method = "getUser", upstream = { type = "socket", value = "127.0.0.1:9090" } }
+
+[[servers.gw.routes]]
+path = "/users/{id}"
+method = "delete"
+thrift = { idl = "user.thrift", service = "UserService", method = "deleteUser", upstreams = [{ endpoint = "127.0.0.1:9091", weight = 2 }, { endpoint = { type = "unix", value = "/run/u.sock" } }], load_balancer = "weighted_random", framing = "ttheader", protocol = "compact", headers = ["X-Request-Id"], exception_status = 409, i64_as_number = true, timeout = "2s" }
+`),
+      configFile,
+    );
+    const routes = c.servers[0]?.routes ?? [];
+    expect(routes).toHaveLength(1); // one router entry for both methods
+    const [get, del] = routes[0]?.gateway ?? [];
+    expect(routes[0]?.upstreams).toEqual([]);
+    expect(get).toMatchObject({
+      path: '/users/{id}',
+      httpMethod: undefined,
+      service: 'UserService',
+      function: 'getUser',
+      upstreams: [
+        {
+          address: { kind: 'tcp', host: '127.0.0.1', port: 9090 },
+          weight: 1,
+          label: '127.0.0.1:9090',
+          multiplex: 0,
+        },
+      ],
+      loadBalancer: 'first',
+      framing: 'framed',
+      protocol: 'binary',
+      exceptionStatus: 422,
+      i64AsNumber: false,
+      connectTimeout: 5_000,
+    });
+    expect(get?.idl.file).toBe(join(dir, 'user.thrift'));
+    expect(get?.idl.services.get('UserService')?.functions.has('getUser')).toBe(true);
+    expect(del).toMatchObject({
+      httpMethod: 'DELETE',
+      loadBalancer: 'weighted_random',
+      framing: 'ttheader',
+      protocol: 'compact',
+      forwardHeaders: ['x-request-id'],
+      exceptionStatus: 409,
+      i64AsNumber: true,
+      callTimeout: 2_000,
+    });
+    expect(del?.upstreams.map((u) => u.label)).toEqual(['127.0.0.1:9091', 'unix:/run/u.sock']);
+  });
+
+  it('a bad IDL is an issue naming its file and line', () => {
+    const issues = issuesOf(
+      config(`
+[[servers.gw.routes]]
+path = "/a"
+thrift = { idl = "bad.thrift", service = "S", method = "m", upstream = "127.0.0.1:9090" }
+`),
+    );
+    expect(issues).toEqual([
+      { path: 'servers.gw.routes[0].thrift.idl', message: `${join(dir, 'bad.thrift')}:3: unknown type Nope` },
+    ]);
+  });
+
+  it('a missing IDL, service, function or path argument is an issue', () => {
+    const route = (thrift: string, path = '/users/{id}') =>
+      issuesOf(config(`[[servers.gw.routes]]\npath = "${path}"\nthrift = { ${thrift} }`));
+    const base = 'upstream = "127.0.0.1:9090"';
+    expect(route(`idl = "none.thrift", service = "S", method = "m", ${base}`)[0]?.message).toMatch(
+      /cannot read/,
+    );
+    expect(route(`idl = "user.thrift", service = "Nope", method = "getUser", ${base}`)[0]?.message).toMatch(
+      /has no service Nope/,
+    );
+    expect(
+      route(`idl = "user.thrift", service = "UserService", method = "nope", ${base}`)[0]?.message,
+    ).toMatch(/has no function nope/);
+    expect(
+      route(`idl = "user.thrift", service = "UserService", method = "getUser", ${base}`, '/users/{uid}'),
+    ).toEqual([
+      {
+        path: 'servers.gw.routes[0].thrift',
+        message: 'path parameter {uid} is not an argument of UserService.getUser',
+      },
+    ]);
+  });
+
+  it('upstream and upstreams: exactly one; endpoints checked as the Thrift proxy checks them', () => {
+    const i = issuesOf(
+      config(`
+[[servers.gw.routes]]
+path = "/a/{id}"
+thrift = { idl = "user.thrift", service = "UserService", method = "getUser" }
+
+[[servers.gw.routes]]
+path = "/b/{id}"
+thrift = { idl = "user.thrift", service = "UserService", method = "getUser", upstream = "nowhere" }
+`),
+    );
+    expect(i.map((x) => x.path)).toEqual([
+      'servers.gw.routes[0].thrift',
+      'servers.gw.routes[1].thrift.upstream',
+    ]);
+  });
+
+  it('keys that mean nothing for a thrift route are issues; a plain route still needs upstreams', () => {
+    const i = issuesOf(
+      config(`
+[[servers.gw.routes]]
+path = "/users/{id}"
+upstreams = [{ endpoint = "http://127.0.0.1:1" }]
+strip_prefix = "/users"
+thrift = { idl = "user.thrift", service = "UserService", method = "getUser", upstream = "127.0.0.1:9090", colour = "red" }
+
+[[servers.gw.routes]]
+path = "/plain"
+method = "GET"
+`),
+    );
+    expect(i).toEqual([
+      { path: 'servers.gw.routes[0].thrift', message: 'unknown key "colour"' },
+      {
+        path: 'servers.gw.routes[0].upstreams',
+        message: 'a thrift route names its upstreams inside thrift = { ... }',
+      },
+      {
+        path: 'servers.gw.routes[0].strip_prefix',
+        message: 'a thrift route forwards no path: strip_prefix means nothing',
+      },
+      { path: 'servers.gw.routes[1].upstreams', message: 'a route needs at least one upstream' },
+      { path: 'servers.gw.routes[1].method', message: 'method narrows thrift routes only' },
+    ]);
+  });
+});
