@@ -34,6 +34,7 @@ import {
   RuntimeError,
   ringTlsPort,
   type SocketAddress,
+  StreamForms,
   type WriteTarget,
 } from '@loch/uring-runtime';
 import {
@@ -125,7 +126,7 @@ export function openTlsStream(
 }
 
 /** A TLS connection over a ByteStream, itself a ByteStream. Made by tlsAccept and tlsConnect. */
-export class TlsStream implements ByteStream {
+export class TlsStream extends StreamForms {
   readonly #inner: ByteStream;
   readonly #engine: NativeTls;
   #session: NativeTlsSession | undefined;
@@ -172,6 +173,7 @@ export class TlsStream implements ByteStream {
 
   /** Use tlsAccept or tlsConnect. */
   private constructor(inner: ByteStream, engine: NativeTls, session: NativeTlsSession, options: OpenOptions) {
+    super();
     this.#inner = inner;
     this.#engine = engine;
     this.#session = session;
@@ -330,30 +332,25 @@ export class TlsStream implements ByteStream {
     this.#pumpRead();
   }
 
-  recv(options?: IoOptions): Promise<RecvChunk | null> {
+  /** In the ring the uring stream's own recv() serves (its fast path); else StreamForms' over recvTo. */
+  override recv(options?: IoOptions): Promise<RecvChunk | null> {
     if (this.#port !== undefined) return this.#port.recv(options);
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(this.#cancelled('recv'));
-    if (!this.#closed && this.#waiting.length === 0 && this.#ready.length > 0) {
-      return Promise.resolve(this.#ready.shift()!);
-    }
-    return new Promise<RecvChunk | null>((resolve, reject) => {
-      const target: RecvTarget = {
-        onRecv(chunk, error) {
-          signal?.removeEventListener('abort', onAbort);
-          if (error !== undefined) reject(error);
-          else resolve(chunk);
-        },
-      };
-      const onAbort = () => {
-        const i = this.#waiting.indexOf(target);
-        if (i < 0) return; // its result is already on the way
-        this.#waiting.splice(i, 1);
-        reject(this.#cancelled('recv'));
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.recvTo(target);
-    });
+    return super.recv(options);
+  }
+
+  /** StreamForms: plaintext already decrypted, when no reader waits before. */
+  protected override takeReady(): RecvChunk | undefined {
+    return !this.#closed && this.#waiting.length === 0 && this.#ready.length > 0
+      ? this.#ready.shift()
+      : undefined;
+  }
+
+  /** StreamForms: an aborted recv() takes its target back while no result is on the way. */
+  protected withdrawRecv(target: RecvTarget): boolean {
+    const i = this.#waiting.indexOf(target);
+    if (i < 0) return false;
+    this.#waiting.splice(i, 1);
+    return true;
   }
 
   async read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
@@ -371,22 +368,6 @@ export class TlsStream implements ByteStream {
       this.#ready.unshift(chunk as PlainChunk);
     } else chunk.release();
     return [n, buf];
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array, void, undefined> {
-    if (this.#port !== undefined) {
-      yield* this.#port;
-      return;
-    }
-    for (;;) {
-      const chunk = await this.recv();
-      if (chunk === null) return;
-      try {
-        yield chunk.bytes;
-      } finally {
-        chunk.release();
-      }
-    }
   }
 
   /** Asks the stream below for ciphertext when the handshake or a reader needs it. */
@@ -541,45 +522,27 @@ export class TlsStream implements ByteStream {
 
   // ---- writing ---------------------------------------------------------------------------
 
-  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
-    this.#send(data, target);
-  }
-
-  write<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
-    return this.writeAll(buf, options).then((b) => [b.byteLength, b] as IoResult<B>);
-  }
-
-  writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
-    return this.#sendPromise(buf, buf, options);
-  }
-
-  writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
-    let total = 0;
-    for (const b of bufs) total += b.byteLength;
-    return this.#sendPromise(bufs, total, options);
-  }
-
   /**
-   * A promise write. An abort while the write is queued or in flight closes the stream: a TLS
-   * record stream cannot drop an encrypted record and go on.
+   * StreamForms' write primitive (writeTo, write, writeAll, writev build on it). An abort while
+   * the write is queued or in flight closes the stream: a TLS record stream cannot drop an
+   * encrypted record and go on.
    */
-  #sendPromise<T>(
+  protected sendTo(
     data: Uint8Array | readonly Uint8Array[],
-    value: T,
-    options: IoOptions | undefined,
-  ): Promise<T> {
-    const signal = options?.signal;
-    if (signal?.aborted) return Promise.reject(this.#cancelled('write'));
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => void this.close();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#send(data, {
-        onWritten(error) {
-          signal?.removeEventListener('abort', onAbort);
-          if (error !== undefined) reject(error);
-          else resolve(value);
-        },
-      });
+    target: WriteTarget,
+    signal: AbortSignal | undefined,
+  ): void {
+    if (signal === undefined) {
+      this.#send(data, target);
+      return;
+    }
+    const onAbort = () => void this.close();
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#send(data, {
+      onWritten(error) {
+        signal.removeEventListener('abort', onAbort);
+        target.onWritten(error);
+      },
     });
   }
 

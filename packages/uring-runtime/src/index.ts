@@ -17,8 +17,12 @@ export type {
 } from './driver.js';
 export { errnoName, formatAddress, RuntimeError } from './errors.js';
 export type { BufferBudgetOptions, BufferStats } from './internal/buffer-budget.js';
-// For stream kinds built on top of a runtime stream (a TLS or PROXY-protocol wrapper): the one
-// per-thread queue that delivers recvTo/writeTo results at the next microtask checkpoint.
+// For stream kinds built on top of a runtime stream (a TLS wrapper): the convenience forms (recv,
+// iteration, write, writeAll, writev) built once on the promise-free pair, to extend instead of
+// keeping a copy...
+export { StreamForms } from './internal/stream-forms.js';
+// ...and the one per-thread queue that delivers recvTo/writeTo results at the next microtask
+// checkpoint (for TLS and PROXY-protocol wrappers).
 export { deliverRecv, deliverWritten } from './internal/target-delivery.js';
 export type { RuntimeOption } from './net/runtime-stream.js';
 export { heldBytes, RuntimeListener, RuntimeStream } from './net/runtime-stream.js';
