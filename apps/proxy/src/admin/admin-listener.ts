@@ -23,6 +23,7 @@ import { isIPv4 } from 'node:net';
 import type { WorkerPool } from '@loch/uring-runtime';
 import type { AdminConfig, ListenAddress, ProxyConfig } from '../config/schema.js';
 import { EXPOSITION_CONTENT_TYPE, renderExposition, type WorkerGauges } from '../metrics/exposition.js';
+import { activeChecks } from '../metrics/health-stats.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import type { MetricsShare } from '../metrics/recorder.js';
 import { MetricsRegistry, type ReloadOutcome } from '../metrics/registry.js';
@@ -235,9 +236,18 @@ export class AdminPlane {
           misses: m.monotonic(s.worker, `${server}\u0000misses`, p.created),
         };
       const b = s.runtime?.buffers;
+      const groups = (s.health ?? []).map((g) => ({
+        upstreams: g.upstreams,
+        ejected: g.ejected,
+        retries: m.monotonic(s.worker, `${g.upstreams}\u0000retries`, g.retries),
+        retriesOverBudget: m.monotonic(s.worker, `${g.upstreams}\u0000over-budget`, g.retriesOverBudget),
+        noHealthyUpstream: m.monotonic(s.worker, `${g.upstreams}\u0000no-healthy`, g.noHealthyUpstream),
+        ejections: m.monotonic(s.worker, `${g.upstreams}\u0000ejections`, g.ejections),
+      }));
       return {
         connections: s.connections,
         pools,
+        groups,
         buffers:
           b === undefined || b === null
             ? undefined
@@ -262,6 +272,7 @@ export class AdminPlane {
       workers,
       workersRunning: running,
       overflow: m.layout.overflow,
+      checks: activeChecks(),
     });
   }
 

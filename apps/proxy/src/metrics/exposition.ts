@@ -5,6 +5,7 @@
  * Not for collecting (registry.ts) or serving (admin/).
  */
 import type { ProxyConfig } from '../config/schema.js';
+import type { HealthTargetStats } from '../health/active-checks.js';
 import {
   DURATION_BUCKETS,
   routeLabel,
@@ -15,7 +16,6 @@ import {
   TUNNELS_ACTIVE,
   TUNNELS_TOTAL,
   UPSTREAM_CONNECT_FAILURES,
-  UPSTREAM_RETRIES,
   UPSTREAM_TIMEOUTS,
 } from './layout.js';
 
@@ -27,6 +27,15 @@ export interface WorkerGauges {
   readonly connections: number;
   /** Per server key: upstream pool connections idle and in use, hits (reuses) and misses (connects). */
   readonly pools: Readonly<Record<string, { idle: number; active: number; hits: number; misses: number }>>;
+  /** Upstream groups (already monotonic): retries, budget refusals, 503s, ejections, who is ejected. */
+  readonly groups?: readonly {
+    readonly upstreams: string;
+    readonly retries: number;
+    readonly retriesOverBudget: number;
+    readonly noHealthyUpstream: number;
+    readonly ejections: number;
+    readonly ejected: Readonly<Record<string, boolean>>;
+  }[];
   /** The receive budgets: bytes held, provided buffers in use, stops (monotonic); absent without a runtime. */
   readonly buffers?:
     | { readonly held: number; readonly buffersInUse: number; readonly stops: number }
@@ -45,6 +54,8 @@ export interface ExpositionInput {
   readonly workers: readonly WorkerGauges[];
   readonly workersRunning: number;
   readonly overflow: number;
+  /** The active health checks' targets (main thread). */
+  readonly checks?: readonly HealthTargetStats[];
 }
 
 /** Escapes a label value (backslash, double quote, line feed). */
@@ -196,11 +207,6 @@ export function renderExposition(input: ExpositionInput): string {
     'Requests answered 504 because the upstream did not connect or answer in time.',
     UPSTREAM_TIMEOUTS,
   );
-  upstreamCounter(
-    'loch_upstream_retries_total',
-    'Upstream requests retried (reserved: not counted yet).',
-    UPSTREAM_RETRIES,
-  );
 
   t.family('loch_tls_handshakes_total', 'counter', 'TLS handshakes completed on a server listener.');
   for (const s of servers)
@@ -300,6 +306,102 @@ export function renderExposition(input: ExpositionInput): string {
     buffers.reduce((n, b) => n + b.stops, 0),
   );
 
+  const groups = new Map<
+    string,
+    { retries: number; overBudget: number; noHealthy: number; ejections: number }
+  >();
+  const ejected = new Map<string, number>();
+  for (const w of input.workers)
+    for (const g of w.groups ?? []) {
+      const sum = groups.get(g.upstreams) ?? { retries: 0, overBudget: 0, noHealthy: 0, ejections: 0 };
+      sum.retries += g.retries;
+      sum.overBudget += g.retriesOverBudget;
+      sum.noHealthy += g.noHealthyUpstream;
+      sum.ejections += g.ejections;
+      groups.set(g.upstreams, sum);
+      for (const [upstream, out] of Object.entries(g.ejected))
+        ejected.set(upstream, (ejected.get(upstream) ?? 0) + (out ? 1 : 0));
+    }
+  const groupFamily = (
+    name: string,
+    help: string,
+    pick: (g: { retries: number; overBudget: number; noHealthy: number; ejections: number }) => number,
+  ) => {
+    t.family(name, 'counter', help);
+    for (const [upstreams, g] of groups) t.sample(name, [['upstreams', upstreams]], pick(g));
+  };
+  groupFamily(
+    'loch_upstream_retries_total',
+    "Requests sent again after a failure, by upstream group (a route's upstreams).",
+    (g) => g.retries,
+  );
+  groupFamily(
+    'loch_upstream_retries_over_budget_total',
+    'Retries refused because the retry budget was spent.',
+    (g) => g.overBudget,
+  );
+  groupFamily(
+    'loch_upstream_no_healthy_total',
+    'Requests answered 503 because no upstream of the route was up.',
+    (g) => g.noHealthy,
+  );
+  groupFamily('loch_upstream_ejections_total', 'Upstreams ejected by outlier detection.', (g) => g.ejections);
+  t.family(
+    'loch_upstream_ejected',
+    'gauge',
+    'Workers in which the upstream is ejected now (outlier detection).',
+  );
+  for (const [upstream, n] of ejected) t.sample('loch_upstream_ejected', [['upstream', upstream]], n);
+  // One series per upstream and path (targets of several routes with other settings are summed;
+  // healthy only if every check of it says so).
+  const checks = new Map<
+    string,
+    { upstream: string; path: string; healthy: boolean; checks: number; failures: number }
+  >();
+  for (const c of input.checks ?? []) {
+    const key = `${c.upstream}\u0000${c.path}`;
+    const sum = checks.get(key) ?? {
+      upstream: c.upstream,
+      path: c.path,
+      healthy: true,
+      checks: 0,
+      failures: 0,
+    };
+    sum.healthy &&= c.healthy;
+    sum.checks += c.checks;
+    sum.failures += c.failures;
+    checks.set(key, sum);
+  }
+  const checkFamily = (
+    name: string,
+    type: 'counter' | 'gauge',
+    help: string,
+    pick: (c: { healthy: boolean; checks: number; failures: number }) => number,
+  ) => {
+    t.family(name, type, help);
+    for (const c of checks.values())
+      t.sample(
+        name,
+        [
+          ['upstream', c.upstream],
+          ['path', c.path],
+        ],
+        pick(c),
+      );
+  };
+  checkFamily(
+    'loch_upstream_healthy',
+    'gauge',
+    'The active health check says the upstream is up (1) or down (0).',
+    (c) => (c.healthy ? 1 : 0),
+  );
+  checkFamily('loch_health_checks_total', 'counter', 'Active health checks run.', (c) => c.checks);
+  checkFamily(
+    'loch_health_check_failures_total',
+    'counter',
+    'Active health checks that failed.',
+    (c) => c.failures,
+  );
   t.family('loch_reloads_total', 'counter', 'Config reloads by outcome (ok, failed, refused, aborted).');
   for (const [outcome, n] of Object.entries(input.reloads))
     t.sample('loch_reloads_total', [['outcome', outcome]], n);

@@ -31,6 +31,7 @@ import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
 import { closeGatewayUpstreams } from '../gateway/dispatch.js';
 import { attachHealthFlags } from '../health/health-flags.js';
+import { type GroupHealth, workerGroupHealth } from '../metrics/health-stats.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
 import { runtimeStats, type WorkerRuntimeStats } from '../metrics/runtime-stats.js';
@@ -91,6 +92,8 @@ export interface WorkerStats {
   readonly heapUsed: number;
   /** The runtime's streams, tasks and receive buffers (metrics/runtime-stats.ts). */
   readonly runtime?: WorkerRuntimeStats | undefined;
+  /** Upstream groups' retries, ejections and 503s (metrics/health-stats.ts). */
+  readonly health?: readonly GroupHealth[];
 }
 
 /** ALPN offered on HTTPS listeners, in preference order (h2 first, as nginx and Envoy). */
@@ -582,6 +585,7 @@ export class ProxyWorker {
       upstream,
       heapUsed: process.memoryUsage().heapUsed,
       runtime: runtimeStats(this.#runtime),
+      health: workerGroupHealth(),
     };
   }
 

@@ -244,6 +244,60 @@ describe('admin listener', () => {
   });
 });
 
+describe('admin listener: upstream health and retries', () => {
+  it('counts retries per upstream group and shows the active checks verdicts', async () => {
+    const dir = tempDir('loch-admin-health-');
+    const good = await httpUpstream((_req, res) => res.end('ok'));
+    const dead = await freePort();
+    const port = await freePort();
+    const admin = await freePort();
+    const upstreams = `upstreams = [{ endpoint = "http://127.0.0.1:${dead}" }, { endpoint = "http://127.0.0.1:${good.port}" }]`;
+    const loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+[[servers.web.routes]]
+path = "/r/"
+load_balancer = "round_robin"
+retries = { max_retries = 1 }
+${upstreams}
+[[servers.web.routes]]
+path = "/h/"
+health_check = { path = "/", interval = "200ms", unhealthy_threshold = 1 }
+${upstreams}
+`,
+    );
+    try {
+      // Round robin: every other request goes to the dead upstream first, and is retried.
+      for (let i = 0; i < 4; i++) expect((await fetchOnce(port, '/r/x')).status).toBe(200);
+      const group = { upstreams: `http://127.0.0.1:${dead},http://127.0.0.1:${good.port}` };
+      let text = (await fetchOnce(admin, '/metrics')).body;
+      expect(counter(text, 'loch_upstream_retries_total', group)).toBeGreaterThanOrEqual(2);
+      const verdict = (upstream: number) =>
+        counter(text, 'loch_upstream_healthy', { upstream: `http://127.0.0.1:${upstream}`, path: '/' });
+      for (let i = 0; i < 250 && verdict(dead) !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        text = (await fetchOnce(admin, '/metrics')).body;
+      }
+      expect(verdict(dead)).toBe(0);
+      expect(verdict(good.port)).toBe(1);
+      expect(
+        counter(text, 'loch_health_check_failures_total', { upstream: `http://127.0.0.1:${dead}` }),
+      ).toBeGreaterThan(0);
+      if (hasPromtool)
+        expect(execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })).toBe('');
+    } finally {
+      await loch.stop();
+      await good.close();
+    }
+  }, 60_000);
+});
+
 describe('admin listener address', () => {
   it('warns when it is not on loopback, redacts the TLS key in /config, counts TLS handshakes', async () => {
     const dir = tempDir('loch-admin-tls-');
