@@ -84,6 +84,13 @@ export class Ring {
   buffersOut = 0;
   readonly bufferCount: number;
   /**
+   * Provided buffers streams that already hold bytes may have out together: the rest of the pool
+   * (a quarter, at least 4) is kept for streams taking their first chunk.
+   */
+  readonly busyBuffers: number;
+  /** One-buffer recvs in flight of streams that hold bytes (each may take a buffer). */
+  busyRecvs = 0;
+  /**
    * In-ring TLS: the plaintext pool's memory (TLS streams' recv chunks are views of it) and its
    * buffers' size; plaintext buffer `id` starts at `id * plainSize`.
    */
@@ -139,6 +146,7 @@ export class Ring {
     this.cq = new Int32Array(options.entries * 4 * CQ_STRIDE);
     this.bufferSize = options.bufferSize;
     this.bufferCount = options.bufferCount;
+    this.busyBuffers = Math.max(1, options.bufferCount - Math.max(4, options.bufferCount >> 2));
     this.budget = new BufferBudget(options.buffers, options.bufferSize);
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);

@@ -294,6 +294,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   private promiseLeft = 0;
   /** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
   private armLimited = false;
+  /** The armed recv is a one-buffer recv of a stream holding bytes (counted in ring.busyRecvs). */
+  private busyRecv = false;
   private eof = false;
   private failure: RuntimeError | undefined;
   // Queue of received chunks (buffer id, length) in [chunkHead, chunkTail); the arrays are created
@@ -581,7 +583,15 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   onCompletion(res: number, flags: number, slot: number): void {
     const more = (flags & CQE_F_MORE) !== 0;
     const received = res > 0 && (flags & CQE_F_BUFFER) !== 0;
-    if (received) this.chargeReceived(res, (flags & CQE_F_PLAIN) === 0);
+    if (received) {
+      this.chargeReceived(res, (flags & CQE_F_PLAIN) === 0);
+      // Past half the pool, a plain stream's multishot stops (it re-arms within the budgets).
+      const ring = this.ring;
+      if (more && this.tls === 0 && !this.cancelRequested && ring.buffersOut >= ring.bufferCount >> 1) {
+        this.cancelRequested = true;
+        ring.cancel(slot);
+      }
+    }
     if (!more) {
       if (this.promiseLeft > 0) {
         this.ring.budget.unpromise(this.promiseLeft);
@@ -594,6 +604,10 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
         res = -ECANCELED;
       }
       this.armLimited = false;
+      if (this.busyRecv) {
+        this.busyRecv = false;
+        this.ring.busyRecvs--;
+      }
       this.armedSlot = -1;
       this.cancelRequested = false;
       this.opFinished();
@@ -821,16 +835,27 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     if (this.tls === 0) {
       const budget = ring.budget;
       const held = this.held;
-      const allowance = budget.allowance(held);
+      // Bytes are not the only thing held: each completion takes a whole provided buffer, so a
+      // peer trickling small pieces could empty the pool within the byte budget. A stream that
+      // holds bytes stops while the busy share of the pool is out or promised to one-buffer recvs
+      // of such streams; past half the pool it gets one buffer per recv (no multishot).
+      const busy = held > 0;
+      const allowance =
+        busy && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers ? 0 : budget.allowance(held);
       if (allowance === 0) {
         budget.wait(this);
         return;
       }
       const bufferSize = ring.bufferSize;
-      if (ring.recvLimit && allowance >= bufferSize) len = allowance - bufferSize + 1;
-      else {
+      if (ring.recvLimit && allowance >= bufferSize && (!busy || ring.buffersOut < ring.bufferCount >> 1)) {
+        len = allowance - bufferSize + 1;
+      } else {
         op = OP_RECV_SELECT;
         len = Math.min(allowance, bufferSize);
+        if (busy) {
+          this.busyRecv = true;
+          ring.busyRecvs++;
+        }
       }
       if (held > 0) {
         this.promiseLeft = allowance;

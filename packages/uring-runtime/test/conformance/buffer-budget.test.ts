@@ -32,8 +32,10 @@ function openFds(): number {
 const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Starts the flooder; resolves once its connections are open. */
-function flood(port: number, n: number): Promise<ChildProcess> {
-  const child = spawn('python3', [FLOOD, String(port), String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+function flood(port: number, n: number, trickle: readonly string[] = []): Promise<ChildProcess> {
+  const child = spawn('python3', [FLOOD, String(port), String(n), ...trickle], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     const early = (code: number | null) => reject(new Error(`flooder exited with ${code}`));
@@ -165,6 +167,76 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       await rt.close();
       runtime = undefined;
       expect(openFds()).toBeLessThanOrEqual(fdsBefore);
+    },
+    30_000,
+  );
+
+  it.skipIf(skip !== undefined)(
+    'a trickle of small pieces to readers that keep them cannot take the whole buffer pool',
+    async () => {
+      const rt = await createRuntime({
+        driver: name,
+        log: () => undefined,
+        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+        uring: { bufferCount: 64 },
+      });
+      runtime = rt;
+      const driver = rt.driver;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      // 24 connections each get 200-byte pieces every few ms: far below the byte budgets, but on
+      // io_uring each piece takes a 64 KiB buffer; the readers keep every chunk they read.
+      const streams: ByteStream[] = [];
+      const kept: RecvChunk[] = [];
+      child = await flood(port, 24, ['200', '2']);
+      for (let i = 0; i < 24; i++) {
+        const stream = await listener.accept();
+        streams.push(stream);
+        void (async () => {
+          for (;;) {
+            const next = await stream.recv().catch(() => null);
+            if (next === null) return;
+            kept.push(next);
+          }
+        })();
+      }
+      let maxOut = 0;
+      while (rt.bufferStats()!.waiting === 0) {
+        maxOut = Math.max(maxOut, rt.bufferStats()!.buffersInUse);
+        await tick(5);
+      }
+      // A normal exchange still gets buffers.
+      const echo = (async () => {
+        const stream = await listener.accept();
+        const chunk = await stream.recv();
+        await stream.writeAll(new Uint8Array(chunk!.bytes));
+        chunk!.release();
+        return stream;
+      })();
+      const client = await driver.connectTcp({ host: '127.0.0.1', port });
+      await client.writeAll(new TextEncoder().encode('ping'));
+      const answer = await client.recv();
+      expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
+      answer!.release();
+      for (let i = 0; i < 20; i++) {
+        maxOut = Math.max(maxOut, rt.bufferStats()!.buffersInUse);
+        await tick(10);
+      }
+      const s = rt.bufferStats()!;
+      console.log(`${name}: buffers in use at most ${maxOut} of ${s.bufferCount}; held ${s.held} B`);
+      expect(s.peakHeld).toBeLessThanOrEqual(WORKER_CAP);
+      if (name === 'uring') expect(maxOut).toBeLessThanOrEqual(s.bufferCount - 8);
+      const exited = new Promise((resolve) => child!.once('close', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      child = undefined;
+      await Promise.all(streams.map((stream) => stream.close()));
+      for (const chunk of kept.splice(0)) chunk.release();
+      await (await echo).close();
+      await client.close();
+      await listener.close();
+      expect(rt.bufferStats()!.held).toBe(0);
+      if (name === 'uring') expect(rt.bufferStats()!.buffersInUse).toBe(0);
     },
     30_000,
   );
