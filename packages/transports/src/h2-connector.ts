@@ -281,7 +281,14 @@ function mapError(
     'ERR_TRANSPORT_READ_FAILED',
     phase,
     `HTTP/2 exchange failed: ${error instanceof Error ? error.message : String(error)}`,
-    { cause: error, address, retryable: error instanceof Http2RequestRefusedError },
+    {
+      cause: error,
+      address,
+      retryable: error instanceof Http2RequestRefusedError,
+      // Before the response head (the stream was reset or the session ended first): a proxy
+      // may send an idempotent request to another upstream, as after an HTTP/1.1 reset.
+      beforeResponse: phase === 'response',
+    },
   );
   return e;
 }

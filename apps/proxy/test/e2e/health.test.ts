@@ -9,6 +9,7 @@
  * closed, never reused).
  */
 import { writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { Client } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -74,7 +75,7 @@ async function get(client: Client, path: string, method: 'GET' | 'POST' = 'GET',
   return { status: res.statusCode, body: await res.body.text() };
 }
 
-function lochConfig(port: number, route: string, workers = 1): string {
+function lochConfig(port: number, route: string, workers = 1, server = ''): string {
   return `
 [runtime]
 workers = ${workers}
@@ -82,6 +83,7 @@ workers = ${workers}
 [servers.web]
 listener = { type = "socket", value = "127.0.0.1:${port}" }
 timeouts = { upstream_connect = "2s", upstream_read = "5s" }
+${server}
 
 [[servers.web.routes]]
 path = "/"
@@ -99,9 +101,10 @@ describe.each(drivers)('upstream health and retries (driver %s)', (driver) => {
     route: string,
     workers = 1,
     env: Record<string, string> = {},
+    server = '',
   ): Promise<{ loch: Loch; client: Client; port: number }> {
     const port = await freePort();
-    const loch = await startLoch(tempDir('loch-health-'), lochConfig(port, route, workers), {
+    const loch = await startLoch(tempDir('loch-health-'), lochConfig(port, route, workers, server), {
       LOCH_DRIVER: driver,
       ...env,
     });
@@ -178,6 +181,42 @@ retries = { max_retries = 2 }
     const posts = [];
     for (let i = 0; i < 3; i++) posts.push((await get(client, `/p${i}`, 'POST', 'body')).status);
     expect(posts.filter((s) => s === 502).length).toBeGreaterThan(0);
+  });
+
+  it('over HTTP/2 upstreams, a stream reset before the response is retried on another upstream', async () => {
+    const h2 = async (name: string, reset: boolean) => {
+      let streams = 0;
+      const server = http2.createServer();
+      server.on('stream', (stream, headers) => {
+        streams++;
+        stream.on('error', () => {});
+        if (reset) {
+          stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+          return;
+        }
+        stream.respond({ ':status': 200 });
+        stream.end(`${name} ${headers[':path']}`);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      cleanups.push(() => new Promise((r) => server.close(() => r(undefined))));
+      return { port: (server.address() as net.AddressInfo).port, streams: () => streams };
+    };
+    const resetting = await h2('reset', true);
+    const good = await h2('good', false);
+    const { client } = await start(
+      `
+upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }, { endpoint = "http://127.0.0.1:${good.port}" }]
+load_balancer = "round_robin"
+retries = { max_retries = 1 }
+`,
+      1,
+      {},
+      'upstream_http_version = "http2"',
+    );
+    const bodies = [];
+    for (let i = 0; i < 6; i++) bodies.push(await get(client, `/h${i}`));
+    expect(bodies).toEqual(Array.from({ length: 6 }, (_, i) => ({ status: 200, body: `good /h${i}` })));
+    expect(resetting.streams()).toBeGreaterThan(0);
   });
 
   it('without retries configured, a reset is answered 502', async () => {
