@@ -4,7 +4,7 @@
  * ways, and the connection defends itself against the known floods. I/O goes through the
  * stream's promise-free recvTo/writeTo only, the session being the target of both: frames it
  * sends are queued and written together, one writeTo per flush (after each received chunk, or
- * at the next microtask for frames a handler's answer produced).
+ * at the next microtask for frames a handler's answer produced; server-output.ts).
  *
  * - Our SETTINGS first (server-shared.ts), SETTINGS and PING acknowledged, our settings applied
  *   to the decoders once the client acknowledged them, the client's to our encoder and windows.
@@ -12,14 +12,15 @@
  *   last one that is not a trailer block is a connection error; streams over
  *   SETTINGS_MAX_CONCURRENT_STREAMS are refused (REFUSED_STREAM), counting reset streams whose
  *   handler still runs.
- * - Requests: pseudo-headers checked by the codec's FieldBlockValidator, then mapped to an
- *   HttpServerRequest (`version` '2', `:path` as the target, `:authority` as `host`, a `host`
- *   that disagrees is malformed, cookies joined); content-length checked against DATA; the body
- *   is read through request-body.ts, its window credited as the handler reads.
- * - Responses: `:status` plus the handler's fields without connection-specific ones, a
- *   content-length for sized bodies, DATA within the peer's stream and connection windows (a
- *   body waits while either is closed and resumes on WINDOW_UPDATE), trailers as a final
- *   HEADERS.
+ * - Requests (header blocks decoded and checked in server-request-head.ts): pseudo-headers
+ *   checked by the codec's FieldBlockValidator, then mapped to an HttpServerRequest (`version`
+ *   '2', `:path` as the target, `:authority` as `host`, a `host` that disagrees is malformed,
+ *   cookies joined); content-length checked against DATA; the body is read through
+ *   request-body.ts, its window credited as the handler reads.
+ * - Responses (server-response-writer.ts): `:status` plus the handler's fields without
+ *   connection-specific ones, a content-length for sized bodies, DATA within the peer's stream
+ *   and connection windows (a body waits while either is closed and resumes on WINDOW_UPDATE),
+ *   trailers as a final HEADERS.
  * - Errors end only what they must: a stream error resets the stream (RST_STREAM), a
  *   connection error sends GOAWAY with its code and closes. server.close() sends GOAWAY in two
  *   phases (2^31-1 and a PING, then the last stream id), lets the streams in flight finish,
@@ -32,9 +33,8 @@
  *
  * Not for the protocol choice (../server.ts) nor the wire codec (frames, HPACK).
  */
-import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from '../body.js';
+import { EMPTY_BODY, type HttpBody } from '../body.js';
 import { HttpError, HttpTimeoutError } from '../errors.js';
-import type { HttpHeaders } from '../headers.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
 import type { HttpResponse, HttpServerRequest } from '../message.js';
 import { targetFormOf } from '../message.js';
@@ -46,25 +46,18 @@ import { ReceiveWindow } from './flow-control.js';
 import { Http2FrameDecoder, type Http2FrameHandler } from './frame-decoder.js';
 import {
   DEFAULT_INITIAL_WINDOW_SIZE,
-  DEFAULT_MAX_FRAME_SIZE,
   encodeGoaway,
   FRAME_HEADER_LENGTH,
-  FrameFlag,
-  FrameType,
-  type HeadersFrameOptions,
   type Http2Priority,
   type Http2SettingsUpdate,
-  headersFramesLength,
   MAX_WINDOW_SIZE,
-  writeFrameHeader,
-  writeHeaders,
   writePing,
   writeSettingsAck,
 } from './frames.js';
-import { HpackEncoder } from './hpack-encoder.js';
 import { H2RequestBody } from './request-body.js';
 import { H2FrameOutput, type H2OutputHost } from './server-output.js';
 import { BLOCK_DISCARD, BLOCK_REQUEST, BLOCK_TRAILERS, H2RequestHeadDecoder } from './server-request-head.js';
+import { type H2ResponseHost, H2ResponseWriter } from './server-response-writer.js';
 import type { H2ServerShared } from './server-shared.js';
 import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
@@ -79,17 +72,6 @@ const SMALL_WINDOW_UPDATE = 1024;
 const LINGER_MS = 500;
 const LINGER_BYTES = 1024 * 1024;
 
-/** Fields that are connection-specific in HTTP/2 (RFC 9113 §8.2.2): never sent. */
-const CONNECTION_SPECIFIC = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'content-length',
-]);
-
 /** Where the session is. */
 const OPEN = 0;
 /** GOAWAY (NO_ERROR) sent: the streams in flight finish, no new one starts. */
@@ -98,18 +80,17 @@ const DRAINING = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
-/** The status lines of the common answers, as :status values. */
-const STATUS_TEXT: string[] = [];
-for (let s = 100; s < 600; s++) STATUS_TEXT[s] = String(s);
-
 /** One HTTP/2 server connection; see the module comment. */
-export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler, H2StreamHost, H2OutputHost {
+export class H2ServerSession<Cx>
+  implements ServedConnection, Http2FrameHandler, H2StreamHost, H2OutputHost, H2ResponseHost
+{
   deadline = NO_DEADLINE;
   private state = OPEN;
   private readonly decoder: Http2FrameDecoder;
   /** Decodes and checks the client's header blocks (server-request-head.ts). */
   private readonly head: H2RequestHeadDecoder;
-  private readonly hpackOut = new HpackEncoder();
+  /** Writes responses within the peer's windows (server-response-writer.ts). */
+  private readonly writer: H2ResponseWriter;
   private readonly streams = new Map<number, H2ServerStream>();
   /** The highest stream id the client opened (or tried to). */
   private lastStreamId = 0;
@@ -120,19 +101,12 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
   /** The client sent GOAWAY: close once the streams in flight are done. */
   private peerGoaway = false;
 
-  // Windows: the peer's for our DATA (connection), ours for its DATA.
-  private sendWindow = DEFAULT_INITIAL_WINDOW_SIZE;
+  // Windows: ours for the client's DATA (the writer keeps the client's for ours).
   private readonly recvWindow: ReceiveWindow;
-  /** The peer's SETTINGS_INITIAL_WINDOW_SIZE and MAX_FRAME_SIZE. */
+  /** The peer's SETTINGS_INITIAL_WINDOW_SIZE. */
   private peerInitialWindow = DEFAULT_INITIAL_WINDOW_SIZE;
-  private peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
   /** Our SETTINGS were acknowledged (our windows and frame size apply). */
   private settingsAcked = false;
-  /** HEADERS frame options for the peer's frame size (made again when it changes). */
-  private headersEnd: HeadersFrameOptions = { endStream: true, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
-  private headersOpen: HeadersFrameOptions = { maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
-  /** Streams whose response waits for the connection window. */
-  private readonly blocked = new Set<H2ServerStream>();
 
   // Flood counters.
   private readonly resets: FloodCounter;
@@ -172,6 +146,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     });
     this.head = new H2RequestHeadDecoder(limits.maxHeaderListSize);
     this.output = new H2FrameOutput(stream, this, limits.maxOutputBuffer);
+    this.writer = new H2ResponseWriter(this, this.output, shared.date);
     this.recvWindow = new ReceiveWindow(limits.connectionWindowSize);
     const interval = limits.floodInterval;
     this.resets = new FloodCounter(limits.maxResetsPerInterval, interval);
@@ -287,7 +262,13 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     this.rearm();
   }
 
-  private armStream(s: H2ServerStream, wait: StreamWait): void {
+  /** Whether the session is ending (H2ResponseHost): no more answers go out. @internal */
+  get ending(): boolean {
+    return this.state >= CLOSING;
+  }
+
+  /** Arms a stream's deadline for what it waits for (H2ResponseHost too). @internal */
+  armStream(s: H2ServerStream, wait: StreamWait): void {
     const t = this.server.timeouts;
     const ms = wait === StreamWait.Body ? t.body : t.write;
     s.wait = wait;
@@ -298,7 +279,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     }
   }
 
-  private disarmStream(s: H2ServerStream): void {
+  /** A stream waits no more. @internal */
+  disarmStream(s: H2ServerStream): void {
     s.wait = StreamWait.None;
     s.deadline = NO_DEADLINE;
   }
@@ -485,7 +467,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       if (!(e instanceof Http2StreamError)) throw e;
       // An HPACK bomb or an oversized head: the block was walked to its end; answer 431.
       this.countReset();
-      this.answerRefused(streamId, 431, endStream);
+      this.writer.answerRefused(streamId, 431, endStream);
       return;
     }
     if (err !== null) {
@@ -495,7 +477,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     }
     if (this.head.count > this.shared.maxHeaderCount) {
       this.countReset();
-      this.answerRefused(streamId, 431, endStream);
+      this.writer.answerRefused(streamId, 431, endStream);
       return;
     }
     if (this.streams.size >= this.shared.limits.maxConcurrentStreams) {
@@ -654,7 +636,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     }
     let p: Promise<void> | undefined;
     try {
-      p = this.respond(s, method, res);
+      p = this.writer.respond(s, method, res);
     } catch (e) {
       this.responseFailed(s, e);
       return;
@@ -682,7 +664,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     code: string,
   ): Promise<void> {
     try {
-      await this.respond(s, req.method, plainResponse(status, code));
+      await this.writer.respond(s, req.method, plainResponse(status, code));
     } catch {
       // The stream or connection ended meanwhile.
     }
@@ -716,7 +698,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
     if (s.active || this.streams.get(s.id) !== s) return;
     if (!s.closed) return;
     this.streams.delete(s.id);
-    this.blocked.delete(s);
+    this.writer.blocked.delete(s);
     if (this.streams.size === 0) {
       if ((this.state === DRAINING && this.goawayId !== MAX_WINDOW_SIZE) || this.peerGoaway) this.finish();
       else this.armIdle();
@@ -748,8 +730,9 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
   /** @internal */
   onSettings(settings: Http2SettingsUpdate): void {
     if (this.settingsFlood.hit(performance.now())) throw calm('SETTINGS flood');
-    if (settings.headerTableSize !== undefined) this.hpackOut.setPeerMaxTableSize(settings.headerTableSize);
-    if (settings.maxFrameSize !== undefined) this.peerMaxFrameSize = settings.maxFrameSize;
+    if (settings.headerTableSize !== undefined)
+      this.writer.hpack.setPeerMaxTableSize(settings.headerTableSize);
+    if (settings.maxFrameSize !== undefined) this.writer.peerMaxFrameSize = settings.maxFrameSize;
     if (settings.initialWindowSize !== undefined) {
       const delta = settings.initialWindowSize - this.peerInitialWindow;
       this.peerInitialWindow = settings.initialWindowSize;
@@ -815,17 +798,17 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       throw calm('WINDOW_UPDATE flood');
     }
     if (streamId === 0) {
-      if (this.sendWindow + increment > MAX_WINDOW_SIZE) {
+      if (this.writer.sendWindow + increment > MAX_WINDOW_SIZE) {
         throw new Http2ConnectionError(
           'ERR_HTTP2_FLOW_CONTROL',
           Http2ErrorCode.FLOW_CONTROL_ERROR,
           'WINDOW_UPDATE overflows the connection window',
         );
       }
-      this.sendWindow += increment;
-      if (this.blocked.size > 0) {
-        const waiting = [...this.blocked];
-        this.blocked.clear();
+      this.writer.sendWindow += increment;
+      if (this.writer.blocked.size > 0) {
+        const waiting = [...this.writer.blocked];
+        this.writer.blocked.clear();
         for (const s of waiting) s.wake();
       }
       return;
@@ -919,257 +902,8 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       s.pendingBody = null;
       returnQuietly(pending);
     }
-    this.blocked.delete(s);
+    this.writer.blocked.delete(s);
     this.release(s);
-  }
-
-  /** Answers a stream with a bare status (431 for a head over the limits) and no handler. */
-  private answerRefused(streamId: number, status: number, endStream: boolean): void {
-    const enc = this.hpackOut;
-    enc.begin();
-    enc.addField(':status', STATUS_TEXT[status]!);
-    this.queueHeaders(streamId, enc.finish(), true);
-    if (!endStream) this.output.queueRst(streamId, Http2ErrorCode.NO_ERROR);
-  }
-
-  // ---- Responses ----
-
-  /** Writes a response on a stream: HEADERS, DATA within the windows, trailers. */
-  private respond(s: H2ServerStream, method: string, res: HttpResponse): Promise<void> | undefined {
-    const body = res.body;
-    if (s.reset || this.state >= CLOSING) {
-      void closeBody(body);
-      return undefined;
-    }
-    const status = res.status;
-    const noBody = method === 'HEAD' || status === 204 || status === 304;
-    const fixed = body instanceof FixedBody ? body.data : null;
-    // A sized body announces its length (HEAD: the length the GET would have).
-    const length = status === 204 || status === 304 ? -1 : body.kind === 'stream' ? -1 : body.length;
-    const endAtHead = noBody || body.kind === 'empty' || (fixed !== null && fixed.length === 0);
-    if (
-      !endAtHead &&
-      fixed !== null &&
-      fixed.length <= s.sendWindow &&
-      fixed.length <= this.sendWindow &&
-      fixed.length <= this.peerMaxFrameSize
-    ) {
-      // The usual small answer: HEADERS and the one DATA frame (END_STREAM) in one buffer.
-      this.writeHead(s, status, res.headers, length, false, fixed);
-      s.sendWindow -= fixed.length;
-      this.sendWindow -= fixed.length;
-      s.localClosed = true;
-      return undefined;
-    }
-    this.writeHead(s, status, res.headers, length, endAtHead, null);
-    if (endAtHead) {
-      s.localClosed = true;
-      if (!(body instanceof FixedBody)) void closeBody(body);
-      return undefined;
-    }
-    if (fixed !== null) {
-      const sent = this.sendNow(s, fixed, 0, true);
-      if (sent === fixed.length) return undefined;
-      // The rest waits for the windows.
-      return this.sendChunk(s, fixed, sent, true);
-    }
-    return this.sendStream(s, body, length);
-  }
-
-  /** Queues the response HEADERS (+ CONTINUATION) of a stream. */
-  private writeHead(
-    s: H2ServerStream,
-    status: number,
-    headers: HttpHeaders,
-    length: number,
-    endStream: boolean,
-    data: Uint8Array | null,
-  ): void {
-    const enc = this.hpackOut;
-    enc.begin();
-    enc.addField(':status', STATUS_TEXT[status] ?? String(status));
-    const n = headers.size;
-    let named: Set<string> | null = null;
-    let hasDate = false;
-    for (let i = 0; i < n; i++) {
-      const name = headers.nameAt(i);
-      if (name === 'connection') named = connectionNamed(headers.valueAt(i), named);
-    }
-    for (let i = 0; i < n; i++) {
-      const name = headers.nameAt(i);
-      if (CONNECTION_SPECIFIC.has(name) || named?.has(name) === true) continue;
-      if (name === 'date') hasDate = true;
-      enc.addField(name, headers.valueAt(i));
-    }
-    const date = this.shared.date;
-    if (!hasDate && date !== null) enc.addField('date', date());
-    if (length >= 0) enc.addField('content-length', String(length));
-    s.headersSent = true;
-    this.queueHeaders(s.id, enc.finish(), endStream, data);
-  }
-
-  /**
-   * Queues a header block as HEADERS (+ CONTINUATION) frames; with `data`, a DATA frame with
-   * END_STREAM follows in the same buffer (the caller checked the windows).
-   */
-  private queueHeaders(
-    streamId: number,
-    block: Uint8Array,
-    endStream: boolean,
-    data: Uint8Array | null = null,
-  ): void {
-    const o = endStream ? this.headersEnd : this.headersOpen;
-    const max = this.peerMaxFrameSize;
-    if (o.maxFrameSize !== max) {
-      this.headersEnd = { endStream: true, maxFrameSize: max };
-      this.headersOpen = { maxFrameSize: max };
-      this.queueHeaders(streamId, block, endStream, data);
-      return;
-    }
-    const head = headersFramesLength(block.length, o);
-    const at = this.output.reserve(data === null ? head : head + FRAME_HEADER_LENGTH + data.length);
-    const out = this.output.arena;
-    writeHeaders(out, at, streamId, block, o);
-    if (data !== null) {
-      writeFrameHeader(out, at + head, data.length, FrameType.DATA, FrameFlag.END_STREAM, streamId);
-      out.set(data, at + head + FRAME_HEADER_LENGTH);
-    }
-  }
-
-  /**
-   * Queues as much of `data[from..]` as the windows allow, in DATA frames of at most the peer's
-   * frame size (copied: the chunk may be a view valid only until the body's next step), with
-   * END_STREAM on the last when `end`; returns the offset reached.
-   */
-  private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): number {
-    let off = from;
-    const total = data.length;
-    const output = this.output;
-    while (off < total) {
-      // The client's windows may be huge: the output bound caps what one body queues at once.
-      if (output.overBound) return off;
-      const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
-      if (room <= 0) return off;
-      const last = end && off + room === total;
-      const at = this.output.reserve(FRAME_HEADER_LENGTH + room);
-      const frame = output.arena;
-      writeFrameHeader(frame, at, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
-      frame.set(data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
-      s.sendWindow -= room;
-      this.sendWindow -= room;
-      off += room;
-      if (last) s.localClosed = true;
-    }
-    if (end && total === 0) this.endData(s);
-    return off;
-  }
-
-  /** An empty DATA frame with END_STREAM. */
-  private endData(s: H2ServerStream): void {
-    const at = this.output.reserve(FRAME_HEADER_LENGTH);
-    writeFrameHeader(this.output.arena, at, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
-    s.localClosed = true;
-  }
-
-  /**
-   * Sends `data[from..]` (END_STREAM after it when `end`), waiting for the windows and for the
-   * output to drain; the write timeout bounds a wait for a window.
-   */
-  private async sendChunk(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): Promise<void> {
-    let off = from;
-    let stalled = false;
-    for (;;) {
-      if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
-      off = this.sendNow(s, data, off, end);
-      if (off === data.length) break;
-      if (this.output.overBound) {
-        // Stopped by the output bound, not a window: wait for the writes (the write timeout
-        // covers a client that does not read).
-        this.output.scheduleFlush();
-        await this.output.drained();
-        continue;
-      }
-      if (!stalled) {
-        // The write timeout runs from the first stall until this chunk is out.
-        stalled = true;
-        this.armStream(s, StreamWait.Window);
-      }
-      if (this.sendWindow <= 0) this.blocked.add(s);
-      await this.windowOpen(s);
-    }
-    if (stalled) this.disarmStream(s);
-    if (this.output.overBound) await this.output.drained();
-    if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
-  }
-
-  private streamGone(s: H2ServerStream): Http2StreamResetError {
-    return new Http2StreamResetError(s.id, Http2ErrorCode.CANCEL, 'server');
-  }
-
-  /** A promise of a stream's window opening (or the stream ending). */
-  private windowOpen(s: H2ServerStream): Promise<void> {
-    this.output.scheduleFlush();
-    return new Promise<void>((resolve, reject) => {
-      s.windowResolve = resolve;
-      s.windowReject = reject;
-    });
-  }
-
-  /** Streams a body: each chunk as the windows allow, then trailers or an empty END_STREAM. */
-  private async sendStream(s: H2ServerStream, body: HttpBody, length: number): Promise<void> {
-    const it = body[Symbol.asyncIterator]();
-    let sent = 0;
-    try {
-      for (;;) {
-        if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
-        let r = nextNow(it);
-        if (r === null) {
-          this.output.scheduleFlush();
-          s.pendingBody = it;
-          try {
-            r = await it.next();
-          } finally {
-            s.pendingBody = null;
-          }
-        }
-        if (r.done) break;
-        const chunk = r.value;
-        sent += chunk.length;
-        if (length >= 0 && sent > length) {
-          throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body longer than its length ${length}`);
-        }
-        if (chunk.length === 0) continue;
-        // The last byte of a sized body carries END_STREAM.
-        await this.sendChunk(s, chunk, 0, length >= 0 && sent === length);
-      }
-    } catch (e) {
-      try {
-        await it.return?.();
-      } catch {
-        // Its source failed as well: nothing more to release.
-      }
-      throw e;
-    }
-    if (s.localClosed) return;
-    if (length >= 0 && sent !== length) {
-      throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body of ${sent} bytes, not ${length}`);
-    }
-    if (s.reset || this.state >= CLOSING) throw this.streamGone(s);
-    const trailers = body.trailers;
-    if (trailers !== null && trailers.size > 0) {
-      const enc = this.hpackOut;
-      enc.begin();
-      const n = trailers.size;
-      for (let i = 0; i < n; i++) {
-        const name = trailers.nameAt(i);
-        if (!CONNECTION_SPECIFIC.has(name)) enc.addField(name, trailers.valueAt(i));
-      }
-      this.queueHeaders(s.id, enc.finish(), true);
-      s.localClosed = true;
-    } else {
-      this.endData(s);
-    }
-    this.output.scheduleFlush();
   }
 
   // ---- Output ----
@@ -1233,7 +967,7 @@ export class H2ServerSession<Cx> implements ServedConnection, Http2FrameHandler,
       s.body?.fail(e);
       s.wake(e);
     }
-    this.blocked.clear();
+    this.writer.blocked.clear();
     this.output.wakeDrained();
   }
 
@@ -1312,16 +1046,6 @@ function calm(message: string): Http2ConnectionError {
 function errorResponse(e: unknown): HttpResponse {
   if (e instanceof HttpError && e.status >= 400 && e.status <= 599) return plainResponse(e.status, e.code);
   return plainResponse(500, 'ERR_HTTP_HANDLER_FAILED');
-}
-
-/** The fields a Connection value names (lowercase), added to `into`. */
-function connectionNamed(value: string, into: Set<string> | null): Set<string> {
-  const set = into ?? new Set<string>();
-  for (const token of value.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t !== '') set.add(t);
-  }
-  return set;
 }
 
 /** Calls an iterator's return() without waiting; its failure changes nothing. */

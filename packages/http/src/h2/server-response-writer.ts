@@ -1,0 +1,338 @@
+/**
+ * Writing responses on the streams of an HTTP/2 server connection: the response HEADERS
+ * (`:status`, the handler's fields without connection-specific ones, `date`, a content-length
+ * for sized bodies; CONTINUATION past the peer's frame size), DATA within the peer's stream and
+ * connection windows and the output bound (a body waits while a window is closed and resumes on
+ * WINDOW_UPDATE, the write timeout bounding the wait), trailers as a final HEADERS. The usual
+ * small answer (HEADERS and one DATA) is written into the output arena at once, without a
+ * promise. Keeps the send side of flow control: the connection window, the peer's frame size
+ * and the streams waiting for the connection window.
+ *
+ * Not for reading requests, stream states or resets (server-session.ts), nor for the bytes'
+ * way out (server-output.ts).
+ */
+import { FixedBody, type HttpBody, nextNow } from '../body.js';
+import { HttpError } from '../errors.js';
+import type { HttpHeaders } from '../headers.js';
+import { closeBody } from '../internal/answers.js';
+import type { HttpResponse } from '../message.js';
+import { Http2ErrorCode } from './errors.js';
+import {
+  DEFAULT_INITIAL_WINDOW_SIZE,
+  DEFAULT_MAX_FRAME_SIZE,
+  FRAME_HEADER_LENGTH,
+  FrameFlag,
+  FrameType,
+  type HeadersFrameOptions,
+  headersFramesLength,
+  writeFrameHeader,
+  writeHeaders,
+} from './frames.js';
+import { HpackEncoder } from './hpack-encoder.js';
+import type { H2FrameOutput } from './server-output.js';
+import { type H2ServerStream, StreamWait } from './stream.js';
+import { Http2StreamResetError } from './stream-reset-error.js';
+
+/** Fields that are connection-specific in HTTP/2 (RFC 9113 §8.2.2): never sent. */
+const CONNECTION_SPECIFIC = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'content-length',
+]);
+
+/** The status lines of the common answers, as :status values. */
+const STATUS_TEXT: string[] = [];
+for (let s = 100; s < 600; s++) STATUS_TEXT[s] = String(s);
+
+/** What the writer needs from its session. */
+export interface H2ResponseHost {
+  /** The session is ending: nothing more is answered. */
+  readonly ending: boolean;
+  /** A stream waits for a window: its write timeout runs. */
+  armStream(s: H2ServerStream, wait: StreamWait): void;
+  /** The stream waits no more. */
+  disarmStream(s: H2ServerStream): void;
+}
+
+/** Writes the responses of one server connection; see the module comment. */
+export class H2ResponseWriter {
+  /** Our HPACK encoder (the peer's SETTINGS_HEADER_TABLE_SIZE applies to it). */
+  readonly hpack = new HpackEncoder();
+  /** The peer's connection window for our DATA. */
+  sendWindow = DEFAULT_INITIAL_WINDOW_SIZE;
+  /** The peer's SETTINGS_MAX_FRAME_SIZE. */
+  peerMaxFrameSize = DEFAULT_MAX_FRAME_SIZE;
+  /** Streams whose response waits for the connection window. */
+  readonly blocked = new Set<H2ServerStream>();
+  /** HEADERS frame options for the peer's frame size (made again when it changes). */
+  private headersEnd: HeadersFrameOptions = { endStream: true, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
+  private headersOpen: HeadersFrameOptions = { maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
+
+  constructor(
+    private readonly host: H2ResponseHost,
+    private readonly output: H2FrameOutput,
+    /** The `date` value to add to responses without one, or null. */
+    private readonly date: (() => string) | null,
+  ) {}
+
+  /** Answers a stream with a bare status (431 for a head over the limits) and no handler. */
+  answerRefused(streamId: number, status: number, endStream: boolean): void {
+    const enc = this.hpack;
+    enc.begin();
+    enc.addField(':status', STATUS_TEXT[status]!);
+    this.queueHeaders(streamId, enc.finish(), true);
+    if (!endStream) this.output.queueRst(streamId, Http2ErrorCode.NO_ERROR);
+  }
+
+  /** Writes a response on a stream: HEADERS, DATA within the windows, trailers. */
+  respond(s: H2ServerStream, method: string, res: HttpResponse): Promise<void> | undefined {
+    const body = res.body;
+    if (s.reset || this.host.ending) {
+      void closeBody(body);
+      return undefined;
+    }
+    const status = res.status;
+    const noBody = method === 'HEAD' || status === 204 || status === 304;
+    const fixed = body instanceof FixedBody ? body.data : null;
+    // A sized body announces its length (HEAD: the length the GET would have).
+    const length = status === 204 || status === 304 ? -1 : body.kind === 'stream' ? -1 : body.length;
+    const endAtHead = noBody || body.kind === 'empty' || (fixed !== null && fixed.length === 0);
+    if (
+      !endAtHead &&
+      fixed !== null &&
+      fixed.length <= s.sendWindow &&
+      fixed.length <= this.sendWindow &&
+      fixed.length <= this.peerMaxFrameSize
+    ) {
+      // The usual small answer: HEADERS and the one DATA frame (END_STREAM) in one buffer.
+      this.writeHead(s, status, res.headers, length, false, fixed);
+      s.sendWindow -= fixed.length;
+      this.sendWindow -= fixed.length;
+      s.localClosed = true;
+      return undefined;
+    }
+    this.writeHead(s, status, res.headers, length, endAtHead, null);
+    if (endAtHead) {
+      s.localClosed = true;
+      if (!(body instanceof FixedBody)) void closeBody(body);
+      return undefined;
+    }
+    if (fixed !== null) {
+      const sent = this.sendNow(s, fixed, 0, true);
+      if (sent === fixed.length) return undefined;
+      // The rest waits for the windows.
+      return this.sendChunk(s, fixed, sent, true);
+    }
+    return this.sendStream(s, body, length);
+  }
+
+  /** Queues the response HEADERS (+ CONTINUATION) of a stream. */
+  private writeHead(
+    s: H2ServerStream,
+    status: number,
+    headers: HttpHeaders,
+    length: number,
+    endStream: boolean,
+    data: Uint8Array | null,
+  ): void {
+    const enc = this.hpack;
+    enc.begin();
+    enc.addField(':status', STATUS_TEXT[status] ?? String(status));
+    const n = headers.size;
+    let named: Set<string> | null = null;
+    let hasDate = false;
+    for (let i = 0; i < n; i++) {
+      const name = headers.nameAt(i);
+      if (name === 'connection') named = connectionNamed(headers.valueAt(i), named);
+    }
+    for (let i = 0; i < n; i++) {
+      const name = headers.nameAt(i);
+      if (CONNECTION_SPECIFIC.has(name) || named?.has(name) === true) continue;
+      if (name === 'date') hasDate = true;
+      enc.addField(name, headers.valueAt(i));
+    }
+    const date = this.date;
+    if (!hasDate && date !== null) enc.addField('date', date());
+    if (length >= 0) enc.addField('content-length', String(length));
+    s.headersSent = true;
+    this.queueHeaders(s.id, enc.finish(), endStream, data);
+  }
+
+  /**
+   * Queues a header block as HEADERS (+ CONTINUATION) frames; with `data`, a DATA frame with
+   * END_STREAM follows in the same buffer (the caller checked the windows).
+   */
+  queueHeaders(
+    streamId: number,
+    block: Uint8Array,
+    endStream: boolean,
+    data: Uint8Array | null = null,
+  ): void {
+    const o = endStream ? this.headersEnd : this.headersOpen;
+    const max = this.peerMaxFrameSize;
+    if (o.maxFrameSize !== max) {
+      this.headersEnd = { endStream: true, maxFrameSize: max };
+      this.headersOpen = { maxFrameSize: max };
+      this.queueHeaders(streamId, block, endStream, data);
+      return;
+    }
+    const head = headersFramesLength(block.length, o);
+    const at = this.output.reserve(data === null ? head : head + FRAME_HEADER_LENGTH + data.length);
+    const out = this.output.arena;
+    writeHeaders(out, at, streamId, block, o);
+    if (data !== null) {
+      writeFrameHeader(out, at + head, data.length, FrameType.DATA, FrameFlag.END_STREAM, streamId);
+      out.set(data, at + head + FRAME_HEADER_LENGTH);
+    }
+  }
+
+  /**
+   * Queues as much of `data[from..]` as the windows allow, in DATA frames of at most the peer's
+   * frame size (copied: the chunk may be a view valid only until the body's next step), with
+   * END_STREAM on the last when `end`; returns the offset reached.
+   */
+  private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): number {
+    let off = from;
+    const total = data.length;
+    const output = this.output;
+    while (off < total) {
+      // The client's windows may be huge: the output bound caps what one body queues at once.
+      if (output.overBound) return off;
+      const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
+      if (room <= 0) return off;
+      const last = end && off + room === total;
+      const at = this.output.reserve(FRAME_HEADER_LENGTH + room);
+      const frame = output.arena;
+      writeFrameHeader(frame, at, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
+      frame.set(data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
+      s.sendWindow -= room;
+      this.sendWindow -= room;
+      off += room;
+      if (last) s.localClosed = true;
+    }
+    if (end && total === 0) this.endData(s);
+    return off;
+  }
+
+  /** An empty DATA frame with END_STREAM. */
+  private endData(s: H2ServerStream): void {
+    const at = this.output.reserve(FRAME_HEADER_LENGTH);
+    writeFrameHeader(this.output.arena, at, 0, FrameType.DATA, FrameFlag.END_STREAM, s.id);
+    s.localClosed = true;
+  }
+
+  /**
+   * Sends `data[from..]` (END_STREAM after it when `end`), waiting for the windows and for the
+   * output to drain; the write timeout bounds a wait for a window.
+   */
+  private async sendChunk(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): Promise<void> {
+    let off = from;
+    let stalled = false;
+    for (;;) {
+      if (s.reset || this.host.ending) throw this.streamGone(s);
+      off = this.sendNow(s, data, off, end);
+      if (off === data.length) break;
+      if (this.output.overBound) {
+        // Stopped by the output bound, not a window: wait for the writes (the write timeout
+        // covers a client that does not read).
+        this.output.scheduleFlush();
+        await this.output.drained();
+        continue;
+      }
+      if (!stalled) {
+        // The write timeout runs from the first stall until this chunk is out.
+        stalled = true;
+        this.host.armStream(s, StreamWait.Window);
+      }
+      if (this.sendWindow <= 0) this.blocked.add(s);
+      await this.windowOpen(s);
+    }
+    if (stalled) this.host.disarmStream(s);
+    if (this.output.overBound) await this.output.drained();
+    if (s.reset || this.host.ending) throw this.streamGone(s);
+  }
+
+  private streamGone(s: H2ServerStream): Http2StreamResetError {
+    return new Http2StreamResetError(s.id, Http2ErrorCode.CANCEL, 'server');
+  }
+
+  /** A promise of a stream's window opening (or the stream ending). */
+  private windowOpen(s: H2ServerStream): Promise<void> {
+    this.output.scheduleFlush();
+    return new Promise<void>((resolve, reject) => {
+      s.windowResolve = resolve;
+      s.windowReject = reject;
+    });
+  }
+
+  /** Streams a body: each chunk as the windows allow, then trailers or an empty END_STREAM. */
+  private async sendStream(s: H2ServerStream, body: HttpBody, length: number): Promise<void> {
+    const it = body[Symbol.asyncIterator]();
+    let sent = 0;
+    try {
+      for (;;) {
+        if (s.reset || this.host.ending) throw this.streamGone(s);
+        let r = nextNow(it);
+        if (r === null) {
+          this.output.scheduleFlush();
+          s.pendingBody = it;
+          try {
+            r = await it.next();
+          } finally {
+            s.pendingBody = null;
+          }
+        }
+        if (r.done) break;
+        const chunk = r.value;
+        sent += chunk.length;
+        if (length >= 0 && sent > length) {
+          throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body longer than its length ${length}`);
+        }
+        if (chunk.length === 0) continue;
+        // The last byte of a sized body carries END_STREAM.
+        await this.sendChunk(s, chunk, 0, length >= 0 && sent === length);
+      }
+    } catch (e) {
+      try {
+        await it.return?.();
+      } catch {
+        // Its source failed as well: nothing more to release.
+      }
+      throw e;
+    }
+    if (s.localClosed) return;
+    if (length >= 0 && sent !== length) {
+      throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body of ${sent} bytes, not ${length}`);
+    }
+    if (s.reset || this.host.ending) throw this.streamGone(s);
+    const trailers = body.trailers;
+    if (trailers !== null && trailers.size > 0) {
+      const enc = this.hpack;
+      enc.begin();
+      const n = trailers.size;
+      for (let i = 0; i < n; i++) {
+        const name = trailers.nameAt(i);
+        if (!CONNECTION_SPECIFIC.has(name)) enc.addField(name, trailers.valueAt(i));
+      }
+      this.queueHeaders(s.id, enc.finish(), true);
+      s.localClosed = true;
+    } else {
+      this.endData(s);
+    }
+    this.output.scheduleFlush();
+  }
+}
+
+/** The fields a Connection value names (lowercase), added to `into`. */
+function connectionNamed(value: string, into: Set<string> | null): Set<string> {
+  const set = into ?? new Set<string>();
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t !== '') set.add(t);
+  }
+  return set;
+}
