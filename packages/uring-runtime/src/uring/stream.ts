@@ -598,8 +598,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
         this.promiseLeft = 0;
       }
       if (res === -EINVAL && this.armLimited && !this.closing) {
-        // The kernel has no byte limit on multishot recv (before Linux 6.16?): arm without one
-        // from now on; the budgets still hold at re-arm time and the high-water cancel.
+        // The kernel has no byte limit on multishot recv (before Linux 6.17): from now on every
+        // plain recv is one recv of at most the allowance (OP_RECV_SELECT), so the budgets hold.
         this.ring.recvLimit = false;
         res = -ECANCELED;
       }
