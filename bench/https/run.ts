@@ -235,6 +235,8 @@ async function main(): Promise<void> {
               continue;
             }
             points.push({ proxy: spec.name, workers, size, https, http });
+            // After every point: a run cut short (a time limit, ^C) keeps all it measured.
+            writeResults();
             log(
               `${what}: https ${Math.round(https.requestsPerSecond)} req/s, p50 ${https.p50Ms} ms, p99 ${https.p99Ms} ms, ` +
                 `${https.cpuUsPerRequest.toFixed(1)} us/req; http ${http.cpuUsPerRequest.toFixed(1)} us/req; ` +
@@ -269,6 +271,7 @@ async function main(): Promise<void> {
                   continue;
                 }
                 handshakes.push({ proxy: spec.name, workers, kind: certificate.kind, mode, h });
+                writeResults();
                 log(
                   `${what}: ${Math.round(h.handshakesPerSecond)} handshakes/s (client-bound), ` +
                     `server ${h.cpuUsPerHandshake.toFixed(0)} us/handshake, resumed ${h.resumed}/${h.handshakes}` +
