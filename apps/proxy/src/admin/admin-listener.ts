@@ -109,6 +109,8 @@ export class AdminPlane {
   /** A reload ended with `outcome` (`ok` after every worker committed `config`). */
   async reloaded(outcome: ReloadOutcome, config?: ProxyConfig, generation?: number): Promise<void> {
     this.metrics.reloads[outcome]++;
+    // An aborted reload's plan was made: what replacement workers start with is the running one.
+    if (outcome === 'aborted') this.metrics.plan(this.#config);
     if (outcome !== 'ok' || config === undefined) return;
     this.#config = config;
     this.#view = configView(config);

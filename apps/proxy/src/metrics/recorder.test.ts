@@ -116,6 +116,21 @@ describe('WorkerMetrics', () => {
     expect([counts[TUNNELS_TOTAL], counts[TUNNELS_ACTIVE]]).toEqual([3, 1]);
   });
 
+  it("applies a reload's plan at commit, not at precommit (an aborted reload changes nothing)", () => {
+    const { metrics, counts } = setup(false);
+    metrics.adopt(new MetricsLayout().extend(config, true));
+    metrics.tunnelOpened();
+    expect(metrics.enabled).toBe(false);
+    metrics.adopt(undefined);
+    metrics.commit();
+    expect(metrics.enabled).toBe(false);
+    metrics.adopt(new MetricsLayout().extend(config, true));
+    metrics.commit();
+    metrics.tunnelOpened();
+    expect(metrics.enabled).toBe(true);
+    expect(counts[TUNNELS_TOTAL]).toBe(1);
+  });
+
   it('writes nothing when recording is off', () => {
     const { metrics, counts } = setup(false);
     metrics.answered('web', cx(true, 0), 200, true);

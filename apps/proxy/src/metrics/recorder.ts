@@ -57,6 +57,8 @@ export class WorkerMetrics {
   #enabled = false;
   #counts: Float64Array<ArrayBufferLike> = new Float64Array(0);
   #servers = NO_SERVERS;
+  /** A reload's plan, between precommit and commit. */
+  #staged: MetricsPlan | undefined = undefined;
 
   /** Recording is on: the request path measures durations only then (and for the access log). */
   get enabled(): boolean {
@@ -69,15 +71,26 @@ export class WorkerMetrics {
     if (share === undefined || buffer === undefined) return;
     this.#counts = new Float64Array(buffer);
     this.#counts[TUNNELS_ACTIVE] = 0;
-    this.adopt(share.plan);
+    this.#apply(share.plan);
   }
 
   /**
-   * A reload's plan (at precommit: a plan only adds series, so the running chains' slots stay
-   * where they were, and an aborted reload leaves slots nothing writes).
+   * A reload's plan, at precommit (absent: the reload keeps the current one); it applies at
+   * commit, so an aborted reload changes nothing. A plan only adds series: the running chains'
+   * slots stay where they were.
    */
   adopt(plan: MetricsPlan | undefined): void {
-    if (plan === undefined) return;
+    this.#staged = plan;
+  }
+
+  /** The reload committed: its plan applies (recording turns on or off with `[admin]`). */
+  commit(): void {
+    const plan = this.#staged;
+    this.#staged = undefined;
+    if (plan !== undefined) this.#apply(plan);
+  }
+
+  #apply(plan: MetricsPlan): void {
     const fits = plan.size <= this.#counts.length;
     this.#servers = fits ? plan.servers : NO_SERVERS;
     this.#enabled = plan.enabled && fits;

@@ -394,6 +394,7 @@ export class ProxyWorker {
     if (staged === null || staged.generation !== generation)
       throw new Error(`nothing staged for generation ${generation}`);
     this.#staged = null;
+    workerMetrics.commit();
     for (const entry of staged.added) this.#servers.set(entry.key, entry);
     const keep = new Set(staged.config.servers.map((s) => s.key));
     for (const entry of this.#servers.values()) {
