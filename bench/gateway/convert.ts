@@ -1,0 +1,88 @@
+/**
+ * The conversion alone, in process, for the small and the 10 KiB Item: JSON text -> Thrift
+ * binary by (a) JSON.parse + @loch/gateway's IDL-compiled writer and (b) the streaming decoder
+ * (streaming-decoder.ts), and Thrift -> JSON text by (c) @loch/gateway's compiled reader and
+ * (d) a schema-less @loch/thrift readStruct tree + JSON.stringify. Prints ns per conversion
+ * (median of 7 rounds). Run: pnpm --filter @loch/bench bench:gateway-convert
+ */
+import { fileURLToPath } from 'node:url';
+import { JsonToThriftCompiler, loadIdl, type StructDef, ThriftToJsonCompiler } from '@loch/gateway';
+import { BinaryReader, BinaryWriter, readStruct } from '@loch/thrift';
+import { PAYLOADS } from './payloads.js';
+import { decodeStreaming, StreamingDecoderCompiler } from './streaming-decoder.js';
+
+const idl = loadIdl(fileURLToPath(new URL('./bench.thrift', import.meta.url)));
+const args = idl.services.get('Bench')?.functions.get('echo')?.args as StructDef;
+const item = idl.structs.get('Item') as StructDef;
+const writeArgs = new JsonToThriftCompiler().struct(args);
+const streaming = new StreamingDecoderCompiler().struct(args);
+const readItem = new ThriftToJsonCompiler().struct(item);
+
+function nsPer(fn: () => void, minMs = 300): number {
+  const rounds: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    let n = 0;
+    const t0 = process.hrtime.bigint();
+    let t = t0;
+    while (t - t0 < BigInt(minMs) * 1_000_000n) {
+      for (let i = 0; i < 100; i++) fn();
+      n += 100;
+      t = process.hrtime.bigint();
+    }
+    rounds.push(Number(t - t0) / n);
+  }
+  rounds.sort((a, b) => a - b);
+  return rounds[3] as number;
+}
+
+export interface ConvertRow {
+  readonly payload: string;
+  readonly jsonBytes: number;
+  readonly parseAndWrite: number;
+  readonly streaming: number;
+  readonly compiledRead: number;
+  readonly treeAndStringify: number;
+}
+
+export function measureConversion(): ConvertRow[] {
+  const rows: ConvertRow[] = [];
+  for (const p of PAYLOADS) {
+    const text = p.body;
+    const bytes = Buffer.from(text);
+    const w = new BinaryWriter();
+    // Same bytes both ways (the check that the two encoders agree).
+    writeArgs(w.reset(), JSON.parse(text));
+    const a = Buffer.from(w.finish());
+    decodeStreaming(streaming, bytes, w.reset());
+    if (!a.equals(Buffer.from(w.finish()))) throw new Error(`${p.name}: the two encoders disagree`);
+    const parseAndWrite = nsPer(() => {
+      writeArgs(w.reset(), JSON.parse(bytes.toString()));
+    });
+    const streamed = nsPer(() => {
+      decodeStreaming(streaming, bytes, w.reset());
+    });
+    // The Item's own encoding (field 1 of the args) for the read side.
+    writeArgs(w.reset(), JSON.parse(text));
+    const itemBytes = w.finishCopy().subarray(3);
+    const r = new BinaryReader();
+    const compiledRead = nsPer(() => {
+      readItem(r.reset(itemBytes));
+    });
+    const treeAndStringify = nsPer(() => {
+      JSON.stringify(readStruct(r.reset(itemBytes)), (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+    });
+    rows.push({
+      payload: p.name,
+      jsonBytes: bytes.byteLength,
+      parseAndWrite,
+      streaming: streamed,
+      compiledRead,
+      treeAndStringify,
+    });
+  }
+  return rows;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  for (const row of measureConversion()) console.log(JSON.stringify(row));
+}

@@ -1,0 +1,192 @@
+/**
+ * The gateway benchmark (issue 19): wrk POSTs `{"item": ...}` to /echo of an HTTP/JSON ->
+ * Thrift gateway in front of a Thrift upstream that echoes the Item back (upstream.ts), for a
+ * small (~110 B) and a 10 KiB Item; the Loch gateway (@loch/http + @loch/gateway) beside the
+ * same gateway written with node:http + npm thrift + generated-style classes (node-gateway.ts).
+ * Reports calls/s, p50/p99 and CPU us per call of the gateway process (utime+stime over
+ * calls), and the conversion alone in process (convert.ts: JSON.parse + compiled writer vs a
+ * streaming decoder, compiled reader vs tree + JSON.stringify). The upstream and wrk share
+ * CPU 0, the gateway has CPU 1. Writes bench/results/gateway.md.
+ * Run: pnpm --filter @loch/bench bench:gateway [-- --quick] [--seconds N]
+ */
+
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runnerArgs, TIMING_OPTIONS, timing } from '../lib/args.js';
+import {
+  cpuSplitSeconds,
+  freePort,
+  machineSummary,
+  markdownTable,
+  type Peer,
+  parseWrk,
+  startPeer,
+  stopPeersOnSignal,
+  type WrkResult,
+  waitForPort,
+} from '../lib/measure.js';
+import { measureConversion } from './convert.js';
+import { PAYLOADS } from './payloads.js';
+
+const { values } = parseArgs({ args: runnerArgs(), options: { ...TIMING_OPTIONS } });
+const { seconds, warmupSeconds, quick } = timing(values);
+const CONNECTIONS = 32;
+const here = new URL('.', import.meta.url).pathname;
+
+stopPeersOnSignal();
+
+async function wrkPost(url: string, body: string, secs: number): Promise<WrkResult> {
+  const script = join(tmpdir(), `loch-gateway-${process.pid}.lua`);
+  writeFileSync(
+    script,
+    `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`,
+  );
+  const argv = [
+    'taskset',
+    '-c',
+    '0',
+    'wrk',
+    '-t1',
+    `-c${CONNECTIONS}`,
+    `-d${secs}s`,
+    '--latency',
+    '-s',
+    script,
+    url,
+  ];
+  const child = spawn(argv[0] as string, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  if (code !== 0) throw new Error(`wrk exited with ${code}:\n${out}`);
+  return parseWrk(out);
+}
+
+function tsx(name: string, script: string, args: (string | number)[], cpu: string): Peer {
+  return startPeer(
+    name,
+    process.execPath,
+    ['--conditions=@loch/source', '--import', 'tsx', join(here, script), ...args.map(String)],
+    {
+      cpu,
+      cwd: here,
+    },
+  );
+}
+
+interface Row {
+  gateway: string;
+  payload: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  cpuUs: number;
+  errors: number;
+}
+
+const rows: Row[] = [];
+const upstreamPort = await freePort();
+const upstream = tsx('upstream', 'upstream.ts', [upstreamPort], '0');
+await waitForPort(upstreamPort);
+try {
+  for (const [name, script] of [
+    ['loch', 'loch-gateway.ts'],
+    ['node:http + npm thrift', 'node-gateway.ts'],
+  ] as const) {
+    const port = await freePort();
+    const gw = tsx(name, script, [port, upstreamPort], '1');
+    try {
+      await waitForPort(port);
+      for (const p of PAYLOADS) {
+        const url = `http://127.0.0.1:${port}/echo`;
+        await wrkPost(url, p.body, warmupSeconds);
+        const [u0, s0] = cpuSplitSeconds(gw.pid);
+        const r = await wrkPost(url, p.body, seconds);
+        const [u1, s1] = cpuSplitSeconds(gw.pid);
+        const cpuUs = r.requests > 0 ? ((u1 - u0 + s1 - s0) * 1e6) / r.requests : Number.NaN;
+        rows.push({
+          gateway: name,
+          payload: p.name,
+          rps: r.requestsPerSecond,
+          p50: r.p50Ms,
+          p99: r.p99Ms,
+          cpuUs,
+          errors: r.errors,
+        });
+        console.log(JSON.stringify(rows[rows.length - 1]));
+      }
+    } finally {
+      await gw.stop();
+    }
+  }
+} finally {
+  await upstream.stop();
+}
+
+const conversion = measureConversion();
+const loch = (payload: string) => rows.find((r) => r.gateway === 'loch' && r.payload === payload);
+const node = (payload: string) => rows.find((r) => r.gateway !== 'loch' && r.payload === payload);
+const x = (a: number | undefined, b: number | undefined) =>
+  a === undefined || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || a === 0
+    ? 'n/a'
+    : `${(b / a).toFixed(2)}x`;
+
+const md = `# HTTP/JSON -> Thrift gateway (issue 19)
+
+${quick ? '**Smoke run (--quick) on a shared, loaded machine: the ratios, not the absolute numbers, are what it shows.**\n\n' : ''}Machine: ${machineSummary()}. ${new Date().toISOString().slice(0, 10)}.
+
+Method: wrk -t1 -c${CONNECTIONS} POSTs \`{"item": ...}\` to /echo for ${seconds} s after ${warmupSeconds} s of warm-up. The
+gateway converts the JSON to a Bench.echo call (framed binary), the upstream (a @loch/thrift server copying the
+Item's bytes back, upstream.ts) answers, the gateway converts the reply to JSON. wrk and the upstream share CPU 0,
+the gateway has CPU 1. CPU us/call = utime+stime of the gateway process over the calls served. "node:http + npm
+thrift" is the same gateway as a Node user writes it today (node-gateway.ts: generated-style classes, 8 npm thrift
+connections); "loch" is @loch/http serving @loch/gateway's ThriftGateway (loch-gateway.ts, 32 pooled connections).
+
+${markdownTable(
+  ['gateway', 'Item', 'calls/s', 'p50 ms', 'p99 ms', 'CPU us/call', 'errors'],
+  rows.map((r) => [r.gateway, r.payload, r.rps, r.p50, r.p99, r.cpuUs, r.errors]),
+)}
+
+Loch's CPU per call against node:http + npm thrift (higher = Loch cheaper): small ${x(loch('small')?.cpuUs, node('small')?.cpuUs)}, 10 KiB ${x(loch('10 KiB')?.cpuUs, node('10 KiB')?.cpuUs)}.
+
+## The conversion alone (in process, ns per conversion, median of 7 rounds)
+
+${markdownTable(
+  [
+    'Item',
+    'JSON bytes',
+    'JSON.parse + compiled writer',
+    'streaming decoder',
+    'compiled reader -> JSON text',
+    'readStruct tree + JSON.stringify',
+  ],
+  conversion.map((c) => [
+    c.payload,
+    c.jsonBytes,
+    c.parseAndWrite,
+    c.streaming,
+    c.compiledRead,
+    c.treeAndStringify,
+  ]),
+)}
+
+JSON -> Thrift: the streaming decoder (streaming-decoder.ts: one pass over the bytes, no objects, list and map
+sizes patched afterwards) is ${conversion.map((c) => `${(c.streaming / c.parseAndWrite).toFixed(2)}x`).join(' / ')} the time of JSON.parse + the compiled writer
+(small / 10 KiB): V8's native JSON.parse beats a JavaScript byte scanner, so @loch/gateway keeps JSON.parse + the
+writer compiled from the IDL. Thrift -> JSON: reading straight into JSON text is ${conversion.map((c) => `${(c.treeAndStringify / c.compiledRead).toFixed(2)}x`).join(' / ')}
+faster than building a value tree and stringifying it, so the gateway reads into text.
+
+Not measured yet: the conversion's cost beside loch's plain HTTP proxying of the same bytes (the gateway as
+\`loch run\` config against an HTTP route to an echo server).
+`;
+const out = new URL('../results/gateway.md', import.meta.url);
+writeFileSync(out, md);
+console.log(`wrote ${out.pathname}`);
