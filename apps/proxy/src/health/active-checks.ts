@@ -286,7 +286,10 @@ export function checkOnce(
       req = httpRequest({ ...base, host: address.host, port: address.port }, onResponse);
     }
     const timer = setTimeout(() => done(`no answer within ${check.timeout} ms`), check.timeout);
+    // A check in flight never keeps the process alive (stop destroys it: 'close' settles it).
+    timer.unref();
     req.on('error', (error: NodeJS.ErrnoException) => done(error.code ?? error.message));
+    req.on('close', () => done('closed before an answer'));
     req.end();
     started(req);
   });
