@@ -9,8 +9,8 @@
 //
 //	server <framed|header> <binary|compact> <name>
 //	    answers "<name>:<method>:<text>" (the method as the processor saw it: bare for
-//	    "Svc:method" calls, which go through a TMultiplexedProcessor as Apache's do); method
-//	    "oops" throws the declared Oops{why = text}; "sleep" waits <text> ms first; oneway calls
+//	    "Svc:method" calls, which go through a TMultiplexedProcessor as Apache's do); "bench"
+//	    answers the text as sent; "oops" throws the declared Oops{why = text}; "sleep" waits <text> ms first; oneway calls
 //	    are printed to stdout as "ONEWAY <text>". Prints its port first.
 //	client <port> <framed|header> <binary|compact> <service or -> <method> <text,text,...>
 //	    one connection, calls in order through TStandardClient (a TMultiplexedProtocol when a
@@ -18,8 +18,8 @@
 //	oneway <port> <framed|header> <binary|compact> <method> <text>
 //	    sends a ONEWAY message, then calls "echo" on the same connection and prints its result.
 //	load <port> <framed|header> <binary|compact> <connections> <seconds> <payload bytes>
-//	    closed-loop load: each connection calls "echo" with a payload of that size as fast as it
-//	    is answered; prints one JSON line {calls, errors, seconds, p50_us, p99_us}.
+//	    closed-loop load: each connection calls "bench" with a payload of that size as fast as it
+//	    is answered (a reply of another size counts as an error); prints one JSON line {calls, errors, seconds, p50_us, p99_us}.
 package main
 
 import (
@@ -143,7 +143,7 @@ func (e *echo) Process(ctx context.Context, in, out thrift.TProtocol) (bool, thr
 		result.oops = &text
 	} else {
 		answer := fmt.Sprintf("%s:%s:%s", e.name, name, text)
-		if name == "echo" && len(text) > 64 {
+		if name == "bench" {
 			answer = text // the benchmark's payload comes back as sent
 		}
 		result.text = &answer
@@ -283,7 +283,7 @@ func load(port, transport, protocol string, conns int, seconds float64, size int
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
 				result := &textStruct{}
-				if _, err := c.Call(ctx, "echo", &textStruct{text: &payload}, result); err != nil || result.text == nil || len(*result.text) != size {
+				if _, err := c.Call(ctx, "bench", &textStruct{text: &payload}, result); err != nil || result.text == nil || len(*result.text) != size {
 					bad++
 					if err != nil {
 						break
