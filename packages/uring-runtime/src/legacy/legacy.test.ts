@@ -4,7 +4,7 @@
  * (a socket from @loch/native adopted by net.Server; on newer Node the same cases run through
  * Node's own option).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -99,5 +99,57 @@ describe('legacy SO_REUSEPORT listeners', () => {
     await client.close();
     await listener.close();
     expect(readdirSync('/proc/self/fd').length).toBe(before);
+  });
+});
+
+describe('legacy listener with nobody accepting', () => {
+  it('keeps at most 64 connections waiting and closes the rest, never running out of descriptors', async () => {
+    driver = createLegacyDriver();
+    const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const address = listener.localAddress as { port: number };
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    // A Python client opens 150 connections and reports how many the server closed.
+    const script = `
+import socket, time
+socks = [socket.create_connection(("127.0.0.1", ${address.port})) for _ in range(150)]
+for s in socks:
+    s.setblocking(False)
+def count():
+    n = 0
+    for s in socks:
+        try:
+            if s.recv(1, socket.MSG_PEEK) == b"":
+                n += 1
+        except BlockingIOError:
+            pass
+        except OSError:
+            n += 1
+    return n
+deadline = time.time() + 15
+while count() < ${150 - 64} and time.time() < deadline:
+    time.sleep(0.05)
+time.sleep(0.3)
+print(count(), flush=True)
+time.sleep(5)
+`;
+    const child = spawn('python3', ['-c', script]);
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    while (!out.includes('\n')) await new Promise((r) => setTimeout(r, 20));
+    const closed = Number(out.trim());
+    expect(closed).toBe(150 - 64);
+    expect((listener as unknown as { droppedAccepts: number }).droppedAccepts).toBe(150 - 64);
+    // The server side holds the 64 waiting ones (plus this test's own pipes), not 150.
+    expect(readdirSync('/proc/self/fd').length - fdsBefore).toBeLessThan(64 + 16);
+    // Accepting takes the queue; the listener still serves afterwards.
+    for (let i = 0; i < 64; i++) await (await listener.accept()).close();
+    const accepted = listener.accept();
+    const client = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+    await (await accepted).close();
+    await client.close();
+    child.kill('SIGKILL');
+    await listener.close();
   });
 });

@@ -3,12 +3,22 @@
  * as connections arrive; each accepted socket is wrapped at once (so an early reset is observed,
  * never an uncaught 'error') and queued until accept() takes it. Not for binding: driver.ts
  * creates the Server (plain, or SO_REUSEPORT through reuse-port.ts).
+ *
+ * Node cannot stop accepting (a listening libuv handle has no read stop, and closing it drops
+ * the kernel's backlog), so while nobody accepts (a server paused at its connection limit) the
+ * queue would take a descriptor per arriving connection up to the process's fd limit. It keeps
+ * at most ACCEPT_HIGH_WATER, as the io_uring driver does, and closes connections beyond that as
+ * they arrive (the client sees the connection closed; on io_uring it waits in the backlog).
+ * `droppedAccepts` counts them.
  */
 import type { Server, Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
 import type { IoOptions, SocketAddress, StreamListener } from '../stream.js';
 import { cancelled, closedError, toRuntimeError } from './node-errors.js';
 import { LegacyStream, type StreamRegistry } from './stream.js';
+
+/** Accepted connections queued with no acceptor; more are closed at once (see above). */
+const ACCEPT_HIGH_WATER = 64;
 
 interface AcceptWaiter {
   resolve(stream: LegacyStream): void;
@@ -30,6 +40,8 @@ export class LegacyListener implements StreamListener<LegacyStream> {
   readonly #ready: LegacyStream[] = [];
   #waiters: AcceptWaiter[] = [];
   #closePromise: Promise<void> | undefined;
+  /** Connections closed on arrival because ACCEPT_HIGH_WATER were already waiting. */
+  droppedAccepts = 0;
 
   constructor(
     server: Server,
@@ -42,6 +54,12 @@ export class LegacyListener implements StreamListener<LegacyStream> {
     this.#listeners = listeners;
     const unixPath = localAddress.family === 'unix' ? { local: localAddress.path, remote: '' } : undefined;
     server.on('connection', (socket: Socket) => {
+      if (this.#ready.length >= ACCEPT_HIGH_WATER) {
+        this.droppedAccepts++;
+        socket.on('error', () => undefined);
+        socket.destroy();
+        return;
+      }
       const stream = new LegacyStream(socket, streams, unixPath);
       const waiter = this.#waiters.shift();
       if (waiter !== undefined) waiter.resolve(stream);
