@@ -24,6 +24,7 @@ import { formatSize } from '../lib/bodies.js';
 import { barChart } from '../lib/chart.js';
 import {
   cpuSeconds,
+  cpuSplitSeconds,
   freePort,
   machineSummary,
   markdownTable,
@@ -173,6 +174,8 @@ interface Point {
   readonly errors: number;
   /** CPU us per call of the proxy's process tree (NaN when direct). */
   readonly proxyCpuUs: number;
+  /** The part of proxyCpuUs spent in the kernel. */
+  readonly proxySysUs: number;
   /** CPU us per call of the server. */
   readonly serverCpuUs: number;
 }
@@ -225,10 +228,11 @@ async function main(): Promise<void> {
       try {
         for (const size of sizes) {
           if (warmupSeconds > 0) runLoad(go, callPort, size, warmupSeconds);
-          const proxy0 = peer === undefined ? 0 : cpuSeconds(peer.pid);
+          const [user0, sys0] = peer === undefined ? [0, 0] : cpuSplitSeconds(peer.pid);
           const server0 = cpuSeconds(backend.pid);
           const r = runLoad(go, callPort, size, seconds);
-          const proxyCpu = peer === undefined ? Number.NaN : cpuSeconds(peer.pid) - proxy0;
+          const [user1, sys1] = peer === undefined ? [Number.NaN, Number.NaN] : cpuSplitSeconds(peer.pid);
+          const proxyCpu = user1 - user0 + (sys1 - sys0);
           const serverCpu = cpuSeconds(backend.pid) - server0;
           const per = (s: number) => (r.calls > 0 ? (s * 1e6) / r.calls : Number.NaN);
           const point: Point = {
@@ -239,6 +243,7 @@ async function main(): Promise<void> {
             p99Us: r.p99_us,
             errors: r.errors,
             proxyCpuUs: per(proxyCpu),
+            proxySysUs: per(sys1 - sys0),
             serverCpuUs: per(serverCpu),
           };
           points.push(point);
@@ -289,6 +294,7 @@ async function main(): Promise<void> {
         p.p50Us,
         p.p99Us,
         Number.isNaN(p.proxyCpuUs) ? '-' : p.proxyCpuUs.toFixed(1),
+        Number.isNaN(p.proxySysUs) ? '-' : p.proxySysUs.toFixed(1),
         p.serverCpuUs.toFixed(1),
         Number.isNaN(p.proxyCpuUs) ? '-' : ratio(p.proxyCpuUs, nginx?.proxyCpuUs),
         Number.isNaN(p.proxyCpuUs) ? '-' : ratio(npm?.proxyCpuUs, p.proxyCpuUs),
@@ -329,6 +335,7 @@ async function main(): Promise<void> {
         'p50 us',
         'p99 us',
         'proxy CPU us/call',
+        'of which kernel',
         'server CPU us/call',
         'proxy CPU vs nginx',
         'npm / this',
