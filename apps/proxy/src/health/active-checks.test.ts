@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttp2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.js';
@@ -110,5 +111,25 @@ describe('checkOnce', () => {
     status.value = 200;
     expect(await checkOnce(address, check)).toBe('status 200');
     expect(await checkOnce({ ...address, port: 1 }, check)).toBe('ECONNREFUSED');
+  });
+
+  it('speaks h2c by prior knowledge to an HTTP/2 upstream (an h2c-only server refuses HTTP/1.1)', async () => {
+    const server = createHttp2Server();
+    const seen: (string | undefined)[] = [];
+    server.on('stream', (stream, headers) => {
+      seen.push(headers[':authority']);
+      stream.respond({ ':status': headers[':path'] === '/healthz' ? 204 : 404 });
+      stream.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const address = { kind: 'tcp', host: '127.0.0.1', port, scheme: 'http', authority: 'up:1' } as const;
+      expect(await checkOnce(address, check, true)).toBeNull();
+      expect(seen).toEqual(['up:1']);
+      expect(await checkOnce(address, check, false)).not.toBeNull();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });

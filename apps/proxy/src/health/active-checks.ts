@@ -8,12 +8,15 @@
  * and keeps the rest (with their state and slot), and `retain(running)` stops those the
  * committed config no longer names, so verdicts survive reloads and worker replacements (a
  * replacement reads the same table).
- * Checks use node:http(s) on the main thread, off the request path.
+ * Checks use node:http(s) (node:http2 for HTTP/2 upstreams) on the main thread, off the
+ * request path.
  * Not for passive health (upstream-group.ts).
  */
 import { readFileSync } from 'node:fs';
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import { connect as connectHttp2 } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import type { ProxyConfig, RouteConfig, UpstreamAddress } from '../config/schema.js';
 import type { HealthCheckConfig } from './config.js';
 import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
@@ -49,8 +52,11 @@ interface Target {
   checks: number;
   failures: number;
   lastError: string;
+  /** Checked over HTTP/2 (the route's upstream_http_version = "http2"). */
+  readonly http2: boolean;
   timer: NodeJS.Timeout | undefined;
-  inFlight: ClientRequest | undefined;
+  /** Cancels the check in flight. */
+  inFlight: (() => void) | undefined;
   stopped: boolean;
 }
 
@@ -62,8 +68,8 @@ function addressKey(address: UpstreamAddress): string {
 }
 
 /** Identity of a check target: the upstream's address and the check's settings. */
-function targetKey(address: UpstreamAddress, check: HealthCheckConfig): string {
-  return `${addressKey(address)}|${JSON.stringify(check)}`;
+function targetKey(address: UpstreamAddress, check: HealthCheckConfig, http2: boolean): string {
+  return `${addressKey(address)}|${http2 ? 'h2' : 'h1'}|${JSON.stringify(check)}`;
 }
 
 /** Runs every configured check of the process and keeps the shared table current. */
@@ -92,9 +98,10 @@ export class ActiveHealthChecker {
     const withSlots = (route: RouteConfig): RouteConfig => {
       const check = route.healthCheck;
       if (check === undefined) return route;
-      const slots = route.upstreams.map(
-        (u) => this.#target(targetKey(u.address, check), u.label, u.address, check)?.slot ?? -1,
-      );
+      const slots = route.upstreams.map((u) => {
+        const http2 = route.upstreamHttpVersion === 'http2';
+        return this.#target(targetKey(u.address, check, http2), u.label, u.address, check, http2)?.slot ?? -1;
+      });
       return { ...route, healthSlots: slots };
     };
     const servers = config.servers.map((s) =>
@@ -109,7 +116,9 @@ export class ActiveHealthChecker {
     for (const server of config.servers)
       for (const route of server.routes) {
         const check = route.healthCheck;
-        if (check !== undefined) for (const u of route.upstreams) wanted.add(targetKey(u.address, check));
+        if (check !== undefined)
+          for (const u of route.upstreams)
+            wanted.add(targetKey(u.address, check, route.upstreamHttpVersion === 'http2'));
       }
     for (const [key, target] of this.#targets) if (!wanted.has(key)) this.#stop(target);
   }
@@ -137,6 +146,7 @@ export class ActiveHealthChecker {
     label: string,
     address: UpstreamAddress,
     check: HealthCheckConfig,
+    http2: boolean,
   ): Target | undefined {
     const existing = this.#targets.get(key);
     if (existing !== undefined) return existing;
@@ -152,6 +162,7 @@ export class ActiveHealthChecker {
       label,
       address,
       check,
+      http2,
       healthy: true,
       streak: 0,
       checks: 0,
@@ -169,7 +180,7 @@ export class ActiveHealthChecker {
   #stop(target: Target): void {
     target.stopped = true;
     clearTimeout(target.timer);
-    target.inFlight?.destroy();
+    target.inFlight?.();
     this.#targets.delete(target.key);
     // A freed slot reads healthy for whoever gets it next.
     Atomics.store(this.#flags, target.slot, SLOT_UP);
@@ -185,8 +196,8 @@ export class ActiveHealthChecker {
 
   #run(target: Target): void {
     if (target.stopped) return;
-    checkOnce(target.address, target.check, (req) => {
-      target.inFlight = req;
+    checkOnce(target.address, target.check, target.http2, (cancel) => {
+      target.inFlight = cancel;
     }).then(
       (error) => {
         target.inFlight = undefined;
@@ -236,62 +247,90 @@ export function activeHealthStats(): HealthTargetStats[] {
 }
 
 /**
- * One check: a GET of the check path under the deadline. Resolves with null when it passed,
- * else with why it failed; never rejects. `started` sees the request (to destroy it on stop).
+ * One check: a GET of the check path under the deadline, over HTTP/1.1 (`Connection: close`),
+ * or over HTTP/2 when the route speaks it to the upstream (`upstream_http_version = "http2"`:
+ * h2c by prior knowledge, h2 by ALPN), so an h2c-only upstream is checked in its own protocol.
+ * Resolves with null when it passed, else with why it failed; never rejects. `started` gets a
+ * function that cancels the check (it then settles as failed).
  */
 export function checkOnce(
   address: UpstreamAddress,
   check: HealthCheckConfig,
-  started: (req: ClientRequest) => void = () => {},
+  http2 = false,
+  started: (cancel: () => void) => void = () => {},
 ): Promise<string | null> {
   return new Promise((resolve) => {
     let settled = false;
+    let cancel: () => void = () => {};
     const done = (error: string | null) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      req.destroy();
+      cancel();
       resolve(error);
     };
-    const headers = {
-      host: check.host ?? address.authority,
-      'user-agent': 'loch-health-check',
-      connection: 'close',
-    };
-    const onResponse = (res: IncomingMessage) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
+    const verdict = (status: number) =>
       done(
         check.expectedStatuses.some(([lo, hi]) => status >= lo && status <= hi) ? null : `status ${status}`,
       );
-    };
-    const base = { method: 'GET', path: check.path, headers, agent: false } as const;
-    let req: ClientRequest;
-    if (address.kind === 'unix') {
-      req = httpRequest({ ...base, socketPath: address.path }, onResponse);
-    } else if (address.scheme === 'https') {
-      const tls = address.tls;
-      req = httpsRequest(
-        {
-          ...base,
-          host: address.host,
-          port: address.port,
-          servername: tls?.serverName ?? address.host,
-          rejectUnauthorized: tls?.verify ?? true,
-          ...(tls !== undefined && tls.ca !== 'system' ? { ca: readCa(tls.ca) } : {}),
-        },
-        onResponse,
-      );
-    } else {
-      req = httpRequest({ ...base, host: address.host, port: address.port }, onResponse);
-    }
+    const failed = (error: NodeJS.ErrnoException) => done(error.code ?? error.message);
+    const host = check.host ?? address.authority;
+    const tls =
+      address.kind === 'tcp' && address.scheme === 'https'
+        ? {
+            servername: address.tls?.serverName ?? address.host,
+            rejectUnauthorized: address.tls?.verify ?? true,
+            ...(address.tls !== undefined && address.tls.ca !== 'system'
+              ? { ca: readCa(address.tls.ca) }
+              : {}),
+          }
+        : undefined;
     const timer = setTimeout(() => done(`no answer within ${check.timeout} ms`), check.timeout);
-    // A check in flight never keeps the process alive (stop destroys it: 'close' settles it).
+    // A check in flight never keeps the process alive.
     timer.unref();
-    req.on('error', (error: NodeJS.ErrnoException) => done(error.code ?? error.message));
-    req.on('close', () => done('closed before an answer'));
-    req.end();
-    started(req);
+    if (http2) {
+      const session = connectHttp2(
+        address.kind === 'unix' ? 'http://localhost' : `${address.scheme}://${address.host}:${address.port}`,
+        {
+          ...(address.kind === 'unix' ? { createConnection: () => netConnect(address.path) } : {}),
+          ...(tls ?? {}),
+        },
+      );
+      cancel = () => session.destroy();
+      session.on('error', failed);
+      session.on('close', () => done('closed before an answer'));
+      const stream = session.request({
+        ':method': 'GET',
+        ':path': check.path,
+        ':authority': host,
+        'user-agent': 'loch-health-check',
+      });
+      stream.on('response', (headers) => verdict(Number(headers[':status'] ?? 0)));
+      stream.on('error', failed);
+      stream.end();
+    } else {
+      const onResponse = (res: IncomingMessage) => {
+        res.resume();
+        verdict(res.statusCode ?? 0);
+      };
+      const base = {
+        method: 'GET',
+        path: check.path,
+        headers: { host, 'user-agent': 'loch-health-check', connection: 'close' },
+        agent: false,
+      } as const;
+      const req: ClientRequest =
+        address.kind === 'unix'
+          ? httpRequest({ ...base, socketPath: address.path }, onResponse)
+          : tls !== undefined
+            ? httpsRequest({ ...base, host: address.host, port: address.port, ...tls }, onResponse)
+            : httpRequest({ ...base, host: address.host, port: address.port }, onResponse);
+      cancel = () => req.destroy();
+      req.on('error', failed);
+      req.on('close', () => done('closed before an answer'));
+      req.end();
+    }
+    started(() => done('stopped'));
   });
 }
 
