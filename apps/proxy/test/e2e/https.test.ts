@@ -506,5 +506,6 @@ upstreams = [{ endpoint = "http://127.0.0.1:2" }]
     const half = check(config(`{ chain = "${a.chain}" }`));
     expect(half.status).not.toBe(0);
     expect(half.stderr).toContain('give both "chain" and "key"');
-  });
+    // Five `loch check` processes, each compiling the sources with tsx: seconds each on a busy machine.
+  }, 120_000);
 });
