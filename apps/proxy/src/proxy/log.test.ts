@@ -198,6 +198,50 @@ routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
     }
   });
 
+  it("writes a Thrift server's calls as JSON with service and method, through its module logger", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
+    try {
+      const config = parseConfig(
+        `
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9090" }
+access_log = { path = "rpc.json", format = "json" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9091" }] }
+`,
+        join(dir, 'loch.toml'),
+      );
+      const log = new ProxyLog(
+        'info',
+        '',
+        () => {},
+        () => {},
+      );
+      log.commitAccess(log.prepareAccess(config));
+      const peer = { family: 'ipv4', address: '192.0.2.1', port: 5000 } as const;
+      log.at('thrift').access('rpc', peer, 'CALL', 'UserService:getUser', 200, 42, '127.0.0.1:9091', 3);
+      log.at('thrift').access('rpc', peer, 'ONEWAY', 'ping', 200, 0, '127.0.0.1:9091', 1);
+      await log.close();
+      const lines = readFileSync(join(dir, 'rpc.json'), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(lines).toEqual([
+        expect.objectContaining({
+          server: 'rpc',
+          kind: 'call',
+          service: 'UserService',
+          method: 'getUser',
+          bytes: 42,
+        }),
+        expect.objectContaining({ kind: 'oneway', service: null, method: 'ping' }),
+      ]);
+      expect(lines[0]).not.toHaveProperty('path');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a config whose access-log file cannot be opened, and keeps the running one', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
     try {

@@ -90,6 +90,22 @@ class LogOutputs {
   /** Open access-log files by path (one per path, shared by the servers naming it). */
   files = new Map<string, FileSink>();
   readonly stdoutText: AccessRoute;
+  /** The record every access line of this thread is formatted from (refilled per line). */
+  readonly record: AccessRecord = {
+    time: '',
+    server: '',
+    client: { family: 'unix', path: '' },
+    peer: undefined,
+    method: '',
+    target: '',
+    status: 0,
+    bytes: 0,
+    upstream: undefined,
+    upstreamStatus: undefined,
+    upstreamMs: undefined,
+    ms: 0,
+    requestId: undefined,
+  };
   lastMs = 0;
   lastIso = '';
 
@@ -269,21 +285,22 @@ export class ProxyLog {
     let client = peer;
     if (route.trusted !== undefined && headers?.has('x-forwarded-for') === true)
       client = forwardedClient(peer, headers.getAll('x-forwarded-for'), route.trusted);
-    const record: AccessRecord = {
-      time: this.now(),
-      server,
-      client,
-      peer: client === peer ? undefined : peer,
-      method,
-      target,
-      status,
-      bytes,
-      upstream,
-      upstreamStatus,
-      upstreamMs,
-      ms,
-      requestId: route.json && headers !== undefined ? headers.get('x-request-id') : undefined,
-    };
+    // One record per thread, filled per line: formatting is synchronous, so nothing is allocated
+    // per request but the line itself.
+    const record = out.record;
+    record.time = this.now();
+    record.server = server;
+    record.client = client;
+    record.peer = client === peer ? undefined : peer;
+    record.method = method;
+    record.target = target;
+    record.status = status;
+    record.bytes = bytes;
+    record.upstream = upstream;
+    record.upstreamStatus = upstreamStatus;
+    record.upstreamMs = upstreamMs;
+    record.ms = ms;
+    record.requestId = route.json && headers !== undefined ? headers.get('x-request-id') : undefined;
     route.sink.push(route.json ? jsonLine(record, route.thrift) : textLine(record));
   }
 
