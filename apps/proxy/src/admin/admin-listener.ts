@@ -18,8 +18,10 @@
  * logged with a warning (these endpoints expose the config and traffic). Not for the workers'
  * side of metrics (metrics/recorder.ts).
  */
+
+import { lstatSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIPv4 } from 'node:net';
+import { connect, isIPv4 } from 'node:net';
 import type { WorkerPool } from '@loch/uring-runtime';
 import type { AdminConfig, ListenAddress, ProxyConfig } from '../config/schema.js';
 import { EXPOSITION_CONTENT_TYPE, renderExposition, type WorkerGauges } from '../metrics/exposition.js';
@@ -137,38 +139,35 @@ export class AdminPlane {
     await this.#listen(undefined);
   }
 
-  /** Binds `admin`'s address, closing the listener bound before when it differs. */
+  /**
+   * Binds `admin`'s address, then closes the listener bound before when it differs (a new
+   * address that cannot be bound leaves the old listener serving, and throws).
+   */
   async #listen(admin: AdminConfig | undefined): Promise<void> {
     if (
       sameAddress(admin?.listen, this.#listening?.listen) &&
       (admin === undefined) === (this.#server === null)
     )
       return;
-    if (this.#server !== null) {
-      const old = this.#server;
+    const old = this.#server;
+    if (admin !== undefined) {
+      const server = await bindAdmin(admin.listen, (req, res) => this.#handle(req, res));
+      server.on('error', (error) => this.log.error(`admin listener: ${error.message}`));
+      this.#server = server;
+      this.#listening = admin;
+      if (!isLoopback(admin.listen))
+        this.log.warn(
+          `admin listener on ${describe(admin.listen)} is reachable from other hosts: it shows the config and traffic (bind 127.0.0.1 unless a firewall guards it)`,
+        );
+      else this.log.info(`admin listener on ${describe(admin.listen)}`);
+    } else {
       this.#server = null;
       this.#listening = undefined;
+    }
+    if (old !== null) {
       old.closeAllConnections();
       await new Promise<void>((resolve) => old.close(() => resolve()));
     }
-    if (admin === undefined) return;
-    const server = createServer((req, res) => this.#handle(req, res));
-    // Keep-alive connections from a scraper must not hold the process open at shutdown.
-    server.keepAliveTimeout = 5_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      const address = admin.listen;
-      if (address.kind === 'unix') server.listen(address.path, resolve);
-      else server.listen(address.port, address.host, resolve);
-    });
-    server.on('error', (error) => this.log.error(`admin listener: ${error.message}`));
-    this.#server = server;
-    this.#listening = admin;
-    if (!isLoopback(admin.listen))
-      this.log.warn(
-        `admin listener on ${describe(admin.listen)} is reachable from other hosts: it shows the config and traffic (bind 127.0.0.1 unless a firewall guards it)`,
-      );
-    else this.log.info(`admin listener on ${describe(admin.listen)}`);
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -312,4 +311,45 @@ function send(
   res.setHeader('cache-control', 'no-store');
   for (const [k, v] of headers) res.setHeader(k, v);
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * A node:http server listening on `address`. A Unix socket path left by a process that is gone
+ * (nothing accepts on it) is removed first, as loch's Unix listeners do; one in use is EADDRINUSE.
+ */
+async function bindAdmin(
+  address: ListenAddress,
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<Server> {
+  if (address.kind === 'unix' && isSocket(address.path) && !(await accepting(address.path)))
+    rmSync(address.path, { force: true });
+  const server = createServer(handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (address.kind === 'unix') server.listen(address.path, resolve);
+    else server.listen(address.port, address.host, resolve);
+  });
+  server.removeAllListeners('error');
+  return server;
+}
+
+/** Whether `path` is a Unix socket (never removes anything else). */
+function isSocket(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** Whether something accepts connections on the Unix socket `path`. */
+function accepting(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(path);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -6,7 +6,7 @@
  * loch. A node:http upstream; fresh connections per request so both workers serve.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -331,6 +331,54 @@ upstreams = [{ endpoint = "http://127.0.0.1:9" }]
       const text = (await fetchOnce(admin, '/metrics')).body;
       expect(counter(text, 'loch_tls_handshakes_total', { server: 'tls' })).toBe(1);
       expect(counter(text, 'loch_tls_handshake_failures_total', { server: 'tls' })).toBe(1);
+    } finally {
+      await loch.stop();
+    }
+  }, 60_000);
+
+  it('listens on a Unix socket (a stale one is replaced) and moves to a TCP port on reload', async () => {
+    const dir = tempDir('loch-admin-unix-');
+    const path = join(dir, 'admin.sock');
+    // A socket file left by a process that is gone.
+    execFileSync('python3', [
+      '-c',
+      `import socket; s = socket.socket(socket.AF_UNIX); s.bind(${JSON.stringify(path)})`,
+    ]);
+    const port = await freePort();
+    const admin = await freePort();
+    const text = (listener: string) => `
+[runtime]
+workers = 1
+[admin]
+listener = ${listener}
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+`;
+    const loch = await startLoch(dir, text(`{ type = "unix", value = "${path}" }`));
+    try {
+      const overUnix = await new Promise<string>((resolve, reject) => {
+        request({ socketPath: path, path: '/healthz' }, (res) => {
+          res.setEncoding('utf8');
+          let body = '';
+          res.on('data', (d: string) => {
+            body += d;
+          });
+          res.on('end', () => resolve(body));
+        })
+          .on('error', reject)
+          .end();
+      });
+      expect(overUnix).toBe('ok\n');
+      const from = loch.stderr().length;
+      writeFileSync(loch.configPath, text(`{ type = "socket", value = "127.0.0.1:${admin}" }`));
+      loch.child.kill('SIGHUP');
+      await loch.waitFor(/reloaded .* \(generation \d+\)/, from);
+      await loch.waitFor(new RegExp(`admin listener on 127\\.0\\.0\\.1:${admin}`), from);
+      expect(await fetchOnce(admin, '/healthz')).toMatchObject({ status: 200, body: 'ok\n' });
+      expect(existsSync(path)).toBe(false);
     } finally {
       await loch.stop();
     }
