@@ -6,12 +6,13 @@
  * Reports calls/s, p50/p99 and CPU us per call of the gateway process (utime+stime over
  * calls), and the conversion alone in process (convert.ts: JSON.parse + compiled writer vs a
  * streaming decoder, compiled reader vs tree + JSON.stringify). The upstream and wrk share
- * CPU 0, the gateway has CPU 1. Writes bench/results/gateway.md.
+ * CPU 0, the gateway has CPU 1. Then `loch run` with a thrift route beside a plain HTTP route
+ * proxying the same JSON to an HTTP echo (http-echo.ts). Writes bench/results/gateway.md.
  * Run: pnpm --filter @loch/bench bench:gateway [-- --quick] [--seconds N]
  */
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -93,6 +94,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const beside: Row[] = [];
 const upstreamPort = await freePort();
 const upstream = tsx('upstream', 'upstream.ts', [upstreamPort], '0');
 await waitForPort(upstreamPort);
@@ -126,6 +128,63 @@ try {
     } finally {
       await gw.stop();
     }
+  }
+  // The same calls through `loch run`: a thrift route (the gateway) beside a plain HTTP route
+  // proxying the same JSON bytes to an HTTP echo, on one worker.
+  const echoPort = await freePort();
+  const echo = tsx('http-echo', 'http-echo.ts', [echoPort], '0');
+  const lochPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'loch-gateway-bench-'));
+  copyFileSync(join(here, 'bench.thrift'), join(dir, 'bench.thrift'));
+  writeFileSync(
+    join(dir, 'loch.toml'),
+    `[runtime]\nworkers = 1\n\n[servers.gw]\nlistener = { type = "socket", value = "127.0.0.1:${lochPort}" }\n\n` +
+      `[[servers.gw.routes]]\npath = "/echo"\nmethod = "POST"\nthrift = { idl = "bench.thrift", service = "Bench", method = "echo", upstream = "127.0.0.1:${upstreamPort}" }\n\n` +
+      `[[servers.gw.routes]]\npath = "/proxy/echo"\nupstreams = [{ endpoint = "http://127.0.0.1:${echoPort}" }]\n`,
+  );
+  const lochRun = startPeer(
+    'loch run',
+    process.execPath,
+    [
+      '--conditions=@loch/source',
+      '--import',
+      'tsx',
+      join(here, '../../apps/proxy/src/bin.ts'),
+      'run',
+      '-c',
+      join(dir, 'loch.toml'),
+    ],
+    { cpu: '1', cwd: join(here, '../../apps/proxy') },
+  );
+  try {
+    await waitForPort(echoPort);
+    await waitForPort(lochPort, '127.0.0.1', 30_000);
+    for (const p of PAYLOADS) {
+      for (const [name, path] of [
+        ['loch run: thrift route', '/echo'],
+        ['loch run: plain HTTP proxy', '/proxy/echo'],
+      ] as const) {
+        const url = `http://127.0.0.1:${lochPort}${path}`;
+        await wrkPost(url, p.body, warmupSeconds);
+        const [u0, s0] = cpuSplitSeconds(lochRun.pid);
+        const r = await wrkPost(url, p.body, seconds);
+        const [u1, s1] = cpuSplitSeconds(lochRun.pid);
+        const cpuUs = r.requests > 0 ? ((u1 - u0 + s1 - s0) * 1e6) / r.requests : Number.NaN;
+        beside.push({
+          gateway: name,
+          payload: p.name,
+          rps: r.requestsPerSecond,
+          p50: r.p50Ms,
+          p99: r.p99Ms,
+          cpuUs,
+          errors: r.errors,
+        });
+        console.log(JSON.stringify(beside[beside.length - 1]));
+      }
+    }
+  } finally {
+    await lochRun.stop();
+    await echo.stop();
   }
 } finally {
   await upstream.stop();
@@ -184,8 +243,16 @@ sizes patched afterwards) is ${conversion.map((c) => `${(c.streaming / c.parseAn
 writer compiled from the IDL. Thrift -> JSON: reading straight into JSON text is ${conversion.map((c) => `${(c.treeAndStringify / c.compiledRead).toFixed(2)}x`).join(' / ')}
 faster than building a value tree and stringifying it, so the gateway reads into text.
 
-Not measured yet: the conversion's cost beside loch's plain HTTP proxying of the same bytes (the gateway as
-\`loch run\` config against an HTTP route to an echo server).
+## The conversion beside loch's plain HTTP proxying of the same bytes
+
+\`loch run\` (1 worker, CPU 1) with a thrift route (/echo, the gateway) and a plain HTTP route (/proxy/echo) to an
+HTTP server that answers the request body (http-echo.ts, CPU 0): the same JSON in and out, converted and carried
+over Thrift in one case, forwarded as it is in the other. CPU us/call of the loch process.
+
+${markdownTable(
+  ['route', 'Item', 'calls/s', 'p50 ms', 'p99 ms', 'CPU us/call', 'errors'],
+  beside.map((r) => [r.gateway, r.payload, r.rps, r.p50, r.p99, r.cpuUs, r.errors]),
+)}
 `;
 const out = new URL('../results/gateway.md', import.meta.url);
 writeFileSync(out, md);
