@@ -16,6 +16,18 @@ import type { ThriftServerConfig } from '../config/schema.js';
 import type { ProxyLog } from '../proxy/log.js';
 import { type ThriftProxyService, thriftProxyFactory } from './service.js';
 
+/** What `ThriftServers.stats()` reports per server. */
+export interface ThriftPoolCounters {
+  readonly idle: number;
+  readonly active: number;
+  readonly created: number;
+  readonly reused: number;
+  readonly muxConnections: number;
+  readonly lateReplies: number;
+  readonly retired: number;
+  readonly onewayFailures: number;
+}
+
 /** Framings a thrift server accepts from clients. */
 export const ACCEPTED_FRAMINGS: readonly FramingName[] = ['framed', 'theader', 'ttheader'];
 
@@ -114,13 +126,25 @@ export class ThriftServers {
     return n;
   }
 
-  /** Pool counters per server. */
-  stats(): Record<string, { idle: number; active: number; created: number; reused: number }> {
-    const out: Record<string, { idle: number; active: number; created: number; reused: number }> = {};
+  /**
+   * Pool counters per server (exclusive pool), with the multiplexed connections open, late
+   * replies dropped on tombstones, connections retired for timeouts and undelivered ONEWAYs.
+   */
+  stats(): Record<string, ThriftPoolCounters> {
+    const out: Record<string, ThriftPoolCounters> = {};
     for (const [key, entry] of this.#entries) {
       if (entry.slot.isEmpty) continue;
       const s = entry.slot.get().upstreams.stats();
-      out[key] = { idle: s.idle, active: s.active, created: s.created, reused: s.reused };
+      out[key] = {
+        idle: s.idle,
+        active: s.active,
+        created: s.created,
+        reused: s.reused,
+        muxConnections: s.muxConnections,
+        lateReplies: s.lateReplies,
+        retired: s.retired,
+        onewayFailures: s.onewayFailures,
+      };
     }
     return out;
   }
