@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createBalancer, pickWhere } from '../routing/balancer.js';
 import type { OutlierConfig, RetryConfig } from './config.js';
 import { SLOT_DOWN, SLOT_UP } from './health-flags.js';
-import { UpstreamGroup } from './upstream-group.js';
+import { UpstreamGroup, upstreamGroup, upstreamHealthStats } from './upstream-group.js';
 
 const OUTLIER: OutlierConfig = {
   consecutiveFailures: 3,
@@ -135,5 +135,20 @@ describe('pickWhere', () => {
     expect(pickWhere(rr, 2, () => true, 0)).toBe(1);
     expect(pickWhere(rr, 2, (i) => i === 0, 0)).toBe(0);
     expect(pickWhere(rr, 2, () => false, 0)).toBe(-1);
+  });
+});
+
+describe('groups by identity', () => {
+  it('a reload that keeps the identity keeps the group and its state; the stats list it', () => {
+    const make = () => new UpstreamGroup({ labels: ['a', 'b'], outlier: OUTLIER });
+    const first = upstreamGroup('id-1', make);
+    fail(first, 0, 3);
+    const again = upstreamGroup('id-1', make);
+    expect(again).toBe(first);
+    expect(again.isUp(0)).toBe(false);
+    expect(upstreamGroup('id-2', make)).not.toBe(first);
+    const stats = upstreamHealthStats().get('id-1')!;
+    expect(stats).toMatchObject({ upstreams: ['a', 'b'], ejected: [true, false], ejections: 1 });
+    expect(stats.limits).toEqual([null, null]);
   });
 });

@@ -244,25 +244,33 @@ export class UpstreamGroup {
   }
 }
 
-/** This worker's groups by identity, so a reload keeps their state. */
-const groups = new Map<string, UpstreamGroup>();
+/**
+ * This worker's groups by identity, so a reload keeps their state. Held weakly: the compiled
+ * routes hold their groups, so a group lives while some route (of the running config, or of
+ * one still draining) uses it, and a reload that drops it lets it go.
+ */
+const groups = new Map<string, WeakRef<UpstreamGroup>>();
 
 /**
  * The group of a route's upstreams: the existing one when a group with the same identity
  * (upstreams, settings, check slots) exists in this worker, else a new one.
  */
 export function upstreamGroup(identity: string, make: () => UpstreamGroup): UpstreamGroup {
-  let group = groups.get(identity);
-  if (group === undefined) groups.set(identity, (group = make()));
+  let group = groups.get(identity)?.deref();
+  if (group === undefined) groups.set(identity, new WeakRef((group = make())));
   return group;
 }
 
 /**
  * The state of every upstream group of this worker (read-only copies), by identity: the
- * read-only API the metrics export (ejections, retries, health state).
+ * read-only API the metrics export (ejections, retries, health state, connection limits).
  */
 export function upstreamHealthStats(): ReadonlyMap<string, UpstreamGroupStats> {
   const out = new Map<string, UpstreamGroupStats>();
-  for (const [id, group] of groups) out.set(id, group.stats());
+  for (const [id, ref] of groups) {
+    const group = ref.deref();
+    if (group === undefined) groups.delete(id);
+    else out.set(id, group.stats());
+  }
   return out;
 }
