@@ -149,6 +149,16 @@ describe('requests follow the IDL', () => {
     for (const [value, path] of cases) expect(rejection(User, value).path, JSON.stringify(value)).toBe(path);
   });
 
+  it('bounds the nesting of a recursive struct (400, not a stack overflow)', () => {
+    let deep: Record<string, unknown> = { id: 0 };
+    for (let i = 1; i < 100; i++) deep = { id: i, manager: deep };
+    const e = rejection(User, deep);
+    expect(e.reason).toMatch(/nested deeper than 64/);
+    expect(e.path.startsWith('manager.manager.')).toBe(true);
+    // And the counter is back at zero: a normal value right after is fine.
+    expect(JSON.parse(roundTrip(User, { id: 1, manager: { id: 2 } })).manager.id).toBe('2');
+  });
+
   it('a union holds exactly one field', () => {
     expect(rejection(User, { id: 1, contact: {} }).path).toBe('contact');
     expect(rejection(User, { id: 1, contact: { email: 'a', phone: 'b' } }).message).toMatch(/exactly one/);

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createRequest, fixedBody, type HttpResponse, HttpServer, readText } from '@loch/http';
-import type { FramingName, ProtocolName } from '@loch/thrift';
+import { createWriter, type FramingName, MessageType, type ProtocolName, TType } from '@loch/thrift';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -365,6 +365,38 @@ describe('failure paths', () => {
       status: 504,
       json: { error: 'ERR_GATEWAY_UPSTREAM_TIMEOUT' },
     });
+  });
+
+  it('a reply info value that is no valid header value is not answered as a header', async () => {
+    const w = createWriter('binary');
+    w.writeMessageBegin('echoI64', MessageType.REPLY, 0);
+    w.writeStructBegin();
+    w.writeFieldBegin(TType.I64, 0);
+    w.writeI64(5n);
+    w.writeFieldStop();
+    w.writeStructEnd();
+    const payload = w.finishCopy();
+    const sneaky: ThriftExchange = {
+      send: async () =>
+        ({
+          framing: 'theader',
+          protocol: 'binary',
+          seqId: 0,
+          flags: 0,
+          headers: new Map([['x-request-id', 'a\r\nset-cookie: stolen=1']]),
+          intHeaders: new Map(),
+          persistentHeaders: new Map(),
+          aclToken: undefined,
+          transforms: [],
+          payload,
+          wireLength: payload.byteLength,
+        }) as never,
+    };
+    const a = await send(new ThriftGateway(routes(sneaky, 'binary')), 'GET', '/echo/5');
+    expect(a.status).toBe(200);
+    expect(a.json).toBe('5');
+    expect(a.headers.get('x-request-id')).toBeUndefined();
+    expect(a.headers.get('set-cookie')).toBeUndefined();
   });
 
   it('a reply that is not Thrift is a 502, not a crash', async () => {

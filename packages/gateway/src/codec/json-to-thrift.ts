@@ -111,6 +111,11 @@ export function decodeBase64(v: unknown): Uint8Array {
   return Buffer.from(v, v.includes('-') || v.includes('_') ? 'base64url' : 'base64');
 }
 
+/** Deepest nesting of structs in one value (as @loch/thrift's readers allow by default). */
+const MAX_DEPTH = 64;
+/** Structs being written right now (writing is synchronous, so one counter serves). */
+let depth = 0;
+
 /** Compiles writers for the types of one IDL; struct writers are shared (and may recurse). */
 export class JsonToThriftCompiler {
   private readonly structs = new Map<StructDef, ValueWriter>();
@@ -235,10 +240,7 @@ export class JsonToThriftCompiler {
     }
     const isUnion = def.kind === 'union';
     const what = def.name;
-    return (w, v) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v))
-        bad(`expected a ${what} object, got ${describe(v)}`);
-      const o = v as Record<string, unknown>;
+    const writeFields = (w: ProtocolWriter, o: Record<string, unknown>): void => {
       let present = 0;
       let seen = 0;
       w.writeStructBegin();
@@ -278,6 +280,19 @@ export class JsonToThriftCompiler {
         }
       }
       if (isUnion && present !== 1) bad(`a ${what} union holds exactly one field, got ${present}`);
+    };
+    return (w, v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        bad(`expected a ${what} object, got ${describe(v)}`);
+      // A recursive struct (User.manager: User) nests as deep as the client sends: bound it
+      // before the stack does.
+      if (depth >= MAX_DEPTH) bad(`nested deeper than ${MAX_DEPTH} structs`);
+      depth++;
+      try {
+        writeFields(w, v as Record<string, unknown>);
+      } finally {
+        depth--;
+      }
     };
   }
 }

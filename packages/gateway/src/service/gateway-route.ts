@@ -111,6 +111,8 @@ function upstreamFailure(error: unknown): GatewayUpstreamError {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** RFC 9110 field-value characters: visible ASCII, obs-text, space and tab. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 interface ExceptionReader {
   readonly prefix: string;
@@ -331,7 +333,8 @@ export class GatewayRoute {
     let out: [string, string][] | undefined;
     for (const name of this.forward) {
       const v = frame.headers.get(name);
-      if (v !== undefined) (out ??= []).push([name, v]);
+      // An info value is any string: only a valid field value (no CR, LF, NUL) becomes a header.
+      if (v !== undefined && FIELD_VALUE.test(v)) (out ??= []).push([name, v]);
     }
     return out;
   }
