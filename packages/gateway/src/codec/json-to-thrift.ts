@@ -317,11 +317,15 @@ function mapKeyReader(t: IdlType): (k: string) => unknown {
     case 'byte':
     case 'i16':
     case 'i32':
+      // Decimal digits only: "0x10", "1e3" or " 7" are not how an integer key is spelled.
+      return (k) => (INT_TEXT.test(k) ? Number(k) : bad(`map key ${JSON.stringify(k)} is not an integer`));
     case 'double':
       return (k) => {
-        if (t.kind === 'double' && (k === 'NaN' || k === 'Infinity' || k === '-Infinity')) return k;
+        if (k === 'NaN' || k === 'Infinity' || k === '-Infinity') return k;
         const n = Number(k);
-        return k.trim() === '' || Number.isNaN(n) ? bad(`map key ${JSON.stringify(k)} is not a number`) : n;
+        return k.trim() !== k || k === '' || Number.isNaN(n)
+          ? bad(`map key ${JSON.stringify(k)} is not a number`)
+          : n;
       };
     default:
       // Structs and containers as keys: the key is their JSON text.
