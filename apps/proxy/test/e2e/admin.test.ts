@@ -156,6 +156,18 @@ describe('admin listener', () => {
       ),
     );
     expect(counter(after, 'loch_workers_running')).toBe(2);
+    // HTTP/2 (h2c by prior knowledge) requests count on the same series.
+    const h2 = await curl([
+      '-s',
+      '--http2-prior-knowledge',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_version} %{http_code}',
+      `http://127.0.0.1:${port}/h2`,
+    ]);
+    expect(h2.out).toBe('2 200');
+    expect(requests(await scrape(), '/')).toBe(requests(after, '/') + 1);
     if (hasPromtool)
       expect(execFileSync('promtool', ['check', 'metrics'], { input: after, encoding: 'utf8' })).toBe('');
   });
