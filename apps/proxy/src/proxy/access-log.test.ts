@@ -105,6 +105,9 @@ describe('access-log formats', () => {
       client_port: null,
       peer: '10.0.0.1',
     });
+    // Backslashes, control characters and lone surrogates are escaped too; a plain value is quoted as it is.
+    for (const target of ['/a\\b', '/\u0001', '/\ud800x', '/plain-é?q=1'])
+      expect(JSON.parse(jsonLine(record({ target }), false)).path).toBe(target);
   });
 
   it('writes Thrift calls with kind, service and method', () => {

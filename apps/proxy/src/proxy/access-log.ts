@@ -323,28 +323,40 @@ export function textLine(r: AccessRecord): string {
  * "oneway"), service (a multiplexed name's prefix, else null) and method instead.
  */
 export function jsonLine(r: AccessRecord, thrift: boolean): string {
-  let s = `{"time":"${r.time}","server":${JSON.stringify(r.server)},"client":`;
+  let s = `{"time":"${r.time}","server":${jsonString(r.server)},"client":`;
   s +=
     r.client.family === 'unix'
       ? '"unix"'
-      : `${JSON.stringify(r.client.address)},"client_port":${r.client.port === 0 ? 'null' : r.client.port}`;
+      : `${jsonString(r.client.address)},"client_port":${r.client.port === 0 ? 'null' : r.client.port}`;
   if (r.peer !== undefined)
-    s += `,"peer":${r.peer.family === 'unix' ? '"unix"' : JSON.stringify(r.peer.address)}`;
+    s += `,"peer":${r.peer.family === 'unix' ? '"unix"' : jsonString(r.peer.address)}`;
   if (thrift) {
     const colon = r.target.indexOf(':');
     const service = colon < 0 ? null : r.target.slice(0, colon);
     const method = colon < 0 ? r.target : r.target.slice(colon + 1);
-    s += `,"kind":"${r.method === 'ONEWAY' ? 'oneway' : 'call'}","service":${JSON.stringify(service)},"method":${JSON.stringify(method)}`;
+    s += `,"kind":"${r.method === 'ONEWAY' ? 'oneway' : 'call'}","service":${service === null ? 'null' : jsonString(service)},"method":${jsonString(method)}`;
   } else {
-    s += `,"method":${JSON.stringify(r.method)},"path":${JSON.stringify(r.target)}`;
+    s += `,"method":${jsonString(r.method)},"path":${jsonString(r.target)}`;
   }
   s += `,"status":${r.status},"bytes":${r.bytes},"duration_ms":${round(r.ms)}`;
-  s += `,"upstream":${r.upstream === undefined ? 'null' : JSON.stringify(r.upstream)}`;
+  s += `,"upstream":${r.upstream === undefined ? 'null' : jsonString(r.upstream)}`;
   if (!thrift) {
     s += `,"upstream_status":${r.upstreamStatus ?? 'null'},"upstream_ms":${r.upstreamMs === undefined ? 'null' : round(r.upstreamMs)}`;
-    s += `,"request_id":${r.requestId === undefined ? 'null' : JSON.stringify(r.requestId)}`;
+    s += `,"request_id":${r.requestId === undefined ? 'null' : jsonString(r.requestId)}`;
   }
   return `${s}}\n`;
+}
+
+/** Characters a JSON string must escape (and lone surrogates, which JSON.stringify escapes). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must be escaped
+const JSON_UNSAFE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * A string as JSON: quoted as it is when nothing in it needs escaping (the usual method, path,
+ * server and upstream), else JSON.stringify's escaping.
+ */
+function jsonString(value: string): string {
+  return JSON_UNSAFE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
 function round(ms: number): number {
