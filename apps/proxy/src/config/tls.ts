@@ -23,6 +23,9 @@ export const DEFAULT_HANDSHAKE_MS = 10_000;
  */
 export const DEFAULT_TICKET_ROTATION_MS = 12 * 3_600_000;
 
+/** The longest rotation period: a Node timer's limit (2^31 - 1 ms, about 596 h); longer would fire at once, forever. */
+export const MAX_TICKET_ROTATION_MS = 2 ** 31 - 1;
+
 /** The TLS settings of `file`, or undefined after adding the reasons to `issues`. */
 export function normalizeTls(
   file: TlsFile,
@@ -83,6 +86,12 @@ export function normalizeTls(
     issues.push({ path: `${at}.client_certificate`, message: 'needs "client_ca"' });
   }
   const clientCa = file.client_ca === undefined ? undefined : read(file.client_ca, 'client_ca');
+  if (ticketRotation > MAX_TICKET_ROTATION_MS) {
+    issues.push({
+      path: `${at}.session_ticket_rotation`,
+      message: 'at most "596h" (the longest timer); "0s" turns rotation off',
+    });
+  }
   if (issues.length > start) return undefined;
   const config: TlsServerConfig = {
     certificates: pairs,

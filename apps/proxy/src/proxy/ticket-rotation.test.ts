@@ -118,6 +118,8 @@ describe('TicketKeyRotation timers', () => {
     expect(rotation.armed.size).toBe(0);
     rotation.update(configOf(1));
     rotation.close();
+    // A period past Node's longest timer would fire at once, forever: refused by the config.
+    expect(() => configOf(1, 'session_ticket_rotation = "1000h"')).toThrow(/session_ticket_rotation/);
     vi.advanceTimersByTime(48 * 3_600_000);
     expect(due).toHaveLength(2);
   });
