@@ -5,6 +5,7 @@
  * messages, calling upstreams through any ThriftExchange (@loch/thrift's ThriftClient is one).
  */
 export { decodeBase64, JsonToThriftCompiler, ttypeOf, type ValueWriter } from './codec/json-to-thrift.js';
+export { compileResponseStruct, type ResponseParts, type ResponseReader } from './codec/response-struct.js';
 export { textParamValue } from './codec/text-params.js';
 export { type JsonReader, ThriftToJsonCompiler, type ThriftToJsonOptions } from './codec/thrift-to-json.js';
 export {

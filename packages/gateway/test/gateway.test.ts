@@ -80,6 +80,7 @@ function routes(
     { ...base, function: 'getUserHz' }, // path and method from api.get
     { ...base, function: 'echoI64', path: '/echo/{v}' },
     { ...base, function: 'missing', path: '/missing' },
+    { ...base, function: 'getUserResp' }, // GET /v3/users/:id from api.get
   ];
 }
 
@@ -275,6 +276,14 @@ describe.each(peers)('behind the gateway: $name', (peer) => {
       json: { id: '5', name: 'name,age|t-1' },
     });
     expect((await send(gw, 'POST', '/v2/users/5')).status).toBe(405);
+  });
+
+  it('Hertz response annotations: api.http_code, api.header, api.body', async () => {
+    const a = await send(await gateway(), 'GET', '/v3/users/8');
+    expect(a.status).toBe(203);
+    expect(a.json).toEqual({ id: '8', userName: 'u8' });
+    expect(a.headers.get('etag')).toBe('etag-8');
+    expect(a.headers.get('x-version')).toBe('9007199254740993');
   });
 
   it('i64 as strings, or as numbers by option', async () => {

@@ -28,6 +28,7 @@ import {
   TType,
 } from '@loch/thrift';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
+import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
 import { type JsonReader, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
 import { GatewayConfigError, GatewayRequestError, GatewayUpstreamError } from '../errors.js';
 import type { FunctionDef, IdlDocument } from '../idl/model.js';
@@ -128,6 +129,8 @@ export class GatewayRoute {
   private readonly binding: RequestBinding;
   private readonly writeArgs: ValueWriter;
   private readonly success: JsonReader | undefined;
+  /** The reader of a Hertz-style response struct (api.header / api.http_code / api.body). */
+  private readonly successParts: ResponseReader | undefined;
   private readonly successType: TType;
   private readonly exceptions = new Map<number, ExceptionReader>();
   private readonly writer: ProtocolWriter;
@@ -165,6 +168,8 @@ export class GatewayRoute {
     const readers = new ThriftToJsonCompiler({ i64AsNumber: options.i64AsNumber ?? false });
     this.writeArgs = writers.struct(fn.args);
     this.success = fn.returns === undefined ? undefined : readers.value(fn.returns);
+    this.successParts =
+      fn.returns?.kind === 'struct' ? compileResponseStruct(readers, fn.returns.def) : undefined;
     this.successType = fn.returns === undefined ? TType.VOID : ttypeOf(fn.returns);
     for (const f of fn.result.fields) {
       if (f.id === 0 || f.type.kind !== 'struct') continue;
@@ -304,7 +309,10 @@ export class GatewayRoute {
         type === this.successType &&
         this.success !== undefined
       ) {
-        answer = jsonResponse(200, this.success(r), back);
+        answer =
+          this.successParts === undefined
+            ? jsonResponse(200, this.success(r), back)
+            : this.withParts(r, back);
         continue;
       }
       const x = answer === undefined ? this.exceptions.get(r.fieldId) : undefined;
@@ -326,6 +334,14 @@ export class GatewayRoute {
       return res;
     }
     throw new GatewayUpstreamError('protocol', `${this.fn.name} returned no result`);
+  }
+
+  /** A Hertz-style answer: the struct's annotated fields as status and headers. */
+  private withParts(r: ProtocolReader, back: [string, string][] | undefined): HttpResponse {
+    const parts: ResponseParts = { status: 200, headers: back === undefined ? [] : [...back] };
+    const body = (this.successParts as ResponseReader)(r, parts);
+    const headers = parts.headers.filter(([, v]) => FIELD_VALUE.test(v));
+    return jsonResponse(parts.status, body, headers);
   }
 
   private replyHeaders(frame: ThriftFrame): [string, string][] | undefined {

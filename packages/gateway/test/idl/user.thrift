@@ -45,6 +45,14 @@ struct GetUserReq {
   3: optional string trace (api.header = "X-Trace")
 }
 
+struct GetUserResp {
+  1: i64 id
+  2: string name (api.body = "userName")
+  3: optional string etag (api.header = "ETag")
+  4: optional i32 code (api.http_code = "")
+  5: optional i64 version (api.header = "X-Version")
+}
+
 service UserService extends shared.Base {
   User getUser(1: UserId id) throws (1: shared.NotFound notFound)
   User createUser(1: User user) throws (1: Invalid invalid)
@@ -55,4 +63,5 @@ service UserService extends shared.Base {
   User getUserHz(1: GetUserReq req) (api.get = "/v2/users/:id")
   i64 echoI64(1: i64 v)
   string missing()
+  GetUserResp getUserResp(1: GetUserReq req) (api.get = "/v3/users/:id")
 }

@@ -190,6 +190,24 @@ function call(name: string, args: Fields): Fields | undefined {
         [0, [T.STRUCT, user(req.get(1)?.[1], `${text(req.get(2)?.[1])}|${text(req.get(3)?.[1])}`)]],
       ]);
     }
+    case 'getUserResp': {
+      const id = (arg(args, 1) as Fields).get(1)?.[1];
+      return new Map([
+        [
+          0,
+          [
+            T.STRUCT,
+            new Map<number, [number, unknown]>([
+              [1, [T.I64, id]],
+              [2, [T.STRING, `u${num(id)}`]],
+              [3, [T.STRING, `etag-${num(id)}`]],
+              [4, [T.I32, 203]],
+              [5, [T.I64, new Int64('0020000000000001')]],
+            ]),
+          ],
+        ],
+      ]);
+    }
     case 'echoI64':
       return new Map([[0, [T.I64, arg(args, 1)]]]);
     default:

@@ -11,6 +11,7 @@ struct the gateway sends comes back exactly as Python saw it on the wire:
   statuses(ids): {id: SUSPENDED}
   getUserHz(req): User{id: req.id, name: "<fields>|<trace>"}
   echoI64(v): v
+  getUserResp(req): GetUserResp{id, name "u<id>", etag "etag-<id>", code 203, version 2^53+1}
   anything else: TApplicationException UNKNOWN_METHOD
 With the header transport, the info key "x-request-id" is echoed back as "x-request-id".
 """
@@ -146,6 +147,11 @@ def call(name, args):
         fields = req.get(2, (0, b""))[1].decode()
         trace = req.get(3, (0, b""))[1].decode()
         return {0: (TType.STRUCT, user(req[1][1], fields + "|" + trace))}
+    if name == "getUserResp":
+        uid = args[1][1][1][1]
+        return {0: (TType.STRUCT, {1: (TType.I64, uid), 2: (TType.STRING, b"u%d" % uid),
+                                   3: (TType.STRING, b"etag-%d" % uid), 4: (TType.I32, 203),
+                                   5: (TType.I64, 9007199254740993)})}
     if name == "echoI64":
         return {0: (TType.I64, args[1][1])}
     raise KeyError(name)
