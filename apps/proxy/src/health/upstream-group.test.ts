@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createBalancer, pickWhere } from '../routing/balancer.js';
 import type { OutlierConfig, RetryConfig } from './config.js';
 import { SLOT_DOWN, SLOT_UP } from './health-flags.js';
-import { UpstreamGroup, upstreamGroup, upstreamHealthStats } from './upstream-group.js';
+import { reportHealthTo, UpstreamGroup, upstreamGroup, upstreamHealthStats } from './upstream-group.js';
 
 const OUTLIER: OutlierConfig = {
   consecutiveFailures: 3,
@@ -38,6 +38,23 @@ describe('UpstreamGroup passive health', () => {
     expect(g.isUp(1)).toBe(false);
     clock.now += 1;
     expect(g.isUp(1)).toBe(true);
+  });
+
+  it('reports ejections and returns to the worker log', () => {
+    const lines: string[] = [];
+    reportHealthTo({ warn: (m) => lines.push(`warn ${m}`), info: (m) => lines.push(`info ${m}`) });
+    try {
+      const { g, clock } = group(2);
+      fail(g, 1, 3);
+      clock.now += 1_000;
+      g.isUp(1);
+      expect(lines).toEqual([
+        'warn upstream u1 ejected for 1000 ms after 3 failures in a row (ejection 1 in a row)',
+        'info upstream u1 back from its ejection',
+      ]);
+    } finally {
+      reportHealthTo(null);
+    }
   });
 
   it('a success in between resets the count', () => {

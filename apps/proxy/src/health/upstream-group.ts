@@ -36,6 +36,20 @@ export interface UpstreamGroupStats {
   readonly limits: readonly ({ inUse: number; pending: number; refused: number } | null)[];
 }
 
+/** Where a worker reports ejections and returns (its log's `upstream` module). */
+export interface HealthReport {
+  warn(message: string): void;
+  info(message: string): void;
+}
+
+/** This worker's report sink; none until the worker sets one (unit tests). */
+let report: HealthReport | null = null;
+
+/** Sends this worker's ejections (warn) and returns (info) to `sink` (worker start). */
+export function reportHealthTo(sink: HealthReport | null): void {
+  report = sink;
+}
+
 /** One route's upstreams' health and retry budget, in one worker. */
 export class UpstreamGroup {
   readonly size: number;
@@ -226,12 +240,16 @@ export class UpstreamGroup {
     this.#ejectedUntil[i] = now + ms;
     this.#ejectedCount++;
     this.ejections++;
+    report?.warn(
+      `upstream ${this.labels[i]} ejected for ${ms} ms after ${this.#failures[i]} failures in a row (ejection ${streak + 1} in a row)`,
+    );
   }
 
   #return(i: number, now: number): void {
     this.#ejectedUntil[i] = 0;
     this.#ejectedCount--;
     this.#returnedAt[i] = now;
+    report?.info(`upstream ${this.labels[i]} back from its ejection`);
     // One more failure ejects it again (for twice as long), as Envoy's outlier detection.
     this.#failures[i] = this.outlier!.consecutiveFailures - 1;
   }

@@ -31,6 +31,7 @@ import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
 import { closeGatewayUpstreams } from '../gateway/dispatch.js';
 import { attachHealthFlags } from '../health/health-flags.js';
+import { reportHealthTo } from '../health/upstream-group.js';
 import { type GroupHealth, workerGroupHealth } from '../metrics/health-stats.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import { type MetricsShare, workerMetrics } from '../metrics/recorder.js';
@@ -646,6 +647,8 @@ export async function main(context: WorkerContext): Promise<void> {
   attachHealthFlags(health);
   workerMetrics.attach(context.index, (context.data as WorkerData).metrics);
   const worker = new ProxyWorker(context.index, config, context.runtime, debug);
+  const upstreamLog = worker.log.at('upstream');
+  reportHealthTo({ warn: (m) => upstreamLog.warn(m), info: (m) => upstreamLog.info(m) });
   let startError: unknown = null;
   try {
     await worker.start();

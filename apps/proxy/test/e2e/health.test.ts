@@ -120,7 +120,7 @@ describe.each(drivers)('upstream health and retries (driver %s)', (driver) => {
     const good = await countingUpstream('good');
     const dead = await freePort(); // nothing listens: connections are refused
     cleanups.push(() => good.close());
-    const { client } = await start(`
+    const { client, loch } = await start(`
 upstreams = [{ endpoint = "http://127.0.0.1:${good.port}" }, { endpoint = "http://127.0.0.1:${dead}" }]
 load_balancer = "round_robin"
 outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
@@ -131,6 +131,11 @@ outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
     expect(statuses.filter((s) => s === 502)).toHaveLength(2);
     expect(statuses.slice(4)).toEqual(Array(16).fill(200));
     expect(good.requests()).toBe(18);
+    await loch.waitFor(
+      new RegExp(
+        `warn worker 0: .*upstream http://127\\.0\\.0\\.1:${dead} ejected for 60000 ms after 2 failures`,
+      ),
+    );
   });
 
   it('a route whose upstreams are all ejected answers 503 at once, without connecting', async () => {
