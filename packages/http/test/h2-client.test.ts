@@ -12,7 +12,9 @@ import { HttpAbortedError, HttpTimeoutError } from '../src/errors.js';
 import { Http2RequestRefusedError, Http2SessionError } from '../src/h2/client-errors.js';
 import { H2ClientSession } from '../src/h2/client-session.js';
 import { Http2ErrorCode } from '../src/h2/errors.js';
-import { encodeSettings, FrameType } from '../src/h2/frames.js';
+import { encodeHeaders, encodeSettings, encodeSettingsAck, FrameType } from '../src/h2/frames.js';
+import { HpackEncoder } from '../src/h2/hpack-encoder.js';
+import { Http2StreamResetError } from '../src/h2/stream-reset-error.js';
 import { HttpHeaders } from '../src/headers.js';
 import { createRequest } from '../src/message.js';
 import { availableDrivers, connectTo } from './server-harness.js';
@@ -441,6 +443,108 @@ describe.each(drivers)('H2ClientSession and the SETTINGS acknowledgement on the 
       expect(s.alive).toBe(true);
     } finally {
       server.close();
+    }
+  });
+});
+
+/**
+ * A hand-made server: SETTINGS (and the ACK of the client's), then every request HEADERS is
+ * answered with a trailers-only response made of `fields(path)` as given (no validation: the
+ * malformed answers no real server sends). Records the RST_STREAM codes the client sends.
+ */
+async function rawAnswerServer(fields: (streamId: number) => [string, string][]): Promise<{
+  port: number;
+  resets: { streamId: number; errorCode: number }[];
+  close(): void;
+}> {
+  const resets: { streamId: number; errorCode: number }[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    const enc = new HpackEncoder();
+    socket.write(Buffer.concat([encodeSettings({}), encodeSettingsAck()]));
+    let buf = Buffer.alloc(0);
+    let prefaceLeft = 24;
+    socket.on('data', (b: Buffer) => {
+      buf = Buffer.concat([buf, b]);
+      if (prefaceLeft > 0) {
+        const n = Math.min(prefaceLeft, buf.length);
+        buf = buf.subarray(n);
+        prefaceLeft -= n;
+      }
+      while (buf.length >= 9) {
+        const length = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + length) break;
+        const streamId = buf.readUInt32BE(5) & 0x7fffffff;
+        if (buf[3] === FrameType.HEADERS)
+          socket.write(encodeHeaders(streamId, enc.encode(fields(streamId)), { endStream: true }));
+        if (buf[3] === FrameType.RST_STREAM) resets.push({ streamId, errorCode: buf.readUInt32BE(9) });
+        buf = buf.subarray(9 + length);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    resets,
+    close() {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
+}
+
+describe.each(drivers)('H2ClientSession and malformed response heads on the %s driver', (driver) => {
+  it('a response with an uppercase, connection-specific or pseudo-after-regular field is reset (PROTOCOL_ERROR); good ones pass', async () => {
+    const bad: Record<number, [string, string][]> = {
+      1: [
+        [':status', '200'],
+        ['X-Upper', '1'],
+      ],
+      3: [
+        [':status', '200'],
+        ['connection', 'close'],
+      ],
+      5: [
+        ['x-a', '1'],
+        [':status', '200'],
+      ],
+      7: [
+        [':status', '200'],
+        ['x-v', ' padded'],
+      ],
+    };
+    const peer = await rawAnswerServer(
+      (id) =>
+        bad[id] ?? [
+          [':status', '204'],
+          ['x-good', 'yes'],
+          ['set-cookie', 'a=1'],
+          ['set-cookie', 'b=2'],
+        ],
+    );
+    try {
+      const s = new H2ClientSession(await connectTo(driver, peer.port), { authority: 'localhost' });
+      sessions.push(s);
+      for (const id of [1, 3, 5, 7]) {
+        const err = await s.send(createRequest('GET', `/${id}`)).catch((e: unknown) => e);
+        expect(err, `stream ${id}`).toBeInstanceOf(Http2StreamResetError);
+        expect((err as Http2StreamResetError).errorCode).toBe(Http2ErrorCode.PROTOCOL_ERROR);
+      }
+      const ok = await s.send(createRequest('GET', '/9'));
+      expect(ok.status).toBe(204);
+      expect([...ok.headers]).toEqual([
+        ['x-good', 'yes'],
+        ['set-cookie', 'a=1'],
+        ['set-cookie', 'b=2'],
+      ]);
+      expect(peer.resets.map((r) => [r.streamId, r.errorCode])).toEqual(
+        [1, 3, 5, 7].map((id) => [id, Http2ErrorCode.PROTOCOL_ERROR]),
+      );
+      expect(s.alive).toBe(true);
+    } finally {
+      peer.close();
     }
   });
 });

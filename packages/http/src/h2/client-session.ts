@@ -45,11 +45,12 @@ import {
   encodeSettings,
   encodeSettingsAck,
   encodeWindowUpdate,
+  type HeadersFrameOptions,
   type Http2Priority,
   type Http2SettingsUpdate,
   MAX_WINDOW_SIZE,
 } from './frames.js';
-import { HpackDecoder } from './hpack-decoder.js';
+import { HpackDecoder, type HpackFieldSink } from './hpack-decoder.js';
 import { HpackEncoder } from './hpack-encoder.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
 
@@ -84,6 +85,8 @@ export interface Http2ClientOptions extends Omit<HttpClientOptions, 'limits' | '
 }
 
 const NO_OPTIONS: HttpSendOptions = {};
+/** The abort listener of exchanges without a signal (never registered). */
+const NO_ABORT = (): void => {};
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
 /** Bytes queued for the stream above which body writers wait for the output to drain. */
 const OUTPUT_HIGH_WATER = 256 * 1024;
@@ -98,6 +101,48 @@ const NOT_FORWARDED = new Set([
   'http2-settings',
   'content-length',
 ]);
+
+/**
+ * Collects a response or trailer block's fields as HPACK decodes them, checked by the codec's
+ * FieldBlockValidator: `:status` apart, the rest as one flat name/value list handed to an
+ * HttpHeaders as is (already validated and lowercase: no second check, no pair per field).
+ */
+class ResponseFieldSink implements HpackFieldSink {
+  readonly #validator = new FieldBlockValidator();
+  #list: string[] = [];
+  #failed = false;
+  status = 0;
+
+  begin(kind: 'response' | 'trailers', streamId: number): void {
+    this.#validator.begin(kind, streamId);
+    this.#list = [];
+    this.#failed = false;
+    this.status = 0;
+  }
+
+  onField(name: string, value: string): void {
+    // After the first malformed field the block is rejected; the rest is only decoded.
+    if (this.#failed) return;
+    if (this.#validator.field(name, value) !== null) {
+      this.#failed = true;
+      return;
+    }
+    if (name === ':status') this.status = Number(value);
+    else this.#list.push(name, value);
+  }
+
+  /** The block's first malformed-field error, or null. */
+  end(): Http2StreamError | null {
+    return this.#validator.end();
+  }
+
+  takeHeaders(): HttpHeaders {
+    const h = new HttpHeaders();
+    if (this.#list.length > 0) h.added = this.#list;
+    this.#list = [];
+    return h;
+  }
+}
 
 /** One request's stream. @internal */
 class ClientStream {
@@ -120,6 +165,7 @@ class ClientStream {
   readonly responseMs: number;
   readonly bodyMs: number;
   readonly signal: AbortSignal | undefined;
+  /** The signal's listener (a closure only for exchanges that have a signal). */
   readonly onAbort: () => void;
   /** A HEAD request: the response has no body whatever it says. */
   readonly head: boolean;
@@ -138,9 +184,13 @@ class ClientStream {
     this.recv = new ReceiveWindow(recvWindow);
     this.responseMs = options.responseTimeout ?? defaults.responseTimeout ?? 60_000;
     this.bodyMs = options.bodyTimeout ?? defaults.bodyTimeout ?? 60_000;
-    this.signal = options.signal;
+    const signal = options.signal;
+    this.signal = signal;
     this.head = request.method === 'HEAD';
-    this.onAbort = () => session.abortStream(this, new HttpAbortedError({ cause: this.signal?.reason }));
+    this.onAbort =
+      signal === undefined
+        ? NO_ABORT
+        : () => session.abortStream(this, new HttpAbortedError({ cause: signal.reason }));
   }
 
   arm(kind: HttpTimeoutKind, ms: number): void {
@@ -240,7 +290,8 @@ export class H2ClientSession {
   readonly #decoder: Http2FrameDecoder;
   readonly #encoder = new HpackEncoder();
   readonly #hpack: HpackDecoder;
-  readonly #validator = new FieldBlockValidator();
+  /** Collects and checks the fields of the server's header blocks (one, reused). */
+  readonly #fields = new ResponseFieldSink();
   readonly #scheme: string;
   readonly #streams = new Map<number, ClientStream>();
   /** Exchanges waiting for a stream slot, in order. */
@@ -250,6 +301,8 @@ export class H2ClientSession {
   #connSend = DEFAULT_INITIAL_WINDOW_SIZE;
   #peerInitialWindow = DEFAULT_INITIAL_WINDOW_SIZE;
   #peerMaxFrame = DEFAULT_MAX_FRAME_SIZE;
+  #headersEnd: HeadersFrameOptions = { endStream: true, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
+  #headersOpen: HeadersFrameOptions = { endStream: false, maxFrameSize: DEFAULT_MAX_FRAME_SIZE };
   /**
    * One stream until the server's first SETTINGS arrives (its first frame, within the first
    * round trip): a server with a low limit (nginx's http2_max_concurrent_streams) would
@@ -436,7 +489,7 @@ export class H2ClientSession {
     }
     const body = req.body;
     const bodiless = body.kind === 'empty' && body.trailers === null;
-    this.#queue(encodeHeaders(id, block, { endStream: bodiless, maxFrameSize: this.#peerMaxFrame }));
+    this.#queue(encodeHeaders(id, block, this.#headersOptions(bodiless)));
     s.arm('response', s.responseMs);
     if (bodiless) {
       s.localEnded = true;
@@ -445,6 +498,15 @@ export class H2ClientSession {
       this.#flush();
       void this.#writeBody(s, body);
     }
+  }
+
+  /** HEADERS frame options for the peer's frame size: two objects, made again when it changes. */
+  #headersOptions(endStream: boolean): HeadersFrameOptions {
+    if (this.#headersEnd.maxFrameSize !== this.#peerMaxFrame) {
+      this.#headersEnd = { endStream: true, maxFrameSize: this.#peerMaxFrame };
+      this.#headersOpen = { endStream: false, maxFrameSize: this.#peerMaxFrame };
+    }
+    return endStream ? this.#headersEnd : this.#headersOpen;
   }
 
   #encodeHead(req: HttpRequest): Uint8Array {
@@ -467,8 +529,11 @@ export class H2ClientSession {
       }
       enc.addField(':path', path === '' ? '/' : path);
     }
-    for (const [rawName, value] of h) {
-      const name = rawName.toLowerCase();
+    // HttpHeaders names are lowercase already; indexed, so no [name, value] pair per field.
+    const n = h.size;
+    for (let i = 0; i < n; i++) {
+      const name = h.nameAt(i);
+      const value = h.valueAt(i);
       if (NOT_FORWARDED.has(name)) continue;
       if (name === 'te') {
         if (/(^|,)\s*trailers\s*(;|,|$)/i.test(value)) enc.addField('te', 'trailers');
@@ -528,7 +593,7 @@ export class H2ClientSession {
         const enc = this.#encoder;
         enc.begin();
         for (const [name, value] of trailers) enc.addField(name.toLowerCase(), value);
-        this.#queue(encodeHeaders(s.id, enc.finish(), { endStream: true, maxFrameSize: this.#peerMaxFrame }));
+        this.#queue(encodeHeaders(s.id, enc.finish(), this.#headersOptions(true)));
       } else {
         this.#queue(encodeData(s.id, new Uint8Array(0), { endStream: true }));
       }
@@ -842,16 +907,16 @@ export class H2ClientSession {
   /** @internal */
   onHeaders(streamId: number, block: Uint8Array, endStream: boolean, _priority: Http2Priority | null): void {
     // Every block is decoded, even a reset stream's, to keep HPACK in step.
-    let fields: [string, string][];
+    const s = this.#streams.get(streamId);
+    const sink = this.#fields;
+    sink.begin(s !== undefined && s.response !== null ? 'trailers' : 'response', streamId);
     let listError: Http2StreamError | null = null;
     try {
-      fields = this.#hpack.decodeToList(block);
+      this.#hpack.decode(block, sink);
     } catch (e) {
       if (e instanceof Http2ConnectionError) throw e;
       listError = e as Http2StreamError;
-      fields = [];
     }
-    const s = this.#streams.get(streamId);
     if (s === undefined || s.closed) {
       if (streamId >= this.#nextId) {
         throw new Http2ConnectionError(
@@ -870,22 +935,14 @@ export class H2ClientSession {
       this.#streamError(s, Http2ErrorCode.STREAM_CLOSED, 'HEADERS after END_STREAM');
       return;
     }
-    const v = this.#validator;
     const isTrailers = s.response !== null;
-    v.begin(isTrailers ? 'trailers' : 'response', streamId);
-    let status = 0;
-    const headers = new HttpHeaders();
-    for (const [name, value] of fields) {
-      const err = v.field(name, value);
-      if (err !== null) break;
-      if (name === ':status') status = Number(value);
-      else headers.append(name, value);
-    }
-    const err = v.end();
+    const err = sink.end();
     if (err !== null) {
       this.#streamError(s, Http2ErrorCode.PROTOCOL_ERROR, err.message);
       return;
     }
+    const status = sink.status;
+    const headers = sink.takeHeaders();
     if (isTrailers) {
       if (!endStream) {
         this.#streamError(s, Http2ErrorCode.PROTOCOL_ERROR, 'trailers without END_STREAM');
