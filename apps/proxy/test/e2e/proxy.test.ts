@@ -337,9 +337,9 @@ upstreams = [{ endpoint = { type = "unix", value = "${nginx.socket}" } }]
     // logged: a warning per upstream failure on stderr
     await expect
       .poll(() => loch.stderr(), { timeout: 5000 })
-      .toMatch(/warn worker \d: web: GET \/slow\/x -> 504/);
+      .toMatch(/warn worker \d: \[upstream\] web: GET \/slow\/x -> 504/);
     expect(loch.stderr()).toMatch(
-      /warn worker \d: web: GET \/down\/x -> 502: upstream .*(refused|ECONNREFUSED)/,
+      /warn worker \d: \[upstream\] web: GET \/down\/x -> 502: upstream .*(refused|ECONNREFUSED)/,
     );
   });
 
