@@ -117,13 +117,18 @@ function liveSeries(config: ProxyConfig, series: readonly SeriesEntry[]): Series
       for (const u of r.upstreams) upstreams.add(`${s.key}\u0000${u.label}`);
     }
   }
-  return series.filter((e) =>
-    e.kind === 'server'
-      ? servers.has(e.server)
-      : e.kind === 'route'
-        ? routes.has(`${e.server}\u0000${e.route}`)
-        : upstreams.has(`${e.server}\u0000${e.upstream}`),
-  );
+  return series.filter((e) => {
+    switch (e.kind) {
+      case 'server':
+        return servers.has(e.server);
+      case 'route':
+        return routes.has(`${e.server}\u0000${e.route}`);
+      case 'upstream':
+        return upstreams.has(`${e.server}\u0000${e.upstream}`);
+      case 'thrift':
+        return config.thriftServers.some((s) => s.key === e.server);
+    }
+  });
 }
 
 const CODES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -207,6 +212,30 @@ export function renderExposition(input: ExpositionInput): string {
     'Requests answered 504 because the upstream did not connect or answer in time.',
     UPSTREAM_TIMEOUTS,
   );
+
+  const thrift = live.filter((e): e is Extract<SeriesEntry, { kind: 'thrift' }> => e.kind === 'thrift');
+  t.family(
+    'loch_thrift_calls_total',
+    'counter',
+    'Thrift calls by server and outcome class (2xx answered, 4xx no route or a bad call, 5xx upstream failure).',
+  );
+  for (const s of thrift)
+    for (let k = 0; k < STATUS_CLASSES; k++)
+      t.sample(
+        'loch_thrift_calls_total',
+        [
+          ['server', s.server],
+          ['code', CODES[k]!],
+        ],
+        c[s.at + k]!,
+      );
+  t.family(
+    'loch_thrift_call_duration_seconds',
+    'histogram',
+    'Time from a call to its reply (or failure), by server.',
+  );
+  for (const s of thrift)
+    t.histogram('loch_thrift_call_duration_seconds', [['server', s.server]], c, s.at + STATUS_CLASSES);
 
   t.family('loch_tls_handshakes_total', 'counter', 'TLS handshakes completed on a server listener.');
   for (const s of servers)

@@ -69,13 +69,16 @@ export interface MetricsPlan {
   readonly size: number;
   /** Every server the process has run (kept after a reload removes one, so it can come back). */
   readonly servers: Map<string, ServerPlan>;
+  /** Thrift servers' call series (ROUTE_SLOTS each: status classes, then the duration histogram). */
+  readonly thrift: Map<string, number>;
 }
 
 /** What one series of the layout is, for the admin side's rendering. */
 export type SeriesEntry =
   | { readonly kind: 'route'; readonly server: string; readonly route: string; readonly at: number }
   | { readonly kind: 'upstream'; readonly server: string; readonly upstream: string; readonly at: number }
-  | { readonly kind: 'server'; readonly server: string; readonly at: number };
+  | { readonly kind: 'server'; readonly server: string; readonly at: number }
+  | { readonly kind: 'thrift'; readonly server: string; readonly at: number };
 
 /** The `route` label of a route: its path, after its host when it has one. */
 export function routeLabel(route: Pick<RouteConfig, 'host' | 'path'>): string {
@@ -88,6 +91,7 @@ export function routeLabel(route: Pick<RouteConfig, 'host' | 'path'>): string {
  */
 export class MetricsLayout {
   readonly #servers = new Map<string, ServerPlan>();
+  readonly #thrift = new Map<string, number>();
   readonly #series: SeriesEntry[] = [];
   #size = GLOBAL_SLOTS;
   /** Series that did not fit, by identity (each counted once however many reloads ask). */
@@ -156,6 +160,13 @@ export class MetricsLayout {
         }
       }
     }
-    return { enabled, size: this.#size, servers: this.#servers };
+    for (const server of config.thriftServers) {
+      if (this.#thrift.has(server.key)) continue;
+      const at = this.#take(ROUTE_SLOTS, `thrift ${server.key}`);
+      if (at === undefined) continue;
+      this.#thrift.set(server.key, at);
+      this.#series.push({ kind: 'thrift', server: server.key, at });
+    }
+    return { enabled, size: this.#size, servers: this.#servers, thrift: this.#thrift };
   }
 }

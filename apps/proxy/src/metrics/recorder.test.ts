@@ -131,6 +131,31 @@ describe('WorkerMetrics', () => {
     expect(counts[TUNNELS_TOTAL]).toBe(1);
   });
 
+  it('counts a thrift call by class with its duration', () => {
+    const plan = new MetricsLayout().extend(
+      parseConfig(
+        `
+[admin]
+listener = { type = "socket", value = "127.0.0.1:9901" }
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:18090" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9090" }] }
+`,
+        'thrift.toml',
+      ),
+      true,
+    );
+    const counts = new Float64Array(new SharedArrayBuffer(plan.size * 8));
+    const metrics = new WorkerMetrics();
+    metrics.attach(0, { buffers: [counts.buffer as SharedArrayBuffer], plan });
+    const at = plan.thrift.get('rpc')!;
+    metrics.thriftCall('rpc', 504, performance.now() - 30);
+    metrics.thriftCall('rpc', 200, performance.now());
+    expect([counts[at + 1], counts[at + 4]]).toEqual([1, 1]);
+    expect(counts[at + STATUS_CLASSES + DURATION_BUCKETS.indexOf(0.05)]).toBe(1);
+  });
+
   it('writes nothing when recording is off', () => {
     const { metrics, counts } = setup(false);
     metrics.answered('web', cx(true, 0), 200, true);

@@ -34,6 +34,7 @@ export interface MetricsShare {
 }
 
 const NO_SERVERS: Map<string, ServerPlan> = new Map();
+const NO_THRIFT: Map<string, number> = new Map();
 const BUCKETS = DURATION_BUCKETS.length;
 /** The bucket bounds in microseconds. */
 const BOUNDS_US = Int32Array.from(DURATION_BUCKETS, (s) => Math.round(s * 1e6));
@@ -57,6 +58,7 @@ export class WorkerMetrics {
   #enabled = false;
   #counts: Float64Array<ArrayBufferLike> = new Float64Array(0);
   #servers = NO_SERVERS;
+  #thrift = NO_THRIFT;
   /** A reload's plan, between precommit and commit. */
   #staged: MetricsPlan | undefined = undefined;
 
@@ -93,6 +95,7 @@ export class WorkerMetrics {
   #apply(plan: MetricsPlan): void {
     const fits = plan.size <= this.#counts.length;
     this.#servers = fits ? plan.servers : NO_SERVERS;
+    this.#thrift = fits ? plan.thrift : NO_THRIFT;
     this.#enabled = plan.enabled && fits;
   }
 
@@ -156,6 +159,20 @@ export class WorkerMetrics {
     const plan = this.#servers.get(server);
     if (plan === undefined) return;
     this.#counts[plan.base + (ok ? TLS_HANDSHAKES : TLS_FAILURES)]! += 1;
+  }
+
+  /**
+   * A call of thrift server `server` ended with `status` (HTTP-like, as its access log: 200, 404
+   * no route, 400, 502, 504), `start` its performance.now() when it arrived.
+   */
+  thriftCall(server: string, status: number, start: number): void {
+    if (!this.#enabled) return;
+    const at = this.#thrift.get(server);
+    if (at === undefined) return;
+    const cls = (status / 100) | 0;
+    this.#counts[at + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
+    const us = Math.max(0, Math.min((turnNow() - start) * 1000, MAX_US)) | 0;
+    observe(this.#counts, at + STATUS_CLASSES, us);
   }
 
   /** A tunnel (WebSocket or another allowed upgrade) opened. */

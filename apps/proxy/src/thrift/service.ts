@@ -22,6 +22,7 @@ import {
 } from '@loch/thrift';
 import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
 import type { ThriftRouteConfig, ThriftServerConfig } from '../config/schema.js';
+import { workerMetrics } from '../metrics/recorder.js';
 import type { ProxyLog } from '../proxy/log.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { RouteRewrite } from './rewrite.js';
@@ -176,6 +177,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     upstream: string | undefined,
     start: number,
   ): void {
+    workerMetrics.thriftCall(this.server.key, status, start);
     if (!this.server.accessLog) return;
     const kind = request.header.type === MessageType.ONEWAY ? 'ONEWAY' : 'CALL';
     this.log.access(

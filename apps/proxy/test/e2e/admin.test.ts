@@ -310,6 +310,48 @@ ${upstreams}
   }, 60_000);
 });
 
+describe('admin listener: thrift servers', () => {
+  it('counts thrift calls by outcome class with their duration', async () => {
+    const dir = tempDir('loch-admin-thrift-');
+    const dead = await freePort();
+    const port = await freePort();
+    const admin = await freePort();
+    const loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+route = { upstreams = [{ endpoint = "127.0.0.1:${dead}" }] }
+`,
+    );
+    try {
+      // A framed binary CALL of "ping" with no arguments; the upstream is down: an exception (502).
+      const name = Buffer.from('ping');
+      const message = Buffer.concat([
+        Buffer.from([0x80, 0x01, 0x00, 0x01]),
+        Buffer.from([0, 0, 0, name.length]),
+        name,
+        Buffer.from([0, 0, 0, 1, 0]),
+      ]);
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, message.length]), message]);
+      const reply = await rawExchange(port, frame, 2000);
+      expect(reply).toContain('ping');
+      const text = (await fetchOnce(admin, '/metrics')).body;
+      expect(counter(text, 'loch_thrift_calls_total', { server: 'rpc', code: '5xx' })).toBe(1);
+      expect(text).toMatch(/^loch_thrift_call_duration_seconds_count\{server="rpc"\} 1$/m);
+      if (hasPromtool)
+        expect(execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })).toBe('');
+    } finally {
+      await loch.stop();
+    }
+  }, 60_000);
+});
+
 describe('admin listener address', () => {
   it('warns when it is not on loopback, redacts the TLS key in /config, counts TLS handshakes', async () => {
     const dir = tempDir('loch-admin-tls-');
