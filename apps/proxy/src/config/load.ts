@@ -627,14 +627,16 @@ function normalizeThriftServer(
         path: `${rat}.upstreams`,
         message: 'every upstream has weight 0: nothing could be chosen',
       });
+    const matchHeaders = 'match_headers' in r ? r.match_headers : undefined;
     const route: ThriftRouteConfig = {
       methods,
       service,
       loadBalancer,
       upstreams,
       ...thriftRewrite(r, rat, issues),
+      ...(matchHeaders === undefined ? {} : { matchHeaders: new Map(Object.entries(matchHeaders)) }),
     };
-    if (methods !== undefined || service !== undefined) matched.push(route);
+    if (methods !== undefined || service !== undefined || matchHeaders !== undefined) matched.push(route);
     else if (fallback)
       issues.push({
         path: rat,

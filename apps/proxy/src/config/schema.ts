@@ -308,6 +308,8 @@ export const ThriftRouteSchema = ThriftDefaultRouteSchema.extend({
   method: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   /** Service: the TMultiplexed prefix, TTHeader TO_SERVICE or the `isn` string header. */
   service: z.string().min(1).optional(),
+  /** THeader/TTHeader string info headers the call must carry with these values. */
+  match_headers: z.record(z.string().min(1), z.string()).optional(),
 });
 
 /** Monolake's thrift `timeout` table: whole seconds. */
@@ -637,6 +639,8 @@ export interface ThriftRouteConfig {
   };
   /** Message name -> the name sent upstream. */
   readonly renames?: ReadonlyMap<string, string>;
+  /** String info headers a call must carry (with these values) for this route. */
+  readonly matchHeaders?: ReadonlyMap<string, string>;
   readonly upstreamFraming?: 'framed' | 'theader' | 'ttheader';
   readonly upstreamProtocol?: 'binary' | 'compact';
 }

@@ -6,8 +6,19 @@ import { callTarget, ThriftRouter } from './router.js';
 /** Route configs, each known by a name the router compiles it to. */
 const names = new Map<ThriftRouteConfig, string>();
 
-function route(name: string, methods?: string[], service?: string): ThriftRouteConfig {
-  const config: ThriftRouteConfig = { methods, service, loadBalancer: 'first', upstreams: [] };
+function route(
+  name: string,
+  methods?: string[],
+  service?: string,
+  matchHeaders?: Record<string, string>,
+): ThriftRouteConfig {
+  const config: ThriftRouteConfig = {
+    methods,
+    service,
+    loadBalancer: 'first',
+    upstreams: [],
+    ...(matchHeaders === undefined ? {} : { matchHeaders: new Map(Object.entries(matchHeaders)) }),
+  };
   names.set(config, name);
   return config;
 }
@@ -47,15 +58,15 @@ function frame(
 
 describe('thrift call targets', () => {
   it('takes the service from a TMultiplexed name, TTHeader TO_SERVICE, or the isn header', () => {
-    expect(callTarget(frame('Calc:add'), 'Calc:add')).toEqual({ method: 'add', service: 'Calc' });
+    expect(callTarget(frame('Calc:add'), 'Calc:add')).toMatchObject({ method: 'add', service: 'Calc' });
     expect(
       callTarget(frame('add', { intHeaders: new Map([[TTHeaderIntKey.TO_SERVICE, 'Calc']]) }), 'add'),
-    ).toEqual({ method: 'add', service: 'Calc' });
-    expect(callTarget(frame('add', { headers: new Map([['isn', 'Calc']]) }), 'add')).toEqual({
+    ).toMatchObject({ method: 'add', service: 'Calc' });
+    expect(callTarget(frame('add', { headers: new Map([['isn', 'Calc']]) }), 'add')).toMatchObject({
       method: 'add',
       service: 'Calc',
     });
-    expect(callTarget(frame('add', { framing: 'framed' }), 'add')).toEqual({
+    expect(callTarget(frame('add', { framing: 'framed' }), 'add')).toMatchObject({
       method: 'add',
       service: undefined,
     });
@@ -87,5 +98,50 @@ describe('thrift router', () => {
     const strict = router([route('only', ['only'])]);
     expect(strict.match({ method: 'only', service: undefined })).toBe('only');
     expect(strict.match({ method: 'other', service: 'Any' })).toBeUndefined();
+  });
+});
+
+describe('thrift routes by header values', () => {
+  const r = router([
+    route('both', ['add'], 'Calc'),
+    route('gold', undefined, undefined, { tenant: 'gold' }),
+    route('gold calc mul', ['Calc:mul'], undefined, { tenant: 'gold', zone: 'a' }),
+    route('canary calc', undefined, 'Calc', { canary: '1' }),
+    route('default'),
+  ]);
+  const headers = (h: Record<string, string>) => new Map(Object.entries(h));
+
+  it('takes a header route first, in config order, when all its conditions hold', () => {
+    expect(r.match({ method: 'add', service: 'Calc', headers: headers({ tenant: 'gold' }) })).toBe('gold');
+    expect(r.match({ method: 'add', service: 'Calc', headers: headers({ canary: '1' }) })).toBe(
+      'canary calc',
+    );
+    expect(r.match({ method: 'add', service: 'Other', headers: headers({ canary: '1' }) })).toBe('default');
+    expect(r.match({ method: 'add', service: 'Calc', headers: headers({ tenant: 'silver' }) })).toBe('both');
+    expect(r.match({ method: 'add', service: 'Calc' })).toBe('both');
+  });
+
+  it('needs every named header with its value, and the route method and service', () => {
+    const only = router([
+      route('mul', ['Calc:mul'], undefined, { tenant: 'gold', zone: 'a' }),
+      route('default'),
+    ]);
+    expect(
+      only.match({ method: 'mul', service: 'Calc', headers: headers({ tenant: 'gold', zone: 'a' }) }),
+    ).toBe('mul');
+    expect(only.match({ method: 'mul', service: 'Calc', headers: headers({ tenant: 'gold' }) })).toBe(
+      'default',
+    );
+    expect(
+      only.match({ method: 'mul', service: 'Calc', headers: headers({ tenant: 'gold', zone: 'b' }) }),
+    ).toBe('default');
+    expect(
+      only.match({ method: 'add', service: 'Calc', headers: headers({ tenant: 'gold', zone: 'a' }) }),
+    ).toBe('default');
+  });
+
+  it('sees the headers of a decoded frame through callTarget', () => {
+    const target = callTarget(frame('add', { headers: headers({ tenant: 'gold' }) }), 'add');
+    expect(r.match(target)).toBe('gold');
   });
 });

@@ -7,8 +7,10 @@
  * allocates nothing but the split of a multiplexed name. Not for picking an upstream (the
  * route's balancer) or forwarding (service.ts).
  *
- * Precedence, most specific first: service and method, method, service, the default route.
- * Among routes of the same kind the first in the config wins.
+ * Precedence, most specific first: routes with `match_headers` (in config order, each taken
+ * when every header it names has its value and its method and service, if given, match),
+ * then service and method, method, service, the default route. Among routes of the same kind
+ * the first in the config wins.
  */
 import { type ThriftFrame, TTHeaderIntKey } from '@loch/thrift';
 import type { ThriftRouteConfig } from '../config/schema.js';
@@ -22,19 +24,23 @@ export interface CallTarget {
   readonly method: string;
   /** Service, when the call names one. */
   readonly service: string | undefined;
+  /** The call's string info headers (THeader/TTHeader), for routes matching on them. */
+  readonly headers?: ReadonlyMap<string, string>;
 }
 
 /** Splits a message name and reads the service a call is addressed to. */
 export function callTarget(frame: ThriftFrame, name: string): CallTarget {
   const colon = name.indexOf(':');
-  if (colon >= 0) return { method: name.slice(colon + 1), service: name.slice(0, colon) };
-  const service =
-    frame.intHeaders.get(TTHeaderIntKey.TO_SERVICE) ?? frame.headers.get(SERVICE_HEADER) ?? undefined;
-  return { method: name, service: service === '' ? undefined : service };
+  const headers = frame.headers;
+  if (colon >= 0) return { method: name.slice(colon + 1), service: name.slice(0, colon), headers };
+  const service = frame.intHeaders.get(TTHeaderIntKey.TO_SERVICE) ?? headers.get(SERVICE_HEADER) ?? undefined;
+  return { method: name, service: service === '' ? undefined : service, headers };
 }
 
 /** Routes of one server, compiled. `R` is what a route compiles to (the config, or a runtime route). */
 export class ThriftRouter<R> {
+  /** Routes with header matchers, in config order: checked first, one by one. */
+  readonly #byHeaders: { readonly config: ThriftRouteConfig; readonly route: R }[] = [];
   readonly #byServiceMethod = new Map<string, R>();
   readonly #byMethod = new Map<string, R>();
   readonly #byService = new Map<string, R>();
@@ -45,6 +51,10 @@ export class ThriftRouter<R> {
     for (const config of routes) {
       const route = compile(config);
       const { methods, service } = config;
+      if (config.matchHeaders !== undefined) {
+        this.#byHeaders.push({ config, route });
+        continue;
+      }
       if (methods === undefined && service === undefined) {
         fallback ??= route;
         continue;
@@ -68,6 +78,7 @@ export class ThriftRouter<R> {
 
   /** The route of a call, or undefined when none matches (and there is no default). */
   match(target: CallTarget): R | undefined {
+    for (const { config, route } of this.#byHeaders) if (headerRouteTakes(config, target)) return route;
     if (target.service !== undefined) {
       const exact = this.#byServiceMethod.get(`${target.service}:${target.method}`);
       if (exact !== undefined) return exact;
@@ -80,4 +91,23 @@ export class ThriftRouter<R> {
     }
     return this.#fallback;
   }
+}
+
+/** Whether a route with `match_headers` takes a call: every condition it gives holds. */
+function headerRouteTakes(config: ThriftRouteConfig, target: CallTarget): boolean {
+  const headers = target.headers;
+  if (headers === undefined) return false;
+  for (const [key, value] of config.matchHeaders!) if (headers.get(key) !== value) return false;
+  if (config.methods !== undefined) {
+    const full = target.service === undefined ? undefined : `${target.service}:${target.method}`;
+    const named = config.methods.some((m) =>
+      m.includes(':')
+        ? m === full
+        : m === target.method && (config.service === undefined || config.service === target.service),
+    );
+    if (!named) return false;
+  } else if (config.service !== undefined && config.service !== target.service) {
+    return false;
+  }
+  return true;
 }

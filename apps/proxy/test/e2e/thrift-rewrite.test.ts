@@ -3,7 +3,8 @@
  * multiplexed method renamed ("Calc:add" -> "Calc:sum") with the caller's name back in the
  * reply (checked by @loch/thrift's client, which refuses a reply to another name, and on the
  * wire when the upstream answers the bare name as Apache's TMultiplexedProcessor does), info
- * headers set, added and removed (python3-thrift THeader client), and a route that speaks
+ * headers set, added and removed (python3-thrift THeader client), a route taken by a header
+ * value (match_headers), and a route that speaks
  * TTHeader compact upstream to framed binary (npm thrift) and THeader binary (python) clients.
  * The upstream is a @loch/thrift server that answers what it saw.
  */
@@ -111,6 +112,11 @@ upstream_framing = "theader"
 upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
 
 [[servers.rpc.routes]]
+match_headers = { tenant = "gold" }
+headers = { set = { routed = "gold" } }
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
+[[servers.rpc.routes]]
 method = "toCompact"
 upstream_framing = "ttheader"
 upstream_protocol = "compact"
@@ -146,6 +152,15 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}", multiplex = true }]
         caller: 'me',
       }),
     ).toEqual(['R:theader:binary:Calc:sum:p:caller=loch;tenant=t1']);
+  });
+
+  it.skipIf(!hasPython)('routes by a header value (match_headers) before method and service', async () => {
+    expect(await pythonClient(port, 'header', 'binary', 'hello', ['g'], { tenant: 'gold' })).toEqual([
+      'R:theader:binary:hello:g:routed=gold;tenant=gold',
+    ]);
+    // Without the header no route takes "hello": UNKNOWN_METHOD (1).
+    const [line] = await pythonClient(port, 'header', 'binary', 'hello', ['s'], { tenant: 'silver' });
+    expect(line).toMatch(/^EXCEPTION 1 loch: no route for method "hello"/);
   });
 
   it('speaks TTHeader compact upstream to framed binary and THeader clients', async () => {

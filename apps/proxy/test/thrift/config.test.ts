@@ -199,6 +199,20 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9100" }], headers = { set = { s =
     ]);
   });
 
+  it('loads match_headers on a route, which makes it no default route', () => {
+    const rpc = parseConfig(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9100" }] }
+
+[[servers.rpc.routes]]
+match_headers = { tenant = "gold" }
+upstreams = [{ endpoint = "127.0.0.1:9200" }]
+`).thriftServers[0]!;
+    expect(rpc.routes.map((r) => r.matchHeaders)).toEqual([new Map([['tenant', 'gold']]), undefined]);
+  });
+
   it('names every problem of a bad thrift block', () => {
     const issues = issuesOf(`
 [servers.rpc]
