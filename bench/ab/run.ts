@@ -192,7 +192,17 @@ async function main(): Promise<void> {
       probes,
       adminPort,
     });
-    return { peer, port };
+    return { peer, port, adminPort };
+  };
+  /**
+   * The requests the metrics-on side counted (its /metrics, loch_http_requests_total summed): a
+   * side that should record and counted nothing makes the comparison meaningless.
+   */
+  const countedRequests = async (adminPort: number): Promise<number> => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    let total = 0;
+    for (const m of text.matchAll(/^loch_http_requests_total\{[^}]*\} (\S+)$/gm)) total += Number(m[1]);
+    return total;
   };
   const write = (done: boolean) => {
     const page = renderPage({ started, loadBefore, trees, points, memory, warnings, flagged, done });
@@ -211,12 +221,12 @@ async function main(): Promise<void> {
       log(`round ${round + 1}/${rounds}: ${order.map((t) => t.label).join(' then ')}`);
       // One fresh loch per side per round serves every size (like http-proxy/run.ts); the side
       // not being measured sits idle on the same CPU.
-      const running = new Map<LochTree, { peer: Peer; port: number }>();
+      const running = new Map<LochTree, { peer: Peer; port: number; adminPort: number | undefined }>();
       try {
         for (const tree of order) running.set(tree, await start(tree));
         for (const size of sizes) {
           for (const [position, tree] of order.entries()) {
-            const { peer, port } = running.get(tree)!;
+            const { peer, port, adminPort } = running.get(tree)!;
             if (peer.child.exitCode !== null || peer.child.signalCode !== null)
               throw new Error(`loch ${tree.label} exited during round ${round + 1}:\n${peer.output()}`);
             const m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
@@ -231,6 +241,8 @@ async function main(): Promise<void> {
                 `${what}: loch ${tree.label} stopped forwarding (${m.requests} requests, ${m.errors} errors)\n${peer.output()}`,
               );
             if (m.errors > 0) flagged.push(`${what}: ${m.errors} errors`);
+            if (adminPort !== undefined && (await countedRequests(adminPort)) < m.requests)
+              flagged.push(`${what}: metrics on, but /metrics counted fewer requests than wrk made`);
             points.push({ round: round + 1, position: position + 1, side: tree.label, size, m });
             log(
               `  ${tree.label} ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
