@@ -43,7 +43,7 @@ import type { HttpStream, StreamChunk } from '../transport.js';
 import { Http2ConnectionError, Http2ErrorCode, Http2StreamError } from './errors.js';
 import { FloodCounter } from './flood-limits.js';
 import { ReceiveWindow } from './flow-control.js';
-import { Http2FrameDecoder, type Http2FrameHandler } from './frame-decoder.js';
+import { Http2FrameDecoder } from './frame-decoder.js';
 import {
   DEFAULT_INITIAL_WINDOW_SIZE,
   encodeGoaway,
@@ -55,11 +55,11 @@ import {
   writeSettingsAck,
 } from './frames.js';
 import { H2RequestBody } from './request-body.js';
-import { H2FrameOutput, type H2OutputHost } from './server-output.js';
+import { H2FrameOutput } from './server-output.js';
 import { BLOCK_DISCARD, BLOCK_REQUEST, BLOCK_TRAILERS, H2RequestHeadDecoder } from './server-request-head.js';
-import { type H2ResponseHost, H2ResponseWriter } from './server-response-writer.js';
+import { H2ResponseWriter } from './server-response-writer.js';
 import type { H2ServerShared } from './server-shared.js';
-import { H2ServerStream, type H2StreamHost, StreamWait } from './stream.js';
+import { H2ServerStream, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
@@ -80,10 +80,13 @@ const DRAINING = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
-/** One HTTP/2 server connection; see the module comment. */
-export class H2ServerSession<Cx>
-  implements ServedConnection, Http2FrameHandler, H2StreamHost, H2OutputHost, H2ResponseHost
-{
+/**
+ * One HTTP/2 server connection; see the module comment. It is its frame decoder's
+ * Http2FrameHandler, its streams' H2StreamHost, its output's H2OutputHost and its writer's
+ * H2ResponseHost; those methods are internal, so the class does not name these interfaces (the
+ * published .d.ts, stripped of internal members, would not satisfy them).
+ */
+export class H2ServerSession<Cx> implements ServedConnection {
   deadline = NO_DEADLINE;
   private state = OPEN;
   private readonly decoder: Http2FrameDecoder;
