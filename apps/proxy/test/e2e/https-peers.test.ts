@@ -7,7 +7,9 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
@@ -18,6 +20,7 @@ import {
   freePort,
   httpUpstream,
   type Loch,
+  rawExchange,
   startLoch,
   tempDir,
   waitConnectable,
@@ -254,3 +257,107 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(after.heap - before.heap).toBeLessThan(2 * 1048576 + HANDSHAKES * 256);
   }, 600_000);
 });
+
+describe.each(drivers)('HTTPS behind a PROXY header on the %s driver', (driver) => {
+  let loch: Loch;
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+  let port: number;
+  let ca: string;
+  const header = 'PROXY TCP4 203.0.113.9 10.0.0.1 51000 443\r\n';
+
+  beforeAll(async () => {
+    const dir = tempDir('loch-https-proxy-header-');
+    const cert = selfSignedCertificate(dir, 'front', ['localhost']);
+    ca = readFileSync(cert.chain, 'utf8');
+    upstream = await httpUpstream((req, res) => res.end(`xff=${req.headers['x-forwarded-for']}`));
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+log = { access = false }
+[runtime]
+workers = 1
+
+[servers.secure]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+proxy_protocol = true
+tls = { chain = "front.pem", key = "front.key" }
+
+[[servers.secure.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  });
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  /** A GET over TLS behind the header: glued to the ClientHello in one write, or sent before it. */
+  function get(glued: boolean): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const socket = netConnect(port, '127.0.0.1', () => {
+        if (!glued) socket.write(header);
+        const transport = glued ? new HeaderFirst(socket, Buffer.from(header)) : socket;
+        const client = tls.connect({ socket: transport as never, servername: 'localhost', ca }, () =>
+          client.write('GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'),
+        );
+        let text = '';
+        client.setEncoding('latin1').on('data', (d: string) => {
+          text += d;
+        });
+        client.once('end', () => {
+          resolve(text);
+          client.destroy();
+        });
+        client.once('error', reject);
+      });
+    });
+  }
+
+  it('serves TLS behind the header, the client address taken from it', async () => {
+    for (const glued of [true, false]) {
+      const text = await get(glued);
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(text.endsWith('xff=203.0.113.9')).toBe(true);
+    }
+  });
+
+  it('answers plain HTTP behind the header with 400, and ends garbage without a hang', async () => {
+    const plain = await rawExchange(port, `${header}GET / HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(plain).toMatch(/^HTTP\/1\.1 400 /);
+    expect(plain).toContain('plain HTTP request was sent to HTTPS port');
+    const garbage = await rawExchange(
+      port,
+      Buffer.concat([Buffer.from(header), Buffer.from([0x16, 3, 1, 0, 5, 1, 0, 0, 1, 0, 0xff, 0xff])]),
+    );
+    // An alert record (0x15) or nothing, then the close: rawExchange resolves on it.
+    expect(garbage === '' || garbage.charCodeAt(0) === 0x15).toBe(true);
+    // loch still serves.
+    expect(await get(true)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
+
+/** A socket whose first write carries `header` before the bytes (one write: one segment). */
+class HeaderFirst extends Duplex {
+  #first = true;
+  constructor(
+    private readonly socket: Socket,
+    private readonly header: Buffer,
+  ) {
+    super();
+    socket.on('data', (d: Buffer) => this.push(d));
+    socket.on('end', () => this.push(null));
+    socket.on('error', (e) => this.destroy(e));
+  }
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (e?: Error | null) => void): void {
+    this.socket.write(this.#first ? Buffer.concat([this.header, chunk]) : chunk, done);
+    this.#first = false;
+  }
+  override _read(): void {}
+  override _final(done: () => void): void {
+    this.socket.end(done);
+  }
+}
