@@ -452,6 +452,12 @@ describe('over real HTTP sockets', () => {
       body: JSON.stringify({ user: fullUser }),
     });
     expect(await b.json()).toEqual(fullUser);
+    const head = await fetch(`${base}/users/12`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(
+      String('{"id":"12","name":"user12","status":"ACTIVE"}'.length),
+    );
+    expect(await head.text()).toBe('');
     const c = await fetch(`${base}/users`, { method: 'POST', body: '{"user":{"id":1,"emial":"x"}}' });
     expect(c.status).toBe(400);
     expect(((await c.json()) as { message: string }).message).toBe('user.emial: unknown field');

@@ -39,7 +39,12 @@ export class GatewayRoutes {
     for (const route of this.routes) {
       const params = route.template.match(path);
       if (params === undefined) continue;
-      if (route.httpMethod !== undefined && route.httpMethod !== method) {
+      // HEAD is answered as GET is (RFC 9110 §9.3.2); the server sends no body for it.
+      if (
+        route.httpMethod !== undefined &&
+        route.httpMethod !== method &&
+        !(method === 'HEAD' && route.httpMethod === 'GET')
+      ) {
         (allow ??= []).push(route.httpMethod);
         continue;
       }
