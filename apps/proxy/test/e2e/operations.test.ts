@@ -7,7 +7,7 @@
  * through, then the rest closed long before `shutdown_grace`. No timing assertion beyond
  * generous bounds.
  */
-import { existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type * as net from 'node:net';
 import { join } from 'node:path';
@@ -185,6 +185,25 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(loch.stderr().slice(from)).not.toMatch(/ debug worker \d: (?!\[proxy_protocol\])/);
   });
 
+  it('refuses a reload whose access-log file cannot be opened; the running log goes on', async () => {
+    const good = readFileSync(loch.configPath, 'utf8');
+    const from = loch.stderr().length;
+    writeFileSync(loch.configPath, good.replace('path = "access.json"', 'path = "no-such-dir/access.json"'));
+    await loch.waitFor(
+      /reload \(.*\) aborted on every worker: worker \d: .*ERR_LOCH_ACCESS_LOG_FILE: access log .*no-such-dir\/access\.json: ENOENT/,
+      from,
+    );
+    const res = await request(`http://127.0.0.1:${port}/after-refused-reload`);
+    await res.body.text();
+    await eventually(
+      () => lines(log).some((l) => l.path === '/after-refused-reload'),
+      'line in the running file',
+    );
+    const back = loch.stderr().length;
+    writeFileSync(loch.configPath, good);
+    await loch.waitFor(/info reloaded /, back);
+  });
+
   it('acts on every signal `loch --help` lists: SIGHUP reloads, SIGUSR2 logs stats, SIGTERM stops', async () => {
     expect(SIGNALS.map(([s]) => s)).toEqual([
       'SIGHUP',
@@ -196,7 +215,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     ]);
     let from = loch.stderr().length;
     loch.child.kill('SIGHUP');
-    await loch.waitFor(/info reloaded .* \(generation 1\)/, from);
+    await loch.waitFor(/info reloaded .* \(generation \d+\)/, from);
     const res = await request(`http://127.0.0.1:${port}/after-hup`);
     expect(res.statusCode).toBe(201);
     await res.body.text();
