@@ -680,13 +680,17 @@ function thriftRewrite(
   r: NonNullable<ThriftServerFile['route']>,
   at: string,
   issues: ConfigIssue[],
-): Pick<ThriftRouteConfig, 'headerRewrite' | 'renames' | 'upstreamFraming' | 'upstreamProtocol'> {
+): Pick<
+  ThriftRouteConfig,
+  'headerRewrite' | 'renames' | 'upstreamFraming' | 'upstreamProtocol' | 'timeouts'
+> {
   const out: {
     -readonly [K in
       | 'headerRewrite'
       | 'renames'
       | 'upstreamFraming'
-      | 'upstreamProtocol']?: ThriftRouteConfig[K];
+      | 'upstreamProtocol'
+      | 'timeouts']?: ThriftRouteConfig[K];
   } = {};
   if (r.headers !== undefined) {
     if (r.upstream_framing === 'framed')
@@ -703,6 +707,12 @@ function thriftRewrite(
   if (r.rename_method !== undefined) out.renames = new Map(Object.entries(r.rename_method));
   if (r.upstream_framing !== undefined) out.upstreamFraming = r.upstream_framing;
   if (r.upstream_protocol !== undefined) out.upstreamProtocol = r.upstream_protocol;
+  const t = r.timeouts;
+  if (t !== undefined)
+    out.timeouts = {
+      ...(t.upstream_connect === undefined ? {} : { upstreamConnect: durationMs(t.upstream_connect, 0) }),
+      ...(t.upstream_call === undefined ? {} : { upstreamCall: durationMs(t.upstream_call, 0) }),
+    };
   return out;
 }
 

@@ -295,6 +295,10 @@ export const ThriftDefaultRouteSchema = z.strictObject({
   upstream_framing: z.enum(['framed', 'theader', 'ttheader']).optional(),
   /** The protocol spoken upstream (default: the caller's); calls and replies are transcoded. */
   upstream_protocol: z.enum(['binary', 'compact']).optional(),
+  /** The route's own upstream deadlines, over the server's `timeouts`. */
+  timeouts: z
+    .strictObject({ upstream_connect: Duration.optional(), upstream_call: Duration.optional() })
+    .optional(),
 });
 
 /**
@@ -641,6 +645,8 @@ export interface ThriftRouteConfig {
   readonly renames?: ReadonlyMap<string, string>;
   /** String info headers a call must carry (with these values) for this route. */
   readonly matchHeaders?: ReadonlyMap<string, string>;
+  /** The route's own upstream deadlines (ms, 0 = none), over the server's. */
+  readonly timeouts?: { readonly upstreamConnect?: number; readonly upstreamCall?: number };
   readonly upstreamFraming?: 'framed' | 'theader' | 'ttheader';
   readonly upstreamProtocol?: 'binary' | 'compact';
 }

@@ -39,17 +39,24 @@ interface CompiledRoute {
   readonly balancer: Balancer;
   readonly endpoints: readonly ThriftUpstreamEndpoint[];
   readonly rewrite: RouteRewrite | undefined;
+  /** The server's deadlines with the route's own over them. */
+  readonly options: ThriftCallOptions;
 }
 
-function compile(route: ThriftRouteConfig): CompiledRoute {
-  return {
+function compiler(server: ThriftServerConfig): (route: ThriftRouteConfig) => CompiledRoute {
+  return (route) => ({
     balancer: createBalancer(
       route.loadBalancer,
       route.upstreams.map((u) => u.weight),
     ),
     endpoints: route.upstreams.map((u) => new ThriftUpstreamEndpoint(u)),
     rewrite: RouteRewrite.of(route),
-  };
+    options: {
+      connect: route.timeouts?.upstreamConnect ?? server.timeouts.upstreamConnect,
+      call: route.timeouts?.upstreamCall ?? server.timeouts.upstreamCall,
+      maxFrameSize: server.maxFrameSize,
+    },
+  });
 }
 
 const UNIX_PEER: SocketAddress = { family: 'unix', path: '' } as SocketAddress;
@@ -69,7 +76,6 @@ function statusOf(error: unknown): number {
 /** Forwards calls of one thrift server. */
 export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | undefined> {
   readonly #router: ThriftRouter<CompiledRoute>;
-  readonly #options: ThriftCallOptions;
 
   constructor(
     /** Upstream connections; carried over from the previous service on reload. */
@@ -77,12 +83,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     readonly server: ThriftServerConfig,
     readonly log: ProxyLog,
   ) {
-    this.#router = new ThriftRouter(server.routes, compile);
-    this.#options = {
-      connect: server.timeouts.upstreamConnect,
-      call: server.timeouts.upstreamCall,
-      maxFrameSize: server.maxFrameSize,
-    };
+    this.#router = new ThriftRouter(server.routes, compiler(server));
   }
 
   call(request: ThriftRequest): Promise<ThriftReply | undefined> {
@@ -119,7 +120,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       }
     }
     const key = endpoint.key(outgoing.framing);
-    return this.upstreams.call(key, outgoing, request.header, this.#options).then(
+    return this.upstreams.call(key, outgoing, request.header, route.options).then(
       (reply) => this.#relay(request, reply, key.label, start, rewrite),
       (error: unknown) => this.#fail(request, error, key.label, start),
     );

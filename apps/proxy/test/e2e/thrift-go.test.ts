@@ -58,6 +58,11 @@ method = "down"
 upstreams = [{ endpoint = "127.0.0.1:${down}" }]
 
 [[servers.${name}.routes]]
+method = "sleep"
+timeouts = { upstream_call = "150ms" }                  # the route's own, over the server's 500ms
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
+[[servers.${name}.routes]]
 method = "Calc:add"
 rename_method = { "Calc:add" = "Calc:sum" }
 upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
@@ -108,12 +113,12 @@ route = { upstreams = [{ endpoint = "127.0.0.1:${ups.get('framed-binary')!.port}
     expect(up.oneways()).toContain(`ow-${driver}`);
   });
 
-  it('answers a down or slow upstream with INTERNAL_ERROR naming the cause', async () => {
+  it("answers a down or slow upstream (the route's own upstream_call) with INTERNAL_ERROR naming the cause", async () => {
     const port = ports.get('framed-binary')!;
     const out = await goClient(port, 'framed', 'binary', 'down', ['x']);
     expect(out[0]).toMatch(new RegExp(`^EXCEPTION ${INTERNAL_ERROR} .*ERR_LOCH_THRIFT_UPSTREAM_REFUSED`));
     const slow = await goClient(port, 'framed', 'binary', 'sleep', ['3000']);
-    expect(slow[0]).toMatch(new RegExp(`^EXCEPTION ${INTERNAL_ERROR} .*upstream_call timeout`));
+    expect(slow[0]).toMatch(new RegExp(`^EXCEPTION ${INTERNAL_ERROR} .*upstream_call timeout \\(150 ms\\)`));
   });
 
   it('serves npm thrift (framed) and python3-thrift (THeader) clients from Go servers', async () => {

@@ -188,6 +188,14 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9100" }], headers = { add = { a =
     expect(route.renames).toEqual(new Map([['Calc:add', 'Calc:sum']]));
     expect([route.upstreamFraming, route.upstreamProtocol]).toEqual(['ttheader', 'compact']);
     expect(
+      parseConfig(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9100" }], timeouts = { upstream_call = "250ms" } }
+`).thriftServers[0]!.routes[0]!.timeouts,
+    ).toEqual({ upstreamCall: 250 });
+    expect(
       issuesOf(`
 [servers.rpc]
 proxy_type = "thrift"
