@@ -125,7 +125,7 @@ function liveSeries(config: ProxyConfig, series: readonly SeriesEntry[]): Series
         return routes.has(`${e.server}\u0000${e.route}`);
       case 'upstream':
         return upstreams.has(`${e.server}\u0000${e.upstream}`);
-      case 'thrift':
+      default:
         return config.thriftServers.some((s) => s.key === e.server);
     }
   });
