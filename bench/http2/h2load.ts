@@ -66,7 +66,7 @@ export function parseH2load(text: string, durationsUs: readonly number[]): H2Loa
  */
 export async function runH2load(
   url: string,
-  options: H2Load & { seconds: number; cpu?: string },
+  options: H2Load & { seconds: number; cpu?: string; extraArgs?: readonly string[] },
 ): Promise<H2LoadResult> {
   const dir = mkdtempSync(join(tmpdir(), 'loch-bench-h2load-'));
   const logFile = join(dir, 'requests.log');
@@ -76,6 +76,7 @@ export async function runH2load(
     '-t1',
     `-D${options.seconds}`,
     `--log-file=${logFile}`,
+    ...(options.extraArgs ?? []),
     url,
   ];
   const argv =
@@ -126,7 +127,7 @@ function readDurations(file: string): number[] {
 export async function measureH2(
   peer: Peer,
   url: string,
-  load: H2Load & { seconds: number; warmupSeconds?: number; cpu?: string },
+  load: H2Load & { seconds: number; warmupSeconds?: number; cpu?: string; extraArgs?: readonly string[] },
 ): Promise<Measurement> {
   if (load.warmupSeconds) await runH2load(url, { ...load, seconds: load.warmupSeconds });
   const [user0, sys0] = cpuSplitSeconds(peer.pid);

@@ -5,12 +5,13 @@
  * Loch with 1 worker, at every body size of bench/results/http1.md, under two loads: 16 clients
  * of 16 streams (multiplexed) and 64 clients of 1 stream. Reports requests/s, p50/p99 (from
  * h2load's per-request log) and CPU microseconds per request of the proxy's process tree, as
- * ratios to nginx. Writes bench/results/http2.md (+ .json) and SVG charts; a run that leaves
- * anything out or shortens it writes to results/partial/ instead. Never installs or builds.
+ * ratios to nginx. Then gRPC unary calls/s directly and through Loch (grpc.ts). Writes
+ * bench/results/http2.md (+ .json) and SVG charts; a run that leaves anything out or shortens
+ * it writes to results/partial/ instead. Never installs or builds.
  *
  * Usage: tsx --conditions=@loch/source http2/run.ts [--sizes 128,3269,11268,165854]
  *   [--peers nginx,haproxy,loch] [--modes h2c,h2] [--loads 16x16,64x1] [--workers 1]
- *   [--seconds N] [--warmup N] [--quick]
+ *   [--no-grpc] [--seconds N] [--warmup N] [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -34,6 +35,7 @@ import {
 import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
 import { log, pointsTable, ratio } from '../lib/report.js';
 import { writeTlsCertificates } from '../lib/tls-certs.js';
+import { GRPC_PATH, type GrpcPoint, measureGrpc, startGrpcUpstream, startLochGrpc } from './grpc.js';
 import { type H2Load, measureH2 } from './h2load.js';
 import { H2_PROXIES, type H2ProxySpec } from './peers.js';
 
@@ -46,6 +48,7 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: 'h2c,h2' },
     loads: { type: 'string', default: '16x16,64x1' },
     workers: { type: 'string', default: '1' },
+    'no-grpc': { type: 'boolean', default: false },
   },
 });
 
@@ -75,6 +78,7 @@ const partial = Boolean(
     quick ||
     args.modes !== 'h2c,h2' ||
     args.loads !== DEFAULT_LOADS ||
+    args['no-grpc'] ||
     workers !== 1,
 );
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -129,6 +133,7 @@ async function main(): Promise<void> {
   log(`backend nginx on 127.0.0.1:${backendPort} (CPU ${LOAD_CPU}), bodies in ${root}`);
 
   const points: Point[] = [];
+  const grpcPoints: GrpcPoint[] = [];
   const failures: string[] = [];
   const names = specs.map((s) => s.name);
 
@@ -156,11 +161,11 @@ async function main(): Promise<void> {
     const charts = writeCharts(points, names);
     writeFileSync(
       join(resultsDir, 'http2.md'),
-      renderPage({ started, loadBefore, specs, points, failures, warnings, charts }),
+      renderPage({ started, loadBefore, specs, points, grpcPoints, failures, warnings, charts }),
     );
     writeFileSync(
       join(resultsDir, 'http2.json'),
-      `${JSON.stringify({ started, machine: machineSummary(), seconds, warmupSeconds, workers, points, failures }, null, 2)}\n`,
+      `${JSON.stringify({ started, machine: machineSummary(), seconds, warmupSeconds, workers, points, grpcPoints, failures }, null, 2)}\n`,
     );
     log(`wrote ${join(resultsDir, 'http2.md')}`);
   };
@@ -197,6 +202,10 @@ async function main(): Promise<void> {
       }
       writeResults();
     }
+    if (!args['no-grpc']) {
+      await grpcRun();
+      writeResults();
+    }
   } finally {
     await backend.stop();
   }
@@ -204,6 +213,64 @@ async function main(): Promise<void> {
   if (failures.length) {
     log(`${failures.length} point(s) failed (listed on the page)`);
     process.exitCode = 1;
+  }
+
+  /** gRPC unary calls straight to the gRPC-shaped upstream, then through Loch (when measured). */
+  async function grpcRun(): Promise<void> {
+    const upstreamPort = await freePort();
+    const upstream = await startGrpcUpstream(upstreamPort, LOAD_CPU);
+    try {
+      for (const load of loads) {
+        const m = await grpcPoint(`grpc direct ${loadName(load)}`, upstream, upstreamPort, load);
+        if (m !== undefined) grpcPoints.push({ path: 'direct', load, m });
+      }
+      if (!specs.some((s) => s.name === 'loch')) return;
+      const port = await freePort();
+      let loch: Peer;
+      try {
+        loch = await startLochGrpc({ port, upstreamPort, workers, cpu: PROXY_CPU });
+      } catch (err) {
+        throw new PeerNotServingError(`loch does not proxy gRPC: ${(err as Error).message}`);
+      }
+      try {
+        for (const load of loads) {
+          const m = await grpcPoint(`grpc through loch ${loadName(load)}`, loch, port, load);
+          if (m !== undefined) grpcPoints.push({ path: 'loch', load, m });
+        }
+      } finally {
+        await loch.stop();
+      }
+    } finally {
+      await upstream.stop();
+    }
+  }
+
+  async function grpcPoint(
+    what: string,
+    peer: Peer,
+    port: number,
+    load: H2Load,
+  ): Promise<Measurement | undefined> {
+    try {
+      const m = await measureGrpc(peer, `http://127.0.0.1:${port}${GRPC_PATH}`, {
+        ...load,
+        seconds,
+        warmupSeconds,
+        cpu: LOAD_CPU,
+      });
+      if (m.requests === 0 || m.errors > m.requests * MAX_FAILED_SHARE)
+        throw new Error(`${m.requests} calls, ${m.errors} errors`);
+      log(
+        `${what}: ${Math.round(m.requestsPerSecond)} calls/s, p50 ${m.p50Ms.toFixed(2)} ms, ` +
+          `p99 ${m.p99Ms.toFixed(2)} ms, ${m.cpuUsPerRequest.toFixed(1)} us/call (${peer.name})`,
+      );
+      return m;
+    } catch (err) {
+      const reason = (err as Error).message.split('\n').slice(0, 2).join(' ');
+      failures.push(`${what}: ${reason}`);
+      log(`${what}: FAILED (${reason})`);
+      return undefined;
+    }
   }
 
   /** One h2load point, or undefined after recording why it failed. */
@@ -275,6 +342,7 @@ function renderPage(o: {
   loadBefore: number[];
   specs: readonly H2ProxySpec[];
   points: readonly Point[];
+  grpcPoints: readonly GrpcPoint[];
   failures: readonly string[];
   warnings: readonly string[];
   charts: readonly string[];
@@ -333,6 +401,38 @@ function renderPage(o: {
         '',
       );
     }
+  }
+  if (o.grpcPoints.length) {
+    lines.push(
+      '## gRPC unary calls',
+      '',
+      "h2load sends unary calls in gRPC's wire shape (POST, `content-type: application/grpc`, `te: trailers`, one " +
+        'length-prefixed message) to a node:http2 upstream that answers as a gRPC server does (200, one message, ' +
+        '`grpc-status: 0` trailers; bench/http2/grpc-upstream.ts, pinned to CPU ' +
+        `${LOAD_CPU} with h2load): directly, and through Loch (h2c in, \`upstream_http_version = "http2"\` out, ` +
+        `${workers} worker on CPU ${PROXY_CPU}). CPU per call is the upstream's for the direct rows and Loch's for ` +
+        'the others. The upstream shares its CPU with h2load in both, so the direct rows are not a ceiling.',
+      '',
+      markdownTable(
+        ['path', 'load', 'calls/s', 'p50 ms', 'p99 ms', 'CPU us/call', 'calls/s vs direct'],
+        o.grpcPoints.map((p) => {
+          const direct = o.grpcPoints.find(
+            (d) =>
+              d.path === 'direct' && d.load.clients === p.load.clients && d.load.streams === p.load.streams,
+          );
+          return [
+            p.path === 'direct' ? 'direct (upstream CPU)' : 'through loch (loch CPU)',
+            loadName(p.load),
+            p.m.requestsPerSecond,
+            p.m.p50Ms,
+            p.m.p99Ms,
+            p.m.cpuUsPerRequest,
+            ratio(p.m.requestsPerSecond, direct?.m.requestsPerSecond),
+          ];
+        }),
+      ),
+      '',
+    );
   }
   if (o.failures.length) lines.push('## Failed points', '', ...o.failures.map((f) => `- ${f}`), '');
   return `${lines.filter((l, i) => !(l === '' && lines[i - 1] === '')).join('\n')}\n`;
