@@ -88,6 +88,11 @@ export class Ring {
    * (a quarter, at least 4) is kept for streams taking their first chunk.
    */
   readonly busyBuffers: number;
+  /**
+   * Provided buffers out past which a stream holding nothing receives into a heap buffer of its
+   * own (HeapRecv in stream.ts) instead of the pool: an eighth of the pool (at least 2) is left.
+   */
+  readonly freshBuffers: number;
   /** One-buffer recvs in flight of streams that hold bytes (each may take a buffer). */
   busyRecvs = 0;
   /**
@@ -147,6 +152,7 @@ export class Ring {
     this.bufferSize = options.bufferSize;
     this.bufferCount = options.bufferCount;
     this.busyBuffers = Math.max(1, options.bufferCount - Math.max(4, options.bufferCount >> 2));
+    this.freshBuffers = Math.max(1, options.bufferCount - Math.max(2, options.bufferCount >> 3));
     this.budget = new BufferBudget(options.buffers, options.bufferSize);
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);

@@ -135,6 +135,32 @@ class PooledChunk implements RecvChunk {
 
 const RELEASED = 0x7fffffff;
 
+/**
+ * Codes at or below HEAP_BASE name a chunk received into a heap buffer (HeapRecv) instead of the
+ * pool; plaintext codes are -(id + 1) with id < 65536, pool codes are >= 0.
+ */
+const HEAP_BASE = -0x10000000;
+/** A JS-only completion flag: the chunk is the stream's pending heap buffer (HeapRecv). */
+const CQE_F_HEAP = 1 << 12;
+/** Size of a heap receive (a stream's first read while the pool is nearly out). */
+const HEAP_RECV_BYTES = 16 * 1024;
+
+/**
+ * One recv into a heap buffer of its own, for a stream holding nothing while the provided-buffer
+ * pool is nearly out (streams whose readers are blocked each keep one): the stream's first bytes
+ * never wait for ENOBUFS behind a flood. Its completion goes to the stream as a final one.
+ */
+class HeapRecv implements CompletionTarget {
+  constructor(
+    readonly stream: UringStream,
+    readonly buf: Uint8Array,
+    readonly code: number,
+  ) {}
+  onCompletion(res: number, _flags: number, slot: number): void {
+    this.stream.onHeapCompletion(this, res, slot);
+  }
+}
+
 /** Gives a chunk's buffer back by its code (a provided buffer, or a plaintext one). */
 function giveBack(ring: Ring, code: number): void {
   if (code >= 0) ring.provide(code);
@@ -265,6 +291,10 @@ class StreamRare {
   onDisarmed: (() => void) | undefined = undefined;
   /** The stream's facts, made on first read of `facts`. */
   facts: ConnectionFacts | undefined = undefined;
+  /** Heap receive buffers by code (HeapRecv), until their chunk is released. */
+  heap: Map<number, Uint8Array> | undefined = undefined;
+  /** The next heap code. */
+  heapSeq = 0;
 }
 
 /**
@@ -584,7 +614,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     const more = (flags & CQE_F_MORE) !== 0;
     const received = res > 0 && (flags & CQE_F_BUFFER) !== 0;
     if (received) {
-      this.chargeReceived(res, (flags & CQE_F_PLAIN) === 0);
+      this.chargeReceived(res, (flags & (CQE_F_PLAIN | CQE_F_HEAP)) === 0);
       // Past half the pool, a plain stream's multishot stops (it re-arms within the budgets).
       const ring = this.ring;
       if (more && this.tls === 0 && !this.cancelRequested && ring.buffersOut >= ring.bufferCount >> 1) {
@@ -624,7 +654,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     if (received) {
       const ring = this.host.ring;
       let code = flags >>> CQE_BUFFER_SHIFT;
-      if ((flags & CQE_F_PLAIN) !== 0) {
+      if ((flags & CQE_F_HEAP) !== 0) code = this.heapCode;
+      else if ((flags & CQE_F_PLAIN) !== 0) {
         // Plaintext the ring decrypted from this TLS stream's ciphertext.
         ring.lendPlain();
         code = -code - 1;
@@ -672,9 +703,27 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     if ((flags & TLS_PEER_CLOSED) !== 0 || error !== undefined) this.feedWaiters();
   }
 
+  /** The code of the heap chunk a HeapRecv just completed (onHeapCompletion -> onCompletion). */
+  private heapCode = 0;
+
+  /** @internal A HeapRecv completed: its chunk goes the way of a pooled one, as a final completion. */
+  onHeapCompletion(recv: HeapRecv, res: number, slot: number): void {
+    if (res > 0) {
+      this.heapCode = recv.code;
+      this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
+    } else {
+      this.rare?.heap?.delete(recv.code);
+      this.onCompletion(res, 0, slot);
+    }
+  }
+
   /** The bytes of a queued chunk by its code (see PooledChunk). */
   private viewOf(code: number, offset: number, len: number): Uint8Array {
     const ring = this.host.ring;
+    if (code <= HEAP_BASE) {
+      const buf = this.rare!.heap!.get(code)!;
+      return new Uint8Array(buf.buffer, buf.byteOffset + offset, len);
+    }
     return code >= 0
       ? new Uint8Array(ring.poolBuffer, code * ring.bufferSize + offset, len)
       : new Uint8Array(ring.plainBuffer, (-code - 1) * ring.plainSize + offset, len);
@@ -727,7 +776,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
 
   /** @internal Gives a received chunk's buffer back and its `charge` bytes back to the budget. */
   giveBackChunk(code: number, charge: number): void {
-    giveBack(this.ring, code);
+    if (code <= HEAP_BASE) this.rare?.heap?.delete(code);
+    else giveBack(this.ring, code);
     this.held -= charge;
     this.ring.budget.discharge(charge);
   }
@@ -840,6 +890,12 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       // holds bytes stops while the busy share of the pool is out or promised to one-buffer recvs
       // of such streams; past half the pool it gets one buffer per recv (no multishot).
       const busy = held > 0;
+      if (!busy && ring.buffersOut >= ring.freshBuffers) {
+        // The pool is nearly out (streams with blocked readers keep a buffer each): this stream's
+        // first bytes go to a heap buffer of their own rather than wait behind them.
+        this.armHeap(Math.min(budget.allowance(0), HEAP_RECV_BYTES));
+        return;
+      }
       const allowance =
         busy && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers ? 0 : budget.allowance(held);
       if (allowance === 0) {
@@ -866,6 +922,19 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     this.armedSlot = ring.alloc(this);
     this.inFlight++;
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
+  }
+
+  /** Arms one recv of at most `len` bytes into a new heap buffer (see HeapRecv). */
+  private armHeap(len: number): void {
+    const rare = (this.rare ??= new StreamRare());
+    const code = HEAP_BASE - (rare.heapSeq = (rare.heapSeq + 1) & 0x7ffffff);
+    const buf = new Uint8Array(len);
+    (rare.heap ??= new Map()).set(code, buf);
+    const ring = this.ring;
+    this.armLimited = false;
+    this.armedSlot = ring.alloc(new HeapRecv(this, buf, code));
+    this.inFlight++;
+    ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, 0);
   }
 
   /** read(buf) while the multishot recv is armed: waits for its next chunk, then copies. */

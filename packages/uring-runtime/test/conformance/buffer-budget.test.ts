@@ -244,4 +244,59 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
     },
     30_000,
   );
+
+  it.skipIf(skip !== undefined)(
+    'more flooded connections than the pool has buffers: a new connection is still served',
+    async () => {
+      const rt = await createRuntime({
+        driver: name,
+        log: () => undefined,
+        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+        uring: { bufferCount: 64 },
+      });
+      runtime = rt;
+      const driver = rt.driver;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      // 80 connections flood; each reader takes one chunk and keeps it (on io_uring: a buffer of
+      // a 64-buffer pool each, until the pool is nearly out).
+      const streams: ByteStream[] = [];
+      const kept: RecvChunk[] = [];
+      child = await flood(port, 80);
+      for (let i = 0; i < 80; i++) {
+        const stream = await listener.accept();
+        streams.push(stream);
+        const chunk = await stream.recv();
+        expect(chunk).not.toBeNull();
+        kept.push(chunk!);
+      }
+      const inUse = rt.bufferStats()!.buffersInUse;
+      expect(inUse).toBeLessThanOrEqual(rt.bufferStats()!.bufferCount);
+      const echo = (async () => {
+        const stream = await listener.accept();
+        const chunk = await stream.recv();
+        await stream.writeAll(new Uint8Array(chunk!.bytes));
+        chunk!.release();
+        return stream;
+      })();
+      const client = await driver.connectTcp({ host: '127.0.0.1', port });
+      await client.writeAll(new TextEncoder().encode('ping'));
+      const answer = await client.recv();
+      expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
+      answer!.release();
+      console.log(`${name}: ${inUse} buffers in use with 80 flooded connections holding a chunk each`);
+      const exited = new Promise((resolve) => child!.once('close', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      child = undefined;
+      for (const chunk of kept.splice(0)) chunk.release();
+      await Promise.all(streams.map((stream) => stream.close()));
+      await (await echo).close();
+      await client.close();
+      await listener.close();
+      expect(rt.bufferStats()!.held).toBe(0);
+      if (name === 'uring') expect(rt.bufferStats()!.buffersInUse).toBe(0);
+    },
+    30_000,
+  );
 });
