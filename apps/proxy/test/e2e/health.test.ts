@@ -82,7 +82,7 @@ workers = ${workers}
 
 [servers.web]
 listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { upstream_connect = "2s", upstream_read = "5s" }
+timeouts = { upstream_connect = "10s", upstream_read = "10s" }
 ${server}
 
 [[servers.web.routes]]
@@ -319,8 +319,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, 
     );
     const first = get(a, '/hold1');
     await vitestWait(() => held.length === 1);
-    // Two more: one waits in the queue (max_pending = 1), the other is refused at once; the
-    // refused one settles first since the queued one cannot until the connection frees.
+    // Two more: one waits in the queue (max_pending = 1, up to upstream_connect: 10 s, ample on
+    // a loaded machine), the other is refused at once; the refused one settles first since the
+    // queued one cannot until the connection frees.
     const second = get(b, '/q2');
     const third = get(c, '/q3');
     const refused = await Promise.race([second, third]);
