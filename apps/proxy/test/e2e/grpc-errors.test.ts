@@ -4,12 +4,14 @@
  * the gRPC status Envoy would give (apps/proxy/src/proxy/grpc-status.ts), carried by a
  * trailers-only answer, instead of a bare HTTP 502/504 that grpc-js can only report as
  * UNAVAILABLE/UNKNOWN with "Received HTTP status code ...": an upstream that refuses
- * (UNAVAILABLE), one that resets (UNAVAILABLE), one too slow for upstream_read
+ * (UNAVAILABLE), one that resets (UNAVAILABLE), one that does not speak HTTP/2 (UNAVAILABLE),
+ * one too slow for upstream_read
  * (DEADLINE_EXCEEDED), no route (UNIMPLEMENTED), a request body over max_body_size
  * (RESOURCE_EXHAUSTED). The wire shape is checked with node:http2.
  */
 import { writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -27,6 +29,7 @@ message EchoReply { string text = 1; }
 service Live { rpc Say (EchoRequest) returns (EchoReply); }
 service Down { rpc Say (EchoRequest) returns (EchoReply); }
 service Resetting { rpc Say (EchoRequest) returns (EchoReply); }
+service Garbled { rpc Say (EchoRequest) returns (EchoReply); }
 service Small { rpc Say (EchoRequest) returns (EchoReply); }
 service Unrouted { rpc Say (EchoRequest) returns (EchoReply); }
 `;
@@ -44,12 +47,16 @@ type SayClient = grpc.Client & {
     cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void,
   ): grpc.ClientUnaryCall;
 };
-type Services = Record<'Live' | 'Down' | 'Resetting' | 'Small' | 'Unrouted', grpc.ServiceClientConstructor>;
+type Services = Record<
+  'Live' | 'Down' | 'Resetting' | 'Garbled' | 'Small' | 'Unrouted',
+  grpc.ServiceClientConstructor
+>;
 
 describe.each(drivers)('gRPC calls loch fails itself get a grpc-status, on the %s driver', (driver) => {
   let loch: Loch;
   let server: grpc.Server;
   let resetting: Awaited<ReturnType<typeof resettingUpstream>>;
+  let garbled: net.Server;
   let port: number;
   let svc: Services;
   const clients: grpc.Client[] = [];
@@ -78,6 +85,13 @@ describe.each(drivers)('gRPC calls loch fails itself get a grpc-status, on the %
       ),
     );
     resetting = await resettingUpstream();
+    // Answers the HTTP/2 preface as an HTTP/1.1 server would: not HTTP/2 at all.
+    garbled = net.createServer((sock) => {
+      sock.on('error', () => {});
+      sock.once('data', () => sock.end('HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n'));
+    });
+    await new Promise<void>((r) => garbled.listen(0, '127.0.0.1', r));
+    const garbledPort = (garbled.address() as net.AddressInfo).port;
     const downPort = await freePort();
     port = await freePort();
     loch = await startLoch(
@@ -107,6 +121,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${downPort}" }]
 [[servers.grpc.routes]]
 path = "/loch.test.Resetting/"
 upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }]
+
+[[servers.grpc.routes]]
+path = "/loch.test.Garbled/"
+upstreams = [{ endpoint = "http://127.0.0.1:${garbledPort}" }]
 `,
       { LOCH_DRIVER: driver },
     );
@@ -117,6 +135,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }]
     await loch?.stop();
     server?.forceShutdown();
     await resetting?.close();
+    await new Promise((r) => garbled?.close(r));
   });
 
   function call(
@@ -147,6 +166,12 @@ upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }]
 
   it('an upstream that resets the connection: UNAVAILABLE', async () => {
     const r = await call('Resetting', { text: 'a' });
+    expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.err?.details).toMatch(/^502 ERR_LOCH_UPSTREAM_/);
+  });
+
+  it('an upstream that does not speak HTTP/2 (protocol error): UNAVAILABLE', async () => {
+    const r = await call('Garbled', { text: 'a' });
     expect(r.err?.code).toBe(grpc.status.UNAVAILABLE);
     expect(r.err?.details).toMatch(/^502 ERR_LOCH_UPSTREAM_/);
   });
