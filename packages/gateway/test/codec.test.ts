@@ -162,6 +162,20 @@ describe('requests follow the IDL', () => {
     expect(JSON.parse(roundTrip(User, { id: 1, manager: { id: 2 } })).manager.id).toBe('2');
   });
 
+  it('a set holds each element once (by its encoding)', () => {
+    expect(rejection(User, { id: 1, tags: ['a', 'b', 'a'] }).message).toBe('tags[2]: duplicate set element');
+    const doc = loadIdl('/gen/sets.thrift', {
+      readFile: () => 'enum C { RED = 1 }\nstruct S {\n 1: set<i64> ids\n 2: set<C> cs\n}\n',
+    });
+    const S = doc.structs.get('S') as StructDef;
+    expect(rejection(S, { ids: ['1', 1] }).path).toBe('ids[1]');
+    expect(rejection(S, { cs: ['RED', 1] }).path).toBe('cs[1]');
+    expect(JSON.parse(roundTrip(S, { ids: ['1', '2'], cs: ['RED'] }))).toEqual({
+      ids: ['1', '2'],
+      cs: ['RED'],
+    });
+  });
+
   it('a union holds exactly one field', () => {
     expect(rejection(User, { id: 1, contact: {} }).path).toBe('contact');
     expect(rejection(User, { id: 1, contact: { email: 'a', phone: 'b' } }).message).toMatch(/exactly one/);
@@ -241,7 +255,11 @@ function typeArb(structs: GenType[], depth: number): fc.Arbitrary<GenType> {
   return fc.oneof(
     { weight: 3, arbitrary: leaves },
     inner.map((t) => ({ idl: `list<${t.idl}>`, arb: fc.array(t.arb, { maxLength: 4 }) })),
-    inner.map((t) => ({ idl: `set<${t.idl}>`, arb: fc.array(t.arb, { maxLength: 4 }) })),
+    // Elements unique by their JSON text (equal JSON, equal encoding: the IDL types are the same).
+    inner.map((t) => ({
+      idl: `set<${t.idl}>`,
+      arb: fc.uniqueArray(t.arb, { maxLength: 4, selector: (e) => JSON.stringify(e) }),
+    })),
     fc.tuple(fc.constantFrom(...keys), inner).map(([k, v]) => ({
       idl: `map<${k.idl},${v.idl}>`,
       arb: fc

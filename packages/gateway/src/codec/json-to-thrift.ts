@@ -166,17 +166,37 @@ export class JsonToThriftCompiler {
         return (w, v) => {
           if (!Array.isArray(v)) bad(`expected an array, got ${describe(v)}`);
           const a = v as unknown[];
-          if (isSet) w.writeSetBegin(type, a.length);
-          else w.writeListBegin(type, a.length);
+          if (!isSet) {
+            w.writeListBegin(type, a.length);
+            for (let i = 0; i < a.length; i++) {
+              try {
+                elem(w, a[i]);
+              } catch (e) {
+                within(e, `[${i}]`);
+              }
+            }
+            w.writeListEnd();
+            return;
+          }
+          // A set holds each element once: two elements are the same when their encodings are
+          // ("1" and 1 as i64, "RED" and 1 as an enum).
+          w.writeSetBegin(type, a.length);
+          const seen = new Set<string>();
           for (let i = 0; i < a.length; i++) {
+            const start = w.pos;
             try {
               elem(w, a[i]);
             } catch (e) {
               within(e, `[${i}]`);
             }
+            const encoded = Buffer.from(w.buf.buffer, w.buf.byteOffset + start, w.pos - start).toString(
+              'latin1',
+            );
+            if (seen.has(encoded))
+              within(new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', 'duplicate set element'), `[${i}]`);
+            seen.add(encoded);
           }
-          if (isSet) w.writeSetEnd();
-          else w.writeListEnd();
+          w.writeSetEnd();
         };
       }
       case 'map': {
