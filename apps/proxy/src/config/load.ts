@@ -670,6 +670,7 @@ function normalizeThriftServer(
     routes: fallback ? [...matched, fallback.route] : matched,
     maxFrameSize: s.max_frame_size ?? 16 * 1024 * 1024,
     maxPipelinedCalls: s.max_pipelined_calls ?? 1,
+    acceptUnframed: s.accept_unframed ?? false,
     accessLog:
       typeof s.access_log === 'boolean' ? s.access_log : accessLogDefault || s.access_log !== undefined,
   };

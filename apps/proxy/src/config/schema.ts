@@ -354,6 +354,11 @@ export const ThriftServerSchema = z.strictObject({
    * the reply to the last). Replies go back in the order the calls came.
    */
   max_pipelined_calls: z.number().int().min(1).max(1024).optional(),
+  /**
+   * Accept unframed (buffered) binary and compact clients, delimited by skipping every value of
+   * each message (default: refused with a log line). Strict (versioned) binary only.
+   */
+  accept_unframed: z.boolean().optional(),
   /** Recognised so it can be refused by name: TLS for thrift servers is not supported yet. */
   tls: z.unknown().optional(),
 });
@@ -678,6 +683,8 @@ export interface ThriftServerConfig {
   readonly accessLogOutput?: AccessLogOutput | undefined;
   /** Calls of one client connection forwarded at once; replies in call order. */
   readonly maxPipelinedCalls: number;
+  /** Unframed clients accepted (delimited by skipping). */
+  readonly acceptUnframed: boolean;
 }
 
 /** The effective configuration the proxy runs on. */

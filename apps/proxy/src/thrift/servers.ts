@@ -6,7 +6,8 @@
  * each accepted connection here by server key; this module follows the worker's reload protocol
  * (precommit, commit, abort) and its graceful stop. Framing is detected per connection: framed,
  * THeader and TTHeader are served; unframed binary or compact is refused with a log line, as a
- * proxy cannot delimit it without skipping every message.
+ * proxy can delimit it only by skipping every message, unless the server says
+ * `accept_unframed`.
  */
 import { ServiceSlot } from '@loch/service-async';
 import { type FramingName, ThriftServer, ThriftTransportError } from '@loch/thrift';
@@ -30,6 +31,8 @@ export interface ThriftPoolCounters {
 
 /** Framings a thrift server accepts from clients. */
 export const ACCEPTED_FRAMINGS: readonly FramingName[] = ['framed', 'theader', 'ttheader'];
+/** With `accept_unframed`: unframed (buffered) binary and compact too, delimited by skipping. */
+const WITH_UNFRAMED: readonly FramingName[] = [...ACCEPTED_FRAMINGS, 'unframed'];
 
 interface ThriftEntry {
   readonly key: string;
@@ -42,7 +45,7 @@ interface ThriftEntry {
 }
 
 function serverOptionsKey(s: ThriftServerConfig): string {
-  return `${s.timeouts.serverKeepalive}/${s.timeouts.serverMessage}/${s.maxFrameSize}/${s.maxPipelinedCalls}`;
+  return `${s.timeouts.serverKeepalive}/${s.timeouts.serverMessage}/${s.maxFrameSize}/${s.maxPipelinedCalls}/${s.acceptUnframed}`;
 }
 
 /** What a closed connection's error is worth logging at (refusals and bad bytes: info). */
@@ -195,7 +198,7 @@ export class ThriftServers {
     const log = this.log;
     return new ThriftServer(entry.slot.service(), {
       framing: 'auto',
-      framings: ACCEPTED_FRAMINGS,
+      framings: config.acceptUnframed ? WITH_UNFRAMED : ACCEPTED_FRAMINGS,
       maxFrameSize: config.maxFrameSize,
       idleTimeout: config.timeouts.serverKeepalive,
       readTimeout: config.timeouts.serverMessage,

@@ -4,7 +4,8 @@
  * reply (checked by @loch/thrift's client, which refuses a reply to another name, and on the
  * wire when the upstream answers the bare name as Apache's TMultiplexedProcessor does), info
  * headers set, added and removed (python3-thrift THeader client), a route taken by a header
- * value (match_headers), and a route that speaks
+ * value (match_headers), unframed clients accepted by `accept_unframed` (npm thrift buffered),
+ * and a route that speaks
  * TTHeader compact upstream to framed binary (npm thrift) and THeader binary (python) clients.
  * The upstream is a @loch/thrift server that answers what it saw.
  */
@@ -88,12 +89,14 @@ describe.each(drivers)('loch rewriting thrift calls per route (driver %s)', (dri
   let up: Awaited<ReturnType<typeof seeingUpstream>>;
   let loch: Loch;
   let port: number;
+  let bufferedPort: number;
   const clients: { close(): unknown }[] = [];
 
   beforeAll(async () => {
     runtime = await createRuntime({ driver: 'legacy', log: () => undefined });
     up = await seeingUpstream(runtime);
     port = await freePort();
+    bufferedPort = await freePort();
     loch = await startLoch(
       tempDir('loch-thrift-rewrite-'),
       `
@@ -111,6 +114,20 @@ headers = { set = { caller = "loch" }, add = { tenant = "default" }, remove = ["
 upstream_framing = "theader"
 upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
 
+[servers.buffered]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:${bufferedPort}" }
+accept_unframed = true
+
+[[servers.buffered.routes]]
+method = "toFramed"
+upstream_framing = "framed"
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
+[[servers.buffered.routes]]
+path = "/"
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
 [[servers.rpc.routes]]
 match_headers = { tenant = "gold" }
 headers = { set = { routed = "gold" } }
@@ -125,6 +142,7 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}", multiplex = true }]
       { LOCH_DRIVER: driver },
     );
     await waitConnectable({ port });
+    await waitConnectable({ port: bufferedPort });
   });
 
   afterAll(async () => {
@@ -161,6 +179,17 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}", multiplex = true }]
     // Without the header no route takes "hello": UNKNOWN_METHOD (1).
     const [line] = await pythonClient(port, 'header', 'binary', 'hello', ['s'], { tenant: 'silver' });
     expect(line).toMatch(/^EXCEPTION 1 loch: no route for method "hello"/);
+  });
+
+  it('accepts unframed (buffered) npm thrift clients with accept_unframed, forwarded unframed or framed', async () => {
+    for (const protocol of ['binary', 'compact'] as const) {
+      const c = await NpmClient.connect(bufferedPort, protocol, 'buffered');
+      clients.push(c);
+      expect(await Promise.all([c.call('plain', 'u1'), c.call('toFramed', 'u2')])).toEqual([
+        `R:unframed:${protocol}:plain:u1:`,
+        `R:framed:${protocol}:toFramed:u2:`,
+      ]);
+    }
   });
 
   it('speaks TTHeader compact upstream to framed binary and THeader clients', async () => {

@@ -80,6 +80,7 @@ describe('thrift server config', () => {
         maxFrameSize: 16 * 1024 * 1024,
         accessLog: true,
         maxPipelinedCalls: 1,
+        acceptUnframed: false,
       },
     ]);
   });

@@ -159,11 +159,11 @@ export class NpmClient {
   static async connect(
     port: number,
     protocol: ProtocolName = 'binary',
-    transport: 'framed' | 'header' = 'framed',
+    transport: 'framed' | 'header' | 'buffered' = 'framed',
   ): Promise<NpmClient> {
     const header = transport === 'header';
     const connection = thrift.createConnection('127.0.0.1', port, {
-      transport: header ? thrift.TBufferedTransport : thrift.TFramedTransport,
+      transport: transport === 'framed' ? thrift.TFramedTransport : thrift.TBufferedTransport,
       protocol: header
         ? thrift.THeaderProtocol
         : protocol === 'binary'
