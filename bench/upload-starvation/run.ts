@@ -99,7 +99,8 @@ async function python(
   args: readonly string[],
 ): Promise<{ peer: Peer; line: string }> {
   const peer = startPeer(name, 'python3', [join(PEERS, script), ...args]);
-  for (let i = 0; i < 100; i++) {
+  // Up to 30 s: the uploaders print once every connection is open (hundreds, on a busy machine).
+  for (let i = 0; i < 600; i++) {
     const line = peer.output().split('\n')[0]!.trim();
     if (line !== '') return { peer, line };
     await sleep(50);
