@@ -1,8 +1,10 @@
 /**
  * A ThriftExchange over @loch/thrift ThriftClients to one upstream, for users of the package
  * outside loch (loch routes through its own pooled upstreams). Keeps up to `connections`
- * clients, opened on demand through `connect` and used round robin; a client whose connection
- * failed is dropped and replaced on the next call. With `multiplexed` (THeader/TTHeader peers
+ * clients, opened on demand through `connect`; a call goes to a connection with nothing in
+ * flight when there is one (round robin among them), else to the least busy, so one slow call
+ * does not hold the calls behind it. A client whose connection failed is dropped and replaced
+ * on the next call. With `multiplexed` (THeader/TTHeader peers
  * that match replies by seq id) calls share connections; otherwise each client carries one call
  * at a time and queues the rest. Not a health checker or load balancer.
  */
@@ -15,24 +17,56 @@ export interface ClientExchangeOptions extends ThriftClientOptions {
   readonly connections?: number;
 }
 
-/** Round-robin ThriftClients to one upstream. */
+/** ThriftClients to one upstream: idle connections first, else the least busy. */
 export class ClientExchange implements ThriftExchange {
   private readonly clients: (Promise<ThriftClient> | undefined)[];
+  /** Calls in flight per slot. */
+  private readonly busy: number[];
   private next = 0;
 
   constructor(
     private readonly connect: () => Promise<ThriftStream>,
     private readonly options: ClientExchangeOptions = {},
   ) {
-    this.clients = new Array(Math.max(1, options.connections ?? 4)).fill(undefined);
+    const n = Math.max(1, options.connections ?? 4);
+    this.clients = new Array(n).fill(undefined);
+    this.busy = new Array(n).fill(0);
+  }
+
+  /** The slot for the next call: the next idle one after the last pick, else the least busy. */
+  private pick(): number {
+    const n = this.clients.length;
+    let best = this.next;
+    for (let k = 0; k < n; k++) {
+      const i = (this.next + k) % n;
+      if (this.busy[i] === 0) {
+        best = i;
+        break;
+      }
+      if ((this.busy[i] as number) < (this.busy[best] as number)) best = i;
+    }
+    this.next = (best + 1) % n;
+    return best;
   }
 
   async send(
     message: Uint8Array,
     options: { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> },
   ): Promise<ThriftFrame | undefined> {
-    const slot = this.next;
-    this.next = (slot + 1) % this.clients.length;
+    const slot = this.pick();
+    this.busy[slot] = (this.busy[slot] as number) + 1;
+    try {
+      return await this.sendOn(slot, message, options);
+    } finally {
+      this.busy[slot] = (this.busy[slot] as number) - 1;
+    }
+  }
+
+  private async sendOn(
+    slot: number,
+    message: Uint8Array,
+    options: { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> },
+  ): Promise<ThriftFrame | undefined> {
     let pending = this.clients[slot];
     if (pending === undefined) {
       pending = this.connect().then((s) => new ThriftClient(s, this.options));

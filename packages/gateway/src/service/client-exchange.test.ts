@@ -1,0 +1,82 @@
+/**
+ * ClientExchange over a @loch/thrift server on loopback: a call goes to an idle connection,
+ * so a held call does not block the next one.
+ */
+import { BinaryReader, createReply, createWriter, MessageType, ThriftServer, TType } from '@loch/thrift';
+import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientExchange } from './client-exchange.js';
+
+let runtime: Runtime;
+beforeAll(async () => {
+  runtime = await createRuntime({ driver: 'legacy', log: () => undefined });
+});
+afterAll(async () => {
+  await runtime?.close?.();
+});
+
+/** The encoded CALL of `ping(1: string text)`. */
+function callOf(text: string): Uint8Array {
+  const w = createWriter('binary');
+  w.writeMessageBegin('ping', MessageType.CALL, 0);
+  w.writeStructBegin();
+  w.writeFieldBegin(TType.STRING, 1);
+  w.writeString(text);
+  w.writeFieldStop();
+  w.writeStructEnd();
+  return w.finishCopy();
+}
+
+function textOf(payload: Uint8Array): string {
+  const r = new BinaryReader().reset(payload);
+  r.readMessageBegin();
+  r.readStructBegin();
+  r.readFieldBegin();
+  return r.readString();
+}
+
+describe('ClientExchange', () => {
+  it('sends a call to an idle connection, not behind a held one', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const server = new ThriftServer({
+      async call(req) {
+        const r = req.reader();
+        r.readStructBegin();
+        r.readFieldBegin();
+        const text = r.readString();
+        // "slow" is answered only after a "fast" call that came after it was answered.
+        if (text === 'slow') await held;
+        if (text === 'fast-2') release();
+        return createReply(req, (w) => {
+          w.writeStructBegin();
+          w.writeFieldBegin(TType.STRING, 0);
+          w.writeString(text);
+          w.writeFieldStop();
+          w.writeStructEnd();
+        });
+      },
+    });
+    const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
+    void server.serve(listener);
+    const port = (listener.localAddress as { port: number }).port;
+    const ex = new ClientExchange(() => TcpStream.connect({ host: '127.0.0.1', port, runtime }), {
+      connections: 2,
+    });
+    try {
+      const slow = ex.send(callOf('slow'), {});
+      const fast1 = await ex.send(callOf('fast-1'), {});
+      expect(textOf(fast1?.payload as Uint8Array)).toBe('fast-1');
+      // Round robin would queue this behind "slow" on the first connection: neither would ever
+      // answer. The second connection is idle.
+      const fast2 = await ex.send(callOf('fast-2'), {});
+      expect(textOf(fast2?.payload as Uint8Array)).toBe('fast-2');
+      expect(textOf((await slow)?.payload as Uint8Array)).toBe('slow');
+    } finally {
+      await ex.close();
+      await server.close();
+    }
+  });
+});
