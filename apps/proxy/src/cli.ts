@@ -11,7 +11,8 @@ import { certificateWarnings, redactSecrets } from './config/tls.js';
 
 /**
  * The signals `loch run` acts on, and what each does (run.ts installs the handlers). Kept beside
- * the help text so that the two cannot drift: a test sends each one to a running loch.
+ * the help text so that the two cannot drift; test/e2e/operations.test.ts sends SIGHUP, SIGUSR1,
+ * SIGUSR2 and SIGTERM to a running loch, supervision.test.ts SIGURG, lifecycle.test.ts SIGTERM.
  */
 export const SIGNALS: readonly (readonly [signal: string, effect: string])[] = [
   ['SIGHUP', 'reload the config file (two-phase: every worker or none; a bad file keeps the running config)'],
