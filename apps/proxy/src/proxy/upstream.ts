@@ -339,7 +339,14 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     }
     if (route.upstreamHttpVersion === 'auto' && this.connector instanceof UpstreamConnector) {
       if (isGrpc(req)) req.headers.set('te', 'trailers');
-      return this.connector.requestAuto(key, endpoint.id, req, this.#options, this.#bareOptions);
+      // Remembered per upstream as configured, not per SNI name: Host values cannot grow the set.
+      return this.connector.requestAuto(
+        key,
+        route.endpoints[index]!.id,
+        req,
+        this.#options,
+        this.#bareOptions,
+      );
     }
     return this.connector.request(key, req, this.#options);
   }
