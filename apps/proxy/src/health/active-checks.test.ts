@@ -1,8 +1,15 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttp2Server } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeProxyHeader, V2_SIGNATURE } from '@loch/transports';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.js';
+import { selfSignedCertificate } from '../demo-certificate.js';
 import { ActiveHealthChecker, activeHealthStats, checkOnce } from './active-checks.js';
 import { normalizeHealthCheck } from './config.js';
 import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
@@ -125,9 +132,58 @@ describe('checkOnce', () => {
     try {
       const port = (server.address() as AddressInfo).port;
       const address = { kind: 'tcp', host: '127.0.0.1', port, scheme: 'http', authority: 'up:1' } as const;
-      expect(await checkOnce(address, check, true)).toBeNull();
+      expect(await checkOnce(address, check, { http2: true })).toBeNull();
       expect(seen).toEqual(['up:1']);
-      expect(await checkOnce(address, check, false)).not.toBeNull();
+      expect(await checkOnce(address, check, { http2: false })).not.toBeNull();
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('sends a PROXY LOCAL header first to an upstream that expects one', async () => {
+    let first: Buffer | undefined;
+    const server = createNetServer((socket) => {
+      let got = Buffer.alloc(0);
+      socket.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        first ??= got;
+        if (got.includes('\r\n\r\n')) socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const address = { kind: 'tcp', host: '127.0.0.1', port, scheme: 'http', authority: 'h' } as const;
+      const header = encodeProxyHeader({ version: 2, source: null, destination: null });
+      expect(await checkOnce(address, check, { proxyHeader: header })).toBeNull();
+      expect(first!.subarray(0, 12)).toEqual(Buffer.from(V2_SIGNATURE));
+      // LOCAL command (0x20), no address
+      expect(first![12]).toBe(0x20);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('checks an https upstream over TLS, verifying it against the configured CA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-health-tls-'));
+    const cert = selfSignedCertificate(dir, 'up', ['up.test']);
+    const server = createHttpsServer(
+      { cert: readFileSync(cert.chain), key: readFileSync(cert.key) },
+      (_req, res) => {
+        res.statusCode = 204;
+        res.end();
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const base = { kind: 'tcp', host: '127.0.0.1', port, scheme: 'https', authority: 'up.test' } as const;
+      const tls = { verify: true, ca: cert.chain, serverName: 'up.test' };
+      expect(await checkOnce({ ...base, tls }, check)).toBeNull();
+      // the wrong name fails verification
+      expect(await checkOnce({ ...base, tls: { ...tls, serverName: 'other.test' } }, check)).toBe(
+        'ERR_TLS_CERT_ALTNAME_INVALID',
+      );
     } finally {
       await new Promise((r) => server.close(r));
     }

@@ -8,16 +8,18 @@
  * and keeps the rest (with their state and slot), and `retain(running)` stops those the
  * committed config no longer names, so verdicts survive reloads and worker replacements (a
  * replacement reads the same table).
- * Checks use node:http(s) (node:http2 for HTTP/2 upstreams) on the main thread, off the
- * request path.
+ * Checks use node:http (node:http2 for HTTP/2 upstreams, node:tls for https ones) on the main
+ * thread, off the request path.
  * Not for passive health (upstream-group.ts).
  */
 import { readFileSync } from 'node:fs';
-import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { connect as connectHttp2 } from 'node:http2';
-import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
-import type { ProxyConfig, RouteConfig, UpstreamAddress } from '../config/schema.js';
+import type { Duplex } from 'node:stream';
+import { connect as tlsConnect } from 'node:tls';
+import { encodeProxyHeader } from '@loch/transports';
+import type { ProxyConfig, RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import type { HealthCheckConfig } from './config.js';
 import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
 
@@ -52,8 +54,8 @@ interface Target {
   checks: number;
   failures: number;
   lastError: string;
-  /** Checked over HTTP/2 (the route's upstream_http_version = "http2"). */
-  readonly http2: boolean;
+  /** Protocol and PROXY header of the checks. */
+  readonly transport: CheckTransport;
   timer: NodeJS.Timeout | undefined;
   /** Cancels the check in flight. */
   inFlight: (() => void) | undefined;
@@ -68,8 +70,20 @@ function addressKey(address: UpstreamAddress): string {
 }
 
 /** Identity of a check target: the upstream's address and the check's settings. */
-function targetKey(address: UpstreamAddress, check: HealthCheckConfig, http2: boolean): string {
-  return `${addressKey(address)}|${http2 ? 'h2' : 'h1'}|${JSON.stringify(check)}`;
+function targetKey(upstream: UpstreamConfig, check: HealthCheckConfig, http2: boolean): string {
+  return `${addressKey(upstream.address)}|${http2 ? 'h2' : 'h1'}|${upstream.sendProxyProtocol ?? ''}|${JSON.stringify(check)}`;
+}
+
+/** How the checks of `upstream` connect (protocol, PROXY header). */
+function transportOf(upstream: UpstreamConfig, http2: boolean): CheckTransport {
+  const send = upstream.sendProxyProtocol;
+  return {
+    http2,
+    proxyHeader:
+      send === undefined
+        ? undefined
+        : encodeProxyHeader({ version: send === 'v1' ? 1 : 2, source: null, destination: null }),
+  };
 }
 
 /** Runs every configured check of the process and keeps the shared table current. */
@@ -100,7 +114,7 @@ export class ActiveHealthChecker {
       if (check === undefined) return route;
       const slots = route.upstreams.map((u) => {
         const http2 = route.upstreamHttpVersion === 'http2';
-        return this.#target(targetKey(u.address, check, http2), u.label, u.address, check, http2)?.slot ?? -1;
+        return this.#target(targetKey(u, check, http2), u, check, transportOf(u, http2))?.slot ?? -1;
       });
       return { ...route, healthSlots: slots };
     };
@@ -118,7 +132,7 @@ export class ActiveHealthChecker {
         const check = route.healthCheck;
         if (check !== undefined)
           for (const u of route.upstreams)
-            wanted.add(targetKey(u.address, check, route.upstreamHttpVersion === 'http2'));
+            wanted.add(targetKey(u, check, route.upstreamHttpVersion === 'http2'));
       }
     for (const [key, target] of this.#targets) if (!wanted.has(key)) this.#stop(target);
   }
@@ -143,11 +157,11 @@ export class ActiveHealthChecker {
 
   #target(
     key: string,
-    label: string,
-    address: UpstreamAddress,
+    upstream: UpstreamConfig,
     check: HealthCheckConfig,
-    http2: boolean,
+    transport: CheckTransport,
   ): Target | undefined {
+    const label = upstream.label;
     const existing = this.#targets.get(key);
     if (existing !== undefined) return existing;
     const slot = this.#free.pop() ?? (this.#nextSlot < HEALTH_SLOTS ? this.#nextSlot++ : -1);
@@ -160,9 +174,9 @@ export class ActiveHealthChecker {
       key,
       slot,
       label,
-      address,
+      address: upstream.address,
       check,
-      http2,
+      transport,
       healthy: true,
       streak: 0,
       checks: 0,
@@ -196,7 +210,7 @@ export class ActiveHealthChecker {
 
   #run(target: Target): void {
     if (target.stopped) return;
-    checkOnce(target.address, target.check, target.http2, (cancel) => {
+    checkOnce(target.address, target.check, target.transport, (cancel) => {
       target.inFlight = cancel;
     }).then(
       (error) => {
@@ -246,17 +260,29 @@ export function activeHealthStats(): HealthTargetStats[] {
   return processChecker?.stats() ?? [];
 }
 
+/** How a check reaches its upstream besides the address: protocol and a PROXY header. */
+export interface CheckTransport {
+  /** Over HTTP/2 (h2c by prior knowledge, h2 by ALPN), as the route's upstream_http_version = "http2". */
+  readonly http2?: boolean;
+  /**
+   * A PROXY header sent first on the connection (the upstream has send_proxy_protocol): v1
+   * "PROXY UNKNOWN" or a v2 LOCAL header, which tell the receiver the connection is the
+   * proxy's own (a health check), as haproxy sends to its checked servers.
+   */
+  readonly proxyHeader?: Uint8Array | undefined;
+}
+
 /**
- * One check: a GET of the check path under the deadline, over HTTP/1.1 (`Connection: close`),
- * or over HTTP/2 when the route speaks it to the upstream (`upstream_http_version = "http2"`:
- * h2c by prior knowledge, h2 by ALPN), so an h2c-only upstream is checked in its own protocol.
- * Resolves with null when it passed, else with why it failed; never rejects. `started` gets a
- * function that cancels the check (it then settles as failed).
+ * One check: a GET of the check path under the deadline, over HTTP/1.1 (`Connection: close`)
+ * or HTTP/2 (`transport.http2`), after a PROXY header when the upstream expects one, over TLS
+ * for https upstreams (verified as the route's requests are). Resolves with null when it
+ * passed, else with why it failed; never rejects. `started` gets a function that cancels the
+ * check (it then settles as failed).
  */
 export function checkOnce(
   address: UpstreamAddress,
   check: HealthCheckConfig,
-  http2 = false,
+  transport: CheckTransport = {},
   started: (cancel: () => void) => void = () => {},
 ): Promise<string | null> {
   return new Promise((resolve) => {
@@ -275,27 +301,28 @@ export function checkOnce(
       );
     const failed = (error: NodeJS.ErrnoException) => done(error.code ?? error.message);
     const host = check.host ?? address.authority;
-    const tls =
-      address.kind === 'tcp' && address.scheme === 'https'
-        ? {
-            servername: address.tls?.serverName ?? address.host,
-            rejectUnauthorized: address.tls?.verify ?? true,
-            ...(address.tls !== undefined && address.tls.ca !== 'system'
-              ? { ca: readCa(address.tls.ca) }
-              : {}),
-          }
-        : undefined;
+    const http2 = transport.http2 === true;
+    // One way to connect for every case: the raw socket (and the PROXY header first), then TLS
+    // over it for https upstreams.
+    const connect = (): Duplex => {
+      const raw = address.kind === 'unix' ? netConnect(address.path) : netConnect(address.port, address.host);
+      if (transport.proxyHeader !== undefined) raw.write(transport.proxyHeader);
+      if (address.kind !== 'tcp' || address.scheme !== 'https') return raw;
+      const tls = address.tls;
+      return tlsConnect({
+        socket: raw,
+        servername: tls?.serverName ?? address.host,
+        rejectUnauthorized: tls?.verify ?? true,
+        ALPNProtocols: [http2 ? 'h2' : 'http/1.1'],
+        ...(tls !== undefined && tls.ca !== 'system' ? { ca: readCa(tls.ca) } : {}),
+      });
+    };
     const timer = setTimeout(() => done(`no answer within ${check.timeout} ms`), check.timeout);
     // A check in flight never keeps the process alive.
     timer.unref();
     if (http2) {
-      const session = connectHttp2(
-        address.kind === 'unix' ? 'http://localhost' : `${address.scheme}://${address.host}:${address.port}`,
-        {
-          ...(address.kind === 'unix' ? { createConnection: () => netConnect(address.path) } : {}),
-          ...(tls ?? {}),
-        },
-      );
+      const scheme = address.kind === 'tcp' ? address.scheme : 'http';
+      const session = connectHttp2(`${scheme}://${host}`, { createConnection: connect });
       cancel = () => session.destroy();
       session.on('error', failed);
       session.on('close', () => done('closed before an answer'));
@@ -309,22 +336,18 @@ export function checkOnce(
       stream.on('error', failed);
       stream.end();
     } else {
-      const onResponse = (res: IncomingMessage) => {
-        res.resume();
-        verdict(res.statusCode ?? 0);
-      };
-      const base = {
-        method: 'GET',
-        path: check.path,
-        headers: { host, 'user-agent': 'loch-health-check', connection: 'close' },
-        agent: false,
-      } as const;
-      const req: ClientRequest =
-        address.kind === 'unix'
-          ? httpRequest({ ...base, socketPath: address.path }, onResponse)
-          : tls !== undefined
-            ? httpsRequest({ ...base, host: address.host, port: address.port, ...tls }, onResponse)
-            : httpRequest({ ...base, host: address.host, port: address.port }, onResponse);
+      const req = httpRequest(
+        {
+          method: 'GET',
+          path: check.path,
+          headers: { host, 'user-agent': 'loch-health-check', connection: 'close' },
+          createConnection: connect,
+        },
+        (res: IncomingMessage) => {
+          res.resume();
+          verdict(res.statusCode ?? 0);
+        },
+      );
       cancel = () => req.destroy();
       req.on('error', failed);
       req.on('close', () => done('closed before an answer'));
