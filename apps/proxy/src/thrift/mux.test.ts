@@ -349,6 +349,21 @@ describe('multiplexed thrift upstream connections', () => {
     expect(upstreams.stats().muxConnections).toBe(0);
   });
 
+  it('fails every call of a connection whose upstream sends bytes that are not Thrift', async () => {
+    const up = await scriptedUpstream('framed', (call, socket) => {
+      if (call.text === 'garbage') socket.write('HTTP/1.1 400 Bad Request\r\n\r\n');
+    });
+    const { upstreams, key } = setup(up, 'framed');
+    const waiting = forward(upstreams, key, callFrame('framed', 'binary', 'get', 1, 'waits'));
+    await expect(
+      forward(upstreams, key, callFrame('framed', 'binary', 'get', 2, 'garbage')),
+    ).rejects.toMatchObject({
+      failure: 'protocol',
+    });
+    await expect(waiting).rejects.toMatchObject({ failure: 'protocol' });
+    expect(upstreams.stats().muxConnections).toBe(0);
+  });
+
   it('fails the calls in flight when the upstream closes; the next call connects again', async () => {
     const up = await scriptedUpstream('framed', (call, socket) => {
       if (call.text === 'die') socket.destroy();
