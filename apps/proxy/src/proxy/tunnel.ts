@@ -225,11 +225,6 @@ const openTunnels = new Set<Tunnel>();
 /** The graceful stop in progress: tunnels closed at their drain time, and its end. */
 let draining: { closed: Tunnel[]; resolve: () => void; done: Promise<void> } | null = null;
 
-/** Tunnels open in this thread now. */
-export function openTunnelCount(): number {
-  return openTunnels.size;
-}
-
 /**
  * Starts the graceful stop of this thread's tunnels: each (and each opened from now on) gets
  * its drain time to end on its own, then both its connections are closed. Resolves with how
