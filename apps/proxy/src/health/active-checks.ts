@@ -213,14 +213,18 @@ export class ActiveHealthChecker {
     checkOnce(target.address, target.check, target.transport, (cancel) => {
       target.inFlight = cancel;
     }).then(
-      (error) => {
-        target.inFlight = undefined;
-        if (target.stopped) return;
-        this.#record(target, error);
-        this.#schedule(target);
-      },
-      () => {},
+      (error) => this.#checked(target, error),
+      // A check that could not even start (a request node:http refused) is a failed check,
+      // and the next one still comes.
+      (error: unknown) => this.#checked(target, (error as Error | null)?.message ?? String(error)),
     );
+  }
+
+  #checked(target: Target, error: string | null): void {
+    target.inFlight = undefined;
+    if (target.stopped) return;
+    this.#record(target, error);
+    this.#schedule(target);
   }
 
   #record(target: Target, error: string | null): void {

@@ -104,6 +104,12 @@ min_retry_concurrency = 1
     expect(issuesOf(config('health_check = { path = "h" }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check.path',
     );
+    expect(issuesOf(config('health_check = { path = "/a b" }'))[0]!.path).toBe(
+      'servers.web.routes[0].health_check.path',
+    );
+    expect(issuesOf(config('health_check = { path = "/h", host = "a\\r\\nX: y" }'))[0]!.path).toBe(
+      'servers.web.routes[0].health_check.host',
+    );
     expect(issuesOf(config('health_check = { path = "/h", expected_statuses = ["2xx"] }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check.expected_statuses[0]',
     );

@@ -38,9 +38,14 @@ const StatusSpec = z.union([
 /** `health_check = { path = "/healthz", interval = "5s", ... }`. */
 export const HealthCheckSchema = z.strictObject({
   /** Path (and query) of the GET sent to every upstream of the route. */
-  path: z.string().startsWith('/', 'a health check path starts with "/"'),
+  path: z
+    .string()
+    .regex(/^\/[!-~]*$/, 'a health check path starts with "/" and has no spaces or control characters'),
   /** Host field of the check (default: the upstream's authority). */
-  host: z.string().min(1).optional(),
+  host: z
+    .string()
+    .regex(/^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/, 'expected a host name, with an optional port')
+    .optional(),
   interval: Duration.optional(),
   /** Deadline of one check (connect and answer). */
   timeout: Duration.optional(),
