@@ -89,6 +89,9 @@ describe('UpstreamGroup passive health', () => {
     expect([0, 1, 2, 3].map((i) => g.isUp(i))).toEqual([false, false, false, false]);
     expect(g.pick(createBalancer('round_robin', [1, 1, 1, 1]))).toBe(-1);
     expect(g.noHealthyUpstream).toBe(1);
+    // a retry with nowhere to go is not a 503 of its own
+    expect(g.pick(createBalancer('round_robin', [1, 1, 1, 1]), 2)).toBe(-1);
+    expect(g.noHealthyUpstream).toBe(1);
   });
 
   it('always allows one ejection (a 0 % cap of two upstreams rounds up to one)', () => {

@@ -149,8 +149,8 @@ export class UpstreamGroup {
 
   /**
    * The index of an upstream that is up, chosen by `balancer` among those, or -1 when none is
-   * (counted: the route answers 503). `avoid` (a failed upstream, for a retry) is taken only
-   * when no other upstream is up.
+   * (counted, for a first attempt: the route answers 503). `avoid` (a failed upstream, for a
+   * retry) is taken only when no other upstream is up.
    */
   pick(balancer: Balancer, avoid = -1): number {
     // An upstream at its connection limit counts as unavailable while another can take the
@@ -160,7 +160,8 @@ export class UpstreamGroup {
       if (free >= 0) return free;
     }
     const i = pickWhere(balancer, this.size, this.#isUp, avoid);
-    if (i < 0) this.noHealthyUpstream++;
+    // Counted only for a first attempt: a retry with nowhere to go answers its own failure.
+    if (i < 0 && avoid < 0) this.noHealthyUpstream++;
     return i;
   }
 
