@@ -11,6 +11,7 @@
 import {
   createResponse,
   fixedBody,
+  type HttpBody,
   HttpBodyError,
   type HttpHeaders,
   type HttpResponse,
@@ -191,7 +192,7 @@ export class GatewayRoute {
 
   /** Serves a request whose path matched this route with `params`. Never rejects. */
   async call(
-    request: { readonly headers: HttpHeaders; readonly body: import('@loch/http').HttpBody },
+    request: { readonly headers: HttpHeaders; readonly body: HttpBody },
     params: ReadonlyMap<string, string>,
     query: URLSearchParams | undefined,
   ): Promise<HttpResponse> {
@@ -230,7 +231,7 @@ export class GatewayRoute {
 
   private async readJson(request: {
     readonly headers: HttpHeaders;
-    readonly body: import('@loch/http').HttpBody;
+    readonly body: HttpBody;
   }): Promise<unknown> {
     if (request.body.kind === 'empty') return undefined;
     let bytes: Uint8Array;
