@@ -107,8 +107,9 @@ ${extra}
   });
 
   afterAll(async () => {
-    await loch?.stop();
+    // The python peer first: nothing below may keep it alive if a stop hangs.
     py?.child.kill();
+    await loch?.stop();
     await Promise.all([npm?.close(), silent?.close()]);
   });
 
