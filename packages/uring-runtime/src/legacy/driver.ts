@@ -100,7 +100,7 @@ export class LegacyDriver implements Driver {
       bound !== null && typeof bound === 'object'
         ? toSocketAddress(bound.address, bound.family, bound.port)
         : address;
-    return new LegacyListener(server, local, this.#streams, this.#listeners);
+    return new LegacyListener(server, local, this.#streams, this.#listeners, backlog);
   }
 
   async listenUnix(options: UnixListenOptions): Promise<LegacyListener> {
@@ -109,9 +109,10 @@ export class LegacyDriver implements Driver {
     if (options.removeStale === true) await removeStaleSocket(options.path);
     const server = createServer({ allowHalfOpen: true });
     const ready = listening(server, address);
-    server.listen({ path: options.path, backlog: options.backlog ?? DEFAULT_BACKLOG, exclusive: true });
+    const backlog = options.backlog ?? DEFAULT_BACKLOG;
+    server.listen({ path: options.path, backlog, exclusive: true });
     await ready;
-    return new LegacyListener(server, address, this.#streams, this.#listeners);
+    return new LegacyListener(server, address, this.#streams, this.#listeners, backlog);
   }
 
   connectTcp(options: TcpConnectOptions): Promise<LegacyStream> {

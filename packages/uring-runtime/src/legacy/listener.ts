@@ -6,19 +6,17 @@
  *
  * Node cannot stop accepting (a listening libuv handle has no read stop, and closing it drops
  * the kernel's backlog), so while nobody accepts (a server paused at its connection limit) the
- * queue would take a descriptor per arriving connection up to the process's fd limit. It keeps
- * at most ACCEPT_HIGH_WATER, as the io_uring driver does, and closes connections beyond that as
- * they arrive (the client sees the connection closed; on io_uring it waits in the backlog).
- * `droppedAccepts` counts them.
+ * queue would take a descriptor per arriving connection up to the process's fd limit. The queue
+ * stands in for the kernel's backlog instead: it keeps at most the listen backlog (default 1024)
+ * and closes connections beyond that as they arrive (the client sees the connection closed, as
+ * when a kernel backlog overflows; on io_uring the listener keeps 64 and the kernel's backlog
+ * the rest). `droppedAccepts` counts them.
  */
 import type { Server, Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
 import type { IoOptions, SocketAddress, StreamListener } from '../stream.js';
 import { cancelled, closedError, toRuntimeError } from './node-errors.js';
 import { LegacyStream, type StreamRegistry } from './stream.js';
-
-/** Accepted connections queued with no acceptor; more are closed at once (see above). */
-const ACCEPT_HIGH_WATER = 64;
 
 interface AcceptWaiter {
   resolve(stream: LegacyStream): void;
@@ -48,13 +46,15 @@ export class LegacyListener implements StreamListener<LegacyStream> {
     localAddress: SocketAddress,
     streams: StreamRegistry,
     listeners: ListenerRegistry,
+    /** Accepted connections queued with no acceptor at most; more are closed at once (above). */
+    private readonly maxQueued: number,
   ) {
     this.#server = server;
     this.localAddress = localAddress;
     this.#listeners = listeners;
     const unixPath = localAddress.family === 'unix' ? { local: localAddress.path, remote: '' } : undefined;
     server.on('connection', (socket: Socket) => {
-      if (this.#ready.length >= ACCEPT_HIGH_WATER) {
+      if (this.#ready.length >= this.maxQueued) {
         this.droppedAccepts++;
         socket.on('error', () => undefined);
         socket.destroy();

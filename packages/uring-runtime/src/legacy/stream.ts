@@ -197,6 +197,9 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
 
   /** @internal A lent chunk of `n` bytes was released. */
   chunkReleased(n: number): void {
+    // close() gave every lent byte back already: a chunk dropped unreleased after it (the
+    // socket's own memory, collected by GC) cannot keep budget from the thread.
+    if (this.#closed) return;
     this.#lent -= n;
     this.#registry.budget.discharge(n);
     this.#rebalance();
@@ -471,8 +474,9 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     budget.forget(this);
     budget.promised -= this.#promise;
     this.#promise = 0;
-    const held = this.#buffered;
+    const held = this.#buffered + this.#lent;
     this.#buffered = 0;
+    this.#lent = 0;
     budget.discharge(held);
     const socket = this.#socket;
     this.#closePromise = socket.closed

@@ -263,9 +263,8 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       const streams: ByteStream[] = [];
       const kept: RecvChunk[] = [];
       child = await flood(port, 80);
-      for (let i = 0; i < 80; i++) {
-        const stream = await listener.accept();
-        streams.push(stream);
+      for (let i = 0; i < 80; i++) streams.push(await listener.accept());
+      for (const stream of streams) {
         const chunk = await stream.recv();
         expect(chunk).not.toBeNull();
         kept.push(chunk!);
