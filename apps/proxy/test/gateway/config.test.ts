@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'loch-gw-config-'));
 writeFileSync(
@@ -179,6 +179,14 @@ method = "GET"
       },
       { path: 'servers.gw.routes[1].upstreams', message: 'a route needs at least one upstream' },
       { path: 'servers.gw.routes[1].method', message: 'method narrows thrift routes only' },
+    ]);
+  });
+
+  it('the shipped example config/gateway.toml loads', async () => {
+    const c = await loadConfigFile(new URL('../../config/gateway.toml', import.meta.url).pathname);
+    expect(c.servers[0]?.routes.map((r) => r.gateway?.map((g) => `${g.httpMethod} ${g.function}`))).toEqual([
+      ['GET getUser', 'DELETE deleteUser'],
+      ['POST createUser'],
     ]);
   });
 });
