@@ -20,7 +20,10 @@ export const SIGNALS: readonly (readonly [signal: string, effect: string])[] = [
     'SIGTERM, SIGINT',
     'graceful stop: stop accepting, finish requests in flight within timeouts.shutdown_grace and tunnels within timeouts.tunnel_drain, then exit 0; a second one exits at once (1)',
   ],
-  ['SIGUSR1', 'reopen the access-log files by their paths (after logrotate renamed them)'],
+  [
+    'SIGUSR1',
+    'reopen the log files ([log] error_log, access_log paths) by their paths (after logrotate renamed them)',
+  ],
   ['SIGUSR2', "log each worker's connections, listeners, upstream pool counters and heap (info)"],
   [
     'SIGURG',

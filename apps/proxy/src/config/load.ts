@@ -289,6 +289,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
     runtime,
     logLevel: file.log?.level ?? 'info',
     ...(file.log?.modules === undefined ? {} : { logModules: file.log.modules }),
+    ...(file.log?.error_log === undefined ? {} : { errorLogPath: resolve(baseDir, file.log.error_log.path) }),
     servers,
     thriftServers,
     ...(admin === undefined ? {} : { admin: { listen: admin } }),

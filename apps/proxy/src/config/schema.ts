@@ -392,6 +392,8 @@ export const LogSchema = z.strictObject({
   modules: z.partialRecord(z.enum(LOG_MODULES), LogLevelSchema).optional(),
   /** Every server's access log output unless the server names its own. */
   access_log: AccessLogSchema.optional(),
+  /** The operational log to a file instead of stderr (reopened on SIGUSR1 like access logs). */
+  error_log: z.strictObject({ path: z.string().min(1) }).optional(),
 });
 
 /** `[admin]`: the admin listener (health, effective config, metrics, stats); off when absent. */
@@ -693,6 +695,8 @@ export interface ProxyConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error' | 'off';
   /** `[log] modules`: levels of single modules (LOCH_LOG overrides at run time). */
   readonly logModules?: Readonly<Partial<Record<LogModule, 'debug' | 'info' | 'warn' | 'error' | 'off'>>>;
+  /** `[log] error_log`: the operational log's file (absolute); undefined: stderr. */
+  readonly errorLogPath?: string | undefined;
   readonly servers: readonly ServerConfig[];
   /** `proxy_type = "thrift"` servers. */
   readonly thriftServers: readonly ThriftServerConfig[];

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequest } from '@loch/http';
@@ -237,6 +237,48 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9091" }] }
         expect.objectContaining({ kind: 'oneway', service: null, method: 'ping' }),
       ]);
       expect(lines[0]).not.toHaveProperty('path');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('[log] error_log: operational lines go to the file, reopened with the access logs, stderr after close', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
+    try {
+      const config = parseConfig(
+        `
+[log]
+error_log = { path = "error.log" }
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+`,
+        join(dir, 'loch.toml'),
+      );
+      expect(config.errorLogPath).toBe(join(dir, 'error.log'));
+      const err: string[] = [];
+      const log = new ProxyLog(
+        'info',
+        'w0: ',
+        () => {},
+        (t) => err.push(t),
+      );
+      log.commitAccess(log.prepareAccess(config));
+      log.warn('to the file');
+      log.at('tls').error('a module line too');
+      await log.reopen();
+      renameSync(join(dir, 'error.log'), join(dir, 'error.log.1'));
+      await log.reopen();
+      log.info('after rotation');
+      await log.close();
+      log.error('after close');
+      log.flush();
+      expect(readFileSync(join(dir, 'error.log.1'), 'utf8')).toMatch(
+        /warn w0: to the file\n.* error w0: \[tls\] a module line too\n$/,
+      );
+      expect(readFileSync(join(dir, 'error.log'), 'utf8')).toMatch(/ info w0: after rotation\n$/);
+      expect(err.join('')).toMatch(/^\S+ error w0: after close\n$/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,6 +6,9 @@
  * per request and no write per request; operational lines go out on the next event-loop turn.
  * The timestamp string is recomputed at most once per millisecond. Not for metrics.
  *
+ * Operational lines go to stderr, or to `[log] error_log`'s file (opened, switched and reopened
+ * with the access logs: prepareAccess/commitAccess/reopen).
+ *
  * Levels: `[log] level` for every message, `[log] modules = { tls = "debug" }` per module
  * (LOG_MODULES), and env LOCH_LOG (`debug`, or `info,tls=debug,upstream=warn`) instead of both
  * (a level it does not name stays the config's; its module list replaces the config's).
@@ -73,17 +76,23 @@ interface AccessRoute {
   readonly trusted: TrustedPeers | undefined;
 }
 
-/** Access-log files opened for a config that is not committed yet. */
+/** Log files opened for a config that is not committed yet. */
 export interface StagedAccessLogs {
   readonly routes: Map<string, AccessRoute>;
   readonly files: Map<string, FileSink>;
+  /** `[log] error_log`'s file, or null: stderr. */
+  readonly errorFile: FileSink | null;
   /** Files opened for this config (closed again on abort). */
   readonly opened: FileSink[];
 }
 
 /** What a thread's loggers share: outputs, access routes, the clock cache. */
 class LogOutputs {
-  readonly ops: LineBuffer;
+  /** Operational lines: stderr, or `[log] error_log`'s file. */
+  ops: AccessSink;
+  readonly stderr: LineBuffer;
+  /** The error-log file in use, or null. */
+  errorFile: FileSink | null = null;
   readonly stdout: LineBuffer;
   /** Server key -> how its lines are written (absent: text to stdout). */
   routes = new Map<string, AccessRoute>();
@@ -111,7 +120,8 @@ class LogOutputs {
 
   constructor(out: (text: string) => void, err: (text: string) => void, flushMs: number) {
     this.stdout = new LineBuffer(out, flushMs);
-    this.ops = new LineBuffer(err, 0);
+    this.stderr = new LineBuffer(err, 0);
+    this.ops = this.stderr;
     this.stdoutText = { sink: this.stdout, json: false, thrift: false, trusted: undefined };
   }
 }
@@ -314,7 +324,10 @@ export class ProxyLog {
     const files = new Map<string, FileSink>();
     const opened: FileSink[] = [];
     const routes = new Map<string, AccessRoute>();
+    // Problems writing the error log itself go to stderr; the access logs' to the error log.
     const report = (message: string) => this.#root.at('access_log').error(message);
+    const reportStderr = (message: string) =>
+      out.stderr.push(`${this.now()} error ${this.#prefix}${message}\n`);
     const route = (
       key: string,
       output: AccessLogOutput | undefined,
@@ -340,9 +353,28 @@ export class ProxyLog {
       const t = trusted === undefined || trusted.length === 0 ? undefined : trustedPeersOf(trusted);
       if (sink !== out.stdout || json || t !== undefined) routes.set(key, { sink, json, thrift, trusted: t });
     };
-    for (const s of config.servers) route(s.key, s.accessLogOutput, false, s.trustedProxies);
-    for (const s of config.thriftServers) route(s.key, s.accessLogOutput, true, undefined);
-    return { routes, files, opened };
+    let errorFile: FileSink | null = null;
+    const errorPath = config.errorLogPath;
+    if (errorPath !== undefined) {
+      errorFile = files.get(errorPath) ?? (out.errorFile?.path === errorPath ? out.errorFile : null);
+      if (errorFile === null) {
+        try {
+          errorFile = new FileSink(errorPath, reportStderr, 0);
+        } catch (error) {
+          for (const f of opened) void f.close();
+          throw error;
+        }
+        opened.push(errorFile);
+      }
+    }
+    try {
+      for (const s of config.servers) route(s.key, s.accessLogOutput, false, s.trustedProxies);
+      for (const s of config.thriftServers) route(s.key, s.accessLogOutput, true, undefined);
+    } catch (error) {
+      if (errorFile !== null && opened.includes(errorFile)) void errorFile.close();
+      throw error;
+    }
+    return { routes, files, errorFile, opened };
   }
 
   /** Switches to a prepared config's access logs; files no server names any more are closed. */
@@ -351,6 +383,12 @@ export class ProxyLog {
     for (const [path, file] of out.files) if (!staged.files.has(path)) void file.close();
     out.files = staged.files;
     out.routes = staged.routes;
+    if (out.errorFile !== null && out.errorFile !== staged.errorFile) {
+      // Lines already queued for the old file go there; later ones to the new output.
+      void out.errorFile.close();
+    }
+    out.errorFile = staged.errorFile;
+    out.ops = staged.errorFile ?? out.stderr;
   }
 
   /** Drops a prepared config's access logs (closes the files it opened). */
@@ -360,7 +398,10 @@ export class ProxyLog {
 
   /** Opens every access-log file again by its path (SIGUSR1 after logrotate renamed them). */
   async reopen(): Promise<void> {
-    await Promise.all([...this.#root.#out.files.values()].map((f) => f.reopen()));
+    const out = this.#root.#out;
+    const files: AccessSink[] = [...out.files.values()];
+    if (out.errorFile !== null) files.push(out.errorFile);
+    await Promise.all(files.map((f) => f.reopen()));
   }
 
   /** Writes every buffered line now (before exit). */
@@ -369,6 +410,7 @@ export class ProxyLog {
     out.stdout.flush();
     for (const f of out.files.values()) f.flush();
     out.ops.flush();
+    out.stderr.flush();
   }
 
   /** Writes what is pending and closes the access-log files (at shutdown). */
@@ -377,6 +419,12 @@ export class ProxyLog {
     await Promise.all([...out.files.values()].map((f) => f.close()));
     out.files = new Map();
     out.routes = new Map();
+    if (out.errorFile !== null) {
+      const file = out.errorFile;
+      out.errorFile = null;
+      out.ops = out.stderr;
+      await file.close();
+    }
     this.flush();
   }
 }

@@ -89,9 +89,22 @@ function describeListen(config: ProxyConfig): string {
   return [...config.servers, ...config.thriftServers].map((s) => `${s.key}=${listenId(s.listen)}`).join(' ');
 }
 
+/** The part of a config the main thread's log opens: `[log] error_log` (no access logs). */
+function errorLogOnly(config: ProxyConfig): ProxyConfig {
+  return { ...config, servers: [], thriftServers: [] };
+}
+
 /** Runs the proxy until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runProxy(loaded: ProxyConfig, configPath: string): Promise<number> {
   const log = new ProxyLog(loaded.logLevel, '');
+  try {
+    // `[log] error_log`: this thread's lines go to the file too (workers open it themselves).
+    log.commitAccess(log.prepareAccess(errorLogOnly(loaded)));
+  } catch (error) {
+    log.error(`cannot start: ${(error as Error).message}`);
+    log.flush();
+    return 1;
+  }
   const envProblem = log.configureLevels(loaded);
   if (envProblem !== undefined) log.warn(envProblem);
   // Active health checks run here, once per process; workers read the verdicts from `health`.
@@ -231,6 +244,11 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     void admin.reloaded('ok', next, gen);
     certificates.update(tlsFiles(next));
     rotation.update(next);
+    try {
+      log.commitAccess(log.prepareAccess(errorLogOnly(next)));
+    } catch (error) {
+      log.error(`reload (${why}): the main thread keeps its error log: ${(error as Error).message}`);
+    }
     log.configureLevels(next);
     log.info(`reloaded ${file} (generation ${gen}); listening: ${describeListen(next)}`);
   };
@@ -360,8 +378,11 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     void pool.broadcast({ t: 'reopen' } satisfies WorkerCommand, { timeout: 15_000 }).then((replies) => {
       const failed = replies.filter((r) => !r.ok && !absent(r));
       for (const f of failed) if (!f.ok) accessLog.error(`SIGUSR1: worker ${f.worker}: ${f.error.message}`);
-      accessLog.info(`SIGUSR1: access logs reopened by ${replies.length - failed.length} worker(s)`);
-      log.flush();
+      // The main thread's error log file (if any) first, so that this line is in the new file.
+      void log.reopen().then(() => {
+        accessLog.info(`SIGUSR1: access logs reopened by ${replies.length - failed.length} worker(s)`);
+        log.flush();
+      });
     });
   };
   process.on('SIGUSR1', onUsr1);
@@ -416,7 +437,8 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
       log.warn(`worker(s) ${result.forced.join(',')} did not stop in time and were terminated`);
     await admin.close();
     log.info('stopped');
-    log.flush();
+    // Written through and closed (a file's write in flight completes first).
+    await log.close();
     finish(code);
   }
   const onSignal = (signal: NodeJS.Signals) => {

@@ -229,6 +229,52 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
   });
 });
 
+describe('[log] error_log', () => {
+  it('moves the operational log to a file on reload, reopens it on SIGUSR1, and writes the stop there', async () => {
+    const dir = tempDir('loch-error-log-');
+    const upstream = await httpUpstream((_req, res) => res.end('ok'));
+    const port = await freePort();
+    const server = `
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+access_log = false
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`;
+    const loch = await startLoch(dir, `[runtime]\nworkers = 1\n${server}`, {
+      LOCH_DRIVER: drivers[0]!,
+    });
+    const file = join(dir, 'error.log');
+    const read = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8') : '');
+    try {
+      writeFileSync(
+        loch.configPath,
+        `[runtime]\nworkers = 1\n[log]\nerror_log = { path = "error.log" }\n${server}`,
+      );
+      await eventually(() => /info reloaded /.test(read(file)), 'the reload line in the error log');
+      renameSync(file, `${file}.1`);
+      loch.child.kill('SIGUSR1');
+      await eventually(
+        () => /SIGUSR1: access logs reopened by 1 worker/.test(read(file)),
+        'the new error log',
+      );
+      expect(await loch.stop('SIGTERM')).toBe(0);
+      expect(read(file)).toMatch(/info SIGTERM: stopping[\s\S]*info stopped\n$/);
+      expect(read(`${file}.1`)).toMatch(/info reloaded /);
+      expect(read(`${file}.1`)).not.toMatch(/stopping/);
+      // Before the reload the lines went to stderr.
+      expect(loch.stderr()).toMatch(/info started /);
+      expect(loch.stderr()).not.toMatch(/info stopped/);
+    } finally {
+      await loch.stop('SIGKILL');
+      await upstream.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 /** A `ws` echo server; `/close-on-drain` sockets are closed by the server with 4002 on request. */
 async function wsUpstream(): Promise<{
   port: number;
