@@ -4,6 +4,7 @@ import {
   GrpcStatus,
   grpcErrorResponse,
   grpcStatusOf,
+  grpcTimeoutMs,
   isGrpcRequest,
   percentEncodeGrpcMessage,
 } from './grpc-status.js';
@@ -84,5 +85,42 @@ describe('grpcErrorResponse', () => {
       ['grpc-status', '4'],
       ['grpc-message', '504 ERR_LOCH_UPSTREAM_TIMEOUT'],
     ]);
+  });
+});
+
+describe('grpcTimeoutMs', () => {
+  it('reads 1 to 8 digits and a case-sensitive unit, rounding up to whole ms', () => {
+    expect(grpcTimeoutMs('1H')).toBe(3_600_000);
+    expect(grpcTimeoutMs('2M')).toBe(120_000);
+    expect(grpcTimeoutMs('3S')).toBe(3000);
+    expect(grpcTimeoutMs('250m')).toBe(250);
+    expect(grpcTimeoutMs('1500u')).toBe(2);
+    expect(grpcTimeoutMs('99999999n')).toBe(100);
+    expect(grpcTimeoutMs('00000300m')).toBe(300);
+  });
+
+  it('a zero or sub-millisecond deadline is 1 ms, never 0 (which would mean no timeout)', () => {
+    expect(grpcTimeoutMs('0m')).toBe(1);
+    expect(grpcTimeoutMs('1n')).toBe(1);
+  });
+
+  it('ignores absent and malformed values', () => {
+    for (const v of [
+      undefined,
+      '',
+      'm',
+      '5',
+      '123456789m',
+      '5s',
+      '5x',
+      '-5m',
+      '5 m',
+      ' 5m',
+      '5.5S',
+      '5mm',
+      'abcm',
+    ]) {
+      expect(grpcTimeoutMs(v), String(v)).toBeUndefined();
+    }
   });
 });

@@ -119,3 +119,33 @@ export function grpcErrorResponse(httpStatus: number, code: string, message: str
     body: EMPTY_BODY,
   });
 }
+
+/** Milliseconds per grpc-timeout unit (gRPC over HTTP/2: Hours, Minutes, Seconds, milli-, micro-, nanoseconds). */
+const TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = {
+  H: 3_600_000,
+  M: 60_000,
+  S: 1000,
+  m: 1,
+  u: 0.001,
+  n: 0.000_001,
+};
+
+/**
+ * The deadline a gRPC client sent in `grpc-timeout`, in whole ms (rounded up, so a sub-ms
+ * deadline, `0m` included, is 1 ms: 0 would mean "none"), or undefined when the value is absent or
+ * malformed: 1 to 8 ASCII digits then one case-sensitive unit (`M` is minutes, `m` ms). A
+ * malformed value is ignored, as Envoy does (Grpc::Common::getGrpcTimeout gives no timeout and
+ * the route's applies), never answered with an error.
+ */
+export function grpcTimeoutMs(value: string | undefined): number | undefined {
+  if (value === undefined || value.length < 2 || value.length > 9) return undefined;
+  const perUnit = TIMEOUT_UNIT_MS[value[value.length - 1]!];
+  if (perUnit === undefined) return undefined;
+  let amount = 0;
+  for (let i = 0; i < value.length - 1; i++) {
+    const digit = value.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) return undefined;
+    amount = amount * 10 + digit;
+  }
+  return Math.max(1, Math.ceil(amount * perUnit));
+}

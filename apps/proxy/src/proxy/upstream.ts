@@ -28,6 +28,7 @@ import {
 } from '@loch/transports';
 import type { RoutedCx } from './context.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
+import { grpcTimeoutMs, isGrpcRequest } from './grpc-status.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
 import type { CompiledRoute, UpstreamEndpoint } from './route.js';
 import { endpointForHost } from './upstream-sni.js';
@@ -329,13 +330,17 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
               destination: cx.get('localAddr'),
             }),
           );
+    // A gRPC call's own deadline (grpc-timeout) caps the read timeout: only such calls pay for
+    // an options object of their own.
+    const deadline = isGrpcRequest(req) ? this.#grpcDeadline(req) : 0;
+    const options = deadline === 0 ? this.#options : { ...this.#options, readTimeout: deadline };
     if (route.upstreamHttpVersion === 'http2') {
       if (isGrpc(req)) req.headers.set('te', 'trailers');
       this.#h2 ??=
         this.connector instanceof UpstreamConnector
           ? this.connector.http2()
           : new H2Connector(new TlsConnector(new UnifiedL4Connector()));
-      return this.#h2.request(key, req, this.#options);
+      return this.#h2.request(key, req, options);
     }
     if (route.upstreamHttpVersion === 'auto' && this.connector instanceof UpstreamConnector) {
       if (isGrpc(req)) req.headers.set('te', 'trailers');
@@ -344,11 +349,24 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
         key,
         route.endpoints[index]!.id,
         req,
-        this.#options,
-        this.#bareOptions,
+        options,
+        deadline === 0 ? this.#bareOptions : { ...this.#bareOptions, readTimeout: deadline },
       );
     }
-    return this.connector.request(key, req, this.#options);
+    return this.connector.request(key, req, options);
+  }
+
+  /**
+   * The read timeout of a gRPC call that sent `grpc-timeout`: min(its deadline, the route's read
+   * timeout; 0 there is none), or 0 when it sent none, a malformed one (ignored, as Envoy does)
+   * or one no shorter than the route's. Expiry is the usual ERR_LOCH_UPSTREAM_TIMEOUT, which a
+   * gRPC client gets as DEADLINE_EXCEEDED (grpc-status.ts), and the upstream stream is reset.
+   */
+  #grpcDeadline(req: HttpRequest): number {
+    const ms = grpcTimeoutMs(req.headers.get('grpc-timeout'));
+    if (ms === undefined) return 0;
+    const read = this.timeouts.read;
+    return read === 0 || ms < read ? ms : 0;
   }
 }
 

@@ -7,7 +7,9 @@
  * (UNAVAILABLE), one that resets (UNAVAILABLE), one that does not speak HTTP/2 (UNAVAILABLE),
  * one too slow for upstream_read
  * (DEADLINE_EXCEEDED), no route (UNIMPLEMENTED), a request body over max_body_size
- * (RESOURCE_EXHAUSTED). The wire shape is checked with node:http2.
+ * (RESOURCE_EXHAUSTED). The wire shape is checked with node:http2. A call whose grpc-timeout
+ * is shorter than the route's upstream_read ends at its own deadline: DEADLINE_EXCEEDED from
+ * loch, and the upstream's call is cancelled.
  */
 import { writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
@@ -32,6 +34,7 @@ service Resetting { rpc Say (EchoRequest) returns (EchoReply); }
 service Garbled { rpc Say (EchoRequest) returns (EchoReply); }
 service Small { rpc Say (EchoRequest) returns (EchoReply); }
 service Unrouted { rpc Say (EchoRequest) returns (EchoReply); }
+service Patient { rpc Say (EchoRequest) returns (EchoReply); }
 `;
 
 interface EchoRequest {
@@ -48,7 +51,7 @@ type SayClient = grpc.Client & {
   ): grpc.ClientUnaryCall;
 };
 type Services = Record<
-  'Live' | 'Down' | 'Resetting' | 'Garbled' | 'Small' | 'Unrouted',
+  'Live' | 'Down' | 'Resetting' | 'Garbled' | 'Small' | 'Unrouted' | 'Patient',
   grpc.ServiceClientConstructor
 >;
 
@@ -58,6 +61,11 @@ describe.each(drivers)('gRPC calls loch fails itself get a grpc-status, on the %
   let resetting: Awaited<ReturnType<typeof resettingUpstream>>;
   let garbled: net.Server;
   let port: number;
+  /** A server whose upstream_read (10 s) outlasts the slow upstream: only grpc-timeout ends a call early. */
+  let patientPort: number;
+  /** Settles the next Patient call's outcome: cancelled (true) or answered by the upstream (false). */
+  let settlePatient: (cancelled: boolean) => void = () => {};
+  let patient: http2.Http2Server;
   let svc: Services;
   const clients: grpc.Client[] = [];
 
@@ -79,6 +87,26 @@ describe.each(drivers)('gRPC calls loch fails itself get a grpc-status, on the %
     server = new grpc.Server();
     server.addService(svc.Live.service, { Say: say });
     server.addService(svc.Small.service, { Say: say });
+    // A gRPC server that does not enforce deadlines itself (grpc-js' would answer
+    // DEADLINE_EXCEEDED on its own): it answers every call after 5 s unless the call is reset.
+    patient = http2.createServer();
+    patient.on('stream', (stream) => {
+      stream.on('error', () => {});
+      stream.resume();
+      const timer = setTimeout(() => {
+        settlePatient(false);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      }, 5000);
+      stream.on('close', () => {
+        if (stream.headersSent) return;
+        clearTimeout(timer);
+        settlePatient(true);
+      });
+    });
+    await new Promise<void>((r) => patient.listen(0, '127.0.0.1', r));
+    const patientUpPort = (patient.address() as net.AddressInfo).port;
     const upPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
         err ? reject(err) : resolve(p),
@@ -94,6 +122,7 @@ describe.each(drivers)('gRPC calls loch fails itself get a grpc-status, on the %
     const garbledPort = (garbled.address() as net.AddressInfo).port;
     const downPort = await freePort();
     port = await freePort();
+    patientPort = await freePort();
     loch = await startLoch(
       dir,
       `
@@ -125,6 +154,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${resetting.port}" }]
 [[servers.grpc.routes]]
 path = "/loch.test.Garbled/"
 upstreams = [{ endpoint = "http://127.0.0.1:${garbledPort}" }]
+
+[servers.patient]
+listener = { type = "socket", value = "127.0.0.1:${patientPort}" }
+upstream_http_version = "http2"
+timeouts = { upstream_read = "10s", upstream_connect = "2s" }
+
+[[servers.patient.routes]]
+path = "/loch.test.Patient/"
+upstreams = [{ endpoint = "http://127.0.0.1:${patientUpPort}" }]
 `,
       { LOCH_DRIVER: driver },
     );
@@ -136,6 +174,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${garbledPort}" }]
     server?.forceShutdown();
     await resetting?.close();
     await new Promise((r) => garbled?.close(r));
+    await new Promise((r) => patient?.close(r));
   });
 
   function call(
@@ -180,6 +219,67 @@ upstreams = [{ endpoint = "http://127.0.0.1:${garbledPort}" }]
     const r = await call('Live', { text: 'slow', delay_ms: 3000 });
     expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     expect(r.err?.details).toBe('504 ERR_LOCH_UPSTREAM_TIMEOUT');
+  });
+
+  /** Expects the next Patient call's outcome at the upstream. */
+  function nextPatientOutcome(): Promise<boolean> {
+    return new Promise((resolve) => {
+      settlePatient = resolve;
+    });
+  }
+
+  it('a grpc-timeout shorter than upstream_read: loch answers DEADLINE_EXCEEDED at the deadline and cancels the upstream call', async () => {
+    const outcome = nextPatientOutcome();
+    const session = http2.connect(`http://127.0.0.1:${patientPort}`);
+    try {
+      // A raw client has no deadline of its own: the answer can only be loch's.
+      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/loch.test.Patient/Say',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          'grpc-timeout': '300m',
+        });
+        let head: http2.IncomingHttpHeaders = {};
+        req.on('response', (h) => {
+          head = h;
+        });
+        req.on('trailers', (t) => {
+          head = { ...head, ...t };
+        });
+        req.on('data', () => {});
+        req.on('end', () => resolve(head));
+        req.on('error', reject);
+        // EchoRequest { text: "a" }, length-prefixed; the upstream would answer after 5 s.
+        req.end(Buffer.from([0, 0, 0, 0, 3, 0x0a, 0x01, 0x61]));
+      });
+      expect(headers['grpc-status']).toBe('4');
+      expect(headers['grpc-message']).toBe('504 ERR_LOCH_UPSTREAM_TIMEOUT');
+      expect(await outcome).toBe(true);
+    } finally {
+      session.close();
+    }
+  });
+
+  it('a grpc-js client deadline shorter than a slow upstream: DEADLINE_EXCEEDED, the upstream call cancelled', async () => {
+    const outcome = nextPatientOutcome();
+    const client = new svc.Patient(
+      `127.0.0.1:${patientPort}`,
+      grpc.credentials.createInsecure(),
+    ) as unknown as SayClient & {
+      Say(
+        req: Partial<EchoRequest>,
+        options: grpc.CallOptions,
+        cb: (err: grpc.ServiceError | null, reply?: EchoReply) => void,
+      ): grpc.ClientUnaryCall;
+    };
+    clients.push(client);
+    const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+      client.Say({ text: 'a' }, { deadline: Date.now() + 300 }, (e) => resolve(e));
+    });
+    expect(err?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(await outcome).toBe(true);
   });
 
   it('no route: UNIMPLEMENTED', async () => {
