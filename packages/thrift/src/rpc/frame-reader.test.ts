@@ -4,8 +4,8 @@
  * and a stream that ends inside a frame is a typed truncation error.
  */
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { ThriftProtocolError } from '../errors.js';
+import { describe, expect, it, vi } from 'vitest';
+import { ThriftProtocolError, ThriftRpcError } from '../errors.js';
 import { createWriter } from '../protocol/factory.js';
 import { readMessageHeader } from '../protocol/message-header.js';
 import { encodeFrame } from '../transport/codec.js';
@@ -100,3 +100,100 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
     });
   },
 );
+
+/** A stream whose receives wait until it is closed (then end). */
+function silent(): ThriftStream & { closed: boolean } {
+  const waiting: ((c: ThriftRecvChunk | null) => void)[] = [];
+  const s = {
+    closed: false,
+    recv: () => new Promise<ThriftRecvChunk | null>((resolve) => waiting.push(resolve)),
+    writev: async () => 0,
+    close: async () => {
+      s.closed = true;
+      for (const w of waiting.splice(0)) w(null);
+    },
+  };
+  return s;
+}
+
+describe('FrameReader receive timeouts', () => {
+  it('never fires early, also when a shorter deadline shortens the running sweep', async () => {
+    vi.useFakeTimers({
+      toFake: ['setInterval', 'clearInterval', 'setTimeout', 'clearTimeout', 'performance'],
+    });
+    try {
+      const long = silent();
+      const longNext = new FrameReader(long, { idleTimeout: 4000 }).next().catch((e) => e);
+      await vi.advanceTimersByTimeAsync(900);
+      const short = silent();
+      let shortError: unknown;
+      const shortNext = new FrameReader(short, { idleTimeout: 100 }).next().catch((e) => {
+        shortError = e;
+      });
+      await vi.advanceTimersByTimeAsync(95);
+      expect(short.closed).toBe(false);
+      expect(shortError).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(200);
+      await shortNext;
+      expect(shortError).toBeInstanceOf(ThriftRpcError);
+      expect(short.closed).toBe(true);
+      expect(long.closed).toBe(false);
+      await vi.advanceTimersByTimeAsync(5000);
+      expect((await longNext).code).toBe('ERR_THRIFT_TIMEOUT');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('arms no timer per receive: deadlines go to the thread sweep', async () => {
+    const frames = Array.from({ length: 50 }, (_, i) =>
+      encodeFrame({ framing: 'framed', protocol: 'binary' }, msg(i * 2, 8)),
+    );
+    const stream = scripted(Buffer.concat(frames), [5, 40]);
+    const reader = new FrameReader(stream, { idleTimeout: 60_000, readTimeout: 30_000 });
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      let n = 0;
+      while ((await reader.next()) !== null) n++;
+      expect(n).toBe(50);
+      expect(stream.delivered).toBeGreaterThan(50);
+      expect(setTimeoutSpy).not.toHaveBeenCalled();
+    } finally {
+      setTimeoutSpy.mockRestore();
+    }
+  });
+
+  it('a receive past its deadline closes the stream and throws ERR_THRIFT_TIMEOUT', async () => {
+    let wake: ((c: ThriftRecvChunk | null) => void) | undefined;
+    const frame = encodeFrame({ framing: 'framed', protocol: 'binary' }, msg(0, 8));
+    let sent = false;
+    const stream: ThriftStream & { closed: boolean } = {
+      closed: false,
+      recv() {
+        if (!sent) {
+          sent = true;
+          // Half a frame, then nothing: the message deadline applies.
+          return Promise.resolve({ bytes: frame.subarray(0, 6), release() {} });
+        }
+        return new Promise((resolve) => {
+          wake = resolve;
+        });
+      },
+      async writev() {
+        return 0;
+      },
+      async close() {
+        stream.closed = true;
+        wake?.(null);
+      },
+    };
+    const reader = new FrameReader(stream, { idleTimeout: 0, readTimeout: 30 });
+    await expect(reader.next()).rejects.toSatisfy(
+      (e) =>
+        e instanceof ThriftRpcError &&
+        e.code === 'ERR_THRIFT_TIMEOUT' &&
+        e.message === 'message not complete after 30 ms',
+    );
+    expect(stream.closed).toBe(true);
+  });
+});

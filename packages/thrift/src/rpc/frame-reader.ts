@@ -3,12 +3,16 @@
  * chunk at once), detects the framing on the first bytes unless configured, splits frames by
  * length or, unframed, by skipping the message, and decodes the framing header. Payload views
  * stay valid after later reads: bytes are never overwritten in place, a full buffer is
- * replaced by a new one. Not for writing: replies are framed with frameParts().
+ * replaced by a new one. Receive timeouts are deadline numbers on one sweep per thread
+ * (../internal/deadlines.ts), not a timer per receive; a timeout closes the stream. Not for
+ * writing: replies are framed with frameParts().
  */
+import { NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import { ThriftProtocolError, ThriftRpcError, ThriftTransportError } from '../errors.js';
+import { deadlines } from '../internal/deadlines.js';
 import { decodeFrame, type FrameCodecOptions, FrameSplitter } from '../transport/codec.js';
 import { detectFraming, type FramingName, type ThriftFrame } from '../transport/frame.js';
-import type { ThriftStream } from './stream.js';
+import type { ThriftRecvChunk, ThriftStream } from './stream.js';
 
 /** Options of a FrameReader. */
 export interface FrameReaderOptions extends FrameCodecOptions {
@@ -20,16 +24,20 @@ export interface FrameReaderOptions extends FrameCodecOptions {
    * proxy that cannot delimit unframed binary cheaply refuses it this way.
    */
   readonly framings?: readonly FramingName[];
-  /** Milliseconds to wait for the first byte of a message (0 = forever, the default). */
+  /**
+   * Milliseconds to wait for the first byte of a message (0 = forever, the default). Checked by
+   * the thread's coarse deadline sweep (fires up to two ticks, at most 2 s, late); on expiry the
+   * stream is closed and next() throws ERR_THRIFT_TIMEOUT.
+   */
   readonly idleTimeout?: number;
-  /** Milliseconds to wait for the rest of a started message (0 = forever, the default). */
+  /** Milliseconds to wait for the rest of a started message (0 = forever, the default); as idleTimeout. */
   readonly readTimeout?: number;
 }
 
 const MIN_BUFFER = 64 * 1024;
 
 /** Pulls frames out of a stream, one `next()` at a time. */
-export class FrameReader {
+export class FrameReader implements SweepMember {
   /** The framing in use (null until detected). */
   framing: FramingName | null;
   private buf = new Uint8Array(0);
@@ -37,6 +45,11 @@ export class FrameReader {
   private end = 0;
   private readonly splitter: FrameSplitter;
   private readonly options: FrameReaderOptions;
+  /** The armed receive deadline on the sweep's clock (NO_DEADLINE: none), and its length. */
+  private deadlineAt = NO_DEADLINE;
+  private deadlineMs = 0;
+  /** A receive deadline passed: the stream was closed and next() throws ERR_THRIFT_TIMEOUT. */
+  private expired = false;
 
   constructor(
     private readonly stream: ThriftStream,
@@ -95,35 +108,30 @@ export class FrameReader {
     return frame;
   }
 
-  /** Receives one chunk into the buffer; false at end of stream. */
+  /** Receives one chunk into the buffer; null at end of stream. */
   private async recv(): Promise<true | null> {
     const ms = this.end > this.start ? (this.options.readTimeout ?? 0) : (this.options.idleTimeout ?? 0);
-    const pending = this.stream.recv();
-    let chunk: Awaited<typeof pending>;
     if (ms > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          // The chunk (if one still arrives) goes back to the pool.
-          pending.then(
-            (c) => c?.release(),
-            () => {},
-          );
-          reject(
-            new ThriftRpcError(
-              'ERR_THRIFT_TIMEOUT',
-              this.end > this.start ? `message not complete after ${ms} ms` : `no message for ${ms} ms`,
-            ),
-          );
-        }, ms);
-      });
-      try {
-        chunk = await Promise.race([pending, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-    } else {
-      chunk = await pending;
+      // A deadline number on the thread's sweep, not a timer and a Promise.race per receive:
+      // the server arms one on every receive. Expiry closes the stream (see onSweep).
+      this.deadlineMs = ms;
+      deadlines.deadline(this, ms);
+      // Measured from a fresh clock, not the sweep's coarse one: when a shorter deadline
+      // shortens a running sweep's tick, its coarse clock can be a whole old tick stale, and a
+      // deadline armed against it would fire early.
+      this.deadlineAt = performance.now() + ms;
+    }
+    let chunk: ThriftRecvChunk | null;
+    try {
+      chunk = await this.stream.recv();
+    } catch (error) {
+      this.deadlineAt = NO_DEADLINE;
+      throw this.expired ? this.timeoutError(error) : error;
+    }
+    this.deadlineAt = NO_DEADLINE;
+    if (this.expired) {
+      chunk?.release();
+      throw this.timeoutError(undefined);
     }
     if (chunk === null) return null;
     try {
@@ -132,6 +140,28 @@ export class FrameReader {
       chunk.release();
     }
     return true;
+  }
+
+  /**
+   * The sweep's call: a receive whose deadline passed is ended by closing the stream (the only
+   * way to end a pending receive; a server closes a timed-out connection anyway), and next()
+   * throws ERR_THRIFT_TIMEOUT. Returns whether a deadline is still armed.
+   */
+  onSweep(now: number): boolean {
+    if (this.deadlineAt > now) return this.deadlineAt !== NO_DEADLINE;
+    this.deadlineAt = NO_DEADLINE;
+    this.expired = true;
+    void this.stream.close().catch(() => {});
+    return false;
+  }
+
+  private timeoutError(cause: unknown): ThriftRpcError {
+    const ms = this.deadlineMs;
+    return new ThriftRpcError(
+      'ERR_THRIFT_TIMEOUT',
+      this.end > this.start ? `message not complete after ${ms} ms` : `no message for ${ms} ms`,
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   private append(bytes: Uint8Array): void {

@@ -1,0 +1,125 @@
+/**
+ * CPU per call of the server path a proxy runs, in process and with a fixed call count (no
+ * timing assertions, no network): a client writes framed binary calls one at a time over an
+ * in-memory stream pair, the ThriftServer reads each with the proxy's timeouts armed (keepalive
+ * and message), and its handler answers the call's own payload (bytes relayed unchanged, as
+ * loch relays a reply). Prints user and system microseconds per call for each payload size.
+ * Run: pnpm --filter @loch/thrift exec tsx --conditions=@loch/source bench/server-calls.ts [calls]
+ */
+import {
+  encodeFrame,
+  MessageType,
+  type ThriftRecvChunk,
+  ThriftServer,
+  type ThriftStream,
+} from '../src/index.js';
+import { BinaryWriter } from '../src/protocol/binary.js';
+import { TType } from '../src/types.js';
+
+/** One direction of an in-memory connection: chunks handed to the reader as they are written. */
+class Pipe {
+  private queue: Uint8Array[] = [];
+  private waiter: ((c: ThriftRecvChunk | null) => void) | undefined;
+  ended = false;
+  push(bytes: Uint8Array): void {
+    const w = this.waiter;
+    if (w !== undefined) {
+      this.waiter = undefined;
+      w({ bytes, release() {} });
+    } else this.queue.push(bytes);
+  }
+  end(): void {
+    this.ended = true;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.(null);
+  }
+  recv(): Promise<ThriftRecvChunk | null> {
+    const b = this.queue.shift();
+    if (b !== undefined) return Promise.resolve({ bytes: b, release() {} });
+    if (this.ended) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      this.waiter = resolve;
+    });
+  }
+}
+
+/** A stream end: reads `inbound`, writes (one copied chunk per writev, as a socket delivers) to `outbound`. */
+class End implements ThriftStream {
+  closed = false;
+  constructor(
+    private readonly inbound: Pipe,
+    private readonly outbound: Pipe,
+  ) {}
+  recv(): Promise<ThriftRecvChunk | null> {
+    return this.inbound.recv();
+  }
+  writev(bufs: readonly Uint8Array[]): Promise<number> {
+    let n = 0;
+    for (const b of bufs) n += b.byteLength;
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const b of bufs) {
+      out.set(b, at);
+      at += b.byteLength;
+    }
+    this.outbound.push(out);
+    return Promise.resolve(n);
+  }
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.outbound.end();
+    this.inbound.end();
+  }
+}
+
+function call(size: number): Uint8Array {
+  const w = new BinaryWriter();
+  w.writeMessageBegin('echo', MessageType.CALL, 1);
+  w.writeStructBegin();
+  w.writeFieldBegin(TType.STRING, 1);
+  w.writeString('x'.repeat(size));
+  w.writeFieldStop();
+  w.writeStructEnd();
+  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+}
+
+async function run(size: number, calls: number): Promise<{ user: number; system: number }> {
+  const up = new Pipe();
+  const down = new Pipe();
+  const client = new End(down, up);
+  const server = new ThriftServer(
+    { call: (req) => ({ payload: req.frame.payload }) },
+    {
+      idleTimeout: 60_000,
+      readTimeout: 30_000,
+    },
+  );
+  const served = server.handleConnection(new End(up, down));
+  const frame = call(size);
+  const once = async (): Promise<void> => {
+    client.writev([frame]);
+    let got = 0;
+    while (got < frame.byteLength) {
+      const c = await client.recv();
+      if (c === null) throw new Error('closed');
+      got += c.bytes.byteLength;
+    }
+  };
+  for (let i = 0; i < 2000; i++) await once();
+  const before = process.cpuUsage();
+  for (let i = 0; i < calls; i++) await once();
+  const used = process.cpuUsage(before);
+  await client.close();
+  await served;
+  return { user: used.user / calls, system: used.system / calls };
+}
+
+const calls = Number(process.argv[2] ?? 200_000);
+for (const size of [32, 10240]) {
+  const r = await run(size, calls);
+  console.log(
+    `${size} B: ${calls} calls, user ${r.user.toFixed(2)} us/call, system ${r.system.toFixed(2)} us/call`,
+  );
+}
