@@ -28,8 +28,9 @@ import {
   TransportError,
   UnifiedL4Connector,
 } from '@loch/transports';
-import type { ByteStream } from '@loch/uring-runtime';
+import { type ByteStream, NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
+import { callDeadlines } from './deadlines.js';
 import { type MuxCounters, type MuxKey, MuxPool } from './mux.js';
 
 import { failureOf, ThriftUpstreamError, type ThriftUpstreamFailure } from './upstream-error.js';
@@ -74,8 +75,12 @@ export class ThriftUpstreamEndpoint {
  * One upstream connection: a ThriftStream over the runtime stream whose single pending receive
  * doubles as the idle watch (see the module comment).
  */
-class UpstreamConnection implements ThriftStream {
+class UpstreamConnection implements ThriftStream, SweepMember {
   readonly reader: FrameReader;
+  /** The call's upstream_call deadline on the sweep's clock (NO_DEADLINE: none). */
+  #callDeadline = NO_DEADLINE;
+  /** The call's deadline passed and the connection was closed to end it. */
+  timedOut = false;
   /** The receive in flight (idle watch or a read the FrameReader asked for), if any. */
   #recv: Promise<ThriftRecvChunk | null> | null = null;
   #idle = false;
@@ -136,6 +141,32 @@ class UpstreamConnection implements ThriftStream {
   /** Taken out of the pool for a call. */
   busy(): void {
     this.#idle = false;
+  }
+
+  /**
+   * Arms the call's timeout (ms, 0 = none): a number on the worker's sweep rather than a timer
+   * per call. Past it the connection is closed, which ends the call's pending write or read.
+   */
+  armCall(ms: number): void {
+    this.timedOut = false;
+    if (!(ms > 0)) return;
+    callDeadlines.deadline(this, ms);
+    // A fresh clock, not the sweep's coarse one (which can be a whole old tick stale once a
+    // shorter deadline shortens the tick): never early.
+    this.#callDeadline = performance.now() + ms;
+  }
+
+  /** The call ended: its deadline no longer applies. */
+  disarmCall(): void {
+    this.#callDeadline = NO_DEADLINE;
+  }
+
+  onSweep(now: number): boolean {
+    if (this.#callDeadline > now) return this.#callDeadline !== NO_DEADLINE;
+    this.#callDeadline = NO_DEADLINE;
+    this.timedOut = true;
+    void this.close().catch(() => {});
+    return false;
   }
 
   private died(): void {
@@ -243,19 +274,12 @@ export class ThriftUpstreams {
     if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
     conn.busy();
     let clean = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
+    conn.armCall(timeouts.call);
     try {
-      if (timeouts.call > 0) {
-        timer = setTimeout(() => {
-          timedOut = true;
-          void conn.close().catch(() => {});
-        }, timeouts.call);
-      }
       try {
         await conn.writev(parts);
       } catch (error) {
-        throw this.#failure(key, timedOut, 'the call could not be written', error, timeouts.call);
+        throw this.#failure(key, conn.timedOut, 'the call could not be written', error, timeouts.call);
       }
       if (message.type === MessageType.ONEWAY) {
         clean = true;
@@ -265,12 +289,12 @@ export class ThriftUpstreams {
       try {
         reply = await conn.reader.next();
       } catch (error) {
-        throw this.#failure(key, timedOut, 'the reply could not be read', error, timeouts.call);
+        throw this.#failure(key, conn.timedOut, 'the reply could not be read', error, timeouts.call);
       }
       if (reply === null) {
         throw this.#failure(
           key,
-          timedOut,
+          conn.timedOut,
           'the upstream closed the connection before a reply',
           undefined,
           timeouts.call,
@@ -302,8 +326,8 @@ export class ThriftUpstreams {
       clean = conn.reader.buffered === 0;
       return reply;
     } finally {
-      clearTimeout(timer);
-      clean &&= !timedOut && conn.alive && !conn.stream.closed;
+      conn.disarmCall();
+      clean &&= !conn.timedOut && conn.alive && !conn.stream.closed;
       if (clean) conn.watchIdle();
       else this.#open.delete(conn);
       this.#pool.release(key, conn, clean);

@@ -1,0 +1,120 @@
+/**
+ * Exclusive (one call per connection) thrift upstream connections through ThriftUpstreams
+ * against a framed node:net upstream: the upstream_call timeout is a deadline on the worker's
+ * sweep, not a timer per call, and a call past it fails as 'timeout' with its connection
+ * closed and not pooled.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import {
+  createWriter,
+  decodeFrame,
+  encodeFrame,
+  MessageType,
+  readMessageHeader,
+  type ThriftFrame,
+} from '@loch/thrift';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
+
+function message(name: string, type: MessageType, seqId: number): Uint8Array {
+  const w = createWriter('binary');
+  w.writeMessageBegin(name, type, seqId);
+  w.writeStructBegin();
+  w.writeFieldStop();
+  w.writeStructEnd();
+  w.writeMessageEnd();
+  return w.finishCopy();
+}
+
+/** A framed binary upstream answering every call at once, except methods named "slow" (never). */
+async function framedUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    sockets.add(s);
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const frame = decodeFrame('framed', new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0))));
+        buf = buf.subarray(4 + buf.readUInt32BE(0));
+        const h = readMessageHeader('binary', frame.payload);
+        if (h.name === 'slow') continue;
+        s.write(
+          encodeFrame({ framing: 'framed', protocol: 'binary' }, message(h.name, MessageType.REPLY, h.seqId)),
+        );
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+const open: { close(): unknown }[] = [];
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+async function setup() {
+  const up = await framedUpstream();
+  const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+  open.push(up, { close: () => upstreams.closeAll() });
+  const key = new ThriftUpstreamEndpoint({
+    address: { kind: 'tcp', host: '127.0.0.1', port: up.port },
+    weight: 1,
+    label: `127.0.0.1:${up.port}`,
+    multiplex: 0,
+  }).key('framed');
+  const call = (name: string, seqId: number, timeout: number): Promise<ThriftFrame | undefined> => {
+    const frame = decodeFrame(
+      'framed',
+      encodeFrame({ framing: 'framed', protocol: 'binary' }, message(name, MessageType.CALL, seqId)),
+    );
+    return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), {
+      connect: 2000,
+      call: timeout,
+      maxFrameSize: 1 << 20,
+    });
+  };
+  return { upstreams, call };
+}
+
+describe('exclusive thrift upstream connections', () => {
+  it('arms no timer per call for the upstream_call timeout', async () => {
+    const { upstreams, call } = await setup();
+    await call('get', 1, 5000); // connected before counting
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      for (let i = 2; i < 40; i++) {
+        const reply = await call('get', i, 5000);
+        expect(readMessageHeader('binary', reply!.payload).seqId).toBe(i);
+      }
+      expect(setTimeoutSpy).not.toHaveBeenCalled();
+    } finally {
+      setTimeoutSpy.mockRestore();
+    }
+    expect(upstreams.stats().created).toBe(1);
+  });
+
+  it('fails a call past its upstream_call timeout and does not pool its connection', async () => {
+    const { upstreams, call } = await setup();
+    await expect(call('slow', 1, 60)).rejects.toSatisfy(
+      (e) =>
+        e instanceof ThriftUpstreamError &&
+        e.failure === 'timeout' &&
+        e.message.includes('no reply within the upstream_call timeout (60 ms)'),
+    );
+    const reply = await call('get', 2, 5000);
+    expect(readMessageHeader('binary', reply!.payload).seqId).toBe(2);
+    expect(upstreams.stats().created).toBe(2);
+  });
+});
