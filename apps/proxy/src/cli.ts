@@ -5,6 +5,7 @@
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
+import { adminExposureWarning } from './admin/exposure.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { LOG_MODULES, type ProxyConfig } from './config/schema.js';
 import { certificateWarnings, redactSecrets } from './config/tls.js';
@@ -141,7 +142,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     throw err;
   }
   if (command === 'check') {
-    for (const warning of [...certificateWarnings(config), ...accessLogWarnings(config)])
+    const exposed = adminExposureWarning(config.admin);
+    for (const warning of [
+      ...certificateWarnings(config),
+      ...accessLogWarnings(config),
+      ...(exposed === undefined ? [] : [exposed]),
+    ])
       process.stderr.write(`loch check: warning: ${warning}\n`);
     process.stdout.write(`${describeConfig(config)}\n${values.config}: ok\n`);
     return 0;

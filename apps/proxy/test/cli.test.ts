@@ -66,6 +66,26 @@ routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
     expect(r.out).toContain('"accessLogOutput"');
   });
 
+  it('check warns about an admin listener other hosts can reach, as loch run does', () => {
+    const file = join(dir, 'admin-exposed.toml');
+    const body = (host: string) => `[admin]
+listener = { type = "socket", value = "${host}:9901" }
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+`;
+    writeFileSync(file, body('0.0.0.0'));
+    const exposed = loch('check', '-c', file);
+    expect(exposed.code).toBe(0);
+    expect(exposed.err).toContain(
+      'loch check: warning: admin listener on 0.0.0.0:9901 is reachable from other hosts',
+    );
+    writeFileSync(file, body('127.0.0.1'));
+    const loopback = loch('check', '-c', file);
+    expect(loopback.code).toBe(0);
+    expect(loopback.err).not.toContain('admin listener');
+  });
+
   it('check prints the effective config of a valid file (Monolake spelling) and exits 0', () => {
     const r = loch('check', '-c', join(PROXY_DIR, 'test/monolake.toml'));
     expect(r.code).toBe(0);

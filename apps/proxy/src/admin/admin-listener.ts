@@ -21,7 +21,7 @@
 
 import { lstatSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, isIPv4 } from 'node:net';
+import { connect } from 'node:net';
 import type { WorkerPool } from '@loch/uring-runtime';
 import type { AdminConfig, ListenAddress, ProxyConfig } from '../config/schema.js';
 import { EXPOSITION_CONTENT_TYPE, renderExposition, type WorkerGauges } from '../metrics/exposition.js';
@@ -32,29 +32,16 @@ import { MetricsRegistry, type ReloadOutcome } from '../metrics/registry.js';
 import type { ProxyLog } from '../proxy/log.js';
 import type { WorkerCommand, WorkerStats } from '../proxy/worker.js';
 import { type ConfigView, configView } from './config-view.js';
+import { adminExposureWarning, describeAddress } from './exposure.js';
 
 /** How long a scrape waits for the workers' stats (a worker that does not answer is left out). */
 const STATS_TIMEOUT_MS = 2_000;
-
-/** Whether `address` only accepts connections from this host (a Unix socket, 127/8, ::1). */
-export function isLoopback(address: ListenAddress): boolean {
-  if (address.kind === 'unix') return true;
-  const host = address.host.toLowerCase();
-  if (host === 'localhost' || host === '::1') return true;
-  if (isIPv4(host)) return host.startsWith('127.');
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(host);
-  return mapped !== null && mapped[1]!.startsWith('127.');
-}
 
 function sameAddress(a: ListenAddress | undefined, b: ListenAddress | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   if (a.kind === 'unix' || b.kind === 'unix')
     return a.kind === b.kind && (a as { path: string }).path === (b as { path: string }).path;
   return a.host === b.host && a.port === b.port;
-}
-
-function describe(address: ListenAddress): string {
-  return address.kind === 'unix' ? `unix:${address.path}` : `${address.host}:${address.port}`;
 }
 
 /**
@@ -155,11 +142,9 @@ export class AdminPlane {
       server.on('error', (error) => this.log.error(`admin listener: ${error.message}`));
       this.#server = server;
       this.#listening = admin;
-      if (!isLoopback(admin.listen))
-        this.log.warn(
-          `admin listener on ${describe(admin.listen)} is reachable from other hosts: it shows the config and traffic (bind 127.0.0.1 unless a firewall guards it)`,
-        );
-      else this.log.info(`admin listener on ${describe(admin.listen)}`);
+      const exposed = adminExposureWarning(admin);
+      if (exposed !== undefined) this.log.warn(exposed);
+      else this.log.info(`admin listener on ${describeAddress(admin.listen)}`);
     } else {
       this.#server = null;
       this.#listening = undefined;
