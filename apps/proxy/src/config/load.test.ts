@@ -156,6 +156,23 @@ upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
     expect(issues[0]!.message).toMatch(/strip_prefix/);
   });
 
+  it('rejects credentials in an upstream URI without echoing them (they would be its label in /config, metrics and logs)', () => {
+    for (const endpoint of [
+      'http://user:s3cret@127.0.0.1:9000',
+      'https://s3cret@127.0.0.1:9000',
+      'http://u:s3cret@[bad',
+    ]) {
+      const issues = issuesOf(minimal.replace('http://127.0.0.1:9000', endpoint));
+      expect(issues, endpoint).toHaveLength(1);
+      expect(issues[0]!.path).toBe('servers.web.routes[0].upstreams[0].endpoint');
+      expect(issues[0]!.message).not.toContain('s3cret');
+      expect(issues[0]!.message).toContain('***@');
+    }
+    expect(
+      issuesOf(minimal.replace('http://127.0.0.1:9000', 'http://user:s3cret@127.0.0.1:9000'))[0]!.message,
+    ).toMatch(/no user or password/);
+  });
+
   it('reads durations and defaults', () => {
     const config = parseConfig(
       minimal.replace(

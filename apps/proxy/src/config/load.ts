@@ -537,7 +537,19 @@ function parseEndpoint(
   try {
     url = new URL(value);
   } catch {
-    issues.push({ path: at, message: `"${value}" is not a URI like "http://127.0.0.1:9000"` });
+    issues.push({
+      path: at,
+      message: `"${withoutUserinfo(value)}" is not a URI like "http://127.0.0.1:9000"`,
+    });
+    return undefined;
+  }
+  // The endpoint string is the upstream's label in /config, metrics and logs: credentials in it
+  // would be shown everywhere, and loch would not send them (no Authorization from userinfo).
+  if (url.username !== '' || url.password !== '') {
+    issues.push({
+      path: at,
+      message: `an upstream URI carries no user or password ("${withoutUserinfo(value)}"): they would show in /config, metrics labels and logs, and loch does not send them`,
+    });
     return undefined;
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
@@ -558,6 +570,11 @@ function parseEndpoint(
   const https = url.protocol === 'https:';
   const port = url.port ? Number(url.port) : https ? 443 : 80;
   return { kind: 'tcp', host, port, scheme: https ? 'https' : 'http', authority: url.host, tls: undefined };
+}
+
+/** `value` with any `user:password@` after the scheme replaced by `***@`, for messages. */
+function withoutUserinfo(value: string): string {
+  return value.replace(/^([^:/?#]*:\/\/)[^/?#]*@/, '$1***@');
 }
 
 const defaultThriftTimeouts: ThriftTimeoutConfig = {
