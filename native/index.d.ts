@@ -168,6 +168,8 @@ export interface NativeBinding {
   crossings(): [number, number, number];
   /** The TLS engine embedded in this module (loadTls() hands it out with its info slots). */
   readonly tls?: Omit<NativeTls, 'info'> & { bindInfo(info: Int32Array): void };
+  /** AES-SIV (loadSiv() hands it out). */
+  readonly siv?: NativeSiv;
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
 
@@ -361,3 +363,24 @@ export type TlsLoadResult = { readonly tls: NativeTls } | { readonly error: stri
  * saying why when it does not. Never throws; cached per thread.
  */
 export function loadTls(): TlsLoadResult;
+
+/**
+ * AES-SIV (RFC 5297) through OpenSSL 3's EVP cipher in the node binary: deterministic
+ * authenticated encryption. Synchronous. Keys are the RFC's double-length keys: 32 bytes
+ * (AES-128-SIV), 48 (AES-192-SIV) or 64 (AES-256-SIV). Each `aad` element is one S2V component,
+ * in order (for the nonce-based use, the nonce is the last one); neither an AAD component nor the
+ * plaintext may be empty (OpenSSL's provider skips zero-length input, so it would not compute the
+ * RFC's function; a RangeError says so).
+ */
+export interface NativeSiv {
+  /** Returns V (the 16-byte synthetic IV, the tag) followed by the ciphertext. Throws TypeError/RangeError on bad arguments. */
+  seal(key: Uint8Array, aad: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array;
+  /** The plaintext, or null when the tag does not verify (wrong key, wrong AAD, tampered or truncated bytes). */
+  open(key: Uint8Array, aad: readonly Uint8Array[], sealed: Uint8Array): Uint8Array | null;
+}
+
+/** Result of `loadSiv()`. */
+export type SivLoadResult = { readonly siv: NativeSiv } | { readonly error: string };
+
+/** AES-SIV when the .node file loads (whether or not the kernel allows io_uring); otherwise `{ error }`. Never throws; cached per thread. */
+export function loadSiv(): SivLoadResult;

@@ -203,3 +203,18 @@ export function loadTls() {
   };
   return tlsCached;
 }
+
+/** @type {import('./index.js').SivLoadResult | undefined} */
+let sivCached;
+
+/**
+ * AES-SIV (RFC 5297) over the node binary's OpenSSL, whether or not the kernel allows io_uring;
+ * `{ error }` when the .node file does not load. Never throws; cached per thread.
+ * @returns {import('./index.js').SivLoadResult}
+ */
+export function loadSiv() {
+  if (sivCached) return sivCached;
+  const { binding, loadError } = loadBinding();
+  sivCached = binding?.siv ? { siv: binding.siv } : { error: unloadableReason(loadError) };
+  return sivCached;
+}

@@ -13,6 +13,7 @@
 #include "memory.h"
 #include "net.h"
 #include "ring.h"
+#include "siv.h"
 #include "thread.h"
 #include "tls_addon.h"
 
@@ -201,6 +202,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   loch::RegisterNet(env, exports);
   loch::RegisterMemory(env, exports);
   loch::RegisterThread(env, exports);
+  loch::RegisterSiv(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("sqStride", Napi::Number::New(env, loch::kSqStride));
   layout.Set("cqStride", Napi::Number::New(env, loch::kCqStride));
