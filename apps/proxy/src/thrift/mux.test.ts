@@ -5,7 +5,8 @@
  * calls with the callers' ids, compact frames whose seq id varint changes length are
  * re-encoded, THeader with zlib and headers, tombstones for timed-out ids (a late reply is
  * dropped, its id handed out again only after it), an unknown reply id failing the
- * connection, an upstream closing with calls in flight, and ONEWAY calls freed at write.
+ * connection, an upstream closing with calls in flight, ONEWAY calls freed at write, and no
+ * timer armed per call or idle period (deadlines go to the worker's sweep).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import {
@@ -22,7 +23,7 @@ import {
   type ThriftFrame,
   TType,
 } from '@loch/thrift';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
 
 /** A call as the upstream received it. */
@@ -315,6 +316,28 @@ describe('multiplexed thrift upstream connections', () => {
     // The tombstone is gone: id 1 is handed out again.
     await forward(upstreams, key, callFrame('framed', 'binary', 'get', 7, 'f'));
     expect(up.received.map((r) => r.seqId)).toEqual([1, 2, 3, 2, 3, 1]);
+    expect(up.connections()).toBe(1);
+  });
+
+  it('arms no timer per call or per idle period: call and idle deadlines go to the sweep', async () => {
+    const up = await scriptedUpstream('framed');
+    const { upstreams, key } = setup(up, 'framed');
+    await forward(upstreams, key, callFrame('framed', 'binary', 'get', 0, 'connect')); // connected before counting
+    const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      // One at a time: the connection goes idle (an idle deadline) between calls.
+      for (let i = 1; i <= 20; i++) {
+        expect(
+          replyOf(await forward(upstreams, key, callFrame('framed', 'binary', 'get', i, `t${i}`))),
+        ).toEqual({
+          seqId: i,
+          text: `up:get:t${i}`,
+        });
+      }
+      expect(setTimeoutSpy).not.toHaveBeenCalled();
+    } finally {
+      setTimeoutSpy.mockRestore();
+    }
     expect(up.connections()).toBe(1);
   });
 

@@ -11,7 +11,8 @@
  * A reply with an id that no call and no tombstone holds, or that is not a REPLY/EXCEPTION, is
  * a protocol error that fails every call of that connection. ONEWAY calls free their slot once
  * written. Writes are queued and coalesced: calls made while a write is in flight go out
- * together in the next writev. Not for exclusive (one call at a time) connections: upstream.ts.
+ * together in the next writev. Call and idle timeouts are deadline numbers on the worker's sweep
+ * (deadlines.ts), not timers. Not for exclusive (one call at a time) connections: upstream.ts.
  */
 import {
   FrameReader,
@@ -21,7 +22,8 @@ import {
   rewriteSeqId,
   type ThriftFrame,
 } from '@loch/thrift';
-import type { ByteStream } from '@loch/uring-runtime';
+import { type ByteStream, NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
+import { callDeadlines } from './deadlines.js';
 import { failureOf, ThriftUpstreamError } from './upstream-error.js';
 
 /** What a multiplexed pool needs of a pool key. */
@@ -61,7 +63,9 @@ interface Waiting {
   readonly seqId: number;
   readonly resolve: (reply: ThriftFrame) => void;
   readonly reject: (error: unknown) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the call times out (performance.now() ms; NO_DEADLINE: never), and its timeout. */
+  readonly deadline: number;
+  readonly timeout: number;
 }
 
 interface Written {
@@ -73,7 +77,7 @@ interface Written {
 const MAX_IOVECS = 512;
 
 /** One upstream connection carrying several calls at once. */
-export class MuxConnection {
+export class MuxConnection implements SweepMember {
   readonly #reader: FrameReader;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();
@@ -83,7 +87,8 @@ export class MuxConnection {
   #queued: Written[] = [];
   /** ONEWAY calls in the writev in flight. */
   #writing: Written[] | null = null;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the idle connection closes (performance.now() ms; NO_DEADLINE: busy or never). */
+  #idleDeadline = NO_DEADLINE;
   #error: ThriftUpstreamError | undefined;
   /** Calls given to this connection and not finished (reserved ones included). */
   load = 0;
@@ -109,7 +114,7 @@ export class MuxConnection {
   /** Takes a call this connection was reserved for (`load` counts it already). */
   call(call: MuxCall, timeout: number): Promise<ThriftFrame | undefined> {
     if (!this.alive) return Promise.reject(this.#error);
-    clearTimeout(this.#idleTimer);
+    this.#idleDeadline = NO_DEADLINE;
     const id = this.#allocate();
     let parts: Uint8Array[];
     try {
@@ -139,11 +144,43 @@ export class MuxConnection {
       });
     }
     return new Promise((resolve, reject) => {
-      const waiting: Waiting = { seqId: call.seqId, resolve, reject, timer: undefined };
+      const waiting: Waiting = {
+        seqId: call.seqId,
+        resolve,
+        reject,
+        deadline: this.#arm(timeout),
+        timeout,
+      };
       this.#pending.set(id, waiting);
-      if (timeout > 0) waiting.timer = setTimeout(() => this.#timedOut(id, waiting, timeout), timeout);
       this.#enqueue(parts, undefined);
     });
+  }
+
+  /**
+   * A deadline `ms` from now on the worker's sweep (NO_DEADLINE for 0). Measured from a fresh
+   * clock: the sweep's coarse one can be a whole old tick stale and fire early.
+   */
+  #arm(ms: number): number {
+    if (!(ms > 0)) return NO_DEADLINE;
+    callDeadlines.deadline(this, ms);
+    return performance.now() + ms;
+  }
+
+  /** The sweep's call: times out calls and an idle connection past their deadlines. */
+  onSweep(now: number): boolean {
+    if (!this.alive) return false;
+    if (this.#idleDeadline <= now) {
+      this.close();
+      return false;
+    }
+    let armed = this.#idleDeadline !== NO_DEADLINE;
+    // Deleting the current entry while iterating a Map is safe.
+    for (const [id, waiting] of this.#pending) {
+      if (waiting.deadline <= now) this.#timedOut(id, waiting);
+      else if (waiting.deadline !== NO_DEADLINE) armed = true;
+      if (!this.alive) return false;
+    }
+    return armed;
   }
 
   /** Ends the connection; calls still on it fail as reset. */
@@ -169,14 +206,14 @@ export class MuxConnection {
     }
   }
 
-  #timedOut(id: number, waiting: Waiting, timeout: number): void {
+  #timedOut(id: number, waiting: Waiting): void {
     this.#pending.delete(id);
     this.#tombstones.add(id);
     waiting.reject(
       new ThriftUpstreamError(
         'timeout',
         this.key.label,
-        `no reply within the upstream_call timeout (${timeout} ms)`,
+        `no reply within the upstream_call timeout (${waiting.timeout} ms)`,
       ),
     );
     if (this.#tombstones.size > this.key.multiplex && !this.draining) {
@@ -193,7 +230,7 @@ export class MuxConnection {
     this.load--;
     if (this.load > 0) return;
     if (this.draining) this.close();
-    else if (this.idleTimeout > 0) this.#idleTimer = setTimeout(() => this.close(), this.idleTimeout);
+    else this.#idleDeadline = this.#arm(this.idleTimeout);
   }
 
   #enqueue(parts: readonly Uint8Array[], written: Written | undefined): void {
@@ -288,7 +325,6 @@ export class MuxConnection {
       return undefined;
     }
     this.#pending.delete(header.seqId);
-    clearTimeout(waiting.timer);
     const payload = rewriteSeqId(reply.protocol, reply.payload, waiting.seqId);
     waiting.resolve(payload === reply.payload ? reply : { ...reply, payload });
     this.#release();
@@ -300,12 +336,10 @@ export class MuxConnection {
     this.alive = false;
     this.#error = error;
     this.load = 0;
-    clearTimeout(this.#idleTimer);
+    this.#idleDeadline = NO_DEADLINE;
+    callDeadlines.remove(this);
     void this.stream.close().catch(() => {});
-    for (const waiting of this.#pending.values()) {
-      clearTimeout(waiting.timer);
-      waiting.reject(error);
-    }
+    for (const waiting of this.#pending.values()) waiting.reject(error);
     this.#pending.clear();
     for (const w of this.#writing ?? []) w.reject(error);
     for (const w of this.#queued) w.reject(error);
