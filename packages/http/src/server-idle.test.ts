@@ -108,6 +108,43 @@ describe('HttpServer idle connections', () => {
     expect(server.connections).toBe(0);
   });
 
+  it('idleConnections counts the connections between requests, not one whose request is in flight', async () => {
+    let answer: (() => void) | null = null;
+    const server = new HttpServer({
+      call: (req) =>
+        req.target === '/slow'
+          ? new Promise((resolve) => {
+              answer = () => resolve(createResponse(200, { body: fixedBody('slow') }));
+            })
+          : createResponse(200, { body: fixedBody('ok') }),
+    });
+    const a = handStream();
+    const b = handStream();
+    server.attach(a.stream);
+    server.attach(b.stream);
+    await tick();
+    expect(server.idleConnections).toBe(2);
+    a.push(get('/'));
+    b.push(get('/slow'));
+    await tick();
+    expect(bodies(a.writes)).toEqual(['ok']);
+    expect(server.connections).toBe(2);
+    expect(server.idleConnections).toBe(1);
+    b.push('GET /next HTTP/1.1\r\nHo');
+    answer!();
+    await tick();
+    // b answered /slow and holds part of a next head: a request has begun.
+    expect(bodies(b.writes)).toEqual(['slow']);
+    expect(server.idleConnections).toBe(1);
+    b.push('st: t\r\n\r\n');
+    await tick();
+    expect(server.idleConnections).toBe(2);
+    a.push(null);
+    b.push(null);
+    await tick();
+    expect(server.idleConnections).toBe(0);
+  });
+
   it('attach calls onClosed once with the stream after the peer closes', async () => {
     const server = new HttpServer({ call: () => createResponse(200, { body: fixedBody('ok') }) });
     const a = handStream();

@@ -117,6 +117,8 @@ export interface ServedConnection {
   expire(): void;
   /** Server shutdown: close now when between requests; else the current one ends with the close. */
   shutdownIfIdle(): void;
+  /** Between requests: no request in flight, no answer being written (HTTP/2: no stream open). */
+  readonly idle: boolean;
 }
 
 /** The HTTP server. One instance serves any number of listeners and connections. */
@@ -184,6 +186,17 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** Number of open connections. */
   get connections(): number {
     return this.live.size;
+  }
+
+  /**
+   * Number of open connections between requests (nginx's "waiting"): HTTP/1.1 ones waiting for a
+   * request head with no answer being written, HTTP/2 ones with no stream open. Counted when
+   * asked (one pass over the connections), so serving requests pays nothing for it.
+   */
+  get idleConnections(): number {
+    let n = 0;
+    for (const c of this.live) if (c.idle) n++;
+    return n;
   }
 
   /**

@@ -232,6 +232,7 @@ export class AdminPlane {
       }));
       return {
         connections: s.connections,
+        idleConnections: s.idleConnections,
         pools,
         groups,
         buffers:

@@ -43,7 +43,7 @@ function render() {
     reloads: { ok: 2, failed: 1, refused: 0, aborted: 0 },
     restarts: 1,
     workers: [
-      { connections: 3, pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } } },
+      { connections: 3, idleConnections: 2, pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } } },
       { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } } },
     ],
     workersRunning: 2,
@@ -74,6 +74,8 @@ describe('renderExposition', () => {
     expect(sample('loch_http_request_duration_seconds_count{server="web",route="/"}')).toBe('9');
     expect(sample('loch_http_request_duration_seconds_sum{server="web",route="/"}')).toBe('25.5');
     expect(byName.get('loch_connections_active')!.metrics[0]!.value).toBe('4');
+    // A worker that reports no idle count adds none.
+    expect(byName.get('loch_connections_idle')!.metrics[0]!.value).toBe('2');
     expect(byName.get('loch_pool_hits_total')!.metrics[0]).toEqual({
       labels: { server: 'web' },
       value: '15',

@@ -25,6 +25,8 @@ export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 /** One worker's contribution read from its `stats` reply (already made monotonic). */
 export interface WorkerGauges {
   readonly connections: number;
+  /** HTTP client connections between requests (absent: 0). */
+  readonly idleConnections?: number;
   /** Per server key: upstream pool connections idle and in use, hits (reuses) and misses (connects). */
   readonly pools: Readonly<Record<string, { idle: number; active: number; hits: number; misses: number }>>;
   /** Upstream groups (already monotonic): retries, budget refusals, 503s, ejections, who is ejected. */
@@ -262,6 +264,16 @@ export function renderExposition(input: ExpositionInput): string {
     'loch_connections_active',
     [],
     input.workers.reduce((n, w) => n + w.connections, 0),
+  );
+  t.family(
+    'loch_connections_idle',
+    'gauge',
+    'HTTP client connections between requests (keep-alive waits; HTTP/2 with no stream open), summed over the workers that answered.',
+  );
+  t.sample(
+    'loch_connections_idle',
+    [],
+    input.workers.reduce((n, w) => n + (w.idleConnections ?? 0), 0),
   );
   const pools = new Map<string, { idle: number; active: number; hits: number; misses: number }>();
   for (const w of input.workers)

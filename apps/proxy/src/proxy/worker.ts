@@ -84,6 +84,8 @@ export interface WorkerStats {
   readonly worker: number;
   readonly generation: number;
   readonly connections: number;
+  /** HTTP client connections between requests (HttpServer.idleConnections, over every server). */
+  readonly idleConnections: number;
   readonly listeners: readonly string[];
   readonly upstream: Record<string, { idle: number; active: number; created: number; reused: number }>;
   /**
@@ -579,10 +581,13 @@ export class ProxyWorker {
       upstream[key] = { idle: s.idle, active: s.active, created: s.created, reused: s.reused };
     }
     Object.assign(upstream, this.#thrift.stats());
+    let idleConnections = 0;
+    for (const http of this.#https) idleConnections += http.idleConnections;
     return {
       worker: this.index,
       generation: this.generation,
       connections: this.#open.size + this.#thrift.connections,
+      idleConnections,
       listeners: [...this.#listeners.keys()],
       upstream,
       heapUsed: process.memoryUsage().heapUsed,

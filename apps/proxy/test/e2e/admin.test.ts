@@ -7,7 +7,8 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { type IncomingMessage, request } from 'node:http';
+import { type IncomingMessage, request, type ServerResponse } from 'node:http';
+import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
@@ -86,10 +87,13 @@ describe('admin listener', () => {
   let loch: Loch;
   let port: number;
   let admin: number;
+  /** Answers to /hold requests, held until the test ends them. */
+  const held: ServerResponse[] = [];
 
   beforeAll(async () => {
     upstream = await httpUpstream((req, res) => {
-      res.end(`upstream ${req.url}`);
+      if (req.url === '/hold') held.push(res);
+      else res.end(`upstream ${req.url}`);
     });
     // WebSocket upgrades on the same upstream: an echo.
     new WebSocketServer({ server: upstream.server }).on('connection', (socket) =>
@@ -232,6 +236,51 @@ describe('admin listener', () => {
       active = counter(await scrape(), 'loch_tunnels_active');
     }
     expect(active).toBe(0);
+  });
+
+  it('counts client connections between requests as idle (HTTP/1.1 keep-alive, HTTP/2 without streams)', async () => {
+    /** Scrapes until active and idle connections are as expected (closes are seen a little late). */
+    const settle = async (active: number, idle: number) => {
+      let seen: [number, number] = [-1, -1];
+      for (let i = 0; i < 250; i++) {
+        const text = await scrape();
+        seen = [counter(text, 'loch_connections_active'), counter(text, 'loch_connections_idle')];
+        if (seen[0] === active && seen[1] === idle) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(seen).toEqual([active, idle]);
+    };
+    await settle(0, 0);
+    // HTTP/1.1, answered and kept alive.
+    const h1 = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      h1.once('error', reject);
+      h1.on('data', (d: Buffer) => {
+        if (d.toString('latin1').includes('upstream /a')) resolve();
+      });
+      h1.write('GET /a HTTP/1.1\r\nHost: t\r\n\r\n');
+    });
+    // HTTP/2 (h2c), its one stream ended.
+    const h2 = http2.connect(`http://127.0.0.1:${port}`);
+    await new Promise<void>((resolve, reject) => {
+      const req = h2.request({ ':path': '/b' });
+      req.on('error', reject);
+      req.resume();
+      req.on('end', () => resolve());
+    });
+    // HTTP/1.1 whose request waits for the upstream: not idle.
+    const busy = net.connect(port, '127.0.0.1');
+    busy.on('error', () => {});
+    busy.write('GET /hold HTTP/1.1\r\nHost: t\r\n\r\n');
+    for (let i = 0; i < 250 && held.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(held).toHaveLength(1);
+    await settle(3, 2);
+    held.shift()!.end('done');
+    await settle(3, 3);
+    h1.destroy();
+    busy.destroy();
+    await new Promise<void>((resolve) => h2.close(() => resolve()));
+    await settle(0, 0);
   });
 
   it('reports per-worker runtime stats as JSON', async () => {

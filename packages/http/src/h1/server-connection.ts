@@ -199,10 +199,15 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     }
   }
 
+  /** Waiting for a next request: nothing of one read, no answer being written. */
+  get idle(): boolean {
+    return this.state === H1State.Idle && this.decoder.idle && !this.writing;
+  }
+
   /** Closes the connection now if it waits for a next request (server shutdown). */
   shutdownIfIdle(): void {
     // A final answer still in flight goes out first (onWritten asks again).
-    if (this.state === H1State.Idle && this.decoder.idle && !this.writing) {
+    if (this.idle) {
       this.expired = 'idle';
       void this.stream.close().catch(() => {});
     }

@@ -169,6 +169,11 @@ export class H2ServerSession<Cx> implements ServedConnection {
     return this.streams.size;
   }
 
+  /** No stream held: the client has no request in flight on this connection. */
+  get idle(): boolean {
+    return this.streams.size === 0;
+  }
+
   /**
    * Starts the session: our SETTINGS go out, `received` (bytes already read from the stream,
    * such as the sniffed client preface; may be empty) is decoded, then the stream is read.
