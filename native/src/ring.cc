@@ -672,10 +672,7 @@ void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, 
     const size_t cap = before + session.PendingOutput() + tls::TlsSession::EncryptBound(bytes) + 64 * pieces.size();
     c->out.resize(cap);
     size_t used = before;
-    for (const iovec& v : pieces) {
-      if (!ok) break;
-      ok = session.EncryptInto(static_cast<const unsigned char*>(v.iov_base), v.iov_len, c->out.data(), cap, &used);
-    }
+    ok = session.EncryptPiecesInto(pieces.data(), pieces.size(), c->out.data(), cap, &used);
     c->out.resize(used);
     c->queued += used - before;
     pieces.clear();

@@ -319,10 +319,12 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     size_t used = 0;
     bool ok = true;
     if (isList) {
-      for (uint32_t i = 0; ok && i < count; i++) {
+      std::vector<iovec> pieces(count);
+      for (uint32_t i = 0; i < count; i++) {
         BytesOf(list.Get(i), &data, &len);
-        ok = session_->EncryptInto(data, len, out.Data(), cap, &used);
+        pieces[i] = iovec{const_cast<unsigned char*>(data), len};
       }
+      ok = session_->EncryptPiecesInto(pieces.data(), pieces.size(), out.Data(), cap, &used);
     } else {
       ok = session_->EncryptInto(data, len, out.Data(), cap, &used);
     }

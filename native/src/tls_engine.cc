@@ -533,6 +533,9 @@ void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
     int rc = SSL_read_ex(ssl_, plain + result->plaintext, cap - result->plaintext, &n);
     if (rc == 1) {
       result->plaintext += n;
+      // Every byte given was read and decrypted: another SSL_read would only find the input empty
+      // (a record-buffer allocation and a failed read per record, with SSL_MODE_RELEASE_BUFFERS).
+      if (inLen_ == 0 && heldAt_ == held_.size() && SSL_has_pending(ssl_) == 0) break;
       continue;
     }
     int code = SSL_get_error(ssl_, rc);
@@ -601,6 +604,44 @@ bool TlsSession::EncryptInto(const unsigned char* data, size_t len, unsigned cha
   *used = at + outLen_;
   out_ = nullptr;
   outCap_ = outLen_ = 0;
+  return ok;
+}
+
+bool TlsSession::EncryptPiecesInto(const iovec* pieces, size_t count, unsigned char* out, size_t cap,
+                                   size_t* used) {
+  // One record's worth of small pieces, gathered per thread (the call finishes before it returns,
+  // and a per-session buffer would cost memory on every idle connection).
+  constexpr size_t kRecord = 16384;
+  thread_local unsigned char stage[kRecord];
+  size_t staged = 0;
+  auto small = [&](size_t i) { return i < count && pieces[i].iov_len <= kCoalesceBytes; };
+  bool ok = true;
+  for (size_t i = 0; ok && i < count; i++) {
+    const auto* data = static_cast<const unsigned char*>(pieces[i].iov_base);
+    size_t len = pieces[i].iov_len;
+    if (len == 0) continue;
+    if (small(i) && (staged > 0 || small(i + 1))) {
+      while (ok && len > 0) {
+        size_t n = std::min(len, kRecord - staged);
+        memcpy(stage + staged, data, n);
+        staged += n;
+        data += n;
+        len -= n;
+        if (staged == kRecord) {
+          ok = EncryptInto(stage, staged, out, cap, used);
+          staged = 0;
+        }
+      }
+      continue;
+    }
+    // A large piece (or a lone small one): what is staged goes first, then the piece in place.
+    if (staged > 0) {
+      ok = EncryptInto(stage, staged, out, cap, used);
+      staged = 0;
+    }
+    if (ok) ok = EncryptInto(data, len, out, cap, used);
+  }
+  if (ok && staged > 0) ok = EncryptInto(stage, staged, out, cap, used);
   return ok;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <openssl/ssl.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -208,6 +209,20 @@ class TlsSession {
    * EncryptBound(len) nothing spills into the queue. False when the session failed.
    */
   bool EncryptInto(const unsigned char* data, size_t len, unsigned char* out, size_t cap, size_t* used);
+
+  /**
+   * EncryptInto for a list of pieces (a writev: an HTTP head and its body, a chunk-size line, its
+   * data and CRLF, frame headers and payloads): neighbouring small pieces share one record instead
+   * of paying a record each (a header, a tag and an encryption pass per record, on both ends),
+   * the way nginx's ssl_buffer_size coalesces a chain. A piece only merges with its neighbours
+   * while the pieces involved stay small (kCoalesceBytes): a large piece is encrypted where it
+   * lies, since copying it to merge would cost about what the record it saves does. The bound
+   * for `cap` is EncryptBound(total) as for one buffer.
+   */
+  bool EncryptPiecesInto(const iovec* pieces, size_t count, unsigned char* out, size_t cap, size_t* used);
+
+  /** Pieces up to this size are copied together into one record by EncryptPiecesInto. */
+  static constexpr size_t kCoalesceBytes = 4096;
 
   /**
    * Most ciphertext that `len` bytes of plaintext become in full-size records: 128 bytes per

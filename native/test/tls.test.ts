@@ -190,6 +190,43 @@ describe.skipIf(tls === undefined)('TLS engine', () => {
     expect(Buffer.from(got).equals(Buffer.from(data))).toBe(true);
   });
 
+  it('puts neighbouring small pieces of a write into one record and large pieces in place', () => {
+    const s = new t.TlsSession(server(t));
+    const c = new t.TlsSession(client(t));
+    c.setServername('localhost', true);
+    pump(t, c, s, c.feed(null, new Uint8Array(1)));
+    /** The lengths of the TLS records in `bytes` (5-byte headers: type, version, length). */
+    const recordLengths = (bytes: Uint8Array) => {
+      const lengths: number[] = [];
+      for (let at = 0; at < bytes.byteLength; ) {
+        const n = (bytes[at + 3]! << 8) | bytes[at + 4]!;
+        lengths.push(n);
+        at += 5 + n;
+      }
+      return lengths;
+    };
+    const plain = new Uint8Array(64 * 1024);
+    const check = (pieces: Uint8Array[], records: number) => {
+      const out = c.encrypt(pieces)!;
+      expect(recordLengths(out)).toHaveLength(records);
+      s.feed(out, plain);
+      expect(Buffer.from(plain.subarray(0, t.info[0]!)).equals(Buffer.concat(pieces))).toBe(true);
+    };
+    const bytes = (n: number, from: number) => new Uint8Array(n).map((_, i) => (from + i) & 0xff);
+    // A chunk-size line, its data and CRLF: one record, not three.
+    check([Buffer.from('64\r\n'), bytes(100, 1), Buffer.from('\r\n')], 1);
+    // Ten 4,000-byte pieces fill full-size records: 40,000 bytes in three, not ten.
+    check(
+      Array.from({ length: 10 }, (_, i) => bytes(4000, i)),
+      3,
+    );
+    // A head before a large body: the body is not copied to share the head's record.
+    check([bytes(200, 3), bytes(20_000, 4)], 3);
+    // A lone piece and a large one with a small tail: each in place or with its neighbour.
+    check([bytes(300, 5)], 1);
+    check([bytes(20_000, 6), bytes(2, 7), bytes(3, 8)], 3);
+  });
+
   it('runs in worker threads, each with its own info slots; a worker exiting leaves the rest working', async () => {
     const url = new URL('../index.js', import.meta.url).href;
     const code = `
