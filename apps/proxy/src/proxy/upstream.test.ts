@@ -1,5 +1,6 @@
 import * as net from 'node:net';
-import { createRequest, HttpParseError, streamBody } from '@loch/http';
+import { createRequest, createResponse, HttpParseError, streamBody } from '@loch/http';
+import type { HttpConnector, RequestOptions } from '@loch/transports';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyContext } from './context.js';
 import { compileRoutes } from './route.js';
@@ -79,4 +80,58 @@ describe('UpstreamService', () => {
     await expect.poll(() => upstream.sockets.size, { timeout: 5000 }).toBe(0);
     service.connector.close();
   }, 10_000);
+});
+
+describe("UpstreamService: a gRPC call's grpc-timeout", () => {
+  /** The read timeout the connector is asked for, for one request with these headers. */
+  async function readTimeoutFor(headers: Record<string, string>, read: number): Promise<number | undefined> {
+    const router = compileRoutes([
+      {
+        path: '/',
+        host: undefined,
+        loadBalancer: 'first',
+        stripPrefix: undefined,
+        hostHeader: 'preserve',
+        upstreams: [
+          {
+            address: { kind: 'tcp', host: '127.0.0.1', port: 9, scheme: 'http', authority: '127.0.0.1:9' },
+            weight: 1,
+            label: 'up',
+          },
+        ],
+      },
+    ]);
+    let seen: RequestOptions | undefined;
+    const connector = {
+      request(_key: unknown, _req: unknown, options: RequestOptions) {
+        seen = options;
+        return Promise.resolve(createResponse(200));
+      },
+    } as unknown as HttpConnector;
+    const service = new UpstreamService(connector, { connect: 2000, read });
+    const cx = ProxyContext.empty()
+      .set('peerAddr', { family: 'ipv4', address: '127.0.0.1', port: 1 })
+      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
+      .set('driver', 'legacy')
+      .set('server', { key: 'test', scheme: 'http' })
+      .set('request', createRequest('POST', '/pkg.Svc/Call', { headers: { host: 'x', ...headers } }))
+      .set('clientTarget', '/pkg.Svc/Call')
+      .set('startedAt', 0)
+      .set('route', router.match('x', '/pkg.Svc/Call')!)
+      .set('upstreamTarget', '/pkg.Svc/Call');
+    await service.call(cx);
+    return seen?.readTimeout;
+  }
+  const grpc = { 'content-type': 'application/grpc' };
+
+  it("is the read timeout when shorter than the route's; a longer or malformed one, or a call that is not gRPC, keeps the route's", async () => {
+    expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '300m' }, 60_000)).toBe(300);
+    expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '2S' }, 0)).toBe(2000);
+    expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '2M' }, 60_000)).toBe(60_000);
+    expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '300s' }, 60_000)).toBe(60_000);
+    expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '123456789m' }, 60_000)).toBe(60_000);
+    expect(
+      await readTimeoutFor({ 'content-type': 'application/grpc-web', 'grpc-timeout': '300m' }, 60_000),
+    ).toBe(60_000);
+  });
 });
