@@ -31,6 +31,15 @@ export type {
   StructDef,
   StructKind,
 } from './idl/model.js';
+export { PseudonymError, type PseudonymErrorCode } from './pseudonym/errors.js';
+export {
+  decodeKeyText,
+  isKeyId,
+  PseudonymKeyring,
+  type PseudonymKeyringOptions,
+  type PseudonymKeySource,
+} from './pseudonym/keyring.js';
+export { Pseudonymizer, type TokenFormat } from './pseudonym/pseudonymizer.js';
 export { ClientExchange, type ClientExchangeOptions } from './service/client-exchange.js';
 export {
   errorResponse,
