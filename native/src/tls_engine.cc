@@ -515,8 +515,15 @@ FeedResult TlsSession::Feed(const unsigned char* data, size_t len, unsigned char
   return result;
 }
 
+// Before each read or write: SSL_get_error needs an empty error queue. Peeking first because the
+// queue is almost always empty already, and ERR_clear_error resets all its slots every time
+// (about 770 instructions, twice per request and side: a tenth of a small request's engine cost).
+static void ClearErrorQueue() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
-  ERR_clear_error();
+  ClearErrorQueue();
   if (!handshakeDone_) {
     int rc = SSL_do_handshake(ssl_);
     if (rc != 1) {
@@ -557,7 +564,7 @@ bool TlsSession::Encrypt(const unsigned char* data, size_t len) {
     Fail(ErrorKind::kUsage, "write before the TLS handshake completed");
     return false;
   }
-  ERR_clear_error();
+  ClearErrorQueue();
   while (len > 0) {
     size_t n = 0;
     int rc = SSL_write_ex(ssl_, data, len, &n);

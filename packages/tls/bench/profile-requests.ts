@@ -7,7 +7,8 @@
  *   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p node --conditions=@loch/source \
  *     --import tsx packages/tls/bench/profile-requests.ts -- --mode tls --size 16384 --requests 2000
  * The response is written the way the proxy writes one: a header piece and the body, one writev
- * (--piece N: body pieces of N bytes; --chunked: each framed as an HTTP/1.1 chunk). Read the TLS
+ * (--piece N: body pieces of N bytes; --chunked: each framed as an HTTP/1.1 chunk; --joined:
+ * head and body in one buffer). Read the TLS
  * engine's share with callgrind_annotate --inclusive=yes: loch::Ring::PrepTls (encrypt) plus
  * loch::Ring::TlsRecv (decrypt), over the requests.
  */
@@ -65,6 +66,8 @@ for (let at = 0; at < SIZE; at += BODY_PIECE) {
   pieces.push(new Uint8Array(n).fill(2));
   if (CHUNKED) pieces.push(new TextEncoder().encode('\r\n'));
 }
+// --joined: the response as one buffer (what @loch/http writes when the body is up to 1 KiB).
+if (process.argv.includes('--joined')) pieces.splice(0, pieces.length, Buffer.concat(pieces));
 const responseBytes = pieces.reduce((n, p) => n + p.byteLength, 0);
 
 const serving = (async () => {
