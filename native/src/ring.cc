@@ -706,8 +706,8 @@ void Ring::KickSend(TlsConn* c) {
     if (c->out.empty()) {
       // Idle: a connection that once sent a large body keeps no large buffers (memory per idle
       // connection); a handshake flight or a small response fits in what stays.
-      if (c->sendBuf.capacity() > kIdleKeep) std::vector<unsigned char>().swap(c->sendBuf);
-      if (c->out.capacity() > kIdleKeep) std::vector<unsigned char>().swap(c->out);
+      if (c->sendBuf.capacity() > kIdleKeep) ByteBuffer().swap(c->sendBuf);
+      if (c->out.capacity() > kIdleKeep) ByteBuffer().swap(c->out);
       return;
     }
     c->sendBuf.swap(c->out);

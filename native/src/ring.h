@@ -59,6 +59,30 @@ constexpr uint32_t kCqeFTlsEvent = 1u << 9;
 // High half of the user_data of the ring's own TLS sends (low half: the conn id); never reported.
 constexpr uint32_t kTlsSendTag = 0xfffffffeu;
 
+// An allocator whose resize() leaves new bytes uninitialized. A TLS conn's output is sized to
+// the encryption bound and then written by OpenSSL: value-initializing it zero-filled every
+// response first (a memset as long as the response, measured at a fifth of the in-ring
+// encryption's instructions for 64 KB bodies).
+template <typename T>
+struct UninitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitAllocator<U>;
+  };
+  UninitAllocator() = default;
+  template <typename U>
+  UninitAllocator(const UninitAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+using ByteBuffer = std::vector<unsigned char, UninitAllocator<unsigned char>>;
+
 // A TLS session carried by a stream of the ring (in-ring TLS): received ciphertext is fed to it
 // in the completion drain, writes are encrypted into `out` when their record is prepared, and the
 // ring sends `out` itself (one send in flight per conn, so records leave in order).
@@ -69,8 +93,8 @@ struct TlsConn {
   uint32_t gen = 0;
   // Ciphertext queued behind the send in flight; the send in flight reads sendBuf from sendHead
   // (never reallocated while the kernel reads it).
-  std::vector<unsigned char> out;
-  std::vector<unsigned char> sendBuf;
+  ByteBuffer out;
+  ByteBuffer sendBuf;
   size_t sendHead = 0;
   bool sending = false;
   int32_t sendError = 0;
