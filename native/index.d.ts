@@ -373,10 +373,20 @@ export function loadTls(): TlsLoadResult;
  * RFC's function; a RangeError says so).
  */
 export interface NativeSiv {
+  /**
+   * A key set up once (contexts keyed for each direction, copied per call: about half a call's
+   * native cost saved for field-sized inputs). seal/open take it in place of the key bytes.
+   */
+  key(key: Uint8Array): SivKey;
   /** Returns V (the 16-byte synthetic IV, the tag) followed by the ciphertext. Throws TypeError/RangeError on bad arguments. */
-  seal(key: Uint8Array, aad: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array;
+  seal(key: Uint8Array | SivKey, aad: readonly Uint8Array[], plaintext: Uint8Array): Uint8Array;
   /** The plaintext, or null when the tag does not verify (wrong key, wrong AAD, tampered or truncated bytes). */
-  open(key: Uint8Array, aad: readonly Uint8Array[], sealed: Uint8Array): Uint8Array | null;
+  open(key: Uint8Array | SivKey, aad: readonly Uint8Array[], sealed: Uint8Array): Uint8Array | null;
+}
+
+/** An opaque AES-SIV key handle of `NativeSiv.key()`; its key material stays in native memory. */
+export interface SivKey {
+  readonly __sivKey: unique symbol;
 }
 
 /** Result of `loadSiv()`. */

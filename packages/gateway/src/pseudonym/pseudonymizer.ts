@@ -14,7 +14,7 @@
  *   plaintext never empty (OpenSSL's SIV cannot take an empty plaintext).
  * - Reveal picks the key by the token's key id, so tokens of retired-but-kept keys still open.
  */
-import { loadSiv, type NativeSiv } from '@loch/native';
+import { loadSiv, type NativeSiv, type SivKey } from '@loch/native';
 import { PseudonymError } from './errors.js';
 import type { PseudonymKeyring } from './keyring.js';
 import { formatToken, parseToken, type TokenFormat } from './token-text.js';
@@ -31,6 +31,8 @@ export type { TokenFormat } from './token-text.js';
 
 export class Pseudonymizer {
   readonly #siv: NativeSiv;
+  /** Native key handles by key id, made on first use (the keyring's bytes stay the source). */
+  readonly #handles = new Map<string, SivKey>();
 
   /** `siv` defaults to @loch/native's; throws ERR_PSEUDONYM_UNAVAILABLE when that does not load. */
   constructor(
@@ -84,6 +86,17 @@ export class Pseudonymizer {
     return parseToken(text) !== undefined;
   }
 
+  #handle(kid: string): SivKey | undefined {
+    let handle = this.#handles.get(kid);
+    if (handle === undefined) {
+      const key = this.keyring.key(kid);
+      if (key === undefined) return undefined;
+      handle = this.#siv.key(key);
+      this.#handles.set(kid, handle);
+    }
+    return handle;
+  }
+
   #aad(field: string, kid: string): Uint8Array[] {
     if (field === '')
       throw new PseudonymError('ERR_PSEUDONYM_VALUE', 'the field name of a pseudonym must not be empty');
@@ -92,7 +105,7 @@ export class Pseudonymizer {
 
   #seal(field: string, kind: number, value: Uint8Array, format: TokenFormat): string {
     const kid = this.keyring.current;
-    const key = this.keyring.key(kid) as Uint8Array;
+    const key = this.#handle(kid) as SivKey;
     const plain = new Uint8Array(value.length + 1);
     plain[0] = kind;
     plain.set(value, 1);
@@ -103,7 +116,7 @@ export class Pseudonymizer {
     const parsed = parseToken(token);
     if (parsed === undefined)
       throw new PseudonymError('ERR_PSEUDONYM_TOKEN', `${field}: not a pseudonym token`);
-    const key = this.keyring.key(parsed.kid);
+    const key = this.#handle(parsed.kid);
     if (key === undefined) {
       throw new PseudonymError(
         'ERR_PSEUDONYM_UNKNOWN_KEY',
