@@ -39,6 +39,25 @@ describe('DeadlineSweep (fake timers)', () => {
     expect(m.expiredAt[0]! - start).toBeLessThanOrEqual(100 + 2 * 25);
   });
 
+  it('never fires early when a shorter deadline shortens the running tick', () => {
+    const sweep = new DeadlineSweep<Member>();
+    const long = new Member();
+    long.deadline = sweep.deadline(long, 60_000);
+    expect(sweep.tick).toBe(1000);
+    // 900 ms into a 1 s tick, the sweep's clock is still the one read at its start.
+    vi.advanceTimersByTime(900);
+    const armedAt = performance.now();
+    const short = new Member();
+    short.deadline = sweep.deadline(short, 100);
+    expect(sweep.tick).toBe(25);
+    vi.advanceTimersByTime(99);
+    expect(short.expiredAt).toEqual([]);
+    vi.advanceTimersByTime(60);
+    expect(short.expiredAt).toHaveLength(1);
+    expect(short.expiredAt[0]! - armedAt).toBeGreaterThanOrEqual(100);
+    expect(long.expiredAt).toEqual([]);
+  });
+
   it('uses a quarter of the shortest deadline armed as the tick, clamped to 10 ms..1 s', () => {
     const sweep = new DeadlineSweep<Member>();
     const a = new Member();
@@ -151,18 +170,21 @@ describe('DeadlineSweep (fake timers)', () => {
     expect(performance.now() - sweep.now).toBeLessThanOrEqual(sweep.tick);
   });
 
-  it('a shorter tick restarts the interval against the same clock: earlier deadlines stay late, not early', () => {
+  it('a shorter tick restarts the interval on a fresh clock: the new deadline is not early, earlier ones stay late', () => {
     const sweep = new DeadlineSweep<Member>();
     const start = performance.now();
     const slow = new Member();
     slow.deadline = sweep.deadline(slow, 4000);
     vi.advanceTimersByTime(999);
     const fast = new Member();
-    // The clock is still the sweep's start (no tick yet): the deadline counts from there plus a tick.
+    // No tick has run yet, but the restart reads the clock: the deadline counts from now.
     fast.deadline = sweep.deadline(fast, 40);
-    expect(fast.deadline).toBe(start + 40 + 10);
-    vi.advanceTimersByTime(10);
+    expect(fast.deadline).toBe(start + 999 + 40 + 10);
+    vi.advanceTimersByTime(39);
+    expect(fast.expiredAt).toEqual([]);
+    vi.advanceTimersByTime(21);
     expect(fast.expiredAt).toHaveLength(1);
+    expect(fast.expiredAt[0]! - (start + 999)).toBeGreaterThanOrEqual(40);
     expect(slow.expiredAt).toEqual([]);
     vi.advanceTimersByTime(4000);
     expect(slow.expiredAt).toHaveLength(1);

@@ -91,9 +91,12 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
     if (tick < this.tickMs) {
       this.tickMs = tick;
       if (this.timer !== null) {
-        // Restart at the shorter period, keeping the clock the deadlines were armed against.
+        // Restart at the shorter period with a fresh clock: the last tick's clock may be up to
+        // one old (long) tick stale, and the deadline below adds only the new (short) tick, so
+        // a stale clock would fire it early. Deadlines armed before are absolute numbers and
+        // stay as they were.
         clearInterval(this.timer);
-        this.start(false);
+        this.start(true);
       }
     }
     this.members.add(member);
