@@ -896,10 +896,22 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
         this.armHeap(Math.min(budget.allowance(0), HEAP_RECV_BYTES));
         return;
       }
-      const allowance =
-        busy && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers ? 0 : budget.allowance(held);
+      const allowance = budget.allowance(held);
       if (allowance === 0) {
         budget.wait(this);
+        return;
+      }
+      if (busy && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
+        // The pool's busy share is out. Waiting for a buffer here can deadlock: the buffers out
+        // may belong to streams that give them back only when this one makes progress (idle
+        // keep-alive connections each still holding their last chunk, whose next request waits
+        // on this stream). Within its byte allowance (promised, as for any stream that holds
+        // bytes) the stream reads into a heap buffer of its own instead, so the pool stays
+        // bounded and the byte budgets hold.
+        const len = Math.min(allowance, HEAP_RECV_BYTES);
+        this.promiseLeft = len;
+        budget.promised += len;
+        this.armHeap(len);
         return;
       }
       const bufferSize = ring.bufferSize;

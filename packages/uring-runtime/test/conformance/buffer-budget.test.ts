@@ -298,4 +298,47 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
     },
     30_000,
   );
+  it.skipIf(skip !== undefined)(
+    'a stream that holds a chunk and reads again is served when held buffers fill the pool share (no deadlock)',
+    async () => {
+      // 16 buffers: the busy share is 12. Twelve connections each keep the one chunk they got
+      // and read no more (as idle keep-alive connections that still hold their last chunk); a
+      // thirteenth keeps its first chunk and reads again. Nothing is ever released, so a read that
+      // waited for the pool share to come back would wait forever.
+      const rt = await createRuntime({
+        driver: name,
+        log: () => undefined,
+        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+        uring: { bufferCount: 16 },
+      });
+      runtime = rt;
+      const driver = rt.driver;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      const encoder = new TextEncoder();
+      const clients: ByteStream[] = [];
+      const kept: RecvChunk[] = [];
+      let last: ByteStream | undefined;
+      for (let i = 0; i < 13; i++) {
+        const client = await driver.connectTcp({ host: '127.0.0.1', port });
+        clients.push(client);
+        const stream = await listener.accept();
+        await client.writeAll(encoder.encode(`first ${i}`));
+        const chunk = await stream.recv();
+        expect(chunk).not.toBeNull();
+        kept.push(chunk!);
+        last = stream;
+      }
+      const second = last!.recv();
+      await clients[12]!.writeAll(encoder.encode('second'));
+      const got = await second;
+      expect(new TextDecoder().decode(got!.bytes)).toBe('second');
+      expect(rt.bufferStats()!.held).toBeLessThanOrEqual(WORKER_CAP);
+      got!.release();
+      for (const c of kept) c.release();
+      for (const client of clients) await client.close();
+      await listener.close();
+    },
+    20_000,
+  );
 });
