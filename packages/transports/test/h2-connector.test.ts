@@ -5,8 +5,7 @@
  * (REFUSED_STREAM) or above a GOAWAY's last-stream-id sent again on another connection, and
  * read timeouts as TransportErrors.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,52 +22,9 @@ import {
 } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { driverCases, eventually } from './harness.js';
+import { driverCases, eventually, pki } from './harness.js';
 
 const drivers = await driverCases();
-
-function pki(dir: string): { caFile: string; cert: string; key: string } {
-  const run = (args: string[]) =>
-    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=loch h2 CA',
-  ]);
-  run(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ext.cnf',
-  ]);
-  return {
-    caFile: join(dir, 'ca.pem'),
-    cert: readFileSync(join(dir, 'server.pem'), 'utf8'),
-    key: readFileSync(join(dir, 'server.key'), 'utf8'),
-  };
-}
 
 let dir: string;
 let caFile: string;

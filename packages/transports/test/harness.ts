@@ -4,8 +4,8 @@
  * raw node:net servers that misbehave on purpose), stream doubles (promise operations only, a
  * write failure on demand). Not a test itself.
  */
-import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -13,6 +13,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 import type { HttpStream } from '@loch/http';
 import type { Connector } from '@loch/transports';
 import { createRuntime, type DriverName, RuntimeError } from '@loch/uring-runtime';
@@ -179,5 +180,49 @@ export function failingWriteStreams<K>(
       };
       return inner;
     },
+  };
+}
+
+/** A CA and a server certificate for localhost / 127.0.0.1 signed by it, made with the openssl CLI in `dir`. */
+export function pki(dir: string): { caFile: string; cert: string; key: string } {
+  const run = (args: string[]) =>
+    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  run([
+    'req',
+    '-x509',
+    ...ec,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=loch test CA',
+  ]);
+  run(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  run([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  ]);
+  return {
+    caFile: join(dir, 'ca.pem'),
+    cert: readFileSync(join(dir, 'server.pem'), 'utf8'),
+    key: readFileSync(join(dir, 'server.key'), 'utf8'),
   };
 }

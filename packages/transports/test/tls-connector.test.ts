@@ -5,8 +5,7 @@
  * explicit choice, pooled reuse of a TLS connection, http endpoints passing through, and pool
  * keys that keep connections of different TLS profiles apart.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,53 +22,9 @@ import {
 } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { driverCases } from './harness.js';
+import { driverCases, pki } from './harness.js';
 
 const drivers = await driverCases();
-
-/** A CA and a server certificate for localhost / 127.0.0.1 signed by it, made with the openssl CLI. */
-function pki(dir: string): { caFile: string; cert: string; key: string } {
-  const run = (args: string[]) =>
-    execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run([
-    'req',
-    '-x509',
-    ...ec,
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=loch test CA',
-  ]);
-  run(['req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost']);
-  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ext.cnf',
-  ]);
-  return {
-    caFile: join(dir, 'ca.pem'),
-    cert: readFileSync(join(dir, 'server.pem'), 'utf8'),
-    key: readFileSync(join(dir, 'server.key'), 'utf8'),
-  };
-}
 
 let dir: string;
 let server: https.Server;
