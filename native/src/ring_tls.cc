@@ -1,0 +1,325 @@
+// In-ring TLS (see ring.h, TlsConn): the Ring methods that carry a TLS session on a stream.
+// Received ciphertext is fed to the session in the completion drain (plaintext into the ring's
+// plaintext pool), writes are encrypted when their SEND/WRITEV record is prepared, and the ring
+// sends each conn's ciphertext itself, one send in flight per conn. The rest of the ring (setup,
+// submission, the drain loop) is ring.cc.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "ring.h"
+
+namespace loch {
+
+namespace {
+
+// Output buffer capacity a TLS conn keeps while idle.
+constexpr size_t kIdleKeep = 16 * 1024;
+// Plaintext buffers one feed fills at most before the rest waits in the session (resumed later).
+constexpr int kMaxPlainPerFeed = 8;
+
+}  // namespace
+
+int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
+  if (!alive_) return -EBADF;
+  if (plain_ == nullptr || bufRing_ == nullptr) return -ENOTSUP;
+  if (session == nullptr || !session->ok()) return -EINVAL;
+  if (connByFd_.count(fd) != 0) return -EBUSY;
+  uint32_t id;
+  if (!freeConns_.empty()) {
+    id = freeConns_.back();
+    freeConns_.pop_back();
+  } else {
+    id = static_cast<uint32_t>(conns_.size());
+    conns_.emplace_back();
+  }
+  auto c = std::make_unique<TlsConn>();
+  c->session = std::move(session);
+  c->fd = fd;
+  c->id = id;
+  c->gen = ++connGen_;
+  TlsConn* conn = c.get();
+  conns_[id] = std::move(c);
+  connByFd_[fd] = id;
+  // A client speaks first: its ClientHello goes out with the next flush. (A server has nothing
+  // to say before the ClientHello; the same call is a no-op for it.)
+  conn->session->Feed(nullptr, 0, nullptr, 0);
+  if (conn->session->failed()) {
+    connByFd_.erase(fd);
+    FreeConn(conn);
+    return -EPROTO;
+  }
+  TakeConnOutput(conn);
+  UpdateRef();
+  return static_cast<int>(id);
+}
+
+TlsConn* Ring::ConnAt(uint32_t tag, uint32_t gen, int fd) {
+  if (tag == 0 || tag > conns_.size()) return nullptr;
+  TlsConn* c = conns_[tag - 1].get();
+  if (c == nullptr || c->gen != gen || c->closed || (fd >= 0 && c->fd != fd)) return nullptr;
+  return c;
+}
+
+void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs) {
+  TlsConn* c = nullptr;
+  auto found = connByFd_.find(r[F_FD]);
+  if (found != connByFd_.end() && found->second == static_cast<uint32_t>(r[F_AUX2] - 1)) c = conns_[found->second].get();
+  if (c == nullptr) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EBADF);
+    return;
+  }
+  if (c->sendError != 0) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), c->sendError);
+    return;
+  }
+  tls::TlsSession& session = *c->session;
+  Slot& s = slots_[slotIndex];
+  int32_t total = 0;
+  bool ok = true;
+  if (op == OP_TLS_CLOSE_NOTIFY) {
+    session.Shutdown();
+  } else {
+    // The plaintext pieces: one buffer (send) or several (writev); read now, copied by OpenSSL.
+    void* data = nullptr;
+    size_t len = 0;
+    const int32_t count = op == OP_SEND ? 1 : r[F_AUX];
+    std::vector<iovec>& pieces = s.iov;
+    pieces.clear();
+    if (count <= 0 || count > 1024) ok = false;
+    for (int32_t i = 0; ok && i < count; i++) {
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF] + (op == OP_SEND ? 0 : i), &data, &len);
+      if (ok && op == OP_SEND) {
+        ok = static_cast<uint32_t>(r[F_LEN]) <= len;
+        len = static_cast<size_t>(r[F_LEN]);
+      }
+      if (ok) pieces.push_back(iovec{data, len});
+    }
+    if (!ok) {
+      pieces.clear();
+      synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EINVAL);
+      return;
+    }
+    size_t bytes = 0;
+    for (const iovec& v : pieces) bytes += v.iov_len;
+    total = static_cast<int32_t>(bytes);
+    const size_t before = c->out.size();
+    const size_t cap = before + session.PendingOutput() + tls::TlsSession::EncryptBound(bytes) + 64 * pieces.size();
+    c->out.resize(cap);
+    size_t used = before;
+    ok = session.EncryptPiecesInto(pieces.data(), pieces.size(), c->out.data(), cap, &used);
+    c->out.resize(used);
+    c->queued += used - before;
+    pieces.clear();
+  }
+  TakeConnOutput(c);  // close_notify, or a spill past the bound
+  if (!ok) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EPROTO);
+    return;
+  }
+  c->waits.push_back(TlsConn::Wait{c->queued, slotIndex, total});
+  CompleteWaits(c);
+}
+
+void Ring::TakeConnOutput(TlsConn* c) {
+  tls::TlsSession& session = *c->session;
+  size_t pending = session.PendingOutput();
+  if (pending > 0) {
+    size_t at = c->out.size();
+    c->out.resize(at + pending);
+    session.TakeOutput(c->out.data() + at, pending);
+    c->queued += pending;
+  }
+  KickSend(c);
+}
+
+void Ring::KickSend(TlsConn* c) {
+  if (c->sending || c->sendError != 0 || c->closed) return;
+  if (c->sendHead >= c->sendBuf.size()) {
+    c->sendBuf.clear();
+    c->sendHead = 0;
+    if (c->out.empty()) {
+      // Idle: a connection that once sent a large body keeps no large buffers (memory per idle
+      // connection); a handshake flight or a small response fits in what stays.
+      if (c->sendBuf.capacity() > kIdleKeep) ByteBuffer().swap(c->sendBuf);
+      if (c->out.capacity() > kIdleKeep) ByteBuffer().swap(c->out);
+      return;
+    }
+    c->sendBuf.swap(c->out);
+  }
+  io_uring_sqe* sqe = Sqe();
+  if (sqe == nullptr) {
+    c->sendError = -EBUSY;
+    FailWaits(c, -EBUSY);
+    return;
+  }
+  io_uring_prep_send(sqe, c->fd, c->sendBuf.data() + c->sendHead, c->sendBuf.size() - c->sendHead, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(kTlsSendTag) << 32) | c->id);
+  c->sending = true;
+  inFlight_++;
+}
+
+void Ring::OnTlsSend(uint32_t id, int32_t res, size_t* n) {
+  if (id >= conns_.size() || conns_[id] == nullptr) return;
+  TlsConn* c = conns_[id].get();
+  c->sending = false;
+  if (inFlight_ > 0) inFlight_--;
+  if (res < 0 || (res == 0 && c->sendHead < c->sendBuf.size())) {
+    c->sendError = res < 0 ? res : -EPIPE;
+    FailWaits(c, c->sendError, n);
+  } else {
+    c->sendHead += static_cast<size_t>(res);
+    c->sent += static_cast<uint64_t>(res);
+    CompleteWaits(c, n);
+  }
+  if (c->closed) {
+    FreeConn(c);
+    return;
+  }
+  KickSend(c);  // the rest after a short send, or what queued up meanwhile
+}
+
+void Ring::CompleteWrite(int32_t slot, int32_t res, size_t* n) {
+  // In the drain, in CQE order (a write is told done before the reply that follows it); otherwise
+  // (or with the array full) through the synthetic queue, first thing in the next drain.
+  if (n != nullptr && synthetic_.empty() && *n + 1 < cqCap_) {
+    Release(env_, static_cast<uint32_t>(slot));
+    Emit(n, slot, res, 0);
+  } else {
+    synthetic_.emplace_back(slot, res);
+  }
+}
+
+void Ring::CompleteWaits(TlsConn* c, size_t* n) {
+  while (!c->waits.empty() && c->waits.front().end <= c->sent) {
+    CompleteWrite(static_cast<int32_t>(c->waits.front().slot), c->waits.front().res, n);
+    c->waits.pop_front();
+  }
+}
+
+void Ring::FailWaits(TlsConn* c, int32_t res, size_t* n) {
+  for (const TlsConn::Wait& w : c->waits) CompleteWrite(static_cast<int32_t>(w.slot), res, n);
+  c->waits.clear();
+  c->out.clear();
+  c->sendBuf.clear();
+  c->sendHead = 0;
+}
+
+void Ring::FreeConn(TlsConn* c) {
+  FailWaits(c, -ECANCELED);
+  uint32_t id = c->id;
+  conns_[id].reset();
+  freeConns_.push_back(id);
+}
+
+void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n) {
+  const bool more = (flags & IORING_CQE_F_MORE) != 0;
+  const int32_t slotId = static_cast<int32_t>(slot);
+  if (!more && c->starved && !c->session->failed() && (res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS))) {
+    // The stream ended (or failed) while decrypted bytes still wait for plaintext buffers: the
+    // end is told after them (ResumeStarved), so a reader never sees it early.
+    c->endPending = true;
+    c->endRes = res;
+    c->endFlags = flags;
+    return;
+  }
+  if (!more) {
+    c->recvSlot = -1;
+    Release(env_, slot);
+  }
+  if (c->session->failed() || res <= 0 || (flags & IORING_CQE_F_BUFFER) == 0) {
+    // End of stream, errors, ENOBUFS as they are; after a failure the bytes pass through raw
+    // (a plain-HTTP request handed over to an HTTP server).
+    Emit(n, slotId, res, flags);
+    return;
+  }
+  const uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
+  int events = 0;
+  FeedConn(c, slot, pool_ + static_cast<size_t>(bid) * bufSize_, static_cast<size_t>(res), n, &events);
+  if (c->session->failed() && c->session->errorKind() == tls::ErrorKind::kPlainHttp) {
+    // Not TLS at all: the bytes go to JavaScript as they came, for the plain-HTTP answer.
+    Emit(n, slotId, res, flags | IORING_CQE_F_MORE);
+  } else if (bid < bufCount_) {
+    // The session read what it needed (an incomplete record was copied): the buffer goes back.
+    io_uring_buf_ring_add(bufRing_, pool_ + static_cast<size_t>(bid) * bufSize_, bufSize_, bid,
+                          io_uring_buf_ring_mask(bufCount_), bufPending_++);
+    io_uring_buf_ring_advance(bufRing_, bufPending_);
+    bufPending_ = 0;
+  }
+  ReportEvents(c, slot, events, n);
+  if (!more) Emit(n, slotId, -ECANCELED, 0);  // the multishot ended: JS re-arms if it reads on
+}
+
+void Ring::ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n) {
+  // Peer closed and failed are told once; handshake done and new session happen once each anyway.
+  events &= ~c->reported;
+  c->reported |= events & (tls::kPeerClosed | tls::kFailed);
+  if (events != 0) Emit(n, static_cast<int32_t>(slot), events, kCqeFTlsEvent | IORING_CQE_F_MORE);
+}
+
+void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events) {
+  constexpr int kEvents = tls::kHandshakeJustDone | tls::kPeerClosed | tls::kNewSession | tls::kFailed;
+  tls::TlsSession& session = *c->session;
+  bool first = true;
+  int filled = 0;
+  for (;;) {
+    if (plainFree_.empty() || filled >= kMaxPlainPerFeed || *n + 4 >= cqCap_) {
+      // No plaintext buffer (the readers hold them all) or this batch is full: the session keeps
+      // the rest of the input (copied) and goes on when buffers come back. JavaScript stops the
+      // multishot recv at its queue's high-water mark, so what is kept stays bounded.
+      if (first && len > 0) *events |= session.Feed(data, len, nullptr, 0).flags & kEvents;
+      session.Detach();
+      if (!c->starved) {
+        c->starved = true;
+        starved_.push_back(c->id);
+      }
+      break;
+    }
+    uint32_t id = plainFree_.back();
+    plainFree_.pop_back();
+    tls::FeedResult r = session.Feed(first ? data : nullptr, first ? len : 0, plain_ + static_cast<size_t>(id) * plainSize_, plainSize_);
+    first = false;
+    *events |= r.flags & kEvents;
+    if (r.plaintext > 0) {
+      Emit(n, static_cast<int32_t>(slot), static_cast<int32_t>(r.plaintext),
+           (id << IORING_CQE_BUFFER_SHIFT) | IORING_CQE_F_BUFFER | IORING_CQE_F_MORE | kCqeFPlain);
+      filled++;
+    } else {
+      plainFree_.push_back(id);
+    }
+    if ((r.flags & tls::kMorePlaintext) == 0) {
+      c->starved = false;
+      break;
+    }
+  }
+  TakeConnOutput(c);  // handshake flights, alerts, tickets, key update answers
+}
+
+void Ring::ResumeStarved(size_t* n) {
+  wake_ = false;
+  if (starved_.empty() || plainFree_.empty()) return;
+  std::vector<uint32_t> waiting;
+  waiting.swap(starved_);
+  for (uint32_t id : waiting) {
+    TlsConn* c = id < conns_.size() ? conns_[id].get() : nullptr;
+    if (c == nullptr || !c->starved || c->closed) continue;
+    if (c->recvSlot < 0 || plainFree_.empty() || *n + Reserve() >= cqCap_) {
+      starved_.push_back(id);  // no reader armed yet, or no room: later
+      continue;
+    }
+    c->starved = false;
+    int events = 0;
+    const uint32_t slot = static_cast<uint32_t>(c->recvSlot);
+    FeedConn(c, slot, nullptr, 0, n, &events);
+    ReportEvents(c, slot, events, n);
+    if (!c->starved && c->endPending) {
+      c->endPending = false;
+      c->recvSlot = -1;
+      Release(env_, slot);
+      Emit(n, static_cast<int32_t>(slot), c->endRes, c->endFlags);
+    }
+  }
+}
+
+}  // namespace loch
