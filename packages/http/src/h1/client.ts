@@ -630,6 +630,26 @@ export class HttpClient {
     this.clearTimer();
     this.detachSignal();
     if (failed || this.decoder.hasInput) this.broken = true;
+    else if (!this.switched) this.releaseChunk();
+  }
+
+  /**
+   * A complete response gives its last chunk back at once: an idle pooled connection would
+   * otherwise pin one provided receive buffer (64 KiB on io_uring) until its next request, and
+   * more idle connections than the pool has buffers starve every receive of the thread (issue
+   * 16). Nothing still reads the chunk then: the head and trailers were copied into a HeadSlab
+   * by the decoder, and the last data view was valid only until this step (the body contract;
+   * the HTTP/1.1 response writer takes the end only once a write lending that view is done, and
+   * HTTP/2 copies DATA into its output). Not after a protocol switch (`takeOver()` copies the
+   * bytes behind the head from it) nor after a failure (a write may still lend a view; the
+   * connection is closed, which releases it).
+   */
+  private releaseChunk(): void {
+    const chunk = this.chunk;
+    if (chunk !== null) {
+      this.chunk = null;
+      chunk.release();
+    }
   }
 
   /** @internal the error a failed body read reports */
