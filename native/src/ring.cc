@@ -267,31 +267,10 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     return;
   }
   if (op == OP_PLAIN_RELEASE) {
-    uint32_t id = static_cast<uint32_t>(r[F_AUX]);
-    if (plain_ != nullptr && id < plainCount_) {
-      plainFree_.push_back(id);
-      if (!starved_.empty()) wake_ = true;
-    }
+    ReleasePlain(static_cast<uint32_t>(r[F_AUX]));
     return;
   }
-  if ((op == OP_CANCEL || op == OP_CANCEL_FD) && !connByFd_.empty()) {
-    // A TLS recv whose end waits behind undelivered plaintext has no kernel op left to cancel:
-    // it completes (cancelled) now.
-    auto conn = op == OP_CANCEL_FD ? connByFd_.find(fd) : connByFd_.end();
-    if (op == OP_CANCEL) {
-      for (auto it = connByFd_.begin(); it != connByFd_.end(); ++it) {
-        if (conns_[it->second]->recvSlot == r[F_AUX]) conn = it;
-      }
-    }
-    if (conn != connByFd_.end()) {
-      TlsConn* c = conns_[conn->second].get();
-      if (c->endPending && c->recvSlot >= 0) {
-        c->endPending = false;
-        synthetic_.emplace_back(c->recvSlot, -ECANCELED);
-        c->recvSlot = -1;
-      }
-    }
-  }
+  if ((op == OP_CANCEL || op == OP_CANCEL_FD) && !connByFd_.empty()) CancelTlsRecv(op, fd, r[F_AUX]);
   if (op == OP_CANCEL || op == OP_CANCEL_FD) {
     io_uring_sqe* sqe = Sqe();
     if (sqe == nullptr) return;
@@ -311,13 +290,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   s.tls = 0;
   if (op == OP_CLOSE) {
     fds_.erase(fd);
-    auto conn = connByFd_.find(fd);
-    if (conn != connByFd_.end()) {
-      TlsConn* c = conns_[conn->second].get();
-      c->closed = true;
-      connByFd_.erase(conn);
-      if (!c->sending) FreeConn(c);
-    }
+    CloseTlsConn(fd);
   }
   if (!s.inFlight) {
     s.inFlight = true;
@@ -370,17 +343,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       // multishot then ends (no IORING_CQE_F_MORE) once it received that many bytes. Kernels
       // without the limit refuse it with EINVAL and JavaScript arms without one.
       if (r[F_LEN] > 0) sqe->file_index = static_cast<uint32_t>(r[F_LEN]);
-      if (r[F_AUX] > 0) {
-        // A TLS stream: its ciphertext is fed to the conn's session in the drain.
-        auto conn = connByFd_.find(fd);
-        if (conn != connByFd_.end() && conn->second == static_cast<uint32_t>(r[F_AUX] - 1)) {
-          TlsConn* c = conns_[conn->second].get();
-          s.tls = c->id + 1;
-          s.tlsGen = c->gen;
-          c->recvSlot = static_cast<int32_t>(slotIndex);
-          if (c->starved) wake_ = true;
-        }
-      }
+      if (r[F_AUX] > 0) ArmTlsRecv(s, fd, static_cast<uint32_t>(r[F_AUX]), slotIndex, userData, sqe);
       break;
     case OP_RECV:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;

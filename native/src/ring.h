@@ -184,6 +184,12 @@ class Ring {
   void Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags);
   void Wake();
   TlsConn* ConnAt(uint32_t tag, uint32_t gen, int fd);
+  // Prep's in-ring TLS steps (ring_tls.cc): a plaintext buffer back, a cancel that may reach a
+  // TLS recv, the conn of a closing fd, a multishot recv that feeds conn `tag` - 1.
+  void ReleasePlain(uint32_t id);
+  void CancelTlsRecv(int op, int fd, int32_t slot);
+  void CloseTlsConn(int fd);
+  void ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_t userData, io_uring_sqe* sqe);
   void PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs);
   void TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n);
   void FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events);

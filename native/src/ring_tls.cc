@@ -62,6 +62,54 @@ TlsConn* Ring::ConnAt(uint32_t tag, uint32_t gen, int fd) {
   return c;
 }
 
+void Ring::ReleasePlain(uint32_t id) {
+  if (plain_ != nullptr && id < plainCount_) {
+    plainFree_.push_back(id);
+    if (!starved_.empty()) wake_ = true;
+  }
+}
+
+void Ring::CancelTlsRecv(int op, int fd, int32_t slot) {
+  // A TLS recv whose end waits behind undelivered plaintext has no kernel op left to cancel:
+  // it completes (cancelled) now.
+  auto conn = op == OP_CANCEL_FD ? connByFd_.find(fd) : connByFd_.end();
+  if (op == OP_CANCEL) {
+    for (auto it = connByFd_.begin(); it != connByFd_.end(); ++it) {
+      if (conns_[it->second]->recvSlot == slot) conn = it;
+    }
+  }
+  if (conn != connByFd_.end()) {
+    TlsConn* c = conns_[conn->second].get();
+    if (c->endPending && c->recvSlot >= 0) {
+      c->endPending = false;
+      synthetic_.emplace_back(c->recvSlot, -ECANCELED);
+      c->recvSlot = -1;
+    }
+  }
+}
+
+void Ring::CloseTlsConn(int fd) {
+  auto conn = connByFd_.find(fd);
+  if (conn == connByFd_.end()) return;
+  TlsConn* c = conns_[conn->second].get();
+  c->closed = true;
+  connByFd_.erase(conn);
+  if (!c->sending) FreeConn(c);
+}
+
+void Ring::ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_t userData, io_uring_sqe* sqe) {
+  // A TLS stream: its ciphertext is fed to the conn's session in the drain.
+  (void)userData;
+  (void)sqe;
+  auto conn = connByFd_.find(fd);
+  if (conn == connByFd_.end() || conn->second != tag - 1) return;
+  TlsConn* c = conns_[conn->second].get();
+  s.tls = c->id + 1;
+  s.tlsGen = c->gen;
+  c->recvSlot = static_cast<int32_t>(slotIndex);
+  if (c->starved) wake_ = true;
+}
+
 void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs) {
   TlsConn* c = nullptr;
   auto found = connByFd_.find(r[F_FD]);
