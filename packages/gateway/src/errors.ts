@@ -40,7 +40,9 @@ export type GatewayRequestErrorCode =
   /** The body is larger than the gateway accepts. */
   | 'ERR_GATEWAY_BODY_TOO_LARGE'
   /** The HTTP method is not the one the route maps. */
-  | 'ERR_GATEWAY_METHOD';
+  | 'ERR_GATEWAY_METHOD'
+  /** A pseudonymized field holds a token that does not open (another key, field, or changed). */
+  | 'ERR_GATEWAY_PSEUDONYM';
 
 /**
  * Bad client input. `path` is the JSON path of the value (`user.emial`, `ids[3]`, `tags{"k"}`),

@@ -31,7 +31,7 @@ export type {
   StructDef,
   StructKind,
 } from './idl/model.js';
-export { PseudonymError, type PseudonymErrorCode } from './pseudonym/errors.js';
+export { PseudonymError, type PseudonymErrorCode, segmentsPath } from './pseudonym/errors.js';
 export {
   decodeKeyText,
   isKeyId,
@@ -39,7 +39,20 @@ export {
   type PseudonymKeyringOptions,
   type PseudonymKeySource,
 } from './pseudonym/keyring.js';
+export { type PseudonymDirection, PseudonymRewriter } from './pseudonym/message-rewriter.js';
+export {
+  AMBIGUOUS_METHOD,
+  type FunctionPlan,
+  type PlanNode,
+  type PlannedField,
+  type PseudonymFieldRule,
+  type PseudonymLeaf,
+  PseudonymPlan,
+  type PseudonymPlanOptions,
+  type StructPlan,
+} from './pseudonym/plan.js';
 export { Pseudonymizer, type TokenFormat } from './pseudonym/pseudonymizer.js';
+export { ThriftPseudonymService, thriftPseudonymLayer } from './pseudonym/thrift-layer.js';
 export { ClientExchange, type ClientExchangeOptions } from './service/client-exchange.js';
 export {
   errorResponse,

@@ -33,6 +33,9 @@ import { compileResponseStruct, type ResponseParts, type ResponseReader } from '
 import { type JsonReader, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
 import { GatewayConfigError, GatewayRequestError, GatewayUpstreamError } from '../errors.js';
 import type { FunctionDef, IdlDocument } from '../idl/model.js';
+import { PseudonymError, segmentsPath } from '../pseudonym/errors.js';
+import type { PseudonymRewriter } from '../pseudonym/message-rewriter.js';
+import type { FunctionPlan } from '../pseudonym/plan.js';
 import { PathTemplate } from './path-template.js';
 import { annotatedRoute, RequestBinding } from './request-binding.js';
 
@@ -73,6 +76,12 @@ export interface GatewayRouteOptions {
   readonly forwardHeaders?: readonly string[];
   /** Largest request body accepted (default 1 MiB); past it the answer is 413. */
   readonly maxBodySize?: number;
+  /**
+   * Pseudonymization of this function's planned fields: applied to the call message after the
+   * JSON is written (a token that does not open is a 400 naming its JSON path) and to the reply
+   * before it is read (one that cannot be rewritten is a 502).
+   */
+  readonly pseudonyms?: PseudonymRewriter;
 }
 
 const JSON_HEADERS: [string, string][] = [['content-type', 'application/json']];
@@ -112,6 +121,12 @@ function upstreamFailure(error: unknown): GatewayUpstreamError {
   );
 }
 
+/** A pseudonym error's message without its leading field name (the path says where). */
+function pseudonymReason(e: PseudonymError): string {
+  const colon = e.message.indexOf(': ');
+  return colon < 0 ? e.message : e.message.slice(colon + 2);
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** RFC 9110 field-value characters: visible ASCII, obs-text, space and tab. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -142,6 +157,9 @@ export class GatewayRoute {
   private readonly maxBodySize: number;
   private readonly upstream: ThriftExchange;
   private readonly messageType: number;
+  private readonly pseudonyms: PseudonymRewriter | undefined;
+  /** This function's pseudonymization plan; undefined: nothing to rewrite. */
+  private readonly pseudonymPlan: FunctionPlan | undefined;
 
   constructor(options: GatewayRouteOptions) {
     const service = options.idl.services.get(options.service);
@@ -188,6 +206,8 @@ export class GatewayRoute {
     this.maxBodySize = options.maxBodySize ?? 1024 * 1024;
     this.upstream = options.upstream;
     this.messageType = fn.oneway ? MessageType.ONEWAY : MessageType.CALL;
+    this.pseudonymPlan = options.pseudonyms?.plan.forFunction(options.service, options.function);
+    this.pseudonyms = this.pseudonymPlan === undefined ? undefined : options.pseudonyms;
   }
 
   /** Serves a request whose path matched this route with `params`. Never rejects. */
@@ -278,12 +298,37 @@ export class GatewayRoute {
       throw e;
     }
     w.writeMessageEnd();
-    return w.finishCopy();
+    if (this.pseudonyms === undefined) return w.finishCopy();
+    try {
+      return this.pseudonyms.call(this.protocol, w.finish(), this.pseudonymPlan);
+    } catch (e) {
+      if (!(e instanceof PseudonymError)) throw e;
+      // In request-struct mode the argument's own name is not part of what the client sent.
+      const segments = e.segments;
+      if (segments[segments.length - 1] === this.binding.wrapperName) segments.pop();
+      const bad = new GatewayRequestError('ERR_GATEWAY_PSEUDONYM', `${pseudonymReason(e)} (${e.code})`);
+      bad.segments.push(...segments);
+      throw bad;
+    }
   }
 
   /** The HTTP answer of a reply frame. */
   answer(frame: ThriftFrame): HttpResponse {
-    const r = this.reader.reset(frame.payload);
+    let payload = frame.payload;
+    if (this.pseudonyms !== undefined) {
+      try {
+        payload = this.pseudonyms.reply(this.protocol, payload, this.pseudonymPlan);
+      } catch (e) {
+        if (!(e instanceof PseudonymError)) throw e;
+        const at = segmentsPath(e.segments);
+        throw new GatewayUpstreamError(
+          'protocol',
+          `the reply could not be pseudonymized: ${at === '' ? '' : `${at}: `}${pseudonymReason(e)} (${e.code})`,
+          { cause: e },
+        );
+      }
+    }
+    const r = this.reader.reset(payload);
     const header = r.readMessageBegin();
     if (header.type === MessageType.EXCEPTION) {
       const x = TApplicationException.read(r);
