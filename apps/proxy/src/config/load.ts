@@ -12,6 +12,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { gatewayRouteOf, mergeGatewayRoutes } from '../gateway/config.js';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
+import { thriftPseudonymOf } from '../thrift/pseudonym-config.js';
 import {
   type AccessLogOutput,
   type ConfigFile,
@@ -262,7 +263,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
     const at = `servers.${key}`;
     const built =
       server.proxy_type === 'thrift'
-        ? normalizeThriftServer(key, server, at, issues, file.log?.access ?? true)
+        ? normalizeThriftServer(key, server, at, issues, file.log?.access ?? true, baseDir)
         : normalizeServer(key, server, at, issues, file.log?.access ?? true, baseDir);
     if (!built) continue;
     Object.assign(built, accessLogOutputOf(server.access_log, file.log?.access_log, baseDir));
@@ -597,6 +598,7 @@ function normalizeThriftServer(
   at: string,
   issues: ConfigIssue[],
   accessLogDefault: boolean,
+  baseDir: string,
 ): ThriftServerConfig | undefined {
   const start = issues.length;
   if (s.tls !== undefined)
@@ -678,8 +680,13 @@ function normalizeThriftServer(
       path: `${at}.route`,
       message: 'a thrift server needs a route (route = { upstreams = [...] }) or routes',
     });
+  const pseudonymize =
+    s.pseudonymize === undefined
+      ? undefined
+      : thriftPseudonymOf(s.pseudonymize, `${at}.pseudonymize`, issues, baseDir);
   if (issues.length > start || !listen) return undefined;
   return {
+    ...(pseudonymize === undefined ? {} : { pseudonymize }),
     key,
     name: s.name ?? key,
     proxyType: 'thrift',

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { GatewayRouteConfig } from '../gateway/config.js';
+import type { PseudonymConfig } from '../gateway/pseudonym-config.js';
 import {
   type HealthCheckConfig,
   HealthCheckSchema,
@@ -254,6 +255,44 @@ export const ThriftUpstreamSchema = z.strictObject({
 });
 
 /**
+ * `pseudonymize = { ... }` of a gateway route or a thrift server (issue 19): fields chosen by
+ * IDL path or `(pii)` annotation get keyed, deterministic, reversible tokens
+ * (gateway/pseudonym-config.ts). Keys only from files or the environment.
+ */
+export const PseudonymizeSchema = z.strictObject({
+  /** The IDL (thrift servers; a gateway route uses its own). */
+  idl: z.string().min(1).optional(),
+  /** Which side holds tokens: "upstream" (calls sealed, replies opened) or "downstream". */
+  direction: z.enum(['upstream', 'downstream']),
+  keys: z
+    .array(
+      z.strictObject({
+        id: z.string(),
+        file: z.string().min(1).optional(),
+        env: z.string().min(1).optional(),
+      }),
+    )
+    .min(1, 'give at least one key'),
+  /** The key id new tokens use (default the first). */
+  current: z.string().optional(),
+  /** IDL paths (`Svc.fn.result.success.email`) or `{ path, format, domain }`. */
+  fields: z
+    .array(
+      z.union([
+        z.string().min(1),
+        z.strictObject({
+          path: z.string().min(1),
+          format: z.enum(['text', 'email']).optional(),
+          domain: z.string().min(1).optional(),
+        }),
+      ]),
+    )
+    .optional(),
+  /** Fields annotated `(pii = "...")` in the IDL count too (default true). */
+  annotations: z.boolean().optional(),
+});
+
+/**
  * `thrift = { idl, service, method, upstream | upstreams, ... }` of an HTTP route: the gateway
  * (issue 19). `upstream` is the short form of `upstreams` (Thrift proxy endpoints).
  */
@@ -275,6 +314,8 @@ export const GatewayThriftSchema = z.strictObject({
   /** Deadline of a call (default: the server's upstream_read) and of a connect (upstream_connect). */
   timeout: Duration.optional(),
   connect_timeout: Duration.optional(),
+  /** Pseudonymization of the function's fields (the route's IDL). */
+  pseudonymize: PseudonymizeSchema.optional(),
 });
 
 /** Monolake's single `route = { load_balancer, upstreams }` of a thrift server. */
@@ -359,6 +400,8 @@ export const ThriftServerSchema = z.strictObject({
    * each message (default: refused with a log line). Strict (versioned) binary only.
    */
   accept_unframed: z.boolean().optional(),
+  /** Pseudonymization of every call's chosen fields (thrift/pseudonym.ts; issue 19). */
+  pseudonymize: PseudonymizeSchema.optional(),
   /** Recognised so it can be refused by name: TLS for thrift servers is not supported yet. */
   tls: z.unknown().optional(),
 });
@@ -687,6 +730,8 @@ export interface ThriftServerConfig {
   readonly maxPipelinedCalls: number;
   /** Unframed clients accepted (delimited by skipping). */
   readonly acceptUnframed: boolean;
+  /** Pseudonymization of the calls' chosen fields (gateway/pseudonym-config.ts). */
+  readonly pseudonymize?: PseudonymConfig | undefined;
 }
 
 /** The effective configuration the proxy runs on. */

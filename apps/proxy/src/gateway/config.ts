@@ -13,6 +13,7 @@ import { GatewayConfigError, GatewayRoute, type IdlDocument, IdlError, loadIdl }
 import type { FramingName, ProtocolName } from '@loch/thrift';
 import { type ConfigIssue, parseThriftUpstream } from '../config/load.js';
 import type { LoadBalancerName, RouteConfig, RouteFile, ThriftUpstreamConfig } from '../config/schema.js';
+import { type PseudonymConfig, pseudonymConfigOf } from './pseudonym-config.js';
 
 /** One gateway route as a worker runs it. */
 export interface GatewayRouteConfig {
@@ -37,6 +38,8 @@ export interface GatewayRouteConfig {
   readonly callTimeout: number;
   readonly maxFrameSize: number;
   readonly maxBodySize: number;
+  /** Pseudonymization of the function's chosen fields. */
+  readonly pseudonymize?: PseudonymConfig | undefined;
 }
 
 /** The server-level values a gateway route defaults to. */
@@ -129,6 +132,10 @@ export function gatewayRouteOf(
       issues.push({ path: tat, message: e.message });
     }
   }
+  const pseudonymize =
+    t.pseudonymize === undefined || idl === undefined
+      ? undefined
+      : pseudonymOfRoute(t.pseudonymize, idl, t, `${tat}.pseudonymize`, issues, baseDir);
   if (issues.length > start || idl === undefined) return undefined;
   return {
     path: r.path,
@@ -147,7 +154,35 @@ export function gatewayRouteOf(
     callTimeout: durationMs(t.timeout, defaults.callTimeout),
     maxFrameSize: 16 * 1024 * 1024,
     maxBodySize: defaults.maxBodySize > 0 ? defaults.maxBodySize : 1024 * 1024,
+    ...(pseudonymize === undefined ? {} : { pseudonymize }),
   };
+}
+
+/** A gateway route's `pseudonymize`: over the route's own IDL, and choosing something in its function. */
+function pseudonymOfRoute(
+  table: NonNullable<ThriftTable['pseudonymize']>,
+  idl: IdlDocument,
+  t: ThriftTable,
+  at: string,
+  issues: ConfigIssue[],
+  baseDir: string,
+): PseudonymConfig | undefined {
+  if (table.idl !== undefined) {
+    issues.push({
+      path: `${at}.idl`,
+      message: 'a gateway route pseudonymizes over its own IDL (thrift.idl)',
+    });
+    return undefined;
+  }
+  const config = pseudonymConfigOf(table, idl, at, issues, baseDir);
+  if (config !== undefined && !config.functions.includes(`${t.service}.${t.method}`)) {
+    issues.push({
+      path: `${at}.fields`,
+      message: `nothing of ${t.service}.${t.method} is chosen (chosen: ${config.functions.join(', ')})`,
+    });
+    return undefined;
+  }
+  return config;
 }
 
 /**

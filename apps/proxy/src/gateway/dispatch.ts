@@ -6,12 +6,13 @@
  * failure classes as the Thrift proxy), picked by the route's balancer. The pool is one per
  * worker, shared by every gateway route and kept across reloads. Not for config (config.ts).
  */
-import { GatewayRoutes, jsonResponse, type ThriftExchange } from '@loch/gateway';
+import { GatewayRoutes, jsonResponse, PseudonymError, type ThriftExchange } from '@loch/gateway';
 import type { HttpRequest, HttpResponse } from '@loch/http';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, MessageType, rewriteSeqId, type ThriftFrame } from '@loch/thrift';
 import { createBalancer } from '../routing/balancer.js';
 import { ThriftUpstreamEndpoint, ThriftUpstreams } from '../thrift/upstream.js';
 import type { GatewayRouteConfig } from './config.js';
+import { pseudonymRewriterOf } from './pseudonym-config.js';
 
 /** The worker's pool of gateway upstream connections (idle ones closed after a minute). */
 let pool: ThriftUpstreams | undefined;
@@ -82,6 +83,7 @@ function routesOf(configs: readonly GatewayRouteConfig[]): GatewayRoutes {
         i64AsNumber: c.i64AsNumber,
         forwardHeaders: c.forwardHeaders,
         maxBodySize: c.maxBodySize,
+        ...(c.pseudonymize === undefined ? {} : { pseudonyms: pseudonymRewriterOf(c.pseudonymize) }),
       })),
     );
     compiled.set(configs, routes);
@@ -99,7 +101,21 @@ export function callGateway(
   path: string,
   query: string,
 ): Promise<HttpResponse> | HttpResponse {
-  const m = routesOf(configs).match(request.method, query === '' ? path : path + query);
+  let routes: GatewayRoutes;
+  try {
+    routes = routesOf(configs);
+  } catch (error) {
+    // A pseudonym key checked when the config loaded can no longer be read: fail closed.
+    if (!(error instanceof PseudonymError)) throw error;
+    return jsonResponse(
+      503,
+      JSON.stringify({
+        error: 'ERR_GATEWAY_PSEUDONYM_KEYS',
+        message: `pseudonymization unavailable: ${error.message}`,
+      }),
+    );
+  }
+  const m = routes.match(request.method, query === '' ? path : path + query);
   if (m.kind === 'route') return m.route.call(request, m.params, m.query);
   const allow = m.kind === 'method' ? m.allow : '';
   return errorAnswer(m.kind === 'method' ? 405 : 404, allow);

@@ -15,6 +15,7 @@ import type { ByteStream } from '@loch/uring-runtime';
 import { formatAddress } from '@loch/uring-runtime';
 import type { ThriftServerConfig } from '../config/schema.js';
 import type { ProxyLog } from '../proxy/log.js';
+import { withPseudonyms } from './pseudonym.js';
 import { type ThriftProxyService, thriftProxyFactory } from './service.js';
 
 /** What `ThriftServers.stats()` reports per server. */
@@ -196,7 +197,9 @@ export class ThriftServers {
 
   #thriftServer(entry: ThriftEntry, config: ThriftServerConfig): ThriftServer {
     const log = this.log;
-    return new ThriftServer(entry.slot.service(), {
+    // The server's `pseudonymize` (if any) in front of the proxy service, per current config.
+    const handler = withPseudonyms(entry.slot.service(), () => entry.config, log);
+    return new ThriftServer(handler, {
       framing: 'auto',
       framings: config.acceptUnframed ? WITH_UNFRAMED : ACCEPTED_FRAMINGS,
       maxFrameSize: config.maxFrameSize,
