@@ -183,7 +183,7 @@ function gatewayKeys(
     callTimeout: timeouts.upstreamRead,
     maxBodySize: bytesOf(r.max_body_size, serverMaxBody),
   });
-  return gateway === undefined ? {} : { gateway: [gateway] };
+  return gateway === undefined ? {} : { gateway };
 }
 
 /** A route's health and retry settings (health/config.ts), only those it sets. */

@@ -299,7 +299,8 @@ export const PseudonymizeSchema = z.strictObject({
 export const GatewayThriftSchema = z.strictObject({
   idl: z.string().min(1),
   service: z.string().min(1),
-  method: z.string().min(1),
+  /** The function; absent on a prefix route (`path = "/api/"`), which serves every function. */
+  method: z.string().min(1).optional(),
   upstream: ThriftEndpointSchema.optional(),
   upstreams: z.array(ThriftUpstreamSchema).min(1, 'a route needs at least one upstream').optional(),
   load_balancer: LoadBalancerSchema.optional(),

@@ -9,10 +9,23 @@
  * Not for serving (dispatch.ts).
  */
 import { resolve } from 'node:path';
-import { GatewayConfigError, GatewayRoute, type IdlDocument, IdlError, loadIdl } from '@loch/gateway';
+import {
+  annotatedRoute,
+  GatewayConfigError,
+  GatewayRoute,
+  type IdlDocument,
+  IdlError,
+  loadIdl,
+} from '@loch/gateway';
 import type { FramingName, ProtocolName } from '@loch/thrift';
 import { type ConfigIssue, parseThriftUpstream } from '../config/load.js';
-import type { LoadBalancerName, RouteConfig, RouteFile, ThriftUpstreamConfig } from '../config/schema.js';
+import type {
+  LoadBalancerName,
+  ProxyConfig,
+  RouteConfig,
+  RouteFile,
+  ThriftUpstreamConfig,
+} from '../config/schema.js';
 import { type PseudonymConfig, pseudonymConfigOf } from './pseudonym-config.js';
 
 /** One gateway route as a worker runs it. */
@@ -60,14 +73,17 @@ function durationMs(v: number | string | undefined, fallback: number): number {
   return Math.round(Number(m[1]) * unit);
 }
 
-/** The effective gateway route of `r` (which has a `thrift` table), or undefined after issues. */
+/**
+ * The effective gateway routes of `r` (which has a `thrift` table): one for an exact or
+ * parameter path, one per function of the service for a prefix path; undefined after issues.
+ */
 export function gatewayRouteOf(
   r: RouteFile & { thrift: ThriftTable },
   at: string,
   issues: ConfigIssue[],
   baseDir: string,
   defaults: GatewayDefaults,
-): GatewayRouteConfig | undefined {
+): GatewayRouteConfig[] | undefined {
   const t = r.thrift;
   const tat = `${at}.thrift`;
   const start = issues.length;
@@ -115,34 +131,21 @@ export function gatewayRouteOf(
   }
   const forwardHeaders = (t.headers ?? []).map((h) => h.toLowerCase());
   const httpMethod = r.method?.toUpperCase();
-  if (idl !== undefined) {
-    try {
-      // Compiles the route once here so that a service, function or path parameter the IDL
-      // does not have is a config issue, not a failure in a worker.
-      new GatewayRoute({
-        idl,
-        service: t.service,
-        function: t.method,
-        path: r.path,
-        ...(httpMethod === undefined ? {} : { httpMethod }),
-        upstream: { send: () => Promise.reject(new Error('unused')) },
-      });
-    } catch (e) {
-      if (!(e instanceof GatewayConfigError)) throw e;
-      issues.push({ path: tat, message: e.message });
-    }
-  }
+  const prefix = prefixOf(r.path);
+  let served: ServedFunction[] = [];
+  if (idl !== undefined) served = servedFunctions(r, t, idl, prefix, httpMethod, at, issues);
   const pseudonymize =
     t.pseudonymize === undefined || idl === undefined
       ? undefined
-      : pseudonymOfRoute(t.pseudonymize, idl, t, `${tat}.pseudonymize`, issues, baseDir);
+      : pseudonymOfRoute(t.pseudonymize, idl, t, served, `${tat}.pseudonymize`, issues, baseDir);
   if (issues.length > start || idl === undefined) return undefined;
-  return {
-    path: r.path,
-    httpMethod,
-    idl,
+  const loaded = idl;
+  return served.map((f) => ({
+    path: f.path,
+    httpMethod: f.httpMethod,
+    idl: loaded,
     service: t.service,
-    function: t.method,
+    function: f.function,
     upstreams,
     loadBalancer,
     framing: t.framing ?? 'framed',
@@ -155,7 +158,110 @@ export function gatewayRouteOf(
     maxFrameSize: 16 * 1024 * 1024,
     maxBodySize: defaults.maxBodySize > 0 ? defaults.maxBodySize : 1024 * 1024,
     ...(pseudonymize === undefined ? {} : { pseudonymize }),
-  };
+  }));
+}
+
+/** A function a gateway route serves, at its own path and method. */
+interface ServedFunction {
+  readonly function: string;
+  readonly path: string;
+  readonly httpMethod: string | undefined;
+}
+
+/** The prefix a prefix route path stands for (`/api/` and `/api/{*rest}`: `/api/`), else undefined. */
+function prefixOf(path: string): string | undefined {
+  const catchAll = /\{\*[A-Za-z_][A-Za-z0-9_]*\}$/.exec(path);
+  if (catchAll !== null) return path.slice(0, catchAll.index);
+  return path.endsWith('/') ? path : undefined;
+}
+
+/**
+ * What a route serves: its `method`'s function at its path, or, on a prefix route, every
+ * function of the service: at prefix + its `api.<method>` annotation's path with that method,
+ * else at `POST <prefix><function>`. Each is compiled once here so that a service, function or
+ * path parameter the IDL does not have is a config issue, not a failure in a worker.
+ */
+function servedFunctions(
+  r: RouteFile,
+  t: ThriftTable,
+  idl: IdlDocument,
+  prefix: string | undefined,
+  httpMethod: string | undefined,
+  at: string,
+  issues: ConfigIssue[],
+): ServedFunction[] {
+  const tat = `${at}.thrift`;
+  const served: ServedFunction[] = [];
+  if (prefix === undefined) {
+    if (t.method === undefined) {
+      issues.push({
+        path: `${tat}.method`,
+        message:
+          'name the function to call (a prefix route, path = "/api/", serves every function of the service)',
+      });
+      return [];
+    }
+    served.push({ function: t.method, path: r.path, httpMethod });
+  } else {
+    if (t.method !== undefined) {
+      issues.push({
+        path: `${tat}.method`,
+        message: `a prefix route (${r.path}) serves every function of ${t.service}: leave out method, or give the route an exact path`,
+      });
+      return [];
+    }
+    if (httpMethod !== undefined) {
+      issues.push({
+        path: `${at}.method`,
+        message:
+          "a prefix thrift route takes each function's HTTP method from its api.<method> annotation (else POST)",
+      });
+      return [];
+    }
+    const service = idl.services.get(t.service);
+    if (service === undefined) {
+      issues.push({ path: tat, message: `${idl.file} has no service ${t.service}` });
+      return [];
+    }
+    const base = prefix.slice(0, -1);
+    const taken = new Map<string, string>();
+    for (const fn of service.functions.values()) {
+      const annotated = annotatedRoute(fn);
+      const f: ServedFunction =
+        annotated === undefined
+          ? { function: fn.name, path: `${base}/${fn.name}`, httpMethod: 'POST' }
+          : {
+              function: fn.name,
+              path: `${base}${annotated.path.startsWith('/') ? '' : '/'}${annotated.path}`,
+              httpMethod: annotated.method,
+            };
+      // Two functions on one method and path: the second could never be called.
+      const key = `${f.httpMethod} ${f.path.replace(/(\{[^}]*\}|:[A-Za-z_][A-Za-z0-9_]*)/g, '{}')}`;
+      const other = taken.get(key);
+      if (other !== undefined) {
+        issues.push({ path: tat, message: `${other} and ${fn.name} both answer ${f.httpMethod} ${f.path}` });
+        continue;
+      }
+      taken.set(key, fn.name);
+      served.push(f);
+    }
+  }
+  for (const f of served) {
+    try {
+      new GatewayRoute({
+        idl,
+        service: t.service,
+        function: f.function,
+        path: f.path,
+        ...(f.httpMethod === undefined ? {} : { httpMethod: f.httpMethod }),
+        upstream: { send: () => Promise.reject(new Error('unused')) },
+      });
+    } catch (e) {
+      if (!(e instanceof GatewayConfigError)) throw e;
+      issues.push({ path: tat, message: prefix === undefined ? e.message : `${f.function}: ${e.message}` });
+    }
+  }
+  return served;
 }
 
 /** A gateway route's `pseudonymize`: over the route's own IDL, and choosing something in its function. */
@@ -163,6 +269,7 @@ function pseudonymOfRoute(
   table: NonNullable<ThriftTable['pseudonymize']>,
   idl: IdlDocument,
   t: ThriftTable,
+  served: readonly ServedFunction[],
   at: string,
   issues: ConfigIssue[],
   baseDir: string,
@@ -175,10 +282,11 @@ function pseudonymOfRoute(
     return undefined;
   }
   const config = pseudonymConfigOf(table, idl, at, issues, baseDir);
-  if (config !== undefined && !config.functions.includes(`${t.service}.${t.method}`)) {
+  if (config !== undefined && !served.some((f) => config.functions.includes(`${t.service}.${f.function}`))) {
+    const what = t.method === undefined ? t.service : `${t.service}.${t.method}`;
     issues.push({
       path: `${at}.fields`,
-      message: `nothing of ${t.service}.${t.method} is chosen (chosen: ${config.functions.join(', ')})`,
+      message: `nothing of ${what} is chosen (chosen: ${config.functions.join(', ')})`,
     });
     return undefined;
   }
@@ -219,4 +327,28 @@ export function mergeGatewayRoutes(
     out.push(route);
   });
   return out;
+}
+
+/**
+ * The files a running config was read from besides itself that loch watches (run.ts): every
+ * gateway route's and pseudonymizing thrift server's IDL files (includes too) and key files.
+ * A change reloads the config, which reads them again; a bad IDL keeps the running config.
+ */
+export function gatewayFiles(config: ProxyConfig): string[] {
+  const files = new Set<string>();
+  const add = (p: PseudonymConfig | undefined) => {
+    if (p === undefined) return;
+    for (const f of p.idl.files) files.add(f);
+    for (const k of p.keys) if (k.file !== undefined) files.add(k.file);
+  };
+  for (const server of config.servers) {
+    for (const route of server.routes) {
+      for (const g of route.gateway ?? []) {
+        for (const f of g.idl.files) files.add(f);
+        add(g.pseudonymize);
+      }
+    }
+  }
+  for (const server of config.thriftServers) add(server.pseudonymize);
+  return [...files];
 }

@@ -29,6 +29,7 @@ import { AdminPlane } from '../admin/admin-listener.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { keepTicketKeys, tlsFiles } from '../config/tls.js';
+import { gatewayFiles } from '../gateway/config.js';
 import { ActiveHealthChecker } from '../health/active-checks.js';
 import { attachHealthFlags, newHealthBuffer } from '../health/health-flags.js';
 import { debugAidsFromEnv } from './debug-aids.js';
@@ -242,7 +243,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     committed = gen;
     checker.retain(next);
     void admin.reloaded('ok', next, gen);
-    certificates.update(tlsFiles(next));
+    certificates.update([...tlsFiles(next), ...gatewayFiles(next)]);
     rotation.update(next);
     try {
       log.commitAccess(log.prepareAccess(errorLogOnly(next)));
@@ -345,8 +346,9 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     log.warn(`not watching ${file}: ${(error as Error).message}; reload with SIGHUP`);
   }
 
-  // Certificates and keys: a renewed file reloads the config (which reads them again).
-  certificates.update(tlsFiles(current));
+  // Certificates and keys, IDLs and pseudonym keys: a changed file reloads the config (which
+  // reads them again; a bad one keeps the running config).
+  certificates.update([...tlsFiles(current), ...gatewayFiles(current)]);
 
   /**
    * Session ticket key rotation: the next key set is made here once and sent to every worker at

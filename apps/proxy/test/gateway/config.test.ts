@@ -135,6 +135,62 @@ thrift = { idl = "bad.thrift", service = "S", method = "m", upstream = "127.0.0.
     ]);
   });
 
+  it('a prefix route serves every function of its service; an exact one needs its function', () => {
+    writeFileSync(
+      join(dir, 'api.thrift'),
+      `struct User { 1: i64 id }
+service Api {
+  User getUser(1: i64 id) (api.get = "/v2/users/:id")
+  void deleteUser(1: i64 id)
+  User find(1: string q) (api.get = "v2/find")
+}
+service Clash {
+  void a(1: i64 id) (api.get = "/x/:id")
+  void b(1: i64 key) (api.get = "/x/{key}")
+}
+`,
+    );
+    for (const path of ['/api/', '/api/{*rest}']) {
+      const c = parseConfig(
+        config(`[[servers.gw.routes]]
+path = "${path}"
+thrift = { idl = "api.thrift", service = "Api", upstream = "127.0.0.1:9090" }`),
+        configFile,
+      );
+      const gateway = c.servers[0]?.routes[0]?.gateway ?? [];
+      expect(gateway.map((g) => [g.function, g.httpMethod, g.path])).toEqual([
+        ['getUser', 'GET', '/api/v2/users/:id'],
+        ['deleteUser', 'POST', '/api/deleteUser'],
+        ['find', 'GET', '/api/v2/find'],
+      ]);
+    }
+    const route = (path: string, thrift: string, extra = '') =>
+      issuesOf(
+        config(
+          `[[servers.gw.routes]]
+path = "${path}"
+${extra}thrift = { idl = "api.thrift", upstream = "127.0.0.1:9090", ${thrift} }`,
+        ),
+      );
+    expect(route('/api/', 'service = "Api", method = "getUser"')).toEqual([
+      {
+        path: 'servers.gw.routes[0].thrift.method',
+        message:
+          'a prefix route (/api/) serves every function of Api: leave out method, or give the route an exact path',
+      },
+    ]);
+    expect(route('/api/', 'service = "Api"', 'method = "GET"\n')[0]?.path).toBe(
+      'servers.gw.routes[0].method',
+    );
+    expect(route('/users/{id}', 'service = "Api"')[0]).toMatchObject({
+      path: 'servers.gw.routes[0].thrift.method',
+      message: expect.stringMatching(/^name the function to call/),
+    });
+    expect(route('/api/', 'service = "Clash"')).toEqual([
+      { path: 'servers.gw.routes[0].thrift', message: 'a and b both answer GET /api/x/{key}' },
+    ]);
+  });
+
   it('upstream and upstreams: exactly one; endpoints checked as the Thrift proxy checks them', () => {
     const i = issuesOf(
       config(`
