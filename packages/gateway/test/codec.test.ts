@@ -67,6 +67,15 @@ describe.each(protocols)('every IDL type both ways (%s)', (protocol) => {
     expect(JSON.parse(got), got).toEqual(full);
   });
 
+  it('strings read as the JSON text JSON.stringify writes (every ASCII character, escapes, non-ASCII)', () => {
+    const ascii = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c));
+    for (const name of [...ascii, ascii.join(''), 'plain text', 'é', '✓ "q"', '😀', 'a\u2028b', '']) {
+      expect(roundTrip(User, { id: '1', name }, protocol)).toBe(
+        `{"id":"1","name":${JSON.stringify(name)},"age":18,"status":"ACTIVE"}`,
+      );
+    }
+  });
+
   it('doubles JSON cannot hold travel as strings', () => {
     for (const score of ['NaN', 'Infinity', '-Infinity']) {
       expect(JSON.parse(roundTrip(User, { id: '1', score }, protocol)).score).toBe(score);

@@ -1,0 +1,132 @@
+/**
+ * A fixed-count CPU profile of the Loch gateway (issue 19): starts the echo upstream
+ * (upstream.ts) and the gateway (loch-gateway.ts) under `node --cpu-prof`, sends exactly
+ * `--calls` POST /echo requests of one payload over `--connections` keep-alive connections from
+ * this process, stops the gateway (it writes its .cpuprofile on exit), and prints the CPU us
+ * per call of the gateway process (utime+stime of /proc over the calls) and the profile's top
+ * self-time functions. A fixed amount of work, not a duration: two builds compare by their
+ * profiles. Not a load test (bench:gateway is).
+ *
+ * Run: pnpm --filter @loch/bench exec tsx --conditions=@loch/source gateway/profile.ts
+ *        [--calls 20000] [--connections 16] [--payload small|large] [--out DIR] [--no-prof]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort, waitForPort } from '../lib/measure.js';
+import { PAYLOADS } from './payloads.js';
+
+const { values } = parseArgs({
+  options: {
+    calls: { type: 'string', default: '20000' },
+    connections: { type: 'string', default: '16' },
+    payload: { type: 'string', default: 'small' },
+    out: { type: 'string' },
+    'no-prof': { type: 'boolean', default: false },
+  },
+});
+const calls = Number(values.calls);
+const connections = Number(values.connections);
+const body = (values.payload === 'large' ? PAYLOADS[1] : PAYLOADS[0])!.body;
+const here = new URL('.', import.meta.url).pathname;
+const out = values.out ?? mkdtempSync(join(tmpdir(), 'loch-gateway-prof-'));
+
+function node(script: string, args: (string | number)[], prof: boolean) {
+  const flags = prof ? ['--cpu-prof', `--cpu-prof-dir=${out}`] : [];
+  return spawn(
+    process.execPath,
+    [...flags, '--conditions=@loch/source', '--import', 'tsx', join(here, script), ...args.map(String)],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+}
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+const upstreamPort = await freePort();
+const port = await freePort();
+const upstream = node('upstream.ts', [upstreamPort], false);
+await waitForPort(upstreamPort);
+const gateway = node('loch-gateway.ts', [port, upstreamPort], !values['no-prof']);
+await waitForPort(port);
+
+const agent = new Agent({ keepAlive: true, maxSockets: connections });
+function post(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/echo',
+        method: 'POST',
+        agent,
+        headers: { 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode}`));
+        res.resume();
+        res.on('end', resolve);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+// Warm-up outside the count (JIT), then the counted calls.
+const lanes = (n: number) =>
+  Promise.all(
+    Array.from({ length: connections }, async (_, lane) => {
+      for (let i = lane; i < n; i += connections) await post();
+    }),
+  );
+await lanes(2000);
+const before = cpuSeconds(gateway.pid!);
+await lanes(calls);
+const used = cpuSeconds(gateway.pid!) - before;
+agent.destroy();
+gateway.kill('SIGTERM');
+await new Promise((r) => gateway.once('exit', r));
+upstream.kill('SIGTERM');
+
+console.log(`${values.payload}: ${calls} calls, gateway CPU ${((used * 1e6) / calls).toFixed(1)} us/call`);
+if (!values['no-prof']) {
+  const file = readdirSync(out).find((f) => f.endsWith('.cpuprofile'));
+  if (file !== undefined) {
+    const profile = JSON.parse(readFileSync(join(out, file), 'utf8')) as {
+      nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+      samples: number[];
+    };
+    const self = new Map<number, number>();
+    for (const s of profile.samples) self.set(s, (self.get(s) ?? 0) + 1);
+    const byName = new Map<string, number>();
+    for (const n of profile.nodes) {
+      const where = n.callFrame.url.replace(/^.*\/(packages|node_modules)\//, '$1/');
+      const key = `${n.callFrame.functionName || '(anonymous)'} ${where}:${n.callFrame.lineNumber + 1}`;
+      byName.set(key, (byName.get(key) ?? 0) + (self.get(n.id) ?? 0));
+    }
+    const total = profile.samples.length;
+    console.log(`profile: ${join(out, file)} (${total} samples)`);
+    // Self time by package (or Node / the engine), the idle time left out.
+    const byPackage = new Map<string, number>();
+    let busy = 0;
+    for (const n of profile.nodes) {
+      const count = self.get(n.id) ?? 0;
+      if (count === 0 || n.callFrame.functionName === '(idle)') continue;
+      busy += count;
+      const m = /packages\/([^/]+)\//.exec(n.callFrame.url);
+      const key = m !== null ? `@loch/${m[1]}` : n.callFrame.url === '' ? n.callFrame.functionName : 'node';
+      byPackage.set(key, (byPackage.get(key) ?? 0) + count);
+    }
+    for (const [name, n] of [...byPackage].sort((a, b) => b[1] - a[1]))
+      console.log(`${((100 * n) / busy).toFixed(1).padStart(5)}% of busy  ${name}`);
+    for (const [name, n] of [...byName].sort((a, b) => b[1] - a[1]).slice(0, 30))
+      console.log(`${((100 * n) / total).toFixed(1).padStart(5)}%  ${name}`);
+  }
+}
