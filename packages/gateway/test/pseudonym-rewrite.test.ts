@@ -251,6 +251,13 @@ describe('PseudonymRewriter', () => {
         const out = json(protocol, r.call(protocol, ping), fn('ping').args);
         expect(out.header.type).toBe(MessageType.ONEWAY);
         expect(pseudonymizer.reveal('ProfileService.ping.args.note', out.body.note)).toBe('n');
+        // A service the IDL does not have, for a method with chosen fields: refused, not passed.
+        const evil = message(protocol, 'Evil:ping', MessageType.ONEWAY, fn('ping').args, { note: 'n' });
+        const refused = pseudonymError(() => r.call(protocol, evil));
+        expect(refused.code).toBe('ERR_PSEUDONYM_MESSAGE');
+        expect(refused.message).toContain('"Evil:ping": the IDL has no such service');
+        const other = message(protocol, 'Evil:nothing', MessageType.CALL, fn('ping').args, { note: 'n' });
+        expect(r.call(protocol, other)).toBe(other);
       });
 
       it('fails closed: a chosen field of another wire type, a bad token, an ambiguous bare name', () => {

@@ -230,7 +230,9 @@ export class PseudonymRewriter {
     if (fn === AMBIGUOUS_METHOD) {
       throw new PseudonymError(
         'ERR_PSEUDONYM_MESSAGE',
-        `"${header.name}" is a function of several services of the IDL: call it as "Service:${header.name}"`,
+        header.name.includes(':')
+          ? `"${header.name}": the IDL has no such service, and the method has chosen fields`
+          : `"${header.name}" is a function of several services of the IDL: call it as "Service:${header.name}"`,
       );
     }
     const plan = isReply ? fn.result : fn.args;

@@ -85,7 +85,10 @@ export interface FunctionPlan {
   readonly result: StructPlan | undefined;
 }
 
-/** `forMessage` of a bare method name that several services declare with different plans. */
+/**
+ * `forMessage` of a bare method name that several services declare with different plans, or of
+ * a multiplexed name whose service the IDL does not have while the method has chosen fields.
+ */
 export const AMBIGUOUS_METHOD = Symbol('ambiguous method');
 
 interface Trie {
@@ -170,7 +173,12 @@ export class PseudonymPlan {
 
   /** The plan of a message name (`getUser` or `UserService:getUser`); undefined: nothing to do. */
   forMessage(name: string): FunctionPlan | typeof AMBIGUOUS_METHOD | undefined {
-    return this.#byName.get(name);
+    const plan = this.#byName.get(name);
+    if (plan !== undefined) return plan;
+    // `Other:getUser` where no service `Other` is in the IDL but getUser has chosen fields: a
+    // client must not slip a chosen value past by naming a service the plan does not know.
+    const colon = name.indexOf(':');
+    return colon >= 0 && this.#byName.has(name.slice(colon + 1)) ? AMBIGUOUS_METHOD : undefined;
   }
 
   /** The plan of a function of a service, if it has one. */
