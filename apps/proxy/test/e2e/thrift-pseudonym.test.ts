@@ -177,6 +177,31 @@ describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) 
     });
   }
 
+  it('a reload that makes k1 current seals with it; one without pseudonymize forwards values', async () => {
+    const c = await client(up, 'binary');
+    expect((await c.call('echo', 'fay')).split(':')[2]).toMatch(/^pn1\.k2\./);
+    let mark = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      config(up, down, upstream.port).replaceAll('current = "k2"', 'current = "k1"'),
+    );
+    await loch.waitFor(/reloaded/, mark);
+    const token = (await c.call('echo', 'fay')).split(':')[2] as string;
+    expect(token).toMatch(/^pn1\.k1\./);
+    expect(old.reveal(ECHO, token)).toBe('fay');
+    mark = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      config(up, down, upstream.port).replace(/^pseudonymize = .*direction = "upstream".*$/m, ''),
+    );
+    await loch.waitFor(/reloaded/, mark);
+    expect(await c.call('echo', 'fay')).toBe('a:echo:fay');
+    // Back as it was for the tests that follow.
+    mark = loch.stderr().length;
+    writeFileSync(loch.configPath, config(up, down, upstream.port));
+    await loch.waitFor(/reloaded/, mark);
+  });
+
   it.skipIf(!hasPython)('a python3-thrift client (framed binary and compact)', async () => {
     for (const protocol of ['binary', 'compact'] as const) {
       const lines = await pythonClient(up, 'framed', protocol, 'echo', ['erin']);
