@@ -9,10 +9,15 @@
  * TApplicationException naming loch and the cause: UNKNOWN_METHOD when no route matches,
  * INTERNAL_ERROR for a refused, reset, slow or misbehaving upstream. ONEWAY calls are answered
  * nothing; their failures are logged. Each call is one access-log line. `make(old)` keeps the
- * old service's upstream pool (reload). Not for accepting or framing (ThriftServer does both).
+ * old service's upstream pool (reload). Memory: once the call was forwarded, the caller's frame
+ * is released (the server may receive its next call into the same memory), and the reply holds
+ * the upstream connection's reader memory until the server wrote it (RelayedReply). Not for
+ * accepting or framing (ThriftServer does both).
  */
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
+  EMPTY_HEADERS,
+  EMPTY_INT_HEADERS,
   MessageType,
   TApplicationException,
   TApplicationExceptionType,
@@ -28,6 +33,7 @@ import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { RouteRewrite } from './rewrite.js';
 import { callTarget, ThriftRouter } from './router.js';
 import {
+  ReplyLease,
   type ThriftCallOptions,
   ThriftUpstreamEndpoint,
   ThriftUpstreamError,
@@ -65,6 +71,19 @@ const UNIX_PEER: SocketAddress = { family: 'unix', path: '' } as SocketAddress;
 function peerOf(request: ThriftRequest): SocketAddress {
   return (request.stream as Partial<ByteStream>).remoteAddress ?? UNIX_PEER;
 }
+
+/**
+ * The answer relayed to the caller: the upstream reply's payload (viewing the upstream
+ * connection's reader memory unless rewritten) and headers, and the lease the server releases
+ * once it wrote them.
+ */
+class RelayedReply extends ReplyLease implements ThriftReply {
+  payload: Uint8Array = EMPTY;
+  headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
+  intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** The status column of a thrift access-log line, HTTP-like so that 5xx reads as a failure. */
 function statusOf(error: unknown): number {
@@ -120,8 +139,9 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       }
     }
     const key = endpoint.key(outgoing.framing);
-    return this.upstreams.call(key, outgoing, request.header, route.options).then(
-      (reply) => this.#relay(request, reply, key.label, start, rewrite),
+    const relayed = new RelayedReply();
+    return this.upstreams.call(key, outgoing, request.header, route.options, relayed).then(
+      (reply) => this.#relay(request, reply, key.label, start, rewrite, relayed),
       (error: unknown) => this.#fail(request, error, key.label, start),
     );
   }
@@ -132,7 +152,11 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     upstream: string,
     start: number,
     rewrite: RouteRewrite | undefined,
+    relayed: RelayedReply,
   ): ThriftReply | undefined {
+    // The call was written upstream (a reply or a written ONEWAY proves it): nothing reads the
+    // caller's frame again. Only on success: a failed write may still be the kernel's.
+    request.release?.();
     if (reply === undefined) {
       this.#access(request, 200, 0, upstream, start);
       return undefined;
@@ -142,6 +166,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       try {
         payload = rewrite.replyPayload(reply, request.frame.protocol, request.header.name);
       } catch (error) {
+        relayed.release();
         return this.#fail(
           request,
           new ThriftUpstreamError(
@@ -158,7 +183,10 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       }
     }
     this.#access(request, 200, payload.byteLength, upstream, start);
-    return { payload, headers: reply.headers, intHeaders: reply.intHeaders };
+    relayed.payload = payload;
+    relayed.headers = reply.headers;
+    relayed.intHeaders = reply.intHeaders;
+    return relayed;
   }
 
   #fail(request: ThriftRequest, error: unknown, upstream: string, start: number): never {

@@ -2,7 +2,8 @@
  * Exclusive (one call per connection) thrift upstream connections through ThriftUpstreams
  * against a framed node:net upstream: the upstream_call timeout is a deadline on the worker's
  * sweep, not a timer per call, and a call past it fails as 'timeout' with its connection
- * closed and not pooled.
+ * closed and not pooled; replies live in the connection's reader memory, reused only once every
+ * reply it returned was released through its lease.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import {
@@ -14,7 +15,7 @@ import {
   type ThriftFrame,
 } from '@loch/thrift';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
+import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
 
 function message(name: string, type: MessageType, seqId: number): Uint8Array {
   const w = createWriter('binary');
@@ -74,16 +75,23 @@ async function setup() {
     label: `127.0.0.1:${up.port}`,
     multiplex: 0,
   }).key('framed');
-  const call = (name: string, seqId: number, timeout: number): Promise<ThriftFrame | undefined> => {
+  const call = (
+    name: string,
+    seqId: number,
+    timeout: number,
+    lease?: ReplyLease,
+  ): Promise<ThriftFrame | undefined> => {
     const frame = decodeFrame(
       'framed',
       encodeFrame({ framing: 'framed', protocol: 'binary' }, message(name, MessageType.CALL, seqId)),
     );
-    return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), {
-      connect: 2000,
-      call: timeout,
-      maxFrameSize: 1 << 20,
-    });
+    return upstreams.call(
+      key,
+      frame,
+      readMessageHeader('binary', frame.payload),
+      { connect: 2000, call: timeout, maxFrameSize: 1 << 20 },
+      lease,
+    );
   };
   return { upstreams, call };
 }
@@ -116,5 +124,35 @@ describe('exclusive thrift upstream connections', () => {
     const reply = await call('get', 2, 5000);
     expect(readMessageHeader('binary', reply!.payload).seqId).toBe(2);
     expect(upstreams.stats().created).toBe(2);
+  });
+
+  it("reads the next replies into a reply's memory once its lease is released, never before", async () => {
+    const { upstreams, call } = await setup();
+    // Replies echo the method name: 100 of ~2 KiB, three times the reader's 64 KiB buffer.
+    const name = (i: number) => `m${i}`.padEnd(2000, '.');
+    const released = new Set<ArrayBufferLike>();
+    for (let i = 1; i <= 100; i++) {
+      const lease = new ReplyLease();
+      const reply = await call(name(i), i, 5000, lease);
+      expect(readMessageHeader('binary', reply!.payload).name).toBe(name(i));
+      released.add(reply!.payload.buffer);
+      lease.release();
+    }
+    expect(released.size).toBe(1);
+
+    // A reply still out (its lease not released) is never overwritten by later ones.
+    const held = new ReplyLease();
+    const first = await call(name(0), 200, 5000, held);
+    const kept = new Set<ArrayBufferLike>([first!.payload.buffer]);
+    for (let i = 1; i <= 100; i++) {
+      const lease = new ReplyLease();
+      const reply = await call(name(i), 200 + i, 5000, lease);
+      kept.add(reply!.payload.buffer);
+      lease.release();
+    }
+    expect(readMessageHeader('binary', first!.payload)).toMatchObject({ name: name(0), seqId: 200 });
+    expect(kept.size).toBeGreaterThan(1);
+    held.release();
+    expect(upstreams.stats().created).toBe(1);
   });
 });

@@ -6,8 +6,12 @@
  * back, and returns the connection only when it is provably clean: the reply is a REPLY or
  * EXCEPTION with the call's seq id, and nothing was received past it. While idle, a connection
  * keeps one receive pending: the peer closing it (or sending anything) takes it out of the pool
- * at once instead of failing the next call. Not for routing or for answering the caller
- * (service.ts); an upstream with `multiplex` set carries several calls per connection (mux.ts).
+ * at once instead of failing the next call. A reply's bytes stay in the connection's reader
+ * (no copy); the reader receives into the same memory again only once every reply it returned
+ * was given back through its ReplyLease after being written to the caller, since a relay that
+ * allocates new memory per reply makes V8 run major GCs at the rate it relays. Not for routing
+ * or for answering the caller (service.ts); an upstream with `multiplex` set carries several
+ * calls per connection (mux.ts).
  */
 
 import {
@@ -86,6 +90,11 @@ class UpstreamConnection implements ThriftStream, SweepMember {
   #idle = false;
   /** False once the peer closed, sent something unasked, or the connection failed. */
   alive = true;
+  /**
+   * Replies the reader returned that were not given back (ReplyLease.release): while any is
+   * out, the reader appends after their bytes instead of reusing its buffer.
+   */
+  lent = 0;
 
   constructor(
     readonly key: ThriftUpstreamKey,
@@ -141,6 +150,8 @@ class UpstreamConnection implements ThriftStream, SweepMember {
   /** Taken out of the pool for a call. */
   busy(): void {
     this.#idle = false;
+    // No earlier reply is in use: this call's reply may overwrite their bytes.
+    if (this.lent === 0) this.reader.recycle();
   }
 
   /**
@@ -172,6 +183,29 @@ class UpstreamConnection implements ThriftStream, SweepMember {
   private died(): void {
     this.alive = false;
     this.onIdleDeath(this);
+  }
+}
+
+/**
+ * A relayed reply's hold on the exclusive connection whose reader its bytes live in. A caller
+ * that answers with the reply frame's bytes passes one to ThriftUpstreams.call and releases it
+ * once they were written; one never released (or none passed) only keeps that connection's
+ * reader from reusing its memory.
+ */
+export class ReplyLease {
+  #conn: UpstreamConnection | undefined = undefined;
+
+  /** @internal The reply was read from `conn`. */
+  hold(conn: UpstreamConnection): void {
+    this.#conn = conn;
+  }
+
+  /** The reply's bytes are no longer used (a second call does nothing). */
+  release(): void {
+    const conn = this.#conn;
+    if (conn === undefined) return;
+    this.#conn = undefined;
+    conn.lent--;
   }
 }
 
@@ -240,13 +274,15 @@ export class ThriftUpstreams {
    * header) and resolves the reply frame, undecoded past its message header, with the call's
    * message seq id (the framing header's is the server's to restore); undefined for a ONEWAY
    * call (resolved once written). Exclusive or multiplexed as the key says. Rejects with
-   * ThriftUpstreamError.
+   * ThriftUpstreamError. The reply's bytes stay valid until `lease` is released (without a
+   * lease, for as long as they are referenced).
    */
   async call(
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
+    lease?: ReplyLease,
   ): Promise<ThriftFrame | undefined> {
     this.inFlight++;
     try {
@@ -254,7 +290,7 @@ export class ThriftUpstreams {
         const oneway = message.type === MessageType.ONEWAY;
         return await this.#mux.call(key, { frame, seqId: message.seqId, oneway }, timeouts);
       }
-      return await this.#call(key, frame, message, timeouts);
+      return await this.#call(key, frame, message, timeouts, lease);
     } catch (error) {
       if (message.type === MessageType.ONEWAY) this.#onewayFailures++;
       throw error;
@@ -268,6 +304,7 @@ export class ThriftUpstreams {
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
+    lease: ReplyLease | undefined,
   ): Promise<ThriftFrame | undefined> {
     const parts = frameParts(frame, frame.payload);
     let conn = this.#pool.acquire(key);
@@ -324,6 +361,8 @@ export class ThriftUpstreams {
       }
       // Exactly one reply read and nothing past it: the connection may carry the next call.
       clean = conn.reader.buffered === 0;
+      conn.lent++;
+      lease?.hold(conn);
       return reply;
     } finally {
       conn.disarmCall();

@@ -91,6 +91,33 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       );
     });
 
+    it('recycle() reuses its memory and keeps bytes of the next frame already received', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 60 }),
+          fc.array(fc.integer({ min: 1, max: 7000 }), { minLength: 1, maxLength: 8 }),
+          async (paddings, sizes) => {
+            const messages = paddings.map((p) => msg(0, p));
+            const frames = messages.map((m) => encodeFrame({ framing, protocol: 'binary' }, m));
+            const reader = new FrameReader(scripted(Buffer.concat(frames), sizes));
+            const got: Uint8Array[] = [];
+            const memory = new Set<ArrayBufferLike>();
+            for (;;) {
+              const f = await reader.next();
+              if (f === null) break;
+              got.push(f.payload.slice());
+              memory.add(f.payload.buffer);
+              reader.recycle();
+            }
+            expect(got).toEqual(messages);
+            // Every frame fits the first 64 KiB buffer once the earlier ones are given back.
+            expect(memory.size).toBe(1);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+
     it('fails with ERR_THRIFT_TRUNCATED when the stream ends inside a frame', async () => {
       const frame = encodeFrame({ framing, protocol: 'binary' }, msg(0, 10));
       const reader = new FrameReader(scripted(frame.subarray(0, frame.byteLength - 1), [7]));

@@ -1,10 +1,16 @@
 /**
  * ThriftServer.serve() on a listener that fails the way a worker out of descriptors does: the
  * failures are reported and accepting backs off instead of spinning; close() ends it. A scripted
- * listener, because a real one cannot be made to fail with EMFILE on demand.
+ * listener, because a real one cannot be made to fail with EMFILE on demand. And the memory
+ * contract of handleConnection over a scripted connection: released calls let the reader reuse
+ * its buffer, replies are released once written.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ThriftServer } from './server.js';
+import { createReader, createWriter } from '../protocol/factory.js';
+import { encodeFrame } from '../transport/codec.js';
+import { MessageType, TType } from '../types.js';
+import { FrameReader } from './frame-reader.js';
+import { createReply, type ThriftHandler, ThriftServer } from './server.js';
 import type { ThriftListener, ThriftStream } from './stream.js';
 
 class FailingListener implements ThriftListener {
@@ -63,5 +69,140 @@ describe('ThriftServer.serve', () => {
     await serving;
     expect(errors).toEqual([]);
     expect(server.connections).toBe(0);
+  });
+});
+
+/** A connection that delivers `input` in `chunk`-byte pieces and keeps what is written. */
+function connection(input: Uint8Array, chunk: number, failWrites = false) {
+  let at = 0;
+  const written: Uint8Array[] = [];
+  const s: ThriftStream & { written: Uint8Array[] } = {
+    written,
+    closed: false,
+    async recv() {
+      if (at >= input.byteLength) return null;
+      const bytes = input.slice(at, at + chunk);
+      at += chunk;
+      return { bytes, release: () => {} };
+    },
+    async writev(bufs) {
+      if (failWrites) throw new Error('connection reset');
+      for (const b of bufs) written.push(b.slice());
+      return bufs.reduce((n, b) => n + b.byteLength, 0);
+    },
+    async close() {
+      (s as { closed: boolean }).closed = true;
+    },
+  };
+  return s;
+}
+
+/** `count` framed binary calls of `echo(1: string text)`, texts of `size` bytes. */
+function calls(count: number, size: number): { bytes: Uint8Array; texts: string[] } {
+  const texts = Array.from({ length: count }, (_, i) => `${i}`.padEnd(size, 'x'));
+  const frames = texts.map((text, i) => {
+    const w = createWriter('binary');
+    w.writeMessageBegin('echo', MessageType.CALL, i);
+    w.writeStructBegin();
+    w.writeFieldBegin(TType.STRING, 1);
+    w.writeString(text);
+    w.writeFieldStop();
+    w.writeStructEnd();
+    return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+  });
+  return { bytes: Buffer.concat(frames), texts };
+}
+
+/** Echoes the text; records the memory each call's payload lives in. */
+function echo(memory: Set<ArrayBufferLike>, release: boolean, lend?: () => void): ThriftHandler {
+  return {
+    call(request) {
+      memory.add(request.frame.payload.buffer);
+      const r = request.reader();
+      r.readFieldBegin();
+      const text = r.readString();
+      if (release) request.release?.();
+      const reply = createReply(request, (w) => {
+        w.writeStructBegin();
+        w.writeFieldBegin(TType.STRING, 0);
+        w.writeString(text);
+        w.writeFieldStop();
+        w.writeStructEnd();
+      });
+      return lend === undefined ? reply : { ...reply, release: lend };
+    },
+  };
+}
+
+/** The texts of the replies written on `stream`. */
+async function repliesOf(stream: { written: Uint8Array[] }): Promise<string[]> {
+  const reader = new FrameReader(connection(Buffer.concat(stream.written), 4096));
+  const texts: string[] = [];
+  for (let f = await reader.next(); f !== null; f = await reader.next()) {
+    const r = createReader(f.protocol).reset(f.payload);
+    expect(r.readMessageBegin().type).toBe(MessageType.REPLY);
+    r.readStructBegin();
+    r.readFieldBegin();
+    texts.push(r.readString());
+  }
+  return texts;
+}
+
+describe('ThriftServer frame memory', () => {
+  it('receives the next calls into the same memory once a handler released a call and its reply is written', async () => {
+    // 200 calls of 1 KiB: 200 KiB, more than three of the reader's 64 KiB buffers.
+    const { bytes, texts } = calls(200, 1000);
+    const released = new Set<ArrayBufferLike>();
+    const stream = connection(bytes, 1500);
+    await new ThriftServer(echo(released, true)).handleConnection(stream);
+    expect(await repliesOf(stream)).toEqual(texts);
+    expect(released.size).toBe(1);
+
+    // Without release() every byte goes to new memory, as before.
+    const kept = new Set<ArrayBufferLike>();
+    const other = connection(bytes, 1500);
+    await new ThriftServer(echo(kept, false)).handleConnection(other);
+    expect(await repliesOf(other)).toEqual(texts);
+    expect(kept.size).toBeGreaterThan(3);
+  });
+
+  it("calls a reply's release once it is written, never when the write fails", async () => {
+    const { bytes } = calls(3, 10);
+    let lent = 0;
+    const ok = connection(bytes, 1500);
+    await new ThriftServer(echo(new Set(), false, () => lent++)).handleConnection(ok);
+    expect(ok.written.length).toBeGreaterThan(0);
+    expect(lent).toBe(3);
+
+    lent = 0;
+    for (const pipelined of [1, 4]) {
+      const failing = connection(bytes, 1500, true);
+      await new ThriftServer(
+        echo(new Set(), false, () => lent++),
+        {
+          maxConcurrentCalls: pipelined,
+          replyOrder: 'request',
+        },
+      ).handleConnection(failing);
+      expect(failing.closed).toBe(true);
+    }
+    expect(lent).toBe(0);
+  });
+
+  it("calls a pipelined reply's release once it is written", async () => {
+    const { bytes, texts } = calls(5, 10);
+    for (const replyOrder of ['request', 'completion'] as const) {
+      let lent = 0;
+      const stream = connection(bytes, 1500);
+      await new ThriftServer(
+        echo(new Set(), false, () => lent++),
+        {
+          maxConcurrentCalls: 3,
+          replyOrder,
+        },
+      ).handleConnection(stream);
+      expect((await repliesOf(stream)).sort()).toEqual([...texts].sort());
+      expect(lent).toBe(5);
+    }
   });
 });

@@ -38,6 +38,14 @@ export interface ThriftRequest {
    * when served by `serve`): for its peer address or facts.
    */
   readonly stream: ThriftStream;
+  /**
+   * Optional: the handler will not read this request's frame bytes again and no write of them
+   * is pending. A server answering one call at a time then receives the connection's next
+   * messages into the same memory once this call's reply is written, instead of into new
+   * memory (which a busy connection would otherwise allocate at the rate it receives). Without
+   * it, the bytes stay valid for as long as anything references them.
+   */
+  release?(): void;
 }
 
 /** What a handler answers for a CALL. */
@@ -48,6 +56,13 @@ export interface ThriftReply {
   readonly headers?: ReadonlyMap<string, string>;
   /** Integer headers for TTHeader replies. */
   readonly intHeaders?: ReadonlyMap<number, string>;
+  /**
+   * Called once the reply's bytes were written: memory that `payload` views may be reused from
+   * then on (a proxy relaying an upstream's reply frame lets that connection's reader recycle
+   * its buffer). Not called when the write failed: the kernel may still have held the bytes
+   * when it was reported, so they are never reused.
+   */
+  release?(): void;
 }
 
 /**
@@ -111,6 +126,8 @@ const EMPTY = new Uint8Array(0);
 class IncomingCall implements ThriftRequest {
   private controller: AbortController | undefined;
   private aborted = false;
+  /** The handler gave the frame's bytes back (release()). */
+  released = false;
 
   constructor(
     readonly frame: ThriftFrame,
@@ -132,6 +149,10 @@ class IncomingCall implements ThriftRequest {
     const r =
       this.frame.protocol === 'binary' ? new BinaryReader(this.options) : new CompactReader(this.options);
     return r.reset(this.frame.payload, this.bodyOffset);
+  }
+
+  release(): void {
+    this.released = true;
   }
 
   /** Aborts the signal (timeout or connection end). */
@@ -197,8 +218,6 @@ export class ThriftServer {
     const inFlight = new Set<Promise<void>>();
     const inOrder = this.options.replyOrder === 'request';
     let writing: Promise<unknown> = Promise.resolve();
-    const writeReply = (reply: Uint8Array[] | undefined): Promise<unknown> | undefined =>
-      reply === undefined ? undefined : stream.writev(reply);
     let failure: unknown;
     const fail = (e: unknown): void => {
       failure ??= e;
@@ -209,22 +228,30 @@ export class ThriftServer {
         const frame = await reader.next();
         if (frame === null) break;
         if (limit === 1) {
-          const reply = await this.dispatch(frame, active, stream);
-          if (reply !== undefined) await stream.writev(reply);
+          const request = this.incoming(frame, stream);
+          const reply = await this.answer(request, active);
+          if (reply !== undefined) {
+            await stream.writev(this.replyParts(frame, reply));
+            reply.release?.();
+          }
+          // One call at a time: with its reply written, a released request's bytes are unused.
+          if (request.released) reader.recycle();
           continue;
         }
         // Parse the header before reading on, so that bad bytes stop the loop at once.
-        const dispatched = this.dispatch(frame, active, stream);
+        const dispatched = this.answerFrame(frame, active, stream);
         let call: Promise<void>;
         if (inOrder) {
           // The reply is written after every earlier one; the call is in flight until then.
-          const written = writing.then(() => dispatched).then(writeReply);
+          const written = writing
+            .then(() => dispatched)
+            .then((reply) => this.writeReply(stream, frame, reply));
           writing = written;
           call = written.then(() => undefined, fail);
         } else {
           call = dispatched.then((reply) => {
             if (reply === undefined) return;
-            writing = writing.then(() => stream.writev(reply)).catch(fail);
+            writing = writing.then(() => this.writeReply(stream, frame, reply)).catch(fail);
           }, fail);
         }
         inFlight.add(call);
@@ -244,12 +271,8 @@ export class ThriftServer {
     }
   }
 
-  /** Runs the handler for one frame; returns the buffers of the reply (none for ONEWAY). */
-  private async dispatch(
-    frame: ThriftFrame,
-    active: Set<IncomingCall>,
-    stream: ThriftStream,
-  ): Promise<Uint8Array[] | undefined> {
+  /** Reads the message header of a frame (a header that does not parse throws: bad bytes). */
+  private incoming(frame: ThriftFrame, stream: ThriftStream): IncomingCall {
     const r = frame.protocol === 'binary' ? this.binaryReader : this.compactReader;
     r.reset(frame.payload);
     let header: MessageHeader;
@@ -261,7 +284,36 @@ export class ThriftServer {
     } finally {
       r.reset(EMPTY);
     }
-    const request = new IncomingCall(frame, header, bodyOffset, this.options, stream);
+    return new IncomingCall(frame, header, bodyOffset, this.options, stream);
+  }
+
+  /** incoming() and answer() for a call that runs beside others. */
+  private async answerFrame(
+    frame: ThriftFrame,
+    active: Set<IncomingCall>,
+    stream: ThriftStream,
+  ): Promise<ThriftReply | undefined> {
+    return this.answer(this.incoming(frame, stream), active);
+  }
+
+  /** Writes a reply in its request's framing, then gives its memory back (reply.release). */
+  private async writeReply(
+    stream: ThriftStream,
+    frame: ThriftFrame,
+    reply: ThriftReply | undefined,
+  ): Promise<void> {
+    if (reply === undefined) return;
+    await stream.writev(this.replyParts(frame, reply));
+    reply.release?.();
+  }
+
+  /**
+   * Runs the handler for one call; returns what to answer (an exception reply for a failure,
+   * nothing for ONEWAY).
+   */
+  private async answer(request: IncomingCall, active: Set<IncomingCall>): Promise<ThriftReply | undefined> {
+    const header = request.header;
+    const frame = request.frame;
     const timeoutMs = this.options.handlerTimeout ?? 0;
     active.add(request);
     let reply: ThriftReply | undefined;
@@ -304,6 +356,11 @@ export class ThriftServer {
       clearTimeout(timer);
       active.delete(request);
     }
+    return reply;
+  }
+
+  /** The buffers of `reply` framed the way `frame` came. */
+  private replyParts(frame: ThriftFrame, reply: ThriftReply): Uint8Array[] {
     return frameParts(
       {
         framing: frame.framing,
