@@ -170,6 +170,8 @@ export interface NativeBinding {
   readonly tls?: Omit<NativeTls, 'info'> & { bindInfo(info: Int32Array): void };
   /** AES-SIV (loadSiv() hands it out). */
   readonly siv?: NativeSiv;
+  /** The HTTP/1.1 head scanner (loadHeadScan() hands it out). */
+  readonly headScan?: NativeHeadScan;
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
 
@@ -394,3 +396,25 @@ export type SivLoadResult = { readonly siv: NativeSiv } | { readonly error: stri
 
 /** AES-SIV when the .node file loads (whether or not the kernel allows io_uring); otherwise `{ error }`. Never throws; cached per thread. */
 export function loadSiv(): SivLoadResult;
+
+/**
+ * The HTTP/1.1 head scanner @loch/http's decoder uses when the .node file loads: finds a head's
+ * end, checks it by the decoder's rules and writes the offsets of its start line and field lines
+ * into an Int32Array record (layout in src/head_scan.cc). Internal to @loch/http; the record
+ * layout may change with it.
+ */
+export interface NativeHeadScan {
+  /** Sets the known header names (lowercase, ids 1..n in order); false when the list is refused or differs from the one set before. */
+  init(names: readonly string[]): boolean;
+  /**
+   * Scans `src` as `io`'s input words say; returns 0 (fall back to the line scan), 1 (ok), 2 (a
+   * rule broken) or 3 (ok, and the head and its field entries were copied into `slab` at io[7]).
+   */
+  scan(src: Uint8Array, io: Int32Array, slab?: Uint8Array): number;
+}
+
+/** Result of `loadHeadScan()`. */
+export type HeadScanLoadResult = { readonly headScan: NativeHeadScan } | { readonly error: string };
+
+/** The head scanner when the .node file loads (whether or not the kernel allows io_uring); otherwise `{ error }`. Never throws; cached per thread. */
+export function loadHeadScan(): HeadScanLoadResult;

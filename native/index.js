@@ -218,3 +218,20 @@ export function loadSiv() {
   sivCached = binding?.siv ? { siv: binding.siv } : { error: unloadableReason(loadError) };
   return sivCached;
 }
+
+/** @type {import('./index.js').HeadScanLoadResult | undefined} */
+let headScanCached;
+
+/**
+ * The HTTP/1.1 head scanner of @loch/http's decoder, whether or not the kernel allows io_uring;
+ * `{ error }` when the .node file does not load. Never throws; cached per thread.
+ * @returns {import('./index.js').HeadScanLoadResult}
+ */
+export function loadHeadScan() {
+  if (headScanCached) return headScanCached;
+  const { binding, loadError } = loadBinding();
+  headScanCached = binding?.headScan
+    ? { headScan: binding.headScan }
+    : { error: unloadableReason(loadError) };
+  return headScanCached;
+}

@@ -18,11 +18,13 @@
  * Not for I/O, timeouts or connection policy (server.ts, client.ts) and not for HTTP/2.
  */
 import { METHODS } from 'node:http';
+import { loadHeadScan, type NativeHeadScan } from '@loch/native';
 import { EMPTY_BODY } from '../body.js';
 import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
-import { CANONICAL, ENTRY, type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
+import * as headSlab from '../internal/head-slab.js';
+import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
 import * as knownNames from '../internal/known-names.js';
 import type { HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from '../message.js';
 
@@ -129,6 +131,8 @@ const TARGET = chars.TARGET;
 const HEX = chars.HEX;
 const LOWER = chars.LOWER;
 const AUTHORITY = chars.AUTHORITY;
+const ENTRY = headSlab.ENTRY;
+const CANONICAL = headSlab.CANONICAL;
 const lookupKnownId = knownNames.lookupKnownId;
 const lookupMethod = knownNames.lookupMethod;
 const KNOWN_NAMES = knownNames.KNOWN_NAMES;
@@ -164,6 +168,107 @@ const indexOfByte = Buffer.prototype.indexOf as unknown as (
   byte: number,
   from: number,
 ) => number;
+
+/*
+ * The native head scanner (@loch/native, native/src/head_scan.cc) parses every complete head and
+ * trailer block when the addon loads: it finds a whole head's end, checks the start line and
+ * field lines by the same rules as the JavaScript parser below and writes their offsets into
+ * SCAN_IO, one crossing per head (~40 ns here, against ~0.3-1 us of per-byte JavaScript). The
+ * JavaScript parser (scanHead, parseStartLine, parseFields) is what runs where the addon does not
+ * load, and the reference the native one is tested against (test/head-scan.test.ts). Split heads
+ * are still framed line by line here (scanBlock: bare CR and limits fail as bytes arrive), then
+ * handed to the scanner whole.
+ */
+// SCAN_IO layout (keep in step with head_scan.cc): inputs, outputs, then five words per field.
+const IO_START = 0;
+const IO_END = 1;
+const IO_MODE = 2;
+const IO_KIND = 3;
+const IO_MAX_HEAD = 4;
+const IO_MAX_COUNT = 5;
+const IO_MAX_LINE = 6;
+const IO_SLAB_TOP = 7;
+const IO_LENGTH = 8;
+const IO_ERROR = 9;
+const IO_ERROR_AT = 10;
+const IO_ERROR_ARG = 11;
+const IO_FIELDS_AT = 12;
+const IO_FIELDS = 13;
+const IO_METHOD_END = 14;
+const IO_TARGET_START = 15;
+const IO_TARGET_END = 16;
+const IO_MINOR = 17;
+const IO_FORM = 18;
+const IO_STATUS = 19;
+const IO_CL_COUNT = 20;
+const IO_TE_FLAGS = 21;
+const IO_CONN_FLAGS = 22;
+const IO_HOST_COUNT = 23;
+const IO_EXPECT = 24;
+const IO_UPGRADE = 25;
+/** Content-Length as a float64 over int32 words 26-27. */
+const IO_CONTENT_LENGTH_F64 = 13;
+const IO_ENTRIES = 28;
+const MODE_FIND = 0;
+const MODE_BLOCK = 1;
+const KIND_REQUEST = 0;
+const KIND_RESPONSE = 1;
+const KIND_TRAILERS = 2;
+const SCAN_FALLBACK = 0;
+const SCAN_OK = 1;
+/** SCAN_OK, and the head with its entries is already in the slab passed, at IO_SLAB_TOP. */
+const SCAN_COPIED = 3;
+const FORMS: readonly TargetForm[] = ['origin', 'absolute', 'authority', 'asterisk'];
+/** The scanner's errors (head_scan.h Error, same order from 1): code and message. */
+const SCAN_ERRORS: readonly (readonly [HttpParseErrorCode, string])[] = [
+  ['ERR_HTTP_INVALID_METHOD', 'bad method'],
+  ['ERR_HTTP_INVALID_TARGET', 'bad request target'],
+  ['ERR_HTTP_INVALID_TARGET', 'bad target'],
+  ['ERR_HTTP_INVALID_VERSION', 'bad HTTP version'],
+  ['ERR_HTTP_UNSUPPORTED_VERSION', 'HTTP version not supported'],
+  ['ERR_HTTP_BARE_CR', 'CR without LF'],
+  ['ERR_HTTP_INVALID_STATUS', 'short status line'],
+  ['ERR_HTTP_INVALID_STATUS', 'bad status line'],
+  ['ERR_HTTP_INVALID_STATUS', 'bad status code'],
+  ['ERR_HTTP_INVALID_STATUS', 'bad reason phrase'],
+  ['ERR_HTTP_OBS_FOLD', 'obsolete line folding'],
+  ['ERR_HTTP_WHITESPACE_BEFORE_COLON', 'whitespace before colon'],
+  ['ERR_HTTP_INVALID_HEADER_NAME', 'invalid character in field name'],
+  ['ERR_HTTP_INVALID_HEADER_VALUE', 'invalid character in field value'],
+  ['ERR_HTTP_FORBIDDEN_TRAILER', 'field not allowed in trailers'],
+  ['ERR_HTTP_DUPLICATE_CONTENT_LENGTH', 'more than one Content-Length'],
+  ['ERR_HTTP_INVALID_CONTENT_LENGTH', 'bad Content-Length'],
+  ['ERR_HTTP_INVALID_TRANSFER_ENCODING', 'bad Transfer-Encoding'],
+  ['ERR_HTTP_INVALID_HOST', 'invalid character in Host'],
+];
+const SE_TARGET_FORM = 3;
+const SE_UNSUPPORTED_VERSION = 5;
+const SE_FORBIDDEN_TRAILER = 15;
+
+/** The scanner, when the addon loads and takes this module's known names; else null. */
+const nativeScan: NativeHeadScan | null = (() => {
+  const loaded = loadHeadScan();
+  if (!('headScan' in loaded)) return null;
+  try {
+    return loaded.headScan.init(KNOWN_NAMES.slice(1)) ? loaded.headScan : null;
+  } catch {
+    return null;
+  }
+})();
+let headScan: NativeHeadScan | null = nativeScan;
+/** The scanner's record, shared by the thread's decoders (one scan at a time), grown on demand. */
+let scanIo = new Int32Array(IO_ENTRIES + ENTRY * 101);
+let scanIoF64 = new Float64Array(scanIo.buffer, 0, IO_ENTRIES >> 1);
+
+/**
+ * Chooses the head parser of this thread's decoders: the native scanner (the default when
+ * @loch/native loads) or the JavaScript one. Returns whether the native scanner is now in use.
+ * For tests and benchmarks that compare the two.
+ */
+export function useNativeHeadScan(on: boolean): boolean {
+  headScan = on ? nativeScan : null;
+  return headScan !== null;
+}
 
 /** Shared machinery of the request and response decoders. */
 abstract class H1Decoder<M> {
@@ -224,7 +329,12 @@ abstract class H1Decoder<M> {
       maxLineLength: limits.maxLineLength ?? DEFAULT_LIMITS.maxLineLength,
       maxChunkLineLength: limits.maxChunkLineLength ?? DEFAULT_LIMITS.maxChunkLineLength,
     };
+    // A field line takes at least 4 bytes (`a:` CRLF), so the head size bounds the count too.
+    this.scanCapacity = Math.min(this.limits.maxHeaderCount, this.limits.maxHeadSize >> 2) + 1;
   }
+
+  /** Field entries the scanner's record must hold for this decoder's limits. */
+  private readonly scanCapacity: number;
 
   /**
    * Sets the next input. The previous input must be fully consumed (poll returned NeedMore);
@@ -509,6 +619,14 @@ abstract class H1Decoder<M> {
     if (start >= inp.length) return false;
     const c0 = inp[start]!;
     if (c0 === 0x0d || c0 === 0x0a) return false;
+    if (headScan !== null) {
+      const headers = this.scanNative(inp, start, inp.length, true, true);
+      if (headers === null) return false;
+      this.pos = start + scanIo[IO_LENGTH]!;
+      this.trailers = null;
+      this.startBody(headers);
+      return true;
+    }
     const end = this.scanHead(inp, start);
     if (end < 0) return false;
     const len = end - start;
@@ -599,6 +717,11 @@ abstract class H1Decoder<M> {
     this.trailers = null;
     const headers =
       slab === null ? this.parseBlock(true) : this.parseCopied(slab, base, len, true, true, true);
+    this.startBody(headers);
+  }
+
+  /** Sets the parsed head's headers, decides its framing and enters the body's state. */
+  private startBody(headers: HttpHeaders): void {
     this.setHeaders(headers);
     this.decideFraming();
     switch (this.framing) {
@@ -663,6 +786,12 @@ abstract class H1Decoder<M> {
     const src = this.blk;
     const len = this.blkEnd - this.blkBase;
     this.blk = EMPTY;
+    if (headScan !== null) {
+      const headers = this.scanNative(src, this.blkBase, this.blkEnd, false, head);
+      if (headers === null)
+        throw new HttpError('ERR_HTTP_DECODER_MISUSE', 500, 'head scanner refused a framed block');
+      return headers;
+    }
     const slab = reserveHead(len, ENTRY * this.blkLines);
     const base = slab.mark;
     slab.bytes.set(src.subarray(this.blkBase, this.blkEnd), base);
@@ -688,6 +817,100 @@ abstract class H1Decoder<M> {
     this.failBase = 0;
     trimHead(slab, wbase + ENTRY * n);
     return HttpHeaders.fromWire(slab, wbase, n, head ? base : -1, head ? p : -1);
+  }
+
+  /**
+   * Parses the head (`find`: whole at src[start...], end to be found; else the block scanBlock
+   * framed, src[start, end)) or trailers with the native scanner, copies it into a HeadSlab with
+   * its field entries and returns its headers. For a head, builds the message and sets the
+   * framing scratch. Null when find mode falls back (nothing consumed). Throws what the
+   * JavaScript parser throws for the same bytes.
+   */
+  private scanNative(
+    src: Uint8Array,
+    start: number,
+    end: number,
+    find: boolean,
+    head: boolean,
+  ): HttpHeaders | null {
+    let io = scanIo;
+    if (io.length < IO_ENTRIES + ENTRY * this.scanCapacity) {
+      io = scanIo = new Int32Array(IO_ENTRIES + ENTRY * this.scanCapacity);
+      scanIoF64 = new Float64Array(io.buffer, 0, IO_ENTRIES >> 1);
+    }
+    const lim = this.limits;
+    io[IO_START] = start;
+    io[IO_END] = end;
+    io[IO_MODE] = find ? MODE_FIND : MODE_BLOCK;
+    io[IO_KIND] = head ? this.scanKind : KIND_TRAILERS;
+    io[IO_MAX_HEAD] = lim.maxHeadSize;
+    io[IO_MAX_COUNT] = lim.maxHeaderCount;
+    io[IO_MAX_LINE] = lim.maxLineLength;
+    // The scanner copies the head into the current slab's free space when it fits there, which
+    // the reservation below then covers (it takes the same span unless the head needs a slab of
+    // its own or a new one; then the copy is made here).
+    const current = reserveHead(0, 0);
+    io[IO_SLAB_TOP] = current.mark;
+    const outcome = headScan!.scan(src, io, current.bytes);
+    if (outcome !== SCAN_OK && outcome !== SCAN_COPIED) {
+      if (outcome === SCAN_FALLBACK) return null;
+      this.scanFailed(src, start, head);
+    }
+    const len = io[IO_LENGTH]!;
+    const n = io[IO_FIELDS]!;
+    const top = current.mark;
+    const slab = reserveHead(len, ENTRY * n);
+    const base = slab.mark;
+    const wbase = (base + len + 3) >> 2;
+    if (outcome !== SCAN_COPIED || slab !== current || base !== top) {
+      // A plain view (Buffer's subarray costs more) for the one copy.
+      slab.bytes.set(new Uint8Array(src.buffer, src.byteOffset + start, len), base);
+      const words = slab.words;
+      for (let i = 0, r = IO_ENTRIES, w = wbase; i < n; i++, r += ENTRY, w += ENTRY) {
+        words[w] = io[r]! + base;
+        words[w + 1] = io[r + 1]! + base;
+        words[w + 2] = io[r + 2]! + base;
+        words[w + 3] = io[r + 3]! + base;
+        words[w + 4] = io[r + 4]!;
+      }
+    }
+    if (!head) return HttpHeaders.fromWire(slab, wbase, n, -1, -1);
+    this.clCount = io[IO_CL_COUNT]!;
+    this.contentLength = scanIoF64[IO_CONTENT_LENGTH_F64]!;
+    this.teFlags = io[IO_TE_FLAGS]!;
+    this.connFlags = io[IO_CONN_FLAGS]!;
+    this.hostCount = io[IO_HOST_COUNT]!;
+    this.expectFlag = io[IO_EXPECT]!;
+    this.hasUpgradeHeader = io[IO_UPGRADE] === 1;
+    this.failBase = base;
+    this.startFromScan(slab.bytes, base, io);
+    this.failBase = 0;
+    return HttpHeaders.fromWire(slab, wbase, n, base, base + io[IO_FIELDS_AT]!);
+  }
+
+  /** Throws the HttpParseError for the rule the scanner reported (the method policy first, as parseStartLine). */
+  private scanFailed(src: Uint8Array, start: number, head: boolean): never {
+    const io = scanIo;
+    const methodEnd = io[IO_METHOD_END]!;
+    let method = '';
+    if (head && methodEnd > 0) method = this.scannedMethod(src, start, start + methodEnd);
+    const arg = io[IO_ERROR_ARG]!;
+    let detail: string;
+    const err = io[IO_ERROR]!;
+    if (err === SE_UNSUPPORTED_VERSION) detail = `HTTP/${Math.trunc(arg / 10)}.${arg % 10} not supported`;
+    else if (err === SE_TARGET_FORM) detail = `bad ${method} target`;
+    else if (err === SE_FORBIDDEN_TRAILER) detail = `${KNOWN_NAMES[arg]} in trailers`;
+    else detail = SCAN_ERRORS[err - 1]![1];
+    throw new HttpParseError(SCAN_ERRORS[err - 1]![0], detail, io[IO_ERROR_AT]!);
+  }
+
+  /** Which start line the scanner parses for this decoder. */
+  protected abstract readonly scanKind: number;
+  /** Builds `this.message` from the scanner's start-line offsets (relative to `base` in `b`). */
+  protected abstract startFromScan(b: Uint8Array, base: number, io: Int32Array): void;
+  /** The method of src[start, end), checked against the method policy (requests). */
+  protected scannedMethod(_src: Uint8Array, _start: number, _end: number): string {
+    return '';
   }
 
   private parseTrailers(): HttpHeaders {
@@ -943,16 +1166,49 @@ export class RequestDecoder extends H1Decoder<HttpServerRequest<unknown>> {
     this.methods = options.methods ?? KNOWN_METHODS;
   }
 
+  protected readonly scanKind = KIND_REQUEST;
+
+  /** The method of b[s, e) (a token), interned when standard; ERR_HTTP_UNKNOWN_METHOD when the policy refuses it. */
+  protected override scannedMethod(b: Uint8Array, s: number, e: number): string {
+    let method = lookupMethod(b, s, e);
+    if (method === undefined) {
+      method = latin1Slice.call(b, s, e);
+      if (this.methods !== 'any' && !this.methods.has(method))
+        throw new HttpParseError('ERR_HTTP_UNKNOWN_METHOD', `unknown method ${method}`, 0);
+    }
+    return method;
+  }
+
+  protected startFromScan(b: Uint8Array, base: number, io: Int32Array): void {
+    const method = this.scannedMethod(b, base, base + io[IO_METHOD_END]!);
+    const minor = io[IO_MINOR]!;
+    this.minor = Math.min(minor, 1);
+    this.verbatimStart = minor === 1;
+    this.setRequest(
+      method,
+      latin1Slice.call(b, base + io[IO_TARGET_START]!, base + io[IO_TARGET_END]!),
+      FORMS[io[IO_FORM]!]!,
+    );
+  }
+
+  private setRequest(method: string, target: string, targetForm: TargetForm): void {
+    this.message = {
+      method,
+      target,
+      targetForm,
+      version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
+      headers: EMPTY_HEADERS,
+      body: EMPTY_BODY,
+      // The server sets it before the handler runs; present from the start so the shape stays one.
+      context: undefined,
+    };
+  }
+
   protected parseStartLine(b: Uint8Array, base: number, end: number): number {
     let p = base;
     while (TOKEN[b[p]!] === 1) p++;
     if (p === base || b[p] !== 0x20) this.fail('ERR_HTTP_INVALID_METHOD', 'bad method', p);
-    let method = lookupMethod(b, base, p);
-    if (method === undefined) {
-      method = latin1Slice.call(b, base, p);
-      if (this.methods !== 'any' && !this.methods.has(method))
-        this.fail('ERR_HTTP_UNKNOWN_METHOD', `unknown method ${method}`, 0);
-    }
+    const method = this.scannedMethod(b, base, p);
     const ts = ++p;
     while (TARGET[b[p]!] === 1) p++;
     const te = p;
@@ -967,16 +1223,7 @@ export class RequestDecoder extends H1Decoder<HttpServerRequest<unknown>> {
     if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
     const form = targetForm(b, ts, te, method);
     if (form === null) this.fail('ERR_HTTP_INVALID_TARGET', `bad ${method} target`, ts);
-    this.message = {
-      method,
-      target: latin1Slice.call(b, ts, te),
-      targetForm: form,
-      version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
-      headers: EMPTY_HEADERS,
-      body: EMPTY_BODY,
-      // The server sets it before the handler runs; present from the start so the shape stays one.
-      context: undefined,
-    };
+    this.setRequest(method, latin1Slice.call(b, ts, te), form);
     return p + 2;
   }
 
@@ -1036,8 +1283,28 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
     this.requestMethod = method;
   }
 
+  protected readonly scanKind = KIND_RESPONSE;
+
+  protected startFromScan(b: Uint8Array, base: number, io: Int32Array): void {
+    const minor = io[IO_MINOR]!;
+    this.minor = Math.min(minor, 1);
+    this.verbatimStart = minor === 1;
+    this.status = io[IO_STATUS]!;
+    this.setResponse(reasonOf(b, base + io[IO_TARGET_START]!, base + io[IO_TARGET_END]!));
+  }
+
+  private setResponse(reason: string): void {
+    this.message = {
+      status: this.status,
+      reason,
+      version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
+      headers: EMPTY_HEADERS,
+      body: EMPTY_BODY,
+    };
+  }
+
   protected parseStartLine(b: Uint8Array, base: number, end: number): number {
-    if (end - base < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', 0);
+    if (end - base < 14) this.fail('ERR_HTTP_INVALID_STATUS', 'short status line', base);
     const minor = parseVersion(this, b, base, this.fail);
     this.minor = Math.min(minor, 1);
     this.verbatimStart = minor === 1;
@@ -1050,22 +1317,14 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
       this.fail('ERR_HTTP_INVALID_STATUS', 'bad status code', p);
     this.status = d0 * 100 + d1 * 10 + d2;
     p += 4;
-    let reason = '';
+    let rs = p;
     if (b[p] === 0x20) {
-      const rs = ++p;
+      rs = ++p;
       while (FIELD_VALUE[b[p]!] === 1) p++;
-      if (p - rs === 2 && b[rs] === 0x4f && b[rs + 1] === 0x4b) reason = 'OK';
-      else if (p > rs) reason = latin1Slice.call(b, rs, p);
     }
     if (b[p] !== 0x0d) this.fail('ERR_HTTP_INVALID_STATUS', 'bad reason phrase', p);
     if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
-    this.message = {
-      status: this.status,
-      reason,
-      version: (this.minor === 1 ? '1.1' : '1.0') as HttpVersion,
-      headers: EMPTY_HEADERS,
-      body: EMPTY_BODY,
-    };
+    this.setResponse(reasonOf(b, rs, p));
     return p + 2;
   }
 
@@ -1133,6 +1392,12 @@ export class ResponseDecoder extends H1Decoder<HttpResponse> {
 }
 
 const EMPTY_HEADERS = new HttpHeaders();
+
+/** The reason phrase b[s, e), with `OK` interned. */
+function reasonOf(b: Uint8Array, s: number, e: number): string {
+  if (e - s === 2 && b[s] === 0x4f && b[s + 1] === 0x4b) return 'OK';
+  return e > s ? latin1Slice.call(b, s, e) : '';
+}
 
 /** Classifies a request target; null when the form is not allowed for the method. */
 function targetForm(b: Uint8Array, s: number, e: number, method: string): TargetForm | null {

@@ -1,0 +1,664 @@
+// HTTP/1.1 head scanner for @loch/http's decoder (packages/http/src/h1/decoder.ts, which holds
+// the same rules in JavaScript as the reference its tests compare this one against, and as the
+// parser where this addon does not load).
+//
+// Find mode (a head whole in one read, the usual case) first checks the framing rules 16 bytes
+// at a time: no control byte but HTAB and CRLF pairs, no DEL, lines within max_line_length, at
+// most max_header_count fields, the head within max_head_size. Anything else is kFallback and
+// the decoder's incremental line scan takes over, which reports those errors with their exact
+// offsets (and waits for the rest of a head that is not whole). Then, in both modes, the start
+// line and the field lines are parsed by RFC 9112 as the decoder does:
+// - request line: method = token, SP, request-target of VCHARs, SP, HTTP/d.d, CRLF; the target's
+//   form must suit the method (authority-form for CONNECT only, `*` for OPTIONS only, absolute
+//   URIs with an authority); status line: HTTP/d.d SP 3DIGIT (100-599) [SP reason] CRLF;
+// - field lines: token ":" OWS value OWS CRLF; whitespace before the colon, obs-fold, bytes
+//   outside field-value (controls, DEL) and a CR without LF are errors;
+// - Content-Length: one, 1-15 digits; Transfer-Encoding and Connection as token lists;
+//   Host's bytes are authority characters; Content-Length, Transfer-Encoding and Host are
+//   forbidden in trailers.
+// The framing decision itself (CL with TE, HTTP/1.0 rules, Expect, keep-alive) stays in the
+// decoder: it reads the flags written here.
+//
+// JS layout of `scan(src: Uint8Array, io: Int32Array, slab?: Uint8Array): number` (indices of io;
+// the decoder declares the same constants): inputs at 0-7, outputs at 8-27 (Content-Length as a
+// float64 at int32 index 26), field entries from 28 on, five int32 each. Returns the Outcome, or
+// kCopied: with `slab` and io[7] = its first free byte (4-aligned), a head that fits there is
+// copied in by the call, followed (4-aligned) by its entries with offsets in the slab, so the
+// decoder reserves that span and needs no copy of its own (the HeadSlab layout of
+// packages/http/src/internal/head-slab.ts).
+#include "head_scan.h"
+
+#include <emmintrin.h>
+
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace loch::headscan {
+namespace {
+
+// io indices (keep in step with decoder.ts).
+constexpr int kInStart = 0;
+constexpr int kInEnd = 1;
+constexpr int kInMode = 2;
+constexpr int kInKind = 3;
+constexpr int kInMaxHead = 4;
+constexpr int kInMaxCount = 5;
+constexpr int kInMaxLine = 6;
+constexpr int kInSlabTop = 7;
+constexpr int kOutLength = 8;
+constexpr int kOutError = 9;
+constexpr int kOutErrorAt = 10;
+constexpr int kOutErrorArg = 11;
+constexpr int kOutFieldsAt = 12;
+constexpr int kOutFields = 13;
+constexpr int kOutMethodEnd = 14;
+constexpr int kOutTargetStart = 15;
+constexpr int kOutTargetEnd = 16;
+constexpr int kOutMinor = 17;
+constexpr int kOutForm = 18;
+constexpr int kOutStatus = 19;
+constexpr int kOutClCount = 20;
+constexpr int kOutTeFlags = 21;
+constexpr int kOutConnFlags = 22;
+constexpr int kOutHostCount = 23;
+constexpr int kOutExpect = 24;
+constexpr int kOutUpgrade = 25;
+constexpr int kOutContentLength = 26;  // float64 over 26-27
+constexpr int kEntries = 28;
+constexpr int kEntry = 5;
+// Outcome::kOk, and the head and its entries are in the slab.
+constexpr int32_t kCopied = 3;
+
+// Token list flags (decoder.ts's L_*).
+constexpr int32_t kListClose = 1;
+constexpr int32_t kListKeepAlive = 2;
+constexpr int32_t kListUpgrade = 4;
+constexpr int32_t kListChunked = 8;
+constexpr int32_t kListOther = 16;
+constexpr int32_t kListLastChunked = 32;
+constexpr int32_t kListChunkedTwice = 64;
+constexpr int32_t kListMalformed = 128;
+
+// Byte classes (packages/http/src/internal/char-classes.ts).
+struct Classes {
+  uint8_t token[256];
+  uint8_t field_value[256];
+  uint8_t target[256];
+  uint8_t authority[256];
+  uint8_t lower[256];
+  Classes() {
+    const char* tchar = "!#$%&'*+-.^_`|~";
+    const char* auth = "-._~%!$&'()*+,;=:[]";
+    for (int c = 0; c < 256; c++) {
+      const bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+      const bool digit = c >= '0' && c <= '9';
+      token[c] = (alpha || digit || (c != 0 && std::strchr(tchar, c) != nullptr)) ? 1 : 0;
+      field_value[c] = (c == ' ' || c == '\t' || (c >= 0x21 && c <= 0x7e) || c >= 0x80) ? 1 : 0;
+      target[c] = (c >= 0x21 && c <= 0x7e) ? 1 : 0;
+      authority[c] = (alpha || digit || (c != 0 && std::strchr(auth, c) != nullptr)) ? 1 : 0;
+      lower[c] = static_cast<uint8_t>((c >= 'A' && c <= 'Z') ? c + 0x20 : c);
+    }
+  }
+};
+const Classes kClasses;
+
+// Known header names: ids by (length, first letter & 31), as known-names.ts.
+constexpr size_t kMaxNameLength = 32;
+struct KnownNames {
+  std::vector<std::string> names;  // index id - 1
+  // Names of up to kMaxNameLength bytes, flat by id (one cache line or two per candidate).
+  char flat[256][kMaxNameLength];
+  std::vector<uint8_t> buckets[(kMaxNameLength + 1) * 32];
+  int32_t content_length = 0, transfer_encoding = 0, connection = 0, host = 0, expect = 0,
+          upgrade = 0;
+};
+KnownNames g_names;
+bool g_names_set = false;
+std::mutex g_names_lock;
+
+inline int32_t KnownId(const uint8_t* b, size_t s, size_t e) {
+  const size_t len = e - s;
+  if (len == 0 || len > kMaxNameLength) return 0;
+  const auto& list = g_names.buckets[len * 32 + (kClasses.lower[b[s]] & 31)];
+  for (uint8_t id : list) {
+    const char* cand = g_names.flat[id];
+    size_t i = 0;
+    while (i < len && kClasses.lower[b[s + i]] == static_cast<uint8_t>(cand[i])) i++;
+    if (i == len) return id;
+  }
+  return 0;
+}
+
+inline bool EqualsIgnoreCase(const uint8_t* b, size_t s, size_t e, const char* lower) {
+  const size_t n = std::strlen(lower);
+  if (e - s != n) return false;
+  for (size_t i = 0; i < n; i++) {
+    if (kClasses.lower[b[s + i]] != static_cast<uint8_t>(lower[i])) return false;
+  }
+  return true;
+}
+
+inline bool Equals(const uint8_t* b, size_t s, size_t e, const char* text) {
+  const size_t n = std::strlen(text);
+  return e - s == n && std::memcmp(b + s, text, n) == 0;
+}
+
+// Flags of a comma-separated token list (decoder.ts listFlags).
+int32_t ListFlags(const uint8_t* b, size_t s, size_t e) {
+  int32_t flags = 0;
+  size_t i = s;
+  while (i < e) {
+    const uint8_t c = b[i];
+    if (c == ' ' || c == '\t' || c == ',') {
+      i++;
+      continue;
+    }
+    const size_t ts = i;
+    while (i < e && kClasses.token[b[i]]) i++;
+    const size_t te = i;
+    if (te == ts) return flags | kListMalformed;
+    bool params = false;
+    while (i < e && b[i] != ',') {
+      if (b[i] != ' ' && b[i] != '\t') params = true;
+      i++;
+    }
+    if (!params && EqualsIgnoreCase(b, ts, te, "chunked")) {
+      if (flags & kListChunked) flags |= kListChunkedTwice;
+      flags |= kListChunked | kListLastChunked;
+      continue;
+    }
+    flags &= ~kListLastChunked;
+    if (params) flags |= kListOther;
+    else if (EqualsIgnoreCase(b, ts, te, "close")) flags |= kListClose;
+    else if (EqualsIgnoreCase(b, ts, te, "keep-alive")) flags |= kListKeepAlive;
+    else if (EqualsIgnoreCase(b, ts, te, "upgrade")) flags |= kListUpgrade;
+    else flags |= kListOther;
+  }
+  return flags;
+}
+
+// A parse over a whole block b[base, end) (which ends in CRLF CRLF, or is CRLF for empty
+// trailers). Offsets written to the result are relative to base.
+class Parser {
+ public:
+  Parser(const uint8_t* b, size_t base, size_t end, Result* out) : b_(b), base_(base), end_(end), out_(out) {}
+
+  bool RequestLine(size_t* next);
+  bool StatusLine(size_t* next);
+  bool Fields(size_t p, bool head);
+
+ private:
+  // The byte at p, or 0 past the block (0 is in no class, so scans stop there).
+  uint8_t At(size_t p) const { return p < end_ ? b_[p] : 0; }
+  bool Fail(Error e, size_t at, int32_t arg = 0) {
+    out_->error = e;
+    out_->error_at = static_cast<int32_t>(at - base_);
+    out_->error_arg = arg;
+    return false;
+  }
+  bool Version(size_t p, int32_t* minor);
+  int32_t TargetForm(size_t s, size_t e, size_t method_end) const;
+  bool SpecialField(int32_t id, size_t vs, size_t ve);
+  size_t ValueEnd(size_t p) const;
+
+  const uint8_t* b_;
+  size_t base_;
+  size_t end_;
+  Result* out_;
+};
+
+bool Parser::Version(size_t p, int32_t* minor) {
+  if (At(p) != 'H' || At(p + 1) != 'T' || At(p + 2) != 'T' || At(p + 3) != 'P' || At(p + 4) != '/') {
+    return Fail(Error::kInvalidVersion, p);
+  }
+  const int major = At(p + 5) - '0';
+  const int m = At(p + 7) - '0';
+  if (major < 0 || major > 9 || At(p + 6) != '.' || m < 0 || m > 9) return Fail(Error::kInvalidVersion, p);
+  if (major != 1) return Fail(Error::kUnsupportedVersion, p, major * 10 + m);
+  *minor = m;
+  return true;
+}
+
+// decoder.ts targetForm: -1 when the form is not allowed for the method.
+int32_t Parser::TargetForm(size_t s, size_t e, size_t method_end) const {
+  const uint8_t c = b_[s];
+  if (Equals(b_, base_, method_end, "CONNECT")) {
+    size_t colon = SIZE_MAX;
+    for (size_t i = s; i < e; i++) {
+      const uint8_t x = b_[i];
+      if (x == '/' || x == '?' || x == '#' || x == '@') return -1;
+      if (x == ':') colon = i;
+    }
+    if (colon == SIZE_MAX || colon <= s || colon == e - 1 || e - colon - 1 > 5) return -1;
+    for (size_t i = colon + 1; i < e; i++) {
+      if (b_[i] < '0' || b_[i] > '9') return -1;
+    }
+    return 2;
+  }
+  if (c == '/') return 0;
+  if (c == '*' && e - s == 1) return Equals(b_, base_, method_end, "OPTIONS") ? 3 : -1;
+  if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return -1;
+  for (size_t i = s + 1; i < e; i++) {
+    const uint8_t x = b_[i];
+    if (x == ':') {
+      if (At(i + 1) != '/' || At(i + 2) != '/' || i + 3 >= e || At(i + 3) == '/') return -1;
+      return 1;
+    }
+    const bool ok = (x >= 'A' && x <= 'Z') || (x >= 'a' && x <= 'z') || (x >= '0' && x <= '9') || x == '+' ||
+                    x == '-' || x == '.';
+    if (!ok) return -1;
+  }
+  return -1;
+}
+
+bool Parser::RequestLine(size_t* next) {
+  size_t p = base_;
+  while (kClasses.token[At(p)]) p++;
+  if (p == base_ || At(p) != ' ') return Fail(Error::kInvalidMethod, p);
+  // From here on the decoder checks its method policy before reporting any later error.
+  out_->method_end = static_cast<int32_t>(p - base_);
+  const size_t ts = ++p;
+  while (kClasses.target[At(p)]) p++;
+  const size_t te = p;
+  if (te == ts || At(p) != ' ') return Fail(Error::kInvalidTarget, p);
+  p++;
+  if (p + 10 > end_) return Fail(Error::kInvalidVersion, p);
+  int32_t minor = 0;
+  if (!Version(p, &minor)) return false;
+  p += 8;
+  if (At(p) != '\r') return Fail(Error::kInvalidVersion, p);
+  if (At(p + 1) != '\n') return Fail(Error::kBareCr, p);
+  const int32_t form = TargetForm(ts, te, base_ + out_->method_end);
+  if (form < 0) return Fail(Error::kInvalidTargetForm, ts);
+  out_->target_start = static_cast<int32_t>(ts - base_);
+  out_->target_end = static_cast<int32_t>(te - base_);
+  out_->minor = minor;
+  out_->form = form;
+  *next = p + 2;
+  return true;
+}
+
+bool Parser::StatusLine(size_t* next) {
+  if (end_ - base_ < 14) return Fail(Error::kShortStatusLine, base_);
+  int32_t minor = 0;
+  if (!Version(base_, &minor)) return false;
+  size_t p = base_ + 8;
+  if (At(p) != ' ') return Fail(Error::kBadStatusLine, p);
+  const int d0 = At(p + 1) - '0';
+  const int d1 = At(p + 2) - '0';
+  const int d2 = At(p + 3) - '0';
+  if (d0 < 1 || d0 > 5 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) return Fail(Error::kBadStatusCode, p);
+  out_->status = d0 * 100 + d1 * 10 + d2;
+  p += 4;
+  size_t rs = p;
+  if (At(p) == ' ') {
+    rs = ++p;
+    while (kClasses.field_value[At(p)]) p++;
+  }
+  if (At(p) != '\r') return Fail(Error::kBadReasonPhrase, p);
+  if (At(p + 1) != '\n') return Fail(Error::kBareCr, p);
+  out_->target_start = static_cast<int32_t>(rs - base_);
+  out_->target_end = static_cast<int32_t>(p - base_);
+  out_->minor = minor;
+  *next = p + 2;
+  return true;
+}
+
+// The first byte at or after p that is not a field-value byte (SP, HTAB, VCHAR, obs-text), 16
+// at a time; end_ when there is none.
+size_t Parser::ValueEnd(size_t p) const {
+  const __m128i ctl_max = _mm_set1_epi8(0x1f);
+  const __m128i tab = _mm_set1_epi8(0x09);
+  const __m128i del = _mm_set1_epi8(0x7f);
+  while (p + 16 <= end_) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b_ + p));
+    const __m128i ctl = _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), _mm_cmpeq_epi8(_mm_max_epu8(x, ctl_max), ctl_max));
+    const int mask = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del)));
+    if (mask != 0) return p + __builtin_ctz(mask);
+    p += 16;
+  }
+  while (p < end_ && kClasses.field_value[b_[p]]) p++;
+  return p;
+}
+
+bool Parser::SpecialField(int32_t id, size_t vs, size_t ve) {
+  if (id == g_names.content_length) {
+    if (++out_->cl_count > 1) return Fail(Error::kDuplicateContentLength, vs);
+    if (ve == vs || ve - vs > 15) return Fail(Error::kInvalidContentLength, vs);
+    int64_t v = 0;
+    for (size_t i = vs; i < ve; i++) {
+      const int d = b_[i] - '0';
+      if (d < 0 || d > 9) return Fail(Error::kInvalidContentLength, i);
+      v = v * 10 + d;
+    }
+    out_->content_length = static_cast<double>(v);
+  } else if (id == g_names.transfer_encoding) {
+    const int32_t f = ListFlags(b_, vs, ve);
+    if (f == 0 || (f & kListMalformed)) return Fail(Error::kInvalidTransferEncoding, vs);
+    const int32_t prev = out_->te_flags;
+    int32_t next = (prev & ~kListLastChunked) | f;
+    if ((prev & kListChunked) && (f & kListChunked)) next |= kListChunkedTwice;
+    if ((prev & kListChunked) && !(f & kListLastChunked)) next |= kListOther;
+    out_->te_flags = next;
+  } else if (id == g_names.connection) {
+    out_->conn_flags |= ListFlags(b_, vs, ve);
+  } else if (id == g_names.host) {
+    out_->host_count++;
+    for (size_t i = vs; i < ve; i++) {
+      if (!kClasses.authority[b_[i]]) return Fail(Error::kInvalidHost, i);
+    }
+  } else if (id == g_names.expect) {
+    out_->expect = EqualsIgnoreCase(b_, vs, ve, "100-continue") ? 1 : 2;
+  } else if (id == g_names.upgrade) {
+    out_->upgrade_header = 1;
+  }
+  return true;
+}
+
+bool Parser::Fields(size_t p, bool head) {
+  const size_t last = end_ - 2;  // the final CRLF
+  int32_t n = 0;
+  int32_t* w = out_->entries;
+  out_->fields_at = static_cast<int32_t>(p - base_);
+  while (p < last) {
+    const size_t ns = p;
+    uint8_t c = At(p);
+    if (c == ' ' || c == '\t') return Fail(Error::kObsFold, p);
+    while (kClasses.token[c]) c = At(++p);
+    const size_t ne = p;
+    if (c != ':' || ne == ns) {
+      if (ne > ns && (c == ' ' || c == '\t')) return Fail(Error::kWhitespaceBeforeColon, p);
+      if (c == '\r' && At(p + 1) != '\n') return Fail(Error::kBareCr, p);
+      return Fail(Error::kInvalidHeaderName, p);
+    }
+    c = At(++p);
+    while (c == ' ' || c == '\t') c = At(++p);
+    const size_t vs = p;
+    p = ValueEnd(p);
+    if (At(p) != '\r') return Fail(Error::kInvalidHeaderValue, p);
+    if (At(p + 1) != '\n') return Fail(Error::kBareCr, p);
+    size_t ve = p;
+    while (ve > vs && (b_[ve - 1] == ' ' || b_[ve - 1] == '\t')) ve--;
+    const bool canonical = ve == p && vs == ne + 2 && b_[ne + 1] == ' ';
+    p += 2;
+    if (n >= out_->capacity) return Fail(Error::kNone, p);
+    const int32_t id = KnownId(b_, ns, ne);
+    w[0] = static_cast<int32_t>(ns - base_);
+    w[1] = static_cast<int32_t>(ne - base_);
+    w[2] = static_cast<int32_t>(vs - base_);
+    w[3] = static_cast<int32_t>(ve - base_);
+    w[4] = canonical ? (id | kCanonical) : id;
+    w += kEntry;
+    n++;
+    out_->fields = n;
+    if (id != 0) {
+      if (head) {
+        if (!SpecialField(id, vs, ve)) return false;
+      } else if (id == g_names.content_length || id == g_names.transfer_encoding || id == g_names.host) {
+        return Fail(Error::kForbiddenTrailer, ns, id);
+      }
+    }
+  }
+  return true;
+}
+
+// Find mode's framing pass (decoder.ts scanHead): the offset after the final CRLF of the head
+// starting at src[s], or 0 when it is not whole in src[s, e) or breaks a framing rule.
+size_t FindEnd(const uint8_t* src, size_t s, size_t e, const Limits& limits) {
+  const size_t lim_end = std::min(e, s + static_cast<size_t>(limits.max_head_size));
+  const size_t max_line = static_cast<size_t>(limits.max_line_length);
+  const int32_t max_lines = limits.max_header_count + 1;
+  int32_t lines = 0;
+  size_t line_start = s;
+  const __m128i ctl_max = _mm_set1_epi8(0x1f);
+  const __m128i del = _mm_set1_epi8(0x7f);
+  size_t a = s;
+  for (;;) {
+    // The next control byte or DEL (HTAB included; it is let through below).
+    size_t hit = lim_end;
+    while (a + 16 <= lim_end) {
+      const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + a));
+      const __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(x, ctl_max), ctl_max), _mm_cmpeq_epi8(x, del));
+      const int mask = _mm_movemask_epi8(m);
+      if (mask != 0) {
+        hit = a + __builtin_ctz(mask);
+        break;
+      }
+      a += 16;
+    }
+    if (hit == lim_end) {
+      while (a < lim_end && src[a] >= 0x20 && src[a] != 0x7f) a++;
+      hit = a;
+    }
+    if (hit >= lim_end) return 0;
+    a = hit;
+    const uint8_t c = src[a];
+    if (c == '\t') {
+      a++;
+      continue;
+    }
+    if (c != '\r' || a + 1 >= lim_end || src[a + 1] != '\n') return 0;
+    // CRLF at a: the end of a line.
+    if (a == line_start) return a + 2;
+    if (a - line_start > max_line || lines >= max_lines) return 0;
+    lines++;
+    a += 2;
+    line_start = a;
+  }
+}
+
+void Clear(Result* r) {
+  r->length = 0;
+  r->error = Error::kNone;
+  r->error_at = -1;
+  r->error_arg = 0;
+  r->fields_at = 0;
+  r->fields = 0;
+  r->method_end = 0;
+  r->target_start = 0;
+  r->target_end = 0;
+  r->minor = 1;
+  r->form = 0;
+  r->status = 0;
+  r->cl_count = 0;
+  r->te_flags = 0;
+  r->conn_flags = 0;
+  r->host_count = 0;
+  r->expect = 0;
+  r->upgrade_header = 0;
+  r->content_length = -1;
+}
+
+}  // namespace
+
+bool SetKnownNames(const char* const* names, size_t count) {
+  std::lock_guard<std::mutex> lock(g_names_lock);
+  if (g_names_set) {
+    if (g_names.names.size() != count) return false;
+    for (size_t i = 0; i < count; i++) {
+      if (g_names.names[i] != names[i]) return false;
+    }
+    return true;
+  }
+  if (count > 255) return false;
+  auto owned = std::make_unique<KnownNames>();  // tens of KiB: not on the stack
+  KnownNames& k = *owned;
+  for (size_t i = 0; i < count; i++) {
+    std::string name(names[i]);
+    if (name.empty()) return false;
+    for (char ch : name) {
+      const uint8_t c = static_cast<uint8_t>(ch);
+      if (!kClasses.token[c] || kClasses.lower[c] != c) return false;
+    }
+    const uint8_t id = static_cast<uint8_t>(i + 1);
+    if (name.size() <= kMaxNameLength) {
+      k.buckets[name.size() * 32 + (name[0] & 31)].push_back(id);
+      std::memcpy(k.flat[id], name.data(), name.size());
+    }
+    if (name == "content-length") k.content_length = id;
+    else if (name == "transfer-encoding") k.transfer_encoding = id;
+    else if (name == "connection") k.connection = id;
+    else if (name == "host") k.host = id;
+    else if (name == "expect") k.expect = id;
+    else if (name == "upgrade") k.upgrade = id;
+    k.names.push_back(std::move(name));
+  }
+  // The decoder's framing depends on these: a list without them is not the decoder's list.
+  if (!k.content_length || !k.transfer_encoding || !k.connection || !k.host || !k.expect || !k.upgrade) {
+    return false;
+  }
+  g_names = std::move(k);
+  g_names_set = true;
+  return true;
+}
+
+Outcome Scan(const uint8_t* src, size_t start, size_t end, bool find_end, Kind kind, const Limits& limits,
+             Result* out) {
+  Clear(out);
+  if (start >= end) return Outcome::kFallback;
+  if (find_end) {
+    if (src[start] == '\r' || src[start] == '\n') return Outcome::kFallback;
+    const size_t head_end = FindEnd(src, start, end, limits);
+    if (head_end == 0) return Outcome::kFallback;
+    end = head_end;
+  } else if (end - start < 2 || src[end - 2] != '\r' || src[end - 1] != '\n') {
+    return Outcome::kFallback;
+  }
+  out->length = static_cast<int32_t>(end - start);
+  Parser parser(src, start, end, out);
+  size_t p = start;
+  bool ok = true;
+  if (kind == Kind::kRequest) ok = parser.RequestLine(&p);
+  else if (kind == Kind::kResponse) ok = parser.StatusLine(&p);
+  if (ok) ok = parser.Fields(p, kind != Kind::kTrailers);
+  if (ok) return Outcome::kOk;
+  return out->error == Error::kNone ? Outcome::kFallback : Outcome::kError;
+}
+
+namespace {
+
+Napi::Value Init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) {
+    Napi::TypeError::New(env, "headScan.init(names: string[])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsString()) {
+      Napi::TypeError::New(env, "headScan.init: names must be strings").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    names.push_back(v.As<Napi::String>().Utf8Value());
+  }
+  std::vector<const char*> ptrs;
+  for (const auto& n : names) ptrs.push_back(n.c_str());
+  return Napi::Boolean::New(env, SetKnownNames(ptrs.data(), ptrs.size()));
+}
+
+// scan(src: Uint8Array, io: Int32Array): Outcome. Plain N-API (no wrapper objects): one call per
+// head is the whole cost the decoder pays to cross, so it stays at a few tens of nanoseconds.
+napi_value ScanJs(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_value result;
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, nullptr, "headScan.scan(src: Uint8Array, io: Int32Array)");
+    return nullptr;
+  }
+  napi_typedarray_type st, it;
+  size_t slen, ilen, soff, ioff;
+  void* sdata;
+  void* idata;
+  napi_value sab, iab;
+  if (napi_get_typedarray_info(env, argv[0], &st, &slen, &sdata, &sab, &soff) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], &it, &ilen, &idata, &iab, &ioff) != napi_ok ||
+      st != napi_uint8_array || it != napi_int32_array || ilen < static_cast<size_t>(kEntries) || (ioff & 7) != 0) {
+    napi_throw_type_error(env, nullptr, "headScan.scan(src: Uint8Array, io: Int32Array of 28+ words, 8-aligned)");
+    return nullptr;
+  }
+  int32_t* io = static_cast<int32_t*>(idata);
+  const uint8_t* src = static_cast<const uint8_t*>(sdata);
+  const int32_t start = io[kInStart];
+  const int32_t end = io[kInEnd];
+  const int32_t kind = io[kInKind];
+  if (!g_names_set || start < 0 || end < start || static_cast<size_t>(end) > slen || kind < 0 || kind > 2 ||
+      io[kInMaxHead] <= 0 || io[kInMaxCount] < 0 || io[kInMaxLine] <= 0) {
+    napi_throw_range_error(env, nullptr, "headScan.scan: bad input record (init() first)");
+    return nullptr;
+  }
+  Result r;
+  r.entries = io + kEntries;
+  r.capacity = static_cast<int32_t>((ilen - kEntries) / kEntry);
+  const Limits limits{io[kInMaxHead], io[kInMaxCount], io[kInMaxLine]};
+  const Outcome o = Scan(src, static_cast<size_t>(start), static_cast<size_t>(end), io[kInMode] == 0,
+                         static_cast<Kind>(kind), limits, &r);
+  io[kOutLength] = r.length;
+  io[kOutError] = static_cast<int32_t>(r.error);
+  io[kOutErrorAt] = r.error_at;
+  io[kOutErrorArg] = r.error_arg;
+  io[kOutFieldsAt] = r.fields_at;
+  io[kOutFields] = r.fields;
+  io[kOutMethodEnd] = r.method_end;
+  io[kOutTargetStart] = r.target_start;
+  io[kOutTargetEnd] = r.target_end;
+  io[kOutMinor] = r.minor;
+  io[kOutForm] = r.form;
+  io[kOutStatus] = r.status;
+  io[kOutClCount] = r.cl_count;
+  io[kOutTeFlags] = r.te_flags;
+  io[kOutConnFlags] = r.conn_flags;
+  io[kOutHostCount] = r.host_count;
+  io[kOutExpect] = r.expect;
+  io[kOutUpgrade] = r.upgrade_header;
+  std::memcpy(io + kOutContentLength, &r.content_length, sizeof(double));
+  int32_t ret = static_cast<int32_t>(o);
+  if (o == Outcome::kOk && argc >= 3 && io[kInSlabTop] >= 0) {
+    napi_typedarray_type bt;
+    size_t blen, boff;
+    void* bdata;
+    napi_value bab;
+    if (napi_get_typedarray_info(env, argv[2], &bt, &blen, &bdata, &bab, &boff) == napi_ok &&
+        bt == napi_uint8_array && ((reinterpret_cast<uintptr_t>(bdata)) & 3) == 0 && (io[kInSlabTop] & 3) == 0) {
+      const size_t top = static_cast<size_t>(io[kInSlabTop]);
+      const size_t len = static_cast<size_t>(r.length);
+      const size_t wbase = (top + len + 3) >> 2;
+      const size_t need_end = (wbase + static_cast<size_t>(r.fields) * kEntry) * 4;
+      if (need_end <= blen) {
+        uint8_t* slab = static_cast<uint8_t*>(bdata);
+        std::memcpy(slab + top, src + start, len);
+        int32_t* w = reinterpret_cast<int32_t*>(slab) + wbase;
+        const int32_t* e = r.entries;
+        const int32_t base = static_cast<int32_t>(top);
+        for (int32_t i = 0; i < r.fields; i++, w += kEntry, e += kEntry) {
+          w[0] = e[0] + base;
+          w[1] = e[1] + base;
+          w[2] = e[2] + base;
+          w[3] = e[3] + base;
+          w[4] = e[4];
+        }
+        ret = kCopied;
+      }
+    }
+  }
+  napi_create_int32(env, ret, &result);
+  return result;
+}
+
+}  // namespace
+
+void Register(Napi::Env env, Napi::Object exports) {
+  Napi::Object scan = Napi::Object::New(env);
+  scan.Set("init", Napi::Function::New(env, Init, "init"));
+  napi_value fn;
+  napi_create_function(env, "scan", NAPI_AUTO_LENGTH, ScanJs, nullptr, &fn);
+  scan.Set("scan", Napi::Value(env, fn));
+  exports.Set("headScan", scan);
+}
+
+}  // namespace loch::headscan

@@ -1,0 +1,75 @@
+/**
+ * The head scanner's JavaScript boundary (binding.headScan): records that point outside the
+ * input, short or misaligned records and a scan before the known names are set are refused with
+ * typed errors, never read out of bounds; the known-name list is checked and cannot change once
+ * set. Its parsing rules are tested in @loch/http (test/head-scan.test.ts) against the decoder's
+ * JavaScript parser and llhttp.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadHeadScan } from '../index.js';
+
+const loaded = loadHeadScan();
+const scanner = 'headScan' in loaded ? loaded.headScan : undefined;
+
+const NAMES = ['connection', 'content-length', 'expect', 'host', 'transfer-encoding', 'upgrade', 'x-a'];
+const HEAD = Buffer.from('GET /x HTTP/1.1\r\nHost: h\r\nX-A: v\r\n\r\nbody', 'latin1');
+
+function record(start: number, end: number, mode = 0): Int32Array {
+  const io = new Int32Array(28 + 5 * 8);
+  io.set([start, end, mode, 0, 16384, 100, 8192, -1]);
+  return io;
+}
+
+describe('headScan', () => {
+  it('loads with the addon', () => {
+    expect('error' in loaded ? loaded.error : '').toBe('');
+  });
+
+  it('refuses a scan before init, then takes a name list once', () => {
+    const s = scanner!;
+    expect(() => s.scan(HEAD, record(0, HEAD.length))).toThrow(RangeError);
+    expect(s.init(['Host', ...NAMES])).toBe(false); // not lowercase
+    expect(s.init(['content-length'])).toBe(false); // lacks the framing names
+    expect(s.init(NAMES)).toBe(true);
+    expect(s.init(NAMES)).toBe(true); // the same list again
+    expect(s.init([...NAMES, 'x-b'])).toBe(false); // a different one
+  });
+
+  it('finds a head and writes its fields', () => {
+    const io = record(0, HEAD.length);
+    expect(scanner!.scan(HEAD, io)).toBe(1);
+    expect(io[8]).toBe(HEAD.indexOf('\r\n\r\n') + 4); // length
+    expect(io[13]).toBe(2); // fields
+    const entry = Array.from(io.subarray(28 + 5, 28 + 10));
+    const [ns, ne, vs, ve, meta] = entry as [number, number, number, number, number];
+    expect(HEAD.toString('latin1', ns, ne)).toBe('X-A');
+    expect(HEAD.toString('latin1', vs, ve)).toBe('v');
+    expect(meta & 0xff).toBe(NAMES.indexOf('x-a') + 1);
+  });
+
+  it('refuses records outside the input, short or misaligned records and other arrays', () => {
+    const s = scanner!;
+    expect(() => s.scan(HEAD, record(0, HEAD.length + 1))).toThrow(RangeError);
+    expect(() => s.scan(HEAD, record(5, 4))).toThrow(RangeError);
+    expect(() => s.scan(HEAD, record(-1, 4))).toThrow(RangeError);
+    const bad = record(0, HEAD.length);
+    bad[3] = 7; // kind
+    expect(() => s.scan(HEAD, bad)).toThrow(RangeError);
+    expect(() => s.scan(HEAD, new Int32Array(8))).toThrow(TypeError);
+    expect(() => s.scan(HEAD, new Int32Array(new ArrayBuffer(4 * 40), 4, 30))).toThrow(TypeError);
+    expect(() => s.scan(new Uint16Array(8) as unknown as Uint8Array, record(0, 8))).toThrow(TypeError);
+  });
+
+  it('copies into a slab only when the head and its entries fit', () => {
+    const io = record(0, HEAD.length);
+    const len = HEAD.indexOf('\r\n\r\n') + 4;
+    const fits = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 10 + 8);
+    io[7] = 8;
+    expect(scanner!.scan(HEAD, io, fits)).toBe(3);
+    expect(Buffer.from(fits.subarray(8, 8 + len)).toString('latin1')).toBe(HEAD.toString('latin1', 0, len));
+    const tight = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 10 - 4);
+    io[7] = 0;
+    expect(scanner!.scan(HEAD, io, tight)).toBe(1);
+    expect(tight.every((b) => b === 0)).toBe(true);
+  });
+});
