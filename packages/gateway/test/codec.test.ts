@@ -76,6 +76,16 @@ describe.each(protocols)('every IDL type both ways (%s)', (protocol) => {
     }
   });
 
+  it('answers larger than the text buffer grow it (long strings, many elements)', () => {
+    const big = {
+      id: '1',
+      name: 'x'.repeat(5000),
+      tags: Array.from({ length: 500 }, (_, i) => `tag ${i} ✓`),
+      notes: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [String(i), 'n'.repeat(i)])),
+    };
+    expect(JSON.parse(roundTrip(User, big, protocol))).toEqual({ ...big, age: 18, status: 'ACTIVE' });
+  });
+
   it('doubles JSON cannot hold travel as strings', () => {
     for (const score of ['NaN', 'Infinity', '-Infinity']) {
       expect(JSON.parse(roundTrip(User, { id: '1', score }, protocol)).score).toBe(score);

@@ -1,21 +1,33 @@
 /**
- * Thrift -> JSON text: readers compiled once per IDL type that read with a @loch/thrift
- * ProtocolReader and append JSON text directly, with no intermediate object tree and no
- * JSON.stringify of a whole value: field names are pre-quoted, numbers and booleans are
- * formatted in place, only strings go through JSON.stringify (for escaping). i64 is a JSON
- * string by default (`"9007199254740993"`: exact in every client; the `i64AsNumber` option
- * writes bare digits, and a field annotated `api.js_conv` stays a string), binary is base64,
- * enums are names (an undeclared value stays a number), doubles that JSON cannot hold are
- * "NaN"/"Infinity"/"-Infinity", map keys are JSON strings. Fields of the wire that the IDL
- * does not know, or of another type than it declares, are skipped (an older IDL still reads a
- * newer server's answer). Not for requests (json-to-thrift.ts).
+ * Thrift -> JSON text: emitters compiled once per IDL type that read with a @loch/thrift
+ * ProtocolReader and write JSON text as UTF-8 bytes into a JsonText buffer (json-text.ts), with
+ * no intermediate object tree and no string per value: field names are pre-encoded, numbers
+ * and booleans are formatted in place, printable ASCII strings are copied byte for byte and
+ * only other strings go through JSON.stringify (for escaping). i64 is a JSON string by default
+ * (`"9007199254740993"`: exact in every client; the `i64AsNumber` option writes bare digits,
+ * and a field annotated `api.js_conv` stays a string), binary is base64, enums are names (an
+ * undeclared value stays a number), doubles that JSON cannot hold are
+ * "NaN"/"Infinity"/"-Infinity", map keys are JSON strings. Fields of the wire that the IDL does
+ * not know, or of another type than it declares, are skipped (an older IDL still reads a newer
+ * server's answer). The string-returning readers (`value`, `struct`, `fields`) wrap the
+ * emitters. Not for requests (json-to-thrift.ts).
  */
 import { type ProtocolReader, TType } from '@loch/thrift';
 import type { IdlType, StructDef } from '../idl/model.js';
+import { JsonText, utf8Bytes } from './json-text.js';
 import { ttypeOf } from './json-to-thrift.js';
 
 /** Reads one value and returns its JSON text. */
 export type JsonReader = (r: ProtocolReader) => string;
+
+/** Reads one value and writes its JSON text into `out`. */
+export type JsonEmitter = (r: ProtocolReader, out: JsonText) => void;
+
+/**
+ * Reads a struct's fields and writes them as `"a":1,"b":2` (no braces) into `out`, each with a
+ * leading comma when `comma` is true or a field was written before it.
+ */
+export type JsonFieldsEmitter = (r: ProtocolReader, out: JsonText, comma: boolean) => void;
 
 /** Options of the JSON rendering. */
 export interface ThriftToJsonOptions {
@@ -23,27 +35,15 @@ export interface ThriftToJsonOptions {
   readonly i64AsNumber?: boolean;
 }
 
-function doubleText(v: number): string {
-  if (Number.isFinite(v)) return String(v);
-  return Number.isNaN(v) ? '"NaN"' : v > 0 ? '"Infinity"' : '"-Infinity"';
-}
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const TRUE = utf8Bytes('true');
+const FALSE = utf8Bytes('false');
 
-const utf8 = new TextDecoder('utf-8');
-const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
-
-/**
- * A Thrift string as a JSON string. Fast path (measured 2x on 5-40 byte strings): printable
- * ASCII without `"` or `\` is its own JSON text, taken from the bytes with one native latin1
- * slice (no UTF-8 decode, no JSON.stringify scan); anything else is decoded and escaped.
- */
-function stringText(r: ProtocolReader): string {
-  const b = r.readBinary();
-  const n = b.length;
-  for (let i = 0; i < n; i++) {
-    const c = b[i] as number;
-    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(utf8.decode(b));
-  }
-  return `"${latin1Slice.call(b, 0, n)}"`;
+function emitDouble(r: ProtocolReader, out: JsonText): void {
+  const v = r.readDouble();
+  if (Number.isFinite(v)) out.ascii(String(v));
+  else out.ascii(Number.isNaN(v) ? '"NaN"' : v > 0 ? '"Infinity"' : '"-Infinity"');
 }
 
 function i64Text(r: ProtocolReader): string {
@@ -55,18 +55,29 @@ function i64Text(r: ProtocolReader): string {
   return ((BigInt(hi) << 32n) | BigInt(lo)).toString();
 }
 
+const emitI64Number: JsonEmitter = (r, out) => out.ascii(i64Text(r));
+const emitI64String: JsonEmitter = (r, out) => {
+  out.byte(QUOTE);
+  out.ascii(i64Text(r));
+  out.byte(QUOTE);
+};
+
 /** Field ids below this are looked up in an array. */
 const DENSE_IDS = 64;
 
-interface FieldReader {
-  readonly prefix: string;
+interface FieldEmitter {
+  /** `"name":` */
+  readonly prefix: Uint8Array;
   readonly type: TType;
-  readonly read: JsonReader;
+  readonly emit: JsonEmitter;
 }
+
+/** One JsonText per thread for the string-returning readers (reading is synchronous). */
+const scratch = new JsonText();
 
 /** Compiles JSON readers for the types of one IDL. */
 export class ThriftToJsonCompiler {
-  private readonly structs = new Map<StructDef, JsonReader>();
+  private readonly structs = new Map<StructDef, JsonEmitter>();
   private readonly i64AsNumber: boolean;
 
   constructor(options: ThriftToJsonOptions = {}) {
@@ -75,62 +86,86 @@ export class ThriftToJsonCompiler {
 
   /** The reader of a value of type `t`; `asString` forces i64 to a JSON string (api.js_conv). */
   value(t: IdlType, asString = false): JsonReader {
+    return toReader(this.emitter(t, asString));
+  }
+
+  /** The reader of a struct, union or exception. */
+  struct(def: StructDef): JsonReader {
+    return toReader(this.structEmitter(def));
+  }
+
+  /**
+   * The reader of a struct's fields only, without braces: `"a":1,"b":2` (empty when no field
+   * is set).
+   */
+  fields(def: StructDef): JsonReader {
+    const emit = this.fieldsEmitter(def);
+    return toReader((r, out) => emit(r, out, false));
+  }
+
+  /** The emitter of a value of type `t`; `asString` forces i64 to a JSON string (api.js_conv). */
+  emitter(t: IdlType, asString = false): JsonEmitter {
     switch (t.kind) {
       case 'bool':
-        return (r) => (r.readBool() ? 'true' : 'false');
+        return (r, out) => out.raw(r.readBool() ? TRUE : FALSE);
       case 'byte':
-        return (r) => String(r.readByte());
+        return (r, out) => out.int(r.readByte());
       case 'i16':
-        return (r) => String(r.readI16());
+        return (r, out) => out.int(r.readI16());
       case 'i32':
-        return (r) => String(r.readI32());
+        return (r, out) => out.int(r.readI32());
       case 'i64':
-        return this.i64AsNumber && !asString ? i64Text : (r) => `"${i64Text(r)}"`;
+        return this.i64AsNumber && !asString ? emitI64Number : emitI64String;
       case 'double':
-        return (r) => doubleText(r.readDouble());
+        return emitDouble;
       case 'string':
-        return stringText;
+        return (r, out) => out.string(r.readBinary());
       case 'binary':
-        return (r) => {
+        return (r, out) => {
           const b = r.readBinary();
-          return `"${Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')}"`;
+          out.byte(QUOTE);
+          out.ascii(Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64'));
+          out.byte(QUOTE);
         };
       case 'enum': {
-        const names = new Map<number, string>();
-        for (const [v, name] of t.def.byValue) names.set(v, JSON.stringify(name));
-        return (r) => {
+        const names = new Map<number, Uint8Array>();
+        for (const [v, name] of t.def.byValue) names.set(v, utf8Bytes(JSON.stringify(name)));
+        return (r, out) => {
           const v = r.readI32();
-          return names.get(v) ?? String(v);
+          const name = names.get(v);
+          if (name === undefined) out.int(v);
+          else out.raw(name);
         };
       }
       case 'list':
       case 'set': {
-        const elem = this.value(t.elem, asString);
+        const elem = this.emitter(t.elem, asString);
         const want = ttypeOf(t.elem);
         const isSet = t.kind === 'set';
-        return (r) => {
+        return (r, out) => {
           const n = isSet ? r.readSetBegin() : r.readListBegin();
-          let out = '[';
+          out.byte(0x5b);
           if (r.elemType !== want && n > 0) {
             for (let i = 0; i < n; i++) r.skip(r.elemType);
           } else {
-            for (let i = 0; i < n; i++) out += i === 0 ? elem(r) : `,${elem(r)}`;
+            for (let i = 0; i < n; i++) {
+              if (i > 0) out.byte(COMMA);
+              elem(r, out);
+            }
           }
           if (isSet) r.readSetEnd();
           else r.readListEnd();
-          return `${out}]`;
+          out.byte(0x5d);
         };
       }
       case 'map': {
-        const key = this.value(t.key, true);
-        const value = this.value(t.value, asString);
+        const key = this.emitter(t.key, true);
+        const value = this.emitter(t.value, asString);
         const kt = ttypeOf(t.key);
         const vt = ttypeOf(t.value);
-        const keyIsString =
-          t.key.kind === 'string' || t.key.kind === 'binary' || t.key.kind === 'enum' || t.key.kind === 'i64';
-        return (r) => {
+        return (r, out) => {
           const n = r.readMapBegin();
-          let out = '{';
+          out.byte(0x7b);
           if (n > 0 && (r.keyType !== kt || r.valueType !== vt)) {
             for (let i = 0; i < n; i++) {
               r.skip(r.keyType);
@@ -138,75 +173,92 @@ export class ThriftToJsonCompiler {
             }
           } else {
             for (let i = 0; i < n; i++) {
-              let k = key(r);
+              if (i > 0) out.byte(COMMA);
+              const start = out.pos;
+              key(r, out);
               // Every JSON object key is a string: quote what is not one already.
-              if (!keyIsString || k.charCodeAt(0) !== 0x22) k = JSON.stringify(k);
-              out += `${i === 0 ? '' : ','}${k}:${value(r)}`;
+              if (out.buf[start] !== QUOTE) {
+                const text = out.since(start);
+                out.pos = start;
+                out.text(JSON.stringify(text));
+              }
+              out.byte(0x3a);
+              value(r, out);
             }
           }
           r.readMapEnd();
-          return `${out}}`;
+          out.byte(0x7d);
         };
       }
       case 'struct':
-        return this.struct(t.def);
+        return this.structEmitter(t.def);
     }
   }
 
-  /** The reader of a struct, union or exception. */
-  struct(def: StructDef): JsonReader {
+  /** The emitter of a struct, union or exception (recursive types share one entry). */
+  structEmitter(def: StructDef): JsonEmitter {
     const known = this.structs.get(def);
     if (known !== undefined) return known;
-    let impl: JsonReader = () => '{}';
-    const slot: JsonReader = (r) => impl(r);
+    let impl: JsonEmitter = () => {};
+    const slot: JsonEmitter = (r, out) => impl(r, out);
     this.structs.set(def, slot);
-    impl = this.compileStruct(def);
+    const fields = this.fieldsEmitter(def);
+    impl = (r, out) => {
+      out.byte(0x7b);
+      fields(r, out, false);
+      out.byte(0x7d);
+    };
     return slot;
   }
 
-  /**
-   * The reader of a struct's fields only, without braces: `"a":1,"b":2` (empty when no field
-   * is set). The gateway prefixes an exception's name this way.
-   */
-  fields(def: StructDef): JsonReader {
-    return this.compileFields(def);
-  }
-
-  private compileStruct(def: StructDef): JsonReader {
-    const body = this.compileFields(def);
-    return (r) => `{${body(r)}}`;
-  }
-
-  private compileFields(def: StructDef): JsonReader {
+  /** The emitter of a struct's fields (see JsonFieldsEmitter). */
+  fieldsEmitter(def: StructDef): JsonFieldsEmitter {
     // A dense table by field id for the common small non-negative ids (an array index instead
     // of a Map lookup per field); a map for the rest.
-    const dense: (FieldReader | undefined)[] = [];
-    const byId = new Map<number, FieldReader>();
+    const dense: (FieldEmitter | undefined)[] = [];
+    const byId = new Map<number, FieldEmitter>();
     for (const f of def.fields) {
       const jsConv = f.annotations.has('api.js_conv');
-      const entry: FieldReader = {
-        prefix: `${JSON.stringify(f.name)}:`,
+      const entry: FieldEmitter = {
+        prefix: utf8Bytes(`${JSON.stringify(f.name)}:`),
         type: ttypeOf(f.type),
-        read: this.value(f.type, jsConv),
+        emit: this.emitter(f.type, jsConv),
       };
       if (f.id >= 0 && f.id < DENSE_IDS) dense[f.id] = entry;
       else byId.set(f.id, entry);
     }
     for (let i = 0; i < dense.length; i++) dense[i] ??= undefined; // no holes: one elements kind
-    return (r) => {
+    return (r, out, comma) => {
       r.readStructBegin();
-      let out = '';
+      let sep = comma;
       for (;;) {
         const type = r.readFieldBegin();
         if (type === TType.STOP) break;
         const id = r.fieldId;
         const f = id >= 0 && id < DENSE_IDS ? dense[id] : byId.get(id);
         if (f === undefined || f.type !== type) r.skip(type);
-        else out += out === '' ? f.prefix + f.read(r) : `,${f.prefix}${f.read(r)}`;
+        else {
+          if (sep) out.byte(COMMA);
+          sep = true;
+          out.raw(f.prefix);
+          f.emit(r, out);
+        }
         r.readFieldEnd();
       }
       r.readStructEnd();
-      return out;
     };
   }
+}
+
+function toReader(emit: JsonEmitter): JsonReader {
+  return (r) => {
+    // Nested use (a reader called while another writes) gets its own buffer.
+    const out = scratch.pos === 0 ? scratch : new JsonText();
+    try {
+      emit(r, out);
+      return out.toString();
+    } finally {
+      out.reset();
+    }
+  };
 }

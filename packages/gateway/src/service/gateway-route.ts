@@ -28,9 +28,10 @@ import {
   type ThriftFrame,
   TType,
 } from '@loch/thrift';
+import { JsonText, utf8Bytes } from '../codec/json-text.js';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
 import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
-import { type JsonReader, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
+import { type JsonEmitter, type JsonFieldsEmitter, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
 import { GatewayConfigError, GatewayRequestError, GatewayUpstreamError } from '../errors.js';
 import type { FunctionDef, IdlDocument } from '../idl/model.js';
 import { PseudonymError, segmentsPath } from '../pseudonym/errors.js';
@@ -86,8 +87,12 @@ export interface GatewayRouteOptions {
 
 const JSON_HEADERS: [string, string][] = [['content-type', 'application/json']];
 
-/** A JSON answer. */
-export function jsonResponse(status: number, text: string, extra?: Iterable<[string, string]>): HttpResponse {
+/** A JSON answer (text, or its UTF-8 bytes). */
+export function jsonResponse(
+  status: number,
+  text: string | Uint8Array,
+  extra?: Iterable<[string, string]>,
+): HttpResponse {
   const res = createResponse(status, { headers: JSON_HEADERS, body: fixedBody(text) });
   if (extra !== undefined) for (const [k, v] of extra) res.headers.append(k, v);
   return res;
@@ -132,10 +137,14 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 interface ExceptionReader {
-  readonly prefix: string;
+  /** `{"exception":"Name"` */
+  readonly prefix: Uint8Array;
   readonly type: TType;
-  readonly fields: JsonReader;
+  readonly fields: JsonFieldsEmitter;
 }
+
+/** The JSON of answers is written here, then copied out (answering is synchronous). */
+const answerText = new JsonText();
 
 /** A compiled route. */
 export class GatewayRoute {
@@ -144,7 +153,7 @@ export class GatewayRoute {
   readonly httpMethod: string | undefined;
   private readonly binding: RequestBinding;
   private readonly writeArgs: ValueWriter;
-  private readonly success: JsonReader | undefined;
+  private readonly success: JsonEmitter | undefined;
   /** The reader of a Hertz-style response struct (api.header / api.http_code / api.body). */
   private readonly successParts: ResponseReader | undefined;
   private readonly successType: TType;
@@ -186,16 +195,16 @@ export class GatewayRoute {
     const writers = new JsonToThriftCompiler();
     const readers = new ThriftToJsonCompiler({ i64AsNumber: options.i64AsNumber ?? false });
     this.writeArgs = writers.struct(fn.args);
-    this.success = fn.returns === undefined ? undefined : readers.value(fn.returns);
+    this.success = fn.returns === undefined ? undefined : readers.emitter(fn.returns);
     this.successParts =
       fn.returns?.kind === 'struct' ? compileResponseStruct(readers, fn.returns.def) : undefined;
     this.successType = fn.returns === undefined ? TType.VOID : ttypeOf(fn.returns);
     for (const f of fn.result.fields) {
       if (f.id === 0 || f.type.kind !== 'struct') continue;
       this.exceptions.set(f.id, {
-        prefix: `{"exception":${JSON.stringify(f.type.def.name)}`,
+        prefix: utf8Bytes(`{"exception":${JSON.stringify(f.type.def.name)}`),
         type: TType.STRUCT,
-        fields: readers.fields(f.type.def),
+        fields: readers.fieldsEmitter(f.type.def),
       });
     }
     this.protocol = options.protocol ?? 'binary';
@@ -355,20 +364,20 @@ export class GatewayRoute {
         type === this.successType &&
         this.success !== undefined
       ) {
-        answer =
-          this.successParts === undefined
-            ? jsonResponse(200, this.success(r), back)
-            : this.withParts(r, back);
+        if (this.successParts === undefined) {
+          const out = answerText.reset();
+          this.success(r, out);
+          answer = jsonResponse(200, out.finishCopy(), back);
+        } else answer = this.withParts(r, back);
         continue;
       }
       const x = answer === undefined ? this.exceptions.get(r.fieldId) : undefined;
       if (x !== undefined && type === x.type) {
-        const fields = x.fields(r);
-        answer = jsonResponse(
-          this.exceptionStatus,
-          fields === '' ? `${x.prefix}}` : `${x.prefix},${fields}}`,
-          back,
-        );
+        const out = answerText.reset();
+        out.raw(x.prefix);
+        x.fields(r, out, true);
+        out.byte(0x7d);
+        answer = jsonResponse(this.exceptionStatus, out.finishCopy(), back);
         continue;
       }
       r.skip(type);
