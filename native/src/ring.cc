@@ -103,7 +103,8 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   napi_value resource = Napi::Object::New(env);
   napi_async_init(env, resource, Napi::String::New(env, "LochRing"), &asyncContext_);
   slots_.resize(1024);
-  SetupBufRing(env, opts.Get("pool"), OptU32(opts, "bufferCount", 0), OptU32(opts, "bufferSize", 0));
+  SetupBufRing(env, opts.Get("pool"), OptU32(opts, "bufferCount", 0), OptU32(opts, "bufferSize", 0),
+               OptU32(opts, "publishedBuffers", 0xffffffffu));
   SetupPlainPool(opts.Get("plainPool"), OptU32(opts, "plainCount", 0), OptU32(opts, "plainSize", 0));
 
   uv_loop_t* loop = nullptr;
@@ -143,7 +144,10 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   return 0;
 }
 
-void Ring::SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size) {
+// Only the first `published` buffers go in the kernel's ring at first: JavaScript keeps the rest
+// out until the thread's receive budget has room for them (Ring.publish in uring/ring.ts), since
+// the kernel fills whatever the ring holds.
+void Ring::SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size, uint32_t published) {
   if (!pool.IsTypedArray() || count == 0 || size == 0 || (count & (count - 1)) != 0 || count > 32768) return;
   auto bytes = pool.As<Napi::Uint8Array>();
   if (bytes.ByteLength() < static_cast<size_t>(count) * size) return;
@@ -169,8 +173,10 @@ void Ring::SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_
   bufCount_ = count;
   bufSize_ = size;
   int mask = io_uring_buf_ring_mask(count);
-  for (uint32_t i = 0; i < count; i++) io_uring_buf_ring_add(br, pool_ + static_cast<size_t>(i) * size, size, i, mask, i);
-  io_uring_buf_ring_advance(br, count);
+  bufPublished_ = published < count ? published : count;
+  for (uint32_t i = 0; i < bufPublished_; i++)
+    io_uring_buf_ring_add(br, pool_ + static_cast<size_t>(i) * size, size, i, mask, static_cast<int>(i));
+  io_uring_buf_ring_advance(br, static_cast<int>(bufPublished_));
 }
 
 void Ring::SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size) {
@@ -197,6 +203,7 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("deferTaskrun", Napi::Boolean::New(env, defer_));
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
   o.Set("bufRing", Napi::Boolean::New(env, bufRing_ != nullptr));
+  if (bufRing_ != nullptr) o.Set("publishedBuffers", Napi::Number::New(env, bufPublished_));
   o.Set("plainPool", Napi::Boolean::New(env, plain_ != nullptr));
   return o;
 }

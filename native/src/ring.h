@@ -179,7 +179,7 @@ class Ring {
   bool Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int32_t index, void** data, size_t* len);
   void Release(Napi::Env env, uint32_t slot);
   Slot& SlotAt(uint32_t index);
-  void SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size);
+  void SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
   void SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size);
   void Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags);
   void Wake();
@@ -226,6 +226,8 @@ class Ring {
   Napi::Reference<Napi::Uint8Array> poolRef_;
   uint8_t* pool_ = nullptr;
   uint32_t bufCount_ = 0, bufSize_ = 0;
+  // Buffers put in the kernel's ring at setup (the rest wait in JavaScript for budget room).
+  uint32_t bufPublished_ = 0;
   int bufPending_ = 0;  // buffers added since the last advance
   size_t inFlight_ = 0;
   bool refed_ = false;

@@ -2,17 +2,20 @@
  * Receive-buffer budgets of one thread (worker): how many received bytes one stream and all the
  * thread's streams may hold before they stop reading, so a peer that floods a stream whose reader
  * is blocked meets TCP backpressure (its bytes wait in the kernel's socket buffer) instead of
- * taking the memory every other connection needs. Both drivers use it: io_uring as the byte limit
- * of each multishot recv it arms, node:net as its pause()/resume() threshold. Not for the buffers
- * themselves (the ring's pool, the sockets' Buffers) or for when a reader asks (the streams).
+ * taking the memory every other connection needs. Both drivers use it: io_uring for the byte
+ * limit of each multishot recv and for how many provided buffers the kernel's ring may hold,
+ * node:net as its pause()/resume() threshold. Not for the buffers themselves (the ring's pool,
+ * the sockets' Buffers) or for when a reader asks (the streams).
  *
- * Held bytes are bytes received and not yet given back: queued on the stream plus, on io_uring,
- * chunks lent to a reader and not released yet. A stream that holds nothing may always take its
- * first `freshBytes` (one provided buffer), so a new request is never starved by floods elsewhere;
- * a stream that already holds bytes may grow only while the thread's held bytes stay at most
- * `workerBytes - reserveBytes`, which keeps the reserve for those first reads.
+ * Held bytes are bytes received and not yet given back: queued on the stream plus chunks lent to
+ * a reader and not released yet. A stream within its base (holding at most BASE_CHUNKS chunks
+ * when it reads: the one a reader keeps) has its own room, the stream cap, whatever the thread
+ * holds, so whatever readers keep no stream is starved; a stream growing past it also needs room
+ * in the thread's share, `workerBytes - reserve`, which keeps the reserve for base reads. Nothing
+ * is reserved for a read that has not received yet: on io_uring the kernel can only fill the
+ * buffers in its ring, which the ring keeps within the share; node:net keeps one event's room
+ * for a flowing socket past its base.
  */
-
 /** Budget settings; every value in bytes. */
 export interface BufferBudgetOptions {
   /**
@@ -21,8 +24,8 @@ export interface BufferBudgetOptions {
    */
   readonly streamBytes?: number | undefined;
   /**
-   * Most received bytes all streams of the thread hold. Default 12 MiB, 3/4 of the io_uring
-   * driver's default pool (env LOCH_WORKER_BUFFER_BYTES).
+   * Most received bytes all streams of the thread hold, beyond each stream's base chunk. Default
+   * 12 MiB (env LOCH_WORKER_BUFFER_BYTES).
    */
   readonly workerBytes?: number | undefined;
 }
@@ -73,18 +76,34 @@ function positive(
   return v;
 }
 
+/**
+ * Chunks a stream may hold and still receive outside the thread's share: the chunk a reader keeps
+ * between messages (an HTTP/1.1 client keeps its last one). Such a stream's next read is its
+ * own, like a first read, so whatever readers keep, every stream can always take one more chunk.
+ */
+export const BASE_CHUNKS = 1;
+
 /** One thread's budget: the caps, the bytes held, the streams waiting for room. */
 export class BufferBudget {
   readonly streamCap: number;
   readonly workerCap: number;
   /** What a stream holding nothing may always take (one provided buffer, at most the stream cap). */
   readonly freshBytes: number;
-  /** Kept free of streams that already hold bytes, for first reads. */
+  /** Kept free of streams growing past their base chunk, for first and base reads. */
   readonly reserve: number;
+  /**
+   * What streams past their base chunk may hold together (workerCap less the reserve). On
+   * io_uring it also bounds the provided buffers the kernel may fill: held bytes plus the buffers
+   * in the kernel's ring stay within it (Ring.publish), so no receive needs a promise.
+   */
+  readonly share: number;
   /** Smallest room worth a receive: below it a stream waits instead of reading a sliver. */
   readonly minRead: number;
   held = 0;
-  /** Bytes promised to armed receives of streams that hold bytes (io_uring), not received yet. */
+  /**
+   * node:net only: room kept for the next 'data' event of flowing sockets past their base chunk
+   * (Node reads before anyone can say no). io_uring promises nothing (see `share`).
+   */
   promised = 0;
   peakHeld = 0;
   peakStreamHeld = 0;
@@ -117,19 +136,24 @@ export class BufferBudget {
     }
     this.freshBytes = Math.min(freshBytes, this.streamCap);
     this.reserve = Math.min(this.workerCap >> 2, Math.max(this.freshBytes, this.workerCap - this.streamCap));
+    this.share = this.workerCap - this.reserve;
     this.minRead = Math.min(this.freshBytes, 16 * KIB);
   }
 
   /**
-   * How many more bytes a stream holding `streamHeld` may receive now (0: it must wait). A fresh
-   * stream (holding nothing) gets up to `freshBytes` outside the thread's busy share.
+   * How many more bytes a stream holding `streamHeld` bytes in `chunks` chunks may receive now
+   * (0: it must wait). A stream within its base chunk has its own room (the stream cap less what
+   * it holds) whatever the thread holds; past it, the stream also needs room in the share.
    */
-  allowance(streamHeld: number): number {
-    if (streamHeld === 0) return this.freshBytes;
+  allowance(streamHeld: number, chunks: number): number {
     const own = this.streamCap - streamHeld;
-    const room = this.workerCap - this.reserve - this.held - this.promised;
-    const n = Math.min(own, room);
+    const n = chunks <= BASE_CHUNKS ? own : Math.min(own, this.share - this.held - this.promised);
     return n >= this.minRead ? n : 0;
+  }
+
+  /** Room left in the share (bytes), less what is promised. */
+  get shareRoom(): number {
+    return this.share - this.held - this.promised;
   }
 
   /** `n` bytes arrived on a stream now holding `streamHeld` (after them). */
@@ -145,10 +169,17 @@ export class BufferBudget {
     if (this.#waiters.size > 0) this.#wake();
   }
 
-  /** Unused promise given back (an armed receive ended below its limit). */
-  unpromise(n: number): void {
-    this.promised -= n;
-    if (n > 0 && this.#waiters.size > 0) this.#wake();
+  /**
+   * `n` held bytes were given back, waiters not told yet (io_uring returns the chunk's buffer to
+   * the kernel first, so a waiter that reads again finds it there); call notify() after.
+   */
+  uncharge(n: number): void {
+    this.held -= n;
+  }
+
+  /** Streams waiting for room get another look (after uncharge()). */
+  notify(): void {
+    if (this.#waiters.size > 0) this.#wake();
   }
 
   /** `waiter` reads again (onBudgetAvailable) once some room came back. */
@@ -175,7 +206,7 @@ export class BufferBudget {
       // A waiter that finds no room calls wait() again and goes to the back: stop after one pass.
       let n = this.#waiters.size;
       for (const waiter of this.#waiters) {
-        if (n-- === 0 || this.workerCap - this.reserve - this.held - this.promised < this.minRead) break;
+        if (n-- === 0 || this.shareRoom < this.minRead) break;
         this.#waiters.delete(waiter);
         waiter.onBudgetAvailable();
       }

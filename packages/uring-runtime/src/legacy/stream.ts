@@ -10,7 +10,12 @@
  */
 import type { Socket } from 'node:net';
 import type { RuntimeError } from '../errors.js';
-import { type BudgetWaiter, type BufferBudget, MAX_SOCKET_CHUNK } from '../internal/buffer-budget.js';
+import {
+  BASE_CHUNKS,
+  type BudgetWaiter,
+  type BufferBudget,
+  MAX_SOCKET_CHUNK,
+} from '../internal/buffer-budget.js';
 import { StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv } from '../internal/target-delivery.js';
 import {
@@ -113,9 +118,11 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   #buffered = 0;
   /** Bytes of chunks handed to readers and not released yet. */
   #lent = 0;
+  /** Chunks handed to readers and not released yet. */
+  #lentChunks = 0;
   /**
-   * Budget promised to the next 'data' event while the socket flows and this stream already holds
-   * bytes (0 or MAX_SOCKET_CHUNK): Node reads before anyone can say no, so the room is kept first.
+   * Budget promised to the next 'data' event while the socket flows and this stream is past its
+   * base chunk (0 or MAX_SOCKET_CHUNK): Node reads before anyone can say no, so the room is kept first.
    */
   #promise = 0;
   #paused = false;
@@ -193,6 +200,7 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   #lend(n: number): void {
     this.#buffered -= n;
     this.#lent += n;
+    this.#lentChunks++;
   }
 
   /** @internal A lent chunk of `n` bytes was released. */
@@ -201,6 +209,7 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     // socket's own memory, collected by GC) cannot keep budget from the thread.
     if (this.#closed) return;
     this.#lent -= n;
+    this.#lentChunks--;
     this.#registry.budget.discharge(n);
     this.#rebalance();
   }
@@ -216,8 +225,10 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   }
 
   /**
-   * Flows while the budget has room for one more 'data' event (the most libuv reads at once),
-   * kept as a promise when the stream already holds bytes; otherwise pauses and waits for room.
+   * Flows while the budget has room for one more 'data' event (the most libuv reads at once). A
+   * stream within its base chunk (holding at most the chunk a reader keeps) needs only its own
+   * room, so an idle keep-alive socket reserves nothing; past it the room is promised from the
+   * thread's share while the socket flows. Otherwise it pauses and waits for room.
    */
   #rebalance(): void {
     const budget = this.#registry.budget;
@@ -225,8 +236,14 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     this.#promise = 0;
     if (this.#closed) return;
     const held = this.#buffered + this.#lent;
-    if (budget.allowance(held) >= MAX_SOCKET_CHUNK) {
-      if (held > 0) {
+    const chunks = this.#chunks.length + this.#lentChunks;
+    // A stream holding its base chunk flows unpromised while the share has room for its next
+    // event (one holding nothing flows whatever the thread holds: its first read is its own).
+    if (
+      budget.allowance(held, chunks) >= MAX_SOCKET_CHUNK &&
+      (chunks === 0 || chunks > BASE_CHUNKS || budget.shareRoom >= MAX_SOCKET_CHUNK)
+    ) {
+      if (chunks > BASE_CHUNKS) {
         this.#promise = MAX_SOCKET_CHUNK;
         budget.promised += MAX_SOCKET_CHUNK;
       }
@@ -477,6 +494,7 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     const held = this.#buffered + this.#lent;
     this.#buffered = 0;
     this.#lent = 0;
+    this.#lentChunks = 0;
     budget.discharge(held);
     const socket = this.#socket;
     this.#closePromise = socket.closed

@@ -35,8 +35,11 @@ export interface UringDriverOptions {
   /** Submission queue entries of this thread's ring (the CQ gets 4x). Default 1024. */
   readonly entries?: number | undefined;
   /**
-   * Provided buffers for recv() (power of two, at most 32768). Default 256 (x 64 KiB = 16 MiB of
-   * address space; pages are touched only as bytes land in them).
+   * Provided buffers for recv() (power of two, at most 32768). Default 512 (x 64 KiB = 32 MiB of
+   * address space; pages are touched only as bytes land in them, and the kernel's ring holds at
+   * most the receive budget's share of them at once). Not 256: a proxied request pins about two
+   * buffers while in flight, and 64 concurrent ones kept half of 256 out, where the pool rules
+   * (one buffer per recv for growing streams) cost a re-armed recv per request.
    */
   readonly bufferCount?: number | undefined;
   /**
@@ -94,7 +97,7 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
   }
   const loaded = loadNative();
   if ('error' in loaded) throw new UringUnavailableError(loaded.error);
-  const bufferCount = options.bufferCount ?? 256;
+  const bufferCount = options.bufferCount ?? 512;
   if (bufferCount <= 0 || bufferCount > 32768 || (bufferCount & (bufferCount - 1)) !== 0) {
     throw new RangeError(`bufferCount must be a power of two up to 32768, got ${bufferCount}`);
   }

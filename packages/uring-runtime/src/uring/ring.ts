@@ -5,7 +5,7 @@
  * multishot recv. Not for socket semantics (stream.ts, listener.ts) or the Driver API (driver.ts).
  */
 import { constants } from 'node:os';
-import type { NativeBinding, RingInfo } from '@loch/native';
+import type { NativeBinding, RingInfo, RingInit } from '@loch/native';
 import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
 import {
   CQ_STRIDE,
@@ -54,6 +54,12 @@ const FREE = 0;
 const IN_FLIGHT = 1;
 const CANCELLING = 2;
 
+/** A plain stream reading from the provided-buffer pool with a multishot recv. */
+export interface PoolReader {
+  /** The pool is under pressure: a stream holding bytes stops its multishot (it re-arms within the rules). */
+  onPoolPressure(): void;
+}
+
 /** Something waiting for provided buffers to come back (a recv that got ENOBUFS). */
 export interface BufferWaiter {
   onBuffersAvailable(): void;
@@ -82,6 +88,11 @@ export class Ring {
   recvLimit = true;
   /** Provided buffers taken by plain streams' recvs and not given back yet. */
   buffersOut = 0;
+  /**
+   * Buffers kept out of the kernel's ring (Ring.publish): the kernel may fill only what is in it,
+   * so held bytes plus the ring's buffers stay within the budget's share without promises.
+   */
+  private readonly withheld: number[] = [];
   readonly bufferCount: number;
   /**
    * Provided buffers streams that already hold bytes may have out together: the rest of the pool
@@ -89,12 +100,21 @@ export class Ring {
    */
   readonly busyBuffers: number;
   /**
-   * Provided buffers out past which a stream holding nothing receives into a heap buffer of its
-   * own (HeapRecv in stream.ts) instead of the pool: an eighth of the pool (at least 2) is left.
+   * Provided buffers out past which a stream within its base chunk receives into a heap buffer of
+   * its own (HeapRecv in stream.ts) instead of the pool: an eighth of the pool (at least 2) is left.
    */
   readonly freshBuffers: number;
+  /**
+   * Buffers in the kernel's ring at or below which a stream within its base chunk receives into a
+   * heap buffer and a growing stream waits: an eighth of what the share lets the kernel hold.
+   */
+  readonly freshFloor: number;
   /** One-buffer recvs in flight of streams that hold bytes (each may take a buffer). */
   busyRecvs = 0;
+  /** Plain streams with a multishot recv armed (stopped together when the pool is under pressure). */
+  readonly multishots = new Set<PoolReader>();
+  /** Half the pool went out and the multishots of streams holding bytes were stopped. */
+  private pressure = false;
   /**
    * In-ring TLS: the plaintext pool's memory (TLS streams' recv chunks are views of it) and its
    * buffers' size; plaintext buffer `id` starts at `id * plainSize`.
@@ -154,6 +174,9 @@ export class Ring {
     this.busyBuffers = Math.max(1, options.bufferCount - Math.max(4, options.bufferCount >> 2));
     this.freshBuffers = Math.max(1, options.bufferCount - Math.max(2, options.bufferCount >> 3));
     this.budget = new BufferBudget(options.buffers, options.bufferSize);
+    // What the kernel may fill at first: as many whole buffers as the share holds.
+    const published = Math.min(options.bufferCount, Math.floor(this.budget.share / options.bufferSize));
+    this.freshFloor = Math.max(2, published >> 3);
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);
     this.pool = new Uint8Array(this.poolBuffer);
@@ -169,17 +192,58 @@ export class Ring {
     for (let i = initial - 1; i >= 0; i--) this.freeSlots[this.freeTop++] = i;
     this.targets.length = initial;
     this.pinned.length = initial;
-    this.info = binding.init(this.sq, this.cq, this.onCompleteBound, {
+    const init: RingInit & { readonly publishedBuffers: number } = {
       entries: options.entries,
       sqpoll: options.sqpoll,
       pool: this.pool,
       bufferCount: options.bufferCount,
       bufferSize: options.bufferSize,
       callerPins: true,
+      publishedBuffers: published,
       plainPool: this.plainPool,
       plainCount: this.plainCount,
       plainSize: this.plainSize,
-    });
+    };
+    this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
+    // Native put only the first `published` buffers in the kernel's ring (an older build: all).
+    const put = (this.info as RingInfo & { readonly publishedBuffers?: number }).publishedBuffers;
+    if (put !== undefined) for (let bid = options.bufferCount - 1; bid >= put; bid--) this.withheld.push(bid);
+  }
+
+  /**
+   * A plain stream's recv took a provided buffer. When that makes half the pool out, every armed
+   * multishot of a stream that holds bytes stops at once rather than at its own next completion
+   * (each could take one more buffer first, which many trickling streams add up to; a stream
+   * within its base re-arms a multishot until 3/4 are out); the check runs again once the pool
+   * came back below 3/8.
+   */
+  tookBuffer(): void {
+    const out = ++this.buffersOut;
+    if (out >= this.bufferCount >> 1) {
+      if (!this.pressure) {
+        this.pressure = true;
+        for (const reader of this.multishots) reader.onPoolPressure();
+      }
+    } else if (this.pressure && out < (this.bufferCount * 3) >> 3) this.pressure = false;
+    this.publish();
+  }
+
+  /** Provided buffers in the kernel's ring now, as far as JavaScript knows (TLS recvs borrow some). */
+  get buffersIn(): number {
+    return this.bufferCount - this.buffersOut - this.withheld.length;
+  }
+
+  /**
+   * Puts withheld buffers back in the kernel's ring while held bytes plus the ring's buffers stay
+   * within the share: the kernel then cannot receive past the thread's budget, whichever streams
+   * it fills, and a stream's recv needs no promise. Called when buffers were taken or given back.
+   */
+  publish(): void {
+    const withheld = this.withheld;
+    if (withheld.length === 0) return;
+    const budget = this.budget;
+    const room = Math.floor((budget.share - budget.held) / this.bufferSize) - this.buffersIn;
+    for (let i = 0; i < room && withheld.length > 0; i++) this.queueProvide(withheld.pop()!);
   }
 
   /** True when the ring can carry TLS sessions (in-ring TLS). */
@@ -323,6 +387,17 @@ export class Ring {
    */
   provide(bid: number): void {
     this.buffersOut--;
+    const budget = this.budget;
+    if (this.buffersIn * this.bufferSize + budget.held > budget.share) {
+      // The kernel could fill it past the share: kept until held bytes come back (publish()).
+      this.withheld.push(bid);
+      return;
+    }
+    this.queueProvide(bid);
+  }
+
+  /** Queues buffer `bid`'s return to the kernel's ring. */
+  private queueProvide(bid: number): void {
     if (this.count === this.capacity) this.flushNow(false);
     const o = this.count++ * SQ_STRIDE;
     const sq = this.sq;

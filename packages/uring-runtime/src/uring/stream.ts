@@ -6,8 +6,9 @@
  * (internal/stream-forms.ts). Not for connection setup (driver.ts) or accepting (listener.ts).
  *
  * Read policy: multishot recv is armed only when a reader asks (recvTo(), so recv() and the
- * iterator, or read() while it is already armed) and stays armed while data flows; an idle armed connection holds no
- * buffer (the kernel takes one from the ring only when bytes arrive). Chunks that arrive with no
+ * iterator, or read() while it is already armed) and stays armed while data flows, across messages
+ * of a keep-alive connection; an idle armed connection holds no buffer (the kernel takes one from
+ * the ring only when bytes arrive) and no budget (see arm()). Chunks that arrive with no
  * reader queue up to RECV_HIGH_WATER, then the multishot is cancelled and the kernel's socket
  * buffer (TCP flow control) holds the rest until a reader comes back. read(buf) takes bytes
  * already queued first, waits on the multishot while it is armed, and otherwise issues a plain
@@ -17,7 +18,7 @@
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding, NativeTlsSession } from '@loch/native';
 import { RuntimeError } from '../errors.js';
-import type { BudgetWaiter } from '../internal/buffer-budget.js';
+import { BASE_CHUNKS, type BudgetWaiter } from '../internal/buffer-budget.js';
 import { PromiseWrite, StreamForms } from '../internal/stream-forms.js';
 import { deliverRecv, deliverWritten } from '../internal/target-delivery.js';
 import {
@@ -47,7 +48,7 @@ import {
   OP_WRITEV,
   TLS_PEER_CLOSED,
 } from './records.js';
-import type { BufferWaiter, CompletionTarget, Ring } from './ring.js';
+import type { BufferWaiter, CompletionTarget, PoolReader, Ring } from './ring.js';
 
 const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
@@ -159,12 +160,6 @@ class HeapRecv implements CompletionTarget {
   onCompletion(res: number, _flags: number, slot: number): void {
     this.stream.onHeapCompletion(this, res, slot);
   }
-}
-
-/** Gives a chunk's buffer back by its code (a provided buffer, or a plaintext one). */
-function giveBack(ring: Ring, code: number): void {
-  if (code >= 0) ring.provide(code);
-  else ring.releasePlain(-code - 1);
 }
 
 /** A read(buf) waiting on the multishot recv: copies from the chunks it brings. */
@@ -306,7 +301,10 @@ class StreamRare {
  * at a time is rare; they go to an array created then); close, splice and extra-reader state
  * lives in a StreamRare made on first use.
  */
-export class UringStream extends StreamForms implements CompletionTarget, BufferWaiter, BudgetWaiter {
+export class UringStream
+  extends StreamForms
+  implements CompletionTarget, BufferWaiter, BudgetWaiter, PoolReader
+{
   /** True once close() started; in-flight ops then fail with ECANCELED. */
   closing = false;
   private remote: SocketAddress | undefined;
@@ -320,8 +318,8 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
    * the thread's BufferBudget.
    */
   private held = 0;
-  /** What is left of the budget promised to the armed recv (0 for a fresh stream's first read). */
-  private promiseLeft = 0;
+  /** Received chunks this stream holds (queued, or lent and not released): its tier in the budget. */
+  private chunks = 0;
   /** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
   private armLimited = false;
   /** The armed recv is a one-buffer recv of a stream holding bytes (counted in ring.busyRecvs). */
@@ -615,18 +613,21 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     const received = res > 0 && (flags & CQE_F_BUFFER) !== 0;
     if (received) {
       this.chargeReceived(res, (flags & (CQE_F_PLAIN | CQE_F_HEAP)) === 0);
-      // Past half the pool, a plain stream's multishot stops (it re-arms within the budgets).
+      // Under pool pressure, a plain stream growing past its base stops its multishot (it re-arms
+      // within the budgets, one buffer per recv).
       const ring = this.ring;
-      if (more && this.tls === 0 && !this.cancelRequested && ring.buffersOut >= ring.bufferCount >> 1) {
+      if (
+        more &&
+        this.tls === 0 &&
+        this.chunks > BASE_CHUNKS &&
+        !this.cancelRequested &&
+        ring.buffersOut >= ring.busyBuffers
+      ) {
         this.cancelRequested = true;
         ring.cancel(slot);
       }
     }
     if (!more) {
-      if (this.promiseLeft > 0) {
-        this.ring.budget.unpromise(this.promiseLeft);
-        this.promiseLeft = 0;
-      }
       if (res === -EINVAL && this.armLimited && !this.closing) {
         // The kernel has no byte limit on multishot recv (before Linux 6.17): from now on every
         // plain recv is one recv of at most the allowance (OP_RECV_SELECT), so the budgets hold.
@@ -634,6 +635,7 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
         res = -ECANCELED;
       }
       this.armLimited = false;
+      this.ring.multishots.delete(this);
       if (this.busyRecv) {
         this.busyRecv = false;
         this.ring.busyRecvs--;
@@ -681,8 +683,10 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
       this.feedWaiters();
     } else if (res < 0 && res !== -ECANCELED) {
       if (res === -ENOBUFS && !this.closing) {
-        // The pool is empty: retry when a buffer comes back.
-        if (this.waiter !== undefined || this.tlsHandshaking) this.ring.waitForBuffers(this);
+        // The kernel's ring is empty. A stream within its base chunk reads into a heap buffer of
+        // its own (it never waits behind others' buffers); others retry when a buffer comes back.
+        if (this.tls === 0 && this.chunks <= BASE_CHUNKS && this.waiter !== undefined) this.arm(true);
+        else if (this.waiter !== undefined || this.tlsHandshaking) this.ring.waitForBuffers(this);
       } else if (!this.closing) {
         this.failure = RuntimeError.fromErrno(res, 'recv', this.addressForError());
         if (this.tlsHandshaking) this.tlsEvents?.onTlsTransportEnd(this.failure);
@@ -747,6 +751,14 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     }
   }
 
+  /** Called by the ring when the pool came under pressure: a stream holding bytes stops its multishot. */
+  onPoolPressure(): void {
+    if (this.chunks > 0 && this.armedSlot >= 0 && !this.cancelRequested) {
+      this.cancelRequested = true;
+      this.ring.cancel(this.armedSlot);
+    }
+  }
+
   /** Called by the ring when a provided buffer was returned after we got ENOBUFS. */
   onBuffersAvailable(): void {
     if (!this.closing && (this.waiter !== undefined || this.tlsHandshaking)) this.arm();
@@ -762,24 +774,30 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
     return this.held;
   }
 
-  /** Counts `n` received bytes as held, out of the armed recv's promise first. */
+  /** Counts a received chunk of `n` bytes as held (`pooled`: it took a provided buffer). */
   private chargeReceived(n: number, pooled: boolean): void {
-    const budget = this.ring.budget;
-    if (this.promiseLeft > 0) {
-      const p = Math.min(n, this.promiseLeft);
-      this.promiseLeft -= p;
-      budget.promised -= p;
-    }
-    if (pooled) this.ring.buffersOut++;
-    budget.charge(n, (this.held += n));
+    const ring = this.ring;
+    this.chunks++;
+    ring.budget.charge(n, (this.held += n));
+    // The kernel's ring lost a buffer: stops growth at half the pool, tops the ring up.
+    if (pooled) ring.tookBuffer();
   }
 
   /** @internal Gives a received chunk's buffer back and its `charge` bytes back to the budget. */
   giveBackChunk(code: number, charge: number): void {
-    if (code <= HEAP_BASE) this.rare?.heap?.delete(code);
-    else giveBack(this.ring, code);
+    const ring = this.ring;
+    const budget = ring.budget;
     this.held -= charge;
-    this.ring.budget.discharge(charge);
+    this.chunks--;
+    // Bytes first, so the buffer goes back to the kernel if the share allows, then waiters.
+    budget.uncharge(charge);
+    if (code >= 0) ring.provide(code);
+    else {
+      if (code <= HEAP_BASE) this.rare?.heap?.delete(code);
+      else ring.releasePlain(-code - 1);
+      ring.publish();
+    }
+    budget.notify();
   }
 
   /** A plain read saw end of stream. */
@@ -867,70 +885,68 @@ export class UringStream extends StreamForms implements CompletionTarget, Buffer
   }
 
   /**
-   * Starts receiving within the buffer budget (internal/buffer-budget.ts), for what a plain
-   * stream and its thread may still hold (the allowance): with room for more than one buffer, a
-   * multishot recv whose byte limit (sqe optlen) the kernel stops at (its last recv may fill a
-   * whole buffer, so the limit is the allowance less one buffer); with less, one recv of at most
-   * the allowance (OP_RECV_SELECT); with none, the stream waits for the budget and the socket
-   * buffer fills, which is TCP backpressure to the peer. A stream that holds bytes has its
-   * allowance promised until the recv ends, so streams receiving at once cannot together pass
-   * the thread's cap. A TLS stream's recv (ciphertext fed to the ring's session) is not limited:
+   * Starts receiving within the buffer budgets (internal/buffer-budget.ts). The stream's own cap
+   * is the kernel's byte limit of a multishot recv (sqe optlen: the kernel ends the multishot once
+   * that many bytes arrived; its last recv may fill a whole buffer, so the limit is the room less
+   * one buffer), so a flood cannot pass it whatever the reader does. The thread's share needs no
+   * promise: the kernel can fill only the buffers in its ring, and Ring.publish keeps held bytes
+   * plus those within the share. So a keep-alive stream's multishot stays armed across messages
+   * (until its limit's worth of bytes went by) and an idle one reserves nothing.
+   *
+   * Tiers: a stream within its base chunk (holding at most the one chunk a reader keeps) always
+   * reads, into a heap buffer of its own when the ring is nearly out (`heap`: the kernel said
+   * ENOBUFS). A stream growing past it needs room in the share and in the pool: past half the
+   * pool it gets one buffer per recv (OP_RECV_SELECT), and it waits (TCP backpressure) while the
+   * ring is nearly out or 3/4 of the pool is out, since a peer trickling small pieces pins a whole
+   * buffer per piece. A TLS stream's recv (ciphertext fed to the ring's session) is not limited:
    * it stops at the queue's high-water mark.
    */
-  private arm(): void {
+  private arm(heap = false): void {
     if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
     const ring = this.ring;
     let op = OP_RECV_MULTI;
     let len = 0;
     if (this.tls === 0) {
       const budget = ring.budget;
-      const held = this.held;
-      // Bytes are not the only thing held: each completion takes a whole provided buffer, so a
-      // peer trickling small pieces could empty the pool within the byte budget. A stream that
-      // holds bytes stops while the busy share of the pool is out or promised to one-buffer recvs
-      // of such streams; past half the pool it gets one buffer per recv (no multishot).
-      const busy = held > 0;
-      if (!busy && ring.buffersOut >= ring.freshBuffers) {
-        // The pool is nearly out (streams with blocked readers keep a buffer each): this stream's
-        // first bytes go to a heap buffer of their own rather than wait behind them.
-        this.armHeap(Math.min(budget.allowance(0), HEAP_RECV_BYTES));
-        return;
-      }
-      const allowance = budget.allowance(held);
+      const base = this.chunks <= BASE_CHUNKS;
+      const allowance = budget.allowance(this.held, this.chunks);
       if (allowance === 0) {
         budget.wait(this);
         return;
       }
-      if (busy && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
-        // The pool's busy share is out. Waiting for a buffer here can deadlock: the buffers out
-        // may belong to streams that give them back only when this one makes progress (idle
-        // keep-alive connections each still holding their last chunk, whose next request waits
-        // on this stream). Within its byte allowance (promised, as for any stream that holds
-        // bytes) the stream reads into a heap buffer of its own instead, so the pool stays
-        // bounded and the byte budgets hold.
-        const len = Math.min(allowance, HEAP_RECV_BYTES);
-        this.promiseLeft = len;
-        budget.promised += len;
-        this.armHeap(len);
+      if (heap || ring.buffersIn <= ring.freshFloor || ring.buffersOut >= ring.freshBuffers) {
+        // The ring is nearly out: streams with blocked readers keep buffers, or the share is held.
+        // A base read goes to a heap buffer of its own rather than wait behind them (idle
+        // keep-alive streams holding their last chunk may be what holds them); growth waits.
+        if (base) this.armHeap(Math.min(allowance, HEAP_RECV_BYTES));
+        else budget.wait(this);
+        return;
+      }
+      if (!base && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
+        budget.wait(this);
         return;
       }
       const bufferSize = ring.bufferSize;
-      if (ring.recvLimit && allowance >= bufferSize && (!busy || ring.buffersOut < ring.bufferCount >> 1)) {
+      // One buffer per recv for a growing stream past half the pool, and for any stream holding
+      // bytes under pressure; a multishot otherwise.
+      const out = ring.buffersOut;
+      if (
+        ring.recvLimit &&
+        allowance >= bufferSize &&
+        (base ? this.chunks === 0 || out < ring.busyBuffers : out < ring.bufferCount >> 1)
+      ) {
         len = allowance - bufferSize + 1;
       } else {
         op = OP_RECV_SELECT;
         len = Math.min(allowance, bufferSize);
-        if (busy) {
+        if (!base) {
           this.busyRecv = true;
           ring.busyRecvs++;
         }
       }
-      if (held > 0) {
-        this.promiseLeft = allowance;
-        budget.promised += allowance;
-      }
     }
     this.armLimited = op === OP_RECV_MULTI && len > 0;
+    if (op === OP_RECV_MULTI && this.tls === 0) ring.multishots.add(this);
     this.armedSlot = ring.alloc(this);
     this.inFlight++;
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);

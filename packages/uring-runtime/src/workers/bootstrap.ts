@@ -59,7 +59,7 @@ function injectFault(fault: 'throw' | 'exit'): void {
 async function run(): Promise<void> {
   const tid = threadId();
   const affinity = pin(boot.cpu);
-  setThreadRuntimeDefaults({ driver: boot.driver, uring: boot.uring });
+  setThreadRuntimeDefaults({ driver: boot.driver, uring: boot.uring, buffers: boot.buffers });
   const runtime = await currentRuntime();
   const stopController = new AbortController();
   let handler: CommandHandler | undefined;

@@ -2,6 +2,7 @@
  * Messages between start()'s main thread and its workers. Internal to the workers module; not
  * for user code, which sees broadcast()/onCommand().
  */
+import type { BufferBudgetOptions } from '../internal/buffer-budget.js';
 import type { DriverChoice } from '../runtime.js';
 
 /** workerData of every Loch worker. */
@@ -16,6 +17,7 @@ export interface WorkerBoot {
   readonly faults: boolean;
   readonly driver: DriverChoice | undefined;
   readonly uring: Readonly<Record<string, unknown>> | undefined;
+  readonly buffers: BufferBudgetOptions | undefined;
   readonly cpu: number | undefined;
   readonly data: unknown;
 }

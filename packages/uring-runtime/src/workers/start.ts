@@ -13,6 +13,7 @@ import { dirname, join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { RuntimeError } from '../errors.js';
+import type { BufferBudgetOptions } from '../internal/buffer-budget.js';
 import { type DriverChoice, resolveDriverChoice } from '../runtime.js';
 import type { FromWorker, ToWorker, WireError, WorkerBoot } from './protocol.js';
 
@@ -63,6 +64,8 @@ export interface StartOptions {
   readonly driver?: DriverChoice | undefined;
   /** Options of the io_uring driver in every worker. */
   readonly uring?: Readonly<Record<string, unknown>> | undefined;
+  /** Receive budgets of every worker's runtime (RuntimeOptions.buffers; env when absent). */
+  readonly buffers?: BufferBudgetOptions | undefined;
   /** Passed to every worker as `context.data` (structured clone); see WorkerPool.setData. */
   readonly data?: unknown;
   /**
@@ -672,6 +675,7 @@ export async function start(options: StartOptions, main: string | URL): Promise<
       faults,
       driver: options.driver,
       uring: options.uring,
+      buffers: options.buffers,
       cpu: cpus[index],
       data,
     };

@@ -299,6 +299,69 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
     30_000,
   );
   it.skipIf(skip !== undefined)(
+    'sixteen idle streams that hold a chunk and read again under a 2 MiB cap are all served (no reserved room)',
+    async () => {
+      // Idle keep-alive connections each keep their last chunk and wait for the next message, as
+      // an HTTP/1.1 client does. An armed read that reserved room in the thread's share until
+      // data came (256 KiB each) let the first six reserve the 1.5 MiB share and the other ten
+      // wait for room that never came back: their next messages were never read.
+      const rt = await createRuntime({
+        driver: name,
+        log: () => undefined,
+        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+      });
+      runtime = rt;
+      const driver = rt.driver;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      const encoder = new TextEncoder();
+      const clients: ByteStream[] = [];
+      const servers: ByteStream[] = [];
+      const kept: RecvChunk[] = [];
+      for (let i = 0; i < 16; i++) {
+        const client = await driver.connectTcp({ host: '127.0.0.1', port });
+        clients.push(client);
+        const stream = await listener.accept();
+        servers.push(stream);
+        await client.writeAll(encoder.encode(`first ${i}`));
+        const chunk = await stream.recv();
+        expect(chunk).not.toBeNull();
+        kept.push(chunk!);
+      }
+      // Every stream reads again while it holds its chunk (armed and idle), then its peer writes.
+      const next = servers.map((stream) => stream.recv());
+      await tick(20);
+      for (let i = 0; i < 16; i++) await clients[i]!.writeAll(encoder.encode(`second ${i}`));
+      // A bounded wait: a stream that never reads its message fails the test instead of hanging it.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(`not every stream read its second message: ${JSON.stringify(rt.bufferStats())}`),
+            ),
+          10_000,
+        );
+      });
+      try {
+        const got = await Promise.race([Promise.all(next), deadline]);
+        expect(got.map((chunk) => new TextDecoder().decode(chunk!.bytes))).toEqual(
+          servers.map((_, i) => `second ${i}`),
+        );
+        for (const chunk of got) chunk!.release();
+      } finally {
+        clearTimeout(timer);
+      }
+      expect(rt.bufferStats()!.peakHeld).toBeLessThanOrEqual(WORKER_CAP);
+      for (const chunk of kept) chunk.release();
+      for (const stream of servers) await stream.close();
+      for (const client of clients) await client.close();
+      await listener.close();
+      expect(rt.bufferStats()!.held).toBe(0);
+    },
+    20_000,
+  );
+  it.skipIf(skip !== undefined)(
     'a stream that holds a chunk and reads again is served when held buffers fill the pool share (no deadlock)',
     async () => {
       // 16 buffers: the busy share is 12. Twelve connections each keep the one chunk they got
