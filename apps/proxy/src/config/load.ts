@@ -12,6 +12,7 @@ import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { gatewayRouteOf, mergeGatewayRoutes } from '../gateway/config.js';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
+import { intHeaderKey, unknownIntHeader } from '../thrift/int-headers.js';
 import { thriftPseudonymOf } from '../thrift/pseudonym-config.js';
 import {
   type AccessLogOutput,
@@ -648,6 +649,9 @@ function normalizeThriftServer(
         message: 'every upstream has weight 0: nothing could be chosen',
       });
     const matchHeaders = 'match_headers' in r ? r.match_headers : undefined;
+    const matchInt = 'match_int_headers' in r ? r.match_int_headers : undefined;
+    const matchIntHeaders =
+      matchInt === undefined ? undefined : intHeaderMap(matchInt, `${rat}.match_int_headers`, issues);
     const route: ThriftRouteConfig = {
       methods,
       service,
@@ -655,8 +659,10 @@ function normalizeThriftServer(
       upstreams,
       ...thriftRewrite(r, rat, issues),
       ...(matchHeaders === undefined ? {} : { matchHeaders: new Map(Object.entries(matchHeaders)) }),
+      ...(matchIntHeaders === undefined ? {} : { matchIntHeaders }),
     };
-    if (methods !== undefined || service !== undefined || matchHeaders !== undefined) matched.push(route);
+    const matches = matchHeaders !== undefined || matchIntHeaders !== undefined;
+    if (methods !== undefined || service !== undefined || matches) matched.push(route);
     else if (fallback)
       issues.push({
         path: rat,
@@ -701,6 +707,22 @@ function normalizeThriftServer(
   };
 }
 
+/** `{ <int header key> = value }` of a thrift route, keys resolved (int-headers.ts). */
+function intHeaderMap(
+  written: Record<string, string>,
+  at: string,
+  issues: ConfigIssue[],
+): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const [name, value] of Object.entries(written)) {
+    const key = intHeaderKey(name);
+    if (key === undefined) issues.push({ path: `${at}.${name}`, message: unknownIntHeader(name) });
+    else if (out.has(key)) issues.push({ path: `${at}.${name}`, message: `key ${key} is given twice` });
+    else out.set(key, value);
+  }
+  return out;
+}
+
 /** A thrift route's call rewrite keys (only those it sets). */
 function thriftRewrite(
   r: NonNullable<ThriftServerFile['route']>,
@@ -708,11 +730,12 @@ function thriftRewrite(
   issues: ConfigIssue[],
 ): Pick<
   ThriftRouteConfig,
-  'headerRewrite' | 'renames' | 'upstreamFraming' | 'upstreamProtocol' | 'timeouts'
+  'headerRewrite' | 'intHeaderRewrite' | 'renames' | 'upstreamFraming' | 'upstreamProtocol' | 'timeouts'
 > {
   const out: {
     -readonly [K in
       | 'headerRewrite'
+      | 'intHeaderRewrite'
       | 'renames'
       | 'upstreamFraming'
       | 'upstreamProtocol'
@@ -728,6 +751,26 @@ function thriftRewrite(
       add: new Map(Object.entries(r.headers.add ?? {})),
       set: new Map(Object.entries(r.headers.set ?? {})),
       remove: r.headers.remove ?? [],
+    };
+  }
+  const ih = r.int_headers;
+  if (ih !== undefined) {
+    const iat = `${at}.int_headers`;
+    if (r.upstream_framing !== undefined && r.upstream_framing !== 'ttheader')
+      issues.push({
+        path: iat,
+        message: `upstream_framing = "${r.upstream_framing}" carries no integer headers: use "ttheader"`,
+      });
+    const remove: number[] = [];
+    (ih.remove ?? []).forEach((name, i) => {
+      const key = intHeaderKey(name);
+      if (key === undefined) issues.push({ path: `${iat}.remove[${i}]`, message: unknownIntHeader(name) });
+      else remove.push(key);
+    });
+    out.intHeaderRewrite = {
+      add: intHeaderMap(ih.add ?? {}, `${iat}.add`, issues),
+      set: intHeaderMap(ih.set ?? {}, `${iat}.set`, issues),
+      remove,
     };
   }
   if (r.rename_method !== undefined) out.renames = new Map(Object.entries(r.rename_method));

@@ -331,6 +331,17 @@ export const ThriftDefaultRouteSchema = z.strictObject({
       remove: z.array(z.string().min(1)).optional(),
     })
     .optional(),
+  /**
+   * TTHeader integer info headers on the way upstream, as `headers`: keys are Kitex's names
+   * (`to_service`, `TO_METHOD`...) or numbers 0-65535 (load.ts resolves and checks them).
+   */
+  int_headers: z
+    .strictObject({
+      add: z.record(z.string().min(1), z.string()).optional(),
+      set: z.record(z.string().min(1), z.string()).optional(),
+      remove: z.array(z.union([z.string().min(1), z.number().int()])).optional(),
+    })
+    .optional(),
   /** Method renames, `{ "Svc:old" = "Svc:new" }` or bare names; the reply gets the old name back. */
   rename_method: z.record(z.string().min(1), z.string().min(1)).optional(),
   /** The framing spoken upstream (default: the caller's); replies go back in the caller's. */
@@ -356,6 +367,8 @@ export const ThriftRouteSchema = ThriftDefaultRouteSchema.extend({
   service: z.string().min(1).optional(),
   /** THeader/TTHeader string info headers the call must carry with these values. */
   match_headers: z.record(z.string().min(1), z.string()).optional(),
+  /** TTHeader integer info headers the call must carry, keyed as in `int_headers`. */
+  match_int_headers: z.record(z.string().min(1), z.string()).optional(),
 });
 
 /** Monolake's thrift `timeout` table: whole seconds. */
@@ -692,10 +705,18 @@ export interface ThriftRouteConfig {
     readonly set: ReadonlyMap<string, string>;
     readonly remove: readonly string[];
   };
+  /** TTHeader integer info headers changed on the way upstream. */
+  readonly intHeaderRewrite?: {
+    readonly add: ReadonlyMap<number, string>;
+    readonly set: ReadonlyMap<number, string>;
+    readonly remove: readonly number[];
+  };
   /** Message name -> the name sent upstream. */
   readonly renames?: ReadonlyMap<string, string>;
   /** String info headers a call must carry (with these values) for this route. */
   readonly matchHeaders?: ReadonlyMap<string, string>;
+  /** TTHeader integer info headers a call must carry (with these values) for this route. */
+  readonly matchIntHeaders?: ReadonlyMap<number, string>;
   /** The route's own upstream deadlines (ms, 0 = none), over the server's. */
   readonly timeouts?: { readonly upstreamConnect?: number; readonly upstreamCall?: number };
   readonly upstreamFraming?: 'framed' | 'theader' | 'ttheader';

@@ -1,5 +1,6 @@
 /**
- * A route's call rewrite (rewrite.ts) on decoded frames: info headers removed, set and added,
+ * A route's call rewrite (rewrite.ts) on decoded frames: info headers (string and TTHeader
+ * integer ones) removed, set and added,
  * a multiplexed method renamed and the reply's name given back (full, or bare as Apache's
  * TMultiplexedProcessor answers), the framing and protocol spoken upstream (the reply
  * transcoded back), and a route without rewrite keys costing nothing.
@@ -15,6 +16,7 @@ import {
   readMessageHeader,
   readStruct,
   type ThriftFrame,
+  TTHeaderIntKey,
   TType,
 } from '@loch/thrift';
 import { describe, expect, it } from 'vitest';
@@ -63,6 +65,49 @@ function body(protocol: ProtocolName, payload: Uint8Array) {
 describe('RouteRewrite', () => {
   it('is undefined for a route that changes nothing', () => {
     expect(RouteRewrite.of(base)).toBeUndefined();
+  });
+
+  it('removes, then sets, then adds TTHeader integer headers, which survive re-encoding', () => {
+    const rewrite = RouteRewrite.of({
+      ...base,
+      intHeaderRewrite: {
+        remove: [TTHeaderIntKey.LOG_ID],
+        set: new Map([[TTHeaderIntKey.FROM_SERVICE, 'loch']]),
+        add: new Map([
+          [TTHeaderIntKey.TO_CLUSTER, 'default'],
+          [TTHeaderIntKey.ENV, 'prod'],
+        ]),
+      },
+    })!;
+    const call = decodeFrame(
+      'ttheader',
+      encodeFrame(
+        {
+          framing: 'ttheader',
+          protocol: 'binary',
+          intHeaders: new Map([
+            [TTHeaderIntKey.LOG_ID, 'l1'],
+            [TTHeaderIntKey.FROM_SERVICE, 'caller'],
+            [TTHeaderIntKey.TO_CLUSTER, 'canary'],
+          ]),
+          headers: new Map([['tenant', 'gold']]),
+        },
+        message('binary', 'get', MessageType.CALL, 3),
+      ),
+    );
+    const out = rewrite.outgoing(call, 'get');
+    const expected = [
+      [TTHeaderIntKey.FROM_SERVICE, 'loch'],
+      [TTHeaderIntKey.TO_CLUSTER, 'canary'],
+      [TTHeaderIntKey.ENV, 'prod'],
+    ];
+    expect([...out.intHeaders].sort((a, b) => a[0] - b[0])).toEqual(expected);
+    // String headers untouched; the caller's frame as it was.
+    expect(out.headers).toBe(call.headers);
+    expect(call.intHeaders.get(TTHeaderIntKey.LOG_ID)).toBe('l1');
+    // What goes upstream carries them.
+    const sent = decodeFrame('ttheader', encodeFrame(out, out.payload));
+    expect([...sent.intHeaders].sort((a, b) => a[0] - b[0])).toEqual(expected);
   });
 
   it('removes, then sets, then adds info headers', () => {

@@ -1,6 +1,8 @@
 /**
  * What a thrift route changes in a call on its way upstream, and undoes in the reply: info
- * headers (THeader/TTHeader string headers: `remove`, then `set`, then `add` unless present),
+ * headers (THeader/TTHeader string headers, and TTHeader integer ones: `remove`, then `set`,
+ * then `add` unless present; integer headers exist only in TTHeader, so a call sent upstream in
+ * another framing carries none),
  * method renames (`"Svc:old" = "Svc:new"` or bare names; the reply's name is given back the
  * caller's: the renamed full name, or its bare method as Apache's TMultiplexedProcessor
  * answers, becomes the original one), and the framing and protocol spoken upstream (the reply
@@ -24,12 +26,14 @@ export class RouteRewrite {
   readonly #framing: FramingName | undefined;
   readonly #protocol: ProtocolName | undefined;
   readonly #headers: ThriftRouteConfig['headerRewrite'];
+  readonly #intHeaders: ThriftRouteConfig['intHeaderRewrite'];
 
   /** The rewrite of `route`, or undefined when it changes nothing. */
   static of(route: ThriftRouteConfig): RouteRewrite | undefined {
     const none =
       route.renames === undefined &&
       route.headerRewrite === undefined &&
+      route.intHeaderRewrite === undefined &&
       route.upstreamFraming === undefined &&
       route.upstreamProtocol === undefined;
     return none ? undefined : new RouteRewrite(route);
@@ -40,6 +44,7 @@ export class RouteRewrite {
     this.#framing = route.upstreamFraming;
     this.#protocol = route.upstreamProtocol;
     this.#headers = route.headerRewrite;
+    this.#intHeaders = route.intHeaderRewrite;
   }
 
   /** The framing calls are sent upstream in. */
@@ -54,15 +59,10 @@ export class RouteRewrite {
     if (renamed !== undefined) payload = rewriteMessageName(frame.protocol, payload, renamed);
     const protocol = this.#protocol ?? frame.protocol;
     if (protocol !== frame.protocol) payload = transcodeMessage(payload, frame.protocol, protocol);
-    let headers = frame.headers;
     const h = this.#headers;
-    if (h !== undefined) {
-      const next = new Map(headers);
-      for (const key of h.remove) next.delete(key);
-      for (const [key, value] of h.set) next.set(key, value);
-      for (const [key, value] of h.add) if (!next.has(key)) next.set(key, value);
-      headers = next;
-    }
+    const headers = h === undefined ? frame.headers : rewritten(frame.headers, h);
+    const ih = this.#intHeaders;
+    const intHeaders = ih === undefined ? frame.intHeaders : rewritten(frame.intHeaders, ih);
     const framing = this.#framing ?? frame.framing;
     const reframed = framing !== frame.framing;
     return {
@@ -70,6 +70,7 @@ export class RouteRewrite {
       framing,
       protocol,
       headers,
+      intHeaders,
       payload,
       // THeader and TTHeader flags mean different things; transforms are THeader's.
       flags: reframed ? 0 : frame.flags,
@@ -88,6 +89,22 @@ export class RouteRewrite {
     if (got === bareName(renamed)) return rewriteMessageName(protocol, payload, bareName(name));
     return payload;
   }
+}
+
+/** `headers` after a route's `remove`, then `set`, then `add` (unless present). */
+function rewritten<K>(
+  headers: ReadonlyMap<K, string>,
+  change: {
+    readonly add: ReadonlyMap<K, string>;
+    readonly set: ReadonlyMap<K, string>;
+    readonly remove: readonly K[];
+  },
+): ReadonlyMap<K, string> {
+  const next = new Map(headers);
+  for (const key of change.remove) next.delete(key);
+  for (const [key, value] of change.set) next.set(key, value);
+  for (const [key, value] of change.add) if (!next.has(key)) next.set(key, value);
+  return next;
 }
 
 /** The method of a possibly multiplexed name ("Svc:m" -> "m"). */

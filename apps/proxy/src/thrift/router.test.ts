@@ -145,3 +145,78 @@ describe('thrift routes by header values', () => {
     expect(r.match(target)).toBe('gold');
   });
 });
+
+describe('thrift routes by TTHeader integer header values', () => {
+  const intRoute = (name: string, match: [number, string][], methods?: string[]) => {
+    const config: ThriftRouteConfig = {
+      methods,
+      service: undefined,
+      loadBalancer: 'first',
+      upstreams: [],
+      matchIntHeaders: new Map(match),
+    };
+    names.set(config, name);
+    return config;
+  };
+  const r = router([
+    route('by method', ['Charge']),
+    intRoute('to payments', [[TTHeaderIntKey.TO_SERVICE, 'payments']]),
+    intRoute('stress charge', [[TTHeaderIntKey.STRESS_TAG, '1']], ['Charge']),
+    intRoute('mixed', [[TTHeaderIntKey.TO_CLUSTER, 'canary']]),
+    route('default'),
+  ]);
+  const ints = (entries: [number, string][]) => new Map(entries);
+
+  it('takes an integer-header route when every key it names has its value', () => {
+    const call = (intHeaders: Map<number, string>, method = 'Charge') =>
+      r.match({ method, service: undefined, intHeaders });
+    expect(call(ints([[TTHeaderIntKey.TO_SERVICE, 'payments']]))).toBe('to payments');
+    expect(call(ints([[TTHeaderIntKey.TO_SERVICE, 'orders']]))).toBe('by method');
+    expect(call(ints([[TTHeaderIntKey.STRESS_TAG, '1']]))).toBe('stress charge');
+    expect(call(ints([[TTHeaderIntKey.STRESS_TAG, '1']]), 'Refund')).toBe('default');
+    expect(call(ints([[TTHeaderIntKey.TO_CLUSTER, 'canary']]), 'Refund')).toBe('mixed');
+    expect(r.match({ method: 'Refund', service: undefined })).toBe('default');
+  });
+
+  it('never takes a string header for an integer one', () => {
+    const call = r.match({
+      method: 'Refund',
+      service: undefined,
+      headers: new Map([[String(TTHeaderIntKey.TO_CLUSTER), 'canary']]),
+      intHeaders: new Map(),
+    });
+    expect(call).toBe('default');
+  });
+
+  it('needs both kinds when a route names both', () => {
+    const both: ThriftRouteConfig = {
+      methods: undefined,
+      service: undefined,
+      loadBalancer: 'first',
+      upstreams: [],
+      matchHeaders: new Map([['tenant', 'gold']]),
+      matchIntHeaders: new Map([[TTHeaderIntKey.TO_METHOD, 'Charge']]),
+    };
+    names.set(both, 'both kinds');
+    const only = router([both, route('default')]);
+    const tenant = new Map([['tenant', 'gold']]);
+    const method = new Map([[TTHeaderIntKey.TO_METHOD, 'Charge']]);
+    expect(only.match({ method: 'x', service: undefined, headers: tenant, intHeaders: method })).toBe(
+      'both kinds',
+    );
+    expect(only.match({ method: 'x', service: undefined, headers: tenant, intHeaders: new Map() })).toBe(
+      'default',
+    );
+    expect(only.match({ method: 'x', service: undefined, headers: new Map(), intHeaders: method })).toBe(
+      'default',
+    );
+  });
+
+  it('sees the integer headers of a decoded TTHeader frame through callTarget', () => {
+    const target = callTarget(
+      frame('Charge', { intHeaders: ints([[TTHeaderIntKey.TO_SERVICE, 'payments']]) }),
+      'Charge',
+    );
+    expect(r.match(target)).toBe('to payments');
+  });
+});

@@ -7,8 +7,9 @@
  * allocates nothing but the split of a multiplexed name. Not for picking an upstream (the
  * route's balancer) or forwarding (service.ts).
  *
- * Precedence, most specific first: routes with `match_headers` (in config order, each taken
- * when every header it names has its value and its method and service, if given, match),
+ * Precedence, most specific first: routes with `match_headers` or `match_int_headers` (TTHeader
+ * integer keys) in config order, each taken when every header it names has its value and its
+ * method and service, if given, match;
  * then service and method, method, service, the default route. Among routes of the same kind
  * the first in the config wins.
  */
@@ -26,15 +27,19 @@ export interface CallTarget {
   readonly service: string | undefined;
   /** The call's string info headers (THeader/TTHeader), for routes matching on them. */
   readonly headers?: ReadonlyMap<string, string>;
+  /** The call's TTHeader integer info headers, for routes matching on them. */
+  readonly intHeaders?: ReadonlyMap<number, string>;
 }
 
 /** Splits a message name and reads the service a call is addressed to. */
 export function callTarget(frame: ThriftFrame, name: string): CallTarget {
   const colon = name.indexOf(':');
   const headers = frame.headers;
-  if (colon >= 0) return { method: name.slice(colon + 1), service: name.slice(0, colon), headers };
-  const service = frame.intHeaders.get(TTHeaderIntKey.TO_SERVICE) ?? headers.get(SERVICE_HEADER) ?? undefined;
-  return { method: name, service: service === '' ? undefined : service, headers };
+  const intHeaders = frame.intHeaders;
+  if (colon >= 0)
+    return { method: name.slice(colon + 1), service: name.slice(0, colon), headers, intHeaders };
+  const service = intHeaders.get(TTHeaderIntKey.TO_SERVICE) ?? headers.get(SERVICE_HEADER) ?? undefined;
+  return { method: name, service: service === '' ? undefined : service, headers, intHeaders };
 }
 
 /** Routes of one server, compiled. `R` is what a route compiles to (the config, or a runtime route). */
@@ -51,7 +56,7 @@ export class ThriftRouter<R> {
     for (const config of routes) {
       const route = compile(config);
       const { methods, service } = config;
-      if (config.matchHeaders !== undefined) {
+      if (config.matchHeaders !== undefined || config.matchIntHeaders !== undefined) {
         this.#byHeaders.push({ config, route });
         continue;
       }
@@ -93,11 +98,18 @@ export class ThriftRouter<R> {
   }
 }
 
-/** Whether a route with `match_headers` takes a call: every condition it gives holds. */
+/** Whether a route with header matchers takes a call: every condition it gives holds. */
 function headerRouteTakes(config: ThriftRouteConfig, target: CallTarget): boolean {
-  const headers = target.headers;
-  if (headers === undefined) return false;
-  for (const [key, value] of config.matchHeaders!) if (headers.get(key) !== value) return false;
+  if (config.matchHeaders !== undefined) {
+    const headers = target.headers;
+    if (headers === undefined) return false;
+    for (const [key, value] of config.matchHeaders) if (headers.get(key) !== value) return false;
+  }
+  if (config.matchIntHeaders !== undefined) {
+    const intHeaders = target.intHeaders;
+    if (intHeaders === undefined) return false;
+    for (const [key, value] of config.matchIntHeaders) if (intHeaders.get(key) !== value) return false;
+  }
   if (config.methods !== undefined) {
     const full = target.service === undefined ? undefined : `${target.service}:${target.method}`;
     const named = config.methods.some((m) =>

@@ -6,7 +6,9 @@
  * headers set, added and removed (python3-thrift THeader client), a route taken by a header
  * value (match_headers), unframed clients accepted by `accept_unframed` (npm thrift buffered),
  * and a route that speaks
- * TTHeader compact upstream to framed binary (npm thrift) and THeader binary (python) clients.
+ * TTHeader compact upstream to framed binary (npm thrift) and THeader binary (python) clients;
+ * TTHeader integer info headers (@loch/thrift TTHeader clients): routes taken by their values
+ * (match_int_headers, Kitex names and numbers) and headers set, added and removed (int_headers).
  * The upstream is a @loch/thrift server that answers what it saw.
  */
 import * as net from 'node:net';
@@ -17,6 +19,7 @@ import {
   readMessageHeader,
   type ThriftRequest,
   ThriftServer,
+  TTHeaderIntKey,
 } from '@loch/thrift';
 import { createRuntime, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,18 +37,19 @@ import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnecta
 const drivers = availableDrivers();
 
 /**
- * Answers "R:<framing>:<protocol>:<name>:<text>:<headers k=v;...>", named as called, or by the
- * bare method when the text is "bare".
+ * Answers "R:<framing>:<protocol>:<name>:<text>:<headers k=v;...>" (TTHeader integer headers
+ * after the string ones as #<key>=v), named as called, or by the bare method when the text is
+ * "bare".
  */
 async function seeingUpstream(runtime: Runtime) {
   const server = new ThriftServer({
     call(req: ThriftRequest) {
       const text = readText(req.reader());
       const f = req.frame;
-      const headers = [...f.headers]
-        .map(([k, v]) => `${k}=${v}`)
-        .sort()
-        .join(';');
+      const headers = [
+        ...[...f.headers].map(([k, v]) => `${k}=${v}`).sort(),
+        ...[...f.intHeaders].sort((a, b) => a[0] - b[0]).map(([k, v]) => `#${k}=${v}`),
+      ].join(';');
       const name =
         text === 'bare' ? req.header.name.slice(req.header.name.indexOf(':') + 1) : req.header.name;
       const w = createWriter(f.protocol);
@@ -90,6 +94,7 @@ describe.each(drivers)('loch rewriting thrift calls per route (driver %s)', (dri
   let loch: Loch;
   let port: number;
   let bufferedPort: number;
+  let ttPort: number;
   const clients: { close(): unknown }[] = [];
 
   beforeAll(async () => {
@@ -97,6 +102,7 @@ describe.each(drivers)('loch rewriting thrift calls per route (driver %s)', (dri
     up = await seeingUpstream(runtime);
     port = await freePort();
     bufferedPort = await freePort();
+    ttPort = await freePort();
     loch = await startLoch(
       tempDir('loch-thrift-rewrite-'),
       `
@@ -128,6 +134,26 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
 path = "/"
 upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
 
+[servers.tt]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:${ttPort}" }
+
+[[servers.tt.routes]]
+match_int_headers = { TO_SERVICE = "payments", to_method = "Charge" }
+int_headers = { set = { from_service = "loch" }, add = { 300 = "extra", env = "prod" }, remove = ["log_id"] }
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
+[[servers.tt.routes]]
+match_int_headers = { 21 = "1" }
+headers = { set = { stress = "yes" } }
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
+[[servers.tt.routes]]
+method = "toTT"
+upstream_framing = "ttheader"
+int_headers = { add = { to_method = "toTT" } }
+upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
+
 [[servers.rpc.routes]]
 match_headers = { tenant = "gold" }
 headers = { set = { routed = "gold" } }
@@ -143,6 +169,7 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}", multiplex = true }]
     );
     await waitConnectable({ port });
     await waitConnectable({ port: bufferedPort });
+    await waitConnectable({ port: ttPort });
   });
 
   afterAll(async () => {
@@ -203,5 +230,36 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}", multiplex = true }]
       expect(await pythonClient(port, 'header', 'binary', 'toCompact', ['h'], { tenant: 't2' })).toEqual([
         'R:ttheader:compact:toCompact:h:tenant=t2',
       ]);
+  });
+
+  it('routes TTHeader calls by integer header values and rewrites integer headers (Kitex names and numbers)', async () => {
+    const kitex = (ints: [number, string][]) =>
+      lochClient(ttPort, runtime, { framing: 'ttheader', protocol: 'binary', intHeaders: new Map(ints) });
+    const payments = await kitex([
+      [TTHeaderIntKey.LOG_ID, 'log-1'],
+      [TTHeaderIntKey.FROM_SERVICE, 'web'],
+      [TTHeaderIntKey.TO_SERVICE, 'payments'],
+      [TTHeaderIntKey.TO_METHOD, 'Charge'],
+      [TTHeaderIntKey.ENV, 'staging'],
+    ]);
+    clients.push(payments);
+    // LOG_ID (2) removed, FROM_SERVICE (3) set, ENV (10) kept as sent (add), key 300 added.
+    expect(await lochCall(payments, 'Charge', 'c')).toBe(
+      'R:ttheader:binary:Charge:c:#3=loch;#6=payments;#9=Charge;#10=staging;#300=extra',
+    );
+    const stress = await kitex([[TTHeaderIntKey.STRESS_TAG, '1']]);
+    clients.push(stress);
+    expect(await lochCall(stress, 'Anything', 's')).toBe('R:ttheader:binary:Anything:s:stress=yes;#21=1');
+    // Another service's call matches no route: UNKNOWN_METHOD.
+    const orders = await kitex([
+      [TTHeaderIntKey.TO_SERVICE, 'orders'],
+      [TTHeaderIntKey.TO_METHOD, 'Charge'],
+    ]);
+    clients.push(orders);
+    await expect(lochCall(orders, 'Charge', 'o')).rejects.toThrow(/no route for method "Charge"/);
+    // A framed client's call gets integer headers added on its way to a TTHeader upstream.
+    const npm = await NpmClient.connect(ttPort);
+    clients.push(npm);
+    expect(await npm.call('toTT', 'n')).toBe('R:ttheader:binary:toTT:n:#9=toTT');
   });
 });

@@ -222,6 +222,62 @@ upstreams = [{ endpoint = "127.0.0.1:9200" }]
     expect(rpc.routes.map((r) => r.matchHeaders)).toEqual([new Map([['tenant', 'gold']]), undefined]);
   });
 
+  it('loads TTHeader integer keys by Kitex name (any case) or number in match_int_headers and int_headers', () => {
+    const rpc = parseConfig(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9100" }] }
+
+[[servers.rpc.routes]]
+match_int_headers = { to_service = "payments", TO_METHOD = "Charge", 300 = "x" }
+int_headers = { add = { from_service = "loch" }, set = { stress_tag = "0" }, remove = ["log_id", 18] }
+upstream_framing = "ttheader"
+upstreams = [{ endpoint = "127.0.0.1:9200" }]
+`).thriftServers[0]!;
+    expect(rpc.routes.map((r) => r.matchIntHeaders)).toEqual([
+      new Map([
+        [6, 'payments'],
+        [9, 'Charge'],
+        [300, 'x'],
+      ]),
+      undefined,
+    ]);
+    expect(rpc.routes[0]!.intHeaderRewrite).toEqual({
+      add: new Map([[3, 'loch']]),
+      set: new Map([[21, '0']]),
+      remove: [2, 18],
+    });
+  });
+
+  it('refuses an integer key that names none, one given twice, and int_headers upstream of another framing', () => {
+    const issues = issuesOf(`
+[servers.rpc]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:9000" }
+route = { upstreams = [{ endpoint = "127.0.0.1:9100" }], int_headers = { set = { to_servic = "a" }, remove = [70000] }, upstream_framing = "theader" }
+
+[[servers.rpc.routes]]
+match_int_headers = { to_service = "a", 6 = "b" }
+upstreams = [{ endpoint = "127.0.0.1:9200" }]
+`);
+    expect(issues).toEqual([
+      {
+        path: 'servers.rpc.route.int_headers',
+        message: 'upstream_framing = "theader" carries no integer headers: use "ttheader"',
+      },
+      {
+        path: 'servers.rpc.route.int_headers.remove[0]',
+        message: expect.stringContaining('"70000" is not a TTHeader integer key'),
+      },
+      {
+        path: 'servers.rpc.route.int_headers.set.to_servic',
+        message: expect.stringContaining('one of mesh_version, transport_type'),
+      },
+      { path: 'servers.rpc.routes[0].match_int_headers.to_service', message: 'key 6 is given twice' },
+    ]);
+  });
+
   it('names every problem of a bad thrift block', () => {
     const issues = issuesOf(`
 [servers.rpc]

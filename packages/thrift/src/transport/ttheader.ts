@@ -26,7 +26,7 @@ export const TTHeaderInfoId = {
   ACL_TOKEN: 0x11,
 } as const;
 
-/** Well-known TTHeader integer header keys (Kitex's transmeta keys). */
+/** Well-known TTHeader integer header keys (Kitex's transmeta keys, pkg/transmeta metakey.go). */
 export const TTHeaderIntKey = {
   MESH_VERSION: 0,
   TRANSPORT_TYPE: 1,
@@ -51,6 +51,9 @@ export const TTHeaderIntKey = {
   FROM_METHOD: 20,
   STRESS_TAG: 21,
   MSG_TYPE: 22,
+  HTTP_CONTENT_TYPE: 23,
+  RAW_RING_HASH_KEY: 24,
+  LB_TYPE: 25,
 } as const;
 
 /** Decodes a whole TTHeader frame (length prefix included). */
