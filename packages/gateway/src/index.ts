@@ -4,10 +4,18 @@
  * HTTP routes onto service functions as a Service of @loch/service-async over @loch/http
  * messages, calling upstreams through any ThriftExchange (@loch/thrift's ThriftClient is one).
  */
+
+export { JsonText } from './codec/json-text.js';
 export { decodeBase64, JsonToThriftCompiler, ttypeOf, type ValueWriter } from './codec/json-to-thrift.js';
 export { compileResponseStruct, type ResponseParts, type ResponseReader } from './codec/response-struct.js';
 export { textParamValue } from './codec/text-params.js';
-export { type JsonReader, ThriftToJsonCompiler, type ThriftToJsonOptions } from './codec/thrift-to-json.js';
+export {
+  type JsonEmitter,
+  type JsonFieldsEmitter,
+  type JsonReader,
+  ThriftToJsonCompiler,
+  type ThriftToJsonOptions,
+} from './codec/thrift-to-json.js';
 export {
   GatewayConfigError,
   GatewayRequestError,
