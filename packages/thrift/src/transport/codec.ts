@@ -5,6 +5,7 @@
  * stream side is in rpc/frame-reader.ts.
  */
 import { ThriftTransportError } from '../errors.js';
+import { headerBytes } from '../internal/header-slab.js';
 import { MessageBoundsFinder } from '../protocol/message-bounds.js';
 import { peekSeqId, rewriteSeqId } from '../protocol/message-header.js';
 import type { ReaderOptions } from '../protocol/reader.js';
@@ -117,7 +118,7 @@ export function frameParts(spec: FrameSpec, payload: Uint8Array): Uint8Array[] {
     case 'unframed':
       return [payload];
     case 'framed': {
-      const prefix = new Uint8Array(4);
+      const prefix = headerBytes(4);
       writeLength(prefix, 0, payload.byteLength);
       return [prefix, payload];
     }

@@ -7,6 +7,7 @@
 import { deflateSync, inflateSync } from 'node:zlib';
 import { ThriftTransportError } from '../errors.js';
 import { ByteBuilder, HeaderCursor } from '../internal/byte-builder.js';
+import { headerCopy } from '../internal/header-slab.js';
 import { peekSeqId } from '../protocol/message-header.js';
 import type { ProtocolName } from '../types.js';
 import {
@@ -137,7 +138,7 @@ export function encodeTHeaderParts(spec: FrameSpec, payload: Uint8Array): Uint8A
     const out = deflateSync(payload);
     payload = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   }
-  const out = b.finish();
+  const out = headerCopy(b.finish());
   writeLength(out, 0, out.byteLength - 4 + payload.byteLength);
   out[12] = (headerSize / 4) >>> 8;
   out[13] = headerSize / 4;

@@ -6,6 +6,7 @@
  */
 import { ThriftTransportError } from '../errors.js';
 import { ByteBuilder, HeaderCursor } from '../internal/byte-builder.js';
+import { headerCopy } from '../internal/header-slab.js';
 import { peekSeqId } from '../protocol/message-header.js';
 import {
   EMPTY_HEADERS,
@@ -178,7 +179,7 @@ export function encodeTTHeaderParts(spec: FrameSpec, payload: Uint8Array): Uint8
   const headerSize = b.pos - start;
   if (headerSize / 4 > 0xffff)
     throw new ThriftTransportError('ERR_THRIFT_BAD_HEADER', 'TTHeader header block over 256 KiB');
-  const out = b.finish();
+  const out = headerCopy(b.finish());
   writeLength(out, 0, out.byteLength - 4 + payload.byteLength);
   out[12] = (headerSize / 4) >>> 8;
   out[13] = headerSize / 4;
