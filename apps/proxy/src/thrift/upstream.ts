@@ -277,22 +277,31 @@ export class ThriftUpstreams {
    * ThriftUpstreamError. The reply's bytes stay valid until `lease` is released (without a
    * lease, for as long as they are referenced).
    */
-  async call(
+  call(
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
     lease?: ReplyLease,
   ): Promise<ThriftFrame | undefined> {
+    // Each path counts itself in flight: no async layer of its own around the exclusive call.
+    return key.multiplex > 0
+      ? this.#muxCall(key, frame, message, timeouts)
+      : this.#call(key, frame, message, timeouts, lease);
+  }
+
+  async #muxCall(
+    key: ThriftUpstreamKey,
+    frame: ThriftFrame,
+    message: { readonly type: number; readonly seqId: number },
+    timeouts: ThriftCallOptions,
+  ): Promise<ThriftFrame | undefined> {
     this.inFlight++;
+    const oneway = message.type === MessageType.ONEWAY;
     try {
-      if (key.multiplex > 0) {
-        const oneway = message.type === MessageType.ONEWAY;
-        return await this.#mux.call(key, { frame, seqId: message.seqId, oneway }, timeouts);
-      }
-      return await this.#call(key, frame, message, timeouts, lease);
+      return await this.#mux.call(key, { frame, seqId: message.seqId, oneway }, timeouts);
     } catch (error) {
-      if (message.type === MessageType.ONEWAY) this.#onewayFailures++;
+      if (oneway) this.#onewayFailures++;
       throw error;
     } finally {
       this.inFlight--;
@@ -306,13 +315,15 @@ export class ThriftUpstreams {
     timeouts: ThriftCallOptions,
     lease: ReplyLease | undefined,
   ): Promise<ThriftFrame | undefined> {
-    const parts = frameParts(frame, frame.payload);
-    let conn = this.#pool.acquire(key);
-    if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
-    conn.busy();
+    this.inFlight++;
+    let conn: UpstreamConnection | undefined;
     let clean = false;
-    conn.armCall(timeouts.call);
     try {
+      const parts = frameParts(frame, frame.payload);
+      conn = this.#pool.acquire(key);
+      if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
+      conn.busy();
+      conn.armCall(timeouts.call);
       try {
         await conn.writev(parts);
       } catch (error) {
@@ -364,12 +375,18 @@ export class ThriftUpstreams {
       conn.lent++;
       lease?.hold(conn);
       return reply;
+    } catch (error) {
+      if (message.type === MessageType.ONEWAY) this.#onewayFailures++;
+      throw error;
     } finally {
-      conn.disarmCall();
-      clean &&= !conn.timedOut && conn.alive && !conn.stream.closed;
-      if (clean) conn.watchIdle();
-      else this.#open.delete(conn);
-      this.#pool.release(key, conn, clean);
+      this.inFlight--;
+      if (conn !== undefined) {
+        conn.disarmCall();
+        clean &&= !conn.timedOut && conn.alive && !conn.stream.closed;
+        if (clean) conn.watchIdle();
+        else this.#open.delete(conn);
+        this.#pool.release(key, conn, clean);
+      }
     }
   }
 

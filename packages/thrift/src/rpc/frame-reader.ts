@@ -77,7 +77,30 @@ export class FrameReader implements SweepMember {
     for (;;) {
       const frame = this.tryFrame();
       if (frame) return frame;
-      const chunk = await this.recv();
+      // The receive is inline rather than a helper awaited here: one async frame per receive.
+      const ms = this.end > this.start ? (this.options.readTimeout ?? 0) : (this.options.idleTimeout ?? 0);
+      if (ms > 0) {
+        // A deadline number on the thread's sweep, not a timer and a Promise.race per receive:
+        // the server arms one on every receive. Expiry closes the stream (see onSweep).
+        this.deadlineMs = ms;
+        deadlines.deadline(this, ms);
+        // Measured from a fresh clock, not the sweep's coarse one: when a shorter deadline
+        // shortens a running sweep's tick, its coarse clock can be a whole old tick stale, and a
+        // deadline armed against it would fire early.
+        this.deadlineAt = performance.now() + ms;
+      }
+      let chunk: ThriftRecvChunk | null;
+      try {
+        chunk = await this.stream.recv();
+      } catch (error) {
+        this.deadlineAt = NO_DEADLINE;
+        throw this.expired ? this.timeoutError(error) : error;
+      }
+      this.deadlineAt = NO_DEADLINE;
+      if (this.expired) {
+        chunk?.release();
+        throw this.timeoutError(undefined);
+      }
       if (chunk === null) {
         if (this.end > this.start) {
           throw new ThriftProtocolError(
@@ -86,6 +109,11 @@ export class FrameReader implements SweepMember {
           );
         }
         return null;
+      }
+      try {
+        this.append(chunk.bytes);
+      } finally {
+        chunk.release();
       }
     }
   }
@@ -123,40 +151,6 @@ export class FrameReader implements SweepMember {
     const frame = decodeFrame(this.framing, this.buf.subarray(this.start, stop), this.options);
     this.start = stop;
     return frame;
-  }
-
-  /** Receives one chunk into the buffer; null at end of stream. */
-  private async recv(): Promise<true | null> {
-    const ms = this.end > this.start ? (this.options.readTimeout ?? 0) : (this.options.idleTimeout ?? 0);
-    if (ms > 0) {
-      // A deadline number on the thread's sweep, not a timer and a Promise.race per receive:
-      // the server arms one on every receive. Expiry closes the stream (see onSweep).
-      this.deadlineMs = ms;
-      deadlines.deadline(this, ms);
-      // Measured from a fresh clock, not the sweep's coarse one: when a shorter deadline
-      // shortens a running sweep's tick, its coarse clock can be a whole old tick stale, and a
-      // deadline armed against it would fire early.
-      this.deadlineAt = performance.now() + ms;
-    }
-    let chunk: ThriftRecvChunk | null;
-    try {
-      chunk = await this.stream.recv();
-    } catch (error) {
-      this.deadlineAt = NO_DEADLINE;
-      throw this.expired ? this.timeoutError(error) : error;
-    }
-    this.deadlineAt = NO_DEADLINE;
-    if (this.expired) {
-      chunk?.release();
-      throw this.timeoutError(undefined);
-    }
-    if (chunk === null) return null;
-    try {
-      this.append(chunk.bytes);
-    } finally {
-      chunk.release();
-    }
-    return true;
   }
 
   /**
