@@ -4,7 +4,9 @@
  * downstream connection, and per call what generated code does: the processor decodes the
  * call's args struct, the handler calls the same method through the connection's client (which
  * encodes the args again, matches the reply by seq id and decodes the result), and the result
- * is encoded into the reply. Speaks the benchmark's IDL: `string <method>(1: string text)`.
+ * is encoded into the reply. Speaks the benchmark's IDL, `string bench(1: string text)`: like
+ * generated code, the client has one `recv_<method>` per IDL method (npm thrift's connection
+ * hands a reply to `client["recv_" + name]`); a reply to any other name is an error.
  *
  * Usage: tsx npm-proxy.ts <port> <upstream port>
  */
@@ -63,7 +65,8 @@ class UpstreamClient {
     p.writeMessageEnd();
     this.output.flush();
   }
-  recv(input: Protocol, mtype: number, rseqid: number): void {
+  /** What generated code has for `bench` (npm thrift's connection calls it by the reply's name). */
+  recv_bench(input: Protocol, mtype: number, rseqid: number): void {
     const cb = this._reqs[rseqid] ?? (() => {});
     delete this._reqs[rseqid];
     if (mtype === M.EXCEPTION) {
@@ -89,13 +92,6 @@ const server = net.createServer((socket) => {
   });
   connection.on('error', () => socket.destroy());
   const client = thrift.createClient(UpstreamClient, connection) as UpstreamClient;
-  // npm thrift hands a reply to `recv_<name>`: answer every name.
-  connection.client = new Proxy(client, {
-    get: (target, p, receiver) =>
-      typeof p === 'string' && p.startsWith('recv_')
-        ? target.recv.bind(target)
-        : Reflect.get(target, p, receiver),
-  });
   socket.on('error', () => connection.end());
   socket.on('close', () => connection.end());
   const processor = {
