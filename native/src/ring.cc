@@ -358,7 +358,8 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       break;
     case OP_RECV_SELECT:
       // One recv of at most len bytes into a buffer of the provided-buffer ring: a stream near
-      // its buffer budget reads exactly what it may still hold.
+      // its buffer budget reads exactly what it may still hold (aux: a TLS conn + 1, as for
+      // RECV_MULTI).
       if (bufRing_ == nullptr || want == 0) {
         ok = false;
         s.err = bufRing_ == nullptr ? -ENOBUFS : -EINVAL;
@@ -367,6 +368,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       io_uring_prep_recv(sqe, fd, nullptr, want, 0);
       sqe->flags |= IOSQE_BUFFER_SELECT;
       sqe->buf_group = 0;
+      if (r[F_AUX] > 0) ArmTlsRecv(s, fd, static_cast<uint32_t>(r[F_AUX]), slotIndex, userData, sqe);
       break;
     case OP_SEND:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;

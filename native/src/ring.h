@@ -48,7 +48,7 @@ enum Op : int32_t {
   OP_POLL = 14,         // fd, aux: poll mask (POLLIN/POLLOUT); one-shot, res = revents
   OP_TLS_CLOSE_NOTIFY = 15,  // fd, aux2: TLS conn + 1; completes (res 0) once close_notify was sent
   OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list; no completion
-  OP_RECV_SELECT = 17,       // fd, len: one recv of at most len bytes into a provided buffer
+  OP_RECV_SELECT = 17,       // fd, len: one recv of at most len bytes into a provided buffer; aux as RECV_MULTI
 };
 
 // Completion flags the ring adds (above the kernel's IORING_CQE_F_* bits) on a TLS stream's recv.
@@ -107,7 +107,16 @@ struct TlsConn {
     int32_t res;
   };
   std::deque<Wait> waits;
-  int32_t recvSlot = -1;  // the armed multishot recv feeding this session, or -1
+  int32_t recvSlot = -1;  // the armed recv feeding this session, or -1
+  // The armed recv as prepared (user_data included), to cancel it and to submit it again after a
+  // pause; `recvTaken`: ciphertext bytes it received so far (its byte limit counts them).
+  io_uring_sqe recvSqe{};
+  uint32_t recvTaken = 0;
+  // Starved with this much ciphertext held, the recv is stopped (TCP backpressure) until the
+  // session went on: `pausing` while its cancel is in flight, `paused` once the kernel let go of
+  // it (recvSlot stays armed for JavaScript; ResumeStarved submits recvSqe again).
+  bool pausing = false;
+  bool paused = false;
   bool starved = false;   // stopped for want of plaintext buffers, input held in the session
   bool closed = false;    // its fd was closed: freed once no send is in flight
   int reported = 0;       // one-time events already reported (peer closed, failed)
@@ -191,6 +200,8 @@ class Ring {
   void CloseTlsConn(int fd);
   void ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_t userData, io_uring_sqe* sqe);
   void PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs);
+  void PauseRecv(TlsConn* c);
+  void ResumeRecv(TlsConn* c, size_t* n);
   void TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n);
   void FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events);
   void ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n);

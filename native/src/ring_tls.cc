@@ -18,6 +18,10 @@ namespace {
 constexpr size_t kIdleKeep = 16 * 1024;
 // Plaintext buffers one feed fills at most before the rest waits in the session (resumed later).
 constexpr int kMaxPlainPerFeed = 8;
+// Ciphertext a session waiting for plaintext buffers may hold before its recv stops (one provided
+// buffer's worth at the default size): past it the peer meets TCP backpressure, as a plain
+// stream's does at its budget, instead of every byte it sends being copied into the session.
+constexpr size_t kStarvedHold = 64 * 1024;
 
 }  // namespace
 
@@ -80,11 +84,15 @@ void Ring::CancelTlsRecv(int op, int fd, int32_t slot) {
   }
   if (conn != connByFd_.end()) {
     TlsConn* c = conns_[conn->second].get();
-    if (c->endPending && c->recvSlot >= 0) {
+    // A paused recv has no kernel op either. One whose pause is in flight ends as the kernel
+    // reports it (cancelled), no longer paused.
+    if ((c->endPending || c->paused) && c->recvSlot >= 0) {
       c->endPending = false;
+      c->paused = false;
       synthetic_.emplace_back(c->recvSlot, -ECANCELED);
       c->recvSlot = -1;
     }
+    c->pausing = false;
   }
 }
 
@@ -99,15 +107,55 @@ void Ring::CloseTlsConn(int fd) {
 
 void Ring::ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_t userData, io_uring_sqe* sqe) {
   // A TLS stream: its ciphertext is fed to the conn's session in the drain.
-  (void)userData;
-  (void)sqe;
   auto conn = connByFd_.find(fd);
   if (conn == connByFd_.end() || conn->second != tag - 1) return;
   TlsConn* c = conns_[conn->second].get();
   s.tls = c->id + 1;
   s.tlsGen = c->gen;
   c->recvSlot = static_cast<int32_t>(slotIndex);
-  if (c->starved) wake_ = true;
+  c->recvSqe = *sqe;
+  c->recvSqe.user_data = userData;
+  c->recvTaken = 0;
+  c->pausing = false;
+  c->paused = false;
+  if (!c->starved) return;
+  wake_ = true;
+  if (c->session->heldBytes() >= kStarvedHold) {
+    // The session already holds what it may while it waits for plaintext buffers: the recv waits
+    // here instead of in the kernel (a no-op without a completion takes its place), and
+    // ResumeStarved submits it once the session went on.
+    io_uring_prep_nop(sqe);
+    sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+    c->paused = true;
+  }
+}
+
+void Ring::ResumeRecv(TlsConn* c, size_t* n) {
+  c->paused = false;
+  io_uring_sqe again = c->recvSqe;
+  // A multishot recv's byte limit (sqe->optlen, file_index in liburing 2.3) counts what it took.
+  const bool multishot = (again.ioprio & IORING_RECV_MULTISHOT) != 0;
+  const uint32_t limit = multishot ? again.file_index : 0;
+  io_uring_sqe* sqe = limit != 0 && c->recvTaken >= limit ? nullptr : Sqe();
+  if (sqe == nullptr) {
+    // Its limit was reached (or the SQ is full): the recv ends; JavaScript arms another if it
+    // reads on.
+    const int32_t slot = c->recvSlot;
+    c->recvSlot = -1;
+    Release(env_, static_cast<uint32_t>(slot));
+    Emit(n, slot, -ECANCELED, 0);
+    return;
+  }
+  if (limit != 0) again.file_index = limit - c->recvTaken;
+  *sqe = again;
+}
+
+void Ring::PauseRecv(TlsConn* c) {
+  io_uring_sqe* sqe = Sqe();
+  if (sqe == nullptr) return;  // tried again with the next completion
+  io_uring_prep_cancel64(sqe, c->recvSqe.user_data, 0);
+  io_uring_sqe_set_data64(sqe, kIgnoreUserData);
+  c->pausing = true;
 }
 
 void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, Napi::Value bufs, uint32_t nbufs) {
@@ -264,6 +312,16 @@ void Ring::FreeConn(TlsConn* c) {
 void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n) {
   const bool more = (flags & IORING_CQE_F_MORE) != 0;
   const int32_t slotId = static_cast<int32_t>(slot);
+  if (!more && c->pausing) {
+    c->pausing = false;
+    if (res == -ECANCELED) {
+      // The pause took effect: the slot stays armed for JavaScript, the kernel op is gone.
+      c->paused = true;
+      if (!c->starved) ResumeRecv(c, n);  // the session went on meanwhile
+      return;
+    }
+  }
+  if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) c->recvTaken += static_cast<uint32_t>(res);
   if (!more && c->starved && !c->session->failed() && (res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS))) {
     // The stream ended (or failed) while decrypted bytes still wait for plaintext buffers: the
     // end is told after them (ResumeStarved), so a reader never sees it early.
@@ -296,7 +354,11 @@ void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_
     bufPending_ = 0;
   }
   ReportEvents(c, slot, events, n);
-  if (!more) Emit(n, slotId, -ECANCELED, 0);  // the multishot ended: JS re-arms if it reads on
+  if (!more) {
+    Emit(n, slotId, -ECANCELED, 0);  // the recv ended: JS re-arms if it reads on
+  } else if (c->starved && !c->pausing && c->session->heldBytes() >= kStarvedHold) {
+    PauseRecv(c);
+  }
 }
 
 void Ring::ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n) {
@@ -361,6 +423,7 @@ void Ring::ResumeStarved(size_t* n) {
     const uint32_t slot = static_cast<uint32_t>(c->recvSlot);
     FeedConn(c, slot, nullptr, 0, n, &events);
     ReportEvents(c, slot, events, n);
+    if (!c->starved && c->paused) ResumeRecv(c, n);
     if (!c->starved && c->endPending) {
       c->endPending = false;
       c->recvSlot = -1;
