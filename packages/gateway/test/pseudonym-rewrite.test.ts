@@ -387,6 +387,45 @@ describe('ThriftPseudonymService', () => {
     expect(json(protocol, reply.payload, fn('get').result).body.success.email).toBe(alice.email);
   });
 
+  it('gives the received bytes back once copied: the call when rewritten, the reply when rewritten', async () => {
+    let replyReleased = 0;
+    const payloadOut = { value: undefined as Uint8Array | undefined };
+    const inner = {
+      call: (req: ThriftRequest): ThriftReply => {
+        payloadOut.value = req.frame.payload;
+        req.release?.();
+        const payload = message(protocol, 'ProfileService:get', MessageType.REPLY, fn('get').result, {
+          success: alice,
+        });
+        // A reply object whose release is a method (as loch's relayed replies are).
+        return Object.assign(Object.create({ release: () => replyReleased++ }), { payload }) as ThriftReply;
+      },
+    };
+    const layer = new ThriftPseudonymService(inner, rewriter({}, 'downstream'));
+    const req = request(
+      message(protocol, 'ProfileService:put', MessageType.CALL, fn('put').args, { p: { name: 'n', age: 1 } }),
+    );
+    let callReleased = 0;
+    (req as { release?: () => void }).release = () => callReleased++;
+    const reply = (await layer.call(req)) as ThriftReply;
+    expect(payloadOut.value).toBe(req.frame.payload); // nothing chosen in it: the same bytes
+    expect(callReleased).toBe(1); // by the inner service, once
+    expect(replyReleased).toBe(1); // the sealed copy was made: the original went back
+    expect(reply.release).toBeUndefined();
+    expect(json(protocol, reply.payload, fn('get').result).body.success.email).toMatch(/@pseudo\.invalid$/);
+
+    const sealedReq = request(
+      message(protocol, 'ProfileService:put', MessageType.CALL, fn('put').args, {
+        p: { email: pseudonymizer.pseudonymize('Profile.email', 'a@b.c', 'email'), name: 'n', age: 1 },
+      }),
+    );
+    callReleased = 0;
+    (sealedReq as { release?: () => void }).release = () => callReleased++;
+    await layer.call(sealedReq);
+    expect(payloadOut.value).not.toBe(sealedReq.frame.payload); // a rewritten copy went on
+    expect(callReleased).toBe(1); // released by the layer; the inner's release of the copy is a no-op
+  });
+
   it('a call without a plan reaches the inner service as the same request', async () => {
     let got: ThriftRequest | undefined;
     const layer = new ThriftPseudonymService(

@@ -53,6 +53,8 @@ class RewrittenCall implements ThriftRequest {
   reader(): ProtocolReader {
     return createReader(this.frame.protocol).reset(this.frame.payload, this.bodyOffset);
   }
+  /** The rewritten payload is this call's own copy: the original was released when it was made. */
+  release(): void {}
 }
 
 /** `side.path: reason (CODE)`, for a TApplicationException message. */
@@ -80,6 +82,7 @@ export class ThriftPseudonymService<S extends ThriftService = ThriftService> imp
     try {
       payload = this.rewriter.call(frame.protocol, frame.payload);
     } catch (error) {
+      request.release?.();
       return Promise.reject(
         new TApplicationException(
           TApplicationExceptionType.PROTOCOL_ERROR,
@@ -87,7 +90,12 @@ export class ThriftPseudonymService<S extends ThriftService = ThriftService> imp
         ),
       );
     }
-    const forwarded = payload === frame.payload ? request : new RewrittenCall(request, payload);
+    let forwarded = request;
+    if (payload !== frame.payload) {
+      // The call travels on as a copy: the server may reuse the received bytes' memory.
+      forwarded = new RewrittenCall(request, payload);
+      request.release?.();
+    }
     return Promise.resolve(this.inner.call(forwarded)).then((reply) => this.#reply(reply, frame));
   }
 
@@ -97,12 +105,25 @@ export class ThriftPseudonymService<S extends ThriftService = ThriftService> imp
     try {
       payload = this.rewriter.reply(frame.protocol, reply.payload);
     } catch (error) {
+      reply.release?.();
       throw new TApplicationException(
         TApplicationExceptionType.INTERNAL_ERROR,
         `loch: the upstream's reply could not be pseudonymized: ${describe(error, 'result')}`,
       );
     }
-    return payload === reply.payload ? reply : { ...reply, payload };
+    if (payload === reply.payload) return reply; // released by the server once written
+    // The caller gets a copy: the reply's own bytes (an upstream reader's memory) are free now.
+    reply.release?.();
+    const out: {
+      payload: Uint8Array;
+      headers?: ReadonlyMap<string, string>;
+      intHeaders?: ReadonlyMap<number, string>;
+    } = {
+      payload,
+    };
+    if (reply.headers !== undefined) out.headers = reply.headers;
+    if (reply.intHeaders !== undefined) out.intHeaders = reply.intHeaders;
+    return out;
   }
 }
 
