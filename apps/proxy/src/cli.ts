@@ -56,6 +56,8 @@ environment:
                                   log levels over [log] level and [log] modules
                                   (modules: ${LOG_MODULES.join(', ')})
   LOCH_IDLE_TRIM_MS=<ms>          over runtime.idle_memory_trim
+  LOCH_STREAM_BUFFER_BYTES=<n>    over runtime.stream_buffer_bytes (bytes)
+  LOCH_WORKER_BUFFER_BYTES=<n>    over runtime.worker_buffer_bytes (bytes)
   LOCH_DEBUG_GC=1                 a full GC in each worker before SIGUSR2's stats
   LOCH_DEBUG_HEAPSNAPSHOT=<dir>   a heap snapshot per worker on each SIGUSR2
   LOCH_DEBUG_CRASH_WORKER=<i>     see SIGURG

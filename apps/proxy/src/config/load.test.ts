@@ -32,6 +32,8 @@ describe('config loading', () => {
       cpuAffinity: false,
       idleMemoryTrimMs: 1000,
       maxConnectionsPerWorker: 10_000,
+      streamBufferBytes: 256 * 1024,
+      workerBufferBytes: 12 * 1024 * 1024,
     });
     expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
     const http = config.servers[0]!;

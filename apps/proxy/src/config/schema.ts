@@ -440,6 +440,10 @@ export const RuntimeSchema = z.strictObject({
   idle_memory_trim: Duration.optional(),
   /** Open client connections per worker (nginx's worker_connections); at the limit accepting pauses. */
   max_connections_per_worker: z.number().int().min(1).max(1_000_000).optional(),
+  /** Received bytes one connection holds unread before it stops reading (receive budget). */
+  stream_buffer_bytes: ByteSize.optional(),
+  /** Received bytes all connections of a worker hold before growing ones stop reading. */
+  worker_buffer_bytes: ByteSize.optional(),
 });
 
 export const LogSchema = z.strictObject({
@@ -675,6 +679,14 @@ export interface RuntimeConfig {
    * close. Applied on reload too.
    */
   readonly maxConnectionsPerWorker: number;
+  /**
+   * Receive budgets (@loch/uring-runtime's `buffers`): bytes one connection holds unread before
+   * it stops reading (TCP backpressure), and bytes all of a worker's connections hold before those
+   * growing past their first chunk stop. Env LOCH_STREAM_BUFFER_BYTES / LOCH_WORKER_BUFFER_BYTES
+   * win when set. Need a restart.
+   */
+  readonly streamBufferBytes: number;
+  readonly workerBufferBytes: number;
 }
 
 /** Where a Thrift upstream is. */

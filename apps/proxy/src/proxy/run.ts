@@ -83,7 +83,25 @@ export function runtimeChanges(a: ProxyConfig, b: ProxyConfig): string[] {
   if (a.runtime.driver !== b.runtime.driver) out.push('runtime.driver');
   if (a.runtime.entries !== b.runtime.entries) out.push('runtime.entries');
   if (a.runtime.cpuAffinity !== b.runtime.cpuAffinity) out.push('runtime.cpu_affinity');
+  if (a.runtime.streamBufferBytes !== b.runtime.streamBufferBytes) out.push('runtime.stream_buffer_bytes');
+  if (a.runtime.workerBufferBytes !== b.runtime.workerBufferBytes) out.push('runtime.worker_buffer_bytes');
   return out;
+}
+
+/**
+ * The workers' receive budgets: `[runtime]` stream_buffer_bytes and worker_buffer_bytes, each
+ * unless its env variable is set (LOCH_STREAM_BUFFER_BYTES, LOCH_WORKER_BUFFER_BYTES; read by
+ * the runtime when the option is absent), as LOCH_DRIVER wins over runtime.driver.
+ */
+export function receiveBudgets(
+  config: ProxyConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): { streamBytes?: number; workerBytes?: number } {
+  const set = (name: string) => env[name] !== undefined && env[name] !== '';
+  return {
+    ...(set('LOCH_STREAM_BUFFER_BYTES') ? {} : { streamBytes: config.runtime.streamBufferBytes }),
+    ...(set('LOCH_WORKER_BUFFER_BYTES') ? {} : { workerBytes: config.runtime.workerBufferBytes }),
+  };
 }
 
 function describeListen(config: ProxyConfig): string {
@@ -138,6 +156,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
         cpuAffinity: config.runtime.cpuAffinity,
         driver,
         uring: { entries: config.runtime.entries },
+        buffers: receiveBudgets(config),
         data: { config, debug, metrics: admin.workerShare(), health } satisfies WorkerData,
         restart: WORKER_RESTART,
         faultInjection: typeof crashTarget === 'number',

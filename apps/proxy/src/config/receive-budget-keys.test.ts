@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { describeConfig } from '../cli.js';
+import { receiveBudgets, runtimeChanges } from '../proxy/run.js';
+import { ConfigError, parseConfig } from './load.js';
+
+const config = (runtime: string) => `
+[runtime]
+workers = 1
+${runtime}
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
+`;
+
+function issuesOf(text: string) {
+  try {
+    parseConfig(text);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('[runtime] receive budget keys', () => {
+  it('default to the runtime defaults (256 KiB per connection, 12 MiB per worker)', () => {
+    const c = parseConfig(config(''));
+    expect(c.runtime.streamBufferBytes).toBe(256 * 1024);
+    expect(c.runtime.workerBufferBytes).toBe(12 * 1024 * 1024);
+  });
+
+  it('read sizes in nginx spelling or bytes, and loch check shows them', () => {
+    const c = parseConfig(config('stream_buffer_bytes = "512k"\nworker_buffer_bytes = 33554432'));
+    expect(c.runtime.streamBufferBytes).toBe(512 * 1024);
+    expect(c.runtime.workerBufferBytes).toBe(32 * 1024 * 1024);
+    const shown = JSON.parse(describeConfig(c)) as { runtime: Record<string, unknown> };
+    expect(shown.runtime).toMatchObject({
+      streamBufferBytes: 512 * 1024,
+      workerBufferBytes: 32 * 1024 * 1024,
+    });
+  });
+
+  it('refuse what the runtime would refuse, naming the key', () => {
+    expect(issuesOf(config('stream_buffer_bytes = "32k"'))[0]).toMatchObject({
+      path: 'runtime.stream_buffer_bytes',
+      message: 'must be at least 64k',
+    });
+    expect(issuesOf(config('stream_buffer_bytes = "1m"\nworker_buffer_bytes = "512k"'))[0]!.path).toBe(
+      'runtime.worker_buffer_bytes',
+    );
+    expect(issuesOf(config('worker_buffer_bytes = "12 MB"'))[0]!.path).toBe('runtime.worker_buffer_bytes');
+  });
+
+  it('go to the workers unless LOCH_STREAM_BUFFER_BYTES / LOCH_WORKER_BUFFER_BYTES are set (env wins)', () => {
+    const c = parseConfig(config('stream_buffer_bytes = "128k"\nworker_buffer_bytes = "4m"'));
+    expect(receiveBudgets(c, {})).toEqual({ streamBytes: 128 * 1024, workerBytes: 4 * 1024 * 1024 });
+    // Left out, the runtime reads the env variable itself.
+    expect(receiveBudgets(c, { LOCH_STREAM_BUFFER_BYTES: '65536' })).toEqual({
+      workerBytes: 4 * 1024 * 1024,
+    });
+    expect(receiveBudgets(c, { LOCH_WORKER_BUFFER_BYTES: '8388608' })).toEqual({ streamBytes: 128 * 1024 });
+    expect(receiveBudgets(c, { LOCH_STREAM_BUFFER_BYTES: '' })).toEqual({
+      streamBytes: 128 * 1024,
+      workerBytes: 4 * 1024 * 1024,
+    });
+  });
+
+  it('need a restart: a reload that changes them is refused by name', () => {
+    const a = parseConfig(config(''));
+    const b = parseConfig(config('stream_buffer_bytes = "128k"\nworker_buffer_bytes = "4m"'));
+    expect(runtimeChanges(a, b)).toEqual(['runtime.stream_buffer_bytes', 'runtime.worker_buffer_bytes']);
+    expect(runtimeChanges(a, a)).toEqual([]);
+  });
+});
