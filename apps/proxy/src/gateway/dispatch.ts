@@ -10,7 +10,7 @@ import { GatewayRoutes, jsonResponse, PseudonymError, type ThriftExchange } from
 import type { HttpRequest, HttpResponse } from '@loch/http';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, MessageType, rewriteSeqId, type ThriftFrame } from '@loch/thrift';
 import { createBalancer } from '../routing/balancer.js';
-import { ThriftUpstreamEndpoint, ThriftUpstreams } from '../thrift/upstream.js';
+import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreams } from '../thrift/upstream.js';
 import type { GatewayRouteConfig } from './config.js';
 import { pseudonymRewriterOf } from './pseudonym-config.js';
 
@@ -25,6 +25,8 @@ function upstreams(): ThriftUpstreams {
 class PooledExchange implements ThriftExchange {
   readonly #endpoints: readonly ThriftUpstreamEndpoint[];
   readonly #balancer;
+  /** Replies still read by the gateway, and their hold on their connection's reader. */
+  readonly #leases = new WeakMap<ThriftFrame, ReplyLease>();
   #seqId = 0;
 
   constructor(readonly config: GatewayRouteConfig) {
@@ -56,12 +58,28 @@ class PooledExchange implements ThriftExchange {
       payload,
       wireLength: payload.byteLength,
     };
-    return upstreams().call(
-      endpoint.key(c.framing),
-      frame,
-      { type: options.oneway ? MessageType.ONEWAY : MessageType.CALL, seqId },
-      { connect: c.connectTimeout, call: c.callTimeout, maxFrameSize: c.maxFrameSize },
-    );
+    const lease = new ReplyLease();
+    return upstreams()
+      .call(
+        endpoint.key(c.framing),
+        frame,
+        { type: options.oneway ? MessageType.ONEWAY : MessageType.CALL, seqId },
+        { connect: c.connectTimeout, call: c.callTimeout, maxFrameSize: c.maxFrameSize },
+        lease,
+      )
+      .then((reply) => {
+        if (reply !== undefined) this.#leases.set(reply, lease);
+        return reply;
+      });
+  }
+
+  /**
+   * The gateway answered from `reply`: its connection's reader may reuse the memory (without
+   * this, an exclusive connection allocates a new buffer per reply, which V8 answers with GC).
+   */
+  release(reply: ThriftFrame): void {
+    this.#leases.get(reply)?.release();
+    this.#leases.delete(reply);
   }
 }
 

@@ -51,6 +51,11 @@ export interface ThriftExchange {
     message: Uint8Array,
     options: { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> },
   ): Promise<ThriftFrame | undefined>;
+  /**
+   * Optional: the reply's bytes are no longer read (its answer was made from them, copied out),
+   * so an exchange whose replies view a pooled connection's receive memory may reuse it.
+   */
+  release?(reply: ThriftFrame): void;
 }
 
 /** A route's settings. */
@@ -255,6 +260,9 @@ export class GatewayRoute {
           ? e
           : new GatewayUpstreamError('protocol', `unreadable reply: ${(e as Error).message}`, { cause: e }),
       );
+    } finally {
+      // The answer holds copies (JSON bytes, header strings): nothing reads the frame again.
+      this.upstream.release?.(frame);
     }
   }
 
