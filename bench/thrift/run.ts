@@ -9,12 +9,19 @@
  * generator), CPU microseconds per call of the proxy's process tree (and of the server).
  * Writes bench/results/thrift.md (+ .json, SVG chart). Installs nothing.
  *
+ * With --events, each measured run is also counted with `perf stat` tracepoints on the proxy's
+ * processes (needs root): io_uring submissions, completions, poll arms (a receive armed with no
+ * data waiting), io_uring_enter calls, all syscalls and context switches per call. Counts per
+ * call do not depend on how loaded the machine is, so they show where a proxy's kernel work
+ * differs from nginx's (say a receive re-armed per call) when CPU figures are noisy. perf's own
+ * overhead lands in the CPU columns of such a run: read its counts, not its CPU.
+ *
  * Usage: tsx --conditions=@loch/source thrift/run.ts [--quick] [--seconds N] [--warmup N]
  *   [--sizes 32,10240] [--peers "direct,loch,loch mux,nginx stream,npm thrift"]
- *   [--connections 64] [--dist]
+ *   [--connections 64] [--dist] [--events]
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,6 +51,7 @@ const { values: args } = parseArgs({
     peers: { type: 'string' },
     connections: { type: 'string', default: '64' },
     dist: { type: 'boolean', default: false },
+    events: { type: 'boolean', default: false },
   },
 });
 const { quick, seconds, warmupSeconds } = timing(args);
@@ -57,8 +65,60 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const repoRoot = join(here, '..', '..');
 const proxyDir = join(repoRoot, 'apps', 'proxy');
 const GO_SOURCE = join(proxyDir, 'test', 'thrift', 'go', 'thrift_peer.go');
-const partial = Boolean(args.peers || args.sizes !== '32,10240' || args.connections !== '64');
+const partial = Boolean(args.peers || args.sizes !== '32,10240' || args.connections !== '64' || args.events);
 const resultsDir = join(here, '..', 'results', ...(partial ? ['partial'] : []));
+
+/** What --events counts; the short name (after the colon) labels the column. */
+const EVENTS = [
+  'io_uring:io_uring_submit_req',
+  'io_uring:io_uring_complete',
+  'io_uring:io_uring_poll_arm',
+  'syscalls:sys_enter_io_uring_enter',
+  'raw_syscalls:sys_enter',
+  'context-switches',
+] as const;
+const EVENT_LABELS = ['submits', 'completions', 'poll arms', 'enters', 'syscalls', 'ctx switches'];
+
+/** `pid` and its direct children (nginx's workers under its master). */
+function withChildren(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(kids === '' ? [] : kids.split(/\s+/).map(Number))];
+  } catch {
+    return [pid];
+  }
+}
+
+/** A `perf stat` counting EVENTS on `pids` until stop() resolves the counts by short name. */
+function startCounting(pids: number[]): { stop(): Promise<Map<string, number>> } {
+  const perf: ChildProcess = spawn(
+    'perf',
+    ['stat', '-x', ',', '-e', EVENTS.join(','), '-p', pids.join(',')],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  let out = '';
+  perf.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<void>((resolve) => perf.on('exit', () => resolve()));
+  return {
+    async stop() {
+      perf.kill('SIGINT');
+      await exited;
+      const counts = new Map<string, number>();
+      // CSV lines: value,unit,event,... ("<not supported>" as value when absent).
+      for (const line of out.trim().split('\n')) {
+        const fields = line.split(',');
+        const value = Number(fields[0]);
+        if (fields.length >= 3 && Number.isFinite(value)) counts.set(fields[2]!, value);
+      }
+      if (counts.size === 0) throw new Error(`perf stat counted nothing (tracepoints need root):\n${out}`);
+      return counts;
+    },
+  };
+}
 
 /** Builds the Go peer offline (GO111MODULE=off against Debian's /usr/share/gocode). */
 function buildGoPeer(): string {
@@ -178,6 +238,8 @@ interface Point {
   readonly proxySysUs: number;
   /** CPU us per call of the server. */
   readonly serverCpuUs: number;
+  /** --events: EVENTS per call of the proxy's processes, in EVENTS' order. */
+  readonly eventsPerCall?: readonly number[];
 }
 
 function runLoad(go: string, port: number, size: number, secs: number): LoadResult {
@@ -230,7 +292,12 @@ async function main(): Promise<void> {
           if (warmupSeconds > 0) runLoad(go, callPort, size, warmupSeconds);
           const [user0, sys0] = peer === undefined ? [0, 0] : cpuSplitSeconds(peer.pid);
           const server0 = cpuSeconds(backend.pid);
+          const counting =
+            args.events && peer !== undefined ? startCounting(withChildren(peer.pid)) : undefined;
+          // perf needs a moment to attach before the load starts.
+          if (counting) await new Promise((resolve) => setTimeout(resolve, 300));
           const r = runLoad(go, callPort, size, seconds);
+          const counts = await counting?.stop();
           const [user1, sys1] = peer === undefined ? [Number.NaN, Number.NaN] : cpuSplitSeconds(peer.pid);
           const proxyCpu = user1 - user0 + (sys1 - sys0);
           const serverCpu = cpuSeconds(backend.pid) - server0;
@@ -245,6 +312,9 @@ async function main(): Promise<void> {
             proxyCpuUs: per(proxyCpu),
             proxySysUs: per(sys1 - sys0),
             serverCpuUs: per(serverCpu),
+            ...(counts === undefined
+              ? {}
+              : { eventsPerCall: EVENTS.map((e) => (counts.get(e) ?? Number.NaN) / Math.max(1, r.calls)) }),
           };
           points.push(point);
           log(
@@ -346,6 +416,23 @@ async function main(): Promise<void> {
     '',
     '![proxy CPU per call](thrift-cpu.svg)',
     '',
+    ...(args.events
+      ? [
+          '## Kernel events per call (--events)',
+          '',
+          `perf stat tracepoints on the proxy's processes during each measured run, divided by its calls (${EVENTS.join(', ')}). ` +
+            'A proxied call needs at least 2 sends (the call upstream, the reply downstream); receives that stay armed ' +
+            "(multishot) add no submission per call. The CPU columns above include perf's overhead in this mode.",
+          '',
+          markdownTable(
+            ['string', 'target', ...EVENT_LABELS],
+            points
+              .filter((p) => p.eventsPerCall !== undefined)
+              .map((p) => [formatSize(p.size), p.target, ...p.eventsPerCall!.map((v) => v.toFixed(2))]),
+          ),
+          '',
+        ]
+      : []),
   ];
   writeFileSync(join(resultsDir, 'thrift.md'), `${lines.join('\n')}\n`);
   writeFileSync(
