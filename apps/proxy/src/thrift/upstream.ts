@@ -106,6 +106,19 @@ class UpstreamConnection implements ThriftStream, SweepMember {
     this.reader = new FrameReader(this, { framing: key.framing, maxFrameSize });
   }
 
+  /** The idle watch's handlers, made once per connection rather than per idle period. */
+  readonly #onIdleChunk = (chunk: ThriftRecvChunk | null): void => {
+    if (!this.#idle) return; // a call took the connection: the chunk is its reply's
+    chunk?.release();
+    this.#recv = null;
+    this.died();
+  };
+  readonly #onIdleError = (): void => {
+    if (!this.#idle) return;
+    this.#recv = null;
+    this.died();
+  };
+
   get closed(): boolean {
     return this.stream.closed;
   }
@@ -132,19 +145,7 @@ class UpstreamConnection implements ThriftStream, SweepMember {
     if (this.#recv !== null) return;
     const pending = this.stream.recv();
     this.#recv = pending;
-    pending.then(
-      (chunk) => {
-        if (!this.#idle) return; // a call took the connection: the chunk is its reply's
-        chunk?.release();
-        this.#recv = null;
-        this.died();
-      },
-      () => {
-        if (!this.#idle) return;
-        this.#recv = null;
-        this.died();
-      },
-    );
+    pending.then(this.#onIdleChunk, this.#onIdleError);
   }
 
   /** Taken out of the pool for a call. */
