@@ -407,10 +407,21 @@ export interface NativeHeadScan {
   /** Sets the known header names (lowercase, ids 1..n in order); false when the list is refused or differs from the one set before. */
   init(names: readonly string[]): boolean;
   /**
-   * Scans `src` as `io`'s input words say; returns 0 (fall back to the line scan), 1 (ok), 2 (a
-   * rule broken) or 3 (ok, and the head and its field entries were copied into `slab` at io[7]).
+   * Binds a record (Int32Array, 28 + 5 words per field, 8-byte aligned) and the slab heads are
+   * copied into; the binding keeps both alive. Make a new one when either changes.
    */
-  scan(src: Uint8Array, io: Int32Array, slab?: Uint8Array): number;
+  bind(io: Int32Array, slab: Uint8Array): HeadScanBinding;
+  /**
+   * Scans `src` as the bound record's input words say; returns 0 (fall back to the line scan),
+   * 1 (ok), 2 (a rule broken) or 3 (ok, and the head and its field entries were copied into the
+   * bound slab at io[7]).
+   */
+  scan(binding: HeadScanBinding, src: Uint8Array): number;
+}
+
+/** An opaque binding of `NativeHeadScan.bind()`. */
+export interface HeadScanBinding {
+  readonly __headScanBinding: unique symbol;
 }
 
 /** Result of `loadHeadScan()`. */

@@ -1,12 +1,12 @@
 /**
  * The head scanner's JavaScript boundary (binding.headScan): records that point outside the
- * input, short or misaligned records and a scan before the known names are set are refused with
- * typed errors, never read out of bounds; the known-name list is checked and cannot change once
- * set. Its parsing rules are tested in @loch/http (test/head-scan.test.ts) against the decoder's
+ * input, short or misaligned records, bindings that are not bindings and a scan before the known
+ * names are set are refused with typed errors, never read out of bounds; the known-name list is
+ * checked and cannot change once set; a head is copied into the bound slab only when it fits. Its parsing rules are tested in @loch/http (test/head-scan.test.ts) against the decoder's
  * JavaScript parser and llhttp.
  */
 import { describe, expect, it } from 'vitest';
-import { loadHeadScan } from '../index.js';
+import { type HeadScanBinding, loadHeadScan, loadSiv } from '../index.js';
 
 const loaded = loadHeadScan();
 const scanner = 'headScan' in loaded ? loaded.headScan : undefined;
@@ -20,6 +20,11 @@ function record(start: number, end: number, mode = 0): Int32Array {
   return io;
 }
 
+/** Binds `io` (and a slab) and scans HEAD with it. */
+function scan(io: Int32Array, src: Uint8Array = HEAD, slab = new Uint8Array(0)): number {
+  return scanner!.scan(scanner!.bind(io, slab), src);
+}
+
 describe('headScan', () => {
   it('loads with the addon', () => {
     expect('error' in loaded ? loaded.error : '').toBe('');
@@ -27,7 +32,7 @@ describe('headScan', () => {
 
   it('refuses a scan before init, then takes a name list once', () => {
     const s = scanner!;
-    expect(() => s.scan(HEAD, record(0, HEAD.length))).toThrow(RangeError);
+    expect(() => scan(record(0, HEAD.length))).toThrow(RangeError);
     expect(s.init(['Host', ...NAMES])).toBe(false); // not lowercase
     expect(s.init(['content-length'])).toBe(false); // lacks the framing names
     expect(s.init(NAMES)).toBe(true);
@@ -37,7 +42,7 @@ describe('headScan', () => {
 
   it('finds a head and writes its fields', () => {
     const io = record(0, HEAD.length);
-    expect(scanner!.scan(HEAD, io)).toBe(1);
+    expect(scan(io)).toBe(1);
     expect(io[8]).toBe(HEAD.indexOf('\r\n\r\n') + 4); // length
     expect(io[13]).toBe(2); // fields
     const entry = Array.from(io.subarray(28 + 5, 28 + 10));
@@ -47,29 +52,40 @@ describe('headScan', () => {
     expect(meta & 0xff).toBe(NAMES.indexOf('x-a') + 1);
   });
 
-  it('refuses records outside the input, short or misaligned records and other arrays', () => {
+  it('refuses records outside the input, short or misaligned records, other arrays and bindings', () => {
     const s = scanner!;
-    expect(() => s.scan(HEAD, record(0, HEAD.length + 1))).toThrow(RangeError);
-    expect(() => s.scan(HEAD, record(5, 4))).toThrow(RangeError);
-    expect(() => s.scan(HEAD, record(-1, 4))).toThrow(RangeError);
+    expect(() => scan(record(0, HEAD.length + 1))).toThrow(RangeError);
+    expect(() => scan(record(5, 4))).toThrow(RangeError);
+    expect(() => scan(record(-1, 4))).toThrow(RangeError);
     const bad = record(0, HEAD.length);
     bad[3] = 7; // kind
-    expect(() => s.scan(HEAD, bad)).toThrow(RangeError);
-    expect(() => s.scan(HEAD, new Int32Array(8))).toThrow(TypeError);
-    expect(() => s.scan(HEAD, new Int32Array(new ArrayBuffer(4 * 40), 4, 30))).toThrow(TypeError);
-    expect(() => s.scan(new Uint16Array(8) as unknown as Uint8Array, record(0, 8))).toThrow(TypeError);
+    expect(() => scan(bad)).toThrow(RangeError);
+    const slab = new Uint8Array(64);
+    expect(() => s.bind(new Int32Array(8), slab)).toThrow(TypeError);
+    expect(() => s.bind(new Int32Array(new ArrayBuffer(4 * 40), 4, 30), slab)).toThrow(TypeError);
+    expect(() => s.bind(record(0, 8), new Uint8Array(new ArrayBuffer(64), 1, 32))).toThrow(TypeError);
+    expect(() => scan(record(0, 8), new Uint16Array(8) as unknown as Uint8Array)).toThrow(TypeError);
+    // Only a binding passes for one: not another External (an AES-SIV key handle), not an object.
+    const siv = loadSiv();
+    if ('siv' in siv) {
+      const key = siv.siv.key(new Uint8Array(32)) as unknown as HeadScanBinding;
+      expect(() => s.scan(key, HEAD)).toThrow(TypeError);
+    }
+    expect(() => s.scan({} as HeadScanBinding, HEAD)).toThrow(TypeError);
   });
 
-  it('copies into a slab only when the head and its entries fit', () => {
+  it('copies into the bound slab only when the head and its entries fit', () => {
     const io = record(0, HEAD.length);
     const len = HEAD.indexOf('\r\n\r\n') + 4;
     const fits = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 10 + 8);
     io[7] = 8;
-    expect(scanner!.scan(HEAD, io, fits)).toBe(3);
+    expect(scan(io, HEAD, fits)).toBe(3);
     expect(Buffer.from(fits.subarray(8, 8 + len)).toString('latin1')).toBe(HEAD.toString('latin1', 0, len));
+    const words = new Int32Array(fits.buffer, 4 * ((8 + len + 3) >> 2), 10);
+    expect(HEAD.toString('latin1', words[5]! - 8, words[6]! - 8)).toBe('X-A');
     const tight = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 10 - 4);
     io[7] = 0;
-    expect(scanner!.scan(HEAD, io, tight)).toBe(1);
+    expect(scan(io, HEAD, tight)).toBe(1);
     expect(tight.every((b) => b === 0)).toBe(true);
   });
 });

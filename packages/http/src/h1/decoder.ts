@@ -18,7 +18,7 @@
  * Not for I/O, timeouts or connection policy (server.ts, client.ts) and not for HTTP/2.
  */
 import { METHODS } from 'node:http';
-import { loadHeadScan, type NativeHeadScan } from '@loch/native';
+import { type HeadScanBinding, loadHeadScan, type NativeHeadScan } from '@loch/native';
 import { EMPTY_BODY } from '../body.js';
 import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
@@ -259,6 +259,10 @@ let headScan: NativeHeadScan | null = nativeScan;
 /** The scanner's record, shared by the thread's decoders (one scan at a time), grown on demand. */
 let scanIo = new Int32Array(IO_ENTRIES + ENTRY * 101);
 let scanIoF64 = new Float64Array(scanIo.buffer, 0, IO_ENTRIES >> 1);
+/** The scanner's binding of scanIo and the slab below (a new one when either changes). */
+let scanBinding: HeadScanBinding | null = null;
+let boundIo: Int32Array | null = null;
+let boundSlab: HeadSlab | null = null;
 
 /**
  * Chooses the head parser of this thread's decoders: the native scanner (the default when
@@ -850,8 +854,13 @@ abstract class H1Decoder<M> {
     // the reservation below then covers (it takes the same span unless the head needs a slab of
     // its own or a new one; then the copy is made here).
     const current = reserveHead(0, 0);
+    if (current !== boundSlab || io !== boundIo) {
+      scanBinding = headScan!.bind(io, current.bytes);
+      boundSlab = current;
+      boundIo = io;
+    }
     io[IO_SLAB_TOP] = current.mark;
-    const outcome = headScan!.scan(src, io, current.bytes);
+    const outcome = headScan!.scan(scanBinding!, src);
     if (outcome !== SCAN_OK && outcome !== SCAN_COPIED) {
       if (outcome === SCAN_FALLBACK) return null;
       this.scanFailed(src, start, head);
