@@ -229,7 +229,8 @@ export class ThriftServer {
         if (frame === null) break;
         if (limit === 1) {
           const request = this.incoming(frame, stream);
-          const reply = await this.answer(request, active);
+          // No `active` set: the loop ends only between calls, when none is running.
+          const reply = await this.answer(request, undefined);
           if (reply !== undefined) {
             await stream.writev(this.replyParts(frame, reply));
             reply.release?.();
@@ -311,11 +312,14 @@ export class ThriftServer {
    * Runs the handler for one call; returns what to answer (an exception reply for a failure,
    * nothing for ONEWAY).
    */
-  private async answer(request: IncomingCall, active: Set<IncomingCall>): Promise<ThriftReply | undefined> {
+  private async answer(
+    request: IncomingCall,
+    active: Set<IncomingCall> | undefined,
+  ): Promise<ThriftReply | undefined> {
     const header = request.header;
     const frame = request.frame;
     const timeoutMs = this.options.handlerTimeout ?? 0;
-    active.add(request);
+    active?.add(request);
     let reply: ThriftReply | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
@@ -354,7 +358,7 @@ export class ThriftServer {
       reply = { payload: exc.toMessage(frame.protocol, header.name, header.seqId) };
     } finally {
       clearTimeout(timer);
-      active.delete(request);
+      active?.delete(request);
     }
     return reply;
   }
