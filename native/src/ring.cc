@@ -105,7 +105,8 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   slots_.resize(1024);
   SetupBufRing(env, opts.Get("pool"), OptU32(opts, "bufferCount", 0), OptU32(opts, "bufferSize", 0),
                OptU32(opts, "publishedBuffers", 0xffffffffu));
-  SetupPlainPool(opts.Get("plainPool"), OptU32(opts, "plainCount", 0), OptU32(opts, "plainSize", 0));
+  SetupPlainPool(opts.Get("plainPool"), OptU32(opts, "plainCount", 0), OptU32(opts, "plainSize", 0),
+                 OptU32(opts, "plainPublished", 0xffffffffu));
 
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
@@ -179,18 +180,6 @@ void Ring::SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_
   io_uring_buf_ring_advance(br, static_cast<int>(bufPublished_));
 }
 
-void Ring::SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size) {
-  if (!pool.IsTypedArray() || count == 0 || size == 0 || count > 65535) return;
-  auto bytes = pool.As<Napi::Uint8Array>();
-  if (bytes.ByteLength() < static_cast<size_t>(count) * size) return;
-  plain_ = bytes.Data();
-  plainRef_ = Napi::Persistent(bytes);
-  plainCount_ = count;
-  plainSize_ = size;
-  plainFree_.clear();
-  for (uint32_t i = count; i > 0; i--) plainFree_.push_back(i - 1);
-}
-
 Napi::Object Ring::Describe(Napi::Env env) const {
   Napi::Object o = Napi::Object::New(env);
   o.Set("setupFlags", Napi::Number::New(env, flags_));
@@ -204,6 +193,7 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
   o.Set("bufRing", Napi::Boolean::New(env, bufRing_ != nullptr));
   if (bufRing_ != nullptr) o.Set("publishedBuffers", Napi::Number::New(env, bufPublished_));
+  if (plain_ != nullptr) o.Set("plainPublished", Napi::Number::New(env, plainPublished_));
   o.Set("plainPool", Napi::Boolean::New(env, plain_ != nullptr));
   return o;
 }

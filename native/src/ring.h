@@ -120,6 +120,7 @@ struct TlsConn {
   bool starved = false;   // stopped for want of plaintext buffers, input held in the session
   bool closed = false;    // its fd was closed: freed once no send is in flight
   int reported = 0;       // one-time events already reported (peer closed, failed)
+  uint32_t plainHeld = 0;  // plaintext buffers lent to this conn's reader and not released
   // The recv's end (EOF or error) that arrived while plaintext still waited in the session: told
   // after that plaintext (recvSlot stays set until then).
   bool endPending = false;
@@ -189,7 +190,7 @@ class Ring {
   void Release(Napi::Env env, uint32_t slot);
   Slot& SlotAt(uint32_t index);
   void SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
-  void SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size);
+  void SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
   void Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags);
   void Wake();
   TlsConn* ConnAt(uint32_t tag, uint32_t gen, int fd);
@@ -262,6 +263,9 @@ class Ring {
   unsigned char* plain_ = nullptr;
   uint32_t plainCount_ = 0, plainSize_ = 0;
   std::vector<uint32_t> plainFree_;
+  uint32_t plainPublished_ = 0;  // ids put on the free list at setup (JavaScript keeps the rest)
+  // Per plaintext buffer lent: the conn (id, generation) it went to, so its release is counted.
+  std::vector<std::pair<uint32_t, uint32_t>> plainOwner_;
   std::vector<uint32_t> starved_;  // conn ids waiting for plaintext buffers
   bool wake_ = false;              // a drain has work without a CQE (starved conns to resume)
 };

@@ -5,6 +5,7 @@
 // submission, the drain loop) is ring.cc.
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -18,12 +19,34 @@ namespace {
 constexpr size_t kIdleKeep = 16 * 1024;
 // Plaintext buffers one feed fills at most before the rest waits in the session (resumed later).
 constexpr int kMaxPlainPerFeed = 8;
+// The last free plaintext buffers go only to conns whose reader holds at most one (a new request,
+// a reader that keeps up): readers that keep every chunk cannot take them all, as a plain
+// stream's first read never waits behind others' buffers.
+constexpr size_t kPlainReserve = 8;
 // Ciphertext a session waiting for plaintext buffers may hold before its recv stops (one provided
 // buffer's worth at the default size): past it the peer meets TCP backpressure, as a plain
 // stream's does at its budget, instead of every byte it sends being copied into the session.
 constexpr size_t kStarvedHold = 64 * 1024;
 
 }  // namespace
+
+// The plaintext pool: `count` buffers of `size` bytes in a JS Uint8Array (pinned until Destroy).
+// Only ids below `published` start on the free list: JavaScript keeps the rest until the thread's
+// receive budget has room for them (Ring.releasePlain in uring/ring.ts), since the ring decrypts
+// into whatever is on it.
+void Ring::SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size, uint32_t published) {
+  if (!pool.IsTypedArray() || count == 0 || size == 0 || count > 65535) return;
+  auto bytes = pool.As<Napi::Uint8Array>();
+  if (bytes.ByteLength() < static_cast<size_t>(count) * size) return;
+  plain_ = bytes.Data();
+  plainRef_ = Napi::Persistent(bytes);
+  plainCount_ = count;
+  plainSize_ = size;
+  plainFree_.clear();
+  plainPublished_ = std::min(count, published);
+  for (uint32_t i = plainPublished_; i > 0; i--) plainFree_.push_back(i - 1);
+  plainOwner_.assign(count, {0, 0});
+}
 
 int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
   if (!alive_) return -EBADF;
@@ -68,6 +91,11 @@ TlsConn* Ring::ConnAt(uint32_t tag, uint32_t gen, int fd) {
 
 void Ring::ReleasePlain(uint32_t id) {
   if (plain_ != nullptr && id < plainCount_) {
+    auto [tag, gen] = plainOwner_[id];
+    if (tag != 0 && tag <= conns_.size() && conns_[tag - 1] != nullptr && conns_[tag - 1]->gen == gen &&
+        conns_[tag - 1]->plainHeld > 0)
+      conns_[tag - 1]->plainHeld--;
+    plainOwner_[id] = {0, 0};
     plainFree_.push_back(id);
     if (!starved_.empty()) wake_ = true;
   }
@@ -374,7 +402,9 @@ void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t
   bool first = true;
   int filled = 0;
   for (;;) {
-    if (plainFree_.empty() || filled >= kMaxPlainPerFeed || *n + 4 >= cqCap_) {
+    const size_t reserve = std::min<size_t>(kPlainReserve, plainCount_ / 8);
+    const bool reserved = plainFree_.size() <= reserve && c->plainHeld > 1;
+    if (plainFree_.empty() || reserved || filled >= kMaxPlainPerFeed || *n + 4 >= cqCap_) {
       // No plaintext buffer (the readers hold them all) or this batch is full: the session keeps
       // the rest of the input (copied) and goes on when buffers come back. JavaScript stops the
       // multishot recv at its queue's high-water mark, so what is kept stays bounded.
@@ -394,6 +424,8 @@ void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t
     if (r.plaintext > 0) {
       Emit(n, static_cast<int32_t>(slot), static_cast<int32_t>(r.plaintext),
            (id << IORING_CQE_BUFFER_SHIFT) | IORING_CQE_F_BUFFER | IORING_CQE_F_MORE | kCqeFPlain);
+      plainOwner_[id] = {c->id + 1, c->gen};
+      c->plainHeld++;
       filled++;
     } else {
       plainFree_.push_back(id);

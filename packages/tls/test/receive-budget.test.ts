@@ -12,7 +12,7 @@ import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
-import { driverCases } from './harness.js';
+import { driverCases, nodeClient, roundTrip } from './harness.js';
 
 const uring = (await driverCases()).find((d) => d.name === 'uring')!;
 const test = uring.skip === undefined ? it : it.skip;
@@ -103,7 +103,7 @@ describe('in-ring TLS under the receive budgets', () => {
       draining = true;
       for (const chunk of kept.splice(0)) chunk.release();
     };
-    return { streams, received, drain };
+    return { streams, received, drain, context, port };
   }
 
   test('a session waiting for plaintext buffers stops its recv: the flood waits in TCP, and the stream reads on later', async () => {
@@ -129,5 +129,59 @@ describe('in-ring TLS under the receive budgets', () => {
     await eventuallyAsync(() => received.every((n, i) => n - before[i]! >= 4 * MIB), 15_000);
     // (Before the pause: 1.1 GiB more by now, and the other streams starved behind the first.)
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 * MIB);
+  }, 30_000);
+
+  test('flooded streams whose readers keep their chunks stay within the stream and worker caps; another connection is served', async () => {
+    const STREAM_CAP = 256 * KIB;
+    const WORKER_CAP = 2 * MIB;
+    runtime = await createRuntime({
+      driver: 'uring',
+      log: () => undefined,
+      buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+    });
+    const rt = runtime;
+    // 12 flooded streams want 3 MiB at their caps, more than the worker's 2 MiB.
+    let maxStream = 0;
+    let maxWorker = 0;
+    const { streams, received, drain, context } = await acceptFlooded(rt, 12);
+    const sample = () => {
+      const s = rt.bufferStats()!;
+      maxWorker = Math.max(maxWorker, s.held, s.peakHeld);
+      maxStream = Math.max(maxStream, s.peakStreamHeld);
+    };
+    for (let i = 0; i < 50; i++) {
+      sample();
+      await tick(20);
+    }
+    // (Before TLS counted in the budgets: one stream held 6 MiB, the thread 8 MiB, the whole
+    // plaintext pool.)
+    expect(maxStream).toBeLessThanOrEqual(STREAM_CAP);
+    expect(maxWorker).toBeLessThanOrEqual(WORKER_CAP);
+    // The budget was really reached: streams stopped for room, the flood waits in TCP.
+    expect(rt.bufferStats()!.stops).toBeGreaterThan(0);
+    // A new TLS connection is served meanwhile.
+    const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime: rt });
+    closers.push(() => listener.close());
+    const port = (listener.localAddress as { port: number }).port;
+    const echoed = (async () => {
+      const stream = await tlsAccept(await listener.accept(), context);
+      const chunk = await stream.recv();
+      await stream.writeAll(new Uint8Array(chunk!.bytes));
+      chunk!.release();
+      await stream.close();
+    })();
+    const socket = await nodeClient(port, { ca: pki.ca, servername: 'localhost' });
+    expect((await roundTrip(socket, Buffer.from('ping'))).toString()).toBe('ping');
+    socket.destroy();
+    await echoed;
+    sample();
+    expect(maxStream).toBeLessThanOrEqual(STREAM_CAP);
+    expect(maxWorker).toBeLessThanOrEqual(WORKER_CAP);
+
+    // A flooded stream reads on once its reader does: 4 MiB more, beyond every cap.
+    const before = received[0]!;
+    drain();
+    await eventuallyAsync(() => received[0]! - before >= 4 * MIB, 15_000);
+    expect(streams.length).toBe(12);
   }, 30_000);
 });

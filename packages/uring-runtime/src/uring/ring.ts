@@ -125,6 +125,13 @@ export class Ring {
   /** Plaintext buffers lent to readers now. */
   private plainLent = 0;
   private readonly plainCount: number;
+  /**
+   * Plaintext buffers kept from the ring's free list (releasePlain): the ring decrypts only into
+   * buffers on it, so held bytes plus its buffers stay within the thread's cap, whichever TLS
+   * streams it feeds (their recvs give the provided buffers back at once, so the kernel's ring
+   * does not bound them).
+   */
+  private readonly withheldPlain: number[] = [];
   /** Records queued for the next flush. */
   private count = 0;
   private readonly capacity: number;
@@ -185,6 +192,8 @@ export class Ring {
     // Untouched pages of a large ArrayBuffer are not resident: a thread without TLS pays nothing.
     this.plainBuffer = new ArrayBuffer(this.plainCount * this.plainSize);
     this.plainPool = new Uint8Array(this.plainBuffer);
+    // The ring starts with as many plaintext buffers as the cap holds; the rest wait here.
+    const plainPublished = Math.min(this.plainCount, Math.floor(this.budget.workerCap / this.plainSize));
     const initial = 1024;
     this.gens = new Uint32Array(initial);
     this.states = new Uint8Array(initial);
@@ -192,7 +201,7 @@ export class Ring {
     for (let i = initial - 1; i >= 0; i--) this.freeSlots[this.freeTop++] = i;
     this.targets.length = initial;
     this.pinned.length = initial;
-    const init: RingInit & { readonly publishedBuffers: number } = {
+    const init: RingInit & { readonly publishedBuffers: number; readonly plainPublished: number } = {
       entries: options.entries,
       sqpoll: options.sqpoll,
       pool: this.pool,
@@ -203,11 +212,16 @@ export class Ring {
       plainPool: this.plainPool,
       plainCount: this.plainCount,
       plainSize: this.plainSize,
+      plainPublished,
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
     // Native put only the first `published` buffers in the kernel's ring (an older build: all).
     const put = (this.info as RingInfo & { readonly publishedBuffers?: number }).publishedBuffers;
     if (put !== undefined) for (let bid = options.bufferCount - 1; bid >= put; bid--) this.withheld.push(bid);
+    // Likewise the plaintext buffers (an older build put them all on its free list: none kept).
+    const plainPut = (this.info as RingInfo & { readonly plainPublished?: number }).plainPublished;
+    if (plainPut !== undefined)
+      for (let id = this.plainCount - 1; id >= plainPut; id--) this.withheldPlain.push(id);
   }
 
   /**
@@ -239,9 +253,10 @@ export class Ring {
    * it fills, and a stream's recv needs no promise. Called when buffers were taken or given back.
    */
   publish(): void {
+    const budget = this.budget;
+    if (this.withheldPlain.length > 0) this.publishPlain();
     const withheld = this.withheld;
     if (withheld.length === 0) return;
-    const budget = this.budget;
     const room = Math.floor((budget.share - budget.held) / this.bufferSize) - this.buffersIn;
     for (let i = 0; i < room && withheld.length > 0; i++) this.queueProvide(withheld.pop()!);
   }
@@ -254,6 +269,8 @@ export class Ring {
   /** A TLS stream's recv handed plaintext buffer `id` to a reader. */
   lendPlain(): void {
     this.plainLent++;
+    // Held bytes count what chunks carry, buffers may be part full: room for more buffers.
+    if (this.withheldPlain.length > 0) this.publishPlain();
   }
 
   /**
@@ -262,6 +279,29 @@ export class Ring {
    * plaintext buffers may be waiting for it): then it schedules one.
    */
   releasePlain(id: number): void {
+    this.plainLent--;
+    const budget = this.budget;
+    if ((this.plainIn + 1) * this.plainSize + budget.held > budget.workerCap) {
+      this.withheldPlain.push(id);
+      return;
+    }
+    this.queuePlainRelease(id);
+  }
+
+  /** Gives withheld plaintext buffers back to the ring while the thread's cap has room for them. */
+  private publishPlain(): void {
+    const plain = this.withheldPlain;
+    const room = Math.floor((this.budget.workerCap - this.budget.held) / this.plainSize) - this.plainIn;
+    for (let i = 0; i < room && plain.length > 0; i++) this.queuePlainRelease(plain.pop()!);
+  }
+
+  /** Plaintext buffers on the ring's free list, as far as JavaScript knows. */
+  private get plainIn(): number {
+    return this.plainCount - this.plainLent - this.withheldPlain.length;
+  }
+
+  /** Queues plaintext buffer `id`'s return to the ring's free list. */
+  private queuePlainRelease(id: number): void {
     if (this.count === this.capacity) this.flushNow(false);
     const o = this.count++ * SQ_STRIDE;
     const sq = this.sq;
@@ -273,7 +313,7 @@ export class Ring {
     sq[o + 5] = -1;
     sq[o + 6] = id;
     sq[o + 7] = 0;
-    if (this.plainLent-- > this.plainCount >> 1 || ++this.pendingProvides >= this.provideBatch)
+    if (this.plainLent >= this.plainCount >> 1 || ++this.pendingProvides >= this.provideBatch)
       this.schedule();
     if (this.starved.length > 0) {
       this.schedule();
@@ -387,6 +427,7 @@ export class Ring {
    */
   provide(bid: number): void {
     this.buffersOut--;
+    if (this.withheldPlain.length > 0) this.publishPlain();
     const budget = this.budget;
     if (this.buffersIn * this.bufferSize + budget.held > budget.share) {
       // The kernel could fill it past the share: kept until held bytes come back (publish()).

@@ -53,6 +53,11 @@ import type { BufferWaiter, CompletionTarget, PoolReader, Ring } from './ring.js
 const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
 const RECV_HIGH_WATER = 16;
+/**
+ * In-ring TLS: plaintext a session may already hold when its recv is armed (the ciphertext of one
+ * incomplete record, at most 16 KiB of plaintext), kept out of what the recv may take.
+ */
+const TLS_HELD_SLACK = 16 * 1024;
 const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
 
 /** What a stream needs from its driver. */
@@ -320,6 +325,8 @@ export class UringStream
   private held = 0;
   /** Received chunks this stream holds (queued, or lent and not released): its tier in the budget. */
   private chunks = 0;
+  /** In-ring TLS past its base: share bytes promised to the armed recv, not received yet. */
+  private tlsPromise = 0;
   /** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
   private armLimited = false;
   /** The armed recv is a one-buffer recv of a stream holding bytes (counted in ring.busyRecvs). */
@@ -628,6 +635,11 @@ export class UringStream
       }
     }
     if (!more) {
+      if (this.tlsPromise > 0) {
+        this.ring.budget.promised -= this.tlsPromise;
+        this.tlsPromise = 0;
+        this.ring.budget.notify();
+      }
       if (res === -EINVAL && this.armLimited && !this.closing) {
         // The kernel has no byte limit on multishot recv (before Linux 6.17): from now on every
         // plain recv is one recv of at most the allowance (OP_RECV_SELECT), so the budgets hold.
@@ -778,6 +790,11 @@ export class UringStream
   private chargeReceived(n: number, pooled: boolean): void {
     const ring = this.ring;
     this.chunks++;
+    if (this.tlsPromise > 0) {
+      const p = Math.min(n, this.tlsPromise);
+      this.tlsPromise -= p;
+      ring.budget.promised -= p;
+    }
     ring.budget.charge(n, (this.held += n));
     // The kernel's ring lost a buffer: stops growth at half the pool, tops the ring up.
     if (pooled) ring.tookBuffer();
@@ -898,8 +915,16 @@ export class UringStream
    * ENOBUFS). A stream growing past it needs room in the share and in the pool: past half the
    * pool it gets one buffer per recv (OP_RECV_SELECT), and it waits (TCP backpressure) while the
    * ring is nearly out or 3/4 of the pool is out, since a peer trickling small pieces pins a whole
-   * buffer per piece. A TLS stream's recv (ciphertext fed to the ring's session) is not limited:
-   * it stops at the queue's high-water mark.
+   * buffer per piece.
+   *
+   * In-ring TLS: a recv's ciphertext is decrypted into plaintext chunks charged like any others,
+   * and plaintext is never longer than its ciphertext, so the recv may take the stream's allowance
+   * less what the session may already hold (TLS_HELD_SLACK); the handshake's recv too, since it
+   * goes on after the handshake. The kernel's ring does not bound TLS streams together (the ring
+   * gives their buffers back at once): the plaintext buffers do, which Ring.releasePlain keeps
+   * within the thread's cap less what is held; and a stream past its base (its reader keeps
+   * chunks, so it is not an idle keep-alive one) promises its allowance in the share until its
+   * recv ends, so such streams arming together cannot pass the share.
    */
   private arm(heap = false): void {
     if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
@@ -943,6 +968,25 @@ export class UringStream
           this.busyRecv = true;
           ring.busyRecvs++;
         }
+      }
+    } else {
+      const budget = ring.budget;
+      const allowance = budget.allowance(this.held, this.chunks);
+      const room = allowance - TLS_HELD_SLACK;
+      if (room < budget.minRead) {
+        budget.wait(this);
+        return;
+      }
+      if (this.chunks > BASE_CHUNKS) {
+        this.tlsPromise = allowance;
+        budget.promised += allowance;
+      }
+      // The kernel's last recv of a limited multishot may fill a whole buffer past the limit.
+      const bufferSize = ring.bufferSize;
+      if (ring.recvLimit && room > bufferSize) len = room - bufferSize + 1;
+      else {
+        op = OP_RECV_SELECT;
+        len = Math.min(room, bufferSize);
       }
     }
     this.armLimited = op === OP_RECV_MULTI && len > 0;
