@@ -5,7 +5,7 @@
  * same target, so a pool or a proxy drives either the same way.
  */
 import type { H1Limits } from './h1/decoder.js';
-import type { HttpResponse } from './message.js';
+import type { HttpRequest, HttpResponse } from './message.js';
 
 export { HttpClient } from './h1/client.js';
 
@@ -52,4 +52,20 @@ export interface HttpSendOptions {
 export interface HttpExchangeTarget {
   onResponse(response: HttpResponse): void;
   onFailure(error: unknown): void;
+}
+
+/**
+ * An exchange in progress that its caller may cancel while it waits for the response head (a
+ * proxy whose own client went away): what `H2ClientSession.exchange()` returns, and what a pooled
+ * HTTP/1.1 connection offers (@loch/transports). No signal and no listener per exchange: the
+ * caller keeps the object and calls it only when it must.
+ */
+export interface HttpExchangeCancel {
+  /**
+   * Cancels the exchange of `request` if it is still waiting for its response head: it fails
+   * with HttpAbortedError (HTTP/2: the stream is reset with CANCEL, the session lives on;
+   * HTTP/1.1: the connection is closed, never reused). Does nothing once the head arrived (the
+   * body is the reader's to abandon), after the exchange ended, or for another request.
+   */
+  cancelExchange(request: HttpRequest): void;
 }

@@ -15,7 +15,7 @@ export {
   StreamBody,
   streamBody,
 } from './body.js';
-export type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from './client.js';
+export type { HttpClientOptions, HttpExchangeCancel, HttpExchangeTarget, HttpSendOptions } from './client.js';
 export { HttpClient } from './client.js';
 export type { ConnectionSchema, HttpConnectionContext } from './context.js';
 export { ConnectionContext, connectionContext } from './context.js';

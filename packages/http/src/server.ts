@@ -91,6 +91,20 @@ export interface HttpServerOptions<Cx> {
    * connection's context. Not called for requests the handler answered. Must not throw.
    */
   readonly onRejected?: (rejection: HttpRejection, context: Cx) => void;
+  /**
+   * Called once when a request's client went away while its handler was still working on the
+   * answer, so work done for it can stop (a proxy cancels its upstream exchange): an HTTP/2
+   * stream reset by the client (RST_STREAM) or ended with its connection; an HTTP/1.1
+   * connection closed or half-closed (end of stream, as nginx takes it: its 499) while a
+   * request waits for its answer with its body read (none, or read to its end; before that a
+   * client that leaves fails the body read). The answer is not sent (HTTP/1.1 closes the
+   * connection instead). `request` is as the handler left it: a handler may replace
+   * `request.context` with a per-request context (a fork of the connection's). Costs nothing per request beyond what the
+   * server does anyway: an HTTP/2 reset is seen as it arrives, and an HTTP/1.1 connection arms
+   * the receive it would arm for the next request while the handler waits (a pipelined request
+   * arriving meanwhile is kept, and ends the watch). Must not throw.
+   */
+  readonly onAbandoned?: (request: HttpServerRequest<Cx>) => void;
 }
 
 const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
@@ -130,6 +144,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly makeContext: (stream: HttpStream) => Cx;
   /** @internal */ readonly onError: (error: unknown) => void;
   /** @internal */ readonly onRejected: ((rejection: HttpRejection, context: Cx) => void) | null;
+  /** @internal */ readonly onAbandoned: ((request: HttpServerRequest<Cx>) => void) | null;
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
   now = performance.now();
   /** @internal */ closing = false;
@@ -179,6 +194,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.onError = options.onError ?? (() => {});
     this.onRejected = options.onRejected ?? null;
+    this.onAbandoned = options.onAbandoned ?? null;
     const active = Object.values(this.timeouts).filter((t) => t > 0);
     this.shortestDeadline = active.length === 0 ? 0 : Math.min(...active, 4000);
   }
@@ -273,6 +289,15 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.live.delete(from);
     session.start(received);
     if (this.closing) session.shutdownIfIdle();
+  }
+
+  /** Tells onAbandoned (a throw is reported to onError). @internal */
+  abandoned(request: HttpServerRequest<Cx>): void {
+    try {
+      this.onAbandoned!(request);
+    } catch (e) {
+      this.onError(e);
+    }
   }
 
   /** A connection is gone (the end of its run). @internal */

@@ -18,6 +18,7 @@ import {
   Http2RequestRefusedError,
   HttpAbortedError,
   type HttpBody,
+  type HttpExchangeCancel,
   type HttpRequest,
   HttpRequestBodyError,
   type HttpResponse,
@@ -141,8 +142,9 @@ export class H2Connector<K extends Endpoint = Endpoint> {
       const release = (): void => {
         this.pool.release(session);
       };
+      let exchange: HttpExchangeCancel;
       try {
-        session.exchange(request, sendOptions, {
+        exchange = session.exchange(request, sendOptions, {
           onResponse: (response) => {
             if (response.body.kind === 'empty' && response.body.trailers === null) {
               release();
@@ -159,7 +161,9 @@ export class H2Connector<K extends Endpoint = Endpoint> {
       } catch (error) {
         release();
         reject(error);
+        return;
       }
+      options.onExchange?.(request, exchange);
     });
   }
 

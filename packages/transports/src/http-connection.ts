@@ -17,6 +17,7 @@ import {
   type HttpClientOptions,
   HttpConnectionError,
   HttpError,
+  type HttpExchangeCancel,
   type HttpExchangeTarget,
   HttpParseError,
   type HttpRequest,
@@ -56,6 +57,13 @@ export interface ExchangeOptions {
    * and synchronously: to classify failures without a promise of one's own per request.
    */
   readonly onError?: ((error: unknown, key: Endpoint) => unknown) | undefined;
+  /**
+   * Runs when the request is handed to a connection (HTTP/1.1) or a stream (HTTP/2), synchronously,
+   * with the exchange's cancel handle: keep it to cancel the exchange while it waits for its
+   * response head (a proxy's client went away). Again on each retry (a new handle). One option
+   * object serves every request: the handle names the request it cancels. Must not throw.
+   */
+  readonly onExchange?: ((request: HttpRequest, exchange: HttpExchangeCancel) => void) | undefined;
 }
 
 const NO_EXCHANGE_OPTIONS: ExchangeOptions = {};
@@ -225,7 +233,7 @@ type ExchangeTarget = HttpExchangeTarget;
 const NO_RESOLVE = (): void => {};
 
 /** One HTTP/1.1 connection to `key`. Obtain it from HttpConnector.connect(); one exchange per hand-out. */
-export class HttpConnection<K extends Endpoint = Endpoint> {
+export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchangeCancel {
   /** The endpoint this connection leads to. */
   readonly key: K;
   readonly #io: ExchangeStream;
@@ -383,8 +391,21 @@ export class HttpConnection<K extends Endpoint = Endpoint> {
       this.#client.exchange(request, sendOptions, this.#target);
     } catch (error) {
       this.#exchangeFailed(error);
+      return promise;
     }
+    options.onExchange?.(request, this);
     return promise;
+  }
+
+  /**
+   * HttpExchangeCancel: while `request`'s exchange waits for its response head, aborts it (as its
+   * signal would: AbortedError, the connection closed and never pooled). Does nothing for
+   * another request (a stale handle: this connection may serve another exchange by then).
+   */
+  cancelExchange(request: HttpRequest): void {
+    if (this.#exRequest !== request || this.#aborted) return;
+    this.#aborted = true;
+    void this.#client.close().catch(() => {});
   }
 
   #headArrived(res: HttpResponse): void {

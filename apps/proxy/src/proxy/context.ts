@@ -7,7 +7,7 @@
  * order does not compile. Not for configuration (config/) or per-worker state (worker.ts).
  */
 import { defineContext, type Has } from '@loch/certain-map';
-import type { HttpRequest } from '@loch/http';
+import type { HttpExchangeCancel, HttpRequest } from '@loch/http';
 import type { DriverName, SocketAddress } from '@loch/uring-runtime';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { RouteMatch } from '../routing/router.js';
@@ -48,6 +48,13 @@ export interface ProxySchema {
   upstreamTarget: string;
   /** The upstream the request was sent to. */
   upstream: UpstreamConfig;
+  /**
+   * The upstream exchange as it was handed to a connection or stream (transports' onExchange):
+   * what a client going away before the response head cancels.
+   */
+  upstreamExchange: HttpExchangeCancel;
+  /** The client went away before the answer (the server's onAbandoned): nginx's 499. */
+  abandoned: true;
 }
 
 /** The context definition. */
@@ -63,6 +70,8 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'route',
   'upstreamTarget',
   'upstream',
+  'upstreamExchange',
+  'abandoned',
 ]);
 
 /** A context with the connection keys (what the HttpServer context factory builds). */

@@ -1,18 +1,22 @@
 /**
- * The two outer layers of a server's chain. The context layer turns the HttpServer's call
- * `(request, connection context)` into one certain-map context per request (a fork of the
- * connection's, plus the request and its start time). The HTTP core layer below it answers
- * every failure of the inner layers with a small plain-text response (ProxyError's status and
- * fields: 404, 400, 405, 502, 504; 500 for anything unexpected; a gRPC call gets a trailers-only
- * grpc-status answer instead), logs failures, and writes the access-log
- * line when the response body has been passed on. Not for header hygiene (reuse.ts) or routing.
+ * The two outer layers of a server's chain, and the server's per-request hooks. The context
+ * layer turns the HttpServer's call `(request, connection context)` into one certain-map context
+ * per request (a fork of the connection's, plus the request and its start time), which the
+ * request carries from then on (`request.context`). The HTTP core layer below it answers every
+ * failure of the inner layers with a small plain-text response (ProxyError's status and fields:
+ * 404, 400, 405, 502, 504; 500 for anything unexpected; a gRPC call gets a trailers-only
+ * grpc-status answer instead), logs failures, and writes the access-log line when the response
+ * body has been passed on. The HttpServer's onAbandoned hook (RequestHooks) cancels the upstream
+ * exchange of a request whose client went away. Not for header hygiene (reuse.ts) or routing.
  */
 import {
   createResponse,
   FixedBody,
   type HttpBody,
   HttpError,
+  type HttpExchangeCancel,
   type HttpHandler,
+  type HttpRequest,
   type HttpResponse,
   type HttpServerRequest,
 } from '@loch/http';
@@ -94,11 +98,17 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
 
   /**
    * The metrics and access-log hooks (`fromUpstream`: not an answer of #fail): a streamed body
-   * logs when it ends, anything else now.
+   * logs when it ends, anything else now. A request whose client went away was counted when it
+   * went (RequestHooks) and logs 499 (as nginx), no bytes.
    */
   #answer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): HttpResponse {
-    workerMetrics.answered(this.serverKey, cx, res.status, fromUpstream);
+    const abandoned = cx.maybeGet('abandoned') === true;
+    if (!abandoned) workerMetrics.answered(this.serverKey, cx, res.status, fromUpstream);
     if (!this.accessLog) return res;
+    if (abandoned) {
+      this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
+      return res;
+    }
     // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
     const upstreamMs =
       fromUpstream && cx.maybeGet('upstream') !== undefined
@@ -137,6 +147,11 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
     let status = 500;
     let code = 'ERR_LOCH_INTERNAL';
     let extra: readonly (readonly [string, string])[] | undefined;
+    if (cx.maybeGet('abandoned') === true) {
+      // The client went away and its upstream exchange was cancelled: nothing failed upstream,
+      // and nobody reads this answer (the server does not send it).
+      return createResponse(CLIENT_CLOSED_REQUEST, { body: new FixedBody('') });
+    }
     if (error instanceof ProxyError) {
       status = error.status;
       code = error.code;
@@ -201,12 +216,58 @@ export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service
   ) {}
 
   call(request: HttpServerRequest<ConnectionCx>): Answer<HttpResponse> {
-    return this.inner.call(
-      request.context
-        .fork()
-        .set('request', request)
-        .set('clientTarget', request.target)
-        .set('startedAt', this.timed ? performance.now() : workerMetrics.enabled ? turnNow() : 0),
-    );
+    const cx = request.context
+      .fork()
+      .set('request', request)
+      .set('clientTarget', request.target)
+      .set('startedAt', this.timed ? performance.now() : workerMetrics.enabled ? turnNow() : 0);
+    // The request carries its own context from here on: the server's hooks (RequestHooks) and
+    // the upstream exchange's (upstream.ts) find it there, with nothing allocated to link them.
+    request.context = cx;
+    return this.inner.call(cx);
   }
+}
+
+/** nginx's status for a request whose client closed the connection before the answer. */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** The per-request context of a request the context layer saw (it set `request.context`). */
+export function contextOf(request: { readonly context?: unknown }): RequestCx | undefined {
+  const cx = request.context as RequestCx | undefined;
+  return cx?.maybeGet('request') === request ? cx : undefined;
+}
+
+/**
+ * The HttpServer hooks of a server's requests, one object per server: the cancellation of the
+ * upstream exchange of a request whose client went away (onAbandoned).
+ */
+export class RequestHooks {
+  constructor(private readonly serverKey: string) {}
+
+  /**
+   * onAbandoned: the client reset its HTTP/2 stream or closed its connection while loch waited
+   * for the answer. The upstream exchange waiting for its head is cancelled (HTTP/1.1: the
+   * connection closed and never pooled; HTTP/2: RST_STREAM(CANCEL), the session lives on); one
+   * still connecting is cancelled as soon as it starts (noteUpstreamExchange). Counted as 499,
+   * as nginx logs it.
+   */
+  readonly abandoned = (request: HttpServerRequest<ConnectionCx>): void => {
+    const cx = contextOf(request);
+    if (cx === undefined) return;
+    cx.set('abandoned', true);
+    cx.maybeGet('upstreamExchange')?.cancelExchange(request);
+    workerMetrics.answered(this.serverKey, cx, CLIENT_CLOSED_REQUEST, false);
+  };
+}
+
+/**
+ * transports' onExchange for the proxy's upstream requests: the exchange's cancel handle goes
+ * into the request's context (a client that goes away cancels it); a request whose client is
+ * already gone (it went while loch connected) is cancelled at once.
+ */
+export function noteUpstreamExchange(request: HttpRequest, exchange: HttpExchangeCancel): void {
+  const cx = contextOf(request as { readonly context?: unknown });
+  if (cx === undefined) return;
+  if (cx.maybeGet('abandoned') === true) exchange.cancelExchange(request);
+  else cx.set('upstreamExchange', exchange);
 }

@@ -27,6 +27,7 @@ import {
   withProxyHeader,
 } from '@loch/transports';
 import type { RoutedCx } from './context.js';
+import { noteUpstreamExchange } from './core.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
 import { grpcTimeoutMs, isGrpcRequest } from './grpc-status.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
@@ -221,7 +222,10 @@ export function retryableFailure(error: unknown): boolean {
 export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   /** The request options of every exchange (one object, not one per request). */
   readonly #options: RequestOptions;
-  /** The same deadlines without the hooks (`"auto"` applies them once the protocol is known). */
+  /**
+   * The same deadlines without the response and error hooks (`"auto"` applies them once the
+   * protocol is known; the exchange hook stays: it runs once per exchange either way).
+   */
   readonly #bareOptions: RequestOptions;
   /** HTTP/2 sessions of `upstream_http_version = "http2"` routes (the connector's, else one of its own). */
   #h2: H2Connector | undefined;
@@ -231,13 +235,20 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     readonly connector: HttpConnector,
     readonly timeouts: UpstreamTimeouts,
   ) {
+    // onExchange: the exchange's cancel handle goes to the request's context (a client that
+    // goes away before the response head cancels it: core.ts RequestHooks).
     this.#options = {
       connectTimeout: timeouts.connect,
       readTimeout: timeouts.read,
       onResponse: cleanResponse,
       onError: upstreamFailure,
+      onExchange: noteUpstreamExchange,
     };
-    this.#bareOptions = { connectTimeout: timeouts.connect, readTimeout: timeouts.read };
+    this.#bareOptions = {
+      connectTimeout: timeouts.connect,
+      readTimeout: timeouts.read,
+      onExchange: noteUpstreamExchange,
+    };
   }
 
   /**

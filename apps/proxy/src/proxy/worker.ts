@@ -40,6 +40,7 @@ import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
 import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
+import { RequestHooks } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
 import { ProxyLog, type StagedAccessLogs } from './log.js';
@@ -338,6 +339,7 @@ export class ProxyWorker {
     const identity = entry.identity;
     const slot = entry.slot;
     const log = this.log;
+    const hooks = new RequestHooks(identity.key);
     const http = new HttpServer<ConnectionCx>(
       // The chain is the server's handler as it is; the slot's service follows reloads.
       slot.service(),
@@ -369,6 +371,8 @@ export class ProxyWorker {
         },
         onError: (error) =>
           log.at('http').debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
+        // A client gone before its answer cancels the upstream exchange.
+        onAbandoned: hooks.abandoned,
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config
         // may change on reload without a new HttpServer, so it is read per line).

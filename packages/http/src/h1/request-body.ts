@@ -22,6 +22,8 @@ export interface RequestBodySource {
   /** The trailers after the End event, if any. */
   readonly bodyTrailers: HttpHeaders | null;
   markBodyDone(): void;
+  /** The body was read to its End (after markBodyDone): the client can be watched from now on. */
+  bodyComplete(): void;
   /** The read failed with `e` (what its reader sees). */
   bodyFailed(e: unknown): void;
 }
@@ -72,6 +74,7 @@ export class IncomingRequestBody implements HttpBody, AsyncIterator<Uint8Array> 
     conn.markBodyDone();
     if (ev === DecodeEvent.End) {
       this.trailers = conn.bodyTrailers;
+      conn.bodyComplete();
       return { done: true, value: undefined };
     }
     const e = new HttpParseError('ERR_HTTP_INCOMPLETE_MESSAGE', 'connection closed inside the request body');

@@ -98,6 +98,12 @@ const READ_PARKED = 1;
 const READ_AWAITED = 2;
 /** Its waiter gave up (a head or body deadline answered 408): the result is dropped. */
 const READ_ABANDONED = 3;
+/**
+ * Armed while a handler works on a bodiless request (the server has onAbandoned): an end of
+ * stream or a failure means the client went away; bytes (a pipelined request) are kept. The
+ * next read of the loop takes the pending receive (or its result) over: see requestRecv().
+ */
+const READ_WATCH = 4;
 
 /** One accepted HTTP/1.1 connection. */
 export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, RequestBodySource {
@@ -153,6 +159,16 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   private tailBody: HttpBody | null = null;
   private tailKeepAlive = false;
   private tailError: unknown = null;
+  /** The request whose handler works on its answer (only with onAbandoned), else null. */
+  private handling: HttpServerRequest<Cx> | null = null;
+  /** The request whose client is watched (READ_WATCH) while its handler works, else null. */
+  private watched: HttpServerRequest<Cx> | null = null;
+  /** The watched request's client went away: its answer is not sent, the connection ends. */
+  private abandoned = false;
+  /** A watch receive's result not taken yet (the next read gets it): set, chunk, error. */
+  private early = false;
+  private earlyChunk: StreamChunk | null = null;
+  private earlyError: unknown = undefined;
   /** The first read is checked for the HTTP/2 client preface (the server's protocol choice). */
   private sniffing: boolean;
   /** A first read that was a strict prefix of the preface, kept until it is told apart. */
@@ -288,9 +304,52 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     const p = pendingPromise<StreamChunk | null>();
     this.readResolve = takeResolve();
     this.readReject = takeReject();
-    this.reading = READ_AWAITED;
-    this.stream.recvTo(this);
+    this.requestRecv(READ_AWAITED);
     return p;
+  }
+
+  /**
+   * Asks for the next receive result for `purpose` (READ_AWAITED, READ_PARKED): a watch receive
+   * still pending serves it, a watch result already in comes at the next microtask (as a
+   * recvTo's would), else one recvTo.
+   */
+  private requestRecv(purpose: number): void {
+    const watching = this.reading === READ_WATCH;
+    this.reading = purpose;
+    if (watching) return;
+    if (this.early) {
+      const c = this.earlyChunk;
+      const error = this.earlyError;
+      this.early = false;
+      this.earlyChunk = null;
+      this.earlyError = undefined;
+      // Rare (a pipelined request or the end came during a handler's wait): a closure is fine.
+      queueMicrotask(() => this.onRecv(c, error));
+      return;
+    }
+    this.stream.recvTo(this);
+  }
+
+  /**
+   * While the handler works on a request whose body is read (none, or read to its end), a
+   * receive watches for the client going away (server.onAbandoned). Only when nothing else
+   * reads and nothing is buffered (the next request's bytes go to the decoder only after this
+   * answer), and not for an upgrade (its tunnel reads the stream). Before its body's end a
+   * client that leaves fails the body read instead.
+   */
+  private watch(req: HttpServerRequest<Cx>): void {
+    if (
+      this.reading !== READ_NONE ||
+      this.early ||
+      !this.bodyDone ||
+      this.decoder.hasInput ||
+      this.expired !== null ||
+      this.stream.closed
+    )
+      return;
+    this.watched = req;
+    this.reading = READ_WATCH;
+    this.stream.recvTo(this);
   }
 
   /**
@@ -308,9 +367,8 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     this.state = H1State.Idle;
     // The connection itself is the receive's target (onRecv): no promise, reaction or closure
     // per parked connection.
-    this.reading = READ_PARKED;
     try {
-      this.stream.recvTo(this);
+      this.requestRecv(READ_PARKED);
     } catch (e) {
       this.reading = READ_NONE;
       this.state = H1State.Head;
@@ -336,6 +394,17 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         const rest = this.sniff(c);
         if (rest !== null) this.wake(WAKE_CHUNK, rest, null);
       } else this.wake(WAKE_CHUNK, c, null);
+    } else if (how === READ_WATCH) {
+      // Kept for the loop's next read; an end or a failure is the client gone.
+      this.early = true;
+      this.earlyChunk = c;
+      this.earlyError = error;
+      const req = this.watched;
+      this.watched = null;
+      if (req !== null && (c === null || error !== undefined)) {
+        this.abandoned = true;
+        this.server.abandoned(req);
+      }
     } else if (how === READ_AWAITED) {
       const resolve = this.readResolve!;
       const reject = this.readReject!;
@@ -493,7 +562,18 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
           req.context = this.context;
           const out = server.handler.call(req as HttpServerRequest<Cx>);
           // A synchronous handler's answer needs no trip through the microtask queue.
-          res = out instanceof Promise ? await out : out;
+          if (out instanceof Promise) {
+            if (server.onAbandoned !== null && !askedUpgrade) {
+              this.handling = req as HttpServerRequest<Cx>;
+              this.watch(this.handling);
+            }
+            try {
+              res = await out;
+            } finally {
+              this.handling = null;
+              this.watched = null;
+            }
+          } else res = out;
           if (
             res === null ||
             typeof res !== 'object' ||
@@ -522,6 +602,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
           // A broken body or an expired deadline leaves the stream unusable; a handler bug does not.
           if (e instanceof HttpParseError || this.expired !== null || !this.bodyDone) keepAlive = false;
           tunnel = null;
+        }
+        if (this.abandoned) {
+          // The client went away while the handler worked (onAbandoned was told): nobody reads an answer.
+          if (tunnel === null) await closeBody(res.body);
+          break;
         }
         if (tunnel !== null) {
           await this.runTunnel(res, tunnel);
@@ -596,6 +681,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       if (this.chunk !== null) {
         this.chunk.release();
         this.chunk = null;
+      }
+      if (this.earlyChunk !== null) {
+        this.earlyChunk.release();
+        this.earlyChunk = null;
       }
       if (this.writing || this.writeFailure !== null) {
         try {
@@ -829,6 +918,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
 
   markBodyDone(): void {
     this.bodyDone = true;
+  }
+
+  bodyComplete(): void {
+    // A request whose body the handler read to its end is watched from now on (see watch()).
+    if (this.handling !== null && this.watched === null) this.watch(this.handling);
   }
 
   /** Reads and discards what is left of the request body; false when the connection must close. */

@@ -16,7 +16,12 @@
  */
 import { NO_SETTLER } from '@loch/service-async';
 import { EMPTY_BODY, type HttpBody } from '../body.js';
-import type { HttpClientOptions, HttpExchangeTarget, HttpSendOptions } from '../client.js';
+import type {
+  HttpClientOptions,
+  HttpExchangeCancel,
+  HttpExchangeTarget,
+  HttpSendOptions,
+} from '../client.js';
 import {
   HttpAbortedError,
   HttpConnectionError,
@@ -144,8 +149,8 @@ class ResponseFieldSink implements HpackFieldSink {
   }
 }
 
-/** One request's stream. @internal */
-class ClientStream {
+/** One request's stream; the caller's cancel handle (HttpExchangeCancel). @internal */
+class ClientStream implements HttpExchangeCancel {
   id = 0;
   sendWindow: number;
   readonly recv: ReceiveWindow;
@@ -191,6 +196,11 @@ class ClientStream {
       signal === undefined
         ? NO_ABORT
         : () => session.abortStream(this, new HttpAbortedError({ cause: signal.reason }));
+  }
+
+  /** HttpExchangeCancel: RST_STREAM(CANCEL) while the head is awaited (`target` set until then). */
+  cancelExchange(request: HttpRequest): void {
+    if (request === this.request && this.target !== null) this.session.cancelStream(this);
   }
 
   arm(kind: HttpTimeoutKind, ms: number): void {
@@ -416,8 +426,9 @@ export class H2ClientSession {
    * HttpAbortedError, HttpRequestBodyError, Http2SessionError, HttpConnectionError, or the
    * runtime's error. Throws (reporting nothing) HttpConnectionError `ERR_HTTP_CONNECTION_CLOSED`
    * when the session takes no new streams, HttpAbortedError when the signal already aborted.
+   * Returns the exchange's cancel handle (cancelExchange: RST_STREAM(CANCEL) before the head).
    */
-  exchange(request: HttpRequest, options: HttpSendOptions, target: HttpExchangeTarget): void {
+  exchange(request: HttpRequest, options: HttpSendOptions, target: HttpExchangeTarget): HttpExchangeCancel {
     if (!this.accepting)
       throw new HttpConnectionError('ERR_HTTP_CONNECTION_CLOSED', 'HTTP/2 session takes no new streams');
     const signal = options.signal;
@@ -434,6 +445,7 @@ export class H2ClientSession {
     signal?.addEventListener('abort', s.onAbort, { once: true });
     if (this.#streams.size < this.#peerMaxStreams) this.#open(s);
     else this.#waiting.push(s);
+    return s;
   }
 
   /** Sends a PING and resolves with the round trip in ms. */

@@ -603,18 +603,37 @@ export class H2ServerSession<Cx> implements ServedConnection {
     } catch (e) {
       out = this.handlerFailed(e);
     }
-    if (out instanceof Promise) void this.awaitHandler(s, req.method, out);
-    else this.answer(s, req.method, out);
+    if (out instanceof Promise) {
+      // Only a server that listens for abandoned requests keeps the request on its stream.
+      if (this.server.onAbandoned !== null) s.awaiting = req;
+      void this.awaitHandler(s, req, out);
+    } else this.answer(s, req, out);
   }
 
-  private async awaitHandler(s: H2ServerStream, method: string, out: Promise<HttpResponse>): Promise<void> {
+  private async awaitHandler(
+    s: H2ServerStream,
+    req: HttpServerRequest<Cx>,
+    out: Promise<HttpResponse>,
+  ): Promise<void> {
     let res: HttpResponse;
     try {
       res = await out;
     } catch (e) {
       res = this.handlerFailed(e);
     }
-    this.answer(s, method, res);
+    s.awaiting = null;
+    this.answer(s, req, res);
+  }
+
+  /**
+   * A stream ended (reset, or its connection) while its handler works on the answer: the
+   * server's onAbandoned hook hears of it once.
+   */
+  private abandoned(s: H2ServerStream): void {
+    const req = s.awaiting;
+    if (req === null) return;
+    s.awaiting = null;
+    this.server.abandoned(req as HttpServerRequest<Cx>);
   }
 
   /** A handler failed: reported (unless its stream was reset), answered 500 or its status. */
@@ -624,7 +643,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
   }
 
   /** Checks a handler's answer and writes it; the stream ends once it is out. Never throws. */
-  private answer(s: H2ServerStream, method: string, out: HttpResponse): void {
+  private answer(s: H2ServerStream, req: HttpServerRequest<Cx>, out: HttpResponse): void {
     let res = out;
     if (
       res === null ||
@@ -644,7 +663,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
     }
     let p: Promise<void> | undefined;
     try {
-      p = this.writer.respond(s, method, res);
+      p = this.writer.respond(s, req.method, res);
     } catch (e) {
       this.responseFailed(s, e);
       return;
@@ -903,6 +922,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
    * cancelled, not left to its timeout), and the stream leaves the session.
    */
   private abandon(s: H2ServerStream, e: Http2StreamResetError): void {
+    this.abandoned(s);
     s.body?.fail(e);
     s.wake(e);
     const pending = s.pendingBody;
@@ -972,6 +992,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
       s.remoteClosed = true;
       s.localClosed = true;
       const e = new Http2StreamResetError(s.id, code, by);
+      this.abandoned(s);
       s.body?.fail(e);
       s.wake(e);
     }

@@ -9,6 +9,7 @@
  * Not for frames or HPACK: the session reads and writes; the stream holds what it must remember.
  */
 
+import type { HttpServerRequest } from '../message.js';
 import { ReceiveWindow } from './flow-control.js';
 import type { H2BodyOwner, H2RequestBody } from './request-body.js';
 
@@ -50,6 +51,11 @@ export class H2ServerStream implements H2BodyOwner {
   active = true;
   /** The response's HEADERS went out. */
   headersSent = false;
+  /**
+   * The request while its handler works on the answer, set only when the server has an
+   * onAbandoned hook: a reset meanwhile tells the hook about it.
+   */
+  awaiting: HttpServerRequest<unknown> | null = null;
   /** The peer's window for our DATA on this stream (may be negative after SETTINGS). */
   sendWindow: number;
   /** Our window for the peer's DATA. */
