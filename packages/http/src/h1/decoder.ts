@@ -4,8 +4,12 @@
  * `poll()` reports one event at a time: a parsed head, a body data view, or the end of a message.
  * Body data are zero-copy subarrays of the fed input; the head is copied once (only its bytes)
  * into a HeadSlab, followed by the offsets and known-name ids of its field lines, which its
- * HttpHeaders decodes from lazily and the encoder forwards as byte ranges. Finding the end of a head uses native
- * `indexOf` scans with resumable state, so byte-at-a-time input stays linear.
+ * HttpHeaders decodes from lazily and the encoder forwards as byte ranges. A complete head is
+ * parsed by @loch/native's head scanner where the addon loads (one call per head; see the note
+ * above the scanner's record layout), by the JavaScript parser below elsewhere; a head split
+ * across feeds is framed line by line with `indexOf` scans and resumable state, so
+ * byte-at-a-time input stays linear. Chunk-size lines stay in JavaScript: they are a few bytes
+ * each and arrive in pieces, and a crossing (~50 ns) costs more than reading them here.
  *
  * Strict where request smuggling lives: CL with TE, bad or duplicate Content-Length, any
  * Transfer-Encoding other than a single final `chunked`, obs-fold, whitespace before a colon,
@@ -172,14 +176,14 @@ const indexOfByte = Buffer.prototype.indexOf as unknown as (
 /*
  * The native head scanner (@loch/native, native/src/head_scan.cc) parses every complete head and
  * trailer block when the addon loads: it finds a whole head's end, checks the start line and
- * field lines by the same rules as the JavaScript parser below and writes their offsets into
- * SCAN_IO, one crossing per head (~40 ns here, against ~0.3-1 us of per-byte JavaScript). The
- * JavaScript parser (scanHead, parseStartLine, parseFields) is what runs where the addon does not
- * load, and the reference the native one is tested against (test/head-scan.test.ts). Split heads
- * are still framed line by line here (scanBlock: bare CR and limits fail as bytes arrive), then
- * handed to the scanner whole.
+ * field lines by the same rules as the JavaScript parser below and writes their offsets into a
+ * bound record and the HeadSlab, one crossing per head (~50 ns here, against 0.3-1.2 us of
+ * per-byte JavaScript). The JavaScript parser (scanHead, parseStartLine, parseFields) is what
+ * runs where the addon does not load, and the reference the native one is tested against
+ * (test/head-scan.test.ts). Split heads are still framed line by line here (scanBlock: bare CR
+ * and limits fail as bytes arrive), then handed to the scanner whole.
  */
-// SCAN_IO layout (keep in step with head_scan.cc): inputs, outputs, then five words per field.
+// The record's layout (keep in step with head_scan.cc): inputs, outputs, then five words per field.
 const IO_START = 0;
 const IO_END = 1;
 const IO_MODE = 2;
