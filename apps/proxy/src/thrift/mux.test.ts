@@ -24,7 +24,7 @@ import {
   TType,
 } from '@loch/thrift';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
+import { ReplyLease, ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
 
 /** A call as the upstream received it. */
 interface Received {
@@ -432,6 +432,39 @@ describe('multiplexed thrift upstream connections', () => {
       ),
     ).rejects.toMatchObject({ failure: 'refused' });
     expect(down.stats().onewayFailures).toBe(1);
+  });
+
+  it('reads replies into memory given back by released leases, never over a reply still held', async () => {
+    const up = await scriptedUpstream('framed');
+    const { upstreams, key } = setup(up, 'framed');
+    // ~2 KiB replies: 100 of them are three times the reader's 64 KiB buffer.
+    const text = (i: number) => `${i}`.padEnd(2000, '.');
+    const call = (i: number, lease: ReplyLease) => {
+      const frame = callFrame('framed', 'binary', 'get', i, text(i));
+      return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), timeouts, lease);
+    };
+    const released = new Set<ArrayBufferLike>();
+    for (let i = 1; i <= 100; i++) {
+      const lease = new ReplyLease();
+      const reply = await call(i, lease);
+      expect(replyOf(reply)).toEqual({ seqId: i, text: `up:get:${text(i)}` });
+      released.add(reply!.payload.buffer);
+      lease.release();
+    }
+    expect(released.size).toBe(1);
+    const held = new ReplyLease();
+    const first = await call(500, held);
+    const kept = new Set<ArrayBufferLike>([first!.payload.buffer]);
+    for (let i = 1; i <= 100; i++) {
+      const lease = new ReplyLease();
+      const reply = await call(500 + i, lease);
+      kept.add(reply!.payload.buffer);
+      lease.release();
+    }
+    expect(replyOf(first)).toEqual({ seqId: 500, text: `up:get:${text(500)}` });
+    expect(kept.size).toBeGreaterThan(1);
+    held.release();
+    expect(up.connections()).toBe(1);
   });
 });
 

@@ -12,7 +12,9 @@
  * a protocol error that fails every call of that connection. ONEWAY calls free their slot once
  * written. Writes are queued and coalesced: calls made while a write is in flight go out
  * together in the next writev. Call and idle timeouts are deadline numbers on the worker's sweep
- * (deadlines.ts), not timers. Not for exclusive (one call at a time) connections: upstream.ts.
+ * (deadlines.ts), not timers. Replies stay in the connection's reader memory; once every reply
+ * handed out was given back through its lease (upstream.ts's ReplyLease), the reader reuses it.
+ * Not for exclusive (one call at a time) connections: upstream.ts.
  */
 import {
   FrameReader,
@@ -35,6 +37,17 @@ export interface MuxKey {
   readonly multiplex: number;
 }
 
+/** A connection whose reader holds replies handed out (their bytes are its memory). */
+export interface ReplyHolder {
+  /** A reply it handed out is no longer used. */
+  replyReleased(): void;
+}
+
+/** Told which connection a reply came from (upstream.ts's ReplyLease). */
+export interface ReplyHold {
+  hold(holder: ReplyHolder): void;
+}
+
 /** A call to forward: the frame as it goes upstream, and the caller's ids to answer with. */
 export interface MuxCall {
   /** The frame to send (its payload's seq id and framing seq id are rewritten on the way). */
@@ -42,6 +55,8 @@ export interface MuxCall {
   /** The caller's message seq id, written back into the reply's message header. */
   readonly seqId: number;
   readonly oneway: boolean;
+  /** Released once the reply is no longer used; without one the reader never reuses its memory. */
+  readonly lease?: ReplyHold | undefined;
 }
 
 /** Deadlines and limits of one call (ms, 0 = none). */
@@ -61,6 +76,7 @@ export interface MuxCounters {
 
 interface Waiting {
   readonly seqId: number;
+  readonly lease: ReplyHold | undefined;
   readonly resolve: (reply: ThriftFrame) => void;
   readonly reject: (error: unknown) => void;
   /** When the call times out (performance.now() ms; NO_DEADLINE: never), and its timeout. */
@@ -77,7 +93,7 @@ interface Written {
 const MAX_IOVECS = 512;
 
 /** One upstream connection carrying several calls at once. */
-export class MuxConnection implements SweepMember {
+export class MuxConnection implements SweepMember, ReplyHolder {
   readonly #reader: FrameReader;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();
@@ -96,6 +112,8 @@ export class MuxConnection implements SweepMember {
   alive = true;
   /** No new calls: closed once its calls end. */
   draining = false;
+  /** Replies handed out and not released: the reader reuses its memory only at 0. */
+  #lent = 0;
 
   constructor(
     readonly key: MuxKey,
@@ -146,6 +164,7 @@ export class MuxConnection implements SweepMember {
     return new Promise((resolve, reject) => {
       const waiting: Waiting = {
         seqId: call.seqId,
+        lease: call.lease,
         resolve,
         reject,
         deadline: this.#arm(timeout),
@@ -164,6 +183,11 @@ export class MuxConnection implements SweepMember {
     if (!(ms > 0)) return NO_DEADLINE;
     callDeadlines.deadline(this, ms);
     return performance.now() + ms;
+  }
+
+  replyReleased(): void {
+    // No reply handed out is in use: the reader may overwrite their bytes (unread ones move).
+    if (--this.#lent === 0) this.#reader.recycle();
   }
 
   /** The sweep's call: times out calls and an idle connection past their deadlines. */
@@ -326,6 +350,9 @@ export class MuxConnection implements SweepMember {
     }
     this.#pending.delete(header.seqId);
     const payload = rewriteSeqId(reply.protocol, reply.payload, waiting.seqId);
+    // Counted lent whether or not a lease will give it back (none: never reused).
+    this.#lent++;
+    waiting.lease?.hold(this);
     waiting.resolve(payload === reply.payload ? reply : { ...reply, payload });
     this.#release();
     return undefined;

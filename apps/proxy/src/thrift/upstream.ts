@@ -35,7 +35,7 @@ import {
 import { type ByteStream, NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
 import { callDeadlines } from './deadlines.js';
-import { type MuxCounters, type MuxKey, MuxPool } from './mux.js';
+import { type MuxCounters, type MuxKey, MuxPool, type ReplyHold, type ReplyHolder } from './mux.js';
 
 import { failureOf, ThriftUpstreamError, type ThriftUpstreamFailure } from './upstream-error.js';
 
@@ -79,7 +79,7 @@ export class ThriftUpstreamEndpoint {
  * One upstream connection: a ThriftStream over the runtime stream whose single pending receive
  * doubles as the idle watch (see the module comment).
  */
-class UpstreamConnection implements ThriftStream, SweepMember {
+class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder {
   readonly reader: FrameReader;
   /** The call's upstream_call deadline on the sweep's clock (NO_DEADLINE: none). */
   #callDeadline = NO_DEADLINE;
@@ -148,6 +148,10 @@ class UpstreamConnection implements ThriftStream, SweepMember {
     pending.then(this.#onIdleChunk, this.#onIdleError);
   }
 
+  replyReleased(): void {
+    this.lent--;
+  }
+
   /** Taken out of the pool for a call. */
   busy(): void {
     this.#idle = false;
@@ -193,20 +197,20 @@ class UpstreamConnection implements ThriftStream, SweepMember {
  * once they were written; one never released (or none passed) only keeps that connection's
  * reader from reusing its memory.
  */
-export class ReplyLease {
-  #conn: UpstreamConnection | undefined = undefined;
+export class ReplyLease implements ReplyHold {
+  #holder: ReplyHolder | undefined = undefined;
 
-  /** @internal The reply was read from `conn`. */
-  hold(conn: UpstreamConnection): void {
-    this.#conn = conn;
+  /** @internal The reply was read by `holder`'s reader. */
+  hold(holder: ReplyHolder): void {
+    this.#holder = holder;
   }
 
   /** The reply's bytes are no longer used (a second call does nothing). */
   release(): void {
-    const conn = this.#conn;
-    if (conn === undefined) return;
-    this.#conn = undefined;
-    conn.lent--;
+    const holder = this.#holder;
+    if (holder === undefined) return;
+    this.#holder = undefined;
+    holder.replyReleased();
   }
 }
 
@@ -287,7 +291,7 @@ export class ThriftUpstreams {
   ): Promise<ThriftFrame | undefined> {
     // Each path counts itself in flight: no async layer of its own around the exclusive call.
     return key.multiplex > 0
-      ? this.#muxCall(key, frame, message, timeouts)
+      ? this.#muxCall(key, frame, message, timeouts, lease)
       : this.#call(key, frame, message, timeouts, lease);
   }
 
@@ -296,11 +300,12 @@ export class ThriftUpstreams {
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
+    lease: ReplyLease | undefined,
   ): Promise<ThriftFrame | undefined> {
     this.inFlight++;
     const oneway = message.type === MessageType.ONEWAY;
     try {
-      return await this.#mux.call(key, { frame, seqId: message.seqId, oneway }, timeouts);
+      return await this.#mux.call(key, { frame, seqId: message.seqId, oneway, lease }, timeouts);
     } catch (error) {
       if (oneway) this.#onewayFailures++;
       throw error;
