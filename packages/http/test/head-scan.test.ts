@@ -354,6 +354,19 @@ describe('native head scanner', () => {
     expect(agree({ kind: 'request', pieces: each, limits }, 'one head per feed')).toEqual(whole);
   });
 
+  it('reads heads with more fields than the scanner record holds (JavaScript parses those)', () => {
+    const fields = Array.from({ length: 4500 }, (_, i) => `X-${i}: ${i}\r\n`).join('');
+    const text = `GET / HTTP/1.1\r\nHost: h.test\r\n${fields}\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n`;
+    const limits = { maxHeaderCount: 5000, maxHeadSize: 1 << 20 };
+    const input = latin1(text);
+    const whole = agree({ kind: 'request', pieces: [input], limits }, 'many fields') as {
+      messages: { head: { headers: [string, string][] } }[];
+    };
+    expect(whole.messages.map((m) => m.head.headers.length)).toEqual([4501, 1]);
+    expect(whole.messages[0]!.head.headers[4500]).toEqual(['x-4499', '4499']);
+    agree({ kind: 'request', pieces: split(input, [10, 50_000]), limits }, 'many fields, split');
+  });
+
   it('reads a head that arrives byte by byte the same as whole', () => {
     const text =
       'POST /up HTTP/1.1\r\nHost: h.test\r\nContent-Length: 5\r\nX-A:  v \t\r\nConnection: keep-alive\r\n\r\nhello';

@@ -223,6 +223,8 @@ const SCAN_OK = 1;
 /** SCAN_OK, and the head with its entries is already in the slab passed, at IO_SLAB_TOP. */
 const SCAN_COPIED = 3;
 const FORMS: readonly TargetForm[] = ['origin', 'absolute', 'authority', 'asterisk'];
+/** Fields the scanner's record holds at most (limits above it: such heads are parsed in JS). */
+const MAX_SCANNED_FIELDS = 4096;
 /** The scanner's errors (head_scan.h Error, same order from 1): code and message. */
 const SCAN_ERRORS: readonly (readonly [HttpParseErrorCode, string])[] = [
   ['ERR_HTTP_INVALID_METHOD', 'bad method'],
@@ -337,8 +339,10 @@ abstract class H1Decoder<M> {
       maxLineLength: limits.maxLineLength ?? DEFAULT_LIMITS.maxLineLength,
       maxChunkLineLength: limits.maxChunkLineLength ?? DEFAULT_LIMITS.maxChunkLineLength,
     };
-    // A field line takes at least 4 bytes (`a:` CRLF), so the head size bounds the count too.
-    this.scanCapacity = Math.min(this.limits.maxHeaderCount, this.limits.maxHeadSize >> 2) + 1;
+    // A field line takes at least 4 bytes (`a:` CRLF), so the head size bounds the count too;
+    // a head with more fields than the record holds is parsed in JavaScript.
+    this.scanCapacity =
+      Math.min(this.limits.maxHeaderCount, this.limits.maxHeadSize >> 2, MAX_SCANNED_FIELDS) + 1;
   }
 
   /** Field entries the scanner's record must hold for this decoder's limits. */
@@ -795,10 +799,9 @@ abstract class H1Decoder<M> {
     const len = this.blkEnd - this.blkBase;
     this.blk = EMPTY;
     if (headScan !== null) {
+      // Null only for more fields than the scanner's record holds (MAX_SCANNED_FIELDS).
       const headers = this.scanNative(src, this.blkBase, this.blkEnd, false, head);
-      if (headers === null)
-        throw new HttpError('ERR_HTTP_DECODER_MISUSE', 500, 'head scanner refused a framed block');
-      return headers;
+      if (headers !== null) return headers;
     }
     const slab = reserveHead(len, ENTRY * this.blkLines);
     const base = slab.mark;
