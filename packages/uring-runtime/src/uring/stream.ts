@@ -939,15 +939,18 @@ export class UringStream
         budget.wait(this);
         return;
       }
-      if (heap || ring.buffersIn <= ring.freshFloor || ring.buffersOut >= ring.freshBuffers) {
-        // The ring is nearly out: streams with blocked readers keep buffers, or the share is held.
-        // A base read goes to a heap buffer of its own rather than wait behind them (idle
-        // keep-alive streams holding their last chunk may be what holds them); growth waits.
-        if (base) this.armHeap(Math.min(allowance, HEAP_RECV_BYTES));
-        else budget.wait(this);
-        return;
-      }
-      if (!base && ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
+      if (base) {
+        if (heap || ring.buffersIn <= ring.freshFloor || ring.buffersOut >= ring.freshBuffers) {
+          // The ring is nearly out: streams with blocked readers keep buffers, or the share is
+          // held. A base read goes to a heap buffer of its own rather than wait behind them (idle
+          // keep-alive streams holding their last chunk may be what holds them).
+          this.armHeap(Math.min(allowance, HEAP_RECV_BYTES));
+          return;
+        }
+      } else if (ring.buffersIn === 0 || ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
+        // Growth waits while the kernel's ring is empty (the share is held) or 3/4 of the pool is
+        // out; not at the base reads' floor, which a small share can reach with one stream's
+        // own chunks (it would wait for itself).
         budget.wait(this);
         return;
       }

@@ -364,6 +364,59 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
     20_000,
   );
   it.skipIf(skip !== undefined)(
+    'a lone stream growing past its base chunk under the smallest worker cap reads up to its stream cap',
+    async () => {
+      // workerBytes = streamBytes = 256 KiB: the share (192 KiB) lets the kernel's ring hold only
+      // three buffers, so one stream keeping two chunks leaves one there. It must read on into
+      // it: waiting for a floor kept for base reads, it would wait for its own chunks.
+      const rt = await createRuntime({
+        driver: name,
+        log: () => undefined,
+        buffers: { streamBytes: STREAM_CAP, workerBytes: STREAM_CAP },
+      });
+      runtime = rt;
+      const driver = rt.driver;
+      // One recv per chunk (as on a kernel without the multishot byte limit), so every chunk
+      // after the first is read by an arm of a stream past its base.
+      if (name === 'uring')
+        (driver as unknown as { host: { ring: { recvLimit: boolean } } }).host.ring.recvLimit = false;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const client = await driver.connectTcp({ host: '127.0.0.1', port: portOf(listener) });
+      const stream = await listener.accept();
+      const kept: RecvChunk[] = [];
+      let got = 0;
+      // Pieces written one at a time, each received before the next is sent: one chunk each.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`stopped after ${got} bytes: ${JSON.stringify(rt.bufferStats())}`)),
+          10_000,
+        );
+      });
+      try {
+        for (let i = 0; i < 6; i++) {
+          await client.writeAll(new Uint8Array(16 * 1024).fill(i));
+          while (got < (i + 1) * 16 * 1024) {
+            const chunk = await Promise.race([stream.recv(), deadline]);
+            expect(chunk).not.toBeNull();
+            got += chunk!.bytes.byteLength;
+            kept.push(chunk!);
+          }
+        }
+      } finally {
+        clearTimeout(timer);
+      }
+      expect(got).toBe(6 * 16 * 1024);
+      expect(heldBytes(stream)).toBeLessThanOrEqual(STREAM_CAP);
+      for (const chunk of kept) chunk.release();
+      await stream.close();
+      await client.close();
+      await listener.close();
+      expect(rt.bufferStats()!.held).toBe(0);
+    },
+    20_000,
+  );
+  it.skipIf(skip !== undefined)(
     'a stream that holds a chunk and reads again is served when held buffers fill the pool share (no deadlock)',
     async () => {
       // 16 buffers: the busy share is 12. Twelve connections each keep the one chunk they got
