@@ -914,7 +914,7 @@ export class UringStream
    * reads, into a heap buffer of its own when the ring is nearly out (`heap`: the kernel said
    * ENOBUFS). A stream growing past it needs room in the share and in the pool: past half the
    * pool it gets one buffer per recv (OP_RECV_SELECT), and it waits (TCP backpressure) while the
-   * ring is nearly out or 3/4 of the pool is out, since a peer trickling small pieces pins a whole
+   * ring is empty or 3/4 of the pool is out, since a peer trickling small pieces pins a whole
    * buffer per piece.
    *
    * In-ring TLS: a recv's ciphertext is decrypted into plaintext chunks charged like any others,
