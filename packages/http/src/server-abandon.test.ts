@@ -1,5 +1,6 @@
 /**
- * The server's onAbandoned hook: a client that goes away while the handler works on its answer
+ * The server's onAnswered hook: once per request its handler answered, with the answer, never
+ * for an abandoned one. The server's onAbandoned hook: a client that goes away while the handler works on its answer
  * is reported once, with the request (HTTP/1.1: the connection closed or half-closed while a
  * bodiless request waits; HTTP/2: RST_STREAM or the connection gone), and its answer is not
  * written; an answered request is never reported; bytes of a pipelined request that arrive
@@ -58,18 +59,20 @@ describe.each(drivers)('onAbandoned on the %s driver', (driver) => {
   async function start() {
     const { handler, held } = holdingHandler();
     const abandoned: string[] = [];
+    const answered: string[] = [];
     srv = await startServer(
       driver,
       {
         onAbandoned: (req) => abandoned.push(req.target),
+        onAnswered: (req, res) => answered.push(`${req.target} ${res.status}`),
       },
       handler,
     );
-    return { port: srv.port, held, abandoned };
+    return { port: srv.port, held, abandoned, answered };
   }
 
   it('HTTP/1.1: a client that closes while its request waits is reported, and nothing is written', async () => {
-    const { port, held, abandoned } = await start();
+    const { port, held, abandoned, answered } = await start();
     const client = new RawClient(port);
     await client.opened;
     client.write('GET /hold-1 HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -81,6 +84,7 @@ describe.each(drivers)('onAbandoned on the %s driver', (driver) => {
     held[0]!.release();
     await eventually('the connection closed', () => client.closed);
     expect(client.text).toBe('');
+    expect(answered).toEqual([]);
     expect(srv!.errors).toEqual([]);
   });
 
@@ -97,7 +101,7 @@ describe.each(drivers)('onAbandoned on the %s driver', (driver) => {
   });
 
   it('HTTP/1.1: answered requests are not reported, and a pipelined request arriving meanwhile is answered', async () => {
-    const { port, held, abandoned } = await start();
+    const { port, held, abandoned, answered } = await start();
     const client = new RawClient(port);
     await client.opened;
     client.write('GET /hold-2 HTTP/1.1\r\nHost: a\r\n\r\n');
@@ -112,10 +116,11 @@ describe.each(drivers)('onAbandoned on the %s driver', (driver) => {
     expect(text).toContain('now /next');
     expect(text.indexOf('late /hold-2')).toBeLessThan(text.indexOf('now /next'));
     expect(abandoned).toEqual([]);
+    expect(answered).toEqual(['/hold-2 200', '/next 200']);
   });
 
   it('HTTP/2: a stream reset while its request waits is reported; the session goes on', async () => {
-    const { port, held, abandoned } = await start();
+    const { port, held, abandoned, answered } = await start();
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', () => {});
     try {
@@ -139,6 +144,7 @@ describe.each(drivers)('onAbandoned on the %s driver', (driver) => {
         r.end();
       });
       expect(body).toBe('now /after');
+      expect(answered).toEqual(['/after 200']);
     } finally {
       session.close();
     }

@@ -92,6 +92,14 @@ export interface HttpServerOptions<Cx> {
    */
   readonly onRejected?: (rejection: HttpRejection, context: Cx) => void;
   /**
+   * Called once per request its handler answered, when the answer (or the 500 the server makes
+   * of a handler failure) is handed to the connection, before it is written: what metrics
+   * record, without a promise reaction of their own per request. `request` is as the handler
+   * left it (see onAbandoned on `request.context`). Not called for requests the server
+   * answered itself (onRejected) nor for abandoned ones (onAbandoned). Must not throw.
+   */
+  readonly onAnswered?: (request: HttpServerRequest<Cx>, response: HttpResponse) => void;
+  /**
    * Called once when a request's client went away while its handler was still working on the
    * answer, so work done for it can stop (a proxy cancels its upstream exchange): an HTTP/2
    * stream reset by the client (RST_STREAM) or ended with its connection; an HTTP/1.1
@@ -144,6 +152,9 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly makeContext: (stream: HttpStream) => Cx;
   /** @internal */ readonly onError: (error: unknown) => void;
   /** @internal */ readonly onRejected: ((rejection: HttpRejection, context: Cx) => void) | null;
+  /** @internal */ readonly onAnswered:
+    | ((request: HttpServerRequest<Cx>, response: HttpResponse) => void)
+    | null;
   /** @internal */ readonly onAbandoned: ((request: HttpServerRequest<Cx>) => void) | null;
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
   now = performance.now();
@@ -194,6 +205,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.onError = options.onError ?? (() => {});
     this.onRejected = options.onRejected ?? null;
+    this.onAnswered = options.onAnswered ?? null;
     this.onAbandoned = options.onAbandoned ?? null;
     const active = Object.values(this.timeouts).filter((t) => t > 0);
     this.shortestDeadline = active.length === 0 ? 0 : Math.min(...active, 4000);
@@ -289,6 +301,15 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.live.delete(from);
     session.start(received);
     if (this.closing) session.shutdownIfIdle();
+  }
+
+  /** Tells onAnswered (a throw is reported to onError). @internal */
+  answered(request: HttpServerRequest<Cx>, response: HttpResponse): void {
+    try {
+      this.onAnswered!(request, response);
+    } catch (e) {
+      this.onError(e);
+    }
   }
 
   /** Tells onAbandoned (a throw is reported to onError). @internal */

@@ -55,6 +55,8 @@ export interface ProxySchema {
   upstreamExchange: HttpExchangeCancel;
   /** The client went away before the answer (the server's onAbandoned): nginx's 499. */
   abandoned: true;
+  /** The code of the failure loch answered for the request itself (core.ts), if it did. */
+  failure: string;
 }
 
 /** The context definition. */
@@ -72,6 +74,7 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'upstream',
   'upstreamExchange',
   'abandoned',
+  'failure',
 ]);
 
 /** A context with the connection keys (what the HttpServer context factory builds). */

@@ -6,8 +6,9 @@
  * failure of the inner layers with a small plain-text response (ProxyError's status and fields:
  * 404, 400, 405, 502, 504; 500 for anything unexpected; a gRPC call gets a trailers-only
  * grpc-status answer instead), logs failures, and writes the access-log line when the response
- * body has been passed on. The HttpServer's onAbandoned hook (RequestHooks) cancels the upstream
- * exchange of a request whose client went away. Not for header hygiene (reuse.ts) or routing.
+ * body has been passed on. The HttpServer's hooks (RequestHooks) record the metrics of every
+ * answer (onAnswered) and cancel the upstream exchange of a request whose client went away
+ * (onAbandoned). Not for header hygiene (reuse.ts) or routing.
  */
 import {
   createResponse,
@@ -75,8 +76,10 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
 
   /**
    * Not async: a synchronous answer (or throw) is handled at once; for a later one, one `then`
-   * on the inner promise (a failure handler, plus the answer hook when the access log or metrics
-   * are on: one closure more per request) is this layer's whole cost per request.
+   * on the inner promise (a failure handler, plus the access-log hook when the access log is
+   * on: one closure more per request) is this layer's whole cost per request. Metrics add
+   * nothing here: the server's onAnswered records them (RequestHooks), so metrics without an
+   * access log cost no closure per request.
    */
   call(cx: RequestCx): Answer<HttpResponse> {
     let out: Answer<HttpResponse>;
@@ -87,8 +90,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       return this.#answer(cx, this.#fail(cx, error), false);
     }
     if (!(out instanceof Promise)) return this.#answer(cx, out, true);
-    // Metrics see every answer, as the access log does (metrics/recorder.ts).
-    return this.accessLog || workerMetrics.enabled
+    return this.accessLog
       ? out.then(
           (res) => this.#answer(cx, res, true),
           (error: unknown) => this.#answer(cx, this.#fail(cx, error), false),
@@ -97,15 +99,12 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   }
 
   /**
-   * The metrics and access-log hooks (`fromUpstream`: not an answer of #fail): a streamed body
-   * logs when it ends, anything else now. A request whose client went away was counted when it
-   * went (RequestHooks) and logs 499 (as nginx), no bytes.
+   * The access-log hook (`fromUpstream`: not an answer of #fail): a streamed body logs when it
+   * ends, anything else now. A request whose client went away logs 499 (as nginx), no bytes.
    */
   #answer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): HttpResponse {
-    const abandoned = cx.maybeGet('abandoned') === true;
-    if (!abandoned) workerMetrics.answered(this.serverKey, cx, res.status, fromUpstream);
     if (!this.accessLog) return res;
-    if (abandoned) {
+    if (cx.maybeGet('abandoned') === true) {
       this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
       return res;
     }
@@ -176,6 +175,8 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
         `${this.serverKey}: ${req.method} ${cx.get('clientTarget')}: ${(error as Error)?.stack ?? String(error)}`,
       );
     }
+    // Metrics tell loch's own answers from the upstream's (RequestHooks.answered).
+    cx.set('failure', code);
     // A gRPC client reads grpc-status, not the HTTP status (grpc-status.ts).
     if (isGrpcRequest(req)) return grpcErrorResponse(status, code, `${status} ${code}`);
     return createResponse(status, {
@@ -238,11 +239,23 @@ export function contextOf(request: { readonly context?: unknown }): RequestCx | 
 }
 
 /**
- * The HttpServer hooks of a server's requests, one object per server: the cancellation of the
- * upstream exchange of a request whose client went away (onAbandoned).
+ * The HttpServer hooks of a server's requests, one object per server: the metrics of every
+ * answer (onAnswered), without a promise reaction per request in the core layer, and the
+ * cancellation of the upstream exchange of a request whose client went away (onAbandoned).
  */
 export class RequestHooks {
   constructor(private readonly serverKey: string) {}
+
+  /**
+   * onAnswered: the request's answer goes to its client (the upstream's, or one loch made:
+   * `failure` set by the core layer). Reads the context the context layer put on the request.
+   */
+  readonly answered = (request: HttpServerRequest<ConnectionCx>, response: HttpResponse): void => {
+    if (!workerMetrics.enabled) return;
+    const cx = contextOf(request);
+    if (cx !== undefined)
+      workerMetrics.answered(this.serverKey, cx, response.status, cx.maybeGet('failure') === undefined);
+  };
 
   /**
    * onAbandoned: the client reset its HTTP/2 stream or closed its connection while loch waited

@@ -371,7 +371,8 @@ export class ProxyWorker {
         },
         onError: (error) =>
           log.at('http').debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
-        // A client gone before its answer cancels the upstream exchange.
+        // Metrics of every answer; a client gone before its answer cancels the upstream exchange.
+        onAnswered: hooks.answered,
         onAbandoned: hooks.abandoned,
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config

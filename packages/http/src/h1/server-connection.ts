@@ -608,6 +608,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
           if (tunnel === null) await closeBody(res.body);
           break;
         }
+        if (server.onAnswered !== null) server.answered(req as HttpServerRequest<Cx>, res);
         if (tunnel !== null) {
           await this.runTunnel(res, tunnel);
           break;

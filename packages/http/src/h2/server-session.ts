@@ -661,6 +661,8 @@ export class H2ServerSession<Cx> implements ServedConnection {
         new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, `handler returned status ${res.status}`),
       );
     }
+    // A stream reset before its answer was abandoned (told then), not answered.
+    if (this.server.onAnswered !== null && !s.reset) this.server.answered(req, res);
     let p: Promise<void> | undefined;
     try {
       p = this.writer.respond(s, req.method, res);
