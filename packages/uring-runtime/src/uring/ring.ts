@@ -106,7 +106,8 @@ export class Ring {
   readonly freshBuffers: number;
   /**
    * Buffers in the kernel's ring at or below which a stream within its base chunk receives into a
-   * heap buffer and a growing stream waits: an eighth of what the share lets the kernel hold.
+   * heap buffer (a growing stream waits only for an empty ring): an eighth of what the share lets
+   * the kernel hold.
    */
   readonly freshFloor: number;
   /** One-buffer recvs in flight of streams that hold bytes (each may take a buffer). */
