@@ -25,6 +25,15 @@ export {
   IdlError,
   type IdlErrorCode,
 } from './errors.js';
+export {
+  loadProtoRoot,
+  type ProtoLeaf,
+  type ProtoMessagePlan,
+  type ProtoMethodPlan,
+  type ProtoNode,
+  ProtoPseudonymPlan,
+} from './grpc/proto-plan.js';
+export { GrpcMessageStream, GrpcPseudonymRewriter, ProtoMessageRewriter } from './grpc/proto-rewriter.js';
 export { type LoadIdlOptions, loadIdl } from './idl/load.js';
 export type {
   Annotations,
