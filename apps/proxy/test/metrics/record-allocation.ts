@@ -71,8 +71,9 @@ function round(n: number): void {
   }
 }
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc === undefined) throw new Error('run with --expose-gc');
+const exposed = (globalThis as { gc?: () => void }).gc;
+if (exposed === undefined) throw new Error('run with --expose-gc');
+const gc: () => void = exposed;
 
 /** Through the context and core layers: bytes per request with metrics on or off. */
 async function coreProbe(metricsOn: boolean): Promise<number> {
