@@ -25,6 +25,7 @@ export {
   IdlError,
   type IdlErrorCode,
 } from './errors.js';
+export { GrpcPseudonymService } from './grpc/grpc-layer.js';
 export {
   loadProtoRoot,
   type ProtoLeaf,

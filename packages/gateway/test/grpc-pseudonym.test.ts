@@ -8,6 +8,15 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import {
+  createRequest,
+  createResponse,
+  HttpHeaders,
+  type HttpRequest,
+  type HttpResponse,
+  readBody,
+  streamBody,
+} from '@loch/http';
 import fc from 'fast-check';
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +24,7 @@ import {
   GatewayConfigError,
   GrpcMessageStream,
   GrpcPseudonymRewriter,
+  GrpcPseudonymService,
   loadProtoRoot,
   ProtoPseudonymPlan,
   PseudonymError,
@@ -252,4 +262,104 @@ describe('GrpcMessageStream', () => {
 it('plans from a Root built in memory too', () => {
   const r = protobuf.Root.fromJSON(root.toJSON());
   expect(new ProtoPseudonymPlan(r, ['demo.Users.Get.response.email']).methods).toEqual(['/demo.Users/Get']);
+});
+
+describe('GrpcPseudonymService', () => {
+  const frame = (m: Uint8Array) => Uint8Array.from([0, 0, 0, m.length >> 8, m.length & 0xff, ...m]);
+  const grpc = { 'content-type': 'application/grpc' };
+
+  /** An inner service that reads the request's messages and answers `reply` with grpc-status 0. */
+  function upstream(reply: Uint8Array[]) {
+    const seen: string[] = [];
+    const failures: string[] = [];
+    const inner = {
+      call: async (req: HttpRequest): Promise<HttpResponse> => {
+        try {
+          const body = await readBody(req.body);
+          for (let at = 0; at < body.length; ) {
+            const len = (body[at + 3]! << 8) | body[at + 4]!;
+            seen.push((Find.toObject(Find.decode(body.subarray(at + 5, at + 5 + len))) as { q: string }).q);
+            at += 5 + len;
+          }
+        } catch (e) {
+          failures.push((e as PseudonymError).code);
+          return createResponse(502);
+        }
+        return createResponse(200, {
+          headers: grpc,
+          body: streamBody(reply.map(frame), { trailers: new HttpHeaders([['grpc-status', '0']]) }),
+        });
+      },
+    };
+    return { inner, seen, failures };
+  }
+
+  async function collect(res: HttpResponse) {
+    const chunks: Uint8Array[] = [];
+    for await (const c of res.body) chunks.push(c);
+    return { chunks, trailers: res.body.trailers };
+  }
+
+  it('reveals request tokens for the upstream and seals the reply (chunks split inside messages)', async () => {
+    const u = upstream([new Uint8Array(User.encode({ email: 'a@b.c', name: 'A' }).finish())]);
+    const layer = new GrpcPseudonymService(u.inner, down);
+    const wire = frame(
+      new Uint8Array(Find.encode({ q: pseudonymizer.pseudonymize('email', 'x@y.z', 'email') }).finish()),
+    );
+    const req = createRequest('POST', '/demo.Users/Get', {
+      headers: grpc,
+      body: streamBody([wire.subarray(0, 3), wire.subarray(3, 20), wire.subarray(20)]),
+    });
+    const { chunks, trailers } = await collect(await layer.call(req));
+    expect(u.seen).toEqual(['x@y.z']);
+    const user = User.toObject(User.decode(chunks[0]!.subarray(5))) as { email: string; name: string };
+    expect(user.name).toBe('A');
+    expect(pseudonymizer.reveal('demo.Users.Get.response.email', user.email)).toBe('a@b.c');
+    expect(trailers?.get('grpc-status')).toBe('0');
+  });
+
+  it('a bad request token never reaches the upstream; a reply it cannot rewrite ends with grpc-status 13', async () => {
+    const u = upstream([]);
+    const bad = frame(new Uint8Array(Find.encode({ q: 'x@y.z' }).finish()));
+    const res = await new GrpcPseudonymService(u.inner, down).call(
+      createRequest('POST', '/demo.Users/Get', { headers: grpc, body: streamBody([bad]) }),
+    );
+    expect(res.status).toBe(502);
+    expect(u.seen).toEqual([]);
+    expect(u.failures).toEqual(['ERR_PSEUDONYM_TOKEN']);
+
+    // Direction upstream: replies are opened, and this one holds a plain email.
+    const v = upstream([new Uint8Array(User.encode({ email: 'a@b.c' }).finish())]);
+    const q = frame(new Uint8Array(Find.encode({ q: 'x@y.z' }).finish()));
+    const out = await collect(
+      await new GrpcPseudonymService(v.inner, up).call(
+        createRequest('POST', '/demo.Users/Get', { headers: grpc, body: streamBody([q]) }),
+      ),
+    );
+    expect(v.seen[0]).toMatch(/@pseudo\.invalid$/); // the upstream got a token
+    expect(out.chunks).toEqual([]);
+    expect(out.trailers?.get('grpc-status')).toBe('13');
+    expect(decodeURIComponent(out.trailers?.get('grpc-message') ?? '')).toBe(
+      'loch: pseudonymization refused the response at email (ERR_PSEUDONYM_TOKEN)',
+    );
+  });
+
+  it('other requests reach the inner service as they are', async () => {
+    let body: unknown;
+    const inner = {
+      call: (req: HttpRequest): HttpResponse => {
+        body = req.body;
+        return createResponse(204);
+      },
+    };
+    const layer = new GrpcPseudonymService(inner, down);
+    for (const [target, headers] of [
+      ['/demo.Users/Other', grpc],
+      ['/demo.Users/Get', { 'content-type': 'application/json' }],
+    ] as const) {
+      const req = createRequest('POST', target, { headers, body: streamBody([new Uint8Array(1)]) });
+      await layer.call(req);
+      expect(body).toBe(req.body);
+    }
+  });
 });
