@@ -264,7 +264,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     return;
   }
   if (op == OP_PLAIN_RELEASE) {
-    ReleasePlain(static_cast<uint32_t>(r[F_AUX]));
+    ReleasePlain(static_cast<uint32_t>(r[F_AUX]), r[F_AUX2] != 0);
     return;
   }
   if ((op == OP_CANCEL || op == OP_CANCEL_FD) && !connByFd_.empty()) CancelTlsRecv(op, fd, r[F_AUX]);

@@ -47,7 +47,7 @@ enum Op : int32_t {
   OP_PROVIDE = 13,      // aux: buffer id returned to the provided-buffer ring; no SQE, no completion
   OP_POLL = 14,         // fd, aux: poll mask (POLLIN/POLLOUT); one-shot, res = revents
   OP_TLS_CLOSE_NOTIFY = 15,  // fd, aux2: TLS conn + 1; completes (res 0) once close_notify was sent
-  OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list; no completion
+  OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list (aux2 1: released by its reader, kept off the list); no completion
   OP_RECV_SELECT = 17,       // fd, len: one recv of at most len bytes into a provided buffer; aux as RECV_MULTI
 };
 
@@ -196,7 +196,7 @@ class Ring {
   TlsConn* ConnAt(uint32_t tag, uint32_t gen, int fd);
   // Prep's in-ring TLS steps (ring_tls.cc): a plaintext buffer back, a cancel that may reach a
   // TLS recv, the conn of a closing fd, a multishot recv that feeds conn `tag` - 1.
-  void ReleasePlain(uint32_t id);
+  void ReleasePlain(uint32_t id, bool keep);
   void CancelTlsRecv(int op, int fd, int32_t slot);
   void CloseTlsConn(int fd);
   void ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_t userData, io_uring_sqe* sqe);

@@ -89,13 +89,16 @@ TlsConn* Ring::ConnAt(uint32_t tag, uint32_t gen, int fd) {
   return c;
 }
 
-void Ring::ReleasePlain(uint32_t id) {
+void Ring::ReleasePlain(uint32_t id, bool keep) {
+  // `keep`: its reader released it, and JavaScript keeps it off the free list for now (the
+  // thread's cap); a release without `keep` later puts it there.
   if (plain_ != nullptr && id < plainCount_) {
     auto [tag, gen] = plainOwner_[id];
     if (tag != 0 && tag <= conns_.size() && conns_[tag - 1] != nullptr && conns_[tag - 1]->gen == gen &&
         conns_[tag - 1]->plainHeld > 0)
       conns_[tag - 1]->plainHeld--;
     plainOwner_[id] = {0, 0};
+    if (keep) return;
     plainFree_.push_back(id);
     if (!starved_.empty()) wake_ = true;
   }

@@ -43,9 +43,12 @@ export const OP_POLL = 14;
 
 /** In-ring TLS: sends close_notify on the stream's session (`aux2` = conn + 1); completes once sent. */
 export const OP_TLS_CLOSE_NOTIFY = 15;
-/** In-ring TLS: returns plaintext buffer `aux` to the ring; no SQE, no completion. */
+/**
+ * In-ring TLS: returns plaintext buffer `aux` to the ring (`aux2` 1: its reader released it but it
+ * stays off the ring's free list, the thread's cap being full); no SQE, no completion.
+ */
 export const OP_PLAIN_RELEASE = 16;
-/** fd, len: one recv of at most len bytes into a provided buffer (a stream near its budget). */
+/** fd, len: one recv of at most len bytes into a provided buffer (a stream near its budget); aux as RECV_MULTI. */
 export const OP_RECV_SELECT = 17;
 
 /** IORING_CQE_F_BUFFER: the upper 16 bits of flags carry the provided buffer's id. */

@@ -283,17 +283,19 @@ export class Ring {
     this.plainLent--;
     const budget = this.budget;
     if ((this.plainIn + 1) * this.plainSize + budget.held > budget.workerCap) {
+      // The ring still hears that its reader let go (it counts each conn's buffers), not freed.
       this.withheldPlain.push(id);
+      this.queuePlainRelease(id, 1);
       return;
     }
-    this.queuePlainRelease(id);
+    this.queuePlainRelease(id, 0);
   }
 
   /** Gives withheld plaintext buffers back to the ring while the thread's cap has room for them. */
   private publishPlain(): void {
     const plain = this.withheldPlain;
     const room = Math.floor((this.budget.workerCap - this.budget.held) / this.plainSize) - this.plainIn;
-    for (let i = 0; i < room && plain.length > 0; i++) this.queuePlainRelease(plain.pop()!);
+    for (let i = 0; i < room && plain.length > 0; i++) this.queuePlainRelease(plain.pop()!, 0);
   }
 
   /** Plaintext buffers on the ring's free list, as far as JavaScript knows. */
@@ -301,8 +303,8 @@ export class Ring {
     return this.plainCount - this.plainLent - this.withheldPlain.length;
   }
 
-  /** Queues plaintext buffer `id`'s return to the ring's free list. */
-  private queuePlainRelease(id: number): void {
+  /** Queues plaintext buffer `id`'s return to the ring's free list (`keep` 1: released, not freed). */
+  private queuePlainRelease(id: number, keep: number): void {
     if (this.count === this.capacity) this.flushNow(false);
     const o = this.count++ * SQ_STRIDE;
     const sq = this.sq;
@@ -313,7 +315,8 @@ export class Ring {
     sq[o + 4] = 0;
     sq[o + 5] = -1;
     sq[o + 6] = id;
-    sq[o + 7] = 0;
+    sq[o + 7] = keep;
+    if (keep !== 0) return;
     if (this.plainLent >= this.plainCount >> 1 || ++this.pendingProvides >= this.provideBatch)
       this.schedule();
     if (this.starved.length > 0) {
