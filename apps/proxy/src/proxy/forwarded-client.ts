@@ -3,8 +3,9 @@
  * connection's peer is trusted, X-Forwarded-For is read from the right and the client is the
  * first address that is not trusted (every one trusted: the leftmost). An entry that is not an
  * address ends the walk at the last address read, so a forged or garbled left part never
- * becomes the client. Computed only when a line is logged, never on the forwarding path. Not
- * for building X-Forwarded-For (header-hygiene.ts): the chain forwarded upstream is the one
+ * becomes the client. Computed when a line is logged, and for the PROXY header sent to a
+ * `send_proxy_protocol` upstream (upstream.ts), never otherwise on the forwarding path. Not for
+ * building X-Forwarded-For (header-hygiene.ts): the chain forwarded upstream is the one
  * received plus this hop's peer, unchanged by this.
  */
 import { isIPv4, isIPv6 } from 'node:net';

@@ -39,6 +39,7 @@ export function serverStack(config: ServerStackConfig): MakeService<ServerHandle
       upstreamFactory({
         timeouts: { connect: t.upstreamConnect, read: t.upstreamRead },
         newConnector: config.newConnector,
+        trustedProxies: config.server.trustedProxies,
       }),
     )
     .push(routeLayer())

@@ -26,9 +26,12 @@ import {
   UnifiedL4Connector,
   withProxyHeader,
 } from '@loch/transports';
+import type { SocketAddress } from '@loch/uring-runtime';
+import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
 import type { RoutedCx } from './context.js';
 import { noteUpstreamExchange } from './core.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
+import { forwardedClient } from './forwarded-client.js';
 import { grpcTimeoutMs, isGrpcRequest } from './grpc-status.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
 import type { CompiledRoute, UpstreamEndpoint } from './route.js';
@@ -234,6 +237,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     /** The connector (and its pool); carried over from the previous service on reload. */
     readonly connector: HttpConnector,
     readonly timeouts: UpstreamTimeouts,
+    /** `trusted_proxies`: a PROXY header sent upstream names the client behind them. */
+    readonly trusted: TrustedPeers | undefined = undefined,
   ) {
     // onExchange: the exchange's cancel handle goes to the request's context (a client that
     // goes away before the response head cancels it: core.ts RequestHooks).
@@ -337,7 +342,7 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
             endpoint,
             encodeProxyHeader({
               version: send === 'v1' ? 1 : 2,
-              source: cx.get('peerAddr'),
+              source: this.#client(cx.get('peerAddr'), req),
               destination: cx.get('localAddr'),
             }),
           );
@@ -365,6 +370,20 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       );
     }
     return this.connector.request(key, req, options);
+  }
+
+  /**
+   * The client a PROXY header names: the connection's peer (the PROXY header loch read, if
+   * any), or behind `trusted_proxies` the client X-Forwarded-For names, as nginx's realip
+   * changes $remote_addr for `proxy_protocol` upstreams (nginx's real_ip_recursive walk:
+   * forwarded-client.ts; the entry this hop appended is the trusted peer itself). Its port is 0
+   * (X-Forwarded-For carries none).
+   */
+  #client(peer: SocketAddress, req: HttpRequest): SocketAddress {
+    const trusted = this.trusted;
+    if (trusted === undefined || !trusted.has(peer)) return peer;
+    const forwardedFor = req.headers.getAll('x-forwarded-for');
+    return forwardedFor.length === 0 ? peer : forwardedClient(peer, forwardedFor, trusted);
   }
 
   /**
@@ -396,9 +415,14 @@ export interface UpstreamLayerConfig {
   readonly timeouts: UpstreamTimeouts;
   /** Builds the connector of a server seen for the first time. */
   readonly newConnector: () => HttpConnector;
+  /** The server's `trusted_proxies`: the client a PROXY header names is read through them. */
+  readonly trustedProxies?: readonly string[] | undefined;
 }
 
 /** The innermost factory: `make(old)` reuses `old.connector` (the pool survives the reload). */
 export function upstreamFactory(config: UpstreamLayerConfig): MakeService<UpstreamService> {
-  return makeFn((old) => new UpstreamService(old?.connector ?? config.newConnector(), config.timeouts));
+  const trusted = config.trustedProxies === undefined ? undefined : trustedPeersOf(config.trustedProxies);
+  return makeFn(
+    (old) => new UpstreamService(old?.connector ?? config.newConnector(), config.timeouts, trusted),
+  );
 }
