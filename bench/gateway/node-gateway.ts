@@ -300,3 +300,4 @@ createServer((req, res) => {
     );
   });
 }).listen(port, '127.0.0.1', () => console.log(`node gateway on ${port}`));
+process.on('SIGTERM', () => process.exit(0));

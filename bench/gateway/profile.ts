@@ -8,7 +8,8 @@
  * profiles. Not a load test (bench:gateway is).
  *
  * Run: pnpm --filter @loch/bench exec tsx --conditions=@loch/source gateway/profile.ts
- *        [--calls 20000] [--connections 16] [--payload small|large] [--out DIR] [--no-prof]
+ *        [--calls 20000] [--connections 16] [--payload small|large] [--gateway loch|node]
+ *        [--out DIR] [--no-prof]   (node: node-gateway.ts, the node:http + npm thrift one)
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     calls: { type: 'string', default: '20000' },
     connections: { type: 'string', default: '16' },
     payload: { type: 'string', default: 'small' },
+    gateway: { type: 'string', default: 'loch' },
     out: { type: 'string' },
     'no-prof': { type: 'boolean', default: false },
   },
@@ -53,7 +55,8 @@ const upstreamPort = await freePort();
 const port = await freePort();
 const upstream = node('upstream.ts', [upstreamPort], false);
 await waitForPort(upstreamPort);
-const gateway = node('loch-gateway.ts', [port, upstreamPort], !values['no-prof']);
+const script = values.gateway === 'node' ? 'node-gateway.ts' : 'loch-gateway.ts';
+const gateway = node(script, [port, upstreamPort], !values['no-prof']);
 await waitForPort(port);
 
 const agent = new Agent({ keepAlive: true, maxSockets: connections });
@@ -95,7 +98,9 @@ gateway.kill('SIGTERM');
 await new Promise((r) => gateway.once('exit', r));
 upstream.kill('SIGTERM');
 
-console.log(`${values.payload}: ${calls} calls, gateway CPU ${((used * 1e6) / calls).toFixed(1)} us/call`);
+console.log(
+  `${values.gateway} ${values.payload}: ${calls} calls, gateway CPU ${((used * 1e6) / calls).toFixed(1)} us/call`,
+);
 if (!values['no-prof']) {
   const file = readdirSync(out).find((f) => f.endsWith('.cpuprofile'));
   if (file !== undefined) {
