@@ -325,6 +325,8 @@ export class UringStream
   private held = 0;
   /** Received chunks this stream holds (queued, or lent and not released): its tier in the budget. */
   private chunks = 0;
+  /** Bytes arrived on this stream once (its first read is one buffer: see arm()). */
+  private received = false;
   /** In-ring TLS past its base: share bytes promised to the armed recv, not received yet. */
   private tlsPromise = 0;
   /** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
@@ -790,6 +792,7 @@ export class UringStream
   private chargeReceived(n: number, pooled: boolean): void {
     const ring = this.ring;
     this.chunks++;
+    this.received = true;
     if (this.tlsPromise > 0) {
       const p = Math.min(n, this.tlsPromise);
       this.tlsPromise -= p;
@@ -963,7 +966,11 @@ export class UringStream
         allowance >= bufferSize &&
         (base ? this.chunks === 0 || out < ring.busyBuffers : out < ring.bufferCount >> 1)
       ) {
-        len = allowance - bufferSize + 1;
+        // A stream's first read ends after one buffer (a limit of 1 byte): a layer that reads a
+        // connection's start (a PROXY header) may hand the socket to in-ring TLS next, which
+        // takes it only with no plain recv armed (attachTls). Once per connection, so a
+        // keep-alive connection's later reads keep one multishot across requests.
+        len = this.received ? allowance - bufferSize + 1 : 1;
       } else {
         op = OP_RECV_SELECT;
         len = Math.min(allowance, bufferSize);
