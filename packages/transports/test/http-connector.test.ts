@@ -8,7 +8,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequest, fixedBody, type HttpResponse, readText, streamBody } from '@loch/http';
+import {
+  createRequest,
+  fixedBody,
+  type HttpExchangeCancel,
+  type HttpRequest,
+  type HttpResponse,
+  readText,
+  streamBody,
+} from '@loch/http';
 import {
   AbortedError,
   ConnectError,
@@ -632,6 +640,45 @@ describe.each(drivers)('HttpConnector on the $name driver', ({ name, skip }) => 
     expect((pre as AbortedError).phase).toBe('connect');
     await expectNoLeak(c, fds);
   });
+
+  run(
+    'onExchange: a cancel before the head fails with AbortedError and drops the connection; a stale handle cancels nothing',
+    async () => {
+      const held: (() => void)[] = [];
+      const p = await peer((req, res) => {
+        if (req.url?.startsWith('/slow')) held.push(() => res.end(`late ${req.url}`));
+        else res.end(`hello ${req.url}`);
+      });
+      const fds = fdCount();
+      const c = make();
+      const key = endpoint(`http://127.0.0.1:${p.port}`);
+      const handles: [HttpRequest, HttpExchangeCancel][] = [];
+      const options = { onExchange: (req: HttpRequest, ex: HttpExchangeCancel) => handles.push([req, ex]) };
+      // A finished exchange's handle, kept: the connection goes back to the pool.
+      const first = createRequest('GET', '/first');
+      expect(await readText((await c.request(key, first, options)).body)).toBe('hello /first');
+      expect(handles[0]![0]).toBe(first);
+      // The pooled connection carries the next exchange: the old handle (and one naming another
+      // request) must not touch it.
+      const second = c.request(key, createRequest('GET', '/slow-2'), options);
+      await eventually(() => held.length === 1);
+      expect(handles[1]![1]).toBe(handles[0]![1]);
+      handles[0]![1].cancelExchange(first);
+      handles[1]![1].cancelExchange(createRequest('GET', '/other'));
+      held[0]!();
+      expect(await readText((await second).body)).toBe('late /slow-2');
+      // Cancelled while its head is awaited: AbortedError, and the connection is not pooled.
+      const third = createRequest('GET', '/slow-3');
+      const pending = c.request(key, third, options).catch((e: unknown) => e);
+      await eventually(() => held.length === 2);
+      handles[2]![1].cancelExchange(third);
+      const error = await pending;
+      expect(error).toBeInstanceOf(AbortedError);
+      expect((error as AbortedError).code).toBe('ERR_TRANSPORT_ABORTED');
+      expect(c.stats()).toMatchObject({ idle: 0, active: 0, created: 1, reused: 2 });
+      await expectNoLeak(c, fds);
+    },
+  );
 
   run('an invalid response is a ProtocolError (502) and the connection is dropped', async () => {
     const p = await raw((s) =>
