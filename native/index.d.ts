@@ -408,9 +408,11 @@ export interface NativeHeadScan {
   init(names: readonly string[]): boolean;
   /**
    * Binds a record (Int32Array, 28 + 5 words per field, 8-byte aligned) and the slab heads are
-   * copied into; the binding keeps both alive. Make a new one when either changes.
+   * copied into; the binding keeps both alive. Make a new one when the record changes.
    */
   bind(io: Int32Array, slab: Uint8Array): HeadScanBinding;
+  /** Moves a binding to another slab (4-aligned), letting go of the one it held. */
+  setSlab(binding: HeadScanBinding, slab: Uint8Array): void;
   /**
    * Scans `src` as the bound record's input words say; returns 0 (fall back to the line scan),
    * 1 (ok), 2 (a rule broken) or 3 (ok, and the head and its field entries were copied into the

@@ -101,7 +101,7 @@ bool SetKnownNames(const char* const* names, size_t count);
 Outcome Scan(const uint8_t* src, size_t start, size_t end, bool find_end, Kind kind,
              const Limits& limits, Result* out);
 
-// Adds `headScan: { init(names), bind(io, slab), scan(binding, src) }` to exports.
+// Adds `headScan: { init(names), bind(io, slab), setSlab(binding, slab), scan(binding, src) }`.
 void Register(Napi::Env env, Napi::Object exports);
 
 }  // namespace loch::headscan

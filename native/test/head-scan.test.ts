@@ -87,5 +87,14 @@ describe('headScan', () => {
     io[7] = 0;
     expect(scan(io, HEAD, tight)).toBe(1);
     expect(tight.every((b) => b === 0)).toBe(true);
+    // setSlab moves a binding: the next copy lands in the new slab, none in the old one.
+    const binding = scanner!.bind(io, tight);
+    const next = new Uint8Array(fits.length);
+    scanner!.setSlab(binding, next);
+    expect(scanner!.scan(binding, HEAD)).toBe(3);
+    expect(Buffer.from(next.subarray(0, len)).toString('latin1')).toBe(HEAD.toString('latin1', 0, len));
+    expect(tight.every((b) => b === 0)).toBe(true);
+    expect(() => scanner!.setSlab({} as HeadScanBinding, next)).toThrow(TypeError);
+    expect(() => scanner!.setSlab(binding, new Uint8Array(new ArrayBuffer(64), 2, 8))).toThrow(TypeError);
   });
 });

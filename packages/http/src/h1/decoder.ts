@@ -265,7 +265,7 @@ let headScan: NativeHeadScan | null = nativeScan;
 /** The scanner's record, shared by the thread's decoders (one scan at a time), grown on demand. */
 let scanIo = new Int32Array(IO_ENTRIES + ENTRY * 101);
 let scanIoF64 = new Float64Array(scanIo.buffer, 0, IO_ENTRIES >> 1);
-/** The scanner's binding of scanIo and the slab below (a new one when either changes). */
+/** The scanner's binding of scanIo (a new one when it grows) and of the slab below (moved along). */
 let scanBinding: HeadScanBinding | null = null;
 let boundIo: Int32Array | null = null;
 let boundSlab: HeadSlab | null = null;
@@ -861,10 +861,15 @@ abstract class H1Decoder<M> {
     // the reservation below then covers (it takes the same span unless the head needs a slab of
     // its own or a new one; then the copy is made here).
     const current = reserveHead(0, 0);
-    if (current !== boundSlab || io !== boundIo) {
+    if (io !== boundIo) {
       scanBinding = headScan!.bind(io, current.bytes);
-      boundSlab = current;
       boundIo = io;
+      boundSlab = current;
+    } else if (current !== boundSlab) {
+      // Moving the binding lets go of the last slab now (a new binding would hold it until its
+      // finalizer ran, after a turn of the event loop).
+      headScan!.setSlab(scanBinding!, current.bytes);
+      boundSlab = current;
     }
     io[IO_SLAB_TOP] = current.mark;
     const outcome = headScan!.scan(scanBinding!, src);
