@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { gatewayRouteOf, mergeGatewayRoutes } from '../gateway/config.js';
+import { grpcPseudonymOf } from '../gateway/grpc-pseudonym.js';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
 import { intHeaderKey, unknownIntHeader } from '../thrift/int-headers.js';
 import { thriftPseudonymOf } from '../thrift/pseudonym-config.js';
@@ -435,6 +436,9 @@ function normalizeServer(
       hostHeader: r.host_header ?? 'preserve',
       maxBodySize: bytesOf(r.max_body_size, maxBodySize),
       ...gateway,
+      ...(r.pseudonymize === undefined
+        ? {}
+        : { grpcPseudonymize: grpcPseudonymOf(r.pseudonymize, `${rat}.pseudonymize`, issues, baseDir) }),
       ...healthKeys(r),
       ...(upstreamHttpVersion === 'http2' || upstreamHttpVersion === 'auto'
         ? { upstreamHttpVersion: upstreamHttpVersion as 'http2' | 'auto' }

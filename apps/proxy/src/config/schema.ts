@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { GatewayRouteConfig } from '../gateway/config.js';
+import type { GrpcPseudonymConfig } from '../gateway/grpc-pseudonym.js';
 import type { PseudonymConfig } from '../gateway/pseudonym-config.js';
 import {
   type HealthCheckConfig,
@@ -97,6 +98,8 @@ export const RouteSchema = z.strictObject({
     .optional(),
   /** HTTP/JSON -> Thrift: the route calls a function of a Thrift IDL (gateway/config.ts, issue 19). */
   thrift: z.lazy(() => GatewayThriftSchema).optional(),
+  /** gRPC pseudonymization of the calls this route proxies (gateway/grpc-pseudonym.ts, issue 19). */
+  pseudonymize: z.lazy(() => PseudonymizeSchema).optional(),
 });
 
 /** Monolake's `timeout` table: whole seconds. */
@@ -262,6 +265,8 @@ export const ThriftUpstreamSchema = z.strictObject({
 export const PseudonymizeSchema = z.strictObject({
   /** The IDL (thrift servers; a gateway route uses its own). */
   idl: z.string().min(1).optional(),
+  /** The .proto files of a proxied route's gRPC calls. */
+  proto: z.array(z.string().min(1)).min(1).optional(),
   /** Which side holds tokens: "upstream" (calls sealed, replies opened) or "downstream". */
   direction: z.enum(['upstream', 'downstream']),
   keys: z
@@ -561,6 +566,8 @@ export interface RouteConfig {
    * Such a route has no HTTP `upstreams`.
    */
   readonly gateway?: readonly GatewayRouteConfig[] | undefined;
+  /** gRPC pseudonymization of the calls it proxies. */
+  readonly grpcPseudonymize?: GrpcPseudonymConfig | undefined;
 }
 
 /** Timeouts in milliseconds; 0 disables one. */

@@ -331,7 +331,8 @@ export function mergeGatewayRoutes(
 
 /**
  * The files a running config was read from besides itself that loch watches (run.ts): every
- * gateway route's and pseudonymizing thrift server's IDL files (includes too) and key files.
+ * gateway route's and pseudonymizing thrift server's IDL files (includes too), the .proto
+ * files of gRPC pseudonymization (not their imports) and key files.
  * A change reloads the config, which reads them again; a bad IDL keeps the running config.
  */
 export function gatewayFiles(config: ProxyConfig): string[] {
@@ -346,6 +347,11 @@ export function gatewayFiles(config: ProxyConfig): string[] {
       for (const g of route.gateway ?? []) {
         for (const f of g.idl.files) files.add(f);
         add(g.pseudonymize);
+      }
+      const grpc = route.grpcPseudonymize;
+      if (grpc !== undefined) {
+        for (const f of grpc.proto) files.add(f);
+        for (const k of grpc.keys) if (k.file !== undefined) files.add(k.file);
       }
     }
   }

@@ -22,6 +22,7 @@ import {
 import { type Endpoint, endpoint, type UpstreamLimit } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import { callGateway } from '../gateway/dispatch.js';
+import { callWithGrpcPseudonyms } from '../gateway/grpc-pseudonym.js';
 import { routeGroup } from '../health/route-group.js';
 import type { UpstreamGroup } from '../health/upstream-group.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
@@ -256,9 +257,13 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
       req.version,
       cx.maybeGet('clientCert'),
     );
-    return this.inner.call(
-      cx.set('route', match).set('upstreamTarget', query === '' ? upstreamPath : upstreamPath + query),
-    );
+    const next = cx
+      .set('route', match)
+      .set('upstreamTarget', query === '' ? upstreamPath : upstreamPath + query);
+    // gRPC pseudonymization (issue 19): the route's messages rewritten around the forwarding.
+    const pseudonyms = match.route.grpcPseudonymize;
+    if (pseudonyms !== undefined) return callWithGrpcPseudonyms(pseudonyms, req, () => this.inner.call(next));
+    return this.inner.call(next);
   }
 }
 

@@ -191,6 +191,36 @@ ${extra}thrift = { idl = "api.thrift", upstream = "127.0.0.1:9090", ${thrift} }`
     ]);
   });
 
+  it('gRPC pseudonymize on a proxied route: proto files, paths and keys checked by name', () => {
+    writeFileSync(
+      join(dir, 'echo.proto'),
+      'syntax = "proto3";\npackage t;\nmessage M { string text = 1; }\nservice E { rpc Say (M) returns (M); }\n',
+    );
+    writeFileSync(join(dir, 'k.key'), 'ab'.repeat(64));
+    const route = (table: string) =>
+      `[[servers.gw.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:9" }]\npseudonymize = { direction = "upstream", keys = [{ id = "k", file = "k.key" }], ${table} }`;
+    const c = parseConfig(
+      config(route('proto = ["echo.proto"], fields = ["t.E.Say.request.text"]')),
+      configFile,
+    );
+    expect(c.servers[0]?.routes[0]?.grpcPseudonymize).toMatchObject({
+      proto: [join(dir, 'echo.proto')],
+      direction: 'upstream',
+      methods: ['/t.E/Say'],
+      keys: [{ id: 'k', file: join(dir, 'k.key') }],
+    });
+    expect(issuesOf(config(route('fields = ["t.E.Say.request.text"]')))[0]).toMatchObject({
+      path: 'servers.gw.routes[0].pseudonymize.proto',
+    });
+    expect(issuesOf(config(route('proto = ["echo.proto"], fields = ["t.E.Say.request.txt"]')))[0]).toEqual({
+      path: 'servers.gw.routes[0].pseudonymize.fields',
+      message: 'pseudonymize field "t.E.Say.request.txt": "txt" is not a field of M',
+    });
+    expect(
+      issuesOf(config(route('proto = ["none.proto"], fields = ["t.E.Say.request.text"]')))[0]?.path,
+    ).toBe('servers.gw.routes[0].pseudonymize.fields');
+  });
+
   it('upstream and upstreams: exactly one; endpoints checked as the Thrift proxy checks them', () => {
     const i = issuesOf(
       config(`

@@ -1,0 +1,127 @@
+/**
+ * `pseudonymize = { proto = [...], direction, keys, current, fields }` of a proxied HTTP route
+ * (gRPC calls; issue 19): validated when the config loads (the .proto files parsed by
+ * protobufjs, every field path checked against them, keys read and checked, something chosen)
+ * into a GrpcPseudonymConfig that holds file paths, never keys; in a worker, the route's
+ * @loch/gateway GrpcPseudonymService is built from it once per config object (a reload reads
+ * the files again) and put around the route's forwarding (proxy/route.ts). Not for Thrift
+ * (pseudonym-config.ts).
+ */
+import { resolve } from 'node:path';
+import {
+  GatewayConfigError,
+  GrpcPseudonymRewriter,
+  GrpcPseudonymService,
+  loadProtoRoot,
+  ProtoPseudonymPlan,
+  type PseudonymDirection,
+  PseudonymError,
+  type PseudonymFieldRule,
+  Pseudonymizer,
+  PseudonymKeyring,
+  type PseudonymKeySource,
+} from '@loch/gateway';
+import type { HttpRequest, HttpResponse } from '@loch/http';
+import type { z } from 'zod';
+import type { ConfigIssue } from '../config/load.js';
+import type { PseudonymizeSchema } from '../config/schema.js';
+
+type PseudonymizeTable = z.infer<typeof PseudonymizeSchema>;
+
+/** gRPC pseudonymization of a route as a worker builds it. */
+export interface GrpcPseudonymConfig {
+  /** Absolute .proto files. */
+  readonly proto: readonly string[];
+  readonly direction: PseudonymDirection;
+  readonly keys: readonly PseudonymKeySource[];
+  readonly current: string;
+  readonly fields: readonly PseudonymFieldRule[];
+  /** The gRPC paths with chosen fields (for `loch check` and /config). */
+  readonly methods: readonly string[];
+}
+
+/** The route's gRPC pseudonymization, or undefined after pushing issues at `at`. */
+export function grpcPseudonymOf(
+  table: PseudonymizeTable,
+  at: string,
+  issues: ConfigIssue[],
+  baseDir: string,
+): GrpcPseudonymConfig | undefined {
+  const start = issues.length;
+  if (table.proto === undefined) {
+    issues.push({
+      path: `${at}.proto`,
+      message:
+        'name the .proto files of the gRPC calls (a thrift route pseudonymizes inside thrift = { ... })',
+    });
+    return undefined;
+  }
+  if (table.idl !== undefined)
+    issues.push({ path: `${at}.idl`, message: 'a gRPC route takes proto, not idl' });
+  const proto = table.proto.map((f) => resolve(baseDir, f));
+  const keys: PseudonymKeySource[] = table.keys.map((k) => ({
+    id: k.id,
+    ...(k.file === undefined ? {} : { file: resolve(baseDir, k.file) }),
+    ...(k.env === undefined ? {} : { env: k.env }),
+  }));
+  let keyring: PseudonymKeyring | undefined;
+  try {
+    keyring = PseudonymKeyring.load(keys, table.current === undefined ? {} : { current: table.current });
+    new Pseudonymizer(keyring);
+  } catch (e) {
+    if (!(e instanceof PseudonymError)) throw e;
+    issues.push({ path: `${at}.keys`, message: e.message });
+  }
+  const fields: PseudonymFieldRule[] = (table.fields ?? []).map((f) =>
+    typeof f === 'string'
+      ? { path: f }
+      : {
+          path: f.path,
+          ...(f.format === undefined ? {} : { format: f.format }),
+          ...(f.domain === undefined ? {} : { domain: f.domain }),
+        },
+  );
+  let methods: string[] = [];
+  try {
+    methods = new ProtoPseudonymPlan(loadProtoRoot(proto), fields).methods;
+    if (methods.length === 0)
+      issues.push({ path: `${at}.fields`, message: 'nothing to pseudonymize: name fields' });
+  } catch (e) {
+    if (!(e instanceof GatewayConfigError)) throw e;
+    issues.push({ path: `${at}.fields`, message: e.message });
+  }
+  if (issues.length > start || keyring === undefined) return undefined;
+  return { proto, direction: table.direction, keys, current: keyring.current, fields, methods };
+}
+
+const rewriters = new WeakMap<GrpcPseudonymConfig, GrpcPseudonymRewriter>();
+
+/** The rewriter of `config`, made once per config object (reads the .proto and key files). */
+function rewriterOf(config: GrpcPseudonymConfig): GrpcPseudonymRewriter {
+  let rewriter = rewriters.get(config);
+  if (rewriter === undefined) {
+    const plan = new ProtoPseudonymPlan(loadProtoRoot(config.proto), config.fields);
+    const keyring = PseudonymKeyring.load(config.keys, { current: config.current });
+    rewriter = new GrpcPseudonymRewriter(plan, new Pseudonymizer(keyring), config.direction);
+    rewriters.set(config, rewriter);
+  }
+  return rewriter;
+}
+
+/**
+ * Answers `request` through `forward` (the route's forwarding) with its gRPC messages
+ * pseudonymized as `config` says. Files that can no longer be read fail the call closed.
+ */
+export function callWithGrpcPseudonyms(
+  config: GrpcPseudonymConfig,
+  request: HttpRequest,
+  forward: () => Promise<HttpResponse> | HttpResponse,
+): Promise<HttpResponse> | HttpResponse {
+  let rewriter: GrpcPseudonymRewriter;
+  try {
+    rewriter = rewriterOf(config);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  return new GrpcPseudonymService({ call: forward }, rewriter).call(request);
+}
