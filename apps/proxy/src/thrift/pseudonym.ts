@@ -6,7 +6,8 @@
  * from the server's current config, so a reload that adds, changes or removes the table takes
  * effect with the swap of the proxy service. A server without the table serves its proxy
  * service directly. Keys that can no longer be read fail every call of the server closed
- * (INTERNAL_ERROR, logged once per config), never forward them unrewritten.
+ * (INTERNAL_ERROR, logged once per config), never forward them unrewritten. Each refused call or
+ * reply is logged (warn) with the field and the error code, never the value.
  */
 import { PseudonymError, ThriftPseudonymService } from '@loch/gateway';
 import type { Service } from '@loch/service-async';
@@ -49,7 +50,18 @@ export function withPseudonyms(
         }
         layers.set(p, layer);
       }
-      return layer.call(request);
+      const answer = layer.call(request);
+      if (!(answer instanceof Promise)) return answer;
+      // A refusal is answered to the caller and logged here (the proxy service never saw the call).
+      return answer.catch((error: unknown) => {
+        const message = (error as Error)?.message ?? '';
+        if (
+          message.startsWith('loch: pseudonymization') ||
+          message.startsWith("loch: the upstream's reply could not be pseudonymized")
+        )
+          log.warn(`${c.key}: ${request.header.name}: ${message}`);
+        throw error;
+      });
     },
   };
 }

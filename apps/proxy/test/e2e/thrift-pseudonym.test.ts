@@ -167,6 +167,11 @@ describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) 
         expect(x.message).toContain(code);
         expect(x.message).not.toContain(text);
       }
+      // Each refusal is logged with the field and the code, never the value.
+      await loch.waitFor(
+        /down: echo: loch: pseudonymization refused the call: args\.text: .*ERR_PSEUDONYM_UNKNOWN_KEY/,
+      );
+      expect(loch.stderr()).not.toContain(stranger.pseudonymize(ECHO, 'bob'));
       // The connection still serves.
       expect(await c.call('echo', ours.pseudonymize(ECHO, 'dan'))).toBe('a:echo:dan');
       // A oneway call has no answer to carry the refusal: it is dropped, never forwarded as is.
