@@ -181,6 +181,21 @@ int32_t ListFlags(const uint8_t* b, size_t s, size_t e) {
   return flags;
 }
 
+// Whether a list has an empty element (decoder.ts hasEmptyElement: refused in Transfer-Encoding).
+bool HasEmptyElement(const uint8_t* b, size_t s, size_t e) {
+  bool empty = true;
+  for (size_t i = s; i < e; i++) {
+    const uint8_t c = b[i];
+    if (c == ',') {
+      if (empty) return true;
+      empty = true;
+    } else if (c != ' ' && c != '\t') {
+      empty = false;
+    }
+  }
+  return empty;
+}
+
 // A parse over a whole block b[base, end) (which ends in CRLF CRLF, or is CRLF for empty
 // trailers). Offsets written to the result are relative to base.
 class Parser {
@@ -338,7 +353,8 @@ bool Parser::SpecialField(int32_t id, size_t vs, size_t ve) {
     out_->content_length = static_cast<double>(v);
   } else if (id == g_names.transfer_encoding) {
     const int32_t f = ListFlags(b_, vs, ve);
-    if (f == 0 || (f & kListMalformed)) return Fail(Error::kInvalidTransferEncoding, vs);
+    if (f == 0 || (f & kListMalformed) || HasEmptyElement(b_, vs, ve))
+      return Fail(Error::kInvalidTransferEncoding, vs);
     const int32_t prev = out_->te_flags;
     int32_t next = (prev & ~kListLastChunked) | f;
     if ((prev & kListChunked) && (f & kListChunked)) next |= kListChunkedTwice;

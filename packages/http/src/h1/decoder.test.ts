@@ -227,6 +227,10 @@ describe('smuggling defences', () => {
     rejects(te('chunked;q=1'), 'ERR_HTTP_INVALID_TRANSFER_ENCODING');
     rejects(te('xchunked'), 'ERR_HTTP_INVALID_TRANSFER_ENCODING');
     rejects(te(''), 'ERR_HTTP_INVALID_TRANSFER_ENCODING');
+    // Empty list elements: peers disagree on whether `chunked,` is chunked (llhttp refuses it).
+    for (const v of ['chunked,', ',chunked', 'chunked ,\t', 'gzip,,chunked', ',']) {
+      rejects(te(v), 'ERR_HTTP_INVALID_TRANSFER_ENCODING');
+    }
     rejects(te('gzip, chunked'), 'ERR_HTTP_UNSUPPORTED_TRANSFER_CODING');
     rejects(
       req('POST / HTTP/1.1\nHost: h\nTransfer-Encoding: chunked\nTransfer-Encoding: chunked\n\n'),

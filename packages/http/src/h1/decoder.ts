@@ -1017,7 +1017,7 @@ abstract class H1Decoder<M> {
       this.contentLength = v;
     } else if (id === ID_TRANSFER_ENCODING) {
       const f = listFlags(b, vs, ve);
-      if (f === 0 || (f & L_MALFORMED) !== 0)
+      if (f === 0 || (f & L_MALFORMED) !== 0 || hasEmptyElement(b, vs, ve))
         this.fail('ERR_HTTP_INVALID_TRANSFER_ENCODING', 'bad Transfer-Encoding', vs);
       const prev = this.teFlags;
       let next = (prev & ~L_LAST_CHUNKED) | f;
@@ -1491,6 +1491,24 @@ function listFlags(b: Uint8Array, s: number, e: number): number {
     else flags |= L_OTHER;
   }
   return flags;
+}
+
+/**
+ * Whether a list has an empty element (`chunked,`, `,chunked`, `gzip,,chunked`). RFC 9110 5.6.1
+ * lets a recipient skip them, but in Transfer-Encoding peers disagree (llhttp and nginx refuse
+ * `chunked,`; a lenient one reads a body we frame as chunked another way), so framing that
+ * depends on them is refused.
+ */
+function hasEmptyElement(b: Uint8Array, s: number, e: number): boolean {
+  let empty = true;
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c === 0x2c) {
+      if (empty) return true;
+      empty = true;
+    } else if (c !== 0x20 && c !== 0x09) empty = false;
+  }
+  return empty;
 }
 
 function equalsIgnoreCase(b: Uint8Array, s: number, e: number, lower: string): boolean {
