@@ -138,6 +138,49 @@ describe('ProtoPseudonymPlan', () => {
     expect(configError(['demo.Users.Get.request.q', 'demo.Users.Get.request.q'])).toContain('given twice');
   });
 
+  it('plans fields annotated [(pii) = "..."] wherever their message travels (recursive too)', () => {
+    const r = protobuf.parse(
+      `syntax = "proto3"; package a;
+       message Person { string email = 1 [(loch.pii) = "email"]; string name = 2; Person boss = 3; map<string, Person> team = 4;
+                        bytes photo = 5 [(pii) = "bytes", (loch.pii_domain) = "photos"]; }
+       message Q { string id = 1; }
+       service Dir { rpc Who(Q) returns (Person); rpc Count(Q) returns (Q); }`,
+      { keepCase: true },
+    ).root;
+    const p = new ProtoPseudonymPlan(r, []);
+    expect(p.methods).toEqual(['/a.Dir/Who']);
+    const Person = r.lookupType('a.Person');
+    const boss = { email: 'b@x.y', name: 'B' };
+    const bytes = new Uint8Array(
+      Person.encode(
+        Person.fromObject({ email: 'a@x.y', name: 'A', boss, team: { t: boss }, photo: Buffer.from([7]) }),
+      ).finish(),
+    );
+    const rw = new GrpcPseudonymRewriter(p, pseudonymizer, 'downstream');
+    const who = p.forPath('/a.Dir/Who')!;
+    const out = Person.toObject(Person.decode(rw.response(who, bytes))) as {
+      email: string;
+      boss: { email: string; name: string };
+      team: Record<string, { email: string }>;
+      photo: Uint8Array;
+    };
+    expect(pseudonymizer.reveal('a.Person.email', out.email)).toBe('a@x.y');
+    expect(pseudonymizer.reveal('a.Person.email', out.boss.email)).toBe('b@x.y');
+    expect(out.boss.name).toBe('B');
+    expect(pseudonymizer.reveal('a.Person.email', out.team.t!.email)).toBe('b@x.y');
+    expect(pseudonymizer.revealBytes('photos', Buffer.from(out.photo).toString('latin1'))).toEqual(
+      new Uint8Array([7]),
+    );
+    expect(
+      new GrpcPseudonymRewriter(p, pseudonymizer, 'upstream').response(who, rw.response(who, bytes)),
+    ).toEqual(bytes);
+    expect(new ProtoPseudonymPlan(r, [], { annotations: false }).methods).toEqual([]);
+    const bad = protobuf.parse(
+      'syntax = "proto3"; package b; message M { int32 n = 1 [(pii) = "x"]; } service S { rpc G(M) returns (M); }',
+    ).root;
+    expect(() => new ProtoPseudonymPlan(bad, [])).toThrow(/b\.M\.n: \(pii\) on a int32 field/);
+  });
+
   it('a .proto that does not parse is a config error naming it', () => {
     writeFileSync(join(dir, 'bad.proto'), 'syntax = "proto3";\nmessage A { strin x = 1 }\n');
     expect(() => loadProtoRoot([join(dir, 'bad.proto')])).toThrow(/bad\.proto/);

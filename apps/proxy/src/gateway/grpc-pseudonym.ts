@@ -36,6 +36,8 @@ export interface GrpcPseudonymConfig {
   readonly keys: readonly PseudonymKeySource[];
   readonly current: string;
   readonly fields: readonly PseudonymFieldRule[];
+  /** Fields with a `[(pii) = "..."]` option count too. */
+  readonly annotations: boolean;
   /** The gRPC paths with chosen fields (for `loch check` and /config). */
   readonly methods: readonly string[];
 }
@@ -81,17 +83,22 @@ export function grpcPseudonymOf(
           ...(f.domain === undefined ? {} : { domain: f.domain }),
         },
   );
+  const annotations = table.annotations ?? true;
   let methods: string[] = [];
   try {
-    methods = new ProtoPseudonymPlan(loadProtoRoot(proto), fields).methods;
-    if (methods.length === 0)
-      issues.push({ path: `${at}.fields`, message: 'nothing to pseudonymize: name fields' });
+    methods = new ProtoPseudonymPlan(loadProtoRoot(proto), fields, { annotations }).methods;
+    if (methods.length === 0) {
+      issues.push({
+        path: `${at}.fields`,
+        message: 'nothing to pseudonymize: no field is named and no field carries a (pii) option',
+      });
+    }
   } catch (e) {
     if (!(e instanceof GatewayConfigError)) throw e;
     issues.push({ path: `${at}.fields`, message: e.message });
   }
   if (issues.length > start || keyring === undefined) return undefined;
-  return { proto, direction: table.direction, keys, current: keyring.current, fields, methods };
+  return { proto, direction: table.direction, keys, current: keyring.current, fields, annotations, methods };
 }
 
 const rewriters = new WeakMap<GrpcPseudonymConfig, GrpcPseudonymRewriter>();
@@ -100,7 +107,9 @@ const rewriters = new WeakMap<GrpcPseudonymConfig, GrpcPseudonymRewriter>();
 function rewriterOf(config: GrpcPseudonymConfig): GrpcPseudonymRewriter {
   let rewriter = rewriters.get(config);
   if (rewriter === undefined) {
-    const plan = new ProtoPseudonymPlan(loadProtoRoot(config.proto), config.fields);
+    const plan = new ProtoPseudonymPlan(loadProtoRoot(config.proto), config.fields, {
+      annotations: config.annotations,
+    });
     const keyring = PseudonymKeyring.load(config.keys, { current: config.current });
     rewriter = new GrpcPseudonymRewriter(plan, new Pseudonymizer(keyring), config.direction);
     rewriters.set(config, rewriter);

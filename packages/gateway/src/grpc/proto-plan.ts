@@ -65,8 +65,22 @@ const LEAF_TYPES = new Set(['string', 'bytes']);
 export class ProtoPseudonymPlan {
   readonly #methods = new Map<string, ProtoMethodPlan>();
 
-  /** Throws GatewayConfigError naming a path that does not fit the descriptors. */
-  constructor(root: protobuf.Root, fields: readonly (string | PseudonymFieldRule)[]) {
+  readonly #annotations: boolean;
+  /** Annotation-only message plans (independent of where the message sits). */
+  readonly #annotated = new Map<protobuf.Type, ProtoMessagePlan | undefined>();
+
+  /**
+   * `fields` by path; with `annotations` (default true) also every string/bytes field carrying
+   * a `[(pii) = "..."]` option (any package: `(loch.pii)`; `"email"` picks the email form,
+   * `(...pii_domain)` the domain, default `package.Message.field`), wherever its message travels.
+   * Throws GatewayConfigError naming a path that does not fit the descriptors.
+   */
+  constructor(
+    root: protobuf.Root,
+    fields: readonly (string | PseudonymFieldRule)[],
+    options: { readonly annotations?: boolean } = {},
+  ) {
+    this.#annotations = options.annotations ?? true;
     root.resolveAll();
     const byMethod = new Map<string, { method: protobuf.Method; request: Trie; response: Trie }>();
     for (const entry of fields) {
@@ -120,13 +134,79 @@ export class ProtoPseudonymPlan {
       if (node.rule !== undefined) fail(path, 'given twice');
       node.rule = rule;
     }
-    for (const [key, { method, request, response }] of byMethod) {
-      this.#methods.set(key, {
-        path: key,
-        request: messagePlan(method.resolvedRequestType as protobuf.Type, request),
-        response: messagePlan(method.resolvedResponseType as protobuf.Type, response),
-      });
+    for (const service of servicesOf(root)) {
+      for (const method of service.methodsArray) {
+        method.resolve();
+        const key = `/${service.fullName.replace(/^\./, '')}/${method.name}`;
+        const tries = byMethod.get(key);
+        const request = this.#message(method.resolvedRequestType as protobuf.Type, tries?.request);
+        const response = this.#message(method.resolvedResponseType as protobuf.Type, tries?.response);
+        if (request !== undefined || response !== undefined)
+          this.#methods.set(key, { path: key, request, response });
+      }
     }
+  }
+
+  /** A message's plan under configured rules (`trie`) and annotations. */
+  #message(type: protobuf.Type, trie: Trie | undefined): ProtoMessagePlan | undefined {
+    if (trie === undefined || trie.children.size === 0) return this.#annotatedMessage(type);
+    const fields = new Map<number, { name: string; node: ProtoNode }>();
+    for (const field of type.fieldsArray) {
+      const child = trie.children.get(field.name);
+      let node: ProtoNode | undefined;
+      if (child?.rule !== undefined) {
+        node = {
+          kind: 'leaf',
+          binary: field.type === 'bytes',
+          domain: child.rule.domain ?? child.rule.path,
+          format: child.rule.format ?? 'text',
+        };
+      } else node = this.#annotatedLeaf(type, field) ?? this.#sub(field, child);
+      if (node !== undefined) fields.set(field.id, { name: field.name, node: entryOf(field, node) });
+    }
+    return fields.size === 0 ? undefined : { fields };
+  }
+
+  /** The node of a message-typed field under `trie` (annotations only when undefined). */
+  #sub(field: protobuf.Field, trie: Trie | undefined): ProtoNode | undefined {
+    if (!(field.resolvedType instanceof protobuf.Type)) return undefined;
+    const plan = this.#message(field.resolvedType, trie);
+    return plan === undefined ? undefined : { kind: 'message', plan };
+  }
+
+  #annotatedLeaf(type: protobuf.Type, field: protobuf.Field): ProtoLeaf | undefined {
+    if (!this.#annotations) return undefined;
+    const pii = optionOf(field, 'pii');
+    if (pii === undefined) return undefined;
+    if (!LEAF_TYPES.has(field.type)) {
+      throw new GatewayConfigError(
+        `${type.fullName.replace(/^\./, '')}.${field.name}: (pii) on a ${field.type} field: only string and bytes fields can be pseudonymized`,
+      );
+    }
+    return {
+      kind: 'leaf',
+      binary: field.type === 'bytes',
+      domain: String(optionOf(field, 'pii_domain') ?? `${type.fullName.replace(/^\./, '')}.${field.name}`),
+      format: pii === 'email' ? 'email' : 'text',
+    };
+  }
+
+  /** The annotation-only plan of a message; one that reaches itself is one plan referring to itself. */
+  #annotatedMessage(type: protobuf.Type): ProtoMessagePlan | undefined {
+    if (!this.#annotations) return undefined;
+    if (this.#annotated.has(type)) return this.#annotated.get(type);
+    if (!reachesAnnotation(type, new Set())) {
+      this.#annotated.set(type, undefined);
+      return undefined;
+    }
+    const fields = new Map<number, { name: string; node: ProtoNode }>();
+    const plan: ProtoMessagePlan = { fields };
+    this.#annotated.set(type, plan);
+    for (const field of type.fieldsArray) {
+      const node = this.#annotatedLeaf(type, field) ?? this.#sub(field, undefined);
+      if (node !== undefined) fields.set(field.id, { name: field.name, node: entryOf(field, node) });
+    }
+    return plan;
   }
 
   /** The plan of a gRPC :path (`/package.Service/Method`), if anything of it is chosen. */
@@ -140,28 +220,41 @@ export class ProtoPseudonymPlan {
   }
 }
 
-function messagePlan(type: protobuf.Type, trie: Trie): ProtoMessagePlan | undefined {
-  if (trie.children.size === 0) return undefined;
-  const fields = new Map<number, { name: string; node: ProtoNode }>();
-  for (const [name, child] of trie.children) {
-    const field = type.fields[name] as protobuf.Field;
-    let node: ProtoNode | undefined;
-    if (child.rule !== undefined) {
-      node = {
-        kind: 'leaf',
-        binary: field.type === 'bytes',
-        domain: child.rule.domain ?? child.rule.path,
-        format: child.rule.format ?? 'text',
-      };
-    } else {
-      const sub = messagePlan(field.resolvedType as protobuf.Type, child);
-      if (sub !== undefined) node = { kind: 'message', plan: sub };
-    }
-    if (node === undefined) continue;
-    // A map field is on the wire a repeated entry message { 1: key, 2: value }.
-    if (field instanceof protobuf.MapField)
-      node = { kind: 'message', plan: { fields: new Map([[2, { name, node }]]) } };
-    fields.set(field.id, { name, node });
+/** A field's option `(pii)` or `(anything.pii)` (and the same for `pii_domain`). */
+function optionOf(field: protobuf.Field, name: string): unknown {
+  const options = field.options;
+  if (options === undefined) return undefined;
+  for (const key in options) {
+    if (key === `(${name})` || (key.endsWith(`.${name})`) && key.startsWith('('))) return options[key];
   }
-  return fields.size === 0 ? undefined : { fields };
+  return undefined;
+}
+
+function reachesAnnotation(type: protobuf.Type, seen: Set<protobuf.Type>): boolean {
+  if (seen.has(type)) return false;
+  seen.add(type);
+  for (const field of type.fieldsArray) {
+    if (optionOf(field, 'pii') !== undefined) return true;
+    if (field.resolvedType instanceof protobuf.Type && reachesAnnotation(field.resolvedType, seen))
+      return true;
+  }
+  return false;
+}
+
+/** A map field is on the wire a repeated entry message { 1: key, 2: value }. */
+function entryOf(field: protobuf.Field, node: ProtoNode): ProtoNode {
+  return field instanceof protobuf.MapField
+    ? { kind: 'message', plan: { fields: new Map([[2, { name: field.name, node }]]) } }
+    : node;
+}
+
+/** Every service of a Root, nested namespaces included. */
+function servicesOf(ns: protobuf.NamespaceBase): protobuf.Service[] {
+  const out: protobuf.Service[] = [];
+  for (const nested of ns.nestedArray) {
+    if (nested instanceof protobuf.Service) out.push(nested);
+    if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type)
+      out.push(...servicesOf(nested));
+  }
+  return out;
 }
