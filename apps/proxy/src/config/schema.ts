@@ -16,6 +16,7 @@ import {
   RetriesSchema,
   type RetryConfig,
 } from '../health/config.js';
+import type { OutlierSlotRef } from '../health/outlier-slots.js';
 
 /** A duration: milliseconds as a number, or a string with a unit ("250ms", "5s", "2m", "1h"). */
 export const Duration = z.union([
@@ -559,6 +560,12 @@ export interface RouteConfig {
    * unchecked), set by the main thread (ActiveHealthChecker.update) before workers see the config.
    */
   readonly healthSlots?: readonly number[] | undefined;
+  /**
+   * Where the route group's passive health sits in the process's shared memory (absent: each
+   * worker keeps its own), set by the main thread (health/outlier-slots.ts) before workers see
+   * the config.
+   */
+  readonly outlierSlots?: OutlierSlotRef | undefined;
   /** Retries (`retries`); absent: none beyond the connector's own on a stale pooled connection. */
   readonly retries?: RetryConfig | undefined;
   /**

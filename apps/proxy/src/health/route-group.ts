@@ -1,11 +1,13 @@
 /**
  * The upstream group of a configured route in this worker: found by identity (the upstreams'
  * addresses, the health and retry settings, the active-check slots), so a reload that keeps a
- * route's upstreams keeps their ejections, failure counts, connection limits and counters, and two routes with the
- * same upstreams and settings share one group. Not for the state itself (upstream-group.ts).
+ * route's upstreams keeps their ejections, failure counts, connection limits and counters, and
+ * two routes with the same upstreams and settings share one group. The passive state sits where
+ * the main thread placed it in the process's shared memory (`outlierSlots`), shared by every
+ * worker. Not for the state itself (upstream-group.ts, outlier-state.ts).
  */
 import type { RouteConfig } from '../config/schema.js';
-import { healthFlags } from './health-flags.js';
+import { healthFlags, outlierWords } from './health-flags.js';
 import { UpstreamGroup, upstreamGroup } from './upstream-group.js';
 
 /** The group of `route`'s upstreams (new, or this worker's existing one with the same identity). */
@@ -15,7 +17,10 @@ export function routeGroup(route: RouteConfig): UpstreamGroup {
     route.outlierDetection ?? null,
     route.retries ?? null,
     route.healthSlots ?? null,
+    route.outlierSlots ?? null,
   ]);
+  const words = outlierWords();
+  const place = route.outlierSlots;
   return upstreamGroup(
     identity,
     () =>
@@ -26,6 +31,10 @@ export function routeGroup(route: RouteConfig): UpstreamGroup {
         slots: route.healthSlots,
         flags: healthFlags(),
         limits: route.upstreams.map((u) => u.limits),
+        outlierPlace:
+          words === null || place === undefined
+            ? undefined
+            : { words, group: place.group, upstreams: place.upstreams },
       }),
   );
 }

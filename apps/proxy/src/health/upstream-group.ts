@@ -5,14 +5,17 @@
  * combined with the active checker's verdicts (health-flags.ts). The upstream layer asks
  * `pick` for an upstream that is up (-1: none, the route answers 503 at once) and reports each
  * exchange's outcome. Groups are kept per worker by identity (the same upstreams and settings),
- * so their state survives a reload; state is per worker, as the balancers' (like nginx's
- * max_fails, each worker learns from its own traffic). Not for checking (active-checks.ts) or
- * choosing among the healthy (routing/balancer.ts).
+ * so their state survives a reload. The passive state lives in the process's shared health
+ * memory when the main thread placed the group there (outlier-state.ts, outlier-slots.ts), so
+ * every worker ejects an upstream once the failures of all of them reach the threshold; the
+ * retry budget, connection limits and counters stay per worker, as the balancers'. Not for
+ * checking (active-checks.ts) or choosing among the healthy (routing/balancer.ts).
  */
 import { UpstreamLimit } from '@loch/transports';
 import { type Balancer, pickWhere } from '../routing/balancer.js';
 import type { OutlierConfig, RetryConfig } from './config.js';
 import { SLOT_UP } from './health-flags.js';
+import { type OutlierEvents, type OutlierPlace, OutlierState } from './outlier-state.js';
 
 /** What a group reports to the metrics (read-only copies). */
 export interface UpstreamGroupStats {
@@ -67,19 +70,13 @@ export class UpstreamGroup {
   retries = 0;
   retriesOverBudget = 0;
   noHealthyUpstream = 0;
+  /** Ejections this worker made (each ejection is made, counted and logged by one worker). */
   ejections = 0;
-  readonly #failures: Int32Array;
-  /** Date.now() when each ejection ends; 0 = not ejected. */
-  readonly #ejectedUntil: Float64Array;
-  /** Ejections of each upstream in a row (the back-off multiplier's exponent). */
-  readonly #streak: Int32Array;
-  /** When each upstream last came back from an ejection. */
-  readonly #returnedAt: Float64Array;
-  #ejectedCount = 0;
+  /** Passive health (null without outlier_detection): shared by the workers when placed. */
+  readonly #outlier: OutlierState | null;
   /** The active checker's slot per upstream (-1: unchecked), with the shared table. */
   readonly #slots: Int32Array | null;
   readonly #flags: Int32Array | null;
-  readonly #now: () => number;
   /** Bound once: the predicate `pick` hands the balancer walk. */
   readonly #isUp = (i: number): boolean => this.isUp(i);
   /** Up, and under its connection limit. */
@@ -97,6 +94,8 @@ export class UpstreamGroup {
     /** Active-check slots per upstream (-1 unchecked), and the table they index. */
     slots?: readonly number[] | undefined;
     flags?: Int32Array | null | undefined;
+    /** Where the passive state sits in the process's shared memory (absent: this worker's own). */
+    outlierPlace?: OutlierPlace | undefined;
     /** Per upstream: its max_connections / max_pending, if any. */
     limits?: readonly ({ maxConnections: number; maxPending: number } | undefined)[] | undefined;
     now?: () => number;
@@ -112,15 +111,14 @@ export class UpstreamGroup {
       return l === undefined ? undefined : new UpstreamLimit(l.maxConnections, l.maxPending);
     });
     this.#limited = this.limits.some((l) => l !== undefined);
-    this.#failures = new Int32Array(n);
-    this.#ejectedUntil = new Float64Array(n);
-    this.#streak = new Int32Array(n);
-    this.#returnedAt = new Float64Array(n);
+    this.#outlier =
+      options.outlier === undefined
+        ? null
+        : new OutlierState(options.outlier, n, this.#events, options.outlierPlace, options.now);
     const flags = options.flags ?? null;
     const slots = options.slots;
     this.#flags = slots !== undefined && flags !== null ? flags : null;
     this.#slots = this.#flags === null ? null : Int32Array.from(slots!);
-    this.#now = options.now ?? Date.now;
   }
 
   /** Whether this group can ever mark an upstream down (else the upstream layer skips it). */
@@ -138,13 +136,7 @@ export class UpstreamGroup {
       const slot = this.#slots![i]!;
       if (slot >= 0 && flags[slot] !== SLOT_UP) return false;
     }
-    if (this.#ejectedCount === 0) return true;
-    const until = this.#ejectedUntil[i]!;
-    if (until === 0) return true;
-    const now = this.#now();
-    if (now < until) return false;
-    this.#return(i, now);
-    return true;
+    return this.#outlier === null || !this.#outlier.ejected(i);
   }
 
   /**
@@ -167,31 +159,12 @@ export class UpstreamGroup {
 
   /** A response head arrived from upstream `i`. */
   succeeded(i: number): void {
-    if (this.outlier === undefined) return;
-    this.#failures[i] = 0;
-    // Healthy for a whole base ejection time since it came back: the back-off starts over.
-    if (this.#streak[i]! > 0 && this.#now() - this.#returnedAt[i]! >= this.outlier.baseEjectionTime)
-      this.#streak[i] = 0;
+    this.#outlier?.succeeded(i);
   }
 
   /** Upstream `i` failed (refused, timed out, reset or broke protocol before a response). */
   failed(i: number): void {
-    const outlier = this.outlier;
-    if (outlier === undefined) return;
-    const failures = ++this.#failures[i]!;
-    if (failures < outlier.consecutiveFailures || this.#ejectedUntil[i] !== 0) return;
-    const now = this.#now();
-    this.#expire(now);
-    const cap = Math.max(1, Math.floor((this.size * outlier.maxEjectionPercent) / 100));
-    if (this.#ejectedCount < cap) {
-      this.#eject(i, now);
-      return;
-    }
-    // Over the cap, unless every upstream still in use fails too: then all go (the route
-    // answers 503 at once instead of sending every request to a dead upstream).
-    for (let j = 0; j < this.size; j++)
-      if (this.#ejectedUntil[j] === 0 && this.#failures[j]! < outlier.consecutiveFailures) return;
-    for (let j = 0; j < this.size; j++) if (this.#ejectedUntil[j] === 0) this.#eject(j, now);
+    this.#outlier?.failed(i);
   }
 
   /**
@@ -211,10 +184,11 @@ export class UpstreamGroup {
   stats(): UpstreamGroupStats {
     const ejected: boolean[] = [];
     const activeDown: boolean[] = [];
-    const now = this.#now();
+    const consecutiveFailures: number[] = [];
+    const outlier = this.#outlier;
     for (let i = 0; i < this.size; i++) {
-      const until = this.#ejectedUntil[i]!;
-      ejected.push(until !== 0 && now < until);
+      ejected.push(outlier?.ejectedNow(i) ?? false);
+      consecutiveFailures.push(outlier?.failures(i) ?? 0);
       const slot = this.#slots?.[i] ?? -1;
       activeDown.push(slot >= 0 && this.#flags![slot] !== SLOT_UP);
     }
@@ -222,7 +196,7 @@ export class UpstreamGroup {
       upstreams: this.labels,
       ejected,
       activeDown,
-      consecutiveFailures: Array.from(this.#failures),
+      consecutiveFailures,
       ejections: this.ejections,
       retries: this.retries,
       retriesOverBudget: this.retriesOverBudget,
@@ -233,34 +207,18 @@ export class UpstreamGroup {
     };
   }
 
-  #eject(i: number, now: number): void {
-    const outlier = this.outlier!;
-    const streak = this.#streak[i]!;
-    const ms = Math.min(outlier.maxEjectionTime, outlier.baseEjectionTime * 2 ** Math.min(streak, 30));
-    this.#streak[i] = streak + 1;
-    this.#ejectedUntil[i] = now + ms;
-    this.#ejectedCount++;
-    this.ejections++;
-    report?.warn(
-      `upstream ${this.labels[i]} ejected for ${ms} ms after ${this.#failures[i]} failures in a row (ejection ${streak + 1} in a row)`,
-    );
-  }
-
-  #return(i: number, now: number): void {
-    this.#ejectedUntil[i] = 0;
-    this.#ejectedCount--;
-    this.#returnedAt[i] = now;
-    report?.info(`upstream ${this.labels[i]} back from its ejection`);
-    // One more failure ejects it again (for twice as long), as Envoy's outlier detection.
-    this.#failures[i] = this.outlier!.consecutiveFailures - 1;
-  }
-
-  #expire(now: number): void {
-    for (let j = 0; j < this.size; j++) {
-      const until = this.#ejectedUntil[j]!;
-      if (until !== 0 && now >= until) this.#return(j, now);
-    }
-  }
+  /** Made once: the outlier state tells the ejections and returns this worker won. */
+  readonly #events: OutlierEvents = {
+    ejected: (i, ms, failures, streak) => {
+      this.ejections++;
+      report?.warn(
+        `upstream ${this.labels[i]} ejected for ${ms} ms after ${failures} failures in a row (ejection ${streak} in a row)`,
+      );
+    },
+    returned: (i) => {
+      report?.info(`upstream ${this.labels[i]} back from its ejection`);
+    },
+  };
 }
 
 /**

@@ -31,7 +31,8 @@ import type { ProxyConfig } from '../config/schema.js';
 import { keepTicketKeys, tlsFiles } from '../config/tls.js';
 import { gatewayFiles } from '../gateway/config.js';
 import { ActiveHealthChecker } from '../health/active-checks.js';
-import { attachHealthFlags, newHealthBuffer } from '../health/health-flags.js';
+import { attachHealthFlags, newHealthBuffer, outlierWords } from '../health/health-flags.js';
+import { OutlierSlots } from '../health/outlier-slots.js';
 import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
@@ -138,8 +139,11 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
       log.flush();
     },
   });
-  const config = checker.update(loaded);
+  // Passive health (outlier detection) of every worker shares `health` too: placed here.
+  const outliers = new OutlierSlots(outlierWords()!, (m) => log.warn(m));
+  const config = outliers.update(checker.update(loaded));
   checker.retain(config);
+  outliers.retain(config);
   const file = resolve(configPath);
   const driver =
     (process.env.LOCH_DRIVER as ProxyConfig['runtime']['driver'] | undefined) || config.runtime.driver;
@@ -205,7 +209,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     if (stopping) return;
     let next: ProxyConfig;
     try {
-      next = checker.update(keepTicketKeys(current, await loadConfigFile(file)));
+      next = outliers.update(checker.update(keepTicketKeys(current, await loadConfigFile(file))));
     } catch (error) {
       const detail = error instanceof ConfigError ? error.message : String(error);
       log.error(`reload (${why}) failed, keeping the running config: ${detail}`);
@@ -218,6 +222,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
         `reload (${why}) refused, keeping the running config: ${refused.join(', ')} cannot change while running (restart loch)`,
       );
       checker.retain(current);
+      outliers.retain(current);
       admin.reloaded('refused');
       return;
     }
@@ -235,6 +240,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     if (failed.length) {
       await pool.broadcast({ t: 'abort', generation: gen } satisfies WorkerCommand);
       checker.retain(current);
+      outliers.retain(current);
       for (const f of failed) {
         if (!f.ok)
           log.error(`reload (${why}) aborted on every worker: worker ${f.worker}: ${f.error.message}`);
@@ -261,6 +267,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     current = next;
     committed = gen;
     checker.retain(next);
+    outliers.retain(next);
     void admin.reloaded('ok', next, gen);
     certificates.update([...tlsFiles(next), ...gatewayFiles(next)]);
     rotation.update(next);

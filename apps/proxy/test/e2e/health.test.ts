@@ -2,13 +2,13 @@
  * Upstream health and retries through `loch run`, on every available driver, against real
  * upstreams (node:http and node:net servers that count the connections and requests they get,
  * answer, reset, or refuse because nothing listens): passive health (consecutive failures
- * eject an upstream; the balancer skips it; a route whose upstreams are all ejected answers 503
- * without connecting), active health checks (the main thread's verdicts steer every worker and
+ * eject an upstream; the balancer skips it; with 2 workers the failures one saw eject it for
+ * both; a route whose upstreams are all ejected answers 503 without connecting), active health checks (the main thread's verdicts steer every worker and
  * survive a reload and a worker's replacement), retries of idempotent bodiless requests on another upstream, and a request
  * body that turns malformed mid-stream (forwarded up to that point, the upstream connection
  * closed, never reused).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { Client } from 'undici';
@@ -136,6 +136,72 @@ outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
         `warn worker 0: .*upstream http://127\\.0\\.0\\.1:${dead} ejected for 60000 ms after 2 failures`,
       ),
     );
+  });
+
+  it('with 2 workers, failures seen by one worker eject the upstream for both (shared passive health), across a reload and a worker replacement', async () => {
+    const good = await countingUpstream('good');
+    const dead = await freePort(); // nothing listens: connections are refused
+    const admin = await freePort();
+    cleanups.push(() => good.close());
+    const { client, loch, port } = await start(
+      `
+upstreams = [{ endpoint = "http://127.0.0.1:${good.port}" }, { endpoint = "http://127.0.0.1:${dead}" }]
+load_balancer = "round_robin"
+outlier_detection = { consecutive_failures = 2, base_ejection_time = "60s" }
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+`,
+      2,
+      { LOCH_DEBUG_CRASH_WORKER: '1' },
+    );
+    /** Per worker: requests its pool for the route's upstreams served (created + reused). */
+    const served = async (): Promise<number[]> => {
+      const res = await fetch(`http://127.0.0.1:${admin}/stats`);
+      const stats = (await res.json()) as {
+        workers: { worker: number; upstream: Record<string, { created: number; reused: number }> }[];
+      };
+      return stats.workers
+        .sort((x, y) => x.worker - y.worker)
+        .map((w) => Object.values(w.upstream).reduce((n, p) => n + p.created + p.reused, 0));
+    };
+    // Phase 1, on one keep-alive connection (so one worker): the dead upstream fails twice.
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await get(client, `/a${i}`)).status);
+    expect(statuses.filter((s) => s === 502)).toHaveLength(2);
+    await loch.waitFor(/upstream http:\/\/127\.0\.0\.1:\d+ ejected for 60000 ms after 2 failures/);
+    // Phase 2, on fresh connections (the kernel spreads them over both workers) until each
+    // worker served at least two requests: with round robin, a worker that had not heard of
+    // the ejection would send one of any two to the dead upstream (502).
+    const bothSkipDead = async (tag: string) => {
+      const before = await served();
+      let after = before;
+      const later: number[] = [];
+      for (let i = 0; i < 200 && after.some((n, w) => n - before[w]! < 2); i++) {
+        const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 0 });
+        later.push((await get(c, `/${tag}${i}`)).status);
+        await c.close();
+        after = await served();
+      }
+      expect(after.map((n, w) => n - before[w]! >= 2)).toEqual([true, true]);
+      expect(later.every((s) => s === 200)).toBe(true);
+    };
+    await bothSkipDead('b');
+    // A reload that keeps the route keeps the ejection (the same shared place).
+    const from = loch.stderr().length;
+    writeFileSync(
+      loch.configPath,
+      `${readFileSync(loch.configPath, 'utf8')}\n[[servers.web.routes]]\npath = "/other"\nupstreams = [{ endpoint = "http://127.0.0.1:${good.port}" }]\n`,
+    );
+    loch.child.kill('SIGHUP');
+    await loch.waitFor(/reloaded/, from);
+    await bothSkipDead('c');
+    // A replaced worker reads the same words: it never tries the dead upstream either.
+    loch.child.kill('SIGURG');
+    await loch.waitFor(/worker 1 restarted/, from);
+    await bothSkipDead('d');
+    // One ejection in the process, made (and logged) by the worker that saw the failures.
+    expect(loch.stderr().match(/ejected for 60000 ms/g)).toHaveLength(1);
   });
 
   it('a route whose upstreams are all ejected answers 503 at once, without connecting', async () => {
