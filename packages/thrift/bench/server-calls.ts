@@ -88,7 +88,12 @@ function call(size: number): Uint8Array {
   return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
 }
 
-async function run(size: number, calls: number, release: boolean): Promise<{ user: number; system: number }> {
+async function run(
+  size: number,
+  calls: number,
+  release: boolean,
+  async: boolean,
+): Promise<{ user: number; system: number }> {
   const up = new Pipe();
   const down = new Pipe();
   const client = new End(down, up);
@@ -96,7 +101,8 @@ async function run(size: number, calls: number, release: boolean): Promise<{ use
     {
       call: (req) => {
         if (release) req.release?.();
-        return { payload: req.frame.payload };
+        const reply = { payload: req.frame.payload };
+        return async ? Promise.resolve(reply) : reply;
       },
     },
     {
@@ -125,11 +131,13 @@ async function run(size: number, calls: number, release: boolean): Promise<{ use
 }
 
 const calls = Number(process.argv[2] ?? 200_000);
-for (const size of [32, 10240]) {
-  for (const release of [false, true]) {
-    const r = await run(size, calls, release);
-    console.log(
-      `${size} B, ${release ? 'released' : 'kept    '}: ${calls} calls, user ${r.user.toFixed(2)} us/call, system ${r.system.toFixed(2)} us/call`,
-    );
+for (const async of [false, true]) {
+  for (const size of [32, 10240]) {
+    for (const release of [false, true]) {
+      const r = await run(size, calls, release, async);
+      console.log(
+        `${async ? 'async' : 'sync '} ${size} B, ${release ? 'released' : 'kept    '}: ${calls} calls, user ${r.user.toFixed(2)} us/call, system ${r.system.toFixed(2)} us/call`,
+      );
+    }
   }
 }

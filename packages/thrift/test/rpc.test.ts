@@ -353,3 +353,123 @@ describe('reply order of concurrent calls on one connection', () => {
     expect(await replyOrder()).toEqual([6, 5, 4, 3, 2, 1]);
   });
 });
+
+describe("a running call's signal when its connection ends", () => {
+  /** Calls started and not finished, by seq id: finish(reply text) answers one. */
+  let running: Map<number, { finish: () => void; signal: ThriftRequest['signal'] }>;
+  let started: (seqId: number) => void;
+  let aborted: number[];
+  let abortedOne: () => void;
+  /** Holds each call until finish() or until its signal aborts (it then answers 'aborted'). */
+  const holding: ThriftHandler = {
+    call(req: ThriftRequest) {
+      return new Promise((resolve) => {
+        const answer = (text: string) => resolve(createReply(req, (w) => args(text)(w)));
+        // The signal is read only once the call runs: made lazily, it must still abort.
+        setImmediate(() => {
+          const signal = req.signal;
+          running.set(req.header.seqId, { finish: () => answer('done'), signal });
+          signal.addEventListener(
+            'abort',
+            () => {
+              aborted.push(req.header.seqId);
+              answer('aborted');
+              abortedOne();
+            },
+            { once: true },
+          );
+          started(req.header.seqId);
+        });
+      });
+    },
+  };
+
+  function callBytes(seqId: number): Uint8Array {
+    const w = createWriter('binary');
+    w.writeMessageBegin('hold', MessageType.CALL, seqId);
+    args('')(w);
+    w.writeMessageEnd();
+    return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+  }
+
+  beforeEach(() => {
+    running = new Map();
+    aborted = [];
+  });
+
+  function nextStart(): Promise<number> {
+    return new Promise((resolve) => {
+      started = resolve;
+    });
+  }
+  function nextAbort(): Promise<void> {
+    return new Promise((resolve) => {
+      abortedOne = resolve;
+    });
+  }
+
+  it.each([
+    ['one call at a time', 'end', {}],
+    ['one call at a time', 'destroy', {}],
+    ['one call at a time', 'reset', {}],
+    ['concurrent calls', 'end', { maxConcurrentCalls: 4 }],
+    ['concurrent calls', 'destroy', { maxConcurrentCalls: 4 }],
+  ] as const)('%s: the peer closing (%s) aborts it', async (_, how, options) => {
+    await start(options, holding);
+    const s = await rawConnect(port);
+    sockets.push(s);
+    s.on('error', () => {});
+    const first = nextStart();
+    s.write(callBytes(7));
+    expect(await first).toBe(7);
+    const abort = nextAbort();
+    if (how === 'end') s.end();
+    else if (how === 'destroy') s.destroy();
+    else s.resetAndDestroy();
+    await abort;
+    expect(aborted).toEqual([7]);
+    expect(running.get(7)!.signal.aborted).toBe(true);
+  });
+
+  it('one call at a time: server.close() aborts it', async () => {
+    await start({}, holding);
+    const s = await rawConnect(port);
+    sockets.push(s);
+    s.on('error', () => {});
+    const first = nextStart();
+    s.write(callBytes(3));
+    await first;
+    const abort = nextAbort();
+    await server.close();
+    await abort;
+    expect(aborted).toEqual([3]);
+  });
+
+  it('one call at a time: a call that arrives while one runs is kept and answered after it; the next call is watched too', async () => {
+    await start({}, holding);
+    const c = await client({ framing: 'framed', protocol: 'binary' });
+    // Two calls on one connection; the client writes the second while the first is held.
+    const first = nextStart();
+    const one = c.call('hold', args(''));
+    const seqOne = await first;
+    const second = nextStart();
+    const two = c.call('hold', args(''));
+    // The second is read (by the watch) but not run before the first is answered.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect([...running.keys()]).toEqual([seqOne]);
+    running.get(seqOne)!.finish();
+    expect((await one)?.header.seqId).toBe(seqOne);
+    const seqTwo = await second;
+    running.get(seqTwo)!.finish();
+    expect((await two)?.header.seqId).toBe(seqTwo);
+    expect(aborted).toEqual([]);
+    // And the connection is still watched during the next call.
+    const third = nextStart();
+    void c.call('hold', args('')).catch(() => {});
+    const seqThree = await third;
+    const abort = nextAbort();
+    await c.close();
+    await abort;
+    expect(aborted).toEqual([seqThree]);
+  });
+});

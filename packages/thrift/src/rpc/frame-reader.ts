@@ -38,6 +38,13 @@ export interface FrameReaderOptions extends FrameCodecOptions {
 }
 
 const MIN_BUFFER = 64 * 1024;
+/** Bytes watch() receives ahead of next() at most (plus the last chunk). */
+const WATCH_AHEAD = 64 * 1024;
+
+/** Told by FrameReader.watch() that its stream ended (closed, reset or failed). */
+export interface StreamEndListener {
+  streamEnded(): void;
+}
 
 /** Pulls frames out of a stream, one `next()` at a time. */
 export class FrameReader implements SweepMember {
@@ -53,6 +60,38 @@ export class FrameReader implements SweepMember {
   private deadlineMs = 0;
   /** A receive deadline passed: the stream was closed and next() throws ERR_THRIFT_TIMEOUT. */
   private expired = false;
+  /** The receive watch() armed, until its result is taken (by its handlers or by next()). */
+  private early: Promise<ThriftRecvChunk | null> | null = null;
+  /** Told when the watched receive finds the stream's end; cleared by next() and unwatch(). */
+  private watcher: StreamEndListener | undefined;
+  /** The watched receive found the end (null) or failed (the error): next() reports it. */
+  private ended = false;
+  private endError: unknown;
+  /** The watched receive's handlers, made once per reader rather than per watch. */
+  private readonly onWatchChunk = (chunk: ThriftRecvChunk | null): void => {
+    if (this.early === null) return; // next() took the receive: the chunk is its own
+    this.early = null;
+    if (chunk === null) {
+      this.ended = true;
+      this.endWatch();
+      return;
+    }
+    try {
+      this.append(chunk.bytes);
+    } finally {
+      chunk.release();
+    }
+    // Still watched and little buffered ahead: receive on, or a close after these bytes would
+    // only be noticed once they are read.
+    if (this.watcher !== undefined && this.end - this.start < WATCH_AHEAD) this.armWatch();
+  };
+  private readonly onWatchError = (error: unknown): void => {
+    if (this.early === null) return;
+    this.early = null;
+    this.ended = true;
+    this.endError = error;
+    this.endWatch();
+  };
 
   constructor(
     private readonly stream: ThriftStream,
@@ -91,7 +130,7 @@ export class FrameReader implements SweepMember {
       }
       let chunk: ThriftRecvChunk | null;
       try {
-        chunk = await this.stream.recv();
+        chunk = await this.receive();
       } catch (error) {
         this.deadlineAt = NO_DEADLINE;
         throw this.expired ? this.timeoutError(error) : error;
@@ -116,6 +155,55 @@ export class FrameReader implements SweepMember {
         chunk.release();
       }
     }
+  }
+
+  /**
+   * Arms the receive next() would make, now and without a deadline, so that the stream's end is
+   * noticed while the owner is busy with the frames it got (a server running a call): then
+   * `listener.streamEnded()` is called, and next() reports the end as it would have (null,
+   * ERR_THRIFT_TRUNCATED or the error). Bytes that arrive meanwhile are kept for next(), and
+   * receiving goes on only while less than 64 KiB is buffered ahead (a busy owner does not buffer
+   * a flood; a peer that sends more and then closes is noticed once those bytes are read). At
+   * most one receive is pending: a second watch() only changes the listener. Costs nothing extra
+   * when next() follows: it takes the armed receive instead of making one.
+   */
+  watch(listener: StreamEndListener): void {
+    this.watcher = listener;
+    if (this.ended) {
+      this.endWatch();
+      return;
+    }
+    if (this.early === null && this.end - this.start < WATCH_AHEAD) this.armWatch();
+  }
+
+  private armWatch(): void {
+    const pending = this.stream.recv();
+    this.early = pending;
+    pending.then(this.onWatchChunk, this.onWatchError);
+  }
+
+  /** Stops telling the listener of watch(); a receive it armed stays armed for next(). */
+  unwatch(): void {
+    this.watcher = undefined;
+  }
+
+  /** The receive of next(): one watch() armed if pending, the end it found, or a new one. */
+  private receive(): Promise<ThriftRecvChunk | null> {
+    this.watcher = undefined;
+    const early = this.early;
+    if (early !== null) {
+      this.early = null;
+      return early;
+    }
+    if (this.ended)
+      return this.endError === undefined ? Promise.resolve(null) : Promise.reject(this.endError);
+    return this.stream.recv();
+  }
+
+  private endWatch(): void {
+    const listener = this.watcher;
+    this.watcher = undefined;
+    listener?.streamEnded();
   }
 
   /**

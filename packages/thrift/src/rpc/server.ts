@@ -18,7 +18,7 @@ import type { ProtocolWriter } from '../protocol/writer.js';
 import { frameParts } from '../transport/codec.js';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type FramingName, type ThriftFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType, type ProtocolName } from '../types.js';
-import { FrameReader } from './frame-reader.js';
+import { FrameReader, type StreamEndListener } from './frame-reader.js';
 import type { ThriftAbortSignal, ThriftListener, ThriftStream } from './stream.js';
 
 /** One incoming message. */
@@ -31,7 +31,11 @@ export interface ThriftRequest {
   readonly bodyOffset: number;
   /** A reader positioned at the body struct (a fresh reader each call). */
   reader(): ProtocolReader;
-  /** Aborted when the handler timeout passes or the connection closes (an AbortSignal). */
+  /**
+   * Aborted when the handler timeout passes, or when the connection ends while the call runs
+   * (the peer closes, half-closes or resets it, or the server closes): an AbortSignal, made
+   * only when read.
+   */
   readonly signal: ThriftAbortSignal;
   /**
    * The connection the call came on, as given to `handleConnection` (a runtime ByteStream
@@ -123,7 +127,7 @@ export function createReply(request: ThriftRequest, writeBody: (w: ProtocolWrite
 const EMPTY = new Uint8Array(0);
 
 /** A ThriftRequest whose abort signal is only made when a handler asks for it. */
-class IncomingCall implements ThriftRequest {
+class IncomingCall implements ThriftRequest, StreamEndListener {
   private controller: AbortController | undefined;
   private aborted = false;
   /** The handler gave the frame's bytes back (release()). */
@@ -157,8 +161,14 @@ class IncomingCall implements ThriftRequest {
 
   /** Aborts the signal (timeout or connection end). */
   abort(): void {
+    if (this.aborted) return;
     this.aborted = true;
     this.controller?.abort();
+  }
+
+  /** The connection ended while the call ran (FrameReader.watch). */
+  streamEnded(): void {
+    this.abort();
   }
 }
 
@@ -226,11 +236,17 @@ export class ThriftServer {
     try {
       for (;;) {
         const frame = await reader.next();
-        if (frame === null) break;
+        if (frame === null) {
+          // The peer closed (or half-closed) its side: calls still running are abandoned.
+          for (const call of active) call.abort();
+          break;
+        }
         if (limit === 1) {
           const request = this.incoming(frame, stream);
-          // No `active` set: the loop ends only between calls, when none is running.
-          const reply = await this.answer(request, undefined);
+          // No `active` set: the loop ends only between calls, when none is running. The
+          // connection's end during the call is noticed by the reader's watch instead.
+          const reply = await this.answer(request, undefined, reader);
+          reader.unwatch();
           if (reply !== undefined) {
             await stream.writev(this.replyParts(frame, reply));
             reply.release?.();
@@ -294,7 +310,7 @@ export class ThriftServer {
     active: Set<IncomingCall>,
     stream: ThriftStream,
   ): Promise<ThriftReply | undefined> {
-    return this.answer(this.incoming(frame, stream), active);
+    return this.answer(this.incoming(frame, stream), active, undefined);
   }
 
   /** Writes a reply in its request's framing, then gives its memory back (reply.release). */
@@ -310,11 +326,13 @@ export class ThriftServer {
 
   /**
    * Runs the handler for one call; returns what to answer (an exception reply for a failure,
-   * nothing for ONEWAY).
+   * nothing for ONEWAY). Concurrent calls are kept in `active` (the connection's loop aborts
+   * them when it ends); a call answered alone has `reader` watch the connection while it runs.
    */
   private async answer(
     request: IncomingCall,
     active: Set<IncomingCall> | undefined,
+    reader: FrameReader | undefined,
   ): Promise<ThriftReply | undefined> {
     const header = request.header;
     const frame = request.frame;
@@ -327,17 +345,22 @@ export class ThriftServer {
       if (!(call instanceof Promise)) {
         // A synchronous answer cannot be late: no timer, no trip through the microtask queue.
         reply = call;
-      } else if (timeoutMs > 0) {
-        const timeout = new Promise<never>((_, reject) => {
-          timer = setTimeout(() => {
-            request.abort();
-            reject(new ThriftRpcError('ERR_THRIFT_TIMEOUT', `handler took longer than ${timeoutMs} ms`));
-          }, timeoutMs);
-        });
-        call.catch(() => {});
-        reply = await Promise.race([call, timeout]);
       } else {
-        reply = await call;
+        // Only a call that waits is watched: the receive the next call would make is armed now
+        // (no extra receive, nothing allocated per call), so a peer gone mid-call aborts it.
+        reader?.watch(request);
+        if (timeoutMs > 0) {
+          const timeout = new Promise<never>((_, reject) => {
+            timer = setTimeout(() => {
+              request.abort();
+              reject(new ThriftRpcError('ERR_THRIFT_TIMEOUT', `handler took longer than ${timeoutMs} ms`));
+            }, timeoutMs);
+          });
+          call.catch(() => {});
+          reply = await Promise.race([call, timeout]);
+        } else {
+          reply = await call;
+        }
       }
       if (header.type === MessageType.ONEWAY) return undefined;
       if (reply === undefined) {
