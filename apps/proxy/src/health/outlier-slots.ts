@@ -7,7 +7,9 @@
  * of the groups it keeps (with their failure counts and ejections), and a replaced worker gets
  * the same config, so it sees the current ejections. `update(next)` places new groups and moves
  * nothing; `retain(running)` frees the places the committed config no longer uses (zeroed when
- * given out again). When the table is full a group gets no place and each worker keeps its own
+ * given out again, and only once the never-used ones ran out: a dropped group's routes may
+ * still serve requests on connections that drain after the reload, and those must not count
+ * into another group's words). When the table is full a group gets no place and each worker keeps its own
  * state (warned). Not for the outlier arithmetic (outlier-state.ts).
  */
 import type { ProxyConfig, RouteConfig } from '../config/schema.js';
@@ -84,16 +86,17 @@ export class OutlierSlots {
     const existing = this.#entries.get(key);
     if (existing !== undefined) return existing.ref;
     const freePlaces = this.#freePlaces.length + (OUTLIER_UPSTREAMS - this.#nextPlace);
-    const group = this.#freeGroups.pop() ?? (this.#nextGroup < OUTLIER_GROUPS ? this.#nextGroup++ : -1);
+    const group = this.#nextGroup < OUTLIER_GROUPS ? this.#nextGroup++ : (this.#freeGroups.shift() ?? -1);
     if (group < 0 || freePlaces < upstreams) {
-      if (group >= 0) this.#freeGroups.push(group);
+      if (group >= 0) this.#freeGroups.unshift(group);
       this.#warn(
         `outlier detection: more than ${OUTLIER_GROUPS} groups or ${OUTLIER_UPSTREAMS} upstreams, each worker keeps its own state for the rest`,
       );
       return undefined;
     }
     const places: number[] = [];
-    for (let i = 0; i < upstreams; i++) places.push(this.#freePlaces.pop() ?? this.#nextPlace++);
+    for (let i = 0; i < upstreams; i++)
+      places.push(this.#nextPlace < OUTLIER_UPSTREAMS ? this.#nextPlace++ : this.#freePlaces.shift()!);
     // A place given out again starts clean (nothing ejected, no failures).
     Atomics.store(this.#words, group, 0);
     const first = places.map((p) => OUTLIER_GROUPS + p * OUTLIER_WORDS_PER_UPSTREAM);

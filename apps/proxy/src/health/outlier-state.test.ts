@@ -187,7 +187,7 @@ describe('passive health shared by the workers of a process', () => {
 });
 
 describe('OutlierSlots (main thread)', () => {
-  it('keeps a group its place across updates, frees it once no config uses it, and zeroes a place given out again', () => {
+  it('keeps a group its place across updates, frees it once no config uses it, and gives it out again clean only when no fresh one is left', () => {
     const buffer = newHealthBuffer();
     attachHealthFlags(buffer);
     const words = outlierWords()!;
@@ -208,9 +208,16 @@ describe('OutlierSlots (main thread)', () => {
     expect(g.isUp(0)).toBe(false);
     slots.retain(configOf(2, OUTLIER, 9000));
     expect(slots.size).toBe(1);
-    // The freed place goes to the next new group, clean.
-    const again = placeOf(slots.update(configOf(2, { ...OUTLIER, consecutiveFailures: 4 })))!;
-    expect(again.group).toBe(first.group);
+    // A group made after the reload gets fresh words while there are any: the dropped group's
+    // routes may still serve draining connections.
+    const next = placeOf(slots.update(configOf(2, { ...OUTLIER, consecutiveFailures: 4 })))!;
+    expect(next.upstreams.some((u) => first.upstreams.includes(u))).toBe(false);
+    expect(next.group).not.toBe(first.group);
+    // Once the fresh ones ran out, the freed words are given out again, clean.
+    const rest = OUTLIER_UPSTREAMS - 6;
+    expect(placeOf(slots.update(configOf(rest, OUTLIER, 100_000)))).toBeDefined();
+    const again = placeOf(slots.update(configOf(2, { ...OUTLIER, consecutiveFailures: 5 })))!;
+    expect([...again.upstreams].sort()).toEqual([...first.upstreams].sort());
     const fresh = new UpstreamGroup({
       labels: ['a', 'b'],
       outlier: OUTLIER,
