@@ -285,6 +285,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   s.err = 0;
   s.op = op;
   s.tls = 0;
+  s.tlsHeap = nullptr;
   if (op == OP_CLOSE) {
     fds_.erase(fd);
     CloseTlsConn(fd);
@@ -345,6 +346,14 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     case OP_RECV:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
       if (ok) io_uring_prep_recv(sqe, fd, data, want, 0);
+      if (ok && r[F_AUX] > 0) {
+        // A TLS stream's base read while the kernel's ring is empty (a plain stream's HeapRecv in
+        // uring/stream.ts): its ciphertext lands in this buffer and is fed to the session as a
+        // provided buffer's would be, so a handshake or a reader holding at most one chunk never
+        // waits for buffers that readers elsewhere keep.
+        s.tlsHeap = static_cast<unsigned char*>(data);
+        ArmTlsRecv(s, fd, static_cast<uint32_t>(r[F_AUX]), slotIndex, userData, sqe);
+      }
       break;
     case OP_RECV_SELECT:
       // One recv of at most len bytes into a buffer of the provided-buffer ring: a stream near

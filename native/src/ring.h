@@ -49,6 +49,7 @@ enum Op : int32_t {
   OP_TLS_CLOSE_NOTIFY = 15,  // fd, aux2: TLS conn + 1; completes (res 0) once close_notify was sent
   OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list (aux2 1: released by its reader, kept off the list); no completion
   OP_RECV_SELECT = 17,       // fd, len: one recv of at most len bytes into a provided buffer; aux as RECV_MULTI
+                             // (OP_RECV takes aux too: a TLS conn + 1, its ciphertext fed to the session)
 };
 
 // Completion flags the ring adds (above the kernel's IORING_CQE_F_* bits) on a TLS stream's recv.
@@ -141,6 +142,9 @@ struct Slot {
   bool inFlight = false;
   int32_t op = OP_NOP;
   uint32_t tls = 0;     // RECV_MULTI of a TLS stream: conn id + 1 (0: plain)
+  // A TLS stream's RECV into a JavaScript heap buffer (its base read while the kernel's ring is
+  // empty): the ciphertext is read there instead of in a provided buffer.
+  unsigned char* tlsHeap = nullptr;
   uint32_t tlsGen = 0;  // the conn's generation (ids are reused)
 };
 

@@ -353,6 +353,9 @@ void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_
     }
   }
   if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) c->recvTaken += static_cast<uint32_t>(res);
+  // A heap recv (OP_RECV into JavaScript's buffer, which JavaScript keeps pinned until this
+  // completion was dispatched): read before Release.
+  const unsigned char* heap = slot < slots_.size() ? slots_[slot].tlsHeap : nullptr;
   if (!more && c->starved && !c->session->failed() && (res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS))) {
     // The stream ended (or failed) while decrypted bytes still wait for plaintext buffers: the
     // end is told after them (ResumeStarved), so a reader never sees it early.
@@ -365,17 +368,19 @@ void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_
     c->recvSlot = -1;
     Release(env_, slot);
   }
-  if (c->session->failed() || res <= 0 || (flags & IORING_CQE_F_BUFFER) == 0) {
+  if (c->session->failed() || res <= 0 || ((flags & IORING_CQE_F_BUFFER) == 0 && heap == nullptr)) {
     // End of stream, errors, ENOBUFS as they are; after a failure the bytes pass through raw
     // (a plain-HTTP request handed over to an HTTP server).
     Emit(n, slotId, res, flags);
     return;
   }
-  const uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
+  const uint32_t bid = heap != nullptr ? bufCount_ : flags >> IORING_CQE_BUFFER_SHIFT;
   int events = 0;
-  FeedConn(c, slot, pool_ + static_cast<size_t>(bid) * bufSize_, static_cast<size_t>(res), n, &events);
+  FeedConn(c, slot, heap != nullptr ? heap : pool_ + static_cast<size_t>(bid) * bufSize_, static_cast<size_t>(res), n,
+           &events);
   if (c->session->failed() && c->session->errorKind() == tls::ErrorKind::kPlainHttp) {
-    // Not TLS at all: the bytes go to JavaScript as they came, for the plain-HTTP answer.
+    // Not TLS at all: the bytes go to JavaScript as they came, for the plain-HTTP answer (a heap
+    // recv's are in its buffer: no buffer flag, JavaScript takes them from there).
     Emit(n, slotId, res, flags | IORING_CQE_F_MORE);
   } else if (bid < bufCount_) {
     // The session read what it needed (an incomplete record was copied): the buffer goes back.

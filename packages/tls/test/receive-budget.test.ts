@@ -7,6 +7,7 @@
  * Liveness: a flooded stream reads on once its reader does. io_uring only (the ring carries TLS).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect as netConnect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
@@ -184,4 +185,159 @@ describe('in-ring TLS under the receive budgets', () => {
     await eventuallyAsync(() => received[0]! - before >= 4 * MIB, 15_000);
     expect(streams.length).toBe(12);
   }, 30_000);
+
+  test('past the worker cap (plain streams keep their chunks), a TLS stream holding at most one chunk reads on and a new TLS connection is served', async () => {
+    // Plain streams within their base always read, so idle ones that each keep a chunk can hold
+    // more than the worker's cap; TLS then must not wait for held bytes to come down (they may
+    // never: nothing obliges those readers to let go).
+    const WORKER_CAP = 256 * KIB;
+    runtime = await createRuntime({
+      driver: 'uring',
+      log: () => undefined,
+      buffers: { streamBytes: 128 * KIB, workerBytes: WORKER_CAP },
+      uring: { plainCount: 64, plainSize: 16 * KIB },
+    });
+    const rt = runtime;
+    const context = new TlsServerContext({
+      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
+    });
+    const tlsListener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime: rt });
+    closers.push(() => tlsListener.close());
+    const tlsPort = (tlsListener.localAddress as { port: number }).port;
+    // An echo server whose reader gives each chunk back once echoed (holds at most one).
+    void (async () => {
+      for (;;) {
+        const raw = await tlsListener.accept().catch(() => null);
+        if (raw === null) return;
+        void (async () => {
+          const stream = await tlsAccept(raw, context, { plainHttp: 'hand-over' }).catch(async (error) => {
+            // Plain HTTP: answer 400 naming the request line the ring handed over.
+            const e = error as {
+              received?: Uint8Array;
+              stream?: { writeAll(b: Uint8Array): Promise<unknown>; close(): Promise<unknown> };
+            };
+            const line = Buffer.from(e.received ?? [])
+              .toString()
+              .split('\r\n')[0]!;
+            await e.stream?.writeAll(
+              Buffer.from(
+                `HTTP/1.1 400 Bad Request\r\ncontent-length: ${line.length}\r\nconnection: close\r\n\r\n${line}`,
+              ),
+            );
+            await e.stream?.close();
+            return null;
+          });
+          if (stream === null) return;
+          closers.push(() => stream.close());
+          for (;;) {
+            const chunk = await stream.recv().catch(() => null);
+            if (chunk === null) break;
+            await stream.writeAll(new Uint8Array(chunk.bytes)).catch(() => undefined);
+            chunk.release();
+          }
+          await stream.close().catch(() => undefined);
+        })();
+      }
+    })();
+    // A bounded wait: a hang fails the test instead of the run.
+    const within = <T>(p: Promise<T>, what: string): Promise<T> =>
+      Promise.race([
+        p,
+        tick(10_000).then(() => {
+          throw new Error(`${what}: no answer in 10 s`);
+        }),
+      ]);
+    /** Sends `data` on a TLS client and waits for the echo of all of it. */
+    const echoOnce = (socket: import('node:tls').TLSSocket, data: Buffer): Promise<Buffer> =>
+      new Promise((resolve, reject) => {
+        const parts: Buffer[] = [];
+        let got = 0;
+        const onData = (b: Buffer) => {
+          parts.push(b);
+          got += b.byteLength;
+          if (got >= data.byteLength) {
+            socket.off('data', onData);
+            resolve(Buffer.concat(parts));
+          }
+        };
+        socket.on('data', onData);
+        socket.once('error', reject);
+        socket.write(data);
+      });
+    // A TLS keep-alive client from before the plain streams fill the thread.
+    const early = await within(
+      nodeClient(tlsPort, { ca: pki.ca, servername: 'localhost' }),
+      'first handshake',
+    );
+    closers.push(async () => early.destroy());
+    const message = Buffer.alloc(3000, 0x61);
+    expect((await within(echoOnce(early, message), 'first echo')).equals(message)).toBe(true);
+
+    // 24 plain connections whose readers keep every chunk: 4 flood, 20 send 48 KiB each. The
+    // flooders grow until the share is held (so the kernel's ring is empty), the others read
+    // within their base whatever the thread holds (so held passes the worker cap).
+    const plain = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime: rt });
+    closers.push(() => plain.close());
+    const plainPort = (plain.localAddress as { port: number }).port;
+    const kept: RecvChunk[] = [];
+    closers.push(async () => {
+      for (const chunk of kept.splice(0)) chunk.release();
+    });
+    const clients: Socket[] = [];
+    closers.push(async () => {
+      for (const c of clients) c.destroy();
+    });
+    for (let i = 0; i < 24; i++) {
+      const client = netConnect(plainPort, '127.0.0.1');
+      client.on('error', () => undefined);
+      clients.push(client);
+      // The first 4 flood (they take the share and the kernel's ring), the rest send one piece.
+      client.write(Buffer.alloc(i < 4 ? MIB : 48 * KIB, 0x62));
+      const stream = await plain.accept();
+      closers.push(() => stream.close());
+      void (async () => {
+        for (;;) {
+          const chunk = await stream.recv().catch(() => null);
+          if (chunk === null) return;
+          kept.push(chunk);
+        }
+      })();
+      // Each flooder in turn, until it stopped for room: the first ones' growth takes the kernel's ring.
+      if (i < 4) await eventuallyAsync(() => rt.bufferStats()!.waiting > i, 10_000);
+    }
+    await eventuallyAsync(() => rt.bufferStats()!.held > WORKER_CAP, 10_000);
+    // The kernel's ring is empty: the share (192 KiB) lets it hold 3 buffers, and all are out.
+    expect(rt.bufferStats()!.buffersInUse).toBeGreaterThanOrEqual(3);
+
+    // The early TLS stream's reader holds at most one chunk: it keeps being served, request
+    // after request (each plaintext buffer it gives back must come back to the ring).
+    for (let i = 0; i < 40; i++) {
+      expect((await within(echoOnce(early, message), `echo ${i} on the early stream`)).equals(message)).toBe(
+        true,
+      );
+    }
+    // A new TLS connection completes its handshake and is served.
+    const late = await within(nodeClient(tlsPort, { ca: pki.ca, servername: 'localhost' }), 'new handshake');
+    closers.push(async () => late.destroy());
+    for (let i = 0; i < 10; i++) {
+      expect((await within(echoOnce(late, message), `echo ${i} on the new stream`)).equals(message)).toBe(
+        true,
+      );
+    }
+    // Plain HTTP to the TLS port still gets its 400: the bytes a heap read took are handed over.
+    const plainAnswer = new Promise<string>((resolve) => {
+      const s = netConnect(tlsPort, '127.0.0.1');
+      let text = '';
+      s.on('data', (b: Buffer) => {
+        text += b.toString();
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => resolve(text));
+      s.write('GET /plain HTTP/1.1\r\nhost: x\r\n\r\n');
+    });
+    expect(await within(plainAnswer, 'plain HTTP answer')).toMatch(
+      /^HTTP\/1.1 400[\s\S]*GET \/plain HTTP\/1.1$/,
+    );
+    expect(rt.bufferStats()!.held).toBeGreaterThan(WORKER_CAP);
+  }, 60_000);
 });

@@ -133,6 +133,15 @@ export class Ring {
    * does not bound them).
    */
   private readonly withheldPlain: number[] = [];
+  /**
+   * Plaintext buffers always left on the ring's free list, whatever the thread holds: native
+   * gives the last ones (kPlainReserve in ring_tls.cc) only to conns whose reader holds at most
+   * one, the TLS streams within their base. As a plain stream's base read, such a stream must
+   * never wait for held bytes to come down: idle plain streams keeping one chunk each can hold
+   * more than the cap for good, and with no buffer on the list every TLS read and handshake
+   * waited (packages/tls/test/receive-budget.test.ts).
+   */
+  private readonly plainReserve: number;
   /** Records queued for the next flush. */
   private count = 0;
   private readonly capacity: number;
@@ -194,7 +203,11 @@ export class Ring {
     this.plainBuffer = new ArrayBuffer(this.plainCount * this.plainSize);
     this.plainPool = new Uint8Array(this.plainBuffer);
     // The ring starts with as many plaintext buffers as the cap holds; the rest wait here.
-    const plainPublished = Math.min(this.plainCount, Math.floor(this.budget.workerCap / this.plainSize));
+    this.plainReserve = Math.min(8, this.plainCount >> 3);
+    const plainPublished = Math.min(
+      this.plainCount,
+      Math.max(this.plainReserve, Math.floor(this.budget.workerCap / this.plainSize)),
+    );
     const initial = 1024;
     this.gens = new Uint32Array(initial);
     this.states = new Uint8Array(initial);
@@ -282,7 +295,8 @@ export class Ring {
   releasePlain(id: number): void {
     this.plainLent--;
     const budget = this.budget;
-    if ((this.plainIn + 1) * this.plainSize + budget.held > budget.workerCap) {
+    const plainIn = this.plainIn;
+    if (plainIn >= this.plainReserve && (plainIn + 1) * this.plainSize + budget.held > budget.workerCap) {
       // The ring still hears that its reader let go (it counts each conn's buffers), not freed.
       this.withheldPlain.push(id);
       this.queuePlainRelease(id, 1);
@@ -291,10 +305,17 @@ export class Ring {
     this.queuePlainRelease(id, 0);
   }
 
-  /** Gives withheld plaintext buffers back to the ring while the thread's cap has room for them. */
+  /**
+   * Gives withheld plaintext buffers back to the ring while the thread's cap has room for them,
+   * and always up to the reserve kept for TLS streams within their base.
+   */
   private publishPlain(): void {
     const plain = this.withheldPlain;
-    const room = Math.floor((this.budget.workerCap - this.budget.held) / this.plainSize) - this.plainIn;
+    const plainIn = this.plainIn;
+    const room = Math.max(
+      this.plainReserve - plainIn,
+      Math.floor((this.budget.workerCap - this.budget.held) / this.plainSize) - plainIn,
+    );
     for (let i = 0; i < room && plain.length > 0; i++) this.queuePlainRelease(plain.pop()!, 0);
   }
 

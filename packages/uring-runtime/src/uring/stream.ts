@@ -350,6 +350,8 @@ export class UringStream
   private tls = 0;
   private tlsEvents: RingTlsEvents | undefined = undefined;
   private tlsHandshaking = false;
+  /** In-ring TLS: the heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
+  private tlsHeap = 0;
 
   constructor(
     private readonly host: StreamHost,
@@ -618,6 +620,12 @@ export class UringStream
 
   /** Multishot recv completions. */
   onCompletion(res: number, flags: number, slot: number): void {
+    if (this.tlsHeap !== 0 && res > 0 && (flags & (CQE_F_BUFFER | CQE_F_TLS_EVENT)) === 0) {
+      // A TLS heap recv's raw bytes (not TLS: plain HTTP) are in its buffer: a heap chunk.
+      this.heapCode = this.tlsHeap;
+      this.tlsHeap = 0;
+      flags |= CQE_F_BUFFER | CQE_F_HEAP;
+    }
     const more = (flags & CQE_F_MORE) !== 0;
     const received = res > 0 && (flags & CQE_F_BUFFER) !== 0;
     if (received) {
@@ -649,6 +657,10 @@ export class UringStream
         res = -ECANCELED;
       }
       this.armLimited = false;
+      if (this.tlsHeap !== 0) {
+        this.rare!.heap!.delete(this.tlsHeap);
+        this.tlsHeap = 0;
+      }
       this.ring.multishots.delete(this);
       if (this.busyRecv) {
         this.busyRecv = false;
@@ -699,7 +711,7 @@ export class UringStream
       if (res === -ENOBUFS && !this.closing) {
         // The kernel's ring is empty. A stream within its base chunk reads into a heap buffer of
         // its own (it never waits behind others' buffers); others retry when a buffer comes back.
-        if (this.tls === 0 && this.chunks <= BASE_CHUNKS && this.waiter !== undefined) this.arm(true);
+        if (this.chunks <= BASE_CHUNKS && (this.waiter !== undefined || this.tlsHandshaking)) this.arm(true);
         else if (this.waiter !== undefined || this.tlsHandshaking) this.ring.waitForBuffers(this);
       } else if (!this.closing) {
         this.failure = RuntimeError.fromErrno(res, 'recv', this.addressForError());
@@ -927,7 +939,9 @@ export class UringStream
    * gives their buffers back at once): the plaintext buffers do, which Ring.releasePlain keeps
    * within the thread's cap less what is held; and a stream past its base (its reader keeps
    * chunks, so it is not an idle keep-alive one) promises its allowance in the share until its
-   * recv ends, so such streams arming together cannot pass the share.
+   * recv ends, so such streams arming together cannot pass the share. A handshake or a TLS stream
+   * within its base reads into a heap buffer of its own when the kernel's ring is empty
+   * (armTlsHeap), as a plain one does: held bytes past the cap may never come down.
    */
   private arm(heap = false): void {
     if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
@@ -987,6 +1001,14 @@ export class UringStream
         budget.wait(this);
         return;
       }
+      if (this.chunks <= BASE_CHUNKS && (heap || ring.buffersIn === 0)) {
+        // The kernel's ring is empty (readers elsewhere keep the share): as a plain stream's
+        // base read, a handshake or a stream holding at most one chunk reads into a heap buffer
+        // of its own, whose ciphertext the ring feeds to the session, rather than wait for held
+        // bytes to come down (they may never).
+        this.armTlsHeap(Math.min(room, HEAP_RECV_BYTES));
+        return;
+      }
       if (this.chunks > BASE_CHUNKS) {
         this.tlsPromise = allowance;
         budget.promised += allowance;
@@ -1017,6 +1039,24 @@ export class UringStream
     this.armedSlot = ring.alloc(new HeapRecv(this, buf, code));
     this.inFlight++;
     ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, 0);
+  }
+
+  /**
+   * In-ring TLS: arms one recv of at most `len` bytes of ciphertext into a new heap buffer (the
+   * ring decrypts from it as from a provided buffer). Plaintext comes as usual; only when the
+   * peer spoke plain HTTP do the bytes themselves come, in this buffer (a heap chunk).
+   */
+  private armTlsHeap(len: number): void {
+    const rare = (this.rare ??= new StreamRare());
+    const code = HEAP_BASE - (rare.heapSeq = (rare.heapSeq + 1) & 0x7ffffff);
+    const buf = new Uint8Array(len);
+    (rare.heap ??= new Map()).set(code, buf);
+    this.tlsHeap = code;
+    const ring = this.ring;
+    this.armLimited = false;
+    this.armedSlot = ring.alloc(this);
+    this.inFlight++;
+    ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, this.tls);
   }
 
   /** read(buf) while the multishot recv is armed: waits for its next chunk, then copies. */
