@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.js';
-import { escapeLabel, renderExposition } from './exposition.js';
+import { escapeLabel, renderExposition, type WorkerGauges } from './exposition.js';
 import { DURATION_BUCKETS, MetricsLayout, STATUS_CLASSES } from './layout.js';
 
 const config = parseConfig(
@@ -22,7 +22,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:9002" }]
   'test.toml',
 );
 
-function render() {
+function render(groups?: (ejected: boolean) => NonNullable<WorkerGauges['groups']>) {
   const layout = new MetricsLayout();
   const plan = layout.extend(config, true);
   const counts = new Float64Array(plan.size);
@@ -43,8 +43,13 @@ function render() {
     reloads: { ok: 2, failed: 1, refused: 0, aborted: 0 },
     restarts: 1,
     workers: [
-      { connections: 3, idleConnections: 2, pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } } },
-      { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } } },
+      {
+        connections: 3,
+        idleConnections: 2,
+        pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } },
+        groups: groups?.(true),
+      },
+      { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } }, groups: groups?.(true) },
     ],
     workersRunning: 2,
     overflow: 0,
@@ -96,6 +101,24 @@ describe('renderExposition', () => {
     }
     const out = execFileSync('promtool', ['check', 'metrics'], { input: render(), encoding: 'utf8' });
     expect(out).toBe('');
+  });
+
+  it('reports an ejected upstream as 1 whatever the number of workers (the state is shared)', () => {
+    const group = (ejected: boolean) => [
+      {
+        upstreams: 'u',
+        retries: 0,
+        retriesOverBudget: 0,
+        noHealthyUpstream: 0,
+        ejections: 1,
+        ejected: { 'http://127.0.0.1:9001': ejected, 'http://127.0.0.1:9002': false },
+      },
+    ];
+    const families = parsePrometheusTextFormat(render(group));
+    const gauge = families.find((f) => f.name === 'loch_upstream_ejected')!;
+    const value = (upstream: string) => gauge.metrics.find((m) => m.labels?.upstream === upstream)?.value;
+    expect(value('http://127.0.0.1:9001')).toBe('1');
+    expect(value('http://127.0.0.1:9002')).toBe('0');
   });
 
   it('escapes label values as the format requires', () => {

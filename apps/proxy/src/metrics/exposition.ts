@@ -360,8 +360,9 @@ export function renderExposition(input: ExpositionInput): string {
       sum.noHealthy += g.noHealthyUpstream;
       sum.ejections += g.ejections;
       groups.set(g.upstreams, sum);
+      // Ejection state is shared by the workers (health/outlier-state.ts): 1 when ejected.
       for (const [upstream, out] of Object.entries(g.ejected))
-        ejected.set(upstream, (ejected.get(upstream) ?? 0) + (out ? 1 : 0));
+        ejected.set(upstream, Math.max(ejected.get(upstream) ?? 0, out ? 1 : 0));
     }
   const groupFamily = (
     name: string,
@@ -390,7 +391,7 @@ export function renderExposition(input: ExpositionInput): string {
   t.family(
     'loch_upstream_ejected',
     'gauge',
-    'Workers in which the upstream is ejected now (outlier detection).',
+    '1 while outlier detection ejects the upstream (shared by the workers), else 0.',
   );
   for (const [upstream, n] of ejected) t.sample('loch_upstream_ejected', [['upstream', upstream]], n);
   // One series per upstream and path (targets of several routes with other settings are summed;
