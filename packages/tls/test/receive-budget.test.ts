@@ -8,6 +8,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
@@ -248,7 +249,7 @@ describe('in-ring TLS under the receive budgets', () => {
         }),
       ]);
     /** Sends `data` on a TLS client and waits for the echo of all of it. */
-    const echoOnce = (socket: import('node:tls').TLSSocket, data: Buffer): Promise<Buffer> =>
+    const echoOnce = (socket: TLSSocket, data: Buffer): Promise<Buffer> =>
       new Promise((resolve, reject) => {
         const parts: Buffer[] = [];
         let got = 0;
@@ -257,11 +258,12 @@ describe('in-ring TLS under the receive budgets', () => {
           got += b.byteLength;
           if (got >= data.byteLength) {
             socket.off('data', onData);
+            socket.off('error', reject);
             resolve(Buffer.concat(parts));
           }
         };
         socket.on('data', onData);
-        socket.once('error', reject);
+        socket.on('error', reject);
         socket.write(data);
       });
     // A TLS keep-alive client from before the plain streams fill the thread.
