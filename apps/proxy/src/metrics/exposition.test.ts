@@ -22,7 +22,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:9002" }]
   'test.toml',
 );
 
-function render(groups?: (ejected: boolean) => NonNullable<WorkerGauges['groups']>) {
+function render(groups: (ejected: boolean) => NonNullable<WorkerGauges['groups']> = () => []) {
   const layout = new MetricsLayout();
   const plan = layout.extend(config, true);
   const counts = new Float64Array(plan.size);
@@ -47,9 +47,9 @@ function render(groups?: (ejected: boolean) => NonNullable<WorkerGauges['groups'
         connections: 3,
         idleConnections: 2,
         pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } },
-        groups: groups?.(true),
+        groups: groups(true),
       },
-      { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } }, groups: groups?.(true) },
+      { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } }, groups: groups(true) },
     ],
     workersRunning: 2,
     overflow: 0,
