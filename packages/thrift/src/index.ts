@@ -53,6 +53,7 @@ export {
 export { FrameReader, type FrameReaderOptions } from './rpc/frame-reader.js';
 export {
   createReply,
+  type ThriftAbortListener,
   type ThriftHandler,
   type ThriftReply,
   type ThriftRequest,

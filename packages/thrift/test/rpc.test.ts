@@ -431,6 +431,39 @@ describe("a running call's signal when its connection ends", () => {
     expect(running.get(7)!.signal.aborted).toBe(true);
   });
 
+  it('tells an onAbort listener, without the signal being made', async () => {
+    const told: number[] = [];
+    let toldOne: () => void = () => {};
+    const listening: ThriftHandler = {
+      call(req: ThriftRequest) {
+        req.onAbort?.({
+          callAborted: () => {
+            told.push(req.header.seqId);
+            toldOne();
+          },
+        });
+        started(req.header.seqId);
+        return new Promise(() => {});
+      },
+    };
+    for (const options of [{}, { maxConcurrentCalls: 4 }]) {
+      told.length = 0;
+      await start(options, listening);
+      const s = await rawConnect(port);
+      s.on('error', () => {});
+      const first = nextStart();
+      s.write(callBytes(5));
+      await first;
+      const toldPromise = new Promise<void>((resolve) => {
+        toldOne = resolve;
+      });
+      s.destroy();
+      await toldPromise;
+      expect(told).toEqual([5]);
+      await server.close();
+    }
+  });
+
   it('one call at a time: server.close() aborts it', async () => {
     await start({}, holding);
     const s = await rawConnect(port);

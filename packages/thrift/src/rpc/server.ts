@@ -38,6 +38,13 @@ export interface ThriftRequest {
    */
   readonly signal: ThriftAbortSignal;
   /**
+   * Optional: `listener.callAborted()` is called when `signal` would abort (at once if it has),
+   * without making the signal: an AbortController and its listener per call cost a proxy that
+   * relays every call more than the relay's own bookkeeping. One listener per call; a later call
+   * replaces it, undefined removes it.
+   */
+  onAbort?(listener: ThriftAbortListener | undefined): void;
+  /**
    * The connection the call came on, as given to `handleConnection` (a runtime ByteStream
    * when served by `serve`): for its peer address or facts.
    */
@@ -50,6 +57,11 @@ export interface ThriftRequest {
    * it, the bytes stay valid for as long as anything references them.
    */
   release?(): void;
+}
+
+/** Told that a call was aborted (ThriftRequest.onAbort): an object, so no closure per call. */
+export interface ThriftAbortListener {
+  callAborted(): void;
 }
 
 /** What a handler answers for a CALL. */
@@ -129,6 +141,7 @@ const EMPTY = new Uint8Array(0);
 /** A ThriftRequest whose abort signal is only made when a handler asks for it. */
 class IncomingCall implements ThriftRequest, StreamEndListener {
   private controller: AbortController | undefined;
+  private listener: ThriftAbortListener | undefined;
   private aborted = false;
   /** The handler gave the frame's bytes back (release()). */
   released = false;
@@ -159,11 +172,19 @@ class IncomingCall implements ThriftRequest, StreamEndListener {
     this.released = true;
   }
 
-  /** Aborts the signal (timeout or connection end). */
+  onAbort(listener: ThriftAbortListener | undefined): void {
+    this.listener = listener;
+    if (this.aborted) listener?.callAborted();
+  }
+
+  /** Aborts the signal and tells the onAbort listener (timeout or connection end). */
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
     this.controller?.abort();
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.callAborted();
   }
 
   /** The connection ended while the call ran (FrameReader.watch). */
