@@ -319,6 +319,42 @@ describe('multiplexed thrift upstream connections', () => {
     expect(up.connections()).toBe(1);
   });
 
+  it("tombstones an abandoned call's id (its caller went away): it fails at once, its late reply is dropped, the connection's other calls go on", async () => {
+    const up = await scriptedUpstream('framed', (call) => {
+      if (call.name !== 'slow' && call.name !== 'hold') call.reply();
+    });
+    const { upstreams, key } = setup(up, 'framed', 8, 3);
+    const lease = new ReplyLease();
+    const frame = callFrame('framed', 'binary', 'slow', 5, 'gone');
+    const abandoned = upstreams.call(key, frame, readMessageHeader('binary', frame.payload), timeouts, lease);
+    const held = forward(upstreams, key, callFrame('framed', 'binary', 'hold', 6, 'kept'));
+    await up.receivedAtLeast(2);
+    lease.abandon();
+    await expect(abandoned).rejects.toMatchObject({ failure: 'abandoned' });
+    // Ids 1 (tombstoned) and 2 (held) are taken: the next call gets 3, then 2 is still held.
+    expect(replyOf(await forward(upstreams, key, callFrame('framed', 'binary', 'get', 7, 'a'))).text).toBe(
+      'up:get:a',
+    );
+    up.received[0]!.reply(); // the abandoned call's late reply: dropped
+    up.received[1]!.reply();
+    expect(replyOf(await held)).toEqual({ seqId: 6, text: 'up:hold:kept' });
+    expect(up.received.map((r) => r.seqId)).toEqual([1, 2, 3]);
+    expect(upstreams.stats().lateReplies).toBe(1);
+    expect(up.connections()).toBe(1);
+
+    // A caller gone before its call is made: nothing is sent.
+    const gone = new ReplyLease();
+    gone.abandon();
+    const next = callFrame('framed', 'binary', 'get', 8, 'never');
+    await expect(
+      upstreams.call(key, next, readMessageHeader('binary', next.payload), timeouts, gone),
+    ).rejects.toMatchObject({ failure: 'abandoned' });
+    expect(replyOf(await forward(upstreams, key, callFrame('framed', 'binary', 'get', 9, 'b'))).text).toBe(
+      'up:get:b',
+    );
+    expect(up.received.map((r) => r.text)).toEqual(['gone', 'kept', 'a', 'b']);
+  });
+
   it('arms no timer per call or per idle period: call and idle deadlines go to the sweep', async () => {
     const up = await scriptedUpstream('framed');
     const { upstreams, key } = setup(up, 'framed');

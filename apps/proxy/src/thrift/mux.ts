@@ -4,8 +4,8 @@
  * is written with a connection-unique seq id in both its framing header (THeader/TTHeader) and
  * its message header (compact's varint may change length: the frame is re-encoded, its length
  * recomputed; a zlib THeader payload is already inflated by the reader and deflated again when
- * written), and its reply gets the caller's ids back. A call that times out leaves a tombstone
- * on its id: the id is not handed out again until its late reply came (and was dropped) or the
+ * written), and its reply gets the caller's ids back. A call that times out, or whose caller
+ * went away (its lease's abandon()), leaves a tombstone on its id: the id is not handed out again until its late reply came (and was dropped) or the
  * connection ended, so a late reply never reaches another call. Too many tombstones (more than
  * the connection's call limit) retire the connection: no new calls, closed when the rest end.
  * A reply with an id that no call and no tombstone holds, or that is not a REPLY/EXCEPTION, is
@@ -43,9 +43,20 @@ export interface ReplyHolder {
   replyReleased(): void;
 }
 
+/** An upstream call in progress that its caller may cancel (it went away). */
+export interface UpstreamCall {
+  cancelCall(): void;
+}
+
 /** Told which connection a reply came from (upstream.ts's ReplyLease). */
 export interface ReplyHold {
   hold(holder: ReplyHolder): void;
+  /**
+   * Optional: the upstream call now running for this caller (undefined: none any more), to be
+   * cancelled if the caller goes away. Returns false when the caller is already gone: the call
+   * is then not made.
+   */
+  running?(call: UpstreamCall | undefined): boolean;
 }
 
 /** A call to forward: the frame as it goes upstream, and the caller's ids to answer with. */
@@ -74,14 +85,25 @@ export interface MuxCounters {
   retired: number;
 }
 
-interface Waiting {
-  readonly seqId: number;
-  readonly lease: ReplyHold | undefined;
-  readonly resolve: (reply: ThriftFrame) => void;
-  readonly reject: (error: unknown) => void;
-  /** When the call times out (performance.now() ms; NO_DEADLINE: never), and its timeout. */
-  readonly deadline: number;
-  readonly timeout: number;
+/** A call waiting for its reply; cancelCall() abandons it (its caller went away). */
+class Waiting implements UpstreamCall {
+  constructor(
+    readonly conn: MuxConnection,
+    /** The connection's seq id of the call. */
+    readonly id: number,
+    /** The caller's seq id, written back into the reply. */
+    readonly seqId: number,
+    readonly lease: ReplyHold | undefined,
+    readonly resolve: (reply: ThriftFrame) => void,
+    readonly reject: (error: unknown) => void,
+    /** When the call times out (performance.now() ms; NO_DEADLINE: never), and its timeout. */
+    readonly deadline: number,
+    readonly timeout: number,
+  ) {}
+
+  cancelCall(): void {
+    this.conn.abandon(this);
+  }
 }
 
 interface Written {
@@ -162,14 +184,22 @@ export class MuxConnection implements SweepMember, ReplyHolder {
       });
     }
     return new Promise((resolve, reject) => {
-      const waiting: Waiting = {
-        seqId: call.seqId,
-        lease: call.lease,
+      const waiting = new Waiting(
+        this,
+        id,
+        call.seqId,
+        call.lease,
         resolve,
         reject,
-        deadline: this.#arm(timeout),
+        this.#arm(timeout),
         timeout,
-      };
+      );
+      if (call.lease?.running?.(waiting) === false) {
+        // The caller went away before its call was sent: nothing to send, nothing to wait for.
+        this.#release();
+        reject(new ThriftUpstreamError('abandoned', this.key.label, 'the caller went away'));
+        return;
+      }
       this.#pending.set(id, waiting);
       this.#enqueue(parts, undefined);
     });
@@ -231,15 +261,36 @@ export class MuxConnection implements SweepMember, ReplyHolder {
   }
 
   #timedOut(id: number, waiting: Waiting): void {
-    this.#pending.delete(id);
-    this.#tombstones.add(id);
-    waiting.reject(
+    this.#bury(
+      id,
+      waiting,
       new ThriftUpstreamError(
         'timeout',
         this.key.label,
         `no reply within the upstream_call timeout (${waiting.timeout} ms)`,
       ),
     );
+  }
+
+  /**
+   * A waiting call's caller went away: the call fails at once and, as a timed-out one, leaves
+   * a tombstone on its id, so its reply is dropped when it comes and never reaches a call that
+   * reused the id.
+   */
+  abandon(waiting: Waiting): void {
+    if (this.#pending.get(waiting.id) !== waiting) return; // answered or failed already
+    this.#bury(
+      waiting.id,
+      waiting,
+      new ThriftUpstreamError('abandoned', this.key.label, 'the caller went away'),
+    );
+  }
+
+  #bury(id: number, waiting: Waiting, error: ThriftUpstreamError): void {
+    this.#pending.delete(id);
+    this.#tombstones.add(id);
+    waiting.lease?.running?.(undefined);
+    waiting.reject(error);
     if (this.#tombstones.size > this.key.multiplex && !this.draining) {
       // An upstream that stopped answering: new calls go to a new connection.
       this.counters.retired++;
@@ -349,6 +400,7 @@ export class MuxConnection implements SweepMember, ReplyHolder {
       return undefined;
     }
     this.#pending.delete(header.seqId);
+    waiting.lease?.running?.(undefined);
     const payload = rewriteSeqId(reply.protocol, reply.payload, waiting.seqId);
     // Counted lent whether or not a lease will give it back (none: never reused).
     this.#lent++;

@@ -9,7 +9,9 @@
  * TApplicationException naming loch and the cause: UNKNOWN_METHOD when no route matches,
  * INTERNAL_ERROR for a refused, reset, slow or misbehaving upstream. ONEWAY calls are answered
  * nothing; their failures are logged. Each call is one access-log line. `make(old)` keeps the
- * old service's upstream pool (reload). Memory: once the call was forwarded, the caller's frame
+ * old service's upstream pool (reload). A caller whose connection ends while its call runs
+ * (ThriftRequest.onAbort) cancels the upstream call: an exclusive connection is closed, a
+ * multiplexed call's id tombstoned; logged as 499. Memory: once the call was forwarded, the caller's frame
  * is released (the server may receive its next call into the same memory), and the reply holds
  * the upstream connection's reader memory until the server wrote it (RelayedReply). Not for
  * accepting or framing (ThriftServer does both).
@@ -21,6 +23,7 @@ import {
   MessageType,
   TApplicationException,
   TApplicationExceptionType,
+  type ThriftAbortListener,
   type ThriftFrame,
   type ThriftReply,
   type ThriftRequest,
@@ -77,16 +80,23 @@ function peerOf(request: ThriftRequest): SocketAddress {
  * connection's reader memory unless rewritten) and headers, and the lease the server releases
  * once it wrote them.
  */
-class RelayedReply extends ReplyLease implements ThriftReply {
+class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener {
   payload: Uint8Array = EMPTY;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
+
+  /** The caller's connection ended (or its handler timeout passed): cancel the upstream call. */
+  callAborted(): void {
+    this.abandon();
+  }
 }
 
 const EMPTY = new Uint8Array(0);
 
 /** The status column of a thrift access-log line, HTTP-like so that 5xx reads as a failure. */
 function statusOf(error: unknown): number {
+  // nginx's 499: the client closed the connection before its answer.
+  if (error instanceof ThriftUpstreamError && error.failure === 'abandoned') return 499;
   if (error instanceof ThriftUpstreamError)
     return error.failure === 'timeout' || error.failure === 'connect_timeout' ? 504 : 502;
   return 500;
@@ -137,6 +147,8 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     }
     const key = endpoint.key(outgoing.framing);
     const relayed = new RelayedReply();
+    // The caller going away cancels the upstream call (no AbortSignal made per call).
+    request.onAbort?.(relayed);
     let reply: ThriftFrame | undefined;
     try {
       reply = await this.upstreams.call(key, outgoing, request.header, route.options, relayed);
@@ -195,7 +207,9 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     const code = (error as { code?: string }).code ?? 'ERR_LOCH_THRIFT_UPSTREAM';
     const message = `upstream ${upstream}: ${(error as Error)?.message ?? String(error)} (${code})`;
     const oneway = request.header.type === MessageType.ONEWAY;
-    this.log.warn(`${this.server.key}: ${oneway ? 'oneway ' : ''}${request.header.name}: ${message}`);
+    // A caller that went away is no upstream failure: its access-log line (499) says it.
+    if (status !== 499)
+      this.log.warn(`${this.server.key}: ${oneway ? 'oneway ' : ''}${request.header.name}: ${message}`);
     throw new TApplicationException(TApplicationExceptionType.INTERNAL_ERROR, `loch: ${message}`);
   }
 

@@ -11,7 +11,9 @@ export type ThriftUpstreamFailure =
   | 'connect_timeout'
   | 'reset'
   | 'timeout'
-  | 'protocol';
+  | 'protocol'
+  /** The caller went away while the call ran (its connection ended): loch cancelled the call. */
+  | 'abandoned';
 
 /** A failed upstream call. */
 export class ThriftUpstreamError extends Error {

@@ -27,14 +27,34 @@ function message(name: string, type: MessageType, seqId: number): Uint8Array {
   return w.finishCopy();
 }
 
-/** A framed binary upstream answering every call at once, except methods named "slow" (never). */
-async function framedUpstream(): Promise<{ port: number; close(): Promise<void> }> {
+/**
+ * A framed binary upstream answering every call at once, except methods named "slow" (never);
+ * `slow` resolves when a slow call arrives, `closed` when a connection that got one closes.
+ */
+async function framedUpstream(): Promise<{
+  port: number;
+  close(): Promise<void>;
+  slow: Promise<void>;
+  closed: Promise<void>;
+}> {
   const sockets = new Set<Socket>();
+  let gotSlow: () => void = () => {};
+  let slowClosed: () => void = () => {};
+  const slow = new Promise<void>((resolve) => {
+    gotSlow = resolve;
+  });
+  const closed = new Promise<void>((resolve) => {
+    slowClosed = resolve;
+  });
   const server: Server = createServer((s) => {
     sockets.add(s);
     s.setNoDelay(true);
+    let hadSlow = false;
     s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      sockets.delete(s);
+      if (hadSlow) slowClosed();
+    });
     let buf = Buffer.alloc(0);
     s.on('data', (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
@@ -42,7 +62,11 @@ async function framedUpstream(): Promise<{ port: number; close(): Promise<void> 
         const frame = decodeFrame('framed', new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0))));
         buf = buf.subarray(4 + buf.readUInt32BE(0));
         const h = readMessageHeader('binary', frame.payload);
-        if (h.name === 'slow') continue;
+        if (h.name === 'slow') {
+          hadSlow = true;
+          gotSlow();
+          continue;
+        }
         s.write(
           encodeFrame({ framing: 'framed', protocol: 'binary' }, message(h.name, MessageType.REPLY, h.seqId)),
         );
@@ -52,6 +76,8 @@ async function framedUpstream(): Promise<{ port: number; close(): Promise<void> 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
+    slow,
+    closed,
     close: () =>
       new Promise((resolve) => {
         for (const s of sockets) s.destroy();
@@ -93,7 +119,7 @@ async function setup() {
       lease,
     );
   };
-  return { upstreams, call };
+  return { upstreams, call, up };
 }
 
 describe('exclusive thrift upstream connections', () => {
@@ -123,6 +149,31 @@ describe('exclusive thrift upstream connections', () => {
     );
     const reply = await call('get', 2, 5000);
     expect(readMessageHeader('binary', reply!.payload).seqId).toBe(2);
+    expect(upstreams.stats().created).toBe(2);
+  });
+
+  it('closes the connection of a call whose caller went away: the upstream sees it closed, the call fails as abandoned, no late reply is read by a later call', async () => {
+    const { upstreams, call, up } = await setup();
+    await call('get', 1, 0); // a pooled connection
+    const lease = new ReplyLease();
+    const pending = call('slow', 2, 0, lease);
+    await up.slow;
+    lease.abandon();
+    await expect(pending).rejects.toSatisfy(
+      (e) => e instanceof ThriftUpstreamError && e.failure === 'abandoned',
+    );
+    await up.closed;
+    const reply = await call('get', 3, 0);
+    expect(readMessageHeader('binary', reply!.payload).seqId).toBe(3);
+    expect(upstreams.stats().created).toBe(2);
+
+    // A caller gone before its call is made: the idle connection stays pooled, unused.
+    const gone = new ReplyLease();
+    gone.abandon();
+    await expect(call('get', 4, 0, gone)).rejects.toSatisfy(
+      (e) => e instanceof ThriftUpstreamError && e.failure === 'abandoned',
+    );
+    expect(readMessageHeader('binary', (await call('get', 5, 0))!.payload).seqId).toBe(5);
     expect(upstreams.stats().created).toBe(2);
   });
 

@@ -35,7 +35,14 @@ import {
 import { type ByteStream, NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
 import { callDeadlines } from './deadlines.js';
-import { type MuxCounters, type MuxKey, MuxPool, type ReplyHold, type ReplyHolder } from './mux.js';
+import {
+  type MuxCounters,
+  type MuxKey,
+  MuxPool,
+  type ReplyHold,
+  type ReplyHolder,
+  type UpstreamCall,
+} from './mux.js';
 
 import { failureOf, ThriftUpstreamError, type ThriftUpstreamFailure } from './upstream-error.js';
 
@@ -79,12 +86,14 @@ export class ThriftUpstreamEndpoint {
  * One upstream connection: a ThriftStream over the runtime stream whose single pending receive
  * doubles as the idle watch (see the module comment).
  */
-class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder {
+class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, UpstreamCall {
   readonly reader: FrameReader;
   /** The call's upstream_call deadline on the sweep's clock (NO_DEADLINE: none). */
   #callDeadline = NO_DEADLINE;
   /** The call's deadline passed and the connection was closed to end it. */
   timedOut = false;
+  /** The call's caller went away and the connection was closed to end the call. */
+  abandoned = false;
   /** The receive in flight (idle watch or a read the FrameReader asked for), if any. */
   #recv: Promise<ThriftRecvChunk | null> | null = null;
   #idle = false;
@@ -177,6 +186,16 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder {
     this.#callDeadline = NO_DEADLINE;
   }
 
+  /**
+   * The caller went away: the connection is closed, which ends the call's pending write or
+   * read, tells the upstream the call is abandoned, and keeps a late reply from ever being
+   * read as the next call's (a closed connection is never pooled again).
+   */
+  cancelCall(): void {
+    this.abandoned = true;
+    void this.close().catch(() => {});
+  }
+
   onSweep(now: number): boolean {
     if (this.#callDeadline > now) return this.#callDeadline !== NO_DEADLINE;
     this.#callDeadline = NO_DEADLINE;
@@ -199,6 +218,29 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder {
  */
 export class ReplyLease implements ReplyHold {
   #holder: ReplyHolder | undefined = undefined;
+  /** The upstream call running for the caller, cancelled by abandon(). */
+  #call: UpstreamCall | undefined = undefined;
+  /** The caller went away (abandon()). */
+  abandoned = false;
+
+  /** @internal The upstream call now running (undefined: it ended); false if the caller is gone. */
+  running(call: UpstreamCall | undefined): boolean {
+    if (this.abandoned) return false;
+    this.#call = call;
+    return true;
+  }
+
+  /**
+   * The caller went away: the upstream call running for it is cancelled (an exclusive
+   * connection closed, a multiplexed call's id tombstoned), and one not yet made is not made.
+   */
+  abandon(): void {
+    if (this.abandoned) return;
+    this.abandoned = true;
+    const call = this.#call;
+    this.#call = undefined;
+    call?.cancelCall();
+  }
 
   /** @internal The reply was read by `holder`'s reader. */
   hold(holder: ReplyHolder): void {
@@ -329,11 +371,16 @@ export class ThriftUpstreams {
       conn = this.#pool.acquire(key);
       if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
       conn.busy();
+      if (lease !== undefined && !lease.running(conn)) {
+        // The caller went away while a connection was found: it goes back to the pool unused.
+        clean = true;
+        throw new ThriftUpstreamError('abandoned', key.label, 'the caller went away');
+      }
       conn.armCall(timeouts.call);
       try {
         await conn.writev(parts);
       } catch (error) {
-        throw this.#failure(key, conn.timedOut, 'the call could not be written', error, timeouts.call);
+        throw this.#failure(key, conn, 'the call could not be written', error, timeouts.call);
       }
       if (message.type === MessageType.ONEWAY) {
         clean = true;
@@ -343,12 +390,12 @@ export class ThriftUpstreams {
       try {
         reply = await conn.reader.next();
       } catch (error) {
-        throw this.#failure(key, conn.timedOut, 'the reply could not be read', error, timeouts.call);
+        throw this.#failure(key, conn, 'the reply could not be read', error, timeouts.call);
       }
       if (reply === null) {
         throw this.#failure(
           key,
-          conn.timedOut,
+          conn,
           'the upstream closed the connection before a reply',
           undefined,
           timeouts.call,
@@ -386,9 +433,11 @@ export class ThriftUpstreams {
       throw error;
     } finally {
       this.inFlight--;
+      // The call ended: the caller going away from now on must not close the connection.
+      lease?.running(undefined);
       if (conn !== undefined) {
         conn.disarmCall();
-        clean &&= !conn.timedOut && conn.alive && !conn.stream.closed;
+        clean &&= !conn.timedOut && !conn.abandoned && conn.alive && !conn.stream.closed;
         if (clean) conn.watchIdle();
         else this.#open.delete(conn);
         this.#pool.release(key, conn, clean);
@@ -432,12 +481,15 @@ export class ThriftUpstreams {
 
   #failure(
     key: ThriftUpstreamKey,
-    timedOut: boolean,
+    conn: UpstreamConnection,
     what: string,
     error: unknown,
     callTimeout: number,
   ): ThriftUpstreamError {
-    if (timedOut) {
+    if (conn.abandoned) {
+      return new ThriftUpstreamError('abandoned', key.label, 'the caller went away', { cause: error });
+    }
+    if (conn.timedOut) {
       return new ThriftUpstreamError(
         'timeout',
         key.label,
