@@ -164,7 +164,7 @@ export class FrameReader implements SweepMember {
    * ERR_THRIFT_TRUNCATED or the error). Bytes that arrive meanwhile are kept for next(), and
    * receiving goes on only while less than 64 KiB is buffered ahead (a busy owner does not buffer
    * a flood; a peer that sends more and then closes is noticed once those bytes are read). At
-   * most one receive is pending: a second watch() only changes the listener. Costs nothing extra
+   * most one receive is pending: a second watch() only changes the listener. Costs no extra receive
    * when next() follows: it takes the armed receive instead of making one.
    */
   watch(listener: StreamEndListener): void {

@@ -368,7 +368,8 @@ export class ThriftServer {
         reply = call;
       } else {
         // Only a call that waits is watched: the receive the next call would make is armed now
-        // (no extra receive, nothing allocated per call), so a peer gone mid-call aborts it.
+        // (no extra receive; its handlers are made once per connection, so a call costs one
+        // promise reaction), and a peer gone mid-call aborts the call.
         reader?.watch(request);
         if (timeoutMs > 0) {
           const timeout = new Promise<never>((_, reject) => {
