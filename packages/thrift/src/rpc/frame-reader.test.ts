@@ -224,3 +224,52 @@ describe('FrameReader receive timeouts', () => {
     expect(stream.closed).toBe(true);
   });
 });
+
+describe('FrameReader.watch', () => {
+  /** 200 framed binary messages of ~1 KiB each, delivered 4 KiB at a time. */
+  function flood(): { stream: ReturnType<typeof scripted>; count: number } {
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < 200; i++) {
+      const w = createWriter('binary');
+      w.writeMessageBegin('m', MessageType.CALL, i);
+      w.writeStructBegin();
+      w.writeFieldBegin(TType.STRING, 1);
+      w.writeString('x'.repeat(1000));
+      w.writeFieldStop();
+      w.writeStructEnd();
+      parts.push(encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy()));
+    }
+    return { stream: scripted(Buffer.concat(parts), [4096]), count: parts.length };
+  }
+
+  const settle = async () => {
+    for (let i = 0; i < 100; i++) await new Promise((resolve) => setImmediate(resolve));
+  };
+
+  it('receives at most 64 KiB ahead while watching, keeps the bytes for next(), and reports the end', async () => {
+    const { stream, count } = flood();
+    const reader = new FrameReader(stream, { framing: 'framed' });
+    expect(readMessageHeader('binary', (await reader.next())!.payload).seqId).toBe(0);
+    let ended = 0;
+    const listener = { streamEnded: () => void ended++ };
+    reader.watch(listener);
+    await settle();
+    // Receiving stopped once 64 KiB was buffered ahead: not the whole ~200 KiB.
+    expect(reader.buffered).toBeGreaterThanOrEqual(64 * 1024);
+    expect(reader.buffered).toBeLessThan(64 * 1024 + 4096);
+    expect(ended).toBe(0);
+    const seen: number[] = [];
+    for (let f = await reader.next(); f !== null; f = await reader.next()) {
+      seen.push(readMessageHeader('binary', f.payload).seqId);
+      reader.watch(listener);
+      await settle();
+    }
+    expect(seen).toEqual(Array.from({ length: count - 1 }, (_, i) => i + 1));
+    // The end was found by a watched receive; a watch after it is told at once.
+    expect(ended).toBeGreaterThan(0);
+    const told = ended;
+    reader.watch(listener);
+    expect(ended).toBe(told + 1);
+    expect(stream.released).toBe(stream.delivered);
+  });
+});
