@@ -20,7 +20,7 @@ import { ProxyWorker } from './worker.js';
 const dir = mkdtempSync(join(tmpdir(), 'loch-ticket-rotation-'));
 const cert = selfSignedCertificate(dir, 'localhost', ['localhost']);
 
-function configOf(port: number, rotation = ''): ProxyConfig {
+function configOf(port: number, rotation = '', plainPort = port + 1): ProxyConfig {
   return parseConfig(`
 log = { level = "error", access = false }
 [servers.secure]
@@ -34,19 +34,20 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:1" }]
 
 [servers.plain]
-listener = { type = "socket", value = "127.0.0.1:${port + 1}" }
+listener = { type = "socket", value = "127.0.0.1:${plainPort}" }
 [[servers.plain.routes]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:1" }]
 `);
 }
 
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
-  return port;
+/** Two distinct free ports (both probes held open together; port + 1 may be taken). */
+async function freePorts(): Promise<[number, number]> {
+  const probes = [net.createServer(), net.createServer()];
+  await Promise.all(probes.map((p) => new Promise<void>((r) => p.listen(0, '127.0.0.1', r))));
+  const ports = probes.map((p) => (p.address() as net.AddressInfo).port);
+  await Promise.all(probes.map((p) => new Promise((r) => p.close(r))));
+  return [ports[0]!, ports[1]!];
 }
 
 /** One request over TLS (TLS 1.3 tickets arrive after the handshake); whether it resumed, and the newest session. */
@@ -131,8 +132,9 @@ describe('a worker given rotated ticket keys', () => {
   let config: ProxyConfig;
 
   beforeAll(async () => {
-    port = await freePort();
-    config = configOf(port);
+    let plainPort: number;
+    [port, plainPort] = await freePorts();
+    config = configOf(port, '', plainPort);
     worker = new ProxyWorker(0, config);
     await worker.start();
   });
