@@ -15,7 +15,6 @@ import {
   loadProtoRoot,
   ProtoPseudonymPlan,
   type PseudonymDirection,
-  PseudonymError,
   type PseudonymFieldRule,
   Pseudonymizer,
   PseudonymKeyring,
@@ -25,6 +24,7 @@ import type { HttpRequest, HttpResponse } from '@loch/http';
 import type { z } from 'zod';
 import type { ConfigIssue } from '../config/load.js';
 import type { PseudonymizeSchema } from '../config/schema.js';
+import { pseudonymFieldsOf, pseudonymKeysOf } from './pseudonym-config.js';
 
 type PseudonymizeTable = z.infer<typeof PseudonymizeSchema>;
 
@@ -61,28 +61,8 @@ export function grpcPseudonymOf(
   if (table.idl !== undefined)
     issues.push({ path: `${at}.idl`, message: 'a gRPC route takes proto, not idl' });
   const proto = table.proto.map((f) => resolve(baseDir, f));
-  const keys: PseudonymKeySource[] = table.keys.map((k) => ({
-    id: k.id,
-    ...(k.file === undefined ? {} : { file: resolve(baseDir, k.file) }),
-    ...(k.env === undefined ? {} : { env: k.env }),
-  }));
-  let keyring: PseudonymKeyring | undefined;
-  try {
-    keyring = PseudonymKeyring.load(keys, table.current === undefined ? {} : { current: table.current });
-    new Pseudonymizer(keyring);
-  } catch (e) {
-    if (!(e instanceof PseudonymError)) throw e;
-    issues.push({ path: `${at}.keys`, message: e.message });
-  }
-  const fields: PseudonymFieldRule[] = (table.fields ?? []).map((f) =>
-    typeof f === 'string'
-      ? { path: f }
-      : {
-          path: f.path,
-          ...(f.format === undefined ? {} : { format: f.format }),
-          ...(f.domain === undefined ? {} : { domain: f.domain }),
-        },
-  );
+  const { keys, keyring } = pseudonymKeysOf(table, at, issues, baseDir);
+  const fields = pseudonymFieldsOf(table);
   const annotations = table.annotations ?? true;
   let methods: string[] = [];
   try {

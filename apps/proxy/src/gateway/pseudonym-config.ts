@@ -48,36 +48,8 @@ export function pseudonymConfigOf(
   baseDir: string,
 ): PseudonymConfig | undefined {
   const start = issues.length;
-  const keys: PseudonymKeySource[] = table.keys.map((k) => ({
-    id: k.id,
-    ...(k.file === undefined ? {} : { file: resolve(baseDir, k.file) }),
-    ...(k.env === undefined ? {} : { env: k.env }),
-  }));
-  let keyring: PseudonymKeyring | undefined;
-  try {
-    keyring = PseudonymKeyring.load(keys, table.current === undefined ? {} : { current: table.current });
-  } catch (e) {
-    if (!(e instanceof PseudonymError)) throw e;
-    // The message names the file or variable, never what it holds.
-    issues.push({ path: `${at}.keys`, message: e.message });
-  }
-  if (keyring !== undefined) {
-    try {
-      new Pseudonymizer(keyring);
-    } catch (e) {
-      if (!(e instanceof PseudonymError)) throw e;
-      issues.push({ path: at, message: e.message });
-    }
-  }
-  const fields: PseudonymFieldRule[] = (table.fields ?? []).map((f) =>
-    typeof f === 'string'
-      ? { path: f }
-      : {
-          path: f.path,
-          ...(f.format === undefined ? {} : { format: f.format }),
-          ...(f.domain === undefined ? {} : { domain: f.domain }),
-        },
-  );
+  const { keys, keyring } = pseudonymKeysOf(table, at, issues, baseDir);
+  const fields = pseudonymFieldsOf(table);
   const annotations = table.annotations ?? true;
   let functions: readonly string[] = [];
   try {
@@ -94,6 +66,54 @@ export function pseudonymConfigOf(
   }
   if (issues.length > start || keyring === undefined) return undefined;
   return { idl, direction: table.direction, keys, current: keyring.current, fields, annotations, functions };
+}
+
+/**
+ * The key sources of `table` (files resolved against `baseDir`) and the keyring they load, or
+ * undefined after pushing an issue (messages name the file or variable, never what it holds).
+ * Shared by the Thrift and gRPC forms of `pseudonymize`.
+ */
+export function pseudonymKeysOf(
+  table: PseudonymizeTable,
+  at: string,
+  issues: ConfigIssue[],
+  baseDir: string,
+): { keys: PseudonymKeySource[]; keyring: PseudonymKeyring | undefined } {
+  const keys: PseudonymKeySource[] = table.keys.map((k) => ({
+    id: k.id,
+    ...(k.file === undefined ? {} : { file: resolve(baseDir, k.file) }),
+    ...(k.env === undefined ? {} : { env: k.env }),
+  }));
+  let keyring: PseudonymKeyring | undefined;
+  try {
+    keyring = PseudonymKeyring.load(keys, table.current === undefined ? {} : { current: table.current });
+  } catch (e) {
+    if (!(e instanceof PseudonymError)) throw e;
+    issues.push({ path: `${at}.keys`, message: e.message });
+  }
+  if (keyring !== undefined) {
+    try {
+      new Pseudonymizer(keyring);
+    } catch (e) {
+      if (!(e instanceof PseudonymError)) throw e;
+      issues.push({ path: at, message: e.message });
+      keyring = undefined;
+    }
+  }
+  return { keys, keyring };
+}
+
+/** The field rules of `table` (a bare string is a path). */
+export function pseudonymFieldsOf(table: PseudonymizeTable): PseudonymFieldRule[] {
+  return (table.fields ?? []).map((f) =>
+    typeof f === 'string'
+      ? { path: f }
+      : {
+          path: f.path,
+          ...(f.format === undefined ? {} : { format: f.format }),
+          ...(f.domain === undefined ? {} : { domain: f.domain }),
+        },
+  );
 }
 
 const built = new WeakMap<PseudonymConfig, PseudonymRewriter>();
