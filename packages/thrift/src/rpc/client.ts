@@ -2,8 +2,11 @@
  * Thrift client over one connection: either one call in flight at a time (calls queue), or
  * many multiplexed by seq id with one read loop dispatching replies. Frames calls in any
  * framing and protocol, with THeader/TTHeader headers per call, and turns EXCEPTION replies
- * into TApplicationException. Not a connection pool or a retry policy: those belong to
- * @loch/transports and the proxy.
+ * into TApplicationException. Reply memory: a reply frame views the connection reader's
+ * buffer; once every reply handed out was given back (ThriftResponse.release, release(frame)),
+ * the next replies are received into the same memory, instead of into new buffers at the rate
+ * the connection receives (external memory V8 answers with major GCs). Not a connection pool or
+ * a retry policy: those belong to @loch/transports and the proxy.
  */
 import { TApplicationException } from '../application-exception.js';
 import { ThriftRpcError } from '../errors.js';
@@ -57,6 +60,12 @@ export interface ThriftResponse {
   readonly header: MessageHeader;
   /** A reader positioned at the result struct. */
   reader(): ProtocolReader;
+  /**
+   * The reply's bytes (frame.payload and anything viewing it, readers included) are no longer
+   * read: the client may receive later replies into their memory. Optional to call; a second
+   * call does nothing.
+   */
+  release(): void;
 }
 
 interface Pending {
@@ -77,6 +86,11 @@ export class ThriftClient {
   private failure: unknown;
   private readonly framing: FramingName;
   private readonly protocol: ProtocolName;
+  /**
+   * Reply frames handed out and not given back (release): while any is out, the reader keeps
+   * appending after their bytes; when none is, it receives into the memory they used.
+   */
+  private readonly lent = new Set<ThriftFrame>();
 
   constructor(
     private readonly stream: ThriftStream,
@@ -101,26 +115,46 @@ export class ThriftClient {
     if (frame === undefined) return undefined;
     const r = this.newReader();
     r.reset(frame.payload);
-    const header = r.readMessageBegin();
-    const bodyOffset = r.pos;
-    if (header.type === MessageType.EXCEPTION) throw TApplicationException.read(r);
-    if (header.type !== MessageType.REPLY || header.name !== method) {
-      throw new ThriftRpcError(
-        'ERR_THRIFT_BAD_REPLY',
-        `expected a REPLY to ${method}, got type ${header.type} ${header.name}`,
-      );
+    let header: MessageHeader;
+    try {
+      header = r.readMessageBegin();
+      if (header.type === MessageType.EXCEPTION) throw TApplicationException.read(r);
+      if (header.type !== MessageType.REPLY || header.name !== method) {
+        throw new ThriftRpcError(
+          'ERR_THRIFT_BAD_REPLY',
+          `expected a REPLY to ${method}, got type ${header.type} ${header.name}`,
+        );
+      }
+    } catch (e) {
+      // The exception holds copies (strings): nothing views the frame any more.
+      this.release(frame);
+      throw e;
     }
+    const bodyOffset = r.pos;
     return {
       frame,
       header,
       reader: () => this.newReader().reset(frame.payload, bodyOffset),
+      release: () => this.release(frame),
     };
+  }
+
+  /**
+   * Gives back a reply frame that send() or call() resolved: its bytes are no longer read, so
+   * later replies may be received into their memory. Frames of other clients, and a second
+   * release, are ignored.
+   */
+  release(reply: ThriftFrame): void {
+    // The last one out: the reader's next bytes go to the front of its buffer (a receive already
+    // pending appends there too; bytes of a reply not yet read are kept, moved to the front).
+    if (this.lent.delete(reply) && this.lent.size === 0) this.reader.recycle();
   }
 
   /**
    * Sends an encoded message (header and body in the client's protocol; its seq id is replaced)
    * and resolves the reply frame undecoded: the forwarding path of a proxy. ONEWAY messages
-   * (or `options.oneway`) resolve undefined once written.
+   * (or `options.oneway`) resolve undefined once written. The frame's bytes stay valid until it
+   * is given back with release(frame) (never given back: for as long as they are referenced).
    */
   send(message: Uint8Array, options: CallOptions = {}): Promise<ThriftFrame | undefined> {
     if (this.failure !== undefined) return Promise.reject(this.closedError());
@@ -192,6 +226,7 @@ export class ThriftClient {
       if (frame.seqId !== seqId) {
         throw new ThriftRpcError('ERR_THRIFT_BAD_REPLY', `reply seq id ${frame.seqId}, expected ${seqId}`);
       }
+      this.lent.add(frame);
       return frame;
     } catch (e) {
       // After a timeout or a bad reply the stream is out of step: nothing more can be matched.
@@ -237,7 +272,11 @@ export class ThriftClient {
           throw new ThriftRpcError('ERR_THRIFT_BAD_REPLY', `reply with unknown seq id ${frame.seqId}`);
         this.pending.delete(frame.seqId);
         clearTimeout(entry.timer);
-        if (!entry.expired) entry.resolve(frame);
+        // A reply nobody waits for any more (timed out) is never handed out: not lent.
+        if (!entry.expired) {
+          this.lent.add(frame);
+          entry.resolve(frame);
+        }
       }
     } catch (e) {
       this.fail(e);
