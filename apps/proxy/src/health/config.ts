@@ -63,7 +63,7 @@ export const RetriesSchema = z.strictObject({
   max_retries: z.number().int().min(0).max(10).optional(),
   /** Methods retried (default the idempotent ones: GET HEAD OPTIONS PUT DELETE TRACE). */
   methods: z.array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a method is a token')).optional(),
-  /** Retries in flight at most, as a percentage of the route's requests in flight (per worker). */
+  /** Retries in flight at most, as a percentage of the route's requests in flight (in every worker). */
   budget_percent: z.number().min(0).max(100).optional(),
   /** Retries in flight always allowed, whatever the percentage gives. */
   min_retry_concurrency: z.number().int().min(0).max(10_000).optional(),

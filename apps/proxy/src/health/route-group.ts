@@ -4,23 +4,35 @@
  * route's upstreams keeps their ejections, failure counts, connection limits and counters, and
  * two routes with the same upstreams and settings share one group. The passive state sits where
  * the main thread placed it in the process's shared memory (`outlierSlots`), shared by every
- * worker. Not for the state itself (upstream-group.ts, outlier-state.ts).
+ * worker, and so do the retry budget's counts (`retrySlot`). Not for the state itself
+ * (upstream-group.ts, outlier-state.ts, retry-budget.ts).
  */
 import type { RouteConfig } from '../config/schema.js';
-import { healthFlags, outlierWords } from './health-flags.js';
+import { healthFlags, outlierWords, retryBlock, retryWords } from './health-flags.js';
 import { UpstreamGroup, upstreamGroup } from './upstream-group.js';
 
-/** The group of `route`'s upstreams (new, or this worker's existing one with the same identity). */
-export function routeGroup(route: RouteConfig): UpstreamGroup {
-  const identity = JSON.stringify([
+/**
+ * What makes two routes share a group: the upstreams, the health and retry settings and the
+ * active-check and passive-health places (the main thread's retry placement keys on this too).
+ */
+export function groupIdentity(route: RouteConfig): string {
+  return JSON.stringify([
     route.upstreams.map((u) => [u.label, u.address, u.limits ?? null]),
     route.outlierDetection ?? null,
     route.retries ?? null,
     route.healthSlots ?? null,
     route.outlierSlots ?? null,
   ]);
+}
+
+/** The group of `route`'s upstreams (new, or this worker's existing one with the same identity). */
+export function routeGroup(route: RouteConfig): UpstreamGroup {
+  const identity = `${groupIdentity(route)}#${route.retrySlot ?? -1}`;
   const words = outlierWords();
   const place = route.outlierSlots;
+  const counts = retryWords();
+  const worker = retryBlock();
+  const slot = route.retrySlot;
   return upstreamGroup(
     identity,
     () =>
@@ -35,6 +47,10 @@ export function routeGroup(route: RouteConfig): UpstreamGroup {
           words === null || place === undefined
             ? undefined
             : { words, group: place.group, upstreams: place.upstreams },
+        retryPlace:
+          counts === null || worker < 0 || slot === undefined
+            ? undefined
+            : { words: counts, group: slot, worker },
       }),
   );
 }

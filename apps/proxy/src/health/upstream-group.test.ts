@@ -126,15 +126,16 @@ describe('retry budget', () => {
 
   it('allows the minimum concurrency, then a percentage of requests in flight', () => {
     const { g } = group(2, { retry });
-    g.retriesActive = 1;
+    const budget = g.budget!;
+    budget.retries = 1;
     expect(g.mayRetry()).toBe(true);
-    g.retriesActive = 2;
+    budget.retries = 2;
     expect(g.mayRetry()).toBe(false);
     expect(g.retriesOverBudget).toBe(1);
-    g.active = 20; // 20 % of 20 = 4
-    g.retriesActive = 3;
+    budget.active = 20; // 20 % of 20 = 4
+    budget.retries = 3;
     expect(g.mayRetry()).toBe(true);
-    g.retriesActive = 4;
+    budget.retries = 4;
     expect(g.mayRetry()).toBe(false);
   });
 });

@@ -8,14 +8,16 @@
  * so their state survives a reload. The passive state lives in the process's shared health
  * memory when the main thread placed the group there (outlier-state.ts, outlier-slots.ts), so
  * every worker ejects an upstream once the failures of all of them reach the threshold; the
- * retry budget, connection limits and counters stay per worker, as the balancers'. Not for
- * checking (active-checks.ts) or choosing among the healthy (routing/balancer.ts).
+ * retry budget counts the requests and retries of every worker the same way (retry-budget.ts);
+ * connection limits and counters stay per worker, as the balancers'. Not for checking
+ * (active-checks.ts) or choosing among the healthy (routing/balancer.ts).
  */
 import { UpstreamLimit } from '@loch/transports';
 import { type Balancer, pickWhere } from '../routing/balancer.js';
 import type { OutlierConfig, RetryConfig } from './config.js';
 import { SLOT_UP } from './health-flags.js';
 import { type OutlierEvents, type OutlierPlace, OutlierState } from './outlier-state.js';
+import { RetryBudget, type RetryPlace } from './retry-budget.js';
 
 /** What a group reports to the metrics (read-only copies). */
 export interface UpstreamGroupStats {
@@ -63,10 +65,11 @@ export class UpstreamGroup {
   readonly retryMethods: ReadonlySet<string>;
   /** Per upstream: its connection limit (max_connections, max_pending), kept with the group across reloads. */
   readonly limits: readonly (UpstreamLimit | undefined)[];
-  /** Requests of the route in flight to an upstream (head not yet arrived), counted only with `retry`. */
-  active = 0;
-  /** Retries in flight. */
-  retriesActive = 0;
+  /**
+   * The retry budget (null without `retry`): requests and retries in flight, the process's when
+   * placed; the upstream layer counts each attempt in and out.
+   */
+  readonly budget: RetryBudget | null;
   retries = 0;
   retriesOverBudget = 0;
   noHealthyUpstream = 0;
@@ -96,6 +99,8 @@ export class UpstreamGroup {
     flags?: Int32Array | null | undefined;
     /** Where the passive state sits in the process's shared memory (absent: this worker's own). */
     outlierPlace?: OutlierPlace | undefined;
+    /** Where the retry budget's counts sit in the process's shared memory (absent: this worker's own). */
+    retryPlace?: RetryPlace | undefined;
     /** Per upstream: its max_connections / max_pending, if any. */
     limits?: readonly ({ maxConnections: number; maxPending: number } | undefined)[] | undefined;
     now?: () => number;
@@ -106,6 +111,7 @@ export class UpstreamGroup {
     this.outlier = options.outlier;
     this.retry = options.retry;
     this.retryMethods = new Set(options.retry?.methods ?? []);
+    this.budget = options.retry === undefined ? null : new RetryBudget(options.retry, options.retryPlace);
     this.limits = options.labels.map((_, i) => {
       const l = options.limits?.[i];
       return l === undefined ? undefined : new UpstreamLimit(l.maxConnections, l.maxPending);
@@ -168,15 +174,13 @@ export class UpstreamGroup {
   }
 
   /**
-   * Whether a retry may start now: retries in flight stay under the budget, a percentage of
-   * the route's requests in flight, or the minimum concurrency (Envoy's retry_budget).
+   * Whether a retry may start now: the retries in flight stay under the budget, a percentage of
+   * the route group's requests in flight, or the minimum concurrency (Envoy's retry_budget),
+   * counted over every worker when the group is placed; a refusal is counted.
    */
   mayRetry(): boolean {
-    const retry = this.retry;
-    if (retry === undefined) return false;
-    const allowed = Math.max(retry.minRetryConcurrency, (this.active * retry.budgetPercent) / 100);
-    if (this.retriesActive < allowed) return true;
-    this.retriesOverBudget++;
+    if (this.budget?.allows()) return true;
+    if (this.budget !== null) this.retriesOverBudget++;
     return false;
   }
 

@@ -31,8 +31,9 @@ import type { ProxyConfig } from '../config/schema.js';
 import { keepTicketKeys, tlsFiles } from '../config/tls.js';
 import { gatewayFiles } from '../gateway/config.js';
 import { ActiveHealthChecker } from '../health/active-checks.js';
-import { attachHealthFlags, newHealthBuffer, outlierWords } from '../health/health-flags.js';
+import { attachHealthFlags, newHealthBuffer, outlierWords, retryWords } from '../health/health-flags.js';
 import { OutlierSlots } from '../health/outlier-slots.js';
+import { RetrySlots } from '../health/retry-slots.js';
 import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
@@ -128,7 +129,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   const envProblem = log.configureLevels(loaded);
   if (envProblem !== undefined) log.warn(envProblem);
   // Active health checks run here, once per process; workers read the verdicts from `health`.
-  const health = newHealthBuffer();
+  const health = newHealthBuffer(loaded.runtime.workers);
   const checker = new ActiveHealthChecker(attachHealthFlags(health)!, {
     info: (m) => {
       log.info(m);
@@ -141,9 +142,13 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   });
   // Passive health (outlier detection) of every worker shares `health` too: placed here.
   const outliers = new OutlierSlots(outlierWords()!, (m) => log.warn(m));
-  const config = outliers.update(checker.update(loaded));
+  // And so do the retry budgets' counts (a block per worker), placed after the other two (their
+  // places are part of a group's identity).
+  const retries = new RetrySlots(retryWords()!, (m) => log.warn(m));
+  const config = retries.update(outliers.update(checker.update(loaded)));
   checker.retain(config);
   outliers.retain(config);
+  retries.retain(config);
   const file = resolve(configPath);
   const driver =
     (process.env.LOCH_DRIVER as ProxyConfig['runtime']['driver'] | undefined) || config.runtime.driver;
@@ -209,7 +214,9 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     if (stopping) return;
     let next: ProxyConfig;
     try {
-      next = outliers.update(checker.update(keepTicketKeys(current, await loadConfigFile(file))));
+      next = retries.update(
+        outliers.update(checker.update(keepTicketKeys(current, await loadConfigFile(file)))),
+      );
     } catch (error) {
       const detail = error instanceof ConfigError ? error.message : String(error);
       log.error(`reload (${why}) failed, keeping the running config: ${detail}`);
@@ -223,6 +230,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
       );
       checker.retain(current);
       outliers.retain(current);
+      retries.retain(current);
       admin.reloaded('refused');
       return;
     }
@@ -241,6 +249,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
       await pool.broadcast({ t: 'abort', generation: gen } satisfies WorkerCommand);
       checker.retain(current);
       outliers.retain(current);
+      retries.retain(current);
       for (const f of failed) {
         if (!f.ok)
           log.error(`reload (${why}) aborted on every worker: worker ${f.worker}: ${f.error.message}`);
@@ -268,6 +277,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     committed = gen;
     checker.retain(next);
     outliers.retain(next);
+    retries.retain(next);
     void admin.reloaded('ok', next, gen);
     certificates.update([...tlsFiles(next), ...gatewayFiles(next)]);
     rotation.update(next);

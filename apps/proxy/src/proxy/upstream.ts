@@ -275,14 +275,15 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       !group.retryMethods.has(req.method)
     )
       return this.#send(cx, route, index);
-    group.active++;
+    const budget = group.budget!;
+    budget.enter();
     return this.#send(cx, route, index).then(
       (res) => {
-        group.active--;
+        budget.leave();
         return res;
       },
       (error: unknown) => {
-        group.active--;
+        budget.leave();
         return this.#retry(cx, route, index, error, 1);
       },
     );
@@ -307,17 +308,18 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     const index = group.pick(route.balancer, failed);
     if (index < 0) return Promise.reject(error);
     group.retries++;
-    group.retriesActive++;
-    group.active++;
+    const budget = group.budget!;
+    budget.retryStarted();
+    budget.enter();
     return this.#send(cx, route, index).then(
       (res) => {
-        group.retriesActive--;
-        group.active--;
+        budget.retryEnded();
+        budget.leave();
         return res;
       },
       (again: unknown) => {
-        group.retriesActive--;
-        group.active--;
+        budget.retryEnded();
+        budget.leave();
         return this.#retry(cx, route, index, again, attempt + 1);
       },
     );

@@ -654,7 +654,7 @@ async function bind(address: ListenAddress): Promise<StreamListener> {
  */
 export async function main(context: WorkerContext): Promise<void> {
   const { config, debug, health } = context.data as WorkerData;
-  attachHealthFlags(health);
+  attachHealthFlags(health, context.index);
   workerMetrics.attach(context.index, (context.data as WorkerData).metrics);
   const worker = new ProxyWorker(context.index, config, context.runtime, debug);
   const upstreamLog = worker.log.at('upstream');

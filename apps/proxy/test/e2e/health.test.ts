@@ -290,6 +290,55 @@ retries = { max_retries = 1 }
     expect(resetting.streams()).toBeGreaterThan(0);
   });
 
+  it('with 2 workers, the retry budget holds for the process: retries in flight of both workers count', async () => {
+    // The first upstream resets every request; the second takes it and never answers, so each
+    // retry stays in flight. A budget of one retry (min_retry_concurrency 1, no percentage)
+    // lets exactly one request be retried while it is held; the others answer 502 at once,
+    // whichever worker took them. Per worker, each worker allowed its own one (2 held).
+    const reset = await resetCounter();
+    let held = 0;
+    const holder = net.createServer((s) => {
+      s.on('error', () => {});
+      s.once('data', () => held++);
+    });
+    await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
+    cleanups.push(
+      () => reset.close(),
+      () => new Promise((r) => holder.close(() => r(undefined))),
+    );
+    const { port } = await start(
+      `
+upstreams = [{ endpoint = "http://127.0.0.1:${reset.port}" }, { endpoint = "http://127.0.0.1:${(holder.address() as net.AddressInfo).port}" }]
+load_balancer = "first"
+retries = { max_retries = 1, budget_percent = 0, min_retry_concurrency = 1 }
+`,
+      2,
+    );
+    // Separate connections, so SO_REUSEPORT spreads them over both workers (all 16 on one
+    // worker: 2 in 65,536).
+    const clients: net.Socket[] = [];
+    const statuses: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      clients.push(socket);
+      let head = '';
+      socket.on('data', (d: Buffer) => {
+        const first = head === '';
+        head += d.toString('latin1');
+        if (first) statuses.push(head.slice(9, 12));
+      });
+      socket.write(`GET /b${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    }
+    cleanups.push(async () => {
+      for (const c of clients) c.destroy();
+    });
+    await vitestWait(() => statuses.length + held >= 16);
+    expect(held).toBe(1);
+    expect(statuses).toEqual(Array(15).fill('502'));
+    expect(reset.connections()).toBe(16);
+  });
+
   it('without retries configured, a reset is answered 502', async () => {
     const reset = await resetCounter();
     cleanups.push(() => reset.close());
