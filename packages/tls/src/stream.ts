@@ -65,10 +65,31 @@ function givePlain(buf: Uint8Array): void {
   if (freePlain.length < PLAIN_KEEP) freePlain.push(buf);
 }
 
+/**
+ * The JavaScript record layer's receive budget (legacy driver, issue 16): the ciphertext chunk
+ * some plaintext chunks were decrypted from, given back to the stream below only once every one
+ * of them was released. The runtime counts what a stream holds by the chunks it handed out, so
+ * ciphertext released at once left the plaintext counted nowhere, and a stream whose reader keeps
+ * its chunks read on without end (a flood held hundreds of MiB). Held this way, the socket below
+ * pauses at the stream and worker caps as a plain one does; plaintext is never longer than its
+ * ciphertext.
+ */
+class CipherHold {
+  constructor(
+    readonly chunk: RecvChunk,
+    public pending: number,
+  ) {}
+  drop(): void {
+    if (--this.pending === 0) this.chunk.release();
+  }
+}
+
 /** Decrypted bytes in a pooled plaintext buffer; release() gives the buffer back. */
 class PlainChunk implements RecvChunk {
   bytes: Uint8Array;
   #buf: Uint8Array | undefined;
+  /** The ciphertext this came from, on the JavaScript record layer (CipherHold). */
+  hold: CipherHold | undefined = undefined;
   constructor(bytes: Uint8Array, buf: Uint8Array) {
     this.bytes = bytes;
     this.#buf = buf;
@@ -78,6 +99,9 @@ class PlainChunk implements RecvChunk {
     if (buf === undefined) return;
     this.#buf = undefined;
     givePlain(buf);
+    const hold = this.hold;
+    this.hold = undefined;
+    hold?.drop();
   }
 }
 
@@ -408,8 +432,14 @@ export class TlsStream extends StreamForms {
       this.#deliverReady();
       return;
     }
+    const ready = this.#ready;
+    const first = ready.length;
     this.#process(chunk.bytes);
-    chunk.release();
+    // The ciphertext stays held while plaintext made from it is (CipherHold).
+    if (ready.length > first) {
+      const hold = new CipherHold(chunk, ready.length - first);
+      for (let i = first; i < ready.length; i++) ready[i]!.hold = hold;
+    } else chunk.release();
     this.#deliverReady();
   }
 
