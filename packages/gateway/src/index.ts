@@ -35,6 +35,17 @@ export {
   ProtoPseudonymPlan,
 } from './grpc/proto-plan.js';
 export { GrpcMessageStream, GrpcPseudonymRewriter, ProtoMessageRewriter } from './grpc/proto-rewriter.js';
+export {
+  loadDescriptorSets,
+  loadProtoFiles,
+  type ProtoFieldDesc,
+  type ProtoMessageDesc,
+  type ProtoMethodDesc,
+  type ProtoSchema,
+  type ProtoServiceDesc,
+  schemaOfRegistry,
+  schemaOfRoot,
+} from './grpc/proto-schema.js';
 export { type LoadIdlOptions, loadIdl } from './idl/load.js';
 export type {
   Annotations,

@@ -25,6 +25,8 @@ import {
   GrpcMessageStream,
   GrpcPseudonymRewriter,
   GrpcPseudonymService,
+  loadDescriptorSets,
+  loadProtoFiles,
   loadProtoRoot,
   ProtoPseudonymPlan,
   PseudonymError,
@@ -404,5 +406,81 @@ describe('GrpcPseudonymService', () => {
       await layer.call(req);
       expect(body).toBe(req.body);
     }
+  });
+});
+
+// Descriptor sets (test/proto/build.sh made them with protoc) read through @bufbuild/protobuf
+// plan as the same .proto files read by protobufjs do.
+describe('binary FileDescriptorSets', () => {
+  const fixtures = join(import.meta.dirname, 'proto');
+
+  it('plan the same fields as the .proto files and rewrite to the same bytes', () => {
+    const schema = loadDescriptorSets([join(fixtures, 'users.binpb')]);
+    expect([...schema.services.keys()]).toEqual(['demo.Users']);
+    const fromSet = new ProtoPseudonymPlan(schema, FIELDS);
+    const fromFiles = new ProtoPseudonymPlan(loadProtoFiles([join(fixtures, 'users.proto')]), FIELDS);
+    expect(fromSet.methods).toEqual(plan.methods);
+    for (const path of plan.methods) expect(fromSet.forPath(path)).toEqual(fromFiles.forPath(path));
+    const bytes = new Uint8Array(User.encode(User.fromObject(alice)).finish());
+    const rw = new GrpcPseudonymRewriter(fromSet, pseudonymizer, 'downstream');
+    const sealed = rw.response(fromSet.forPath('/demo.Users/Get')!, bytes);
+    expect(sealed).toEqual(down.response(get, bytes));
+    expect(new GrpcPseudonymRewriter(fromSet, pseudonymizer, 'upstream').response(get, sealed)).toEqual(
+      bytes,
+    );
+  });
+
+  it('names bad paths as for .proto files', () => {
+    const schema = loadDescriptorSets([join(fixtures, 'users.binpb')]);
+    const message = (fields: string[]) => {
+      try {
+        new ProtoPseudonymPlan(schema, fields);
+      } catch (e) {
+        expect(e).toBeInstanceOf(GatewayConfigError);
+        return (e as Error).message;
+      }
+      throw new Error('no error');
+    };
+    expect(message(['demo.Users.Get.request.x'])).toContain('"x" is not a field of Find');
+    expect(message(['demo.Users.Get.response.home'])).toContain('ends at a Address');
+    expect(message(['demo.Users.Get.response.id'])).toContain('ends at a int64');
+    expect(message(['demo.Users.Get.response.email.x'])).toContain('"x" follows a string, not a message');
+  });
+
+  it('reads (loch.pii) options declared as extensions of FieldOptions', () => {
+    const schema = loadDescriptorSets([join(fixtures, 'people.binpb')]);
+    const p = new ProtoPseudonymPlan(schema, []);
+    expect(p.methods).toEqual(['/a.Dir/Who']);
+    const same = new ProtoPseudonymPlan(loadProtoFiles([join(fixtures, 'people.proto')]), []);
+    expect(p.forPath('/a.Dir/Who')).toEqual(same.forPath('/a.Dir/Who'));
+    const person = p.forPath('/a.Dir/Who')!.response!;
+    expect(person.fields.get(1)?.node).toEqual({
+      kind: 'leaf',
+      binary: false,
+      domain: 'a.Person.email',
+      format: 'email',
+    });
+    expect(person.fields.get(5)?.node).toEqual({
+      kind: 'leaf',
+      binary: true,
+      domain: 'photos',
+      format: 'text',
+    });
+    expect(new ProtoPseudonymPlan(schema, [], { annotations: false }).methods).toEqual([]);
+  });
+
+  it('a set without its imports, or a file that is not a set, is a config error naming the file', () => {
+    expect(() => loadDescriptorSets([join(fixtures, 'people-no-imports.binpb')])).toThrow(
+      /people-no-imports\.binpb: not a complete FileDescriptorSet/,
+    );
+    expect(() => loadDescriptorSets([join(fixtures, 'users.proto')])).toThrow(GatewayConfigError);
+    expect(() => loadDescriptorSets([join(fixtures, 'missing.binpb')])).toThrow(/missing\.binpb/);
+  });
+
+  it('lists the imports read, for watching', () => {
+    expect(loadProtoFiles([join(fixtures, 'people.proto')]).files).toEqual([
+      join(fixtures, 'people.proto'),
+      join(fixtures, 'pii.proto'),
+    ]);
   });
 });

@@ -268,6 +268,8 @@ export const PseudonymizeSchema = z.strictObject({
   idl: z.string().min(1).optional(),
   /** The .proto files of a proxied route's gRPC calls. */
   proto: z.array(z.string().min(1)).min(1).optional(),
+  /** Or their binary FileDescriptorSets (`protoc --include_imports --descriptor_set_out`, `buf build -o`). */
+  descriptor_set: z.array(z.string().min(1)).min(1).optional(),
   /** Which side holds tokens: "upstream" (calls sealed, replies opened) or "downstream". */
   direction: z.enum(['upstream', 'downstream']),
   keys: z

@@ -332,7 +332,7 @@ export function mergeGatewayRoutes(
 /**
  * The files a running config was read from besides itself that loch watches (run.ts): every
  * gateway route's and pseudonymizing thrift server's IDL files (includes too), the .proto
- * files of gRPC pseudonymization (not their imports) and key files.
+ * files of gRPC pseudonymization (imports too) or its descriptor sets, and key files.
  * A change reloads the config, which reads them again; a bad IDL keeps the running config.
  */
 export function gatewayFiles(config: ProxyConfig): string[] {
@@ -350,7 +350,7 @@ export function gatewayFiles(config: ProxyConfig): string[] {
       }
       const grpc = route.grpcPseudonymize;
       if (grpc !== undefined) {
-        for (const f of grpc.proto) files.add(f);
+        for (const f of grpc.files) files.add(f);
         for (const k of grpc.keys) if (k.file !== undefined) files.add(k.file);
       }
     }

@@ -1,7 +1,8 @@
 /**
- * `pseudonymize = { proto = [...], direction, keys, current, fields }` of a proxied HTTP route
- * (gRPC calls; issue 19): validated when the config loads (the .proto files parsed by
- * protobufjs, every field path checked against them, keys read and checked, something chosen)
+ * `pseudonymize = { proto = [...] | descriptor_set = [...], direction, keys, current, fields }`
+ * of a proxied HTTP route (gRPC calls; issue 19): validated when the config loads (the .proto
+ * files parsed by protobufjs or the binary FileDescriptorSets read by @bufbuild/protobuf, every
+ * field path checked against them, keys read and checked, something chosen)
  * into a GrpcPseudonymConfig that holds file paths, never keys; in a worker, the route's
  * @loch/gateway GrpcPseudonymService is built from it once per config object (a reload reads
  * the files again) and put around the route's forwarding (proxy/route.ts). Not for Thrift
@@ -12,8 +13,10 @@ import {
   GatewayConfigError,
   GrpcPseudonymRewriter,
   GrpcPseudonymService,
-  loadProtoRoot,
+  loadDescriptorSets,
+  loadProtoFiles,
   ProtoPseudonymPlan,
+  type ProtoSchema,
   type PseudonymDirection,
   type PseudonymFieldRule,
   Pseudonymizer,
@@ -30,8 +33,11 @@ type PseudonymizeTable = z.infer<typeof PseudonymizeSchema>;
 
 /** gRPC pseudonymization of a route as a worker builds it. */
 export interface GrpcPseudonymConfig {
-  /** Absolute .proto files. */
+  /** Absolute .proto files (or FileDescriptorSets, as `schema` says). */
   readonly proto: readonly string[];
+  readonly schema: 'proto' | 'descriptor_set';
+  /** Every file the schema was read from, imports included (what loch watches). */
+  readonly files: readonly string[];
   readonly direction: PseudonymDirection;
   readonly keys: readonly PseudonymKeySource[];
   readonly current: string;
@@ -50,23 +56,29 @@ export function grpcPseudonymOf(
   baseDir: string,
 ): GrpcPseudonymConfig | undefined {
   const start = issues.length;
-  if (table.proto === undefined) {
+  if ((table.proto === undefined) === (table.descriptor_set === undefined)) {
     issues.push({
       path: `${at}.proto`,
       message:
-        'name the .proto files of the gRPC calls (a thrift route pseudonymizes inside thrift = { ... })',
+        table.proto === undefined
+          ? 'name the .proto files or the descriptor_set of the gRPC calls (a thrift route pseudonymizes inside thrift = { ... })'
+          : 'give proto or descriptor_set, not both',
     });
     return undefined;
   }
   if (table.idl !== undefined)
-    issues.push({ path: `${at}.idl`, message: 'a gRPC route takes proto, not idl' });
-  const proto = table.proto.map((f) => resolve(baseDir, f));
+    issues.push({ path: `${at}.idl`, message: 'a gRPC route takes proto or descriptor_set, not idl' });
+  const schema = table.proto === undefined ? 'descriptor_set' : 'proto';
+  const proto = (table.proto ?? table.descriptor_set ?? []).map((f) => resolve(baseDir, f));
   const { keys, keyring } = pseudonymKeysOf(table, at, issues, baseDir);
   const fields = pseudonymFieldsOf(table);
   const annotations = table.annotations ?? true;
   let methods: string[] = [];
+  let files: readonly string[] = proto;
   try {
-    methods = new ProtoPseudonymPlan(loadProtoRoot(proto), fields, { annotations }).methods;
+    const loaded = schemaOf(schema, proto);
+    files = schema === 'proto' ? loaded.files : proto;
+    methods = new ProtoPseudonymPlan(loaded, fields, { annotations }).methods;
     if (methods.length === 0) {
       issues.push({
         path: `${at}.fields`,
@@ -78,16 +90,30 @@ export function grpcPseudonymOf(
     issues.push({ path: `${at}.fields`, message: e.message });
   }
   if (issues.length > start || keyring === undefined) return undefined;
-  return { proto, direction: table.direction, keys, current: keyring.current, fields, annotations, methods };
+  return {
+    proto,
+    schema,
+    files,
+    direction: table.direction,
+    keys,
+    current: keyring.current,
+    fields,
+    annotations,
+    methods,
+  };
+}
+
+function schemaOf(kind: GrpcPseudonymConfig['schema'], files: readonly string[]): ProtoSchema {
+  return kind === 'proto' ? loadProtoFiles(files) : loadDescriptorSets(files);
 }
 
 const rewriters = new WeakMap<GrpcPseudonymConfig, GrpcPseudonymRewriter>();
 
-/** The rewriter of `config`, made once per config object (reads the .proto and key files). */
+/** The rewriter of `config`, made once per config object (reads the schema and key files). */
 function rewriterOf(config: GrpcPseudonymConfig): GrpcPseudonymRewriter {
   let rewriter = rewriters.get(config);
   if (rewriter === undefined) {
-    const plan = new ProtoPseudonymPlan(loadProtoRoot(config.proto), config.fields, {
+    const plan = new ProtoPseudonymPlan(schemaOf(config.schema, config.proto), config.fields, {
       annotations: config.annotations,
     });
     const keyring = PseudonymKeyring.load(config.keys, { current: config.current });

@@ -48,6 +48,10 @@ export function pseudonymConfigOf(
   baseDir: string,
 ): PseudonymConfig | undefined {
   const start = issues.length;
+  for (const key of ['proto', 'descriptor_set'] as const) {
+    if (table[key] !== undefined)
+      issues.push({ path: `${at}.${key}`, message: `a thrift call is described by its IDL, not ${key}` });
+  }
   const { keys, keyring } = pseudonymKeysOf(table, at, issues, baseDir);
   const fields = pseudonymFieldsOf(table);
   const annotations = table.annotations ?? true;

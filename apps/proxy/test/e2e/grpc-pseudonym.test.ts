@@ -5,10 +5,13 @@
  * streaming requests; a chosen response field that is not a token ends the call with
  * INTERNAL naming the field. `direction = "downstream"`: the client's tokens are opened for the
  * server, server-streamed replies are sealed, and a value that is not a token never reaches
- * the server (the call fails).
+ * the server (the call fails). The upstream side reads echo.proto (protobufjs), the downstream
+ * side its binary FileDescriptorSet echo.binpb (@bufbuild/protobuf; test/fixtures/grpc/build.sh);
+ * a change to options.proto, which echo.proto imports, reloads the route.
  */
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { Pseudonymizer, PseudonymKeyring } from '@loch/gateway';
@@ -16,17 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableDrivers, freePort, type Loch, startLoch, tempDir } from './harness.js';
 
 const drivers = availableDrivers();
-const PROTO = `
-syntax = "proto3";
-package loch.test;
-message EchoRequest { string text = 1; int32 count = 2; }
-message EchoReply { string text = 1; int32 index = 2; }
-service Echo {
-  rpc Say (EchoRequest) returns (EchoReply);
-  rpc Repeat (EchoRequest) returns (stream EchoReply);
-  rpc Chat (stream EchoRequest) returns (stream EchoReply);
-}
-`;
+const fixtures = fileURLToPath(new URL('../fixtures/grpc/', import.meta.url));
 const key = Buffer.alloc(64, 0x3c);
 const ours = new Pseudonymizer(new PseudonymKeyring([{ id: 'k1', key }]));
 const SAY = 'loch.test.Echo.Say.request.text';
@@ -49,10 +42,13 @@ describe.each(drivers)('loch pseudonymizing gRPC calls (driver %s)', (driver) =>
   let up: EchoClient;
   let down: EchoClient;
   const seen: string[] = [];
+  const notes: string[] = [];
+  let dir: string;
 
   beforeAll(async () => {
-    const dir = tempDir('loch-grpc-pseudonym-');
-    writeFileSync(join(dir, 'echo.proto'), PROTO);
+    dir = tempDir('loch-grpc-pseudonym-');
+    for (const f of ['echo.proto', 'options.proto', 'echo.binpb'])
+      copyFileSync(join(fixtures, f), join(dir, f));
     writeFileSync(join(dir, 'k1.key'), key.toString('hex'));
     const pkg = grpc.loadPackageDefinition(
       protoLoader.loadSync(join(dir, 'echo.proto'), { keepCase: true, defaults: true }),
@@ -60,8 +56,12 @@ describe.each(drivers)('loch pseudonymizing gRPC calls (driver %s)', (driver) =>
     const Echo = pkg.loch.test.Echo;
     server = new grpc.Server();
     server.addService(Echo.service, {
-      Say(call: grpc.ServerUnaryCall<{ text: string }, EchoReply>, cb: grpc.sendUnaryData<EchoReply>) {
+      Say(
+        call: grpc.ServerUnaryCall<{ text: string; options: { note: string } | null }, EchoReply>,
+        cb: grpc.sendUnaryData<EchoReply>,
+      ) {
         seen.push(call.request.text);
+        if (call.request.options !== null) notes.push(call.request.options.note);
         cb(null, { text: `hello ${call.request.text}`, index: 0 });
       },
       Repeat(call: grpc.ServerWritableStream<{ text: string; count: number }, EchoReply>) {
@@ -84,11 +84,11 @@ describe.each(drivers)('loch pseudonymizing gRPC calls (driver %s)', (driver) =>
       ),
     );
     const [p1, p2] = [await freePort(), await freePort()];
-    const route = (direction: string, fields: string[]) => `
+    const route = (schema: string, direction: string, fields: string[]) => `
 [[ROUTES]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${upstream}" }]
-pseudonymize = { proto = ["echo.proto"], direction = "${direction}", keys = [{ id = "k1", file = "k1.key" }], fields = ${JSON.stringify(fields)} }
+pseudonymize = { ${schema}, direction = "${direction}", keys = [{ id = "k1", file = "k1.key" }], fields = ${JSON.stringify(fields)} }
 `;
     loch = await startLoch(
       dir,
@@ -99,12 +99,12 @@ workers = 1
 [servers.up]
 listener = { type = "socket", value = "127.0.0.1:${p1}" }
 upstream_http_version = "http2"
-${route('upstream', [SAY, CHAT, REPEAT]).replace('ROUTES', 'servers.up.routes')}
+${route('proto = ["echo.proto"]', 'upstream', [SAY, CHAT, REPEAT]).replace('ROUTES', 'servers.up.routes')}
 
 [servers.down]
 listener = { type = "socket", value = "127.0.0.1:${p2}" }
 upstream_http_version = "http2"
-${route('downstream', [SAY, REPEAT]).replace('ROUTES', 'servers.down.routes')}
+${route('descriptor_set = ["echo.binpb"]', 'downstream', [SAY, REPEAT]).replace('ROUTES', 'servers.down.routes')}
 `,
       { LOCH_DRIVER: driver },
     );
@@ -173,5 +173,27 @@ ${route('downstream', [SAY, REPEAT]).replace('ROUTES', 'servers.down.routes')}
     expect(bad.err).not.toBeNull();
     expect(bad.err?.code).not.toBe(grpc.status.OK);
     expect(seen).toEqual(['bob']); // the bad value never reached the server
+  });
+
+  it('a changed import of a .proto reloads the route (a new (pii) option there applies)', async () => {
+    notes.length = 0;
+    const say2 = (note: string) =>
+      new Promise<grpc.ServiceError | null>((resolve) =>
+        up.Say({ text: 'n', options: { note } }, (err) => resolve(err)),
+      );
+    expect(await say2('first')).toBeNull();
+    expect(notes).toEqual(['first']);
+    const mark = loch.stderr().length;
+    writeFileSync(
+      join(dir, 'options.proto'),
+      readFileSync(join(fixtures, 'options.proto'), 'utf8').replace(
+        'string note = 1;',
+        'string note = 1 [(pii) = "note"];',
+      ),
+    );
+    await loch.waitFor(/reloaded/, mark);
+    expect(await say2('second')).toBeNull();
+    expect(notes[1]).toMatch(/^pn1\.k1\./);
+    expect(ours.reveal('loch.test.Options.note', notes[1] as string)).toBe('second');
   });
 });

@@ -4,11 +4,13 @@
  * one path merged by method, and each mistake a ConfigError naming its key (a bad IDL names
  * its file and line).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
+import { gatewayFiles } from '../../src/gateway/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'loch-gw-config-'));
 writeFileSync(
@@ -219,6 +221,69 @@ ${extra}thrift = { idl = "api.thrift", upstream = "127.0.0.1:9090", ${thrift} }`
     expect(
       issuesOf(config(route('proto = ["none.proto"], fields = ["t.E.Say.request.text"]')))[0]?.path,
     ).toBe('servers.gw.routes[0].pseudonymize.fields');
+  });
+
+  it('gRPC pseudonymize from a binary descriptor set; imports of .proto files are watched', () => {
+    const grpcFixtures = fileURLToPath(new URL('../fixtures/grpc/', import.meta.url));
+    for (const f of ['echo.proto', 'options.proto', 'echo.binpb'])
+      copyFileSync(join(grpcFixtures, f), join(dir, f));
+    writeFileSync(join(dir, 'k.key'), 'ab'.repeat(64));
+    const route = (table: string) =>
+      `[[servers.gw.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:9" }]\npseudonymize = { direction = "upstream", keys = [{ id = "k", file = "k.key" }], ${table} }`;
+    const set = parseConfig(
+      config(route('descriptor_set = ["echo.binpb"], fields = ["loch.test.Echo.Say.request.text"]')),
+      configFile,
+    );
+    expect(set.servers[0]?.routes[0]?.grpcPseudonymize).toMatchObject({
+      proto: [join(dir, 'echo.binpb')],
+      schema: 'descriptor_set',
+      methods: ['/loch.test.Echo/Say'],
+    });
+    const files = parseConfig(
+      config(route('proto = ["echo.proto"], fields = ["loch.test.Echo.Say.request.text"]')),
+      configFile,
+    );
+    expect(gatewayFiles(files)).toEqual(
+      expect.arrayContaining([join(dir, 'echo.proto'), join(dir, 'options.proto'), join(dir, 'k.key')]),
+    );
+    expect(gatewayFiles(set)).toEqual(expect.arrayContaining([join(dir, 'echo.binpb')]));
+    expect(
+      issuesOf(
+        config(
+          route(
+            'proto = ["echo.proto"], descriptor_set = ["echo.binpb"], fields = ["loch.test.Echo.Say.request.text"]',
+          ),
+        ),
+      )[0],
+    ).toEqual({
+      path: 'servers.gw.routes[0].pseudonymize.proto',
+      message: 'give proto or descriptor_set, not both',
+    });
+    expect(
+      issuesOf(
+        config(route('descriptor_set = ["echo.proto"], fields = ["loch.test.Echo.Say.request.text"]')),
+      )[0],
+    ).toMatchObject({
+      path: 'servers.gw.routes[0].pseudonymize.fields',
+      message: expect.stringContaining('echo.proto: not a complete FileDescriptorSet'),
+    });
+  });
+
+  it('a thrift route pseudonymizes by its IDL: proto or descriptor_set there is an issue', () => {
+    writeFileSync(join(dir, 'k.key'), 'ab'.repeat(64));
+    const i = issuesOf(
+      config(`
+[[servers.gw.routes]]
+path = "/users/{id}"
+thrift = { idl = "user.thrift", service = "UserService", method = "getUser", upstream = "127.0.0.1:9090", pseudonymize = { descriptor_set = ["x.binpb"], direction = "upstream", keys = [{ id = "k", file = "k.key" }], fields = ["UserService.getUser.result.success.name"] } }
+`),
+    );
+    expect(i).toEqual([
+      {
+        path: 'servers.gw.routes[0].thrift.pseudonymize.descriptor_set',
+        message: 'a thrift call is described by its IDL, not descriptor_set',
+      },
+    ]);
   });
 
   it('upstream and upstreams: exactly one; endpoints checked as the Thrift proxy checks them', () => {

@@ -1,6 +1,7 @@
 /**
  * Which fields of which gRPC messages are pseudonymized, compiled once from protobuf
- * descriptors (protobufjs reflection: a Root loaded from .proto files or a descriptor set):
+ * descriptors (proto-schema.ts: a binary FileDescriptorSet through @bufbuild/protobuf, or .proto
+ * files through protobufjs; one model for both):
  * fields chosen by path, `<package.Service>.<Method>.request.<field>...` or
  * `....response.<field>...`. A segment names a message field; repeated fields are every
  * occurrence and map fields their values, so `...response.users.email` is the email of every
@@ -12,6 +13,14 @@ import protobuf from 'protobufjs';
 import { GatewayConfigError } from '../errors.js';
 import type { PseudonymFieldRule } from '../pseudonym/plan.js';
 import type { TokenFormat } from '../pseudonym/token-text.js';
+import {
+  type ProtoFieldDesc,
+  type ProtoMessageDesc,
+  type ProtoSchema,
+  schemaOfRoot,
+} from './proto-schema.js';
+
+export { loadProtoRoot } from './proto-schema.js';
 
 /** A string or bytes value to rewrite. */
 export interface ProtoLeaf {
@@ -37,19 +46,6 @@ export interface ProtoMethodPlan {
   readonly response: ProtoMessagePlan | undefined;
 }
 
-/** Loads .proto files (imports resolved beside them); a bad file is a GatewayConfigError naming it. */
-export function loadProtoRoot(files: readonly string[]): protobuf.Root {
-  try {
-    const root = new protobuf.Root().loadSync([...files], { keepCase: true });
-    root.resolveAll();
-    return root;
-  } catch (e) {
-    // protobufjs names the line, not always the file.
-    const file = (e as { filename?: string }).filename ?? files.join(', ');
-    throw new GatewayConfigError(`${file}: ${(e as Error).message}`);
-  }
-}
-
 interface Trie {
   rule: PseudonymFieldRule | undefined;
   readonly children: Map<string, Trie>;
@@ -61,28 +57,29 @@ function fail(path: string, why: string): never {
 
 const LEAF_TYPES = new Set(['string', 'bytes']);
 
-/** A compiled plan over a protobuf Root. */
+/** A compiled plan over a protobuf schema. */
 export class ProtoPseudonymPlan {
   readonly #methods = new Map<string, ProtoMethodPlan>();
 
   readonly #annotations: boolean;
   /** Annotation-only message plans (independent of where the message sits). */
-  readonly #annotated = new Map<protobuf.Type, ProtoMessagePlan | undefined>();
+  readonly #annotated = new Map<ProtoMessageDesc, ProtoMessagePlan | undefined>();
 
   /**
-   * `fields` by path; with `annotations` (default true) also every string/bytes field carrying
-   * a `[(pii) = "..."]` option (any package: `(loch.pii)`; `"email"` picks the email form,
-   * `(...pii_domain)` the domain, default `package.Message.field`), wherever its message travels.
+   * `fields` by path over `schema` (loadDescriptorSets, loadProtoFiles, or a protobufjs Root);
+   * with `annotations` (default true) also every string/bytes field carrying a `[(pii) = "..."]`
+   * option (any package: `(loch.pii)`; `"email"` picks the email form, `(...pii_domain)` the
+   * domain, default `package.Message.field`), wherever its message travels.
    * Throws GatewayConfigError naming a path that does not fit the descriptors.
    */
   constructor(
-    root: protobuf.Root,
+    schema: ProtoSchema | protobuf.Root,
     fields: readonly (string | PseudonymFieldRule)[],
     options: { readonly annotations?: boolean } = {},
   ) {
     this.#annotations = options.annotations ?? true;
-    root.resolveAll();
-    const byMethod = new Map<string, { method: protobuf.Method; request: Trie; response: Trie }>();
+    const { services } = schema instanceof protobuf.Root ? schemaOfRoot(schema) : schema;
+    const byMethod = new Map<string, { request: Trie; response: Trie }>();
     for (const entry of fields) {
       const rule = typeof entry === 'string' ? { path: entry } : entry;
       const path = rule.path;
@@ -91,35 +88,28 @@ export class ProtoPseudonymPlan {
       if (side < 2) fail(path, 'expected package.Service.Method.request|response.field...');
       const serviceName = parts.slice(0, side - 1).join('.');
       const methodName = parts[side - 1] as string;
-      let service: protobuf.Service | undefined;
-      try {
-        service = root.lookupService(serviceName);
-      } catch {}
+      const service = services.get(serviceName);
       if (service === undefined) fail(path, `no service ${serviceName}`);
-      const method = service.methods[methodName];
+      const method = service.methods.get(methodName);
       if (method === undefined) fail(path, `service ${serviceName} has no method ${methodName}`);
       const names = parts.slice(side + 1);
       if (names.length === 0 || names.some((n) => n === ''))
         fail(path, 'name a field after request or response');
-      method.resolve();
-      let type: protobuf.Type | null =
-        parts[side] === 'request' ? method.resolvedRequestType : method.resolvedResponseType;
-      let last: protobuf.Field | undefined;
+      let type: ProtoMessageDesc | undefined = parts[side] === 'request' ? method.input : method.output;
+      let last: ProtoFieldDesc | undefined;
       for (const name of names) {
-        if (type === null) fail(path, `"${name}" follows a ${last?.type ?? 'scalar'}, not a message`);
-        const field: protobuf.Field | undefined = type.fields[name];
+        if (type === undefined) fail(path, `"${name}" follows a ${last?.type ?? 'scalar'}, not a message`);
+        const field: ProtoFieldDesc | undefined = type.fields.find((f) => f.name === name);
         if (field === undefined) fail(path, `"${name}" is not a field of ${type.name}`);
-        field.resolve();
         last = field;
-        type = field.resolvedType instanceof protobuf.Type ? field.resolvedType : null;
+        type = field.message;
       }
       if (last === undefined || !LEAF_TYPES.has(last.type))
         fail(path, `ends at a ${last?.type}: only string and bytes fields can be pseudonymized`);
-      const key = `/${service.fullName.replace(/^\./, '')}/${method.name}`;
+      const key = `/${service.fullName}/${method.name}`;
       let tries = byMethod.get(key);
       if (tries === undefined) {
         tries = {
-          method,
           request: { rule: undefined, children: new Map() },
           response: { rule: undefined, children: new Map() },
         };
@@ -134,13 +124,12 @@ export class ProtoPseudonymPlan {
       if (node.rule !== undefined) fail(path, 'given twice');
       node.rule = rule;
     }
-    for (const service of servicesOf(root)) {
-      for (const method of service.methodsArray) {
-        method.resolve();
-        const key = `/${service.fullName.replace(/^\./, '')}/${method.name}`;
+    for (const service of services.values()) {
+      for (const method of service.methods.values()) {
+        const key = `/${service.fullName}/${method.name}`;
         const tries = byMethod.get(key);
-        const request = this.#message(method.resolvedRequestType as protobuf.Type, tries?.request);
-        const response = this.#message(method.resolvedResponseType as protobuf.Type, tries?.response);
+        const request = this.#message(method.input, tries?.request);
+        const response = this.#message(method.output, tries?.response);
         if (request !== undefined || response !== undefined)
           this.#methods.set(key, { path: key, request, response });
       }
@@ -148,10 +137,10 @@ export class ProtoPseudonymPlan {
   }
 
   /** A message's plan under configured rules (`trie`) and annotations. */
-  #message(type: protobuf.Type, trie: Trie | undefined): ProtoMessagePlan | undefined {
+  #message(type: ProtoMessageDesc, trie: Trie | undefined): ProtoMessagePlan | undefined {
     if (trie === undefined || trie.children.size === 0) return this.#annotatedMessage(type);
     const fields = new Map<number, { name: string; node: ProtoNode }>();
-    for (const field of type.fieldsArray) {
+    for (const field of type.fields) {
       const child = trie.children.get(field.name);
       let node: ProtoNode | undefined;
       if (child?.rule !== undefined) {
@@ -162,37 +151,35 @@ export class ProtoPseudonymPlan {
           format: child.rule.format ?? 'text',
         };
       } else node = this.#annotatedLeaf(type, field) ?? this.#sub(field, child);
-      if (node !== undefined) fields.set(field.id, { name: field.name, node: entryOf(field, node) });
+      if (node !== undefined) fields.set(field.number, { name: field.name, node: entryOf(field, node) });
     }
     return fields.size === 0 ? undefined : { fields };
   }
 
   /** The node of a message-typed field under `trie` (annotations only when undefined). */
-  #sub(field: protobuf.Field, trie: Trie | undefined): ProtoNode | undefined {
-    if (!(field.resolvedType instanceof protobuf.Type)) return undefined;
-    const plan = this.#message(field.resolvedType, trie);
+  #sub(field: ProtoFieldDesc, trie: Trie | undefined): ProtoNode | undefined {
+    if (field.message === undefined) return undefined;
+    const plan = this.#message(field.message, trie);
     return plan === undefined ? undefined : { kind: 'message', plan };
   }
 
-  #annotatedLeaf(type: protobuf.Type, field: protobuf.Field): ProtoLeaf | undefined {
-    if (!this.#annotations) return undefined;
-    const pii = optionOf(field, 'pii');
-    if (pii === undefined) return undefined;
+  #annotatedLeaf(type: ProtoMessageDesc, field: ProtoFieldDesc): ProtoLeaf | undefined {
+    if (!this.#annotations || field.pii === undefined) return undefined;
     if (!LEAF_TYPES.has(field.type)) {
       throw new GatewayConfigError(
-        `${type.fullName.replace(/^\./, '')}.${field.name}: (pii) on a ${field.type} field: only string and bytes fields can be pseudonymized`,
+        `${type.fullName}.${field.name}: (pii) on a ${field.type} field: only string and bytes fields can be pseudonymized`,
       );
     }
     return {
       kind: 'leaf',
       binary: field.type === 'bytes',
-      domain: String(optionOf(field, 'pii_domain') ?? `${type.fullName.replace(/^\./, '')}.${field.name}`),
-      format: pii === 'email' ? 'email' : 'text',
+      domain: field.piiDomain ?? `${type.fullName}.${field.name}`,
+      format: field.pii === 'email' ? 'email' : 'text',
     };
   }
 
   /** The annotation-only plan of a message; one that reaches itself is one plan referring to itself. */
-  #annotatedMessage(type: protobuf.Type): ProtoMessagePlan | undefined {
+  #annotatedMessage(type: ProtoMessageDesc): ProtoMessagePlan | undefined {
     if (!this.#annotations) return undefined;
     if (this.#annotated.has(type)) return this.#annotated.get(type);
     if (!reachesAnnotation(type, new Set())) {
@@ -202,9 +189,9 @@ export class ProtoPseudonymPlan {
     const fields = new Map<number, { name: string; node: ProtoNode }>();
     const plan: ProtoMessagePlan = { fields };
     this.#annotated.set(type, plan);
-    for (const field of type.fieldsArray) {
+    for (const field of type.fields) {
       const node = this.#annotatedLeaf(type, field) ?? this.#sub(field, undefined);
-      if (node !== undefined) fields.set(field.id, { name: field.name, node: entryOf(field, node) });
+      if (node !== undefined) fields.set(field.number, { name: field.name, node: entryOf(field, node) });
     }
     return plan;
   }
@@ -220,41 +207,17 @@ export class ProtoPseudonymPlan {
   }
 }
 
-/** A field's option `(pii)` or `(anything.pii)` (and the same for `pii_domain`). */
-function optionOf(field: protobuf.Field, name: string): unknown {
-  const options = field.options;
-  if (options === undefined) return undefined;
-  for (const key in options) {
-    if (key === `(${name})` || (key.endsWith(`.${name})`) && key.startsWith('('))) return options[key];
-  }
-  return undefined;
-}
-
-function reachesAnnotation(type: protobuf.Type, seen: Set<protobuf.Type>): boolean {
+function reachesAnnotation(type: ProtoMessageDesc, seen: Set<ProtoMessageDesc>): boolean {
   if (seen.has(type)) return false;
   seen.add(type);
-  for (const field of type.fieldsArray) {
-    if (optionOf(field, 'pii') !== undefined) return true;
-    if (field.resolvedType instanceof protobuf.Type && reachesAnnotation(field.resolvedType, seen))
-      return true;
+  for (const field of type.fields) {
+    if (field.pii !== undefined) return true;
+    if (field.message !== undefined && reachesAnnotation(field.message, seen)) return true;
   }
   return false;
 }
 
 /** A map field is on the wire a repeated entry message { 1: key, 2: value }. */
-function entryOf(field: protobuf.Field, node: ProtoNode): ProtoNode {
-  return field instanceof protobuf.MapField
-    ? { kind: 'message', plan: { fields: new Map([[2, { name: field.name, node }]]) } }
-    : node;
-}
-
-/** Every service of a Root, nested namespaces included. */
-function servicesOf(ns: protobuf.NamespaceBase): protobuf.Service[] {
-  const out: protobuf.Service[] = [];
-  for (const nested of ns.nestedArray) {
-    if (nested instanceof protobuf.Service) out.push(nested);
-    if (nested instanceof protobuf.Namespace || nested instanceof protobuf.Type)
-      out.push(...servicesOf(nested));
-  }
-  return out;
+function entryOf(field: ProtoFieldDesc, node: ProtoNode): ProtoNode {
+  return field.map ? { kind: 'message', plan: { fields: new Map([[2, { name: field.name, node }]]) } } : node;
 }
