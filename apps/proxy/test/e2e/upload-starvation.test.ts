@@ -7,14 +7,18 @@
  * - the reverse: a client stops reading a 64 MiB response from a fast upstream, and loch's RSS
  *   stays far below what the upstream pushed (loch holds at most its budget; the rest waits in
  *   the kernel's socket buffers), and the whole body arrives once the client reads again.
+ * - the first over HTTPS: 96 TLS uploaders, normal HTTPS requests answered all along, and the
+ *   worker's receive budgets read from `/stats` (no stream ever held more than its cap);
  * RSS and descriptors are read from /proc before and after; latencies are printed, never
  * asserted. bench/upload-starvation measures the same scenario beside nginx and haproxy.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
 import {
   availableDrivers,
   freePort,
@@ -36,6 +40,32 @@ function rssMiB(pid: number): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One HTTPS exchange on a new connection; resolves with what came back (or rejects after `ms`). */
+function tlsExchange(port: number, request: string, ms: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      rejectUnauthorized: false,
+    });
+    let answer = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer in ${ms} ms`));
+    }, ms);
+    socket.on('secureConnect', () => socket.write(request));
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1');
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(answer);
+    });
+  });
+}
 
 /** Starts a Python peer; resolves with the process and the first line it printed. */
 function python(script: string, args: readonly string[]): Promise<{ child: ChildProcess; line: string }> {
@@ -63,6 +93,9 @@ describe.each(drivers)('receive budgets through loch (driver %s)', (driver) => {
   let port: number;
   let fast: Awaited<ReturnType<typeof httpUpstream>>;
   let slow: ChildProcess | undefined;
+  let slowTls: ChildProcess | undefined;
+  let securePort: number;
+  let adminPort: number;
   let written = 0;
 
   beforeAll(async () => {
@@ -86,12 +119,21 @@ describe.each(drivers)('receive budgets through loch (driver %s)', (driver) => {
     });
     const slowPeer = await python('slow_upstream.py', ['65536']);
     slow = slowPeer.child;
+    const slowTlsPeer = await python('slow_upstream.py', ['65536']);
+    slowTls = slowTlsPeer.child;
     port = await freePort();
+    securePort = await freePort();
+    adminPort = await freePort();
+    const dir = tempDir('loch-budget-');
+    selfSignedCertificate(dir, 'default', ['localhost']);
     loch = await startLoch(
-      tempDir('loch-budget-'),
+      dir,
       `
 [runtime]
 workers = 1
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${adminPort}" }
 
 [log]
 access = false
@@ -107,6 +149,21 @@ upstreams = [{ endpoint = "http://127.0.0.1:${slowPeer.line}" }]
 [[servers.web.routes]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
+
+[servers.secure]
+listener = { type = "socket", value = "127.0.0.1:${securePort}" }
+timeouts = { server_keepalive = "60s", server_write = "60s", server_read_body = "60s", upstream_read = "60s" }
+
+[servers.secure.tls]
+certificates = [{ chain = "default.pem", key = "default.key", default = true }]
+
+[[servers.secure.routes]]
+path = "/slow/"
+upstreams = [{ endpoint = "http://127.0.0.1:${slowTlsPeer.line}" }]
+
+[[servers.secure.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
 `,
       { LOCH_DRIVER: driver },
     );
@@ -116,6 +173,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
     await loch?.stop();
     await fast?.close();
     await stopPeer(slow);
+    await stopPeer(slowTls);
   });
 
   it(`${UPLOADERS} uploaders flooding a slow upstream: normal requests are answered, memory and fds bounded`, async () => {
@@ -165,6 +223,87 @@ upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
     );
     expect(loch.fdCount()).toBeLessThanOrEqual(fdsBefore + 2);
   }, 60_000);
+
+  // io_uring (in-ring TLS) fails this today: once the flooded streams hold every plaintext buffer
+  // of the ring (8 MiB), a new connection's request waits behind them (native/src/ring_tls.cc
+  // gives the last free buffers to any conn holding at most one, which a proxy's flooded reader
+  // does, in arrival order); giving them only to conns holding none answers in ~0.3 s, but then a
+  // flooded stream held 320 KiB past its 256 KiB cap. Open (issue 16); skipped there until fixed.
+  it.skipIf(driver === 'uring')(
+    `over HTTPS, ${UPLOADERS} TLS uploaders flooding a slow upstream: normal HTTPS requests are answered, no stream holds more than its cap, memory and fds bounded`,
+    async () => {
+      const pid = loch.child.pid!;
+      const warm = await tlsExchange(
+        securePort,
+        'GET /warm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        10_000,
+      );
+      expect(warm).toMatch(/^HTTP\/1\.1 200 /);
+      await sleep(300);
+      const rssBefore = rssMiB(pid);
+      const fdsBefore = loch.fdCount();
+      const flood = await python('upload_flood.py', [
+        String(securePort),
+        String(UPLOADERS),
+        '/slow/upload',
+        String(2 ** 40),
+        'tls',
+      ]);
+      type Buffers = {
+        streamCap: number;
+        workerCap: number;
+        held: number;
+        peakHeld: number;
+        peakStreamHeld: number;
+        stops: number;
+      };
+      const buffers = async (): Promise<Buffers> => {
+        const res = await fetch(`http://127.0.0.1:${adminPort}/stats`);
+        const stats = (await res.json()) as { workers: { runtime: { buffers: Buffers } }[] };
+        return stats.workers[0]!.runtime.buffers;
+      };
+      try {
+        await sleep(1000); // let the flood fill whatever it can
+        const answers: string[] = [];
+        const latencies: number[] = [];
+        let rssDuring = 0;
+        for (let i = 0; i < 12; i++) {
+          const start = performance.now();
+          // The 10 s bound is liveness (the failure is every request timing out), not a latency target.
+          answers.push(
+            await tlsExchange(
+              securePort,
+              `GET /n${i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+              10_000,
+            ),
+          );
+          latencies.push(Math.round(performance.now() - start));
+          rssDuring = Math.max(rssDuring, rssMiB(pid));
+          await sleep(150);
+        }
+        const b = await buffers();
+        console.log(
+          `[${driver}] ${UPLOADERS} TLS uploaders: normal HTTPS request ms ${latencies.join(' ')}; ` +
+            `RSS before ${rssBefore} MiB, peak during ${rssDuring} MiB; held ${b.held} B (peak ${b.peakHeld}, ` +
+            `one stream ${b.peakStreamHeld}; caps ${b.streamCap} / ${b.workerCap}), stops ${b.stops}`,
+        );
+        for (const answer of answers) expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+        // The budgets held: no stream above its cap.
+        expect(b.peakStreamHeld).toBeLessThanOrEqual(b.streamCap);
+        expect(rssDuring - rssBefore).toBeLessThan(160);
+      } finally {
+        await stopPeer(flood.child);
+        await stopPeer(slowTls);
+      }
+      const waitStart = performance.now();
+      while (loch.fdCount() > fdsBefore + 2 && performance.now() - waitStart < 30_000) await sleep(100);
+      console.log(
+        `[${driver}] fds ${fdsBefore} -> ${loch.fdCount()} after ${Math.round(performance.now() - waitStart)} ms`,
+      );
+      expect(loch.fdCount()).toBeLessThanOrEqual(fdsBefore + 2);
+    },
+    60_000,
+  );
 
   it('a client that stops reading a 64 MiB response: loch holds little, the body arrives whole later', async () => {
     const pid = loch.child.pid!;
