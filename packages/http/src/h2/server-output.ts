@@ -6,6 +6,13 @@
  * its output (stop reading a client that does not read, hold response bodies), and wakes the
  * body writers waiting for the output to drain.
  *
+ * The arena is reused from its start once nothing queued or in flight refers to it (the usual
+ * case between responses), and a frame that does not fit takes the small frames before it that
+ * are not queued yet into the next arena: a response's HEADERS and DATA stay one piece of the
+ * write. Over TLS that is one record instead of two (the engine encrypts a piece above 4 KiB as
+ * a record of its own, so a HEADERS frame left at the end of a full arena was a 60-byte record),
+ * and no 16 KiB buffer is allocated per response.
+ *
  * Not for deciding what to send (server-session.ts) nor for the write's outcome: the session is
  * the stream's WriteTarget and calls `writeEnded()` and `flushPending()` from it.
  */
@@ -15,6 +22,11 @@ import { FRAME_HEADER_LENGTH, writeRstStream, writeWindowUpdate } from './frames
 
 /** Octets of the output arena small frames are written into (a new one when full). */
 const ARENA_SIZE = 16 * 1024;
+/**
+ * Frames not yet queued, up to this many octets, move into the next arena with the frame that
+ * did not fit (see the module comment); more is a piece the TLS engine gives a full record anyway.
+ */
+const CARRY_MAX = 4 * 1024;
 
 /** What the output needs from its session. */
 export interface H2OutputHost extends StreamWriteTarget {
@@ -30,6 +42,8 @@ export class H2FrameOutput {
   arena = new Uint8Array(ARENA_SIZE);
   private arenaStart = 0;
   private arenaPos = 0;
+  /** Where the run of small frames (CARRY_MAX) ending at arenaPos begins: what makeRoom moves. */
+  private smallFrom = 0;
   private out: Uint8Array[] = [];
   private outBytes = 0;
   /** A write is in flight. */
@@ -77,20 +91,18 @@ export class H2FrameOutput {
   }
 
   /**
-   * Room for a frame of `n` octets in the output arena; returns its offset in `this.arena`
-   * (read the field after the call: a full arena is replaced). Frames are written back to back
-   * into one buffer, so the usual flush is one view of it; a region once queued is never
-   * written again (the write in flight may still read it), and a full arena is left to the GC.
+   * Room for a frame of `n` octets in the output arena; returns its offset in `this.arena`.
+   * Write the frame at once: read the field after the call (a full arena is replaced), and an
+   * offset holds only until the next reserve (frames not yet queued may move, see makeRoom).
+   * Frames are written back to back into one buffer, so the usual flush is one view of it; a
+   * region once queued is never written again while a write may still read it, and a replaced
+   * arena is left to the GC.
    */
   reserve(n: number): number {
-    if (this.arenaPos + n > this.arena.length) {
-      this.seal();
-      this.arena = new Uint8Array(Math.max(ARENA_SIZE, n));
-      this.arenaStart = 0;
-      this.arenaPos = 0;
-    }
+    if (this.arenaPos + n > this.arena.length) this.makeRoom(n);
     const at = this.arenaPos;
     this.arenaPos = at + n;
+    if (n > CARRY_MAX) this.smallFrom = at + n;
     this.outBytes += n;
     if (!this.inFeed) this.scheduleFlush();
     return at;
@@ -138,6 +150,12 @@ export class H2FrameOutput {
   writeEnded(): void {
     this.writing = false;
     this.writingBytes = 0;
+    // Nothing queued or unsent: the next frames start the arena again (no buffer per response).
+    if (this.out.length === 0 && this.arenaPos === this.arenaStart) {
+      this.arenaStart = 0;
+      this.arenaPos = 0;
+      this.smallFrom = 0;
+    }
   }
 
   /**
@@ -170,6 +188,32 @@ export class H2FrameOutput {
     this.out = [];
     this.outBytes = 0;
     this.arenaStart = this.arenaPos;
+  }
+
+  /**
+   * Room for `n` more octets after the arena's last small frames not queued yet, which move
+   * along (at most CARRY_MAX octets; the unqueued frames before them are queued here): from the
+   * arena's start when nothing queued or in flight refers to it, else in a new arena. A region
+   * once queued is never written again.
+   */
+  private makeRoom(n: number): void {
+    let from = Math.max(this.arenaStart, this.smallFrom);
+    if (this.arenaPos - from > CARRY_MAX) from = this.arenaPos;
+    if (from > this.arenaStart) {
+      this.out.push(this.arena.subarray(this.arenaStart, from));
+      this.arenaStart = from;
+    }
+    const tail = this.arenaPos - from;
+    const arena = this.arena;
+    if (!this.writing && this.out.length === 0 && tail + n <= arena.length) {
+      arena.copyWithin(0, from, this.arenaPos);
+    } else {
+      this.arena = new Uint8Array(Math.max(ARENA_SIZE, tail + n));
+      if (tail > 0) this.arena.set(arena.subarray(from, this.arenaPos));
+    }
+    this.arenaStart = 0;
+    this.arenaPos = tail;
+    this.smallFrom = 0;
   }
 
   /** Moves the arena's unqueued frames to the output list. */
