@@ -7,12 +7,35 @@
  *
  * Usage: node --import tsx idle-clients.ts <port> <count> <path> [concurrency]
  */
+import { execFileSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 
 const port = Number(process.argv[2]);
 const count = Number(process.argv[3] ?? 10_000);
 const path = process.argv[4] ?? '/';
 const concurrency = Number(process.argv[5] ?? 200);
+
+/**
+ * Connections per source address: one address has about 28,000 ephemeral ports (32768-60999)
+ * toward one port, so past this many the connections take turns over 127.0.0.1, .2, ... (every
+ * 127/8 address is loopback) and 50,000 fit without touching ip_local_port_range.
+ */
+const PER_SOURCE_ADDRESS = 20_000;
+const sources =
+  count > PER_SOURCE_ADDRESS
+    ? Array.from({ length: Math.ceil(count / PER_SOURCE_ADDRESS) }, (_, i) => `127.0.0.${i + 1}`)
+    : undefined;
+let opened = 0;
+
+// Past the usual descriptor limit (20,000 here), raise this process's own (prlimit works as root).
+if (count > 15_000) {
+  const nofile = count + 1_000;
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${nofile}:${nofile}`]);
+  } catch (err) {
+    process.stderr.write(`idle-clients: could not raise the descriptor limit to ${nofile}: ${String(err)}\n`);
+  }
+}
 
 const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
 const sockets: Socket[] = [];
@@ -21,7 +44,10 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 /** Opens one connection and resolves after its first response arrived in full. */
 function openOne(): Promise<void> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(request));
+    const localAddress = sources?.[opened++ % sources.length];
+    const socket = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) }, () =>
+      socket.write(request),
+    );
     let received = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       received = Buffer.concat([received, chunk]);

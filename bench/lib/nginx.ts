@@ -21,14 +21,19 @@ export interface NginxPeer extends Peer {
   readonly port: number;
 }
 
-function prelude(prefix: string, workers: number, extra = ''): string {
+/** worker_connections unless a peer asks for more (the idle-memory bench holds 50,000). */
+const WORKER_CONNECTIONS = 16_384;
+
+function prelude(prefix: string, workers: number, extra = '', connections = WORKER_CONNECTIONS): string {
+  // More connections than the default: a descriptor each and room for upstream ones.
+  const nofile = connections > WORKER_CONNECTIONS ? connections + 1_000 : 20_000;
   return `${extra}
 worker_processes ${workers};
 user root;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; multi_accept on; }
+worker_rlimit_nofile ${nofile};
+events { worker_connections ${connections}; multi_accept on; }
 `;
 }
 
@@ -98,9 +103,11 @@ export function startNginxProxy(options: {
   upstreamPort: number;
   workers: number;
   cpu?: string;
+  /** worker_connections (16,384 unless given; worker_rlimit_nofile follows). */
+  connections?: number;
 }): Promise<NginxPeer> {
   const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-proxy-'));
-  const conf = `${prelude(prefix, options.workers)}
+  const conf = `${prelude(prefix, options.workers, '', options.connections)}
 http {
 ${httpCommon(prefix)}
   upstream backend {

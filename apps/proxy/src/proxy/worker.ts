@@ -14,6 +14,7 @@
  * `connection: close` within the server's shutdown grace, then closes what is left.
  * Not for config loading or signal handling (run.ts).
  */
+import { getHeapSpaceStatistics } from 'node:v8';
 import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import { TlsPlainHttpError, type TlsServerContext, tlsAccept } from '@loch/tls';
@@ -94,6 +95,16 @@ export interface WorkerStats {
    * (LOCH_DEBUG_GC=1, debug-aids.ts) a full GC runs first, so memory per connection can be read.
    */
   readonly heapUsed: number;
+  /**
+   * The rest of this isolate's memory (bytes, process.memoryUsage()): heap committed, memory of
+   * V8-managed C++ objects (external) and of ArrayBuffers/Buffers, the part of external
+   * outside the heap (bench/idle-memory/busy.ts attributes RSS per connection with them).
+   */
+  readonly heapTotal: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** Committed bytes of each V8 heap space (new_space, old_space, ...; v8.getHeapSpaceStatistics). */
+  readonly heapSpaces: Record<string, number>;
   /** The runtime's streams, tasks and receive buffers (metrics/runtime-stats.ts). */
   readonly runtime?: WorkerRuntimeStats | undefined;
   /** Upstream groups' retries, ejections and 503s (metrics/health-stats.ts). */
@@ -588,6 +599,7 @@ export class ProxyWorker {
     Object.assign(upstream, this.#thrift.stats());
     let idleConnections = 0;
     for (const http of this.#https) idleConnections += http.idleConnections;
+    const memory = process.memoryUsage();
     return {
       worker: this.index,
       generation: this.generation,
@@ -595,7 +607,11 @@ export class ProxyWorker {
       idleConnections,
       listeners: [...this.#listeners.keys()],
       upstream,
-      heapUsed: process.memoryUsage().heapUsed,
+      heapUsed: memory.heapUsed,
+      heapTotal: memory.heapTotal,
+      external: memory.external,
+      arrayBuffers: memory.arrayBuffers,
+      heapSpaces: Object.fromEntries(getHeapSpaceStatistics().map((h) => [h.space_name, h.space_size])),
       runtime: runtimeStats(this.#runtime),
       health: workerGroupHealth(),
     };

@@ -1,0 +1,392 @@
+/**
+ * Memory per idle keep-alive connection, loch against nginx in one run (issue 18): 1 worker
+ * each, N idle connections (bench/lib/idle-clients.ts, one GET each) held open while the proxy
+ * is busy (wrk on other connections the whole time, so Loch's idle trim never runs) and while it
+ * is quiet (the trim has run before both readings). Each reading is RSS of the proxy's process
+ * tree from outside, the median of several samples, before and with the connections; every
+ * (count, mode, peer) is repeated `--rounds` times on a fresh proxy, interleaved, and reported
+ * as the median and range of the rounds. For loch it also reports the worker's own parts
+ * (SIGUSR2 stats: V8 heap used and committed, external, ArrayBuffers, receive-budget bytes) at
+ * the same moments, so the RSS difference can be attributed. With two or more counts the slope
+ * between the smallest and the largest ((RSS(N2) - RSS(N1)) / (N2 - N1)) is printed too: it
+ * leaves out what does not grow with the connections (per-request garbage of the busy ones).
+ * Loch runs from source (apps/proxy/src/bin.ts with tsx), so no build is needed for A/B work.
+ * Not bench/http-proxy's one-sample table, and not a heap profile (run.ts, analyze.ts).
+ *
+ * Usage (from bench/):
+ *   pnpm exec tsx --conditions=@loch/source idle-memory/busy.ts [--counts 10000,50000]
+ *     [--rounds 3] [--samples 5] [--busy-connections 16] [--settle 3] [--modes busy,quiet]
+ *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
+ *     [--json out.json] [--gc] [--snapshot-dir DIR]
+ * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
+ * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
+ * RSS); --snapshot-dir writes a heap snapshot there at each parts reading (analyze.ts with the
+ * baseline one attributes the connections' live objects by constructor).
+ * N idle connections need a descriptor limit of about N + 1,000 for the proxy (checked first).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { median } from '../ab/summary.js';
+import { writeBodies } from '../lib/bodies.js';
+import {
+  freePort,
+  killLivePeers,
+  type Peer,
+  parseWrk,
+  rssKiB,
+  startPeer,
+  stopPeersOnSignal,
+  waitForHttp,
+} from '../lib/measure.js';
+import { openIdleClients } from '../lib/memory.js';
+import { startNginxProxy, startNginxStatic } from '../lib/nginx.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+/**
+ * The descriptor limit this process's children start with (hard, from /proc). A proxy holding
+ * N idle connections needs about N + 1,000; above the hard limit only a process with
+ * CAP_SYS_RESOURCE can raise it (prlimit below), so a run that cannot is stopped up front.
+ */
+function hardNofile(): number {
+  const m = /Max open files\s+\d+\s+(\d+|unlimited)/.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return m === null || m[1] === 'unlimited' ? Number.POSITIVE_INFINITY : Number(m[1]);
+}
+const { values: args } = parseArgs({
+  options: {
+    counts: { type: 'string', default: '10000,50000' },
+    rounds: { type: 'string', default: '3' },
+    samples: { type: 'string', default: '5' },
+    'busy-connections': { type: 'string', default: '16' },
+    settle: { type: 'string', default: '3' },
+    modes: { type: 'string', default: 'busy,quiet' },
+    peers: { type: 'string', default: 'nginx,loch' },
+    json: { type: 'string' },
+    /**
+     * Seconds between a proxy's start and its warm-up: a node main thread's memory reducer
+     * shrinks its heap about 8 s after start, which would land inside a reading otherwise.
+     */
+    'startup-wait': { type: 'string', default: '10' },
+    /** Seconds wrk runs before the busy baseline is read. */
+    'busy-warm': { type: 'string', default: '5' },
+    /** Extra node flags for loch (A/B of V8 heap flags), space-separated. */
+    'loch-node-args': { type: 'string', default: '' },
+    /** LOCH_DEBUG_GC=1: a full GC before each parts reading (live bytes; after the RSS samples). */
+    gc: { type: 'boolean', default: false },
+    /** LOCH_DEBUG_HEAPSNAPSHOT: a heap snapshot at each parts reading, for analyze.ts. */
+    'snapshot-dir': { type: 'string' },
+  },
+});
+const counts = args.counts.split(',').map(Number);
+const rounds = Number(args.rounds);
+const samples = Number(args.samples);
+const busyConnections = Number(args['busy-connections']);
+const settleMs = Number(args.settle) * 1000;
+const startupWaitMs = Number(args['startup-wait']) * 1000;
+const busyWarmMs = Number(args['busy-warm']) * 1000;
+const lochNodeArgs = args['loch-node-args'].split(' ').filter((a) => a !== '');
+const modes = args.modes.split(',') as ('busy' | 'quiet')[];
+const peers = args.peers.split(',') as ('nginx' | 'loch')[];
+const PATH = '/128';
+/** The proxy on CPU 1; wrk, the idle clients and the backend on CPU 0. */
+const PROXY_CPU = '1';
+const LOAD_CPU = '0';
+const SAMPLE_INTERVAL_MS = 200;
+
+/** A loch worker's parts at one moment (worker.ts WorkerStats). */
+interface Parts {
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  /** Receive-budget bytes held by streams (uring-runtime bufferStats().held), when known. */
+  held: number;
+  /** Committed bytes of V8's new (young) and old space. */
+  newSpace: number;
+  oldSpace: number;
+}
+
+interface Reading {
+  count: number;
+  mode: 'busy' | 'quiet';
+  peer: string;
+  round: number;
+  connections: number;
+  failed: number;
+  baselineKiB: number;
+  withKiB: number;
+  bytesPerConnection: number;
+  requestsPerSecond?: number;
+  parts?: { before: Parts; with: Parts };
+}
+
+/** A started proxy and, for loch, a way to read its worker's parts. */
+interface Proxy {
+  peer: Peer;
+  parts?: () => Promise<Parts>;
+}
+
+async function startLoch(port: number, upstreamPort: number, count: number): Promise<Proxy> {
+  const dir = mkdtempSync(join(tmpdir(), 'loch-busy-memory-'));
+  const config = join(dir, 'loch.toml');
+  writeFileSync(
+    config,
+    `[runtime]\nworkers = 1\ncpu_affinity = false\nmax_connections_per_worker = ${count + 1_000}\n\n` +
+      `[log]\nlevel = "info"\n\n[servers.bench]\nproxy_type = "http"\n` +
+      `listener = { type = "socket", value = "127.0.0.1:${port}" }\naccess_log = false\n` +
+      `timeouts = { server_keepalive = "600s" }\n\n[[servers.bench.routes]]\npath = "/"\n` +
+      `upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]\n`,
+  );
+  const peer = startPeer(
+    'loch (1w)',
+    process.execPath,
+    [
+      ...lochNodeArgs,
+      '--import',
+      'tsx',
+      '--conditions=@loch/source',
+      '../../apps/proxy/src/bin.ts',
+      'run',
+      '-c',
+      config,
+    ],
+    {
+      cpu: PROXY_CPU,
+      cwd: here,
+      env: {
+        ...process.env,
+        LOCH_DEBUG_GC: args.gc ? '1' : '',
+        LOCH_DEBUG_HEAPSNAPSHOT: args['snapshot-dir'] ?? '',
+      },
+      ...(count + 1_000 > hardNofile() ? { nofile: count + 1_000 } : {}),
+    },
+  );
+  const waiters: ((p: Parts) => void)[] = [];
+  for (const out of [peer.child.stdout!, peer.child.stderr!]) {
+    createInterface({ input: out }).on('line', (line) => {
+      const m = /stats (\{.*\})/.exec(line);
+      if (!m) return;
+      const s = JSON.parse(m[1]!) as Parts & {
+        runtime?: { buffers?: { held?: number } | null };
+        heapSpaces?: Record<string, number>;
+      };
+      waiters.shift()?.({
+        heapUsed: s.heapUsed,
+        heapTotal: s.heapTotal,
+        external: s.external,
+        arrayBuffers: s.arrayBuffers,
+        held: s.runtime?.buffers?.held ?? 0,
+        newSpace: s.heapSpaces?.new_space ?? 0,
+        oldSpace: s.heapSpaces?.old_space ?? 0,
+      });
+    });
+  }
+  try {
+    await waitForHttp(port, PATH, '127.0.0.1', 30_000);
+  } catch (err) {
+    await peer.stop();
+    throw err;
+  }
+  const parts = () => {
+    const p = new Promise<Parts>((r) => waiters.push(r));
+    peer.child.kill('SIGUSR2');
+    return p;
+  };
+  return { peer, parts };
+}
+
+async function startProxy(name: 'nginx' | 'loch', upstreamPort: number, count: number) {
+  const port = await freePort();
+  if (name === 'loch') return { port, proxy: await startLoch(port, upstreamPort, count) };
+  const peer = await startNginxProxy({
+    port,
+    upstreamPort,
+    workers: 1,
+    cpu: PROXY_CPU,
+    connections: count + 1_000,
+  });
+  await waitForHttp(port, PATH);
+  return { port, proxy: { peer } as Proxy };
+}
+
+async function rssMedian(peer: Peer): Promise<number> {
+  const out: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    if (i > 0) await delay(SAMPLE_INTERVAL_MS);
+    out.push(rssKiB(peer.pid));
+  }
+  return median(out);
+}
+
+async function reading(
+  name: 'nginx' | 'loch',
+  mode: 'busy' | 'quiet',
+  count: number,
+  round: number,
+  upstreamPort: number,
+): Promise<Reading> {
+  const { port, proxy } = await startProxy(name, upstreamPort, count);
+  let wrk: Peer | undefined;
+  try {
+    const url = `http://127.0.0.1:${port}${PATH}`;
+    await delay(startupWaitMs);
+    // Warm: pools, JIT and new space as under load (quiet: then `settle` of nothing).
+    const warm = startPeer('wrk (warm)', 'wrk', ['-t1', '-c64', '-d1s', url], { cpu: LOAD_CPU });
+    await warm.exited;
+    if (mode === 'busy') {
+      wrk = startPeer('wrk (busy)', 'wrk', ['-t1', `-c${busyConnections}`, '-d3600s', url], {
+        cpu: LOAD_CPU,
+      });
+      await delay(busyWarmMs);
+    } else {
+      await delay(settleMs);
+    }
+    const baselineKiB = await rssMedian(proxy.peer);
+    const before = await proxy.parts?.();
+    const clients = await openIdleClients(port, { count, path: PATH, clientCpu: LOAD_CPU });
+    try {
+      await delay(settleMs);
+      const withKiB = await rssMedian(proxy.peer);
+      const after = await proxy.parts?.();
+      let requestsPerSecond: number | undefined;
+      if (wrk !== undefined) {
+        if (wrk.child.exitCode !== null || wrk.child.signalCode !== null)
+          throw new Error(`wrk ended before the last reading:\n${wrk.output()}`);
+        wrk.child.kill('SIGINT');
+        await wrk.exited;
+        const load = parseWrk(wrk.output());
+        if (load.requests === 0) throw new Error(`wrk served no requests:\n${wrk.output()}`);
+        requestsPerSecond = load.requestsPerSecond;
+      }
+      return {
+        count,
+        mode,
+        peer: name,
+        round,
+        connections: clients.connections,
+        failed: clients.failed,
+        baselineKiB,
+        withKiB,
+        bytesPerConnection: ((withKiB - baselineKiB) * 1024) / Math.max(1, clients.connections),
+        ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
+        ...(before && after ? { parts: { before, with: after } } : {}),
+      };
+    } finally {
+      await clients.release();
+    }
+  } finally {
+    await wrk?.stop();
+    await proxy.peer.stop();
+  }
+}
+
+function range(xs: readonly number[]): string {
+  return `${Math.round(median(xs))} [${Math.round(Math.min(...xs))}, ${Math.round(Math.max(...xs))}]`;
+}
+
+const limit = hardNofile();
+if (Math.max(...counts) + 1_000 > limit) {
+  const want = Math.max(...counts) + 1_000;
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${want}:${want}`], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(
+      `${Math.max(...counts)} idle connections need a descriptor limit of about ${want}; the hard limit here is ` +
+        `${limit} and raising it failed (needs root with CAP_SYS_RESOURCE, or start the shell with ` +
+        `\`ulimit -Hn ${want}\`): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`,
+    );
+  }
+}
+
+stopPeersOnSignal();
+process.once('exit', killLivePeers);
+const root = writeBodies([128]);
+const backendPort = await freePort();
+const backend = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU });
+await waitForHttp(backendPort, PATH);
+const readings: Reading[] = [];
+try {
+  for (const count of counts)
+    for (let round = 0; round < rounds; round++)
+      for (const mode of modes)
+        for (const name of peers) {
+          const r = await reading(name, mode, count, round, backendPort);
+          readings.push(r);
+          const parts = r.parts
+            ? ` | heap used ${((r.parts.with.heapUsed - r.parts.before.heapUsed) / r.connections) | 0}` +
+              ` total ${((r.parts.with.heapTotal - r.parts.before.heapTotal) / r.connections) | 0}` +
+              ` external ${((r.parts.with.external - r.parts.before.external) / r.connections) | 0}` +
+              ` arrayBuffers ${((r.parts.with.arrayBuffers - r.parts.before.arrayBuffers) / r.connections) | 0}` +
+              ` held ${((r.parts.with.held - r.parts.before.held) / r.connections) | 0}` +
+              ` new space ${((r.parts.with.newSpace - r.parts.before.newSpace) / r.connections) | 0}` +
+              ` old space ${((r.parts.with.oldSpace - r.parts.before.oldSpace) / r.connections) | 0} B/conn`
+            : '';
+          console.log(
+            `${count} ${mode} ${name} round ${round + 1}: ${r.connections} conns (${r.failed} failed), ` +
+              `RSS ${r.baselineKiB} -> ${r.withKiB} KiB, ${Math.round(r.bytesPerConnection)} B/conn` +
+              (r.requestsPerSecond === undefined ? '' : `, wrk ${Math.round(r.requestsPerSecond)} req/s`) +
+              parts,
+          );
+        }
+} finally {
+  await backend.stop();
+}
+
+console.log('\nBytes per idle connection, median [range] of the rounds:');
+console.log(
+  '| idle | mode | peer | RSS B/conn | loch/nginx | RSS less new space | heap used | heap total | new space | old space | external | arrayBuffers |',
+);
+console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const count of counts)
+  for (const mode of modes) {
+    const of = (peer: string) =>
+      readings.filter((r) => r.count === count && r.mode === mode && r.peer === peer);
+    const nginx = median(of('nginx').map((r) => r.bytesPerConnection));
+    for (const peer of peers) {
+      const rs = of(peer);
+      if (rs.length === 0) continue;
+      const per = (f: (p: Parts) => number) =>
+        rs[0]!.parts ? range(rs.map((r) => (f(r.parts!.with) - f(r.parts!.before)) / r.connections)) : '';
+      const ratio =
+        peer !== 'nginx' && nginx > 0 ? (median(rs.map((r) => r.bytesPerConnection)) / nginx).toFixed(2) : '';
+      console.log(
+        `| ${count} | ${mode} | ${peer} | ${range(rs.map((r) => r.bytesPerConnection))} | ${ratio} | ` +
+          `${rs[0]!.parts ? range(rs.map((r) => r.bytesPerConnection - (r.parts!.with.newSpace - r.parts!.before.newSpace) / r.connections)) : ''} | ` +
+          `${per((p) => p.heapUsed)} | ${per((p) => p.heapTotal)} | ${per((p) => p.newSpace)} | ` +
+          `${per((p) => p.oldSpace)} | ${per((p) => p.external)} | ${per((p) => p.arrayBuffers)} |`,
+      );
+    }
+  }
+// V8 grows its young generation (up to 2 x 16 MiB of semi-spaces) when many objects survive
+// scavenges, as thousands of new connections do, and shrinks it only when allocation slows
+// (never while busy). A busy baseline read before the load had grown it charges that one-time
+// growth to the connections: the "RSS less new space" column leaves it out.
+if (readings.some((r) => r.parts !== undefined && r.parts.with.newSpace !== r.parts.before.newSpace))
+  console.log(
+    "\nNote: loch's new space grew between its baseline and its reading in some rounds (a baseline before the " +
+      'load had grown it to its maximum; a longer --busy-warm helps): see "RSS less new space".',
+  );
+if (counts.length >= 2) {
+  const lo = Math.min(...counts);
+  const hi = Math.max(...counts);
+  console.log(
+    `\nSlope ${lo} -> ${hi} (B per added idle connection, from the medians of RSS with connections minus baseline):`,
+  );
+  for (const mode of modes)
+    for (const peer of peers) {
+      const at = (n: number) =>
+        median(
+          readings
+            .filter((r) => r.count === n && r.mode === mode && r.peer === peer)
+            .map((r) => (r.withKiB - r.baselineKiB) * 1024),
+        );
+      console.log(`  ${mode} ${peer}: ${Math.round((at(hi) - at(lo)) / (hi - lo))} B/conn`);
+    }
+}
+if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(readings, null, 2)}\n`);
