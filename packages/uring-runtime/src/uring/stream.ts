@@ -289,8 +289,6 @@ class StreamRare {
   pumps = 0;
   /** Called once an armed multishot recv has finished (stopReading()). */
   onDisarmed: (() => void) | undefined = undefined;
-  /** The stream's facts, made on first read of `facts`. */
-  facts: ConnectionFacts | undefined = undefined;
   /** Heap receive buffers by code (HeapRecv), until their chunk is released. */
   heap: Map<number, Uint8Array> | undefined = undefined;
   /** The next heap code. */
@@ -346,6 +344,12 @@ export class UringStream
   /** The first waiting reader; the ones after it (rare) wait in `rare.moreWaiters`, in order. */
   private waiter: Waiter | undefined = undefined;
   private rare: StreamRare | undefined = undefined;
+  /**
+   * The plain facts, made on first read of `facts`. A field of its own, not in `rare`: a server
+   * reads every connection's facts once (its client address), and a StreamRare per idle
+   * connection cost ~90 B more than this field (bench/idle-memory/busy.ts heap snapshot).
+   */
+  private plain: ConnectionFacts | undefined = undefined;
   /** In-ring TLS: the ring's conn id + 1 (0: plain), its owner, and whether it still handshakes. */
   private tls = 0;
   private tlsEvents: RingTlsEvents | undefined = undefined;
@@ -389,10 +393,9 @@ export class UringStream
     return this.remote;
   }
 
-  /** Plain facts (no TLS, the peer is the client), kept in the rare state: idle streams skip them. */
+  /** Plain facts (no TLS, the peer is the client), made on first use. */
   get facts(): ConnectionFacts {
-    const rare = (this.rare ??= new StreamRare());
-    return (rare.facts ??= plainFacts(this.remoteAddress));
+    return (this.plain ??= plainFacts(this.remoteAddress));
   }
 
   get localAddress(): SocketAddress {
