@@ -40,7 +40,7 @@ export interface RuntimeOptions {
   readonly idleTrimMs?: number | undefined;
   /**
    * Receive budgets in bytes, on either driver: `streamBytes` one stream may hold unread (default
-   * 256 KiB, env LOCH_STREAM_BUFFER_BYTES), `workerBytes` all streams of the thread (default
+   * 1 MiB or `workerBytes` when smaller, env LOCH_STREAM_BUFFER_BYTES), `workerBytes` all streams of the thread (default
    * 12 MiB, env LOCH_WORKER_BUFFER_BYTES). A stream at its budget stops reading until its reader
    * catches up, so the peer meets TCP backpressure. Read the numbers with `runtime.bufferStats()`.
    */

@@ -32,7 +32,7 @@ describe('config loading', () => {
       cpuAffinity: false,
       idleMemoryTrimMs: 1000,
       maxConnectionsPerWorker: 10_000,
-      streamBufferBytes: 256 * 1024,
+      streamBufferBytes: 1024 * 1024,
       workerBufferBytes: 12 * 1024 * 1024,
     });
     expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);

@@ -232,7 +232,7 @@ function bytesOf(value: number | string | undefined, fallback: number): number {
 /** Default of runtime.max_connections_per_worker (nginx's worker_connections, sized for 10k clients). */
 const DEFAULT_MAX_CONNECTIONS_PER_WORKER = 10_000;
 /** Defaults of runtime.stream_buffer_bytes and worker_buffer_bytes (the runtime's own). */
-const DEFAULT_STREAM_BUFFER_BYTES = 256 * 1024;
+const DEFAULT_STREAM_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_WORKER_BUFFER_BYTES = 12 * 1024 * 1024;
 /** The least stream_buffer_bytes: node:net (the legacy driver) reads up to 64 KiB at once. */
 const MIN_STREAM_BUFFER_BYTES = 64 * 1024;
@@ -242,8 +242,12 @@ function receiveBudgets(
   rt: ConfigFile['runtime'],
   issues: ConfigIssue[],
 ): { streamBufferBytes: number; workerBufferBytes: number } {
-  const streamBufferBytes = bytesOf(rt.stream_buffer_bytes, DEFAULT_STREAM_BUFFER_BYTES);
   const workerBufferBytes = bytesOf(rt.worker_buffer_bytes, DEFAULT_WORKER_BUFFER_BYTES);
+  // As the runtime: the default follows a smaller worker_buffer_bytes.
+  const streamBufferBytes = bytesOf(
+    rt.stream_buffer_bytes,
+    Math.min(DEFAULT_STREAM_BUFFER_BYTES, workerBufferBytes),
+  );
   if (streamBufferBytes < MIN_STREAM_BUFFER_BYTES)
     issues.push({ path: 'runtime.stream_buffer_bytes', message: 'must be at least 64k' });
   else if (workerBufferBytes < streamBufferBytes)

@@ -25,10 +25,16 @@ function issuesOf(text: string) {
 }
 
 describe('[runtime] receive budget keys', () => {
-  it('default to the runtime defaults (256 KiB per connection, 12 MiB per worker)', () => {
+  it('default to the runtime defaults (1 MiB per connection, 12 MiB per worker)', () => {
     const c = parseConfig(config(''));
-    expect(c.runtime.streamBufferBytes).toBe(256 * 1024);
+    expect(c.runtime.streamBufferBytes).toBe(1024 * 1024);
     expect(c.runtime.workerBufferBytes).toBe(12 * 1024 * 1024);
+  });
+
+  it('the per-connection default follows a smaller worker budget, as the runtime', () => {
+    const c = parseConfig(config('worker_buffer_bytes = "512k"'));
+    expect(c.runtime.streamBufferBytes).toBe(512 * 1024);
+    expect(c.runtime.workerBufferBytes).toBe(512 * 1024);
   });
 
   it('read sizes in nginx spelling or bytes, and loch check shows them', () => {

@@ -208,7 +208,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
           `RSS before ${rssBefore} MiB, peak during ${rssDuring} MiB`,
       );
       for (const answer of answers) expect(answer).toMatch(/^HTTP\/1\.1 200 /);
-      // Budgets: 256 KiB per stream, 12 MiB per worker; the io_uring pool is 16 MiB.
+      // Budgets: 1 MiB per stream, 12 MiB per worker; the io_uring pool is 32 MiB.
       expect(rssDuring - rssBefore).toBeLessThan(128);
     } finally {
       await stopPeer(flood.child);

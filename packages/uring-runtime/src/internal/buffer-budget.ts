@@ -19,7 +19,8 @@
 /** Budget settings; every value in bytes. */
 export interface BufferBudgetOptions {
   /**
-   * Most received bytes one stream holds, at least 64 KiB. Default 256 KiB (env
+   * Most received bytes one stream holds, at least 64 KiB. Default 1 MiB (Envoy's
+   * per_connection_buffer_limit_bytes), or `workerBytes` when that is smaller (env
    * LOCH_STREAM_BUFFER_BYTES).
    */
   readonly streamBytes?: number | undefined;
@@ -58,7 +59,17 @@ export interface BudgetWaiter {
 }
 
 const KIB = 1024;
-const DEFAULT_STREAM = 256 * KIB;
+/**
+ * 1 MiB, not 256 KiB: each plain multishot recv carries the stream's room as the kernel's byte
+ * limit, so a keep-alive connection's recv is armed again every cap's worth of bytes (less a
+ * buffer): at 256 KiB that was 0.057 more submissions and 0.056 poll arms per proxied 11 KB
+ * request and 0.30 / 0.33 at 64 KiB; at 1 MiB 0.017-0.028 / 0.014-0.020 and 0.06 / 0.07
+ * (bench:uring-events). Leaving the limit off while a stream holds little (a soft cap) reached
+ * 2.00 / 0.00, but then the kernel fills a flooded stream past its cap until JavaScript cancels
+ * the recv (completions run at any syscall, 32 buffers a pass), so the per-stream cap would
+ * no longer hold; the worker's share bounds the memory either way.
+ */
+const DEFAULT_STREAM = 1024 * KIB;
 const DEFAULT_WORKER = 12 * KIB * KIB;
 /** The most node:net hands over in one 'data' event (libuv reads 64 KiB at a time). */
 export const MAX_SOCKET_CHUNK = 64 * KIB;
@@ -113,17 +124,18 @@ export class BufferBudget {
   #waking = false;
 
   constructor(options: BufferBudgetOptions = {}, freshBytes = 64 * KIB) {
-    this.streamCap = positive(
-      options.streamBytes,
-      process.env.LOCH_STREAM_BUFFER_BYTES,
-      DEFAULT_STREAM,
-      'streamBytes',
-    );
     this.workerCap = positive(
       options.workerBytes,
       process.env.LOCH_WORKER_BUFFER_BYTES,
       DEFAULT_WORKER,
       'workerBytes',
+    );
+    // The default follows a smaller worker cap (a stream cap above it is refused below).
+    this.streamCap = positive(
+      options.streamBytes,
+      process.env.LOCH_STREAM_BUFFER_BYTES,
+      Math.min(DEFAULT_STREAM, this.workerCap),
+      'streamBytes',
     );
     if (this.streamCap < MIN_STREAM) {
       // node:net reads up to 64 KiB at a time: a smaller cap could not be held on that driver.
