@@ -14,6 +14,8 @@ import {
   readMessageHeader,
   type ThriftFrame,
 } from '@loch/thrift';
+import { UnifiedL4Connector } from '@loch/transports';
+import type { ByteStream } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
 
@@ -28,8 +30,9 @@ function message(name: string, type: MessageType, seqId: number): Uint8Array {
 }
 
 /**
- * A framed binary upstream answering every call at once, except methods named "slow" (never);
- * `slow` resolves when a slow call arrives, `closed` when a connection that got one closes.
+ * A framed binary upstream answering every call at once, except ONEWAY ones and methods named
+ * "slow" (never); `slow` resolves when a slow call arrives, `closed` when a connection that got
+ * one closes.
  */
 async function framedUpstream(): Promise<{
   port: number;
@@ -62,6 +65,7 @@ async function framedUpstream(): Promise<{
         const frame = decodeFrame('framed', new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0))));
         buf = buf.subarray(4 + buf.readUInt32BE(0));
         const h = readMessageHeader('binary', frame.payload);
+        if (h.type === MessageType.ONEWAY) continue;
         if (h.name === 'slow') {
           hadSlow = true;
           gotSlow();
@@ -106,10 +110,11 @@ async function setup() {
     seqId: number,
     timeout: number,
     lease?: ReplyLease,
+    type: MessageType = MessageType.CALL,
   ): Promise<ThriftFrame | undefined> => {
     const frame = decodeFrame(
       'framed',
-      encodeFrame({ framing: 'framed', protocol: 'binary' }, message(name, MessageType.CALL, seqId)),
+      encodeFrame({ framing: 'framed', protocol: 'binary' }, message(name, type, seqId)),
     );
     return upstreams.call(
       key,
@@ -137,6 +142,37 @@ describe('exclusive thrift upstream connections', () => {
       setTimeoutSpy.mockRestore();
     }
     expect(upstreams.stats().created).toBe(1);
+  });
+
+  it("runs a pooled call on its stream's callback forms: no promise-form write or receive per call", async () => {
+    const connect = UnifiedL4Connector.prototype.connect;
+    const streams: ByteStream[] = [];
+    const connectSpy = vi.spyOn(UnifiedL4Connector.prototype, 'connect').mockImplementation(async function (
+      this: UnifiedL4Connector,
+      ...args
+    ) {
+      const stream = await connect.apply(this, args);
+      streams.push(stream);
+      return stream;
+    });
+    try {
+      const { upstreams, call } = await setup();
+      await call('get', 1, 5000);
+      expect(streams).toHaveLength(1);
+      const writev = vi.spyOn(streams[0]!, 'writev');
+      const recv = vi.spyOn(streams[0]!, 'recv');
+      const oneway = await call('note', 2, 5000, undefined, MessageType.ONEWAY);
+      expect(oneway).toBeUndefined();
+      for (let i = 3; i < 20; i++) {
+        const reply = await call('get', i, 5000);
+        expect(readMessageHeader('binary', reply!.payload).seqId).toBe(i);
+      }
+      expect(writev).not.toHaveBeenCalled();
+      expect(recv).not.toHaveBeenCalled();
+      expect(upstreams.stats().created).toBe(1);
+    } finally {
+      connectSpy.mockRestore();
+    }
   });
 
   it('fails a call past its upstream_call timeout and does not pool its connection', async () => {

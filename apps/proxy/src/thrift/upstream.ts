@@ -21,8 +21,6 @@ import {
   MessageType,
   readMessageHeader,
   type ThriftFrame,
-  type ThriftRecvChunk,
-  type ThriftStream,
 } from '@loch/thrift';
 import {
   ConnectionPool,
@@ -32,7 +30,15 @@ import {
   TransportError,
   UnifiedL4Connector,
 } from '@loch/transports';
-import { type ByteStream, NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
+import {
+  type ByteStream,
+  NO_DEADLINE,
+  type RecvChunk,
+  type RecvTarget,
+  type RuntimeError,
+  type SweepMember,
+  type WriteTarget,
+} from '@loch/uring-runtime';
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
 import { callDeadlines } from './deadlines.js';
 import {
@@ -82,11 +88,38 @@ export class ThriftUpstreamEndpoint {
   }
 }
 
+/** The call an exclusive connection runs: what to check its reply against, and whom to tell. */
+class ExclusiveCall {
+  /** Settles the caller's promise (set by the Promise executor). */
+  resolve!: (reply: ThriftFrame | undefined) => void;
+  reject!: (error: unknown) => void;
+  /** Every byte of the call was handed to the kernel. */
+  written = false;
+  /** The reply, once read (and the call written, on a driver that reports them out of order). */
+  reply: ThriftFrame | undefined = undefined;
+  /** The call failed (a ONEWAY one counts as undelivered). */
+  failed = false;
+
+  constructor(
+    readonly key: ThriftUpstreamKey,
+    /** The framing header's seq id of the call (THeader, TTHeader): the reply's must match. */
+    readonly frameSeqId: number,
+    readonly message: { readonly type: number; readonly seqId: number },
+    readonly callTimeout: number,
+    readonly lease: ReplyLease | undefined,
+  ) {}
+
+  get oneway(): boolean {
+    return this.message.type === MessageType.ONEWAY;
+  }
+}
+
 /**
- * One upstream connection: a ThriftStream over the runtime stream whose single pending receive
- * doubles as the idle watch (see the module comment).
+ * One upstream connection, driven by the runtime's recvTo/writeTo callbacks: a call costs no
+ * promise per write or read (the caller's one promise is all), and its single pending receive
+ * doubles as the idle watch (see the module comment): taken by the next call when it answers.
  */
-class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, UpstreamCall {
+class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, RecvTarget, WriteTarget {
   readonly reader: FrameReader;
   /** The call's upstream_call deadline on the sweep's clock (NO_DEADLINE: none). */
   #callDeadline = NO_DEADLINE;
@@ -94,9 +127,11 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, Upst
   timedOut = false;
   /** The call's caller went away and the connection was closed to end the call. */
   abandoned = false;
-  /** The receive in flight (idle watch or a read the FrameReader asked for), if any. */
-  #recv: Promise<ThriftRecvChunk | null> | null = null;
+  /** A recvTo is pending (the idle watch, or a read for the call's reply). */
+  #receiving = false;
   #idle = false;
+  /** The call running, if any. */
+  #call: ExclusiveCall | undefined = undefined;
   /** False once the peer closed, sent something unasked, or the connection failed. */
   alive = true;
   /**
@@ -109,37 +144,14 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, Upst
     readonly key: ThriftUpstreamKey,
     readonly stream: ByteStream,
     maxFrameSize: number,
-    /** Told when the idle watch finds the connection dead. */
-    private readonly onIdleDeath: (conn: UpstreamConnection) => void,
+    /** The pool's side: told when the idle watch finds the connection dead, and when a call ended. */
+    private readonly owner: ConnectionOwner,
   ) {
-    this.reader = new FrameReader(this, { framing: key.framing, maxFrameSize });
+    this.reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
   }
-
-  /** The idle watch's handlers, made once per connection rather than per idle period. */
-  readonly #onIdleChunk = (chunk: ThriftRecvChunk | null): void => {
-    if (!this.#idle) return; // a call took the connection: the chunk is its reply's
-    chunk?.release();
-    this.#recv = null;
-    this.died();
-  };
-  readonly #onIdleError = (): void => {
-    if (!this.#idle) return;
-    this.#recv = null;
-    this.died();
-  };
 
   get closed(): boolean {
     return this.stream.closed;
-  }
-
-  recv(): Promise<ThriftRecvChunk | null> {
-    const pending = this.#recv ?? this.stream.recv();
-    this.#recv = null;
-    return pending;
-  }
-
-  writev(bufs: readonly Uint8Array[]): Promise<number> {
-    return this.stream.writev(bufs);
   }
 
   close(): Promise<void> {
@@ -150,11 +162,8 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, Upst
   /** Marks the connection idle in the pool and keeps a receive pending to notice its death. */
   watchIdle(): void {
     this.#idle = true;
-    // Still pending from the last idle period (a ONEWAY call read nothing): it watches again.
-    if (this.#recv !== null) return;
-    const pending = this.stream.recv();
-    this.#recv = pending;
-    pending.then(this.#onIdleChunk, this.#onIdleError);
+    // Still pending from the call (a ONEWAY call read nothing): it watches again.
+    this.#receive();
   }
 
   replyReleased(): void {
@@ -169,6 +178,148 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, Upst
   }
 
   /**
+   * Writes the call and reads its one reply (a receive still pending from the idle watch is
+   * the call's); `call` is settled through the owner's callEnded once both are done or failed.
+   */
+  start(call: ExclusiveCall, parts: readonly Uint8Array[]): void {
+    this.#call = call;
+    this.stream.writeTo(parts, this);
+    if (!call.oneway) this.#receive();
+  }
+
+  #receive(): void {
+    if (this.#receiving) return;
+    this.#receiving = true;
+    this.stream.recvTo(this);
+  }
+
+  onWritten(error: RuntimeError | undefined): void {
+    const call = this.#call;
+    if (call === undefined) return;
+    if (error !== undefined) {
+      this.#end(call, this.#failure(call, 'the call could not be written', error));
+      return;
+    }
+    call.written = true;
+    if (call.oneway) this.#end(call, undefined);
+    else if (call.reply !== undefined) this.#replied(call, call.reply);
+  }
+
+  onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
+    this.#receiving = false;
+    const call = this.#call;
+    if (call === undefined || call.oneway) {
+      // The idle watch (or a ONEWAY call's connection, which reads nothing): anything ends it.
+      chunk?.release();
+      if (this.#idle) this.#died();
+      else if (call !== undefined) this.alive = false; // seen when the ONEWAY call ends
+      return;
+    }
+    if (chunk === null) {
+      const truncated = error === undefined ? this.reader.truncation() : null;
+      this.#end(
+        call,
+        truncated !== null
+          ? this.#failure(call, 'the reply could not be read', truncated)
+          : error !== undefined
+            ? this.#failure(call, 'the reply could not be read', error)
+            : this.#failure(call, 'the upstream closed the connection before a reply', undefined),
+      );
+      return;
+    }
+    let reply: ThriftFrame | null;
+    try {
+      this.reader.feed(chunk.bytes);
+      reply = this.reader.poll();
+    } catch (e) {
+      this.#end(call, this.#failure(call, 'the reply could not be read', e));
+      return;
+    } finally {
+      chunk.release();
+    }
+    if (reply === null) this.#receive();
+    else if (call.written) this.#replied(call, reply);
+    // The legacy driver may report the reply before the write's completion: kept until then.
+    else call.reply = reply;
+  }
+
+  /** Checks that `reply` answers `call`, then ends it. */
+  #replied(call: ExclusiveCall, reply: ThriftFrame): void {
+    const label = call.key.label;
+    let header: { type: number; seqId: number };
+    try {
+      header = readMessageHeader(reply.protocol, reply.payload);
+    } catch (error) {
+      this.#end(
+        call,
+        new ThriftUpstreamError('protocol', label, `unreadable reply: ${(error as Error).message}`, {
+          cause: error,
+        }),
+      );
+      return;
+    }
+    if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION) {
+      this.#end(
+        call,
+        new ThriftUpstreamError('protocol', label, `the reply has message type ${header.type}`),
+      );
+      return;
+    }
+    // Both the message's seq id and the framing header's (THeader, TTHeader) must answer the call's.
+    const message = call.message;
+    if (header.seqId !== message.seqId || reply.seqId !== call.frameSeqId) {
+      const got = header.seqId !== message.seqId ? header.seqId : reply.seqId;
+      const sent = header.seqId !== message.seqId ? message.seqId : call.frameSeqId;
+      this.#end(
+        call,
+        new ThriftUpstreamError('protocol', label, `the reply has seq id ${got}, the call ${sent}`),
+      );
+      return;
+    }
+    this.lent++;
+    call.lease?.hold(this);
+    this.#end(call, reply);
+  }
+
+  /**
+   * The call ended with `outcome` (a reply, undefined for a written ONEWAY call, or the
+   * error): the owner pools or drops the connection, then the caller is told.
+   */
+  #end(call: ExclusiveCall, outcome: ThriftFrame | undefined | ThriftUpstreamError): void {
+    this.#call = undefined;
+    this.#callDeadline = NO_DEADLINE;
+    call.failed = outcome instanceof ThriftUpstreamError;
+    // Pooled only when provably clean: exactly one reply read and nothing past it.
+    const clean =
+      !(outcome instanceof ThriftUpstreamError) &&
+      this.reader.buffered === 0 &&
+      !this.timedOut &&
+      !this.abandoned &&
+      this.alive &&
+      !this.stream.closed;
+    this.owner.callEnded(this, call, clean);
+    if (outcome instanceof ThriftUpstreamError) call.reject(outcome);
+    else call.resolve(outcome);
+  }
+
+  #failure(call: ExclusiveCall, what: string, error: unknown): ThriftUpstreamError {
+    const label = call.key.label;
+    if (this.abandoned) {
+      return new ThriftUpstreamError('abandoned', label, 'the caller went away', { cause: error });
+    }
+    if (this.timedOut) {
+      return new ThriftUpstreamError(
+        'timeout',
+        label,
+        `no reply within the upstream_call timeout (${call.callTimeout} ms)`,
+        { cause: error },
+      );
+    }
+    const detail = error === undefined ? '' : `: ${(error as Error)?.message ?? String(error)}`;
+    return new ThriftUpstreamError(failureOf(error), label, `${what}${detail}`, { cause: error });
+  }
+
+  /**
    * Arms the call's timeout (ms, 0 = none): a number on the worker's sweep rather than a timer
    * per call. Past it the connection is closed, which ends the call's pending write or read.
    */
@@ -179,11 +330,6 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, Upst
     // A fresh clock, not the sweep's coarse one (which can be a whole old tick stale once a
     // shorter deadline shortens the tick): never early.
     this.#callDeadline = performance.now() + ms;
-  }
-
-  /** The call ended: its deadline no longer applies. */
-  disarmCall(): void {
-    this.#callDeadline = NO_DEADLINE;
   }
 
   /**
@@ -204,10 +350,18 @@ class UpstreamConnection implements ThriftStream, SweepMember, ReplyHolder, Upst
     return false;
   }
 
-  private died(): void {
+  #died(): void {
     this.alive = false;
-    this.onIdleDeath(this);
+    this.owner.idleDied(this);
   }
+}
+
+/** What an UpstreamConnection tells its pool. */
+interface ConnectionOwner {
+  /** The idle watch found the connection dead (closed, reset, or sent something unasked). */
+  idleDied(conn: UpstreamConnection): void;
+  /** `call` ended; `clean`: the connection may carry the next call. */
+  callEnded(conn: UpstreamConnection, call: ExclusiveCall, clean: boolean): void;
 }
 
 /**
@@ -281,7 +435,7 @@ export interface ThriftUpstreamStats extends PoolStats, MuxCounters {
 }
 
 /** The upstream side of a thrift server in one worker: connector and pools, kept across reloads. */
-export class ThriftUpstreams {
+export class ThriftUpstreams implements ConnectionOwner {
   readonly #pool: ConnectionPool<ThriftUpstreamKey, UpstreamConnection>;
   readonly #mux: MuxPool;
   readonly #connector = new UnifiedL4Connector();
@@ -289,9 +443,6 @@ export class ThriftUpstreams {
   /** Calls being forwarded (a graceful stop waits for them). */
   inFlight = 0;
   #onewayFailures = 0;
-  readonly #onIdleDeath = (conn: UpstreamConnection): void => {
-    this.#pool.removeIdle(conn.key, conn);
-  };
 
   constructor(options: ThriftUpstreamsOptions) {
     this.#pool = new ConnectionPool<ThriftUpstreamKey, UpstreamConnection>({
@@ -356,7 +507,11 @@ export class ThriftUpstreams {
     }
   }
 
-  async #call(
+  /**
+   * An exclusive call: a pooled connection (or a new one) runs it on its stream's callbacks
+   * (UpstreamConnection.start); this promise is the only one per call, settled by callEnded.
+   */
+  #call(
     key: ThriftUpstreamKey,
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
@@ -364,90 +519,76 @@ export class ThriftUpstreams {
     lease: ReplyLease | undefined,
   ): Promise<ThriftFrame | undefined> {
     this.inFlight++;
-    let conn: UpstreamConnection | undefined;
-    let clean = false;
+    const call = new ExclusiveCall(key, frame.seqId, message, timeouts.call, lease);
+    const settled = new Promise<ThriftFrame | undefined>((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
+    });
+    let parts: Uint8Array[];
     try {
-      const parts = frameParts(frame, frame.payload);
-      conn = this.#pool.acquire(key);
-      if (conn === undefined) conn = await this.#connect(key, timeouts.connect, timeouts.maxFrameSize);
-      conn.busy();
-      if (lease !== undefined && !lease.running(conn)) {
-        // The caller went away while a connection was found: it goes back to the pool unused.
-        clean = true;
-        throw new ThriftUpstreamError('abandoned', key.label, 'the caller went away');
-      }
-      conn.armCall(timeouts.call);
-      try {
-        await conn.writev(parts);
-      } catch (error) {
-        throw this.#failure(key, conn, 'the call could not be written', error, timeouts.call);
-      }
-      if (message.type === MessageType.ONEWAY) {
-        clean = true;
-        return undefined;
-      }
-      let reply: ThriftFrame | null;
-      try {
-        reply = await conn.reader.next();
-      } catch (error) {
-        throw this.#failure(key, conn, 'the reply could not be read', error, timeouts.call);
-      }
-      if (reply === null) {
-        throw this.#failure(
-          key,
-          conn,
-          'the upstream closed the connection before a reply',
-          undefined,
-          timeouts.call,
-        );
-      }
-      let header: { type: number; seqId: number };
-      try {
-        header = readMessageHeader(reply.protocol, reply.payload);
-      } catch (error) {
-        throw new ThriftUpstreamError(
-          'protocol',
-          key.label,
-          `unreadable reply: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-      }
-      if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION) {
-        throw new ThriftUpstreamError('protocol', key.label, `the reply has message type ${header.type}`);
-      }
-      // Both the message's seq id and the framing header's (THeader, TTHeader) must answer the call's.
-      if (header.seqId !== message.seqId || reply.seqId !== frame.seqId) {
-        const got = header.seqId !== message.seqId ? header.seqId : reply.seqId;
-        const sent = header.seqId !== message.seqId ? message.seqId : frame.seqId;
-        throw new ThriftUpstreamError('protocol', key.label, `the reply has seq id ${got}, the call ${sent}`);
-      }
-      // Exactly one reply read and nothing past it: the connection may carry the next call.
-      clean = conn.reader.buffered === 0;
-      conn.lent++;
-      lease?.hold(conn);
-      return reply;
+      parts = frameParts(frame, frame.payload);
     } catch (error) {
-      if (message.type === MessageType.ONEWAY) this.#onewayFailures++;
-      throw error;
-    } finally {
-      this.inFlight--;
-      // The call ended: the caller going away from now on must not close the connection.
-      lease?.running(undefined);
-      if (conn !== undefined) {
-        conn.disarmCall();
-        clean &&= !conn.timedOut && !conn.abandoned && conn.alive && !conn.stream.closed;
-        if (clean) conn.watchIdle();
-        else this.#open.delete(conn);
-        this.#pool.release(key, conn, clean);
-      }
+      call.failed = true;
+      this.#ended(call);
+      return Promise.reject(error);
     }
+    const conn = this.#pool.acquire(key);
+    if (conn !== undefined) {
+      this.#start(conn, call, parts);
+      return settled;
+    }
+    // Cold path: a new connection first.
+    return this.#connect(key, timeouts.connect, timeouts.maxFrameSize).then(
+      (fresh) => {
+        this.#start(fresh, call, parts);
+        return settled;
+      },
+      (error: unknown) => {
+        call.failed = true;
+        this.#ended(call);
+        throw error;
+      },
+    );
+  }
+
+  #start(conn: UpstreamConnection, call: ExclusiveCall, parts: readonly Uint8Array[]): void {
+    conn.busy();
+    const lease = call.lease;
+    if (lease !== undefined && !lease.running(conn)) {
+      // The caller went away while a connection was found: it goes back to the pool unused.
+      call.failed = true;
+      this.callEnded(conn, call, true);
+      call.reject(new ThriftUpstreamError('abandoned', call.key.label, 'the caller went away'));
+      return;
+    }
+    conn.armCall(call.callTimeout);
+    conn.start(call, parts);
+  }
+
+  /** ConnectionOwner: the connection's idle watch found it dead. */
+  idleDied(conn: UpstreamConnection): void {
+    this.#pool.removeIdle(conn.key, conn);
+  }
+
+  /** ConnectionOwner: `call` ended on `conn`; the connection is pooled again only when `clean`. */
+  callEnded(conn: UpstreamConnection, call: ExclusiveCall, clean: boolean): void {
+    this.#ended(call);
+    if (clean) conn.watchIdle();
+    else this.#open.delete(conn);
+    this.#pool.release(call.key, conn, clean);
+  }
+
+  /** A call is no longer in flight (answered, failed, or never started). */
+  #ended(call: ExclusiveCall): void {
+    this.inFlight--;
+    if (call.failed && call.oneway) this.#onewayFailures++;
+    // The call ended: the caller going away from now on must not close the connection.
+    call.lease?.running(undefined);
   }
 
   async #connect(key: ThriftUpstreamKey, timeout: number, maxFrameSize: number): Promise<UpstreamConnection> {
     const stream = await this.#connectStream(key, timeout);
-    const conn = new UpstreamConnection(key, stream, maxFrameSize, this.#onIdleDeath);
+    const conn = new UpstreamConnection(key, stream, maxFrameSize, this);
     this.#pool.created(key, conn);
     // Connections the pool closed (idle timeout, cap) are swept here, not tracked per close.
     if (this.#open.size >= 256) for (const c of this.#open) if (c.closed) this.#open.delete(c);
@@ -477,28 +618,6 @@ export class ThriftUpstreams {
         { cause: error },
       );
     }
-  }
-
-  #failure(
-    key: ThriftUpstreamKey,
-    conn: UpstreamConnection,
-    what: string,
-    error: unknown,
-    callTimeout: number,
-  ): ThriftUpstreamError {
-    if (conn.abandoned) {
-      return new ThriftUpstreamError('abandoned', key.label, 'the caller went away', { cause: error });
-    }
-    if (conn.timedOut) {
-      return new ThriftUpstreamError(
-        'timeout',
-        key.label,
-        `no reply within the upstream_call timeout (${callTimeout} ms)`,
-        { cause: error },
-      );
-    }
-    const detail = error === undefined ? '' : `: ${(error as Error)?.message ?? String(error)}`;
-    return new ThriftUpstreamError(failureOf(error), key.label, `${what}${detail}`, { cause: error });
   }
 
   /** Closes idle connections now and the rest when their calls end; closeAll ends those too. */

@@ -118,6 +118,39 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       );
     });
 
+    it('feed() and poll() give the frames next() would, whatever the chunking; truncation() tells a cut frame', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 20 }),
+          fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 8 }),
+          (paddings, sizes) => {
+            const messages = paddings.map((p) => msg(0, p));
+            const wire = Buffer.concat(messages.map((m) => encodeFrame({ framing, protocol: 'binary' }, m)));
+            const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+            const got: Uint8Array[] = [];
+            let i = 0;
+            for (let at = 0; at < wire.byteLength; i++) {
+              const n = sizes[i % sizes.length]!;
+              // A copy, as a pooled chunk released right after feed() would be overwritten.
+              reader.feed(wire.slice(at, at + n));
+              at += n;
+              for (let f = reader.poll(); f !== null; f = reader.poll()) got.push(f.payload);
+              expect(reader.truncation() === null).toBe(reader.buffered === 0);
+            }
+            expect(got).toEqual(messages);
+            expect(reader.truncation()).toBeNull();
+          },
+        ),
+        { numRuns: 40 },
+      );
+      const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+      reader.feed(encodeFrame({ framing, protocol: 'binary' }, msg(0, 10)).subarray(0, 9));
+      expect(reader.poll()).toBeNull();
+      expect(reader.truncation()).toSatisfy(
+        (e) => e instanceof ThriftProtocolError && e.code === 'ERR_THRIFT_TRUNCATED',
+      );
+    });
+
     it('fails with ERR_THRIFT_TRUNCATED when the stream ends inside a frame', async () => {
       const frame = encodeFrame({ framing, protocol: 'binary' }, msg(0, 10));
       const reader = new FrameReader(scripted(frame.subarray(0, frame.byteLength - 1), [7]));

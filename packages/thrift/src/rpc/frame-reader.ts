@@ -141,12 +141,8 @@ export class FrameReader implements SweepMember {
         throw this.timeoutError(undefined);
       }
       if (chunk === null) {
-        if (this.end > this.start) {
-          throw new ThriftProtocolError(
-            'ERR_THRIFT_TRUNCATED',
-            `stream ended inside a message (${this.buffered} bytes)`,
-          );
-        }
+        const truncated = this.truncation();
+        if (truncated !== null) throw truncated;
         return null;
       }
       try {
@@ -155,6 +151,34 @@ export class FrameReader implements SweepMember {
         chunk.release();
       }
     }
+  }
+
+  /**
+   * The synchronous form, for an owner that receives the stream's chunks itself (a relay driven
+   * by the runtime's recvTo/writeTo callbacks, with no promise per read): feed() takes received
+   * bytes (copied, so the chunk can be released at once), poll() returns the next whole frame
+   * among them or null when more are needed (throwing on bad bytes as next() does). Not mixed
+   * with next() on one reader.
+   */
+  feed(bytes: Uint8Array): void {
+    this.append(bytes);
+  }
+
+  /** See feed(). */
+  poll(): ThriftFrame | null {
+    return this.tryFrame();
+  }
+
+  /**
+   * What the stream's end means now: ERR_THRIFT_TRUNCATED when it came inside a message, null
+   * between messages.
+   */
+  truncation(): ThriftProtocolError | null {
+    if (this.end === this.start) return null;
+    return new ThriftProtocolError(
+      'ERR_THRIFT_TRUNCATED',
+      `stream ended inside a message (${this.buffered} bytes)`,
+    );
   }
 
   /**
