@@ -4,7 +4,10 @@
  *   `server_read_header` (408, counted from each head's first byte), loch's RSS stays bounded,
  *   descriptors come back, and a normal client on the same worker is answered throughout;
  * - slow readers: clients that stop reading a 32 MiB response are cut by `server_write`, and
- *   loch's RSS grows by far less than the bodies (it never buffers a whole body).
+ *   loch's RSS grows by far less than the bodies (it never buffers a whole body);
+ * - stalled bodies: clients that send a head and part of a body, then nothing, are cut by
+ *   `server_read_body`, and each upstream exchange they started is aborted (never left waiting
+ *   for the rest), descriptors come back, a normal client is answered meanwhile.
  * The numbers are printed (RSS before/during/after, answers); assertions are liveness and
  * generous bounds, never latencies. bench/slowloris runs the same with 10,000 connections.
  */
@@ -25,6 +28,7 @@ const drivers = availableDrivers();
 const SLOW = 2_000;
 const LARGE = 32 * 1024 * 1024;
 const READERS = 16;
+const STALLED = 200;
 
 /** Resident set of a process in MiB (/proc/<pid>/status VmRSS). */
 function rssMiB(pid: number): number {
@@ -40,9 +44,21 @@ describe.each(drivers)('slow clients through loch (driver %s)', (driver) => {
   let upstream: Awaited<ReturnType<typeof httpUpstream>>;
   /** Bytes of the large body the upstream got written into its sockets, per request. */
   const written: number[] = [];
+  /** Upload requests the upstream got, and those whose connection went away unfinished. */
+  let uploads = 0;
+  let uploadsAborted = 0;
 
   beforeAll(async () => {
     upstream = await httpUpstream((req, res) => {
+      if (req.url === '/upload') {
+        uploads++;
+        req.on('error', () => {});
+        req.resume();
+        req.once('close', () => {
+          if (!req.complete) uploadsAborted++;
+        });
+        return; // answered never: the body never ends
+      }
       if (req.url !== '/large') {
         res.end('ok\n');
         return;
@@ -72,7 +88,7 @@ access = false
 
 [servers.web]
 listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { server_read_header = "3s", server_write = "2s", server_keepalive = "60s" }
+timeouts = { server_read_header = "3s", server_read_body = "2s", server_write = "2s", server_keepalive = "60s" }
 
 [[servers.web.routes]]
 path = "/"
@@ -202,5 +218,62 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     for (const n of got) expect(n).toBeLessThan(LARGE);
     // all 16 bodies buffered would be 512 MiB
     expect(rssDuring - rssBefore).toBeLessThan(160);
+  }, 60_000);
+  it(`stalled bodies: ${STALLED} clients that send a head and 1 KiB of a 1 MiB body, then nothing, are cut by server_read_body; their upstream exchanges are aborted; fds come back`, async () => {
+    const pid = loch.child.pid!;
+    await sleep(300);
+    const fdsBefore = loch.fdCount();
+    const rssBefore = rssMiB(pid);
+    const [uploadsBefore, abortedBefore] = [uploads, uploadsAborted];
+    const head = 'POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n';
+    const answers: string[] = [];
+    let closed = 0;
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < STALLED; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      const at = sockets.push(s) - 1;
+      answers.push('');
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        answers[at] += d;
+      });
+      s.on('error', () => {});
+      s.on('close', () => closed++);
+      s.write(head + 'b'.repeat(1024));
+      if (i % 50 === 49) await sleep(20);
+    }
+    const normal: string[] = [];
+    let rssDuring = 0;
+    const started = performance.now();
+    while (closed < STALLED && performance.now() - started < 20_000) {
+      normal.push(await rawExchange(port, 'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      rssDuring = Math.max(rssDuring, rssMiB(pid));
+      await sleep(250);
+    }
+    // Let the upstream see its connections end.
+    const waitStart = performance.now();
+    while (uploadsAborted - abortedBefore < STALLED && performance.now() - waitStart < 10_000)
+      await sleep(100);
+    const cutByLoch = closed; // before this side closes what is left
+    for (const s of sockets) s.destroy();
+    while (loch.fdCount() > fdsBefore + 2 && performance.now() - waitStart < 20_000) await sleep(100);
+    const statuses = answers.map((a) => a.slice(0, 12));
+    const cut408 = statuses.filter((a) => a === 'HTTP/1.1 408').length;
+    console.log(
+      `[${driver}] stalled bodies ${STALLED}: ${cutByLoch} closed by loch (${cut408} with 408), upstream got ` +
+        `${uploads - uploadsBefore} and saw ${uploadsAborted - abortedBefore} aborted; ${normal.length} normal ` +
+        `requests; RSS before ${rssBefore} MiB, peak during ${rssDuring} MiB; fds ${fdsBefore} -> ${loch.fdCount()}`,
+    );
+    expect(cutByLoch).toBe(STALLED); // loch cut every one (the clients never closed)
+    // Answered 408 (a few may be reset by the lingering close), never anything else (no 502
+    // from a half-sent body).
+    expect(cut408).toBeGreaterThan(STALLED * 0.9);
+    for (const a of statuses) expect(['', 'HTTP/1.1 408']).toContain(a);
+    expect(uploads - uploadsBefore).toBe(STALLED);
+    expect(uploadsAborted - abortedBefore).toBe(STALLED);
+    expect(normal.length).toBeGreaterThan(0);
+    for (const a of normal) expect(a).toMatch(/^HTTP\/1\.1 200 /);
+    expect(rssDuring - rssBefore).toBeLessThan(128);
+    expect(loch.fdCount()).toBeLessThanOrEqual(fdsBefore + 2);
   }, 60_000);
 });
