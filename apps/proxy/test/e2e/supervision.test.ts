@@ -6,7 +6,7 @@
  * the healthy one; with every worker in a crash loop loch exits 1. Fresh connections per request
  * let the kernel spread them over both workers. Bounds are generous; nothing is timed.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get, type IncomingMessage } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -114,6 +114,12 @@ async function stats(loch: Loch, workers: number): Promise<string> {
 
 const drivers = availableDrivers();
 
+/** Resident set of a process in MiB (/proc/<pid>/status VmRSS). */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m![1]) / 102.4) / 10;
+}
+
 describe('LOCH_DEBUG_CRASH_WORKER', () => {
   it('names a worker index, or nothing; anything else is refused by name', () => {
     expect(debugCrashWorker(undefined, 2)).toBeUndefined();
@@ -155,6 +161,10 @@ describe.each(drivers)('worker supervision (driver %s)', (driver) => {
       loch.child.kill('SIGHUP');
       await loch.waitFor(/reloaded .*\(generation 1\)/, from);
       expect(await fetchOnce(port, '/first')).toMatch(/^B \/first /);
+      // Descriptors and memory before any crash: a dead worker's ring, listener and connections
+      // must not outlive it (checked after six crashes below).
+      const fdsBefore = loch.fdCount();
+      const rssBefore = rssMiB(loch.child.pid!);
 
       const load = steadyLoad(port, 4);
       await answersMore(load, 20);
@@ -210,6 +220,16 @@ describe.each(drivers)('worker supervision (driver %s)', (driver) => {
       expect(one).toMatch(new RegExp(`stats \\{"worker":0,"generation":${latest()},`));
       expect(one).toMatch(/stats: worker 1: .*not running \(crash-loop\)/);
       expect(loch.child.exitCode).toBeNull();
+      const settle = performance.now();
+      while (loch.fdCount() > fdsBefore && performance.now() - settle < 10_000)
+        await new Promise((r) => setTimeout(r, 100));
+      const rssAfter = rssMiB(loch.child.pid!);
+      console.log(
+        `[${driver}] after 6 crashes of worker 1: fds ${fdsBefore} -> ${loch.fdCount()}, RSS ${rssBefore} -> ${rssAfter} MiB`,
+      );
+      // Worker 1 is given up, so fewer descriptors than before are fine; more would be a leak.
+      expect(loch.fdCount()).toBeLessThanOrEqual(fdsBefore);
+      expect(rssAfter - rssBefore).toBeLessThan(256);
     } catch (error) {
       await loch.stop();
       throw new Error(`${(error as Error).message}\nloch's stderr:\n${loch.stderr()}`, { cause: error });
