@@ -5,8 +5,11 @@
  * a chunked or length-less HTTP/2 body cut where it crosses it, the upstream never seeing the
  * excess), max_header_size and max_header_count (431, HTTP/1.1 and HTTP/2), and
  * runtime.max_connections_per_worker (accepting pauses at the limit and resumes when a
- * connection closes).
+ * connection closes), and the process's descriptor limit itself (accept fails with EMFILE: loch
+ * keeps running, backs off, and serves again once descriptors come back; fds and RSS checked).
  */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -226,4 +229,92 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(await fifth).toMatch(/^HTTP\/1\.1 200 /);
     for (const s of idle) s.destroy();
   });
+});
+
+/** Resident set of a process in MiB (/proc/<pid>/status VmRSS). */
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m![1]) / 102.4) / 10;
+}
+
+describe.each(drivers)('at the process descriptor limit (driver %s)', (driver) => {
+  let loch: Loch;
+  let port: number;
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+
+  beforeAll(async () => {
+    upstream = await httpUpstream((_req, res) => res.end('ok\n'));
+    port = await freePort();
+    loch = await startLoch(
+      tempDir('loch-fd-limit-'),
+      `
+[runtime]
+workers = 1
+
+[log]
+access = false
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { server_keepalive = "60s" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  });
+
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  it('more clients than descriptors: accept fails with EMFILE, loch keeps running and serves again once they leave', async () => {
+    const pid = loch.child.pid!;
+    expect(await rawExchange(port, 'GET /warm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(
+      /^HTTP\/1\.1 200 /,
+    );
+    const fdsBefore = loch.fdCount();
+    const rssBefore = rssMiB(pid);
+    // Room for 100 more descriptors (below max_connections_per_worker's 10,000): the limit is
+    // the kernel's, not loch's.
+    const limit = fdsBefore + 100;
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${limit}:${limit}`]);
+    const clients: net.Socket[] = [];
+    for (let i = 0; i < 300; i++) {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => {});
+      clients.push(s);
+    }
+    // Every descriptor loch may open is taken by an accepted client; the rest wait in the backlog.
+    const start = performance.now();
+    while (loch.fdCount() < limit - 2 && performance.now() - start < 10_000)
+      await new Promise((r) => setTimeout(r, 50));
+    const atLimit = loch.fdCount();
+    await new Promise((r) => setTimeout(r, 1000)); // accept keeps failing meanwhile
+    expect(loch.child.exitCode).toBeNull();
+    for (const s of clients) s.destroy();
+    // Descriptors come back, and a new client is served.
+    const settle = performance.now();
+    while (loch.fdCount() > fdsBefore + 2 && performance.now() - settle < 15_000)
+      await new Promise((r) => setTimeout(r, 100));
+    const answer = await rawExchange(
+      port,
+      'GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+      10_000,
+    );
+    const rssAfter = rssMiB(pid);
+    console.log(
+      `[${driver}] fd limit ${limit}: fds ${fdsBefore} -> ${atLimit} at the limit -> ${loch.fdCount()}; RSS ${rssBefore} -> ${rssAfter} MiB`,
+    );
+    expect(atLimit).toBeGreaterThanOrEqual(limit - 2);
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(loch.child.exitCode).toBeNull();
+    expect(loch.fdCount()).toBeLessThanOrEqual(fdsBefore + 2);
+    expect(rssAfter - rssBefore).toBeLessThan(64);
+    // No worker crashed on the way.
+    expect(loch.stderr()).not.toMatch(/uncaught|crashed/i);
+  }, 60_000);
 });
