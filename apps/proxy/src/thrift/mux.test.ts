@@ -23,6 +23,8 @@ import {
   type ThriftFrame,
   TType,
 } from '@loch/thrift';
+import { UnifiedL4Connector } from '@loch/transports';
+import type { ByteStream } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplyLease, ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
 
@@ -375,6 +377,41 @@ describe('multiplexed thrift upstream connections', () => {
       setTimeoutSpy.mockRestore();
     }
     expect(up.connections()).toBe(1);
+  });
+
+  it("writes and receives on its stream's callback forms: no promise-form writev or recv per batch or reply", async () => {
+    const connect = UnifiedL4Connector.prototype.connect;
+    const streams: ByteStream[] = [];
+    const connectSpy = vi.spyOn(UnifiedL4Connector.prototype, 'connect').mockImplementation(async function (
+      this: UnifiedL4Connector,
+      ...args
+    ) {
+      const stream = await connect.apply(this, args);
+      streams.push(stream);
+      return stream;
+    });
+    try {
+      const up = await scriptedUpstream('framed');
+      const { upstreams, key } = setup(up, 'framed');
+      await forward(upstreams, key, callFrame('framed', 'binary', 'get', 0, 'connect'));
+      expect(streams).toHaveLength(1);
+      const writev = vi.spyOn(streams[0]!, 'writev');
+      const recv = vi.spyOn(streams[0]!, 'recv');
+      for (let round = 0; round < 5; round++) {
+        const ids = [1, 2, 3, 4].map((i) => round * 10 + i);
+        const replies = await Promise.all(
+          ids.map((i) => forward(upstreams, key, callFrame('framed', 'binary', 'get', i, `t${i}`))),
+        );
+        expect(replies.map(replyOf)).toEqual(ids.map((i) => ({ seqId: i, text: `up:get:t${i}` })));
+      }
+      const oneway = callFrame('framed', 'binary', 'note', 99, 'n', { type: MessageType.ONEWAY });
+      expect(await forward(upstreams, key, oneway)).toBeUndefined();
+      expect(writev).not.toHaveBeenCalled();
+      expect(recv).not.toHaveBeenCalled();
+      expect(up.connections()).toBe(1);
+    } finally {
+      connectSpy.mockRestore();
+    }
   });
 
   it('retires a connection once more calls timed out than its limit', async () => {

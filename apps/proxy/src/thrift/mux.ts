@@ -24,7 +24,15 @@ import {
   rewriteSeqId,
   type ThriftFrame,
 } from '@loch/thrift';
-import { type ByteStream, NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
+import {
+  type ByteStream,
+  NO_DEADLINE,
+  type RecvChunk,
+  type RecvTarget,
+  type RuntimeError,
+  type SweepMember,
+  type WriteTarget,
+} from '@loch/uring-runtime';
 import { callDeadlines } from './deadlines.js';
 import { failureOf, ThriftUpstreamError } from './upstream-error.js';
 
@@ -114,8 +122,12 @@ interface Written {
 /** At most this many buffers per writev (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 512;
 
-/** One upstream connection carrying several calls at once. */
-export class MuxConnection implements SweepMember, ReplyHolder {
+/**
+ * One upstream connection carrying several calls at once. Its writes and receives run on the
+ * runtime stream's callback forms (writeTo/recvTo): a batch written or a chunk received costs
+ * no promise; the calls' own promises are all.
+ */
+export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, WriteTarget {
   readonly #reader: FrameReader;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();
@@ -148,7 +160,8 @@ export class MuxConnection implements SweepMember, ReplyHolder {
     private readonly maxSeqId = 0x7fffffff,
   ) {
     this.#reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
-    void this.#readLoop();
+    // One receive pending for the connection's life: replies, or its end.
+    stream.recvTo(this);
   }
 
   /** Takes a call this connection was reserved for (`load` counts it already). */
@@ -311,49 +324,79 @@ export class MuxConnection implements SweepMember, ReplyHolder {
   #enqueue(parts: readonly Uint8Array[], written: Written | undefined): void {
     for (const p of parts) this.#queue.push(p);
     if (written !== undefined) this.#queued.push(written);
-    if (this.#writing === null) void this.#flush();
+    if (this.#writing === null) this.#flush();
   }
 
-  async #flush(): Promise<void> {
-    try {
-      while (this.#queue.length > 0 && this.alive) {
-        let bufs = this.#queue;
-        if (bufs.length > MAX_IOVECS) {
-          // Frames stay whole across writevs: the bytes are sent in order either way.
-          this.#queue = bufs.slice(MAX_IOVECS);
-          bufs = bufs.slice(0, MAX_IOVECS);
-        } else {
-          this.#queue = [];
-        }
-        const written = this.#queue.length === 0 ? this.#queued : [];
-        if (this.#queue.length === 0) this.#queued = [];
-        this.#writing = written;
-        await this.stream.writev(bufs);
-        this.#writing = null;
-        for (const w of written) w.resolve();
-      }
-    } catch (error) {
+  /** Writes what is queued (one writev at a time: `#writing` is set until onWritten). */
+  #flush(): void {
+    if (this.#queue.length === 0 || !this.alive) return;
+    let bufs = this.#queue;
+    if (bufs.length > MAX_IOVECS) {
+      // Frames stay whole across writevs: the bytes are sent in order either way.
+      this.#queue = bufs.slice(MAX_IOVECS);
+      bufs = bufs.slice(0, MAX_IOVECS);
+    } else {
+      this.#queue = [];
+    }
+    const written = this.#queue.length === 0 ? this.#queued : [];
+    if (this.#queue.length === 0) this.#queued = [];
+    this.#writing = written;
+    this.stream.writeTo(bufs, this);
+  }
+
+  onWritten(error: RuntimeError | undefined): void {
+    if (error !== undefined) {
+      // #die fails the ONEWAY calls of this writev (still in #writing) with the rest.
       this.#die(
         new ThriftUpstreamError(
           failureOf(error),
           this.key.label,
-          `the call could not be written: ${(error as Error).message}`,
+          `the call could not be written: ${error.message}`,
           {
             cause: error,
           },
         ),
       );
-    } finally {
       this.#writing = null;
+      return;
     }
+    const written = this.#writing;
+    this.#writing = null;
+    for (const w of written ?? []) w.resolve();
+    this.#flush();
   }
 
-  async #readLoop(): Promise<void> {
+  onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
+    if (!this.alive) {
+      chunk?.release();
+      return;
+    }
     const label = this.key.label;
+    if (chunk === null) {
+      const failed = error ?? this.#reader.truncation();
+      this.#die(
+        failed === null
+          ? new ThriftUpstreamError('reset', label, 'the upstream closed the connection')
+          : new ThriftUpstreamError(
+              failureOf(failed),
+              label,
+              `the reply could not be read: ${failed.message}`,
+              {
+                cause: failed,
+              },
+            ),
+      );
+      return;
+    }
+    try {
+      this.#reader.feed(chunk.bytes);
+    } finally {
+      chunk.release();
+    }
     for (;;) {
       let reply: ThriftFrame | null;
       try {
-        reply = await this.#reader.next();
+        reply = this.#reader.poll();
       } catch (error) {
         this.#die(
           new ThriftUpstreamError(
@@ -367,16 +410,16 @@ export class MuxConnection implements SweepMember, ReplyHolder {
         );
         return;
       }
-      if (reply === null) {
-        this.#die(new ThriftUpstreamError('reset', label, 'the upstream closed the connection'));
-        return;
-      }
+      if (reply === null) break;
       const failure = this.#deliver(reply);
       if (failure !== undefined) {
         this.#die(new ThriftUpstreamError('protocol', label, failure));
         return;
       }
+      // A draining connection closes with its last call answered.
+      if (!this.alive) return;
     }
+    this.stream.recvTo(this);
   }
 
   /** Hands a reply to its call; returns why the connection must end, if it must. */
