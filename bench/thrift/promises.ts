@@ -1,0 +1,120 @@
+/**
+ * Promises made per relayed Thrift call in loch's proxy path, counted with async_hooks: a
+ * number that does not depend on how loaded the machine is (this VM has no hardware counters
+ * for instructions per call, and CPU time per call moves with load). In one process: a
+ * node:net framed binary echo upstream, loch's ThriftServer with ThriftProxyService in front
+ * of it (exclusive or multiplexed upstream), and a @loch/thrift client calling `bench` with a
+ * string of `--size` bytes, one call at a time. The client's own promises are counted by
+ * calling the upstream directly the same way, and subtracted.
+ *
+ * Usage: tsx --conditions=@loch/source thrift/promises.ts [--size 32] [--calls 2000] [--mux]
+ *   (LOCH_DRIVER=uring|legacy picks the runtime driver)
+ */
+import { createHook } from 'node:async_hooks';
+import { createServer } from 'node:net';
+import { parseArgs } from 'node:util';
+import {
+  createWriter,
+  decodeFrame,
+  encodeFrame,
+  MessageType,
+  readMessageHeader,
+  ThriftClient,
+  ThriftServer,
+  TType,
+} from '@loch/thrift';
+import { createRuntime } from '@loch/uring-runtime';
+import { parseConfig } from '../../apps/proxy/src/config/load.js';
+import { ProxyLog } from '../../apps/proxy/src/proxy/log.js';
+import { ThriftProxyService } from '../../apps/proxy/src/thrift/service.js';
+import { ThriftUpstreams } from '../../apps/proxy/src/thrift/upstream.js';
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: 'string', default: '32' },
+    calls: { type: 'string', default: '2000' },
+    mux: { type: 'boolean', default: false },
+  },
+});
+const size = Number(args.size);
+const calls = Number(args.calls);
+
+/** A framed binary upstream answering every call with its own argument bytes as the result. */
+const upstream = createServer((s) => {
+  s.setNoDelay(true);
+  let buf: Buffer = Buffer.alloc(0);
+  s.on('data', (d: Buffer) => {
+    buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const frame = decodeFrame('framed', new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0))));
+      buf = buf.subarray(4 + buf.readUInt32BE(0));
+      const h = readMessageHeader('binary', frame.payload);
+      const w = createWriter('binary');
+      w.writeMessageBegin(h.name, MessageType.REPLY, h.seqId);
+      w.writeStructBegin();
+      w.writeFieldBegin(TType.STRING, 0);
+      w.writeString('x'.repeat(size));
+      w.writeFieldStop();
+      w.writeStructEnd();
+      s.write(encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy()));
+    }
+  });
+});
+await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+const upstreamPort = (upstream.address() as { port: number }).port;
+
+const runtime = await createRuntime({ log: () => undefined });
+const config = parseConfig(`
+[servers.probe]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:1" }
+access_log = false
+route = { upstreams = [{ endpoint = "127.0.0.1:${upstreamPort}"${args.mux ? ', multiplex = true' : ''} }] }
+`);
+const server = config.thriftServers[0]!;
+const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+const service = new ThriftProxyService(upstreams, server, new ProxyLog('warn', 'probe'));
+const thrift = new ThriftServer(service, { framing: 'auto', maxFrameSize: server.maxFrameSize });
+const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+void thrift.serve(listener);
+const proxyPort = (listener.localAddress as { port: number }).port;
+
+const text = 'a'.repeat(size);
+/** Promises per call of `n` sequential calls on a client connected to `port`. */
+async function promisesPerCall(port: number): Promise<number> {
+  const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
+  const one = async (): Promise<void> => {
+    const reply = await client.call('bench', (w) => {
+      w.writeStructBegin();
+      w.writeFieldBegin(TType.STRING, 1);
+      w.writeString(text);
+      w.writeFieldStop();
+      w.writeStructEnd();
+    });
+    reply!.release();
+  };
+  for (let i = 0; i < 500; i++) await one(); // warm: connections made, code optimized
+  let promises = 0;
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') promises++;
+    },
+  });
+  hook.enable();
+  for (let i = 0; i < calls; i++) await one();
+  hook.disable();
+  await client.close();
+  return promises / calls;
+}
+
+const direct = await promisesPerCall(upstreamPort);
+const proxied = await promisesPerCall(proxyPort);
+console.log(
+  `driver ${runtime.driver.name}, ${size} B, ${args.mux ? 'multiplexed' : 'exclusive'} upstream: ` +
+    `${proxied.toFixed(2)} promises per call through loch, ${direct.toFixed(2)} direct (the client's own): ` +
+    `loch's path ${(proxied - direct).toFixed(2)}`,
+);
+await thrift.close();
+upstreams.closeAll();
+upstream.close();
+process.exit(0);
