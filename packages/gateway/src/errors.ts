@@ -44,6 +44,9 @@ export type GatewayRequestErrorCode =
   /** A pseudonymized field holds a token that does not open (another key, field, or changed). */
   | 'ERR_GATEWAY_PSEUDONYM';
 
+/** The reason of an ERR_GATEWAY_BAD_VALUE that names a JSON field the IDL does not have. */
+export const UNKNOWN_FIELD = 'unknown field';
+
 /**
  * Bad client input. `path` is the JSON path of the value (`user.emial`, `ids[3]`, `tags{"k"}`),
  * empty for the request as a whole. The message reads `user.emial: unknown field`.
@@ -56,10 +59,11 @@ export class GatewayRequestError extends Error {
     readonly code: GatewayRequestErrorCode,
     readonly reason: string,
     readonly status = 400,
+    options?: { cause?: unknown },
   ) {
     // No message argument: `message` is the getter below, so the path added while the error
     // unwinds shows in it.
-    super();
+    super(undefined, options);
   }
 
   /** The JSON path of the offending value. */

@@ -24,6 +24,7 @@ export {
   type GatewayUpstreamFailure,
   IdlError,
   type IdlErrorCode,
+  UNKNOWN_FIELD,
 } from './errors.js';
 export { GrpcPseudonymService } from './grpc/grpc-layer.js';
 export {
@@ -82,6 +83,13 @@ export {
 } from './pseudonym/plan.js';
 export { Pseudonymizer, type TokenFormat } from './pseudonym/pseudonymizer.js';
 export { ThriftPseudonymService, thriftPseudonymLayer } from './pseudonym/thrift-layer.js';
+export {
+  type GatewayRefusal,
+  type GatewayRefusalListener,
+  type GatewayRefusalReason,
+  replyRefusal,
+  requestRefusal,
+} from './refusal.js';
 export { ClientExchange, type ClientExchangeOptions } from './service/client-exchange.js';
 export {
   errorResponse,

@@ -10,6 +10,8 @@ import { createRequest, fixedBody, readText } from '@loch/http';
 import { createReader, createWriter, MessageType, type ThriftFrame } from '@loch/thrift';
 import { describe, expect, it } from 'vitest';
 import {
+  type GatewayRefusal,
+  type GatewayRefusalListener,
   JsonToThriftCompiler,
   loadIdl,
   Pseudonymizer,
@@ -53,8 +55,14 @@ class RecordingExchange implements ThriftExchange {
   }
 }
 
-function gateway(exchange: ThriftExchange, direction: 'upstream' | 'downstream', fields: string[] = []) {
+function gateway(
+  exchange: ThriftExchange,
+  direction: 'upstream' | 'downstream',
+  fields: string[] = [],
+  onRefused?: GatewayRefusalListener,
+) {
   const pseudonyms = new PseudonymRewriter(new PseudonymPlan(idl, { fields }), pseudonymizer, direction);
+  const told = onRefused === undefined ? {} : { onRefused };
   return new ThriftGateway([
     {
       idl,
@@ -63,9 +71,26 @@ function gateway(exchange: ThriftExchange, direction: 'upstream' | 'downstream',
       path: '/profiles/{id}',
       upstream: exchange,
       pseudonyms,
+      ...told,
     },
-    { idl, service: 'ProfileService', function: 'put', path: '/profiles', upstream: exchange, pseudonyms },
-    { idl, service: 'ProfileService', function: 'count', path: '/count', upstream: exchange, pseudonyms },
+    {
+      idl,
+      service: 'ProfileService',
+      function: 'put',
+      path: '/profiles',
+      upstream: exchange,
+      pseudonyms,
+      ...told,
+    },
+    {
+      idl,
+      service: 'ProfileService',
+      function: 'count',
+      path: '/count',
+      upstream: exchange,
+      pseudonyms,
+      ...told,
+    },
   ]);
 }
 
@@ -134,6 +159,23 @@ describe('gateway pseudonymization', () => {
       /could not be pseudonymized: success\.email: .*ERR_PSEUDONYM_TOKEN/,
     );
     expect(JSON.stringify(got.json)).not.toContain('alice@example.com');
+  });
+
+  it('tells onRefused of refused request tokens and refused replies (field path and code)', async () => {
+    const refusals: GatewayRefusal[] = [];
+    const down = gateway(
+      new RecordingExchange(() => profile),
+      'downstream',
+      ['ProfileService.get.args.id'],
+      (r) => refusals.push(r),
+    );
+    await send(down, 'GET', '/profiles/not-a-token');
+    const up = gateway(new RecordingExchange(() => profile), 'upstream', [], (r) => refusals.push(r));
+    await send(up, 'GET', '/profiles/1');
+    expect(refusals).toEqual([
+      { reason: 'pseudonym_request', code: 'ERR_PSEUDONYM_TOKEN', path: 'id' },
+      { reason: 'pseudonym_reply', code: 'ERR_PSEUDONYM_TOKEN', path: 'success.email' },
+    ]);
   });
 
   it('functions without planned fields are not rewritten', async () => {

@@ -338,6 +338,35 @@ describe('failure paths', () => {
     expect((await send(gw, 'GET', '/v2/users/x')).json).toMatchObject({ path: 'id' });
   });
 
+  it('tells onRefused of each refused request: reason, code and path, never the value', async () => {
+    const refusals: unknown[] = [];
+    const told = new ThriftGateway(
+      routes(dead, 'binary', { maxBodySize: 64, onRefused: (r) => refusals.push(r) }),
+    );
+    await send(told, 'POST', '/users', { user: { id: 1, emial: 'secret@x.y' } });
+    await send(told, 'POST', '/users', '{"user":');
+    await send(told, 'GET', '/users/abc');
+    await send(told, 'POST', '/users', { user: {} });
+    await send(told, 'POST', '/users', { user: { id: 1, name: 'x'.repeat(80) } });
+    expect(refusals).toEqual([
+      { reason: 'unknown_field', code: 'ERR_GATEWAY_BAD_VALUE', path: 'user.emial' },
+      { reason: 'bad_json', code: 'ERR_GATEWAY_BAD_JSON', path: '' },
+      { reason: 'bad_value', code: 'ERR_GATEWAY_BAD_VALUE', path: 'id' },
+      { reason: 'bad_value', code: 'ERR_GATEWAY_BAD_VALUE', path: 'user.id' },
+      { reason: 'body_too_large', code: 'ERR_GATEWAY_BODY_TOO_LARGE', path: '' },
+    ]);
+    // Answers and upstream failures are not refusals; a listener that throws changes no answer.
+    const quiet = new ThriftGateway(
+      routes(dead, 'binary', {
+        onRefused: () => {
+          throw new Error('listener');
+        },
+      }),
+    );
+    expect((await send(quiet, 'GET', '/users/1')).status).toBe(502);
+    expect((await send(quiet, 'GET', '/users/abc')).status).toBe(400);
+  });
+
   it('size, method and path', async () => {
     const small = new ThriftGateway(routes(dead, 'binary', { maxBodySize: 10 }));
     expect((await send(small, 'POST', '/users', { user: { id: 1, name: 'long enough' } })).status).toBe(413);

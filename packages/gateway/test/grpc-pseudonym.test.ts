@@ -364,9 +364,11 @@ describe('GrpcPseudonymService', () => {
   });
 
   it('a bad request token never reaches the upstream; a reply it cannot rewrite ends with grpc-status 13', async () => {
+    const refusals: unknown[] = [];
+    const told = (r: unknown) => refusals.push(r);
     const u = upstream([]);
     const bad = frame(new Uint8Array(Find.encode({ q: 'x@y.z' }).finish()));
-    const res = await new GrpcPseudonymService(u.inner, down).call(
+    const res = await new GrpcPseudonymService(u.inner, down, undefined, told).call(
       createRequest('POST', '/demo.Users/Get', { headers: grpc, body: streamBody([bad]) }),
     );
     expect(res.status).toBe(502);
@@ -377,10 +379,14 @@ describe('GrpcPseudonymService', () => {
     const v = upstream([new Uint8Array(User.encode({ email: 'a@b.c' }).finish())]);
     const q = frame(new Uint8Array(Find.encode({ q: 'x@y.z' }).finish()));
     const out = await collect(
-      await new GrpcPseudonymService(v.inner, up).call(
+      await new GrpcPseudonymService(v.inner, up, undefined, told).call(
         createRequest('POST', '/demo.Users/Get', { headers: grpc, body: streamBody([q]) }),
       ),
     );
+    expect(refusals).toEqual([
+      { reason: 'pseudonym_request', code: 'ERR_PSEUDONYM_TOKEN', path: 'q' },
+      { reason: 'pseudonym_reply', code: 'ERR_PSEUDONYM_TOKEN', path: 'email' },
+    ]);
     expect(v.seen[0]).toMatch(/@pseudo\.invalid$/); // the upstream got a token
     expect(out.chunks).toEqual([]);
     expect(out.trailers?.get('grpc-status')).toBe('13');

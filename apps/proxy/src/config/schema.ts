@@ -181,6 +181,7 @@ export const LOG_MODULES = [
   'thrift',
   'reload',
   'access_log',
+  'gateway',
 ] as const;
 export type LogModule = (typeof LOG_MODULES)[number];
 const LogLevelSchema = z.enum(['debug', 'info', 'warn', 'error', 'off']);

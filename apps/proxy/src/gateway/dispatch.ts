@@ -13,6 +13,7 @@ import { createBalancer } from '../routing/balancer.js';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreams } from '../thrift/upstream.js';
 import type { GatewayRouteConfig } from './config.js';
 import { pseudonymRewriterOf } from './pseudonym-config.js';
+import type { GatewayRefusals } from './refusals.js';
 
 /** The worker's pool of gateway upstream connections (idle ones closed after a minute). */
 let pool: ThriftUpstreams | undefined;
@@ -85,9 +86,13 @@ class PooledExchange implements ThriftExchange {
 
 const compiled = new WeakMap<readonly GatewayRouteConfig[], GatewayRoutes>();
 
-function routesOf(configs: readonly GatewayRouteConfig[]): GatewayRoutes {
+function routesOf(
+  configs: readonly GatewayRouteConfig[],
+  refusals: GatewayRefusals | undefined,
+): GatewayRoutes {
   let routes = compiled.get(configs);
   if (routes === undefined) {
+    // A route's configs belong to one server, so its refusal listeners are made once here.
     routes = new GatewayRoutes(
       configs.map((c) => ({
         idl: c.idl,
@@ -102,6 +107,7 @@ function routesOf(configs: readonly GatewayRouteConfig[]): GatewayRoutes {
         forwardHeaders: c.forwardHeaders,
         maxBodySize: c.maxBodySize,
         ...(c.pseudonymize === undefined ? {} : { pseudonyms: pseudonymRewriterOf(c.pseudonymize) }),
+        ...(refusals === undefined ? {} : { onRefused: refusals.listener(`${c.service}.${c.function}`) }),
       })),
     );
     compiled.set(configs, routes);
@@ -111,17 +117,19 @@ function routesOf(configs: readonly GatewayRouteConfig[]): GatewayRoutes {
 
 /**
  * Answers `request` from the gateway routes of its matched route: `path` is the normalized
- * path the router matched, `query` the query with its "?" (or "").
+ * path the router matched, `query` the query with its "?" (or ""); `refusals` counts and logs
+ * what the routes refuse.
  */
 export function callGateway(
   configs: readonly GatewayRouteConfig[],
   request: HttpRequest,
   path: string,
   query: string,
+  refusals?: GatewayRefusals,
 ): Promise<HttpResponse> | HttpResponse {
   let routes: GatewayRoutes;
   try {
-    routes = routesOf(configs);
+    routes = routesOf(configs, refusals);
   } catch (error) {
     // A pseudonym key checked when the config loaded can no longer be read: fail closed.
     if (!(error instanceof PseudonymError)) throw error;

@@ -11,6 +11,7 @@
 import { resolve } from 'node:path';
 import {
   GatewayConfigError,
+  type GatewayRefusalListener,
   GrpcPseudonymRewriter,
   GrpcPseudonymService,
   loadDescriptorSets,
@@ -28,6 +29,7 @@ import type { z } from 'zod';
 import type { ConfigIssue } from '../config/load.js';
 import type { PseudonymizeSchema } from '../config/schema.js';
 import { pseudonymFieldsOf, pseudonymKeysOf } from './pseudonym-config.js';
+import type { GatewayRefusals } from './refusals.js';
 
 type PseudonymizeTable = z.infer<typeof PseudonymizeSchema>;
 
@@ -123,14 +125,19 @@ function rewriterOf(config: GrpcPseudonymConfig): GrpcPseudonymRewriter {
   return rewriter;
 }
 
+/** Each server's refusal listener for gRPC routes (made once). */
+const listeners = new WeakMap<GatewayRefusals, GatewayRefusalListener>();
+
 /**
  * Answers `request` through `forward` (the route's forwarding) with its gRPC messages
- * pseudonymized as `config` says. Files that can no longer be read fail the call closed.
+ * pseudonymized as `config` says; `refusals` counts and logs refused messages. Files that can no
+ * longer be read fail the call closed.
  */
 export function callWithGrpcPseudonyms(
   config: GrpcPseudonymConfig,
   request: HttpRequest,
   forward: () => Promise<HttpResponse> | HttpResponse,
+  refusals?: GatewayRefusals,
 ): Promise<HttpResponse> | HttpResponse {
   let rewriter: GrpcPseudonymRewriter;
   try {
@@ -138,5 +145,10 @@ export function callWithGrpcPseudonyms(
   } catch (e) {
     return Promise.reject(e);
   }
-  return new GrpcPseudonymService({ call: forward }, rewriter).call(request);
+  let listener: GatewayRefusalListener | undefined;
+  if (refusals !== undefined) {
+    listener = listeners.get(refusals);
+    if (listener === undefined) listeners.set(refusals, (listener = refusals.listener('gRPC')));
+  }
+  return new GrpcPseudonymService({ call: forward }, rewriter, undefined, listener).call(request);
 }

@@ -8,6 +8,8 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { HealthTargetStats } from '../health/active-checks.js';
 import {
   DURATION_BUCKETS,
+  GATEWAY_REFUSAL_REASONS,
+  GATEWAY_REFUSALS,
   routeLabel,
   type SeriesEntry,
   STATUS_CLASSES,
@@ -249,6 +251,30 @@ export function renderExposition(input: ExpositionInput): string {
   );
   for (const s of servers)
     t.sample('loch_tls_handshake_failures_total', [['server', s.server]], c[s.at + TLS_FAILURES]!);
+
+  t.family(
+    'loch_gateway_refusals_total',
+    'counter',
+    'Requests (4xx) and replies (502) refused by a gateway layer (HTTP/JSON -> Thrift routes, gRPC pseudonymization), by server and reason.',
+  );
+  const gateways = new Set(
+    input.config.servers
+      .filter((s) => s.routes.some((r) => r.gateway !== undefined || r.grpcPseudonymize !== undefined))
+      .map((s) => s.key),
+  );
+  for (const s of servers) {
+    if (!gateways.has(s.server)) continue;
+    GATEWAY_REFUSAL_REASONS.forEach((reason, i) => {
+      t.sample(
+        'loch_gateway_refusals_total',
+        [
+          ['server', s.server],
+          ['reason', reason],
+        ],
+        c[s.at + GATEWAY_REFUSALS + i]!,
+      );
+    });
+  }
 
   t.family('loch_tunnels_total', 'counter', 'Tunnels (WebSocket and other allowed upgrades) opened.');
   t.sample('loch_tunnels_total', [], c[TUNNELS_TOTAL]!);

@@ -7,6 +7,7 @@
  * looks slots up without building a string. Not for recording (recorder.ts) or rendering
  * (exposition.ts).
  */
+import type { GatewayRefusalReason } from '@loch/gateway';
 import type { ProxyConfig, RouteConfig } from '../config/schema.js';
 
 /**
@@ -36,10 +37,24 @@ export const UPSTREAM_CONNECT_FAILURES = HISTOGRAM_SLOTS;
 export const UPSTREAM_TIMEOUTS = HISTOGRAM_SLOTS + 1;
 export const UPSTREAM_RETRIES = HISTOGRAM_SLOTS + 2;
 
-/** Per server: TLS handshakes completed and failed. */
-export const SERVER_SLOTS = 2;
+/**
+ * Why a gateway layer (HTTP/JSON -> Thrift routes, gRPC pseudonymization) refused a request or
+ * reply, in slot order (@loch/gateway's GatewayRefusalReason).
+ */
+export const GATEWAY_REFUSAL_REASONS = [
+  'bad_json',
+  'unknown_field',
+  'bad_value',
+  'body_too_large',
+  'pseudonym_request',
+  'pseudonym_reply',
+] as const satisfies readonly GatewayRefusalReason[];
+
+/** Per server: TLS handshakes completed and failed, then gateway refusals by reason. */
+export const SERVER_SLOTS = 2 + GATEWAY_REFUSAL_REASONS.length;
 export const TLS_HANDSHAKES = 0;
 export const TLS_FAILURES = 1;
+export const GATEWAY_REFUSALS = 2;
 
 /**
  * Worker-wide slots at the start of every buffer. Gauges (tunnels active) are zeroed by a
@@ -51,7 +66,7 @@ const GLOBAL_SLOTS = 4;
 
 /** The slots of one server in a plan. */
 export interface ServerPlan {
-  /** TLS handshake counters (SERVER_SLOTS). */
+  /** TLS handshake counters and gateway refusals (SERVER_SLOTS). */
   readonly base: number;
   /** Requests no route took (404, 400, requests the codec refused): a route series of its own. */
   readonly unrouted: number;

@@ -12,9 +12,13 @@
  * attach. With recording off (no `[admin]`), every call returns at its first test.
  * Not for the admin side (registry.ts) or the text format (exposition.ts).
  */
+
+import type { GatewayRefusalReason } from '@loch/gateway';
 import type { RequestCx } from '../proxy/context.js';
 import {
   DURATION_BUCKETS,
+  GATEWAY_REFUSAL_REASONS,
+  GATEWAY_REFUSALS,
   type MetricsPlan,
   type ServerPlan,
   STATUS_CLASSES,
@@ -34,6 +38,11 @@ export interface MetricsShare {
 }
 
 const NO_SERVERS: Map<string, ServerPlan> = new Map();
+/** A refusal reason's slot after GATEWAY_REFUSALS. */
+const REFUSAL_SLOT = Object.fromEntries(GATEWAY_REFUSAL_REASONS.map((r, i) => [r, i])) as Record<
+  GatewayRefusalReason,
+  number
+>;
 const NO_THRIFT: Map<string, number> = new Map();
 const BUCKETS = DURATION_BUCKETS.length;
 /** The bucket bounds in microseconds. */
@@ -159,6 +168,15 @@ export class WorkerMetrics {
     const plan = this.#servers.get(server);
     if (plan === undefined) return;
     this.#counts[plan.base + (ok ? TLS_HANDSHAKES : TLS_FAILURES)]! += 1;
+  }
+
+  /** A gateway layer of `server` refused a request or reply (bad JSON, an unknown field, a token...). */
+  gatewayRefused(server: string, reason: GatewayRefusalReason): void {
+    if (!this.#enabled) return;
+    const plan = this.#servers.get(server);
+    const slot = REFUSAL_SLOT[reason];
+    if (plan === undefined || slot === undefined) return;
+    this.#counts[plan.base + GATEWAY_REFUSALS + slot]! += 1;
   }
 
   /**

@@ -23,6 +23,7 @@ import { type Endpoint, endpoint, type UpstreamLimit } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import { callGateway } from '../gateway/dispatch.js';
 import { callWithGrpcPseudonyms } from '../gateway/grpc-pseudonym.js';
+import { GatewayRefusals } from '../gateway/refusals.js';
 import { routeGroup } from '../health/route-group.js';
 import type { UpstreamGroup } from '../health/upstream-group.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
@@ -32,6 +33,7 @@ import { limitRequestBody } from './body-limit.js';
 import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
+import type { ProxyLog } from './log.js';
 
 /**
  * The connector key of one upstream of a compiled route, carrying the upstream it leads to
@@ -194,6 +196,8 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     readonly router: Router<CompiledRoute>,
     /** Keep `%2F` in paths (encoded) instead of answering 400. */
     readonly encodedSlashes = false,
+    /** Counts and logs what gateway and gRPC pseudonymization routes refuse. */
+    readonly refusals?: GatewayRefusals,
   ) {}
 
   call(cx: RequestCx): Answer<HttpResponse> {
@@ -246,7 +250,8 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     const tooLarge = limitRequestBody(req, match.route.maxBodySize ?? 0);
     if (tooLarge !== null) return Promise.reject(tooLarge);
     // HTTP/JSON -> Thrift (issue 19): answered by the gateway, not forwarded.
-    if (match.route.gateway !== undefined) return callGateway(match.route.gateway, req, path, query);
+    if (match.route.gateway !== undefined)
+      return callGateway(match.route.gateway, req, path, query, this.refusals);
     const strip = match.route.stripPrefix;
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
     addForwardingHeaders(
@@ -262,7 +267,8 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
       .set('upstreamTarget', query === '' ? upstreamPath : upstreamPath + query);
     // gRPC pseudonymization (issue 19): the route's messages rewritten around the forwarding.
     const pseudonyms = match.route.grpcPseudonymize;
-    if (pseudonyms !== undefined) return callWithGrpcPseudonyms(pseudonyms, req, () => this.inner.call(next));
+    if (pseudonyms !== undefined)
+      return callWithGrpcPseudonyms(pseudonyms, req, () => this.inner.call(next), this.refusals);
     return this.inner.call(next);
   }
 }
@@ -313,7 +319,9 @@ function badPath(why: PathRejection, path: string): Promise<never> {
 /** Config the route layer reads. */
 export interface RouteLayerConfig {
   readonly routes: readonly RouteConfig[];
-  readonly server: { readonly allowEncodedSlashes: boolean };
+  readonly server: { readonly allowEncodedSlashes: boolean; readonly key?: string };
+  /** Where gateway refusals are logged (with `server.key`: also counted). */
+  readonly log?: ProxyLog;
 }
 
 /** The route layer: a new route table per build; the inner service is made from `old.inner`. */
@@ -328,6 +336,9 @@ export function routeLayer<
           inner.make(old?.inner),
           compileRoutes(config.routes),
           config.server.allowEncodedSlashes,
+          config.server.key === undefined
+            ? undefined
+            : new GatewayRefusals(config.server.key, config.log?.at('gateway')),
         ),
     ),
   );

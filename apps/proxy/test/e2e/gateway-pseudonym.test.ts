@@ -5,7 +5,9 @@
  * request field (its echo shows it) and the client gets its value back where the reply field is
  * chosen too; with `direction = "downstream"` the client gets tokens, sends them back (the
  * upstream gets the value), and a value that is not a token, a rotated-away key id or a token
- * of another field is a 400 naming the JSON path, never forwarded.
+ * of another field is a 400 naming the JSON path, never forwarded. Refusals (those, an unknown
+ * field, bad JSON) are counted in loch_gateway_refusals_total by reason and the pseudonym ones
+ * logged (warn) with route, path and code, never the value.
  */
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,11 +29,13 @@ describe.each(drivers)('loch gateway pseudonymization (driver %s)', (driver) => 
   let compact: Awaited<ReturnType<typeof startNpmUserServer>>;
   let loch: Loch;
   let base: string;
+  let adminPort: number;
 
   beforeAll(async () => {
     binary = await startNpmUserServer('framed-binary');
     compact = await startNpmUserServer('framed-compact');
     const port = await freePort();
+    adminPort = await freePort();
     const dir = tempDir('loch-gateway-pseudonym-');
     copyFileSync(join(fixtures, 'idl/user.thrift'), join(dir, 'user.thrift'));
     copyFileSync(join(fixtures, 'idl/shared.thrift'), join(dir, 'shared.thrift'));
@@ -64,6 +68,9 @@ thrift = { idl = "user.thrift", service = "UserService", method = "createUser", 
       `
 [runtime]
 workers = 1
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${adminPort}" }
 
 [servers.gw]
 listener = { type = "socket", value = "127.0.0.1:${port}" }
@@ -119,4 +126,29 @@ ${routes('/compact', compact.port, 'compact')}
       }
     });
   }
+
+  it('counts refusals by reason and logs the pseudonym ones without their values', async () => {
+    expect((await post('/down/users', { user: { id: '1', emial: 'x' } })).status).toBe(400);
+    const bad = await fetch(`${base}/down/users`, { method: 'POST', body: '{"user":' });
+    expect(bad.status).toBe(400);
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const refusals = (reason: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`loch_gateway_refusals_total{server="gw",reason="${reason}"}`))
+          ?.split(' ')
+          .pop(),
+      );
+    // Three bad tokens per protocol (the tests above), one unknown field, one bad JSON.
+    expect(refusals('pseudonym_request')).toBe(6);
+    expect(refusals('unknown_field')).toBe(1);
+    expect(refusals('bad_json')).toBe(1);
+    expect(refusals('pseudonym_reply')).toBe(0);
+    const log = loch.stderr() + loch.stdout();
+    expect(log).toContain(
+      'gw: UserService.createUser: refused the request at user.name: pseudonym_request (ERR_PSEUDONYM_UNKNOWN_KEY)',
+    );
+    expect(log).not.toContain(stranger.pseudonymize('user-name', 'user42'));
+  });
 });

@@ -44,6 +44,7 @@ describe.each(drivers)('loch pseudonymizing gRPC calls (driver %s)', (driver) =>
   const seen: string[] = [];
   const notes: string[] = [];
   let dir: string;
+  let adminPort: number;
 
   beforeAll(async () => {
     dir = tempDir('loch-grpc-pseudonym-');
@@ -84,6 +85,7 @@ describe.each(drivers)('loch pseudonymizing gRPC calls (driver %s)', (driver) =>
       ),
     );
     const [p1, p2] = [await freePort(), await freePort()];
+    adminPort = await freePort();
     const route = (schema: string, direction: string, fields: string[]) => `
 [[ROUTES]]
 path = "/"
@@ -95,6 +97,9 @@ pseudonymize = { ${schema}, direction = "${direction}", keys = [{ id = "k1", fil
       `
 [runtime]
 workers = 1
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${adminPort}" }
 
 [servers.up]
 listener = { type = "socket", value = "127.0.0.1:${p1}" }
@@ -173,6 +178,26 @@ ${route('descriptor_set = ["echo.binpb"]', 'downstream', [SAY, REPEAT]).replace(
     expect(bad.err).not.toBeNull();
     expect(bad.err?.code).not.toBe(grpc.status.OK);
     expect(seen).toEqual(['bob']); // the bad value never reached the server
+  });
+
+  it('refused messages are counted by server and reason, and logged with field and code', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const refusals = (server: string, reason: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`loch_gateway_refusals_total{server="${server}",reason="${reason}"}`))
+          ?.split(' ')
+          .pop(),
+      );
+    // The plain reply of the upstream test, the bad token of the downstream test.
+    expect(refusals('up', 'pseudonym_reply')).toBe(1);
+    expect(refusals('down', 'pseudonym_request')).toBe(1);
+    expect(refusals('up', 'pseudonym_request')).toBe(0);
+    const log = loch.stderr() + loch.stdout();
+    expect(log).toContain('up: gRPC: refused the reply at text: pseudonym_reply (ERR_PSEUDONYM_TOKEN)');
+    expect(log).toContain('down: gRPC: refused the request at text: pseudonym_request (ERR_PSEUDONYM_TOKEN)');
+    expect(log).not.toContain('not-a-token');
   });
 
   it('a changed import of a .proto reloads the route (a new (pii) option there applies)', async () => {

@@ -10,7 +10,7 @@
  * an absent field. Not for text parameters (text-params.ts turns those into JSON values first).
  */
 import { type ProtocolWriter, TType } from '@loch/thrift';
-import { GatewayRequestError } from '../errors.js';
+import { GatewayRequestError, UNKNOWN_FIELD } from '../errors.js';
 import type { FieldDef, IdlType, StructDef } from '../idl/model.js';
 
 /** Writes one value of a compiled type. */
@@ -293,7 +293,7 @@ export class JsonToThriftCompiler {
       if (seen !== countKeys(o)) {
         for (const k in o) {
           if (!byName.has(k)) {
-            const e = new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', 'unknown field');
+            const e = new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', UNKNOWN_FIELD);
             e.segments.push(k);
             throw e;
           }

@@ -11,6 +11,7 @@
 import { type HttpBody, HttpHeaders, type HttpRequest, type HttpResponse } from '@loch/http';
 import type { Service } from '@loch/service-async';
 import { PseudonymError, segmentsPath } from '../pseudonym/errors.js';
+import { type GatewayRefusalListener, replyRefusal, requestRefusal, tell } from '../refusal.js';
 import type { ProtoMethodPlan } from './proto-plan.js';
 import { GrpcMessageStream, type GrpcPseudonymRewriter } from './proto-rewriter.js';
 
@@ -37,6 +38,7 @@ class RewrittenGrpcBody implements HttpBody {
     private readonly stream: GrpcMessageStream,
     /** Response side: a failure ends the body with these trailers instead of throwing. */
     private readonly failTrailers: ((error: unknown) => HttpHeaders) | undefined,
+    private readonly onRefused: GatewayRefusalListener | undefined,
   ) {}
 
   get trailers(): HttpHeaders | null {
@@ -56,6 +58,7 @@ class RewrittenGrpcBody implements HttpBody {
           }
           out = this.stream.push(step.value);
         } catch (error) {
+          tell(this.onRefused, this.failTrailers === undefined ? requestRefusal(error) : replyRefusal(error));
           if (this.failTrailers === undefined) throw error;
           this.#failure = this.failTrailers(error);
           return;
@@ -77,6 +80,8 @@ export class GrpcPseudonymService<Req extends HttpRequest = HttpRequest>
     readonly rewriter: GrpcPseudonymRewriter,
     /** Largest gRPC message rewritten (default 4 MiB, gRPC's default receive limit). */
     readonly maxMessageSize = 4 * 1024 * 1024,
+    /** Told of each request or response message refused (reason, code, field path; never the value). */
+    readonly onRefused?: GatewayRefusalListener,
   ) {}
 
   call(request: Req): Promise<HttpResponse> | HttpResponse {
@@ -92,6 +97,7 @@ export class GrpcPseudonymService<Req extends HttpRequest = HttpRequest>
         request.body,
         new GrpcMessageStream((m) => this.rewriter.request(method, m), this.maxMessageSize),
         undefined,
+        this.onRefused,
       );
     }
     return Promise.resolve(this.inner.call(request)).then((response) => this.#response(method, response));
@@ -108,6 +114,7 @@ export class GrpcPseudonymService<Req extends HttpRequest = HttpRequest>
           ['grpc-status', INTERNAL],
           ['grpc-message', encodeURIComponent(describe(error, 'response'))],
         ]),
+      this.onRefused,
     );
     return response;
   }

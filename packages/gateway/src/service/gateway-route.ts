@@ -37,6 +37,7 @@ import type { FunctionDef, IdlDocument } from '../idl/model.js';
 import { PseudonymError, segmentsPath } from '../pseudonym/errors.js';
 import type { PseudonymRewriter } from '../pseudonym/message-rewriter.js';
 import type { FunctionPlan } from '../pseudonym/plan.js';
+import { type GatewayRefusalListener, replyRefusal, requestRefusal, tell } from '../refusal.js';
 import { PathTemplate } from './path-template.js';
 import { annotatedRoute, RequestBinding } from './request-binding.js';
 
@@ -88,6 +89,12 @@ export interface GatewayRouteOptions {
    * before it is read (one that cannot be rewritten is a 502).
    */
   readonly pseudonyms?: PseudonymRewriter;
+  /**
+   * Told of each request this route refuses (a 4xx for bad JSON, an unknown field, a bad value,
+   * a body too large, a token that does not open) and each reply pseudonymization refuses (a
+   * 502): reason, code and path, never the value. For metrics and logs.
+   */
+  readonly onRefused?: GatewayRefusalListener;
 }
 
 const JSON_HEADERS: [string, string][] = [['content-type', 'application/json']];
@@ -174,6 +181,7 @@ export class GatewayRoute {
   private readonly pseudonyms: PseudonymRewriter | undefined;
   /** This function's pseudonymization plan; undefined: nothing to rewrite. */
   private readonly pseudonymPlan: FunctionPlan | undefined;
+  private readonly onRefused: GatewayRefusalListener | undefined;
 
   constructor(options: GatewayRouteOptions) {
     const service = options.idl.services.get(options.service);
@@ -222,6 +230,7 @@ export class GatewayRoute {
     this.messageType = fn.oneway ? MessageType.ONEWAY : MessageType.CALL;
     this.pseudonymPlan = options.pseudonyms?.plan.forFunction(options.service, options.function);
     this.pseudonyms = this.pseudonymPlan === undefined ? undefined : options.pseudonyms;
+    this.onRefused = options.onRefused;
   }
 
   /** Serves a request whose path matched this route with `params`. Never rejects. */
@@ -235,6 +244,7 @@ export class GatewayRoute {
       const body = await this.readJson(request);
       message = this.encode(this.binding.bind({ params, query, headers: request.headers, body }));
     } catch (e) {
+      tell(this.onRefused, requestRefusal(e));
       return errorResponse(e);
     }
     let headers: Map<string, string> | undefined;
@@ -323,7 +333,9 @@ export class GatewayRoute {
       // In request-struct mode the argument's own name is not part of what the client sent.
       const segments = e.segments;
       if (segments[segments.length - 1] === this.binding.wrapperName) segments.pop();
-      const bad = new GatewayRequestError('ERR_GATEWAY_PSEUDONYM', `${pseudonymReason(e)} (${e.code})`);
+      const bad = new GatewayRequestError('ERR_GATEWAY_PSEUDONYM', `${pseudonymReason(e)} (${e.code})`, 400, {
+        cause: e,
+      });
       bad.segments.push(...segments);
       throw bad;
     }
@@ -337,6 +349,7 @@ export class GatewayRoute {
         payload = this.pseudonyms.reply(this.protocol, payload, this.pseudonymPlan);
       } catch (e) {
         if (!(e instanceof PseudonymError)) throw e;
+        tell(this.onRefused, replyRefusal(e));
         const at = segmentsPath(e.segments);
         throw new GatewayUpstreamError(
           'protocol',
