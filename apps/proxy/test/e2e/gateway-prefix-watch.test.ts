@@ -4,7 +4,8 @@
  * `thrift.method` serves every function of the service (annotated ones at their `api.<method>`
  * path under the prefix, the others at `POST /api/<function>`), 404 and 405 inside the prefix;
  * a changed IDL file (nothing else changed) reloads the route, and an IDL that no longer parses
- * keeps the running one and logs its file and line.
+ * keeps the running one and logs its file and line; a changed include (shared.thrift) reloads
+ * too.
  */
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -98,5 +99,24 @@ thrift = { idl = "user.thrift", service = "UserService", upstream = "127.0.0.1:$
     const still = await post('/api/createUser', { user: { id: '1' } });
     expect(still.status).toBe(200);
     expect(((await still.json()) as { age: number }).age).toBe(21);
+  });
+
+  it('a changed include reloads the route: a function added to the included base service is served', async () => {
+    // The test above left user.thrift broken: mend it first.
+    let mark = loch.stderr().length;
+    writeFileSync(join(dir, 'user.thrift'), idl);
+    await loch.waitFor(/reloaded/, mark);
+    expect((await post('/api/pong', { text: 'a' })).status).toBe(404);
+    mark = loch.stderr().length;
+    const shared = readFileSync(join(fixtures, 'idl/shared.thrift'), 'utf8');
+    writeFileSync(
+      join(dir, 'shared.thrift'),
+      shared.replace('string ping(1: string text)', 'string ping(1: string text)\n  string pong(1: string text)'),
+    );
+    await loch.waitFor(/reloaded/, mark);
+    // Routed now; the npm peer has no pong, so its TApplicationException comes back as a 502.
+    const pong = await post('/api/pong', { text: 'a' });
+    expect(pong.status).toBe(502);
+    expect(await pong.json()).toMatchObject({ error: 'ERR_GATEWAY_UPSTREAM_APPLICATION' });
   });
 });
