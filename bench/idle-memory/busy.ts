@@ -10,13 +10,15 @@
  * the same moments, so the RSS difference can be attributed. With two or more counts the slope
  * between the smallest and the largest ((RSS(N2) - RSS(N1)) / (N2 - N1)) is printed too: it
  * leaves out what does not grow with the connections (per-request garbage of the busy ones).
- * Loch runs from source (apps/proxy/src/bin.ts with tsx), so no build is needed for A/B work.
+ * Loch runs from source (apps/proxy/src/bin.ts with tsx), so no build is needed for A/B work,
+ * or a built one with --loch-cli (steadier RSS: the tsx main thread moves it by tens of MiB).
  * Not bench/http-proxy's one-sample table, and not a heap profile (run.ts, analyze.ts).
  *
  * Usage (from bench/):
  *   pnpm exec tsx --conditions=@loch/source idle-memory/busy.ts [--counts 10000,50000]
  *     [--rounds 3] [--samples 5] [--busy-connections 16] [--settle 3] [--modes busy,quiet]
  *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
+ *     [--loch-cli ../apps/proxy/dist/bin.js]
  *     [--json out.json] [--gc] [--snapshot-dir DIR]
  * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
  * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
@@ -27,7 +29,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +77,11 @@ const { values: args } = parseArgs({
     'startup-wait': { type: 'string', default: '10' },
     /** Seconds wrk runs before the busy baseline is read. */
     'busy-warm': { type: 'string', default: '5' },
+    /**
+     * A built loch (apps/proxy/dist/bin.js of some checkout) instead of the sources under tsx,
+     * whose main thread (compiling under the loader) moves RSS by tens of MiB during a reading.
+     */
+    'loch-cli': { type: 'string' },
     /** Extra node flags for loch (A/B of V8 heap flags), space-separated. */
     'loch-node-args': { type: 'string', default: '' },
     /** LOCH_DEBUG_GC=1: a full GC before each parts reading (live bytes; after the RSS samples). */
@@ -146,16 +153,18 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
   const peer = startPeer(
     'loch (1w)',
     process.execPath,
-    [
-      ...lochNodeArgs,
-      '--import',
-      'tsx',
-      '--conditions=@loch/source',
-      '../../apps/proxy/src/bin.ts',
-      'run',
-      '-c',
-      config,
-    ],
+    args['loch-cli'] !== undefined
+      ? [...lochNodeArgs, resolve(args['loch-cli']), 'run', '-c', config]
+      : [
+          ...lochNodeArgs,
+          '--import',
+          'tsx',
+          '--conditions=@loch/source',
+          '../../apps/proxy/src/bin.ts',
+          'run',
+          '-c',
+          config,
+        ],
     {
       cpu: PROXY_CPU,
       cwd: here,
