@@ -13,7 +13,7 @@
  *   [--peers nginx,haproxy,loch] [--modes h2c,h2] [--loads 16x16,64x1] [--workers 1]
  *   [--no-grpc] [--seconds N] [--warmup N] [--quick]
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -435,6 +435,9 @@ function renderPage(o: {
     );
   }
   if (o.failures.length) lines.push('## Failed points', '', ...o.failures.map((f) => `- ${f}`), '');
+  // The findings written by hand (counts per request, what stands between Loch and 1.0x).
+  const notes = join(here, 'notes.md');
+  if (existsSync(notes)) lines.push(readFileSync(notes, 'utf8').trim(), '');
   return `${lines.filter((l, i) => !(l === '' && lines[i - 1] === '')).join('\n')}\n`;
 }
 
