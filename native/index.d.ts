@@ -306,6 +306,15 @@ export interface NativeTlsContext {
   loadCaFile(path: string): string | undefined;
   /** Server: request / require a client certificate. Client: verify the server (`request`). */
   setVerify(request: boolean, require: boolean): void;
+  /**
+   * Server: TLS 1.3 connections handshaken from now on move to Loch's own record layer once the
+   * handshake is done (native/src/tls13_record.h); off by default.
+   */
+  setOwnRecords(on: boolean): void;
+  /** Connections moved to Loch's record layer, and TLS 1.3 ones that stayed on OpenSSL. */
+  recordStats(): { loch: number; declined: number };
+  /** Server: TLS 1.3 session tickets sent after a full handshake (default 1). */
+  setNumTickets(n: number): void;
 }
 
 /** One TLS connection. Results of feed/encrypt land in `NativeTls.info`. */

@@ -69,6 +69,9 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
                            InstanceMethod<&ContextWrap::SetCaPem>("setCaPem"),
                            InstanceMethod<&ContextWrap::LoadCaFile>("loadCaFile"),
                            InstanceMethod<&ContextWrap::SetVerify>("setVerify"),
+                           InstanceMethod<&ContextWrap::SetOwnRecords>("setOwnRecords"),
+                           InstanceMethod<&ContextWrap::RecordStats>("recordStats"),
+                           InstanceMethod<&ContextWrap::SetNumTickets>("setNumTickets"),
                        });
   }
 
@@ -163,6 +166,30 @@ class ContextWrap : public Napi::ObjectWrap<ContextWrap> {
   Napi::Value SetVerify(const Napi::CallbackInfo& info) {
     context_->SetVerify(info.Length() > 0 && info[0].ToBoolean(), info.Length() > 1 && info[1].ToBoolean());
     return info.Env().Undefined();
+  }
+
+  // setOwnRecords(on)
+  Napi::Value SetOwnRecords(const Napi::CallbackInfo& info) {
+    context_->SetOwnRecords(info.Length() > 0 && info[0].ToBoolean());
+    return info.Env().Undefined();
+  }
+
+  // setNumTickets(n): TLS 1.3 tickets sent after a full handshake (server)
+  Napi::Value SetNumTickets(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      ThrowType(info.Env(), "setNumTickets(n: number)");
+      return info.Env().Undefined();
+    }
+    SSL_CTX_set_num_tickets(context_->ctx(), info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  // recordStats() -> { loch, declined }
+  Napi::Value RecordStats(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("loch", Napi::Number::New(info.Env(), static_cast<double>(context_->recordsTaken())));
+    out.Set("declined", Napi::Number::New(info.Env(), static_cast<double>(context_->recordsDeclined())));
+    return out;
   }
 
   std::shared_ptr<loch::tls::TlsContext> context_;

@@ -367,6 +367,19 @@ void TlsContext::SetVerify(bool request, bool require) {
   SSL_CTX_set_verify(ctx_, mode, nullptr);
 }
 
+void TlsContext::SetOwnRecords(bool on) {
+  if (!server_) return;  // server side first
+  ownRecords_ = on;
+  // The keylog callback is how OpenSSL 3.0 hands out the TLS 1.3 traffic secrets; they go to the
+  // session's take-over watch only, never to a log.
+  SSL_CTX_set_keylog_callback(ctx_, on ? OnKeylog : nullptr);
+}
+
+void TlsContext::OnKeylog(const SSL* ssl, const char* line) {
+  auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
+  if (s != nullptr && s->takeover_ != nullptr) s->takeover_->OnKeylog(line);
+}
+
 int TlsContext::OnNewSession(SSL* ssl, SSL_SESSION* session) {
   auto* s = static_cast<TlsSession*>(SSL_get_app_data(ssl));
   if (s == nullptr) return 0;
@@ -403,6 +416,7 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context) : context_(std
   SSL_set_info_callback(ssl_, OnInfo);
   if (server_) {
     SSL_set_accept_state(ssl_);
+    if (context_->ownRecords()) takeover_ = std::make_unique<Tls13Takeover>();
   } else {
     SSL_set_connect_state(ssl_);
   }
@@ -492,7 +506,9 @@ void TlsSession::FailFromSsl(int code) {
 
 FeedResult TlsSession::Feed(const unsigned char* data, size_t len, unsigned char* plain, size_t cap) {
   FeedResult result;
-  if (ssl_ != nullptr && !failed() && len > 0) {
+  if (records_ != nullptr) {
+    if (!failed() && !peerClosed_) ReadRecords(data, len, &result, plain, cap);
+  } else if (ssl_ != nullptr && !failed() && len > 0) {
     if (server_ && !sawInput_ && std::isalpha(data[0])) {
       // A TLS record starts with 0x14..0x17; a letter is an HTTP method.
       Fail(ErrorKind::kPlainHttp, "a plain HTTP request was sent to a TLS port");
@@ -503,7 +519,7 @@ FeedResult TlsSession::Feed(const unsigned char* data, size_t len, unsigned char
     }
     sawInput_ = true;
   }
-  if (ssl_ != nullptr && !failed()) Advance(&result, plain, cap);
+  if (ssl_ != nullptr && !failed() && records_ == nullptr) Advance(&result, plain, cap);
   if ((result.flags & kMorePlaintext) == 0 && inLen_ > 0) HoldRest();
   if (handshakeDone_) result.flags |= kHandshakeDone;
   if (peerClosed_) result.flags |= kPeerClosed;
@@ -533,6 +549,20 @@ void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
     }
     handshakeDone_ = true;
     result->flags |= kHandshakeJustDone;
+    if (takeover_ != nullptr) TakeOver();
+    if (records_ != nullptr) {
+      // What OpenSSL did not read (the client's first request behind its Finished, often) is the
+      // new record layer's: kept bytes handed over, the caller's span read from where it stands.
+      records_->Hold(held_.data() + heldAt_, held_.size() - heldAt_);
+      held_.clear();
+      heldAt_ = 0;
+      const unsigned char* rest = in_;
+      const size_t restLen = inLen_;
+      in_ = nullptr;
+      inLen_ = 0;
+      ReadRecords(rest, restLen, result, plain, cap);
+      return;
+    }
   }
   // Application data (and post-handshake messages: TLS 1.3 tickets, key updates) that arrived.
   while (!peerClosed_ && result->plaintext < cap) {
@@ -558,11 +588,57 @@ void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
   }
 }
 
+void TlsSession::TakeOver() {
+  // The watch ends here either way (its copies of the secrets are wiped with it).
+  std::unique_ptr<Tls13Takeover> watch = std::move(takeover_);
+  if (SSL_version(ssl_) != TLS1_3_VERSION) return;  // TLS 1.2 stays on OpenSSL, not counted
+  const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
+  const Tls13Suite* suite = cipher == nullptr ? nullptr : Tls13Suite::Of(SSL_CIPHER_get_protocol_id(cipher));
+  // Clean point (packages/tls/README.md, "Loch's record layer"): OpenSSL holds no input it read
+  // and did not hand out (SSL_has_pending), wants nothing, and every record it wrote is in our
+  // sink (the sink never refuses, so its write buffer is empty); the records under the
+  // application keys are counted by trial decryption.
+  std::string why = suite == nullptr ? "a suite the record layer does not run" : watch->Check(*suite);
+  if (why.empty() && (SSL_has_pending(ssl_) != 0 || SSL_want(ssl_) != SSL_NOTHING)) why = "OpenSSL holds input";
+  if (why.empty()) {
+    records_ = Tls13RecordLayer::Create(*suite, watch->clientSecret(), watch->readSeq(), watch->serverSecret(),
+                                        watch->writeSeq(), &queued_);
+  }
+  (records_ != nullptr ? context_->recordsTaken_ : context_->recordsDeclined_).fetch_add(1, std::memory_order_relaxed);
+}
+
+void TlsSession::ReadRecords(const unsigned char* data, size_t len, FeedResult* result, unsigned char* plain,
+                             size_t cap) {
+  RecordRead r = records_->Read(data, len, plain + result->plaintext, cap - result->plaintext);
+  result->plaintext += r.plaintext;
+  if (r.more) result->flags |= kMorePlaintext;
+  SyncRecords();
+}
+
+void TlsSession::SyncRecords() {
+  if (records_->peerClosed()) peerClosed_ = true;
+  if (!records_->failed() || failed()) return;
+  alert_ = records_->alert();
+  alertFromPeer_ = records_->alertFromPeer();
+  if (alertFromPeer_) {
+    const char* name = SSL_alert_desc_string_long(alert_ | (SSL3_AL_FATAL << 8));
+    Fail(ErrorKind::kAlert, std::string("the peer sent the fatal alert ") + name + " (" + std::to_string(alert_) + ")");
+  } else {
+    Fail(ErrorKind::kProtocol, records_->error());
+  }
+}
+
 bool TlsSession::Encrypt(const unsigned char* data, size_t len) {
   if (ssl_ == nullptr || failed()) return false;
   if (!handshakeDone_) {
     Fail(ErrorKind::kUsage, "write before the TLS handshake completed");
     return false;
+  }
+  if (records_ != nullptr) {
+    size_t none = 0;
+    const bool ok = records_->SealInto(data, len, nullptr, 0, &none, true);
+    SyncRecords();
+    return ok;
   }
   ClearErrorQueue();
   while (len > 0) {
@@ -581,6 +657,10 @@ bool TlsSession::Encrypt(const unsigned char* data, size_t len) {
 void TlsSession::Shutdown() {
   if (ssl_ == nullptr || shutdownSent_ || !handshakeDone_ || failed()) return;
   shutdownSent_ = true;
+  if (records_ != nullptr) {
+    records_->CloseNotify();
+    return;
+  }
   SSL_shutdown(ssl_);
   ERR_clear_error();
 }
@@ -604,6 +684,14 @@ bool TlsSession::EncryptInto(const unsigned char* data, size_t len, unsigned cha
                              size_t* used) {
   size_t at = *used;
   at += TakeOutput(out + at, cap - at);
+  if (records_ != nullptr) {
+    // Loch's record layer: each record sealed where it is sent from (no copy on either side).
+    if (failed()) return false;
+    const bool ok = records_->SealInto(data, len, out, cap, &at, PendingOutput() > 0);
+    *used = at;
+    SyncRecords();
+    return ok;
+  }
   out_ = out + at;
   outCap_ = cap - at;
   outLen_ = 0;
@@ -685,6 +773,7 @@ int TlsSession::SourceRead(BIO* bio, char* buf, size_t len, size_t* readbytes) {
     s->in_ += n;
     s->inLen_ -= n;
   }
+  if (n > 0 && s->takeover_ != nullptr) s->takeover_->OnInput(reinterpret_cast<unsigned char*>(buf), n);
   if (n == 0) {
     // Nothing yet: "try again", never end of stream (the transport says when the stream ended).
     BIO_set_retry_read(bio);
@@ -699,6 +788,7 @@ int TlsSession::SinkWrite(BIO* bio, const char* buf, size_t len, size_t* written
   auto* s = static_cast<TlsSession*>(BIO_get_data(bio));
   BIO_clear_retry_flags(bio);
   const auto* bytes = reinterpret_cast<const unsigned char*>(buf);
+  if (s->takeover_ != nullptr) s->takeover_->OnOutput(bytes, len);
   // Into the caller's span while it has room and nothing is queued ahead (order is kept).
   if (s->out_ != nullptr && s->PendingOutput() == 0 && s->outLen_ + len <= s->outCap_) {
     memcpy(s->out_ + s->outLen_, bytes, len);

@@ -14,12 +14,15 @@
 #include <openssl/ssl.h>
 #include <sys/uio.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "tls13_record.h"
 
 namespace loch::tls {
 
@@ -118,6 +121,16 @@ class TlsContext {
   const std::vector<unsigned char>& alpn() const { return alpn_; }
   bool verifyPeer() const { return verifyPeer_; }
 
+  /**
+   * Server: whether TLS 1.3 connections move to Loch's own record layer once the handshake is
+   * done (tls13_record.h; off by default). Applies to sessions made afterwards.
+   */
+  void SetOwnRecords(bool on);
+  bool ownRecords() const { return ownRecords_; }
+  /** Connections that moved to Loch's record layer, and TLS 1.3 ones that stayed on OpenSSL. */
+  uint64_t recordsTaken() const { return recordsTaken_.load(std::memory_order_relaxed); }
+  uint64_t recordsDeclined() const { return recordsDeclined_.load(std::memory_order_relaxed); }
+
  private:
   TlsContext(SSL_CTX* ctx, bool server);
   static int OnServername(SSL* ssl, int* alert, void* arg);
@@ -126,6 +139,7 @@ class TlsContext {
   static int OnTicketKey(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                          EVP_MAC_CTX* mac, int enc);
   static int OnNewSession(SSL* ssl, SSL_SESSION* session);
+  static void OnKeylog(const SSL* ssl, const char* line);
 
   SSL_CTX* ctx_;
   bool server_;
@@ -136,6 +150,9 @@ class TlsContext {
   std::map<std::string, const Certificate*> wildcard_;  // key: "example.com" for "*.example.com"
   std::vector<unsigned char> alpn_;
   std::vector<TicketKey> ticketKeys_;
+  bool ownRecords_ = false;
+  mutable std::atomic<uint64_t> recordsTaken_{0};
+  mutable std::atomic<uint64_t> recordsDeclined_{0};
 
   friend class TlsSession;
 };
@@ -237,12 +254,23 @@ class TlsSession {
    * reported kMorePlaintext (the ring, out of plaintext buffers). Bytes kept: heldBytes().
    */
   void Detach() {
-    if (inLen_ > 0) HoldRest();
+    if (records_ != nullptr) {
+      records_->Detach();
+    } else if (inLen_ > 0) {
+      HoldRest();
+    }
   }
   /** Ciphertext kept inside the session for the next Feed (an incomplete record, a Detach()). */
-  size_t heldBytes() const { return held_.size() - heldAt_ + inLen_; }
+  size_t heldBytes() const {
+    return records_ != nullptr ? records_->heldBytes() : held_.size() - heldAt_ + inLen_;
+  }
   /** True while unread input or decrypted plaintext waits inside the session. */
-  bool hasPending() const { return heldBytes() > 0 || (ssl_ != nullptr && SSL_pending(ssl_) > 0); }
+  bool hasPending() const {
+    if (records_ != nullptr) return records_->hasPending();
+    return heldBytes() > 0 || (ssl_ != nullptr && SSL_pending(ssl_) > 0);
+  }
+  /** Whether Loch's record layer carries this connection now (see TlsContext::SetOwnRecords). */
+  bool ownRecords() const { return records_ != nullptr; }
 
   /** Queues close_notify into the output. Idempotent. */
   void Shutdown();
@@ -285,6 +313,11 @@ class TlsSession {
   void Fail(ErrorKind kind, const std::string& why);
   void FailFromSsl(int code);
   void Advance(FeedResult* result, unsigned char* plain, size_t cap);
+  /** At the end of a server's TLS 1.3 handshake: moves to Loch's record layer if the point is clean. */
+  void TakeOver();
+  /** Reads with Loch's record layer (after TakeOver), then takes over its state. */
+  void ReadRecords(const unsigned char* data, size_t len, FeedResult* result, unsigned char* plain, size_t cap);
+  void SyncRecords();
 
   SSL* ssl_ = nullptr;
   BIO* rbio_ = nullptr;  // ciphertext in (owned by ssl_): reads held_, then in_
@@ -313,6 +346,10 @@ class TlsSession {
   bool alertFromPeer_ = false;
   SSL_SESSION* session_ = nullptr;  // client: the latest one received (a reference)
   std::shared_ptr<const TlsContext> context_;
+  // Loch's record layer: the handshake watched for the take-over (servers with ownRecords), then
+  // the record layer that replaced OpenSSL's.
+  std::unique_ptr<Tls13Takeover> takeover_;
+  std::unique_ptr<Tls13RecordLayer> records_;
 
   friend class TlsContext;
 };

@@ -10,7 +10,8 @@
  * (--piece N: body pieces of N bytes; --chunked: each framed as an HTTP/1.1 chunk; --joined:
  * head and body in one buffer). Read the TLS
  * engine's share with callgrind_annotate --inclusive=yes: loch::Ring::PrepTls (encrypt) plus
- * loch::Ring::TlsRecv (decrypt), over the requests.
+ * loch::Ring::TlsRecv (decrypt), over the requests. LOCH_TLS_RECORDS=loch runs the server's side on
+ * Loch's own TLS 1.3 record layer (the client stays on OpenSSL's).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -93,4 +94,6 @@ await serving.catch(() => undefined);
 await server.close();
 await listener.close();
 await runtime.close();
-console.log(`${MODE} ${REQUESTS} requests, ${responseBytes} B responses`);
+console.log(
+  `${MODE} ${REQUESTS} requests, ${responseBytes} B responses, server record layer ${serverCtx.records} ${JSON.stringify(serverCtx.recordStats())}`,
+);

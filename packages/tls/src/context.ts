@@ -66,7 +66,23 @@ export interface TlsServerContextOptions extends TlsCommonOptions {
   readonly clientCertificate?: 'none' | 'request' | 'require';
   /** Default handshake deadline of tlsAccept, in milliseconds. Default 10,000. */
   readonly handshakeTimeout?: number;
+  /**
+   * Who runs the TLS 1.3 record layer once a handshake is done: 'openssl' or 'loch' (Loch's own,
+   * native/src/tls13_record.h: records decrypted where they were received and sealed where they
+   * are sent, one copy fewer each way; experimental, see the README's "Loch's record layer").
+   * Default: the LOCH_TLS_RECORDS environment variable ('loch' or 'openssl'), else 'openssl'.
+   * TLS 1.2 connections always stay on OpenSSL.
+   */
+  readonly records?: TlsRecordLayer;
+  /**
+   * TLS 1.3 session tickets sent after a full handshake, 0..16. Default 1 (OpenSSL's is 2; a
+   * client resumes with one, and none is sent when a ticket under the current key resumed).
+   */
+  readonly ticketsPerHandshake?: number;
 }
+
+/** Who runs a server's TLS 1.3 record layer after the handshake. */
+export type TlsRecordLayer = 'openssl' | 'loch';
 
 /** Options of TlsClientContext. */
 export interface TlsClientContextOptions extends TlsCommonOptions {
@@ -198,6 +214,15 @@ function createNative(server: boolean, options: TlsCommonOptions): NativeTlsCont
   }
 }
 
+function recordLayerOf(value: TlsRecordLayer | undefined): TlsRecordLayer {
+  const chosen = value ?? process.env.LOCH_TLS_RECORDS ?? 'openssl';
+  if (chosen !== 'openssl' && chosen !== 'loch') {
+    const where = value === undefined ? 'LOCH_TLS_RECORDS' : 'records';
+    throw new TlsConfigError(`${where} must be 'openssl' or 'loch', not '${String(chosen)}'`);
+  }
+  return chosen;
+}
+
 /** The names a certificate answers for when none are given: DNS SANs, else the CN. */
 function namesOf(chainPem: string): string[] {
   const leaf = new X509Certificate(chainPem);
@@ -249,6 +274,8 @@ export class TlsServerContext {
   readonly handshakeTimeout: number;
   /** The ALPN protocols, in preference order. */
   readonly alpn: readonly string[];
+  /** Who runs the TLS 1.3 record layer after the handshake (option `records`). */
+  readonly records: TlsRecordLayer;
 
   static {
     nativeOfServer = (context) => context.#native;
@@ -261,6 +288,14 @@ export class TlsServerContext {
     }
     this.handshakeTimeout = timeoutOf(options.handshakeTimeout);
     this.#native = createNative(true, options);
+    this.records = recordLayerOf(options.records);
+    if (this.records === 'loch') this.#native.setOwnRecords(true);
+    const tickets = options.ticketsPerHandshake;
+    if (tickets !== undefined) {
+      if (!Number.isInteger(tickets) || tickets < 0 || tickets > 16)
+        throw new TlsConfigError('ticketsPerHandshake must be an integer within 0..16');
+      this.#native.setNumTickets(tickets);
+    }
     const defaultIndex = Math.max(
       0,
       certificates.findIndex((c) => c.default === true),
@@ -281,6 +316,14 @@ export class TlsServerContext {
     }
     this.#ticketKeys = [];
     this.setTicketKeys(options.ticketKeys ?? generateTicketKeys());
+  }
+
+  /**
+   * Connections this context's handshakes moved to Loch's record layer (`loch`), and TLS 1.3 ones
+   * that stayed on OpenSSL because the point was not clean to take over at (`declined`).
+   */
+  recordStats(): { loch: number; declined: number } {
+    return this.#native.recordStats();
   }
 
   /**

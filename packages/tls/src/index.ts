@@ -14,6 +14,7 @@ export {
   TlsClientContext,
   type TlsClientContextOptions,
   type TlsCommonOptions,
+  type TlsRecordLayer,
   TlsServerContext,
   type TlsServerContextOptions,
   type TlsVersion,
