@@ -444,6 +444,7 @@ describe('ThriftPseudonymService', () => {
 
   it('a bad token is a PROTOCOL_ERROR naming the argument, and the inner service is not called', async () => {
     let called = false;
+    const refusals: unknown[] = [];
     const layer = new ThriftPseudonymService(
       {
         call: () => {
@@ -452,6 +453,7 @@ describe('ThriftPseudonymService', () => {
         },
       },
       rewriter({}, 'downstream'),
+      (r) => refusals.push(r),
     );
     const call = message(protocol, 'ProfileService:put', MessageType.CALL, fn('put').args, {
       p: { email: 'pn1.k1.AAAA', name: 'n', age: 1 },
@@ -462,5 +464,8 @@ describe('ThriftPseudonymService', () => {
     expect((error as Error).message).toMatch(/args\.p\.email: .*\(ERR_PSEUDONYM_(TOKEN|INVALID)\)/);
     expect((error as Error).message).not.toContain('pn1.k1.AAAA');
     expect(called).toBe(false);
+    expect(refusals).toEqual([
+      { reason: 'pseudonym_request', code: expect.stringMatching(/^ERR_PSEUDONYM_(TOKEN|INVALID)$/), path: 'p.email' },
+    ]);
   });
 });

@@ -13,6 +13,8 @@ import {
   routeLabel,
   type SeriesEntry,
   STATUS_CLASSES,
+  THRIFT_PSEUDONYM_REPLIES,
+  THRIFT_PSEUDONYM_REQUESTS,
   TLS_FAILURES,
   TLS_HANDSHAKES,
   TUNNELS_ACTIVE,
@@ -274,6 +276,24 @@ export function renderExposition(input: ExpositionInput): string {
         c[s.at + GATEWAY_REFUSALS + i]!,
       );
     });
+  }
+  // Thrift servers: the calls and replies their pseudonymization refused.
+  for (const s of live) {
+    if (s.kind !== 'thrift' || !input.config.thriftServers.some((t) => t.key === s.server && t.pseudonymize))
+      continue;
+    for (const [reason, at] of [
+      ['pseudonym_request', THRIFT_PSEUDONYM_REQUESTS],
+      ['pseudonym_reply', THRIFT_PSEUDONYM_REPLIES],
+    ] as const) {
+      t.sample(
+        'loch_gateway_refusals_total',
+        [
+          ['server', s.server],
+          ['reason', reason],
+        ],
+        c[s.at + at]!,
+      );
+    }
   }
 
   t.family('loch_tunnels_total', 'counter', 'Tunnels (WebSocket and other allowed upgrades) opened.');

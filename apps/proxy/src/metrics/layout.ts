@@ -50,6 +50,14 @@ export const GATEWAY_REFUSAL_REASONS = [
   'pseudonym_reply',
 ] as const satisfies readonly GatewayRefusalReason[];
 
+/**
+ * Per thrift server: the status classes and the call duration histogram (as a route), then calls
+ * and replies its pseudonymization refused.
+ */
+export const THRIFT_SLOTS = ROUTE_SLOTS + 2;
+export const THRIFT_PSEUDONYM_REQUESTS = ROUTE_SLOTS;
+export const THRIFT_PSEUDONYM_REPLIES = ROUTE_SLOTS + 1;
+
 /** Per server: TLS handshakes completed and failed, then gateway refusals by reason. */
 export const SERVER_SLOTS = 2 + GATEWAY_REFUSAL_REASONS.length;
 export const TLS_HANDSHAKES = 0;
@@ -84,7 +92,7 @@ export interface MetricsPlan {
   readonly size: number;
   /** Every server the process has run (kept after a reload removes one, so it can come back). */
   readonly servers: Map<string, ServerPlan>;
-  /** Thrift servers' call series (ROUTE_SLOTS each: status classes, then the duration histogram). */
+  /** Thrift servers' call series (THRIFT_SLOTS each: status classes, the duration histogram, pseudonym refusals). */
   readonly thrift: Map<string, number>;
 }
 
@@ -177,7 +185,7 @@ export class MetricsLayout {
     }
     for (const server of config.thriftServers) {
       if (this.#thrift.has(server.key)) continue;
-      const at = this.#take(ROUTE_SLOTS, `thrift ${server.key}`);
+      const at = this.#take(THRIFT_SLOTS, `thrift ${server.key}`);
       if (at === undefined) continue;
       this.#thrift.set(server.key, at);
       this.#series.push({ kind: 'thrift', server: server.key, at });

@@ -22,6 +22,8 @@ import {
   type MetricsPlan,
   type ServerPlan,
   STATUS_CLASSES,
+  THRIFT_PSEUDONYM_REPLIES,
+  THRIFT_PSEUDONYM_REQUESTS,
   TLS_FAILURES,
   TLS_HANDSHAKES,
   TUNNELS_ACTIVE,
@@ -177,6 +179,14 @@ export class WorkerMetrics {
     const slot = REFUSAL_SLOT[reason];
     if (plan === undefined || slot === undefined) return;
     this.#counts[plan.base + GATEWAY_REFUSALS + slot]! += 1;
+  }
+
+  /** Pseudonymization of thrift server `server` refused a call or (`reply`) a reply. */
+  thriftPseudonymRefused(server: string, reply: boolean): void {
+    if (!this.#enabled) return;
+    const at = this.#thrift.get(server);
+    if (at === undefined) return;
+    this.#counts[at + (reply ? THRIFT_PSEUDONYM_REPLIES : THRIFT_PSEUDONYM_REQUESTS)]! += 1;
   }
 
   /**

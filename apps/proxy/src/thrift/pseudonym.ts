@@ -7,7 +7,8 @@
  * effect with the swap of the proxy service. A server without the table serves its proxy
  * service directly. Keys that can no longer be read fail every call of the server closed
  * (INTERNAL_ERROR, logged once per config), never forward them unrewritten. Each refused call or
- * reply is logged (warn) with the field and the error code, never the value.
+ * reply is logged (warn) with the field and the error code, never the value, and counted in
+ * loch_gateway_refusals_total{server, reason = pseudonym_request | pseudonym_reply}.
  */
 import { PseudonymError, ThriftPseudonymService } from '@loch/gateway';
 import type { Service } from '@loch/service-async';
@@ -19,6 +20,7 @@ import {
 } from '@loch/thrift';
 import type { ThriftServerConfig } from '../config/schema.js';
 import { pseudonymRewriterOf } from '../gateway/pseudonym-config.js';
+import { workerMetrics } from '../metrics/recorder.js';
 import type { ProxyLog } from '../proxy/log.js';
 
 type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined>;
@@ -38,7 +40,10 @@ export function withPseudonyms(
       let layer = layers.get(p);
       if (layer === undefined) {
         try {
-          layer = new ThriftPseudonymService(inner, pseudonymRewriterOf(p));
+          const server = c.key;
+          layer = new ThriftPseudonymService(inner, pseudonymRewriterOf(p), (refusal) =>
+            workerMetrics.thriftPseudonymRefused(server, refusal.reason === 'pseudonym_reply'),
+          );
         } catch (error) {
           if (!(error instanceof PseudonymError)) throw error;
           log.error(`${c.key}: pseudonymization unavailable, refusing calls: ${error.message}`);

@@ -53,13 +53,13 @@ const old = new Pseudonymizer(new PseudonymKeyring([{ id: 'k1', key: k1 }]));
 const stranger = new Pseudonymizer(new PseudonymKeyring([{ id: 'k9', key: k9 }]));
 const ECHO = 'Echo.echo.args.text';
 
-function config(upPort: number, downPort: number, upstream: number): string {
+function config(upPort: number, downPort: number, upstream: number, adminPort = 0): string {
   const route = `route = { upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:${upstream}" } }], upstream_protocol = "binary" }`;
   const keys = `keys = [{ id = "k2", env = "${ENV}" }, { id = "k1", file = "k1.key" }], current = "k2"`;
   return `
 [runtime]
 workers = 1
-
+${adminPort === 0 ? '' : `\n[admin]\nlistener = { type = "socket", value = "127.0.0.1:${adminPort}" }\n`}
 [servers.up]
 proxy_type = "thrift"
 listener = { type = "socket", value = "127.0.0.1:${upPort}" }
@@ -98,15 +98,17 @@ describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) 
   let loch: Loch;
   let up: number;
   let down: number;
+  let admin: number;
   const clients: NpmClient[] = [];
 
   beforeAll(async () => {
     upstream = await npmUpstream('a', 'binary');
     up = await freePort();
     down = await freePort();
+    admin = await freePort();
     const dir = tempDir('loch-thrift-pseudonym-');
     writeFixtures(dir);
-    loch = await startLoch(dir, config(up, down, upstream.port), {
+    loch = await startLoch(dir, config(up, down, upstream.port, admin), {
       LOCH_DRIVER: driver,
       [ENV]: k2.toString('base64'),
     });
@@ -182,13 +184,29 @@ describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) 
     });
   }
 
+  it('refused calls are counted in loch_gateway_refusals_total by server and reason', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    const refusals = (server: string, reason: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`loch_gateway_refusals_total{server="${server}",reason="${reason}"}`))
+          ?.split(' ')
+          .pop(),
+      );
+    // Per protocol, the five bad tokens and the oneway one of the test above.
+    expect(refusals('down', 'pseudonym_request')).toBe(12);
+    expect(refusals('down', 'pseudonym_reply')).toBe(0);
+    expect(refusals('up', 'pseudonym_request')).toBe(0);
+  });
+
   it('a reload that makes k1 current seals with it; one without pseudonymize forwards values', async () => {
     const c = await client(up, 'binary');
     expect((await c.call('echo', 'fay')).split(':')[2]).toMatch(/^pn1\.k2\./);
     let mark = loch.stderr().length;
     writeFileSync(
       loch.configPath,
-      config(up, down, upstream.port).replaceAll('current = "k2"', 'current = "k1"'),
+      config(up, down, upstream.port, admin).replaceAll('current = "k2"', 'current = "k1"'),
     );
     await loch.waitFor(/reloaded/, mark);
     const token = (await c.call('echo', 'fay')).split(':')[2] as string;
@@ -197,13 +215,13 @@ describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) 
     mark = loch.stderr().length;
     writeFileSync(
       loch.configPath,
-      config(up, down, upstream.port).replace(/^pseudonymize = .*direction = "upstream".*$/m, ''),
+      config(up, down, upstream.port, admin).replace(/^pseudonymize = .*direction = "upstream".*$/m, ''),
     );
     await loch.waitFor(/reloaded/, mark);
     expect(await c.call('echo', 'fay')).toBe('a:echo:fay');
     // Back as it was for the tests that follow.
     mark = loch.stderr().length;
-    writeFileSync(loch.configPath, config(up, down, upstream.port));
+    writeFileSync(loch.configPath, config(up, down, upstream.port, admin));
     await loch.waitFor(/reloaded/, mark);
   });
 

@@ -22,6 +22,7 @@ import {
   type ThriftRequest,
   type ThriftStream,
 } from '@loch/thrift';
+import { type GatewayRefusalListener, replyRefusal, requestRefusal, tell } from '../refusal.js';
 import { PseudonymError, segmentsPath } from './errors.js';
 import type { PseudonymRewriter } from './message-rewriter.js';
 
@@ -72,6 +73,8 @@ export class ThriftPseudonymService<S extends ThriftService = ThriftService> imp
   constructor(
     readonly inner: S,
     readonly rewriter: PseudonymRewriter,
+    /** Told of each call or reply refused (reason, code, field path; never the value). */
+    readonly onRefused?: GatewayRefusalListener,
   ) {}
 
   call(request: ThriftRequest): Promise<ThriftReply | undefined> | ThriftReply | undefined {
@@ -83,6 +86,7 @@ export class ThriftPseudonymService<S extends ThriftService = ThriftService> imp
       payload = this.rewriter.call(frame.protocol, frame.payload);
     } catch (error) {
       request.release?.();
+      tell(this.onRefused, requestRefusal(error));
       return Promise.reject(
         new TApplicationException(
           TApplicationExceptionType.PROTOCOL_ERROR,
@@ -106,6 +110,7 @@ export class ThriftPseudonymService<S extends ThriftService = ThriftService> imp
       payload = this.rewriter.reply(frame.protocol, reply.payload);
     } catch (error) {
       reply.release?.();
+      tell(this.onRefused, replyRefusal(error));
       throw new TApplicationException(
         TApplicationExceptionType.INTERNAL_ERROR,
         `loch: the upstream's reply could not be pseudonymized: ${describe(error, 'result')}`,
