@@ -465,7 +465,11 @@ describe('ThriftPseudonymService', () => {
     expect((error as Error).message).not.toContain('pn1.k1.AAAA');
     expect(called).toBe(false);
     expect(refusals).toEqual([
-      { reason: 'pseudonym_request', code: expect.stringMatching(/^ERR_PSEUDONYM_(TOKEN|INVALID)$/), path: 'p.email' },
+      {
+        reason: 'pseudonym_request',
+        code: expect.stringMatching(/^ERR_PSEUDONYM_(TOKEN|INVALID)$/),
+        path: 'p.email',
+      },
     ]);
   });
 });
