@@ -162,6 +162,18 @@ describe.each(drivers)("Loch's TLS 1.3 record layer on the $name driver", ({ nam
     expect(ctx.recordStats()).toEqual({ loch: tickets > 0 ? 2 : 1, declined: 0 });
   });
 
+  test('after a HelloRetryRequest (the client guessed a group the server does not take)', async () => {
+    const ctx = context();
+    const s = await listen(ctx);
+    // The client's key share is for P-521, which the server does not accept: it asks again for P-256.
+    const socket = await nodeClient(s.port, { ca: pki.ca, servername: 'localhost', ecdhCurve: 'P-521:P-256' });
+    expect(socket.getEphemeralKeyInfo()).toMatchObject({ name: 'prime256v1' });
+    const data = bytes(100_000);
+    expect(sha(await roundTrip(socket, data))).toBe(sha(data));
+    expect(ctx.recordStats()).toEqual({ loch: 1, declined: 0 });
+    socket.destroy();
+  });
+
   test('the first request in the same segment as the Finished', async () => {
     // openssl s_client writes its Finished and the first line in one flight once the handshake
     // is done; Python below too. Here: node:tls writes at once on secureConnect.
