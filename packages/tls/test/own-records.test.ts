@@ -166,7 +166,11 @@ describe.each(drivers)("Loch's TLS 1.3 record layer on the $name driver", ({ nam
     const ctx = context();
     const s = await listen(ctx);
     // The client's key share is for P-521, which the server does not accept: it asks again for P-256.
-    const socket = await nodeClient(s.port, { ca: pki.ca, servername: 'localhost', ecdhCurve: 'P-521:P-256' });
+    const socket = await nodeClient(s.port, {
+      ca: pki.ca,
+      servername: 'localhost',
+      ecdhCurve: 'P-521:P-256',
+    });
     expect(socket.getEphemeralKeyInfo()).toMatchObject({ name: 'prime256v1' });
     const data = bytes(100_000);
     expect(sha(await roundTrip(socket, data))).toBe(sha(data));
