@@ -1,6 +1,7 @@
 /**
  * ClientExchange over a @loch/thrift server on loopback: a call goes to an idle connection,
- * so a held call does not block the next one.
+ * so a held call does not block the next one; replies given back with release() let the
+ * connection receive the next ones into the same memory.
  */
 import { BinaryReader, createReply, createWriter, MessageType, ThriftServer, TType } from '@loch/thrift';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
@@ -74,6 +75,46 @@ describe('ClientExchange', () => {
       const fast2 = await ex.send(callOf('fast-2'), {});
       expect(textOf(fast2?.payload as Uint8Array)).toBe('fast-2');
       expect(textOf((await slow)?.payload as Uint8Array)).toBe('slow');
+    } finally {
+      await ex.close();
+      await server.close();
+    }
+  });
+
+  it('release(reply) gives the reply memory back to its client: serial calls share one buffer', async () => {
+    const server = new ThriftServer({
+      call(req) {
+        const r = req.reader();
+        r.readStructBegin();
+        r.readFieldBegin();
+        const text = r.readString();
+        return createReply(req, (w) => {
+          w.writeStructBegin();
+          w.writeFieldBegin(TType.STRING, 0);
+          w.writeString(text);
+          w.writeFieldStop();
+          w.writeStructEnd();
+        });
+      },
+    });
+    const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
+    void server.serve(listener);
+    const port = (listener.localAddress as { port: number }).port;
+    const ex = new ClientExchange(() => TcpStream.connect({ host: '127.0.0.1', port, runtime }), {
+      connections: 1,
+    });
+    try {
+      const buffers = new Set<ArrayBufferLike>();
+      const big = 'x'.repeat(2048);
+      for (let i = 0; i < 100; i++) {
+        const reply = await ex.send(callOf(`${big}${i}`), {});
+        expect(textOf(reply?.payload as Uint8Array)).toBe(`${big}${i}`);
+        buffers.add((reply?.payload as Uint8Array).buffer);
+        ex.release(reply!);
+        ex.release(reply!); // a second release is ignored
+      }
+      // Without release every few replies need a new buffer (the reader appends).
+      expect(buffers.size).toBe(1);
     } finally {
       await ex.close();
       await server.close();

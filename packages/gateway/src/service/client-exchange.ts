@@ -23,6 +23,12 @@ export class ClientExchange implements ThriftExchange {
   /** Calls in flight per slot. */
   private readonly busy: number[];
   private next = 0;
+  /**
+   * The client each reply came from, until it is given back (release): a ThriftClient receives
+   * its next replies into the same memory once all it lent are back, instead of allocating a
+   * buffer per reply (external memory that V8 answers with major GCs).
+   */
+  private readonly lentBy = new WeakMap<ThriftFrame, ThriftClient>();
 
   constructor(
     private readonly connect: () => Promise<ThriftStream>,
@@ -80,12 +86,22 @@ export class ClientExchange implements ThriftExchange {
       throw e;
     }
     try {
-      return await client.send(message, options);
+      const reply = await client.send(message, options);
+      if (reply !== undefined) this.lentBy.set(reply, client);
+      return reply;
     } catch (e) {
       // The client closes itself on a failure that leaves its connection out of step.
       if (this.clients[slot] === pending) this.clients[slot] = undefined;
       throw e;
     }
+  }
+
+  /** The gateway no longer reads `reply`: its client may receive into that memory again. */
+  release(reply: ThriftFrame): void {
+    const client = this.lentBy.get(reply);
+    if (client === undefined) return;
+    this.lentBy.delete(reply);
+    client.release(reply);
   }
 
   /** Closes every connection. */
