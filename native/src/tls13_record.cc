@@ -144,6 +144,12 @@ bool TrafficKeys::Open(const unsigned char* record, size_t bodyLen, unsigned cha
 }
 
 size_t TrafficKeys::Seal(unsigned char type, const unsigned char* data, size_t len, unsigned char* out) {
+  const iovec piece{const_cast<unsigned char*>(data), len};
+  return SealPieces(type, &piece, 1, len, out);
+}
+
+size_t TrafficKeys::SealPieces(unsigned char type, const iovec* pieces, size_t count, size_t len,
+                               unsigned char* out) {
   if (exhausted() || len > kMaxPlaintext) return 0;
   const size_t bodyLen = len + 1 + kTagLen;
   out[0] = kApplicationData;  // opaque_type
@@ -162,8 +168,17 @@ size_t TrafficKeys::Seal(unsigned char type, const unsigned char* data, size_t l
       EVP_CipherUpdate(ctx_, nullptr, &n, out, static_cast<int>(kRecordHeader)) != 1) {
     return 0;
   }
-  if (len > 0 && (EVP_CipherUpdate(ctx_, body, &n, data, static_cast<int>(len)) != 1 || static_cast<size_t>(n) != len))
-    return 0;
+  size_t at = 0;
+  for (size_t i = 0; i < count; i++) {
+    const size_t m = pieces[i].iov_len;
+    if (m == 0) continue;
+    if (EVP_CipherUpdate(ctx_, body + at, &n, static_cast<const unsigned char*>(pieces[i].iov_base),
+                         static_cast<int>(m)) != 1 ||
+        static_cast<size_t>(n) != m)
+      return 0;
+    at += m;
+  }
+  if (at != len) return 0;
   // The inner content type after the content (RFC 8446 5.2; no padding).
   if (EVP_CipherUpdate(ctx_, body + len, &n, &type, 1) != 1 || n != 1 ||
       EVP_CipherFinal_ex(ctx_, body + len + 1, &n) != 1 ||
@@ -527,9 +542,14 @@ bool Tls13RecordLayer::OnHandshake(const unsigned char* p, size_t len) {
 }
 
 void Tls13RecordLayer::Queue(unsigned char type, const unsigned char* data, size_t len) {
+  const iovec piece{const_cast<unsigned char*>(data), len};
+  QueuePieces(type, &piece, 1, len);
+}
+
+void Tls13RecordLayer::QueuePieces(unsigned char type, const iovec* pieces, size_t count, size_t len) {
   const size_t at = queue_->size();
   queue_->resize(at + len + kSealOverhead);
-  const size_t n = write_.Seal(type, data, len, queue_->data() + at);
+  const size_t n = write_.SealPieces(type, pieces, count, len, queue_->data() + at);
   queue_->resize(at + n);
   if (n == 0 && error_.empty()) {
     error_ = write_.exhausted() ? "the send sequence number would wrap" : "cannot seal a TLS record";
@@ -577,6 +597,51 @@ bool Tls13RecordLayer::SealInto(const unsigned char* data, size_t len, unsigned 
     len -= n;
   }
   return true;
+}
+
+bool Tls13RecordLayer::SealPiecesInto(const iovec* pieces, size_t count, unsigned char* out, size_t cap,
+                                      size_t* used, bool queuedAhead) {
+  if (failed()) return false;
+  if (closeSent_) {
+    error_ = "write after close_notify";
+    return false;
+  }
+  constexpr size_t kMaxPerRecord = 64;  // pieces joined into one record (more start the next one)
+  iovec record[kMaxPerRecord];
+  bool spill = queuedAhead || out == nullptr;
+  size_t i = 0;
+  size_t off = 0;  // bytes of pieces[i] already sealed
+  for (;;) {
+    size_t len = 0;
+    size_t k = 0;
+    while (i < count && len < kMaxPlaintext && k < kMaxPerRecord) {
+      const size_t left = pieces[i].iov_len - off;
+      const size_t take = std::min(left, kMaxPlaintext - len);
+      if (take > 0) {
+        record[k++] = iovec{static_cast<unsigned char*>(pieces[i].iov_base) + off, take};
+        len += take;
+        off += take;
+      }
+      if (off == pieces[i].iov_len) {
+        i++;
+        off = 0;
+      }
+    }
+    if (len == 0) return true;
+    if (!spill && cap - *used >= len + kSealOverhead) {
+      const size_t w = write_.SealPieces(kApplicationData, record, k, len, out + *used);
+      if (w == 0) {
+        error_ = write_.exhausted() ? "the send sequence number would wrap" : "cannot seal a TLS record";
+        alert_ = kInternalError;
+        return false;
+      }
+      *used += w;
+    } else {
+      spill = true;  // order: once a record is queued, the rest follow it there
+      QueuePieces(kApplicationData, record, k, len);
+      if (failed()) return false;
+    }
+  }
 }
 
 void Tls13RecordLayer::CloseNotify() {

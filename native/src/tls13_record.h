@@ -15,6 +15,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <sys/uio.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,8 @@ class TrafficKeys {
    * Returns the record's length. The caller checked exhausted() first.
    */
   size_t Seal(unsigned char type, const unsigned char* data, size_t len, unsigned char* out);
+  /** Seal for `len` bytes gathered from `count` pieces (one record, no copy to join them). */
+  size_t SealPieces(unsigned char type, const iovec* pieces, size_t count, size_t len, unsigned char* out);
 
   /** True once the sequence number cannot be used again (RFC 8446 5.3: it must not wrap). */
   bool exhausted() const { return seq_ == UINT64_MAX; }
@@ -171,6 +174,12 @@ class Tls13RecordLayer {
    */
   bool SealInto(const unsigned char* data, size_t len, unsigned char* out, size_t cap, size_t* used,
                 bool queuedAhead);
+  /**
+   * SealInto for a writev: the pieces fill records of up to 16 KiB in order, each record sealed
+   * from the pieces where they lie (an HTTP head and its body share one record without a copy).
+   */
+  bool SealPiecesInto(const iovec* pieces, size_t count, unsigned char* out, size_t cap, size_t* used,
+                      bool queuedAhead);
   /** Queues close_notify. */
   void CloseNotify();
 
@@ -190,6 +199,7 @@ class Tls13RecordLayer {
   bool OnRecord(unsigned char* inner, size_t len, size_t* content);
   bool OnHandshake(const unsigned char* p, size_t len);
   void Queue(unsigned char type, const unsigned char* data, size_t len);
+  void QueuePieces(unsigned char type, const iovec* pieces, size_t count, size_t len);
   /** Fails with `alert` sent to the peer (RFC 8446 6.2). */
   void Abort(int alert, const std::string& why);
   void HoldRest();

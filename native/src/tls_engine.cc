@@ -704,6 +704,16 @@ bool TlsSession::EncryptInto(const unsigned char* data, size_t len, unsigned cha
 
 bool TlsSession::EncryptPiecesInto(const iovec* pieces, size_t count, unsigned char* out, size_t cap,
                                    size_t* used) {
+  if (records_ != nullptr) {
+    // Loch's record layer joins the pieces into records where they lie: no staging copy.
+    if (failed() || !handshakeDone_) return false;
+    size_t at = *used;
+    at += TakeOutput(out + at, cap - at);
+    const bool ok = records_->SealPiecesInto(pieces, count, out, cap, &at, PendingOutput() > 0);
+    *used = at;
+    SyncRecords();
+    return ok;
+  }
   // One record's worth of small pieces, gathered per thread (the call finishes before it returns,
   // and a per-session buffer would cost memory on every idle connection).
   constexpr size_t kRecord = 16384;
