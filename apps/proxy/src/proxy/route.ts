@@ -249,9 +249,12 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     // cut where it crosses the limit (body-limit.ts).
     const tooLarge = limitRequestBody(req, match.route.maxBodySize ?? 0);
     if (tooLarge !== null) return Promise.reject(tooLarge);
-    // HTTP/JSON -> Thrift (issue 19): answered by the gateway, not forwarded.
-    if (match.route.gateway !== undefined)
+    // HTTP/JSON -> Thrift (issue 19): answered by the gateway, not forwarded. The match is kept
+    // on the context so that the answer counts on its route's metrics series.
+    if (match.route.gateway !== undefined) {
+      cx.set('route', match);
       return callGateway(match.route.gateway, req, path, query, this.refusals);
+    }
     const strip = match.route.stripPrefix;
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
     addForwardingHeaders(

@@ -145,6 +145,17 @@ ${routes('/compact', compact.port, 'compact')}
     expect(refusals('unknown_field')).toBe(1);
     expect(refusals('bad_json')).toBe(1);
     expect(refusals('pseudonym_reply')).toBe(0);
+    // The answers count on their route's series, not as unrouted requests.
+    const requests = (route: string, code: string) =>
+      Number(
+        text
+          .split('\n')
+          .find((l) => l.startsWith(`loch_http_requests_total{server="gw",route="${route}",code="${code}"}`))
+          ?.split(' ')
+          .pop(),
+      );
+    expect(requests('/down/users', '4xx')).toBe(5); // three bad tokens, the unknown field, the bad JSON
+    expect(requests('', '4xx')).toBe(0);
     const log = loch.stderr() + loch.stdout();
     expect(log).toContain(
       'gw: UserService.createUser: refused the request at user.name: pseudonym_request (ERR_PSEUDONYM_UNKNOWN_KEY)',
