@@ -19,14 +19,19 @@ namespace {
 constexpr size_t kIdleKeep = 16 * 1024;
 // Plaintext buffers one feed fills at most before the rest waits in the session (resumed later).
 constexpr int kMaxPlainPerFeed = 8;
-// The last free plaintext buffers go only to conns whose reader holds at most one (a new request,
-// a reader that keeps up): readers that keep every chunk cannot take them all, as a plain
-// stream's first read never waits behind others' buffers.
+// The last free plaintext buffers go only to conns whose reader holds none (a new connection's
+// handshake and request, a keep-alive one's next request): a proxy's flooded reader always keeps
+// one chunk while its upstream write waits, so 'at most one' let the flood eat the reserve and a
+// new connection waited for buffers behind it (issue 16), where a plain stream's first read never
+// waits behind others' buffers.
 constexpr size_t kPlainReserve = 8;
 // Ciphertext a session waiting for plaintext buffers may hold before its recv stops (one provided
 // buffer's worth at the default size): past it the peer meets TCP backpressure, as a plain
 // stream's does at its budget, instead of every byte it sends being copied into the session.
 constexpr size_t kStarvedHold = 64 * 1024;
+// A full TLS record's ciphertext (TLS 1.3: 16 KiB of plaintext, content type, up to 255 bytes
+// of expansion, the header): what a session that is not flooded holds at most.
+constexpr size_t kOneRecord = 16384 + 256 + 5;
 
 }  // namespace
 
@@ -151,10 +156,25 @@ void Ring::ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_
   c->paused = false;
   if (!c->starved) return;
   wake_ = true;
-  if (c->session->heldBytes() >= kStarvedHold) {
-    // The session already holds what it may while it waits for plaintext buffers: the recv waits
-    // here instead of in the kernel (a no-op without a completion takes its place), and
-    // ResumeStarved submits it once the session went on.
+  // The recv's byte limit is the stream's allowance less the plaintext a session that is not
+  // starved may still produce (one incomplete record's, TLS_HELD_SLACK in uring/stream.ts; the
+  // same covers a starved one's decrypted record). A starved session also holds ciphertext
+  // whose plaintext is not charged yet: it counts as taken by this recv, so the stream's cap
+  // holds (without it a flooded stream's recv armed again while its session kept up to 64 KiB,
+  // and the stream held that much past its cap: issue 16).
+  const bool multishot = (sqe->ioprio & IORING_RECV_MULTISHOT) != 0;
+  const uint32_t limit = multishot ? sqe->file_index : sqe->len;
+  const size_t held = c->session->heldBytes();
+  c->recvTaken = limit == 0 ? 0 : static_cast<uint32_t>(std::min<size_t>(held, limit));
+  if (c->recvTaken > 0 && c->recvTaken < limit) {
+    if (multishot) sqe->file_index = limit - c->recvTaken;
+    else sqe->len = limit - c->recvTaken;
+  }
+  if (held >= kStarvedHold || (limit != 0 && c->recvTaken >= limit)) {
+    // The session already holds what it may while it waits for plaintext buffers (or all this
+    // recv may take): the recv waits here instead of in the kernel (a no-op without a completion
+    // takes its place), and ResumeStarved submits it once the session went on (or ends it, for
+    // JavaScript to arm another within the room its stream has then).
     io_uring_prep_nop(sqe);
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
     c->paused = true;
@@ -164,9 +184,10 @@ void Ring::ArmTlsRecv(Slot& s, int fd, uint32_t tag, uint32_t slotIndex, uint64_
 void Ring::ResumeRecv(TlsConn* c, size_t* n) {
   c->paused = false;
   io_uring_sqe again = c->recvSqe;
-  // A multishot recv's byte limit (sqe->optlen, file_index in liburing 2.3) counts what it took.
+  // A multishot recv's byte limit (sqe->optlen, file_index in liburing 2.3) counts what it took;
+  // a single recv's length, what its starved session held when it was armed (ArmTlsRecv).
   const bool multishot = (again.ioprio & IORING_RECV_MULTISHOT) != 0;
-  const uint32_t limit = multishot ? again.file_index : 0;
+  const uint32_t limit = multishot ? again.file_index : again.len;
   io_uring_sqe* sqe = limit != 0 && c->recvTaken >= limit ? nullptr : Sqe();
   if (sqe == nullptr) {
     // Its limit was reached (or the SQ is full): the recv ends; JavaScript arms another if it
@@ -177,7 +198,8 @@ void Ring::ResumeRecv(TlsConn* c, size_t* n) {
     Emit(n, slot, -ECANCELED, 0);
     return;
   }
-  if (limit != 0) again.file_index = limit - c->recvTaken;
+  if (limit != 0 && multishot) again.file_index = limit - c->recvTaken;
+  if (limit != 0 && !multishot) again.len = limit - c->recvTaken;
   *sqe = again;
 }
 
@@ -411,7 +433,7 @@ void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t
   int filled = 0;
   for (;;) {
     const size_t reserve = std::min<size_t>(kPlainReserve, plainCount_ / 8);
-    const bool reserved = plainFree_.size() <= reserve && c->plainHeld > 1;
+    const bool reserved = plainFree_.size() <= reserve && c->plainHeld > 0;
     if (plainFree_.empty() || reserved || filled >= kMaxPlainPerFeed || *n + 4 >= cqCap_) {
       // No plaintext buffer (the readers hold them all) or this batch is full: the session keeps
       // the rest of the input (copied) and goes on when buffers come back. JavaScript stops the
@@ -451,6 +473,18 @@ void Ring::ResumeStarved(size_t* n) {
   if (starved_.empty() || plainFree_.empty()) return;
   std::vector<uint32_t> waiting;
   waiting.swap(starved_);
+  // Conns whose reader holds no plaintext first, and among them those whose session holds at
+  // most a record (a new connection, a request after an idle keep-alive), then the ones with a
+  // backlog (a flooder whose reader just let go): in arrival order, streams that flood while
+  // their reader keeps a chunk (a proxy whose upstream write waits) are ahead of them and take
+  // every buffer that comes back, the reserve included, so a new request waited behind the
+  // flood (issue 16, HTTPS upload flood).
+  const auto rank = [this](uint32_t id) {
+    const TlsConn* c = id < conns_.size() ? conns_[id].get() : nullptr;
+    if (c == nullptr || c->plainHeld > 0) return 2;
+    return c->session->heldBytes() > kOneRecord ? 1 : 0;
+  };
+  std::stable_sort(waiting.begin(), waiting.end(), [&rank](uint32_t a, uint32_t b) { return rank(a) < rank(b); });
   for (uint32_t id : waiting) {
     TlsConn* c = id < conns_.size() ? conns_[id].get() : nullptr;
     if (c == nullptr || !c->starved || c->closed) continue;

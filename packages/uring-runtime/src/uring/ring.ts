@@ -135,8 +135,8 @@ export class Ring {
   private readonly withheldPlain: number[] = [];
   /**
    * Plaintext buffers always left on the ring's free list, whatever the thread holds: native
-   * gives the last ones (kPlainReserve in ring_tls.cc) only to conns whose reader holds at most
-   * one, the TLS streams within their base. As a plain stream's base read, such a stream must
+   * gives the last ones (kPlainReserve in ring_tls.cc) only to conns whose reader holds none (a
+   * new request; a flooded proxy reader keeps one). As a plain stream's base read, such a stream must
    * never wait for held bytes to come down: idle plain streams keeping one chunk each can hold
    * more than the cap for good, and with no buffer on the list every TLS read and handshake
    * waited (packages/tls/test/receive-budget.test.ts).

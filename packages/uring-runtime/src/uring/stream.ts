@@ -55,7 +55,9 @@ const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno
 const RECV_HIGH_WATER = 16;
 /**
  * In-ring TLS: plaintext a session may already hold when its recv is armed (the ciphertext of one
- * incomplete record, at most 16 KiB of plaintext), kept out of what the recv may take.
+ * incomplete record, at most 16 KiB of plaintext), kept out of what the recv may take. A session
+ * waiting for plaintext buffers holds more: the ring counts that ciphertext as taken by the recv
+ * (ArmTlsRecv in native/src/ring_tls.cc), so the stream's cap holds.
  */
 const TLS_HELD_SLACK = 16 * 1024;
 const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
