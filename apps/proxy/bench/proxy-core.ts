@@ -1,0 +1,204 @@
+/**
+ * In-process cost of one proxied HTTP/1.1 request through loch's JavaScript, without I/O: the
+ * HttpServer with the server chain loch builds (context -> core -> reuse -> route -> upstream,
+ * stack.ts) and the pooled HTTP/1.1 client, over in-memory streams. The downstream stream hands
+ * the server a keep-alive GET once the previous answer was written (a client waiting for each
+ * answer); the upstream stream answers every request it is written with nginx's head and a
+ * `--size` byte body. Results are delivered from microtasks, as the runtime does. What the
+ * runtime and the kernel cost (submissions, completions, copies) is not here: this is the JS
+ * work a change to the server loop, the chain or the client moves, measured as CPU time (best of
+ * 5 rounds), steadier than a wrk run on a shared machine; run it under callgrind for instruction
+ * counts (differences of two request counts).
+ *
+ * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
+ * [--log] (`--log`: the access log on, written to nowhere). Not a test and not the wire benchmark
+ * (bench/http-proxy at the repository root).
+ */
+import { parseArgs } from 'node:util';
+import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
+import { FactoryStack } from '@loch/service-async';
+import { plainFacts, type RecvTarget, type WriteTarget } from '@loch/uring-runtime';
+import { parseConfig } from '../src/config/load.js';
+import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
+import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
+import { ProxyLog } from '../src/proxy/log.js';
+import { reuseLayer } from '../src/proxy/reuse.js';
+import { routeLayer } from '../src/proxy/route.js';
+import { UpstreamConnector, upstreamFactory } from '../src/proxy/upstream.js';
+
+const { values: flags, positionals } = parseArgs({
+  options: {
+    size: { type: 'string', default: '128' },
+    rounds: { type: 'string', default: '5' },
+    log: { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+const N = Number(positionals[0] ?? 200_000);
+const SIZE = Number(flags.size);
+const ROUNDS = Number(flags.rounds);
+const ACCESS_LOG = flags.log;
+
+// Plain Uint8Arrays, as the runtime delivers received bytes (a Buffer's subarray would run
+// Node's JavaScript FastBuffer constructor on every body step: not what loch pays).
+const REQUEST = new Uint8Array(
+  Buffer.from(
+    'GET /b128 HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n',
+    'latin1',
+  ),
+);
+const RESPONSE = new Uint8Array(
+  Buffer.concat([
+    Buffer.from(
+      'HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Thu, 03 Dec 2026 15:26:53 GMT\r\n' +
+        `Content-Type: text/plain\r\nContent-Length: ${SIZE}\r\nLast-Modified: Thu, 03 Dec 2026 15:25:59 GMT\r\n` +
+        'Connection: keep-alive\r\nETag: "6b118a07-80"\r\nAccept-Ranges: bytes\r\n\r\n',
+      'latin1',
+    ),
+    Buffer.alloc(SIZE, 0x61),
+  ]),
+);
+const address = { family: 'ipv4', address: '127.0.0.1', port: 1 } as const;
+const noop = () => {};
+
+/** The common part of both in-memory streams: a receive waits until `deliver` has bytes for it. */
+abstract class MemoryStream implements HttpStream {
+  readonly remoteAddress = address;
+  readonly localAddress = address;
+  readonly driver = 'legacy' as const;
+  readonly facts = plainFacts(address);
+  closed = false;
+  written = 0;
+  #waiting: RecvTarget | null = null;
+  #ready: Uint8Array | null = null;
+
+  /** Bytes for the pending (or next) receive. */
+  protected deliver(bytes: Uint8Array | null): void {
+    const target = this.#waiting;
+    if (target === null) {
+      this.#ready = bytes;
+      return;
+    }
+    this.#waiting = null;
+    queueMicrotask(() => target.onRecv(bytes === null ? null : chunkOf(bytes), undefined));
+  }
+
+  recvTo(target: RecvTarget): void {
+    const ready = this.#ready;
+    if (ready === null) {
+      this.#waiting = target;
+      return;
+    }
+    this.#ready = null;
+    queueMicrotask(() => target.onRecv(chunkOf(ready), undefined));
+  }
+
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    if (data instanceof Uint8Array) this.written += data.byteLength;
+    else for (const b of data) this.written += b.byteLength;
+    queueMicrotask(() => {
+      target.onWritten(undefined);
+      this.wrote();
+    });
+  }
+
+  /** A write completed: the peer's turn. */
+  protected abstract wrote(): void;
+
+  async shutdown(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  setNoDelay(): void {}
+}
+
+function chunkOf(bytes: Uint8Array): StreamChunk {
+  return { bytes, release: noop };
+}
+
+/** The client: one request now, the next once an answer (head and body: one write) went out. */
+class Downstream extends MemoryStream {
+  left = 0;
+  constructor(n: number) {
+    super();
+    this.left = n - 1;
+    this.deliver(REQUEST);
+  }
+  protected wrote(): void {
+    this.deliver(this.left-- > 0 ? REQUEST : null);
+  }
+}
+
+/** nginx: answers every request written to it. */
+class Upstream extends MemoryStream {
+  protected wrote(): void {
+    this.deliver(RESPONSE);
+  }
+}
+
+const config = parseConfig(`
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:18080" }
+access_log = ${ACCESS_LOG}
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
+`);
+const server = config.servers[0]!;
+const log = new ProxyLog('warn', '', noop, noop);
+const upstreams: Upstream[] = [];
+const connector = new UpstreamConnector(
+  {
+    async connect() {
+      const up = new Upstream();
+      upstreams.push(up);
+      return up;
+    },
+  },
+  30_000,
+);
+// The chain as stack.ts builds it, with the in-memory connector below it.
+const handler = new FactoryStack({ server, routes: server.routes, log, lifecycle: { retired: false } })
+  .replace(
+    upstreamFactory({
+      timeouts: { connect: server.timeouts.upstreamConnect, read: server.timeouts.upstreamRead },
+      newConnector: () => connector,
+    }),
+  )
+  .push(routeLayer())
+  .push(reuseLayer())
+  .push(coreLayer())
+  .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
+  .factory.make();
+const hooks = new RequestHooks(server.key);
+const http = new HttpServer<ConnectionCx>(handler, {
+  limits: { methods: 'any' },
+  context: (stream) =>
+    ProxyContext.empty()
+      .set('peerAddr', stream.facts.clientAddress)
+      .set('localAddr', stream.localAddress)
+      .set('driver', stream.driver)
+      .set('server', { key: server.key, scheme: 'http' }),
+  onAnswered: hooks.answered,
+  onAbandoned: hooks.abandoned,
+});
+
+let best = Number.POSITIVE_INFINITY;
+let perRequest = 0;
+for (let round = 0; round < ROUNDS; round++) {
+  const down = new Downstream(N);
+  const before = process.cpuUsage();
+  await http.serveConnection(down);
+  const used = process.cpuUsage(before);
+  best = Math.min(best, (used.user + used.system) / N);
+  perRequest = down.written / N;
+}
+const upstreamBytes = upstreams.reduce((n, u) => n + u.written, 0);
+console.log(
+  `proxy core ${SIZE} B${ACCESS_LOG ? ' (access log)' : ''}: ${best.toFixed(3)} CPU us/request (best of ${ROUNDS} x ${N}), ` +
+    `${perRequest.toFixed(0)} bytes/answer, ${upstreams.length} upstream connection(s), ${(upstreamBytes / (ROUNDS * N)).toFixed(0)} bytes/upstream request`,
+);
+log.flush();
+connector.close();
