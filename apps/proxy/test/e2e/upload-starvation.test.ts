@@ -51,11 +51,16 @@ function tlsExchange(port: number, request: string, ms: number): Promise<string>
       rejectUnauthorized: false,
     });
     let answer = '';
+    let handshaken = false;
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no answer in ${ms} ms`));
+      const got = answer === '' ? 'nothing' : JSON.stringify(answer.slice(0, 40));
+      reject(new Error(`no answer in ${ms} ms (handshake ${handshaken ? 'done' : 'not done'}, got ${got})`));
     }, ms);
-    socket.on('secureConnect', () => socket.write(request));
+    socket.on('secureConnect', () => {
+      handshaken = true;
+      socket.write(request);
+    });
     socket.on('data', (d: Buffer) => {
       answer += d.toString('latin1');
     });
@@ -224,12 +229,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
     expect(loch.fdCount()).toBeLessThanOrEqual(fdsBefore + 2);
   }, 60_000);
 
-  // io_uring (in-ring TLS) fails this today: once the flooded streams hold every plaintext buffer
-  // of the ring (8 MiB), a new connection's request waits behind them (native/src/ring_tls.cc
-  // gives the last free buffers to any conn holding at most one, which a proxy's flooded reader
-  // does, in arrival order); giving them only to conns holding none answers in ~0.3 s, but then a
-  // flooded stream held 320 KiB past its 256 KiB cap. Open (issue 16); skipped there until fixed.
-  it.skipIf(driver === 'uring')(
+  // io_uring (in-ring TLS) failed this every time until native/src/ring_tls.cc gave the last free
+  // plaintext buffers only to conns whose reader holds none, new requests first (a flooded proxy
+  // reader keeps one: new connections' requests timed out behind the flood), and counted the
+  // ciphertext a starved session holds against its stream's recv (a flooded stream held 320 KiB
+  // past its 256 KiB cap; packages/tls/test/receive-budget-starved.test.ts proves that part).
+  // Still skipped there by default: in about 1 run of 6 on a loaded 2-core machine one request
+  // got no answer in 10 s after its handshake was done (cause not found yet, issue 16);
+  // LOCH_TEST_URING_HTTPS_FLOOD=1 runs it.
+  it.skipIf(driver === 'uring' && process.env.LOCH_TEST_URING_HTTPS_FLOOD !== '1')(
     `over HTTPS, ${UPLOADERS} TLS uploaders flooding a slow upstream: normal HTTPS requests are answered, no stream holds more than its cap, memory and fds bounded`,
     async () => {
       const pid = loch.child.pid!;
@@ -290,6 +298,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${fast.port}" }]
         for (const answer of answers) expect(answer).toMatch(/^HTTP\/1\.1 200 /);
         // The budgets held: no stream above its cap.
         expect(b.peakStreamHeld).toBeLessThanOrEqual(b.streamCap);
+        // The worker's cap counts bytes beyond each stream's base chunk (a read of its own, so no
+        // stream is starved by others): at most one chunk per connection on top, 64 KiB being the
+        // largest chunk either driver gives (a node:net read; io_uring's are 32 KiB plaintext).
+        expect(b.peakHeld).toBeLessThanOrEqual(b.workerCap + (UPLOADERS + 1) * 64 * 1024);
         expect(rssDuring - rssBefore).toBeLessThan(160);
       } finally {
         await stopPeer(flood.child);
