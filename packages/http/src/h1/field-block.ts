@@ -9,7 +9,7 @@
  */
 import type { HttpHeaders } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
-import { CANONICAL, ENTRY, ID_MASK } from '../internal/head-slab.js';
+import { CANONICAL, ENTRY, type HeadSlab, ID_MASK } from '../internal/head-slab.js';
 import * as known from '../internal/known-names.js';
 
 const LOWER = chars.LOWER;
@@ -98,7 +98,7 @@ export function writeFieldBlock(
   const wc = h.wcount;
   if (wc > 0 || withStart) {
     const words = h.slab!.words;
-    const bytes = h.slab!.bytes;
+    const slab = h.slab!;
     let runStart = withStart ? h.startAt : -1;
     let runEnd = withStart ? h.startEnd : -1;
     for (let e = h.wbase, end = h.wbase + ENTRY * wc; e < end; e += ENTRY) {
@@ -112,24 +112,24 @@ export function writeFieldBlock(
           runEnd = le;
           continue;
         }
-        if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
+        if (runStart >= 0) pos = copyRange(slab, runStart, runEnd, out, pos);
         runStart = ns;
         runEnd = le;
         continue;
       }
       if (runStart >= 0) {
-        pos = copyRange(bytes, runStart, runEnd, out, pos);
+        pos = copyRange(slab, runStart, runEnd, out, pos);
         runStart = runEnd = -1;
       }
       // Odd whitespace around the value (`name:value`, `name:  value \r\n`): normalized.
-      pos = copyRange(bytes, ns, words[e + 1]!, out, pos);
+      pos = copyRange(slab, ns, words[e + 1]!, out, pos);
       out[pos++] = 0x3a;
       out[pos++] = 0x20;
-      pos = copyRange(bytes, words[e + 2]!, words[e + 3]!, out, pos);
+      pos = copyRange(slab, words[e + 2]!, words[e + 3]!, out, pos);
       out[pos++] = 0x0d;
       out[pos++] = 0x0a;
     }
-    if (runStart >= 0) pos = copyRange(bytes, runStart, runEnd, out, pos);
+    if (runStart >= 0) pos = copyRange(slab, runStart, runEnd, out, pos);
   }
   const added = h.added;
   for (let j = 0; j < added.length; j += 2) {
@@ -191,12 +191,19 @@ function decimal(b: Uint8Array, s: number, e: number): number {
   return v;
 }
 
-/** Copies src[s, e) to out at pos; short ranges byte by byte (cheaper than a view and a native copy). */
-function copyRange(src: Uint8Array, s: number, e: number, out: Uint8Array, pos: number): number {
+/**
+ * Copies the slab's bytes [s, e) to out at pos; short ranges byte by byte (cheaper than a view
+ * and a native copy). A longer range's view is made on the slab's ArrayBuffer directly: no
+ * `subarray` (its species constructor lookup) and no `bytes.buffer` (a call into V8's runtime):
+ * ~390 fewer instructions in V8's builtins per proxied request (callgrind,
+ * apps/proxy/bench/proxy-core.ts).
+ */
+function copyRange(slab: HeadSlab, s: number, e: number, out: Uint8Array, pos: number): number {
   const n = e - s;
   if (n <= 16) {
+    const src = slab.bytes;
     for (let k = 0; k < n; k++) out[pos + k] = src[s + k]!;
-  } else out.set(src.subarray(s, e), pos);
+  } else out.set(new Uint8Array(slab.buffer, s, n), pos);
   return pos + n;
 }
 

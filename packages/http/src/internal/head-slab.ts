@@ -26,6 +26,8 @@ export class HeadSlab {
   readonly bytes: Uint8Array;
   /** The slab as 32-bit words (same memory). */
   readonly words: Int32Array;
+  /** The memory itself (`bytes.buffer` is a call into V8's runtime; views of ranges start here). */
+  readonly buffer: ArrayBuffer;
   /** Byte offset of the first free byte (a multiple of 4). */
   top = 0;
   /** Byte offset where the last reservation starts. */
@@ -33,6 +35,7 @@ export class HeadSlab {
 
   constructor(size: number) {
     const buf = new ArrayBuffer(size);
+    this.buffer = buf;
     this.bytes = new Uint8Array(buf);
     this.words = new Int32Array(buf);
   }
