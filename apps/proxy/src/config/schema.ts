@@ -572,13 +572,13 @@ export interface RouteConfig {
   /** Retries (`retries`); absent: none beyond the connector's own on a stale pooled connection. */
   readonly retries?: RetryConfig | undefined;
   /**
-   * HTTP/JSON -> Thrift gateway routes of this path (one per HTTP method; gateway/config.ts).
-  /**
    * Where the route group's retry budget counts sit in every worker's block of the process's
    * shared memory (absent: each worker keeps its own budget), set by the main thread
    * (health/retry-slots.ts) before workers see the config.
    */
   readonly retrySlot?: number | undefined;
+  /**
+   * HTTP/JSON -> Thrift gateway routes of this path (one per HTTP method; gateway/config.ts).
    * Such a route has no HTTP `upstreams`.
    */
   readonly gateway?: readonly GatewayRouteConfig[] | undefined;
