@@ -111,7 +111,10 @@ thrift = { idl = "user.thrift", service = "UserService", upstream = "127.0.0.1:$
     const shared = readFileSync(join(fixtures, 'idl/shared.thrift'), 'utf8');
     writeFileSync(
       join(dir, 'shared.thrift'),
-      shared.replace('string ping(1: string text)', 'string ping(1: string text)\n  string pong(1: string text)'),
+      shared.replace(
+        'string ping(1: string text)',
+        'string ping(1: string text)\n  string pong(1: string text)',
+      ),
     );
     await loch.waitFor(/reloaded/, mark);
     // Routed now; the npm peer has no pong, so its TApplicationException comes back as a 502.

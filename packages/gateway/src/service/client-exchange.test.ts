@@ -109,7 +109,7 @@ describe('ClientExchange', () => {
       for (let i = 0; i < 100; i++) {
         const reply = await ex.send(callOf(`${big}${i}`), {});
         expect(textOf(reply?.payload as Uint8Array)).toBe(`${big}${i}`);
-        buffers.add((reply?.payload as Uint8Array).buffer);
+        buffers.add((reply!.payload as Uint8Array).buffer);
         ex.release(reply!);
         ex.release(reply!); // a second release is ignored
       }
