@@ -8,15 +8,14 @@
  * released, so the socket below pauses at its caps as a plain one does (before, ciphertext was
  * released at once and the plaintext counted nowhere: every stream held what the flood sent).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
-import { fdCount, nodeClient, roundTrip } from './harness.js';
+import { flood } from './flood.js';
+import { eventually, fdCount, nodeClient, roundTrip } from './harness.js';
 
-const FLOOD = fileURLToPath(new URL('./fixtures/tls-flood.py', import.meta.url));
 const KIB = 1024;
 const MIB = KIB * KIB;
 const STREAM_CAP = 256 * KIB;
@@ -24,30 +23,6 @@ const WORKER_CAP = 2 * MIB;
 const STREAMS = 12;
 
 const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function eventuallyAsync(check: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await tick(20);
-  }
-}
-
-/** Starts the TLS flooder; resolves once its handshakes are done. */
-function flood(port: number, n: number, caFile: string): Promise<ChildProcess> {
-  const child = spawn('python3', [FLOOD, String(port), String(n), caFile], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    const early = (code: number | null) => reject(new Error(`flooder exited with ${code}`));
-    child.once('exit', early);
-    child.stdout!.once('data', () => {
-      child.off('exit', early);
-      resolve(child);
-    });
-  });
-}
 
 describe('TLS on the legacy driver under the receive budgets', () => {
   let pki: TestPki;
@@ -149,13 +124,13 @@ describe('TLS on the legacy driver under the receive budgets', () => {
     const before = received[0]!;
     draining = true;
     for (const chunk of kept.splice(0)) chunk.release();
-    await eventuallyAsync(() => received[0]! - before >= 4 * MIB, 15_000);
+    expect(await eventually(() => received[0]! - before >= 4 * MIB, 15_000)).toBe(true);
     expect(rt.bufferStats()!.held).toBeLessThanOrEqual(WORKER_CAP);
 
     // Everything goes back: no bytes held and no descriptor left once the streams are closed.
     child.kill('SIGKILL');
     child = undefined;
     for (const close of closers.splice(0).reverse()) await close().catch(() => undefined);
-    await eventuallyAsync(() => rt.bufferStats()!.held === 0 && fdCount() <= fdsBefore, 10_000);
+    expect(await eventually(() => rt.bufferStats()!.held === 0 && fdCount() <= fdsBefore, 10_000)).toBe(true);
   }, 40_000);
 });

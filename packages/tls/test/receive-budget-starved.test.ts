@@ -7,17 +7,15 @@
  * ArmTlsRecv), so the stream never holds more than its cap. io_uring only (the ring carries TLS).
  */
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
+import { flood } from './flood.js';
 import { driverCases } from './harness.js';
 
 const uring = (await driverCases()).find((d) => d.name === 'uring')!;
 const test = uring.skip === undefined ? it : it.skip;
-const FLOOD = fileURLToPath(new URL('./fixtures/tls-flood.py', import.meta.url));
 const KIB = 1024;
 
 const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -57,10 +55,7 @@ describe('in-ring TLS: a starved session and its stream cap', () => {
     closers.push(() => listener.close());
     const port = (listener.localAddress as { port: number }).port;
     const N = 6;
-    const flooder = spawn('python3', [FLOOD, String(port), String(N), pki.caFile], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    child = flooder;
+    const flooding = flood(port, N, pki.caFile);
     const streams: TlsStream[] = [];
     for (let i = 0; i < N; i++) {
       const stream = await tlsAccept(await listener.accept(), context);
@@ -68,7 +63,7 @@ describe('in-ring TLS: a starved session and its stream cap', () => {
       streams.push(stream);
       closers.push(() => stream.close());
     }
-    await new Promise<void>((resolve) => flooder.stdout!.once('data', () => resolve()));
+    child = await flooding;
     // Each reader keeps its chunks (a proxy whose upstream write waits) and lets go of all of
     // them at once when it holds half its cap: its stream's next recv then has room while its
     // session may still hold ciphertext from before.

@@ -6,48 +6,22 @@
  * plaintext buffers within a buffer's worth (its recv stops; the peer meets TCP backpressure).
  * Liveness: a flooded stream reads on once its reader does. io_uring only (the ring carries TLS).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
-import { driverCases, nodeClient, roundTrip } from './harness.js';
+import { flood } from './flood.js';
+import { driverCases, eventually, nodeClient, roundTrip } from './harness.js';
 
 const uring = (await driverCases()).find((d) => d.name === 'uring')!;
 const test = uring.skip === undefined ? it : it.skip;
-const FLOOD = fileURLToPath(new URL('./fixtures/tls-flood.py', import.meta.url));
 const KIB = 1024;
 const MIB = KIB * KIB;
 
 const tick = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Waits until `check` holds; fails after `ms`. */
-async function eventuallyAsync(check: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await tick(20);
-  }
-}
-
-/** Starts the TLS flooder; resolves once its handshakes are done. */
-function flood(port: number, n: number, caFile: string): Promise<ChildProcess> {
-  const child = spawn('python3', [FLOOD, String(port), String(n), caFile], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    const early = (code: number | null) => reject(new Error(`flooder exited with ${code}`));
-    child.once('exit', early);
-    child.stdout!.once('data', () => {
-      child.off('exit', early);
-      resolve(child);
-    });
-  });
-}
 
 describe('in-ring TLS under the receive budgets', () => {
   let pki: TestPki;
@@ -128,7 +102,7 @@ describe('in-ring TLS under the receive budgets', () => {
     // Every stream reads on once its reader does: 4 MiB more each, through paused recvs resumed.
     const before = [...received];
     drain();
-    await eventuallyAsync(() => received.every((n, i) => n - before[i]! >= 4 * MIB), 15_000);
+    expect(await eventually(() => received.every((n, i) => n - before[i]! >= 4 * MIB), 15_000)).toBe(true);
     // (Before the pause: 1.1 GiB more by now, and the other streams starved behind the first.)
     expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 * MIB);
   }, 30_000);
@@ -183,7 +157,7 @@ describe('in-ring TLS under the receive budgets', () => {
     // A flooded stream reads on once its reader does: 4 MiB more, beyond every cap.
     const before = received[0]!;
     drain();
-    await eventuallyAsync(() => received[0]! - before >= 4 * MIB, 15_000);
+    expect(await eventually(() => received[0]! - before >= 4 * MIB, 15_000)).toBe(true);
     expect(streams.length).toBe(12);
   }, 30_000);
 
@@ -305,9 +279,9 @@ describe('in-ring TLS under the receive budgets', () => {
         }
       })();
       // Each flooder in turn, until it stopped for room: the first ones' growth takes the kernel's ring.
-      if (i < 4) await eventuallyAsync(() => rt.bufferStats()!.waiting > i, 10_000);
+      if (i < 4) expect(await eventually(() => rt.bufferStats()!.waiting > i, 10_000)).toBe(true);
     }
-    await eventuallyAsync(() => rt.bufferStats()!.held > WORKER_CAP, 10_000);
+    expect(await eventually(() => rt.bufferStats()!.held > WORKER_CAP, 10_000)).toBe(true);
     // The kernel's ring is empty: the share (192 KiB) lets it hold 3 buffers, and all are out.
     expect(rt.bufferStats()!.buffersInUse).toBeGreaterThanOrEqual(3);
 
