@@ -222,6 +222,12 @@ export class AdminPlane {
           misses: m.monotonic(s.worker, `${server}\u0000misses`, p.created),
         };
       const b = s.runtime?.buffers;
+      const tlsRecords: Record<string, { loch: number; declined: number }> = {};
+      for (const [server, r] of Object.entries(s.tlsRecords ?? {}))
+        tlsRecords[server] = {
+          loch: m.monotonic(s.worker, `${server}\u0000tls-loch`, r.loch),
+          declined: m.monotonic(s.worker, `${server}\u0000tls-declined`, r.declined),
+        };
       const groups = (s.health ?? []).map((g) => ({
         upstreams: g.upstreams,
         ejected: g.ejected,
@@ -235,6 +241,7 @@ export class AdminPlane {
         idleConnections: s.idleConnections,
         pools,
         groups,
+        tlsRecords,
         buffers:
           b === undefined || b === null
             ? undefined

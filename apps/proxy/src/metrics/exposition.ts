@@ -42,6 +42,11 @@ export interface WorkerGauges {
     readonly ejections: number;
     readonly ejected: Readonly<Record<string, boolean>>;
   }[];
+  /**
+   * Per TLS server (already monotonic): connections moved to Loch's own TLS 1.3 record layer, and
+   * TLS 1.3 ones left on OpenSSL because the take-over point was not clean (LOCH_TLS_RECORDS=loch).
+   */
+  readonly tlsRecords?: Readonly<Record<string, { readonly loch: number; readonly declined: number }>>;
   /** The receive budgets: bytes held, provided buffers in use, stops (monotonic); absent without a runtime. */
   readonly buffers?:
     | { readonly held: number; readonly buffersInUse: number; readonly stops: number }
@@ -253,6 +258,38 @@ export function renderExposition(input: ExpositionInput): string {
   );
   for (const s of servers)
     t.sample('loch_tls_handshake_failures_total', [['server', s.server]], c[s.at + TLS_FAILURES]!);
+
+  const takeovers = new Map<string, { loch: number; declined: number }>();
+  for (const w of input.workers)
+    for (const [server, r] of Object.entries(w.tlsRecords ?? {})) {
+      const sum = takeovers.get(server) ?? { loch: 0, declined: 0 };
+      sum.loch += r.loch;
+      sum.declined += r.declined;
+      takeovers.set(server, sum);
+    }
+  t.family(
+    'loch_tls_record_takeovers_total',
+    'counter',
+    "TLS connections whose records Loch's own TLS 1.3 record layer took over from OpenSSL after the handshake (outcome loch), and TLS 1.3 ones left on OpenSSL (declined), by server; 0 unless LOCH_TLS_RECORDS=loch.",
+  );
+  for (const [server, r] of takeovers) {
+    t.sample(
+      'loch_tls_record_takeovers_total',
+      [
+        ['server', server],
+        ['outcome', 'loch'],
+      ],
+      r.loch,
+    );
+    t.sample(
+      'loch_tls_record_takeovers_total',
+      [
+        ['server', server],
+        ['outcome', 'declined'],
+      ],
+      r.declined,
+    );
+  }
 
   t.family(
     'loch_gateway_refusals_total',

@@ -109,6 +109,19 @@ export interface WorkerStats {
   readonly runtime?: WorkerRuntimeStats | undefined;
   /** Upstream groups' retries, ejections and 503s (metrics/health-stats.ts). */
   readonly health?: readonly GroupHealth[];
+  /**
+   * Per TLS server: connections this worker moved to Loch's own TLS 1.3 record layer after the
+   * handshake (`loch`), and TLS 1.3 ones that stayed on OpenSSL because the point was not clean
+   * (`declined`); both 0 unless LOCH_TLS_RECORDS=loch. Counted since the worker started (a
+   * reload's new context adds to the old one's counts).
+   */
+  readonly tlsRecords?: Record<string, TlsRecordCounts>;
+}
+
+/** Connections taken over by Loch's TLS record layer, and declined (TlsServerContext.recordStats()). */
+export interface TlsRecordCounts {
+  readonly loch: number;
+  readonly declined: number;
 }
 
 /** ALPN offered on HTTPS listeners, in preference order (h2 first, as nginx and Envoy). */
@@ -131,6 +144,8 @@ interface ServerEntry {
   /** The server's TLS context (this worker's own), or null for plain HTTP. */
   tls: TlsServerContext | null;
   staged: { config: ServerConfig; lifecycle: ServerLifecycle; tls: TlsServerContext | null } | null;
+  /** recordStats() of the TLS contexts that reloads replaced, so the worker's counts only grow. */
+  retiredRecords: { loch: number; declined: number };
 }
 
 interface ListenerEntry {
@@ -289,7 +304,12 @@ export class ProxyWorker {
           routes: server.routes,
           log: this.log,
           lifecycle,
-          newConnector: () => newUpstreamConnector({ idleTimeout: 30_000, streams: this.#upstreamStreams }),
+          newConnector: () =>
+            newUpstreamConnector({
+              idleTimeout: 30_000,
+              streams: this.#upstreamStreams,
+              maxIdlePerKey: server.upstreamKeepalive,
+            }),
         });
         let entry = this.#servers.get(server.key);
         if (entry === undefined) {
@@ -340,6 +360,7 @@ export class ProxyWorker {
       http: null as unknown as HttpServer<ConnectionCx>,
       tls: null,
       staged: null,
+      retiredRecords: { loch: 0, declined: 0 },
     };
     entry.http = this.#httpServer(entry, server);
     return entry;
@@ -425,6 +446,11 @@ export class ProxyWorker {
         entry.http = this.#httpServer(entry, next.config);
       entry.config = next.config;
       entry.lifecycle = next.lifecycle;
+      if (entry.tls !== null && entry.tls !== next.tls) {
+        const r = entry.tls.recordStats();
+        entry.retiredRecords.loch += r.loch;
+        entry.retiredRecords.declined += r.declined;
+      }
       entry.tls = next.tls;
       entry.identity.scheme = next.tls === null ? 'http' : 'https';
     }
@@ -599,6 +625,13 @@ export class ProxyWorker {
     Object.assign(upstream, this.#thrift.stats());
     let idleConnections = 0;
     for (const http of this.#https) idleConnections += http.idleConnections;
+    const tlsRecords: Record<string, TlsRecordCounts> = {};
+    for (const [key, entry] of this.#servers) {
+      const retired = entry.retiredRecords;
+      if (entry.tls === null && retired.loch + retired.declined === 0) continue;
+      const now = entry.tls?.recordStats() ?? { loch: 0, declined: 0 };
+      tlsRecords[key] = { loch: retired.loch + now.loch, declined: retired.declined + now.declined };
+    }
     const memory = process.memoryUsage();
     return {
       worker: this.index,
@@ -614,6 +647,7 @@ export class ProxyWorker {
       heapSpaces: Object.fromEntries(getHeapSpaceStatistics().map((h) => [h.space_name, h.space_size])),
       runtime: runtimeStats(this.#runtime),
       health: workerGroupHealth(),
+      tlsRecords,
     };
   }
 
