@@ -304,12 +304,7 @@ export class ProxyWorker {
           routes: server.routes,
           log: this.log,
           lifecycle,
-          newConnector: () =>
-            newUpstreamConnector({
-              idleTimeout: 30_000,
-              streams: this.#upstreamStreams,
-              maxIdlePerKey: server.upstreamKeepalive,
-            }),
+          newConnector: () => newUpstreamConnector({ idleTimeout: 30_000, streams: this.#upstreamStreams }),
         });
         let entry = this.#servers.get(server.key);
         if (entry === undefined) {
