@@ -492,6 +492,7 @@ function normalizeServer(
       : {}),
     maxHeaderSize,
     maxHeaderCount: s.max_header_count ?? 100,
+    ...(s.upstream_keepalive === undefined ? {} : { upstreamKeepalive: s.upstream_keepalive }),
     ...(s.trusted_proxies === undefined || s.trusted_proxies.length === 0
       ? {}
       : { trustedProxies: s.trusted_proxies }),

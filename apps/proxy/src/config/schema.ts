@@ -227,6 +227,11 @@ export const ServerSchema = z.strictObject({
   /** Most header fields in a request, 431 above it. */
   max_header_count: z.number().int().min(1).max(10_000).optional(),
   /**
+   * Idle HTTP/1.1 upstream connections each worker keeps per upstream endpoint (nginx's
+   * `keepalive N` in an upstream block); 0 keeps none. Default 256.
+   */
+  upstream_keepalive: z.number().int().min(0).max(65_536).optional(),
+  /**
    * Upgrade protocols (the Upgrade field's tokens, `websocket`) forwarded with the upgrade and
    * tunnelled after the upstream's 101; others are forwarded without it. Never h2c.
    */
@@ -682,6 +687,11 @@ export interface ServerConfig {
   readonly maxHeaderSize: number;
   /** Most header fields in a request (431 above it). */
   readonly maxHeaderCount: number;
+  /**
+   * `upstream_keepalive`: idle HTTP/1.1 upstream connections each worker keeps per upstream
+   * endpoint; undefined: the connector's default (DEFAULT_UPSTREAM_KEEPALIVE, proxy/upstream.ts).
+   */
+  readonly upstreamKeepalive?: number | undefined;
   /** `trusted_proxies`: the access log's client is read from X-Forwarded-For behind these. */
   readonly trustedProxies?: readonly string[] | undefined;
 }

@@ -304,7 +304,12 @@ export class ProxyWorker {
           routes: server.routes,
           log: this.log,
           lifecycle,
-          newConnector: () => newUpstreamConnector({ idleTimeout: 30_000, streams: this.#upstreamStreams }),
+          newConnector: () =>
+            newUpstreamConnector({
+              idleTimeout: 30_000,
+              streams: this.#upstreamStreams,
+              maxIdlePerKey: server.upstreamKeepalive,
+            }),
         });
         let entry = this.#servers.get(server.key);
         if (entry === undefined) {
