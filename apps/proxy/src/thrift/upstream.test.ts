@@ -3,9 +3,11 @@
  * against a framed node:net upstream: the upstream_call timeout is a deadline on the worker's
  * sweep, not a timer per call, and a call past it fails as 'timeout' with its connection
  * closed and not pooled; replies live in the connection's reader memory, reused only once every
- * reply it returned was released through its lease.
+ * reply it returned was released through its lease. A pooled connection whose peer speaks
+ * unasked (stray bytes, a forged next reply) is discarded, and those bytes never answer a call.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import {
   createWriter,
   decodeFrame,
@@ -242,4 +244,139 @@ describe('exclusive thrift upstream connections', () => {
     held.release();
     expect(upstreams.stats().created).toBe(1);
   });
+});
+
+/**
+ * The peer of `strayPeer`, in a worker thread so that it can write while the test's thread is
+ * blocked: a framed strict-binary upstream answering every call with an empty REPLY of the
+ * call's name and seq id; on 'stray' it writes, unasked, on its newest connection a REPLY named
+ * "forged" with seq id `data.seqId` (the next call's), then wakes the blocked test thread
+ * and posts 'written'.
+ */
+const STRAY_PEER = `
+const { createServer } = require('node:net');
+const { parentPort, workerData } = require('node:worker_threads');
+const signal = new Int32Array(workerData.signal);
+function reply(name, seqId) {
+  const n = Buffer.from(name);
+  const b = Buffer.alloc(4 + 4 + 4 + n.length + 4 + 1);
+  b.writeUInt32BE(b.length - 4, 0);
+  b.writeUInt32BE(0x80010002, 4);
+  b.writeUInt32BE(n.length, 8);
+  n.copy(b, 12);
+  b.writeInt32BE(seqId, 12 + n.length);
+  return b;
+}
+let newest;
+const server = createServer((s) => {
+  newest = s;
+  s.setNoDelay(true);
+  s.on('error', () => {});
+  let buf = Buffer.alloc(0);
+  s.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const frame = buf.subarray(4, 4 + buf.readUInt32BE(0));
+      buf = buf.subarray(4 + frame.length);
+      const n = frame.readUInt32BE(4);
+      s.write(reply(frame.subarray(8, 8 + n).toString(), frame.readInt32BE(8 + n)));
+    }
+  });
+});
+server.listen(0, '127.0.0.1', () => parentPort.postMessage(server.address().port));
+parentPort.on('message', (m) => {
+  if (m.stray === undefined) return server.close();
+  newest.write(reply('forged', m.stray), () => {
+    Atomics.store(signal, 0, 1);
+    Atomics.notify(signal, 0);
+    parentPort.postMessage('written');
+  });
+});
+`;
+
+async function strayPeer() {
+  const signal = new Int32Array(new SharedArrayBuffer(4));
+  const worker = new Worker(STRAY_PEER, { eval: true, workerData: { signal: signal.buffer } });
+  const port = await new Promise<number>((resolve) => worker.once('message', resolve));
+  return {
+    port,
+    /** The forged reply is written (the kernel has it) before this returns; the thread is blocked meanwhile. */
+    strayNow(seqId: number): void {
+      Atomics.store(signal, 0, 0);
+      worker.postMessage({ stray: seqId });
+      // 'not-equal' when the peer was quicker than this wait.
+      expect(Atomics.wait(signal, 0, 0, 10_000)).not.toBe('timed-out');
+    },
+    /** As strayNow, without blocking: the test's thread receives the bytes as they come. */
+    async stray(seqId: number): Promise<void> {
+      const written = new Promise((resolve) => worker.once('message', resolve));
+      worker.postMessage({ stray: seqId });
+      await written;
+    },
+    close: () => worker.terminate(),
+  };
+}
+
+describe('a pooled upstream connection whose peer speaks unasked', () => {
+  async function setupStray() {
+    const peer = await strayPeer();
+    const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+    open.push(peer, { close: () => upstreams.closeAll() });
+    const key = new ThriftUpstreamEndpoint({
+      address: { kind: 'tcp', host: '127.0.0.1', port: peer.port },
+      weight: 1,
+      label: `127.0.0.1:${peer.port}`,
+      multiplex: 0,
+    }).key('framed');
+    const call = (seqId: number): Promise<ThriftFrame | undefined> => {
+      const frame = decodeFrame(
+        'framed',
+        encodeFrame({ framing: 'framed', protocol: 'binary' }, message('get', MessageType.CALL, seqId)),
+      );
+      return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), {
+        connect: 2000,
+        call: 5000,
+        maxFrameSize: 1 << 20,
+      });
+    };
+    const answered = async (seqId: number): Promise<string> => {
+      const reply = await call(seqId);
+      const header = readMessageHeader('binary', reply!.payload);
+      expect(header.seqId).toBe(seqId);
+      return header.name;
+    };
+    return { peer, upstreams, call, answered };
+  }
+
+  it('drops an idle connection whose peer sent a forged next reply, and answers the next call from a new one', async () => {
+    const { peer, upstreams, answered } = await setupStray();
+    expect(await answered(1)).toBe('get');
+    await peer.stray(2);
+    await vi.waitFor(() => expect(upstreams.stats().idle).toBe(0));
+    expect(await answered(2)).toBe('get');
+    expect(upstreams.stats().created).toBe(2);
+  });
+
+  // The bytes are in the kernel when the connection is taken and written to: on io_uring the
+  // receive that holds them completes before the call's write (the runtime's WriteTarget order),
+  // so they predate the call. The legacy driver reads the socket after a write made in the same
+  // tick, so there, as in nginx, bytes arriving while a connection is reused are its answer.
+  it.runIf(process.env.LOCH_DRIVER !== 'legacy')(
+    'fails a call whose connection received bytes before the call was written, never answering them',
+    async () => {
+      const { peer, upstreams, call, answered } = await setupStray();
+      expect(await answered(1)).toBe('get');
+      peer.strayNow(2);
+      // Taken from the pool and written to before this thread saw the forged bytes.
+      const taken = call(2);
+      await expect(taken).rejects.toSatisfy(
+        (e) =>
+          e instanceof ThriftUpstreamError &&
+          e.failure === 'protocol' &&
+          e.message.includes('before the call was written'),
+      );
+      expect(await answered(3)).toBe('get');
+      expect(upstreams.stats()).toMatchObject({ created: 2, idle: 1 });
+    },
+  );
 });

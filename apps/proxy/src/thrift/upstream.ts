@@ -6,7 +6,9 @@
  * back, and returns the connection only when it is provably clean: the reply is a REPLY or
  * EXCEPTION with the call's seq id, and nothing was received past it. While idle, a connection
  * keeps one receive pending: the peer closing it (or sending anything) takes it out of the pool
- * at once instead of failing the next call. A reply's bytes stay in the connection's reader
+ * at once instead of failing the next call. That receive becomes the next call's reply read, so
+ * bytes it got before the call's write completed (io_uring reports the two in the kernel's
+ * order) predate the call: they fail it and drop the connection, never answering a caller. A reply's bytes stay in the connection's reader
  * (no copy); the reader receives into the same memory again only once every reply it returned
  * was given back through its ReplyLease after being written to the caller, since a relay that
  * allocates new memory per reply makes V8 run major GCs at the rate it relays. Not for routing
@@ -215,6 +217,25 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       else if (call !== undefined) this.alive = false; // seen when the ONEWAY call ends
       return;
     }
+    if (chunk !== null && !call.written && this.stream.driver === 'uring') {
+      // io_uring reports a stream's receives and writes in the order the kernel completed them
+      // (the runtime's WriteTarget): bytes received before the call's write completed predate
+      // the call (the idle watch's receive, taken over by it, found them) and are no reply to
+      // it, whatever seq id they carry. The legacy driver gives no such order: there, as in
+      // nginx, bytes arriving while a connection is reused count as its answer.
+      const stray = chunk.bytes.byteLength;
+      chunk.release();
+      this.alive = false;
+      this.#end(
+        call,
+        new ThriftUpstreamError(
+          'protocol',
+          call.key.label,
+          `the upstream sent ${stray} bytes before the call was written (not a reply: the connection is dropped)`,
+        ),
+      );
+      return;
+    }
     if (chunk === null) {
       const truncated = error === undefined ? this.reader.truncation() : null;
       this.#end(
@@ -239,7 +260,8 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     }
     if (reply === null) this.#receive();
     else if (call.written) this.#replied(call, reply);
-    // The legacy driver may report the reply before the write's completion: kept until then.
+    // The legacy driver may report the reply before the write's completion (a write that did
+    // not complete at once, whose completion is read after the reply): kept until then.
     else call.reply = reply;
   }
 
