@@ -48,7 +48,10 @@ const PROBE_TIMEOUT_MS = 15_000;
 const KEEPALIVE_REQUESTS = 1_000_000;
 
 /** Probes both ports of a started peer; stops it and throws (with its output) if either fails. */
-async function probed(peer: Peer, o: H2ProxyStart): Promise<Peer> {
+export async function probed(
+  peer: Peer,
+  o: Pick<H2ProxyStart, 'port' | 'tlsPort' | 'probePath'>,
+): Promise<Peer> {
   const exited = peer.exited.then((code) => {
     throw new Error(`exited with ${code} before serving`);
   });
@@ -69,7 +72,8 @@ const nginx: H2ProxySpec = {
   name: 'nginx',
   note:
     'worker_processes N; `listen ... http2` (h2c) and `listen ... ssl http2` (TLS 1.3, ECDSA P-256); ' +
-    'upstream `keepalive 64`, `proxy_http_version 1.1`; http2_max_concurrent_streams 128 (default)',
+    "upstream `keepalive 256` (as loch's `upstream_keepalive` default: with 64, -c16 -m16 closed and opened " +
+    'again 0.47 upstream connections per request), `proxy_http_version 1.1`; http2_max_concurrent_streams 128 (default)',
   unavailable: () => null,
   async start(o) {
     const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-h2-'));
@@ -90,7 +94,7 @@ http {
   tcp_nodelay on;
   upstream backend {
     server 127.0.0.1:${o.upstreamPort};
-    keepalive 64;
+    keepalive 256;
     keepalive_requests ${KEEPALIVE_REQUESTS};
   }
   server {
@@ -159,18 +163,14 @@ backend be
   },
 };
 
-/** Loch: `loch run -c <toml>` from apps/proxy's build, an h2c and an h2 (TLS) server in one config. */
-const loch: H2ProxySpec = {
-  name: 'loch',
-  note:
-    'runtime.workers = N (worker threads, one io_uring ring each); `proxy_type = "http"` servers with ' +
-    'HTTP/2 on (default: h2c sniffed on the plain listener, h2 by ALPN on the TLS one, TLS 1.3); ' +
-    'HTTP/1.1 upstream (`upstream_http_version = "http11"`, default)',
-  unavailable: () => (existsSync(LOCH_CLI) ? null : `${LOCH_CLI} does not exist (run \`pnpm build\` first)`),
-  async start(o) {
-    const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-h2-'));
-    const config = join(dir, 'loch.toml');
-    const server = (key: string, port: number, tls: string) => `[servers.${key}]
+/**
+ * Loch's config for this benchmark, written to a new temporary directory (its path returned): an
+ * h2c and an h2 (TLS) server in one process (bench/ab/http2.ts runs the same for both builds).
+ */
+export function writeLochH2Config(o: Omit<H2ProxyStart, 'cpu' | 'probePath'>): string {
+  const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-h2-'));
+  const config = join(dir, 'loch.toml');
+  const server = (key: string, port: number, tls: string) => `[servers.${key}]
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:${port}" }
 access_log = false
@@ -180,9 +180,9 @@ ${tls}
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${o.upstreamPort}" }]
 `;
-    writeFileSync(
-      config,
-      `[runtime]
+  writeFileSync(
+    config,
+    `[runtime]
 workers = ${o.workers}
 cpu_affinity = false
 
@@ -195,7 +195,21 @@ ${server(
   o.tlsPort,
   `tls = { chain = "${o.certificate.chain}", key = "${o.certificate.key}", min_version = "TLSv1.3" }\n`,
 )}`,
-    );
+  );
+  return config;
+}
+
+/** Loch: `loch run -c <toml>` from apps/proxy's build, an h2c and an h2 (TLS) server in one config. */
+const loch: H2ProxySpec = {
+  name: 'loch',
+  note:
+    'runtime.workers = N (worker threads, one io_uring ring each); `proxy_type = "http"` servers with ' +
+    'HTTP/2 on (default: h2c sniffed on the plain listener, h2 by ALPN on the TLS one, TLS 1.3); ' +
+    'HTTP/1.1 upstream (`upstream_http_version = "http11"`, default; idle upstream connections kept: ' +
+    '`upstream_keepalive` default 256)',
+  unavailable: () => (existsSync(LOCH_CLI) ? null : `${LOCH_CLI} does not exist (run \`pnpm build\` first)`),
+  async start(o) {
+    const config = writeLochH2Config(o);
     // LOCH_BENCH_NODE_ARGS: extra node flags for profiling runs, as in http-proxy.
     const nodeArgs = (process.env.LOCH_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     const peer = startPeer(
