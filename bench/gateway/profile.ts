@@ -9,7 +9,11 @@
  *
  * Run: pnpm --filter @loch/bench exec tsx --conditions=@loch/source gateway/profile.ts
  *        [--calls 20000] [--connections 16] [--payload small|large] [--gateway loch|node]
- *        [--out DIR] [--no-prof]   (node: node-gateway.ts, the node:http + npm thrift one)
+ *        [--out DIR] [--no-prof] [--events]   (node: node-gateway.ts, the node:http + npm thrift one)
+ * --events also counts kernel events per call in the gateway process over the counted calls
+ * (`perf stat` tracepoints: io_uring submissions, io_uring_enter, send/recv/write/read-family
+ * syscalls, epoll waits; needs root): how many kernel crossings and sends a call costs,
+ * which does not depend on how loaded the machine is.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -28,6 +32,7 @@ const { values } = parseArgs({
     gateway: { type: 'string', default: 'loch' },
     out: { type: 'string' },
     'no-prof': { type: 'boolean', default: false },
+    events: { type: 'boolean', default: false },
   },
 });
 const calls = Number(values.calls);
@@ -45,10 +50,11 @@ function node(script: string, args: (string | number)[], prof: boolean) {
   );
 }
 
-function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of a process so far. */
+function cpuSeconds(pid: number): { user: number; system: number } {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
 }
 
 const upstreamPort = await freePort();
@@ -90,17 +96,66 @@ const lanes = (n: number) =>
     }),
   );
 await lanes(2000);
+/** The tracepoints --events counts. */
+const EVENTS = [
+  'io_uring:io_uring_submit_req',
+  'syscalls:sys_enter_io_uring_enter',
+  'syscalls:sys_enter_sendmsg',
+  'syscalls:sys_enter_sendto',
+  'syscalls:sys_enter_write',
+  'syscalls:sys_enter_writev',
+  'syscalls:sys_enter_recvmsg',
+  'syscalls:sys_enter_recvfrom',
+  'syscalls:sys_enter_read',
+  'syscalls:sys_enter_epoll_wait',
+  'syscalls:sys_enter_futex',
+  'context-switches',
+] as const;
+let perfOut = '';
+let perfExited: Promise<unknown> | undefined;
+let perf: ReturnType<typeof spawn> | undefined;
+if (values.events) {
+  perf = spawn('perf', ['stat', '-x', ',', '-e', EVENTS.join(','), '-p', String(gateway.pid)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  perf.stderr?.on('data', (d: Buffer) => {
+    perfOut += d.toString();
+  });
+  perfExited = new Promise((resolve) => perf?.on('exit', resolve));
+  // perf attaches asynchronously: give it a moment before the counted calls.
+  await new Promise((r) => setTimeout(r, 300));
+}
 const before = cpuSeconds(gateway.pid!);
 await lanes(calls);
-const used = cpuSeconds(gateway.pid!) - before;
+const after = cpuSeconds(gateway.pid!);
+const user = after.user - before.user;
+const system = after.system - before.system;
+if (perf !== undefined) {
+  perf.kill('SIGINT');
+  await perfExited;
+}
 agent.destroy();
 gateway.kill('SIGTERM');
 await new Promise((r) => gateway.once('exit', r));
 upstream.kill('SIGTERM');
 
 console.log(
-  `${values.gateway} ${values.payload}: ${calls} calls, gateway CPU ${((used * 1e6) / calls).toFixed(1)} us/call`,
+  `${values.gateway} ${values.payload}: ${calls} calls, gateway CPU ${(((user + system) * 1e6) / calls).toFixed(1)} us/call ` +
+    `(user ${((user * 1e6) / calls).toFixed(1)}, system ${((system * 1e6) / calls).toFixed(1)})`,
 );
+if (values.events) {
+  // CSV lines: value,unit,event,... ("<not supported>" as value when absent).
+  const parts: string[] = [];
+  for (const line of perfOut.trim().split('\n')) {
+    const fields = line.split(',');
+    const value = Number(fields[0]);
+    if (fields.length >= 3 && Number.isFinite(value) && value > 0)
+      parts.push(`${fields[2]!.replace(/^.*:(sys_enter_)?/, '')} ${(value / calls).toFixed(2)}`);
+  }
+  console.log(
+    parts.length === 0 ? `perf stat counted nothing:\n${perfOut}` : `per call: ${parts.join(', ')}`,
+  );
+}
 if (!values['no-prof']) {
   const file = readdirSync(out).find((f) => f.endsWith('.cpuprofile'));
   if (file !== undefined) {

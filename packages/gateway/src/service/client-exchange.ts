@@ -1,14 +1,17 @@
 /**
- * A ThriftExchange over @loch/thrift ThriftClients to one upstream, for users of the package
- * outside loch (loch routes through its own pooled upstreams). Keeps up to `connections`
- * clients, opened on demand through `connect`; a call goes to a connection with nothing in
- * flight when there is one (round robin among them), else to the least busy, so one slow call
- * does not hold the calls behind it. A client whose connection failed is dropped and replaced
- * on the next call. With `multiplexed` (THeader/TTHeader peers
- * that match replies by seq id) calls share connections; otherwise each client carries one call
- * at a time and queues the rest. Not a health checker or load balancer.
+ * A ThriftExchange over connections to one upstream, for users of the package outside loch
+ * (loch routes through its own pooled upstreams). Keeps up to `connections` connections, opened
+ * on demand through `connect`; a call goes to a connection with nothing in flight when there is
+ * one (round robin among them), else to the least busy, so one slow call does not hold the
+ * calls behind it. A connection that failed is dropped and replaced on the next call. Each
+ * connection carries one call at a time and queues the rest: an ExclusiveConnection driven by
+ * the stream's callbacks (exclusive-connection.ts) when the stream has them (every runtime
+ * stream does), else a @loch/thrift ThriftClient. With `multiplexed` (THeader/TTHeader peers
+ * that match replies by seq id) calls share connections through ThriftClient's multiplexed
+ * mode. Not a health checker or load balancer.
  */
 import { ThriftClient, type ThriftClientOptions, type ThriftFrame, type ThriftStream } from '@loch/thrift';
+import { ExclusiveConnection, isCallbackStream, type ReplyLender } from './exclusive-connection.js';
 import type { ThriftExchange } from './gateway-route.js';
 
 /** Settings of a ClientExchange. */
@@ -17,18 +20,24 @@ export interface ClientExchangeOptions extends ThriftClientOptions {
   readonly connections?: number;
 }
 
-/** ThriftClients to one upstream: idle connections first, else the least busy. */
-export class ClientExchange implements ThriftExchange {
-  private readonly clients: (Promise<ThriftClient> | undefined)[];
-  /** Calls in flight per slot. */
+type Connection = ThriftClient | ExclusiveConnection;
+type SendOptions = { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> };
+
+/** Connections to one upstream: idle ones first, else the least busy. */
+export class ClientExchange implements ThriftExchange, ReplyLender {
+  /** Each slot's connection, while it connects and after. */
+  private readonly clients: (Promise<Connection> | undefined)[];
+  /** Each slot's connected ExclusiveConnection, if it is one (the calls' fast path). */
+  private readonly exclusive: (ExclusiveConnection | undefined)[];
+  /** Calls in flight per slot on the promise path (connecting, or on a ThriftClient). */
   private readonly busy: number[];
   private next = 0;
   /**
-   * The client each reply came from, until it is given back (release): a ThriftClient receives
-   * its next replies into the same memory once all it lent are back, instead of allocating a
-   * buffer per reply (external memory that V8 answers with major GCs).
+   * The connection each reply came from, until it is given back (release): a connection
+   * receives its next replies into the same memory once all it lent are back, instead of
+   * allocating a buffer per reply (external memory that V8 answers with major GCs).
    */
-  private readonly lentBy = new WeakMap<ThriftFrame, ThriftClient>();
+  private readonly lentBy = new WeakMap<ThriftFrame, Connection>();
 
   constructor(
     private readonly connect: () => Promise<ThriftStream>,
@@ -36,30 +45,49 @@ export class ClientExchange implements ThriftExchange {
   ) {
     const n = Math.max(1, options.connections ?? 4);
     this.clients = new Array(n).fill(undefined);
+    this.exclusive = new Array(n).fill(undefined);
     this.busy = new Array(n).fill(0);
+  }
+
+  /** Calls in flight on slot `i`. */
+  private load(i: number): number {
+    return (this.busy[i] as number) + (this.exclusive[i]?.inFlight ?? 0);
   }
 
   /** The slot for the next call: the next idle one after the last pick, else the least busy. */
   private pick(): number {
     const n = this.clients.length;
     let best = this.next;
+    let bestLoad = Number.POSITIVE_INFINITY;
     for (let k = 0; k < n; k++) {
       const i = (this.next + k) % n;
-      if (this.busy[i] === 0) {
+      const load = this.load(i);
+      if (load === 0) {
         best = i;
         break;
       }
-      if ((this.busy[i] as number) < (this.busy[best] as number)) best = i;
+      if (load < bestLoad) {
+        best = i;
+        bestLoad = load;
+      }
     }
     this.next = (best + 1) % n;
     return best;
   }
 
-  async send(
-    message: Uint8Array,
-    options: { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> },
-  ): Promise<ThriftFrame | undefined> {
+  send(message: Uint8Array, options: SendOptions): Promise<ThriftFrame | undefined> {
     const slot = this.pick();
+    const conn = this.exclusive[slot];
+    // The common case, kept free of async frames: the call's promise is the connection's own.
+    if (conn?.usable) return conn.send(message, options);
+    return this.sendTracked(slot, message, options);
+  }
+
+  private async sendTracked(
+    slot: number,
+    message: Uint8Array,
+    options: SendOptions,
+  ): Promise<ThriftFrame | undefined> {
     this.busy[slot] = (this.busy[slot] as number) + 1;
     try {
       return await this.sendOn(slot, message, options);
@@ -71,37 +99,52 @@ export class ClientExchange implements ThriftExchange {
   private async sendOn(
     slot: number,
     message: Uint8Array,
-    options: { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> },
+    options: SendOptions,
   ): Promise<ThriftFrame | undefined> {
     let pending = this.clients[slot];
-    if (pending === undefined) {
-      pending = this.connect().then((s) => new ThriftClient(s, this.options));
+    if (pending === undefined || this.exclusive[slot]?.usable === false) {
+      // Never connected, or its connection failed: a new one.
+      this.exclusive[slot] = undefined;
+      pending = this.connect().then((s) => this.open(slot, s));
       this.clients[slot] = pending;
     }
-    let client: ThriftClient;
+    let conn: Connection;
     try {
-      client = await pending;
+      conn = await pending;
     } catch (e) {
       if (this.clients[slot] === pending) this.clients[slot] = undefined;
       throw e;
     }
     try {
-      const reply = await client.send(message, options);
-      if (reply !== undefined) this.lentBy.set(reply, client);
+      const reply = await conn.send(message, options);
+      if (reply !== undefined && conn instanceof ThriftClient) this.lentBy.set(reply, conn);
       return reply;
     } catch (e) {
-      // The client closes itself on a failure that leaves its connection out of step.
-      if (this.clients[slot] === pending) this.clients[slot] = undefined;
+      // A connection closes itself on a failure that leaves it out of step.
+      if (this.clients[slot] === pending && conn instanceof ThriftClient) this.clients[slot] = undefined;
       throw e;
     }
   }
 
-  /** The gateway no longer reads `reply`: its client may receive into that memory again. */
+  /** The connection of a new stream on `slot`. */
+  private open(slot: number, stream: ThriftStream): Connection {
+    if (this.options.multiplexed || !isCallbackStream(stream)) return new ThriftClient(stream, this.options);
+    const conn = new ExclusiveConnection(stream, this.options, this);
+    this.exclusive[slot] = conn;
+    return conn;
+  }
+
+  /** @internal An ExclusiveConnection handed out `reply`. */
+  lent(reply: ThriftFrame, from: ExclusiveConnection): void {
+    this.lentBy.set(reply, from);
+  }
+
+  /** The gateway no longer reads `reply`: its connection may receive into that memory again. */
   release(reply: ThriftFrame): void {
-    const client = this.lentBy.get(reply);
-    if (client === undefined) return;
+    const conn = this.lentBy.get(reply);
+    if (conn === undefined) return;
     this.lentBy.delete(reply);
-    client.release(reply);
+    conn.release(reply);
   }
 
   /** Closes every connection. */
@@ -111,6 +154,7 @@ export class ClientExchange implements ThriftExchange {
       this.clients.length,
       ...new Array(this.clients.length).fill(undefined),
     );
+    this.exclusive.fill(undefined);
     await Promise.all(open.map((p) => p?.then((c) => c.close()).catch(() => {})));
   }
 }

@@ -1,0 +1,223 @@
+/**
+ * In-process cost of one gateway call through Loch's JavaScript, without I/O (issue 19): the
+ * HttpServer serving @loch/gateway's ThriftGateway (as loch-gateway.ts builds it: POST /echo ->
+ * Bench.echo over a ClientExchange) over in-memory streams. The client stream hands the server
+ * the next POST once the previous answer was written (a client waiting for each answer); the
+ * upstream stream answers each call written to it with its Item echoed (the call's bytes with
+ * the message type made REPLY and the argument's field id 0: what upstream.ts sends, made by
+ * one copy). Results are delivered from microtasks, as the runtime does. What the runtime and
+ * the kernel cost (submissions, the sends themselves) is not here: this is the JavaScript work
+ * a change to the gateway moves, measured as CPU time (best of `--rounds`), load-insensitive
+ * enough for before/after on a shared machine; `--promises` counts the promises made per call
+ * (async_hooks), and under callgrind the difference of two call counts gives instructions per
+ * call. Not the wire benchmark (run.ts) nor the process profile (profile.ts).
+ *
+ * Run: pnpm --filter @loch/bench exec tsx --conditions=@loch/source gateway/core.ts
+ *        [N] [--payload small|large] [--rounds 5] [--promises]
+ */
+import { createHook } from 'node:async_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ClientExchange, loadIdl, ThriftGateway } from '@loch/gateway';
+import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
+import { plainFacts, type RecvTarget, type WriteTarget } from '@loch/uring-runtime';
+import { PAYLOADS } from './payloads.js';
+
+const { values: flags, positionals } = parseArgs({
+  options: {
+    payload: { type: 'string', default: 'small' },
+    rounds: { type: 'string', default: '5' },
+    promises: { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+const N = Number(positionals[0] ?? 50_000);
+const ROUNDS = Number(flags.rounds);
+const body = Buffer.from((flags.payload === 'large' ? PAYLOADS[1] : PAYLOADS[0])!.body);
+// Plain Uint8Arrays, as the runtime delivers received bytes.
+const REQUEST = new Uint8Array(
+  Buffer.concat([
+    Buffer.from(
+      `POST /echo HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: wrk\r\nContent-Length: ${body.byteLength}\r\n\r\n`,
+      'latin1',
+    ),
+    body,
+  ]),
+);
+const address = { family: 'ipv4', address: '127.0.0.1', port: 1 } as const;
+const noop = () => {};
+
+function chunkOf(bytes: Uint8Array): StreamChunk {
+  return { bytes, release: noop };
+}
+
+/** The common part of both in-memory streams: a receive waits until `deliver` has bytes for it. */
+abstract class MemoryStream implements HttpStream {
+  readonly remoteAddress = address;
+  readonly localAddress = address;
+  readonly driver = 'legacy' as const;
+  readonly facts = plainFacts(address);
+  closed = false;
+  written = 0;
+  #waiting: RecvTarget | ((chunk: StreamChunk | null) => void) | null = null;
+  #ready: Uint8Array | null = null;
+
+  /** Bytes for the pending (or next) receive. */
+  protected deliver(bytes: Uint8Array | null): void {
+    const target = this.#waiting;
+    if (target === null) {
+      this.#ready = bytes;
+      return;
+    }
+    this.#waiting = null;
+    const chunk = bytes === null ? null : chunkOf(bytes);
+    queueMicrotask(() => (typeof target === 'function' ? target(chunk) : target.onRecv(chunk, undefined)));
+  }
+
+  recvTo(target: RecvTarget): void {
+    const ready = this.#ready;
+    if (ready === null) {
+      this.#waiting = target;
+      return;
+    }
+    this.#ready = null;
+    queueMicrotask(() => target.onRecv(chunkOf(ready), undefined));
+  }
+
+  /** The promise form (ThriftStream's). */
+  recv(): Promise<StreamChunk | null> {
+    const ready = this.#ready;
+    if (ready !== null) {
+      this.#ready = null;
+      return Promise.resolve(chunkOf(ready));
+    }
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+    });
+  }
+
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
+    this.take(data);
+    queueMicrotask(() => {
+      target.onWritten(undefined);
+      this.wrote();
+    });
+  }
+
+  /** The promise form (ThriftStream's). */
+  writev(data: readonly Uint8Array[]): Promise<number> {
+    const n = this.take(data);
+    return Promise.resolve(n).then((n) => {
+      this.wrote();
+      return n;
+    });
+  }
+
+  /** Counts (and may keep) what was written; returns its size. */
+  protected take(data: Uint8Array | readonly Uint8Array[]): number {
+    let n = 0;
+    if (data instanceof Uint8Array) n = data.byteLength;
+    else for (const b of data) n += b.byteLength;
+    this.written += n;
+    return n;
+  }
+
+  /** A write completed: the peer's turn. */
+  protected abstract wrote(): void;
+
+  async shutdown(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  setNoDelay(): void {}
+}
+
+/** The client: one request now, the next once an answer (head and body: one write) went out. */
+class Downstream extends MemoryStream {
+  left = 0;
+  /** The start of the first answer (checked: a 200, or the figures measure an error path). */
+  first = '';
+  protected override take(data: Uint8Array | readonly Uint8Array[]): number {
+    if (this.first === '') {
+      const head = data instanceof Uint8Array ? data : data[0];
+      this.first = Buffer.from(head?.subarray(0, 12) ?? []).toString('latin1');
+    }
+    return super.take(data);
+  }
+  constructor(n: number) {
+    super();
+    this.left = n - 1;
+    this.deliver(REQUEST);
+  }
+  protected wrote(): void {
+    this.deliver(this.left-- > 0 ? REQUEST : null);
+  }
+}
+
+/** The echo upstream: each framed binary call written is answered with its Item. */
+class Upstream extends MemoryStream {
+  #reply = new Uint8Array(0);
+  #length = 0;
+  protected override take(data: Uint8Array | readonly Uint8Array[]): number {
+    const parts = data instanceof Uint8Array ? [data] : data;
+    let n = 0;
+    for (const b of parts) n += b.byteLength;
+    if (this.#reply.byteLength < n) this.#reply = new Uint8Array(n * 2);
+    let at = 0;
+    for (const b of parts) {
+      this.#reply.set(b, at);
+      at += b.byteLength;
+    }
+    // Frame length (4), strict message header: version and type (4), name (4 + length), seq id (4).
+    const nameLength = new DataView(this.#reply.buffer).getUint32(8);
+    this.#reply[7] = 2; // REPLY
+    const field = 16 + nameLength; // the argument's field header: type, id (2)
+    this.#reply[field + 1] = 0;
+    this.#reply[field + 2] = 0;
+    this.#length = n;
+    this.written += n;
+    return n;
+  }
+  protected wrote(): void {
+    this.deliver(this.#reply.subarray(0, this.#length));
+  }
+}
+
+const idl = loadIdl(fileURLToPath(new URL('./bench.thrift', import.meta.url)));
+const upstream = new ClientExchange(async () => new Upstream(), { connections: 1, timeout: 10_000 });
+const gateway = new ThriftGateway([
+  { idl, service: 'Bench', function: 'echo', path: '/echo', httpMethod: 'POST', upstream },
+]);
+const http = new HttpServer(gateway, { limits: { methods: 'any' } });
+
+// `--promises`: promises made per call (async_hooks, the last round's; the hook slows the run,
+// so its CPU time is not the figure then). A count does not depend on the machine's load.
+let promises = 0;
+const promiseHook = flags.promises
+  ? createHook({
+      init(_id, type) {
+        if (type === 'PROMISE') promises++;
+      },
+    })
+  : null;
+
+let best = Number.POSITIVE_INFINITY;
+let answerBytes = 0;
+for (let round = 0; round < ROUNDS; round++) {
+  const down = new Downstream(N);
+  promises = 0;
+  promiseHook?.enable();
+  const before = process.cpuUsage();
+  await http.serveConnection(down);
+  const used = process.cpuUsage(before);
+  promiseHook?.disable();
+  best = Math.min(best, (used.user + used.system) / N);
+  answerBytes = down.written / N;
+  if (down.first !== 'HTTP/1.1 200') throw new Error(`the gateway answered ${down.first}, not 200`);
+}
+console.log(
+  `gateway core ${flags.payload}: ${best.toFixed(3)} CPU us/call (best of ${ROUNDS} x ${N}), ` +
+    `${answerBytes.toFixed(0)} bytes/answer` +
+    (promiseHook === null ? '' : `, ${(promises / N).toFixed(2)} promises/call`),
+);
+await upstream.close();
