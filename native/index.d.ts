@@ -166,6 +166,13 @@ export interface NativeBinding {
   tlsAttach(fd: number, session: NativeTlsSession): number;
   /** Crossings on this thread so far: [submit() calls, completion callbacks, TlsSession calls]. */
   crossings(): [number, number, number];
+  /**
+   * In-ring TLS output buffers on this thread: `grows`, times a conn's ciphertext output grew past
+   * what an idle conn keeps (16 KiB); `shelfHits`, those served by a buffer an idle or closed conn
+   * gave up (the thread's shelf, at most 2 MiB: no allocation, no page faults); `shelfBytes`, the
+   * capacity on the shelf now (trimMemory() frees it).
+   */
+  tlsBufferStats(): { grows: number; shelfHits: number; shelfBytes: number };
   /** The TLS engine embedded in this module (loadTls() hands it out with its info slots). */
   readonly tls?: Omit<NativeTls, 'info'> & { bindInfo(info: Int32Array): void };
   /** AES-SIV (loadSiv() hands it out). */

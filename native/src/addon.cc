@@ -14,6 +14,7 @@
 #include "memory.h"
 #include "net.h"
 #include "ring.h"
+#include "tls_shelf.h"
 #include "siv.h"
 #include "thread.h"
 #include "tls_addon.h"
@@ -188,6 +189,19 @@ Napi::Value Crossings(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// tlsBufferStats() -> { grows, shelfHits, shelfBytes }: in-ring TLS output buffers on this
+// thread (tls_shelf.h): growths past what an idle conn keeps, those a shelved buffer served, and
+// the capacity on the shelf now.
+Napi::Value TlsBufferStats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const loch::TlsShelfStats s = loch::TlsShelfStatsNow();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("grows", Napi::Number::New(env, static_cast<double>(s.grows)));
+  out.Set("shelfHits", Napi::Number::New(env, static_cast<double>(s.hits)));
+  out.Set("shelfBytes", Napi::Number::New(env, static_cast<double>(s.bytes)));
+  return out;
+}
+
 Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("init", Napi::Function::New(env, Init, "init"));
@@ -196,6 +210,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));
   exports.Set("crossings", Napi::Function::New(env, Crossings, "crossings"));
+  exports.Set("tlsBufferStats", Napi::Function::New(env, TlsBufferStats, "tlsBufferStats"));
   State(env);  // the TLS face keeps its state there
   Napi::Object tls = Napi::Object::New(env);
   loch::tlsjs::Register(env, tls);

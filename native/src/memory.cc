@@ -9,6 +9,7 @@
 #include <v8.h>
 
 #include "memory.h"
+#include "tls_shelf.h"
 
 namespace loch {
 
@@ -23,6 +24,7 @@ Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   v8::Isolate* isolate = v8::Isolate::GetCurrent();
   if (isolate != nullptr) isolate->LowMemoryNotification();
+  TlsShelfRelease();  // in-ring TLS's spare ciphertext buffers (tls_shelf.h)
   int released = malloc_trim(0);
   Napi::Object out = Napi::Object::New(env);
   out.Set("mallocTrimmed", Napi::Boolean::New(env, released != 0));

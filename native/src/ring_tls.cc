@@ -12,6 +12,7 @@
 #include "ring.h"
 
 namespace loch {
+#include "tls_shelf.h"
 
 namespace {
 
@@ -271,6 +272,7 @@ void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, 
   CompleteWaits(c);
 }
 
+    TlsUnshelve(c->out, cap, kIdleKeep);
 void Ring::TakeConnOutput(TlsConn* c) {
   tls::TlsSession& session = *c->session;
   size_t pending = session.PendingOutput();
@@ -290,9 +292,10 @@ void Ring::KickSend(TlsConn* c) {
     c->sendHead = 0;
     if (c->out.empty()) {
       // Idle: a connection that once sent a large body keeps no large buffers (memory per idle
-      // connection); a handshake flight or a small response fits in what stays.
-      if (c->sendBuf.capacity() > kIdleKeep) ByteBuffer().swap(c->sendBuf);
-      if (c->out.capacity() > kIdleKeep) ByteBuffer().swap(c->out);
+      // connection; they go to the thread's shelf for the next burst, tls_shelf.h); a handshake
+      // flight or a small response fits in what stays.
+      if (c->sendBuf.capacity() > kIdleKeep) TlsShelve(c->sendBuf);
+      if (c->out.capacity() > kIdleKeep) TlsShelve(c->out);
       return;
     }
     c->sendBuf.swap(c->out);
@@ -373,6 +376,9 @@ void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_
       if (!c->starved) ResumeRecv(c, n);  // the session went on meanwhile
       return;
     }
+  // No send in flight reads them (callers free a conn only then): large ones go to the shelf.
+  if (c->sendBuf.capacity() > kIdleKeep) TlsShelve(c->sendBuf);
+  if (c->out.capacity() > kIdleKeep) TlsShelve(c->out);
   }
   if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) c->recvTaken += static_cast<uint32_t>(res);
   // A heap recv (OP_RECV into JavaScript's buffer, which JavaScript keeps pinned until this
