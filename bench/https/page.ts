@@ -17,13 +17,36 @@ import type { CertificateKind, TlsPolicy } from '../lib/tls-certs.js';
 import type { HandshakeCost } from './clients.js';
 import type { HttpsProxySpec } from './peers.js';
 
-/** One size at one worker count: the HTTPS point and the plain point of the same instance. */
+/**
+ * One size at one worker count: the HTTPS point and the plain point of the same instance. With
+ * several rounds (HTTPS, HTTP, HTTPS, HTTP... on one instance), `https` and `http` are the rounds'
+ * median by CPU per request and `tlsAdds` the median of the rounds' own differences, so one round
+ * in a slow state (a GC-heavy stretch, a noisy neighbour) moves neither.
+ */
 export interface RequestPoint {
   readonly proxy: string;
   readonly workers: number;
   readonly size: number;
   readonly https: Measurement;
   readonly http: Measurement;
+  /** Every round, in the order measured (absent in results of runs before rounds). */
+  readonly rounds?: readonly { readonly https: Measurement; readonly http: Measurement }[];
+  /** Median over the rounds of HTTPS minus HTTP CPU us per request. */
+  readonly tlsAdds?: number;
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The measurement whose CPU per request is the median (the lower middle one for an even count). */
+export function medianMeasurement(values: readonly Measurement[]): Measurement {
+  const sorted = [...values].sort((a, b) => a.cpuUsPerRequest - b.cpuUsPerRequest);
+  return sorted[(sorted.length - 1) >> 1]!;
 }
 
 /** Server CPU per handshake of one proxy, certificate and handshake kind. */
@@ -45,8 +68,11 @@ export interface MemoryPoint {
 /** The reference peer of every ratio. */
 const REFERENCE = 'nginx';
 
-/** What TLS adds to the CPU per request of one point. */
-const tlsAdds = (p: RequestPoint) => p.https.cpuUsPerRequest - p.http.cpuUsPerRequest;
+/** What TLS adds to the CPU per request of one point (the rounds' median difference). */
+const tlsAdds = (p: RequestPoint) => p.tlsAdds ?? p.https.cpuUsPerRequest - p.http.cpuUsPerRequest;
+
+/** Loch and its variants (`loch-rec`: Loch's own TLS 1.3 record layer), each checked against the targets. */
+const isLoch = (name: string) => name === 'loch' || name.startsWith('loch-');
 
 const plural = (workers: number) => `${workers} worker${workers > 1 ? 's' : ''}`;
 
@@ -133,6 +159,10 @@ export interface PageInput {
   readonly partial: boolean;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** HTTPS-then-HTTP rounds per size on one instance (medians across them). */
+  readonly rounds: number;
+  /** LOCH_TLS_RECORDS of each Loch variant ('loch': OpenSSL's records, 'loch-rec': Loch's own). */
+  readonly records: ReadonlyMap<string, string>;
   readonly connections: number;
   readonly policy: TlsPolicy;
   readonly certificate: CertificateKind;
@@ -211,11 +241,15 @@ function targetRow(what: string, limit: number, ratios: readonly { at: string; v
 
 function targets(r: PageInput): string[] {
   const names = r.specs.map((s) => s.name);
-  if (!names.includes('loch') || !names.includes(REFERENCE)) return [];
+  if (!names.includes(REFERENCE)) return [];
+  return names.filter(isLoch).flatMap((loch) => targetsOf(r, loch));
+}
+
+function targetsOf(r: PageInput, loch: string): string[] {
   const requestRatios = (value: (p: RequestPoint) => number) =>
     r.workerCounts.flatMap((workers) =>
       r.sizes.map((size) => {
-        const l = find(r.points, 'loch', workers, size);
+        const l = find(r.points, loch, workers, size);
         const n = find(r.points, REFERENCE, workers, size);
         return {
           at: `${workers}w ${formatSize(size)}`,
@@ -225,7 +259,7 @@ function targets(r: PageInput): string[] {
     );
   const handshakeRatios = (mode: 'full' | 'resumed') =>
     r.handshakes
-      .filter((h) => h.proxy === 'loch' && h.mode === mode)
+      .filter((h) => h.proxy === loch && h.mode === mode)
       .map((l) => {
         const n = r.handshakes.find(
           (h) => h.proxy === REFERENCE && h.mode === mode && h.kind === l.kind && h.workers === l.workers,
@@ -235,19 +269,19 @@ function targets(r: PageInput): string[] {
           value: n ? l.h.cpuUsPerHandshake / n.h.cpuUsPerHandshake : Number.NaN,
         };
       });
-  const lm = r.memory.find((m) => m.proxy === 'loch');
+  const lm = r.memory.find((m) => m.proxy === loch);
   const nm = r.memory.find((m) => m.proxy === REFERENCE);
   const memoryRatio =
     lm && nm && nm.tls.bytesPerConnection > 0
       ? [{ at: '1w', value: lm.tls.bytesPerConnection / nm.tls.bytesPerConnection }]
       : [];
   return [
-    '## Targets (issue 13)',
+    `## Targets (issue 13)${loch === 'loch' ? '' : `: ${loch}`}`,
     '',
-    'Loch divided by nginx at every point the target applies to (CPU and memory: lower is better).',
+    `${loch} divided by nginx at every point the target applies to (CPU and memory: lower is better).`,
     '',
     markdownTable(
-      ['target', 'limit', 'points within', 'worst loch/nginx', 'verdict'],
+      ['target', 'limit', 'points within', `worst ${loch}/nginx`, 'verdict'],
       [
         targetRow(
           'HTTPS CPU per request',
@@ -287,10 +321,18 @@ export function renderPage(r: PageInput): string {
       'CPU 0. **1 worker: the proxy is pinned to CPU 1. 2 workers: the proxy is pinned to CPUs 0-1 and shares CPU 0 ' +
       'with wrk and the backend**, so 2-worker numbers show behaviour under contention, not on an idle second core. ' +
       'Each proxy instance also serves plain HTTP on a second port from the same workers: per body size the HTTPS ' +
-      'point is measured, then the plain HTTP point on the same instance, so **TLS adds** = HTTPS minus HTTP CPU per ' +
-      'request of one process in one state. CPU us/req = utime+stime of the proxy process tree during the measured ' +
+      `point is measured, then the plain HTTP point on the same instance, ${r.rounds} round${r.rounds > 1 ? 's' : ''} ` +
+      '(HTTPS, HTTP, HTTPS, HTTP...), so **TLS adds** = the median over the rounds of HTTPS minus HTTP CPU per ' +
+      "request of one process in one state; the HTTPS and HTTP columns are the rounds' medians. A run in which " +
+      "a peer served fewer than 10 requests per connection is a stall: recorded as a failed point (with Loch's " +
+      '/stats at that moment), never averaged in. CPU us/req = utime+stime of the proxy process tree during the measured ' +
       'run / requests served. Ratios are to nginx at the same size and workers (CPU below 1x is cheaper).',
     '',
+    ...[...r.records].map(
+      ([name, records]) =>
+        `${name}: LOCH_TLS_RECORDS=${records} (${records === 'loch' ? "Loch's own TLS 1.3 record layer after the handshake; the connections it took over are counted from loch's /stats after each point" : "OpenSSL's record layer"}).`,
+    ),
+    ...(r.records.size > 0 ? [''] : []),
     `TLS: only ${r.policy.version}, ${r.policy.version === 'TLSv1.3' ? r.policy.ciphersuites : r.policy.ciphers} ` +
       `pinned on every peer (their defaults differ: OpenSSL follows the client's order, and wrk offers AES-256-GCM first), ` +
       `a self-signed ${r.certificate} certificate made with \`openssl req\` at start, no client certificates, no ALPN ` +

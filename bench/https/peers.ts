@@ -7,12 +7,13 @@
  * peer's output. Not the measuring loop (run.ts).
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LOCH_CLI } from '../http-proxy/peers.js';
 import { startHaproxyTls } from '../lib/haproxy.js';
 import { type HttpsProbe, waitForHttps } from '../lib/https-probe.js';
-import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
+import { freePort, type Peer, startPeer, waitForHttp } from '../lib/measure.js';
 import { startNginxTlsProxy } from '../lib/nginx.js';
 import type { TlsCertificate, TlsPolicy } from '../lib/tls-certs.js';
 
@@ -36,6 +37,8 @@ export interface HttpsProxyStart {
 export interface HttpsProxy {
   readonly peer: Peer;
   readonly negotiated: HttpsProbe;
+  /** Loch: its admin /stats (JSON text). */
+  readonly stats?: () => Promise<string>;
 }
 
 /** One HTTPS proxy under test. */
@@ -114,21 +117,32 @@ const haproxy: HttpsProxySpec = {
   },
 };
 
-/** Loch: `loch run -c <toml>` from apps/proxy's build, an HTTPS and an HTTP server in one config. */
-const loch: HttpsProxySpec = {
-  name: 'loch',
-  note:
-    'runtime.workers = N (worker threads, one io_uring ring each, SO_REUSEPORT listeners); ' +
-    '`tls = { chain, key }` plus `min_version`/`max_version` and `ciphersuites` (TLS 1.2: `ciphers`) from the policy; ' +
-    'session tickets with keys shared by all workers (default)',
-  unavailable: () => (existsSync(LOCH_CLI) ? null : `${LOCH_CLI} does not exist (run \`pnpm build\` first)`),
-  async start(o) {
-    const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-tls-'));
-    const config = join(dir, 'loch.toml');
-    const p = o.policy;
-    const suites =
-      p.version === 'TLSv1.3' ? `ciphersuites = "${p.ciphersuites}"` : `ciphers = "${p.ciphers}"`;
-    const server = (key: string, port: number, tls: string) => `[servers.${key}]
+/**
+ * Loch: `loch run -c <toml>` from apps/proxy's build, an HTTPS and an HTTP server in one config,
+ * and an admin listener whose /stats the run reads (connections Loch's own record layer took
+ * over; what a stalled point looked like). `records` is LOCH_TLS_RECORDS: 'openssl' is the peer
+ * `loch`, 'loch' (Loch's own TLS 1.3 record layer) the peer `loch-rec`. LOCH_BENCH_LOCH_SOURCE=1
+ * runs the sources through tsx instead of the build (a tree whose build is broken by work in
+ * progress; not for the committed page).
+ */
+export function lochSpec(records: 'openssl' | 'loch'): HttpsProxySpec {
+  const source = process.env.LOCH_BENCH_LOCH_SOURCE === '1';
+  const entry = source ? join(LOCH_CLI, '..', '..', 'src', 'bin.ts') : LOCH_CLI;
+  return {
+    name: records === 'openssl' ? 'loch' : 'loch-rec',
+    note:
+      'runtime.workers = N (worker threads, one io_uring ring each, SO_REUSEPORT listeners); ' +
+      '`tls = { chain, key }` plus `min_version`/`max_version` and `ciphersuites` (TLS 1.2: `ciphers`) from the policy; ' +
+      `session tickets with keys shared by all workers (default); LOCH_TLS_RECORDS=${records}`,
+    unavailable: () => (existsSync(entry) ? null : `${entry} does not exist (run \`pnpm build\` first)`),
+    async start(o) {
+      const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-tls-'));
+      const config = join(dir, 'loch.toml');
+      const adminPort = await freePort();
+      const p = o.policy;
+      const suites =
+        p.version === 'TLSv1.3' ? `ciphersuites = "${p.ciphersuites}"` : `ciphers = "${p.ciphers}"`;
+      const server = (key: string, port: number, tls: string) => `[servers.${key}]
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:${port}" }
 access_log = false
@@ -138,14 +152,17 @@ ${tls}
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${o.upstreamPort}" }]
 `;
-    writeFileSync(
-      config,
-      `[runtime]
+      writeFileSync(
+        config,
+        `[runtime]
 workers = ${o.workers}
 cpu_affinity = false
 
 [log]
 level = "warn"
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${adminPort}" }
 
 ${server(
   'https',
@@ -153,20 +170,42 @@ ${server(
   `tls = { chain = "${o.certificate.chain}", key = "${o.certificate.key}", min_version = "${p.version}", max_version = "${p.version}", ${suites} }\n`,
 )}
 ${server('http', o.plainPort, '')}`,
-    );
-    // LOCH_BENCH_NODE_ARGS: extra node flags for profiling runs, as in http-proxy.
-    const nodeArgs = (process.env.LOCH_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-    const peer = startPeer(
-      `loch (${o.workers}w)`,
-      process.execPath,
-      [...nodeArgs, LOCH_CLI, 'run', '-c', config],
-      {
-        cpu: o.cpu,
-      },
-    );
-    return probed(peer, o);
-  },
-};
+      );
+      // LOCH_BENCH_NODE_ARGS: extra node flags for profiling runs, as in http-proxy.
+      const nodeArgs = (process.env.LOCH_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+      if (source) nodeArgs.push('--conditions=@loch/source', '--import', 'tsx');
+      const peer = startPeer(
+        `${records === 'openssl' ? 'loch' : 'loch-rec'} (${o.workers}w)`,
+        process.execPath,
+        [...nodeArgs, entry, 'run', '-c', config],
+        {
+          cpu: o.cpu,
+          env: { ...process.env, LOCH_TLS_RECORDS: records },
+          ...(source ? { cwd: join(LOCH_CLI, '..', '..') } : {}),
+        },
+      );
+      const proxy = await probed(peer, o);
+      return { ...proxy, stats: () => getText(adminPort, '/stats') };
+    },
+  };
+}
+
+/** A GET on 127.0.0.1:port (the admin listener), resolving with the body. */
+function getText(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 /** Every HTTPS proxy the benchmark knows, nginx first (the reference for ratios). */
-export const HTTPS_PROXIES: readonly HttpsProxySpec[] = [nginx, haproxy, loch];
+export const HTTPS_PROXIES: readonly HttpsProxySpec[] = [nginx, haproxy, lochSpec('openssl')];

@@ -12,6 +12,11 @@
  * Usage: tsx --conditions=@loch/source https/run.ts [--sizes 128,3269,11268,165854]
  *   [--workers 1,2] [--peers nginx,haproxy,loch] [--seconds N] [--warmup N] [--quick]
  *   [--handshakes] [--idle-connections N] [--no-memory] [--tls-version 1.3|1.2]
+ *   [--records openssl,loch] [--rounds N]
+ * --records: Loch once per record layer (LOCH_TLS_RECORDS): `openssl` is the peer `loch`, `loch`
+ * (Loch's own TLS 1.3 record layer) the peer `loch-rec`, measured right after it with the same
+ * everything; both are checked against the targets. --rounds (default 3): HTTPS and HTTP points
+ * alternate that many times per size on one instance and the page shows medians.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -35,8 +40,16 @@ import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { type TlsCertificate, tlsPolicy, writeTlsCertificates } from '../lib/tls-certs.js';
 import { handshakeCost, idleTlsConnectionMemory } from './clients.js';
-import { type HandshakePoint, type MemoryPoint, type RequestPoint, renderPage, writeCharts } from './page.js';
-import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec } from './peers.js';
+import {
+  type HandshakePoint,
+  type MemoryPoint,
+  median,
+  medianMeasurement,
+  type RequestPoint,
+  renderPage,
+  writeCharts,
+} from './page.js';
+import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec } from './peers.js';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -49,6 +62,8 @@ const { values: args } = parseArgs({
     'idle-connections': { type: 'string', default: '10000' },
     'no-memory': { type: 'boolean', default: false },
     'tls-version': { type: 'string', default: '1.3' },
+    records: { type: 'string', default: 'openssl' },
+    rounds: { type: 'string', default: '3' },
   },
 });
 
@@ -62,6 +77,21 @@ if (args['tls-version'] !== '1.3' && args['tls-version'] !== '1.2') {
   process.exit(2);
 }
 const policy = tlsPolicy(args['tls-version'] === '1.2' ? 'TLSv1.2' : 'TLSv1.3');
+const recordLayers = args.records.split(',');
+if (recordLayers.length === 0 || recordLayers.some((r) => r !== 'openssl' && r !== 'loch')) {
+  process.stderr.write(`--records: a list of openssl and loch, not ${args.records}\n`);
+  process.exit(2);
+}
+const rounds = Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) {
+  process.stderr.write(`--rounds: a positive integer, not ${args.rounds}\n`);
+  process.exit(2);
+}
+/**
+ * A run in which the peer served fewer requests than this per connection stalled (the last full
+ * run's 1-worker plain 11 KB point of loch: 64 responses in 10 s): a failure, not a CPU figure.
+ */
+const STALL_REQUESTS_PER_CONNECTION = 10;
 const CONNECTIONS = 64;
 /** wrk, the backend and the handshake / idle clients share CPU 0; a 1-worker proxy has CPU 1. */
 const LOAD_CPU = '0';
@@ -86,6 +116,8 @@ const partial = Boolean(
     args.workers !== '1,2' ||
     args['no-memory'] ||
     !args.handshakes ||
+    rounds !== 3 ||
+    process.env.LOCH_BENCH_LOCH_SOURCE === '1' ||
     idleCount !== 10_000 ||
     policy.version !== 'TLSv1.3',
 );
@@ -101,18 +133,27 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg();
   const specs: HttpsProxySpec[] = [];
+  const records = new Map<string, string>();
   for (const name of wanted ?? HTTPS_PROXIES.map((s) => s.name)) {
     const spec = HTTPS_PROXIES.find((s) => s.name === name);
     if (spec === undefined)
       throw new PeerNotServingError(
         `--peers: unknown peer ${name} (${HTTPS_PROXIES.map((s) => s.name).join(', ')})`,
       );
-    const reason = spec.unavailable();
-    if (reason !== null) throw new PeerNotServingError(`${spec.name}: not available (${reason})`);
-    specs.push(spec);
+    // Loch once per record layer asked for, one right after the other.
+    const variants = name === 'loch' ? recordLayers.map((r) => lochSpec(r as 'openssl' | 'loch')) : [spec];
+    for (const variant of variants) {
+      const reason = variant.unavailable();
+      if (reason !== null) throw new PeerNotServingError(`${variant.name}: not available (${reason})`);
+      specs.push(variant);
+      if (name === 'loch') records.set(variant.name, variant.name === 'loch' ? 'openssl' : 'loch');
+    }
   }
   const warnings: string[] = [];
-  if (specs.some((s) => s.name === 'loch')) {
+  if (process.env.LOCH_BENCH_LOCH_SOURCE === '1') {
+    warnings.push('loch ran from its sources through tsx (LOCH_BENCH_LOCH_SOURCE=1), not from its build.');
+    log(`WARNING: ${warnings.at(-1)}`);
+  } else if (specs.some((s) => s.name === 'loch' || s.name === 'loch-rec')) {
     const stale = openTree('loch', join(here, '..', '..')).staleBuilds;
     if (stale.length) {
       warnings.push(
@@ -171,6 +212,8 @@ async function main(): Promise<void> {
       partial,
       seconds,
       warmupSeconds,
+      rounds,
+      records,
       connections: CONNECTIONS,
       policy,
       certificate: certs.ecdsa.kind,
@@ -196,15 +239,23 @@ async function main(): Promise<void> {
     log(`wrote ${join(resultsDir, 'https.md')}`);
   };
 
-  /** One wrk point, or undefined after recording why it failed. */
-  const point = async (
-    what: string,
-    peer: HttpsProxy['peer'],
-    url: string,
-  ): Promise<Measurement | undefined> => {
+  /** One wrk point, or undefined after recording why it failed (with Loch's /stats on a stall). */
+  const point = async (what: string, proxy: HttpsProxy, url: string): Promise<Measurement | undefined> => {
     try {
-      const m = await measure(peer, url, { connections: CONNECTIONS, seconds, warmupSeconds, cpu: LOAD_CPU });
-      if (m.requests === 0 || m.errors > m.requests * MAX_FAILED_SHARE)
+      const m = await measure(proxy.peer, url, {
+        connections: CONNECTIONS,
+        seconds,
+        warmupSeconds,
+        cpu: LOAD_CPU,
+      });
+      if (m.requests < CONNECTIONS * STALL_REQUESTS_PER_CONNECTION) {
+        const stats = await proxy.stats?.().catch((e: Error) => `(no /stats: ${e.message})`);
+        throw new Error(
+          `stalled: ${m.requests} requests in ${m.seconds.toFixed(1)} s over ${CONNECTIONS} connections` +
+            (stats === undefined ? '' : `; /stats: ${stats.replace(/\s+/g, ' ')}`),
+        );
+      }
+      if (m.errors > m.requests * MAX_FAILED_SHARE)
         throw new Error(`${m.requests} requests, ${m.errors} errors`);
       return m;
     } catch (err) {
@@ -215,6 +266,14 @@ async function main(): Promise<void> {
     }
   };
 
+  /** Connections the instance's own record layer took over so far (summed over workers), or undefined. */
+  const takenOver = async (proxy: HttpsProxy): Promise<number | undefined> => {
+    const text = await proxy.stats?.().catch(() => undefined);
+    if (text === undefined) return undefined;
+    const stats = JSON.parse(text) as { workers: { tlsRecords?: Record<string, { loch: number }> }[] };
+    return stats.workers.reduce((n, w) => n + (w.tlsRecords?.https?.loch ?? 0), 0);
+  };
+
   try {
     for (const workers of workerCounts) {
       for (const spec of specs) {
@@ -222,25 +281,50 @@ async function main(): Promise<void> {
         try {
           for (const size of sizes) {
             const what = `${spec.name} ${workers}w ${formatSize(size)}`;
-            const https = await point(`${what} https`, proxy.peer, `https://127.0.0.1:${proxy.port}/${size}`);
-            const http = await point(
-              `${what} http`,
-              proxy.peer,
-              `http://127.0.0.1:${proxy.plainPort}/${size}`,
-            );
-            if (https === undefined || http === undefined) {
+            const measured: { https: Measurement; http: Measurement }[] = [];
+            const before = await takenOver(proxy);
+            for (let round = 1; round <= rounds; round++) {
+              const https = await point(`${what} https`, proxy, `https://127.0.0.1:${proxy.port}/${size}`);
+              const http =
+                https === undefined
+                  ? undefined
+                  : await point(`${what} http`, proxy, `http://127.0.0.1:${proxy.plainPort}/${size}`);
+              if (https === undefined || http === undefined) break;
+              measured.push({ https, http });
+              log(
+                `${what} round ${round}/${rounds}: https ${Math.round(https.requestsPerSecond)} req/s, ` +
+                  `${https.cpuUsPerRequest.toFixed(1)} us/req; http ${http.cpuUsPerRequest.toFixed(1)} us/req; ` +
+                  `TLS adds ${(https.cpuUsPerRequest - http.cpuUsPerRequest).toFixed(1)} us/req`,
+              );
+            }
+            if (measured.length < rounds) {
               // A fresh instance for the next size, as http-proxy does after a failed point.
               await proxy.peer.stop();
               proxy = await start(spec, workers, certs.ecdsa);
               continue;
             }
-            points.push({ proxy: spec.name, workers, size, https, http });
+            const after = await takenOver(proxy);
+            if (records.get(spec.name) === 'loch' && before !== undefined && after !== undefined) {
+              // Every wrk run opens its connections afresh: each should be on Loch's record layer.
+              const expected = rounds * (warmupSeconds > 0 ? 2 : 1) * CONNECTIONS;
+              log(
+                `${what}: ${after - before} connections taken over by Loch's record layer (of ${expected} TLS ones)`,
+              );
+              if (after - before < expected)
+                warnings.push(
+                  `${what}: only ${after - before} of ${expected} TLS connections taken over by Loch's record layer`,
+                );
+            }
+            const https = medianMeasurement(measured.map((m) => m.https));
+            const http = medianMeasurement(measured.map((m) => m.http));
+            const adds = median(measured.map((m) => m.https.cpuUsPerRequest - m.http.cpuUsPerRequest));
+            points.push({ proxy: spec.name, workers, size, https, http, rounds: measured, tlsAdds: adds });
             // After every point: a run cut short (a time limit, ^C) keeps all it measured.
             writeResults();
             log(
               `${what}: https ${Math.round(https.requestsPerSecond)} req/s, p50 ${https.p50Ms} ms, p99 ${https.p99Ms} ms, ` +
                 `${https.cpuUsPerRequest.toFixed(1)} us/req; http ${http.cpuUsPerRequest.toFixed(1)} us/req; ` +
-                `TLS adds ${(https.cpuUsPerRequest - http.cpuUsPerRequest).toFixed(1)} us/req`,
+                `TLS adds ${adds.toFixed(1)} us/req (median of ${rounds})`,
             );
           }
         } finally {
