@@ -6,6 +6,8 @@
  * general string builder.
  */
 
+import { slabCopy } from './slab-copy.js';
+
 const utf8 = new TextDecoder('utf-8');
 const encoder = new TextEncoder();
 
@@ -99,9 +101,9 @@ export class JsonText {
     return this.buf.toString('utf8', start, this.pos);
   }
 
-  /** A copy of what was written, owned by the caller. */
+  /** A copy of what was written, owned by the caller (small ones share a slab: slab-copy.ts). */
   finishCopy(): Uint8Array {
-    return new Uint8Array(this.buf.subarray(0, this.pos));
+    return slabCopy(new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.pos));
   }
 
   /** What was written, as a string. */

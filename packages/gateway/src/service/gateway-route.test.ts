@@ -1,10 +1,12 @@
 /**
  * GatewayRoute and its exchange's optional release(): called with the reply frame once the
- * answer was made from it (also when the reply is unreadable), never for a oneway call.
+ * answer was made from it (also when the reply is unreadable), never for a oneway call. Its
+ * JSON body read: chunks that split UTF-8 characters, a chunked body past the limit, and
+ * answers that stay intact while later calls are answered.
  */
 import { fileURLToPath } from 'node:url';
-import { createRequest, readText } from '@loch/http';
-import { createWriter, MessageType, type ThriftFrame } from '@loch/thrift';
+import { createRequest, fixedBody, readText, streamBody } from '@loch/http';
+import { BinaryReader, createWriter, MessageType, type ThriftFrame, TType } from '@loch/thrift';
 import { describe, expect, it } from 'vitest';
 import { JsonToThriftCompiler } from '../codec/json-to-thrift.js';
 import { loadIdl } from '../idl/load.js';
@@ -64,5 +66,90 @@ describe('GatewayRoute releases reply frames', () => {
     );
     expect(none.status).toBe(204);
     expect(oneway.released).toHaveLength(0);
+  });
+});
+
+describe('GatewayRoute reads the JSON body', () => {
+  const echoIdl = loadIdl('/virtual/echo.thrift', {
+    readFile: () => 'service Echo {\n  string echo(1: string text)\n}\n',
+  });
+
+  /** Answers every call with the `text` argument it carried. */
+  class EchoExchange implements ThriftExchange {
+    send(message: Uint8Array): Promise<ThriftFrame | undefined> {
+      const r = new BinaryReader().reset(message);
+      r.readMessageBegin();
+      r.readStructBegin();
+      r.readFieldBegin();
+      const text = r.readString();
+      const w = createWriter('binary');
+      w.writeMessageBegin('echo', MessageType.REPLY, 0);
+      w.writeStructBegin();
+      w.writeFieldBegin(TType.STRING, 0);
+      w.writeString(text);
+      w.writeFieldStop();
+      w.writeStructEnd();
+      return Promise.resolve({ payload: w.finishCopy() } as ThriftFrame);
+    }
+  }
+
+  const echo = (maxBodySize?: number) =>
+    new GatewayRoute({
+      idl: echoIdl,
+      service: 'Echo',
+      function: 'echo',
+      path: '/echo',
+      upstream: new EchoExchange(),
+      ...(maxBodySize === undefined ? {} : { maxBodySize }),
+    });
+
+  // `{"text":"grüße €"}` cut inside the two-byte ü and the three-byte €.
+  const bytes = new TextEncoder().encode(JSON.stringify({ text: 'grüße €' }));
+  const cuts = [bytes.indexOf(0xc3) + 1, bytes.indexOf(0xe2) + 2];
+  const chunks = [bytes.subarray(0, cuts[0]), bytes.subarray(cuts[0], cuts[1]), bytes.subarray(cuts[1])];
+
+  it.each([
+    ['chunked', undefined],
+    ['with a Content-Length', bytes.byteLength],
+  ])('in chunks that split characters (%s)', async (_, length) => {
+    const res = await echo().call(
+      createRequest('POST', '/echo', {
+        body: streamBody(
+          chunks.map((c) => c.slice()),
+          length === undefined ? {} : { length },
+        ),
+      }),
+      new Map(),
+      undefined,
+    );
+    expect(res.status).toBe(200);
+    expect(await readText(res.body)).toBe('"grüße €"');
+  });
+
+  it('refuses a chunked body past maxBodySize with 413', async () => {
+    const res = await echo(bytes.byteLength - 1).call(
+      createRequest('POST', '/echo', { body: streamBody(chunks.map((c) => c.slice())) }),
+      new Map(),
+      undefined,
+    );
+    expect(res.status).toBe(413);
+  });
+
+  it('answers many calls with answers that stay intact (copies share a slab)', async () => {
+    const route = echo();
+    const answers = [];
+    for (let i = 0; i < 2000; i++) {
+      answers.push(
+        await route.call(
+          createRequest('POST', '/echo', {
+            body: fixedBody(JSON.stringify({ text: `call ${i} ${'x'.repeat(i % 97)}` })),
+          }),
+          new Map(),
+          undefined,
+        ),
+      );
+    }
+    for (let i = 0; i < answers.length; i++)
+      expect(await readText(answers[i]!.body)).toBe(`"call ${i} ${'x'.repeat(i % 97)}"`);
   });
 });

@@ -10,12 +10,11 @@
  */
 import {
   createResponse,
+  FixedBody,
   fixedBody,
   type HttpBody,
-  HttpBodyError,
   type HttpHeaders,
   type HttpResponse,
-  readBody,
 } from '@loch/http';
 import {
   createReader,
@@ -31,6 +30,7 @@ import {
 import { JsonText, utf8Bytes } from '../codec/json-text.js';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
 import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
+import { slabCopy } from '../codec/slab-copy.js';
 import { type JsonEmitter, type JsonFieldsEmitter, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
 import { GatewayConfigError, GatewayRequestError, GatewayUpstreamError } from '../errors.js';
 import type { FunctionDef, IdlDocument } from '../idl/model.js';
@@ -145,6 +145,22 @@ function pseudonymReason(e: PseudonymError): string {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function bodyTooLarge(max: number): GatewayRequestError {
+  return new GatewayRequestError('ERR_GATEWAY_BODY_TOO_LARGE', `the body exceeds ${max} bytes`, 413);
+}
+
+/** `parts` (of `total` bytes) as one array. */
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
 /** RFC 9110 field-value characters: visible ASCII, obs-text, space and tab. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -280,33 +296,31 @@ export class GatewayRoute {
     readonly headers: HttpHeaders;
     readonly body: HttpBody;
   }): Promise<unknown> {
-    if (request.body.kind === 'empty') return undefined;
-    let bytes: Uint8Array;
-    try {
-      bytes = await readBody(request.body, this.maxBodySize);
-    } catch (e) {
-      if (e instanceof HttpBodyError && e.code === 'ERR_HTTP_BODY_TOO_LARGE') {
-        throw new GatewayRequestError(
-          'ERR_GATEWAY_BODY_TOO_LARGE',
-          `the body exceeds ${this.maxBodySize} bytes`,
-          413,
-        );
+    const body = request.body;
+    if (body.kind === 'empty') return undefined;
+    const max = this.maxBodySize;
+    // A fixed body is handed over whole, a Content-Length one announced: both checked up front.
+    if (body.length > max) throw bodyTooLarge(max);
+    let text: string | undefined;
+    if (body instanceof FixedBody) text = utf8.decode(body.data);
+    else {
+      // Read here rather than with readBody, which copies every chunk: a body that arrives as
+      // one chunk (a small JSON POST, usually with its head) is decoded where it lies.
+      let parts: Uint8Array[] | undefined;
+      let total = 0;
+      for await (const chunk of body) {
+        total += chunk.byteLength;
+        if (total > max) throw bodyTooLarge(max);
+        if (total === body.length && parts === undefined) text = utf8.decode(chunk);
+        else (parts ??= []).push(chunk.slice());
       }
-      throw e;
+      if (text === undefined && parts !== undefined) text = utf8.decode(concat(parts, total));
     }
-    // A fixed body is handed over whole: its size is checked here.
-    if (bytes.byteLength > this.maxBodySize) {
-      throw new GatewayRequestError(
-        'ERR_GATEWAY_BODY_TOO_LARGE',
-        `the body exceeds ${this.maxBodySize} bytes`,
-        413,
-      );
-    }
-    if (bytes.byteLength === 0) return undefined;
+    if (text === undefined || text.length === 0) return undefined;
     // The content type is not checked: `curl -d` and fetch with a string body label JSON as
     // form or text data; a body that does not parse is a 400 anyway.
     try {
-      return JSON.parse(utf8.decode(bytes));
+      return JSON.parse(text);
     } catch (e) {
       throw new GatewayRequestError('ERR_GATEWAY_BAD_JSON', `the body is not JSON: ${(e as Error).message}`);
     }
@@ -325,7 +339,7 @@ export class GatewayRoute {
       throw e;
     }
     w.writeMessageEnd();
-    if (this.pseudonyms === undefined) return w.finishCopy();
+    if (this.pseudonyms === undefined) return slabCopy(w.finish());
     try {
       return this.pseudonyms.call(this.protocol, w.finish(), this.pseudonymPlan);
     } catch (e) {
