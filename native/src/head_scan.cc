@@ -110,8 +110,11 @@ const Classes kClasses;
 constexpr size_t kMaxNameLength = 32;
 struct KnownNames {
   std::vector<std::string> names;  // index id - 1
-  // Names of up to kMaxNameLength bytes, flat by id (one cache line or two per candidate).
+  // Names of up to kMaxNameLength bytes, flat by id (one cache line or two per candidate), and
+  // per byte 0x20 where the name has a letter, 0 elsewhere: a token byte x is the name's byte c
+  // in any case exactly when (x | fold) == c (NameEquals).
   char flat[256][kMaxNameLength];
+  char fold[256][kMaxNameLength];
   std::vector<uint8_t> buckets[(kMaxNameLength + 1) * 32];
   int32_t content_length = 0, transfer_encoding = 0, connection = 0, host = 0, expect = 0,
           upgrade = 0;
@@ -120,15 +123,48 @@ KnownNames g_names;
 bool g_names_set = false;
 std::mutex g_names_lock;
 
+inline uint64_t Load8(const void* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+inline uint32_t Load4(const void* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// Whether the token bytes n[0, len) are known name `id` in any case: a word at a time, the last
+// word overlapping the one before (loads stay within the name and the 32-byte flat rows).
+inline bool NameEquals(const uint8_t* n, size_t len, uint8_t id) {
+  const char* cand = g_names.flat[id];
+  const char* fold = g_names.fold[id];
+  if (len >= 8) {
+    size_t i = 0;
+    for (; i + 8 < len; i += 8) {
+      if ((Load8(n + i) | Load8(fold + i)) != Load8(cand + i)) return false;
+    }
+    i = len - 8;
+    return (Load8(n + i) | Load8(fold + i)) == Load8(cand + i);
+  }
+  if (len >= 4) {
+    const size_t j = len - 4;
+    return (Load4(n) | Load4(fold)) == Load4(cand) && (Load4(n + j) | Load4(fold + j)) == Load4(cand + j);
+  }
+  for (size_t i = 0; i < len; i++) {
+    if ((n[i] | static_cast<uint8_t>(fold[i])) != static_cast<uint8_t>(cand[i])) return false;
+  }
+  return true;
+}
+
+// The id of the token b[s, e) among the known names (any case), 0 when it is none.
 inline int32_t KnownId(const uint8_t* b, size_t s, size_t e) {
   const size_t len = e - s;
   if (len == 0 || len > kMaxNameLength) return 0;
   const auto& list = g_names.buckets[len * 32 + (kClasses.lower[b[s]] & 31)];
   for (uint8_t id : list) {
-    const char* cand = g_names.flat[id];
-    size_t i = 0;
-    while (i < len && kClasses.lower[b[s + i]] == static_cast<uint8_t>(cand[i])) i++;
-    if (i == len) return id;
+    if (NameEquals(b + s, len, id)) return id;
   }
   return 0;
 }
@@ -219,6 +255,7 @@ class Parser {
   int32_t TargetForm(size_t s, size_t e, size_t method_end) const;
   bool SpecialField(int32_t id, size_t vs, size_t ve);
   size_t ValueEnd(size_t p) const;
+  size_t NameEnd(size_t p) const;
 
   const uint8_t* b_;
   size_t base_;
@@ -226,13 +263,12 @@ class Parser {
   Result* out_;
 };
 
+// Callers have checked that the block holds the 8 bytes at p.
 bool Parser::Version(size_t p, int32_t* minor) {
-  if (At(p) != 'H' || At(p + 1) != 'T' || At(p + 2) != 'T' || At(p + 3) != 'P' || At(p + 4) != '/') {
-    return Fail(Error::kInvalidVersion, p);
-  }
-  const int major = At(p + 5) - '0';
-  const int m = At(p + 7) - '0';
-  if (major < 0 || major > 9 || At(p + 6) != '.' || m < 0 || m > 9) return Fail(Error::kInvalidVersion, p);
+  if (std::memcmp(b_ + p, "HTTP/", 5) != 0) return Fail(Error::kInvalidVersion, p);
+  const int major = b_[p + 5] - '0';
+  const int m = b_[p + 7] - '0';
+  if (major < 0 || major > 9 || b_[p + 6] != '.' || m < 0 || m > 9) return Fail(Error::kInvalidVersion, p);
   if (major != 1) return Fail(Error::kUnsupportedVersion, p, major * 10 + m);
   *minor = m;
   return true;
@@ -272,12 +308,13 @@ int32_t Parser::TargetForm(size_t s, size_t e, size_t method_end) const {
 
 bool Parser::RequestLine(size_t* next) {
   size_t p = base_;
-  while (kClasses.token[At(p)]) p++;
-  if (p == base_ || At(p) != ' ') return Fail(Error::kInvalidMethod, p);
+  // Unbounded reads as in Fields: the block's final CR is in neither class.
+  while (kClasses.token[b_[p]]) p++;
+  if (p == base_ || b_[p] != ' ') return Fail(Error::kInvalidMethod, p);
   // From here on the decoder checks its method policy before reporting any later error.
   out_->method_end = static_cast<int32_t>(p - base_);
   const size_t ts = ++p;
-  while (kClasses.target[At(p)]) p++;
+  while (kClasses.target[b_[p]]) p++;
   const size_t te = p;
   if (te == ts || At(p) != ' ') return Fail(Error::kInvalidTarget, p);
   p++;
@@ -329,14 +366,46 @@ size_t Parser::ValueEnd(size_t p) const {
   const __m128i ctl_max = _mm_set1_epi8(0x1f);
   const __m128i tab = _mm_set1_epi8(0x09);
   const __m128i del = _mm_set1_epi8(0x7f);
-  while (p + 16 <= end_) {
-    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b_ + p));
+  auto stops = [&](size_t at) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b_ + at));
     const __m128i ctl = _mm_andnot_si128(_mm_cmpeq_epi8(x, tab), _mm_cmpeq_epi8(_mm_max_epu8(x, ctl_max), ctl_max));
-    const int mask = _mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del)));
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_or_si128(ctl, _mm_cmpeq_epi8(x, del))));
+  };
+  while (p + 16 <= end_) {
+    const unsigned mask = stops(p);
     if (mask != 0) return p + __builtin_ctz(mask);
     p += 16;
   }
+  // Fewer than 16 bytes left: the block's last 16, those before p masked off.
+  if (p < end_ && end_ - base_ >= 16) {
+    const size_t at = end_ - 16;
+    const unsigned mask = stops(at) >> (p - at);
+    return mask != 0 ? p + __builtin_ctz(mask) : end_;
+  }
   while (p < end_ && kClasses.field_value[b_[p]]) p++;
+  return p;
+}
+
+// The first byte at or after p that is not a letter, digit or '-' (what field names are made
+// of), 16 at a time while the block holds 16 more bytes; the caller's token loop goes on from
+// there (the colon, another token byte, or the block's last bytes).
+size_t Parser::NameEnd(size_t p) const {
+  // Signed compares: x + (0x80 - lo) is below -128 + n exactly when x is in [lo, lo + n).
+  const __m128i case_bit = _mm_set1_epi8(0x20);
+  const __m128i letter_bias = _mm_set1_epi8(static_cast<char>(0x80 - 'a'));
+  const __m128i letter_limit = _mm_set1_epi8(static_cast<char>(-128 + 26));
+  const __m128i digit_bias = _mm_set1_epi8(static_cast<char>(0x80 - '0'));
+  const __m128i digit_limit = _mm_set1_epi8(static_cast<char>(-128 + 10));
+  const __m128i dash = _mm_set1_epi8('-');
+  while (p + 16 <= end_) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b_ + p));
+    const __m128i letter = _mm_cmplt_epi8(_mm_add_epi8(_mm_or_si128(x, case_bit), letter_bias), letter_limit);
+    const __m128i digit = _mm_cmplt_epi8(_mm_add_epi8(x, digit_bias), digit_limit);
+    const __m128i ok = _mm_or_si128(_mm_or_si128(letter, digit), _mm_cmpeq_epi8(x, dash));
+    const unsigned stop = ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xffffu;
+    if (stop != 0) return p + __builtin_ctz(stop);
+    p += 16;
+  }
   return p;
 }
 
@@ -380,23 +449,26 @@ bool Parser::Fields(size_t p, bool head) {
   int32_t n = 0;
   int32_t* w = out_->entries;
   out_->fields_at = static_cast<int32_t>(p - base_);
+  // Bytes are read without At()'s bound: the block ends in CRLF (b_[last] is CR), which is in
+  // no class these loops go on through, so none of them passes it.
   while (p < last) {
     const size_t ns = p;
-    uint8_t c = At(p);
-    if (c == ' ' || c == '\t') return Fail(Error::kObsFold, p);
-    while (kClasses.token[c]) c = At(++p);
+    if (b_[p] == ' ' || b_[p] == '\t') return Fail(Error::kObsFold, p);
+    p = NameEnd(p);
+    uint8_t c = b_[p];
+    while (kClasses.token[c]) c = b_[++p];
     const size_t ne = p;
     if (c != ':' || ne == ns) {
       if (ne > ns && (c == ' ' || c == '\t')) return Fail(Error::kWhitespaceBeforeColon, p);
       if (c == '\r' && At(p + 1) != '\n') return Fail(Error::kBareCr, p);
       return Fail(Error::kInvalidHeaderName, p);
     }
-    c = At(++p);
-    while (c == ' ' || c == '\t') c = At(++p);
+    c = b_[++p];
+    while (c == ' ' || c == '\t') c = b_[++p];
     const size_t vs = p;
     p = ValueEnd(p);
-    if (At(p) != '\r') return Fail(Error::kInvalidHeaderValue, p);
-    if (At(p + 1) != '\n') return Fail(Error::kBareCr, p);
+    if (b_[p] != '\r') return Fail(Error::kInvalidHeaderValue, p);
+    if (b_[p + 1] != '\n') return Fail(Error::kBareCr, p);
     size_t ve = p;
     while (ve > vs && (b_[ve - 1] == ' ' || b_[ve - 1] == '\t')) ve--;
     const bool canonical = ve == p && vs == ne + 2 && b_[ne + 1] == ' ';
@@ -446,8 +518,17 @@ size_t FindEnd(const uint8_t* src, size_t s, size_t e, const Limits& limits) {
       }
       a += 16;
     }
-    if (hit == lim_end) {
-      while (a < lim_end && src[a] >= 0x20 && src[a] != 0x7f) a++;
+    if (hit == lim_end && a < lim_end) {
+      if (lim_end - s >= 16) {
+        // Fewer than 16 bytes left: the last 16 of the head's span, those before a masked off.
+        const size_t at = lim_end - 16;
+        const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + at));
+        const __m128i m = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(x, ctl_max), ctl_max), _mm_cmpeq_epi8(x, del));
+        const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m)) >> (a - at);
+        a = mask != 0 ? a + __builtin_ctz(mask) : lim_end;
+      } else {
+        while (a < lim_end && src[a] >= 0x20 && src[a] != 0x7f) a++;
+      }
       hit = a;
     }
     if (hit >= lim_end) return 0;
@@ -514,6 +595,9 @@ bool SetKnownNames(const char* const* names, size_t count) {
     if (name.size() <= kMaxNameLength) {
       k.buckets[name.size() * 32 + (name[0] & 31)].push_back(id);
       std::memcpy(k.flat[id], name.data(), name.size());
+      for (size_t j = 0; j < name.size(); j++) {
+        k.fold[id][j] = (name[j] >= 'a' && name[j] <= 'z') ? 0x20 : 0;
+      }
     }
     if (name == "content-length") k.content_length = id;
     else if (name == "transfer-encoding") k.transfer_encoding = id;

@@ -134,6 +134,22 @@ const plainName = fc.oneof(
     ),
   },
   {
+    // Known names in odd case and near-misses, and names past 16 bytes: the scanner matches
+    // names a word at a time and scans them 16 bytes at a time.
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'CONTENT-TYPE',
+      'x-Forwarded-For',
+      'Access-Control-Allow-Credentials',
+      'Access-Control-Allow-Credentialz',
+      'Proxy-Authorization',
+      'Content-Lengt',
+      'ETAG',
+      'X-A-Name-Longer-Than-16_1^x',
+      'X-Name-With:Colon-After-16',
+    ),
+  },
+  {
     weight: 4,
     arbitrary: fc.string({
       unit: fc.constantFrom(...'!#$%&*+-.^_`|~09azAZ'.split('')),
