@@ -11,11 +11,14 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 // biome-ignore lint/suspicious/noExplicitAny: npm thrift's protocol objects are untyped
 const thrift: any = require('thrift');
+// npm thrift's exact decimal <-> Int64 conversion (what its JSON protocol uses; `new Int64(text)`
+// would read the text as hex, and Int64's toString() rounds past 2^53).
+// biome-ignore lint/suspicious/noExplicitAny: see above
+const Int64Util: any = require('thrift/lib/nodejs/lib/thrift/int64_util.js');
 // biome-ignore lint/suspicious/noExplicitAny: see above
 type P = any;
 const T = thrift.Thrift.Type;
 const M = thrift.Thrift.MessageType;
-const Int64 = thrift.Int64;
 
 const [port, upstreamPort] = process.argv.slice(2).map(Number) as [number, number];
 
@@ -242,13 +245,19 @@ class BenchClient {
 // What the handler code does around the generated classes: JSON in, JSON out.
 function itemFromJson(o: P): Item {
   const item = new Item();
-  item.id = new Int64(o.id);
+  item.id = Int64Util.fromDecimalString(String(o.id));
   item.title = o.title ?? null;
   item.count = o.count ?? null;
   item.entries =
     o.entries?.map(
       (e: P) =>
-        new Entry({ id: new Int64(e.id), name: e.name, score: e.score, active: e.active, tags: e.tags }),
+        new Entry({
+          id: Int64Util.fromDecimalString(String(e.id)),
+          name: e.name,
+          score: e.score,
+          active: e.active,
+          tags: e.tags,
+        }),
     ) ?? null;
   item.attrs = o.attrs ?? null;
   return item;
@@ -256,11 +265,11 @@ function itemFromJson(o: P): Item {
 
 function itemToJson(i: Item): unknown {
   return {
-    id: i.id.toString(),
+    id: Int64Util.toDecimalString(i.id),
     title: i.title ?? undefined,
     count: i.count ?? undefined,
     entries: i.entries?.map((e) => ({
-      id: e.id.toString(),
+      id: Int64Util.toDecimalString(e.id),
       name: e.name,
       score: e.score,
       active: e.active,
