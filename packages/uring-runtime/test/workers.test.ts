@@ -83,6 +83,22 @@ describe('start()', () => {
     expect(text).toMatch(/^done:[01]\n$/);
   });
 
+  it('gives every worker the V8 heap limits asked for (resourceLimits)', async () => {
+    const { port, release } = await sharedPort();
+    pool = await start(
+      { workers: 2, driver: 'legacy', data: { port }, resourceLimits: { maxYoungGenerationSizeMb: 12 } },
+      echoWorker,
+    );
+    await release();
+    const limits = await pool.broadcast({ cmd: 'limits' });
+    for (const reply of limits) {
+      expect(reply.ok).toBe(true);
+      expect((reply as { value: { maxYoungGenerationSizeMb: number } }).value.maxYoungGenerationSizeMb).toBe(
+        12,
+      );
+    }
+  });
+
   it('graceful stop closes the listeners but lets an in-flight connection finish', async () => {
     const { port, release } = await sharedPort();
     pool = await start({ workers: 2, driver: 'legacy', data: { port } }, echoWorker);

@@ -34,6 +34,7 @@ describe('config loading', () => {
       maxConnectionsPerWorker: 10_000,
       streamBufferBytes: 1024 * 1024,
       workerBufferBytes: 12 * 1024 * 1024,
+      workerYoungGenerationBytes: 24 * 1024 * 1024,
     });
     expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
     const http = config.servers[0]!;

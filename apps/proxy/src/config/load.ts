@@ -234,6 +234,15 @@ const DEFAULT_MAX_CONNECTIONS_PER_WORKER = 10_000;
 /** Defaults of runtime.stream_buffer_bytes and worker_buffer_bytes (the runtime's own). */
 const DEFAULT_STREAM_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_WORKER_BUFFER_BYTES = 12 * 1024 * 1024;
+/**
+ * Default of runtime.worker_young_generation_bytes: 24 MiB (8 MiB semi-spaces) instead of V8's
+ * 48 MiB, which a busy worker grows into and keeps (issue 18, bench/results/idle-memory-2026-12-03.md:
+ * 10,000 idle while busy, RSS 4,390 -> 3,161 B per connection; 12 MiB gave 1,958 B but its
+ * scavenges cost CPU per request in apps/proxy/bench/proxy-core.ts, 24 MiB's did not measurably).
+ * Smallest: 3 MiB.
+ */
+const DEFAULT_WORKER_YOUNG_GENERATION_BYTES = 24 * 1024 * 1024;
+const MIN_WORKER_YOUNG_GENERATION_BYTES = 3 * 1024 * 1024;
 /** The least stream_buffer_bytes: node:net (the legacy driver) reads up to 64 KiB at once. */
 const MIN_STREAM_BUFFER_BYTES = 64 * 1024;
 
@@ -256,6 +265,14 @@ function receiveBudgets(
       message: `must be at least runtime.stream_buffer_bytes (${streamBufferBytes})`,
     });
   return { streamBufferBytes, workerBufferBytes };
+}
+
+/** runtime.worker_young_generation_bytes: 0 (V8's own) or at least 3 MiB. */
+function youngGeneration(rt: ConfigFile['runtime'], issues: ConfigIssue[]): number {
+  const bytes = bytesOf(rt.worker_young_generation_bytes, DEFAULT_WORKER_YOUNG_GENERATION_BYTES);
+  if (bytes !== 0 && bytes < MIN_WORKER_YOUNG_GENERATION_BYTES)
+    issues.push({ path: 'runtime.worker_young_generation_bytes', message: 'must be 0 or at least 3m' });
+  return bytes;
 }
 
 function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): ProxyConfig {
@@ -283,6 +300,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
     idleMemoryTrimMs: durationMs(rt.idle_memory_trim, 1000),
     maxConnectionsPerWorker: rt.max_connections_per_worker ?? DEFAULT_MAX_CONNECTIONS_PER_WORKER,
     ...receiveBudgets(rt, issues),
+    workerYoungGenerationBytes: youngGeneration(rt, issues),
   } as const;
 
   const servers: ServerConfig[] = [];

@@ -458,6 +458,8 @@ export const RuntimeSchema = z.strictObject({
   stream_buffer_bytes: ByteSize.optional(),
   /** Received bytes all connections of a worker hold before growing ones stop reading. */
   worker_buffer_bytes: ByteSize.optional(),
+  /** Largest V8 young generation of a worker (semi-spaces a third each); 0: V8's own (48 MiB). */
+  worker_young_generation_bytes: ByteSize.optional(),
 });
 
 export const LogSchema = z.strictObject({
@@ -720,6 +722,13 @@ export interface RuntimeConfig {
    */
   readonly streamBufferBytes: number;
   readonly workerBufferBytes: number;
+  /**
+   * Largest V8 young generation of a worker's isolate (its resourceLimits); 0 leaves V8's own
+   * (48 MiB: semi-spaces up to 16 MiB). V8 grows it while a busy worker's objects survive
+   * scavenges, as thousands of connections opening do, and keeps it while allocation goes on:
+   * up to ~29 MiB more per worker that no connection needed (bench/idle-memory). Needs a restart.
+   */
+  readonly workerYoungGenerationBytes: number;
 }
 
 /** Where a Thrift upstream is. */

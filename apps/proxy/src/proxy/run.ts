@@ -87,7 +87,15 @@ export function runtimeChanges(a: ProxyConfig, b: ProxyConfig): string[] {
   if (a.runtime.cpuAffinity !== b.runtime.cpuAffinity) out.push('runtime.cpu_affinity');
   if (a.runtime.streamBufferBytes !== b.runtime.streamBufferBytes) out.push('runtime.stream_buffer_bytes');
   if (a.runtime.workerBufferBytes !== b.runtime.workerBufferBytes) out.push('runtime.worker_buffer_bytes');
+  if (a.runtime.workerYoungGenerationBytes !== b.runtime.workerYoungGenerationBytes)
+    out.push('runtime.worker_young_generation_bytes');
   return out;
+}
+
+/** The workers' V8 heap limits: runtime.worker_young_generation_bytes (0: V8's own). */
+export function workerResourceLimits(config: ProxyConfig): { maxYoungGenerationSizeMb: number } | undefined {
+  const bytes = config.runtime.workerYoungGenerationBytes;
+  return bytes === 0 ? undefined : { maxYoungGenerationSizeMb: bytes / (1024 * 1024) };
 }
 
 /**
@@ -166,6 +174,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
         driver,
         uring: { entries: config.runtime.entries },
         buffers: receiveBudgets(config),
+        resourceLimits: workerResourceLimits(config),
         data: { config, debug, metrics: admin.workerShare(), health } satisfies WorkerData,
         restart: WORKER_RESTART,
         faultInjection: typeof crashTarget === 'number',

@@ -15,6 +15,7 @@
  * Not for config loading or signal handling (run.ts).
  */
 import { getHeapSpaceStatistics } from 'node:v8';
+import { type ResourceLimits, resourceLimits } from 'node:worker_threads';
 import { HttpServer, type HttpStream } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import { TlsPlainHttpError, type TlsServerContext, tlsAccept } from '@loch/tls';
@@ -105,6 +106,8 @@ export interface WorkerStats {
   readonly arrayBuffers: number;
   /** Committed bytes of each V8 heap space (new_space, old_space, ...; v8.getHeapSpaceStatistics). */
   readonly heapSpaces: Record<string, number>;
+  /** The isolate's V8 limits (worker_threads' resourceLimits: runtime.worker_young_generation_bytes). */
+  readonly heapLimits: ResourceLimits;
   /** The runtime's streams, tasks and receive buffers (metrics/runtime-stats.ts). */
   readonly runtime?: WorkerRuntimeStats | undefined;
   /** Upstream groups' retries, ejections and 503s (metrics/health-stats.ts). */
@@ -645,6 +648,7 @@ export class ProxyWorker {
       external: memory.external,
       arrayBuffers: memory.arrayBuffers,
       heapSpaces: Object.fromEntries(getHeapSpaceStatistics().map((h) => [h.space_name, h.space_size])),
+      heapLimits: resourceLimits,
       runtime: runtimeStats(this.#runtime),
       health: workerGroupHealth(),
       tlsRecords,

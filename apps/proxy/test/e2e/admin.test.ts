@@ -302,6 +302,8 @@ describe('admin listener', () => {
         buffers: { held: expect.any(Number), buffersInUse: expect.any(Number) },
       },
     });
+    // runtime.worker_young_generation_bytes' default reached the worker's isolate (V8's own: 48).
+    expect(stats.workers[0]).toMatchObject({ heapLimits: { maxYoungGenerationSizeMb: 24 } });
   });
 });
 

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { type ResourceLimits, Worker } from 'node:worker_threads';
 import { RuntimeError } from '../errors.js';
 import type { BufferBudgetOptions } from '../internal/buffer-budget.js';
 import { type DriverChoice, resolveDriverChoice } from '../runtime.js';
@@ -78,6 +78,14 @@ export interface StartOptions {
    * default: without it injectFault throws, and workers ignore fault messages.
    */
   readonly faultInjection?: boolean | undefined;
+  /**
+   * V8 heap limits of every worker's isolate (node:worker_threads' `resourceLimits`), e.g.
+   * `maxYoungGenerationSizeMb`: the young generation's semi-spaces are a third of it each. V8
+   * grows them (default up to 16 MiB each) while many objects survive scavenges, as when
+   * thousands of connections open, and shrinks them only once allocation slows, so a busy
+   * worker keeps what it grew. Default: V8's own.
+   */
+  readonly resourceLimits?: ResourceLimits | undefined;
 }
 
 /** What start() learned about a worker when it came up. */
@@ -679,9 +687,10 @@ export async function start(options: StartOptions, main: string | URL): Promise<
       cpu: cpus[index],
       data,
     };
+    const resourceLimits = options.resourceLimits;
     return entry.eval
-      ? new Worker(entry.code, { eval: true, workerData, execArgv })
-      : new Worker(entry.url, { workerData, execArgv });
+      ? new Worker(entry.code, { eval: true, workerData, execArgv, resourceLimits })
+      : new Worker(entry.url, { workerData, execArgv, resourceLimits });
   };
   const pool = new WorkerPool(count, spawn, { cpus, data: options.data, policy, faults });
   try {
