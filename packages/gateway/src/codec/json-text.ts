@@ -79,15 +79,19 @@ export class JsonText {
    * 10 KiB bench struct (bench/gateway/convert.ts).
    */
   string(b: Uint8Array): void {
-    const n = b.length;
-    this.ensure(n + 2);
+    this.stringAt(b, 0, b.length);
+  }
+
+  /** As string(), for the bytes `src[start, end)` (no view of them is made unless escaped). */
+  stringAt(src: Uint8Array, start: number, end: number): void {
+    this.ensure(end - start + 2);
     const buf = this.buf;
     let p = this.pos;
     buf[p++] = 0x22;
-    for (let i = 0; i < n; i++) {
-      const c = b[i] as number;
+    for (let i = start; i < end; i++) {
+      const c = src[i] as number;
       if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) {
-        this.text(JSON.stringify(utf8.decode(b)));
+        this.text(JSON.stringify(utf8.decode(src.subarray(start, end))));
         return;
       }
       buf[p++] = c;

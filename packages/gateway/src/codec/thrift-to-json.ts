@@ -16,6 +16,7 @@ import { type ProtocolReader, TType } from '@loch/thrift';
 import type { IdlType, StructDef } from '../idl/model.js';
 import { JsonText, utf8Bytes } from './json-text.js';
 import { ttypeOf } from './json-to-thrift.js';
+import { SpanBinaryReader } from './span-reader.js';
 
 /** Reads one value and returns its JSON text. */
 export type JsonReader = (r: ProtocolReader) => string;
@@ -119,7 +120,12 @@ export class ThriftToJsonCompiler {
       case 'double':
         return emitDouble;
       case 'string':
-        return (r, out) => out.string(r.readBinary());
+        return (r, out) => {
+          if (r instanceof SpanBinaryReader) {
+            const start = r.readBinarySpan();
+            out.stringAt(r.buf, start, r.pos);
+          } else out.string(r.readBinary());
+        };
       case 'binary':
         return (r, out) => {
           const b = r.readBinary();

@@ -31,6 +31,7 @@ import { JsonText, utf8Bytes } from '../codec/json-text.js';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
 import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
 import { slabCopy } from '../codec/slab-copy.js';
+import { SpanBinaryReader } from '../codec/span-reader.js';
 import { type JsonEmitter, type JsonFieldsEmitter, ThriftToJsonCompiler } from '../codec/thrift-to-json.js';
 import { GatewayConfigError, GatewayRequestError, GatewayUpstreamError } from '../errors.js';
 import type { FunctionDef, IdlDocument } from '../idl/model.js';
@@ -238,7 +239,7 @@ export class GatewayRoute {
     }
     this.protocol = options.protocol ?? 'binary';
     this.writer = createWriter(this.protocol);
-    this.reader = createReader(this.protocol);
+    this.reader = this.protocol === 'binary' ? new SpanBinaryReader() : createReader(this.protocol);
     this.exceptionStatus = options.exceptionStatus ?? 422;
     this.forward = (options.forwardHeaders ?? []).map((h) => h.toLowerCase());
     this.maxBodySize = options.maxBodySize ?? 1024 * 1024;
