@@ -258,6 +258,9 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   if (op == OP_PROVIDE) {
     uint32_t bid = static_cast<uint32_t>(r[F_AUX]);
     if (bufRing_ != nullptr && bid < bufCount_) {
+      if (!bidOwner_.empty()) ReleaseOwnBuffer(bid);
+      // aux2: its reader let go of it, JavaScript keeps it out of the ring for now (the budget).
+      if (r[F_AUX2] != 0) return;
       io_uring_buf_ring_add(bufRing_, pool_ + static_cast<size_t>(bid) * bufSize_, bufSize_, bid,
                             io_uring_buf_ring_mask(bufCount_), bufPending_++);
     }

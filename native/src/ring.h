@@ -44,7 +44,7 @@ enum Op : int32_t {
   OP_TIMEOUT = 10,      // aux: milliseconds
   OP_CANCEL = 11,       // aux: target slot, aux2: target generation; no completion reported
   OP_CANCEL_FD = 12,    // fd: every op on it; no completion reported
-  OP_PROVIDE = 13,      // aux: buffer id returned to the provided-buffer ring; no SQE, no completion
+  OP_PROVIDE = 13,      // aux: buffer id returned to the provided-buffer ring (aux2 1: released, kept out); no SQE, no completion
   OP_POLL = 14,         // fd, aux: poll mask (POLLIN/POLLOUT); one-shot, res = revents
   OP_TLS_CLOSE_NOTIFY = 15,  // fd, aux2: TLS conn + 1; completes (res 0) once close_notify was sent
   OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list (aux2 1: released by its reader, kept off the list); no completion
@@ -208,7 +208,12 @@ class Ring {
   void PauseRecv(TlsConn* c);
   void ResumeRecv(TlsConn* c, size_t* n);
   void TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_t* n);
-  void FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events);
+  // `own` (may be null): the buffer `data` came in (a provided buffer `ownBid`, or a heap recv's
+  // when ownBid is kNoBid), which a reader holding no plaintext gets its records decrypted into
+  // when the pool has none for it. True when it did (the buffer is then lent, not given back).
+  bool FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events,
+                unsigned char* own = nullptr, size_t ownCap = 0, uint32_t ownBid = 0);
+  void ReleaseOwnBuffer(uint32_t bid);
   void ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n);
   void TakeConnOutput(TlsConn* c);
   void KickSend(TlsConn* c);
@@ -270,6 +275,9 @@ class Ring {
   uint32_t plainPublished_ = 0;  // ids put on the free list at setup (JavaScript keeps the rest)
   // Per plaintext buffer lent: the conn (id, generation) it went to, so its release is counted.
   std::vector<std::pair<uint32_t, uint32_t>> plainOwner_;
+  // Per provided buffer: the TLS conn whose reader it was lent to as plaintext (FeedConn's own
+  // buffer), so OP_PROVIDE counts its release; empty until the first such loan.
+  std::vector<std::pair<uint32_t, uint32_t>> bidOwner_;
   std::vector<uint32_t> starved_;  // conn ids waiting for plaintext buffers
   bool wake_ = false;              // a drain has work without a CQE (starved conns to resume)
 };

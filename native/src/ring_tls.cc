@@ -10,9 +10,9 @@
 #include <cstring>
 
 #include "ring.h"
+#include "tls_shelf.h"
 
 namespace loch {
-#include "tls_shelf.h"
 
 namespace {
 
@@ -33,6 +33,8 @@ constexpr size_t kStarvedHold = 64 * 1024;
 // A full TLS record's ciphertext (TLS 1.3: 16 KiB of plaintext, content type, up to 255 bytes
 // of expansion, the header): what a session that is not flooded holds at most.
 constexpr size_t kOneRecord = 16384 + 256 + 5;
+// FeedConn's `ownBid` for a heap recv's buffer (JavaScript's, not the provided-buffer ring's).
+constexpr uint32_t kNoBid = ~0u;
 
 }  // namespace
 
@@ -108,6 +110,18 @@ void Ring::ReleasePlain(uint32_t id, bool keep) {
     plainFree_.push_back(id);
     if (!starved_.empty()) wake_ = true;
   }
+}
+
+void Ring::ReleaseOwnBuffer(uint32_t bid) {
+  // A provided buffer comes back (OP_PROVIDE): if it carried a conn's plaintext (FeedConn's own
+  // buffer), that conn's reader holds one buffer fewer.
+  if (bid >= bidOwner_.size() || bidOwner_[bid].first == 0) return;
+  auto [tag, gen] = bidOwner_[bid];
+  bidOwner_[bid] = {0, 0};
+  if (tag <= conns_.size() && conns_[tag - 1] != nullptr && conns_[tag - 1]->gen == gen &&
+      conns_[tag - 1]->plainHeld > 0)
+    conns_[tag - 1]->plainHeld--;
+  if (!starved_.empty()) wake_ = true;
 }
 
 void Ring::CancelTlsRecv(int op, int fd, int32_t slot) {
@@ -256,6 +270,7 @@ void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, 
     total = static_cast<int32_t>(bytes);
     const size_t before = c->out.size();
     const size_t cap = before + session.PendingOutput() + tls::TlsSession::EncryptBound(bytes) + 64 * pieces.size();
+    TlsUnshelve(c->out, cap, kIdleKeep);
     c->out.resize(cap);
     size_t used = before;
     ok = session.EncryptPiecesInto(pieces.data(), pieces.size(), c->out.data(), cap, &used);
@@ -272,7 +287,6 @@ void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, 
   CompleteWaits(c);
 }
 
-    TlsUnshelve(c->out, cap, kIdleKeep);
 void Ring::TakeConnOutput(TlsConn* c) {
   tls::TlsSession& session = *c->session;
   size_t pending = session.PendingOutput();
@@ -360,6 +374,9 @@ void Ring::FailWaits(TlsConn* c, int32_t res, size_t* n) {
 
 void Ring::FreeConn(TlsConn* c) {
   FailWaits(c, -ECANCELED);
+  // No send in flight reads them (callers free a conn only then): large ones go to the shelf.
+  if (c->sendBuf.capacity() > kIdleKeep) TlsShelve(c->sendBuf);
+  if (c->out.capacity() > kIdleKeep) TlsShelve(c->out);
   uint32_t id = c->id;
   conns_[id].reset();
   freeConns_.push_back(id);
@@ -376,14 +393,11 @@ void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_
       if (!c->starved) ResumeRecv(c, n);  // the session went on meanwhile
       return;
     }
-  // No send in flight reads them (callers free a conn only then): large ones go to the shelf.
-  if (c->sendBuf.capacity() > kIdleKeep) TlsShelve(c->sendBuf);
-  if (c->out.capacity() > kIdleKeep) TlsShelve(c->out);
   }
   if (res > 0 && (flags & IORING_CQE_F_BUFFER) != 0) c->recvTaken += static_cast<uint32_t>(res);
   // A heap recv (OP_RECV into JavaScript's buffer, which JavaScript keeps pinned until this
   // completion was dispatched): read before Release.
-  const unsigned char* heap = slot < slots_.size() ? slots_[slot].tlsHeap : nullptr;
+  unsigned char* heap = slot < slots_.size() ? slots_[slot].tlsHeap : nullptr;
   if (!more && c->starved && !c->session->failed() && (res == 0 || (res < 0 && res != -ECANCELED && res != -ENOBUFS))) {
     // The stream ended (or failed) while decrypted bytes still wait for plaintext buffers: the
     // end is told after them (ResumeStarved), so a reader never sees it early.
@@ -404,13 +418,15 @@ void Ring::TlsRecv(TlsConn* c, uint32_t slot, int32_t res, uint32_t flags, size_
   }
   const uint32_t bid = heap != nullptr ? bufCount_ : flags >> IORING_CQE_BUFFER_SHIFT;
   int events = 0;
-  FeedConn(c, slot, heap != nullptr ? heap : pool_ + static_cast<size_t>(bid) * bufSize_, static_cast<size_t>(res), n,
-           &events);
+  unsigned char* in = heap != nullptr ? heap : pool_ + static_cast<size_t>(bid) * bufSize_;
+  // A heap recv's buffer holds what it was armed for (its length; plaintext is never longer).
+  const size_t inCap = heap != nullptr ? c->recvSqe.len : bufSize_;
+  const bool lent = FeedConn(c, slot, in, static_cast<size_t>(res), n, &events, in, inCap, heap != nullptr ? kNoBid : bid);
   if (c->session->failed() && c->session->errorKind() == tls::ErrorKind::kPlainHttp) {
     // Not TLS at all: the bytes go to JavaScript as they came, for the plain-HTTP answer (a heap
     // recv's are in its buffer: no buffer flag, JavaScript takes them from there).
     Emit(n, slotId, res, flags | IORING_CQE_F_MORE);
-  } else if (bid < bufCount_) {
+  } else if (bid < bufCount_ && !lent) {
     // The session read what it needed (an incomplete record was copied): the buffer goes back.
     io_uring_buf_ring_add(bufRing_, pool_ + static_cast<size_t>(bid) * bufSize_, bufSize_, bid,
                           io_uring_buf_ring_mask(bufCount_), bufPending_++);
@@ -432,20 +448,60 @@ void Ring::ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n) {
   if (events != 0) Emit(n, static_cast<int32_t>(slot), events, kCqeFTlsEvent | IORING_CQE_F_MORE);
 }
 
-void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events) {
+bool Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t len, size_t* n, int* events,
+                    unsigned char* own, size_t ownCap, uint32_t ownBid) {
   constexpr int kEvents = tls::kHandshakeJustDone | tls::kPeerClosed | tls::kNewSession | tls::kFailed;
   tls::TlsSession& session = *c->session;
   bool first = true;
+  bool lent = false;
   int filled = 0;
   for (;;) {
+    // The last free buffers (the reserve) go only to a reader that holds none, has no buffer of
+    // its own in this feed (see below) and whose session holds at most a record: a request that
+    // waited for one (ResumeStarved). Not to a flooded stream whose reader just let go (its
+    // session holds a backlog): its reader keeps what it gets while its upstream write waits
+    // (seconds, behind a slow upstream), and ~one such stream per reserve buffer took them all,
+    // leaving every new connection's request undecrypted (issue 16, HTTPS upload flood).
     const size_t reserve = std::min<size_t>(kPlainReserve, plainCount_ / 8);
-    const bool reserved = plainFree_.size() <= reserve && c->plainHeld > 0;
+    const bool reserved = plainFree_.size() <= reserve &&
+                          (c->plainHeld > 0 || own != nullptr || session.heldBytes() > kOneRecord);
     if (plainFree_.empty() || reserved || filled >= kMaxPlainPerFeed || *n + 4 >= cqCap_) {
       // No plaintext buffer (the readers hold them all) or this batch is full: the session keeps
       // the rest of the input (copied) and goes on when buffers come back. JavaScript stops the
       // multishot recv at its queue's high-water mark, so what is kept stays bounded.
       if (first && len > 0) *events |= session.Feed(data, len, nullptr, 0).flags & kEvents;
-      session.Detach();
+      session.Detach();  // nothing refers to `data` (so to `own`) any more
+      if (first && own != nullptr && c->plainHeld == 0 && *n + 4 < cqCap_ && !session.failed()) {
+        // A reader holding no plaintext never waits for the pool, as a plain stream's base read
+        // never waits for others' buffers (a heap recv in uring/stream.ts): its records are
+        // decrypted into the buffer their ciphertext came in (now copied into the session), lent
+        // to the reader as a plain stream's chunk (a provided buffer, which JavaScript charges and
+        // gives back with OP_PROVIDE) or as a heap chunk (no buffer flag; JavaScript's own). So
+        // a new connection's request is answered whatever flooded readers keep, and a stream
+        // holds at most this one buffer outside the pool while its reader keeps it.
+        first = false;
+        unsigned char* to = own;
+        own = nullptr;
+        tls::FeedResult r = session.Feed(nullptr, 0, to, ownCap);
+        *events |= r.flags & kEvents;
+        if (r.plaintext > 0) {
+          lent = true;
+          if (ownBid == kNoBid) {
+            Emit(n, static_cast<int32_t>(slot), static_cast<int32_t>(r.plaintext), IORING_CQE_F_MORE);
+          } else {
+            Emit(n, static_cast<int32_t>(slot), static_cast<int32_t>(r.plaintext),
+                 (ownBid << IORING_CQE_BUFFER_SHIFT) | IORING_CQE_F_BUFFER | IORING_CQE_F_MORE);
+            if (bidOwner_.empty()) bidOwner_.assign(bufCount_, {0, 0});
+            bidOwner_[ownBid] = {c->id + 1, c->gen};
+            c->plainHeld++;
+          }
+        }
+        if ((r.flags & tls::kMorePlaintext) == 0) {
+          c->starved = false;  // ResumeStarved skips it (left in its list)
+          break;
+        }
+        continue;  // more records: pool buffers past the reserve, or the session keeps them
+      }
       if (!c->starved) {
         c->starved = true;
         starved_.push_back(c->id);
@@ -472,6 +528,7 @@ void Ring::FeedConn(TlsConn* c, uint32_t slot, const unsigned char* data, size_t
     }
   }
   TakeConnOutput(c);  // handshake flights, alerts, tickets, key update answers
+  return lent;
 }
 
 void Ring::ResumeStarved(size_t* n) {

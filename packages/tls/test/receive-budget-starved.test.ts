@@ -4,7 +4,10 @@
  * lets go of its chunks, the stream's next recv may take the allowance those chunks freed, and
  * the ciphertext kept before it becomes plaintext on top once buffers come back. The ring
  * counts what such a session holds as taken by the next recv (native/src/ring_tls.cc,
- * ArmTlsRecv), so the stream never holds more than its cap. io_uring only (the ring carries TLS).
+ * ArmTlsRecv), so the stream never holds more than its cap. And whatever flooded readers keep, a
+ * new connection's request is decrypted: a reader holding no plaintext gets it in the buffer its
+ * ciphertext came in when the pool has none for it, and the pool's last buffers never go to a
+ * flooded stream's backlog (FeedConn). io_uring only (the ring carries TLS).
  */
 import type { ChildProcess } from 'node:child_process';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
@@ -12,7 +15,7 @@ import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
 import { flood } from './flood.js';
-import { driverCases } from './harness.js';
+import { driverCases, nodeClient, roundTrip } from './harness.js';
 
 const uring = (await driverCases()).find((d) => d.name === 'uring')!;
 const test = uring.skip === undefined ? it : it.skip;
@@ -95,6 +98,72 @@ describe('in-ring TLS: a starved session and its stream cap', () => {
     // (Before the ring counted a starved session's ciphertext: 80 KiB in one stream.)
     expect(maxStream).toBeLessThanOrEqual(STREAM_CAP);
     for (const chunks of kept) for (const c of chunks.splice(0)) c.release();
+    child.kill('SIGKILL');
+    await Promise.all(readers.map((r) => r.catch(() => undefined)));
+  }, 30_000);
+
+  test('flooded readers that let go of everything at once, then keep what they get (a slow upstream): a new connection is answered', async () => {
+    // 16 plaintext buffers of 16 KiB (the last 2 the reserve) for 6 flooded streams.
+    runtime = await createRuntime({
+      driver: 'uring',
+      log: () => undefined,
+      buffers: { streamBytes: 256 * KIB, workerBytes: 2 * 1024 * KIB },
+      uring: { plainCount: 16, plainSize: 16 * KIB },
+    });
+    const rt = runtime;
+    const context = new TlsServerContext({
+      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
+    });
+    const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime: rt });
+    closers.push(() => listener.close());
+    const port = (listener.localAddress as { port: number }).port;
+    const N = 6;
+    const flooding = flood(port, N, pki.caFile);
+    const streams: TlsStream[] = [];
+    for (let i = 0; i < N; i++) {
+      const stream = await tlsAccept(await listener.accept(), context);
+      streams.push(stream);
+      closers.push(() => stream.close());
+    }
+    child = await flooding;
+    // The readers keep every chunk: the pool runs out and the sessions keep a backlog each.
+    const kept: RecvChunk[] = [];
+    let draining = false;
+    const readers = streams.map(async (stream) => {
+      for (;;) {
+        const chunk = await stream.recv().catch(() => null);
+        if (chunk === null) return;
+        if (draining) chunk.release();
+        else kept.push(chunk);
+      }
+    });
+    for (let i = 0; i < 50 && kept.length < 14; i++) await tick(20);
+    expect(kept.length).toBeGreaterThanOrEqual(14);
+    await tick(200);
+    // Every reader lets go of all it holds at once (their upstream writes went out), then keeps
+    // what comes next (the next writes wait behind a slow upstream). Before, streams whose reader
+    // held none took the reserve with their backlogs, and a new request got no buffer at all.
+    for (const chunk of kept.splice(0)) chunk.release();
+    await tick(300);
+    const answered = (async () => {
+      const stream = await tlsAccept(await listener.accept(), context);
+      closers.push(() => stream.close());
+      const chunk = await stream.recv();
+      await stream.writeAll(new Uint8Array(chunk!.bytes));
+      chunk!.release();
+      await stream.close();
+    })();
+    const socket = await nodeClient(port, { ca: pki.ca, servername: 'localhost' });
+    // A bound for liveness (before: never answered), not a latency target.
+    const answer = await Promise.race([
+      roundTrip(socket, Buffer.from('ping')).then((b) => b.toString()),
+      tick(5000).then(() => 'no answer in 5 s'),
+    ]);
+    socket.destroy();
+    expect(answer).toBe('ping');
+    await answered;
+    draining = true;
+    for (const chunk of kept.splice(0)) chunk.release();
     child.kill('SIGKILL');
     await Promise.all(readers.map((r) => r.catch(() => undefined)));
   }, 30_000);

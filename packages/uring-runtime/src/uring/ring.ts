@@ -449,21 +449,26 @@ export class Ring {
    * Returns provided buffer `bid` to the kernel, and wakes recvs that ran out of buffers. The
    * return rides along with the next flush; it only schedules one of its own when many are
    * pending or a recv is starved, so a release costs no extra loop turn or native call.
+   * `decrypted`: it carried a TLS stream's plaintext (the ring decrypted a reader's records into
+   * the buffer their ciphertext came in, when its plaintext pool had none for it).
    */
-  provide(bid: number): void {
+  provide(bid: number, decrypted = false): void {
     this.buffersOut--;
     if (this.withheldPlain.length > 0) this.publishPlain();
     const budget = this.budget;
     if (this.buffersIn * this.bufferSize + budget.held > budget.share) {
       // The kernel could fill it past the share: kept until held bytes come back (publish()).
       this.withheld.push(bid);
+      // A TLS reader's plaintext in it (the ring counts it as that conn's until it hears): the
+      // ring hears of the release now, so the conn's next request is not taken for a backlog.
+      if (decrypted) this.queueProvide(bid, 1);
       return;
     }
     this.queueProvide(bid);
   }
 
-  /** Queues buffer `bid`'s return to the kernel's ring. */
-  private queueProvide(bid: number): void {
+  /** Queues buffer `bid`'s return to the kernel's ring (`keep` 1: released, kept out of it). */
+  private queueProvide(bid: number, keep = 0): void {
     if (this.count === this.capacity) this.flushNow(false);
     const o = this.count++ * SQ_STRIDE;
     const sq = this.sq;
@@ -474,7 +479,8 @@ export class Ring {
     sq[o + 4] = 0;
     sq[o + 5] = -1;
     sq[o + 6] = bid;
-    sq[o + 7] = 0;
+    sq[o + 7] = keep;
+    if (keep !== 0) return;
     if (++this.pendingProvides >= this.provideBatch) this.schedule();
     if (this.starved.length > 0) {
       this.schedule();

@@ -828,7 +828,7 @@ export class UringStream
     this.chunks--;
     // Bytes first, so the buffer goes back to the kernel if the share allows, then waiters.
     budget.uncharge(charge);
-    if (code >= 0) ring.provide(code);
+    if (code >= 0) ring.provide(code, this.tls !== 0);
     else {
       if (code <= HEAP_BASE) this.rare?.heap?.delete(code);
       else ring.releasePlain(-code - 1);
