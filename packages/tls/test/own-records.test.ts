@@ -3,18 +3,25 @@
  * peers on every driver: node:tls, openssl s_client (KeyUpdate with and without
  * update_requested), curl and Python's ssl; each TLS 1.3 suite; 1 MB each way; resumption; 0, 1
  * and 4 session tickets before the take-over; garbage, overlong and truncated records after it
- * end that connection only; TLS 1.2 and a suite the layer does not run stay on OpenSSL. A wrong
+ * end that connection only; a peer's fatal alert (sealed by the test under node:tls's logged client
+ * secret) is a TlsAlertError on both record layers; TLS 1.2 and a suite the layer does not run stay on OpenSSL. A wrong
  * sequence number or key fails them: the peer (or the server) refuses the first record.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnectNode } from 'node:tls';
 import { promisify } from 'node:util';
-import { TlsError, TlsServerContext, type TlsServerContextOptions, type TlsStream } from '@loch/tls';
+import {
+  TlsAlertError,
+  TlsError,
+  TlsServerContext,
+  type TlsServerContextOptions,
+  type TlsStream,
+} from '@loch/tls';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
@@ -65,6 +72,35 @@ async function httpAnswer(stream: TlsStream): Promise<void> {
     answer,
   ]);
   await stream.shutdown();
+}
+
+/** HKDF-Expand-Label(secret, label, "", length) with SHA-256 (RFC 8446 7.1), lengths <= 32. */
+function expandLabel(secret: Buffer, label: string, length: number): Buffer {
+  const full = Buffer.from(`tls13 ${label}`, 'latin1');
+  const info = Buffer.concat([
+    Buffer.from([length >> 8, length & 0xff, full.length]),
+    full,
+    Buffer.from([0]),
+  ]);
+  return createHmac('sha256', secret)
+    .update(Buffer.concat([info, Buffer.from([1])]))
+    .digest()
+    .subarray(0, length);
+}
+
+/**
+ * A TLS 1.3 record of `type` sealed with TLS_AES_128_GCM_SHA256 under the traffic secret
+ * `secret` at sequence number `seq` (RFC 8446 5.2, 5.3): what the peer's own stack would send,
+ * made here because no client sends a fatal alert on demand.
+ */
+function sealRecord(secret: Buffer, seq: number, type: number, content: Buffer): Buffer {
+  const key = expandLabel(secret, 'key', 16);
+  const nonce = expandLabel(secret, 'iv', 12);
+  nonce.writeUInt32BE((nonce.readUInt32BE(8) ^ seq) >>> 0, 8);
+  const inner = Buffer.concat([content, Buffer.from([type])]);
+  const header = Buffer.from([23, 3, 3, (inner.length + 16) >> 8, (inner.length + 16) & 0xff]);
+  const cipher = createCipheriv('aes-128-gcm', key, nonce).setAAD(header);
+  return Buffer.concat([header, cipher.update(inner), cipher.final(), cipher.getAuthTag()]);
 }
 
 function pattern(n: number): Buffer {
@@ -413,6 +449,45 @@ describe.each(drivers)("Loch's TLS 1.3 record layer on the $name driver", ({ nam
     expect(ctx.recordStats()).toEqual({ loch: cases.length + 2, declined: 0 });
     bystander.destroy();
   });
+
+  test.each(['loch', 'openssl'] as const)(
+    "a peer's fatal alert after the handshake ends the reader with TlsAlertError, answered by no alert (records: %s)",
+    async (records) => {
+      const ctx = context({ records, ciphersuites: 'TLS_AES_128_GCM_SHA256' });
+      const { handler, errors } = failing();
+      const s = await listen(ctx, handler);
+      const raw = netConnect({ host: '127.0.0.1', port: s.port });
+      const tls = tlsConnectNode({ socket: raw, ca: pki.ca, servername: 'localhost' });
+      let secret: Buffer | undefined;
+      tls.on('keylog', (line: Buffer) => {
+        const [label, , hex] = line.toString('latin1').trim().split(' ');
+        if (label === 'CLIENT_TRAFFIC_SECRET_0') secret = Buffer.from(hex!, 'hex');
+      });
+      await new Promise<void>((resolve, reject) => {
+        tls.once('secureConnect', () => resolve());
+        tls.once('error', reject);
+      });
+      tls.on('error', () => undefined);
+      // One exchange first (the client's record 0 under its application key): taken over.
+      const echoed = new Promise<Buffer>((r) => tls.once('data', r));
+      tls.write('ok');
+      expect((await echoed).toString()).toBe('ok');
+      expect(ctx.recordStats().loch).toBe(records === 'loch' ? 1 : 0);
+      // Record 1: alert(fatal, handshake_failure), then the bytes the server sends back until it closes.
+      const back: Buffer[] = [];
+      raw.on('data', (d: Buffer) => back.push(d));
+      const closed = new Promise<void>((r) => raw.once('close', () => r()));
+      raw.write(sealRecord(secret!, 1, 21, Buffer.from([2, 40])));
+      const error = await errors[0];
+      expect(error).toBeInstanceOf(TlsAlertError);
+      expect((error as TlsAlertError).alert).toBe(40);
+      expect((error as Error).message).toMatch(/the peer sent the fatal alert handshake failure \(40\)/);
+      await closed;
+      // RFC 8446 6.2: a fatal alert closes the connection at once; the server sends nothing after it.
+      expect(Buffer.concat(back).byteLength).toBe(0);
+      tls.destroy();
+    },
+  );
 
   test("the peer's close_notify ends the reader with end of stream, not an error", async () => {
     const ctx = context();
