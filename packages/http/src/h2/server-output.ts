@@ -11,17 +11,23 @@
  * are not queued yet into the next arena: a response's HEADERS and DATA stay one piece of the
  * write. Over TLS that is one record instead of two (the engine encrypts a piece above 4 KiB as
  * a record of its own, so a HEADERS frame left at the end of a full arena was a 60-byte record),
- * and no 16 KiB buffer is allocated per response.
+ * and no buffer is allocated per response.
+ *
+ * Arenas are taken from a pool of this thread's (arena-pool.ts) and given back once no write
+ * can read them: an arena replaced while a write was in flight or frames were queued goes back
+ * when the write that carried its last frames ended, and an idle connection (nothing queued,
+ * nothing in flight) gives back the one it holds. At h2load -c16 -m16 a connection always has a
+ * write in flight, so every response used to start a new 16 KiB arena (a zeroed allocation, and
+ * page faults when malloc handed back fresh pages); and an idle connection kept its arena.
  *
  * Not for deciding what to send (server-session.ts) nor for the write's outcome: the session is
  * the stream's WriteTarget and calls `writeEnded()` and `flushPending()` from it.
  */
 
 import type { HttpStream, StreamWriteTarget } from '../transport.js';
+import { ARENA_SIZE, giveArena, NO_ARENA, takeArena } from './arena-pool.js';
 import { FRAME_HEADER_LENGTH, writeRstStream, writeWindowUpdate } from './frames.js';
 
-/** Octets of the output arena small frames are written into (a new one when full). */
-const ARENA_SIZE = 16 * 1024;
 /**
  * Frames not yet queued, up to this many octets, move into the next arena with the frame that
  * did not fit (see the module comment); more is a piece the TLS engine gives a full record anyway.
@@ -38,8 +44,15 @@ export interface H2OutputHost extends StreamWriteTarget {
 
 /** The frames queued for one connection and the write in flight; see the module comment. */
 export class H2FrameOutput {
-  /** The buffer frames are written into: read it after `reserve()` (a full one is replaced). */
-  arena = new Uint8Array(ARENA_SIZE);
+  /**
+   * The buffer frames are written into: read it after `reserve()` (a full one is replaced). An
+   * idle connection holds none (NO_ARENA, empty) until its next frame.
+   */
+  arena: Uint8Array = NO_ARENA;
+  /** Arenas replaced since the last flush: the next write carries their last frames. */
+  private retired: Uint8Array[] = [];
+  /** Arenas the write in flight carries the last frames of: free once it ended. */
+  private writingArenas: Uint8Array[] = [];
   private arenaStart = 0;
   private arenaPos = 0;
   /** Where the run of small frames (CARRY_MAX) ending at arenaPos begins: what makeRoom moves. */
@@ -134,6 +147,11 @@ export class H2FrameOutput {
     if (this.out.length === 0) return;
     const bufs = this.out;
     this.out = [];
+    // Every frame of a replaced arena was queued when it was replaced, so this write carries
+    // the last of them (the lists swap: no array per write).
+    const carried = this.retired;
+    this.retired = this.writingArenas;
+    this.writingArenas = carried;
     this.writingBytes = this.outBytes;
     this.outBytes = 0;
     this.writing = true;
@@ -146,12 +164,28 @@ export class H2FrameOutput {
     }
   }
 
-  /** The write in flight ended (the session's WriteTarget calls this first). */
-  writeEnded(): void {
+  /**
+   * The write in flight ended (the session's WriteTarget calls this first); `ok`: it completed,
+   * so the stream no longer reads its bytes. Only then do its arenas go back to the pool (a
+   * failed write's connection ends, and its arenas are left to the GC).
+   */
+  writeEnded(ok: boolean): void {
     this.writing = false;
     this.writingBytes = 0;
-    // Nothing queued or unsent: the next frames start the arena again (no buffer per response).
+    if (!ok || this.closed) {
+      this.writingArenas.length = 0;
+      return;
+    }
+    for (const arena of this.writingArenas) giveArena(arena);
+    this.writingArenas.length = 0;
+    // Nothing queued or unsent: no write can read any arena of this connection, so the one it
+    // holds goes back too (an idle connection holds none; the next frame takes one again,
+    // usually this same one).
     if (this.out.length === 0 && this.arenaPos === this.arenaStart) {
+      for (const arena of this.retired) giveArena(arena);
+      this.retired.length = 0;
+      giveArena(this.arena);
+      this.arena = NO_ARENA;
       this.arenaStart = 0;
       this.arenaPos = 0;
       this.smallFrom = 0;
@@ -188,6 +222,8 @@ export class H2FrameOutput {
     this.out = [];
     this.outBytes = 0;
     this.arenaStart = this.arenaPos;
+    // A write may still read them: never pooled again, left to the GC.
+    this.retired.length = 0;
   }
 
   /**
@@ -208,8 +244,12 @@ export class H2FrameOutput {
     if (!this.writing && this.out.length === 0 && tail + n <= arena.length) {
       arena.copyWithin(0, from, this.arenaPos);
     } else {
-      this.arena = new Uint8Array(Math.max(ARENA_SIZE, tail + n));
+      // A frame larger than a pooled arena gets one of its own size, never pooled.
+      this.arena = tail + n <= ARENA_SIZE ? takeArena() : new Uint8Array(tail + n);
       if (tail > 0) this.arena.set(arena.subarray(from, this.arenaPos));
+      // Frames of the old arena may be queued or in flight: it goes back after the write that
+      // carries them (flush), or when the connection is idle.
+      if (arena !== NO_ARENA) this.retired.push(arena);
     }
     this.arenaStart = 0;
     this.arenaPos = tail;

@@ -953,7 +953,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
   /** The outcome of the write in flight (WriteTarget). Never throws. @internal */
   onWritten(error: unknown): void {
     const output = this.output;
-    output.writeEnded();
+    output.writeEnded(error === undefined);
     this.writeDeadline = NO_DEADLINE;
     this.rearm();
     if (error !== undefined) {

@@ -3,9 +3,11 @@
  * stream (one piece or several), that an idle arena is reused from its start, that small frames
  * not queued yet move with a frame that did not fit, and that no byte queued or in flight is
  * ever written again. Over TLS each piece above 4 KiB is a TLS record of its own, so pieces per
- * write are records per response (bench/results/http2.md, 11,268 B over h2).
+ * write are records per response (bench/results/http2.md, 11,268 B over h2). Arenas come from
+ * and go back to the thread's pool (arena-pool.ts): only once no write reads them.
  */
 import { describe, expect, it } from 'vitest';
+import { ARENA_SIZE, pooledArenas } from '../../src/h2/arena-pool.js';
 import { H2FrameOutput, type H2OutputHost } from '../../src/h2/server-output.js';
 import type { HttpStream } from '../../src/transport.js';
 
@@ -31,7 +33,7 @@ function setup(): { output: H2FrameOutput; stream: RecordingStream; finishWrite:
   // Fed frames flush when told (as the session does after a received chunk), not at a microtask.
   output.inFeed = true;
   const finishWrite = () => {
-    output.writeEnded();
+    output.writeEnded(true);
     output.flushPending();
   };
   return { output, stream, finishWrite };
@@ -65,11 +67,11 @@ describe('H2FrameOutput arena', () => {
     finishWrite();
     frame(output, 5_000, 5);
     frame(output, 5_000, 6);
-    frame(output, 9 + 11_268, 7);
+    frame(output, 9 + 16_384, 7);
     output.flush();
     expect(shape(stream.writes[2]!)).toEqual([
       [10_000, 5],
-      [9 + 11_268, 7],
+      [9 + 16_384, 7],
     ]);
   });
 
@@ -82,7 +84,7 @@ describe('H2FrameOutput arena', () => {
     frame(output, 60, 4);
     frame(output, 9 + 11_268, 5);
     const inFlight = stream.writes[0]!;
-    output.writeEnded();
+    output.writeEnded(true);
     output.flushPending();
     // The first HEADERS went along with its DATA, the second pair fits after them in one arena
     // of its own size: two pieces of HEADERS + DATA, not four.
@@ -121,5 +123,70 @@ describe('H2FrameOutput arena', () => {
     });
     finishWrite();
     expect(shape(stream.writes[1]!)).toEqual([[16_100, 3]]);
+  });
+});
+
+describe('H2FrameOutput arena pool', () => {
+  /** The distinct buffers a list of writes' pieces are views of. */
+  const buffers = (writes: { views: Uint8Array[] }[]) =>
+    new Set(writes.flatMap((w) => w.views.map((v) => v.buffer)));
+
+  it('a connection that always has a write in flight reuses the arenas of ended writes, not one per response', () => {
+    const { output, stream, finishWrite } = setup();
+    // As at h2load -c16 -m16: each response's frames are queued while the previous write is in
+    // flight, so none fits the arena the write reads; 11,268 B answers, two per arena.
+    frame(output, 60, 0);
+    output.flush();
+    for (let i = 1; i <= 40; i++) {
+      frame(output, 60, i);
+      frame(output, 9 + 11_268, i);
+      // The write in flight still reads what was queued, whatever the frames after it took.
+      const inFlight = stream.writes.at(-1)!;
+      inFlight.views.forEach((v, j) => {
+        expect(Buffer.compare(v, inFlight.bytes[j]!)).toBe(0);
+      });
+      finishWrite();
+    }
+    expect(stream.writes.length).toBeGreaterThan(20);
+    // Before the pool: one new arena per response or two (30 buffers and more).
+    expect(buffers(stream.writes).size).toBeLessThanOrEqual(4);
+  });
+
+  it('never hands out an arena a write in flight reads, nor one of a connection that ended', () => {
+    const a = setup();
+    const b = setup();
+    frame(a.output, 9 + 11_268, 1);
+    a.output.flush();
+    frame(a.output, 9 + 11_268, 2); // the first arena is in flight: a second one
+    frame(b.output, 9 + 11_268, 3);
+    frame(b.output, 9 + 11_268, 4);
+    b.output.flush();
+    const inFlight = a.stream.writes[0]!;
+    expect(inFlight.views[0]).toEqual(inFlight.bytes[0]);
+    expect(b.stream.writes[0]!.views[0]!.buffer).not.toBe(inFlight.views[0]!.buffer);
+    // a's connection ends while its write is in flight: its arenas are never pooled again.
+    const pooled = pooledArenas();
+    a.output.discard();
+    a.output.writeEnded(false);
+    expect(pooledArenas()).toBe(pooled);
+    b.finishWrite();
+    frame(b.output, 9 + 11_268, 5);
+    expect(inFlight.views[0]).toEqual(inFlight.bytes[0]);
+  });
+
+  it('an idle connection holds no arena, and the next response takes one from the pool', () => {
+    const { output, stream, finishWrite } = setup();
+    frame(output, 60, 1);
+    frame(output, 9 + 11_268, 1);
+    output.flush();
+    const pooled = pooledArenas();
+    finishWrite();
+    expect(output.arena.length).toBe(0);
+    expect(pooledArenas()).toBe(pooled + 1);
+    const other = setup();
+    frame(other.output, 9 + 16_384, 2); // a full DATA frame fits a pooled arena
+    other.output.flush();
+    expect(other.stream.writes[0]!.views[0]!.buffer).toBe(stream.writes[0]!.views[0]!.buffer);
+    expect(other.output.arena.length).toBe(ARENA_SIZE);
   });
 });
