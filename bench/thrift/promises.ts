@@ -7,7 +7,13 @@
  * string of `--size` bytes, one call at a time. The client's own promises are counted by
  * calling the upstream directly the same way, and subtracted.
  *
- * Usage: tsx --conditions=@loch/source thrift/promises.ts [--size 32] [--calls 2000] [--mux]
+ * With --cpu N: also the CPU time (user + system, process.cpuUsage) per call, without the hook,
+ * as the median of N rounds of `--calls` calls, direct and through loch interleaved, and loch's
+ * path as their difference: fixed iteration counts in one process, for before/after comparisons
+ * of the relay's code on a shared machine (both sides run in this process, so the difference
+ * is loch's own work plus its share of the kernel's loopback; not a throughput number).
+ *
+ * Usage: tsx --conditions=@loch/source thrift/promises.ts [--size 32] [--calls 2000] [--mux] [--cpu 7]
  *   (LOCH_DRIVER=uring|legacy picks the runtime driver)
  */
 import { createHook } from 'node:async_hooks';
@@ -34,6 +40,7 @@ const { values: args } = parseArgs({
     size: { type: 'string', default: '32' },
     calls: { type: 'string', default: '2000' },
     mux: { type: 'boolean', default: false },
+    cpu: { type: 'string', default: '0' },
   },
 });
 const size = Number(args.size);
@@ -80,8 +87,8 @@ void thrift.serve(listener);
 const proxyPort = (listener.localAddress as { port: number }).port;
 
 const text = 'a'.repeat(size);
-/** Promises per call of `n` sequential calls on a client connected to `port`. */
-async function promisesPerCall(port: number): Promise<number> {
+/** Promises per call of `n` sequential calls on a client connected to `port` (or CPU us per call). */
+async function promisesPerCall(port: number, cpu = false): Promise<number> {
   const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
   const one = async (): Promise<void> => {
     const reply = await client.call('bench', (w) => {
@@ -94,6 +101,13 @@ async function promisesPerCall(port: number): Promise<number> {
     reply!.release();
   };
   for (let i = 0; i < 500; i++) await one(); // warm: connections made, code optimized
+  if (cpu) {
+    const before = process.cpuUsage();
+    for (let i = 0; i < calls; i++) await one();
+    const used = process.cpuUsage(before);
+    await client.close();
+    return (used.user + used.system) / calls;
+  }
   let promises = 0;
   const hook = createHook({
     init(_id, type) {
@@ -114,6 +128,22 @@ console.log(
     `${proxied.toFixed(2)} promises per call through loch, ${direct.toFixed(2)} direct (the client's own): ` +
     `loch's path ${(proxied - direct).toFixed(2)}`,
 );
+const rounds = Number(args.cpu);
+if (rounds > 0) {
+  const direct: number[] = [];
+  const through: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    direct.push(await promisesPerCall(upstreamPort, true));
+    through.push(await promisesPerCall(proxyPort, true));
+  }
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+  const diffs = through.map((t, i) => t - direct[i]!);
+  console.log(
+    `CPU us per call (median of ${rounds} x ${calls}): through loch ${median(through).toFixed(2)}, ` +
+      `direct ${median(direct).toFixed(2)}, loch's path ${median(diffs).toFixed(2)} ` +
+      `(per round: ${diffs.map((d) => d.toFixed(1)).join(' ')})`,
+  );
+}
 await thrift.close();
 upstreams.closeAll();
 upstream.close();

@@ -13,8 +13,10 @@ import {
   encodeFrame,
   MessageType,
   type ThriftRecvChunk,
+  type ThriftRecvTarget,
   ThriftServer,
-  type ThriftStream,
+  type ThriftServerStream,
+  type ThriftWriteTarget,
 } from '../src/index.js';
 import { BinaryWriter } from '../src/protocol/binary.js';
 import { TType } from '../src/types.js';
@@ -48,7 +50,7 @@ class Pipe {
 }
 
 /** A stream end: reads `inbound`, writes (one copied chunk per writev, as a socket delivers) to `outbound`. */
-class End implements ThriftStream {
+class End implements ThriftServerStream {
   closed = false;
   constructor(
     private readonly inbound: Pipe,
@@ -56,6 +58,15 @@ class End implements ThriftStream {
   ) {}
   recv(): Promise<ThriftRecvChunk | null> {
     return this.inbound.recv();
+  }
+  recvTo(target: ThriftRecvTarget): void {
+    this.inbound.recv().then(
+      (chunk) => target.onRecv(chunk, undefined),
+      (error: unknown) => target.onRecv(null, error),
+    );
+  }
+  writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+    void this.writev(data).then(() => target.onWritten(undefined));
   }
   writev(bufs: readonly Uint8Array[]): Promise<number> {
     let n = 0;

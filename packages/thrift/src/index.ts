@@ -60,7 +60,15 @@ export {
   ThriftServer,
   type ThriftServerOptions,
 } from './rpc/server.js';
-export type { ThriftAbortSignal, ThriftListener, ThriftRecvChunk, ThriftStream } from './rpc/stream.js';
+export type {
+  ThriftAbortSignal,
+  ThriftListener,
+  ThriftRecvChunk,
+  ThriftRecvTarget,
+  ThriftServerStream,
+  ThriftStream,
+  ThriftWriteTarget,
+} from './rpc/stream.js';
 export {
   decodeFrame,
   encodeFrame,

@@ -4,9 +4,15 @@
  * real loopback sockets before the runtime's public TcpListener/TcpStream exist.
  */
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import type { ThriftListener, ThriftRecvChunk, ThriftStream } from '../src/index.js';
+import type {
+  ThriftListener,
+  ThriftRecvChunk,
+  ThriftRecvTarget,
+  ThriftServerStream,
+  ThriftWriteTarget,
+} from '../src/index.js';
 
-class NetStream implements ThriftStream {
+class NetStream implements ThriftServerStream {
   private chunks: Buffer[] = [];
   private waiter: ((c: ThriftRecvChunk | null) => void) | undefined;
   private failWaiter: ((e: unknown) => void) | undefined;
@@ -83,6 +89,20 @@ class NetStream implements ThriftStream {
       this.socket.write(bufs[bufs.length - 1]!, (e) => (e ? reject(e) : resolve(n)));
       this.socket.uncork();
     });
+  }
+
+  recvTo(target: ThriftRecvTarget): void {
+    this.recv().then(
+      (chunk) => target.onRecv(chunk, undefined),
+      (error: unknown) => target.onRecv(null, error),
+    );
+  }
+
+  writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+    this.writev(data).then(
+      () => target.onWritten(undefined),
+      (error: unknown) => target.onWritten(error),
+    );
   }
 
   close(): Promise<void> {

@@ -38,13 +38,6 @@ export interface FrameReaderOptions extends FrameCodecOptions {
 }
 
 const MIN_BUFFER = 64 * 1024;
-/** Bytes watch() receives ahead of next() at most (plus the last chunk). */
-const WATCH_AHEAD = 64 * 1024;
-
-/** Told by FrameReader.watch() that its stream ended (closed, reset or failed). */
-export interface StreamEndListener {
-  streamEnded(): void;
-}
 
 /** Pulls frames out of a stream, one `next()` at a time. */
 export class FrameReader implements SweepMember {
@@ -60,38 +53,8 @@ export class FrameReader implements SweepMember {
   private deadlineMs = 0;
   /** A receive deadline passed: the stream was closed and next() throws ERR_THRIFT_TIMEOUT. */
   private expired = false;
-  /** The receive watch() armed, until its result is taken (by its handlers or by next()). */
-  private early: Promise<ThriftRecvChunk | null> | null = null;
-  /** Told when the watched receive finds the stream's end; cleared by next() and unwatch(). */
-  private watcher: StreamEndListener | undefined;
-  /** The watched receive found the end (null) or failed (the error): next() reports it. */
-  private ended = false;
-  private endError: unknown;
-  /** The watched receive's handlers, made once per reader rather than per watch. */
-  private readonly onWatchChunk = (chunk: ThriftRecvChunk | null): void => {
-    if (this.early === null) return; // next() took the receive: the chunk is its own
-    this.early = null;
-    if (chunk === null) {
-      this.ended = true;
-      this.endWatch();
-      return;
-    }
-    try {
-      this.append(chunk.bytes);
-    } finally {
-      chunk.release();
-    }
-    // Still watched and little buffered ahead: receive on, or a close after these bytes would
-    // only be noticed once they are read.
-    if (this.watcher !== undefined && this.end - this.start < WATCH_AHEAD) this.armWatch();
-  };
-  private readonly onWatchError = (error: unknown): void => {
-    if (this.early === null) return;
-    this.early = null;
-    this.ended = true;
-    this.endError = error;
-    this.endWatch();
-  };
+  /** A frame returned from the current buffer is still in use: recycle() leaves it alone. */
+  private pinned = false;
 
   constructor(
     private readonly stream: ThriftStream,
@@ -130,7 +93,7 @@ export class FrameReader implements SweepMember {
       }
       let chunk: ThriftRecvChunk | null;
       try {
-        chunk = await this.receive();
+        chunk = await this.stream.recv();
       } catch (error) {
         this.deadlineAt = NO_DEADLINE;
         throw this.expired ? this.timeoutError(error) : error;
@@ -182,66 +145,27 @@ export class FrameReader implements SweepMember {
   }
 
   /**
-   * Arms the receive next() would make, now and without a deadline, so that the stream's end is
-   * noticed while the owner is busy with the frames it got (a server running a call): then
-   * `listener.streamEnded()` is called, and next() reports the end as it would have (null,
-   * ERR_THRIFT_TRUNCATED or the error). Bytes that arrive meanwhile are kept for next(), and
-   * receiving goes on only while less than 64 KiB is buffered ahead (a busy owner does not buffer
-   * a flood; a peer that sends more and then closes is noticed once those bytes are read). At
-   * most one receive is pending: a second watch() only changes the listener. Costs no extra receive
-   * when next() follows: it takes the armed receive instead of making one.
-   */
-  watch(listener: StreamEndListener): void {
-    this.watcher = listener;
-    if (this.ended) {
-      this.endWatch();
-      return;
-    }
-    if (this.early === null && this.end - this.start < WATCH_AHEAD) this.armWatch();
-  }
-
-  private armWatch(): void {
-    const pending = this.stream.recv();
-    this.early = pending;
-    pending.then(this.onWatchChunk, this.onWatchError);
-  }
-
-  /** Stops telling the listener of watch(); a receive it armed stays armed for next(). */
-  unwatch(): void {
-    this.watcher = undefined;
-  }
-
-  /** The receive of next(): one watch() armed if pending, the end it found, or a new one. */
-  private receive(): Promise<ThriftRecvChunk | null> {
-    this.watcher = undefined;
-    const early = this.early;
-    if (early !== null) {
-      this.early = null;
-      return early;
-    }
-    if (this.ended)
-      return this.endError === undefined ? Promise.resolve(null) : Promise.reject(this.endError);
-    return this.stream.recv();
-  }
-
-  private endWatch(): void {
-    const listener = this.watcher;
-    this.watcher = undefined;
-    listener?.streamEnded();
-  }
-
-  /**
    * Declares that no frame returned so far is used any more (its payload, and anything viewing
    * it, is never read again and no write of it is pending): later bytes may overwrite theirs.
    * Bytes of the next frame already received are kept, moved to the front of the buffer.
+   * Does nothing while the buffer is pinned.
    */
   recycle(): void {
     const start = this.start;
-    if (start === 0) return;
+    if (start === 0 || this.pinned) return;
     const live = this.end - start;
     if (live > 0) this.buf.copyWithin(0, start, this.end);
     this.start = 0;
     this.end = live;
+  }
+
+  /**
+   * Declares that a frame returned so far stays in use for as long as anything references it:
+   * recycle() leaves the memory it lives in alone, and the next bytes go to new memory once the
+   * buffer is full (a frame whose owner never gives it back).
+   */
+  pin(): void {
+    this.pinned = true;
   }
 
   private tryFrame(): ThriftFrame | null {
@@ -295,6 +219,7 @@ export class FrameReader implements SweepMember {
       const next = new Uint8Array(Math.max(MIN_BUFFER, (live + n) * 2));
       next.set(this.buf.subarray(this.start, this.end));
       this.buf = next;
+      this.pinned = false;
       this.start = 0;
       this.end = live;
     }

@@ -4,6 +4,7 @@
  * argument), over scripted streams.
  */
 import { describe, expect, it } from 'vitest';
+import { withTargetForms } from '../../test/target-forms.js';
 import { ThriftTransportError } from '../errors.js';
 import { createWriter } from '../protocol/factory.js';
 import { encodeFrame } from '../transport/codec.js';
@@ -11,7 +12,7 @@ import type { FramingName } from '../transport/frame.js';
 import { MessageType } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import { createReply, type ThriftRequest, ThriftServer } from './server.js';
-import type { ThriftRecvChunk, ThriftStream } from './stream.js';
+import type { ThriftRecvChunk, ThriftServerStream, ThriftStream } from './stream.js';
 
 function message(name: string): Uint8Array {
   const w = createWriter('binary');
@@ -24,7 +25,7 @@ function message(name: string): Uint8Array {
 }
 
 /** Delivers `chunks` one per recv, then the end of stream; records what is written. */
-function scripted(chunks: Uint8Array[]): ThriftStream & { written: Uint8Array[]; reads: number } {
+function scripted(chunks: Uint8Array[]): ThriftServerStream & { written: Uint8Array[]; reads: number } {
   const s = {
     written: [] as Uint8Array[],
     reads: 0,
@@ -41,7 +42,7 @@ function scripted(chunks: Uint8Array[]): ThriftStream & { written: Uint8Array[];
       s.closed = true;
     },
   };
-  return s;
+  return withTargetForms(s);
 }
 
 const PROXY_FRAMINGS: FramingName[] = ['framed', 'theader', 'ttheader'];

@@ -6,20 +6,27 @@
  * its buffer, replies are released once written.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { withTargetForms } from '../../test/target-forms.js';
 import { createReader, createWriter } from '../protocol/factory.js';
 import { encodeFrame } from '../transport/codec.js';
 import { MessageType, TType } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import { createReply, type ThriftHandler, ThriftServer } from './server.js';
-import type { ThriftListener, ThriftStream } from './stream.js';
+import type {
+  ThriftListener,
+  ThriftRecvTarget,
+  ThriftServerStream,
+  ThriftStream,
+  ThriftWriteTarget,
+} from './stream.js';
 
-class FailingListener implements ThriftListener {
+class FailingListener implements ThriftListener<ThriftServerStream> {
   accepts = 0;
   private pending: ((e: unknown) => void) | null = null;
 
   constructor(private failures: number) {}
 
-  accept(): Promise<ThriftStream> {
+  accept(): Promise<ThriftServerStream> {
     this.accepts++;
     if (this.failures > 0) {
       this.failures--;
@@ -94,7 +101,7 @@ function connection(input: Uint8Array, chunk: number, failWrites = false) {
       (s as { closed: boolean }).closed = true;
     },
   };
-  return s;
+  return withTargetForms(s);
 }
 
 /** `count` framed binary calls of `echo(1: string text)`, texts of `size` bytes. */
@@ -166,6 +173,28 @@ describe('ThriftServer frame memory', () => {
     expect(kept.size).toBeGreaterThan(3);
   });
 
+  it('never overwrites the bytes of a call that was not released, whatever later calls release', async () => {
+    // Call 0 keeps its frame (not released); every later call is released.
+    const { bytes } = calls(200, 1000);
+    let kept: Uint8Array | undefined;
+    let copy: Uint8Array | undefined;
+    const handler: ThriftHandler = {
+      call(request) {
+        if (request.header.seqId === 0) {
+          kept = request.frame.payload;
+          copy = kept.slice();
+        } else request.release?.();
+        return createReply(request, (w) => {
+          w.writeStructBegin();
+          w.writeFieldStop();
+          w.writeStructEnd();
+        });
+      },
+    };
+    await new ThriftServer(handler).handleConnection(connection(bytes, 1500));
+    expect(kept).toEqual(copy);
+  });
+
   it("calls a reply's release once it is written, never when the write fails", async () => {
     const { bytes } = calls(3, 10);
     let lent = 0;
@@ -204,5 +233,101 @@ describe('ThriftServer frame memory', () => {
       expect((await repliesOf(stream)).sort()).toEqual([...texts].sort());
       expect(lent).toBe(5);
     }
+  });
+});
+
+/**
+ * A connection whose promise forms (recv, writev) throw: the server must serve it on the
+ * promise-free pair alone. Delivers `input` in `chunk`-byte pieces, one per recvTo, at the next
+ * microtask (as the runtime does); counts the bytes handed out.
+ */
+function callbackOnly(input: Uint8Array, chunk: number) {
+  let at = 0;
+  const s = {
+    written: [] as Uint8Array[],
+    delivered: 0,
+    closed: false,
+    recv(): Promise<null> {
+      throw new Error('recv() used');
+    },
+    writev(): Promise<number> {
+      throw new Error('writev() used');
+    },
+    recvTo(target: ThriftRecvTarget): void {
+      queueMicrotask(() => {
+        if (at >= input.byteLength) return target.onRecv(null, undefined);
+        const bytes = input.slice(at, at + chunk);
+        at += bytes.byteLength;
+        s.delivered = at;
+        target.onRecv({ bytes, release() {} }, undefined);
+      });
+    },
+    writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+      for (const b of data) s.written.push(b.slice());
+      queueMicrotask(() => target.onWritten(undefined));
+    },
+    async close(): Promise<void> {
+      s.closed = true;
+    },
+  };
+  return s;
+}
+
+describe('ThriftServer connection I/O', () => {
+  it("serves calls on the stream's recvTo/writeTo alone: no promise-form receive or write", async () => {
+    const { bytes, texts } = calls(50, 100);
+    const errors: unknown[] = [];
+    for (const maxConcurrentCalls of [1, 4]) {
+      const stream = callbackOnly(bytes, 700);
+      const server = new ThriftServer(
+        { call: async (request) => echo(new Set(), true).call(request) },
+        { maxConcurrentCalls, replyOrder: 'request', onConnectionError: (e) => errors.push(e) },
+      );
+      await server.handleConnection(stream);
+      expect(await repliesOf(stream)).toEqual(texts);
+    }
+    expect(errors).toEqual([]);
+  });
+
+  it('receives at most 16 KiB ahead of a running call, answers the calls received, and aborts a call running when the peer ends', async () => {
+    // ~200 KiB of pipelined calls behind one that waits.
+    const { bytes, texts } = calls(200, 1000);
+    const stream = callbackOnly(bytes, 4096);
+    let go: () => void = () => {};
+    const waiting = new Promise<void>((resolve) => {
+      go = resolve;
+    });
+    const server = new ThriftServer({
+      async call(request) {
+        if (request.header.seqId === 0) await waiting;
+        return echo(new Set(), true).call(request);
+      },
+    });
+    const served = server.handleConnection(stream);
+    for (let i = 0; i < 100; i++) await new Promise((resolve) => setImmediate(resolve));
+    // The first call's frame and at most 16 KiB (plus one chunk) past it.
+    expect(stream.delivered).toBeGreaterThan(16 * 1024);
+    expect(stream.delivered).toBeLessThan(1100 + 16 * 1024 + 4096);
+    go();
+    await served;
+    expect(await repliesOf(stream)).toEqual(texts);
+
+    // One call, then the end of the stream while it runs: the call is told (onAbort).
+    const one = callbackOnly(calls(1, 10).bytes, 4096);
+    let aborted = 0;
+    await new ThriftServer({
+      call(request) {
+        return new Promise((resolve) => {
+          request.onAbort?.({
+            callAborted: () => {
+              aborted++;
+              resolve(undefined);
+            },
+          });
+        });
+      },
+    }).handleConnection(one);
+    expect(aborted).toBe(1);
+    expect(one.closed).toBe(true);
   });
 });

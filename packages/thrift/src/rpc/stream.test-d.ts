@@ -4,11 +4,21 @@
  */
 import type { ByteStream, StreamListener, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { expectTypeOf, test } from 'vitest';
-import type { ThriftListener, ThriftStream } from './stream.js';
+import type { ThriftListener, ThriftServerStream, ThriftStream } from './stream.js';
 
 test('runtime streams are ThriftStreams', () => {
   expectTypeOf<ByteStream>().toExtend<ThriftStream>();
   expectTypeOf<TcpStream>().toExtend<ThriftStream>();
+});
+
+test('runtime streams are ThriftServerStreams (recvTo/writeTo), and listeners give them', () => {
+  expectTypeOf<ByteStream>().toExtend<ThriftServerStream>();
+  expectTypeOf<TcpStream>().toExtend<ThriftServerStream>();
+  expectTypeOf<StreamListener>().toExtend<ThriftListener<ThriftServerStream>>();
+});
+
+test('a ThriftStream without recvTo/writeTo is no ThriftServerStream', () => {
+  expectTypeOf<ThriftStream>().not.toExtend<ThriftServerStream>();
 });
 
 test('runtime listeners are ThriftListeners', () => {

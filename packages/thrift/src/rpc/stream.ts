@@ -24,6 +24,34 @@ export interface ThriftStream {
 }
 
 /**
+ * Receives the outcome of one `recvTo()`: a chunk (release it), `null` at end of stream
+ * (`error` undefined) or on failure (`error` set). As @loch/uring-runtime's RecvTarget: called
+ * exactly once per recvTo(), never from inside it.
+ */
+export interface ThriftRecvTarget {
+  onRecv(chunk: ThriftRecvChunk | null, error: unknown): void;
+}
+
+/**
+ * Receives the outcome of one `writeTo()`: `error` undefined once every byte was handed to the
+ * kernel. As @loch/uring-runtime's WriteTarget: called exactly once per writeTo().
+ */
+export interface ThriftWriteTarget {
+  onWritten(error: unknown): void;
+}
+
+/**
+ * What a server connection needs beyond ThriftStream: the runtime's promise-free pair, so that
+ * serving a call costs no promise per receive or write (a @loch/uring-runtime ByteStream has it).
+ */
+export interface ThriftServerStream extends ThriftStream {
+  /** The next chunk, end or failure goes to `target.onRecv`, exactly once. */
+  recvTo(target: ThriftRecvTarget): void;
+  /** Writes every buffer, in order, completely; then `target.onWritten`, exactly once. */
+  writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void;
+}
+
+/**
  * The part of an AbortSignal that request handlers get (declared here so that this package's
  * types need neither DOM nor @types/node; at run time it is an AbortSignal).
  */

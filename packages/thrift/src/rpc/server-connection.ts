@@ -1,0 +1,492 @@
+/**
+ * One connection of a ThriftServer, driven by the stream's recvTo/writeTo callbacks: received
+ * chunks are fed to a FrameReader (feed/poll), each whole frame becomes a call handed to the
+ * handler, and replies are written in the request's framing as calls finish (or in request
+ * order), several ready replies in one write. No promise per receive, write or call of its own:
+ * a handler that answers at once costs none, one that answers with a promise costs the one
+ * reaction that takes its result. Not for accepting (ThriftServer) or for what a method means
+ * (the handler).
+ *
+ * What runs when:
+ * - Calls: at most `maxConcurrentCalls` are outstanding (handled and not yet written); further
+ *   whole frames wait in the reader. While the limit is reached, the connection keeps
+ *   receiving only while less than 16 KiB is buffered ahead: the peer's end is noticed during a
+ *   call (its running calls are aborted), and a busy connection does not buffer a flood.
+ * - Deadlines: `idleTimeout` while nothing is outstanding or buffered, `readTimeout` while a
+ *   message is incomplete and a call could be taken, none while calls run with nothing
+ *   buffered. A number on the thread's coarse sweep, not a timer per receive; expiry closes the
+ *   stream (ERR_THRIFT_TIMEOUT).
+ * - The peer's end: calls still running are aborted; whole frames already received are still
+ *   answered, then the connection closes (ERR_THRIFT_TRUNCATED if it ended inside a message).
+ * - Memory: the reader receives into the same buffer again once every call since the last time
+ *   was released (ThriftRequest.release) and answered, and nothing is outstanding; a call that
+ *   was not released pins the buffer its frame lives in (FrameReader.pin). A reply's release()
+ *   runs once its write completed, never after a failed write.
+ * - Failure (bad bytes, a failed write or receive, a timeout): reported to onConnectionError
+ *   unless the server is closing, running calls aborted, the stream closed; results that come
+ *   later are dropped.
+ */
+import { NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
+import { TApplicationException, TApplicationExceptionType } from '../application-exception.js';
+import { ThriftRpcError } from '../errors.js';
+import { deadlines } from '../internal/deadlines.js';
+import { BinaryReader } from '../protocol/binary.js';
+import { CompactReader } from '../protocol/compact.js';
+import type { ProtocolReader, ReaderOptions } from '../protocol/reader.js';
+import { frameParts } from '../transport/codec.js';
+import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type ThriftFrame } from '../transport/frame.js';
+import { type MessageHeader, MessageType } from '../types.js';
+import { FrameReader } from './frame-reader.js';
+import type {
+  ThriftAbortListener,
+  ThriftHandler,
+  ThriftReply,
+  ThriftRequest,
+  ThriftServerOptions,
+} from './server.js';
+import type {
+  ThriftAbortSignal,
+  ThriftRecvChunk,
+  ThriftRecvTarget,
+  ThriftServerStream,
+  ThriftWriteTarget,
+} from './stream.js';
+
+/**
+ * Bytes received ahead of the calls while the call limit is reached (plus the last chunk):
+ * enough to see the end of a peer that pipelined a few calls and closed, and small beside the
+ * reader's 64 KiB buffer, so a pipelining peer's bytes fit beside the running call's instead of
+ * making the reader move to bigger memory.
+ */
+const WATCH_AHEAD = 16 * 1024;
+
+const EMPTY = new Uint8Array(0);
+
+/** The receive deadline that applies: none, the idle timeout, or the message read timeout. */
+type DeadlineKind = 0 | 1 | 2;
+const NO_TIMEOUT = 0;
+const IDLE_TIMEOUT = 1;
+const READ_TIMEOUT = 2;
+
+/** What a connection needs of its server: shared settings and readers, made once per server. */
+export interface ConnectionContext {
+  readonly handler: ThriftHandler;
+  readonly options: ThriftServerOptions;
+  readonly binaryReader: BinaryReader;
+  readonly compactReader: CompactReader;
+  /** The server is closing: failures are not reported. */
+  closing(): boolean;
+}
+
+/** A call of a connection: the ThriftRequest handed to the handler, then its answer. */
+class IncomingCall implements ThriftRequest {
+  private controller: AbortController | undefined;
+  private listener: ThriftAbortListener | undefined;
+  private aborted = false;
+  /** The handler gave the frame's bytes back (release()). */
+  released = false;
+  /** The handler's answer was taken (in time): later results are dropped. */
+  answered = false;
+  /** What to write (undefined: nothing, a ONEWAY call). */
+  reply: ThriftReply | undefined = undefined;
+  /** The handler timeout's timer, when one is set. */
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+
+  constructor(
+    readonly frame: ThriftFrame,
+    readonly header: MessageHeader,
+    readonly bodyOffset: number,
+    private readonly options: ReaderOptions,
+    readonly stream: ServerConnection['stream'],
+  ) {}
+
+  get signal(): ThriftAbortSignal {
+    if (this.controller === undefined) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort();
+    }
+    return this.controller.signal;
+  }
+
+  reader(): ProtocolReader {
+    const r =
+      this.frame.protocol === 'binary' ? new BinaryReader(this.options) : new CompactReader(this.options);
+    return r.reset(this.frame.payload, this.bodyOffset);
+  }
+
+  release(): void {
+    this.released = true;
+  }
+
+  onAbort(listener: ThriftAbortListener | undefined): void {
+    this.listener = listener;
+    if (this.aborted) listener?.callAborted();
+  }
+
+  /** Aborts the signal and tells the onAbort listener (timeout or connection end). */
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.controller?.abort();
+    const listener = this.listener;
+    this.listener = undefined;
+    listener?.callAborted();
+  }
+}
+
+/** Serves one connection; `done` settles (never rejects) once it ended and was closed. */
+export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, SweepMember {
+  readonly #reader: FrameReader;
+  readonly #ctx: ConnectionContext;
+  readonly #limit: number;
+  readonly #inOrder: boolean;
+  /** A recvTo is pending. */
+  #receiving = false;
+  /** The peer ended its side (or the receive failed): nothing more is received. */
+  #peerEnded = false;
+  /** The connection ended (cleanly or not): results that come later are dropped. */
+  #over = false;
+  /** Calls taken and not yet finished (answered and, if there is a reply, written). */
+  #outstanding = 0;
+  /** Calls whose handler has not answered yet: aborted when the connection ends. */
+  readonly #running = new Set<IncomingCall>();
+  /** With replyOrder 'request': calls not yet queued for writing, in the order they came. */
+  readonly #order: IncomingCall[] = [];
+  /** Replies ready to write, in order. */
+  #ready: IncomingCall[] = [];
+  /** The replies of the write in flight (empty: none in flight). */
+  #writing: IncomingCall[] = [];
+  /** The armed receive deadline on a fresh clock (NO_DEADLINE: none), and its length. */
+  #deadlineAt = NO_DEADLINE;
+  #deadlineMs = 0;
+  /** A receive deadline passed: the stream was closed. */
+  #expired = false;
+  /** Which deadline is armed. */
+  #deadlineKind: DeadlineKind = NO_TIMEOUT;
+  /** #pump is running (see there). */
+  #pumping = false;
+  #resolveDone!: () => void;
+  /** Settles once the connection ended and its stream was closed. */
+  readonly done = new Promise<void>((resolve) => {
+    this.#resolveDone = resolve;
+  });
+
+  constructor(
+    readonly stream: ThriftServerStream,
+    ctx: ConnectionContext,
+  ) {
+    this.#ctx = ctx;
+    const options = ctx.options;
+    this.#reader = new FrameReader(stream, options);
+    this.#limit = Math.max(1, options.maxConcurrentCalls ?? 1);
+    this.#inOrder = options.replyOrder === 'request' && this.#limit > 1;
+  }
+
+  /** Starts serving. */
+  start(): void {
+    this.#pump();
+  }
+
+  /**
+   * Takes the calls there is room for, then receives if more bytes are wanted and sets the
+   * deadline that applies now. Not re-entered: a call answered at once while taking calls
+   * leaves the rest to the loop running.
+   */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    try {
+      this.#takeCalls();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  #takeCalls(): void {
+    const reader = this.#reader;
+    while (!this.#over && this.#outstanding < this.#limit) {
+      let frame: ThriftFrame | null;
+      try {
+        frame = reader.poll();
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+      if (frame === null) break;
+      this.#take(frame);
+    }
+    if (this.#over) return;
+    if (this.#peerEnded) {
+      if (this.#outstanding === 0) this.#end(reader.truncation());
+      return;
+    }
+    const room = this.#outstanding < this.#limit;
+    if (!this.#receiving) {
+      if (!room && reader.buffered >= WATCH_AHEAD) {
+        this.#deadline(NO_TIMEOUT);
+        return;
+      }
+      this.#receiving = true;
+      this.stream.recvTo(this);
+    }
+    this.#deadline(
+      reader.buffered > 0
+        ? room
+          ? READ_TIMEOUT
+          : NO_TIMEOUT
+        : this.#outstanding === 0
+          ? IDLE_TIMEOUT
+          : NO_TIMEOUT,
+    );
+  }
+
+  /**
+   * Sets the receive deadline of `kind`, measured from now when the kind changes (the idle
+   * time from the moment nothing was outstanding, the read time from a message's first bytes).
+   */
+  #deadline(kind: DeadlineKind): void {
+    if (kind === this.#deadlineKind) return;
+    this.#deadlineKind = kind;
+    const options = this.#ctx.options;
+    const ms =
+      kind === IDLE_TIMEOUT
+        ? (options.idleTimeout ?? 0)
+        : kind === READ_TIMEOUT
+          ? (options.readTimeout ?? 0)
+          : 0;
+    if (!(ms > 0)) {
+      this.#deadlineAt = NO_DEADLINE;
+      return;
+    }
+    this.#deadlineMs = ms;
+    deadlines.deadline(this, ms);
+    // A fresh clock, not the sweep's coarse one (a whole old tick stale once a shorter deadline
+    // shortened the tick): never early.
+    this.#deadlineAt = performance.now() + ms;
+  }
+
+  onSweep(now: number): boolean {
+    if (this.#deadlineAt > now) return this.#deadlineAt !== NO_DEADLINE;
+    this.#deadlineAt = NO_DEADLINE;
+    this.#expired = true;
+    void this.stream.close().catch(() => {});
+    return false;
+  }
+
+  onRecv(chunk: ThriftRecvChunk | null, error: unknown): void {
+    this.#receiving = false;
+    if (this.#over) {
+      chunk?.release();
+      return;
+    }
+    if (this.#expired) {
+      chunk?.release();
+      const buffered = this.#reader.buffered;
+      const ms = this.#deadlineMs;
+      this.#fail(
+        new ThriftRpcError(
+          'ERR_THRIFT_TIMEOUT',
+          buffered > 0 ? `message not complete after ${ms} ms` : `no message for ${ms} ms`,
+          error === undefined ? undefined : { cause: error },
+        ),
+      );
+      return;
+    }
+    if (chunk === null) {
+      if (error !== undefined) {
+        this.#fail(error);
+        return;
+      }
+      // The peer closed (or half-closed) its side: calls still running are abandoned.
+      this.#peerEnded = true;
+      for (const call of this.#running) call.abort();
+      this.#pump();
+      return;
+    }
+    try {
+      this.#reader.feed(chunk.bytes);
+    } finally {
+      chunk.release();
+    }
+    this.#pump();
+  }
+
+  /** Reads the frame's message header (bad bytes end the connection) and runs the handler. */
+  #take(frame: ThriftFrame): void {
+    const ctx = this.#ctx;
+    const r = frame.protocol === 'binary' ? ctx.binaryReader : ctx.compactReader;
+    r.reset(frame.payload);
+    let header: MessageHeader;
+    let bodyOffset: number;
+    try {
+      header = r.readMessageBegin();
+      bodyOffset = r.pos;
+    } catch (error) {
+      // A message header that does not parse is a protocol error: the connection is closed.
+      this.#fail(error);
+      return;
+    } finally {
+      r.reset(EMPTY);
+    }
+    const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream);
+    this.#outstanding++;
+    if (this.#inOrder) this.#order.push(call);
+    let result: ThriftReply | undefined | Promise<ThriftReply | undefined>;
+    try {
+      result = ctx.handler.call(call);
+    } catch (error) {
+      this.#answer(call, undefined, error);
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      // A synchronous answer cannot be late: no timer, no reaction.
+      this.#answer(call, result, undefined);
+      return;
+    }
+    this.#running.add(call);
+    const timeoutMs = ctx.options.handlerTimeout ?? 0;
+    if (timeoutMs > 0) {
+      call.timer = setTimeout(() => {
+        call.abort();
+        this.#answer(
+          call,
+          undefined,
+          new ThriftRpcError('ERR_THRIFT_TIMEOUT', `handler took longer than ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+    }
+    result.then(
+      (reply) => this.#answer(call, reply, undefined),
+      (error: unknown) => this.#answer(call, undefined, error),
+    );
+  }
+
+  /**
+   * The handler answered `call` (or failed with `error`): what to write is the reply, an
+   * exception reply, or nothing (ONEWAY); then it goes to the write queue in its turn.
+   */
+  #answer(call: IncomingCall, reply: ThriftReply | undefined, error: unknown): void {
+    if (call.answered) return;
+    call.answered = true;
+    if (call.timer !== undefined) clearTimeout(call.timer);
+    this.#running.delete(call);
+    if (this.#over) return;
+    const header = call.header;
+    if (header.type === MessageType.ONEWAY) call.reply = undefined;
+    else if (error === undefined && reply !== undefined) call.reply = reply;
+    else {
+      const exc =
+        error === undefined
+          ? new TApplicationException(
+              TApplicationExceptionType.MISSING_RESULT,
+              `${header.name} returned no result`,
+            )
+          : error instanceof TApplicationException
+            ? error
+            : new TApplicationException(
+                TApplicationExceptionType.INTERNAL_ERROR,
+                (error as Error)?.message ?? String(error),
+              );
+      call.reply = { payload: exc.toMessage(call.frame.protocol, header.name, header.seqId) };
+    }
+    if (!this.#inOrder) this.#queue(call);
+    else {
+      // FIFO: a call's reply goes out once every earlier call's did.
+      const order = this.#order;
+      while (order.length > 0 && order[0]!.answered) this.#queue(order.shift()!);
+    }
+    this.#write();
+    this.#pump();
+  }
+
+  /** Queues `call`'s reply for writing; a call with nothing to write is finished now. */
+  #queue(call: IncomingCall): void {
+    if (call.reply === undefined) this.#finished(call);
+    else this.#ready.push(call);
+  }
+
+  /** Writes every ready reply in one write, unless one is in flight. */
+  #write(): void {
+    if (this.#over || this.#writing.length > 0 || this.#ready.length === 0) return;
+    const batch = this.#ready;
+    this.#ready = [];
+    this.#writing = batch;
+    let parts: Uint8Array[];
+    try {
+      parts = this.#replyParts(batch[0]!);
+      for (let i = 1; i < batch.length; i++) parts.push(...this.#replyParts(batch[i]!));
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    this.stream.writeTo(parts, this);
+  }
+
+  onWritten(error: unknown): void {
+    const batch = this.#writing;
+    this.#writing = [];
+    if (this.#over) return;
+    // A failed write's bytes may still have been the kernel's when it was reported: their
+    // memory is never given back (no reply.release()).
+    if (error !== undefined) {
+      this.#fail(error);
+      return;
+    }
+    for (const call of batch) {
+      call.reply?.release?.();
+      this.#finished(call);
+    }
+    this.#write();
+    this.#pump();
+  }
+
+  /** `call` is answered and written: its slot is free, and its frame's memory maybe reusable. */
+  #finished(call: IncomingCall): void {
+    this.#outstanding--;
+    const reader = this.#reader;
+    if (!call.released) reader.pin();
+    else if (this.#outstanding === 0 && this.#ready.length === 0 && this.#writing.length === 0)
+      reader.recycle();
+  }
+
+  /** The buffers of `call`'s reply framed the way its request came. */
+  #replyParts(call: IncomingCall): Uint8Array[] {
+    const frame = call.frame;
+    const reply = call.reply!;
+    return frameParts(
+      {
+        framing: frame.framing,
+        protocol: frame.protocol,
+        seqId: frame.seqId,
+        flags: frame.flags,
+        headers: reply.headers ?? EMPTY_HEADERS,
+        intHeaders: reply.intHeaders ?? EMPTY_INT_HEADERS,
+        transforms: frame.transforms,
+      },
+      reply.payload,
+    );
+  }
+
+  /** The connection failed: reported (unless the server closes), then ended. */
+  #fail(error: unknown): void {
+    if (this.#over) return;
+    if (!this.#ctx.closing()) this.#ctx.options.onConnectionError?.(error, this.stream);
+    this.#end(null);
+  }
+
+  /** Ends the connection (`truncated`: it ended inside a message, reported as a failure). */
+  #end(truncated: Error | null): void {
+    if (truncated !== null) {
+      this.#fail(truncated);
+      return;
+    }
+    if (this.#over) return;
+    this.#over = true;
+    this.#deadlineAt = NO_DEADLINE;
+    this.#deadlineKind = NO_TIMEOUT;
+    for (const call of this.#running) call.abort();
+    this.#running.clear();
+    if (this.stream.closed) this.#resolveDone();
+    else this.stream.close().then(this.#resolveDone, this.#resolveDone);
+  }
+}
