@@ -12,13 +12,20 @@
  * (async_hooks), and under callgrind the difference of two call counts gives instructions per
  * call. Not the wire benchmark (run.ts) nor the process profile (profile.ts).
  *
+ * `--ab DIR`: DIR holds another @loch/gateway source tree (DIR/src/index.ts; inside the
+ * checkout so that its imports resolve, e.g. `git archive <rev> packages/gateway/src | tar -x
+ * --strip-components=2 -C packages/gateway/.ab-base`): its gateway (A) and this checkout's (B)
+ * are measured in alternating rounds in one process, and the median of the per-round B/A CPU
+ * ratios is printed: a before/after that a loaded machine moves much less than two runs.
+ *
  * Run: pnpm --filter @loch/bench exec tsx --conditions=@loch/source gateway/core.ts
- *        [N] [--payload small|large] [--rounds 5] [--promises]
+ *        [N] [--payload small|large] [--rounds 5] [--promises] [--ab DIR]
  */
 import { createHook } from 'node:async_hooks';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ClientExchange, loadIdl, ThriftGateway } from '@loch/gateway';
+import * as current from '@loch/gateway';
 import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
 import { plainFacts, type RecvTarget, type WriteTarget } from '@loch/uring-runtime';
 import { PAYLOADS } from './payloads.js';
@@ -28,6 +35,7 @@ const { values: flags, positionals } = parseArgs({
     payload: { type: 'string', default: 'small' },
     rounds: { type: 'string', default: '5' },
     promises: { type: 'boolean', default: false },
+    ab: { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -183,12 +191,32 @@ class Upstream extends MemoryStream {
   }
 }
 
-const idl = loadIdl(fileURLToPath(new URL('./bench.thrift', import.meta.url)));
-const upstream = new ClientExchange(async () => new Upstream(), { connections: 1, timeout: 10_000 });
-const gateway = new ThriftGateway([
-  { idl, service: 'Bench', function: 'echo', path: '/echo', httpMethod: 'POST', upstream },
-]);
-const http = new HttpServer(gateway, { limits: { methods: 'any' } });
+type GatewayModule = Pick<typeof current, 'ClientExchange' | 'loadIdl' | 'ThriftGateway'>;
+
+/** An HttpServer serving the echo route of `gateway` (a @loch/gateway module) over Upstream. */
+function serverOf(gateway: GatewayModule) {
+  const idl = gateway.loadIdl(fileURLToPath(new URL('./bench.thrift', import.meta.url)));
+  const upstream = new gateway.ClientExchange(async () => new Upstream(), {
+    connections: 1,
+    timeout: 10_000,
+  });
+  const service = new gateway.ThriftGateway([
+    { idl, service: 'Bench', function: 'echo', path: '/echo', httpMethod: 'POST', upstream },
+  ]);
+  return { http: new HttpServer(service, { limits: { methods: 'any' } }), upstream };
+}
+
+const sides: { name: string; server: ReturnType<typeof serverOf>; best: number; rounds: number[] }[] = [];
+if (flags.ab !== undefined) {
+  const base = (await import(pathToFileURL(resolve(flags.ab, 'src/index.ts')).href)) as GatewayModule;
+  sides.push({ name: `A (${flags.ab})`, server: serverOf(base), best: Number.POSITIVE_INFINITY, rounds: [] });
+}
+sides.push({
+  name: 'B (this checkout)',
+  server: serverOf(current),
+  best: Number.POSITIVE_INFINITY,
+  rounds: [],
+});
 
 // `--promises`: promises made per call (async_hooks, the last round's; the hook slows the run,
 // so its CPU time is not the figure then). A count does not depend on the machine's load.
@@ -201,23 +229,38 @@ const promiseHook = flags.promises
     })
   : null;
 
-let best = Number.POSITIVE_INFINITY;
 let answerBytes = 0;
 for (let round = 0; round < ROUNDS; round++) {
-  const down = new Downstream(N);
-  promises = 0;
-  promiseHook?.enable();
-  const before = process.cpuUsage();
-  await http.serveConnection(down);
-  const used = process.cpuUsage(before);
-  promiseHook?.disable();
-  best = Math.min(best, (used.user + used.system) / N);
-  answerBytes = down.written / N;
-  if (down.first !== 'HTTP/1.1 200') throw new Error(`the gateway answered ${down.first}, not 200`);
+  // Alternate which side goes first, so that neither always runs on a warmer (or busier) moment.
+  const order = round % 2 === 0 ? sides : [...sides].reverse();
+  for (const side of order) {
+    const down = new Downstream(N);
+    promises = 0;
+    promiseHook?.enable();
+    const before = process.cpuUsage();
+    await side.server.http.serveConnection(down);
+    const used = process.cpuUsage(before);
+    promiseHook?.disable();
+    const perCall = (used.user + used.system) / N;
+    side.best = Math.min(side.best, perCall);
+    side.rounds.push(perCall);
+    answerBytes = down.written / N;
+    if (down.first !== 'HTTP/1.1 200') throw new Error(`the gateway answered ${down.first}, not 200`);
+  }
 }
-console.log(
-  `gateway core ${flags.payload}: ${best.toFixed(3)} CPU us/call (best of ${ROUNDS} x ${N}), ` +
-    `${answerBytes.toFixed(0)} bytes/answer` +
-    (promiseHook === null ? '' : `, ${(promises / N).toFixed(2)} promises/call`),
-);
-await upstream.close();
+for (const side of sides) {
+  console.log(
+    `gateway core ${flags.payload}${sides.length > 1 ? ` ${side.name}` : ''}: ${side.best.toFixed(3)} CPU us/call (best of ${ROUNDS} x ${N}), ` +
+      `${answerBytes.toFixed(0)} bytes/answer` +
+      (promiseHook === null ? '' : `, ${(promises / N).toFixed(2)} promises/call (last round)`),
+  );
+}
+if (sides.length === 2) {
+  const [a, b] = sides as [(typeof sides)[0], (typeof sides)[0]];
+  const ratios = a.rounds.map((x, i) => (b.rounds[i] as number) / x).sort((x, y) => x - y);
+  console.log(
+    `B/A per round: median ${(ratios[Math.floor(ratios.length / 2)] as number).toFixed(3)} ` +
+      `[${(ratios[0] as number).toFixed(3)} .. ${(ratios[ratios.length - 1] as number).toFixed(3)}]`,
+  );
+}
+for (const side of sides) await side.server.upstream.close();
