@@ -18,7 +18,7 @@
  *   pnpm exec tsx --conditions=@loch/source idle-memory/busy.ts [--counts 10000,50000]
  *     [--rounds 3] [--samples 5] [--busy-connections 16] [--settle 3] [--modes busy,quiet]
  *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
- *     [--loch-cli ../apps/proxy/dist/bin.js]
+ *     [--loch-cli ../apps/proxy/dist/bin.js] [--loch-runtime 'key = value; ...']
  *     [--json out.json] [--gc] [--snapshot-dir DIR]
  * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
  * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
@@ -84,6 +84,11 @@ const { values: args } = parseArgs({
     'loch-cli': { type: 'string' },
     /** Extra node flags for loch (A/B of V8 heap flags), space-separated. */
     'loch-node-args': { type: 'string', default: '' },
+    /**
+     * Extra `[runtime]` keys of loch's config, `;`-separated TOML lines, e.g.
+     * `worker_young_generation_bytes = "0"` (an A/B of the young generation's cap).
+     */
+    'loch-runtime': { type: 'string', default: '' },
     /** LOCH_DEBUG_GC=1: a full GC before each parts reading (live bytes; after the RSS samples). */
     gc: { type: 'boolean', default: false },
     /** LOCH_DEBUG_HEAPSNAPSHOT: a heap snapshot at each parts reading, for analyze.ts. */
@@ -98,6 +103,12 @@ const settleMs = Number(args.settle) * 1000;
 const startupWaitMs = Number(args['startup-wait']) * 1000;
 const busyWarmMs = Number(args['busy-warm']) * 1000;
 const lochNodeArgs = args['loch-node-args'].split(' ').filter((a) => a !== '');
+const lochRuntime = args['loch-runtime']
+  .split(';')
+  .map((line) => line.trim())
+  .filter((line) => line !== '')
+  .map((line) => `${line}\n`)
+  .join('');
 const modes = args.modes.split(',') as ('busy' | 'quiet')[];
 const peers = args.peers.split(',') as ('nginx' | 'loch')[];
 const PATH = '/128';
@@ -144,7 +155,7 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
   const config = join(dir, 'loch.toml');
   writeFileSync(
     config,
-    `[runtime]\nworkers = 1\ncpu_affinity = false\nmax_connections_per_worker = ${count + 1_000}\n\n` +
+    `[runtime]\nworkers = 1\ncpu_affinity = false\nmax_connections_per_worker = ${count + 1_000}\n${lochRuntime}\n` +
       `[log]\nlevel = "info"\n\n[servers.bench]\nproxy_type = "http"\n` +
       `listener = { type = "socket", value = "127.0.0.1:${port}" }\naccess_log = false\n` +
       `timeouts = { server_keepalive = "600s" }\n\n[[servers.bench.routes]]\npath = "/"\n` +
