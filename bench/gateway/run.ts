@@ -254,9 +254,10 @@ Loch's CPU per call against node:http + npm thrift (higher = Loch cheaper): smal
 
 The kernel's share bounds the ratio: both gateways make the same sends per call (Loch 2.00 io_uring submissions
 per call, batched into ~0.2 io_uring_enter; node 1 write + 1 writev + ~1.6 reads per call: \`gateway/profile.ts
---events\`), and on loopback a send also runs the receiving side's TCP path, so each pays ~15-25 us of system
-time per small call. With node's ~60 us per small call, 5x (12 us) is below that floor even at zero user time;
-the user-time ratio is the one the gateway's code moves.
+--events\`), and on loopback a send also runs the receiving side's TCP path, so each pays ~11-20 us of system
+time per small call (Loch 11-15.5, node 14-20 in profile.ts runs). With node at ~60-75 us per small call, 5x
+(12-15 us) is about Loch's system time alone, leaving no room for user time; the user-time ratio is the one the
+gateway's code moves.
 
 ## The conversion alone (in process, ns per conversion, median of 7 rounds)
 
