@@ -4,7 +4,7 @@
  * the stream's callbacks (never its promise-form writev/recv), an idle connection the upstream
  * closed or sent unasked bytes on is replaced before the next call instead of failing it, bytes
  * past a reply drop the connection but not the reply, calls queued on one connection are
- * answered in order, and a call with no reply times out.
+ * answered in order, a reply over maxFrameSize and a call with no reply fail alone.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { BinaryReader, createWriter, MessageType, type ThriftFrame, TType } from '@loch/thrift';
@@ -118,7 +118,10 @@ describe.each(drivers)('ClientExchange connections on the $name driver', ({ name
     };
   }
 
-  function exchange(port: number, options: { timeout?: number; connections?: number } = {}) {
+  function exchange(
+    port: number,
+    options: { timeout?: number; connections?: number; maxFrameSize?: number } = {},
+  ) {
     const streams: TcpStream[] = [];
     const promiseForm = { writev: 0, recv: 0 };
     const ex = new ClientExchange(
@@ -138,7 +141,11 @@ describe.each(drivers)('ClientExchange connections on the $name driver', ({ name
         };
         return stream;
       },
-      { connections: options.connections ?? 1, timeout: options.timeout ?? 10_000 },
+      {
+        connections: options.connections ?? 1,
+        timeout: options.timeout ?? 10_000,
+        ...(options.maxFrameSize === undefined ? {} : { maxFrameSize: options.maxFrameSize }),
+      },
     );
     cleanups.push(() => ex.close());
     return { ex, streams, promiseForm };
@@ -197,6 +204,16 @@ describe.each(drivers)('ClientExchange connections on the $name driver', ({ name
     const { ex } = exchange(up.port);
     expect(textOf(await ex.send(callOf('first'), {}))).toBe('first');
     expect(textOf(await ex.send(callOf('second'), {}))).toBe('second');
+    expect(up.accepted).toHaveLength(2);
+  });
+
+  it.skipIf(skip)('refuses a reply frame over maxFrameSize and connects anew', async () => {
+    const up = await upstream(echo);
+    const { ex } = exchange(up.port, { maxFrameSize: 64 });
+    await expect(ex.send(callOf('x'.repeat(100)), {})).rejects.toMatchObject({
+      code: 'ERR_THRIFT_BAD_REPLY',
+    });
+    expect(textOf(await ex.send(callOf('short'), {}))).toBe('short');
     expect(up.accepted).toHaveLength(2);
   });
 
