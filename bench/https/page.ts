@@ -159,6 +159,8 @@ export interface PageInput {
   readonly partial: boolean;
   readonly seconds: number;
   readonly warmupSeconds: number;
+  /** Warm-up before each handshake window (--handshake-warmup). */
+  readonly handshakeWarmupSeconds: number;
   /** HTTPS-then-HTTP rounds per size on one instance (medians across them). */
   readonly rounds: number;
   /** LOCH_TLS_RECORDS of each Loch variant ('loch': OpenSSL's records, 'loch-rec': Loch's own). */
@@ -397,7 +399,12 @@ export function renderPage(r: PageInput): string {
         'ticks, so it is coarse) / handshakes completed: accept, handshake, ticket, close. Handshakes/s is what this client manages (on two ' +
         'cores it saturates before the server) and is not a server capacity. "no new ticket": the server issued no ' +
         'ticket on resumed handshakes (the client keeps offering the one it has), so it did less work there than a ' +
-        "server that reissues (OpenSSL's default, nginx and HAProxy).",
+        "server that reissues (OpenSSL's default, nginx and HAProxy). " +
+        `Each mode's window follows a ${r.handshakeWarmupSeconds} s warm-up of the same handshakes on the same instance: ` +
+        "Loch's workers are V8 isolates that compile their per-connection code in the first thousands of handshakes " +
+        "(each worker its own), on background threads that are part of the proxy's CPU: on a fresh 1-worker instance " +
+        'they took 126 us per handshake in the first 8 s window and 30-40 us two windows later (loaded machine), so a ' +
+        '2 s warm-up charged one-time compilation to the handshakes, twice over with 2 workers.',
       '',
     );
     const rows: (string | number)[][] = [];

@@ -12,11 +12,13 @@
  * Usage: tsx --conditions=@loch/source https/run.ts [--sizes 128,3269,11268,165854]
  *   [--workers 1,2] [--peers nginx,haproxy,loch] [--seconds N] [--warmup N] [--quick]
  *   [--handshakes] [--idle-connections N] [--no-memory] [--tls-version 1.3|1.2]
- *   [--records openssl,loch] [--rounds N]
+ *   [--records openssl,loch] [--rounds N] [--handshake-warmup N]
  * --records: Loch once per record layer (LOCH_TLS_RECORDS): `openssl` is the peer `loch`, `loch`
  * (Loch's own TLS 1.3 record layer) the peer `loch-rec`, measured right after it with the same
  * everything; both are checked against the targets. --rounds (default 3): HTTPS and HTTP points
  * alternate that many times per size on one instance and the page shows medians.
+ * --handshake-warmup (default 10 s): handshakes before each handshake window (V8 compiles Loch's
+ * per-connection code in the first thousands, once per worker).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -64,6 +66,7 @@ const { values: args } = parseArgs({
     'tls-version': { type: 'string', default: '1.3' },
     records: { type: 'string', default: 'openssl' },
     rounds: { type: 'string', default: '3' },
+    'handshake-warmup': { type: 'string', default: '10' },
   },
 });
 
@@ -85,6 +88,16 @@ if (recordLayers.length === 0 || recordLayers.some((r) => r !== 'openssl' && r !
 const rounds = Number(args.rounds);
 if (!Number.isInteger(rounds) || rounds < 1) {
   process.stderr.write(`--rounds: a positive integer, not ${args.rounds}\n`);
+  process.exit(2);
+}
+/**
+ * Warm-up before each handshake window, in seconds: longer than the request points' because a
+ * handshake window starts on a fresh instance, whose V8 isolates (one per Loch worker) compile
+ * their per-connection code during the first thousands of handshakes (page.ts says what it cost).
+ */
+const handshakeWarmupSeconds = Number(args['handshake-warmup']);
+if (!(handshakeWarmupSeconds >= 0)) {
+  process.stderr.write(`--handshake-warmup: seconds, not ${args['handshake-warmup']}\n`);
   process.exit(2);
 }
 /**
@@ -117,6 +130,7 @@ const partial = Boolean(
     args['no-memory'] ||
     !args.handshakes ||
     rounds !== 3 ||
+    handshakeWarmupSeconds !== 10 ||
     process.env.LOCH_BENCH_LOCH_SOURCE === '1' ||
     idleCount !== 10_000 ||
     policy.version !== 'TLSv1.3',
@@ -212,6 +226,7 @@ async function main(): Promise<void> {
       partial,
       seconds,
       warmupSeconds,
+      handshakeWarmupSeconds,
       rounds,
       records,
       connections: CONNECTIONS,
@@ -345,7 +360,7 @@ async function main(): Promise<void> {
                 const h = await handshakeCost(proxy.peer, proxy.port, {
                   mode,
                   seconds,
-                  warmupSeconds,
+                  warmupSeconds: handshakeWarmupSeconds,
                   clientCpu: LOAD_CPU,
                 });
                 if (h.handshakes === 0 || h.failed > h.handshakes * MAX_FAILED_SHARE) {
