@@ -14,6 +14,7 @@ import { FrameReader } from './frame-reader.js';
 import { createReply, type ThriftHandler, ThriftServer } from './server.js';
 import type {
   ThriftListener,
+  ThriftRecvChunk,
   ThriftRecvTarget,
   ThriftServerStream,
   ThriftStream,
@@ -329,5 +330,64 @@ describe('ThriftServer connection I/O', () => {
     }).handleConnection(one);
     expect(aborted).toBe(1);
     expect(one.closed).toBe(true);
+  });
+});
+
+describe('ThriftServer read timeout', () => {
+  it('counts readTimeout from the first byte of a message: a peer dribbling a byte at a time is cut', async () => {
+    // One call of ~60 bytes, a byte every 30 ms (~1.8 s): each byte comes well inside the
+    // 150 ms readTimeout, the whole message does not.
+    const input = calls(1, 20).bytes;
+    let at = 0;
+    let pending: ThriftRecvTarget | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stream = {
+      written: [] as Uint8Array[],
+      closed: false,
+      recv: (): Promise<ThriftRecvChunk | null> =>
+        new Promise((resolve, reject) =>
+          stream.recvTo({ onRecv: (chunk, error) => (error === undefined ? resolve(chunk) : reject(error)) }),
+        ),
+      writev: async (data: readonly Uint8Array[]): Promise<number> => {
+        for (const b of data) stream.written.push(b.slice());
+        return data.length;
+      },
+      recvTo(target: ThriftRecvTarget): void {
+        pending = target;
+        timer = setTimeout(() => {
+          pending = undefined;
+          if (at >= input.byteLength) return target.onRecv(null, undefined);
+          const bytes = input.slice(at, at + 1);
+          at++;
+          target.onRecv({ bytes, release() {} }, undefined);
+        }, 30);
+      },
+      writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+        for (const b of data) stream.written.push(b.slice());
+        queueMicrotask(() => target.onWritten(undefined));
+      },
+      async close(): Promise<void> {
+        stream.closed = true;
+        clearTimeout(timer);
+        const target = pending;
+        pending = undefined;
+        if (target !== undefined)
+          queueMicrotask(() =>
+            target.onRecv(null, Object.assign(new Error('closed'), { code: 'ECANCELED' })),
+          );
+      },
+    };
+    const errors: unknown[] = [];
+    await new ThriftServer(echo(new Set(), true), {
+      readTimeout: 150,
+      onConnectionError: (e) => errors.push(e),
+    }).handleConnection(stream);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({
+      code: 'ERR_THRIFT_TIMEOUT',
+      message: 'message not complete after 150 ms',
+    });
+    expect(at).toBeLessThan(input.byteLength);
+    expect(stream.written).toEqual([]);
   });
 });
