@@ -11,9 +11,11 @@
  * counts (differences of two request counts).
  *
  * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
- * [--log] (`--log`: the access log on, written to nowhere). Not a test and not the wire benchmark
+ * [--log] [--promises] (`--log`: the access log on, written to nowhere; `--promises`: count the
+ * promises made per request with async_hooks). Not a test and not the wire benchmark
  * (bench/http-proxy at the repository root).
  */
+import { createHook } from 'node:async_hooks';
 import { parseArgs } from 'node:util';
 import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
@@ -31,6 +33,7 @@ const { values: flags, positionals } = parseArgs({
     size: { type: 'string', default: '128' },
     rounds: { type: 'string', default: '5' },
     log: { type: 'boolean', default: false },
+    promises: { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -185,20 +188,35 @@ const http = new HttpServer<ConnectionCx>(handler, {
   onAbandoned: hooks.abandoned,
 });
 
+// `--promises`: promises made per request (async_hooks, the last round's; the hook slows the
+// run, so its CPU time is not the figure then). A count does not depend on the machine's load.
+let promises = 0;
+const promiseHook = flags.promises
+  ? createHook({
+      init(_id, type) {
+        if (type === 'PROMISE') promises++;
+      },
+    })
+  : null;
+
 let best = Number.POSITIVE_INFINITY;
 let perRequest = 0;
 for (let round = 0; round < ROUNDS; round++) {
   const down = new Downstream(N);
+  promises = 0;
+  promiseHook?.enable();
   const before = process.cpuUsage();
   await http.serveConnection(down);
   const used = process.cpuUsage(before);
+  promiseHook?.disable();
   best = Math.min(best, (used.user + used.system) / N);
   perRequest = down.written / N;
 }
 const upstreamBytes = upstreams.reduce((n, u) => n + u.written, 0);
 console.log(
   `proxy core ${SIZE} B${ACCESS_LOG ? ' (access log)' : ''}: ${best.toFixed(3)} CPU us/request (best of ${ROUNDS} x ${N}), ` +
-    `${perRequest.toFixed(0)} bytes/answer, ${upstreams.length} upstream connection(s), ${(upstreamBytes / (ROUNDS * N)).toFixed(0)} bytes/upstream request`,
+    `${perRequest.toFixed(0)} bytes/answer, ${upstreams.length} upstream connection(s), ${(upstreamBytes / (ROUNDS * N)).toFixed(0)} bytes/upstream request` +
+    (promiseHook === null ? '' : `, ${(promises / N).toFixed(2)} promises/request`),
 );
 log.flush();
 connector.close();
