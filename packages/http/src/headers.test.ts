@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RequestDecoder } from './h1/decoder.js';
-import { HttpHeaders } from './headers.js';
+import { HeaderName, HttpHeaders } from './headers.js';
 
 function wire(fields: string): HttpHeaders {
   const d = new RequestDecoder();
@@ -22,6 +22,33 @@ describe('HttpHeaders', () => {
       ['x-custom-thing', 'two'],
       ['accept', '*/*'],
     ]);
+  });
+
+  it('takes a HeaderName wherever it takes a name: known and other names, wire and added fields', () => {
+    const host = new HeaderName('Host');
+    const custom = new HeaderName('X-Custom-Thing');
+    const via = new HeaderName('via');
+    expect(host.name).toBe('host');
+    expect(custom.name).toBe('x-custom-thing');
+    const h = wire('X-Custom-Thing: one\r\nX-CUSTOM-thing: two\r\nVia: 1.1 a\r\n');
+    expect(h.get(host)).toBe('h');
+    expect(h.getAll(custom)).toEqual(['one', 'two']);
+    expect(h.has(via)).toBe(true);
+    expect(h.has(new HeaderName('x-missing'))).toBe(false);
+    h.append(via, ' 1.1 loch ');
+    h.append(custom, 'three');
+    expect(h.getAll(via)).toEqual(['1.1 a', '1.1 loch']);
+    expect(h.getAll('x-custom-thing')).toEqual(['one', 'two', 'three']);
+    h.set(host, 'other');
+    expect(h.getAll('host')).toEqual(['other']);
+    expect(h.delete(custom)).toBe(3);
+    expect([...h]).toEqual([
+      ['via', '1.1 a'],
+      ['via', '1.1 loch'],
+      ['host', 'other'],
+    ]);
+    expect(() => h.append(via, 'bad\r\nvalue')).toThrow(/invalid header value for "via"/);
+    expect(() => new HeaderName('bad name')).toThrow(/invalid header name/);
   });
 
   it('mutates wire headers after materializing them', () => {

@@ -104,6 +104,27 @@ export class HeaderNameSet {
   }
 }
 
+/**
+ * A header name resolved once: its lowercase form and known-name id. The name-taking methods of
+ * HttpHeaders accept one in place of a string, which spares them the name's lookup on every call
+ * (a Map lookup, and a case or token check): what a path that reads or adds the same fields on
+ * every request (a proxy's Host, X-Forwarded-For, Via) keeps in a module constant.
+ */
+export class HeaderName {
+  /** The lowercase name. */
+  readonly name: string;
+  /** Its known-name id (0 for none). @internal */
+  readonly id: number;
+
+  /** Throws InvalidHeaderError for a name that is not a token. */
+  constructor(name: string) {
+    const lname = tokenLower(name);
+    if (lname === '') throw new InvalidHeaderError('name', name);
+    this.name = lname;
+    this.id = knownIdOf(lname);
+  }
+}
+
 /** An ordered list of (lowercase name, value) header fields. */
 export class HttpHeaders implements Iterable<[string, string]> {
   /** The slab holding the decoded head (bytes and line offsets), or null for a built list. */
@@ -267,7 +288,11 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /** First value of `name` (case-insensitive), or undefined. */
-  get(name: string): string | undefined {
+  get(name: string | HeaderName): string | undefined {
+    if (typeof name !== 'string') {
+      const i = this.indexOf(name.name, name.id, 0);
+      return i < 0 ? undefined : this.valueAt(i);
+    }
     const id = knownIdOf(name);
     const lname = id !== 0 ? name : lower(name);
     const i = this.indexOf(lname, id !== 0 || lname === name ? id : knownIdOf(lname), 0);
@@ -275,10 +300,17 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /** Every value of `name`, in order. */
-  getAll(name: string): string[] {
-    let id = knownIdOf(name);
-    const lname = id !== 0 ? name : lower(name);
-    if (id === 0 && lname !== name) id = knownIdOf(lname);
+  getAll(name: string | HeaderName): string[] {
+    let id: number;
+    let lname: string;
+    if (typeof name !== 'string') {
+      id = name.id;
+      lname = name.name;
+    } else {
+      id = knownIdOf(name);
+      lname = id !== 0 ? name : lower(name);
+      if (id === 0 && lname !== name) id = knownIdOf(lname);
+    }
     const out: string[] = [];
     for (let i = this.indexOf(lname, id, 0); i >= 0; i = this.indexOf(lname, id, i + 1))
       out.push(this.valueAt(i));
@@ -286,7 +318,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /** True when at least one field is named `name`. */
-  has(name: string): boolean {
+  has(name: string | HeaderName): boolean {
+    if (typeof name !== 'string') return this.indexOf(name.name, name.id, 0) >= 0;
     // A common name in lowercase (what code passes) is found with one lookup.
     const id = knownIdOf(name);
     const lname = id !== 0 ? name : lower(name);
@@ -294,12 +327,12 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /** Adds a field at the end. Throws InvalidHeaderError for a bad name or value. */
-  append(name: string, value: string): this {
-    // A common name in lowercase is a token already.
-    const lname = knownIdOf(name) !== 0 ? name : tokenLower(name);
-    if (lname === '') throw new InvalidHeaderError('name', name);
+  append(name: string | HeaderName, value: string): this {
+    // A common name in lowercase is a token already, as is a HeaderName's.
+    const lname = typeof name !== 'string' ? name.name : knownIdOf(name) !== 0 ? name : tokenLower(name);
+    if (lname === '') throw new InvalidHeaderError('name', name as string);
     const v = trimOws(value);
-    if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);
+    if (!isFieldValue(v)) throw new InvalidHeaderError('value', typeof name === 'string' ? name : lname);
     if (this.added === NO_ADDED) this.added = [lname, v];
     else this.added.push(lname, v);
     this.revision++;
@@ -307,15 +340,15 @@ export class HttpHeaders implements Iterable<[string, string]> {
   }
 
   /** Replaces every field named `name` with one field (at the end). */
-  set(name: string, value: string): this {
+  set(name: string | HeaderName, value: string): this {
     this.delete(name);
     return this.append(name, value);
   }
 
   /** Removes every field named `name`; returns how many were removed. */
-  delete(name: string): number {
-    const lname = lower(name);
-    const id = knownIdOf(lname);
+  delete(name: string | HeaderName): number {
+    const lname = typeof name === 'string' ? lower(name) : name.name;
+    const id = typeof name === 'string' ? knownIdOf(lname) : name.id;
     let i = this.indexOf(lname, id, 0);
     if (i < 0) return 0;
     const n = this.size;

@@ -55,7 +55,7 @@ export { H2ClientSession } from './h2/client-session.js';
 export type { Http2ServerLimits } from './h2/server-shared.js';
 export { Http2StreamResetError } from './h2/stream-reset-error.js';
 export type { HeadersInit } from './headers.js';
-export { HeaderNameSet, HttpHeaders } from './headers.js';
+export { HeaderName, HeaderNameSet, HttpHeaders } from './headers.js';
 export type {
   HttpRequest,
   HttpResponse,

@@ -12,6 +12,7 @@
  * Not for retries and pool policy: HttpConnector (http-connector.ts) does those.
  */
 import {
+  HeaderName,
   type HttpBody,
   HttpClient,
   type HttpClientOptions,
@@ -35,6 +36,9 @@ import { type RecvChunk, type RecvTarget, RuntimeError, type WriteTarget } from 
 import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
 import type { UpstreamLimit } from './upstream-limit.js';
+
+/** Read on every exchange (does the request ask to close?): resolved once. */
+const CONNECTION = new HeaderName('connection');
 
 /** Options of one exchange. */
 export interface ExchangeOptions {
@@ -417,7 +421,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     this.#exOptions = NO_EXCHANGE_OPTIONS;
     this.#resolve = NO_RESOLVE;
     this.#reject = NO_RESOLVE;
-    const closeRequested = saysClose(request.headers.get('connection'));
+    const closeRequested = saysClose(request.headers.get(CONNECTION));
     if (this.#client.upgraded) {
       // HTTP ends on this connection: it waits for takeOver(), never for the pool.
       this.#exchanges++;

@@ -9,7 +9,7 @@
  * upstream's response head was passed on (the stream is reset then), nor for gRPC-Web
  * (`application/grpc-web*`), whose clients expect their own framing.
  */
-import { createResponse, EMPTY_BODY, type HttpRequest, type HttpResponse } from '@loch/http';
+import { createResponse, EMPTY_BODY, HeaderName, type HttpRequest, type HttpResponse } from '@loch/http';
 
 /** The gRPC status codes loch answers with (grpc/doc/statuscodes.md). */
 export const GrpcStatus = {
@@ -26,13 +26,15 @@ export const GrpcStatus = {
 export type GrpcStatusCode = (typeof GrpcStatus)[keyof typeof GrpcStatus];
 
 const GRPC_TYPE = 'application/grpc';
+/** Read on every proxied request (isGrpcRequest): resolved once. */
+const CONTENT_TYPE = new HeaderName('content-type');
 
 /**
  * Whether `request` is a gRPC call: its content-type is `application/grpc`, alone or followed by
  * `+<codec>` or parameters (case-insensitive, as media types are). gRPC-Web is not.
  */
 export function isGrpcRequest(request: HttpRequest): boolean {
-  const type = request.headers.get('content-type');
+  const type = request.headers.get(CONTENT_TYPE);
   if (type === undefined || type.length < GRPC_TYPE.length) return false;
   if (type.slice(0, GRPC_TYPE.length).toLowerCase() !== GRPC_TYPE) return false;
   if (type.length === GRPC_TYPE.length) return true;

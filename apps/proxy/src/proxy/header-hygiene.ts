@@ -10,7 +10,7 @@
  * `Connection: upgrade` (upgradeToForward, keepUpgrade), the upstream's 101 keeps Upgrade.
  * Not for routing decisions or the Host policy (route.ts, upstream.ts).
  */
-import { HeaderNameSet, type HttpHeaders, type HttpRequest, type HttpVersion } from '@loch/http';
+import { HeaderName, HeaderNameSet, type HttpHeaders, type HttpRequest, type HttpVersion } from '@loch/http';
 import type { SocketAddress } from '@loch/uring-runtime';
 
 /** The fixed hop-by-hop field names this proxy removes (lowercase). */
@@ -60,18 +60,18 @@ export function addForwardingHeaders(
 ): void {
   const client = forwardedFor(peer);
   // The verified client certificate is this hop's to state: a client's own copy never passes.
-  if (headers.has(CLIENT_CERT_HEADER)) headers.delete(CLIENT_CERT_HEADER);
-  if (clientCert !== undefined) headers.append(CLIENT_CERT_HEADER, clientCert);
+  if (headers.has(CLIENT_CERT)) headers.delete(CLIENT_CERT);
+  if (clientCert !== undefined) headers.append(CLIENT_CERT, clientCert);
   // Most requests carry none of these: append without a delete pass (and no array).
-  if (!headers.has('x-forwarded-for')) headers.append('x-forwarded-for', client);
-  else headers.set('x-forwarded-for', `${headers.getAll('x-forwarded-for').join(', ')}, ${client}`);
-  if (headers.has('x-forwarded-proto')) headers.set('x-forwarded-proto', scheme);
-  else headers.append('x-forwarded-proto', scheme);
+  if (!headers.has(X_FORWARDED_FOR)) headers.append(X_FORWARDED_FOR, client);
+  else headers.set(X_FORWARDED_FOR, `${headers.getAll(X_FORWARDED_FOR).join(', ')}, ${client}`);
+  if (headers.has(X_FORWARDED_PROTO)) headers.set(X_FORWARDED_PROTO, scheme);
+  else headers.append(X_FORWARDED_PROTO, scheme);
   if (clientHost !== undefined) {
-    if (headers.has('x-forwarded-host')) headers.set('x-forwarded-host', clientHost);
-    else headers.append('x-forwarded-host', clientHost);
+    if (headers.has(X_FORWARDED_HOST)) headers.set(X_FORWARDED_HOST, clientHost);
+    else headers.append(X_FORWARDED_HOST, clientHost);
   }
-  headers.append('via', viaValue(version));
+  headers.append(VIA, viaValue(version));
 }
 
 /**
@@ -80,6 +80,13 @@ export function addForwardingHeaders(
  * certificates and say `forward_client_certificate = true`. Inbound copies are always removed.
  */
 export const CLIENT_CERT_HEADER = 'x-forwarded-client-cert';
+
+// The names this module reads or adds on every request and response, resolved once.
+const CLIENT_CERT = new HeaderName(CLIENT_CERT_HEADER);
+const X_FORWARDED_FOR = new HeaderName('x-forwarded-for');
+const X_FORWARDED_PROTO = new HeaderName('x-forwarded-proto');
+const X_FORWARDED_HOST = new HeaderName('x-forwarded-host');
+const VIA = new HeaderName('via');
 
 const VIA_1_0 = `1.0 ${VIA_NAME}`;
 const VIA_1_1 = `1.1 ${VIA_NAME}`;
@@ -99,7 +106,7 @@ export function cleanResponseHeaders(headers: HttpHeaders, version: HttpVersion,
   const upgrade = status === 101 ? headers.get('upgrade') : undefined;
   removeHopByHop(headers);
   if (upgrade !== undefined) headers.append('upgrade', upgrade);
-  headers.append('via', viaValue(version));
+  headers.append(VIA, viaValue(version));
 }
 
 /**

@@ -16,7 +16,7 @@
  * for the idle timeout. Any other answer keeps HTTP framing. Not for response hygiene
  * (upstream.ts).
  */
-import type { HttpResponse } from '@loch/http';
+import { HeaderName, type HttpResponse } from '@loch/http';
 import {
   type Answer,
   type FactoryLayer,
@@ -54,6 +54,9 @@ export interface ReuseLayerConfig {
   };
 }
 
+/** Looked up in every request: resolved once. */
+const UPGRADE = new HeaderName('upgrade');
+
 /** What the layer lets through when the config names nothing. */
 const DEFAULT_UPGRADES: readonly string[] = ['websocket'];
 const DEFAULT_TUNNEL_IDLE = 60_000;
@@ -87,7 +90,7 @@ export class ConnectionReuseService<
     const req = cx.get('request');
     const headers = req.headers;
     // One id lookup per request; the rest only for requests that ask to upgrade.
-    const upgrade = headers.has('upgrade') ? upgradeToForward(req, this.allowUpgrades) : null;
+    const upgrade = headers.has(UPGRADE) ? upgradeToForward(req, this.allowUpgrades) : null;
     removeHopByHop(headers);
     if (upgrade !== null) {
       keepUpgrade(headers, upgrade);

@@ -10,7 +10,7 @@
  * and one balancer per route are built once per config (per worker), never per request.
  * Not for sending (upstream.ts).
  */
-import type { HttpResponse } from '@loch/http';
+import { HeaderName, type HttpResponse } from '@loch/http';
 import {
   type Answer,
   type FactoryLayer,
@@ -82,6 +82,9 @@ export function endpointOf(address: UpstreamAddress, version?: 'http2' | 'auto')
         })
       : endpoint({ host: address.host, port: address.port, authority: address.authority });
 }
+
+/** Read on every request: resolved once (HeaderName). */
+const HOST = new HeaderName('host');
 
 /** The balancer of a route that has no HTTP upstreams (a gateway route): never asked. */
 const NO_BALANCER: Balancer = {
@@ -206,7 +209,7 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     let path: string;
     let query: string;
     // The Host field as received, and the authority the request is for.
-    const received = req.headers.get('host');
+    const received = req.headers.get(HOST);
     let host = received;
     // origin-form, nearly every request: one scan, then split in place, no object per request
     const end = target.charCodeAt(0) === 0x2f ? cleanPathEnd(target) : -1;
@@ -240,7 +243,7 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     // An http(s) URI with an empty host is invalid (RFC 9110 §4.2.1), absolute-form or not.
     if (received === '') return reject('ERR_LOCH_BAD_HOST', 'empty Host');
     // RFC 9112 §3.2.2: the target's authority replaces the received Host.
-    if (host !== received) req.headers.set('host', host!);
+    if (host !== received) req.headers.set(HOST, host!);
     const match = this.router.match(host, path);
     if (match === undefined) {
       return Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', `no route for ${host ?? ''}${path}`));

@@ -10,7 +10,13 @@
  * the pool (idle connections and counters) survives reloads.
  * Not for routing (route.ts) or error responses (core.ts).
  */
-import type { HttpRequest, HttpRequestBodyError, HttpResponse, HttpStream } from '@loch/http';
+import {
+  HeaderName,
+  type HttpRequest,
+  type HttpRequestBodyError,
+  type HttpResponse,
+  type HttpStream,
+} from '@loch/http';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
   type Connector,
@@ -174,6 +180,9 @@ export class UpstreamConnector extends HttpConnector {
 function isGrpc(req: HttpRequest): boolean {
   return req.headers.get('content-type')?.startsWith('application/grpc') === true;
 }
+
+/** Read on every request: resolved once. */
+const HOST = new HeaderName('host');
 
 /** What a failure is reported as when it names no upstream of a compiled route. */
 const UNKNOWN_UPSTREAM = '(unknown)';
@@ -349,9 +358,9 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   #send(cx: RoutedCx, route: CompiledRoute, index: number): Promise<HttpResponse> {
     const req = cx.get('request');
     // server_name_from = "host": SNI, the name verified and the pool key follow the client's Host.
-    const endpoint = endpointForHost(route.endpoints[index]!, req.headers.get('host'));
+    const endpoint = endpointForHost(route.endpoints[index]!, req.headers.get(HOST));
     cx.set('upstream', endpoint.upstream);
-    if (route.hostHeader === 'upstream') req.headers.set('host', endpoint.authority);
+    if (route.hostHeader === 'upstream') req.headers.set(HOST, endpoint.authority);
     req.target = cx.get('upstreamTarget');
     // send_proxy_protocol: the header names this client, so the connection (or HTTP/2 session)
     // is keyed by it and never serves another client (withProxyHeader). Costs a header and a

@@ -30,7 +30,7 @@ import {
   HttpTimeoutError,
   type HttpTimeoutKind,
 } from '../errors.js';
-import type { HttpHeaders } from '../headers.js';
+import { HeaderName, type HttpHeaders } from '../headers.js';
 import { deadlines } from '../internal/deadlines.js';
 import type { HttpRequest, HttpResponse, HttpUpgradedConnection } from '../message.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
@@ -39,6 +39,8 @@ import { CHUNK_END, chunkHeader, encodeRequestHeadBytes, lastChunk, requestFrami
 import { BODY_DONE, IncomingResponseBody, NOT_READY } from './response-body.js';
 
 const EOF = -1;
+/** Read on every exchange: resolved once. */
+const UPGRADE = new HeaderName('upgrade');
 const NO_OPTIONS: HttpSendOptions = {};
 
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
@@ -240,7 +242,7 @@ export class HttpClient {
     this.busy = true;
     const body = request.body;
     const framing = requestFraming(body);
-    const askedUpgrade = request.headers.has('upgrade');
+    const askedUpgrade = request.headers.has(UPGRADE);
     let head: Uint8Array;
     // An upgrade request says `connection: upgrade` (the encoder writes none of the request's
     // own Connection fields).

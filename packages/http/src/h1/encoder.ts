@@ -11,7 +11,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpBody } from '../body.js';
 import { HttpError } from '../errors.js';
-import type { HttpHeaders } from '../headers.js';
+import { HeaderName, type HttpHeaders } from '../headers.js';
 import { isFieldValue, isToken, isVisibleAscii } from '../internal/char-classes.js';
 import type { BodyFraming } from './decoder.js';
 import { measureFieldBlock, writeFieldBlock, writeLatin1 } from './field-block.js';
@@ -68,6 +68,8 @@ export function asksToClose(headers: HttpHeaders): boolean {
 }
 
 const CONTENT_LENGTH_VALUE = /^\d{1,15}$/;
+/** Looked up in every request head: resolved once. */
+const HOST_NAME = new HeaderName('host');
 
 /**
  * The Content-Length a HEAD or 304 answer's fields carry, when it is a valid one: RFC 9110
@@ -308,7 +310,7 @@ export function encodeRequestHeadBytes(
     throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, `invalid request target ${JSON.stringify(target)}`);
   }
   const authority = options.authority;
-  const addHost = authority !== undefined && !headers.has('host');
+  const addHost = authority !== undefined && !headers.has(HOST_NAME);
   if (addHost && (!isVisibleAscii(authority) || authority.includes('/'))) {
     throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, 'invalid authority');
   }
