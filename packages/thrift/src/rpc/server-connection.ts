@@ -329,6 +329,9 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       r.reset(EMPTY);
     }
     const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream);
+    // The message is whole: the next one's read time starts (a pipelining peer always has part
+    // of one buffered, so the kind alone would not change).
+    this.#deadlineKind = NO_TIMEOUT;
     this.#outstanding++;
     if (this.#inOrder) this.#order.push(call);
     let result: ThriftReply | undefined | Promise<ThriftReply | undefined>;

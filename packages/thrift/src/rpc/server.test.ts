@@ -390,4 +390,43 @@ describe('ThriftServer read timeout', () => {
     expect(at).toBeLessThan(input.byteLength);
     expect(stream.written).toEqual([]);
   });
+
+  it('gives each message its own readTimeout: pipelined calls split across chunks go on past it', async () => {
+    // 100 calls of ~130 bytes in 100-byte chunks, one every 15 ms (~2 s): a message is always
+    // partly buffered, each completes well within the 1 s readTimeout, the run does not.
+    const { bytes: input, texts } = calls(100, 90);
+    let at = 0;
+    const stream = {
+      written: [] as Uint8Array[],
+      closed: false,
+      recv: (): Promise<null> => Promise.reject(new Error('recv() used')),
+      writev: (): Promise<number> => Promise.reject(new Error('writev() used')),
+      recvTo(target: ThriftRecvTarget): void {
+        setTimeout(() => {
+          if (stream.closed)
+            return target.onRecv(null, Object.assign(new Error('closed'), { code: 'ECANCELED' }));
+          if (at >= input.byteLength) return target.onRecv(null, undefined);
+          const bytes = input.slice(at, at + 100);
+          at += bytes.byteLength;
+          target.onRecv({ bytes, release() {} }, undefined);
+        }, 15);
+      },
+      writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+        for (const b of data) stream.written.push(b.slice());
+        queueMicrotask(() => target.onWritten(undefined));
+      },
+      async close(): Promise<void> {
+        stream.closed = true;
+      },
+    };
+    const errors: unknown[] = [];
+    await new ThriftServer(echo(new Set(), true), {
+      readTimeout: 1000,
+      maxConcurrentCalls: 4,
+      replyOrder: 'request',
+      onConnectionError: (e) => errors.push(e),
+    }).handleConnection(stream);
+    expect(errors).toEqual([]);
+    expect(await repliesOf(stream)).toEqual(texts);
+  });
 });
