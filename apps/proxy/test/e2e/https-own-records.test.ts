@@ -174,9 +174,11 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
       req.on('data', (d: Buffer) => hash.update(d));
       req.on('end', () => res.end(hash.digest('hex')));
     });
-    own = await startSecure(driver, nginx.ports[0]!, echo.port, 'loch');
-    plain = await startSecure(driver, nginx.ports[0]!, echo.port, undefined);
-  });
+    [own, plain] = await Promise.all([
+      startSecure(driver, nginx.ports[0]!, echo.port, 'loch'),
+      startSecure(driver, nginx.ports[0]!, echo.port, undefined),
+    ]);
+  }, 60_000);
   afterAll(async () => {
     await own?.loch.stop();
     await plain?.loch.stop();
@@ -208,7 +210,7 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
     const text = await get(own.admin, '/metrics');
     expect(metric(text, 'loch')).toBe(after.loch);
     expect(metric(text, 'declined')).toBe(after.declined);
-  });
+  }, 60_000);
 
   it('with LOCH_TLS_RECORDS=loch leaves TLS 1.2 on OpenSSL, counted in neither', async () => {
     const before = await takeovers(own.admin);
