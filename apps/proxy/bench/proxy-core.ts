@@ -4,11 +4,13 @@
  * stack.ts) and the pooled HTTP/1.1 client, over in-memory streams. The downstream stream hands
  * the server a keep-alive GET once the previous answer was written (a client waiting for each
  * answer); the upstream stream answers every request it is written with nginx's head and a
- * `--size` byte body. Results are delivered from microtasks, as the runtime does. What the
- * runtime and the kernel cost (submissions, completions, copies) is not here: this is the JS
- * work a change to the server loop, the chain or the client moves, measured as CPU time (best of
- * 5 rounds), steadier than a wrk run on a shared machine; run it under callgrind for instruction
- * counts (differences of two request counts).
+ * `--size` byte body. Results are delivered through the runtime's own delivery queue
+ * (deliverRecv/deliverWritten: one microtask per batch, no promise or closure per result), as
+ * the runtime's streams deliver them. What the runtime and the kernel cost (submissions,
+ * completions, copies) is not here: this is the JS work a change to the server loop, the chain
+ * or the client moves, measured as CPU time (best of 5 rounds), steadier than a wrk run on a
+ * shared machine; run it under callgrind for instruction counts (differences of two request
+ * counts).
  *
  * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
  * [--log] [--promises] (`--log`: the access log on, written to nowhere; `--promises`: count the
@@ -19,7 +21,13 @@ import { createHook } from 'node:async_hooks';
 import { parseArgs } from 'node:util';
 import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
-import { plainFacts, type RecvTarget, type WriteTarget } from '@loch/uring-runtime';
+import {
+  deliverRecv,
+  deliverWritten,
+  plainFacts,
+  type RecvTarget,
+  type WriteTarget,
+} from '@loch/uring-runtime';
 import { parseConfig } from '../src/config/load.js';
 import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
 import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
@@ -83,7 +91,7 @@ abstract class MemoryStream implements HttpStream {
       return;
     }
     this.#waiting = null;
-    queueMicrotask(() => target.onRecv(bytes === null ? null : chunkOf(bytes), undefined));
+    deliverRecv(target, bytes === null ? null : chunkOf(bytes), undefined);
   }
 
   recvTo(target: RecvTarget): void {
@@ -93,16 +101,15 @@ abstract class MemoryStream implements HttpStream {
       return;
     }
     this.#ready = null;
-    queueMicrotask(() => target.onRecv(chunkOf(ready), undefined));
+    deliverRecv(target, chunkOf(ready), undefined);
   }
 
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
     if (data instanceof Uint8Array) this.written += data.byteLength;
     else for (const b of data) this.written += b.byteLength;
-    queueMicrotask(() => {
-      target.onWritten(undefined);
-      this.wrote();
-    });
+    deliverWritten(target, undefined);
+    // The peer's turn: its bytes are delivered after the write's result (the queue keeps order).
+    this.wrote();
   }
 
   /** A write completed: the peer's turn. */
