@@ -61,6 +61,10 @@ environment:
   LOCH_DEBUG_GC=1                 a full GC in each worker before SIGUSR2's stats
   LOCH_DEBUG_HEAPSNAPSHOT=<dir>   a heap snapshot per worker on each SIGUSR2
   LOCH_DEBUG_CRASH_WORKER=<i>     see SIGURG
+  LOCH_DEBUG_FAULT=<fault>        what SIGURG does to it: throw (default), exit, or
+                                  drop-completions (wedged; the watchdog replaces it)
+  LOCH_WORKER_WATCHDOG_MS=<ms>    a worker without a heartbeat this long is wedged and
+                                  replaced (default 30000; 0: no watchdog)
 `;
 
 function version(): string {

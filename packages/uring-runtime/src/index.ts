@@ -58,6 +58,7 @@ export { type RingTlsEvents, type RingTlsPort, ringTlsPort } from './uring/tls-p
 export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';
 export {
   DEFAULT_RESTART_POLICY,
+  DEFAULT_WATCHDOG,
   type RestartPolicy,
   type StartOptions,
   type StopResult,
@@ -70,4 +71,5 @@ export {
   type WorkerReply,
   type WorkerRestart,
   type WorkerStatus,
+  type WorkerWatchdog,
 } from './workers/start.js';

@@ -249,6 +249,54 @@ describe('worker supervision', () => {
     expect(crashes[0]!.error.message).toBe('fault injected: worker 1 throws');
   });
 
+  for (const driver of ['legacy', 'uring'] as const) {
+    it(`the watchdog replaces a wedged worker (drop-completions, ${driver} driver) and leaves an idle one alone`, async (test) => {
+      const available = await createRuntime({ driver, log: () => undefined }).then(
+        (runtime) => runtime.close().then(() => true),
+        () => false,
+      );
+      if (!available) test.skip(`the ${driver} driver is unavailable here`);
+      const port = await startPool({
+        workers: 2,
+        driver,
+        faultInjection: true,
+        restart: { minBackoffMs: 1 },
+        watchdog: { intervalMs: 100, timeoutMs: 1000 },
+      });
+      const p = pool!;
+      const crashes = collect<WorkerCrash>(p, 'crash');
+      // Idle workers beat on: three timeouts' worth of quiet is no crash.
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(crashes).toEqual([]);
+      const restarted = once(p, 'restart') as Promise<[WorkerRestart]>;
+      p.injectFault(1, 'drop-completions');
+      // A bound for liveness (without the watchdog it never comes), not a latency target.
+      const outcome = await Promise.race([
+        restarted.then(([r]) => r),
+        new Promise<'not replaced'>((r) => setTimeout(() => r('not replaced'), 15_000)),
+      ]);
+      expect(outcome).toMatchObject({ worker: 1, attempt: 1 });
+      expect(crashes).toHaveLength(1);
+      expect(crashes[0]!.worker).toBe(1);
+      expect(crashes[0]!.error.message).toMatch(
+        /^worker 1 is wedged: no heartbeat for \d+ ms \(watchdog 1000 ms\)$/,
+      );
+      // Both serve again: the replacement (1:1) and worker 0, untouched.
+      const served = new Set<string>();
+      for (let i = 0; i < 400 && !(served.has('1:1') && served.has('0:0')); i++)
+        served.add(await whoServes(port));
+      expect(served).toEqual(new Set(['0:0', '1:1']));
+    }, 30_000);
+  }
+
+  it('refuses a bad watchdog', async () => {
+    await expect(
+      start({ workers: 1, watchdog: { intervalMs: 100, timeoutMs: 150 } }, fixture),
+    ).rejects.toMatchObject({
+      code: 'ERR_LOCH_INVALID_WATCHDOG',
+    });
+  });
+
   it('refuses a bad restart policy', async () => {
     await expect(start({ workers: 1, restart: { minBackoffMs: -1 } }, fixture)).rejects.toMatchObject({
       code: 'ERR_LOCH_INVALID_RESTART',

@@ -21,6 +21,7 @@ import {
   start,
   type WorkerCrash,
   type WorkerCrashLoop,
+  type WorkerFault,
   type WorkerPool,
   type WorkerReply,
   type WorkerRestart,
@@ -76,6 +77,34 @@ export function debugCrashWorker(
   if (!Number.isInteger(index) || index < 0 || index >= workers)
     return { error: `LOCH_DEBUG_CRASH_WORKER=${value} is not a worker index (0..${workers - 1})` };
   return index;
+}
+
+/**
+ * Which fault SIGURG injects into LOCH_DEBUG_CRASH_WORKER's worker: `LOCH_DEBUG_FAULT=throw`
+ * (the default: an uncaught error), `exit` (the thread exits with code 70) or
+ * `drop-completions` (wedged: its io_uring ring drops every completion, or its legacy thread
+ * blocks; the watchdog finds it). Returns the fault, or an error message when unknown.
+ */
+export function debugFault(value: string | undefined): WorkerFault | { error: string } {
+  if (value === undefined || value === '') return 'throw';
+  if (value === 'throw' || value === 'exit' || value === 'drop-completions') return value;
+  return { error: `LOCH_DEBUG_FAULT=${value} is not a fault (throw, exit, drop-completions)` };
+}
+
+/**
+ * The workers' watchdog from LOCH_WORKER_WATCHDOG_MS: unset, the runtime's default (a worker
+ * without a heartbeat for 30 s is wedged and replaced); `0`, none; N, wedged after N ms
+ * (heartbeats every N/4 ms, at most every second). Returns an error message when invalid.
+ */
+export function workerWatchdog(
+  value: string | undefined,
+): { intervalMs: number; timeoutMs: number } | false | undefined | { error: string } {
+  if (value === undefined || value === '') return undefined;
+  const ms = Number(value);
+  if (ms === 0) return false;
+  if (!Number.isInteger(ms) || ms < 100)
+    return { error: `LOCH_WORKER_WATCHDOG_MS=${value} is not 0 or a whole number of ms >= 100` };
+  return { intervalMs: Math.min(1000, Math.floor(ms / 4)), timeoutMs: ms };
 }
 
 /** What changed in `[runtime]` between two configs (those need a restart). */
@@ -163,6 +192,8 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url);
   const debug = debugAidsFromEnv();
   const crashTarget = debugCrashWorker(process.env.LOCH_DEBUG_CRASH_WORKER, config.runtime.workers);
+  const fault = debugFault(process.env.LOCH_DEBUG_FAULT);
+  const watchdog = workerWatchdog(process.env.LOCH_WORKER_WATCHDOG_MS);
   // Metrics buffers and the admin listener (served here, by the main thread: admin/).
   const admin = new AdminPlane(config, config.runtime.workers, log);
   let pool: WorkerPool;
@@ -178,6 +209,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
         data: { config, debug, metrics: admin.workerShare(), health } satisfies WorkerData,
         restart: WORKER_RESTART,
         faultInjection: typeof crashTarget === 'number',
+        watchdog: typeof watchdog === 'object' && 'error' in watchdog ? undefined : watchdog,
       },
       workerUrl,
     );
@@ -448,8 +480,9 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   const onUrg = () => {
     if (typeof crashTarget !== 'number') return;
     try {
-      pool.injectFault(crashTarget, 'throw');
-      log.warn(`SIGURG: crashing worker ${crashTarget} on purpose (LOCH_DEBUG_CRASH_WORKER)`);
+      const kind = typeof fault === 'string' ? fault : 'throw';
+      pool.injectFault(crashTarget, kind);
+      log.warn(`SIGURG: crashing worker ${crashTarget} on purpose (LOCH_DEBUG_CRASH_WORKER, fault ${kind})`);
     } catch (error) {
       log.warn(`SIGURG: cannot crash worker ${crashTarget}: ${(error as Error).message}`);
     }
@@ -457,6 +490,9 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   };
   if (typeof crashTarget === 'number') process.on('SIGURG', onUrg);
   else if (crashTarget !== undefined) log.warn(`${crashTarget.error}: ignored`);
+  if (typeof fault !== 'string') log.warn(`${fault.error}: throw instead`);
+  if (typeof watchdog === 'object' && 'error' in watchdog)
+    log.warn(`${watchdog.error}: the default watchdog instead`);
 
   async function shutdown(signal: string, code: number): Promise<void> {
     if (stopping) return;

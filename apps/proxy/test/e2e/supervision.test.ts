@@ -3,7 +3,9 @@
  * LOCH_DEBUG_CRASH_WORKER debugging aid: SIGURG throws an uncaught error in that worker) is
  * replaced while the other keeps answering, and the replacement serves the config as last
  * reloaded; a worker that keeps crashing is given up (a crash loop) while loch goes on serving on
- * the healthy one; with every worker in a crash loop loch exits 1. Fresh connections per request
+ * the healthy one; with every worker in a crash loop loch exits 1. A wedged worker
+ * (LOCH_DEBUG_FAULT=drop-completions: its ring drops every completion, or its legacy thread
+ * blocks) is found by the watchdog (no heartbeat) and replaced the same way. Fresh connections per request
  * let the kernel spread them over both workers. Bounds are generous; nothing is timed.
  */
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { get, type IncomingMessage } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { debugCrashWorker } from '../../src/proxy/run.js';
+import { debugCrashWorker, debugFault, workerWatchdog } from '../../src/proxy/run.js';
 import {
   availableDrivers,
   curl,
@@ -164,6 +166,23 @@ describe('LOCH_DEBUG_CRASH_WORKER', () => {
   });
 });
 
+describe('LOCH_DEBUG_FAULT and LOCH_WORKER_WATCHDOG_MS', () => {
+  it('name a fault and a watchdog timeout, or nothing; anything else is refused by name', () => {
+    expect(debugFault(undefined)).toBe('throw');
+    expect(debugFault('drop-completions')).toBe('drop-completions');
+    expect(debugFault('hang')).toEqual({
+      error: 'LOCH_DEBUG_FAULT=hang is not a fault (throw, exit, drop-completions)',
+    });
+    expect(workerWatchdog(undefined)).toBeUndefined();
+    expect(workerWatchdog('0')).toBe(false);
+    expect(workerWatchdog('2000')).toEqual({ intervalMs: 500, timeoutMs: 2000 });
+    expect(workerWatchdog('60000')).toEqual({ intervalMs: 1000, timeoutMs: 60000 });
+    expect(workerWatchdog('50')).toMatchObject({
+      error: expect.stringContaining('LOCH_WORKER_WATCHDOG_MS=50'),
+    });
+  });
+});
+
 describe.each(drivers)('worker supervision (driver %s)', (driver) => {
   let nginx: Nginx;
   let dir: string;
@@ -297,6 +316,46 @@ upstreams = [{ endpoint = "http://127.0.0.1:${B}" }]
       expect(await crashOnce(loch, 0)).toBe('restarted');
       expect((await curl(['--unix-socket', path, 'http://loch/u2'])).out).toMatch(/^B \/u2 /);
       expect(await fetchOnce(port, '/t')).toMatch(/^A \/t /);
+    } catch (error) {
+      await loch.stop();
+      throw new Error(`${(error as Error).message}\nloch's stderr:\n${loch.stderr()}`, { cause: error });
+    }
+    expect(await loch.stop()).toBe(0);
+  }, 120_000);
+
+  it('replaces a wedged worker (its ring drops every completion, or its legacy thread blocks) that only the watchdog finds; the other keeps answering', async () => {
+    const port = await freePort();
+    const loch = await startLoch(dir, config(port, A), {
+      LOCH_DRIVER: driver,
+      LOCH_DEBUG_CRASH_WORKER: '1',
+      LOCH_DEBUG_FAULT: 'drop-completions',
+      LOCH_WORKER_WATCHDOG_MS: '2000',
+    });
+    try {
+      const load = steadyLoad(port, 4);
+      await answersMore(load, 20);
+      const from = loch.stderr().length;
+      // (Without the watchdog nothing ever replaces it: crashOnce gives up after 60 s.)
+      expect(await crashOnce(loch, 1)).toBe('restarted');
+      const log = loch.stderr().slice(from);
+      expect(log).toMatch(
+        /SIGURG: crashing worker 1 on purpose \(LOCH_DEBUG_CRASH_WORKER, fault drop-completions\)/,
+      );
+      expect(log).toMatch(
+        /worker 1 crashed: Error: worker 1 is wedged: no heartbeat for \d+ ms \(watchdog 2000 ms\)/,
+      );
+      await answersMore(load, 40);
+      const result = await load.stop();
+      // Only exchanges that reached the wedged worker fail: per client, the one in flight and
+      // one connection queued on its listening socket.
+      expect(result.failed).toBeLessThanOrEqual(2 * load.loops);
+      expect(result.bodies.every((b) => b.startsWith('A /load '))).toBe(true);
+      // The replacement serves: kept-alive clients spread over both workers again.
+      const kept = await Promise.all(Array.from({ length: 16 }, () => keptAlive(port)));
+      expect(kept.map((k) => k.first)).toEqual(kept.map(() => expect.stringMatching(/^A \/kept /)));
+      const both = await stats(loch, 2);
+      expect(both).toMatch(/stats \{"worker":1,"generation":0,"connections":[1-9]/);
+      for (const k of kept) k.socket.destroy();
     } catch (error) {
       await loch.stop();
       throw new Error(`${(error as Error).message}\nloch's stderr:\n${loch.stderr()}`, { cause: error });

@@ -90,6 +90,16 @@ interface ThreadRing {
 }
 let threadRing: ThreadRing | undefined;
 
+/**
+ * @internal Fault injection (workers' 'drop-completions'): this thread's ring drops every
+ * completion from now on. False when the thread has no ring.
+ */
+export function dropThreadCompletions(): boolean {
+  if (threadRing === undefined || threadRing.ring.isDestroyed) return false;
+  threadRing.ring.dropCompletions();
+  return true;
+}
+
 function acquireRing(options: UringDriverOptions): ThreadRing {
   if (threadRing !== undefined && !threadRing.ring.isDestroyed) {
     threadRing.users++;

@@ -142,6 +142,11 @@ export class Ring {
    * waited (packages/tls/test/receive-budget.test.ts).
    */
   private readonly plainReserve: number;
+  /**
+   * Fault injection (dropCompletions): every completion from now on is dropped unseen, so the
+   * thread's I/O and ring timers stop while its JavaScript runs on (a wedged worker).
+   */
+  private dropping = false;
   /** Records queued for the next flush. */
   private count = 0;
   private readonly capacity: number;
@@ -273,6 +278,14 @@ export class Ring {
     if (withheld.length === 0) return;
     const room = Math.floor((budget.share - budget.held) / this.bufferSize) - this.buffersIn;
     for (let i = 0; i < room && withheld.length > 0; i++) this.queueProvide(withheld.pop()!);
+  }
+
+  /**
+   * Drops every completion from now on (a fault for tests of supervision, never undone): what
+   * a ring whose completions stop coming looks like to the thread's streams and timers.
+   */
+  dropCompletions(): void {
+    this.dropping = true;
   }
 
   /** True when the ring can carry TLS sessions (in-ring TLS). */
@@ -564,6 +577,7 @@ export class Ring {
    * completion: the batch carries on and the first exception is rethrown at the end.
    */
   private dispatch(n: number): void {
+    if (this.dropping) return;
     this.dispatching = true;
     let failed = false;
     let failure: unknown;

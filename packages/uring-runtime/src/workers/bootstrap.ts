@@ -8,8 +8,10 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadPlatform } from '@loch/native';
 import { errnoName } from '../errors.js';
 import { currentRuntime, setThreadRuntimeDefaults } from '../runtime.js';
+import { dropThreadCompletions } from '../uring/driver.js';
 import { type CommandHandler, setWorkerContext, type WorkerContext } from './context.js';
 import { type FromWorker, type ToWorker, toWire, type WorkerBoot } from './protocol.js';
+import type { WorkerFault } from './start.js';
 
 const port = parentPort!;
 const boot = workerData as WorkerBoot;
@@ -46,11 +48,17 @@ function pin(cpu: number | undefined): string | undefined {
 
 /**
  * Fault injection for tests of supervision (StartOptions.faultInjection, off by default): an
- * uncaught error thrown from the event loop, as a bug in a callback would, or an exit with
- * EX_SOFTWARE (70).
+ * uncaught error thrown from the event loop, as a bug in a callback would, an exit with
+ * EX_SOFTWARE (70), or a wedged worker (`drop-completions`: its ring drops every completion;
+ * the legacy driver has no completion queue, so its thread blocks, as a call that never
+ * returns would), which only the watchdog's missing heartbeat reveals.
  */
-function injectFault(fault: 'throw' | 'exit'): void {
+function injectFault(fault: WorkerFault): void {
   if (fault === 'exit') process.exit(70);
+  if (fault === 'drop-completions') {
+    if (!dropThreadCompletions()) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+    return;
+  }
   setImmediate(() => {
     throw new Error(`fault injected: worker ${boot.index} throws`);
   });
@@ -127,6 +135,24 @@ async function run(): Promise<void> {
   mainDone = Promise.resolve((main as (context: WorkerContext) => unknown)(context));
   await mainDone;
   post({ t: 'ready', tid, driver: runtime.driver.name, driverReason: runtime.selection.reason, affinity });
+  if (boot.heartbeatMs > 0) {
+    // The watchdog's heartbeat: a timer of the driver (a ring timeout on io_uring) completed, so
+    // this thread's completions flow and its loop turns; one in flight at a time.
+    let beating = false;
+    const beat = setInterval(() => {
+      if (beating) return;
+      beating = true;
+      runtime.driver.sleep(0).then(
+        () => {
+          beating = false;
+          post({ t: 'beat' });
+        },
+        () => undefined,
+      );
+    }, boot.heartbeatMs);
+    beat.unref();
+    stopController.signal.addEventListener('abort', () => clearInterval(beat), { once: true });
+  }
 }
 
 run().catch((error: unknown) => {

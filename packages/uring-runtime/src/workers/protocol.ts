@@ -4,6 +4,7 @@
  */
 import type { BufferBudgetOptions } from '../internal/buffer-budget.js';
 import type { DriverChoice } from '../runtime.js';
+import type { WorkerFault } from './start.js';
 
 /** workerData of every Loch worker. */
 export interface WorkerBoot {
@@ -15,6 +16,8 @@ export interface WorkerBoot {
   readonly restarts: number;
   /** Whether the pool honours `fault` messages (StartOptions.faultInjection). */
   readonly faults: boolean;
+  /** Milliseconds between heartbeats (StartOptions.watchdog); 0: none. */
+  readonly heartbeatMs: number;
   readonly driver: DriverChoice | undefined;
   readonly uring: Readonly<Record<string, unknown>> | undefined;
   readonly buffers: BufferBudgetOptions | undefined;
@@ -26,7 +29,7 @@ export interface WorkerBoot {
 export type ToWorker =
   | { readonly t: 'cmd'; readonly id: number; readonly msg: unknown }
   | { readonly t: 'stop' }
-  | { readonly t: 'fault'; readonly fault: 'throw' | 'exit' };
+  | { readonly t: 'fault'; readonly fault: WorkerFault };
 
 /** Serialisable failure. */
 export interface WireError {
@@ -48,7 +51,9 @@ export type FromWorker =
   | { readonly t: 'reply'; readonly id: number; readonly ok: true; readonly value: unknown }
   | { readonly t: 'reply'; readonly id: number; readonly ok: false; readonly error: WireError }
   | { readonly t: 'stopped' }
-  | { readonly t: 'fatal'; readonly error: WireError };
+  | { readonly t: 'fatal'; readonly error: WireError }
+  /** The worker's driver completed a timer: its completions flow (the watchdog's heartbeat). */
+  | { readonly t: 'beat' };
 
 /** Converts anything thrown into a WireError. */
 export function toWire(error: unknown): WireError {

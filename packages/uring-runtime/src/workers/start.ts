@@ -79,6 +79,15 @@ export interface StartOptions {
    */
   readonly faultInjection?: boolean | undefined;
   /**
+   * The watchdog (default: on, DEFAULT_WATCHDOG): every worker completes a driver timer each
+   * `intervalMs` and reports it; a worker that reported none for `timeoutMs` is wedged (a
+   * synchronous loop that never ends, a ring whose completions stopped coming) and is
+   * terminated and handled as a crash (replaced under `restart`). A worker that still answers
+   * messages but whose I/O stopped is caught too: the heartbeat is a completion of its driver,
+   * not a message. `false`: none.
+   */
+  readonly watchdog?: WorkerWatchdog | false | undefined;
+  /**
    * V8 heap limits of every worker's isolate (node:worker_threads' `resourceLimits`), e.g.
    * `maxYoungGenerationSizeMb`: the young generation's semi-spaces are a third of it each. V8
    * grows them (default up to 16 MiB each) while many objects survive scavenges, as when
@@ -147,8 +156,53 @@ export interface WorkerCrashLoop {
  */
 export type WorkerStatus = 'running' | 'restarting' | 'crash-loop' | 'exited' | 'stopped';
 
-/** A fault WorkerPool.injectFault can make a worker suffer. */
-export type WorkerFault = 'throw' | 'exit';
+/**
+ * A fault WorkerPool.injectFault can make a worker suffer: `throw` (an uncaught error), `exit`
+ * (its thread exits with code 70), `drop-completions` (wedged: on io_uring its ring drops every
+ * completion from then on, so its I/O and timers stop while its JavaScript runs on; on the
+ * legacy driver, which has no completion queue, its thread blocks). Only the watchdog finds the
+ * last one.
+ */
+export type WorkerFault = 'throw' | 'exit' | 'drop-completions';
+
+/** The watchdog's timing (StartOptions.watchdog), in milliseconds. */
+export interface WorkerWatchdog {
+  /** Between heartbeats, and between the supervisor's checks. Default 1000. */
+  readonly intervalMs?: number | undefined;
+  /** Without a heartbeat this long, a worker is wedged. Default 30000; at least 2 intervals. */
+  readonly timeoutMs?: number | undefined;
+}
+
+/** A watchdog's effective timing. */
+interface WatchdogTiming {
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * The default watchdog: a heartbeat a second, a worker wedged after 30 s without one (Envoy's
+ * watchdog kills after a configured kill_timeout; a worker that completed nothing for 30 s
+ * has long failed its clients, while a loaded machine's GC pauses stay far below it).
+ */
+export const DEFAULT_WATCHDOG = { intervalMs: 1000, timeoutMs: 30_000 } as const;
+
+/** The effective watchdog of start()'s option; throws ERR_LOCH_INVALID_WATCHDOG. */
+function watchdogTiming(option: StartOptions['watchdog']): WatchdogTiming | false {
+  if (option === false) return false;
+  const intervalMs = option?.intervalMs ?? DEFAULT_WATCHDOG.intervalMs;
+  const timeoutMs = option?.timeoutMs ?? DEFAULT_WATCHDOG.timeoutMs;
+  if (
+    !Number.isInteger(intervalMs) ||
+    intervalMs < 10 ||
+    !Number.isInteger(timeoutMs) ||
+    timeoutMs < 2 * intervalMs
+  ) {
+    throw new RuntimeError('ERR_LOCH_INVALID_WATCHDOG', 'start', {
+      detail: `watchdog needs integer intervalMs >= 10 and timeoutMs >= 2 * intervalMs, got ${intervalMs} / ${timeoutMs}`,
+    });
+  }
+  return { intervalMs, timeoutMs };
+}
 
 /** Outcome of stop(). */
 export interface StopResult {
@@ -183,6 +237,8 @@ interface Slot {
   cause: Error | undefined;
   /** The back-off before the replacement. */
   timer: NodeJS.Timeout | undefined;
+  /** When (Date.now) the current thread last reported a heartbeat, or came up. */
+  lastBeat: number;
 }
 
 function fromWire(error: WireError, syscall: string): RuntimeError {
@@ -247,6 +303,7 @@ export class WorkerPool extends EventEmitter {
   readonly #cpus: readonly (number | undefined)[];
   readonly #policy: EffectivePolicy | false;
   readonly #faults: boolean;
+  #watchdog: NodeJS.Timeout | undefined;
   readonly #infos: WorkerInfo[] = [];
   #data: unknown;
   #starting = true;
@@ -267,6 +324,7 @@ export class WorkerPool extends EventEmitter {
       readonly data: unknown;
       readonly policy: EffectivePolicy | false;
       readonly faults: boolean;
+      readonly watchdog?: WatchdogTiming | false;
     },
   ) {
     super();
@@ -275,6 +333,11 @@ export class WorkerPool extends EventEmitter {
     this.#data = options.data;
     this.#policy = options.policy;
     this.#faults = options.faults;
+    const watchdog = options.watchdog ?? false;
+    if (watchdog !== false) {
+      this.#watchdog = setInterval(() => this.#checkHeartbeats(watchdog.timeoutMs), watchdog.intervalMs);
+      this.#watchdog.unref();
+    }
     this.workers = this.#infos;
     this.crashed = new Promise<WorkerCrash>((resolve) => {
       this.#crashed = resolve;
@@ -304,6 +367,7 @@ export class WorkerPool extends EventEmitter {
         crashes: [],
         cause: undefined,
         timer: undefined,
+        lastBeat: Date.now(),
       };
       this.#slots.push(slot);
       this.#run(slot);
@@ -364,7 +428,12 @@ export class WorkerPool extends EventEmitter {
 
   #onMessage(slot: Slot, message: FromWorker): void {
     const index = slot.index;
+    if (message.t === 'beat') {
+      slot.lastBeat = Date.now();
+      return;
+    }
     if (message.t === 'ready') {
+      slot.lastBeat = Date.now();
       const cpu = this.#cpus[index];
       const info: WorkerInfo = {
         index,
@@ -560,8 +629,30 @@ export class WorkerPool extends EventEmitter {
   }
 
   /**
-   * Makes worker `index` crash on purpose, for tests of supervision: `'throw'` throws an
-   * uncaught error from its event loop, `'exit'` exits its thread with code 70. Needs
+   * The watchdog's check: a running worker that came up and reported no heartbeat for
+   * `timeoutMs` is terminated as wedged (fail()), once.
+   */
+  #checkHeartbeats(timeoutMs: number): void {
+    if (this.#stopping !== undefined) return;
+    const now = Date.now();
+    for (const slot of this.#slots) {
+      if (slot.thread === undefined || !slot.ready || slot.cause !== undefined) continue;
+      const silent = now - slot.lastBeat;
+      if (silent > timeoutMs) {
+        this.fail(
+          slot.index,
+          new Error(
+            `worker ${slot.index} is wedged: no heartbeat for ${silent} ms (watchdog ${timeoutMs} ms)`,
+          ),
+        );
+      }
+    }
+  }
+
+  /**
+   * Makes worker `index` fail on purpose, for tests of supervision (WorkerFault): `'throw'`
+   * throws an uncaught error from its event loop, `'exit'` exits its thread with code 70,
+   * `'drop-completions'` wedges it (found by the watchdog). Needs
    * `faultInjection: true` at start(), else throws ERR_LOCH_FAULT_INJECTION_OFF; throws
    * ERR_LOCH_WORKER_RESTARTING / ERR_LOCH_WORKER_GONE when the worker is not running.
    */
@@ -589,6 +680,7 @@ export class WorkerPool extends EventEmitter {
   }
 
   async #stop(deadline: number): Promise<StopResult> {
+    clearInterval(this.#watchdog);
     const graceful: number[] = [];
     const forced: number[] = [];
     await Promise.all(
@@ -673,6 +765,7 @@ export async function start(options: StartOptions, main: string | URL): Promise<
   const cpus: (number | undefined)[] = [];
   for (let index = 0; index < count; index++) cpus.push(cpuFor(index, options.cpuAffinity));
   const faults = options.faultInjection === true;
+  const watchdog = watchdogTiming(options.watchdog);
   const spawn: SpawnWorker = (index, data, restarts) => {
     const workerData: WorkerBoot = {
       loch: 1,
@@ -681,6 +774,7 @@ export async function start(options: StartOptions, main: string | URL): Promise<
       workers: count,
       restarts,
       faults,
+      heartbeatMs: watchdog === false ? 0 : watchdog.intervalMs,
       driver: options.driver,
       uring: options.uring,
       buffers: options.buffers,
@@ -692,7 +786,7 @@ export async function start(options: StartOptions, main: string | URL): Promise<
       ? new Worker(entry.code, { eval: true, workerData, execArgv, resourceLimits })
       : new Worker(entry.url, { workerData, execArgv, resourceLimits });
   };
-  const pool = new WorkerPool(count, spawn, { cpus, data: options.data, policy, faults });
+  const pool = new WorkerPool(count, spawn, { cpus, data: options.data, policy, faults, watchdog });
   try {
     await pool.started;
   } catch (error) {
