@@ -6,15 +6,53 @@
  * route and reach A, which resolves it to /admin/x: the /admin/ route's rule bypassed. Loch
  * must route it to B as `/admin/x`, refuse what HTTP/1.1 refuses (a path above the root, an
  * encoded slash or NUL, a malformed escape) with the same 400, and forward the same bytes.
- * node:http2 sends `:path` as given (curl and browsers would normalize it first).
+ * node:http2 sends `:path` as given (curl and browsers would normalize it first). Descriptors
+ * and RSS are read from /proc before and after 40 sessions (and 180 HTTP/1.1 connections)
+ * sending every such path.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import * as http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
-import { availableDrivers, freePort, type Loch, startLoch, tempDir } from './harness.js';
+import { availableDrivers, freePort, type Loch, rawExchange, startLoch, tempDir } from './harness.js';
 
 const drivers = availableDrivers();
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Math.round(Number(m![1]) / 102.4) / 10;
+}
+
+/** A new h2c or h2 (TLS, ALPN) session to loch. */
+async function connect(
+  protocol: 'h2c' | 'h2',
+  plainPort: number,
+  tlsPort: number,
+): Promise<http2.ClientHttp2Session> {
+  const session =
+    protocol === 'h2c'
+      ? http2.connect(`http://127.0.0.1:${plainPort}`)
+      : http2.connect(`https://127.0.0.1:${tlsPort}`, { rejectUnauthorized: false, servername: 'localhost' });
+  await new Promise<void>((resolve, reject) => {
+    session.once('connect', () => resolve());
+    session.once('error', reject);
+  });
+  return session;
+}
+
+/** Every path the tests below send: rewritten, routed elsewhere, refused. */
+const ABUSIVE = [
+  '/api/%2e%2e/admin/x',
+  '/api/.%2e/admin/x',
+  '/api/./%2e/y/../z',
+  '/api/%7euser/caf%c3%a9/%41%2d%5F/%3a?q=%2e%2e/%7e',
+  '/%2e%2e/admin/x',
+  '/api/../../admin/x',
+  '/api/..%2F..%2Fadmin',
+  '/api/a%00',
+  '/api/a%zz',
+];
 
 /** A node:http upstream answering `<name> <url>`. */
 function namedUpstream(name: string): Promise<{ server: Server; port: number }> {
@@ -96,17 +134,7 @@ ${routes('secure')}`,
     let session: http2.ClientHttp2Session;
 
     beforeAll(async () => {
-      session =
-        protocol === 'h2c'
-          ? http2.connect(`http://127.0.0.1:${plainPort}`)
-          : http2.connect(`https://127.0.0.1:${tlsPort}`, {
-              rejectUnauthorized: false,
-              servername: 'localhost',
-            });
-      await new Promise<void>((resolve, reject) => {
-        session.once('connect', () => resolve());
-        session.once('error', reject);
-      });
+      session = await connect(protocol, plainPort, tlsPort);
       if (protocol === 'h2') expect((session.socket as import('node:tls').TLSSocket).alpnProtocol).toBe('h2');
     });
 
@@ -147,4 +175,40 @@ ${routes('secure')}`,
       }
     });
   });
+
+  it('40 sessions and 180 HTTP/1.1 connections sending every such path, then closed, leave no descriptor behind and RSS bounded', async () => {
+    const pid = loch.child.pid!;
+    const round = async (protocol: 'h2c' | 'h2' | 'http/1.1') => {
+      if (protocol === 'http/1.1') {
+        // The same paths as HTTP/1.1 request targets, a connection each.
+        for (const path of ABUSIVE) {
+          const answer = await rawExchange(
+            plainPort,
+            `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+          );
+          expect(answer).toMatch(/^HTTP\/1\.1 (200|400) /);
+        }
+        return;
+      }
+      const session = await connect(protocol, plainPort, tlsPort);
+      for (const path of ABUSIVE) expect((await get(session, path)).status).toBeGreaterThanOrEqual(200);
+      await new Promise<void>((resolve) => session.close(() => resolve()));
+    };
+    // Warm: upstream connections pooled, TLS session caches filled.
+    await round('h2c');
+    await round('h2');
+    await round('http/1.1');
+    await new Promise((r) => setTimeout(r, 300));
+    const fdsBefore = loch.fdCount();
+    const rssBefore = rssMiB(pid);
+    for (let i = 0; i < 20; i++) await Promise.all([round('h2c'), round('h2'), round('http/1.1')]);
+    const settle = performance.now();
+    while (loch.fdCount() > fdsBefore && performance.now() - settle < 10_000)
+      await new Promise((r) => setTimeout(r, 100));
+    const fdsAfter = loch.fdCount();
+    const rssAfter = rssMiB(pid);
+    console.log(`[${driver}] h2 paths: fds ${fdsBefore} -> ${fdsAfter}, RSS ${rssBefore} -> ${rssAfter} MiB`);
+    expect(fdsAfter).toBeLessThanOrEqual(fdsBefore);
+    expect(rssAfter - rssBefore).toBeLessThan(64);
+  }, 60_000);
 });
