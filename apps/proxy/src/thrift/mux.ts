@@ -14,6 +14,11 @@
  * together in the next writev. Call and idle timeouts are deadline numbers on the worker's sweep
  * (deadlines.ts), not timers. Replies stay in the connection's reader memory; once every reply
  * handed out was given back through its lease (upstream.ts's ReplyLease), the reader reuses it.
+ * Unlike an exclusive connection (upstream.ts), a reply received before its call's writev
+ * completed is not refused as predating the call: a writev carries several calls, and after a
+ * short send the upstream may rightly answer the first ones before the rest is sent (the
+ * runtime reports no per-call progress), so an upstream that forges a reply for an id in
+ * flight cannot be told from one answering it. Multiplexing is for upstreams trusted that far.
  * Not for exclusive (one call at a time) connections: upstream.ts.
  */
 import {
