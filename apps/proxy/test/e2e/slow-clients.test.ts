@@ -1,6 +1,6 @@
 /**
  * Slow clients against `loch run` (one worker), on every available driver (issue 16):
- * - slowloris: 2,000 connections each sending one byte of a request head per second are cut by
+ * - slowloris: 10,000 connections each sending one byte of a request head per second are cut by
  *   `server_read_header` (408, counted from each head's first byte), loch's RSS stays bounded,
  *   descriptors come back, and a normal client on the same worker is answered throughout;
  * - slow readers: clients that stop reading a 32 MiB response are cut by `server_write`, and
@@ -9,7 +9,9 @@
  *   `server_read_body`, and each upstream exchange they started is aborted (never left waiting
  *   for the rest), descriptors come back, a normal client is answered meanwhile.
  * The numbers are printed (RSS before/during/after, answers); assertions are liveness and
- * generous bounds, never latencies. bench/slowloris runs the same with 10,000 connections.
+ * generous bounds, never latencies. bench/slowloris runs the same beside nginx and haproxy. The
+ * 10,000 client sockets live in this process and loch's in its own, each under the machine's
+ * 20,000-descriptor limit; loch's worker may keep 12,000 (max_connections_per_worker).
  */
 import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -25,7 +27,7 @@ import {
 } from './harness.js';
 
 const drivers = availableDrivers();
-const SLOW = 2_000;
+const SLOW = 10_000;
 const LARGE = 32 * 1024 * 1024;
 const READERS = 16;
 const STALLED = 200;
@@ -82,6 +84,7 @@ describe.each(drivers)('slow clients through loch (driver %s)', (driver) => {
       `
 [runtime]
 workers = 1
+max_connections_per_worker = 12000
 
 [log]
 access = false
@@ -128,7 +131,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
       });
       s.on('error', () => {});
       s.on('close', () => closed++);
-      if (i % 200 === 199) await sleep(20);
+      if (i % 500 === 499) await sleep(20);
     }
     const tick = () => {
       for (let i = 0; i < sockets.length; i++) {
@@ -141,9 +144,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     // a normal client, on the same worker, while the slow ones trickle
     let rssDuring = 0;
     const normal: string[] = [];
+    const latencies: number[] = [];
     const started = performance.now();
     while (closed < SLOW && performance.now() - started < 30_000) {
-      normal.push(await rawExchange(port, 'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      const t0 = performance.now();
+      // The 10 s bound is liveness, not a latency target.
+      normal.push(
+        await rawExchange(port, 'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 10_000),
+      );
+      latencies.push(Math.round(performance.now() - t0));
       rssDuring = Math.max(rssDuring, rssMiB(pid));
       await sleep(250);
     }
@@ -156,14 +165,16 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     console.log(
       `[${driver}] slowloris ${SLOW}: RSS before ${rssBefore} MiB, peak during ${rssDuring} MiB, after ${rssAfter} MiB; ` +
         `${cut408} answered 408, ${closed} closed by loch; ${normal.length} normal requests, all 200: ` +
-        `${normal.every((a) => a.startsWith('HTTP/1.1 200 '))}; fds ${fdsBefore} -> ${fdsAfter}`,
+        `${normal.every((a) => a.startsWith('HTTP/1.1 200 '))} (ms ${latencies.join(' ')}); fds ${fdsBefore} -> ${fdsAfter}`,
     );
     expect(closed).toBe(SLOW); // every slow connection was cut by loch (none sent a whole head)
     expect(sent.every((n) => n < head.length)).toBe(true);
     expect(cut408).toBeGreaterThan(SLOW * 0.9); // 408 written (a few may be reset by the lingering close)
     expect(normal.length).toBeGreaterThan(2);
     for (const a of normal) expect(a).toMatch(/^HTTP\/1\.1 200 /);
-    expect(rssDuring - rssBefore).toBeLessThan(256); // generous: about 10-20 KiB per connection is expected
+    // Generous: measured at 10,000 about 12 KiB per connection on legacy (+120 MiB) and 26 KiB on
+    // io_uring (+260 MiB: a base read's 16 KiB heap buffer each once the pool is short).
+    expect(rssDuring - rssBefore).toBeLessThan(512);
     expect(fdsAfter).toBeLessThanOrEqual(fdsBefore + 2);
   }, 60_000);
 
