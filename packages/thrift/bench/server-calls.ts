@@ -25,12 +25,18 @@ import { TType } from '../src/types.js';
 class Pipe {
   private queue: Uint8Array[] = [];
   private waiter: ((c: ThriftRecvChunk | null) => void) | undefined;
+  /** A recvTo() waiting (told at a microtask, as the runtime tells its targets). */
+  private target: ThriftRecvTarget | undefined;
   ended = false;
   push(bytes: Uint8Array): void {
     const w = this.waiter;
+    const t = this.target;
     if (w !== undefined) {
       this.waiter = undefined;
       w({ bytes, release() {} });
+    } else if (t !== undefined) {
+      this.target = undefined;
+      queueMicrotask(() => t.onRecv({ bytes, release() {} }, undefined));
     } else this.queue.push(bytes);
   }
   end(): void {
@@ -38,6 +44,15 @@ class Pipe {
     const w = this.waiter;
     this.waiter = undefined;
     w?.(null);
+    const t = this.target;
+    this.target = undefined;
+    if (t !== undefined) queueMicrotask(() => t.onRecv(null, undefined));
+  }
+  recvTo(target: ThriftRecvTarget): void {
+    const b = this.queue.shift();
+    if (b !== undefined) queueMicrotask(() => target.onRecv({ bytes: b, release() {} }, undefined));
+    else if (this.ended) queueMicrotask(() => target.onRecv(null, undefined));
+    else this.target = target;
   }
   recv(): Promise<ThriftRecvChunk | null> {
     const b = this.queue.shift();
@@ -49,7 +64,11 @@ class Pipe {
   }
 }
 
-/** A stream end: reads `inbound`, writes (one copied chunk per writev, as a socket delivers) to `outbound`. */
+/**
+ * A stream end: reads `inbound`, writes (one copied chunk per writev, as a socket delivers) to
+ * `outbound`; the promise forms for the client (and a promise-driven server), the callback forms
+ * (results at a microtask, as the runtime delivers them) for a callback-driven one.
+ */
 class End implements ThriftServerStream {
   closed = false;
   constructor(
@@ -60,13 +79,11 @@ class End implements ThriftServerStream {
     return this.inbound.recv();
   }
   recvTo(target: ThriftRecvTarget): void {
-    this.inbound.recv().then(
-      (chunk) => target.onRecv(chunk, undefined),
-      (error: unknown) => target.onRecv(null, error),
-    );
+    this.inbound.recvTo(target);
   }
   writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
-    void this.writev(data).then(() => target.onWritten(undefined));
+    void this.writev(data);
+    queueMicrotask(() => target.onWritten(undefined));
   }
   writev(bufs: readonly Uint8Array[]): Promise<number> {
     let n = 0;
