@@ -168,6 +168,11 @@ export const TlsSchema = z.strictObject({
    * Tickets issued under the previous key keep resuming; older ones make a full handshake.
    */
   session_ticket_rotation: Duration.optional(),
+  /**
+   * Who runs the TLS 1.3 record layer after the handshake: "openssl", or "loch" (Loch's own,
+   * experimental). Absent: LOCH_TLS_RECORDS, else "openssl".
+   */
+  records: z.enum(['openssl', 'loch']).optional(),
 });
 
 /** Modules whose operational log level can be set apart (`[log] modules`, LOCH_LOG). */
@@ -636,6 +641,8 @@ export interface TlsServerConfig {
   readonly ticketRotation: number;
   /** Every file read (absolute): certificates, keys, the client CA; watched for renewals. */
   readonly files: readonly string[];
+  /** The `records` key: the TLS 1.3 record layer after the handshake (undefined: LOCH_TLS_RECORDS, else OpenSSL's). */
+  readonly records: 'openssl' | 'loch' | undefined;
 }
 
 /** Where and how a server's access lines go (absent: text to stdout). */

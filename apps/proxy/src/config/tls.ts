@@ -111,6 +111,7 @@ export function normalizeTls(
     ticketKeys: generateTicketKeys(),
     ticketRotation,
     files,
+    records: file.records,
   };
   try {
     // A trial context: OpenSSL checks each key against its certificate, the cipher strings,
@@ -141,6 +142,7 @@ export function tlsServerContext(config: TlsServerConfig, alpn: readonly string[
     clientCertificate: config.clientCertificate,
     handshakeTimeout: config.handshakeTimeout,
     ticketKeys: config.ticketKeys,
+    ...(config.records === undefined ? {} : { records: config.records }),
   });
 }
 

@@ -5,7 +5,7 @@
  * node:net chunks): TLS 1.3 connections are really taken over (admin /stats `tlsRecords` and the
  * loch_tls_record_takeovers_total series count them), what they carry is intact both ways (2 MB
  * down, 1 MB up, keep-alive), TLS 1.2 stays on OpenSSL and is counted in neither; the same loch
- * without the switch counts no take-over.
+ * without the switch counts no take-over; a server's `tls.records` key wins over the variable.
  */
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
@@ -102,15 +102,15 @@ function exchange(port: number, agent: https.Agent, path: string, body?: Buffer)
   });
 }
 
-/** The workers' take-over counts for the server `secure`, summed, from loch's /stats. */
-async function takeovers(admin: number): Promise<Counts> {
+/** The workers' take-over counts for `server` (default `secure`), summed, from loch's /stats. */
+async function takeovers(admin: number, server = 'secure'): Promise<Counts> {
   const stats = JSON.parse(await get(admin, '/stats')) as {
     workers: { tlsRecords?: Record<string, Counts> }[];
   };
   const sum = { loch: 0, declined: 0 };
   for (const w of stats.workers) {
-    sum.loch += w.tlsRecords?.secure?.loch ?? 0;
-    sum.declined += w.tlsRecords?.secure?.declined ?? 0;
+    sum.loch += w.tlsRecords?.[server]?.loch ?? 0;
+    sum.declined += w.tlsRecords?.[server]?.declined ?? 0;
   }
   return sum;
 }
@@ -122,16 +122,30 @@ function metric(text: string, outcome: 'loch' | 'declined'): number | undefined 
   return line === undefined ? undefined : Number(line.slice(prefix.length));
 }
 
-/** loch with an HTTPS server `secure`: / to nginx, /echo to `echoPort`; two workers, an admin listener. */
+interface Secure {
+  loch: Loch;
+  port: number;
+  admin: number;
+  /** The port of the second HTTPS server, `keyed`, whose tls table says records = `keyed`. */
+  keyedPort: number;
+}
+
+/**
+ * loch with an HTTPS server `secure` (/ to nginx, /echo to `echoPort`) and a second one, `keyed`,
+ * with the `records` key set to `keyed`; LOCH_TLS_RECORDS=`records` when given; two workers, an
+ * admin listener.
+ */
 async function startSecure(
   driver: string,
   nginxPort: number,
   echoPort: number,
   records: string | undefined,
-): Promise<{ loch: Loch; port: number; admin: number }> {
+  keyed: 'openssl' | 'loch',
+): Promise<Secure> {
   const dir = tempDir('loch-own-records-');
   selfSignedCertificate(dir, 'default', ['localhost']);
   const port = await freePort();
+  const keyedPort = await freePort();
   const admin = await freePort();
   const loch = await startLoch(
     dir,
@@ -154,17 +168,25 @@ upstreams = [{ endpoint = "http://127.0.0.1:${echoPort}" }]
 [[servers.secure.routes]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${nginxPort}" }]
+
+[servers.keyed]
+listener = { type = "socket", value = "127.0.0.1:${keyedPort}" }
+tls = { chain = "default.pem", key = "default.key", records = "${keyed}" }
+
+[[servers.keyed.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${nginxPort}" }]
 `,
     { LOCH_DRIVER: driver, ...(records === undefined ? {} : { LOCH_TLS_RECORDS: records }) },
   );
-  return { loch, port, admin };
+  return { loch, port, admin, keyedPort };
 }
 
 describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
   let nginx: Nginx;
   let echo: { port: number; close(): Promise<void> };
-  let own: { loch: Loch; port: number; admin: number };
-  let plain: { loch: Loch; port: number; admin: number };
+  let own: Secure;
+  let plain: Secure;
 
   beforeAll(async () => {
     nginx = await startNginx(['A']);
@@ -175,8 +197,8 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
       req.on('end', () => res.end(hash.digest('hex')));
     });
     [own, plain] = await Promise.all([
-      startSecure(driver, nginx.ports[0]!, echo.port, 'loch'),
-      startSecure(driver, nginx.ports[0]!, echo.port, undefined),
+      startSecure(driver, nginx.ports[0]!, echo.port, 'loch', 'openssl'),
+      startSecure(driver, nginx.ports[0]!, echo.port, undefined, 'loch'),
     ]);
   }, 60_000);
   afterAll(async () => {
@@ -226,5 +248,16 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
     expect(down).toMatchObject({ status: 200, length: 2_000_000, sha: BIG_SHA, protocol: 'TLSv1.3' });
     expect(await takeovers(plain.admin)).toEqual({ loch: 0, declined: 0 });
     expect(metric(await get(plain.admin, '/metrics'), 'loch')).toBe(0);
+  });
+
+  it("the tls table's records key wins over LOCH_TLS_RECORDS, either way", async () => {
+    // `records = "loch"` without the variable: taken over.
+    const on = new https.Agent({ keepAlive: false, minVersion: 'TLSv1.3' });
+    expect(await exchange(plain.keyedPort, on, '/big')).toMatchObject({ status: 200, sha: BIG_SHA });
+    expect(await takeovers(plain.admin, 'keyed')).toEqual({ loch: 1, declined: 0 });
+    // `records = "openssl"` with LOCH_TLS_RECORDS=loch: stays on OpenSSL.
+    const off = new https.Agent({ keepAlive: false, minVersion: 'TLSv1.3' });
+    expect(await exchange(own.keyedPort, off, '/big')).toMatchObject({ status: 200, sha: BIG_SHA });
+    expect(await takeovers(own.admin, 'keyed')).toEqual({ loch: 0, declined: 0 });
   });
 });
