@@ -80,6 +80,11 @@ export interface Driver {
    * readings taken on a timer). Must be cheap: no allocation, no syscall.
    */
   activityCount?(): number;
+  /**
+   * A timer of the driver for the workers' watchdog that does not count as activity (io_uring:
+   * a ring timeout whose submit activityCount() leaves out). Without it, sleep(0) serves.
+   */
+  heartbeat?(): Promise<void>;
   /** The receive budgets' numbers of this thread (internal/buffer-budget.ts). */
   bufferStats?(): BufferStats;
   /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */

@@ -289,6 +289,22 @@ describe('worker supervision', () => {
     }, 30_000);
   }
 
+  it('the heartbeat is not activity: an idle thread that beats still looks idle to the idle-trim policy', async (test) => {
+    const runtime = await createRuntime({ driver: 'uring', log: () => undefined }).catch(() => undefined);
+    if (runtime === undefined) test.skip('the uring driver is unavailable here');
+    try {
+      const driver = runtime!.driver;
+      await driver.sleep(1);
+      const before = driver.activityCount!();
+      for (let i = 0; i < 3; i++) await driver.heartbeat!();
+      expect(driver.activityCount!()).toBe(before);
+      await driver.sleep(1);
+      expect(driver.activityCount!()).toBeGreaterThan(before);
+    } finally {
+      await runtime?.close();
+    }
+  });
+
   it('refuses a bad watchdog', async () => {
     await expect(
       start({ workers: 1, watchdog: { intervalMs: 100, timeoutMs: 150 } }, fixture),

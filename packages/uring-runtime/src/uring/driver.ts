@@ -187,7 +187,21 @@ export class UringDriver implements Driver {
 
   /** Submits of this thread's ring so far (native counter; changes while the ring is busy). */
   activityCount(): number {
-    return this.thread.binding.submitCount();
+    return this.thread.binding.submitCount() - this.heartbeats;
+  }
+
+  /** Heartbeats completed: their submits are not activity (an idle thread still beats). */
+  private heartbeats = 0;
+
+  /**
+   * The watchdog's heartbeat: a ring timeout of 0 ms, so it completes only while the ring
+   * delivers completions; its submit is left out of activityCount(), or a thread beating every
+   * second would never look idle to the idle-trim policy.
+   */
+  heartbeat(): Promise<void> {
+    return this.sleep(0).then(() => {
+      this.heartbeats++;
+    });
   }
 
   /** The thread's receive budgets and buffers in use (shared by every driver of the thread's ring). */

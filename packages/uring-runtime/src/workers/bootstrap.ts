@@ -137,12 +137,13 @@ async function run(): Promise<void> {
   post({ t: 'ready', tid, driver: runtime.driver.name, driverReason: runtime.selection.reason, affinity });
   if (boot.heartbeatMs > 0) {
     // The watchdog's heartbeat: a timer of the driver (a ring timeout on io_uring) completed, so
-    // this thread's completions flow and its loop turns; one in flight at a time.
+    // this thread's completions flow and its loop turns; one in flight at a time. It is not
+    // activity for the idle-trim policy (Driver.heartbeat).
     let beating = false;
     const beat = setInterval(() => {
       if (beating) return;
       beating = true;
-      runtime.driver.sleep(0).then(
+      (runtime.driver.heartbeat?.() ?? runtime.driver.sleep(0)).then(
         () => {
           beating = false;
           post({ t: 'beat' });
