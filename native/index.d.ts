@@ -62,6 +62,11 @@ export interface RingInfo {
   readonly bufRing: boolean;
   /** A plaintext pool was given (in-ring TLS available). */
   readonly plainPool: boolean;
+  /**
+   * Bytes of the set of descriptors this thread owns (closed when it goes away), at init: a
+   * bitmap by descriptor number, so it does not grow per accepted connection.
+   */
+  readonly ownedFdBytes: number;
 }
 
 /** Options of `init`. */

@@ -195,6 +195,7 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   if (bufRing_ != nullptr) o.Set("publishedBuffers", Napi::Number::New(env, bufPublished_));
   if (plain_ != nullptr) o.Set("plainPublished", Napi::Number::New(env, plainPublished_));
   o.Set("plainPool", Napi::Boolean::New(env, plain_ != nullptr));
+  o.Set("ownedFdBytes", Napi::Number::New(env, static_cast<double>(fds_.bytes())));
   return o;
 }
 
@@ -634,7 +635,7 @@ void Ring::OnTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
 }
 
 void Ring::CloseOwnedFds() {
-  for (int fd : fds_) close(fd);
+  fds_.forEach([](int fd) { close(fd); });
   fds_.clear();
 }
 

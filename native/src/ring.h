@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "ring_fd_set.h"
 #include "tls_engine.h"
 
 namespace loch {
@@ -258,7 +259,7 @@ class Ring {
   // IORING_SETUP_DEFER_TASKRUN experiment: the registered eventfd polled instead of the ring fd.
   bool defer_ = false;
   int efd_ = -1;
-  std::unordered_set<int> fds_;
+  FdSet fds_;  // ring_fd_set.h
   // (slot, res) of ops that complete without a CQE of their own (no SQE; TLS writes once their
   // records were sent), reported first by the next drain, in order.
   std::deque<std::pair<int32_t, int32_t>> synthetic_;

@@ -170,6 +170,23 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(ringMappings()).toBe(ringsBefore);
   });
 
+  it('tracks the descriptors it owns in a bitmap, not a node per descriptor, and still closes each (issue 18)', async () => {
+    // A worker holding N idle connections kept a 32-byte hash node (plus a bucket) per accepted
+    // descriptor; the bitmap holds one bit per descriptor number. 600 pipes = 1,200 descriptors:
+    // a hash set would hold over 40 KB, the bitmap (numbers below ~1,300, doubled) at most 512 B.
+    const fdsBefore = fdCount();
+    const r = await inWorker(`async (binding) => {
+      for (let i = 0; i < 600; i++) binding.pipe();
+      const sq = new Int32Array(8 * 16), cq = new Int32Array(3 * 64);
+      const info = binding.init(sq, cq, () => {}, { entries: 16 });
+      return { ownedFdBytes: info.ownedFdBytes };
+    }`);
+    expect(r.error).toBeUndefined();
+    expect(r.ownedFdBytes).toBeGreaterThan(0);
+    expect(r.ownedFdBytes).toBeLessThanOrEqual(512);
+    expect(fdCount()).toBe(fdsBefore);
+  });
+
   it('attaches TLS sessions to ring streams only with a plaintext pool, once per fd, and counts crossings', async () => {
     const result = await inWorker(`async (binding, Op) => {
       const { tls } = binding;
