@@ -11,8 +11,9 @@
  * nothing; their failures are logged. Each call is one access-log line. `make(old)` keeps the
  * old service's upstream pool (reload). A caller whose connection ends while its call runs
  * (ThriftRequest.onAbort) cancels the upstream call: an exclusive connection is closed, a
- * multiplexed call's id tombstoned; logged as 499. Memory: once the call was forwarded, the caller's frame
- * is released (the server may receive its next call into the same memory), and the reply holds
+ * multiplexed call's id tombstoned; logged as 499. Memory: once the call was forwarded, or when
+ * it was never sent (no route, not rewritable, no connection), the caller's frame is released
+ * (the server may receive its next call into the same memory), and the reply holds
  * the upstream connection's reader memory until the server wrote it (RelayedReply). Not for
  * accepting or framing (ThriftServer does both).
  */
@@ -40,6 +41,7 @@ import {
   type ThriftCallOptions,
   ThriftUpstreamEndpoint,
   ThriftUpstreamError,
+  type ThriftUpstreamFailure,
   ThriftUpstreams,
 } from './upstream.js';
 
@@ -93,6 +95,13 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
 
 const EMPTY = new Uint8Array(0);
 
+/** Failures that come before any write of the call (no connection was made). */
+const NEVER_WRITTEN: ReadonlySet<ThriftUpstreamFailure> = new Set([
+  'refused',
+  'connect_failed',
+  'connect_timeout',
+]);
+
 /** The status column of a thrift access-log line, HTTP-like so that 5xx reads as a failure. */
 function statusOf(error: unknown): number {
   // nginx's 499: the client closed the connection before its answer.
@@ -123,6 +132,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     const target = callTarget(frame, name);
     const route = this.#router.match(target);
     if (route === undefined) {
+      request.release?.(); // nothing reads or writes the caller's bytes
       this.#access(request, 404, 0, undefined, start);
       const service = target.service === undefined ? '' : ` of service "${target.service}"`;
       throw new TApplicationException(
@@ -137,7 +147,8 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       try {
         outgoing = rewrite.outgoing(frame, name);
       } catch (error) {
-        // A body that cannot be transcoded: the caller's bytes are at fault.
+        // A body that cannot be transcoded: the caller's bytes are at fault (and not sent).
+        request.release?.();
         this.#access(request, 400, 0, undefined, start);
         throw new TApplicationException(
           TApplicationExceptionType.PROTOCOL_ERROR,
@@ -202,6 +213,10 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
   }
 
   #fail(request: ThriftRequest, error: unknown, upstream: string, start: number): never {
+    // No connection, so the call was never handed to a write: its bytes are unused. After any
+    // other failure a write of them may still be pending (a timeout closes the connection; the
+    // write settles later): not released, the server keeps them (FrameReader.pin).
+    if (error instanceof ThriftUpstreamError && NEVER_WRITTEN.has(error.failure)) request.release?.();
     const status = statusOf(error);
     this.#access(request, status, 0, upstream, start);
     const code = (error as { code?: string }).code ?? 'ERR_LOCH_THRIFT_UPSTREAM';
