@@ -7,13 +7,18 @@
  * larger than that gets its own, never pooled).
  */
 
-/** Octets of a pooled arena: a full DATA frame (16,384 + 9) with up to 4 KiB of small frames. */
-export const ARENA_SIZE = 24 * 1024;
+/**
+ * Octets of a pooled arena: two full DATA frames (2 x 16,393) with up to 4 KiB of small frames,
+ * or three 11 KB answers. With 24 KiB a second full frame never fit, so a 165,854 B answer took
+ * ~10 arenas and 64 connections' answers in flight ran the pool dry (h2c, mallocs per request
+ * -c64 -m1 34.3 with 24 KiB, 15.3 with 40 KiB; -c16 -m16 45.1 and 22.1).
+ */
+export const ARENA_SIZE = 40 * 1024;
 
 /**
- * Arenas this thread keeps (24 KiB each: 1.5 MiB). A connection with a write in flight holds the
+ * Arenas this thread keeps (40 KiB each: 2.5 MiB). A connection with a write in flight holds the
  * arenas its queued frames are in until the write ends (h2load -c16 -m16 at 11,268 B: a ~125 KB
- * burst per connection, about 6 arenas); the pool covers the difference between the busiest and
+ * burst per connection, about 4 arenas); the pool covers the difference between the busiest and
  * the quietest moment of a thread's connections. More than this are left to the GC.
  */
 const POOL_MAX = 64;

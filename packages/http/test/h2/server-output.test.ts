@@ -65,20 +65,22 @@ describe('H2FrameOutput arena', () => {
     expect(stream.writes[1]!.views[0]!.buffer).toBe(stream.writes[0]!.views[0]!.buffer);
     // Only small frames move along: a run above 4 KiB is queued as it is, not copied.
     finishWrite();
+    const big = ARENA_SIZE - 5_000; // does not fit after the two 5,000 B frames
     frame(output, 5_000, 5);
     frame(output, 5_000, 6);
-    frame(output, 9 + 16_384, 7);
+    frame(output, big, 7);
     output.flush();
     expect(shape(stream.writes[2]!)).toEqual([
       [10_000, 5],
-      [9 + 16_384, 7],
+      [big, 7],
     ]);
   });
 
   it('moves small unqueued frames into the next arena with a frame that did not fit', () => {
     const { output, stream } = setup();
-    frame(output, 12_000, 1);
-    output.flush(); // in flight: its bytes must stay as they are
+    // In flight: its bytes must stay as they are; one HEADERS + 11 KB DATA pair fits after it.
+    frame(output, ARENA_SIZE - 20_000, 1);
+    output.flush();
     frame(output, 60, 2);
     frame(output, 9 + 11_268, 3);
     frame(output, 60, 4);
@@ -172,6 +174,16 @@ describe('H2FrameOutput arena pool', () => {
     b.finishWrite();
     frame(b.output, 9 + 11_268, 5);
     expect(inFlight.views[0]).toEqual(inFlight.bytes[0]);
+  });
+
+  it('two full DATA frames share one arena, so a large answer takes half the arenas', () => {
+    const { output, stream } = setup();
+    frame(output, 60, 1);
+    frame(output, 9 + 16_384, 2);
+    frame(output, 9 + 16_384, 3);
+    output.flush();
+    // With 24 KiB arenas: [[60 + 16,393, 1], [16,393, 3]], a new arena for the second frame.
+    expect(shape(stream.writes[0]!)).toEqual([[60 + 2 * (9 + 16_384), 1]]);
   });
 
   it('an idle connection holds no arena, and the next response takes one from the pool', () => {
