@@ -14,10 +14,11 @@ namespace loch {
 // Capacity (bytes) the shelf of one thread keeps at most; a buffer that does not fit is freed.
 // A conn answering HTTP/2 streams gathers a burst's records before its one send (h2load -c16
 // -m16 at 11,268 B: ~125-180 KB per burst) and goes idle after it; 2 MiB holds the bursts of a
-// dozen such conns idle at once (measured: page faults per request 0.3-0.6 -> 0.004-0.009, large
-// mallocs 0.09 -> 0.003-0.007) and is what one thread may hold beyond its conns' own buffers (a
-// sixth of the default 12 MiB worker receive budget); trimMemory() gives it back when the thread
-// is idle.
+// dozen such conns idle at once (an earlier form of this shelf: page faults per request 0.3-0.6
+// -> 0.004-0.009, large mallocs 0.09 -> 0.003-0.007; this one, measured once the upstream pool
+// no longer churned: faults 0.09 -> 0.06-0.07). It is what one thread may hold beyond its conns'
+// own buffers (a sixth of the default 12 MiB worker receive budget); trimMemory() gives it back
+// when the thread is idle.
 constexpr size_t kTlsShelfBytes = 2 * 1024 * 1024;
 
 // What the shelf did on this thread (tlsBufferStats() in addon.cc).
