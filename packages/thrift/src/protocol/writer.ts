@@ -41,11 +41,19 @@ export abstract class ProtocolWriter {
     return this.buf.slice(0, this.pos);
   }
 
-  /** Makes room for `n` more bytes. */
+  /**
+   * Makes room for `n` more bytes. Every write calls this, so it is only the compare, small
+   * enough for V8 to inline into each write; the growth is out of line in `growBuffer`. (One method
+   * holding both was not inlined: a call per written value, ~22% of writing a 10 KiB struct.)
+   */
   protected ensure(n: number): void {
+    if (this.pos + n > this.buf.length) this.growBuffer(n);
+  }
+
+  /** Makes room for `n` more bytes by doubling the buffer until they fit. */
+  private growBuffer(n: number): void {
     const need = this.pos + n;
-    if (need <= this.buf.byteLength) return;
-    let size = this.buf.byteLength * 2;
+    let size = this.buf.length * 2;
     while (size < need) size *= 2;
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));
