@@ -39,6 +39,7 @@ import {
   CQE_F_TLS_EVENT,
   MAX_IOV,
   OP_CLOSE,
+  OP_POLL,
   OP_RECV,
   OP_RECV_MULTI,
   OP_RECV_SELECT,
@@ -157,17 +158,28 @@ const HEAP_RECV_BYTES = 16 * 1024;
  * One recv into a heap buffer of its own, for a stream holding nothing while the provided-buffer
  * pool is nearly out (streams whose readers are blocked each keep one): the stream's first bytes
  * never wait for ENOBUFS behind a flood. Its completion goes to the stream as a final one.
+ *
+ * Two steps: a poll for readability first, and only then the buffer and its recv (which finds
+ * the bytes already there). A heap recv armed with its buffer would hold it for as long as the
+ * peer stays quiet: a slowloris's 10,000 connections, each sending a byte a second, got ENOBUFS
+ * in every second's burst (the pool's buffers come back only between batches) and each then
+ * waited for its next byte on 16 KiB of its own (issue 16: +130 MiB). A quiet stream holds none.
  */
 class HeapRecv implements CompletionTarget {
+  /** The receive buffer, made once the socket is readable (undefined while the poll waits). */
+  buf: Uint8Array | undefined = undefined;
   constructor(
     readonly stream: UringStream,
-    readonly buf: Uint8Array,
+    readonly len: number,
     readonly code: number,
   ) {}
   onCompletion(res: number, _flags: number, slot: number): void {
     this.stream.onHeapCompletion(this, res, slot);
   }
 }
+
+/** poll(2)'s readable bit: a heap recv's first step waits for it. */
+const POLLIN = 1;
 
 /** A read(buf) waiting on the multishot recv: copies from the chunks it brings. */
 class RecvWaiter {
@@ -743,6 +755,16 @@ export class UringStream
 
   /** @internal A HeapRecv completed: its chunk goes the way of a pooled one, as a final completion. */
   onHeapCompletion(recv: HeapRecv, res: number, slot: number): void {
+    if (recv.buf === undefined) {
+      // The poll: readable (or hung up, or failed: the recv tells which), so the buffer is made
+      // now; unless the recv was cancelled meanwhile, which then ends as a cancelled one.
+      if (res >= 0 && !this.closing && !this.cancelRequested) {
+        this.recvIntoHeap(recv);
+        return;
+      }
+      this.onCompletion(res >= 0 ? -ECANCELED : res, 0, slot);
+      return;
+    }
     if (res > 0) {
       this.heapCode = recv.code;
       this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
@@ -1033,17 +1055,32 @@ export class UringStream
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
   }
 
-  /** Arms one recv of at most `len` bytes into a new heap buffer (see HeapRecv). */
+  /** Arms one recv of at most `len` bytes into a heap buffer, made once readable (see HeapRecv). */
   private armHeap(len: number): void {
     const rare = (this.rare ??= new StreamRare());
     const code = HEAP_BASE - (rare.heapSeq = (rare.heapSeq + 1) & 0x7ffffff);
-    const buf = new Uint8Array(len);
-    (rare.heap ??= new Map()).set(code, buf);
     const ring = this.ring;
     this.armLimited = false;
-    this.armedSlot = ring.alloc(new HeapRecv(this, buf, code));
+    this.armedSlot = ring.alloc(new HeapRecv(this, len, code));
     this.inFlight++;
-    ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, 0);
+    ring.push(OP_POLL, this.fd, this.armedSlot, 0, undefined, POLLIN);
+  }
+
+  /** A heap recv's poll said readable: its buffer and recv (the same op for inFlight). */
+  private recvIntoHeap(recv: HeapRecv): void {
+    const buf = new Uint8Array(recv.len);
+    recv.buf = buf;
+    (this.rare!.heap ??= new Map()).set(recv.code, buf);
+    const ring = this.ring;
+    this.armedSlot = ring.alloc(recv);
+    ring.push(OP_RECV, this.fd, this.armedSlot, recv.len, buf, 0);
+  }
+
+  /** @internal Bytes of heap receive buffers this stream holds (armed or lent), for tests. */
+  get heapRecvBytes(): number {
+    let n = 0;
+    for (const buf of this.rare?.heap?.values() ?? []) n += buf.byteLength;
+    return n;
   }
 
   /**

@@ -449,3 +449,55 @@ describe.skipIf(!probe.available)('uring driver with a tiny buffer pool', () => 
     }
   });
 });
+
+describe.skipIf(!probe.available)('uring driver: heap receives of streams within their base chunk', () => {
+  it('a quiet stream holds no heap receive buffer while the pool is out; bytes arrive once the peer sends', async () => {
+    // Issue 16 (slowloris): a base read armed into a heap buffer held it for as long as its peer
+    // stayed quiet, 16 KiB per trickling connection at 10,000 of them. Now the buffer is made
+    // once the socket is readable.
+    const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
+    type Heaped = ByteStream & { readonly heapRecvBytes: number };
+    try {
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(l);
+      const accepted = l[Symbol.asyncIterator]();
+      const accept = async () => (await accepted.next()).value as Heaped;
+      // Three readers keep a pooled chunk each: the pool is out, so base reads go to the heap.
+      const held: { release(): void }[] = [];
+      const peers: { write(b: Uint8Array): Promise<void>; close(): Promise<void> }[] = [];
+      for (let i = 0; i < 3; i++) {
+        const c = await driver.connectTcp({ host: '127.0.0.1', port });
+        peers.push(c);
+        const s = await accept();
+        await c.writeAll(new Uint8Array([i]));
+        const chunk = await s.recv();
+        held.push(chunk!);
+      }
+      const quiet: Heaped[] = [];
+      const quietPeers: ByteStream[] = [];
+      for (let i = 0; i < 8; i++) {
+        quietPeers.push(await driver.connectTcp({ host: '127.0.0.1', port }));
+        quiet.push(await accept());
+      }
+      const reads = quiet.map((s) => s.recv());
+      await new Promise((r) => setTimeout(r, 50)); // the recvs are armed; nothing was sent
+      expect(quiet.map((s) => s.heapRecvBytes)).toEqual(new Array(8).fill(0));
+      // The peers speak: each stream gets its own bytes, into a heap buffer (the pool is still out).
+      await Promise.all(quietPeers.map((c, i) => c.writeAll(Buffer.from(`hello ${i}`))));
+      const chunks = await Promise.all(reads);
+      expect(chunks.map((c) => Buffer.from(c!.bytes).toString())).toEqual(quiet.map((_, i) => `hello ${i}`));
+      expect(quiet.every((s) => s.heapRecvBytes > 0)).toBe(true);
+      for (const c of chunks) c!.release();
+      expect(quiet.map((s) => s.heapRecvBytes)).toEqual(new Array(8).fill(0));
+      // Closing streams whose heap recv waits on its poll settles them.
+      const again = quiet.map((s) => s.recv().catch(() => null));
+      await Promise.all(quiet.map((s) => s.close()));
+      await Promise.all(again);
+      for (const h of held) h.release();
+      await Promise.all([...peers, ...quietPeers].map((c) => c.close()));
+      await l.close();
+    } finally {
+      await driver.close();
+    }
+  });
+});
