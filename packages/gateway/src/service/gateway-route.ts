@@ -27,7 +27,6 @@ import {
   type ThriftFrame,
   TType,
 } from '@loch/thrift';
-import { FastBinaryWriter } from '../codec/fast-writer.js';
 import { JsonText, utf8Bytes } from '../codec/json-text.js';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
 import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
@@ -239,7 +238,7 @@ export class GatewayRoute {
       });
     }
     this.protocol = options.protocol ?? 'binary';
-    this.writer = this.protocol === 'binary' ? new FastBinaryWriter() : createWriter(this.protocol);
+    this.writer = createWriter(this.protocol);
     this.reader = this.protocol === 'binary' ? new SpanBinaryReader() : createReader(this.protocol);
     this.exceptionStatus = options.exceptionStatus ?? 422;
     this.forward = (options.forwardHeaders ?? []).map((h) => h.toLowerCase());
