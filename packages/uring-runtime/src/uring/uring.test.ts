@@ -464,7 +464,7 @@ describe.skipIf(!probe.available)('uring driver: heap receives of streams within
       const accept = async () => (await accepted.next()).value as Heaped;
       // Three readers keep a pooled chunk each: the pool is out, so base reads go to the heap.
       const held: { release(): void }[] = [];
-      const peers: { write(b: Uint8Array): Promise<void>; close(): Promise<void> }[] = [];
+      const peers: ByteStream[] = [];
       for (let i = 0; i < 3; i++) {
         const c = await driver.connectTcp({ host: '127.0.0.1', port });
         peers.push(c);
