@@ -330,8 +330,10 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     }
     const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream);
     // The message is whole: the next one's read time starts (a pipelining peer always has part
-    // of one buffered, so the kind alone would not change).
+    // of one buffered, so the kind alone would not change). The armed deadline goes with it: the
+    // call running now is not the peer's to finish, so the sweep must not cut it.
     this.#deadlineKind = NO_TIMEOUT;
+    this.#deadlineAt = NO_DEADLINE;
     this.#outstanding++;
     if (this.#inOrder) this.#order.push(call);
     let result: ThriftReply | undefined | Promise<ThriftReply | undefined>;

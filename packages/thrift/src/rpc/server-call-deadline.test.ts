@@ -1,0 +1,75 @@
+import { expect, it } from 'vitest';
+import { createWriter } from '../protocol/factory.js';
+import { encodeFrame } from '../transport/codec.js';
+import { MessageType, TType } from '../types.js';
+import { createReply, ThriftServer } from './server.js';
+import type { ThriftRecvTarget, ThriftWriteTarget } from './stream.js';
+
+function call(): Uint8Array {
+  const w = createWriter('binary');
+  w.writeMessageBegin('echo', MessageType.CALL, 1);
+  w.writeStructBegin();
+  w.writeFieldBegin(TType.STRING, 1);
+  w.writeString('hi');
+  w.writeFieldStop();
+  w.writeStructEnd();
+  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+}
+
+/**
+ * Taking a whole message disarms the idle/read deadline armed while waiting for it: a handler
+ * slower than that deadline still answers (the sweep used to cut the connection mid-call with
+ * ERR_THRIFT_TIMEOUT).
+ */
+it.each([
+  ['idle', { idleTimeout: 200 }, 1],
+  ['read', { readTimeout: 200 }, 2],
+])('a slow handler is not cut by the %s deadline armed before its call', async (_, opts, pieces) => {
+  const input = call();
+  const parts = pieces === 1 ? [input] : [input.subarray(0, 5), input.subarray(5)];
+  let i = 0;
+  let pending: ThriftRecvTarget | undefined;
+  const stream = {
+    written: [] as Uint8Array[],
+    closed: false,
+    recv: () => Promise.reject(new Error('recv() used')),
+    writev: () => Promise.reject(new Error('writev() used')),
+    recvTo(target: ThriftRecvTarget): void {
+      if (i < parts.length) {
+        const bytes = parts[i++]!.slice();
+        setTimeout(() => target.onRecv({ bytes, release() {} }, undefined), 100);
+      } else pending = target;
+    },
+    writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+      for (const b of data) stream.written.push(b.slice());
+      queueMicrotask(() => {
+        target.onWritten(undefined);
+        const p = pending;
+        pending = undefined;
+        p?.onRecv(null, undefined);
+      });
+    },
+    async close(): Promise<void> {
+      stream.closed = true;
+      const p = pending;
+      pending = undefined;
+      p?.onRecv(null, Object.assign(new Error('closed'), { code: 'ECANCELED' }));
+    },
+  };
+  const errors: unknown[] = [];
+  await new ThriftServer(
+    {
+      async call(req) {
+        await new Promise((r) => setTimeout(r, 600));
+        return createReply(req, (w) => {
+          w.writeStructBegin();
+          w.writeFieldStop();
+          w.writeStructEnd();
+        });
+      },
+    },
+    { ...opts, onConnectionError: (e) => errors.push(e) },
+  ).handleConnection(stream as never);
+  expect(errors).toEqual([]);
+  expect(stream.written.length).toBeGreaterThan(0);
+});
