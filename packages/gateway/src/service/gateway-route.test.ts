@@ -126,6 +126,18 @@ describe('GatewayRoute reads the JSON body', () => {
     expect(await readText(res.body)).toBe('"grüße €"');
   });
 
+  // `{"text":"` 0xff `"}`: not UTF-8, so not JSON.
+  const notUtf8 = Uint8Array.of(...new TextEncoder().encode('{"text":"'), 0xff, 0x22, 0x7d);
+  it.each([
+    ['fixed', () => fixedBody(notUtf8.slice())],
+    ['chunked', () => streamBody([notUtf8.subarray(0, 4).slice(), notUtf8.subarray(4).slice()])],
+    ['one chunk with a Content-Length', () => streamBody([notUtf8.slice()], { length: notUtf8.byteLength })],
+  ])('refuses a body that is not UTF-8 with 400 (%s)', async (_, body) => {
+    const res = await echo().call(createRequest('POST', '/echo', { body: body() }), new Map(), undefined);
+    expect(res.status).toBe(400);
+    expect(await readText(res.body)).toContain('ERR_GATEWAY_BAD_JSON');
+  });
+
   it('refuses a chunked body past maxBodySize with 413', async () => {
     const res = await echo(bytes.byteLength - 1).call(
       createRequest('POST', '/echo', { body: streamBody(chunks.map((c) => c.slice())) }),

@@ -147,6 +147,15 @@ function pseudonymReason(e: PseudonymError): string {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** The body's text; bytes that are not UTF-8 cannot be JSON, so they are a 400 like bad JSON. */
+function jsonText(bytes: Uint8Array): string {
+  try {
+    return utf8.decode(bytes);
+  } catch (e) {
+    throw new GatewayRequestError('ERR_GATEWAY_BAD_JSON', `the body is not JSON: ${(e as Error).message}`);
+  }
+}
+
 function bodyTooLarge(max: number): GatewayRequestError {
   return new GatewayRequestError('ERR_GATEWAY_BODY_TOO_LARGE', `the body exceeds ${max} bytes`, 413);
 }
@@ -303,7 +312,7 @@ export class GatewayRoute {
     // A fixed body is handed over whole, a Content-Length one announced: both checked up front.
     if (body.length > max) throw bodyTooLarge(max);
     let text: string | undefined;
-    if (body instanceof FixedBody) text = utf8.decode(body.data);
+    if (body instanceof FixedBody) text = jsonText(body.data);
     else {
       // Read here rather than with readBody, which copies every chunk: a body that arrives as
       // one chunk (a small JSON POST, usually with its head) is decoded where it lies.
@@ -312,10 +321,10 @@ export class GatewayRoute {
       for await (const chunk of body) {
         total += chunk.byteLength;
         if (total > max) throw bodyTooLarge(max);
-        if (total === body.length && parts === undefined) text = utf8.decode(chunk);
+        if (total === body.length && parts === undefined) text = jsonText(chunk);
         else (parts ??= []).push(chunk.slice());
       }
-      if (text === undefined && parts !== undefined) text = utf8.decode(concat(parts, total));
+      if (text === undefined && parts !== undefined) text = jsonText(concat(parts, total));
     }
     if (text === undefined || text.length === 0) return undefined;
     // The content type is not checked: `curl -d` and fetch with a string body label JSON as
