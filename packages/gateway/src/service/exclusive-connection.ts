@@ -96,7 +96,10 @@ export class ExclusiveConnection implements RecvTarget, WriteTarget, SweepMember
   /** The running call's deadline on the sweep's clock. */
   private deadlineAt = NO_DEADLINE;
   private nextSeqId = 1;
-  /** Replies handed out and not given back: while any is out, the reader appends after them. */
+  /**
+   * Replies read (handed out, or kept until their write is reported) and not given back: while
+   * any is out, the reader appends after them.
+   */
   private lent = 0;
   /** Why the connection cannot carry calls any more (undefined: it can). */
   private failure: ThriftRpcError | undefined = undefined;
@@ -242,6 +245,9 @@ export class ExclusiveConnection implements RecvTarget, WriteTarget, SweepMember
       );
       return;
     }
+    // Counted as lent from the moment it is read, not handed out: a reply kept until its write is
+    // reported lies in the reader too, so releasing the one before must not recycle under it.
+    this.lent++;
     if (call.written) this.finish(call, reply);
     else call.reply = reply;
   }
@@ -250,10 +256,8 @@ export class ExclusiveConnection implements RecvTarget, WriteTarget, SweepMember
   private finish(call: Call, reply: ThriftFrame | undefined): void {
     this.call = undefined;
     this.deadlineAt = NO_DEADLINE;
-    if (reply !== undefined) {
-      this.lent++;
-      this.lender?.lent(reply, this);
-    }
+    // A reply was counted in `lent` when it was read (onRecv).
+    if (reply !== undefined) this.lender?.lent(reply, this);
     if (this.reader.buffered > 0) {
       // Bytes past the reply answer no call: the reply stands, the connection is out of step.
       this.fail(new ThriftRpcError('ERR_THRIFT_BAD_REPLY', 'the upstream sent bytes past the reply'));
