@@ -6,7 +6,7 @@
  */
 import { ThriftProtocolError } from '../errors.js';
 import { isValueType, type MessageHeader, type MessageType, TType } from '../types.js';
-import { ProtocolReader, type ReaderOptions } from './reader.js';
+import { decodeUtf8At, ProtocolReader, type ReaderOptions } from './reader.js';
 import { checkInt, ProtocolWriter, splitI64 } from './writer.js';
 
 /** Version word of strict binary message headers (0x8001 in the high half). */
@@ -192,6 +192,14 @@ export class BinaryReader extends ProtocolReader {
     const p = this.pos;
     this.pos = p + len;
     return this.buf.subarray(p, p + len);
+  }
+
+  override readString(): string {
+    const len = this.i32();
+    this.checkStringLength(len);
+    const p = this.pos;
+    this.pos = p + len;
+    return decodeUtf8At(this.buf, p, len);
   }
 
   override skip(type: TType): void {

@@ -5,7 +5,7 @@
  */
 import { ThriftProtocolError } from '../errors.js';
 import { type MessageHeader, type MessageType, TType } from '../types.js';
-import { ProtocolReader, type ReaderOptions } from './reader.js';
+import { decodeUtf8At, ProtocolReader, type ReaderOptions } from './reader.js';
 import { checkInt, joinI64, ProtocolWriter, splitI64 } from './writer.js';
 
 /** First byte of every compact message. */
@@ -291,6 +291,14 @@ export class CompactReader extends ProtocolReader {
     const p = this.pos;
     this.pos = p + len;
     return this.buf.subarray(p, p + len);
+  }
+
+  override readString(): string {
+    const len = this.varint32();
+    this.checkStringLength(len);
+    const p = this.pos;
+    this.pos = p + len;
+    return decodeUtf8At(this.buf, p, len);
   }
 
   override skip(type: TType): void {

@@ -242,22 +242,26 @@ const utf8Decoder = new TextDecoder('utf-8');
 
 /** Decodes UTF-8, with an allocation-light path for short ASCII strings. */
 export function decodeUtf8(bytes: Uint8Array): string {
-  const n = bytes.byteLength;
+  return decodeUtf8At(bytes, 0, bytes.byteLength);
+}
+
+/**
+ * Decodes the `n` UTF-8 bytes of `buf` at `start`. A short ASCII string is read where it lies;
+ * only TextDecoder gets a view (readers' `readString` calls this instead of decoding
+ * `readBinary()`'s view, which cost a Uint8Array per string).
+ */
+export function decodeUtf8At(buf: Uint8Array, start: number, n: number): string {
   if (n <= 24) {
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (bytes[i]! >= 0x80) {
-        ascii = false;
-        break;
-      }
-    }
-    if (ascii) {
+    const end = start + n;
+    let i = start;
+    while (i < end && buf[i]! < 0x80) i++;
+    if (i === end) {
       let s = '';
-      for (let i = 0; i < n; i++) s += String.fromCharCode(bytes[i]!);
+      for (let j = start; j < end; j++) s += String.fromCharCode(buf[j]!);
       return s;
     }
   }
-  return utf8Decoder.decode(bytes);
+  return utf8Decoder.decode(buf.subarray(start, start + n));
 }
 
 const hex: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
