@@ -289,6 +289,35 @@ describe('worker supervision', () => {
     }, 30_000);
   }
 
+  it('a heartbeat that fails once does not silence a worker for good', async () => {
+    await startPool({ workers: 1, watchdog: { intervalMs: 100, timeoutMs: 1000 } });
+    const p = pool!;
+    const crashes = collect<WorkerCrash>(p, 'crash');
+    await expect(p.send(0, { cmd: 'reject-heartbeat' })).resolves.toBe('armed');
+    // Three timeouts' worth: the beats after the failed one keep the worker alive.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(crashes).toEqual([]);
+  }, 10_000);
+
+  it('a watchdog check that itself ran late (the main thread stalled) kills no worker', async () => {
+    await startPool({ workers: 2, watchdog: { intervalMs: 100, timeoutMs: 1000 } });
+    const p = pool!;
+    const crashes = collect<WorkerCrash>(p, 'crash');
+    await p.broadcast({ cmd: 'whoami' });
+    // The main thread blocks past the timeout inside a timer, so the watchdog's overdue check
+    // runs next, before the beats that wait unread meanwhile.
+    await new Promise<void>((r) =>
+      setTimeout(() => {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+        r();
+      }, 0),
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(crashes).toEqual([]);
+    const replies = await p.broadcast({ cmd: 'whoami' });
+    expect(replies.map((r) => r.ok)).toEqual([true, true]);
+  }, 10_000);
+
   it('the heartbeat is not activity: an idle thread that beats still looks idle to the idle-trim policy', async (test) => {
     const runtime = await createRuntime({ driver: 'uring', log: () => undefined }).catch(() => undefined);
     if (runtime === undefined) test.skip('the uring driver is unavailable here');

@@ -148,7 +148,11 @@ async function run(): Promise<void> {
           beating = false;
           post({ t: 'beat' });
         },
-        () => undefined,
+        () => {
+          // No beat this time; the next interval tries again (a driver that keeps failing its
+          // timers stays silent and the watchdog replaces the worker).
+          beating = false;
+        },
       );
     }, boot.heartbeatMs);
     beat.unref();

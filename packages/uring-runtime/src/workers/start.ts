@@ -237,7 +237,10 @@ interface Slot {
   cause: Error | undefined;
   /** The back-off before the replacement. */
   timer: NodeJS.Timeout | undefined;
-  /** When (Date.now) the current thread last reported a heartbeat, or came up. */
+  /**
+   * When (performance.now: monotonic, unlike Date.now, which a wall-clock step would move) the
+   * current thread last reported a heartbeat, or came up.
+   */
   lastBeat: number;
 }
 
@@ -304,6 +307,8 @@ export class WorkerPool extends EventEmitter {
   readonly #policy: EffectivePolicy | false;
   readonly #faults: boolean;
   #watchdog: NodeJS.Timeout | undefined;
+  /** When (performance.now) the watchdog's previous check ran. */
+  #lastCheck = 0;
   readonly #infos: WorkerInfo[] = [];
   #data: unknown;
   #starting = true;
@@ -335,7 +340,8 @@ export class WorkerPool extends EventEmitter {
     this.#faults = options.faults;
     const watchdog = options.watchdog ?? false;
     if (watchdog !== false) {
-      this.#watchdog = setInterval(() => this.#checkHeartbeats(watchdog.timeoutMs), watchdog.intervalMs);
+      this.#lastCheck = performance.now();
+      this.#watchdog = setInterval(() => this.#checkHeartbeats(watchdog), watchdog.intervalMs);
       this.#watchdog.unref();
     }
     this.workers = this.#infos;
@@ -367,7 +373,7 @@ export class WorkerPool extends EventEmitter {
         crashes: [],
         cause: undefined,
         timer: undefined,
-        lastBeat: Date.now(),
+        lastBeat: performance.now(),
       };
       this.#slots.push(slot);
       this.#run(slot);
@@ -429,11 +435,11 @@ export class WorkerPool extends EventEmitter {
   #onMessage(slot: Slot, message: FromWorker): void {
     const index = slot.index;
     if (message.t === 'beat') {
-      slot.lastBeat = Date.now();
+      slot.lastBeat = performance.now();
       return;
     }
     if (message.t === 'ready') {
-      slot.lastBeat = Date.now();
+      slot.lastBeat = performance.now();
       const cpu = this.#cpus[index];
       const info: WorkerInfo = {
         index,
@@ -630,11 +636,16 @@ export class WorkerPool extends EventEmitter {
 
   /**
    * The watchdog's check: a running worker that came up and reported no heartbeat for
-   * `timeoutMs` is terminated as wedged (fail()), once.
+   * `timeoutMs` is terminated as wedged (fail()), once. A check that itself ran more than two
+   * intervals late is skipped: this thread stalled (a long GC, a blocking call), so the workers'
+   * beats wait unread in its queue and every worker would look wedged; the next check, on time,
+   * sees them.
    */
-  #checkHeartbeats(timeoutMs: number): void {
-    if (this.#stopping !== undefined) return;
-    const now = Date.now();
+  #checkHeartbeats({ intervalMs, timeoutMs }: WatchdogTiming): void {
+    const now = performance.now();
+    const late = now - this.#lastCheck > 3 * intervalMs;
+    this.#lastCheck = now;
+    if (late || this.#stopping !== undefined) return;
     for (const slot of this.#slots) {
       if (slot.thread === undefined || !slot.ready || slot.cause !== undefined) continue;
       const silent = now - slot.lastBeat;
@@ -642,7 +653,7 @@ export class WorkerPool extends EventEmitter {
         this.fail(
           slot.index,
           new Error(
-            `worker ${slot.index} is wedged: no heartbeat for ${silent} ms (watchdog ${timeoutMs} ms)`,
+            `worker ${slot.index} is wedged: no heartbeat for ${Math.round(silent)} ms (watchdog ${timeoutMs} ms)`,
           ),
         );
       }
