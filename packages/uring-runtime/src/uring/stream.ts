@@ -151,8 +151,15 @@ const RELEASED = 0x7fffffff;
 const HEAP_BASE = -0x10000000;
 /** A JS-only completion flag: the chunk is the stream's pending heap buffer (HeapRecv). */
 const CQE_F_HEAP = 1 << 12;
-/** Size of a heap receive (a stream's first read while the pool is nearly out). */
+/** Size of a heap receive after one that filled its buffer (more was waiting). */
 const HEAP_RECV_BYTES = 16 * 1024;
+/**
+ * Size of a heap receive otherwise (nginx's client_header_buffer_size, 1k, then its large
+ * buffers): in a slowloris every trickled byte may come by a heap read (ENOBUFS in each
+ * second's burst), and each costs this much until GC: 10,000 connections' first bytes took
+ * 143 MiB at 16 KiB. A read that fills it makes the next one HEAP_RECV_BYTES.
+ */
+const SMALL_HEAP_RECV_BYTES = 1024;
 
 /**
  * One recv into a heap buffer of its own, for a stream holding nothing while the provided-buffer
@@ -307,6 +314,8 @@ class StreamRare {
   heap: Map<number, Uint8Array> | undefined = undefined;
   /** The next heap code. */
   heapSeq = 0;
+  /** The last heap read filled its buffer: the next one is HEAP_RECV_BYTES, not the small size. */
+  heapLarge = false;
 }
 
 /**
@@ -766,6 +775,7 @@ export class UringStream
       return;
     }
     if (res > 0) {
+      this.rare!.heapLarge = res === recv.buf.byteLength;
       this.heapCode = recv.code;
       this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
     } else {
@@ -1068,12 +1078,14 @@ export class UringStream
 
   /** A heap recv's poll said readable: its buffer and recv (the same op for inFlight). */
   private recvIntoHeap(recv: HeapRecv): void {
-    const buf = new Uint8Array(recv.len);
+    const rare = this.rare!;
+    const len = rare.heapLarge ? recv.len : Math.min(recv.len, SMALL_HEAP_RECV_BYTES);
+    const buf = new Uint8Array(len);
     recv.buf = buf;
-    (this.rare!.heap ??= new Map()).set(recv.code, buf);
+    (rare.heap ??= new Map()).set(recv.code, buf);
     const ring = this.ring;
     this.armedSlot = ring.alloc(recv);
-    ring.push(OP_RECV, this.fd, this.armedSlot, recv.len, buf, 0);
+    ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, 0);
   }
 
   /** @internal Bytes of heap receive buffers this stream holds (armed or lent), for tests. */

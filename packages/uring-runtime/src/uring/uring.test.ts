@@ -489,6 +489,32 @@ describe.skipIf(!probe.available)('uring driver: heap receives of streams within
       expect(quiet.every((s) => s.heapRecvBytes > 0)).toBe(true);
       for (const c of chunks) c!.release();
       expect(quiet.map((s) => s.heapRecvBytes)).toEqual(new Array(8).fill(0));
+      // A heap read is 1 KiB, not 16 (garbage per trickled byte in a slowloris); one that fills
+      // its buffer makes the next full size.
+      const trickler = quiet[0]!;
+      const sizes: number[] = [];
+      for (const b of ['a', 'b', 'c']) {
+        const next = trickler.recv();
+        await quietPeers[0]!.writeAll(Buffer.from(b));
+        const c = await next;
+        expect(Buffer.from(c!.bytes).toString()).toBe(b);
+        sizes.push(trickler.heapRecvBytes);
+        c!.release();
+      }
+      expect(sizes).toEqual([1024, 1024, 1024]);
+      const big = randomBytes(3000);
+      await quietPeers[0]!.writeAll(big);
+      let got = Buffer.alloc(0);
+      const bigSizes: number[] = [];
+      while (got.length < big.length) {
+        const c = await trickler.recv();
+        got = Buffer.concat([got, c!.bytes]);
+        bigSizes.push(trickler.heapRecvBytes);
+        c!.release();
+      }
+      expect(got.equals(big)).toBe(true);
+      expect(bigSizes[0]).toBe(1024);
+      expect(bigSizes[1]).toBe(16384);
       // Closing streams whose heap recv waits on its poll settles them.
       const again = quiet.map((s) => s.recv().catch(() => null));
       await Promise.all(quiet.map((s) => s.close()));
