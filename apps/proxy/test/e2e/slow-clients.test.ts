@@ -173,7 +173,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(normal.length).toBeGreaterThan(2);
     for (const a of normal) expect(a).toMatch(/^HTTP\/1\.1 200 /);
     // Generous: measured at 10,000 about 12 KiB per connection on legacy (+120 MiB) and 26 KiB on
-    // io_uring (+147-260 MiB: a 16 KiB heap read per byte that got ENOBUFS, garbage until GC).
+    // io_uring (+83-85 MiB since bf7c957; +205-260 with a 16 KiB heap read per byte that got ENOBUFS).
     expect(rssDuring - rssBefore).toBeLessThan(512);
     expect(fdsAfter).toBeLessThanOrEqual(fdsBefore + 2);
   }, 60_000);
