@@ -31,7 +31,7 @@ describe('[runtime] worker_young_generation_bytes', () => {
   });
 
   it('refuses a size V8 would not honour, naming the key', () => {
-    for (const bad of ['"1m"', '"12 MB"', '-1']) {
+    for (const bad of ['"1m"', '"12 MB"', '-1', '"2g"', '"100g"', `${2 ** 30 + 1}`]) {
       let error: unknown;
       try {
         parseConfig(config(`worker_young_generation_bytes = ${bad}`));

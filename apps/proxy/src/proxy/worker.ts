@@ -115,7 +115,8 @@ export interface WorkerStats {
   /**
    * Per TLS server: connections this worker moved to Loch's own TLS 1.3 record layer after the
    * handshake (`loch`), and TLS 1.3 ones that stayed on OpenSSL because the point was not clean
-   * (`declined`); both 0 unless LOCH_TLS_RECORDS=loch. Counted since the worker started (a
+   * (`declined`); both 0 unless the server's `tls.records` is "loch" (or LOCH_TLS_RECORDS=loch
+   * sets it). Counted since the worker started (a
    * reload's new context adds to the old one's counts).
    */
   readonly tlsRecords?: Record<string, TlsRecordCounts>;
