@@ -6,7 +6,9 @@
  * the median of the per-round B/A CPU ratios is printed, which a loaded machine moves much less
  * than two separate runs. The loops are what generated code and the proxy do per call:
  * write a small struct and a ~10 KiB one with direct writer calls (binary and compact), read
- * them back field by field (strings decoded), and rewrite a message's seq id.
+ * them back field by field (strings decoded; `fresh`: each call from a different view into
+ * one ArrayBuffer, as a server reads calls out of its receive buffers), and rewrite a message's
+ * seq id.
  *
  * Run: pnpm --filter @loch/thrift exec tsx --conditions=@loch/source bench/ab.ts DIR
  *        [--rounds 7] [--scale 1]
@@ -132,18 +134,30 @@ function writeCase(protocol: current.ProtocolName, list: readonly Item[], iterat
   };
 }
 
-function readCase(protocol: current.ProtocolName, list: readonly Item[], iterations: number): Case {
+/** Reads one call, or (`fresh`) a different buffer each time, as a server or proxy does. */
+function readCase(
+  protocol: current.ProtocolName,
+  list: readonly Item[],
+  iterations: number,
+  fresh = false,
+): Case {
   const w = current.createWriter(protocol);
   writeCall(w, list, 1);
-  const bytes = w.finishCopy();
+  // Fresh: 64 copies side by side in one ArrayBuffer, as calls lie in a runtime's receive buffers.
+  const one = w.finishCopy();
+  const all = new Uint8Array(one.byteLength * 64);
+  const copies = Array.from({ length: fresh ? 64 : 1 }, (_, i) => {
+    all.set(one, i * one.byteLength);
+    return fresh ? all.subarray(i * one.byteLength, (i + 1) * one.byteLength) : one;
+  });
   return {
-    name: `read ${protocol} ${list.length === 1 ? 'small' : 'large'}`,
+    name: `read ${protocol} ${list.length === 1 ? 'small' : 'large'}${fresh ? ' fresh' : ''}`,
     iterations,
     run(t, n) {
       const r = t.createReader(protocol);
       let sum = 0;
       for (let i = 0; i < n; i++) {
-        r.reset(bytes);
+        r.reset(copies[i & (copies.length - 1)]!);
         sum += readCall(r);
       }
       return sum;
@@ -178,6 +192,10 @@ const cases: Case[] = [
   readCase('binary', items, 8_000),
   readCase('compact', small, 400_000),
   readCase('compact', items, 8_000),
+  readCase('binary', small, 400_000, true),
+  readCase('compact', small, 400_000, true),
+  readCase('binary', items, 8_000, true),
+  readCase('compact', items, 8_000, true),
   seqIdCase('binary', 4_000_000),
   seqIdCase('compact', 4_000_000),
 ];
