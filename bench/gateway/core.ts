@@ -26,8 +26,8 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as current from '@loch/gateway';
-import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
-import { plainFacts, type RecvTarget, type WriteTarget } from '@loch/uring-runtime';
+import { HttpServer } from '@loch/http';
+import { MemoryStream } from '../lib/memory-stream.js';
 import { PAYLOADS } from './payloads.js';
 
 const { values: flags, positionals } = parseArgs({
@@ -52,94 +52,6 @@ const REQUEST = new Uint8Array(
     body,
   ]),
 );
-const address = { family: 'ipv4', address: '127.0.0.1', port: 1 } as const;
-const noop = () => {};
-
-function chunkOf(bytes: Uint8Array): StreamChunk {
-  return { bytes, release: noop };
-}
-
-/** The common part of both in-memory streams: a receive waits until `deliver` has bytes for it. */
-abstract class MemoryStream implements HttpStream {
-  readonly remoteAddress = address;
-  readonly localAddress = address;
-  readonly driver = 'legacy' as const;
-  readonly facts = plainFacts(address);
-  closed = false;
-  written = 0;
-  #waiting: RecvTarget | ((chunk: StreamChunk | null) => void) | null = null;
-  #ready: Uint8Array | null = null;
-
-  /** Bytes for the pending (or next) receive. */
-  protected deliver(bytes: Uint8Array | null): void {
-    const target = this.#waiting;
-    if (target === null) {
-      this.#ready = bytes;
-      return;
-    }
-    this.#waiting = null;
-    const chunk = bytes === null ? null : chunkOf(bytes);
-    queueMicrotask(() => (typeof target === 'function' ? target(chunk) : target.onRecv(chunk, undefined)));
-  }
-
-  recvTo(target: RecvTarget): void {
-    const ready = this.#ready;
-    if (ready === null) {
-      this.#waiting = target;
-      return;
-    }
-    this.#ready = null;
-    queueMicrotask(() => target.onRecv(chunkOf(ready), undefined));
-  }
-
-  /** The promise form (ThriftStream's). */
-  recv(): Promise<StreamChunk | null> {
-    const ready = this.#ready;
-    if (ready !== null) {
-      this.#ready = null;
-      return Promise.resolve(chunkOf(ready));
-    }
-    return new Promise((resolve) => {
-      this.#waiting = resolve;
-    });
-  }
-
-  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
-    this.take(data);
-    queueMicrotask(() => {
-      target.onWritten(undefined);
-      this.wrote();
-    });
-  }
-
-  /** The promise form (ThriftStream's). */
-  writev(data: readonly Uint8Array[]): Promise<number> {
-    const n = this.take(data);
-    return Promise.resolve(n).then((n) => {
-      this.wrote();
-      return n;
-    });
-  }
-
-  /** Counts (and may keep) what was written; returns its size. */
-  protected take(data: Uint8Array | readonly Uint8Array[]): number {
-    let n = 0;
-    if (data instanceof Uint8Array) n = data.byteLength;
-    else for (const b of data) n += b.byteLength;
-    this.written += n;
-    return n;
-  }
-
-  /** A write completed: the peer's turn. */
-  protected abstract wrote(): void;
-
-  async shutdown(): Promise<void> {}
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-  setNoDelay(): void {}
-}
-
 /** The client: one request now, the next once an answer (head and body: one write) went out. */
 class Downstream extends MemoryStream {
   left = 0;
@@ -157,7 +69,7 @@ class Downstream extends MemoryStream {
     this.left = n - 1;
     this.deliver(REQUEST);
   }
-  protected wrote(): void {
+  protected override wrote(): void {
     this.deliver(this.left-- > 0 ? REQUEST : null);
   }
 }
@@ -186,7 +98,7 @@ class Upstream extends MemoryStream {
     this.written += n;
     return n;
   }
-  protected wrote(): void {
+  protected override wrote(): void {
     this.deliver(this.#reply.subarray(0, this.#length));
   }
 }

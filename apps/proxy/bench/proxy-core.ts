@@ -19,15 +19,9 @@
  */
 import { createHook } from 'node:async_hooks';
 import { parseArgs } from 'node:util';
-import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
+import { HttpServer } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
-import {
-  deliverRecv,
-  deliverWritten,
-  plainFacts,
-  type RecvTarget,
-  type WriteTarget,
-} from '@loch/uring-runtime';
+import { MemoryStream } from '../../../bench/lib/memory-stream.js';
 import { parseConfig } from '../src/config/load.js';
 import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
 import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
@@ -69,62 +63,7 @@ const RESPONSE = new Uint8Array(
     Buffer.alloc(SIZE, 0x61),
   ]),
 );
-const address = { family: 'ipv4', address: '127.0.0.1', port: 1 } as const;
 const noop = () => {};
-
-/** The common part of both in-memory streams: a receive waits until `deliver` has bytes for it. */
-abstract class MemoryStream implements HttpStream {
-  readonly remoteAddress = address;
-  readonly localAddress = address;
-  readonly driver = 'legacy' as const;
-  readonly facts = plainFacts(address);
-  closed = false;
-  written = 0;
-  #waiting: RecvTarget | null = null;
-  #ready: Uint8Array | null = null;
-
-  /** Bytes for the pending (or next) receive. */
-  protected deliver(bytes: Uint8Array | null): void {
-    const target = this.#waiting;
-    if (target === null) {
-      this.#ready = bytes;
-      return;
-    }
-    this.#waiting = null;
-    deliverRecv(target, bytes === null ? null : chunkOf(bytes), undefined);
-  }
-
-  recvTo(target: RecvTarget): void {
-    const ready = this.#ready;
-    if (ready === null) {
-      this.#waiting = target;
-      return;
-    }
-    this.#ready = null;
-    deliverRecv(target, chunkOf(ready), undefined);
-  }
-
-  writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
-    if (data instanceof Uint8Array) this.written += data.byteLength;
-    else for (const b of data) this.written += b.byteLength;
-    deliverWritten(target, undefined);
-    // The peer's turn: its bytes are delivered after the write's result (the queue keeps order).
-    this.wrote();
-  }
-
-  /** A write completed: the peer's turn. */
-  protected abstract wrote(): void;
-
-  async shutdown(): Promise<void> {}
-  async close(): Promise<void> {
-    this.closed = true;
-  }
-  setNoDelay(): void {}
-}
-
-function chunkOf(bytes: Uint8Array): StreamChunk {
-  return { bytes, release: noop };
-}
 
 /** The client: one request now, the next once an answer (head and body: one write) went out. */
 class Downstream extends MemoryStream {
@@ -134,14 +73,14 @@ class Downstream extends MemoryStream {
     this.left = n - 1;
     this.deliver(REQUEST);
   }
-  protected wrote(): void {
+  protected override wrote(): void {
     this.deliver(this.left-- > 0 ? REQUEST : null);
   }
 }
 
 /** nginx: answers every request written to it. */
 class Upstream extends MemoryStream {
-  protected wrote(): void {
+  protected override wrote(): void {
     this.deliver(RESPONSE);
   }
 }
