@@ -19,7 +19,7 @@
  * against OpenSSL's.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -42,7 +42,7 @@ import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { writeTlsCertificates } from '../lib/tls-certs.js';
 import { type AbRow, abTable } from './summary.js';
-import { type LochTree, openTree } from './tree.js';
+import { fileStamp, type LochTree, openTree, runWarnings } from './tree.js';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -159,26 +159,11 @@ async function main(): Promise<void> {
   for (const label of ['A', 'B']) {
     if (envText(label) !== '') warnings.push(`${label} runs with ${envText(label)}.`);
   }
-  for (const t of trees) {
-    if (t.staleBuilds.length > 0)
-      warnings.push(
-        `${t.label} (${t.root}): sources newer than the build in ${t.staleBuilds.join(', ')}; loch runs the build.`,
-      );
-  }
-  const load1 = loadavg()[0]!;
-  // The run itself keeps about one core busy; more than that is someone else's work.
-  if (load1 > 1)
-    warnings.push(
-      `load average ${load1.toFixed(2)} before the run: other work shares these ${availableParallelism()} CPUs; expect a wide spread.`,
-    );
-  if (rounds < 5) warnings.push(`${rounds} round(s): a smoke run; issue 12 asks for at least 5.`);
+  warnings.push(...runWarnings(trees, rounds));
   for (const w of warnings) log(`WARNING: ${w}`);
 
   const started = new Date();
-  const stamp = started
-    .toISOString()
-    .replace(/[:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
+  const stamp = fileStamp(started);
   const loadBefore = loadavg();
   const perPoint = warmupSeconds + seconds + 0.5;
   const pointsPerSide = modes.length * loads.length * sizes.length;

@@ -17,7 +17,7 @@
  * `--metrics off,on` measures what metrics cost per request.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -38,7 +38,7 @@ import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { busyConnectionMemory, type ConnectionMemory, quietConnectionMemory } from './connection-memory.js';
 import { type AbRow, abTable } from './summary.js';
-import { type LochTree, openTree, startLoch } from './tree.js';
+import { fileStamp, type LochTree, openTree, runWarnings, startLoch } from './tree.js';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -144,26 +144,11 @@ async function main(): Promise<void> {
     warnings.push(
       `metrics: A ${metricsOn('A') ? 'on' : 'off'}, B ${metricsOn('B') ? 'on' : 'off'} (an [admin] listener on the side that is on): B/A is what recording metrics costs.`,
     );
-  for (const t of trees) {
-    if (t.staleBuilds.length > 0)
-      warnings.push(
-        `${t.label} (${t.root}): sources newer than the build in ${t.staleBuilds.join(', ')}; loch runs the build.`,
-      );
-  }
-  const load1 = loadavg()[0]!;
-  // The run itself keeps about one core busy; more than that is someone else's work.
-  if (load1 > 1)
-    warnings.push(
-      `load average ${load1.toFixed(2)} before the run: other work shares these ${availableParallelism()} CPUs; expect a wide spread.`,
-    );
-  if (rounds < 5) warnings.push(`${rounds} round(s): a smoke run; issue 12 asks for at least 5.`);
+  warnings.push(...runWarnings(trees, rounds));
   for (const w of warnings) log(`WARNING: ${w}`);
 
   const started = new Date();
-  const stamp = started
-    .toISOString()
-    .replace(/[:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
+  const stamp = fileStamp(started);
   const loadBefore = loadavg();
   const perPoint = warmupSeconds + seconds + 0.5;
   const memorySeconds = withMemory ? 2 * ((2 * settleMs) / 1000 + 8) + 2 * (settleMs / 1000 + 9) : 0;

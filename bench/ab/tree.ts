@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
 
@@ -171,4 +171,31 @@ export async function startLoch(
       `loch ${tree.label} (${tree.cli}) does not forward: ${(err as Error).message}\n--- its output ---\n${peer.output()}`,
     );
   }
+}
+
+/** Warnings every A/B run prints: a stale build on either side, a busy machine, too few rounds. */
+export function runWarnings(trees: readonly LochTree[], rounds: number): string[] {
+  const warnings: string[] = [];
+  for (const t of trees) {
+    if (t.staleBuilds.length > 0)
+      warnings.push(
+        `${t.label} (${t.root}): sources newer than the build in ${t.staleBuilds.join(', ')}; loch runs the build.`,
+      );
+  }
+  const load1 = loadavg()[0]!;
+  // The run itself keeps about one core busy; more than that is someone else's work.
+  if (load1 > 1)
+    warnings.push(
+      `load average ${load1.toFixed(2)} before the run: other work shares these ${availableParallelism()} CPUs; expect a wide spread.`,
+    );
+  if (rounds < 5) warnings.push(`${rounds} round(s): a smoke run; issue 12 asks for at least 5.`);
+  return warnings;
+}
+
+/** A run's start as a file-name stamp: 2026-12-03T201500Z. */
+export function fileStamp(started: Date): string {
+  return started
+    .toISOString()
+    .replace(/[:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
