@@ -11,7 +11,7 @@
  * mode. Not a health checker or load balancer.
  */
 import { ThriftClient, type ThriftClientOptions, type ThriftFrame, type ThriftStream } from '@loch/thrift';
-import { ExclusiveConnection, isCallbackStream, type ReplyLender } from './exclusive-connection.js';
+import { ExclusiveConnection, isCallbackStream } from './exclusive-connection.js';
 import type { ThriftExchange } from './gateway-route.js';
 
 /** Settings of a ClientExchange. */
@@ -23,8 +23,12 @@ export interface ClientExchangeOptions extends ThriftClientOptions {
 type Connection = ThriftClient | ExclusiveConnection;
 type SendOptions = { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> };
 
-/** Connections to one upstream: idle ones first, else the least busy. */
-export class ClientExchange implements ThriftExchange, ReplyLender {
+/**
+ * Connections to one upstream: idle ones first, else the least busy. Also the ReplyLender its
+ * ExclusiveConnections report to (`lent`), structurally: `lent` is internal (left out of the
+ * published declarations), so an `implements ReplyLender` would not hold there.
+ */
+export class ClientExchange implements ThriftExchange {
   /** Each slot's connection, while it connects and after. */
   private readonly clients: (Promise<Connection> | undefined)[];
   /** Each slot's connected ExclusiveConnection, if it is one (the calls' fast path). */
