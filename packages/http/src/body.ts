@@ -1,7 +1,8 @@
 /**
  * Message bodies as async iterables of byte chunks plus their framing, so the same body value
  * moves through HTTP/1.1 (Content-Length, chunked, close-delimited) and HTTP/2 (DATA frames)
- * unchanged. Not a stream library: no transforms, no buffering policy beyond `readBody`.
+ * unchanged. Not a stream library: no transforms, no buffering policy beyond whole-body reads
+ * (`readBody`, `consumeBody`).
  */
 import { HttpBodyError } from './errors.js';
 import type { HttpHeaders } from './headers.js';
@@ -154,34 +155,168 @@ export function streamBody(
   return new StreamBody(source, options);
 }
 
+/** The default limit of readBody, readText and consumeBody: 16 MiB. */
+const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
+
 /**
- * Reads a whole body into one (copied) Uint8Array. Fails with ERR_HTTP_BODY_TOO_LARGE past
- * `maxBytes` (default 16 MiB) and stops reading there.
+ * Reads a whole body and returns what `use` makes of its bytes: at once when every step of the
+ * body is at hand (a FixedBody; an incoming body whose bytes came with its head), else a promise.
+ * `use` runs while the bytes are valid: a body that came as one chunk of known length is handed
+ * over as that chunk, a view into receive memory (not copied; valid only during `use`), one that
+ * came in several is copied together first. Fails with ERR_HTTP_BODY_TOO_LARGE past `maxBytes`
+ * (default 16 MiB) and stops reading there; a failure is thrown when it happens at once, else the
+ * promise rejects. A body of known length may be handed to `use` before its end was read: a
+ * failure of that last step still fails the read.
  */
-export async function readBody(body: HttpBody, maxBytes = 16 * 1024 * 1024): Promise<Uint8Array> {
-  if (body instanceof FixedBody) return body.data;
-  if (body.kind === 'fixed' && body.length > maxBytes) {
-    throw new HttpBodyError('ERR_HTTP_BODY_TOO_LARGE', `body of ${body.length} bytes exceeds ${maxBytes}`);
+export function consumeBody<T>(
+  body: HttpBody,
+  use: (bytes: Uint8Array) => T,
+  maxBytes: number = DEFAULT_MAX_BODY,
+): T | Promise<T> {
+  if (body.kind !== 'stream' && body.length > maxBytes) throw tooLarge(body.length, maxBytes);
+  if (body instanceof FixedBody) return use(body.data);
+  return new BodyCollector(body, use, maxBytes, false).run();
+}
+
+/**
+ * Reads a whole body into one (copied) Uint8Array (a FixedBody's own bytes are returned as they
+ * are). Fails with ERR_HTTP_BODY_TOO_LARGE past `maxBytes` (default 16 MiB) and stops reading there.
+ */
+export function readBody(body: HttpBody, maxBytes: number = DEFAULT_MAX_BODY): Promise<Uint8Array> {
+  try {
+    if (body.kind !== 'stream' && body.length > maxBytes) throw tooLarge(body.length, maxBytes);
+    if (body instanceof FixedBody) return Promise.resolve(body.data);
+    return Promise.resolve(new BodyCollector(body, ownBytes, maxBytes, true).run());
+  } catch (e) {
+    return Promise.reject(e);
   }
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.byteLength;
-    if (total > maxBytes)
-      throw new HttpBodyError('ERR_HTTP_BODY_TOO_LARGE', `body exceeds ${maxBytes} bytes`);
-    parts.push(chunk.slice());
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
 }
 
 /** Reads a whole body as UTF-8 text (see readBody for the limit). */
-export async function readText(body: HttpBody, maxBytes?: number): Promise<string> {
-  return new TextDecoder().decode(await readBody(body, maxBytes));
+export function readText(body: HttpBody, maxBytes?: number): Promise<string> {
+  try {
+    return Promise.resolve(consumeBody(body, decodeUtf8, maxBytes));
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
+
+const utf8 = new TextDecoder();
+
+function decodeUtf8(bytes: Uint8Array): string {
+  return utf8.decode(bytes);
+}
+
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes;
+}
+
+function tooLarge(length: number, maxBytes: number): HttpBodyError {
+  return new HttpBodyError(
+    'ERR_HTTP_BODY_TOO_LARGE',
+    length < 0 ? `body exceeds ${maxBytes} bytes` : `body of ${length} bytes exceeds ${maxBytes}`,
+  );
+}
+
+/**
+ * One whole-body read (consumeBody, readBody). The fast path of whole-body reads lives here, and
+ * only here: steps are taken with nextNow() while the body has them at hand, so a small POST
+ * whose bytes came with its head is read with no promise at all (each await would cost a promise
+ * and a trip through the microtask queue, ~12 per JSON call before); the first step that is not
+ * at hand switches to awaiting next(), carrying what was read so far. @internal
+ */
+class BodyCollector<T> {
+  private readonly it: AsyncIterator<Uint8Array>;
+  /** Copies of the chunks read so far (a view is not valid past its step). */
+  private parts: Uint8Array[] | null = null;
+  private total = 0;
+  /** use()'s result once it ran (a one-chunk body of known length runs it before its end). */
+  private result: T | undefined;
+  private used = false;
+
+  constructor(
+    private readonly body: HttpBody,
+    private readonly use: (bytes: Uint8Array) => T,
+    private readonly maxBytes: number,
+    /** Hand use() a copy even of a one-chunk body (readBody's bytes outlive the read). */
+    private readonly copy: boolean,
+  ) {
+    this.it = body[Symbol.asyncIterator]();
+  }
+
+  /** The result now when every step is at hand, else a promise of it. */
+  run(): T | Promise<T> {
+    const it = this.it;
+    for (;;) {
+      // A step that fails is the body's own failure: its iterator is done with it.
+      const r = nextNow(it);
+      if (r === null) return this.runLater(null);
+      if (r.done) return this.finish();
+      this.take(r.value);
+    }
+  }
+
+  private async runLater(first: IteratorResult<Uint8Array> | null): Promise<T> {
+    const it = this.it;
+    let r = first;
+    for (;;) {
+      if (r === null) r = await it.next();
+      if (r.done) return this.finish();
+      this.take(r.value);
+      r = nextNow(it);
+    }
+  }
+
+  /** One chunk, while it is valid. */
+  private take(chunk: Uint8Array): void {
+    const total = this.total + chunk.byteLength;
+    if (total > this.maxBytes) {
+      this.abandon();
+      throw tooLarge(-1, this.maxBytes);
+    }
+    if (this.used && chunk.byteLength > 0) {
+      this.abandon();
+      throw new HttpBodyError(
+        'ERR_HTTP_BODY_LENGTH_MISMATCH',
+        `body longer than its length ${this.body.length}`,
+      );
+    }
+    this.total = total;
+    if (!this.copy && this.parts === null && total === this.body.length) {
+      // The whole body in one chunk of the announced length: used where it lies.
+      try {
+        this.result = this.use(chunk);
+      } catch (e) {
+        this.abandon();
+        throw e;
+      }
+      this.used = true;
+      return;
+    }
+    if (chunk.byteLength > 0) (this.parts ??= []).push(chunk.slice());
+  }
+
+  private finish(): T {
+    if (this.used) return this.result as T;
+    const parts = this.parts;
+    let bytes: Uint8Array;
+    if (parts === null) bytes = EMPTY_BYTES;
+    else if (parts.length === 1) bytes = parts[0]!;
+    else {
+      bytes = new Uint8Array(this.total);
+      let off = 0;
+      for (const p of parts) {
+        bytes.set(p, off);
+        off += p.byteLength;
+      }
+    }
+    return this.use(bytes);
+  }
+
+  /** Stops reading (a limit or a failure): the body's source lets go of what it holds. */
+  private abandon(): void {
+    this.it.return?.().catch(noop);
+  }
+}
+
+function noop(): void {}

@@ -6,6 +6,7 @@
 
 export type { BodyKind, HttpBody, ReadyBodyIterator } from './body.js';
 export {
+  consumeBody,
   EMPTY_BODY,
   FixedBody,
   fixedBody,

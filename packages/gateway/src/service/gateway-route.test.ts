@@ -1,11 +1,18 @@
 /**
  * GatewayRoute and its exchange's optional release(): called with the reply frame once the
  * answer was made from it (also when the reply is unreadable), never for a oneway call. Its
- * JSON body read: chunks that split UTF-8 characters, a chunked body past the limit, and
- * answers that stay intact while later calls are answered.
+ * JSON body read: chunks that split UTF-8 characters, a chunked body past the limit, a body at
+ * hand read without waiting, and answers that stay intact while later calls are answered.
  */
 import { fileURLToPath } from 'node:url';
-import { createRequest, fixedBody, readText, streamBody } from '@loch/http';
+import {
+  createRequest,
+  fixedBody,
+  type HttpBody,
+  type ReadyBodyIterator,
+  readText,
+  streamBody,
+} from '@loch/http';
 import { BinaryReader, createWriter, MessageType, type ThriftFrame, TType } from '@loch/thrift';
 import { describe, expect, it } from 'vitest';
 import { JsonToThriftCompiler } from '../codec/json-to-thrift.js';
@@ -145,6 +152,53 @@ describe('GatewayRoute reads the JSON body', () => {
       undefined,
     );
     expect(res.status).toBe(413);
+  });
+
+  /** A wire body as the server hands it over: steps at hand through nextNow(), the rest by next(). */
+  class WireBody implements HttpBody, ReadyBodyIterator {
+    readonly kind = 'fixed' as const;
+    readonly trailers = null;
+    readonly length: number;
+    nextCalls = 0;
+    #at = 0;
+    constructor(
+      private readonly parts: Uint8Array[],
+      /** How many of the steps (the parts, then the end) are at hand. */
+      private readonly atHand: number,
+    ) {
+      this.length = parts.reduce((n, p) => n + p.byteLength, 0);
+    }
+    [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+      return this;
+    }
+    #step(): IteratorResult<Uint8Array> {
+      const part = this.parts[this.#at++];
+      return part === undefined ? { done: true, value: undefined } : { done: false, value: part };
+    }
+    nextNow(): IteratorResult<Uint8Array> | null {
+      return this.#at < this.atHand ? this.#step() : null;
+    }
+    next(): Promise<IteratorResult<Uint8Array>> {
+      this.nextCalls++;
+      return Promise.resolve(this.#step());
+    }
+  }
+
+  it('reads a body whose steps are all at hand without waiting for any (no next())', async () => {
+    const body = new WireBody([bytes.slice()], 2);
+    const res = await echo().call(createRequest('POST', '/echo', { body }), new Map(), undefined);
+    expect(await readText(res.body)).toBe('"grüße €"');
+    expect(body.nextCalls).toBe(0);
+  });
+
+  it('waits for the steps that are not at hand', async () => {
+    const body = new WireBody(
+      chunks.map((c) => c.slice()),
+      1,
+    );
+    const res = await echo().call(createRequest('POST', '/echo', { body }), new Map(), undefined);
+    expect(await readText(res.body)).toBe('"grüße €"');
+    expect(body.nextCalls).toBe(3);
   });
 
   it('answers many calls with answers that stay intact (copies share a slab)', async () => {

@@ -9,10 +9,11 @@
  * over many routes (gateway-service.ts) and not a connection pool (the upstream is).
  */
 import {
+  consumeBody,
   createResponse,
-  FixedBody,
   fixedBody,
   type HttpBody,
+  HttpBodyError,
   type HttpHeaders,
   type HttpResponse,
 } from '@loch/http';
@@ -160,16 +161,22 @@ function bodyTooLarge(max: number): GatewayRequestError {
   return new GatewayRequestError('ERR_GATEWAY_BODY_TOO_LARGE', `the body exceeds ${max} bytes`, 413);
 }
 
-/** `parts` (of `total` bytes) as one array. */
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
+/** A body read's failure as the gateway answers it: past the route's limit, a 413. */
+function tooLargeAs413(e: unknown, max: number): unknown {
+  return e instanceof HttpBodyError && e.code === 'ERR_HTTP_BODY_TOO_LARGE' ? bodyTooLarge(max) : e;
+}
+
+/** The body's JSON value; undefined for an empty body. */
+function parseJson(bytes: Uint8Array): unknown {
+  const text = jsonText(bytes);
+  if (text.length === 0) return undefined;
+  // The content type is not checked: `curl -d` and fetch with a string body label JSON as
+  // form or text data; a body that does not parse is a 400 anyway.
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new GatewayRequestError('ERR_GATEWAY_BAD_JSON', `the body is not JSON: ${(e as Error).message}`);
   }
-  return out;
 }
 /** RFC 9110 field-value characters: visible ASCII, obs-text, space and tab. */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -267,7 +274,9 @@ export class GatewayRoute {
   ): Promise<HttpResponse> {
     let message: Uint8Array;
     try {
-      const body = await this.readJson(request);
+      // A body that came with its head is parsed without waiting (no promise for it).
+      let body = this.readJson(request);
+      if (body instanceof Promise) body = await body;
       message = this.encode(this.binding.bind({ params, query, headers: request.headers, body }));
     } catch (e) {
       tell(this.onRefused, requestRefusal(e));
@@ -302,38 +311,22 @@ export class GatewayRoute {
     }
   }
 
-  private async readJson(request: {
-    readonly headers: HttpHeaders;
-    readonly body: HttpBody;
-  }): Promise<unknown> {
+  /** The request's JSON (undefined for no body): at once when the body is at hand, else a promise. */
+  private readJson(request: { readonly headers: HttpHeaders; readonly body: HttpBody }): unknown {
     const body = request.body;
     if (body.kind === 'empty') return undefined;
     const max = this.maxBodySize;
     // A fixed body is handed over whole, a Content-Length one announced: both checked up front.
     if (body.length > max) throw bodyTooLarge(max);
-    let text: string | undefined;
-    if (body instanceof FixedBody) text = jsonText(body.data);
-    else {
-      // Read here rather than with readBody, which copies every chunk: a body that arrives as
-      // one chunk (a small JSON POST, usually with its head) is decoded where it lies.
-      let parts: Uint8Array[] | undefined;
-      let total = 0;
-      for await (const chunk of body) {
-        total += chunk.byteLength;
-        if (total > max) throw bodyTooLarge(max);
-        if (total === body.length && parts === undefined) text = jsonText(chunk);
-        else (parts ??= []).push(chunk.slice());
-      }
-      if (text === undefined && parts !== undefined) text = jsonText(concat(parts, total));
-    }
-    if (text === undefined || text.length === 0) return undefined;
-    // The content type is not checked: `curl -d` and fetch with a string body label JSON as
-    // form or text data; a body that does not parse is a 400 anyway.
+    // consumeBody decodes a body that came as one chunk where it lies (no copy), and reads one
+    // whose bytes are all at hand without a promise.
+    let json: unknown;
     try {
-      return JSON.parse(text);
+      json = consumeBody(body, parseJson, max);
     } catch (e) {
-      throw new GatewayRequestError('ERR_GATEWAY_BAD_JSON', `the body is not JSON: ${(e as Error).message}`);
+      throw tooLargeAs413(e, max);
     }
+    return json instanceof Promise ? json.catch((e: unknown) => Promise.reject(tooLargeAs413(e, max))) : json;
   }
 
   /** The call message for an args value (a copy: the writer is reused). */

@@ -885,9 +885,14 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     await this.writeSettled();
   }
 
-  /** Called by the request body: 100-continue on first pull. */
+  /** The request body's first read must send 100 Continue (the client waits for it). */
+  get continueOwed(): boolean {
+    return this.expectContinue && !this.continueSent && !this.responseStarted;
+  }
+
+  /** Called by the request body when continueOwed: sends the 100 Continue. */
   async beforeBodyRead(): Promise<void> {
-    if (this.expectContinue && !this.continueSent && !this.responseStarted) {
+    if (this.continueOwed) {
       this.continueSent = true;
       if (this.pending.length > 0) await this.flushPending();
       await this.send(CONTINUE);
@@ -897,6 +902,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   /** Next body event for the request body reader. */
   nextBodyEvent(): number | Promise<number> {
     const ev = this.decoder.poll();
+  /** The request body's next event if it is buffered, else NeedMore (no read is started). */
+  pollBodyEvent(): number {
+    return this.decoder.poll();
+  }
+
     if (ev !== DecodeEvent.NeedMore) return ev;
     // Kept so that the server, taking the body over, waits for this read first (drainBody).
     const wait = this.fill('body');
