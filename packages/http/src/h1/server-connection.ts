@@ -899,14 +899,14 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     }
   }
 
-  /** Next body event for the request body reader. */
-  nextBodyEvent(): number | Promise<number> {
-    const ev = this.decoder.poll();
   /** The request body's next event if it is buffered, else NeedMore (no read is started). */
   pollBodyEvent(): number {
     return this.decoder.poll();
   }
 
+  /** Next body event for the request body reader. */
+  nextBodyEvent(): number | Promise<number> {
+    const ev = this.decoder.poll();
     if (ev !== DecodeEvent.NeedMore) return ev;
     // Kept so that the server, taking the body over, waits for this read first (drainBody).
     const wait = this.fill('body');
