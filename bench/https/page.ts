@@ -323,8 +323,8 @@ export function renderPage(r: PageInput): string {
       'CPU 0. **1 worker: the proxy is pinned to CPU 1. 2 workers: the proxy is pinned to CPUs 0-1 and shares CPU 0 ' +
       'with wrk and the backend**, so 2-worker numbers show behaviour under contention, not on an idle second core. ' +
       'Each proxy instance also serves plain HTTP on a second port from the same workers: per body size the HTTPS ' +
-      `point is measured, then the plain HTTP point on the same instance, ${r.rounds} round${r.rounds > 1 ? 's' : ''} ` +
-      '(HTTPS, HTTP, HTTPS, HTTP...), so **TLS adds** = the median over the rounds of HTTPS minus HTTP CPU per ' +
+      `point and the plain HTTP point are measured on the same instance, ${r.rounds} round${r.rounds > 1 ? 's' : ''} ` +
+      '(HTTPS then HTTP in odd rounds, HTTP then HTTPS in even ones), so **TLS adds** = the median over the rounds of HTTPS minus HTTP CPU per ' +
       "request of one process in one state; the HTTPS and HTTP columns are the rounds' medians. A run in which " +
       "a peer served fewer than 10 requests per connection is a stall: recorded as a failed point (with Loch's " +
       '/stats at that moment), never averaged in. CPU us/req = utime+stime of the proxy process tree during the measured ' +

@@ -123,13 +123,21 @@ const haproxy: HttpsProxySpec = {
  * over; what a stalled point looked like). `records` is LOCH_TLS_RECORDS: 'openssl' is the peer
  * `loch`, 'loch' (Loch's own TLS 1.3 record layer) the peer `loch-rec`. LOCH_BENCH_LOCH_SOURCE=1
  * runs the sources through tsx instead of the build (a tree whose build is broken by work in
- * progress; not for the committed page).
+ * progress; not for the committed page). `build` runs another checkout's built CLI instead (the
+ * HTTPS A/B, bench/ab/https.ts): its `cli`, from its root (`cwd`), with `env` on top of
+ * LOCH_TLS_RECORDS, under its own `name`.
  */
-export function lochSpec(records: 'openssl' | 'loch'): HttpsProxySpec {
-  const source = process.env.LOCH_BENCH_LOCH_SOURCE === '1';
-  const entry = source ? join(LOCH_CLI, '..', '..', 'src', 'bin.ts') : LOCH_CLI;
+export function lochSpec(
+  records: 'openssl' | 'loch',
+  build?: { name: string; cli: string; cwd: string; env: Readonly<Record<string, string>> },
+): HttpsProxySpec {
+  const source = build === undefined && process.env.LOCH_BENCH_LOCH_SOURCE === '1';
+  const entry = build?.cli ?? (source ? join(LOCH_CLI, '..', '..', 'src', 'bin.ts') : LOCH_CLI);
+  const name = build?.name ?? (records === 'openssl' ? 'loch' : 'loch-rec');
+  // cwd = the checkout under test, so nothing of the harness's checkout leaks into resolution.
+  const cwd = build?.cwd ?? (source ? join(LOCH_CLI, '..', '..') : undefined);
   return {
-    name: records === 'openssl' ? 'loch' : 'loch-rec',
+    name,
     note:
       'runtime.workers = N (worker threads, one io_uring ring each, SO_REUSEPORT listeners); ' +
       '`tls = { chain, key }` plus `min_version`/`max_version` and `ciphersuites` (TLS 1.2: `ciphers`) from the policy; ' +
@@ -175,13 +183,13 @@ ${server('http', o.plainPort, '')}`,
       const nodeArgs = (process.env.LOCH_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
       if (source) nodeArgs.push('--conditions=@loch/source', '--import', 'tsx');
       const peer = startPeer(
-        `${records === 'openssl' ? 'loch' : 'loch-rec'} (${o.workers}w)`,
+        `${name} (${o.workers}w)`,
         process.execPath,
         [...nodeArgs, entry, 'run', '-c', config],
         {
           cpu: o.cpu,
-          env: { ...process.env, LOCH_TLS_RECORDS: records },
-          ...(source ? { cwd: join(LOCH_CLI, '..', '..') } : {}),
+          env: { ...process.env, LOCH_TLS_RECORDS: records, ...build?.env },
+          ...(cwd === undefined ? {} : { cwd }),
         },
       );
       const proxy = await probed(peer, o);

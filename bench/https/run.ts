@@ -16,7 +16,10 @@
  * --records: Loch once per record layer (LOCH_TLS_RECORDS): `openssl` is the peer `loch`, `loch`
  * (Loch's own TLS 1.3 record layer) the peer `loch-rec`, measured right after it with the same
  * everything; both are checked against the targets. --rounds (default 3): HTTPS and HTTP points
- * alternate that many times per size on one instance and the page shows medians.
+ * alternate that many times per size on one instance (HTTPS first in odd rounds, HTTP first in
+ * even ones) and the page shows medians; TLS adds is the median of the per-round differences.
+ * For a decision between two builds or record layers, or loch against nginx, use the interleaved
+ * A/B form (bench:ab:https, ab/https.ts): fresh instances per round, sides alternating.
  * --handshake-warmup (default 10 s): handshakes before each handshake window (V8 compiles Loch's
  * per-connection code in the first thousands, once per worker).
  */
@@ -299,11 +302,21 @@ async function main(): Promise<void> {
             const measured: { https: Measurement; http: Measurement }[] = [];
             const before = await takenOver(proxy);
             for (let round = 1; round <= rounds; round++) {
-              const https = await point(`${what} https`, proxy, `https://127.0.0.1:${proxy.port}/${size}`);
-              const http =
-                https === undefined
-                  ? undefined
-                  : await point(`${what} http`, proxy, `http://127.0.0.1:${proxy.plainPort}/${size}`);
+              // HTTPS first in odd rounds, HTTP first in even ones: a drift of the instance or the
+              // machine during a round (warming, another job) then lands on both schemes.
+              const readHttps = () =>
+                point(`${what} https`, proxy, `https://127.0.0.1:${proxy.port}/${size}`);
+              const readHttp = () =>
+                point(`${what} http`, proxy, `http://127.0.0.1:${proxy.plainPort}/${size}`);
+              let https: Measurement | undefined;
+              let http: Measurement | undefined;
+              if (round % 2 === 1) {
+                https = await readHttps();
+                if (https !== undefined) http = await readHttp();
+              } else {
+                http = await readHttp();
+                if (http !== undefined) https = await readHttps();
+              }
               if (https === undefined || http === undefined) break;
               measured.push({ https, http });
               log(
