@@ -269,11 +269,59 @@ export class H2ResponseWriter {
     });
   }
 
-  /** Streams a body: each chunk as the windows allow, then trailers or an empty END_STREAM. */
-  private async sendStream(s: H2ServerStream, body: HttpBody, length: number): Promise<void> {
+  /**
+   * Streams a body: each chunk as the windows allow, then trailers or an empty END_STREAM. The
+   * steps at hand are taken at once (nextNow), so a body that came with its head (a proxied
+   * answer of a few KB: its chunk, then its end) is written without a promise, as the h1 writer
+   * does; returns undefined then, else a promise of the rest (sendStreamRest).
+   */
+  private sendStream(s: H2ServerStream, body: HttpBody, length: number): Promise<void> | undefined {
     const it = body[Symbol.asyncIterator]();
     let sent = 0;
     try {
+      for (;;) {
+        if (s.reset || this.host.ending) throw this.streamGone(s);
+        const r = nextNow(it);
+        if (r === null) break;
+        if (r.done) {
+          this.endBody(s, body, length, sent);
+          return undefined;
+        }
+        const chunk = r.value;
+        sent += chunk.length;
+        if (length >= 0 && sent > length) throw bodyTooLong(length);
+        if (chunk.length === 0) continue;
+        // The last byte of a sized body carries END_STREAM.
+        const last = length >= 0 && sent === length;
+        const off = this.sendNow(s, chunk, 0, last);
+        // Not all of it fits the windows or the output bound: the rest waits (the chunk stays
+        // valid: the iterator takes no step meanwhile).
+        if (off < chunk.length) return this.sendStreamRest(s, it, body, length, sent, chunk, off, last);
+      }
+    } catch (e) {
+      returnQuietly(it);
+      throw e;
+    }
+    return this.sendStreamRest(s, it, body, length, sent, null, 0, false);
+  }
+
+  /**
+   * The waiting part of sendStream: first the rest of `chunk` from `from` (when not null), then
+   * the body's further chunks, then its end.
+   */
+  private async sendStreamRest(
+    s: H2ServerStream,
+    it: AsyncIterator<Uint8Array>,
+    body: HttpBody,
+    length: number,
+    sentBefore: number,
+    chunk: Uint8Array | null,
+    from: number,
+    last: boolean,
+  ): Promise<void> {
+    let sent = sentBefore;
+    try {
+      if (chunk !== null) await this.sendChunk(s, chunk, from, last);
       for (;;) {
         if (s.reset || this.host.ending) throw this.streamGone(s);
         let r = nextNow(it);
@@ -289,9 +337,7 @@ export class H2ResponseWriter {
         if (r.done) break;
         const chunk = r.value;
         sent += chunk.length;
-        if (length >= 0 && sent > length) {
-          throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body longer than its length ${length}`);
-        }
+        if (length >= 0 && sent > length) throw bodyTooLong(length);
         if (chunk.length === 0) continue;
         // The last byte of a sized body carries END_STREAM.
         await this.sendChunk(s, chunk, 0, length >= 0 && sent === length);
@@ -304,6 +350,11 @@ export class H2ResponseWriter {
       }
       throw e;
     }
+    this.endBody(s, body, length, sent);
+  }
+
+  /** A body's end: its length checked, then trailers or an empty END_STREAM unless sent with the last DATA. */
+  private endBody(s: H2ServerStream, body: HttpBody, length: number, sent: number): void {
     if (s.localClosed) return;
     if (length >= 0 && sent !== length) {
       throw new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body of ${sent} bytes, not ${length}`);
@@ -324,6 +375,19 @@ export class H2ResponseWriter {
       this.endData(s);
     }
     this.output.scheduleFlush();
+  }
+}
+
+function bodyTooLong(length: number): HttpError {
+  return new HttpError('ERR_HTTP_BODY_LENGTH_MISMATCH', 500, `body longer than its length ${length}`);
+}
+
+/** Lets a body's source go after a failure (as for-await would), not waiting for it. */
+function returnQuietly(it: AsyncIterator<Uint8Array>): void {
+  try {
+    it.return?.()?.then(undefined, () => {});
+  } catch {
+    // Its source failed as well: nothing more to release.
   }
 }
 
