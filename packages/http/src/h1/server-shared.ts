@@ -4,11 +4,15 @@
  * last fixed-length response head, and the head options object the writer fills and reads
  * synchronously per response. One per HttpServer, made by the server for its h1 connections.
  */
+import { plainResponse } from '../internal/answers.js';
+import type { HttpResponse } from '../message.js';
 import { RequestDecoder, type RequestDecoderOptions } from './decoder.js';
 import { ResponseHeadCache, type ResponseHeadOptions } from './encoder.js';
 
 /** Most idle decoders a server keeps for reuse. */
 const MAX_SPARE_DECODERS = 256;
+/** Most rejection answers kept (one per code; the codes are the ERR_HTTP_* a server rejects with). */
+const MAX_REJECTIONS = 64;
 
 export class H1ServerShared {
   /** The last fixed-length response head, shared by every connection. */
@@ -19,6 +23,8 @@ export class H1ServerShared {
   readonly headOptions: { -readonly [K in keyof ResponseHeadOptions]: ResponseHeadOptions[K] };
   /** Decoders of parked connections, for the next one that wakes up. */
   private readonly decoders: RequestDecoder[] = [];
+  /** The answers to rejected requests, by code (see rejection()). */
+  private readonly rejections = new Map<string, HttpResponse>();
 
   constructor(
     private readonly limits: RequestDecoderOptions,
@@ -33,6 +39,20 @@ export class H1ServerShared {
       requestMethod: 'GET',
       date,
     };
+  }
+
+  /**
+   * The server's own answer to a request it rejects (a 408 for a head whose deadline passed, a
+   * 400 for a malformed one): one response per code, shared by every connection. A burst of
+   * them (10,000 slowloris heads cut within a second) then encodes one head: `heads` sees the
+   * same headers again and copies its last head. Only for answers no hook sees or changes.
+   */
+  rejection(status: number, code: string): HttpResponse {
+    const known = this.rejections.get(code);
+    if (known !== undefined && known.status === status) return known;
+    const res = plainResponse(status, code);
+    if (this.rejections.size < MAX_REJECTIONS) this.rejections.set(code, res);
+    return res;
   }
 
   /** A decoder for a connection that starts or wakes up. */

@@ -1,0 +1,113 @@
+/**
+ * What a burst of head deadlines costs the server, counted rather than timed (issue 16's
+ * slowloris: 10,000 heads armed within a second expire within a second, and every other
+ * connection of the worker waits behind that work): many connections each send one byte of a
+ * head and stop; their deadlines expire together. Each is answered 408 and closed with one
+ * HttpTimeoutError made (a second one per connection doubled the stack captures of the burst),
+ * the 408 answer is made once for the burst, not once per connection, and the expiries are
+ * spread over turns of the event loop (at most a batch per pass) so I/O runs between them.
+ */
+import * as net from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { H1ServerConnection } from '../src/h1/server-connection.js';
+import { availableDrivers, type InProcess, startServer } from './server-harness.js';
+
+/** HttpTimeoutErrors and plain answers made, counted by the mocks below. */
+const made = vi.hoisted(() => ({ timeouts: 0, answers: 0 }));
+
+vi.mock('../src/errors.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/errors.js')>();
+  class CountedTimeoutError extends real.HttpTimeoutError {
+    constructor(...args: ConstructorParameters<typeof real.HttpTimeoutError>) {
+      super(...args);
+      made.timeouts++;
+    }
+  }
+  return { ...real, HttpTimeoutError: CountedTimeoutError };
+});
+
+vi.mock('../src/internal/answers.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../src/internal/answers.js')>();
+  return {
+    ...real,
+    plainResponse: (status: number, code: string) => {
+      made.answers++;
+      return real.plainResponse(status, code);
+    },
+  };
+});
+
+const drivers = await availableDrivers();
+/** Connections whose heads expire together. */
+const N = 200;
+/** The sweep's batch (EXPIRE_BATCH in src/server.ts). */
+const BATCH = 32;
+
+/** Opens `n` connections that each send one byte of a head; resolves when all were closed, with what each got. */
+async function oneByteHeads(port: number, n: number): Promise<string[]> {
+  const answers: string[] = [];
+  const ends: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.setEncoding('latin1');
+    answers.push('');
+    socket.on('data', (d: string) => {
+      answers[i] += d;
+    });
+    ends.push(new Promise<void>((r) => socket.on('close', () => r())));
+    socket.once('connect', () => socket.write('G'));
+  }
+  await Promise.all(ends);
+  return answers;
+}
+
+describe.each(drivers)('a burst of head deadlines (driver %s)', (driver) => {
+  let s: InProcess | undefined;
+  afterEach(async () => {
+    await s?.stop();
+    s = undefined;
+  });
+
+  it(`${N} heads cut together: one HttpTimeoutError each, one 408 answer made for all`, async () => {
+    made.timeouts = 0;
+    made.answers = 0;
+    s = await startServer(driver, { timeouts: { head: 300, idle: 30_000 } });
+    const answers = await oneByteHeads(s.port, N);
+    for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 408 /);
+    expect(made.timeouts).toBe(N);
+    expect(made.answers).toBe(1);
+  });
+
+  it(`${N} heads cut together are expired at most ${BATCH} per pass, with I/O turns between passes`, async () => {
+    s = await startServer(driver, { timeouts: { head: 300, idle: 30_000 } });
+    // Expiries between two consecutive check phases of the event loop (a setImmediate chain):
+    // one pass of the sweep's, plus the tick's own pass when its timer fired in that turn.
+    const perTurn: number[] = [0];
+    const real = H1ServerConnection.prototype.expire;
+    const spy = vi.spyOn(H1ServerConnection.prototype, 'expire').mockImplementation(function (
+      this: H1ServerConnection<unknown>,
+    ) {
+      perTurn[perTurn.length - 1]!++;
+      real.call(this);
+    });
+    let ticking = true;
+    const tick = () => {
+      if (!ticking) return;
+      perTurn.push(0);
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    try {
+      const answers = await oneByteHeads(s.port, N);
+      for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      ticking = false;
+      spy.mockRestore();
+    }
+    const busy = perTurn.filter((n) => n > 0);
+    expect(busy.reduce((a, b) => a + b, 0)).toBe(N);
+    expect(Math.max(...busy)).toBeLessThanOrEqual(2 * BATCH);
+    expect(busy.length).toBeGreaterThanOrEqual(Math.ceil(N / (2 * BATCH)));
+  });
+});
