@@ -169,7 +169,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     );
     expect(closed).toBe(SLOW); // every slow connection was cut by loch (none sent a whole head)
     expect(sent.every((n) => n < head.length)).toBe(true);
-    expect(cut408).toBeGreaterThan(SLOW * 0.9); // 408 written (a few may be reset by the lingering close)
+    // 408 written; a few clients may read a reset instead: a byte of theirs that arrived after the
+    // pending receive was cancelled is unread at the close (an expired head is not lingered on).
+    expect(cut408).toBeGreaterThan(SLOW * 0.9);
     expect(normal.length).toBeGreaterThan(2);
     for (const a of normal) expect(a).toMatch(/^HTTP\/1\.1 200 /);
     // Generous: measured at 10,000 about 12 KiB per connection on legacy (+120 MiB) and 26 KiB on
