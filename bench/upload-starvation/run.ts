@@ -9,88 +9,33 @@
  * asserts liveness on both drivers.
  *
  * Usage: tsx --conditions=@loch/source upload-starvation/run.ts [uploaders=96] [seconds=15]
- *   [body_mib=8] [proxies=loch-uring,loch-legacy,nginx,haproxy]
+ *   [body_mib=8] [proxies=loch-uring,loch-legacy,nginx,haproxy] [--json <file>]
  * Each uploader sends one body of body_mib MiB (nginx spools up to uploaders x body_mib to disk).
+ * `--json` writes one row per proxy (scenario "upload-flood", bench/lib/abuse-row.ts), which
+ * bench/abuse/run.ts reads. RSS is the proxy's whole process tree (nginx's worker too).
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  freePort,
-  killLivePeers,
-  type Peer,
-  startPeer,
-  stopPeersOnSignal,
-  waitForPort,
-} from '../lib/measure.js';
+import { abusePeers, startAbuseProxy } from '../lib/abuse-proxies.js';
+import { type AbuseRow, latencyCell, mib, takeJsonFlag, writeRows } from '../lib/abuse-row.js';
+import { freePort, killLivePeers, type Peer, rssKiB, startPeer, stopPeersOnSignal } from '../lib/measure.js';
+import { failures, latency, probe, probeSeries } from '../lib/normal-client.js';
 
-const UPLOADERS = Number(process.argv[2] ?? 96);
-const SECONDS = Number(process.argv[3] ?? 15);
-const BODY = Number(process.argv[4] ?? 8) * 1024 * 1024;
-const PROXIES = (process.argv[5] ?? 'loch-uring,loch-legacy,nginx,haproxy').split(',');
-const PROXY_DIR = fileURLToPath(new URL('../../apps/proxy', import.meta.url));
-const PEERS = join(PROXY_DIR, 'test/e2e/peers');
+const args = process.argv.slice(2).filter((a) => a !== '--');
+const jsonFile = takeJsonFlag(args);
+const UPLOADERS = Number(args[0] ?? 96);
+const SECONDS = Number(args[1] ?? 15);
+const BODY = Number(args[2] ?? 8) * 1024 * 1024;
+const PROXIES = abusePeers(args[3] ?? 'loch-uring,loch-legacy,nginx,haproxy');
+const PEERS = fileURLToPath(new URL('../../apps/proxy/test/e2e/peers', import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 stopPeersOnSignal();
 process.once('exit', killLivePeers);
-
-function rssMiB(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return Math.round(Number(m![1]) / 102.4) / 10;
-  } catch {
-    return 0;
-  }
-}
-
-/** One GET by curl (its own process): time_total in ms, or -1 when it failed (10 s cap). */
-function probe(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const c = spawn('curl', [
-      '-s',
-      '-o',
-      '/dev/null',
-      '--max-time',
-      '10',
-      '-w',
-      '%{http_code} %{time_total}',
-      `http://127.0.0.1:${port}/normal`,
-    ]);
-    let out = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    c.on('exit', () => {
-      const [code, total] = out.split(' ');
-      resolve(code === '200' ? Number(total) * 1000 : -1);
-    });
-  });
-}
-
-interface Summary {
-  n: number;
-  failed: number;
-  p50: string;
-  p99: string;
-  max: string;
-}
-
-function summarize(xs: readonly number[]): Summary {
-  const ok = xs.filter((x) => x >= 0).sort((a, b) => a - b);
-  const at = (p: number) => ok[Math.min(ok.length - 1, Math.floor(p * ok.length))]?.toFixed(1) ?? '-';
-  return {
-    n: xs.length,
-    failed: xs.length - ok.length,
-    p50: at(0.5),
-    p99: at(0.99),
-    max: ok.at(-1)?.toFixed(1) ?? '-',
-  };
-}
 
 /** Starts a Python peer from apps/proxy's e2e peers; resolves with it and its first output line. */
 async function python(
@@ -109,133 +54,28 @@ async function python(
   throw new Error(`${script} printed nothing`);
 }
 
-async function startLoch(
-  driver: string,
-  port: number,
-  slow: number,
-  fast: number,
-  dir: string,
-): Promise<Peer> {
-  const config = join(dir, 'loch.toml');
-  writeFileSync(
-    config,
-    `
-[runtime]
-workers = 1
-
-[log]
-access = false
-
-[servers.web]
-listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { server_keepalive = "60s", server_read_body = "120s", upstream_read = "120s", server_write = "120s" }
-
-[[servers.web.routes]]
-path = "/slow/"
-upstreams = [{ endpoint = "http://127.0.0.1:${slow}" }]
-
-[[servers.web.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:${fast}" }]
-`,
-  );
-  const peer = startPeer(
-    `loch ${driver}`,
-    process.execPath,
-    ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'run', '-c', config],
-    { cwd: PROXY_DIR, env: { ...process.env, LOCH_DRIVER: driver } },
-  );
-  await waitForPort(port, '127.0.0.1', 30_000);
-  return peer;
-}
-
-async function startNginx(port: number, slow: number, fast: number, dir: string): Promise<Peer> {
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  const conf = `worker_processes 1;
-user root;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  client_max_body_size 0;
-  proxy_request_buffering on;
-  proxy_read_timeout 120s;
-  proxy_send_timeout 120s;
-  client_body_timeout 120s;
-  upstream slow { server 127.0.0.1:${slow}; }
-  upstream fast { server 127.0.0.1:${fast}; keepalive 16; }
-  server {
-    listen 127.0.0.1:${port};
-    location /slow/ { proxy_pass http://slow; }
-    location / { proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-`;
-  const file = join(dir, 'nginx.conf');
-  writeFileSync(file, conf);
-  const peer = startPeer('nginx', 'nginx', ['-p', dir, '-c', file, '-g', 'daemon off;']);
-  await waitForPort(port);
-  return peer;
-}
-
-async function startHaproxy(port: number, slow: number, fast: number, dir: string): Promise<Peer> {
-  const conf = `global
-  nbthread 1
-  maxconn 12000
-  no strict-limits
-
-defaults
-  mode http
-  maxconn 12000
-  timeout connect 5s
-  timeout client 120s
-  timeout server 120s
-  timeout http-keep-alive 60s
-  option http-keep-alive
-  http-reuse always
-
-frontend fe
-  bind 127.0.0.1:${port}
-  use_backend slow if { path_beg /slow/ }
-  default_backend fast
-
-backend slow
-  server s1 127.0.0.1:${slow}
-
-backend fast
-  server f1 127.0.0.1:${fast}
-`;
-  const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, conf);
-  const peer = startPeer('haproxy', 'haproxy', ['-f', file, '-db']);
-  await waitForPort(port);
-  return peer;
-}
-
 const fast = createServer((_req, res) => res.end('ok\n'));
 await new Promise<void>((r) => fast.listen(0, '127.0.0.1', r));
 const fastPort = (fast.address() as AddressInfo).port;
 
-const rows: string[] = [];
+const rows: AbuseRow[] = [];
 for (const name of PROXIES) {
   const dir = mkdtempSync(join(tmpdir(), `loch-starvation-${name}-`));
   const slow = await python('slow upstream', 'slow_upstream.py', ['65536']);
   const slowPort = Number(slow.line);
   const port = await freePort();
-  let proxy: Peer;
-  if (name === 'loch-uring' || name === 'loch-legacy')
-    proxy = await startLoch(name.slice(5), port, slowPort, fastPort, dir);
-  else if (name === 'nginx') proxy = await startNginx(port, slowPort, fastPort, dir);
-  else if (name === 'haproxy') proxy = await startHaproxy(port, slowPort, fastPort, dir);
-  else throw new Error(`unknown proxy ${name}`);
+  const proxy = await startAbuseProxy(name, {
+    port,
+    dir,
+    routes: [
+      { prefix: '/slow/', port: slowPort },
+      { prefix: '/', port: fastPort },
+    ],
+    timeoutSeconds: 120,
+  });
 
-  const alone: number[] = [];
-  for (let i = 0; i < 30; i++) alone.push(await probe(port));
-  const rssBefore = rssMiB(proxy.pid);
+  const alone = await probeSeries(port, 30);
+  const rssBefore = rssKiB(proxy.pid);
   const flood = await python('uploaders', 'upload_flood.py', [
     String(port),
     String(UPLOADERS),
@@ -247,18 +87,35 @@ for (const name of PROXIES) {
   const t0 = performance.now();
   while (performance.now() - t0 < SECONDS * 1000) {
     during.push(await probe(port));
-    rssPeak = Math.max(rssPeak, rssMiB(proxy.pid));
+    rssPeak = Math.max(rssPeak, rssKiB(proxy.pid));
     await sleep(200);
   }
   await flood.peer.stop();
   await slow.peer.stop();
+  await sleep(3000);
+  const rssAfter = rssKiB(proxy.pid);
   await proxy.stop();
   rmSync(dir, { recursive: true, force: true });
-  const a = summarize(alone);
-  const d = summarize(during);
-  const line = `| ${name} | ${a.p50} / ${a.p99} | ${d.p50} / ${d.p99} / ${d.max} | ${d.failed} of ${d.n} | ${rssBefore} -> ${rssPeak} |`;
-  console.log(line);
-  rows.push(line);
+  const row: AbuseRow = {
+    scenario: 'upload-flood',
+    peer: name,
+    alone: latency(alone),
+    during: latency(during),
+    failed: failures(during),
+    rssBeforeMiB: mib(rssBefore),
+    rssPeakMiB: mib(rssPeak),
+    rssAfterMiB: mib(rssAfter),
+    note:
+      name === 'nginx'
+        ? 'spools request bodies to disk (proxy_request_buffering on)'
+        : name === 'haproxy'
+          ? 'streams bodies through 16 KiB buffers'
+          : 'backpressure: receive budgets (1 MiB per stream, 12 MiB per worker)',
+  };
+  rows.push(row);
+  console.log(
+    `| ${name} | ${latencyCell(row.alone)} | ${latencyCell(row.during)} | ${row.failed} of ${row.during.n} | ${row.rssBeforeMiB} / ${row.rssPeakMiB} / ${row.rssAfterMiB} |`,
+  );
 }
 fast.close();
 
@@ -266,7 +123,11 @@ console.log(
   `\nupload starvation: ${UPLOADERS} uploaders x ${BODY / 1048576} MiB to a 64 KiB/s upstream, 1 worker, ${SECONDS} s; normal GET every 200 ms (curl)\n`,
 );
 console.log(
-  '| proxy | alone p50 / p99 ms | during p50 / p99 / max ms | failed (10 s cap) | RSS MiB before -> peak |',
+  '| proxy | alone p50 / p99 / max ms | during p50 / p99 / max ms | failed (10 s cap) | RSS MiB before / peak / after |',
 );
 console.log('| --- | ---: | ---: | ---: | ---: |');
-for (const row of rows) console.log(row);
+for (const r of rows)
+  console.log(
+    `| ${r.peer} | ${latencyCell(r.alone)} | ${latencyCell(r.during)} | ${r.failed} of ${r.during.n} | ${r.rssBeforeMiB} / ${r.rssPeakMiB} / ${r.rssAfterMiB} |`,
+  );
+if (jsonFile !== undefined) writeRows(jsonFile, rows);
