@@ -283,7 +283,7 @@ export function writeHeaders(
   let p = writeFrameHeader(buf, offset, overhead + first, FrameType.HEADERS, flags, streamId);
   if (padded) buf[p++] = pad;
   if (priority !== undefined) p = writePriorityFields(buf, p, priority);
-  buf.set(block.subarray(0, first), p);
+  buf.set(first === block.length ? block : block.subarray(0, first), p);
   p += first;
   if (padded) {
     buf.fill(0, p, p + pad);

@@ -28,6 +28,14 @@ import {
 import { HPACK_ENTRY_OVERHEAD, HpackDynamicTable, STATIC_TABLE, STATIC_TABLE_LENGTH } from './hpack-table.js';
 import { huffmanDecode, huffmanMaxDecodedLength } from './huffman.js';
 
+/**
+ * Node's latin1 decoding of any Uint8Array's range, called on the block itself: no Buffer view
+ * of it made per header block (what headers.ts and the h1 decoder use too).
+ */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+
 /** Receives the fields of a header block, in order. */
 export interface HpackFieldSink {
   /**
@@ -101,9 +109,6 @@ export class HpackDecoder {
    */
   decode(block: Uint8Array, sink: HpackFieldSink, start = 0, end: number = block.length): void {
     const table = this.table;
-    const text = Buffer.isBuffer(block)
-      ? block
-      : Buffer.from(block.buffer, block.byteOffset, block.byteLength);
     const maxList = this.maxHeaderListSize;
     let listSize = 0;
     let over = false;
@@ -131,8 +136,8 @@ export class HpackDecoder {
       } else if (b >= 0x40) {
         // Literal with incremental indexing (§6.2.1): always decoded, the table needs it.
         const index = this.#integer(block, 6);
-        name = index === 0 ? this.#string(block, text, false) : this.#nameOf(index);
-        value = this.#string(block, text, false);
+        name = index === 0 ? this.#string(block, false) : this.#nameOf(index);
+        value = this.#string(block, false);
         table.add(name, value);
       } else if (b >= 0x20) {
         // Dynamic table size update (§6.3).
@@ -156,8 +161,8 @@ export class HpackDecoder {
         // Literal without indexing (§6.2.2) or never indexed (§6.2.3).
         sensitive = b >= 0x10;
         const index = this.#integer(block, 4);
-        name = index === 0 ? this.#string(block, text, over) : this.#nameOf(index);
-        value = this.#string(block, text, over);
+        name = index === 0 ? this.#string(block, over) : this.#nameOf(index);
+        value = this.#string(block, over);
       }
       if (!fieldsSeen) {
         if (this.#updateRequired) {
@@ -232,7 +237,7 @@ export class HpackDecoder {
   }
 
   /** A string literal at #pos (RFC 7541 §5.2); `skip` steps over it without decoding. */
-  #string(block: Uint8Array, text: Buffer, skip: boolean): string {
+  #string(block: Uint8Array, skip: boolean): string {
     if (this.#pos >= this.#end)
       throw compressionError('ERR_HTTP2_HPACK_TRUNCATED', 'header block ends before a string');
     const huffman = block[this.#pos]! >= 0x80;
@@ -243,11 +248,11 @@ export class HpackDecoder {
       throw compressionError('ERR_HTTP2_HPACK_TRUNCATED', 'string literal runs past the header block');
     this.#pos = end;
     if (skip || length === 0) return '';
-    if (!huffman) return text.toString('latin1', start, end);
+    if (!huffman) return latin1Slice.call(block, start, end);
     const need = huffmanMaxDecodedLength(length);
     if (this.#scratch.length < need)
       this.#scratch = Buffer.allocUnsafe(Math.max(need, this.#scratch.length * 2));
     const n = huffmanDecode(block, start, end, this.#scratch, 0);
-    return this.#scratch.toString('latin1', 0, n);
+    return latin1Slice.call(this.#scratch, 0, n);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * HPACK header-block encoder (RFC 7541 §6) for one direction of one connection. Policy:
- * - a field found whole in the static or dynamic table is sent as one index;
+ * - a field found whole in the static or dynamic table is sent as one index (in the dynamic
+ *   table among its name's 8 newest entries: values are compared, not hashed, see RULES);
  * - sensitive fields (authorization, proxy-authorization, set-cookie, cookies under 20 bytes,
  *   or any field the caller marks) are never-indexed literals (§7.1.3), so an intermediary
  *   must not index them either and they cannot be probed through the table (CRIME-style);
@@ -17,13 +18,7 @@
  * char per byte) without CR, LF or NUL; the session checks what it sends. Not for framing: the
  * frame encoders split the block into HEADERS and CONTINUATION frames.
  */
-import {
-  HPACK_ENTRY_OVERHEAD,
-  HpackDynamicTable,
-  STATIC_TABLE_LENGTH,
-  staticFieldIndex,
-  staticNameIndex,
-} from './hpack-table.js';
+import { HPACK_ENTRY_OVERHEAD, HpackDynamicTable, STATIC_TABLE, STATIC_TABLE_LENGTH } from './hpack-table.js';
 import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
 
 /** Options of an {@link HpackEncoder}. */
@@ -38,9 +33,9 @@ export interface HpackEncoderOptions {
 }
 
 /** Names whose values are never indexed: credentials (RFC 7541 §7.1.3). */
-const SENSITIVE_NAMES = new Set(['authorization', 'proxy-authorization', 'set-cookie']);
+const SENSITIVE_NAMES = ['authorization', 'proxy-authorization', 'set-cookie'];
 /** Names whose values rarely repeat on a connection: indexing them would only evict others. */
-const UNINDEXED_NAMES = new Set([
+const UNINDEXED_NAMES = [
   ':path',
   'age',
   'content-length',
@@ -48,7 +43,72 @@ const UNINDEXED_NAMES = new Set([
   'if-modified-since',
   'if-none-match',
   'location',
-]);
+];
+
+/**
+ * What the encoder knows of a name before any connection: its static index, its static
+ * `name: value` entries, and how its values are indexed. One lookup per field finds all of it
+ * (the name is usually an interned string whose hash is kept); the value is hashed only for the
+ * few names the static table lists values of (`:method`, `:status`, `accept-encoding`...).
+ */
+interface NameRule {
+  /** The lowest static index with this name, or 0. */
+  readonly staticName: number;
+  /** The static index of `name: ""`, or 0. */
+  readonly staticEmpty: number;
+  /** Static indexes of the name's non-empty values, or null when it has none. */
+  readonly staticValues: Map<string, number> | null;
+  /** Never indexed (SENSITIVE_NAMES). */
+  readonly never: boolean;
+  /** Not added to the table (UNINDEXED_NAMES). */
+  readonly unindexed: boolean;
+}
+
+const NO_RULE: NameRule = {
+  staticName: 0,
+  staticEmpty: 0,
+  staticValues: null,
+  never: false,
+  unindexed: false,
+};
+
+const RULES = ((): Map<string, NameRule> => {
+  const names = new Set<string>([
+    ...STATIC_TABLE.map(([name]) => name),
+    ...SENSITIVE_NAMES,
+    ...UNINDEXED_NAMES,
+  ]);
+  const rules = new Map<string, NameRule>();
+  for (const name of names) {
+    let staticName = 0;
+    let staticEmpty = 0;
+    let staticValues: Map<string, number> | null = null;
+    for (let i = STATIC_TABLE.length - 1; i >= 0; i--) {
+      const [n, value] = STATIC_TABLE[i]!;
+      if (n !== name) continue;
+      // Walked backwards, so the lowest index of each wins.
+      staticName = i + 1;
+      if (value === '') staticEmpty = i + 1;
+      else (staticValues ??= new Map()).set(value, i + 1);
+    }
+    rules.set(name, {
+      staticName,
+      staticEmpty,
+      staticValues,
+      never: SENSITIVE_NAMES.includes(name),
+      unindexed: UNINDEXED_NAMES.includes(name),
+    });
+  }
+  return rules;
+})();
+
+/**
+ * Dynamic entries remembered per name, newest first: a value is matched by comparing it with
+ * these entries' values (no hash of a value string made for this message), so a name that had
+ * more distinct values in the table than this is sent as a literal for the older ones.
+ */
+const RECENT_PER_NAME = 8;
+
 /** RFC 7541 §7.1.3: short cookies are easy to guess, so they are never indexed. */
 const MIN_INDEXED_COOKIE = 20;
 /** The protocol's initial SETTINGS_HEADER_TABLE_SIZE (RFC 9113 §6.5.2). */
@@ -60,10 +120,11 @@ export class HpackEncoder {
   readonly table: HpackDynamicTable;
   readonly #cap: number;
   readonly #huffman: 'auto' | 'always' | 'never';
-  /** name → value → insertion number of the newest entry with that field. */
-  readonly #fields = new Map<string, Map<string, number>>();
-  /** name → insertion number of the newest entry with that name. */
-  readonly #names = new Map<string, number>();
+  /**
+   * name → insertion numbers of its newest entries in the dynamic table, newest first (at most
+   * RECENT_PER_NAME; an evicted entry leaves its list, an empty list its name).
+   */
+  readonly #recent = new Map<string, number[]>();
   /** Smallest size the table went through since the last block, or -1 when there is none. */
   #pendingMin = -1;
   #pendingSize = -1;
@@ -73,13 +134,13 @@ export class HpackEncoder {
   constructor(options: HpackEncoderOptions = {}) {
     this.#cap = options.maxTableSize ?? DEFAULT_TABLE_SIZE;
     this.#huffman = options.huffman ?? 'auto';
-    this.table = new HpackDynamicTable(DEFAULT_TABLE_SIZE, (name, value, insertion) => {
-      const values = this.#fields.get(name);
-      if (values !== undefined && values.get(value) === insertion) {
-        values.delete(value);
-        if (values.size === 0) this.#fields.delete(name);
-      }
-      if (this.#names.get(name) === insertion) this.#names.delete(name);
+    this.table = new HpackDynamicTable(DEFAULT_TABLE_SIZE, (name, _value, insertion) => {
+      const recent = this.#recent.get(name);
+      if (recent === undefined) return;
+      const at = recent.indexOf(insertion);
+      if (at < 0) return;
+      recent.splice(at, 1);
+      if (recent.length === 0) this.#recent.delete(name);
     });
     if (this.#cap < DEFAULT_TABLE_SIZE) this.#schedule(this.#cap);
   }
@@ -117,48 +178,53 @@ export class HpackEncoder {
    * as tokens that the built-in list of sensitive names does not cover).
    */
   addField(name: string, value: string, sensitive = false): void {
-    const never =
-      sensitive || SENSITIVE_NAMES.has(name) || (name === 'cookie' && value.length < MIN_INDEXED_COOKIE);
+    const rule = RULES.get(name) ?? NO_RULE;
+    const never = sensitive || rule.never || (name === 'cookie' && value.length < MIN_INDEXED_COOKIE);
+    const recent = this.#recent.get(name);
     if (!never) {
-      let index = staticFieldIndex(name, value);
-      if (index === 0) {
-        const insertion = this.#fields.get(name)?.get(value);
-        if (insertion !== undefined) {
-          const pos = this.table.positionOf(insertion);
-          if (pos >= 0) index = STATIC_TABLE_LENGTH + 1 + pos;
-        }
-      }
+      let index = value.length === 0 ? rule.staticEmpty : (rule.staticValues?.get(value) ?? 0);
+      if (index === 0 && recent !== undefined) index = this.#dynamicIndex(recent, value);
       if (index !== 0) {
         this.#integer(index, 7, 0x80);
         return;
       }
     }
-    let nameIndex = staticNameIndex(name);
-    if (nameIndex === 0) {
-      const insertion = this.#names.get(name);
-      if (insertion !== undefined) {
-        const pos = this.table.positionOf(insertion);
-        if (pos >= 0) nameIndex = STATIC_TABLE_LENGTH + 1 + pos;
-      }
+    let nameIndex = rule.staticName;
+    if (nameIndex === 0 && recent !== undefined) {
+      const pos = this.table.positionOf(recent[0]!);
+      if (pos >= 0) nameIndex = STATIC_TABLE_LENGTH + 1 + pos;
     }
     const entrySize = name.length + value.length + HPACK_ENTRY_OVERHEAD;
     if (never) {
       this.#integer(nameIndex, 4, 0x10);
-    } else if (UNINDEXED_NAMES.has(name) || entrySize * 4 > this.table.maxSize * 3) {
+    } else if (rule.unindexed || entrySize * 4 > this.table.maxSize * 3) {
       this.#integer(nameIndex, 4, 0x00);
     } else {
       this.#integer(nameIndex, 6, 0x40);
       const insertion = this.table.insertCount;
       this.table.add(name, value);
       if (this.table.positionOf(insertion) === 0) {
-        let values = this.#fields.get(name);
-        if (values === undefined) this.#fields.set(name, (values = new Map()));
-        values.set(value, insertion);
-        this.#names.set(name, insertion);
+        // Read again: adding may have evicted this name's last entry (and its list).
+        const list = this.#recent.get(name);
+        if (list === undefined) this.#recent.set(name, [insertion]);
+        else {
+          list.unshift(insertion);
+          if (list.length > RECENT_PER_NAME) list.pop();
+        }
       }
     }
     if (nameIndex === 0) this.#string(name);
     this.#string(value);
+  }
+
+  /** The dynamic index of one of `recent`'s entries whose value is `value`, or 0. */
+  #dynamicIndex(recent: number[], value: string): number {
+    const table = this.table;
+    for (let i = 0; i < recent.length; i++) {
+      const pos = table.positionOf(recent[i]!);
+      if (pos >= 0 && table.valueAt(pos) === value) return STATIC_TABLE_LENGTH + 1 + pos;
+    }
+    return 0;
   }
 
   /**

@@ -78,26 +78,6 @@ export const STATIC_TABLE: readonly (readonly [name: string, value: string])[] =
 /** Number of static entries; the first dynamic index is this plus one. */
 export const STATIC_TABLE_LENGTH = 61;
 
-const STATIC_NAME_INDEX = new Map<string, number>();
-const STATIC_FIELD_INDEX = new Map<string, Map<string, number>>();
-for (let i = 0; i < STATIC_TABLE.length; i++) {
-  const [name, value] = STATIC_TABLE[i]!;
-  if (!STATIC_NAME_INDEX.has(name)) STATIC_NAME_INDEX.set(name, i + 1);
-  let values = STATIC_FIELD_INDEX.get(name);
-  if (values === undefined) STATIC_FIELD_INDEX.set(name, (values = new Map()));
-  if (!values.has(value)) values.set(value, i + 1);
-}
-
-/** The lowest static index whose name is `name`, or 0. */
-export function staticNameIndex(name: string): number {
-  return STATIC_NAME_INDEX.get(name) ?? 0;
-}
-
-/** The static index of exactly `name: value`, or 0. */
-export function staticFieldIndex(name: string, value: string): number {
-  return STATIC_FIELD_INDEX.get(name)?.get(value) ?? 0;
-}
-
 /** Called for each entry the dynamic table evicts, with the insertion number it was added as. */
 export type HpackEvictionListener = (name: string, value: string, insertion: number) => void;
 

@@ -208,7 +208,8 @@ export class H2ResponseWriter {
       const at = this.output.reserve(FRAME_HEADER_LENGTH + room);
       const frame = output.arena;
       writeFrameHeader(frame, at, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
-      frame.set(data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
+      // The whole chunk in one frame (the usual small answer) is copied without a view of it.
+      frame.set(room === total ? data : data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
       s.sendWindow -= room;
       this.sendWindow -= room;
       off += room;
