@@ -606,23 +606,19 @@ export class H2ServerSession<Cx> implements ServedConnection {
     if (out instanceof Promise) {
       // Only a server that listens for abandoned requests keeps the request on its stream.
       if (this.server.onAbandoned !== null) s.awaiting = req;
-      void this.awaitHandler(s, req, out);
+      // A then() rather than an async function: its two closures cost less than an async
+      // function's frame and its await (a proxied request takes this path every time).
+      out.then(
+        (res) => {
+          s.awaiting = null;
+          this.answer(s, req, res);
+        },
+        (e: unknown) => {
+          s.awaiting = null;
+          this.answer(s, req, this.handlerFailed(e));
+        },
+      );
     } else this.answer(s, req, out);
-  }
-
-  private async awaitHandler(
-    s: H2ServerStream,
-    req: HttpServerRequest<Cx>,
-    out: Promise<HttpResponse>,
-  ): Promise<void> {
-    let res: HttpResponse;
-    try {
-      res = await out;
-    } catch (e) {
-      res = this.handlerFailed(e);
-    }
-    s.awaiting = null;
-    this.answer(s, req, res);
   }
 
   /**

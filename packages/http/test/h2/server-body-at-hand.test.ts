@@ -157,11 +157,17 @@ function request(): Uint8Array {
   );
 }
 
-/** Serves one GET answered with `body`; returns the client and the promises made meanwhile. */
+/**
+ * Serves one GET answered with `body` (`later`: by a handler that returns a promise); returns the
+ * client and the promises made meanwhile.
+ */
 async function serve(
   body: HttpBody,
+  later = false,
 ): Promise<{ client: MemoryClient; promises: number; served: Promise<void> }> {
-  const server = new HttpServer({ call: () => createResponse(200, { body }) });
+  const server = new HttpServer({
+    call: () => (later ? Promise.resolve(createResponse(200, { body })) : createResponse(200, { body })),
+  });
   const client = new MemoryClient();
   const served = server.serveConnection(client);
   // The session reads: hand it the request, counting the promises made until its answer is queued.
@@ -174,6 +180,8 @@ async function serve(
   });
   hook.enable();
   client.send(request());
+  // A handler's promise answers in a microtask: count until then.
+  if (later) await new Promise((r) => setImmediate(r));
   hook.disable();
   return { client, promises, served };
 }
@@ -208,6 +216,16 @@ describe('HTTP/2 response body at hand', () => {
       [FrameType.HEADERS, 0],
       [FrameType.DATA, FrameFlag.END_STREAM],
     ]);
+    expect(await answer(client, served)).toEqual({ text: 'hello, world', endStream: true });
+  });
+
+  it("waits for a handler's promise with one promise of its own", async () => {
+    const { body, ended } = upstreamLike(['hello, world'], true);
+    const { client, promises, served } = await serve(body, true);
+    // The handler's promise and the session's then() on it, and the count's own two (its
+    // setImmediate promise and the await on it). Before: an async function and its await (5).
+    expect(promises).toBe(4);
+    expect(ended()).toBe(true);
     expect(await answer(client, served)).toEqual({ text: 'hello, world', endStream: true });
   });
 
