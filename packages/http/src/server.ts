@@ -370,34 +370,42 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** The sweep's tick (SweepMember). @internal */
   onSweep(now: number): boolean {
     this.now = now;
-    this.expireDue();
+    // A pass already scheduled goes on with this clock; what it went past is seen next tick.
+    if (!this.expiring) this.expireDue();
     return this.swept;
   }
 
   /** A later pass of expireDue is scheduled (setImmediate). */
   private expiring = false;
+  /** Where that pass goes on: the live set's iterator, kept across passes. */
+  private expireRest: Iterator<ServedConnection> | null = null;
 
   /**
    * Expires the connections whose deadline passed, at most EXPIRE_BATCH per pass: when more are
    * due (thousands of slowloris connections armed within one tick expire together), the rest
    * wait for a next pass after I/O had its turn, so the other connections' requests are served
-   * in between instead of after every 408 and close.
+   * in between instead of after every 408 and close. A next pass goes on from where the last
+   * stopped (a Set's iterator survives additions and deletions), so a tick reads each
+   * connection's deadline about once however many passes it takes; starting over, each pass
+   * read again every connection before its place (the idle ones, the ones expired and not
+   * closed yet), which grows with the square of the passes.
    */
   private readonly expireDue = (): void => {
     this.expiring = false;
     const now = this.now;
+    const it = this.expireRest ?? this.live.values();
+    this.expireRest = null;
     let n = 0;
-    for (const c of this.live) {
+    for (let r = it.next(); r.done !== true; r = it.next()) {
+      const c = r.value;
       if (c.deadline > now) continue;
-      if (n === EXPIRE_BATCH) {
-        if (!this.expiring) {
-          this.expiring = true;
-          setImmediate(this.expireDue);
-        }
+      c.expire();
+      if (++n === EXPIRE_BATCH) {
+        this.expireRest = it;
+        this.expiring = true;
+        setImmediate(this.expireDue);
         return;
       }
-      c.expire();
-      n++;
     }
   };
 }

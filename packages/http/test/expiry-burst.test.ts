@@ -10,6 +10,7 @@
 import * as net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { H1ServerConnection } from '../src/h1/server-connection.js';
+import { HttpServer } from '../src/server.js';
 import { availableDrivers, type InProcess, startServer } from './server-harness.js';
 
 /** HttpTimeoutErrors and plain answers made, counted by the mocks below. */
@@ -42,6 +43,8 @@ const drivers = await availableDrivers();
 const N = 200;
 /** The sweep's batch (EXPIRE_BATCH in src/server.ts). */
 const BATCH = 32;
+/** Idle keep-alive connections beside the burst. */
+const IDLE = 1000;
 
 /** Opens `n` connections that each send one byte of a head; resolves when all were closed, with what each got. */
 async function oneByteHeads(port: number, n: number): Promise<string[]> {
@@ -109,5 +112,77 @@ describe.each(drivers)('a burst of head deadlines (driver %s)', (driver) => {
     expect(busy.reduce((a, b) => a + b, 0)).toBe(N);
     expect(Math.max(...busy)).toBeLessThanOrEqual(2 * BATCH);
     expect(busy.length).toBeGreaterThanOrEqual(Math.ceil(N / (2 * BATCH)));
+  });
+
+  it(`a burst behind ${IDLE} idle connections reads each deadline about once: passes go on where the last stopped`, async () => {
+    s = await startServer(driver, { timeouts: { head: 300, idle: 30_000 } });
+    const port = s.port;
+    // Idle keep-alive connections first (the live set's order): every pass that started over
+    // read their deadlines again.
+    const idle: net.Socket[] = [];
+    await Promise.all(
+      Array.from({ length: IDLE }, () => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.on('error', () => {});
+        idle.push(socket);
+        return new Promise<void>((answered) => {
+          socket.once('connect', () => socket.write('GET /hello HTTP/1.1\r\nHost: x\r\n\r\n'));
+          socket.once('data', () => answered());
+        });
+      }),
+    );
+    // Counts reads of every live connection's deadline between the burst's first and last expiry.
+    const live = (s.server as unknown as { live: Set<{ deadline: number }> }).live;
+    let counting = false;
+    let reads = 0;
+    const watch = (c: { deadline: number }) => {
+      let value = c.deadline;
+      Object.defineProperty(c, 'deadline', {
+        get: () => {
+          if (counting) reads++;
+          return value;
+        },
+        set: (v: number) => {
+          value = v;
+        },
+        configurable: true,
+      });
+    };
+    for (const c of live) watch(c);
+    const add = live.add.bind(live);
+    live.add = (c) => {
+      watch(c);
+      return add(c);
+    };
+    const real = H1ServerConnection.prototype.expire;
+    let expired = 0;
+    const spy = vi.spyOn(H1ServerConnection.prototype, 'expire').mockImplementation(function (
+      this: H1ServerConnection<unknown>,
+    ) {
+      counting = ++expired < N;
+      real.call(this);
+    });
+    // Ticks of the sweep within the burst: each starts one pass over the live set.
+    let ticks = 0;
+    const onSweep = HttpServer.prototype.onSweep;
+    const tickSpy = vi.spyOn(HttpServer.prototype, 'onSweep').mockImplementation(function (
+      this: HttpServer<never>,
+      now: number,
+    ) {
+      if (counting) ticks++;
+      return onSweep.call(this, now);
+    });
+    try {
+      const answers = await oneByteHeads(port, N);
+      for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      spy.mockRestore();
+      tickSpy.mockRestore();
+      for (const socket of idle) socket.destroy();
+    }
+    expect(expired).toBe(N);
+    // At most one read of each live connection per sweep over the set: the one the burst's
+    // first pass started, and one per tick that fell within the burst.
+    expect(reads).toBeLessThanOrEqual((ticks + 1) * (IDLE + N));
   });
 });
