@@ -17,10 +17,15 @@
  * - pipelined keep-alive readers: each connection sends three requests at once and reads the
  *   three answers a few bytes at a time: every body byte is checked against the pattern the
  *   upstream sends for that request, and nothing comes beyond the three answers.
- * What nginx does with such a reader, and loch too: `send_timeout` (loch: `server_write`) runs
- * between two writes that moved bytes (loch: per write of one chunk of at most 64 KiB, which
- * the kernel takes at the first or second wake-up of a waiting writer), never over the whole
- * response; a reader slow enough that the socket never turns writable within it is cut by both.
+ * - server_write (a second loch, 2 s): a reader taking 4 KiB every 20 ms is never cut although
+ *   its 2 MiB answer takes ~5 x server_write (no total limit), and readers so slow that their
+ *   socket stays full for server_write are cut: loch lets go of both their connections.
+ * What nginx does with such readers: `send_timeout` runs between two writes, re-armed each time
+ * a waiting writer is woken (a third of the send buffer free) and sends; no total limit. loch's
+ * `server_write` runs per write of one chunk (at most 64 KiB, one upstream receive), which the
+ * kernel takes within one or two such wake-ups: the same rule within a factor of about two
+ * (a reader at ~50 KB/s with a ~150 KiB send buffer: nginx's wake-ups ~1 s apart, loch's chunk
+ * ~2 s), documented in the proxy README.
  * The numbers are printed; assertions are invariants and generous bounds, never latencies.
  * bench/slow-readers measures the same beside nginx and haproxy.
  */
@@ -48,6 +53,10 @@ const HELD_BACK = 8;
 const LARGE = 64 * 1024 * 1024;
 const PIPELINED = 20;
 const PIPELINED_BODY = 100_000;
+/** server_write of the second loch, for the timeout cases. */
+const WRITE_TIMEOUT = 2;
+const STEADY_BODY = 2 * 1024 * 1024;
+const STALLED_READERS = 10;
 /** What every slow reader announces: a small receive buffer and a network's MSS. */
 const SLOW_SOCKET = ['--rcvbuf', '4096', '--mss', '1460'];
 /** 16 bytes every 20 ms: 800 B/s per connection. */
@@ -189,6 +198,37 @@ type Buffers = {
   peakStreamHeld: number;
 };
 
+/**
+ * A node:http upstream: `/large?size=N&seed=k` answers N bytes of the pattern for seed k,
+ * 64 KiB writes as fast as its socket takes them, counting into `written` (one entry per such
+ * request) what it handed to the socket; anything else is "ok".
+ */
+function patternUpstream(written: number[]): ReturnType<typeof httpUpstream> {
+  return httpUpstream((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname !== '/large') {
+      res.end('ok\n');
+      return;
+    }
+    const size = Number(url.searchParams.get('size'));
+    const seed = Number(url.searchParams.get('seed'));
+    const i = written.push(0) - 1;
+    res.writeHead(200, { 'content-length': String(size) });
+    const pump = () => {
+      while (written[i]! < size) {
+        const n = Math.min(CHUNK, size - written[i]!);
+        const at = (written[i]! + seed) % 251;
+        written[i]! += n;
+        // A copy: node:http may keep the buffer until it is written.
+        if (!res.write(Buffer.from(REPEATED.subarray(at, at + n)))) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    res.on('error', () => {});
+    pump();
+  });
+}
+
 describe.each(drivers)('slow readers through loch (driver %s)', (driver) => {
   let loch: Loch;
   let port: number;
@@ -205,29 +245,7 @@ describe.each(drivers)('slow readers through loch (driver %s)', (driver) => {
   };
 
   beforeAll(async () => {
-    upstream = await httpUpstream((req, res) => {
-      const url = new URL(req.url!, 'http://x');
-      if (url.pathname !== '/large') {
-        res.end('ok\n');
-        return;
-      }
-      const size = Number(url.searchParams.get('size'));
-      const seed = Number(url.searchParams.get('seed'));
-      const i = written.push(0) - 1;
-      res.writeHead(200, { 'content-length': String(size) });
-      const pump = () => {
-        while (written[i]! < size) {
-          const n = Math.min(CHUNK, size - written[i]!);
-          const at = (written[i]! + seed) % 251;
-          written[i]! += n;
-          // A copy: node:http may keep the buffer until it is written.
-          if (!res.write(Buffer.from(REPEATED.subarray(at, at + n)))) return void res.once('drain', pump);
-        }
-        res.end();
-      };
-      res.on('error', () => {});
-      pump();
-    });
+    upstream = await patternUpstream(written);
     nginx = await patternNginx();
     port = await freePort();
     adminPort = await freePort();
@@ -406,5 +424,110 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(totals.bytes).toBe(3 * PIPELINED * PIPELINED_BODY);
     expect(totals.bad).toBe(0);
     expect(totals.closed + totals.errors).toBe(0);
+  }, 60_000);
+});
+
+describe.each(drivers)('server_write with slow readers (driver %s)', (driver) => {
+  let loch: Loch;
+  let port: number;
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+  const written: number[] = [];
+
+  beforeAll(async () => {
+    upstream = await patternUpstream(written);
+    port = await freePort();
+    loch = await startLoch(
+      tempDir('loch-slow-readers-write-'),
+      `
+[runtime]
+workers = 1
+
+[log]
+access = false
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { server_write = "${WRITE_TIMEOUT}s", server_keepalive = "60s", upstream_read = "60s" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+  });
+
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  it(`a reader that keeps the socket turning writable is never cut, however long the whole response takes (server_write ${WRITE_TIMEOUT} s, as nginx's send_timeout)`, async () => {
+    // 4 KiB every 20 ms (~200 KB/s at most): a waiting writer is woken each time a third of
+    // the ~150 KiB send buffer is free (every ~0.25 s), and a 64 KiB chunk goes out within two
+    // wake-ups, far within server_write; the whole 2 MiB answer takes ~10 s, 5 x server_write.
+    // (At ~50 KB/s a chunk's two wake-ups take ~2 s: loch cut such a reader at a 2 s
+    // server_write, where nginx, re-arming at each wake-up, would not: see the proxy README.)
+    const started = performance.now();
+    const readers = await startReaders([
+      String(port),
+      '2',
+      `/large?size=${STEADY_BODY}`,
+      ...SLOW_SOCKET,
+      '--step',
+      '4096',
+      '--interval',
+      '20',
+      '--pattern',
+      '--until-done',
+    ]);
+    let totals: ReaderTotals;
+    try {
+      totals = await readers.finished;
+    } finally {
+      await readers.stop().catch(() => {});
+    }
+    const seconds = (performance.now() - started) / 1000;
+    console.log(`[${driver}] steady readers: ${JSON.stringify(totals)} in ${seconds.toFixed(1)} s`);
+    expect(totals.complete).toBe(2);
+    expect(totals.bytes).toBe(2 * STEADY_BODY);
+    expect(totals.bad + totals.closed + totals.errors).toBe(0);
+    // Only meaningful if the whole answer took longer than server_write.
+    expect(seconds).toBeGreaterThan(2 * WRITE_TIMEOUT);
+  }, 60_000);
+
+  it(`readers so slow that the socket stays full for server_write (${WRITE_TIMEOUT} s) are cut, as by nginx's send_timeout: loch lets go of both their connections`, async () => {
+    await sleep(300);
+    const fdsBefore = loch.fdCount();
+    const readers = await startReaders([
+      String(port),
+      String(STALLED_READERS),
+      `/large?size=${TRICKLE_BODY}`,
+      ...SLOW_SOCKET,
+      ...TRICKLE,
+    ]);
+    let fdsDuring = 0;
+    let totals: ReaderTotals;
+    let fdsAfter: number;
+    try {
+      // They are served first (the send buffers fill), then their writes stall and are cut.
+      for (let i = 0; i < 20 && fdsDuring < fdsBefore + 2 * STALLED_READERS; i++) {
+        await sleep(100);
+        fdsDuring = Math.max(fdsDuring, loch.fdCount());
+      }
+      const waitStart = performance.now();
+      while (loch.fdCount() > fdsBefore + 2 && performance.now() - waitStart < 20_000) await sleep(100);
+      fdsAfter = loch.fdCount();
+    } finally {
+      totals = await readers.stop();
+    }
+    console.log(
+      `[${driver}] stalled trickle readers: fds ${fdsBefore} -> ${fdsDuring} -> ${fdsAfter} while they still read; ${JSON.stringify(totals)}`,
+    );
+    expect(fdsDuring).toBeGreaterThanOrEqual(fdsBefore + STALLED_READERS);
+    expect(fdsAfter).toBeLessThanOrEqual(fdsBefore + 2);
+    // The readers got only what the socket buffers held, a small part of each answer.
+    expect(totals.bytes).toBeLessThan(STALLED_READERS * TRICKLE_BODY);
+    expect(totals.bad).toBe(0);
   }, 60_000);
 });
