@@ -137,6 +137,12 @@ interface Row {
   rssPeakMiB: number;
   rssAfterMiB: number;
   note: string;
+  /**
+   * A second normal client, a Node process of its own asking every 200 ms over one kept-alive
+   * connection (fetch): no accept in its path, so beside curl's (a new connection per probe) it
+   * tells which step the attack delays. `failed` counts its failures during the attack.
+   */
+  keepAlive: { alone: Latency; during: Latency; failed: number };
 }
 
 /** The upstream: a node:http server in a process of its own; resolves with its port. */
@@ -148,6 +154,46 @@ async function startUpstream(): Promise<{ peer: Peer; port: number }> {
   ]);
   await waitForPort(port);
   return { peer, port };
+}
+
+/**
+ * Starts the kept-alive client: node's fetch (undici) in a process of its own, one connection,
+ * a GET every 200 ms; `take()` returns the latencies (ms, -1 failed) since the last take.
+ */
+function startKeepAliveProbe(port: number): { peer: Peer; take(): number[] } {
+  const script = `
+const url = 'http://127.0.0.1:${port}/normal';
+const loop = async () => {
+  for (;;) {
+    const t0 = performance.now();
+    let ms = -1;
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(10000) });
+      await res.text();
+      if (res.status === 200) ms = performance.now() - t0;
+    } catch {}
+    process.stdout.write(ms.toFixed(2) + '\\n');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+loop();
+`;
+  const peer = startPeer('keep-alive probe', process.execPath, ['-e', script]);
+  let got: number[] = [];
+  let partial = '';
+  peer.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    const lines = (partial + d).split('\n');
+    partial = lines.pop()!;
+    for (const l of lines) got.push(Number(l));
+  });
+  return {
+    peer,
+    take() {
+      const out = got;
+      got = [];
+      return out;
+    },
+  };
 }
 
 async function startLoch(driver: string, port: number, upstream: number, dir: string): Promise<Peer> {
@@ -245,17 +291,20 @@ async function measurePeer(name: string, upstream: number): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), `loch-slowloris-${name}-`));
   const port = await freePort();
   let proxy: Peer;
+  let keepAlive: ReturnType<typeof startKeepAliveProbe> | undefined;
   if (name === 'loch-uring' || name === 'loch-legacy')
     proxy = await startLoch(name.slice(5), port, upstream, dir);
   else if (name === 'nginx') proxy = await startNginx(port, upstream, dir);
   else proxy = await startHaproxy(port, upstream, dir);
   try {
     await waitForHttp(port, '/normal');
+    keepAlive = startKeepAliveProbe(port);
     const pid = proxy.pid;
     // Baseline: the normal client alone.
     const alone: number[] = [];
     for (let i = 0; i < ALONE; i++) alone.push(await probe(port));
     await sleep(2000); // let loch's idle trim settle
+    const keptAlone = keepAlive.take().slice(1); // the first opened its connection
     const rssBefore = rssKiB(pid);
     const fdsBefore = fdCount(pid);
 
@@ -301,6 +350,7 @@ async function measurePeer(name: string, upstream: number): Promise<Row> {
       await sleep(200);
     }
     const cutAfter = (performance.now() - t0) / 1000;
+    const keptDuring = keepAlive.take();
     clearInterval(trickle);
     for (const s of sockets) s.destroy();
     await sleep(3000);
@@ -324,8 +374,14 @@ async function measurePeer(name: string, upstream: number): Promise<Row> {
       rssPeakMiB: mib(rssPeak),
       rssAfterMiB: mib(rssAfter),
       note,
+      keepAlive: {
+        alone: latency(keptAlone),
+        during: latency(keptDuring),
+        failed: keptDuring.filter((x) => x < 0).length,
+      },
     };
   } finally {
+    await keepAlive?.peer.stop();
     await proxy.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -355,5 +411,10 @@ for (const r of rows)
   console.log(
     `| ${r.peer} | ${ms(r.alone.p50)} / ${ms(r.alone.p99)} / ${ms(r.alone.max)} | ${ms(r.during.p50)} / ${ms(r.during.p99)} / ${ms(r.during.max)} | ${r.failed} of ${r.during.n} | ${r.rssBeforeMiB} -> ${r.rssPeakMiB} -> ${r.rssAfterMiB} |`,
   );
-for (const r of rows) console.log(`- ${r.peer}: ${r.note}`);
+for (const r of rows) {
+  const k = r.keepAlive;
+  console.log(
+    `- ${r.peer}: ${r.note}; kept-alive client (fetch, one connection) alone p50/p99/max ${ms(k.alone.p50)} / ${ms(k.alone.p99)} / ${ms(k.alone.max)}, during ${ms(k.during.p50)} / ${ms(k.during.p99)} / ${ms(k.during.max)} ms, ${k.failed} failed of ${k.during.n}`,
+  );
+}
 if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(rows, null, 2)}\n`);
