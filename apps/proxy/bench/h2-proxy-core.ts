@@ -93,7 +93,9 @@ function script(): Uint8Array[] {
   let id = 1;
   for (let i = 0; i < N; i += M) {
     const frames: Uint8Array[] = i === 0 ? [encodeSettingsAck()] : [];
-    for (let j = 0; j < M; j++, id += 2)
+    // The last batch holds the rest.
+    const batch = Math.min(M, N - i);
+    for (let j = 0; j < batch; j++, id += 2)
       frames.push(encodeHeaders(id, enc.encode(fields), { endStream: true }));
     chunks.push(new Uint8Array(Buffer.concat(frames)));
   }
@@ -129,8 +131,10 @@ class Downstream extends MemoryStream {
     }
   }
   protected override wrote(): void {
-    if (this.next === 1 || this.ended >= M) {
-      this.ended -= this.next === 1 ? 0 : M;
+    // The batch just answered: M requests, or the rest in the last one.
+    const batch = Math.min(M, N - (this.next - 2) * M);
+    if (this.next === 1 || this.ended >= batch) {
+      this.ended -= this.next === 1 ? 0 : batch;
       this.deliver(this.next < this.chunks.length ? this.chunks[this.next++]! : null);
     }
   }
