@@ -17,7 +17,7 @@ import {
   MAX_SOCKET_CHUNK,
 } from '../internal/buffer-budget.js';
 import { StreamForms } from '../internal/stream-forms.js';
-import { deliverRecv } from '../internal/target-delivery.js';
+import { closeBatch, deliverRecv, openBatch } from '../internal/target-delivery.js';
 import {
   type ConnectionFacts,
   type IoOptions,
@@ -150,7 +150,16 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
       this.remoteAddress = { family: 'unix', path: unixPath.remote };
       this.localAddress = { family: 'unix', path: unixPath.local };
     }
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      // A received chunk is this driver's completion batch: what it wakes is delivered at its
+      // end, without a microtask (target-delivery.ts).
+      const outer = openBatch();
+      try {
+        this.#onData(chunk);
+      } finally {
+        closeBatch(outer);
+      }
+    });
     socket.on('end', () => {
       this.#eof = true;
       this.#wake();

@@ -7,6 +7,7 @@
 import { constants } from 'node:os';
 import type { NativeBinding, RingInfo, RingInit } from '@loch/native';
 import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
+import { closeBatch, openBatch } from '../internal/target-delivery.js';
 import {
   CQ_STRIDE,
   CQE_F_MORE,
@@ -179,8 +180,24 @@ export class Ring {
   private destroyed = false;
   private starved: BufferWaiter[] = [];
   private readonly flushMode: FlushMode;
-  private readonly flushBound = (): void => this.flush();
-  private readonly onCompleteBound = (n: number): void => this.dispatch(n);
+  private readonly flushBound = (): void => {
+    // A flush drains completions too: what they deliver goes at its end (target-delivery.ts).
+    const outer = openBatch();
+    try {
+      this.flush();
+    } finally {
+      closeBatch(outer);
+    }
+  };
+  private readonly onCompleteBound = (n: number): void => {
+    // Each call is one completion batch: its deliveries go at its end, without a microtask.
+    const outer = openBatch();
+    try {
+      this.dispatch(n);
+    } finally {
+      closeBatch(outer);
+    }
+  };
 
   constructor(
     private readonly binding: NativeBinding,
