@@ -4,7 +4,10 @@
  *
  * Results go through the runtime's own delivery queue (deliverRecv/deliverWritten), as the
  * drivers deliver them: Node's queueMicrotask would add an AsyncResource and a bound function
- * per call (~800 instructions per request) that loch itself does not pay. The delivery queue
+ * per call (~800 instructions per request) that loch itself does not pay. These streams have no
+ * completion batches (a result comes from inside writeTo), so their results always take the
+ * queue's microtask, one promise each time it is scheduled; the drivers deliver what a
+ * completion batch produced at its end, without one. The delivery queue
  * runs a batch of results in one turn: idle-memory/in-process.ts keeps its own queueMicrotask
  * stream, because with this one its 2,000 connections started at once read 4.3 KB of live heap
  * per connection instead of ~1 KB (not yet explained; likely more pooled upstream connections

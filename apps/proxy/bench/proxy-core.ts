@@ -13,14 +13,23 @@
  * counts).
  *
  * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
- * [--log] [--promises] (`--log`: the access log on, written to nowhere; `--promises`: count the
- * promises made per request with async_hooks). Not a test and not the wire benchmark
+ * [--log] [--promises] [--wire] (`--log`: the access log on, written to nowhere; `--promises`:
+ * count the promises made per request with async_hooks). Not a test and not the wire benchmark
  * (bench/http-proxy at the repository root).
+ *
+ * `--wire` (with `--promises`): the same chain over real loopback sockets of the runtime's
+ * driver (LOCH_DRIVER=uring|legacy), a node:net client sending the next GET once an answer is
+ * complete and a node:net upstream answering each request: both make no promises, so the count
+ * is loch's own with the driver's completion batches, which the in-memory streams do not have.
+ * Its CPU time includes both peers and the kernel: promises only.
  */
 import { createHook } from 'node:async_hooks';
+import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { parseArgs } from 'node:util';
 import { HttpServer } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
+import type { StreamListener } from '@loch/uring-runtime';
+import { createRuntime } from '@loch/uring-runtime';
 import { MemoryStream } from '../../../bench/lib/memory-stream.js';
 import { parseConfig } from '../src/config/load.js';
 import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
@@ -36,6 +45,7 @@ const { values: flags, positionals } = parseArgs({
     rounds: { type: 'string', default: '5' },
     log: { type: 'boolean', default: false },
     promises: { type: 'boolean', default: false },
+    wire: { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -98,9 +108,27 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
 const server = config.servers[0]!;
 const log = new ProxyLog('warn', '', noop, noop);
 const upstreams: Upstream[] = [];
+const runtime = flags.wire ? await createRuntime({ log: noop }) : null;
+/** --wire: nginx's part played by node:net, answering every request head it is sent. */
+const wireUpstream = flags.wire
+  ? createServer((s) => {
+      s.setNoDelay(true);
+      let text = '';
+      s.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        for (let end = text.indexOf('\r\n\r\n'); end >= 0; end = text.indexOf('\r\n\r\n')) {
+          text = text.slice(end + 4);
+          s.write(RESPONSE);
+        }
+      });
+    })
+  : null;
+if (wireUpstream !== null) await new Promise<void>((resolve) => wireUpstream.listen(0, '127.0.0.1', resolve));
+const wirePort = (wireUpstream?.address() as { port: number } | null)?.port ?? 0;
 const connector = new UpstreamConnector(
   {
     async connect() {
+      if (runtime !== null) return runtime.driver.connectTcp({ host: '127.0.0.1', port: wirePort });
       const up = new Upstream();
       upstreams.push(up);
       return up;
@@ -145,8 +173,60 @@ const promiseHook = flags.promises
     })
   : null;
 
+/**
+ * --wire: `n` keep-alive GETs through loch's listener on the runtime's driver, one at a time from
+ * a node:net client; resolves once the last answer is complete.
+ */
+async function overTheWire(listener: StreamListener, n: number): Promise<void> {
+  const accepted = listener.accept();
+  const port = (listener.localAddress as { port: number }).port;
+  const client: Socket = tcpConnect(port, '127.0.0.1');
+  client.setNoDelay(true);
+  void accepted.then((stream) => http.serveConnection(stream));
+  await new Promise<void>((resolve, reject) => {
+    let text = '';
+    let left = n;
+    client.on('error', reject);
+    client.on('connect', () => client.write(REQUEST));
+    client.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      for (;;) {
+        const end = text.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const length = Number(/content-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
+        if (text.length < end + 4 + length) return;
+        text = text.slice(end + 4 + length);
+        if (--left === 0) {
+          client.end();
+          resolve();
+          return;
+        }
+        client.write(REQUEST);
+      }
+    });
+  });
+}
+
 let best = Number.POSITIVE_INFINITY;
 let perRequest = 0;
+if (runtime !== null) {
+  const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+  await overTheWire(listener, 2_000); // warm: the upstream connection made, code optimized
+  for (let round = 0; round < ROUNDS; round++) {
+    promises = 0;
+    promiseHook?.enable();
+    await overTheWire(listener, N);
+    promiseHook?.disable();
+    console.log(
+      `proxy over ${runtime.driver.name} sockets ${SIZE} B: ${(promises / N).toFixed(2)} promises/request (round ${round + 1})`,
+    );
+  }
+  await listener.close();
+  connector.close();
+  wireUpstream?.close();
+  await runtime.close();
+  process.exit(0);
+}
 for (let round = 0; round < ROUNDS; round++) {
   const down = new Downstream(N);
   promises = 0;
