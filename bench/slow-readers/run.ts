@@ -13,7 +13,8 @@
  * invariants on loch.
  *
  * Usage: tsx --conditions=@loch/source slow-readers/run.ts [readers=256] [seconds=20]
- *   [body_mib=4] [peers=loch-uring,loch-legacy,nginx,haproxy] [--json <file>]
+ *   [body_mib=4] [peers=loch-uring,loch-legacy,nginx,haproxy] [--step 16] [--write-timeout 60]
+ *   [--json <file>]
  */
 import {
   mkdirSync,
@@ -43,6 +44,19 @@ import { failures, latency, probe, probeSeries } from '../lib/normal-client.js';
 
 const args = process.argv.slice(2).filter((a) => a !== '--');
 const jsonFile = takeJsonFlag(args);
+/** `--name value` taken out of `args` (in place), or `fallback`. */
+function takeFlag(name: string, fallback: number): number {
+  const at = args.indexOf(name);
+  if (at < 0) return fallback;
+  const v = Number(args[at + 1]);
+  if (!(v > 0)) throw new Error(`${name} needs a positive number`);
+  args.splice(at, 2);
+  return v;
+}
+/** Bytes each reader takes every 20 ms. */
+const STEP = takeFlag('--step', 16);
+/** Every read/write timeout of every peer (s): loch server_write, nginx send_timeout, HAProxy timeout client. */
+const WRITE_TIMEOUT = takeFlag('--write-timeout', 60);
 const READERS = Number(args[0] ?? 256);
 const SECONDS = Number(args[1] ?? 20);
 const BODY = Math.round(Number(args[2] ?? 4) * 1024 * 1024);
@@ -109,7 +123,7 @@ async function startReaders(port: number): Promise<{ stop(): Promise<ReaderTotal
     '--mss',
     '1460',
     '--step',
-    '16',
+    String(STEP),
     '--interval',
     '20',
   ]);
@@ -187,6 +201,7 @@ try {
       port,
       dir,
       routes: [{ prefix: '/', port: backend.port }],
+      timeoutSeconds: WRITE_TIMEOUT,
       ...(adminPort === undefined ? {} : { adminPort }),
     });
     const alone = await probeSeries(port, 30);
@@ -234,7 +249,7 @@ try {
 }
 
 console.log(
-  `\nslow readers: ${READERS} clients (SO_RCVBUF 4 KiB, MSS 1460) reading a ${BODY / 1048576} MiB response 16 bytes every 20 ms, 1 worker, ${SECONDS} s; normal GET every 200 ms (curl)\n`,
+  `\nslow readers: ${READERS} clients (SO_RCVBUF 4 KiB, MSS 1460) reading a ${BODY / 1048576} MiB response ${STEP} bytes every 20 ms, 1 worker, ${SECONDS} s, write timeouts ${WRITE_TIMEOUT} s; normal GET every 200 ms (curl)\n`,
 );
 console.log(
   '| proxy | alone p50 / p99 / max ms | during p50 / p99 / max ms | failed (10 s cap) | RSS MiB before / peak / after | note |',

@@ -23,9 +23,9 @@
  * What nginx does with such readers: `send_timeout` runs between two writes, re-armed each time
  * a waiting writer is woken (a third of the send buffer free) and sends; no total limit. loch's
  * `server_write` runs per write of one chunk (at most 64 KiB, one upstream receive), which the
- * kernel takes within one or two such wake-ups: the same rule within a factor of about two
- * (a reader at ~50 KB/s with a ~150 KiB send buffer: nginx's wake-ups ~1 s apart, loch's chunk
- * ~2 s), documented in the proxy README.
+ * kernel takes within one or two such wake-ups: the same rule, loch stricter by up to about
+ * two (4 readers at ~50 KB/s, 2 s write timeouts: nginx and HAProxy cut none, loch all four;
+ * bench/slow-readers), documented in the proxy README as open.
  * The numbers are printed; assertions are invariants and generous bounds, never latencies.
  * bench/slow-readers measures the same beside nginx and haproxy.
  */
