@@ -392,9 +392,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(ahead.length).toBe(HELD_BACK);
     expect(totals.bad).toBe(0);
     expect(totals.errors + totals.closed).toBe(0);
-    // What the sockets on the way hold (the upstream's send buffer, loch's receive buffer, each a
-    // few MiB at most on loopback) and loch's 1 MiB stream budget: a small part of the body.
-    expect(maxAhead).toBeLessThan(LARGE / 4);
+    // What the sockets on the way hold (the upstream's send buffer, loch's receive buffer: 7-9
+    // MiB measured on loopback, their autotuned maxima 4 and 32 MiB here) and loch's 1 MiB
+    // stream budget. Read ahead without bound, it wrote 48 MiB within 4 s and kept going.
+    expect(maxAhead).toBeLessThan(LARGE / 2);
   }, 60_000);
 
   it(`${PIPELINED} keep-alive clients pipelining 3 requests, reading the answers a few bytes at a time, get exactly their bytes`, async () => {
