@@ -4,6 +4,7 @@
  * JSON body read: chunks that split UTF-8 characters, a chunked body past the limit, a body at
  * hand read without waiting, and answers that stay intact while later calls are answered.
  */
+import { createHook } from 'node:async_hooks';
 import { fileURLToPath } from 'node:url';
 import {
   createRequest,
@@ -189,6 +190,31 @@ describe('GatewayRoute reads the JSON body', () => {
     const res = await echo().call(createRequest('POST', '/echo', { body }), new Map(), undefined);
     expect(await readText(res.body)).toBe('"grüße €"');
     expect(body.nextCalls).toBe(0);
+  });
+
+  it("makes one promise of its own for a call whose body is at hand (beside the exchange's)", async () => {
+    const route = echo();
+    const request = () => createRequest('POST', '/echo', { body: new WireBody([bytes.slice()], 2) });
+    await route.call(request(), new Map(), undefined);
+    let made = 0;
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'PROMISE') made++;
+      },
+    });
+    const exchange = new EchoExchange();
+    const message = route.encode({ text: 'x' });
+    hook.enable();
+    void exchange.send(message);
+    hook.disable();
+    const exchangeOwn = made;
+    made = 0;
+    const req = request();
+    hook.enable();
+    const answer = route.call(req, new Map(), undefined);
+    hook.disable();
+    expect(made - exchangeOwn).toBe(1);
+    expect(await readText((await answer).body)).toBe('"grüße €"');
   });
 
   it('waits for the steps that are not at hand', async () => {

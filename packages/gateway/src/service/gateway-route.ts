@@ -266,36 +266,69 @@ export class GatewayRoute {
     this.onRefused = options.onRefused;
   }
 
-  /** Serves a request whose path matched this route with `params`. Never rejects. */
-  async call(
+  /**
+   * Serves a request whose path matched this route with `params`. Never rejects. Not async: a
+   * body at hand is read and encoded at once, and the reply is turned into the answer by one
+   * `then` on the exchange's promise (handlers made once per route), the call's only promise.
+   */
+  call(
     request: { readonly headers: HttpHeaders; readonly body: HttpBody },
     params: ReadonlyMap<string, string>,
     query: URLSearchParams | undefined,
   ): Promise<HttpResponse> {
+    let body: unknown;
+    try {
+      body = this.readJson(request);
+    } catch (e) {
+      return Promise.resolve(this.refused(e));
+    }
+    if (body instanceof Promise) {
+      return body.then(
+        (json: unknown) => this.send(request, params, query, json),
+        (e: unknown) => this.refused(e),
+      );
+    }
+    return this.send(request, params, query, body);
+  }
+
+  /** The answer to a request refused before anything was sent (told to onRefused). */
+  private refused(e: unknown): HttpResponse {
+    tell(this.onRefused, requestRefusal(e));
+    return errorResponse(e);
+  }
+
+  /** Encodes the call of the request's arguments and sends it; its answer. */
+  private send(
+    request: { readonly headers: HttpHeaders },
+    params: ReadonlyMap<string, string>,
+    query: URLSearchParams | undefined,
+    body: unknown,
+  ): Promise<HttpResponse> {
     let message: Uint8Array;
     try {
-      // A body that came with its head is parsed without waiting (no promise for it).
-      let body = this.readJson(request);
-      if (body instanceof Promise) body = await body;
       message = this.encode(this.binding.bind({ params, query, headers: request.headers, body }));
     } catch (e) {
-      tell(this.onRefused, requestRefusal(e));
-      return errorResponse(e);
+      return Promise.resolve(this.refused(e));
     }
     let headers: Map<string, string> | undefined;
     for (const name of this.forward) {
       const v = request.headers.get(name);
       if (v !== undefined) (headers ??= new Map()).set(name, v);
     }
-    let frame: ThriftFrame | undefined;
+    let sent: Promise<ThriftFrame | undefined>;
     try {
-      frame = await this.upstream.send(
+      sent = this.upstream.send(
         message,
         headers === undefined ? { oneway: this.fn.oneway } : { oneway: this.fn.oneway, headers },
       );
     } catch (e) {
-      return errorResponse(upstreamFailure(e));
+      return Promise.resolve(errorResponse(upstreamFailure(e)));
     }
+    return sent.then(this.replied, this.notSent);
+  }
+
+  /** The answer to a reply frame (204 for a oneway call once written); the frame is released. */
+  private readonly replied = (frame: ThriftFrame | undefined): HttpResponse => {
     if (frame === undefined) return createResponse(204);
     try {
       return this.answer(frame);
@@ -309,7 +342,10 @@ export class GatewayRoute {
       // The answer holds copies (JSON bytes, header strings): nothing reads the frame again.
       this.upstream.release?.(frame);
     }
-  }
+  };
+
+  /** The answer to an exchange that failed. */
+  private readonly notSent = (e: unknown): HttpResponse => errorResponse(upstreamFailure(e));
 
   /** The request's JSON (undefined for no body): at once when the body is at hand, else a promise. */
   private readJson(request: { readonly headers: HttpHeaders; readonly body: HttpBody }): unknown {
