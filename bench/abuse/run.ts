@@ -118,6 +118,13 @@ function run(script: string, args: readonly string[], file: string): Promise<num
   );
 }
 
+/** The kept-alive client's latency, where the runner had one, for the note column. */
+function keptAlive(r: AbuseRow): string {
+  const k = r.keepAlive;
+  if (k === undefined) return '';
+  return `; kept-alive client alone ${latencyCell(k.alone)}, during ${latencyCell(k.during)} ms, ${k.failed} failed`;
+}
+
 const tmp = mkdtempSync(join(tmpdir(), 'loch-abuse-'));
 const sections: string[] = [];
 const started = Date.now();
@@ -143,7 +150,7 @@ for (const s of scenarios) {
     '| --- | ---: | ---: | ---: | ---: | --- |',
     ...rows.map(
       (r) =>
-        `| ${r.peer} | ${latencyCell(r.alone)} | ${latencyCell(r.during)} | ${r.failed} of ${r.during.n} | ${r.rssBeforeMiB ?? '-'} / ${r.rssPeakMiB ?? '-'} / ${r.rssAfterMiB ?? '-'} | ${r.note} |`,
+        `| ${r.peer} | ${latencyCell(r.alone)} | ${latencyCell(r.during)} | ${r.failed} of ${r.during.n} | ${r.rssBeforeMiB ?? '-'} / ${r.rssPeakMiB ?? '-'} / ${r.rssAfterMiB ?? '-'} | ${r.note}${keptAlive(r)} |`,
     ),
   ];
   sections.push(

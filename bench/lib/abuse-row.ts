@@ -22,6 +22,11 @@ export interface AbuseRow {
   rssAfterMiB: number | null;
   /** What else the scenario saw (how the abusive clients ended, what the peer held or spooled). */
   note: string;
+  /**
+   * A second normal client over one kept-alive connection (no accept in its path), where the
+   * runner has one (slowloris).
+   */
+  keepAlive?: { alone: Latency; during: Latency; failed: number };
 }
 
 /** Takes `--json <file>` out of `args` (in place); the file, or undefined without the flag. */
