@@ -18,12 +18,12 @@
  * `uring` and `legacy` in the peers place mean loch on that driver (the earlier form's driver
  * argument). Needs `ulimit -n` above connections + 1000 in this shell: the clients live here.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type AbuseRow, mib, takeJsonFlag, writeRows } from '../lib/abuse-row.js';
 import {
   freePort,
   killLivePeers,
@@ -34,14 +34,10 @@ import {
   waitForHttp,
   waitForPort,
 } from '../lib/measure.js';
+import { type Latency, latency, probe } from '../lib/normal-client.js';
 
 const args = process.argv.slice(2);
-const jsonAt = args.indexOf('--json');
-const jsonFile = jsonAt >= 0 ? args[jsonAt + 1] : undefined;
-if (jsonAt >= 0) {
-  if (jsonFile === undefined) throw new Error('--json needs a file');
-  args.splice(jsonAt, 2);
-}
+const jsonFile = takeJsonFlag(args);
 const N = Number(args[0] ?? 10_000);
 const PEERS = (args[1] ?? 'loch-uring,loch-legacy,nginx,haproxy')
   .split(',')
@@ -62,8 +58,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 stopPeersOnSignal();
 process.once('exit', killLivePeers);
 
-const mib = (kib: number) => Math.round(kib / 102.4) / 10;
-
 /** Descriptors open in the process tree rooted at `pid` (nginx's and HAProxy's workers too). */
 function fdCount(pid: number): number {
   let n = 0;
@@ -81,62 +75,12 @@ function fdCount(pid: number): number {
   return n;
 }
 
-/**
- * One GET by curl, a process of its own, so the latency is what curl measured (time_total, ms)
- * and not this process's event loop, busy with the slow connections; -1 when it failed.
- */
-function probe(port: number): Promise<number> {
-  return new Promise((resolve) => {
-    const c = spawn('curl', [
-      '-s',
-      '-o',
-      '/dev/null',
-      '--max-time',
-      '10',
-      '-w',
-      '%{http_code} %{time_total}',
-      `http://127.0.0.1:${port}/normal`,
-    ]);
-    let out = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    c.on('exit', () => {
-      const [code, total] = out.split(' ');
-      resolve(code === '200' ? Number(total) * 1000 : -1);
-    });
-  });
-}
-
-/** Latency of the probes that succeeded (ms); `n` counts every probe, failed ones too. */
-interface Latency {
-  n: number;
-  p50: number | null;
-  p99: number | null;
-  max: number | null;
-}
-
-function latency(xs: readonly number[]): Latency {
-  const ok = xs.filter((x) => x >= 0).sort((a, b) => a - b);
-  const at = (p: number) => {
-    const v = ok[Math.min(ok.length - 1, Math.floor(p * ok.length))];
-    return v === undefined ? null : Math.round(v * 10) / 10;
-  };
-  return { n: xs.length, p50: at(0.5), p99: at(0.99), max: at(1) };
-}
-
-/** One peer's row; the shape bench/abuse's aggregator reads. */
-interface Row {
+/** One peer's row (bench/abuse's shape), with what every slowloris row has. */
+interface Row extends AbuseRow {
   scenario: 'slowloris';
-  peer: string;
-  alone: Latency;
-  during: Latency;
-  /** Probes that failed (curl's 10 s cap, or not a 200) during the attack. */
-  failed: number;
   rssBeforeMiB: number;
   rssPeakMiB: number;
   rssAfterMiB: number;
-  note: string;
   /**
    * A second normal client, a Node process of its own asking every 200 ms over one kept-alive
    * connection (fetch): no accept in its path, so beside curl's (a new connection per probe) it
@@ -417,4 +361,4 @@ for (const r of rows) {
     `- ${r.peer}: ${r.note}; kept-alive client (fetch, one connection) alone p50/p99/max ${ms(k.alone.p50)} / ${ms(k.alone.p99)} / ${ms(k.alone.max)}, during ${ms(k.during.p50)} / ${ms(k.during.p99)} / ${ms(k.during.max)} ms, ${k.failed} failed of ${k.during.n}`,
   );
 }
-if (jsonFile !== undefined) writeFileSync(jsonFile, `${JSON.stringify(rows, null, 2)}\n`);
+if (jsonFile !== undefined) writeRows(jsonFile, rows);
