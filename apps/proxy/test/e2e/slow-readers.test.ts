@@ -344,9 +344,11 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     // They leave: descriptors come back, and memory with them.
     const waitStart = performance.now();
     while (loch.fdCount() > fdsBefore + 2 && performance.now() - waitStart < 20_000) await sleep(100);
-    // The worker gives free memory back once idle for idle_memory_trim (1 s by default).
+    // The worker gives free memory back once idle for idle_memory_trim (1 s by default): wait
+    // for it to come within 32 MiB (measured +26 on legacy after the trim, +43-54 before it),
+    // then hold it to a looser bound.
     let rssAfter = rssMiB(pid);
-    while (rssAfter - rssBefore >= 48 && performance.now() - waitStart < 20_000) {
+    while (rssAfter - rssBefore >= 32 && performance.now() - waitStart < 20_000) {
       await sleep(250);
       rssAfter = rssMiB(pid);
     }
