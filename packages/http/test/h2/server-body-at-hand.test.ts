@@ -3,7 +3,8 @@
  * KB came with its upstream head: its chunk and its end are steps `nextNow()` can take) is
  * written without a promise, the way the HTTP/1.1 writer does it; a body whose steps are not all
  * at hand still goes out whole, in order, and ends its stream. Driven in process over an
- * in-memory stream (the session's own work, no driver), so the count of promises made is exact.
+ * in-memory stream (the session's own work, no driver; its own completions by process.nextTick,
+ * which the counts leave out), so the count of promises made is exact.
  */
 import { createHook } from 'node:async_hooks';
 import { plainFacts } from '@loch/uring-runtime';
@@ -60,12 +61,12 @@ class MemoryClient implements HttpStream {
   recvTo(target: { onRecv(chunk: StreamChunk | null, error: unknown): void }): void {
     const next = this.ready.shift();
     if (next === undefined) this.target = target;
-    else queueMicrotask(() => target.onRecv({ bytes: next, release() {} }, undefined));
+    else process.nextTick(() => target.onRecv({ bytes: next, release() {} }, undefined));
   }
 
   writeTo(data: Uint8Array | readonly Uint8Array[], target: { onWritten(error: unknown): void }): void {
     for (const piece of data instanceof Uint8Array ? [data] : data) this.record(piece);
-    queueMicrotask(() => target.onWritten(undefined));
+    process.nextTick(() => target.onWritten(undefined));
   }
 
   private record(b: Uint8Array): void {
@@ -139,7 +140,12 @@ function upstreamLike(
   };
 }
 
-/** The client's opening and one GET on stream 1, as one chunk. */
+/** The client's opening: the preface, SETTINGS and the ACK of the server's. */
+function opening(): Uint8Array {
+  return new Uint8Array(Buffer.concat([CONNECTION_PREFACE, encodeSettings({}), encodeSettingsAck()]));
+}
+
+/** One GET on stream 1. */
 function request(): Uint8Array {
   const block = new HpackEncoder().encode([
     [':method', 'GET'],
@@ -147,15 +153,11 @@ function request(): Uint8Array {
     [':path', '/'],
     [':authority', 'example.test'],
   ]);
-  return new Uint8Array(
-    Buffer.concat([
-      CONNECTION_PREFACE,
-      encodeSettings({}),
-      encodeSettingsAck(),
-      encodeHeaders(1, block, { endStream: true }),
-    ]),
-  );
+  return encodeHeaders(1, block, { endStream: true });
 }
+
+/** Node's queueMicrotask resources made during the last serve()'s count (an AsyncResource each). */
+let microtasks = 0;
 
 /**
  * Serves one GET answered with `body` (`later`: by a handler that returns a promise); returns the
@@ -170,12 +172,17 @@ async function serve(
   });
   const client = new MemoryClient();
   const served = server.serveConnection(client);
-  // The session reads: hand it the request, counting the promises made until its answer is queued.
+  // The session reads: the connection's opening first (its own SETTINGS are queued then), then
+  // the request, counting the promises made until its answer is queued.
+  await new Promise((r) => setImmediate(r));
+  client.send(opening());
   await new Promise((r) => setImmediate(r));
   let promises = 0;
+  microtasks = 0;
   const hook = createHook({
     init(_id, type) {
       if (type === 'PROMISE') promises++;
+      else if (type === 'Microtask') microtasks++;
     },
   });
   hook.enable();
@@ -222,10 +229,21 @@ describe('HTTP/2 response body at hand', () => {
   it("waits for a handler's promise with one promise of its own", async () => {
     const { body, ended } = upstreamLike(['hello, world'], true);
     const { client, promises, served } = await serve(body, true);
-    // The handler's promise and the session's then() on it, and the count's own two (its
-    // setImmediate promise and the await on it). Before: an async function and its await (5).
-    expect(promises).toBe(4);
+    // The handler's promise, the session's then() on it and the flush's then(), and the count's
+    // own two (its setImmediate promise and the await on it); no queueMicrotask resource. Before
+    // 0b805cb: an async function and its await, and queueMicrotask's resource (6).
+    expect(promises + microtasks).toBe(5);
     expect(ended()).toBe(true);
+    expect(await answer(client, served)).toEqual({ text: 'hello, world', endStream: true });
+  });
+
+  it('flushes an answer that came later without a queueMicrotask resource', async () => {
+    const { body } = upstreamLike(['hello, world'], true);
+    const { client, served } = await serve(body, true);
+    // The answer came outside the received chunk's handling, so its flush was scheduled: by a
+    // then() on a settled promise (before: queueMicrotask, an AsyncResource and a bound function).
+    expect(microtasks).toBe(0);
+    expect(client.of(1).length).toBe(2);
     expect(await answer(client, served)).toEqual({ text: 'hello, world', endStream: true });
   });
 
