@@ -280,6 +280,9 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       io_uring_prep_cancel64(sqe, target, 0);
     } else {
       io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+      // aux2: the next record is the descriptor's close, run once the cancel completed (whatever
+      // it found): a stream's close in one submission (Ring.cancelFdAndClose in TypeScript).
+      if (r[F_AUX2] != 0) sqe->flags |= IOSQE_IO_HARDLINK;
     }
     io_uring_sqe_set_data64(sqe, kIgnoreUserData);
     return;

@@ -13,6 +13,7 @@ import {
   CQE_F_MORE,
   OP_CANCEL,
   OP_CANCEL_FD,
+  OP_CLOSE,
   OP_PLAIN_RELEASE,
   OP_PROVIDE,
   SQ_STRIDE,
@@ -473,6 +474,17 @@ export class Ring {
   /** Cancels every op on `fd`. */
   cancelFd(fd: number): void {
     this.record(OP_CANCEL_FD, fd, -1, 0, -1, 0);
+  }
+
+  /**
+   * Cancels every op on `fd` and closes it in the same submission: the close is hardlinked after
+   * the cancel (it runs once the cancel completed, whatever the cancel found); `slot`'s target
+   * hears the close. Where cancelFd and a close once the ops completed take two flushes.
+   */
+  cancelFdAndClose(fd: number, slot: number): void {
+    if (this.count + 2 > this.capacity) this.flushNow(false);
+    this.record(OP_CANCEL_FD, fd, -1, 0, -1, 0, 1);
+    this.record(OP_CLOSE, fd, slot, 0, -1, 0);
   }
 
   /**

@@ -302,6 +302,10 @@ class StreamOp implements CompletionTarget {
 class StreamRare {
   closePromise: Promise<void> | undefined = undefined;
   finishClose: (() => void) | undefined = undefined;
+  /** The close went to the ring with the cancel of the armed receive (closeWithReceive). */
+  closeSent = false;
+  /** That close completed. */
+  closeDone = false;
   /** Readers after the first one (rare), in order. */
   moreWaiters: Waiter[] | undefined = undefined;
   /** Pipe pair for splice (O_NONBLOCK), created on first use, kept until close. */
@@ -537,8 +541,10 @@ export class UringStream
       else deliverRecv(w, null, cancelledError('recv', this.remote));
     }
     this.dropChunks();
-    if (this.inFlight > 0 || this.armedSlot >= 0) this.ring.cancelFd(this.fd);
-    else this.issueClose();
+    if (this.inFlight === 0 && this.armedSlot < 0) this.issueClose();
+    else if (this.inFlight === 1 && this.armedSlot >= 0 && this.tls === 0 && rare.pipe === undefined)
+      this.closeWithReceive(rare);
+    else this.ring.cancelFd(this.fd);
     return rare.closePromise;
   }
 
@@ -877,7 +883,39 @@ export class UringStream
   /** Bookkeeping when an op of this stream reached its final completion. */
   opFinished(): void {
     this.inFlight--;
-    if (this.closing && this.inFlight === 0 && this.rare?.finishClose !== undefined) this.issueClose();
+    if (this.closing && this.inFlight === 0 && this.rare?.finishClose !== undefined) {
+      if (this.rare.closeSent) this.finishLinkedClose();
+      else this.issueClose();
+    }
+  }
+
+  /**
+   * close() of a plain stream whose only op is its armed receive (a parked connection, one cut
+   * by a deadline): the cancel and the close go in one submission, the close hardlinked after
+   * the cancel, where closing after the receive's completion took a turn more (two on io_uring
+   * against legacy's one; 10,000 slowloris connections cut within a second pay it each). What
+   * the stream holds is let go as issueClose does, once both the close and the receive completed.
+   */
+  private closeWithReceive(rare: StreamRare): void {
+    rare.closeSent = true;
+    const target: CompletionTarget = {
+      onCompletion: () => {
+        rare.closeDone = true;
+        this.finishLinkedClose();
+      },
+    };
+    this.ring.cancelFdAndClose(this.fd, this.ring.alloc(target));
+  }
+
+  /** The end of closeWithReceive's close: once the close and the last op completed. */
+  private finishLinkedClose(): void {
+    const rare = this.rare!;
+    const done = rare.finishClose;
+    if (done === undefined || !rare.closeDone || this.inFlight > 0) return;
+    rare.finishClose = undefined;
+    this.host.streams.delete(this);
+    this.ring.budget.forget(this);
+    done();
   }
 
   private issueClose(): void {
