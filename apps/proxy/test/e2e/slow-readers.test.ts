@@ -30,7 +30,7 @@
  * bench/slow-readers measures the same beside nginx and haproxy.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -128,6 +128,7 @@ http {
         child.kill('SIGTERM');
         await exited;
       }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -231,6 +232,7 @@ function patternUpstream(written: number[]): ReturnType<typeof httpUpstream> {
 
 describe.each(drivers)('slow readers through loch (driver %s)', (driver) => {
   let loch: Loch;
+  let lochDir: string | undefined;
   let port: number;
   let adminPort: number;
   let upstream: Awaited<ReturnType<typeof httpUpstream>>;
@@ -249,8 +251,9 @@ describe.each(drivers)('slow readers through loch (driver %s)', (driver) => {
     nginx = await patternNginx();
     port = await freePort();
     adminPort = await freePort();
+    lochDir = tempDir('loch-slow-readers-');
     loch = await startLoch(
-      tempDir('loch-slow-readers-'),
+      lochDir,
       `
 [runtime]
 workers = 1
@@ -278,10 +281,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
   });
 
   afterAll(async () => {
-    await loch?.stop();
-    await upstream?.close();
-    await nginx?.stop();
-  });
+    // Each on its own: a slow graceful stop of loch must not leave nginx running.
+    await Promise.allSettled([loch?.stop(), upstream?.close(), nginx?.stop()]);
+    if (lochDir !== undefined) rmSync(lochDir, { recursive: true, force: true });
+  }, 60_000);
 
   it(`${TRICKLERS} clients reading a 2 MiB response 16 bytes at a time: budgets hold, memory bounded, others answered, nobody cut; fds and RSS come back`, async () => {
     const pid = loch.child.pid!;
@@ -432,6 +435,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
 
 describe.each(drivers)('server_write with slow readers (driver %s)', (driver) => {
   let loch: Loch;
+  let lochDir: string | undefined;
   let port: number;
   let upstream: Awaited<ReturnType<typeof httpUpstream>>;
   const written: number[] = [];
@@ -439,8 +443,9 @@ describe.each(drivers)('server_write with slow readers (driver %s)', (driver) =>
   beforeAll(async () => {
     upstream = await patternUpstream(written);
     port = await freePort();
+    lochDir = tempDir('loch-slow-readers-write-');
     loch = await startLoch(
-      tempDir('loch-slow-readers-write-'),
+      lochDir,
       `
 [runtime]
 workers = 1
@@ -461,9 +466,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
   });
 
   afterAll(async () => {
-    await loch?.stop();
-    await upstream?.close();
-  });
+    await Promise.allSettled([loch?.stop(), upstream?.close()]);
+    if (lochDir !== undefined) rmSync(lochDir, { recursive: true, force: true });
+  }, 60_000);
 
   it(`a reader that keeps the socket turning writable is never cut, however long the whole response takes (server_write ${WRITE_TIMEOUT} s, as nginx's send_timeout)`, async () => {
     // 4 KiB every 20 ms (~200 KB/s at most): a waiting writer is woken each time a third of
