@@ -13,7 +13,7 @@
  * Usage: tsx --conditions=@loch/source abuse/run.ts [--quick] [--scenarios a,b] [--peers a,b]
  *   [--uploaders N] [--upload-seconds N] [--upload-mib N] [--slowloris N] [--header-timeout 10s]
  *   [--readers N] [--reader-seconds N] [--reader-mib N] [--crash-seconds N]
- * Defaults take about 7 minutes; --quick (small sizes) about 2 and writes to results/partial/,
+ * Defaults take about 8 minutes; --quick (small sizes) about 3.5 and writes to results/partial/,
  * as does any run that leaves out a scenario or a peer.
  */
 import { spawn } from 'node:child_process';
