@@ -250,15 +250,16 @@ class BodyCollector<T> {
     for (;;) {
       // A step that fails is the body's own failure: its iterator is done with it.
       const r = nextNow(it);
-      if (r === null) return this.runLater(null);
+      if (r === null) return this.runLater();
       if (r.done) return this.finish();
       this.take(r.value);
     }
   }
 
-  private async runLater(first: IteratorResult<Uint8Array> | null): Promise<T> {
+  /** The rest of run() once a step had to wait. */
+  private async runLater(): Promise<T> {
     const it = this.it;
-    let r = first;
+    let r: IteratorResult<Uint8Array> | null = null;
     for (;;) {
       if (r === null) r = await it.next();
       if (r.done) return this.finish();
@@ -315,7 +316,12 @@ class BodyCollector<T> {
 
   /** Stops reading (a limit or a failure): the body's source lets go of what it holds. */
   private abandon(): void {
-    this.it.return?.().catch(noop);
+    try {
+      const left = this.it.return?.();
+      if (left !== undefined) Promise.resolve(left).catch(noop);
+    } catch {
+      // The failure that stopped the read is the one to report.
+    }
   }
 }
 
