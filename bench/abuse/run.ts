@@ -4,8 +4,7 @@
  * scenario's own runner in a child process with `--json` and writes results/abuse.md from their
  * rows (bench/lib/abuse-row.ts):
  * - upload-flood: upload-starvation/run.ts (uploaders flooding a slow upstream);
- * - slowloris: slowloris/run.ts (connections trickling a head byte per second), skipped with a
- *   message when that runner has no `--json` yet;
+ * - slowloris: slowloris/run.ts (connections trickling a head byte per second);
  * - slow-readers: slow-readers/run.ts (clients reading a response 16 bytes every 20 ms);
  * - worker-crash: abuse/worker-crash.ts (one of two workers dies under load).
  * The scenarios run one after the other, each peer started fresh. Not a test.
@@ -130,13 +129,6 @@ const sections: string[] = [];
 const started = Date.now();
 for (const s of scenarios) {
   const c = command(s);
-  const source = readFileSync(join(BENCH, c.script), 'utf8');
-  if (!source.includes('--json')) {
-    const why = `${c.script} has no --json output yet: skipped`;
-    console.log(`== ${s}: ${why}`);
-    sections.push(`## ${s}\n\n${c.what}.\n\n_${why}._\n`);
-    continue;
-  }
   console.log(`== ${s}: ${c.what}`);
   const file = join(tmp, `${s}.json`);
   const code = await run(c.script, c.args, file);
