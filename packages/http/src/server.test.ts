@@ -1,55 +1,25 @@
 import { plainFacts } from '@loch/uring-runtime';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type PromiseStreamDouble, promiseStream } from '../test/promise-stream.js';
+import { scriptedStream } from '../test/scripted-stream.js';
 import { fixedBody, type HttpBody, type ReadyBodyIterator } from './body.js';
 import { createResponse } from './message.js';
 import { HttpServer } from './server.js';
 import type { HttpStream } from './transport.js';
-
-/**
- * An in-memory stream (a promise double through the test adapter): hands out the given chunks,
- * records every write call (a writev as its list of buffers).
- */
-function memoryStream(chunks: string[]) {
-  const writes: string[][] = [];
-  const double: PromiseStreamDouble = {
-    remoteAddress: { family: 'ipv4', address: '10.0.0.1', port: 1000 },
-    localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
-    driver: 'legacy',
-    closed: false,
-    async recv() {
-      const c = chunks.shift();
-      return c === undefined ? null : { bytes: Buffer.from(c, 'latin1'), release() {} };
-    },
-    async writeAll<B extends Uint8Array>(b: B) {
-      writes.push([Buffer.from(b).toString('latin1')]);
-      return b;
-    },
-    async writev(bufs: readonly Uint8Array[]) {
-      writes.push(bufs.map((b) => Buffer.from(b).toString('latin1')));
-      return bufs.reduce((n, b) => n + b.byteLength, 0);
-    },
-    async shutdown() {},
-    async close() {},
-    setNoDelay() {},
-  };
-  return { stream: promiseStream(double), writes };
-}
 
 const hello = new HttpServer({ call: (req) => createResponse(200, { body: fixedBody(req.target) }) });
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: t\r\n\r\n`;
 
 describe('HttpServer write batching', () => {
   it('answers requests pipelined in one chunk with one write', async () => {
-    const { stream, writes } = memoryStream([get('/1') + get('/2') + get('/3')]);
+    const { stream, writes } = scriptedStream([get('/1') + get('/2') + get('/3')]);
     await hello.serveConnection(stream);
     expect(writes).toHaveLength(1);
     expect(writes[0]!.map((w) => w.slice(w.indexOf('\r\n\r\n') + 4))).toEqual(['/1', '/2', '/3']);
   });
 
   it('does not hold an answer while the next request is incomplete', async () => {
-    const { stream, writes } = memoryStream([`${get('/1')}GET /2 HT`, 'TP/1.1\r\nHost: t\r\n\r\n']);
+    const { stream, writes } = scriptedStream([`${get('/1')}GET /2 HT`, 'TP/1.1\r\nHost: t\r\n\r\n']);
     await hello.serveConnection(stream);
     expect(writes).toHaveLength(2);
     expect(writes[0]!.join('')).toMatch(/\r\n\r\n\/1$/);
@@ -57,7 +27,7 @@ describe('HttpServer write batching', () => {
   });
 
   it('flushes held answers before a parse error answer, in order', async () => {
-    const { stream, writes } = memoryStream([
+    const { stream, writes } = scriptedStream([
       `${get('/1')}GET /2 HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n`,
     ]);
     await hello.serveConnection(stream);
@@ -102,7 +72,7 @@ class ReadyChunks implements HttpBody, ReadyBodyIterator {
 describe('HttpServer streamed bodies with chunks at hand', () => {
   const serve = async (body: ReadyChunks) => {
     const server = new HttpServer({ call: () => createResponse(200, { body }) }, { onError: () => {} });
-    const { stream, writes } = memoryStream([get('/')]);
+    const { stream, writes } = scriptedStream([get('/')]);
     await server.serveConnection(stream);
     return writes;
   };
@@ -174,7 +144,7 @@ describe('HttpServer on hostile input', () => {
             if (c > prev) chunks.push(bytes.subarray(prev, c).toString('latin1'));
             prev = Math.max(prev, c);
           }
-          const { stream, writes } = memoryStream(chunks);
+          const { stream, writes } = scriptedStream(chunks);
           await echo.serveConnection(stream);
           const out = writes.flat().join('');
           const statuses = [...out.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
@@ -194,7 +164,7 @@ describe('HttpServer streamed bodies: a large first chunk', () => {
     const first = 'a'.repeat(2000);
     const body = new ReadyChunks([first, 'tail'], 2004, true);
     const server = new HttpServer({ call: () => createResponse(200, { body }) }, { onError: () => {} });
-    const { stream, writes } = memoryStream([get('/')]);
+    const { stream, writes } = scriptedStream([get('/')]);
     await server.serveConnection(stream);
     const all = writes.map((w) => w.join('')).join('');
     expect(writes[0]).toHaveLength(2);
@@ -204,7 +174,7 @@ describe('HttpServer streamed bodies: a large first chunk', () => {
   it('writes a complete chunked body with its trailers in one write', async () => {
     const body = new ReadyChunks(['ab'], -1, true);
     const server = new HttpServer({ call: () => createResponse(200, { body }) }, { onError: () => {} });
-    const { stream, writes } = memoryStream([get('/')]);
+    const { stream, writes } = scriptedStream([get('/')]);
     await server.serveConnection(stream);
     expect(writes).toHaveLength(1);
     expect(writes[0]!.join('')).toMatch(/\r\n\r\n2\r\nab\r\n0\r\n\r\n$/);

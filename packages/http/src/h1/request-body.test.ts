@@ -1,37 +1,10 @@
 import { createHook } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
-import { type PromiseStreamDouble, promiseStream } from '../../test/promise-stream.js';
+import { scriptedStream } from '../../test/scripted-stream.js';
 import { consumeBody, fixedBody, readBody, readText } from '../body.js';
 import { HttpBodyError } from '../errors.js';
 import { createResponse, type HttpServerRequest } from '../message.js';
 import { HttpServer } from '../server.js';
-
-/** An in-memory connection handing out `chunks` (latin1), one per receive; records what was written. */
-function connection(chunks: string[]) {
-  const writes: string[] = [];
-  const double: PromiseStreamDouble = {
-    remoteAddress: { family: 'ipv4', address: '10.0.0.1', port: 1000 },
-    localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
-    driver: 'legacy',
-    closed: false,
-    async recv() {
-      const c = chunks.shift();
-      return c === undefined ? null : { bytes: Buffer.from(c, 'latin1'), release() {} };
-    },
-    async writeAll<B extends Uint8Array>(b: B) {
-      writes.push(Buffer.from(b).toString('latin1'));
-      return b;
-    },
-    async writev(bufs: readonly Uint8Array[]) {
-      writes.push(bufs.map((b) => Buffer.from(b).toString('latin1')).join(''));
-      return bufs.reduce((n, b) => n + b.byteLength, 0);
-    },
-    async shutdown() {},
-    async close() {},
-    setNoDelay() {},
-  };
-  return { stream: promiseStream(double), writes };
-}
 
 /** What a handler saw of one request body read. */
 interface Seen {
@@ -52,9 +25,9 @@ async function serveConsuming(chunks: string[]): Promise<{ seen: Seen[]; wire: s
       return createResponse(200, { body: fixedBody(text) });
     },
   });
-  const { stream, writes } = connection(chunks);
+  const { stream, writes } = scriptedStream(chunks);
   await server.serveConnection(stream);
-  return { seen, wire: writes.join('') };
+  return { seen, wire: writes.flat().join('') };
 }
 
 const post = (body: string, extra = '') =>
@@ -109,7 +82,7 @@ describe('HTTP/1.1 request bodies already received', () => {
         return createResponse(204);
       },
     });
-    const { stream } = connection([
+    const { stream } = scriptedStream([
       `${post('{"b":2}').replace('/j', '/bytes')}${post('{"c":3}').replace('/j', '/text')}`,
     ]);
     await server.serveConnection(stream);
@@ -129,7 +102,7 @@ describe('HTTP/1.1 request bodies already received', () => {
         return createResponse(204);
       },
     });
-    const { stream } = connection([post('too long')]);
+    const { stream } = scriptedStream([post('too long')]);
     await server.serveConnection(stream);
     expect(failure).toBeInstanceOf(HttpBodyError);
     expect((failure as HttpBodyError).code).toBe('ERR_HTTP_BODY_TOO_LARGE');
@@ -155,7 +128,7 @@ describe('HTTP/1.1 request bodies already received', () => {
       },
     });
     const request = 'POST /j HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n';
-    const { stream } = connection([request, '2\r\ncd\r\n0\r\n\r\n']);
+    const { stream } = scriptedStream([request, '2\r\ncd\r\n0\r\n\r\n']);
     await server.serveConnection(stream);
     expect(steps).toEqual(['ab', 'wait', 'cd', 'end']);
   });
