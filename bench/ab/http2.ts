@@ -41,8 +41,11 @@ import {
 import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { writeTlsCertificates } from '../lib/tls-certs.js';
+import { envFlag, numberFlag, orderOf, usageExit } from './flags.js';
 import { type AbRow, abTable } from './summary.js';
 import { fileStamp, type LochTree, openTree, runWarnings } from './tree.js';
+
+const SCRIPT = 'ab/http2.ts';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -60,50 +63,26 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Leaves with a usage message naming what was wrong. */
-function usage(message: string): never {
-  process.stderr.write(`ab/http2.ts: ${message}\n`);
-  process.exit(2);
-}
-
-/** A flag's value as an integer of at least `min`, or a loud exit naming the flag. */
-function numberFlag(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) usage(`--${name} ${value}: want an integer >= ${min}`);
-  return n;
-}
-
-/** `NAME=VALUE` pairs of one side's --x-env flags. */
-function envFlag(name: string, values: readonly string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) usage(`--${name} ${v}: want NAME=VALUE`);
-    env[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return env;
-}
-
 type Mode = 'h2c' | 'h2';
 
 if (args.a === undefined || args.b === undefined)
-  usage('usage: ab/http2.ts --a <built checkout> --b <built checkout> [--rounds 5] ...');
-const rounds = numberFlag('rounds', args.rounds, 1);
+  usageExit(SCRIPT, 'usage: ab/http2.ts --a <built checkout> --b <built checkout> [--rounds 5] ...');
+const rounds = numberFlag(SCRIPT, 'rounds', args.rounds, 1);
 const modes = args.modes.split(',').map((m) => {
-  if (m !== 'h2c' && m !== 'h2') usage(`--modes ${args.modes}: each of h2c, h2`);
+  if (m !== 'h2c' && m !== 'h2') usageExit(SCRIPT, `--modes ${args.modes}: each of h2c, h2`);
   return m as Mode;
 });
 const loads: H2Load[] = args.loads.split(',').map((l) => {
   const m = /^(\d+)x(\d+)$/.exec(l);
-  if (m === null) usage(`--loads ${args.loads}: each <clients>x<streams>, like 16x16`);
-  return { clients: numberFlag('loads', m[1]!, 1), streams: numberFlag('loads', m[2]!, 1) };
+  if (m === null) usageExit(SCRIPT, `--loads ${args.loads}: each <clients>x<streams>, like 16x16`);
+  return { clients: numberFlag(SCRIPT, 'loads', m[1]!, 1), streams: numberFlag(SCRIPT, 'loads', m[2]!, 1) };
 });
-const sizes = args.sizes.split(',').map((s) => numberFlag('sizes', s, 0));
-const seconds = numberFlag('seconds', args.seconds, 1);
-const warmupSeconds = numberFlag('warmup', args.warmup, 0);
+const sizes = args.sizes.split(',').map((s) => numberFlag(SCRIPT, 'sizes', s, 0));
+const seconds = numberFlag(SCRIPT, 'seconds', args.seconds, 1);
+const warmupSeconds = numberFlag(SCRIPT, 'warmup', args.warmup, 0);
 const envBySide: Record<string, Record<string, string>> = {
-  A: envFlag('a-env', args['a-env']),
-  B: envFlag('b-env', args['b-env']),
+  A: envFlag(SCRIPT, 'a-env', args['a-env']),
+  B: envFlag(SCRIPT, 'b-env', args['b-env']),
 };
 
 /** h2load and the backend share CPU 0; loch has CPU 1 to itself. */
@@ -130,11 +109,6 @@ interface Point {
 /** A point's row label: mode, load and body size. */
 const pointName = (mode: Mode, load: H2Load, size: number) =>
   `${mode} -c${load.clients} -m${load.streams} ${formatSize(size)}`;
-
-/** Side order of round `round` (0-based): A first in even rounds, B first in odd ones. */
-function orderOf(round: number, trees: readonly [LochTree, LochTree]): LochTree[] {
-  return round % 2 === 0 ? [trees[0], trees[1]] : [trees[1], trees[0]];
-}
 
 /** A side's environment in words, for the page ("" when it adds none). */
 function envText(label: string): string {

@@ -46,8 +46,11 @@ import {
 import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { tlsPolicy, writeTlsCertificates } from '../lib/tls-certs.js';
+import { envFlag, numberFlag, orderOf, usageExit } from './flags.js';
 import { type AbRow, abTable } from './summary.js';
 import { fileStamp, type LochTree, openTree, runWarnings } from './tree.js';
+
+const SCRIPT = 'ab/https.ts';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -64,40 +67,19 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Leaves with a usage message naming what was wrong. */
-function usage(message: string): never {
-  process.stderr.write(`ab/https.ts: ${message}\n`);
-  process.exit(2);
-}
-
-/** A flag's value as an integer of at least `min`, or a loud exit naming the flag. */
-function numberFlag(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) usage(`--${name} ${value}: want an integer >= ${min}`);
-  return n;
-}
-
-/** `NAME=VALUE` pairs of one side's --x-env flags. */
-function envFlag(name: string, values: readonly string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const v of values) {
-    const eq = v.indexOf('=');
-    if (eq <= 0) usage(`--${name} ${v}: want NAME=VALUE`);
-    env[v.slice(0, eq)] = v.slice(eq + 1);
-  }
-  return env;
-}
-
 if (args.a === undefined || args.b === undefined)
-  usage('usage: ab/https.ts --a <built checkout|nginx> --b <built checkout|nginx> [--rounds 5] ...');
-const rounds = numberFlag('rounds', args.rounds, 1);
-const sizes = args.sizes.split(',').map((s) => numberFlag('sizes', s, 0));
-const seconds = numberFlag('seconds', args.seconds, 1);
-const warmupSeconds = numberFlag('warmup', args.warmup, 0);
-const workers = numberFlag('workers', args.workers, 1);
+  usageExit(
+    SCRIPT,
+    'usage: ab/https.ts --a <built checkout|nginx> --b <built checkout|nginx> [--rounds 5] ...',
+  );
+const rounds = numberFlag(SCRIPT, 'rounds', args.rounds, 1);
+const sizes = args.sizes.split(',').map((s) => numberFlag(SCRIPT, 'sizes', s, 0));
+const seconds = numberFlag(SCRIPT, 'seconds', args.seconds, 1);
+const warmupSeconds = numberFlag(SCRIPT, 'warmup', args.warmup, 0);
+const workers = numberFlag(SCRIPT, 'workers', args.workers, 1);
 const envBySide: Record<string, Record<string, string>> = {
-  A: envFlag('a-env', args['a-env']),
-  B: envFlag('b-env', args['b-env']),
+  A: envFlag(SCRIPT, 'a-env', args['a-env']),
+  B: envFlag(SCRIPT, 'b-env', args['b-env']),
 };
 
 /** wrk and the backend share CPU 0; a 1-worker proxy has CPU 1 to itself (bench:https's layout). */
@@ -128,7 +110,8 @@ function openSide(label: string, value: string, cwd: string): Side {
   const env = envBySide[label]!;
   if (value === 'nginx') {
     const spec = HTTPS_PROXIES.find((s) => s.name === 'nginx')!;
-    if (Object.keys(env).length > 0) usage(`--${label.toLowerCase()}-env: nginx takes no environment`);
+    if (Object.keys(env).length > 0)
+      usageExit(SCRIPT, `--${label.toLowerCase()}-env: nginx takes no environment`);
     return { label, spec, tree: undefined, ownRecords: false, what: 'nginx (ssl + proxy_pass)' };
   }
   const tree = openTree(label, resolve(cwd, value));
@@ -157,11 +140,6 @@ interface Point {
   readonly tlsAdds: number;
   /** Loch's record layer: TLS connections of this point taken over, and how many there were. */
   readonly takenOver?: { readonly count: number; readonly expected: number };
-}
-
-/** Side order of round `round` (0-based): A first in even rounds, B first in odd ones. */
-function orderOf(round: number, sides: readonly [Side, Side]): Side[] {
-  return round % 2 === 0 ? [sides[0], sides[1]] : [sides[1], sides[0]];
 }
 
 /** A side's environment in words, for the page ("" when it adds none). */
@@ -196,7 +174,7 @@ async function main(): Promise<void> {
   warnings.push(...runWarnings(trees, rounds));
   for (const s of sides) {
     const reason = s.spec.unavailable();
-    if (reason !== null) usage(`${s.label}: ${reason}`);
+    if (reason !== null) usageExit(SCRIPT, `${s.label}: ${reason}`);
   }
   for (const w of warnings) log(`WARNING: ${w}`);
 

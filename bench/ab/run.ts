@@ -37,8 +37,11 @@ import {
 import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { busyConnectionMemory, type ConnectionMemory, quietConnectionMemory } from './connection-memory.js';
+import { numberFlag, orderOf, usageExit } from './flags.js';
 import { type AbRow, abTable } from './summary.js';
 import { fileStamp, type LochTree, openTree, runWarnings, startLoch } from './tree.js';
+
+const SCRIPT = 'ab/run.ts';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -57,33 +60,19 @@ const { values: args } = parseArgs({
   },
 });
 
-/** A flag's value as a number of at least `min`, or a loud exit naming the flag. */
-function numberFlag(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) {
-    process.stderr.write(`--${name} ${value}: want an integer >= ${min}\n`);
-    process.exit(2);
-  }
-  return n;
-}
-
-if (args.a === undefined || args.b === undefined) {
-  process.stderr.write('usage: ab/run.ts --a <built checkout> --b <built checkout> [--rounds 5] ...\n');
-  process.exit(2);
-}
-const rounds = numberFlag('rounds', args.rounds, 1);
-const sizes = args.sizes.split(',').map((s) => numberFlag('sizes', s, 0));
-const seconds = numberFlag('seconds', args.seconds, 1);
-const warmupSeconds = numberFlag('warmup', args.warmup, 0);
-const idleCount = numberFlag('idle-connections', args['idle-connections'], 1);
-const busyConnections = numberFlag('busy-connections', args['busy-connections'], 1);
-const settleMs = numberFlag('settle', args.settle, 0) * 1000;
+if (args.a === undefined || args.b === undefined)
+  usageExit(SCRIPT, 'usage: ab/run.ts --a <built checkout> --b <built checkout> [--rounds 5] ...');
+const rounds = numberFlag(SCRIPT, 'rounds', args.rounds, 1);
+const sizes = args.sizes.split(',').map((s) => numberFlag(SCRIPT, 'sizes', s, 0));
+const seconds = numberFlag(SCRIPT, 'seconds', args.seconds, 1);
+const warmupSeconds = numberFlag(SCRIPT, 'warmup', args.warmup, 0);
+const idleCount = numberFlag(SCRIPT, 'idle-connections', args['idle-connections'], 1);
+const busyConnections = numberFlag(SCRIPT, 'busy-connections', args['busy-connections'], 1);
+const settleMs = numberFlag(SCRIPT, 'settle', args.settle, 0) * 1000;
 const withMemory = !args['no-memory'];
 const metricsBySide = args.metrics.split(',');
-if (metricsBySide.length !== 2 || metricsBySide.some((m) => m !== 'on' && m !== 'off')) {
-  process.stderr.write(`--metrics ${args.metrics}: want <A>,<B>, each on or off (e.g. off,on)\n`);
-  process.exit(2);
-}
+if (metricsBySide.length !== 2 || metricsBySide.some((m) => m !== 'on' && m !== 'off'))
+  usageExit(SCRIPT, `--metrics ${args.metrics}: want <A>,<B>, each on or off (e.g. off,on)`);
 /** Whether side `label` ("A" or "B") records metrics. */
 const metricsOn = (label: string) => metricsBySide[label === 'A' ? 0 : 1] === 'on';
 
@@ -118,11 +107,6 @@ interface MemoryPoint {
   readonly side: string;
   readonly state: 'quiet' | 'busy';
   readonly r: ConnectionMemory;
-}
-
-/** Side order of round `round` (0-based): A first in even rounds, B first in odd ones. */
-function orderOf(round: number, trees: readonly [LochTree, LochTree]): LochTree[] {
-  return round % 2 === 0 ? [trees[0], trees[1]] : [trees[1], trees[0]];
 }
 
 async function main(): Promise<void> {
