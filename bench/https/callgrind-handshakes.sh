@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Instructions per TLS handshake in loch the proxy (issue 13), counted by callgrind in one warm
+# process: loch (apps/proxy's build, an HTTPS listener, N workers) runs under callgrind; a Python
+# client in another process (packages/tls/bench/handshake-client.py: handshake, the server's
+# ticket, close_notify both ways, close; one connection at a time) makes WARM handshakes, the
+# counters are zeroed (callgrind_control -z), COUNT more are made, and the counters dumped
+# (callgrind_control -d). Every thread of the process is counted (workers, main thread, V8's
+# background compiler and GC threads), nothing of the client. Prints instructions per handshake:
+# the whole process, OpenSSL's handshake (SSL_do_handshake), V8's background threads (TurboFan,
+# concurrent marking) and the main-thread GC, from callgrind_annotate's inclusive counts.
+# Instructions, not time: repeatable on a busy machine (a rep-movsb copy counts once per byte).
+#
+# Usage: bench/https/callgrind-handshakes.sh [workers=1] [warm=1500] [count=500] [full|resumed]
+# Needs valgrind, python3, openssl; apps/proxy built (pnpm --filter @loch/proxy... build).
+set -euo pipefail
+workers=${1:-1}
+warm=${2:-1500}
+count=${3:-500}
+mode=${4:-full}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d /tmp/loch-callgrind-handshakes-XXXXXX)
+client="$root/packages/tls/bench/handshake-client.py"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+cat >"$dir/loch.toml" <<EOF
+[runtime]
+workers = $workers
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.https]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = false
+tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
+[[servers.https.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+EOF
+
+valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
+  node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/loch.out" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+# Under callgrind a worker takes a while to start (minutes on a loaded machine).
+listening=0
+for _ in $(seq 1 600); do
+  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null; then
+    listening=1
+    break
+  fi
+  sleep 1
+done
+if [ "$listening" != 1 ]; then
+  echo "loch did not listen on 127.0.0.1:$port within 600 s; its output is in $dir/loch.out" >&2
+  exit 1
+fi
+python3 "$client" "$port" "$warm" "$mode" >/dev/null
+callgrind_control -z "$pid" >/dev/null
+python3 "$client" "$port" "$count" "$mode"
+callgrind_control -d "$pid" >/dev/null
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+trap - EXIT
+
+dump=$(ls "$dir"/cg.*.1)
+callgrind_annotate --inclusive=yes --threshold=100 "$dump" 2>/dev/null >"$dir/inclusive.txt"
+per() {
+  # Inclusive instructions of the first function matching $1, per handshake (0 when absent).
+  local n
+  n=$(grep -m1 -E "$1" "$dir/inclusive.txt" | awk '{gsub(",", "", $1); print $1}')
+  awk -v n="${n:-0}" -v c="$count" 'BEGIN { printf "%.3fM", n / c / 1e6 }'
+}
+total=$(grep -m1 '^summary:' "$dump" | awk '{print $2}')
+echo "loch, $workers worker(s), $mode handshakes $((warm + 1))..$((warm + count)) (after $warm), instructions per handshake:"
+echo "  whole process       $(awk -v n="$total" -v c="$count" 'BEGIN { printf "%.3fM", n / c / 1e6 }')"
+echo "  SSL_do_handshake    $(per '\?\?\?:SSL_do_handshake ')"
+echo "  workers' JS thread  $(per 'node::worker::Worker::Run\(\)')"
+echo "  V8 background       $(per 'PlatformWorkerThread')"
+echo "    TurboFan          $(per 'OptimizingCompileDispatcher::CompileTask::RunInternal')"
+echo "    marking (major)   $(per 'ConcurrentMarking::RunMajor')"
+echo "  main-thread GC      $(per 'Heap::CollectGarbage\(')"
+echo "    mark-compact      $(per 'MarkCompactCollector::CollectGarbage\(\)')"
+echo "(callgrind dump and annotation in $dir)"
