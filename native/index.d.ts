@@ -169,6 +169,11 @@ export interface NativeBinding {
    * to start (its `error()` says why). A client's first flight goes out with the next flush.
    */
   tlsAttach(fd: number, session: NativeTlsSession): number;
+  /**
+   * In-ring TLS: ciphertext bytes the kernel took from conn `id` (tlsAttach's) so far, short
+   * sends included; 0 for no such conn. A stream's write progress (ByteStream.sentBytes).
+   */
+  tlsSent?(id: number): number;
   /** Crossings on this thread so far: [submit() calls, completion callbacks, TlsSession calls]. */
   crossings(): [number, number, number];
   /**

@@ -178,6 +178,13 @@ Napi::Value TlsAttach(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, State(env)->ring.TlsAttach(info[0].As<Napi::Number>().Int32Value(), session));
 }
 
+// tlsSent(id) -> ciphertext bytes the kernel took from in-ring TLS conn `id` so far (0: none).
+Napi::Value TlsSent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Number::New(env, 0);
+  return Napi::Number::New(env, State(env)->ring.TlsSent(info[0].As<Napi::Number>().Uint32Value()));
+}
+
 // crossings() -> [submit calls, completion callbacks, TlsSession calls] on this thread.
 Napi::Value Crossings(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -209,6 +216,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));
+  exports.Set("tlsSent", Napi::Function::New(env, TlsSent, "tlsSent"));
   exports.Set("crossings", Napi::Function::New(env, Crossings, "crossings"));
   exports.Set("tlsBufferStats", Napi::Function::New(env, TlsBufferStats, "tlsBufferStats"));
   State(env);  // the TLS face keeps its state there

@@ -179,6 +179,9 @@ class Ring {
   // In-ring TLS: carries `session` on the stream `fd` (conn id, or -errno). A client's first
   // flight is queued at once (sent with the next flush).
   int TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session);
+  // In-ring TLS: ciphertext bytes the kernel took from conn `id` so far (0 for no such conn): the
+  // write progress a server's write deadline reads (ByteStream.sentBytes).
+  double TlsSent(uint32_t id) const;
   // Completion callbacks into JavaScript so far (the crossing counter, with submits).
   double callbacks = 0;
 

@@ -56,6 +56,10 @@ void Ring::SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size, uint3
   plainOwner_.assign(count, {0, 0});
 }
 
+double Ring::TlsSent(uint32_t id) const {
+  return id < conns_.size() && conns_[id] != nullptr ? static_cast<double>(conns_[id]->sent) : 0;
+}
+
 int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
   if (!alive_) return -EBADF;
   if (plain_ == nullptr || bufRing_ == nullptr) return -ENOTSUP;

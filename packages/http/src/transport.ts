@@ -22,11 +22,12 @@ export type {
  * The stream operations HTTP uses: `facts` (what the layers below learned: TLS, ALPN, SNI, the
  * PROXY header's client address; how the server will choose HTTP/2 by ALPN without importing
  * tls), the promise-free `recvTo` (pooled receive chunks) and
- * `writeTo` (whole writes, one buffer or a gathered list), shutdown and close. Results come to
- * a target object (the connection) at the next microtask checkpoint, never from inside the
- * call: a pending read or write costs no promise, reaction or closure. Where a caller needs a
- * promise (a handler reading a request body, `HttpClient.send`), the server and client build it
- * on top of these two, in one place each.
+ * `writeTo` (whole writes, one buffer or a gathered list), shutdown and close, and the write
+ * progress (`sentBytes`, optional: internal/write-progress.ts). Results come to a target
+ * object (the connection) at the next microtask checkpoint, never from inside the call: a
+ * pending read or write costs no promise, reaction or closure. Where a caller needs a promise
+ * (a handler reading a request body, `HttpClient.send`), the server and client build it on top
+ * of these two, in one place each.
  */
 export type HttpStream = Pick<
   ByteStream,
@@ -40,6 +41,7 @@ export type HttpStream = Pick<
   | 'setNoDelay'
   | 'closed'
   | 'facts'
+  | 'sentBytes'
 >;
 
 /** The listener operations the server uses (a StreamListener fits). */

@@ -35,6 +35,7 @@ import {
   ringTlsPort,
   type SocketAddress,
   StreamForms,
+  sentBytes,
   type WriteTarget,
 } from '@loch/uring-runtime';
 import {
@@ -324,6 +325,14 @@ export class TlsStream extends StreamForms {
 
   get closed(): boolean {
     return this.#closed || this.#failure !== undefined;
+  }
+
+  /**
+   * Write progress (ByteStream.sentBytes) is the stream below's: the ciphertext the kernel took
+   * (fed from JavaScript, through the stream below's writes; in the ring, the ring's own count).
+   */
+  get sentBytes(): number {
+    return sentBytes(this.#inner);
   }
 
   setNoDelay(enabled: boolean): void {

@@ -25,7 +25,7 @@ export { StreamForms } from './internal/stream-forms.js';
 // checkpoint (for TLS and PROXY-protocol wrappers).
 export { deliverRecv, deliverWritten } from './internal/target-delivery.js';
 export type { RuntimeOption } from './net/runtime-stream.js';
-export { heldBytes, RuntimeListener, RuntimeStream } from './net/runtime-stream.js';
+export { heldBytes, RuntimeListener, RuntimeStream, sentBytes } from './net/runtime-stream.js';
 export { type TcpBindOptions, TcpListener, TcpStream, type TcpStreamConnectOptions } from './net/tcp.js';
 export { type UnixBindOptions, UnixListener, UnixStream, type UnixStreamConnectOptions } from './net/unix.js';
 export {

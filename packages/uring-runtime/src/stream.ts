@@ -184,6 +184,17 @@ export interface ByteStream {
   readonly closed: boolean;
 
   /**
+   * Write progress: bytes of this stream's writes the kernel has taken so far (grows during a
+   * write, not only when it completes), for deadlines that cut a stalled writer rather than a
+   * slow one (nginx's send_timeout). Absent on stream kinds that keep no count; read it with
+   * `sentBytes(stream)`, which follows wrappers and layers. A count to compare, not an
+   * exact payload total: io_uring, each send completion's count (in-ring TLS adds the ciphertext
+   * the ring sent); legacy, what libuv handed to the kernel (the handle's bytes written less its
+   * write queue size); TLS fed from JavaScript, the ciphertext the stream below took.
+   */
+  readonly sentBytes?: number;
+
+  /**
    * Iterates incoming data as pooled chunks' bytes. Each yielded view is valid until the next
    * iteration step; copy what must outlive it. Ends at end of stream.
    */

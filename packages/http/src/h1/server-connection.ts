@@ -22,6 +22,7 @@ import { EMPTY_BODY, FixedBody, type HttpBody, nextNow } from '../body.js';
 import { HttpError, HttpParseError, HttpTimeoutError, type HttpTimeoutKind } from '../errors.js';
 import type { HttpHeaders } from '../headers.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
+import { writeProgressMark, writeProgressSince } from '../internal/write-progress.js';
 import type { HttpRequest, HttpResponse, HttpServerRequest, HttpTunnel } from '../message.js';
 import type { HttpServer, ServedConnection } from '../server.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
@@ -110,6 +111,8 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   deadline = NO_DEADLINE;
   private deadlineKind: HttpTimeoutKind = 'idle';
   private expired: HttpTimeoutKind | null = null;
+  /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
+  private sentMark = 0;
   /** What the pending recvTo is for (READ_*). */
   private reading = READ_NONE;
   /** The settlers of recvChunk()'s promise while READ_AWAITED. */
@@ -199,6 +202,15 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   expire(): void {
     if (this.expired !== null) return;
     const kind = this.deadlineKind;
+    if (kind === 'write') {
+      // An idle-progress deadline: a write the kernel took bytes of since runs again from now.
+      const moved = writeProgressSince(this.stream, this.sentMark);
+      if (moved >= 0) {
+        this.sentMark = moved;
+        this.deadline = this.server.now + this.server.timeouts.write;
+        return;
+      }
+    }
     this.expired = kind;
     this.deadline = NO_DEADLINE;
     if (kind === 'idle' || kind === 'write') {
@@ -241,6 +253,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     const ms = this.timeoutOf(kind);
     this.deadlineKind = kind;
     this.deadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+    if (kind === 'write' && ms > 0) this.sentMark = writeProgressMark(this.stream);
   }
 
   /**

@@ -36,6 +36,7 @@
 import { EMPTY_BODY, type HttpBody } from '../body.js';
 import { HttpError, HttpTimeoutError } from '../errors.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
+import { writeProgressMark, writeProgressSince } from '../internal/write-progress.js';
 import type { HttpResponse, HttpServerRequest } from '../message.js';
 import { targetFormOf } from '../message.js';
 import type { HttpServer, ServedConnection } from '../server.js';
@@ -131,6 +132,8 @@ export class H2ServerSession<Cx> implements ServedConnection {
   // Deadlines: of the write in flight, of an idle connection, of the client's SETTINGS ACK, and a
   // lower bound of the streams'.
   private writeDeadline = NO_DEADLINE;
+  /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
+  private sentMark = 0;
   private settingsDeadline = NO_DEADLINE;
   private idleDeadline = NO_DEADLINE;
   private streamDeadline = NO_DEADLINE;
@@ -194,10 +197,17 @@ export class H2ServerSession<Cx> implements ServedConnection {
   expire(): void {
     const now = this.server.now;
     if (this.writeDeadline <= now) {
-      // The client stopped reading: nothing more can be said to it.
-      this.writeDeadline = NO_DEADLINE;
-      this.abort(new HttpTimeoutError('write', this.server.timeouts.write));
-      return;
+      // An idle-progress deadline: a write the kernel took bytes of since runs again from now.
+      const moved = writeProgressSince(this.stream, this.sentMark);
+      if (moved >= 0) {
+        this.sentMark = moved;
+        this.writeDeadline = now + this.server.timeouts.write;
+      } else {
+        // The client stopped reading: nothing more can be said to it.
+        this.writeDeadline = NO_DEADLINE;
+        this.abort(new HttpTimeoutError('write', this.server.timeouts.write));
+        return;
+      }
     }
     if (this.settingsDeadline <= now) {
       // RFC 9113 §6.5.3: our SETTINGS were never acknowledged.
@@ -938,6 +948,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
   writeStarted(): void {
     const ms = this.server.timeouts.write;
     this.writeDeadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+    if (ms > 0) this.sentMark = writeProgressMark(this.stream);
     if (this.writeDeadline < this.deadline) this.deadline = this.writeDeadline;
   }
 

@@ -105,6 +105,15 @@ export function toSocketAddress(
   };
 }
 
+/**
+ * What sentBytes reads of a socket's libuv handle (Node's TCPWrap/PipeWrap, not public API):
+ * bytes handed to the handle so far, and those of them still in libuv's write queue.
+ */
+interface StreamHandle {
+  readonly bytesWritten?: number;
+  readonly writeQueueSize?: number;
+}
+
 /** A connected node:net socket behind the ByteStream contract. */
 export class LegacyStream extends StreamForms implements BudgetWaiter {
   readonly driver = 'legacy' as const;
@@ -133,6 +142,8 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   #shutdown = false;
   #closePromise: Promise<void> | undefined;
   #facts: ConnectionFacts | undefined = undefined;
+  /** The last write progress read (sentBytes), kept for when the handle is gone. */
+  #sent = 0;
 
   constructor(
     socket: Socket,
@@ -226,6 +237,19 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   /** Received bytes this stream holds now (queued, or lent to a reader and not released). */
   get heldBytes(): number {
     return this.#buffered + this.#lent;
+  }
+
+  /**
+   * Write progress (ByteStream.sentBytes): what libuv handed to the kernel, i.e. the bytes the
+   * handle was given (its bytesWritten) less those still in its write queue (writeQueueSize),
+   * which shrinks as the socket drains during a write; the last count once the handle is gone.
+   */
+  get sentBytes(): number {
+    const handle = (this.#socket as unknown as { readonly _handle?: StreamHandle | null })._handle;
+    const given = handle?.bytesWritten;
+    const queued = handle?.writeQueueSize;
+    if (typeof given === 'number' && typeof queued === 'number') this.#sent = given - queued;
+    return this.#sent;
   }
 
   /** Called by the budget when room came back after this stream paused for it. */

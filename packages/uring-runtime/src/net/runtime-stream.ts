@@ -4,16 +4,18 @@
  * logic: every call goes straight to the driver's object.
  */
 import type { Runtime } from '../runtime.js';
-import type {
-  ByteStream,
-  ConnectionFacts,
-  IoOptions,
-  IoResult,
-  RecvChunk,
-  RecvTarget,
-  SocketAddress,
-  StreamListener,
-  WriteTarget,
+import {
+  type ByteStream,
+  type ConnectionFacts,
+  type IoOptions,
+  type IoResult,
+  isLayeredStream,
+  type LayeredStream,
+  type RecvChunk,
+  type RecvTarget,
+  type SocketAddress,
+  type StreamListener,
+  type WriteTarget,
 } from '../stream.js';
 
 /** Choosing a runtime other than the thread's current one (tests, several drivers in one thread). */
@@ -33,6 +35,17 @@ export function driverStream(stream: ByteStream): ByteStream {
 export function heldBytes(stream: ByteStream): number {
   const held = (RuntimeStream.innerOf(stream) as { readonly heldBytes?: unknown }).heldBytes;
   return typeof held === 'number' ? held : 0;
+}
+
+/**
+ * Write progress of `stream` (see ByteStream.sentBytes): its own count (a RuntimeStream's is its
+ * driver stream's), else that of the stream it frames (a LayeredStream such as a PROXY-header layer, whose
+ * writes go to the stream below), else 0 (no count kept: it never seems to move).
+ */
+export function sentBytes(stream: Pick<ByteStream, 'sentBytes'>): number {
+  const sent = stream.sentBytes;
+  if (typeof sent === 'number') return sent;
+  return isLayeredStream(stream as ByteStream) ? sentBytes((stream as LayeredStream).below) : 0;
 }
 
 /** A connected stream of a runtime; every method delegates to the driver's stream. */
@@ -71,6 +84,10 @@ export class RuntimeStream implements ByteStream {
   }
   get closed(): boolean {
     return this.#inner.closed;
+  }
+  /** The driver stream's write progress (see ByteStream.sentBytes). */
+  get sentBytes(): number {
+    return sentBytes(this.#inner);
   }
   read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     return this.#inner.read(buf, options);

@@ -246,6 +246,7 @@ class StreamOp implements CompletionTarget {
     stream.opFinished();
     const mode = this.mode;
     if (mode === AS_WRITE_ALL && res >= 0) {
+      stream.sent += res;
       const buf = this.buf!;
       const done = (this.done += res);
       if (done < buf.byteLength) {
@@ -260,6 +261,7 @@ class StreamOp implements CompletionTarget {
         return;
       }
     } else if (mode === AS_WRITEV_ALL && res >= 0) {
+      stream.sent += res;
       const done = (this.done += res);
       if (done < this.total) {
         if (!stream.closing && !stream.ring.isCancelling(slot)) {
@@ -337,6 +339,10 @@ export class UringStream
 {
   /** True once close() started; in-flight ops then fail with ECANCELED. */
   closing = false;
+  /** @internal Bytes the kernel took of this stream's sends (each completion's count). */
+  sent = 0;
+  /** In-ring TLS: the ring's ciphertext count last read (sentBytes), kept past close and detach. */
+  private tlsSent = 0;
   private remote: SocketAddress | undefined;
   private local: SocketAddress | undefined;
   private inFlight = 0;
@@ -587,6 +593,8 @@ export class UringStream
    * over): the ring passes its bytes through raw once the session failed, and writes go out as they are.
    */
   tlsDetach(): void {
+    this.sent = this.sentBytes; // the ring's count stays in: progress never goes back
+    this.tlsSent = 0;
     this.tls = 0;
     this.tlsEvents = undefined;
     this.tlsHandshaking = false;
@@ -836,6 +844,17 @@ export class UringStream
   /** Called by the thread's budget when bytes were given back after this stream had to wait. */
   onBudgetAvailable(): void {
     if (!this.closing && (this.waiter !== undefined || this.tlsHandshaking)) this.arm();
+  }
+
+  /**
+   * Write progress (ByteStream.sentBytes): the bytes each send completion reported (a short
+   * send's part included), plus, in-ring TLS, the ciphertext the ring sent so far (a write's
+   * records go out over several sends, which only the ring sees: one crossing per read).
+   */
+  get sentBytes(): number {
+    const tls = this.tls;
+    if (tls !== 0 && !this.closing) this.tlsSent = this.host.binding.tlsSent?.(tls - 1) ?? 0;
+    return this.sent + this.tlsSent;
   }
 
   /** Received bytes this stream holds now (queued, or lent and not released). */
