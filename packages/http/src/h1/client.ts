@@ -32,6 +32,7 @@ import {
 } from '../errors.js';
 import { HeaderName, type HttpHeaders } from '../headers.js';
 import { deadlines } from '../internal/deadlines.js';
+import { writeProgressMark, writeProgressSince } from '../internal/write-progress.js';
 import type { HttpRequest, HttpResponse, HttpUpgradedConnection } from '../message.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';
@@ -70,6 +71,8 @@ export class HttpClient {
   private readDeadline = NO_DEADLINE;
   private readKind: HttpTimeoutKind = 'response';
   private writeDeadline = NO_DEADLINE;
+  /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
+  private sentMark = 0;
   private expired: HttpTimeoutKind | null = null;
   private busy = false;
   private broken = false;
@@ -697,9 +700,17 @@ export class HttpClient {
       this.kill();
     }
     if (this.writeDeadline <= now) {
-      this.writeDeadline = NO_DEADLINE;
-      this.expired ??= 'write';
-      this.kill();
+      // An idle-progress deadline (internal/write-progress.ts): a write the peer took bytes of
+      // since it was armed runs again from now; one that moved none for a whole timeout is cut.
+      const moved = writeProgressSince(this.stream, this.sentMark);
+      if (moved >= 0) {
+        this.sentMark = moved;
+        this.writeDeadline = deadlines.deadline(this, this.writeMs);
+      } else {
+        this.writeDeadline = NO_DEADLINE;
+        this.expired ??= 'write';
+        this.kill();
+      }
     }
     return this.readDeadline !== NO_DEADLINE || this.writeDeadline !== NO_DEADLINE;
   }
@@ -718,10 +729,15 @@ export class HttpClient {
     return p;
   }
 
-  /** A deadline for one write, separate from the read deadline (both can run at once). */
+  /**
+   * The write deadline of one write, separate from the read deadline (both can run at once): an
+   * idle-progress deadline, as nginx's proxy_send_timeout ("between two successive write
+   * operations"): it runs again while the peer takes bytes (onSweep).
+   */
   private armWrite(): void {
     const ms = this.writeMs;
     this.writeDeadline = ms > 0 ? deadlines.deadline(this, ms) : NO_DEADLINE;
+    if (ms > 0) this.sentMark = writeProgressMark(this.stream);
   }
 
   /**

@@ -31,6 +31,7 @@ import {
 } from '../errors.js';
 import { HttpHeaders } from '../headers.js';
 import { deadlines } from '../internal/deadlines.js';
+import { writeProgressMark, writeProgressSince } from '../internal/write-progress.js';
 import type { HttpRequest, HttpResponse } from '../message.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
 import { Http2RequestRefusedError, Http2SessionError } from './client-errors.js';
@@ -331,6 +332,8 @@ export class H2ClientSession {
   #outBytes = 0;
   #writing = false;
   #writeDeadline = NO_DEADLINE;
+  /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
+  #sentMark = 0;
   readonly #writeMs: number;
   /** When the server must have acknowledged our SETTINGS by (RFC 9113 §6.5.3). */
   #settingsDeadline = NO_DEADLINE;
@@ -743,6 +746,7 @@ export class H2ClientSession {
     this.#outBytes = 0;
     this.#writing = true;
     this.#writeDeadline = this.#writeMs > 0 ? deadlines.deadline(this, this.#writeMs) : NO_DEADLINE;
+    if (this.#writeMs > 0) this.#sentMark = writeProgressMark(this.#stream);
     this.#stream.writeTo(frames.length === 1 ? frames[0]! : frames, this);
   }
 
@@ -762,12 +766,22 @@ export class H2ClientSession {
     }
   }
 
-  /** @internal SweepMember: the write deadline and the SETTINGS acknowledgement's. */
+  /**
+   * @internal SweepMember: the write deadline (an idle-progress deadline, as nginx's
+   * proxy_send_timeout: a write the server took bytes of since it was armed runs again from now;
+   * internal/write-progress.ts) and the SETTINGS acknowledgement's.
+   */
   onSweep(now: number): boolean {
     if (this.#writeDeadline <= now) {
-      this.#writeDeadline = NO_DEADLINE;
-      this.#die(new HttpTimeoutError('write', this.#writeMs));
-      return false;
+      const moved = writeProgressSince(this.#stream, this.#sentMark);
+      if (moved >= 0) {
+        this.#sentMark = moved;
+        this.#writeDeadline = deadlines.deadline(this, this.#writeMs);
+      } else {
+        this.#writeDeadline = NO_DEADLINE;
+        this.#die(new HttpTimeoutError('write', this.#writeMs));
+        return false;
+      }
     }
     if (this.#settingsDeadline <= now) {
       this.#settingsDeadline = NO_DEADLINE;

@@ -1,9 +1,13 @@
 /**
- * A server's write deadline (`timeouts.write`, the proxy's `server_write`) is an idle-progress
- * deadline, as nginx's `send_timeout` and HAProxy's `timeout client` are: a client is cut when the
- * kernel took none of its answer's bytes for a whole timeout, never because one write (up to
- * 64 KiB of a body) as a whole took longer than that. A reader slower than a chunk per timeout
- * that keeps reading gets its answer; one that stops reading is still cut.
+ * A write deadline is an idle-progress deadline: the server's (`timeouts.write`, the proxy's
+ * `server_write`), as nginx's `send_timeout` and HAProxy's `timeout client` are, and the
+ * clients' (`writeTimeout` of HttpClient and H2ClientSession: a proxy's upstream writes), as
+ * nginx's `proxy_send_timeout` ("between two successive write operations"). A peer is cut when
+ * the kernel took none of the bytes written to it for a whole timeout, never because one write
+ * (up to 64 KiB of a body, 256 KiB of HTTP/2 frames, an upload's large chunk) as a whole took
+ * longer than that. A reader slower than a write per timeout that keeps reading gets its answer
+ * (an upstream its upload); one that stops reading is still cut. Used by
+ * h1/server-connection.ts, h2/server-session.ts, h1/client.ts and h2/client-session.ts.
  *
  * How, without a timer or a timestamp per send: when the deadline is armed the connection notes
  * the stream's write progress (`sentBytes`: bytes the kernel took; see ByteStream.sentBytes in
