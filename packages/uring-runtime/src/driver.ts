@@ -87,6 +87,11 @@ export interface Driver {
   heartbeat?(): Promise<void>;
   /** The receive budgets' numbers of this thread (internal/buffer-budget.ts). */
   bufferStats?(): BufferStats;
+  /**
+   * Lets go of receive buffers the driver keeps free for reuse (io_uring: its heap receive
+   * buffers); the runtime's idle trim calls it before giving memory back.
+   */
+  trimBuffers?(): void;
   /** Releases the driver's resources (ring, buffers, fds). Open streams are closed. */
   close(): Promise<void>;
 }

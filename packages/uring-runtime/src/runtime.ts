@@ -162,7 +162,11 @@ export class Runtime {
     if (trim === undefined) return false;
     this.#trimmer = new IdleTrimmer(ms, {
       activity: () => driver.activityCount?.() ?? 0,
-      trim,
+      trim: () => {
+        // Free buffers the driver keeps go first, so the low-memory GC collects them.
+        driver.trimBuffers?.();
+        trim();
+      },
       now: () => performance.now(),
     });
     this.#trimmer.start();

@@ -51,7 +51,23 @@ export interface BufferStats {
   readonly buffersInUse: number;
   /** io_uring: the provided-buffer pool's size in buffers; legacy: 0. */
   readonly bufferCount: number;
+  /**
+   * io_uring: bytes of free heap receive buffers the thread keeps for reuse now (the 1 KiB and
+   * 16 KiB buffers a stream within its base reads into while the provided-buffer ring is nearly
+   * out; emptied by the idle trim); legacy: 0.
+   */
+  readonly heapPooled: number;
+  /** io_uring: the most bytes of free heap receive buffers kept at once so far; legacy: 0. */
+  readonly heapPeakPooled: number;
+  /** io_uring: heap receive buffers lent to streams now (armed, or held by a chunk); legacy: 0. */
+  readonly heapLent: number;
+  /** io_uring: heap receives served by a kept buffer; legacy: 0. */
+  readonly heapReused: number;
+  /** io_uring: heap receives that made a new buffer; legacy: 0. */
+  readonly heapAllocated: number;
 }
+
+const NO_HEAP = { heapPooled: 0, heapPeakPooled: 0, heapLent: 0, heapReused: 0, heapAllocated: 0 } as const;
 
 /** A stream waiting for budget. */
 export interface BudgetWaiter {
@@ -227,8 +243,12 @@ export class BufferBudget {
     }
   }
 
-  /** The numbers (buffer counts come from the driver). */
-  stats(buffersInUse = 0, bufferCount = 0): BufferStats {
+  /** The numbers (buffer counts and heap receive buffers come from the driver). */
+  stats(
+    buffersInUse = 0,
+    bufferCount = 0,
+    heap: Pick<BufferStats, keyof typeof NO_HEAP> = NO_HEAP,
+  ): BufferStats {
     return {
       streamCap: this.streamCap,
       workerCap: this.workerCap,
@@ -239,6 +259,11 @@ export class BufferBudget {
       stops: this.stops,
       buffersInUse,
       bufferCount,
+      heapPooled: heap.heapPooled,
+      heapPeakPooled: heap.heapPeakPooled,
+      heapLent: heap.heapLent,
+      heapReused: heap.heapReused,
+      heapAllocated: heap.heapAllocated,
     };
   }
 }

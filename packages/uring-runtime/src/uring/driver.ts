@@ -19,6 +19,7 @@ import type { BufferBudgetOptions, BufferStats } from '../internal/buffer-budget
 import { resolveHost } from '../internal/resolve-host.js';
 import { removeStaleSocket } from '../internal/stale-socket.js';
 import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
+import { resolveHeapPoolBytes } from './heap-buffers.js';
 import { UringListener } from './listener.js';
 import { SplicePump } from './pump.js';
 import { OP_CONNECT, OP_TIMEOUT } from './records.js';
@@ -69,6 +70,13 @@ export interface UringDriverOptions {
    * reading (internal/buffer-budget.ts). Taken by the thread's ring when it is created.
    */
   readonly buffers?: BufferBudgetOptions | undefined;
+  /**
+   * Most bytes of free heap receive buffers the thread keeps for reuse (the 1 KiB and 16 KiB
+   * buffers a stream within its receive base reads into while the provided-buffer ring is nearly
+   * out): default 4 MiB, at most 8 MiB, 0 turns the reuse off (env LOCH_HEAP_POOL_BYTES). The
+   * idle trim empties it. Taken by the thread's ring when it is created.
+   */
+  readonly heapPoolBytes?: number | undefined;
 }
 
 /** Thrown by createUringDriver when io_uring cannot serve on this machine or thread. */
@@ -111,6 +119,7 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
   if (bufferCount <= 0 || bufferCount > 32768 || (bufferCount & (bufferCount - 1)) !== 0) {
     throw new RangeError(`bufferCount must be a power of two up to 32768, got ${bufferCount}`);
   }
+  const heapPoolBytes = resolveHeapPoolBytes(options.heapPoolBytes);
   const envFlush = process.env.LOCH_URING_FLUSH;
   const flushMode: FlushMode =
     options.flushMode ??
@@ -126,6 +135,7 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
       plainCount: options.plainCount ?? 256,
       plainSize: options.plainSize ?? 32 * 1024,
       buffers: options.buffers,
+      heapPoolBytes,
     });
   } catch (error) {
     throw new UringUnavailableError(error instanceof Error ? error.message : String(error));
@@ -207,6 +217,14 @@ export class UringDriver implements Driver {
   /** The thread's receive budgets and buffers in use (shared by every driver of the thread's ring). */
   bufferStats(): BufferStats {
     return this.host.ring.bufferStats();
+  }
+
+  /**
+   * Lets go of the thread's free heap receive buffers (the runtime's idle trim, before V8's
+   * low-memory GC collects them).
+   */
+  trimBuffers(): void {
+    this.host.ring.trimBuffers();
   }
 
   /** Description of this thread's ring (setup flags, features, whether the buffer ring is registered). */

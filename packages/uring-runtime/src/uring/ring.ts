@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import type { NativeBinding, RingInfo, RingInit } from '@loch/native';
 import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
 import { closeBatch, openBatch } from '../internal/target-delivery.js';
+import { HeapBufferPool } from './heap-buffers.js';
 import {
   CQ_STRIDE,
   CQE_F_MORE,
@@ -49,6 +50,8 @@ export interface RingOptions {
   readonly plainSize?: number | undefined;
   /** Receive budgets per stream and per thread (internal/buffer-budget.ts). */
   readonly buffers?: BufferBudgetOptions | undefined;
+  /** Most bytes of free heap receive buffers kept for reuse (heap-buffers.ts). Default 0: none. */
+  readonly heapPoolBytes?: number | undefined;
 }
 
 const { ECANCELED } = constants.errno;
@@ -83,6 +86,11 @@ export class Ring {
   readonly bufferSize: number;
   /** The thread's receive budgets: every stream of this ring charges its held bytes here. */
   readonly budget: BufferBudget;
+  /**
+   * The thread's free heap receive buffers (HeapRecv in stream.ts): a heap receive takes one
+   * and its stream gives it back when nothing has it any more.
+   */
+  readonly heapBuffers: HeapBufferPool;
   /**
    * Multishot recvs carry a byte limit (sqe optlen: the kernel ends the recv once it received
    * that many bytes). Cleared when the kernel refuses one with EINVAL.
@@ -214,6 +222,7 @@ export class Ring {
     this.busyBuffers = Math.max(1, options.bufferCount - Math.max(4, options.bufferCount >> 2));
     this.freshBuffers = Math.max(1, options.bufferCount - Math.max(2, options.bufferCount >> 3));
     this.budget = new BufferBudget(options.buffers, options.bufferSize);
+    this.heapBuffers = new HeapBufferPool(options.heapPoolBytes ?? 0);
     // What the kernel may fill at first: as many whole buffers as the share holds.
     const published = Math.min(options.bufferCount, Math.floor(this.budget.share / options.bufferSize));
     this.freshFloor = Math.max(2, published >> 3);
@@ -381,7 +390,12 @@ export class Ring {
 
   /** The receive budgets' numbers, with the provided buffers out of the kernel's ring. */
   bufferStats(): BufferStats {
-    return this.budget.stats(this.buffersOut, this.bufferCount);
+    return this.budget.stats(this.buffersOut, this.bufferCount, this.heapBuffers.counts());
+  }
+
+  /** Lets go of the free heap receive buffers (the thread's idle trim); returns the bytes dropped. */
+  trimBuffers(): number {
+    return this.heapBuffers.trim();
   }
 
   /** True once destroy() ran. */
@@ -564,6 +578,8 @@ export class Ring {
     // Native cancels and waits for in-flight ops before it returns; only then let go of their buffers.
     this.binding.destroy();
     this.pinned.fill(undefined);
+    // Heap receives still in flight give their buffers back below (completed as cancelled): dropped.
+    this.heapBuffers.close();
     const targets = this.targets;
     for (let slot = 0; slot < targets.length; slot++) {
       const target = targets[slot];

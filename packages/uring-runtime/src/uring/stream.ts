@@ -31,6 +31,7 @@ import {
   type SocketAddress,
   type WriteTarget,
 } from '../stream.js';
+import { LARGE_HEAP_BYTES, SMALL_HEAP_BYTES } from './heap-buffers.js';
 import {
   CQE_BUFFER_SHIFT,
   CQE_F_BUFFER,
@@ -152,14 +153,14 @@ const HEAP_BASE = -0x10000000;
 /** A JS-only completion flag: the chunk is the stream's pending heap buffer (HeapRecv). */
 const CQE_F_HEAP = 1 << 12;
 /** Size of a heap receive after one that filled its buffer (more was waiting). */
-const HEAP_RECV_BYTES = 16 * 1024;
+const HEAP_RECV_BYTES = LARGE_HEAP_BYTES;
 /**
  * Size of a heap receive otherwise (nginx's client_header_buffer_size, 1k, then its large
  * buffers): in a slowloris every trickled byte may come by a heap read (ENOBUFS in each
- * second's burst), and each costs this much until GC: 10,000 connections' first bytes took
- * 143 MiB at 16 KiB. A read that fills it makes the next one HEAP_RECV_BYTES.
+ * second's burst), and each costs this much while the stream holds it: 10,000 connections'
+ * first bytes took 143 MiB at 16 KiB. A read that fills it makes the next one HEAP_RECV_BYTES.
  */
-const SMALL_HEAP_RECV_BYTES = 1024;
+const SMALL_HEAP_RECV_BYTES = SMALL_HEAP_BYTES;
 
 /**
  * One recv into a heap buffer of its own, for a stream holding nothing while the provided-buffer
@@ -171,10 +172,15 @@ const SMALL_HEAP_RECV_BYTES = 1024;
  * peer stays quiet: a slowloris's 10,000 connections, each sending a byte a second, got ENOBUFS
  * in every second's burst (the pool's buffers come back only between batches) and each then
  * waited for its next byte on 16 KiB of its own (issue 16: +130 MiB). A quiet stream holds none.
+ *
+ * The buffer comes from the thread's free list (Ring.heapBuffers) and goes back to it once
+ * nothing has it: its chunk released (or dropped at close), or its recv ended without one.
  */
 class HeapRecv implements CompletionTarget {
-  /** The receive buffer, made once the socket is readable (undefined while the poll waits). */
+  /** The receive buffer, taken once the socket is readable (undefined while the poll waits). */
   buf: Uint8Array | undefined = undefined;
+  /** Bytes the recv asks for (the buffer may be larger: its size class). */
+  want = 0;
   constructor(
     readonly stream: UringStream,
     readonly len: number,
@@ -316,7 +322,10 @@ class StreamRare {
   pumps = 0;
   /** Called once an armed multishot recv has finished (stopReading()). */
   onDisarmed: (() => void) | undefined = undefined;
-  /** Heap receive buffers by code (HeapRecv), until their chunk is released. */
+  /**
+   * Heap receive buffers by code (HeapRecv, armTlsHeap), from the recv that took one from the
+   * thread's free list until it goes back there (see dropHeap).
+   */
   heap: Map<number, Uint8Array> | undefined = undefined;
   /** The next heap code. */
   heapSeq = 0;
@@ -698,7 +707,9 @@ export class UringStream
       }
       this.armLimited = false;
       if (this.tlsHeap !== 0) {
-        this.rare!.heap!.delete(this.tlsHeap);
+        // The TLS heap recv ended and its buffer was not lent as a chunk: the ring is done with it
+        // (it fed the ciphertext to the session before this final completion).
+        this.dropHeap(this.tlsHeap);
         this.tlsHeap = 0;
       }
       this.ring.multishots.delete(this);
@@ -789,11 +800,11 @@ export class UringStream
       return;
     }
     if (res > 0) {
-      this.rare!.heapLarge = res === recv.buf.byteLength;
+      this.rare!.heapLarge = res === recv.want;
       this.heapCode = recv.code;
       this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
     } else {
-      this.rare?.heap?.delete(recv.code);
+      this.dropHeap(recv.code);
       this.onCompletion(res, 0, slot);
     }
   }
@@ -887,7 +898,7 @@ export class UringStream
     budget.uncharge(charge);
     if (code >= 0) ring.provide(code, this.tls !== 0);
     else {
-      if (code <= HEAP_BASE) this.rare?.heap?.delete(code);
+      if (code <= HEAP_BASE) this.dropHeap(code);
       else ring.releasePlain(-code - 1);
       ring.publish();
     }
@@ -1122,10 +1133,9 @@ export class UringStream
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
   }
 
-  /** Arms one recv of at most `len` bytes into a heap buffer, made once readable (see HeapRecv). */
+  /** Arms one recv of at most `len` bytes into a heap buffer, taken once readable (see HeapRecv). */
   private armHeap(len: number): void {
-    const rare = (this.rare ??= new StreamRare());
-    const code = HEAP_BASE - (rare.heapSeq = (rare.heapSeq + 1) & 0x7ffffff);
+    const code = this.nextHeapCode((this.rare ??= new StreamRare()));
     const ring = this.ring;
     this.armLimited = false;
     this.armedSlot = ring.alloc(new HeapRecv(this, len, code));
@@ -1133,16 +1143,43 @@ export class UringStream
     ring.push(OP_POLL, this.fd, this.armedSlot, 0, undefined, POLLIN);
   }
 
+  /**
+   * A new heap code, free in this stream's table: codes wrap after 2^27 heap receives, and a
+   * chunk a reader still keeps must not share its code with a new one (its release would give the
+   * new buffer back to the free list while the new chunk is lent).
+   */
+  private nextHeapCode(rare: StreamRare): number {
+    const heap = rare.heap;
+    let code: number;
+    do code = HEAP_BASE - (rare.heapSeq = (rare.heapSeq + 1) & 0x7ffffff);
+    while (heap?.has(code));
+    return code;
+  }
+
   /** A heap recv's poll said readable: its buffer and recv (the same op for inFlight). */
   private recvIntoHeap(recv: HeapRecv): void {
     const rare = this.rare!;
-    const len = rare.heapLarge ? recv.len : Math.min(recv.len, SMALL_HEAP_RECV_BYTES);
-    const buf = new Uint8Array(len);
-    recv.buf = buf;
-    (rare.heap ??= new Map()).set(recv.code, buf);
+    const want = rare.heapLarge ? recv.len : Math.min(recv.len, SMALL_HEAP_RECV_BYTES);
     const ring = this.ring;
+    const buf = ring.heapBuffers.take(want);
+    recv.buf = buf;
+    recv.want = want;
+    (rare.heap ??= new Map()).set(recv.code, buf);
     this.armedSlot = ring.alloc(recv);
-    ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, 0);
+    ring.push(OP_RECV, this.fd, this.armedSlot, want, buf, 0);
+  }
+
+  /**
+   * Takes heap buffer `code` out of this stream's table and gives it back to the thread's free
+   * list: called once nothing has it (its chunk released or dropped, or its recv ended with no
+   * chunk), and only for a code still in the table, so a buffer goes back once per lending.
+   */
+  private dropHeap(code: number): void {
+    const heap = this.rare?.heap;
+    const buf = heap?.get(code);
+    if (buf === undefined) return;
+    heap!.delete(code);
+    this.ring.heapBuffers.give(buf);
   }
 
   /** @internal Bytes of heap receive buffers this stream holds (armed or lent), for tests. */
@@ -1153,14 +1190,16 @@ export class UringStream
   }
 
   /**
-   * In-ring TLS: arms one recv of at most `len` bytes of ciphertext into a new heap buffer (the
-   * ring decrypts from it as from a provided buffer). Plaintext comes as usual; only when the
-   * peer spoke plain HTTP do the bytes themselves come, in this buffer (a heap chunk).
+   * In-ring TLS: arms one recv of at most `len` bytes of ciphertext into a heap buffer from the
+   * thread's free list (the ring decrypts from it as from a provided buffer). Plaintext comes as
+   * usual; when the pool has none for a reader holding none, or the peer spoke plain HTTP, the
+   * bytes come in this buffer (a heap chunk, lent until released); otherwise it goes back to the
+   * free list at the recv's final completion, when the ring is done with it.
    */
   private armTlsHeap(len: number): void {
     const rare = (this.rare ??= new StreamRare());
-    const code = HEAP_BASE - (rare.heapSeq = (rare.heapSeq + 1) & 0x7ffffff);
-    const buf = new Uint8Array(len);
+    const code = this.nextHeapCode(rare);
+    const buf = this.ring.heapBuffers.take(len);
     (rare.heap ??= new Map()).set(code, buf);
     this.tlsHeap = code;
     const ring = this.ring;
