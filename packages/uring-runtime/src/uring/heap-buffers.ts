@@ -21,8 +21,10 @@ export const LARGE_HEAP_BYTES = 16 * 1024;
 /**
  * Default bytes of free buffers a thread keeps: 4 MiB (256 x 16 KiB). What the list must hold is
  * the swing between the most and the fewest heap buffers lent at once, one or two per stream read
- * within its base while the ring is out (bench/http2/notes.md has the measured peak). Env
- * LOCH_HEAP_POOL_BYTES, or the driver's `heapPoolBytes`; 0 turns reuse off.
+ * within its base while the ring is out: h2c -c16 -m16 at 165,854 B through loch (256 HTTP/1.1
+ * answers in flight over the worker's share) peaked at 3.2-3.5 MiB on the list, and made no new
+ * buffer after its warm-up (bench/http2/notes.md). Env LOCH_HEAP_POOL_BYTES, or the driver's
+ * `heapPoolBytes`; 0 turns reuse off.
  */
 export const DEFAULT_HEAP_POOL_BYTES = 4 * 1024 * 1024;
 
