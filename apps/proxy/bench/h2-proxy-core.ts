@@ -22,7 +22,6 @@ import { createHook } from 'node:async_hooks';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { getHeapStatistics } from 'node:v8';
-import { HttpServer } from '@loch/http';
 import {
   CONNECTION_PREFACE,
   encodeHeaders,
@@ -33,15 +32,8 @@ import {
   FrameType,
   HpackEncoder,
 } from '@loch/http/h2';
-import { FactoryStack } from '@loch/service-async';
 import { MemoryStream } from '../../../bench/lib/memory-stream.js';
-import { parseConfig } from '../src/config/load.js';
-import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
-import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
-import { ProxyLog } from '../src/proxy/log.js';
-import { reuseLayer } from '../src/proxy/reuse.js';
-import { routeLayer } from '../src/proxy/route.js';
-import { UpstreamConnector, upstreamFactory } from '../src/proxy/upstream.js';
+import { benchProxy } from './bench-proxy.js';
 
 const { values: flags, positionals } = parseArgs({
   options: {
@@ -69,7 +61,6 @@ const RESPONSE = new Uint8Array(
     Buffer.alloc(SIZE, 0x61),
   ]),
 );
-const noop = () => {};
 
 /** The chunks h2load would send: the opening, then N / M batches of M GETs. */
 function script(): Uint8Array[] {
@@ -147,53 +138,11 @@ class Upstream extends MemoryStream {
   }
 }
 
-const config = parseConfig(`
-[servers.bench]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:18080" }
-access_log = false
-
-[[servers.bench.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
-`);
-const server = config.servers[0]!;
-const log = new ProxyLog('warn', '', noop, noop);
 const upstreams: Upstream[] = [];
-const connector = new UpstreamConnector(
-  {
-    async connect() {
-      const up = new Upstream();
-      upstreams.push(up);
-      return up;
-    },
-  },
-  30_000,
-);
-// The chain as stack.ts builds it, with the in-memory connector below it.
-const handler = new FactoryStack({ server, routes: server.routes, log, lifecycle: { retired: false } })
-  .replace(
-    upstreamFactory({
-      timeouts: { connect: server.timeouts.upstreamConnect, read: server.timeouts.upstreamRead },
-      newConnector: () => connector,
-    }),
-  )
-  .push(routeLayer())
-  .push(reuseLayer())
-  .push(coreLayer())
-  .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
-  .factory.make();
-const hooks = new RequestHooks(server.key);
-const http = new HttpServer<ConnectionCx>(handler, {
-  limits: { methods: 'any' },
-  context: (stream) =>
-    ProxyContext.empty()
-      .set('peerAddr', stream.facts.clientAddress)
-      .set('localAddr', stream.localAddress)
-      .set('driver', stream.driver)
-      .set('server', { key: server.key, scheme: 'http' }),
-  onAnswered: hooks.answered,
-  onAbandoned: hooks.abandoned,
+const { http, connector, log } = benchProxy(async () => {
+  const up = new Upstream();
+  upstreams.push(up);
+  return up;
 });
 
 let promises = 0;

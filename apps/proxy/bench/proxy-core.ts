@@ -26,18 +26,10 @@
 import { createHook } from 'node:async_hooks';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
 import { parseArgs } from 'node:util';
-import { HttpServer } from '@loch/http';
-import { FactoryStack } from '@loch/service-async';
 import type { StreamListener } from '@loch/uring-runtime';
 import { createRuntime } from '@loch/uring-runtime';
 import { MemoryStream } from '../../../bench/lib/memory-stream.js';
-import { parseConfig } from '../src/config/load.js';
-import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
-import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
-import { ProxyLog } from '../src/proxy/log.js';
-import { reuseLayer } from '../src/proxy/reuse.js';
-import { routeLayer } from '../src/proxy/route.js';
-import { UpstreamConnector, upstreamFactory } from '../src/proxy/upstream.js';
+import { benchProxy } from './bench-proxy.js';
 
 const { values: flags, positionals } = parseArgs({
   options: {
@@ -95,18 +87,6 @@ class Upstream extends MemoryStream {
   }
 }
 
-const config = parseConfig(`
-[servers.bench]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:18080" }
-access_log = ${ACCESS_LOG}
-
-[[servers.bench.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
-`);
-const server = config.servers[0]!;
-const log = new ProxyLog('warn', '', noop, noop);
 const upstreams: Upstream[] = [];
 const runtime = flags.wire ? await createRuntime({ log: noop }) : null;
 /** --wire: nginx's part played by node:net, answering every request head it is sent. */
@@ -125,42 +105,12 @@ const wireUpstream = flags.wire
   : null;
 if (wireUpstream !== null) await new Promise<void>((resolve) => wireUpstream.listen(0, '127.0.0.1', resolve));
 const wirePort = (wireUpstream?.address() as { port: number } | null)?.port ?? 0;
-const connector = new UpstreamConnector(
-  {
-    async connect() {
-      if (runtime !== null) return runtime.driver.connectTcp({ host: '127.0.0.1', port: wirePort });
-      const up = new Upstream();
-      upstreams.push(up);
-      return up;
-    },
-  },
-  30_000,
-);
-// The chain as stack.ts builds it, with the in-memory connector below it.
-const handler = new FactoryStack({ server, routes: server.routes, log, lifecycle: { retired: false } })
-  .replace(
-    upstreamFactory({
-      timeouts: { connect: server.timeouts.upstreamConnect, read: server.timeouts.upstreamRead },
-      newConnector: () => connector,
-    }),
-  )
-  .push(routeLayer())
-  .push(reuseLayer())
-  .push(coreLayer())
-  .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
-  .factory.make();
-const hooks = new RequestHooks(server.key);
-const http = new HttpServer<ConnectionCx>(handler, {
-  limits: { methods: 'any' },
-  context: (stream) =>
-    ProxyContext.empty()
-      .set('peerAddr', stream.facts.clientAddress)
-      .set('localAddr', stream.localAddress)
-      .set('driver', stream.driver)
-      .set('server', { key: server.key, scheme: 'http' }),
-  onAnswered: hooks.answered,
-  onAbandoned: hooks.abandoned,
-});
+const { http, connector, log } = benchProxy(async () => {
+  if (runtime !== null) return runtime.driver.connectTcp({ host: '127.0.0.1', port: wirePort });
+  const up = new Upstream();
+  upstreams.push(up);
+  return up;
+}, ACCESS_LOG);
 
 // `--promises`: promises made per request (async_hooks, the last round's; the hook slows the
 // run, so its CPU time is not the figure then). A count does not depend on the machine's load.
