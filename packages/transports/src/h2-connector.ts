@@ -39,6 +39,12 @@ export interface H2ConnectorOptions {
   readonly connectTimeout?: number;
   /** Default read timeout (ms): response head wait and gap between body reads. 0 = none. Default 60 s. */
   readonly readTimeout?: number;
+  /**
+   * Write deadline (ms) of a session's frames, as nginx's proxy_send_timeout: an idle-progress
+   * deadline (the session is cut when the upstream took none of its bytes for this long).
+   * WriteError ERR_TRANSPORT_WRITE_TIMEOUT. 0 = none. Default 60 s.
+   */
+  readonly writeTimeout?: number;
   /** HTTP/2 settings of the sessions. */
   readonly http2?: Http2ClientOptions['http2'];
   /** How many times a never-processed request is sent again on another connection. Default 2. */
@@ -79,6 +85,7 @@ export class H2Connector<K extends Endpoint = Endpoint> {
   readonly #l4: Connector<K, HttpStream>;
   readonly #connectTimeout: number;
   readonly #readTimeout: number;
+  readonly #writeTimeout: number | undefined;
   readonly #http2: Http2ClientOptions['http2'];
   readonly #maxRetries: number;
   #retried = 0;
@@ -88,6 +95,7 @@ export class H2Connector<K extends Endpoint = Endpoint> {
     this.#l4 = l4;
     this.#connectTimeout = options.connectTimeout ?? 10_000;
     this.#readTimeout = options.readTimeout ?? 60_000;
+    this.#writeTimeout = options.writeTimeout;
     this.#http2 = options.http2;
     this.#maxRetries = options.maxRetries ?? 2;
     this.pool = new SharedConnectionPool<K, H2ClientSession>({
@@ -196,6 +204,7 @@ export class H2Connector<K extends Endpoint = Endpoint> {
     const session: H2ClientSession = new H2ClientSession(stream, {
       authority: key.authority,
       scheme: key.scheme,
+      ...(this.#writeTimeout !== undefined ? { writeTimeout: this.#writeTimeout } : {}),
       ...(this.#http2 !== undefined ? { http2: this.#http2 } : {}),
       onChange: (s) => this.pool.changed(s),
     });
@@ -269,6 +278,16 @@ function mapError(
       cause: signal?.reason ?? error,
       address,
     });
+  if (error instanceof HttpTimeoutError && error.kind === 'write')
+    return new WriteError(
+      'ERR_TRANSPORT_WRITE_TIMEOUT',
+      'write',
+      'the upstream took no request bytes in time',
+      {
+        cause: error,
+        address,
+      },
+    );
   if (error instanceof HttpTimeoutError)
     return new ReadError('ERR_TRANSPORT_READ_TIMEOUT', phase, `read timed out waiting for the ${phase}`, {
       cause: error,

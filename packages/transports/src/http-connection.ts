@@ -32,7 +32,13 @@ import {
   type ReadyBodyIterator,
 } from '@loch/http';
 import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
-import { type RecvChunk, type RecvTarget, RuntimeError, type WriteTarget } from '@loch/uring-runtime';
+import {
+  type RecvChunk,
+  type RecvTarget,
+  RuntimeError,
+  sentBytes,
+  type WriteTarget,
+} from '@loch/uring-runtime';
 import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
 import type { UpstreamLimit } from './upstream-limit.js';
@@ -155,6 +161,14 @@ class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
   }
   get facts() {
     return this.inner.facts;
+  }
+  /**
+   * The write progress of the stream below (see @loch/uring-runtime's sentBytes): without it the
+   * client's write deadline could not tell a slow upstream that keeps reading from a stalled one,
+   * and would be per write.
+   */
+  get sentBytes(): number {
+    return sentBytes(this.inner);
   }
 
   recvTo(target: RecvTarget): void {
@@ -295,7 +309,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     key: K,
     stream: HttpStream,
     owner: ConnectionOwner<K>,
-    options: { readTimeout: number; limits?: HttpClientOptions['limits'] },
+    options: { readTimeout: number; writeTimeout: number; limits?: HttpClientOptions['limits'] },
   ) {
     this.key = key;
     this.#exKey = key;
@@ -307,6 +321,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
       authority: key.authority,
       responseTimeout: options.readTimeout,
       bodyTimeout: options.readTimeout,
+      writeTimeout: options.writeTimeout,
       ...(options.limits !== undefined ? { limits: options.limits } : {}),
     };
     this.#client = new HttpClient(this.#io, clientOptions);
@@ -623,6 +638,17 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
             address,
             reused,
           });
+    if (error instanceof HttpTimeoutError && error.kind === 'write')
+      return new WriteError(
+        'ERR_TRANSPORT_WRITE_TIMEOUT',
+        'write',
+        'the upstream took no request bytes in time',
+        {
+          cause: error,
+          address,
+          reused,
+        },
+      );
     if (error instanceof HttpTimeoutError)
       return new ReadError('ERR_TRANSPORT_READ_TIMEOUT', phase, `read timed out waiting for the ${phase}`, {
         cause: error,

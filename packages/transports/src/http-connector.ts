@@ -30,6 +30,13 @@ export interface HttpConnectorOptions {
   readonly connectTimeout?: number;
   /** Default read timeout (ms): response head wait and gap between body reads. 0 = none. Default 60 s. */
   readonly readTimeout?: number;
+  /**
+   * Default write deadline (ms) of a request's head and body, as nginx's proxy_send_timeout: an
+   * idle-progress deadline (the request is cut when the upstream took none of its bytes for this
+   * long, never because one large write took longer while the upstream kept reading);
+   * WriteError ERR_TRANSPORT_WRITE_TIMEOUT. 0 = none. Default 60 s.
+   */
+  readonly writeTimeout?: number;
   /** Response head limits. */
   readonly limits?: Partial<H1Limits>;
   /** Retry idempotent requests that fail on a reused connection before any response byte. Default true. */
@@ -72,6 +79,7 @@ export class HttpConnector<K extends Endpoint = Endpoint> implements Connector<K
   readonly #l4: Connector<K, HttpStream>;
   readonly #connectTimeout: number;
   readonly #readTimeout: number;
+  readonly #writeTimeout: number;
   readonly #limits: Partial<H1Limits> | undefined;
   readonly #retry: boolean;
   #retried = 0;
@@ -81,6 +89,7 @@ export class HttpConnector<K extends Endpoint = Endpoint> implements Connector<K
     this.#l4 = l4;
     this.#connectTimeout = options.connectTimeout ?? 10_000;
     this.#readTimeout = options.readTimeout ?? 60_000;
+    this.#writeTimeout = options.writeTimeout ?? 60_000;
     this.#limits = options.limits;
     this.#retry = options.retryIdempotent ?? true;
     this.pool = new ConnectionPool<K, HttpConnection<K>>({ ...options.pool, isAlive: (c) => c.alive });
@@ -253,6 +262,7 @@ export class HttpConnector<K extends Endpoint = Endpoint> implements Connector<K
     const stream = await this.#l4.connect(key, { signal, ...(ms > 0 ? { timeout: ms } : {}) });
     const conn = new HttpConnection<K>(key, stream, this, {
       readTimeout: this.#readTimeout,
+      writeTimeout: this.#writeTimeout,
       ...(this.#limits !== undefined ? { limits: this.#limits } : {}),
     });
     this.pool.created(key, conn);

@@ -116,7 +116,7 @@ function fromTransport(error: TransportError, label: string): ProxyError {
       ? 'ERR_LOCH_UPSTREAM_REFUSED'
       : error.code === 'ERR_TRANSPORT_CONNECT_TIMEOUT'
         ? 'ERR_LOCH_UPSTREAM_CONNECT_TIMEOUT'
-        : error.code === 'ERR_TRANSPORT_READ_TIMEOUT'
+        : error.code === 'ERR_TRANSPORT_READ_TIMEOUT' || error.code === 'ERR_TRANSPORT_WRITE_TIMEOUT'
           ? 'ERR_LOCH_UPSTREAM_TIMEOUT'
           : error.code === 'ERR_TRANSPORT_READ_FAILED' || error.code === 'ERR_TRANSPORT_WRITE_FAILED'
             ? 'ERR_LOCH_UPSTREAM_RESET'
