@@ -110,6 +110,13 @@ export interface NativeBinding {
    * Negative: -errno (no ring).
    */
   submit(n: number, bufs: readonly Uint8Array[] | undefined, drainInline: boolean): number;
+  /**
+   * Ends every socket this thread's ring owns now (shutdown(2) both ways; the descriptors stay
+   * open until the ring is destroyed): for a dying worker, so its clients get their FIN at once
+   * and its listeners leave their SO_REUSEPORT groups at once. destroy() does it first too.
+   * Returns how many sockets it ended.
+   */
+  shutdownOwned(): number;
   /** Cancels in-flight ops, unpins buffers and closes the ring. Idempotent. */
   destroy(): void;
   listenTcp(

@@ -162,6 +162,13 @@ Napi::Value Destroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// shutdownOwned() -> how many sockets it ended: shutdown(2) of every socket this environment owns
+// (Ring::ShutdownOwnedFds), for a worker that is dying: its clients get their FIN now, its
+// listeners leave their SO_REUSEPORT groups now; the descriptors are closed at the teardown.
+Napi::Value ShutdownOwned(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), State(info.Env())->ring.ShutdownOwnedFds());
+}
+
 // submitCount() -> how many times submit() ran on this thread (a number that changes while the
 // ring is busy; the runtime's idle-trim timer compares two readings).
 Napi::Value SubmitCount(const Napi::CallbackInfo& info) {
@@ -215,6 +222,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
+  exports.Set("shutdownOwned", Napi::Function::New(env, ShutdownOwned, "shutdownOwned"));
   exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));
   exports.Set("tlsSent", Napi::Function::New(env, TlsSent, "tlsSent"));
   exports.Set("crossings", Napi::Function::New(env, Crossings, "crossings"));

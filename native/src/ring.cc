@@ -637,6 +637,14 @@ void Ring::OnTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
   }
 }
 
+int Ring::ShutdownOwnedFds() {
+  int n = 0;
+  fds_.forEach([&n](int fd) {
+    if (shutdown(fd, SHUT_RDWR) == 0) n++;  // ENOTSOCK (a pipe), ENOTCONN: nothing to end
+  });
+  return n;
+}
+
 void Ring::CloseOwnedFds() {
   fds_.forEach([](int fd) { close(fd); });
   fds_.clear();
@@ -645,6 +653,9 @@ void Ring::CloseOwnedFds() {
 void Ring::Destroy(Napi::Env env) {
   if (!alive_) return;
   alive_ = false;
+  // The peers first: the cancel below can wait up to a second, and the descriptors are closed
+  // only after it (nothing is left open at a normal close(); at a worker's death everything is).
+  ShutdownOwnedFds();
   ClosePoll();
   // Cancel whatever is still in flight and wait (bounded) for the kernel to let go of the pinned
   // buffers before the references that keep them alive are dropped.

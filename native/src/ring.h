@@ -176,6 +176,14 @@ class Ring {
   void Track(int fd) { fds_.insert(fd); }
   void Untrack(int fd) { fds_.erase(fd); }
   void CloseOwnedFds();
+  // Ends every owned socket now, whatever holds it open (a pending operation of the ring keeps a
+  // reference to its file, so close() alone ends nothing until that is cancelled): shutdown(2)
+  // both ways, so a connection's peer gets its FIN at once (after what was queued to it) and a
+  // listener leaves its SO_REUSEPORT group at once (its not-yet-accepted connections migrate to
+  // another listener of the group with net.ipv4.tcp_migrate_req=1, else they are reset). The
+  // descriptors stay open (CloseOwnedFds closes them). For a dying environment (a worker that
+  // crashed): its peers learn at once instead of after the teardown. Returns how many it ended.
+  int ShutdownOwnedFds();
   // In-ring TLS: carries `session` on the stream `fd` (conn id, or -errno). A client's first
   // flight is queued at once (sent with the next flush).
   int TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session);

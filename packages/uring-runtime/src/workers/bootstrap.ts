@@ -4,8 +4,9 @@
  * the graceful stop. Not imported by user code.
  */
 import { readlinkSync } from 'node:fs';
+import * as net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadPlatform } from '@loch/native';
+import { loadNative, loadPlatform } from '@loch/native';
 import { errnoName } from '../errors.js';
 import { currentRuntime, setThreadRuntimeDefaults } from '../runtime.js';
 import { dropThreadCompletions } from '../uring/driver.js';
@@ -64,11 +65,48 @@ function injectFault(fault: WorkerFault): void {
   });
 }
 
+/**
+ * A dying worker ends its sockets at once: its clients get their FIN now, and its listeners
+ * leave their SO_REUSEPORT groups now, so new connections go to the workers still alive (the
+ * kernel resets the ones a listener had queued but not accepted, unless
+ * net.ipv4.tcp_migrate_req=1 moves them to another listener of the group). Runs on the thread's
+ * 'exit' event, which Node emits synchronously first thing when an uncaught error ends a worker
+ * (and at process.exit()), before it reports the error and tears the thread down. Without it a
+ * dead worker's sockets stayed open until the teardown closed them (3-15 ms after the error on
+ * io_uring, from the build and from the sources, ~70 ms on the legacy driver): a kept-alive
+ * client that sent its next request meanwhile had it reset (ECONNRESET), where a dead nginx
+ * worker process's sockets close with it. At a graceful stop nothing is open any more by then.
+ * A worker terminated from outside (the watchdog) runs no JavaScript: the ring's teardown ends
+ * its sockets first thing instead (native Ring::Destroy), libuv's close them at the teardown.
+ */
+function endSocketsAtExit(driver: string): void {
+  process.once('exit', () => {
+    try {
+      if (driver === 'uring') {
+        const native = loadNative();
+        if (!('error' in native)) native.binding.shutdownOwned();
+        return;
+      }
+      // The legacy driver's streams and listeners are node:net's: closing the handle closes the
+      // descriptor at once (uv_close), a FIN for a connection with nothing unread.
+      const handles =
+        (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
+      for (const handle of handles) {
+        if (handle instanceof net.Socket) handle.destroy();
+        else if (handle instanceof net.Server) handle.close();
+      }
+    } catch {
+      // The thread is ending anyway; its teardown closes what is left.
+    }
+  });
+}
+
 async function run(): Promise<void> {
   const tid = threadId();
   const affinity = pin(boot.cpu);
   setThreadRuntimeDefaults({ driver: boot.driver, uring: boot.uring, buffers: boot.buffers });
   const runtime = await currentRuntime();
+  endSocketsAtExit(runtime.driver.name);
   const stopController = new AbortController();
   let handler: CommandHandler | undefined;
   const queued: { id: number; msg: unknown }[] = [];
