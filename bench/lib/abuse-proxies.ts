@@ -1,12 +1,13 @@
 /**
  * The proxies of the abuse benchmarks (upload-starvation, slow-readers, bench/abuse's worker
- * crash), each started fresh in the same setup: `loch run` from the sources on io_uring or on
- * the legacy driver, nginx and HAProxy, routing path prefixes to upstreams on loopback, with the
+ * crash), each started fresh in the same setup: `loch run` from apps/proxy's build (as
+ * bench/https runs it; LOCH_BENCH_LOCH_SOURCE=1 runs the sources through tsx instead, for a tree
+ * whose build is broken by work in progress) on io_uring or on the legacy driver, nginx and HAProxy, routing path prefixes to upstreams on loopback, with the
  * same read/write timeouts everywhere and each peer's defaults otherwise (nginx buffers request
  * and response bodies, spooling them to disk; HAProxy streams through its 16 KiB buffers).
  * Not the wrk benchmarks' peers (bench/lib/nginx.ts, haproxy.ts: pinned CPUs, one upstream).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Peer, startPeer, waitForPort } from './measure.js';
@@ -92,12 +93,19 @@ listener = { type = "socket", value = "127.0.0.1:${o.port}" }
 timeouts = { server_keepalive = "60s", server_read_body = "${t}", server_write = "${t}", upstream_read = "${t}" }
 ${routes}`,
   );
-  return startPeer(
-    `loch ${driver}`,
-    process.execPath,
-    ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'run', '-c', config],
-    { cwd: PROXY_DIR, env: { ...process.env, ...o.env, LOCH_DRIVER: driver }, nofile: 20_000 },
-  );
+  // From the build, as a user runs it: through tsx a replacement worker spends seconds
+  // transpiling its modules again (bench/abuse's worker crash measured 1.5-3.4 s to replace one).
+  const source = process.env.LOCH_BENCH_LOCH_SOURCE === '1';
+  const cli = join(PROXY_DIR, 'dist/bin.js');
+  if (!source && !existsSync(cli)) throw new Error(`${cli} does not exist (run \`pnpm build\` first)`);
+  const entry = source
+    ? ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts')]
+    : [cli];
+  return startPeer(`loch ${driver}`, process.execPath, [...entry, 'run', '-c', config], {
+    cwd: PROXY_DIR,
+    env: { ...process.env, ...o.env, LOCH_DRIVER: driver },
+    nofile: 20_000,
+  });
 }
 
 function startNginx(o: AbuseProxyOptions): Peer {
