@@ -73,6 +73,29 @@ function intOf(v: unknown, min: number, max: number, kind: string): number {
   return n;
 }
 
+/**
+ * The value of a decimal integer string of at most 15 digits (exact as a double), spelled as
+ * INT_TEXT allows (optional `-`, no leading zeros); NaN for anything else (longer ones
+ * included: the caller checks those with INT_TEXT and BigInt). A loop over the characters:
+ * the regular expression and Number() cost more than the digits on i64 fields.
+ */
+function shortIntText(s: string): number {
+  const n = s.length;
+  const neg = n > 0 && s.charCodeAt(0) === 0x2d;
+  let i = neg ? 1 : 0;
+  if (n - i < 1 || n - i > 15) return Number.NaN;
+  let c = s.charCodeAt(i) - 0x30;
+  if (c === 0) return n - i === 1 ? 0 : Number.NaN;
+  if (c < 1 || c > 9) return Number.NaN;
+  let v = c;
+  for (i++; i < n; i++) {
+    c = s.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return Number.NaN;
+    v = v * 10 + c;
+  }
+  return neg ? -v : v;
+}
+
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
 
@@ -83,12 +106,15 @@ function writeI64(w: ProtocolWriter, v: unknown): void {
     w.writeI64(v);
     return;
   }
+  if (typeof v === 'string') {
+    const n = shortIntText(v);
+    if (!Number.isNaN(n)) {
+      w.writeI64(n);
+      return;
+    }
+  }
   if (typeof v !== 'string' || !INT_TEXT.test(v)) bad(`expected an i64, got ${describe(v)}`);
   const s = v as string;
-  if (s.length <= 15) {
-    w.writeI64(Number(s));
-    return;
-  }
   const b = BigInt(s);
   if (b < I64_MIN || b > I64_MAX) bad(`${s} is out of the i64 range`);
   w.writeI64(b);
@@ -114,11 +140,28 @@ export function decodeBase64(v: unknown): Uint8Array {
 /** Deepest nesting of structs in one value (as @loch/thrift's readers allow by default). */
 const MAX_DEPTH = 64;
 /** Structs being written right now (writing is synchronous, so one counter serves). */
-let depth = 0;
+const nesting = { depth: 0 };
+
+/** Options of a JsonToThriftCompiler. */
+export interface JsonToThriftOptions {
+  /**
+   * Generate each struct's field writer as code (`new Function`, default true): one property
+   * read and one writer call per field at their own places, which V8 caches and inlines; a
+   * loop over the fields is one megamorphic property read and one megamorphic call for all of
+   * them. Where code generation from strings is forbidden (`--disallow-code-generation-from-strings`)
+   * the loop is used anyway.
+   */
+  readonly generated?: boolean;
+}
 
 /** Compiles writers for the types of one IDL; struct writers are shared (and may recurse). */
 export class JsonToThriftCompiler {
   private readonly structs = new Map<StructDef, ValueWriter>();
+  private readonly generated: boolean;
+
+  constructor(options: JsonToThriftOptions = {}) {
+    this.generated = options.generated ?? true;
+  }
 
   /** The writer of a value of type `t`. */
   value(t: IdlType): ValueWriter {
@@ -236,7 +279,9 @@ export class JsonToThriftCompiler {
     const slot: ValueWriter = (w, v) => impl(w, v);
     this.structs.set(def, slot);
     impl = this.compileStruct(def);
-    return slot;
+    // Writers compiled from now on call the struct's writer itself, not through the slot.
+    this.structs.set(def, impl);
+    return impl;
   }
 
   private compileStruct(def: StructDef): ValueWriter {
@@ -260,6 +305,10 @@ export class JsonToThriftCompiler {
     }
     const isUnion = def.kind === 'union';
     const what = def.name;
+    if (this.generated) {
+      const generated = generatedStructWriter(def, names, ids, types, writers, required, defaults, byName);
+      if (generated !== undefined) return generated;
+    }
     const writeFields = (w: ProtocolWriter, o: Record<string, unknown>): void => {
       let present = 0;
       let seen = 0;
@@ -302,19 +351,134 @@ export class JsonToThriftCompiler {
       if (isUnion && present !== 1) bad(`a ${what} union holds exactly one field, got ${present}`);
     };
     return (w, v) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v))
-        bad(`expected a ${what} object, got ${describe(v)}`);
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) notObject(what, v);
       // A recursive struct (User.manager: User) nests as deep as the client sends: bound it
       // before the stack does.
-      if (depth >= MAX_DEPTH) bad(`nested deeper than ${MAX_DEPTH} structs`);
-      depth++;
+      if (nesting.depth >= MAX_DEPTH) tooDeep();
+      nesting.depth++;
       try {
         writeFields(w, v as Record<string, unknown>);
       } finally {
-        depth--;
+        nesting.depth--;
       }
     };
   }
+}
+
+/**
+ * The writer of struct `def` as generated code: the object and depth checks, then for each
+ * field, in IDL order, a read of the property by its literal name, the default / required /
+ * union rules, the field header and a call of the field's own writer, then the stop and the
+ * unknown-key check; the same rules as the loop in compileStruct, unrolled. Names reach the code only as JSON string literals and
+ * numbers as numbers; everything else is passed in. Undefined when code generation is refused.
+ */
+function generatedStructWriter(
+  def: StructDef,
+  names: readonly string[],
+  ids: readonly number[],
+  types: readonly TType[],
+  writers: readonly ValueWriter[],
+  required: readonly boolean[],
+  defaults: readonly unknown[],
+  byName: ReadonlyMap<string, number>,
+): ValueWriter | undefined {
+  const isUnion = def.kind === 'union';
+  const lines: string[] = [];
+  for (let i = 0; i < names.length; i++) {
+    lines.push(`const W${i} = writers[${i}], D${i} = defaults[${i}];`);
+  }
+  lines.push(
+    'return function writeStruct(w, o) {',
+    `if (o === null || typeof o !== 'object' || Array.isArray(o)) notObject(${JSON.stringify(def.name)}, o);`,
+    'if (nesting.depth >= MAX_DEPTH) tooDeep();',
+    'nesting.depth++;',
+    'try {',
+    'let present = 0, seen = 0, v;',
+    'w.writeStructBegin();',
+  );
+  for (let i = 0; i < names.length; i++) {
+    const name = JSON.stringify(names[i]);
+    const write = `present++; w.writeFieldBegin(${Number(types[i])}, ${Number(ids[i])}); try { W${i}(w, v); } catch (e) { within(e, ${name}); }`;
+    lines.push(`v = o[${name}];`, 'if (v !== undefined) seen++;', 'if (v === undefined || v === null) {');
+    if (defaults[i] !== undefined) {
+      // A union's default never selects its member.
+      if (!isUnion) lines.push(`v = D${i}; ${write}`);
+    } else if (required[i]) lines.push(`missing(${name});`);
+    lines.push(`} else { ${write} }`);
+  }
+  lines.push(
+    'w.writeFieldStop();',
+    'w.writeStructEnd();',
+    'if (seen !== countKeys(o)) unknownKey(o, byName);',
+  );
+  if (isUnion) lines.push(`if (present !== 1) notOne(${JSON.stringify(def.name)}, present);`);
+  lines.push('} finally { nesting.depth--; }', '};');
+  let factory: (...args: unknown[]) => ValueWriter;
+  try {
+    factory = new Function(
+      'writers',
+      'defaults',
+      'byName',
+      'within',
+      'missing',
+      'countKeys',
+      'unknownKey',
+      'notOne',
+      'notObject',
+      'tooDeep',
+      'nesting',
+      'MAX_DEPTH',
+      `'use strict';\n${lines.join('\n')}`,
+    ) as (...args: unknown[]) => ValueWriter;
+  } catch (e) {
+    if (e instanceof EvalError) return undefined;
+    throw e;
+  }
+  return factory(
+    writers,
+    defaults,
+    byName,
+    within,
+    missing,
+    countKeys,
+    unknownKey,
+    notOne,
+    notObject,
+    tooDeep,
+    nesting,
+    MAX_DEPTH,
+  );
+}
+
+function notObject(what: string, v: unknown): never {
+  return bad(`expected a ${what} object, got ${describe(v)}`);
+}
+
+// A recursive struct (User.manager: User) nests as deep as the client sends: bound it before
+// the stack does.
+function tooDeep(): never {
+  return bad(`nested deeper than ${MAX_DEPTH} structs`);
+}
+
+function missing(name: string): never {
+  const e = new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', 'required field missing');
+  e.segments.push(name);
+  throw e;
+}
+
+/** Throws for the first key of `o` that is no field (some key is: the counts differ). */
+function unknownKey(o: Record<string, unknown>, byName: ReadonlyMap<string, number>): void {
+  for (const k in o) {
+    if (!byName.has(k)) {
+      const e = new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', UNKNOWN_FIELD);
+      e.segments.push(k);
+      throw e;
+    }
+  }
+}
+
+function notOne(what: string, present: number): never {
+  return bad(`a ${what} union holds exactly one field, got ${present}`);
 }
 
 function countKeys(o: Record<string, unknown>): number {
