@@ -228,6 +228,44 @@ describe.skipIf(!probe.available)('uring driver: heap receive buffers from the t
     }
   });
 
+  it('after a heap read that filled 16 KiB the next goes at once with its buffer; after a partial one a quiet stream holds none', async () => {
+    const driver = createUringDriver(TINY);
+    try {
+      const p = await pressured(driver);
+      const { peer, served } = await p.pair();
+      const tick = () => new Promise((r) => setTimeout(r, 20));
+      const readOne = async (data: Buffer) => {
+        await peer.writeAll(data);
+        await tick(); // every byte is in the socket before the read
+        const chunk = (await served.recv())!;
+        expect(p.isHeap(chunk)).toBe(true);
+        const n = chunk.bytes.byteLength;
+        chunk.release();
+        return n;
+      };
+      expect(await readOne(Buffer.alloc(1024, 1))).toBe(1024); // fills the 1 KiB first read
+      expect(await readOne(Buffer.alloc(16384, 2))).toBe(16384); // fills a 16 KiB one: bulk
+      // Nothing is waiting now; the read after a full 16 KiB one is armed with its buffer.
+      const bulkNext = served.recv();
+      await tick();
+      expect(served.heapRecvBytes).toBe(16384);
+      await peer.writeAll(Buffer.from('x'));
+      const x = (await bulkNext)!;
+      expect(Buffer.from(x.bytes).toString()).toBe('x');
+      x.release();
+      // After a partial read a quiet stream waits on its poll, holding no buffer.
+      const quietNext = served.recv();
+      await tick();
+      expect(served.heapRecvBytes).toBe(0);
+      await peer.writeAll(Buffer.from('y'));
+      (await quietNext)!.release();
+      expect(p.stats().heapLent).toBe(0);
+      await p.close();
+    } finally {
+      await driver.close();
+    }
+  });
+
   it('keeps at most heapPoolBytes of free buffers', async () => {
     const driver = createUringDriver({ ...TINY, heapPoolBytes: 3 * 1024 });
     try {

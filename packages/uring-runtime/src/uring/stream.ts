@@ -171,7 +171,9 @@ const SMALL_HEAP_RECV_BYTES = SMALL_HEAP_BYTES;
  * the bytes already there). A heap recv armed with its buffer would hold it for as long as the
  * peer stays quiet: a slowloris's 10,000 connections, each sending a byte a second, got ENOBUFS
  * in every second's burst (the pool's buffers come back only between batches) and each then
- * waited for its next byte on 16 KiB of its own (issue 16: +130 MiB). A quiet stream holds none.
+ * waited for its next byte on 16 KiB of its own (issue 16: +130 MiB). A quiet stream holds none,
+ * unless its last heap read filled HEAP_RECV_BYTES (bytes coming in bulk: StreamRare.heapBulk):
+ * then the recv goes at once with its buffer, one submission instead of two.
  *
  * The buffer comes from the thread's free list (Ring.heapBuffers) and goes back to it once
  * nothing has it: its chunk released (or dropped at close), or its recv ended without one.
@@ -331,6 +333,11 @@ class StreamRare {
   heapSeq = 0;
   /** The last heap read filled its buffer: the next one is HEAP_RECV_BYTES, not the small size. */
   heapLarge = false;
+  /**
+   * The last heap read filled a HEAP_RECV_BYTES buffer: bytes are still coming in bulk, so the next
+   * heap read goes to the kernel at once, without its poll (see armHeap).
+   */
+  heapBulk = false;
 }
 
 /**
@@ -800,7 +807,9 @@ export class UringStream
       return;
     }
     if (res > 0) {
-      this.rare!.heapLarge = res === recv.want;
+      const rare = this.rare!;
+      rare.heapLarge = res === recv.want;
+      rare.heapBulk = rare.heapLarge && recv.want === HEAP_RECV_BYTES;
       this.heapCode = recv.code;
       this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
     } else {
@@ -1135,11 +1144,22 @@ export class UringStream
 
   /** Arms one recv of at most `len` bytes into a heap buffer, taken once readable (see HeapRecv). */
   private armHeap(len: number): void {
-    const code = this.nextHeapCode((this.rare ??= new StreamRare()));
+    const rare = (this.rare ??= new StreamRare());
+    const code = this.nextHeapCode(rare);
     const ring = this.ring;
     this.armLimited = false;
-    this.armedSlot = ring.alloc(new HeapRecv(this, len, code));
+    const recv = new HeapRecv(this, len, code);
     this.inFlight++;
+    if (rare.heapBulk) {
+      // The last heap read filled a 16 KiB buffer: more is most likely waiting, so the recv goes
+      // at once with its buffer (one submission, not a poll and then a recv). A stream that went
+      // quiet then holds that buffer until its peer sends or it closes: the base's one read of
+      // up to 16 KiB, paid only after its peer sent 17 KiB at least (a small read, then a full
+      // one), never by a trickle.
+      this.recvIntoHeap(recv);
+      return;
+    }
+    this.armedSlot = ring.alloc(recv);
     ring.push(OP_POLL, this.fd, this.armedSlot, 0, undefined, POLLIN);
   }
 
