@@ -158,3 +158,34 @@ describe('generated struct writers', () => {
     expect(got).toBe(outcome(false, deep));
   });
 });
+
+describe('list<string>', () => {
+  const write = new JsonToThriftCompiler().value({ kind: 'list', elem: { kind: 'string' } });
+
+  it('writes the elements as the string writer does', () => {
+    const w = new BinaryWriter();
+    write(w, ['a', '', 'grüße', 'x'.repeat(40)]);
+    const want = new BinaryWriter();
+    want.writeListBegin(11, 4);
+    for (const s of ['a', '', 'grüße', 'x'.repeat(40)]) want.writeString(s);
+    expect(Buffer.from(w.finish()).toString('hex')).toBe(Buffer.from(want.finish()).toString('hex'));
+  });
+
+  it.each([
+    [['a', 2], 'expected a string, got number 2', '[1]'],
+    [[null], 'expected a string, got null', '[0]'],
+    [['a', 'b', ['c']], 'expected a string, got an array', '[2]'],
+    ['a', 'expected an array, got string "a"', ''],
+    [{ 0: 'a' }, 'expected an array, got an object', ''],
+  ])('refuses %j', (value, message, path) => {
+    let error: unknown;
+    try {
+      write(new BinaryWriter(), value);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(GatewayRequestError);
+    expect((error as GatewayRequestError).message).toContain(message);
+    expect((error as GatewayRequestError).segments.join('')).toBe(path);
+  });
+});

@@ -137,6 +137,27 @@ export function decodeBase64(v: unknown): Uint8Array {
   return Buffer.from(v, v.includes('-') || v.includes('_') ? 'base64url' : 'base64');
 }
 
+/**
+ * A list<string>: the element check and write inline (the common list of tags, names, ids),
+ * not a call of the string writer per element.
+ */
+function writeStringList(w: ProtocolWriter, v: unknown): void {
+  if (!Array.isArray(v)) bad(`expected an array, got ${describe(v)}`);
+  const a = v as unknown[];
+  w.writeListBegin(TType.STRING, a.length);
+  for (let i = 0; i < a.length; i++) {
+    const e = a[i];
+    if (typeof e !== 'string') {
+      within(
+        new GatewayRequestError('ERR_GATEWAY_BAD_VALUE', `expected a string, got ${describe(e)}`),
+        `[${i}]`,
+      );
+    }
+    w.writeString(e as string);
+  }
+  w.writeListEnd();
+}
+
 /** Deepest nesting of structs in one value (as @loch/thrift's readers allow by default). */
 const MAX_DEPTH = 64;
 /** Structs being written right now (writing is synchronous, so one counter serves). */
@@ -206,6 +227,7 @@ export class JsonToThriftCompiler {
         const elem = this.value(t.elem);
         const type = ttypeOf(t.elem);
         const isSet = t.kind === 'set';
+        if (t.kind === 'list' && t.elem.kind === 'string') return writeStringList;
         return (w, v) => {
           if (!Array.isArray(v)) bad(`expected an array, got ${describe(v)}`);
           const a = v as unknown[];
