@@ -9,6 +9,13 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { cpuRunSeconds, cpuSplitSeconds, type Peer, rssKiB } from '../lib/measure.js';
 import type { IdleMemory } from '../lib/memory.js';
+import {
+  roleCosts,
+  runningPlaces,
+  type ThreadRoleCost,
+  type ThreadSnapshot,
+  threadSnapshot,
+} from './threads.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -71,7 +78,14 @@ export interface HandshakeCost {
   /** CPU time of the proxy's threads in the window (schedstat) / handshakes, in microseconds. */
   readonly cpuUsPerHandshake: number;
   readonly sysUsPerHandshake: number;
+  /** The same window per thread role of the proxy (threads.ts), per handshake. */
+  readonly threads: readonly ThreadRoleCost[];
+  /** The client process's own threads in the window (it is pinned to the load CPU), per handshake. */
+  readonly client: readonly ThreadRoleCost[];
 }
+
+/** How often the window samples which threads run on which CPU (threads.ts runningPlaces). */
+const PLACEMENT_SAMPLE_MS = 100;
 
 /**
  * Runs handshake-client.ts against `port` (new TLS connections, `full` or `resumed`) from
@@ -86,6 +100,10 @@ export async function handshakeCost(
     warmupSeconds: number;
     clientCpu?: string;
     concurrency?: number;
+    /** thread-roles.cjs's directory for this peer (Loch with it preloaded), for the thread roles. */
+    rolesDir?: string;
+    /** Called as the measured window starts and as it ends (e.g. to run perf stat over it). */
+    window?: { start(): void; done(): void };
   },
 ): Promise<HandshakeCost> {
   const child = spawnClient(
@@ -105,19 +123,44 @@ export async function handshakeCost(
     let before = { run: 0, sys: 0 };
     let after = { run: 0, sys: 0 };
     const read = () => ({ run: cpuRunSeconds(peer.pid), sys: cpuSplitSeconds(peer.pid)[1] });
-    let report = '';
-    await lines(child, (line) => {
-      if (line === 'start') before = read();
-      else if (line.startsWith('done ')) {
-        after = read();
-        report = line.slice(5);
-        return true;
-      }
-      return false;
+    const snap = () => ({
+      peer: threadSnapshot(peer.pid, options.rolesDir),
+      client: child.pid === undefined ? new Map() : threadSnapshot(child.pid),
     });
+    let threadsBefore: { peer: ThreadSnapshot; client: ThreadSnapshot } = {
+      peer: new Map(),
+      client: new Map(),
+    };
+    let threadsAfter = threadsBefore;
+    const places: { role: string; cpu: number }[] = [];
+    let sampler: NodeJS.Timeout | undefined;
+    let report = '';
+    try {
+      await lines(child, (line) => {
+        if (line === 'start') {
+          options.window?.start();
+          threadsBefore = snap();
+          before = read();
+          sampler = setInterval(
+            () => places.push(...runningPlaces(peer.pid, options.rolesDir)),
+            PLACEMENT_SAMPLE_MS,
+          );
+        } else if (line.startsWith('done ')) {
+          after = read();
+          threadsAfter = snap();
+          options.window?.done();
+          clearInterval(sampler);
+          report = line.slice(5);
+          return true;
+        }
+        return false;
+      });
+    } finally {
+      clearInterval(sampler);
+    }
     const r = JSON.parse(report) as Omit<
       HandshakeCost,
-      'handshakesPerSecond' | 'cpuUsPerHandshake' | 'sysUsPerHandshake'
+      'handshakesPerSecond' | 'cpuUsPerHandshake' | 'sysUsPerHandshake' | 'threads' | 'client'
     >;
     const per = (s: number) => (r.handshakes > 0 ? (s * 1e6) / r.handshakes : Number.NaN);
     return {
@@ -125,6 +168,8 @@ export async function handshakeCost(
       handshakesPerSecond: r.handshakes / r.seconds,
       cpuUsPerHandshake: per(after.run - before.run),
       sysUsPerHandshake: per(after.sys - before.sys),
+      threads: roleCosts(threadsBefore.peer, threadsAfter.peer, r.handshakes, places),
+      client: roleCosts(threadsBefore.client, threadsAfter.client, r.handshakes),
     };
   } finally {
     await ended(child);

@@ -22,6 +22,11 @@
  * A/B form (bench:ab:https, ab/https.ts): fresh instances per round, sides alternating.
  * --handshake-warmup (default 10 s): handshakes before each handshake window (V8 compiles Loch's
  * per-connection code in the first thousands, once per worker).
+ * Each handshake point's log line is followed by the proxy's CPU per handshake split by thread
+ * (threads.ts: Loch's main thread, each worker thread, V8's platform threads, the rest; nginx's
+ * worker processes), also kept in the JSON (`h.threads`, and the client's own `h.client`); the
+ * handshake instances of Loch run with thread-roles.cjs preloaded for that (it only names
+ * threads). The handshake part alone, with more probes: handshake-threads.ts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -55,6 +60,7 @@ import {
   writeCharts,
 } from './page.js';
 import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec } from './peers.js';
+import { formatRoleCosts, withThreadRoles } from './threads.js';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -366,7 +372,12 @@ async function main(): Promise<void> {
       for (const workers of workerCounts) {
         for (const certificate of [certs.ecdsa, certs.rsa]) {
           for (const spec of specs) {
-            const proxy = await start(spec, workers, certificate);
+            // Loch's threads name their roles (thread-roles.cjs) for the per-thread split.
+            const loch = spec.name.startsWith('loch');
+            const started = loch
+              ? await withThreadRoles(() => start(spec, workers, certificate))
+              : { value: await start(spec, workers, certificate), rolesDir: undefined };
+            const proxy = started.value;
             try {
               for (const mode of ['full', 'resumed'] as const) {
                 const what = `${spec.name} ${workers}w ${certificate.kind} ${mode}`;
@@ -375,6 +386,7 @@ async function main(): Promise<void> {
                   seconds,
                   warmupSeconds: handshakeWarmupSeconds,
                   clientCpu: LOAD_CPU,
+                  ...(started.rolesDir === undefined ? {} : { rolesDir: started.rolesDir }),
                 });
                 if (h.handshakes === 0 || h.failed > h.handshakes * MAX_FAILED_SHARE) {
                   const reason = `${h.handshakes} handshakes, ${h.failed} failed (${h.lastError})`;
@@ -388,7 +400,8 @@ async function main(): Promise<void> {
                   `${what}: ${Math.round(h.handshakesPerSecond)} handshakes/s (client-bound), ` +
                     `server ${h.cpuUsPerHandshake.toFixed(0)} us/handshake, resumed ${h.resumed}/${h.handshakes}` +
                     (h.noTicket ? `, ${h.noTicket} without a ticket` : '') +
-                    (h.failed ? `, ${h.failed} failed` : ''),
+                    (h.failed ? `, ${h.failed} failed` : '') +
+                    `; per thread, per handshake:\n${formatRoleCosts(h.threads)}`,
                 );
               }
             } finally {
