@@ -14,12 +14,30 @@
  * start of the next block with one or two size updates (§4.2: the smallest size reached, then
  * the final one).
  *
+ * A value comes as a string (addField) or as the bytes it was decoded from (addFieldBytes: an
+ * HTTP/1.1 answer a proxy forwards), under the same policy and giving the same block.
+ *
  * Not for validation: names must already be lowercase and names and values byte strings (one
  * char per byte) without CR, LF or NUL; the session checks what it sends. Not for framing: the
  * frame encoders split the block into HEADERS and CONTINUATION frames.
  */
 import { HPACK_ENTRY_OVERHEAD, HpackDynamicTable, STATIC_TABLE, STATIC_TABLE_LENGTH } from './hpack-table.js';
-import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
+import {
+  huffmanEncode,
+  huffmanEncodeBytes,
+  huffmanEncodedLength,
+  huffmanEncodedLengthOfBytes,
+} from './huffman.js';
+
+/** Buffer's native latin1 decoder; works on any Uint8Array. */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+
+/** The bytes `b[start, end)` as a byte string. */
+function latin1(b: Uint8Array, start: number, end: number): string {
+  return latin1Slice.call(b, start, end);
+}
 
 /** Options of an {@link HpackEncoder}. */
 export interface HpackEncoderOptions {
@@ -178,12 +196,53 @@ export class HpackEncoder {
    * as tokens that the built-in list of sensitive names does not cover).
    */
   addField(name: string, value: string, sensitive = false): void {
+    this.#add(name, value, null, 0, value.length, sensitive);
+  }
+
+  /**
+   * {@link addField} for a value held as the bytes `bytes[start, end)` (one byte per char, valid
+   * as a value; the bytes are read during the call only): a field of a decoded HTTP/1.1 head
+   * going out over HTTP/2, which a proxy forwards without reading. Why a path of its own: each
+   * such value would otherwise become a string (a native call and an allocation per field) only
+   * to be compared with the table and written back as bytes; here it is matched against the
+   * dynamic table by comparing bytes and written from them, and a string is made only when the
+   * field enters the table or its name has static values to look up. Same policy, same block.
+   */
+  addFieldBytes(name: string, bytes: Uint8Array, start: number, end: number): void {
+    this.#add(name, null, bytes, start, end, false);
+  }
+
+  /**
+   * The encoding policy of a field whose value is `str`, or, when that is null, `bytes[start,
+   * end)` (see addFieldBytes); `end - start` is the value's length either way.
+   */
+  #add(
+    name: string,
+    str: string | null,
+    bytes: Uint8Array | null,
+    start: number,
+    end: number,
+    sensitive: boolean,
+  ): void {
     const rule = RULES.get(name) ?? NO_RULE;
-    const never = sensitive || rule.never || (name === 'cookie' && value.length < MIN_INDEXED_COOKIE);
+    const length = end - start;
+    const never = sensitive || rule.never || (name === 'cookie' && length < MIN_INDEXED_COOKIE);
     const recent = this.#recent.get(name);
     if (!never) {
-      let index = value.length === 0 ? rule.staticEmpty : (rule.staticValues?.get(value) ?? 0);
-      if (index === 0 && recent !== undefined) index = this.#dynamicIndex(recent, value);
+      let index = 0;
+      if (length === 0) index = rule.staticEmpty;
+      else if (rule.staticValues !== null) {
+        // The few names with static values (:method, :status, accept-encoding...) are looked up
+        // by string.
+        str ??= latin1(bytes!, start, end);
+        index = rule.staticValues.get(str) ?? 0;
+      }
+      if (index === 0 && recent !== undefined) {
+        index =
+          str !== null
+            ? this.#dynamicIndex(recent, str)
+            : this.#dynamicIndexOfBytes(recent, bytes!, start, end);
+      }
       if (index !== 0) {
         this.#integer(index, 7, 0x80);
         return;
@@ -194,7 +253,7 @@ export class HpackEncoder {
       const pos = this.table.positionOf(recent[0]!);
       if (pos >= 0) nameIndex = STATIC_TABLE_LENGTH + 1 + pos;
     }
-    const entrySize = name.length + value.length + HPACK_ENTRY_OVERHEAD;
+    const entrySize = name.length + length + HPACK_ENTRY_OVERHEAD;
     if (never) {
       this.#integer(nameIndex, 4, 0x10);
     } else if (rule.unindexed || entrySize * 4 > this.table.maxSize * 3) {
@@ -202,7 +261,9 @@ export class HpackEncoder {
     } else {
       this.#integer(nameIndex, 6, 0x40);
       const insertion = this.table.insertCount;
-      this.table.add(name, value);
+      // The table keeps strings: a value that enters it becomes one.
+      str ??= latin1(bytes!, start, end);
+      this.table.add(name, str);
       if (this.table.positionOf(insertion) === 0) {
         // Read again: adding may have evicted this name's last entry (and its list).
         const list = this.#recent.get(name);
@@ -214,7 +275,8 @@ export class HpackEncoder {
       }
     }
     if (nameIndex === 0) this.#string(name);
-    this.#string(value);
+    if (str !== null) this.#string(str);
+    else this.#bytes(bytes!, start, end);
   }
 
   /** The dynamic index of one of `recent`'s entries whose value is `value`, or 0. */
@@ -223,6 +285,21 @@ export class HpackEncoder {
     for (let i = 0; i < recent.length; i++) {
       const pos = table.positionOf(recent[i]!);
       if (pos >= 0 && table.valueAt(pos) === value) return STATIC_TABLE_LENGTH + 1 + pos;
+    }
+    return 0;
+  }
+
+  /** #dynamicIndex for the value `bytes[start, end)`, compared byte by byte. */
+  #dynamicIndexOfBytes(recent: number[], bytes: Uint8Array, start: number, end: number): number {
+    const table = this.table;
+    const length = end - start;
+    outer: for (let i = 0; i < recent.length; i++) {
+      const pos = table.positionOf(recent[i]!);
+      if (pos < 0) continue;
+      const v = table.valueAt(pos);
+      if (v.length !== length) continue;
+      for (let k = 0; k < length; k++) if (v.charCodeAt(k) !== bytes[start + k]) continue outer;
+      return STATIC_TABLE_LENGTH + 1 + pos;
     }
     return 0;
   }
@@ -282,6 +359,25 @@ export class HpackEncoder {
     const buf = this.#buf;
     let p = this.#len;
     for (let i = 0; i < raw; i++) buf[p++] = s.charCodeAt(i);
+    this.#len = p;
+  }
+
+  /** #string of the bytes `src[start, end)`. */
+  #bytes(src: Uint8Array, start: number, end: number): void {
+    const raw = end - start;
+    const mode = this.#huffman;
+    const coded = mode === 'never' ? raw + 1 : huffmanEncodedLengthOfBytes(src, start, end);
+    if (mode === 'always' || coded < raw) {
+      this.#integer(coded, 7, 0x80);
+      this.#ensure(coded);
+      this.#len = huffmanEncodeBytes(src, start, end, this.#buf, this.#len);
+      return;
+    }
+    this.#integer(raw, 7, 0x00);
+    this.#ensure(raw);
+    const buf = this.#buf;
+    let p = this.#len;
+    for (let i = start; i < end; i++) buf[p++] = src[i]!;
     this.#len = p;
   }
 }

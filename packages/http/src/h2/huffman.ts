@@ -146,6 +146,56 @@ export function huffmanEncode(src: string, out: Uint8Array, offset: number): num
   return offset;
 }
 
+/**
+ * {@link huffmanEncodedLength} of the bytes `src[start, end)`: for a value held as bytes (a field
+ * of a decoded HTTP/1.1 head) that the HPACK encoder writes without making it a string.
+ */
+export function huffmanEncodedLengthOfBytes(src: Uint8Array, start: number, end: number): number {
+  let bits = 0;
+  for (let i = start; i < end; i++) bits += LENGTHS[src[i]!]!;
+  return (bits + 7) >>> 3;
+}
+
+/**
+ * {@link huffmanEncode} of the bytes `src[start, end)` (the same code, read from bytes instead of
+ * a string's chars); `out` must have {@link huffmanEncodedLengthOfBytes} bytes free.
+ */
+export function huffmanEncodeBytes(
+  src: Uint8Array,
+  start: number,
+  end: number,
+  out: Uint8Array,
+  offset: number,
+): number {
+  let acc = 0;
+  let bits = 0;
+  for (let i = start; i < end; i++) {
+    const sym = src[i]!;
+    const length = LENGTHS[sym]!;
+    const code = CODES[sym]!;
+    if (length <= 24) {
+      acc = (acc << length) | code;
+      bits += length;
+    } else {
+      acc = (acc << (length - 16)) | (code >>> 16);
+      bits += length - 16;
+      while (bits >= 8) {
+        bits -= 8;
+        out[offset++] = acc >>> bits;
+      }
+      acc = ((acc & ((1 << bits) - 1)) << 16) | (code & 0xffff);
+      bits += 16;
+    }
+    while (bits >= 8) {
+      bits -= 8;
+      out[offset++] = acc >>> bits;
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits > 0) out[offset++] = (acc << (8 - bits)) | (0xff >>> bits);
+  return offset;
+}
+
 /** Huffman-encodes a byte string into a new array. */
 export function huffmanEncodeToBytes(src: string): Uint8Array {
   const out = new Uint8Array(huffmanEncodedLength(src));

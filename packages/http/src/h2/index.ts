@@ -68,7 +68,9 @@ export { HPACK_ENTRY_OVERHEAD, HpackDynamicTable, STATIC_TABLE, STATIC_TABLE_LEN
 export {
   huffmanDecode,
   huffmanEncode,
+  huffmanEncodeBytes,
   huffmanEncodedLength,
+  huffmanEncodedLengthOfBytes,
   huffmanEncodeToBytes,
   huffmanMaxDecodedLength,
 } from './huffman.js';

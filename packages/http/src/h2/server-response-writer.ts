@@ -15,6 +15,8 @@ import { FixedBody, type HttpBody, nextNow } from '../body.js';
 import { HttpError } from '../errors.js';
 import type { HttpHeaders } from '../headers.js';
 import { closeBody } from '../internal/answers.js';
+import { ENTRY, ID_MASK } from '../internal/head-slab.js';
+import * as known from '../internal/known-names.js';
 import type { HttpResponse } from '../message.js';
 import { Http2ErrorCode } from './errors.js';
 import {
@@ -32,6 +34,10 @@ import { HpackEncoder } from './hpack-encoder.js';
 import type { H2FrameOutput } from './server-output.js';
 import { type H2ServerStream, StreamWait } from './stream.js';
 import { Http2StreamResetError } from './stream-reset-error.js';
+
+// Local copies: transpilers turn imported bindings into getters.
+const KNOWN_NAMES = known.KNOWN_NAMES;
+const ID_DATE = known.ID_DATE;
 
 /** Fields that are connection-specific in HTTP/2 (RFC 9113 §8.2.2): never sent. */
 const CONNECTION_SPECIFIC = new Set([
@@ -142,19 +148,7 @@ export class H2ResponseWriter {
     const enc = this.hpack;
     enc.begin();
     enc.addField(':status', STATUS_TEXT[status] ?? String(status));
-    const n = headers.size;
-    let named: Set<string> | null = null;
-    let hasDate = false;
-    for (let i = 0; i < n; i++) {
-      const name = headers.nameAt(i);
-      if (name === 'connection') named = connectionNamed(headers.valueAt(i), named);
-    }
-    for (let i = 0; i < n; i++) {
-      const name = headers.nameAt(i);
-      if (CONNECTION_SPECIFIC.has(name) || named?.has(name) === true) continue;
-      if (name === 'date') hasDate = true;
-      enc.addField(name, headers.valueAt(i));
-    }
+    const hasDate = addHeaderFields(enc, headers, true);
     const date = this.date;
     if (!hasDate && date !== null) enc.addField('date', date());
     if (length >= 0) enc.addField('content-length', String(length));
@@ -365,11 +359,7 @@ export class H2ResponseWriter {
     if (trailers !== null && trailers.size > 0) {
       const enc = this.hpack;
       enc.begin();
-      const n = trailers.size;
-      for (let i = 0; i < n; i++) {
-        const name = trailers.nameAt(i);
-        if (!CONNECTION_SPECIFIC.has(name)) enc.addField(name, trailers.valueAt(i));
-      }
+      addHeaderFields(enc, trailers, false);
       this.queueHeaders(s.id, enc.finish(), true);
       s.localClosed = true;
     } else {
@@ -390,6 +380,47 @@ function returnQuietly(it: AsyncIterator<Uint8Array>): void {
   } catch {
     // Its source failed as well: nothing more to release.
   }
+}
+
+/**
+ * Adds the fields of `headers` to the block `enc` is encoding, without the connection-specific
+ * ones (RFC 9113 §8.2.2) and, with `dropNamed`, the fields a Connection field names; returns
+ * whether a `date` field was among them. The one place a header list becomes HPACK (response
+ * heads and trailers). Fields still in the HeadSlab they were decoded into (an upstream's
+ * HTTP/1.1 answer that a proxy forwards) go in as bytes (HpackEncoder.addFieldBytes), so their
+ * values never become strings; names are lowercase either way (a common name's interned string,
+ * another's lowercased by nameAt). @internal exported for the differential test against the
+ * string path.
+ */
+export function addHeaderFields(enc: HpackEncoder, headers: HttpHeaders, dropNamed: boolean): boolean {
+  const n = headers.size;
+  let named: Set<string> | null = null;
+  if (dropNamed) {
+    for (let i = 0; i < n; i++) {
+      if (headers.nameAt(i) === 'connection') named = connectionNamed(headers.valueAt(i), named);
+    }
+  }
+  let hasDate = false;
+  const wc = headers.wcount;
+  if (wc > 0) {
+    const slab = headers.slab!;
+    const words = slab.words;
+    const bytes = slab.bytes;
+    for (let i = 0, e = headers.wbase; i < wc; i++, e += ENTRY) {
+      const id = words[e + 4]! & ID_MASK;
+      const name = id !== 0 ? KNOWN_NAMES[id]! : headers.nameAt(i);
+      if (CONNECTION_SPECIFIC.has(name) || named?.has(name) === true) continue;
+      if (id === ID_DATE) hasDate = true;
+      enc.addFieldBytes(name, bytes, words[e + 2]!, words[e + 3]!);
+    }
+  }
+  for (let i = wc; i < n; i++) {
+    const name = headers.nameAt(i);
+    if (CONNECTION_SPECIFIC.has(name) || named?.has(name) === true) continue;
+    if (name === 'date') hasDate = true;
+    enc.addField(name, headers.valueAt(i));
+  }
+  return hasDate;
 }
 
 /** The fields a Connection value names (lowercase), added to `into`. */
