@@ -3,11 +3,16 @@
  * binary by (a) JSON.parse + @loch/gateway's IDL-compiled writer and (b) the streaming decoder
  * (streaming-decoder.ts), and Thrift -> JSON text by (c) @loch/gateway's compiled reader and
  * (d) a schema-less @loch/thrift readStruct tree + JSON.stringify. Prints ns per conversion
- * (median of 7 rounds). Run: pnpm --filter @loch/bench bench:gateway-convert
+ * (median of 7 rounds). `gatewayRead` is (c) as GatewayRoute.answer runs it: a SpanBinaryReader
+ * (strings copied from where they lie, no view each), the JSON kept as bytes and copied out
+ * (finishCopy), no string made; (c) itself reads with a plain BinaryReader and returns a string.
+ * Run: pnpm --filter @loch/bench bench:gateway-convert
  */
 import { fileURLToPath } from 'node:url';
-import { JsonToThriftCompiler, loadIdl, type StructDef, ThriftToJsonCompiler } from '@loch/gateway';
+import { JsonText, JsonToThriftCompiler, loadIdl, type StructDef, ThriftToJsonCompiler } from '@loch/gateway';
 import { BinaryReader, BinaryWriter, readStruct } from '@loch/thrift';
+// Not exported by @loch/gateway (GatewayRoute makes its own): the same module as the package's.
+import { SpanBinaryReader } from '../../packages/gateway/src/codec/span-reader.js';
 import { PAYLOADS } from './payloads.js';
 import { decodeStreaming, StreamingDecoderCompiler } from './streaming-decoder.js';
 
@@ -16,7 +21,9 @@ const args = idl.services.get('Bench')?.functions.get('echo')?.args as StructDef
 const item = idl.structs.get('Item') as StructDef;
 const writeArgs = new JsonToThriftCompiler().struct(args);
 const streaming = new StreamingDecoderCompiler().struct(args);
-const readItem = new ThriftToJsonCompiler().struct(item);
+const readers = new ThriftToJsonCompiler();
+const readItem = readers.struct(item);
+const emitItem = readers.structEmitter(item);
 
 function nsPer(fn: () => void, minMs = 300): number {
   const rounds: number[] = [];
@@ -41,6 +48,7 @@ export interface ConvertRow {
   readonly parseAndWrite: number;
   readonly streaming: number;
   readonly compiledRead: number;
+  readonly gatewayRead: number;
   readonly treeAndStringify: number;
 }
 
@@ -68,6 +76,15 @@ export function measureConversion(): ConvertRow[] {
     const compiledRead = nsPer(() => {
       readItem(r.reset(itemBytes));
     });
+    const span = new SpanBinaryReader();
+    const out = new JsonText();
+    emitItem(span.reset(itemBytes), out.reset());
+    if (Buffer.from(out.finishCopy()).toString() !== readItem(r.reset(itemBytes)))
+      throw new Error(`${p.name}: the two readers disagree`);
+    const gatewayRead = nsPer(() => {
+      emitItem(span.reset(itemBytes), out.reset());
+      out.finishCopy();
+    });
     const treeAndStringify = nsPer(() => {
       JSON.stringify(readStruct(r.reset(itemBytes)), (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
     });
@@ -77,6 +94,7 @@ export function measureConversion(): ConvertRow[] {
       parseAndWrite,
       streaming: streamed,
       compiledRead,
+      gatewayRead,
       treeAndStringify,
     });
   }
