@@ -405,7 +405,9 @@ export class H2ServerSession<Cx> implements ServedConnection {
       if (!s.reset) this.resetStream(s, Http2ErrorCode.STREAM_CLOSED, true);
       return;
     }
-    if (!s.recv.receive(flowLength)) {
+    // A stream has a receive window unless its request ended with its HEADERS, and then it is
+    // remote-closed (above).
+    if (!s.recv!.receive(flowLength)) {
       this.resetStream(s, Http2ErrorCode.FLOW_CONTROL_ERROR, true);
       return;
     }
@@ -556,7 +558,12 @@ export class H2ServerSession<Cx> implements ServedConnection {
     const recvInitial = this.settingsAcked
       ? limits.initialWindowSize
       : Math.max(limits.initialWindowSize, DEFAULT_INITIAL_WINDOW_SIZE);
-    const s = new H2ServerStream(this, id, this.peerInitialWindow, limits.initialWindowSize, recvInitial);
+    const s = new H2ServerStream(
+      this,
+      id,
+      this.peerInitialWindow,
+      endStream ? null : new ReceiveWindow(limits.initialWindowSize, recvInitial),
+    );
     s.contentLength = contentLength;
     this.streams.set(id, s);
     if (this.idleDeadline !== NO_DEADLINE) {
@@ -798,7 +805,7 @@ export class H2ServerSession<Cx> implements ServedConnection {
     const limits = this.shared.limits;
     this.decoder.setMaxFrameSize(limits.maxFrameSize);
     if (limits.initialWindowSize < DEFAULT_INITIAL_WINDOW_SIZE) {
-      for (const s of this.streams.values()) s.recv.resize(limits.initialWindowSize);
+      for (const s of this.streams.values()) s.recv?.resize(limits.initialWindowSize);
     }
   }
 
@@ -906,7 +913,9 @@ export class H2ServerSession<Cx> implements ServedConnection {
 
   /** Credits `n` consumed octets of a stream's window (WINDOW_UPDATE once half is consumed). */
   private creditStream(s: H2ServerStream, n: number): void {
-    const inc = s.recv.consume(n);
+    const recv = s.recv;
+    if (recv === null) return;
+    const inc = recv.consume(n);
     if (inc > 0 && !s.remoteClosed) this.output.queueWindowUpdate(s.id, inc);
   }
 

@@ -10,7 +10,7 @@
  */
 
 import type { HttpServerRequest } from '../message.js';
-import { ReceiveWindow } from './flow-control.js';
+import type { ReceiveWindow } from './flow-control.js';
 import type { H2BodyOwner, H2RequestBody } from './request-body.js';
 
 /** What a stream asks of its session. */
@@ -58,8 +58,12 @@ export class H2ServerStream implements H2BodyOwner {
   awaiting: HttpServerRequest<unknown> | null = null;
   /** The peer's window for our DATA on this stream (may be negative after SETTINGS). */
   sendWindow: number;
-  /** Our window for the peer's DATA. */
-  readonly recv: ReceiveWindow;
+  /**
+   * Our window for the peer's DATA, or null for a request that ended with its HEADERS (a GET):
+   * no DATA may come on it (the session resets a stream whose peer is done), so most streams
+   * never need one.
+   */
+  readonly recv: ReceiveWindow | null;
   /** The request body, when the request has one. */
   body: H2RequestBody | null = null;
   /** The request's content-length, or -1. */
@@ -76,11 +80,11 @@ export class H2ServerStream implements H2BodyOwner {
     /** The stream id (odd: client-initiated). */
     readonly id: number,
     sendWindow: number,
-    recvWindowSize: number,
-    recvWindowInitial: number,
+    /** Null when the request ended with its HEADERS. */
+    recv: ReceiveWindow | null,
   ) {
     this.sendWindow = sendWindow;
-    this.recv = new ReceiveWindow(recvWindowSize, recvWindowInitial);
+    this.recv = recv;
   }
 
   /** Both sides are closed. */
