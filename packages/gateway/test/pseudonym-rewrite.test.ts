@@ -217,6 +217,20 @@ describe('PseudonymRewriter', () => {
         expect(down.call(protocol, sealed)).toEqual(call);
       });
 
+      it('a leading U+FEFF is part of a string value: its own token, restored byte for byte', () => {
+        const fields = { fields: [{ path: 'ProfileService.put.args.p.name', domain: 'name' }] };
+        const up = rewriter(fields);
+        const down = rewriter(fields, 'downstream');
+        const withBom = message(protocol, 'put', MessageType.CALL, fn('put').args, {
+          p: { ...alice, name: '\uFEFFAlice' },
+        });
+        const sealed = up.call(protocol, withBom);
+        const name = json(protocol, sealed, fn('put').args).body.p.name;
+        expect(pseudonymizer.reveal('name', name)).toBe('\uFEFFAlice');
+        expect(name).not.toBe(pseudonymizer.pseudonymize('name', 'Alice'));
+        expect(down.call(protocol, sealed)).toEqual(withBom);
+      });
+
       it('rewrites replies: success, containers, map values; exceptions and other messages pass as they are', () => {
         const r = rewriter({ fields: ['ProfileService.find.result.success.notes'] }, 'downstream');
         const reply = message(protocol, 'find', MessageType.REPLY, fn('find').result, {

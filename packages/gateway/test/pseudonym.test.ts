@@ -41,6 +41,12 @@ describe('Pseudonymizer', () => {
     expect([...p.revealBytes(FIELD, p.pseudonymizeBytes(FIELD, bytes))]).toEqual([...bytes]);
   });
 
+  it('a leading U+FEFF is part of the value (a decoder must not drop it)', () => {
+    const t = p.pseudonymize(FIELD, '\uFEFFalice');
+    expect(t).not.toBe(p.pseudonymize(FIELD, 'alice'));
+    expect(p.reveal(FIELD, t)).toBe('\uFEFFalice');
+  });
+
   it('the email form is an address at pseudo.invalid that survives lowercasing', () => {
     const t = p.pseudonymize(FIELD, 'Alice@Example.com', 'email');
     expect(t).toMatch(/^tok_k1_[a-z2-7]+@pseudo\.invalid$/);

@@ -18,7 +18,9 @@ import type { PseudonymDirection } from '../pseudonym/message-rewriter.js';
 import type { Pseudonymizer } from '../pseudonym/pseudonymizer.js';
 import type { ProtoLeaf, ProtoMessagePlan, ProtoMethodPlan, ProtoPseudonymPlan } from './proto-plan.js';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a value's leading U+FEFF is part of it (the default decoder drops it: another
+// value's token, and a changed value restored).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 function within(e: unknown, segment: string): never {

@@ -34,7 +34,9 @@ import type { Pseudonymizer } from './pseudonymizer.js';
 /** Which side of the rewriter holds tokens. */
 export type PseudonymDirection = 'upstream' | 'downstream';
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a value's leading U+FEFF is part of it (the default decoder drops it: another
+// value's token, and a changed value restored).
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /** Rethrows `e` with one more path segment when it is a PseudonymError. */

@@ -25,7 +25,9 @@ const KIND_BYTES = 0x02;
 const encoder = new TextEncoder();
 // With the u flag a surrogate pair is one code point, so only an unpaired half matches.
 const LONE_SURROGATE = /\p{Cs}/u;
-const decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a value's leading U+FEFF is part of it (the default decoder drops it: another
+// value's token, and a changed value restored).
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export type { TokenFormat } from './token-text.js';
 
