@@ -312,6 +312,23 @@ export class HpackEncoder {
     return this.#buf.subarray(0, this.#len);
   }
 
+  /** Bytes of the block so far. */
+  get blockLength(): number {
+    return this.#len;
+  }
+
+  /**
+   * Copies the block so far into `out` at `at` (room for {@link blockLength} bytes): finish()
+   * for a writer that copies the block into its output anyway, without a view of it (an object
+   * and a species lookup per block).
+   */
+  copyBlockTo(out: Uint8Array, at: number): void {
+    const n = this.#len;
+    const buf = this.#buf;
+    if (n <= 64) for (let i = 0; i < n; i++) out[at + i] = buf[i]!;
+    else out.set(buf.subarray(0, n), at);
+  }
+
   /** Encodes a whole header block into a new array. */
   encode(fields: readonly (readonly [name: string, value: string])[]): Uint8Array {
     this.begin();

@@ -90,7 +90,7 @@ export class H2ResponseWriter {
     const enc = this.hpack;
     enc.begin();
     enc.addField(':status', STATUS_TEXT[status]!);
-    this.queueHeaders(streamId, enc.finish(), true);
+    this.queueHeaders(streamId, true);
     if (!endStream) this.output.queueRst(streamId, Http2ErrorCode.NO_ERROR);
   }
 
@@ -153,31 +153,44 @@ export class H2ResponseWriter {
     if (!hasDate && date !== null) enc.addField('date', date());
     if (length >= 0) enc.addField('content-length', String(length));
     s.headersSent = true;
-    this.queueHeaders(s.id, enc.finish(), endStream, data);
+    this.queueHeaders(s.id, endStream, data);
   }
 
   /**
-   * Queues a header block as HEADERS (+ CONTINUATION) frames; with `data`, a DATA frame with
-   * END_STREAM follows in the same buffer (the caller checked the windows).
+   * Queues the block the encoder just made as HEADERS (+ CONTINUATION) frames; with `data`, a
+   * DATA frame with END_STREAM follows in the same buffer (the caller checked the windows). A
+   * block within the peer's frame size (every usual head) is copied from the encoder into the
+   * output as one HEADERS frame: no view of the block is made (an object and a species lookup
+   * per response).
    */
-  queueHeaders(
-    streamId: number,
-    block: Uint8Array,
-    endStream: boolean,
-    data: Uint8Array | null = null,
-  ): void {
-    const o = endStream ? this.headersEnd : this.headersOpen;
+  queueHeaders(streamId: number, endStream: boolean, data: Uint8Array | null = null): void {
+    const enc = this.hpack;
+    const length = enc.blockLength;
     const max = this.peerMaxFrameSize;
-    if (o.maxFrameSize !== max) {
-      this.headersEnd = { endStream: true, maxFrameSize: max };
-      this.headersOpen = { maxFrameSize: max };
-      this.queueHeaders(streamId, block, endStream, data);
-      return;
+    const dataBytes = data === null ? 0 : FRAME_HEADER_LENGTH + data.length;
+    let head: number;
+    let at: number;
+    let out: Uint8Array;
+    if (length <= max) {
+      head = FRAME_HEADER_LENGTH + length;
+      at = this.output.reserve(head + dataBytes);
+      out = this.output.arena;
+      const flags = FrameFlag.END_HEADERS | (endStream ? FrameFlag.END_STREAM : 0);
+      writeFrameHeader(out, at, length, FrameType.HEADERS, flags, streamId);
+      enc.copyBlockTo(out, at + FRAME_HEADER_LENGTH);
+    } else {
+      let o = endStream ? this.headersEnd : this.headersOpen;
+      if (o.maxFrameSize !== max) {
+        this.headersEnd = { endStream: true, maxFrameSize: max };
+        this.headersOpen = { maxFrameSize: max };
+        o = endStream ? this.headersEnd : this.headersOpen;
+      }
+      const block = enc.finish();
+      head = headersFramesLength(block.length, o);
+      at = this.output.reserve(head + dataBytes);
+      out = this.output.arena;
+      writeHeaders(out, at, streamId, block, o);
     }
-    const head = headersFramesLength(block.length, o);
-    const at = this.output.reserve(data === null ? head : head + FRAME_HEADER_LENGTH + data.length);
-    const out = this.output.arena;
-    writeHeaders(out, at, streamId, block, o);
     if (data !== null) {
       writeFrameHeader(out, at + head, data.length, FrameType.DATA, FrameFlag.END_STREAM, streamId);
       out.set(data, at + head + FRAME_HEADER_LENGTH);
@@ -360,7 +373,7 @@ export class H2ResponseWriter {
       const enc = this.hpack;
       enc.begin();
       addHeaderFields(enc, trailers, false);
-      this.queueHeaders(s.id, enc.finish(), true);
+      this.queueHeaders(s.id, true);
       s.localClosed = true;
     } else {
       this.endData(s);
