@@ -13,8 +13,14 @@
  * of the relay's code on a shared machine (both sides run in this process, so the difference
  * is loch's own work plus its share of the kernel's loopback; not a throughput number).
  *
+ * With --connections N (N > 1): also N clients calling at once (bench:thrift's load has 64),
+ * `--calls` calls in all, counted without the hook: the receives loch's readers were fed per
+ * call and their average size (a frame arriving in pieces shows as more than 2 per call), the
+ * runtime's heap receives in that window (bufferStats: receives that missed the provided
+ * buffers) and the CPU us per call of the whole process (clients and upstream included).
+ *
  * Usage: tsx --conditions=@loch/source thrift/promises.ts [--size 32] [--calls 2000] [--mux] [--cpu 7]
- *   (LOCH_DRIVER=uring|legacy picks the runtime driver)
+ *   [--connections 64]   (LOCH_DRIVER=uring|legacy picks the runtime driver)
  */
 import { createHook } from 'node:async_hooks';
 import { createServer } from 'node:net';
@@ -23,6 +29,7 @@ import {
   createWriter,
   decodeFrame,
   encodeFrame,
+  FrameReader,
   MessageType,
   readMessageHeader,
   ThriftClient,
@@ -41,6 +48,7 @@ const { values: args } = parseArgs({
     calls: { type: 'string', default: '2000' },
     mux: { type: 'boolean', default: false },
     cpu: { type: 'string', default: '0' },
+    connections: { type: 'string', default: '1' },
   },
 });
 const size = Number(args.size);
@@ -142,6 +150,52 @@ if (rounds > 0) {
     `CPU us per call (median of ${rounds} x ${calls}): through loch ${median(through).toFixed(2)}, ` +
       `direct ${median(direct).toFixed(2)}, loch's path ${median(diffs).toFixed(2)} ` +
       `(per round: ${diffs.map((d) => d.toFixed(1)).join(' ')})`,
+  );
+}
+const connections = Number(args.connections);
+if (connections > 1) {
+  // Receives fed to loch's readers (the server's and the upstream connections'; the client
+  // reads with next(), not feed()).
+  let feeds = 0;
+  let fedBytes = 0;
+  const feed = FrameReader.prototype.feed;
+  FrameReader.prototype.feed = function (this: FrameReader, bytes: Uint8Array): void {
+    feeds++;
+    fedBytes += bytes.byteLength;
+    feed.call(this, bytes);
+  };
+  const callMany = async (n: number): Promise<ThriftClient> => {
+    const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port: proxyPort }));
+    for (let i = 0; i < n; i++) {
+      const reply = await client.call('bench', (w) => {
+        w.writeStructBegin();
+        w.writeFieldBegin(TType.STRING, 1);
+        w.writeString(text);
+        w.writeFieldStop();
+        w.writeStructEnd();
+      });
+      reply!.release();
+    }
+    return client;
+  };
+  // Warm: every connection made (upstream ones too), code optimized.
+  for (const c of await Promise.all(Array.from({ length: connections }, () => callMany(50)))) await c.close();
+  feeds = 0;
+  fedBytes = 0;
+  const per = Math.ceil(calls / connections);
+  const total = per * connections;
+  const stats0 = runtime.bufferStats();
+  const cpu0 = process.cpuUsage();
+  const clients = await Promise.all(Array.from({ length: connections }, () => callMany(per)));
+  const cpu = process.cpuUsage(cpu0);
+  const stats1 = runtime.bufferStats();
+  for (const c of clients) await c.close();
+  FrameReader.prototype.feed = feed;
+  const heap = (s: typeof stats0): number => (s === undefined ? 0 : s.heapAllocated + s.heapReused);
+  console.log(
+    `${connections} connections, ${total} calls: ${(feeds / total).toFixed(2)} receives fed to loch's readers per call ` +
+      `(${(fedBytes / Math.max(1, feeds)).toFixed(0)} B each), ${heap(stats1) - heap(stats0)} heap receives; ` +
+      `process CPU ${((cpu.user + cpu.system) / total).toFixed(1)} us per call (user ${(cpu.user / total).toFixed(1)}; clients and upstream included)`,
   );
 }
 await thrift.close();
