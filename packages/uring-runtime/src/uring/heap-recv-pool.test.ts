@@ -228,14 +228,14 @@ describe.skipIf(!probe.available)('uring driver: heap receive buffers from the t
     }
   });
 
-  it('after a heap read that filled 16 KiB the next goes at once with its buffer; after a partial one a quiet stream holds none', async () => {
+  it('after a heap read that filled 16 KiB with more waiting the next goes at once with its buffer; a quiet stream holds none, after a full read or a partial one', async () => {
     const driver = createUringDriver(TINY);
     try {
       const p = await pressured(driver);
       const { peer, served } = await p.pair();
       const tick = () => new Promise((r) => setTimeout(r, 20));
-      const readOne = async (data: Buffer) => {
-        await peer.writeAll(data);
+      const readOne = async (data: Buffer | null) => {
+        if (data !== null) await peer.writeAll(data);
         await tick(); // every byte is in the socket before the read
         const chunk = (await served.recv())!;
         expect(p.isHeap(chunk)).toBe(true);
@@ -244,21 +244,40 @@ describe.skipIf(!probe.available)('uring driver: heap receive buffers from the t
         return n;
       };
       expect(await readOne(Buffer.alloc(1024, 1))).toBe(1024); // fills the 1 KiB first read
-      expect(await readOne(Buffer.alloc(16384, 2))).toBe(16384); // fills a 16 KiB one: bulk
-      // Nothing is waiting now; the read after a full 16 KiB one is armed with its buffer.
+      // 16 KiB and 1 byte waiting: the 16 KiB read leaves bytes in the socket (bulk), so the
+      // next read goes at once with its buffer.
+      expect(await readOne(Buffer.alloc(16385, 2))).toBe(16384);
       const bulkNext = served.recv();
-      await tick();
-      expect(served.heapRecvBytes).toBe(16384);
-      await peer.writeAll(Buffer.from('x'));
-      const x = (await bulkNext)!;
-      expect(Buffer.from(x.bytes).toString()).toBe('x');
-      x.release();
-      // After a partial read a quiet stream waits on its poll, holding no buffer.
-      const quietNext = served.recv();
+      expect(served.heapRecvBytes).toBe(16384); // armed with its buffer: no poll first
+      const one = (await bulkNext)!;
+      expect(one.bytes.byteLength).toBe(1);
+      one.release();
+      // A partial read: a quiet stream waits on its poll, holding no buffer.
+      const afterPartial = served.recv();
       await tick();
       expect(served.heapRecvBytes).toBe(0);
-      await peer.writeAll(Buffer.from('y'));
-      (await quietNext)!.release();
+      await peer.writeAll(Buffer.alloc(1024, 3));
+      const partialNext = (await afterPartial)!;
+      expect(partialNext.bytes.byteLength).toBe(1024);
+      partialNext.release();
+      const fill = served.recv(); // the read after a full 1 KiB one is 16 KiB
+      await peer.writeAll(Buffer.alloc(16384, 4));
+      const full = (await fill)!;
+      // If the peer was still sending when the read ran it may be short: read up to 16 KiB.
+      let got = full.bytes.byteLength;
+      full.release();
+      while (got < 16384) got += await readOne(null);
+      // A read that filled 16 KiB and emptied the socket may be a burst's last: a stream that
+      // goes quiet then holds no buffer either (a direct recv would hold 16 KiB until the peer
+      // speaks: every idle connection whose last burst was 16 KiB, under pool pressure).
+      const afterFull = served.recv();
+      expect(served.heapRecvBytes).toBe(0);
+      await tick();
+      expect(served.heapRecvBytes).toBe(0);
+      await peer.writeAll(Buffer.from('x'));
+      const x = (await afterFull)!;
+      expect(Buffer.from(x.bytes).toString()).toBe('x');
+      x.release();
       expect(p.stats().heapLent).toBe(0);
       await p.close();
     } finally {

@@ -55,6 +55,11 @@ export const OP_RECV_SELECT = 17;
 export const CQE_F_BUFFER = 1;
 /** IORING_CQE_F_MORE: a multishot op stays armed; more CQEs follow for this slot. */
 export const CQE_F_MORE = 2;
+/**
+ * IORING_CQE_F_SOCK_NONEMPTY: after this recv the socket still had bytes waiting (Linux 5.19+;
+ * older kernels never set it).
+ */
+export const CQE_F_SOCK_NONEMPTY = 4;
 /** Added by the ring on a TLS stream's recv: the buffer id is a plaintext buffer's. */
 export const CQE_F_PLAIN = 256;
 /** Added by the ring on a TLS stream's recv: `res` holds TLS state flags (TLS_* below). */

@@ -37,6 +37,7 @@ import {
   CQE_F_BUFFER,
   CQE_F_MORE,
   CQE_F_PLAIN,
+  CQE_F_SOCK_NONEMPTY,
   CQE_F_TLS_EVENT,
   MAX_IOV,
   OP_CLOSE,
@@ -171,9 +172,10 @@ const SMALL_HEAP_RECV_BYTES = SMALL_HEAP_BYTES;
  * the bytes already there). A heap recv armed with its buffer would hold it for as long as the
  * peer stays quiet: a slowloris's 10,000 connections, each sending a byte a second, got ENOBUFS
  * in every second's burst (the pool's buffers come back only between batches) and each then
- * waited for its next byte on 16 KiB of its own (issue 16: +130 MiB). A quiet stream holds none,
- * unless its last heap read filled HEAP_RECV_BYTES (bytes coming in bulk: StreamRare.heapBulk):
- * then the recv goes at once with its buffer, one submission instead of two.
+ * waited for its next byte on 16 KiB of its own (issue 16: +130 MiB). A quiet stream holds none:
+ * only when its last heap read filled HEAP_RECV_BYTES and left bytes waiting in the socket (bytes
+ * coming in bulk: StreamRare.heapBulk) does the recv go at once with its buffer, one submission
+ * instead of two.
  *
  * The buffer comes from the thread's free list (Ring.heapBuffers) and goes back to it once
  * nothing has it: its chunk released (or dropped at close), or its recv ended without one.
@@ -188,8 +190,8 @@ class HeapRecv implements CompletionTarget {
     readonly len: number,
     readonly code: number,
   ) {}
-  onCompletion(res: number, _flags: number, slot: number): void {
-    this.stream.onHeapCompletion(this, res, slot);
+  onCompletion(res: number, flags: number, slot: number): void {
+    this.stream.onHeapCompletion(this, res, flags, slot);
   }
 }
 
@@ -334,8 +336,9 @@ class StreamRare {
   /** The last heap read filled its buffer: the next one is HEAP_RECV_BYTES, not the small size. */
   heapLarge = false;
   /**
-   * The last heap read filled a HEAP_RECV_BYTES buffer: bytes are still coming in bulk, so the next
-   * heap read goes to the kernel at once, without its poll (see armHeap).
+   * The last heap read filled a HEAP_RECV_BYTES buffer and the socket still had bytes waiting
+   * after it (the kernel's SOCK_NONEMPTY): bytes are coming in bulk, so the next heap read goes to
+   * the kernel at once, without its poll (see armHeap).
    */
   heapBulk = false;
 }
@@ -795,7 +798,7 @@ export class UringStream
   private heapCode = 0;
 
   /** @internal A HeapRecv completed: its chunk goes the way of a pooled one, as a final completion. */
-  onHeapCompletion(recv: HeapRecv, res: number, slot: number): void {
+  onHeapCompletion(recv: HeapRecv, res: number, flags: number, slot: number): void {
     if (recv.buf === undefined) {
       // The poll: readable (or hung up, or failed: the recv tells which), so the buffer is made
       // now; unless the recv was cancelled meanwhile, which then ends as a cancelled one.
@@ -809,7 +812,10 @@ export class UringStream
     if (res > 0) {
       const rare = this.rare!;
       rare.heapLarge = res === recv.want;
-      rare.heapBulk = rare.heapLarge && recv.want === HEAP_RECV_BYTES;
+      // Bulk only while bytes are still waiting in the socket after this read (the kernel's
+      // SOCK_NONEMPTY): a read that filled 16 KiB and emptied the socket may be a burst's last,
+      // and a direct recv then would hold 16 KiB for as long as the peer stays quiet.
+      rare.heapBulk = rare.heapLarge && recv.want === HEAP_RECV_BYTES && (flags & CQE_F_SOCK_NONEMPTY) !== 0;
       this.heapCode = recv.code;
       this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
     } else {
@@ -1151,11 +1157,11 @@ export class UringStream
     const recv = new HeapRecv(this, len, code);
     this.inFlight++;
     if (rare.heapBulk) {
-      // The last heap read filled a 16 KiB buffer: more is most likely waiting, so the recv goes
-      // at once with its buffer (one submission, not a poll and then a recv). A stream that went
-      // quiet then holds that buffer until its peer sends or it closes: the base's one read of
-      // up to 16 KiB, paid only after its peer sent 17 KiB at least (a small read, then a full
-      // one), never by a trickle.
+      // The last heap read filled a 16 KiB buffer and left bytes in the socket: the recv goes at
+      // once with its buffer (one submission, not a poll and then a recv) and finds them. Not
+      // after a full read that emptied the socket: that may be a burst's last, and the recv
+      // would hold 16 KiB for as long as the peer then stays quiet (an idle keep-alive
+      // connection, a stalled upload), which a peer can choose for every connection.
       this.recvIntoHeap(recv);
       return;
     }
