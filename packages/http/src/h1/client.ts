@@ -307,6 +307,9 @@ export class HttpClient {
    */
   onWritten(error: unknown): void {
     this.writeDeadline = NO_DEADLINE;
+    // The response deadline runs again from the request's last write (see onSweep).
+    if (error === undefined && this.readKind === 'response' && this.readDeadline !== NO_DEADLINE)
+      this.readDeadline = deadlines.deadline(this, this.responseMs);
     const resolve = this.writeResolve;
     if (resolve !== NO_SETTLER) {
       const reject = this.writeReject;
@@ -695,9 +698,16 @@ export class HttpClient {
       return false;
     }
     if (this.readDeadline <= now) {
-      this.readDeadline = NO_DEADLINE;
-      this.expired ??= this.readKind;
-      this.kill();
+      if (this.readKind === 'response' && this.writeDeadline !== NO_DEADLINE) {
+        // The response deadline counts from the request's last write (nginx's proxy_read_timeout
+        // starts once the request is sent): while a request write is out, its write deadline
+        // (an idle-progress one) is what cuts a peer that stopped taking bytes.
+        this.readDeadline = deadlines.deadline(this, this.responseMs);
+      } else {
+        this.readDeadline = NO_DEADLINE;
+        this.expired ??= this.readKind;
+        this.kill();
+      }
     }
     if (this.writeDeadline <= now) {
       // An idle-progress deadline (internal/write-progress.ts): a write the peer took bytes of

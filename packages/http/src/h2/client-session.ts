@@ -167,6 +167,11 @@ class ClientStream implements HttpExchangeCancel {
   windowWaiter: (() => void) | null = null;
   readDeadline = NO_DEADLINE;
   readKind: HttpTimeoutKind = 'response';
+  /**
+   * The session write that carries this stream's END_STREAM (its request's last frame; 0: not
+   * queued yet): until it completes the request is still going out (H2ClientSession.sendingRequestOf).
+   */
+  endWrite = 0;
   error: unknown = null;
   readonly responseMs: number;
   readonly bodyMs: number;
@@ -213,6 +218,14 @@ class ClientStream implements HttpExchangeCancel {
   onSweep(now: number): boolean {
     if (this.closed) return false;
     if (this.readDeadline <= now) {
+      if (this.readKind === 'response' && this.session.sendingRequestOf(this)) {
+        // The response deadline counts from the request's last write (nginx's
+        // proxy_read_timeout starts once the request is sent): while this stream's body is
+        // still going out, not held back by a window, the session's write deadline (an
+        // idle-progress one) is what cuts a server that stopped taking bytes.
+        this.readDeadline = deadlines.deadline(this, this.responseMs);
+        return true;
+      }
       this.readDeadline = NO_DEADLINE;
       const kind = this.readKind;
       this.session.abortStream(
@@ -331,6 +344,11 @@ export class H2ClientSession {
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #writing = false;
+  /** Session writes started so far (#flush), and the last one that completed (onWritten). */
+  #writesStarted = 0;
+  #writesDone = 0;
+  /** Streams whose END_STREAM is in a session write not completed yet (see ClientStream.endWrite). */
+  #ending: ClientStream[] = [];
   #writeDeadline = NO_DEADLINE;
   /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
   #sentMark = 0;
@@ -508,6 +526,7 @@ export class H2ClientSession {
     s.arm('response', s.responseMs);
     if (bodiless) {
       s.localEnded = true;
+      this.#endQueued(s);
       this.#flush();
     } else {
       this.#flush();
@@ -591,6 +610,9 @@ export class H2ClientSession {
           this.#queue(encodeData(s.id, chunk.subarray(0, n)));
           chunk = chunk.subarray(n);
           this.#flush();
+          // The request moved: its response deadline runs again from now (see ClientStream.onSweep).
+          if (s.readKind === 'response' && s.readDeadline !== NO_DEADLINE)
+            s.readDeadline = deadlines.deadline(s, s.responseMs);
           if (this.#outBytes > OUTPUT_HIGH_WATER) {
             await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
             if (s.closed) return;
@@ -613,6 +635,7 @@ export class H2ClientSession {
         this.#queue(encodeData(s.id, new Uint8Array(0), { endStream: true }));
       }
       s.localEnded = true;
+      this.#endQueued(s);
       this.#flush();
       this.#maybeClose(s);
     } catch (e) {
@@ -745,9 +768,27 @@ export class H2ClientSession {
     this.#out = [];
     this.#outBytes = 0;
     this.#writing = true;
+    this.#writesStarted++;
     this.#writeDeadline = this.#writeMs > 0 ? deadlines.deadline(this, this.#writeMs) : NO_DEADLINE;
     if (this.#writeMs > 0) this.#sentMark = writeProgressMark(this.#stream);
     this.#stream.writeTo(frames.length === 1 ? frames[0]! : frames, this);
+  }
+
+  /**
+   * @internal Whether stream `s`'s request is still going out: its body not ended, a session
+   * write out, and neither window holding it back (a stream blocked by a window the server does
+   * not open is not moving).
+   */
+  sendingRequestOf(s: ClientStream): boolean {
+    if (!this.#writing) return false;
+    if (s.localEnded) return s.endWrite > this.#writesDone;
+    return s.sendWindow > 0 && this.#connSend > 0;
+  }
+
+  /** Stream `s`'s END_STREAM was just queued: it goes out with the next session write. */
+  #endQueued(s: ClientStream): void {
+    s.endWrite = this.#writesStarted + 1;
+    if (s.readKind === 'response' && s.readDeadline !== NO_DEADLINE) this.#ending.push(s);
   }
 
   /** @internal WriteTarget */
@@ -757,6 +798,19 @@ export class H2ClientSession {
     if (error !== undefined) {
       this.#die(error);
       return;
+    }
+    const done = ++this.#writesDone;
+    if (this.#ending.length > 0) {
+      // Requests whose last frame just went out: their response deadline runs from now.
+      const ending = this.#ending;
+      let keep = 0;
+      for (let i = 0; i < ending.length; i++) {
+        const e = ending[i]!;
+        if (e.endWrite > done) ending[keep++] = e;
+        else if (e.readKind === 'response' && e.readDeadline !== NO_DEADLINE)
+          e.readDeadline = deadlines.deadline(e, e.responseMs);
+      }
+      ending.length = keep;
     }
     this.#flush();
     if (this.#outBytes <= OUTPUT_HIGH_WATER && this.#drainWaiters.length > 0) {
