@@ -87,6 +87,11 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
 
+  /** ThriftServer releases every reply it was handed: written, dropped, or after a failed write. */
+  override get inPlace(): boolean {
+    return true;
+  }
+
   /** The caller's connection ended (or its handler timeout passed): cancel the upstream call. */
   callAborted(): void {
     this.abandon();

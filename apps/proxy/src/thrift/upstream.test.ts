@@ -17,7 +17,7 @@ import {
   type ThriftFrame,
 } from '@loch/thrift';
 import { UnifiedL4Connector } from '@loch/transports';
-import type { ByteStream } from '@loch/uring-runtime';
+import { type ByteStream, currentRuntime } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
 
@@ -316,6 +316,47 @@ async function strayPeer() {
     close: () => worker.terminate(),
   };
 }
+
+/** The relay's lease (service.ts RelayedReply): its holder releases it on every path. */
+class InPlaceLease extends ReplyLease {
+  override get inPlace(): boolean {
+    return true;
+  }
+}
+
+describe('replies read in place', () => {
+  it("answers an in-place lease's reply as a view of its received chunk, kept until the lease is released, then given back", async () => {
+    const runtime = await currentRuntime();
+    const { upstreams, call } = await setup();
+    const name = (i: number) => `m${i}`.padEnd(2000, '.');
+    // Receive buffers of the runtime's pool lent to JavaScript (io_uring; none on legacy).
+    const inUse = () => runtime.bufferStats()?.buffersInUse ?? 0;
+    const base = inUse();
+    for (let i = 1; i <= 100; i++) {
+      const lease = new InPlaceLease();
+      const reply = await call(name(i), i, 5000, lease);
+      expect(readMessageHeader('binary', reply!.payload).name).toBe(name(i));
+      lease.release();
+    }
+    // Every chunk went back: an idle pooled connection holds none.
+    expect(inUse()).toBe(base);
+
+    // A reply still out keeps its chunk (and its bytes) while later calls run on its connection.
+    const held = new InPlaceLease();
+    const first = await call(name(0), 200, 5000, held);
+    for (let i = 1; i <= 20; i++) {
+      const lease = new InPlaceLease();
+      const reply = await call(name(i), 200 + i, 5000, lease);
+      expect(readMessageHeader('binary', reply!.payload)).toMatchObject({ name: name(i), seqId: 200 + i });
+      lease.release();
+    }
+    expect(readMessageHeader('binary', first!.payload)).toMatchObject({ name: name(0), seqId: 200 });
+    if (runtime.driver.name === 'uring') expect(inUse()).toBe(base + 1);
+    held.release();
+    expect(inUse()).toBe(base);
+    expect(upstreams.stats().created).toBe(1);
+  });
+});
 
 describe('a pooled upstream connection whose peer speaks unasked', () => {
   async function setupStray() {

@@ -11,7 +11,11 @@
  * order) predate the call: they fail it and drop the connection, never answering a caller. A reply's bytes stay in the connection's reader
  * (no copy); the reader receives into the same memory again only once every reply it returned
  * was given back through its ReplyLease after being written to the caller, since a relay that
- * allocates new memory per reply makes V8 run major GCs at the rate it relays. Not for routing
+ * allocates new memory per reply makes V8 run major GCs at the rate it relays. With a lease
+ * whose holder releases it on every path (inPlace: the thrift relay's), a reply that came whole
+ * in one receive is not even copied into the reader: it is a view of the received chunk, which
+ * goes back to the runtime's pool once the lease was released and no call reads on the
+ * connection (FrameReader.feedChunk/recycle). Not for routing
  * or for answering the caller (service.ts); an upstream with `multiplex` set carries several
  * calls per connection (mux.ts).
  */
@@ -170,6 +174,9 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
 
   replyReleased(): void {
     this.lent--;
+    // No reply in use and no call reading one: the reader's memory (and a chunk it holds) is
+    // free now, not only at the next call's busy(): an idle pooled connection holds no chunk.
+    if (this.lent === 0 && this.#call === undefined) this.reader.recycle();
   }
 
   /** Taken out of the pool for a call. */
@@ -250,13 +257,21 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     }
     let reply: ThriftFrame | null;
     try {
-      this.reader.feed(chunk.bytes);
+      if (call.lease?.inPlace === true) {
+        // The reply is read in place, a view of the received chunk (no copy into the reader's
+        // buffer): the reader keeps the chunk until a recycle() after the lease came back.
+        this.reader.feedChunk(chunk);
+      } else {
+        try {
+          this.reader.feed(chunk.bytes);
+        } finally {
+          chunk.release();
+        }
+      }
       reply = this.reader.poll();
     } catch (e) {
       this.#end(call, this.#failure(call, 'the reply could not be read', e));
       return;
-    } finally {
-      chunk.release();
     }
     if (reply === null) this.#receive();
     else if (call.written) this.#replied(call, reply);
@@ -319,6 +334,8 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       !this.abandoned &&
       this.alive &&
       !this.stream.closed;
+    // Nothing the reader returned is in use (no reply out): a chunk it holds goes back now.
+    if (this.lent === 0) this.reader.recycle();
     this.owner.callEnded(this, call, clean);
     if (outcome instanceof ThriftUpstreamError) call.reject(outcome);
     else call.resolve(outcome);
@@ -393,6 +410,15 @@ interface ConnectionOwner {
  * reader from reusing its memory.
  */
 export class ReplyLease implements ReplyHold {
+  /**
+   * The holder releases this lease on every path once the reply's bytes are unused (a written
+   * reply, a dropped one), so an exclusive connection may return the reply as a view of the
+   * received chunk itself (FrameReader.feedChunk): a lease never released then keeps a receive
+   * buffer of the runtime's pool, not only reader memory. False here: the reply is copied.
+   */
+  get inPlace(): boolean {
+    return false;
+  }
   #holder: ReplyHolder | undefined = undefined;
   /** The upstream call running for the caller, cancelled by abandon(). */
   #call: UpstreamCall | undefined = undefined;

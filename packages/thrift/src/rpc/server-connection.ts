@@ -21,7 +21,9 @@
  * - Memory: the reader receives into the same buffer again once every call since the last time
  *   was released (ThriftRequest.release) and answered, and nothing is outstanding; a call that
  *   was not released pins the buffer its frame lives in (FrameReader.pin). A reply's release()
- *   runs once its write completed, never after a failed write.
+ *   runs once its write completed, once the stream is closed after a failed write (or when
+ *   the connection ended before it was written), or at once when it is dropped (too late):
+ *   every reply handed to the server is released (a relay's may hold a receive buffer).
  * - Failure (bad bytes, a failed write or receive, a timeout): reported to onConnectionError
  *   unless the server is closing, running calls aborted, the stream closed; results that come
  *   later are dropped.
@@ -371,7 +373,11 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
    * exception reply, or nothing (ONEWAY); then it goes to the write queue in its turn.
    */
   #answer(call: IncomingCall, reply: ThriftReply | undefined, error: unknown): void {
-    if (call.answered) return;
+    if (call.answered || this.#over) {
+      // Dropped (too late, or the connection ended): nothing writes it, its memory is free.
+      reply?.release?.();
+      if (call.answered) return;
+    }
     call.answered = true;
     if (call.timer !== undefined) clearTimeout(call.timer);
     this.#running.delete(call);
@@ -430,11 +436,11 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   onWritten(error: unknown): void {
     const batch = this.#writing;
     this.#writing = [];
-    if (this.#over) return;
-    // A failed write's bytes may still have been the kernel's when it was reported: their
-    // memory is never given back (no reply.release()).
-    if (error !== undefined) {
+    if (this.#over || error !== undefined) {
+      // A failed write's bytes may still have been the kernel's when it was reported: their
+      // memory is given back only once the stream is closed (no operation of it pending then).
       this.#fail(error);
+      this.#releaseWhenClosed(batch);
       return;
     }
     for (const call of batch) {
@@ -443,6 +449,14 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     }
     this.#write();
     this.#pump();
+  }
+
+  /** Releases the replies of `calls` once the connection ended and its stream was closed. */
+  #releaseWhenClosed(calls: readonly IncomingCall[]): void {
+    if (calls.length === 0) return;
+    void this.done.then(() => {
+      for (const call of calls) call.reply?.release?.();
+    });
   }
 
   /** `call` is answered and written: its slot is free, and its frame's memory maybe reusable. */
@@ -487,6 +501,9 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     }
     if (this.#over) return;
     this.#over = true;
+    // Replies that will not be written now.
+    this.#releaseWhenClosed(this.#ready);
+    this.#ready = [];
     this.#deadlineAt = NO_DEADLINE;
     this.#deadlineKind = NO_TIMEOUT;
     for (const call of this.#running) call.abort();
