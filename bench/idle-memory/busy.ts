@@ -2,7 +2,8 @@
  * Memory per idle keep-alive connection, loch against nginx in one run (issue 18): 1 worker
  * each, N idle connections (bench/lib/idle-clients.ts, one GET each) held open while the proxy
  * is busy (wrk on other connections the whole time, so Loch's idle trim never runs) and while it
- * is quiet (the trim has run before both readings). Each reading is RSS of the proxy's process
+ * is quiet (the trim has run before both readings: after `--settle`, it waits for the worker's
+ * next idle trim, logged under NODE_DEBUG=loch, since the trim backs off up to 32 s). Each reading is RSS of the proxy's process
  * tree from outside, the median of several samples, before and with the connections; every
  * (count, mode, peer) is repeated `--rounds` times on a fresh proxy, interleaved, and reported
  * as the median and range of the rounds. For loch it also reports the worker's own parts
@@ -148,6 +149,27 @@ interface Reading {
 interface Proxy {
   peer: Peer;
   parts?: () => Promise<Parts>;
+  /** Idle trims the worker logged so far (NODE_DEBUG=loch: "idle trim N: ..."). */
+  trims?: () => number;
+}
+
+/** How long quiet mode waits for loch's idle trim (its back-off goes up to 32 s). */
+const TRIM_WAIT_MS = 40_000;
+
+/**
+ * Quiet mode: waits until loch's worker has trimmed after `since` trims (the trim's period backs
+ * off up to 32 s when traffic came back soon after the last trim, so a fixed settle is not
+ * enough). Returns false when none came within TRIM_WAIT_MS.
+ */
+async function untilTrimmed(proxy: Proxy, since: number): Promise<boolean> {
+  const trims = proxy.trims;
+  if (trims === undefined) return true;
+  const end = Date.now() + TRIM_WAIT_MS;
+  while (trims() <= since) {
+    if (Date.now() > end) return false;
+    await delay(100);
+  }
+  return true;
 }
 
 async function startLoch(port: number, upstreamPort: number, count: number): Promise<Proxy> {
@@ -181,6 +203,8 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
       cwd: here,
       env: {
         ...process.env,
+        // The runtime logs each idle trim under NODE_DEBUG=loch; quiet mode waits for it.
+        NODE_DEBUG: [process.env.NODE_DEBUG, 'loch'].filter((x) => x).join(','),
         LOCH_DEBUG_GC: args.gc ? '1' : '',
         LOCH_DEBUG_HEAPSNAPSHOT: args['snapshot-dir'] ?? '',
       },
@@ -188,8 +212,10 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
     },
   );
   const waiters: ((p: Parts) => void)[] = [];
+  let trims = 0;
   for (const out of [peer.child.stdout!, peer.child.stderr!]) {
     createInterface({ input: out }).on('line', (line) => {
+      if (/ idle trim \d+:/.test(line)) trims++;
       const m = /stats (\{.*\})/.exec(line);
       if (!m) return;
       const s = JSON.parse(m[1]!) as Parts & {
@@ -218,7 +244,7 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
     peer.child.kill('SIGUSR2');
     return p;
   };
-  return { peer, parts };
+  return { peer, parts, trims: () => trims };
 }
 
 async function startProxy(name: 'nginx' | 'loch', upstreamPort: number, count: number) {
@@ -259,6 +285,7 @@ async function reading(
     // Warm: pools, JIT and new space as under load (quiet: then `settle` of nothing).
     const warm = startPeer('wrk (warm)', 'wrk', ['-t1', '-c64', '-d1s', url], { cpu: LOAD_CPU });
     await warm.exited;
+    const trimsAfterWarm = proxy.trims?.() ?? 0;
     if (mode === 'busy') {
       wrk = startPeer('wrk (busy)', 'wrk', ['-t1', `-c${busyConnections}`, '-d3600s', url], {
         cpu: LOAD_CPU,
@@ -266,12 +293,17 @@ async function reading(
       await delay(busyWarmMs);
     } else {
       await delay(settleMs);
+      if (!(await untilTrimmed(proxy, trimsAfterWarm)))
+        console.error(`${name}: no idle trim before the baseline`);
     }
     const baselineKiB = await rssMedian(proxy.peer);
     const before = await proxy.parts?.();
     const clients = await openIdleClients(port, { count, path: PATH, clientCpu: LOAD_CPU });
+    const trimsOpen = proxy.trims?.() ?? 0;
     try {
       await delay(settleMs);
+      if (mode === 'quiet' && !(await untilTrimmed(proxy, trimsOpen)))
+        console.error(`${name}: no idle trim before the reading`);
       const withKiB = await rssMedian(proxy.peer);
       const after = await proxy.parts?.();
       let requestsPerSecond: number | undefined;

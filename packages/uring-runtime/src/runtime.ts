@@ -34,8 +34,11 @@ export interface RuntimeOptions {
   /**
    * Idle memory trim: after the driver had I/O and then none for this many milliseconds, give
    * free memory back to the OS once (V8's low-memory GC, which shrinks the heap V8 grew under
-   * load, then malloc_trim). 0 disables. Default: env LOCH_IDLE_TRIM_MS, else 1000. Needs the
-   * @loch/native addon (on either driver); without it this is a no-op.
+   * load, then malloc_trim). 0 disables. Default: env LOCH_IDLE_TRIM_MS, else 1000. When I/O
+   * comes back within 32x this period of a trim, the period doubles (up to 32x; later I/O resets
+   * it): a trim costs forced full GCs and flushes compiled code, so bursty traffic is not made to
+   * pay it after every burst. Needs the @loch/native addon (on either driver); without it this is
+   * a no-op.
    */
   readonly idleTrimMs?: number | undefined;
   /**
@@ -138,6 +141,7 @@ export class Runtime {
   #closed = false;
   #trimmer: IdleTrimmer | undefined;
   #trimsBefore = 0;
+  #trimMsBefore = 0;
 
   constructor(driver: Driver, selection: DriverSelection, idleTrimMs?: number) {
     this.driver = driver;
@@ -153,6 +157,7 @@ export class Runtime {
   setIdleTrim(ms: number): boolean {
     if (this.#trimmer !== undefined) {
       this.#trimsBefore += this.#trimmer.trims;
+      this.#trimMsBefore += this.#trimmer.trimMs;
       this.#trimmer.stop();
       this.#trimmer = undefined;
     }
@@ -164,8 +169,13 @@ export class Runtime {
       activity: () => driver.activityCount?.() ?? 0,
       trim: () => {
         // Free buffers the driver keeps go first, so the low-memory GC collects them.
+        const started = performance.now();
         driver.trimBuffers?.();
         trim();
+        if (defaultLog.enabled) {
+          const ms = (performance.now() - started).toFixed(1);
+          defaultLog(`idle trim ${this.#trimmer?.trims}: ${ms} ms, period ${this.#trimmer?.periodMs} ms`);
+        }
       },
       now: () => performance.now(),
     });
@@ -176,6 +186,19 @@ export class Runtime {
   /** How many idle trims this runtime ran (for stats and tests). */
   get idleTrims(): number {
     return this.#trimsBefore + (this.#trimmer?.trims ?? 0);
+  }
+
+  /** Milliseconds this runtime's thread spent inside idle trims (forced GCs, malloc_trim). */
+  get idleTrimTimeMs(): number {
+    return this.#trimMsBefore + (this.#trimmer?.trimMs ?? 0);
+  }
+
+  /**
+   * The idle period in force now (ms): the configured one, doubled up to 32x while traffic keeps
+   * coming back soon after a trim (0 when trimming is off).
+   */
+  get idleTrimPeriodMs(): number {
+    return this.#trimmer?.periodMs ?? 0;
   }
 
   /**

@@ -21,6 +21,15 @@ export interface IdleTrimHooks {
 export const DEFAULT_IDLE_TRIM_MS = 1000;
 
 /**
+ * Back-off cap as a multiple of the configured idle period (1 s -> at most 32 s), and the window
+ * after a trim in which new activity counts as "the thread was not really idle" (the same 32x).
+ * A trim costs its worker two forced full GCs and throws compiled code away (memory-reducing GCs
+ * flush bytecode and optimized code), so a thread whose traffic comes in bursts with second-long
+ * gaps would otherwise pay that, and then run its next requests cold, after every burst.
+ */
+export const IDLE_TRIM_BACKOFF_FACTOR = 32;
+
+/**
  * Reads the idle period: the option, else env LOCH_IDLE_TRIM_MS, else 1000 ms. 0 disables.
  * A value that is not a finite number >= 0 falls back to the default.
  */
@@ -37,14 +46,24 @@ export function resolveIdleTrimMs(
 }
 
 /**
- * Checks the activity counter on an unref'd timer (every quarter of the idle period): the hot
- * path pays nothing beyond the counter the driver keeps anyway. A trim needs activity first, so
- * a thread that stays idle is trimmed once, not every period.
+ * Checks the activity counter on an unref'd timer (every quarter of the configured idle period):
+ * the hot path pays nothing beyond the counter the driver keeps anyway. A trim needs activity
+ * first, so a thread that stays idle is trimmed once, not every period.
+ *
+ * Back-off: when activity comes back within IDLE_TRIM_BACKOFF_FACTOR x the idle period of a trim
+ * (the trim did not find a quiet thread, only a gap between bursts), the idle period doubles, up
+ * to that same cap; activity that comes back later than that resets it to the configured one.
+ * A worker that goes quiet is still trimmed, after at most the cap (32 s at the default).
  */
 export class IdleTrimmer {
   /** Trims done so far. */
   trims = 0;
+  /** Milliseconds spent inside trim() so far (by hooks.now). */
+  trimMs = 0;
+  /** The idle period now in force: the configured one, or doubled by back-off up to the cap. */
+  periodMs: number;
   readonly #idleMs: number;
+  #trimmedAt: number | undefined;
   readonly #hooks: IdleTrimHooks;
   #last: number;
   #quietSince: number;
@@ -53,6 +72,7 @@ export class IdleTrimmer {
 
   constructor(idleMs: number, hooks: IdleTrimHooks) {
     this.#idleMs = idleMs;
+    this.periodMs = idleMs;
     this.#hooks = hooks;
     this.#last = hooks.activity();
     this.#quietSince = hooks.now();
@@ -79,12 +99,21 @@ export class IdleTrimmer {
       this.#last = seen;
       this.#dirty = true;
       this.#quietSince = now;
+      if (this.#trimmedAt !== undefined) {
+        const cap = this.#idleMs * IDLE_TRIM_BACKOFF_FACTOR;
+        // The first activity after a trim: soon means a burst gap, not an idle thread.
+        this.periodMs = now - this.#trimmedAt < cap ? Math.min(this.periodMs * 2, cap) : this.#idleMs;
+        this.#trimmedAt = undefined;
+      }
       return;
     }
-    if (!this.#dirty || now - this.#quietSince < this.#idleMs) return;
+    if (!this.#dirty || now - this.#quietSince < this.periodMs) return;
     this.#dirty = false;
     this.trims++;
     this.#hooks.trim();
+    const done = this.#hooks.now();
+    this.trimMs += done - now;
+    this.#trimmedAt = done;
     // The trim itself may have submitted nothing, but read the counter again so that what it
     // did (or a flush it caused) is not taken for new activity.
     this.#last = this.#hooks.activity();

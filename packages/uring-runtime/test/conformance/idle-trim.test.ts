@@ -70,9 +70,13 @@ describe.each(cases)('idle trim: $name driver', ({ name, skip }) => {
     // Quiet for many periods: no further trim without new activity.
     await new Promise((r) => setTimeout(r, 400));
     expect(runtime.idleTrims).toBe(afterFirst);
+    expect(runtime.idleTrimPeriodMs).toBe(40);
     const second = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
     await echoRoundTrips(listener, second, 5);
     expect(await until(() => runtime!.idleTrims > afterFirst, 10_000)).toBe(true);
+    // That I/O came back well within 32 x 40 ms of the first trim: the period doubled.
+    expect(runtime.idleTrimPeriodMs).toBe(80);
+    expect(runtime.idleTrimTimeMs).toBeGreaterThan(0);
   });
 
   run('idleTrimMs 0 disables trimming, and setIdleTrim turns it on later', async () => {
