@@ -216,6 +216,15 @@ describe.each(['binary', 'compact'] as const)('%s protocol conformance', (protoc
     expect(r.remaining).toBe(0);
   });
 
+  it('keeps a string value\'s leading U+FEFF (a decoder must not drop it as a BOM)', () => {
+    const w = createWriter(protocol);
+    w.writeString('\uFEFFalice');
+    w.writeString('\uFEFF');
+    const r = createReader(protocol).reset(w.finishCopy());
+    expect(r.readString()).toBe('\uFEFFalice');
+    expect(r.readString()).toBe('\uFEFF');
+  });
+
   it('reads i64 split into halves the same as the bigint', () => {
     fc.assert(
       fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), (v) => {

@@ -172,6 +172,19 @@ describe('TTHeader vectors (hand-derived from the Kitex layout)', () => {
     expect(f.headers).toEqual(new Map([['a', 'bc']]));
   });
 
+  it('keeps a header value\'s and key\'s leading U+FEFF', () => {
+    const spec = {
+      framing: 'ttheader' as const,
+      protocol: 'binary' as const,
+      seqId: 1,
+      headers: new Map([['\uFEFFk', '\uFEFFv']]),
+      intHeaders: new Map([[TTHeaderIntKey.TO_SERVICE, '\uFEFFsvc']]),
+    };
+    const f = decodeTTHeader(encodeFrame(spec, hex('78')));
+    expect(f.headers).toEqual(new Map([['\uFEFFk', '\uFEFFv']]));
+    expect(f.intHeaders).toEqual(new Map([[6, '\uFEFFsvc']]));
+  });
+
   it('rewrites the header seq id in place', () => {
     const copy = basic.slice();
     setHeaderSeqId(copy, 0x7fffffff);

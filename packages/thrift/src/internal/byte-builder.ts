@@ -137,4 +137,5 @@ export class HeaderCursor {
   }
 }
 
-const decoder = new TextDecoder();
+// ignoreBOM: a header key's or value's leading U+FEFF is part of it (the default drops it).
+const decoder = new TextDecoder('utf-8', { ignoreBOM: true });

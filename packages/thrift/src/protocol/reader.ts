@@ -238,7 +238,8 @@ export abstract class ProtocolReader {
   abstract skip(type: TType): void;
 }
 
-const utf8Decoder = new TextDecoder('utf-8');
+// ignoreBOM: a string's leading U+FEFF is part of its value (the default decoder drops it).
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** Decodes UTF-8, with an allocation-light path for short ASCII strings. */
 export function decodeUtf8(bytes: Uint8Array): string {
