@@ -35,10 +35,10 @@ export interface RuntimeOptions {
    * Idle memory trim: after the driver had I/O and then none for this many milliseconds, give
    * free memory back to the OS once (V8's low-memory GC, which shrinks the heap V8 grew under
    * load, then malloc_trim). 0 disables. Default: env LOCH_IDLE_TRIM_MS, else 1000. When I/O
-   * comes back within 32x this period of a trim, the period doubles (up to 32x; later I/O resets
-   * it): a trim costs forced full GCs and flushes compiled code, so bursty traffic is not made to
-   * pay it after every burst. Needs the @loch/native addon (on either driver); without it this is
-   * a no-op.
+   * comes back within 32x this period of a trim for the second time in a row or more, the period
+   * doubles (up to 32x; I/O after a longer quiet resets it): a trim costs forced full GCs and
+   * flushes compiled code, so bursty traffic is not made to pay it after every burst. Needs the
+   * @loch/native addon (on either driver); without it this is a no-op.
    */
   readonly idleTrimMs?: number | undefined;
   /**

@@ -53,27 +53,41 @@ describe('IdleTrimmer', () => {
 
   it('backs off when bursts keep coming soon after a trim: 1, 2, 4 ... 32 s, then stops trimming', () => {
     const { state, trimmer, step } = harness(1000);
-    // A request every 1.5 s: trimmed once, then the period doubles past the gap.
+    // A request every 1.5 s: trimmed twice (the first return after a trim is let go), then the
+    // period doubles past the gap.
     for (let i = 0; i < 40; i++) {
       step(250, true);
       for (let j = 0; j < 5; j++) step(250, false);
     }
-    expect(state.trimmed).toBe(1);
+    expect(state.trimmed).toBe(2);
     expect(trimmer.periodMs).toBe(2000);
     // Bursts with 10 s gaps: trims at 2 s, 4 s and 8 s periods, then 16 s is longer than the gap.
     for (let i = 0; i < 20; i++) {
       step(250, true);
       for (let j = 0; j < 40; j++) step(250, false);
     }
-    expect(state.trimmed).toBe(4);
+    expect(state.trimmed).toBe(5);
     expect(trimmer.periodMs).toBe(16_000);
     // A gap of 60 s: trimmed after 16 s, and the activity 44 s later (beyond the 32 s window)
     // resets the period to 1 s.
     step(250, true);
     for (let j = 0; j < 240; j++) step(250, false);
-    expect(state.trimmed).toBe(5);
+    expect(state.trimmed).toBe(6);
     step(250, true);
     expect(trimmer.periodMs).toBe(1000);
+  });
+
+  it('lets one return soon after a trim go: the period stays until the second in a row', () => {
+    const { state, trimmer, step } = harness(1000);
+    step(250, true);
+    for (let j = 0; j < 5; j++) step(250, false);
+    expect(state.trimmed).toBe(1);
+    step(250, true);
+    expect(trimmer.periodMs).toBe(1000);
+    for (let j = 0; j < 5; j++) step(250, false);
+    expect(state.trimmed).toBe(2);
+    step(250, true);
+    expect(trimmer.periodMs).toBe(2000);
   });
 
   it('never backs off beyond 32 times the configured period', () => {

@@ -51,9 +51,10 @@ export function resolveIdleTrimMs(
  * first, so a thread that stays idle is trimmed once, not every period.
  *
  * Back-off: when activity comes back within IDLE_TRIM_BACKOFF_FACTOR x the idle period of a trim
- * (the trim did not find a quiet thread, only a gap between bursts), the idle period doubles, up
- * to that same cap; activity that comes back later than that resets it to the configured one.
- * A worker that goes quiet is still trimmed, after at most the cap (32 s at the default).
+ * (the trim did not find a quiet thread, only a gap between bursts) for the second time in a row
+ * or more, the idle period doubles, up to that same cap; activity that comes back later than that
+ * resets it to the configured one. A worker that goes quiet is still trimmed, after at most the
+ * cap (32 s at the default).
  */
 export class IdleTrimmer {
   /** Trims done so far. */
@@ -64,6 +65,7 @@ export class IdleTrimmer {
   periodMs: number;
   readonly #idleMs: number;
   #trimmedAt: number | undefined;
+  #soonAfterTrim = 0;
   readonly #hooks: IdleTrimHooks;
   #last: number;
   #quietSince: number;
@@ -100,9 +102,17 @@ export class IdleTrimmer {
       this.#dirty = true;
       this.#quietSince = now;
       if (this.#trimmedAt !== undefined) {
+        // The first activity after a trim: soon means a gap between bursts, not an idle thread.
+        // One such trim is allowed (a reading or a client that comes back once after a quiet
+        // spell); from the second in a row on, each doubles the period.
         const cap = this.#idleMs * IDLE_TRIM_BACKOFF_FACTOR;
-        // The first activity after a trim: soon means a burst gap, not an idle thread.
-        this.periodMs = now - this.#trimmedAt < cap ? Math.min(this.periodMs * 2, cap) : this.#idleMs;
+        if (now - this.#trimmedAt < cap) {
+          this.#soonAfterTrim++;
+          if (this.#soonAfterTrim >= 2) this.periodMs = Math.min(this.periodMs * 2, cap);
+        } else {
+          this.#soonAfterTrim = 0;
+          this.periodMs = this.#idleMs;
+        }
         this.#trimmedAt = undefined;
       }
       return;
