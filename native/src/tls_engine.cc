@@ -719,13 +719,14 @@ bool TlsSession::EncryptPiecesInto(const iovec* pieces, size_t count, unsigned c
   constexpr size_t kRecord = 16384;
   thread_local unsigned char stage[kRecord];
   size_t staged = 0;
-  auto small = [&](size_t i) { return i < count && pieces[i].iov_len <= kCoalesceBytes; };
   bool ok = true;
   for (size_t i = 0; ok && i < count; i++) {
     const auto* data = static_cast<const unsigned char*>(pieces[i].iov_base);
     size_t len = pieces[i].iov_len;
     if (len == 0) continue;
-    if (small(i) && (staged > 0 || small(i + 1))) {
+    const bool more = i + 1 < count;
+    if (len <= kCoalesceBytes && (staged > 0 || more)) {
+      // A small piece waits in the stage for its neighbours (what follows may join its record).
       while (ok && len > 0) {
         size_t n = std::min(len, kRecord - staged);
         memcpy(stage + staged, data, n);
@@ -739,12 +740,35 @@ bool TlsSession::EncryptPiecesInto(const iovec* pieces, size_t count, unsigned c
       }
       continue;
     }
-    // A large piece (or a lone small one): what is staged goes first, then the piece in place.
+    // A large piece goes out in place as whole records; only its part beyond a multiple of
+    // 16 KiB (`rest`), when small, is copied to share a record with its neighbours: at the
+    // piece's start when something is staged (the stage then goes out first, with it), else at
+    // its end (it waits in the stage for what follows). HTTP/2 output arenas are runs of 16,393-
+    // byte DATA frames: in place alone each run left a record of its last few bytes.
+    const size_t rest = len % kRecord;
+    const bool joinable = rest > 0 && rest <= kCoalesceBytes && len > rest;
     if (staged > 0) {
+      if (joinable && staged + rest <= kRecord) {
+        memcpy(stage + staged, data, rest);
+        staged += rest;
+        data += rest;
+        len -= rest;
+        ok = EncryptInto(stage, staged, out, cap, used);
+        staged = 0;
+        if (ok) ok = EncryptInto(data, len, out, cap, used);
+        continue;
+      }
       ok = EncryptInto(stage, staged, out, cap, used);
       staged = 0;
+      if (!ok) break;
     }
-    if (ok) ok = EncryptInto(data, len, out, cap, used);
+    if (joinable && more) {
+      ok = EncryptInto(data, len - rest, out, cap, used);
+      memcpy(stage, data + len - rest, rest);
+      staged = rest;
+      continue;
+    }
+    ok = EncryptInto(data, len, out, cap, used);
   }
   if (ok && staged > 0) ok = EncryptInto(stage, staged, out, cap, used);
   return ok;

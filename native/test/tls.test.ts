@@ -205,7 +205,7 @@ describe.skipIf(tls === undefined)('TLS engine', () => {
       }
       return lengths;
     };
-    const plain = new Uint8Array(64 * 1024);
+    const plain = new Uint8Array(256 * 1024);
     const check = (pieces: Uint8Array[], records: number) => {
       const out = c.encrypt(pieces)!;
       expect(recordLengths(out)).toHaveLength(records);
@@ -220,11 +220,20 @@ describe.skipIf(tls === undefined)('TLS engine', () => {
       Array.from({ length: 10 }, (_, i) => bytes(4000, i)),
       3,
     );
-    // A head before a large body: the body is not copied to share the head's record.
-    check([bytes(200, 3), bytes(20_000, 4)], 3);
-    // A lone piece and a large one with a small tail: each in place or with its neighbour.
+    // A head before a large body: only the body's part beyond 16 KiB (3,616 bytes) is copied to
+    // share the head's record, the rest goes out in place (2 records; 3 when the head was alone).
+    check([bytes(200, 3), bytes(20_000, 4)], 2);
+    // ... not when that part is large: the head alone, the body in place.
+    check([bytes(200, 3), bytes(30_000, 4)], 3);
+    // A lone piece and a large one with a small tail: each in place or with its neighbours.
     check([bytes(300, 5)], 1);
-    check([bytes(20_000, 6), bytes(2, 7), bytes(3, 8)], 3);
+    check([bytes(20_000, 6), bytes(2, 7), bytes(3, 8)], 2);
+    // HTTP/2 output arenas: a HEADERS frame and two 16,393-byte DATA frames, two more DATA frames,
+    // two more, the last DATA frame. In place each run left a record of its last 18-78 bytes (10
+    // records); the small ends and starts now share records (8; 165,859 bytes need 11 at least).
+    check([bytes(32_846, 9), bytes(32_786, 10), bytes(32_786, 11), bytes(2_032, 12)], 8);
+    // Two large pieces with small ends and no neighbours after them: 2 + 1 + 1 records.
+    check([bytes(16_500, 13), bytes(16_500, 14)], 3);
   });
 
   it('runs in worker threads, each with its own info slots; a worker exiting leaves the rest working', async () => {
