@@ -501,9 +501,15 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     }
     if (this.#over) return;
     this.#over = true;
-    // Replies that will not be written now.
+    // Replies that will not be written now: the queued ones, and (request order) the answered
+    // ones still waiting behind an earlier call (a relay's reply may hold a receive buffer).
     this.#releaseWhenClosed(this.#ready);
     this.#ready = [];
+    const order = this.#order;
+    if (order.length > 0) {
+      this.#releaseWhenClosed(order.filter((call) => call.answered));
+      order.length = 0;
+    }
     this.#deadlineAt = NO_DEADLINE;
     this.#deadlineKind = NO_TIMEOUT;
     for (const call of this.#running) call.abort();
