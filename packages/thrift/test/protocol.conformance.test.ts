@@ -216,7 +216,7 @@ describe.each(['binary', 'compact'] as const)('%s protocol conformance', (protoc
     expect(r.remaining).toBe(0);
   });
 
-  it('keeps a string value\'s leading U+FEFF (a decoder must not drop it as a BOM)', () => {
+  it("keeps a string value's leading U+FEFF (a decoder must not drop it as a BOM)", () => {
     const w = createWriter(protocol);
     w.writeString('\uFEFFalice');
     w.writeString('\uFEFF');

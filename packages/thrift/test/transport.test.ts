@@ -172,7 +172,7 @@ describe('TTHeader vectors (hand-derived from the Kitex layout)', () => {
     expect(f.headers).toEqual(new Map([['a', 'bc']]));
   });
 
-  it('keeps a header value\'s and key\'s leading U+FEFF', () => {
+  it("keeps a header value's and key's leading U+FEFF", () => {
     const spec = {
       framing: 'ttheader' as const,
       protocol: 'binary' as const,
