@@ -13,11 +13,9 @@
  * - Silent: a node:http / node:http2 server reads the request and never answers: the exchange
  *   fails with HttpTimeoutError response.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { DriverName } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedBody, readBody } from '../src/body.js';
@@ -26,22 +24,12 @@ import { HttpClient } from '../src/h1/client.js';
 import { H2ClientSession } from '../src/h2/client-session.js';
 import { createRequest } from '../src/message.js';
 import { availableDrivers, connectTo } from './server-harness.js';
+import { type SlowUpstream, startSlowUpstream } from './slow-upstream.js';
 
 const drivers = await availableDrivers();
-const UPSTREAM = fileURLToPath(new URL('./slow_upstream_reader.py', import.meta.url));
 const RESPONSE_TIMEOUT = 1500;
 /** ~5 s at the steady upstream's pace: more than three response deadlines. */
 const UPLOAD = 512 * 1024;
-
-/** Starts slow_upstream_reader.py with `args`; resolves once it printed its port. */
-function startUpstream(args: string[]): Promise<{ port: number; child: ChildProcess }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [UPSTREAM, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`slow_upstream_reader.py exited with ${code}`)));
-    child.stdout!.setEncoding('utf8').once('data', (d: string) => resolve({ port: Number(d.trim()), child }));
-  });
-}
 
 const protocols = ['h1', 'h2'] as const;
 type Protocol = (typeof protocols)[number];
@@ -70,12 +58,12 @@ async function upload(
 
 describe.each(drivers)('client response deadline during a slow upload (driver %s)', (driver) => {
   describe.each(protocols)('%s', (protocol) => {
-    let steady: { port: number; child: ChildProcess };
+    let steady: SlowUpstream;
     let silent: http.Server | http2.Http2Server;
     let silentPort = 0;
 
     beforeAll(async () => {
-      steady = await startUpstream([
+      steady = await startSlowUpstream([
         ...(protocol === 'h2' ? ['--h2'] : []),
         '--step',
         '2048',

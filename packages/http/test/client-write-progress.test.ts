@@ -12,8 +12,6 @@
  * - An upload to an upstream that stops reading is still cut: the exchange fails with the write
  *   timeout.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { DriverName } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixedBody, readBody } from '../src/body.js';
@@ -22,27 +20,12 @@ import { HttpClient } from '../src/h1/client.js';
 import { H2ClientSession } from '../src/h2/client-session.js';
 import { createRequest } from '../src/message.js';
 import { availableDrivers, connectTo } from './server-harness.js';
+import { type SlowUpstream, startSlowUpstream } from './slow-upstream.js';
 
 const drivers = await availableDrivers();
-const UPSTREAM = fileURLToPath(new URL('./slow_upstream_reader.py', import.meta.url));
 const WRITE_TIMEOUT = 1000;
 /** ~10 s at the upstream's pace: ten write deadlines. */
 const UPLOAD = 1024 * 1024;
-
-interface Upstream {
-  port: number;
-  child: ChildProcess;
-}
-
-/** Starts slow_upstream_reader.py with `args`; resolves once it printed its port. */
-function startUpstream(args: string[]): Promise<Upstream> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [UPSTREAM, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`slow_upstream_reader.py exited with ${code}`)));
-    child.stdout!.setEncoding('utf8').once('data', (d: string) => resolve({ port: Number(d.trim()), child }));
-  });
-}
 
 const protocols = ['h1', 'h2'] as const;
 type Protocol = (typeof protocols)[number];
@@ -71,12 +54,12 @@ async function upload(
 describe.each(drivers)('client write deadline with slow upstreams (driver %s)', (driver) => {
   describe.each(protocols)('%s', (protocol) => {
     const h2 = protocol === 'h2' ? ['--h2'] : [];
-    let steady: Upstream;
-    let stalled: Upstream;
+    let steady: SlowUpstream;
+    let stalled: SlowUpstream;
 
     beforeAll(async () => {
-      steady = await startUpstream([...h2, '--step', '2048', '--interval', '20']);
-      stalled = await startUpstream([...h2, '--stall-after', '1']);
+      steady = await startSlowUpstream([...h2, '--step', '2048', '--interval', '20']);
+      stalled = await startSlowUpstream([...h2, '--stall-after', '1']);
     });
     afterAll(() => {
       steady?.child.kill();

@@ -11,8 +11,6 @@
  * - an upload to an upstream that stops reading fails with WriteError ERR_TRANSPORT_WRITE_TIMEOUT
  *   (504), not a read timeout.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createRequest, fixedBody, type HttpResponse, readText } from '@loch/http';
 import {
   type Endpoint,
@@ -25,28 +23,13 @@ import {
 } from '@loch/transports';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type SlowUpstream, startSlowUpstream } from '../../http/test/slow-upstream.js';
 import { driverCases } from './harness.js';
 
 const drivers = await driverCases();
-const UPSTREAM = fileURLToPath(new URL('../../http/test/slow_upstream_reader.py', import.meta.url));
 const WRITE_TIMEOUT = 1000;
 /** ~10 s at the upstream's pace: ten write deadlines. */
 const UPLOAD = 1024 * 1024;
-
-interface Upstream {
-  port: number;
-  child: ChildProcess;
-}
-
-/** Starts slow_upstream_reader.py with `args`; resolves once it printed its port. */
-function startUpstream(args: string[]): Promise<Upstream> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [UPSTREAM, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`slow_upstream_reader.py exited with ${code}`)));
-    child.stdout!.setEncoding('utf8').once('data', (d: string) => resolve({ port: Number(d.trim()), child }));
-  });
-}
 
 const protocols = ['h1', 'h2c'] as const;
 
@@ -54,14 +37,14 @@ describe.each(drivers)('connector write deadline with slow upstreams ($name driv
   const run = skip === undefined ? it : it.skip;
   describe.each(protocols)('%s', (protocol) => {
     const h2 = protocol === 'h2c' ? ['--h2'] : [];
-    let steady: Upstream;
-    let stalled: Upstream;
+    let steady: SlowUpstream;
+    let stalled: SlowUpstream;
     let runtime: Runtime;
     let connector: HttpConnector | H2Connector | undefined;
 
     beforeAll(async () => {
-      steady = await startUpstream([...h2, '--step', '2048', '--interval', '20']);
-      stalled = await startUpstream([...h2, '--stall-after', '1']);
+      steady = await startSlowUpstream([...h2, '--step', '2048', '--interval', '20']);
+      stalled = await startSlowUpstream([...h2, '--stall-after', '1']);
     });
     afterAll(() => {
       steady?.child.kill();
