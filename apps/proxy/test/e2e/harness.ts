@@ -22,12 +22,22 @@ export function tempDir(prefix: string): string {
 
 /** A port that was free a moment ago. */
 export async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
-  return port;
+  for (;;) {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    // The kernel may hand the same free port out twice in a row (seen in CI: two servers of one
+    // config given one port); never return a port this process returned before.
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
+
+/** Ports freePort() returned in this process. */
+const handedOut = new Set<number>();
 
 /** Resolves once something accepts on the address. */
 export async function waitConnectable(
