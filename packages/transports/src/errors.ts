@@ -5,6 +5,7 @@
  * or malformed response -> 502, upstream connection limit reached -> 503), and keeps the runtime's or codec's error as `cause`.
  * Not for errors of the runtime or the codec themselves: those stay in their packages.
  */
+import type { HttpTimeoutError } from '@loch/http';
 
 /** Stable codes of transport errors. */
 export type TransportErrorCode =
@@ -40,6 +41,30 @@ const STATUS: Record<TransportErrorCode, number> = {
   ERR_TRANSPORT_ABORTED: 499,
   ERR_TRANSPORT_INVALID_ADDRESS: 500,
 };
+
+/**
+ * The transport error for one of @loch/http's client deadlines that passed: the write deadline
+ * (the upstream took none of the request's bytes for its whole timeout: 504) or a read one (no
+ * response head, or a gap inside the body: 504). Shared by the HTTP/1.1 and HTTP/2 connectors.
+ */
+export function timeoutError(
+  error: HttpTimeoutError,
+  phase: 'response' | 'body',
+  address: string | undefined,
+  reused = false,
+): TransportError {
+  return error.kind === 'write'
+    ? new WriteError('ERR_TRANSPORT_WRITE_TIMEOUT', 'write', 'the upstream took no request bytes in time', {
+        cause: error,
+        address,
+        reused,
+      })
+    : new ReadError('ERR_TRANSPORT_READ_TIMEOUT', phase, `read timed out waiting for the ${phase}`, {
+        cause: error,
+        address,
+        reused,
+      });
+}
 
 /** Base class of every transport error. */
 export class TransportError extends Error {

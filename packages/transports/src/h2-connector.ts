@@ -26,7 +26,14 @@ import {
   HttpTimeoutError,
 } from '@loch/http';
 import type { Connector } from './connector.js';
-import { AbortedError, ConnectError, ReadError, type TransportError, WriteError } from './errors.js';
+import {
+  AbortedError,
+  ConnectError,
+  ReadError,
+  type TransportError,
+  timeoutError,
+  WriteError,
+} from './errors.js';
 import type { RequestOptions } from './http-connector.js';
 import { type Endpoint, formatL4Address } from './key.js';
 import { SharedConnectionPool, type SharedPoolOptions, type SharedPoolStats } from './shared-pool.js';
@@ -278,21 +285,7 @@ function mapError(
       cause: signal?.reason ?? error,
       address,
     });
-  if (error instanceof HttpTimeoutError && error.kind === 'write')
-    return new WriteError(
-      'ERR_TRANSPORT_WRITE_TIMEOUT',
-      'write',
-      'the upstream took no request bytes in time',
-      {
-        cause: error,
-        address,
-      },
-    );
-  if (error instanceof HttpTimeoutError)
-    return new ReadError('ERR_TRANSPORT_READ_TIMEOUT', phase, `read timed out waiting for the ${phase}`, {
-      cause: error,
-      address,
-    });
+  if (error instanceof HttpTimeoutError) return timeoutError(error, phase, address);
   if (error instanceof HttpRequestBodyError)
     return new WriteError(
       'ERR_TRANSPORT_REQUEST_BODY_FAILED',

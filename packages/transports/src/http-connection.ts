@@ -39,7 +39,14 @@ import {
   sentBytes,
   type WriteTarget,
 } from '@loch/uring-runtime';
-import { AbortedError, ProtocolError, ReadError, type TransportError, WriteError } from './errors.js';
+import {
+  AbortedError,
+  ProtocolError,
+  ReadError,
+  type TransportError,
+  timeoutError,
+  WriteError,
+} from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
 import type { UpstreamLimit } from './upstream-limit.js';
 
@@ -638,23 +645,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
             address,
             reused,
           });
-    if (error instanceof HttpTimeoutError && error.kind === 'write')
-      return new WriteError(
-        'ERR_TRANSPORT_WRITE_TIMEOUT',
-        'write',
-        'the upstream took no request bytes in time',
-        {
-          cause: error,
-          address,
-          reused,
-        },
-      );
-    if (error instanceof HttpTimeoutError)
-      return new ReadError('ERR_TRANSPORT_READ_TIMEOUT', phase, `read timed out waiting for the ${phase}`, {
-        cause: error,
-        address,
-        reused,
-      });
+    if (error instanceof HttpTimeoutError) return timeoutError(error, phase, address, reused);
     if (error instanceof HttpRequestBodyError)
       return new WriteError(
         'ERR_TRANSPORT_REQUEST_BODY_FAILED',
