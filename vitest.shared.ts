@@ -1,5 +1,6 @@
 // Shared vitest settings for every workspace package: tests import sibling @loch/* packages from
 // their src (the "@loch/source" export condition), so a test run never needs a prior build.
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -8,6 +9,7 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
     typecheck: { include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
+    globalSetup: [fileURLToPath(new URL('./vitest.temp-dir.ts', import.meta.url))],
     testTimeout: 20_000,
     hookTimeout: 20_000,
   },
