@@ -12,25 +12,7 @@ import { encodeData, encodeHeaders, encodeSettings } from '../src/h2/frames.js';
 import { HpackDecoder, type HpackFieldSink } from '../src/h2/hpack-decoder.js';
 import { HpackEncoder } from '../src/h2/hpack-encoder.js';
 import { huffmanDecode, huffmanEncodeToBytes, huffmanMaxDecodedLength } from '../src/h2/huffman.js';
-
-const FIELDS: [string, string][] = [
-  [':method', 'GET'],
-  [':scheme', 'https'],
-  [':authority', 'www.example.com'],
-  [':path', '/api/v1/items/12345?include=details&sort=desc'],
-  [
-    'user-agent',
-    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36',
-  ],
-  ['accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'],
-  ['accept-language', 'en-US,en;q=0.9'],
-  ['accept-encoding', 'gzip, deflate, br'],
-  ['cookie', 'session=abc123def456; theme=dark; lang=en'],
-  ['cache-control', 'no-cache'],
-  ['referer', 'https://www.example.com/items'],
-  ['sec-fetch-mode', 'navigate'],
-  ['x-request-id', '7f9c2ba4-e88f-4a43-b7c2-6c2a2d0e5a11'],
-];
+import { connectionWire, BROWSER_GET_FIELDS as FIELDS } from './h2-codec-fields.js';
 
 const encoder = new HpackEncoder();
 const FIRST = encoder.encode(FIELDS);
@@ -115,6 +97,31 @@ describe(`frame decoder, ${wire.length} B in ${CHUNKS.length} chunks (20 x HEADE
   bench('Http2FrameDecoder.feed', () => {
     const d = new Http2FrameDecoder(frameSink, { role: 'client' });
     for (const c of CHUNKS) d.feed(c);
+  });
+});
+
+// The server's read of one connection, what nghttp2's nghttp2_session_mem_recv does (bench/nghttp2/
+// codec.c runs it on the same bytes): the client preface, SETTINGS, then 20 requests, each HEADERS
+// (the first block with literals, the later ones dynamic-table indexes) + 4 KiB of DATA, in
+// 1460-octet chunks; frames decoded and every header block HPACK-decoded.
+const serverWire = connectionWire(true);
+const SERVER_CHUNKS = Array.from({ length: Math.ceil(serverWire.length / 1460) }, (_, i) =>
+  serverWire.subarray(i * 1460, (i + 1) * 1460),
+);
+
+describe(`server read: frames + HPACK, ${serverWire.length} B in ${SERVER_CHUNKS.length} chunks (preface + 20 requests)`, () => {
+  bench('Http2FrameDecoder.feed + HpackDecoder.decode', () => {
+    const hpack = new HpackDecoder();
+    const d = new Http2FrameDecoder(
+      {
+        ...frameSink,
+        onHeaders: (_s, block) => {
+          hpack.decode(block, counter);
+        },
+      },
+      { role: 'server' },
+    );
+    for (const c of SERVER_CHUNKS) d.feed(c);
   });
 });
 
