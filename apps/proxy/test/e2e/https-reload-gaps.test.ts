@@ -1,0 +1,149 @@
+/**
+ * A reload whose certificate files are bad keeps the running TLS config, on every runtime
+ * driver (issue 13's audit: reload with a bad certificate). The watched certificate file is
+ * replaced by an unparsable PEM, then by a valid certificate that does not match the key: each
+ * time the reload fails, the error log names the changed file and the reason, and a new
+ * connection is still handed the old certificate (its SHA-256 fingerprint compared) and served.
+ * A key file that is not PEM must not be echoed into the log (a private key in the error log).
+ */
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
+import { availableDrivers, curl, freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+
+const drivers = availableDrivers();
+
+/** The SHA-256 fingerprint of the certificate loch hands a new connection. */
+function fingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      rejectUnauthorized: false,
+    });
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe.each(drivers)('a reload with bad TLS files on the %s driver', (driver) => {
+  let loch: Loch;
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+  let port: number;
+  let dir: string;
+  let certPath: string;
+  let keyPath: string;
+  let good: { cert: string; key: string };
+  let other: { chain: string; key: string };
+  let first: string;
+
+  beforeAll(async () => {
+    dir = tempDir('loch-https-reload-gaps-');
+    const issued = tempDir('loch-https-reload-gaps-issued-');
+    const served = selfSignedCertificate(issued, 'served', ['localhost']);
+    other = selfSignedCertificate(issued, 'other', ['localhost']);
+    certPath = join(dir, 'cert.pem');
+    keyPath = join(dir, 'key.pem');
+    copyFileSync(served.chain, certPath);
+    copyFileSync(served.key, keyPath);
+    good = { cert: readFileSync(certPath, 'utf8'), key: readFileSync(keyPath, 'utf8') };
+    upstream = await httpUpstream((req, res) => res.end(`served ${req.url}`));
+    port = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[servers.s]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+tls = { chain = "cert.pem", key = "key.pem" }
+
+[[servers.s.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`,
+      { LOCH_DRIVER: driver },
+    );
+    first = await fingerprint(port);
+  });
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  /**
+   * Writes `files` in place (the watcher sees the change), waits for the failed reload and
+   * returns the error log written since.
+   */
+  async function failedReload(files: { cert?: string; key?: string }): Promise<string> {
+    const from = loch.stderr().length;
+    if (files.key !== undefined) writeFileSync(keyPath, files.key);
+    if (files.cert !== undefined) writeFileSync(certPath, files.cert);
+    await loch.waitFor(/reload \(.*\) failed, keeping the running config[^\n]*\n(?: {2}[^\n]*\n)+/, from);
+    return loch.stderr().slice(from);
+  }
+
+  /** Puts the good pair back and waits for the reload that takes it. */
+  async function restore(): Promise<void> {
+    const from = loch.stderr().length;
+    writeFileSync(keyPath, good.key);
+    writeFileSync(certPath, good.cert);
+    await loch.waitFor(/reloaded .*generation/, from);
+  }
+
+  /** The old certificate is still presented and requests are still answered. */
+  async function stillServing(): Promise<void> {
+    expect(await fingerprint(port)).toBe(first);
+    const r = await curl(['-k', `https://127.0.0.1:${port}/after`]);
+    expect(r.out).toBe('served /after');
+  }
+
+  it('keeps serving the old certificate when the new one is not parsable PEM, and says why', async () => {
+    const log = await failedReload({
+      cert: '-----BEGIN CERTIFICATE-----\nthis is not base64 at all!\n-----END CERTIFICATE-----\n',
+    });
+    expect(log).toContain(`reload (${certPath} changed) failed, keeping the running config`);
+    expect(log).toMatch(/servers\.s\.tls: certificates\[0\]\.chain: not a PEM certificate/);
+    await stillServing();
+    await restore();
+    await stillServing();
+  });
+
+  it('keeps serving the old certificate when the new one does not match the key, and says why', async () => {
+    const log = await failedReload({ cert: readFileSync(other.chain, 'utf8') });
+    expect(log).toContain(`reload (${certPath} changed) failed, keeping the running config`);
+    expect(log).toMatch(/servers\.s\.tls: certificates\[0\]: the private key does not match the certificate/);
+    await stillServing();
+    await restore();
+    await stillServing();
+  });
+
+  let mangledKeyLog = '';
+
+  it('keeps serving when the key file is not PEM', async () => {
+    mangledKeyLog = await failedReload({ key: good.key.replaceAll('-----BEGIN', '----BEGIN') });
+    expect(mangledKeyLog).toContain(`reload (${keyPath} changed) failed, keeping the running config`);
+    await stillServing();
+    await restore();
+  });
+
+  // Fails today: @loch/tls's pemOf() takes text without "-----BEGIN " for a file path, so the
+  // key file's contents (read by config/tls.ts and handed over as text) are echoed twice in
+  // "cannot read <contents>: ENOENT ... open '<contents>'": a private key whose header was
+  // mangled lands in the error log. (And a certificate file holding a path loads that file.)
+  it.fails('never writes the contents of a key file that is not PEM into the log', () => {
+    const firstLine = good.key
+      .replace(/-----[A-Z ]+-----/g, '')
+      .trim()
+      .split('\n')[0]!;
+    expect(mangledKeyLog).toContain('failed, keeping the running config');
+    expect(mangledKeyLog).not.toContain(firstLine);
+  });
+});
