@@ -196,6 +196,8 @@ export interface NativeBinding {
   readonly siv?: NativeSiv;
   /** The HTTP/1.1 head scanner (loadHeadScan() hands it out). */
   readonly headScan?: NativeHeadScan;
+  /** Thrift -> JSON text by an IDL plan (loadGatewayJson() hands it out). */
+  readonly gatewayJson?: NativeGatewayJson;
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
 
@@ -464,3 +466,34 @@ export type HeadScanLoadResult = { readonly headScan: NativeHeadScan } | { reado
 
 /** The head scanner when the .node file loads (whether or not the kernel allows io_uring); otherwise `{ error }`. Never throws; cached per thread. */
 export function loadHeadScan(): HeadScanLoadResult;
+
+/**
+ * Thrift -> JSON text for @loch/gateway (src/gateway_json.cc): reads one Thrift value (binary or
+ * compact) by a plan compiled once per IDL type and writes the JSON text @loch/gateway's
+ * JavaScript emitters write, byte for byte. Input the JavaScript reader refuses is refused (2)
+ * and the caller runs the JavaScript path for its typed error. Internal to @loch/gateway; the
+ * plan layout (packages/gateway/src/codec/native-json.ts) may change with it.
+ */
+export interface NativeGatewayJson {
+  /** A compiled plan; throws RangeError on a malformed one. */
+  compile(plan: Int32Array, text: Uint8Array): GatewayJsonPlan;
+  /**
+   * Reads the value of the plan's node at word offset `root` from `src` and writes its JSON text
+   * into `out`. io in: [0] src pos, [1] src end, [2] protocol (0 binary, 1 compact), [3] reader
+   * depth, [4] max depth (<= 256), [5] out pos; out on 0: [6] src pos after the value, [7] out
+   * pos after the text. Returns 0 written, 1 `out` too small (nothing kept; grow it and call
+   * again), 2 refused (malformed or truncated input: run the JavaScript path).
+   */
+  emit(plan: GatewayJsonPlan, root: number, src: Uint8Array, out: Uint8Array, io: Int32Array): 0 | 1 | 2;
+}
+
+/** An opaque compiled plan of `NativeGatewayJson.compile()`. */
+export interface GatewayJsonPlan {
+  readonly __gatewayJsonPlan: unique symbol;
+}
+
+/** Result of `loadGatewayJson()`. */
+export type GatewayJsonLoadResult = { readonly gatewayJson: NativeGatewayJson } | { readonly error: string };
+
+/** The Thrift -> JSON converter when the .node file loads (whether or not the kernel allows io_uring); otherwise `{ error }`. Never throws; cached per thread. */
+export function loadGatewayJson(): GatewayJsonLoadResult;

@@ -235,3 +235,22 @@ export function loadHeadScan() {
     : { error: unloadableReason(loadError) };
   return headScanCached;
 }
+
+/** @type {import('./index.js').GatewayJsonLoadResult | undefined} */
+let gatewayJsonCached;
+
+/**
+ * @loch/gateway's Thrift -> JSON converter, whether or not the kernel allows io_uring; `{ error }`
+ * when the .node file does not load (or predates it). Never throws; cached per thread.
+ * @returns {import('./index.js').GatewayJsonLoadResult}
+ */
+export function loadGatewayJson() {
+  if (gatewayJsonCached) return gatewayJsonCached;
+  const { binding, loadError } = loadBinding();
+  gatewayJsonCached = binding?.gatewayJson
+    ? { gatewayJson: binding.gatewayJson }
+    : {
+        error: binding ? 'the addon has no gatewayJson (rebuild @loch/native)' : unloadableReason(loadError),
+      };
+  return gatewayJsonCached;
+}

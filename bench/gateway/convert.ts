@@ -11,6 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { JsonText, JsonToThriftCompiler, loadIdl, type StructDef, ThriftToJsonCompiler } from '@loch/gateway';
 import { BinaryReader, BinaryWriter, readStruct } from '@loch/thrift';
+import { NativeJsonEmitter } from '../../packages/gateway/src/codec/native-json.js';
 // Not exported by @loch/gateway (GatewayRoute makes its own): the same module as the package's.
 import { SpanBinaryReader } from '../../packages/gateway/src/codec/span-reader.js';
 import { PAYLOADS } from './payloads.js';
@@ -49,6 +50,7 @@ export interface ConvertRow {
   readonly streaming: number;
   readonly compiledRead: number;
   readonly gatewayRead: number;
+  readonly nativeRead: number;
   readonly treeAndStringify: number;
 }
 
@@ -85,6 +87,22 @@ export function measureConversion(): ConvertRow[] {
       emitItem(span.reset(itemBytes), out.reset());
       out.finishCopy();
     });
+    // gatewayRead through @loch/native's converter, as GatewayRoute.answer runs it when the addon
+    // loads (NaN when it does not).
+    const native = NativeJsonEmitter.create({ kind: 'struct', def: item }, { protocol: 'binary' });
+    let nativeRead = Number.NaN;
+    if (native !== undefined) {
+      const nativeOut = new JsonText();
+      if (
+        !native.emit(span.reset(itemBytes), nativeOut) ||
+        !nativeOut.buf.subarray(0, nativeOut.pos).equals(out.buf.subarray(0, out.pos))
+      )
+        throw new Error(`${p.name}: the native reader disagrees`);
+      nativeRead = nsPer(() => {
+        native.emit(span.reset(itemBytes), nativeOut.reset());
+        nativeOut.finishCopy();
+      });
+    }
     const treeAndStringify = nsPer(() => {
       JSON.stringify(readStruct(r.reset(itemBytes)), (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
     });
@@ -95,6 +113,7 @@ export function measureConversion(): ConvertRow[] {
       streaming: streamed,
       compiledRead,
       gatewayRead,
+      nativeRead,
       treeAndStringify,
     });
   }

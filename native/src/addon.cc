@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "gateway_json.h"
 #include "head_scan.h"
 #include "memory.h"
 #include "net.h"
@@ -236,6 +237,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   loch::RegisterThread(env, exports);
   loch::RegisterSiv(env, exports);
   loch::headscan::Register(env, exports);
+  loch::gatewayjson::Register(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("sqStride", Napi::Number::New(env, loch::kSqStride));
   layout.Set("cqStride", Napi::Number::New(env, loch::kCqStride));

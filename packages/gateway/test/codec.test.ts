@@ -5,7 +5,7 @@
  * and loaded) with random values, JSON -> Thrift -> JSON is the identity.
  */
 import { fileURLToPath } from 'node:url';
-import { createReader, createWriter, type ProtocolName } from '@loch/thrift';
+import { createReader, createWriter, type ProtocolName, TType } from '@loch/thrift';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -215,6 +215,31 @@ describe('replies are read leniently where the IDL allows', () => {
     const r = createReader('binary').reset(w.finish());
     expect(JSON.parse(new ThriftToJsonCompiler().struct(User)(r))).toEqual({ id: '5' });
   });
+
+  it.each(protocols)(
+    'skips containers of other element types whole, nested containers included (%s)',
+    (protocol) => {
+      const w = createWriter(protocol);
+      w.writeStructBegin();
+      // notes: map<i32, string>, sent as map<map<struct, i32>, string>: the nested map's types
+      // must not be taken for the outer one's (they were: its value skipped as an i32).
+      w.writeFieldBegin(TType.MAP, 7);
+      w.writeMapBegin(TType.MAP, TType.STRING, 1);
+      w.writeMapBegin(TType.STRUCT, TType.I32, 0);
+      w.writeString(' ');
+      // tags: set<string>, sent as a set of lists of i32.
+      w.writeFieldBegin(TType.SET, 6);
+      w.writeSetBegin(TType.LIST, 2);
+      w.writeListBegin(TType.I32, 0);
+      w.writeListBegin(TType.I32, 1);
+      w.writeI32(7);
+      w.writeFieldBegin(TType.I64, 1);
+      w.writeI64(5n);
+      w.writeFieldStop();
+      const r = createReader(protocol).reset(w.finish());
+      expect(new ThriftToJsonCompiler().struct(User)(r)).toBe('{"notes":{},"tags":[],"id":"5"}');
+    },
+  );
 
   it('an undeclared enum value stays a number', () => {
     const w = createWriter('compact');

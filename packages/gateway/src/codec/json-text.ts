@@ -30,6 +30,11 @@ export class JsonText {
     if (this.pos + n > this.buf.length) this.grow(n);
   }
 
+  /** Doubles the buffer (bytes [0, pos) are kept): for writers that cannot tell their size ahead. */
+  expand(): void {
+    this.grow(this.buf.length - this.pos + 1);
+  }
+
   /** Makes room for `n` more bytes by doubling the buffer (bytes [0, pos) are kept). */
   private grow(n: number): void {
     const need = this.pos + n;

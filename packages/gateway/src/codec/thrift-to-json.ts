@@ -162,8 +162,10 @@ export class ThriftToJsonCompiler {
         return (r, out) => {
           const n = isSet ? r.readSetBegin() : r.readListBegin();
           out.byte(0x5b);
-          if (r.elemType !== want && n > 0) {
-            for (let i = 0; i < n; i++) r.skip(r.elemType);
+          const et = r.elemType;
+          if (et !== want && n > 0) {
+            // The type read here, not r.elemType: skipping a nested container overwrites it.
+            for (let i = 0; i < n; i++) r.skip(et);
           } else {
             for (let i = 0; i < n; i++) {
               if (i > 0) out.byte(COMMA);
@@ -183,10 +185,14 @@ export class ThriftToJsonCompiler {
         return (r, out) => {
           const n = r.readMapBegin();
           out.byte(0x7b);
-          if (n > 0 && (r.keyType !== kt || r.valueType !== vt)) {
+          const wireKt = r.keyType;
+          const wireVt = r.valueType;
+          if (n > 0 && (wireKt !== kt || wireVt !== vt)) {
+            // The types read here, not r.keyType/r.valueType: skipping a nested container
+            // overwrites them.
             for (let i = 0; i < n; i++) {
-              r.skip(r.keyType);
-              r.skip(r.valueType);
+              r.skip(wireKt);
+              r.skip(wireVt);
             }
           } else {
             for (let i = 0; i < n; i++) {

@@ -30,6 +30,7 @@ import {
 } from '@loch/thrift';
 import { JsonText, utf8Bytes } from '../codec/json-text.js';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
+import { NativeJsonEmitter } from '../codec/native-json.js';
 import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
 import { slabCopy } from '../codec/slab-copy.js';
 import { SpanBinaryReader } from '../codec/span-reader.js';
@@ -199,6 +200,8 @@ export class GatewayRoute {
   private readonly binding: RequestBinding;
   private readonly writeArgs: ValueWriter;
   private readonly success: JsonEmitter | undefined;
+  /** The same reader in @loch/native (a struct or container result, the addon loaded). */
+  private readonly successNative: NativeJsonEmitter | undefined;
   /** The reader of a Hertz-style response struct (api.header / api.http_code / api.body). */
   private readonly successParts: ResponseReader | undefined;
   private readonly successType: TType;
@@ -254,6 +257,13 @@ export class GatewayRoute {
       });
     }
     this.protocol = options.protocol ?? 'binary';
+    this.successNative =
+      fn.returns === undefined || this.successParts !== undefined
+        ? undefined
+        : NativeJsonEmitter.create(fn.returns, {
+            i64AsNumber: options.i64AsNumber ?? false,
+            protocol: this.protocol,
+          });
     this.writer = createWriter(this.protocol);
     this.reader = this.protocol === 'binary' ? new SpanBinaryReader() : createReader(this.protocol);
     this.exceptionStatus = options.exceptionStatus ?? 422;
@@ -440,7 +450,8 @@ export class GatewayRoute {
       ) {
         if (this.successParts === undefined) {
           const out = answerText.reset();
-          this.success(r, out);
+          // Native when it loads; a reply it refuses is read again in JavaScript (the typed error).
+          if (this.successNative === undefined || !this.successNative.emit(r, out)) this.success(r, out);
           answer = jsonResponse(200, out.finishCopy(), back);
         } else answer = this.withParts(r, back);
         continue;

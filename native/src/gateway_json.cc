@@ -1,0 +1,1245 @@
+// Thrift -> JSON text by an IDL plan (gateway_json.h). The JavaScript side is the reference: every
+// rule here is the rule of packages/gateway/src/codec/thrift-to-json.ts and json-text.ts, and the
+// reader's checks are those of @loch/thrift's BinaryReader and CompactReader (depth, sizes,
+// truncation, types, varint lengths), so that a value this code accepts is one the JavaScript
+// path accepts with the same text. Where it refuses (kError) the caller reruns the JavaScript
+// path, which throws the typed error; refusing more than JavaScript would only costs that rerun.
+//
+// Plan (Int32Array, built by packages/gateway/src/codec/native-json.ts), nodes at word offsets:
+//   kBool..kBinary          [kind]
+//   kEnum                   [kind, count, (value, textOff, textLen) * count]   (names as JSON text)
+//   kList, kSet             [kind, elemNode, wantTType]
+//   kMap                    [kind, keyNode, valueNode, keyTType, valueTType]
+//   kStruct                 [kind, count, (id, ttype, prefixOff, prefixLen, typeNode) * count]
+// prefix is the pre-escaped `"name":`, text offsets index the plan's text (Uint8Array).
+//
+// JS calls (plain N-API, one crossing per value):
+//   compile(plan: Int32Array, text: Uint8Array) -> handle (an external), throws on a bad plan
+//   emit(handle, root, src: Uint8Array, out: Uint8Array, io: Int32Array) -> 0 ok, 1 out is too
+//     small (grow it and call again), 2 refused (run the JavaScript path)
+//   io in:  [0] src pos, [1] src end, [2] protocol (0 binary, 1 compact), [3] reader depth,
+//           [4] max depth, [5] out pos;  out (on 0): [6] src pos after the value, [7] out pos.
+#include "gateway_json.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace loch::gatewayjson {
+namespace {
+
+enum Kind : int32_t {
+  kBool = 1,
+  kByte = 2,
+  kI16 = 3,
+  kI32 = 4,
+  kI64Str = 5,
+  kI64Num = 6,
+  kDouble = 7,
+  kString = 8,
+  kBinary = 9,
+  kEnum = 10,
+  kList = 11,
+  kSet = 12,
+  kMap = 13,
+  kStruct = 14,
+};
+
+// Thrift type ids (@loch/thrift TType).
+enum TT : int32_t {
+  tStop = 0,
+  tBool = 2,
+  tByte = 3,
+  tDouble = 4,
+  tI16 = 6,
+  tI32 = 8,
+  tI64 = 10,
+  tString = 11,
+  tStruct = 12,
+  tMap = 13,
+  tSet = 14,
+  tList = 15,
+  tUuid = 16,
+};
+
+bool IsValueType(int32_t t) { return (t >= 2 && t <= 4) || t == 6 || t == 8 || (t >= 10 && t <= 16); }
+
+// Byte width of fixed-size binary values by type id (0: variable).
+constexpr int8_t kFixedWidth[17] = {0, 0, 1, 1, 8, 0, 2, 0, 4, 0, 8, 0, 0, 0, 0, 0, 16};
+
+// Thrift type by compact nibble (-1 invalid; nibble 2 is bool false).
+constexpr int8_t kFromCompact[16] = {0, 2, 2, 3, 6, 8, 10, 4, 11, 15, 14, 13, 12, 16, -1, -1};
+
+constexpr int32_t kDense = 64;
+
+struct Field {
+  int32_t id;
+  int32_t ttype;
+  uint32_t prefix_off;
+  uint32_t prefix_len;
+  int32_t node;  // index into Plan::nodes
+};
+
+struct EnumName {
+  int32_t value;
+  uint32_t off;
+  uint32_t len;
+};
+
+struct Node {
+  int32_t kind = 0;
+  int32_t a = -1;  // list/set elem, map key (node indices)
+  int32_t b = -1;  // map value
+  int32_t ta = 0;  // list/set want type, map key type
+  int32_t tb = 0;  // map value type
+  std::vector<EnumName> names;  // sorted by value
+  std::vector<Field> fields;
+  int16_t dense[kDense];
+};
+
+struct Plan {
+  std::vector<Node> nodes;
+  std::vector<uint8_t> text;
+  std::vector<int32_t> index_of;  // word offset -> node index (-1 none)
+};
+
+// ---- plan compilation ----
+
+bool CompilePlan(const int32_t* w, size_t n, const uint8_t* text, size_t text_len, Plan* plan) {
+  plan->text.assign(text, text + text_len);
+  plan->index_of.assign(n, -1);
+  // First pass: find nodes and their extent.
+  std::vector<size_t> starts;
+  size_t i = 0;
+  while (i < n) {
+    const int32_t kind = w[i];
+    size_t len;
+    switch (kind) {
+      case kBool: case kByte: case kI16: case kI32: case kI64Str: case kI64Num: case kDouble:
+      case kString: case kBinary:
+        len = 1;
+        break;
+      case kEnum:
+        if (i + 1 >= n || w[i + 1] < 0) return false;
+        len = 2 + static_cast<size_t>(w[i + 1]) * 3;
+        break;
+      case kList: case kSet:
+        len = 3;
+        break;
+      case kMap:
+        len = 5;
+        break;
+      case kStruct:
+        if (i + 1 >= n || w[i + 1] < 0) return false;
+        len = 2 + static_cast<size_t>(w[i + 1]) * 5;
+        break;
+      default:
+        return false;
+    }
+    if (i + len > n) return false;
+    plan->index_of[i] = static_cast<int32_t>(starts.size());
+    starts.push_back(i);
+    i += len;
+  }
+  plan->nodes.resize(starts.size());
+  auto node_at = [&](int32_t off, int32_t* out) {
+    if (off < 0 || static_cast<size_t>(off) >= n || plan->index_of[off] < 0) return false;
+    *out = plan->index_of[off];
+    return true;
+  };
+  auto text_ok = [&](int32_t off, int32_t len) {
+    return off >= 0 && len >= 0 && static_cast<size_t>(off) + static_cast<size_t>(len) <= text_len;
+  };
+  for (size_t k = 0; k < starts.size(); k++) {
+    const int32_t* p = w + starts[k];
+    Node& node = plan->nodes[k];
+    node.kind = p[0];
+    switch (node.kind) {
+      case kEnum: {
+        for (int32_t j = 0; j < p[1]; j++) {
+          const int32_t* e = p + 2 + j * 3;
+          if (!text_ok(e[1], e[2])) return false;
+          node.names.push_back({e[0], static_cast<uint32_t>(e[1]), static_cast<uint32_t>(e[2])});
+        }
+        std::sort(node.names.begin(), node.names.end(),
+                  [](const EnumName& x, const EnumName& y) { return x.value < y.value; });
+        break;
+      }
+      case kList: case kSet:
+        if (!node_at(p[1], &node.a) || !IsValueType(p[2])) return false;
+        node.ta = p[2];
+        break;
+      case kMap:
+        if (!node_at(p[1], &node.a) || !node_at(p[2], &node.b) || !IsValueType(p[3]) || !IsValueType(p[4]))
+          return false;
+        node.ta = p[3];
+        node.tb = p[4];
+        break;
+      case kStruct: {
+        std::fill(node.dense, node.dense + kDense, -1);
+        for (int32_t j = 0; j < p[1]; j++) {
+          const int32_t* f = p + 2 + j * 5;
+          Field field{f[0], f[1], static_cast<uint32_t>(f[2]), static_cast<uint32_t>(f[3]), -1};
+          if (!text_ok(f[2], f[3]) || !IsValueType(f[1]) || !node_at(f[4], &field.node)) return false;
+          if (f[0] < -32768 || f[0] > 32767) return false;
+          for (const Field& other : node.fields)
+            if (other.id == field.id) return false;
+          if (field.id >= 0 && field.id < kDense) node.dense[field.id] = static_cast<int16_t>(node.fields.size());
+          node.fields.push_back(field);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return true;
+}
+
+// ---- output ----
+
+enum Status : int32_t { kOk = 0, kNeedRoom = 1, kError = 2 };
+
+struct Out {
+  uint8_t* buf;
+  size_t pos;
+  size_t cap;
+  bool Room(size_t n) const { return cap - pos >= n; }
+};
+
+constexpr char kHex[] = "0123456789abcdef";
+// Escape letter of `"`, `\` and the control characters that have one (0: \u00XX).
+uint8_t ShortEscape(uint8_t c) {
+  switch (c) {
+    case 0x08: return 'b';
+    case 0x09: return 't';
+    case 0x0a: return 'n';
+    case 0x0c: return 'f';
+    case 0x0d: return 'r';
+    case 0x22: return '"';
+    case 0x5c: return '\\';
+    default: return 0;
+  }
+}
+
+// One ASCII byte as JSON.stringify writes it inside a string (room checked by the caller: 6).
+inline void PutAsciiEscaped(uint8_t* b, size_t& p, uint8_t c) {
+  if (c >= 0x20 && c != 0x22 && c != 0x5c) {
+    b[p++] = c;
+    return;
+  }
+  b[p++] = '\\';
+  const uint8_t s = ShortEscape(c);
+  if (s != 0) {
+    b[p++] = s;
+  } else {
+    b[p++] = 'u';
+    b[p++] = '0';
+    b[p++] = '0';
+    b[p++] = kHex[c >> 4];
+    b[p++] = kHex[c & 15];
+  }
+}
+
+// Length of the well-formed UTF-8 sequence at src[i] (2-4), or 0 (json-text.ts's
+// utf8SequenceLength: Unicode's table 3-7).
+inline int Utf8SequenceLength(const uint8_t* src, size_t i, size_t end) {
+  const uint8_t c = src[i];
+  if (c < 0xc2) return 0;
+  if (c < 0xe0) return i + 1 < end && (src[i + 1] & 0xc0) == 0x80 ? 2 : 0;
+  if (c < 0xf0) {
+    if (i + 2 >= end) return 0;
+    const uint8_t c1 = src[i + 1];
+    if ((src[i + 2] & 0xc0) != 0x80) return 0;
+    if (c == 0xe0) return c1 >= 0xa0 && c1 <= 0xbf ? 3 : 0;
+    if (c == 0xed) return c1 >= 0x80 && c1 <= 0x9f ? 3 : 0;
+    return (c1 & 0xc0) == 0x80 ? 3 : 0;
+  }
+  if (c > 0xf4 || i + 3 >= end) return 0;
+  const uint8_t c1 = src[i + 1];
+  if ((src[i + 2] & 0xc0) != 0x80 || (src[i + 3] & 0xc0) != 0x80) return 0;
+  if (c == 0xf0) return c1 >= 0x90 && c1 <= 0xbf ? 4 : 0;
+  if (c == 0xf4) return c1 >= 0x80 && c1 <= 0x8f ? 4 : 0;
+  return (c1 & 0xc0) == 0x80 ? 4 : 0;
+}
+
+inline void PutCodePoint(uint8_t* b, size_t& p, uint32_t cp) {
+  if (cp < 0x80) {
+    PutAsciiEscaped(b, p, static_cast<uint8_t>(cp));
+  } else if (cp < 0x800) {
+    b[p++] = static_cast<uint8_t>(0xc0 | (cp >> 6));
+    b[p++] = static_cast<uint8_t>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    b[p++] = static_cast<uint8_t>(0xe0 | (cp >> 12));
+    b[p++] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3f));
+    b[p++] = static_cast<uint8_t>(0x80 | (cp & 0x3f));
+  } else {
+    b[p++] = static_cast<uint8_t>(0xf0 | (cp >> 18));
+    b[p++] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3f));
+    b[p++] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3f));
+    b[p++] = static_cast<uint8_t>(0x80 | (cp & 0x3f));
+  }
+}
+
+// A string that is not well-formed UTF-8, from its start: decoded as the WHATWG decoder
+// (TextDecoder, ignoreBOM) does, each maximal bad subpart U+FFFD, then escaped as JSON.stringify.
+// Room: 6 bytes per input byte + 2 (U+FFFD is 3 bytes for at least one input byte).
+void PutDecoded(uint8_t* b, size_t& p, const uint8_t* src, size_t start, size_t end) {
+  b[p++] = '"';
+  uint32_t cp = 0;
+  int needed = 0, seen = 0;
+  uint8_t lower = 0x80, upper = 0xbf;
+  size_t i = start;
+  while (i < end) {
+    const uint8_t c = src[i];
+    if (needed == 0) {
+      i++;
+      if (c < 0x80) {
+        PutAsciiEscaped(b, p, c);
+      } else if (c >= 0xc2 && c <= 0xdf) {
+        needed = 1;
+        cp = c & 0x1f;
+      } else if (c >= 0xe0 && c <= 0xef) {
+        if (c == 0xe0) lower = 0xa0;
+        if (c == 0xed) upper = 0x9f;
+        needed = 2;
+        cp = c & 0xf;
+      } else if (c >= 0xf0 && c <= 0xf4) {
+        if (c == 0xf0) lower = 0x90;
+        if (c == 0xf4) upper = 0x8f;
+        needed = 3;
+        cp = c & 7;
+      } else {
+        PutCodePoint(b, p, 0xfffd);
+      }
+      continue;
+    }
+    if (c < lower || c > upper) {
+      cp = 0;
+      needed = seen = 0;
+      lower = 0x80;
+      upper = 0xbf;
+      PutCodePoint(b, p, 0xfffd);
+      continue;  // the byte is read again
+    }
+    i++;
+    lower = 0x80;
+    upper = 0xbf;
+    cp = (cp << 6) | (c & 0x3f);
+    if (++seen == needed) {
+      PutCodePoint(b, p, cp);
+      cp = 0;
+      needed = seen = 0;
+    }
+  }
+  if (needed != 0) PutCodePoint(b, p, 0xfffd);
+  b[p++] = '"';
+}
+
+// The bytes src[start, end) as the JSON string JsonText.stringAt writes.
+Status PutString(Out& o, const uint8_t* src, size_t start, size_t end) {
+  const size_t n = end - start;
+  if (!o.Room(n + 2)) return kNeedRoom;
+  uint8_t* b = o.buf;
+  size_t p = o.pos;
+  b[p++] = '"';
+  size_t i = start;
+  for (; i < end; i++) {
+    const uint8_t c = src[i];
+    if (c < 0x20 || c > 0x7e || c == 0x22 || c == 0x5c) break;
+    b[p++] = c;
+  }
+  if (i == end) {
+    b[p++] = '"';
+    o.pos = p;
+    return kOk;
+  }
+  const size_t open = o.pos;
+  if (!o.Room((p - o.pos) + (end - i) * 6 + 1)) return kNeedRoom;
+  while (i < end) {
+    const uint8_t c = src[i];
+    if (c < 0x80) {
+      PutAsciiEscaped(b, p, c);
+      i++;
+      continue;
+    }
+    const int k = Utf8SequenceLength(src, i, end);
+    if (k == 0) {
+      p = open;
+      if (!o.Room(n * 6 + 2)) return kNeedRoom;
+      PutDecoded(b, p, src, start, end);
+      o.pos = p;
+      return kOk;
+    }
+    for (int j = 0; j < k; j++) b[p++] = src[i + j];
+    i += k;
+  }
+  b[p++] = '"';
+  o.pos = p;
+  return kOk;
+}
+
+inline Status PutRaw(Out& o, const uint8_t* s, size_t n) {
+  if (!o.Room(n)) return kNeedRoom;
+  std::memcpy(o.buf + o.pos, s, n);
+  o.pos += n;
+  return kOk;
+}
+
+inline Status PutByte(Out& o, uint8_t c) {
+  if (!o.Room(1)) return kNeedRoom;
+  o.buf[o.pos++] = c;
+  return kOk;
+}
+
+Status PutInt(Out& o, int64_t v) {
+  if (!o.Room(20)) return kNeedRoom;
+  auto r = std::to_chars(reinterpret_cast<char*>(o.buf + o.pos), reinterpret_cast<char*>(o.buf + o.cap), v);
+  o.pos = reinterpret_cast<uint8_t*>(r.ptr) - o.buf;
+  return kOk;
+}
+
+// A finite double as JavaScript's Number.prototype.toString writes it (ECMA-262
+// Number::toString): the shortest digits that round-trip (std::to_chars; the closest of them,
+// as ECMA-262 asks), fixed notation for decimal exponents -6 < n <= 21, else d.ddde+n.
+Status PutDouble(Out& o, double v) {
+  if (!o.Room(32)) return kNeedRoom;
+  char* out = reinterpret_cast<char*>(o.buf + o.pos);
+  if (v == 0) {  // +0 and -0 are both "0"
+    *out = '0';
+    o.pos += 1;
+    return kOk;
+  }
+  char tmp[40];
+  auto r = std::to_chars(tmp, tmp + sizeof(tmp), v, std::chars_format::scientific);
+  // tmp: [-]d[.ddd]e(+|-)xx
+  char digits[20];
+  int k = 0;
+  const char* s = tmp;
+  bool neg = false;
+  if (*s == '-') {
+    neg = true;
+    s++;
+  }
+  while (s < r.ptr && *s != 'e') {
+    if (*s != '.') digits[k++] = *s;
+    s++;
+  }
+  int e = 0;
+  s++;  // 'e'
+  const bool eneg = *s == '-';
+  s++;
+  while (s < r.ptr) e = e * 10 + (*s++ - '0');
+  if (eneg) e = -e;
+  const int n = e + 1;  // value = 0.digits * 10^n
+  char* p = out;
+  if (neg) *p++ = '-';
+  if (k <= n && n <= 21) {
+    std::memcpy(p, digits, k);
+    p += k;
+    for (int j = 0; j < n - k; j++) *p++ = '0';
+  } else if (0 < n && n <= 21) {
+    std::memcpy(p, digits, n);
+    p += n;
+    *p++ = '.';
+    std::memcpy(p, digits + n, k - n);
+    p += k - n;
+  } else if (-6 < n && n <= 0) {
+    *p++ = '0';
+    *p++ = '.';
+    for (int j = 0; j < -n; j++) *p++ = '0';
+    std::memcpy(p, digits, k);
+    p += k;
+  } else {
+    *p++ = digits[0];
+    if (k > 1) {
+      *p++ = '.';
+      std::memcpy(p, digits + 1, k - 1);
+      p += k - 1;
+    }
+    *p++ = 'e';
+    const int x = n - 1;
+    *p++ = x < 0 ? '-' : '+';
+    auto rr = std::to_chars(p, p + 8, x < 0 ? -x : x);
+    p = rr.ptr;
+  }
+  o.pos += p - out;
+  return kOk;
+}
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+Status PutBase64(Out& o, const uint8_t* s, size_t n) {
+  const size_t len = (n + 2) / 3 * 4;
+  if (!o.Room(len + 2)) return kNeedRoom;
+  uint8_t* b = o.buf;
+  size_t p = o.pos;
+  b[p++] = '"';
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8) | s[i + 2];
+    b[p++] = kBase64[v >> 18];
+    b[p++] = kBase64[(v >> 12) & 63];
+    b[p++] = kBase64[(v >> 6) & 63];
+    b[p++] = kBase64[v & 63];
+  }
+  if (n - i == 1) {
+    const uint32_t v = uint32_t{s[i]} << 16;
+    b[p++] = kBase64[v >> 18];
+    b[p++] = kBase64[(v >> 12) & 63];
+    b[p++] = '=';
+    b[p++] = '=';
+  } else if (n - i == 2) {
+    const uint32_t v = (uint32_t{s[i]} << 16) | (uint32_t{s[i + 1]} << 8);
+    b[p++] = kBase64[v >> 18];
+    b[p++] = kBase64[(v >> 12) & 63];
+    b[p++] = kBase64[(v >> 6) & 63];
+    b[p++] = '=';
+  }
+  b[p++] = '"';
+  o.pos = p;
+  return kOk;
+}
+
+// ---- reading ----
+
+#define TRY(x)                          \
+  do {                                  \
+    const Status s_ = (x);              \
+    if (s_ != kOk) return s_;           \
+  } while (0)
+
+template <bool kCompact>
+class Emitter {
+ public:
+  Emitter(const Plan& plan, const uint8_t* src, size_t pos, size_t end, int32_t depth, int32_t max_depth,
+          Out& out)
+      : plan_(plan), src_(src), pos_(pos), end_(end), depth_(depth), max_depth_(max_depth), o_(out) {}
+
+  size_t pos() const { return pos_; }
+
+  Status Value(int32_t node_index) {
+    const Node& node = plan_.nodes[node_index];
+    switch (node.kind) {
+      case kBool: {
+        bool v;
+        TRY(ReadBool(&v));
+        return v ? PutRaw(o_, reinterpret_cast<const uint8_t*>("true"), 4)
+                 : PutRaw(o_, reinterpret_cast<const uint8_t*>("false"), 5);
+      }
+      case kByte: {
+        uint8_t v;
+        TRY(U8(&v));
+        return PutInt(o_, static_cast<int8_t>(v));
+      }
+      case kI16: {
+        int32_t v;
+        TRY(ReadI16(&v));
+        return PutInt(o_, v);
+      }
+      case kI32: {
+        int32_t v;
+        TRY(ReadI32(&v));
+        return PutInt(o_, v);
+      }
+      case kI64Str:
+      case kI64Num: {
+        int64_t v;
+        TRY(ReadI64(&v));
+        if (node.kind == kI64Num) return PutInt(o_, v);
+        if (!o_.Room(22)) return kNeedRoom;
+        o_.buf[o_.pos++] = '"';
+        TRY(PutInt(o_, v));
+        o_.buf[o_.pos++] = '"';
+        return kOk;
+      }
+      case kDouble: {
+        double v;
+        TRY(ReadDouble(&v));
+        if (v - v == 0) return PutDouble(o_, v);  // finite
+        const char* s = v != v ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+        return PutRaw(o_, reinterpret_cast<const uint8_t*>(s), std::strlen(s));
+      }
+      case kString: {
+        size_t start;
+        TRY(ReadBinarySpan(&start));
+        return PutString(o_, src_, start, pos_);
+      }
+      case kBinary: {
+        size_t start;
+        TRY(ReadBinarySpan(&start));
+        return PutBase64(o_, src_ + start, pos_ - start);
+      }
+      case kEnum: {
+        int32_t v;
+        TRY(ReadI32(&v));
+        auto it = std::lower_bound(node.names.begin(), node.names.end(), v,
+                                   [](const EnumName& e, int32_t x) { return e.value < x; });
+        if (it == node.names.end() || it->value != v) return PutInt(o_, v);
+        return PutRaw(o_, plan_.text.data() + it->off, it->len);
+      }
+      case kList:
+      case kSet: {
+        int32_t elem_type;
+        int64_t n;
+        TRY(ListBegin(&elem_type, &n));
+        TRY(PutByte(o_, '['));
+        if (elem_type != node.ta && n > 0) {
+          for (int64_t i = 0; i < n; i++) TRY(Skip(elem_type));
+        } else {
+          for (int64_t i = 0; i < n; i++) {
+            if (i > 0) TRY(PutByte(o_, ','));
+            TRY(Value(node.a));
+          }
+        }
+        depth_--;
+        return PutByte(o_, ']');
+      }
+      case kMap: {
+        int32_t kt, vt;
+        int64_t n;
+        TRY(MapBegin(&kt, &vt, &n));
+        TRY(PutByte(o_, '{'));
+        if (n > 0 && (kt != node.ta || vt != node.tb)) {
+          for (int64_t i = 0; i < n; i++) {
+            TRY(Skip(kt));
+            TRY(Skip(vt));
+          }
+        } else {
+          for (int64_t i = 0; i < n; i++) {
+            if (i > 0) TRY(PutByte(o_, ','));
+            const size_t start = o_.pos;
+            TRY(Value(node.a));
+            if (o_.buf[start] != '"') TRY(Requote(start));
+            TRY(PutByte(o_, ':'));
+            TRY(Value(node.b));
+          }
+        }
+        depth_--;
+        return PutByte(o_, '}');
+      }
+      case kStruct:
+        return Struct(node);
+      default:
+        return kError;
+    }
+  }
+
+ private:
+  // A map key that is not a JSON string already, as JSON.stringify(its text): the text is
+  // well-formed UTF-8 written here, so only `"`, `\` and control bytes change.
+  Status Requote(size_t start) {
+    const size_t len = o_.pos - start;
+    size_t extra = 2;
+    for (size_t i = start; i < o_.pos; i++) {
+      const uint8_t c = o_.buf[i];
+      if (c == '"' || c == '\\') extra += 1;
+      else if (c < 0x20) extra += 5;
+    }
+    if (!o_.Room(extra)) return kNeedRoom;
+    uint8_t* b = o_.buf;
+    // From the end backwards, so that the text moves in place.
+    size_t r = o_.pos;
+    size_t w = o_.pos + extra;
+    b[--w] = '"';
+    while (r > start) {
+      const uint8_t c = b[--r];
+      if (c == '"' || c == '\\') {
+        b[--w] = c;
+        b[--w] = '\\';
+      } else if (c < 0x20) {
+        uint8_t tmp[6];
+        size_t q = 0;
+        PutAsciiEscaped(tmp, q, c);
+        while (q > 0) b[--w] = tmp[--q];
+      } else {
+        b[--w] = c;
+      }
+    }
+    b[--w] = '"';
+    (void)len;
+    o_.pos += extra;
+    return kOk;
+  }
+
+  Status Struct(const Node& node) {
+    TRY(Enter());
+    int32_t saved_last = last_field_id_;
+    if (kCompact) last_field_id_ = 0;
+    TRY(PutByte(o_, '{'));
+    bool sep = false;
+    for (;;) {
+      int32_t type = 0, id = 0;
+      TRY(FieldBegin(&type, &id));
+      if (type == tStop) break;
+      const Field* f = nullptr;
+      if (id >= 0 && id < kDense) {
+        const int16_t k = node.dense[id];
+        if (k >= 0) f = &node.fields[k];
+      } else {
+        for (const Field& x : node.fields)
+          if (x.id == id) {
+            f = &x;
+            break;
+          }
+      }
+      if (f == nullptr || f->ttype != type) {
+        TRY(Skip(type));
+        continue;
+      }
+      if (!o_.Room(f->prefix_len + 1)) return kNeedRoom;
+      if (sep) o_.buf[o_.pos++] = ',';
+      sep = true;
+      std::memcpy(o_.buf + o_.pos, plan_.text.data() + f->prefix_off, f->prefix_len);
+      o_.pos += f->prefix_len;
+      TRY(Value(f->node));
+    }
+    depth_--;
+    if (kCompact) last_field_id_ = saved_last;
+    return PutByte(o_, '}');
+  }
+
+  Status Enter() { return ++depth_ > max_depth_ ? kError : kOk; }
+  Status Need(int64_t n) const { return static_cast<int64_t>(end_ - pos_) < n ? kError : kOk; }
+
+  Status U8(uint8_t* v) {
+    if (pos_ >= end_) return kError;
+    *v = src_[pos_++];
+    return kOk;
+  }
+
+  Status BeI32(int32_t* v) {
+    TRY(Need(4));
+    const uint8_t* b = src_ + pos_;
+    *v = static_cast<int32_t>((uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3]);
+    pos_ += 4;
+    return kOk;
+  }
+
+  // Compact: an unsigned varint of at most 5 bytes (bits past 32 dropped, as CompactReader does).
+  Status Varint32(uint32_t* v) {
+    uint32_t result = 0;
+    for (int i = 0; i < 5; i++) {
+      if (pos_ >= end_) return kError;
+      const uint8_t b = src_[pos_++];
+      result |= static_cast<uint32_t>(b & 0x7f) << (7 * i);
+      if (b < 0x80) {
+        *v = result;
+        return kOk;
+      }
+    }
+    return kError;
+  }
+
+  Status Varint64(uint64_t* v) {
+    uint64_t result = 0;
+    for (int i = 0; i < 10; i++) {
+      if (pos_ >= end_) return kError;
+      const uint8_t b = src_[pos_++];
+      result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+      if (b < 0x80) {
+        *v = result;
+        return kOk;
+      }
+    }
+    return kError;
+  }
+
+  Status SkipVarint(int max) {
+    for (int i = 0; i < max; i++) {
+      if (pos_ >= end_) return kError;
+      if (src_[pos_++] < 0x80) return kOk;
+    }
+    return kError;
+  }
+
+  static int32_t Zigzag32(uint32_t n) { return static_cast<int32_t>((n >> 1) ^ (0u - (n & 1))); }
+
+  Status CompactType(uint32_t nibble, int32_t* t) {
+    const int32_t x = kFromCompact[nibble & 15];
+    if (x <= 0) return kError;
+    *t = x;
+    return kOk;
+  }
+
+  Status ReadBool(bool* v) {
+    if (kCompact) {
+      if (pending_bool_ >= 0) {
+        *v = pending_bool_ == 1;
+        pending_bool_ = -1;
+        return kOk;
+      }
+      uint8_t b;
+      TRY(U8(&b));
+      *v = b == 1;
+      return kOk;
+    }
+    uint8_t b;
+    TRY(U8(&b));
+    *v = b != 0;
+    return kOk;
+  }
+
+  Status ReadI16(int32_t* v) {
+    if (kCompact) {
+      uint32_t n;
+      TRY(Varint32(&n));
+      *v = static_cast<int16_t>(static_cast<uint16_t>(Zigzag32(n)));
+      return kOk;
+    }
+    TRY(Need(2));
+    *v = static_cast<int16_t>(static_cast<uint16_t>((src_[pos_] << 8) | src_[pos_ + 1]));
+    pos_ += 2;
+    return kOk;
+  }
+
+  Status ReadI32(int32_t* v) {
+    if (kCompact) {
+      uint32_t n;
+      TRY(Varint32(&n));
+      *v = Zigzag32(n);
+      return kOk;
+    }
+    return BeI32(v);
+  }
+
+  Status ReadI64(int64_t* v) {
+    if (kCompact) {
+      uint64_t n;
+      TRY(Varint64(&n));
+      *v = static_cast<int64_t>((n >> 1) ^ (0ull - (n & 1)));
+      return kOk;
+    }
+    TRY(Need(8));
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++) x = (x << 8) | src_[pos_ + i];
+    pos_ += 8;
+    *v = static_cast<int64_t>(x);
+    return kOk;
+  }
+
+  Status ReadDouble(double* v) {
+    TRY(Need(8));
+    uint64_t x = 0;
+    if (kCompact) {
+      for (int i = 7; i >= 0; i--) x = (x << 8) | src_[pos_ + i];
+    } else {
+      for (int i = 0; i < 8; i++) x = (x << 8) | src_[pos_ + i];
+    }
+    pos_ += 8;
+    std::memcpy(v, &x, 8);
+    return kOk;
+  }
+
+  Status StringLength(int64_t len) {
+    if (len < 0) return kError;
+    return Need(len);
+  }
+
+  Status ReadBinarySpan(size_t* start) {
+    int32_t len;
+    if (kCompact) {
+      uint32_t n;
+      TRY(Varint32(&n));
+      len = static_cast<int32_t>(n);
+    } else {
+      TRY(BeI32(&len));
+    }
+    TRY(StringLength(len));
+    *start = pos_;
+    pos_ += static_cast<size_t>(len);
+    return kOk;
+  }
+
+  Status ContainerSize(int64_t size, int64_t min_bytes) {
+    if (size < 0) return kError;
+    if (min_bytes > 0 && size * min_bytes > static_cast<int64_t>(end_ - pos_)) return kError;
+    return kOk;
+  }
+
+  Status ListBegin(int32_t* elem_type, int64_t* size) {
+    TRY(Enter());
+    uint8_t b;
+    TRY(U8(&b));
+    if (kCompact) {
+      TRY(CompactType(b & 15, elem_type));
+      int64_t n = b >> 4;
+      if (n == 15) {
+        uint32_t v;
+        TRY(Varint32(&v));
+        n = static_cast<int32_t>(v);
+        if (n < 0) return kError;
+      }
+      TRY(ContainerSize(n, 1));
+      *size = n;
+      return kOk;
+    }
+    if (!IsValueType(b)) return kError;
+    *elem_type = b;
+    int32_t n;
+    TRY(BeI32(&n));
+    TRY(ContainerSize(n, kFixedWidth[b] ? kFixedWidth[b] : 1));
+    *size = n;
+    return kOk;
+  }
+
+  Status MapBegin(int32_t* kt, int32_t* vt, int64_t* size) {
+    TRY(Enter());
+    if (kCompact) {
+      uint32_t v;
+      TRY(Varint32(&v));
+      const int64_t n = static_cast<int32_t>(v);
+      if (n == 0) {
+        *kt = tStop;
+        *vt = tStop;
+        *size = 0;
+        return kOk;
+      }
+      if (n < 0) return kError;
+      uint8_t b;
+      TRY(U8(&b));
+      TRY(CompactType(b >> 4, kt));
+      TRY(CompactType(b & 15, vt));
+      TRY(ContainerSize(n, 2));
+      *size = n;
+      return kOk;
+    }
+    uint8_t k, w;
+    TRY(U8(&k));
+    if (!IsValueType(k)) return kError;
+    TRY(U8(&w));
+    if (!IsValueType(w)) return kError;
+    int32_t n;
+    TRY(BeI32(&n));
+    TRY(ContainerSize(n, (kFixedWidth[k] ? kFixedWidth[k] : 1) + (kFixedWidth[w] ? kFixedWidth[w] : 1)));
+    *kt = k;
+    *vt = w;
+    *size = n;
+    return kOk;
+  }
+
+  Status FieldBegin(int32_t* type, int32_t* id) {
+    uint8_t b;
+    TRY(U8(&b));
+    if (b == 0) {
+      *type = tStop;
+      return kOk;
+    }
+    if (kCompact) {
+      const uint32_t nibble = b & 15;
+      TRY(CompactType(nibble, type));
+      const uint32_t delta = b >> 4;
+      if (delta == 0) {
+        uint32_t v;
+        TRY(Varint32(&v));
+        *id = static_cast<int16_t>(static_cast<uint16_t>(Zigzag32(v)));
+      } else {
+        *id = static_cast<int16_t>(static_cast<uint16_t>(last_field_id_ + static_cast<int32_t>(delta)));
+      }
+      last_field_id_ = *id;
+      if (*type == tBool) pending_bool_ = nibble == 1 ? 1 : 0;
+      return kOk;
+    }
+    if (!IsValueType(b)) return kError;
+    *type = b;
+    TRY(Need(2));
+    *id = static_cast<int16_t>(static_cast<uint16_t>((src_[pos_] << 8) | src_[pos_ + 1]));
+    pos_ += 2;
+    return kOk;
+  }
+
+  Status Skip(int32_t type) {
+    if (kCompact) return SkipCompact(type);
+    const int w = type >= 0 && type <= 16 ? kFixedWidth[type] : 0;
+    if (w) {
+      TRY(Need(w));
+      pos_ += w;
+      return kOk;
+    }
+    switch (type) {
+      case tString: {
+        size_t start;
+        return ReadBinarySpan(&start);
+      }
+      case tStruct: {
+        TRY(Enter());
+        for (;;) {
+          uint8_t t;
+          TRY(U8(&t));
+          if (t == tStop) break;
+          if (!IsValueType(t)) return kError;
+          TRY(Need(2));
+          pos_ += 2;
+          TRY(Skip(t));
+        }
+        depth_--;
+        return kOk;
+      }
+      case tList:
+      case tSet: {
+        int32_t et;
+        int64_t n;
+        TRY(ListBegin(&et, &n));
+        const int ew = kFixedWidth[et];
+        if (ew) {
+          TRY(Need(n * ew));
+          pos_ += n * ew;
+        } else {
+          for (int64_t i = 0; i < n; i++) TRY(Skip(et));
+        }
+        depth_--;
+        return kOk;
+      }
+      case tMap: {
+        int32_t kt, vt;
+        int64_t n;
+        TRY(MapBegin(&kt, &vt, &n));
+        const int kw = kFixedWidth[kt], vw = kFixedWidth[vt];
+        if (kw && vw) {
+          TRY(Need(n * (kw + vw)));
+          pos_ += n * (kw + vw);
+        } else {
+          for (int64_t i = 0; i < n; i++) {
+            TRY(Skip(kt));
+            TRY(Skip(vt));
+          }
+        }
+        depth_--;
+        return kOk;
+      }
+      default:
+        return kError;
+    }
+  }
+
+  Status SkipCompact(int32_t type) {
+    switch (type) {
+      case tBool:
+        if (pending_bool_ >= 0) {
+          pending_bool_ = -1;
+          return kOk;
+        } else {
+          uint8_t b;
+          return U8(&b);
+        }
+      case tByte: {
+        uint8_t b;
+        return U8(&b);
+      }
+      case tI16:
+        return SkipVarint(3);
+      case tI32:
+        return SkipVarint(5);
+      case tI64:
+        return SkipVarint(10);
+      case tDouble:
+        TRY(Need(8));
+        pos_ += 8;
+        return kOk;
+      case tUuid:
+        TRY(Need(16));
+        pos_ += 16;
+        return kOk;
+      case tString: {
+        size_t start;
+        return ReadBinarySpan(&start);
+      }
+      case tStruct: {
+        TRY(Enter());
+        for (;;) {
+          uint8_t b;
+          TRY(U8(&b));
+          if (b == 0) break;
+          int32_t t;
+          TRY(CompactType(b & 15, &t));
+          if ((b >> 4) == 0) TRY(SkipVarint(3));
+          if (t == tBool) continue;
+          TRY(SkipCompact(t));
+        }
+        depth_--;
+        return kOk;
+      }
+      case tList:
+      case tSet: {
+        int32_t et;
+        int64_t n;
+        TRY(ListBegin(&et, &n));
+        if (et == tBool || et == tByte) {
+          TRY(Need(n));
+          pos_ += n;
+        } else if (et == tDouble || et == tUuid) {
+          const int64_t w = et == tDouble ? 8 : 16;
+          TRY(Need(n * w));
+          pos_ += n * w;
+        } else {
+          for (int64_t i = 0; i < n; i++) TRY(SkipCompact(et));
+        }
+        depth_--;
+        return kOk;
+      }
+      case tMap: {
+        int32_t kt, vt;
+        int64_t n;
+        TRY(MapBegin(&kt, &vt, &n));
+        for (int64_t i = 0; i < n; i++) {
+          TRY(SkipElement(kt));
+          TRY(SkipElement(vt));
+        }
+        depth_--;
+        return kOk;
+      }
+      default:
+        return kError;
+    }
+  }
+
+  Status SkipElement(int32_t t) {
+    if (t == tBool) {
+      uint8_t b;
+      return U8(&b);
+    }
+    return SkipCompact(t);
+  }
+
+  const Plan& plan_;
+  const uint8_t* src_;
+  size_t pos_;
+  const size_t end_;
+  int32_t depth_;
+  const int32_t max_depth_;
+  Out& o_;
+  int32_t last_field_id_ = 0;
+  int32_t pending_bool_ = -1;
+};
+
+#undef TRY
+
+// ---- JS glue ----
+
+void FinalizePlan(napi_env, void* data, void*) { delete static_cast<Plan*>(data); }
+
+// Tags plan Externals, so that another External (a head-scan binding, a key) is refused.
+constexpr napi_type_tag kPlanTag = {0x6c6f6368676a736fULL, 0x6e706c616e763031ULL};
+
+bool TypedArrayOf(napi_env env, napi_value v, napi_typedarray_type want, void** data, size_t* len) {
+  napi_typedarray_type t;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &t, len, data, &ab, &off) != napi_ok || t != want) return false;
+  return true;
+}
+
+napi_value CompileJs(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, nullptr, "gatewayJson.compile(plan: Int32Array, text: Uint8Array)");
+    return nullptr;
+  }
+  void* words;
+  size_t n;
+  void* text;
+  size_t text_len;
+  if (!TypedArrayOf(env, argv[0], napi_int32_array, &words, &n) ||
+      !TypedArrayOf(env, argv[1], napi_uint8_array, &text, &text_len)) {
+    napi_throw_type_error(env, nullptr, "gatewayJson.compile(plan: Int32Array, text: Uint8Array)");
+    return nullptr;
+  }
+  std::unique_ptr<Plan> plan(new Plan());
+  if (!CompilePlan(static_cast<const int32_t*>(words), n, static_cast<const uint8_t*>(text), text_len,
+                   plan.get())) {
+    napi_throw_range_error(env, nullptr, "gatewayJson.compile: malformed plan");
+    return nullptr;
+  }
+  napi_value ext;
+  if (napi_create_external(env, plan.get(), FinalizePlan, nullptr, &ext) != napi_ok) {
+    napi_throw_error(env, nullptr, "gatewayJson.compile: out of memory");
+    return nullptr;
+  }
+  plan.release();
+  if (napi_type_tag_object(env, ext, &kPlanTag) != napi_ok) {
+    napi_throw_error(env, nullptr, "gatewayJson.compile: cannot tag the plan");
+    return nullptr;
+  }
+  return ext;
+}
+
+napi_value EmitJs(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 5;
+  napi_value argv[5];
+  constexpr const char* kUsage =
+      "gatewayJson.emit(plan, root: number, src: Uint8Array, out: Uint8Array, io: Int32Array)";
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 5) {
+    napi_throw_type_error(env, nullptr, kUsage);
+    return nullptr;
+  }
+  void* data = nullptr;
+  napi_valuetype vt;
+  bool tagged = false;
+  if (napi_typeof(env, argv[0], &vt) != napi_ok || vt != napi_external ||
+      napi_check_object_type_tag(env, argv[0], &kPlanTag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == nullptr) {
+    napi_throw_type_error(env, nullptr, kUsage);
+    return nullptr;
+  }
+  const Plan& plan = *static_cast<const Plan*>(data);
+  int32_t root;
+  void* src;
+  size_t src_len;
+  void* out;
+  size_t out_len;
+  void* io_data;
+  size_t io_len;
+  if (napi_get_value_int32(env, argv[1], &root) != napi_ok ||
+      !TypedArrayOf(env, argv[2], napi_uint8_array, &src, &src_len) ||
+      !TypedArrayOf(env, argv[3], napi_uint8_array, &out, &out_len) ||
+      !TypedArrayOf(env, argv[4], napi_int32_array, &io_data, &io_len) || io_len < 8) {
+    napi_throw_type_error(env, nullptr, kUsage);
+    return nullptr;
+  }
+  int32_t* io = static_cast<int32_t*>(io_data);
+  const int32_t pos = io[0], end = io[1], protocol = io[2], depth = io[3], max_depth = io[4], out_pos = io[5];
+  if (root < 0 || static_cast<size_t>(root) >= plan.index_of.size() || plan.index_of[root] < 0 || pos < 0 ||
+      end < pos || static_cast<size_t>(end) > src_len || (protocol != 0 && protocol != 1) || depth < 0 ||
+      max_depth < 0 || max_depth > 256 || out_pos < 0 || static_cast<size_t>(out_pos) > out_len) {
+    napi_throw_range_error(env, nullptr, "gatewayJson.emit: bad arguments");
+    return nullptr;
+  }
+  Out o{static_cast<uint8_t*>(out), static_cast<size_t>(out_pos), out_len};
+  const int32_t node = plan.index_of[root];
+  Status s;
+  size_t after;
+  if (protocol == 0) {
+    Emitter<false> e(plan, static_cast<const uint8_t*>(src), pos, end, depth, max_depth, o);
+    s = e.Value(node);
+    after = e.pos();
+  } else {
+    Emitter<true> e(plan, static_cast<const uint8_t*>(src), pos, end, depth, max_depth, o);
+    s = e.Value(node);
+    after = e.pos();
+  }
+  if (s == kOk) {
+    io[6] = static_cast<int32_t>(after);
+    io[7] = static_cast<int32_t>(o.pos);
+  }
+  napi_value result;
+  napi_create_int32(env, s, &result);
+  return result;
+}
+
+}  // namespace
+
+void Register(Napi::Env env, Napi::Object exports) {
+  Napi::Object api = Napi::Object::New(env);
+  napi_value fn;
+  napi_create_function(env, "compile", NAPI_AUTO_LENGTH, CompileJs, nullptr, &fn);
+  api.Set("compile", Napi::Value(env, fn));
+  napi_create_function(env, "emit", NAPI_AUTO_LENGTH, EmitJs, nullptr, &fn);
+  api.Set("emit", Napi::Value(env, fn));
+  exports.Set("gatewayJson", api);
+}
+
+}  // namespace loch::gatewayjson
