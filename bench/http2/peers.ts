@@ -22,6 +22,11 @@ export interface H2ProxyStart {
   /** The h2 (TLS, ALPN) port of the same instance. */
   readonly tlsPort: number;
   readonly upstreamPort: number;
+  /**
+   * What the proxy speaks to the backend: HTTP/1.1 keep-alive (the page's comparison with nginx),
+   * or h2c by prior knowledge (`--upstream h2`: HAProxy and Loch only).
+   */
+  readonly upstream?: 'h1' | 'h2';
   readonly workers: number;
   /** taskset CPU list for the proxy. */
   readonly cpu: string;
@@ -36,8 +41,8 @@ export interface H2ProxySpec {
   readonly name: string;
   /** How it is configured (for the results page). */
   readonly note: string;
-  /** Why it cannot run on this machine, or null when it can. */
-  unavailable(): string | null;
+  /** Why it cannot run on this machine (or with this upstream protocol), or null when it can. */
+  unavailable(upstream: 'h1' | 'h2'): string | null;
   /** Starts an instance; resolves once both ports forward, throws with the reason if not. */
   start(options: H2ProxyStart): Promise<Peer>;
 }
@@ -74,7 +79,10 @@ const nginx: H2ProxySpec = {
     'worker_processes N; `listen ... http2` (h2c) and `listen ... ssl http2` (TLS 1.3, ECDSA P-256); ' +
     "upstream `keepalive 256` (as loch's `upstream_keepalive` default: with 64, -c16 -m16 closed and opened " +
     'again 0.47 upstream connections per request), `proxy_http_version 1.1`; http2_max_concurrent_streams 128 (default)',
-  unavailable: () => null,
+  unavailable: (upstream) =>
+    upstream === 'h2'
+      ? "Debian's nginx 1.22 cannot proxy to HTTP/2 upstreams (no proxy_http_version 2)"
+      : null,
   async start(o) {
     const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-h2-'));
     mkdirSync(join(prefix, 'logs'), { recursive: true });
@@ -128,7 +136,7 @@ const haproxy: H2ProxySpec = {
   name: 'haproxy',
   note:
     'one process, nbthread N; `bind ... proto h2` (h2c) and `bind ... ssl crt ... alpn h2` (TLS 1.3); ' +
-    '`mode http`, `http-reuse always` to the HTTP/1.1 backend',
+    '`mode http`, `http-reuse always` to the backend (`proto h2` on its server line for an h2c backend)',
   unavailable: () => null,
   async start(o) {
     const dir = mkdtempSync(join(tmpdir(), 'loch-bench-haproxy-h2-'));
@@ -154,7 +162,7 @@ frontend fe
   default_backend be
 
 backend be
-  server s1 127.0.0.1:${o.upstreamPort}
+  server s1 127.0.0.1:${o.upstreamPort}${o.upstream === 'h2' ? ' proto h2' : ''}
 `;
     const file = join(dir, 'haproxy.cfg');
     writeFileSync(file, conf);
@@ -176,6 +184,7 @@ listener = { type = "socket", value = "127.0.0.1:${port}" }
 access_log = false
 timeouts = { server_keepalive = "300s" }
 ${tls}
+${o.upstream === 'h2' ? 'upstream_http_version = "http2"\n' : ''}
 [[servers.${key}.routes]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${o.upstreamPort}" }]
@@ -206,7 +215,8 @@ const loch: H2ProxySpec = {
     'runtime.workers = N (worker threads, one io_uring ring each); `proxy_type = "http"` servers with ' +
     'HTTP/2 on (default: h2c sniffed on the plain listener, h2 by ALPN on the TLS one, TLS 1.3); ' +
     'HTTP/1.1 upstream (`upstream_http_version = "http11"`, default; idle upstream connections kept: ' +
-    '`upstream_keepalive` default 256)',
+    '`upstream_keepalive` default 256; with an h2c backend `upstream_http_version = "http2"`: shared multiplexed ' +
+    'upstream connections)',
   unavailable: () => (existsSync(LOCH_CLI) ? null : `${LOCH_CLI} does not exist (run \`pnpm build\` first)`),
   async start(o) {
     const config = writeLochH2Config(o);

@@ -8,10 +8,14 @@
  * ratios to nginx. Then gRPC unary calls/s directly and through Loch (grpc.ts). Writes
  * bench/results/http2.md (+ .json) and SVG charts; a run that leaves anything out or shortens
  * it writes to results/partial/ instead. Never installs or builds.
+ * --upstream h2: the same downstream loads, but every proxy speaks h2c (prior knowledge) to an
+ * nginx backend serving HTTP/2 (issue 14: "compare h2 -> h2 with haproxy only": Debian's nginx
+ * 1.22 cannot proxy to HTTP/2 upstreams), so HAProxy is the reference; no gRPC part (the page's
+ * gRPC rows are h2 -> h2 already). Writes bench/results/http2-upstream-h2.md (+ .json, charts).
  *
  * Usage: tsx --conditions=@loch/source http2/run.ts [--sizes 128,3269,11268,165854]
  *   [--peers nginx,haproxy,loch] [--modes h2c,h2] [--loads 16x16,64x1] [--workers 1]
- *   [--no-grpc] [--seconds N] [--warmup N] [--quick]
+ *   [--upstream h1|h2] [--no-grpc] [--seconds N] [--warmup N] [--quick]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -36,7 +40,7 @@ import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
 import { log, pointsTable, ratio } from '../lib/report.js';
 import { writeTlsCertificates } from '../lib/tls-certs.js';
 import { GRPC_PATH, type GrpcPoint, measureGrpc, startGrpcUpstream, startLochGrpc } from './grpc.js';
-import { type H2Load, measureH2 } from './h2load.js';
+import { type H2Load, measureH2, waitForH2 } from './h2load.js';
 import { H2_PROXIES, type H2ProxySpec } from './peers.js';
 
 const { values: args } = parseArgs({
@@ -48,9 +52,20 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: 'h2c,h2' },
     loads: { type: 'string', default: '16x16,64x1' },
     workers: { type: 'string', default: '1' },
+    upstream: { type: 'string', default: 'h1' },
     'no-grpc': { type: 'boolean', default: false },
   },
 });
+if (args.upstream !== 'h1' && args.upstream !== 'h2') {
+  process.stderr.write(`--upstream: h1 or h2, not ${args.upstream}\n`);
+  process.exit(2);
+}
+/** What the proxies speak to the backend: HTTP/1.1 keep-alive, or h2c. */
+const upstream: 'h1' | 'h2' = args.upstream;
+/** The peer the ratios are to: nginx, which cannot proxy to an HTTP/2 backend, or else HAProxy. */
+const reference = upstream === 'h1' ? 'nginx' : 'haproxy';
+/** The page's name (charts are prefixed with it). */
+const pageName = upstream === 'h1' ? 'http2' : 'http2-upstream-h2';
 
 type Mode = 'h2c' | 'h2';
 const { quick, seconds, warmupSeconds } = timing(args);
@@ -78,7 +93,7 @@ const partial = Boolean(
     quick ||
     args.modes !== 'h2c,h2' ||
     args.loads !== DEFAULT_LOADS ||
-    args['no-grpc'] ||
+    (upstream === 'h1' && args['no-grpc']) ||
     workers !== 1,
 );
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -105,13 +120,14 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg();
   const specs: H2ProxySpec[] = [];
-  for (const name of wanted ?? H2_PROXIES.map((s) => s.name)) {
+  const defaultPeers = H2_PROXIES.filter((s) => s.unavailable(upstream) === null || s.name === 'loch');
+  for (const name of wanted ?? defaultPeers.map((s) => s.name)) {
     const spec = H2_PROXIES.find((s) => s.name === name);
     if (spec === undefined)
       throw new PeerNotServingError(
         `--peers: unknown peer ${name} (${H2_PROXIES.map((s) => s.name).join(', ')})`,
       );
-    const reason = spec.unavailable();
+    const reason = spec.unavailable(upstream);
     if (reason !== null) throw new PeerNotServingError(`${spec.name}: not available (${reason})`);
     specs.push(spec);
   }
@@ -128,9 +144,17 @@ async function main(): Promise<void> {
   const certificate = writeTlsCertificates().ecdsa;
   const root = writeBodies([...new Set([...sizes, 128])]);
   const backendPort = await freePort();
-  const backend: NginxPeer = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU });
-  await waitForHttp(backendPort, '/128');
-  log(`backend nginx on 127.0.0.1:${backendPort} (CPU ${LOAD_CPU}), bodies in ${root}`);
+  const backend: NginxPeer = await startNginxStatic({
+    root,
+    port: backendPort,
+    cpu: LOAD_CPU,
+    http2: upstream === 'h2',
+  });
+  if (upstream === 'h2') await waitForH2(`http://127.0.0.1:${backendPort}/128`);
+  else await waitForHttp(backendPort, '/128');
+  log(
+    `backend nginx (${upstream === 'h2' ? 'h2c' : 'HTTP/1.1'}) on 127.0.0.1:${backendPort} (CPU ${LOAD_CPU}), bodies in ${root}`,
+  );
 
   const points: Point[] = [];
   const grpcPoints: GrpcPoint[] = [];
@@ -145,6 +169,7 @@ async function main(): Promise<void> {
         port,
         tlsPort,
         upstreamPort: backendPort,
+        upstream,
         workers,
         cpu: PROXY_CPU,
         certificate,
@@ -160,14 +185,14 @@ async function main(): Promise<void> {
     mkdirSync(resultsDir, { recursive: true });
     const charts = writeCharts(points, names);
     writeFileSync(
-      join(resultsDir, 'http2.md'),
+      join(resultsDir, `${pageName}.md`),
       renderPage({ started, loadBefore, specs, points, grpcPoints, failures, warnings, charts }),
     );
     writeFileSync(
-      join(resultsDir, 'http2.json'),
-      `${JSON.stringify({ started, machine: machineSummary(), seconds, warmupSeconds, workers, points, grpcPoints, failures }, null, 2)}\n`,
+      join(resultsDir, `${pageName}.json`),
+      `${JSON.stringify({ started, machine: machineSummary(), seconds, warmupSeconds, workers, upstream, points, grpcPoints, failures }, null, 2)}\n`,
     );
-    log(`wrote ${join(resultsDir, 'http2.md')}`);
+    log(`wrote ${join(resultsDir, `${pageName}.md`)}`);
   };
 
   try {
@@ -202,7 +227,7 @@ async function main(): Promise<void> {
       }
       writeResults();
     }
-    if (!args['no-grpc']) {
+    if (upstream === 'h1' && !args['no-grpc']) {
       await grpcRun();
       writeResults();
     }
@@ -312,11 +337,11 @@ function writeCharts(points: readonly Point[], names: readonly string[]): string
         ['cpu', 'proxy CPU us per request', (m: Measurement) => m.cpuUsPerRequest],
         ['rps', 'requests/s', (m: Measurement) => m.requestsPerSecond],
       ] as const) {
-        const file = `http2-${mode}-${loadSlug(load)}-${metric}.svg`;
+        const file = `${pageName}-${mode}-${loadSlug(load)}-${metric}.svg`;
         writeFileSync(
           join(resultsDir, file),
           lineChart({
-            title: `HTTP/2 proxy, ${mode}, h2load ${loadName(load)}, ${workers} worker: ${yLabel}`,
+            title: `HTTP/2 proxy, ${mode}${upstream === 'h2' ? ' -> h2c' : ''}, h2load ${loadName(load)}, ${workers} worker: ${yLabel}`,
             xLabel: 'response body',
             yLabel,
             categories: sizes.map(formatSize),
@@ -349,8 +374,19 @@ function renderPage(o: {
 }): string {
   const names = o.specs.map((s) => s.name);
   const command = `pnpm --filter @loch/bench bench:http2${runnerArgs().length ? ` -- ${runnerArgs().join(' ')}` : ''}`;
+  const backendText =
+    upstream === 'h1'
+      ? 'nginx static backend over HTTP/1.1 keep-alive'
+      : 'nginx static backend over h2c (prior knowledge; nginx `listen ... http2`)';
+  const upstreamText =
+    upstream === 'h1'
+      ? "Debian's nginx 1.22 cannot proxy to HTTP/2 upstreams, so every peer speaks HTTP/1.1 upstream."
+      : "Every proxy speaks HTTP/2 to the backend, so nginx is left out (Debian's nginx 1.22 cannot proxy to " +
+        'HTTP/2 upstreams) and HAProxy is the reference; the HTTP/1.1-upstream comparison with nginx is bench/results/http2.md.';
   const lines: string[] = [
-    '# HTTP/2 reverse proxy benchmark',
+    upstream === 'h1'
+      ? '# HTTP/2 reverse proxy benchmark'
+      : '# HTTP/2 reverse proxy benchmark, HTTP/2 upstream (h2 -> h2)',
     '',
     partial
       ? '**Partial run** (a subset of peers, sizes, modes or loads, or shortened timing): not the reference page.\n'
@@ -358,12 +394,11 @@ function renderPage(o: {
     `Run \`${command}\` on ${o.started.toISOString()} (load average before: ${o.loadBefore.map((l) => l.toFixed(2)).join(', ')}).`,
     `Machine: ${machineSummary()}.`,
     '',
-    `h2load (nghttp2) -> proxy -> nginx static backend over HTTP/1.1 keep-alive. Each point: ${warmupSeconds} s warm-up, ` +
+    `h2load (nghttp2) -> proxy -> ${backendText}. Each point: ${warmupSeconds} s warm-up, ` +
       `then ${seconds} s measured (\`h2load -D ${seconds} -t1\`). The proxy runs ${workers} worker pinned to CPU ${PROXY_CPU}; ` +
       `h2load and the backend share CPU ${LOAD_CPU}. CPU per request is the utime+stime of the proxy's process tree over ` +
       "the measured run divided by the requests that succeeded; p50/p99 come from h2load's per-request log. " +
-      "h2c is HTTP/2 by prior knowledge on a plain port; h2 is TLS 1.3 (ECDSA P-256) with ALPN h2. Debian's nginx 1.22 " +
-      'cannot proxy to HTTP/2 upstreams, so every peer speaks HTTP/1.1 upstream.',
+      `h2c is HTTP/2 by prior knowledge on a plain port; h2 is TLS 1.3 (ECDSA P-256) with ALPN h2. ${upstreamText}`,
     '',
     '| proxy | configuration |',
     '|---|---|',
@@ -384,20 +419,24 @@ function renderPage(o: {
         )?.m;
       lines.push(`## ${mode}, h2load ${loadName(load)}`, '');
       lines.push(
-        pointsTable({ sizes, names, reference: 'nginx', label: 'proxy', find }),
+        pointsTable({ sizes, names, reference, label: 'proxy', find }),
         '',
-        "Loch's CPU per request against nginx's (the issue's aim: 1.3x at every size; the gate: 1.5x):",
+        upstream === 'h1'
+          ? "Loch's CPU per request against nginx's (the issue's aim: 1.3x at every size; the gate: 1.5x):"
+          : "Loch's CPU per request against HAProxy's, both speaking HTTP/2 to the backend:",
         '',
         markdownTable(
-          ['body', 'loch / nginx', 'loch / haproxy'],
+          ['body', ...(upstream === 'h1' ? ['loch / nginx'] : []), 'loch / haproxy'],
           sizes.map((size) => [
             formatSize(size),
-            ratio(find('loch', size)?.cpuUsPerRequest, find('nginx', size)?.cpuUsPerRequest),
+            ...(upstream === 'h1'
+              ? [ratio(find('loch', size)?.cpuUsPerRequest, find('nginx', size)?.cpuUsPerRequest)]
+              : []),
             ratio(find('loch', size)?.cpuUsPerRequest, find('haproxy', size)?.cpuUsPerRequest),
           ]),
         ),
         '',
-        `![CPU per request](${`http2-${mode}-${loadSlug(load)}-cpu.svg`}) ![requests/s](${`http2-${mode}-${loadSlug(load)}-rps.svg`})`,
+        `![CPU per request](${`${pageName}-${mode}-${loadSlug(load)}-cpu.svg`}) ![requests/s](${`${pageName}-${mode}-${loadSlug(load)}-rps.svg`})`,
         '',
       );
     }
@@ -437,7 +476,7 @@ function renderPage(o: {
   if (o.failures.length) lines.push('## Failed points', '', ...o.failures.map((f) => `- ${f}`), '');
   // The findings written by hand (counts per request, what stands between Loch and 1.0x).
   const notes = join(here, 'notes.md');
-  if (existsSync(notes)) lines.push(readFileSync(notes, 'utf8').trim(), '');
+  if (upstream === 'h1' && existsSync(notes)) lines.push(readFileSync(notes, 'utf8').trim(), '');
   return `${lines.filter((l, i) => !(l === '' && lines[i - 1] === '')).join('\n')}\n`;
 }
 

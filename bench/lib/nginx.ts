@@ -68,12 +68,16 @@ async function launch(
   return { ...peer, prefix, port };
 }
 
-/** nginx serving the files of `root` over HTTP/1.1 keep-alive on 127.0.0.1:`port`. */
+/**
+ * nginx serving the files of `root` over HTTP/1.1 keep-alive on 127.0.0.1:`port`, or (`http2`)
+ * over h2c by prior knowledge (nginx 1.22's plain `listen ... http2` speaks only HTTP/2).
+ */
 export function startNginxStatic(options: {
   root: string;
   port: number;
   workers?: number;
   cpu?: string;
+  http2?: boolean;
 }): Promise<NginxPeer> {
   const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-static-'));
   const conf = `${prelude(prefix, options.workers ?? 1)}
@@ -84,7 +88,7 @@ ${httpCommon(prefix)}
   open_file_cache max=64 inactive=600s;
   default_type application/octet-stream;
   server {
-    listen 127.0.0.1:${options.port} backlog=4096;
+    listen 127.0.0.1:${options.port}${options.http2 === true ? ' http2' : ''} backlog=4096;
     root ${options.root};
     location / { }
   }
