@@ -19,8 +19,14 @@
  * runtime's heap receives in that window (bufferStats: receives that missed the provided
  * buffers) and the CPU us per call of the whole process (clients and upstream included).
  *
+ * The server runs as the worker runs it (`callsInPlace`: calls of 1 KiB or more relayed from the
+ * received chunk, not copied); --copy turns that off, for an A/B of the call side's copy. With
+ * --connections, the bytes copied into loch's readers per call are counted too (FrameReader's
+ * appends: the call's copy into the server's reader, a reply's into an upstream reader), and
+ * with --ab N the CPU per call of N interleaved rounds each way (in place, then copied).
+ *
  * Usage: tsx --conditions=@loch/source thrift/promises.ts [--size 32] [--calls 2000] [--mux] [--cpu 7]
- *   [--connections 64]   (LOCH_DRIVER=uring|legacy picks the runtime driver)
+ *   [--connections 64] [--copy] [--ab 5]   (LOCH_DRIVER=uring|legacy picks the runtime driver)
  */
 import { createHook } from 'node:async_hooks';
 import { createServer } from 'node:net';
@@ -49,6 +55,8 @@ const { values: args } = parseArgs({
     mux: { type: 'boolean', default: false },
     cpu: { type: 'string', default: '0' },
     connections: { type: 'string', default: '1' },
+    copy: { type: 'boolean', default: false },
+    ab: { type: 'string', default: '0' },
   },
 });
 const size = Number(args.size);
@@ -89,10 +97,21 @@ route = { upstreams = [{ endpoint = "127.0.0.1:${upstreamPort}"${args.mux ? ', m
 const server = config.thriftServers[0]!;
 const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
 const service = new ThriftProxyService(upstreams, server, new ProxyLog('warn', 'probe'));
-const thrift = new ThriftServer(service, { framing: 'auto', maxFrameSize: server.maxFrameSize });
-const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
-void thrift.serve(listener);
-const proxyPort = (listener.localAddress as { port: number }).port;
+/** loch's server in front of the service, relaying calls in place (as the worker) or copied. */
+async function proxyServer(inPlace: boolean): Promise<{ thrift: ThriftServer; port: number }> {
+  const thrift = new ThriftServer(service, {
+    framing: 'auto',
+    maxFrameSize: server.maxFrameSize,
+    callsInPlace: inPlace,
+  });
+  const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+  void thrift.serve(listener);
+  return { thrift, port: (listener.localAddress as { port: number }).port };
+}
+const main = await proxyServer(!args.copy);
+const other = Number(args.ab) > 0 ? await proxyServer(args.copy) : undefined;
+const thrift = main.thrift;
+const proxyPort = main.port;
 
 const text = 'a'.repeat(size);
 /** Promises per call of `n` sequential calls on a client connected to `port` (or CPU us per call). */
@@ -155,7 +174,7 @@ if (rounds > 0) {
 const connections = Number(args.connections);
 if (connections > 1) {
   // Receives fed to loch's readers (the server's and the upstream connections'; the client
-  // reads with next(), not feed()).
+  // reads with next(), not feed()): copied (feed) or kept (feedChunk).
   let feeds = 0;
   let fedBytes = 0;
   const feed = FrameReader.prototype.feed;
@@ -164,8 +183,23 @@ if (connections > 1) {
     fedBytes += bytes.byteLength;
     feed.call(this, bytes);
   };
-  const callMany = async (n: number): Promise<ThriftClient> => {
-    const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port: proxyPort }));
+  const feedChunk = FrameReader.prototype.feedChunk;
+  FrameReader.prototype.feedChunk = function (this: FrameReader, chunk): void {
+    feeds++;
+    fedBytes += chunk.bytes.byteLength;
+    feedChunk.call(this, chunk);
+  };
+  // Bytes copied into any reader's buffer (the client's own reader included: its replies are
+  // counted apart by running the same calls directly, below).
+  let copiedBytes = 0;
+  const proto = FrameReader.prototype as unknown as { append(bytes: Uint8Array): void };
+  const append = proto.append;
+  proto.append = function (this: FrameReader, bytes: Uint8Array): void {
+    copiedBytes += bytes.byteLength;
+    append.call(this, bytes);
+  };
+  const callMany = async (n: number, port = proxyPort): Promise<ThriftClient> => {
+    const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
     for (let i = 0; i < n; i++) {
       const reply = await client.call('bench', (w) => {
         w.writeStructBegin();
@@ -180,25 +214,63 @@ if (connections > 1) {
   };
   // Warm: every connection made (upstream ones too), code optimized.
   for (const c of await Promise.all(Array.from({ length: connections }, () => callMany(50)))) await c.close();
-  feeds = 0;
-  fedBytes = 0;
+  if (other !== undefined)
+    for (const c of await Promise.all(Array.from({ length: connections }, () => callMany(50, other.port))))
+      await c.close();
   const per = Math.ceil(calls / connections);
   const total = per * connections;
-  const stats0 = runtime.bufferStats();
-  const cpu0 = process.cpuUsage();
-  const clients = await Promise.all(Array.from({ length: connections }, () => callMany(per)));
-  const cpu = process.cpuUsage(cpu0);
-  const stats1 = runtime.bufferStats();
-  for (const c of clients) await c.close();
-  FrameReader.prototype.feed = feed;
-  const heap = (s: typeof stats0): number => (s === undefined ? 0 : s.heapAllocated + s.heapReused);
+  /** One round of `total` calls on `connections` clients at once against `port`. */
+  const round = async (port: number) => {
+    feeds = 0;
+    fedBytes = 0;
+    copiedBytes = 0;
+    const stats0 = runtime.bufferStats();
+    const cpu0 = process.cpuUsage();
+    const clients = await Promise.all(Array.from({ length: connections }, () => callMany(per, port)));
+    const cpu = process.cpuUsage(cpu0);
+    const stats1 = runtime.bufferStats();
+    const copied = copiedBytes;
+    for (const c of clients) await c.close();
+    const heap = (s: typeof stats0): number => (s === undefined ? 0 : s.heapAllocated + s.heapReused);
+    return {
+      feeds: feeds / total,
+      fedBytes: fedBytes / Math.max(1, feeds),
+      heap: heap(stats1) - heap(stats0),
+      copied: copied / total,
+      cpu: (cpu.user + cpu.system) / total,
+      user: cpu.user / total,
+    };
+  };
+  const r = await round(proxyPort);
+  const direct = await round(upstreamPort);
   console.log(
-    `${connections} connections, ${total} calls: ${(feeds / total).toFixed(2)} receives fed to loch's readers per call ` +
-      `(${(fedBytes / Math.max(1, feeds)).toFixed(0)} B each), ${heap(stats1) - heap(stats0)} heap receives; ` +
-      `process CPU ${((cpu.user + cpu.system) / total).toFixed(1)} us per call (user ${(cpu.user / total).toFixed(1)}; clients and upstream included)`,
+    `${connections} connections, ${total} calls (${args.copy ? 'calls copied' : 'calls in place'}): ${r.feeds.toFixed(2)} receives fed to loch's readers per call ` +
+      `(${r.fedBytes.toFixed(0)} B each), ${r.heap} heap receives; bytes copied into readers per call ` +
+      `${r.copied.toFixed(0)} (direct, the client's own: ${direct.copied.toFixed(0)}; loch's: ${(r.copied - direct.copied).toFixed(0)}); ` +
+      `process CPU ${r.cpu.toFixed(1)} us per call (user ${r.user.toFixed(1)}; clients and upstream included)`,
   );
+  const rounds = Number(args.ab);
+  if (other !== undefined && rounds > 0) {
+    const a: { cpu: number; user: number }[] = [];
+    const b: { cpu: number; user: number }[] = [];
+    for (let i = 0; i < rounds; i++) {
+      a.push(await round(proxyPort));
+      b.push(await round(other.port));
+    }
+    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+    const show = (xs: { cpu: number; user: number }[]) =>
+      `CPU ${xs.map((x) => x.cpu.toFixed(1)).join('/')} (median ${median(xs.map((x) => x.cpu)).toFixed(1)}), ` +
+      `user median ${median(xs.map((x) => x.user)).toFixed(1)}`;
+    console.log(`A/B over ${rounds} interleaved rounds, us per call of the whole process:`);
+    console.log(`  ${args.copy ? 'copied  ' : 'in place'}: ${show(a)}`);
+    console.log(`  ${args.copy ? 'in place' : 'copied  '}: ${show(b)}`);
+  }
+  FrameReader.prototype.feed = feed;
+  FrameReader.prototype.feedChunk = feedChunk;
+  proto.append = append;
 }
 await thrift.close();
+await other?.thrift.close();
 upstreams.closeAll();
 upstream.close();
 process.exit(0);

@@ -50,7 +50,7 @@ export {
   type ThriftClientOptions,
   type ThriftResponse,
 } from './rpc/client.js';
-export { FrameReader, type FrameReaderOptions } from './rpc/frame-reader.js';
+export { FrameReader, type FrameReaderOptions, RetainedChunk } from './rpc/frame-reader.js';
 export {
   createReply,
   type ThriftAbortListener,

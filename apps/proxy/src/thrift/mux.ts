@@ -11,7 +11,9 @@
  * A reply with an id that no call and no tombstone holds, or that is not a REPLY/EXCEPTION, is
  * a protocol error that fails every call of that connection. ONEWAY calls free their slot once
  * written. Writes are queued and coalesced: calls made while a write is in flight go out
- * together in the next writev. Call and idle timeouts are deadline numbers on the worker's sweep
+ * together in the next writev; each call's lease hears callSettled() once the writev carrying
+ * its bytes settled (a failed one: once the stream is closed), never at its reply, which may
+ * come first, or at once when its bytes will never be written. Call and idle timeouts are deadline numbers on the worker's sweep
  * (deadlines.ts), not timers. Replies stay in the connection's reader memory; once every reply
  * handed out was given back through its lease (upstream.ts's ReplyLease), the reader reuses it.
  * Unlike an exclusive connection (upstream.ts), a reply received before its call's writev
@@ -70,6 +72,13 @@ export interface ReplyHold {
    * is then not made.
    */
   running?(call: UpstreamCall | undefined): boolean;
+  /**
+   * Optional: the call's own bytes are no longer lent to a write (see upstream.ts's
+   * ReplyLease.callSettled): once the writev carrying them settled (after a failed one, once the
+   * stream is closed), or at once when they will never be written. Exactly once per call; may
+   * come after the reply (an upstream can answer before the writev's completion is reported).
+   */
+  callSettled?(): void;
 }
 
 /** A call to forward: the frame as it goes upstream, and the caller's ids to answer with. */
@@ -142,6 +151,10 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   #queued: Written[] = [];
   /** ONEWAY calls in the writev in flight. */
   #writing: Written[] | null = null;
+  /** Calls whose bytes are in `#queue` (told callSettled() once a writev carried them). */
+  #queuedSent: ReplyHold[] = [];
+  /** Calls whose bytes the writev in flight carries (the last of them, when split). */
+  #writingSent: ReplyHold[] = [];
   /** When the idle connection closes (performance.now() ms; NO_DEADLINE: busy or never). */
   #idleDeadline = NO_DEADLINE;
   #error: ThriftUpstreamError | undefined;
@@ -171,7 +184,10 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
 
   /** Takes a call this connection was reserved for (`load` counts it already). */
   call(call: MuxCall, timeout: number): Promise<ThriftFrame | undefined> {
-    if (!this.alive) return Promise.reject(this.#error);
+    if (!this.alive) {
+      call.lease?.callSettled?.(); // never written
+      return Promise.reject(this.#error);
+    }
     this.#idleDeadline = NO_DEADLINE;
     const id = this.#allocate();
     let parts: Uint8Array[];
@@ -179,6 +195,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       parts = reframe(call.frame, { seqId: id });
     } catch (error) {
       this.#release();
+      call.lease?.callSettled?.(); // never written
       return Promise.reject(
         new ThriftUpstreamError(
           'protocol',
@@ -192,13 +209,17 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     }
     if (call.oneway) {
       return new Promise((resolve, reject) => {
-        this.#enqueue(parts, {
-          resolve: () => {
-            this.#release();
-            resolve(undefined);
+        this.#enqueue(
+          parts,
+          {
+            resolve: () => {
+              this.#release();
+              resolve(undefined);
+            },
+            reject,
           },
-          reject,
-        });
+          call.lease,
+        );
       });
     }
     return new Promise((resolve, reject) => {
@@ -215,11 +236,12 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       if (call.lease?.running?.(waiting) === false) {
         // The caller went away before its call was sent: nothing to send, nothing to wait for.
         this.#release();
+        call.lease.callSettled?.();
         reject(new ThriftUpstreamError('abandoned', this.key.label, 'the caller went away'));
         return;
       }
       this.#pending.set(id, waiting);
-      this.#enqueue(parts, undefined);
+      this.#enqueue(parts, undefined, call.lease);
     });
   }
 
@@ -326,9 +348,10 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     else this.#idleDeadline = this.#arm(this.idleTimeout);
   }
 
-  #enqueue(parts: readonly Uint8Array[], written: Written | undefined): void {
+  #enqueue(parts: readonly Uint8Array[], written: Written | undefined, lease: ReplyHold | undefined): void {
     for (const p of parts) this.#queue.push(p);
     if (written !== undefined) this.#queued.push(written);
+    if (lease?.callSettled !== undefined) this.#queuedSent.push(lease);
     if (this.#writing === null) this.#flush();
   }
 
@@ -344,12 +367,19 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       this.#queue = [];
     }
     const written = this.#queue.length === 0 ? this.#queued : [];
-    if (this.#queue.length === 0) this.#queued = [];
+    if (this.#queue.length === 0) {
+      this.#queued = [];
+      // The calls queued so far all end in this writev (a split one: in its last part).
+      this.#writingSent = this.#queuedSent;
+      this.#queuedSent = [];
+    }
     this.#writing = written;
     this.stream.writeTo(bufs, this);
   }
 
   onWritten(error: RuntimeError | undefined): void {
+    const sent = this.#writingSent;
+    this.#writingSent = [];
     if (error !== undefined) {
       // #die fails the ONEWAY calls of this writev (still in #writing) with the rest.
       this.#die(
@@ -363,12 +393,29 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
         ),
       );
       this.#writing = null;
+      // Bytes of a failed writev are lent until the stream is closed; queued ones never went.
+      const unsent = this.#queuedSent;
+      this.#queuedSent = [];
+      settleWhenClosed(this.stream, sent.length === 0 ? unsent : sent.concat(unsent));
       return;
     }
     const written = this.#writing;
     this.#writing = null;
+    for (const lease of sent) lease.callSettled!();
     for (const w of written ?? []) w.resolve();
+    if (!this.alive) {
+      // Ended while this writev was in flight: what was queued behind it is never written.
+      this.#settleQueued();
+      return;
+    }
     this.#flush();
+  }
+
+  /** Calls queued and never to be written (the connection ended) are told so. */
+  #settleQueued(): void {
+    const unsent = this.#queuedSent;
+    this.#queuedSent = [];
+    for (const lease of unsent) lease.callSettled!();
   }
 
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
@@ -472,8 +519,20 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     for (const w of this.#queued) w.reject(error);
     this.#queued = [];
     this.#queue = [];
+    // Queued bytes are never written; with a writev in flight (part of them may be in it) they
+    // wait for its completion (onWritten).
+    if (this.#writing === null) this.#settleQueued();
     this.onEnd(this);
   }
+}
+
+/** Each lease's callSettled() once `stream` is closed (a failed writev's bytes are lent until then). */
+function settleWhenClosed(stream: ByteStream, leases: readonly ReplyHold[]): void {
+  if (leases.length === 0) return;
+  const settle = (): void => {
+    for (const lease of leases) lease.callSettled!();
+  };
+  stream.close().then(settle, settle);
 }
 
 interface Connecting {
@@ -517,7 +576,13 @@ export class MuxPool {
     if (connecting === undefined || connecting.reserved >= key.multiplex)
       connecting = this.#open(key, options);
     connecting.reserved++;
-    return connecting.conn.then((conn) => conn.call(call, options.call));
+    return connecting.conn.then(
+      (conn) => conn.call(call, options.call),
+      (error: unknown) => {
+        call.lease?.callSettled?.(); // never written
+        throw error;
+      },
+    );
   }
 
   /** Open connections. */

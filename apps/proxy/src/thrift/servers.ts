@@ -206,6 +206,9 @@ export class ThriftServers {
       idleTimeout: config.timeouts.serverKeepalive,
       readTimeout: config.timeouts.serverMessage,
       maxConcurrentCalls: config.maxPipelinedCalls,
+      // The proxy service releases every call once its upstream write settled (service.ts): a
+      // call of 1 KiB or more is relayed from the received chunk itself, not from a copy.
+      callsInPlace: true,
       // FIFO: a client that pipelines gets its replies in its order, whatever it matches on.
       replyOrder: 'request',
       onConnectionError: (error, stream) => {

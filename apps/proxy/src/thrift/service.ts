@@ -11,11 +11,14 @@
  * nothing; their failures are logged. Each call is one access-log line. `make(old)` keeps the
  * old service's upstream pool (reload). A caller whose connection ends while its call runs
  * (ThriftRequest.onAbort) cancels the upstream call: an exclusive connection is closed, a
- * multiplexed call's id tombstoned; logged as 499. Memory: once the call was forwarded, or when
- * it was never sent (no route, not rewritable, no connection), the caller's frame is released
- * (the server may receive its next call into the same memory), and the reply holds
- * the upstream connection's reader memory until the server wrote it (RelayedReply). Not for
- * accepting or framing (ThriftServer does both).
+ * multiplexed call's id tombstoned; logged as 499. Memory: the caller's frame is released
+ * exactly once, when no write of it is pending: as soon as its upstream write settled (written;
+ * failed and that connection closed), or when it is never sent (no route, not rewritable, no
+ * connection, the caller gone first); not when the reply comes, which a multiplexed upstream
+ * may send before its writev's completion is reported. So the server hands calls over as views
+ * of the received chunks (ThriftServer's `callsInPlace`) and gets each chunk back then. The
+ * reply holds the upstream connection's reader memory (or receive buffer) until the server
+ * wrote it (RelayedReply). Not for accepting or framing (ThriftServer does both).
  */
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
@@ -41,7 +44,6 @@ import {
   type ThriftCallOptions,
   ThriftUpstreamEndpoint,
   ThriftUpstreamError,
-  type ThriftUpstreamFailure,
   ThriftUpstreams,
 } from './upstream.js';
 
@@ -80,12 +82,22 @@ function peerOf(request: ThriftRequest): SocketAddress {
 /**
  * The answer relayed to the caller: the upstream reply's payload (viewing the upstream
  * connection's reader memory unless rewritten) and headers, and the lease the server releases
- * once it wrote them.
+ * once it wrote them. Also the call's: the caller's frame is given back to the server when the
+ * upstream side says its write settled (callSettled).
  */
 class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener {
   payload: Uint8Array = EMPTY;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
+
+  constructor(private readonly request: ThriftRequest) {
+    super();
+  }
+
+  /** No write of the caller's frame is pending (or ever will be): the server may reuse its memory. */
+  override callSettled(): void {
+    this.request.release?.();
+  }
 
   /** ThriftServer releases every reply it was handed: written, dropped, or after a failed write. */
   override get inPlace(): boolean {
@@ -99,13 +111,6 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** Failures that come before any write of the call (no connection was made). */
-const NEVER_WRITTEN: ReadonlySet<ThriftUpstreamFailure> = new Set([
-  'refused',
-  'connect_failed',
-  'connect_timeout',
-]);
 
 /** The status column of a thrift access-log line, HTTP-like so that 5xx reads as a failure. */
 function statusOf(error: unknown): number {
@@ -162,7 +167,8 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       }
     }
     const key = endpoint.key(outgoing.framing);
-    const relayed = new RelayedReply();
+    // From here the upstream side releases the caller's frame (callSettled), on every path.
+    const relayed = new RelayedReply(request);
     // The caller going away cancels the upstream call (no AbortSignal made per call).
     request.onAbort?.(relayed);
     let reply: ThriftFrame | undefined;
@@ -182,9 +188,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     rewrite: RouteRewrite | undefined,
     relayed: RelayedReply,
   ): ThriftReply | undefined {
-    // The call was written upstream (a reply or a written ONEWAY proves it): nothing reads the
-    // caller's frame again. Only on success: a failed write may still be the kernel's.
-    request.release?.();
+    // The caller's frame was released by the upstream side (callSettled) once written.
     if (reply === undefined) {
       this.#access(request, 200, 0, upstream, start);
       return undefined;
@@ -218,10 +222,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
   }
 
   #fail(request: ThriftRequest, error: unknown, upstream: string, start: number): never {
-    // No connection, so the call was never handed to a write: its bytes are unused. After any
-    // other failure a write of them may still be pending (a timeout closes the connection; the
-    // write settles later): not released, the server keeps them (FrameReader.pin).
-    if (error instanceof ThriftUpstreamError && NEVER_WRITTEN.has(error.failure)) request.release?.();
+    // The caller's frame is released by the upstream side when its write settles (callSettled).
     const status = statusOf(error);
     this.#access(request, status, 0, upstream, start);
     const code = (error as { code?: string }).code ?? 'ERR_LOCH_THRIFT_UPSTREAM';

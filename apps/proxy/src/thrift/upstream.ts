@@ -15,7 +15,10 @@
  * whose holder releases it on every path (inPlace: the thrift relay's), a reply that came whole
  * in one receive is not even copied into the reader: it is a view of the received chunk, which
  * goes back to the runtime's pool once the lease was released and no call reads on the
- * connection (FrameReader.feedChunk/recycle). Not for routing
+ * connection (FrameReader.feedChunk/recycle). The call's own bytes (possibly the caller's
+ * receive buffer) are lent to the connection's write: the lease hears callSettled() exactly once
+ * per call, when that write settled (after a failure, once the stream is closed) or when the
+ * call is never written. Not for routing
  * or for answering the caller (service.ts); an upstream with `multiplex` set carries several
  * calls per connection (mux.ts).
  */
@@ -138,6 +141,11 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   #idle = false;
   /** The call running, if any. */
   #call: ExclusiveCall | undefined = undefined;
+  /**
+   * The call whose write is in flight (its bytes lent to the stream): told callSettled() when
+   * the write settles, whether or not the call ended before (a timeout, a stray reply).
+   */
+  #sending: ExclusiveCall | undefined = undefined;
   /** False once the peer closed, sent something unasked, or the connection failed. */
   alive = true;
   /**
@@ -192,6 +200,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
    */
   start(call: ExclusiveCall, parts: readonly Uint8Array[]): void {
     this.#call = call;
+    this.#sending = call;
     this.stream.writeTo(parts, this);
     if (!call.oneway) this.#receive();
   }
@@ -203,6 +212,14 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   }
 
   onWritten(error: RuntimeError | undefined): void {
+    const sent = this.#sending;
+    this.#sending = undefined;
+    if (sent !== undefined) {
+      // The call's bytes are the caller's again: at once when written; after a failure only
+      // once the stream is closed (no operation of it holds them then).
+      if (error === undefined) sent.lease?.callSettled();
+      else settleWhenClosed(this.stream, sent.lease);
+    }
     const call = this.#call;
     if (call === undefined) return;
     if (error !== undefined) {
@@ -395,6 +412,13 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   }
 }
 
+/** `lease.callSettled()` once `stream` is closed (a failed write's bytes are lent until then). */
+function settleWhenClosed(stream: ByteStream, lease: ReplyLease | undefined): void {
+  if (lease === undefined) return;
+  const settle = (): void => lease.callSettled();
+  stream.close().then(settle, settle);
+}
+
 /** What an UpstreamConnection tells its pool. */
 interface ConnectionOwner {
   /** The idle watch found the connection dead (closed, reset, or sent something unasked). */
@@ -448,6 +472,16 @@ export class ReplyLease implements ReplyHold {
   hold(holder: ReplyHolder): void {
     this.#holder = holder;
   }
+
+  /**
+   * The call's own bytes (the frame given to ThriftUpstreams.call) are no longer lent to a
+   * write: written, or the write failed and its stream was closed, or the call will never be
+   * written (no connection, the caller gone, not encodable). Called exactly once per call, on
+   * every path; a multiplexed upstream may call it after the reply came (the reply can beat the
+   * writev's completion). Nothing here; the thrift relay gives the caller's frame back to the
+   * server then, which may hand its receive buffer back to the runtime.
+   */
+  callSettled(): void {}
 
   /** The reply's bytes are no longer used (a second call does nothing). */
   release(): void {
@@ -578,6 +612,7 @@ export class ThriftUpstreams implements ConnectionOwner {
     } catch (error) {
       call.failed = true;
       this.#ended(call);
+      lease?.callSettled();
       return Promise.reject(error);
     }
     const conn = this.#pool.acquire(key);
@@ -594,6 +629,7 @@ export class ThriftUpstreams implements ConnectionOwner {
       (error: unknown) => {
         call.failed = true;
         this.#ended(call);
+        lease?.callSettled(); // never written
         throw error;
       },
     );
@@ -606,6 +642,7 @@ export class ThriftUpstreams implements ConnectionOwner {
       // The caller went away while a connection was found: it goes back to the pool unused.
       call.failed = true;
       this.callEnded(conn, call, true);
+      lease.callSettled(); // never written
       call.reject(new ThriftUpstreamError('abandoned', call.key.label, 'the caller went away'));
       return;
     }

@@ -213,6 +213,104 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       );
     });
 
+    it('retainLast(): each frame keeps its chunk until released, whatever recycle() and later chunks do; each chunk released once', () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 20 }),
+          fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 8 }),
+          fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 7 }),
+          fc.array(fc.boolean(), { minLength: 1, maxLength: 7 }),
+          (paddings, sizes, delays, recycles) => {
+            const messages = paddings.map((p) => msg(0, p));
+            const wire = Buffer.concat(messages.map((m) => encodeFrame({ framing, protocol: 'binary' }, m)));
+            const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+            let chunks = 0;
+            let releases = 0;
+            let doubleReleases = 0;
+            let inPlace = 0;
+            const pool = new Set<ArrayBufferLike>();
+            /** Frames not released yet: each is checked intact just before its release. */
+            let out: { got: Uint8Array; want: Uint8Array; release: () => void; after: number }[] = [];
+            let next = 0;
+            let i = 0;
+            const releaseDue = (step: number): void => {
+              for (const f of out.filter((f) => f.after <= step)) {
+                expect(f.got).toEqual(f.want);
+                f.release();
+              }
+              out = out.filter((f) => f.after > step);
+            };
+            for (let at = 0; at < wire.byteLength; i++) {
+              const n = sizes[i % sizes.length]!;
+              const bytes = new Uint8Array(wire.subarray(at, at + n));
+              pool.add(bytes.buffer);
+              chunks++;
+              let released = false;
+              reader.feedChunk({
+                bytes,
+                release: () => {
+                  if (released) doubleReleases++;
+                  released = true;
+                  releases++;
+                  bytes.fill(0xee);
+                },
+              });
+              at += n;
+              for (let f = reader.poll(); f !== null; f = reader.poll()) {
+                const share = reader.retainLast();
+                if (!pool.has(f.payload.buffer)) {
+                  // In the reader's buffer: recycle() governs it, so it is used (checked) at once.
+                  expect(share).toBeNull();
+                  expect(f.payload).toEqual(messages[next++]);
+                  continue;
+                }
+                inPlace++;
+                expect(share).not.toBeNull();
+                out.push({
+                  got: f.payload,
+                  want: messages[next++]!,
+                  release: () => share!.release(),
+                  after: i + delays[next % delays.length]!,
+                });
+              }
+              if (recycles[i % recycles.length]) reader.recycle();
+              releaseDue(i);
+            }
+            releaseDue(Number.POSITIVE_INFINITY);
+            reader.recycle();
+            reader.dispose();
+            expect(next).toBe(messages.length);
+            expect(releases).toBe(chunks);
+            expect(doubleReleases).toBe(0);
+            if (sizes.every((n) => n >= wire.byteLength)) expect(inPlace).toBe(messages.length);
+          },
+        ),
+        { numRuns: 60 },
+      );
+    });
+
+    it('retainLast(): a chunk whose frames were all retained goes back with the last release, not at recycle()', () => {
+      const a = encodeFrame({ framing, protocol: 'binary' }, msg(0, 100));
+      const b = encodeFrame({ framing, protocol: 'binary' }, msg(0, 200));
+      const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+      let released = 0;
+      reader.feedChunk({ bytes: Buffer.concat([a, b]), release: () => void released++ });
+      expect(reader.poll()).not.toBeNull();
+      const first = reader.retainLast()!;
+      expect(reader.retainLast()).toBeNull(); // once per frame
+      reader.recycle();
+      expect(reader.poll()).not.toBeNull();
+      const second = reader.retainLast()!;
+      reader.recycle();
+      reader.dispose();
+      first.release();
+      expect(released).toBe(0);
+      second.release();
+      expect(released).toBe(1);
+      second.release(); // spent references do nothing
+      expect(released).toBe(1);
+    });
+
     it('feedChunk(): a pinned chunk outlives recycle() until dispose(); a frame that lies about its size is refused', () => {
       const frame = encodeFrame({ framing, protocol: 'binary' }, msg(0, 100));
       const reader = new FrameReader(scripted(new Uint8Array(0), [1]));

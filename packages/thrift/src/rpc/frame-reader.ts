@@ -41,6 +41,29 @@ export interface FrameReaderOptions extends FrameCodecOptions {
 const MIN_BUFFER = 64 * 1024;
 const EMPTY = new Uint8Array(0);
 
+/**
+ * A chunk held by a FrameReader (feedChunk) whose frames its owner keeps one by one
+ * (FrameReader.retainLast): the chunk goes back to the runtime once the reader is done with it
+ * and every retained frame of it was released. One release() per retainLast() that returned it.
+ */
+export class RetainedChunk {
+  /** References: the reader's own while it holds the chunk, and one per retained frame. */
+  #refs = 1;
+  constructor(private readonly chunk: ThriftRecvChunk) {}
+
+  /** @internal One more retained frame. */
+  retain(): this {
+    this.#refs++;
+    return this;
+  }
+
+  /** A retained frame (or the reader) no longer uses the chunk's bytes. */
+  release(): void {
+    if (this.#refs <= 0) return;
+    if (--this.#refs === 0) this.chunk.release();
+  }
+}
+
 /** Pulls frames out of a stream, one `next()` at a time. */
 export class FrameReader implements SweepMember {
   /** The framing in use (null until detected). */
@@ -68,6 +91,13 @@ export class FrameReader implements SweepMember {
   private heldStart = 0;
   /** A frame in the held chunk was pinned (pin()): only dispose() gives it back. */
   private heldPinned = false;
+  /**
+   * The held chunk's frames are retained by the owner (retainLast()): the reader lets go of it
+   * as soon as no byte of it is left to return, and recycle() leaves it alone.
+   */
+  private heldShare: RetainedChunk | null = null;
+  /** The frame poll() returned last is a view of the held chunk (retainLast() may keep it). */
+  private lastHeld = false;
 
   constructor(
     private readonly stream: ThriftStream,
@@ -149,7 +179,8 @@ export class FrameReader implements SweepMember {
    * in process, user 24.7 -> 18.2). Its bytes past the last whole frame are copied into the
    * buffer at the next poll() (a frame split across chunks is assembled there as before). The
    * chunk is released by recycle() (the owner says no frame it got is used any more), or by
-   * dispose(); otherwise as feed(), and the chunk is released at once.
+   * dispose(); otherwise as feed(), and the chunk is released at once. An owner that keeps
+   * each frame on its own (a server whose calls end one by one) retains them (retainLast()).
    */
   feedChunk(chunk: ThriftRecvChunk): void {
     if (this.held === null && this.end === this.start) {
@@ -173,6 +204,27 @@ export class FrameReader implements SweepMember {
   }
 
   /**
+   * Keeps the frame poll() just returned valid until the returned reference is released,
+   * whatever the reader does meanwhile (recycle(), dispose(), later chunks): for a frame that
+   * is a view of a chunk held by feedChunk(). That chunk then goes back to the runtime once the
+   * reader has no byte of it left to return (its last frame retained, or the rest copied into
+   * the buffer for a frame that continues in the next chunk) and every retained frame of it was
+   * released: not at recycle(). null for a frame in the reader's own buffer (recycle() and
+   * pin() govern those). Call it right after poll(), for every frame of a chunk or none: the
+   * reader stops counting on recycle() for a chunk once one of its frames was retained.
+   */
+  retainLast(): RetainedChunk | null {
+    if (!this.lastHeld) return null;
+    this.lastHeld = false;
+    let share = this.heldShare;
+    if (share === null) share = this.heldShare = new RetainedChunk(this.held!);
+    share.retain();
+    // Nothing of the chunk left to return: the retained frames alone keep it.
+    if (this.heldStart >= this.heldBytes.byteLength) this.releaseHeld();
+    return share;
+  }
+
+  /**
    * What the stream's end means now: ERR_THRIFT_TRUNCATED when it came inside a message, null
    * between messages.
    */
@@ -192,7 +244,8 @@ export class FrameReader implements SweepMember {
    */
   recycle(): void {
     if (this.pinned) return;
-    if (this.held !== null && !this.heldPinned) {
+    // A chunk whose frames are retained is not the reader's to recycle: it goes with them.
+    if (this.held !== null && !this.heldPinned && this.heldShare === null) {
       this.spill();
       this.releaseHeld();
     }
@@ -211,12 +264,14 @@ export class FrameReader implements SweepMember {
    */
   pin(): void {
     this.pinned = true;
-    if (this.held !== null) this.heldPinned = true;
+    // A held chunk no frame was returned from has nothing to pin; retained frames keep theirs.
+    if (this.held !== null && this.heldStart > 0 && this.heldShare === null) this.heldPinned = true;
   }
 
   /**
    * Gives back the chunk held by feedChunk(), pinned or not: for an owner that is done with the
-   * reader (its stream closed) and knows no write of a frame it got is still pending.
+   * reader (its stream closed) and knows no write of a frame it got is still pending (retained
+   * frames keep their chunk until they are released).
    */
   dispose(): void {
     this.releaseHeld();
@@ -235,21 +290,32 @@ export class FrameReader implements SweepMember {
     }
     this.heldStart = bytes.byteLength;
     this.append(rest);
+    // Retained frames keep the chunk; the reader has nothing left in it.
+    if (this.heldShare !== null) this.releaseHeld();
   }
 
+  /** The reader lets go of the held chunk (retained frames, if any, still keep it). */
   private releaseHeld(): void {
     const chunk = this.held;
+    const share = this.heldShare;
     this.held = null;
     this.heldBytes = EMPTY;
     this.heldStart = 0;
     this.heldPinned = false;
-    chunk?.release();
+    this.heldShare = null;
+    this.lastHeld = false;
+    if (share !== null) share.release();
+    else chunk?.release();
   }
 
   private tryFrame(): ThriftFrame | null {
+    this.lastHeld = false;
     if (this.heldStart < this.heldBytes.byteLength) {
       const frame = this.heldFrame();
-      if (frame !== null) return frame;
+      if (frame !== null) {
+        this.lastHeld = true;
+        return frame;
+      }
       // Not a whole frame: the rest is assembled in the buffer (empty while a chunk is held).
       this.spill();
     }

@@ -20,7 +20,12 @@
  *   answered, then the connection closes (ERR_THRIFT_TRUNCATED if it ended inside a message).
  * - Memory: the reader receives into the same buffer again once every call since the last time
  *   was released (ThriftRequest.release) and answered, and nothing is outstanding; a call that
- *   was not released pins the buffer its frame lives in (FrameReader.pin). A reply's release()
+ *   was not released pins the buffer its frame lives in (FrameReader.pin). With `callsInPlace`
+ *   (the handler releases every call), a call that came whole in a received chunk of at least
+ *   IN_PLACE_CALL_BYTES is a view of that chunk, not a copy (FrameReader.feedChunk and
+ *   retainLast): the chunk goes back to the runtime once each of its calls was released, not
+ *   when the reply is written (a proxy releases a call as soon as its upstream write settled);
+ *   bytes the connection does not take (the peer closed, a bad frame) go back at its end. A reply's release()
  *   runs once its write completed, once the stream is closed after a failed write (or when
  *   the connection ended before it was written), or at once when it is dropped (too late):
  *   every reply handed to the server is released (a relay's may hold a receive buffer).
@@ -38,7 +43,7 @@ import type { ProtocolReader, ReaderOptions } from '../protocol/reader.js';
 import { frameParts } from '../transport/codec.js';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type ThriftFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType } from '../types.js';
-import { FrameReader } from './frame-reader.js';
+import { FrameReader, type RetainedChunk } from './frame-reader.js';
 import type {
   ThriftAbortListener,
   ThriftHandler,
@@ -61,6 +66,14 @@ import type {
  * making the reader move to bigger memory.
  */
 const WATCH_AHEAD = 16 * 1024;
+
+/**
+ * With `callsInPlace`: received chunks this large or larger are kept and their whole calls
+ * handed out as views of them. A smaller one is copied into the reader, as without the option:
+ * copying a few hundred bytes costs less than keeping a pool buffer out until the call is
+ * released (the 10 KiB call's copy is what the option is for).
+ */
+export const IN_PLACE_CALL_BYTES = 1024;
 
 const EMPTY = new Uint8Array(0);
 
@@ -87,6 +100,8 @@ class IncomingCall implements ThriftRequest {
   private aborted = false;
   /** The handler gave the frame's bytes back (release()). */
   released = false;
+  /** The received chunk the frame is a view of (callsInPlace), until release(). */
+  share: RetainedChunk | null = null;
   /** The handler's answer was taken (in time): later results are dropped. */
   answered = false;
   /** What to write (undefined: nothing, a ONEWAY call). */
@@ -118,6 +133,10 @@ class IncomingCall implements ThriftRequest {
 
   release(): void {
     this.released = true;
+    const share = this.share;
+    if (share === null) return;
+    this.share = null;
+    share.release();
   }
 
   onAbort(listener: ThriftAbortListener | undefined): void {
@@ -142,6 +161,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   readonly #ctx: ConnectionContext;
   readonly #limit: number;
   readonly #inOrder: boolean;
+  /** Calls are views of the received chunks (options.callsInPlace). */
+  readonly #inPlace: boolean;
   /** A recvTo is pending. */
   #receiving = false;
   /** The peer ended its side (or the receive failed): nothing more is received. */
@@ -182,6 +203,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.#reader = new FrameReader(stream, options);
     this.#limit = Math.max(1, options.maxConcurrentCalls ?? 1);
     this.#inOrder = options.replyOrder === 'request' && this.#limit > 1;
+    this.#inPlace = options.callsInPlace === true;
   }
 
   /** Starts serving. */
@@ -305,10 +327,15 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       this.#pump();
       return;
     }
-    try {
-      this.#reader.feed(chunk.bytes);
-    } finally {
-      chunk.release();
+    if (this.#inPlace && chunk.bytes.byteLength >= IN_PLACE_CALL_BYTES) {
+      // Kept: its whole calls are views of it (retained in #take), released call by call.
+      this.#reader.feedChunk(chunk);
+    } else {
+      try {
+        this.#reader.feed(chunk.bytes);
+      } finally {
+        chunk.release();
+      }
     }
     this.#pump();
   }
@@ -331,6 +358,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       r.reset(EMPTY);
     }
     const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream);
+    // A view of a kept chunk: the call holds it until the handler releases the call.
+    if (this.#inPlace) call.share = this.#reader.retainLast();
     // The message is whole: the next one's read time starts (a pipelining peer always has part
     // of one buffered, so the kind alone would not change). The armed deadline goes with it: the
     // call running now is not the peer's to finish, so the sweep must not cut it.
@@ -463,8 +492,10 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   #finished(call: IncomingCall): void {
     this.#outstanding--;
     const reader = this.#reader;
-    if (!call.released) reader.pin();
-    else if (this.#outstanding === 0 && this.#ready.length === 0 && this.#writing.length === 0)
+    if (!call.released) {
+      // A call in a kept chunk holds that chunk, not the reader's buffer.
+      if (call.share === null) reader.pin();
+    } else if (this.#outstanding === 0 && this.#ready.length === 0 && this.#writing.length === 0)
       reader.recycle();
   }
 
@@ -512,6 +543,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     }
     this.#deadlineAt = NO_DEADLINE;
     this.#deadlineKind = NO_TIMEOUT;
+    // A kept chunk's bytes no call took go back (calls that took some hold them until released).
+    this.#reader.dispose();
     for (const call of this.#running) call.abort();
     this.#running.clear();
     if (this.stream.closed) this.#resolveDone();

@@ -52,7 +52,10 @@ export interface ThriftRequest {
    * is pending. A server answering one call at a time then receives the connection's next
    * messages into the same memory once this call's reply is written, instead of into new
    * memory (which a busy connection would otherwise allocate at the rate it receives). Without
-   * it, the bytes stay valid for as long as anything references them.
+   * it, the bytes stay valid for as long as anything references them. With the server's
+   * `callsInPlace`, the frame may be a view of a received pool buffer, which goes back to the
+   * runtime at this call: the handler must call it exactly when no write of the bytes is pending
+   * any more, on every path (a second call does nothing).
    */
   release?(): void;
 }
@@ -114,6 +117,17 @@ export interface ThriftServerOptions extends ReaderOptions {
    * one too).
    */
   readonly replyOrder?: 'completion' | 'request';
+  /**
+   * The handler releases every call (`request.release()`) on every path, as soon as it no longer
+   * reads the call's bytes and no write of them is pending (written, or the write failed and its
+   * stream was closed), and never reads them after that: then a call that arrived whole in a
+   * received chunk of at least 1 KiB is a view of that chunk (no copy into the connection's
+   * reader), and the chunk goes back to the runtime's pool once its calls were released. A call
+   * never released keeps its receive buffer (charged to the connection's receive budget). Default
+   * false: calls are copied, and a call not released only keeps the reader from reusing its
+   * memory. A relay of 10 KiB calls saves a copy per call into a cold buffer.
+   */
+  readonly callsInPlace?: boolean;
   /** Answer INTERNAL_ERROR when the handler takes longer (default 0: no limit). */
   readonly handlerTimeout?: number;
   /**
