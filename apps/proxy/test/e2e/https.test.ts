@@ -328,7 +328,7 @@ upstreams = [{ endpoint = "https://127.0.0.1:${upstreamPort}", tls = { verify = 
   });
 });
 
-describe('client certificates (mTLS)', () => {
+describe.each(drivers)('client certificates (mTLS) on the %s driver', (driver) => {
   it('requires one, and forwards the verified one upstream; inbound copies never pass', async () => {
     const dir = tempDir('loch-https-mtls-');
     // Written where the config names them (server.pem, server.key).
@@ -360,6 +360,7 @@ listener = { type = "socket", value = "127.0.0.1:${plain}" }
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
 `,
+      { LOCH_DRIVER: driver },
     );
     const get = (options: https.RequestOptions) =>
       new Promise<string>((resolve, reject) => {
@@ -398,7 +399,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
   });
 });
 
-describe('certificate renewal', () => {
+describe.each(drivers)('certificate renewal on the %s driver', (driver) => {
   it('picks up a renewed certificate without a config change', async () => {
     const dir = tempDir('loch-https-renew-');
     const issued = tempDir('loch-https-renew-issued-');
@@ -421,6 +422,7 @@ tls = { chain = "cert.pem", key = "key.pem" }
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9" }]
 `,
+      { LOCH_DRIVER: driver },
     );
     try {
       const before = await handshake(port, 'x.test');
