@@ -344,6 +344,45 @@ upstreams = [{ endpoint = "http://127.0.0.1:${probePort}" }]
     await settled();
   });
 
+  it('on the wire, the idle cut is RST_STREAM INTERNAL_ERROR to the client after the head and the message', async () => {
+    await settled();
+    const before = { ...calls };
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    try {
+      const { status, data, rstCode } = await new Promise<{ status: unknown; data: number; rstCode: number }>(
+        (resolve) => {
+          const req = session.request({
+            ':method': 'POST',
+            ':path': '/loch.test.Ticker/Ticks',
+            'content-type': 'application/grpc',
+            te: 'trailers',
+          });
+          let status: unknown;
+          let data = 0;
+          req.on('response', (h) => {
+            status = h[':status'];
+          });
+          req.on('data', (b: Buffer) => {
+            data += b.length;
+          });
+          req.on('error', () => {});
+          req.on('close', () => resolve({ status, data, rstCode: req.rstCode }));
+          // TickRequest { count: 3, interval_ms: 1, stall_after: 1, stall_ms: 5000 }, length-prefixed.
+          req.end(Buffer.from([0, 0, 0, 0, 9, 0x08, 3, 0x10, 1, 0x18, 1, 0x20, 0x88, 0x27]));
+        },
+      );
+      expect(status).toBe(200);
+      // One message: Tick { index: 0, text: "tick" } is 5 + 8 octets (protobufjs writes index 0).
+      expect(data).toBe(13);
+      expect(rstCode).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      await expect.poll(() => calls.cancelled - before.cancelled, { timeout: 5000 }).toBe(1);
+      await settled();
+    } finally {
+      session.close();
+    }
+  });
+
   it('a streaming answer sending more often than upstream_read lives longer than it in total', async () => {
     await settled();
     // 10 messages 250 ms apart: 2.5 s in all, three times upstream_read, never idle for 800 ms.

@@ -65,16 +65,40 @@ function h1Upstream(): Promise<{ server: http.Server; port: number }> {
   );
 }
 
-/** What the HTTP/2 upstream saw: the request's fields as they came (one entry per field). */
+/**
+ * An HTTP/2 upstream: answers what it saw as JSON (the request's fields as they came, one entry
+ * per field, its trailers and body length); `/trailers-out` answers with trailers.
+ */
 function h2Upstream(): Promise<{ server: http2.Http2Server; port: number }> {
   const server = http2.createServer();
   // node passes the fields as they came (one entry per field) as a fourth argument, untyped.
-  server.on('stream', ((stream: http2.ServerHttp2Stream, _h: unknown, _f: unknown, rawHeaders: string[]) => {
+  server.on('stream', ((
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    _f: unknown,
+    rawHeaders: string[],
+  ) => {
     stream.on('error', () => {});
-    stream.resume();
+    let trailers: http2.IncomingHttpHeaders = {};
+    let length = 0;
+    stream.on('trailers', (t: http2.IncomingHttpHeaders) => {
+      trailers = t;
+    });
+    stream.on('data', (b: Buffer) => {
+      length += b.length;
+    });
     stream.on('end', () => {
+      if (headers[':path'] === '/trailers-out') {
+        stream.respond({ ':status': 200, 'content-type': 'text/plain' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () =>
+          stream.sendTrailers({ 'x-checksum': 'e80b5017098950fc', 'x-count': '6' }),
+        );
+        stream.write('abc');
+        stream.end('def');
+        return;
+      }
       stream.respond({ ':status': 200, 'content-type': 'application/json' });
-      stream.end(JSON.stringify({ rawHeaders }));
+      stream.end(JSON.stringify({ rawHeaders, trailers, length }));
     });
   }) as (stream: http2.ServerHttp2Stream) => void);
   return new Promise((resolve) =>
@@ -132,14 +156,32 @@ function h2request(
   });
 }
 
-function h1request(port: number, options: http.RequestOptions): Promise<{ status: number; body: Buffer }> {
+/**
+ * One HTTP/1.1 request; a `body` is sent chunked with `trailers` after it. Resolves with the
+ * answer, its trailers and its raw head fields.
+ */
+function h1request(
+  port: number,
+  options: http.RequestOptions,
+  body?: Buffer,
+  trailers?: Record<string, string>,
+): Promise<{ status: number; body: Buffer; rawHeaders: string[]; rawTrailers: string[] }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, agent: false, ...options }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (b: Buffer) => parts.push(b));
-      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(parts) }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode!,
+          body: Buffer.concat(parts),
+          rawHeaders: res.rawHeaders,
+          rawTrailers: res.rawTrailers,
+        }),
+      );
     });
     req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    if (trailers !== undefined) req.addTrailers(trailers);
     req.end();
   });
 }
@@ -250,16 +292,18 @@ upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
   },
 );
 
-describe.each(drivers)('HTTP/1.1 client -> loch -> HTTP/2 upstream: cookies, on the %s driver', (driver) => {
-  let loch: Loch;
-  let up: Awaited<ReturnType<typeof h2Upstream>>;
-  let port: number;
-  beforeAll(async () => {
-    up = await h2Upstream();
-    port = await freePort();
-    loch = await startLoch(
-      tempDir('loch-h2-gaps-up-'),
-      `
+describe.each(drivers)(
+  'HTTP/1.1 client -> loch -> HTTP/2 upstream: trailers and cookies, on the %s driver',
+  (driver) => {
+    let loch: Loch;
+    let up: Awaited<ReturnType<typeof h2Upstream>>;
+    let port: number;
+    beforeAll(async () => {
+      up = await h2Upstream();
+      port = await freePort();
+      loch = await startLoch(
+        tempDir('loch-h2-gaps-up-'),
+        `
 [runtime]
 workers = 1
 
@@ -271,31 +315,55 @@ upstream_http_version = "http2"
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
 `,
-      { LOCH_DRIVER: driver },
-    );
-  });
-  afterAll(async () => {
-    await loch?.stop();
-    await new Promise((r) => up?.server.close(r));
-  });
+        { LOCH_DRIVER: driver },
+      );
+    });
+    afterAll(async () => {
+      await loch?.stop();
+      await new Promise((r) => up?.server.close(r));
+    });
 
-  it('the cookies reach the upstream (one field or several, the same pairs in order)', async () => {
-    const r = await h1request(port, { path: '/c', headers: { cookie: 'a=1; b=2; c=3' } });
-    expect(r.status).toBe(200);
-    const raw = (JSON.parse(r.body.toString()) as { rawHeaders: string[] }).rawHeaders;
-    expect(fieldValues(raw, 'cookie').join('; ')).toBe('a=1; b=2; c=3');
-  });
+    it("the client's chunked trailers reach the h2 upstream as a trailing HEADERS frame", async () => {
+      const payload = Buffer.alloc(30_000, 0x77);
+      const r = await h1request(
+        port,
+        { method: 'POST', path: '/up', headers: { 'transfer-encoding': 'chunked', trailer: 'x-checksum' } },
+        payload,
+        { 'x-checksum': '3a7bd3e2360a3d29' },
+      );
+      expect(r.status).toBe(200);
+      const seen = JSON.parse(r.body.toString()) as { length: number; trailers: Record<string, string> };
+      expect(seen.length).toBe(payload.length);
+      expect(seen.trailers['x-checksum']).toBe('3a7bd3e2360a3d29');
+    });
 
-  // RFC 9113 §8.2.3 allows splitting a Cookie into one field per cookie so that HPACK indexes
-  // each (a changing cookie does not re-send the others). Not done yet: the h2 client session
-  // (packages/http/src/h2/client-session.ts #encodeHead, owned by another engineer this session)
-  // forwards the field as is. Flip to `it` when it splits.
-  it.fails('an HTTP/1.1 Cookie field is split into one cookie field per cookie for HPACK', async () => {
-    const r = await h1request(port, { path: '/c', headers: { cookie: 'a=1; b=2; c=3' } });
-    const raw = (JSON.parse(r.body.toString()) as { rawHeaders: string[] }).rawHeaders;
-    expect(fieldValues(raw, 'cookie')).toEqual(['a=1', 'b=2', 'c=3']);
-  });
-});
+    it("the h2 upstream's trailers reach the HTTP/1.1 client as chunked trailers", async () => {
+      const r = await h1request(port, { path: '/trailers-out', headers: { te: 'trailers' } });
+      expect(r.status).toBe(200);
+      expect(r.body.toString()).toBe('abcdef');
+      expect(fieldValues(r.rawHeaders, 'transfer-encoding')).toEqual(['chunked']);
+      expect(fieldValues(r.rawTrailers, 'x-checksum')).toEqual(['e80b5017098950fc']);
+      expect(fieldValues(r.rawTrailers, 'x-count')).toEqual(['6']);
+    });
+
+    it('the cookies reach the upstream (one field or several, the same pairs in order)', async () => {
+      const r = await h1request(port, { path: '/c', headers: { cookie: 'a=1; b=2; c=3' } });
+      expect(r.status).toBe(200);
+      const raw = (JSON.parse(r.body.toString()) as { rawHeaders: string[] }).rawHeaders;
+      expect(fieldValues(raw, 'cookie').join('; ')).toBe('a=1; b=2; c=3');
+    });
+
+    // RFC 9113 §8.2.3 allows splitting a Cookie into one field per cookie so that HPACK indexes
+    // each (a changing cookie does not re-send the others). Not done yet: the h2 client session
+    // (packages/http/src/h2/client-session.ts #encodeHead, owned by another engineer this session)
+    // forwards the field as is. Flip to `it` when it splits.
+    it.fails('an HTTP/1.1 Cookie field is split into one cookie field per cookie for HPACK', async () => {
+      const r = await h1request(port, { path: '/c', headers: { cookie: 'a=1; b=2; c=3' } });
+      const raw = (JSON.parse(r.body.toString()) as { rawHeaders: string[] }).rawHeaders;
+      expect(fieldValues(raw, 'cookie')).toEqual(['a=1', 'b=2', 'c=3']);
+    });
+  },
+);
 
 describe.each(drivers)('http2 = false on a TLS listener, on the %s driver', (driver) => {
   let loch: Loch;
