@@ -24,7 +24,7 @@ import {
   TType,
 } from '@loch/thrift';
 import { UnifiedL4Connector } from '@loch/transports';
-import type { ByteStream } from '@loch/uring-runtime';
+import { type ByteStream, currentRuntime } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ReplyLease, ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
 
@@ -538,6 +538,102 @@ describe('multiplexed thrift upstream connections', () => {
     expect(kept.size).toBeGreaterThan(1);
     held.release();
     expect(up.connections()).toBe(1);
+  });
+});
+
+/** A lease released on every path (as the relay's): replies may be views of received chunks. */
+class InPlaceLease extends ReplyLease {
+  override get inPlace(): boolean {
+    return true;
+  }
+}
+
+describe('multiplexed replies read in place', () => {
+  it('a reply is a view of its received chunk, kept until its lease is released, intact while later replies come; every chunk goes back', async () => {
+    const runtime = await currentRuntime();
+    // Receive buffers of the runtime's pool lent to JavaScript (io_uring; none on legacy).
+    const inUse = () => runtime.bufferStats()?.buffersInUse ?? 0;
+    const up = await scriptedUpstream('framed', () => {});
+    const { upstreams, key } = setup(up, 'framed', 8);
+    const text = (i: number) => `${i}`.padEnd(3000, String.fromCharCode(97 + (i % 26)));
+    const call = (i: number, lease: ReplyLease) => {
+      const frame = callFrame('framed', 'binary', 'get', i, text(i));
+      return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), timeouts, lease);
+    };
+    const base = inUse();
+    // Rounds of 6 concurrent calls answered in one write (one chunk holds several replies),
+    // each round's replies released in another order; one reply of the first round is kept
+    // across all later rounds.
+    let kept: { lease: ReplyLease; reply: ThriftFrame | undefined; i: number } | undefined;
+    let n = 0;
+    for (let round = 0; round < 8; round++) {
+      const ids = [0, 1, 2, 3, 4, 5].map((k) => round * 10 + k);
+      const leases = ids.map(() => new InPlaceLease());
+      const calls = ids.map((i, k) => call(i, leases[k]!));
+      n += ids.length;
+      await up.receivedAtLeast(n);
+      // The six replies written back to back: several share a receive, some span two.
+      for (const r of up.received.slice(n - ids.length)) r.reply();
+      const replies = await Promise.all(calls);
+      expect(replies.map(replyOf)).toEqual(ids.map((i) => ({ seqId: i, text: `up:get:${text(i)}` })));
+      const order = round % 2 === 0 ? [5, 3, 1, 0, 2, 4] : [0, 1, 2, 3, 4, 5];
+      for (const k of order) {
+        if (round === 0 && k === 2) {
+          kept = { lease: leases[k]!, reply: replies[k], i: ids[k]! };
+          continue;
+        }
+        leases[k]!.release();
+      }
+    }
+    // The kept reply's bytes are intact after 42 later replies went through the pool.
+    expect(replyOf(kept!.reply)).toEqual({ seqId: kept!.i, text: `up:get:${text(kept!.i)}` });
+    if (runtime.driver.name === 'uring') expect(inUse()).toBeGreaterThan(base);
+    kept!.lease.release();
+    kept!.lease.release(); // a second release does nothing
+    expect(inUse()).toBe(base);
+    expect(up.connections()).toBe(1);
+  });
+
+  it('replies go back when nobody takes them: a late reply on a tombstone, the connection failing, a caller whose lease is not in place', async () => {
+    const runtime = await currentRuntime();
+    const inUse = () => runtime.bufferStats()?.buffersInUse ?? 0;
+    const up = await scriptedUpstream('framed', (r) => {
+      if (r.name !== 'slow') r.reply();
+    });
+    const { upstreams, key } = setup(up, 'framed', 8);
+    const frame = (name: string, i: number) => callFrame('framed', 'binary', name, i, 'x'.repeat(3000));
+    const call = (f: ThriftFrame, lease: ReplyLease, options = timeouts) =>
+      upstreams.call(key, f, readMessageHeader('binary', f.payload), options, lease);
+    const first = new InPlaceLease();
+    expect(replyOf(await call(frame('get', 1), first)).seqId).toBe(1);
+    first.release();
+    const base = inUse();
+    // A call that times out: its late reply comes to a tombstone and is dropped.
+    await expect(call(frame('slow', 2), new InPlaceLease(), { ...timeouts, call: 50 })).rejects.toMatchObject(
+      {
+        failure: 'timeout',
+      },
+    );
+    up.received[1]!.reply();
+    for (let i = 0; i < 50 && upstreams.stats().lateReplies === 0; i++)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(upstreams.stats().lateReplies).toBe(1);
+    expect(inUse()).toBe(base);
+    // A caller whose lease is not in place gets a copy (the chunk goes back at once).
+    const copy = new ReplyLease();
+    const copied = await call(frame('get', 3), copy);
+    expect(inUse()).toBe(base);
+    expect(replyOf(copied).seqId).toBe(3);
+    copy.release();
+    expect(upstreams.stats().lateReplies).toBe(1);
+    // A reply held while the connection fails keeps its chunk until released.
+    const held = new InPlaceLease();
+    const reply = await call(frame('get', 4), held);
+    upstreams.closeAll();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(replyOf(reply).seqId).toBe(4);
+    held.release();
+    expect(inUse()).toBe(base);
   });
 });
 

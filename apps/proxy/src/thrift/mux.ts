@@ -14,8 +14,13 @@
  * together in the next writev; each call's lease hears callSettled() once the writev carrying
  * its bytes settled (a failed one: once the stream is closed), never at its reply, which may
  * come first, or at once when its bytes will never be written. Call and idle timeouts are deadline numbers on the worker's sweep
- * (deadlines.ts), not timers. Replies stay in the connection's reader memory; once every reply
- * handed out was given back through its lease (upstream.ts's ReplyLease), the reader reuses it.
+ * (deadlines.ts), not timers. While every call waiting has a lease released on every path
+ * (inPlace: the relay's), replies are read in place: a reply that came whole in a receive is a
+ * view of that chunk and keeps it (FrameReader.retainLast) until its lease is released; a reply
+ * nobody takes (a late one, a failing connection) gives it back at once. Otherwise, and for a
+ * reply split across receives, replies are copied into the connection's reader memory; once
+ * every reply handed out was given back through its lease (upstream.ts's ReplyLease), the
+ * reader reuses it.
  * Unlike an exclusive connection (upstream.ts), a reply received before its call's writev
  * completed is not refused as predating the call: a writev carries several calls, and after a
  * short send the upstream may rightly answer the first ones before the rest is sent (the
@@ -26,6 +31,7 @@
 import {
   FrameReader,
   MessageType,
+  type RetainedChunk,
   readMessageHeader,
   reframe,
   rewriteSeqId,
@@ -65,7 +71,16 @@ export interface UpstreamCall {
 
 /** Told which connection a reply came from (upstream.ts's ReplyLease). */
 export interface ReplyHold {
-  hold(holder: ReplyHolder): void;
+  /**
+   * The reply was read by `holder`'s reader; `chunk`: it is a view of that received chunk,
+   * released with the lease.
+   */
+  hold(holder: ReplyHolder, chunk?: RetainedChunk | null): void;
+  /**
+   * Optional: the lease is released on every path once the reply's bytes are unused
+   * (upstream.ts's ReplyLease.inPlace), so the reply may be a view of the received chunk.
+   */
+  readonly inPlace?: boolean;
   /**
    * Optional: the upstream call now running for this caller (undefined: none any more), to be
    * cancelled if the caller goes away. Returns false when the caller is already gone: the call
@@ -166,6 +181,12 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   draining = false;
   /** Replies handed out and not released: the reader reuses its memory only at 0. */
   #lent = 0;
+  /**
+   * Calls waiting whose lease does not say it is released on every path (not inPlace): while
+   * any waits, replies are copied into the reader (feed), else read in place (feedChunk), each
+   * reply keeping its chunk until its lease is released.
+   */
+  #copyLeases = 0;
 
   constructor(
     readonly key: MuxKey,
@@ -241,6 +262,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
         return;
       }
       this.#pending.set(id, waiting);
+      if (call.lease?.inPlace !== true) this.#copyLeases++;
       this.#enqueue(parts, undefined, call.lease);
     });
   }
@@ -328,6 +350,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
 
   #bury(id: number, waiting: Waiting, error: ThriftUpstreamError): void {
     this.#pending.delete(id);
+    if (waiting.lease?.inPlace !== true) this.#copyLeases--;
     this.#tombstones.add(id);
     waiting.lease?.running?.(undefined);
     waiting.reject(error);
@@ -440,10 +463,15 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       );
       return;
     }
-    try {
-      this.#reader.feed(chunk.bytes);
-    } finally {
-      chunk.release();
+    if (this.#copyLeases === 0) {
+      // Every caller waiting releases its lease on every path: replies are views of the chunk.
+      this.#reader.feedChunk(chunk);
+    } else {
+      try {
+        this.#reader.feed(chunk.bytes);
+      } finally {
+        chunk.release();
+      }
     }
     for (;;) {
       let reply: ThriftFrame | null;
@@ -463,7 +491,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
         return;
       }
       if (reply === null) break;
-      const failure = this.#deliver(reply);
+      // A reply in a kept chunk holds it until its lease is released (#deliver hands it on).
+      const failure = this.#deliver(reply, this.#reader.retainLast());
       if (failure !== undefined) {
         this.#die(new ThriftUpstreamError('protocol', label, failure));
         return;
@@ -474,32 +503,49 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     this.stream.recvTo(this);
   }
 
-  /** Hands a reply to its call; returns why the connection must end, if it must. */
-  #deliver(reply: ThriftFrame): string | undefined {
-    let header: { type: number; seqId: number };
+  /**
+   * Hands a reply to its call (with `chunk`, the received chunk it is a view of, if any: given
+   * to the call's lease or released here); returns why the connection must end, if it must.
+   */
+  #deliver(reply: ThriftFrame, chunk: RetainedChunk | null): string | undefined {
+    let header: { type: number; seqId: number } | undefined;
+    let failure: string | undefined;
     try {
       header = readMessageHeader(reply.protocol, reply.payload);
     } catch (error) {
-      return `unreadable reply: ${(error as Error).message}`;
+      failure = `unreadable reply: ${(error as Error).message}`;
     }
-    if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION)
-      return `a reply has message type ${header.type}`;
-    if (reply.seqId !== header.seqId)
-      return `a reply's framing header has seq id ${reply.seqId}, its message ${header.seqId}`;
-    const waiting = this.#pending.get(header.seqId);
+    if (header === undefined) failure ??= 'unreadable reply';
+    else if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION)
+      failure = `a reply has message type ${header.type}`;
+    else if (reply.seqId !== header.seqId)
+      failure = `a reply's framing header has seq id ${reply.seqId}, its message ${header.seqId}`;
+    const waiting =
+      header === undefined || failure !== undefined ? undefined : this.#pending.get(header.seqId);
     if (waiting === undefined) {
-      if (!this.#tombstones.delete(header.seqId))
-        return `a reply has seq id ${header.seqId}, which no call is waiting for`;
+      chunk?.release(); // nobody gets this reply
+      if (failure !== undefined) return failure;
+      if (!this.#tombstones.delete(header!.seqId))
+        return `a reply has seq id ${header!.seqId}, which no call is waiting for`;
       // The late reply of a call that timed out: dropped; its id may be handed out again.
       this.counters.lateReplies++;
       return undefined;
     }
-    this.#pending.delete(header.seqId);
-    waiting.lease?.running?.(undefined);
-    const payload = rewriteSeqId(reply.protocol, reply.payload, waiting.seqId);
+    this.#pending.delete(header!.seqId);
+    const lease = waiting.lease;
+    if (lease?.inPlace !== true) this.#copyLeases--;
+    lease?.running?.(undefined);
+    let payload = rewriteSeqId(reply.protocol, reply.payload, waiting.seqId);
+    if (chunk !== null && (payload !== reply.payload || lease?.inPlace !== true)) {
+      // The reply no longer views the chunk (its seq id re-encoded into a copy), or nobody would
+      // give the chunk back on every path (a call made after the chunk came): a copy, chunk back.
+      if (payload === reply.payload) payload = payload.slice();
+      chunk.release();
+      chunk = null;
+    }
     // Counted lent whether or not a lease will give it back (none: never reused).
     this.#lent++;
-    waiting.lease?.hold(this);
+    lease?.hold(this, chunk);
     waiting.resolve(payload === reply.payload ? reply : { ...reply, payload });
     this.#release();
     return undefined;
@@ -515,6 +561,9 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     void this.stream.close().catch(() => {});
     for (const waiting of this.#pending.values()) waiting.reject(error);
     this.#pending.clear();
+    this.#copyLeases = 0;
+    // A kept chunk's bytes no reply took go back (replies handed out keep theirs).
+    this.#reader.dispose();
     for (const w of this.#writing ?? []) w.reject(error);
     for (const w of this.#queued) w.reject(error);
     this.#queued = [];

@@ -28,6 +28,7 @@ import {
   type FramingName,
   frameParts,
   MessageType,
+  type RetainedChunk,
   readMessageHeader,
   type ThriftFrame,
 } from '@loch/thrift';
@@ -436,14 +437,17 @@ interface ConnectionOwner {
 export class ReplyLease implements ReplyHold {
   /**
    * The holder releases this lease on every path once the reply's bytes are unused (a written
-   * reply, a dropped one), so an exclusive connection may return the reply as a view of the
-   * received chunk itself (FrameReader.feedChunk): a lease never released then keeps a receive
-   * buffer of the runtime's pool, not only reader memory. False here: the reply is copied.
+   * reply, a dropped one), so an exclusive or multiplexed connection may return the reply as a
+   * view of the received chunk itself (FrameReader.feedChunk, retainLast): a lease never
+   * released then keeps a receive buffer of the runtime's pool, not only reader memory. False
+   * here: the reply is copied.
    */
   get inPlace(): boolean {
     return false;
   }
   #holder: ReplyHolder | undefined = undefined;
+  /** The received chunk the reply is a view of (multiplexed, in place), released with the lease. */
+  #chunk: RetainedChunk | null = null;
   /** The upstream call running for the caller, cancelled by abandon(). */
   #call: UpstreamCall | undefined = undefined;
   /** The caller went away (abandon()). */
@@ -468,9 +472,13 @@ export class ReplyLease implements ReplyHold {
     call?.cancelCall();
   }
 
-  /** @internal The reply was read by `holder`'s reader. */
-  hold(holder: ReplyHolder): void {
+  /**
+   * @internal The reply was read by `holder`'s reader; `chunk`: it is a view of that received
+   * chunk (a multiplexed connection's in-place read), given back with the lease.
+   */
+  hold(holder: ReplyHolder, chunk: RetainedChunk | null = null): void {
     this.#holder = holder;
+    this.#chunk = chunk;
   }
 
   /**
@@ -488,6 +496,9 @@ export class ReplyLease implements ReplyHold {
     const holder = this.#holder;
     if (holder === undefined) return;
     this.#holder = undefined;
+    const chunk = this.#chunk;
+    this.#chunk = null;
+    chunk?.release();
     holder.replyReleased();
   }
 }
