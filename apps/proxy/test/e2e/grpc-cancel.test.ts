@@ -62,6 +62,9 @@ describe.each(drivers)('gRPC streaming lifetimes through loch on the %s driver',
   let loch: Loch;
   let server: grpc.Server;
   let probe: http2.Http2Server;
+  /** An h2c upstream allowing 2 streams at once, each an endless gRPC answer until reset. */
+  let endless: http2.Http2Server;
+  const endlessCount = { sessions: 0, streams: 0, open: 0 };
   /** grpc-timeout values the probe upstream received, in order. */
   const timeouts: (string | undefined)[] = [];
   let client: TickerClient;
@@ -156,6 +159,24 @@ describe.each(drivers)('gRPC streaming lifetimes through loch on the %s driver',
     });
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const probePort = (probe.address() as AddressInfo).port;
+    endless = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
+    endless.on('session', () => endlessCount.sessions++);
+    endless.on('stream', (stream) => {
+      endlessCount.streams++;
+      endlessCount.open++;
+      stream.on('error', () => {});
+      stream.resume();
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      const empty = Buffer.from([0, 0, 0, 0, 0]);
+      stream.write(empty);
+      const timer = setInterval(() => stream.write(empty), 20);
+      stream.on('close', () => {
+        clearInterval(timer);
+        endlessCount.open--;
+      });
+    });
+    await new Promise<void>((r) => endless.listen(0, '127.0.0.1', r));
+    const endlessPort = (endless.address() as AddressInfo).port;
     port = await freePort();
     loch = await startLoch(
       dir,
@@ -175,6 +196,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
 [[servers.grpc.routes]]
 path = "/loch.test.Probe/"
 upstreams = [{ endpoint = "http://127.0.0.1:${probePort}" }]
+
+[[servers.grpc.routes]]
+path = "/loch.test.Endless/"
+upstreams = [{ endpoint = "http://127.0.0.1:${endlessPort}" }]
 `,
       { LOCH_DRIVER: driver },
     );
@@ -186,6 +211,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${probePort}" }]
     await loch?.stop();
     server?.forceShutdown();
     await new Promise((r) => probe?.close(r));
+    await new Promise((r) => endless?.close(r));
   });
 
   /** Resolves when no upstream call is open any more (or fails after the poll's timeout). */
@@ -254,6 +280,38 @@ upstreams = [{ endpoint = "http://127.0.0.1:${probePort}" }]
     const got = await collect(client.Ticks({ count: 5, interval_ms: 1 }));
     expect(got.status.code).toBe(grpc.status.OK);
     expect(got.messages).toBe(5);
+  });
+
+  it("cancelled calls give their stream slots back: 16 calls through an upstream allowing 2 streams, on loch's one session", async () => {
+    const generic = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    /** A call cancelled once its first message arrived; resolves with the status the client saw. */
+    const cancelledCall = () =>
+      new Promise<number>((resolve) => {
+        const call = generic.makeServerStreamRequest(
+          '/loch.test.Endless/Ticks',
+          () => Buffer.alloc(0),
+          (b: Buffer) => b,
+          {},
+          new grpc.Metadata(),
+          {},
+        );
+        call.on('error', () => {});
+        call.once('data', () => call.cancel());
+        call.on('status', (st) => resolve(st.code));
+      });
+    try {
+      const before = { ...endlessCount };
+      // One after another, then 6 at once (4 of them wait for a slot): a slot not given back
+      // after a cancel would leave the third call waiting.
+      for (let i = 0; i < 10; i++) expect(await cancelledCall()).toBe(grpc.status.CANCELLED);
+      const together = await Promise.all(Array.from({ length: 6 }, cancelledCall));
+      expect(together).toEqual(Array(6).fill(grpc.status.CANCELLED));
+      await expect.poll(() => endlessCount.open, { timeout: 5000 }).toBe(0);
+      expect(endlessCount.streams - before.streams).toBe(16);
+      expect(endlessCount.sessions - before.sessions).toBeLessThanOrEqual(1);
+    } finally {
+      generic.close();
+    }
   });
 
   it('grpc-timeout reaches the upstream as the client sent it (forwarded as is)', async () => {
