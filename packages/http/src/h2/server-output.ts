@@ -20,6 +20,15 @@
  * write in flight, so every response used to start a new 16 KiB arena (a zeroed allocation, and
  * page faults when malloc handed back fresh pages); and an idle connection kept its arena.
  *
+ * On a plain connection (h2c) a large DATA payload is not copied: the response writer lends the
+ * body's chunk (`lend()`, a view of the upstream's receive buffer for a proxied answer) and only
+ * its 9-byte frame header goes into the arena; the writer takes the body's next step once
+ * `written()` says no write reads the view any more (a chunk is valid only until then, the body
+ * contract the HTTP/1.1 writer keeps too). Copying a 165,854 B answer into arenas took ~5 of
+ * them, more than the pool holds with 64 such answers in flight, and the new arrays' external
+ * memory brought major collections. Over TLS the payloads are still copied: OpenSSL's record
+ * layer seals a lone 9-byte header before a 16 KiB view as a record of its own.
+ *
  * Not for deciding what to send (server-session.ts) nor for the write's outcome: the session is
  * the stream's WriteTarget and calls `writeEnded()` and `flushPending()` from it.
  */
@@ -85,13 +94,24 @@ export class H2FrameOutput {
   inFeed = false;
   /** The connection closed: nothing more is queued or written. */
   private closed = false;
+  /** Writers waiting for the frames queued so far (not yet in a write) to be written. */
+  private queuedFence: (() => void)[] = [];
+  /** Writers waiting for the write in flight to end. */
+  private writingFence: (() => void)[] = [];
+  /**
+   * DATA payloads may be lent (`lend()`) rather than copied: a plain connection. Over TLS they are
+   * copied (see the module comment).
+   */
+  readonly lending: boolean;
 
   constructor(
     private readonly stream: HttpStream,
     private readonly host: H2OutputHost,
     /** Octets queued and in flight above which the output is over its bound. */
     readonly maxBytes: number,
-  ) {}
+  ) {
+    this.lending = stream.facts?.secure !== true;
+  }
 
   /** Octets queued or in flight. */
   get pending(): number {
@@ -130,6 +150,31 @@ export class H2FrameOutput {
     return at;
   }
 
+  /**
+   * Queues `view` as it is, after what the arena holds: a DATA payload lent by its body (its frame
+   * header reserved just before it). The lender keeps the bytes unchanged until `written()`
+   * settles; they are never copied.
+   */
+  lend(view: Uint8Array): void {
+    if (this.closed) return;
+    this.seal();
+    this.out.push(view);
+    this.outBytes += view.length;
+    if (!this.inFeed) this.scheduleFlush();
+  }
+
+  /**
+   * Settles once no write can read anything queued so far (lent views above all): the write that
+   * carries it ended (completed or failed), or the connection closed before it was written. At
+   * once when nothing is queued or in flight.
+   */
+  written(): Promise<void> {
+    if (this.closed && !this.writing) return SETTLED;
+    const unsent = !this.closed && (this.out.length > 0 || this.arenaPos > this.arenaStart);
+    if (!unsent && !this.writing) return SETTLED;
+    return new Promise<void>((resolve) => (unsent ? this.queuedFence : this.writingFence).push(resolve));
+  }
+
   /** Queues RST_STREAM. */
   queueRst(streamId: number, code: number): void {
     const at = this.reserve(FRAME_HEADER_LENGTH + 4);
@@ -164,6 +209,13 @@ export class H2FrameOutput {
     const carried = this.retired;
     this.retired = this.writingArenas;
     this.writingArenas = carried;
+    if (this.queuedFence.length > 0) {
+      // The writers waiting for what was queued now wait for this write (the list of the last
+      // write is empty: its end settled it).
+      const fence = this.writingFence;
+      this.writingFence = this.queuedFence;
+      this.queuedFence = fence;
+    }
     this.writingBytes = this.outBytes;
     this.outBytes = 0;
     this.writing = true;
@@ -184,6 +236,7 @@ export class H2FrameOutput {
   writeEnded(ok: boolean): void {
     this.writing = false;
     this.writingBytes = 0;
+    if (this.writingFence.length > 0) settleAll(this.writingFence);
     if (!ok || this.closed) {
       this.writingArenas.length = 0;
       return;
@@ -236,6 +289,9 @@ export class H2FrameOutput {
     this.arenaStart = this.arenaPos;
     // A write may still read them: never pooled again, left to the GC.
     this.retired.length = 0;
+    // What was queued is never written: its lenders may go on (those of the write in flight
+    // wait for its end).
+    if (this.queuedFence.length > 0) settleAll(this.queuedFence);
   }
 
   /**
@@ -275,4 +331,11 @@ export class H2FrameOutput {
       this.arenaStart = this.arenaPos;
     }
   }
+}
+
+/** Calls and empties a list of waiters (a promise's resolve each). */
+function settleAll(waiters: (() => void)[]): void {
+  const n = waiters.length;
+  for (let i = 0; i < n; i++) waiters[i]!();
+  waiters.length = 0;
 }

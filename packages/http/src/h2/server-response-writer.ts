@@ -50,6 +50,14 @@ const CONNECTION_SPECIFIC = new Set([
   'content-length',
 ]);
 
+/**
+ * A body chunk of at least this many octets is lent to the output on a plain connection (its DATA
+ * payloads are views of it, server-output.ts' `lend()`), and the body's next step waits for the
+ * write; a smaller one is copied, which costs less than that wait (and lets an answer that came
+ * with its head go out without a promise).
+ */
+const LEND_MIN = 16 * 1024;
+
 /** The status lines of the common answers, as :status values. */
 const STATUS_TEXT: string[] = [];
 for (let s = 100; s < 600; s++) STATUS_TEXT[s] = String(s);
@@ -198,11 +206,21 @@ export class H2ResponseWriter {
   }
 
   /**
-   * Queues as much of `data[from..]` as the windows allow, in DATA frames of at most the peer's
-   * frame size (copied: the chunk may be a view valid only until the body's next step), with
-   * END_STREAM on the last when `end`; returns the offset reached.
+   * Whether `data`'s DATA payloads go out as views of it (`lend`): a streamed body's chunk of at
+   * least LEND_MIN octets on a plain connection. Its sender must not take the body's next step
+   * before `output.written()` settles (the chunk is valid only until then).
    */
-  private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): number {
+  private lends(data: Uint8Array): boolean {
+    return data.length >= LEND_MIN && this.output.lending;
+  }
+
+  /**
+   * Queues as much of `data[from..]` as the windows allow, in DATA frames of at most the peer's
+   * frame size, with END_STREAM on the last when `end`; returns the offset reached. The payloads
+   * are copied (the chunk may be a view valid only until the body's next step), or with `lend`
+   * queued as views of `data` (see lends()).
+   */
+  private sendNow(s: H2ServerStream, data: Uint8Array, from: number, end: boolean, lend = false): number {
     let off = from;
     const total = data.length;
     const output = this.output;
@@ -212,11 +230,18 @@ export class H2ResponseWriter {
       const room = Math.min(s.sendWindow, this.sendWindow, this.peerMaxFrameSize, total - off);
       if (room <= 0) return off;
       const last = end && off + room === total;
-      const at = this.output.reserve(FRAME_HEADER_LENGTH + room);
-      const frame = output.arena;
-      writeFrameHeader(frame, at, room, FrameType.DATA, last ? FrameFlag.END_STREAM : 0, s.id);
-      // The whole chunk in one frame (the usual small answer) is copied without a view of it.
-      frame.set(room === total ? data : data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
+      const flags = last ? FrameFlag.END_STREAM : 0;
+      if (lend) {
+        const at = output.reserve(FRAME_HEADER_LENGTH);
+        writeFrameHeader(output.arena, at, room, FrameType.DATA, flags, s.id);
+        output.lend(data.subarray(off, off + room));
+      } else {
+        const at = output.reserve(FRAME_HEADER_LENGTH + room);
+        const frame = output.arena;
+        writeFrameHeader(frame, at, room, FrameType.DATA, flags, s.id);
+        // The whole chunk in one frame (the usual small answer) is copied without a view of it.
+        frame.set(room === total ? data : data.subarray(off, off + room), at + FRAME_HEADER_LENGTH);
+      }
       s.sendWindow -= room;
       this.sendWindow -= room;
       off += room;
@@ -235,14 +260,16 @@ export class H2ResponseWriter {
 
   /**
    * Sends `data[from..]` (END_STREAM after it when `end`), waiting for the windows and for the
-   * output to drain; the write timeout bounds a wait for a window.
+   * output to drain; the write timeout bounds a wait for a window. A lent chunk (lends(): its
+   * frames before `from` were lent too) settles once no write reads it.
    */
   private async sendChunk(s: H2ServerStream, data: Uint8Array, from: number, end: boolean): Promise<void> {
     let off = from;
     let stalled = false;
+    const lend = this.lends(data);
     for (;;) {
       if (s.reset || this.host.ending) throw this.streamGone(s);
-      off = this.sendNow(s, data, off, end);
+      off = this.sendNow(s, data, off, end, lend);
       if (off === data.length) break;
       if (this.output.overBound) {
         // Stopped by the output bound, not a window: wait for the writes (the write timeout
@@ -260,6 +287,8 @@ export class H2ResponseWriter {
       await this.windowOpen(s);
     }
     if (stalled) this.host.disarmStream(s);
+    // The body's next step may end the chunk's life: not before the write that reads it ended.
+    if (lend) await this.output.written();
     if (this.output.overBound) await this.output.drained();
     if (s.reset || this.host.ending) throw this.streamGone(s);
   }
@@ -301,10 +330,12 @@ export class H2ResponseWriter {
         if (chunk.length === 0) continue;
         // The last byte of a sized body carries END_STREAM.
         const last = length >= 0 && sent === length;
-        const off = this.sendNow(s, chunk, 0, last);
-        // Not all of it fits the windows or the output bound: the rest waits (the chunk stays
-        // valid: the iterator takes no step meanwhile).
-        if (off < chunk.length) return this.sendStreamRest(s, it, body, length, sent, chunk, off, last);
+        const lend = this.lends(chunk);
+        const off = this.sendNow(s, chunk, 0, last, lend);
+        // Not all of it fits the windows or the output bound, or it is lent: the rest waits (the
+        // chunk stays valid: the iterator takes no step meanwhile).
+        if (off < chunk.length || lend)
+          return this.sendStreamRest(s, it, body, length, sent, chunk, off, last);
       }
     } catch (e) {
       returnQuietly(it);
@@ -352,6 +383,8 @@ export class H2ResponseWriter {
       }
     } catch (e) {
       try {
+        // A lent chunk's views may still be in a write: its source keeps it until that ended.
+        await this.output.written();
         await it.return?.();
       } catch {
         // Its source failed as well: nothing more to release.

@@ -202,3 +202,78 @@ describe('H2FrameOutput arena pool', () => {
     expect(other.output.arena.length).toBe(ARENA_SIZE);
   });
 });
+
+describe('H2FrameOutput lent views', () => {
+  /** Settles-so-far of a written() promise. */
+  const watch = (p: Promise<void>) => {
+    const seen = { settled: false };
+    void p.then(() => {
+      seen.settled = true;
+    });
+    return seen;
+  };
+  const tick = () => new Promise<void>((r) => setImmediate(r));
+
+  it('queues a lent payload as the view itself, behind its frame header, and settles written() once that write ended', async () => {
+    const { output, stream, finishWrite } = setup();
+    expect(output.lending).toBe(true);
+    const payload = new Uint8Array(16_384).fill(7);
+    frame(output, 9, 1);
+    output.lend(payload);
+    const written = watch(output.written());
+    output.flush();
+    const w = stream.writes[0]!;
+    expect(shape(w)).toEqual([
+      [9, 1],
+      [16_384, 7],
+    ]);
+    // Not copied: the write reads the lender's own bytes.
+    expect(w.views[1]).toBe(payload);
+    await tick();
+    expect(written.settled).toBe(false);
+    // Queued behind the write in flight: waits for the next write, not this one's end.
+    frame(output, 9, 2);
+    output.lend(payload.subarray(0, 100));
+    const next = watch(output.written());
+    finishWrite();
+    await tick();
+    expect(written.settled).toBe(true);
+    expect(next.settled).toBe(false);
+    expect(w.views[1]).toBe(payload);
+    expect(shape(stream.writes[1]!)).toEqual([
+      [9, 2],
+      [100, 7],
+    ]);
+    finishWrite();
+    await tick();
+    expect(next.settled).toBe(true);
+    // Nothing queued or in flight: at once.
+    const idle = watch(output.written());
+    await tick();
+    expect(idle.settled).toBe(true);
+  });
+
+  it('a connection that ends settles what was never written at once, what is in flight at its end', async () => {
+    const { output } = setup();
+    output.lend(new Uint8Array(20_000));
+    output.flush();
+    const inFlight = watch(output.written());
+    output.lend(new Uint8Array(20_000));
+    const queued = watch(output.written());
+    output.discard();
+    await tick();
+    expect(queued.settled).toBe(true);
+    expect(inFlight.settled).toBe(false);
+    output.writeEnded(false);
+    await tick();
+    expect(inFlight.settled).toBe(true);
+  });
+
+  it('lends nothing over TLS', () => {
+    const host: H2OutputHost = { writeStarted() {}, writeRefused() {}, onWritten() {} };
+    const tls = { facts: { secure: true }, writeTo() {} } as unknown as HttpStream;
+    const plain = { facts: { secure: false }, writeTo() {} } as unknown as HttpStream;
+    expect(new H2FrameOutput(tls, host, 1 << 20).lending).toBe(false);
+    expect(new H2FrameOutput(plain, host, 1 << 20).lending).toBe(true);
+  });
+});
