@@ -468,10 +468,11 @@ export type HeadScanLoadResult = { readonly headScan: NativeHeadScan } | { reado
 export function loadHeadScan(): HeadScanLoadResult;
 
 /**
- * Thrift -> JSON text for @loch/gateway (src/gateway_json.cc): reads one Thrift value (binary or
+ * Thrift <-> JSON text for @loch/gateway (src/gateway_json.cc): reads one Thrift value (binary or
  * compact) by a plan compiled once per IDL type and writes the JSON text @loch/gateway's
- * JavaScript emitters write, byte for byte. Input the JavaScript reader refuses is refused (2)
- * and the caller runs the JavaScript path for its typed error. Internal to @loch/gateway; the
+ * JavaScript emitters write, byte for byte, and writes a request body's JSON as the Thrift its
+ * JSON.parse + compiled writer write. Input the JavaScript side refuses is refused (2) and the
+ * caller runs the JavaScript path for its typed error. Internal to @loch/gateway; the
  * plan layout (packages/gateway/src/codec/native-json.ts) may change with it.
  */
 export interface NativeGatewayJson {
@@ -485,6 +486,13 @@ export interface NativeGatewayJson {
    * again), 2 refused (malformed or truncated input: run the JavaScript path).
    */
   emit(plan: GatewayJsonPlan, root: number, src: Uint8Array, out: Uint8Array, io: Int32Array): 0 | 1 | 2;
+  /**
+   * Writes the JSON text `src[io[0], io[1])` (one object: a request body) as the Thrift fields and
+   * stop of the args struct at word offset `root`, as JSON.parse plus @loch/gateway's compiled
+   * writer write them, at `out[io[3]]`; io[2] protocol. Returns 0 written (io[4] the end in
+   * `out`), 1 `out` too small, 2 refused (JSON.parse and the JavaScript writer decide).
+   */
+  encode(plan: GatewayJsonPlan, root: number, src: Uint8Array, out: Uint8Array, io: Int32Array): 0 | 1 | 2;
 }
 
 /** An opaque compiled plan of `NativeGatewayJson.compile()`. */

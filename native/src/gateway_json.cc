@@ -10,8 +10,10 @@
 //   kEnum                   [kind, count, (value, textOff, textLen) * count]   (names as JSON text)
 //   kList, kSet             [kind, elemNode, wantTType]
 //   kMap                    [kind, keyNode, valueNode, keyTType, valueTType]
-//   kStruct                 [kind, count, (id, ttype, prefixOff, prefixLen, typeNode) * count]
-// prefix is the pre-escaped `"name":`, text offsets index the plan's text (Uint8Array).
+//   kStruct                 [kind, count, isUnion, (id, ttype, prefixOff, prefixLen, typeNode,
+//                            required, defaultOff, defaultLen) * count]
+// prefix is the pre-escaped `"name":`, text offsets index the plan's text (Uint8Array); a
+// default is its value encoded in the plan's protocol (defaultLen -1: none), for requests.
 //
 // JS calls (plain N-API, one crossing per value):
 //   compile(plan: Int32Array, text: Uint8Array) -> handle (an external), throws on a bad plan
@@ -25,7 +27,10 @@
 #include <charconv>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace loch::gatewayjson {
@@ -74,6 +79,8 @@ constexpr int8_t kFixedWidth[17] = {0, 0, 1, 1, 8, 0, 2, 0, 4, 0, 8, 0, 0, 0, 0,
 constexpr int8_t kFromCompact[16] = {0, 2, 2, 3, 6, 8, 10, 4, 11, 15, 14, 13, 12, 16, -1, -1};
 
 constexpr int32_t kDense = 64;
+// Words per struct field in the plan.
+constexpr size_t kFieldWords = 8;
 
 struct Field {
   int32_t id;
@@ -81,6 +88,9 @@ struct Field {
   uint32_t prefix_off;
   uint32_t prefix_len;
   int32_t node;  // index into Plan::nodes
+  bool required;
+  int32_t default_off;  // the default's encoded value in the plan's text; -1: none
+  int32_t default_len;
 };
 
 struct EnumName {
@@ -97,6 +107,7 @@ struct Node {
   int32_t tb = 0;  // map value type
   std::vector<EnumName> names;  // sorted by value
   std::vector<Field> fields;
+  bool is_union = false;
   int16_t dense[kDense];
 };
 
@@ -134,7 +145,7 @@ bool CompilePlan(const int32_t* w, size_t n, const uint8_t* text, size_t text_le
         break;
       case kStruct:
         if (i + 1 >= n || w[i + 1] < 0) return false;
-        len = 2 + static_cast<size_t>(w[i + 1]) * 5;
+        len = 3 + static_cast<size_t>(w[i + 1]) * kFieldWords;
         break;
       default:
         return false;
@@ -180,10 +191,12 @@ bool CompilePlan(const int32_t* w, size_t n, const uint8_t* text, size_t text_le
         break;
       case kStruct: {
         std::fill(node.dense, node.dense + kDense, -1);
+        node.is_union = p[2] != 0;
         for (int32_t j = 0; j < p[1]; j++) {
-          const int32_t* f = p + 2 + j * 5;
-          Field field{f[0], f[1], static_cast<uint32_t>(f[2]), static_cast<uint32_t>(f[3]), -1};
-          if (!text_ok(f[2], f[3]) || !IsValueType(f[1]) || !node_at(f[4], &field.node)) return false;
+          const int32_t* f = p + 3 + j * kFieldWords;
+          Field field{f[0], f[1], static_cast<uint32_t>(f[2]), static_cast<uint32_t>(f[3]), -1, f[5] != 0, f[6], f[7]};
+          if (!text_ok(f[2], f[3]) || f[3] < 2 || !IsValueType(f[1]) || !node_at(f[4], &field.node)) return false;
+          if (f[7] != -1 && (!text_ok(f[6], f[7]) || f[7] == 0)) return false;
           if (f[0] < -32768 || f[0] > 32767) return false;
           for (const Field& other : node.fields)
             if (other.id == field.id) return false;
@@ -1115,6 +1128,813 @@ class Emitter {
   int32_t pending_bool_ = -1;
 };
 
+// ---- JSON -> Thrift (requests) ----
+//
+// The JSON text of a request body (RFC 8259, strict) written straight into Thrift by the plan,
+// as JSON.parse followed by @loch/gateway's compiled writer (json-to-thrift.ts) writes it. Only
+// what that pair certainly accepts is written here; everything else is refused (kError) and the
+// caller runs JSON.parse and the writer, which answer with the typed error and its path (or, for
+// the rare spellings refused here that they accept, the same bytes): escaped object keys,
+// duplicate keys (JSON.parse keeps the last), numbers past the double range, lone surrogate
+// escapes, strings as doubles other than NaN/Infinity/-Infinity, escaped enum names and base64,
+// maps keyed by structs or containers, malformed UTF-8, a leading BOM.
+
+constexpr int32_t kMaxStructNesting = 64;  // json-to-thrift.ts MAX_DEPTH
+constexpr int kMaxJsonNesting = 512;       // arrays/objects skipped by the scanner
+
+constexpr uint8_t kToCompact[17] = {0, 0, 1, 3, 7, 0, 4, 0, 5, 0, 6, 8, 12, 11, 10, 9, 13};
+
+inline bool IsWs(uint8_t c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+template <bool kCompact>
+class Encoder {
+ public:
+  Encoder(const Plan& plan, const uint8_t* src, size_t end, Out& out) : plan_(plan), src_(src), end_(end), o_(out) {}
+
+  // The body: one JSON object (whitespace around it) for the args struct at `node`.
+  Status Body(int32_t node, size_t pos) {
+    size_t p = pos;
+    Ws(p);
+    if (p >= end_ || src_[p] != '{') return kError;
+    size_t after;
+    TRY(Struct(plan_.nodes[node], p, &after));
+    Ws(after);
+    return after == end_ ? kOk : kError;
+  }
+
+ private:
+  void Ws(size_t& p) const {
+    while (p < end_ && IsWs(src_[p])) p++;
+  }
+
+  // A string token at src[p] == '"': its end (after the closing quote) and whether it has
+  // escapes; checks escapes, control bytes and UTF-8.
+  Status ScanString(size_t p, size_t* after, bool* escaped) const {
+    size_t i = p + 1;
+    bool esc = false;
+    while (i < end_) {
+      const uint8_t c = src_[i];
+      if (c == '"') {
+        *after = i + 1;
+        *escaped = esc;
+        return kOk;
+      }
+      if (c < 0x20) return kError;
+      if (c == '\\') {
+        esc = true;
+        if (i + 1 >= end_) return kError;
+        const uint8_t e = src_[i + 1];
+        if (e == 'u') {
+          if (i + 6 > end_) return kError;
+          for (int k = 2; k < 6; k++)
+            if (HexValue(src_[i + k]) < 0) return kError;
+          i += 6;
+        } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+          i += 2;
+        } else {
+          return kError;
+        }
+        continue;
+      }
+      if (c < 0x80) {
+        i++;
+        continue;
+      }
+      const int k = Utf8SequenceLength(src_, i, end_);
+      if (k == 0) return kError;
+      i += k;
+    }
+    return kError;
+  }
+
+  static int HexValue(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  }
+
+  // A number token by RFC 8259's grammar at src[p]; its end.
+  Status ScanNumber(size_t p, size_t* after) const {
+    size_t i = p;
+    if (i < end_ && src_[i] == '-') i++;
+    if (i >= end_) return kError;
+    if (src_[i] == '0') {
+      i++;
+    } else if (src_[i] >= '1' && src_[i] <= '9') {
+      while (i < end_ && src_[i] >= '0' && src_[i] <= '9') i++;
+    } else {
+      return kError;
+    }
+    if (i < end_ && src_[i] == '.') {
+      i++;
+      const size_t d = i;
+      while (i < end_ && src_[i] >= '0' && src_[i] <= '9') i++;
+      if (i == d) return kError;
+    }
+    if (i < end_ && (src_[i] == 'e' || src_[i] == 'E')) {
+      i++;
+      if (i < end_ && (src_[i] == '+' || src_[i] == '-')) i++;
+      const size_t d = i;
+      while (i < end_ && src_[i] >= '0' && src_[i] <= '9') i++;
+      if (i == d) return kError;
+    }
+    *after = i;
+    return kOk;
+  }
+
+  // The double JSON.parse makes of the number at src[p] (both round correctly); numbers past
+  // the double range (JSON.parse: Infinity or 0) are refused.
+  Status Number(size_t p, double* v, size_t* after) const {
+    TRY(ScanNumber(p, after));
+    const char* b = reinterpret_cast<const char*>(src_ + p);
+    const char* e = reinterpret_cast<const char*>(src_ + *after);
+    auto r = std::from_chars(b, e, *v);
+    if (r.ec != std::errc() || r.ptr != e) return kError;
+    return kOk;
+  }
+
+  bool Literal(size_t p, const char* lit, size_t n) const {
+    return end_ - p >= n && std::memcmp(src_ + p, lit, n) == 0;
+  }
+
+  // Steps over any JSON value at src[p] (checked), without recursion.
+  Status SkipValue(size_t p, size_t* after) const {
+    uint8_t stack[kMaxJsonNesting];
+    int depth = 0;
+    size_t i = p;
+    for (;;) {
+      Ws(i);
+      if (i >= end_) return kError;
+      // A value.
+      const uint8_t c = src_[i];
+      if (c == '"') {
+        bool esc;
+        TRY(ScanString(i, &i, &esc));
+      } else if (c == '{' || c == '[') {
+        if (depth == kMaxJsonNesting) return kError;
+        stack[depth++] = c;
+        i++;
+        Ws(i);
+        if (i < end_ && src_[i] == (c == '{' ? '}' : ']')) {
+          depth--;
+          i++;
+        } else if (c == '{') {
+          if (i >= end_ || src_[i] != '"') return kError;
+          bool esc;
+          TRY(ScanString(i, &i, &esc));
+          Ws(i);
+          if (i >= end_ || src_[i] != ':') return kError;
+          i++;
+          continue;
+        } else {
+          continue;
+        }
+      } else if (c == 't') {
+        if (!Literal(i, "true", 4)) return kError;
+        i += 4;
+      } else if (c == 'f') {
+        if (!Literal(i, "false", 5)) return kError;
+        i += 5;
+      } else if (c == 'n') {
+        if (!Literal(i, "null", 4)) return kError;
+        i += 4;
+      } else {
+        TRY(ScanNumber(i, &i));
+      }
+      // After a value: close containers, or the next element.
+      for (;;) {
+        if (depth == 0) {
+          *after = i;
+          return kOk;
+        }
+        Ws(i);
+        if (i >= end_) return kError;
+        const uint8_t open = stack[depth - 1];
+        if (src_[i] == ',') {
+          i++;
+          if (open == '{') {
+            Ws(i);
+            if (i >= end_ || src_[i] != '"') return kError;
+            bool esc;
+            TRY(ScanString(i, &i, &esc));
+            Ws(i);
+            if (i >= end_ || src_[i] != ':') return kError;
+            i++;
+          }
+          break;
+        }
+        if (src_[i] != (open == '{' ? '}' : ']')) return kError;
+        i++;
+        depth--;
+      }
+    }
+  }
+
+  // ---- Thrift output ----
+
+  Status Byte(uint8_t b) { return PutByte(o_, b); }
+
+  Status Varint32(uint32_t v) {
+    if (!o_.Room(5)) return kNeedRoom;
+    while (v >= 0x80) {
+      o_.buf[o_.pos++] = static_cast<uint8_t>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    o_.buf[o_.pos++] = static_cast<uint8_t>(v);
+    return kOk;
+  }
+
+  Status Varint64(uint64_t v) {
+    if (!o_.Room(10)) return kNeedRoom;
+    while (v >= 0x80) {
+      o_.buf[o_.pos++] = static_cast<uint8_t>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    o_.buf[o_.pos++] = static_cast<uint8_t>(v);
+    return kOk;
+  }
+
+  Status Be(uint64_t v, int bytes) {
+    if (!o_.Room(bytes)) return kNeedRoom;
+    for (int k = bytes - 1; k >= 0; k--) o_.buf[o_.pos++] = static_cast<uint8_t>(v >> (8 * k));
+    return kOk;
+  }
+
+  static uint32_t Zigzag32(int32_t v) { return (static_cast<uint32_t>(v) << 1) ^ static_cast<uint32_t>(v >> 31); }
+
+  Status I16(int32_t v) { return kCompact ? Varint32(Zigzag32(v)) : Be(static_cast<uint16_t>(v), 2); }
+  Status I32(int32_t v) { return kCompact ? Varint32(Zigzag32(v)) : Be(static_cast<uint32_t>(v), 4); }
+  Status I64(int64_t v) {
+    if (kCompact) return Varint64((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+    return Be(static_cast<uint64_t>(v), 8);
+  }
+  Status Double(double d) {
+    uint64_t x;
+    std::memcpy(&x, &d, 8);
+    if (!kCompact) return Be(x, 8);
+    if (!o_.Room(8)) return kNeedRoom;
+    for (int k = 0; k < 8; k++) o_.buf[o_.pos++] = static_cast<uint8_t>(x >> (8 * k));
+    return kOk;
+  }
+  Status Bool(bool v) { return Byte(kCompact ? (v ? 1 : 2) : (v ? 1 : 0)); }
+  Status Length(uint32_t n) { return kCompact ? Varint32(n) : Be(n, 4); }
+
+  Status FieldHeader(int32_t ttype, int32_t id, int bool_value = -1) {
+    if (!kCompact) {
+      TRY(Byte(static_cast<uint8_t>(ttype)));
+      return Be(static_cast<uint16_t>(id), 2);
+    }
+    const uint8_t nibble = ttype == tBool ? (bool_value == 1 ? 1 : 2) : kToCompact[ttype];
+    const int32_t delta = id - last_field_id_;
+    if (delta > 0 && delta <= 15) {
+      TRY(Byte(static_cast<uint8_t>((delta << 4) | nibble)));
+    } else {
+      TRY(Byte(nibble));
+      TRY(Varint32(Zigzag32(id)));
+    }
+    last_field_id_ = id;
+    return kOk;
+  }
+
+  Status ListHeader(int32_t elem, uint32_t n) {
+    if (!kCompact) {
+      TRY(Byte(static_cast<uint8_t>(elem)));
+      return Be(n, 4);
+    }
+    const uint8_t t = kToCompact[elem];
+    if (n < 15) return Byte(static_cast<uint8_t>((n << 4) | t));
+    TRY(Byte(static_cast<uint8_t>(0xf0 | t)));
+    return Varint32(n);
+  }
+
+  Status MapHeader(int32_t kt, int32_t vt, uint32_t n) {
+    if (!kCompact) {
+      TRY(Byte(static_cast<uint8_t>(kt)));
+      TRY(Byte(static_cast<uint8_t>(vt)));
+      return Be(n, 4);
+    }
+    if (n == 0) return Byte(0);
+    TRY(Varint32(n));
+    return Byte(static_cast<uint8_t>((kToCompact[kt] << 4) | kToCompact[vt]));
+  }
+
+  // The bytes of a JSON string's content src[s, e) (escapes decoded) as a Thrift string.
+  Status StringBytes(size_t s, size_t e, bool escaped) {
+    if (!escaped) {
+      TRY(Length(static_cast<uint32_t>(e - s)));
+      return PutRaw(o_, src_ + s, e - s);
+    }
+    scratch_.clear();
+    size_t i = s;
+    while (i < e) {
+      const uint8_t c = src_[i];
+      if (c != '\\') {
+        scratch_.push_back(c);
+        i++;
+        continue;
+      }
+      const uint8_t x = src_[i + 1];
+      i += 2;
+      switch (x) {
+        case 'b': scratch_.push_back(8); break;
+        case 'f': scratch_.push_back(12); break;
+        case 'n': scratch_.push_back(10); break;
+        case 'r': scratch_.push_back(13); break;
+        case 't': scratch_.push_back(9); break;
+        case 'u': {
+          uint32_t cp = Hex4(i);
+          i += 4;
+          if (cp >= 0xdc00 && cp <= 0xdfff) return kError;  // a lone low surrogate
+          if (cp >= 0xd800 && cp <= 0xdbff) {
+            if (i + 6 > e || src_[i] != '\\' || src_[i + 1] != 'u') return kError;
+            const uint32_t lo = Hex4(i + 2);
+            if (lo < 0xdc00 || lo > 0xdfff) return kError;
+            i += 6;
+            cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+          }
+          uint8_t tmp[4];
+          size_t q = 0;
+          if (cp < 0x80) {
+            tmp[q++] = static_cast<uint8_t>(cp);
+          } else {
+            PutCodePoint(tmp, q, cp);
+          }
+          scratch_.insert(scratch_.end(), tmp, tmp + q);
+          break;
+        }
+        default: scratch_.push_back(x); break;  // " \ /
+      }
+    }
+    TRY(Length(static_cast<uint32_t>(scratch_.size())));
+    return PutRaw(o_, scratch_.data(), scratch_.size());
+  }
+
+  uint32_t Hex4(size_t i) const {
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++) v = (v << 4) | static_cast<uint32_t>(HexValue(src_[i + k]));
+    return v;
+  }
+
+  // An integer of [min, max] from a JSON number or a decimal string (json-to-thrift.ts intOf).
+  Status IntValue(size_t p, int64_t min, int64_t max, int64_t* v, size_t* after) {
+    if (src_[p] == '"') {
+      bool esc;
+      TRY(ScanString(p, after, &esc));
+      if (esc) return kError;
+      return DecimalText(p + 1, *after - 1, min, max, v);
+    }
+    double d;
+    TRY(Number(p, &d, after));
+    if (!(d >= static_cast<double>(min) && d <= static_cast<double>(max)) || d != static_cast<double>(static_cast<int64_t>(d)))
+      return kError;
+    *v = static_cast<int64_t>(d);
+    return kOk;
+  }
+
+  // `-?(0|[1-9][0-9]*)` within [min, max].
+  Status DecimalText(size_t s, size_t e, int64_t min, int64_t max, int64_t* v) const {
+    size_t i = s;
+    const bool neg = i < e && src_[i] == '-';
+    if (neg) i++;
+    if (i >= e || e - i > 19) return kError;
+    if (src_[i] == '0' && e - i > 1) return kError;
+    unsigned __int128 m = 0;
+    for (; i < e; i++) {
+      const uint8_t c = src_[i];
+      if (c < '0' || c > '9') return kError;
+      m = m * 10 + (c - '0');
+    }
+    const __int128 x = neg ? -static_cast<__int128>(m) : static_cast<__int128>(m);
+    if (x < min || x > max) return kError;
+    *v = static_cast<int64_t>(x);
+    return kOk;
+  }
+
+  Status Value(int32_t node_index, size_t p, size_t* after) {
+    const Node& node = plan_.nodes[node_index];
+    if (p >= end_) return kError;
+    const uint8_t c = src_[p];
+    switch (node.kind) {
+      case kBool:
+        if (Literal(p, "true", 4)) {
+          *after = p + 4;
+          return Bool(true);
+        }
+        if (Literal(p, "false", 5)) {
+          *after = p + 5;
+          return Bool(false);
+        }
+        return kError;
+      case kByte: {
+        int64_t v;
+        TRY(IntValue(p, -128, 127, &v, after));
+        return Byte(static_cast<uint8_t>(v));
+      }
+      case kI16: {
+        int64_t v;
+        TRY(IntValue(p, -32768, 32767, &v, after));
+        return I16(static_cast<int32_t>(v));
+      }
+      case kI32: {
+        int64_t v;
+        TRY(IntValue(p, INT32_MIN, INT32_MAX, &v, after));
+        return I32(static_cast<int32_t>(v));
+      }
+      case kI64Str:
+      case kI64Num: {
+        int64_t v;
+        if (c == '"') {
+          bool esc;
+          TRY(ScanString(p, after, &esc));
+          if (esc) return kError;
+          TRY(DecimalText(p + 1, *after - 1, INT64_MIN, INT64_MAX, &v));
+        } else {
+          double d;
+          TRY(Number(p, &d, after));
+          // Number.isSafeInteger: JSON.parse already rounded anything larger.
+          if (!(d >= -9007199254740991.0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<int64_t>(d)))
+            return kError;
+          v = static_cast<int64_t>(d);
+        }
+        return I64(v);
+      }
+      case kDouble: {
+        if (c == '"') {
+          bool esc;
+          TRY(ScanString(p, after, &esc));
+          const size_t n = *after - p;
+          double d;
+          if (n == 5 && std::memcmp(src_ + p, "\"NaN\"", 5) == 0) {
+            d = std::numeric_limits<double>::quiet_NaN();
+          } else if (n == 10 && std::memcmp(src_ + p, "\"Infinity\"", 10) == 0) {
+            d = std::numeric_limits<double>::infinity();
+          } else if (n == 11 && std::memcmp(src_ + p, "\"-Infinity\"", 11) == 0) {
+            d = -std::numeric_limits<double>::infinity();
+          } else {
+            return kError;  // Number(text) has its own grammar: left to JavaScript
+          }
+          return Double(d);
+        }
+        double d;
+        TRY(Number(p, &d, after));
+        return Double(d);
+      }
+      case kString: {
+        if (c != '"') return kError;
+        bool esc;
+        TRY(ScanString(p, after, &esc));
+        return StringBytes(p + 1, *after - 1, esc);
+      }
+      case kBinary: {
+        if (c != '"') return kError;
+        bool esc;
+        TRY(ScanString(p, after, &esc));
+        if (esc) return kError;
+        return Base64(p + 1, *after - 1);
+      }
+      case kEnum: {
+        if (c == '"') {
+          bool esc;
+          TRY(ScanString(p, after, &esc));
+          if (esc) return kError;
+          const size_t n = *after - p;
+          for (const EnumName& e : node.names) {
+            if (e.len == n && std::memcmp(plan_.text.data() + e.off, src_ + p, n) == 0) return I32(e.value);
+          }
+          return kError;
+        }
+        double d;
+        TRY(Number(p, &d, after));
+        for (const EnumName& e : node.names)
+          if (static_cast<double>(e.value) == d) return I32(e.value);
+        return kError;
+      }
+      case kList:
+      case kSet:
+        return List(node, p, after);
+      case kMap:
+        return Map(node, p, after);
+      case kStruct:
+        if (c != '{') return kError;
+        return Struct(node, p, after);
+      default:
+        return kError;
+    }
+  }
+
+  // Standard or URL-safe base64, padding optional (json-to-thrift.ts BASE64 and Buffer.from).
+  Status Base64(size_t s, size_t e) {
+    const size_t n = e - s;
+    size_t data = n;
+    if (n % 4 == 0 && n >= 4) {
+      if (src_[e - 1] == '=') data--;
+      if (src_[e - 2] == '=' && data == n - 1) data--;
+    }
+    // Padding only as the regex allows it: 2 chars + "==", or 3 chars + "=".
+    const size_t rem = data % 4;
+    if (rem == 1) return kError;
+    if (data != n && (n % 4 != 0 || (n - data == 2 && rem != 2) || (n - data == 1 && rem != 3))) return kError;
+    uint32_t acc = 0;
+    int bits = 0;
+    const size_t out_len = data / 4 * 3 + (rem == 2 ? 1 : rem == 3 ? 2 : 0);
+    TRY(Length(static_cast<uint32_t>(out_len)));
+    if (!o_.Room(out_len)) return kNeedRoom;
+    for (size_t i = s; i < s + data; i++) {
+      const int v = Base64Value(src_[i]);
+      if (v < 0) return kError;
+      acc = (acc << 6) | static_cast<uint32_t>(v);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        o_.buf[o_.pos++] = static_cast<uint8_t>(acc >> bits);
+      }
+    }
+    return kOk;
+  }
+
+  static int Base64Value(uint8_t c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  }
+
+  // The elements of the array at src[p] == '[': their starts, and the end of the array.
+  Status Elements(size_t p, std::vector<size_t>* starts, size_t* after) {
+    size_t i = p + 1;
+    Ws(i);
+    if (i < end_ && src_[i] == ']') {
+      *after = i + 1;
+      return kOk;
+    }
+    for (;;) {
+      Ws(i);
+      starts->push_back(i);
+      TRY(SkipValue(i, &i));
+      Ws(i);
+      if (i >= end_) return kError;
+      if (src_[i] == ']') {
+        *after = i + 1;
+        return kOk;
+      }
+      if (src_[i] != ',') return kError;
+      i++;
+    }
+  }
+
+  Status List(const Node& node, size_t p, size_t* after) {
+    if (src_[p] != '[') return kError;
+    std::vector<size_t> starts;
+    TRY(Elements(p, &starts, after));
+    if (starts.size() > 0x7fffffff) return kError;
+    TRY(ListHeader(node.ta, static_cast<uint32_t>(starts.size())));
+    const bool is_set = node.kind == kSet;
+    std::vector<std::pair<size_t, size_t>> spans;
+    for (size_t s : starts) {
+      const size_t at = o_.pos;
+      size_t end;
+      TRY(Value(node.a, s, &end));
+      if (is_set) {
+        // A set holds each element once, by its encoding (a duplicate is JavaScript's 400).
+        const size_t len = o_.pos - at;
+        for (const auto& sp : spans)
+          if (sp.second == len && std::memcmp(o_.buf + sp.first, o_.buf + at, len) == 0) return kError;
+        spans.emplace_back(at, len);
+      }
+    }
+    return kOk;
+  }
+
+  // An object's members: key token spans and value starts, and the object's end. Refuses
+  // escaped and duplicate keys.
+  struct Member {
+    size_t key;  // the key token, quotes included
+    size_t key_len;
+    size_t value;
+  };
+
+  Status Members(size_t p, std::vector<Member>* members, size_t* after) {
+    size_t i = p + 1;
+    Ws(i);
+    if (i < end_ && src_[i] == '}') {
+      *after = i + 1;
+      return kOk;
+    }
+    for (;;) {
+      Ws(i);
+      if (i >= end_ || src_[i] != '"') return kError;
+      size_t key_end;
+      bool esc;
+      TRY(ScanString(i, &key_end, &esc));
+      if (esc) return kError;
+      const Member m{i, key_end - i, 0};
+      i = key_end;
+      Ws(i);
+      if (i >= end_ || src_[i] != ':') return kError;
+      i++;
+      Ws(i);
+      members->push_back({m.key, m.key_len, i});
+      TRY(SkipValue(i, &i));
+      Ws(i);
+      if (i >= end_) return kError;
+      if (src_[i] == '}') {
+        *after = i + 1;
+        break;
+      }
+      if (src_[i] != ',') return kError;
+      i++;
+    }
+    return kOk;
+  }
+
+  bool SameKey(const Member& a, const Member& b) const {
+    return a.key_len == b.key_len && std::memcmp(src_ + a.key, src_ + b.key, a.key_len) == 0;
+  }
+
+  // A key that JavaScript stores as an array index (canonical decimal below 2^32 - 1): such keys
+  // come first in Object.keys, in ascending order.
+  bool ArrayIndex(const Member& m, uint64_t* index) const {
+    const size_t n = m.key_len - 2;
+    const uint8_t* k = src_ + m.key + 1;
+    if (n == 0 || n > 10 || (k[0] == '0' && n > 1)) return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (k[i] < '0' || k[i] > '9') return false;
+      v = v * 10 + (k[i] - '0');
+    }
+    if (v >= 0xffffffffULL) return false;
+    *index = v;
+    return true;
+  }
+
+  Status Map(const Node& node, size_t p, size_t* after) {
+    if (src_[p] != '{') return kError;
+    std::vector<Member> members;
+    TRY(Members(p, &members, after));
+    const size_t n = members.size();
+    if (n > 16) {
+      std::vector<std::pair<std::string_view, int>> keys;
+      keys.reserve(n);
+      for (const Member& m : members)
+        keys.emplace_back(std::string_view(reinterpret_cast<const char*>(src_ + m.key), m.key_len), 0);
+      std::sort(keys.begin(), keys.end());
+      for (size_t i = 1; i < n; i++)
+        if (keys[i].first == keys[i - 1].first) return kError;
+    } else {
+      for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < i; j++)
+          if (SameKey(members[i], members[j])) return kError;
+    }
+    // Object.keys order: array indices ascending, then the other keys as written.
+    std::vector<std::pair<uint64_t, size_t>> indices;
+    std::vector<size_t> order;
+    order.reserve(n);
+    for (size_t i = 0; i < n; i++) {
+      uint64_t index;
+      if (ArrayIndex(members[i], &index)) indices.emplace_back(index, i);
+    }
+    if (!indices.empty()) {
+      std::sort(indices.begin(), indices.end());
+      for (const auto& x : indices) order.push_back(x.second);
+      for (size_t i = 0; i < n; i++) {
+        uint64_t index;
+        if (!ArrayIndex(members[i], &index)) order.push_back(i);
+      }
+    } else {
+      for (size_t i = 0; i < n; i++) order.push_back(i);
+    }
+    if (n > 0x7fffffff) return kError;
+    TRY(MapHeader(node.ta, node.tb, static_cast<uint32_t>(n)));
+    for (size_t i : order) {
+      TRY(Key(node.a, members[i]));
+      size_t end;
+      TRY(Value(node.b, members[i].value, &end));
+    }
+    return kOk;
+  }
+
+  // A map key (json-to-thrift.ts mapKeyReader): the key text as the key type's value.
+  Status Key(int32_t node_index, const Member& m) {
+    const Node& node = plan_.nodes[node_index];
+    const size_t s = m.key + 1, e = m.key + m.key_len - 1;
+    size_t after;
+    switch (node.kind) {
+      case kString:
+      case kBinary:
+      case kEnum:
+      case kI64Str:
+      case kI64Num:
+        if (node.kind == kEnum) {
+          for (const EnumName& x : node.names)
+            if (x.len == m.key_len && std::memcmp(plan_.text.data() + x.off, src_ + m.key, m.key_len) == 0)
+              return I32(x.value);
+          return kError;
+        }
+        return Value(node_index, m.key, &after);
+      case kBool:
+        if (e - s == 4 && std::memcmp(src_ + s, "true", 4) == 0) return Bool(true);
+        if (e - s == 5 && std::memcmp(src_ + s, "false", 5) == 0) return Bool(false);
+        return kError;
+      case kByte:
+      case kI16:
+      case kI32: {
+        int64_t v;
+        const int64_t min = node.kind == kByte ? -128 : node.kind == kI16 ? -32768 : INT32_MIN;
+        const int64_t max = node.kind == kByte ? 127 : node.kind == kI16 ? 32767 : INT32_MAX;
+        TRY(DecimalText(s, e, min, max, &v));
+        if (node.kind == kByte) return Byte(static_cast<uint8_t>(v));
+        return node.kind == kI16 ? I16(static_cast<int32_t>(v)) : I32(static_cast<int32_t>(v));
+      }
+      case kDouble: {
+        if (e - s == 3 && std::memcmp(src_ + s, "NaN", 3) == 0) return Double(std::numeric_limits<double>::quiet_NaN());
+        if (e - s == 8 && std::memcmp(src_ + s, "Infinity", 8) == 0) return Double(std::numeric_limits<double>::infinity());
+        if (e - s == 9 && std::memcmp(src_ + s, "-Infinity", 9) == 0)
+          return Double(-std::numeric_limits<double>::infinity());
+        // Keys in JSON's number grammar only (Number(text) has its own; left to JavaScript).
+        size_t end;
+        if (s == e || ScanNumber(s, &end) != kOk || end != e) return kError;
+        double d;
+        TRY(Number(s, &d, &end));
+        return Double(d);
+      }
+      default:
+        return kError;  // structs and containers as keys: JSON.parse of the key, in JavaScript
+    }
+  }
+
+  Status Struct(const Node& node, size_t p, size_t* after) {
+    if (++struct_depth_ > kMaxStructNesting) return kError;
+    std::vector<Member> members;
+    TRY(Members(p, &members, after));
+    const size_t nf = node.fields.size();
+    // Value start per field (0: absent; src[0] is never a member's value).
+    std::vector<size_t> at(nf, 0);
+    for (const Member& m : members) {
+      size_t k = 0;
+      for (; k < nf; k++) {
+        const Field& f = node.fields[k];
+        if (f.prefix_len - 1 == m.key_len && std::memcmp(plan_.text.data() + f.prefix_off, src_ + m.key, m.key_len) == 0)
+          break;
+      }
+      if (k == nf || at[k] != 0) return kError;  // unknown or duplicate key
+      at[k] = m.value;
+    }
+    const int32_t saved_last = last_field_id_;
+    last_field_id_ = 0;
+    int present = 0;
+    for (size_t k = 0; k < nf; k++) {
+      const Field& f = node.fields[k];
+      const size_t v = at[k];
+      if (v == 0 || Literal(v, "null", 4)) {
+        if (f.default_len < 0) {
+          if (f.required) return kError;
+          continue;
+        }
+        if (node.is_union) continue;  // a union's default never selects its member
+        const uint8_t* d = plan_.text.data() + f.default_off;
+        if (kCompact && f.ttype == tBool) {
+          TRY(FieldHeader(f.ttype, f.id, d[0] == 1 ? 1 : 0));
+        } else {
+          TRY(FieldHeader(f.ttype, f.id));
+          TRY(PutRaw(o_, d, static_cast<size_t>(f.default_len)));
+        }
+        present++;
+        continue;
+      }
+      present++;
+      size_t end;
+      if (kCompact && f.ttype == tBool) {
+        if (Literal(v, "true", 4)) {
+          TRY(FieldHeader(f.ttype, f.id, 1));
+        } else if (Literal(v, "false", 5)) {
+          TRY(FieldHeader(f.ttype, f.id, 0));
+        } else {
+          return kError;
+        }
+        continue;
+      }
+      TRY(FieldHeader(f.ttype, f.id));
+      TRY(Value(f.node, v, &end));
+    }
+    TRY(Byte(0));
+    last_field_id_ = saved_last;
+    struct_depth_--;
+    if (node.is_union && present != 1) return kError;
+    return kOk;
+  }
+
+  const Plan& plan_;
+  const uint8_t* src_;
+  const size_t end_;
+  Out& o_;
+  int32_t last_field_id_ = 0;
+  int32_t struct_depth_ = 0;
+  std::vector<uint8_t> scratch_;
+};
+
 #undef TRY
 
 // ---- JS glue ----
@@ -1230,6 +2050,68 @@ napi_value EmitJs(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// encode(plan, root, src: Uint8Array, out: Uint8Array, io: Int32Array): a request body's JSON
+// text src[io[0], io[1]) (one object) as the Thrift fields of the args struct at `root` (fields
+// and stop, no message header) at out[io[3]]; io[2] protocol. 0: written, io[4] the end in out;
+// 1: out too small; 2: refused (JSON.parse and the JavaScript writer decide).
+napi_value EncodeJs(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 5;
+  napi_value argv[5];
+  constexpr const char* kUsage =
+      "gatewayJson.encode(plan, root: number, src: Uint8Array, out: Uint8Array, io: Int32Array)";
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 5) {
+    napi_throw_type_error(env, nullptr, kUsage);
+    return nullptr;
+  }
+  void* data = nullptr;
+  napi_valuetype vt;
+  bool tagged = false;
+  if (napi_typeof(env, argv[0], &vt) != napi_ok || vt != napi_external ||
+      napi_check_object_type_tag(env, argv[0], &kPlanTag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == nullptr) {
+    napi_throw_type_error(env, nullptr, kUsage);
+    return nullptr;
+  }
+  const Plan& plan = *static_cast<const Plan*>(data);
+  int32_t root;
+  void* src;
+  size_t src_len;
+  void* out;
+  size_t out_len;
+  void* io_data;
+  size_t io_len;
+  if (napi_get_value_int32(env, argv[1], &root) != napi_ok ||
+      !TypedArrayOf(env, argv[2], napi_uint8_array, &src, &src_len) ||
+      !TypedArrayOf(env, argv[3], napi_uint8_array, &out, &out_len) ||
+      !TypedArrayOf(env, argv[4], napi_int32_array, &io_data, &io_len) || io_len < 5) {
+    napi_throw_type_error(env, nullptr, kUsage);
+    return nullptr;
+  }
+  int32_t* io = static_cast<int32_t*>(io_data);
+  const int32_t pos = io[0], end = io[1], protocol = io[2], out_pos = io[3];
+  if (root < 0 || static_cast<size_t>(root) >= plan.index_of.size() || plan.index_of[root] < 0 ||
+      plan.nodes[plan.index_of[root]].kind != kStruct || pos < 0 || end < pos ||
+      static_cast<size_t>(end) > src_len || (protocol != 0 && protocol != 1) || out_pos < 0 ||
+      static_cast<size_t>(out_pos) > out_len) {
+    napi_throw_range_error(env, nullptr, "gatewayJson.encode: bad arguments");
+    return nullptr;
+  }
+  Out o{static_cast<uint8_t*>(out), static_cast<size_t>(out_pos), out_len};
+  const uint8_t* s = static_cast<const uint8_t*>(src);
+  Status st;
+  if (protocol == 0) {
+    Encoder<false> e(plan, s, static_cast<size_t>(end), o);
+    st = e.Body(plan.index_of[root], static_cast<size_t>(pos));
+  } else {
+    Encoder<true> e(plan, s, static_cast<size_t>(end), o);
+    st = e.Body(plan.index_of[root], static_cast<size_t>(pos));
+  }
+  if (st == kOk) io[4] = static_cast<int32_t>(o.pos);
+  napi_value result;
+  napi_create_int32(env, st, &result);
+  return result;
+}
+
 }  // namespace
 
 void Register(Napi::Env env, Napi::Object exports) {
@@ -1239,6 +2121,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   api.Set("compile", Napi::Value(env, fn));
   napi_create_function(env, "emit", NAPI_AUTO_LENGTH, EmitJs, nullptr, &fn);
   api.Set("emit", Napi::Value(env, fn));
+  napi_create_function(env, "encode", NAPI_AUTO_LENGTH, EncodeJs, nullptr, &fn);
+  api.Set("encode", Napi::Value(env, fn));
   exports.Set("gatewayJson", api);
 }
 

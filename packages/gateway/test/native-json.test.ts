@@ -7,6 +7,8 @@
  * the same JSON bytes and the same end position; for truncated and corrupted bytes, a refusal
  * exactly where JavaScript throws (the route then reads it in JavaScript for the typed error).
  */
+
+import { loadHeadScan } from '@loch/native';
 import {
   createReader,
   createWriter,
@@ -16,7 +18,6 @@ import {
   ThriftProtocolError,
   TType,
 } from '@loch/thrift';
-import { loadHeadScan } from '@loch/native';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { JsonText } from '../src/codec/json-text.js';
@@ -602,9 +603,9 @@ describe('native Thrift -> JSON', () => {
     const native = gatewayJsonNative();
     if (native === undefined) throw new Error('no converter');
     expect(() => native.compile(Int32Array.from([99]), new Uint8Array(0))).toThrow(RangeError);
-    expect(() => native.compile(Int32Array.from([14, 1, 1, 11, 0, 50, 0]), new Uint8Array(4))).toThrow(
-      RangeError,
-    );
+    expect(() =>
+      native.compile(Int32Array.from([14, 1, 0, 1, 11, 0, 50, 0, 0, 0, -1]), new Uint8Array(4)),
+    ).toThrow(RangeError);
     expect(() => native.compile(Int32Array.from([11, 7, 11]), new Uint8Array(0))).toThrow(RangeError);
     const plan = native.compile(Int32Array.from([8]), new Uint8Array(0));
     const io = Int32Array.from([0, 10, 0, 0, 64, 0, 0, 0]);
@@ -615,7 +616,9 @@ describe('native Thrift -> JSON', () => {
     const scan = loadHeadScan();
     if (!('headScan' in scan)) throw new Error(scan.error);
     const other = scan.headScan.bind(new Int32Array(64), new Uint8Array(64));
-    expect(() => native.emit(other as never, 0, new Uint8Array(16), new Uint8Array(8), io)).toThrow(TypeError);
+    expect(() => native.emit(other as never, 0, new Uint8Array(16), new Uint8Array(8), io)).toThrow(
+      TypeError,
+    );
     io[1] = 1;
     expect(native.emit(plan, 0, Uint8Array.from([0, 0, 0, 0]), new Uint8Array(8), io)).toBe(2);
   });

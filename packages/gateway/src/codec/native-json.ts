@@ -8,10 +8,10 @@
  * list, set and map values (where the time goes); scalars stay in JavaScript. Not for requests.
  */
 import { type GatewayJsonPlan, loadGatewayJson, type NativeGatewayJson } from '@loch/native';
-import { DEFAULT_MAX_DEPTH, type ProtocolName, type ProtocolReader } from '@loch/thrift';
+import { createWriter, DEFAULT_MAX_DEPTH, type ProtocolName, type ProtocolReader } from '@loch/thrift';
 import type { IdlType, StructDef } from '../idl/model.js';
 import type { JsonText } from './json-text.js';
-import { ttypeOf } from './json-to-thrift.js';
+import { JsonToThriftCompiler, ttypeOf } from './json-to-thrift.js';
 
 // Node kinds of the plan (gateway_json.cc's Kind).
 const K_BOOL = 1;
@@ -28,6 +28,8 @@ const K_LIST = 11;
 const K_SET = 12;
 const K_MAP = 13;
 const K_STRUCT = 14;
+/** Words per struct field (gateway_json.cc's kFieldWords). */
+const FIELD_WORDS = 8;
 
 /**
  * The one switch between the native converter and the JavaScript emitters. Native when the
@@ -58,7 +60,26 @@ class PlanBuilder {
   private readonly enums = new Map<unknown, number>();
   private readonly encoder = new TextEncoder();
 
-  constructor(private readonly i64AsNumber: boolean) {}
+  /** Encodes field defaults (requests) in this protocol; undefined: no defaults (replies). */
+  private readonly writers: JsonToThriftCompiler | undefined;
+
+  constructor(
+    private readonly i64AsNumber: boolean,
+    private readonly defaultsIn?: ProtocolName,
+  ) {
+    this.writers = defaultsIn === undefined ? undefined : new JsonToThriftCompiler();
+  }
+
+  /** A field default's value as Thrift bytes in the plan's protocol ([off, len]; len -1: none). */
+  private defaultOf(t: IdlType, value: unknown): [number, number] {
+    if (this.writers === undefined || this.defaultsIn === undefined || value === undefined) return [0, -1];
+    const w = createWriter(this.defaultsIn);
+    this.writers.value(t)(w, value);
+    const bytes = w.finish();
+    const off = this.text.length;
+    for (const b of bytes) this.text.push(b);
+    return [off, bytes.length];
+  }
 
   private textOf(s: string): [number, number] {
     const bytes = this.encoder.encode(s);
@@ -124,17 +145,21 @@ class PlanBuilder {
     this.structs.set(def, at);
     const n = def.fields.length;
     // The struct's words first (its fields' nodes follow and are patched in).
-    this.words.push(K_STRUCT, n);
-    for (let i = 0; i < n * 5; i++) this.words.push(0);
+    this.words.push(K_STRUCT, n, def.kind === 'union' ? 1 : 0);
+    for (let i = 0; i < n * FIELD_WORDS; i++) this.words.push(0);
     def.fields.forEach((f, i) => {
       const [off, len] = this.textOf(`${JSON.stringify(f.name)}:`);
       const node = this.node(f.type, f.annotations.has('api.js_conv'));
-      const base = at + 2 + i * 5;
+      const [defOff, defLen] = this.defaultOf(f.type, f.defaultValue);
+      const base = at + 3 + i * FIELD_WORDS;
       this.words[base] = f.id;
       this.words[base + 1] = ttypeOf(f.type);
       this.words[base + 2] = off;
       this.words[base + 3] = len;
       this.words[base + 4] = node;
+      this.words[base + 5] = f.requiredness === 'required' ? 1 : 0;
+      this.words[base + 6] = defOff;
+      this.words[base + 7] = defLen;
     });
     return at;
   }
@@ -202,6 +227,54 @@ export class NativeJsonEmitter {
       if (s === 0) {
         r.pos = io[6] as number;
         out.pos = io[7] as number;
+        return true;
+      }
+      if (s !== 1) return false;
+      out.expand();
+    }
+  }
+}
+
+/** One io record per thread for requests (encoding is synchronous). */
+const encodeIo = new Int32Array(5);
+
+/**
+ * Writes a request body's JSON text straight into the Thrift fields of a function's args
+ * struct natively, as JSON.parse plus JsonToThriftCompiler's writer write them; refuses what
+ * they would reject (and the rarer spellings listed in gateway_json.cc), so the caller then
+ * runs JSON.parse and the writer, which answer with the typed error and its path.
+ */
+export class NativeJsonEncoder {
+  private constructor(
+    private readonly native: NativeGatewayJson,
+    private readonly plan: GatewayJsonPlan,
+    private readonly root: number,
+    private readonly protocol: number,
+  ) {}
+
+  /** The encoder of `args` on `protocol`; undefined when the converter is not there. */
+  static create(args: StructDef, protocol: ProtocolName): NativeJsonEncoder | undefined {
+    const native = gatewayJsonNative();
+    if (native === undefined) return undefined;
+    const b = new PlanBuilder(false, protocol);
+    const root = b.node({ kind: 'struct', def: args });
+    return new NativeJsonEncoder(native, b.finish(native), root, protocol === 'compact' ? 1 : 0);
+  }
+
+  /**
+   * Writes the fields of the body `json` (UTF-8 JSON text, one object) and the stop at
+   * `out.pos`, moving it past them. False when refused (out.pos unchanged).
+   */
+  encode(json: Uint8Array, out: JsonText): boolean {
+    const io = encodeIo;
+    for (;;) {
+      io[0] = 0;
+      io[1] = json.byteLength;
+      io[2] = this.protocol;
+      io[3] = out.pos;
+      const s = this.native.encode(this.plan, this.root, json, out.buf, io);
+      if (s === 0) {
+        out.pos = io[4] as number;
         return true;
       }
       if (s !== 1) return false;

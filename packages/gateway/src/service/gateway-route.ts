@@ -30,7 +30,7 @@ import {
 } from '@loch/thrift';
 import { JsonText, utf8Bytes } from '../codec/json-text.js';
 import { JsonToThriftCompiler, ttypeOf, type ValueWriter } from '../codec/json-to-thrift.js';
-import { NativeJsonEmitter } from '../codec/native-json.js';
+import { NativeJsonEmitter, NativeJsonEncoder } from '../codec/native-json.js';
 import { compileResponseStruct, type ResponseParts, type ResponseReader } from '../codec/response-struct.js';
 import { slabCopy } from '../codec/slab-copy.js';
 import { SpanBinaryReader } from '../codec/span-reader.js';
@@ -191,6 +191,13 @@ interface ExceptionReader {
 
 /** The JSON of answers is written here, then copied out (answering is synchronous). */
 const answerText = new JsonText();
+/** Calls encoded natively are written here, then copied out (encoding is synchronous). */
+const callText = new JsonText();
+
+/** A call message encoded natively from the body's bytes (what readJson hands send() then). */
+class EncodedCall {
+  constructor(readonly message: Uint8Array) {}
+}
 
 /** A compiled route. */
 export class GatewayRoute {
@@ -202,6 +209,18 @@ export class GatewayRoute {
   private readonly success: JsonEmitter | undefined;
   /** The same reader in @loch/native (a struct or container result, the addon loaded). */
   private readonly successNative: NativeJsonEmitter | undefined;
+  /** The body's JSON written natively as the args (no pseudonyms, the addon loaded). */
+  private readonly argsNative: NativeJsonEncoder | undefined;
+  /** The call's message header (seq id 0), for natively encoded calls. */
+  private readonly callHeader: Uint8Array;
+  /** readJson's decoder when the body alone makes the args: native first, else JSON.parse. */
+  private readonly decodeCall = (bytes: Uint8Array): unknown => {
+    const out = callText.reset();
+    out.raw(this.callHeader);
+    if (this.argsNative?.encode(bytes, out))
+      return new EncodedCall(out.finishCopy());
+    return parseJson(bytes);
+  };
   /** The reader of a Hertz-style response struct (api.header / api.http_code / api.body). */
   private readonly successParts: ResponseReader | undefined;
   private readonly successType: TType;
@@ -271,8 +290,12 @@ export class GatewayRoute {
     this.maxBodySize = options.maxBodySize ?? 1024 * 1024;
     this.upstream = options.upstream;
     this.messageType = fn.oneway ? MessageType.ONEWAY : MessageType.CALL;
+    this.writer.reset().writeMessageBegin(this.fn.name, this.messageType as MessageType, 0);
+    this.callHeader = this.writer.finishCopy();
     this.pseudonymPlan = options.pseudonyms?.plan.forFunction(options.service, options.function);
     this.pseudonyms = this.pseudonymPlan === undefined ? undefined : options.pseudonyms;
+    this.argsNative =
+      this.pseudonyms === undefined ? NativeJsonEncoder.create(fn.args, this.protocol) : undefined;
     this.onRefused = options.onRefused;
   }
 
@@ -288,7 +311,11 @@ export class GatewayRoute {
   ): Promise<HttpResponse> {
     let body: unknown;
     try {
-      body = this.readJson(request);
+      // The body's bytes become the call natively when they alone make the args.
+      body =
+        this.argsNative !== undefined && this.binding.bodyAlone(params, query, request.headers)
+          ? this.readJson(request, this.decodeCall)
+          : this.readJson(request, parseJson);
     } catch (e) {
       return Promise.resolve(this.refused(e));
     }
@@ -316,7 +343,10 @@ export class GatewayRoute {
   ): Promise<HttpResponse> {
     let message: Uint8Array;
     try {
-      message = this.encode(this.binding.bind({ params, query, headers: request.headers, body }));
+      message =
+        body instanceof EncodedCall
+          ? body.message
+          : this.encode(this.binding.bind({ params, query, headers: request.headers, body }));
     } catch (e) {
       return Promise.resolve(this.refused(e));
     }
@@ -358,7 +388,10 @@ export class GatewayRoute {
   private readonly notSent = (e: unknown): HttpResponse => errorResponse(upstreamFailure(e));
 
   /** The request's JSON (undefined for no body): at once when the body is at hand, else a promise. */
-  private readJson(request: { readonly headers: HttpHeaders; readonly body: HttpBody }): unknown {
+  private readJson(
+    request: { readonly headers: HttpHeaders; readonly body: HttpBody },
+    decode: (bytes: Uint8Array) => unknown,
+  ): unknown {
     const body = request.body;
     if (body.kind === 'empty') return undefined;
     const max = this.maxBodySize;
@@ -368,7 +401,7 @@ export class GatewayRoute {
     // whose bytes are all at hand without a promise.
     let json: unknown;
     try {
-      json = consumeBody(body, parseJson, max);
+      json = consumeBody(body, decode, max);
     } catch (e) {
       throw tooLargeAs413(e, max);
     }

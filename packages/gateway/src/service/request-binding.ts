@@ -144,6 +144,30 @@ export class RequestBinding {
     return { [this.wrapper.name]: target };
   }
 
+  /**
+   * True when bind() of this request would return its JSON body object itself: by-name binding
+   * with no path, query or header value for any argument (then the body's bytes can be written
+   * as the args struct directly).
+   */
+  bodyAlone(
+    params: ReadonlyMap<string, string>,
+    query: URLSearchParams | undefined,
+    headers: HttpHeaders,
+  ): boolean {
+    if (this.wrapper !== undefined || this.renames.size !== 0) return false;
+    for (const s of this.sources) {
+      if (
+        s.from === 'path'
+          ? params.has(s.key)
+          : s.from === 'query'
+            ? query?.has(s.key) === true
+            : headers.has(s.key)
+      )
+        return false;
+    }
+    return true;
+  }
+
   /** The name of the request-struct argument whose path segment errors should not show. */
   get wrapperName(): string | undefined {
     return this.wrapper?.name;
