@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { ThriftProtocolError, ThriftRpcError } from '../errors.js';
 import { createWriter } from '../protocol/factory.js';
 import { readMessageHeader } from '../protocol/message-header.js';
-import { encodeFrame } from '../transport/codec.js';
+import { decodeFrame, encodeFrame } from '../transport/codec.js';
 import type { FramingName } from '../transport/frame.js';
 import { MessageType, TType } from '../types.js';
 import { FrameReader } from './frame-reader.js';
@@ -309,6 +309,50 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       expect(released).toBe(1);
       second.release(); // spent references do nothing
       expect(released).toBe(1);
+    });
+
+    it('feedChunk(): a chunk that completes a frame begun in the buffer has only that rest copied; the frames after it are views of it', () => {
+      if (framing === 'unframed') return; // no length prefix: such a chunk is copied whole
+      const frames = [100, 3000, 200, 300].map((p) =>
+        encodeFrame({ framing, protocol: 'binary' }, msg(0, p)),
+      );
+      const payloads = frames.map((f) => decodeFrame(framing, f).payload);
+      const wire = Buffer.concat(frames);
+      // The first chunk ends inside the second frame; the second holds its rest and two more.
+      const cut = frames[0]!.byteLength + 1000;
+      const second = new Uint8Array(wire.subarray(cut));
+      const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+      let released = 0;
+      reader.feedChunk({ bytes: new Uint8Array(wire.subarray(0, cut)), release: () => void released++ });
+      expect(reader.poll()?.payload).toEqual(payloads[0]);
+      const first = reader.retainLast()!;
+      expect(reader.poll()).toBeNull();
+      reader.feedChunk({ bytes: second, release: () => void released++ });
+      const got = [
+        reader.poll(),
+        reader.retainLast(),
+        reader.poll(),
+        reader.retainLast(),
+        reader.poll(),
+        reader.retainLast(),
+      ];
+      expect(reader.poll()).toBeNull();
+      expect([got[0]!, got[2]!, got[4]!].map((f) => (f as { payload: Uint8Array }).payload)).toEqual(
+        payloads.slice(1),
+      );
+      // The completed frame is in the reader's buffer; the two after it are views of the chunk.
+      expect(
+        [got[0]!, got[2]!, got[4]!].map(
+          (f) => (f as { payload: Uint8Array }).payload.buffer === second.buffer,
+        ),
+      ).toEqual([false, true, true]);
+      expect(got[1]).toBeNull();
+      first.release();
+      expect(released).toBe(1);
+      (got[3] as { release(): void }).release();
+      expect(released).toBe(1);
+      (got[5] as { release(): void }).release();
+      expect(released).toBe(2);
     });
 
     it('feedChunk(): a pinned chunk outlives recycle() until dispose(); a frame that lies about its size is refused', () => {

@@ -89,6 +89,8 @@ export class FrameReader implements SweepMember {
   /** The held chunk's bytes, and the first of them not yet returned as a frame. */
   private heldBytes: Uint8Array = EMPTY;
   private heldStart = 0;
+  /** Where the held chunk's own frames start (after the rest of a frame begun in the buffer). */
+  private heldFrom = 0;
   /** A frame in the held chunk was pinned (pin()): only dispose() gives it back. */
   private heldPinned = false;
   /**
@@ -183,11 +185,20 @@ export class FrameReader implements SweepMember {
    * each frame on its own (a server whose calls end one by one) retains them (retainLast()).
    */
   feedChunk(chunk: ThriftRecvChunk): void {
-    if (this.held === null && this.end === this.start) {
-      this.held = chunk;
-      this.heldBytes = chunk.bytes;
-      this.heldStart = 0;
-      return;
+    if (this.held === null) {
+      if (this.end === this.start) {
+        this.hold(chunk, 0);
+        return;
+      }
+      // A frame begun in the buffer that this chunk completes with bytes to spare: only its
+      // rest is copied and the chunk is kept for what follows (replies a multiplexed upstream
+      // wrote back to back, pipelined calls: else every chunk after a split one is copied).
+      const rest = this.bufferedFrameRest();
+      if (rest > 0 && rest < chunk.bytes.byteLength) {
+        this.append(chunk.bytes.subarray(0, rest));
+        this.hold(chunk, rest);
+        return;
+      }
     }
     // Bytes of the held chunk not yet returned come first: they move to the buffer before these.
     this.spill();
@@ -196,6 +207,30 @@ export class FrameReader implements SweepMember {
     } finally {
       chunk.release();
     }
+  }
+
+  private hold(chunk: ThriftRecvChunk, from: number): void {
+    this.held = chunk;
+    this.heldBytes = chunk.bytes;
+    this.heldStart = from;
+    this.heldFrom = from;
+  }
+
+  /**
+   * Bytes still missing of the one frame begun in the buffer, from its length prefix (framed,
+   * THeader and TTHeader frames all start with one); 0 when not known (unframed, fewer than 4
+   * bytes, or a whole frame already there). A prefix that lies only changes what is copied:
+   * the splitter still validates it.
+   */
+  private bufferedFrameRest(): number {
+    const framing = this.framing;
+    if (framing === null || framing === 'unframed') return 0;
+    const at = this.start;
+    const have = this.end - at;
+    if (have < 4) return 0;
+    const b = this.buf;
+    const total = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) + 4;
+    return total > have ? total - have : 0;
   }
 
   /** See feed(). */
@@ -265,7 +300,8 @@ export class FrameReader implements SweepMember {
   pin(): void {
     this.pinned = true;
     // A held chunk no frame was returned from has nothing to pin; retained frames keep theirs.
-    if (this.held !== null && this.heldStart > 0 && this.heldShare === null) this.heldPinned = true;
+    if (this.held !== null && this.heldStart > this.heldFrom && this.heldShare === null)
+      this.heldPinned = true;
   }
 
   /**
@@ -282,7 +318,7 @@ export class FrameReader implements SweepMember {
     const bytes = this.heldBytes;
     if (this.heldStart >= bytes.byteLength) return;
     const rest = bytes.subarray(this.heldStart);
-    if (this.heldStart === 0 && this.held !== null && !this.heldPinned) {
+    if (this.heldStart === this.heldFrom && this.held !== null && !this.heldPinned) {
       // No frame was returned from it: nothing views it, it goes back now.
       this.append(rest);
       this.releaseHeld();
@@ -301,6 +337,7 @@ export class FrameReader implements SweepMember {
     this.held = null;
     this.heldBytes = EMPTY;
     this.heldStart = 0;
+    this.heldFrom = 0;
     this.heldPinned = false;
     this.heldShare = null;
     this.lastHeld = false;
@@ -310,15 +347,28 @@ export class FrameReader implements SweepMember {
 
   private tryFrame(): ThriftFrame | null {
     this.lastHeld = false;
-    if (this.heldStart < this.heldBytes.byteLength) {
-      const frame = this.heldFrame();
-      if (frame !== null) {
-        this.lastHeld = true;
-        return frame;
-      }
-      // Not a whole frame: the rest is assembled in the buffer (empty while a chunk is held).
+    const heldLeft = this.heldStart < this.heldBytes.byteLength;
+    if (this.end > this.start) {
+      // Buffered bytes come before a held chunk's (a frame completed from the chunk's start).
+      const frame = this.bufferFrame();
+      if (frame !== null || !heldLeft) return frame;
+      // The buffer's frame wants more than its length prefix said: the held bytes follow it.
       this.spill();
+      return this.bufferFrame();
     }
+    if (!heldLeft) return null;
+    const frame = this.heldFrame();
+    if (frame !== null) {
+      this.lastHeld = true;
+      return frame;
+    }
+    // Not a whole frame: the rest is assembled in the buffer (empty until now).
+    this.spill();
+    return this.bufferFrame();
+  }
+
+  /** The next whole frame of the reader's buffer, or null. */
+  private bufferFrame(): ThriftFrame | null {
     if (this.end === this.start) return null;
     if (!this.detect(this.buf, this.start, this.end)) return null;
     const stop = this.splitter.find(this.framing!, this.buf, this.start, this.end);
