@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { JsonText, JsonToThriftCompiler, loadIdl, type StructDef, ThriftToJsonCompiler } from '@loch/gateway';
 import { BinaryReader, BinaryWriter, readStruct } from '@loch/thrift';
-import { NativeJsonEmitter } from '../../packages/gateway/src/codec/native-json.js';
+import { NativeJsonEmitter, NativeJsonEncoder } from '../../packages/gateway/src/codec/native-json.js';
 // Not exported by @loch/gateway (GatewayRoute makes its own): the same module as the package's.
 import { SpanBinaryReader } from '../../packages/gateway/src/codec/span-reader.js';
 import { PAYLOADS } from './payloads.js';
@@ -47,6 +47,7 @@ export interface ConvertRow {
   readonly payload: string;
   readonly jsonBytes: number;
   readonly parseAndWrite: number;
+  readonly nativeEncode: number;
   readonly streaming: number;
   readonly compiledRead: number;
   readonly gatewayRead: number;
@@ -68,6 +69,18 @@ export function measureConversion(): ConvertRow[] {
     const parseAndWrite = nsPer(() => {
       writeArgs(w.reset(), JSON.parse(bytes.toString()));
     });
+    // JSON text -> Thrift through @loch/native's encoder, as GatewayRoute runs it when the
+    // addon loads and the body alone makes the args (NaN when it does not load).
+    const encoder = NativeJsonEncoder.create(args, 'binary');
+    let nativeEncode = Number.NaN;
+    if (encoder !== undefined) {
+      const encoded = new JsonText();
+      if (!encoder.encode(bytes, encoded) || !a.equals(encoded.buf.subarray(0, encoded.pos)))
+        throw new Error(`${p.name}: the native encoder disagrees`);
+      nativeEncode = nsPer(() => {
+        encoder.encode(bytes, encoded.reset());
+      });
+    }
     const streamed = nsPer(() => {
       decodeStreaming(streaming, bytes, w.reset());
     });
@@ -110,6 +123,7 @@ export function measureConversion(): ConvertRow[] {
       payload: p.name,
       jsonBytes: bytes.byteLength,
       parseAndWrite,
+      nativeEncode,
       streaming: streamed,
       compiledRead,
       gatewayRead,

@@ -266,16 +266,22 @@ ${markdownTable(
     'Item',
     'JSON bytes',
     'JSON.parse + compiled writer',
+    'native JSON -> Thrift',
     'streaming decoder',
     'compiled reader -> JSON text',
+    'gateway reader (JS)',
+    'gateway reader (native)',
     'readStruct tree + JSON.stringify',
   ],
   conversion.map((c) => [
     c.payload,
     c.jsonBytes,
     c.parseAndWrite,
+    c.nativeEncode,
     c.streaming,
     c.compiledRead,
+    c.gatewayRead,
+    c.nativeRead,
     c.treeAndStringify,
   ]),
 )}
@@ -285,6 +291,9 @@ sizes patched afterwards) is ${conversion.map((c) => `${(c.streaming / c.parseAn
 (small / 10 KiB): V8's native JSON.parse beats a JavaScript byte scanner, so @loch/gateway keeps JSON.parse + the
 writer compiled from the IDL. Thrift -> JSON: reading straight into JSON text is ${conversion.map((c) => `${(c.treeAndStringify / c.compiledRead).toFixed(2)}x`).join(' / ')}
 faster than building a value tree and stringifying it, so the gateway reads into text.
+Where @loch/native loads, routes convert in C++ by a plan compiled from the IDL (native/src/gateway_json.cc, the same
+bytes as the JavaScript path): JSON -> Thrift ${conversion.map((c) => `${(c.parseAndWrite / c.nativeEncode).toFixed(2)}x`).join(' / ')} and Thrift -> JSON
+${conversion.map((c) => `${(c.gatewayRead / c.nativeRead).toFixed(2)}x`).join(' / ')} faster than the JavaScript gateway's own path (small / 10 KiB).
 
 ## The conversion beside loch's plain HTTP proxying of the same bytes
 

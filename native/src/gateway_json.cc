@@ -23,6 +23,8 @@
 //           [4] max depth, [5] out pos;  out (on 0): [6] src pos after the value, [7] out pos.
 #include "gateway_json.h"
 
+#include <emmintrin.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -1172,7 +1174,23 @@ class Encoder {
   Status ScanString(size_t p, size_t* after, bool* escaped) const {
     size_t i = p + 1;
     bool esc = false;
-    while (i < end_) {
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
+    for (;;) {
+      // Plain printable ASCII 16 bytes at a time (a signed compare puts bytes >= 0x80 below 0x20).
+      while (end_ - i >= 16) {
+        const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src_ + i));
+        const __m128i hit =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)), _mm_cmplt_epi8(v, space));
+        const int mask = _mm_movemask_epi8(hit);
+        if (mask != 0) {
+          i += static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+          break;
+        }
+        i += 16;
+      }
+      if (i >= end_) return kError;
       const uint8_t c = src_[i];
       if (c == '"') {
         *after = i + 1;
@@ -1204,7 +1222,6 @@ class Encoder {
       if (k == 0) return kError;
       i += k;
     }
-    return kError;
   }
 
   static int HexValue(uint8_t c) {
@@ -1662,50 +1679,85 @@ class Encoder {
     return -1;
   }
 
-  // The elements of the array at src[p] == '[': their starts, and the end of the array.
-  Status Elements(size_t p, std::vector<size_t>* starts, size_t* after) {
-    size_t i = p + 1;
-    Ws(i);
-    if (i < end_ && src_[i] == ']') {
-      *after = i + 1;
-      return kOk;
+  // Room for a container header written after its elements (the count is known then).
+  static constexpr size_t kHeaderRoom = 6;
+
+  // Writes a list/set/map header for `n` elements at `at`, where kHeaderRoom bytes were kept,
+  // and moves the elements (from at + kHeaderRoom to o_.pos) up behind it.
+  Status PlaceHeader(size_t at, const uint8_t* h, size_t hn) {
+    uint8_t* b = o_.buf;
+    const size_t body = o_.pos - (at + kHeaderRoom);
+    if (hn != kHeaderRoom) std::memmove(b + at + hn, b + at + kHeaderRoom, body);
+    std::memcpy(b + at, h, hn);
+    o_.pos = at + hn + body;
+    return kOk;
+  }
+
+  static size_t VarintTo(uint8_t* h, uint32_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+      h[n++] = static_cast<uint8_t>((v & 0x7f) | 0x80);
+      v >>= 7;
     }
-    for (;;) {
-      Ws(i);
-      starts->push_back(i);
-      TRY(SkipValue(i, &i));
-      Ws(i);
-      if (i >= end_) return kError;
-      if (src_[i] == ']') {
-        *after = i + 1;
-        return kOk;
-      }
-      if (src_[i] != ',') return kError;
-      i++;
-    }
+    h[n++] = static_cast<uint8_t>(v);
+    return n;
   }
 
   Status List(const Node& node, size_t p, size_t* after) {
     if (src_[p] != '[') return kError;
-    std::vector<size_t> starts;
-    TRY(Elements(p, &starts, after));
-    if (starts.size() > 0x7fffffff) return kError;
-    TRY(ListHeader(node.ta, static_cast<uint32_t>(starts.size())));
+    if (!o_.Room(kHeaderRoom)) return kNeedRoom;
+    const size_t at = o_.pos;
+    o_.pos += kHeaderRoom;
     const bool is_set = node.kind == kSet;
-    std::vector<std::pair<size_t, size_t>> spans;
-    for (size_t s : starts) {
-      const size_t at = o_.pos;
-      size_t end;
-      TRY(Value(node.a, s, &end));
-      if (is_set) {
-        // A set holds each element once, by its encoding (a duplicate is JavaScript's 400).
-        const size_t len = o_.pos - at;
-        for (const auto& sp : spans)
-          if (sp.second == len && std::memcmp(o_.buf + sp.first, o_.buf + at, len) == 0) return kError;
-        spans.emplace_back(at, len);
+    const size_t spans_base = spans_.size();
+    uint32_t n = 0;
+    size_t i = p + 1;
+    Ws(i);
+    if (i < end_ && src_[i] == ']') {
+      i++;
+    } else {
+      for (;;) {
+        Ws(i);
+        const size_t el = o_.pos;
+        TRY(Value(node.a, i, &i));
+        if (++n > 0x7fffffff) return kError;
+        if (is_set) {
+          // A set holds each element once, by its encoding (a duplicate is JavaScript's 400).
+          const size_t len = o_.pos - el;
+          for (size_t k = spans_base; k < spans_.size(); k += 2)
+            if (spans_[k + 1] == len && std::memcmp(o_.buf + spans_[k], o_.buf + el, len) == 0) return kError;
+          spans_.push_back(el);
+          spans_.push_back(len);
+        }
+        Ws(i);
+        if (i >= end_) return kError;
+        if (src_[i] == ']') {
+          i++;
+          break;
+        }
+        if (src_[i] != ',') return kError;
+        i++;
       }
     }
-    return kOk;
+    spans_.resize(spans_base);
+    *after = i;
+    uint8_t h[kHeaderRoom];
+    size_t hn = 0;
+    if (!kCompact) {
+      h[0] = static_cast<uint8_t>(node.ta);
+      h[1] = static_cast<uint8_t>(n >> 24);
+      h[2] = static_cast<uint8_t>(n >> 16);
+      h[3] = static_cast<uint8_t>(n >> 8);
+      h[4] = static_cast<uint8_t>(n);
+      hn = 5;
+    } else if (n < 15) {
+      h[0] = static_cast<uint8_t>((n << 4) | kToCompact[node.ta]);
+      hn = 1;
+    } else {
+      h[0] = static_cast<uint8_t>(0xf0 | kToCompact[node.ta]);
+      hn = 1 + VarintTo(h + 1, n);
+    }
+    return PlaceHeader(at, h, hn);
   }
 
   // An object's members: key token spans and value starts, and the object's end. Refuses
@@ -1770,7 +1822,8 @@ class Encoder {
     return true;
   }
 
-  Status Map(const Node& node, size_t p, size_t* after) {
+  // A map whose keys need Object.keys' reordering (array indices), from its members.
+  Status MapOrdered(const Node& node, size_t p, size_t* after) {
     if (src_[p] != '{') return kError;
     std::vector<Member> members;
     TRY(Members(p, &members, after));
@@ -1814,6 +1867,94 @@ class Encoder {
       TRY(Value(node.b, members[i].value, &end));
     }
     return kOk;
+  }
+
+  // A map in one pass, its entries in the order written; one with array-index keys (which
+  // Object.keys puts first) is written again by MapOrdered.
+  Status Map(const Node& node, size_t p, size_t* after) {
+    if (src_[p] != '{') return kError;
+    if (!o_.Room(kHeaderRoom)) return kNeedRoom;
+    const size_t at = o_.pos;
+    o_.pos += kHeaderRoom;
+    const size_t keys_base = spans_.size();
+    uint32_t n = 0;
+    size_t i = p + 1;
+    Ws(i);
+    if (i < end_ && src_[i] == '}') {
+      i++;
+    } else {
+      for (;;) {
+        Ws(i);
+        if (i >= end_ || src_[i] != '"') return kError;
+        size_t key_end;
+        bool esc;
+        TRY(ScanString(i, &key_end, &esc));
+        if (esc) return kError;
+        const Member m{i, key_end - i, 0};
+        uint64_t index;
+        if (ArrayIndex(m, &index)) {
+          spans_.resize(keys_base);
+          o_.pos = at;
+          return MapOrdered(node, p, after);
+        }
+        spans_.push_back(m.key);
+        spans_.push_back(m.key_len);
+        TRY(Key(node.a, m));
+        i = key_end;
+        Ws(i);
+        if (i >= end_ || src_[i] != ':') return kError;
+        i++;
+        Ws(i);
+        TRY(Value(node.b, i, &i));
+        if (++n > 0x7fffffff) return kError;
+        Ws(i);
+        if (i >= end_) return kError;
+        if (src_[i] == '}') {
+          i++;
+          break;
+        }
+        if (src_[i] != ',') return kError;
+        i++;
+      }
+    }
+    // Duplicate keys (JSON.parse keeps the last): refused.
+    if (n > 1) {
+      const size_t* k0 = spans_.data() + keys_base;
+      if (n <= 32) {
+        for (uint32_t a = 1; a < n; a++)
+          for (uint32_t b = 0; b < a; b++)
+            if (k0[2 * a + 1] == k0[2 * b + 1] && std::memcmp(src_ + k0[2 * a], src_ + k0[2 * b], k0[2 * a + 1]) == 0)
+              return kError;
+      } else {
+        std::vector<std::string_view> keys;
+        keys.reserve(n);
+        for (uint32_t a = 0; a < n; a++)
+          keys.emplace_back(reinterpret_cast<const char*>(src_ + k0[2 * a]), k0[2 * a + 1]);
+        std::sort(keys.begin(), keys.end());
+        for (uint32_t a = 1; a < n; a++)
+          if (keys[a] == keys[a - 1]) return kError;
+      }
+    }
+    spans_.resize(keys_base);
+    *after = i;
+    uint8_t h[kHeaderRoom];
+    size_t hn = 0;
+    if (!kCompact) {
+      h[0] = static_cast<uint8_t>(node.ta);
+      h[1] = static_cast<uint8_t>(node.tb);
+      h[2] = static_cast<uint8_t>(n >> 24);
+      h[3] = static_cast<uint8_t>(n >> 16);
+      h[4] = static_cast<uint8_t>(n >> 8);
+      h[5] = static_cast<uint8_t>(n);
+      hn = 6;
+    } else if (n == 0) {
+      h[0] = 0;
+      hn = 1;
+    } else {
+      hn = VarintTo(h, n);
+      h[hn++] = static_cast<uint8_t>((kToCompact[node.ta] << 4) | kToCompact[node.tb]);
+    }
+    return PlaceHeader(at, h, hn);
   }
 
   // A map key (json-to-thrift.ts mapKeyReader): the key text as the key type's value.
@@ -1865,7 +2006,115 @@ class Encoder {
     }
   }
 
+  // A field absent from the object (or null): its default, or nothing (a required one refused).
+  Status Absent(const Node& node, const Field& f, int* present) {
+    if (f.default_len < 0) return f.required ? kError : kOk;
+    if (node.is_union) return kOk;  // a union's default never selects its member
+    const uint8_t* d = plan_.text.data() + f.default_off;
+    if (kCompact && f.ttype == tBool) {
+      TRY(FieldHeader(f.ttype, f.id, d[0] == 1 ? 1 : 0));
+    } else {
+      TRY(FieldHeader(f.ttype, f.id));
+      TRY(PutRaw(o_, d, static_cast<size_t>(f.default_len)));
+    }
+    (*present)++;
+    return kOk;
+  }
+
+  // A present field's header and value (compact bools in the header).
+  Status Present(const Field& f, size_t v, size_t* after) {
+    if (kCompact && f.ttype == tBool) {
+      if (Literal(v, "true", 4)) {
+        *after = v + 4;
+        return FieldHeader(f.ttype, f.id, 1);
+      }
+      if (Literal(v, "false", 5)) {
+        *after = v + 5;
+        return FieldHeader(f.ttype, f.id, 0);
+      }
+      return kError;
+    }
+    TRY(FieldHeader(f.ttype, f.id));
+    return Value(f.node, v, after);
+  }
+
+  // A struct in one pass while its keys come in IDL order (as clients built from the IDL send
+  // them); at the first key out of order it is written again by StructTwoPass.
   Status Struct(const Node& node, size_t p, size_t* after) {
+    if (++struct_depth_ > kMaxStructNesting) return kError;
+    const size_t out_start = o_.pos;
+    const int32_t saved_last = last_field_id_;
+    last_field_id_ = 0;
+    const size_t nf = node.fields.size();
+    size_t next = 0;  // fields before it are written or absent
+    int present = 0;
+    size_t i = p + 1;
+    Ws(i);
+    if (i < end_ && src_[i] == '}') {
+      i++;
+    } else {
+      for (;;) {
+        Ws(i);
+        if (i >= end_ || src_[i] != '"') return kError;
+        size_t key_end;
+        bool esc;
+        TRY(ScanString(i, &key_end, &esc));
+        if (esc) return kError;
+        const size_t key_len = key_end - i;
+        size_t k = next;
+        for (; k < nf; k++) {
+          const Field& f = node.fields[k];
+          if (f.prefix_len - 1 == key_len && std::memcmp(plan_.text.data() + f.prefix_off, src_ + i, key_len) == 0)
+            break;
+        }
+        bool reorder = k == nf;  // out of IDL order, repeated, or unknown
+        for (; next < k && !reorder; next++) {
+          // A required field skipped here may still come later, out of order.
+          const Status st = Absent(node, node.fields[next], &present);
+          if (st == kError) reorder = true;
+          else if (st != kOk) return st;
+        }
+        if (reorder) {
+          // The two-pass writer decides.
+          o_.pos = out_start;
+          last_field_id_ = saved_last;
+          struct_depth_--;
+          return StructTwoPass(node, p, after);
+        }
+        next = k + 1;
+        i = key_end;
+        Ws(i);
+        if (i >= end_ || src_[i] != ':') return kError;
+        i++;
+        Ws(i);
+        if (Literal(i, "null", 4)) {
+          TRY(Absent(node, node.fields[k], &present));
+          i += 4;
+        } else {
+          present++;
+          TRY(Present(node.fields[k], i, &i));
+        }
+        Ws(i);
+        if (i >= end_) return kError;
+        if (src_[i] == '}') {
+          i++;
+          break;
+        }
+        if (src_[i] != ',') return kError;
+        i++;
+      }
+    }
+    for (; next < nf; next++) TRY(Absent(node, node.fields[next], &present));
+    TRY(Byte(0));
+    last_field_id_ = saved_last;
+    struct_depth_--;
+    if (node.is_union && present != 1) return kError;
+    *after = i;
+    return kOk;
+  }
+
+  // A struct whose keys are not in IDL order: its members first, then the fields in IDL order.
+  Status StructTwoPass(const Node& node, size_t p, size_t* after) {
     if (++struct_depth_ > kMaxStructNesting) return kError;
     std::vector<Member> members;
     TRY(Members(p, &members, after));
@@ -1933,6 +2182,8 @@ class Encoder {
   int32_t last_field_id_ = 0;
   int32_t struct_depth_ = 0;
   std::vector<uint8_t> scratch_;
+  // Set element spans and map key spans (offset, length pairs), a stack shared by nesting.
+  std::vector<size_t> spans_;
 };
 
 #undef TRY

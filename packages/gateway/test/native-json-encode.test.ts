@@ -158,8 +158,15 @@ function rightArb(t: IdlType, depth: number): fc.Arbitrary<unknown> {
           : fc
               .constantFrom(...def.fields)
               .chain((f) => jsonArb(f.type, depth - 1).map((v) => ({ [f.name]: v })));
+      // Keys in IDL order (as clients built from the IDL send them) or shuffled.
+      const shuffled = fields.chain((o) =>
+        fc
+          .shuffledSubarray(Object.entries(o), { minLength: Object.keys(o).length })
+          .map((entries) => Object.fromEntries(entries)),
+      );
       return fc.oneof(
-        { weight: def.kind === 'union' ? 1 : 6, arbitrary: fields },
+        { weight: def.kind === 'union' ? 1 : 4, arbitrary: fields },
+        { weight: def.kind === 'union' ? 1 : 3, arbitrary: shuffled },
         { weight: def.kind === 'union' ? 6 : 1, arbitrary: one },
         { weight: 1, arbitrary: fields.map((o) => ({ ...o, emial: 1 })) },
       );
@@ -347,6 +354,26 @@ describe('native JSON -> Thrift (requests)', () => {
       const js = viaJs(K, Buffer.from(text), protocol);
       expect(js).toHaveProperty('bytes');
       expect(viaNative(K, Buffer.from(text), protocol)).toEqual(js);
+    });
+
+    it("containers of every length have the writer's headers (compact short and long forms)", () => {
+      const L = loadIdl('/l/l.thrift', {
+        readFile: () =>
+          'struct L { 1: list<i32> l, 2: set<string> s, 3: map<string,list<i32>> m, 4: list<list<i32>> ll }',
+      }).structs.get('L') as StructDef;
+      for (const n of [0, 1, 14, 15, 16, 127, 128, 300]) {
+        const ints = Array.from({ length: n }, (_, i) => i * 1000);
+        const value = {
+          l: ints,
+          s: ints.map((i) => `s${i}`),
+          m: Object.fromEntries(ints.map((i) => [`k${i}`, ints.slice(0, i % 17)])),
+          ll: [ints, [], ints.slice(0, 15)],
+        };
+        expect(agree(L, Buffer.from(JSON.stringify(value)), protocol), String(n)).toBe(true);
+        // A set with a duplicate element is JavaScript's 400: refused.
+        if (n > 0)
+          expect(agree(L, Buffer.from(JSON.stringify({ s: [...value.s, 's0'] })), protocol)).toBe(false);
+      }
     });
 
     it('struct nesting past 64 is refused, as the writer refuses it', () => {
