@@ -1679,15 +1679,20 @@ class Encoder {
     return -1;
   }
 
-  // Room for a container header written after its elements (the count is known then).
-  static constexpr size_t kHeaderRoom = 6;
+  // Bytes kept for a container header written after its elements (the count is known then):
+  // the binary headers' fixed sizes, and compact's usual ones (a list of under 15 elements, a
+  // map of under 128 entries); PlaceHeader moves the elements when the header is longer.
+  static constexpr size_t kListRoom = kCompact ? 1 : 5;
+  static constexpr size_t kMapRoom = kCompact ? 2 : 6;
+  static constexpr size_t kHeaderMax = 6;
 
-  // Writes a list/set/map header for `n` elements at `at`, where kHeaderRoom bytes were kept,
-  // and moves the elements (from at + kHeaderRoom to o_.pos) up behind it.
-  Status PlaceHeader(size_t at, const uint8_t* h, size_t hn) {
+  // Writes a container header `h` at `at`, where `room` bytes were kept before the elements
+  // (from at + room to o_.pos), moving the elements to follow it.
+  Status PlaceHeader(size_t at, size_t room, const uint8_t* h, size_t hn) {
+    if (hn > room && !o_.Room(hn - room)) return kNeedRoom;
     uint8_t* b = o_.buf;
-    const size_t body = o_.pos - (at + kHeaderRoom);
-    if (hn != kHeaderRoom) std::memmove(b + at + hn, b + at + kHeaderRoom, body);
+    const size_t body = o_.pos - (at + room);
+    if (hn != room) std::memmove(b + at + hn, b + at + room, body);
     std::memcpy(b + at, h, hn);
     o_.pos = at + hn + body;
     return kOk;
@@ -1705,9 +1710,9 @@ class Encoder {
 
   Status List(const Node& node, size_t p, size_t* after) {
     if (src_[p] != '[') return kError;
-    if (!o_.Room(kHeaderRoom)) return kNeedRoom;
+    if (!o_.Room(kListRoom)) return kNeedRoom;
     const size_t at = o_.pos;
-    o_.pos += kHeaderRoom;
+    o_.pos += kListRoom;
     const bool is_set = node.kind == kSet;
     const size_t spans_base = spans_.size();
     uint32_t n = 0;
@@ -1741,7 +1746,7 @@ class Encoder {
     }
     spans_.resize(spans_base);
     *after = i;
-    uint8_t h[kHeaderRoom];
+    uint8_t h[kHeaderMax];
     size_t hn = 0;
     if (!kCompact) {
       h[0] = static_cast<uint8_t>(node.ta);
@@ -1757,7 +1762,7 @@ class Encoder {
       h[0] = static_cast<uint8_t>(0xf0 | kToCompact[node.ta]);
       hn = 1 + VarintTo(h + 1, n);
     }
-    return PlaceHeader(at, h, hn);
+    return PlaceHeader(at, kListRoom, h, hn);
   }
 
   // An object's members: key token spans and value starts, and the object's end. Refuses
@@ -1873,9 +1878,9 @@ class Encoder {
   // Object.keys puts first) is written again by MapOrdered.
   Status Map(const Node& node, size_t p, size_t* after) {
     if (src_[p] != '{') return kError;
-    if (!o_.Room(kHeaderRoom)) return kNeedRoom;
+    if (!o_.Room(kMapRoom)) return kNeedRoom;
     const size_t at = o_.pos;
-    o_.pos += kHeaderRoom;
+    o_.pos += kMapRoom;
     const size_t keys_base = spans_.size();
     uint32_t n = 0;
     size_t i = p + 1;
@@ -1937,7 +1942,7 @@ class Encoder {
     }
     spans_.resize(keys_base);
     *after = i;
-    uint8_t h[kHeaderRoom];
+    uint8_t h[kHeaderMax];
     size_t hn = 0;
     if (!kCompact) {
       h[0] = static_cast<uint8_t>(node.ta);
@@ -1954,7 +1959,7 @@ class Encoder {
       hn = VarintTo(h, n);
       h[hn++] = static_cast<uint8_t>((kToCompact[node.ta] << 4) | kToCompact[node.tb]);
     }
-    return PlaceHeader(at, h, hn);
+    return PlaceHeader(at, kMapRoom, h, hn);
   }
 
   // A map key (json-to-thrift.ts mapKeyReader): the key text as the key type's value.

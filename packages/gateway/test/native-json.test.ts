@@ -8,13 +8,17 @@
  * exactly where JavaScript throws (the route then reads it in JavaScript for the typed error).
  */
 
+import { fileURLToPath } from 'node:url';
+import { createRequest, fixedBody, readText } from '@loch/http';
 import { loadHeadScan } from '@loch/native';
 import {
   createReader,
   createWriter,
+  MessageType,
   type ProtocolName,
   type ProtocolReader,
   type ProtocolWriter,
+  type ThriftFrame,
   ThriftProtocolError,
   TType,
 } from '@loch/thrift';
@@ -24,7 +28,14 @@ import { JsonText } from '../src/codec/json-text.js';
 import { ttypeOf } from '../src/codec/json-to-thrift.js';
 import { gatewayJsonNative, NativeJsonEmitter } from '../src/codec/native-json.js';
 import { SpanBinaryReader } from '../src/codec/span-reader.js';
-import { type IdlType, loadIdl, type StructDef, ThriftToJsonCompiler } from '../src/index.js';
+import {
+  type IdlType,
+  JsonToThriftCompiler,
+  loadIdl,
+  type StructDef,
+  ThriftToJsonCompiler,
+} from '../src/index.js';
+import { GatewayRoute, type ThriftExchange } from '../src/service/gateway-route.js';
 
 const protocols: ProtocolName[] = ['binary', 'compact'];
 
@@ -621,5 +632,45 @@ describe('native Thrift -> JSON', () => {
     );
     io[1] = 1;
     expect(native.emit(plan, 0, Uint8Array.from([0, 0, 0, 0]), new Uint8Array(8), io)).toBe(2);
+  });
+});
+
+describe('GatewayRoute answers read natively', () => {
+  const user = loadIdl(fileURLToPath(new URL('./idl/user.thrift', import.meta.url)));
+  const createUser = user.services.get('UserService')?.functions.get('createUser');
+  if (createUser === undefined) throw new Error('no createUser');
+
+  async function answer(protocol: ProtocolName, result: Record<string, unknown>): Promise<[number, string]> {
+    const w = createWriter(protocol);
+    w.writeMessageBegin('createUser', MessageType.REPLY, 0);
+    new JsonToThriftCompiler().struct(createUser!.result)(w, result);
+    const payload = w.finishCopy();
+    const upstream: ThriftExchange = { send: () => Promise.resolve({ payload } as ThriftFrame) };
+    const route = new GatewayRoute({
+      idl: user,
+      service: 'UserService',
+      function: 'createUser',
+      path: '/u',
+      protocol,
+      upstream,
+    });
+    const res = await route.call(
+      createRequest('POST', '/u', { body: fixedBody(Buffer.from('{"user":{"id":"1","name":"n"}}')) }),
+      new Map(),
+      undefined,
+    );
+    return [res.status, await readText(res.body)];
+  }
+
+  it.each(protocols)('declared exceptions, with fields and without (%s)', async (protocol) => {
+    expect(await answer(protocol, { invalid: { reason: 'bad "name"', fields: ['name', 'é'] } })).toEqual([
+      422,
+      '{"exception":"Invalid","reason":"bad \\"name\\"","fields":["name","é"]}',
+    ]);
+    expect(await answer(protocol, { invalid: {} })).toEqual([422, '{"exception":"Invalid"}']);
+    expect(await answer(protocol, { success: { id: '7', name: 'x', score: 0.1 } })).toEqual([
+      200,
+      '{"id":"7","name":"x","age":18,"status":"ACTIVE","score":0.1}',
+    ]);
   });
 });

@@ -187,6 +187,8 @@ interface ExceptionReader {
   readonly prefix: Uint8Array;
   readonly type: TType;
   readonly fields: JsonFieldsEmitter;
+  /** The exception struct read in @loch/native (undefined: the addon does not load). */
+  readonly native: NativeJsonEmitter | undefined;
 }
 
 /** The JSON of answers is written here, then copied out (answering is synchronous). */
@@ -273,6 +275,10 @@ export class GatewayRoute {
         prefix: utf8Bytes(`{"exception":${JSON.stringify(f.type.def.name)}`),
         type: TType.STRUCT,
         fields: readers.fieldsEmitter(f.type.def),
+        native: NativeJsonEmitter.create(f.type, {
+          i64AsNumber: options.i64AsNumber ?? false,
+          protocol: options.protocol ?? 'binary',
+        }),
       });
     }
     this.protocol = options.protocol ?? 'binary';
@@ -493,7 +499,14 @@ export class GatewayRoute {
       if (x !== undefined && type === x.type) {
         const out = answerText.reset();
         out.raw(x.prefix);
-        x.fields(r, out, true);
+        const start = out.pos;
+        if (x.native?.emit(r, out)) {
+          // `{...}` after the prefix: its fields go on after a comma (`{` -> `,`, the `}` is
+          // written below); an empty one leaves nothing.
+          out.pos--;
+          if (out.pos - start === 1) out.pos = start;
+          else out.buf[start] = 0x2c;
+        } else x.fields(r, out, true);
         out.byte(0x7d);
         answer = jsonResponse(this.exceptionStatus, out.finishCopy(), back);
         continue;
