@@ -3,7 +3,7 @@
  * server of loch's config (one route to one upstream), its handler chain as stack.ts builds it
  * (context -> core -> reuse -> route -> upstream) over an UpstreamConnector whose connections
  * the caller makes (in-memory streams, or real sockets), and the HttpServer around the chain
- * with the worker's context and request hooks. Built once here so the HTTP/1.1 and HTTP/2
+ * with the worker's context and request hooks (metrics, abandoned requests, failures answered). Built once here so the HTTP/1.1 and HTTP/2
  * benchmarks measure the same chain.
  *
  * Not the worker's setup (worker.ts): no listeners, metrics, reloads or retries of its own.
@@ -49,7 +49,8 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
   const log = new ProxyLog('warn', '', noop, noop);
   const connector = new UpstreamConnector({ connect }, 30_000);
   // The chain as stack.ts builds it, with the caller's connections below it.
-  const handler = new FactoryStack({ server, routes: server.routes, log, lifecycle: { retired: false } })
+  const lifecycle = { retired: false };
+  const handler = new FactoryStack({ server, routes: server.routes, log, lifecycle, serverHooks: true })
     .replace(
       upstreamFactory({
         timeouts: { connect: server.timeouts.upstreamConnect, read: server.timeouts.upstreamRead },
@@ -61,7 +62,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
     .push(coreLayer())
     .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
     .factory.make();
-  const hooks = new RequestHooks(server.key);
+  const hooks = new RequestHooks(server.key, log, { lifecycle });
   const http = new HttpServer<ConnectionCx>(handler, {
     limits: { methods: 'any' },
     context: (stream) =>
@@ -72,6 +73,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
         .set('server', { key: server.key, scheme: 'http' }),
     onAnswered: hooks.answered,
     onAbandoned: hooks.abandoned,
+    onFailed: hooks.failed,
   });
   return { http, connector, log };
 }

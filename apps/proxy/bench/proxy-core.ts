@@ -13,8 +13,11 @@
  * counts).
  *
  * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
- * [--log] [--promises] [--wire] (`--log`: the access log on, written to nowhere; `--promises`:
- * count the promises made per request with async_hooks). Not a test and not the wire benchmark
+ * [--log] [--promises [--sites]] [--wire] (`--log`: the access log on, written to nowhere;
+ * `--promises`: count the promises made per request with async_hooks; `--sites`: and where they
+ * are made). Heap bytes allocated per request are read in a round without a garbage collection:
+ * run with `--expose-gc --min-semi-space-size=256 --max-semi-space-size=256` and N up to
+ * ~50,000 (else the figure says it saw a collection), as h2-proxy-core.ts. Not a test and not the wire benchmark
  * (bench/http-proxy at the repository root).
  *
  * `--wire` (with `--promises`): the same chain over real loopback sockets of the runtime's
@@ -25,7 +28,9 @@
  */
 import { createHook } from 'node:async_hooks';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { getHeapStatistics } from 'node:v8';
 import type { StreamListener } from '@loch/uring-runtime';
 import { createRuntime } from '@loch/uring-runtime';
 import { MemoryStream } from '../../../bench/lib/memory-stream.js';
@@ -38,6 +43,7 @@ const { values: flags, positionals } = parseArgs({
     log: { type: 'boolean', default: false },
     promises: { type: 'boolean', default: false },
     wire: { type: 'boolean', default: false },
+    sites: { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -115,13 +121,26 @@ const { http, connector, log } = benchProxy(async () => {
 // `--promises`: promises made per request (async_hooks, the last round's; the hook slows the
 // run, so its CPU time is not the figure then). A count does not depend on the machine's load.
 let promises = 0;
+/** `--sites` (with `--promises`): where the promises are made (stack frames, counted). */
+const sites = new Map<string, number>();
 const promiseHook = flags.promises
   ? createHook({
       init(_id, type) {
-        if (type === 'PROMISE') promises++;
+        if (type !== 'PROMISE') return;
+        promises++;
+        if (flags.sites) {
+          const stack = (new Error().stack ?? '').split('\n').slice(2, 7).join(' <- ');
+          sites.set(stack, (sites.get(stack) ?? 0) + 1);
+        }
       },
     })
   : null;
+/** Prints the promise sites counted per request (`--sites`), most first. */
+function printSites(n: number): void {
+  for (const [site, count] of [...sites].sort((a, b) => b[1] - a[1]).slice(0, 12))
+    console.log(`${(count / n).toFixed(2)}/request: ${site.replace(/\s+/g, ' ')}`);
+  sites.clear();
+}
 
 /**
  * --wire: `n` keep-alive GETs through loch's listener on the runtime's driver, one at a time from
@@ -157,8 +176,21 @@ async function overTheWire(listener: StreamListener, n: number): Promise<void> {
   });
 }
 
+let collections = 0;
+const gcObserver = new PerformanceObserver((list) => {
+  collections += list.getEntries().length;
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+/** Collections so far, those not yet reported to the observer's callback included. */
+const collectionsNow = (): number => {
+  collections += gcObserver.takeRecords().length;
+  return collections;
+};
+const gc = (globalThis as { gc?: () => void }).gc;
+
 let best = Number.POSITIVE_INFINITY;
 let perRequest = 0;
+let heapPerRequest = Number.NaN;
 if (runtime !== null) {
   const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
   await overTheWire(listener, 2_000); // warm: the upstream connection made, code optimized
@@ -170,6 +202,7 @@ if (runtime !== null) {
     console.log(
       `proxy over ${runtime.driver.name} sockets ${SIZE} B: ${(promises / N).toFixed(2)} promises/request (round ${round + 1})`,
     );
+    if (flags.sites) printSites(N);
   }
   await listener.close();
   connector.close();
@@ -181,18 +214,27 @@ for (let round = 0; round < ROUNDS; round++) {
   const down = new Downstream(N);
   promises = 0;
   promiseHook?.enable();
+  // With --expose-gc the round starts from an empty young generation.
+  gc?.();
+  await new Promise((r) => setImmediate(r));
+  const seen = collectionsNow();
+  const heapBefore = getHeapStatistics().used_heap_size;
   const before = process.cpuUsage();
   await http.serveConnection(down);
   const used = process.cpuUsage(before);
+  const heapAfter = getHeapStatistics().used_heap_size;
   promiseHook?.disable();
+  if (collectionsNow() === seen) heapPerRequest = (heapAfter - heapBefore) / N;
   best = Math.min(best, (used.user + used.system) / N);
   perRequest = down.written / N;
 }
 const upstreamBytes = upstreams.reduce((n, u) => n + u.written, 0);
 console.log(
   `proxy core ${SIZE} B${ACCESS_LOG ? ' (access log)' : ''}: ${best.toFixed(3)} CPU us/request (best of ${ROUNDS} x ${N}), ` +
+    `${Number.isNaN(heapPerRequest) ? 'heap: a collection in every round' : `${heapPerRequest.toFixed(0)} heap bytes/request`}, ` +
     `${perRequest.toFixed(0)} bytes/answer, ${upstreams.length} upstream connection(s), ${(upstreamBytes / (ROUNDS * N)).toFixed(0)} bytes/upstream request` +
     (promiseHook === null ? '' : `, ${(promises / N).toFixed(2)} promises/request`),
 );
+if (flags.sites) printSites(N * ROUNDS);
 log.flush();
 connector.close();

@@ -100,6 +100,16 @@ export interface HttpServerOptions<Cx> {
    */
   readonly onAnswered?: (request: HttpServerRequest<Cx>, response: HttpResponse) => void;
   /**
+   * HTTP/1.1: called when the handler's answer is a promise that rejects, with the request and
+   * the rejection; what it returns is the answer (instead of the server's 500, and without
+   * onError), written and told to onAnswered like any other. A handler chain whose outer layer
+   * only maps failures to answers can leave that to this hook and return its inner promise as it
+   * is: no promise reaction of its own per request. A throw is answered as before (onError, 500).
+   * Not called by HTTP/2 streams (a rejection there is a 500), nor for a handler that throws
+   * synchronously or answers something that is not a response.
+   */
+  readonly onFailed?: (request: HttpServerRequest<Cx>, error: unknown) => HttpResponse;
+  /**
    * Called once when a request's client went away while its handler was still working on the
    * answer, so work done for it can stop (a proxy cancels its upstream exchange): an HTTP/2
    * stream reset by the client (RST_STREAM) or ended with its connection; an HTTP/1.1
@@ -164,6 +174,9 @@ export class HttpServer<Cx = HttpConnectionContext> {
     | ((request: HttpServerRequest<Cx>, response: HttpResponse) => void)
     | null;
   /** @internal */ readonly onAbandoned: ((request: HttpServerRequest<Cx>) => void) | null;
+  /** @internal */ readonly onFailed:
+    | ((request: HttpServerRequest<Cx>, error: unknown) => HttpResponse)
+    | null;
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
   now = performance.now();
   /** @internal */ closing = false;
@@ -215,6 +228,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.onRejected = options.onRejected ?? null;
     this.onAnswered = options.onAnswered ?? null;
     this.onAbandoned = options.onAbandoned ?? null;
+    this.onFailed = options.onFailed ?? null;
     const active = Object.values(this.timeouts).filter((t) => t > 0);
     this.shortestDeadline = active.length === 0 ? 0 : Math.min(...active, 4000);
   }

@@ -9,9 +9,10 @@ import {
 import type { Answer, Service } from '@loch/service-async';
 import { describe, expect, it } from 'vitest';
 import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
-import { ContextHandler, CoreService } from './core.js';
+import { ContextHandler, CoreService, RequestHooks } from './core.js';
 import { ProxyError } from './errors.js';
 import { ProxyLog } from './log.js';
+import { ConnectionReuseService } from './reuse.js';
 
 const connection = (): ConnectionCx =>
   ProxyContext.empty()
@@ -130,5 +131,68 @@ describe('CoreService and ContextHandler', () => {
     const failed = throws.call(serverRequest('GET', '/none'));
     expect(failed).not.toBeInstanceOf(Promise);
     expect((failed as HttpResponse).status).toBe(404);
+  });
+});
+
+describe('failures and retirement answered by the server hooks (serverHooks)', () => {
+  const routed = (version: '1.1' | '2') => {
+    const request = { ...createRequest('GET', '/x'), version, context: connection() };
+    const cx = connection().fork().set('request', request).set('clientTarget', '/x').set('startedAt', 0);
+    request.context = cx;
+    return { request: request as HttpServerRequest<ConnectionCx>, cx };
+  };
+
+  it('the core layer hands an HTTP/1.1 answer on as it is; HTTP/2 and the access log keep their reaction', async () => {
+    const { log } = logged();
+    const pending = Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', 'no route'));
+    pending.catch(() => {});
+    const inner = service(() => pending);
+    const hooked = new CoreService(inner, log, 'web', false, true);
+    expect(hooked.call(routed('1.1').cx)).toBe(pending);
+    const h2 = hooked.call(routed('2').cx);
+    expect(h2).not.toBe(pending);
+    expect((await h2).status).toBe(404);
+    const logging = new CoreService(inner, log, 'web', true, true);
+    expect((await logging.call(routed('1.1').cx)).status).toBe(404);
+    const plain = new CoreService(inner, log, 'web', false);
+    expect((await plain.call(routed('1.1').cx)).status).toBe(404);
+  });
+
+  it('RequestHooks.failed answers as the core layer does and marks the failure; no context: rethrown', async () => {
+    const { log } = logged();
+    const hooks = new RequestHooks('web', log, { lifecycle: { retired: false } });
+    const { request, cx } = routed('1.1');
+    const res = hooks.failed(request, new ProxyError('ERR_LOCH_NO_ROUTE', 'no route'));
+    expect(res.status).toBe(404);
+    expect(await readText(res.body)).toBe('404 ERR_LOCH_NO_ROUTE\n');
+    expect(cx.maybeGet('failure')).toBe('ERR_LOCH_NO_ROUTE');
+    expect(hooks.failed(routed('1.1').request, new Error('bug')).status).toBe(500);
+    const bare = serverRequest('GET', '/y');
+    expect(() => hooks.failed(bare, new Error('no context'))).toThrow('no context');
+  });
+
+  it('RequestHooks.answered closes the connections of a retired server (the lifecycle read at each answer)', () => {
+    const { log } = logged();
+    const server = { lifecycle: { retired: false } };
+    const hooks = new RequestHooks('web', log, server);
+    const first = createResponse(200);
+    hooks.answered(routed('1.1').request, first);
+    expect(first.headers.get('connection')).toBeUndefined();
+    // A reload replaces the lifecycle; removing the server retires the current one.
+    server.lifecycle = { retired: true };
+    const second = createResponse(200);
+    hooks.answered(routed('1.1').request, second);
+    expect(second.headers.get('connection')).toBe('close');
+  });
+
+  it('the reuse layer adds no reaction when the hooks close retired connections, one when it does', () => {
+    const lifecycle = { retired: true };
+    const pending = new Promise<HttpResponse>(() => {});
+    const inner = service(() => pending);
+    const { cx } = routed('1.1');
+    expect(
+      new ConnectionReuseService(inner, lifecycle, undefined, undefined, undefined, false).call(cx),
+    ).toBe(pending);
+    expect(new ConnectionReuseService(inner, lifecycle).call(cx)).not.toBe(pending);
   });
 });

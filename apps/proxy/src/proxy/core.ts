@@ -36,11 +36,19 @@ import { ProxyError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
 import { grpcErrorResponse, isGrpcRequest } from './grpc-status.js';
 import type { ProxyLog } from './log.js';
+import type { ServerLifecycle } from './reuse.js';
 
 /** Config the core layer reads. */
 export interface CoreLayerConfig {
   readonly log: ProxyLog;
   readonly server: { readonly key: string; readonly accessLog: boolean };
+  /**
+   * The HttpServer serving this chain has RequestHooks (with the worker's log and the server's
+   * lifecycle) as its onAnswered and onFailed: it answers an HTTP/1.1 request's rejected answer
+   * with RequestHooks.failed, so without an access log the core layer hands the inner promise
+   * on as it is (no reaction of its own per request).
+   */
+  readonly serverHooks?: boolean;
 }
 
 /**
@@ -72,14 +80,17 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
     readonly log: ProxyLog,
     readonly serverKey: string,
     readonly accessLog: boolean,
+    /** The server answers failures itself (CoreLayerConfig.serverHooks). */
+    readonly serverAnswersFailures = false,
   ) {}
 
   /**
    * Not async: a synchronous answer (or throw) is handled at once; for a later one, one `then`
    * on the inner promise (a failure handler, plus the access-log hook when the access log is
-   * on: one closure more per request) is this layer's whole cost per request. Metrics add
-   * nothing here: the server's onAnswered records them (RequestHooks), so metrics without an
-   * access log cost no closure per request.
+   * on: one closure more per request) is this layer's whole cost per request. Without an access
+   * log, an HTTP/1.1 request whose server answers failures itself (CoreLayerConfig.serverHooks:
+   * RequestHooks.failed maps them as #fail does) costs this layer nothing: the inner promise is
+   * the answer. Metrics add nothing here: the server's onAnswered records them (RequestHooks).
    */
   call(cx: RequestCx): Answer<HttpResponse> {
     let out: Answer<HttpResponse>;
@@ -90,12 +101,14 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       return this.#answer(cx, this.#fail(cx, error), false);
     }
     if (!(out instanceof Promise)) return this.#answer(cx, out, true);
-    return this.accessLog
-      ? out.then(
-          (res) => this.#answer(cx, res, true),
-          (error: unknown) => this.#answer(cx, this.#fail(cx, error), false),
-        )
-      : out.then(undefined, (error: unknown) => this.#fail(cx, error));
+    if (this.accessLog)
+      return out.then(
+        (res) => this.#answer(cx, res, true),
+        (error: unknown) => this.#answer(cx, this.#fail(cx, error), false),
+      );
+    // HTTP/2 streams answer a rejection with a 500 (onFailed is HTTP/1.1's).
+    if (this.serverAnswersFailures && cx.get('request').version !== '2') return out;
+    return out.then(undefined, (error: unknown) => this.#fail(cx, error));
   }
 
   /**
@@ -142,51 +155,61 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   }
 
   #fail(cx: RequestCx, error: unknown): HttpResponse {
-    const req = cx.get('request');
-    let status = 500;
-    let code = 'ERR_LOCH_INTERNAL';
-    let extra: readonly (readonly [string, string])[] | undefined;
-    if (cx.maybeGet('abandoned') === true) {
-      // The client went away and its upstream exchange was cancelled: nothing failed upstream,
-      // and nobody reads this answer (the server does not send it).
-      return createResponse(CLIENT_CLOSED_REQUEST, { body: new FixedBody('') });
-    }
-    if (error instanceof ProxyError) {
-      status = error.status;
-      code = error.code;
-      extra = error.headers;
-      workerMetrics.upstreamFailed(this.serverKey, cx, code);
-      if (status >= 500)
-        this.log
-          .at('upstream')
-          .warn(`${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
-      else
-        this.log.debug(
-          `${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`,
-        );
-    } else if (error instanceof HttpError && error.status >= 400 && error.status <= 599) {
-      status = error.status;
-      code = error.code;
-      this.log.debug(
-        `${this.serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`,
-      );
-    } else {
-      this.log.error(
-        `${this.serverKey}: ${req.method} ${cx.get('clientTarget')}: ${(error as Error)?.stack ?? String(error)}`,
-      );
-    }
-    // Metrics tell loch's own answers from the upstream's (RequestHooks.answered).
-    cx.set('failure', code);
-    // A gRPC client reads grpc-status, not the HTTP status (grpc-status.ts).
-    if (isGrpcRequest(req)) return grpcErrorResponse(status, code, `${status} ${code}`);
-    return createResponse(status, {
-      headers:
-        extra === undefined
-          ? [['content-type', 'text/plain; charset=utf-8']]
-          : [['content-type', 'text/plain; charset=utf-8'], ...extra],
-      body: new FixedBody(`${status} ${code}\n`),
-    });
+    return failureResponse(this.log, this.serverKey, cx, error);
   }
+}
+
+/**
+ * The answer to a failure of a request's chain (the core layer's, and RequestHooks.failed's):
+ * a ProxyError's or HttpError's status, else 500 (logged), or a gRPC call's trailers-only
+ * grpc-status; a request whose client went away gets 499 (nobody reads it). Marks the
+ * context's `failure` for metrics.
+ */
+export function failureResponse(
+  log: ProxyLog,
+  serverKey: string,
+  cx: RequestCx,
+  error: unknown,
+): HttpResponse {
+  const req = cx.get('request');
+  let status = 500;
+  let code = 'ERR_LOCH_INTERNAL';
+  let extra: readonly (readonly [string, string])[] | undefined;
+  if (cx.maybeGet('abandoned') === true) {
+    // The client went away and its upstream exchange was cancelled: nothing failed upstream,
+    // and nobody reads this answer (the server does not send it).
+    return createResponse(CLIENT_CLOSED_REQUEST, { body: new FixedBody('') });
+  }
+  if (error instanceof ProxyError) {
+    status = error.status;
+    code = error.code;
+    extra = error.headers;
+    workerMetrics.upstreamFailed(serverKey, cx, code);
+    if (status >= 500)
+      log
+        .at('upstream')
+        .warn(`${serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
+    else log.debug(`${serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
+  } else if (error instanceof HttpError && error.status >= 400 && error.status <= 599) {
+    status = error.status;
+    code = error.code;
+    log.debug(`${serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
+  } else {
+    log.error(
+      `${serverKey}: ${req.method} ${cx.get('clientTarget')}: ${(error as Error)?.stack ?? String(error)}`,
+    );
+  }
+  // Metrics tell loch's own answers from the upstream's (RequestHooks.answered).
+  cx.set('failure', code);
+  // A gRPC client reads grpc-status, not the HTTP status (grpc-status.ts).
+  if (isGrpcRequest(req)) return grpcErrorResponse(status, code, `${status} ${code}`);
+  return createResponse(status, {
+    headers:
+      extra === undefined
+        ? [['content-type', 'text/plain; charset=utf-8']]
+        : [['content-type', 'text/plain; charset=utf-8'], ...extra],
+    body: new FixedBody(`${status} ${code}\n`),
+  });
 }
 
 /** The HTTP core layer. */
@@ -197,7 +220,13 @@ export function coreLayer<
   return layerFn((config, inner) =>
     makeFn(
       (old) =>
-        new CoreService(inner.make(old?.inner), config.log, config.server.key, config.server.accessLog),
+        new CoreService(
+          inner.make(old?.inner),
+          config.log,
+          config.server.key,
+          config.server.accessLog,
+          config.serverHooks === true,
+        ),
     ),
   );
 }
@@ -244,17 +273,41 @@ export function contextOf(request: { readonly context?: unknown }): RequestCx | 
  * cancellation of the upstream exchange of a request whose client went away (onAbandoned).
  */
 export class RequestHooks {
-  constructor(private readonly serverKey: string) {}
+  constructor(
+    private readonly serverKey: string,
+    /** What answers a failure for onFailed (the worker's log; the core layer's format). */
+    private readonly log: ProxyLog | null = null,
+    /**
+     * The server's current lifecycle (the worker replaces it at each reload): a retired server's
+     * answers tell their clients to reconnect.
+     */
+    private readonly server: { readonly lifecycle: ServerLifecycle } | null = null,
+  ) {}
 
   /**
    * onAnswered: the request's answer goes to its client (the upstream's, or one loch made:
    * `failure` set by the core layer). Reads the context the context layer put on the request.
+   * A server removed by a reload (its listener gone) adds `connection: close`, checked at the
+   * answer (the reuse layer's rule; here it costs no promise reaction per request).
    */
   readonly answered = (request: HttpServerRequest<ConnectionCx>, response: HttpResponse): void => {
+    if (this.server?.lifecycle.retired === true) response.headers.set('connection', 'close');
     if (!workerMetrics.enabled) return;
     const cx = contextOf(request);
     if (cx !== undefined)
       workerMetrics.answered(this.serverKey, cx, response.status, cx.maybeGet('failure') === undefined);
+  };
+
+  /**
+   * onFailed: the answer to an HTTP/1.1 request whose chain rejected, as the core layer makes it
+   * (failureResponse), for a chain built with `serverHooks` (its core layer hands the
+   * inner promise on as it is). A request the context layer never saw is answered by the
+   * server (rethrown: its 500).
+   */
+  readonly failed = (request: HttpServerRequest<ConnectionCx>, error: unknown): HttpResponse => {
+    const cx = contextOf(request);
+    if (cx === undefined || this.log === null) throw error;
+    return failureResponse(this.log, this.serverKey, cx, error);
   };
 
   /**

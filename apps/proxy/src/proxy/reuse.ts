@@ -38,6 +38,11 @@ export interface ServerLifecycle {
 /** Config the reuse layer reads. */
 export interface ReuseLayerConfig {
   readonly lifecycle: ServerLifecycle;
+  /**
+   * The server's onAnswered hook (RequestHooks with this lifecycle) adds a retired server's
+   * `connection: close`, so this layer does not (see CoreLayerConfig.serverHooks).
+   */
+  readonly serverHooks?: boolean;
   readonly server: {
     readonly key: string;
     /** Upgrade protocols let through (lowercase); default `websocket`. */
@@ -77,14 +82,17 @@ export class ConnectionReuseService<
     readonly tunnelIdle = DEFAULT_TUNNEL_IDLE,
     /** Ms a tunnel goes on once a graceful stop began (undefined: until the worker's grace ends). */
     readonly tunnelDrain: number | undefined = undefined,
+    /** Adds a retired server's `connection: close` (false: the server's onAnswered does). */
+    readonly closesRetired = true,
   ) {
     this.allowUpgrades = new Set(allowUpgrades.map((p) => p.toLowerCase()));
   }
 
   /**
-   * Not async: a synchronous answer is finished at once, a later one with one `then` whose
-   * handler is made once per service, not per request. (An upgrade request, rare, costs a
-   * closure of its own.)
+   * Not async. With `closesRetired` (a retired server's `connection: close` added here), a later
+   * answer costs one `then` whose handler is made once per service; without it (the server's
+   * onAnswered hook adds it: RequestHooks) the inner answer is this layer's as it is, no
+   * promise reaction per request. An upgrade request, rare, costs a closure of its own.
    */
   call(cx: RequestCx): Answer<HttpResponse> {
     const req = cx.get('request');
@@ -100,6 +108,7 @@ export class ConnectionReuseService<
         : this.#upgraded(out, upgrade);
     }
     const out = this.inner.call(cx);
+    if (!this.closesRetired) return out;
     return out instanceof Promise ? out.then(this.#afterResponse) : this.#afterResponse(out);
   }
 
@@ -158,6 +167,7 @@ export function reuseLayer<
           config.server.allowUpgrades,
           config.server.timeouts?.tunnelIdle,
           config.server.timeouts?.tunnelDrain ?? config.server.timeouts?.shutdownGrace,
+          config.serverHooks !== true,
         ),
     ),
   );

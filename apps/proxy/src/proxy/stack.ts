@@ -21,6 +21,12 @@ export interface ServerStackConfig {
   readonly log: ProxyLog;
   readonly lifecycle: ServerLifecycle;
   readonly newConnector: () => HttpConnector;
+  /**
+   * The HttpServer serving the chain has RequestHooks with the worker's log and this
+   * lifecycle as its onAnswered and onFailed (core.ts): the core and reuse layers then add no
+   * promise reaction per request.
+   */
+  readonly serverHooks?: boolean;
 }
 
 /**

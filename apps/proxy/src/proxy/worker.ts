@@ -308,6 +308,8 @@ export class ProxyWorker {
           routes: server.routes,
           log: this.log,
           lifecycle,
+          // The HttpServer's RequestHooks answer failures and close a retired server's connections.
+          serverHooks: true,
           newConnector: () =>
             newUpstreamConnector({
               idleTimeout: 30_000,
@@ -375,7 +377,7 @@ export class ProxyWorker {
     const identity = entry.identity;
     const slot = entry.slot;
     const log = this.log;
-    const hooks = new RequestHooks(identity.key);
+    const hooks = new RequestHooks(identity.key, log, entry);
     const http = new HttpServer<ConnectionCx>(
       // The chain is the server's handler as it is; the slot's service follows reloads.
       slot.service(),
@@ -410,6 +412,8 @@ export class ProxyWorker {
         // Metrics of every answer; a client gone before its answer cancels the upstream exchange.
         onAnswered: hooks.answered,
         onAbandoned: hooks.abandoned,
+        // The chain's failures (serverHooks): answered as its core layer would, without a reaction there.
+        onFailed: hooks.failed,
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config
         // may change on reload without a new HttpServer, so it is read per line).

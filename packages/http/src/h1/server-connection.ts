@@ -585,6 +585,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
             }
             try {
               res = await out;
+            } catch (e) {
+              // The server's failure hook answers a rejection (a throw of its own goes on to the 500).
+              if (server.onFailed === null) throw e;
+              res = server.onFailed(req as HttpServerRequest<Cx>, e);
             } finally {
               this.handling = null;
               this.watched = null;
