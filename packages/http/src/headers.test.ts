@@ -101,4 +101,25 @@ describe('HttpHeaders', () => {
       expect(() => new HttpHeaders([['x', value]])).toThrow(/invalid header value/);
     }
   });
+
+  it('keeps added fields in order across appends, deletes and sets (the second append copies the first)', () => {
+    for (const start of [wire('Accept: */*\r\n'), new HttpHeaders()]) {
+      let expected: [string, string][] = [...start];
+      for (let i = 0; i < 12; i++) {
+        start.append(`x-${i}`, `v${i}`);
+        expected.push([`x-${i}`, `v${i}`]);
+        expect([...start]).toEqual(expected);
+        if (i === 1 || i === 6) {
+          // Fewer added fields than the room made for them, then more again.
+          const gone = `x-${i - 1}`;
+          start.delete(gone);
+          start.set('x-1', `again ${i}`);
+          expected = expected.filter(([n]) => n !== gone && n !== 'x-1');
+          expected.push(['x-1', `again ${i}`]);
+          expect([...start]).toEqual(expected);
+        }
+      }
+      expect(start.size).toBe(expected.length);
+    }
+  });
 });
