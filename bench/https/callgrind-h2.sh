@@ -76,9 +76,9 @@ esac
 # Warm-up and counted run on separate connections (h2load opens its own); the handshake of the
 # counted connection is in the count (about 2.5M instructions, i.e. 2.5M / COUNT per request).
 h2load -t1 -c1 "${flags[@]}" -n"$warm" "$url" >"$dir/warm.out" 2>&1
-callgrind_control -z "$pid" >/dev/null
+callgrind_control -z "$pid" >/dev/null 2>&1
 h2load -t1 -c1 "${flags[@]}" -n"$count" "$url" >"$dir/count.out" 2>&1
-callgrind_control -d "$pid" >/dev/null
+callgrind_control -d "$pid" >/dev/null 2>&1
 kill "$pid" "$backend_pid"
 wait "$pid" 2>/dev/null || true
 trap - EXIT
