@@ -11,7 +11,7 @@
  */
 import { createWriter, type ProtocolName } from '@loch/thrift';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { JsonText } from '../src/codec/json-text.js';
 import { NativeJsonEncoder } from '../src/codec/native-json.js';
 import {
@@ -23,6 +23,8 @@ import {
 } from '../src/index.js';
 
 const protocols: ProtocolName[] = ['binary', 'compact'];
+// The property tests run thousands of cases: allow for a busy CI machine.
+vi.setConfig({ testTimeout: 120_000 });
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 type Outcome = { bytes: string } | { error: string };

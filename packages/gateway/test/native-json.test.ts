@@ -23,7 +23,7 @@ import {
   TType,
 } from '@loch/thrift';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { JsonText } from '../src/codec/json-text.js';
 import { ttypeOf } from '../src/codec/json-to-thrift.js';
 import { gatewayJsonNative, NativeJsonEmitter } from '../src/codec/native-json.js';
@@ -38,6 +38,8 @@ import {
 import { GatewayRoute, type ThriftExchange } from '../src/service/gateway-route.js';
 
 const protocols: ProtocolName[] = ['binary', 'compact'];
+// The property tests run thousands of cases: allow for a busy CI machine.
+vi.setConfig({ testTimeout: 120_000 });
 
 function readerFor(protocol: ProtocolName): ProtocolReader {
   return protocol === 'binary' ? new SpanBinaryReader() : createReader(protocol);
