@@ -209,7 +209,8 @@ class RawConnection:
         self.write_lock = threading.Lock()
         self.server_settings = None
         self._block = None
-        self.send(PREFACE, SettingsFrame(0, settings or {}))
+        # No server push: a PUSH_PROMISE's header block would go past the decoder.
+        self.send(PREFACE, SettingsFrame(0, {SettingsFrame.ENABLE_PUSH: 0, **(settings or {})}))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         if self.until(lambda e: e["t"] == "settings" and not e["ack"]) is None:
