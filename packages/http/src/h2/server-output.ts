@@ -27,7 +27,11 @@
  * contract the HTTP/1.1 writer keeps too). Copying a 165,854 B answer into arenas took ~5 of
  * them, more than the pool holds with 64 such answers in flight, and the new arrays' external
  * memory brought major collections. Over TLS the payloads are still copied: OpenSSL's record
- * layer seals a lone 9-byte header before a 16 KiB view as a record of its own.
+ * layer seals a lone 9-byte header before a 16 KiB view as a record of its own. So they are on
+ * the legacy driver: node:net takes each piece of a write with a socket.write() of its own (two
+ * per frame when lent), which cost more than the copy (h2load -c64 -m1, 165,854 B: task-clock
+ * per request 208/253 us copied, 257/310 lent), and its writes leave arenas soon enough for the
+ * pool (no major collection in those runs).
  *
  * Not for deciding what to send (server-session.ts) nor for the write's outcome: the session is
  * the stream's WriteTarget and calls `writeEnded()` and `flushPending()` from it.
@@ -99,8 +103,8 @@ export class H2FrameOutput {
   /** Writers waiting for the write in flight to end. */
   private writingFence: (() => void)[] = [];
   /**
-   * DATA payloads may be lent (`lend()`) rather than copied: a plain connection. Over TLS they are
-   * copied (see the module comment).
+   * DATA payloads may be lent (`lend()`) rather than copied: a plain connection on io_uring. Over
+   * TLS, and on the legacy driver, they are copied (see the module comment).
    */
   readonly lending: boolean;
 
@@ -110,7 +114,7 @@ export class H2FrameOutput {
     /** Octets queued and in flight above which the output is over its bound. */
     readonly maxBytes: number,
   ) {
-    this.lending = stream.facts?.secure !== true;
+    this.lending = stream.facts?.secure !== true && stream.driver !== 'legacy';
   }
 
   /** Octets queued or in flight. */

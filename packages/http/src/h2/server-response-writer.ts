@@ -207,7 +207,7 @@ export class H2ResponseWriter {
 
   /**
    * Whether `data`'s DATA payloads go out as views of it (`lend`): a streamed body's chunk of at
-   * least LEND_MIN octets on a plain connection. Its sender must not take the body's next step
+   * least LEND_MIN octets on a connection whose output lends (plain, io_uring). Its sender must not take the body's next step
    * before `output.written()` settles (the chunk is valid only until then).
    */
   private lends(data: Uint8Array): boolean {

@@ -4,7 +4,8 @@
  * body here reuses ONE buffer for all its chunks, overwriting it at each step, as a proxied
  * upstream body's receive buffer is reused once given back. Twenty such bodies at once on one
  * connection, sized and streamed, with the client's default windows and with a small stream
- * window that splits chunks across WINDOW_UPDATEs; node:http2 (nghttp2) reads them, both drivers.
+ * window that splits chunks across WINDOW_UPDATEs; node:http2 (nghttp2) reads them, both drivers
+ * (the legacy driver copies the payloads: the same bytes must arrive).
  */
 import * as http2 from 'node:http2';
 import { describe, expect, it } from 'vitest';

@@ -269,11 +269,12 @@ describe('H2FrameOutput lent views', () => {
     expect(inFlight.settled).toBe(true);
   });
 
-  it('lends nothing over TLS', () => {
+  it('lends nothing over TLS nor on the legacy driver', () => {
     const host: H2OutputHost = { writeStarted() {}, writeRefused() {}, onWritten() {} };
-    const tls = { facts: { secure: true }, writeTo() {} } as unknown as HttpStream;
-    const plain = { facts: { secure: false }, writeTo() {} } as unknown as HttpStream;
-    expect(new H2FrameOutput(tls, host, 1 << 20).lending).toBe(false);
-    expect(new H2FrameOutput(plain, host, 1 << 20).lending).toBe(true);
+    const stream = (secure: boolean, driver: string) =>
+      ({ facts: { secure }, driver, writeTo() {} }) as unknown as HttpStream;
+    expect(new H2FrameOutput(stream(true, 'uring'), host, 1 << 20).lending).toBe(false);
+    expect(new H2FrameOutput(stream(false, 'legacy'), host, 1 << 20).lending).toBe(false);
+    expect(new H2FrameOutput(stream(false, 'uring'), host, 1 << 20).lending).toBe(true);
   });
 });
