@@ -149,6 +149,10 @@ function pemOf(value: string, what: string): string {
   if (typeof value !== 'string' || value.length === 0)
     throw new TlsConfigError(`${what}: expected PEM text or a file path`);
   if (value.includes('-----BEGIN ')) return value;
+  // Text that is neither PEM nor a plausible path (a DER key read as text, a mangled PEM) is
+  // refused without being echoed: it may be a private key.
+  if (/[\n\r\0]/.test(value) || value.length > 4096)
+    throw new TlsConfigError(`${what}: expected PEM text or a file path (the value is neither; not shown)`);
   try {
     return readFileSync(value, 'utf8');
   } catch (error) {

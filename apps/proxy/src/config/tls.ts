@@ -37,15 +37,28 @@ export function normalizeTls(
 ): TlsServerConfig | undefined {
   const start = issues.length;
   const files: string[] = [];
+  /** The files each pair was read from, in the order of `pairs` (full paths). */
+  const pairFiles: { chain: string; key: string }[] = [];
+  const full = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
   const read = (path: string, key: string): string => {
-    const full = isAbsolute(path) ? path : resolve(baseDir, path);
-    files.push(full);
+    const fullPath = full(path);
+    files.push(fullPath);
+    let text: string;
     try {
-      return readFileSync(full, 'utf8');
+      text = readFileSync(fullPath, 'utf8');
     } catch (err) {
-      issues.push({ path: `${at}.${key}`, message: `cannot read ${full}: ${(err as Error).message}` });
+      issues.push({ path: `${at}.${key}`, message: `cannot read ${fullPath}: ${(err as Error).message}` });
       return '';
     }
+    // @loch/tls takes PEM text or a file path: text without a PEM block handed on would be taken
+    // for a path (a file holding a path would be followed to a pair the config does not name)
+    // and, failing that, echoed into the error (a DER private key in the log). Say which file,
+    // never what it holds.
+    if (!text.includes('-----BEGIN ')) {
+      issues.push({ path: `${at}.${key}`, message: `${fullPath} is not PEM (no "-----BEGIN" block)` });
+      return '';
+    }
+    return text;
   };
   const pairs: TlsServerConfig['certificates'][number][] = [];
   if (file.chain !== undefined || file.key !== undefined) {
@@ -59,6 +72,7 @@ export function normalizeTls(
         default: true,
         file: file.chain,
       });
+      pairFiles.push({ chain: full(file.chain), key: full(file.key) });
     }
   }
   (file.certificates ?? []).forEach((c, i) => {
@@ -71,6 +85,7 @@ export function normalizeTls(
       default: pairs.length === 0 ? (c.default ?? false) : false,
       file: c.chain,
     });
+    pairFiles.push({ chain: full(c.chain), key: full(c.key) });
   });
   if (pairs.length === 0 && issues.length === start) {
     issues.push({
@@ -118,7 +133,13 @@ export function normalizeTls(
     // the CA file. The worker builds its own (contexts do not cross threads).
     tlsServerContext(config, ['http/1.1']);
   } catch (err) {
-    issues.push({ path: at, message: (err as Error).message });
+    // @loch/tls names a pair by its place (certificates[i]); a reload that SIGHUP or a config
+    // edit started has nothing else saying which files are bad, so name them here.
+    const message = (err as Error).message.replace(/certificates\[(\d+)\]/g, (place, i: string) => {
+      const pair = pairFiles[Number(i)];
+      return pair === undefined ? place : `${place} (${pair.chain}, ${pair.key})`;
+    });
+    issues.push({ path: at, message });
     return undefined;
   }
   return config;
