@@ -583,16 +583,18 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
               this.handling = req as HttpServerRequest<Cx>;
               this.watch(this.handling);
             }
+            // No `finally` here: it costs the request loop's frame registers, saved at every wait.
             try {
               res = await out;
             } catch (e) {
+              this.handling = null;
+              this.watched = null;
               // The server's failure hook answers a rejection (a throw of its own goes on to the 500).
               if (server.onFailed === null) throw e;
               res = server.onFailed(req as HttpServerRequest<Cx>, e);
-            } finally {
-              this.handling = null;
-              this.watched = null;
             }
+            this.handling = null;
+            this.watched = null;
           } else res = out;
           if (
             res === null ||
