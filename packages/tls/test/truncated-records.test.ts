@@ -170,11 +170,10 @@ describe.each(drivers)('truncated records on the $name driver', ({ name, skip })
     await stillServing();
   });
 
-  // Fails today on legacy: a write cut short by the peer's reset settles as written. Node calls
-  // a destroyed socket's write callback without an error, and @loch/uring-runtime's legacy
-  // stream (legacy/stream.ts #sendThen) maps that to an error only after its own close() or an
-  // abort; the same writeAll on a plain legacy TcpStream resolves too (uring: ECONNRESET).
-  const runWrite = skip !== undefined ? it.skip : name === 'legacy' ? it.fails : it;
+  // A write cut short by the peer's reset fails typed on every driver (legacy: Node calls a
+  // destroyed socket's write callback without an error; legacy/stream.ts #sendThen reads the
+  // socket's own error then).
+  const runWrite = skip !== undefined ? it.skip : it;
 
   runWrite('a client reset while the server writes 32 MiB of records: the write fails typed', async () => {
     let writeError: unknown;

@@ -459,6 +459,11 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
       // abort) the write did not complete, whatever the callback says.
       if (aborted || this.#closed) settle(cancelled(syscall, this.remoteAddress, lent));
       else if (error) settle(this.#writeError(error, syscall, lent));
+      // The same for a socket the peer's reset destroyed (the read side's ECONNRESET): its
+      // pending writes are called back without an error, their bytes never sent. io_uring
+      // reports that send's ECONNRESET; say the same.
+      else if (socket.destroyed && socket.errored !== null)
+        settle(this.#writeError(socket.errored, syscall, lent));
       else settle(undefined);
     };
     const last = bufs.length - 1;
