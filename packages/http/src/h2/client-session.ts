@@ -573,6 +573,10 @@ export class H2ClientSession {
         if (/(^|,)\s*trailers\s*(;|,|$)/i.test(value)) enc.addField('te', 'trailers');
         continue;
       }
+      if (name === 'cookie') {
+        addCookieCrumbs(enc, value);
+        continue;
+      }
       enc.addField(name, value);
     }
     if (req.body.kind === 'fixed') enc.addField('content-length', String(req.body.length));
@@ -1246,4 +1250,30 @@ export class H2ClientSession {
     }
     this.#streamError(s, error.errorCode, error.message);
   }
+}
+
+/**
+ * An HTTP/1.1 Cookie value as one `cookie` field per cookie-pair (RFC 9113 §8.2.3 allows the
+ * split, and the server joins them back with "; "): HPACK then indexes each pair on its own, so
+ * a request whose one changing cookie differs re-sends only that pair. Only SP and HTAB around a
+ * pair are dropped (String.prototype.trim would also drop bytes such as 0xA0 that belong to it);
+ * empty pieces go.
+ */
+function addCookieCrumbs(enc: HpackEncoder, value: string): void {
+  let at = 0;
+  const end = value.length;
+  while (at <= end) {
+    let stop = value.indexOf(';', at);
+    if (stop === -1) stop = end;
+    let from = at;
+    let to = stop;
+    while (from < to && isOws(value.charCodeAt(from))) from++;
+    while (to > from && isOws(value.charCodeAt(to - 1))) to--;
+    if (to > from) enc.addField('cookie', from === 0 && to === end ? value : value.slice(from, to));
+    at = stop + 1;
+  }
+}
+
+function isOws(c: number): boolean {
+  return c === 0x20 || c === 0x09;
 }
