@@ -1708,6 +1708,27 @@ class Encoder {
     return n;
   }
 
+  static constexpr uint32_t kSetScanMax = 32;
+
+  // Whether two of the (offset, length) spans from `base` on hold the same bytes: sorted by
+  // length then bytes, neighbours compared (n log n).
+  bool HasDuplicateSpan(size_t base) const {
+    std::vector<std::pair<size_t, size_t>> spans;
+    spans.reserve((spans_.size() - base) / 2);
+    for (size_t k = base; k < spans_.size(); k += 2) spans.emplace_back(spans_[k], spans_[k + 1]);
+    const uint8_t* buf = o_.buf;
+    const auto less = [buf](const std::pair<size_t, size_t>& a, const std::pair<size_t, size_t>& b) {
+      if (a.second != b.second) return a.second < b.second;
+      return std::memcmp(buf + a.first, buf + b.first, a.second) < 0;
+    };
+    std::sort(spans.begin(), spans.end(), less);
+    for (size_t k = 1; k < spans.size(); k++)
+      if (spans[k].second == spans[k - 1].second &&
+          std::memcmp(buf + spans[k].first, buf + spans[k - 1].first, spans[k].second) == 0)
+        return true;
+    return false;
+  }
+
   Status List(const Node& node, size_t p, size_t* after) {
     if (src_[p] != '[') return kError;
     if (!o_.Room(kListRoom)) return kNeedRoom;
@@ -1727,10 +1748,14 @@ class Encoder {
         TRY(Value(node.a, i, &i));
         if (++n > 0x7fffffff) return kError;
         if (is_set) {
-          // A set holds each element once, by its encoding (a duplicate is JavaScript's 400).
+          // A set holds each element once, by its encoding (a duplicate is JavaScript's 400):
+          // compared with every earlier one while the set is small, sorted once at its end
+          // past kSetScanMax (a 100,000-element set compared pairwise took 18 s).
           const size_t len = o_.pos - el;
-          for (size_t k = spans_base; k < spans_.size(); k += 2)
-            if (spans_[k + 1] == len && std::memcmp(o_.buf + spans_[k], o_.buf + el, len) == 0) return kError;
+          if (n <= kSetScanMax) {
+            for (size_t k = spans_base; k < spans_.size(); k += 2)
+              if (spans_[k + 1] == len && std::memcmp(o_.buf + spans_[k], o_.buf + el, len) == 0) return kError;
+          }
           spans_.push_back(el);
           spans_.push_back(len);
         }
@@ -1744,6 +1769,7 @@ class Encoder {
         i++;
       }
     }
+    if (is_set && n > kSetScanMax && HasDuplicateSpan(spans_base)) return kError;
     spans_.resize(spans_base);
     *after = i;
     uint8_t h[kHeaderMax];
@@ -1900,6 +1926,7 @@ class Encoder {
         if (ArrayIndex(m, &index)) {
           spans_.resize(keys_base);
           o_.pos = at;
+          TRY(Restart());
           return MapOrdered(node, p, after);
         }
         spans_.push_back(m.key);
@@ -2084,6 +2111,7 @@ class Encoder {
           o_.pos = out_start;
           last_field_id_ = saved_last;
           struct_depth_--;
+          TRY(Restart());
           return StructTwoPass(node, p, after);
         }
         next = k + 1;
@@ -2186,6 +2214,13 @@ class Encoder {
   Out& o_;
   int32_t last_field_id_ = 0;
   int32_t struct_depth_ = 0;
+  // Restarts (a struct written again in two passes, a map again in key order) throw away the
+  // work done inside them, and nested ones multiply: a hostile body nested 30 deep with every
+  // level out of order would cost 2^30 passes. With at most kMaxRestarts per body the work stays
+  // within (kMaxRestarts + 1) times one pass; past it the JavaScript path (linear) decides.
+  static constexpr int32_t kMaxRestarts = 8;
+  int32_t restarts_ = 0;
+  Status Restart() { return ++restarts_ > kMaxRestarts ? kError : kOk; }
   std::vector<uint8_t> scratch_;
   // Set element spans and map key spans (offset, length pairs), a stack shared by nesting.
   std::vector<size_t> spans_;
