@@ -49,8 +49,14 @@ export function withPseudonyms(
           log.error(`${c.key}: pseudonymization unavailable, refusing calls: ${error.message}`);
           const message = `loch: pseudonymization unavailable (${error.code})`;
           layer = {
-            call: () =>
-              Promise.reject(new TApplicationException(TApplicationExceptionType.INTERNAL_ERROR, message)),
+            // The server hands calls in place (callsInPlace): a refused call still gives its
+            // receive buffer back, or each one would keep a pool buffer for good.
+            call: (refused) => {
+              refused.release?.();
+              return Promise.reject(
+                new TApplicationException(TApplicationExceptionType.INTERNAL_ERROR, message),
+              );
+            },
           };
         }
         layers.set(p, layer);
