@@ -37,8 +37,8 @@ export function normalizeTls(
 ): TlsServerConfig | undefined {
   const start = issues.length;
   const files: string[] = [];
-  /** The files each pair was read from, in the order of `pairs` (full paths). */
-  const pairFiles: { chain: string; key: string }[] = [];
+  /** Each pair's name in the config and its files (full paths), in the order of `pairs`. */
+  const pairFiles: { label: string; chain: string; key: string }[] = [];
   const full = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
   const read = (path: string, key: string): string => {
     const fullPath = full(path);
@@ -72,7 +72,7 @@ export function normalizeTls(
         default: true,
         file: file.chain,
       });
-      pairFiles.push({ chain: full(file.chain), key: full(file.key) });
+      pairFiles.push({ label: 'chain/key', chain: full(file.chain), key: full(file.key) });
     }
   }
   (file.certificates ?? []).forEach((c, i) => {
@@ -85,7 +85,7 @@ export function normalizeTls(
       default: pairs.length === 0 ? (c.default ?? false) : false,
       file: c.chain,
     });
-    pairFiles.push({ chain: full(c.chain), key: full(c.key) });
+    pairFiles.push({ label: cat, chain: full(c.chain), key: full(c.key) });
   });
   if (pairs.length === 0 && issues.length === start) {
     issues.push({
@@ -133,11 +133,12 @@ export function normalizeTls(
     // the CA file. The worker builds its own (contexts do not cross threads).
     tlsServerContext(config, ['http/1.1']);
   } catch (err) {
-    // @loch/tls names a pair by its place (certificates[i]); a reload that SIGHUP or a config
-    // edit started has nothing else saying which files are bad, so name them here.
+    // @loch/tls names a pair by its place in the list it was given (certificates[i], Monolake's
+    // chain/key pair first when present); a reload that SIGHUP or a config edit started has
+    // nothing else saying which files are bad, so name the pair as the config does, and its files.
     const message = (err as Error).message.replace(/certificates\[(\d+)\]/g, (place, i: string) => {
       const pair = pairFiles[Number(i)];
-      return pair === undefined ? place : `${place} (${pair.chain}, ${pair.key})`;
+      return pair === undefined ? place : `${pair.label} (${pair.chain}, ${pair.key})`;
     });
     issues.push({ path: at, message });
     return undefined;

@@ -112,7 +112,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     });
     expect(log).toContain(`reload (${certPath} changed) failed, keeping the running config`);
     expect(log).toMatch(
-      /servers\.s\.tls: certificates\[0\] \([^)]*cert\.pem, [^)]*\)\.chain: not a PEM certificate/,
+      /servers\.s\.tls: chain\/key \([^)]*cert\.pem, [^)]*\)\.chain: not a PEM certificate/,
     );
     await stillServing();
     await restore();
@@ -123,7 +123,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     const log = await failedReload({ cert: readFileSync(other.chain, 'utf8') });
     expect(log).toContain(`reload (${certPath} changed) failed, keeping the running config`);
     expect(log).toMatch(
-      /servers\.s\.tls: certificates\[0\] \([^)]*cert\.pem, [^)]*\): the private key does not match the certificate/,
+      /servers\.s\.tls: chain\/key \([^)]*cert\.pem, [^)]*\): the private key does not match the certificate/,
     );
     await stillServing();
     await restore();

@@ -647,8 +647,8 @@ export class HttpClient {
    * more idle connections than the pool has buffers starve every receive of the thread (issue
    * 16). Nothing still reads the chunk then: the head and trailers were copied into a HeadSlab
    * by the decoder, and the last data view was valid only until this step (the body contract;
-   * the HTTP/1.1 response writer takes the end only once a write lending that view is done, and
-   * HTTP/2 copies DATA into its output). Not after a protocol switch (`takeOver()` copies the
+   * HTTP/1.1 and HTTP/2 response writers take the end only once a write lending that view is
+   * done: h2c on io_uring lends DATA payloads as views too, TLS and legacy copy them). Not after a protocol switch (`takeOver()` copies the
    * bytes behind the head from it) nor after a failure (a write may still lend a view; the
    * connection is closed, which releases it).
    */

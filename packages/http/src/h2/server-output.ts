@@ -227,7 +227,9 @@ export class H2FrameOutput {
     try {
       this.stream.writeTo(bufs.length === 1 ? bufs[0]! : bufs, this.host);
     } catch (e) {
+      // A write that threw never reads its buffers: its waiters go on (the session ends).
       this.writing = false;
+      if (this.writingFence.length > 0) settleAll(this.writingFence);
       this.host.writeRefused(e);
     }
   }

@@ -461,7 +461,9 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
       else if (error) settle(this.#writeError(error, syscall, lent));
       // The same for a socket the peer's reset destroyed (the read side's ECONNRESET): its
       // pending writes are called back without an error, their bytes never sent. io_uring
-      // reports that send's ECONNRESET; say the same.
+      // reports that send's ECONNRESET; say the same. (A write the kernel had taken whole but
+      // whose callback comes after the reset reads as failed too: only counts and logs differ,
+      // the peer is gone either way.)
       else if (socket.destroyed && socket.errored !== null)
         settle(this.#writeError(socket.errored, syscall, lent));
       else settle(undefined);
