@@ -219,8 +219,7 @@ export class GatewayRoute {
   private readonly decodeCall = (bytes: Uint8Array): unknown => {
     const out = callText.reset();
     out.raw(this.callHeader);
-    if (this.argsNative?.encode(bytes, out))
-      return new EncodedCall(out.finishCopy());
+    if (this.argsNative?.encode(bytes, out)) return new EncodedCall(out.finishCopy());
     return parseJson(bytes);
   };
   /** The reader of a Hertz-style response struct (api.header / api.http_code / api.body). */
