@@ -6,7 +6,7 @@
  */
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { readBody, readText, streamBody } from '../src/body.js';
 import { HttpAbortedError, HttpTimeoutError } from '../src/errors.js';
 import { Http2RequestRefusedError, Http2SessionError } from '../src/h2/client-errors.js';
@@ -64,6 +64,9 @@ function startServer(
       if (path === '/echo') {
         stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
         stream.end(body);
+      } else if (path === '/60k') {
+        stream.respond({ ':status': 200 });
+        stream.end(Buffer.alloc(60_000, 0x62));
       } else if (path === '/big') {
         stream.respond({ ':status': 200 });
         stream.end(Buffer.alloc(3 * 1024 * 1024, 0x61));
@@ -245,6 +248,20 @@ describe.each(drivers)('H2ClientSession on the %s driver', (driver) => {
     expect(s.activeStreams).toBe(0);
     const again = await s.send(createRequest('GET', '/ok'));
     expect(await readText(again.body)).toBe('GET /ok 0');
+  });
+
+  it('a body returned after the whole of it arrived gives its unread bytes back to the connection window', async () => {
+    // 60,000 B answers on a 131,072 B connection window: two bodies returned unread would
+    // exhaust it if their queued bytes were not credited, and the third exchange would hang.
+    const s = await session({ http2: { streamWindowSize: 65_535, connectionWindowSize: 131_072 } });
+    for (let i = 0; i < 4; i++) {
+      const res = await s.send(createRequest('GET', '/60k'));
+      // Ended by the server (END_STREAM seen, every DATA frame queued), never read.
+      await vi.waitFor(() => expect(s.activeStreams).toBe(0));
+      await res.body[Symbol.asyncIterator]().return?.();
+    }
+    const last = await s.send(createRequest('GET', '/60k'), { responseTimeout: 2000, bodyTimeout: 2000 });
+    expect((await readBody(last.body)).byteLength).toBe(60_000);
   });
 
   it('return() beside a pending read cancels the stream and ends that read', async () => {

@@ -288,6 +288,14 @@ class H2ResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
       this.stream.session.cancelStream(this.stream);
       // A read still pending (return() called beside it) ends with the abort.
       this.wake();
+    } else if (this.queue.length > 0) {
+      // The whole body arrived (or the stream failed) and the reader lets go of what it did not
+      // read: those bytes go back to the connection window. Kept, they would shrink it for
+      // good, and a shared upstream connection would stall once enough bodies were let go.
+      let n = 0;
+      for (const c of this.queue) n += c.byteLength;
+      this.queue.length = 0;
+      this.stream.session.discarded(n);
     }
     return { done: true, value: undefined };
   }
@@ -686,6 +694,16 @@ export class H2ClientSession {
     if (this.#out.length > 0) this.#flush();
   }
 
+  /** @internal `n` response body bytes of a stream that ended were dropped unread: credit the connection. */
+  discarded(n: number): void {
+    if (this.#dead) return;
+    const c = this.#connRecv.consume(n);
+    if (c > 0) {
+      this.#queue(encodeWindowUpdate(0, c));
+      this.#flush();
+    }
+  }
+
   /** Reports a failure to the exchange's target, or to its body's reader. */
   #report(s: ClientStream, error: unknown): void {
     s.readDeadline = NO_DEADLINE;
@@ -716,13 +734,7 @@ export class H2ClientSession {
       let n = 0;
       for (const c of body.queue) n += c.byteLength;
       body.queue.length = 0;
-      if (n > 0) {
-        const c = this.#connRecv.consume(n);
-        if (c > 0) {
-          this.#queue(encodeWindowUpdate(0, c));
-          this.#flush();
-        }
-      }
+      if (n > 0) this.discarded(n);
     }
     this.#streams.delete(s.id);
     this.#report(s, error);
