@@ -220,3 +220,125 @@ ${server('nginxH2c', `http://127.0.0.1:${nginxH2c}`)}
     expect(full.length).toBeGreaterThan(0);
   });
 });
+
+describe.each(drivers)(
+  'a shared HTTP/2 upstream session outlives clients that let go (%s driver)',
+  (driver) => {
+    let dir: string;
+    let loch: Loch;
+    let nginx: { stop(): Promise<void> } | undefined;
+    let lochPort: number;
+
+    beforeAll(async () => {
+      dir = tempDir('loch-h2-letgo-');
+      const root = join(dir, 'www');
+      mkdirSync(root);
+      for (const [path, content] of files) writeFileSync(join(root, path), content, { mode: 0o644 });
+      chmodSync(dir, 0o755);
+      chmodSync(root, 0o755);
+      const nginxPort = await freePort();
+      writeFileSync(
+        join(dir, 'nginx.conf'),
+        `error_log ${dir}/error.log warn;
+pid ${dir}/nginx.pid;
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  server {
+    listen 127.0.0.1:${nginxPort} http2;
+    root ${root};
+  }
+}
+`,
+      );
+      nginx = child('nginx', [
+        '-p',
+        dir,
+        '-c',
+        join(dir, 'nginx.conf'),
+        '-g',
+        'daemon off; master_process off;',
+      ]);
+      await waitConnectable({ port: nginxPort });
+      lochPort = await freePort();
+      loch = await startLoch(
+        dir,
+        `
+[runtime]
+workers = 1
+
+[servers.h2]
+listener = { type = "socket", value = "127.0.0.1:${lochPort}" }
+upstream_http_version = "http2"
+
+[[servers.h2.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${nginxPort}" }]
+`,
+        { LOCH_DRIVER: driver },
+      );
+    });
+
+    afterAll(async () => {
+      await loch?.stop();
+      await nginx?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('40 streams reset after their upstream answers arrived whole (6.6 MB, over the 4 MiB connection window): the next request is answered', async () => {
+      // The client's 16 KiB stream window holds loch's relay back, so each 165,854 B answer
+      // arrives whole at loch's upstream session and waits there unread; the client then resets
+      // the stream. Unread bytes that were never given back to the upstream connection's window
+      // would exhaust it after ~25 such streams, and every later request on the shared session
+      // would hang.
+      const session = http2.connect(`http://127.0.0.1:${lochPort}`, {
+        settings: { initialWindowSize: 16_384 },
+      });
+      session.on('error', () => {});
+      try {
+        const heads = Array.from(
+          { length: 40 },
+          () =>
+            new Promise<void>((resolve, reject) => {
+              const req = session.request({ ':path': '/f165854.bin', ':authority': 'peers.test' });
+              req.on('error', () => {});
+              req.pause();
+              req.on('response', () => {
+                setTimeout(() => {
+                  req.close(http2.constants.NGHTTP2_CANCEL);
+                  resolve();
+                }, 300);
+              });
+              req.on('close', () => resolve());
+              setTimeout(() => reject(new Error('no response head within 10 s')), 10_000).unref();
+              req.end();
+            }),
+        );
+        await Promise.all(heads);
+      } finally {
+        session.close();
+      }
+      const fresh = http2.connect(`http://127.0.0.1:${lochPort}`);
+      fresh.on('error', () => {});
+      try {
+        for (const path of ['/f128.bin', '/f165854.bin']) {
+          const answer = await Promise.race([
+            h2get(fresh, path),
+            new Promise<never>((_, reject) =>
+              setTimeout(
+                () => reject(new Error(`${path}: no answer within 5 s (upstream session stalled)`)),
+                5_000,
+              ).unref(),
+            ),
+          ]);
+          expectExact(path, answer);
+        }
+      } finally {
+        fresh.close();
+      }
+    });
+  },
+);
