@@ -192,7 +192,7 @@ export class UringDriver implements Driver {
 
   constructor(options: UringDriverOptions = {}) {
     this.thread = acquireRing(options);
-    this.host = { binding: this.thread.binding, ring: this.thread.ring, streams: new Set() };
+    this.host = { binding: this.thread.binding, ring: this.thread.ring };
   }
 
   /** Submits of this thread's ring so far (native counter; changes while the ring is busy). */
@@ -329,7 +329,9 @@ export class UringDriver implements Driver {
     this.closed = true;
     const pending: Promise<void>[] = [];
     for (const l of this.listeners) pending.push(l.close());
-    for (const s of this.host.streams) pending.push(s.close());
+    // The ring's registry holds the streams of every driver of this thread: this one's are closed.
+    for (const s of this.host.ring.streams.values() as UringStream[])
+      if (s.servedBy(this.host)) pending.push(s.close());
     await Promise.all(pending);
     this.thread.users--;
     if (this.thread.users === 0) {

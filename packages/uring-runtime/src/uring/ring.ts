@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import type { NativeBinding, RingInfo, RingInit } from '@loch/native';
 import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
 import { closeBatch, openBatch } from '../internal/target-delivery.js';
+import { FdRegistry } from './fd-registry.js';
 import { HeapBufferPool } from './heap-buffers.js';
 import {
   CQ_STRIDE,
@@ -55,13 +56,18 @@ export interface RingOptions {
 }
 
 const { ECANCELED } = constants.errno;
+const onPoolPressure = (reader: PoolReader): void => reader.onPoolPressure();
 const FREE = 0;
 const IN_FLIGHT = 1;
 const CANCELLING = 2;
 
-/** A plain stream reading from the provided-buffer pool with a multishot recv. */
+/** A stream of the ring (UringStream), as its registry sees it. */
 export interface PoolReader {
-  /** The pool is under pressure: a stream holding bytes stops its multishot (it re-arms within the rules). */
+  readonly fd: number;
+  /**
+   * The pool is under pressure: a plain stream holding bytes stops its multishot (it re-arms
+   * within the rules); any other stream does nothing.
+   */
   onPoolPressure(): void;
 }
 
@@ -122,8 +128,11 @@ export class Ring {
   readonly freshFloor: number;
   /** One-buffer recvs in flight of streams that hold bytes (each may take a buffer). */
   busyRecvs = 0;
-  /** Plain streams with a multishot recv armed (stopped together when the pool is under pressure). */
-  readonly multishots = new Set<PoolReader>();
+  /**
+   * The thread's open streams by descriptor (closed by their Driver's close(); the plain ones with
+   * a multishot recv armed are stopped together when the pool is under pressure).
+   */
+  readonly streams = new FdRegistry<PoolReader>();
   /** Half the pool went out and the multishots of streams holding bytes were stopped. */
   private pressure = false;
   /**
@@ -282,7 +291,7 @@ export class Ring {
     if (out >= this.bufferCount >> 1) {
       if (!this.pressure) {
         this.pressure = true;
-        for (const reader of this.multishots) reader.onPoolPressure();
+        this.streams.forEach(onPoolPressure);
       }
     } else if (this.pressure && out < (this.bufferCount * 3) >> 3) this.pressure = false;
     this.publish();

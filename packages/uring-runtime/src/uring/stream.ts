@@ -69,8 +69,6 @@ const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', por
 export interface StreamHost {
   readonly binding: NativeBinding;
   readonly ring: Ring;
-  /** Open streams, closed by Driver.close(). */
-  readonly streams: Set<UringStream>;
 }
 
 /**
@@ -341,7 +339,63 @@ class StreamRare {
    * the kernel at once, without its poll (see armHeap).
    */
   heapBulk = false;
+  /** The code of the heap chunk a HeapRecv just completed (onHeapCompletion -> onCompletion). */
+  heapCode = 0;
+  /** The receive failure a recv saw (readers get it once the queued chunks are taken). */
+  failure: RuntimeError | undefined = undefined;
 }
+
+/**
+ * In-ring TLS state of a stream (attachTls): made when a session is attached, so a plain stream
+ * (every idle keep-alive connection of a plain listener) carries one field for it instead of four.
+ */
+class StreamTls {
+  /** The ring's ciphertext count last read (sentBytes), kept past close and detach. */
+  sent = 0;
+  /** Past its base: share bytes promised to the armed recv, not received yet. */
+  promise = 0;
+  /** The heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
+  heap = 0;
+  constructor(
+    /** The session's owner (undefined once detached). */
+    public events: RingTlsEvents | undefined,
+  ) {}
+}
+
+/**
+ * Received chunks queued with no reader waiting (buffer code, length) in [head, tail): made on the
+ * first chunk that has to wait, kept (with its arrays' capacity) when it empties.
+ */
+class ChunkQueue {
+  readonly bid: number[] = [];
+  readonly len: number[] = [];
+  head = 0;
+  tail = 0;
+  /** Bytes of the head chunk already copied out by read(buf). */
+  offset = 0;
+}
+
+// Stream state bits (UringStream.bits): booleans packed into one field (8 bytes each otherwise).
+/** close() started; in-flight ops then fail with ECANCELED. */
+const CLOSING = 1;
+/** A cancel of the armed recv was requested. */
+const CANCEL_REQUESTED = 2;
+/** Bytes arrived on this stream once (its first read is one buffer: see arm()). */
+const RECEIVED = 4;
+/** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
+const ARM_LIMITED = 8;
+/** The armed recv is a one-buffer recv of a stream holding bytes (counted in ring.busyRecvs). */
+const BUSY_RECV = 16;
+/** End of stream seen. */
+const EOF = 32;
+/** In-ring TLS: the session still handshakes. */
+const TLS_HANDSHAKING = 64;
+/** A plain multishot recv is armed (stopped by the ring when the pool comes under pressure). */
+const MULTISHOT = 128;
+/** A Unix stream (else TCP). */
+const UNIX = 256;
+/** A failure is in `rare.failure`. */
+const FAILED = 512;
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -356,18 +410,18 @@ export class UringStream
   extends StreamForms
   implements CompletionTarget, BufferWaiter, BudgetWaiter, PoolReader
 {
-  /** True once close() started; in-flight ops then fail with ECANCELED. */
-  closing = false;
+  /**
+   * State bits (CLOSING, EOF, ...): one field for ten booleans. A server holds one stream per idle
+   * connection, and on Node 20 (no pointer compression) every field is 8 bytes.
+   */
+  private bits = 0;
   /** @internal Bytes the kernel took of this stream's sends (each completion's count). */
   sent = 0;
-  /** In-ring TLS: the ring's ciphertext count last read (sentBytes), kept past close and detach. */
-  private tlsSent = 0;
   private remote: SocketAddress | undefined;
   private local: SocketAddress | undefined;
   private inFlight = 0;
   // Multishot recv state.
   private armedSlot = -1;
-  private cancelRequested = false;
   /**
    * Received bytes this stream holds (queued, or lent to a reader and not released), counted in
    * the thread's BufferBudget.
@@ -375,24 +429,8 @@ export class UringStream
   private held = 0;
   /** Received chunks this stream holds (queued, or lent and not released): its tier in the budget. */
   private chunks = 0;
-  /** Bytes arrived on this stream once (its first read is one buffer: see arm()). */
-  private received = false;
-  /** In-ring TLS past its base: share bytes promised to the armed recv, not received yet. */
-  private tlsPromise = 0;
-  /** The armed recv carries a byte limit (an EINVAL for it means the kernel has no such limit). */
-  private armLimited = false;
-  /** The armed recv is a one-buffer recv of a stream holding bytes (counted in ring.busyRecvs). */
-  private busyRecv = false;
-  private eof = false;
-  private failure: RuntimeError | undefined;
-  // Queue of received chunks (buffer id, length) in [chunkHead, chunkTail); the arrays are created
-  // on first use and keep their capacity when the queue empties.
-  private chunkBid: number[] | undefined = undefined;
-  private chunkLen: number[] | undefined = undefined;
-  private chunkHead = 0;
-  private chunkTail = 0;
-  /** Bytes of the head chunk already copied out by read(buf). */
-  private headOffset = 0;
+  /** Chunks waiting for a reader, made on first use (see ChunkQueue). */
+  private queue: ChunkQueue | undefined = undefined;
   /** The first waiting reader; the ones after it (rare) wait in `rare.moreWaiters`, in order. */
   private waiter: Waiter | undefined = undefined;
   private rare: StreamRare | undefined = undefined;
@@ -402,24 +440,89 @@ export class UringStream
    * connection cost ~90 B more than this field (bench/idle-memory/busy.ts heap snapshot).
    */
   private plain: ConnectionFacts | undefined = undefined;
-  /** In-ring TLS: the ring's conn id + 1 (0: plain), its owner, and whether it still handshakes. */
+  /** In-ring TLS: the ring's conn id + 1 (0: plain). */
   private tls = 0;
-  private tlsEvents: RingTlsEvents | undefined = undefined;
-  private tlsHandshaking = false;
-  /** In-ring TLS: the heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
-  private tlsHeap = 0;
+  /** In-ring TLS: the rest of its state (made by attachTls). */
+  private tlsState: StreamTls | undefined = undefined;
 
   constructor(
     private readonly host: StreamHost,
     readonly fd: number,
-    readonly kind: 'tcp' | 'unix',
+    kind: 'tcp' | 'unix',
     remote?: SocketAddress,
     local?: SocketAddress,
   ) {
     super();
+    if (kind === 'unix') this.bits = UNIX;
     this.remote = remote;
     this.local = local;
-    host.streams.add(this);
+    host.ring.streams.add(this);
+  }
+
+  /** True once close() started; in-flight ops then fail with ECANCELED. */
+  get closing(): boolean {
+    return (this.bits & CLOSING) !== 0;
+  }
+
+  get kind(): 'tcp' | 'unix' {
+    return (this.bits & UNIX) !== 0 ? 'unix' : 'tcp';
+  }
+
+  /** Whether `host` (a driver's) opened this stream. */
+  servedBy(host: StreamHost): boolean {
+    return this.host === host;
+  }
+
+  // The packed booleans, read and written as fields were.
+  private get cancelRequested(): boolean {
+    return (this.bits & CANCEL_REQUESTED) !== 0;
+  }
+  private set cancelRequested(on: boolean) {
+    this.bits = on ? this.bits | CANCEL_REQUESTED : this.bits & ~CANCEL_REQUESTED;
+  }
+  private get received(): boolean {
+    return (this.bits & RECEIVED) !== 0;
+  }
+  private get armLimited(): boolean {
+    return (this.bits & ARM_LIMITED) !== 0;
+  }
+  private set armLimited(on: boolean) {
+    this.bits = on ? this.bits | ARM_LIMITED : this.bits & ~ARM_LIMITED;
+  }
+  private get busyRecv(): boolean {
+    return (this.bits & BUSY_RECV) !== 0;
+  }
+  private set busyRecv(on: boolean) {
+    this.bits = on ? this.bits | BUSY_RECV : this.bits & ~BUSY_RECV;
+  }
+  private get eof(): boolean {
+    return (this.bits & EOF) !== 0;
+  }
+  private get tlsHandshaking(): boolean {
+    return (this.bits & TLS_HANDSHAKING) !== 0;
+  }
+  private set tlsHandshaking(on: boolean) {
+    this.bits = on ? this.bits | TLS_HANDSHAKING : this.bits & ~TLS_HANDSHAKING;
+  }
+  private get failure(): RuntimeError | undefined {
+    return (this.bits & FAILED) !== 0 ? this.rare!.failure : undefined;
+  }
+  private set failure(error: RuntimeError | undefined) {
+    (this.rare ??= new StreamRare()).failure = error;
+    this.bits = error !== undefined ? this.bits | FAILED : this.bits & ~FAILED;
+  }
+  /** Chunks are queued (waiting for a reader). */
+  private get hasQueued(): boolean {
+    const q = this.queue;
+    return q !== undefined && q.head < q.tail;
+  }
+  /** In-ring TLS: the ring's ciphertext count last read (sentBytes), kept past close and detach. */
+  private get tlsSent(): number {
+    return this.tlsState?.sent ?? 0;
+  }
+  /** In-ring TLS: the heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
+  private get tlsHeap(): number {
+    return this.tlsState?.heap ?? 0;
   }
 
   /** The ring serving this stream (the thread's). */
@@ -474,7 +577,7 @@ export class UringStream
 
   read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
     const signal = options?.signal;
-    if (this.chunkHead < this.chunkTail) return Promise.resolve([this.copyOut(buf), buf]);
+    if (this.hasQueued) return Promise.resolve([this.copyOut(buf), buf]);
     if (this.failure !== undefined) return Promise.reject(this.withBuffer(this.failure, buf));
     if (this.eof) return Promise.resolve([0, buf]);
     if (this.closing) return Promise.reject(cancelledError('read', this.remote, buf));
@@ -490,7 +593,7 @@ export class UringStream
   }
 
   recvTo(target: RecvTarget): void {
-    if (this.chunkHead < this.chunkTail) deliverRecv(target, this.takeChunk(), undefined);
+    if (this.hasQueued) deliverRecv(target, this.takeChunk(), undefined);
     else if (this.failure !== undefined) deliverRecv(target, null, this.failure);
     else if (this.eof) deliverRecv(target, null, undefined);
     else if (this.closing) deliverRecv(target, null, cancelledError('recv', this.remote));
@@ -503,7 +606,7 @@ export class UringStream
   }
 
   protected override takeReady(): RecvChunk | undefined {
-    return this.waiter === undefined && this.chunkHead < this.chunkTail ? this.takeChunk() : undefined;
+    return this.waiter === undefined && this.hasQueued ? this.takeChunk() : undefined;
   }
 
   protected withdrawRecv(target: RecvTarget): boolean {
@@ -556,7 +659,7 @@ export class UringStream
   close(): Promise<void> {
     const rare = (this.rare ??= new StreamRare());
     if (rare.closePromise !== undefined) return rare.closePromise;
-    this.closing = true;
+    this.bits |= CLOSING;
     rare.closePromise = new Promise<void>((resolve) => {
       rare.finishClose = resolve;
     });
@@ -587,7 +690,7 @@ export class UringStream
       this.closing ||
       this.tls !== 0 ||
       this.armedSlot >= 0 ||
-      this.chunkHead < this.chunkTail ||
+      this.hasQueued ||
       this.eof ||
       this.failure !== undefined ||
       this.rare?.pumps
@@ -596,7 +699,9 @@ export class UringStream
     const id = this.host.binding.tlsAttach(this.fd, session);
     if (id < 0) return id;
     this.tls = id + 1;
-    this.tlsEvents = events;
+    const state = this.tlsState;
+    if (state === undefined) this.tlsState = new StreamTls(events);
+    else state.events = events;
     this.tlsHandshaking = true;
     this.arm();
     return 0;
@@ -613,9 +718,12 @@ export class UringStream
    */
   tlsDetach(): void {
     this.sent = this.sentBytes; // the ring's count stays in: progress never goes back
-    this.tlsSent = 0;
+    const state = this.tlsState;
+    if (state !== undefined) {
+      state.sent = 0;
+      state.events = undefined;
+    }
     this.tls = 0;
-    this.tlsEvents = undefined;
     this.tlsHandshaking = false;
   }
 
@@ -647,7 +755,7 @@ export class UringStream
 
   /** The next queued received chunk (bytes a recv() took before a splice), or undefined. */
   takeQueued(): RecvChunk | undefined {
-    return this.chunkHead < this.chunkTail ? this.takeChunk() : undefined;
+    return this.hasQueued ? this.takeChunk() : undefined;
   }
 
   /** True once end of stream was seen by a recv (nothing more to splice). */
@@ -681,8 +789,9 @@ export class UringStream
   onCompletion(res: number, flags: number, slot: number): void {
     if (this.tlsHeap !== 0 && res > 0 && (flags & (CQE_F_BUFFER | CQE_F_TLS_EVENT)) === 0) {
       // A TLS heap recv's raw bytes (not TLS: plain HTTP) are in its buffer: a heap chunk.
-      this.heapCode = this.tlsHeap;
-      this.tlsHeap = 0;
+      const state = this.tlsState!;
+      this.rare!.heapCode = state.heap;
+      state.heap = 0;
       flags |= CQE_F_BUFFER | CQE_F_HEAP;
     }
     const more = (flags & CQE_F_MORE) !== 0;
@@ -704,9 +813,10 @@ export class UringStream
       }
     }
     if (!more) {
-      if (this.tlsPromise > 0) {
-        this.ring.budget.promised -= this.tlsPromise;
-        this.tlsPromise = 0;
+      const state = this.tlsState;
+      if (state !== undefined && state.promise > 0) {
+        this.ring.budget.promised -= state.promise;
+        state.promise = 0;
         this.ring.budget.notify();
       }
       if (res === -EINVAL && this.armLimited && !this.closing) {
@@ -716,13 +826,13 @@ export class UringStream
         res = -ECANCELED;
       }
       this.armLimited = false;
-      if (this.tlsHeap !== 0) {
+      if (state !== undefined && state.heap !== 0) {
         // The TLS heap recv ended and its buffer was not lent as a chunk: the ring is done with it
         // (it fed the ciphertext to the session before this final completion).
-        this.dropHeap(this.tlsHeap);
-        this.tlsHeap = 0;
+        this.dropHeap(state.heap);
+        state.heap = 0;
       }
-      this.ring.multishots.delete(this);
+      this.bits &= ~MULTISHOT;
       if (this.busyRecv) {
         this.busyRecv = false;
         this.ring.busyRecvs--;
@@ -743,7 +853,7 @@ export class UringStream
     if (received) {
       const ring = this.host.ring;
       let code = flags >>> CQE_BUFFER_SHIFT;
-      if ((flags & CQE_F_HEAP) !== 0) code = this.heapCode;
+      if ((flags & CQE_F_HEAP) !== 0) code = this.rare!.heapCode;
       else if ((flags & CQE_F_PLAIN) !== 0) {
         // Plaintext the ring decrypted from this TLS stream's ciphertext.
         ring.lendPlain();
@@ -752,7 +862,7 @@ export class UringStream
       const w = this.waiter;
       if (this.closing) {
         this.giveBackChunk(code, res);
-      } else if (w !== undefined && this.chunkHead === this.chunkTail) {
+      } else if (w !== undefined && !this.hasQueued) {
         if (w instanceof RecvWaiter) {
           // A read(buf) waits: queue the chunk and copy from it.
           this.enqueueChunk(code, res, more, slot);
@@ -765,8 +875,8 @@ export class UringStream
         this.enqueueChunk(code, res, more, slot);
       }
     } else if (res === 0) {
-      this.eof = true;
-      if (this.tlsHandshaking) this.tlsEvents?.onTlsTransportEnd(undefined);
+      this.bits |= EOF;
+      if (this.tlsHandshaking) this.tlsState?.events?.onTlsTransportEnd(undefined);
       this.feedWaiters();
     } else if (res < 0 && res !== -ECANCELED) {
       if (res === -ENOBUFS && !this.closing) {
@@ -776,7 +886,7 @@ export class UringStream
         else if (this.waiter !== undefined || this.tlsHandshaking) this.ring.waitForBuffers(this);
       } else if (!this.closing) {
         this.failure = RuntimeError.fromErrno(res, 'recv', this.addressForError());
-        if (this.tlsHandshaking) this.tlsEvents?.onTlsTransportEnd(this.failure);
+        if (this.tlsHandshaking) this.tlsState?.events?.onTlsTransportEnd(this.failure);
         this.feedWaiters();
       }
     }
@@ -786,16 +896,13 @@ export class UringStream
 
   /** A TLS state change the ring reported: the owner decides; readers see the end or the failure. */
   private onTlsEvent(flags: number): void {
-    const events = this.tlsEvents;
+    const events = this.tlsState?.events;
     if (events === undefined || this.closing) return;
     const error = events.onTlsEvent(flags);
-    if ((flags & TLS_PEER_CLOSED) !== 0) this.eof = true;
+    if ((flags & TLS_PEER_CLOSED) !== 0) this.bits |= EOF;
     if (error !== undefined) this.failure ??= error;
     if ((flags & TLS_PEER_CLOSED) !== 0 || error !== undefined) this.feedWaiters();
   }
-
-  /** The code of the heap chunk a HeapRecv just completed (onHeapCompletion -> onCompletion). */
-  private heapCode = 0;
 
   /** @internal A HeapRecv completed: its chunk goes the way of a pooled one, as a final completion. */
   onHeapCompletion(recv: HeapRecv, res: number, flags: number, slot: number): void {
@@ -816,7 +923,7 @@ export class UringStream
       // SOCK_NONEMPTY): a read that filled 16 KiB and emptied the socket may be a burst's last,
       // and a direct recv then would hold 16 KiB for as long as the peer stays quiet.
       rare.heapBulk = rare.heapLarge && recv.want === HEAP_RECV_BYTES && (flags & CQE_F_SOCK_NONEMPTY) !== 0;
-      this.heapCode = recv.code;
+      rare.heapCode = recv.code;
       this.onCompletion(res, CQE_F_BUFFER | CQE_F_HEAP, slot);
     } else {
       this.dropHeap(recv.code);
@@ -838,10 +945,9 @@ export class UringStream
 
   /** Queues a received chunk, feeds waiting readers, and stops the multishot at the high water mark. */
   private enqueueChunk(bid: number, len: number, more: boolean, slot: number): void {
-    this.chunkBid ??= [];
-    this.chunkLen ??= [];
-    this.chunkBid[this.chunkTail] = bid;
-    this.chunkLen[this.chunkTail++] = len;
+    const q = (this.queue ??= new ChunkQueue());
+    q.bid[q.tail] = bid;
+    q.len[q.tail++] = len;
     this.feedWaiters();
     if (
       more &&
@@ -856,7 +962,7 @@ export class UringStream
 
   /** Called by the ring when the pool came under pressure: a stream holding bytes stops its multishot. */
   onPoolPressure(): void {
-    if (this.chunks > 0 && this.armedSlot >= 0 && !this.cancelRequested) {
+    if ((this.bits & MULTISHOT) !== 0 && this.chunks > 0 && this.armedSlot >= 0 && !this.cancelRequested) {
       this.cancelRequested = true;
       this.ring.cancel(this.armedSlot);
     }
@@ -879,7 +985,7 @@ export class UringStream
    */
   get sentBytes(): number {
     const tls = this.tls;
-    if (tls !== 0 && !this.closing) this.tlsSent = this.host.binding.tlsSent?.(tls - 1) ?? 0;
+    if (tls !== 0 && !this.closing) this.tlsState!.sent = this.host.binding.tlsSent?.(tls - 1) ?? 0;
     return this.sent + this.tlsSent;
   }
 
@@ -892,10 +998,11 @@ export class UringStream
   private chargeReceived(n: number, pooled: boolean): void {
     const ring = this.ring;
     this.chunks++;
-    this.received = true;
-    if (this.tlsPromise > 0) {
-      const p = Math.min(n, this.tlsPromise);
-      this.tlsPromise -= p;
+    this.bits |= RECEIVED;
+    const state = this.tlsState;
+    if (state !== undefined && state.promise > 0) {
+      const p = Math.min(n, state.promise);
+      state.promise -= p;
       ring.budget.promised -= p;
     }
     ring.budget.charge(n, (this.held += n));
@@ -922,7 +1029,7 @@ export class UringStream
 
   /** A plain read saw end of stream. */
   markEnd(): void {
-    this.eof = true;
+    this.bits |= EOF;
   }
 
   /** Bookkeeping when an op of this stream reached its final completion. */
@@ -958,7 +1065,7 @@ export class UringStream
     const done = rare.finishClose;
     if (done === undefined || !rare.closeDone || this.inFlight > 0) return;
     rare.finishClose = undefined;
-    this.host.streams.delete(this);
+    this.ring.streams.delete(this);
     this.ring.budget.forget(this);
     done();
   }
@@ -968,7 +1075,7 @@ export class UringStream
     const done = rare?.finishClose;
     if (rare === undefined || done === undefined) return;
     rare.finishClose = undefined;
-    this.host.streams.delete(this);
+    this.ring.streams.delete(this);
     this.ring.budget.forget(this);
     if (rare.pipe !== undefined) {
       this.host.binding.closeFd(rare.pipe[0]);
@@ -1130,7 +1237,7 @@ export class UringStream
         return;
       }
       if (this.chunks > BASE_CHUNKS) {
-        this.tlsPromise = allowance;
+        this.tlsState!.promise = allowance;
         budget.promised += allowance;
       }
       // The kernel's last recv of a limited multishot may fill a whole buffer past the limit.
@@ -1142,7 +1249,7 @@ export class UringStream
       }
     }
     this.armLimited = op === OP_RECV_MULTI && len > 0;
-    if (op === OP_RECV_MULTI && this.tls === 0) ring.multishots.add(this);
+    if (op === OP_RECV_MULTI && this.tls === 0) this.bits |= MULTISHOT;
     this.armedSlot = ring.alloc(this);
     this.inFlight++;
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
@@ -1227,7 +1334,7 @@ export class UringStream
     const code = this.nextHeapCode(rare);
     const buf = this.ring.heapBuffers.take(len);
     (rare.heap ??= new Map()).set(code, buf);
-    this.tlsHeap = code;
+    this.tlsState!.heap = code;
     const ring = this.ring;
     this.armLimited = false;
     this.armedSlot = ring.alloc(this);
@@ -1253,12 +1360,13 @@ export class UringStream
   }
 
   private queued(): number {
-    return this.chunkTail - this.chunkHead;
+    const q = this.queue;
+    return q === undefined ? 0 : q.tail - q.head;
   }
 
   private feedWaiters(): void {
     while (this.waiter !== undefined) {
-      const hasChunk = this.chunkHead < this.chunkTail;
+      const hasChunk = this.hasQueued;
       if (!hasChunk && !this.eof && this.failure === undefined) return;
       const w = this.shiftWaiter()!;
       if (!(w instanceof RecvWaiter)) {
@@ -1306,12 +1414,13 @@ export class UringStream
 
   /** Takes the head chunk whole (recvTo()). A chunk partly read by read(buf) yields its rest. */
   private takeChunk(): RecvChunk {
-    const i = this.chunkHead++;
-    const code = this.chunkBid![i]!;
-    const offset = this.headOffset;
-    const len = this.chunkLen![i]!;
+    const q = this.queue!;
+    const i = q.head++;
+    const code = q.bid[i]!;
+    const offset = q.offset;
+    const len = q.len[i]!;
     const bytes = this.viewOf(code, offset, len - offset);
-    this.headOffset = 0;
+    q.offset = 0;
     this.compactQueue();
     return new PooledChunk(bytes, this, code, len);
   }
@@ -1319,19 +1428,20 @@ export class UringStream
   /** Copies queued bytes into `buf` (read(buf) after recv data arrived); returns the count. */
   private copyOut(buf: Uint8Array): number {
     let n = 0;
-    while (n < buf.byteLength && this.chunkHead < this.chunkTail) {
-      const i = this.chunkHead;
-      const code = this.chunkBid![i]!;
-      const avail = this.chunkLen![i]! - this.headOffset;
+    const q = this.queue!;
+    while (n < buf.byteLength && q.head < q.tail) {
+      const i = q.head;
+      const code = q.bid[i]!;
+      const avail = q.len[i]! - q.offset;
       const take = Math.min(avail, buf.byteLength - n);
-      buf.set(this.viewOf(code, this.headOffset, take), n);
+      buf.set(this.viewOf(code, q.offset, take), n);
       n += take;
       if (take === avail) {
-        this.chunkHead++;
-        this.headOffset = 0;
-        this.giveBackChunk(code, this.chunkLen![i]!);
+        q.head++;
+        q.offset = 0;
+        this.giveBackChunk(code, q.len[i]!);
       } else {
-        this.headOffset += take;
+        q.offset += take;
       }
     }
     this.compactQueue();
@@ -1339,18 +1449,20 @@ export class UringStream
   }
 
   private compactQueue(): void {
-    if (this.chunkHead === this.chunkTail) {
-      this.chunkHead = 0;
-      this.chunkTail = 0;
+    const q = this.queue!;
+    if (q.head === q.tail) {
+      q.head = 0;
+      q.tail = 0;
     }
   }
 
   private dropChunks(): void {
-    for (let i = this.chunkHead; i < this.chunkTail; i++)
-      this.giveBackChunk(this.chunkBid![i]!, this.chunkLen![i]!);
-    this.chunkHead = 0;
-    this.chunkTail = 0;
-    this.headOffset = 0;
+    const q = this.queue;
+    if (q === undefined) return;
+    for (let i = q.head; i < q.tail; i++) this.giveBackChunk(q.bid[i]!, q.len[i]!);
+    q.head = 0;
+    q.tail = 0;
+    q.offset = 0;
   }
 
   private withBuffer(error: RuntimeError, buf: Uint8Array): RuntimeError {
