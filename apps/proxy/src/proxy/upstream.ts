@@ -38,7 +38,7 @@ import type { RoutedCx } from './context.js';
 import { noteUpstreamExchange } from './core.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
 import { forwardedClient } from './forwarded-client.js';
-import { grpcTimeoutMs, isGrpcRequest } from './grpc-status.js';
+import { type GrpcRelayTimeout, grpcTimeoutMs, isGrpcRequest, relayGrpcResponse } from './grpc-status.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
 import type { CompiledRoute, UpstreamEndpoint } from './route.js';
 import { endpointForHost } from './upstream-sni.js';
@@ -261,6 +261,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   readonly #bareOptions: RequestOptions;
   /** HTTP/2 sessions of `upstream_http_version = "http2"` routes (the connector's, else one of its own). */
   #h2: H2Connector | undefined;
+  /** The options of an HTTP/2 client's gRPC call without a shorter deadline of its own (#grpcOptions). */
+  readonly #grpcReadOptions: RequestOptions;
 
   constructor(
     /** The connector (and its pool); carried over from the previous service on reload. */
@@ -282,6 +284,11 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       connectTimeout: timeouts.connect,
       readTimeout: timeouts.read,
       onExchange: noteUpstreamExchange,
+    };
+    const readTimeout: GrpcRelayTimeout = { name: 'upstream_read', ms: timeouts.read };
+    this.#grpcReadOptions = {
+      ...this.#options,
+      onResponse: (res, key) => relayGrpcResponse(cleanResponse(res, key), readTimeout),
     };
   }
 
@@ -377,10 +384,17 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
               destination: cx.get('localAddr'),
             }),
           );
-    // A gRPC call's own deadline (grpc-timeout) caps the read timeout: only such calls pay for
-    // an options object of their own.
-    const deadline = isGrpcRequest(req) ? this.#grpcDeadline(req) : 0;
-    const options = deadline === 0 ? this.#options : { ...this.#options, readTimeout: deadline };
+    // A gRPC call's own deadline (grpc-timeout) caps the read timeout (only such calls pay for an
+    // options object of their own), and an HTTP/2 client's call has its answer relayed message
+    // by message (#grpcOptions).
+    const grpc = isGrpcRequest(req);
+    const deadline = grpc ? this.#grpcDeadline(req) : 0;
+    const options =
+      grpc && req.version === '2'
+        ? this.#grpcOptions(deadline)
+        : deadline === 0
+          ? this.#options
+          : { ...this.#options, readTimeout: deadline };
     if (route.upstreamHttpVersion === 'http2') {
       if (isGrpc(req)) req.headers.set('te', 'trailers');
       this.#h2 ??=
@@ -415,6 +429,23 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     if (trusted === undefined || !trusted.has(peer)) return peer;
     const forwardedFor = req.headers.getAll('x-forwarded-for');
     return forwardedFor.length === 0 ? peer : forwardedClient(peer, forwardedFor, trusted);
+  }
+
+  /**
+   * The options of a gRPC call from an HTTP/2 client: its answer goes through relayGrpcResponse
+   * (a failure after the response head at a message boundary ends the stream with grpc-status
+   * trailers instead of a reset: grpc-status.ts GrpcRelayBody), with `deadline` (#grpcDeadline)
+   * as its read timeout when set (only then an object and a closure of its own). HTTP/1.1
+   * clients are not gRPC clients: they never get here.
+   */
+  #grpcOptions(deadline: number): RequestOptions {
+    if (deadline === 0) return this.#grpcReadOptions;
+    const timeout: GrpcRelayTimeout = { name: 'grpc-timeout', ms: deadline };
+    return {
+      ...this.#options,
+      readTimeout: deadline,
+      onResponse: (res, key) => relayGrpcResponse(cleanResponse(res, key), timeout),
+    };
   }
 
   /**

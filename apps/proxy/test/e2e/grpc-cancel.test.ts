@@ -5,8 +5,9 @@
  * upstream as a cancellation and loch's upstream exchange ends (the server's call sees
  * 'cancelled' and no call stays open); `grpc-timeout` reaches the upstream as the client sent it
  * (README: forwarded as is, not reduced by the time spent in loch); the route's `upstream_read`
- * is an idle timeout for a streaming answer: a stream silent for longer is cut (the upstream's
- * call cancelled too), one that keeps sending more often lives as long as it needs.
+ * is an idle timeout for a streaming answer: a stream silent for longer is cut between two
+ * messages with trailers `grpc-status: 4` (the upstream's call cancelled too; more cases in
+ * grpc-after-head.test.ts), one that keeps sending more often lives as long as it needs.
  */
 import { writeFileSync } from 'node:fs';
 import * as http2 from 'node:http2';
@@ -394,46 +395,56 @@ upstreams = [{ endpoint = "http://127.0.0.1:${endlessPort}" }]
     // One message, then 5 s of silence (upstream_read is 800 ms), then the rest.
     const got = await collect(client.Ticks({ count: 3, interval_ms: 1, stall_after: 1, stall_ms: 5000 }));
     expect(got.messages).toBe(1);
-    // After the response head was passed on, loch resets the stream (README: the client sees
-    // CANCELLED or INTERNAL from its library).
-    expect([grpc.status.CANCELLED, grpc.status.INTERNAL]).toContain(got.status.code);
-    expect(got.status.code).toBe(EXPECTED_IDLE_CUT);
+    // After the response head was passed on, between two messages, loch ends the stream with
+    // trailers (README): grpc-js reports DEADLINE_EXCEEDED, not INTERNAL from a reset.
+    expect(got.status.code).toBe(grpc.status.DEADLINE_EXCEEDED);
     await expect.poll(() => calls.cancelled - before.cancelled, { timeout: 5000 }).toBe(1);
     await settled();
   });
 
-  it('on the wire, the idle cut is RST_STREAM INTERNAL_ERROR to the client after the head and the message', async () => {
+  it('on the wire, the idle cut after the head and a whole message is a trailers HEADERS frame with END_STREAM, grpc-status 4', async () => {
     await settled();
     const before = { ...calls };
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', () => {});
     try {
-      const { status, data, rstCode } = await new Promise<{ status: unknown; data: number; rstCode: number }>(
-        (resolve) => {
-          const req = session.request({
-            ':method': 'POST',
-            ':path': '/loch.test.Ticker/Ticks',
-            'content-type': 'application/grpc',
-            te: 'trailers',
-          });
-          let status: unknown;
-          let data = 0;
-          req.on('response', (h) => {
-            status = h[':status'];
-          });
-          req.on('data', (b: Buffer) => {
-            data += b.length;
-          });
-          req.on('error', () => {});
-          req.on('close', () => resolve({ status, data, rstCode: req.rstCode }));
-          // TickRequest { count: 3, interval_ms: 1, stall_after: 1, stall_ms: 5000 }, length-prefixed.
-          req.end(Buffer.from([0, 0, 0, 0, 9, 0x08, 3, 0x10, 1, 0x18, 1, 0x20, 0x88, 0x27]));
-        },
-      );
+      const { status, data, rstCode, trailers } = await new Promise<{
+        status: unknown;
+        data: number;
+        rstCode: number;
+        trailers: http2.IncomingHttpHeaders | null;
+      }>((resolve) => {
+        const req = session.request({
+          ':method': 'POST',
+          ':path': '/loch.test.Ticker/Ticks',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        let status: unknown;
+        let data = 0;
+        let trailers: http2.IncomingHttpHeaders | null = null;
+        req.on('response', (h) => {
+          status = h[':status'];
+        });
+        req.on('data', (b: Buffer) => {
+          data += b.length;
+        });
+        req.on('trailers', (t) => {
+          trailers = t;
+        });
+        req.on('error', () => {});
+        req.on('close', () => resolve({ status, data, rstCode: req.rstCode, trailers }));
+        // TickRequest { count: 3, interval_ms: 1, stall_after: 1, stall_ms: 5000 }, length-prefixed.
+        req.end(Buffer.from([0, 0, 0, 0, 9, 0x08, 3, 0x10, 1, 0x18, 1, 0x20, 0x88, 0x27]));
+      });
       expect(status).toBe(200);
       // One message: Tick { index: 0, text: "tick" } is 5 + 8 octets (protobufjs writes index 0).
       expect(data).toBe(13);
-      expect(rstCode).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      expect(trailers).not.toBeNull();
+      expect(trailers!['grpc-status']).toBe('4');
+      expect(trailers!['grpc-message']).toContain('upstream_read (800 ms)');
+      // Ended by END_STREAM, not reset.
+      expect(rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
       await expect.poll(() => calls.cancelled - before.cancelled, { timeout: 5000 }).toBe(1);
       await settled();
     } finally {
@@ -449,9 +460,6 @@ upstreams = [{ endpoint = "http://127.0.0.1:${endlessPort}" }]
     expect(got.messages).toBe(10);
   });
 });
-
-/** What loch's idle cut of a streaming answer reaches a grpc-js client as (see the README). */
-const EXPECTED_IDLE_CUT = grpc.status.INTERNAL;
 
 /** Reads a server stream to its end: the messages and the final status. */
 function collect(
