@@ -90,6 +90,10 @@ const WAKE_CHUNK = 1;
 const WAKE_ERROR = 2;
 /** run() resumes after a response whose last write was left in flight with its body's end unseen. */
 const WAKE_RESUME = 3;
+/** loop() starts with a first event the fast lane (run) already decoded (`ev0`). */
+const WAKE_EVENT = 4;
+/** loop() starts by failing with `error` (thrown in the fast lane): answered, then closed. */
+const WAKE_THROW = 5;
 
 /** What the connection's pending recvTo (at most one) is for: see ServerConnection.onRecv. */
 const READ_NONE = 0;
@@ -195,7 +199,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
 
   /** Starts serving: the request loop's first run. */
   start(): void {
-    void this.run(WAKE_NONE, null, null);
+    this.run(WAKE_NONE, null, null);
   }
 
   /** Deadline check from the server's sweep timer. */
@@ -475,7 +479,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     this.state = H1State.Head;
     if (!this.writing) this.deadline = NO_DEADLINE;
     this.decoder = this.h1.takeDecoder();
-    void this.run(how, c, error);
+    this.run(how, c, error);
   }
 
   /** The tail of fill() for a parked wait: the first event of the next request, or NeedMore. */
@@ -496,15 +500,252 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   }
 
   /**
-   * The request loop. Between requests it parks (returns, keeping nothing suspended) and is
-   * started again by wake(); the connection's cleanup runs once, when the loop really ends.
+   * The request loop's fast lane, not an async function: a bodiless request whose head is at
+   * hand (no upgrade, no unsupported Expect) is handled here, its handler's promise waited for by
+   * a pooled AnswerWaiter (one `then`, no suspended frame: an async function's frame, promise
+   * and resume closures were ~580 B per request), and its answer written by respond(); between
+   * requests it parks. Everything else (a head in pieces, a body, an upgrade, an end, a failure,
+   * a wait for a write) is loop()'s, the general request loop, handed over at the point reached.
+   * Never throws: a failure is loop()'s (answered, then the connection closes).
    */
-  async run(how: number, c: StreamChunk | null, error: unknown): Promise<void> {
+  run(how: number, c: StreamChunk | null, error: unknown): void {
+    const server = this.server;
+    try {
+      for (;;) {
+        if (how === WAKE_RESUME) {
+          // The tail of a DEFERRED response: anything but a clean keep-alive is loop()'s.
+          if (
+            this.writeFailure !== null ||
+            this.tailError !== null ||
+            !this.tailKeepAlive ||
+            this.stream.closed ||
+            !this.bodyDone
+          ) {
+            void this.loop(how, null, null, 0);
+            return;
+          }
+          how = WAKE_NONE;
+          this.state = H1State.Responding;
+        } else if (how === WAKE_ERROR || (how === WAKE_CHUNK && c === null)) {
+          void this.loop(how, c, error, 0);
+          return;
+        }
+        const d = this.decoder;
+        this.responseStarted = false;
+        let ev: number;
+        if (how === WAKE_CHUNK) {
+          ev = this.woke(how, c, null);
+          how = WAKE_NONE;
+          c = null;
+        } else {
+          ev = d.poll();
+          if (ev === DecodeEvent.NeedMore && d.idle && this.pending.length === 0 && !server.closing) {
+            this.park();
+            return;
+          }
+        }
+        if (ev !== DecodeEvent.Head || d.framing !== 'none' || d.expectUnsupported || d.upgrade) {
+          void this.loop(WAKE_EVENT, null, null, ev);
+          return;
+        }
+        // As loop() sets a request up, for a bodiless one.
+        const req = d.message!;
+        d.message = null;
+        this.state = H1State.Handling;
+        this.served++;
+        let keepAlive =
+          d.keepAlive &&
+          !server.closing &&
+          req.method !== 'CONNECT' &&
+          (server.maxRequests === 0 || this.served < server.maxRequests);
+        this.expectContinue = d.expectContinue;
+        this.continueSent = false;
+        this.bodyDone = true;
+        req.body = EMPTY_BODY;
+        // The End event of a bodiless message.
+        d.poll();
+        let res: HttpResponse;
+        try {
+          req.context = this.context;
+          const out = server.handler.call(req as HttpServerRequest<Cx>);
+          if (out instanceof Promise) {
+            if (server.onAbandoned !== null) {
+              this.handling = req as HttpServerRequest<Cx>;
+              this.watch(this.handling);
+            }
+            this.h1.waitFor(out, this as H1ServerConnection<unknown>, req, keepAlive);
+            return;
+          }
+          res = out;
+        } catch (e) {
+          server.onError(e);
+          res = this.errorResponse(e);
+          if (e instanceof HttpParseError || this.expired !== null) keepAlive = false;
+        }
+        if (!this.respond(req, res, keepAlive)) return;
+      }
+    } catch (e) {
+      void this.loop(WAKE_THROW, null, e, 0);
+    }
+  }
+
+  /** The handler's promise for a fast-lane request resolved (AnswerWaiter). Never throws. @internal */
+  answerCame(req: HttpRequest, res: HttpResponse, keepAlive: boolean): void {
+    this.handling = null;
+    this.watched = null;
+    try {
+      if (this.respond(req, res, keepAlive)) this.run(WAKE_NONE, null, null);
+    } catch (e) {
+      void this.loop(WAKE_THROW, null, e, 0);
+    }
+  }
+
+  /**
+   * The handler's promise for a fast-lane request rejected (AnswerWaiter): the server's onFailed
+   * answers it, else (or when that throws) a 500, as loop() does. Never throws. @internal
+   */
+  answerFailed(req: HttpRequest, error: unknown, keepAlive: boolean): void {
+    this.handling = null;
+    this.watched = null;
+    try {
+      const server = this.server;
+      let res: HttpResponse;
+      try {
+        if (server.onFailed === null) throw error;
+        res = server.onFailed(req as HttpServerRequest<Cx>, error);
+      } catch (e) {
+        server.onError(e);
+        res = this.errorResponse(e);
+        if (e instanceof HttpParseError || this.expired !== null) keepAlive = false;
+      }
+      if (this.respond(req, res, keepAlive)) this.run(WAKE_NONE, null, null);
+    } catch (e) {
+      void this.loop(WAKE_THROW, null, e, 0);
+    }
+  }
+
+  /**
+   * The answer to a fast-lane request (bodiless, no upgrade), as loop() writes one: true when the
+   * loop goes on at once (the write is left in flight, the connection kept); else whatever waits
+   * took over (a DEFERRED tail, a write to wait for, an interim status's body to release, the
+   * connection's end).
+   */
+  private respond(req: HttpRequest, res: HttpResponse, keepAlive: boolean): boolean {
+    const server = this.server;
+    if (
+      res === null ||
+      typeof res !== 'object' ||
+      typeof res.status !== 'number' ||
+      res.headers === undefined ||
+      res.body === undefined
+    ) {
+      const e = new HttpError('ERR_HTTP_INVALID_RESPONSE', 500, 'handler returned no valid HttpResponse');
+      server.onError(e);
+      res = this.errorResponse(e);
+      if (this.expired !== null) keepAlive = false;
+    } else if (res.status < 200) {
+      // An interim status (a 101 needs an upgrade request): its body is let go first.
+      void this.interimAnswer(req, res, keepAlive);
+      return false;
+    }
+    if (this.abandoned) {
+      // The client went away while the handler worked (onAbandoned was told): nobody reads an answer.
+      void this.dropAnswer(res);
+      return false;
+    }
+    if (server.onAnswered !== null) server.answered(req as HttpServerRequest<Cx>, res);
+    this.state = H1State.Responding;
+    let w: ResponseOutcome | Promise<ResponseOutcome>;
+    try {
+      w = this.writeResponse(req, res, keepAlive);
+    } catch (e) {
+      void this.afterResponse(null, e);
+      return false;
+    }
+    if (w === DEFERRED) {
+      // onWritten resumes the loop (run(WAKE_RESUME)); nothing is held meanwhile.
+      this.state = H1State.Deferred;
+      return false;
+    }
+    if (typeof w !== 'boolean') {
+      void this.afterResponse(w, null);
+      return false;
+    }
+    if (!w || this.stream.closed) {
+      void this.cleanup();
+      return false;
+    }
+    return true;
+  }
+
+  /** A fast-lane handler answered an interim status: its body is let go, then a 500 goes out. */
+  private async interimAnswer(req: HttpRequest, res: HttpResponse, keepAlive: boolean): Promise<void> {
+    await closeBody(res.body);
+    const e = new HttpError(
+      'ERR_HTTP_INVALID_RESPONSE',
+      500,
+      `handler returned interim status ${res.status}`,
+    );
+    try {
+      this.server.onError(e);
+      if (this.expired !== null) keepAlive = false;
+      if (this.respond(req, this.errorResponse(e), keepAlive)) this.run(WAKE_NONE, null, null);
+    } catch (e) {
+      void this.loop(WAKE_THROW, null, e, 0);
+    }
+  }
+
+  /** A fast-lane request's client went away: its answer is let go, the connection ends. */
+  private async dropAnswer(res: HttpResponse): Promise<void> {
+    await closeBody(res.body);
+    await this.cleanup();
+  }
+
+  /**
+   * The waiting tail of a fast-lane answer, as loop()'s: waits for the write `w` (then goes on,
+   * or ends the connection), or answers `failure` (nothing of the answer went out: it could not
+   * be encoded, or its body failed at its first step) and closes.
+   */
+  private async afterResponse(w: Promise<ResponseOutcome> | null, failure: unknown): Promise<void> {
+    let parked = false;
+    try {
+      try {
+        if (w === null) throw failure;
+        const outcome = await w;
+        if (outcome === DEFERRED) {
+          this.state = H1State.Deferred;
+          parked = true;
+          return;
+        }
+        if (!outcome || this.stream.closed) return;
+      } catch (e) {
+        if (this.responseStarted || this.stream.closed) throw e;
+        this.server.onError(e);
+        await this.writeUnsentFailure(e);
+        return;
+      }
+      parked = true;
+      this.run(WAKE_NONE, null, null);
+    } catch (e) {
+      await this.answerFailure(e);
+    } finally {
+      if (!parked) await this.cleanup();
+    }
+  }
+
+  /**
+   * The general request loop (see run(), its fast lane, which hands over here with the point it
+   * reached: `how` WAKE_EVENT with the first event `ev0` decoded, WAKE_THROW with a failure).
+   * Between requests it parks (returns, keeping nothing suspended) and is started again by
+   * wake(); the connection's cleanup runs once, when the loop really ends.
+   */
+  async loop(how: number, c: StreamChunk | null, error: unknown, ev0: number): Promise<void> {
     const d = this.decoder;
     const server = this.server;
     let parked = false;
     try {
       for (;;) {
+        if (how === WAKE_THROW) throw error;
         if (how === WAKE_RESUME) {
           // The tail of a DEFERRED response: what the loop does after a response.
           how = WAKE_NONE;
@@ -522,7 +763,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         // Nothing of the next response is out yet: a failure from here on can still be answered.
         this.responseStarted = false;
         let ev: number;
-        if (how !== WAKE_NONE) {
+        if (how === WAKE_EVENT) {
+          ev = ev0;
+          how = WAKE_NONE;
+        } else if (how !== WAKE_NONE) {
           ev = this.woke(how, c, error);
           how = WAKE_NONE;
           c = null;
@@ -844,7 +1088,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         return;
       }
     }
-    void this.run(WAKE_RESUME, null, null);
+    this.run(WAKE_RESUME, null, null);
   }
 
   private async tailRest(
@@ -857,7 +1101,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     } catch (e) {
       this.tailError = e;
     }
-    void this.run(WAKE_RESUME, null, null);
+    this.run(WAKE_RESUME, null, null);
   }
 
   /** A promise of the write in flight. */

@@ -5,14 +5,54 @@
  * synchronously per response. One per HttpServer, made by the server for its h1 connections.
  */
 import { plainResponse } from '../internal/answers.js';
-import type { HttpResponse } from '../message.js';
+import type { HttpRequest, HttpResponse } from '../message.js';
 import { RequestDecoder, type RequestDecoderOptions } from './decoder.js';
 import { ResponseHeadCache, type ResponseHeadOptions } from './encoder.js';
+import type { H1ServerConnection } from './server-connection.js';
 
 /** Most idle decoders a server keeps for reuse. */
 const MAX_SPARE_DECODERS = 256;
 /** Most rejection answers kept (one per code; the codes are the ERR_HTTP_* a server rejects with). */
 const MAX_REJECTIONS = 64;
+/** Most idle answer waiters a server keeps for reuse (one is busy per request awaiting its handler). */
+const MAX_SPARE_WAITERS = 256;
+
+/**
+ * Waits for a handler's promise on behalf of one HTTP/1.1 request of the request loop's fast
+ * lane (H1ServerConnection.run): `then(waiter.resolve, waiter.reject)` with settlers made once
+ * per waiter, and the request's loop state (connection, request, keep-alive) held here rather
+ * than in a suspended async function. Pooled per server, so a request costs the promise
+ * reaction and `then`'s promise, and a connection holds nothing for it between requests.
+ */
+export class AnswerWaiter {
+  conn: H1ServerConnection<unknown> | null = null;
+  req: HttpRequest | null = null;
+  keepAlive = false;
+
+  constructor(private readonly spare: AnswerWaiter[]) {}
+
+  readonly resolve = (res: HttpResponse): void => {
+    const conn = this.conn!;
+    const req = this.req!;
+    const keepAlive = this.keepAlive;
+    this.release();
+    conn.answerCame(req, res, keepAlive);
+  };
+
+  readonly reject = (error: unknown): void => {
+    const conn = this.conn!;
+    const req = this.req!;
+    const keepAlive = this.keepAlive;
+    this.release();
+    conn.answerFailed(req, error, keepAlive);
+  };
+
+  private release(): void {
+    this.conn = null;
+    this.req = null;
+    if (this.spare.length < MAX_SPARE_WAITERS) this.spare.push(this);
+  }
+}
 
 export class H1ServerShared {
   /** The last fixed-length response head, shared by every connection. */
@@ -25,6 +65,8 @@ export class H1ServerShared {
   private readonly decoders: RequestDecoder[] = [];
   /** The answers to rejected requests, by code (see rejection()). */
   private readonly rejections = new Map<string, HttpResponse>();
+  /** Waiters not in use (see AnswerWaiter). */
+  private readonly waiters: AnswerWaiter[] = [];
 
   constructor(
     private readonly limits: RequestDecoderOptions,
@@ -53,6 +95,23 @@ export class H1ServerShared {
     const res = plainResponse(status, code);
     if (this.rejections.size < MAX_REJECTIONS) this.rejections.set(code, res);
     return res;
+  }
+
+  /**
+   * Waits for `answer`, the handler's promise for `req` on `conn` (keep-alive as the request
+   * allows): conn.answerCame or conn.answerFailed hears its outcome.
+   */
+  waitFor(
+    answer: Promise<HttpResponse>,
+    conn: H1ServerConnection<unknown>,
+    req: HttpRequest,
+    keepAlive: boolean,
+  ): void {
+    const w = this.waiters.pop() ?? new AnswerWaiter(this.waiters);
+    w.conn = conn;
+    w.req = req;
+    w.keepAlive = keepAlive;
+    answer.then(w.resolve, w.reject);
   }
 
   /** A decoder for a connection that starts or wakes up. */
