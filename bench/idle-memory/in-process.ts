@@ -19,7 +19,7 @@ import { writeHeapSnapshot } from 'node:v8';
 import { HttpServer, type HttpStream, type StreamChunk } from '@loch/http';
 import { plainFacts, type RecvTarget, type WriteTarget } from '@loch/uring-runtime';
 import { parseConfig } from '../../apps/proxy/src/config/load.js';
-import { type ConnectionCx, ProxyContext } from '../../apps/proxy/src/proxy/context.js';
+import { ConnectionContext, type ConnectionCx } from '../../apps/proxy/src/proxy/context.js';
 import { RequestHooks } from '../../apps/proxy/src/proxy/core.js';
 import { ProxyLog } from '../../apps/proxy/src/proxy/log.js';
 import { serverStack } from '../../apps/proxy/src/proxy/stack.js';
@@ -143,7 +143,7 @@ const http = new HttpServer<ConnectionCx>(handler, {
   limits: { methods: 'any' },
   timeouts: { idle: 600_000 },
   context: (stream) =>
-    ProxyContext.empty()
+    ConnectionContext.empty()
       .set('peerAddr', stream.facts.clientAddress)
       .set('localAddr', stream.localAddress)
       .set('driver', stream.driver)

@@ -183,3 +183,64 @@ describe('defineContext', () => {
     expect(Nasty.empty().set(nasty, 1).toJSON()).toEqual({ [nasty]: 1 });
   });
 });
+
+// A subset context (Ctx.subset(keys)): slots for its keys only, fork() whole.
+describe.each(['compiled', 'record'] as const)('subset contexts (%s)', (implementation) => {
+  const Ctx = defineContext<Schema>()(keys, { implementation });
+  const Conn = Ctx.subset(['peer', 'user']);
+
+  it('holds its keys like a whole context, and the others are always absent', () => {
+    const ctx = Conn.empty().set('peer', 'p');
+    expect(ctx.get('peer')).toBe('p');
+    expect(ctx.has('user')).toBe(false);
+    expect(ctx.set('user', undefined).has('user')).toBe(true);
+    expect(ctx.has('attempt')).toBe(false);
+    expect(ctx.maybeGet('attempt')).toBeUndefined();
+    expect(ctx.remove('attempt')).toBe(ctx);
+    expect(ctx.toJSON()).toEqual({ peer: 'p', user: undefined });
+    expect(Conn.of({ peer: 'q' }).get('peer')).toBe('q');
+    expect(Conn.keys).toEqual(['peer', 'user']);
+    // The point of a subset: its contexts carry a slot per subset key only.
+    if (implementation === 'compiled') {
+      expect(Object.getOwnPropertyNames(Conn.empty())).toEqual(['$peer', '$user']);
+      expect(Object.getOwnPropertyNames(Ctx.empty())).toHaveLength(keys.length);
+    }
+  });
+
+  it('set of a schema key outside the subset throws ERR_CERTAIN_MAP_OUTSIDE_SUBSET, get ABSENT, unknown keys UNKNOWN', () => {
+    const ctx = Conn.empty().set('peer', 'p') as unknown as CertainMap<Schema, 'peer' | 'attempt'>;
+    expect(() => ctx.set('attempt', 1)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET', key: 'attempt' }),
+    );
+    expect(() => ctx.get('attempt')).toThrow(expect.objectContaining({ code: 'ERR_CERTAIN_MAP_ABSENT_KEY' }));
+    const loose = ctx as unknown as CertainMap<Record<string, unknown>, string>;
+    expect(() => loose.set('nope', 1)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }),
+    );
+    expect(() => loose.get('nope')).toThrow(expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }));
+    expect(() => loose.remove('nope')).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }),
+    );
+    expect(ctx.toJSON()).toEqual({ peer: 'p' });
+  });
+
+  it('fork() is a whole context of the definition with the same entries, independent of the subset one', () => {
+    const conn = Conn.empty().set('peer', 'p');
+    const whole = conn.fork().set('attempt', 2).set('requestId', 'r');
+    expect(whole.constructor).toBe(Ctx.empty().constructor);
+    expect(whole.toJSON()).toEqual({ peer: 'p', attempt: 2, requestId: 'r' });
+    expect(whole.has('user')).toBe(false);
+    conn.set('peer', 'changed');
+    expect(whole.get('peer')).toBe('p');
+    expect(conn.has('attempt')).toBe(false);
+  });
+
+  it('refuses keys outside the schema and duplicates', () => {
+    expect(() => Ctx.subset(['peer', 'peer'])).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_DUPLICATE_KEY' }),
+    );
+    expect(() => Ctx.subset(['nope' as keyof Schema])).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY' }),
+    );
+  });
+});

@@ -7,6 +7,7 @@ export { CertainMap } from './certain-map.js';
 export {
   ContextDefinition,
   type ContextOptions,
+  ContextSubset,
   defineContext,
   type EmptyContext,
   type Has,

@@ -17,7 +17,9 @@ const removed = Ctx.empty().set('requestId', 2).remove('requestId');
 const [, taken] = Ctx.empty().set('peer', 'x').take('peer');
 const forked = full.fork().set('user', {});
 const fromOf = Ctx.of({ requestId: 3 });
-const all = [full, removed, taken, forked, fromOf];
+// A subset context's fork is a whole context: the same map as the definition's own.
+const fromSubset = Ctx.subset(['peer']).empty().set('peer', 'c').fork().set('requestId', 4);
+const all = [full, removed, taken, forked, fromOf, fromSubset];
 // The compiled implementation stores the slots on the context itself, so its map is the one that
 // matters. (The record implementation keeps them in a private record not reachable from here.)
 console.log(

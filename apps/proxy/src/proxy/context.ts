@@ -1,7 +1,8 @@
 /**
  * The proxy's request context: one @loch/certain-map schema for every layer of the service
  * chain. The connection part (peer, local address, driver, server) is set once per accepted
- * connection by the HttpServer `context` factory; each request forks it and adds the request
+ * connection by the HttpServer `context` factory, in a subset context holding only those keys
+ * (ConnectionContext); each request forks it into a whole context and adds the request
  * and its start time; the route layer adds the match, the upstream layer the chosen upstream.
  * A layer states the keys it needs in its request type, so a chain assembled in the wrong
  * order does not compile. Not for configuration (config/) or per-worker state (worker.ts).
@@ -75,6 +76,21 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'upstreamExchange',
   'abandoned',
   'failure',
+]);
+
+/**
+ * The connection keys' subset of ProxyContext: the HttpServer context factory makes one of these
+ * per accepted connection, and it lives as long as the connection (idle keep-alive ones
+ * included): 5 slots instead of the schema's 14 (on Node 20, 64 B instead of 136 B per
+ * connection). The context layer (core.ts ContextHandler) forks it into a whole ProxyContext
+ * per request.
+ */
+export const ConnectionContext = ProxyContext.subset([
+  'peerAddr',
+  'localAddr',
+  'driver',
+  'server',
+  'clientCert',
 ]);
 
 /** A context with the connection keys (what the HttpServer context factory builds). */

@@ -41,7 +41,7 @@ import { runtimeStats, type WorkerRuntimeStats } from '../metrics/runtime-stats.
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
-import { type ConnectionCx, ProxyContext, type ServerIdentity } from './context.js';
+import { ConnectionContext, type ConnectionCx, type ServerIdentity } from './context.js';
 import { RequestHooks } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
@@ -395,7 +395,8 @@ export class ProxyWorker {
           write: t.serverWrite,
         },
         context: (stream) => {
-          const cx = ProxyContext.empty()
+          // A subset context (its 5 connection keys only): it lives as long as the connection.
+          const cx = ConnectionContext.empty()
             // The client: a PROXY header's source when the listener reads one, else the socket's peer.
             .set('peerAddr', stream.facts.clientAddress)
             .set('localAddr', stream.localAddress)

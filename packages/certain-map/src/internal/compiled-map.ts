@@ -23,16 +23,41 @@ function fail(code: CertainMapErrorCode, key: PropertyKey): never {
   throw new CertainMapError(code, key);
 }
 
-/** Generates the context class for `keys`, or returns undefined when that is not possible here. */
+/**
+ * A subset class's whole class and schema keys: its contexts hold only some keys, the others are
+ * always absent (set refuses them), and fork() makes a context of `Whole` with the subset copied.
+ */
+export interface SubsetOf<S extends object> {
+  readonly Whole: CompiledContextClass<S>;
+  readonly allKeys: readonly (keyof S)[];
+}
+
+/**
+ * Generates the context class for `keys`, or returns undefined when that is not possible here.
+ * With `subset`, a class holding only `keys` of the schema `subset.allKeys` (see SubsetOf).
+ */
 export function compileContextClass<S extends object>(
   keys: readonly (keyof S)[],
+  subset?: SubsetOf<S>,
 ): CompiledContextClass<S> | undefined {
   if (keys.length === 0 || !keys.every((key) => typeof key === 'string')) return undefined;
   // Field names get a '$' prefix so that a schema key can never shadow a method such as `get`.
-  const fields = keys.map((key) => ({
+  const fieldOf = (key: keyof S) => ({
     key: JSON.stringify(key),
     field: JSON.stringify(`$${key as string}`),
-  }));
+  });
+  const fields = keys.map(fieldOf);
+  // Schema keys a subset context never holds.
+  const outside = (subset?.allKeys ?? [])
+    .filter((key) => !(keys as readonly (keyof S)[]).includes(key))
+    .map(fieldOf);
+  const outsideCases = (emit: string) => outside.map(({ key }) => `case ${key}: ${emit}`).join('\n');
+  const fork =
+    subset === undefined
+      ? 'return new CompiledContext(this);'
+      : `const whole = new Whole();
+        ${fields.map(({ field }) => `whole[${field}] = this[${field}];`).join('\n')}
+        return whole;`;
   const each = (emit: (key: string, slot: string) => string) =>
     fields.map(({ key, field }) => emit(key, `this[${field}]`)).join('\n');
   const cases = (emit: (slot: string) => string) =>
@@ -51,6 +76,7 @@ export function compileContextClass<S extends object>(
         let value;
         switch (key) {
           ${cases((slot) => `value = ${slot}; break;`)}
+          ${outsideCases("return fail('ERR_CERTAIN_MAP_ABSENT_KEY', key);")}
           default: return fail('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
         }
         if (value === ABSENT) fail('ERR_CERTAIN_MAP_ABSENT_KEY', key);
@@ -73,12 +99,14 @@ export function compileContextClass<S extends object>(
       set(key, value) {
         switch (key) {
           ${cases((slot) => `${slot} = value; return this;`)}
+          ${outsideCases("return fail('ERR_CERTAIN_MAP_OUTSIDE_SUBSET', key);")}
           default: return fail('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
         }
       }
       remove(key) {
         switch (key) {
           ${cases((slot) => `${slot} = ABSENT; return this;`)}
+          ${outsideCases('return this;')}
           default: return fail('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
         }
       }
@@ -88,7 +116,7 @@ export function compileContextClass<S extends object>(
         return [value, this];
       }
       fork() {
-        return new CompiledContext(this);
+        ${fork}
       }
       toJSON() {
         const out = {};
@@ -97,10 +125,11 @@ export function compileContextClass<S extends object>(
       }
     };`;
   try {
-    return new Function('Base', 'ABSENT', 'fail', source)(
+    return new Function('Base', 'ABSENT', 'fail', 'Whole', source)(
       CertainMap,
       ABSENT,
       fail,
+      subset?.Whole,
     ) as CompiledContextClass<S>;
   } catch (error) {
     // --disallow-code-generation-from-strings (or a policy) forbids new Function: fall back.

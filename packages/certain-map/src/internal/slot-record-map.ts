@@ -22,19 +22,36 @@ export function emptySlotRecord<S extends object>(keys: readonly (keyof S)[]): S
 export class SlotRecordMap<S extends object, P extends keyof S = never> extends CertainMap<S, P> {
   /** Preallocated slots; the record's shape never changes after construction. */
   readonly #slots: SlotRecord<S>;
+  /**
+   * A subset context's whole template (every schema key absent): keys of it that `#slots` lacks
+   * are always absent here, and fork() makes a whole context. Undefined for a whole context.
+   */
+  readonly #whole: SlotRecord<S> | undefined;
 
-  /** Takes ownership of `slots`, a copy of a template made by `emptySlotRecord`. */
-  constructor(slots: SlotRecord<S>) {
+  /**
+   * Takes ownership of `slots`, a copy of a template made by `emptySlotRecord`; with `whole`, a
+   * subset context (see `ContextDefinition.subset`).
+   */
+  constructor(slots: SlotRecord<S>, whole?: SlotRecord<S>) {
     super();
     this.#slots = slots;
+    this.#whole = whole;
+  }
+
+  /** Throws for a key that is neither a slot here nor (subset contexts) a key of the schema. */
+  #unknown(key: PropertyKey): never {
+    throw new CertainMapError(
+      this.#whole !== undefined && Object.hasOwn(this.#whole, key)
+        ? 'ERR_CERTAIN_MAP_ABSENT_KEY'
+        : 'ERR_CERTAIN_MAP_UNKNOWN_KEY',
+      key,
+    );
   }
 
   get<K extends P>(key: K): S[K] {
     const value = this.#slots[key];
     if (value === ABSENT) throw new CertainMapError('ERR_CERTAIN_MAP_ABSENT_KEY', key);
-    if (value === undefined && !Object.hasOwn(this.#slots, key)) {
-      throw new CertainMapError('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
-    }
+    if (value === undefined && !Object.hasOwn(this.#slots, key)) this.#unknown(key);
     return value as S[K];
   }
 
@@ -50,14 +67,26 @@ export class SlotRecordMap<S extends object, P extends keyof S = never> extends 
 
   set<K extends keyof S>(key: K, value: S[K]): CertainMap<S, P | K> {
     const slots = this.#slots;
-    if (!Object.hasOwn(slots, key)) throw new CertainMapError('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
+    if (!Object.hasOwn(slots, key)) {
+      throw new CertainMapError(
+        this.#whole !== undefined && Object.hasOwn(this.#whole, key)
+          ? 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET'
+          : 'ERR_CERTAIN_MAP_UNKNOWN_KEY',
+        key,
+      );
+    }
     slots[key] = value;
     return this as CertainMap<S, P | K>;
   }
 
   remove<K extends keyof S>(key: K): CertainMap<S, Exclude<P, K>> {
     const slots = this.#slots;
-    if (!Object.hasOwn(slots, key)) throw new CertainMapError('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
+    if (!Object.hasOwn(slots, key)) {
+      // A subset context never holds a schema key outside its subset: removing it is a no-op.
+      if (this.#whole !== undefined && Object.hasOwn(this.#whole, key))
+        return this as CertainMap<S, Exclude<P, K>>;
+      throw new CertainMapError('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
+    }
     slots[key] = ABSENT;
     return this as CertainMap<S, Exclude<P, K>>;
   }
@@ -69,7 +98,9 @@ export class SlotRecordMap<S extends object, P extends keyof S = never> extends 
   }
 
   fork(): CertainMap<S, P> {
-    return new SlotRecordMap<S, P>({ ...this.#slots });
+    // A subset's fork is whole: the template first keeps the whole contexts' property order.
+    const whole = this.#whole;
+    return new SlotRecordMap<S, P>(whole === undefined ? { ...this.#slots } : { ...whole, ...this.#slots });
   }
 
   toJSON(): Partial<S> {

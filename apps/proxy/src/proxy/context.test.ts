@@ -1,0 +1,35 @@
+// The connection context (issue 18: memory per idle keep-alive connection): the worker's
+// HttpServer makes one per accepted connection and it lives as long as the connection, so it
+// holds only the connection keys; the context layer forks it into a whole context per request.
+import { describe, expect, it } from 'vitest';
+import { ConnectionContext, ProxyContext } from './context.js';
+
+const peer = { family: 'ipv4', address: '192.0.2.1', port: 40000 } as const;
+const local = { family: 'ipv4', address: '127.0.0.1', port: 8080 } as const;
+
+describe('ConnectionContext', () => {
+  it('has a slot per connection key only (5 of the schema 14: 64 B instead of 136 B on Node 20)', () => {
+    expect(ConnectionContext.keys).toEqual(['peerAddr', 'localAddr', 'driver', 'server', 'clientCert']);
+    const cx = ConnectionContext.empty();
+    expect(Object.getOwnPropertyNames(cx)).toHaveLength(5);
+    expect(Object.getOwnPropertyNames(ProxyContext.empty())).toHaveLength(ProxyContext.keys.length);
+  });
+
+  it('forks into a whole context with the connection entries, as the context layer does per request', () => {
+    const cx = ConnectionContext.empty()
+      .set('peerAddr', peer)
+      .set('localAddr', local)
+      .set('driver', 'uring')
+      .set('server', { key: 's', scheme: 'http' });
+    const request = cx.fork().set('clientTarget', '/x').set('startedAt', 1);
+    expect(request.constructor).toBe(ProxyContext.empty().constructor);
+    expect(request.get('peerAddr')).toBe(peer);
+    expect(request.get('clientTarget')).toBe('/x');
+    expect(request.has('clientCert')).toBe(false);
+    // The connection context never holds a request key: a hook reading one finds it absent.
+    expect(cx.maybeGet('request')).toBeUndefined();
+    expect(() => (cx as typeof request).set('startedAt', 2)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET' }),
+    );
+  });
+});
