@@ -71,6 +71,21 @@ class AccessLoggedBody extends ForwardedBody {
   }
 }
 
+/** Most idle access-log waiters a core service keeps (one is busy per request waiting upstream). */
+const MAX_SPARE_WAITERS = 256;
+
+/**
+ * The access log's wait for one request's answer: `then(waiter.resolve, waiter.reject)` with
+ * handlers made once per waiter, pooled per core service, so a logged request costs the promise
+ * reaction and `then`'s promise, not two closures and their context each.
+ */
+class AccessLogWaiter {
+  cx: RequestCx | null = null;
+  constructor(private readonly core: CoreService) {}
+  readonly resolve = (res: HttpResponse): HttpResponse => this.core.settled(this, true, res);
+  readonly reject = (error: unknown): HttpResponse => this.core.settled(this, false, error);
+}
+
 /** Maps failures to responses and writes the access log. */
 export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
   implements Service<RequestCx, HttpResponse>
@@ -101,14 +116,28 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       return this.#answer(cx, this.#fail(cx, error), false);
     }
     if (!(out instanceof Promise)) return this.#answer(cx, out, true);
-    if (this.accessLog)
-      return out.then(
-        (res) => this.#answer(cx, res, true),
-        (error: unknown) => this.#answer(cx, this.#fail(cx, error), false),
-      );
+    if (this.accessLog) {
+      // A pooled pair of handlers (AccessLogWaiter) instead of two closures per request.
+      const w = this.#waiters.pop() ?? new AccessLogWaiter(this);
+      w.cx = cx;
+      return out.then(w.resolve, w.reject);
+    }
     // HTTP/2 streams answer a rejection with a 500 (onFailed is HTTP/1.1's).
     if (this.serverAnswersFailures && cx.get('request').version !== '2') return out;
     return out.then(undefined, (error: unknown) => this.#fail(cx, error));
+  }
+
+  /** Access-log waiters not in use (see AccessLogWaiter). */
+  readonly #waiters: AccessLogWaiter[] = [];
+
+  /** @internal an AccessLogWaiter's outcome for `cx`'s request: its answer (`ok`), or its failure. */
+  settled(w: AccessLogWaiter, ok: boolean, outcome: unknown): HttpResponse {
+    const cx = w.cx!;
+    w.cx = null;
+    if (this.#waiters.length < MAX_SPARE_WAITERS) this.#waiters.push(w);
+    return ok
+      ? this.#answer(cx, outcome as HttpResponse, true)
+      : this.#answer(cx, this.#fail(cx, outcome), false);
   }
 
   /**
