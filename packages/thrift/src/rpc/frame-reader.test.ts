@@ -387,6 +387,162 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
   },
 );
 
+describe.each(['framed', 'theader', 'ttheader'] as FramingName[])(
+  'FrameReader.feedChunk, %s, a length prefix received apart (Apache Go writes it alone)',
+  (framing) => {
+    const framed = (padding: number, i = 0): Uint8Array =>
+      encodeFrame({ framing, protocol: 'binary', seqId: i }, msg(i, padding));
+    const body = (frame: Uint8Array): Uint8Array => decodeFrame(framing, frame).payload;
+
+    it('the payload is a view of the chunk that holds it, the frames after it too; the chunk goes back once', () => {
+      const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+      let released = 0;
+      // A first whole frame: the framing is detected.
+      reader.feedChunk({ bytes: framed(10), release: () => void released++ });
+      expect(reader.poll()).not.toBeNull();
+      reader.retainLast()!.release();
+      expect(released).toBe(1);
+      const call = framed(10_240, 2);
+      const next = framed(2_000, 4);
+      reader.feed(call.subarray(0, 4)); // the prefix, copied as a server copies chunks under 1 KiB
+      expect(reader.poll()).toBeNull();
+      const chunk = new Uint8Array(Buffer.concat([call.subarray(4), next]));
+      reader.feedChunk({ bytes: chunk, release: () => void released++ });
+      const got = reader.poll()!;
+      expect(got.payload).toEqual(body(call));
+      expect(got.payload.buffer).toBe(chunk.buffer); // not copied into the reader
+      expect(got.wireLength).toBe(call.byteLength);
+      expect(got.seqId).toBe(2);
+      const first = reader.retainLast()!;
+      const after = reader.poll()!;
+      expect(after.payload).toEqual(body(next));
+      expect(after.payload.buffer).toBe(chunk.buffer);
+      const second = reader.retainLast()!;
+      expect(reader.poll()).toBeNull();
+      expect(reader.buffered).toBe(0);
+      reader.recycle();
+      first.release();
+      expect(released).toBe(1);
+      second.release();
+      expect(released).toBe(2);
+    });
+
+    it('a prefix taken out of the buffer goes back before its payload when the chunk is spilled (a later chunk, recycle())', () => {
+      for (const spill of ['feed', 'feedChunk', 'recycle'] as const) {
+        const reader = new FrameReader(scripted(new Uint8Array(0), [1]), { framing });
+        const a = framed(3_000, 0);
+        const b = framed(1_500, 2);
+        let released = 0;
+        reader.feed(a.subarray(0, 4));
+        reader.feedChunk({ bytes: a.slice(4), release: () => void released++ });
+        if (spill === 'recycle') reader.recycle();
+        else if (spill === 'feed') reader.feed(b);
+        else reader.feedChunk({ bytes: b.slice(), release: () => void released++ });
+        expect(reader.poll()?.payload).toEqual(body(a));
+        if (spill !== 'recycle') expect(reader.poll()?.payload).toEqual(body(b));
+        expect(reader.poll()).toBeNull();
+        reader.recycle();
+        reader.dispose();
+        expect(released).toBe(spill === 'feedChunk' ? 2 : 1);
+      }
+    });
+
+    it('a prefix over maxFrameSize (or not positive) is still refused with ERR_THRIFT_FRAME_SIZE, its chunk given back', () => {
+      for (const prefix of [
+        [0, 0, 1, 0],
+        [0, 0, 0, 0],
+        [0xff, 0xff, 0xff, 0xf0],
+      ]) {
+        const reader = new FrameReader(scripted(new Uint8Array(0), [1]), { framing, maxFrameSize: 128 });
+        let released = 0;
+        reader.feed(new Uint8Array(prefix));
+        const payload = msg(0, 300);
+        expect(() => {
+          reader.feedChunk({ bytes: payload, release: () => void released++ });
+          reader.poll();
+        }).toThrow(expect.objectContaining({ code: 'ERR_THRIFT_FRAME_SIZE' }));
+        reader.dispose();
+        expect(released).toBe(1);
+      }
+    });
+
+    it("any mix of prefixes apart, payloads with the frames after them, recycles and retained frames: feed()'s frames, each chunk released once", () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.record({
+              padding: fc.integer({ min: 0, max: 3000 }),
+              apart: fc.boolean(), // its prefix comes alone, the rest with the next frame when `joined`
+              joined: fc.boolean(),
+              poll: fc.boolean(), // polled before the next chunk (else spilled by it)
+              recycle: fc.boolean(),
+            }),
+            { minLength: 1, maxLength: 12 },
+          ),
+          (steps) => {
+            const messages = steps.map((s, i) => msg(i, s.padding));
+            const frames = messages.map((m, i) =>
+              encodeFrame({ framing, protocol: i % 2 === 0 ? 'binary' : 'compact' }, m),
+            );
+            const chunks: Uint8Array[] = [];
+            for (let i = 0; i < frames.length; i++) {
+              const f = frames[i]!;
+              const tail = steps[i]!.joined && i + 1 < frames.length ? [frames[++i]!] : [];
+              if (steps[i]!.apart)
+                chunks.push(f.slice(0, 4), new Uint8Array(Buffer.concat([f.subarray(4), ...tail])));
+              else chunks.push(new Uint8Array(Buffer.concat([f, ...tail])));
+            }
+            const reader = new FrameReader(scripted(new Uint8Array(0), [1]), { framing });
+            let releases = 0;
+            let doubles = 0;
+            let out: { got: Uint8Array; want: Uint8Array; share: { release(): void } | null }[] = [];
+            let next = 0;
+            const drain = (): void => {
+              for (let f = reader.poll(); f !== null; f = reader.poll()) {
+                out.push({ got: f.payload, want: messages[next++]!, share: reader.retainLast() });
+              }
+            };
+            chunks.forEach((bytes, i) => {
+              let released = false;
+              reader.feedChunk({
+                bytes,
+                release: () => {
+                  if (released) doubles++;
+                  released = true;
+                  releases++;
+                  bytes.fill(0xee);
+                },
+              });
+              const step = steps[i % steps.length]!;
+              if (step.poll) drain();
+              if (step.recycle) {
+                // Frames in the reader's buffer end here (recycle() governs them); retained ones too.
+                for (const o of out) {
+                  expect(o.got).toEqual(o.want);
+                  o.share?.release();
+                }
+                out = [];
+                reader.recycle();
+              }
+            });
+            drain();
+            for (const o of out) {
+              expect(o.got).toEqual(o.want);
+              o.share?.release();
+            }
+            reader.recycle();
+            reader.dispose();
+            expect(next).toBe(messages.length);
+            expect(releases).toBe(chunks.length);
+            expect(doubles).toBe(0);
+          },
+        ),
+        { numRuns: 50 },
+      );
+    });
+  },
+);
+
 /** A stream whose receives wait until it is closed (then end). */
 function silent(): ThriftStream & { closed: boolean } {
   const waiting: ((c: ThriftRecvChunk | null) => void)[] = [];

@@ -14,7 +14,7 @@
 import { NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import { ThriftProtocolError, ThriftRpcError, ThriftTransportError } from '../errors.js';
 import { deadlines } from '../internal/deadlines.js';
-import { decodeFrame, type FrameCodecOptions, FrameSplitter } from '../transport/codec.js';
+import { decodeFrame, decodeFrameBody, type FrameCodecOptions, FrameSplitter } from '../transport/codec.js';
 import { detectFraming, type FramingName, type ThriftFrame } from '../transport/frame.js';
 import type { ThriftRecvChunk, ThriftStream } from './stream.js';
 
@@ -40,6 +40,8 @@ export interface FrameReaderOptions extends FrameCodecOptions {
 
 const MIN_BUFFER = 64 * 1024;
 const EMPTY = new Uint8Array(0);
+/** A length prefix written back before a held frame body that goes to the buffer (spill). */
+const PREFIX = new Uint8Array(4);
 
 /**
  * A chunk held by a FrameReader (feedChunk) whose frames its owner keeps one by one
@@ -100,6 +102,11 @@ export class FrameReader implements SweepMember {
   private heldShare: RetainedChunk | null = null;
   /** The frame poll() returned last is a view of the held chunk (retainLast() may keep it). */
   private lastHeld = false;
+  /**
+   * The held chunk starts (at heldStart) with the body of a frame whose length prefix came in
+   * the chunk before and was taken out of the buffer: the body's length (0: none).
+   */
+  private heldBody = 0;
 
   constructor(
     private readonly stream: ThriftStream,
@@ -194,6 +201,21 @@ export class FrameReader implements SweepMember {
       // rest is copied and the chunk is kept for what follows (replies a multiplexed upstream
       // wrote back to back, pipelined calls: else every chunk after a split one is copied).
       const rest = this.bufferedFrameRest();
+      if (
+        rest > 0 &&
+        rest <= chunk.bytes.byteLength &&
+        this.end - this.start === 4 &&
+        this.prefixAccepted()
+      ) {
+        // Only the frame's length prefix is buffered and this chunk holds the rest: Apache Go's
+        // framed and THeader transports write the prefix with a write of its own, so a reader
+        // whose receive is armed often gets the 4 bytes alone. The frame is decoded where its
+        // body lies, a view of the chunk (the prefix leaves the buffer), not copied after it.
+        this.start = this.end;
+        this.hold(chunk, 0);
+        this.heldBody = rest;
+        return;
+      }
       if (rest > 0 && rest < chunk.bytes.byteLength) {
         this.append(chunk.bytes.subarray(0, rest));
         this.hold(chunk, rest);
@@ -231,6 +253,16 @@ export class FrameReader implements SweepMember {
     const b = this.buf;
     const total = ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) + 4;
     return total > have ? total - have : 0;
+  }
+
+  /** The buffered length prefix passes the splitter's checks (a bad one fails at poll(), as ever). */
+  private prefixAccepted(): boolean {
+    try {
+      this.splitter.find(this.framing!, this.buf, this.start, this.end);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** See feed(). */
@@ -317,6 +349,16 @@ export class FrameReader implements SweepMember {
   private spill(): void {
     const bytes = this.heldBytes;
     if (this.heldStart >= bytes.byteLength) return;
+    const body = this.heldBody;
+    if (body > 0) {
+      // The frame's prefix, taken out of the buffer, goes back before its body.
+      this.heldBody = 0;
+      PREFIX[0] = body >>> 24;
+      PREFIX[1] = body >>> 16;
+      PREFIX[2] = body >>> 8;
+      PREFIX[3] = body;
+      this.append(PREFIX);
+    }
     const rest = bytes.subarray(this.heldStart);
     if (this.heldStart === this.heldFrom && this.held !== null && !this.heldPinned) {
       // No frame was returned from it: nothing views it, it goes back now.
@@ -341,6 +383,7 @@ export class FrameReader implements SweepMember {
     this.heldPinned = false;
     this.heldShare = null;
     this.lastHeld = false;
+    this.heldBody = 0;
     if (share !== null) share.release();
     else chunk?.release();
   }
@@ -382,6 +425,14 @@ export class FrameReader implements SweepMember {
   private heldFrame(): ThriftFrame | null {
     const bytes = this.heldBytes;
     const at = this.heldStart;
+    const n = this.heldBody;
+    if (n > 0) {
+      // A frame body whose prefix came before (feedChunk): whole in the chunk.
+      const frame = decodeFrameBody(this.framing!, bytes, at, at + n, this.options);
+      this.heldBody = 0;
+      this.heldStart = at + n;
+      return frame;
+    }
     const end = bytes.byteLength;
     if (!this.detect(bytes, at, end)) return null;
     const stop = this.splitter.find(this.framing!, bytes, at, end);

@@ -20,8 +20,8 @@ import {
   type ThriftFrame,
   writeLength,
 } from './frame.js';
-import { decodeTHeader, encodeTHeaderParts } from './theader.js';
-import { decodeTTHeader, encodeTTHeaderParts } from './ttheader.js';
+import { decodeTHeader, decodeTHeaderAt, encodeTHeaderParts } from './theader.js';
+import { decodeTTHeader, decodeTTHeaderAt, encodeTTHeaderParts } from './ttheader.js';
 
 /** Options of frame decoding. */
 export interface FrameCodecOptions extends ReaderOptions {
@@ -88,25 +88,63 @@ export function decodeFrame(
       return decodeTHeader(frame, options.maxFrameSize);
     case 'ttheader':
       return decodeTTHeader(frame);
-    default: {
-      const payload = framing === 'framed' ? frame.subarray(4) : frame;
-      if (payload.byteLength === 0) throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', 'empty frame');
-      const protocol = options.protocol ?? sniffOrThrow(payload[0]!);
-      return {
+    default:
+      return decodePayload(
         framing,
-        protocol,
-        seqId: peekSeqId(protocol, payload),
-        flags: 0,
-        headers: EMPTY_HEADERS,
-        intHeaders: EMPTY_INT_HEADERS,
-        persistentHeaders: EMPTY_HEADERS,
-        aclToken: undefined,
-        transforms: [],
-        payload,
-        wireLength: frame.byteLength,
-      };
-    }
+        framing === 'framed' ? frame.subarray(4) : frame,
+        frame.byteLength,
+        options,
+      );
   }
+}
+
+/**
+ * @internal The frame of `framing` (framed, THeader or TTHeader) whose body, every byte after its
+ * 4-byte length prefix, is `bytes[start, end)`: for a reader that received the prefix in one
+ * chunk and the body in the next (FrameReader.feedChunk), so the body is decoded where it lies.
+ */
+export function decodeFrameBody(
+  framing: FramingName,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  options: FrameCodecOptions,
+): ThriftFrame {
+  switch (framing) {
+    case 'theader':
+      // The decoders never read a frame's length prefix: its place may lie before the view.
+      return decodeTHeaderAt(bytes, start - 4, end, options.maxFrameSize);
+    case 'ttheader':
+      return decodeTTHeaderAt(bytes, start - 4, end);
+    case 'framed':
+      return decodePayload('framed', bytes.subarray(start, end), end - start + 4, options);
+    default:
+      throw new TypeError('an unframed message has no length prefix');
+  }
+}
+
+/** The frame of a framed (or unframed) message given as its payload alone, `wireLength` bytes on the wire. */
+function decodePayload(
+  framing: 'framed' | 'unframed',
+  payload: Uint8Array,
+  wireLength: number,
+  options: FrameCodecOptions,
+): ThriftFrame {
+  if (payload.byteLength === 0) throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', 'empty frame');
+  const protocol = options.protocol ?? sniffOrThrow(payload[0]!);
+  return {
+    framing,
+    protocol,
+    seqId: peekSeqId(protocol, payload),
+    flags: 0,
+    headers: EMPTY_HEADERS,
+    intHeaders: EMPTY_INT_HEADERS,
+    persistentHeaders: EMPTY_HEADERS,
+    aclToken: undefined,
+    transforms: [],
+    payload,
+    wireLength,
+  };
 }
 
 /**

@@ -32,26 +32,38 @@ export const THeaderInfoType = { KEY_VALUE: 1, PERSISTENT_KEY_VALUE: 2 } as cons
  * inflated size of a zlib payload.
  */
 export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): ThriftFrame {
-  if (frame.byteLength < 14) {
-    throw new ThriftTransportError(
-      'ERR_THRIFT_FRAME_SIZE',
-      `THeader frame of ${frame.byteLength} bytes is too short`,
-    );
+  return decodeTHeaderAt(frame, 0, frame.byteLength, maxFrameSize);
+}
+
+/**
+ * @internal decodeTHeader of the frame whose byte i is `frame[at + i]`, ending at `end`. Its
+ * length prefix (the 4 bytes from `at`) is never read, so `at` may lie up to 4 before the view's
+ * start: a frame whose body was received apart from its prefix (FrameReader.feedChunk).
+ */
+export function decodeTHeaderAt(
+  frame: Uint8Array,
+  at: number,
+  end: number,
+  maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
+): ThriftFrame {
+  const length = end - at;
+  if (length < 14) {
+    throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', `THeader frame of ${length} bytes is too short`);
   }
-  const magic = (frame[4]! << 8) | frame[5]!;
+  const magic = (frame[at + 4]! << 8) | frame[at + 5]!;
   if (magic !== THEADER_MAGIC)
     throw new ThriftTransportError('ERR_THRIFT_BAD_HEADER', `bad THeader magic 0x${magic.toString(16)}`);
-  const flags = (frame[6]! << 8) | frame[7]!;
-  const seqId = (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
-  const headerSize = ((frame[12]! << 8) | frame[13]!) * 4;
+  const flags = (frame[at + 6]! << 8) | frame[at + 7]!;
+  const seqId = (frame[at + 8]! << 24) | (frame[at + 9]! << 16) | (frame[at + 10]! << 8) | frame[at + 11]!;
+  const headerSize = ((frame[at + 12]! << 8) | frame[at + 13]!) * 4;
   const headerEnd = 14 + headerSize;
-  if (headerEnd > frame.byteLength) {
+  if (headerEnd > length) {
     throw new ThriftTransportError(
       'ERR_THRIFT_BAD_HEADER',
       `THeader header size ${headerSize} exceeds the frame`,
     );
   }
-  const c = new HeaderCursor(frame, 14, headerEnd, 'THeader');
+  const c = new HeaderCursor(frame, at + 14, at + headerEnd, 'THeader');
   const protocol = protocolFromId(c.varint());
   const nTransforms = c.varint();
   const transforms: number[] = [];
@@ -67,7 +79,7 @@ export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAM
   }
   let headers: Map<string, string> | undefined;
   let persistentHeaders: Map<string, string> | undefined;
-  while (c.pos < headerEnd) {
+  while (c.pos < at + headerEnd) {
     const type = c.varint();
     if (type === THeaderInfoType.KEY_VALUE || type === THeaderInfoType.PERSISTENT_KEY_VALUE) {
       const into =
@@ -83,7 +95,7 @@ export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAM
       break;
     }
   }
-  let payload = frame.subarray(headerEnd);
+  let payload = frame.subarray(at + headerEnd, end);
   for (let i = transforms.length - 1; i >= 0; i--) {
     try {
       const out = inflateSync(payload, { maxOutputLength: maxFrameSize });
@@ -103,7 +115,7 @@ export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAM
     aclToken: undefined,
     transforms,
     payload,
-    wireLength: frame.byteLength,
+    wireLength: length,
   };
 }
 

@@ -59,26 +59,33 @@ export const TTHeaderIntKey = {
 
 /** Decodes a whole TTHeader frame (length prefix included). */
 export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
-  if (frame.byteLength < 16) {
-    throw new ThriftTransportError(
-      'ERR_THRIFT_FRAME_SIZE',
-      `TTHeader frame of ${frame.byteLength} bytes is too short`,
-    );
+  return decodeTTHeaderAt(frame, 0, frame.byteLength);
+}
+
+/**
+ * @internal decodeTTHeader of the frame whose byte i is `frame[at + i]`, ending at `end`. Its
+ * length prefix (the 4 bytes from `at`) is never read, so `at` may lie up to 4 before the view's
+ * start: a frame whose body was received apart from its prefix (FrameReader.feedChunk).
+ */
+export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): ThriftFrame {
+  const length = end - at;
+  if (length < 16) {
+    throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', `TTHeader frame of ${length} bytes is too short`);
   }
-  const magic = (frame[4]! << 8) | frame[5]!;
+  const magic = (frame[at + 4]! << 8) | frame[at + 5]!;
   if (magic !== TTHEADER_MAGIC)
     throw new ThriftTransportError('ERR_THRIFT_BAD_HEADER', `bad TTHeader magic 0x${magic.toString(16)}`);
-  const flags = (frame[6]! << 8) | frame[7]!;
-  const seqId = (frame[8]! << 24) | (frame[9]! << 16) | (frame[10]! << 8) | frame[11]!;
-  const headerSize = ((frame[12]! << 8) | frame[13]!) * 4;
+  const flags = (frame[at + 6]! << 8) | frame[at + 7]!;
+  const seqId = (frame[at + 8]! << 24) | (frame[at + 9]! << 16) | (frame[at + 10]! << 8) | frame[at + 11]!;
+  const headerSize = ((frame[at + 12]! << 8) | frame[at + 13]!) * 4;
   const headerEnd = 14 + headerSize;
-  if (headerSize < 4 || headerEnd > frame.byteLength) {
+  if (headerSize < 4 || headerEnd > length) {
     throw new ThriftTransportError(
       'ERR_THRIFT_BAD_HEADER',
       `TTHeader header size ${headerSize} is invalid for the frame`,
     );
   }
-  const c = new HeaderCursor(frame, 14, headerEnd, 'TTHeader');
+  const c = new HeaderCursor(frame, at + 14, at + headerEnd, 'TTHeader');
   const protocol = protocolFromId(c.u8());
   const nTransforms = c.u8();
   if (nTransforms !== 0) {
@@ -90,7 +97,7 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
   let headers: Map<string, string> | undefined;
   let intHeaders: Map<number, string> | undefined;
   let aclToken: string | undefined;
-  while (c.pos < headerEnd) {
+  while (c.pos < at + headerEnd) {
     const id = c.u8();
     switch (id) {
       case TTHeaderInfoId.PADDING:
@@ -133,8 +140,8 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
     persistentHeaders: EMPTY_HEADERS,
     aclToken,
     transforms: [],
-    payload: frame.subarray(headerEnd),
-    wireLength: frame.byteLength,
+    payload: frame.subarray(at + headerEnd, end),
+    wireLength: length,
   };
 }
 

@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# What one relayed Thrift call costs loch and nginx `stream` in the kernel, counted rather than
+# timed (issue 15): bench:thrift's peers (the Go thrift server, CPU 0; the Go load generator,
+# CPU 0, CONNS connections, framed binary, `bench(text)` with a SIZE-byte string) and each proxy
+# on CPU 1 (loch from the sources, 1 worker, exclusive pooled upstreams, or with MUX=1
+# `multiplex = true`; nginx stream, 1 worker). After WARM seconds of load, `perf record` takes
+# every syscall exit and io_uring submission and completion of the proxy's threads while the
+# load runs SECONDS more; the counts are divided by the calls the load generator made.
+#
+# Per call: syscalls (all, and by name), io_uring submissions by opcode, completions of receives
+# (provided buffer: cflags bit 0) and sends, and the size of each receive and send (syscall
+# return values or completion results): how many receives one SIZE-byte call takes on each side,
+# and how many of them are 4 bytes (the Go peers write a frame's length prefix with a write of
+# its own). CPU us per call (user, system) from /proc during the counted run is printed too, but
+# perf's own cost is in it: read counts from this script, CPU from bench:thrift.
+# MEMMOVE_AT=<file offset of libc's memmove implementation> also counts user-space copies of
+# 1 KiB or more and their bytes (a uprobe; 0x16d800, __memmove_avx512_unaligned_erms, on the
+# bench machine's libc: `perf report` of a profile names it, `perf script -F ip,sym,symoff`
+# gives ip - symoff). Byte copies into a reader's buffer (Uint8Array.set) land there.
+# PROFILE=1 samples instead (perf record -g at 1999 Hz; loch with --perf-basic-prof) and prints
+# the self time by symbol of each proxy.
+#
+# Usage: bench/thrift/counts.sh [size=10240] [seconds=4] [targets=loch,nginx] [warm=2] [conns=64]
+# Needs go (Debian's golang thrift), nginx with the stream module, perf; run as root.
+set -euo pipefail
+size=${1:-10240}
+seconds=${2:-4}
+targets=${3:-loch,nginx}
+warm=${4:-2}
+conns=${5:-64}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-thrift-counts-XXXXXX")
+chmod 755 "$dir"
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    if /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2
+  return 1
+}
+
+GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off \
+  go build -o "$dir/thrift_peer" "$root/apps/proxy/test/thrift/go/thrift_peer.go"
+taskset -c 0 "$dir/thrift_peer" server framed binary G >"$dir/server.out" 2>&1 &
+server_pid=$!
+pids=("$server_pid")
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  grep -qE '^[0-9]+$' "$dir/server.out" 2>/dev/null && break
+  sleep 0.1
+done
+upstream=$(head -1 "$dir/server.out")
+wait_port "$upstream"
+
+start_loch() { # port
+  cat >"$dir/loch.toml" <<EOF
+[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.bench]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:$1" }
+access_log = false
+route = { upstreams = [{ endpoint = "127.0.0.1:$upstream"$([ "${MUX:-0}" = 1 ] && echo ', multiplex = true') }] }
+EOF
+  local opts=${NODE_OPTIONS:-}
+  [ "${PROFILE:-0}" = 1 ] && opts="$opts --perf-basic-prof"
+  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts exec taskset -c 1 node --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
+  proxy_pid=$!
+}
+
+start_nginx() { # port
+  mkdir -p "$dir/nginx/logs"
+  cat >"$dir/nginx/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+user root;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; multi_accept on; }
+stream {
+  upstream backend { server 127.0.0.1:$upstream; }
+  server {
+    listen 127.0.0.1:$1 backlog=4096;
+    proxy_pass backend;
+    tcp_nodelay on;
+  }
+}
+EOF
+  taskset -c 1 nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' >"$dir/nginx.out" 2>&1 &
+  proxy_pid=$!
+}
+
+cpu_ticks() { # pids... -> "utime stime" summed over their threads
+  local u=0 s=0 p t f
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*/stat; do
+      f=$(sed 's/.*) //' "$t" 2>/dev/null) || continue
+      set -- $f
+      u=$((u + ${12})) s=$((s + ${13}))
+    done
+  done
+  echo "$u $s"
+}
+
+for target in ${targets//,/ }; do
+  port=$(free_port)
+  case $target in
+    loch) start_loch "$port" ;;
+    nginx) start_nginx "$port" ;;
+    *) echo "unknown target $target" >&2; exit 2 ;;
+  esac
+  pids+=("$proxy_pid")
+  wait_port "$port"
+  taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$warm" "$size" >/dev/null
+  # nginx: its worker (child of the master); loch: its one process (worker threads included).
+  watched=$proxy_pid
+  if [ "$target" = nginx ]; then watched=$(cat /proc/"$proxy_pid"/task/"$proxy_pid"/children | tr ' ' '\n' | grep . | paste -sd,); fi
+  read -r u0 s0 <<<"$(cpu_ticks ${watched//,/ })"
+  if [ "${PROFILE:-0}" = 1 ]; then
+    # Where the CPU goes instead of counting (loch runs with --perf-basic-prof: JIT frames named).
+    perf record -q -F 1999 -g -o "$dir/$target.prof" -p "$watched" -- \
+      taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load" 2>"$dir/$target.perf.err"
+    calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
+    echo "== $target: $size B, $calls calls in $seconds s; self time by symbol (>= 0.7%):"
+    perf report -i "$dir/$target.prof" --no-children --sort dso,symbol --percent-limit 0.7 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -60
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+    continue
+  fi
+  copies=()
+  if [ -n "${MEMMOVE_AT:-}" ]; then
+    libc=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
+    grep -q '^p:probe_libc/memmove_at ' /sys/kernel/tracing/uprobe_events 2>/dev/null ||
+      echo "p:probe_libc/memmove_at $libc:$MEMMOVE_AT size=%dx:u64" >>/sys/kernel/tracing/uprobe_events
+    copies=(-e probe_libc:memmove_at --filter 'size >= 1024')
+  fi
+  perf record -q -o "$dir/$target.data" -e raw_syscalls:sys_exit,io_uring:io_uring_submit_req,io_uring:io_uring_complete \
+    "${copies[@]}" -p "$watched" -- taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load" 2>"$dir/$target.perf.err"
+  read -r u1 s1 <<<"$(cpu_ticks ${watched//,/ })"
+  calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
+  perf script -i "$dir/$target.data" -F event,trace 2>/dev/null >"$dir/$target.txt"
+  echo "== $target${MUX:+ mux=$MUX}: $size B, $conns connections, $calls calls in $seconds s; per call:"
+  /usr/bin/python3 -c "import sys; u, s, c = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]); print(f'cpu with perf attached (100 Hz ticks): user {u * 1e4 / c:.1f} us, system {s * 1e4 / c:.1f} us')" "$((u1 - u0))" "$((s1 - s0))" "$calls"
+  /usr/bin/python3 - "$dir/$target.txt" "$calls" <<'EOF'
+import collections, re, sys
+path, calls = sys.argv[1], int(sys.argv[2])
+NAMES = {0: 'read', 1: 'write', 19: 'readv', 20: 'writev', 44: 'sendto', 45: 'recvfrom', 46: 'sendmsg',
+         47: 'recvmsg', 232: 'epoll_wait', 281: 'epoll_pwait', 441: 'epoll_pwait2', 233: 'epoll_ctl',
+         426: 'io_uring_enter', 202: 'futex', 3: 'close', 288: 'accept4', 43: 'accept', 42: 'connect',
+         54: 'setsockopt', 55: 'getsockopt', 51: 'getsockname', 72: 'fcntl', 9: 'mmap', 11: 'munmap',
+         10: 'mprotect', 28: 'madvise', 228: 'clock_gettime', 96: 'gettimeofday', 14: 'rt_sigprocmask',
+         39: 'getpid', 186: 'gettid', 318: 'getrandom', 7: 'poll', 271: 'ppoll', 16: 'ioctl', 41: 'socket'}
+SIZED = {'read', 'recvfrom', 'recvmsg', 'readv', 'write', 'sendto', 'sendmsg', 'writev'}
+syscalls = collections.Counter()
+sizes = collections.defaultdict(collections.Counter)
+submits = collections.Counter()
+op_of = {}
+completions = collections.Counter()
+csizes = collections.defaultdict(collections.Counter)
+exit_re = re.compile(r'NR (\d+) = (-?\d+)')
+sub_re = re.compile(r'req (0x[0-9a-f]+|\(nil\)), user_data 0x[0-9a-f]+, opcode (\w+)')
+comp_re = re.compile(r'req (0x[0-9a-f]+|\(nil\)), user_data 0x[0-9a-f]+, result (-?\d+), cflags 0x([0-9a-f]+)')
+def bucket(n):
+    if n < 0: return 'error'
+    if n == 0: return '0'
+    if n <= 4: return '<=4'
+    if n < 1024: return '<1K'
+    if n < 8192: return '1K-8K'
+    if n < 10240: return '8K-10K'
+    if n <= 10300: return '~10K'
+    if n < 16384: return '10K-16K'
+    if n == 16384: return '16K'
+    return '>16K'
+copies = 0
+copied = 0
+size_re = re.compile(r'size=(\d+)')
+for line in open(path):
+    if 'memmove_at' in line:
+        m = size_re.search(line)
+        if m:
+            copies += 1
+            copied += int(m.group(1))
+    elif 'sys_exit' in line:
+        m = exit_re.search(line)
+        if not m: continue
+        nr, ret = int(m.group(1)), int(m.group(2))
+        name = NAMES.get(nr, f'nr{nr}')
+        syscalls[name] += 1
+        if name in SIZED: sizes[name][bucket(ret)] += 1
+    elif 'io_uring_submit_req' in line:
+        m = sub_re.search(line)
+        if not m: continue
+        submits[m.group(2)] += 1
+        op_of[m.group(1)] = m.group(2)
+    elif 'io_uring_complete' in line:
+        m = comp_re.search(line)
+        if not m: continue
+        res, cflags = int(m.group(2)), int(m.group(3), 16)
+        op = 'RECV(buf)' if cflags & 1 else op_of.get(m.group(1), '?')
+        completions[op] += 1
+        csizes[op][bucket(res)] += 1
+per = lambda n: f'{n / calls:.2f}'
+print(f"syscalls {per(sum(syscalls.values()))}: " + ', '.join(f'{k} {per(v)}' for k, v in syscalls.most_common() if v / calls >= 0.005))
+for name, c in sorted(sizes.items()):
+    print(f"  {name} sizes: " + ', '.join(f'{k} {per(v)}' for k, v in c.most_common()))
+if copies:
+    print(f"user-space copies of 1 KiB or more (libc memmove): {per(copies)}, {copied / calls:.0f} B per call")
+if submits:
+    print(f"io_uring submissions {per(sum(submits.values()))}: " + ', '.join(f'{k} {per(v)}' for k, v in submits.most_common() if v / calls >= 0.005))
+    print(f"io_uring completions {per(sum(completions.values()))}: " + ', '.join(f'{k} {per(v)}' for k, v in completions.most_common() if v / calls >= 0.005))
+    for op, c in sorted(csizes.items()):
+        if sum(c.values()) / calls >= 0.005:
+            print(f"  {op} results: " + ', '.join(f'{k} {per(v)}' for k, v in c.most_common()))
+EOF
+  kill "$proxy_pid" 2>/dev/null || true
+  wait "$proxy_pid" 2>/dev/null || true
+done
+kill "$server_pid" 2>/dev/null || true
+trap - EXIT
+echo "(output in $dir)"
