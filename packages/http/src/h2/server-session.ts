@@ -632,10 +632,26 @@ export class H2ServerSession<Cx> implements ServedConnection {
         },
         (e: unknown) => {
           s.awaiting = null;
-          this.answer(s, req, this.handlerFailed(e));
+          this.answer(s, req, this.rejected(req, e));
         },
       );
     } else this.answer(s, req, out);
+  }
+
+  /**
+   * The handler's promise rejected: the server's onFailed makes the answer (without onError), as
+   * on HTTP/1.1, so a handler chain can leave its failure mapping to that hook and hand its inner
+   * promise on; without one, or when it throws, handlerFailed's 500. An answer to a stream reset
+   * meanwhile is dropped by the writer as any other.
+   */
+  private rejected(req: HttpServerRequest<Cx>, e: unknown): HttpResponse {
+    const hook = this.server.onFailed;
+    if (hook === null) return this.handlerFailed(e);
+    try {
+      return hook(req, e);
+    } catch (thrown) {
+      return this.handlerFailed(thrown);
+    }
   }
 
   /**
