@@ -358,6 +358,32 @@ describe('replies read in place', () => {
   });
 });
 
+describe('replies read in place while earlier ones are out', () => {
+  it('keeps each reply in its own received chunk while the replies before it are still out (the connection is pooled again before the caller wrote its reply)', async () => {
+    const runtime = await currentRuntime();
+    const { upstreams, call } = await setup();
+    const name = (i: number) => `m${i}`.padEnd(3000, '.');
+    const inUse = () => runtime.bufferStats()?.buffersInUse ?? 0;
+    const base = inUse();
+    const out: { lease: InPlaceLease; reply: ThriftFrame; i: number }[] = [];
+    for (let i = 1; i <= 6; i++) {
+      const lease = new InPlaceLease();
+      const reply = (await call(name(i), i, 5000, lease))!;
+      out.push({ lease, reply, i });
+    }
+    // One receive buffer per reply still out: none was copied into the connection's reader
+    // (before, a reply arriving while the previous one held the reader's chunk was copied).
+    if (runtime.driver.name === 'uring') expect(inUse()).toBe(base + 6);
+    for (const { reply, i } of out) {
+      expect(readMessageHeader('binary', reply.payload)).toMatchObject({ name: name(i), seqId: i });
+    }
+    // Released out of order: each chunk goes back with its own lease.
+    for (const k of [3, 0, 5, 1, 4, 2]) out[k]!.lease.release();
+    expect(inUse()).toBe(base);
+    expect(upstreams.stats().created).toBe(1);
+  });
+});
+
 describe('a pooled upstream connection whose peer speaks unasked', () => {
   async function setupStray() {
     const peer = await strayPeer();

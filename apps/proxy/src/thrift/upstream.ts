@@ -14,8 +14,10 @@
  * allocates new memory per reply makes V8 run major GCs at the rate it relays. With a lease
  * whose holder releases it on every path (inPlace: the thrift relay's), a reply that came whole
  * in one receive is not even copied into the reader: it is a view of the received chunk, which
- * goes back to the runtime's pool once the lease was released and no call reads on the
- * connection (FrameReader.feedChunk/recycle). The call's own bytes (possibly the caller's
+ * the reply keeps by a reference of its own (FrameReader.feedChunk/retainLast) and which goes
+ * back to the runtime's pool once the lease was released; the reader lets go of it at once, so
+ * the next call's reply (the connection is pooled again before the caller wrote this one) is
+ * read in place as well. The call's own bytes (possibly the caller's
  * receive buffer) are lent to the connection's write: the lease hears callSettled() exactly once
  * per call, when that write settled (after a failure, once the stream is closed) or when the
  * call is never written. Not for routing
@@ -107,6 +109,11 @@ class ExclusiveCall {
   written = false;
   /** The reply, once read (and the call written, on a driver that reports them out of order). */
   reply: ThriftFrame | undefined = undefined;
+  /**
+   * The received chunk an in-place reply is a view of (FrameReader.retainLast), until the lease
+   * takes it with the reply (or the call ends otherwise and it is released).
+   */
+  share: RetainedChunk | null = null;
   /** The call failed (a ONEWAY one counts as undelivered). */
   failed = false;
 
@@ -229,7 +236,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     }
     call.written = true;
     if (call.oneway) this.#end(call, undefined);
-    else if (call.reply !== undefined) this.#replied(call, call.reply);
+    else if (call.reply !== undefined) this.#replied(call, call.reply, call.share);
   }
 
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
@@ -274,8 +281,9 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       return;
     }
     let reply: ThriftFrame | null;
+    const inPlace = call.lease?.inPlace === true;
     try {
-      if (call.lease?.inPlace === true) {
+      if (inPlace) {
         // The reply is read in place, a view of the received chunk (no copy into the reader's
         // buffer): the reader keeps the chunk until a recycle() after the lease came back.
         this.reader.feedChunk(chunk);
@@ -291,15 +299,26 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       this.#end(call, this.#failure(call, 'the reply could not be read', e));
       return;
     }
-    if (reply === null) this.#receive();
-    else if (call.written) this.#replied(call, reply);
-    // The legacy driver may report the reply before the write's completion (a write that did
-    // not complete at once, whose completion is read after the reply): kept until then.
-    else call.reply = reply;
+    if (reply === null) {
+      this.#receive();
+      return;
+    }
+    // An in-place reply keeps its chunk by a reference of its own, given to the lease: the
+    // reader lets go of the chunk at once, so the next call's reply (this connection is pooled
+    // again before the caller wrote this one) is held in place too instead of copied.
+    const share = inPlace ? this.reader.retainLast() : null;
+    if (call.written) this.#replied(call, reply, share);
+    else {
+      // The legacy driver may report the reply before the write's completion (a write that did
+      // not complete at once, whose completion is read after the reply): kept until then.
+      call.reply = reply;
+      call.share = share;
+    }
   }
 
   /** Checks that `reply` answers `call`, then ends it. */
-  #replied(call: ExclusiveCall, reply: ThriftFrame): void {
+  #replied(call: ExclusiveCall, reply: ThriftFrame, share: RetainedChunk | null): void {
+    call.share = share; // released by #end unless the lease takes it
     const label = call.key.label;
     let header: { type: number; seqId: number };
     try {
@@ -332,7 +351,8 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       return;
     }
     this.lent++;
-    call.lease?.hold(this);
+    call.share = null;
+    call.lease?.hold(this, share);
     this.#end(call, reply);
   }
 
@@ -342,6 +362,10 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
    */
   #end(call: ExclusiveCall, outcome: ThriftFrame | undefined | ThriftUpstreamError): void {
     this.#call = undefined;
+    // A reply read in place that no lease took (refused, or the call failed meanwhile).
+    const share = call.share;
+    call.share = null;
+    share?.release();
     this.#callDeadline = NO_DEADLINE;
     call.failed = outcome instanceof ThriftUpstreamError;
     // Pooled only when provably clean: exactly one reply read and nothing past it.
@@ -354,6 +378,9 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       !this.stream.closed;
     // Nothing the reader returned is in use (no reply out): a chunk it holds goes back now.
     if (this.lent === 0) this.reader.recycle();
+    // A dropped connection reads no more replies: bytes past the reply give their chunk back
+    // (a retained reply keeps it until its lease is released).
+    else if (!clean) this.reader.dispose();
     this.owner.callEnded(this, call, clean);
     if (outcome instanceof ThriftUpstreamError) call.reject(outcome);
     else call.resolve(outcome);
