@@ -3,7 +3,7 @@
 # timed (issue 15): bench:thrift's peers (the Go thrift server, CPU 0; the Go load generator,
 # CPU 0, CONNS connections, framed binary, `bench(text)` with a SIZE-byte string) and each proxy
 # on CPU 1 (loch from the sources, 1 worker, exclusive pooled upstreams, or with MUX=1
-# `multiplex = true`; nginx stream, 1 worker). After WARM seconds of load, `perf record` takes
+# `multiplex = true`; nginx stream, 1 worker; npm: bench:thrift's npm thrift proxy, npm-proxy.ts). After WARM seconds of load, `perf record` takes
 # every syscall exit and io_uring submission and completion of the proxy's threads while the
 # load runs SECONDS more; the counts are divided by the calls the load generator made.
 #
@@ -20,7 +20,7 @@
 # PROFILE=1 samples instead (perf record -g at 1999 Hz; loch with --perf-basic-prof) and prints
 # the self time by symbol of each proxy.
 #
-# Usage: bench/thrift/counts.sh [size=10240] [seconds=4] [targets=loch,nginx] [warm=2] [conns=64]
+# Usage: bench/thrift/counts.sh [size=10240] [seconds=4] [targets=loch,nginx,npm] [warm=2] [conns=64]
 # Needs go (Debian's golang thrift), nginx with the stream module, perf; run as root.
 set -euo pipefail
 size=${1:-10240}
@@ -110,11 +110,17 @@ cpu_ticks() { # pids... -> "utime stime" summed over their threads
   echo "$u $s"
 }
 
+start_npm() { # port
+  (cd "$root/bench/thrift" && exec taskset -c 1 node --import tsx npm-proxy.ts "$1" "$upstream") >"$dir/npm.out" 2>&1 &
+  proxy_pid=$!
+}
+
 for target in ${targets//,/ }; do
   port=$(free_port)
   case $target in
     loch) start_loch "$port" ;;
     nginx) start_nginx "$port" ;;
+    npm) start_npm "$port" ;;
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
   pids+=("$proxy_pid")
