@@ -244,7 +244,8 @@ pid ${dir}/nginx.pid;
 worker_processes 1;
 events { worker_connections 1024; }
 http {
-  access_log off;
+  log_format sent '$request_uri $status $body_bytes_sent';
+  access_log ${dir}/access.log sent;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   server {
@@ -290,37 +291,52 @@ upstreams = [{ endpoint = "http://127.0.0.1:${nginxPort}" }]
 
     it('40 streams reset after their upstream answers arrived whole (6.6 MB, over the 4 MiB connection window): the next request is answered', async () => {
       // The client's 16 KiB stream window holds loch's relay back, so each 165,854 B answer
-      // arrives whole at loch's upstream session and waits there unread; the client then resets
-      // the stream. Unread bytes that were never given back to the upstream connection's window
-      // would exhaust it after ~25 such streams, and every later request on the shared session
-      // would hang.
+      // arrives whole at loch's upstream session and waits there unread; the client resets each
+      // stream once nginx logged its answer as sent whole. Unread bytes that were never given
+      // back to the upstream connection's window would exhaust it after ~25 such streams: nginx
+      // could not finish the others, and every later request on the shared session would hang.
+      const log = join(dir, 'access.log');
+      const sentWhole = (i: number): boolean => {
+        try {
+          return readFileSync(log, 'utf8').includes(`/f165854.bin?i=${i} 200 165854\n`);
+        } catch {
+          return false;
+        }
+      };
       const session = http2.connect(`http://127.0.0.1:${lochPort}`, {
         settings: { initialWindowSize: 16_384 },
       });
       session.on('error', () => {});
       try {
-        const heads = Array.from(
+        const resets = Array.from(
           { length: 40 },
-          () =>
-            new Promise<void>((resolve, reject) => {
-              const req = session.request({ ':path': '/f165854.bin', ':authority': 'peers.test' });
+          (_, i) =>
+            new Promise<void>((resolve) => {
+              const req = session.request({ ':path': `/f165854.bin?i=${i}`, ':authority': 'peers.test' });
               req.on('error', () => {});
               req.pause();
               req.on('response', () => {
-                setTimeout(() => {
+                // Reset once nginx sent the whole answer (or after 5 s: it never will when the
+                // window is spent).
+                const since = Date.now();
+                const poll = setInterval(() => {
+                  if (!sentWhole(i) && Date.now() - since < 5_000) return;
+                  clearInterval(poll);
                   req.close(http2.constants.NGHTTP2_CANCEL);
                   resolve();
-                }, 300);
+                }, 20);
               });
               req.on('close', () => resolve());
-              setTimeout(() => reject(new Error('no response head within 10 s')), 10_000).unref();
               req.end();
             }),
         );
-        await Promise.all(heads);
+        await Promise.all(resets);
       } finally {
         session.close();
       }
+      // Every answer went out whole: loch gave the window back as each unread body was let go.
+      const whole = Array.from({ length: 40 }, (_, i) => i).filter(sentWhole);
+      expect(whole.length).toBe(40);
       const fresh = http2.connect(`http://127.0.0.1:${lochPort}`);
       fresh.on('error', () => {});
       try {
