@@ -110,6 +110,41 @@ const READ_ABANDONED = 3;
  */
 const READ_WATCH = 4;
 
+/** H1ServerConnection.flags bits. */
+const F_EXPECT_CONTINUE = 1;
+const F_CONTINUE_SENT = 2;
+const F_BODY_DONE = 4;
+const F_RESPONSE_STARTED = 8;
+const F_FAILED = 16;
+const F_WRITING = 32;
+const F_TAIL_KEEP_ALIVE = 64;
+const F_ABANDONED = 128;
+const F_EARLY = 256;
+const F_SNIFFING = 512;
+const F_WATCHED = 1024;
+
+/**
+ * What few HTTP/1.1 connections need: failures kept for a later look, the tail of a DEFERRED
+ * response, a watch receive's early result, a first read that was a prefix of the HTTP/2
+ * preface. Made the first time a connection sets one of them (a DEFERRED tail: the first answer
+ * with a body over 1 KiB), kept from then on; an idle connection that never needed it holds a null.
+ */
+class H1Rare {
+  bodyError: unknown = null;
+  writeFailure: unknown = null;
+  /**
+   * A response whose last write is in flight while its body's end is unseen (DEFERRED): the body's
+   * iterator, the body, and a failure of the tail for the resumed loop.
+   */
+  tail: AsyncIterator<Uint8Array> | null = null;
+  tailBody: HttpBody | null = null;
+  tailError: unknown = null;
+  /** A watch receive's result not taken yet: chunk, error. */
+  earlyChunk: StreamChunk | null = null;
+  earlyError: unknown = undefined;
+  sniffed: Uint8Array | null = null;
+}
+
 /** One accepted HTTP/1.1 connection. */
 export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, RequestBodySource {
   deadline = NO_DEADLINE;
@@ -127,11 +162,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   private chunk: StreamChunk | null = null;
   /** Where the exchange is (see H1State). */
   state: H1State = H1State.Idle;
-  /** The current request's body state. */
-  private expectContinue = false;
-  private continueSent = false;
-  private bodyDone = true;
-  private responseStarted = false;
+  /**
+   * The connection's yes/no state, one bit each (F_*; read and written through the accessors
+   * below): ten fields of 8 bytes each were one eighth of an idle connection's object.
+   */
+  private flags = F_BODY_DONE;
   /**
    * The current request's body while its handler may read it; null once the server took it
    * over (to drain it, or at the end of the connection): reads of a taken body fail. @internal
@@ -139,47 +174,18 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   reqBody: IncomingRequestBody | null = null;
   /** The last wait of a request body read (the handler's read in flight, if not settled). */
   private bodyWait: Promise<number> | null = null;
-  /** The failure of the current request's body as its reader saw it (a parse error, a timeout). */
-  private bodyError: unknown = null;
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = NO_PENDING;
   private pendingBytes = 0;
   /** Requests answered on this connection. */
   private served = 0;
-  /** The connection ends on a failure (the peer may still be sending). */
-  private failed = false;
-  /**
-   * A writeTo is in flight. A final response write is not waited for: the request loop goes on
-   * (parks) and onWritten settles it.
-   */
-  private writing = false;
   /** Whoever waits for the write in flight (send(), afterWrite()). */
   private writeResolve: (() => void) | null = null;
   private writeReject: ((e: unknown) => void) | null = null;
-  /** A write that failed while nobody waited for it: reported once, by whoever looks next. */
-  private writeFailure: unknown = null;
-  /**
-   * A response whose last write is in flight while its body's end is unseen (DEFERRED): the body's
-   * iterator, the body, the keep-alive decision, and a failure of the tail for the resumed loop.
-   */
-  private tail: AsyncIterator<Uint8Array> | null = null;
-  private tailBody: HttpBody | null = null;
-  private tailKeepAlive = false;
-  private tailError: unknown = null;
+  /** What few connections need (H1Rare), made the first time one does; null until then. */
+  private rare: H1Rare | null = null;
   /** The request whose handler works on its answer (only with onAbandoned), else null. */
   private handling: HttpServerRequest<Cx> | null = null;
-  /** The request whose client is watched (READ_WATCH) while its handler works, else null. */
-  private watched: HttpServerRequest<Cx> | null = null;
-  /** The watched request's client went away: its answer is not sent, the connection ends. */
-  private abandoned = false;
-  /** A watch receive's result not taken yet (the next read gets it): set, chunk, error. */
-  private early = false;
-  private earlyChunk: StreamChunk | null = null;
-  private earlyError: unknown = undefined;
-  /** The first read is checked for the HTTP/2 client preface (the server's protocol choice). */
-  private sniffing: boolean;
-  /** A first read that was a strict prefix of the preface, kept until it is told apart. */
-  private sniffed: Uint8Array | null = null;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -195,6 +201,158 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     } catch {
       // Unix streams and adapters may not support it.
     }
+  }
+
+  private flag(bit: number): boolean {
+    return (this.flags & bit) !== 0;
+  }
+
+  private setFlag(bit: number, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit;
+  }
+
+  /** The current request asked for 100-continue. */
+  private get expectContinue(): boolean {
+    return this.flag(F_EXPECT_CONTINUE);
+  }
+  private set expectContinue(on: boolean) {
+    this.setFlag(F_EXPECT_CONTINUE, on);
+  }
+  /** The 100 Continue went out. */
+  private get continueSent(): boolean {
+    return this.flag(F_CONTINUE_SENT);
+  }
+  private set continueSent(on: boolean) {
+    this.setFlag(F_CONTINUE_SENT, on);
+  }
+  /** The current request's body was read to its end (or it has none). */
+  private get bodyDone(): boolean {
+    return this.flag(F_BODY_DONE);
+  }
+  private set bodyDone(on: boolean) {
+    this.setFlag(F_BODY_DONE, on);
+  }
+  /** Something of the current answer went out: a failure can no longer be answered. */
+  private get responseStarted(): boolean {
+    return this.flag(F_RESPONSE_STARTED);
+  }
+  private set responseStarted(on: boolean) {
+    this.setFlag(F_RESPONSE_STARTED, on);
+  }
+  /** The connection ends on a failure (the peer may still be sending). */
+  private get failed(): boolean {
+    return this.flag(F_FAILED);
+  }
+  private set failed(on: boolean) {
+    this.setFlag(F_FAILED, on);
+  }
+  /**
+   * A writeTo is in flight. A final response write is not waited for: the request loop goes on
+   * (parks) and onWritten settles it.
+   */
+  private get writing(): boolean {
+    return this.flag(F_WRITING);
+  }
+  private set writing(on: boolean) {
+    this.setFlag(F_WRITING, on);
+  }
+  /** A DEFERRED response's keep-alive decision. */
+  private get tailKeepAlive(): boolean {
+    return this.flag(F_TAIL_KEEP_ALIVE);
+  }
+  private set tailKeepAlive(on: boolean) {
+    this.setFlag(F_TAIL_KEEP_ALIVE, on);
+  }
+  /** The watched request's client went away: its answer is not sent, the connection ends. */
+  private get abandoned(): boolean {
+    return this.flag(F_ABANDONED);
+  }
+  private set abandoned(on: boolean) {
+    this.setFlag(F_ABANDONED, on);
+  }
+  /** A watch receive's result is not taken yet (the next read gets it: earlyChunk, earlyError). */
+  private get early(): boolean {
+    return this.flag(F_EARLY);
+  }
+  private set early(on: boolean) {
+    this.setFlag(F_EARLY, on);
+  }
+  /** The first read is checked for the HTTP/2 client preface (the server's protocol choice). */
+  private get sniffing(): boolean {
+    return this.flag(F_SNIFFING);
+  }
+  private set sniffing(on: boolean) {
+    this.setFlag(F_SNIFFING, on);
+  }
+
+  /**
+   * The request whose client is watched (READ_WATCH) while its handler works, else null: only
+   * ever `handling` (a bit says whether it is watched).
+   */
+  private get watched(): HttpServerRequest<Cx> | null {
+    return this.flag(F_WATCHED) ? this.handling : null;
+  }
+  private set watched(req: HttpServerRequest<Cx> | null) {
+    this.setFlag(F_WATCHED, req !== null);
+  }
+
+  /** The H1Rare part, made now if it was not. */
+  private rarePart(): H1Rare {
+    if (this.rare === null) this.rare = new H1Rare();
+    return this.rare;
+  }
+
+  /** The failure of the current request's body as its reader saw it (a parse error, a timeout). */
+  private get bodyError(): unknown {
+    return this.rare === null ? null : this.rare.bodyError;
+  }
+  private set bodyError(e: unknown) {
+    if (e !== null || this.rare !== null) this.rarePart().bodyError = e;
+  }
+  /** A write that failed while nobody waited for it: reported once, by whoever looks next. */
+  private get writeFailure(): unknown {
+    return this.rare === null ? null : this.rare.writeFailure;
+  }
+  private set writeFailure(e: unknown) {
+    if (e !== null || this.rare !== null) this.rarePart().writeFailure = e;
+  }
+  /** A DEFERRED response's body iterator (see H1Rare.tail). */
+  private get tail(): AsyncIterator<Uint8Array> | null {
+    return this.rare === null ? null : this.rare.tail;
+  }
+  private set tail(it: AsyncIterator<Uint8Array> | null) {
+    if (it !== null || this.rare !== null) this.rarePart().tail = it;
+  }
+  private get tailBody(): HttpBody | null {
+    return this.rare === null ? null : this.rare.tailBody;
+  }
+  private set tailBody(body: HttpBody | null) {
+    if (body !== null || this.rare !== null) this.rarePart().tailBody = body;
+  }
+  private get tailError(): unknown {
+    return this.rare === null ? null : this.rare.tailError;
+  }
+  private set tailError(e: unknown) {
+    if (e !== null || this.rare !== null) this.rarePart().tailError = e;
+  }
+  private get earlyChunk(): StreamChunk | null {
+    return this.rare === null ? null : this.rare.earlyChunk;
+  }
+  private set earlyChunk(c: StreamChunk | null) {
+    if (c !== null || this.rare !== null) this.rarePart().earlyChunk = c;
+  }
+  private get earlyError(): unknown {
+    return this.rare === null ? undefined : this.rare.earlyError;
+  }
+  private set earlyError(e: unknown) {
+    if (e !== undefined || this.rare !== null) this.rarePart().earlyError = e;
+  }
+  /** A first read that was a strict prefix of the preface, kept until it is told apart. */
+  private get sniffed(): Uint8Array | null {
+    return this.rare === null ? null : this.rare.sniffed;
+  }
+  private set sniffed(bytes: Uint8Array | null) {
+    if (bytes !== null || this.rare !== null) this.rarePart().sniffed = bytes;
   }
 
   /** Starts serving: the request loop's first run. */
