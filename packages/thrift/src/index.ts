@@ -24,6 +24,7 @@ export { createReader, createWriter } from './protocol/factory.js';
 export { MessageBoundsFinder, skipValue, sniffProtocol } from './protocol/message-bounds.js';
 export {
   messageBodyOffset,
+  peekMessageHeader,
   peekSeqId,
   readMessageHeader,
   rewriteMessageName,

@@ -10,6 +10,7 @@ import {
   MessageBoundsFinder,
   MessageType,
   type ProtocolName,
+  peekMessageHeader,
   peekSeqId,
   readMessageHeader,
   readStruct,
@@ -338,6 +339,37 @@ describe.each(['binary', 'compact'] as const)('%s protocol conformance', (protoc
     );
   });
 
+  it("peekMessageHeader gives readMessageHeader's type and seq id, and its errors, without the name", () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 40 }),
+        fc.constantFrom(MessageType.CALL, MessageType.REPLY, MessageType.EXCEPTION, MessageType.ONEWAY),
+        fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+        (name, type, seqId) => {
+          const w = createWriter(protocol);
+          w.writeMessageBegin(name, type, seqId);
+          w.writeStructBegin();
+          w.writeFieldStop();
+          w.writeStructEnd();
+          const bytes = w.finishCopy();
+          const out = { type: 0, seqId: 0 };
+          peekMessageHeader(protocol, bytes, out);
+          const header = readMessageHeader(protocol, bytes);
+          expect(out).toEqual({ type: header.type, seqId: header.seqId });
+          expect(out).toEqual({ type, seqId });
+        },
+      ),
+      { numRuns: 100 },
+    );
+    const badType = new Uint8Array(
+      protocol === 'binary' ? [0x80, 0x01, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0] : [0x82, 0xe1, 0, 0],
+    );
+    const out = { type: 0, seqId: 0 };
+    expect(codeOf(() => peekMessageHeader(protocol, badType, out))).toBe('ERR_THRIFT_BAD_VERSION');
+    const whole = encodeMessage(protocol, { kind: 'struct', fields: [] }, 'm', 3);
+    expect(codeOf(() => peekMessageHeader(protocol, whole.subarray(0, 2), out))).toBe('ERR_THRIFT_TRUNCATED');
+  });
+
   it('peeks and rewrites seq ids without touching the body', () => {
     fc.assert(
       fc.property(
@@ -434,6 +466,9 @@ describe('binary protocol specifics', () => {
       seqId: 42,
     });
     expect(new MessageBoundsFinder().find('binary', bytes)).toBe(bytes.byteLength);
+    const peeked = { type: 0, seqId: 0 };
+    peekMessageHeader('binary', bytes, peeked);
+    expect(peeked).toEqual({ type: MessageType.ONEWAY, seqId: 42 });
     expect(rewriteSeqId('binary', bytes.slice(), 9)).toEqual(
       (() => {
         const o = new (w.constructor as typeof import('../src/index.js').BinaryWriter)({

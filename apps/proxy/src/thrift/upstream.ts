@@ -30,8 +30,8 @@ import {
   type FramingName,
   frameParts,
   MessageType,
+  peekMessageHeader,
   type RetainedChunk,
-  readMessageHeader,
   type ThriftFrame,
 } from '@loch/thrift';
 import {
@@ -149,6 +149,8 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   #idle = false;
   /** The call running, if any. */
   #call: ExclusiveCall | undefined = undefined;
+  /** The last reply's message type and seq id (peekMessageHeader), reused per reply. */
+  readonly #header = { type: 0, seqId: 0 };
   /**
    * The call whose write is in flight (its bytes lent to the stream): told callSettled() when
    * the write settles, whether or not the call ended before (a timeout, a stray reply).
@@ -320,9 +322,10 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   #replied(call: ExclusiveCall, reply: ThriftFrame, share: RetainedChunk | null): void {
     call.share = share; // released by #end unless the lease takes it
     const label = call.key.label;
-    let header: { type: number; seqId: number };
+    // Type and seq id only: the reply's name is never decoded (no string, no header object).
+    const header = this.#header;
     try {
-      header = readMessageHeader(reply.protocol, reply.payload);
+      peekMessageHeader(reply.protocol, reply.payload, header);
     } catch (error) {
       this.#end(
         call,

@@ -92,7 +92,7 @@ export class BinaryReader extends ProtocolReader {
           start,
         );
       }
-      this.msgType(word & 0xff);
+      this.messageType = this.msgType(word & 0xff);
       const len = this.i32();
       this.checkStringLength(len);
       this.pos += len;
@@ -107,7 +107,7 @@ export class BinaryReader extends ProtocolReader {
     }
     this.checkStringLength(word);
     this.pos += word;
-    this.msgType(this.u8());
+    this.messageType = this.msgType(this.u8());
     return this.i32();
   }
 

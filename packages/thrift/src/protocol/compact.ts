@@ -176,7 +176,7 @@ export class CompactReader extends ProtocolReader {
   }
 
   override skipMessageBegin(): number {
-    this.header();
+    this.messageType = this.header() as number;
     const seqId = this.varint32() | 0;
     const len = this.varint32();
     this.checkStringLength(len);

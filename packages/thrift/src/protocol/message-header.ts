@@ -93,6 +93,26 @@ export function peekSeqId(protocol: ProtocolName, message: Uint8Array): number {
 }
 
 /**
+ * The type and seq id of `message` into `out`, without decoding its name or allocating: what a
+ * relay checks a reply by (readMessageHeader builds the name string and a header object).
+ * Throws as readMessageHeader does on a bad header.
+ */
+export function peekMessageHeader(
+  protocol: ProtocolName,
+  message: Uint8Array,
+  out: { type: number; seqId: number },
+): void {
+  const r = protocol === 'binary' ? binaryReader : compactReader;
+  r.reset(message);
+  try {
+    out.seqId = r.skipMessageBegin();
+    out.type = r.messageType;
+  } finally {
+    r.reset(EMPTY);
+  }
+}
+
+/**
  * Returns a copy of `message` whose message header names `name` (type, seq id and body
  * unchanged): a proxy renaming a method. Binary headers are written strict (versioned), as
  * every reader accepts.

@@ -167,8 +167,13 @@ export abstract class ProtocolReader {
 
   /** Reads a message header (name, type, seq id). */
   abstract readMessageBegin(): MessageHeader;
-  /** Steps over a message header without decoding the name; returns the seq id. */
+  /**
+   * Steps over a message header without decoding the name; returns the seq id and leaves the
+   * message type in `messageType`.
+   */
   abstract skipMessageBegin(): number;
+  /** The message type of the header skipMessageBegin() stepped over last. */
+  messageType = 0;
   /** Ends a message (no bytes on the wire). */
   readMessageEnd(): void {}
   /** Begins a struct (enforces the depth limit). */
