@@ -31,8 +31,8 @@
 import {
   FrameReader,
   MessageType,
+  peekMessageHeader,
   type RetainedChunk,
-  readMessageHeader,
   reframe,
   rewriteSeqId,
   type ThriftFrame,
@@ -160,6 +160,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   readonly #reader: FrameReader;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();
+  /** The last reply's message type and seq id (peekMessageHeader), reused per reply. */
+  readonly #header = { type: 0, seqId: 0 };
   #nextId = 1;
   #queue: Uint8Array[] = [];
   /** ONEWAY calls in `#queue`, resolved once it is written. */
@@ -508,30 +510,32 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
    * to the call's lease or released here); returns why the connection must end, if it must.
    */
   #deliver(reply: ThriftFrame, chunk: RetainedChunk | null): string | undefined {
-    let header: { type: number; seqId: number } | undefined;
+    // Type and seq id only: the reply's name is never decoded (no string, no header object).
+    const header = this.#header;
     let failure: string | undefined;
+    let read = false;
     try {
-      header = readMessageHeader(reply.protocol, reply.payload);
+      peekMessageHeader(reply.protocol, reply.payload, header);
+      read = true;
     } catch (error) {
       failure = `unreadable reply: ${(error as Error).message}`;
     }
-    if (header === undefined) failure ??= 'unreadable reply';
+    if (!read) failure ??= 'unreadable reply';
     else if (header.type !== MessageType.REPLY && header.type !== MessageType.EXCEPTION)
       failure = `a reply has message type ${header.type}`;
     else if (reply.seqId !== header.seqId)
       failure = `a reply's framing header has seq id ${reply.seqId}, its message ${header.seqId}`;
-    const waiting =
-      header === undefined || failure !== undefined ? undefined : this.#pending.get(header.seqId);
+    const waiting = failure !== undefined ? undefined : this.#pending.get(header.seqId);
     if (waiting === undefined) {
       chunk?.release(); // nobody gets this reply
       if (failure !== undefined) return failure;
-      if (!this.#tombstones.delete(header!.seqId))
-        return `a reply has seq id ${header!.seqId}, which no call is waiting for`;
+      if (!this.#tombstones.delete(header.seqId))
+        return `a reply has seq id ${header.seqId}, which no call is waiting for`;
       // The late reply of a call that timed out: dropped; its id may be handed out again.
       this.counters.lateReplies++;
       return undefined;
     }
-    this.#pending.delete(header!.seqId);
+    this.#pending.delete(header.seqId);
     const lease = waiting.lease;
     if (lease?.inPlace !== true) this.#copyLeases--;
     lease?.running?.(undefined);
