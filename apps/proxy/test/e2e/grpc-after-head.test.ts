@@ -8,11 +8,12 @@
  * upstream RST_STREAM code to (INTERNAL_ERROR 13, CANCEL 1, ENHANCE_YOUR_CALM 8), UNAVAILABLE 14
  * for a lost upstream connection. Mid-message the stream is still reset (RST_STREAM
  * INTERNAL_ERROR): trailers would hand the client a truncated message. The upstream's stream is
- * reset (CANCEL) on a timeout as before. @grpc/grpc-js peers on both sides for server streaming,
+ * reset (CANCEL) on a timeout as before; an HTTP/1.1 upstream's timeout after the head is the same. @grpc/grpc-js peers on both sides for server streaming,
  * bidi and a unary call with a slow upstream; node:http2 for the wire and a raw upstream;
  * HTTP/1.1 clients keep the old cut (not gRPC clients).
  */
 import { writeFileSync } from 'node:fs';
+import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -71,6 +72,10 @@ describe.each(drivers)('gRPC failures after the response head, on the %s driver'
   let loch: Loch;
   let server: grpc.Server;
   let raw: http2.Http2Server;
+  /** An HTTP/1.1 upstream: a gRPC head and one whole message (chunked), then silence. */
+  let h1: http.Server;
+  /** loch's server whose upstreams are HTTP/1.1 (h2 client -> loch -> HTTP/1.1 upstream). */
+  let h1Port: number;
   let client: LateClient;
   let generic: grpc.Client;
   let port: number;
@@ -187,7 +192,15 @@ describe.each(drivers)('gRPC failures after the response head, on the %s driver'
     });
     await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
     const rawPort = (raw.address() as AddressInfo).port;
+    h1 = http.createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'application/grpc' });
+      res.write(MESSAGE);
+    });
+    await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r));
+    const h1UpPort = (h1.address() as AddressInfo).port;
     port = await freePort();
+    h1Port = await freePort();
     loch = await startLoch(
       dir,
       `
@@ -206,6 +219,14 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]
 [[servers.grpc.routes]]
 path = "/loch.test.Raw/"
 upstreams = [{ endpoint = "http://127.0.0.1:${rawPort}" }]
+
+[servers.h1up]
+listener = { type = "socket", value = "127.0.0.1:${h1Port}" }
+timeouts = { upstream_read = "800ms", upstream_connect = "2s" }
+
+[[servers.h1up.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${h1UpPort}" }]
 `,
       { LOCH_DRIVER: driver },
     );
@@ -219,15 +240,17 @@ upstreams = [{ endpoint = "http://127.0.0.1:${rawPort}" }]
     await loch?.stop();
     server?.forceShutdown();
     await new Promise((r) => raw?.close(r));
+    h1?.closeAllConnections();
+    await new Promise((r) => h1?.close(r));
   });
 
   async function settled(): Promise<void> {
     await expect.poll(() => calls.open, { timeout: 5000, interval: 25 }).toBe(0);
   }
 
-  /** A call of the raw upstream's `method` over node:http2: what came back. */
-  function rawCall(method: string, extra: http2.OutgoingHttpHeaders = {}): Promise<Seen> {
-    const session = http2.connect(`http://127.0.0.1:${port}`);
+  /** A call of the raw upstream's `method` over node:http2 (to loch's `to` port): what came back. */
+  function rawCall(method: string, extra: http2.OutgoingHttpHeaders = {}, to = port): Promise<Seen> {
+    const session = http2.connect(`http://127.0.0.1:${to}`);
     session.on('error', () => {});
     return new Promise<Seen>((resolve) => {
       const req = session.request({
@@ -337,6 +360,15 @@ upstreams = [{ endpoint = "http://127.0.0.1:${rawPort}" }]
     expect(seen.rstCode).toBe(NGHTTP2_NO_ERROR);
     await expect.poll(() => rawClosed.length - closedBefore, { timeout: 5000 }).toBe(1);
     expect(rawClosed.at(-1)).toEqual({ method: 'Stall', rstCode: NGHTTP2_CANCEL });
+  });
+
+  it('on the wire: the same from an HTTP/1.1 upstream (chunked answer, then silence): trailers grpc-status 4', async () => {
+    const seen = await rawCall('Stall', {}, h1Port);
+    expect(seen.status).toBe(200);
+    expect(seen.data).toBe(MESSAGE.length);
+    expect(seen.trailers?.['grpc-status']).toBe('4');
+    expect(seen.trailers?.['grpc-message']).toContain('upstream_read (800 ms)');
+    expect(seen.rstCode).toBe(NGHTTP2_NO_ERROR);
   });
 
   it("on the wire: the call's shorter grpc-timeout is the one named", async () => {
