@@ -16,7 +16,10 @@
 # MEMMOVE_AT=<file offset of libc's memmove implementation> also counts user-space copies of
 # 1 KiB or more and their bytes (a uprobe; 0x16d800, __memmove_avx512_unaligned_erms, on the
 # bench machine's libc: `perf report` of a profile names it, `perf script -F ip,sym,symoff`
-# gives ip - symoff). Byte copies into a reader's buffer (Uint8Array.set) land there.
+# gives ip - symoff). Byte copies into a reader's buffer (Uint8Array.set) land there. The
+# uprobe traps on every memmove (perf filters by size afterwards): such a run is several times
+# slower, so its CPU and batching (epoll waits, 4-byte receives per call) are not the normal ones;
+# take those from a run without it.
 # PROFILE=1 samples instead (perf record -g at 1999 Hz; loch with --perf-basic-prof) and prints
 # the self time by symbol of each proxy.
 #
