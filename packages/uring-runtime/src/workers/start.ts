@@ -11,10 +11,11 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type ResourceLimits, Worker } from 'node:worker_threads';
+import type { ResourceLimits, Worker } from 'node:worker_threads';
 import { RuntimeError } from '../errors.js';
 import type { BufferBudgetOptions } from '../internal/buffer-budget.js';
 import { type DriverChoice, resolveDriverChoice } from '../runtime.js';
+import { createWorker, workerExecArgv } from './exec-argv.js';
 import type { FromWorker, ToWorker, WireError, WorkerBoot } from './protocol.js';
 
 /**
@@ -768,11 +769,9 @@ export async function start(options: StartOptions, main: string | URL): Promise<
   const mainUrl =
     main instanceof URL ? main.href : /^[a-z]+:/i.test(main) ? main : pathToFileURL(resolvePath(main)).href;
   const entry = bootstrapEntry();
-  // From sources, the worker must resolve @loch/* to sources as well; from dist, leave it alone.
-  const execArgv =
-    !entry.eval || process.execArgv.includes('--conditions=@loch/source')
-      ? process.execArgv
-      : [...process.execArgv, '--conditions=@loch/source'];
+  // From sources, the worker must resolve @loch/* to sources as well; from dist, leave it alone
+  // (undefined: the worker inherits the parent's flags, V8's included: exec-argv.ts).
+  const execArgv = workerExecArgv(entry.eval ? ['--conditions=@loch/source'] : []);
   const cpus: (number | undefined)[] = [];
   for (let index = 0; index < count; index++) cpus.push(cpuFor(index, options.cpuAffinity));
   const faults = options.faultInjection === true;
@@ -794,8 +793,8 @@ export async function start(options: StartOptions, main: string | URL): Promise<
     };
     const resourceLimits = options.resourceLimits;
     return entry.eval
-      ? new Worker(entry.code, { eval: true, workerData, execArgv, resourceLimits })
-      : new Worker(entry.url, { workerData, execArgv, resourceLimits });
+      ? createWorker(entry.code, { eval: true, workerData, execArgv, resourceLimits })
+      : createWorker(entry.url, { workerData, execArgv, resourceLimits });
   };
   const pool = new WorkerPool(count, spawn, { cpus, data: options.data, policy, faults, watchdog });
   try {
