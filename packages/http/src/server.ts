@@ -180,8 +180,8 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal coarse clock for deadlines, refreshed by the sweep timer */
   now = performance.now();
   /** @internal */ closing = false;
-  /** What the HTTP/1.1 connections of this server share. */
-  private readonly h1: H1ServerShared;
+  /** What the HTTP/1.1 connections of this server share. @internal */
+  readonly h1: H1ServerShared;
   /** What the HTTP/2 sessions share; null when HTTP/2 is off. */
   private readonly h2: H2ServerShared | null;
   private readonly live = new Set<ServedConnection>();
@@ -284,7 +284,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
       conn =
         h2 !== null && stream.facts.alpnProtocol === 'h2'
           ? new H2ServerSession(this, h2, stream, this.makeContext(stream), onClosed)
-          : new H1ServerConnection(this, this.h1, stream, this.makeContext(stream), onClosed);
+          : new H1ServerConnection(this, stream, this.makeContext(stream), onClosed);
     } catch (e) {
       if (e !== CLOSING) this.onError(e);
       void stream

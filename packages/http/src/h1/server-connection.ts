@@ -189,18 +189,22 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
 
   constructor(
     private readonly server: HttpServer<Cx>,
-    private readonly h1: H1ServerShared,
     private readonly stream: HttpStream,
     private readonly context: Cx,
     private readonly onClosed: ((stream: HttpStream) => void) | null,
   ) {
-    this.decoder = h1.takeDecoder();
+    this.decoder = server.h1.takeDecoder();
     this.sniffing = server.sniffsPreface(stream);
     try {
       stream.setNoDelay(true);
     } catch {
       // Unix streams and adapters may not support it.
     }
+  }
+
+  /** What the server's h1 connections share (read through the server: one field less each). */
+  private get h1(): H1ServerShared {
+    return this.server.h1;
   }
 
   private flag(bit: number): boolean {
