@@ -100,13 +100,13 @@ export interface HttpServerOptions<Cx> {
    */
   readonly onAnswered?: (request: HttpServerRequest<Cx>, response: HttpResponse) => void;
   /**
-   * HTTP/1.1: called when the handler's answer is a promise that rejects, with the request and
+   * Called (HTTP/1.1 and HTTP/2) when the handler's answer is a promise that rejects, with the request and
    * the rejection; what it returns is the answer (instead of the server's 500, and without
    * onError), written and told to onAnswered like any other. A handler chain whose outer layer
    * only maps failures to answers can leave that to this hook and return its inner promise as it
    * is: no promise reaction of its own per request. A throw is answered as before (onError, 500).
-   * Not called by HTTP/2 streams (a rejection there is a 500), nor for a handler that throws
-   * synchronously or answers something that is not a response.
+   * Not called for a handler that throws synchronously or answers something that is not a
+   * response.
    */
   readonly onFailed?: (request: HttpServerRequest<Cx>, error: unknown) => HttpResponse;
   /**

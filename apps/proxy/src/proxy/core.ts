@@ -44,7 +44,7 @@ export interface CoreLayerConfig {
   readonly server: { readonly key: string; readonly accessLog: boolean };
   /**
    * The HttpServer serving this chain has RequestHooks (with the worker's log and the server's
-   * lifecycle) as its onAnswered and onFailed: it answers an HTTP/1.1 request's rejected answer
+   * lifecycle) as its onAnswered and onFailed: it answers a request's rejected answer (either protocol)
    * with RequestHooks.failed, so without an access log the core layer hands the inner promise
    * on as it is (no reaction of its own per request).
    */
@@ -103,7 +103,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
    * Not async: a synchronous answer (or throw) is handled at once; for a later one, one `then`
    * on the inner promise (a failure handler, plus the access-log hook when the access log is
    * on: one closure more per request) is this layer's whole cost per request. Without an access
-   * log, an HTTP/1.1 request whose server answers failures itself (CoreLayerConfig.serverHooks:
+   * log, a request whose server answers failures itself (CoreLayerConfig.serverHooks:
    * RequestHooks.failed maps them as #fail does) costs this layer nothing: the inner promise is
    * the answer. Metrics add nothing here: the server's onAnswered records them (RequestHooks).
    */
@@ -122,8 +122,8 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       w.cx = cx;
       return out.then(w.resolve, w.reject);
     }
-    // HTTP/2 streams answer a rejection with a 500 (onFailed is HTTP/1.1's).
-    if (this.serverAnswersFailures && cx.get('request').version !== '2') return out;
+    // The server answers a rejection through RequestHooks.failed (HTTP/1.1 and HTTP/2 alike).
+    if (this.serverAnswersFailures) return out;
     return out.then(undefined, (error: unknown) => this.#fail(cx, error));
   }
 
@@ -328,7 +328,7 @@ export class RequestHooks {
   };
 
   /**
-   * onFailed: the answer to an HTTP/1.1 request whose chain rejected, as the core layer makes it
+   * onFailed: the answer to a request (HTTP/1.1 or HTTP/2) whose chain rejected, as the core layer makes it
    * (failureResponse), for a chain built with `serverHooks` (its core layer hands the
    * inner promise on as it is). A request the context layer never saw is answered by the
    * server (rethrown: its 500).
