@@ -379,11 +379,13 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       !this.abandoned &&
       this.alive &&
       !this.stream.closed;
+    // A dropped connection reads no more replies: the reader gives back the chunk it holds
+    // (a retained reply keeps it until its lease is released). Also with no reply out: a
+    // refused in-place reply with bytes after it leaves the reader its own reference to the
+    // chunk, which recycle() does not drop (one receive buffer lost per such reply).
+    if (!clean) this.reader.dispose();
     // Nothing the reader returned is in use (no reply out): a chunk it holds goes back now.
-    if (this.lent === 0) this.reader.recycle();
-    // A dropped connection reads no more replies: bytes past the reply give their chunk back
-    // (a retained reply keeps it until its lease is released).
-    else if (!clean) this.reader.dispose();
+    else if (this.lent === 0) this.reader.recycle();
     this.owner.callEnded(this, call, clean);
     if (outcome instanceof ThriftUpstreamError) call.reject(outcome);
     else call.resolve(outcome);
