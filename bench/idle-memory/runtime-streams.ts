@@ -66,7 +66,7 @@ class Parked implements RecvTarget {
 
 const held: (Parked | undefined)[] = [];
 const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0 });
-const port = listener.localAddress.port;
+const port = (listener.localAddress as { port: number }).port;
 void acceptLoop(listener, (stream) => {
   // What loch's connection context reads once per connection.
   void stream.facts.clientAddress;
