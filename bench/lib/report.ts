@@ -51,7 +51,17 @@ export function pointsTable(o: PointsTableOptions): string {
     }
   }
   return markdownTable(
-    ['body', o.label, 'req/s', 'p50 ms', 'p99 ms', 'CPU us/req', 'req/s vs nginx', 'CPU vs nginx', 'errors'],
+    [
+      'body',
+      o.label,
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'CPU us/req',
+      `req/s vs ${o.reference}`,
+      `CPU vs ${o.reference}`,
+      'errors',
+    ],
     rows,
   );
 }
