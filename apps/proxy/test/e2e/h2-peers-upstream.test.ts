@@ -102,31 +102,24 @@ function expectExact(path: string, got: { status: number; body: Buffer }): void 
   expect(got.body.equals(want), `${path} differs from the file`).toBe(true);
 }
 
-describe.each(drivers)('real HTTP/2 upstreams through loch on the %s driver', (driver) => {
-  let dir: string;
-  let loch: Loch;
-  const peers: { stop(): Promise<void> }[] = [];
-  /** loch's listener for each upstream. */
-  const port = {} as Record<'nghttpdH2c' | 'nghttpdTls' | 'nginxH2c', number>;
+/** Writes every file into `dir`/www, readable by nginx's www-data worker; returns that root. */
+function serveFiles(dir: string): string {
+  const root = join(dir, 'www');
+  mkdirSync(root);
+  for (const [path, content] of files) writeFileSync(join(root, path), content, { mode: 0o644 });
+  chmodSync(dir, 0o755);
+  chmodSync(root, 0o755);
+  return root;
+}
 
-  beforeAll(async () => {
-    dir = tempDir('loch-h2-peers-');
-    const root = join(dir, 'www');
-    mkdirSync(root);
-    for (const [path, content] of files) writeFileSync(join(root, path), content, { mode: 0o644 });
-    // nginx's worker runs as www-data: the tree it serves must be readable by others.
-    chmodSync(dir, 0o755);
-    chmodSync(root, 0o755);
-    selfSigned(dir);
-
-    const nghttpdH2c = await freePort();
-    const nghttpdTls = await freePort();
-    const nginxH2c = await freePort();
-    peers.push(child('nghttpd', ['--no-tls', '-d', root, String(nghttpdH2c)]));
-    peers.push(child('nghttpd', ['-d', root, String(nghttpdTls), join(dir, 'up.key'), join(dir, 'up.pem')]));
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `error_log ${dir}/error.log warn;
+/**
+ * nginx 1.22 serving `root` over h2c (`listen ... http2`, prior knowledge) on `port`; its access
+ * log (`dir`/access.log) has `protocol connection uri status bytes-sent` per request.
+ */
+function startNginxH2c(dir: string, root: string, port: number): { stop(): Promise<void> } {
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `error_log ${dir}/error.log warn;
 pid ${dir}/nginx.pid;
 worker_processes 1;
 events { worker_connections 1024; }
@@ -136,15 +129,33 @@ http {
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
   uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
   server {
-    listen 127.0.0.1:${nginxH2c} http2;
+    listen 127.0.0.1:${port} http2;
     root ${root};
   }
 }
 `,
-    );
-    peers.push(
-      child('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;']),
-    );
+  );
+  return child('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;']);
+}
+
+describe.each(drivers)('real HTTP/2 upstreams through loch on the %s driver', (driver) => {
+  let dir: string;
+  let loch: Loch;
+  const peers: { stop(): Promise<void> }[] = [];
+  /** loch's listener for each upstream. */
+  const port = {} as Record<'nghttpdH2c' | 'nghttpdTls' | 'nginxH2c', number>;
+
+  beforeAll(async () => {
+    dir = tempDir('loch-h2-peers-');
+    const root = serveFiles(dir);
+    selfSigned(dir);
+
+    const nghttpdH2c = await freePort();
+    const nghttpdTls = await freePort();
+    const nginxH2c = await freePort();
+    peers.push(child('nghttpd', ['--no-tls', '-d', root, String(nghttpdH2c)]));
+    peers.push(child('nghttpd', ['-d', root, String(nghttpdTls), join(dir, 'up.key'), join(dir, 'up.pem')]));
+    peers.push(startNginxH2c(dir, root, nginxH2c));
     for (const p of [nghttpdH2c, nghttpdTls, nginxH2c]) await waitConnectable({ port: p });
 
     for (const key of Object.keys({ nghttpdH2c, nghttpdTls, nginxH2c }) as (keyof typeof port)[])
@@ -231,38 +242,8 @@ describe.each(drivers)(
 
     beforeAll(async () => {
       dir = tempDir('loch-h2-letgo-');
-      const root = join(dir, 'www');
-      mkdirSync(root);
-      for (const [path, content] of files) writeFileSync(join(root, path), content, { mode: 0o644 });
-      chmodSync(dir, 0o755);
-      chmodSync(root, 0o755);
       const nginxPort = await freePort();
-      writeFileSync(
-        join(dir, 'nginx.conf'),
-        `error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  log_format sent '$request_uri $status $body_bytes_sent';
-  access_log ${dir}/access.log sent;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${nginxPort} http2;
-    root ${root};
-  }
-}
-`,
-      );
-      nginx = child('nginx', [
-        '-p',
-        dir,
-        '-c',
-        join(dir, 'nginx.conf'),
-        '-g',
-        'daemon off; master_process off;',
-      ]);
+      nginx = startNginxH2c(dir, serveFiles(dir), nginxPort);
       await waitConnectable({ port: nginxPort });
       lochPort = await freePort();
       loch = await startLoch(
