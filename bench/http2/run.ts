@@ -13,7 +13,7 @@
  * 1.22 cannot proxy to HTTP/2 upstreams), so HAProxy is the reference; no gRPC part (the page's
  * gRPC rows are h2 -> h2 already). Writes bench/results/http2-upstream-h2.md (+ .json, charts).
  *
- * Usage: tsx --conditions=@loch/source http2/run.ts [--sizes 128,3269,11268,165854]
+ * Usage: tsx --conditions=@loch/source http2/run.ts [--sizes 0,128,...,165854 (default: all ten)]
  *   [--peers nginx,haproxy,loch] [--modes h2c,h2] [--loads 16x16,64x1] [--workers 1]
  *   [--upstream h1|h2] [--no-grpc] [--seconds N] [--warmup N] [--quick]
  */
@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { openTree } from '../ab/tree.js';
 import { runnerArgs, TIMING_OPTIONS, timing } from '../lib/args.js';
-import { formatSize, MONOLAKE_SIZES, writeBodies } from '../lib/bodies.js';
+import { ALL_SIZES, formatSize, writeBodies } from '../lib/bodies.js';
 import { lineChart } from '../lib/chart.js';
 import {
   freePort,
@@ -69,7 +69,7 @@ const pageName = upstream === 'h1' ? 'http2' : 'http2-upstream-h2';
 
 type Mode = 'h2c' | 'h2';
 const { quick, seconds, warmupSeconds } = timing(args);
-const sizes = args.sizes ? args.sizes.split(',').map(Number) : MONOLAKE_SIZES;
+const sizes = args.sizes ? args.sizes.split(',').map(Number) : ALL_SIZES;
 const wanted = args.peers?.split(',');
 const modes = args.modes.split(',') as Mode[];
 const loads: H2Load[] = args.loads.split(',').map((l) => {
