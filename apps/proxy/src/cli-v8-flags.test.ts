@@ -3,10 +3,69 @@
  * to change once the main isolate runs are taken; anything else is refused by name, never passed
  * to V8 (`--single-threaded-gc` set at run time crashed the main isolate's next full GC).
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_V8_FLAGS, main, v8FlagsFromEnv } from './cli.js';
 
+// What `loch run` hands to V8 and when. A flag's value cannot be read back from JavaScript (V8 has
+// no getter; process.execArgv does not change), so the two calls are watched in order instead:
+// setFlagsFromString, then runProxy, which starts the workers whose isolates read the flags.
+const calls = vi.hoisted(() => [] as string[]);
+vi.mock('node:v8', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('node:v8')>()),
+  setFlagsFromString: (flag: string) => {
+    calls.push(`flag ${flag}`);
+  },
+}));
+vi.mock('./proxy/run.js', () => ({
+  runProxy: async () => {
+    calls.push('runProxy');
+    return 0;
+  },
+}));
+
+const config = new URL('../test/monolake.toml', import.meta.url).pathname;
+
+async function runWith(value: string | undefined): Promise<number> {
+  const before = process.env.LOCH_V8_FLAGS;
+  if (value === undefined) delete process.env.LOCH_V8_FLAGS;
+  else process.env.LOCH_V8_FLAGS = value;
+  try {
+    return await main(['run', '-c', config]);
+  } finally {
+    if (before === undefined) delete process.env.LOCH_V8_FLAGS;
+    else process.env.LOCH_V8_FLAGS = before;
+  }
+}
+
 describe('LOCH_V8_FLAGS', () => {
+  afterEach(() => {
+    calls.length = 0;
+  });
+
+  it('loch run sets the default flags before it starts the workers', async () => {
+    expect(await runWith(undefined)).toBe(0);
+    expect(calls).toEqual(['flag --no-parallel-scavenge', 'runProxy']);
+  });
+
+  it('loch run sets the flags LOCH_V8_FLAGS names instead, and none when it is empty', async () => {
+    expect(await runWith(' --parallel-scavenge ')).toBe(0);
+    expect(calls).toEqual(['flag --parallel-scavenge', 'runProxy']);
+    calls.length = 0;
+    expect(await runWith('')).toBe(0);
+    expect(calls).toEqual(['runProxy']);
+  });
+
+  it('loch check sets no flag', async () => {
+    const write = process.stdout.write;
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    try {
+      expect(await main(['check', '-c', config])).toBe(0);
+    } finally {
+      process.stdout.write = write;
+    }
+    expect(calls).toEqual([]);
+  });
+
   it('defaults to serial scavenges when unset', () => {
     expect(DEFAULT_V8_FLAGS).toBe('--no-parallel-scavenge');
     expect(v8FlagsFromEnv(undefined)).toEqual({ flags: ['--no-parallel-scavenge'] });
@@ -41,12 +100,13 @@ describe('LOCH_V8_FLAGS', () => {
       return true;
     }) as typeof process.stderr.write;
     try {
-      expect(await main(['run', '-c', new URL('../test/monolake.toml', import.meta.url).pathname])).toBe(2);
+      expect(await main(['run', '-c', config])).toBe(2);
     } finally {
       process.stderr.write = write;
       if (before === undefined) delete process.env.LOCH_V8_FLAGS;
       else process.env.LOCH_V8_FLAGS = before;
     }
     expect(err).toContain('LOCH_V8_FLAGS: "--single-threaded-gc" cannot be set here');
+    expect(calls).toEqual([]);
   });
 });
