@@ -69,6 +69,19 @@ Slot& Ring::SlotAt(uint32_t index) {
   return slots_[index];
 }
 
+SlotOp& Ring::OpOf(Slot& slot) {
+  if (slot.extra.op != nullptr) return *slot.extra.op;
+  SlotOp* o;
+  if (!spareOps_.empty()) {
+    o = spareOps_.back();
+    spareOps_.pop_back();
+  } else {
+    o = &ops_.emplace_back();
+  }
+  slot.extra.op = o;
+  return *o;
+}
+
 int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) {
   if (info.Length() < 4 || !info[0].IsTypedArray() || !info[1].IsTypedArray() || !info[2].IsFunction() ||
       !info[3].IsObject()) {
@@ -196,6 +209,21 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   if (plain_ != nullptr) o.Set("plainPublished", Napi::Number::New(env, plainPublished_));
   o.Set("plainPool", Napi::Boolean::New(env, plain_ != nullptr));
   o.Set("ownedFdBytes", Napi::Number::New(env, static_cast<double>(fds_.bytes())));
+  // The op table's memory, read when asked (a function: this object is made once, at init).
+  // Not enumerable, so the description still clones (postMessage) and prints as data.
+  o.DefineProperty(Napi::PropertyDescriptor::Function(
+      env, o, "slotMemory",
+      [](const Napi::CallbackInfo& info) -> Napi::Value { return RingOf(info.Env()).SlotMemory(info.Env()); }));
+  return o;
+}
+
+Napi::Object Ring::SlotMemory(Napi::Env env) const {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("slots", Napi::Number::New(env, static_cast<double>(slots_.size())));
+  o.Set("slotBytes", Napi::Number::New(env, static_cast<double>(sizeof(Slot))));
+  o.Set("ops", Napi::Number::New(env, static_cast<double>(ops_.size())));
+  o.Set("opBytes", Napi::Number::New(env, static_cast<double>(sizeof(SlotOp))));
+  o.Set("opsHeld", Napi::Number::New(env, static_cast<double>(ops_.size() - spareOps_.size())));
   return o;
 }
 
@@ -232,16 +260,20 @@ bool Ring::Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int3
   if (callerPins_) return true;
   napi_ref ref;
   if (napi_create_reference(env, v, 1, &ref) != napi_ok) return false;
-  slot.refs.push_back(ref);
+  OpOf(slot).refs.push_back(ref);
   return true;
 }
 
 void Ring::Release(Napi::Env env, uint32_t index) {
   if (index >= slots_.size()) return;
   Slot& s = slots_[index];
-  for (napi_ref r : s.refs) napi_delete_reference(env, r);
-  s.refs.clear();
-  s.iov.clear();
+  if (SlotOp* o = s.extra.op) {
+    for (napi_ref r : o->refs) napi_delete_reference(env, r);
+    o->refs.clear();
+    o->iov.clear();
+    s.extra.op = nullptr;
+    spareOps_.push_back(o);
+  }
   s.err = 0;
   if (s.inFlight) {
     s.inFlight = false;
@@ -290,7 +322,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
 
   Slot& s = SlotAt(slotIndex);
   s.err = 0;
-  s.op = op;
+  s.op = static_cast<uint8_t>(op);
   s.tls = 0;
   s.tlsHeap = nullptr;
   if (op == OP_CLOSE) {
@@ -304,6 +336,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   // A TLS stream's write: encrypted now into the conn's queue, sent by the ring; the op completes
   // (with the plaintext length) once its records were sent.
   if (((op == OP_SEND || op == OP_WRITEV) && r[F_AUX2] > 0) || op == OP_TLS_CLOSE_NOTIFY) {
+    OpOf(s);  // its plaintext pieces (s.iov)
     PrepTls(env, r, op, slotIndex, bufs, nbufs);
     return;
   }
@@ -329,8 +362,9 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       if (!ok) break;
       io_uring_prep_connect(sqe, fd, static_cast<sockaddr*>(data), want);
       if (r[F_AUX] > 0) {
-        s.ts.tv_sec = r[F_AUX] / 1000;
-        s.ts.tv_nsec = static_cast<long long>(r[F_AUX] % 1000) * 1000000;
+        SlotOp& o = OpOf(s);
+        o.ts.tv_sec = r[F_AUX] / 1000;
+        o.ts.tv_nsec = static_cast<long long>(r[F_AUX] % 1000) * 1000000;
         linkTimeout = sqe;  // linked below, after the connect's own flags are set
       }
       break;
@@ -388,17 +422,18 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       }
       // clear + push_back, not resize: resize value-initializes the entries on every writev
       // (std::vector's _M_default_append was ~0.5-1% of a Thrift proxy worker's samples).
-      s.iov.clear();
-      s.iov.reserve(static_cast<size_t>(count));
+      SlotOp& o = OpOf(s);
+      o.iov.clear();
+      o.iov.reserve(static_cast<size_t>(count));
       for (int32_t i = 0; ok && i < count; i++) {
         ok = Pin(env, s, bufs, nbufs, first + i, &data, &len);
-        if (ok) s.iov.push_back(iovec{data, len});
+        if (ok) o.iov.push_back(iovec{data, len});
       }
       if (!ok) break;
-      s.msg = msghdr{};
-      s.msg.msg_iov = s.iov.data();
-      s.msg.msg_iovlen = s.iov.size();
-      io_uring_prep_sendmsg(sqe, fd, &s.msg, MSG_NOSIGNAL);
+      o.msg = msghdr{};
+      o.msg.msg_iov = o.iov.data();
+      o.msg.msg_iovlen = o.iov.size();
+      io_uring_prep_sendmsg(sqe, fd, &o.msg, MSG_NOSIGNAL);
       break;
     }
     case OP_SPLICE:
@@ -413,11 +448,13 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     case OP_CLOSE:
       io_uring_prep_close(sqe, fd);
       break;
-    case OP_TIMEOUT:
-      s.ts.tv_sec = r[F_AUX] / 1000;
-      s.ts.tv_nsec = static_cast<long long>(r[F_AUX] % 1000) * 1000000;
-      io_uring_prep_timeout(sqe, &s.ts, 0, 0);
+    case OP_TIMEOUT: {
+      SlotOp& o = OpOf(s);
+      o.ts.tv_sec = r[F_AUX] / 1000;
+      o.ts.tv_nsec = static_cast<long long>(r[F_AUX] % 1000) * 1000000;
+      io_uring_prep_timeout(sqe, &o.ts, 0, 0);
       break;
+    }
     default:
       ok = false;
   }
@@ -434,7 +471,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     if (lt == nullptr) {
       sqe->flags &= static_cast<uint8_t>(~IOSQE_IO_LINK);
     } else {
-      io_uring_prep_link_timeout(lt, &s.ts, 0);
+      io_uring_prep_link_timeout(lt, &OpOf(s).ts, 0);
       io_uring_sqe_set_data64(lt, kIgnoreUserData);
     }
   }
@@ -696,6 +733,8 @@ void Ring::Destroy(Napi::Env env) {
   bufRing_ = nullptr;
   for (uint32_t i = 0; i < slots_.size(); i++) Release(env, i);
   slots_.clear();
+  spareOps_.clear();
+  ops_.clear();
   inFlight_ = 0;
   synthetic_.clear();
   conns_.clear();  // after the kernel let go of their send buffers

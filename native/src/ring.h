@@ -133,20 +133,41 @@ struct TlsConn {
 // user_data of SQEs whose completions are not reported to JS (cancel requests, link timeouts).
 constexpr uint64_t kIgnoreUserData = ~0ull;
 
-// Per op slot: what native must keep alive until the slot's final CQE.
+// What only some ops keep until their final CQE: a send's or connect's pinned buffers (napi
+// references, when the caller does not pin them itself), a writev's vectors and msghdr, a
+// timeout's timespec. Taken from the ring's spares by the ops that need it (Ring::OpOf) and given
+// back when the op's slot is released, so the slot of an armed receive (most of a server's slots:
+// one per idle connection) carries none of it: issue 18, 152 -> 32 bytes per armed receive.
+struct SlotOp {
+  std::vector<napi_ref> refs;  // pinned typed arrays
+  std::vector<iovec> iov;      // writev vectors (a TLS write's plaintext pieces)
+  msghdr msg{};                // sendmsg header for writev
+  __kernel_timespec ts{};      // timeout / link timeout
+};
+
+// A slot's SlotOp (null: none). Converts to the op's vectors: ring_tls.cc takes a TLS write's
+// pieces as `s.iov`, after Prep attached the SlotOp.
+struct SlotOpRef {
+  SlotOp* op;
+  operator std::vector<iovec>&() const { return op->iov; }
+};
+
+// Per op slot: what native must keep alive until the slot's final CQE. Kept small: a server
+// holds one per armed receive, that is per idle connection.
 struct Slot {
-  std::vector<napi_ref> refs;     // pinned typed arrays
-  std::vector<iovec> iov;         // writev vectors
-  msghdr msg{};                   // sendmsg header for writev
-  __kernel_timespec ts{};         // timeout / link timeout
   int32_t err = 0;                // validation error reported instead of the CQE's res
+  uint8_t op = OP_NOP;
   bool inFlight = false;
-  int32_t op = OP_NOP;
   uint32_t tls = 0;     // RECV_MULTI of a TLS stream: conn id + 1 (0: plain)
+  uint32_t tlsGen = 0;  // the conn's generation (ids are reused)
   // A TLS stream's RECV into a JavaScript heap buffer (its base read while the kernel's ring is
   // empty): the ciphertext is read there instead of in a provided buffer.
   unsigned char* tlsHeap = nullptr;
-  uint32_t tlsGen = 0;  // the conn's generation (ids are reused)
+  // The op's SlotOp, if it needs one; `iov` is the same handle under the name ring_tls.cc uses.
+  union {
+    SlotOpRef extra{nullptr};
+    SlotOpRef iov;
+  };
 };
 
 class Ring;
@@ -170,6 +191,10 @@ class Ring {
   int Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain);
   void Destroy(Napi::Env env);
   Napi::Object Describe(Napi::Env env) const;
+  // { slots, slotBytes, ops, opBytes, opsHeld }: the op table's native memory now (slots and
+  // SlotOps made, their sizes, SlotOps held by slots). The function `slotMemory` of Describe's
+  // object calls it.
+  Napi::Object SlotMemory(Napi::Env env) const;
   bool alive() const { return alive_; }
   // Socket and pipe descriptors this environment created and has not closed: closed when the
   // ring is destroyed or the environment (a worker, say) goes away, so nothing leaks.
@@ -205,6 +230,8 @@ class Ring {
   bool Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int32_t index, void** data, size_t* len);
   void Release(Napi::Env env, uint32_t slot);
   Slot& SlotAt(uint32_t index);
+  // The slot's SlotOp, taken from the spares (or made) when it has none yet.
+  SlotOp& OpOf(Slot& slot);
   void SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
   void SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
   void Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags);
@@ -250,9 +277,13 @@ class Ring {
   size_t sqCap_ = 0;
   int32_t* cq_ = nullptr;
   size_t cqCap_ = 0;
-  // A deque: growing it never moves a Slot, and SQEs already prepared point into Slots
-  // (timespecs, msghdr) until the kernel has read them.
+  // A deque: growing it never moves a Slot (Prep holds a Slot& while it works).
   std::deque<Slot> slots_;
+  // Every SlotOp made (a deque: SQEs already prepared point into them, at timespecs and msghdrs,
+  // until the kernel has read them) and those no slot holds now. As many as ops that needed one
+  // were in flight at once, not one per slot.
+  std::deque<SlotOp> ops_;
+  std::vector<SlotOp*> spareOps_;
   // Provided-buffer ring (group 0).
   io_uring_buf_ring* bufRing_ = nullptr;
   size_t bufRingBytes_ = 0;

@@ -78,6 +78,31 @@ describe.skipIf(!probe.available)('uring driver: an idle stream', () => {
     }
   });
 
+  it("an armed receive's native slot is 32 bytes and holds no send state (152 before)", async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
+    try {
+      const ring = driver.host.ring;
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      // 64 served streams parked with their multishot receive armed; each pair carried a request
+      // (a send: the op state a receive does not need).
+      const pairs = [];
+      for (let i = 0; i < 64; i++) pairs.push(await parkedPair(driver, listener, port));
+      const mem = ring.slotMemory();
+      expect(mem).toBeDefined();
+      expect(mem!.slots).toBeGreaterThanOrEqual(64);
+      expect(mem!.slotBytes).toBeLessThanOrEqual(32);
+      // The sends' state went back to the spares at their completions: a few made, none held by
+      // the 64 armed receives.
+      expect(mem!.ops).toBeLessThanOrEqual(8);
+      expect(mem!.opsHeld).toBe(0);
+      for (const p of pairs) await p.peer.close();
+      await listener.close();
+    } finally {
+      await driver.close();
+    }
+  });
+
   it('a Unix stream still says so (its kind is one of the packed bits)', async () => {
     const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
     const dir = mkdtempSync(join(tmpdir(), 'loch-idle-'));

@@ -71,6 +71,19 @@ export interface PoolReader {
   onPoolPressure(): void;
 }
 
+/**
+ * The native op table's memory now (native/src/ring.h): `slots` slots of `slotBytes` each, and
+ * `ops` SlotOps of `opBytes` (the state only sends, writevs, connects and timeouts keep until
+ * their final completion), `opsHeld` of them held by slots now. An armed receive holds none.
+ */
+export interface SlotMemory {
+  readonly slots: number;
+  readonly slotBytes: number;
+  readonly ops: number;
+  readonly opBytes: number;
+  readonly opsHeld: number;
+}
+
 /** Something waiting for provided buffers to come back (a recv that got ENOBUFS). */
 export interface BufferWaiter {
   onBuffersAvailable(): void;
@@ -395,6 +408,11 @@ export class Ring {
       this.starved = [];
       for (const w of waiting) w.onBuffersAvailable();
     }
+  }
+
+  /** The native op table's memory now; undefined with an addon built before it counted it. */
+  slotMemory(): SlotMemory | undefined {
+    return (this.info as RingInfo & { readonly slotMemory?: () => SlotMemory }).slotMemory?.();
   }
 
   /** The receive budgets' numbers, with the provided buffers out of the kernel's ring. */
