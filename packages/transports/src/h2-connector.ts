@@ -19,12 +19,17 @@ import {
   HttpAbortedError,
   type HttpBody,
   type HttpExchangeCancel,
+  type HttpExchangeTarget,
   type HttpRequest,
   HttpRequestBodyError,
   type HttpResponse,
+  type HttpSendOptions,
   type HttpStream,
   HttpTimeoutError,
+  nextNow,
+  type ReadyBodyIterator,
 } from '@loch/http';
+import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import type { Connector } from './connector.js';
 import {
   AbortedError,
@@ -79,6 +84,8 @@ export interface H2ConnectorStats extends SharedPoolStats {
 }
 
 const NO_OPTIONS: RequestOptions = {};
+/** Schedules a retry after the failing session's report (a settled promise: no AsyncResource). */
+const SETTLED = Promise.resolve();
 
 /** Whether a body can be sent twice (held in memory, or none). */
 function replayable(body: HttpBody): boolean {
@@ -96,6 +103,8 @@ export class H2Connector<K extends Endpoint = Endpoint> {
   readonly #http2: Http2ClientOptions['http2'];
   readonly #maxRetries: number;
   #retried = 0;
+  /** The send options of requests without a signal, for the last read timeout seen (shared, never mutated). */
+  #lastSendOptions: HttpSendOptions = { responseTimeout: -1, bodyTimeout: -1 };
 
   /** `l4` makes the streams: a TlsConnector over a UnifiedL4Connector for `https`, any L4 connector for h2c. */
   constructor(l4: Connector<K, HttpStream>, options: H2ConnectorOptions = {}) {
@@ -117,69 +126,79 @@ export class H2Connector<K extends Endpoint = Endpoint> {
    * a TransportError: ConnectError (refused 502, timeout 504, no h2 by ALPN 502), WriteError,
    * ReadError (reset, closed, read timeout 504; `retryable` when the server never processed it
    * and retries are spent), AbortedError (signal), or the pool's PoolError.
+   *
+   * Not async: one promise per request (the one returned, settled from the session's report),
+   * one object (H2Exchange: the session's target, then the response body's wrapper), and the
+   * options' hooks run inside the session's report, as HttpConnector's do.
    */
-  async request(key: K, request: HttpRequest, options: RequestOptions = NO_OPTIONS): Promise<HttpResponse> {
-    for (let attempt = 0; ; attempt++) {
-      let session: H2ClientSession;
-      try {
-        session = this.pool.tryAcquire(key) ?? (await this.pool.acquire(key, { signal: options.signal }));
-      } catch (error) {
-        throw options.onError === undefined ? error : options.onError(error, key);
-      }
-      try {
-        const response = await this.#exchange(session, key, request, options);
-        return options.onResponse === undefined ? response : options.onResponse(response, key);
-      } catch (error) {
-        if (
-          error instanceof Http2RequestRefusedError &&
-          attempt < this.#maxRetries &&
-          replayable(request.body)
-        ) {
-          this.#retried++;
-          continue;
-        }
-        const mapped = mapError(error, 'response', key, options.signal);
-        throw options.onError === undefined ? mapped : options.onError(mapped, key);
-      }
-    }
+  request(key: K, request: HttpRequest, options: RequestOptions = NO_OPTIONS): Promise<HttpResponse> {
+    const promise = pendingPromise<HttpResponse>();
+    const ex = new H2Exchange<K>(this, key, request, options, takeResolve<HttpResponse>(), takeReject());
+    this.start(ex);
+    return promise;
   }
 
-  /** One exchange on `session`; its stream slot is given back when the response ends. */
-  #exchange(
-    session: H2ClientSession,
-    key: K,
-    request: HttpRequest,
-    options: RequestOptions,
-  ): Promise<HttpResponse> {
+  /** @internal Takes a stream slot for `ex` (at once when a session has one) and sends it. */
+  start(ex: H2Exchange<K>): void {
+    let session: H2ClientSession | undefined;
+    try {
+      session = this.pool.tryAcquire(ex.key);
+    } catch (error) {
+      ex.failAcquire(error);
+      return;
+    }
+    if (session !== undefined) {
+      this.#send(ex, session);
+      return;
+    }
+    this.pool.acquire(ex.key, { signal: ex.options.signal }).then(
+      (s) => this.#send(ex, s),
+      (error: unknown) => ex.failAcquire(error),
+    );
+  }
+
+  /** One exchange of `ex` on `session`; its stream slot is given back when the response ends. */
+  #send(ex: H2Exchange<K>, session: H2ClientSession): void {
+    ex.session = session;
+    const options = ex.options;
+    let cancel: HttpExchangeCancel;
+    try {
+      cancel = session.exchange(ex.request, this.#sendOptions(options), ex);
+    } catch (error) {
+      ex.onFailure(error);
+      return;
+    }
+    options.onExchange?.(ex.request, cancel);
+  }
+
+  /** The session's send options of a request: one shared object unless it has a signal or a deadline of its own. */
+  #sendOptions(options: RequestOptions): HttpSendOptions {
     const read = options.readTimeout ?? this.#readTimeout;
-    const sendOptions = { signal: options.signal, responseTimeout: read, bodyTimeout: read };
-    return new Promise<HttpResponse>((resolve, reject) => {
-      const release = (): void => {
-        this.pool.release(session);
-      };
-      let exchange: HttpExchangeCancel;
-      try {
-        exchange = session.exchange(request, sendOptions, {
-          onResponse: (response) => {
-            if (response.body.kind === 'empty' && response.body.trailers === null) {
-              release();
-              // An empty body may still be a stream's (HEAD): iterating it ends it.
-            }
-            response.body = new ReleasingBody(response.body, release, key, options.signal);
-            resolve(response);
-          },
-          onFailure: (error) => {
-            release();
-            reject(error);
-          },
-        });
-      } catch (error) {
-        release();
-        reject(error);
-        return;
-      }
-      options.onExchange?.(request, exchange);
-    });
+    const signal = options.signal;
+    if (signal !== undefined) return { signal, responseTimeout: read, bodyTimeout: read };
+    let shared = this.#lastSendOptions;
+    if (shared.responseTimeout !== read) {
+      shared = { responseTimeout: read, bodyTimeout: read };
+      this.#lastSendOptions = shared;
+    }
+    return shared;
+  }
+
+  /**
+   * @internal `ex` failed with a refusal the server never processed: true when it is sent again
+   * (on another stream, after this turn: the failing session finishes its own bookkeeping first).
+   */
+  retry(ex: H2Exchange<K>, error: unknown): boolean {
+    if (
+      !(error instanceof Http2RequestRefusedError) ||
+      ex.attempt >= this.#maxRetries ||
+      !replayable(ex.request.body)
+    )
+      return false;
+    this.#retried++;
+    ex.attempt++;
+    void SETTLED.then(() => this.start(ex));
+    return true;
   }
 
   /** Counters: the shared pool's gauges and totals, and retries. */
@@ -219,55 +238,154 @@ export class H2Connector<K extends Endpoint = Endpoint> {
   }
 }
 
-/** A response body that gives the stream slot back at its end, failure or early return. */
-class ReleasingBody implements HttpBody {
-  readonly kind: HttpBody['kind'];
-  readonly length: number;
-  #release: (() => void) | null;
+/** The end of a body (shared: nothing in it to mutate). */
+const BODY_DONE: IteratorResult<Uint8Array> = Object.freeze({ done: true, value: undefined });
+
+/**
+ * One request through H2Connector: the session's exchange target (its head or failure settles
+ * the request's promise, through the options' hooks), and once the head arrived the response
+ * body the caller reads (it wraps the session's body: its end, failure or early return gives the
+ * stream slot back, once, and its failures come out as TransportErrors). Steps the session's
+ * body has at hand are taken without a promise (nextNow), so a proxy relays a small answer that
+ * came with its head without one. @internal
+ */
+class H2Exchange<K extends Endpoint> implements HttpExchangeTarget, HttpBody, ReadyBodyIterator {
+  kind: HttpBody['kind'] = 'empty';
+  length = 0;
+  /** The session carrying it (null until a slot was taken; again on a retry). */
+  session: H2ClientSession | null = null;
+  /** Attempts made after refusals (H2Connector.retry). */
+  attempt = 0;
+  #inner: HttpBody | null = null;
+  #it: AsyncIterator<Uint8Array> | null = null;
+  /** The stream slot is still held: given back at the body's end (or the exchange's failure). */
+  #holding = false;
+  #resolve: (value: HttpResponse | PromiseLike<HttpResponse>) => void;
+  #reject: (error: unknown) => void;
 
   constructor(
-    private readonly inner: HttpBody,
-    release: () => void,
-    private readonly key: Endpoint,
-    private readonly signal: AbortSignal | undefined,
+    readonly connector: H2Connector<K>,
+    readonly key: K,
+    readonly request: HttpRequest,
+    readonly options: RequestOptions,
+    resolve: (value: HttpResponse | PromiseLike<HttpResponse>) => void,
+    reject: (error: unknown) => void,
   ) {
-    this.kind = inner.kind;
-    this.length = inner.length;
-    this.#release = inner.kind === 'empty' && inner.trailers === null ? null : release;
+    this.#resolve = resolve;
+    this.#reject = reject;
   }
 
   get trailers(): HttpBody['trailers'] {
-    return this.inner.trailers;
+    return this.#inner === null ? null : this.#inner.trailers;
   }
 
-  #done(): void {
-    const r = this.#release;
-    this.#release = null;
-    r?.();
+  /** HttpExchangeTarget: the response head (from inside the session's read). */
+  onResponse(response: HttpResponse): void {
+    const inner = response.body;
+    this.#inner = inner;
+    this.kind = inner.kind;
+    this.length = inner.length;
+    // An empty body may still be a stream's (HEAD): iterating it ends it; the slot goes back now.
+    if (inner.kind === 'empty' && inner.trailers === null) this.connector.pool.release(this.session!);
+    else this.#holding = true;
+    response.body = this;
+    const onResponse = this.options.onResponse;
+    if (onResponse === undefined) {
+      this.#resolve(response);
+      return;
+    }
+    try {
+      this.#resolve(onResponse(response, this.key));
+    } catch (error) {
+      this.#rejectMapped(error);
+    }
+  }
+
+  /** HttpExchangeTarget: the exchange failed before its head (or could not start). */
+  onFailure(error: unknown): void {
+    this.connector.pool.release(this.session!);
+    this.session = null;
+    if (this.connector.retry(this, error)) return;
+    this.#rejectMapped(error);
+  }
+
+  /** No stream slot could be had (the pool's error, or the signal aborted the wait). */
+  failAcquire(error: unknown): void {
+    const onError = this.options.onError;
+    try {
+      this.#reject(onError === undefined ? error : onError(error, this.key));
+    } catch (e) {
+      this.#reject(e);
+    }
+  }
+
+  #rejectMapped(error: unknown): void {
+    const mapped = mapError(error, 'response', this.key, this.options.signal);
+    this.failAcquire(mapped);
+  }
+
+  #iterator(): AsyncIterator<Uint8Array> {
+    this.#it ??= this.#inner![Symbol.asyncIterator]();
+    return this.#it;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    const it = this.inner[Symbol.asyncIterator]();
-    return {
-      next: async () => {
-        try {
-          const r = await it.next();
-          if (r.done) this.#done();
-          return r;
-        } catch (error) {
-          this.#done();
-          throw mapError(error, 'body', this.key, this.signal);
-        }
+    return this;
+  }
+
+  #done(): void {
+    if (!this.#holding) return;
+    this.#holding = false;
+    this.connector.pool.release(this.session!);
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    let step: Promise<IteratorResult<Uint8Array>>;
+    try {
+      step = this.#iterator().next();
+    } catch (error) {
+      this.#done();
+      return Promise.reject(this.#bodyError(error));
+    }
+    return step.then(
+      (r) => {
+        if (r.done) this.#done();
+        return r;
       },
-      return: async () => {
-        try {
-          await it.return?.();
-        } finally {
-          this.#done();
-        }
-        return { done: true, value: undefined };
+      (error: unknown) => {
+        this.#done();
+        throw this.#bodyError(error);
       },
-    };
+    );
+  }
+
+  /** A step the session's body has at hand (see ReadyBodyIterator), else null. */
+  nextNow(): IteratorResult<Uint8Array> | null {
+    let r: IteratorResult<Uint8Array> | null;
+    try {
+      r = nextNow(this.#iterator());
+    } catch (error) {
+      this.#done();
+      throw this.#bodyError(error);
+    }
+    if (r?.done) {
+      this.#done();
+      return BODY_DONE;
+    }
+    return r;
+  }
+
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    try {
+      await this.#iterator().return?.();
+    } finally {
+      this.#done();
+    }
+    return BODY_DONE;
+  }
+
+  #bodyError(error: unknown): unknown {
+    return mapError(error, 'body', this.key, this.options.signal);
   }
 }
 

@@ -15,7 +15,7 @@
  * Not a pool: @loch/transports shares sessions between callers (H2Connector).
  */
 import { NO_SETTLER } from '@loch/service-async';
-import { EMPTY_BODY, type HttpBody } from '../body.js';
+import { EMPTY_BODY, type HttpBody, type ReadyBodyIterator } from '../body.js';
 import type {
   HttpClientOptions,
   HttpExchangeCancel,
@@ -94,6 +94,13 @@ const NO_OPTIONS: HttpSendOptions = {};
 /** The abort listener of exchanges without a signal (never registered). */
 const NO_ABORT = (): void => {};
 const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/**
+ * Schedules a flush through a settled promise rather than queueMicrotask(): the same checkpoint
+ * without an AsyncResource and a bound function per call (server-output.ts does the same).
+ */
+const SETTLED = Promise.resolve();
+/** The end of a body (shared: nothing in it to mutate). */
+const BODY_DONE: IteratorResult<Uint8Array> = Object.freeze({ done: true, value: undefined });
 /** Bytes queued for the stream above which body writers wait for the output to drain. */
 const OUTPUT_HIGH_WATER = 256 * 1024;
 /** Request fields that HTTP/2 forbids (RFC 9113 §8.2.2) or carries as pseudo-headers. */
@@ -243,7 +250,7 @@ class ClientStream implements HttpExchangeCancel {
  * read; each chunk handed to the reader is credited back to the server's windows. `return()`
  * before the end resets the stream with CANCEL.
  */
-class H2ResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
+class H2ResponseBody implements HttpBody, ReadyBodyIterator {
   readonly kind: HttpBody['kind'];
   readonly length: number;
   trailers: HttpHeaders | null = null;
@@ -268,18 +275,33 @@ class H2ResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
   }
 
   next(): Promise<IteratorResult<Uint8Array>> {
-    const chunk = this.queue.shift();
-    if (chunk !== undefined) {
-      this.stream.session.consumed(this.stream, chunk.byteLength);
-      if (this.queue.length === 0 && !this.ended) this.stream.arm('body', this.stream.bodyMs);
-      return Promise.resolve({ done: false, value: chunk });
+    let r: IteratorResult<Uint8Array> | null;
+    try {
+      r = this.nextNow();
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (this.error !== null) return Promise.reject(this.error);
-    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    if (r !== null) return Promise.resolve(r);
     return new Promise((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
+  }
+
+  /**
+   * The next step when it is at hand (see ReadyBodyIterator): a queued chunk (credited to the
+   * windows as it is handed over), the failure (thrown) or the end; null while DATA is awaited.
+   */
+  nextNow(): IteratorResult<Uint8Array> | null {
+    const chunk = this.queue.shift();
+    if (chunk !== undefined) {
+      this.stream.session.consumed(this.stream, chunk.byteLength);
+      if (this.queue.length === 0 && !this.ended) this.stream.arm('body', this.stream.bodyMs);
+      return { done: false, value: chunk };
+    }
+    if (this.error !== null) throw this.error;
+    if (this.ended) return BODY_DONE;
+    return null;
   }
 
   async return(): Promise<IteratorResult<Uint8Array>> {
@@ -305,9 +327,20 @@ class H2ResponseBody implements HttpBody, AsyncIterator<Uint8Array> {
     const resolve = this.resolve;
     if (resolve === NO_SETTLER) return;
     const reject = this.reject;
+    let r: IteratorResult<Uint8Array> | null;
+    try {
+      r = this.nextNow();
+    } catch (error) {
+      this.resolve = NO_SETTLER;
+      this.reject = NO_SETTLER;
+      reject(error);
+      return;
+    }
+    // Nothing at hand yet (an empty DATA frame): the reader keeps waiting.
+    if (r === null) return;
     this.resolve = NO_SETTLER;
     this.reject = NO_SETTLER;
-    this.next().then(resolve, reject);
+    resolve(r);
   }
 }
 
@@ -352,6 +385,14 @@ export class H2ClientSession {
   #out: Uint8Array[] = [];
   #outBytes = 0;
   #writing = false;
+  /** A received chunk is being decoded: what its frames queue goes out in one write after it. */
+  #inFeed = false;
+  /** A flush is scheduled at the next microtask checkpoint (#flushSoon). */
+  #flushQueued = false;
+  readonly #flushTask = (): void => {
+    this.#flushQueued = false;
+    this.#flush();
+  };
   /** Session writes started so far (#flush), and the last one that completed (onWritten). */
   #writesStarted = 0;
   #writesDone = 0;
@@ -535,7 +576,9 @@ export class H2ClientSession {
     if (bodiless) {
       s.localEnded = true;
       this.#endQueued(s);
-      this.#flush();
+      // The requests opened in the same turn (a downstream chunk's, a completion batch's) go
+      // out in one write.
+      this.#flushSoon();
     } else {
       this.#flush();
       void this.#writeBody(s, body);
@@ -778,8 +821,15 @@ export class H2ClientSession {
     this.#outBytes += frame.byteLength;
   }
 
+  /** Flushes at the next microtask checkpoint (after a write in flight: its end flushes; in a feed: its end). */
+  #flushSoon(): void {
+    if (this.#writing || this.#inFeed || this.#flushQueued || this.#dead) return;
+    this.#flushQueued = true;
+    void SETTLED.then(this.#flushTask);
+  }
+
   #flush(): void {
-    if (this.#writing || this.#out.length === 0 || this.#dead) return;
+    if (this.#writing || this.#inFeed || this.#out.length === 0 || this.#dead) return;
     const frames = this.#out;
     this.#out = [];
     this.#outBytes = 0;
@@ -892,12 +942,18 @@ export class H2ClientSession {
       return;
     }
     this.#chunk = chunk;
+    this.#inFeed = true;
     try {
       this.#decoder.feed(chunk.bytes);
     } catch (e) {
+      this.#inFeed = false;
       this.#connectionError(e);
       return;
     }
+    this.#inFeed = false;
+    // What the chunk's frames queued (SETTINGS and PING ACKs, WINDOW_UPDATE, RST_STREAM, the
+    // HEADERS of requests its answers let open) leaves in one write.
+    this.#flush();
     this.#read();
   }
 
