@@ -49,6 +49,7 @@ import {
 } from '../lib/measure.js';
 import { openIdleClients } from '../lib/memory.js';
 import { startNginxProxy, startNginxStatic } from '../lib/nginx.js';
+import { type ArenaReading, arenaReading } from './arenas.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -143,6 +144,8 @@ interface Reading {
   bytesPerConnection: number;
   requestsPerSecond?: number;
   parts?: { before: Parts; with: Parts };
+  /** loch: its glibc arenas' resident KiB at the two moments (arenas.ts; thread arenas hold the worker's). */
+  arenas?: { before: ArenaReading; with: ArenaReading };
 }
 
 /** A started proxy and, for loch, a way to read its worker's parts. */
@@ -297,6 +300,7 @@ async function reading(
         console.error(`${name}: no idle trim before the baseline`);
     }
     const baselineKiB = await rssMedian(proxy.peer);
+    const arenasBefore = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
     const before = await proxy.parts?.();
     const clients = await openIdleClients(port, { count, path: PATH, clientCpu: LOAD_CPU });
     const trimsOpen = proxy.trims?.() ?? 0;
@@ -305,6 +309,7 @@ async function reading(
       if (mode === 'quiet' && !(await untilTrimmed(proxy, trimsOpen)))
         console.error(`${name}: no idle trim before the reading`);
       const withKiB = await rssMedian(proxy.peer);
+      const arenasWith = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
       const after = await proxy.parts?.();
       let requestsPerSecond: number | undefined;
       if (wrk !== undefined) {
@@ -328,6 +333,7 @@ async function reading(
         bytesPerConnection: ((withKiB - baselineKiB) * 1024) / Math.max(1, clients.connections),
         ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
         ...(before && after ? { parts: { before, with: after } } : {}),
+        ...(arenasBefore && arenasWith ? { arenas: { before: arenasBefore, with: arenasWith } } : {}),
       };
     } finally {
       await clients.release();
@@ -379,11 +385,16 @@ try {
               ` new space ${((r.parts.with.newSpace - r.parts.before.newSpace) / r.connections) | 0}` +
               ` old space ${((r.parts.with.oldSpace - r.parts.before.oldSpace) / r.connections) | 0} B/conn`
             : '';
+          const arenas = r.arenas
+            ? ` | thread arenas ${Math.round(((r.arenas.with.threadArenasKiB - r.arenas.before.threadArenasKiB) * 1024) / r.connections)}` +
+              ` brk heap ${Math.round(((r.arenas.with.brkHeapKiB - r.arenas.before.brkHeapKiB) * 1024) / r.connections)} B/conn`
+            : '';
           console.log(
             `${count} ${mode} ${name} round ${round + 1}: ${r.connections} conns (${r.failed} failed), ` +
               `RSS ${r.baselineKiB} -> ${r.withKiB} KiB, ${Math.round(r.bytesPerConnection)} B/conn` +
               (r.requestsPerSecond === undefined ? '' : `, wrk ${Math.round(r.requestsPerSecond)} req/s`) +
-              parts,
+              parts +
+              arenas,
           );
         }
 } finally {
