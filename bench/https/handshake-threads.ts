@@ -10,24 +10,31 @@
  * Usage: tsx --conditions=@loch/source https/handshake-threads.ts [--peers loch,nginx]
  *   [--workers 1,2] [--certs ecdsa,rsa] [--modes full,resumed] [--seconds 6]
  *   [--handshake-warmup 10] [--windows 1] [--client-cpu 0] [--proxy-cpus 1w=1,2w=0-1]
- *   [--json file]
+ *   [--json file] [--perf EVENTS] [--record DIR]
  * --windows N: N measured windows per mode back to back on the same instance (the first after
  * the warm-up, the others right after it): how the cost moves as the instance warms.
  * --client-cpu: the client's taskset list ('' = not pinned); --proxy-cpus: the proxy's per
  * worker count (run.ts: 1 worker on CPU 1, 2 workers on 0-1, the client on 0).
- * --perf EVENTS: `perf stat --per-thread -e EVENTS` over each measured window (software events and
- * tracepoints: this VM has no hardware counters), summed per thread role, per handshake; e.g.
+ * --perf EVENTS: `perf stat --per-thread -e EVENTS` over each measured window, on the proxy and its
+ * child processes (nginx's workers) (software events and tracepoints: this VM has no hardware
+ * counters), summed per thread role, per handshake; e.g.
  * 'context-switches,cpu-migrations,page-faults,syscalls:sys_enter_futex,syscalls:sys_enter_io_uring_enter'.
  * --concurrency N,N...: the client's connections at a time (run.ts: 8), one window each in turn per
  * mode (e.g. 8,2,8,2: fewer at a time leaves a worker idle between handshakes, so each costs its
  * wake-ups).
  * --peer-log FILE: every line the peer writes, appended to FILE with a `=== window` line before each window.
+ * --record DIR: `perf record -e cpu-clock -F 4999` of the proxy (and its child processes) over each measured window (no call
+ * graphs: node's OpenSSL has no frame pointers), into DIR/<peer>-<workers>w-<cert>-<mode>-<window>.data,
+ * and the log gives the symbols with most samples as us per handshake (samples / 4999 / handshakes):
+ * where the proxy's CPU per handshake went, e.g. OpenSSL's locks (CRYPTO_THREAD_*, pthread_rwlock_*)
+ * with 1 and 2 workers.
  * --count-lines RE,RE...: counts the peer's output lines matching each regular expression during
  * each window (window 1 includes its warm-up), e.g. with LOCH_BENCH_NODE_ARGS='--trace-gc
  * --trace-opt' for 'Scavenge,Mark-Compact,completed optimizing'.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runnerArgs } from '../lib/args.js';
 import { writeBodies } from '../lib/bodies.js';
@@ -55,6 +62,7 @@ const { values: args } = parseArgs({
     'count-lines': { type: 'string' },
     perf: { type: 'string' },
     'peer-log': { type: 'string' },
+    record: { type: 'string' },
     concurrency: { type: 'string', default: '8' },
   },
 });
@@ -102,14 +110,43 @@ interface Point {
   readonly perf: Record<string, Record<string, number>>;
 }
 
-/** perf stat over a window: start() spawns it on `pid`, done() stops it; counts() parses per tid. */
+/**
+ * `pid` and its descendants (nginx's worker processes are children of its master), as perf's
+ * comma-separated -p list.
+ */
+function processTree(pid: number): string {
+  const all = [pid];
+  for (let i = 0; i < all.length; i++) {
+    const p = all[i]!;
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').split(' '))
+          if (c.trim() !== '') all.push(Number(c));
+      } catch {
+        // the task ended
+      }
+    }
+  }
+  return all.join(',');
+}
+
+/**
+ * perf stat over a window: start() spawns it on `pid` and its child processes (nginx's workers),
+ * done() stops it; counts() parses per tid.
+ */
 function perfWindow(pid: number, events: string) {
   let child: ChildProcess | undefined;
   let err = '';
   let exited: Promise<void> = Promise.resolve();
   return {
     start() {
-      child = spawn('perf', ['stat', '--per-thread', '-x', ',', '-e', events, '-p', String(pid)], {
+      child = spawn('perf', ['stat', '--per-thread', '-x', ',', '-e', events, '-p', processTree(pid)], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       child.stderr?.on('data', (d: Buffer) => {
@@ -134,6 +171,49 @@ function perfWindow(pid: number, events: string) {
         out.set(tid, m);
       }
       return out;
+    },
+  };
+}
+
+/** Samples per second of --record. */
+const RECORD_HZ = 4999;
+
+/** perf record over a window: start() spawns it on `pid`, done() stops it. */
+function recordWindow(pid: number, file: string) {
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  return {
+    start() {
+      child = spawn(
+        'perf',
+        ['record', '-q', '-e', 'cpu-clock', '-F', String(RECORD_HZ), '-o', file, '-p', processTree(pid)],
+        {
+          stdio: 'ignore',
+        },
+      );
+      exited = new Promise((r) => child?.once('exit', () => r()));
+    },
+    done() {
+      child?.kill('SIGINT');
+    },
+    /** The symbols with the most samples: [symbol (dso), us per handshake], most first. */
+    async top(handshakes: number, n = 25): Promise<[string, number][]> {
+      await exited;
+      const report = spawnSync(
+        'perf',
+        ['report', '-i', file, '--stdio', '-q', '-F', 'sample,dso,sym', '--sort', 'dso,sym'],
+        {
+          encoding: 'utf8',
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      );
+      const rows: [string, number][] = [];
+      for (const line of report.stdout.split('\n')) {
+        const m = /^\s*(\d+)\s+(\S+)\s+\[[.k]\]\s+(.+?)\s*$/.exec(line);
+        if (m === null) continue;
+        rows.push([`${m[3]} (${m[2]})`, (Number(m[1]) / RECORD_HZ / Math.max(1, handshakes)) * 1e6]);
+      }
+      return rows.sort((a, b) => b[1] - a[1]).slice(0, n);
     },
   };
 }
@@ -208,6 +288,29 @@ async function main(): Promise<void> {
                     `\n=== ${spec.name} ${workers}w ${certificate.kind} ${mode} window ${window}\n`,
                   );
                 const perf = args.perf === undefined ? undefined : perfWindow(proxy.peer.pid, args.perf);
+                const record =
+                  args.record === undefined
+                    ? undefined
+                    : recordWindow(
+                        proxy.peer.pid,
+                        join(
+                          args.record,
+                          `${spec.name}-${workers}w-${certificate.kind}-${mode}-${window}.data`,
+                        ),
+                      );
+                const both =
+                  perf === undefined || record === undefined
+                    ? (perf ?? record)
+                    : {
+                        start() {
+                          perf.start();
+                          record.start();
+                        },
+                        done() {
+                          perf.done();
+                          record.done();
+                        },
+                      };
                 const h = await handshakeCost(proxy.peer, port, {
                   mode,
                   seconds,
@@ -215,7 +318,7 @@ async function main(): Promise<void> {
                   concurrency,
                   ...(clientCpu === undefined ? {} : { clientCpu }),
                   ...(rolesDir === undefined ? {} : { rolesDir }),
-                  ...(perf === undefined ? {} : { window: perf }),
+                  ...(both === undefined ? {} : { window: both }),
                 });
                 const perfByRole: Record<string, Record<string, number>> = {};
                 if (perf !== undefined) {
@@ -228,6 +331,7 @@ async function main(): Promise<void> {
                       r[event] = (r[event] ?? 0) + n / Math.max(1, h.handshakes);
                   }
                 }
+                const top = record === undefined ? [] : await record.top(h.handshakes);
                 const lines = Object.fromEntries(
                   [...counts].map(([name, n]) => [name, n - (linesBefore.get(name) ?? 0)]),
                 );
@@ -255,7 +359,10 @@ async function main(): Promise<void> {
                             .map(([e, n]) => `${e.replace('syscalls:sys_enter_', '')} ${n.toFixed(2)}`)
                             .join(', ')}`,
                       )
-                      .join(''),
+                      .join('') +
+                    (top.length
+                      ? `\n  perf record, us per handshake: ${top.map(([sym, us]) => `${sym} ${us.toFixed(1)}`).join('; ')}`
+                      : ''),
                 );
               }
             }
