@@ -350,6 +350,8 @@ class StreamRare {
  * (every idle keep-alive connection of a plain listener) carries one field for it instead of four.
  */
 class StreamTls {
+  /** The ring's conn id + 1 while the ring carries the session, 0 once detached. */
+  conn = 0;
   /** The ring's ciphertext count last read (sentBytes), kept past close and detach. */
   sent = 0;
   /** Past its base: share bytes promised to the armed recv, not received yet. */
@@ -417,7 +419,6 @@ export class UringStream
   private bits = 0;
   /** @internal Bytes the kernel took of this stream's sends (each completion's count). */
   sent = 0;
-  private remote: SocketAddress | undefined;
   private local: SocketAddress | undefined;
   private inFlight = 0;
   // Multishot recv state.
@@ -435,14 +436,14 @@ export class UringStream
   private waiter: Waiter | undefined = undefined;
   private rare: StreamRare | undefined = undefined;
   /**
-   * The plain facts, made on first read of `facts`. A field of its own, not in `rare`: a server
-   * reads every connection's facts once (its client address), and a StreamRare per idle
-   * connection cost ~90 B more than this field (bench/idle-memory/busy.ts heap snapshot).
+   * The plain facts, whose clientAddress is the remote address: made on first read of either
+   * (a connected stream's at once, from the address it connected to). One field for both, and
+   * not in `rare`: a server reads every connection's facts once (its client address), and a
+   * StreamRare per idle connection cost ~90 B more than this field (bench/idle-memory/busy.ts
+   * heap snapshot).
    */
   private plain: ConnectionFacts | undefined = undefined;
-  /** In-ring TLS: the ring's conn id + 1 (0: plain). */
-  private tls = 0;
-  /** In-ring TLS: the rest of its state (made by attachTls). */
+  /** In-ring TLS: its state (made by attachTls; its `conn` is the ring's conn id + 1, 0: plain). */
   private tlsState: StreamTls | undefined = undefined;
 
   constructor(
@@ -454,7 +455,7 @@ export class UringStream
   ) {
     super();
     if (kind === 'unix') this.bits = UNIX;
-    this.remote = remote;
+    if (remote !== undefined) this.plain = plainFacts(remote);
     this.local = local;
     host.ring.streams.add(this);
   }
@@ -524,6 +525,14 @@ export class UringStream
   private get tlsHeap(): number {
     return this.tlsState?.heap ?? 0;
   }
+  /** In-ring TLS: the ring's conn id + 1 (0: plain), read by every op record. */
+  private get tls(): number {
+    return this.tlsState?.conn ?? 0;
+  }
+  /** The remote address if known yet (error messages): no syscall. */
+  private get remote(): SocketAddress | undefined {
+    return this.plain?.clientAddress;
+  }
 
   /** The ring serving this stream (the thread's). */
   get ring(): Ring {
@@ -544,13 +553,12 @@ export class UringStream
   }
 
   get remoteAddress(): SocketAddress {
-    if (this.remote === undefined) this.remote = toSocketAddress(this.host.binding.address(this.fd, true));
-    return this.remote;
+    return this.facts.clientAddress;
   }
 
   /** Plain facts (no TLS, the peer is the client), made on first use. */
   get facts(): ConnectionFacts {
-    return (this.plain ??= plainFacts(this.remoteAddress));
+    return (this.plain ??= plainFacts(toSocketAddress(this.host.binding.address(this.fd, true))));
   }
 
   get localAddress(): SocketAddress {
@@ -564,11 +572,12 @@ export class UringStream
 
   /** The peer address for error messages, without failing when the socket is already gone. */
   addressForError(): SocketAddress | undefined {
-    if (this.remote !== undefined) return this.remote;
+    const plain = this.plain;
+    if (plain !== undefined) return plain.clientAddress;
     if (this.closing) return undefined;
     const a = this.host.binding.address(this.fd, true);
-    if ('family' in a) this.remote = a;
-    return this.remote;
+    if (!('family' in a)) return undefined;
+    return (this.plain = plainFacts(toSocketAddress(a))).clientAddress;
   }
 
   setNoDelay(enabled: boolean): void {
@@ -698,10 +707,10 @@ export class UringStream
       return -EBUSY;
     const id = this.host.binding.tlsAttach(this.fd, session);
     if (id < 0) return id;
-    this.tls = id + 1;
-    const state = this.tlsState;
-    if (state === undefined) this.tlsState = new StreamTls(events);
+    let state = this.tlsState;
+    if (state === undefined) this.tlsState = state = new StreamTls(events);
     else state.events = events;
+    state.conn = id + 1;
     this.tlsHandshaking = true;
     this.arm();
     return 0;
@@ -722,8 +731,8 @@ export class UringStream
     if (state !== undefined) {
       state.sent = 0;
       state.events = undefined;
+      state.conn = 0;
     }
-    this.tls = 0;
     this.tlsHandshaking = false;
   }
 
