@@ -22,6 +22,20 @@
 # take those from a run without it.
 # PROFILE=1 samples instead (perf record -g at 1999 Hz; loch with --perf-basic-prof) and prints
 # the self time by symbol of each proxy.
+# NOPERF=1 measures CPU only, with nothing attached: WINDOWS=N (default 1) load runs of SECONDS
+# back to back, CPU us per call of each (from /proc: 100 Hz ticks, so a few seconds per window).
+# CALLGRIND=1 counts user-space instructions per call instead (this VM has no hardware counters:
+# `perf stat -e instructions:u` says not supported): loch runs under valgrind's callgrind with
+# instrumentation off until the warm-up ended, on only during the counted load (a few hundred
+# calls a second under valgrind, so batching per loop turn differs from a normal run: compare
+# variants within such runs, not with the CPU of other modes; one checkout read 47,434 and
+# 54,924 per 10 KiB call in two runs, so only differences well past 15% mean anything). Kernel
+# work is not in it.
+# Every counted run also prints the proxy's CPU, minor page faults and context switches per call
+# by thread (loch: the worker thread, V8's helper threads; all named "node").
+# ROOT=<checkout> runs loch from another built checkout (an A/B of two commits with the same
+# script and Go peers); NODE_ARGS adds node flags to loch's command (e.g. --trace-deopt; its
+# output is in the run directory's loch.out).
 #
 # Usage: bench/thrift/counts.sh [size=10240] [seconds=4] [targets=loch,nginx,npm] [warm=2] [conns=64]
 # Needs go (Debian's golang thrift), nginx with the stream module, perf; run as root.
@@ -31,12 +45,13 @@ seconds=${2:-4}
 targets=${3:-loch,nginx}
 warm=${4:-2}
 conns=${5:-64}
-root=$(cd "$(dirname "$0")/../.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
+root=$(cd "${ROOT:-$here}" && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-thrift-counts-XXXXXX")
 chmod 755 "$dir"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 200); do
+wait_port() { # port [tries of 0.1 s]
+  for _ in $(seq 1 "${2:-200}"); do
     if /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null; then return 0; fi
     sleep 0.1
   done
@@ -45,7 +60,7 @@ wait_port() {
 }
 
 GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off \
-  go build -o "$dir/thrift_peer" "$root/apps/proxy/test/thrift/go/thrift_peer.go"
+  go build -o "$dir/thrift_peer" "$here/apps/proxy/test/thrift/go/thrift_peer.go"
 taskset -c 0 "$dir/thrift_peer" server framed binary G >"$dir/server.out" 2>&1 &
 server_pid=$!
 pids=("$server_pid")
@@ -74,7 +89,13 @@ route = { upstreams = [{ endpoint = "127.0.0.1:$upstream"$([ "${MUX:-0}" = 1 ] &
 EOF
   local opts=${NODE_OPTIONS:-}
   [ "${PROFILE:-0}" = 1 ] && opts="$opts --perf-basic-prof"
-  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts exec taskset -c 1 node --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
+  local wrap=()
+  # --smc-check: V8 writes and rewrites machine code in its heap, which valgrind must see.
+  [ "${CALLGRIND:-0}" = 1 ] && wrap=(valgrind --tool=callgrind --instr-atstart=no --smc-check=all-non-file
+    "--callgrind-out-file=$dir/callgrind.out.%p")
+  # shellcheck disable=SC2086 # NODE_ARGS: several flags
+  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts exec taskset -c 1 "${wrap[@]}" node ${NODE_ARGS:-} \
+    --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
   proxy_pid=$!
 }
 
@@ -99,6 +120,38 @@ stream {
 EOF
   taskset -c 1 nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' >"$dir/nginx.out" 2>&1 &
   proxy_pid=$!
+}
+
+thread_counts() { # pid -> a line per thread: "tid comm utime stime minflt context-switches"
+  local t f c v n
+  for t in /proc/"$1"/task/*; do
+    c=$(tr ' ' '_' <"$t/comm" 2>/dev/null) || continue
+    f=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
+    v=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || v=0
+    n=$(awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || n=0
+    # shellcheck disable=SC2086 # split stat's fields
+    set -- $f
+    echo "${t##*/} $c ${12} ${13} ${8} $((${v:-0} + ${n:-0}))"
+  done
+}
+
+per_thread() { # before-file after-file calls: the busiest threads' numbers per call
+  /usr/bin/python3 - "$@" <<'EOF'
+import sys
+def load(p):
+    return {l.split()[0]: l.split()[1:] for l in open(p) if l.strip()}
+a, b, calls = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
+rows = []
+for tid, (comm, *v) in b.items():
+    v0 = [int(x) for x in a.get(tid, [comm, 0, 0, 0, 0])[1:]]
+    d = [int(x) - y for x, y in zip(v, v0)]
+    if any(d):
+        rows.append((d[0] + d[1], tid, comm, d))
+rows.sort(reverse=True)
+for _, tid, comm, (u, s, f, c) in rows[:4]:
+    print(f'  thread {tid} ({comm}): user {u * 1e4 / calls:.1f} us, system {s * 1e4 / calls:.1f} us, '
+          f'minor faults {f / calls:.3f}, context switches {c / calls:.3f} per call')
+EOF
 }
 
 cpu_ticks() { # pids... -> "utime stime" summed over their threads
@@ -127,12 +180,51 @@ for target in ${targets//,/ }; do
     *) echo "unknown target $target" >&2; exit 2 ;;
   esac
   pids+=("$proxy_pid")
-  wait_port "$port"
+  # node and tsx starting under valgrind take a minute or more.
+  wait_port "$port" "$([ "${CALLGRIND:-0}" = 1 ] && echo 3000 || echo 200)"
   taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$warm" "$size" >/dev/null
+  if [ "${CALLGRIND:-0}" = 1 ] && [ "$target" = loch ]; then
+    callgrind_control -z "$proxy_pid" >/dev/null 2>&1
+    callgrind_control -i on "$proxy_pid" >/dev/null 2>&1
+    taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load"
+    callgrind_control -i off "$proxy_pid" >/dev/null 2>&1
+    callgrind_control -d "$proxy_pid" >/dev/null 2>&1
+    calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+    # The dump holds the counted load (the file valgrind writes at exit: what ran after it).
+    /usr/bin/python3 - "$calls" "$dir"/callgrind.out.*.1 <<'EOF'
+import sys
+calls, ir = int(sys.argv[1]), 0
+for path in sys.argv[2:]:
+    for line in open(path):
+        if line.startswith('totals:'):
+            ir += int(line.split()[1])
+print(f'== loch under callgrind: {calls} calls, user-space instructions {ir:,}, per call {ir / max(1, calls):,.0f}')
+EOF
+    continue
+  fi
   # nginx: its worker (child of the master); loch: its one process (worker threads included).
   watched=$proxy_pid
   if [ "$target" = nginx ]; then watched=$(cat /proc/"$proxy_pid"/task/"$proxy_pid"/children | tr ' ' '\n' | grep . | paste -sd,); fi
+  label=$target
+  [ "$target" = loch ] && [ -n "${ROOT:-}" ] && label="loch ($root)"
   read -r u0 s0 <<<"$(cpu_ticks ${watched//,/ })"
+  if [ "${NOPERF:-0}" = 1 ]; then
+    # CPU only, nothing attached: WINDOWS load runs back to back.
+    for w in $(seq 1 "${WINDOWS:-1}"); do
+      read -r u0 s0 <<<"$(cpu_ticks ${watched//,/ })"
+      taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load"
+      read -r u1 s1 <<<"$(cpu_ticks ${watched//,/ })"
+      calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
+      /usr/bin/python3 -c "import sys; u, s, c = (int(x) for x in sys.argv[1:4]); print(f'== {sys.argv[4]}: {sys.argv[5]} B, window {sys.argv[6]}: {c} calls, cpu us per call user {u * 1e4 / c:.1f}, system {s * 1e4 / c:.1f}, total {(u + s) * 1e4 / c:.1f}')" \
+        "$((u1 - u0))" "$((s1 - s0))" "$calls" "$label" "$size" "$w"
+    done
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+    continue
+  fi
+  thread_counts "${watched%%,*}" >"$dir/$target.threads0"
   if [ "${PROFILE:-0}" = 1 ]; then
     # Where the CPU goes instead of counting (loch runs with --perf-basic-prof: JIT frames named).
     perf record -q -F 1999 -g -o "$dir/$target.prof" -p "$watched" -- \
@@ -154,10 +246,12 @@ for target in ${targets//,/ }; do
   perf record -q -o "$dir/$target.data" -e raw_syscalls:sys_exit,io_uring:io_uring_submit_req,io_uring:io_uring_complete \
     "${copies[@]}" -p "$watched" -- taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load" 2>"$dir/$target.perf.err"
   read -r u1 s1 <<<"$(cpu_ticks ${watched//,/ })"
+  thread_counts "${watched%%,*}" >"$dir/$target.threads1"
   calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
   perf script -i "$dir/$target.data" -F event,trace 2>/dev/null >"$dir/$target.txt"
-  echo "== $target${MUX:+ mux=$MUX}: $size B, $conns connections, $calls calls in $seconds s; per call:"
+  echo "== $label${MUX:+ mux=$MUX}: $size B, $conns connections, $calls calls in $seconds s; per call:"
   /usr/bin/python3 -c "import sys; u, s, c = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]); print(f'cpu with perf attached (100 Hz ticks): user {u * 1e4 / c:.1f} us, system {s * 1e4 / c:.1f} us')" "$((u1 - u0))" "$((s1 - s0))" "$calls"
+  per_thread "$dir/$target.threads0" "$dir/$target.threads1" "$calls"
   /usr/bin/python3 - "$dir/$target.txt" "$calls" <<'EOF'
 import collections, re, sys
 path, calls = sys.argv[1], int(sys.argv[2])
