@@ -15,6 +15,7 @@ import {
   FrameType,
 } from '../src/h2/frames.js';
 import { HpackEncoder } from '../src/h2/hpack-encoder.js';
+import { deadlines } from '../src/internal/deadlines.js';
 import { createRequest } from '../src/message.js';
 import type { StreamChunk } from '../src/transport.js';
 import { promiseStream } from './promise-stream.js';
@@ -150,6 +151,30 @@ describe('H2ClientSession, per-exchange shortcuts', () => {
     const rest = nextNow(it);
     expect(Buffer.from(rest!.value as Uint8Array).toString()).toBe('te');
     expect(nextNow(it)).toEqual({ done: true, value: undefined });
+    await session.close();
+  });
+
+  it("the streams' read deadlines ride on the session's sweep membership (no member per exchange), and still fire", async () => {
+    const { server, session } = await ready();
+    const before = deadlines.size;
+    const sends: Promise<unknown>[] = [];
+    for (let i = 0; i < 16; i++)
+      sends.push(
+        session
+          .send(createRequest('GET', `/${i}`, { headers: { host: 'example.test' } }), { responseTimeout: 30 })
+          .catch((e: unknown) => e),
+      );
+    await tick();
+    expect(deadlines.size - before).toBeLessThanOrEqual(1);
+    // Stream 1 is answered; the others time out on the sweep.
+    server.send(server.head(1, true));
+    const results = await Promise.all(sends);
+    expect((results[0] as { status: number }).status).toBe(200);
+    for (const r of results.slice(1)) expect((r as Error).name).toBe('HttpTimeoutError');
+    expect(session.activeStreams).toBe(0);
+    // The RST_STREAMs (CANCEL) of the 15 that timed out went to the server.
+    const rst = server.writes.flat().filter((f) => f.type === FrameType.RST_STREAM);
+    expect(rst.map((f) => f.streamId)).toEqual(Array.from({ length: 15 }, (_, i) => 3 + 2 * i));
     await session.close();
   });
 

@@ -216,12 +216,16 @@ class ClientStream implements HttpExchangeCancel {
     if (request === this.request && this.target !== null) this.session.cancelStream(this);
   }
 
+  /**
+   * Arms the stream's read deadline. The session is the sweep's member, not the stream (a Set
+   * insert and delete per exchange less): its onSweep checks its streams' deadlines.
+   */
   arm(kind: HttpTimeoutKind, ms: number): void {
     this.readKind = kind;
-    this.readDeadline = ms > 0 ? deadlines.deadline(this, ms) : NO_DEADLINE;
+    this.readDeadline = ms > 0 ? deadlines.deadline(this.session, ms) : NO_DEADLINE;
   }
 
-  /** The deadline sweep's call (SweepMember). @internal */
+  /** The session's sweep found this stream's deadline passed (`now`); true while one is armed. @internal */
   onSweep(now: number): boolean {
     if (this.closed) return false;
     if (this.readDeadline <= now) {
@@ -230,7 +234,7 @@ class ClientStream implements HttpExchangeCancel {
         // proxy_read_timeout starts once the request is sent): while this stream's body is
         // still going out, not held back by a window, the session's write deadline (an
         // idle-progress one) is what cuts a server that stopped taking bytes.
-        this.readDeadline = deadlines.deadline(this, this.responseMs);
+        this.readDeadline = deadlines.deadline(this.session, this.responseMs);
         return true;
       }
       this.readDeadline = NO_DEADLINE;
@@ -667,7 +671,7 @@ export class H2ClientSession {
           this.#flush();
           // The request moved: its response deadline runs again from now (see ClientStream.onSweep).
           if (s.readKind === 'response' && s.readDeadline !== NO_DEADLINE)
-            s.readDeadline = deadlines.deadline(s, s.responseMs);
+            s.readDeadline = deadlines.deadline(this, s.responseMs);
           if (this.#outBytes > OUTPUT_HIGH_WATER) {
             await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
             if (s.closed) return;
@@ -874,7 +878,7 @@ export class H2ClientSession {
         const e = ending[i]!;
         if (e.endWrite > done) ending[keep++] = e;
         else if (e.readKind === 'response' && e.readDeadline !== NO_DEADLINE)
-          e.readDeadline = deadlines.deadline(e, e.responseMs);
+          e.readDeadline = deadlines.deadline(this, e.responseMs);
       }
       ending.length = keep;
     }
@@ -889,7 +893,8 @@ export class H2ClientSession {
   /**
    * @internal SweepMember: the write deadline (an idle-progress deadline, as nginx's
    * proxy_send_timeout: a write the server took bytes of since it was armed runs again from now;
-   * internal/write-progress.ts) and the SETTINGS acknowledgement's.
+   * internal/write-progress.ts), the SETTINGS acknowledgement's, and its streams' read
+   * deadlines (ClientStream.arm: the streams are not members themselves).
    */
   onSweep(now: number): boolean {
     if (this.#writeDeadline <= now) {
@@ -914,7 +919,20 @@ export class H2ClientSession {
       );
       return false;
     }
-    return this.#writeDeadline !== NO_DEADLINE || this.#settingsDeadline !== NO_DEADLINE;
+    let armed = false;
+    if (this.#streams.size > 0) {
+      // The streams' read deadlines (ClientStream.arm): those that passed are handled after the
+      // walk (expiring one changes the map).
+      let expired: ClientStream[] | null = null;
+      for (const s of this.#streams.values()) {
+        const d = s.readDeadline;
+        if (d === NO_DEADLINE) continue;
+        if (d <= now) (expired ??= []).push(s);
+        else armed = true;
+      }
+      if (expired !== null) for (const s of expired) if (s.onSweep(now)) armed = true;
+    }
+    return armed || this.#writeDeadline !== NO_DEADLINE || this.#settingsDeadline !== NO_DEADLINE;
   }
 
   // ---- input --------------------------------------------------------------------------------
