@@ -2,17 +2,35 @@
 // HttpServer makes one per accepted connection and it lives as long as the connection, so it
 // holds only the connection keys; the context layer forks it into a whole context per request.
 import { describe, expect, it } from 'vitest';
-import { ConnectionContext, ProxyContext } from './context.js';
+import { CertifiedConnectionContext, ConnectionContext, ProxyContext } from './context.js';
 
 const peer = { family: 'ipv4', address: '192.0.2.1', port: 40000 } as const;
 const local = { family: 'ipv4', address: '127.0.0.1', port: 8080 } as const;
 
 describe('ConnectionContext', () => {
-  it('has a slot per connection key only (5 of the schema 14: 64 B instead of 136 B on Node 20)', () => {
-    expect(ConnectionContext.keys).toEqual(['peerAddr', 'localAddr', 'driver', 'server', 'clientCert']);
+  it('has a slot per connection key only (4 of the schema 14: 56 B instead of 136 B on Node 20)', () => {
+    expect(ConnectionContext.keys).toEqual(['peerAddr', 'localAddr', 'driver', 'server']);
     const cx = ConnectionContext.empty();
-    expect(Object.getOwnPropertyNames(cx)).toHaveLength(5);
+    expect(Object.getOwnPropertyNames(cx)).toHaveLength(4);
     expect(Object.getOwnPropertyNames(ProxyContext.empty())).toHaveLength(ProxyContext.keys.length);
+    // Only connections whose client certificate is forwarded carry a slot for it.
+    expect(() => (cx as ReturnType<typeof CertifiedConnectionContext.empty>).set('clientCert', 'x')).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET' }),
+    );
+    expect(Object.getOwnPropertyNames(CertifiedConnectionContext.empty())).toHaveLength(5);
+  });
+
+  it('a certified connection context forks with its forwarded certificate', () => {
+    const cx = CertifiedConnectionContext.empty()
+      .set('peerAddr', peer)
+      .set('localAddr', local)
+      .set('driver', 'uring')
+      .set('server', { key: 's', scheme: 'https' })
+      .set('clientCert', 'Hash=abc');
+    const request = cx.fork().set('clientTarget', '/x');
+    expect(request.constructor).toBe(ProxyContext.empty().constructor);
+    expect(request.get('clientCert')).toBe('Hash=abc');
+    expect(request.get('peerAddr')).toBe(peer);
   });
 
   it('forks into a whole context with the connection entries, as the context layer does per request', () => {

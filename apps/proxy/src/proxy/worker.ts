@@ -41,7 +41,12 @@ import { runtimeStats, type WorkerRuntimeStats } from '../metrics/runtime-stats.
 import { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
-import { ConnectionContext, type ConnectionCx, type ServerIdentity } from './context.js';
+import {
+  CertifiedConnectionContext,
+  ConnectionContext,
+  type ConnectionCx,
+  type ServerIdentity,
+} from './context.js';
 import { RequestHooks } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
@@ -395,18 +400,19 @@ export class ProxyWorker {
           write: t.serverWrite,
         },
         context: (stream) => {
-          // A subset context (its 5 connection keys only): it lives as long as the connection.
-          const cx = ConnectionContext.empty()
+          // A subset context (its 4 connection keys only): it lives as long as the connection.
+          // A verified client certificate, forwarded when the server says so (mTLS only), takes
+          // the subset with a slot for it.
+          const der = stream.facts.peerCertificate;
+          const forwarded = der !== null && entry.config.tls?.forwardClientCertificate === true;
+          const cx = (forwarded ? CertifiedConnectionContext : ConnectionContext)
+            .empty()
             // The client: a PROXY header's source when the listener reads one, else the socket's peer.
             .set('peerAddr', stream.facts.clientAddress)
             .set('localAddr', stream.localAddress)
             .set('driver', stream.driver)
             .set('server', identity);
-          // A verified client certificate, forwarded when the server says so (mTLS only).
-          const der = stream.facts.peerCertificate;
-          return der !== null && entry.config.tls?.forwardClientCertificate === true
-            ? cx.set('clientCert', clientCertHeader(der))
-            : cx;
+          return forwarded ? cx.set('clientCert', clientCertHeader(der)) : cx;
         },
         onError: (error) =>
           log.at('http').debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
