@@ -9,6 +9,7 @@ import {
   jsonLine,
   textField,
   textLine,
+  textLineOf,
 } from './access-log.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'loch-access-log-'));
@@ -49,6 +50,72 @@ describe('access-log formats', () => {
     const line = textLine(record({ method: 'CALL', target: 'x\ny z' }));
     expect(line.split('\n')).toHaveLength(2);
     expect(line.split(' ')).toHaveLength(9);
+  });
+
+  it('writes the text line byte for byte as from its string pieces (textLineOf), whatever the record', () => {
+    // Durations where a two-decimal rounding of the double is close: halves, their neighbours, ties
+    // the binary value breaks either way (1.005 is 1.00499..., 0.125 exact), -0, the cut-offs.
+    const durations = [
+      0,
+      -0,
+      0.004,
+      0.005,
+      0.015,
+      0.125,
+      0.135,
+      1.005,
+      1.2345,
+      1.995,
+      2.675,
+      9.995,
+      99.995,
+      0.1 + 0.2,
+      123.455,
+      1e-9,
+      999_999.994,
+      999_999.995,
+      1e6,
+      1e6 + 0.5,
+      5e9,
+      1e21,
+      Number.NaN,
+      -1,
+      3.14158,
+    ];
+    for (let i = 0; i < 2000; i++) durations.push(Math.random() * 10 ** ((i % 8) - 2));
+    for (let i = 0; i < 200; i++) durations.push(Math.floor(Math.random() * 1e7) / 1000 + 0.005);
+    const clients = [
+      { family: 'ipv4', address: '10.1.2.3', port: 4000 },
+      { family: 'ipv4', address: '203.0.113.9', port: 0 },
+      { family: 'ipv6', address: '2001:db8::1', port: 65535 },
+      { family: 'ipv6', address: '::1', port: 0 },
+      { family: 'unix', path: '/run/x.sock' },
+    ] as const;
+    const strings = [
+      '',
+      'GET',
+      '/a?b=1',
+      'x y',
+      'a"b',
+      'a\\b',
+      'tab\there',
+      'é',
+      '\u00ff',
+      '\u0100',
+      '€',
+      '\u0001',
+      `/${'p'.repeat(5000)}`,
+    ];
+    const records: AccessRecord[] = [];
+    for (const ms of durations) records.push(record({ ms }));
+    for (const client of clients) records.push(record({ client }));
+    for (const s of strings) {
+      records.push(record({ method: s }), record({ target: s }), record({ server: s }));
+      records.push(record({ upstream: s }), record({ time: s }));
+    }
+    for (const n of [0, 1, 9, 10, 99, 100, 65_535, 2 ** 31, 2 ** 53 - 1, 2 ** 53, 1.5, -3, Number.NaN])
+      records.push(record({ status: n }), record({ bytes: n }));
+    for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
   });
 
   it('writes one JSON object per line with every field', () => {

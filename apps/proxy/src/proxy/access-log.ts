@@ -311,9 +311,137 @@ export interface AccessRecord {
 /**
  * The text line (space separated, "-" for an absent field):
  *   time server client method target status bytes upstream ms
+ * Written byte by byte into one scratch buffer and made one flat string (textLineBytes), so a
+ * line costs that string alone; a line with a field to escape (or anything else unusual: see
+ * textLineBytes) is made by textLineOf, the same line from string pieces.
  */
 export function textLine(r: AccessRecord): string {
+  const n = textLineBytes(r);
+  return n < 0 ? textLineOf(r) : latin1Slice.call(scratch, 0, n);
+}
+
+/** The text line from string pieces: the reference textLineBytes writes byte for byte. */
+export function textLineOf(r: AccessRecord): string {
   return `${r.time} ${r.server} ${peerText(r.client)} ${textField(r.method)} ${textField(r.target)} ${r.status} ${r.bytes} ${r.upstream ?? '-'} ${r.ms.toFixed(2)}\n`;
+}
+
+/** Buffer's native latin1 decoder; works on any Uint8Array. */
+const latin1Slice = (
+  Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
+).latin1Slice;
+
+/** The scratch buffer text lines are formatted into (grown for a longer line, kept). */
+let scratch = new Uint8Array(1024);
+
+/**
+ * Writes `r`'s text line into `scratch` and returns its length, or -1 when the line is for
+ * textLineOf: a method or target that is empty or needs escaping, a server, upstream or client
+ * address with a char above 0xff, a status or byte count that is not a plain integer, a
+ * duration whose two-decimal rounding is not certain from its double (toFixed rounds the exact
+ * binary value: a product within 1e-6 of a half is left to it) or not in [0, 1e6).
+ */
+function textLineBytes(r: AccessRecord): number {
+  const client = r.client;
+  const upstream = r.upstream ?? '-';
+  const inet = client.family !== 'unix';
+  const address = inet ? client.address : 'unix';
+  // Every field one byte per char (below 0x100 only here), numbers at most 16 digits.
+  const need =
+    r.time.length +
+    r.server.length +
+    address.length +
+    r.method.length +
+    r.target.length +
+    upstream.length +
+    96;
+  if (scratch.length < need) scratch = new Uint8Array(Math.max(need, 2 * scratch.length));
+  const b = scratch;
+  let p = latin1(b, 0, r.time);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  p = latin1(b, p, r.server);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  if (inet && client.family === 'ipv6' && client.port !== 0) b[p++] = 0x5b;
+  p = latin1(b, p, address);
+  if (p < 0) return -1;
+  if (inet && client.port !== 0) {
+    if (client.family === 'ipv6') b[p++] = 0x5d;
+    b[p++] = 0x3a;
+    p = digits(b, p, client.port);
+    if (p < 0) return -1;
+  }
+  b[p++] = 0x20;
+  p = safe(b, p, r.method);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  p = safe(b, p, r.target);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  p = digits(b, p, r.status);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  p = digits(b, p, r.bytes);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  p = latin1(b, p, upstream);
+  if (p < 0) return -1;
+  b[p++] = 0x20;
+  // r.ms.toFixed(2), from the nearest hundredth when the double decides it.
+  const ms = r.ms;
+  // Below 1e6 ms the product's rounding error is under 1e-8, far inside the window below.
+  if (!(ms >= 0 && ms < 1e6)) return -1;
+  const t = ms * 100;
+  const f = t - Math.floor(t);
+  if (f > 0.499999 && f < 0.500001) return -1;
+  const h = Math.round(t);
+  const whole = Math.floor(h / 100);
+  const cents = h - whole * 100;
+  p = digits(b, p, whole);
+  b[p++] = 0x2e;
+  b[p++] = 0x30 + Math.floor(cents / 10);
+  b[p++] = 0x30 + (cents % 10);
+  b[p++] = 0x0a;
+  return p;
+}
+
+/**
+ * Writes `s` at `p` as it is when every char of it is below 0x100 (the string latin1Slice makes
+ * of those bytes is `s` again), else -1.
+ */
+function latin1(b: Uint8Array, p: number, s: string): number {
+  const n = s.length;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0xff) return -1;
+    b[p + i] = c;
+  }
+  return p + n;
+}
+
+/** Writes `s` at `p` when textField would leave it as it is: not empty, nothing to escape (else -1). */
+function safe(b: Uint8Array, p: number, s: string): number {
+  const n = s.length;
+  if (n === 0) return -1;
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e || c === 0x22 || c === 0x5c) return -1;
+    b[p + i] = c;
+  }
+  return p + n;
+}
+
+/** Writes the decimal digits of an integer in [0, 2^53) at `p` (else -1). */
+function digits(b: Uint8Array, p: number, v: number): number {
+  if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER) || Math.floor(v) !== v) return -1;
+  let k = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) k++;
+  for (let i = p + k - 1; i >= p; i--) {
+    const q = Math.floor(v / 10);
+    b[i] = 0x30 + (v - q * 10);
+    v = q;
+  }
+  return p + k;
 }
 
 /**

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequest } from '@loch/http';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load.js';
 import { AccessLogFileError } from './access-log.js';
 import { ProxyLog, parseLogEnv } from './log.js';
@@ -37,6 +37,56 @@ describe('ProxyLog', () => {
     expect(lines[0]).toMatch(
       /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z web 10\.1\.2\.3:4000 GET \/p0\?q 200 12 http:\/\/u:1 1\.23$/,
     );
+  });
+
+  it('gives the time as toISOString does at every millisecond (the second formatted once, ms appended)', () => {
+    const log = new ProxyLog(
+      'info',
+      '',
+      () => {},
+      () => {},
+      0,
+    );
+    const base = Date.UTC(2026, 11, 4, 17, 30, 59);
+    const times = [
+      0,
+      1,
+      999,
+      1000,
+      1001,
+      base,
+      base + 7,
+      base + 7,
+      base + 42,
+      base + 999,
+      base + 1000,
+      base + 1099,
+      base + 1100,
+      base + 60_000,
+      base - 1,
+      Date.UTC(9999, 11, 31, 23, 59, 59, 998),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      Date.UTC(10000, 0, 1),
+      Date.UTC(10000, 0, 1, 0, 0, 0, 5),
+      -1,
+      -999,
+      -1000,
+      -1001,
+      base + 5,
+    ];
+    vi.useFakeTimers();
+    try {
+      for (const ms of times) {
+        vi.setSystemTime(ms);
+        expect(log.now()).toBe(new Date(ms).toISOString());
+      }
+      for (let ms = base; ms < base + 2500; ms += 7) {
+        vi.setSystemTime(ms);
+        expect(log.now()).toBe(new Date(ms).toISOString());
+      }
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('waits for the coarse tick by default', async () => {

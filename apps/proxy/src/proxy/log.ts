@@ -2,9 +2,11 @@
  * Logging for the proxy: the access log (one line per request, to stdout or a file, as text or
  * JSON lines: access-log.ts) and the operational log (levels, per module, to stderr). Access
  * lines are buffered per thread and written in one call every 50 ms (a coarse tick, like
- * nginx's `flush=`) or as soon as enough are waiting, so logging costs a string concatenation
- * per request and no write per request; operational lines go out on the next event-loop turn.
- * The timestamp string is recomputed at most once per millisecond. Not for metrics.
+ * nginx's `flush=`) or as soon as enough are waiting, so logging costs one line string (a text
+ * line is formatted byte by byte into a scratch buffer: access-log.ts textLine) and a
+ * concatenation per request and no write per request; operational lines go out on the next
+ * event-loop turn. The timestamp string is made at most once per millisecond, from a date and
+ * time formatted once per second. Not for metrics.
  *
  * Operational lines go to stderr, or to `[log] error_log`'s file (opened, switched and reopened
  * with the access logs: prepareAccess/commitAccess/reopen).
@@ -115,8 +117,12 @@ class LogOutputs {
     ms: 0,
     requestId: undefined,
   };
-  lastMs = 0;
+  lastMs = Number.NaN;
   lastIso = '';
+  /** The second of lastIsoSecond, in ms (toISOString runs once per second, not per millisecond). */
+  lastSecondMs = Number.NaN;
+  /** `YYYY-MM-DDTHH:MM:SS.` of that second. */
+  lastIsoSecond = '';
 
   constructor(out: (text: string) => void, err: (text: string) => void, flushMs: number) {
     this.stdout = new LineBuffer(out, flushMs);
@@ -213,13 +219,28 @@ export class ProxyLog {
     return child;
   }
 
-  /** Current time as ISO 8601 (cached per millisecond). */
+  /**
+   * Current time as ISO 8601 (cached per millisecond; the date and time up to the second are
+   * formatted by toISOString once per second, the milliseconds appended).
+   */
   now(): string {
     const out = this.#out;
     const ms = Date.now();
     if (ms !== out.lastMs) {
       out.lastMs = ms;
-      out.lastIso = new Date(ms).toISOString();
+      const second = Math.floor(ms / 1000) * 1000;
+      const milli = ms - second;
+      if (second !== out.lastSecondMs) {
+        const iso = new Date(ms).toISOString();
+        out.lastIso = iso;
+        // Years 0-9999 (always, for a clock): a fixed 24-char form whose first 20 chars are the second's.
+        if (iso.length === 24) {
+          out.lastSecondMs = second;
+          out.lastIsoSecond = iso.slice(0, 20);
+        } else out.lastSecondMs = Number.NaN;
+        return iso;
+      }
+      out.lastIso = `${out.lastIsoSecond}${milli < 100 ? (milli < 10 ? '00' : '0') : ''}${milli}Z`;
     }
     return out.lastIso;
   }
