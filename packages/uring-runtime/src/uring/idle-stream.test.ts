@@ -115,6 +115,49 @@ describe.skipIf(!probe.available)('uring driver: an idle stream', () => {
     }
   });
 
+  it('a stream whose receive went to a heap buffer (the pool was out) parks without its rare part', async () => {
+    // A burst of new connections can take the whole pool: their receives go to heap buffers,
+    // whose table lives in the stream's rare part. Once the chunk is released and the receive
+    // is armed from the pool again, the parked stream keeps no rare part (~140 B).
+    const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
+    try {
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const port = portOf(listener);
+      // Three readers keep a pooled chunk each: the pool is out, so base reads go to the heap.
+      const held: RecvChunk[] = [];
+      const peers: UringStream[] = [];
+      for (let i = 0; i < 3; i++) {
+        const accepted = listener.accept();
+        const c = (await driver.connectTcp({ host: '127.0.0.1', port })) as UringStream;
+        peers.push(c);
+        const s = (await accepted) as UringStream;
+        await c.writeAll(new Uint8Array([i]));
+        held.push((await s.recv())!);
+      }
+      const accepted = listener.accept();
+      const peer = (await driver.connectTcp({ host: '127.0.0.1', port })) as UringStream;
+      const served = (await accepted) as UringStream & { readonly heapRecvBytes: number };
+      const reading = served.recv();
+      await peer.writeAll(new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'));
+      const chunk = (await reading)!;
+      expect(served.heapRecvBytes).toBeGreaterThan(0); // it came in a heap buffer
+      // The pool comes back, the request's chunk is released, the stream parks for the next one.
+      for (const h of held) h.release();
+      chunk.release();
+      const parker = new Parker(served);
+      served.recvTo(parker);
+      expect(served.heapRecvBytes).toBe(0);
+      expect((served as unknown as { rare?: unknown }).rare).toBeUndefined();
+      // It still serves: the next request arrives through the pool.
+      await peer.writeAll(new Uint8Array([1, 2, 3]));
+      await until(() => parker.chunks === 1);
+      for (const p of [...peers, peer]) await p.close();
+      await listener.close();
+    } finally {
+      await driver.close();
+    }
+  });
+
   it('a Unix stream still says so (its kind is one of the packed bits)', async () => {
     const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
     const dir = mkdtempSync(join(tmpdir(), 'loch-idle-'));

@@ -346,6 +346,26 @@ class StreamRare {
 }
 
 /**
+ * True when `rare` holds nothing a new StreamRare would not (its heap table empty): a stream may
+ * drop it. The heap sequence restarts with a new one, which is safe with no heap code in use.
+ */
+function isSpare(rare: StreamRare): boolean {
+  return (
+    rare.closePromise === undefined &&
+    rare.finishClose === undefined &&
+    !rare.closeSent &&
+    !rare.closeDone &&
+    (rare.moreWaiters === undefined || rare.moreWaiters.length === 0) &&
+    rare.pipe === undefined &&
+    rare.pumps === 0 &&
+    rare.onDisarmed === undefined &&
+    !rare.heapLarge &&
+    !rare.heapBulk &&
+    rare.failure === undefined
+  );
+}
+
+/**
  * In-ring TLS state of a stream (attachTls): made when a session is attached, so a plain stream
  * (every idle keep-alive connection of a plain listener) carries one field for it instead of four.
  */
@@ -1300,7 +1320,8 @@ export class UringStream
 
   /** A heap recv's poll said readable: its buffer and recv (the same op for inFlight). */
   private recvIntoHeap(recv: HeapRecv): void {
-    const rare = this.rare!;
+    // Made again if its last heap buffer went back while this recv waited on its poll.
+    const rare = (this.rare ??= new StreamRare());
     const want = rare.heapLarge ? recv.len : Math.min(recv.len, SMALL_HEAP_RECV_BYTES);
     const ring = this.ring;
     const buf = ring.heapBuffers.take(want);
@@ -1317,11 +1338,16 @@ export class UringStream
    * chunk), and only for a code still in the table, so a buffer goes back once per lending.
    */
   private dropHeap(code: number): void {
-    const heap = this.rare?.heap;
+    const rare = this.rare;
+    const heap = rare?.heap;
     const buf = heap?.get(code);
     if (buf === undefined) return;
     heap!.delete(code);
     this.ring.heapBuffers.give(buf);
+    // A connection whose receive went to a heap buffer (the pool was out, as in a burst of new
+    // connections) lets go of its rare part with its last heap buffer, unless something else in
+    // it is in use: an idle one would otherwise keep ~140 B for nothing (issue 18).
+    if (heap!.size === 0 && isSpare(rare!)) this.rare = undefined;
   }
 
   /** @internal Bytes of heap receive buffers this stream holds (armed or lent), for tests. */
