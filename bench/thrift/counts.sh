@@ -35,7 +35,9 @@
 # by thread (loch: the worker thread, V8's helper threads; all named "node").
 # ROOT=<checkout> runs loch from another built checkout (an A/B of two commits with the same
 # script and Go peers); NODE_ARGS adds node flags to loch's command (e.g. --trace-deopt; its
-# output is in the run directory's loch.out).
+# output is in the run directory's loch.out; the byte where the warm-up's output ends, and with
+# NOPERF=1 where each window's ends, is printed: `bench/thrift/deopts.py <dir>/loch.out <byte>`
+# counts the deopts after it by function and reason). WARM_RUNS=N: the warm-up as N load runs.
 #
 # Usage: bench/thrift/counts.sh [size=10240] [seconds=4] [targets=loch,nginx,npm] [warm=2] [conns=64]
 # Needs go (Debian's golang thrift), nginx with the stream module, perf; run as root.
@@ -182,7 +184,15 @@ for target in ${targets//,/ }; do
   pids+=("$proxy_pid")
   # node and tsx starting under valgrind take a minute or more.
   wait_port "$port" "$([ "${CALLGRIND:-0}" = 1 ] && echo 3000 || echo 200)"
-  taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$warm" "$size" >/dev/null
+  # WARM_RUNS=N splits the warm-up into N load runs: every run ends by closing its connections,
+  # which first reaches code the calls never ran (V8 deoptimizes the functions that hold it, which
+  # run unoptimized until they are hot again); with 2, that happens before the counted load.
+  for _ in $(seq 1 "${WARM_RUNS:-1}"); do
+    taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$(( (warm + ${WARM_RUNS:-1} - 1) / ${WARM_RUNS:-1} ))" "$size" >/dev/null
+  done
+  # What loch printed during the warm-up (with NODE_ARGS=--trace-deopt: the deopts before the
+  # counted load) ends at this byte of loch.out; deopts.py reads only what came after it.
+  if [ "$target" = loch ]; then echo "== loch.out after the warm-up: $(stat -c %s "$dir/loch.out") B"; fi
   if [ "${CALLGRIND:-0}" = 1 ] && [ "$target" = loch ]; then
     callgrind_control -z "$proxy_pid" >/dev/null 2>&1
     callgrind_control -i on "$proxy_pid" >/dev/null 2>&1
@@ -219,6 +229,9 @@ EOF
       calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
       /usr/bin/python3 -c "import sys; u, s, c = (int(x) for x in sys.argv[1:4]); print(f'== {sys.argv[4]}: {sys.argv[5]} B, window {sys.argv[6]}: {c} calls, cpu us per call user {u * 1e4 / c:.1f}, system {s * 1e4 / c:.1f}, total {(u + s) * 1e4 / c:.1f}')" \
         "$((u1 - u0))" "$((s1 - s0))" "$calls" "$label" "$size" "$w"
+      if [ "$target" = loch ] && [ -n "${NODE_ARGS:-}" ]; then
+        echo "== loch.out after window $w: $(stat -c %s "$dir/loch.out") B"
+      fi
     done
     kill "$proxy_pid" 2>/dev/null || true
     wait "$proxy_pid" 2>/dev/null || true
