@@ -179,6 +179,13 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   #ready: IncomingCall[] = [];
   /** The replies of the write in flight (empty: none in flight). */
   #writing: IncomingCall[] = [];
+  /**
+   * An empty array that takes `#writing`'s place while a written batch is finished. The three
+   * arrays change places instead of a new one per write: no allocation per reply, and each keeps
+   * holding objects (a fresh `[]` starts as an array of small integers, and the first push of a
+   * call into one deoptimized the code that pushed: `not a Smi`, bench/thrift/deopts-2026-12-04.md).
+   */
+  #spare: IncomingCall[] = [];
   /** The armed receive deadline on a fresh clock (NO_DEADLINE: none), and its length. */
   #deadlineAt = NO_DEADLINE;
   #deadlineMs = 0;
@@ -449,7 +456,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   #write(): void {
     if (this.#over || this.#writing.length > 0 || this.#ready.length === 0) return;
     const batch = this.#ready;
-    this.#ready = [];
+    this.#ready = this.#writing; // empty: no write in flight
     this.#writing = batch;
     let parts: Uint8Array[];
     try {
@@ -464,18 +471,22 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
 
   onWritten(error: unknown): void {
     const batch = this.#writing;
-    this.#writing = [];
     if (this.#over || error !== undefined) {
       // A failed write's bytes may still have been the kernel's when it was reported: their
       // memory is given back only once the stream is closed (no operation of it pending then).
+      this.#writing = [];
       this.#fail(error);
       this.#releaseWhenClosed(batch);
       return;
     }
-    for (const call of batch) {
+    this.#writing = this.#spare;
+    for (let i = 0; i < batch.length; i++) {
+      const call = batch[i]!;
       call.reply?.release?.();
       this.#finished(call);
     }
+    batch.length = 0;
+    this.#spare = batch;
     this.#write();
     this.#pump();
   }
