@@ -15,8 +15,11 @@ gives the same text).
 Not a profiler: a deopt of a function that runs once costs nothing; read it beside a profile
 (counts.sh PROFILE=1: `*name` frames are optimized code, `^name` baseline, `~name` interpreted).
 
-Usage: bench/thrift/deopts.py <loch.out> [from-byte=0] [--all]
+Usage: bench/thrift/deopts.py <loch.out> [from-byte=0 [window-end-byte...]] [--all]
   --all also lists functions of node's own and tsx's sources (hidden by default).
+  With window ends (counts.sh NOPERF=1 WINDOWS=N prints them), each deopt of loch's code is
+  listed in order with where it fell: the warm-up (before from-byte: its last load run's end
+  closes connections), a window, or after the last window (loch's stop).
 """
 import collections
 import re
@@ -29,10 +32,37 @@ LAZY = re.compile(r'^\[marking dependent code 0x[0-9a-f]+ <Code \w+> \(0x[0-9a-f
 OPTIMIZED = re.compile(r'^\[completed optimizing 0x[0-9a-f]+ <JSFunction ?(\S*) \(sfi = (0x[0-9a-f]+)\)>')
 
 
+def tidy(site: str) -> str:
+    return re.sub(r'\?tsx-namespace=[^:]*', '', re.sub(r'file://\S*?/(packages|apps)/', r'\1/', site))
+
+
+def by_window(path: str, ends: list) -> None:
+    """Each deopt of loch's code (packages/, apps/) in order, with the part of the run it fell in."""
+    names = ['warm-up'] + [f'window {i + 1}' for i in range(len(ends) - 1)] + ['after the last window']
+    pos, current = 0, None
+    with open(path, 'rb') as f:
+        data = f.read()
+    for raw in data.split(b'\n'):
+        line = raw.decode('utf-8', 'replace')
+        part = names[sum(1 for end in ends if pos >= end)]
+        pos += len(raw) + 1
+        m = BAILOUT.match(line)
+        if m:
+            current = (m.group(3) or '(anonymous)', m.group(2) or '-')
+            continue
+        m = AT.match(line)
+        if m and current is not None and ('/packages/' in m.group(1) or '/apps/' in m.group(1)):
+            print(f'{part:<22} {current[0]:<24} {current[1]:<52} {tidy(m.group(1))}')
+            current = None
+
+
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith('--')]
     show_all = '--all' in sys.argv
     path, start = args[0], int(args[1]) if len(args) > 1 else 0
+    if len(args) > 2:
+        by_window(path, [int(a) for a in args[1:]])
+        return
     with open(path, 'rb') as f:
         f.seek(start)
         lines = f.read().decode('utf-8', 'replace').splitlines()
@@ -77,7 +107,7 @@ def main() -> None:
     for n, name, kind, reason, at, sfi in rows:
         fn = (name, sfi)
         state = '' if kind == 'lazy' else f'; reopt {reopts.get(fn, 0)}; {"optimized" if last.get(fn) == "opt" else "NOT optimized"}'
-        site = re.sub(r'\?tsx-namespace=[^:]*', '', re.sub(r'file://\S*?/(packages|apps)/', r'\1/', at))
+        site = tidy(at)
         print(f'{n:>5}  {name:<28} {kind:<12} {reason:<52} {site}{state}')
 
 
