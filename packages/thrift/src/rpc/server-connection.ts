@@ -469,6 +469,11 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.stream.writeTo(parts, this);
   }
 
+  /**
+   * The array rotation below relies on the ByteStream contract that `writeTo` never calls
+   * `onWritten` before it returns (the runtime delivers write results from its queue): called
+   * from inside `writeTo`, `#writing` would become `#ready`'s array and the connection would stall.
+   */
   onWritten(error: unknown): void {
     const batch = this.#writing;
     if (this.#over || error !== undefined) {
