@@ -11,10 +11,14 @@
  * Usage: tsx --conditions=@loch/source ab/run.ts --a <checkout> --b <checkout> [--rounds 5]
  *   [--sizes 128,11268,65536] [--seconds 8] [--warmup 2] [--idle-connections 10000]
  *   [--busy-connections 16] [--settle 5] [--no-memory] [--metrics off,on]
+ *   [--access-log off,on]
  *
  * `--metrics <A>,<B>` (each on or off, default off,off): the side that is on runs with an
  * `[admin]` listener, so it records metrics (issue 17). With the same checkout as A and B,
- * `--metrics off,on` measures what metrics cost per request.
+ * `--metrics off,on` measures what metrics cost per request. `--access-log <A>,<B>` (default
+ * off,off) likewise: the side that is on writes a text access line per request to a file in its
+ * temp dir (issue 18 measures loch "with metrics and the access log on, as shipped":
+ * `--metrics on,on --access-log on,on`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -57,6 +61,7 @@ const { values: args } = parseArgs({
     settle: { type: 'string', default: '5' },
     'no-memory': { type: 'boolean', default: false },
     metrics: { type: 'string', default: 'off,off' },
+    'access-log': { type: 'string', default: 'off,off' },
   },
 });
 
@@ -75,6 +80,11 @@ if (metricsBySide.length !== 2 || metricsBySide.some((m) => m !== 'on' && m !== 
   usageExit(SCRIPT, `--metrics ${args.metrics}: want <A>,<B>, each on or off (e.g. off,on)`);
 /** Whether side `label` ("A" or "B") records metrics. */
 const metricsOn = (label: string) => metricsBySide[label === 'A' ? 0 : 1] === 'on';
+const accessLogBySide = args['access-log'].split(',');
+if (accessLogBySide.length !== 2 || accessLogBySide.some((m) => m !== 'on' && m !== 'off'))
+  usageExit(SCRIPT, `--access-log ${args['access-log']}: want <A>,<B>, each on or off (e.g. off,on)`);
+/** Whether side `label` ("A" or "B") writes an access log. */
+const accessLogOn = (label: string) => accessLogBySide[label === 'A' ? 0 : 1] === 'on';
 
 /** wrk, the backend and the idle clients share CPU 0; loch has CPU 1 to itself. */
 const LOAD_CPU = '0';
@@ -122,8 +132,18 @@ async function main(): Promise<void> {
     openTree('B', resolve(cwd, args.b!)),
   ];
   const warnings: string[] = [];
-  if (trees[0].root === trees[1].root && metricsOn('A') === metricsOn('B'))
+  if (
+    trees[0].root === trees[1].root &&
+    metricsOn('A') === metricsOn('B') &&
+    accessLogOn('A') === accessLogOn('B')
+  )
     warnings.push('A and B are the same checkout: an A/A run (the noise floor).');
+  if (accessLogOn('A') !== accessLogOn('B'))
+    warnings.push(
+      `access log: A ${accessLogOn('A') ? 'on' : 'off'}, B ${accessLogOn('B') ? 'on' : 'off'} (text lines to a file): B/A is what the access log costs.`,
+    );
+  else if (accessLogOn('A'))
+    warnings.push('access log on for both sides (text lines to a file), as shipped.');
   if (metricsOn('A') !== metricsOn('B'))
     warnings.push(
       `metrics: A ${metricsOn('A') ? 'on' : 'off'}, B ${metricsOn('B') ? 'on' : 'off'} (an [admin] listener on the side that is on): B/A is what recording metrics costs.`,
@@ -160,6 +180,7 @@ async function main(): Promise<void> {
       cpu: PROXY_CPU,
       probes,
       adminPort,
+      accessLog: accessLogOn(tree.label),
     });
     return { peer, port, adminPort };
   };

@@ -92,9 +92,11 @@ function staleBuilds(root: string): string[] {
 
 /**
  * The reference benchmark's loch config (bench/http-proxy/peers.ts), 1 worker; with `adminPort`
- * an `[admin]` listener, which turns metrics recording on (the metrics-on side of `--metrics`).
+ * an `[admin]` listener, which turns metrics recording on (the metrics-on side of `--metrics`);
+ * with `accessLog` the server's access log in text to that file (the on side of `--access-log`),
+ * else none.
  */
-function lochConfig(port: number, upstreamPort: number, adminPort?: number): string {
+function lochConfig(port: number, upstreamPort: number, adminPort?: number, accessLog?: string): string {
   const admin =
     adminPort === undefined
       ? ''
@@ -109,7 +111,7 @@ level = "warn"
 [servers.bench]
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:${port}" }
-access_log = false
+access_log = ${accessLog === undefined ? 'false' : `{ path = ${JSON.stringify(accessLog)}, format = "text" }`}
 timeouts = { server_keepalive = "300s" }
 
 [[servers.bench.routes]]
@@ -137,11 +139,14 @@ export async function startLoch(
     probes: readonly { path: string; bytes: number }[];
     /** An admin listener here (metrics recorded); none: metrics off. */
     adminPort?: number | undefined;
+    /** Access log on, in text to a file in the config's temp dir; off when false or absent. */
+    accessLog?: boolean | undefined;
   },
 ): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
   const config = join(dir, 'loch.toml');
-  writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.adminPort));
+  const accessLog = o.accessLog ? join(dir, 'access.log') : undefined;
+  writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.adminPort, accessLog));
   // cwd = the tree, so nothing of the harness's checkout leaks into module resolution.
   const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {
     cpu: o.cpu,
