@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHaproxy } from '../lib/haproxy.js';
-import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
+import { freePort, type Peer, startPeer, waitForHttp } from '../lib/measure.js';
 import { startNginxProxy } from '../lib/nginx.js';
 
 /** Where and how to start one proxy instance. */
@@ -21,6 +21,15 @@ export interface ProxyStart {
   readonly cpu: string;
   /** A path the backend serves with 200, to check that the proxy forwards. */
   readonly probePath: string;
+  /** Each peer's access log as it ships (see ProxySpec.accessLogNote); none unless true. */
+  readonly accessLog?: boolean;
+  /** Loch records its metrics (an `[admin]` listener on a free port) when true; the others ignore it. */
+  readonly metrics?: boolean;
+}
+
+/** A started proxy and the file its access log grows in, if it writes one (run.ts trims it). */
+export interface ProxyPeer extends Peer {
+  readonly accessLogFile?: string | undefined;
 }
 
 /** One proxy under test. */
@@ -29,10 +38,12 @@ export interface ProxySpec {
   readonly name: string;
   /** How workers map onto the proxy (for the results page). */
   readonly workersNote: string;
+  /** What the proxy logs per request with `--access-log on` (for the results page). */
+  readonly accessLogNote: string;
   /** Why it cannot run on this machine, or null when it can. */
   unavailable(): string | null;
   /** Starts an instance and resolves once it forwards a request; throws with the reason if not. */
-  start(options: ProxyStart): Promise<Peer>;
+  start(options: ProxyStart): Promise<ProxyPeer>;
 }
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -52,7 +63,7 @@ export const LOCH_CLI = ((): string => {
 })();
 
 /** Stops `peer` if `ready` fails, so a peer that does not serve never lingers. */
-async function ready(peer: Peer, check: Promise<void>): Promise<Peer> {
+async function ready<P extends Peer>(peer: P, check: Promise<void>): Promise<P> {
   try {
     await check;
     return peer;
@@ -64,13 +75,25 @@ async function ready(peer: Peer, check: Promise<void>): Promise<Peer> {
 
 /**
  * A ProxySpec.start for a peer the bench lib starts (nginx, haproxy): pass port, upstream,
- * workers and CPU through, then wait until it answers the probe path.
+ * workers, CPU and the access log through, then wait until it answers the probe path.
  */
 function startedByLib(
-  start: (o: { port: number; upstreamPort: number; workers: number; cpu: string }) => Promise<Peer>,
+  start: (o: {
+    port: number;
+    upstreamPort: number;
+    workers: number;
+    cpu: string;
+    accessLog: boolean;
+  }) => Promise<ProxyPeer>,
 ): ProxySpec['start'] {
   return async (o) => {
-    const peer = await start({ port: o.port, upstreamPort: o.upstreamPort, workers: o.workers, cpu: o.cpu });
+    const peer = await start({
+      port: o.port,
+      upstreamPort: o.upstreamPort,
+      workers: o.workers,
+      cpu: o.cpu,
+      accessLog: o.accessLog === true,
+    });
     return ready(peer, waitForHttp(o.port, o.probePath));
   };
 }
@@ -78,20 +101,33 @@ function startedByLib(
 const nginx: ProxySpec = {
   name: 'nginx',
   workersNote: 'worker_processes N, `listen ... reuseport` when N > 1',
+  accessLogNote:
+    '`access_log <file>;` as nginx ships it: the `combined` format, no `buffer=` (so unbuffered: one write(2) per request)',
   unavailable: () => null,
-  start: startedByLib(startNginxProxy),
+  start: startedByLib(async ({ accessLog, ...o }) => {
+    if (!accessLog) return startNginxProxy(o);
+    // The prefix is made inside startNginxProxy; the log goes to a temp dir of its own.
+    const file = join(mkdtempSync(join(tmpdir(), 'loch-bench-nginx-log-')), 'access.log');
+    return { ...(await startNginxProxy({ ...o, accessLog: file })), accessLogFile: file };
+  }),
 };
 
 const haproxy: ProxySpec = {
   name: 'haproxy',
   workersNote: 'one process, nbthread N',
+  accessLogNote:
+    '`option httplog` to `log 127.0.0.1:<port> local0`, a UDP port nobody reads (HAProxy 2.6 writes no files: it formats and sends one syslog datagram per request, the kernel drops it)',
   unavailable: () => null,
-  start: startedByLib((o) => startHaproxy({ mode: 'http', ...o })),
+  start: startedByLib(async ({ accessLog, ...o }) => {
+    const logTo = accessLog ? `127.0.0.1:${await freePort()}` : undefined;
+    return startHaproxy({ mode: 'http', ...o, ...(logTo === undefined ? {} : { logTo }) });
+  }),
 };
 
 const nodeHttp: ProxySpec = {
   name: 'node:http',
   workersNote: 'node:cluster with SCHED_NONE when N > 1 (N worker processes accept on one shared socket)',
+  accessLogNote: "none (the bench's node:http proxy has no access log)",
   unavailable: () => null,
   async start(o) {
     const peer = startPeer(
@@ -108,13 +144,21 @@ const nodeHttp: ProxySpec = {
 const loch: ProxySpec = {
   name: 'loch',
   workersNote: 'runtime.workers = N (worker threads, one io_uring ring each, SO_REUSEPORT listeners)',
+  accessLogNote:
+    '`access_log = { path = "<file>" }`: its default text line, written per worker every 50 ms or 64 KiB (apps/proxy README, Access log)',
   unavailable: () => (existsSync(LOCH_CLI) ? null : `${LOCH_CLI} does not exist (apps/proxy not built yet)`),
   async start(o) {
     const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-'));
     const config = join(dir, 'loch.toml');
+    const accessLogFile = o.accessLog === true ? join(dir, 'access.log') : undefined;
+    // Metrics are recorded only when an admin listener is configured (apps/proxy README).
+    const admin =
+      o.metrics === true
+        ? `[admin]\nlistener = { type = "socket", value = "127.0.0.1:${await freePort()}" }\n\n`
+        : '';
     writeFileSync(
       config,
-      `[runtime]
+      `${admin}[runtime]
 workers = ${o.workers}
 cpu_affinity = false
 
@@ -124,7 +168,7 @@ level = "warn"
 [servers.bench]
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:${o.port}" }
-access_log = false
+access_log = ${accessLogFile === undefined ? 'false' : `{ path = ${JSON.stringify(accessLogFile)} }`}
 timeouts = { server_keepalive = "300s" }
 
 [[servers.bench.routes]]
@@ -142,7 +186,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${o.upstreamPort}" }]
         cpu: o.cpu,
       },
     );
-    return ready(peer, waitForHttp(o.port, o.probePath, '127.0.0.1', 15_000));
+    return ready({ ...peer, accessLogFile }, waitForHttp(o.port, o.probePath, '127.0.0.1', 15_000));
   },
 };
 

@@ -9,8 +9,14 @@
  *   [--warmup N] [--soak-seconds N] [--soak-peers loch] [--peer-soak-seconds N]
  *   [--idle-connections N] [--workers 1,2]
  *   [--sizes 128,3269] [--peers nginx,haproxy,node:http,loch] [--no-memory]
+ *   [--access-log on|off] [--metrics on|off]
+ *
+ * `--access-log on` (the default; issue 18 measures "with metrics and the access log on, as
+ * shipped") gives every peer its access log as it ships (peers.ts `accessLogNote`), `off` none
+ * (the committed page of 2026-12-03 ran so). `--metrics on` (the default) gives loch an
+ * `[admin]` listener, so it records its metrics.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +37,7 @@ import {
 import { type IdleMemory, idleConnectionMemory, type SoakMemory, soakMemory } from '../lib/memory.js';
 import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
 import { log, metricBySizeTable, pointsTable, ratio } from '../lib/report.js';
-import { PROXIES, type ProxySpec } from './peers.js';
+import { PROXIES, type ProxyPeer, type ProxySpec } from './peers.js';
 
 const { values: args } = parseArgs({
   args: runnerArgs(),
@@ -46,8 +52,22 @@ const { values: args } = parseArgs({
     sizes: { type: 'string' },
     peers: { type: 'string' },
     'no-memory': { type: 'boolean' },
+    'access-log': { type: 'string', default: 'on' },
+    metrics: { type: 'string', default: 'on' },
   },
 });
+
+/** `on` or `off` of flag `name`, or exit with usage. */
+function onOff(name: 'access-log' | 'metrics'): boolean {
+  const v = args[name];
+  if (v !== 'on' && v !== 'off') {
+    process.stderr.write(`http-proxy/run.ts: --${name} ${v}: want on or off\n`);
+    process.exit(2);
+  }
+  return v === 'on';
+}
+const accessLog = onOff('access-log');
+const metrics = onOff('metrics');
 
 const { quick, seconds, warmupSeconds } = timing(args);
 const soakSeconds = Number(args['soak-seconds'] ?? (quick ? 20 : 600));
@@ -73,6 +93,43 @@ const SOAK_SIZE = 3269;
  * (V8 hands freed heap pages back to the OS a few seconds after Loch's idle trim runs).
  */
 const IDLE_SETTLE_MS = 5000;
+
+/**
+ * The access logs of the running peers. A full run would write gigabytes (60,000 lines a
+ * second), so each is emptied after every measured point and whenever it passes
+ * LOG_TRIM_BYTES (the soak), and deleted when its peer stops. Every peer appends (O_APPEND),
+ * so a truncated file just grows again from 0.
+ */
+const liveLogs = new Set<string>();
+const LOG_TRIM_BYTES = 256 * 1024 * 1024;
+function trimLogs(always: boolean): void {
+  for (const file of liveLogs) {
+    try {
+      if (always || statSync(file).size > LOG_TRIM_BYTES) truncateSync(file, 0);
+    } catch {
+      // Not written yet: nothing to trim.
+    }
+  }
+}
+
+/** Starts `spec` with this run's access log and metrics; its log is trimmed until it stops. */
+async function startProxy(
+  spec: ProxySpec,
+  o: { port: number; upstreamPort: number; workers: number; cpu: string; probePath: string },
+): Promise<ProxyPeer> {
+  const peer = await spec.start({ ...o, accessLog, metrics });
+  const file = peer.accessLogFile;
+  if (file === undefined) return peer;
+  liveLogs.add(file);
+  return {
+    ...peer,
+    async stop() {
+      await peer.stop();
+      liveLogs.delete(file);
+      rmSync(file, { force: true });
+    },
+  };
+}
 
 /**
  * A run that leaves out peers, sizes, worker counts or memory is partial: it writes to
@@ -111,6 +168,8 @@ async function main(): Promise<void> {
   const root = writeBodies([...new Set([...sizes, 128, SOAK_SIZE])]);
   const backendPort = await freePort();
   const backend: NginxPeer = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU });
+  const logTrim = setInterval(() => trimLogs(false), 5000);
+  logTrim.unref();
   await waitForHttp(backendPort, '/128');
   log(`backend nginx on 127.0.0.1:${backendPort} (CPU ${LOAD_CPU}), bodies in ${root}`);
 
@@ -127,7 +186,7 @@ async function main(): Promise<void> {
     writeFileSync(join(resultsDir, 'http1.md'), page);
     writeFileSync(
       join(resultsDir, 'http1.json'),
-      `${JSON.stringify({ started, machine: machineSummary(), seconds, points, idle, soaks, skipped: [...skipped], failures }, null, 2)}\n`,
+      `${JSON.stringify({ started, machine: machineSummary(), seconds, accessLog, metrics, points, idle, soaks, skipped: [...skipped], failures }, null, 2)}\n`,
     );
     log(`wrote ${join(resultsDir, 'http1.md')}`);
   };
@@ -137,7 +196,13 @@ async function main(): Promise<void> {
         if (skipped.has(spec.name)) continue;
         let port = await freePort();
         const startOne = () =>
-          spec.start({ port, upstreamPort: backendPort, workers, cpu: cpuFor(workers), probePath: '/128' });
+          startProxy(spec, {
+            port,
+            upstreamPort: backendPort,
+            workers,
+            cpu: cpuFor(workers),
+            probePath: '/128',
+          });
         let peer: Peer | undefined;
         try {
           peer = await startOne();
@@ -170,6 +235,7 @@ async function main(): Promise<void> {
               peer = undefined;
               continue;
             }
+            trimLogs(true);
             points.push({ proxy: spec.name, workers, size, m });
             log(
               `${spec.name} ${workers}w ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
@@ -194,7 +260,7 @@ async function main(): Promise<void> {
         const port = await freePort();
         let peer: Peer | undefined;
         try {
-          peer = await spec.start({
+          peer = await startProxy(spec, {
             port,
             upstreamPort: backendPort,
             workers: 1,
@@ -239,6 +305,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
+    clearInterval(logTrim);
     await backend.stop();
   }
 
@@ -335,6 +402,21 @@ function renderPage(r: {
       'shares CPU 0 with wrk and the backend**, so 2-worker numbers show scaling under contention, not on an idle ' +
       'second core. CPU us/req = utime+stime of the proxy process tree during the measured run / requests served. ' +
       'Ratios are to nginx at the same size and workers: req/s above 1x is faster, CPU below 1x is cheaper.',
+    '',
+    accessLog
+      ? '**Access logs on** (`--access-log on`, as each proxy ships; issue 18 measures so); the files are in the ' +
+          "run's temp dir, emptied after each point:"
+      : '**Access logs off** on every proxy (`--access-log off`).',
+    '',
+  );
+  if (accessLog) {
+    for (const s of r.specs) out.push(`- ${s.name}: ${s.accessLogNote}`);
+    out.push('');
+  }
+  out.push(
+    metrics
+      ? "Loch's metrics on (`--metrics on`: an `[admin]` listener, so every request is recorded in its counters and histograms)."
+      : "Loch's metrics off (`--metrics off`: no `[admin]` listener).",
     '',
   );
   out.push('Workers per proxy:', '');

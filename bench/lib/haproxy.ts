@@ -21,8 +21,19 @@ export async function startHaproxy(options: {
   upstreamPort: number;
   workers: number;
   cpu?: string;
+  /**
+   * Log every request (`option httplog`) as syslog datagrams to this `host:port`; no logging
+   * when absent. HAProxy 2.6 cannot write a file itself: a UDP port nobody reads takes the
+   * lines (HAProxy formats and sends each one, the kernel drops it).
+   */
+  logTo?: string;
 }): Promise<HaproxyPeer> {
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-haproxy-${options.mode}-`));
+  const logGlobal = options.logTo === undefined ? '' : `  log ${options.logTo} local0 info\n`;
+  const logDefaults =
+    options.logTo === undefined
+      ? ''
+      : `  log global\n  option ${options.mode === 'http' ? 'httplog' : 'tcplog'}\n`;
   // maxconn 12000 wants 24,014 fds; the machine's hard limit is 20,000. `no strict-limits`
   // lets HAProxy start anyway: 10,000 idle clients plus a few upstream connections fit.
   const conf = `global
@@ -30,14 +41,14 @@ export async function startHaproxy(options: {
   maxconn 12000
   no strict-limits
   tune.bufsize 16384
-
+${logGlobal}
 defaults
   mode ${options.mode}
   maxconn 12000
   timeout connect 5s
   timeout client 300s
   timeout server 300s
-${options.mode === 'http' ? '  timeout http-keep-alive 300s\n  option http-keep-alive\n  http-reuse always\n' : ''}
+${logDefaults}${options.mode === 'http' ? '  timeout http-keep-alive 300s\n  option http-keep-alive\n  http-reuse always\n' : ''}
 frontend fe
   bind 127.0.0.1:${options.port}
   default_backend be

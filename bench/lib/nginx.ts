@@ -37,8 +37,13 @@ events { worker_connections ${connections}; multi_accept on; }
 `;
 }
 
-function httpCommon(prefix: string): string {
-  return `  access_log off;
+/**
+ * The http block's common lines. `accessLog`: a file for nginx's access log as it ships
+ * (`access_log <file>;`: the predefined `combined` format, no `buffer=`, so nginx writes each
+ * line with its own write(2) as the request ends); without it `access_log off`.
+ */
+function httpCommon(prefix: string, accessLog?: string): string {
+  return `  access_log ${accessLog ?? 'off'};
   client_body_temp_path ${prefix}/client_body;
   proxy_temp_path ${prefix}/proxy;
   keepalive_requests ${KEEPALIVE_REQUESTS};
@@ -109,11 +114,13 @@ export function startNginxProxy(options: {
   cpu?: string;
   /** worker_connections (16,384 unless given; worker_rlimit_nofile follows). */
   connections?: number;
+  /** Write the access log as nginx ships it (see httpCommon) to this file; off when absent. */
+  accessLog?: string;
 }): Promise<NginxPeer> {
   const prefix = mkdtempSync(join(tmpdir(), 'loch-bench-nginx-proxy-'));
   const conf = `${prelude(prefix, options.workers, '', options.connections)}
 http {
-${httpCommon(prefix)}
+${httpCommon(prefix, options.accessLog)}
   upstream backend {
     server 127.0.0.1:${options.upstreamPort};
     keepalive 64;
