@@ -1,5 +1,5 @@
 import { describe, expectTypeOf, it } from 'vitest';
-import { type CertainMap, defineContext, type EmptyContext, type Has } from './index.js';
+import { type CertainMap, defineContext, type EmptyContext, type Has, type SubsetMap } from './index.js';
 
 interface SocketAddr {
   host: string;
@@ -110,5 +110,47 @@ describe('certain-map type guarantees', () => {
     defineContext<Schema>()(['peer', 'requestId']);
     // @ts-expect-error not a schema key
     defineContext<Schema>()(['peer', 'requestId', 'attempt', 'nope']);
+  });
+});
+
+describe('subset context type guarantees', () => {
+  const Conn = Ctx.subset(['peer', 'requestId']);
+  const peer = { host: 'h', port: 1 };
+
+  it('set takes only the subset keys: a schema key outside it (which throws at run time) does not compile', () => {
+    const ctx = Conn.empty();
+    expectTypeOf(ctx).toEqualTypeOf<SubsetMap<Schema, 'peer' | 'requestId'>>();
+    // @ts-expect-error attempt has no slot in this subset (ERR_CERTAIN_MAP_OUTSIDE_SUBSET)
+    ctx.set('attempt', 1);
+    const set = ctx.set('peer', peer).set('requestId', 'r');
+    expectTypeOf(set).toEqualTypeOf<SubsetMap<Schema, 'peer' | 'requestId', 'peer' | 'requestId'>>();
+    // @ts-expect-error still a subset context after set
+    set.set('attempt', 1);
+    // @ts-expect-error nor after remove and take
+    set.remove('peer').take('requestId')[1].set('attempt', 1);
+    if (ctx.has('requestId')) {
+      // @ts-expect-error nor after has
+      ctx.set('attempt', 1);
+    }
+    // @ts-expect-error not a schema key
+    ctx.set('nope', 1);
+    // @ts-expect-error peer is a SocketAddr
+    ctx.set('peer', 'x');
+    // @ts-expect-error of() takes the subset keys only
+    Conn.of({ attempt: 1 });
+    expectTypeOf(Conn.of({ peer })).toEqualTypeOf<SubsetMap<Schema, 'peer' | 'requestId', 'peer'>>();
+  });
+
+  it('is a whole context for everything else: get, passed as Has, fork() whole and free to set any key', () => {
+    const ctx = Conn.empty().set('peer', peer);
+    expectTypeOf(ctx.get('peer')).toEqualTypeOf<SocketAddr>();
+    // @ts-expect-error requestId was not set
+    ctx.get('requestId');
+    expectTypeOf(ctx.maybeGet('attempt')).toEqualTypeOf<number | undefined>();
+    const needsPeer = (c: Has<typeof Ctx, 'peer'>) => c.get('peer').host;
+    expectTypeOf(needsPeer(ctx)).toEqualTypeOf<string>();
+    const whole = ctx.fork();
+    expectTypeOf(whole).toEqualTypeOf<CertainMap<Schema, 'peer'>>();
+    expectTypeOf(whole.set('attempt', 1)).toEqualTypeOf<CertainMap<Schema, 'peer' | 'attempt'>>();
   });
 });

@@ -56,3 +56,26 @@ export abstract class CertainMap<S extends object, P extends keyof S = never> {
   /** The present entries as a plain object, for logs and debugging (allocates; not for hot paths). */
   abstract toJSON(): Partial<S>;
 }
+
+/**
+ * A subset context (`Ctx.subset(keys)`): a context over schema `S` with slots for the keys `K`
+ * only, `P` present. Its type is a whole context's with one difference: `set` takes only the
+ * subset's keys, since the runtime object has no slot for the others (a set of one through a
+ * cast throws ERR_CERTAIN_MAP_OUTSIDE_SUBSET). It is a `CertainMap<S, P>` for everything else,
+ * and `fork()` makes a whole context, which can set any key.
+ */
+export interface SubsetMap<S extends object, K extends keyof S, P extends keyof S = never>
+  extends CertainMap<S, P> {
+  /** Whether `key` holds a value (never true for a key outside the subset); narrows when true. */
+  has<J extends keyof S>(key: J): this is SubsetMap<S, K, P | J>;
+  /**
+   * Stores `value` under a key of the subset and returns this context typed with it present.
+   * `key & K`, not a type parameter bounded by `K`: that keeps a subset context assignable to a
+   * whole one, whose `set` takes any schema key.
+   */
+  set<J extends keyof S>(key: J & K, value: S[J]): SubsetMap<S, K, P | J>;
+  /** Clears `key` (a no-op for a key outside the subset) and returns this context typed without it. */
+  remove<J extends keyof S>(key: J): SubsetMap<S, K, Exclude<P, J>>;
+  /** Removes a present key and returns `[value, this context typed without it]`. */
+  take<J extends P>(key: J): [value: S[J], context: SubsetMap<S, K, Exclude<P, J>>];
+}

@@ -4,7 +4,7 @@
  * returns a definition that creates empty contexts of one fixed shape. `Has` lets a service say
  * which keys it needs. Not for per-request work: define a context once at module scope.
  */
-import type { CertainMap } from './certain-map.js';
+import type { CertainMap, SubsetMap } from './certain-map.js';
 import { CertainMapError } from './errors.js';
 import { type CompiledContextClass, compileContextClass } from './internal/compiled-map.js';
 import { emptySlotRecord, type SlotRecord, SlotRecordMap } from './internal/slot-record-map.js';
@@ -64,8 +64,9 @@ export class ContextDefinition<S extends object> {
    * per connection, forked into a whole context per request): its contexts have a slot only for
    * `keys` (on Node 20, 8 bytes per slot saved per context), the schema's other keys are always
    * absent in them (`set` of one throws ERR_CERTAIN_MAP_OUTSIDE_SUBSET), and their `fork()` is a
-   * whole context of this definition holding the same entries. Same types as this definition's
-   * contexts; define it once, at module scope, like the definition.
+   * whole context of this definition holding the same entries. Typed `SubsetMap`: a whole
+   * context's type whose `set` takes the subset's keys only. Define it once, at module scope,
+   * like the definition.
    */
   subset<const K extends readonly (keyof S)[]>(keys: K): ContextSubset<S, K[number]> {
     return new ContextSubset<S, K[number]>(this.keys, keys, this.#whole);
@@ -88,7 +89,7 @@ export class ContextDefinition<S extends object> {
 export class ContextSubset<S extends object, K extends keyof S> {
   /** The subset's keys, in slot order. */
   readonly keys: readonly K[];
-  readonly #create: () => CertainMap<S, never>;
+  readonly #create: () => SubsetMap<S, K>;
 
   /** Use `Ctx.subset(keys)`. @internal */
   constructor(
@@ -105,22 +106,23 @@ export class ContextSubset<S extends object, K extends keyof S> {
     this.keys = Object.freeze([...keys]);
     const Compiled =
       typeof whole === 'function' ? compileContextClass<S>(this.keys, { Whole: whole, allKeys }) : undefined;
-    if (Compiled !== undefined) this.#create = () => new Compiled();
+    // The runtime classes implement the whole contract; SubsetMap only narrows `set`'s keys.
+    if (Compiled !== undefined) this.#create = () => new Compiled() as SubsetMap<S, K>;
     else {
       const template = emptySlotRecord<S>(this.keys);
       const wholeTemplate = typeof whole === 'function' ? emptySlotRecord<S>(allKeys) : whole;
-      this.#create = () => new SlotRecordMap<S>({ ...template }, wholeTemplate);
+      this.#create = () => new SlotRecordMap<S>({ ...template }, wholeTemplate) as SubsetMap<S, K>;
     }
   }
 
-  /** A new subset context with no key present. */
-  empty(): CertainMap<S, never> {
+  /** A new subset context with no key present: `set` takes the subset's keys only. */
+  empty(): SubsetMap<S, K> {
     return this.#create();
   }
 
   /** A new subset context holding the given entries (keys of the subset only). */
-  of<P extends K>(entries: Pick<S, P>): CertainMap<S, P> {
-    let context: CertainMap<S, keyof S> = this.#create() as CertainMap<S, keyof S>;
+  of<P extends K>(entries: Pick<S, P>): SubsetMap<S, K, P> {
+    let context: SubsetMap<S, K, keyof S> = this.#create() as SubsetMap<S, K, keyof S>;
     for (const key of Object.keys(entries) as P[]) context = context.set(key, entries[key]);
     return context;
   }

@@ -3,7 +3,7 @@
  * key that no earlier step set is a compile error; the runtime object keeps a single shape.
  * Not a general-purpose Map: keys come from a schema declared once with `defineContext`.
  */
-export { CertainMap } from './certain-map.js';
+export { CertainMap, type SubsetMap } from './certain-map.js';
 export {
   ContextDefinition,
   type ContextOptions,
