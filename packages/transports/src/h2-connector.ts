@@ -297,8 +297,26 @@ class H2Exchange<K extends Endpoint> implements HttpExchangeTarget, HttpBody, Re
     try {
       this.#resolve(onResponse(response, this.key));
     } catch (error) {
-      this.#rejectMapped(error);
+      // A hook that throws (its contract says it must not; none does) gets no body reader: the
+      // stream would hold its slot until the body deadline. Let go of it (RST_STREAM CANCEL,
+      // the slot back) and reject with the hook's own error, unmapped, as HttpConnection does:
+      // not a ReadError "before the response" a proxy would retry, since the upstream answered.
+      this.#abandon();
+      this.#reject(error);
     }
+  }
+
+  /** Lets go of the response body at once: its stream is reset (if still open) and the slot given back. */
+  #abandon(): void {
+    try {
+      // The session's body resets the stream synchronously; its promise settles with done.
+      this.#iterator()
+        .return?.()
+        .catch(() => {});
+    } catch {
+      // A body that cannot even be let go of has nothing more to give back.
+    }
+    this.#done();
   }
 
   /** HttpExchangeTarget: the exchange failed before its head (or could not start). */

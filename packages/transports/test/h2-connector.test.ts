@@ -41,11 +41,20 @@ let leavingPort: number;
 let leavingSessions = 0;
 /** Paths refused once (REFUSED_STREAM) before being served. */
 const refusedOnce = new Set<string>();
+/** `/open-body*` streams by path: settles with the stream's RST_STREAM code once it closes. */
+const openBodies = new Map<string, Promise<number>>();
 
 function handler(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   stream.on('error', () => {});
   const path = String(headers[':path']);
   if (path === '/hang') return;
+  if (path.startsWith('/open-body')) {
+    // A head and a first DATA frame, then nothing: the body stays open until the client lets go.
+    openBodies.set(path, new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode))));
+    stream.respond({ ':status': 200 });
+    stream.write('x');
+    return;
+  }
   if (path.startsWith('/refuse-once') && !refusedOnce.has(path)) {
     refusedOnce.add(path);
     stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
@@ -191,6 +200,33 @@ describe.each(drivers)('H2Connector on the $name driver', ({ name, skip }) => {
     expect(await readText(again.body)).toContain('/second');
     expect(c.stats().connections).toBe(1);
   });
+
+  run(
+    'an onResponse hook that throws: the caller gets its error, the stream is reset and its slot free',
+    async () => {
+      const c = make();
+      const key = endpoint({ host: '127.0.0.1', port: plainPort });
+      const path = `/open-body-${name}`;
+      const boom = new Error('hook failed');
+      const err = await c
+        .request(key, createRequest('GET', path), {
+          onResponse: () => {
+            throw boom;
+          },
+        })
+        .catch((e: unknown) => e);
+      // The hook's own error, not a ReadError "before the response" a proxy would send again.
+      expect(err).toBe(boom);
+      // The slot is back at once (it was held until the 60 s body deadline), and the server saw
+      // the stream reset with CANCEL.
+      expect(c.stats().streams).toBe(0);
+      expect(await openBodies.get(path)).toBe(http2.constants.NGHTTP2_CANCEL);
+      // The session goes on serving.
+      const res = await c.request(key, createRequest('GET', '/after-hook'));
+      expect(await readText(res.body)).toBe(`GET /after-hook 127.0.0.1:${plainPort}`);
+      expect(c.stats().connections).toBe(1);
+    },
+  );
 
   run('a read timeout is a ReadError ERR_TRANSPORT_READ_TIMEOUT', async () => {
     const c = make();
