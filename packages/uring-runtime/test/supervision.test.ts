@@ -83,6 +83,19 @@ describe('worker supervision', () => {
     const inFlight = p.send(1, { cmd: 'hang' }, { timeout: 60_000 });
     const crashed = once(p, 'crash') as Promise<[WorkerCrash]>;
     const restarted = once(p, 'restart') as Promise<[WorkerRestart]>;
+    // The first connection is made as the crash is reported: worker 1's thread is gone and the
+    // back-off's timer cannot have run, so it is one worker 0 answers alone, however late this
+    // thread is. (Probing only after the awaits below, a loaded machine could spend the whole
+    // second of back-off first, and nothing was ever probed alone.)
+    let aliveAtCrash = -1;
+    let firstAlone: Promise<{ who: string } | { error: unknown }> | undefined;
+    p.once('crash', () => {
+      aliveAtCrash = p.alive;
+      firstAlone = whoServes(port).then(
+        (who) => ({ who }),
+        (error: unknown) => ({ error }),
+      );
+    });
     crashWorker(p, 1, 'throw');
 
     await expect(inFlight).rejects.toMatchObject({ code: 'ERR_LOCH_WORKER_GONE' });
@@ -101,6 +114,10 @@ describe('worker supervision', () => {
     // main resolved and 'restart' was emitted).
     const alone = new Set<string>();
     const served = new Set<string>();
+    expect(aliveAtCrash).toBe(1);
+    const first = await firstAlone!;
+    if ('error' in first) throw first.error;
+    alone.add(first.who);
     let restart: WorkerRestart | undefined;
     void restarted.then(([r]) => {
       restart = r;
