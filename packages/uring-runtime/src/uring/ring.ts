@@ -129,6 +129,15 @@ export class Ring {
    */
   readonly busyBuffers: number;
   /**
+   * Provided buffers the kernel may have at once, out of its ring and in it together: 7/8 of the
+   * pool (Ring.publish keeps the rest withheld). The kernel fills whatever multishot recvs are
+   * armed from whatever its ring holds, before JavaScript sees a completion and stops them (with
+   * COOP_TASKRUN at any syscall of the thread; a late thread sees many at once), and in an order
+   * the pressure rules cannot foresee: trickled pieces that came one at a time, each seen before
+   * the next, took all 64 of a 64-buffer pool. So the bound is the ring's, as the share's is.
+   */
+  readonly kernelBuffers: number;
+  /**
    * Provided buffers out past which a stream within its base chunk receives into a heap buffer of
    * its own (HeapRecv in stream.ts) instead of the pool: an eighth of the pool (at least 2) is left.
    */
@@ -243,10 +252,11 @@ export class Ring {
     this.bufferCount = options.bufferCount;
     this.busyBuffers = Math.max(1, options.bufferCount - Math.max(4, options.bufferCount >> 2));
     this.freshBuffers = Math.max(1, options.bufferCount - Math.max(2, options.bufferCount >> 3));
+    this.kernelBuffers = options.bufferCount - (options.bufferCount >> 3);
     this.budget = new BufferBudget(options.buffers, options.bufferSize);
     this.heapBuffers = new HeapBufferPool(options.heapPoolBytes ?? 0);
     // What the kernel may fill at first: as many whole buffers as the share holds.
-    const published = Math.min(options.bufferCount, Math.floor(this.budget.share / options.bufferSize));
+    const published = Math.min(this.kernelBuffers, Math.floor(this.budget.share / options.bufferSize));
     this.freshFloor = Math.max(2, published >> 3);
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);
@@ -318,14 +328,19 @@ export class Ring {
   /**
    * Puts withheld buffers back in the kernel's ring while held bytes plus the ring's buffers stay
    * within the share: the kernel then cannot receive past the thread's budget, whichever streams
-   * it fills, and a stream's recv needs no promise. Called when buffers were taken or given back.
+   * it fills, and a stream's recv needs no promise. And while the buffers out plus those in the
+   * ring stay within `kernelBuffers`: the kernel cannot take the whole pool, however late this
+   * thread sees its completions. Called when buffers were taken or given back.
    */
   publish(): void {
     const budget = this.budget;
     if (this.withheldPlain.length > 0) this.publishPlain();
     const withheld = this.withheld;
     if (withheld.length === 0) return;
-    const room = Math.floor((budget.share - budget.held) / this.bufferSize) - this.buffersIn;
+    const room = Math.min(
+      Math.floor((budget.share - budget.held) / this.bufferSize) - this.buffersIn,
+      this.kernelBuffers - (this.bufferCount - withheld.length),
+    );
     for (let i = 0; i < room && withheld.length > 0; i++) this.queueProvide(withheld.pop()!);
   }
 
@@ -539,8 +554,12 @@ export class Ring {
     this.buffersOut--;
     if (this.withheldPlain.length > 0) this.publishPlain();
     const budget = this.budget;
-    if (this.buffersIn * this.bufferSize + budget.held > budget.share) {
-      // The kernel could fill it past the share: kept until held bytes come back (publish()).
+    if (
+      this.buffersIn * this.bufferSize + budget.held > budget.share ||
+      this.bufferCount - this.withheld.length > this.kernelBuffers
+    ) {
+      // The kernel could fill it past the share (or, with an addon that put the whole pool in
+      // its ring at setup, past kernelBuffers): kept until held bytes come back (publish()).
       this.withheld.push(bid);
       // A TLS reader's plaintext in it (the ring counts it as that conn's until it hears): the
       // ring hears of the release now, so the conn's next request is not taken for a backlog.
