@@ -58,6 +58,7 @@ export {
   type ThriftHandler,
   type ThriftReply,
   type ThriftRequest,
+  type ThriftResponder,
   ThriftServer,
   type ThriftServerOptions,
 } from './rpc/server.js';

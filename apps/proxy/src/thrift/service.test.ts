@@ -7,8 +7,11 @@
  * mid-call), exclusive and multiplexed; in process, over the runtime's streams, with @loch/thrift
  * clients.
  */
-import { createServer, type Socket } from 'node:net';
+import { createHook } from 'node:async_hooks';
+import { createConnection, createServer, type Socket } from 'node:net';
 import {
+  createReader,
+  createWriter,
   decodeFrame,
   encodeFrame,
   FrameReader,
@@ -19,8 +22,8 @@ import {
   ThriftServer,
   TType,
 } from '@loch/thrift';
-import { createRuntime, type Runtime } from '@loch/uring-runtime';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime, type DriverChoice, type Runtime } from '@loch/uring-runtime';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftProxyService } from './service.js';
@@ -103,6 +106,39 @@ upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
     }
   });
 });
+
+/** A node:net client of framed calls: `call(frame)` resolves the next whole reply frame. */
+async function netClient(
+  port: number,
+): Promise<{ call(frame: Uint8Array): Promise<Uint8Array>; close(): void }> {
+  const socket = createConnection({ host: '127.0.0.1', port });
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let buf = Buffer.alloc(0);
+  let waiting: ((frame: Uint8Array) => void) | undefined;
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0) && waiting !== undefined) {
+      const frame = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
+      buf = buf.subarray(frame.byteLength);
+      const w = waiting;
+      waiting = undefined;
+      w(frame);
+    }
+  });
+  return {
+    call(frame) {
+      return new Promise((resolve) => {
+        waiting = resolve;
+        socket.write(frame);
+      });
+    },
+    close: () => socket.destroy(),
+  };
+}
 
 /**
  * A framed binary upstream answering each call with its whole message echoed back as a REPLY
@@ -193,8 +229,9 @@ route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}"${multiplex ? ', multi
         expect(got.every((ok) => ok)).toBe(true);
       }
       await client.close();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      if (runtime.driver.name === 'uring') expect(inUse()).toBe(base);
+      // Buffers go back as the closes complete: waited for, however late the machine is.
+      if (runtime.driver.name === 'uring')
+        await vi.waitFor(() => expect(inUse()).toBe(base), { timeout: 15_000, interval: 20 });
     } finally {
       await server.close();
       await serving;
@@ -210,8 +247,14 @@ route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}"${multiplex ? ', multi
 proxy_type = "thrift"
 listener = { type = "socket", value = "127.0.0.1:1" }
 access_log = false
-timeouts = { upstream_call = "1s" }
 route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}"${multiplex ? ', multiplex = true' : ''} }] }
+
+# Only the never-answered calls get a short upstream_call: the others keep the default (30 s),
+# so a late machine cannot time them out.
+[[servers.probe.routes]]
+method = "slow"
+timeouts = { upstream_call = "300ms" }
+upstreams = [{ endpoint = "127.0.0.1:${up.port}"${multiplex ? ', multiplex = true' : ''} }]
 `);
     const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
     const service = new ThriftProxyService(
@@ -276,19 +319,100 @@ route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}"${multiplex ? ', multi
       await gone.close();
       expect(await abandoned).toBe('gone');
       expect(await echo(slow, 'echo', 3)).toBe(text(3));
-      await new Promise((resolve) => setTimeout(resolve, 50));
       for (const c of clients) await c.close();
-      await new Promise((resolve) => setTimeout(resolve, 50));
       // No call was copied into the server's reader (a chunk under 1 KiB or one ending inside
       // a call is; a loopback receive of a 10 KiB call holds it whole).
       expect(copied).toBe(0);
-      if (runtime.driver.name === 'uring') expect(inUse()).toBe(base);
+      // Buffers go back as the closes and the abandoned call's end complete: waited for.
+      if (runtime.driver.name === 'uring')
+        await vi.waitFor(() => expect(inUse()).toBe(base), { timeout: 15_000, interval: 20 });
     } finally {
       FrameReader.prototype.feed = feed;
       await server.close();
       await serving;
       upstreams.closeAll();
       await up.close();
+    }
+  });
+});
+
+describe.each(['uring', 'legacy'] as DriverChoice[])('ThriftProxyService.dispatch (driver %s)', (driver) => {
+  it('relays a call over a pooled exclusive connection without a promise: the reply is answered from the upstream receive', async () => {
+    const own = await createRuntime({ driver, log: () => undefined });
+    const up = await echoUpstream();
+    const config = parseConfig(`
+[servers.probe]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:1" }
+access_log = false
+route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}" }] }
+`);
+    const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+    const service = new ThriftProxyService(
+      upstreams,
+      config.thriftServers[0]!,
+      new ProxyLog('error', 'test'),
+    );
+    // Promises made between dispatch() and the answer by loch's code (a promise whose creation
+    // stack passes through it): not the test runner's, which may run meanwhile.
+    let promises = 0;
+    const loch = /\/(apps\/proxy|packages\/(thrift|uring-runtime|transports))\/src\//;
+    const hook = createHook({
+      init(_id, type) {
+        if (type === 'PROMISE' && loch.test(new Error().stack ?? '')) promises++;
+      },
+    });
+    const counted: number[] = [];
+    const handler: ThriftHandler = {
+      call: () => Promise.reject(new Error('the server must dispatch')),
+      dispatch(request, responder) {
+        promises = 0;
+        hook.enable();
+        service.dispatch(request, {
+          respond(reply, error) {
+            hook.disable();
+            counted.push(promises);
+            responder.respond(reply, error);
+          },
+        });
+      },
+    };
+    const server = new ThriftServer(handler, { framing: 'auto', callsInPlace: true });
+    const listener = await own.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const serving = server.serve(listener);
+    const port = (listener.localAddress as { port: number }).port;
+    // A node:net client (no promise per call of its own): framed binary calls, one at a time.
+    const client = await netClient(port);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const text = `${i}`.padEnd(i % 2 === 0 ? 20 : 10_240, 'x');
+        const w = createWriter('binary');
+        w.writeMessageBegin('echo', MessageType.CALL, i);
+        w.writeStructBegin();
+        w.writeFieldBegin(TType.STRING, 1);
+        w.writeString(text);
+        w.writeFieldStop();
+        w.writeStructEnd();
+        const reply = await client.call(
+          encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy()),
+        );
+        const r = createReader('binary').reset(decodeFrame('framed', reply).payload);
+        expect(r.readMessageBegin()).toMatchObject({ type: MessageType.REPLY, seqId: i });
+        r.readStructBegin();
+        r.readFieldBegin();
+        expect(r.readString()).toBe(text);
+      }
+      // The first call connects (a promise of the connect); the pooled ones make none.
+      expect(counted).toHaveLength(5);
+      expect(counted.slice(1)).toEqual([0, 0, 0, 0]);
+    } finally {
+      hook.disable();
+      client.close();
+      await server.close();
+      await serving;
+      upstreams.closeAll();
+      await up.close();
+      await own.close();
     }
   });
 });

@@ -18,7 +18,9 @@
  * may send before its writev's completion is reported. So the server hands calls over as views
  * of the received chunks (ThriftServer's `callsInPlace`) and gets each chunk back then. The
  * reply holds the upstream connection's reader memory (or receive buffer) until the server
- * wrote it (RelayedReply). Not for accepting or framing (ThriftServer does both).
+ * wrote it (RelayedReply). The server dispatches (ThriftHandler.dispatch): an exclusive
+ * upstream's reply is answered from that connection's receive callback, with no promise, await
+ * or then() per call. Not for accepting or framing (ThriftServer does both).
  */
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
@@ -31,6 +33,7 @@ import {
   type ThriftFrame,
   type ThriftReply,
   type ThriftRequest,
+  type ThriftResponder,
 } from '@loch/thrift';
 import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
 import type { ThriftRouteConfig, ThriftServerConfig } from '../config/schema.js';
@@ -45,6 +48,7 @@ import {
   ThriftUpstreamEndpoint,
   ThriftUpstreamError,
   ThriftUpstreams,
+  type UpstreamCallListener,
 } from './upstream.js';
 
 /** A route ready to serve: its balancer, upstream endpoints and call rewrite. */
@@ -80,18 +84,37 @@ function peerOf(request: ThriftRequest): SocketAddress {
 }
 
 /**
- * The answer relayed to the caller: the upstream reply's payload (viewing the upstream
- * connection's reader memory unless rewritten) and headers, and the lease the server releases
- * once it wrote them. Also the call's: the caller's frame is given back to the server when the
- * upstream side says its write settled (callSettled).
+ * A relayed call's one object of the proxy's own: the answer relayed to the caller (the upstream
+ * reply's payload, viewing the upstream connection's reader memory unless rewritten, and headers),
+ * and the lease the server releases once it wrote them; the listener the upstream call ends in
+ * (its reply goes to the caller from the upstream's receive callback, no promise between); and
+ * the call's: the caller's frame is given back to the server when the upstream side says its
+ * write settled (callSettled).
  */
-class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener {
+class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener, UpstreamCallListener {
   payload: Uint8Array = EMPTY;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
 
-  constructor(private readonly request: ThriftRequest) {
+  constructor(
+    readonly service: ThriftProxyService,
+    readonly request: ThriftRequest,
+    readonly responder: ThriftResponder,
+    /** The upstream's label (access log, errors). */
+    readonly upstream: string,
+    /** When the call came (performance.now()). */
+    readonly start: number,
+    readonly rewrite: RouteRewrite | undefined,
+  ) {
     super();
+  }
+
+  upstreamReplied(reply: ThriftFrame | undefined): void {
+    this.service.relay(this, reply);
+  }
+
+  upstreamFailed(error: unknown): void {
+    this.service.failed(this, error);
   }
 
   /** No write of the caller's frame is pending (or ever will be): the server may reuse its memory. */
@@ -134,8 +157,24 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     this.#router = new ThriftRouter(server.routes, compiler(server));
   }
 
-  // An async function rather than a then() with two closures per call.
-  async call(request: ThriftRequest): Promise<ThriftReply | undefined> {
+  /**
+   * The Service form (tests, other servers): dispatch() with a responder that settles a promise.
+   * ThriftServer calls dispatch() itself.
+   */
+  call(request: ThriftRequest): Promise<ThriftReply | undefined> {
+    return new Promise((resolve, reject) => {
+      this.dispatch(request, {
+        respond: (reply, error) => (error === undefined ? resolve(reply) : reject(error)),
+      });
+    });
+  }
+
+  /**
+   * Routes and forwards `request`; its answer (the relayed reply, or the TApplicationException
+   * of a failure) goes to `responder`, at once when there is no upstream call to make, else from
+   * the upstream connection's callbacks: no promise per call (a multiplexed upstream's own aside).
+   */
+  dispatch(request: ThriftRequest, responder: ThriftResponder): void {
     const start = performance.now();
     const frame = request.frame;
     const name = request.header.name;
@@ -145,10 +184,14 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       request.release?.(); // nothing reads or writes the caller's bytes
       this.#access(request, 404, 0, undefined, start);
       const service = target.service === undefined ? '' : ` of service "${target.service}"`;
-      throw new TApplicationException(
-        TApplicationExceptionType.UNKNOWN_METHOD,
-        `loch: no route for method "${target.method}"${service} (ERR_LOCH_THRIFT_NO_ROUTE)`,
+      responder.respond(
+        undefined,
+        new TApplicationException(
+          TApplicationExceptionType.UNKNOWN_METHOD,
+          `loch: no route for method "${target.method}"${service} (ERR_LOCH_THRIFT_NO_ROUTE)`,
+        ),
       );
+      return;
     }
     const endpoint = route.endpoints[route.balancer.pick()]!;
     const rewrite = route.rewrite;
@@ -160,34 +203,46 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
         // A body that cannot be transcoded: the caller's bytes are at fault (and not sent).
         request.release?.();
         this.#access(request, 400, 0, undefined, start);
-        throw new TApplicationException(
-          TApplicationExceptionType.PROTOCOL_ERROR,
-          `loch: the call could not be rewritten for its upstream: ${(error as Error).message}`,
+        responder.respond(
+          undefined,
+          new TApplicationException(
+            TApplicationExceptionType.PROTOCOL_ERROR,
+            `loch: the call could not be rewritten for its upstream: ${(error as Error).message}`,
+          ),
         );
+        return;
       }
     }
     const key = endpoint.key(outgoing.framing);
     // From here the upstream side releases the caller's frame (callSettled), on every path.
-    const relayed = new RelayedReply(request);
+    const relayed = new RelayedReply(this, request, responder, key.label, start, rewrite);
     // The caller going away cancels the upstream call (no AbortSignal made per call).
     request.onAbort?.(relayed);
-    let reply: ThriftFrame | undefined;
-    try {
-      reply = await this.upstreams.call(key, outgoing, request.header, route.options, relayed);
-    } catch (error) {
-      return this.#fail(request, error, key.label, start);
-    }
-    return this.#relay(request, reply, key.label, start, rewrite, relayed);
+    this.upstreams.start(key, outgoing, request.header, route.options, relayed, relayed);
   }
 
-  #relay(
-    request: ThriftRequest,
-    reply: ThriftFrame | undefined,
-    upstream: string,
-    start: number,
-    rewrite: RouteRewrite | undefined,
-    relayed: RelayedReply,
-  ): ThriftReply | undefined {
+  /** @internal The upstream answered `relayed`'s call: its reply (or failure) goes to the caller. */
+  relay(relayed: RelayedReply, reply: ThriftFrame | undefined): void {
+    let answer: ThriftReply | undefined;
+    try {
+      answer = this.#relay(relayed, reply);
+    } catch (error) {
+      relayed.responder.respond(undefined, error);
+      return;
+    }
+    relayed.responder.respond(answer);
+  }
+
+  /** @internal `relayed`'s upstream call failed: the caller gets a TApplicationException. */
+  failed(relayed: RelayedReply, error: unknown): void {
+    relayed.responder.respond(
+      undefined,
+      this.#failure(relayed.request, error, relayed.upstream, relayed.start),
+    );
+  }
+
+  #relay(relayed: RelayedReply, reply: ThriftFrame | undefined): ThriftReply | undefined {
+    const { request, upstream, start, rewrite } = relayed;
     // The caller's frame was released by the upstream side (callSettled) once written.
     if (reply === undefined) {
       this.#access(request, 200, 0, upstream, start);
@@ -199,7 +254,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
         payload = rewrite.replyPayload(reply, request.frame.protocol, request.header.name);
       } catch (error) {
         relayed.release();
-        return this.#fail(
+        throw this.#failure(
           request,
           new ThriftUpstreamError(
             'protocol',
@@ -221,7 +276,8 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     return relayed;
   }
 
-  #fail(request: ThriftRequest, error: unknown, upstream: string, start: number): never {
+  /** Logs a failed call and makes its answer. */
+  #failure(request: ThriftRequest, error: unknown, upstream: string, start: number): TApplicationException {
     // The caller's frame is released by the upstream side when its write settles (callSettled).
     const status = statusOf(error);
     this.#access(request, status, 0, upstream, start);
@@ -231,7 +287,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     // A caller that went away is no upstream failure: its access-log line (499) says it.
     if (status !== 499)
       this.log.warn(`${this.server.key}: ${oneway ? 'oneway ' : ''}${request.header.name}: ${message}`);
-    throw new TApplicationException(TApplicationExceptionType.INTERNAL_ERROR, `loch: ${message}`);
+    return new TApplicationException(TApplicationExceptionType.INTERNAL_ERROR, `loch: ${message}`);
   }
 
   #access(

@@ -100,11 +100,36 @@ export class ThriftUpstreamEndpoint {
   }
 }
 
-/** The call an exclusive connection runs: what to check its reply against, and whom to tell. */
-class ExclusiveCall {
-  /** Settles the caller's promise (set by the Promise executor). */
+/**
+ * Told how an upstream call ended (ThriftUpstreams.start): an object the caller has anyway, so
+ * a call costs no promise, reaction or closure. Exactly one of the two, once; possibly before
+ * start() returns (a refused frame, a caller already gone). Must not throw.
+ */
+export interface UpstreamCallListener {
+  /** The reply frame (as ThriftUpstreams.call resolves it); undefined: a ONEWAY call was written. */
+  upstreamReplied(reply: ThriftFrame | undefined): void;
+  /** The call failed: a ThriftUpstreamError, or the error that kept the frame from being encoded. */
+  upstreamFailed(error: unknown): void;
+}
+
+/** ThriftUpstreams.call's promise as a listener. */
+class PromisedCall implements UpstreamCallListener {
   resolve!: (reply: ThriftFrame | undefined) => void;
   reject!: (error: unknown) => void;
+  readonly promise = new Promise<ThriftFrame | undefined>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+  upstreamReplied(reply: ThriftFrame | undefined): void {
+    this.resolve(reply);
+  }
+  upstreamFailed(error: unknown): void {
+    this.reject(error);
+  }
+}
+
+/** The call an exclusive connection runs: what to check its reply against, and whom to tell. */
+class ExclusiveCall {
   /** Every byte of the call was handed to the kernel. */
   written = false;
   /** The reply, once read (and the call written, on a driver that reports them out of order). */
@@ -124,6 +149,8 @@ class ExclusiveCall {
     readonly message: { readonly type: number; readonly seqId: number },
     readonly callTimeout: number,
     readonly lease: ReplyLease | undefined,
+    /** Told the outcome (last: the connection is pooled or dropped first). */
+    readonly listener: UpstreamCallListener,
   ) {}
 
   get oneway(): boolean {
@@ -133,7 +160,8 @@ class ExclusiveCall {
 
 /**
  * One upstream connection, driven by the runtime's recvTo/writeTo callbacks: a call costs no
- * promise per write or read (the caller's one promise is all), and its single pending receive
+ * promise per write or read, and none at all when started with ThriftUpstreams.start (its end
+ * goes to the caller's listener; call() makes the one promise it returns), and its single pending receive
  * doubles as the idle watch (see the module comment): taken by the next call when it answers.
  */
 class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, RecvTarget, WriteTarget {
@@ -387,8 +415,9 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     // Nothing the reader returned is in use (no reply out): a chunk it holds goes back now.
     else if (this.lent === 0) this.reader.recycle();
     this.owner.callEnded(this, call, clean);
-    if (outcome instanceof ThriftUpstreamError) call.reject(outcome);
-    else call.resolve(outcome);
+    // Last: the listener may start the caller's next call on this very connection.
+    if (outcome instanceof ThriftUpstreamError) call.listener.upstreamFailed(outcome);
+    else call.listener.upstreamReplied(outcome);
   }
 
   #failure(call: ExclusiveCall, what: string, error: unknown): ThriftUpstreamError {
@@ -607,10 +636,33 @@ export class ThriftUpstreams implements ConnectionOwner {
     timeouts: ThriftCallOptions,
     lease?: ReplyLease,
   ): Promise<ThriftFrame | undefined> {
-    // Each path counts itself in flight: no async layer of its own around the exclusive call.
-    return key.multiplex > 0
-      ? this.#muxCall(key, frame, message, timeouts, lease)
-      : this.#call(key, frame, message, timeouts, lease);
+    if (key.multiplex > 0) return this.#muxCall(key, frame, message, timeouts, lease);
+    const promised = new PromisedCall();
+    this.#call(key, frame, message, timeouts, lease, promised);
+    return promised.promise;
+  }
+
+  /**
+   * As call(), but the outcome goes to `listener` instead of a promise: an exclusive call then
+   * costs no promise at all (its reply is passed on from the connection's receive callback); a
+   * multiplexed one still runs on MuxPool's promise.
+   */
+  start(
+    key: ThriftUpstreamKey,
+    frame: ThriftFrame,
+    message: { readonly type: number; readonly seqId: number },
+    timeouts: ThriftCallOptions,
+    lease: ReplyLease | undefined,
+    listener: UpstreamCallListener,
+  ): void {
+    if (key.multiplex === 0) {
+      this.#call(key, frame, message, timeouts, lease, listener);
+      return;
+    }
+    this.#muxCall(key, frame, message, timeouts, lease).then(
+      (reply) => listener.upstreamReplied(reply),
+      (error: unknown) => listener.upstreamFailed(error),
+    );
   }
 
   async #muxCall(
@@ -634,7 +686,8 @@ export class ThriftUpstreams implements ConnectionOwner {
 
   /**
    * An exclusive call: a pooled connection (or a new one) runs it on its stream's callbacks
-   * (UpstreamConnection.start); this promise is the only one per call, settled by callEnded.
+   * (UpstreamConnection.start), which tell `listener` how it ended: no promise per call (but
+   * the cold path's connect).
    */
   #call(
     key: ThriftUpstreamKey,
@@ -642,13 +695,10 @@ export class ThriftUpstreams implements ConnectionOwner {
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
     lease: ReplyLease | undefined,
-  ): Promise<ThriftFrame | undefined> {
+    listener: UpstreamCallListener,
+  ): void {
     this.inFlight++;
-    const call = new ExclusiveCall(key, frame.seqId, message, timeouts.call, lease);
-    const settled = new Promise<ThriftFrame | undefined>((resolve, reject) => {
-      call.resolve = resolve;
-      call.reject = reject;
-    });
+    const call = new ExclusiveCall(key, frame.seqId, message, timeouts.call, lease, listener);
     let parts: Uint8Array[];
     try {
       parts = frameParts(frame, frame.payload);
@@ -656,24 +706,29 @@ export class ThriftUpstreams implements ConnectionOwner {
       call.failed = true;
       this.#ended(call);
       lease?.callSettled();
-      return Promise.reject(error);
+      listener.upstreamFailed(error);
+      return;
     }
     const conn = this.#pool.acquire(key);
     if (conn !== undefined) {
       this.#start(conn, call, parts);
-      return settled;
+      return;
     }
     // Cold path: a new connection first.
-    return this.#connect(key, timeouts.connect, timeouts.maxFrameSize).then(
+    this.#connect(key, timeouts.connect, timeouts.maxFrameSize).then(
       (fresh) => {
-        this.#start(fresh, call, parts);
-        return settled;
+        try {
+          this.#start(fresh, call, parts);
+        } catch (error) {
+          // Not expected; but a throw here would be an unhandled rejection, not the call's error.
+          listener.upstreamFailed(error);
+        }
       },
       (error: unknown) => {
         call.failed = true;
         this.#ended(call);
         lease?.callSettled(); // never written
-        throw error;
+        listener.upstreamFailed(error);
       },
     );
   }
@@ -686,7 +741,9 @@ export class ThriftUpstreams implements ConnectionOwner {
       call.failed = true;
       this.callEnded(conn, call, true);
       lease.callSettled(); // never written
-      call.reject(new ThriftUpstreamError('abandoned', call.key.label, 'the caller went away'));
+      call.listener.upstreamFailed(
+        new ThriftUpstreamError('abandoned', call.key.label, 'the caller went away'),
+      );
       return;
     }
     conn.armCall(call.callTimeout);

@@ -4,7 +4,8 @@
  * handler, and replies are written in the request's framing as calls finish (or in request
  * order), several ready replies in one write. No promise per receive, write or call of its own:
  * a handler that answers at once costs none, one that answers with a promise costs the one
- * reaction that takes its result. Not for accepting (ThriftServer) or for what a method means
+ * reaction that takes its result, one that dispatches (answers through the call's respond(),
+ * say from an upstream's receive callback) costs none. Not for accepting (ThriftServer) or for what a method means
  * (the handler).
  *
  * What runs when:
@@ -49,6 +50,7 @@ import type {
   ThriftHandler,
   ThriftReply,
   ThriftRequest,
+  ThriftResponder,
   ThriftServerOptions,
 } from './server.js';
 import type {
@@ -93,8 +95,11 @@ export interface ConnectionContext {
   closing(): boolean;
 }
 
-/** A call of a connection: the ThriftRequest handed to the handler, then its answer. */
-class IncomingCall implements ThriftRequest {
+/**
+ * A call of a connection: the ThriftRequest handed to the handler, then its answer; also the
+ * responder a dispatching handler answers through (no object of its own).
+ */
+class IncomingCall implements ThriftRequest, ThriftResponder {
   private controller: AbortController | undefined;
   private listener: ThriftAbortListener | undefined;
   private aborted = false;
@@ -108,6 +113,11 @@ class IncomingCall implements ThriftRequest {
   reply: ThriftReply | undefined = undefined;
   /** The handler timeout's timer, when one is set. */
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Neighbours in the connection's list of running calls (no Set churn per call). */
+  prevRunning: IncomingCall | null = null;
+  nextRunning: IncomingCall | null = null;
+  /** In the connection's list of running calls. */
+  running = false;
 
   constructor(
     readonly frame: ThriftFrame,
@@ -115,7 +125,12 @@ class IncomingCall implements ThriftRequest {
     readonly bodyOffset: number,
     private readonly options: ReaderOptions,
     readonly stream: ServerConnection['stream'],
+    private readonly connection: ServerConnection,
   ) {}
+
+  respond(reply: ThriftReply | undefined, error?: unknown): void {
+    this.connection.answer(this, reply, error);
+  }
 
   get signal(): ThriftAbortSignal {
     if (this.controller === undefined) {
@@ -171,21 +186,25 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   #over = false;
   /** Calls taken and not yet finished (answered and, if there is a reply, written). */
   #outstanding = 0;
-  /** Calls whose handler has not answered yet: aborted when the connection ends. */
-  readonly #running = new Set<IncomingCall>();
-  /** With replyOrder 'request': calls not yet queued for writing, in the order they came. */
-  readonly #order: IncomingCall[] = [];
-  /** Replies ready to write, in order. */
-  #ready: IncomingCall[] = [];
-  /** The replies of the write in flight (empty: none in flight). */
-  #writing: IncomingCall[] = [];
   /**
-   * An empty array that takes `#writing`'s place while a written batch is finished. The three
-   * arrays change places instead of a new one per write: no allocation per reply, and each keeps
-   * holding objects (a fresh `[]` starts as an array of small integers, and the first push of a
-   * call into one deoptimized the code that pushed: `not a Smi`, bench/thrift/deopts-2026-12-04.md).
+   * Calls whose handler has not answered yet (aborted when the connection ends): a list through
+   * the calls' own fields, newest first, rather than a Set, whose add and delete of the one call
+   * a connection runs at a time rehashed its table per call (122 B, bench/thrift/per-call.ts).
    */
-  #spare: IncomingCall[] = [];
+  #running: IncomingCall | null = null;
+  /** With replyOrder 'request': calls not yet queued for writing, in the order they came. */
+  readonly #order = new CallBatch();
+  /** Replies ready to write, in order. */
+  #ready = new CallBatch();
+  /** The replies of the write in flight (empty: none in flight). */
+  #writing = new CallBatch();
+  /**
+   * An empty batch that takes `#writing`'s place while a written batch is finished. The three
+   * change places instead of a new one per write, and a batch is emptied by its count, not by
+   * its array's length: an array emptied gives its backing store up, and the next push
+   * allocated a new one of 17 slots (152 B per reply, bench/thrift/per-call.ts).
+   */
+  #spare = new CallBatch();
   /** The armed receive deadline on a fresh clock (NO_DEADLINE: none), and its length. */
   #deadlineAt = NO_DEADLINE;
   #deadlineMs = 0;
@@ -330,7 +349,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       }
       // The peer closed (or half-closed) its side: calls still running are abandoned.
       this.#peerEnded = true;
-      for (const call of this.#running) call.abort();
+      this.#abortRunning();
       this.#pump();
       return;
     }
@@ -364,7 +383,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     } finally {
       r.reset(EMPTY);
     }
-    const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream);
+    const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream, this);
     // A view of a kept chunk: the call holds it until the handler releases the call.
     if (this.#inPlace) call.share = this.#reader.retainLast();
     // The message is whole: the next one's read time starts (a pipelining peer always has part
@@ -374,9 +393,20 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.#deadlineAt = NO_DEADLINE;
     this.#outstanding++;
     if (this.#inOrder) this.#order.push(call);
+    const handler = ctx.handler;
+    if (handler.dispatch !== undefined) {
+      // Answered through call.respond(), now or later: no promise, no reaction.
+      this.#run(call);
+      try {
+        handler.dispatch(call, call);
+      } catch (error) {
+        this.#answer(call, undefined, error);
+      }
+      return;
+    }
     let result: ThriftReply | undefined | Promise<ThriftReply | undefined>;
     try {
-      result = ctx.handler.call(call);
+      result = handler.call(call);
     } catch (error) {
       this.#answer(call, undefined, error);
       return;
@@ -386,8 +416,21 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       this.#answer(call, result, undefined);
       return;
     }
-    this.#running.add(call);
-    const timeoutMs = ctx.options.handlerTimeout ?? 0;
+    this.#run(call);
+    result.then(
+      (reply) => this.#answer(call, reply, undefined),
+      (error: unknown) => this.#answer(call, undefined, error),
+    );
+  }
+
+  /** `call` runs until answered: listed (aborted if the connection ends), its handler timeout armed. */
+  #run(call: IncomingCall): void {
+    const head = this.#running;
+    call.nextRunning = head;
+    if (head !== null) head.prevRunning = call;
+    this.#running = call;
+    call.running = true;
+    const timeoutMs = this.#ctx.options.handlerTimeout ?? 0;
     if (timeoutMs > 0) {
       call.timer = setTimeout(() => {
         call.abort();
@@ -398,10 +441,39 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
         );
       }, timeoutMs);
     }
-    result.then(
-      (reply) => this.#answer(call, reply, undefined),
-      (error: unknown) => this.#answer(call, undefined, error),
-    );
+  }
+
+  /** `call` is no longer running (answered, or the connection ended). */
+  #unlist(call: IncomingCall): void {
+    if (!call.running) return;
+    call.running = false;
+    const prev = call.prevRunning;
+    const next = call.nextRunning;
+    if (prev === null) this.#running = next;
+    else prev.nextRunning = next;
+    if (next !== null) next.prevRunning = prev;
+    call.prevRunning = null;
+    call.nextRunning = null;
+  }
+
+  /**
+   * Aborts every running call. Taken off the list first: an abort listener may answer its call
+   * (or another) at once, which unlists it.
+   */
+  #abortRunning(): void {
+    let call = this.#running;
+    if (call === null) return;
+    const calls: IncomingCall[] = [];
+    for (; call !== null; call = call.nextRunning) calls.push(call);
+    for (const c of calls) c.abort();
+  }
+
+  /**
+   * @internal ThriftResponder.respond of `call` (a dispatching handler's answer): as a returned
+   * promise's result would be taken.
+   */
+  answer(call: IncomingCall, reply: ThriftReply | undefined, error: unknown): void {
+    this.#answer(call, reply, error);
   }
 
   /**
@@ -416,7 +488,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     }
     call.answered = true;
     if (call.timer !== undefined) clearTimeout(call.timer);
-    this.#running.delete(call);
+    this.#unlist(call);
     if (this.#over) return;
     const header = call.header;
     if (header.type === MessageType.ONEWAY) call.reply = undefined;
@@ -440,7 +512,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     else {
       // FIFO: a call's reply goes out once every earlier call's did.
       const order = this.#order;
-      while (order.length > 0 && order[0]!.answered) this.#queue(order.shift()!);
+      while (order.length > 0 && order.first().answered) this.#queue(order.shift());
     }
     this.#write();
     this.#pump();
@@ -460,8 +532,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.#writing = batch;
     let parts: Uint8Array[];
     try {
-      parts = this.#replyParts(batch[0]!);
-      for (let i = 1; i < batch.length; i++) parts.push(...this.#replyParts(batch[i]!));
+      parts = this.#replyParts(batch.at(0));
+      for (let i = 1; i < batch.length; i++) parts.push(...this.#replyParts(batch.at(i)));
     } catch (error) {
       this.#fail(error);
       return;
@@ -479,18 +551,18 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     if (this.#over || error !== undefined) {
       // A failed write's bytes may still have been the kernel's when it was reported: their
       // memory is given back only once the stream is closed (no operation of it pending then).
-      this.#writing = [];
+      this.#writing = new CallBatch();
       this.#fail(error);
-      this.#releaseWhenClosed(batch);
+      this.#releaseWhenClosed(batch.take());
       return;
     }
     this.#writing = this.#spare;
     for (let i = 0; i < batch.length; i++) {
-      const call = batch[i]!;
+      const call = batch.at(i);
       call.reply?.release?.();
       this.#finished(call);
     }
-    batch.length = 0;
+    batch.clear();
     this.#spare = batch;
     this.#write();
     this.#pump();
@@ -550,20 +622,79 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.#over = true;
     // Replies that will not be written now: the queued ones, and (request order) the answered
     // ones still waiting behind an earlier call (a relay's reply may hold a receive buffer).
-    this.#releaseWhenClosed(this.#ready);
-    this.#ready = [];
+    this.#releaseWhenClosed(this.#ready.take());
     const order = this.#order;
-    if (order.length > 0) {
-      this.#releaseWhenClosed(order.filter((call) => call.answered));
-      order.length = 0;
-    }
+    if (order.length > 0) this.#releaseWhenClosed(order.take().filter((call) => call.answered));
     this.#deadlineAt = NO_DEADLINE;
     this.#deadlineKind = NO_TIMEOUT;
     // A kept chunk's bytes no call took go back (calls that took some hold them until released).
     this.#reader.dispose();
-    for (const call of this.#running) call.abort();
-    this.#running.clear();
+    this.#abortRunning();
     if (this.stream.closed) this.#resolveDone();
     else this.stream.close().then(this.#resolveDone, this.#resolveDone);
+  }
+}
+
+/**
+ * Calls in order (a write queue, a batch being written, request order): an array used up to
+ * `length`, emptied by its count so that its backing store is kept from batch to batch.
+ */
+class CallBatch {
+  /**
+   * Made holding an object (null), not empty: a fresh `[]` holds small integers until the first
+   * call is stored, and that transition deoptimized the code that stored it
+   * (bench/thrift/deopts-2026-12-04.md).
+   */
+  readonly #calls: (IncomingCall | null)[] = [null];
+  /** Index of the first call (shift() advances it). */
+  #start = 0;
+  #end = 0;
+
+  get length(): number {
+    return this.#end - this.#start;
+  }
+
+  push(call: IncomingCall): void {
+    this.#calls[this.#end++] = call;
+  }
+
+  at(i: number): IncomingCall {
+    return this.#calls[this.#start + i]!;
+  }
+
+  first(): IncomingCall {
+    return this.#calls[this.#start]!;
+  }
+
+  shift(): IncomingCall {
+    const calls = this.#calls;
+    const call = calls[this.#start]!;
+    calls[this.#start++] = null;
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    else if (this.#start >= 64 && this.#start * 2 >= this.#end) {
+      // A peer that always keeps a call outstanding never empties the batch: the calls move
+      // down rather than the array growing by one slot per call.
+      const n = this.#end - this.#start;
+      calls.copyWithin(0, this.#start, this.#end);
+      calls.fill(null, n, this.#end);
+      this.#start = 0;
+      this.#end = n;
+    }
+    return call;
+  }
+
+  /** Empties the batch (its slots let go of their calls). */
+  clear(): void {
+    const calls = this.#calls;
+    for (let i = this.#start; i < this.#end; i++) calls[i] = null;
+    this.#start = this.#end = 0;
+  }
+
+  /** The calls as an array of their own, and the batch emptied. */
+  take(): IncomingCall[] {
+    const taken: IncomingCall[] = [];
+    for (let i = 0; i < this.length; i++) taken.push(this.at(i));
+    this.clear();
+    return taken;
   }
 }

@@ -83,11 +83,35 @@ export interface ThriftReply {
 }
 
 /**
+ * Takes a call's answer (ThriftHandler.dispatch): the server's own per-call object, so answering
+ * through it costs no promise, reaction or closure.
+ */
+export interface ThriftResponder {
+  /**
+   * The call's answer: `reply` for a CALL (undefined for a ONEWAY one), or `error` when it is
+   * not undefined (a TApplicationException is sent as it is, anything else as INTERNAL_ERROR).
+   * Once per call: a later answer, or one after the handler timeout or the connection's end, is
+   * dropped and its reply released. May be called from inside `dispatch`.
+   */
+  respond(reply: ThriftReply | undefined, error?: unknown): void;
+}
+
+/**
  * Handles one message: a Service. Answer a reply for CALL messages and undefined for ONEWAY
  * ones, at once or with a promise (see Service); throw or reject with a TApplicationException
  * to send it to the caller (any other error is sent as INTERNAL_ERROR).
+ *
+ * A handler may also have `dispatch(request, responder)`: the server then calls it instead of
+ * `call` and takes the answer from `responder.respond()`, at once or later (say from an
+ * upstream's receive callback), instead of from a returned promise: a relay answering every call
+ * later saves the promise it would return, the reaction that takes its result, and the promises
+ * and turns of the awaits inside it. `dispatch` must lead to exactly one `respond()` on every
+ * path (the handler timeout and the connection's end still apply); a throw from it is the call's
+ * error.
  */
-export type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined>;
+export type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined> & {
+  dispatch?(request: ThriftRequest, responder: ThriftResponder): void;
+};
 
 /** Server limits and timeouts (milliseconds; 0 = none). */
 export interface ThriftServerOptions extends ReaderOptions {
