@@ -50,7 +50,7 @@ describe.skipIf(!hasGo).each(drivers)('loch between Go thrift peers (driver %s)'
 [servers.${name}]
 proxy_type = "thrift"
 listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { upstream_call = "500ms" }
+timeouts = { upstream_call = "10s" }                    # long: a late machine must not time calls out
 route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}" }] }
 
 [[servers.${name}.routes]]
@@ -59,7 +59,7 @@ upstreams = [{ endpoint = "127.0.0.1:${down}" }]
 
 [[servers.${name}.routes]]
 method = "sleep"
-timeouts = { upstream_call = "150ms" }                  # the route's own, over the server's 500ms
+timeouts = { upstream_call = "150ms" }                  # the route's own, over the server's 10s
 upstreams = [{ endpoint = "127.0.0.1:${up.port}" }]
 
 [[servers.${name}.routes]]

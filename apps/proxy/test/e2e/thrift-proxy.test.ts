@@ -83,7 +83,7 @@ workers = 1
 [servers.rpc]
 proxy_type = "thrift"
 listener = { type = "socket", value = "127.0.0.1:${port}" }
-timeouts = { upstream_connect = "1s", upstream_call = "700ms" }
+timeouts = { upstream_connect = "1s", upstream_call = "10s" }    # long: a late machine must not time calls out
 route = { load_balancer = "round_robin", upstreams = [{ endpoint = { type = "socket", value = "127.0.0.1:${a.port}" } }, { endpoint = "127.0.0.1:${b.port}" }] }
 
 [[servers.rpc.routes]]
@@ -92,6 +92,7 @@ upstreams = [{ endpoint = "127.0.0.1:${await freePort()}" }]
 
 [[servers.rpc.routes]]
 method = "slow"
+timeouts = { upstream_call = "700ms" }
 upstreams = [{ endpoint = "127.0.0.1:${silent.port}" }]
 
 [[servers.rpc.routes]]

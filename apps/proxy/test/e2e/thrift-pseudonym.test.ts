@@ -80,7 +80,8 @@ function writeFixtures(dir: string): void {
 }
 
 async function until(ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
+  // Up to 30 s: a state waited for, however late the machine (it is usually there at once).
+  for (let i = 0; i < 3000 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(ok()).toBe(true);
 }
 

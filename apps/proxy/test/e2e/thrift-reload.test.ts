@@ -97,6 +97,8 @@ ${routes}
   it('stops at once on SIGTERM when no call is in flight', async () => {
     const started = Date.now();
     expect(await loch.stop()).toBe(0);
-    expect(Date.now() - started).toBeLessThan(1500);
+    // Not the shutdown grace (30 s by default), which a stop waiting for calls would take: a
+    // bound far from both, so a late machine's slow exit does not fail it.
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });
