@@ -11,6 +11,8 @@ export default defineConfig({
     typecheck: { include: ['src/**/*.test-d.ts', 'test/**/*.test-d.ts'], tsconfig: './tsconfig.json' },
     globalSetup: [fileURLToPath(new URL('./vitest.temp-dir.ts', import.meta.url))],
     testTimeout: 20_000,
-    hookTimeout: 20_000,
+    // Hooks start servers and proxies: on a loaded CI machine (every suite at once on 2 cores) a
+    // start can take longer than a test's own budget. A bound on liveness, never on speed.
+    hookTimeout: 60_000,
   },
 });

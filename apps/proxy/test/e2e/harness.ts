@@ -206,7 +206,9 @@ export async function startLoch(
     },
   };
   try {
-    await loch.waitFor(/info started \d+ worker/);
+    // Liveness, not speed: in the clean-clone CI every suite runs at once on 2 cores, and a start
+    // there has taken longer than waitFor's default 15 s.
+    await loch.waitFor(/info started \d+ worker/, 0, 45_000);
   } catch (error) {
     child.kill('SIGKILL');
     throw error;

@@ -145,29 +145,34 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     let rssDuring = 0;
     const normal: string[] = [];
     const latencies: number[] = [];
-    const started = performance.now();
-    while (closed < SLOW && performance.now() - started < 30_000) {
+    // Until loch has cut every slow connection: a state, not a time window (on a loaded machine
+    // the legacy driver took over 30 s to cut 10,000); the test's timeout is the only bound.
+    while (closed < SLOW) {
       const t0 = performance.now();
-      // The 10 s bound is liveness, not a latency target.
+      // The 30 s bound is liveness, not a latency target (on a machine loaded 12 times over its 2
+      // cores, the legacy driver's first probes during the 10,000 connects took over 10 s).
       normal.push(
-        await rawExchange(port, 'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 10_000),
+        await rawExchange(port, 'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 30_000),
       );
       latencies.push(Math.round(performance.now() - t0));
       rssDuring = Math.max(rssDuring, rssMiB(pid));
       await sleep(250);
     }
     clearInterval(trickle);
+    // Counted before the test destroys anything: 'close' counts our own destroy() too.
+    const closedByLoch = closed;
     for (const s of sockets) s.destroy();
-    await sleep(500);
+    // loch's descriptors come back (waited for, so the next test starts on a quiet loch).
+    while (loch.fdCount() > fdsBefore + 2) await sleep(100);
     const rssAfter = rssMiB(pid);
     const fdsAfter = loch.fdCount();
     const cut408 = answers.filter((a) => a.startsWith('HTTP/1.1 408 ')).length;
     console.log(
       `[${driver}] slowloris ${SLOW}: RSS before ${rssBefore} MiB, peak during ${rssDuring} MiB, after ${rssAfter} MiB; ` +
-        `${cut408} answered 408, ${closed} closed by loch; ${normal.length} normal requests, all 200: ` +
+        `${cut408} answered 408, ${closedByLoch} closed by loch; ${normal.length} normal requests, all 200: ` +
         `${normal.every((a) => a.startsWith('HTTP/1.1 200 '))} (ms ${latencies.join(' ')}); fds ${fdsBefore} -> ${fdsAfter}`,
     );
-    expect(closed).toBe(SLOW); // every slow connection was cut by loch (none sent a whole head)
+    expect(closedByLoch).toBe(SLOW); // every slow connection was cut by loch (none sent a whole head)
     expect(sent.every((n) => n < head.length)).toBe(true);
     // 408 written; a few clients may read a reset instead: a byte of theirs that arrived after the
     // pending receive was cancelled is unread at the close (an expired head is not lingered on).
@@ -178,7 +183,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     // io_uring (+83-85 MiB since bf7c957; +205-260 with a 16 KiB heap read per byte that got ENOBUFS).
     expect(rssDuring - rssBefore).toBeLessThan(512);
     expect(fdsAfter).toBeLessThanOrEqual(fdsBefore + 2);
-  }, 60_000);
+  }, 180_000);
 
   it(`slow readers: ${READERS} clients that stop reading a 32 MiB response are cut by server_write; memory stays bounded`, async () => {
     const pid = loch.child.pid!;
@@ -210,7 +215,12 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     for (let i = 0; i < 8; i++) {
       await sleep(250);
       rssDuring = Math.max(rssDuring, rssMiB(pid));
-      const a = await rawExchange(port, 'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+      // The 10 s bound is liveness, not a latency target (the default 3 s failed once under load).
+      const a = await rawExchange(
+        port,
+        'GET /normal HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        10_000,
+      );
       if (a.startsWith('HTTP/1.1 200 ')) normalOk++;
     }
     // loch cuts them (server_write 2 s once the socket buffers are full): its client and
@@ -231,7 +241,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     for (const n of got) expect(n).toBeLessThan(LARGE);
     // all 16 bodies buffered would be 512 MiB
     expect(rssDuring - rssBefore).toBeLessThan(160);
-  }, 60_000);
+  }, 120_000);
   it(`stalled bodies: ${STALLED} clients that send a head and 1 KiB of a 1 MiB body, then nothing, are cut by server_read_body; their upstream exchanges are aborted; fds come back`, async () => {
     const pid = loch.child.pid!;
     await sleep(300);
