@@ -17,7 +17,8 @@ const available = probeUring().available;
 function run(mode: string): { status: number | null; signal: string | null; stdout: string; stderr: string } {
   const out = spawnSync(process.execPath, ['--import', 'tsx', '--conditions=@loch/source', program, mode], {
     encoding: 'utf8',
-    timeout: 30_000,
+    // Liveness only: the child compiles TypeScript and starts a worker; at load ~25 one took 19 s.
+    timeout: 100_000,
   });
   return { status: out.status, signal: out.signal, stdout: out.stdout, stderr: out.stderr };
 }
@@ -31,7 +32,7 @@ describe.skipIf(!available)('a uring worker ending with its ring open', () => {
       'its main rejects and it exits with process.exit(1)',
       /^ok reject start failed: .*main rejects/m,
     ],
-  ])('%s: %s, and the process exits 0', { timeout: 40_000 }, (mode, _what, expected) => {
+  ])('%s: %s, and the process exits 0', { timeout: 120_000 }, (mode, _what, expected) => {
     const out = run(mode);
     expect({ status: out.status, signal: out.signal, stderr: out.stderr }).toEqual({
       status: 0,

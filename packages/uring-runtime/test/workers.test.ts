@@ -44,7 +44,11 @@ function connect(port: number): Promise<Socket> {
   });
 }
 
-describe('start()', () => {
+// Each test starts worker threads (a V8 isolate each, compiling the fixture's TypeScript) and
+// replaces some: CPU-heavy. Beside the other suites on the 2-core CI machine they ran 5-10 times
+// slower (1-5 s -> 15-20 s; six timed out at 20 s in one run, 4 burners at load ~25): the bound is
+// liveness, not a duration under test.
+describe('start()', { timeout: 120_000 }, () => {
   it('runs main on every worker with its own runtime, and gathers broadcast replies', async () => {
     const { port, release } = await sharedPort();
     pool = await start({ workers: 2, driver: 'legacy', data: { port } }, echoWorker);
