@@ -38,6 +38,7 @@ import {
 import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
 import type { ThriftRouteConfig, ThriftServerConfig } from '../config/schema.js';
 import { workerMetrics } from '../metrics/recorder.js';
+import { turnNow } from '../metrics/turn-clock.js';
 import type { ProxyLog } from '../proxy/log.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { RouteRewrite } from './rewrite.js';
@@ -102,7 +103,7 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
     readonly responder: ThriftResponder,
     /** The upstream's label (access log, errors). */
     readonly upstream: string,
-    /** When the call came (performance.now()). */
+    /** When the call came (turnNow(): performance.now() as of the turn it came in). */
     readonly start: number,
     readonly rewrite: RouteRewrite | undefined,
   ) {
@@ -175,7 +176,8 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
    * the upstream connection's callbacks: no promise per call (a multiplexed upstream's own aside).
    */
   dispatch(request: ThriftRequest, responder: ThriftResponder): void {
-    const start = performance.now();
+    // The turn's clock (metrics/turn-clock.ts): one clock read per loop turn, not per call.
+    const start = turnNow();
     const frame = request.frame;
     const name = request.header.name;
     const target = callTarget(frame, name);

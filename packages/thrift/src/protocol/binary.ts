@@ -6,7 +6,7 @@
  */
 import { ThriftProtocolError } from '../errors.js';
 import { isValueType, type MessageHeader, type MessageType, TType } from '../types.js';
-import { decodeUtf8At, ProtocolReader, type ReaderOptions } from './reader.js';
+import { decodeNameAt, decodeUtf8At, ProtocolReader, type ReaderOptions } from './reader.js';
 import { checkInt, ProtocolWriter, splitI64 } from './writer.js';
 
 /** Version word of strict binary message headers (0x8001 in the high half). */
@@ -63,7 +63,7 @@ export class BinaryReader extends ProtocolReader {
         );
       }
       const type = this.msgType(word & 0xff);
-      const name = this.readString();
+      const name = this.readName();
       const seqId = this.i32();
       return { name, type, seqId };
     }
@@ -75,7 +75,7 @@ export class BinaryReader extends ProtocolReader {
       );
     }
     this.pos = start;
-    const name = this.readString();
+    const name = this.readName();
     const type = this.msgType(this.u8());
     const seqId = this.i32();
     return { name, type, seqId };
@@ -200,6 +200,15 @@ export class BinaryReader extends ProtocolReader {
     const p = this.pos;
     this.pos = p + len;
     return decodeUtf8At(this.buf, p, len);
+  }
+
+  /** A message name: readString, with names seen lately taken from a cache (decodeNameAt). */
+  private readName(): string {
+    const len = this.i32();
+    this.checkStringLength(len);
+    const p = this.pos;
+    this.pos = p + len;
+    return decodeNameAt(this.buf, p, len);
   }
 
   override skip(type: TType): void {

@@ -5,7 +5,7 @@
  */
 import { ThriftProtocolError } from '../errors.js';
 import { type MessageHeader, type MessageType, TType } from '../types.js';
-import { decodeUtf8At, ProtocolReader, type ReaderOptions } from './reader.js';
+import { decodeNameAt, decodeUtf8At, ProtocolReader, type ReaderOptions } from './reader.js';
 import { checkInt, joinI64, ProtocolWriter, splitI64 } from './writer.js';
 
 /** First byte of every compact message. */
@@ -171,7 +171,7 @@ export class CompactReader extends ProtocolReader {
   override readMessageBegin(): MessageHeader {
     const type = this.header() as MessageType;
     const seqId = this.varint32() | 0;
-    const name = this.readString();
+    const name = this.readName();
     return { name, type, seqId };
   }
 
@@ -299,6 +299,15 @@ export class CompactReader extends ProtocolReader {
     const p = this.pos;
     this.pos = p + len;
     return decodeUtf8At(this.buf, p, len);
+  }
+
+  /** A message name: readString, with names seen lately taken from a cache (decodeNameAt). */
+  private readName(): string {
+    const len = this.varint32();
+    this.checkStringLength(len);
+    const p = this.pos;
+    this.pos = p + len;
+    return decodeNameAt(this.buf, p, len);
   }
 
   override skip(type: TType): void {

@@ -591,6 +591,9 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   #replyParts(call: IncomingCall): Uint8Array[] {
     const frame = call.frame;
     const reply = call.reply!;
+    // A framed (or unframed) reply needs only the framing: the request's frame says it, no
+    // spec object is made per reply.
+    if (frame.framing === 'framed' || frame.framing === 'unframed') return frameParts(frame, reply.payload);
     return frameParts(
       {
         framing: frame.framing,
