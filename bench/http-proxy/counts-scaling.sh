@@ -23,6 +23,10 @@
 # LOCH_URING_FLUSH=tick: the ring flushes in process.nextTick instead of setImmediate), loch-pin
 # (cpu_affinity = true: worker i pinned to CPU i).
 #
+# CPUS_1W / CPUS_2W (taskset lists, default 1 and 0-1) move the proxy: CPUS_2W=1 puts both
+# workers on CPU 1, away from wrk and the backend (do 2 workers lose to each other's cold
+# caches, or to sharing CPU 0? compare its CPU per request with the default's, on a quiet machine).
+#
 # Usage: bench/http-proxy/counts-scaling.sh [sizes=0,128] [workers=1,2] [peers=nginx,loch]
 #          [seconds=5] [warm=2] [rounds=1] [conns=64]
 # Output: one JSON line per point on stdout (and in <dir>/points.jsonl), then a table of medians
@@ -120,8 +124,8 @@ wait_http "$upstream" "/${size_arr[0]}"
 native_node="$here/native/build/Release/loch_native.node"
 proxy_pid=
 start_proxy() { # peer workers port -> sets proxy_pid
-  local peer=$1 n=$2 port=$3 cpu=1
-  [ "$n" -gt 1 ] && cpu=0-1
+  local peer=$1 n=$2 port=$3 cpu=${CPUS_1W:-1}
+  [ "$n" -gt 1 ] && cpu=${CPUS_2W:-0-1}
   local p="$dir/$peer-$n-$port"
   mkdir -p "$p/logs" "$p/counts"
   if [ "$peer" = nginx ]; then
