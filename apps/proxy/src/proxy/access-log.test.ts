@@ -194,8 +194,11 @@ describe('FileSink', () => {
     const path = join(dir, 'a.log');
     const sink = new FileSink(path, report, 5);
     for (let i = 0; i < 10; i++) sink.push(`line ${i}\n`);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(readFileSync(path, 'utf8')).toBe(Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join(''));
+    // Written by the tick, not by close(): wait for the file (a loaded machine runs timers late).
+    const ten = Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join('');
+    for (let waited = 0; readFileSync(path, 'utf8') !== ten && waited < 30_000; waited += 20)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(path, 'utf8')).toBe(ten);
     sink.push('last\n');
     await sink.close();
     expect(readFileSync(path, 'utf8').endsWith('line 9\nlast\n')).toBe(true);
@@ -230,6 +233,51 @@ describe('FileSink', () => {
     // 2 lines in the first write, then 20 lines (1000 bytes) waited; 78 dropped.
     expect(written).toBe(Array.from({ length: 22 }, (_, i) => line(i)).join(''));
     expect(seen).toEqual([expect.stringMatching(/78 line\(s\) dropped: the disk did not keep up/)]);
+  });
+
+  it('pushText writes every record text line byte for byte (escaped and non-latin1 lines too), in order with push()', async () => {
+    const path = join(dir, 'bytes.log');
+    // flushBytes 300: writes start while lines keep coming, so lines also land in the spare buffer.
+    const sink = new FileSink(path, report, 5, 1 << 20, 300);
+    const records: AccessRecord[] = [];
+    for (const ms of [0, 0.125, 1.005, 2.675, 999_999.99, 1e6, -1, Number.NaN]) records.push(record({ ms }));
+    for (const client of [
+      { family: 'ipv6', address: '::1', port: 443 },
+      { family: 'ipv4', address: '192.0.2.1', port: 0 },
+      { family: 'unix', path: '/run/x.sock' },
+    ] as const)
+      records.push(record({ client }));
+    for (const s of ['', 'x y', 'a"b', 'é', '\u0100', '€', '\u0001', `/${'p'.repeat(5000)}`]) {
+      records.push(record({ method: s }), record({ target: s }), record({ server: s }));
+      records.push(record({ upstream: s }), record({ time: s }));
+    }
+    let expected = '';
+    for (let round = 0; round < 20; round++) {
+      for (const r of records) {
+        sink.pushText(r);
+        expected += textLine(r);
+      }
+      const json = jsonLine(record({ status: round }), false);
+      sink.push(json);
+      expected += json;
+      // Some rounds wait for the writes in flight, some do not.
+      if (round % 3 === 0) await new Promise((r) => setTimeout(r, 1));
+    }
+    await sink.close();
+    expect(readFileSync(path, 'latin1')).toBe(Buffer.from(expected, 'utf8').toString('latin1'));
+  });
+
+  it('pushText keeps at most maxPending bytes while a write is in flight, as push does', async () => {
+    const path = join(dir, 'slow-text.log');
+    const seen: string[] = [];
+    const r = record();
+    const line = textLine(r);
+    const sink = new FileSink(path, (m) => seen.push(m), 5, 10 * line.length, 2 * line.length);
+    for (let i = 0; i < 50; i++) sink.pushText(r);
+    await sink.close();
+    // 2 lines in the first write, then 10 waited; 38 dropped.
+    expect(readFileSync(path, 'utf8')).toBe(line.repeat(12));
+    expect(seen).toEqual([expect.stringMatching(/38 line\(s\) dropped: the disk did not keep up/)]);
   });
 
   it('refuses a path that cannot be opened with a typed error', () => {

@@ -9,6 +9,12 @@
  * error log once the writer catches up. `reopen()` (SIGUSR1, the logrotate convention) lets
  * the write in flight finish, then closes the file and opens its path again. Not for the
  * operational log (log.ts).
+ *
+ * A file sink keeps its pending lines as bytes, not a string: a text line is formatted straight
+ * into the sink's buffer (textLineInto), so a request's line makes no string, no rope node, no
+ * UTF-8 encoding at the write and no crossing into Node (each was per request: a latin1Slice
+ * call for the line's string, then the rope flattened and encoded for fs.write). Two buffers
+ * take turns: one filled while the other is being written.
  */
 import { close, closeSync, open, openSync, write, writeSync } from 'node:fs';
 import { formatAddress, type SocketAddress } from '@loch/uring-runtime';
@@ -32,6 +38,8 @@ export const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 export interface AccessSink {
   /** Adds one line (ending in "\n"); never blocks. */
   push(line: string): void;
+  /** Adds `r`'s text line (textLine) the cheapest way this sink has; never blocks. */
+  pushText(r: AccessRecord): void;
   /** Writes what is pending now (a file sink: synchronously, at shutdown). */
   flush(): void;
   /** Opens the file again by its path (files only; stdout ignores it). */
@@ -60,6 +68,10 @@ export class LineBuffer implements AccessSink {
     else if (this.#timer === null) {
       this.#timer = this.flushMs > 0 ? setTimeout(this.#onTick, this.flushMs) : setImmediate(this.#onTick);
     }
+  }
+
+  pushText(r: AccessRecord): void {
+    this.push(textLine(r));
   }
 
   readonly #onTick = (): void => {
@@ -109,8 +121,15 @@ export class AccessLogFileError extends Error {
 export class FileSink implements AccessSink {
   readonly path: string;
   #fd: number;
-  #pending = '';
+  /** Pending bytes: `#buf[0, #pendingBytes)` (allocated at the first line). */
+  #buf: Buffer = NO_BYTES;
   #pendingBytes = 0;
+  /** The buffer of the last finished write, filled next (null: none kept). */
+  #spare: Buffer | null = null;
+  /** The buffer being written, `[#writtenTo, #writeEnd)` of it still to go. */
+  #out: Buffer = NO_BYTES;
+  #writtenTo = 0;
+  #writeEnd = 0;
   #writing = false;
   #dropped = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -137,14 +156,45 @@ export class FileSink implements AccessSink {
 
   push(line: string): void {
     if (this.#closed) return;
-    // Length in UTF-16 units: a bound, not an exact byte count (fine for a memory cap).
+    // UTF-16 units: a lower bound of the bytes, so a line that cannot fit is dropped at once.
     if (this.#pendingBytes + line.length > this.maxPending) {
       this.#dropped++;
       return;
     }
-    this.#pending += line;
-    this.#pendingBytes += line.length;
-    if (this.#pendingBytes >= this.flushBytes) this.#writeSoon();
+    this.#room(3 * line.length);
+    const end = this.#pendingBytes + this.#buf.write(line, this.#pendingBytes);
+    this.#added(end);
+  }
+
+  pushText(r: AccessRecord): void {
+    if (this.#closed) return;
+    this.#room(textLineNeed(r));
+    // ASCII only: the file holds UTF-8, which a latin1 byte above 0x7f is not (such a line is push()ed).
+    const end = textLineInto(r, this.#buf, this.#pendingBytes, 0x7f);
+    if (end < 0) this.push(textLineOf(r));
+    else this.#added(end);
+  }
+
+  /** Room for `bytes` more pending bytes (the buffer grows; what is pending is kept). */
+  #room(bytes: number): void {
+    const need = this.#pendingBytes + bytes;
+    if (need <= this.#buf.length) return;
+    let buf = this.#spare;
+    this.#spare = null;
+    if (buf === null || buf.length < need)
+      buf = Buffer.allocUnsafeSlow(Math.max(need, 2 * this.#buf.length, BUFFER_BYTES));
+    this.#buf.copy(buf, 0, 0, this.#pendingBytes);
+    this.#buf = buf;
+  }
+
+  /** A line was written into the buffer up to `end`: kept (or dropped past maxPending), a write scheduled. */
+  #added(end: number): void {
+    if (end > this.maxPending) {
+      this.#dropped++;
+      return;
+    }
+    this.#pendingBytes = end;
+    if (end >= this.flushBytes) this.#writeSoon();
     else if (this.#timer === null) this.#timer = setTimeout(this.#onTick, this.flushMs);
   }
 
@@ -166,15 +216,29 @@ export class FileSink implements AccessSink {
       else this.#settle();
       return;
     }
-    const text = this.#pending;
-    this.#pending = '';
+    // The pending buffer is written; lines meanwhile go to the spare one (or a new one).
+    const out = this.#buf;
+    this.#out = out;
+    this.#writtenTo = 0;
+    this.#writeEnd = this.#pendingBytes;
+    this.#buf = this.#spare ?? NO_BYTES;
+    this.#spare = null;
     this.#pendingBytes = 0;
     this.#writing = true;
-    write(this.#fd, text, null, 'utf8', this.#written);
+    write(this.#fd, out, 0, this.#writeEnd, null, this.#written);
   }
 
-  readonly #written = (error: NodeJS.ErrnoException | null): void => {
+  readonly #written = (error: NodeJS.ErrnoException | null, bytes: number): void => {
+    if (error === null && bytes > 0 && this.#writtenTo + bytes < this.#writeEnd) {
+      // A short write: the rest of the same bytes goes next, before anything newer.
+      this.#writtenTo += bytes;
+      write(this.#fd, this.#out, this.#writtenTo, this.#writeEnd - this.#writtenTo, null, this.#written);
+      return;
+    }
     this.#writing = false;
+    // The written buffer is filled next, unless a busy disk grew it: let that one go.
+    if (this.#spare === null && this.#out.length <= BUFFER_BYTES) this.#spare = this.#out;
+    this.#out = NO_BYTES;
     if (error !== null) this.report(`access log ${this.path}: write failed: ${error.message}`);
     if (this.#dropped > 0) {
       this.report(
@@ -228,11 +292,10 @@ export class FileSink implements AccessSink {
       clearTimeout(this.#timer);
       this.#timer = null;
     }
-    const text = this.#pending;
-    this.#pending = '';
+    const n = this.#pendingBytes;
     this.#pendingBytes = 0;
     try {
-      writeSync(this.#fd, text);
+      for (let at = 0; at < n; ) at += writeSync(this.#fd, this.#buf, at, n - at);
     } catch (error) {
       this.report(`access log ${this.path}: write failed: ${(error as Error).message}`);
     }
@@ -311,16 +374,19 @@ export interface AccessRecord {
 /**
  * The text line (space separated, "-" for an absent field):
  *   time server client method target status bytes upstream ms
- * Written byte by byte into one scratch buffer and made one flat string (textLineBytes), so a
+ * Written byte by byte into one scratch buffer and made one flat string (textLineInto), so a
  * line costs that string alone; a line with a field to escape (or anything else unusual: see
- * textLineBytes) is made by textLineOf, the same line from string pieces.
+ * textLineInto) is made by textLineOf, the same line from string pieces. A file sink formats
+ * it into its own buffer instead (FileSink.pushText): no string at all.
  */
 export function textLine(r: AccessRecord): string {
-  const n = textLineBytes(r);
+  const need = textLineNeed(r);
+  if (scratch.length < need) scratch = new Uint8Array(Math.max(need, 2 * scratch.length));
+  const n = textLineInto(r, scratch, 0, 0xff);
   return n < 0 ? textLineOf(r) : latin1Slice.call(scratch, 0, n);
 }
 
-/** The text line from string pieces: the reference textLineBytes writes byte for byte. */
+/** The text line from string pieces: the reference textLineInto writes byte for byte. */
 export function textLineOf(r: AccessRecord): string {
   return `${r.time} ${r.server} ${peerText(r.client)} ${textField(r.method)} ${textField(r.target)} ${r.status} ${r.bytes} ${r.upstream ?? '-'} ${r.ms.toFixed(2)}\n`;
 }
@@ -330,40 +396,53 @@ const latin1Slice = (
   Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
 ).latin1Slice;
 
-/** The scratch buffer text lines are formatted into (grown for a longer line, kept). */
+/** The scratch buffer textLine formats into (grown for a longer line, kept). */
 let scratch = new Uint8Array(1024);
+/** A file sink's buffer before its first line. */
+const NO_BYTES = Buffer.alloc(0);
+/**
+ * A file sink's buffer: room for a write's worth of lines (FLUSH_BYTES) and the line that passes
+ * it. A sink keeps two (one being written, one filled): 136 KiB per worker and file once lines
+ * came; one that grew while the disk was busy is let go after its write.
+ */
+const BUFFER_BYTES = FLUSH_BYTES + 4096;
+
+/** Bytes textLineInto may write for `r` at most (every field one byte per char, numbers at most 16 digits). */
+function textLineNeed(r: AccessRecord): number {
+  const client = r.client;
+  return (
+    r.time.length +
+    r.server.length +
+    (client.family !== 'unix' ? client.address.length : 4) +
+    r.method.length +
+    r.target.length +
+    (r.upstream ?? '-').length +
+    96
+  );
+}
 
 /**
- * Writes `r`'s text line into `scratch` and returns its length, or -1 when the line is for
- * textLineOf: a method or target that is empty or needs escaping, a server, upstream or client
- * address with a char above 0xff, a status or byte count that is not a plain integer, a
- * duration whose two-decimal rounding is not certain from its double (toFixed rounds the exact
- * binary value: a product within 1e-6 of a half is left to it) or not in [0, 1e6).
+ * Writes `r`'s text line into `b` at `at` (textLineNeed(r) bytes of room) and returns where it
+ * ends, or -1 when the line is for textLineOf: a method or target that is empty or needs
+ * escaping, a time, server, upstream or client address with a char above `maxChar` (0xff for
+ * a latin1 string of the bytes, 0x7f for UTF-8 bytes as they are), a status or byte
+ * count that is not a plain integer, a duration whose two-decimal rounding is not certain from
+ * its double (toFixed rounds the exact binary value: a product within 1e-6 of a half is left to
+ * it) or not in [0, 1e6). Bytes after `at` may be written either way.
  */
-function textLineBytes(r: AccessRecord): number {
+function textLineInto(r: AccessRecord, b: Uint8Array, at: number, maxChar: number): number {
   const client = r.client;
   const upstream = r.upstream ?? '-';
   const inet = client.family !== 'unix';
   const address = inet ? client.address : 'unix';
-  // Every field one byte per char (below 0x100 only here), numbers at most 16 digits.
-  const need =
-    r.time.length +
-    r.server.length +
-    address.length +
-    r.method.length +
-    r.target.length +
-    upstream.length +
-    96;
-  if (scratch.length < need) scratch = new Uint8Array(Math.max(need, 2 * scratch.length));
-  const b = scratch;
-  let p = latin1(b, 0, r.time);
+  let p = latin1(b, at, r.time, maxChar);
   if (p < 0) return -1;
   b[p++] = 0x20;
-  p = latin1(b, p, r.server);
+  p = latin1(b, p, r.server, maxChar);
   if (p < 0) return -1;
   b[p++] = 0x20;
   if (inet && client.family === 'ipv6' && client.port !== 0) b[p++] = 0x5b;
-  p = latin1(b, p, address);
+  p = latin1(b, p, address, maxChar);
   if (p < 0) return -1;
   if (inet && client.port !== 0) {
     if (client.family === 'ipv6') b[p++] = 0x5d;
@@ -384,7 +463,7 @@ function textLineBytes(r: AccessRecord): number {
   p = digits(b, p, r.bytes);
   if (p < 0) return -1;
   b[p++] = 0x20;
-  p = latin1(b, p, upstream);
+  p = latin1(b, p, upstream, maxChar);
   if (p < 0) return -1;
   b[p++] = 0x20;
   // r.ms.toFixed(2), from the nearest hundredth when the double decides it.
@@ -406,14 +485,14 @@ function textLineBytes(r: AccessRecord): number {
 }
 
 /**
- * Writes `s` at `p` as it is when every char of it is below 0x100 (the string latin1Slice makes
- * of those bytes is `s` again), else -1.
+ * Writes `s` at `p` as it is when no char of it is above `maxChar` (0xff: the string latin1Slice
+ * makes of those bytes is `s` again; 0x7f: they are its UTF-8 too), else -1.
  */
-function latin1(b: Uint8Array, p: number, s: string): number {
+function latin1(b: Uint8Array, p: number, s: string, maxChar: number): number {
   const n = s.length;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
-    if (c > 0xff) return -1;
+    if (c > maxChar) return -1;
     b[p + i] = c;
   }
   return p + n;

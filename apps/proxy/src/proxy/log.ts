@@ -2,9 +2,10 @@
  * Logging for the proxy: the access log (one line per request, to stdout or a file, as text or
  * JSON lines: access-log.ts) and the operational log (levels, per module, to stderr). Access
  * lines are buffered per thread and written in one call every 50 ms (a coarse tick, like
- * nginx's `flush=`) or as soon as enough are waiting, so logging costs one line string (a text
- * line is formatted byte by byte into a scratch buffer: access-log.ts textLine) and a
- * concatenation per request and no write per request; operational lines go out on the next
+ * nginx's `flush=`) or as soon as enough are waiting, so logging costs no write per request:
+ * to a file, a text line is formatted byte by byte into the file's pending bytes
+ * (access-log.ts FileSink.pushText: no string); to stdout, one line string (made the same way
+ * in a scratch buffer: textLine) and a concatenation; operational lines go out on the next
  * event-loop turn. The timestamp string is made at most once per millisecond, from a date and
  * time formatted once per second. Not for metrics.
  *
@@ -32,7 +33,6 @@ import {
   FileSink,
   jsonLine,
   LineBuffer,
-  textLine,
 } from './access-log.js';
 import { forwardedClient } from './forwarded-client.js';
 
@@ -332,7 +332,9 @@ export class ProxyLog {
     record.upstreamMs = upstreamMs;
     record.ms = ms;
     record.requestId = route.json && headers !== undefined ? headers.get('x-request-id') : undefined;
-    route.sink.push(route.json ? jsonLine(record, route.thrift) : textLine(record));
+    // A text line goes to the sink as the record: a file sink formats it into its byte buffer.
+    if (route.json) route.sink.push(jsonLine(record, route.thrift));
+    else route.sink.pushText(record);
   }
 
   /**
