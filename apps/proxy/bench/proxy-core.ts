@@ -13,7 +13,9 @@
  * counts).
  *
  * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
- * [--log] [--promises [--sites]] [--wire] (`--log`: the access log on, written to nowhere;
+ * [--log] [--log-file PATH] [--promises [--sites]] [--wire] (`--log`: the access log on, written to
+ * nowhere (stdout's buffer, dropped); `--log-file PATH`: the access log on, to that file as
+ * `access_log = { path }` writes it (a file sink, as bench:http-proxy's "as shipped" runs);
  * `--promises`: count the promises made per request with async_hooks; `--sites`: and where they
  * are made). Heap bytes allocated per request are read in a round without a garbage collection:
  * run with `--expose-gc --min-semi-space-size=256 --max-semi-space-size=256` and N up to
@@ -24,7 +26,11 @@
  * driver (LOCH_DRIVER=uring|legacy), a node:net client sending the next GET once an answer is
  * complete and a node:net upstream answering each request: both make no promises, so the count
  * is loch's own with the driver's completion batches, which the in-memory streams do not have.
- * Its CPU time includes both peers and the kernel: promises only.
+ * Its CPU time includes both peers and the kernel: promises only. With `--wire` the JS -> native
+ * crossings of the io_uring ring are printed per request too (@loch/native's crossings():
+ * submit() calls, completion callbacks), with the one client in step (one request at a time:
+ * no batching across connections, the most crossings a request can make; `--clients K`: K
+ * clients at once, N / K requests each, whose completions the ring batches).
  */
 import { createHook } from 'node:async_hooks';
 import { createServer, type Socket, connect as tcpConnect } from 'node:net';
@@ -34,6 +40,7 @@ import { getHeapStatistics } from 'node:v8';
 import type { StreamListener } from '@loch/uring-runtime';
 import { createRuntime } from '@loch/uring-runtime';
 import { MemoryStream } from '../../../bench/lib/memory-stream.js';
+import { parseConfig } from '../src/config/load.js';
 import { benchProxy } from './bench-proxy.js';
 
 const { values: flags, positionals } = parseArgs({
@@ -41,16 +48,19 @@ const { values: flags, positionals } = parseArgs({
     size: { type: 'string', default: '128' },
     rounds: { type: 'string', default: '5' },
     log: { type: 'boolean', default: false },
+    'log-file': { type: 'string' },
     promises: { type: 'boolean', default: false },
     wire: { type: 'boolean', default: false },
     sites: { type: 'boolean', default: false },
+    clients: { type: 'string', default: '1' },
   },
   allowPositionals: true,
 });
 const N = Number(positionals[0] ?? 200_000);
 const SIZE = Number(flags.size);
 const ROUNDS = Number(flags.rounds);
-const ACCESS_LOG = flags.log;
+const LOG_FILE = flags['log-file'];
+const ACCESS_LOG = flags.log || LOG_FILE !== undefined;
 
 // Plain Uint8Arrays, as the runtime delivers received bytes (a Buffer's subarray would run
 // Node's JavaScript FastBuffer constructor on every body step: not what loch pays).
@@ -117,6 +127,23 @@ const { http, connector, log } = benchProxy(async () => {
   upstreams.push(up);
   return up;
 }, ACCESS_LOG);
+if (LOG_FILE !== undefined) {
+  // The server's access log to a file, as loch's config would route it (the log's file sink).
+  log.commitAccess(
+    log.prepareAccess(
+      parseConfig(`
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:18080" }
+access_log = { path = ${JSON.stringify(LOG_FILE)} }
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
+`),
+    ),
+  );
+}
 
 // `--promises`: promises made per request (async_hooks, the last round's; the hook slows the
 // run, so its CPU time is not the figure then). A count does not depend on the machine's load.
@@ -194,13 +221,24 @@ let heapPerRequest = Number.NaN;
 if (runtime !== null) {
   const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
   await overTheWire(listener, 2_000); // warm: the upstream connection made, code optimized
+  // The uring driver's binding (its StreamHost); the legacy driver has none.
+  const binding = (runtime.driver as { host?: { binding?: { crossings?(): [number, number, number] } } }).host
+    ?.binding;
+  const crossings = typeof binding?.crossings === 'function' ? () => binding.crossings!() : null;
   for (let round = 0; round < ROUNDS; round++) {
     promises = 0;
     promiseHook?.enable();
-    await overTheWire(listener, N);
+    const c0 = crossings?.();
+    const clients = Number(flags.clients);
+    await Promise.all(Array.from({ length: clients }, () => overTheWire(listener, Math.floor(N / clients))));
+    const c1 = crossings?.();
     promiseHook?.disable();
+    const ring =
+      c0 === undefined || c1 === undefined
+        ? ''
+        : `, submit() ${((c1[0] - c0[0]) / N).toFixed(2)} and completion callbacks ${((c1[1] - c0[1]) / N).toFixed(2)} per request`;
     console.log(
-      `proxy over ${runtime.driver.name} sockets ${SIZE} B: ${(promises / N).toFixed(2)} promises/request (round ${round + 1})`,
+      `proxy over ${runtime.driver.name} sockets ${SIZE} B: ${(promises / N).toFixed(2)} promises/request${ring} (round ${round + 1})`,
     );
     if (flags.sites) printSites(N);
   }
@@ -230,11 +268,11 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 const upstreamBytes = upstreams.reduce((n, u) => n + u.written, 0);
 console.log(
-  `proxy core ${SIZE} B${ACCESS_LOG ? ' (access log)' : ''}: ${best.toFixed(3)} CPU us/request (best of ${ROUNDS} x ${N}), ` +
+  `proxy core ${SIZE} B${LOG_FILE !== undefined ? ' (access log to a file)' : ACCESS_LOG ? ' (access log)' : ''}: ${best.toFixed(3)} CPU us/request (best of ${ROUNDS} x ${N}), ` +
     `${Number.isNaN(heapPerRequest) ? 'heap: a collection in every round' : `${heapPerRequest.toFixed(0)} heap bytes/request`}, ` +
     `${perRequest.toFixed(0)} bytes/answer, ${upstreams.length} upstream connection(s), ${(upstreamBytes / (ROUNDS * N)).toFixed(0)} bytes/upstream request` +
     (promiseHook === null ? '' : `, ${(promises / N).toFixed(2)} promises/request`),
 );
 if (flags.sites) printSites(N * ROUNDS);
-log.flush();
+await log.close();
 connector.close();
