@@ -116,7 +116,7 @@ const haproxy: ProxySpec = {
   name: 'haproxy',
   workersNote: 'one process, nbthread N',
   accessLogNote:
-    '`option httplog` to `log 127.0.0.1:<port> local0`, a UDP port nobody reads (HAProxy 2.6 writes no files: it formats and sends one syslog datagram per request, the kernel drops it)',
+    "`option httplog` to `log 127.0.0.1:<port> local0`, an unbound UDP port (HAProxy 2.6 writes no files: it formats and sends one syslog datagram per request; the kernel finds no socket, drops it and answers ICMP port unreachable, rate limited, on HAProxy's CPU time)",
   unavailable: () => null,
   start: startedByLib(async ({ accessLog, ...o }) => {
     const logTo = accessLog ? `127.0.0.1:${await freePort()}` : undefined;

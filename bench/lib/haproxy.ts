@@ -23,8 +23,9 @@ export async function startHaproxy(options: {
   cpu?: string;
   /**
    * Log every request (`option httplog`) as syslog datagrams to this `host:port`; no logging
-   * when absent. HAProxy 2.6 cannot write a file itself: a UDP port nobody reads takes the
-   * lines (HAProxy formats and sends each one, the kernel drops it).
+   * when absent. HAProxy 2.6 cannot write a file itself: an unbound UDP port takes the lines
+   * (HAProxy formats and sends each one; the kernel finds no socket, drops it and answers an
+   * ICMP port unreachable, rate limited).
    */
   logTo?: string;
 }): Promise<HaproxyPeer> {

@@ -58,10 +58,11 @@ const latin1Slice = (
  * The added fields after a second append: a copy with room for four pairs. A push would grow
  * the two-element array to 19 slots (V8 adds half plus 16): 168 bytes where a proxied request's
  * forwarding fields (X-Forwarded-For, -Proto, -Host, Via) need 8 slots, 80 bytes. Four pops
- * bring the length back to 4 and keep the store (a pop never trims it) and the array's elements
- * kind (packed), so every `added` array keeps one shape. Not `a.length = 4`: a store to an
- * array's length goes through V8's length accessor, a runtime call on every proxied request
- * (Runtime_StoreCallbackProperty, ~440 instructions), where the pops are inlined.
+ * bring the length back to 4 and keep the store (V8 trims a store only when it is far larger
+ * than the length, 2 * length + 16 slots or more, which 8 slots never are) and the array's
+ * elements kind (packed), so every `added` array keeps one shape. Not `a.length = 4`: a store to
+ * an array's length goes through V8's length accessor, a runtime call on every proxied request
+ * (Runtime_StoreCallbackProperty, 427 instructions), where the pops are inlined.
  */
 function secondAdded(first: string[], name: string, value: string): string[] {
   const a = [first[0]!, first[1]!, name, value, '', '', '', ''];
