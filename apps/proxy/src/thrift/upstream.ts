@@ -645,7 +645,7 @@ export class ThriftUpstreams implements ConnectionOwner {
   /**
    * As call(), but the outcome goes to `listener` instead of a promise: an exclusive call then
    * costs no promise at all (its reply is passed on from the connection's receive callback); a
-   * multiplexed one still runs on MuxPool's promise.
+   * multiplexed one still runs on MuxPool's promise (one reaction takes it).
    */
   start(
     key: ThriftUpstreamKey,
@@ -659,9 +659,26 @@ export class ThriftUpstreams implements ConnectionOwner {
       this.#call(key, frame, message, timeouts, lease, listener);
       return;
     }
-    this.#muxCall(key, frame, message, timeouts, lease).then(
-      (reply) => listener.upstreamReplied(reply),
-      (error: unknown) => listener.upstreamFailed(error),
+    // MuxPool's promise with one reaction: not #muxCall's async layer around it (its promise and
+    // await were two promises and a turn more per call).
+    this.inFlight++;
+    const oneway = message.type === MessageType.ONEWAY;
+    let settled: Promise<ThriftFrame | undefined>;
+    try {
+      settled = this.#mux.call(key, { frame, seqId: message.seqId, oneway, lease }, timeouts);
+    } catch (error) {
+      settled = Promise.reject(error);
+    }
+    settled.then(
+      (reply) => {
+        this.inFlight--;
+        listener.upstreamReplied(reply);
+      },
+      (error: unknown) => {
+        this.inFlight--;
+        if (oneway) this.#onewayFailures++;
+        listener.upstreamFailed(error);
+      },
     );
   }
 
