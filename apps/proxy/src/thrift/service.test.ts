@@ -17,6 +17,8 @@ import {
   FrameReader,
   MessageType,
   readMessageHeader,
+  TApplicationException,
+  TApplicationExceptionType,
   ThriftClient,
   type ThriftHandler,
   ThriftServer,
@@ -97,6 +99,60 @@ upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
           expect((failed as Error).message).toContain(method === 'unrouted' ? 'no route' : 'refused');
         }
         expect(memory.size).toBe(1);
+      }
+    } finally {
+      await client.close();
+      await server.close();
+      await serving;
+      upstreams.closeAll();
+    }
+  });
+});
+
+describe('ThriftProxyService in the upstream callback', () => {
+  it('a throw while logging an upstream failure answers the call (INTERNAL_ERROR), never reaches the runtime', async () => {
+    const config = parseConfig(`
+[servers.probe]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:1" }
+access_log = false
+
+[[servers.probe.routes]]
+method = "refused"
+upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
+`);
+    /** A log whose warn throws: a bug in logging, met in the upstream's callback. */
+    class BrokenLog extends ProxyLog {
+      override warn(): void {
+        throw new Error('log broke');
+      }
+    }
+    const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+    const service = new ThriftProxyService(
+      upstreams,
+      config.thriftServers[0]!,
+      new BrokenLog('error', 'test'),
+    );
+    const server = new ThriftServer(service, { framing: 'auto' });
+    const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const serving = server.serve(listener);
+    const port = (listener.localAddress as { port: number }).port;
+    const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
+    try {
+      for (let i = 0; i < 2; i++) {
+        const failed = await client
+          .call('refused', (w) => {
+            w.writeStructBegin();
+            w.writeFieldStop();
+            w.writeStructEnd();
+          })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        expect(failed).toBeInstanceOf(TApplicationException);
+        expect((failed as TApplicationException).type).toBe(TApplicationExceptionType.INTERNAL_ERROR);
+        expect((failed as Error).message).toContain('log broke');
       }
     } finally {
       await client.close();

@@ -237,10 +237,15 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
 
   /** @internal `relayed`'s upstream call failed: the caller gets a TApplicationException. */
   failed(relayed: RelayedReply, error: unknown): void {
-    relayed.responder.respond(
-      undefined,
-      this.#failure(relayed.request, error, relayed.upstream, relayed.start),
-    );
+    // Runs in the upstream's callback (UpstreamCallListener: must not throw): a throw while
+    // logging becomes the call's error; respond() itself never throws.
+    let answer: unknown;
+    try {
+      answer = this.#failure(relayed.request, error, relayed.upstream, relayed.start);
+    } catch (bug) {
+      answer = bug;
+    }
+    relayed.responder.respond(undefined, answer);
   }
 
   #relay(relayed: RelayedReply, reply: ThriftFrame | undefined): ThriftReply | undefined {

@@ -473,7 +473,14 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
    * promise's result would be taken.
    */
   answer(call: IncomingCall, reply: ThriftReply | undefined, error: unknown): void {
-    this.#answer(call, reply, error);
+    // respond() is called from wherever the handler answers: for a relay, an upstream's receive
+    // callback inside the runtime's completion drain, where a throw would end the worker. A bug
+    // surfacing here (a reply's release() that throws, say) ends this connection instead.
+    try {
+      this.#answer(call, reply, error);
+    } catch (failure) {
+      this.#fail(failure);
+    }
   }
 
   /**

@@ -183,6 +183,34 @@ describe('ThriftServer with a dispatching handler', () => {
     expect(oneway.written).toEqual([]);
   });
 
+  it('never throws into the code that calls respond(): a bug while answering ends that connection, reported', async () => {
+    const { bytes } = calls(2);
+    const stream = connection(bytes, 4096);
+    const reported: unknown[] = [];
+    let answers: (() => void) | undefined;
+    const served = new ThriftServer(
+      dispatching((request, responder) => {
+        if (request.header.seqId !== 0) return;
+        // The second answer is dropped, and dropping releases its reply: a release that throws.
+        answers = () => {
+          responder.respond(echoReply(request, () => {}));
+          responder.respond(
+            echoReply(request, () => {
+              throw new Error('release bug');
+            }),
+          );
+        };
+      }),
+      { onConnectionError: (error) => reported.push(error) },
+    ).handleConnection(stream);
+    while (answers === undefined) await tick();
+    // As an upstream's receive callback would: outside the server's own call stack.
+    expect(() => answers!()).not.toThrow();
+    await served;
+    expect(stream.closed).toBe(true);
+    expect(reported.map((e) => (e as Error).message)).toEqual(['release bug']);
+  });
+
   it('answers a call not answered within the handler timeout, then drops and releases the late answer', async () => {
     const { bytes } = calls(1);
     let late: (() => void) | undefined;
