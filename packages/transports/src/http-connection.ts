@@ -467,6 +467,11 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     try {
       resolve(onResponse(res, this.#exKey));
     } catch (e) {
+      // A hook that throws (its contract says it must not; none does) leaves the body with no
+      // reader and no read deadline armed: the connection would be held, neither pooled nor
+      // closed, until the upstream closed it. Let go of the body now (the connection is dropped),
+      // as the h2 connector resets its stream.
+      if (res.body instanceof PooledResponseBody) void res.body.return();
       reject(e);
     }
   }

@@ -141,6 +141,34 @@ describe.each(drivers)('HttpConnector on the $name driver', ({ name, skip }) => 
     await expectNoLeak(c, fds);
   });
 
+  run(
+    'an onResponse hook that throws: the caller gets its error and the connection is let go at once',
+    async () => {
+      // A body that stays open: nothing but loch can end this connection.
+      const p = await peer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('x');
+      });
+      const fds = fdCount();
+      const c = make();
+      const key = endpoint(`http://127.0.0.1:${p.port}`);
+      const boom = new Error('hook failed');
+      const err = await c
+        .request(key, createRequest('GET', '/open'), {
+          onResponse: () => {
+            throw boom;
+          },
+        })
+        .catch((e: unknown) => e);
+      expect(err).toBe(boom);
+      // Neither pooled nor held: it was held, with no reader and no deadline, until the upstream
+      // closed it.
+      expect(c.stats()).toMatchObject({ active: 0, idle: 0 });
+      expect(await eventually(() => p.sockets.size === 0, 20_000)).toBe(true);
+      await expectNoLeak(c, fds);
+    },
+  );
+
   run('a response with Connection: close is not reused', async () => {
     const p = await peer((_req, res) => {
       res.setHeader('connection', 'close');
