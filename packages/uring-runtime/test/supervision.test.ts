@@ -75,6 +75,46 @@ function collect<T>(p: WorkerPool, event: string): T[] {
   return seen;
 }
 
+/**
+ * The watchdog tests' timing. The supervisor must see a beat from each worker within timeoutMs:
+ * with 1 s, an idle worker of the loaded CI machine (every suite at once on 2 cores) could be
+ * declared wedged because its thread waited for a core, so the timeout is 5 s, and the tests'
+ * quiet windows are counted in beats, never in milliseconds.
+ */
+const WATCHDOG = { intervalMs: 200, timeoutMs: 5000 } as const;
+/** Beats that take longer than the watchdog's timeout (and 1 s more), however late the threads. */
+const BEATS_PAST_TIMEOUT = Math.ceil((WATCHDOG.timeoutMs + 1000) / WATCHDOG.intervalMs);
+
+/** Each worker's count of beats sent (the fixture's `beats`); undefined for one that did not answer. */
+async function beatCounts(p: WorkerPool): Promise<(number | undefined)[]> {
+  const replies = await p.broadcast({ cmd: 'beats' });
+  return replies.map((r) => (r.ok ? (r.value as number) : undefined));
+}
+
+/**
+ * Waits until every worker has sent `more` beats after `from` (its counts then), or a crash is
+ * reported, or a worker stops answering. A worker's interval never fires early, so `more` beats
+ * span at least `more * intervalMs` of the workers' time, however loaded the machine: when they
+ * are in, a watchdog that would kill a beating worker has had that long to do it.
+ */
+async function beatsPast(
+  p: WorkerPool,
+  crashes: readonly WorkerCrash[],
+  from: readonly number[],
+  more: number,
+): Promise<void> {
+  // A bound for liveness only (a worker that stopped beating without being killed).
+  const end = Date.now() + 90_000;
+  for (;;) {
+    if (crashes.length > 0) return;
+    const counts = await beatCounts(p);
+    if (counts.some((n) => n === undefined)) return;
+    if (counts.every((n, i) => n! >= from[i]! + more)) return;
+    if (Date.now() > end) throw new Error(`beats stalled at ${counts.join(', ')} (from ${from.join(', ')})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 // Each test starts worker threads (a V8 isolate each, compiling the fixture's TypeScript) and
 // replaces some: CPU-heavy. Beside the other suites on the 2-core CI machine they ran 5-10 times
 // slower (1-5 s -> 15-20 s; six timed out at 20 s in one run, 4 burners at load ~25): the bound is
@@ -282,25 +322,25 @@ describe('worker supervision', { timeout: 120_000 }, () => {
         driver,
         faultInjection: true,
         restart: { minBackoffMs: 1 },
-        watchdog: { intervalMs: 100, timeoutMs: 1000 },
+        watchdog: WATCHDOG,
       });
       const p = pool!;
       const crashes = collect<WorkerCrash>(p, 'crash');
-      // Idle workers beat on: three timeouts' worth of quiet is no crash.
-      await new Promise((r) => setTimeout(r, 3000));
+      // Idle workers beat on: more than a timeout's worth of beats is no crash.
+      await beatsPast(p, crashes, [0, 0], BEATS_PAST_TIMEOUT);
       expect(crashes).toEqual([]);
       const restarted = once(p, 'restart') as Promise<[WorkerRestart]>;
       p.injectFault(1, 'drop-completions');
       // A bound for liveness (without the watchdog it never comes), not a latency target.
       const outcome = await Promise.race([
         restarted.then(([r]) => r),
-        new Promise<'not replaced'>((r) => setTimeout(() => r('not replaced'), 15_000)),
+        new Promise<'not replaced'>((r) => setTimeout(() => r('not replaced'), 60_000)),
       ]);
       expect(outcome).toMatchObject({ worker: 1, attempt: 1 });
       expect(crashes).toHaveLength(1);
       expect(crashes[0]!.worker).toBe(1);
       expect(crashes[0]!.error.message).toMatch(
-        /^worker 1 is wedged: no heartbeat for \d+ ms \(watchdog 1000 ms\)$/,
+        /^worker 1 is wedged: no heartbeat for \d+ ms \(watchdog 5000 ms\)$/,
       );
       // Both serve again: the replacement (1:1) and worker 0, untouched.
       const served = new Set<string>();
@@ -317,18 +357,21 @@ describe('worker supervision', { timeout: 120_000 }, () => {
         () => false,
       );
       if (!available) test.skip(`the ${driver} driver is unavailable here`);
-      await startPool({ workers: 1, driver, watchdog: { intervalMs: 100, timeoutMs: 1000 } });
+      await startPool({ workers: 1, driver, watchdog: WATCHDOG });
       const p = pool!;
       const crashes = collect<WorkerCrash>(p, 'crash');
-      await expect(p.send(0, { cmd: 'reject-heartbeat' })).resolves.toBe('armed');
-      // Three timeouts' worth: the beats after the failed one keep the worker alive.
-      await new Promise((r) => setTimeout(r, 3000));
+      const armed = (await p.send(0, { cmd: 'reject-heartbeat' })) as { armed: boolean; beats: number };
+      expect(armed.armed).toBe(true);
+      // More than a timeout's worth of beats after the failed one: they keep the worker alive
+      // (a worker silenced by the failure beats no more, and the watchdog kills it).
+      await beatsPast(p, crashes, [armed.beats], BEATS_PAST_TIMEOUT);
       expect(crashes).toEqual([]);
+      expect(p.status(0)).toBe('running');
     }, 120_000);
   }
 
   it('a watchdog check that itself ran late (the main thread stalled) kills no worker', async () => {
-    await startPool({ workers: 2, watchdog: { intervalMs: 100, timeoutMs: 1000 } });
+    await startPool({ workers: 2, watchdog: WATCHDOG });
     const p = pool!;
     const crashes = collect<WorkerCrash>(p, 'crash');
     await p.broadcast({ cmd: 'whoami' });
@@ -336,11 +379,14 @@ describe('worker supervision', { timeout: 120_000 }, () => {
     // runs next, before the beats that wait unread meanwhile.
     await new Promise<void>((r) =>
       setTimeout(() => {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1500);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, WATCHDOG.timeoutMs + 500);
         r();
       }, 0),
     );
-    await new Promise((r) => setTimeout(r, 1000));
+    // Checks after the stall, on time again, see the workers beating (a kill at the late
+    // check would have ended them at once).
+    const after = (await beatCounts(p)).map((n) => n ?? 0);
+    await beatsPast(p, crashes, after, 5);
     expect(crashes).toEqual([]);
     const replies = await p.broadcast({ cmd: 'whoami' });
     expect(replies.map((r) => r.ok)).toEqual([true, true]);

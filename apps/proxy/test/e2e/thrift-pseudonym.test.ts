@@ -79,6 +79,12 @@ function writeFixtures(dir: string): void {
   writeFileSync(join(dir, 'k1.key'), `${k1.toString('hex')}\n`);
 }
 
+/**
+ * The tests' timeout, a liveness bound above their longest waits: until()'s 30 s, and the reload
+ * test's three reloads (loch.waitFor, 15 s each). The default 20 s was below both.
+ */
+const LIVENESS = { timeout: 60_000 };
+
 async function until(ok: () => boolean): Promise<void> {
   // Up to 30 s: a state waited for, however late the machine (it is usually there at once).
   for (let i = 0; i < 3000 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -94,7 +100,7 @@ async function refused(call: Promise<unknown>): Promise<TApplicationException> {
   return error as TApplicationException;
 }
 
-describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) => {
+describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', LIVENESS, (driver) => {
   let upstream: NpmUpstream;
   let loch: Loch;
   let up: number;
@@ -239,7 +245,8 @@ describe.each(drivers)('loch pseudonymizing thrift calls (driver %s)', (driver) 
   });
 });
 
-describe('loch check with pseudonymize', () => {
+// Each check starts a node with tsx compiling the proxy's TypeScript: seconds each on a loaded CI.
+describe('loch check with pseudonymize', LIVENESS, () => {
   const dir = tempDir('loch-thrift-pseudonym-check-');
   writeFixtures(dir);
   const check = (text: string, env: Record<string, string> = {}) => {

@@ -10,10 +10,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Driver } from '../../src/driver.js';
 import type { BufferStats } from '../../src/internal/buffer-budget.js';
 import { heldBytes } from '../../src/net/runtime-stream.js';
 import { createRuntime, type Runtime } from '../../src/runtime.js';
-import type { ByteStream, RecvChunk } from '../../src/stream.js';
+import type { ByteStream, DriverName, RecvChunk, StreamListener } from '../../src/stream.js';
 import { driverCases, portOf } from './drivers.js';
 
 const cases = await driverCases();
@@ -25,9 +26,10 @@ const WORKER_CAP = 2048 * KIB;
 /** Flooded connections: together they want 12 x 256 KiB = 3 MiB, above the worker's 2 MiB. */
 const FLOODERS = 12;
 /**
- * The flood tests' timeouts are liveness bounds: a python flooder and 12-80 sockets, 0.6-1.6 s here
+ * The flood tests' timeout, a liveness bound: a python flooder and 12-80 sockets, 0.6-1.6 s here
  * alone, took 13-31 s in a whole-suite run at nice 19 beside 4 CPU burners (one timed out at 30 s).
  */
+const FLOOD_TIMEOUT_MS = 120_000;
 
 function openFds(): number {
   return readdirSync('/proc/self/fd').length;
@@ -49,6 +51,45 @@ function flood(port: number, n: number, trickle: readonly string[] = []): Promis
       resolve(child);
     });
   });
+}
+
+/** A small pool's runtime (64 x 64 KiB buffers on io_uring) with the tests' caps, listening on loopback. */
+async function smallPoolRuntime(
+  name: DriverName,
+): Promise<{ rt: Runtime; driver: Driver; listener: StreamListener; port: number }> {
+  const rt = await createRuntime({
+    driver: name,
+    log: () => undefined,
+    buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
+    uring: { bufferCount: 64 },
+  });
+  const driver = rt.driver;
+  const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+  return { rt, driver, listener, port: portOf(listener) };
+}
+
+/**
+ * A new connection is still served beside the abused ones: one echo of `ping`. Resolves with
+ * both of its ends, for the caller to close with the rest.
+ */
+async function expectEchoServed(
+  driver: Driver,
+  listener: StreamListener,
+  port: number,
+): Promise<[ByteStream, ByteStream]> {
+  const echo = (async () => {
+    const stream = await listener.accept();
+    const chunk = await stream.recv();
+    await stream.writeAll(new Uint8Array(chunk!.bytes));
+    chunk!.release();
+    return stream;
+  })();
+  const client = await driver.connectTcp({ host: '127.0.0.1', port });
+  await client.writeAll(new TextEncoder().encode('ping'));
+  const answer = await client.recv();
+  expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
+  answer!.release();
+  return [await echo, client];
 }
 
 describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
@@ -176,7 +217,7 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       runtime = undefined;
       expect(openFds()).toBeLessThanOrEqual(fdsBefore);
     },
-    120_000,
+    FLOOD_TIMEOUT_MS,
   );
 
   it.skipIf(skip !== undefined)(
@@ -185,18 +226,10 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
     // (Ring.kernelBuffers). Before, a late worker (clean-clone CI, or this test under nice 19 beside
     // CPU burners) saw 62 and 64 of 64 out: the kernel fills the receives already armed before
     // JavaScript sees a completion and stops them.
-    { timeout: 120_000 },
+    { timeout: FLOOD_TIMEOUT_MS },
     async () => {
-      const rt = await createRuntime({
-        driver: name,
-        log: () => undefined,
-        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
-        uring: { bufferCount: 64 },
-      });
+      const { rt, driver, listener, port } = await smallPoolRuntime(name);
       runtime = rt;
-      const driver = rt.driver;
-      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-      const port = portOf(listener);
       // 24 connections each get 200-byte pieces every few ms: far below the byte budgets, but on
       // io_uring each piece takes a 64 KiB buffer; the readers keep every chunk they read.
       const streams: ByteStream[] = [];
@@ -219,18 +252,7 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
         await tick(5);
       }
       // A normal exchange still gets buffers.
-      const echo = (async () => {
-        const stream = await listener.accept();
-        const chunk = await stream.recv();
-        await stream.writeAll(new Uint8Array(chunk!.bytes));
-        chunk!.release();
-        return stream;
-      })();
-      const client = await driver.connectTcp({ host: '127.0.0.1', port });
-      await client.writeAll(new TextEncoder().encode('ping'));
-      const answer = await client.recv();
-      expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
-      answer!.release();
+      const served = await expectEchoServed(driver, listener, port);
       for (let i = 0; i < 20; i++) {
         maxOut = Math.max(maxOut, rt.bufferStats()!.buffersInUse);
         await tick(10);
@@ -245,8 +267,7 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       child = undefined;
       await Promise.all(streams.map((stream) => stream.close()));
       for (const chunk of kept.splice(0)) chunk.release();
-      await (await echo).close();
-      await client.close();
+      await Promise.all(served.map((stream) => stream.close()));
       await listener.close();
       expect(rt.bufferStats()!.held).toBe(0);
       if (name === 'uring') expect(rt.bufferStats()!.buffersInUse).toBe(0);
@@ -263,16 +284,8 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
     // held one chunk grew past 3/4 on it, and recvs armed before that each took one more.
     { timeout: 60_000 },
     async () => {
-      const rt = await createRuntime({
-        driver: name,
-        log: () => undefined,
-        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
-        uring: { bufferCount: 64 },
-      });
+      const { rt, driver, listener, port } = await smallPoolRuntime(name);
       runtime = rt;
-      const driver = rt.driver;
-      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-      const port = portOf(listener);
       const N = 24;
       const clients: ByteStream[] = [];
       const streams: ByteStream[] = [];
@@ -334,20 +347,7 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       // The trickle was stopped, not starved of pieces: streams wait for room.
       expect(s.waiting).toBeGreaterThan(0);
       // A new connection is still served.
-      const echo = (async () => {
-        const stream = await listener.accept();
-        const chunk = await stream.recv();
-        await stream.writeAll(new Uint8Array(chunk!.bytes));
-        chunk!.release();
-        return stream;
-      })();
-      const client = await driver.connectTcp({ host: '127.0.0.1', port });
-      await client.writeAll(new TextEncoder().encode('ping'));
-      const answer = await client.recv();
-      expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
-      answer!.release();
-      await (await echo).close();
-      await client.close();
+      await Promise.all((await expectEchoServed(driver, listener, port)).map((stream) => stream.close()));
       await Promise.all(streams.map((stream) => stream.close()));
       await Promise.all(clients.map((c) => c.close()));
       for (const chunk of kept.splice(0)) chunk.release();
@@ -359,16 +359,8 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
   it.skipIf(skip !== undefined)(
     'more flooded connections than the pool has buffers: a new connection is still served',
     async () => {
-      const rt = await createRuntime({
-        driver: name,
-        log: () => undefined,
-        buffers: { streamBytes: STREAM_CAP, workerBytes: WORKER_CAP },
-        uring: { bufferCount: 64 },
-      });
+      const { rt, driver, listener, port } = await smallPoolRuntime(name);
       runtime = rt;
-      const driver = rt.driver;
-      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-      const port = portOf(listener);
       // 80 connections flood; each reader takes one chunk and keeps it (on io_uring: a buffer of
       // a 64-buffer pool each, until the pool is nearly out).
       const streams: ByteStream[] = [];
@@ -382,18 +374,7 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       }
       const inUse = rt.bufferStats()!.buffersInUse;
       expect(inUse).toBeLessThanOrEqual(rt.bufferStats()!.bufferCount);
-      const echo = (async () => {
-        const stream = await listener.accept();
-        const chunk = await stream.recv();
-        await stream.writeAll(new Uint8Array(chunk!.bytes));
-        chunk!.release();
-        return stream;
-      })();
-      const client = await driver.connectTcp({ host: '127.0.0.1', port });
-      await client.writeAll(new TextEncoder().encode('ping'));
-      const answer = await client.recv();
-      expect(new TextDecoder().decode(answer!.bytes)).toBe('ping');
-      answer!.release();
+      const served = await expectEchoServed(driver, listener, port);
       console.log(`${name}: ${inUse} buffers in use with 80 flooded connections holding a chunk each`);
       const exited = new Promise((resolve) => child!.once('close', resolve));
       child.kill('SIGKILL');
@@ -401,13 +382,12 @@ describe.each(cases)('receive budgets: $name', ({ name, skip }) => {
       child = undefined;
       for (const chunk of kept.splice(0)) chunk.release();
       await Promise.all(streams.map((stream) => stream.close()));
-      await (await echo).close();
-      await client.close();
+      await Promise.all(served.map((stream) => stream.close()));
       await listener.close();
       expect(rt.bufferStats()!.held).toBe(0);
       if (name === 'uring') expect(rt.bufferStats()!.buffersInUse).toBe(0);
     },
-    120_000,
+    FLOOD_TIMEOUT_MS,
   );
   // 16: on io_uring an armed read reserved up to 256 KiB of the 1.5 MiB share until data came;
   // 40: node:net kept 64 KiB for each flowing socket that held bytes.
