@@ -34,8 +34,7 @@ export async function idleConnectionMemory(
   // Both readings are taken after the same quiet period, so a peer that trims memory when idle
   // (Loch's idle trim) is read in the same state with and without the connections.
   const settleMs = options.settleMs ?? 2000;
-  await new Promise((r) => setTimeout(r, settleMs));
-  const baselineKiB = rssKiB(peer.pid);
+  const baselineKiB = await settledRssKiB(peer.pid, settleMs);
   const script = ['idle-clients.ts', String(port), String(options.count), options.path];
   const argv = [process.execPath, '--import', 'tsx', ...script];
   const full = options.clientCpu === undefined ? argv : ['taskset', '-c', options.clientCpu, ...argv];
@@ -52,8 +51,7 @@ export async function idleConnectionMemory(
     });
     const m = /ready (\d+) failed (\d+)/.exec(line);
     const connections = Number(m?.[1] ?? 0);
-    await new Promise((r) => setTimeout(r, settleMs));
-    const idleKiB = rssKiB(peer.pid);
+    const idleKiB = await settledRssKiB(peer.pid, settleMs);
     return {
       peer: peer.name,
       connections,
@@ -66,6 +64,34 @@ export async function idleConnectionMemory(
     const exited = new Promise((r) => client.once('exit', r));
     client.kill('SIGTERM');
     await exited;
+  }
+}
+
+/** How long settledRssKiB waits at most for the RSS to stop moving, and how it samples. */
+const SETTLE_MAX_MS = 30_000;
+const SETTLE_SAMPLE_MS = 500;
+/** Samples (SETTLE_SAMPLE_MS apart) that must agree within SETTLE_TOLERANCE_KIB. */
+const SETTLE_SAMPLES = 5;
+const SETTLE_TOLERANCE_KIB = 256;
+
+/**
+ * The peer's RSS once it has stopped moving: at least `minMs` of quiet, then until the last
+ * SETTLE_SAMPLES readings (2 s) agree within SETTLE_TOLERANCE_KIB, at most SETTLE_MAX_MS. A fixed
+ * wait is not enough for a peer that trims when idle: Loch's trim runs after 1 s, and V8 gives
+ * freed pages back to the OS seconds later still, so a baseline read after a fixed 5 s could sit
+ * above the reading with 10,000 connections open (a negative "bytes per connection").
+ */
+export async function settledRssKiB(pid: number, minMs: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, minMs));
+  const samples = [rssKiB(pid)];
+  const deadline = Date.now() + SETTLE_MAX_MS;
+  for (;;) {
+    const last = samples.slice(-SETTLE_SAMPLES);
+    if (last.length === SETTLE_SAMPLES && Math.max(...last) - Math.min(...last) <= SETTLE_TOLERANCE_KIB)
+      return last[last.length - 1]!;
+    if (Date.now() >= deadline) return samples[samples.length - 1]!;
+    await new Promise((r) => setTimeout(r, SETTLE_SAMPLE_MS));
+    samples.push(rssKiB(pid));
   }
 }
 
