@@ -6,7 +6,15 @@
  * sources, is reported, never rebuilt.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
@@ -125,6 +133,27 @@ export class LochDoesNotForwardError extends Error {
   readonly code = 'ERR_AB_LOCH_DOES_NOT_FORWARD';
 }
 
+/** How big a running loch's access log may grow before the harness empties it. */
+const LOG_TRIM_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Empties `file` whenever it passes LOG_TRIM_BYTES while `peer` runs: a round with the access log
+ * on writes ~60,000 lines a second (the busy memory reading alone wrote 1.1 GB). loch appends
+ * (O_APPEND), so the truncated file grows again from 0, as in http-proxy/run.ts.
+ */
+function trimWhileRunning(peer: Peer, file: string): void {
+  const timer = setInterval(() => {
+    try {
+      if (statSync(file).size > LOG_TRIM_BYTES) truncateSync(file, 0);
+    } catch {
+      // Not written yet.
+    }
+  }, 1000);
+  timer.unref();
+  const stop = () => clearInterval(timer);
+  peer.exited.then(stop, stop);
+}
+
 /**
  * Starts `tree`'s loch on 127.0.0.1:`port` pinned to `cpu`, forwarding to the static backend,
  * and resolves once it forwards every probe path with status 200 and the expected body length.
@@ -152,6 +181,7 @@ export async function startLoch(
     cpu: o.cpu,
     cwd: tree.root,
   });
+  if (accessLog !== undefined) trimWhileRunning(peer, accessLog);
   // A loch that exits (bad config, missing native addon) fails at once, not after the timeout.
   const exited = peer.exited.then((code) => {
     throw new Error(`exited with ${code} before it forwarded`);
