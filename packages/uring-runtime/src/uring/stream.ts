@@ -224,9 +224,18 @@ function noop(): void {}
 /**
  * One in-flight single-shot op of a stream (read into caller buffer, send, writev, shutdown);
  * a write settles its WriteTarget, read and shutdown their promise.
- * A fresh op per call, every field set in the constructor (one shape): pooling ops measured
- * slower in V8, since storing the call's young buffer and resolving functions into a pooled
- * (old) op costs a write barrier each, more than the young allocation it saves.
+ *
+ * Write records (sendTo) are reused: one goes back to the thread's spare list (spareOps) once it
+ * settled at its op's final completion, and the thread's next write takes it (writeOp). The rule
+ * that makes this safe: a record is given back only from settled(), which runs once, at the
+ * completion that ends the op (a short send's completion resubmits the same record instead and
+ * returns before it; the ring has dropped the slot's target before it calls a final completion),
+ * after its abort listener was removed; and it lets go of everything it referenced. So nothing
+ * still holds a record on the spare list: no ring slot, no signal, no target. A completion with
+ * CQE_F_MORE (none for these ops today) never gives one back. Per thread, not per stream: a
+ * spare per stream would keep ~190 B on every idle connection (issue 18). Read and shutdown ops
+ * (promises, rare on the hot path) stay fresh; a close_notify's record (a target's) is given back
+ * as a write's is.
  */
 class StreamOp implements CompletionTarget {
   slot = -1;
@@ -237,19 +246,22 @@ class StreamOp implements CompletionTarget {
   onAbort: (() => void) | undefined = undefined;
   /** The buffers of a writev still to send (AS_WRITEV_ALL). */
   bufs: readonly Uint8Array[] | undefined = undefined;
+  /** On the thread's spare list (or about to be): a write record between two writes. */
+  spare = false;
   constructor(
-    readonly stream: UringStream,
-    readonly syscall: string,
-    readonly buf: Uint8Array | undefined,
-    readonly mode: number,
+    public stream: UringStream,
+    public syscall: string,
+    public buf: Uint8Array | undefined,
+    public mode: number,
     readonly resolve: Settle,
     readonly reject: Fail,
-    readonly signal: AbortSignal | undefined,
+    public signal: AbortSignal | undefined,
     /** Told the outcome instead of a promise (writes). */
-    readonly target: WriteTarget | undefined,
+    public target: WriteTarget | undefined,
   ) {}
 
-  onCompletion(res: number, _flags: number, slot: number): void {
+  onCompletion(res: number, flags: number, slot: number): void {
+    if (this.spare) throw new Error('uring stream: a completion for a write record already given back');
     const stream = this.stream;
     stream.opFinished();
     const mode = this.mode;
@@ -265,7 +277,7 @@ class StreamOp implements CompletionTarget {
         }
         res = -ECANCELED;
       } else {
-        this.settled(undefined, buf);
+        this.settled(undefined, buf, flags);
         return;
       }
     } else if (mode === AS_WRITEV_ALL && res >= 0) {
@@ -278,7 +290,7 @@ class StreamOp implements CompletionTarget {
         }
         res = -ECANCELED;
       } else {
-        this.settled(undefined, done);
+        this.settled(undefined, done, flags);
         return;
       }
     }
@@ -286,16 +298,27 @@ class StreamOp implements CompletionTarget {
     if (res >= 0 || (mode === AS_VOID && res === -ENOTCONN)) {
       // (ENOTCONN: shutdown of a socket the peer already closed.)
       if (mode === AS_READ && res === 0) stream.markEnd();
-      this.settled(undefined, mode === AS_VOID ? undefined : [res, buf]);
+      this.settled(undefined, mode === AS_VOID ? undefined : [res, buf], flags);
     } else if (stream.ring.isCancelling(slot) || stream.closing || res === -ECANCELED)
-      this.settled(cancelledError(this.syscall, stream.addressForError(), buf), undefined);
-    else this.settled(RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), buf), undefined);
+      this.settled(cancelledError(this.syscall, stream.addressForError(), buf), undefined, flags);
+    else
+      this.settled(
+        RuntimeError.fromErrno(res, this.syscall, stream.addressForError(), buf),
+        undefined,
+        flags,
+      );
   }
 
-  /** Settles the op (its promise or its writeTo target) and drops its abort listener. */
-  private settled(error: RuntimeError | undefined, value: unknown): void {
-    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+  /**
+   * Settles the op (its promise or its writeTo target) and drops its abort listener; a write
+   * record then goes back to the thread's spare list (see the class comment), unless the
+   * completion says more are due (`flags` with CQE_F_MORE).
+   */
+  private settled(error: RuntimeError | undefined, value: unknown, flags: number): void {
+    const onAbort = this.onAbort;
+    if (onAbort !== undefined) this.signal?.removeEventListener('abort', onAbort);
     const target = this.target;
+    if (this.resolve === noop && (flags & CQE_F_MORE) === 0) giveBackOp(this);
     // Through the delivery queue, not called here: in completion order with the receives. A
     // promise write's target only settles its promise, itself deferred: told at once.
     if (target instanceof PromiseWrite) target.onWritten(error);
@@ -303,6 +326,57 @@ class StreamOp implements CompletionTarget {
     else if (error !== undefined) this.reject(error);
     else (this.resolve as (value: unknown) => void)(value);
   }
+}
+
+/** Write records between two writes (see StreamOp), the thread's; at most MAX_SPARE_OPS. */
+const spareOps: StreamOp[] = [];
+/** Writes in flight at once that a thread reuses records for (~190 B each kept at most). */
+const MAX_SPARE_OPS = 128;
+
+/** A write record of `stream`: a spare one reused, or a new one (see StreamOp). */
+function writeOp(
+  stream: UringStream,
+  syscall: string,
+  buf: Uint8Array | undefined,
+  mode: number,
+  signal: AbortSignal | undefined,
+  target: WriteTarget,
+): StreamOp {
+  const op = spareOps.pop();
+  if (op === undefined) return new StreamOp(stream, syscall, buf, mode, noop, noop, signal, target);
+  op.spare = false;
+  op.stream = stream;
+  op.syscall = syscall;
+  op.buf = buf;
+  op.mode = mode;
+  op.signal = signal;
+  op.target = target;
+  op.done = 0;
+  op.total = 0;
+  return op;
+}
+
+/**
+ * A settled write record back to the spare list: it lets go of its buffers, target and signal
+ * (a spare must pin nothing), and is marked so a completion reaching it throws instead of
+ * settling another write.
+ */
+function giveBackOp(op: StreamOp): void {
+  op.spare = true;
+  op.slot = -1;
+  // Not the stream either: a spare would keep a closed stream (and its ring) reachable.
+  (op as { stream: UringStream | undefined }).stream = undefined;
+  op.target = undefined;
+  op.buf = undefined;
+  op.bufs = undefined;
+  op.signal = undefined;
+  op.onAbort = undefined;
+  if (spareOps.length < MAX_SPARE_OPS) spareOps.push(op);
+}
+
+/** @internal Write records on this thread's spare list (tests). */
+export function spareWriteOps(): number {
+  return spareOps.length;
 }
 
 /**
@@ -659,7 +733,7 @@ export class UringStream
       return;
     }
     if (single) {
-      const op = new StreamOp(this, 'write', data, AS_WRITE_ALL, noop, noop, signal, target);
+      const op = writeOp(this, 'write', data, AS_WRITE_ALL, signal, target);
       // On a TLS stream (tls > 0) the ring encrypts the bytes and sends the records itself.
       this.submit(op, OP_SEND, data.byteLength, data, 0, this.tls);
       return;
@@ -670,7 +744,7 @@ export class UringStream
       queueMicrotask(() => target.onWritten(undefined));
       return;
     }
-    const op = new StreamOp(this, 'writev', undefined, AS_WRITEV_ALL, noop, noop, signal, target);
+    const op = writeOp(this, 'writev', undefined, AS_WRITEV_ALL, signal, target);
     op.bufs = data;
     op.total = total;
     this.submitv(op, data, Math.min(data.length, MAX_IOV));
