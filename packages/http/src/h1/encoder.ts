@@ -183,6 +183,30 @@ export function encodeResponseHeadBytes(
   o: ResponseHeadOptions,
   trailing = 0,
 ): Buffer {
+  return encodeResponseHeadTo(null, status, reason, headers, o, trailing) as Buffer;
+}
+
+/**
+ * Memory for an encoded head and the bytes copied behind it: a connection that lends pieces of
+ * its thread's write slab (internal/write-slab.ts) and gives them back once its write completed.
+ */
+export interface HeadLender {
+  /** `n` bytes, lent to the write they are handed to. */
+  lend(n: number): Uint8Array;
+}
+
+/**
+ * encodeResponseHeadBytes into memory from `lender` (null: a new Buffer). The result is exactly
+ * `head + trailing` bytes long.
+ */
+export function encodeResponseHeadTo(
+  lender: HeadLender | null,
+  status: number,
+  reason: string,
+  headers: HttpHeaders,
+  o: ResponseHeadOptions,
+  trailing = 0,
+): Uint8Array {
   // The decoded status line when it says the same (a forwarded answer), else a cached one.
   const reuse =
     headers.startAt >= 0 &&
@@ -236,7 +260,7 @@ export function encodeResponseHeadBytes(
     (chunked ? CHUNKED.length : 0) +
     (conn === null ? 0 : conn.length) +
     2;
-  const out = Buffer.allocUnsafe(size + trailing);
+  const out = lender === null ? Buffer.allocUnsafe(size + trailing) : lender.lend(size + trailing);
   let pos: number;
   if (line === null) pos = writeFieldBlock(headers, out, 0, true, keepLength);
   else {
@@ -304,6 +328,23 @@ export function encodeRequestHeadBytes(
   options: RequestHeadOptions = {},
   trailing = 0,
 ): Buffer {
+  return encodeRequestHeadTo(null, method, target, headers, framing, length, options, trailing) as Buffer;
+}
+
+/**
+ * encodeRequestHeadBytes into memory from `lender` (null: a new Buffer): for a client that gives
+ * the piece back once the write it went out in completed (see HeadLender).
+ */
+export function encodeRequestHeadTo(
+  lender: HeadLender | null,
+  method: string,
+  target: string,
+  headers: HttpHeaders,
+  framing: BodyFraming,
+  length: number,
+  options: RequestHeadOptions = {},
+  trailing = 0,
+): Uint8Array {
   if (!isToken(method))
     throw new HttpError('ERR_HTTP_INVALID_METHOD', 500, `invalid method ${JSON.stringify(method)}`);
   if (!isVisibleAscii(target)) {
@@ -343,7 +384,7 @@ export function encodeRequestHeadBytes(
     (close ? CLOSE.length : 0) +
     (upgrade ? CONNECTION_UPGRADE.length : 0) +
     2;
-  const out = Buffer.allocUnsafe(size + trailing);
+  const out = lender === null ? Buffer.allocUnsafe(size + trailing) : lender.lend(size + trailing);
   let pos = 0;
   if (!reuse) {
     pos = writeLatin1(out, 0, method);
@@ -393,9 +434,11 @@ export function encodeRequestHead(
  * A one-entry cache of encoded response heads with `length` framing, for a server answering
  * many requests with the same status, fields and body length (a static answer): a hit copies
  * the last head's bytes instead of measuring and writing its fields. The key is everything
- * encodeResponseHeadBytes reads for `length` framing: the HttpHeaders instance and its
+ * encodeResponseHeadTo reads for `length` framing: the HttpHeaders instance and its
  * revision, status, reason, the Date it adds, length, keep-alive and version, so a hit is
- * byte-identical. It keeps the last output buffer (never written after it was sent).
+ * byte-identical. The heads it encodes go to writes (and, lent, are reused once written), so
+ * it keeps a copy of its own, made when the same key comes twice in a row (a proxy's answers,
+ * each with its own fields, never make one).
  */
 export class ResponseHeadCache {
   private headers: HttpHeaders | null = null;
@@ -406,16 +449,36 @@ export class ResponseHeadCache {
   private length = -1;
   private keepAlive = false;
   private minor = -1;
+  /** The cached head's bytes (a copy of its own), or null. */
   private last: Uint8Array | null = null;
-  private headLength = 0;
 
-  /** Like encodeResponseHeadBytes (head, then `trailing` free bytes), from the cache when it can. */
-  encode(status: number, reason: string, headers: HttpHeaders, o: ResponseHeadOptions, trailing = 0): Buffer {
-    if (o.framing !== 'length') return encodeResponseHeadBytes(status, reason, headers, o, trailing);
+  /** Like encodeResponseHeadTo (head, then `trailing` free bytes), from the cache when it can. */
+  encode(
+    status: number,
+    reason: string,
+    headers: HttpHeaders,
+    o: ResponseHeadOptions,
+    trailing?: number,
+  ): Buffer;
+  encode(
+    status: number,
+    reason: string,
+    headers: HttpHeaders,
+    o: ResponseHeadOptions,
+    trailing: number,
+    lender: HeadLender | null,
+  ): Uint8Array;
+  encode(
+    status: number,
+    reason: string,
+    headers: HttpHeaders,
+    o: ResponseHeadOptions,
+    trailing = 0,
+    lender: HeadLender | null = null,
+  ): Uint8Array {
+    if (o.framing !== 'length') return encodeResponseHeadTo(lender, status, reason, headers, o, trailing);
     const date = o.date && measureFieldBlock(headers) >= 0 && !headers.fieldsDate ? dateLineBytes() : null;
-    const last = this.last;
-    if (
-      last !== null &&
+    const same =
       headers === this.headers &&
       headers.revision === this.revision &&
       status === this.status &&
@@ -423,14 +486,18 @@ export class ResponseHeadCache {
       date === this.date &&
       o.length === this.length &&
       o.keepAlive === this.keepAlive &&
-      o.requestMinor === this.minor
-    ) {
-      const n = this.headLength;
-      const out = Buffer.allocUnsafe(n + trailing);
-      out.set(n === last.length ? last : last.subarray(0, n), 0);
+      o.requestMinor === this.minor;
+    const last = this.last;
+    if (same && last !== null) {
+      const n = last.length;
+      const out = lender === null ? Buffer.allocUnsafe(n + trailing) : lender.lend(n + trailing);
+      out.set(last, 0);
       return out;
     }
-    const out = encodeResponseHeadBytes(status, reason, headers, o, trailing);
+    const out = encodeResponseHeadTo(lender, status, reason, headers, o, trailing);
+    // The same key twice in a row: worth a copy (the output itself is the write's, and may be
+    // reused once written).
+    this.last = same ? new Uint8Array(out.subarray(0, out.length - trailing)) : null;
     this.headers = headers;
     this.revision = headers.revision;
     this.status = status;
@@ -439,8 +506,6 @@ export class ResponseHeadCache {
     this.length = o.length;
     this.keepAlive = o.keepAlive;
     this.minor = o.requestMinor;
-    this.last = out;
-    this.headLength = out.length - trailing;
     return out;
   }
 }

@@ -11,7 +11,8 @@ import type { HttpResponse } from '../message.js';
 import {
   CHUNK_END,
   chunkHeader,
-  encodeResponseHeadBytes,
+  encodeResponseHeadTo,
+  type HeadLender,
   lastChunk,
   type ResponseHeadOptions,
 } from './encoder.js';
@@ -30,8 +31,12 @@ export const DEFERRED = Symbol('deferred');
  */
 const COALESCE_BYTES = 1024;
 
-/** What the writer needs from its connection. */
-export interface ResponseSink {
+/**
+ * What the writer needs from its connection. The head (with a first chunk copied behind it) is
+ * encoded into memory the connection lends (HeadLender: a piece of its thread's write slab,
+ * given back once the write it goes out in completed), and handed to the next write.
+ */
+export interface ResponseSink extends HeadLender {
   /** Starts one write under the write deadline, not waited for (no write may be in flight). */
   startWrite(out: Uint8Array | Uint8Array[]): void;
   /** The last write is in flight with the body's end unseen: look at it once the write is done. */
@@ -65,16 +70,16 @@ export function writeStreamBody(
   try {
     r = nextNow(it);
     if (r === null || r.done || r.value.byteLength === 0) {
-      out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+      out = encodeResponseHeadTo(conn, res.status, res.reason, res.headers, o);
     } else {
       const chunk = r.value;
       sent = chunk.byteLength;
       // The step is taken: the chunk goes out with the head (or fails the length below).
       r = null;
       if (framing === 'length' && sent > body.length) {
-        out = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+        out = encodeResponseHeadTo(conn, res.status, res.reason, res.headers, o);
       } else if (sent > COALESCE_BYTES) {
-        const head = encodeResponseHeadBytes(res.status, res.reason, res.headers, o);
+        const head = encodeResponseHeadTo(conn, res.status, res.reason, res.headers, o);
         out = framing === 'chunked' ? [head, chunkHeader(sent), chunk, CHUNK_END] : [head, chunk];
         if (mayDefer && framing === 'length' && sent === body.length) {
           // Likely the whole body; the chunk is lent to the write, so its end is looked at only
@@ -86,7 +91,14 @@ export function writeStreamBody(
       } else {
         if (framing === 'chunked') {
           const size = chunkHeader(sent);
-          const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, size.length + sent + 2);
+          const b = encodeResponseHeadTo(
+            conn,
+            res.status,
+            res.reason,
+            res.headers,
+            o,
+            size.length + sent + 2,
+          );
           let pos = b.length - (size.length + sent + 2);
           b.set(size, pos);
           pos += size.length;
@@ -96,7 +108,7 @@ export function writeStreamBody(
           b[pos + 1] = 0x0a;
           out = b;
         } else {
-          const b = encodeResponseHeadBytes(res.status, res.reason, res.headers, o, sent);
+          const b = encodeResponseHeadTo(conn, res.status, res.reason, res.headers, o, sent);
           b.set(chunk, b.length - sent);
           out = b;
         }

@@ -23,6 +23,7 @@ import { HttpError, HttpParseError, HttpTimeoutError, type HttpTimeoutKind } fro
 import type { HttpHeaders } from '../headers.js';
 import { closeBody, plainResponse } from '../internal/answers.js';
 import { writeProgressMark, writeProgressSince } from '../internal/write-progress.js';
+import { giveBack, lendBytes, lentSlab, type WriteSlab } from '../internal/write-slab.js';
 import type { HttpRequest, HttpResponse, HttpServerRequest, HttpTunnel } from '../message.js';
 import type { HttpServer, ServedConnection } from '../server.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
@@ -122,6 +123,39 @@ const F_ABANDONED = 128;
 const F_EARLY = 256;
 const F_SNIFFING = 512;
 const F_WATCHED = 1024;
+/**
+ * flags above the F_* bits, each field a fixed-size number (one Smi instead of four fields of
+ * 8 bytes on an idle connection): the state (H1State), what the pending receive is for (READ_*),
+ * the armed deadline's kind (KINDS), and how many pieces of `lent`'s slab this connection holds.
+ */
+const STATE_SHIFT = 11;
+const STATE_MASK = 0xf << STATE_SHIFT;
+const READING_SHIFT = 15;
+const READING_MASK = 0x7 << READING_SHIFT;
+const KIND_SHIFT = 18;
+const KIND_MASK = 0x7 << KIND_SHIFT;
+const LENT_SHIFT = 21;
+const LENT_ONE = 1 << LENT_SHIFT;
+const LENT_BITS = LENT_ONE - 1;
+/** Most pieces counted (flags stays a small integer); past it answers get buffers of their own. */
+const LENT_MAX = 1023;
+/** Deadline kinds by their code in flags. */
+const KINDS: readonly HttpTimeoutKind[] = ['idle', 'head', 'body', 'write', 'response'];
+
+function kindCode(kind: HttpTimeoutKind): number {
+  switch (kind) {
+    case 'idle':
+      return 0;
+    case 'head':
+      return 1;
+    case 'body':
+      return 2;
+    case 'write':
+      return 3;
+    default:
+      return 4;
+  }
+}
 
 /**
  * What few HTTP/1.1 connections need: failures kept for a later look, the tail of a DEFERRED
@@ -130,6 +164,8 @@ const F_WATCHED = 1024;
  * with a body over 1 KiB), kept from then on; an idle connection that never needed it holds a null.
  */
 class H1Rare {
+  /** The deadline that expired (the connection ends), or null. */
+  expired: HttpTimeoutKind | null = null;
   bodyError: unknown = null;
   writeFailure: unknown = null;
   /**
@@ -145,26 +181,42 @@ class H1Rare {
   sniffed: Uint8Array | null = null;
 }
 
+/**
+ * The settlers of the promises a connection's callers wait on (a handler's body read, a streamed
+ * answer's write) and the last body read: made when one is set, dropped once all are null again,
+ * so a connection between requests (and one whose requests never wait: the fast lane) holds none.
+ */
+class H1Waits {
+  readResolve: ((c: StreamChunk | null) => void) | null = null;
+  readReject: ((e: unknown) => void) | null = null;
+  writeResolve: (() => void) | null = null;
+  writeReject: ((e: unknown) => void) | null = null;
+  bodyWait: Promise<number> | null = null;
+
+  get empty(): boolean {
+    return (
+      this.readResolve === null &&
+      this.readReject === null &&
+      this.writeResolve === null &&
+      this.writeReject === null &&
+      this.bodyWait === null
+    );
+  }
+}
+
 /** One accepted HTTP/1.1 connection. */
 export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, RequestBodySource {
   deadline = NO_DEADLINE;
-  private deadlineKind: HttpTimeoutKind = 'idle';
-  private expired: HttpTimeoutKind | null = null;
   /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
   private sentMark = 0;
-  /** What the pending recvTo is for (READ_*). */
-  private reading = READ_NONE;
-  /** The settlers of recvChunk()'s promise while READ_AWAITED. */
-  private readResolve: ((c: StreamChunk | null) => void) | null = null;
-  private readReject: ((e: unknown) => void) | null = null;
   /** While parked: the server's never-fed idle decoder; the real one went back to the pool. */
   private decoder: RequestDecoder;
   private chunk: StreamChunk | null = null;
-  /** Where the exchange is (see H1State). */
-  state: H1State = H1State.Idle;
   /**
    * The connection's yes/no state, one bit each (F_*; read and written through the accessors
-   * below): ten fields of 8 bytes each were one eighth of an idle connection's object.
+   * below): ten fields of 8 bytes each were one eighth of an idle connection's object. Above
+   * them the state, the receive's purpose, the deadline's kind and the lent count (see
+   * STATE_SHIFT): Idle, READ_NONE, 'idle', 0.
    */
   private flags = F_BODY_DONE;
   /**
@@ -172,20 +224,22 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
    * over (to drain it, or at the end of the connection): reads of a taken body fail. @internal
    */
   reqBody: IncomingRequestBody | null = null;
-  /** The last wait of a request body read (the handler's read in flight, if not settled). */
-  private bodyWait: Promise<number> | null = null;
   /** Encoded responses held back while more pipelined requests were buffered. */
   private pending: Uint8Array[] = NO_PENDING;
   private pendingBytes = 0;
   /** Requests answered on this connection. */
   private served = 0;
-  /** Whoever waits for the write in flight (send(), afterWrite()). */
-  private writeResolve: (() => void) | null = null;
-  private writeReject: ((e: unknown) => void) | null = null;
   /** What few connections need (H1Rare), made the first time one does; null until then. */
   private rare: H1Rare | null = null;
+  /** The settlers and body wait of a request that waits (H1Waits), while there are any. */
+  private waits: H1Waits | null = null;
   /** The request whose handler works on its answer (only with onAbandoned), else null. */
   private handling: HttpServerRequest<Cx> | null = null;
+  /**
+   * The write slab whose pieces this connection's answers were encoded into (see lend()), while
+   * it holds any (their count is in flags, LENT_ONE each); null otherwise (an idle connection).
+   */
+  private lent: WriteSlab | null = null;
 
   constructor(
     private readonly server: HttpServer<Cx>,
@@ -205,6 +259,38 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   /** What the server's h1 connections share (read through the server: one field less each). */
   private get h1(): H1ServerShared {
     return this.server.h1;
+  }
+
+  /** Where the exchange is (see H1State). */
+  get state(): H1State {
+    return ((this.flags & STATE_MASK) >> STATE_SHIFT) as H1State;
+  }
+  set state(state: H1State) {
+    this.flags = (this.flags & ~STATE_MASK) | (state << STATE_SHIFT);
+  }
+
+  /** What the pending recvTo is for (READ_*). */
+  private get reading(): number {
+    return (this.flags & READING_MASK) >> READING_SHIFT;
+  }
+  private set reading(how: number) {
+    this.flags = (this.flags & ~READING_MASK) | (how << READING_SHIFT);
+  }
+
+  /** The kind of the deadline armed (or last armed). */
+  private get deadlineKind(): HttpTimeoutKind {
+    return KINDS[(this.flags & KIND_MASK) >> KIND_SHIFT]!;
+  }
+  private set deadlineKind(kind: HttpTimeoutKind) {
+    this.flags = (this.flags & ~KIND_MASK) | (kindCode(kind) << KIND_SHIFT);
+  }
+
+  /** The deadline that expired (the connection ends), or null (kept in the rare part). */
+  private get expired(): HttpTimeoutKind | null {
+    return this.rare === null ? null : this.rare.expired;
+  }
+  private set expired(kind: HttpTimeoutKind | null) {
+    if (kind !== null || this.rare !== null) this.rarePart().expired = kind;
   }
 
   private flag(bit: number): boolean {
@@ -298,6 +384,71 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   }
   private set watched(req: HttpServerRequest<Cx> | null) {
     this.setFlag(F_WATCHED, req !== null);
+  }
+
+  /** The H1Waits part, made now if it was not. */
+  private waitsPart(): H1Waits {
+    if (this.waits === null) this.waits = new H1Waits();
+    return this.waits;
+  }
+
+  /** After a settler or wait was set to null: the part goes once it holds nothing. */
+  private dropWaits(): void {
+    if (this.waits?.empty) this.waits = null;
+  }
+
+  /** The settlers of recvChunk()'s promise while READ_AWAITED. */
+  private get readResolve(): ((c: StreamChunk | null) => void) | null {
+    return this.waits === null ? null : this.waits.readResolve;
+  }
+  private set readResolve(f: ((c: StreamChunk | null) => void) | null) {
+    if (f !== null) this.waitsPart().readResolve = f;
+    else if (this.waits !== null) {
+      this.waits.readResolve = null;
+      this.dropWaits();
+    }
+  }
+  private get readReject(): ((e: unknown) => void) | null {
+    return this.waits === null ? null : this.waits.readReject;
+  }
+  private set readReject(f: ((e: unknown) => void) | null) {
+    if (f !== null) this.waitsPart().readReject = f;
+    else if (this.waits !== null) {
+      this.waits.readReject = null;
+      this.dropWaits();
+    }
+  }
+  /** Whoever waits for the write in flight (send(), afterWrite()). */
+  private get writeResolve(): (() => void) | null {
+    return this.waits === null ? null : this.waits.writeResolve;
+  }
+  private set writeResolve(f: (() => void) | null) {
+    if (f !== null) this.waitsPart().writeResolve = f;
+    else if (this.waits !== null) {
+      this.waits.writeResolve = null;
+      this.dropWaits();
+    }
+  }
+  private get writeReject(): ((e: unknown) => void) | null {
+    return this.waits === null ? null : this.waits.writeReject;
+  }
+  private set writeReject(f: ((e: unknown) => void) | null) {
+    if (f !== null) this.waitsPart().writeReject = f;
+    else if (this.waits !== null) {
+      this.waits.writeReject = null;
+      this.dropWaits();
+    }
+  }
+  /** The last wait of a request body read (the handler's read in flight, if not settled). */
+  private get bodyWait(): Promise<number> | null {
+    return this.waits === null ? null : this.waits.bodyWait;
+  }
+  private set bodyWait(p: Promise<number> | null) {
+    if (p !== null) this.waitsPart().bodyWait = p;
+    else if (this.waits !== null) {
+      this.waits.bodyWait = null;
+      this.dropWaits();
+    }
   }
 
   /** The H1Rare part, made now if it was not. */
@@ -1190,9 +1341,41 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     this.stream.writeTo(out, this);
   }
 
+  /**
+   * HeadLender: `n` bytes for an answer's head (and what is copied behind it), a piece of the
+   * thread's write slab (internal/write-slab.ts) when no write is in flight. The piece goes to the
+   * next write (started at once, or held back in `pending` and written by flushPending), and is
+   * given back when a write completes with nothing held back (onWritten): every piece lent by
+   * then went out in that write or one before it. @internal
+   */
+  lend(n: number): Uint8Array {
+    // While a write is in flight its completion would give back a piece that is not in it.
+    if (this.writing || this.flags >>> LENT_SHIFT >= LENT_MAX) return Buffer.allocUnsafe(n);
+    const out = lendBytes(n);
+    const slab = lentSlab();
+    if (slab !== null) {
+      if (slab !== this.lent) {
+        // Pieces of another slab still held (answers held back across a slab's end): their count
+        // is dropped, so that slab is never reused (the GC takes it): never overwritten early.
+        this.lent = slab;
+        this.flags &= LENT_BITS;
+      }
+      this.flags += LENT_ONE;
+    }
+    return out;
+  }
+
   /** The outcome of the write in flight (writeTo target). Never throws. @internal */
   onWritten(error: unknown): void {
     this.writing = false;
+    const lent = this.lent;
+    if (lent !== null && this.pending.length === 0) {
+      // The kernel is done with every piece lent so far (sent, or the write failed or was cut).
+      this.lent = null;
+      const count = this.flags >>> LENT_SHIFT;
+      this.flags &= LENT_BITS;
+      giveBack(lent, count);
+    }
     const resolve = this.writeResolve;
     const reject = this.writeReject;
     this.writeResolve = null;
@@ -1535,7 +1718,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         // Head and body in one buffer, one write.
         const data = framing === 'length' ? (body as FixedBody).data : null;
         const trailing = data === null ? 0 : data.byteLength;
-        const out = this.h1.heads.encode(res.status, res.reason, res.headers, o, trailing);
+        const out = this.h1.heads.encode(res.status, res.reason, res.headers, o, trailing, this);
         if (data !== null) out.set(data, out.length - trailing);
         this.responseStarted = true;
         if (keepAlive && this.decoder.hasInput && this.pendingBytes + out.length <= MAX_PENDING_BYTES) {
