@@ -81,7 +81,8 @@ class End implements ThriftServerStream {
   recvTo(target: ThriftRecvTarget): void {
     this.inbound.recvTo(target);
   }
-  writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+  writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+    const data = one instanceof Uint8Array ? [one] : one;
     void this.writev(data);
     queueMicrotask(() => target.onWritten(undefined));
   }

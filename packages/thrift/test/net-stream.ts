@@ -98,7 +98,8 @@ class NetStream implements ThriftServerStream {
     );
   }
 
-  writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+  writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+    const data = one instanceof Uint8Array ? [one] : one;
     this.writev(data).then(
       () => target.onWritten(undefined),
       (error: unknown) => target.onWritten(error),

@@ -13,7 +13,8 @@ export function withTargetForms<S extends ThriftStream>(stream: S): S & ThriftSe
         (error: unknown) => target.onRecv(null, error),
       );
     },
-    writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+    writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+      const data = one instanceof Uint8Array ? [one] : one;
       stream.writev(data).then(
         () => target.onWritten(undefined),
         (error: unknown) => target.onWritten(error),

@@ -94,6 +94,8 @@ function peerOf(request: ThriftRequest): SocketAddress {
  */
 class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener, UpstreamCallListener {
   payload: Uint8Array = EMPTY;
+  /** The reply framed as it came from a framed upstream (ThriftReply.wire), when relayed unchanged. */
+  wire: Uint8Array | undefined = undefined;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
 
@@ -220,7 +222,9 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     const relayed = new RelayedReply(this, request, responder, key.label, start, rewrite);
     // The caller going away cancels the upstream call (no AbortSignal made per call).
     request.onAbort?.(relayed);
-    this.upstreams.start(key, outgoing, request.header, route.options, relayed, relayed);
+    // Unchanged, the call goes as it came: one buffer (ThriftRequest.wire), no new prefix.
+    const wire = outgoing === frame ? request.wire?.() : undefined;
+    this.upstreams.start(key, outgoing, request.header, route.options, relayed, relayed, wire);
   }
 
   /** @internal The upstream answered `relayed`'s call: its reply (or failure) goes to the caller. */
@@ -278,6 +282,8 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     }
     this.#access(request, 200, payload.byteLength, upstream, start);
     relayed.payload = payload;
+    // Unchanged (no rewrite) from a framed upstream: the server may write it as it came.
+    if (payload === reply.payload && reply.framing === 'framed') relayed.wire = relayed.framedWire(payload);
     relayed.headers = reply.headers;
     relayed.intHeaders = reply.intHeaders;
     return relayed;

@@ -236,7 +236,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
    * Writes the call and reads its one reply (a receive still pending from the idle watch is
    * the call's); `call` is settled through the owner's callEnded once both are done or failed.
    */
-  start(call: ExclusiveCall, parts: readonly Uint8Array[]): void {
+  start(call: ExclusiveCall, parts: Uint8Array | readonly Uint8Array[]): void {
     this.#call = call;
     this.#sending = call;
     this.stream.writeTo(parts, this);
@@ -543,6 +543,14 @@ export class ReplyLease implements ReplyHold {
   }
 
   /**
+   * @internal The held reply, framed, as it came (RetainedChunk.framedWire): one view of its
+   * length prefix and `payload` when the reply was read in place with its prefix; else undefined.
+   */
+  framedWire(payload: Uint8Array): Uint8Array | undefined {
+    return this.#holder === undefined ? undefined : this.#chunk?.framedWire(payload);
+  }
+
+  /**
    * The call's own bytes (the frame given to ThriftUpstreams.call) are no longer lent to a
    * write: written, or the write failed and its stream was closed, or the call will never be
    * written (no connection, the caller gone, not encodable). Called exactly once per call, on
@@ -654,9 +662,14 @@ export class ThriftUpstreams implements ConnectionOwner {
     timeouts: ThriftCallOptions,
     lease: ReplyLease | undefined,
     listener: UpstreamCallListener,
+    /**
+     * The call exactly as it came (ThriftRequest.wire: framed, one buffer), when `frame` is that
+     * call unchanged: an exclusive upstream writes it as is, no prefix made, one buffer.
+     */
+    wire?: Uint8Array,
   ): void {
     if (key.multiplex === 0) {
-      this.#call(key, frame, message, timeouts, lease, listener);
+      this.#call(key, frame, message, timeouts, lease, listener, wire);
       return;
     }
     // MuxPool's promise with one reaction: not #muxCall's async layer around it (its promise and
@@ -713,12 +726,14 @@ export class ThriftUpstreams implements ConnectionOwner {
     timeouts: ThriftCallOptions,
     lease: ReplyLease | undefined,
     listener: UpstreamCallListener,
+    wire?: Uint8Array,
   ): void {
     this.inFlight++;
     const call = new ExclusiveCall(key, frame.seqId, message, timeouts.call, lease, listener);
-    let parts: Uint8Array[];
+    let parts: Uint8Array | Uint8Array[];
     try {
-      parts = frameParts(frame, frame.payload);
+      // Framed as the caller sent it (same framing: the route changed nothing): its bytes as they came.
+      parts = wire !== undefined && frame.framing === 'framed' ? wire : frameParts(frame, frame.payload);
     } catch (error) {
       call.failed = true;
       this.#ended(call);
@@ -750,7 +765,7 @@ export class ThriftUpstreams implements ConnectionOwner {
     );
   }
 
-  #start(conn: UpstreamConnection, call: ExclusiveCall, parts: readonly Uint8Array[]): void {
+  #start(conn: UpstreamConnection, call: ExclusiveCall, parts: Uint8Array | readonly Uint8Array[]): void {
     conn.busy();
     const lease = call.lease;
     if (lease !== undefined && !lease.running(conn)) {

@@ -64,6 +64,35 @@ export class RetainedChunk {
     if (this.#refs <= 0) return;
     if (--this.#refs === 0) this.chunk.release();
   }
+
+  /**
+   * @internal A framed frame whose `payload` is a view of this chunk, as it came on the wire:
+   * one view of its 4-byte length prefix and payload, when the prefix lies in this chunk right
+   * before the payload and says its length (it came in the same receive); else undefined (its
+   * prefix came in an earlier receive: the bytes before the payload are another buffer's).
+   * Valid while the frame is retained. Writing it sends exactly what frameParts() would.
+   */
+  framedWire(payload: Uint8Array): Uint8Array | undefined {
+    const bytes = this.chunk.bytes;
+    const at = payload.byteOffset - 4;
+    const n = payload.byteLength;
+    if (
+      this.#refs <= 0 ||
+      payload.buffer !== bytes.buffer ||
+      at < bytes.byteOffset ||
+      payload.byteOffset + n > bytes.byteOffset + bytes.byteLength
+    )
+      return undefined;
+    const i = at - bytes.byteOffset;
+    if (
+      bytes[i] !== n >>> 24 ||
+      bytes[i + 1] !== ((n >>> 16) & 0xff) ||
+      bytes[i + 2] !== ((n >>> 8) & 0xff) ||
+      bytes[i + 3] !== (n & 0xff)
+    )
+      return undefined;
+    return new Uint8Array(payload.buffer, at, n + 4);
+  }
 }
 
 /** Pulls frames out of a stream, one `next()` at a time. */

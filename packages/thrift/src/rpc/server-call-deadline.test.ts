@@ -40,7 +40,8 @@ it.each([
         setTimeout(() => target.onRecv({ bytes, release() {} }, undefined), 100);
       } else pending = target;
     },
-    writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+    writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+      const data = one instanceof Uint8Array ? [one] : one;
       for (const b of data) stream.written.push(b.slice());
       queueMicrotask(() => {
         target.onWritten(undefined);

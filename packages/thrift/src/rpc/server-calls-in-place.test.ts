@@ -83,7 +83,8 @@ function pooled(wire: Uint8Array, sizes: readonly number[], endAt = wire.byteLen
         );
       });
     },
-    writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+    writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+      const data = one instanceof Uint8Array ? [one] : one;
       for (const b of data) s.written.push(b.slice());
       queueMicrotask(() => target.onWritten(undefined));
     },

@@ -146,6 +146,12 @@ class IncomingCall implements ThriftRequest, ThriftResponder {
     return r.reset(this.frame.payload, this.bodyOffset);
   }
 
+  wire(): Uint8Array | undefined {
+    const share = this.share;
+    if (share === null || this.frame.framing !== 'framed') return undefined;
+    return share.framedWire(this.frame.payload);
+  }
+
   release(): void {
     this.released = true;
     const share = this.share;
@@ -537,15 +543,56 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     const batch = this.#ready;
     this.#ready = this.#writing; // empty: no write in flight
     this.#writing = batch;
-    let parts: Uint8Array[];
+    let parts: Uint8Array | Uint8Array[];
     try {
-      parts = this.#replyParts(batch.at(0));
-      for (let i = 1; i < batch.length; i++) parts.push(...this.#replyParts(batch.at(i)));
+      const first = batch.at(0);
+      // A reply relayed as it came (framed, in place) is one buffer: no prefix, no parts array.
+      const wire = batch.length === 1 ? this.#replyWire(first) : undefined;
+      if (wire !== undefined) parts = wire;
+      else {
+        parts = this.#replyPartsOf(first);
+        for (let i = 1; i < batch.length; i++) {
+          const call = batch.at(i);
+          const one = this.#replyWire(call);
+          if (one !== undefined) parts.push(one);
+          else parts.push(...this.#replyParts(call));
+        }
+      }
     } catch (error) {
       this.#fail(error);
       return;
     }
     this.stream.writeTo(parts, this);
+  }
+
+  /** The first reply of a batch as a parts array the others are pushed onto. */
+  #replyPartsOf(call: IncomingCall): Uint8Array[] {
+    const wire = this.#replyWire(call);
+    return wire !== undefined ? [wire] : this.#replyParts(call);
+  }
+
+  /**
+   * `call`'s reply as the one framed buffer its handler gave (ThriftReply.wire), when the call
+   * came framed and the buffer is exactly the length prefix of the reply's payload followed by
+   * that payload (the same bytes frameParts would write); else undefined.
+   */
+  #replyWire(call: IncomingCall): Uint8Array | undefined {
+    const reply = call.reply!;
+    const wire = reply.wire;
+    if (wire === undefined || call.frame.framing !== 'framed') return undefined;
+    const payload = reply.payload;
+    const n = payload.byteLength;
+    if (
+      wire.byteLength !== n + 4 ||
+      wire.byteOffset + 4 !== payload.byteOffset ||
+      wire.buffer !== payload.buffer ||
+      wire[0] !== n >>> 24 ||
+      wire[1] !== ((n >>> 16) & 0xff) ||
+      wire[2] !== ((n >>> 8) & 0xff) ||
+      wire[3] !== (n & 0xff)
+    )
+      return undefined;
+    return wire;
   }
 
   /**

@@ -272,7 +272,8 @@ function callbackOnly(input: Uint8Array, chunk: number) {
         target.onRecv({ bytes, release() {} }, undefined);
       });
     },
-    writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+    writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+      const data = one instanceof Uint8Array ? [one] : one;
       for (const b of data) s.written.push(b.slice());
       queueMicrotask(() => target.onWritten(undefined));
     },
@@ -371,7 +372,8 @@ describe('ThriftServer read timeout', () => {
           target.onRecv({ bytes, release() {} }, undefined);
         }, 30);
       },
-      writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+      writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+        const data = one instanceof Uint8Array ? [one] : one;
         for (const b of data) stream.written.push(b.slice());
         queueMicrotask(() => target.onWritten(undefined));
       },
@@ -420,7 +422,8 @@ describe('ThriftServer read timeout', () => {
           target.onRecv({ bytes, release() {} }, undefined);
         }, 15);
       },
-      writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void {
+      writeTo(one: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void {
+        const data = one instanceof Uint8Array ? [one] : one;
         for (const b of data) stream.written.push(b.slice());
         queueMicrotask(() => target.onWritten(undefined));
       },

@@ -58,6 +58,14 @@ export interface ThriftRequest {
    * any more, on every path (a second call does nothing).
    */
   release?(): void;
+  /**
+   * Optional: the call's frame exactly as it came on the wire, as one view of the received
+   * bytes, or undefined. Given for a framed message read in place (the server's `callsInPlace`)
+   * whose length prefix came in the same receive as its payload; valid as `frame.payload` is
+   * (until release()). A proxy relaying the call unchanged writes this one buffer instead of a
+   * new prefix and the payload.
+   */
+  wire?(): Uint8Array | undefined;
 }
 
 /** Told that a call was aborted (ThriftRequest.onAbort): an object, so no closure per call. */
@@ -80,6 +88,14 @@ export interface ThriftReply {
    * when it was reported, so they are never reused.
    */
   release?(): void;
+  /**
+   * Optional: the reply framed for the 'framed' transport as one buffer, its 4-byte length
+   * prefix then `payload`, where `payload` is this buffer's view from its 5th byte on (a proxy
+   * relaying an upstream's framed reply read in place). Written as is to a caller that came
+   * framed, instead of a new prefix and the payload; ignored otherwise, and when it does not
+   * frame `payload` exactly (checked).
+   */
+  readonly wire?: Uint8Array | undefined;
 }
 
 /**

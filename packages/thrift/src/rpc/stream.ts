@@ -47,8 +47,11 @@ export interface ThriftWriteTarget {
 export interface ThriftServerStream extends ThriftStream {
   /** The next chunk, end or failure goes to `target.onRecv`, exactly once. */
   recvTo(target: ThriftRecvTarget): void;
-  /** Writes every buffer, in order, completely; then `target.onWritten`, exactly once. */
-  writeTo(data: readonly Uint8Array[], target: ThriftWriteTarget): void;
+  /**
+   * Writes the buffer, or every buffer in order, completely; then `target.onWritten`, exactly
+   * once. A single buffer comes as itself (a reply relayed as it came), not in an array.
+   */
+  writeTo(data: Uint8Array | readonly Uint8Array[], target: ThriftWriteTarget): void;
 }
 
 /**

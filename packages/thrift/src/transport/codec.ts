@@ -17,6 +17,7 @@ import {
   type FrameSpec,
   type FramingName,
   frameSize,
+  NO_TRANSFORMS,
   type ThriftFrame,
   writeLength,
 } from './frame.js';
@@ -141,7 +142,7 @@ function decodePayload(
     intHeaders: EMPTY_INT_HEADERS,
     persistentHeaders: EMPTY_HEADERS,
     aclToken: undefined,
-    transforms: [],
+    transforms: NO_TRANSFORMS,
     payload,
     wireLength,
   };

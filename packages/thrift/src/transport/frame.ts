@@ -48,6 +48,8 @@ export interface ThriftFrame {
 export const EMPTY_HEADERS: ReadonlyMap<string, string> = new Map();
 /** The shared empty integer-header map of frames without TTHeader integer headers. */
 export const EMPTY_INT_HEADERS: ReadonlyMap<number, string> = new Map();
+/** @internal The shared (frozen) empty transform list of frames without transforms: none made per frame. */
+export const NO_TRANSFORMS: readonly number[] = Object.freeze([]);
 
 /** What to frame a message with: a ThriftFrame is one, so a frame can be re-framed. */
 export interface FrameSpec {

@@ -12,6 +12,7 @@ import {
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
   type FrameSpec,
+  NO_TRANSFORMS,
   protocolFromId,
   protocolId,
   type ThriftFrame,
@@ -139,7 +140,7 @@ export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): Th
     intHeaders: intHeaders ?? EMPTY_INT_HEADERS,
     persistentHeaders: EMPTY_HEADERS,
     aclToken,
-    transforms: [],
+    transforms: NO_TRANSFORMS,
     payload: frame.subarray(at + headerEnd, end),
     wireLength: length,
   };

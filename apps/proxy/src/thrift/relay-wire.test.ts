@@ -1,0 +1,208 @@
+/**
+ * A framed call relayed unchanged goes as it came (issue 15): the proxy writes the caller's
+ * received frame (its length prefix included) to an exclusive upstream as one buffer, and the
+ * upstream's framed reply to the caller as one buffer, instead of a new prefix and the payload
+ * in a gathered write each; byte-exact, on both drivers. A route that rewrites the call (here a
+ * header added, which needs THeader upstream) and a multiplexed upstream (seq ids remapped)
+ * frame their bytes anew. In process, over the runtime's streams, with a node:net client and
+ * upstream.
+ */
+import { createConnection, createServer, type Socket } from 'node:net';
+import {
+  createReader,
+  createWriter,
+  decodeFrame,
+  encodeFrame,
+  MessageType,
+  readMessageHeader,
+  ThriftServer,
+  TType,
+} from '@loch/thrift';
+import { createRuntime, type DriverChoice, StreamForms } from '@loch/uring-runtime';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseConfig } from '../config/load.js';
+import { ProxyLog } from '../proxy/log.js';
+import { ThriftProxyService } from './service.js';
+import { ThriftUpstreams } from './upstream.js';
+
+/** A node:net client sending whole frames, one call at a time. */
+async function netClient(
+  port: number,
+): Promise<{ call(frame: Uint8Array): Promise<Uint8Array>; close(): void }> {
+  const socket = createConnection({ host: '127.0.0.1', port });
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let buf = Buffer.alloc(0);
+  let waiting: ((frame: Uint8Array) => void) | undefined;
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0) && waiting !== undefined) {
+      const frame = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
+      buf = buf.subarray(frame.byteLength);
+      const w = waiting;
+      waiting = undefined;
+      w(frame);
+    }
+  });
+  return {
+    call(frame) {
+      return new Promise((resolve) => {
+        waiting = resolve;
+        socket.write(frame);
+      });
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+/**
+ * A binary upstream (framed, or THeader when `theader`) answering each call with its message
+ * echoed back as a REPLY, each reply in one write; records the bytes of every call it got.
+ */
+async function echoUpstream(
+  theader = false,
+): Promise<{ port: number; calls: Uint8Array[]; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const calls: Uint8Array[] = [];
+  const framing = theader ? 'theader' : 'framed';
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const bytes = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
+        buf = buf.subarray(bytes.byteLength);
+        calls.push(bytes);
+        const frame = decodeFrame(framing, bytes);
+        readMessageHeader('binary', frame.payload);
+        const reply = frame.payload.slice();
+        reply[3] = MessageType.REPLY; // strict binary: the type is the version word's last byte
+        s.write(encodeFrame({ ...frame, framing, protocol: 'binary' }, reply));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    calls,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A framed binary echo call of `text` with seq id `seqId`. */
+function echoCall(text: string, seqId: number): Uint8Array {
+  const w = createWriter('binary');
+  w.writeMessageBegin('echo', MessageType.CALL, seqId);
+  w.writeStructBegin();
+  w.writeFieldBegin(TType.STRING, 1);
+  w.writeString(text);
+  w.writeFieldStop();
+  w.writeStructEnd();
+  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe.each(['uring', 'legacy'] as DriverChoice[])(
+  'thrift relay of framed calls as they came (driver %s)',
+  (driver) => {
+    /** Five calls through a proxy of the given kind of upstream, checking each write's form. */
+    const relayRound = async (kind: string, keys: string): Promise<void> => {
+      const rewrite = kind.startsWith('rewritten');
+      const own = await createRuntime({ driver, log: () => undefined });
+      const up = await echoUpstream(rewrite);
+      const config = parseConfig(`
+[servers.probe]
+proxy_type = "thrift"
+listener = { type = "socket", value = "127.0.0.1:1" }
+access_log = false
+${
+  rewrite
+    ? `[[servers.probe.routes]]
+path = "/"
+upstream_framing = "theader"
+headers = { add = { caller = "probe" } }
+upstreams = [{ endpoint = "127.0.0.1:${up.port}"${keys} }]`
+    : `route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}"${keys} }] }`
+}
+`);
+      const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+      const service = new ThriftProxyService(
+        upstreams,
+        config.thriftServers[0]!,
+        new ProxyLog('error', 'test'),
+      );
+      const server = new ThriftServer(service, { framing: 'auto', callsInPlace: true });
+      const listener = await own.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const serving = server.serve(listener);
+      const port = (listener.localAddress as { port: number }).port;
+      const client = await netClient(port);
+      // Every write the proxy makes, from here on: one buffer, or a gathered list.
+      const writes: ('one' | 'list')[] = [];
+      // (The driver streams' own writeTo, under the runtime's wrappers: both drivers' extend StreamForms.)
+      const writeTo = StreamForms.prototype.writeTo;
+      vi.spyOn(StreamForms.prototype, 'writeTo').mockImplementation(function (
+        this: StreamForms,
+        data,
+        target,
+      ) {
+        writes.push(data instanceof Uint8Array ? 'one' : 'list');
+        writeTo.call(this, data, target);
+      });
+      try {
+        // The first call connects; the next four run on the pooled connection.
+        for (let i = 0; i < 5; i++) {
+          const text = `${i}:`.padEnd(10_240, String.fromCharCode(97 + i));
+          const call = echoCall(text, i);
+          const reply = await client.call(call);
+          const r = createReader('binary').reset(decodeFrame('framed', reply).payload);
+          expect(r.readMessageBegin()).toMatchObject({ type: MessageType.REPLY, seqId: i });
+          r.readStructBegin();
+          r.readFieldBegin();
+          expect(r.readString()).toBe(text);
+          if (kind === 'exclusive') expect(Buffer.compare(up.calls[i]!, call)).toBe(0);
+        }
+        expect(up.calls).toHaveLength(5);
+        // Two writes per call: the call upstream, the reply to the client.
+        expect(writes).toHaveLength(10);
+        if (kind === 'exclusive') expect(writes).toEqual(Array(10).fill('one'));
+        else {
+          // The call framed anew (a list); the reply relayed as it came when framed (multiplexed:
+          // its seq id is restored in place, the prefix unchanged).
+          for (let i = 0; i < 10; i += 2) expect(writes[i]).toBe('list');
+          for (let i = 1; i < 10; i += 2) expect(writes[i]).toBe(rewrite ? 'list' : 'one');
+        }
+      } finally {
+        vi.restoreAllMocks();
+        client.close();
+        await server.close();
+        await serving;
+        upstreams.closeAll();
+        await up.close();
+        await own.close();
+      }
+    };
+
+    it('one buffer per write when the call and reply go unchanged (exclusive and multiplexed), framed anew when rewritten; byte-exact', {
+      timeout: 60_000,
+    }, async () => {
+      await relayRound('exclusive', '');
+      // Seq ids remapped: the call is framed anew; the reply's id is restored in place.
+      await relayRound('multiplexed', ', multiplex = true');
+      await relayRound('rewritten (THeader upstream, a header added)', '');
+    });
+  },
+);
