@@ -183,8 +183,9 @@ class H1Rare {
 
 /**
  * The settlers of the promises a connection's callers wait on (a handler's body read, a streamed
- * answer's write) and the last body read: made when one is set, dropped once all are null again,
- * so a connection between requests (and one whose requests never wait: the fast lane) holds none.
+ * answer's write), the last body read and the answers held back for pipelined requests: made
+ * when one is set, dropped once all are empty again, so a connection between requests (and one
+ * whose requests never wait: the fast lane) holds none.
  */
 class H1Waits {
   readResolve: ((c: StreamChunk | null) => void) | null = null;
@@ -192,6 +193,9 @@ class H1Waits {
   writeResolve: (() => void) | null = null;
   writeReject: ((e: unknown) => void) | null = null;
   bodyWait: Promise<number> | null = null;
+  /** Encoded responses held back while more pipelined requests were buffered, and their size. */
+  pending: Uint8Array[] = NO_PENDING;
+  pendingBytes = 0;
 
   get empty(): boolean {
     return (
@@ -199,7 +203,8 @@ class H1Waits {
       this.readReject === null &&
       this.writeResolve === null &&
       this.writeReject === null &&
-      this.bodyWait === null
+      this.bodyWait === null &&
+      this.pending === NO_PENDING
     );
   }
 }
@@ -224,9 +229,6 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
    * over (to drain it, or at the end of the connection): reads of a taken body fail. @internal
    */
   reqBody: IncomingRequestBody | null = null;
-  /** Encoded responses held back while more pipelined requests were buffered. */
-  private pending: Uint8Array[] = NO_PENDING;
-  private pendingBytes = 0;
   /** Requests answered on this connection. */
   private served = 0;
   /** What few connections need (H1Rare), made the first time one does; null until then. */
@@ -449,6 +451,27 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       this.waits.bodyWait = null;
       this.dropWaits();
     }
+  }
+
+  /** Encoded responses held back while more pipelined requests were buffered (in H1Waits). */
+  private get pending(): Uint8Array[] {
+    return this.waits === null ? NO_PENDING : this.waits.pending;
+  }
+  private set pending(bufs: Uint8Array[]) {
+    if (bufs !== NO_PENDING) this.waitsPart().pending = bufs;
+    else if (this.waits !== null) {
+      this.waits.pending = NO_PENDING;
+      this.waits.pendingBytes = 0;
+      this.dropWaits();
+    }
+  }
+  /** Their size (0 while none are held). */
+  private get pendingBytes(): number {
+    return this.waits === null ? 0 : this.waits.pendingBytes;
+  }
+  private set pendingBytes(n: number) {
+    if (n !== 0) this.waitsPart().pendingBytes = n;
+    else if (this.waits !== null) this.waits.pendingBytes = 0;
   }
 
   /** The H1Rare part, made now if it was not. */
