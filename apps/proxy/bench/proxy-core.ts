@@ -13,7 +13,8 @@
  * counts).
  *
  * Run: node --conditions=@loch/source --import tsx bench/proxy-core.ts [N] [--size 128] [--rounds 5]
- * [--log] [--log-file PATH] [--promises [--sites]] [--wire] (`--log`: the access log on, written to
+ * [--log] [--log-file PATH] [--metrics] [--promises [--sites]] [--wire] (`--metrics`: metrics recorded,
+ * as a worker of a config with an `[admin]` listener records them; `--log`: the access log on, written to
  * nowhere (stdout's buffer, dropped); `--log-file PATH`: the access log on, to that file as
  * `access_log = { path }` writes it (a file sink, as bench:http-proxy's "as shipped" runs);
  * `--promises`: count the promises made per request with async_hooks; `--sites`: and where they
@@ -41,6 +42,8 @@ import type { StreamListener } from '@loch/uring-runtime';
 import { createRuntime } from '@loch/uring-runtime';
 import { MemoryStream } from '../../../bench/lib/memory-stream.js';
 import { parseConfig } from '../src/config/load.js';
+import { workerMetrics } from '../src/metrics/recorder.js';
+import { MetricsRegistry } from '../src/metrics/registry.js';
 import { benchProxy } from './bench-proxy.js';
 
 const { values: flags, positionals } = parseArgs({
@@ -53,6 +56,7 @@ const { values: flags, positionals } = parseArgs({
     wire: { type: 'boolean', default: false },
     sites: { type: 'boolean', default: false },
     clients: { type: 'string', default: '1' },
+    metrics: { type: 'boolean', default: false },
   },
   allowPositionals: true,
 });
@@ -82,6 +86,25 @@ const RESPONSE = new Uint8Array(
   ]),
 );
 const noop = () => {};
+
+if (flags.metrics) {
+  // Metrics recorded, as a worker of a config with an [admin] listener records them (the same
+  // server and route as benchProxy's, so the same series).
+  const config = parseConfig(`
+[admin]
+listener = { type = "socket", value = "127.0.0.1:18082" }
+
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:18080" }
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
+`);
+  workerMetrics.attach(0, new MetricsRegistry(config, 1).share());
+  if (!workerMetrics.enabled) throw new Error('--metrics: recording did not turn on');
+}
 
 /** The client: one request now, the next once an answer (head and body: one write) went out. */
 class Downstream extends MemoryStream {

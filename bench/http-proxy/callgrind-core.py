@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Per-request differences of two callgrind runs (callgrind-core.sh).
+
+Usage: callgrind-core.py <cg.N1> <cg.N2> <N1> <N2> [top=40] [--calls name,name...]
+
+Prints the total Ir of each run and (Ir2 - Ir1) / (N2 - N1); then the functions whose self Ir
+grew the most, per request, with their calls per request (every call site of the function
+summed: a JS -> native crossing is a call of its N-API callback or of the V8 builtin that makes
+it). JIT-compiled JavaScript has no symbol under callgrind: it is the '???' lines (per object).
+"""
+import re
+import sys
+from collections import defaultdict
+
+
+def parse(path):
+    """Self Ir per function name and calls per callee name, summed over the file."""
+    names = {"fn": {}, "cfn": {}}
+    self_ir = defaultdict(int)
+    calls = defaultdict(int)
+    total = 0
+    fn = None
+    cfn = "?"
+    pending_call = False
+    events_ir = 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            if not line:
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                ir = int(parts[1 + events_ir]) if len(parts) > 1 + events_ir else 0
+                if pending_call:
+                    pending_call = False  # the inclusive cost of a call: not self
+                    continue
+                self_ir[fn] += ir
+                total += ir
+                continue
+            if line.startswith("fn="):
+                fn = resolve(names["fn"], names, line[3:].strip())
+            elif line.startswith("cfn="):
+                cfn = resolve(names["fn"], names, line[4:].strip())
+            elif line.startswith("calls="):
+                n = int(line[6:].split()[0])
+                calls[cfn] += n
+                pending_call = True
+            elif line.startswith("events:"):
+                ev = line.split()[1:]
+                events_ir = ev.index("Ir") if "Ir" in ev else 0
+    return total, self_ir, calls
+
+
+def resolve(table, names, text):
+    m = re.match(r"\((\d+)\)(?:\s+(.*))?$", text)
+    if not m:
+        return text
+    key = m.group(1)
+    if m.group(2) is not None:
+        table[key] = m.group(2)
+    return table.get(key, f"({key})")
+
+
+def main():
+    a, b, n1, n2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    top = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5].isdigit() else 40
+    t1, s1, c1 = parse(a)
+    t2, s2, c2 = parse(b)
+    d = n2 - n1
+    print(f"Ir: {t1:,} ({n1} requests), {t2:,} ({n2}); per request {(t2 - t1) / d:,.0f}")
+    rows = []
+    for k in set(s1) | set(s2):
+        rows.append(((s2.get(k, 0) - s1.get(k, 0)) / d, (c2.get(k, 0) - c1.get(k, 0)) / d, k))
+    rows.sort(reverse=True)
+    print(f"{'self Ir/req':>12} {'calls/req':>10}  function")
+    for ir, calls, k in rows[:top]:
+        print(f"{ir:12,.0f} {calls:10.2f}  {k}")
+    watch = [
+        "napi_get_typedarray_info",
+        "napi_get_cb_info",
+        "napi_check_object_type_tag",
+        "v8impl::(anonymous namespace)::FunctionCallbackWrapper::Invoke(v8::FunctionCallbackInfo<v8::Value> const&)",
+        "Builtins_CallApiCallbackGeneric",
+        "Builtins_CallApiCallback",
+        "node::StringSlice<(node::encoding)3>(v8::FunctionCallbackInfo<v8::Value> const&)",
+        "Builtins_ScavengerCollect",
+        "v8::internal::Heap::Scavenge()",
+        "v8::internal::ScavengerCollector::CollectGarbage()",
+    ]
+    print("calls per request of named functions (inclusive counts by call):")
+    for k in sorted(set(c1) | set(c2)):
+        per = (c2.get(k, 0) - c1.get(k, 0)) / d
+        if any(w in k for w in watch) or re.search(r"headscan|ScanJs|latin1|StringSlice|Scavenge\(|MarkCompact", k, re.I):
+            if abs(per) >= 0.005:
+                print(f"{per:10.3f}  {k}")
+
+
+main()

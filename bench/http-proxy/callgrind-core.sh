@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied HTTP/1.1 request of loch's JavaScript, in process
+# (issue 18): apps/proxy/bench/proxy-core.ts (the server chain and the pooled client over
+# in-memory streams) bundled with esbuild and run under valgrind's callgrind twice, with N1 and
+# N2 requests in one round; (Ir(N2) - Ir(N1)) / (N2 - N1) is what a request costs once the
+# start, the JIT's first tiers and the bundle's load are subtracted. Also the calls per request
+# of named functions (crossings into native code: the head scanner, latin1Slice...) from
+# callgrind_annotate's inclusive counts.
+#
+# Usage: bench/http-proxy/callgrind-core.sh [size=128] [n1=5000] [n2=20000] [flags...]
+#   flags go to proxy-core.ts, e.g. --log-file /tmp/x.log --metrics (as shipped: both).
+# Env: OUT (dir, default a new one under $TMPDIR), TOP (functions listed, default 40), BUNDLE (a
+# bundle to run instead of bundling the tree: compare revisions with bundles made from each).
+# The runs are pinned to CPU ${CPU:-1}. Output: totals and per-request Ir, and the top functions
+# by their difference per request (self), in <dir>/report.txt.
+set -euo pipefail
+size=${1:-128}
+n1=${2:-5000}
+n2=${3:-20000}
+shift 3 || true
+here=$(cd "$(dirname "$0")/../.." && pwd)
+dir=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/callgrind-core-XXXXXX")}
+mkdir -p "$dir"
+top=${TOP:-40}
+echo "run dir: $dir" >&2
+# esbuild is a dependency of tsx and vitest, not a bin of the workspace: its binary from the store.
+esbuild=${ESBUILD:-$(ls -d "$here"/node_modules/.pnpm/esbuild@*/node_modules/esbuild/bin/esbuild | tail -1)}
+# One bundle: callgrind then counts no module loading through tsx, and V8 sees one script.
+# BUNDLE=<file>: a bundle made before (e.g. of another revision's sources) instead of a new one.
+if [ -n "${BUNDLE:-}" ]; then
+  cp "$BUNDLE" "$dir/core.mjs"
+else
+  (cd "$here/apps/proxy" && "$esbuild" bench/proxy-core.ts --bundle --platform=node --format=esm \
+    --conditions=@loch/source --target=node20 --log-level=warning \
+    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+    --outfile="$dir/core.mjs")
+fi
+export LOCH_NATIVE_PATH="$here/native/build/Release/loch_native.node"
+for n in "$n1" "$n2"; do
+  log_args=()
+  for a in "$@"; do
+    # A log file per run, so the two runs write the same bytes.
+    if [ "$a" = "--log-file" ]; then log_args+=("$a"); continue; fi
+    if [ "${#log_args[@]}" -gt 0 ] && [ "${log_args[-1]}" = "--log-file" ]; then log_args+=("$dir/access-$n.log"); continue; fi
+    log_args+=("$a")
+  done
+  taskset -c "${CPU:-1}" valgrind --tool=callgrind --smc-check=all-non-file \
+    --callgrind-out-file="$dir/cg.$n" node "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${log_args[@]}" \
+    >"$dir/out.$n" 2>"$dir/err.$n"
+  cat "$dir/out.$n"
+done
+/usr/bin/python3 "$here/bench/http-proxy/callgrind-core.py" "$dir/cg.$n1" "$dir/cg.$n2" "$n1" "$n2" "$top" | tee "$dir/report.txt"
