@@ -19,7 +19,8 @@
 // The framing decision itself (CL with TE, HTTP/1.0 rules, Expect, keep-alive) stays in the
 // decoder: it reads the flags written here.
 //
-// JS layout: `bind(io: Int32Array, slab: Uint8Array)` returns a binding of the decoder's record
+// JS layout: `bind(io: Int32Array, slab: Uint8Array)` (or `scanner(io, slab)`, a function
+// `scan(src)` that is its own binding: no binding argument to check per call) returns a binding of the decoder's record
 // and its current HeadSlab (`setSlab(binding, slab)` moves it to the next); `scan(binding, src: Uint8Array): number` scans src as the record's
 // inputs say (indices of io, the decoder declares the same constants: inputs at 0-7, outputs at
 // 8-27 with Content-Length as a float64 at int32 index 26, field entries from 28 on, five int32
@@ -687,13 +688,15 @@ void FinalizeBinding(napi_env env, void* data, void* /*hint*/) {
   delete b;
 }
 
-// The Binding of a tagged External; throws a TypeError and returns null for anything else.
+// The Binding of a tagged External (bind()) or tagged function (scanner(), which wraps it);
+// throws a TypeError and returns null for anything else.
 Binding* BindingOf(napi_env env, napi_value value) {
   bool tagged = false;
   void* bound = nullptr;
   if (napi_check_object_type_tag(env, value, &kBindingTag, &tagged) != napi_ok || !tagged ||
-      napi_get_value_external(env, value, &bound) != napi_ok) {
-    napi_throw_type_error(env, nullptr, "headScan: not a binding from bind()");
+      (napi_get_value_external(env, value, &bound) != napi_ok && napi_unwrap(env, value, &bound) != napi_ok) ||
+      bound == nullptr) {
+    napi_throw_type_error(env, nullptr, "headScan: not a binding from bind() or scanner()");
     return nullptr;
   }
   return static_cast<Binding*>(bound);
@@ -741,8 +744,9 @@ napi_value SetSlabJs(napi_env env, napi_callback_info cbinfo) {
   return nullptr;
 }
 
-// bind(io: Int32Array, slab: Uint8Array): an opaque binding for scan().
-napi_value BindJs(napi_env env, napi_callback_info cbinfo) {
+// A new Binding of bind()'s or scanner()'s arguments (io: Int32Array, slab: Uint8Array), its
+// references made; null with a TypeError or an Error thrown.
+Binding* NewBinding(napi_env env, napi_callback_info cbinfo) {
   size_t argc = 2;
   napi_value argv[2];
   if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) {
@@ -766,10 +770,21 @@ napi_value BindJs(napi_env env, napi_callback_info cbinfo) {
   b->io_len = ilen;
   b->slab = bdata;
   b->slab_len = blen;
-  napi_value external;
   if (napi_create_reference(env, argv[0], 1, &b->io_ref) != napi_ok ||
-      napi_create_reference(env, argv[1], 1, &b->slab_ref) != napi_ok ||
-      napi_create_external(env, b, FinalizeBinding, nullptr, &external) != napi_ok) {
+      napi_create_reference(env, argv[1], 1, &b->slab_ref) != napi_ok) {
+    FinalizeBinding(env, b, nullptr);
+    napi_throw_error(env, nullptr, "headScan.bind: out of memory");
+    return nullptr;
+  }
+  return b;
+}
+
+// bind(io: Int32Array, slab: Uint8Array): an opaque binding for scan().
+napi_value BindJs(napi_env env, napi_callback_info cbinfo) {
+  Binding* b = NewBinding(env, cbinfo);
+  if (b == nullptr) return nullptr;
+  napi_value external;
+  if (napi_create_external(env, b, FinalizeBinding, nullptr, &external) != napi_ok) {
     FinalizeBinding(env, b, nullptr);
     napi_throw_error(env, nullptr, "headScan.bind: out of memory");
     return nullptr;
@@ -778,24 +793,32 @@ napi_value BindJs(napi_env env, napi_callback_info cbinfo) {
   return external;
 }
 
-// scan(binding, src: Uint8Array): Outcome, or kCopied. Plain N-API (no wrapper objects): one call
-// per head is the whole cost the decoder pays to cross, so it stays at a few tens of nanoseconds.
-napi_value ScanJs(napi_env env, napi_callback_info cbinfo) {
-  size_t argc = 2;
-  napi_value argv[2];
-  napi_value result;
-  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) {
-    napi_throw_type_error(env, nullptr, "headScan.scan(binding: from bind(), src: Uint8Array)");
+napi_value ScanBoundJs(napi_env env, napi_callback_info cbinfo);
+
+// scanner(io: Int32Array, slab: Uint8Array): a function `scan(src)` bound to a new binding, which
+// it owns (napi_wrap: freed with the function) and which setSlab() takes as a binding.
+napi_value ScannerJs(napi_env env, napi_callback_info cbinfo) {
+  Binding* b = NewBinding(env, cbinfo);
+  if (b == nullptr) return nullptr;
+  napi_value fn;
+  if (napi_create_function(env, "scan", NAPI_AUTO_LENGTH, ScanBoundJs, b, &fn) != napi_ok ||
+      napi_wrap(env, fn, b, FinalizeBinding, nullptr, nullptr) != napi_ok) {
+    FinalizeBinding(env, b, nullptr);
+    napi_throw_error(env, nullptr, "headScan.scanner: out of memory");
     return nullptr;
   }
-  const Binding* bound = BindingOf(env, argv[0]);
-  if (bound == nullptr) return nullptr;
-  const Binding& b = *bound;
+  napi_type_tag_object(env, fn, &kBindingTag);
+  return fn;
+}
+
+// One scan of `src` through binding `b` (scan() and a scanner()'s function): Outcome, or kCopied.
+napi_value ScanWith(napi_env env, const Binding& b, napi_value src_value) {
+  napi_value result;
   napi_typedarray_type st;
   size_t slen, soff;
   void* sdata;
   napi_value sab;
-  if (napi_get_typedarray_info(env, argv[1], &st, &slen, &sdata, &sab, &soff) != napi_ok || st != napi_uint8_array) {
+  if (napi_get_typedarray_info(env, src_value, &st, &slen, &sdata, &sab, &soff) != napi_ok || st != napi_uint8_array) {
     napi_throw_type_error(env, nullptr, "headScan.scan(binding, src: Uint8Array)");
     return nullptr;
   }
@@ -860,6 +883,33 @@ napi_value ScanJs(napi_env env, napi_callback_info cbinfo) {
   return result;
 }
 
+// scan(binding, src: Uint8Array): Outcome, or kCopied. Plain N-API (no wrapper objects): one call
+// per head is the whole cost the decoder pays to cross, so it stays at a few tens of nanoseconds.
+napi_value ScanJs(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, nullptr) != napi_ok || argc < 2) {
+    napi_throw_type_error(env, nullptr, "headScan.scan(binding: from bind(), src: Uint8Array)");
+    return nullptr;
+  }
+  const Binding* bound = BindingOf(env, argv[0]);
+  if (bound == nullptr) return nullptr;
+  return ScanWith(env, *bound, argv[1]);
+}
+
+// A scanner()'s function: its Binding is the callback's data (the function owns it: napi_wrap),
+// so a call checks no tag and reads no External: scanFn(src) is scan(binding, src).
+napi_value ScanBoundJs(napi_env env, napi_callback_info cbinfo) {
+  size_t argc = 1;
+  napi_value argv[1];
+  void* data = nullptr;
+  if (napi_get_cb_info(env, cbinfo, &argc, argv, nullptr, &data) != napi_ok || argc < 1 || data == nullptr) {
+    napi_throw_type_error(env, nullptr, "headScan scanner: scan(src: Uint8Array)");
+    return nullptr;
+  }
+  return ScanWith(env, *static_cast<const Binding*>(data), argv[0]);
+}
+
 }  // namespace
 
 void Register(Napi::Env env, Napi::Object exports) {
@@ -872,6 +922,8 @@ void Register(Napi::Env env, Napi::Object exports) {
   scan.Set("setSlab", Napi::Value(env, fn));
   napi_create_function(env, "scan", NAPI_AUTO_LENGTH, ScanJs, nullptr, &fn);
   scan.Set("scan", Napi::Value(env, fn));
+  napi_create_function(env, "scanner", NAPI_AUTO_LENGTH, ScannerJs, nullptr, &fn);
+  scan.Set("scanner", Napi::Value(env, fn));
   exports.Set("headScan", scan);
 }
 

@@ -101,7 +101,9 @@ bool SetKnownNames(const char* const* names, size_t count);
 Outcome Scan(const uint8_t* src, size_t start, size_t end, bool find_end, Kind kind,
              const Limits& limits, Result* out);
 
-// Adds `headScan: { init(names), bind(io, slab), setSlab(binding, slab), scan(binding, src) }`.
+// Adds `headScan: { init(names), bind(io, slab), setSlab(binding, slab), scan(binding, src),
+// scanner(io, slab) }`: scanner() returns a function `scan(src)` of its own binding (which
+// setSlab also takes), one argument and no binding check per call.
 void Register(Napi::Env env, Napi::Object exports);
 
 }  // namespace loch::headscan

@@ -25,7 +25,7 @@ import { METHODS } from 'node:http';
 import { type HeadScanBinding, loadHeadScan, type NativeHeadScan } from '@loch/native';
 import { EMPTY_BODY } from '../body.js';
 import { HttpError, HttpParseError, type HttpParseErrorCode } from '../errors.js';
-import { HttpHeaders } from '../headers.js';
+import { HttpHeaders, latin1Of } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
 import * as headSlab from '../internal/head-slab.js';
 import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
@@ -269,6 +269,12 @@ let scanIoF64 = new Float64Array(scanIo.buffer, 0, IO_ENTRIES >> 1);
 let scanBinding: HeadScanBinding | null = null;
 let boundIo: Int32Array | null = null;
 let boundSlab: HeadSlab | null = null;
+/**
+ * The binding's own scan function (the addon's `scanner(io, slab)`: one argument, no binding
+ * check per call; null with a build that has none, which scan(binding, src) then serves).
+ */
+let scanFn: ((src: Uint8Array) => number) | null = null;
+type ScannerOf = (io: Int32Array, slab: Uint8Array) => ((src: Uint8Array) => number) & HeadScanBinding;
 
 /**
  * Chooses the head parser of this thread's decoders: the native scanner (the default when
@@ -862,7 +868,15 @@ abstract class H1Decoder<M> {
     // its own or a new one; then the copy is made here).
     const current = reserveHead(0, 0);
     if (io !== boundIo) {
-      scanBinding = headScan!.bind(io, current.bytes);
+      const scanner = (headScan as NativeHeadScan & { readonly scanner?: ScannerOf }).scanner;
+      if (scanner !== undefined) {
+        const fn = scanner(io, current.bytes);
+        scanBinding = fn;
+        scanFn = fn;
+      } else {
+        scanBinding = headScan!.bind(io, current.bytes);
+        scanFn = null;
+      }
       boundIo = io;
       boundSlab = current;
     } else if (current !== boundSlab) {
@@ -872,7 +886,7 @@ abstract class H1Decoder<M> {
       boundSlab = current;
     }
     io[IO_SLAB_TOP] = current.mark;
-    const outcome = headScan!.scan(scanBinding!, src);
+    const outcome = scanFn !== null ? scanFn(src) : headScan!.scan(scanBinding!, src);
     if (outcome !== SCAN_OK && outcome !== SCAN_COPIED) {
       if (outcome === SCAN_FALLBACK) return null;
       this.scanFailed(src, start, head);
@@ -1207,7 +1221,7 @@ export class RequestDecoder extends H1Decoder<HttpServerRequest<unknown>> {
     this.verbatimStart = minor === 1;
     this.setRequest(
       method,
-      latin1Slice.call(b, base + io[IO_TARGET_START]!, base + io[IO_TARGET_END]!),
+      latin1Of(b, base + io[IO_TARGET_START]!, base + io[IO_TARGET_END]!),
       FORMS[io[IO_FORM]!]!,
     );
   }
@@ -1244,7 +1258,7 @@ export class RequestDecoder extends H1Decoder<HttpServerRequest<unknown>> {
     if (b[p + 1] !== 0x0a) this.fail('ERR_HTTP_BARE_CR', 'CR without LF', p);
     const form = targetForm(b, ts, te, method);
     if (form === null) this.fail('ERR_HTTP_INVALID_TARGET', `bad ${method} target`, ts);
-    this.setRequest(method, latin1Slice.call(b, ts, te), form);
+    this.setRequest(method, latin1Of(b, ts, te), form);
     return p + 2;
   }
 
@@ -1417,7 +1431,7 @@ const EMPTY_HEADERS = new HttpHeaders();
 /** The reason phrase b[s, e), with `OK` interned. */
 function reasonOf(b: Uint8Array, s: number, e: number): string {
   if (e - s === 2 && b[s] === 0x4f && b[s + 1] === 0x4b) return 'OK';
-  return e > s ? latin1Slice.call(b, s, e) : '';
+  return latin1Of(b, s, e);
 }
 
 /** Classifies a request target; null when the form is not allowed for the method. */

@@ -1,0 +1,99 @@
+/**
+ * latin1Of (headers.ts): short byte runs decoded once per thread and then returned from a table,
+ * which must only ever return the string of exactly the bytes asked for, whatever the table
+ * holds (collisions, other lengths, bytes above 0x7f); and the decoder's request targets,
+ * reason phrases and header values come from it with both head parsers.
+ */
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { useNativeHeadScan } from '../src/h1/decoder.js';
+import { latin1Interned, latin1Of } from '../src/headers.js';
+import { decode } from './decode-all.js';
+
+const latin1 = (b: Uint8Array, s: number, e: number) =>
+  Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
+
+afterEach(() => {
+  useNativeHeadScan(true);
+});
+
+describe('latin1Of', () => {
+  it('returns the latin1 string of exactly the bytes asked for, table hits included', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 0, maxLength: 80 }), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 200 }),
+        (runs, order) => {
+          // Each run decoded in some order, many times: hits, misses and slot takeovers mixed.
+          for (const k of order) {
+            const run = runs[k % runs.length]!;
+            const pad = new Uint8Array(run.length + 7);
+            pad.set(run, 3);
+            expect(latin1Of(pad, 3, 3 + run.length)).toBe(latin1(pad, 3, 3 + run.length));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('tells apart runs that share a slot: same length, first, middle and last byte', () => {
+    // Slots are picked by those bytes only: these runs all share one and differ inside.
+    const runs = Array.from({ length: 64 }, (_, k) =>
+      Buffer.from(`a${String.fromCharCode(0x21 + k, 0x7e - k)}m${String.fromCharCode(0xa0 + k)}z`, 'latin1'),
+    );
+    for (let round = 0; round < 3; round++)
+      for (const run of runs) expect(latin1Of(run, 0, run.length)).toBe(run.toString('latin1'));
+  });
+
+  it('tells apart runs of every 2-byte value, more than the table holds', () => {
+    const b = new Uint8Array(2);
+    for (let round = 0; round < 2; round++) {
+      for (let x = 0; x < 256; x += 3) {
+        for (let y = 0; y < 256; y += 5) {
+          b[0] = x;
+          b[1] = y;
+          expect(latin1Of(b, 0, 2)).toBe(String.fromCharCode(x, y));
+        }
+      }
+    }
+  });
+
+  it('returns a run seen before from its table, and decodes runs past 64 bytes each time', () => {
+    const bytes = Buffer.from('/index.html?x=1 example.test:8080', 'latin1');
+    latin1Of(bytes, 0, 15);
+    const before = latin1Interned.hits;
+    expect(latin1Of(bytes, 0, 15)).toBe('/index.html?x=1');
+    expect(latin1Interned.hits).toBe(before + 1);
+    const long = Buffer.alloc(65, 0x61);
+    latin1Of(long, 0, 65);
+    expect(latin1Of(long, 0, 65)).toBe('a'.repeat(65));
+    expect(latin1Interned.hits).toBe(before + 1);
+    expect(latin1Of(bytes, 4, 4)).toBe('');
+  });
+});
+
+describe('decoded heads read through latin1Of', () => {
+  for (const parser of ['native', 'js'] as const) {
+    it(`the second request's target, Host value and reason come from the table (${parser} head parser)`, () => {
+      expect(useNativeHeadScan(parser === 'native')).toBe(parser === 'native');
+      const head = 'GET /latin1-intern/et%C3%A9?q=1 HTTP/1.1\r\nHost: intern.test:81\r\nX-V: caf\xe9\r\n\r\n';
+      const first = decode('request', head);
+      expect(first.error).toBeNull();
+      const before = latin1Interned.hits;
+      const again = decode('request', head);
+      expect(again.messages[0]!.head.target).toBe('/latin1-intern/et%C3%A9?q=1');
+      expect(again.messages[0]!.head.headers).toEqual([
+        ['host', 'intern.test:81'],
+        ['x-v', 'caf\xe9'],
+      ]);
+      // The target, then the two values as the test reads them.
+      expect(latin1Interned.hits - before).toBe(3);
+      const reply = 'HTTP/1.1 404 Not Here\r\nContent-Length: 0\r\n\r\n';
+      decode('response', reply);
+      const mid = latin1Interned.hits;
+      expect(decode('response', reply).messages[0]!.head.reason).toBe('Not Here');
+      expect(latin1Interned.hits - mid).toBe(2);
+    });
+  }
+});
