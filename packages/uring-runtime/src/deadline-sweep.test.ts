@@ -201,4 +201,182 @@ describe('DeadlineSweep (fake timers)', () => {
     vi.advanceTimersByTime(25);
     expect(m.expiredAt).toEqual([1_200]);
   });
+
+  it('arming a member already in makes no Set operation (no hashing per arm)', () => {
+    const sweep = new DeadlineSweep<Member>();
+    const members = Array.from({ length: 8 }, () => new Member());
+    for (const m of members) m.deadline = sweep.deadline(m, 1000);
+    // Counted by plain wrappers, only around the arming (a spy or the fake timers use Sets).
+    const proto = Set.prototype;
+    const { add, has, delete: del } = proto;
+    let ops = 0;
+    proto.add = function (this: Set<unknown>, v: unknown) {
+      ops++;
+      return add.call(this, v);
+    };
+    proto.has = function (this: Set<unknown>, v: unknown) {
+      ops++;
+      return has.call(this, v);
+    };
+    proto.delete = function (this: Set<unknown>, v: unknown) {
+      ops++;
+      return del.call(this, v);
+    };
+    try {
+      for (let i = 0; i < 100; i++) for (const m of members) m.deadline = sweep.deadline(m, 1000);
+    } finally {
+      proto.add = add;
+      proto.has = has;
+      proto.delete = del;
+    }
+    expect(ops).toBe(0);
+    expect(sweep.size).toBe(8);
+  });
+
+  it('a deadline fires once, never after it is disarmed, and a re-arm moves it', () => {
+    const sweep = new DeadlineSweep<Member>();
+    const m = new Member();
+    const keep = new Member();
+    keep.deadline = sweep.deadline(keep, 60_000);
+    const start = performance.now();
+    m.deadline = sweep.deadline(m, 100);
+    vi.advanceTimersByTime(60);
+    m.deadline = NO_DEADLINE; // disarmed: stays out of the way until armed again
+    vi.advanceTimersByTime(500);
+    expect(m.expiredAt).toEqual([]);
+    const rearmedAt = performance.now();
+    m.deadline = sweep.deadline(m, 100);
+    vi.advanceTimersByTime(60);
+    m.deadline = sweep.deadline(m, 100); // moved 60 ms on
+    vi.advanceTimersByTime(90);
+    expect(m.expiredAt).toEqual([]);
+    vi.advanceTimersByTime(200);
+    expect(m.expiredAt).toHaveLength(1);
+    expect(m.expiredAt[0]! - rearmedAt).toBeGreaterThanOrEqual(160);
+    vi.advanceTimersByTime(2000);
+    expect(m.expiredAt).toHaveLength(1);
+    expect(rearmedAt - start).toBeGreaterThan(0);
+  });
+
+  it('removed and re-armed many times between ticks, a member is in once and swept once per tick', () => {
+    const sweep = new DeadlineSweep<Member>();
+    const other = new Member();
+    other.deadline = sweep.deadline(other, 60_000);
+    const m = new Member();
+    for (let i = 0; i < 1000; i++) {
+      m.deadline = sweep.deadline(m, 100);
+      sweep.remove(m);
+      expect(sweep.has(m)).toBe(false);
+    }
+    m.deadline = sweep.deadline(m, 100);
+    expect(sweep.size).toBe(2);
+    expect(sweep.has(m)).toBe(true);
+    vi.advanceTimersByTime(25);
+    expect(m.sweeps).toBe(1);
+    expect(other.sweeps).toBe(1);
+    vi.advanceTimersByTime(200);
+    expect(m.expiredAt).toHaveLength(1);
+    expect(sweep.size).toBe(1);
+    expect(sweep.has(other)).toBe(true);
+  });
+
+  it('members removed by another member during a tick are not called back; the remover stays', () => {
+    const sweep = new DeadlineSweep<SweepMember>();
+    const calls: string[] = [];
+    const member = (name: string, onSweep: () => boolean): SweepMember => ({
+      onSweep: () => {
+        calls.push(name);
+        return onSweep();
+      },
+    });
+    const before = member('before', () => true);
+    const after = member('after', () => true);
+    const remover = member('remover', () => {
+      sweep.remove(before);
+      sweep.remove(after);
+      return true;
+    });
+    sweep.deadline(before, 100);
+    sweep.deadline(remover, 100);
+    sweep.deadline(after, 100);
+    vi.advanceTimersByTime(25);
+    expect(calls).toEqual(['before', 'remover']);
+    expect(sweep.size).toBe(1);
+    expect(sweep.has(remover)).toBe(true);
+    expect(sweep.has(before)).toBe(false);
+    vi.advanceTimersByTime(25);
+    expect(calls).toEqual(['before', 'remover', 'remover']);
+    sweep.remove(remover);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('a member that removes itself in onSweep leaves; one that re-arms itself after that stays', () => {
+    const sweep = new DeadlineSweep<SweepMember>();
+    let rearm = false;
+    let calls = 0;
+    const self: SweepMember = {
+      onSweep: () => {
+        calls++;
+        sweep.remove(self);
+        if (rearm) sweep.deadline(self, 100);
+        return true;
+      },
+    };
+    const other = new Member();
+    other.deadline = sweep.deadline(other, 60_000);
+    sweep.deadline(self, 100);
+    vi.advanceTimersByTime(25);
+    expect(calls).toBe(1);
+    expect(sweep.has(self)).toBe(false);
+    expect(sweep.size).toBe(1);
+    rearm = true;
+    sweep.deadline(self, 100);
+    vi.advanceTimersByTime(25);
+    // Re-armed during its own call: visited again at the end of that pass, and in after it.
+    expect(sweep.has(self)).toBe(true);
+    expect(sweep.size).toBe(2);
+    const seen = calls;
+    vi.advanceTimersByTime(25);
+    expect(calls).toBeGreaterThan(seen);
+    expect(sweep.has(other)).toBe(true);
+  });
+
+  it('a member that throws in onSweep stays, and so do the members after it', () => {
+    const sweep = new DeadlineSweep<SweepMember>();
+    const failing: SweepMember = {
+      onSweep: () => {
+        throw new Error('boom');
+      },
+    };
+    const gone = new Member();
+    const next = new Member();
+    gone.deadline = sweep.deadline(gone, 40); // expires at the first tick, before the throw
+    sweep.deadline(failing, 40);
+    next.deadline = sweep.deadline(next, 60_000);
+    expect(() => vi.advanceTimersByTime(60)).toThrow('boom');
+    expect(sweep.has(gone)).toBe(false);
+    expect(sweep.has(failing)).toBe(true);
+    expect(sweep.has(next)).toBe(true);
+    expect(sweep.size).toBe(2);
+    sweep.remove(failing);
+    vi.advanceTimersByTime(20);
+    expect(next.sweeps).toBeGreaterThan(0);
+    sweep.clear();
+    expect(sweep.size).toBe(0);
+    expect(sweep.has(next)).toBe(false);
+  });
+
+  it('a member is in one sweep at a time: arming it in a second throws a TypeError', () => {
+    const one = new DeadlineSweep<Member>();
+    const two = new DeadlineSweep<Member>();
+    const m = new Member();
+    m.deadline = one.deadline(m, 100);
+    expect(() => two.deadline(m, 100)).toThrow(TypeError);
+    expect(two.size).toBe(0);
+    one.remove(m);
+    m.deadline = two.deadline(m, 100);
+    expect(two.has(m)).toBe(true);
+    expect(one.has(m)).toBe(false);
+    two.clear();
+  });
 });

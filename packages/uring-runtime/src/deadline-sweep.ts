@@ -21,6 +21,13 @@ export interface SweepMember {
    * and the rest of that tick's members are not swept. May call `remove()` and `deadline()`.
    */
   onSweep(now: number): boolean;
+  /**
+   * The sweep's own bookkeeping, written only by the DeadlineSweep: where the member sits in its
+   * list, -1 (or absent) while in none. Declare it as `sweepSlot = -1` in the member's class so
+   * that arming never changes the member's shape; left out, the first `deadline()` adds it. A
+   * member is in one sweep at a time.
+   */
+  sweepSlot?: number;
 }
 
 /** DeadlineSweep options (milliseconds). */
@@ -43,9 +50,21 @@ export interface DeadlineSweepOptions {
  *
  * The clock is coarse: `now` is the clock as of the last tick (or the sweep's start), at most
  * one tick old while the sweep runs. A deadline is `now + ms + tick`, so it never fires early.
+ *
+ * Members are kept in a plain array, each knowing its index (`sweepSlot`): arming a deadline
+ * for a member already in is one field read and one element compare, no hashing (a `Set` made
+ * every arm a hash lookup, two or three per request). `remove()` leaves a hole that the next
+ * tick closes while it walks the list.
  */
 export class DeadlineSweep<M extends SweepMember = SweepMember> {
-  private readonly members = new Set<M>();
+  /** The members in [0, list.length), and holes (null) left by remove() until the next tick. */
+  private list: (M | null)[] = [];
+  /** Members in the list (holes not counted). */
+  private count = 0;
+  /** Holes in the list. */
+  private holes = 0;
+  /** The index sweep() is at while it runs, else -1: remove() must not compact under it. */
+  private walking = -1;
   private timer: ReturnType<typeof setInterval> | null = null;
   private tickMs: number;
   private clockNow = 0;
@@ -76,14 +95,14 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
 
   /** Members in the sweep. */
   get size(): number {
-    return this.members.size;
+    return this.count;
   }
 
   /**
    * Makes `member` part of the sweep and returns the absolute deadline `ms` from now on the
    * coarse clock (`now + ms + tick`: never early). The member stores it and expires it in
    * `onSweep`. `ms <= 0` (or not finite) means no deadline: returns NO_DEADLINE and leaves the
-   * membership as it is.
+   * membership as it is. Throws a TypeError for a member in another sweep.
    */
   deadline(member: M, ms: number): number {
     if (!(ms > 0) || ms === NO_DEADLINE) return NO_DEADLINE;
@@ -99,37 +118,131 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
         this.start(true);
       }
     }
-    this.members.add(member);
+    const slot = member.sweepSlot;
+    if (slot === undefined || slot < 0) this.add(member);
+    else if (this.list[slot] !== member) {
+      // A slot is -1 whenever the member is in no list: this one is another sweep's.
+      throw new TypeError('a SweepMember can be in one DeadlineSweep at a time');
+    }
     if (this.timer === null) this.start(true);
     return this.clockNow + ms + this.tickMs;
   }
 
   /** Takes `member` out of the sweep (a closed connection); stops the interval when none is left. */
   remove(member: M): void {
-    if (this.members.delete(member) && this.members.size === 0) this.stop();
+    if (!this.has(member)) return;
+    this.list[member.sweepSlot!] = null;
+    member.sweepSlot = -1;
+    this.holes++;
+    this.count--;
+    if (this.count === 0) {
+      if (this.walking < 0) this.empty();
+      this.stop();
+    } else if (this.walking < 0 && this.holes > 64 && this.holes > this.count) {
+      // Members removed and re-armed between ticks: do not let the holes pile up.
+      this.compact();
+    }
   }
 
   /** Whether `member` is in the sweep. */
   has(member: M): boolean {
-    return this.members.has(member);
+    const slot = member.sweepSlot;
+    return slot !== undefined && slot >= 0 && this.list[slot] === member;
   }
 
   /** Takes every member out and stops the interval. */
   clear(): void {
-    this.members.clear();
+    const list = this.list;
+    for (let i = 0; i < list.length; i++) {
+      const member = list[i];
+      if (member != null) {
+        member.sweepSlot = -1;
+        list[i] = null;
+      }
+    }
+    this.holes += this.count;
+    this.count = 0;
+    if (this.walking < 0) this.empty();
     this.stop();
   }
 
-  /** One tick: refreshes the clock and calls every member. */
+  private add(member: M): void {
+    member.sweepSlot = this.list.length;
+    this.list.push(member);
+    this.count++;
+  }
+
+  /** No member left and no walk running: the list starts over. */
+  private empty(): void {
+    this.list.length = 0;
+    this.holes = 0;
+  }
+
+  /** Closes the holes (not while sweep() walks the list). */
+  private compact(): void {
+    const list = this.list;
+    let kept = 0;
+    for (let i = 0; i < list.length; i++) {
+      const member = list[i];
+      if (member == null) continue;
+      member.sweepSlot = kept;
+      list[kept++] = member;
+    }
+    list.length = kept;
+    this.holes = 0;
+  }
+
+  /**
+   * One tick: refreshes the clock and calls every member that was in at its start, closing the
+   * holes as it goes. A member armed meanwhile (by a member's onSweep) is kept for the next tick
+   * without a call now (so a member that removes and re-arms itself cannot keep a tick going);
+   * one removed meanwhile is a hole, skipped.
+   */
   private sweep(): void {
     const now = this.clock();
     this.clockNow = now;
-    // Deleting the current entry while iterating a Set is safe; members added meanwhile are
-    // visited in this pass too, which is harmless (their deadlines lie ahead).
-    for (const member of this.members) {
-      if (!member.onSweep(now)) this.members.delete(member);
+    const list = this.list;
+    const end = list.length;
+    let kept = 0;
+    for (let i = 0; i < end; i++) {
+      const member = list[i];
+      if (member == null) continue;
+      this.walking = i;
+      let stays: boolean;
+      try {
+        stays = member.onSweep(now);
+      } catch (e) {
+        // Not swept this tick: the members after it, as before. Close the holes behind.
+        this.walking = -1;
+        this.closeWalk(kept, i);
+        throw e;
+      }
+      // onSweep may have removed the member (a hole now) or, removed, re-armed it (at the end).
+      if (list[i] !== member) continue;
+      if (stays) {
+        member.sweepSlot = kept;
+        list[kept++] = member;
+      } else {
+        member.sweepSlot = -1;
+        this.count--;
+      }
     }
-    if (this.members.size === 0) this.stop();
+    this.walking = -1;
+    this.closeWalk(kept, end);
+  }
+
+  /** Ends a walk stopped at `at`: members [0, kept) are in place, [at, length) not yet moved. */
+  private closeWalk(kept: number, at: number): void {
+    const list = this.list;
+    for (let i = at; i < list.length; i++) {
+      const member = list[i];
+      if (member == null) continue;
+      member.sweepSlot = kept;
+      list[kept++] = member;
+    }
+    list.length = kept;
+    this.holes = 0;
+    if (this.count === 0) this.stop();
   }
 
   private start(readClock: boolean): void {
