@@ -81,9 +81,10 @@ int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
   TlsConn* conn = c.get();
   conns_[id] = std::move(c);
   connByFd_[fd] = id;
-  // A client speaks first: its ClientHello goes out with the next flush. (A server has nothing
-  // to say before the ClientHello; the same call is a no-op for it.)
-  conn->session->Feed(nullptr, 0, nullptr, 0);
+  // A client speaks first: its ClientHello goes out with the next flush. A server has nothing to
+  // say before the ClientHello: driving its handshake now would only set up a record read buffer
+  // (malloc, with SSL_MODE_RELEASE_BUFFERS), find no input and free it again.
+  if (!conn->session->server()) conn->session->Feed(nullptr, 0, nullptr, 0);
   if (conn->session->failed()) {
     connByFd_.erase(fd);
     FreeConn(conn);

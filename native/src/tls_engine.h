@@ -150,6 +150,10 @@ class TlsContext {
   std::map<std::string, const Certificate*> wildcard_;  // key: "example.com" for "*.example.com"
   std::vector<unsigned char> alpn_;
   std::vector<TicketKey> ticketKeys_;
+  // AES-256-CBC for tickets, fetched once: EVP_aes_256_cbc() (a legacy EVP_CIPHER) made
+  // EVP_EncryptInit_ex fetch the provider's cipher by name at every ticket, under the method
+  // store's lock.
+  EVP_CIPHER* ticketCipher_ = nullptr;
   bool ownRecords_ = false;
   mutable std::atomic<uint64_t> recordsTaken_{0};
   mutable std::atomic<uint64_t> recordsDeclined_{0};
@@ -281,6 +285,7 @@ class TlsSession {
   size_t TakeOutput(unsigned char* out, size_t cap);
 
   bool handshakeDone() const { return handshakeDone_; }
+  bool server() const { return server_; }
   bool failed() const { return kind_ != ErrorKind::kNone; }
   ErrorKind errorKind() const { return kind_; }
   const std::string& error() const { return error_; }

@@ -54,8 +54,9 @@ export interface TlsConnectOptions {
 /** In-ring TLS unless LOCH_TLS_RING=0 (read once). */
 const RING_DEFAULT = process.env.LOCH_TLS_RING !== '0';
 
-function timeoutError(timeout: number) {
-  return (address: SocketAddress | undefined) => new TlsTimeoutError(timeout, { address });
+/** The handshake deadline's error (one function for every connection: no closure per handshake). */
+function timeoutError(timeout: number, address: SocketAddress | undefined): TlsTimeoutError {
+  return new TlsTimeoutError(timeout, { address });
 }
 
 /**
@@ -79,7 +80,7 @@ export function tlsAccept(
       handshakeTimeout: timeout,
       handOverPlainHttp: options.plainHttp === 'hand-over',
       onSession: undefined,
-      timeoutError: timeoutError(timeout),
+      timeoutError,
       ring: options.ring ?? RING_DEFAULT,
     });
   } catch (error) {
@@ -123,7 +124,7 @@ export function tlsConnect(
       handshakeTimeout: timeout,
       handOverPlainHttp: false,
       onSession: options.session === false ? undefined : (bytes) => context.keepSession(key, bytes),
-      timeoutError: timeoutError(timeout),
+      timeoutError,
       ring: options.ring ?? RING_DEFAULT,
     });
   } catch (error) {

@@ -124,13 +124,34 @@ export interface OpenOptions {
   readonly handOverPlainHttp: boolean;
   /** Client: called with each new session (ticket) the server sends. */
   readonly onSession: ((session: Uint8Array) => void) | undefined;
-  /** Builds the timeout error (handshake.ts owns the error's wording). */
-  readonly timeoutError: (address: SocketAddress | undefined) => TlsError;
+  /** Builds the timeout error for `handshakeTimeout` (handshake.ts owns the error's wording). */
+  readonly timeoutError: (timeout: number, address: SocketAddress | undefined) => TlsError;
   /** Let the ring carry the session when the stream is a uring one (in-ring TLS). */
   readonly ring: boolean;
 }
 
 type Settle = (error: TlsError | RuntimeError | undefined) => void;
+
+/**
+ * In-ring TLS: what the ring tells a TlsStream. One small object per connection (its methods are
+ * the prototype's), where an object literal of two arrow functions made three.
+ */
+class RingEvents implements RingTlsEvents {
+  readonly #stream: TlsStream;
+  constructor(stream: TlsStream) {
+    this.#stream = stream;
+  }
+  onTlsEvent(flags: number): RuntimeError | undefined {
+    return ringEvent(this.#stream, flags);
+  }
+  onTlsTransportEnd(error: RuntimeError | undefined): void {
+    ringEnd(this.#stream, error);
+  }
+}
+
+// TlsStream's private handlers, for RingEvents (set in TlsStream's static block).
+let ringEvent: (stream: TlsStream, flags: number) => RuntimeError | undefined;
+let ringEnd: (stream: TlsStream, error: RuntimeError | undefined) => void;
 
 let open: (
   inner: ByteStream,
@@ -159,8 +180,12 @@ export class TlsStream extends StreamForms {
   readonly #engine: NativeTls;
   #session: NativeTlsSession | undefined;
   readonly #options: OpenOptions;
-  readonly #reader: RecvTarget;
-  readonly #writer: WriteTarget;
+  /**
+   * The JavaScript record layer's targets below (made on its first read and write: in the ring,
+   * where the ring reads and writes, a connection never needs them).
+   */
+  #reader: RecvTarget | undefined = undefined;
+  #writer: WriteTarget | undefined = undefined;
 
   /** Decrypted chunks not handed out yet, in order. */
   readonly #ready: PlainChunk[] = [];
@@ -199,6 +224,8 @@ export class TlsStream extends StreamForms {
         const stream = new TlsStream(inner, engine, session, options);
         stream.#start((error) => (error === undefined ? resolve(stream) : reject(error)));
       });
+    ringEvent = (stream, flags) => stream.#onRingEvent(flags);
+    ringEnd = (stream, error) => stream.#onCiphertext(null, error);
   }
 
   /** Use tlsAccept or tlsConnect. */
@@ -208,8 +235,6 @@ export class TlsStream extends StreamForms {
     this.#engine = engine;
     this.#session = session;
     this.#options = options;
-    this.#reader = { onRecv: (chunk, error) => this.#onCiphertext(chunk, error) };
-    this.#writer = { onWritten: (error) => this.#onFlushed(error) };
   }
 
   /** Starts the handshake; `settle` hears its outcome once. */
@@ -217,7 +242,7 @@ export class TlsStream extends StreamForms {
     this.#settleHandshake = settle;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      this.#fail(this.#options.timeoutError(this.#address()));
+      this.#fail(this.#options.timeoutError(this.#options.handshakeTimeout, this.#address()));
     }, this.#options.handshakeTimeout);
     this.#timer.unref();
     let port = this.#options.ring ? ringTlsPort(this.#inner) : undefined;
@@ -234,11 +259,7 @@ export class TlsStream extends StreamForms {
       }
     }
     if (port !== undefined) {
-      const events: RingTlsEvents = {
-        onTlsEvent: (flags) => this.#onRingEvent(flags),
-        onTlsTransportEnd: (error) => this.#onCiphertext(null, error),
-      };
-      const attached = port.attachTls(this.#session!, events);
+      const attached = port.attachTls(this.#session!, new RingEvents(this));
       if (attached === 0) {
         // The ring drives the handshake (a client's ClientHello is already queued).
         this.#port = port;
@@ -413,7 +434,7 @@ export class TlsStream extends StreamForms {
     if (this.#innerReading || this.#closed || this.#failure !== undefined || this.#ended) return;
     if (this.#handshakeDone && this.#waiting.length === 0) return;
     this.#innerReading = true;
-    this.#inner.recvTo(this.#reader);
+    this.#inner.recvTo((this.#reader ??= { onRecv: (chunk, error) => this.#onCiphertext(chunk, error) }));
   }
 
   #onCiphertext(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
@@ -639,7 +660,10 @@ export class TlsStream extends StreamForms {
     this.#queuedTargets = this.#flightTargets;
     this.#flightTargets = targets;
     this.#writing = true;
-    this.#inner.writeTo(batch.length === 1 ? batch[0]! : batch, this.#writer);
+    this.#inner.writeTo(
+      batch.length === 1 ? batch[0]! : batch,
+      (this.#writer ??= { onWritten: (error) => this.#onFlushed(error) }),
+    );
   }
 
   #onFlushed(error: RuntimeError | undefined): void {

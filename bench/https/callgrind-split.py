@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+# Splits a callgrind dump (or several: one per thread with --separate-threads=yes) into where the
+# instructions went, per unit of work (issue 13: per TLS handshake). Self cost of every function,
+# classified by the object and source file callgrind names for it:
+#   openssl   - OpenSSL (node's copy: deps/openssl sources and its assembly; nginx's libssl/libcrypto)
+#   loch      - Loch's native addon (loch_native.node, loch_tls.node: ring*.cc, tls_*.cc, N-API glue)
+#   js        - JavaScript running: V8's JIT code (no object) and its builtins (Builtins_*)
+#   v8        - V8's C++ (runtime functions, GC, compilers, parser) and node's own C++ (libuv, N-API)
+#   libc      - libc, libstdc++ (malloc/free, memcpy, ...)
+#   nginx     - nginx's own code (when the dump is nginx's)
+#   other     - the dynamic loader, the kernel's vdso, anything else
+# and call counts (exact, from the dumps' call lines): malloc-family calls, frees, N-API function
+# callbacks (JavaScript -> native), N-API calls of JavaScript (native -> JavaScript), and the
+# inclusive cost of a few OpenSSL entry points (SSL_new, SSL_free, SSL_do_handshake, SSL_read_ex).
+#
+# Usage: callgrind-split.py COUNT DUMP [DUMP...]   (COUNT: units of work the dumps cover)
+import re
+import sys
+
+count = float(sys.argv[1])
+files = sys.argv[2:]
+
+OPENSSL_ASM = re.compile(
+    r"^_?(aesni|aes_|vpaes|bsaes|gcm_|_aesni|ecp_nistz256|bn_|BN_|sha\d*_block|sha1_|x25519|"
+    r"x86_64_|ChaCha|chacha|Poly1305|poly1305|OPENSSL_|rsaz_|mul_|sqr_|__ecp|ossl_|RSAZ|"
+    r"_x86_64|_mul_|__bn|bn_sqr|Poly|__poly|_vpaes|_bsaes|_hps|_aes)")
+OPENSSL_NAME = re.compile(
+    r"^(SSL_|ssl|tls|TLS|dtls|EVP_|evp_|ossl_|OSSL_|BN_|bn_|EC_|ec_|ECDSA|ECDH|X509|x509|X25519|"
+    r"RAND_|rand_|HMAC|hmac|PACKET|WPACKET|OBJ_|obj_|RSA|rsa_|DH_|dh_|CRYPTO_|OPENSSL_|ERR_|err_|"
+    r"BIO_|bio_|ASN1|asn1|sk_|OPENSSL_sk|lh_|OPENSSL_LH|PEM_|pem_|ENGINE|engine_|CONF|conf_|"
+    r"SHA|sha|AES|aes|gcm|GCM|CMAC|KDF|kdf|HKDF|hkdf|MD5|md5|provider|PROV|prov_|OSSL|i2d_|d2i_|"
+    r"c2i_|i2c_|ecx|ecdsa|ecdh|EVP|nid_|OBJ|a2i|i2a|BUF_|buf_|ct_|CT_|UI_|int_|def_|do_|"
+    r"x25519|X448|ED25519|ed25519|keccak|KECCAK|poly1305|chacha|ChaCha|ossl)")
+NOT_OPENSSL_C = re.compile(
+    r"^(uv_|uv__|napi_|node_|nghttp2|nghttp3|ngtcp2|llhttp|ares_|ares__|Brotli|brotli|u_|ucnv|ures|ucol|"
+    r"ubrk|uloc|utf8_|icu|deflate|inflate|crc32|adler32|zcalloc|zcfree|_start|__libc|v8_|V8_|simdutf|"
+    r"ada|uvwasi|histogram|hdr_|sqlite|0x|_GLOBAL__|__cxa|__gxx|__static|frame_dummy|register_tm|"
+    r"deregister_tm|__do_global|_init|_fini|cppgc|Trampoline)")
+MALLOC = re.compile(r"^(malloc|calloc|realloc|posix_memalign|aligned_alloc|memalign)$|^operator new")
+FREE = re.compile(r"^(free|cfree)$|^operator delete")
+NAPI_CALLBACK = re.compile(r"FunctionCallbackWrapper::Invoke|CallbackWrapperBase::InvokeCallback")
+NAPI_CALL_JS = re.compile(r"^(napi_call_function|napi_make_callback)$")
+ENTRIES = ["SSL_new", "SSL_free", "SSL_do_handshake", "SSL_read_ex", "SSL_write_ex", "SSL_shutdown",
+           "BIO_new", "SSL_set_bio"]
+
+
+def classify(ob, fl, fn):
+    obl = ob.lower()
+    if "loch_" in obl and obl.endswith(".node"):
+        return "loch"
+    if ob == "???" or ob == "":
+        return "js"
+    if "libc.so" in obl or "libstdc++" in obl or "libm.so" in obl or "libgcc" in obl or "libpthread" in obl:
+        return "libc"
+    if "libssl" in obl or "libcrypto" in obl:
+        return "openssl"
+    if "ld-linux" in obl or "vdso" in obl:
+        return "other"
+    if obl.endswith("/nginx"):
+        if fl.startswith("src/") or fl.startswith("./src") or fl.startswith("objs/") or "nginx" in fl:
+            return "nginx"
+        return "nginx"
+    if "libpcre" in obl or "libz" in obl or "libcrypt" in obl:
+        return "other"
+    # node's binary: V8, node, and OpenSSL statically linked.
+    if "openssl" in fl:
+        return "openssl"
+    if fn.startswith("Builtins_"):
+        return "js"
+    if OPENSSL_ASM.match(fn) or OPENSSL_NAME.match(fn):
+        return "openssl"
+    # node's binary has no source file names for callgrind: its C functions (no C++ signature)
+    # that belong to no other C library node bundles are OpenSSL's (curve25519's fe_mul, cmov...).
+    if "(" not in fn and "::" not in fn and not NOT_OPENSSL_C.match(fn):
+        return "openssl"
+    return "v8"
+
+
+# Compressed names ("(12) name" once, "(12)" after) are shared by the dumps of one process: with
+# --separate-threads=yes a name is defined in the first thread's file that used it.
+names = {"fl": {}, "fn": {}, "ob": {}}
+
+
+def parse(path, totals, calls, entries, per_file):
+    cur = {"fl": "", "fn": "", "ob": ""}
+    callee = {"cfl": "", "cfn": "", "cob": ""}
+    after_call = False
+    call_count = 0
+    cls = "other"
+    file_total = 0
+    file_openssl = 0
+
+    def resolve(kind, value):
+        m = re.match(r"^\((\d+)\)(?: (.*))?$", value)
+        table = names["fl" if kind in ("fl", "fi", "fe", "cfl", "cfi") else ("fn" if kind in ("fn", "cfn") else "ob")]
+        if m:
+            if m.group(2) is not None:
+                table[m.group(1)] = m.group(2)
+                return m.group(2)
+            return table.get(m.group(1), "?")
+        return value
+
+    with open(path, errors="replace") as f:
+        for line in f:
+            if not line or line[0] == "#":
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                parts = line.split()
+                if len(parts) < 2:
+                    continue
+                try:
+                    ir = int(parts[1])
+                except ValueError:
+                    continue
+                if after_call:
+                    after_call = False
+                    cf = callee["cfn"]
+                    if MALLOC.match(cf):
+                        calls["malloc"] = calls.get("malloc", 0) + call_count
+                    elif FREE.match(cf):
+                        calls["free"] = calls.get("free", 0) + call_count
+                    if NAPI_CALLBACK.search(cf):
+                        calls["napi_callback"] = calls.get("napi_callback", 0) + call_count
+                    if NAPI_CALL_JS.match(cf):
+                        calls["napi_call_js"] = calls.get("napi_call_js", 0) + call_count
+                    if cf in ENTRIES:
+                        e = entries.setdefault(cf, [0, 0])
+                        e[0] += call_count
+                        e[1] += ir
+                    continue
+                totals[cls] = totals.get(cls, 0) + ir
+                file_total += ir
+                if cls == "openssl":
+                    file_openssl += ir
+                continue
+            if "=" not in line:
+                continue
+            key, _, value = line.rstrip("\n").partition("=")
+            if key in ("fl", "fn", "ob"):
+                cur[key] = resolve(key, value)
+                if key == "fl":
+                    pass
+                if key == "fn":
+                    cls = classify(cur["ob"], cur["fl"], cur["fn"])
+                    callee = {"cfl": "", "cfn": "", "cob": ""}
+            elif key in ("fi", "fe"):
+                resolve(key, value)
+            elif key in ("cfl", "cfi", "cfn", "cob"):
+                callee["cfl" if key == "cfi" else key] = resolve(key, value)
+            elif key == "calls":
+                after_call = True
+                call_count = int(value.split()[0])
+    per_file.append((path, file_total, file_openssl))
+
+
+totals, calls, entries, per_file = {}, {}, {}, []
+for path in sorted(files):
+    parse(path, totals, calls, entries, per_file)
+whole = sum(totals.values())
+print(f"instructions per unit ({count:g} units), self cost by class:")
+print(f"  {'whole':10s} {whole / count:12,.0f}")
+for k in ["openssl", "loch", "js", "v8", "libc", "nginx", "other"]:
+    if k in totals:
+        print(f"  {k:10s} {totals[k] / count:12,.0f}  {100 * totals[k] / whole:5.1f}%")
+print("per thread (dump: whole, openssl):")
+for path, t, o in per_file:
+    if t / count >= 1000:
+        print(f"  {path.rsplit('/', 1)[-1]:28s} {t / count:12,.0f} {o / count:12,.0f}")
+print("calls per unit:")
+for k in ["malloc", "free", "napi_callback", "napi_call_js"]:
+    print(f"  {k:14s} {calls.get(k, 0) / count:10.2f}")
+print("OpenSSL entry points per unit (calls, inclusive instructions):")
+for name in ENTRIES:
+    if name in entries:
+        n, ir = entries[name]
+        print(f"  {name:18s} {n / count:6.2f} {ir / count:12,.0f}")

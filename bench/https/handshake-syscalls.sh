@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Per TLS handshake, counted on the live server (issue 13), loch or nginx: system calls (all, and
+# io_uring_enter, epoll waits, accept, close), io_uring submissions and completions (the kernel's
+# io_uring_submit_req / io_uring_complete tracepoints: every SQE, every CQE posted), context
+# switches, libc malloc and free calls and the bytes malloc was asked for (uprobes on node's and
+# nginx's libc, made on first use as in h2-counts.sh), and for loch the V8 heap bytes its isolates
+# allocated (node --trace-gc-nvp: the `allocated=` of every GC, bytes allocated since the one
+# before, summed over the window's GCs; approximate at the window's ends). The client is
+# bench:https's (handshake-client.ts: node:tls, 8 connections at a time, connect, TLS 1.3, the
+# server's ticket, close_notify, close) on CPU 0, the server 1 worker on CPU 1 or 2 workers on
+# CPUs 0-1, as bench:https places them. Counts, not times: what a handshake makes the server do.
+#
+# Usage: [COUNT=syscalls|malloc] bench/https/handshake-syscalls.sh PEER=loch|nginx [workers=1]
+#          [ecdsa|rsa] [full|resumed] [seconds=5] [warmup=10]
+# Needs perf (root: tracefs), nginx, openssl; loch from apps/proxy's build (dist/bin.js).
+set -euo pipefail
+peer=${1:?loch or nginx}
+workers=${2:-1}
+cert=${3:-ecdsa}
+mode=${4:-full}
+seconds=${5:-5}
+warmup=${6:-10}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d /tmp/loch-handshake-syscalls-XXXXXX)
+chmod 755 "$dir"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cpus=1
+[ "$workers" != 1 ] && cpus=0-1
+
+tracefs=/sys/kernel/tracing
+probe() { # group/name binary symbol [args]
+  local name=$1 bin=$2 sym=$3 args=${4:-}
+  grep -q "^p:$name " "$tracefs/uprobe_events" 2>/dev/null && return 0
+  local vaddr bias off
+  vaddr=$( (nm "$bin" 2>/dev/null; nm -D "$bin") | awk -v s="$sym" '$3==s || $3 ~ "^"s"@@" {if (!v) v = $1} END {print v}')
+  bias=$(readelf -lW "$bin" | awk '$1=="LOAD" && / E / && !b {b = $3 " " $2} END {print b}')
+  off=$(python3 -c "v=int('$vaddr',16); a,b=[int(x,16) for x in '$bias'.split()]; print(hex(v-(a-b)))")
+  echo "p:$name $bin:$off $args" >>"$tracefs/uprobe_events"
+}
+libc=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
+probe probe_libc/malloc "$libc" malloc
+probe probe_libc/free "$libc" free
+probe probe_libc/mallocsz "$libc" malloc 'size=%di:u64'
+
+case $cert in
+  ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+  rsa) newkey=(-newkey rsa:2048) ;;
+  *) echo "certificate kind: ecdsa or rsa" >&2; exit 2 ;;
+esac
+openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+chmod 644 "$dir/key.pem" "$dir/cert.pem"
+
+if [ "$peer" = loch ]; then
+  cat >"$dir/loch.toml" <<EOF
+[runtime]
+workers = $workers
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.https]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = false
+tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
+[[servers.https.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+EOF
+  # shellcheck disable=SC2086
+  env ${LOCH_ENV:-} taskset -c "$cpus" node --trace-gc-nvp "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" \
+    >"$dir/server.out" 2>&1 &
+  server=$!
+else
+  mkdir -p "$dir/nginx"
+  reuse=''
+  [ "$workers" != 1 ] && reuse=' reuseport'
+  cat >"$dir/nginx/nginx.conf" <<EOF
+worker_processes $workers;
+daemon off;
+user root;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 4096; multi_accept on; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$port ssl backlog=4096$reuse;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    location / { return 200; }
+  }
+}
+EOF
+  taskset -c "$cpus" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
+  server=$!
+fi
+trap 'kill $server 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null; then break; fi
+  sleep 0.5
+done
+sleep 1
+# Every thread of the server: loch's process (workers are threads), nginx's master and workers.
+targets=$server
+if [ "$peer" = nginx ]; then targets=$(pgrep -d, -P "$server" || true); targets="$server${targets:+,$targets}"; fi
+# COUNT=syscalls (default): system calls, io_uring operations, context switches, V8 heap bytes.
+# COUNT=malloc: libc malloc/free calls and the bytes asked (uprobes: a trap per call, so the server
+# runs several times slower and its batches differ; run it apart from the syscall counts).
+if [ "${COUNT:-syscalls}" = malloc ]; then
+  events=probe_libc:malloc,probe_libc:free
+else
+  events=raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_accept4,syscalls:sys_enter_close,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_writev,syscalls:sys_enter_read,syscalls:sys_enter_write,io_uring:io_uring_submit_req,io_uring:io_uring_complete,context-switches
+fi
+mkfifo "$dir/client"
+(cd "$root/bench" && exec taskset -c 0 npx tsx https/handshake-client.ts "$port" "$mode" "$seconds" "$warmup" 8) >"$dir/client" &
+client=$!
+exec 3<"$dir/client"
+read -r line <&3
+[ "$line" = start ] || { echo "client: $line" >&2; exit 1; }
+gc_before=$(wc -l <"$dir/server.out")
+perf stat -x, -e "$events" -p "$targets" -o "$dir/stat.csv" &
+stat=$!
+record=
+if [ "${COUNT:-syscalls}" = malloc ]; then
+  perf record -q -e probe_libc:mallocsz -p "$targets" -o "$dir/malloc.data" >/dev/null 2>&1 &
+  record=$!
+fi
+read -r done <&3
+kill -INT "$stat" $record
+wait "$stat" $record 2>/dev/null || true
+gc_after=$(wc -l <"$dir/server.out")
+wait "$client" || true
+exec 3<&-
+kill "$server" 2>/dev/null || true
+wait "$server" 2>/dev/null || true
+trap - EXIT
+
+handshakes=$(node -e 'const d = JSON.parse(process.argv[1].slice(5)); console.log(d.handshakes)' "$done")
+echo "$peer, $workers worker(s), $cert $mode: $handshakes handshakes in the window ($done)"
+awk -F, -v n="$handshakes" '$1 ~ /^[0-9]/ { printf "  %-34s %10.2f per handshake\n", $3, $1 / n }' "$dir/stat.csv"
+[ "${COUNT:-syscalls}" = malloc ] && bytes=$(perf script -i "$dir/malloc.data" -F trace 2>/dev/null | python3 -c '
+import re, sys
+print(sum(int(m.group(1), 0) for m in re.finditer(r"size=(0x[0-9a-fA-F]+|[0-9]+)", sys.stdin.read())))')
+[ "${COUNT:-syscalls}" = malloc ] && awk -v b="$bytes" -v n="$handshakes" 'BEGIN { printf "  %-34s %10.0f per handshake\n", "malloc bytes asked", b / n }'
+if [ "$peer" = loch ] && [ "${COUNT:-syscalls}" != malloc ]; then
+  sed -n "$((gc_before + 1)),${gc_after}p" "$dir/server.out" |
+    awk -v n="$handshakes" '{ for (i = 1; i <= NF; i++) if ($i ~ /^allocated=/) { split($i, a, "="); s += a[2]; g++ } }
+      END { printf "  %-34s %10.0f per handshake (%d GCs)\n", "V8 heap bytes allocated", s / n, g }'
+fi
+rm -rf "$dir"
