@@ -137,6 +137,12 @@ export interface TlsRecordCounts {
 const HTTPS_ALPN: readonly string[] = ['h2', 'http/1.1'];
 const HTTPS_ALPN_H1: readonly string[] = ['http/1.1'];
 
+/**
+ * How long a stopping worker waits for the tunnel drain's log line once its connections are
+ * closed (the drain is over by then, a few microtasks behind; the bound is only a backstop).
+ */
+const TUNNEL_LOG_WAIT_MS = 1000;
+
 /** Identity of a listen address (equal ids = the same listener across reloads). */
 export function listenId(address: ListenAddress): string {
   return address.kind === 'tcp' ? `tcp:${address.host}:${address.port}` : `unix:${address.path}`;
@@ -680,7 +686,7 @@ export class ProxyWorker {
     this.#listeners.clear();
     const thriftStopped = this.#thrift.shutdown(this.#thrift.shutdownGrace);
     // Tunnels (WebSocket) get their server's tunnel_drain, then are closed; requests keep the grace.
-    void drainTunnels().then((closed) => {
+    const tunnelsDrained = drainTunnels().then((closed) => {
       if (closed > 0) this.log.at('tunnel').info(`tunnel_drain over: closed ${closed} tunnel(s)`);
     });
     const drained = Promise.all([...this.#https].map((h) => h.close()));
@@ -702,6 +708,11 @@ export class ProxyWorker {
     }
     closeGatewayUpstreams();
     await thriftStopped;
+    // The drain's own line must be written before the log closes: the tunnels' connections can
+    // end (and `drained` resolve) a turn before drainTunnels() resolves, so without this wait a
+    // loaded worker dropped it (seen in CI). Bounded: every connection is closed by now, so the
+    // drain is over or ends at once; the bound only keeps a bug there from hanging the stop.
+    await Promise.race([tunnelsDrained, new Promise((r) => setTimeout(r, TUNNEL_LOG_WAIT_MS).unref())]);
     await this.log.close();
   }
 }

@@ -6,7 +6,7 @@
  * log) and stderr (operational log) captured. Not a test file.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,24 +20,48 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A port that was free a moment ago. */
+/**
+ * A port that was free a moment ago, for a server the test starts later (loch, nginx). Chosen at
+ * random below the kernel's ephemeral range: a port from `listen(0)` is an ephemeral one, and in
+ * the window between the probe's close and loch's bind any outgoing connection on the machine (CI
+ * runs every package's suites at once) may take it as its source port -- seen in CI as loch's
+ * "bind EADDRINUSE" at start. Below that range only explicit binds compete, and the bind probe
+ * sees those. Never a port this process returned before.
+ */
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const probe = net.createServer();
-    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-    const port = (probe.address() as net.AddressInfo).port;
-    await new Promise((r) => probe.close(r));
-    // The kernel may hand the same free port out twice in a row (seen in CI: two servers of one
-    // config given one port); never return a port this process returned before.
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  for (let tries = 0; tries < 10_000; tries++) {
+    const port = PORT_FLOOR + Math.floor(Math.random() * (ephemeralFloor - PORT_FLOOR));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
   }
+  throw new Error(`no free port between ${PORT_FLOOR} and ${ephemeralFloor}`);
 }
 
 /** Ports freePort() returned in this process. */
 const handedOut = new Set<number>();
+
+/** The lowest port freePort() picks. */
+const PORT_FLOOR = 20_000;
+
+/** The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range). */
+const ephemeralFloor = ((): number => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > PORT_FLOOR + 1000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
+
+/** Whether 127.0.0.1:`port` can be listened on now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
 
 /** Resolves once something accepts on the address. */
 export async function waitConnectable(
