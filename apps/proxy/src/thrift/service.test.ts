@@ -48,9 +48,16 @@ afterAll(async () => {
   await runtime.close();
 });
 
-describe('ThriftProxyService frame memory', () => {
-  it('releases a call that was never sent upstream (no route, or its upstream refused): the next calls reuse its memory', async () => {
-    const config = parseConfig(`
+/**
+ * The refused-upstream probe: a ThriftProxyService logging to `log` whose method "refused" routes
+ * to a port nothing listens on (other methods have no route), served through `handler` (given
+ * the service) to a ThriftClient on the shared runtime. `close()` ends client, server and pool.
+ */
+async function refusedRouteProbe(
+  log: ProxyLog,
+  handler: (service: ThriftProxyService) => ThriftHandler = (service) => service,
+): Promise<{ client: ThriftClient; close(): Promise<void> }> {
+  const config = parseConfig(`
 [servers.probe]
 proxy_type = "thrift"
 listener = { type = "socket", value = "127.0.0.1:1" }
@@ -60,24 +67,36 @@ access_log = false
 method = "refused"
 upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
 `);
-    const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
-    const service = new ThriftProxyService(
-      upstreams,
-      config.thriftServers[0]!,
-      new ProxyLog('error', 'test'),
-    );
+  const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+  const service = new ThriftProxyService(upstreams, config.thriftServers[0]!, log);
+  const server = new ThriftServer(handler(service), { framing: 'auto' });
+  const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+  const serving = server.serve(listener);
+  const port = (listener.localAddress as { port: number }).port;
+  const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
+  return {
+    client,
+    async close() {
+      await client.close();
+      await server.close();
+      await serving;
+      upstreams.closeAll();
+    },
+  };
+}
+
+describe('ThriftProxyService frame memory', () => {
+  it('releases a call that was never sent upstream (no route, or its upstream refused): the next calls reuse its memory', async () => {
     const memory = new Set<ArrayBufferLike>();
-    const recording: ThriftHandler = {
-      call(request) {
-        memory.add(request.frame.payload.buffer);
-        return service.call(request);
-      },
-    };
-    const server = new ThriftServer(recording, { framing: 'auto' });
-    const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
-    const serving = server.serve(listener);
-    const port = (listener.localAddress as { port: number }).port;
-    const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
+    const { client, close } = await refusedRouteProbe(
+      new ProxyLog('error', 'test'),
+      (service): ThriftHandler => ({
+        call(request) {
+          memory.add(request.frame.payload.buffer);
+          return service.call(request);
+        },
+      }),
+    );
     const text = 'x'.repeat(1000);
     try {
       for (const method of ['unrouted', 'refused']) {
@@ -101,43 +120,20 @@ upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
         expect(memory.size).toBe(1);
       }
     } finally {
-      await client.close();
-      await server.close();
-      await serving;
-      upstreams.closeAll();
+      await close();
     }
   });
 });
 
 describe('ThriftProxyService in the upstream callback', () => {
   it('a throw while logging an upstream failure answers the call (INTERNAL_ERROR), never reaches the runtime', async () => {
-    const config = parseConfig(`
-[servers.probe]
-proxy_type = "thrift"
-listener = { type = "socket", value = "127.0.0.1:1" }
-access_log = false
-
-[[servers.probe.routes]]
-method = "refused"
-upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
-`);
     /** A log whose warn throws: a bug in logging, met in the upstream's callback. */
     class BrokenLog extends ProxyLog {
       override warn(): void {
         throw new Error('log broke');
       }
     }
-    const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
-    const service = new ThriftProxyService(
-      upstreams,
-      config.thriftServers[0]!,
-      new BrokenLog('error', 'test'),
-    );
-    const server = new ThriftServer(service, { framing: 'auto' });
-    const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
-    const serving = server.serve(listener);
-    const port = (listener.localAddress as { port: number }).port;
-    const client = new ThriftClient(await runtime.driver.connectTcp({ host: '127.0.0.1', port }));
+    const { client, close } = await refusedRouteProbe(new BrokenLog('error', 'test'));
     try {
       for (let i = 0; i < 2; i++) {
         const failed = await client
@@ -155,10 +151,7 @@ upstreams = [{ endpoint = "127.0.0.1:${await refusedPort()}" }]
         expect((failed as Error).message).toContain('log broke');
       }
     } finally {
-      await client.close();
-      await server.close();
-      await serving;
-      upstreams.closeAll();
+      await close();
     }
   });
 });
