@@ -1,10 +1,10 @@
 /**
  * Starts nginx as a child of the test (`nginx -p <tmpdir> -c <conf> -g 'daemon off;'`) with
- * every path (pid, logs, temp dirs) in a temporary directory and a free port (bound with port 0
- * by node:net, read back, released). Not a test itself; also used by the benchmark.
+ * every path (pid, logs, temp dirs) in a temporary directory and a free port (freePort). Not a
+ * test itself; also used by the benchmark.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,14 +16,33 @@ export interface Nginx {
   stop(): Promise<void>;
 }
 
-/** A port nobody listens on right now. */
+/**
+ * A port nobody listens on right now, chosen at random below the kernel's ephemeral range (as
+ * apps/proxy's e2e harness does): a port from listen(0) is ephemeral, and before nginx binds it
+ * any outgoing connection on the machine may take it as its source port (EADDRINUSE in CI).
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (let tries = 0; tries < 10_000; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * (EPHEMERAL_FLOOR - 20_000));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
 }
+
+/** The first port of net.ipv4.ip_local_port_range (32768 unless the machine says otherwise). */
+const EPHEMERAL_FLOOR = ((): number => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 21_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
 
 async function accepting(port: number): Promise<boolean> {
   return new Promise((resolve) => {
