@@ -63,6 +63,36 @@ def resolve(table, names, text):
     return table.get(key, f"({key})")
 
 
+PARTS = ("jit", "builtins", "gc", "compiler", "other")
+GC = re.compile(
+    r"v8::internal::.*(Heap|Scaveng|MarkCompact|Marking|Marker|Sweep|Evacuat|GCTracer|RootScavenge|"
+    r"MemoryChunk|MemoryAllocator|Collector|IterateObjectCache|RememberedSet|SlotSet|Compactor|"
+    r"Visitor|BodyDescriptor|YoungGeneration|Minor|Page::|LargeObjectSpace|PagedSpace|NewSpace|"
+    r"SemiSpace|FreeList|Worklist|ObjectStats|Weak|IteratePointers)|^cppgc::|^heap::|"
+    r"_Map_base<v8::internal::MemoryChunk\*"
+)
+COMPILER = re.compile(
+    r"^v8::internal::(compiler::|maglev::|baseline::|wasm::|interpreter::Bytecode(Array)?(Builder|Generator|Writer)|"
+    r"Zone|Parser|Scanner|Ast|Compiler|Deoptimizer|OptimizedCompilationJob|Compile|BytecodeGenerator|"
+    r"ParseInfo|PreParser|ScopeInfo|DeclarationScope|Scope::|SourcePosition|CodeReference|Assembler|"
+    r"TurboAssembler|MacroAssembler|RelocIterator|Label)|^v8::internal::.*(Compil|Zone)"
+)
+
+
+def part(name):
+    """jit (unnamed JIT code: '0x...' / '???'), builtins (V8's Builtins_*), gc, compiler, other
+    (V8's C++ runtime, N-API, Node, the addon, libc)."""
+    if name is None or name.startswith("0x") or name.startswith("???"):
+        return "jit"
+    if name.startswith("Builtins_"):
+        return "builtins"
+    if GC.search(name):
+        return "gc"
+    if COMPILER.search(name):
+        return "compiler"
+    return "other"
+
+
 def main():
     a, b, n1, n2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     top = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5].isdigit() else 40
@@ -74,6 +104,11 @@ def main():
     for k in set(s1) | set(s2):
         rows.append(((s2.get(k, 0) - s1.get(k, 0)) / d, (c2.get(k, 0) - c1.get(k, 0)) / d, k))
     rows.sort(reverse=True)
+    parts = defaultdict(float)
+    for ir, _calls, k in rows:
+        parts[part(k)] += ir
+    print("per request by part (self Ir): " + ", ".join(f"{p} {parts[p]:,.0f}" for p in PARTS))
+    print(f"everything except GC and compiler: {sum(parts[p] for p in PARTS if p not in ('gc', 'compiler')):,.0f}")
     print(f"{'self Ir/req':>12} {'calls/req':>10}  function")
     for ir, calls, k in rows[:top]:
         print(f"{ir:12,.0f} {calls:10.2f}  {k}")
