@@ -5,7 +5,7 @@
 // difference per request (a first call site of a start-up path cancels out):
 //   cd apps/proxy && node --conditions=@loch/source --import tsx \
 //     --import ../../bench/http-proxy/builtin-sites.mjs bench/proxy-core.ts N --rounds 1 ...
-// bench/http-proxy/builtin-sites.sh does both runs and the difference. Counting only: the
+// bench/http-proxy/builtin-sites.sh does both runs and prints the difference. Counting only: the
 // wrappers slow every call, so no time read with this preload loaded means anything.
 const counts = new Map();
 const limit = Error.stackTraceLimit;
