@@ -157,6 +157,8 @@ const MAX_IOVECS = 512;
  * no promise; the calls' own promises are all.
  */
 export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, WriteTarget {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   readonly #reader: FrameReader;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();

@@ -165,6 +165,8 @@ class ExclusiveCall {
  * doubles as the idle watch (see the module comment): taken by the next call when it answers.
  */
 class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, RecvTarget, WriteTarget {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   readonly reader: FrameReader;
   /** The call's upstream_call deadline on the sweep's clock (NO_DEADLINE: none). */
   #callDeadline = NO_DEADLINE;

@@ -84,6 +84,8 @@ export interface ExclusiveCallOptions {
 
 /** A Thrift connection carrying one call at a time. */
 export class ExclusiveConnection implements RecvTarget, WriteTarget, SweepMember {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   private readonly reader: FrameReader;
   private readonly framing: FramingName;
   private readonly protocol: ProtocolName;

@@ -55,6 +55,8 @@ type BodyStep = IteratorResult<Uint8Array>;
 
 /** An HTTP/1.1 client connection over one stream. */
 export class HttpClient {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   private readonly stream: HttpStream;
   private readonly decoder: ResponseDecoder;
   private readonly options: HttpClientOptions;

@@ -354,6 +354,8 @@ class H2ResponseBody implements HttpBody, ReadyBodyIterator {
  * that interface.
  */
 export class H2ClientSession {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   readonly #stream: HttpStream;
   readonly #options: Http2ClientOptions;
   readonly #decoder: Http2FrameDecoder;

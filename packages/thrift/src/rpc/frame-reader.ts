@@ -97,6 +97,8 @@ export class RetainedChunk {
 
 /** Pulls frames out of a stream, one `next()` at a time. */
 export class FrameReader implements SweepMember {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   /** The framing in use (null until detected). */
   framing: FramingName | null;
   private buf = new Uint8Array(0);

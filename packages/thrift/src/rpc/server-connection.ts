@@ -178,6 +178,8 @@ class IncomingCall implements ThriftRequest, ThriftResponder {
 
 /** Serves one connection; `done` settles (never rejects) once it ended and was closed. */
 export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, SweepMember {
+  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
+  sweepSlot = -1;
   readonly #reader: FrameReader;
   readonly #ctx: ConnectionContext;
   readonly #limit: number;
