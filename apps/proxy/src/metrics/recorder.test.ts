@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConfig } from '../config/load.js';
 import { ProxyContext, type RequestCx } from '../proxy/context.js';
 import {
@@ -197,4 +197,85 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9090" }] }
     expect(off).toBeGreaterThan(100);
     expect(on - off).toBeLessThan(16);
   }, 60_000);
+
+  it('reads the plan maps once while the server, route and upstream repeat', () => {
+    const { metrics, counts, web, route: at } = setup();
+    const get = vi.spyOn(Map.prototype, 'get');
+    try {
+      const lookups = (routed: boolean): number => {
+        const before = get.mock.calls.length;
+        metrics.answered('web', cx(routed, performance.now()), 200, true);
+        return get.mock.calls.length - before;
+      };
+      const first = lookups(true);
+      // The server's plan, the route's host and path, the upstream: four Map reads the first time.
+      expect(first - lookups(true)).toBe(4);
+      expect(lookups(true)).toBe(first - 4);
+      // An unrouted answer between them reads nothing new, and the routed one after it neither.
+      lookups(false);
+      expect(lookups(true)).toBe(first - 4);
+    } finally {
+      get.mockRestore();
+    }
+    expect(counts[at + 1]).toBe(4);
+    expect(counts[web.unrouted + 1]).toBe(1);
+    const up = web.upstreams.get('http://127.0.0.1:9001')!;
+    expect(counts.slice(up, up + DURATION_BUCKETS.length + 1).reduce((a, b) => a + b, 0)).toBe(4);
+  });
+
+  it('puts answers on their own series when servers, routes and upstreams alternate', () => {
+    const two = parseConfig(
+      `
+[admin]
+listener = { type = "socket", value = "127.0.0.1:9901" }
+[servers.a]
+listener = { type = "socket", value = "127.0.0.1:18080" }
+[[servers.a.routes]]
+path = "/x/"
+upstreams = [{ endpoint = "http://127.0.0.1:9001" }]
+[[servers.a.routes]]
+path = "/y/"
+upstreams = [{ endpoint = "http://127.0.0.1:9002" }]
+[servers.b]
+listener = { type = "socket", value = "127.0.0.1:18081" }
+[[servers.b.routes]]
+path = "/x/"
+upstreams = [{ endpoint = "http://127.0.0.1:9001" }]
+`,
+      'two.toml',
+    );
+    const plan = new MetricsLayout().extend(two, true);
+    const buffer = new SharedArrayBuffer(plan.size * 8);
+    const metrics = new WorkerMetrics();
+    metrics.attach(0, { buffers: [buffer], plan });
+    const counts = new Float64Array(buffer);
+    const [a, b] = two.servers;
+    const on = (r: (typeof two.servers)[number]['routes'][number]): RequestCx =>
+      ProxyContext.empty()
+        .set('request', {} as never)
+        .set('startedAt', performance.now())
+        .set('route', { route: r as never, params: undefined, prefix: r.path })
+        .set('upstream', r.upstreams[0]!) as unknown as RequestCx;
+    const sequence: [string, (typeof two.servers)[number]['routes'][number], number][] = [
+      ['a', a!.routes[0]!, 200],
+      ['a', a!.routes[1]!, 404],
+      ['b', b!.routes[0]!, 500],
+      ['a', a!.routes[0]!, 200],
+      ['b', b!.routes[0]!, 500],
+      ['a', a!.routes[1]!, 404],
+      ['a', a!.routes[1]!, 404],
+    ];
+    for (const [server, r, status] of sequence) metrics.answered(server, on(r), status, true);
+    const slot = (server: string, path: string) => plan.servers.get(server)!.routes.get('')!.get(path)!;
+    expect(counts[slot('a', '/x/') + 1]).toBe(2);
+    expect(counts[slot('a', '/y/') + 3]).toBe(3);
+    expect(counts[slot('b', '/x/') + 4]).toBe(2);
+    const observed = (server: string, label: string) => {
+      const up = plan.servers.get(server)!.upstreams.get(label)!;
+      return counts.slice(up, up + DURATION_BUCKETS.length + 1).reduce((x, y) => x + y, 0);
+    };
+    expect(observed('a', 'http://127.0.0.1:9001')).toBe(2);
+    expect(observed('a', 'http://127.0.0.1:9002')).toBe(3);
+    expect(observed('b', 'http://127.0.0.1:9001')).toBe(2);
+  });
 });

@@ -72,6 +72,21 @@ export class WorkerMetrics {
   #thrift = NO_THRIFT;
   /** A reload's plan, between precommit and commit. */
   #staged: MetricsPlan | undefined = undefined;
+  /**
+   * answered()'s last lookups, one entry each: the plan maps are keyed by config strings (each
+   * Map.get hashes and compares a string, ~70 instructions), and a worker answers request after
+   * request on the same server, route and upstream. The keys are the server key and the config's
+   * own route and upstream objects (compared by identity, with the plan they were read from);
+   * cleared whenever a plan applies.
+   */
+  #lastServer: string | undefined = undefined;
+  #lastPlan: ServerPlan | undefined = undefined;
+  #lastRoute: object | undefined = undefined;
+  #lastRoutePlan: ServerPlan | undefined = undefined;
+  #lastRouteAt = 0;
+  #lastUpstream: object | undefined = undefined;
+  #lastUpstreamPlan: ServerPlan | undefined = undefined;
+  #lastUpstreamAt: number | undefined = undefined;
 
   /** Recording is on: the request path measures durations only then (and for the access log). */
   get enabled(): boolean {
@@ -108,6 +123,18 @@ export class WorkerMetrics {
     this.#servers = fits ? plan.servers : NO_SERVERS;
     this.#thrift = fits ? plan.thrift : NO_THRIFT;
     this.#enabled = plan.enabled && fits;
+    this.#lastServer = this.#lastPlan = undefined;
+    this.#lastRoute = this.#lastRoutePlan = undefined;
+    this.#lastUpstream = this.#lastUpstreamPlan = undefined;
+  }
+
+  /** The server's plan, as `#servers.get(server)`. */
+  #planOf(server: string): ServerPlan | undefined {
+    if (server === this.#lastServer) return this.#lastPlan;
+    const plan = this.#servers.get(server);
+    this.#lastServer = server;
+    this.#lastPlan = plan;
+    return plan;
   }
 
   /**
@@ -117,14 +144,21 @@ export class WorkerMetrics {
    */
   answered(server: string, cx: RequestCx, status: number, fromUpstream: boolean): void {
     if (!this.#enabled) return;
-    const plan = this.#servers.get(server);
+    const plan = this.#planOf(server);
     if (plan === undefined) return;
     const counts = this.#counts;
     const match = cx.maybeGet('route');
-    const at =
-      match === undefined
-        ? plan.unrouted
-        : (plan.routes.get(match.route.host ?? '')?.get(match.route.path) ?? plan.unrouted);
+    let at = plan.unrouted;
+    if (match !== undefined) {
+      const route = match.route;
+      if (route === this.#lastRoute && plan === this.#lastRoutePlan) at = this.#lastRouteAt;
+      else {
+        at = plan.routes.get(route.host ?? '')?.get(route.path) ?? plan.unrouted;
+        this.#lastRoute = route;
+        this.#lastRoutePlan = plan;
+        this.#lastRouteAt = at;
+      }
+    }
     const cls = (status / 100) | 0;
     counts[at + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
     // Clamped at 0: the access log stamps its start with performance.now(), a little after the
@@ -134,7 +168,14 @@ export class WorkerMetrics {
     if (!fromUpstream) return;
     const upstream = cx.maybeGet('upstream');
     if (upstream === undefined) return;
-    const up = plan.upstreams.get(upstream.label);
+    let up: number | undefined;
+    if (upstream === this.#lastUpstream && plan === this.#lastUpstreamPlan) up = this.#lastUpstreamAt;
+    else {
+      up = plan.upstreams.get(upstream.label);
+      this.#lastUpstream = upstream;
+      this.#lastUpstreamPlan = plan;
+      this.#lastUpstreamAt = up;
+    }
     if (up !== undefined) observe(counts, up, us);
   }
 
