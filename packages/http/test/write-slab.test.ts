@@ -4,14 +4,15 @@
  * write completed. Here: a write whose bytes are read late (a stream double that reads the lent
  * memory only when it completes the write, as the kernel does with a queued or partial send)
  * sees its head byte-exact while other connections' answers go through the slab many times over
- * (fails when pieces are given back at the start of their write); and on both runtime drivers, a
- * pipelined answer queued behind a large one to a client that reads slowly arrives byte-exact
- * while another client's answers churn the slab.
+ * (fails when pieces are given back at the start of their write); and on both runtime drivers,
+ * answers written in one write of lent pieces to a client that stopped reading (the write waits
+ * in the kernel, its bytes not yet copied) arrive byte-exact after another client's answers
+ * wrapped the slab several times meanwhile (fails likewise).
  */
 import * as net from 'node:net';
 import { plainFacts } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixedBody, streamBody } from '../src/body.js';
+import { fixedBody } from '../src/body.js';
 import { lendBytes, writeSlabStats } from '../src/internal/write-slab.js';
 import { createResponse } from '../src/message.js';
 import { HttpServer } from '../src/server.js';
@@ -171,25 +172,33 @@ describe('write slab: a lent head stays intact until its write completes', () =>
 
 const drivers = await availableDrivers();
 
-/** A big answer the slow client's first request gets: more than socket buffers hold. */
-const BIG = 8 * 1024 * 1024;
+/** Body bytes of each answer to the client that stops reading: head + body fit one lent piece. */
+const SLOW_BODY = 3900;
+/** Requests the stopped client sends per round: their answers fill one held-back write (< 64 KiB). */
+const ROUND = 16;
+
+function slowAnswerBody(target: string): string {
+  return target.repeat(Math.ceil(SLOW_BODY / target.length)).slice(0, SLOW_BODY);
+}
 
 describe.each(drivers)('write slab on the wire (driver %s)', (driver) => {
   let s: InProcess;
+  /** Answers made for the stopped client; `handledWake` runs at each. */
+  let handled = 0;
+  let handledWake: (() => void) | null = null;
   beforeAll(async () => {
-    const big = new Uint8Array(BIG).fill(0x61);
     s = await startServer(
       driver,
-      { date: false },
+      // The stopped client's write waits as long as the test needs (the test's timeout bounds it).
+      { date: false, timeouts: { write: 600_000 } },
       {
         call(req) {
-          if (req.target === '/big') {
-            async function* body() {
-              for (let at = 0; at < BIG; at += 256 * 1024) yield big.subarray(at, at + 256 * 1024);
-            }
+          if (req.target.startsWith('/slow/')) {
+            handled++;
+            handledWake?.();
             return createResponse(200, {
-              headers: { 'x-id': '/big' },
-              body: streamBody(body(), { length: BIG }),
+              headers: { 'x-id': req.target },
+              body: fixedBody(slowAnswerBody(req.target)),
             });
           }
           return answer(req.target);
@@ -201,39 +210,89 @@ describe.each(drivers)('write slab on the wire (driver %s)', (driver) => {
     await s.stop();
   });
 
-  it('answers queued behind a large one to a slow reader arrive byte-exact while another client churns the slab', async () => {
-    const bigHead = `HTTP/1.1 200 OK\r\nx-id: /big\r\ncontent-length: ${BIG}\r\n\r\n`;
-    const after = Array.from({ length: 8 }, (_, i) => `/after-big/${i}`);
-    const tail = after.map(expected).join('');
-    const whole = bigHead.length + BIG + tail.length;
-
+  it('answers whose write waits for a client that stopped reading arrive byte-exact after another client wrapped the slab many times', async () => {
+    // A client that reads nothing until the end: rounds of pipelined requests, each answered in
+    // one write of lent pieces (heads with their bodies copied behind), until the kernel's buffers
+    // are full and a write of lent pieces stays in flight (the server does not see the
+    // connection idle even after other requests went round).
     const slow = new Peer(await connect(s.port));
-    // Reads a quarter megabyte at a time: the other client runs between the steps.
-    slow.step = 256 * 1024;
-    slow.socket.write([get('/big'), ...after.map(get)].join(''));
+    slow.socket.pause();
     const churn = new Peer(await connect(s.port));
+    try {
+      await stopAndChurn(slow, churn);
+    } finally {
+      slow.socket.destroy();
+      churn.socket.destroy();
+    }
+  }, 120_000);
+
+  async function stopAndChurn(slow: Peer, churn: Peer): Promise<void> {
     let want = 0;
     const wanted: string[] = [];
-    for (let i = 0; slow.bytes < whole; i++) {
-      for (let k = 0; k < 20; k++) {
-        const target = `/churn/${i}/${k}`;
+    let churned = 0;
+    /**
+     * Another client's `n` requests, each answered before the next is sent (its piece is given
+     * back before the next is lent: pipelined answers crossing a slab's end would leave that slab
+     * to the GC instead of reusing it).
+     */
+    const churnRequests = async (n: number) => {
+      for (let k = 0; k < n; k++) {
+        const target = `/churn/${churned++}`;
         wanted.push(expected(target));
         want += wanted[wanted.length - 1]!.length;
         churn.socket.write(get(target));
+        await churn.until(() => churn.bytes >= want);
       }
-      await churn.until(() => churn.bytes >= want);
-      const before = slow.bytes;
-      slow.socket.resume();
-      await slow.until(() => slow.bytes > before || slow.bytes >= whole);
+    };
+    const slowWanted: string[] = [];
+    let stalled = false;
+    for (let round = 0; round < 2000 && !stalled; round++) {
+      const targets = Array.from({ length: ROUND }, (_, k) => `/slow/${round}/${k}`);
+      for (const t of targets) {
+        const body = slowAnswerBody(t);
+        slowWanted.push(`HTTP/1.1 200 OK\r\nx-id: ${t}\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      }
+      const goal = handled + ROUND;
+      slow.socket.write(targets.map(get).join(''));
+      while (handled < goal) {
+        await new Promise<void>((r) => {
+          handledWake = r;
+        });
+        handledWake = null;
+      }
+      // Other answers go round the server twice: a write the kernel took at once has completed by
+      // then, so a connection still not idle has its write waiting for the stopped reader.
+      await churnRequests(1);
+      await churnRequests(1);
+      stalled = s.server.idleConnections < 2;
     }
+    expect(stalled).toBe(true);
+
+    // Now heads enough to wrap the 16 KiB slab several times, while that write waits.
+    const reused = writeSlabStats.reused;
+    const lent = writeSlabStats.lent;
+    await churnRequests(600);
+    expect(writeSlabStats.lent - lent).toBeGreaterThanOrEqual(600);
+    expect(writeSlabStats.reused).toBeGreaterThan(reused);
     expect(churn.text()).toBe(wanted.join(''));
+
+    // The stopped client reads everything: the held write's lent bytes are read only now.
+    const slowText = slowWanted.join('');
+    slow.socket.resume();
+    await slow.until(() => slow.bytes >= slowText.length);
     const text = slow.text();
-    expect(text.length).toBe(whole);
-    expect(text.slice(0, bigHead.length)).toBe(bigHead);
-    expect(text.slice(bigHead.length + BIG)).toBe(tail);
-    slow.socket.destroy();
-    churn.socket.destroy();
-  }, 120_000);
+    expect(text.length).toBe(slowText.length);
+    // Compared answer by answer, so a failure names the first damaged one, not 10 MiB of text.
+    let at = 0;
+    for (const a of slowWanted) {
+      if (text.slice(at, at + a.length) !== a) {
+        expect(text.slice(at, at + a.length)).toBe(a);
+        break;
+      }
+      at += a.length;
+    }
+    expect(at).toBe(slowText.length);
+  }
 });
 
 function connect(port: number): Promise<net.Socket> {
