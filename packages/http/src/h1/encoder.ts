@@ -496,7 +496,8 @@ export class ResponseHeadCache {
     }
     const out = encodeResponseHeadTo(lender, status, reason, headers, o, trailing);
     // The same key twice in a row: worth a copy (the output itself is the write's, and may be
-    // reused once written).
+    // reused once written). `new Uint8Array(view)` copies into memory of its own, also when `out`
+    // is a Buffer of Node's pool (not lent): never a view, unlike Buffer#slice.
     this.last = same ? new Uint8Array(out.subarray(0, out.length - trailing)) : null;
     this.headers = headers;
     this.revision = headers.revision;
