@@ -23,6 +23,19 @@ const latin1Write = (
 ).latin1Write;
 
 /** Fields the HTTP/1 encoder derives from body and connection state, by known-name id. */
+/**
+ * %TypedArray%.prototype.set and Uint8Array, read once. copyRange's `out` is a Uint8Array (the
+ * write slab) or a Buffer (a head encoded on its own): with both at one site TurboFan leaves the
+ * `out.set` load generic, a LoadIC call per long range (3 per proxied request at 128 B, callgrind,
+ * bench/http-proxy/per-request-2026-12-04.md); a known function called with .call is a direct call.
+ */
+const typedArraySet = (
+  Object.getPrototypeOf(Uint8Array.prototype) as {
+    set(this: Uint8Array, src: ArrayLike<number>, offset: number): void;
+  }
+).set;
+const U8 = Uint8Array;
+
 const FRAMING_ID = new Uint8Array(256);
 FRAMING_ID[known.ID_CONTENT_LENGTH] = 1;
 FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
@@ -203,7 +216,7 @@ function copyRange(slab: HeadSlab, s: number, e: number, out: Uint8Array, pos: n
   if (n <= 16) {
     const src = slab.bytes;
     for (let k = 0; k < n; k++) out[pos + k] = src[s + k]!;
-  } else out.set(new Uint8Array(slab.buffer, s, n), pos);
+  } else typedArraySet.call(out, new U8(slab.buffer, s, n), pos);
   return pos + n;
 }
 
