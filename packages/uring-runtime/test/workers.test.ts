@@ -3,8 +3,10 @@
  * replies and timeouts, crash reports, CPU pinning, start failures, and a graceful stop that
  * stops accepting but lets an in-flight connection finish.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createRuntime,
@@ -16,6 +18,7 @@ import {
 } from '../src/index.js';
 
 const echoWorker = new URL('./fixtures/echo-worker.ts', import.meta.url);
+const waitUntilWorker = new URL('./fixtures/wait-until-worker.ts', import.meta.url);
 
 let pool: WorkerPool | undefined;
 let holder: Runtime | undefined;
@@ -155,6 +158,20 @@ describe('start()', { timeout: 120_000 }, () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     expect(await pool.stop({ deadline: 200 })).toEqual({ graceful: [], forced: [0] });
+  });
+
+  it('a graceful stop ends a worker only after the work it handed to context.waitUntil settled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-wait-until-'));
+    const file = join(dir, 'done.txt');
+    try {
+      pool = await start({ workers: 2, driver: 'legacy', data: { file } }, waitUntilWorker);
+      // No stream is open, so without waitUntil the stop would end both threads at once, before
+      // their shutdown work (five 50 ms timer turns) wrote anything. The deadline is liveness only.
+      expect(await pool.stop({ deadline: 60_000 })).toEqual({ graceful: [0, 1], forced: [] });
+      expect(readFileSync(file, 'utf8').split('\n').filter(Boolean).sort()).toEqual(['done:0', 'done:1']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports a crashing worker', async () => {

@@ -752,7 +752,7 @@ export async function main(context: WorkerContext): Promise<void> {
   const stopped = new Promise<void>((resolve) => {
     context.signal.addEventListener('abort', () => void worker.shutdown().finally(resolve), { once: true });
   });
-  // main resolves when ready; the runtime waits for streams to close on stop. Keep a handle on
-  // the shutdown so that it is not collected.
-  (globalThis as { __lochWorkerStopped?: Promise<void> }).__lochWorkerStopped = stopped;
+  // main resolves when ready; a graceful stop ends the thread only after the shutdown (its last
+  // log lines, the access log written through and closed), not as soon as the last stream closes.
+  context.waitUntil(stopped);
 }

@@ -110,6 +110,8 @@ async function run(): Promise<void> {
   const stopController = new AbortController();
   let handler: CommandHandler | undefined;
   const queued: { id: number; msg: unknown }[] = [];
+  /** What a graceful stop waits for before it closes the runtime (context.waitUntil). */
+  const stopWork: PromiseLike<unknown>[] = [];
 
   const answer = (id: number, msg: unknown, current: CommandHandler) => {
     Promise.resolve()
@@ -128,6 +130,9 @@ async function run(): Promise<void> {
     data: boot.data,
     signal: stopController.signal,
     cpu: affinity?.startsWith('pinned') ? boot.cpu : undefined,
+    waitUntil(work) {
+      stopWork.push(work);
+    },
     onCommand(next) {
       handler = next;
       // Commands that arrived before a handler existed were kept; answer them now.
@@ -149,11 +154,13 @@ async function run(): Promise<void> {
     }
     if (message.t === 'stop' && !stopController.signal.aborted) {
       stopController.abort();
-      // Stop accepting, then wait for main and for every open stream to close.
+      // Stop accepting, then wait for main, for the work main asked the stop to wait for, and for
+      // every open stream to close.
       void runtime
         .stopAccepting()
         .then(() => mainDone)
         .catch(() => undefined)
+        .then(() => Promise.allSettled(stopWork))
         .then(() => runtime.whenIdle())
         .then(() => runtime.close())
         .finally(() => {

@@ -30,6 +30,13 @@ export interface WorkerContext {
   readonly cpu: number | undefined;
   /** Registers the command handler (one per worker; a later call replaces it). */
   onCommand(handler: CommandHandler): void;
+  /**
+   * A graceful stop ends this thread only once `work` has settled (and then every stream is
+   * closed): e.g. the worker's own shutdown, which logs and flushes after its connections end.
+   * Without it the thread may end as soon as its last stream closes, with that work unfinished.
+   * Work that never settles keeps the thread until the stop's deadline forces it.
+   */
+  waitUntil(work: PromiseLike<unknown>): void;
 }
 
 const CONTEXT_KEY = Symbol.for('@loch/uring-runtime.worker');
