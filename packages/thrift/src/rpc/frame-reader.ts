@@ -66,7 +66,7 @@ export class RetainedChunk {
   }
 
   /**
-   * @internal A framed frame whose `payload` is a view of this chunk, as it came on the wire:
+   * A framed frame whose `payload` is a view of this chunk, as it came on the wire:
    * one view of its 4-byte length prefix and payload, when the prefix lies in this chunk right
    * before the payload and says its length (it came in the same receive); else undefined (its
    * prefix came in an earlier receive: the bytes before the payload are another buffer's).
