@@ -74,7 +74,9 @@ export const latin1Interned = { hits: 0 };
  * request to request: latin1Slice is a call into Node's C++ and a new string each time (~730
  * instructions for wrk's target and Host value each, callgrind), a hit ~270 and no allocation.
  * Runs an attacker makes share a slot only miss: a compare and a copy of at most 64 bytes more
- * than latin1Slice alone. The table holds at most 1,024 strings of at most 64 chars.
+ * than latin1Slice alone. The table holds at most 1,024 strings of at most 64 chars, never one
+ * with a '?' (queries carry tokens) nor a credential field's value (HttpHeaders.valueAt): what
+ * it keeps past its message is what repeats in the open (targets, hosts, reason phrases).
  */
 export function latin1Of(b: Uint8Array, s: number, e: number): string {
   const n = e - s;
@@ -91,9 +93,18 @@ export function latin1Of(b: Uint8Array, s: number, e: number): string {
     }
   }
   const str = latin1Slice.call(b, s, e);
+  // A run with a '?' (a request target's query: tokens travel there) is not kept: the table
+  // outlives the request and is shared by every connection of the thread.
+  for (let i = 0; i < n; i++) {
+    const c = b[s + i]!;
+    if (c === 0x3f) {
+      internLengths[slot] = 0;
+      return str;
+    }
+    bytes[at + i] = c;
+  }
   internStrings[slot] = str;
   internLengths[slot] = n;
-  for (let i = 0; i < n; i++) bytes[at + i] = b[s + i]!;
   return str;
 }
 
@@ -315,7 +326,15 @@ export class HttpHeaders implements Iterable<[string, string]> {
     if (s === undefined) {
       const words = this.slab!.words;
       const e = this.wbase + ENTRY * i;
-      s = latin1Of(this.slab!.bytes, words[e + 2]!, words[e + 3]!);
+      const id = words[e + 4]! & ID_MASK;
+      // Credentials are never kept in latin1Of's table, which outlives the message.
+      s =
+        id === known.ID_AUTHORIZATION ||
+        id === known.ID_COOKIE ||
+        id === known.ID_PROXY_AUTHORIZATION ||
+        id === known.ID_SET_COOKIE
+          ? latin1Slice.call(this.slab!.bytes, words[e + 2]!, words[e + 3]!)
+          : latin1Of(this.slab!.bytes, words[e + 2]!, words[e + 3]!);
       cache[2 * i + 1] = s;
     }
     return s;

@@ -135,6 +135,11 @@ export const ID_HOST = knownIdOf('host');
 export const ID_EXPECT = knownIdOf('expect');
 export const ID_UPGRADE = knownIdOf('upgrade');
 export const ID_DATE = knownIdOf('date');
+/** Fields whose values are credentials: never kept past their message (HttpHeaders.valueAt). */
+export const ID_AUTHORIZATION = knownIdOf('authorization');
+export const ID_PROXY_AUTHORIZATION = knownIdOf('proxy-authorization');
+export const ID_COOKIE = knownIdOf('cookie');
+export const ID_SET_COOKIE = knownIdOf('set-cookie');
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH', 'CONNECT', 'TRACE'] as const;
 
