@@ -25,6 +25,19 @@ async function until(what: () => boolean, ms: number): Promise<boolean> {
   return true;
 }
 
+/**
+ * Whether `runtime`'s trim count stops moving: unchanged across one 8-period window, tried up to
+ * 5 times (a trim that a burst's tail earned may still land in the first window).
+ */
+async function settled(runtime: Runtime): Promise<boolean> {
+  for (let tries = 0; tries < 5; tries++) {
+    const before = runtime.idleTrims;
+    await new Promise((r) => setTimeout(r, 8 * runtime.idleTrimPeriodMs));
+    if (runtime.idleTrims === before) return true;
+  }
+  return false;
+}
+
 async function echoRoundTrips(listener: StreamListener, client: ByteStream, n: number): Promise<void> {
   const served = (async () => {
     const s = await listener.accept();
@@ -63,9 +76,10 @@ describe.each(cases)('idle trim: $name driver', ({ name, skip }) => {
   run(
     'trims once after activity then quiet, not while idle, and again after new activity',
     async () => {
-      // The period is long enough that a loaded machine (CI runs every suite at once) does not stall
-      // this process for a whole period in the middle of a few round trips: such a stall is a quiet
-      // period to the runtime, so it would trim mid-activity and the counts below would be off by one.
+      // What a loaded machine cannot change is asserted, not the policy's exact counts (those are
+      // pinned on a hand-driven clock in src/internal/idle-trim.test.ts): a stall of this process for
+      // a whole period inside a burst is a quiet period to the runtime, so it may trim mid-burst and
+      // once more after it, and count that return as one "soon after a trim".
       runtime = await createRuntime({ driver: name, log: () => undefined, idleTrimMs: PERIOD_MS });
       const driver = runtime.driver;
       const listener = res.add(await driver.listenTcp({ host: '127.0.0.1', port: 0 }));
@@ -73,25 +87,26 @@ describe.each(cases)('idle trim: $name driver', ({ name, skip }) => {
       const first = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
       await echoRoundTrips(listener, first, 3);
       expect(await until(() => runtime!.idleTrims >= 1, 20_000)).toBe(true);
+      // Quiet: the count settles and stays for 8 periods (a runtime that trims while idle adds one
+      // every period and never settles).
+      expect(await settled(runtime)).toBe(true);
       const afterFirst = runtime.idleTrims;
-      // Quiet for many periods: no further trim without new activity.
-      await new Promise((r) => setTimeout(r, 8 * PERIOD_MS));
-      expect(runtime.idleTrims).toBe(afterFirst);
-      expect(runtime.idleTrimPeriodMs).toBe(PERIOD_MS);
       const second = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
       await echoRoundTrips(listener, second, 3);
       expect(await until(() => runtime!.idleTrims > afterFirst, 20_000)).toBe(true);
-      // That I/O came back well within 32 periods of the first trim: let go once.
-      expect(runtime.idleTrimPeriodMs).toBe(PERIOD_MS);
+      // That I/O came back within 32 periods of a trim: the period lets go once (or, after a stall
+      // inside a burst, has already doubled).
+      expect([PERIOD_MS, 2 * PERIOD_MS]).toContain(runtime.idleTrimPeriodMs);
+      expect(await settled(runtime)).toBe(true);
       const afterSecond = runtime.idleTrims;
       const third = res.add(await driver.connectTcp({ host: '127.0.0.1', port }));
       await echoRoundTrips(listener, third, 3);
-      // The second return soon after a trim in a row doubles the period (at the timer's next check).
-      expect(await until(() => runtime!.idleTrimPeriodMs === 2 * PERIOD_MS, 20_000)).toBe(true);
+      // A return soon after a trim, again: the period doubles (at the timer's next check).
+      expect(await until(() => runtime!.idleTrimPeriodMs >= 2 * PERIOD_MS, 20_000)).toBe(true);
       expect(await until(() => runtime!.idleTrims > afterSecond, 20_000)).toBe(true);
       expect(runtime.idleTrimTimeMs).toBeGreaterThan(0);
     },
-    90_000,
+    120_000,
   );
 
   run('idleTrimMs 0 disables trimming, and setIdleTrim turns it on later', async () => {
