@@ -34,7 +34,10 @@ export interface WorkerContext {
    * A graceful stop ends this thread only once `work` has settled (and then every stream is
    * closed): e.g. the worker's own shutdown, which logs and flushes after its connections end.
    * Without it the thread may end as soon as its last stream closes, with that work unfinished.
-   * Work that never settles keeps the thread until the stop's deadline forces it.
+   * Hand it over before the stop, or synchronously in `signal`'s abort listener: the stop takes
+   * the list a few steps after the abort, and work handed over later is not waited for. Work
+   * that never settles (a log close stuck on a dead disk) keeps the thread until the stop's
+   * deadline forces it.
    */
   waitUntil(work: PromiseLike<unknown>): void;
 }
