@@ -1,104 +1,19 @@
-/**
- * A framed call relayed unchanged goes as it came (issue 15): the proxy writes the caller's
- * received frame (its length prefix included) to an exclusive upstream as one buffer, and the
- * upstream's framed reply to the caller as one buffer, instead of a new prefix and the payload
- * in a gathered write each; byte-exact, on both drivers. A route that rewrites the call (here a
- * header added, which needs THeader upstream) and a multiplexed upstream (seq ids remapped)
- * frame their bytes anew. In process, over the runtime's streams, with a node:net client and
- * upstream.
- */
-import { createConnection, createServer, type Socket } from 'node:net';
 import {
   createReader,
   createWriter,
   decodeFrame,
   encodeFrame,
   MessageType,
-  readMessageHeader,
   ThriftServer,
   TType,
 } from '@loch/thrift';
 import { createRuntime, type DriverChoice, StreamForms } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { echoUpstream, netClient } from '../../test/thrift-peers.js';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftProxyService } from './service.js';
 import { ThriftUpstreams } from './upstream.js';
-
-/** A node:net client sending whole frames, one call at a time. */
-async function netClient(
-  port: number,
-): Promise<{ call(frame: Uint8Array): Promise<Uint8Array>; close(): void }> {
-  const socket = createConnection({ host: '127.0.0.1', port });
-  socket.setNoDelay(true);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  let buf = Buffer.alloc(0);
-  let waiting: ((frame: Uint8Array) => void) | undefined;
-  socket.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0) && waiting !== undefined) {
-      const frame = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
-      buf = buf.subarray(frame.byteLength);
-      const w = waiting;
-      waiting = undefined;
-      w(frame);
-    }
-  });
-  return {
-    call(frame) {
-      return new Promise((resolve) => {
-        waiting = resolve;
-        socket.write(frame);
-      });
-    },
-    close: () => socket.destroy(),
-  };
-}
-
-/**
- * A binary upstream (framed, or THeader when `theader`) answering each call with its message
- * echoed back as a REPLY, each reply in one write; records the bytes of every call it got.
- */
-async function echoUpstream(
-  theader = false,
-): Promise<{ port: number; calls: Uint8Array[]; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const calls: Uint8Array[] = [];
-  const framing = theader ? 'theader' : 'framed';
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.setNoDelay(true);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const bytes = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
-        buf = buf.subarray(bytes.byteLength);
-        calls.push(bytes);
-        const frame = decodeFrame(framing, bytes);
-        readMessageHeader('binary', frame.payload);
-        const reply = frame.payload.slice();
-        reply[3] = MessageType.REPLY; // strict binary: the type is the version word's last byte
-        s.write(encodeFrame({ ...frame, framing, protocol: 'binary' }, reply));
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    calls,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /** A framed binary echo call of `text` with seq id `seqId`. */
 function echoCall(text: string, seqId: number): Uint8Array {

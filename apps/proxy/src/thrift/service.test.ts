@@ -8,7 +8,7 @@
  * clients.
  */
 import { createHook } from 'node:async_hooks';
-import { createConnection, createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import {
   createReader,
   createWriter,
@@ -16,7 +16,6 @@ import {
   encodeFrame,
   FrameReader,
   MessageType,
-  readMessageHeader,
   TApplicationException,
   TApplicationExceptionType,
   ThriftClient,
@@ -26,6 +25,7 @@ import {
 } from '@loch/thrift';
 import { createRuntime, type DriverChoice, type Runtime } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { echoUpstream, netClient } from '../../test/thrift-peers.js';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftProxyService } from './service.js';
@@ -155,75 +155,6 @@ describe('ThriftProxyService in the upstream callback', () => {
     }
   });
 });
-
-/** A node:net client of framed calls: `call(frame)` resolves the next whole reply frame. */
-async function netClient(
-  port: number,
-): Promise<{ call(frame: Uint8Array): Promise<Uint8Array>; close(): void }> {
-  const socket = createConnection({ host: '127.0.0.1', port });
-  socket.setNoDelay(true);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  let buf = Buffer.alloc(0);
-  let waiting: ((frame: Uint8Array) => void) | undefined;
-  socket.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0) && waiting !== undefined) {
-      const frame = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
-      buf = buf.subarray(frame.byteLength);
-      const w = waiting;
-      waiting = undefined;
-      w(frame);
-    }
-  });
-  return {
-    call(frame) {
-      return new Promise((resolve) => {
-        waiting = resolve;
-        socket.write(frame);
-      });
-    },
-    close: () => socket.destroy(),
-  };
-}
-
-/**
- * A framed binary upstream answering each call with its whole message echoed back as a REPLY
- * (same bytes past the message type), except "slow" calls (never answered).
- */
-async function echoUpstream(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    sockets.add(s);
-    s.setNoDelay(true);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const bytes = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
-        buf = buf.subarray(bytes.byteLength);
-        const frame = decodeFrame('framed', bytes);
-        if (readMessageHeader('binary', frame.payload).name === 'slow') continue;
-        const reply = frame.payload.slice();
-        reply[3] = MessageType.REPLY; // strict binary: the type is the version word's last byte
-        s.write(encodeFrame({ framing: 'framed', protocol: 'binary' }, reply));
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe.each([false, true])('ThriftProxyService with callsInPlace, multiplex %s', (multiplex) => {
   it('pipelined calls of mixed sizes (some split across receives) come back byte-exact and in order; every receive buffer goes back', async () => {

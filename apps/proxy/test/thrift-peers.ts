@@ -1,0 +1,82 @@
+/**
+ * Thrift peers on node:net for the proxy's thrift tests (not a test file): a client of framed
+ * calls and an echoing binary upstream.
+ */
+import { createConnection, createServer, type Socket } from 'node:net';
+import { decodeFrame, encodeFrame, MessageType, readMessageHeader } from '@loch/thrift';
+
+/** A node:net client of framed calls, one at a time: `call(frame)` resolves the next whole reply frame. */
+export async function netClient(
+  port: number,
+): Promise<{ call(frame: Uint8Array): Promise<Uint8Array>; close(): void }> {
+  const socket = createConnection({ host: '127.0.0.1', port });
+  socket.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  let buf = Buffer.alloc(0);
+  let waiting: ((frame: Uint8Array) => void) | undefined;
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0) && waiting !== undefined) {
+      const frame = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
+      buf = buf.subarray(frame.byteLength);
+      const w = waiting;
+      waiting = undefined;
+      w(frame);
+    }
+  });
+  return {
+    call(frame) {
+      return new Promise((resolve) => {
+        waiting = resolve;
+        socket.write(frame);
+      });
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+/**
+ * A binary upstream (framed, or THeader when `theader`) answering each call with its message
+ * echoed back as a REPLY, each reply in one write, except "slow" calls (never answered); records
+ * the bytes of every call it got.
+ */
+export async function echoUpstream(
+  theader = false,
+): Promise<{ port: number; calls: Uint8Array[]; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const calls: Uint8Array[] = [];
+  const framing = theader ? 'theader' : 'framed';
+  const server = createServer((s) => {
+    sockets.add(s);
+    s.setNoDelay(true);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    let buf = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const bytes = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
+        buf = buf.subarray(bytes.byteLength);
+        calls.push(bytes);
+        const frame = decodeFrame(framing, bytes);
+        if (readMessageHeader('binary', frame.payload).name === 'slow') continue;
+        const reply = frame.payload.slice();
+        reply[3] = MessageType.REPLY; // strict binary: the type is the version word's last byte
+        s.write(encodeFrame({ ...frame, framing, protocol: 'binary' }, reply));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    calls,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
