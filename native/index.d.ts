@@ -446,6 +446,11 @@ export interface NativeHeadScan {
    * copied into; the binding keeps both alive. Make a new one when the record changes.
    */
   bind(io: Int32Array, slab: Uint8Array): HeadScanBinding;
+  /**
+   * bind()'s arguments bound into a function: `fn(src)` is `scan(binding, src)` with no binding
+   * argument to check per call, and `fn` is itself the binding setSlab() takes.
+   */
+  scanner(io: Int32Array, slab: Uint8Array): ((src: Uint8Array) => number) & HeadScanBinding;
   /** Moves a binding to another slab (4-aligned), letting go of the one it held. */
   setSlab(binding: HeadScanBinding, slab: Uint8Array): void;
   /**
