@@ -251,12 +251,18 @@ describe.each(targets)(
     });
 
     describe('wrk', () => {
+      // Asserts what does not depend on the machine's speed: some requests made (NaN when wrk
+      // printed no count fails too), none failed at the socket or answered non-2xx. wrk's own
+      // request timeout (2 s by default, counted as a socket error) is raised above any stall a
+      // loaded CI machine can cause; the 15 s bound only ends a hung wrk.
       it('runs a short keep-alive load without errors', async () => {
-        const { stdout } = await run('wrk', ['-t1', '-c8', '-d1s', `http://127.0.0.1:${srv.port}/hello`], {
-          timeout: 15000,
-        });
+        const { stdout } = await run(
+          'wrk',
+          ['-t1', '-c8', '-d1s', '--timeout', '10s', `http://127.0.0.1:${srv.port}/hello`],
+          { timeout: 15000 },
+        );
         const total = Number(/(\d+) requests in/.exec(stdout)?.[1]);
-        expect(total).toBeGreaterThan(100);
+        expect(total).toBeGreaterThan(0);
         expect(stdout).not.toMatch(/Socket errors|Non-2xx/);
       });
     });
