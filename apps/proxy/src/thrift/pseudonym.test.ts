@@ -2,7 +2,8 @@
  * withPseudonyms when the pseudonymize table cannot be used (its key file is unreadable): every
  * call is refused with INTERNAL_ERROR, never forwarded unrewritten, and the refused call is
  * released: the server hands calls in place (a view of a pooled receive buffer), so a refusal
- * that kept it would take one pool buffer away for good per call.
+ * that kept it would take one pool buffer away for good per call; through call() and through
+ * dispatch() (the worker's server dispatches), whose responder gets the refusal.
  */
 import { loadIdl } from '@loch/gateway';
 import { TApplicationException, type ThriftRequest } from '@loch/thrift';
@@ -31,6 +32,9 @@ describe('withPseudonyms, keys unavailable', () => {
         forwarded++;
         return Promise.resolve(undefined);
       },
+      dispatch: () => {
+        forwarded++;
+      },
     };
     const errors: string[] = [];
     const log = new ProxyLog(
@@ -45,7 +49,16 @@ describe('withPseudonyms, keys unavailable', () => {
       const request = { header: { name: 'get' }, release: () => released++ } as unknown as ThriftRequest;
       await expect(handler.call(request)).rejects.toBeInstanceOf(TApplicationException);
     }
+    // The server dispatches (servers.ts): the refusal reaches the responder, once per call.
+    for (let i = 0; i < 3; i++) {
+      const request = { header: { name: 'get' }, release: () => released++ } as unknown as ThriftRequest;
+      const answers = await new Promise<unknown[]>((resolve) => {
+        handler.dispatch(request, { respond: (reply, error) => resolve([reply, error]) });
+      });
+      expect(answers[0]).toBeUndefined();
+      expect(answers[1]).toBeInstanceOf(TApplicationException);
+    }
     expect(forwarded).toBe(0);
-    expect(released).toBe(3);
+    expect(released).toBe(6);
   });
 });

@@ -9,6 +9,13 @@
  * (INTERNAL_ERROR, logged once per config), never forward them unrewritten. Each refused call or
  * reply is logged (warn) with the field and the error code, never the value, and counted in
  * loch_gateway_refusals_total{server, reason = pseudonym_request | pseudonym_reply}.
+ *
+ * The handler dispatches (ThriftHandler.dispatch): a call of a server without the table goes to
+ * the proxy service's dispatch, answered from the upstream connection's receive callback with no
+ * promise per call (service.ts); with the table, the layer's promise is answered through the
+ * responder. A handler with only `call` would send every call through the promise form
+ * (ThriftProxyService.call: a promise, its executor and resolve/reject, a responder closure, the
+ * server's then() and its reaction), which is what the worker did until 2026-12-05.
  */
 import { PseudonymError, ThriftPseudonymService } from '@loch/gateway';
 import type { Service } from '@loch/service-async';
@@ -17,6 +24,7 @@ import {
   TApplicationExceptionType,
   type ThriftReply,
   type ThriftRequest,
+  type ThriftResponder,
 } from '@loch/thrift';
 import type { ThriftServerConfig } from '../config/schema.js';
 import { pseudonymRewriterOf } from '../gateway/pseudonym-config.js';
@@ -25,14 +33,33 @@ import type { ProxyLog } from '../proxy/log.js';
 
 type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined>;
 
+/** A handler that answers through a responder (ThriftHandler.dispatch of @loch/thrift), as the proxy service does. */
+export interface DispatchingHandler extends ThriftHandler {
+  dispatch(request: ThriftRequest, responder: ThriftResponder): void;
+}
+
 /** `inner` with the pseudonymization of `config()`'s `pseudonymize` table, if any, in front. */
 export function withPseudonyms(
-  inner: ThriftHandler,
+  inner: DispatchingHandler,
   config: () => ThriftServerConfig,
   log: ProxyLog,
-): ThriftHandler {
+): DispatchingHandler {
   const layers = new WeakMap<object, ThriftHandler>();
-  return {
+  const handler: DispatchingHandler = {
+    dispatch: (request, responder) => {
+      if (config().pseudonymize === undefined) {
+        inner.dispatch(request, responder);
+        return;
+      }
+      // A throw from call() is the call's error (ThriftServer answers it).
+      const answer = handler.call(request);
+      if (answer instanceof Promise)
+        answer.then(
+          (reply) => responder.respond(reply),
+          (error: unknown) => responder.respond(undefined, error),
+        );
+      else responder.respond(answer);
+    },
     call: (request) => {
       const c = config();
       const p = c.pseudonymize;
@@ -75,4 +102,5 @@ export function withPseudonyms(
       });
     },
   };
+  return handler;
 }
