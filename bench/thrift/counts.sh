@@ -33,6 +33,9 @@
 # work is not in it.
 # Every counted run also prints the proxy's CPU, minor page faults and context switches per call
 # by thread (loch: the worker thread, V8's helper threads; all named "node").
+# HOOKS=1 counts instead the async resources (promises, immediates, timers) created and the
+# promise jobs run per call in loch's worker thread, with async_hooks (hooks-preload.cjs): the
+# real worker's handler path (bin.ts, servers.ts), which per-call.ts's harness does not take.
 # ROOT=<checkout> runs loch from another built checkout (an A/B of two commits with the same
 # script and Go peers); NODE_ARGS adds node flags to loch's command (e.g. --trace-deopt; its
 # output is in the run directory's loch.out; the byte where the warm-up's output ends, and with
@@ -51,6 +54,7 @@ here=$(cd "$(dirname "$0")/../.." && pwd)
 root=$(cd "${ROOT:-$here}" && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-thrift-counts-XXXXXX")
 chmod 755 "$dir"
+mkdir -p "$dir/hooks"
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { # port [tries of 0.1 s]
   for _ in $(seq 1 "${2:-200}"); do
@@ -92,11 +96,13 @@ EOF
   local opts=${NODE_OPTIONS:-}
   [ "${PROFILE:-0}" = 1 ] && opts="$opts --perf-basic-prof"
   local wrap=()
+  local hooks=()
+  [ "${HOOKS:-0}" = 1 ] && hooks=(--require "$here/bench/thrift/hooks-preload.cjs")
   # --smc-check: V8 writes and rewrites machine code in its heap, which valgrind must see.
   [ "${CALLGRIND:-0}" = 1 ] && wrap=(valgrind --tool=callgrind --instr-atstart=no --smc-check=all-non-file
     "--callgrind-out-file=$dir/callgrind.out.%p")
   # shellcheck disable=SC2086 # NODE_ARGS: several flags
-  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts exec taskset -c 1 "${wrap[@]}" node ${NODE_ARGS:-} \
+  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts LOCH_HOOKS_DIR="$dir/hooks" exec taskset -c 1 "${wrap[@]}" node "${hooks[@]}" ${NODE_ARGS:-} \
     --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
   proxy_pid=$!
 }
@@ -193,6 +199,34 @@ for target in ${targets//,/ }; do
   # What loch printed during the warm-up (with NODE_ARGS=--trace-deopt: the deopts before the
   # counted load) ends at this byte of loch.out; deopts.py reads only what came after it.
   if [ "$target" = loch ]; then echo "== loch.out after the warm-up: $(stat -c %s "$dir/loch.out") B"; fi
+  if [ "${HOOKS:-0}" = 1 ] && [ "$target" = loch ]; then
+    # The preload appends each worker thread's counts when the mark file's text changes (50 ms poll).
+    echo before >"$dir/hooks/mark"
+    sleep 0.3
+    taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load"
+    echo after >"$dir/hooks/mark"
+    sleep 0.3
+    calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
+    /usr/bin/python3 - "$calls" "$dir"/hooks/thread-*.txt <<'EOF'
+import json, sys
+calls = int(sys.argv[1])
+for path in sys.argv[2:]:
+    marks = {}
+    for line in open(path):
+        o = json.loads(line)
+        marks[o['mark']] = o
+    a, b = marks.get('before'), marks.get('after')
+    if a is None or b is None: continue
+    d = {k: v - a['created'].get(k, 0) for k, v in b['created'].items()}
+    if sum(d.values()) == 0 and b['promiseJobs'] == a['promiseJobs']: continue
+    per = ', '.join(f'{k} {v / calls:.3f}' for k, v in sorted(d.items(), key=lambda kv: -kv[1]) if v)
+    print(f"== loch worker thread {b['tid']}: {calls} calls; async resources created per call: {per}; "
+          f"promise jobs run per call {(b['promiseJobs'] - a['promiseJobs']) / calls:.3f}")
+EOF
+    continue
+  fi
   if [ "${CALLGRIND:-0}" = 1 ] && [ "$target" = loch ]; then
     callgrind_control -z "$proxy_pid" >/dev/null 2>&1
     callgrind_control -i on "$proxy_pid" >/dev/null 2>&1

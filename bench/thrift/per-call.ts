@@ -1,8 +1,9 @@
 /**
  * What one relayed Thrift call costs loch's JavaScript, counted rather than timed (issue 15):
- * loch's ThriftServer with ThriftProxyService in this process, with the worker's options
- * (servers.ts), the Go thrift server upstream and the Go load generator (bench:thrift's peers,
- * framed binary, `bench(text)` with a `--size`-byte string) as processes pinned to CPU 0. Only
+ * loch's thrift server as the worker runs it (servers.ts ThriftServers: its ThriftServer options
+ * and handler) in this process, the Go thrift server upstream and the Go load generator
+ * (bench:thrift's peers, framed binary, `bench(text)` with a `--size`-byte string) as processes
+ * pinned to CPU 0. Only
  * loch runs in this process, so everything counted here is loch's, divided by the calls the load
  * generator made in the counted run.
  *
@@ -34,13 +35,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ThriftServer } from '@loch/thrift';
-import { createRuntime } from '@loch/uring-runtime';
+import { acceptLoop, createRuntime } from '@loch/uring-runtime';
 import { parseConfig } from '../../apps/proxy/src/config/load.js';
 import { ProxyLog } from '../../apps/proxy/src/proxy/log.js';
-import { ACCEPTED_FRAMINGS } from '../../apps/proxy/src/thrift/servers.js';
-import { ThriftProxyService } from '../../apps/proxy/src/thrift/service.js';
-import { ThriftUpstreams } from '../../apps/proxy/src/thrift/upstream.js';
+import { ThriftServers } from '../../apps/proxy/src/thrift/servers.js';
 import { loadNative } from '../../native/index.js';
 
 const { values: args } = parseArgs({
@@ -85,21 +83,18 @@ listener = { type = "socket", value = "127.0.0.1:1" }
 access_log = false
 route = { upstreams = [{ endpoint = "127.0.0.1:${upstreamPort}"${args.mux ? ', multiplex = true' : ''} }] }
 `);
-const probe = config.thriftServers[0]!;
-const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
-const service = new ThriftProxyService(upstreams, probe, new ProxyLog('warn', 'probe'));
-const thrift = new ThriftServer(service, {
-  framing: 'auto',
-  framings: ACCEPTED_FRAMINGS,
-  maxFrameSize: probe.maxFrameSize,
-  idleTimeout: probe.timeouts.serverKeepalive,
-  readTimeout: probe.timeouts.serverMessage,
-  maxConcurrentCalls: probe.maxPipelinedCalls,
-  replyOrder: 'request',
-  callsInPlace: true,
-});
+// The worker's own thrift servers (servers.ts): the ThriftServer options and the handler it gives
+// them (the slot's service behind withPseudonyms), so the path counted is the one loch runs.
+// Until 2026-12-05 this built ThriftServer over ThriftProxyService itself, which dispatched while
+// the worker's handler sent every call through call()'s promise: the counts here hid that.
+const servers = new ThriftServers(new ProxyLog('warn', 'probe'), 0);
+servers.precommit(config.thriftServers);
+servers.commit(config.thriftServers);
 const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
-void thrift.serve(listener);
+let stopping = false;
+const accepting = acceptLoop(listener, (stream) => servers.serve('probe', stream), {
+  stopping: () => stopping,
+});
 const port = (listener.localAddress as { port: number }).port;
 
 /** One load run of `seconds`: the calls the load generator made. */
@@ -237,8 +232,10 @@ if (phases.has('heap')) {
   show(byLoch);
 }
 
-await thrift.close();
-upstreams.closeAll();
+stopping = true;
+await listener.close();
+await accepting.catch(() => undefined);
+await servers.shutdown(0);
 upstream.kill();
 await runtime.close();
 process.exit(0);
