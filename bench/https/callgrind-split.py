@@ -40,8 +40,8 @@ MALLOC = re.compile(r"^(malloc|calloc|realloc|posix_memalign|aligned_alloc|memal
 FREE = re.compile(r"^(free|cfree)$|^operator delete")
 NAPI_CALLBACK = re.compile(r"FunctionCallbackWrapper::Invoke|CallbackWrapperBase::InvokeCallback")
 NAPI_CALL_JS = re.compile(r"^(napi_call_function|napi_make_callback)$")
-ENTRIES = ["SSL_new", "SSL_free", "SSL_do_handshake", "SSL_read_ex", "SSL_write_ex", "SSL_shutdown",
-           "BIO_new", "SSL_set_bio"]
+ENTRIES = ["SSL_new", "SSL_free", "SSL_do_handshake", "SSL_read_ex", "SSL_write_ex", "SSL_read", "SSL_write",
+           "SSL_shutdown", "BIO_new", "SSL_set_bio", "EVP_EncryptUpdate", "EVP_DecryptUpdate", "EVP_CipherUpdate"]
 
 
 def classify(ob, fl, fn):

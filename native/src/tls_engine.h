@@ -235,10 +235,11 @@ class TlsSession {
    * EncryptInto for a list of pieces (a writev: an HTTP head and its body, a chunk-size line, its
    * data and CRLF, frame headers and payloads): neighbouring small pieces share one record instead
    * of paying a record each (a header, a tag and an encryption pass per record, on both ends),
-   * the way nginx's ssl_buffer_size coalesces a chain. A piece only merges with its neighbours
-   * while the pieces involved stay small (kCoalesceBytes): a large piece is encrypted where it
-   * lies, since copying it to merge would cost about what the record it saves does. The bound
-   * for `cap` is EncryptBound(total) as for one buffer.
+   * the way nginx's ssl_buffer_size coalesces a chain. Small pieces (kCoalesceBytes) wait for
+   * their neighbours; a larger piece joins what waits before it when both fit in one 16 KiB
+   * record (an HTTP head and its body: one record, not two); a piece that does not fit is
+   * encrypted where it lies in whole records, only a small tail copied to share a record. The
+   * bound for `cap` is EncryptBound(total) as for one buffer.
    */
   bool EncryptPiecesInto(const iovec* pieces, size_t count, unsigned char* out, size_t cap, size_t* used);
 

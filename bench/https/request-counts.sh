@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# What TLS adds to one proxied request, counted (issue 13): loch or nginx under callgrind (every
+# thread), one instance with an HTTPS and a plain HTTP listener in front of the same node:http
+# backend (SIZE-byte responses), the Python client of callgrind-requests.py in another process:
+# over TLS 1.3 (AES-128-GCM), one keep-alive connection, WARM requests, the counters zeroed, COUNT
+# more on the same connection, dumped; then the same over plain HTTP. So a window holds requests
+# only (no handshake, no accept). bench/https/callgrind-split.py splits each window per request (OpenSSL,
+# loch's C++, JavaScript, V8/node C++, libc, nginx; malloc and N-API calls; SSL_read_ex/
+# SSL_write_ex calls), then the difference HTTPS minus HTTP per request is printed: what TLS adds,
+# as the Targets table's "TLS adds" row measures in CPU time on a quiet machine, but in
+# instructions, which the load does not change. One connection at a time: what a request costs,
+# not how requests batch under wrk's 64 connections.
+#
+# Usage: bench/https/request-counts.sh PEER=loch|nginx [size=3269] [warm=2000] [count=1000]
+# Env: LOCH_TLS_RECORDS (loch: openssl, the default, or loch), KEEP=1 keeps the dumps, LOCH_ROOT
+# the checkout whose apps/proxy build runs (default: this script's).
+# Needs valgrind, python3, openssl, nginx; loch from apps/proxy's build (dist/bin.js).
+set -euo pipefail
+peer=${1:?loch or nginx}
+size=${2:-3269}
+warm=${3:-2000}
+count=${4:-1000}
+records=${LOCH_TLS_RECORDS:-openssl}
+here=$(cd "$(dirname "$0")" && pwd)
+root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
+dir=$(mktemp -d /tmp/loch-request-counts-XXXXXX)
+chmod 755 "$dir"
+# A free port below the kernel's ephemeral range (32768+), where port-0 binds of other jobs on
+# the machine cannot take it in the minutes a server under callgrind takes to start.
+free_port() { python3 -c '
+import random, socket
+while True:
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()'; }
+port=$(free_port)
+plain=$(free_port)
+backend=$(free_port)
+client="$here/callgrind-requests.py"
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+chmod 644 "$dir/key.pem" "$dir/cert.pem"
+
+node -e "const b = Buffer.alloc($size, 120); require('node:http').createServer((q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
+backend_pid=$!
+if [ "$peer" = loch ]; then
+  cat >"$dir/loch.toml" <<EOF
+[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.https]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = false
+tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
+[[servers.https.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
+
+[servers.http]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$plain" }
+access_log = false
+[[servers.http.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
+EOF
+  LOCH_TLS_RECORDS=$records valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
+    node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
+  server=$!
+elif [ "$peer" = nginx ]; then
+  mkdir -p "$dir/nginx/logs"
+  # bench/lib/nginx.ts startNginxTlsProxy's server, one process (no master: callgrind counts it).
+  cat >"$dir/nginx/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+user root;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 4096; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/client_body;
+  proxy_temp_path $dir/nginx/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  tcp_nodelay on;
+  upstream backend {
+    server 127.0.0.1:$backend;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$port ssl backlog=4096;
+    listen 127.0.0.1:$plain backlog=4096;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+EOF
+  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
+    nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
+  server=$!
+else
+  echo "peer: loch or nginx" >&2
+  exit 2
+fi
+trap 'kill $server $backend_pid 2>/dev/null || true' EXIT
+listening=0
+for _ in $(seq 1 900); do
+  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close(); socket.create_connection(('127.0.0.1', $plain)).close()" 2>/dev/null; then
+    listening=1
+    break
+  fi
+  sleep 1
+done
+if [ "$listening" != 1 ]; then
+  echo "$peer did not listen on 127.0.0.1:$port and :$plain; its output is in $dir/server.out" >&2
+  exit 1
+fi
+# One window: WARM requests on a connection, the counters zeroed, COUNT more on the same
+# connection (no handshake, no accept in the window), the counters dumped.
+window() { # port tls|plain
+  local fifo="$dir/go.$2"
+  mkfifo "$fifo"
+  python3 "$client" "$1" "$count" "/$size" "$2" "$warm" <"$fifo" >"$dir/client.$2" &
+  local c=$!
+  exec 3>"$fifo"
+  until grep -q warm "$dir/client.$2" 2>/dev/null; do sleep 0.2; done
+  callgrind_control -z "$server" >/dev/null 2>&1
+  echo go >&3
+  exec 3>&-
+  wait "$c"
+  callgrind_control -d "$server" >/dev/null 2>&1
+}
+window "$port" tls
+window "$plain" plain
+sleep 1
+kill "$server" "$backend_pid" 2>/dev/null || true
+wait "$server" 2>/dev/null || true
+trap - EXIT
+
+dumps() { for f in "$dir"/cg."$server"*; do case $f in *."$1" | *."$1"-*) echo "$f" ;; esac; done; }
+split() { python3 "$here/callgrind-split.py" "$count" $(dumps "$1"); }
+split 1 >"$dir/https.txt"
+split 2 >"$dir/http.txt"
+label=$peer
+[ "$peer" = loch ] && label="loch (LOCH_TLS_RECORDS=$records)"
+echo "$label, 1 worker, $size B responses, $count keep-alive requests on one connection after $warm:"
+python3 - "$dir/https.txt" "$dir/http.txt" <<'PY'
+import re, sys
+def rows(path):
+    out = {}
+    for line in open(path):
+        m = re.match(r"^\s+(\S+)\s+([\d,.]+)", line)
+        if m and m.group(1) not in out:
+            out[m.group(1)] = float(m.group(2).replace(",", ""))
+    return out
+tls, plain = rows(sys.argv[1]), rows(sys.argv[2])
+print(f"  {'per request':16s} {'HTTPS':>12s} {'HTTP':>12s} {'TLS adds':>12s}")
+for k in ["whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other", "malloc", "free", "napi_callback", "napi_call_js", "SSL_read_ex", "SSL_write_ex", "SSL_read", "SSL_write", "EVP_EncryptUpdate", "EVP_DecryptUpdate"]:
+    if k in tls or k in plain:
+        a, b = tls.get(k, 0), plain.get(k, 0)
+        fmt = "{:12,.0f}" if k in ("whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other") else "{:12.2f}"
+        print(f"  {k:16s} {fmt.format(a)} {fmt.format(b)} {fmt.format(a - b)}")
+PY
+echo "HTTPS window:"; sed 's/^/  /' "$dir/https.txt"
+echo "HTTP window:"; sed 's/^/  /' "$dir/http.txt"
+if [ "${KEEP:-0}" = 1 ]; then echo "(dumps in $dir)"; else rm -rf "$dir"; fi
