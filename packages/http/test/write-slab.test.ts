@@ -7,17 +7,25 @@
  * (fails when pieces are given back at the start of their write); and on both runtime drivers,
  * answers written in one write of lent pieces to a client that stopped reading (the write waits
  * in the kernel, its bytes not yet copied) arrive byte-exact after another client's answers
- * wrapped the slab several times meanwhile (fails likewise).
+ * wrapped the slab several times meanwhile (fails likewise). The HTTP/1.1 client's request heads
+ * follow the same rule (a piece lent to the request's first write): held writes with and without
+ * a body, and one cut by a close, read their head byte-exact while other requests turn the slab
+ * over; on both drivers, a request head whose write waits for an upstream that stopped reading
+ * arrives byte-exact after other exchanges wrapped the slab (each fails when the client gives its
+ * piece back before the write completed).
  */
 import * as net from 'node:net';
-import { plainFacts } from '@loch/uring-runtime';
+import { plainFacts, sentBytes } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixedBody } from '../src/body.js';
-import { lendBytes, writeSlabStats } from '../src/internal/write-slab.js';
-import { createResponse } from '../src/message.js';
+import { fixedBody, streamBody } from '../src/body.js';
+import { HttpClient } from '../src/h1/client.js';
+import { encodeRequestHead } from '../src/h1/encoder.js';
+import { HttpHeaders } from '../src/headers.js';
+import { giveBack, lendBytes, lentSlab, writeSlabStats } from '../src/internal/write-slab.js';
+import { createRequest, createResponse } from '../src/message.js';
 import { HttpServer } from '../src/server.js';
 import type { HttpStream, StreamChunk, StreamRecvTarget, StreamWriteTarget } from '../src/transport.js';
-import { availableDrivers, type InProcess, startServer } from './server-harness.js';
+import { availableDrivers, connectTo, type InProcess, startServer } from './server-harness.js';
 
 /** Every answer says which request it answers, in a field and its body. */
 function answer(target: string) {
@@ -71,13 +79,16 @@ class HeldStream implements HttpStream {
     if (!this.hold) this.complete();
   }
 
-  /** Completes the oldest write: its bytes are read now. */
-  complete(): void {
+  /**
+   * Completes the oldest write: its bytes are read now (also for a write that fails: the kernel
+   * may read a cancelled write's memory until its completion says it stopped).
+   */
+  complete(error?: Error): void {
     const w = this.held.shift()!;
     queueMicrotask(() => {
       for (const b of w.data instanceof Uint8Array ? [w.data] : w.data)
         this.out += Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-      w.target.onWritten(undefined);
+      w.target.onWritten(error as never);
     });
   }
 
@@ -167,6 +178,112 @@ describe('write slab: a lent head stays intact until its write completes', () =>
     const big = lendBytes(64 * 1024);
     expect(big.byteLength).toBe(64 * 1024);
     expect(writeSlabStats.unlent).toBe(before + 1);
+  });
+});
+
+/** The head HttpClient writes for a GET with these fields (the encoder's string form). */
+function requestHead(method: string, target: string, fields: Record<string, string>, length = 0): string {
+  const framing = length > 0 ? 'length' : 'none';
+  return encodeRequestHead(method, target, new HttpHeaders(fields), framing, length, { authority: 't' });
+}
+
+const ANSWER_204 = 'HTTP/1.1 204 No Content\r\n\r\n';
+
+/**
+ * Another client's `n` exchanges over a stream double that completes writes at once: each
+ * request head is a piece of the slab (given back before the next is lent).
+ */
+async function churnClient(n: number): Promise<void> {
+  const stream = new HeldStream();
+  const client = new HttpClient(stream, { authority: 't' });
+  let want = '';
+  for (let i = 0; i < n; i++) {
+    const target = `/churn/${i}/${'c'.repeat(i % 40)}`;
+    want += requestHead('GET', target, { 'x-id': target });
+    stream.feed(ANSWER_204);
+    const res = await client.send(createRequest('GET', target, { headers: { 'x-id': target } }));
+    expect(res.status).toBe(204);
+  }
+  expect(stream.out).toBe(want);
+  await client.close();
+}
+
+describe('write slab: a client request head stays intact until its write completes', () => {
+  it('a held bodiless request reads its head byte-exact after other requests turned the slab over', async () => {
+    const stream = new HeldStream();
+    stream.hold = true;
+    const client = new HttpClient(stream, { authority: 't' });
+    const fields = { 'x-id': '/held-request', 'x-pad': 'p'.repeat(200) };
+    const sent = client.send(createRequest('GET', '/held-request', { headers: fields }));
+    await until(() => stream.held.length === 1);
+    const lent = writeSlabStats.lent;
+    const reused = writeSlabStats.reused;
+    await churnClient(400);
+    expect(writeSlabStats.lent - lent).toBeGreaterThanOrEqual(400);
+    expect(writeSlabStats.reused).toBeGreaterThan(reused);
+    stream.feed(ANSWER_204);
+    stream.complete();
+    expect((await sent).status).toBe(204);
+    expect(stream.out).toBe(requestHead('GET', '/held-request', fields));
+    expect(client.reusable).toBe(true);
+    await client.close();
+  });
+
+  it('a held request with a body (head and body in one write) reads its head byte-exact', async () => {
+    const stream = new HeldStream();
+    stream.hold = true;
+    const client = new HttpClient(stream, { authority: 't' });
+    const fields = { 'x-id': '/held-upload' };
+    const body = 'b'.repeat(300);
+    const sent = client.send(
+      createRequest('POST', '/held-upload', { headers: fields, body: fixedBody(body) }),
+    );
+    await until(() => stream.held.length === 1);
+    await churnClient(400);
+    stream.feed(ANSWER_204);
+    stream.complete();
+    expect((await sent).status).toBe(204);
+    expect(stream.out).toBe(requestHead('POST', '/held-upload', fields, body.length) + body);
+    await client.close();
+  });
+
+  it('a held write cut by a close keeps its head until its completion reports the cancel', async () => {
+    const stream = new HeldStream();
+    stream.hold = true;
+    const client = new HttpClient(stream, { authority: 't' });
+    const fields = { 'x-id': '/cut-request', 'x-pad': 'q'.repeat(100) };
+    const sent = client.send(createRequest('GET', '/cut-request', { headers: fields }));
+    const failed = sent.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    await until(() => stream.held.length === 1);
+    // The connection ends while its write is still in the kernel's hands.
+    await client.close();
+    await churnClient(400);
+    // The write's completion: cancelled, its memory read up to now.
+    stream.complete(Object.assign(new Error('write cancelled'), { code: 'ECANCELED' }));
+    expect(await failed).toBeInstanceOf(Error);
+    expect(stream.out).toBe(requestHead('GET', '/cut-request', fields));
+  });
+
+  it('a head never written (the body failed before its first chunk) is given back', async () => {
+    const stream = new HeldStream();
+    const client = new HttpClient(stream, { authority: 't' });
+    lendBytes(1);
+    const slab = lentSlab()!;
+    const before = slab.lent;
+    const failing: AsyncIterable<Uint8Array> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => Promise.reject(new Error('source failed')),
+      }),
+    };
+    await expect(
+      client.send(createRequest('POST', '/never', { body: streamBody(failing) })),
+    ).rejects.toThrow();
+    expect(stream.held.length).toBe(0);
+    expect(slab.lent).toBe(before);
+    giveBack(slab, 1);
   });
 });
 
@@ -293,7 +410,107 @@ describe.each(drivers)('write slab on the wire (driver %s)', (driver) => {
     }
     expect(at).toBe(slowText.length);
   }
+
+  it('a request head whose write waits for an upstream that stopped reading arrives byte-exact after other exchanges wrapped the slab', async () => {
+    // The upstream: accepts, reads nothing until the end, answers each request with a 204.
+    const accepted: net.Socket[] = [];
+    const upstream = net.createServer({ pauseOnConnect: true }, (socket) => {
+      socket.on('error', () => {});
+      accepted.push(socket);
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', () => r()));
+    const port = (upstream.address() as net.AddressInfo).port;
+    const stream = await connectTo(driver, port);
+    const client = new HttpClient(stream, { authority: 't', writeTimeout: 0, responseTimeout: 0 });
+    const churnStream = await connectTo(driver, s.port);
+    const churn = new HttpClient(churnStream, { authority: 't' });
+    let churned = 0;
+    /** `n` exchanges of another client with the in-process server: two lent heads each. */
+    const churnExchanges = async (n: number) => {
+      for (let k = 0; k < n; k++) {
+        const target = `/churn-client/${churned++}`;
+        const res = await churn.send(createRequest('GET', target));
+        expect(await readTextOf(res.body)).toBe(target);
+      }
+    };
+    try {
+      await until(() => accepted.length === 1);
+      const peer = accepted[0]!;
+      // Rounds of bodiless requests with heads just under a lent piece's limit, each answered, until
+      // one's write stays in flight: the kernel took less than was written (its buffers are full).
+      let want = '';
+      let pending: Promise<unknown> | null = null;
+      for (let round = 0; round < 5000 && pending === null; round++) {
+        const target = `/stalled/${round}`;
+        const fields = { 'x-id': target, 'x-pad': String(round % 10).repeat(3400) };
+        want += requestHead('GET', target, fields);
+        const sent = client.send(createRequest('GET', target, { headers: fields }));
+        peer.write(ANSWER_204);
+        let done = false;
+        void sent.then(() => {
+          done = true;
+        });
+        // Most rounds end within a few turns; one that does not gets two round trips of another
+        // connection, by which a write the kernel took at once has completed.
+        for (let turn = 0; turn < 20 && !done; turn++) await new Promise((r) => setImmediate(r));
+        if (!done) await churnExchanges(2);
+        // Less taken than written: the write is in flight with bytes the kernel has not read.
+        if (!done && sentBytes(stream) < want.length) pending = sent;
+        else await sent;
+      }
+      expect(pending).not.toBeNull();
+
+      // Heads enough to wrap the 16 KiB slab several times while that write waits.
+      const reused = writeSlabStats.reused;
+      const lent = writeSlabStats.lent;
+      await churnExchanges(300);
+      expect(writeSlabStats.lent - lent).toBeGreaterThanOrEqual(600);
+      expect(writeSlabStats.reused).toBeGreaterThan(reused);
+
+      // The upstream reads everything now: the waiting write's lent bytes are read only now.
+      const chunks: Buffer[] = [];
+      let got = 0;
+      let wake: (() => void) | null = null;
+      peer.on('data', (d: Buffer) => {
+        chunks.push(d);
+        got += d.length;
+        wake?.();
+      });
+      peer.resume();
+      while (got < want.length) {
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        wake = null;
+      }
+      expect((await pending)!).toMatchObject({ status: 204 });
+      const text = Buffer.concat(chunks).toString('latin1');
+      // Compared request by request, so a failure names the first damaged head.
+      const heads = want.split('\r\n\r\n').slice(0, -1);
+      let at = 0;
+      for (const h of heads) {
+        const one = `${h}\r\n\r\n`;
+        if (text.slice(at, at + one.length) !== one) {
+          expect(text.slice(at, at + one.length)).toBe(one);
+          break;
+        }
+        at += one.length;
+      }
+      expect(text).toBe(want);
+    } finally {
+      await client.close().catch(() => {});
+      await churn.close().catch(() => {});
+      for (const a of accepted) a.destroy();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
+  }, 120_000);
 });
+
+async function readTextOf(body: AsyncIterable<Uint8Array>): Promise<string> {
+  let text = '';
+  for await (const c of body) text += Buffer.from(c.buffer, c.byteOffset, c.byteLength).toString('latin1');
+  return text;
+}
 
 function connect(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

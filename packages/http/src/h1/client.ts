@@ -33,10 +33,11 @@ import {
 import { HeaderName, type HttpHeaders } from '../headers.js';
 import { deadlines } from '../internal/deadlines.js';
 import { writeProgressMark, writeProgressSince } from '../internal/write-progress.js';
+import { giveBack, lendBytes, lentSlab, type WriteSlab } from '../internal/write-slab.js';
 import type { HttpRequest, HttpResponse, HttpUpgradedConnection } from '../message.js';
 import type { HttpStream, StreamChunk } from '../transport.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';
-import { CHUNK_END, chunkHeader, encodeRequestHeadBytes, lastChunk, requestFraming } from './encoder.js';
+import { CHUNK_END, chunkHeader, encodeRequestHeadTo, lastChunk, requestFraming } from './encoder.js';
 import { BODY_DONE, IncomingResponseBody, NOT_READY } from './response-body.js';
 
 const EOF = -1;
@@ -99,6 +100,12 @@ export class HttpClient {
   private writing: Promise<void> | null = null;
   /** A bodiless request's head handed to the stream and not yet settled (onWritten). */
   private headWriting = false;
+  /**
+   * The write slab the request head in progress was encoded into (see lend()), until that piece
+   * is given back: at the completion of the first write after it was lent (every request's first
+   * write carries its head), or when the request ends without ever writing it. Null otherwise.
+   */
+  private lent: WriteSlab | null = null;
   /** The settlers of write()'s promise (a request body path write in flight), else NO_SETTLER. */
   private writeResolve: (value: undefined) => void = NO_SETTLER;
   private writeReject: (e: unknown) => void = NO_SETTLER;
@@ -253,7 +260,8 @@ export class HttpClient {
     // own Connection fields).
     this.headOptions.upgrade = askedUpgrade;
     try {
-      head = encodeRequestHeadBytes(
+      head = encodeRequestHeadTo(
+        this,
         request.method,
         request.target,
         request.headers,
@@ -262,6 +270,7 @@ export class HttpClient {
         this.headOptions,
       );
     } catch (e) {
+      this.giveBackHead();
       this.busy = false;
       this.detachSignal();
       throw e;
@@ -284,11 +293,16 @@ export class HttpClient {
         });
       }
       this.requestSent = false;
+      // writeBody awaits each write's completion, so when it settles no write is in flight: a head
+      // still lent then was never handed to one (the body's source failed before its first
+      // chunk, or a sized body produced nothing) and goes back.
       this.writing = this.writeBody(head, expectContinue, body, framing === 'chunked', gate).then(
         () => {
+          this.giveBackHead();
           this.writing = null;
         },
         (e: unknown) => {
+          this.giveBackHead();
           // The request cannot be completed: fail the exchange now rather than wait for a
           // response the peer will not send to half a request.
           // (A write cancelled because something else ended the connection is not the cause.)
@@ -308,6 +322,9 @@ export class HttpClient {
    * bodiless request's head, was written (or failed).
    */
   onWritten(error: unknown): void {
+    // The request's first write carried its head: the kernel is done reading it (sent, or the
+    // write failed or was cut: a close settles a write only once the stream let go of it).
+    if (this.lent !== null) this.giveBackHead();
     this.writeDeadline = NO_DEADLINE;
     // The response deadline runs again from the request's last write (see onSweep).
     if (error === undefined && this.readKind === 'response' && this.readDeadline !== NO_DEADLINE)
@@ -750,6 +767,30 @@ export class HttpClient {
     const ms = this.writeMs;
     this.writeDeadline = ms > 0 ? deadlines.deadline(this, ms) : NO_DEADLINE;
     if (ms > 0) this.sentMark = writeProgressMark(this.stream);
+  }
+
+  /**
+   * HeadLender: `n` bytes for the request head, a piece of the thread's write slab
+   * (internal/write-slab.ts), lent to the first write of the request and given back at that
+   * write's completion (onWritten), the same rule as the server's answers. Only called by
+   * exchange(), when no write of this connection is in flight. @internal
+   */
+  lend(n: number): Uint8Array {
+    // A piece still held (never expected: each request gives its head back) keeps its slab
+    // from reuse: this head then gets memory of its own rather than losing that count.
+    if (this.lent !== null) return Buffer.allocUnsafe(n);
+    const out = lendBytes(n);
+    this.lent = lentSlab();
+    return out;
+  }
+
+  /** Gives the lent head back (no write holds it: written, or never handed to one). */
+  private giveBackHead(): void {
+    const slab = this.lent;
+    if (slab !== null) {
+      this.lent = null;
+      giveBack(slab, 1);
+    }
   }
 
   /**
