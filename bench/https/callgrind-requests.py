@@ -2,8 +2,9 @@
 # another, over one TLS 1.3 connection (AES-128-GCM) to 127.0.0.1:PORT, each `GET PATH` read to
 # the end of its Content-Length body; with `plain`, the same over plain HTTP. With WARM > 0 it
 # first makes WARM requests on the same connection, prints "warm" and waits for a line on stdin
-# before the N counted ones, so a counting window holds no handshake or connection setup.
-# Prints "done N" at the end. Not a load generator (wrk is).
+# before the N counted ones, so a counting window holds no handshake or connection setup; every
+# further line on stdin runs N more (prints "done N" after each), until stdin ends.
+# Not a load generator (wrk is).
 # Usage: callgrind-requests.py PORT N PATH [plain|tls] [WARM]
 import socket
 import ssl
@@ -43,7 +44,10 @@ def run(count):
 if warm > 0:
     run(warm)
     print("warm", flush=True)
-    sys.stdin.readline()
-run(n)
+    while sys.stdin.readline():
+        run(n)
+        print("done", n, flush=True)
+else:
+    run(n)
+    print("done", n, flush=True)
 s.close()
-print("done", n, flush=True)

@@ -13,12 +13,25 @@
 # callbacks (JavaScript -> native), N-API calls of JavaScript (native -> JavaScript), and the
 # inclusive cost of a few OpenSSL entry points (SSL_new, SSL_free, SSL_do_handshake, SSL_read_ex).
 #
-# Usage: callgrind-split.py COUNT DUMP [DUMP...]   (COUNT: units of work the dumps cover)
+# Usage: callgrind-split.py [--top N] [--only SUFFIX] COUNT DUMP [DUMP...]   (COUNT: units of
+# work the dumps cover; --top lists the N functions of most self cost per unit; --only counts
+# only the dumps whose name ends in SUFFIX, e.g. a worker thread's "-12", while every dump is
+# still read for the names the threads share)
 import re
 import sys
 
-count = float(sys.argv[1])
-files = sys.argv[2:]
+args = sys.argv[1:]
+top = 0
+only = ""
+while args and args[0].startswith("--"):
+    if args[0] == "--top":
+        top = int(args[1])
+    elif args[0] == "--only":
+        only = args[1]
+    args = args[2:]
+count = float(args[0])
+files = args[1:]
+by_fn = {}
 
 OPENSSL_ASM = re.compile(
     r"^_?(aesni|aes_|vpaes|bsaes|gcm_|_aesni|ecp_nistz256|bn_|BN_|sha\d*_block|sha1_|x25519|"
@@ -42,6 +55,11 @@ NAPI_CALLBACK = re.compile(r"FunctionCallbackWrapper::Invoke|CallbackWrapperBase
 NAPI_CALL_JS = re.compile(r"^(napi_call_function|napi_make_callback)$")
 ENTRIES = ["SSL_new", "SSL_free", "SSL_do_handshake", "SSL_read_ex", "SSL_write_ex", "SSL_read", "SSL_write",
            "SSL_shutdown", "BIO_new", "SSL_set_bio", "EVP_EncryptUpdate", "EVP_DecryptUpdate", "EVP_CipherUpdate"]
+# Loch's in-ring TLS, entered from the ring's prepare and drain (C++ names with their
+# signatures, matched by prefix): their inclusive cost is the whole TLS part of a request in the
+# ring (OpenSSL, copies, mallocs included); TlsSent is the N-API call sentBytes makes.
+ENTRY_PREFIXES = ["loch::Ring::PrepTls(", "loch::Ring::TlsRecv(", "loch::Ring::OnTlsSend(",
+                  "loch::Ring::ReleasePlain(", "(anonymous namespace)::TlsSent("]
 
 
 def classify(ob, fl, fn):
@@ -82,6 +100,7 @@ names = {"fl": {}, "fn": {}, "ob": {}}
 
 
 def parse(path, totals, calls, entries, per_file):
+    counted = not only or path.endswith(only)
     cur = {"fl": "", "fn": "", "ob": ""}
     callee = {"cfl": "", "cfn": "", "cob": ""}
     after_call = False
@@ -115,6 +134,8 @@ def parse(path, totals, calls, entries, per_file):
                     continue
                 if after_call:
                     after_call = False
+                    if not counted:
+                        continue
                     cf = callee["cfn"]
                     if MALLOC.match(cf):
                         calls["malloc"] = calls.get("malloc", 0) + call_count
@@ -124,12 +145,15 @@ def parse(path, totals, calls, entries, per_file):
                         calls["napi_callback"] = calls.get("napi_callback", 0) + call_count
                     if NAPI_CALL_JS.match(cf):
                         calls["napi_call_js"] = calls.get("napi_call_js", 0) + call_count
-                    if cf in ENTRIES:
-                        e = entries.setdefault(cf, [0, 0])
+                    key = cf if cf in ENTRIES else next((p[:-1] for p in ENTRY_PREFIXES if cf.startswith(p)), None)
+                    if key is not None:
+                        e = entries.setdefault(key, [0, 0])
                         e[0] += call_count
                         e[1] += ir
                     continue
-                totals[cls] = totals.get(cls, 0) + ir
+                if counted:
+                    totals[cls] = totals.get(cls, 0) + ir
+                    by_fn[cur["fn"]] = by_fn.get(cur["fn"], 0) + ir
                 file_total += ir
                 if cls == "openssl":
                     file_openssl += ir
@@ -151,7 +175,8 @@ def parse(path, totals, calls, entries, per_file):
             elif key == "calls":
                 after_call = True
                 call_count = int(value.split()[0])
-    per_file.append((path, file_total, file_openssl))
+    if counted:
+        per_file.append((path, file_total, file_openssl))
 
 
 totals, calls, entries, per_file = {}, {}, {}, []
@@ -171,7 +196,11 @@ print("calls per unit:")
 for k in ["malloc", "free", "napi_callback", "napi_call_js"]:
     print(f"  {k:14s} {calls.get(k, 0) / count:10.2f}")
 print("OpenSSL entry points per unit (calls, inclusive instructions):")
-for name in ENTRIES:
+for name in ENTRIES + [p[:-1] for p in ENTRY_PREFIXES]:
     if name in entries:
         n, ir = entries[name]
         print(f"  {name:18s} {n / count:6.2f} {ir / count:12,.0f}")
+if top:
+    print(f"top {top} functions by self cost per unit:")
+    for fn, ir in sorted(by_fn.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {ir / count:10,.0f}  {fn[:150]}")

@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # What TLS adds to one proxied request, counted (issue 13): loch or nginx under callgrind (every
 # thread), one instance with an HTTPS and a plain HTTP listener in front of the same node:http
-# backend (SIZE-byte responses), the Python client of callgrind-requests.py in another process:
-# over TLS 1.3 (AES-128-GCM), one keep-alive connection, WARM requests, the counters zeroed, COUNT
-# more on the same connection, dumped; then the same over plain HTTP. So a window holds requests
-# only (no handshake, no accept). bench/https/callgrind-split.py splits each window per request (OpenSSL,
-# loch's C++, JavaScript, V8/node C++, libc, nginx; malloc and N-API calls; SSL_read_ex/
-# SSL_write_ex calls), then the difference HTTPS minus HTTP per request is printed: what TLS adds,
-# as the Targets table's "TLS adds" row measures in CPU time on a quiet machine, but in
-# instructions, which the load does not change. One connection at a time: what a request costs,
-# not how requests batch under wrk's 64 connections.
+# backend (SIZE-byte responses), the Python client of callgrind-requests.py in other processes:
+# one keep-alive connection over TLS 1.3 (AES-128-GCM) and one over plain HTTP, WARM requests on
+# each, then rounds of two windows (HTTPS, HTTP): the counters zeroed, COUNT requests, dumped.
+# bench/https/callgrind-split.py splits each window per request (OpenSSL, loch's C++,
+# JavaScript, V8/node C++, libc, nginx; malloc and N-API calls; SSL_read/SSL_write calls) and the
+# difference HTTPS minus HTTP is printed: what TLS adds, as the Targets table's "TLS adds" row of
+# bench/results/https.md measures in CPU time on a quiet machine, but in instructions, which the
+# load does not change. A loch worker's JavaScript keeps tiering up for thousands of requests
+# under callgrind: compare rounds (or ONLY=-NN, the worker thread's dumps) before reading a JS or
+# V8 difference as TLS's. One connection at a time: what a request costs, not how requests batch
+# under wrk's 64 connections.
 #
 # Usage: bench/https/request-counts.sh PEER=loch|nginx [size=3269] [warm=2000] [count=1000]
-# Env: LOCH_TLS_RECORDS (loch: openssl, the default, or loch), KEEP=1 keeps the dumps, LOCH_ROOT
-# the checkout whose apps/proxy build runs (default: this script's).
+# Env: ROUNDS (2: HTTPS, HTTP, HTTPS, HTTP windows), ONLY (a dump suffix such as -12, a loch
+# worker thread's: count that thread alone), LOCH_TLS_RECORDS (loch: openssl, the default, or
+# loch), KEEP=1 keeps the dumps, LOCH_ROOT the checkout whose apps/proxy build runs (default:
+# this script's). Copy the script elsewhere before editing it while it runs (bash reads on).
 # Needs valgrind, python3, openssl, nginx; loch from apps/proxy's build (dist/bin.js).
 set -euo pipefail
 peer=${1:?loch or nginx}
 size=${2:-3269}
 warm=${3:-2000}
 count=${4:-1000}
+rounds=${ROUNDS:-2}
 records=${LOCH_TLS_RECORDS:-openssl}
 here=$(cd "$(dirname "$0")" && pwd)
 root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
@@ -138,40 +143,52 @@ if [ "$listening" != 1 ]; then
   echo "$peer did not listen on 127.0.0.1:$port and :$plain; its output is in $dir/server.out" >&2
   exit 1
 fi
-# One window: WARM requests on a connection, the counters zeroed, COUNT more on the same
-# connection (no handshake, no accept in the window), the counters dumped.
-window() { # port tls|plain
-  local fifo="$dir/go.$2"
-  mkfifo "$fifo"
-  python3 "$client" "$1" "$count" "/$size" "$2" "$warm" <"$fifo" >"$dir/client.$2" &
-  local c=$!
-  exec 3>"$fifo"
-  until grep -q warm "$dir/client.$2" 2>/dev/null; do sleep 0.2; done
+# Both clients connect and make WARM requests first (so both paths are compiled and warm alike),
+# then ROUNDS rounds of two windows, HTTPS then HTTP: the counters zeroed, COUNT requests on the
+# warm connection, the counters dumped. A window holds requests only (no handshake, no accept).
+for kind in tls plain; do mkfifo "$dir/go.$kind"; done
+python3 "$client" "$port" "$count" "/$size" tls "$warm" <"$dir/go.tls" >"$dir/client.tls" &
+tls_client=$!
+exec 3>"$dir/go.tls"
+python3 "$client" "$plain" "$count" "/$size" plain "$warm" <"$dir/go.plain" >"$dir/client.plain" &
+plain_client=$!
+exec 4>"$dir/go.plain"
+until grep -q warm "$dir/client.tls" 2>/dev/null && grep -q warm "$dir/client.plain" 2>/dev/null; do sleep 0.5; done
+window() { # fd client-output
+  local before
+  before=$(grep -c done "$2" || true)
   callgrind_control -z "$server" >/dev/null 2>&1
-  echo go >&3
-  exec 3>&-
-  wait "$c"
+  echo go >&"$1"
+  until [ "$(grep -c done "$2" || true)" -gt "$before" ]; do sleep 0.2; done
   callgrind_control -d "$server" >/dev/null 2>&1
 }
-window "$port" tls
-window "$plain" plain
+for _ in $(seq 1 "$rounds"); do
+  window 3 "$dir/client.tls"
+  window 4 "$dir/client.plain"
+done
+exec 3>&- 4>&-
+wait "$tls_client" "$plain_client"
 sleep 1
 kill "$server" "$backend_pid" 2>/dev/null || true
 wait "$server" 2>/dev/null || true
 trap - EXIT
 
 dumps() { for f in "$dir"/cg."$server"*; do case $f in *."$1" | *."$1"-*) echo "$f" ;; esac; done; }
-split() { python3 "$here/callgrind-split.py" "$count" $(dumps "$1"); }
-split 1 >"$dir/https.txt"
-split 2 >"$dir/http.txt"
+split() { python3 "$here/callgrind-split.py" ${ONLY:+--only "$ONLY"} "$count" $(dumps "$1"); }
 label=$peer
 [ "$peer" = loch ] && label="loch (LOCH_TLS_RECORDS=$records)"
-echo "$label, 1 worker, $size B responses, $count keep-alive requests on one connection after $warm:"
-python3 - "$dir/https.txt" "$dir/http.txt" <<'PY'
+echo "$label, 1 worker, $size B responses, windows of $count keep-alive requests on one warm connection each after $warm${ONLY:+, dumps *$ONLY only}:"
+for r in $(seq 1 "$rounds"); do
+  split $((2 * r - 1)) >"$dir/https.$r.txt"
+  split $((2 * r)) >"$dir/http.$r.txt"
+  echo "round $r:"
+  python3 - "$dir/https.$r.txt" "$dir/http.$r.txt" <<'PY'
 import re, sys
 def rows(path):
     out = {}
     for line in open(path):
+        if line.startswith("top "):
+            break
         m = re.match(r"^\s+(\S+)\s+([\d,.]+)", line)
         if m and m.group(1) not in out:
             out[m.group(1)] = float(m.group(2).replace(",", ""))
@@ -184,6 +201,7 @@ for k in ["whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other", "mal
         fmt = "{:12,.0f}" if k in ("whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other") else "{:12.2f}"
         print(f"  {k:16s} {fmt.format(a)} {fmt.format(b)} {fmt.format(a - b)}")
 PY
-echo "HTTPS window:"; sed 's/^/  /' "$dir/https.txt"
-echo "HTTP window:"; sed 's/^/  /' "$dir/http.txt"
+done
+echo "last round, HTTPS window:"; sed 's/^/  /' "$dir/https.$rounds.txt"
+echo "last round, HTTP window:"; sed 's/^/  /' "$dir/http.$rounds.txt"
 if [ "${KEEP:-0}" = 1 ]; then echo "(dumps in $dir)"; else rm -rf "$dir"; fi
