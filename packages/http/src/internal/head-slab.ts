@@ -34,10 +34,7 @@ export class HeadSlab {
   mark = 0;
 
   constructor(size: number) {
-    // Not zero-filled (`new ArrayBuffer` is a calloc that clears the whole slab, 32 KiB per few
-    // dozen requests): every byte read from a slab was written first, a head copied in before it
-    // is parsed and each entry before HttpHeaders reads it; nothing reads past a reservation.
-    const buf = Buffer.allocUnsafeSlow(size).buffer;
+    const buf = new ArrayBuffer(size);
     this.buffer = buf;
     this.bytes = new Uint8Array(buf);
     this.words = new Int32Array(buf);
