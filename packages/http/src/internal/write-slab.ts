@@ -40,7 +40,7 @@ const spare: WriteSlab[] = [];
 let lastSlab: WriteSlab | null = null;
 
 /** What the slabs did (tests, benches). */
-export const writeSlabStats = { slabsMade: 0, lent: 0, unlent: 0, reused: 0 };
+export const writeSlabStats = { slabsMade: 0, lent: 0, givenBack: 0, unlent: 0, reused: 0 };
 
 /**
  * `n` bytes for a write: a piece of the current slab (lentSlab() then names it; the caller owes
@@ -87,6 +87,7 @@ export function lentSlab(): WriteSlab | null {
  * never handed to a write and never will be). A slab left with none lent is reused.
  */
 export function giveBack(slab: WriteSlab, count: number): void {
+  writeSlabStats.givenBack += count;
   const left = (slab.lent -= count);
   if (left < 0) {
     // More given back than lent: a lender's bug. Its pieces may still be in flight: the slab is
