@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A 1-worker loch's GC pauses under the HTTP/1.1 proxy load (issue 18: long tails while its CPU
+# waited). The page's layout: wrk -t1 -cCONNS and one nginx worker serving static files on CPU 0,
+# loch (apps/proxy's build, dist/bin.js; [admin] metrics on, access log to a file, 1 worker) on
+# CPU 1 with `taskset` on the whole process, so V8's helper threads and libuv's pool share the
+# worker's CPU. PIN=0 runs the same without any taskset (the contrast: helpers on a free CPU).
+#
+# Per size: a fresh loch with V8's --trace-gc-nvp (plus $GC_FLAGS, e.g. --trace-gc-verbose) on its
+# command line (process-wide: it reaches the worker's isolate), a WARM s wrk warm-up, then one
+# SECONDS s wrk --latency run. The byte offsets of loch's output before and after that run
+# bracket the GC lines of the measured run (<dir>/<size>/gc.txt); gc-nvp.py reads them.
+# LOCH_NODE_ARGS: extra node flags (e.g. "--require=/abs/bench/http-proxy/gc-ab-preload.cjs").
+#
+# Usage: PIN=1 bench/http-proxy/gc-pauses.sh [sizes=128,16384] [seconds=10] [warm=3] [conns=64]
+# Output: per size, wrk's req/s and latency percentiles, loch's CPU per request, and gc-nvp.py's
+# summary of the worker isolate's pauses. Needs apps/proxy built, nginx, wrk, taskset; root.
+set -euo pipefail
+sizes=${1:-128,16384}
+seconds=${2:-10}
+warm=${3:-3}
+conns=${4:-64}
+pin=${PIN:-1}
+here=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/gc-pauses-XXXXXX")
+chmod 755 "$dir"
+echo "run dir: $dir (PIN=$pin)" >&2
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { # port path
+  for _ in $(seq 1 300); do
+    if curl -sf -o /dev/null "http://127.0.0.1:$1$2"; then return 0; fi
+    sleep 0.1
+  done
+  echo "port $1 never answered $2" >&2
+  return 1
+}
+on() { # cpu command... : taskset when PIN=1 (exec, so a backgrounded `on` is the command's pid)
+  local cpu=$1
+  shift
+  if [ "$pin" = 1 ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
+}
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+mkdir -p "$dir/www" "$dir/static/logs"
+IFS=, read -ra size_arr <<<"$sizes"
+for s in "${size_arr[@]}"; do head -c "$s" /dev/zero | tr '\0' 'x' >"$dir/www/$s"; done
+chmod -R 755 "$dir/www"
+upstream=$(free_port)
+cat >"$dir/static/nginx.conf" <<EOF
+worker_processes 1;
+user root;
+pid $dir/static/nginx.pid;
+error_log $dir/static/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $dir/static/client_body;
+  proxy_temp_path $dir/static/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  tcp_nodelay on;
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache max=64 inactive=600s;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$upstream backlog=4096;
+    root $dir/www;
+    location / { }
+  }
+}
+EOF
+(on 0 nginx -p "$dir/static" -c "$dir/static/nginx.conf" -g 'daemon off;') >"$dir/static.out" 2>&1 &
+pids+=($!)
+wait_http "$upstream" "/${size_arr[0]}"
+
+hz=$(getconf CLK_TCK)
+# "tid comm ticks involuntary voluntary" per thread of pid (the worker is the busiest thread).
+threads() {
+  for t in /proc/"$1"/task/*; do
+    local st
+    st=$(cat "$t/stat" 2>/dev/null) || continue
+    echo "${t##*/} $(echo "${st#*(}" | cut -d')' -f1 | tr ' ' _) $(echo "${st##*) }" | awk '{print $12 + $13}') \
+$(awk '/^nonvoluntary_ctxt_switches/ {n=$2} /^voluntary_ctxt_switches/ {v=$2} END {print n, v}' "$t/status")"
+  done
+}
+for s in "${size_arr[@]}"; do
+  p="$dir/$s"
+  mkdir -p "$p"
+  port=$(free_port)
+  cat >"$p/loch.toml" <<EOF
+[admin]
+listener = { type = "socket", value = "127.0.0.1:$(free_port)" }
+
+[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = { path = "$p/access.log" }
+timeouts = { server_keepalive = "300s" }
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$upstream" }]
+EOF
+  # shellcheck disable=SC2086
+  (on 1 node --trace-gc-nvp ${GC_FLAGS:-} ${LOCH_NODE_ARGS:-} "$here/apps/proxy/dist/bin.js" run -c "$p/loch.toml") \
+    >"$p/out" 2>"$p/err" &
+  loch=$!
+  pids+=("$loch")
+  wait_http "$port" "/$s"
+  url="http://127.0.0.1:$port/$s"
+  (on 0 wrk -t1 -c"$conns" -d"${warm}s" "$url") >/dev/null
+  [ -n "${LOCH_AB_DIR:-}" ] && echo before >"$LOCH_AB_DIR/mark" && sleep 0.3
+  a=$(stat -c %s "$p/out")
+  t0=$(awk '{print $14 + $15}' "/proc/$loch/stat")
+  threads "$loch" >"$p/threads-a"
+  (on 0 wrk -t1 -c"$conns" -d"${seconds}s" --latency "$url") >"$p/wrk.txt"
+  t1=$(awk '{print $14 + $15}' "/proc/$loch/stat")
+  threads "$loch" >"$p/threads-b"
+  b=$(stat -c %s "$p/out")
+  [ -n "${LOCH_AB_DIR:-}" ] && echo "after $(awk '/requests in/ {print $1}' "$p/wrk.txt")" >"$LOCH_AB_DIR/mark" && sleep 0.3
+  kill "$loch" 2>/dev/null || true
+  wait "$loch" 2>/dev/null || true
+  head -c "$b" "$p/out" | tail -c "+$((a + 1))" >"$p/gc.txt"
+  req=$(awk '/requests in/ {print $1}' "$p/wrk.txt")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$p/wrk.txt")
+  lat=$(awk '/^ +(50|90|99|99\.9)%/ {printf "%s=%s ", $1, $2}' "$p/wrk.txt")
+  maxl=$(awk '/^ +Latency/ {print $4}' "$p/wrk.txt")
+  us=$(awk -v a="$t0" -v b="$t1" -v r="$req" -v hz="$hz" 'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / r }')
+  echo "PIN=$pin $s B: $req requests, $rps req/s, latency $lat max $maxl, loch $us CPU us/req"
+  awk -v hz="$hz" 'NR == FNR { c[$1] = $3; i[$1] = $4; v[$1] = $5; next }
+    { d = ($3 - c[$1]) * 1000 / hz; if (d > 0 || $4 - i[$1] > 0) printf "  thread %s %s: %.0f ms CPU, %d involuntary / %d voluntary switches\n", $1, $2, d, $4 - i[$1], $5 - v[$1] }' \
+    "$p/threads-a" "$p/threads-b"
+  /usr/bin/python3 "$here/bench/http-proxy/gc-nvp.py" "$p/gc.txt" "$seconds" "$req"
+done
