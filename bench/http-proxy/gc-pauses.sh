@@ -9,6 +9,7 @@
 # command line (process-wide: it reaches the worker's isolate), a WARM s wrk warm-up, then one
 # SECONDS s wrk --latency run. The byte offsets of loch's output before and after that run
 # bracket the GC lines of the measured run (<dir>/<size>/gc.txt); gc-nvp.py reads them.
+# LOCH_FROM_SOURCE=1 runs apps/proxy/src/bin.ts under tsx instead of the build.
 # LOCH_NODE_ARGS: extra node flags (e.g. "--require=/abs/bench/http-proxy/gc-ab-preload.cjs").
 #
 # Usage: PIN=1 bench/http-proxy/gc-pauses.sh [sizes=128,16384] [seconds=10] [warm=3] [conns=64]
@@ -115,7 +116,10 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:$upstream" }]
 EOF
   # shellcheck disable=SC2086
-  (on 1 node --trace-gc-nvp ${GC_FLAGS:-} ${LOCH_NODE_ARGS:-} "$here/apps/proxy/dist/bin.js" run -c "$p/loch.toml") \
+  # LOCH_FROM_SOURCE=1: loch from the working tree's sources under tsx (counts at HEAD without a build).
+  loch_cmd=("$here/apps/proxy/dist/bin.js")
+  [ "${LOCH_FROM_SOURCE:-0}" = 1 ] && loch_cmd=(--conditions=@loch/source --import tsx "$here/apps/proxy/src/bin.ts")
+  (cd "$here/apps/proxy" && on 1 node --trace-gc-nvp ${GC_FLAGS:-} ${LOCH_NODE_ARGS:-} "${loch_cmd[@]}" run -c "$p/loch.toml") \
     >"$p/out" 2>"$p/err" &
   loch=$!
   pids+=("$loch")
