@@ -24,12 +24,19 @@ request = f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
 buffered = b""
 
 
+def more():
+    data = s.recv(65536)
+    if not data:
+        raise SystemExit("the server closed the connection")
+    return data
+
+
 def run(count):
     global buffered
     for _ in range(count):
         s.sendall(request)
         while b"\r\n\r\n" not in buffered:
-            buffered += s.recv(65536)
+            buffered += more()
         head, _, buffered = buffered.partition(b"\r\n\r\n")
         length = 0
         for line in head.split(b"\r\n")[1:]:
@@ -37,7 +44,7 @@ def run(count):
             if name.strip().lower() == b"content-length":
                 length = int(value)
         while len(buffered) < length:
-            buffered += s.recv(65536)
+            buffered += more()
         buffered = buffered[length:]
 
 

@@ -3,7 +3,8 @@
 # thread), one instance with an HTTPS and a plain HTTP listener in front of the same node:http
 # backend (SIZE-byte responses), the Python client of callgrind-requests.py in other processes:
 # one keep-alive connection over TLS 1.3 (AES-128-GCM) and one over plain HTTP, WARM requests on
-# each, then rounds of two windows (HTTPS, HTTP): the counters zeroed, COUNT requests, dumped.
+# each, then rounds of two windows (HTTPS, HTTP): the counters zeroed, COUNT requests, dumped
+# (keep-alive timeouts of an hour: a connection waits idle while the other one's window runs).
 # bench/https/callgrind-split.py splits each window per request (OpenSSL, loch's C++,
 # JavaScript, V8/node C++, libc, nginx; malloc and N-API calls; SSL_read/SSL_write calls) and the
 # difference HTTPS minus HTTP is printed: what TLS adds, as the Targets table's "TLS adds" row of
@@ -68,6 +69,7 @@ level = "warn"
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:$port" }
 access_log = false
+timeouts = { server_keepalive = "3600s" }
 tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
 [[servers.https.routes]]
 path = "/"
@@ -77,6 +79,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:$plain" }
 access_log = false
+timeouts = { server_keepalive = "3600s" }
 [[servers.http.routes]]
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
@@ -100,7 +103,7 @@ http {
   client_body_temp_path $dir/nginx/client_body;
   proxy_temp_path $dir/nginx/proxy;
   keepalive_requests 1000000;
-  keepalive_timeout 300s;
+  keepalive_timeout 3600s;
   tcp_nodelay on;
   upstream backend {
     server 127.0.0.1:$backend;
