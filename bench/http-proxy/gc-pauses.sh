@@ -9,6 +9,8 @@
 # command line (process-wide: it reaches the worker's isolate), a WARM s wrk warm-up, then one
 # SECONDS s wrk --latency run. The byte offsets of loch's output before and after that run
 # bracket the GC lines of the measured run (<dir>/<size>/gc.txt); gc-nvp.py reads them.
+# REUSE=1: one loch for all the sizes in turn (a long-lived loch, as a results page's run uses it;
+# a size may repeat), points in <dir>/<n>-<size>.
 # LOCH_FROM_SOURCE=1 runs apps/proxy/src/bin.ts under tsx instead of the build.
 # LOCH_NODE_ARGS: extra node flags (e.g. "--require=/abs/bench/http-proxy/gc-ab-preload.cjs").
 #
@@ -21,6 +23,7 @@ seconds=${2:-10}
 warm=${3:-3}
 conns=${4:-64}
 pin=${PIN:-1}
+reuse=${REUSE:-0}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/gc-pauses-XXXXXX")
 chmod 755 "$dir"
@@ -90,9 +93,15 @@ threads() {
 $(awk '/^nonvoluntary_ctxt_switches/ {n=$2} /^voluntary_ctxt_switches/ {v=$2} END {print n, v}' "$t/status")"
   done
 }
+loch=
+n=0
 for s in "${size_arr[@]}"; do
+  n=$((n + 1))
   p="$dir/$s"
+  [ "$reuse" = 1 ] && p="$dir/$n-$s"
   mkdir -p "$p"
+  if [ -z "$loch" ]; then
+  lp=$p
   port=$(free_port)
   cat >"$p/loch.toml" <<EOF
 [admin]
@@ -123,21 +132,25 @@ EOF
     >"$p/out" 2>"$p/err" &
   loch=$!
   pids+=("$loch")
+  fi
   wait_http "$port" "/$s"
   url="http://127.0.0.1:$port/$s"
   (on 0 wrk -t1 -c"$conns" -d"${warm}s" "$url") >/dev/null
   [ -n "${LOCH_AB_DIR:-}" ] && echo before >"$LOCH_AB_DIR/mark" && sleep 0.3
-  a=$(stat -c %s "$p/out")
+  a=$(stat -c %s "$lp/out")
   t0=$(awk '{print $14 + $15}' "/proc/$loch/stat")
   threads "$loch" >"$p/threads-a"
   (on 0 wrk -t1 -c"$conns" -d"${seconds}s" --latency "$url") >"$p/wrk.txt"
   t1=$(awk '{print $14 + $15}' "/proc/$loch/stat")
   threads "$loch" >"$p/threads-b"
-  b=$(stat -c %s "$p/out")
+  b=$(stat -c %s "$lp/out")
   [ -n "${LOCH_AB_DIR:-}" ] && echo "after $(awk '/requests in/ {print $1}' "$p/wrk.txt")" >"$LOCH_AB_DIR/mark" && sleep 0.3
-  kill "$loch" 2>/dev/null || true
-  wait "$loch" 2>/dev/null || true
-  head -c "$b" "$p/out" | tail -c "+$((a + 1))" >"$p/gc.txt"
+  if [ "$reuse" != 1 ]; then
+    kill "$loch" 2>/dev/null || true
+    wait "$loch" 2>/dev/null || true
+    loch=
+  fi
+  head -c "$b" "$lp/out" | tail -c "+$((a + 1))" >"$p/gc.txt"
   req=$(awk '/requests in/ {print $1}' "$p/wrk.txt")
   rps=$(awk '/Requests\/sec/ {print $2}' "$p/wrk.txt")
   lat=$(awk '/^ +(50|90|99|99\.9)%/ {printf "%s=%s ", $1, $2}' "$p/wrk.txt")
