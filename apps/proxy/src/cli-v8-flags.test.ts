@@ -44,7 +44,11 @@ describe('LOCH_V8_FLAGS', () => {
 
   it('loch run sets the default flags before it starts the workers', async () => {
     expect(await runWith(undefined)).toBe(0);
-    expect(calls).toEqual(['flag --no-parallel-scavenge', 'runProxy']);
+    expect(calls).toEqual([
+      'flag --no-parallel-scavenge',
+      'flag --no-concurrent-array-buffer-sweeping',
+      'runProxy',
+    ]);
   });
 
   it('loch run sets the flags LOCH_V8_FLAGS names instead, and none when it is empty', async () => {
@@ -66,14 +70,19 @@ describe('LOCH_V8_FLAGS', () => {
     expect(calls).toEqual([]);
   });
 
-  it('defaults to serial scavenges when unset', () => {
-    expect(DEFAULT_V8_FLAGS).toBe('--no-parallel-scavenge');
-    expect(v8FlagsFromEnv(undefined)).toEqual({ flags: ['--no-parallel-scavenge'] });
+  it("defaults to serial scavenges that sweep their ArrayBuffers on the worker's thread when unset", () => {
+    expect(DEFAULT_V8_FLAGS).toBe('--no-parallel-scavenge --no-concurrent-array-buffer-sweeping');
+    expect(v8FlagsFromEnv(undefined)).toEqual({
+      flags: ['--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping'],
+    });
   });
 
   it("empty means V8's own defaults; the parallel scavenge can be asked back", () => {
     expect(v8FlagsFromEnv('')).toEqual({ flags: [] });
     expect(v8FlagsFromEnv('  --parallel-scavenge ')).toEqual({ flags: ['--parallel-scavenge'] });
+    expect(v8FlagsFromEnv('--concurrent-array-buffer-sweeping')).toEqual({
+      flags: ['--concurrent-array-buffer-sweeping'],
+    });
   });
 
   it('refuses flags that are not safe to set at run time, naming them', () => {

@@ -45,8 +45,14 @@ export const SIGNALS: readonly (readonly [signal: string, effect: string])[] = [
  * 1,000). On two cores the helpers had no core of their own: with one worker the process is
  * pinned to one CPU, with two each worker's helpers ran beside the other worker, wrk or the
  * backend, so a parallel scavenge shortened no pause and cost a wake-up and a hand-off per task.
+ * `--no-concurrent-array-buffer-sweeping`, for the same reason: at the end of each scavenge V8
+ * posts the sweep of the young ArrayBuffers (the decoder's head slabs: ~35 per scavenge) to a
+ * platform thread, which then runs on the worker's own CPU and preempts it inside the pause: with
+ * one worker pinned to one CPU, the phase took 1.91 ms per scavenge (p90 4.5-12.4 ms) and 40% of
+ * scavenges passed 2 ms; swept on the worker's thread, 0.26 ms and 11% (the sweep itself is
+ * 0.1-0.2 ms). bench/http-proxy/gc-pauses-2026-12-05.md.
  */
-export const DEFAULT_V8_FLAGS = '--no-parallel-scavenge';
+export const DEFAULT_V8_FLAGS = '--no-parallel-scavenge --no-concurrent-array-buffer-sweeping';
 
 /**
  * The V8 flags LOCH_V8_FLAGS may set: only flags V8 reads afresh at each use, which are safe to
@@ -57,6 +63,8 @@ export const DEFAULT_V8_FLAGS = '--no-parallel-scavenge';
 export const SETTABLE_V8_FLAGS: ReadonlySet<string> = new Set([
   '--parallel-scavenge',
   '--no-parallel-scavenge',
+  '--concurrent-array-buffer-sweeping',
+  '--no-concurrent-array-buffer-sweeping',
 ]);
 
 /** LOCH_V8_FLAGS (or the default when unset) as a list of flags, or why it is refused. */
