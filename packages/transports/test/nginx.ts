@@ -54,8 +54,11 @@ const PORT_BAND = 1;
 const PORT_BANDS = 2;
 /** vitest workers one run may have at once (VITEST_POOL_ID is 1..maxWorkers); each gets a slice. */
 const MAX_POOL_ID = 64;
-/** The lowest port any band holds. */
-const PORT_FLOOR = 10_000;
+/**
+ * The lowest port any band holds: above 10080, the highest port fetch() (undici) refuses to
+ * connect to ("bad port", the Fetch standard's port blocking), which a test's fetch would fail on.
+ */
+const PORT_FLOOR = 10_100;
 
 /** The first port of net.ipv4.ip_local_port_range (32768 unless the machine says otherwise). */
 const EPHEMERAL_FLOOR = ((): number => {

@@ -56,8 +56,11 @@ const PORT_BANDS = 2;
 /** vitest workers one run may have at once (VITEST_POOL_ID is 1..maxWorkers); each gets a slice. */
 const MAX_POOL_ID = 64;
 
-/** The lowest port freePort() picks. */
-const PORT_FLOOR = 10_000;
+/**
+ * The lowest port freePort() picks: above 10080, the highest port fetch() (undici) refuses to
+ * connect to ("bad port", the Fetch standard's port blocking), which a test's fetch would fail on.
+ */
+const PORT_FLOOR = 10_100;
 
 /**
  * The ports [low, high) that the worker `poolId` of helper `band` probes: the range from
