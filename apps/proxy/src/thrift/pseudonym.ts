@@ -18,25 +18,14 @@
  * server's then() and its reaction), which is what the worker did until 2026-12-05.
  */
 import { PseudonymError, ThriftPseudonymService } from '@loch/gateway';
-import type { Service } from '@loch/service-async';
-import {
-  TApplicationException,
-  TApplicationExceptionType,
-  type ThriftReply,
-  type ThriftRequest,
-  type ThriftResponder,
-} from '@loch/thrift';
+import { TApplicationException, TApplicationExceptionType, type ThriftHandler } from '@loch/thrift';
 import type { ThriftServerConfig } from '../config/schema.js';
 import { pseudonymRewriterOf } from '../gateway/pseudonym-config.js';
 import { workerMetrics } from '../metrics/recorder.js';
 import type { ProxyLog } from '../proxy/log.js';
 
-type ThriftHandler = Service<ThriftRequest, ThriftReply | undefined>;
-
-/** A handler that answers through a responder (ThriftHandler.dispatch of @loch/thrift), as the proxy service does. */
-export interface DispatchingHandler extends ThriftHandler {
-  dispatch(request: ThriftRequest, responder: ThriftResponder): void;
-}
+/** A ThriftHandler that answers through a responder (its `dispatch`), as the proxy service does. */
+export type DispatchingHandler = ThriftHandler & Required<Pick<ThriftHandler, 'dispatch'>>;
 
 /** `inner` with the pseudonymization of `config()`'s `pseudonymize` table, if any, in front. */
 export function withPseudonyms(
