@@ -1,9 +1,38 @@
 /**
  * Thrift peers on node:net for the proxy's thrift tests (not a test file): a client of framed
- * calls and an echoing binary upstream.
+ * calls, an echoing binary upstream, and the echo call and its reply's reading.
  */
 import { createConnection, createServer, type Socket } from 'node:net';
-import { decodeFrame, encodeFrame, MessageType, readMessageHeader } from '@loch/thrift';
+import {
+  createReader,
+  createWriter,
+  decodeFrame,
+  encodeFrame,
+  MessageType,
+  readMessageHeader,
+  TType,
+} from '@loch/thrift';
+
+/** A framed binary CALL of `echo` with seq id `seqId` and `text` as its string field 1. */
+export function echoCall(text: string, seqId: number): Uint8Array {
+  const w = createWriter('binary');
+  w.writeMessageBegin('echo', MessageType.CALL, seqId);
+  w.writeStructBegin();
+  w.writeFieldBegin(TType.STRING, 1);
+  w.writeString(text);
+  w.writeFieldStop();
+  w.writeStructEnd();
+  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+}
+
+/** The message type, seq id and text of a framed binary reply to `echoCall` (as echoUpstream answers). */
+export function readEcho(reply: Uint8Array): { type: MessageType; seqId: number; text: string } {
+  const r = createReader('binary').reset(decodeFrame('framed', reply).payload);
+  const { type, seqId } = r.readMessageBegin();
+  r.readStructBegin();
+  r.readFieldBegin();
+  return { type, seqId, text: r.readString() };
+}
 
 /** A node:net client of framed calls, one at a time: `call(frame)` resolves the next whole reply frame. */
 export async function netClient(

@@ -1,31 +1,11 @@
-import {
-  createReader,
-  createWriter,
-  decodeFrame,
-  encodeFrame,
-  MessageType,
-  ThriftServer,
-  TType,
-} from '@loch/thrift';
+import { MessageType, ThriftServer } from '@loch/thrift';
 import { createRuntime, type DriverChoice, StreamForms } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { echoUpstream, netClient } from '../../test/thrift-peers.js';
+import { echoCall, echoUpstream, netClient, readEcho } from '../../test/thrift-peers.js';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftProxyService } from './service.js';
 import { ThriftUpstreams } from './upstream.js';
-
-/** A framed binary echo call of `text` with seq id `seqId`. */
-function echoCall(text: string, seqId: number): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('echo', MessageType.CALL, seqId);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString(text);
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -83,11 +63,7 @@ upstreams = [{ endpoint = "127.0.0.1:${up.port}"${keys} }]`
           const text = `${i}:`.padEnd(10_240, String.fromCharCode(97 + i));
           const call = echoCall(text, i);
           const reply = await client.call(call);
-          const r = createReader('binary').reset(decodeFrame('framed', reply).payload);
-          expect(r.readMessageBegin()).toMatchObject({ type: MessageType.REPLY, seqId: i });
-          r.readStructBegin();
-          r.readFieldBegin();
-          expect(r.readString()).toBe(text);
+          expect(readEcho(reply)).toEqual({ type: MessageType.REPLY, seqId: i, text });
           if (kind === 'exclusive') expect(Buffer.compare(up.calls[i]!, call)).toBe(0);
         }
         expect(up.calls).toHaveLength(5);

@@ -5,25 +5,14 @@
  * while its handler had only call(); and a reload's commit serves the calls that start after it.
  * In process, over the runtime's streams, with a node:net client and upstreams.
  */
-import { createReader, createWriter, decodeFrame, encodeFrame, MessageType, TType } from '@loch/thrift';
+import { MessageType } from '@loch/thrift';
 import { acceptLoop, createRuntime, type DriverChoice } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { echoUpstream, netClient } from '../../test/thrift-peers.js';
+import { echoCall, echoUpstream, netClient, readEcho } from '../../test/thrift-peers.js';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftServers } from './servers.js';
 import { ThriftProxyService } from './service.js';
-
-function echoCall(seqId: number, text: string): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('echo', MessageType.CALL, seqId);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString(text);
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-}
 
 function configFor(port: number) {
   return parseConfig(`
@@ -63,12 +52,8 @@ describe.each(['uring', 'legacy'] as DriverChoice[])('ThriftServers (driver %s)'
           servers.commit(configFor(second.port));
         }
         const text = `${i}`.padEnd(i % 2 === 0 ? 20 : 10_240, 'x');
-        const reply = await client.call(echoCall(i, text));
-        const r = createReader('binary').reset(decodeFrame('framed', reply).payload);
-        expect(r.readMessageBegin()).toMatchObject({ type: MessageType.REPLY, seqId: i });
-        r.readStructBegin();
-        r.readFieldBegin();
-        expect(r.readString()).toBe(text);
+        const reply = await client.call(echoCall(text, i));
+        expect(readEcho(reply)).toEqual({ type: MessageType.REPLY, seqId: i, text });
       }
       // Counts only: a failing spy matcher would print every call's arguments, runtime streams
       // and their 32 MiB receive pool included (minutes of formatting).

@@ -10,10 +10,6 @@
 import { createHook } from 'node:async_hooks';
 import { createServer } from 'node:net';
 import {
-  createReader,
-  createWriter,
-  decodeFrame,
-  encodeFrame,
   FrameReader,
   MessageType,
   TApplicationException,
@@ -25,7 +21,7 @@ import {
 } from '@loch/thrift';
 import { createRuntime, type DriverChoice, type Runtime } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { echoUpstream, netClient } from '../../test/thrift-peers.js';
+import { echoCall, echoUpstream, netClient, readEcho } from '../../test/thrift-peers.js';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftProxyService } from './service.js';
@@ -391,21 +387,8 @@ route = { upstreams = [{ endpoint = "127.0.0.1:${up.port}"${multiplex ? ', multi
       try {
         for (let i = 0; i < 5; i++) {
           const text = `${i}`.padEnd(i % 2 === 0 ? 20 : 10_240, 'x');
-          const w = createWriter('binary');
-          w.writeMessageBegin('echo', MessageType.CALL, i);
-          w.writeStructBegin();
-          w.writeFieldBegin(TType.STRING, 1);
-          w.writeString(text);
-          w.writeFieldStop();
-          w.writeStructEnd();
-          const reply = await client.call(
-            encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy()),
-          );
-          const r = createReader('binary').reset(decodeFrame('framed', reply).payload);
-          expect(r.readMessageBegin()).toMatchObject({ type: MessageType.REPLY, seqId: i });
-          r.readStructBegin();
-          r.readFieldBegin();
-          expect(r.readString()).toBe(text);
+          const reply = await client.call(echoCall(text, i));
+          expect(readEcho(reply)).toEqual({ type: MessageType.REPLY, seqId: i, text });
         }
         // The first call connects (promises of the connect); the pooled ones make none, or the
         // multiplexed call's own and the one reaction that takes it.
