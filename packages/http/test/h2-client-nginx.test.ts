@@ -15,6 +15,7 @@ import { fixedBody, readBody, readText } from '../src/body.js';
 import { Http2RequestRefusedError } from '../src/h2/client-errors.js';
 import { H2ClientSession } from '../src/h2/client-session.js';
 import { createRequest } from '../src/message.js';
+import { freePort } from './free-port.js';
 import { availableDrivers, connectTo } from './server-harness.js';
 
 const drivers = await availableDrivers();
@@ -26,10 +27,7 @@ for (let i = 0; i < big.length; i++) big[i] = (i * 7) & 0xff;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'loch-h2-client-nginx-'));
-  const probe = net.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  port = (probe.address() as net.AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+  port = await freePort('packages/http');
   writeFileSync(join(dir, 'big.bin'), big);
   writeFileSync(
     join(dir, 'nginx.conf'),

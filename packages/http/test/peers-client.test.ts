@@ -13,6 +13,7 @@ import { fixedBody, readBody, readText, streamBody } from '../src/body.js';
 import { HttpClient } from '../src/client.js';
 import { HttpHeaders } from '../src/headers.js';
 import { createRequest } from '../src/message.js';
+import { freePort } from './free-port.js';
 import { availableDrivers, connectTo } from './server-harness.js';
 
 const drivers = await availableDrivers();
@@ -359,10 +360,7 @@ describe.each(drivers)('HttpClient on the %s driver', (d) => {
 
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'loch-http-nginx-'));
-      const probe = net.createServer();
-      await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-      port = (probe.address() as net.AddressInfo).port;
-      await new Promise((r) => probe.close(r));
+      port = await freePort('packages/http');
       const big = Buffer.alloc(300_000);
       for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
       writeFileSync(join(dir, 'big.bin'), big);

@@ -4,10 +4,11 @@
  * test itself; also used by the benchmark.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort as freePortIn } from '../../http/test/free-port.js';
 
 /** A running nginx. */
 export interface Nginx {
@@ -17,74 +18,12 @@ export interface Nginx {
 }
 
 /**
- * A port nobody listens on right now, taken below the kernel's ephemeral range (as apps/proxy's
- * e2e harness does): a port from listen(0) is ephemeral, and before nginx binds it any outgoing
- * connection on the machine may take it as its source port (EADDRINUSE in CI). Only this vitest
- * worker's slice of that range is probed (OWN_SLICE), so no other worker of the run, in this
- * package or in apps/proxy, can take the same port between the probe and nginx's bind.
+ * A port nobody listens on right now, for nginx: below the ephemeral range, in this package's
+ * band of packages/http/test/free-port.ts (which says why).
  */
-export async function freePort(): Promise<number> {
-  const [low, high] = OWN_SLICE;
-  const offset = Math.floor(Math.random() * (high - low));
-  for (let i = 0; i < high - low; i++) {
-    const port = low + ((offset + i) % (high - low));
-    if (handedOut.has(port)) continue;
-    const free = await new Promise<boolean>((resolve) => {
-      const server = createServer();
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-    });
-    if (!free) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error(`no free port in ${low}..${high - 1}, this vitest worker's slice`);
+export function freePort(): Promise<number> {
+  return freePortIn('packages/transports');
 }
-
-/** Ports freePort() returned in this process. */
-const handedOut = new Set<number>();
-
-/**
- * Port bands of the helpers that pick ports below the ephemeral range, one per helper because
- * turbo runs every package's vitest at once and each numbers its workers from 1: apps/proxy's
- * test/e2e/harness.ts has band 0 (its portSlice() is this one; port-slices.test.ts checks it),
- * this file band 1. A new helper takes the next band and raises PORT_BANDS in both.
- */
-const PORT_BAND = 1;
-const PORT_BANDS = 2;
-/** vitest workers one run may have at once (VITEST_POOL_ID is 1..maxWorkers); each gets a slice. */
-const MAX_POOL_ID = 64;
-/**
- * The lowest port any band holds: above 10080, the highest port fetch() (undici) refuses to
- * connect to ("bad port", the Fetch standard's port blocking), which a test's fetch would fail on.
- */
-const PORT_FLOOR = 10_100;
-
-/** The first port of net.ipv4.ip_local_port_range (32768 unless the machine says otherwise). */
-const EPHEMERAL_FLOOR = ((): number => {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > PORT_FLOOR + 10_000 ? low : 32_768;
-  } catch {
-    return 32_768;
-  }
-})();
-
-/**
- * This worker's ports [low, high): PORT_FLOOR..EPHEMERAL_FLOOR cut into PORT_BANDS * MAX_POOL_ID
- * equal slices, one per (band, pool id); pool id 1 outside vitest (a script runs alone).
- */
-const OWN_SLICE = ((): [low: number, high: number] => {
-  const poolId = Number(process.env.VITEST_POOL_ID ?? 1);
-  if (!Number.isInteger(poolId) || poolId < 1 || poolId > MAX_POOL_ID) {
-    throw new Error(
-      `VITEST_POOL_ID ${poolId} outside 1..${MAX_POOL_ID}: run with --maxWorkers=${MAX_POOL_ID} at most`,
-    );
-  }
-  const width = Math.floor((EPHEMERAL_FLOOR - PORT_FLOOR) / (PORT_BANDS * MAX_POOL_ID));
-  const low = PORT_FLOOR + (PORT_BAND * MAX_POOL_ID + poolId - 1) * width;
-  return [low, low + width];
-})();
 
 async function accepting(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -6,12 +6,13 @@
  * log) and stderr (operational log) captured. Not a test file.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort as freePortIn } from '../../../../packages/http/test/free-port.js';
 
 export const PROXY_DIR = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -21,84 +22,11 @@ export function tempDir(prefix: string): string {
 }
 
 /**
- * A port that was free a moment ago, for a server the test starts later (loch, nginx). Taken below
- * the kernel's ephemeral range: a port from `listen(0)` is an ephemeral one, and in the window
- * between the probe's close and loch's bind any outgoing connection on the machine (CI runs every
- * package's suites at once) may take it as its source port -- seen in CI as loch's "bind
- * EADDRINUSE" at start. Below that range only explicit binds compete: other freePort() callers,
- * which portSlice() keeps apart (each vitest worker of each helper probes only its own ports), and
- * anything else, which the bind probe sees. Never a port this process returned before.
+ * A port that was free a moment ago, for a server the test starts later (loch, nginx): below the
+ * ephemeral range, in this package's band of packages/http/test/free-port.ts (which says why).
  */
-export async function freePort(): Promise<number> {
-  const [low, high] = ownSlice;
-  const offset = Math.floor(Math.random() * (high - low));
-  for (let i = 0; i < high - low; i++) {
-    const port = low + ((offset + i) % (high - low));
-    if (handedOut.has(port) || !(await bindable(port))) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error(`no free port in ${low}..${high - 1}, this vitest worker's slice`);
-}
-
-/** Ports freePort() returned in this process. */
-const handedOut = new Set<number>();
-
-/**
- * The helpers that pick ports below the ephemeral range, each with its own band of it: turbo runs
- * every package's vitest at once, and each numbers its workers from 1. The same table is in
- * packages/transports/test/nginx.ts (band 1); a new helper takes the next band and raises
- * PORT_BANDS in both.
- */
-const PORT_BAND = 0;
-const PORT_BANDS = 2;
-
-/** vitest workers one run may have at once (VITEST_POOL_ID is 1..maxWorkers); each gets a slice. */
-const MAX_POOL_ID = 64;
-
-/**
- * The lowest port freePort() picks: above 10080, the highest port fetch() (undici) refuses to
- * connect to ("bad port", the Fetch standard's port blocking), which a test's fetch would fail on.
- */
-const PORT_FLOOR = 10_100;
-
-/**
- * The ports [low, high) that the worker `poolId` of helper `band` probes: the range from
- * PORT_FLOOR to `ceiling` cut into PORT_BANDS * MAX_POOL_ID equal slices, one per (band, pool id),
- * so that two workers of one run (VITEST_POOL_ID is unique among the workers running test files at
- * one time) never probe the same port and cannot both take one between a probe and a bind.
- */
-export function portSlice(band: number, poolId: number, ceiling: number): [low: number, high: number] {
-  if (!Number.isInteger(poolId) || poolId < 1 || poolId > MAX_POOL_ID) {
-    throw new Error(
-      `VITEST_POOL_ID ${poolId} outside 1..${MAX_POOL_ID}: run with --maxWorkers=${MAX_POOL_ID} at most`,
-    );
-  }
-  const width = Math.floor((ceiling - PORT_FLOOR) / (PORT_BANDS * MAX_POOL_ID));
-  const low = PORT_FLOOR + (band * MAX_POOL_ID + poolId - 1) * width;
-  return [low, low + width];
-}
-
-/** The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range). */
-export const ephemeralFloor = ((): number => {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    return Number.isInteger(low) && low > PORT_FLOOR + 10_000 ? low : 32_768;
-  } catch {
-    return 32_768;
-  }
-})();
-
-/** This worker's slice (pool id 1 outside vitest: a script runs alone). */
-const ownSlice = portSlice(PORT_BAND, Number(process.env.VITEST_POOL_ID ?? 1), ephemeralFloor);
-
-/** Whether 127.0.0.1:`port` can be listened on now. */
-function bindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.once('error', () => resolve(false));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
-  });
+export function freePort(): Promise<number> {
+  return freePortIn('apps/proxy');
 }
 
 /** Resolves once something accepts on the address. */

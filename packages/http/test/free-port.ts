@@ -1,0 +1,93 @@
+/**
+ * Ports for a server a test starts later or in another process (nginx, loch), taken below the
+ * kernel's ephemeral range. A port from `listen(0)` is an ephemeral one: in the window between the
+ * probe's close and the server's bind, any outgoing connection on the machine (CI runs every
+ * package's suites at once) may take it as its source port -- seen in CI as "bind EADDRINUSE" at a
+ * server's start. Below that range only explicit binds compete: other freePort() callers, which
+ * portSlice() keeps apart (each vitest worker of each package probes only its own ports), and
+ * anything else, which the bind probe sees. The one copy for apps/proxy's e2e harness,
+ * packages/transports' nginx helper and packages/http's tests. Not a test file.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+
+/**
+ * One band of the range per package whose vitest picks ports here: turbo runs every package's
+ * vitest at once and each numbers its workers (VITEST_POOL_ID) from 1, so without bands worker 1
+ * of two packages would probe the same ports. Pass the band of the package whose tests run (not
+ * of the file's location). A new package takes the next number.
+ */
+export const PORT_BANDS = { 'apps/proxy': 0, 'packages/transports': 1, 'packages/http': 2 } as const;
+
+/** A package with a band. */
+export type PortBand = keyof typeof PORT_BANDS;
+
+/** vitest workers one run may have at once (VITEST_POOL_ID is 1..maxWorkers); each gets a slice. */
+export const MAX_POOL_ID = 64;
+
+/**
+ * The lowest port any band holds: above 10080, the highest port fetch() (undici) refuses to
+ * connect to ("bad port", the Fetch standard's port blocking), which a test's fetch would fail on.
+ */
+const PORT_FLOOR = 10_100;
+
+/** The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range). */
+export const ephemeralFloor = ((): number => {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > PORT_FLOOR + 10_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+})();
+
+/**
+ * The ports [low, high) that the worker `poolId` of band `band` probes: the range from PORT_FLOOR
+ * to `ceiling` cut into (bands * MAX_POOL_ID) equal slices, one per (band, pool id), so that no two
+ * workers running at one time (VITEST_POOL_ID is unique among one package's workers at one time)
+ * probe the same port and can both take it between a probe and a bind.
+ */
+export function portSlice(band: number, poolId: number, ceiling: number): [low: number, high: number] {
+  if (!Number.isInteger(poolId) || poolId < 1 || poolId > MAX_POOL_ID) {
+    throw new Error(
+      `VITEST_POOL_ID ${poolId} outside 1..${MAX_POOL_ID}: run with --maxWorkers=${MAX_POOL_ID} at most`,
+    );
+  }
+  const bands = Object.keys(PORT_BANDS).length;
+  const width = Math.floor((ceiling - PORT_FLOOR) / (bands * MAX_POOL_ID));
+  const low = PORT_FLOOR + (band * MAX_POOL_ID + poolId - 1) * width;
+  return [low, low + width];
+}
+
+/** This worker's slice of `band` (pool id 1 outside vitest: a script runs alone). */
+export function ownSlice(band: PortBand): [low: number, high: number] {
+  return portSlice(PORT_BANDS[band], Number(process.env.VITEST_POOL_ID ?? 1), ephemeralFloor);
+}
+
+/**
+ * A port of this worker's slice of `band` that was free a moment ago; never one this process
+ * returned before.
+ */
+export async function freePort(band: PortBand): Promise<number> {
+  const [low, high] = ownSlice(band);
+  const offset = Math.floor(Math.random() * (high - low));
+  for (let i = 0; i < high - low; i++) {
+    const port = low + ((offset + i) % (high - low));
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error(`no free port in ${low}..${high - 1}, this vitest worker's slice of ${band}`);
+}
+
+/** Ports freePort() returned in this process. */
+const handedOut = new Set<number>();
+
+/** Whether 127.0.0.1:`port` can be listened on now. */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
