@@ -157,6 +157,12 @@ export interface ServedConnection {
   expire(): void;
   /** Server shutdown: close now when between requests; else the current one ends with the close. */
   shutdownIfIdle(): void;
+  /**
+   * The end of a shutdown grace: close the stream now, whatever is in flight (the connection then
+   * ends as if the peer had gone: its end runs and the server releases it). Settles when the
+   * stream is closed; never rejects.
+   */
+  close(): Promise<void>;
   /** Between requests: no request in flight, no answer being written (HTTP/2: no stream open). */
   readonly idle: boolean;
 }
@@ -364,6 +370,17 @@ export class HttpServer<Cx = HttpConnectionContext> {
     await new Promise<void>((resolve) => {
       this.drained = resolve;
     });
+  }
+
+  /**
+   * Closes every connection now, in flight or not: what a shutdown does when its grace is over
+   * (close() first, so no new ones come). Settles when their streams are closed; each connection
+   * then ends as if its peer had gone and is released (close() resolves once all are). The
+   * server's own count of its connections is all a caller needs to keep: no set of streams of
+   * its own per connection.
+   */
+  async closeAll(): Promise<void> {
+    await Promise.all(Array.from(this.live, (c) => c.close()));
   }
 
   /**

@@ -16,7 +16,7 @@
  */
 import { getHeapSpaceStatistics } from 'node:v8';
 import { type ResourceLimits, resourceLimits } from 'node:worker_threads';
-import { HttpServer, type HttpStream } from '@loch/http';
+import { HttpServer } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
 import { TlsPlainHttpError, type TlsServerContext, tlsAccept } from '@loch/tls';
 import { proxyProtocolAccept } from '@loch/transports';
@@ -202,11 +202,14 @@ export class ProxyWorker {
   readonly #listeners = new Map<string, ListenerEntry>();
   /** Every HttpServer that may still have connections (replaced ones drain on their own). */
   readonly #https = new Set<HttpServer<ConnectionCx>>();
-  /** Open client connections. */
+  /**
+   * Client connections not yet handed to an HttpServer (a PROXY header or a TLS handshake in
+   * progress, a plain-HTTP answer on a TLS port). An attached one is counted and closed by its
+   * HttpServer (connections, closeAll()): a set entry per idle connection here cost ~20-40 B more.
+   */
   readonly #open = new Set<ByteStream>();
-  /** One close callback for every served connection (HttpServer.attach passes the stream). */
-  readonly #closed = (stream: HttpStream): void => {
-    this.#open.delete(stream as ByteStream);
+  /** One close callback for every served connection: HttpServer released it before the call. */
+  readonly #closed = (): void => {
     this.#limit.released();
   };
   readonly #upstreamStreams = new UpstreamStreams();
@@ -241,13 +244,24 @@ export class ProxyWorker {
     this.#thrift = new ThriftServers(this.log.at('thrift'), index);
     this.#limit = new ConnectionLimit(
       config.runtime.maxConnectionsPerWorker,
-      () => this.#open.size + this.#thrift.connections,
+      () => this.#httpConnections() + this.#thrift.connections,
       (max, pauses) =>
         this.log.warn(
           `max_connections_per_worker (${max}) reached: accepting paused until a connection closes` +
             (pauses > 1 ? ` (${pauses} pauses since the last report)` : ''),
         ),
     );
+  }
+
+  /**
+   * Open HTTP client connections: not yet attached (#open) and served by an HttpServer (a
+   * replaced one drains its own). H1 and H2 release a connection from its server before they
+   * call #closed, so the count is right when the limit asks.
+   */
+  #httpConnections(): number {
+    let n = this.#open.size;
+    for (const http of this.#https) n += http.connections;
+    return n;
   }
 
   /** Binds and builds the first config (generation 0). */
@@ -557,13 +571,14 @@ export class ProxyWorker {
       void stream.close().catch(() => {});
       return;
     }
-    this.#open.add(stream);
     const pp = entry.config.proxyProtocol;
     if (pp !== undefined && (pp.from === undefined || trustedPeersOf(pp.from).has(stream.remoteAddress))) {
+      this.#open.add(stream);
       this.#serveProxyHeader(entry, pp.timeout, stream);
       return;
     }
     if (entry.tls !== null) {
+      this.#open.add(stream);
       this.#serveTls(entry, entry.tls, stream);
       return;
     }
@@ -587,9 +602,10 @@ export class ProxyWorker {
           void inner.close().catch(() => {});
           return;
         }
-        this.#open.add(inner);
-        if (entry.tls !== null) this.#serveTls(entry, entry.tls, inner);
-        else entry.http.attach(inner, this.#closed);
+        if (entry.tls !== null) {
+          this.#open.add(inner);
+          this.#serveTls(entry, entry.tls, inner);
+        } else entry.http.attach(inner, this.#closed);
       },
       (error: unknown) => {
         this.#open.delete(stream);
@@ -617,7 +633,6 @@ export class ProxyWorker {
           return;
         }
         workerMetrics.tlsHandshake(entry.key, true);
-        this.#open.add(tls);
         entry.http.attach(tls, this.#closed);
       },
       (error: unknown) => {
@@ -657,7 +672,7 @@ export class ProxyWorker {
     return {
       worker: this.index,
       generation: this.generation,
-      connections: this.#open.size + this.#thrift.connections,
+      connections: this.#httpConnections() + this.#thrift.connections,
       idleConnections,
       listeners: [...this.#listeners.keys()],
       upstream,
@@ -697,8 +712,11 @@ export class ProxyWorker {
     const outcome = await Promise.race([drained.then(() => 'drained' as const), late]);
     clearTimeout(timer);
     if (outcome === 'late') {
-      this.log.warn(`shutdown grace (${grace} ms) over: closing ${this.#open.size} connection(s)`);
-      await Promise.all([...this.#open].map((s) => s.close().catch(() => {})));
+      this.log.warn(`shutdown grace (${grace} ms) over: closing ${this.#httpConnections()} connection(s)`);
+      await Promise.all([
+        ...Array.from(this.#open, (s) => s.close().catch(() => {})),
+        ...Array.from(this.#https, (h) => h.closeAll()),
+      ]);
       // Exchanges still waiting on an upstream hold its stream: close those too, so the worker
       // has nothing in flight when it exits.
       await this.#upstreamStreams.closeAll();

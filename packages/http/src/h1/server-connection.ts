@@ -584,6 +584,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     }
   }
 
+  /** Closes the stream now (the end of a shutdown grace): the run ends as if the peer had gone. */
+  close(): Promise<void> {
+    return this.stream.close().catch(() => {});
+  }
+
   private timeoutOf(kind: HttpTimeoutKind): number {
     const t = this.server.timeouts;
     return kind === 'idle' ? t.idle : kind === 'head' ? t.head : kind === 'body' ? t.body : t.write;

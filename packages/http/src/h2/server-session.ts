@@ -255,6 +255,12 @@ export class H2ServerSession<Cx> implements ServedConnection {
     this.noticeTimer = setTimeout(() => this.finalGoaway(), SHUTDOWN_NOTICE_MS);
   }
 
+  /** Closes now (the end of a shutdown grace): open streams are cancelled, the stream closed. */
+  close(): Promise<void> {
+    this.closeNow();
+    return this.stream.close().catch(() => {});
+  }
+
   /** The second GOAWAY of a graceful shutdown: streams above the last id are not served. */
   private finalGoaway(): void {
     if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
