@@ -125,6 +125,33 @@ describe('ServiceSlot', () => {
     expect(await after).toBe('new second');
     expect(hits.count).toBe(1);
   });
+
+  it('service() forwards the methods named in `forward` to the service current per call, with their receiver', () => {
+    /** A service with a second way in: answers through a callback (as a relay's dispatch does). */
+    class Callback implements Service<string, string> {
+      constructor(readonly tag: string) {}
+      call(req: string) {
+        return `${this.tag} call ${req}`;
+      }
+      dispatch(req: string, answer: (res: string) => void, suffix = '') {
+        answer(`${this.tag} dispatch ${req}${suffix}`);
+      }
+    }
+    const slot = new ServiceSlot<Callback>({ name: 'w0' });
+    // Built before the first commit, as a worker builds its server's handler.
+    const plain = slot.service();
+    const front = slot.service({ forward: ['dispatch'] });
+    expect('dispatch' in plain).toBe(false);
+    slot.precommit(makeFn(() => new Callback('v1')));
+    slot.commit();
+    const answers: string[] = [];
+    front.dispatch('a', (res) => answers.push(res));
+    slot.precommit(makeFn(() => new Callback('v2')));
+    slot.commit();
+    front.dispatch('b', (res) => answers.push(res), '!'); // every argument passed on
+    expect(answers).toEqual(['v1 dispatch a', 'v2 dispatch b!']);
+    expect(front.call('c')).toBe('v2 call c');
+  });
 });
 
 describe('Deployment', () => {

@@ -17,6 +17,21 @@ import type { Service } from './service.js';
 
 type SlotState = 'idle' | 'building' | 'staged';
 
+/** The names of the required methods of `S` other than `call`: what `ServiceSlot.service()` can forward. */
+export type MethodName<S> = Exclude<
+  {
+    [K in keyof S]: K extends 'call' ? never : S[K] extends (...args: never[]) => unknown ? K : never;
+  }[keyof S],
+  undefined
+>;
+
+/** What `ServiceSlot.service()` returns: a Service, with the methods `K` of `S` when it forwards some. */
+export type SlotForwarder<Req, Res, S, K extends keyof S> = [K] extends [never]
+  ? Service<Req, Res>
+  : Service<Req, Res> & Pick<S, K>;
+
+type Methods = Record<string, ((...args: unknown[]) => unknown) | undefined>;
+
 /** Holds the current service of one worker and, during a deployment, the staged next one. */
 export class ServiceSlot<S> {
   /** A name for messages and errors, e.g. `worker-2`. */
@@ -117,11 +132,23 @@ export class ServiceSlot<S> {
   }
 
   /**
-   * A Service that forwards each request to the service current when the request starts. No
-   * allocation per request.
+   * A Service that forwards each request to the service current when the request starts, and
+   * each method named in `forward` likewise: a consumer that prefers a method of the service
+   * over `call` when it has one (say a server taking answers through a callback instead of a
+   * promise) then finds it on the forwarder too, not only `call`. Methods are named up front
+   * because the forwarder is built once, maybe before the first commit; only required methods
+   * of `S` can be named, so every service the slot can hold has them. No allocation per request.
    */
-  service<Req, Res>(this: ServiceSlot<Service<Req, Res>>): Service<Req, Res> {
-    return { call: (req) => this.get().call(req) };
+  service<Req, Res, K extends MethodName<S> = never>(
+    this: ServiceSlot<Service<Req, Res>>,
+    options: { readonly forward?: readonly K[] } = {},
+  ): SlotForwarder<Req, Res, S, K> {
+    const forwarder: Record<string, unknown> = { call: (req: Req) => this.get().call(req) };
+    for (const name of options.forward ?? []) {
+      const key = name as string;
+      forwarder[key] = (...args: unknown[]) => (this.get() as unknown as Methods)[key]!(...args);
+    }
+    return forwarder as unknown as SlotForwarder<Req, Res, S, K>;
   }
 
   #begin(): void {

@@ -6,7 +6,13 @@
  * `pendingPromise`/`takeResolve`/`takeReject`: a promise without a closure per promise.
  * Pure: no I/O, no timers.
  */
-export { Deployment, type FactoryForSlot, ServiceSlot } from './deployment.js';
+export {
+  Deployment,
+  type FactoryForSlot,
+  type MethodName,
+  ServiceSlot,
+  type SlotForwarder,
+} from './deployment.js';
 export { Either, EitherFactory } from './either.js';
 export {
   PrecommitError,

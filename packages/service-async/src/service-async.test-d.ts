@@ -25,6 +25,16 @@ class Echo implements Service<string, string> {
     return req;
   }
 }
+class Dispatching implements Service<string, string> {
+  readonly tag = 'x';
+  maybe?: () => void;
+  call(req: string): string {
+    return req;
+  }
+  dispatch(req: string, answer: (res: string) => void): void {
+    answer(req);
+  }
+}
 class Length implements Service<string, number> {
   async call(req: string): Promise<number> {
     return req.length;
@@ -140,6 +150,14 @@ describe('ServiceSlot types', () => {
     const slot = new ServiceSlot<Echo>({ initial: new Echo() });
     expectTypeOf(slot.get()).toEqualTypeOf<Echo>();
     expectTypeOf(slot.service()).toEqualTypeOf<Service<string, string>>();
+    const dispatching = new ServiceSlot<Dispatching>({ initial: new Dispatching() });
+    expectTypeOf(dispatching.service({ forward: ['dispatch'] }).dispatch).toEqualTypeOf<
+      Dispatching['dispatch']
+    >();
+    // @ts-expect-error only required methods are forwarded: a field is not one
+    dispatching.service({ forward: ['tag'] });
+    // @ts-expect-error nor is an optional method (a service the slot holds may lack it)
+    dispatching.service({ forward: ['maybe'] });
     // @ts-expect-error a Length factory does not build Echo services
     slot.precommit(makeFn(() => new Length()));
     expectTypeOf(Either.left(new Echo())).toExtend<Service<string, string>>();

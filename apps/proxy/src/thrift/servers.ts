@@ -15,7 +15,7 @@ import type { ByteStream } from '@loch/uring-runtime';
 import { formatAddress } from '@loch/uring-runtime';
 import type { ThriftServerConfig } from '../config/schema.js';
 import type { ProxyLog } from '../proxy/log.js';
-import { type DispatchingHandler, withPseudonyms } from './pseudonym.js';
+import { withPseudonyms } from './pseudonym.js';
 import { type ThriftProxyService, thriftProxyFactory } from './service.js';
 
 /** What `ThriftServers.stats()` reports per server. */
@@ -198,11 +198,8 @@ export class ThriftServers {
   #thriftServer(entry: ThriftEntry, config: ThriftServerConfig): ThriftServer {
     const log = this.log;
     // The slot's current service per call (a reload's commit serves the calls that start after
-    // it), dispatching: ServiceSlot.service() forwards call() only, which is the promise form.
-    const current: DispatchingHandler = {
-      call: (request) => entry.slot.get().call(request),
-      dispatch: (request, responder) => entry.slot.get().dispatch(request, responder),
-    };
+    // it), with its dispatch() forwarded too: without it ThriftServer takes call(), the promise form.
+    const current = entry.slot.service({ forward: ['dispatch'] });
     // The server's `pseudonymize` (if any) in front of the proxy service, per current config.
     const handler = withPseudonyms(current, () => entry.config, log);
     return new ThriftServer(handler, {
