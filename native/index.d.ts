@@ -177,10 +177,14 @@ export interface NativeBinding {
    */
   tlsAttach(fd: number, session: NativeTlsSession): number;
   /**
-   * In-ring TLS: ciphertext bytes the kernel took from conn `id` (tlsAttach's) so far, short
-   * sends included; 0 for no such conn. A stream's write progress (ByteStream.sentBytes).
+   * In-ring TLS: from now on the ring keeps, in `counts` (a Float64Array of 1024 entries), the
+   * ciphertext bytes the kernel took so far (short sends included) from each conn (tlsAttach's
+   * id) in [page * 1024, (page + 1) * 1024), entry `id % 1024`: set to 0 when an id is attached
+   * (ids are reused), raised at each send completion. A stream's write progress
+   * (ByteStream.sentBytes) is then read from memory, with no call per read. Called once per page
+   * per ring (the ring pins `counts` until destroy()). 0, or -EINVAL (no ring, a wrong array).
    */
-  tlsSent?(id: number): number;
+  tlsSentPage?(page: number, counts: Float64Array): number;
   /** Crossings on this thread so far: [submit() calls, completion callbacks, TlsSession calls]. */
   crossings(): [number, number, number];
   /**

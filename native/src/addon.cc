@@ -186,11 +186,12 @@ Napi::Value TlsAttach(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, State(env)->ring.TlsAttach(info[0].As<Napi::Number>().Int32Value(), session));
 }
 
-// tlsSent(id) -> ciphertext bytes the kernel took from in-ring TLS conn `id` so far (0: none).
-Napi::Value TlsSent(const Napi::CallbackInfo& info) {
+// tlsSentPage(page, counts) -> 0 | -EINVAL: the ring keeps the ciphertext sent counts of in-ring
+// TLS conns [page * 1024, (page + 1) * 1024) in `counts` (a Float64Array of 1024) from now on.
+Napi::Value TlsSentPage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsNumber()) return Napi::Number::New(env, 0);
-  return Napi::Number::New(env, State(env)->ring.TlsSent(info[0].As<Napi::Number>().Uint32Value()));
+  if (info.Length() < 2 || !info[0].IsNumber()) return Napi::Number::New(env, -EINVAL);
+  return Napi::Number::New(env, State(env)->ring.TlsSentPage(info[0].As<Napi::Number>().Uint32Value(), info[1]));
 }
 
 // crossings() -> [submit calls, completion callbacks, TlsSession calls] on this thread.
@@ -225,7 +226,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   exports.Set("shutdownOwned", Napi::Function::New(env, ShutdownOwned, "shutdownOwned"));
   exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));
-  exports.Set("tlsSent", Napi::Function::New(env, TlsSent, "tlsSent"));
+  exports.Set("tlsSentPage", Napi::Function::New(env, TlsSentPage, "tlsSentPage"));
   exports.Set("crossings", Napi::Function::New(env, Crossings, "crossings"));
   exports.Set("tlsBufferStats", Napi::Function::New(env, TlsBufferStats, "tlsBufferStats"));
   State(env);  // the TLS face keeps its state there

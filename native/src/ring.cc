@@ -744,6 +744,8 @@ void Ring::Destroy(Napi::Env env) {
   plainFree_.clear();
   plainRef_.Reset();
   plain_ = nullptr;
+  sentRefs_.clear();  // in-ring TLS's published sent counts (TlsSentPage)
+  sentPages_.clear();
   plainCount_ = plainSize_ = 0;
   poolRef_.Reset();
   sqRef_.Reset();

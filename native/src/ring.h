@@ -60,6 +60,9 @@ constexpr uint32_t kCqeFPlain = 1u << 8;
 constexpr uint32_t kCqeFTlsEvent = 1u << 9;
 // High half of the user_data of the ring's own TLS sends (low half: the conn id); never reported.
 constexpr uint32_t kTlsSendTag = 0xfffffffeu;
+// Conns per page of published sent counts (Ring::TlsSentPage; TLS_SENT_PAGE in
+// packages/uring-runtime/src/uring/tls-sent.ts: keep the two in step).
+constexpr uint32_t kTlsSentPage = 1024;
 
 // An allocator whose resize() leaves new bytes uninitialized. A TLS conn's output is sized to
 // the encryption bound and then written by OpenSSL: value-initializing it zero-filled every
@@ -212,9 +215,11 @@ class Ring {
   // In-ring TLS: carries `session` on the stream `fd` (conn id, or -errno). A client's first
   // flight is queued at once (sent with the next flush).
   int TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session);
-  // In-ring TLS: ciphertext bytes the kernel took from conn `id` so far (0 for no such conn): the
-  // write progress a server's write deadline reads (ByteStream.sentBytes).
-  double TlsSent(uint32_t id) const;
+  // In-ring TLS: JavaScript hands the ring `counts`, a Float64Array of kTlsSentPage entries, for
+  // conns [page * kTlsSentPage, (page + 1) * kTlsSentPage): the ring keeps each conn's ciphertext
+  // sent count there (PublishSent), so a stream's write progress (ByteStream.sentBytes, read by
+  // every write deadline's arm) is a memory read, not a crossing. 0, or -EINVAL.
+  int TlsSentPage(uint32_t page, Napi::Value counts);
   // Completion callbacks into JavaScript so far (the crossing counter, with submits).
   double callbacks = 0;
 
@@ -262,6 +267,8 @@ class Ring {
   void CompleteWaits(TlsConn* c, size_t* n = nullptr);
   void ResumeStarved(size_t* n);
   void FreeConn(TlsConn* c);
+  // Writes conn `id`'s ciphertext sent count into its page, if JavaScript handed that page over.
+  void PublishSent(uint32_t id, uint64_t sent);
 
   io_uring ring_{};
   bool alive_ = false;
@@ -322,6 +329,9 @@ class Ring {
   // buffer), so OP_PROVIDE counts its release; empty until the first such loan.
   std::vector<std::pair<uint32_t, uint32_t>> bidOwner_;
   std::vector<uint32_t> starved_;  // conn ids waiting for plaintext buffers
+  // Pages of published sent counts (TlsSentPage): JavaScript's Float64Arrays, pinned until Destroy.
+  std::vector<Napi::Reference<Napi::Float64Array>> sentRefs_;
+  std::vector<double*> sentPages_;
   bool wake_ = false;              // a drain has work without a CQE (starved conns to resume)
 };
 

@@ -56,8 +56,31 @@ void Ring::SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size, uint3
   plainOwner_.assign(count, {0, 0});
 }
 
-double Ring::TlsSent(uint32_t id) const {
-  return id < conns_.size() && conns_[id] != nullptr ? static_cast<double>(conns_[id]->sent) : 0;
+int Ring::TlsSentPage(uint32_t page, Napi::Value counts) {
+  if (!alive_ || !counts.IsTypedArray() || page >= (1u << 16)) return -EINVAL;
+  auto array = counts.As<Napi::TypedArray>();
+  if (array.TypedArrayType() != napi_float64_array || array.ElementLength() != kTlsSentPage) return -EINVAL;
+  auto f64 = counts.As<Napi::Float64Array>();
+  if (page >= sentPages_.size()) {
+    sentPages_.resize(page + 1, nullptr);
+    sentRefs_.resize(page + 1);
+  }
+  sentRefs_[page] = Napi::Persistent(f64);
+  double* p = f64.Data();
+  sentPages_[page] = p;
+  // The counts of conns open now (JavaScript hands a page over when it first meets one of its
+  // ids, right after tlsAttach: nothing was sent yet, but say so from the conns themselves).
+  for (uint32_t i = 0; i < kTlsSentPage; i++) {
+    const size_t id = static_cast<size_t>(page) * kTlsSentPage + i;
+    p[i] = id < conns_.size() && conns_[id] != nullptr ? static_cast<double>(conns_[id]->sent) : 0;
+  }
+  return 0;
+}
+
+void Ring::PublishSent(uint32_t id, uint64_t sent) {
+  const uint32_t page = id / kTlsSentPage;
+  if (page < sentPages_.size() && sentPages_[page] != nullptr)
+    sentPages_[page][id % kTlsSentPage] = static_cast<double>(sent);  // exact below 2^53 bytes
 }
 
 int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
@@ -81,6 +104,7 @@ int Ring::TlsAttach(int fd, std::shared_ptr<tls::TlsSession> session) {
   TlsConn* conn = c.get();
   conns_[id] = std::move(c);
   connByFd_[fd] = id;
+  PublishSent(id, 0);  // a reused id starts from nothing, not from its last conn's count
   // A client speaks first: its ClientHello goes out with the next flush. A server has nothing to
   // say before the ClientHello: driving its handshake now would only set up a record read buffer
   // (malloc, with SSL_MODE_RELEASE_BUFFERS), find no input and free it again.
@@ -342,6 +366,7 @@ void Ring::OnTlsSend(uint32_t id, int32_t res, size_t* n) {
   } else {
     c->sendHead += static_cast<size_t>(res);
     c->sent += static_cast<uint64_t>(res);
+    PublishSent(id, c->sent);
     CompleteWaits(c, n);
   }
   if (c->closed) {

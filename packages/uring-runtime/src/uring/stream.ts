@@ -52,6 +52,7 @@ import {
   TLS_PEER_CLOSED,
 } from './records.js';
 import type { BufferWaiter, CompletionTarget, PoolReader, Ring } from './ring.js';
+import { tlsSentIndex, tlsSentPage } from './tls-sent.js';
 
 const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
@@ -446,6 +447,12 @@ function isSpare(rare: StreamRare): boolean {
 class StreamTls {
   /** The ring's conn id + 1 while the ring carries the session, 0 once detached. */
   conn = 0;
+  /**
+   * The page where the ring keeps the conn's ciphertext sent count (tls-sent.ts, at the conn id's
+   * tlsSentIndex): read while the ring carries the session, not past close or detach (the id is
+   * reused then).
+   */
+  counts: Float64Array | undefined = undefined;
   /** The ring's ciphertext count last read (sentBytes), kept past close and detach. */
   sent = 0;
   /** Past its base: share bytes promised to the armed recv, not received yet. */
@@ -610,10 +617,6 @@ export class UringStream
   private get hasQueued(): boolean {
     const q = this.queue;
     return q !== undefined && q.head < q.tail;
-  }
-  /** In-ring TLS: the ring's ciphertext count last read (sentBytes), kept past close and detach. */
-  private get tlsSent(): number {
-    return this.tlsState?.sent ?? 0;
   }
   /** In-ring TLS: the heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
   private get tlsHeap(): number {
@@ -805,6 +808,7 @@ export class UringStream
     if (state === undefined) this.tlsState = state = new StreamTls(events);
     else state.events = events;
     state.conn = id + 1;
+    state.counts = tlsSentPage(this.host.binding, this.host.ring, id);
     this.tlsHandshaking = true;
     this.arm();
     return 0;
@@ -826,6 +830,7 @@ export class UringStream
       state.sent = 0;
       state.events = undefined;
       state.conn = 0;
+      state.counts = undefined;
     }
     this.tlsHandshaking = false;
   }
@@ -1084,12 +1089,14 @@ export class UringStream
   /**
    * Write progress (ByteStream.sentBytes): the bytes each send completion reported (a short
    * send's part included), plus, in-ring TLS, the ciphertext the ring sent so far (a write's
-   * records go out over several sends, which only the ring sees: one crossing per read).
+   * records go out over several sends, which only the ring sees: it keeps the count in memory
+   * read here, no crossing: tls-sent.ts).
    */
   get sentBytes(): number {
-    const tls = this.tls;
-    if (tls !== 0 && !this.closing) this.tlsState!.sent = this.host.binding.tlsSent?.(tls - 1) ?? 0;
-    return this.sent + this.tlsSent;
+    const state = this.tlsState;
+    if (state === undefined) return this.sent;
+    if (state.counts !== undefined && !this.closing) state.sent = state.counts[tlsSentIndex(state.conn - 1)]!;
+    return this.sent + state.sent;
   }
 
   /** Received bytes this stream holds now (queued, or lent and not released). */
