@@ -26,6 +26,9 @@
  * short send the upstream may rightly answer the first ones before the rest is sent (the
  * runtime reports no per-call progress), so an upstream that forges a reply for an id in
  * flight cannot be told from one answering it. Multiplexing is for upstreams trusted that far.
+ * A call's end goes to its listener (UpstreamCallListener), told from the connection's own
+ * callbacks: a multiplexed call costs no promise either (a promise and its reaction per call
+ * until 2026-12-05).
  * Not for exclusive (one call at a time) connections: upstream.ts.
  */
 import {
@@ -56,6 +59,18 @@ export interface MuxKey {
   readonly label: string;
   /** Most calls in flight on one connection (> 0). */
   readonly multiplex: number;
+}
+
+/**
+ * Told how an upstream call ended (ThriftUpstreams.start, MuxPool.call): an object the caller
+ * has anyway, so a call costs no promise, reaction or closure. Exactly one of the two, once;
+ * possibly before the call returns (a refused frame, a caller already gone). Must not throw.
+ */
+export interface UpstreamCallListener {
+  /** The reply frame (as ThriftUpstreams.call resolves it); undefined: a ONEWAY call was written. */
+  upstreamReplied(reply: ThriftFrame | undefined): void;
+  /** The call failed: a ThriftUpstreamError, or the error that kept the frame from being encoded. */
+  upstreamFailed(error: unknown): void;
 }
 
 /** A connection whose reader holds replies handed out (their bytes are its memory). */
@@ -120,6 +135,32 @@ export interface MuxCounters {
   lateReplies: number;
   /** Connections retired because too many of their calls timed out. */
   retired: number;
+  /** ONEWAY calls that could not be delivered. */
+  onewayFailures: number;
+  /** Calls given to the pool whose listener was not told yet. */
+  inFlight: number;
+}
+
+/** A call's end: counted out of the pool's calls in flight, then its listener told. */
+function replied(
+  counters: MuxCounters,
+  listener: UpstreamCallListener,
+  reply: ThriftFrame | undefined,
+): void {
+  counters.inFlight--;
+  listener.upstreamReplied(reply);
+}
+
+/** A call's failure: counted out of the pool's calls in flight (and as undelivered if ONEWAY), then its listener told. */
+function failed(
+  counters: MuxCounters,
+  listener: UpstreamCallListener,
+  error: unknown,
+  oneway: boolean,
+): void {
+  counters.inFlight--;
+  if (oneway) counters.onewayFailures++;
+  listener.upstreamFailed(error);
 }
 
 /** A call waiting for its reply; cancelCall() abandons it (its caller went away). */
@@ -131,8 +172,8 @@ class Waiting implements UpstreamCall {
     /** The caller's seq id, written back into the reply. */
     readonly seqId: number,
     readonly lease: ReplyHold | undefined,
-    readonly resolve: (reply: ThriftFrame) => void,
-    readonly reject: (error: unknown) => void,
+    /** Told the reply or the failure. */
+    readonly listener: UpstreamCallListener,
     /** When the call times out (performance.now() ms; NO_DEADLINE: never), and its timeout. */
     readonly deadline: number,
     readonly timeout: number,
@@ -143,18 +184,14 @@ class Waiting implements UpstreamCall {
   }
 }
 
-interface Written {
-  readonly resolve: () => void;
-  readonly reject: (error: unknown) => void;
-}
-
 /** At most this many buffers per writev (IOV_MAX is 1024 on Linux). */
 const MAX_IOVECS = 512;
 
 /**
  * One upstream connection carrying several calls at once. Its writes and receives run on the
- * runtime stream's callback forms (writeTo/recvTo): a batch written or a chunk received costs
- * no promise; the calls' own promises are all.
+ * runtime stream's callback forms (writeTo/recvTo), and each call's end goes to its listener:
+ * nothing here makes a promise per call. Listeners are told last, once the connection's state
+ * is settled, since one may start its caller's next call on this very connection.
  */
 export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, WriteTarget {
   /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
@@ -166,10 +203,10 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   readonly #header = { type: 0, seqId: 0 };
   #nextId = 1;
   #queue: Uint8Array[] = [];
-  /** ONEWAY calls in `#queue`, resolved once it is written. */
-  #queued: Written[] = [];
-  /** ONEWAY calls in the writev in flight. */
-  #writing: Written[] | null = null;
+  /** The listeners of the ONEWAY calls in `#queue`, told once it is written. */
+  #queued: UpstreamCallListener[] = [];
+  /** The listeners of the ONEWAY calls in the writev in flight (null: no writev in flight). */
+  #writing: UpstreamCallListener[] | null = null;
   /** Calls whose bytes are in `#queue` (told callSettled() once a writev carried them). */
   #queuedSent: ReplyHold[] = [];
   /** Calls whose bytes the writev in flight carries (the last of them, when split). */
@@ -207,11 +244,12 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     stream.recvTo(this);
   }
 
-  /** Takes a call this connection was reserved for (`load` counts it already). */
-  call(call: MuxCall, timeout: number): Promise<ThriftFrame | undefined> {
+  /** Takes a call this connection was reserved for (`load` counts it already); its end goes to `listener`. */
+  call(call: MuxCall, timeout: number, listener: UpstreamCallListener): void {
     if (!this.alive) {
       call.lease?.callSettled?.(); // never written
-      return Promise.reject(this.#error);
+      failed(this.counters, listener, this.#error, call.oneway);
+      return;
     }
     this.#idleDeadline = NO_DEADLINE;
     const id = this.#allocate();
@@ -221,54 +259,39 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     } catch (error) {
       this.#release();
       call.lease?.callSettled?.(); // never written
-      return Promise.reject(
+      failed(
+        this.counters,
+        listener,
         new ThriftUpstreamError(
           'protocol',
           this.key.label,
           `the call could not be re-encoded: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
+          { cause: error },
         ),
+        call.oneway,
       );
+      return;
     }
     if (call.oneway) {
-      return new Promise((resolve, reject) => {
-        this.#enqueue(
-          parts,
-          {
-            resolve: () => {
-              this.#release();
-              resolve(undefined);
-            },
-            reject,
-          },
-          call.lease,
-        );
-      });
+      this.#enqueue(parts, listener, call.lease);
+      return;
     }
-    return new Promise((resolve, reject) => {
-      const waiting = new Waiting(
-        this,
-        id,
-        call.seqId,
-        call.lease,
-        resolve,
-        reject,
-        this.#arm(timeout),
-        timeout,
+    const waiting = new Waiting(this, id, call.seqId, call.lease, listener, this.#arm(timeout), timeout);
+    if (call.lease?.running?.(waiting) === false) {
+      // The caller went away before its call was sent: nothing to send, nothing to wait for.
+      this.#release();
+      call.lease.callSettled?.();
+      failed(
+        this.counters,
+        listener,
+        new ThriftUpstreamError('abandoned', this.key.label, 'the caller went away'),
+        false,
       );
-      if (call.lease?.running?.(waiting) === false) {
-        // The caller went away before its call was sent: nothing to send, nothing to wait for.
-        this.#release();
-        call.lease.callSettled?.();
-        reject(new ThriftUpstreamError('abandoned', this.key.label, 'the caller went away'));
-        return;
-      }
-      this.#pending.set(id, waiting);
-      if (call.lease?.inPlace !== true) this.#copyLeases++;
-      this.#enqueue(parts, undefined, call.lease);
-    });
+      return;
+    }
+    this.#pending.set(id, waiting);
+    if (call.lease?.inPlace !== true) this.#copyLeases++;
+    this.#enqueue(parts, undefined, call.lease);
   }
 
   /**
@@ -357,13 +380,13 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     if (waiting.lease?.inPlace !== true) this.#copyLeases--;
     this.#tombstones.add(id);
     waiting.lease?.running?.(undefined);
-    waiting.reject(error);
     if (this.#tombstones.size > this.key.multiplex && !this.draining) {
       // An upstream that stopped answering: new calls go to a new connection.
       this.counters.retired++;
       this.draining = true;
     }
     this.#release();
+    failed(this.counters, waiting.listener, error, false);
   }
 
   /** A call ended: the connection may go idle, or close when draining. */
@@ -375,16 +398,20 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     else this.#idleDeadline = this.#arm(this.idleTimeout);
   }
 
-  #enqueue(parts: readonly Uint8Array[], written: Written | undefined, lease: ReplyHold | undefined): void {
+  #enqueue(
+    parts: readonly Uint8Array[],
+    oneway: UpstreamCallListener | undefined,
+    lease: ReplyHold | undefined,
+  ): void {
     for (const p of parts) this.#queue.push(p);
-    if (written !== undefined) this.#queued.push(written);
+    if (oneway !== undefined) this.#queued.push(oneway);
     if (lease?.callSettled !== undefined) this.#queuedSent.push(lease);
     if (this.#writing === null) this.#flush();
   }
 
   /** Writes what is queued (one writev at a time: `#writing` is set until onWritten). */
   #flush(): void {
-    if (this.#queue.length === 0 || !this.alive) return;
+    if (this.#writing !== null || this.#queue.length === 0 || !this.alive) return;
     let bufs = this.#queue;
     if (bufs.length > MAX_IOVECS) {
       // Frames stay whole across writevs: the bytes are sent in order either way.
@@ -429,13 +456,12 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     const written = this.#writing;
     this.#writing = null;
     for (const lease of sent) lease.callSettled!();
-    for (const w of written ?? []) w.resolve();
-    if (!this.alive) {
-      // Ended while this writev was in flight: what was queued behind it is never written.
-      this.#settleQueued();
-      return;
-    }
-    this.#flush();
+    // Its ONEWAY calls are done (#die emptied the list if the connection ended meanwhile).
+    if (written !== null) for (let i = 0; i < written.length; i++) this.#release();
+    // Ended while this writev was in flight: what was queued behind it is never written.
+    if (!this.alive) this.#settleQueued();
+    else this.#flush();
+    if (written !== null) for (const listener of written) replied(this.counters, listener, undefined);
   }
 
   /** Calls queued and never to be written (the connection ended) are told so. */
@@ -552,8 +578,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     // Counted lent whether or not a lease will give it back (none: never reused).
     this.#lent++;
     lease?.hold(this, chunk);
-    waiting.resolve(payload === reply.payload ? reply : { ...reply, payload });
     this.#release();
+    replied(this.counters, waiting.listener, payload === reply.payload ? reply : { ...reply, payload });
     return undefined;
   }
 
@@ -565,19 +591,23 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     this.#idleDeadline = NO_DEADLINE;
     callDeadlines.remove(this);
     void this.stream.close().catch(() => {});
-    for (const waiting of this.#pending.values()) waiting.reject(error);
+    const waiting = [...this.#pending.values()];
     this.#pending.clear();
     this.#copyLeases = 0;
     // A kept chunk's bytes no reply took go back (replies handed out keep theirs).
     this.#reader.dispose();
-    for (const w of this.#writing ?? []) w.reject(error);
-    for (const w of this.#queued) w.reject(error);
+    // The ONEWAY calls of the writev in flight and of the queue fail; the writev's list stays
+    // (empty) until its completion, which must then tell them nothing more.
+    const oneways = this.#writing === null ? this.#queued : this.#writing.concat(this.#queued);
+    if (this.#writing !== null) this.#writing = [];
     this.#queued = [];
     this.#queue = [];
     // Queued bytes are never written; with a writev in flight (part of them may be in it) they
     // wait for its completion (onWritten).
     if (this.#writing === null) this.#settleQueued();
     this.onEnd(this);
+    for (const w of waiting) failed(this.counters, w.listener, error, false);
+    for (const listener of oneways) failed(this.counters, listener, error, true);
   }
 }
 
@@ -600,7 +630,7 @@ interface Connecting {
 export class MuxPool {
   readonly #conns = new Map<string, MuxConnection[]>();
   readonly #connecting = new Map<string, Connecting>();
-  readonly counters: MuxCounters = { lateReplies: 0, retired: 0 };
+  readonly counters: MuxCounters = { lateReplies: 0, retired: 0, onewayFailures: 0, inFlight: 0 };
   #closing = false;
   readonly #ended = (conn: MuxConnection): void => {
     const list = this.#conns.get(conn.key.id);
@@ -616,14 +646,19 @@ export class MuxPool {
     private readonly maxSeqId?: number,
   ) {}
 
-  /** Forwards a call on a connection of `key` with room, connecting one if none has. */
-  call(key: MuxKey, call: MuxCall, options: MuxCallOptions): Promise<ThriftFrame | undefined> {
+  /**
+   * Forwards a call on a connection of `key` with room, connecting one if none has; its end
+   * goes to `listener` (counted in `counters.inFlight` until then).
+   */
+  call(key: MuxKey, call: MuxCall, options: MuxCallOptions, listener: UpstreamCallListener): void {
+    this.counters.inFlight++;
     const list = this.#conns.get(key.id);
     if (list !== undefined) {
       for (const conn of list) {
         if (conn.alive && !conn.draining && conn.load < key.multiplex) {
           conn.load++;
-          return conn.call(call, options.call);
+          conn.call(call, options.call, listener);
+          return;
         }
       }
     }
@@ -631,11 +666,19 @@ export class MuxPool {
     if (connecting === undefined || connecting.reserved >= key.multiplex)
       connecting = this.#open(key, options);
     connecting.reserved++;
-    return connecting.conn.then(
-      (conn) => conn.call(call, options.call),
+    // Cold path: the connect's promise.
+    connecting.conn.then(
+      (conn) => {
+        try {
+          conn.call(call, options.call, listener);
+        } catch (error) {
+          // Not expected; but a throw here would be an unhandled rejection, not the call's error.
+          listener.upstreamFailed(error);
+        }
+      },
       (error: unknown) => {
         call.lease?.callSettled?.(); // never written
-        throw error;
+        failed(this.counters, listener, error, call.oneway);
       },
     );
   }

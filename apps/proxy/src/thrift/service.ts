@@ -175,7 +175,7 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
   /**
    * Routes and forwards `request`; its answer (the relayed reply, or the TApplicationException
    * of a failure) goes to `responder`, at once when there is no upstream call to make, else from
-   * the upstream connection's callbacks: no promise per call (a multiplexed upstream's own aside).
+   * the upstream connection's callbacks (exclusive or multiplexed): no promise per call.
    */
   dispatch(request: ThriftRequest, responder: ThriftResponder): void {
     // The turn's clock (metrics/turn-clock.ts): one clock read per loop turn, not per call.

@@ -60,11 +60,12 @@ import {
   type ReplyHold,
   type ReplyHolder,
   type UpstreamCall,
+  type UpstreamCallListener,
 } from './mux.js';
 
 import { failureOf, ThriftUpstreamError, type ThriftUpstreamFailure } from './upstream-error.js';
 
-export { ThriftUpstreamError, type ThriftUpstreamFailure };
+export { ThriftUpstreamError, type ThriftUpstreamFailure, type UpstreamCallListener };
 
 /** A pool key: one upstream spoken to in one framing, exclusively or multiplexed. */
 export interface ThriftUpstreamKey extends PoolKey, MuxKey {
@@ -98,18 +99,6 @@ export class ThriftUpstreamEndpoint {
   key(framing: FramingName): ThriftUpstreamKey {
     return this.#keys[framing];
   }
-}
-
-/**
- * Told how an upstream call ended (ThriftUpstreams.start): an object the caller has anyway, so
- * a call costs no promise, reaction or closure. Exactly one of the two, once; possibly before
- * start() returns (a refused frame, a caller already gone). Must not throw.
- */
-export interface UpstreamCallListener {
-  /** The reply frame (as ThriftUpstreams.call resolves it); undefined: a ONEWAY call was written. */
-  upstreamReplied(reply: ThriftFrame | undefined): void;
-  /** The call failed: a ThriftUpstreamError, or the error that kept the frame from being encoded. */
-  upstreamFailed(error: unknown): void;
 }
 
 /** ThriftUpstreams.call's promise as a listener. */
@@ -591,7 +580,7 @@ export interface ThriftCallOptions {
 }
 
 /** Counters of a ThriftUpstreams beside its pool's. */
-export interface ThriftUpstreamStats extends PoolStats, MuxCounters {
+export interface ThriftUpstreamStats extends PoolStats, Pick<MuxCounters, 'lateReplies' | 'retired'> {
   /** Multiplexed connections open. */
   readonly muxConnections: number;
   /** ONEWAY calls that could not be delivered (logged one by one as well). */
@@ -604,8 +593,9 @@ export class ThriftUpstreams implements ConnectionOwner {
   readonly #mux: MuxPool;
   readonly #connector = new UnifiedL4Connector();
   readonly #open = new Set<UpstreamConnection>();
-  /** Calls being forwarded (a graceful stop waits for them). */
-  inFlight = 0;
+  /** Exclusive calls being forwarded (the multiplexed ones are counted by MuxPool). */
+  #inFlight = 0;
+  /** Exclusive ONEWAY calls that could not be delivered. */
   #onewayFailures = 0;
 
   constructor(options: ThriftUpstreamsOptions) {
@@ -621,13 +611,20 @@ export class ThriftUpstreams implements ConnectionOwner {
     );
   }
 
+  /** Calls being forwarded, exclusive and multiplexed (a graceful stop waits for them). */
+  get inFlight(): number {
+    return this.#inFlight + this.#mux.counters.inFlight;
+  }
+
   /** Pool counters. */
   stats(): ThriftUpstreamStats {
+    const mux = this.#mux.counters;
     return {
       ...this.#pool.stats(),
-      ...this.#mux.counters,
+      lateReplies: mux.lateReplies,
+      retired: mux.retired,
       muxConnections: this.#mux.connections,
-      onewayFailures: this.#onewayFailures,
+      onewayFailures: this.#onewayFailures + mux.onewayFailures,
     };
   }
 
@@ -646,16 +643,15 @@ export class ThriftUpstreams implements ConnectionOwner {
     timeouts: ThriftCallOptions,
     lease?: ReplyLease,
   ): Promise<ThriftFrame | undefined> {
-    if (key.multiplex > 0) return this.#muxCall(key, frame, message, timeouts, lease);
     const promised = new PromisedCall();
-    this.#call(key, frame, message, timeouts, lease, promised);
+    this.start(key, frame, message, timeouts, lease, promised);
     return promised.promise;
   }
 
   /**
-   * As call(), but the outcome goes to `listener` instead of a promise: an exclusive call then
-   * costs no promise at all (its reply is passed on from the connection's receive callback); a
-   * multiplexed one still runs on MuxPool's promise (one reaction takes it).
+   * As call(), but the outcome goes to `listener` instead of a promise: a call then costs no
+   * promise at all (its reply is passed on from the connection's receive callback, exclusive or
+   * multiplexed; but the cold path's connect).
    */
   start(
     key: ThriftUpstreamKey,
@@ -674,46 +670,10 @@ export class ThriftUpstreams implements ConnectionOwner {
       this.#call(key, frame, message, timeouts, lease, listener, wire);
       return;
     }
-    // MuxPool's promise with one reaction: not #muxCall's async layer around it (its promise and
-    // await were two promises and a turn more per call).
-    this.inFlight++;
+    // Told from the multiplexed connection's callbacks, as an exclusive call is: no promise
+    // (MuxPool's promise and its reaction per call until 2026-12-05).
     const oneway = message.type === MessageType.ONEWAY;
-    let settled: Promise<ThriftFrame | undefined>;
-    try {
-      settled = this.#mux.call(key, { frame, seqId: message.seqId, oneway, lease }, timeouts);
-    } catch (error) {
-      settled = Promise.reject(error);
-    }
-    settled.then(
-      (reply) => {
-        this.inFlight--;
-        listener.upstreamReplied(reply);
-      },
-      (error: unknown) => {
-        this.inFlight--;
-        if (oneway) this.#onewayFailures++;
-        listener.upstreamFailed(error);
-      },
-    );
-  }
-
-  async #muxCall(
-    key: ThriftUpstreamKey,
-    frame: ThriftFrame,
-    message: { readonly type: number; readonly seqId: number },
-    timeouts: ThriftCallOptions,
-    lease: ReplyLease | undefined,
-  ): Promise<ThriftFrame | undefined> {
-    this.inFlight++;
-    const oneway = message.type === MessageType.ONEWAY;
-    try {
-      return await this.#mux.call(key, { frame, seqId: message.seqId, oneway, lease }, timeouts);
-    } catch (error) {
-      if (oneway) this.#onewayFailures++;
-      throw error;
-    } finally {
-      this.inFlight--;
-    }
+    this.#mux.call(key, { frame, seqId: message.seqId, oneway, lease }, timeouts, listener);
   }
 
   /**
@@ -730,7 +690,7 @@ export class ThriftUpstreams implements ConnectionOwner {
     listener: UpstreamCallListener,
     wire?: Uint8Array,
   ): void {
-    this.inFlight++;
+    this.#inFlight++;
     const call = new ExclusiveCall(key, frame.seqId, message, timeouts.call, lease, listener);
     let parts: Uint8Array | Uint8Array[];
     try {
@@ -799,7 +759,7 @@ export class ThriftUpstreams implements ConnectionOwner {
 
   /** A call is no longer in flight (answered, failed, or never started). */
   #ended(call: ExclusiveCall): void {
-    this.inFlight--;
+    this.#inFlight--;
     if (call.failed && call.oneway) this.#onewayFailures++;
     // The call ended: the caller going away from now on must not close the connection.
     call.lease?.running(undefined);
