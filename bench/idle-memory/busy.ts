@@ -15,12 +15,24 @@
  * or a built one with --loch-cli (steadier RSS: the tsx main thread moves it by tens of MiB).
  * Not bench/http-proxy's one-sample table, and not a heap profile (run.ts, analyze.ts).
  *
+ * Busy mode reads its baseline after `--busy-warm` seconds of load. A loch worker's young
+ * generation grows under load alone (readings-2026-12-05.md section 1: surviving bytes summed over
+ * scavenges double a semi-space) and is never shrunk while busy, so on a machine where that short
+ * warm does not get it to its cap, the connections' burst does, and the cap (16 MiB with the
+ * default "24m") is charged to them. `--warm-young S` (busy only) keeps the load on after that
+ * baseline until the peer's memory stops growing: loch's worker new space (committed, from its
+ * SIGUSR2 stats every WARM_POLL_MS) reaches its cap (2/3 of the worker's
+ * maxYoungGenerationSizeMb: two semi-spaces of three young-generation parts) or has not grown for
+ * `--warm-still` seconds; nginx's RSS has not grown for `--warm-still` seconds; at most S seconds.
+ * It then reads a second ("warmed") baseline, and both readings are reported: as before (the
+ * first baseline) and warmed. With --gc each poll runs a full GC in loch's worker.
+ *
  * Usage (from bench/):
  *   pnpm exec tsx --conditions=@loch/source idle-memory/busy.ts [--counts 10000,50000]
  *     [--rounds 3] [--samples 5] [--busy-connections 16] [--settle 3] [--modes busy,quiet]
  *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
  *     [--loch-cli ../apps/proxy/dist/bin.js] [--loch-runtime 'key = value; ...']
- *     [--json out.json] [--gc] [--snapshot-dir DIR]
+ *     [--json out.json] [--gc] [--snapshot-dir DIR] [--warm-young 180] [--warm-still 30]
  * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
  * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
  * RSS); --snapshot-dir writes a heap snapshot there at each parts reading (analyze.ts with the
@@ -80,6 +92,13 @@ const { values: args } = parseArgs({
     /** Seconds wrk runs before the busy baseline is read. */
     'busy-warm': { type: 'string', default: '5' },
     /**
+     * Busy: at most this many more seconds of load after the baseline until the peer's memory
+     * stops growing, then a second (warmed) baseline; 0: no warmed reading.
+     */
+    'warm-young': { type: 'string', default: '0' },
+    /** Seconds without growth that end the warm (--warm-young). */
+    'warm-still': { type: 'string', default: '30' },
+    /**
      * A built loch (apps/proxy/dist/bin.js of some checkout) instead of the sources under tsx,
      * whose main thread (compiling under the loader) moves RSS by tens of MiB during a reading.
      */
@@ -104,6 +123,8 @@ const busyConnections = Number(args['busy-connections']);
 const settleMs = Number(args.settle) * 1000;
 const startupWaitMs = Number(args['startup-wait']) * 1000;
 const busyWarmMs = Number(args['busy-warm']) * 1000;
+const warmYoungMs = Number(args['warm-young']) * 1000;
+const warmStillMs = Number(args['warm-still']) * 1000;
 const lochNodeArgs = args['loch-node-args'].split(' ').filter((a) => a !== '');
 const lochRuntime = args['loch-runtime']
   .split(';')
@@ -118,6 +139,8 @@ const PATH = '/128';
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
 const SAMPLE_INTERVAL_MS = 200;
+/** How often --warm-young reads the peer's memory. */
+const WARM_POLL_MS = 2000;
 
 /** A loch worker's parts at one moment (worker.ts WorkerStats). */
 interface Parts {
@@ -130,6 +153,20 @@ interface Parts {
   /** Committed bytes of V8's new (young) and old space. */
   newSpace: number;
   oldSpace: number;
+  /** The worker's new space cap (bytes): 2/3 of its young generation (resourceLimits), 0 if unknown. */
+  newSpaceCap: number;
+}
+
+/** The second baseline of a busy reading, after --warm-young (see the header). */
+interface Warmed {
+  /** Seconds of load between the first baseline and this one. */
+  seconds: number;
+  /** loch: its new space reached its cap (else it stopped growing, or the warm hit its bound). */
+  reachedCap: boolean;
+  baselineKiB: number;
+  bytesPerConnection: number;
+  parts?: Parts;
+  arenas?: ArenaReading;
 }
 
 interface Reading {
@@ -146,6 +183,8 @@ interface Reading {
   parts?: { before: Parts; with: Parts };
   /** loch: its glibc arenas' resident KiB at the two moments (arenas.ts; thread arenas hold the worker's). */
   arenas?: { before: ArenaReading; with: ArenaReading };
+  /** Busy with --warm-young: the warmed baseline and what the connections cost over it. */
+  warmed?: Warmed;
 }
 
 /** A started proxy and, for loch, a way to read its worker's parts. */
@@ -224,6 +263,7 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
       const s = JSON.parse(m[1]!) as Parts & {
         runtime?: { buffers?: { held?: number } | null };
         heapSpaces?: Record<string, number>;
+        heapLimits?: { maxYoungGenerationSizeMb?: number };
       };
       waiters.shift()?.({
         heapUsed: s.heapUsed,
@@ -233,6 +273,7 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
         held: s.runtime?.buffers?.held ?? 0,
         newSpace: s.heapSpaces?.new_space ?? 0,
         oldSpace: s.heapSpaces?.old_space ?? 0,
+        newSpaceCap: ((s.heapLimits?.maxYoungGenerationSizeMb ?? 0) * 2 * 1024 * 1024) / 3,
       });
     });
   }
@@ -273,6 +314,30 @@ async function rssMedian(peer: Peer): Promise<number> {
   return median(out);
 }
 
+/**
+ * --warm-young: keeps the load on until the peer's memory stops growing (loch: its worker's new
+ * space reaches its cap or stays for --warm-still; nginx: RSS stays for --warm-still), at most
+ * --warm-young; returns the seconds it took and whether loch's new space reached its cap.
+ */
+async function warmUntilStill(proxy: Proxy): Promise<{ seconds: number; reachedCap: boolean }> {
+  const start = Date.now();
+  let last = -1;
+  let grewAt = start;
+  for (;;) {
+    const p = await proxy.parts?.();
+    const measure = p?.newSpace ?? rssKiB(proxy.peer.pid) * 1024;
+    const now = Date.now();
+    if (measure > last) {
+      last = measure;
+      grewAt = now;
+    }
+    const reachedCap = p !== undefined && p.newSpaceCap > 0 && p.newSpace >= p.newSpaceCap;
+    if (reachedCap || now - grewAt >= warmStillMs || now - start >= warmYoungMs)
+      return { seconds: Math.round((now - start) / 1000), reachedCap };
+    await delay(WARM_POLL_MS);
+  }
+}
+
 async function reading(
   name: 'nginx' | 'loch',
   mode: 'busy' | 'quiet',
@@ -302,6 +367,15 @@ async function reading(
     const baselineKiB = await rssMedian(proxy.peer);
     const arenasBefore = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
     const before = await proxy.parts?.();
+    let warmed: { seconds: number; reachedCap: boolean; baselineKiB: number } | undefined;
+    let warmArenas: ArenaReading | undefined;
+    let warmParts: Parts | undefined;
+    if (mode === 'busy' && warmYoungMs > 0) {
+      const grown = await warmUntilStill(proxy);
+      warmed = { ...grown, baselineKiB: await rssMedian(proxy.peer) };
+      warmArenas = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
+      warmParts = await proxy.parts?.();
+    }
     const clients = await openIdleClients(port, { count, path: PATH, clientCpu: LOAD_CPU });
     const trimsOpen = proxy.trims?.() ?? 0;
     try {
@@ -334,6 +408,17 @@ async function reading(
         ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
         ...(before && after ? { parts: { before, with: after } } : {}),
         ...(arenasBefore && arenasWith ? { arenas: { before: arenasBefore, with: arenasWith } } : {}),
+        ...(warmed === undefined
+          ? {}
+          : {
+              warmed: {
+                ...warmed,
+                bytesPerConnection:
+                  ((withKiB - warmed.baselineKiB) * 1024) / Math.max(1, clients.connections),
+                ...(warmParts ? { parts: warmParts } : {}),
+                ...(warmArenas ? { arenas: warmArenas } : {}),
+              },
+            }),
       };
     } finally {
       await clients.release();
@@ -342,6 +427,10 @@ async function reading(
     await wrk?.stop();
     await proxy.peer.stop();
   }
+}
+
+function mib(bytes: number): string {
+  return (bytes / 1024 / 1024).toFixed(1);
 }
 
 function range(xs: readonly number[]): string {
@@ -389,12 +478,22 @@ try {
             ? ` | thread arenas ${Math.round(((r.arenas.with.threadArenasKiB - r.arenas.before.threadArenasKiB) * 1024) / r.connections)}` +
               ` brk heap ${Math.round(((r.arenas.with.brkHeapKiB - r.arenas.before.brkHeapKiB) * 1024) / r.connections)} B/conn`
             : '';
+          const w = r.warmed;
+          const warmed = w
+            ? ` | warmed ${w.seconds} s${w.reachedCap ? ' (new space at its cap)' : ''}: RSS ${w.baselineKiB} -> ${r.withKiB} KiB, ` +
+              `${Math.round(w.bytesPerConnection)} B/conn` +
+              (w.parts && r.parts
+                ? `, new space ${mib(r.parts.before.newSpace)} -> ${mib(w.parts.newSpace)} -> ${mib(r.parts.with.newSpace)} MiB` +
+                  `, old space ${((r.parts.with.oldSpace - w.parts.oldSpace) / r.connections) | 0} B/conn`
+                : '')
+            : '';
           console.log(
             `${count} ${mode} ${name} round ${round + 1}: ${r.connections} conns (${r.failed} failed), ` +
               `RSS ${r.baselineKiB} -> ${r.withKiB} KiB, ${Math.round(r.bytesPerConnection)} B/conn` +
               (r.requestsPerSecond === undefined ? '' : `, wrk ${Math.round(r.requestsPerSecond)} req/s`) +
               parts +
-              arenas,
+              arenas +
+              warmed,
           );
         }
 } finally {
@@ -426,6 +525,41 @@ for (const count of counts)
       );
     }
   }
+if (readings.some((r) => r.warmed !== undefined)) {
+  console.log(
+    "\nBusy, warmed baseline (--warm-young: the load alone first, until the memory stopped growing or loch's new " +
+      'space reached its cap; same connections and reading as above), median [range] of the rounds:',
+  );
+  console.log(
+    '| idle | peer | RSS B/conn (warmed) | loch/nginx (warmed) | RSS B/conn (as above) | warm s | new space at warmed baseline -> with (MiB) | at cap | old space | heap used |',
+  );
+  console.log('|---:|---|---:|---:|---:|---:|---|---|---:|---:|');
+  for (const count of counts) {
+    const of = (peer: string) =>
+      readings.filter((r) => r.count === count && r.mode === 'busy' && r.peer === peer && r.warmed);
+    const nginx = median(of('nginx').map((r) => r.warmed!.bytesPerConnection));
+    for (const peer of peers) {
+      const rs = of(peer);
+      if (rs.length === 0) continue;
+      const withParts = rs.filter((r) => r.parts && r.warmed!.parts);
+      const per = (f: (p: Parts) => number) =>
+        withParts.length === 0
+          ? ''
+          : range(withParts.map((r) => (f(r.parts!.with) - f(r.warmed!.parts!)) / r.connections));
+      const ratio =
+        peer !== 'nginx' && nginx > 0
+          ? (median(rs.map((r) => r.warmed!.bytesPerConnection)) / nginx).toFixed(2)
+          : '';
+      console.log(
+        `| ${count} | ${peer} | ${range(rs.map((r) => r.warmed!.bytesPerConnection))} | ${ratio} | ` +
+          `${range(rs.map((r) => r.bytesPerConnection))} | ${range(rs.map((r) => r.warmed!.seconds))} | ` +
+          `${withParts.map((r) => `${mib(r.warmed!.parts!.newSpace)} -> ${mib(r.parts!.with.newSpace)}`).join('; ')} | ` +
+          `${withParts.map((r) => (r.warmed!.reachedCap ? 'yes' : 'no')).join('; ')} | ` +
+          `${per((p) => p.oldSpace)} | ${per((p) => p.heapUsed)} |`,
+      );
+    }
+  }
+}
 // V8 grows its young generation (up to 2 x 16 MiB of semi-spaces) when many objects survive
 // scavenges, as thousands of new connections do, and shrinks it only when allocation slows
 // (never while busy). A busy baseline read before the load had grown it charges that one-time
