@@ -14,6 +14,7 @@ import { createRequest, fixedBody, type HttpResponse, HttpServer, readText } fro
 import { createWriter, type FramingName, MessageType, type ProtocolName, TType } from '@loch/thrift';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../http/test/free-port.js';
 import {
   ClientExchange,
   type GatewayRouteOptions,
@@ -377,10 +378,8 @@ describe('failure paths', () => {
   });
 
   it('a refused upstream is a 502', async () => {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
-    await new Promise((resolve) => server.close(resolve));
+    // Below the ephemeral range: a closed listen(0) port could be another test's next listen(0).
+    const port = await freePort('packages/gateway');
     const g = new ThriftGateway(routes(exchangeTo(port, 'framed', 'binary'), 'binary'));
     expect(await send(g, 'GET', '/users/1')).toMatchObject({
       status: 502,

@@ -5,8 +5,10 @@
  * package's suites at once) may take it as its source port -- seen in CI as "bind EADDRINUSE" at a
  * server's start. Below that range only explicit binds compete: other freePort() callers, which
  * portSlice() keeps apart (each vitest worker of each package probes only its own ports), and
- * anything else, which the bind probe sees. The one copy for apps/proxy's e2e harness,
- * packages/transports' nginx helper and packages/http's tests. Not a test file.
+ * anything else, which the bind probe sees. Also a port connections to are refused: nothing
+ * else binds it by chance (a closed listen(0) port may be any other test's next listen(0)). The
+ * one copy for apps/proxy's e2e harness, packages/transports' nginx helper, packages/http's and
+ * packages/gateway's tests. Not a test file.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -17,7 +19,12 @@ import { createServer } from 'node:net';
  * of two packages would probe the same ports. Pass the band of the package whose tests run (not
  * of the file's location). A new package takes the next number.
  */
-export const PORT_BANDS = { 'apps/proxy': 0, 'packages/transports': 1, 'packages/http': 2 } as const;
+export const PORT_BANDS = {
+  'apps/proxy': 0,
+  'packages/transports': 1,
+  'packages/http': 2,
+  'packages/gateway': 3,
+} as const;
 
 /** A package with a band. */
 export type PortBand = keyof typeof PORT_BANDS;
