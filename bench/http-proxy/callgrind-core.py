@@ -1,20 +1,57 @@
 #!/usr/bin/env python3
 """Per-request differences of two callgrind runs (callgrind-core.sh).
 
-Usage: callgrind-core.py <cg.N1> <cg.N2> <N1> <N2> [top=40] [--calls name,name...]
+Usage: callgrind-core.py <cg.N1> <cg.N2> <N1> <N2> [top=40] [--maps <map.N1> <map.N2>]
 
 Prints the total Ir of each run and (Ir2 - Ir1) / (N2 - N1); then the functions whose self Ir
 grew the most, per request, with their calls per request (every call site of the function
 summed: a JS -> native crossing is a call of its N-API callback or of the V8 builtin that makes
-it). JIT-compiled JavaScript has no symbol under callgrind: it is the '???' lines (per object).
+it). JIT-compiled JavaScript has no symbol under callgrind: it is the '0x...' lines, unless
+--maps gives each run's V8 perf map (node --perf-basic-prof: callgrind-core.sh with PERF_MAP=1),
+which names them 'JS name source:line' (the tier marker * + ^ ~ dropped, so one function's tiers
+add up, unless CG_TIERS=1; the lines are the bundle's).
 """
+import bisect
+import os
 import re
 import sys
 from collections import defaultdict
 
 
-def parse(path):
-    """Self Ir per function name and calls per callee name, summed over the file."""
+# CG_TIERS=1 keeps V8's tier marker in a name (*: TurboFan, +: Maglev, ^: Sparkplug, ~: interpreted).
+TIERS = os.environ.get("CG_TIERS") == "1"
+
+
+def perf_map(path):
+    """V8's --perf-basic-prof map: a function naming a JIT code address, or None outside it."""
+    rows = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            parts = line.rstrip("\n").split(" ", 2)
+            if len(parts) == 3:
+                try:
+                    start, size = int(parts[0], 16), int(parts[1], 16)
+                except ValueError:
+                    continue
+                name = parts[2]
+                if name.startswith("JS:"):
+                    name = "JS " + (name[3:] if TIERS else name[3:].lstrip("*^~+"))
+                rows.append((start, start + size, name))
+    rows.sort()
+    starts = [r[0] for r in rows]
+
+    def name_of(addr):
+        i = bisect.bisect_right(starts, addr) - 1
+        if i >= 0 and rows[i][0] <= addr < rows[i][1]:
+            return rows[i][2]
+        return None
+
+    return name_of
+
+
+def parse(path, name_of=None):
+    """Self Ir per function name and calls per callee name, summed over the file; with `name_of`
+    (perf_map()) a '0x...' function is named by the JIT code holding that address."""
     names = {"fn": {}, "cfn": {}}
     self_ir = defaultdict(int)
     calls = defaultdict(int)
@@ -40,9 +77,9 @@ def parse(path):
                 total += ir
                 continue
             if line.startswith("fn="):
-                fn = resolve(names["fn"], names, line[3:].strip())
+                fn = jit_name(resolve(names["fn"], names, line[3:].strip()), name_of)
             elif line.startswith("cfn="):
-                cfn = resolve(names["fn"], names, line[4:].strip())
+                cfn = jit_name(resolve(names["fn"], names, line[4:].strip()), name_of)
             elif line.startswith("calls="):
                 n = int(line[6:].split()[0])
                 calls[cfn] += n
@@ -61,6 +98,16 @@ def resolve(table, names, text):
     if m.group(2) is not None:
         table[key] = m.group(2)
     return table.get(key, f"({key})")
+
+
+def jit_name(name, name_of):
+    if name_of is None or not name.startswith("0x"):
+        return name
+    try:
+        named = name_of(int(name.split()[0], 16))
+    except ValueError:
+        return name
+    return named if named is not None else name
 
 
 PARTS = ("jit", "builtins", "gc", "compiler", "other")
@@ -82,7 +129,7 @@ COMPILER = re.compile(
 def part(name):
     """jit (unnamed JIT code: '0x...' / '???'), builtins (V8's Builtins_*), gc, compiler, other
     (V8's C++ runtime, N-API, Node, the addon, libc)."""
-    if name is None or name.startswith("0x") or name.startswith("???"):
+    if name is None or name.startswith("0x") or name.startswith("???") or name.startswith("JS "):
         return "jit"
     if name.startswith("Builtins_"):
         return "builtins"
@@ -96,8 +143,9 @@ def part(name):
 def main():
     a, b, n1, n2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     top = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5].isdigit() else 40
-    t1, s1, c1 = parse(a)
-    t2, s2, c2 = parse(b)
+    maps = sys.argv[sys.argv.index("--maps") + 1 :][:2] if "--maps" in sys.argv else None
+    t1, s1, c1 = parse(a, perf_map(maps[0]) if maps else None)
+    t2, s2, c2 = parse(b, perf_map(maps[1]) if maps else None)
     d = n2 - n1
     print(f"Ir: {t1:,} ({n1} requests), {t2:,} ({n2}); per request {(t2 - t1) / d:,.0f}")
     rows = []

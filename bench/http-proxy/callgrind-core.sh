@@ -10,7 +10,9 @@
 # Usage: bench/http-proxy/callgrind-core.sh [size=128] [n1=5000] [n2=20000] [flags...]
 #   flags go to proxy-core.ts, e.g. --log-file /tmp/x.log --metrics (as shipped: both).
 # Env: OUT (dir, default a new one under $TMPDIR), TOP (functions listed, default 40), BUNDLE (a
-# bundle to run instead of bundling the tree: compare revisions with bundles made from each).
+# bundle to run instead of bundling the tree: compare revisions with bundles made from each),
+# PERF_MAP=1 (node --perf-basic-prof: each run's V8 map kept as <dir>/map.N, and the report names
+# the JIT code by JavaScript function instead of '0x...').
 # The runs are pinned to CPU ${CPU:-1}. Output: totals and per-request Ir, and the top functions
 # by their difference per request (self), in <dir>/report.txt.
 set -euo pipefail
@@ -44,9 +46,17 @@ for n in "$n1" "$n2"; do
     if [ "${#log_args[@]}" -gt 0 ] && [ "${log_args[-1]}" = "--log-file" ]; then log_args+=("$dir/access-$n.log"); continue; fi
     log_args+=("$a")
   done
+  node_flags=()
+  [ "${PERF_MAP:-0}" = 1 ] && node_flags+=(--perf-basic-prof)
+  # valgrind runs node in its own process: the background job's pid is node's (its map's name).
   taskset -c "${CPU:-1}" valgrind --tool=callgrind --smc-check=all-non-file \
-    --callgrind-out-file="$dir/cg.$n" node "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${log_args[@]}" \
-    >"$dir/out.$n" 2>"$dir/err.$n"
+    --callgrind-out-file="$dir/cg.$n" node "${node_flags[@]}" "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${log_args[@]}" \
+    >"$dir/out.$n" 2>"$dir/err.$n" &
+  pid=$!
+  wait "$pid"
+  if [ "${PERF_MAP:-0}" = 1 ]; then mv "/tmp/perf-$pid.map" "$dir/map.$n"; fi
   cat "$dir/out.$n"
 done
-/usr/bin/python3 "$here/bench/http-proxy/callgrind-core.py" "$dir/cg.$n1" "$dir/cg.$n2" "$n1" "$n2" "$top" | tee "$dir/report.txt"
+maps=()
+[ "${PERF_MAP:-0}" = 1 ] && maps=(--maps "$dir/map.$n1" "$dir/map.$n2")
+/usr/bin/python3 "$here/bench/http-proxy/callgrind-core.py" "$dir/cg.$n1" "$dir/cg.$n2" "$n1" "$n2" "$top" "${maps[@]}" | tee "$dir/report.txt"

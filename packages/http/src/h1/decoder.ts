@@ -274,7 +274,6 @@ let boundSlab: HeadSlab | null = null;
  * check per call; null with a build that has none, which scan(binding, src) then serves).
  */
 let scanFn: ((src: Uint8Array) => number) | null = null;
-type ScannerOf = (io: Int32Array, slab: Uint8Array) => ((src: Uint8Array) => number) & HeadScanBinding;
 
 /**
  * Chooses the head parser of this thread's decoders: the native scanner (the default when
@@ -868,7 +867,8 @@ abstract class H1Decoder<M> {
     // its own or a new one; then the copy is made here).
     const current = reserveHead(0, 0);
     if (io !== boundIo) {
-      const scanner = (headScan as NativeHeadScan & { readonly scanner?: ScannerOf }).scanner;
+      // Undefined from an addon built before 21a707b (which added scanner()): bind() then serves.
+      const scanner: NativeHeadScan['scanner'] | undefined = headScan!.scanner;
       if (scanner !== undefined) {
         const fn = scanner(io, current.bytes);
         scanBinding = fn;
