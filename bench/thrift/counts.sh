@@ -55,7 +55,26 @@ root=$(cd "${ROOT:-$here}" && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-thrift-counts-XXXXXX")
 chmod 755 "$dir"
 mkdir -p "$dir/hooks"
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port below the kernel's ephemeral range: one the OS picks from that range can be taken
+# by another process's outgoing connection before loch binds it (under valgrind loch starts a
+# minute or more later: two CALLGRIND runs failed with EADDRINUSE while other benchmarks ran).
+free_port() {
+  /usr/bin/python3 - <<'PY'
+import random, socket
+low = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+for _ in range(200):
+    port = random.randrange(max(1024, low - 12000), low)
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
+}
 wait_port() { # port [tries of 0.1 s]
   for _ in $(seq 1 "${2:-200}"); do
     if /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null; then return 0; fi
