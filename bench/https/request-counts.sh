@@ -29,123 +29,12 @@ rounds=${ROUNDS:-2}
 records=${LOCH_TLS_RECORDS:-openssl}
 here=$(cd "$(dirname "$0")" && pwd)
 root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
-dir=$(mktemp -d /tmp/loch-request-counts-XXXXXX)
-chmod 755 "$dir"
-# A free port below the kernel's ephemeral range (32768+), where port-0 binds of other jobs on
-# the machine cannot take it in the minutes a server under callgrind takes to start.
-free_port() { python3 -c '
-import random, socket
-while True:
-    p = random.randint(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()'; }
-port=$(free_port)
-plain=$(free_port)
-backend=$(free_port)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 client="$here/callgrind-requests.py"
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-chmod 644 "$dir/key.pem" "$dir/cert.pem"
-
-node -e "const b = Buffer.alloc($size, 120); require('node:http').createServer((q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
-backend_pid=$!
-if [ "$peer" = loch ]; then
-  cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-timeouts = { server_keepalive = "3600s" }
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-
-[servers.http]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$plain" }
-access_log = false
-timeouts = { server_keepalive = "3600s" }
-[[servers.http.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-EOF
-  LOCH_TLS_RECORDS=$records valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
-    node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
-  server=$!
-elif [ "$peer" = nginx ]; then
-  mkdir -p "$dir/nginx/logs"
-  # bench/lib/nginx.ts startNginxTlsProxy's server, one process (no master: callgrind counts it).
-  cat >"$dir/nginx/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; multi_accept on; }
-http {
-  access_log off;
-  client_body_temp_path $dir/nginx/client_body;
-  proxy_temp_path $dir/nginx/proxy;
-  keepalive_requests 1000000;
-  keepalive_timeout 3600s;
-  tcp_nodelay on;
-  upstream backend {
-    server 127.0.0.1:$backend;
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:$port ssl backlog=4096;
-    listen 127.0.0.1:$plain backlog=4096;
-    ssl_certificate $dir/cert.pem;
-    ssl_certificate_key $dir/key.pem;
-    ssl_protocols TLSv1.3;
-    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_max_temp_file_size 0;
-    }
-  }
-}
-EOF
-  valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
-    nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
-  server=$!
-else
-  echo "peer: loch or nginx" >&2
-  exit 2
-fi
-trap 'kill $server $backend_pid 2>/dev/null || true' EXIT
-listening=0
-for _ in $(seq 1 900); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close(); socket.create_connection(('127.0.0.1', $plain)).close()" 2>/dev/null; then
-    listening=1
-    break
-  fi
-  sleep 1
-done
-if [ "$listening" != 1 ]; then
-  echo "$peer did not listen on 127.0.0.1:$port and :$plain; its output is in $dir/server.out" >&2
-  exit 1
-fi
+https_setup request-counts "$size"
+https_start "$peer" valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p"
+https_wait 900
 # Both clients connect and make WARM requests first (so both paths are compiled and warm alike),
 # then ROUNDS rounds of two windows, HTTPS then HTTP: the counters zeroed, COUNT requests on the
 # warm connection, the counters dumped. A window holds requests only (no handshake, no accept).
@@ -172,9 +61,7 @@ done
 exec 3>&- 4>&-
 wait "$tls_client" "$plain_client"
 sleep 1
-kill "$server" "$backend_pid" 2>/dev/null || true
-wait "$server" 2>/dev/null || true
-trap - EXIT
+https_stop
 
 dumps() { for f in "$dir"/cg."$server"*; do case $f in *."$1" | *."$1"-*) echo "$f" ;; esac; done; }
 split() { python3 "$here/callgrind-split.py" ${ONLY:+--only "$ONLY"} "$count" $(dumps "$1"); }

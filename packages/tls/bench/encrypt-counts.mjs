@@ -5,45 +5,22 @@
 // (the client's decryption), divided by N, is what one response costs each end. Prints the
 // records per write. LOCH_NATIVE_TLS_PATH picks the loch_tls.node (an A/B of two builds).
 //
-// Usage: (cd packages/tls && valgrind --tool=callgrind node bench/encrypt-counts.mjs [head=180] [body=11268] [n=2000])
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// Usage: (cd packages/tls && valgrind --tool=callgrind node --import tsx bench/encrypt-counts.mjs [head=180] [body=11268] [n=2000])
+// (tsx: for bench/lib/tls-certs.ts, whose certificate it serves)
+import { readFileSync, rmSync } from 'node:fs';
 import { loadTls } from '@loch/native';
+import { writeTlsCertificates } from '../../../bench/lib/tls-certs.js';
 
 const [head = 180, body = 11268, n = 2000] = process.argv.slice(2).map(Number);
 const loaded = loadTls();
 if (!('tls' in loaded)) throw new Error(loaded.error);
 const t = loaded.tls;
-const dir = mkdtempSync(join(tmpdir(), 'loch-encrypt-counts-'));
-execFileSync(
-  'openssl',
-  [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'key.pem',
-    '-out',
-    'cert.pem',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=DNS:localhost',
-  ],
-  { cwd: dir, stdio: 'ignore' },
-);
-const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+// bench/lib/tls-certs.ts's ECDSA P-256 certificate (the one the request benchmarks serve).
+const certs = writeTlsCertificates();
+const cert = readFileSync(certs.ecdsa.chain, 'utf8');
 const sctx = new t.TlsContext(true, 0x304, 0x304, '', 'TLS_AES_128_GCM_SHA256');
-sctx.addCertificate(cert, readFileSync(join(dir, 'key.pem'), 'utf8'), ['localhost'], true);
-rmSync(dir, { recursive: true, force: true });
+sctx.addCertificate(cert, readFileSync(certs.ecdsa.key, 'utf8'), ['localhost'], true);
+rmSync(certs.dir, { recursive: true, force: true });
 const cctx = new t.TlsContext(false, 0x304, 0x304, '', 'TLS_AES_128_GCM_SHA256');
 cctx.setCaPem(cert);
 const server = new t.TlsSession(sctx);

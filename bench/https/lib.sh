@@ -1,0 +1,144 @@
+# The setup that request-counts.sh, request-syscalls.sh and request-crossings.sh share (sourced,
+# not run): one server, loch (1 worker, apps/proxy's build) or nginx (one process), with an HTTPS
+# listener (TLS 1.3, AES-128-GCM, a throwaway P-256 certificate) and a plain HTTP one in front of
+# the same node:http backend answering SIZE bytes, keep-alive timeouts of an hour (a connection
+# waits idle while the other one's window runs).
+#
+#   https_setup NAME SIZE   makes $dir (a temp directory), the ports $port (HTTPS), $plain, $backend,
+#                           the certificate, and starts the backend ($backend_pid)
+#   https_start PEER [PREFIX...]   starts the server ($server) under the command PREFIX (valgrind...);
+#                           loch with LOCH_TLS_RECORDS=$records (openssl unless set), from
+#                           apps/proxy's build, or with LOCH_FROM_SOURCE=1 from its sources (tsx)
+#   https_wait SECONDS      waits until both listeners accept (exits 1, saying where the output is)
+#   https_stop              ends the server and the backend
+#
+# The caller sets `here` (this directory) and `root` (the checkout whose apps/proxy build runs).
+
+# A free port below the kernel's ephemeral range (32768+), where port-0 binds of other jobs on
+# the machine cannot take it in the minutes a server under callgrind takes to start.
+free_port() { python3 -c '
+import random, socket
+while True:
+    p = random.randint(20000, 32000)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass
+    finally:
+        s.close()'; }
+
+https_setup() { # NAME SIZE
+  dir=$(mktemp -d "/tmp/loch-$1-XXXXXX")
+  chmod 755 "$dir"
+  port=$(free_port)
+  plain=$(free_port)
+  backend=$(free_port)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+  chmod 644 "$dir/key.pem" "$dir/cert.pem"
+  node -e "const b = Buffer.alloc($2, 120); require('node:http').createServer((q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
+  backend_pid=$!
+}
+
+https_start() { # PEER [PREFIX...]
+  local peer=$1
+  shift
+  if [ "$peer" = loch ]; then
+    cat >"$dir/loch.toml" <<EOF
+[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.https]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = false
+timeouts = { server_keepalive = "3600s" }
+tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
+[[servers.https.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
+
+[servers.http]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$plain" }
+access_log = false
+timeouts = { server_keepalive = "3600s" }
+[[servers.http.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
+EOF
+    local bin=("$root/apps/proxy/dist/bin.js")
+    [ "${LOCH_FROM_SOURCE:-0}" = 1 ] && bin=(--conditions=@loch/source --import tsx "$root/apps/proxy/src/bin.ts")
+    LOCH_TLS_RECORDS=${records:-openssl} "$@" node "${bin[@]}" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
+    server=$!
+  elif [ "$peer" = nginx ]; then
+    mkdir -p "$dir/nginx/logs"
+    # bench/lib/nginx.ts startNginxTlsProxy's server, one process (no master: callgrind counts it).
+    cat >"$dir/nginx/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+user root;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 4096; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $dir/nginx/client_body;
+  proxy_temp_path $dir/nginx/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 3600s;
+  tcp_nodelay on;
+  upstream backend {
+    server 127.0.0.1:$backend;
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$port ssl backlog=4096;
+    listen 127.0.0.1:$plain backlog=4096;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+EOF
+    "$@" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
+    server=$!
+  else
+    echo "peer: loch or nginx" >&2
+    exit 2
+  fi
+  trap 'kill $server $backend_pid 2>/dev/null || true' EXIT
+}
+
+https_wait() { # SECONDS
+  local i
+  for i in $(seq 1 "$1"); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close(); socket.create_connection(('127.0.0.1', $plain)).close()" 2>/dev/null; then
+      return 0
+    fi
+    sleep 1
+  done
+  echo "the server did not listen on 127.0.0.1:$port and :$plain; its output is in $dir/server.out" >&2
+  exit 1
+}
+
+https_stop() {
+  kill "$server" "$backend_pid" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  trap - EXIT
+}
