@@ -311,6 +311,30 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       expect(released).toBe(1);
     });
 
+    it('RetainedChunk.framedWire(): a framed frame read in place is one view of its prefix and payload; the same bytes in another buffer are not', () => {
+      if (framing !== 'framed') return; // the wire form is the framed transport's
+      const a = encodeFrame({ framing, protocol: 'binary' }, msg(0, 100));
+      const b = encodeFrame({ framing, protocol: 'binary' }, msg(0, 200));
+      const bytes = Buffer.concat([a, b]);
+      const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
+      reader.feedChunk({ bytes, release: () => {} });
+      expect(reader.poll()).not.toBeNull();
+      reader.retainLast()!.release();
+      const frame = reader.poll()!;
+      const share = reader.retainLast()!;
+      const wire = share.framedWire(frame.payload)!;
+      expect(wire.buffer).toBe(bytes.buffer);
+      expect(wire).toEqual(b);
+      // Its bytes at the same offsets of another buffer (their prefix, read from the chunk, says
+      // the same length): not this chunk's frame.
+      const copy = new Uint8Array(new ArrayBuffer(bytes.buffer.byteLength));
+      copy.set(bytes, bytes.byteOffset);
+      const at = frame.payload.byteOffset;
+      expect(share.framedWire(copy.subarray(at, at + frame.payload.byteLength))).toBeUndefined();
+      share.release();
+      reader.dispose();
+    });
+
     it('feedChunk(): a chunk that completes a frame begun in the buffer has only that rest copied; the frames after it are views of it', () => {
       if (framing === 'unframed') return; // no length prefix: such a chunk is copied whole
       const frames = [100, 3000, 200, 300].map((p) =>

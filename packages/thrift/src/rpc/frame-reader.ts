@@ -78,11 +78,13 @@ export class RetainedChunk {
     const n = payload.byteLength;
     if (
       this.#refs <= 0 ||
-      payload.buffer !== bytes.buffer ||
       at < bytes.byteOffset ||
       payload.byteOffset + n > bytes.byteOffset + bytes.byteLength
     )
       return undefined;
+    // Read once: `buffer` is a C++ builtin call per read, not a field load.
+    const buffer = bytes.buffer;
+    if (payload.buffer !== buffer) return undefined;
     const i = at - bytes.byteOffset;
     if (
       bytes[i] !== n >>> 24 ||
@@ -91,7 +93,7 @@ export class RetainedChunk {
       bytes[i + 3] !== (n & 0xff)
     )
       return undefined;
-    return new Uint8Array(payload.buffer, at, n + 4);
+    return new Uint8Array(buffer, at, n + 4);
   }
 }
 
