@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RequestDecoder } from './h1/decoder.js';
-import { HeaderName, HttpHeaders } from './headers.js';
+import { RequestDecoder, useNativeHeadScan } from './h1/decoder.js';
+import { HeaderName, HeaderNameSet, HttpHeaders } from './headers.js';
 
 function wire(fields: string): HttpHeaders {
   const d = new RequestDecoder();
@@ -83,6 +83,68 @@ describe('HttpHeaders', () => {
       ['x', 'y'],
       ['z', '1'],
     ]);
+  });
+
+  it('presence: the names of a set a list has, in one pass, as has() finds them (both head parsers)', () => {
+    // Known names, uncommon ones, and near misses of both (a prefix, a longer name, one letter off).
+    const names = [
+      'x-forwarded-client-cert',
+      'x-forwarded-for',
+      'x-forwarded-proto',
+      'x-forwarded-host',
+      'via',
+      'x-custom',
+    ];
+    const set = new HeaderNameSet(['X-Forwarded-Client-Cert', ...names.slice(1), 'VIA']);
+    const lines = [
+      'X-FORWARDED-CLIENT-CERT: a\r\n',
+      'x-forwarded-client-cer: a\r\n',
+      'X-Forwarded-Client-Certs: a\r\n',
+      'x-Forwarded-For: 1.2.3.4\r\n',
+      'X-Forwarded-Fo: a\r\n',
+      'X-FORWARDED-PROTO: https\r\n',
+      'X-Forwarded-Hosts: a\r\n',
+      'vIa: 1.1 a\r\n',
+      'X-Custom: 1\r\n',
+      'X-Custon: 1\r\n',
+    ];
+    const expected = (h: HttpHeaders) =>
+      names.reduce((bits, name, k) => (h.has(name) ? bits | (1 << k) : bits), 0);
+    let checked = 0;
+    let seen = 0;
+    try {
+      for (const native of [true, false]) {
+        useNativeHeadScan(native);
+        // Every subset of the lines, decoded; then with an added field on top.
+        for (let mask = 0; mask < 1 << lines.length; mask += 7) {
+          const h = wire(lines.filter((_, i) => (mask & (1 << i)) !== 0).join(''));
+          expect(h.presence(set)).toBe(expected(h));
+          h.append(names[mask % names.length]!, 'added');
+          expect(h.presence(set)).toBe(expected(h));
+          seen |= expected(h);
+          checked++;
+        }
+      }
+    } finally {
+      useNativeHeadScan(true);
+    }
+    expect(checked).toBeGreaterThan(200);
+    expect(seen).toBe((1 << names.length) - 1);
+    const built = new HttpHeaders([
+      ['x-custom', '1'],
+      ['via', 'a'],
+    ]);
+    expect(built.presence(set)).toBe((1 << 5) | (1 << 4));
+    expect(new HttpHeaders().presence(set)).toBe(0);
+    // Bits follow the set's order, duplicates skipped; past the 30th name, none.
+    const many = new HeaderNameSet([
+      'accept',
+      'ACCEPT',
+      ...Array.from({ length: 30 }, (_, i) => `x-n${i}`),
+      'host',
+    ]);
+    // accept is bit 0, x-n0 bit 1, x-n28 bit 29; x-n29 and host (a known name) have none.
+    expect(wire('Accept: a\r\nX-N0: 1\r\nX-N28: 1\r\nX-N29: 1\r\n').presence(many)).toBe(1 | 2 | (1 << 29));
   });
 
   it('builds from pairs, records and other lists; joins for toObject', () => {

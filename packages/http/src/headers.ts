@@ -130,6 +130,9 @@ function secondAdded(first: string[], name: string, value: string): string[] {
 /** Shared by lists without added fields (never written to). */
 const NO_ADDED: string[] = Object.freeze([]) as unknown as string[];
 
+/** Names of a HeaderNameSet that HttpHeaders.presence reports (bits 0-29: small integers in V8). */
+const PRESENCE_BITS = 30;
+
 /** Per-entry removal marks for the compaction passes (grown as needed, reused). */
 let drop = new Uint8Array(128);
 
@@ -143,22 +146,38 @@ export class HeaderNameSet {
   readonly ids: Uint8Array = new Uint8Array(256);
   /** Names in the set that are not known names. @internal */
   readonly others: ReadonlySet<string>;
+  /** HttpHeaders.presence's bit of each known name's id (0: not in the set, or past the 30th). @internal */
+  readonly bits: Int32Array = new Int32Array(256);
+  /** The set's names in order (lowercase) and their presence bits. @internal */
+  readonly list: readonly string[];
+  /** @internal */
+  readonly listBits: readonly number[];
   private readonly all: ReadonlySet<string>;
 
   /** Builds the set; names are lowercased. Throws InvalidHeaderError for a name that is not a token. */
   constructor(names: Iterable<string>) {
     const all = new Set<string>();
     const others = new Set<string>();
+    const list: string[] = [];
+    const listBits: number[] = [];
     for (const name of names) {
       const lname = lower(name);
       if (!isToken(lname)) throw new InvalidHeaderError('name', name);
+      if (all.has(lname)) continue;
       all.add(lname);
+      const bit = list.length < PRESENCE_BITS ? 1 << list.length : 0;
+      list.push(lname);
+      listBits.push(bit);
       const id = knownIdOf(lname);
-      if (id !== 0) this.ids[id] = 1;
-      else others.add(lname);
+      if (id !== 0) {
+        this.ids[id] = 1;
+        this.bits[id] = bit;
+      } else others.add(lname);
     }
     this.all = all;
     this.others = others;
+    this.list = list;
+    this.listBits = listBits;
   }
 
   /** Whether `name` (any case) is in the set. */
@@ -356,10 +375,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
         if (wid !== 0) continue;
         // An unknown name: compare the wire bytes case-insensitively, no allocation.
         const s = words[e]!;
-        if (words[e + 1]! - s !== len) continue;
-        let k = 0;
-        while (k < len && LOWER[bytes[s + k]!] === lname.charCodeAt(k)) k++;
-        if (k === len) return i;
+        if (words[e + 1]! - s === len && sameName(bytes, s, lname)) return i;
       }
       from = wc;
     }
@@ -405,6 +421,50 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const id = knownIdOf(name);
     const lname = id !== 0 ? name : lower(name);
     return this.indexOf(lname, id !== 0 || lname === name ? id : knownIdOf(lname), 0) >= 0;
+  }
+
+  /**
+   * Which names of `names` the list has, in one pass over it: bit k (`1 << k`) is set when a
+   * field is named the set's k-th name (in the order the set was built from, duplicates
+   * skipped; the first 30 names). For a path that asks about several names on every message:
+   * one pass where a `has()` per name is one each. Decoded fields with a common name are
+   * matched by id, others by their bytes (no string made).
+   */
+  presence(names: HeaderNameSet): number {
+    const bits = names.bits;
+    const uncommon = names.others.size > 0;
+    let found = 0;
+    const wc = this.wcount;
+    if (wc > 0) {
+      const words = this.slab!.words;
+      for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
+        const id = words[e + 4]! & ID_MASK;
+        if (id !== 0) found |= bits[id]!;
+        else if (uncommon) found |= this.otherBit(words[e]!, words[e + 1]!, names);
+      }
+    }
+    const added = this.added;
+    for (let j = 0; j < added.length; j += 2) {
+      const lname = added[j]!;
+      const list = names.list;
+      for (let k = 0; k < list.length; k++) {
+        if (list[k] === lname) {
+          found |= names.listBits[k]!;
+          break;
+        }
+      }
+    }
+    return found;
+  }
+
+  /** The presence bit of the uncommon name in the slab's bytes [s, e) (0 when not in `names`). */
+  private otherBit(s: number, e: number, names: HeaderNameSet): number {
+    const list = names.list;
+    for (let k = 0; k < list.length; k++) {
+      const lname = list[k]!;
+      if (lname.length === e - s && sameName(this.slab!.bytes, s, lname)) return names.listBits[k]!;
+    }
+    return 0;
   }
 
   /** Adds a field at the end. Throws InvalidHeaderError for a bad name or value. */
@@ -620,6 +680,14 @@ export class HttpHeaders implements Iterable<[string, string]> {
     }
     return out;
   }
+}
+
+/** Whether the wire name at `b[s, s + lname.length)` is `lname` (lowercase), case-insensitively. */
+function sameName(b: Uint8Array, s: number, lname: string): boolean {
+  const len = lname.length;
+  let k = 0;
+  while (k < len && LOWER[b[s + k]!] === lname.charCodeAt(k)) k++;
+  return k === len;
 }
 
 /** The marks array with room for `n` entries (all zero between uses). */

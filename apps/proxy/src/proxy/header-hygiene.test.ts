@@ -1,7 +1,27 @@
 import { HttpHeaders } from '@loch/http';
-import { encodeResponseHeadBytes, ResponseDecoder } from '@loch/http/h1';
+import {
+  encodeRequestHeadBytes,
+  encodeResponseHeadBytes,
+  RequestDecoder,
+  ResponseDecoder,
+} from '@loch/http/h1';
 import { describe, expect, it } from 'vitest';
 import { addForwardingHeaders, cleanResponseHeaders, removeHopByHop } from './header-hygiene.js';
+
+const PEER = { family: 'ipv4', address: '192.0.2.7', port: 40000 } as const;
+
+/** The headers of `GET /` with `Host: shop.example` and `fields`, decoded as the proxy gets them. */
+function decodedRequest(fields: string): HttpHeaders {
+  const d = new RequestDecoder();
+  d.feed(Buffer.from(`GET / HTTP/1.1\r\nHost: shop.example\r\n${fields}\r\n`, 'latin1'));
+  d.poll();
+  return d.message!.headers;
+}
+
+/** The request head the proxy would write upstream for `headers` (kept lines copied as they came). */
+function forwardedHead(headers: HttpHeaders): string {
+  return encodeRequestHeadBytes('GET', '/', headers, 'none', 0).toString('latin1');
+}
 
 describe('header hygiene', () => {
   it('removes every hop-by-hop field and the fields Connection names, keeping the rest in order', () => {
@@ -52,6 +72,56 @@ describe('header hygiene', () => {
     expect(h.getAll('x-forwarded-proto')).toEqual(['http']);
     expect(h.get('x-forwarded-host')).toBe('shop.example:8080');
     expect(h.getAll('via')).toEqual(['1.1 edge', '1.0 loch']);
+  });
+
+  it("replaces or extends a decoded request's forwarding fields whatever their case, duplicates in one line", () => {
+    const h = decodedRequest(
+      'X-FORWARDED-FOR: 10.0.0.1\r\nAccept: */*\r\nx-forwarded-for: 10.0.0.2, 10.0.0.3\r\n' +
+        'X-Forwarded-Proto: https\r\nX-FORWARDED-PROTO: ftp\r\nx-Forwarded-Host: forged\r\n' +
+        'X-FORWARDED-CLIENT-CERT: Hash=forged\r\nx-forwarded-client-cert: Hash=forged2\r\n' +
+        'X-Forwarded-Client-Certs: kept\r\nX-Forwarded-Fo: kept\r\nVIA: 1.1 edge\r\n',
+    );
+    addForwardingHeaders(h, PEER, 'http', 'shop.example', '1.1', 'Hash=verified');
+    expect(forwardedHead(h)).toBe(
+      'GET / HTTP/1.1\r\nHost: shop.example\r\nAccept: */*\r\nX-Forwarded-Client-Certs: kept\r\n' +
+        'X-Forwarded-Fo: kept\r\nVIA: 1.1 edge\r\nx-forwarded-client-cert: Hash=verified\r\n' +
+        'x-forwarded-for: 10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.7\r\nx-forwarded-proto: http\r\n' +
+        'x-forwarded-host: shop.example\r\nvia: 1.1 loch\r\n\r\n',
+    );
+    // Without a verified certificate of this hop's, the client's copies are gone all the same;
+    // each forwarding field on its own is replaced (or extended) and the others added.
+    const plain = decodedRequest('X-Forwarded-Client-Cert: Hash=forged\r\n');
+    addForwardingHeaders(plain, PEER, 'https', 'shop.example', '1.1');
+    const added =
+      'x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: https\r\nx-forwarded-host: shop.example\r\n';
+    expect(forwardedHead(plain)).toBe(
+      `GET / HTTP/1.1\r\nHost: shop.example\r\n${added}via: 1.1 loch\r\n\r\n`,
+    );
+    for (const [field, expected] of [
+      ['X-Forwarded-For: 10.0.0.1', added.replace('192.0.2.7', '10.0.0.1, 192.0.2.7')],
+      ['x-forwarded-proto: ftp', added],
+      ['X-FORWARDED-HOST: forged', added],
+    ] as const) {
+      const one = decodedRequest(`${field}\r\n`);
+      addForwardingHeaders(one, PEER, 'https', 'shop.example', '1.1');
+      expect(forwardedHead(one)).toBe(
+        `GET / HTTP/1.1\r\nHost: shop.example\r\n${expected}via: 1.1 loch\r\n\r\n`,
+      );
+    }
+  });
+
+  it("drops forwarding fields a Connection field names before adding this hop's own", () => {
+    const h = decodedRequest(
+      'Connection: X-Forwarded-For, x-forwarded-client-cert\r\nX-Forwarded-For: 6.6.6.6\r\n' +
+        'X-Forwarded-Client-Cert: Hash=forged\r\nconnection: VIA ,X-FORWARDED-PROTO\r\nVia: 1.1 evil\r\n' +
+        'X-Forwarded-Proto: https\r\nX-Forwarded-Host: kept-then-replaced\r\n',
+    );
+    removeHopByHop(h);
+    addForwardingHeaders(h, PEER, 'http', 'shop.example', '1.1');
+    expect(forwardedHead(h)).toBe(
+      'GET / HTTP/1.1\r\nHost: shop.example\r\nx-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: http\r\n' +
+        'x-forwarded-host: shop.example\r\nvia: 1.1 loch\r\n\r\n',
+    );
   });
 
   it('names unix peers "unix" and leaves X-Forwarded-Host alone without a Host', () => {

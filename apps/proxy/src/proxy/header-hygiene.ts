@@ -59,16 +59,18 @@ export function addForwardingHeaders(
   clientCert: string | undefined = undefined,
 ): void {
   const client = forwardedFor(peer);
+  // Which of the four the client sent, in one pass over its fields. Most requests carry none:
+  // each is then appended, without a delete pass (and no array).
+  const found = headers.presence(FORWARDING);
   // The verified client certificate is this hop's to state: a client's own copy never passes.
-  if (headers.has(CLIENT_CERT)) headers.delete(CLIENT_CERT);
+  if ((found & HAS_CLIENT_CERT) !== 0) headers.delete(CLIENT_CERT);
   if (clientCert !== undefined) headers.append(CLIENT_CERT, clientCert);
-  // Most requests carry none of these: append without a delete pass (and no array).
-  if (!headers.has(X_FORWARDED_FOR)) headers.append(X_FORWARDED_FOR, client);
+  if ((found & HAS_FOR) === 0) headers.append(X_FORWARDED_FOR, client);
   else headers.set(X_FORWARDED_FOR, `${headers.getAll(X_FORWARDED_FOR).join(', ')}, ${client}`);
-  if (headers.has(X_FORWARDED_PROTO)) headers.set(X_FORWARDED_PROTO, scheme);
+  if ((found & HAS_PROTO) !== 0) headers.set(X_FORWARDED_PROTO, scheme);
   else headers.append(X_FORWARDED_PROTO, scheme);
   if (clientHost !== undefined) {
-    if (headers.has(X_FORWARDED_HOST)) headers.set(X_FORWARDED_HOST, clientHost);
+    if ((found & HAS_HOST) !== 0) headers.set(X_FORWARDED_HOST, clientHost);
     else headers.append(X_FORWARDED_HOST, clientHost);
   }
   headers.append(VIA, viaValue(version));
@@ -87,6 +89,17 @@ const X_FORWARDED_FOR = new HeaderName('x-forwarded-for');
 const X_FORWARDED_PROTO = new HeaderName('x-forwarded-proto');
 const X_FORWARDED_HOST = new HeaderName('x-forwarded-host');
 const VIA = new HeaderName('via');
+/** The fields addForwardingHeaders replaces or extends, and their bits in `presence()`'s answer. */
+const FORWARDING = new HeaderNameSet([
+  CLIENT_CERT_HEADER,
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+]);
+const HAS_CLIENT_CERT = 1;
+const HAS_FOR = 2;
+const HAS_PROTO = 4;
+const HAS_HOST = 8;
 
 const VIA_1_0 = `1.0 ${VIA_NAME}`;
 const VIA_1_1 = `1.1 ${VIA_NAME}`;
