@@ -5,12 +5,12 @@
  * handshake. Rotation is driven by calling the function, never by waiting.
  */
 import { mkdtempSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { generateTicketKeys, TICKET_KEY_BYTES } from '@loch/tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { freePort } from '../../../../packages/http/test/free-port.js';
 import { parseConfig } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { selfSignedCertificate } from '../demo-certificate.js';
@@ -41,13 +41,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:1" }]
 `);
 }
 
-/** Two distinct free ports (both probes held open together; port + 1 may be taken). */
+/** Two distinct free ports below the ephemeral range (free-port.ts says why). */
 async function freePorts(): Promise<[number, number]> {
-  const probes = [net.createServer(), net.createServer()];
-  await Promise.all(probes.map((p) => new Promise<void>((r) => p.listen(0, '127.0.0.1', r))));
-  const ports = probes.map((p) => (p.address() as net.AddressInfo).port);
-  await Promise.all(probes.map((p) => new Promise((r) => p.close(r))));
-  return [ports[0]!, ports[1]!];
+  return [await freePort('apps/proxy'), await freePort('apps/proxy')];
 }
 
 /** One request over TLS (TLS 1.3 tickets arrive after the handshake); whether it resumed, and the newest session. */
