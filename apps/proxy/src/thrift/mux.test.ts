@@ -507,6 +507,30 @@ describe('multiplexed thrift upstream connections', () => {
     expect(down.stats().onewayFailures).toBe(1);
   });
 
+  it('a throw while a call is taken (here its lease) fails that call and leaves none counted in flight, on a pooled connection and after a connect', async () => {
+    /** A lease whose running() throws: not expected of a lease, but nothing may count the call for good. */
+    class ThrowingLease extends ReplyLease {
+      override running(): boolean {
+        throw new Error('lease broke');
+      }
+    }
+    const up = await scriptedUpstream('framed');
+    const { upstreams, key } = setup(up, 'framed');
+    const call = (lease: ReplyLease) => {
+      const frame = callFrame('framed', 'binary', 'get', 1, 'x');
+      return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), timeouts, lease);
+    };
+    // The first call connects: the throw comes after the connect's promise.
+    await expect(call(new ThrowingLease())).rejects.toThrow('lease broke');
+    expect(upstreams.inFlight).toBe(0);
+    await expect(call(new ReplyLease())).resolves.toBeDefined();
+    // Now on the pooled connection, inside the caller's own call.
+    await expect(call(new ThrowingLease())).rejects.toThrow('lease broke');
+    expect(upstreams.inFlight).toBe(0);
+    await expect(call(new ReplyLease())).resolves.toBeDefined();
+    expect(upstreams.inFlight).toBe(0);
+  });
+
   it('reads replies into memory given back by released leases, never over a reply still held', async () => {
     const up = await scriptedUpstream('framed');
     const { upstreams, key } = setup(up, 'framed');

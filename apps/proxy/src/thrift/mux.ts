@@ -657,7 +657,7 @@ export class MuxPool {
       for (const conn of list) {
         if (conn.alive && !conn.draining && conn.load < key.multiplex) {
           conn.load++;
-          conn.call(call, options.call, listener);
+          this.#callOn(conn, call, options.call, listener);
           return;
         }
       }
@@ -668,19 +668,26 @@ export class MuxPool {
     connecting.reserved++;
     // Cold path: the connect's promise.
     connecting.conn.then(
-      (conn) => {
-        try {
-          conn.call(call, options.call, listener);
-        } catch (error) {
-          // Not expected; but a throw here would be an unhandled rejection, not the call's error.
-          listener.upstreamFailed(error);
-        }
-      },
+      (conn) => this.#callOn(conn, call, options.call, listener),
       (error: unknown) => {
         call.lease?.callSettled?.(); // never written
         failed(this.counters, listener, error, call.oneway);
       },
     );
+  }
+
+  /**
+   * `conn.call`, whose throw (not expected: it tells its failures to the listener) is the call's
+   * failure too, counted out of the calls in flight: not an error thrown into the caller's
+   * dispatch (hot path) or an unhandled rejection (after a connect), with the call counted for
+   * good and a graceful stop waiting its whole grace for it.
+   */
+  #callOn(conn: MuxConnection, call: MuxCall, timeout: number, listener: UpstreamCallListener): void {
+    try {
+      conn.call(call, timeout, listener);
+    } catch (error) {
+      failed(this.counters, listener, error, call.oneway);
+    }
   }
 
   /** Open connections. */
