@@ -8,7 +8,6 @@
  * clients.
  */
 import { createHook } from 'node:async_hooks';
-import { createServer } from 'node:net';
 import {
   FrameReader,
   MessageType,
@@ -21,20 +20,18 @@ import {
 } from '@loch/thrift';
 import { createRuntime, type DriverChoice, type Runtime } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { freePort } from '../../../../packages/http/test/free-port.js';
 import { echoCall, echoUpstream, netClient, readEcho } from '../../test/thrift-peers.js';
 import { parseConfig } from '../config/load.js';
 import { ProxyLog } from '../proxy/log.js';
 import { ThriftProxyService } from './service.js';
 import { ThriftUpstreams } from './upstream.js';
 
-/** A port nothing listens on (connections to it are refused). */
-async function refusedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/**
+ * A port nothing listens on (connections to it are refused): one of apps/proxy's band, where only
+ * freePort() callers bind, each its own (a closed listen(0) port may be another test's next one).
+ */
+const refusedPort = (): Promise<number> => freePort('apps/proxy');
 
 let runtime: Runtime;
 beforeAll(async () => {
