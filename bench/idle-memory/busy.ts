@@ -24,8 +24,10 @@
  * SIGUSR2 stats every WARM_POLL_MS) reaches its cap (2/3 of the worker's
  * maxYoungGenerationSizeMb: two semi-spaces of three young-generation parts) or has not grown for
  * `--warm-still` seconds; nginx's RSS has not grown for `--warm-still` seconds; at most S seconds.
- * It then reads a second ("warmed") baseline, and both readings are reported: as before (the
- * first baseline) and warmed. With --gc each poll runs a full GC in loch's worker.
+ * It then reads a second ("warmed") baseline, and both are reported against the one reading with
+ * the connections: from the first baseline (which then charges everything the warm grew, not only
+ * the young generation, to the connections: the as-today reading is a run without --warm-young)
+ * and from the warmed one. With --gc each poll runs a full GC in loch's worker.
  *
  * Usage (from bench/):
  *   pnpm exec tsx --conditions=@loch/source idle-memory/busy.ts [--counts 10000,50000]
@@ -528,10 +530,10 @@ for (const count of counts)
 if (readings.some((r) => r.warmed !== undefined)) {
   console.log(
     "\nBusy, warmed baseline (--warm-young: the load alone first, until the memory stopped growing or loch's new " +
-      'space reached its cap; same connections and reading as above), median [range] of the rounds:',
+      'space reached its cap; the reading with the connections as above, less this baseline), median [range] of the rounds:',
   );
   console.log(
-    '| idle | peer | RSS B/conn (warmed) | loch/nginx (warmed) | RSS B/conn (as above) | warm s | new space at warmed baseline -> with (MiB) | at cap | old space | heap used |',
+    '| idle | peer | RSS B/conn (warmed) | loch/nginx (warmed) | RSS B/conn (baseline before the warm) | warm s | new space at warmed baseline -> with (MiB) | at cap | old space | heap used |',
   );
   console.log('|---:|---|---:|---:|---:|---:|---|---|---:|---:|');
   for (const count of counts) {

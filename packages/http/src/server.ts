@@ -374,7 +374,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
 
   /**
    * Closes every connection now, in flight or not: what a shutdown does when its grace is over
-   * (close() first, so no new ones come). Settles when their streams are closed; each connection
+   * (call close() first, so that no new ones come). Settles when their streams are closed; each connection
    * then ends as if its peer had gone and is released (close() resolves once all are). The
    * server's own count of its connections is all a caller needs to keep: no set of streams of
    * its own per connection.

@@ -582,6 +582,18 @@ export class ProxyWorker {
       this.#serveTls(entry, entry.tls, stream);
       return;
     }
+    this.#attach(entry, stream);
+  }
+
+  /**
+   * Hands a connection to its server's HttpServer, which counts it and closes it at shutdown
+   * (the worker keeps no entry of its own per attached connection). The server goes back into
+   * #https first: a PROXY header or TLS handshake may have ended after a reload removed the
+   * entry's server, whose HttpServer a commit then dropped from #https (no connections then);
+   * untracked, this one would be neither counted nor closed at shutdown.
+   */
+  #attach(entry: ServerEntry, stream: ByteStream): void {
+    this.#https.add(entry.http);
     // A response body the server did not send (the client reset before its head went out) is
     // released by the HttpServer itself, which frees its upstream connection.
     // attach, not serveConnection: no promise, reaction or closure per idle connection.
@@ -605,7 +617,7 @@ export class ProxyWorker {
         if (entry.tls !== null) {
           this.#open.add(inner);
           this.#serveTls(entry, entry.tls, inner);
-        } else entry.http.attach(inner, this.#closed);
+        } else this.#attach(entry, inner);
       },
       (error: unknown) => {
         this.#open.delete(stream);
@@ -633,7 +645,7 @@ export class ProxyWorker {
           return;
         }
         workerMetrics.tlsHandshake(entry.key, true);
-        entry.http.attach(tls, this.#closed);
+        this.#attach(entry, tls);
       },
       (error: unknown) => {
         workerMetrics.tlsHandshake(entry.key, false);
