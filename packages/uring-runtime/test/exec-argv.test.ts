@@ -27,7 +27,7 @@ describe('worker execArgv', () => {
     expect(out.status).toBe(0);
     const replies = JSON.parse(out.stdout.trim()) as { worker: number; ok: boolean }[];
     expect(replies).toEqual([expect.objectContaining({ worker: 0, ok: true })]);
-  });
+  }, 90_000); // a node + tsx start with a worker: past vitest's 20 s on a loaded CI machine
 
   it('a worker given an explicit execArgv with V8 flags starts without them', async () => {
     const worker = createWorker('require("node:worker_threads").parentPort.postMessage(process.execArgv)', {
