@@ -147,6 +147,87 @@ describe('HttpHeaders', () => {
     expect(wire('Accept: a\r\nX-N0: 1\r\nX-N28: 1\r\nX-N29: 1\r\n').presence(many)).toBe(1 | 2 | (1 << 29));
   });
 
+  it('removeHopByHop removes what a plain reading of RFC 9110 §7.6.1 removes (random heads, both parsers)', () => {
+    const HOP = [
+      'connection',
+      'proxy-connection',
+      'keep-alive',
+      'te',
+      'transfer-encoding',
+      'trailer',
+      'upgrade',
+    ];
+    // Transfer-Encoding is only added (a request's would frame its body, or be refused).
+    const names = [
+      ...HOP.filter((n) => n !== 'transfer-encoding'),
+      'X-A',
+      'x-b',
+      'Accept',
+      'via',
+      'X-Forwarded-For',
+      'proxy-authorization',
+      'close',
+    ];
+    const tokens = [
+      'keep-alive',
+      'close',
+      'x-a',
+      'X-B',
+      'VIA',
+      'accept',
+      'upgrade',
+      'x-forwarded-for',
+      'TE',
+      'x-c',
+    ];
+    const alsos = [
+      undefined,
+      new HeaderNameSet(['proxy-authorization', 'proxy-authenticate']),
+      new HeaderNameSet(['X-B', 'via']),
+    ];
+    let seed = 18;
+    const pick = <T>(a: readonly T[]): T => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return a[(seed >>> 8) % a.length]!;
+    };
+    const reference = (list: [string, string][], also: HeaderNameSet | undefined) => {
+      const listed = new Set<string>();
+      for (const [n, v] of list)
+        if (n === 'connection') for (const t of v.split(',')) listed.add(t.trim().toLowerCase());
+      return list.filter(([n]) => !HOP.includes(n) && !listed.has(n) && also?.has(n) !== true);
+    };
+    let removedSome = 0;
+    try {
+      for (const native of [true, false]) {
+        useNativeHeadScan(native);
+        for (let round = 0; round < 300; round++) {
+          let fields = '';
+          const count = 1 + (round % 7);
+          for (let k = 0; k < count; k++) {
+            const name = pick(names);
+            const value =
+              name.toLowerCase() === 'connection'
+                ? `${pick(tokens)}${pick([', ', ',', ' ,\t'])}${pick(tokens)}`
+                : pick(['1', 'v']);
+            fields += `${name}: ${value}\r\n`;
+          }
+          const h = wire(fields);
+          if (round % 3 === 0) h.append(pick([...names, 'transfer-encoding']), 'added');
+          if (round % 5 === 0) h.append('Connection', `${pick(tokens)}, ${pick(tokens)}`);
+          const also = pick(alsos);
+          const before: [string, string][] = [...h];
+          const expected = reference(before, also);
+          expect(h.removeHopByHop(also)).toBe(before.length - expected.length);
+          expect([...h]).toEqual(expected);
+          if (expected.length < before.length) removedSome++;
+        }
+      }
+    } finally {
+      useNativeHeadScan(true);
+    }
+    expect(removedSome).toBeGreaterThan(300);
+  });
+
   it('builds from pairs, records and other lists; joins for toObject', () => {
     const h = new HttpHeaders({ 'Set-Cookie': ['a=1', 'b=2'], Vary: 'accept', Skip: undefined });
     expect(h.toObject()).toEqual({ 'set-cookie': ['a=1', 'b=2'], vary: 'accept' });

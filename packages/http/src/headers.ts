@@ -45,8 +45,8 @@ for (const name of [
   'upgrade',
 ])
   HOP_ID[knownIdOf(name)] = 1;
-/** Ids named by the Connection fields of the current removeHopByHop call: `named[id] === namedGen`. */
-const named = new Int32Array(256);
+/** Ids named by the Connection fields of the current removeHopByHop call: `connectionNamed[id] === namedGen`. */
+const connectionNamed = new Int32Array(256);
 let namedGen = 0;
 
 /** Buffer's native latin1 decoder; works on any Uint8Array. */
@@ -547,62 +547,82 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * TE, Transfer-Encoding, Trailer, Upgrade), every field a Connection field names, and the
    * names in `also`; returns how many fields were removed. What a proxy does to each message it
    * forwards. On decoded fields it is one pass over known-name ids: Connection values are read
-   * as bytes, and no string is made unless Connection names an uncommon field.
+   * as bytes, and no string is made unless Connection names an uncommon field. A second pass
+   * runs only when Connection names a field the first did not remove anyway (`keep-alive`,
+   * the usual one, is hop-by-hop itself) or `also` has uncommon names.
    */
   removeHopByHop(also?: HeaderNameSet): number {
     const gen = ++namedGen;
-    let uncommon: string[] | null = null;
+    const alsoIds = also === undefined ? null : also.ids;
+    const alsoOthers = also === undefined || also.others.size === 0 ? null : also.others;
+    const n = this.size;
     const wc = this.wcount;
-    const words = wc > 0 ? this.slab!.words : null;
-    const bytes = wc > 0 ? this.slab!.bytes : null;
-    // The names Connection lists.
-    for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
-      if ((words![e]! & ID_MASK) !== ID_CONNECTION) continue;
-      const b = bytes!;
-      const end = words![e - 1]!;
-      let p = words![e - 2]!;
-      while (p < end) {
-        const c = b[p]!;
-        if (c === 0x2c || c === 0x20 || c === 0x09) {
-          p++;
-          continue;
+    let marks: Uint8Array | null = null;
+    /** Connection named a common name that is not removed by id anyway. */
+    let named = false;
+    let uncommon: string[] | null = null;
+    if (wc > 0) {
+      const words = this.slab!.words;
+      const b = this.slab!.bytes;
+      for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
+        const id = words[e]! & ID_MASK;
+        if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) continue;
+        marks ??= marksFor(n);
+        marks[i] = 1;
+        if (id !== ID_CONNECTION) continue;
+        // The names this Connection field lists.
+        const end = words[e - 1]!;
+        let p = words[e - 2]!;
+        while (p < end) {
+          const c = b[p]!;
+          if (c === 0x2c || c === 0x20 || c === 0x09) {
+            p++;
+            continue;
+          }
+          const ts = p;
+          while (p < end && b[p] !== 0x2c && b[p] !== 0x20 && b[p] !== 0x09) p++;
+          const tid = lookupKnownId(b, ts, p);
+          if (tid === 0) (uncommon ??= []).push(latin1Slice.call(b, ts, p).toLowerCase());
+          else if (HOP_ID[tid] !== 1 && (alsoIds === null || alsoIds[tid] !== 1)) {
+            connectionNamed[tid] = gen;
+            named = true;
+          }
         }
-        const ts = p;
-        while (p < end && b[p] !== 0x2c && b[p] !== 0x20 && b[p] !== 0x09) p++;
-        const id = lookupKnownId(b, ts, p);
-        if (id !== 0) named[id] = gen;
-        else (uncommon ??= []).push(latin1Slice.call(b, ts, p).toLowerCase());
       }
     }
     const added = this.added;
     for (let j = 0; j < added.length; j += 2) {
-      if (added[j] !== 'connection') continue;
+      const id = knownIdOf(added[j]!);
+      if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) continue;
+      marks ??= marksFor(n);
+      marks[wc + (j >> 1)] = 1;
+      if (id !== ID_CONNECTION) continue;
       for (const token of added[j + 1]!.split(',')) {
         const t = token.trim().toLowerCase();
         if (t === '') continue;
-        const id = knownIdOf(t);
-        if (id !== 0) named[id] = gen;
-        else (uncommon ??= []).push(t);
+        const tid = knownIdOf(t);
+        if (tid === 0) (uncommon ??= []).push(t);
+        else if (HOP_ID[tid] !== 1 && (alsoIds === null || alsoIds[tid] !== 1)) {
+          connectionNamed[tid] = gen;
+          named = true;
+        }
       }
     }
-    const alsoIds = also === undefined ? null : also.ids;
-    const alsoOthers = also === undefined || also.others.size === 0 ? null : also.others;
-    const n = this.size;
-    let marks: Uint8Array | null = null;
-    for (let i = 0; i < n; i++) {
-      let id: number;
-      if (i < wc) id = words![this.wbase + ENTRY * i + 4]! & ID_MASK;
-      else id = knownIdOf(added[2 * (i - wc)]!);
-      let hop: boolean;
-      if (id !== 0) hop = HOP_ID[id] === 1 || named[id] === gen || (alsoIds !== null && alsoIds[id] === 1);
-      else if (uncommon === null && alsoOthers === null) hop = false;
-      else {
-        const lname = this.nameAt(i);
-        hop = uncommon?.includes(lname) === true || alsoOthers?.has(lname) === true;
-      }
-      if (hop) {
-        marks ??= marksFor(n);
-        marks[i] = 1;
+    if (named || uncommon !== null || alsoOthers !== null) {
+      const words = wc > 0 ? this.slab!.words : null;
+      for (let i = 0; i < n; i++) {
+        if (marks !== null && marks[i] === 1) continue;
+        const id = i < wc ? words![this.wbase + ENTRY * i + 4]! & ID_MASK : knownIdOf(added[2 * (i - wc)]!);
+        let hop: boolean;
+        if (id !== 0) hop = connectionNamed[id] === gen;
+        else {
+          const lname = this.nameAt(i);
+          hop = uncommon?.includes(lname) === true || alsoOthers?.has(lname) === true;
+        }
+        if (hop) {
+          marks ??= marksFor(n);
+          marks[i] = 1;
+        }
       }
     }
     return marks === null ? 0 : this.dropMarked(marks, n);
