@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { HttpHeaders } from '../headers.js';
+import { HttpHeaders } from '../headers.js';
+import { KNOWN_NAMES } from '../internal/known-names.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';
 import { measureFieldBlock, writeFieldBlock } from './field-block.js';
 
@@ -35,6 +36,27 @@ describe('writeFieldBlock', () => {
       expect(Buffer.from(out.subarray(7, end)).toString('latin1')).toBe(FIELDS);
       expect(out[6]).toBe(0);
       expect(out[end]).toBe(0);
+    }
+  });
+
+  it('writes added fields with every known name (long ones from their bytes) and others alike', () => {
+    const framing = ['connection', 'content-length', 'keep-alive', 'transfer-encoding'];
+    const names = [...KNOWN_NAMES.slice(1), 'x-uncommon-name', 'x', 'via'];
+    for (const out of [new Uint8Array(4096), Buffer.alloc(4096)]) {
+      const h = decoded();
+      for (const name of names) h.append(name, `v-${name}`);
+      const n = measureFieldBlock(h);
+      const end = writeFieldBlock(h, out, 3);
+      const expected = names
+        .filter((name) => !framing.includes(name))
+        .map((name) => `${name}: v-${name}\r\n`)
+        .join('');
+      expect(Buffer.from(out.subarray(3, end)).toString('latin1')).toBe(FIELDS + expected);
+      expect(end).toBe(3 + n);
+      const built = new HttpHeaders([['x-forwarded-proto', 'https']]);
+      expect(Buffer.from(out.subarray(0, writeFieldBlock(built, out, 0))).toString('latin1')).toBe(
+        'x-forwarded-proto: https\r\n',
+      );
     }
   });
 

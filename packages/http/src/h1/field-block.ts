@@ -36,6 +36,17 @@ const typedArraySet = (
 ).set;
 const U8 = Uint8Array;
 
+/**
+ * `name: ` as bytes for the known names of 8 chars or more, by id (undefined for the others):
+ * an added field with such a name (a proxy's X-Forwarded-For, -Proto, -Host) has its name
+ * copied in one native copy (~250 instructions, callgrind) where writing it char by char costs
+ * ~35 per char (each char's load and store checks its array in V8's optimized code).
+ */
+const NAME_PREFIX: readonly (Uint8Array | undefined)[] = known.KNOWN_NAMES.map((name) =>
+  name.length >= 8 ? Uint8Array.from(`${name}: `, (c) => c.charCodeAt(0)) : undefined,
+);
+const knownIdOf = known.knownIdOf;
+
 const FRAMING_ID = new Uint8Array(256);
 FRAMING_ID[known.ID_CONTENT_LENGTH] = 1;
 FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
@@ -148,9 +159,15 @@ export function writeFieldBlock(
   for (let j = 0; j < added.length; j += 2) {
     const name = added[j]!;
     if (isFramingName(name)) continue;
-    pos = writeLatin1(out, pos, name);
-    out[pos++] = 0x3a;
-    out[pos++] = 0x20;
+    const prefix = NAME_PREFIX[knownIdOf(name)];
+    if (prefix !== undefined) {
+      typedArraySet.call(out, prefix, pos);
+      pos += prefix.length;
+    } else {
+      pos = writeLatin1(out, pos, name);
+      out[pos++] = 0x3a;
+      out[pos++] = 0x20;
+    }
     pos = writeLatin1(out, pos, added[j + 1]!);
     out[pos++] = 0x0d;
     out[pos++] = 0x0a;
