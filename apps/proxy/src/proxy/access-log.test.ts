@@ -29,6 +29,7 @@ const record = (over: Partial<AccessRecord> = {}): AccessRecord => ({
   upstreamMs: 0.5,
   ms: 1.2345,
   requestId: 'req-1',
+  timeBytes: undefined,
   ...over,
 });
 
@@ -38,6 +39,19 @@ describe('access-log formats', () => {
       '2026-12-03T10:00:00.000Z web 10.1.2.3:4000 GET /a?b=1 200 12 http://127.0.0.1:9000 1.23\n',
     );
     expect(textLine(record({ upstream: undefined }))).toContain(' 200 12 - 1.23\n');
+  });
+
+  it('copies the time from its bytes when the record has them, to a string and into a file sink alike', async () => {
+    const time = '2026-12-05T06:30:00.123Z';
+    const r = record({ time, timeBytes: new Uint8Array(Buffer.from(time, 'latin1')) });
+    const line = `${time} web 10.1.2.3:4000 GET /a?b=1 200 12 http://127.0.0.1:9000 1.23\n`;
+    expect(textLine(r)).toBe(line);
+    const path = join(dir, 'time-bytes.log');
+    const sink = new FileSink(path, () => {});
+    sink.pushText(r);
+    sink.pushText(record({ time: '2026-12-05T06:30:00.124Z' }));
+    await sink.close();
+    expect(readFileSync(path, 'latin1')).toBe(`${line}${line.replace('.123Z', '.124Z')}`);
   });
 
   it('escapes what could split or forge a text line (a Thrift method name is the client’s choice)', () => {

@@ -353,6 +353,13 @@ export function peerText(peer: SocketAddress): string {
 /** One access-log record: what both formats are made from. */
 export interface AccessRecord {
   time: string;
+  /**
+   * `time`'s chars as bytes, when the logger keeps them (ProxyLog: updated with its clock, once
+   * per millisecond): a text line copies them in one native copy instead of reading the
+   * string's 24 chars one by one (and flattening the string the clock made). Undefined: read
+   * from `time`.
+   */
+  timeBytes: Uint8Array | undefined;
   server: string;
   /** The client (after PROXY protocol and trusted X-Forwarded-For hops). */
   client: SocketAddress;
@@ -396,6 +403,13 @@ const latin1Slice = (
   Buffer.prototype as unknown as { latin1Slice(this: Uint8Array, start: number, end: number): string }
 ).latin1Slice;
 
+/** %TypedArray%.prototype.set, read once (a Buffer and a Uint8Array target share one call site). */
+const typedArraySet = (
+  Object.getPrototypeOf(Uint8Array.prototype) as {
+    set(this: Uint8Array, src: ArrayLike<number>, offset: number): void;
+  }
+).set;
+
 /** The scratch buffer textLine formats into (grown for a longer line, kept). */
 let scratch = new Uint8Array(1024);
 /** A file sink's buffer before its first line. */
@@ -435,7 +449,12 @@ function textLineInto(r: AccessRecord, b: Uint8Array, at: number, maxChar: numbe
   const upstream = r.upstream ?? '-';
   const inet = client.family !== 'unix';
   const address = inet ? client.address : 'unix';
-  let p = latin1(b, at, r.time, maxChar);
+  const timeBytes = r.timeBytes;
+  let p: number;
+  if (timeBytes !== undefined) {
+    typedArraySet.call(b, timeBytes, at);
+    p = at + timeBytes.length;
+  } else p = latin1(b, at, r.time, maxChar);
   if (p < 0) return -1;
   b[p++] = 0x20;
   p = latin1(b, p, r.server, maxChar);

@@ -89,6 +89,35 @@ describe('ProxyLog', () => {
     }
   });
 
+  it('stamps access lines with toISOString at every millisecond (the time bytes kept with the clock)', () => {
+    const out: string[] = [];
+    const log = new ProxyLog(
+      'info',
+      '',
+      (t) => out.push(t),
+      () => {},
+      0,
+    );
+    const base = Date.UTC(2026, 11, 5, 6, 30, 58, 990);
+    const times = [base, base + 1, base + 9, base + 10, base + 99, base + 100, base + 1009, base + 1010];
+    for (let ms = base + 2000; ms < base + 4500; ms += 13) times.push(ms);
+    // A year past 9999 (no bytes kept: the string is read), then back.
+    times.push(Date.UTC(10000, 0, 1, 0, 0, 0, 5), base + 5000, base + 5001);
+    vi.useFakeTimers();
+    try {
+      for (const ms of times) {
+        vi.setSystemTime(ms);
+        // Between lines, the ops log's reads of the clock (the same cache) in any order.
+        if (ms % 3 === 0) log.now();
+        log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 200, 0, undefined, 0);
+        log.flush();
+        expect(out.pop()).toBe(`${new Date(ms).toISOString()} s unix GET / 200 0 - 0.00\n`);
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('waits for the coarse tick by default', async () => {
     const out: string[] = [];
     const log = new ProxyLog(

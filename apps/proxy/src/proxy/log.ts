@@ -116,6 +116,7 @@ class LogOutputs {
     upstreamMs: undefined,
     ms: 0,
     requestId: undefined,
+    timeBytes: undefined,
   };
   lastMs = Number.NaN;
   lastIso = '';
@@ -123,6 +124,9 @@ class LogOutputs {
   lastSecondMs = Number.NaN;
   /** `YYYY-MM-DDTHH:MM:SS.` of that second. */
   lastIsoSecond = '';
+  /** lastIso's chars as bytes while it has the 24-char form (lastIsoBytesOk), for access lines. */
+  readonly lastIsoBytes = new Uint8Array(24);
+  lastIsoBytesOk = false;
 
   constructor(out: (text: string) => void, err: (text: string) => void, flushMs: number) {
     this.stdout = new LineBuffer(out, flushMs);
@@ -230,6 +234,7 @@ export class ProxyLog {
       out.lastMs = ms;
       const second = Math.floor(ms / 1000) * 1000;
       const milli = ms - second;
+      const bytes = out.lastIsoBytes;
       if (second !== out.lastSecondMs) {
         const iso = new Date(ms).toISOString();
         out.lastIso = iso;
@@ -237,10 +242,21 @@ export class ProxyLog {
         if (iso.length === 24) {
           out.lastSecondMs = second;
           out.lastIsoSecond = iso.slice(0, 20);
-        } else out.lastSecondMs = Number.NaN;
+          for (let i = 0; i < 24; i++) bytes[i] = iso.charCodeAt(i);
+          out.lastIsoBytesOk = true;
+        } else {
+          out.lastSecondMs = Number.NaN;
+          out.lastIsoBytesOk = false;
+        }
         return iso;
       }
       out.lastIso = `${out.lastIsoSecond}${milli < 100 ? (milli < 10 ? '00' : '0') : ''}${milli}Z`;
+      // The same second: its bytes are there, the milliseconds change.
+      const hundreds = Math.floor(milli / 100);
+      const tens = Math.floor(milli / 10) - 10 * hundreds;
+      bytes[20] = 0x30 + hundreds;
+      bytes[21] = 0x30 + tens;
+      bytes[22] = 0x30 + (milli - 10 * Math.floor(milli / 10));
     }
     return out.lastIso;
   }
@@ -320,6 +336,7 @@ export class ProxyLog {
     // per request but the line itself.
     const record = out.record;
     record.time = this.now();
+    record.timeBytes = out.lastIsoBytesOk ? out.lastIsoBytes : undefined;
     record.server = server;
     record.client = client;
     record.peer = client === peer ? undefined : peer;
