@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Per-request differences of two callgrind runs (callgrind-core.sh).
 
-Usage: callgrind-core.py <cg.N1> <cg.N2> <N1> <N2> [top=40] [--maps <map.N1> <map.N2>]
+Usage: callgrind-core.py <cg.N1> <cg.N2> <N1> <N2> [top=40] [--maps <map.N1> <map.N2>] [--incl a,b]
 
 Prints the total Ir of each run and (Ir2 - Ir1) / (N2 - N1); then the functions whose self Ir
 grew the most, per request, with their calls per request (every call site of the function
@@ -54,6 +54,7 @@ def parse(path, name_of=None):
     (perf_map()) a '0x...' function is named by the JIT code holding that address."""
     names = {"fn": {}, "cfn": {}}
     self_ir = defaultdict(int)
+    callee_ir = defaultdict(int)
     calls = defaultdict(int)
     total = 0
     fn = None
@@ -72,6 +73,8 @@ def parse(path, name_of=None):
                 ir = int(parts[1 + events_ir]) if len(parts) > 1 + events_ir else 0
                 if pending_call:
                     pending_call = False  # the inclusive cost of a call: not self
+                    if cfn != fn:
+                        callee_ir[fn] += ir
                     continue
                 self_ir[fn] += ir
                 total += ir
@@ -87,7 +90,7 @@ def parse(path, name_of=None):
             elif line.startswith("events:"):
                 ev = line.split()[1:]
                 events_ir = ev.index("Ir") if "Ir" in ev else 0
-    return total, self_ir, calls
+    return total, self_ir, calls, callee_ir
 
 
 def resolve(table, names, text):
@@ -144,8 +147,8 @@ def main():
     a, b, n1, n2 = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     top = int(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[5].isdigit() else 40
     maps = sys.argv[sys.argv.index("--maps") + 1 :][:2] if "--maps" in sys.argv else None
-    t1, s1, c1 = parse(a, perf_map(maps[0]) if maps else None)
-    t2, s2, c2 = parse(b, perf_map(maps[1]) if maps else None)
+    t1, s1, c1, i1 = parse(a, perf_map(maps[0]) if maps else None)
+    t2, s2, c2, i2 = parse(b, perf_map(maps[1]) if maps else None)
     d = n2 - n1
     print(f"Ir: {t1:,} ({n1} requests), {t2:,} ({n2}); per request {(t2 - t1) / d:,.0f}")
     rows = []
@@ -160,6 +163,16 @@ def main():
     print(f"{'self Ir/req':>12} {'calls/req':>10}  function")
     for ir, calls, k in rows[:top]:
         print(f"{ir:12,.0f} {calls:10.2f}  {k}")
+    # --incl a,b: inclusive Ir per request (self plus its calls' costs) of the functions whose
+    # name contains a or b (named JIT code needs --maps).
+    if "--incl" in sys.argv:
+        pats = sys.argv[sys.argv.index("--incl") + 1].split(",")
+        print("inclusive per request (self + calls):")
+        for k in sorted(set(s1) | set(s2), key=str):
+            if any(p in str(k) for p in pats):
+                own = (s2.get(k, 0) - s1.get(k, 0)) / d
+                inc = own + (i2.get(k, 0) - i1.get(k, 0)) / d
+                print(f"{inc:12,.0f} {own:10,.0f}  {k}")
     watch = [
         "napi_get_typedarray_info",
         "napi_get_cb_info",

@@ -12,7 +12,8 @@
 # Env: OUT (dir, default a new one under $TMPDIR), TOP (functions listed, default 40), BUNDLE (a
 # bundle to run instead of bundling the tree: compare revisions with bundles made from each),
 # PERF_MAP=1 (node --perf-basic-prof: each run's V8 map kept as <dir>/map.N, and the report names
-# the JIT code by JavaScript function instead of '0x...').
+# the JIT code by JavaScript function instead of '0x...'), INCL=a,b (also the inclusive Ir per request,
+# self plus calls, of the functions whose name contains a or b).
 # The runs are pinned to CPU ${CPU:-1}. Output: totals and per-request Ir, and the top functions
 # by their difference per request (self), in <dir>/report.txt.
 set -euo pipefail
@@ -59,4 +60,5 @@ for n in "$n1" "$n2"; do
 done
 maps=()
 [ "${PERF_MAP:-0}" = 1 ] && maps=(--maps "$dir/map.$n1" "$dir/map.$n2")
+[ -n "${INCL:-}" ] && maps+=(--incl "$INCL")
 /usr/bin/python3 "$here/bench/http-proxy/callgrind-core.py" "$dir/cg.$n1" "$dir/cg.$n2" "$n1" "$n2" "$top" "${maps[@]}" | tee "$dir/report.txt"
