@@ -4,7 +4,8 @@
  *   `server_read_header` (408, counted from each head's first byte), loch's RSS stays bounded,
  *   descriptors come back, and a normal client on the same worker is answered throughout;
  * - slow readers: clients that stop reading a response larger than the kernel's socket buffers
- *   (32 MiB at least) are cut by `server_write`, and loch's RSS grows by far less than the bodies (it never buffers a whole body);
+ *   (32 MiB at least) are cut by `server_write`, and loch's RSS grows by far less than the
+ *   bodies (it never buffers a whole body);
  * - stalled bodies: clients that send a head and part of a body, then nothing, are cut by
  *   `server_read_body`, and each upstream exchange they started is aborted (never left waiting
  *   for the rest), descriptors come back, a normal client is answered meanwhile.
