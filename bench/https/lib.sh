@@ -14,19 +14,8 @@
 #
 # The caller sets `here` (this directory) and `root` (the checkout whose apps/proxy build runs).
 
-# A free port below the kernel's ephemeral range (32768+), where port-0 binds of other jobs on
-# the machine cannot take it in the minutes a server under callgrind takes to start.
-free_port() { python3 -c '
-import random, socket
-while True:
-    p = random.randint(20000, 32000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); print(p); break
-    except OSError:
-        pass
-    finally:
-        s.close()'; }
+# free_port: bench/lib/free-port.sh (above the ephemeral range, bounded tries).
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/free-port.sh"
 
 https_setup() { # NAME SIZE
   dir=$(mktemp -d "/tmp/loch-$1-XXXXXX")

@@ -55,31 +55,7 @@ root=$(cd "${ROOT:-$here}" && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-thrift-counts-XXXXXX")
 chmod 755 "$dir"
 mkdir -p "$dir/hooks"
-# A free port above the kernel's ephemeral range: one the OS picks from that range can be taken by
-# another process's outgoing connection before loch binds it (under valgrind loch starts a minute
-# or more later: two CALLGRIND runs failed with EADDRINUSE while other benchmarks ran), and the
-# ports below it are the tests' (packages/http/test/free-port.ts), which may run meanwhile.
-free_port() {
-  /usr/bin/python3 - <<'PY'
-import random, socket, sys
-high = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[1])
-if high >= 65535:
-    sys.exit('free_port: the ephemeral range reaches 65535: no port above it')
-for _ in range(200):
-    port = random.randrange(high + 1, 65536)
-    s = socket.socket()
-    try:
-        s.bind(('127.0.0.1', port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    sys.exit('free_port: no free port above the ephemeral range in 200 tries')
-PY
-}
+. "$here/bench/lib/free-port.sh"
 wait_port() { # port [tries of 0.1 s]
   for _ in $(seq 1 "${2:-200}"); do
     if /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null; then return 0; fi
