@@ -357,7 +357,8 @@ export interface AccessRecord {
    * `time`'s chars as bytes, when the logger keeps them (ProxyLog: updated with its clock, once
    * per millisecond): a text line copies them in one native copy instead of reading the
    * string's 24 chars one by one (and flattening the string the clock made). Undefined: read
-   * from `time`.
+   * from `time`. The logger's own array, rewritten at its next millisecond: valid only during the
+   * push that receives the record (a sink copies it then, never keeps it).
    */
   timeBytes: Uint8Array | undefined;
   server: string;
