@@ -1,6 +1,7 @@
 /**
  * Thrift peers on node:net for the proxy's thrift tests (not a test file): a client of framed
- * calls, an echoing binary upstream, and the echo call and its reply's reading.
+ * calls, an echoing binary upstream, and the echo call (whole, or its args for a ThriftClient) and
+ * its reply's reading.
  */
 import { createConnection, createServer, type Socket } from 'node:net';
 import {
@@ -9,19 +10,27 @@ import {
   decodeFrame,
   encodeFrame,
   MessageType,
+  type ProtocolWriter,
   readMessageHeader,
   TType,
 } from '@loch/thrift';
+
+/** The args struct of `echo(1: string text)`, as `ThriftClient.call(method, write)` takes it. */
+export function echoArgs(text: string): (w: ProtocolWriter) => void {
+  return (w) => {
+    w.writeStructBegin();
+    w.writeFieldBegin(TType.STRING, 1);
+    w.writeString(text);
+    w.writeFieldStop();
+    w.writeStructEnd();
+  };
+}
 
 /** A framed binary CALL of `echo` with seq id `seqId` and `text` as its string field 1. */
 export function echoCall(text: string, seqId: number): Uint8Array {
   const w = createWriter('binary');
   w.writeMessageBegin('echo', MessageType.CALL, seqId);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString(text);
-  w.writeFieldStop();
-  w.writeStructEnd();
+  echoArgs(text)(w);
   return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
 }
 

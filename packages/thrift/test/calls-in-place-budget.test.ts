@@ -9,15 +9,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createRuntime, type DriverName, TcpListener } from '@loch/uring-runtime';
 import { describe, expect, it } from 'vitest';
-import {
-  createReply,
-  createWriter,
-  encodeFrame,
-  MessageType,
-  type ThriftRequest,
-  ThriftServer,
-  TType,
-} from '../src/index.js';
+import { createReply, type ThriftRequest, ThriftServer } from '../src/index.js';
+import { echoCall } from './echo-call.js';
 
 async function available(driver: DriverName): Promise<boolean> {
   try {
@@ -33,14 +26,7 @@ const drivers: DriverName[] = [];
 for (const name of ['legacy', 'uring'] as const) if (await available(name)) drivers.push(name);
 
 function call(seqId: number, size: number): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('echo', MessageType.CALL, seqId);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString('x'.repeat(size));
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+  return echoCall('x'.repeat(size), seqId);
 }
 
 const STREAM_CAP = 256 * 1024;

@@ -24,6 +24,7 @@ import {
   type ThriftServerOptions,
   TType,
 } from '../src/index.js';
+import { echoCall } from './echo-call.js';
 import { connect, listen, rawConnect } from './net-stream.js';
 
 /** Reads args {1: string text, 2: i32 delayMs} and replies result {0: string} = text. */
@@ -319,12 +320,7 @@ describe('reply order of concurrent calls on one connection', () => {
   async function replyOrder(): Promise<number[]> {
     const s = await rawConnect(port);
     sockets.push(s);
-    const frames = [1, 2, 3, 4, 5, 6].map((seq) => {
-      const w = createWriter('binary');
-      w.writeMessageBegin('echo', MessageType.CALL, seq);
-      args(`c${seq}`)(w);
-      return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-    });
+    const frames = [1, 2, 3, 4, 5, 6].map((seq) => echoCall(`c${seq}`, seq));
     s.write(Buffer.concat(frames));
     const seqIds: number[] = [];
     let buf = Buffer.alloc(0);

@@ -1,20 +1,7 @@
 import { expect, it } from 'vitest';
-import { createWriter } from '../protocol/factory.js';
-import { encodeFrame } from '../transport/codec.js';
-import { MessageType, TType } from '../types.js';
+import { echoCall } from '../../test/echo-call.js';
 import { createReply, ThriftServer } from './server.js';
 import type { ThriftRecvTarget, ThriftWriteTarget } from './stream.js';
-
-function call(): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('echo', MessageType.CALL, 1);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString('hi');
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-}
 
 /**
  * Taking a whole message disarms the idle/read deadline armed while waiting for it: a handler
@@ -25,7 +12,7 @@ it.each([
   ['idle', { idleTimeout: 200 }, 1],
   ['read', { readTimeout: 200 }, 2],
 ])('a slow handler is not cut by the %s deadline armed before its call', async (_, opts, pieces) => {
-  const input = call();
+  const input = echoCall('hi', 1);
   const parts = pieces === 1 ? [input] : [input.subarray(0, 5), input.subarray(5)];
   let i = 0;
   let pending: ThriftRecvTarget | undefined;

@@ -8,7 +8,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createReader, createWriter } from '../protocol/factory.js';
+import { echoMessage } from '../../test/echo-call.js';
+import { createReader } from '../protocol/factory.js';
 import { encodeFrame } from '../transport/codec.js';
 import type { FramingName } from '../transport/frame.js';
 import { MessageType, TType } from '../types.js';
@@ -20,16 +21,7 @@ import type { ThriftRecvTarget, ThriftWriteTarget } from './stream.js';
 /** Framed binary (or THeader/TTHeader) calls of `echo(1: string text)` with texts of the given sizes. */
 function calls(sizes: readonly number[], framing: FramingName = 'framed') {
   const texts = sizes.map((n, i) => `${i}:`.padEnd(n, 'x'));
-  const messages = texts.map((text, i) => {
-    const w = createWriter('binary');
-    w.writeMessageBegin('echo', MessageType.CALL, i);
-    w.writeStructBegin();
-    w.writeFieldBegin(TType.STRING, 1);
-    w.writeString(text);
-    w.writeFieldStop();
-    w.writeStructEnd();
-    return w.finishCopy();
-  });
+  const messages = texts.map((text, i) => echoMessage(text, i));
   const wire = Buffer.concat(messages.map((m) => encodeFrame({ framing, protocol: 'binary' }, m)));
   return { texts, messages, wire: new Uint8Array(wire) };
 }

@@ -5,10 +5,10 @@
  * end aborting running calls, every reply handed over released). Over scripted connections.
  */
 import { describe, expect, it } from 'vitest';
+import { echoCall } from '../../test/echo-call.js';
 import { withTargetForms } from '../../test/target-forms.js';
 import { TApplicationException, TApplicationExceptionType } from '../application-exception.js';
-import { createReader, createWriter } from '../protocol/factory.js';
-import { encodeFrame } from '../transport/codec.js';
+import { createReader } from '../protocol/factory.js';
 import { MessageType, TType } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import {
@@ -48,16 +48,7 @@ function connection(input: Uint8Array, chunk: number) {
 /** `count` framed binary calls of `echo(1: string text)` (texts "0", "1", ...), `type` CALL or ONEWAY. */
 function calls(count: number, type: MessageType = MessageType.CALL): { bytes: Uint8Array; texts: string[] } {
   const texts = Array.from({ length: count }, (_, i) => `${i}`);
-  const frames = texts.map((text, i) => {
-    const w = createWriter('binary');
-    w.writeMessageBegin('echo', type, i);
-    w.writeStructBegin();
-    w.writeFieldBegin(TType.STRING, 1);
-    w.writeString(text);
-    w.writeFieldStop();
-    w.writeStructEnd();
-    return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-  });
+  const frames = texts.map((text, i) => echoCall(text, i, 'framed', type));
   return { bytes: Buffer.concat(frames), texts };
 }
 

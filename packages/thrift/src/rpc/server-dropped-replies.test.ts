@@ -7,25 +7,14 @@
  * fails (the client reset it), that waiting reply is released too, once the stream is closed.
  */
 import { describe, expect, it } from 'vitest';
+import { echoCall } from '../../test/echo-call.js';
 import { withTargetForms } from '../../test/target-forms.js';
-import { createWriter } from '../protocol/factory.js';
-import { encodeFrame } from '../transport/codec.js';
-import { MessageType, TType } from '../types.js';
 import { createReply, type ThriftReply, ThriftServer } from './server.js';
 import type { ThriftStream } from './stream.js';
 
 /** `count` framed binary calls of `echo(1: string text)`. */
 function calls(count: number): Uint8Array {
-  const frames = Array.from({ length: count }, (_, i) => {
-    const w = createWriter('binary');
-    w.writeMessageBegin('echo', MessageType.CALL, i);
-    w.writeStructBegin();
-    w.writeFieldBegin(TType.STRING, 1);
-    w.writeString(`call ${i}`);
-    w.writeFieldStop();
-    w.writeStructEnd();
-    return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-  });
+  const frames = Array.from({ length: count }, (_, i) => echoCall(`call ${i}`, i));
   return Buffer.concat(frames);
 }
 

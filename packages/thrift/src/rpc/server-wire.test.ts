@@ -7,7 +7,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createReader, createWriter } from '../protocol/factory.js';
+import { echoCall } from '../../test/echo-call.js';
+import { createReader } from '../protocol/factory.js';
 import { encodeFrame } from '../transport/codec.js';
 import type { FramingName } from '../transport/frame.js';
 import { MessageType, TType } from '../types.js';
@@ -18,16 +19,7 @@ import type { ThriftRecvTarget, ThriftWriteTarget } from './stream.js';
 /** Binary `echo(1: string text)` calls with texts of the given sizes, framed with `framing`. */
 function calls(sizes: readonly number[], framing: FramingName = 'framed') {
   const texts = sizes.map((n, i) => `${i}:`.padEnd(n, 'x'));
-  const frames = texts.map((text, i) => {
-    const w = createWriter('binary');
-    w.writeMessageBegin('echo', MessageType.CALL, i);
-    w.writeStructBegin();
-    w.writeFieldBegin(TType.STRING, 1);
-    w.writeString(text);
-    w.writeFieldStop();
-    w.writeStructEnd();
-    return encodeFrame({ framing, protocol: 'binary' }, w.finishCopy());
-  });
+  const frames = texts.map((text, i) => echoCall(text, i, framing));
   return { texts, frames, wire: new Uint8Array(Buffer.concat(frames)) };
 }
 

@@ -6,9 +6,9 @@
  * its buffer, replies are released once written.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { echoCall } from '../../test/echo-call.js';
 import { withTargetForms } from '../../test/target-forms.js';
-import { createReader, createWriter } from '../protocol/factory.js';
-import { encodeFrame } from '../transport/codec.js';
+import { createReader } from '../protocol/factory.js';
 import { MessageType, TType } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import { createReply, type ThriftHandler, ThriftServer } from './server.js';
@@ -108,16 +108,7 @@ function connection(input: Uint8Array, chunk: number, failWrites = false) {
 /** `count` framed binary calls of `echo(1: string text)`, texts of `size` bytes. */
 function calls(count: number, size: number): { bytes: Uint8Array; texts: string[] } {
   const texts = Array.from({ length: count }, (_, i) => `${i}`.padEnd(size, 'x'));
-  const frames = texts.map((text, i) => {
-    const w = createWriter('binary');
-    w.writeMessageBegin('echo', MessageType.CALL, i);
-    w.writeStructBegin();
-    w.writeFieldBegin(TType.STRING, 1);
-    w.writeString(text);
-    w.writeFieldStop();
-    w.writeStructEnd();
-    return encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-  });
+  const frames = texts.map((text, i) => echoCall(text, i));
   return { bytes: Buffer.concat(frames), texts };
 }
 
