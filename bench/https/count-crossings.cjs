@@ -2,7 +2,8 @@
  * Preloaded (`node --require`, through NODE_OPTIONS so worker threads inherit it) into a loch
  * whose JavaScript -> native crossings request-crossings.sh counts: in every thread it loads
  * @loch/native's addon the way native/index.js does (require() of the same .node file: the same
- * exports object in that thread) and wraps each of its functions with a counter by name; the
+ * exports object in that thread) and wraps each of its functions with a counter by name
+ * (bench/lib/binding-calls.cjs, which the in-process tests share); the
  * ring's completion callbacks (native -> JavaScript) come from the addon's own crossings()
  * counter. Every 200 ms each thread writes its cumulative counts to
  * $LOCH_BENCH_CROSSINGS/<pid>-<threadId>.json (a timer and a synchronous file write: no addon call).
@@ -17,16 +18,7 @@ if (out) {
   const root = process.env.LOCH_ROOT || join(__dirname, '..', '..');
   const path = process.env.LOCH_NATIVE_PATH || join(root, 'native', 'build', 'Release', 'loch_native.node');
   const binding = require(path);
-  const calls = {};
-  for (const name of Object.keys(binding)) {
-    const fn = binding[name];
-    if (typeof fn !== 'function' || name === 'crossings') continue;
-    calls[name] = 0;
-    binding[name] = function (...args) {
-      calls[name]++;
-      return fn.apply(this, args);
-    };
-  }
+  const { calls } = require('../lib/binding-calls.cjs').countCalls(binding, ['crossings']);
   const file = join(out, `${process.pid}-${threadId}.json`);
   setInterval(() => {
     let callbacks = 0;
@@ -35,6 +27,9 @@ if (out) {
     } catch {
       // no ring on this thread
     }
-    writeFileSync(file, JSON.stringify({ ...calls, '(completion callbacks)': callbacks }));
+    writeFileSync(
+      file,
+      JSON.stringify({ ...Object.fromEntries(calls), '(completion callbacks)': callbacks }),
+    );
   }, 200).unref();
 }

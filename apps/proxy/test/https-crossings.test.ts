@@ -18,6 +18,7 @@ import { createResponse, fixedBody, HttpServer, streamBody } from '@loch/http';
 import { TlsServerContext, tlsAccept } from '@loch/tls';
 import { createRuntime, type Runtime, type StreamListener } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countCalls } from '../../../bench/lib/binding-calls.cjs';
 import { selfSignedCertificate } from '../src/demo-certificate.js';
 
 /** Whether this kernel lets the uring driver serve (probed once). */
@@ -57,23 +58,14 @@ async function crossings(runtime: Runtime, work: () => Promise<void>): Promise<M
   // The uring driver's binding (its StreamHost's): the module's exports on this thread.
   const binding = (runtime.driver as unknown as { host: { binding: Record<string, unknown> } }).host.binding;
   const completions = () => (binding.crossings as () => [number, number, number])()[1];
-  const calls = new Map<string, number>();
-  const saved = new Map<string, unknown>();
-  for (const name of Object.keys(binding)) {
-    const fn = binding[name];
-    if (typeof fn !== 'function' || name === 'crossings') continue;
-    saved.set(name, fn);
-    binding[name] = function (this: unknown, ...args: unknown[]) {
-      calls.set(name, (calls.get(name) ?? 0) + 1);
-      return (fn as (...a: unknown[]) => unknown).apply(this, args);
-    };
-  }
   const before = completions();
+  const counting = countCalls(binding, ['crossings']);
   try {
     await work();
   } finally {
-    for (const [name, fn] of saved) binding[name] = fn;
+    counting.restore();
   }
+  const calls = counting.calls;
   calls.set('(completion callbacks)', completions() - before);
   return calls;
 }

@@ -8,10 +8,11 @@
  */
 import { once } from 'node:events';
 import { createServer as nodeServer } from 'node:tls';
-import { loadNative, type NativeBinding } from '@loch/native';
+import { loadNative } from '@loch/native';
 import { TlsClientContext, TlsServerContext, type TlsStream, tlsConnect } from '@loch/tls';
 import { createRuntime, type Runtime, sentBytes, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { countCalls } from '../../../bench/lib/binding-calls.cjs';
 import { makeTestPki, type TestPki } from './certs.js';
 import { driverCases, eventually, LochTlsServer, nodeClient } from './harness.js';
 
@@ -29,24 +30,13 @@ afterAll(() => pki.remove());
 async function bindingCalls(run: () => Promise<void> | void): Promise<Map<string, number>> {
   const loaded = loadNative();
   if ('error' in loaded) throw loaded.error;
-  const binding = loaded.binding as unknown as Record<string, unknown>;
-  const calls = new Map<string, number>();
-  const saved = new Map<string, unknown>();
-  for (const name of Object.keys(binding as NativeBinding & object)) {
-    const fn = binding[name];
-    if (typeof fn !== 'function') continue;
-    saved.set(name, fn);
-    binding[name] = function (this: unknown, ...args: unknown[]) {
-      calls.set(name, (calls.get(name) ?? 0) + 1);
-      return (fn as (...a: unknown[]) => unknown).apply(this, args);
-    };
-  }
+  const counting = countCalls(loaded.binding);
   try {
     await run();
   } finally {
-    for (const [name, fn] of saved) binding[name] = fn;
+    counting.restore();
   }
-  return calls;
+  return counting.calls;
 }
 
 describe('in-ring TLS sent counts (uring driver)', () => {
