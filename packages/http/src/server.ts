@@ -183,8 +183,12 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly onFailed:
     | ((request: HttpServerRequest<Cx>, error: unknown) => HttpResponse)
     | null;
-  /** @internal coarse clock for deadlines, refreshed by the sweep timer */
-  now = performance.now();
+  /**
+   * The coarse clock for deadlines, refreshed by the sweep timer: whole ms, so the deadlines the
+   * connections arm from it are Smis (a field V8 keeps in the object; a fractional time boxes it
+   * as a HeapNumber per connection). @internal
+   */
+  now = Math.floor(performance.now());
   /** @internal */ closing = false;
   /** What the HTTP/1.1 connections of this server share. @internal */
   readonly h1: H1ServerShared;
@@ -390,7 +394,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
   private joinSweep(): void {
     this.swept = true;
     if (this.shortestDeadline > 0) deadlines.deadline(this, this.shortestDeadline);
-    this.now = deadlines.now;
+    this.now = Math.floor(deadlines.now);
   }
 
   private leaveSweep(): void {
@@ -400,7 +404,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
 
   /** The sweep's tick (SweepMember). @internal */
   onSweep(now: number): boolean {
-    this.now = now;
+    this.now = Math.floor(now);
     // A pass already scheduled goes on with this clock; what it went past is seen next tick.
     if (!this.expiring) this.expireDue();
     return this.swept;

@@ -43,7 +43,12 @@ const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 /** The HTTP/2 client preface (RFC 9113 §3.4): a plain connection starting with it is h2c. */
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 const EOF = -1;
-const NO_DEADLINE = Number.POSITIVE_INFINITY;
+/**
+ * No deadline armed (in `deadlineAt`): 0, a Smi like the armed values (the server's clock is
+ * whole ms), so V8 keeps the field a Smi in the object. +Infinity, or a fractional time, made it a
+ * double field, boxed: a 16-byte HeapNumber per connection (readings-2026-12-05b.md, section 3).
+ */
+const NO_DEADLINE = 0;
 /** No held-back answers: shared by every connection (never pushed to), so idle ones hold no array. */
 const NO_PENDING: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 /** Most bytes of responses held back for one batched write to pipelining clients. */
@@ -211,7 +216,8 @@ class H1Waits {
 
 /** One accepted HTTP/1.1 connection. */
 export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, RequestBodySource {
-  deadline = NO_DEADLINE;
+  /** When the armed wait expires (the server's clock, whole ms), or NO_DEADLINE. */
+  private deadlineAt = NO_DEADLINE;
   /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
   private sentMark = 0;
   /** While parked: the server's never-fed idle decoder; the real one went back to the pool. */
@@ -538,6 +544,12 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     this.run(WAKE_NONE, null, null);
   }
 
+  /** When the armed wait expires, for the server's sweep: +Infinity when none is armed. */
+  get deadline(): number {
+    const at = this.deadlineAt;
+    return at === NO_DEADLINE ? Number.POSITIVE_INFINITY : at;
+  }
+
   /** Deadline check from the server's sweep timer. */
   expire(): void {
     if (this.expired !== null) return;
@@ -547,12 +559,12 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       const moved = writeProgressSince(this.stream, this.sentMark);
       if (moved >= 0) {
         this.sentMark = moved;
-        this.deadline = this.server.now + this.server.timeouts.write;
+        this.deadlineAt = this.server.now + this.server.timeouts.write;
         return;
       }
     }
     this.expired = kind;
-    this.deadline = NO_DEADLINE;
+    this.deadlineAt = NO_DEADLINE;
     if (kind === 'idle' || kind === 'write') {
       // Nothing will be answered: closing settles the pending operation.
       void this.stream.close().catch(() => {});
@@ -597,7 +609,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   private arm(kind: HttpTimeoutKind): void {
     const ms = this.timeoutOf(kind);
     this.deadlineKind = kind;
-    this.deadline = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+    this.deadlineAt = ms > 0 ? this.server.now + ms : NO_DEADLINE;
     if (kind === 'write' && ms > 0) this.sentMark = writeProgressMark(this.stream);
   }
 
@@ -625,10 +637,10 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       const idle = kind === 'head' && d.idle;
       if (kind === 'head' && !idle && headBy !== 0) {
         this.deadlineKind = 'head';
-        this.deadline = headBy;
+        this.deadlineAt = headBy;
       } else {
         this.arm(idle ? 'idle' : kind);
-        if (kind === 'head' && !idle) headBy = this.deadline;
+        if (kind === 'head' && !idle) headBy = this.deadlineAt;
       }
       if (kind === 'head') this.state = idle ? H1State.Idle : H1State.Head;
       if (idle && this.server.closing) return EOF;
@@ -643,7 +655,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       } finally {
         // Something came (or the wait ended): a head is being read.
         if (this.state === H1State.Idle) this.state = H1State.Head;
-        this.deadline = NO_DEADLINE;
+        this.deadlineAt = NO_DEADLINE;
       }
       if (c === null) {
         if (this.expired !== null) throw new HttpTimeoutError(this.expired, this.timeoutOf(this.expired));
@@ -733,7 +745,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     } catch (e) {
       this.reading = READ_NONE;
       this.state = H1State.Head;
-      this.deadline = NO_DEADLINE;
+      this.deadlineAt = NO_DEADLINE;
       throw e;
     }
     // Between messages a decoder holds no state of this connection: lend it back.
@@ -805,7 +817,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       const received = prior === null ? bytes.slice() : bytes;
       c.release();
       this.state = H1State.Closed;
-      this.deadline = NO_DEADLINE;
+      this.deadlineAt = NO_DEADLINE;
       this.server.switchToH2(this, this.stream, this.context, this.onClosed, received);
       return null;
     }
@@ -818,7 +830,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
 
   private wake(how: number, c: StreamChunk | null, error: unknown): void {
     this.state = H1State.Head;
-    if (!this.writing) this.deadline = NO_DEADLINE;
+    if (!this.writing) this.deadlineAt = NO_DEADLINE;
     this.decoder = this.h1.takeDecoder();
     this.run(how, c, error);
   }
@@ -1263,7 +1275,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     if (this.pending.length > 0) await this.flushPending();
     await this.afterWrite();
     this.state = H1State.Tunnel;
-    this.deadline = NO_DEADLINE;
+    this.deadlineAt = NO_DEADLINE;
     // What followed the head in the same read belongs to the new protocol (copied: the pooled
     // chunk goes back now).
     const rest = this.decoder.takeRemaining().slice();
@@ -1302,7 +1314,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
           if (!(e instanceof HttpTimeoutError)) this.server.onError(e);
         }
       }
-      this.deadline = NO_DEADLINE;
+      this.deadlineAt = NO_DEADLINE;
       if (this.pending.length > 0) await this.flushPending().catch(() => {});
       // Closing with unread input makes the kernel send RST, which can destroy the answer
       // before the client read it: half-close first and read the rest away for a moment.
@@ -1413,13 +1425,13 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       failure = this.expired === 'write' ? new HttpTimeoutError('write', this.server.timeouts.write) : error;
       // The connection is done for: closing also ends a parked receive.
       void this.stream.close().catch(() => {});
-      this.deadline = NO_DEADLINE;
+      this.deadlineAt = NO_DEADLINE;
     } else if (this.state === H1State.Idle) {
       if (this.server.closing) this.shutdownIfIdle();
       else this.arm('idle');
     } else if (this.deadlineKind === 'write') {
       // Another wait (a head or body read) may have armed its own deadline meanwhile: keep it.
-      this.deadline = NO_DEADLINE;
+      this.deadlineAt = NO_DEADLINE;
     }
     if (resolve !== null) {
       if (failure === undefined) resolve();
@@ -1789,7 +1801,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       if (!bodyOwned) return this.finishResponse(Promise.reject(e), body, keepAlive);
       throw e;
     } finally {
-      if (!this.writing) this.deadline = NO_DEADLINE;
+      if (!this.writing) this.deadlineAt = NO_DEADLINE;
     }
   }
 
@@ -1829,7 +1841,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       }
       throw e;
     } finally {
-      if (!this.writing) this.deadline = NO_DEADLINE;
+      if (!this.writing) this.deadlineAt = NO_DEADLINE;
     }
   }
 
