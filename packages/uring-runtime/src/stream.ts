@@ -132,7 +132,8 @@ export interface ByteStream {
 
   /**
    * Reads into `buf` (up to `buf.byteLength` bytes). Resolves `[0, buf]` at end of stream.
-   * Owned-buffer semantics: `buf` is lent until the promise settles.
+   * Owned-buffer semantics: `buf` is lent until the promise settles. Takes its turn behind the
+   * readers already waiting (read, recv, recvTo): every reader gets its bytes in call order.
    */
   read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>>;
 

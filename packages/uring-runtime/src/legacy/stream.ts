@@ -51,28 +51,19 @@ class LegacyChunk implements RecvChunk {
   }
 }
 
-interface ReadWaiter {
-  resolve(): void;
-  reject(error: RuntimeError): void;
-  readonly syscall: string;
-  readonly buffer: Uint8Array | undefined;
+/** A read(buf) waiting for bytes: served in its turn with the recvTo() targets (see #serve). */
+class ReadWaiter {
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly buf: Uint8Array,
+    readonly resolve: (value: IoResult<Uint8Array>) => void,
+    readonly reject: (error: RuntimeError) => void,
+    readonly signal: AbortSignal | undefined,
+  ) {}
 }
 
-/** A recvTo() waiting for data: woken like a promise reader, it takes what is there or waits on. */
-class TargetWaiter implements ReadWaiter {
-  readonly syscall = 'recv';
-  readonly buffer = undefined;
-  constructor(
-    private readonly stream: LegacyStream,
-    readonly target: RecvTarget,
-  ) {}
-  resolve(): void {
-    this.stream.serveTarget(this.target, this);
-  }
-  reject(error: RuntimeError): void {
-    deliverRecv(this.target, null, error);
-  }
-}
+/** A waiting reader: a read(buf), or a recvTo() target held as is (recv() is one of those). */
+type Waiter = ReadWaiter | RecvTarget;
 
 /** Registry the driver uses to close every open stream on driver.close(). */
 export interface StreamRegistry {
@@ -137,7 +128,8 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   #paused = false;
   #eof = false;
   #error: RuntimeError | undefined;
-  #waiters: ReadWaiter[] = [];
+  /** Waiting readers in call order; only while nothing is there for the first one. */
+  #waiters: Waiter[] = [];
   #closed = false;
   #shutdown = false;
   #closePromise: Promise<void> | undefined;
@@ -173,16 +165,16 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     });
     socket.on('end', () => {
       this.#eof = true;
-      this.#wake();
+      this.#serve();
     });
     socket.on('error', (error) => {
       this.#error ??= toRuntimeError(error, 'read', this.remoteAddress);
-      this.#wake();
+      this.#serve();
     });
     socket.on('close', () => {
       this.#eof = true;
       this.#registry.delete(this);
-      this.#wake();
+      this.#serve();
     });
     registry.add(this);
     registry.activity++;
@@ -206,7 +198,7 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     this.#buffered += n;
     registry.budget.charge(n, this.#buffered + this.#lent);
     this.#rebalance();
-    this.#wake();
+    this.#serve();
   }
 
   /** `n` queued bytes were copied out by read(buf): no longer held. */
@@ -293,92 +285,89 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     }
   }
 
-  #wake(): void {
+  /** Bytes, the error or the end are there for a reader. */
+  get #ready(): boolean {
+    return this.#chunks.length > 0 || this.#error !== undefined || this.#eof;
+  }
+
+  /**
+   * Serves the waiting readers in call order, each at once from what is there (bytes, then the
+   * error or the end), until one has to wait. A read(buf) copies its bytes here, before its
+   * promise settles, so no reader behind it can take them meanwhile.
+   */
+  #serve(): void {
     const waiters = this.#waiters;
-    if (waiters.length === 0) return;
-    this.#waiters = [];
-    // A recvTo() behind a read() waits until that one has taken its bytes (#readDone),
-    // so readers are served in call order.
-    let promiseAhead = false;
-    for (const waiter of waiters) {
-      if (waiter instanceof TargetWaiter) {
-        if (promiseAhead) this.#waiters.push(waiter);
-        else waiter.resolve();
-      } else {
-        promiseAhead = true;
-        waiter.resolve();
-      }
+    while (waiters.length > 0 && this.#ready) {
+      const waiter = waiters.shift()!;
+      if (waiter instanceof ReadWaiter) {
+        if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+        this.#finishRead(waiter.buf, waiter.resolve, waiter.reject);
+      } else this.#serveTarget(waiter);
     }
   }
 
-  /** After a read() took its bytes: readers still waiting may be served from the rest. */
-  #readDone(): void {
-    if (this.#waiters.length > 0 && (this.#chunks.length > 0 || this.#eof || this.#error !== undefined))
-      this.#wake();
+  /** Settles a read of `buf` from what is there: queued bytes first, then the error or the end. */
+  #finishRead<B extends Uint8Array>(
+    buf: B,
+    resolve: (value: IoResult<B>) => void,
+    reject: (error: RuntimeError) => void,
+  ): void {
+    if (this.#chunks.length > 0) resolve([this.#copyOut(buf), buf]);
+    else if (this.#error !== undefined) reject(toRuntimeError(this.#error, 'read', undefined, buf));
+    else resolve([0, buf]);
   }
 
-  /** Waits until data, end of stream or an error is there; rejects on abort or close(). */
-  #waitReadable(
-    syscall: string,
-    buffer: Uint8Array | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const waiter: ReadWaiter = { resolve, reject, syscall, buffer };
+  /** Copies queued bytes into `buf`; returns the count. */
+  #copyOut(buf: Uint8Array): number {
+    let n = 0;
+    while (n < buf.byteLength && this.#chunks.length > 0) {
+      const chunk = this.#chunks[0]!;
+      const take = Math.min(chunk.byteLength - this.#headOffset, buf.byteLength - n);
+      buf.set(chunk.subarray(this.#headOffset, this.#headOffset + take), n);
+      n += take;
+      this.#headOffset += take;
+      if (this.#headOffset === chunk.byteLength) {
+        this.#chunks.shift();
+        this.#headOffset = 0;
+      }
+    }
+    this.#consumed(n);
+    return n;
+  }
+
+  read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
+    const signal = options?.signal;
+    if (this.#closed) return Promise.reject(closedError('read', this.remoteAddress, buf));
+    if (signal?.aborted) return Promise.reject(cancelled('read', this.remoteAddress, buf));
+    return new Promise<IoResult<B>>((resolve, reject) => {
+      if (this.#waiters.length === 0 && this.#ready) {
+        this.#finishRead(buf, resolve, reject);
+        return;
+      }
+      // Takes no bytes, so it need not wait its turn.
+      if (buf.byteLength === 0) {
+        resolve([0, buf]);
+        return;
+      }
+      const waiter = new ReadWaiter(buf, resolve as ReadWaiter['resolve'], reject, signal);
       if (signal !== undefined) {
-        const onAbort = () => {
+        waiter.onAbort = () => {
           const index = this.#waiters.indexOf(waiter);
-          if (index >= 0) this.#waiters.splice(index, 1);
-          reject(cancelled(syscall, this.remoteAddress, buffer));
+          if (index < 0) return;
+          this.#waiters.splice(index, 1);
+          reject(cancelled('read', this.remoteAddress, buf));
         };
-        signal.addEventListener('abort', onAbort, { once: true });
-        waiter.resolve = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
       this.#waiters.push(waiter);
     });
   }
 
-  async read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {
-    const signal = options?.signal;
-    if (this.#closed) throw closedError('read', this.remoteAddress, buf);
-    if (signal?.aborted) throw cancelled('read', this.remoteAddress, buf);
-    for (;;) {
-      const head = this.#chunks[0];
-      if (head !== undefined) {
-        let n = 0;
-        while (n < buf.byteLength && this.#chunks.length > 0) {
-          const chunk = this.#chunks[0]!;
-          const take = Math.min(chunk.byteLength - this.#headOffset, buf.byteLength - n);
-          buf.set(chunk.subarray(this.#headOffset, this.#headOffset + take), n);
-          n += take;
-          this.#headOffset += take;
-          if (this.#headOffset === chunk.byteLength) {
-            this.#chunks.shift();
-            this.#headOffset = 0;
-          }
-        }
-        this.#consumed(n);
-        this.#readDone();
-        return [n, buf];
-      }
-      if (this.#error !== undefined) {
-        this.#readDone();
-        throw toRuntimeError(this.#error, 'read', undefined, buf);
-      }
-      if (this.#eof || buf.byteLength === 0) {
-        this.#readDone();
-        return [0, buf];
-      }
-      await this.#waitReadable('read', buf, signal);
-    }
-  }
-
   recvTo(target: RecvTarget): void {
     if (this.#closed) deliverRecv(target, null, closedError('recv', this.remoteAddress));
-    else this.serveTarget(target, undefined);
+    else if (this.#waiters.length === 0 && this.#ready) this.#serveTarget(target);
+    // The target itself waits in the reader queue: nothing is allocated for the wait.
+    else this.#waiters.push(target);
   }
 
   protected override takeReady(): RecvChunk | undefined {
@@ -392,22 +381,14 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   }
 
   protected withdrawRecv(target: RecvTarget): boolean {
-    const waiters = this.#waiters;
-    for (let i = 0; i < waiters.length; i++) {
-      const waiter = waiters[i];
-      if (waiter instanceof TargetWaiter && waiter.target === target) {
-        waiters.splice(i, 1);
-        return true;
-      }
-    }
-    return false;
+    const index = this.#waiters.indexOf(target);
+    if (index < 0) return false;
+    this.#waiters.splice(index, 1);
+    return true;
   }
 
-  /**
-   * @internal Hands `target` the next chunk, end of stream or the error, or (nothing there yet)
-   * queues it as a reader.
-   */
-  serveTarget(target: RecvTarget, waiter: TargetWaiter | undefined): void {
+  /** Hands `target` the next chunk, or the error, or the end (one of them is there: #ready). */
+  #serveTarget(target: RecvTarget): void {
     const head = this.#chunks.shift();
     if (head !== undefined) {
       const bytes = this.#headOffset === 0 ? head : head.subarray(this.#headOffset);
@@ -415,8 +396,7 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
       this.#lend(bytes.byteLength);
       deliverRecv(target, new LegacyChunk(bytes, this), undefined);
     } else if (this.#error !== undefined) deliverRecv(target, null, this.#error);
-    else if (this.#eof) deliverRecv(target, null, undefined);
-    else this.#waiters.push(waiter ?? new TargetWaiter(this, target));
+    else deliverRecv(target, null, undefined);
   }
 
   /** Checks that a write may start; returns the error to throw, if any. */
@@ -525,7 +505,12 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
     this.#closed = true;
     const waiters = this.#waiters;
     this.#waiters = [];
-    for (const waiter of waiters) waiter.reject(cancelled(waiter.syscall, this.remoteAddress, waiter.buffer));
+    for (const waiter of waiters) {
+      if (waiter instanceof ReadWaiter) {
+        if (waiter.onAbort !== undefined) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+        waiter.reject(cancelled('read', this.remoteAddress, waiter.buf));
+      } else deliverRecv(waiter, null, cancelled('recv', this.remoteAddress));
+    }
     this.#chunks = [];
     const budget = this.#registry.budget;
     budget.forget(this);

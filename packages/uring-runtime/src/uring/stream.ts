@@ -11,9 +11,10 @@
  * the ring only when bytes arrive) and no budget (see arm()). Chunks that arrive with no
  * reader queue up to RECV_HIGH_WATER, then the multishot is cancelled and the kernel's socket
  * buffer (TCP flow control) holds the rest until a reader comes back. read(buf) takes bytes
- * already queued first, waits on the multishot while it is armed, and otherwise issues a plain
- * recv into `buf`; run one reader at a time per stream (a plain read and a recv() in flight
- * together may see bytes in either order).
+ * already queued first, waits in the reader queue while the multishot is armed or other readers
+ * wait, and otherwise issues a plain recv into `buf`; while that one is in flight nothing else
+ * receives (readers queue behind it, and its completion arms for them), so readers of every
+ * kind get the bytes in call order.
  */
 import { constants } from 'node:os';
 import type { NativeAddress, NativeBinding, NativeTlsSession } from '@loch/native';
@@ -308,6 +309,8 @@ class StreamOp implements CompletionTarget {
         undefined,
         flags,
       );
+    // Readers that queued behind a read's own recv go on from here, after its bytes.
+    if (mode === AS_READ) stream.readOnceDone();
   }
 
   /**
@@ -499,6 +502,11 @@ const MULTISHOT = 128;
 const UNIX = 256;
 /** A failure is in `rare.failure`. */
 const FAILED = 512;
+/**
+ * A read(buf)'s own one-shot recv is in flight (see read()): nothing else receives until it
+ * completes, so the readers queued behind it cannot take bytes ahead of it.
+ */
+const READING = 1024;
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -514,7 +522,7 @@ export class UringStream
   implements CompletionTarget, BufferWaiter, BudgetWaiter, PoolReader
 {
   /**
-   * State bits (CLOSING, EOF, ...): one field for ten booleans. A server holds one stream per idle
+   * State bits (CLOSING, EOF, ...): one field for eleven booleans. A server holds one stream per idle
    * connection, and on Node 20 (no pointer compression) every field is 8 bytes.
    */
   private bits = 0;
@@ -689,13 +697,30 @@ export class UringStream
     if (this.closing) return Promise.reject(cancelledError('read', this.remote, buf));
     if (signal?.aborted) return Promise.reject(cancelledError('read', this.remote, buf));
     if (buf.byteLength === 0) return Promise.resolve([0, buf]);
-    // Multishot armed (always on a TLS stream: plaintext comes only through it): bytes arrive in
-    // order through it, so wait there and copy.
-    if (this.armedSlot >= 0 || this.tls !== 0) return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
+    // Multishot armed (always on a TLS stream: plaintext comes only through it), or readers
+    // already waiting (on the multishot, the budget, or a read's own recv): wait in the reader
+    // queue behind them and copy from the chunks the multishot brings, so bytes go in call order.
+    if (this.armedSlot >= 0 || this.tls !== 0 || this.waiter !== undefined || (this.bits & READING) !== 0)
+      return this.waitRecv(buf, signal) as Promise<IoResult<B>>;
+    // Nobody else reads: one recv straight into `buf` (no pooled buffer, no copy). Until it
+    // completes, arm() holds back, so a recvTo() or read() called meanwhile queues behind it and
+    // cannot take the bytes it waits for (readOnceDone arms for them).
+    this.bits |= READING;
     return new Promise<IoResult<B>>((resolve, reject) => {
       const op = new StreamOp(this, 'read', buf, AS_READ, resolve, reject, signal, undefined);
       this.submit(op, OP_RECV, buf.byteLength, buf, 0);
     });
+  }
+
+  /**
+   * A read(buf)'s own recv completed (settled): the readers that queued behind it get the end
+   * or the failure the stream saw, or the multishot recv is armed for them now.
+   */
+  readOnceDone(): void {
+    this.bits &= ~READING;
+    if (this.closing || this.waiter === undefined) return;
+    this.feedWaiters();
+    if (this.waiter !== undefined) this.arm();
   }
 
   recvTo(target: RecvTarget): void {
@@ -796,6 +821,7 @@ export class UringStream
       this.closing ||
       this.tls !== 0 ||
       this.armedSlot >= 0 ||
+      (this.bits & READING) !== 0 ||
       this.hasQueued ||
       this.eof ||
       this.failure !== undefined ||
@@ -1282,6 +1308,8 @@ export class UringStream
    */
   private arm(heap = false): void {
     if (this.armedSlot >= 0 || this.closing || this.eof || this.failure !== undefined) return;
+    // A read(buf)'s own recv is in flight: the readers behind it wait for it (readOnceDone).
+    if ((this.bits & READING) !== 0) return;
     const ring = this.ring;
     let op = OP_RECV_MULTI;
     let len = 0;
