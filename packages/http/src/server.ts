@@ -23,6 +23,7 @@ import { H1ServerShared } from './h1/server-shared.js';
 import { H2ServerSession } from './h2/server-session.js';
 import { H2ServerShared, type Http2ServerLimits, resolveHttp2Limits } from './h2/server-shared.js';
 import { deadlines } from './internal/deadlines.js';
+import { LiveConnections } from './live-connections.js';
 import type { HttpResponse, HttpServerRequest } from './message.js';
 import type { HttpListener, HttpStream } from './transport.js';
 
@@ -151,6 +152,8 @@ const CLOSING = Symbol('closing');
  * and the shutdown hook.
  */
 export interface ServedConnection {
+  /** Its index in the server's open connections (live-connections.ts); -1 while in none. @internal */
+  liveSlot?: number;
   /** When its current wait expires (the server's coarse clock, ms); +Infinity when none is armed. */
   readonly deadline: number;
   /** Its deadline passed: end the wait (answer 408, or close). */
@@ -194,7 +197,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
   readonly h1: H1ServerShared;
   /** What the HTTP/2 sessions share; null when HTTP/2 is off. */
   private readonly h2: H2ServerShared | null;
-  private readonly live = new Set<ServedConnection>();
+  private readonly live = new LiveConnections<ServedConnection>();
   private readonly listeners = new Set<HttpListener>();
   /** The shortest deadline armed (ms), which sets the sweep's tick; 0 when none is. */
   private readonly shortestDeadline: number;
@@ -329,8 +332,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     received: Uint8Array,
   ): void {
     const session = new H2ServerSession(this, this.h2!, stream, context, onClosed);
-    this.live.add(session);
-    this.live.delete(from);
+    this.live.replace(from, session);
     session.start(received);
     if (this.closing) session.shutdownIfIdle();
   }
@@ -412,35 +414,39 @@ export class HttpServer<Cx = HttpConnectionContext> {
 
   /** A later pass of expireDue is scheduled (setImmediate). */
   private expiring = false;
-  /** Where that pass goes on: the live set's iterator, kept across passes. */
-  private expireRest: Iterator<ServedConnection> | null = null;
+  /** Where that pass goes on: the next slot of `live` it reads (0: a new pass). */
+  private expireFrom = 0;
 
   /**
    * Expires the connections whose deadline passed, at most EXPIRE_BATCH per pass: when more are
    * due (thousands of slowloris connections armed within one tick expire together), the rest
    * wait for a next pass after I/O had its turn, so the other connections' requests are served
-   * in between instead of after every 408 and close. A next pass goes on from where the last
-   * stopped (a Set's iterator survives additions and deletions), so a tick reads each
-   * connection's deadline about once however many passes it takes; starting over, each pass
-   * read again every connection before its place (the idle ones, the ones expired and not
-   * closed yet), which grows with the square of the passes.
+   * in between instead of after every 408 and close. A next pass goes on from the slot where the
+   * last stopped (slots stay put between passes: a removed connection leaves a free slot, an
+   * added one takes a free slot or the end), so a tick reads each connection's deadline about
+   * once however many passes it takes; starting over, each pass read again every connection
+   * before its place (the idle ones, the ones expired and not closed yet), which grows with the
+   * square of the passes. A tick's first pass compacts the slots first (the only place that
+   * moves them).
    */
   private readonly expireDue = (): void => {
     this.expiring = false;
     const now = this.now;
-    const it = this.expireRest ?? this.live.values();
-    this.expireRest = null;
+    const live = this.live;
+    let i = this.expireFrom;
+    if (i === 0) live.compact();
     let n = 0;
-    for (let r = it.next(); r.done !== true; r = it.next()) {
-      const c = r.value;
-      if (c.deadline > now) continue;
+    for (; i < live.length; i++) {
+      const c = live.at(i);
+      if (c === null || c.deadline > now) continue;
       c.expire();
       if (++n === EXPIRE_BATCH) {
-        this.expireRest = it;
+        this.expireFrom = i + 1;
         this.expiring = true;
         setImmediate(this.expireDue);
         return;
       }
     }
+    this.expireFrom = 0;
   };
 }

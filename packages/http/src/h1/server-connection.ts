@@ -218,6 +218,8 @@ class H1Waits {
 export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, RequestBodySource {
   /** When the armed wait expires (the server's clock, whole ms), or NO_DEADLINE. */
   private deadlineAt = NO_DEADLINE;
+  /** Its index in the server's open connections (live-connections.ts). @internal */
+  liveSlot = -1;
   /** The stream's write progress when the write deadline was armed (internal/write-progress.ts). */
   private sentMark = 0;
   /** While parked: the server's never-fed idle decoder; the real one went back to the pool. */

@@ -89,6 +89,8 @@ const CLOSED = 3;
  */
 export class H2ServerSession<Cx> implements ServedConnection {
   deadline = NO_DEADLINE;
+  /** Its index in the server's open connections (live-connections.ts). @internal */
+  liveSlot = -1;
   private state = OPEN;
   private readonly decoder: Http2FrameDecoder;
   /** Decodes and checks the client's header blocks (server-request-head.ts). */
