@@ -531,6 +531,27 @@ describe('multiplexed thrift upstream connections', () => {
     expect(upstreams.inFlight).toBe(0);
   });
 
+  it("a call that threw gives its connection's slot back: with multiplex = 1 the next calls reuse the connection", async () => {
+    class ThrowingLease extends ReplyLease {
+      override running(): boolean {
+        throw new Error('lease broke');
+      }
+    }
+    const up = await scriptedUpstream('framed');
+    const { upstreams, key } = setup(up, 'framed', 1);
+    const call = (lease: ReplyLease) => {
+      const frame = callFrame('framed', 'binary', 'get', 1, 'x');
+      return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), timeouts, lease);
+    };
+    // After a connect (the slot reserved for it), then on the pooled connection.
+    await expect(call(new ThrowingLease())).rejects.toThrow('lease broke');
+    await expect(call(new ReplyLease())).resolves.toBeDefined();
+    await expect(call(new ThrowingLease())).rejects.toThrow('lease broke');
+    await expect(call(new ReplyLease())).resolves.toBeDefined();
+    // A slot lost for good would have sent each call after a throw to a new connection.
+    expect(up.connections()).toBe(1);
+  });
+
   it('reads replies into memory given back by released leases, never over a reply still held', async () => {
     const up = await scriptedUpstream('framed');
     const { upstreams, key } = setup(up, 'framed');

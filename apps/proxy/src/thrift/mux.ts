@@ -277,10 +277,22 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       return;
     }
     const waiting = new Waiting(this, id, call.seqId, call.lease, listener, this.#arm(timeout), timeout);
-    if (call.lease?.running?.(waiting) === false) {
+    let taken: boolean;
+    try {
+      taken = call.lease?.running?.(waiting) !== false;
+    } catch (error) {
+      // A lease that throws (not expected of one) fails its call, and the call's slot goes back:
+      // MuxPool's catch counts the call out of the pool, but each throw would cost this
+      // connection one of its `multiplex` slots for good.
+      this.#release();
+      call.lease?.callSettled?.(); // never written
+      failed(this.counters, listener, error, false);
+      return;
+    }
+    if (!taken) {
       // The caller went away before its call was sent: nothing to send, nothing to wait for.
       this.#release();
-      call.lease.callSettled?.();
+      call.lease?.callSettled?.();
       failed(
         this.counters,
         listener,
