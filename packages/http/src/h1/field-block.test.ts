@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HttpHeaders } from '../headers.js';
 import { KNOWN_NAMES } from '../internal/known-names.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';
-import { measureFieldBlock, writeFieldBlock } from './field-block.js';
+import { keptAddedStrings, measureFieldBlock, writeFieldBlock } from './field-block.js';
 
 /** nginx's head for a 128 B body: runs of kept lines longer than 16 bytes around the framing lines. */
 const HEAD =
@@ -94,5 +94,115 @@ describe('writeFieldBlock', () => {
       delete (Uint8Array.prototype as { set?: unknown }).set;
     }
     expect(looked).toEqual([]);
+  });
+
+  describe('added fields written again (the kept block)', () => {
+    /** The lines a list of added fields must give: `name: value\r\n` (names lowercase), framing names skipped. */
+    function expected(pairs: readonly (readonly [string, string])[]): string {
+      const framing = ['connection', 'content-length', 'keep-alive', 'transfer-encoding'];
+      return pairs
+        .filter(([name]) => !framing.includes(name))
+        .map(([name, value]) => `${name.toLowerCase()}: ${value}\r\n`)
+        .join('');
+    }
+
+    function written(pairs: readonly (readonly [string, string])[], out: Uint8Array): string {
+      const h = new HttpHeaders(pairs);
+      const n = measureFieldBlock(h);
+      const end = writeFieldBlock(h, out, 5);
+      expect(end).toBe(5 + n);
+      return Buffer.from(out.subarray(5, end)).toString('latin1');
+    }
+
+    const address = (k: number) => `10.0.${k}.${k}`;
+    /** A proxied request's forwarding fields: the same shape, the strings varied one at a time. */
+    const forwarding = (client: string, proto: string, host: string, via: string) =>
+      [
+        ['x-forwarded-for', client],
+        ['x-forwarded-proto', proto],
+        ['x-forwarded-host', host],
+        ['via', via],
+      ] as const;
+    const LIMIT = 'v'.repeat(8 * 1024 - 20);
+    const lists: (readonly (readonly [string, string])[])[] = [
+      forwarding('127.0.0.1', 'http', '127.0.0.1:18080', '1.1 loch'),
+      forwarding('127.0.0.2', 'http', '127.0.0.1:18080', '1.1 loch'),
+      forwarding('127.0.0.1', 'https', '127.0.0.1:18080', '1.1 loch'),
+      forwarding('127.0.0.1', 'http', '127.0.0.1:18081', '1.1 loch'),
+      forwarding('127.0.0.1', 'http', '127.0.0.1:18080', '1.0 loch'),
+      forwarding(address(1), 'http', 'h', '1.1 loch'),
+      forwarding(address(2), 'http', 'h', '1.1 loch'),
+      // obs-text (bytes >= 0x80), a 0-length value, values past the 24 chars written natively
+      forwarding('caf\u00e9', 'http', '\u00ff\u0080', '1.1 loch'),
+      forwarding('caf\u00e8', 'http', '\u00ff\u0080', '1.1 loch'),
+      forwarding('', 'http', '', '1.1 loch'),
+      forwarding('x'.repeat(40), 'http', 'y'.repeat(300), '1.1 loch'),
+      forwarding(`${'x'.repeat(39)}z`, 'http', 'y'.repeat(300), '1.1 loch'),
+      // a value at the field-size limit: a block too long to keep
+      forwarding(LIMIT, 'http', 'h', '1.1 loch'),
+      forwarding(`${LIMIT.slice(1)}w`, 'http', 'h', '1.1 loch'),
+      [['via', '1.1 loch']],
+      [['via', '1.0 loch']],
+      [['Via', '1.1 loch']],
+      [['x-a', '1']],
+      [['x-b', '1']],
+      // framing names are never written, kept or not
+      [
+        ['via', '1.1 loch'],
+        ['connection', 'close'],
+      ],
+      [
+        ['via', '1.1 loch'],
+        ['content-length', '5'],
+      ],
+      // more pairs than a kept block holds
+      Array.from({ length: 10 }, (_, k) => [`x-${k}`, String(k)] as const),
+      Array.from({ length: 10 }, (_, k) => [`x-${k}`, String(k + 1)] as const),
+    ];
+
+    it('writes what each list says, after any other list of the same shape or the same list', () => {
+      const out = new Uint8Array(20 * 1024);
+      // Every ordered pair of lists, each written twice: a kept block is reused only for its own list.
+      for (const a of lists) {
+        for (const b of lists) {
+          expect(written(a, out)).toBe(expected(a));
+          expect(written(a, out)).toBe(expected(a));
+          expect(written(b, out)).toBe(expected(b));
+          expect(written(b, out)).toBe(expected(b));
+          expect(written(a, out)).toBe(expected(a));
+        }
+      }
+    });
+
+    it('gives the same bytes when the strings are equal but not the same objects', () => {
+      const out = Buffer.alloc(512);
+      const host = ['127.0.0.1', ':18080'];
+      for (let k = 0; k < 3; k++) {
+        // A new string of the same chars each round (not the interned literal).
+        const client = `127.0.0.${String(k % 2)}`;
+        const list = forwarding(client, 'http', host.join(''), '1.1 loch');
+        expect(written(list, out)).toBe(expected(list));
+      }
+    });
+
+    it('never keeps a list that carries a credential', () => {
+      const out = new Uint8Array(512);
+      for (const name of ['authorization', 'proxy-authorization', 'cookie', 'set-cookie']) {
+        const list = [
+          ['via', '1.1 loch'],
+          [name, `secret-${name}`],
+        ] as const;
+        expect(written(list, out)).toBe(expected(list));
+        expect(written(list, out)).toBe(expected(list));
+        expect(keptAddedStrings().some((s) => s.startsWith('secret-'))).toBe(false);
+      }
+      // The same shape without a credential is kept (the check above can see a kept string).
+      const plain = [
+        ['via', '1.1 loch'],
+        ['x-note', 'secret-not'],
+      ] as const;
+      expect(written(plain, out)).toBe(expected(plain));
+      expect(keptAddedStrings()).toContain('secret-not');
+    });
   });
 });
