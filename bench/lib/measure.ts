@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Clock ticks per second for /proc times (USER_HZ; 100 on every Linux we run on). */
@@ -120,18 +120,8 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
   }
 }
 
-/** A TCP port that was free a moment ago (bind port 0, read it, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port for a peer: above the ephemeral range, never a closed listen(0) one (free-port.ts). */
+export { freePort } from './free-port.js';
 
 /** Resolves once an HTTP GET of `path` on host:port answers with status 200 (or throws after `timeoutMs`). */
 export async function waitForHttp(
