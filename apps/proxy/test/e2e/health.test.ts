@@ -25,6 +25,43 @@ import {
 
 const drivers = availableDrivers();
 
+/**
+ * A test's bound, on liveness, not speed. Each test starts loch (some restart a worker too), and
+ * a start is CPU-bound: ~8 CPU-seconds for 2 workers loading the sources through tsx, 23-31 s of
+ * wall clock measured at load 15 on 2 cores (CI runs every suite at once), so vitest's default
+ * 20 s per test could run out before a test's first request. The harness bounds a start at 45 s;
+ * a test here has room for two and its exchanges, each of which waits on an event, not a clock.
+ */
+const TEST_MS = 150_000;
+/** A reload or a worker's restart loads sources as a start does: the harness's start bound. */
+const START_MS = 45_000;
+/** A raw exchange ends when loch closes the connection: this bounds only a hang. */
+const EXCHANGE_MS = 30_000;
+
+/**
+ * State the tests' own servers change (a request held, an answer's status read, a connection
+ * closed): the place that changes it calls `changed()`, and `until(cond)` resolves at the first
+ * change after which `cond` holds. No polling, no clock: a state never reached is a hang, which
+ * the test's bound reports.
+ */
+class Changes {
+  readonly #checks = new Set<() => void>();
+  changed(): void {
+    for (const check of [...this.#checks]) check();
+  }
+  until(cond: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!cond()) return;
+        this.#checks.delete(check);
+        resolve();
+      };
+      this.#checks.add(check);
+      check();
+    });
+  }
+}
+
 /** An upstream that answers `<name> <path>` and counts connections and requests (by path). */
 async function countingUpstream(name: string) {
   let connections = 0;
@@ -91,7 +128,7 @@ ${route}
 `;
 }
 
-describe.each(drivers)('upstream health and retries (driver %s)', (driver) => {
+describe.each(drivers)('upstream health and retries (driver %s)', { timeout: TEST_MS }, (driver) => {
   const cleanups: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();
@@ -194,11 +231,11 @@ listener = { type = "socket", value = "127.0.0.1:${admin}" }
       `${readFileSync(loch.configPath, 'utf8')}\n[[servers.web.routes]]\npath = "/other"\nupstreams = [{ endpoint = "http://127.0.0.1:${good.port}" }]\n`,
     );
     loch.child.kill('SIGHUP');
-    await loch.waitFor(/reloaded/, from);
+    await loch.waitFor(/reloaded/, from, START_MS);
     await bothSkipDead('c');
     // A replaced worker reads the same words: it never tries the dead upstream either.
     loch.child.kill('SIGURG');
-    await loch.waitFor(/worker 1 restarted/, from);
+    await loch.waitFor(/worker 1 restarted/, from, START_MS);
     await bothSkipDead('d');
     // One ejection in the process, made (and logged) by the worker that saw the failures.
     expect(loch.stderr().match(/ejected for 60000 ms/g)).toHaveLength(1);
@@ -296,10 +333,14 @@ retries = { max_retries = 1 }
     // lets exactly one request be retried while it is held; the others answer 502 at once,
     // whichever worker took them. Per worker, each worker allowed its own one (2 held).
     const reset = await resetCounter();
+    const changes = new Changes();
     let held = 0;
     const holder = net.createServer((s) => {
       s.on('error', () => {});
-      s.once('data', () => held++);
+      s.once('data', () => {
+        held++;
+        changes.changed();
+      });
     });
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
     cleanups.push(
@@ -326,14 +367,17 @@ retries = { max_retries = 1, budget_percent = 0, min_retry_concurrency = 1 }
       socket.on('data', (d: Buffer) => {
         const first = head === '';
         head += d.toString('latin1');
-        if (first) statuses.push(head.slice(9, 12));
+        if (first) {
+          statuses.push(head.slice(9, 12));
+          changes.changed();
+        }
       });
       socket.write(`GET /b${i} HTTP/1.1\r\nHost: x\r\n\r\n`);
     }
     cleanups.push(async () => {
       for (const c of clients) c.destroy();
     });
-    await vitestWait(() => statuses.length + held >= 16);
+    await changes.until(() => statuses.length + held >= 16);
     expect(held).toBe(1);
     expect(statuses).toEqual(Array(15).fill('502'));
     expect(reset.connections()).toBe(16);
@@ -392,14 +436,14 @@ upstreams = [{ endpoint = "http://127.0.0.1:${b.port}" }]
 `,
     );
     loch.child.kill('SIGHUP');
-    await loch.waitFor(/reloaded/, from);
+    await loch.waitFor(/reloaded/, from, START_MS);
     for (let i = 0; i < 6; i++) expect((await get(client, `/z${i}`)).body).toBe(`B /z${i}`);
     expect(a.requests()).toBe(before);
 
     // A replaced worker reads the same verdicts (the table is the process's, not the thread's).
     const crashFrom = loch.stderr().length;
     loch.child.kill('SIGURG');
-    await loch.waitFor(/worker 1 restarted/, crashFrom);
+    await loch.waitFor(/worker 1 restarted/, crashFrom, START_MS);
     for (let i = 0; i < 6; i++) {
       const c = new Client(`http://127.0.0.1:${port}`, { pipelining: 0 });
       expect((await get(c, `/v${i}`)).body).toBe(`B /v${i}`);
@@ -415,11 +459,14 @@ upstreams = [{ endpoint = "http://127.0.0.1:${b.port}" }]
   });
 
   it('per-upstream max_connections: a request over it waits in the queue (max_pending) and takes the freed connection; beyond the queue 503', async () => {
+    const changes = new Changes();
     const held: (() => void)[] = [];
     let connections = 0;
     const slow = await httpUpstream((req, res) => {
-      if (req.url?.startsWith('/hold')) held.push(() => res.end(`slow ${req.url}`));
-      else res.end(`slow ${req.url}`);
+      if (req.url?.startsWith('/hold')) {
+        held.push(() => res.end(`slow ${req.url}`));
+        changes.changed();
+      } else res.end(`slow ${req.url}`);
     });
     slow.server.on('connection', () => connections++);
     cleanups.push(() => slow.close());
@@ -433,7 +480,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, 
       () => c.close(),
     );
     const first = get(a, '/hold1');
-    await vitestWait(() => held.length === 1);
+    await changes.until(() => held.length === 1);
     // Two more: one waits in the queue (max_pending = 1, up to upstream_connect: 10 s, ample on
     // a loaded machine), the other is refused at once; the refused one settles first since the
     // queued one cannot until the connection frees.
@@ -451,9 +498,11 @@ upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, 
   });
 
   it('per-upstream max_connections with no queue room: 503 at once, nothing sent', async () => {
+    const changes = new Changes();
     const held: (() => void)[] = [];
     const slow = await httpUpstream((req, res) => {
       held.push(() => res.end(`slow ${req.url}`));
+      changes.changed();
     });
     cleanups.push(() => slow.close());
     const { port } = await start(`
@@ -466,7 +515,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, 
       () => b.close(),
     );
     const first = get(a, '/hold1');
-    await vitestWait(() => held.length === 1);
+    await changes.until(() => held.length === 1);
     const refused = await get(b, '/refused');
     expect(refused.status).toBe(503);
     expect(refused.body).toContain('ERR_LOCH_UPSTREAM_BUSY');
@@ -475,15 +524,17 @@ upstreams = [{ endpoint = "http://127.0.0.1:${slow.port}", max_connections = 1, 
     expect(await first).toEqual({ status: 200, body: 'slow /hold1' });
     // the slot is back: the next request goes through
     const again = get(b, '/again');
-    await vitestWait(() => held.length === 1);
+    await changes.until(() => held.length === 1);
     held.shift()!();
     expect(await again).toEqual({ status: 200, body: 'slow /again' });
   });
 
   it('an upstream at its max_connections is skipped while another can take the request', async () => {
+    const changes = new Changes();
     const held: (() => void)[] = [];
     const slow = await httpUpstream((req, res) => {
       held.push(() => res.end(`slow ${req.url}`));
+      changes.changed();
     });
     const other = await countingUpstream('other');
     cleanups.push(
@@ -504,13 +555,14 @@ load_balancer = "first"
       () => b.close(),
     );
     const first = get(a, '/one');
-    await vitestWait(() => held.length === 1);
+    await changes.until(() => held.length === 1);
     expect(await get(b, '/two')).toEqual({ status: 200, body: 'other /two' });
     held.shift()!();
     expect(await first).toEqual({ status: 200, body: 'slow /one' });
   });
 
   it('a request body malformed mid-stream is forwarded up to that point, and the upstream connection is closed, never reused', async () => {
+    const changes = new Changes();
     let connections = 0;
     const received: Buffer[] = [];
     let closed = 0;
@@ -518,7 +570,10 @@ load_balancer = "first"
       const index = connections++;
       received[index] = Buffer.alloc(0);
       s.on('error', () => {});
-      s.on('close', () => closed++);
+      s.on('close', () => {
+        closed++;
+        changes.changed();
+      });
       s.on('data', (d: Buffer) => {
         received[index] = Buffer.concat([received[index]!, d]);
         const text = received[index]!.toString('latin1');
@@ -535,13 +590,14 @@ load_balancer = "first"
     const { port } = await start(`upstreams = [{ endpoint = "http://127.0.0.1:${upPort}" }]`);
 
     // A GET first, so a pooled connection exists to be reused (or not).
-    expect(await rawExchange(port, 'GET /warm HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')).toMatch(
-      /^HTTP\/1\.1 200/,
-    );
+    expect(
+      await rawExchange(port, 'GET /warm HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n', EXCHANGE_MS),
+    ).toMatch(/^HTTP\/1\.1 200/);
     expect(connections).toBe(1);
     const answer = await rawExchange(
       port,
       'POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\nZZ\r\nbad\r\n0\r\n\r\n',
+      EXCHANGE_MS,
     );
     expect(answer).toMatch(/^HTTP\/1\.1 400/);
     // The POST went over the pooled connection: the good chunks reached the upstream, the bad
@@ -551,17 +607,11 @@ load_balancer = "first"
     expect(forwarded).toContain('hello');
     expect(forwarded).toContain(' world');
     expect(forwarded).not.toContain('ZZ');
-    await vitestWait(() => closed >= 1);
+    await changes.until(() => closed >= 1);
     // The next request opens a fresh connection.
-    expect(await rawExchange(port, 'GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n')).toMatch(
-      /^HTTP\/1\.1 200/,
-    );
+    expect(
+      await rawExchange(port, 'GET /after HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n', EXCHANGE_MS),
+    ).toMatch(/^HTTP\/1\.1 200/);
     expect(connections).toBe(2);
   });
 });
-
-/** Polls `cond` (a state reached by I/O, not a timing assertion). */
-async function vitestWait(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 25));
-  expect(cond()).toBe(true);
-}
