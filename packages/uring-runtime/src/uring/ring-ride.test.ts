@@ -141,6 +141,50 @@ describe("ring ride ('immediate' flush mode)", () => {
     expect(fake.submits).toEqual([1, 1, 1]);
   });
 
+  it("keeps the callback's own error when a target of the ride's flush throws too, and reports both", () => {
+    const fake = fakeBinding();
+    const ring: Ring = new Ring(fake.binding, options('immediate'));
+    const reported: (() => void)[] = [];
+    vi.spyOn(globalThis, 'queueMicrotask').mockImplementation((job) => {
+      reported.push(job);
+    });
+    const second: CompletionTarget = {
+      onCompletion() {
+        throw new Error('second target failed');
+      },
+    };
+    const first: CompletionTarget = {
+      onCompletion() {
+        ring.push(OP_NOP, -1, ring.alloc(second), 0, undefined, 0);
+        throw new Error('first target failed');
+      },
+    };
+    expect(() => fake.complete([ring.alloc(first)])).toThrow(/first target failed/);
+    expect(fake.submits).toEqual([1]);
+    // The ride's failure was not lost: it surfaces as an uncaught exception of its own.
+    expect(reported).toHaveLength(1);
+    expect(() => reported[0]!()).toThrow(/second target failed/);
+  });
+
+  it("rethrows a failure of the ride's flush when the callback itself did not fail", () => {
+    const fake = fakeBinding();
+    const ring: Ring = new Ring(fake.binding, options('immediate'));
+    const thrower: CompletionTarget = {
+      onCompletion() {
+        throw new Error('ride target failed');
+      },
+    };
+    const queuer: CompletionTarget = {
+      onCompletion() {
+        ring.push(OP_NOP, -1, ring.alloc(thrower), 0, undefined, 0);
+      },
+    };
+    expect(() => fake.complete([ring.alloc(queuer)])).toThrow(/ride target failed/);
+    // Not left riding: the next record waits for an immediate.
+    ring.push(OP_NOP, -1, ring.alloc(new Chain(() => ring, 0)), 0, undefined, 0);
+    expect(fake.submits).toEqual([1]);
+  });
+
   it.each(['tick', 'microtask'] as const)(
     "'%s' mode does not ride: the flush waits for its own schedule",
     async (mode) => {

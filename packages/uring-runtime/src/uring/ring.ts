@@ -240,11 +240,13 @@ export class Ring {
     // and what those deliveries queue goes in this same callback (endRide).
     const ride = this.beginRide();
     const outer = openBatch();
+    let ok = false;
     try {
       this.flush();
+      ok = true;
     } finally {
       closeBatch(outer);
-      this.endRide(ride);
+      this.endRide(ride, ok);
     }
   };
   private readonly onCompleteBound = (n: number): void => {
@@ -252,11 +254,13 @@ export class Ring {
     // the records they queue go to the kernel before the callback returns (endRide).
     const ride = this.beginRide();
     const outer = openBatch();
+    let ok = false;
     try {
       this.dispatch(n);
+      ok = true;
     } finally {
       closeBatch(outer);
-      this.endRide(ride);
+      this.endRide(ride, ok);
     }
   };
 
@@ -704,23 +708,36 @@ export class Ring {
    * and a flush's own deliveries (a send's completion arming the next receive, a receive found
    * ready answered at once) cost a whole loop turn more each (bench/runtime/turn-2026-12-05.md).
    * Records queued outside a completion callback (a timer, a promise job after the callback)
-   * still go in the turn's immediate.
+   * still go in the turn's immediate. A target that throws in the ride's flush costs no other
+   * error: its exception is rethrown here when `ok` (nothing else is propagating), else it
+   * surfaces as an uncaught exception in a microtask, as target-delivery.ts reports its targets'.
    */
-  private endRide(outer: boolean): void {
+  private endRide(outer: boolean, ok: boolean): void {
     if (outer || !this.riding) return;
-    try {
-      for (let round = 0; this.scheduled && round < RIDE_ROUNDS && !this.destroyed; round++) {
-        const batch = openBatch();
-        try {
-          this.flush();
-        } finally {
-          closeBatch(batch);
+    let rethrow = ok;
+    let failure: unknown;
+    let failed = false;
+    for (let round = 0; this.scheduled && round < RIDE_ROUNDS && !this.destroyed; round++) {
+      const batch = openBatch();
+      try {
+        this.flush();
+      } catch (e) {
+        if (rethrow) {
+          rethrow = false;
+          failed = true;
+          failure = e;
+        } else {
+          queueMicrotask(() => {
+            throw e;
+          });
         }
+      } finally {
+        closeBatch(batch);
       }
-    } finally {
-      this.riding = false;
-      if (this.scheduled && !this.destroyed) this.queueImmediate();
     }
+    this.riding = false;
+    if (this.scheduled && !this.destroyed) this.queueImmediate();
+    if (failed) throw failure;
   }
 
   private queueImmediate(): void {
