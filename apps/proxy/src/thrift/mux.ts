@@ -247,8 +247,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   /** Takes a call this connection was reserved for (`load` counts it already); its end goes to `listener`. */
   call(call: MuxCall, timeout: number, listener: UpstreamCallListener): void {
     if (!this.alive) {
-      call.lease?.callSettled?.(); // never written
-      failed(this.counters, listener, this.#error, call.oneway);
+      this.#refuse(call, listener, this.#error);
       return;
     }
     this.#idleDeadline = NO_DEADLINE;
@@ -257,10 +256,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     try {
       parts = reframe(call.frame, { seqId: id });
     } catch (error) {
-      this.#release();
-      call.lease?.callSettled?.(); // never written
-      failed(
-        this.counters,
+      this.#refuse(
+        call,
         listener,
         new ThriftUpstreamError(
           'protocol',
@@ -268,7 +265,6 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
           `the call could not be re-encoded: ${(error as Error).message}`,
           { cause: error },
         ),
-        call.oneway,
       );
       return;
     }
@@ -281,29 +277,35 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     try {
       taken = call.lease?.running?.(waiting) !== false;
     } catch (error) {
-      // A lease that throws (not expected of one) fails its call, and the call's slot goes back:
-      // MuxPool's catch counts the call out of the pool, but each throw would cost this
-      // connection one of its `multiplex` slots for good.
-      this.#release();
-      call.lease?.callSettled?.(); // never written
-      failed(this.counters, listener, error, false);
+      // A lease that throws (not expected of one) fails its call here, where its slot is known
+      // to be held: MuxPool's catch would count the call out of the pool but not give the slot
+      // back, and each such throw would cost this connection one of its `multiplex` for good.
+      this.#refuse(call, listener, error);
       return;
     }
     if (!taken) {
       // The caller went away before its call was sent: nothing to send, nothing to wait for.
-      this.#release();
-      call.lease?.callSettled?.();
-      failed(
-        this.counters,
+      this.#refuse(
+        call,
         listener,
         new ThriftUpstreamError('abandoned', this.key.label, 'the caller went away'),
-        false,
       );
       return;
     }
     this.#pending.set(id, waiting);
     if (call.lease?.inPlace !== true) this.#copyLeases++;
     this.#enqueue(parts, undefined, call.lease);
+  }
+
+  /**
+   * A call taken (its slot counted in `load`) and never to be written: the slot goes back, its
+   * lease hears its bytes are no longer lent, its listener the failure. Every path of call() that
+   * refuses a call ends here, so none can forget the slot.
+   */
+  #refuse(call: MuxCall, listener: UpstreamCallListener, error: unknown): void {
+    this.#release();
+    call.lease?.callSettled?.(); // never written
+    failed(this.counters, listener, error, call.oneway);
   }
 
   /**
