@@ -11,13 +11,11 @@ import type { TLSSocket } from 'node:tls';
 import { loadNative, type NativeBinding } from '@loch/native';
 import { TlsServerContext, type TlsStream } from '@loch/tls';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
-import { driverCases, eventually, LochTlsServer, nodeClient } from './harness.js';
+import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
 
-const drivers = await driverCases();
-const uring = drivers.find((d) => d.name === 'uring')!;
-const test = uring.skip === undefined ? it : it.skip;
+const test = await uringTest();
 const loaded = loadNative();
 const binding: NativeBinding | undefined = 'error' in loaded ? undefined : loaded.binding;
 let pki: TestPki;

@@ -9,6 +9,7 @@ import { readdirSync } from 'node:fs';
 import { type ConnectionOptions, connect as nodeConnect, type TLSSocket } from 'node:tls';
 import { type TlsAcceptOptions, type TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type DriverName, type Runtime, TcpListener } from '@loch/uring-runtime';
+import { it } from 'vitest';
 
 /** A driver under test and why it is skipped (undefined when it runs). */
 export interface DriverCase {
@@ -31,6 +32,12 @@ export async function driverCases(): Promise<DriverCase[]> {
     cases.push({ name, skip });
   }
   return cases;
+}
+
+/** `it` where the uring driver serves on this machine, `it.skip` elsewhere: for io_uring-only suites. */
+export async function uringTest(): Promise<typeof it | typeof it.skip> {
+  const uring = (await driverCases()).find((d) => d.name === 'uring')!;
+  return uring.skip === undefined ? it : it.skip;
 }
 
 /** Open descriptors of this process. */

@@ -21,22 +21,20 @@ import {
   tlsConnect,
 } from '@loch/tls';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
 import {
   bytes,
-  driverCases,
   echo,
   eventually,
   LochTlsServer,
   nodeClient,
   readAll,
   roundTrip,
+  uringTest,
 } from './harness.js';
 
-const drivers = await driverCases();
-const uring = drivers.find((d) => d.name === 'uring')!;
-const test = uring.skip === undefined ? it : it.skip;
+const test = await uringTest();
 let pki: TestPki;
 
 beforeAll(() => {

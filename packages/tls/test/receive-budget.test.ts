@@ -11,13 +11,12 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type RecvChunk, type Runtime, TcpListener } from '@loch/uring-runtime';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
 import { flood } from './flood.js';
-import { driverCases, eventually, nodeClient, roundTrip } from './harness.js';
+import { eventually, nodeClient, roundTrip, uringTest } from './harness.js';
 
-const uring = (await driverCases()).find((d) => d.name === 'uring')!;
-const test = uring.skip === undefined ? it : it.skip;
+const test = await uringTest();
 const KIB = 1024;
 const MIB = KIB * KIB;
 

@@ -11,14 +11,12 @@ import { createServer as nodeServer } from 'node:tls';
 import { loadNative } from '@loch/native';
 import { TlsClientContext, TlsServerContext, type TlsStream, tlsConnect } from '@loch/tls';
 import { createRuntime, type Runtime, sentBytes, TcpStream } from '@loch/uring-runtime';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { countCalls } from '../../../bench/lib/binding-calls.cjs';
 import { makeTestPki, type TestPki } from './certs.js';
-import { driverCases, eventually, LochTlsServer, nodeClient } from './harness.js';
+import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
 
-const drivers = await driverCases();
-const uring = drivers.find((d) => d.name === 'uring')!;
-const test = uring.skip === undefined ? it : it.skip;
+const test = await uringTest();
 let pki: TestPki;
 
 beforeAll(() => {
