@@ -3,7 +3,7 @@
  * whose JavaScript -> native crossings request-crossings.sh counts: in every thread it loads
  * @loch/native's addon the way native/index.js does (require() of the same .node file: the same
  * exports object in that thread) and wraps each of its functions with a counter by name
- * (bench/lib/binding-calls.cjs, which the in-process tests share); the
+ * (packages/tls/test/binding-calls.cjs, which the in-process tests share); the
  * ring's completion callbacks (native -> JavaScript) come from the addon's own crossings()
  * counter. Every 200 ms each thread writes its cumulative counts to
  * $LOCH_BENCH_CROSSINGS/<pid>-<threadId>.json (a timer and a synchronous file write: no addon call).
@@ -18,7 +18,7 @@ if (out) {
   const root = process.env.LOCH_ROOT || join(__dirname, '..', '..');
   const path = process.env.LOCH_NATIVE_PATH || join(root, 'native', 'build', 'Release', 'loch_native.node');
   const binding = require(path);
-  const { calls } = require('../lib/binding-calls.cjs').countCalls(binding, ['crossings']);
+  const { calls } = require('../../packages/tls/test/binding-calls.cjs').countCalls(binding, ['crossings']);
   const file = join(out, `${process.pid}-${threadId}.json`);
   setInterval(() => {
     let callbacks = 0;

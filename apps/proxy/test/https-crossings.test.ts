@@ -18,7 +18,7 @@ import { createResponse, fixedBody, HttpServer, streamBody } from '@loch/http';
 import { TlsServerContext, tlsAccept } from '@loch/tls';
 import { createRuntime, type Runtime, type StreamListener } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countCalls } from '../../../bench/lib/binding-calls.cjs';
+import { countCalls } from '../../../packages/tls/test/binding-calls.cjs';
 import { selfSignedCertificate } from '../src/demo-certificate.js';
 
 /** Whether this kernel lets the uring driver serve (probed once). */

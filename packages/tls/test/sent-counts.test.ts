@@ -12,7 +12,7 @@ import { loadNative } from '@loch/native';
 import { TlsClientContext, TlsServerContext, type TlsStream, tlsConnect } from '@loch/tls';
 import { createRuntime, type Runtime, sentBytes, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
-import { countCalls } from '../../../bench/lib/binding-calls.cjs';
+import { countCalls } from './binding-calls.cjs';
 import { makeTestPki, type TestPki } from './certs.js';
 import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
 
