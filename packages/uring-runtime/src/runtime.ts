@@ -143,6 +143,19 @@ export class Runtime {
   #trimsBefore = 0;
   #trimMsBefore = 0;
 
+  /**
+   * Gives this thread's free memory back to the OS now, as an idle trim does (V8's low-memory GC
+   * of this thread's isolate, then malloc_trim): for a thread done with a burst of work it will
+   * not repeat, such as a main thread that only supervises workers once they started. Synchronous
+   * (tens of milliseconds: full GCs). Needs no runtime on the thread; false without the addon.
+   */
+  static trimThreadMemory(): boolean {
+    const trim = memoryTrimmer();
+    if (trim === undefined) return false;
+    trim();
+    return true;
+  }
+
   constructor(driver: Driver, selection: DriverSelection, idleTrimMs?: number) {
     this.driver = driver;
     this.selection = selection;

@@ -18,6 +18,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import {
   DEFAULT_RESTART_POLICY,
+  Runtime,
   start,
   type WorkerCrash,
   type WorkerCrashLoop,
@@ -544,5 +545,10 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     `started ${pool.workers.length} worker(s), driver ${drivers} (${pool.workers[0]?.driverReason ?? ''}); listening: ${describeListen(config)}`,
   );
   log.flush();
+  // From here on this thread only supervises: give back what the startup grew. Loading the
+  // modules and the config took its young generation to 16 MiB, 13 MiB of RSS that V8's memory
+  // reducer returned only ~40 s later, in the middle of whatever was measured then
+  // (bench/idle-memory/main-thread.ts; readings-2026-12-05c.md, section 4).
+  Runtime.trimThreadMemory();
   return exited;
 }
