@@ -11,11 +11,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../lib/free-port.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const count = Number(process.argv[2] ?? 10_000);
@@ -58,14 +58,6 @@ function vmRssBytes(pid: number): number {
   return Number(m?.[1] ?? 0) * 1024;
 }
 
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function measureLoch(): Promise<void> {
   const upstream = createHttpServer((_req, res) => res.end('hello\n'));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -93,17 +85,24 @@ async function measureLoch(): Promise<void> {
       },
     },
   );
-  const statsWaiters: ((heap: number) => void)[] = [];
+  // A worker that does not answer the stats command in time (a heap snapshot of a loaded machine
+  // can take longer than the 5 s loch waits) is logged as `stats: worker N: ...`: fail, not hang.
+  const statsWaiters: ((heap: number | Error) => void)[] = [];
   for (const out of [loch.stdout!, loch.stderr!]) {
     createInterface({ input: out }).on('line', (l) => {
       const m = /stats (\{.*\})/.exec(l);
       if (m) statsWaiters.shift()?.((JSON.parse(m[1]!) as { heapUsed: number }).heapUsed);
+      else if (/stats: worker \d+:/.test(l)) statsWaiters.shift()?.(new Error(l));
     });
   }
   const measure = async (): Promise<[number, number]> => {
-    const heap = new Promise<number>((r) => statsWaiters.push(r));
+    const heap = new Promise<number | Error>((r) => statsWaiters.push(r));
     loch.kill('SIGUSR2');
     const h = await heap;
+    if (h instanceof Error) {
+      loch.kill('SIGTERM');
+      throw h;
+    }
     await new Promise((r) => setTimeout(r, 500));
     return [vmRssBytes(loch.pid!), h];
   };
