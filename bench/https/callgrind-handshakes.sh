@@ -20,11 +20,11 @@ mode=${4:-full}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-callgrind-handshakes-XXXXXX)
 client="$root/packages/tls/bench/handshake-client.py"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+port=$(free_port)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+tls_certificate ecdsa
 cat >"$dir/loch.toml" <<EOF
 [runtime]
 workers = $workers

@@ -18,13 +18,12 @@ warm=${3:-2000}
 count=${4:-1000}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-callgrind-requests-XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 port=$(free_port)
 backend=$(free_port)
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+tls_certificate ecdsa
 cat >"$dir/loch.toml" <<EOF
 [runtime]
 workers = 1

@@ -33,7 +33,8 @@ streams=${load#*x}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-h2-counts-XXXXXX")
 chmod 755 "$dir"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 h2c_port=$(free_port)
 tls_port=$(free_port)
 backend=$(free_port)
@@ -84,9 +85,7 @@ http {
   }
 }
 EOF
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+tls_certificate ecdsa
 server() { # key port tls
   cat <<EOF
 [servers.$1]

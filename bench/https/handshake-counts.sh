@@ -27,16 +27,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-handshake-counts-XXXXXX)
 chmod 755 "$dir"
 client="$root/packages/tls/bench/handshake-client.py"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+port=$(free_port)
 
-case $cert in
-  ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
-  rsa) newkey=(-newkey rsa:2048) ;;
-  *) echo "certificate kind: ecdsa or rsa" >&2; exit 2 ;;
-esac
-openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-chmod 644 "$dir/key.pem" "$dir/cert.pem"
+tls_certificate "$cert"
 
 pids=()
 if [ "$peer" = loch ]; then

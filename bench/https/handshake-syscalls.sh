@@ -23,7 +23,9 @@ warmup=${6:-10}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-handshake-syscalls-XXXXXX)
 chmod 755 "$dir"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+port=$(free_port)
 cpus=1
 [ "$workers" != 1 ] && cpus=0-1
 
@@ -42,14 +44,7 @@ probe probe_libc/malloc "$libc" malloc
 probe probe_libc/free "$libc" free
 probe probe_libc/mallocsz "$libc" malloc 'size=%di:u64'
 
-case $cert in
-  ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
-  rsa) newkey=(-newkey rsa:2048) ;;
-  *) echo "certificate kind: ecdsa or rsa" >&2; exit 2 ;;
-esac
-openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
-  -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-chmod 644 "$dir/key.pem" "$dir/cert.pem"
+tls_certificate "$cert"
 
 if [ "$peer" = loch ]; then
   cat >"$dir/loch.toml" <<EOF

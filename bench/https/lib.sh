@@ -13,9 +13,25 @@
 #   https_stop              ends the server and the backend
 #
 # The caller sets `here` (this directory) and `root` (the checkout whose apps/proxy build runs).
+#
+# Also what every bench/https script shares: `free_port` (bench/lib/free-port.sh) and
+#   tls_certificate [ecdsa|rsa]   a throwaway certificate for localhost in $dir (cert.pem, key.pem;
+#                           readable by nginx's workers): ECDSA P-256 (the default) or RSA 2048
 
 # free_port: bench/lib/free-port.sh (above the ephemeral range, bounded tries).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/free-port.sh"
+
+tls_certificate() { # [ecdsa|rsa]
+  local newkey
+  case ${1:-ecdsa} in
+    ecdsa) newkey=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1) ;;
+    rsa) newkey=(-newkey rsa:2048) ;;
+    *) echo "certificate kind: ecdsa or rsa" >&2; exit 2 ;;
+  esac
+  openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+  chmod 644 "$dir/key.pem" "$dir/cert.pem"
+}
 
 https_setup() { # NAME SIZE
   dir=$(mktemp -d "/tmp/loch-$1-XXXXXX")
@@ -23,10 +39,7 @@ https_setup() { # NAME SIZE
   port=$(free_port)
   plain=$(free_port)
   backend=$(free_port)
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-    -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
-  chmod 644 "$dir/key.pem" "$dir/cert.pem"
+  tls_certificate ecdsa
   node -e "const b = Buffer.alloc($2, 120); require('node:http').createServer((q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
   backend_pid=$!
 }
