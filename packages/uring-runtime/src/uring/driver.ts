@@ -52,9 +52,8 @@ export interface UringDriverOptions {
   readonly sqpoll?: boolean | undefined;
   /**
    * When queued ops are flushed: 'immediate' (once per event-loop turn, in setImmediate: every op
-   * of the turn in one submit; ops queued by the ring's completion callback go at its end),
-   * 'tick' (process.nextTick: once the tick's promise jobs are done) or 'microtask'
-   * (queueMicrotask). Default 'immediate' (env LOCH_URING_FLUSH overrides).
+   * of the turn in one submit), 'tick' (process.nextTick: once the tick's promise jobs are done)
+   * or 'microtask' (queueMicrotask). Default 'immediate' (env LOCH_URING_FLUSH overrides).
    */
   readonly flushMode?: FlushMode | undefined;
   /**

@@ -28,10 +28,8 @@ export interface CompletionTarget {
 
 /**
  * When queued records are flushed: 'immediate' once per event-loop turn (setImmediate, after
- * every I/O callback of the turn), except that what the ring's own completion callback (and
- * flush) queued goes at that callback's end (Ring.endRide); 'tick' when the current tick's
- * promise jobs are done (process.nextTick queued from a promise job runs after the whole
- * microtask queue drained);
+ * every I/O callback of the turn); 'tick' when the current tick's promise jobs are done
+ * (process.nextTick queued from a promise job runs after the whole microtask queue drained);
  * 'microtask' at the next microtask checkpoint (queueMicrotask; can flush several times a tick).
  */
 export type FlushMode = 'immediate' | 'tick' | 'microtask';
@@ -59,11 +57,6 @@ export interface RingOptions {
 
 const { ECANCELED } = constants.errno;
 const onPoolPressure = (reader: PoolReader): void => reader.onPoolPressure();
-/**
- * Flushes one callback makes at its end before the rest waits for an immediate: a peer that
- * answers as fast as the ring flushes must not keep the loop in one callback.
- */
-const RIDE_ROUNDS = 4;
 const FREE = 0;
 const IN_FLIGHT = 1;
 const CANCELLING = 2;
@@ -227,40 +220,22 @@ export class Ring {
   private destroyed = false;
   private starved: BufferWaiter[] = [];
   private readonly flushMode: FlushMode;
-  /**
-   * A completion callback or a flush is running in 'immediate' mode: what it queues is flushed
-   * at its end (endRide) instead of in a setImmediate of its own.
-   */
-  private riding = false;
-  /** A setImmediate(flushBound) is queued. */
-  private immediate = false;
   private readonly flushBound = (): void => {
-    this.immediate = false;
-    // A flush drains completions too: what they deliver goes at its end (target-delivery.ts),
-    // and what those deliveries queue goes in this same callback (endRide).
-    const ride = this.beginRide();
+    // A flush drains completions too: what they deliver goes at its end (target-delivery.ts).
     const outer = openBatch();
-    let ok = false;
     try {
       this.flush();
-      ok = true;
     } finally {
       closeBatch(outer);
-      this.endRide(ride, ok);
     }
   };
   private readonly onCompleteBound = (n: number): void => {
-    // Each call is one completion batch: its deliveries go at its end, without a microtask, and
-    // the records they queue go to the kernel before the callback returns (endRide).
-    const ride = this.beginRide();
+    // Each call is one completion batch: its deliveries go at its end, without a microtask.
     const outer = openBatch();
-    let ok = false;
     try {
       this.dispatch(n);
-      ok = true;
     } finally {
       closeBatch(outer);
-      this.endRide(ride, ok);
     }
   };
 
@@ -683,67 +658,9 @@ export class Ring {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    // Inside a ride: the callback running now flushes at its end (endRide).
-    if (this.riding) return;
-    if (this.flushMode === 'immediate') this.queueImmediate();
+    if (this.flushMode === 'immediate') setImmediate(this.flushBound);
     else if (this.flushMode === 'tick') process.nextTick(this.flushBound);
     else queueMicrotask(this.flushBound);
-  }
-
-  /**
-   * Starts a ride ('immediate' mode): until endRide, schedule() only marks a flush as wanted.
-   * Returns whether a ride was running already (pass it to endRide).
-   */
-  private beginRide(): boolean {
-    const outer = this.riding;
-    if (this.flushMode === 'immediate') this.riding = true;
-    return outer;
-  }
-
-  /**
-   * Ends the ride begun by the matching beginRide(): while a flush is wanted, flushes now (a
-   * flush drains, and what its completions deliver may queue more: up to RIDE_ROUNDS rounds),
-   * then leaves what is still wanted to a setImmediate. Why: with one completion per wakeup (a
-   * quiet machine, few connections) the immediate cost a second JavaScript entry per loop turn,
-   * and a flush's own deliveries (a send's completion arming the next receive, a receive found
-   * ready answered at once) cost a whole loop turn more each (bench/runtime/turn-2026-12-05.md).
-   * Records queued outside a completion callback (a timer, a promise job after the callback)
-   * still go in the turn's immediate. A target that throws in the ride's flush costs no other
-   * error: its exception is rethrown here when `ok` (nothing else is propagating), else it
-   * surfaces as an uncaught exception in a microtask, as target-delivery.ts reports its targets'.
-   */
-  private endRide(outer: boolean, ok: boolean): void {
-    if (outer || !this.riding) return;
-    let rethrow = ok;
-    let failure: unknown;
-    let failed = false;
-    for (let round = 0; this.scheduled && round < RIDE_ROUNDS && !this.destroyed; round++) {
-      const batch = openBatch();
-      try {
-        this.flush();
-      } catch (e) {
-        if (rethrow) {
-          rethrow = false;
-          failed = true;
-          failure = e;
-        } else {
-          queueMicrotask(() => {
-            throw e;
-          });
-        }
-      } finally {
-        closeBatch(batch);
-      }
-    }
-    this.riding = false;
-    if (this.scheduled && !this.destroyed) this.queueImmediate();
-    if (failed) throw failure;
-  }
-
-  private queueImmediate(): void {
-    if (this.immediate) return;
-    this.immediate = true;
-    setImmediate(this.flushBound);
   }
 
   /**
