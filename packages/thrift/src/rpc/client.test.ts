@@ -120,3 +120,31 @@ describe.each([false, true])('ThriftClient reply memory (multiplexed: %s)', (mul
     await client.close();
   });
 });
+
+describe('ThriftClient writes (multiplexed)', () => {
+  it('runs one write at a time on its stream, however many calls are pipelined', async () => {
+    // The stream contract (one write at a time per stream): on io_uring a write started before the
+    // previous one settled can interleave with that one's rest after a short send.
+    const peer = echoPeer(10);
+    const write = peer.writev.bind(peer);
+    let inFlight = 0;
+    let most = 0;
+    peer.writev = async (bufs) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((resolve) => setImmediate(resolve));
+      try {
+        return await write(bufs);
+      } finally {
+        inFlight--;
+      }
+    };
+    const client = new ThriftClient(peer, { multiplexed: true });
+    const replies = await Promise.all(Array.from({ length: 8 }, () => client.call('ping', ping)));
+    expect(replies.map((r) => (r === undefined ? undefined : resultOf(r)))).toEqual(
+      Array(8).fill('r'.repeat(10)),
+    );
+    expect(most).toBe(1);
+    await client.close();
+  });
+});

@@ -82,6 +82,8 @@ export class ThriftClient {
   private readonly pending = new Map<number, Pending>();
   private nextSeqId = 1;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The multiplexed mode's last write: the next one starts once it settled. */
+  private writes: Promise<unknown> = Promise.resolve();
   private readLoop: Promise<void> | undefined;
   private failure: unknown;
   private readonly framing: FramingName;
@@ -244,7 +246,7 @@ export class ThriftClient {
   ): Promise<ThriftFrame | undefined> {
     const seqId = this.allocSeqId();
     const parts = this.parts(message, seqId, options);
-    if (oneway) return this.stream.writev(parts).then(() => undefined);
+    if (oneway) return this.writeInTurn(parts).then(() => undefined);
     const ms = options.timeout ?? this.options.timeout ?? 0;
     return new Promise<ThriftFrame>((resolve, reject) => {
       const entry: Pending = { resolve, reject, timer: undefined, expired: false };
@@ -256,10 +258,21 @@ export class ThriftClient {
       }
       this.pending.set(seqId, entry);
       this.readLoop ??= this.runReadLoop();
-      this.stream.writev(parts).catch((e) => {
+      this.writeInTurn(parts).catch((e) => {
         this.fail(e);
       });
     });
+  }
+
+  /**
+   * Writes `parts` once every earlier multiplexed write settled: the stream runs one write at a
+   * time (on io_uring a write started before the previous one settled can interleave with that
+   * one's rest after a short send), and pipelined calls must not.
+   */
+  private writeInTurn(parts: Uint8Array[]): Promise<number> {
+    const run = this.writes.then(() => this.stream.writev(parts));
+    this.writes = run.catch(() => {});
+    return run;
   }
 
   private async runReadLoop(): Promise<void> {
