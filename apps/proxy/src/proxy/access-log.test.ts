@@ -119,6 +119,11 @@ describe('access-log formats', () => {
       '€',
       '\u0001',
       `/${'p'.repeat(5000)}`,
+      // Labels long enough to be kept as bytes: two of one length, and ones not all ASCII.
+      'http://127.0.0.1:9000',
+      'http://127.0.0.2:9000',
+      'http://caf\u00e9.example:9000',
+      'http://\u20ac.example.com:9000',
     ];
     const records: AccessRecord[] = [];
     for (const ms of durations) records.push(record({ ms }));
@@ -129,6 +134,8 @@ describe('access-log formats', () => {
     }
     for (const n of [0, 1, 9, 10, 99, 100, 65_535, 2 ** 31, 2 ** 53 - 1, 2 ** 53, 1.5, -3, Number.NaN])
       records.push(record({ status: n }), record({ bytes: n }));
+    for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
+    // Again, every label now written before (kept as bytes where it can be).
     for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
   });
 
@@ -261,7 +268,22 @@ describe('FileSink', () => {
       { family: 'unix', path: '/run/x.sock' },
     ] as const)
       records.push(record({ client }));
-    for (const s of ['', 'x y', 'a"b', 'é', '\u0100', '€', '\u0001', `/${'p'.repeat(5000)}`]) {
+    // The last three: labels kept as bytes once written (one of the same length as the default
+    // upstream's), and one with a latin1 char above 0x7f, written to a latin1 string (textLine)
+    // and to the file (UTF-8) in turns.
+    for (const s of [
+      '',
+      'x y',
+      'a"b',
+      'é',
+      '\u0100',
+      '€',
+      '\u0001',
+      `/${'p'.repeat(5000)}`,
+      'http://127.0.0.2:9000',
+      'http://caf\u00e9.example:9000',
+      'http://\u20ac.example.com:9000',
+    ]) {
       records.push(record({ method: s }), record({ target: s }), record({ server: s }));
       records.push(record({ upstream: s }), record({ time: s }));
     }
