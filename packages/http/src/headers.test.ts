@@ -147,6 +147,41 @@ describe('HttpHeaders', () => {
     expect(wire('Accept: a\r\nX-N0: 1\r\nX-N28: 1\r\nX-N29: 1\r\n').presence(many)).toBe(1 | 2 | (1 << 29));
   });
 
+  it('removeHopByHop reads every decoded Connection line but those listing only keep-alive and upgrade (both parsers)', () => {
+    // [fields, the names left besides host]: each Connection line that lists anything else
+    // (another name, `close`, parameters, a name after a space) has its names removed.
+    const cases: [string, string[]][] = [
+      ['Connection: keep-alive\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: UPGRADE, Keep-Alive\r\nUpgrade: w\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection:\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: ,\t,\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: keep-alive, x-a\r\nX-A: 1\r\nX-B: 1\r\n', ['x-b']],
+      ['Connection: keep-alive x-a\r\nX-A: 1\r\nX-B: 1\r\n', ['x-b']],
+      ['Connection: keep-alive\r\nConnection: X-A\r\nX-A: 1\r\nX-B: 1\r\n', ['x-b']],
+      ['Connection: X-A\r\nConnection: keep-alive\r\nX-A: 1\r\nX-B: 1\r\n', ['x-b']],
+      ['Connection: close\r\nClose: 1\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: keep-alive, close\r\nClose: 1\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: keep-alive, accept\r\nAccept: */*\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: keep-alive;x=1\r\nX-A: 1\r\n', ['x-a']],
+      ['Connection: upgrade;x, via\r\nVia: 1.1 a\r\nX-A: 1\r\n', ['x-a']],
+    ];
+    try {
+      for (const native of [true, false]) {
+        useNativeHeadScan(native);
+        for (const [fields, left] of cases) {
+          const h = wire(fields);
+          h.removeHopByHop();
+          expect(
+            [...h].map(([n]) => n),
+            fields,
+          ).toEqual(['host', ...left]);
+        }
+      }
+    } finally {
+      useNativeHeadScan(true);
+    }
+  });
+
   it('removeHopByHop removes what a plain reading of RFC 9110 §7.6.1 removes (random heads, both parsers)', () => {
     const HOP = [
       'connection',

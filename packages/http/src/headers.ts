@@ -268,6 +268,14 @@ export class HttpHeaders implements Iterable<[string, string]> {
   startMethodOrReason = '';
   /** @internal */
   startTarget = '';
+  /**
+   * @internal every decoded Connection line lists bare `keep-alive` and `upgrade` tokens only
+   * (the decoder's list flags say so; no other element, no parameters): fields that are
+   * removed as hop-by-hop anyway, so removeHopByHop does not read those lines. Decoded lines
+   * are only ever removed, never changed: it stays true while the list lives. False for a
+   * built list and for trailers (their lines are read).
+   */
+  connectionHopOnly = false;
 
   /** Builds a header list; every name is lowercased and checked, every value checked. */
   constructor(init?: HeadersInit) {
@@ -547,7 +555,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * TE, Transfer-Encoding, Trailer, Upgrade), every field a Connection field names, and the
    * names in `also`; returns how many fields were removed. What a proxy does to each message it
    * forwards. On decoded fields it is one pass over known-name ids: Connection values are read
-   * as bytes, and no string is made unless Connection names an uncommon field. A second pass
+   * as bytes (not at all when the decoder found them listing only `keep-alive` and `upgrade`:
+   * connectionHopOnly), and no string is made unless Connection names an uncommon field. A second pass
    * runs only when Connection names a field the first did not remove anyway (`keep-alive`,
    * the usual one, is hop-by-hop itself) or `also` has uncommon names.
    */
@@ -564,12 +573,13 @@ export class HttpHeaders implements Iterable<[string, string]> {
     if (wc > 0) {
       const words = this.slab!.words;
       const b = this.slab!.bytes;
+      const readConnection = !this.connectionHopOnly;
       for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
         const id = words[e]! & ID_MASK;
         if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) continue;
         marks ??= marksFor(n);
         marks[i] = 1;
-        if (id !== ID_CONNECTION) continue;
+        if (id !== ID_CONNECTION || !readConnection) continue;
         // The names this Connection field lists.
         const end = words[e - 1]!;
         let p = words[e - 2]!;

@@ -739,6 +739,9 @@ abstract class H1Decoder<M> {
 
   /** Sets the parsed head's headers, decides its framing and enters the body's state. */
   private startBody(headers: HttpHeaders): void {
+    // Connection lines that list only `keep-alive` and `upgrade` (hop-by-hop fields themselves):
+    // removeHopByHop need not read them (nginx answers and most clients send just that).
+    headers.connectionHopOnly = (this.connFlags & ~(L_KEEP_ALIVE | L_UPGRADE)) === 0;
     this.setHeaders(headers);
     this.decideFraming();
     switch (this.framing) {
