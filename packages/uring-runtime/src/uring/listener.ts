@@ -152,8 +152,12 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   }
 
   private wrap(fd: number): UringStream {
-    if (this.kind === 'tcp') this.host.binding.setNoDelay(fd, true);
-    return new UringStream(this.host, fd, this.kind, undefined, this.streamLocal);
+    const stream = new UringStream(this.host, fd, this.kind, undefined, this.streamLocal);
+    if (this.kind === 'tcp') {
+      this.host.binding.setNoDelay(fd, true);
+      stream.markNoDelay();
+    }
+    return stream;
   }
 
   private closeQuietly(fd: number): void {

@@ -507,6 +507,11 @@ const FAILED = 512;
  * completes, so the readers queued behind it cannot take bytes ahead of it.
  */
 const READING = 1024;
+/**
+ * TCP_NODELAY is set on the socket as far as this stream knows (the listener sets it on every
+ * accepted TCP socket): setNoDelay() with the same value makes no call.
+ */
+const NO_DELAY = 2048;
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -522,7 +527,7 @@ export class UringStream
   implements CompletionTarget, BufferWaiter, BudgetWaiter, PoolReader
 {
   /**
-   * State bits (CLOSING, EOF, ...): one field for eleven booleans. A server holds one stream per idle
+   * State bits (CLOSING, EOF, ...): one field for twelve booleans. A server holds one stream per idle
    * connection, and on Node 20 (no pointer compression) every field is 8 bytes.
    */
   private bits = 0;
@@ -686,7 +691,17 @@ export class UringStream
   }
 
   setNoDelay(enabled: boolean): void {
-    if (this.kind === 'tcp' && !this.closing) this.host.binding.setNoDelay(this.fd, enabled);
+    if (this.kind !== 'tcp' || this.closing || ((this.bits & NO_DELAY) !== 0) === enabled) return;
+    this.host.binding.setNoDelay(this.fd, enabled);
+    this.bits = enabled ? this.bits | NO_DELAY : this.bits & ~NO_DELAY;
+  }
+
+  /**
+   * @internal The listener set TCP_NODELAY on this accepted socket: a server's setNoDelay(true)
+   * (every H1 connection makes one) then costs no addon call and no setsockopt.
+   */
+  markNoDelay(): void {
+    this.bits |= NO_DELAY;
   }
 
   read<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<IoResult<B>> {

@@ -1,0 +1,44 @@
+// TCP_NODELAY on accepted io_uring streams: the listener sets it once, and a server's
+// setNoDelay(true) on top (every H1 connection makes one) costs no second addon call.
+import type { NativeBinding } from '@loch/native';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createUringDriver, probeUring, type UringDriver } from './index.js';
+
+const probe = probeUring();
+
+describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
+  let driver: UringDriver;
+  beforeEach(() => {
+    driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096 });
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await driver.close();
+  });
+
+  it('asks the kernel only when the setting changes', async () => {
+    const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
+    const calls: boolean[] = [];
+    const setNoDelay = binding.setNoDelay.bind(binding);
+    vi.spyOn(binding, 'setNoDelay').mockImplementation((fd, enabled) => {
+      calls.push(enabled);
+      return setNoDelay(fd, enabled);
+    });
+    const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const address = listener.localAddress;
+    if (address.family === 'unix') throw new Error('a TCP listener');
+    const accepted = listener[Symbol.asyncIterator]().next();
+    const client = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+    const server = (await accepted).value!;
+    calls.length = 0; // the client's own at connect and the listener's at accept
+    server.setNoDelay(true);
+    expect(calls).toEqual([]);
+    server.setNoDelay(false);
+    server.setNoDelay(false);
+    server.setNoDelay(true);
+    expect(calls).toEqual([false, true]);
+    await client.close();
+    await server.close();
+    await listener.close();
+  });
+});
