@@ -286,8 +286,12 @@ export class UringDriver implements Driver {
     }
     const fd = this.host.binding.socket(family);
     if (typeof fd !== 'number') throw failure(fd, address);
-    if (options.noDelay ?? true) this.host.binding.setNoDelay(fd, true);
-    return this.connectFd(fd, 'tcp', sockaddr, address, options.timeout, options.signal);
+    const noDelay = options.noDelay ?? true;
+    if (noDelay) this.host.binding.setNoDelay(fd, true);
+    const stream = await this.connectFd(fd, 'tcp', sockaddr, address, options.timeout, options.signal);
+    // The stream's record of TCP_NODELAY, so that its setNoDelay() asks only for a change.
+    if (noDelay) stream.markNoDelay();
+    return stream;
   }
 
   async connectUnix(options: UnixConnectOptions): Promise<UringStream> {

@@ -2,6 +2,7 @@
 // setNoDelay(true) on top (every H1 connection makes one) costs no second addon call.
 import type { NativeBinding } from '@loch/native';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { ByteStream } from '../stream.js';
 import { createUringDriver, probeUring, type UringDriver } from './index.js';
 
 const probe = probeUring();
@@ -40,5 +41,38 @@ describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
     await client.close();
     await server.close();
     await listener.close();
+  });
+
+  it('knows what connectTcp set, with noDelay on (the default) and off', async () => {
+    const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
+    const calls: boolean[] = [];
+    const setNoDelay = binding.setNoDelay.bind(binding);
+    vi.spyOn(binding, 'setNoDelay').mockImplementation((fd, enabled) => {
+      calls.push(enabled);
+      return setNoDelay(fd, enabled);
+    });
+    const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const address = listener.localAddress;
+    if (address.family === 'unix') throw new Error('a TCP listener');
+    const accepted: ByteStream[] = [];
+    const accepting = (async () => {
+      for await (const s of listener) accepted.push(s);
+    })();
+    const on = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+    calls.length = 0;
+    on.setNoDelay(true);
+    expect(calls).toEqual([]);
+    on.setNoDelay(false);
+    expect(calls).toEqual([false]);
+    const off = await driver.connectTcp({ host: '127.0.0.1', port: address.port, noDelay: false });
+    calls.length = 0;
+    off.setNoDelay(false);
+    off.setNoDelay(true);
+    expect(calls).toEqual([true]);
+    await on.close();
+    await off.close();
+    await listener.close();
+    await accepting;
+    for (const s of accepted) await s.close();
   });
 });
