@@ -35,19 +35,24 @@ function echoPeer(padding: number): ThriftStream {
       });
     },
     async writev(bufs: readonly Uint8Array[]): Promise<number> {
-      const call = decodeFrame('framed', Buffer.concat(bufs));
-      const header = readMessageHeader('binary', call.payload);
-      const w = createWriter('binary');
-      w.writeMessageBegin(header.name, MessageType.REPLY, header.seqId);
-      w.writeStructBegin();
-      w.writeFieldBegin(TType.STRING, 0);
-      w.writeString('r'.repeat(padding));
-      w.writeFieldStop();
-      w.writeStructEnd();
-      const reply = encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
-      // Delivered after the write settled, as a reply would be.
-      setImmediate(() => deliver(reply.slice()));
-      return reply.byteLength;
+      // One writev may carry several calls (a multiplexed client batches them): each framed one
+      // is answered.
+      const bytes = Buffer.concat(bufs);
+      for (let at = 0; at < bytes.byteLength; at += 4 + bytes.readUInt32BE(at)) {
+        const call = decodeFrame('framed', bytes.subarray(at, at + 4 + bytes.readUInt32BE(at)));
+        const header = readMessageHeader('binary', call.payload);
+        const w = createWriter('binary');
+        w.writeMessageBegin(header.name, MessageType.REPLY, header.seqId);
+        w.writeStructBegin();
+        w.writeFieldBegin(TType.STRING, 0);
+        w.writeString('r'.repeat(padding));
+        w.writeFieldStop();
+        w.writeStructEnd();
+        const reply = encodeFrame({ framing: 'framed', protocol: 'binary' }, w.finishCopy());
+        // Delivered after the write settled, as a reply would be.
+        setImmediate(() => deliver(reply.slice()));
+      }
+      return bytes.byteLength;
     },
     async close(): Promise<void> {
       s.closed = true;
@@ -129,7 +134,9 @@ describe('ThriftClient writes (multiplexed)', () => {
     const write = peer.writev.bind(peer);
     let inFlight = 0;
     let most = 0;
+    let writes = 0;
     peer.writev = async (bufs) => {
+      writes++;
       inFlight++;
       most = Math.max(most, inFlight);
       await new Promise((resolve) => setImmediate(resolve));
@@ -145,6 +152,14 @@ describe('ThriftClient writes (multiplexed)', () => {
       Array(8).fill('r'.repeat(10)),
     );
     expect(most).toBe(1);
+    // Made in one turn, the eight calls go out together; then eight more while one is in flight.
+    expect(writes).toBe(1);
+    const first = client.call('ping', ping);
+    await new Promise((resolve) => setImmediate(resolve));
+    const more = await Promise.all([first, ...Array.from({ length: 7 }, () => client.call('ping', ping))]);
+    expect(more.every((r) => r !== undefined && resultOf(r) === 'r'.repeat(10))).toBe(true);
+    expect(most).toBe(1);
+    expect(writes).toBe(3);
     await client.close();
   });
 });

@@ -68,6 +68,15 @@ export interface ThriftResponse {
   release(): void;
 }
 
+/** Calls' bytes that go out in one writev of a multiplexed client, and that writev's outcome. */
+interface WriteBatch {
+  readonly parts: Uint8Array[];
+  written: Promise<number>;
+}
+
+/** At most this many buffers per writev of a multiplexed client (IOV_MAX is 1024 on Linux). */
+const MAX_WRITE_PARTS = 1024;
+
 interface Pending {
   resolve(frame: ThriftFrame): void;
   reject(error: unknown): void;
@@ -84,6 +93,8 @@ export class ThriftClient {
   private queue: Promise<unknown> = Promise.resolve();
   /** The multiplexed mode's last write: the next one starts once it settled. */
   private writes: Promise<unknown> = Promise.resolve();
+  /** The multiplexed mode's next write, still taking calls' bytes (undefined: none waits). */
+  private nextWrite: WriteBatch | undefined;
   private readLoop: Promise<void> | undefined;
   private failure: unknown;
   private readonly framing: FramingName;
@@ -267,12 +278,23 @@ export class ThriftClient {
   /**
    * Writes `parts` once every earlier multiplexed write settled: the stream runs one write at a
    * time (on io_uring a write started before the previous one settled can interleave with that
-   * one's rest after a short send), and pipelined calls must not.
+   * one's rest after a short send), and pipelined calls must not. Calls made while a write is
+   * in flight (or in the same turn) go out together in the next writev, at most MAX_WRITE_PARTS
+   * buffers each; the promise settles when the writev carrying `parts` did.
    */
   private writeInTurn(parts: Uint8Array[]): Promise<number> {
-    const run = this.writes.then(() => this.stream.writev(parts));
-    this.writes = run.catch(() => {});
-    return run;
+    let batch = this.nextWrite;
+    if (batch === undefined || batch.parts.length + parts.length > MAX_WRITE_PARTS) {
+      const next: WriteBatch = { parts: [], written: undefined as unknown as Promise<number> };
+      next.written = this.writes.then(() => {
+        if (this.nextWrite === next) this.nextWrite = undefined;
+        return this.stream.writev(next.parts);
+      });
+      this.writes = next.written.catch(() => {});
+      this.nextWrite = batch = next;
+    }
+    for (const part of parts) batch.parts.push(part);
+    return batch.written;
   }
 
   private async runReadLoop(): Promise<void> {
