@@ -71,7 +71,7 @@ export interface ThriftResponse {
 /** Calls' bytes that go out in one writev of a multiplexed client, and that writev's outcome. */
 interface WriteBatch {
   readonly parts: Uint8Array[];
-  written: Promise<number>;
+  readonly written: Promise<number>;
 }
 
 /** At most this many buffers per writev of a multiplexed client (IOV_MAX is 1024 on Linux). */
@@ -285,13 +285,14 @@ export class ThriftClient {
   private writeInTurn(parts: Uint8Array[]): Promise<number> {
     let batch = this.nextWrite;
     if (batch === undefined || batch.parts.length + parts.length > MAX_WRITE_PARTS) {
-      const next: WriteBatch = { parts: [], written: undefined as unknown as Promise<number> };
-      next.written = this.writes.then(() => {
-        if (this.nextWrite === next) this.nextWrite = undefined;
-        return this.stream.writev(next.parts);
+      const batchParts: Uint8Array[] = [];
+      const written = this.writes.then(() => {
+        // From here on the batch is being written: later calls start the next one.
+        if (this.nextWrite?.parts === batchParts) this.nextWrite = undefined;
+        return this.stream.writev(batchParts);
       });
-      this.writes = next.written.catch(() => {});
-      this.nextWrite = batch = next;
+      this.writes = written.catch(() => {});
+      this.nextWrite = batch = { parts: batchParts, written };
     }
     for (const part of parts) batch.parts.push(part);
     return batch.written;
