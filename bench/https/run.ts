@@ -20,8 +20,9 @@
  * even ones) and the page shows medians; TLS adds is the median of the per-round differences.
  * For a decision between two builds or record layers, or loch against nginx, use the interleaved
  * A/B form (bench:ab:https, ab/https.ts): fresh instances per round, sides alternating.
- * --handshake-warmup (default 10 s): handshakes before each handshake window (V8 compiles Loch's
- * per-connection code in the first thousands, once per worker).
+ * --handshake-warmup (default 20 s): handshakes before each handshake window (V8 compiles Loch's
+ * per-connection code in the first thousands, once per worker: ~6,000 handshakes on this machine,
+ * bench/results/https-handshake-steady-2026-12-05.md, so 10 s still charged compilation to 2 workers).
  * Each handshake point's log line is followed by the proxy's CPU per handshake split by thread
  * (threads.ts: Loch's main thread, each worker thread, V8's platform threads, the rest; nginx's
  * worker processes), also kept in the JSON (`h.threads`, and the client's own `h.client`); the
@@ -75,7 +76,7 @@ const { values: args } = parseArgs({
     'tls-version': { type: 'string', default: '1.3' },
     records: { type: 'string', default: 'openssl' },
     rounds: { type: 'string', default: '3' },
-    'handshake-warmup': { type: 'string', default: '10' },
+    'handshake-warmup': { type: 'string', default: '20' },
   },
 });
 
@@ -139,7 +140,7 @@ const partial = Boolean(
     args['no-memory'] ||
     !args.handshakes ||
     rounds !== 3 ||
-    handshakeWarmupSeconds !== 10 ||
+    handshakeWarmupSeconds !== 20 ||
     process.env.LOCH_BENCH_LOCH_SOURCE === '1' ||
     idleCount !== 10_000 ||
     policy.version !== 'TLSv1.3',
