@@ -152,6 +152,13 @@ interface Parts {
   arrayBuffers: number;
   /** Receive-budget bytes held by streams (uring-runtime bufferStats().held), when known. */
   held: number;
+  /**
+   * Heap receive buffers (bufferStats()): heapPooled, bytes on the thread's free list (kept after
+   * a burst that ran the provided-buffer ring out, up to 4 MiB: external memory that is not per
+   * idle connection, readings-2026-12-05d.md section 4); heapLent, buffers lent to streams now.
+   */
+  heapPooled: number;
+  heapLent: number;
   /** Committed bytes of V8's new (young) and old space. */
   newSpace: number;
   oldSpace: number;
@@ -263,7 +270,7 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
       const m = /stats (\{.*\})/.exec(line);
       if (!m) return;
       const s = JSON.parse(m[1]!) as Parts & {
-        runtime?: { buffers?: { held?: number } | null };
+        runtime?: { buffers?: { held?: number; heapPooled?: number; heapLent?: number } | null };
         heapSpaces?: Record<string, number>;
         heapLimits?: { maxYoungGenerationSizeMb?: number };
       };
@@ -273,6 +280,8 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
         external: s.external,
         arrayBuffers: s.arrayBuffers,
         held: s.runtime?.buffers?.held ?? 0,
+        heapPooled: s.runtime?.buffers?.heapPooled ?? 0,
+        heapLent: s.runtime?.buffers?.heapLent ?? 0,
         newSpace: s.heapSpaces?.new_space ?? 0,
         oldSpace: s.heapSpaces?.old_space ?? 0,
         newSpaceCap: ((s.heapLimits?.maxYoungGenerationSizeMb ?? 0) * 2 * 1024 * 1024) / 3,
@@ -473,8 +482,10 @@ try {
               ` external ${((r.parts.with.external - r.parts.before.external) / r.connections) | 0}` +
               ` arrayBuffers ${((r.parts.with.arrayBuffers - r.parts.before.arrayBuffers) / r.connections) | 0}` +
               ` held ${((r.parts.with.held - r.parts.before.held) / r.connections) | 0}` +
+              ` heap pool ${((r.parts.with.heapPooled - r.parts.before.heapPooled) / r.connections) | 0}` +
               ` new space ${((r.parts.with.newSpace - r.parts.before.newSpace) / r.connections) | 0}` +
-              ` old space ${((r.parts.with.oldSpace - r.parts.before.oldSpace) / r.connections) | 0} B/conn`
+              ` old space ${((r.parts.with.oldSpace - r.parts.before.oldSpace) / r.connections) | 0} B/conn,` +
+              ` heap lent ${r.parts.before.heapLent} -> ${r.parts.with.heapLent} buffers`
             : '';
           const arenas = r.arenas
             ? ` | thread arenas ${Math.round(((r.arenas.with.threadArenasKiB - r.arenas.before.threadArenasKiB) * 1024) / r.connections)}` +
@@ -486,7 +497,10 @@ try {
               `${Math.round(w.bytesPerConnection)} B/conn` +
               (w.parts && r.parts
                 ? `, new space ${mib(r.parts.before.newSpace)} -> ${mib(w.parts.newSpace)} -> ${mib(r.parts.with.newSpace)} MiB` +
-                  `, old space ${((r.parts.with.oldSpace - w.parts.oldSpace) / r.connections) | 0} B/conn`
+                  `, old space ${((r.parts.with.oldSpace - w.parts.oldSpace) / r.connections) | 0} B/conn` +
+                  `, external ${((r.parts.with.external - w.parts.external) / r.connections) | 0} B/conn` +
+                  `, heap pool ${mib(r.parts.before.heapPooled)} -> ${mib(w.parts.heapPooled)} -> ${mib(r.parts.with.heapPooled)} MiB` +
+                  `, heap lent ${w.parts.heapLent} -> ${r.parts.with.heapLent} buffers`
                 : '')
             : '';
           console.log(

@@ -14,7 +14,7 @@
  */
 import { METHODS } from 'node:http';
 import type { Service } from '@loch/service-async';
-import { acceptLoop } from '@loch/uring-runtime';
+import { acceptLoop, RuntimeStream } from '@loch/uring-runtime';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import type { RequestDecoderOptions } from './h1/decoder.js';
 import { httpDate } from './h1/encoder.js';
@@ -295,7 +295,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
       if (this.closing) throw CLOSING;
       const h2 = this.h2;
       conn =
-        h2 !== null && stream.facts.alpnProtocol === 'h2'
+        h2 !== null && !RuntimeStream.hasPlainFacts(stream) && stream.facts.alpnProtocol === 'h2'
           ? new H2ServerSession(this, h2, stream, this.makeContext(stream), onClosed)
           : new H1ServerConnection(this, stream, this.makeContext(stream), onClosed);
     } catch (e) {
@@ -317,7 +317,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
    * bytes: HTTP/2 is on and the stream is plain (on TLS, ALPN decides). @internal
    */
   sniffsPreface(stream: HttpStream): boolean {
-    return this.h2 !== null && !stream.facts.secure;
+    return this.h2 !== null && (RuntimeStream.hasPlainFacts(stream) || !stream.facts.secure);
   }
 
   /**

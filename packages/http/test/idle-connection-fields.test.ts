@@ -6,6 +6,7 @@
  * (bench/idle-memory/readings-2026-12-05b.md, section 3).
  */
 import { setFlagsFromString } from 'node:v8';
+import { RuntimeStream } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { H1ServerConnection } from '../src/h1/server-connection.js';
 import { availableDrivers, type InProcess, RawClient, startServer } from './server-harness.js';
@@ -60,5 +61,20 @@ describe.each(drivers)('an idle HTTP/1.1 connection (driver %s)', (driver) => {
     expect(numbers.filter((k) => !isSmi(conn[k]))).toEqual([]);
     // An idle connection has its idle deadline armed.
     expect(conn.deadline).toBeLessThan(Number.POSITIVE_INFINITY);
+  });
+
+  it('never reads the facts of its plain stream, HTTP/2 on (their object is 64 B per idle connection)', async () => {
+    // The server asks RuntimeStream.hasPlainFacts before the facts (ALPN for h2, the preface sniff),
+    // and the default context reads remoteAddress: nothing makes a runtime stream's facts.
+    const factsRead = vi.spyOn(RuntimeStream.prototype, 'facts', 'get');
+    srv = await startServer(driver, { http2: true, timeouts: { idle: 60_000 } });
+    client = new RawClient(srv.port);
+    await client.opened;
+    client.write('GET /hello HTTP/1.1\r\nhost: x\r\n\r\n');
+    await client.until((t) => t.includes('hello world'));
+    const server = srv.server;
+    for (let n = 0; n < 200 && server.idleConnections !== 1; n++) await new Promise((r) => setTimeout(r, 10));
+    expect(server.idleConnections).toBe(1);
+    expect(factsRead).not.toHaveBeenCalled();
   });
 });

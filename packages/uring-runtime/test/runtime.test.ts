@@ -115,6 +115,10 @@ describe('public socket API (legacy driver)', () => {
       expect(runtime.openStreams).toBe(1);
       await client.close();
       expect(runtime.openStreams).toBe(0);
+      // A closed stream still names its runtime, and a second close is not counted again.
+      expect(client.runtime).toBe(runtime);
+      await client.close();
+      expect(runtime.openStreams).toBe(0);
       await runtime.whenIdle();
       await runtime.stopAccepting();
       await expect(listener.accept()).rejects.toBeInstanceOf(RuntimeError);

@@ -23,6 +23,7 @@ import { proxyProtocolAccept } from '@loch/transports';
 import {
   acceptLoop,
   type ByteStream,
+  RuntimeStream,
   type StreamListener,
   TcpListener,
   UnixListener,
@@ -422,13 +423,16 @@ export class ProxyWorker {
         context: (stream) => {
           // A subset context (its 4 connection keys only): it lives as long as the connection.
           // A verified client certificate, forwarded when the server says so (mTLS only), takes
-          // the subset with a slot for it.
-          const der = stream.facts.peerCertificate;
-          const forwarded = der !== null && entry.config.tls?.forwardClientCertificate === true;
+          // the subset with a slot for it. The facts are read only where they can say more than
+          // the socket does (TLS, PROXY): a plain stream's would be one more object per idle
+          // connection (RuntimeStream.hasPlainFacts).
+          const der =
+            entry.config.tls?.forwardClientCertificate === true ? stream.facts.peerCertificate : null;
+          const forwarded = der !== null;
           const cx = (forwarded ? CertifiedConnectionContext : ConnectionContext)
             .empty()
             // The client: a PROXY header's source when the listener reads one, else the socket's peer.
-            .set('peerAddr', stream.facts.clientAddress)
+            .set('peerAddr', RuntimeStream.clientAddressOf(stream))
             .set('localAddr', stream.localAddress)
             .set('driver', stream.driver)
             .set('server', identity);
