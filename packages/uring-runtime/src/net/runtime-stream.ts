@@ -52,6 +52,7 @@ export function sentBytes(stream: Pick<ByteStream, 'sentBytes'>): number {
  * A closed RuntimeStream's runtime: the stream no longer counts as open work of it. A stream keeps
  * its runtime, or once closed one of these, in one field: a server holds a stream per idle
  * connection, and a flag of its own was 8 B more per connection (Node 20: no pointer compression).
+ * The price is one small allocation per closed stream (32 B, short-lived), paid at close.
  */
 class Uncounted {
   constructor(readonly runtime: Runtime) {}
