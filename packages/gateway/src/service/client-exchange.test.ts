@@ -3,7 +3,16 @@
  * so a held call does not block the next one; replies given back with release() let the
  * connection receive the next ones into the same memory.
  */
-import { BinaryReader, createReply, createWriter, MessageType, ThriftServer, TType } from '@loch/thrift';
+import {
+  BinaryReader,
+  createReply,
+  createWriter,
+  MessageType,
+  type ThriftReply,
+  type ThriftRequest,
+  ThriftServer,
+  TType,
+} from '@loch/thrift';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientExchange } from './client-exchange.js';
@@ -36,6 +45,25 @@ function textOf(payload: Uint8Array): string {
   return r.readString();
 }
 
+/** The `text` argument of a `ping(1: string text)` call the server got. */
+function textArg(req: ThriftRequest): string {
+  const r = req.reader();
+  r.readStructBegin();
+  r.readFieldBegin();
+  return r.readString();
+}
+
+/** The echo server's answer to `req`: a reply whose success (field 0) is `text`. */
+function echoReply(req: ThriftRequest, text: string): ThriftReply {
+  return createReply(req, (w) => {
+    w.writeStructBegin();
+    w.writeFieldBegin(TType.STRING, 0);
+    w.writeString(text);
+    w.writeFieldStop();
+    w.writeStructEnd();
+  });
+}
+
 describe('ClientExchange', () => {
   it('sends a call to an idle connection, not behind a held one', async () => {
     let release: () => void = () => {};
@@ -44,20 +72,11 @@ describe('ClientExchange', () => {
     });
     const server = new ThriftServer({
       async call(req) {
-        const r = req.reader();
-        r.readStructBegin();
-        r.readFieldBegin();
-        const text = r.readString();
+        const text = textArg(req);
         // "slow" is answered only after a "fast" call that came after it was answered.
         if (text === 'slow') await held;
         if (text === 'fast-2') release();
-        return createReply(req, (w) => {
-          w.writeStructBegin();
-          w.writeFieldBegin(TType.STRING, 0);
-          w.writeString(text);
-          w.writeFieldStop();
-          w.writeStructEnd();
-        });
+        return echoReply(req, text);
       },
     });
     const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
@@ -83,19 +102,7 @@ describe('ClientExchange', () => {
 
   it('release(reply) gives the reply memory back to its client: serial calls share one buffer', async () => {
     const server = new ThriftServer({
-      call(req) {
-        const r = req.reader();
-        r.readStructBegin();
-        r.readFieldBegin();
-        const text = r.readString();
-        return createReply(req, (w) => {
-          w.writeStructBegin();
-          w.writeFieldBegin(TType.STRING, 0);
-          w.writeString(text);
-          w.writeFieldStop();
-          w.writeStructEnd();
-        });
-      },
+      call: (req) => echoReply(req, textArg(req)),
     });
     const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
     void server.serve(listener);

@@ -82,6 +82,21 @@ export function portOf(listener: StreamListener): number {
   return address.port;
 }
 
+/**
+ * A connected TCP pair on loopback: a listener on a port the OS chose, the client that connected
+ * to it and the server end it accepted. The caller closes all three (Resources.add).
+ */
+export async function tcpPair(
+  driver: Driver,
+  host = '127.0.0.1',
+): Promise<{ listener: StreamListener; client: ByteStream; server: ByteStream }> {
+  const listener = await driver.listenTcp({ host, port: 0 });
+  const accepted = listener.accept();
+  const client = await driver.connectTcp({ host, port: portOf(listener) });
+  const server = await accepted;
+  return { listener, client, server };
+}
+
 /** Reads until end of stream; returns everything read. */
 export async function readToEnd(stream: ByteStream): Promise<Buffer> {
   const parts: Buffer[] = [];

@@ -7,10 +7,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Driver } from '../../src/driver.js';
 import type { RuntimeError } from '../../src/errors.js';
 import type { ByteStream, RecvChunk, RecvTarget } from '../../src/stream.js';
-import { driverCases, portOf, useDriver } from './drivers.js';
+import { driverCases, tcpPair, useDriver } from './drivers.js';
 
 const cases = await driverCases();
 
@@ -29,14 +28,6 @@ class Catch implements RecvTarget {
     this.error = error;
     this.#resolve();
   }
-}
-
-async function tcpPair(driver: Driver) {
-  const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-  const accepted = listener.accept();
-  const client = await driver.connectTcp({ host: '127.0.0.1', port: portOf(listener) });
-  const server = await accepted;
-  return { listener, client, server };
 }
 
 /** One reader's outcome: the bytes it got (empty at end of stream). */

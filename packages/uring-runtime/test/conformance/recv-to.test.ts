@@ -5,10 +5,9 @@
  * back to the pool.
  */
 import { describe, expect, it } from 'vitest';
-import type { Driver } from '../../src/driver.js';
 import type { RuntimeError } from '../../src/errors.js';
 import type { ByteStream, RecvChunk, RecvTarget } from '../../src/stream.js';
-import { driverCases, portOf, useDriver } from './drivers.js';
+import { driverCases, portOf, tcpPair, useDriver } from './drivers.js';
 
 const cases = await driverCases();
 
@@ -24,14 +23,6 @@ class Recorder implements RecvTarget {
   async until(n: number): Promise<void> {
     while (this.calls.length < n) await new Promise<void>((r) => (this.#wake = r));
   }
-}
-
-async function tcpPair(driver: Driver) {
-  const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-  const accepted = listener.accept();
-  const client = await driver.connectTcp({ host: '127.0.0.1', port: portOf(listener) });
-  const server = await accepted;
-  return { listener, client, server };
 }
 
 /** Receives with recvTo until `n` bytes came in. */

@@ -3,19 +3,10 @@
  * AbortSignal, write(), pre-aborted operations), the same for every driver over real sockets.
  */
 import { describe, expect, it } from 'vitest';
-import type { Driver } from '../../src/driver.js';
 import { RuntimeError } from '../../src/errors.js';
-import { driverCases, portOf, readToEnd, useDriver } from './drivers.js';
+import { driverCases, readToEnd, tcpPair, useDriver } from './drivers.js';
 
 const cases = await driverCases();
-
-async function tcpPair(driver: Driver) {
-  const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-  const accepted = listener.accept();
-  const client = await driver.connectTcp({ host: '127.0.0.1', port: portOf(listener) });
-  const server = await accepted;
-  return { listener, client, server };
-}
 
 describe.each(cases)('stream forms conformance: $name driver', ({ name, skip }) => {
   const { driver, res } = useDriver(name);

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { Driver } from '../../src/driver.js';
 import { RuntimeError } from '../../src/errors.js';
 import type { ByteStream, StreamListener } from '../../src/stream.js';
-import { driverCases, portOf, readExactly, readToEnd, useDriver } from './drivers.js';
+import { driverCases, portOf, readExactly, readToEnd, tcpPair, useDriver } from './drivers.js';
 
 const cases = await driverCases();
 
@@ -43,14 +43,6 @@ function serveEcho(listener: StreamListener): Promise<void> {
       })();
     }
   })();
-}
-
-async function tcpPair(driver: Driver, host = '127.0.0.1') {
-  const listener = await driver.listenTcp({ host, port: 0 });
-  const accepted = listener.accept();
-  const client = await driver.connectTcp({ host, port: portOf(listener) });
-  const server = await accepted;
-  return { listener, client, server };
 }
 
 function sha256(data: Uint8Array): string {

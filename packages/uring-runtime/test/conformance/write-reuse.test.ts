@@ -11,12 +11,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Driver } from '../../src/driver.js';
 import type { RuntimeError } from '../../src/errors.js';
 import { sentBytes } from '../../src/net/runtime-stream.js';
 import type { ByteStream, WriteTarget } from '../../src/stream.js';
 import { spareWriteOps } from '../../src/uring/stream.js';
-import { driverCases, portOf, readExactly, readToEnd, useDriver } from './drivers.js';
+import { driverCases, readExactly, readToEnd, tcpPair, useDriver } from './drivers.js';
 
 const cases = await driverCases();
 
@@ -44,14 +43,6 @@ async function until(ready: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error(`never happened: ${what}`);
-}
-
-async function tcpPair(driver: Driver) {
-  const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-  const accepted = listener.accept();
-  const client = await driver.connectTcp({ host: '127.0.0.1', port: portOf(listener) });
-  const server = await accepted;
-  return { listener, client, server };
 }
 
 /**

@@ -7,10 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Driver } from '../../src/driver.js';
 import type { RuntimeError } from '../../src/errors.js';
 import type { WriteTarget } from '../../src/stream.js';
-import { driverCases, portOf, readExactly, readToEnd, useDriver } from './drivers.js';
+import { driverCases, readExactly, readToEnd, tcpPair, useDriver } from './drivers.js';
 
 const cases = await driverCases();
 
@@ -26,14 +25,6 @@ class Recorder implements WriteTarget {
   async settled(): Promise<void> {
     while (this.calls.length < 1) await new Promise<void>((r) => (this.#wake = r));
   }
-}
-
-async function tcpPair(driver: Driver) {
-  const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-  const accepted = listener.accept();
-  const client = await driver.connectTcp({ host: '127.0.0.1', port: portOf(listener) });
-  const server = await accepted;
-  return { listener, client, server };
 }
 
 describe.each(cases)('writeTo conformance: $name driver', ({ name, skip }) => {
