@@ -7,7 +7,8 @@
 #   https_setup NAME SIZE   makes $dir (a temp directory), the ports $port (HTTPS), $plain, $backend,
 #                           the certificate, and starts the backend ($backend_pid)
 #   https_start PEER [PREFIX...]   starts the server ($server) under the command PREFIX (valgrind...);
-#                           loch with LOCH_TLS_RECORDS=$records (openssl unless set), from
+#                           loch with LOCH_TLS_RECORDS=$records (openssl unless set) and $WORKERS
+#                           workers (1 unless set; nginx runs one process), from
 #                           apps/proxy's build, or with LOCH_FROM_SOURCE=1 from its sources (tsx)
 #   https_wait SECONDS      waits until both listeners accept (exits 1, saying where the output is)
 #   https_stop              ends the server and the backend
@@ -50,7 +51,7 @@ https_start() { # PEER [PREFIX...]
   if [ "$peer" = loch ]; then
     cat >"$dir/loch.toml" <<EOF
 [runtime]
-workers = 1
+workers = ${WORKERS:-1}
 cpu_affinity = false
 
 [log]
