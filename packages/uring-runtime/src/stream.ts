@@ -11,6 +11,14 @@
  * Connection facts (`facts`: TLS, ALPN, SNI, the client behind a PROXY header) travel on the
  * stream, so protocol code reads them without importing the layer that found them.
  *
+ * Writes keep call order on every driver: a write (writeTo, write, writeAll, writev) or a
+ * shutdown() started while another write of the stream is still in flight waits behind it and
+ * goes out after its last byte, so the peer reads each write whole, in call order. Queued, not
+ * refused with an error: node:net queues its writes, so the legacy driver always did this, and
+ * pipelining callers (several requests on one connection) would otherwise work on one driver
+ * and fail on the other. Awaiting each write before the next is still the way to feel
+ * backpressure; the queue itself holds whatever is written into it.
+ *
  * Buffer ownership follows monoio's "rent" model: a buffer passed to `read` or `write` belongs
  * to the runtime until the returned promise settles, and comes back in the result, even when
  * the operation was cancelled or failed (the error carries it as `buffer`). Callers must not
@@ -166,13 +174,15 @@ export interface ByteStream {
   /**
    * writeAll() (one buffer) or writev() (an array) without a promise: writes all of `data`, then
    * calls `target.onWritten` exactly once. The buffers are lent until then. No AbortSignal:
-   * close() is the way out (it settles a pending one with ECANCELED). As with the promise
-   * writes, run one write at a time per stream: on io_uring a write started before the previous
-   * one settled can interleave with that one's rest after a short send.
+   * close() is the way out (it settles a pending one with ECANCELED). A write started while
+   * another is in flight waits for it (see the module comment): the bytes go out in call order.
    */
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void;
 
-  /** Half-closes the write side (the peer reads end of stream); reading still works. */
+  /**
+   * Half-closes the write side (the peer reads end of stream) after the writes started before
+   * it went out; reading still works.
+   */
   shutdown(): Promise<void>;
 
   /** Closes the stream. Pending operations fail with ECANCELED and return their buffers. */

@@ -217,6 +217,7 @@ const AS_READ = 1; // [res, buf], and res === 0 marks end of stream
 const AS_VOID = 3; // undefined
 const AS_WRITE_ALL = 4; // buf, once every byte went out (a short send resubmits the rest)
 const AS_WRITEV_ALL = 5; // the total, once every byte of `bufs` went out (short sends resubmit)
+// (The write modes are the highest: `mode >= AS_WRITE_ALL` tells a write, see StreamOp.settled.)
 
 type Settle = (value: never) => void;
 type Fail = (error: RuntimeError) => void;
@@ -322,6 +323,8 @@ class StreamOp implements CompletionTarget {
     const onAbort = this.onAbort;
     if (onAbort !== undefined) this.signal?.removeEventListener('abort', onAbort);
     const target = this.target;
+    const stream = this.stream;
+    const write = this.mode >= AS_WRITE_ALL;
     if (this.resolve === noop && (flags & CQE_F_MORE) === 0) giveBackOp(this);
     // Through the delivery queue, not called here: in completion order with the receives. A
     // promise write's target only settles its promise, itself deferred: told at once.
@@ -329,6 +332,8 @@ class StreamOp implements CompletionTarget {
     else if (target !== undefined) deliverWritten(target, error);
     else if (error !== undefined) this.reject(error);
     else (this.resolve as (value: unknown) => void)(value);
+    // The stream's next write (queued behind this one) starts now, after this one's last byte.
+    if (write) stream.writeSettled();
   }
 }
 
@@ -384,6 +389,19 @@ export function spareWriteOps(): number {
 }
 
 /**
+ * A write (or a shutdown()) that waits for the stream's write in flight (see sendTo): `data`
+ * undefined is a shutdown, whose target settles its promise.
+ */
+class QueuedWrite {
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly data: Uint8Array | readonly Uint8Array[] | undefined,
+    readonly target: WriteTarget,
+    readonly signal: AbortSignal | undefined,
+  ) {}
+}
+
+/**
  * What a stream needs only while closing, splicing or serving several readers at once: kept out
  * of the stream object (one field instead of six) and created on first use.
  */
@@ -396,6 +414,8 @@ class StreamRare {
   closeDone = false;
   /** Readers after the first one (rare), in order. */
   moreWaiters: Waiter[] | undefined = undefined;
+  /** Writes (and shutdowns) started while a write was in flight, in call order (see sendTo). */
+  writes: QueuedWrite[] | undefined = undefined;
   /** Pipe pair for splice (O_NONBLOCK), created on first use, kept until close. */
   pipe: [number, number] | undefined = undefined;
   /** Splice pumps using the socket (O_NONBLOCK is set while there is one). */
@@ -434,6 +454,7 @@ function isSpare(rare: StreamRare): boolean {
     !rare.closeSent &&
     !rare.closeDone &&
     (rare.moreWaiters === undefined || rare.moreWaiters.length === 0) &&
+    (rare.writes === undefined || rare.writes.length === 0) &&
     rare.pipe === undefined &&
     rare.pumps === 0 &&
     rare.onDisarmed === undefined &&
@@ -512,6 +533,11 @@ const READING = 1024;
  * accepted TCP socket): setNoDelay() with the same value makes no call.
  */
 const NO_DELAY = 2048;
+/**
+ * A write op of this stream is in flight (set when one is submitted, cleared when it settled):
+ * a plain stream's next write queues behind it (see sendTo).
+ */
+const WRITING = 4096;
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -527,7 +553,7 @@ export class UringStream
   implements CompletionTarget, BufferWaiter, BudgetWaiter, PoolReader
 {
   /**
-   * State bits (CLOSING, EOF, ...): one field for twelve booleans. A server holds one stream per idle
+   * State bits (CLOSING, EOF, ...): one field for thirteen booleans. A server holds one stream per idle
    * connection, and on Node 20 (no pointer compression) every field is 8 bytes.
    */
   private bits = 0;
@@ -763,20 +789,73 @@ export class UringStream
    * Writes all of `data` with one op: a short send (or more than MAX_IOV buffers) resubmits the
    * rest from the same op, in a new slot. An abort cancels the send in flight (ASYNC_CANCEL);
    * the buffers stay lent until its completion.
+   *
+   * One write at a time on the socket: a write started while another is in flight waits in the
+   * stream's write queue, in call order, and goes to the ring when the one before it settled
+   * (writeSettled). Sent at once instead, its send could take the socket between a short send of
+   * the write before and that one's rest, and the peer would read the two interleaved. The
+   * common case (nothing in flight, not closing) costs one bit test here.
    */
   protected sendTo(
     data: Uint8Array | readonly Uint8Array[],
     target: WriteTarget,
     signal: AbortSignal | undefined,
   ): void {
-    const single = data instanceof Uint8Array;
+    if ((this.bits & (CLOSING | WRITING)) !== 0 && this.writeWaits(data, target, signal)) return;
+    this.startWrite(data, target, signal);
+  }
+
+  /**
+   * sendTo() on a closing stream or one with a write in flight: true when the write was settled
+   * (closing: ECANCELED) or queued; false when it may go to the ring now. In-ring TLS needs no
+   * queue: the ring encrypts each write whole when it takes it and sends the records in that
+   * order, and tells the write done only once all of them went out (no short send shows here).
+   */
+  private writeWaits(
+    data: Uint8Array | readonly Uint8Array[],
+    target: WriteTarget,
+    signal: AbortSignal | undefined,
+  ): boolean {
     if (this.closing) {
+      const single = data instanceof Uint8Array;
       const error = cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
       queueMicrotask(() => target.onWritten(error));
-      return;
+      return true;
     }
-    if (single) {
+    if (this.tls !== 0) return false;
+    this.queueWrite(new QueuedWrite(data, target, signal));
+    return true;
+  }
+
+  /** Queues `w` behind the write in flight; an abort takes it out of the queue (ECANCELED). */
+  private queueWrite(w: QueuedWrite): void {
+    const writes = ((this.rare ??= new StreamRare()).writes ??= []);
+    writes.push(w);
+    const signal = w.signal;
+    if (signal === undefined) return;
+    w.onAbort = () => {
+      const i = writes.indexOf(w);
+      if (i < 0) return;
+      writes.splice(i, 1);
+      const data = w.data!;
+      const single = data instanceof Uint8Array;
+      deliverWritten(
+        w.target,
+        cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined),
+      );
+    };
+    signal.addEventListener('abort', w.onAbort, { once: true });
+  }
+
+  /** Submits a write (see sendTo); the stream is WRITING until it settles. */
+  private startWrite(
+    data: Uint8Array | readonly Uint8Array[],
+    target: WriteTarget,
+    signal: AbortSignal | undefined,
+  ): void {
+    if (data instanceof Uint8Array) {
       const op = writeOp(this, 'write', data, AS_WRITE_ALL, signal, target);
+      this.bits |= WRITING;
       // On a TLS stream (tls > 0) the ring encrypts the bytes and sends the records itself.
       this.submit(op, OP_SEND, data.byteLength, data, 0, this.tls);
       return;
@@ -790,16 +869,46 @@ export class UringStream
     const op = writeOp(this, 'writev', undefined, AS_WRITEV_ALL, signal, target);
     op.bufs = data;
     op.total = total;
+    this.bits |= WRITING;
     this.submitv(op, data, Math.min(data.length, MAX_IOV));
     if (signal !== undefined) this.watchAbort(op, signal);
   }
 
+  /**
+   * @internal The write in flight settled (StreamOp.settled): the queued writes go to the ring
+   * in call order, up to the next one that is a write op (a shutdown or an empty write does
+   * not wait). Not while closing: close() settled the queued ones.
+   */
+  writeSettled(): void {
+    this.bits &= ~WRITING;
+    const writes = this.rare?.writes;
+    if (writes === undefined || this.closing) return;
+    while (writes.length > 0 && (this.bits & WRITING) === 0) {
+      const w = writes.shift()!;
+      if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+      if (w.data === undefined) this.startShutdown(w.target);
+      else this.startWrite(w.data, w.target, w.signal);
+    }
+  }
+
+  /**
+   * Half-closes after the writes started before it (queued behind the write in flight, as
+   * node:net's end() does on the legacy driver), so a short send's rest is never cut off.
+   */
   shutdown(): Promise<void> {
     if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
     return new Promise<void>((resolve, reject) => {
-      const op = new StreamOp(this, 'shutdown', undefined, AS_VOID, resolve, reject, undefined, undefined);
-      this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
+      const target = new PromiseWrite(resolve as (value: unknown) => void, reject, undefined);
+      if ((this.bits & WRITING) !== 0 && this.tls === 0)
+        this.queueWrite(new QueuedWrite(undefined, target, undefined));
+      else this.startShutdown(target);
     });
+  }
+
+  /** Submits shutdown(SHUT_WR); `target` hears the outcome (ENOTCONN counts as done). */
+  private startShutdown(target: WriteTarget): void {
+    const op = new StreamOp(this, 'shutdown', undefined, AS_VOID, noop, noop, undefined, target);
+    this.submit(op, OP_SHUTDOWN, 0, undefined, 1 /* SHUT_WR */);
   }
 
   close(): Promise<void> {
@@ -815,11 +924,25 @@ export class UringStream
       else deliverRecv(w, null, cancelledError('recv', this.remote));
     }
     this.dropChunks();
+    this.cancelQueuedWrites(rare);
     if (this.inFlight === 0 && this.armedSlot < 0) this.issueClose();
     else if (this.inFlight === 1 && this.armedSlot >= 0 && this.tls === 0 && rare.pipe === undefined)
       this.closeWithReceive(rare);
     else this.ring.cancelFd(this.fd);
     return rare.closePromise;
+  }
+
+  /** close(): the writes (and shutdowns) still queued fail with ECANCELED, their buffers back. */
+  private cancelQueuedWrites(rare: StreamRare): void {
+    const writes = rare.writes;
+    if (writes === undefined) return;
+    for (let w = writes.shift(); w !== undefined; w = writes.shift()) {
+      if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+      const data = w.data;
+      const single = data instanceof Uint8Array;
+      const syscall = data === undefined ? 'shutdown' : single ? 'write' : 'writev';
+      deliverWritten(w.target, cancelledError(syscall, this.remote, single ? data : undefined));
+    }
   }
 
   /**
