@@ -1,9 +1,9 @@
 /**
  * End-to-end test harness: real peers on loopback. Starts nginx as a child (temp prefix, free
  * ports, `daemon off`), small node:net/node:http upstreams for what nginx cannot do on demand
- * (never answer, reset, echo, slow), and `loch run` as a child process from the TypeScript
- * sources (node --conditions=@loch/source --import tsx src/bin.ts), with its stdout (access
- * log) and stderr (operational log) captured. Not a test file.
+ * (never answer, reset, echo, slow), and `loch run` as a child process built from the
+ * TypeScript sources (lochArgs: the run's bundle of them, loch-bundle.ts, else under tsx), with
+ * its stdout (access log) and stderr (operational log) captured. Not a test file.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,8 +13,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort as freePortIn } from '../../../../packages/http/test/free-port.js';
+import { BUNDLE_ENV } from './loch-bundle.js';
 
 export const PROXY_DIR = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Node's arguments that run the `loch` CLI from this working tree with `args`: the bundle this
+ * test run built from the sources (loch-bundle.ts, the package's globalSetup), or, when there is
+ * none (LOCH_E2E_TSX=1, a test file run without the config), the sources under tsx.
+ */
+export function lochArgs(...args: string[]): string[] {
+  const bundle = process.env[BUNDLE_ENV];
+  if (bundle !== undefined && bundle !== '') return [bundle, ...args];
+  return ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), ...args];
+}
 
 /** A temp directory removed by `cleanup`. */
 export function tempDir(prefix: string): string {
@@ -143,11 +155,11 @@ export async function startLoch(
 ): Promise<Loch> {
   const configPath = join(dir, name);
   writeFileSync(configPath, config);
-  const child = spawn(
-    process.execPath,
-    ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'run', '-c', configPath],
-    { cwd: PROXY_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawn(process.execPath, lochArgs('run', '-c', configPath), {
+    cwd: PROXY_DIR,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   const waiters = new Set<() => void>();
