@@ -29,16 +29,7 @@ port=$(free_port)
 cpus=1
 [ "$workers" != 1 ] && cpus=0-1
 
-tracefs=/sys/kernel/tracing
-probe() { # group/name binary symbol [args]
-  local name=$1 bin=$2 sym=$3 args=${4:-}
-  grep -q "^p:$name " "$tracefs/uprobe_events" 2>/dev/null && return 0
-  local vaddr bias off
-  vaddr=$( (nm "$bin" 2>/dev/null; nm -D "$bin") | awk -v s="$sym" '$3==s || $3 ~ "^"s"@@" {if (!v) v = $1} END {print v}')
-  bias=$(readelf -lW "$bin" | awk '$1=="LOAD" && / E / && !b {b = $3 " " $2} END {print b}')
-  off=$(python3 -c "v=int('$vaddr',16); a,b=[int(x,16) for x in '$bias'.split()]; print(hex(v-(a-b)))")
-  echo "p:$name $bin:$off $args" >>"$tracefs/uprobe_events"
-}
+# Uprobes: probe (lib.sh).
 libc=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
 probe probe_libc/malloc "$libc" malloc
 probe probe_libc/free "$libc" free

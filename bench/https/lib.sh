@@ -18,6 +18,14 @@
 # Also what every bench/https script shares: `free_port` (bench/lib/free-port.sh) and
 #   tls_certificate [ecdsa|rsa]   a throwaway certificate for localhost in $dir (cert.pem, key.pem;
 #                           readable by nginx's workers): ECDSA P-256 (the default) or RSA 2048
+#   probe GROUP/NAME BINARY SYMBOL [ARGS]   a uprobe for `perf stat -e GROUP:NAME` (idempotent; tracefs,
+#                           root): file offsets from the symbol tables, less the text segment's load
+#                           bias (node's and the addon's symbols have no debug info for `perf probe`)
+#   drive_client PORT tls|plain CMD...   the Python client of callgrind-requests.py makes $warm
+#                           requests on one connection to PORT, then CMD starts in the background
+#                           (strace, perf stat: attached to $server) and $count more are made; CMD
+#                           gets SIGINT after them. Needs $client, $size, $warm, $count ($dir/client.MODE
+#                           holds the client's output)
 
 # free_port: bench/lib/free-port.sh (above the ephemeral range, bounded tries).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/free-port.sh"
@@ -32,6 +40,36 @@ tls_certificate() { # [ecdsa|rsa]
   openssl req -x509 "${newkey[@]}" -nodes -days 1 -subj /CN=localhost \
     -addext subjectAltName=DNS:localhost -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
   chmod 644 "$dir/key.pem" "$dir/cert.pem"
+}
+
+tracefs=/sys/kernel/tracing
+probe() { # group/name binary symbol [args]
+  local name=$1 bin=$2 sym=$3 args=${4:-}
+  grep -q "^p:$name " "$tracefs/uprobe_events" 2>/dev/null && return 0
+  local vaddr bias off
+  vaddr=$( (nm "$bin" 2>/dev/null; nm -D "$bin") | awk -v s="$sym" '$3==s || $3 ~ "^"s"@@" {if (!v) v = $1} END {print v}')
+  bias=$(readelf -lW "$bin" | awk '$1=="LOAD" && / E / && !b {b = $3 " " $2} END {print b}')
+  off=$(python3 -c "v=int('$vaddr',16); a,b=[int(x,16) for x in '$bias'.split()]; print(hex(v-(a-b)))")
+  echo "p:$name $bin:$off $args" >>"$tracefs/uprobe_events"
+}
+
+drive_client() { # PORT tls|plain CMD...
+  local port=$1 mode=$2
+  shift 2
+  local fifo="$dir/go.$mode"
+  mkfifo "$fifo"
+  python3 "$client" "$port" "$count" "/$size" "$mode" "$warm" <"$fifo" >"$dir/client.$mode" &
+  local c=$!
+  exec 3>"$fifo"
+  until grep -q warm "$dir/client.$mode" 2>/dev/null; do sleep 0.2; done
+  "$@" 3>&- &  # not holding the client's stdin open
+  local s=$!
+  sleep 1
+  echo go >&3
+  exec 3>&-
+  wait "$c"
+  kill -INT "$s"
+  wait "$s" 2>/dev/null || true
 }
 
 https_setup() { # NAME SIZE

@@ -28,18 +28,7 @@ root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
 . "$here/lib.sh"
 client="$here/callgrind-requests.py"
 
-# Uprobes (idempotent, as h2-counts.sh makes them): file offsets from the symbol tables, less the
-# text segment's load bias (node's and the addon's symbols have no debug info for `perf probe`).
-tracefs=/sys/kernel/tracing
-probe() { # group/name binary symbol [args]
-  local name=$1 bin=$2 sym=$3 args=${4:-}
-  grep -q "^p:$name " "$tracefs/uprobe_events" 2>/dev/null && return 0
-  local vaddr off bias
-  vaddr=$( (nm "$bin" 2>/dev/null; nm -D "$bin") | awk -v s="$sym" '$3==s || $3 ~ "^"s"@@" {if (!v) v = $1} END {print v}')
-  bias=$(readelf -lW "$bin" | awk '$1=="LOAD" && / E / && !b {b = $3 " " $2} END {print b}')
-  off=$(python3 -c "v=int('$vaddr',16); a,b=[int(x,16) for x in '$bias'.split()]; print(hex(v-(a-b)))")
-  echo "p:$name $bin:$off $args" >>"$tracefs/uprobe_events"
-}
+# Uprobes: probe (lib.sh).
 libc=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
 node_bin=$(readlink -f "$(command -v node)")
 addon=$(readlink -f "$root/native/build/Release/loch_native.node")
@@ -72,20 +61,7 @@ window() { # port tls|plain
     return
   fi
   echo "$count" >"$dir/n.$2"
-  local fifo="$dir/go.$2"
-  mkfifo "$fifo"
-  python3 "$client" "$1" "$count" "/$size" "$2" "$warm" <"$fifo" >"$dir/client.$2" &
-  local c=$!
-  exec 3>"$fifo"
-  until grep -q warm "$dir/client.$2" 2>/dev/null; do sleep 0.2; done
-  perf stat -x, -o "$dir/stat.$2" -e "$events" -e probe_libc:mallocsz --filter 'size >= 65536' -p "$server" 3>&- &
-  local s=$!
-  sleep 1
-  echo go >&3
-  exec 3>&-
-  wait "$c"
-  kill -INT "$s"
-  wait "$s" 2>/dev/null || true
+  drive_client "$1" "$2" perf stat -x, -o "$dir/stat.$2" -e "$events" -e probe_libc:mallocsz --filter 'size >= 65536' -p "$server"
 }
 window "$port" tls
 window "$plain" plain

@@ -23,24 +23,12 @@ client="$here/callgrind-requests.py"
 https_setup request-syscalls "$size"
 https_start "$peer"
 https_wait 120
-window() { # port tls|plain
-  local fifo="$dir/go.$2"
-  mkfifo "$fifo"
-  python3 "$client" "$1" "$count" "/$size" "$2" "$warm" <"$fifo" >"$dir/client.$2" &
-  local c=$!
-  exec 3>"$fifo"
-  until grep -q warm "$dir/client.$2" 2>/dev/null; do sleep 0.2; done
-  local args=()
+attach() { # tls|plain: strace on every thread of the server
+  local args=() t
   for t in /proc/"$server"/task/*; do args+=(-p "${t##*/}"); done
-  strace -c -o "$dir/strace.$2" "${args[@]}" 3>&- &  # not holding the client's stdin open
-  local s=$!
-  sleep 1
-  echo go >&3
-  exec 3>&-
-  wait "$c"
-  kill -INT "$s"
-  wait "$s" 2>/dev/null || true
+  exec strace -c -o "$dir/strace.$1" "${args[@]}"  # exec: drive_client's SIGINT reaches strace
 }
+window() { drive_client "$1" "$2" attach "$2"; }
 window "$port" tls
 window "$plain" plain
 echo "$peer${LOCH_TLS_RECORDS:+ (LOCH_TLS_RECORDS=$LOCH_TLS_RECORDS)}, 1 worker, $size B, system calls per request over $count requests on one connection (HTTPS, HTTP):"
