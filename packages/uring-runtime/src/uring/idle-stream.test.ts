@@ -41,12 +41,21 @@ async function until(what: () => boolean, ms = 5_000): Promise<void> {
   }
 }
 
-/** A served stream that got one request and is parked for the next, as an idle keep-alive one. */
-async function parkedPair(driver: UringDriver, listener: StreamListener, port: number) {
+/**
+ * A served stream that got one request and is parked for the next, as an idle keep-alive one.
+ * `ask` is what the server read of its peer: the facts (a TLS-capable server) or the remote
+ * address only (a plain one: RuntimeStream.hasPlainFacts).
+ */
+async function parkedPair(
+  driver: UringDriver,
+  listener: StreamListener,
+  port: number,
+  ask: 'facts' | 'remoteAddress' = 'facts',
+) {
   const accepted = listener.accept();
   const peer = (await driver.connectTcp({ host: '127.0.0.1', port })) as UringStream;
   const served = (await accepted) as UringStream;
-  void served.facts; // a server reads every connection's facts once
+  void served[ask]; // a server reads every connection's client address once
   const parker = new Parker(served);
   served.recvTo(parker);
   await peer.writeAll(new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'));
@@ -84,6 +93,29 @@ describe.skipIf(!probe.available)('uring driver: an idle stream', () => {
       expect(internals.tlsState).toBeUndefined();
       expect(served.kind).toBe('tcp');
       expect(served.closing).toBe(false);
+      await listener.close();
+    } finally {
+      await driver.close();
+    }
+  });
+
+  it('a stream asked only its remote address holds no facts object (64 B per idle connection)', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
+    try {
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const { peer, served } = await parkedPair(driver, listener, portOf(listener), 'remoteAddress');
+      const address = served.remoteAddress;
+      expect(address).toEqual(peer.localAddress);
+      // No field of the parked stream holds a facts object (whose key is clientAddress).
+      const held = Object.values(served).filter(
+        (v) => typeof v === 'object' && v !== null && 'clientAddress' in v,
+      );
+      expect(held).toEqual([]);
+      // Asked later, the facts are made on that same address object, and kept.
+      const facts = served.facts;
+      expect(facts.clientAddress).toBe(address);
+      expect(served.facts).toBe(facts);
+      expect(served.remoteAddress).toBe(address);
       await listener.close();
     } finally {
       await driver.close();

@@ -576,13 +576,14 @@ export class UringStream
   private waiter: Waiter | undefined = undefined;
   private rare: StreamRare | undefined = undefined;
   /**
-   * The plain facts, whose clientAddress is the remote address: made on first read of either
-   * (a connected stream's at once, from the address it connected to). One field for both, and
-   * not in `rare`: a server reads every connection's facts once (its client address), and a
-   * StreamRare per idle connection cost ~90 B more than this field (bench/idle-memory/busy.ts
-   * heap snapshot).
+   * The peer: its address (remoteAddress; a connected stream's from the start, the address it
+   * connected to, an accepted one's on first ask), replaced by the plain facts built on it when
+   * those are first read (their clientAddress is that same object). One field for both, and not
+   * in `rare`: a server reads every connection's client address once, and a StreamRare per idle
+   * connection cost ~90 B more than this field. A server that asks `remoteAddress` only (see
+   * RuntimeStream.hasPlainFacts) holds no facts object: 64 B less per idle connection.
    */
-  private plain: ConnectionFacts | undefined = undefined;
+  private peer: SocketAddress | ConnectionFacts | undefined = undefined;
   /** In-ring TLS: its state (made by attachTls; its `conn` is the ring's conn id + 1, 0: plain). */
   private tlsState: StreamTls | undefined = undefined;
 
@@ -595,7 +596,7 @@ export class UringStream
   ) {
     super();
     if (kind === 'unix') this.bits = UNIX;
-    if (remote !== undefined) this.plain = plainFacts(remote);
+    this.peer = remote;
     this.local = local;
     host.ring.streams.add(this);
   }
@@ -667,7 +668,8 @@ export class UringStream
   }
   /** The remote address if known yet (error messages): no syscall. */
   private get remote(): SocketAddress | undefined {
-    return this.plain?.clientAddress;
+    const peer = this.peer;
+    return peer !== undefined && 'clientAddress' in peer ? peer.clientAddress : peer;
   }
 
   /** The ring serving this stream (the thread's). */
@@ -689,12 +691,14 @@ export class UringStream
   }
 
   get remoteAddress(): SocketAddress {
-    return this.facts.clientAddress;
+    return this.remote ?? (this.peer = toSocketAddress(this.host.binding.address(this.fd, true)));
   }
 
-  /** Plain facts (no TLS, the peer is the client), made on first use. */
+  /** Plain facts (no TLS, the peer is the client), made on first use (see `peer`). */
   get facts(): ConnectionFacts {
-    return (this.plain ??= plainFacts(toSocketAddress(this.host.binding.address(this.fd, true))));
+    const peer = this.peer;
+    if (peer !== undefined && 'clientAddress' in peer) return peer;
+    return (this.peer = plainFacts(peer ?? this.remoteAddress));
   }
 
   get localAddress(): SocketAddress {
@@ -708,12 +712,12 @@ export class UringStream
 
   /** The peer address for error messages, without failing when the socket is already gone. */
   addressForError(): SocketAddress | undefined {
-    const plain = this.plain;
-    if (plain !== undefined) return plain.clientAddress;
+    const known = this.remote;
+    if (known !== undefined) return known;
     if (this.closing) return undefined;
     const a = this.host.binding.address(this.fd, true);
     if (!('family' in a)) return undefined;
-    return (this.plain = plainFacts(toSocketAddress(a))).clientAddress;
+    return (this.peer = toSocketAddress(a));
   }
 
   setNoDelay(enabled: boolean): void {
