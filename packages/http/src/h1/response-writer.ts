@@ -7,6 +7,7 @@
  */
 import { type HttpBody, nextNow } from '../body.js';
 import { HttpBodyError } from '../errors.js';
+import { MAX_LENT } from '../internal/write-slab.js';
 import type { HttpResponse } from '../message.js';
 import {
   CHUNK_END,
@@ -25,11 +26,12 @@ import {
 export const DEFERRED = Symbol('deferred');
 
 /**
- * A first body chunk up to this size is copied behind the head (one buffer); larger ones go as a
- * writev of [head, chunk]. Copying a 3 KB chunk cost more (the copy plus a Buffer pool refill every
- * other response) than the second iovec: 3,269 B proxied ~0.9 us/request cheaper at 1024 than at 4096.
+ * A first body chunk up to this size is copied behind the head (one buffer, a piece of the write
+ * slab); larger ones go as a writev of [head, chunk]. The bound keeps head and chunk within one
+ * lent piece (MAX_LENT) for heads up to 512 B (a proxied answer's is ~250 B; a larger one gets a
+ * buffer of its own from lend, still one write).
  */
-const COALESCE_BYTES = 1024;
+const COALESCE_BYTES = MAX_LENT - 512;
 
 /**
  * What the writer needs from its connection. The head (with a first chunk copied behind it) is
