@@ -22,24 +22,10 @@ seconds=${2:-5}
 warm=${3:-3}
 conns=${4:-64}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-base=${TMPDIR:-/tmp}
-dir=$(mktemp -d "$base/sizes-probe-XXXXXX")
-chmod 755 "$dir"
+# free_port, run_dir, wait_http, pids and cleanup.
+. "$here/bench/http-proxy/lib.sh"
+dir=$(run_dir sizes-probe)
 echo "run dir: $dir" >&2
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # port path
-  for _ in $(seq 1 300); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$1$2"; then return 0; fi
-    sleep 0.1
-  done
-  echo "port $1 never answered $2" >&2
-  return 1
-}
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
 trap cleanup EXIT
 
 mkdir -p "$dir/www" "$dir/static/logs" "$dir/loch/counts"
