@@ -55,7 +55,7 @@ import {
 import type { BufferWaiter, CompletionTarget, PoolReader, Ring } from './ring.js';
 import { tlsSentIndex, tlsSentPage } from './tls-sent.js';
 
-const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP } = constants.errno;
+const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP, EPIPE } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
 const RECV_HIGH_WATER = 16;
 /**
@@ -98,6 +98,15 @@ export function toSocketAddress(a: NativeAddress | { errno: number }): SocketAdd
   if (!('family' in a)) return UNKNOWN_ADDRESS;
   if (a.family === 'unix') return a;
   return { family: a.family === 'ipv6' ? 'ipv6' : 'ipv4', address: internAddress(a.address), port: a.port };
+}
+
+/** A write after one that was cut mid-way (WRITE_BROKEN): EPIPE with the buffer handed back. */
+function brokenWriteError(
+  syscall: string,
+  address: SocketAddress | undefined,
+  buffer?: Uint8Array,
+): RuntimeError {
+  return RuntimeError.fromErrno(-EPIPE, syscall, address, buffer);
 }
 
 /** An aborted or cancelled op's error: ECANCELED with the buffer handed back. */
@@ -325,6 +334,9 @@ class StreamOp implements CompletionTarget {
     const target = this.target;
     const stream = this.stream;
     const write = this.mode >= AS_WRITE_ALL;
+    // A write that failed after part of it went out (an abort, a reset) cut the peer's byte
+    // stream mid-write: nothing may follow it (see writeSettled).
+    const cut = write && error !== undefined && this.done > 0;
     if (this.resolve === noop && (flags & CQE_F_MORE) === 0) giveBackOp(this);
     // Through the delivery queue, not called here: in completion order with the receives. A
     // promise write's target only settles its promise, itself deferred: told at once.
@@ -333,7 +345,7 @@ class StreamOp implements CompletionTarget {
     else if (error !== undefined) this.reject(error);
     else (this.resolve as (value: unknown) => void)(value);
     // The stream's next write (queued behind this one) starts now, after this one's last byte.
-    if (write) stream.writeSettled();
+    if (write) stream.writeSettled(cut);
   }
 }
 
@@ -538,6 +550,12 @@ const NO_DELAY = 2048;
  * a plain stream's next write queues behind it (see sendTo).
  */
 const WRITING = 4096;
+/**
+ * A write failed after part of its bytes went out (aborted, or a send failed): the peer's byte
+ * stream is cut mid-write, so the writes queued behind it and every later one fail with EPIPE,
+ * as on the legacy driver (where an abort destroys the socket) instead of following the cut.
+ */
+const WRITE_BROKEN = 8192;
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -805,7 +823,8 @@ export class UringStream
     target: WriteTarget,
     signal: AbortSignal | undefined,
   ): void {
-    if ((this.bits & (CLOSING | WRITING)) !== 0 && this.writeWaits(data, target, signal)) return;
+    if ((this.bits & (CLOSING | WRITING | WRITE_BROKEN)) !== 0 && this.writeWaits(data, target, signal))
+      return;
     this.startWrite(data, target, signal);
   }
 
@@ -823,6 +842,12 @@ export class UringStream
     if (this.closing) {
       const single = data instanceof Uint8Array;
       const error = cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
+      queueMicrotask(() => target.onWritten(error));
+      return true;
+    }
+    if ((this.bits & WRITE_BROKEN) !== 0) {
+      const single = data instanceof Uint8Array;
+      const error = brokenWriteError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
       queueMicrotask(() => target.onWritten(error));
       return true;
     }
@@ -883,10 +908,15 @@ export class UringStream
    * in call order, up to the next one that is a write op (a shutdown or an empty write does
    * not wait). Not while closing: close() settled the queued ones.
    */
-  writeSettled(): void {
+  writeSettled(cut: boolean): void {
     this.bits &= ~WRITING;
+    if (cut) this.bits |= WRITE_BROKEN;
     const writes = this.rare?.writes;
     if (writes === undefined || this.closing) return;
+    if (cut) {
+      this.failQueuedWrites(writes, brokenWriteError);
+      return;
+    }
     while (writes.length > 0 && (this.bits & WRITING) === 0) {
       const w = writes.shift()!;
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
@@ -928,7 +958,7 @@ export class UringStream
       else deliverRecv(w, null, cancelledError('recv', this.remote));
     }
     this.dropChunks();
-    this.cancelQueuedWrites(rare);
+    if (rare.writes !== undefined) this.failQueuedWrites(rare.writes, cancelledError);
     if (this.inFlight === 0 && this.armedSlot < 0) this.issueClose();
     else if (this.inFlight === 1 && this.armedSlot >= 0 && this.tls === 0 && rare.pipe === undefined)
       this.closeWithReceive(rare);
@@ -936,16 +966,20 @@ export class UringStream
     return rare.closePromise;
   }
 
-  /** close(): the writes (and shutdowns) still queued fail with ECANCELED, their buffers back. */
-  private cancelQueuedWrites(rare: StreamRare): void {
-    const writes = rare.writes;
-    if (writes === undefined) return;
+  /**
+   * The writes (and shutdowns) still queued fail, their buffers back: with ECANCELED at close(),
+   * with EPIPE behind a write cut mid-way (WRITE_BROKEN).
+   */
+  private failQueuedWrites(
+    writes: QueuedWrite[],
+    failure: (syscall: string, address: SocketAddress | undefined, buffer?: Uint8Array) => RuntimeError,
+  ): void {
     for (let w = writes.shift(); w !== undefined; w = writes.shift()) {
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
       const data = w.data;
       const single = data instanceof Uint8Array;
       const syscall = data === undefined ? 'shutdown' : single ? 'write' : 'writev';
-      deliverWritten(w.target, cancelledError(syscall, this.remote, single ? data : undefined));
+      deliverWritten(w.target, failure(syscall, this.remote, single ? data : undefined));
     }
   }
 
