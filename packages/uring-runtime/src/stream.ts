@@ -17,7 +17,9 @@
  * refused with an error: node:net queues its writes, so the legacy driver always did this, and
  * pipelining callers (several requests on one connection) would otherwise work on one driver
  * and fail on the other. Awaiting each write before the next is still the way to feel
- * backpressure; the queue itself holds whatever is written into it.
+ * backpressure; the queue itself holds whatever is written into it. A write that fails after
+ * part of it went out (an abort, a reset) leaves the write side unusable: the writes behind it
+ * and later ones fail with EPIPE, on both drivers, so the peer never reads past the cut.
  *
  * Buffer ownership follows monoio's "rent" model: a buffer passed to `read` or `write` belongs
  * to the runtime until the returned promise settles, and comes back in the result, even when
