@@ -9,18 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SIGNALS } from '../src/cli.js';
-import { PROXY_DIR } from './e2e/harness.js';
+import { lochArgs, PROXY_DIR } from './e2e/harness.js';
 
 function loch(...args: string[]) {
-  const r = spawnSync(
-    process.execPath,
-    ['--conditions=@loch/source', '--import', 'tsx', 'src/bin.ts', ...args],
-    {
-      cwd: PROXY_DIR,
-      encoding: 'utf8',
-      timeout: 30_000,
-    },
-  );
+  const r = spawnSync(process.execPath, lochArgs(...args), {
+    cwd: PROXY_DIR,
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 

@@ -20,6 +20,7 @@ import {
   freePort,
   httpUpstream,
   type Loch,
+  lochArgs,
   PROXY_DIR,
   rawExchange,
   startLoch,
@@ -128,19 +129,10 @@ describe('admin listener', () => {
   it('serves /config as `loch check` prints it, with its version hash', async () => {
     const answer = await fetchOnce(admin, '/config');
     expect(answer.status).toBe(200);
-    const checked = execFileSync(
-      process.execPath,
-      [
-        '--conditions=@loch/source',
-        '--import',
-        'tsx',
-        join(PROXY_DIR, 'src/bin.ts'),
-        'check',
-        '-c',
-        loch.configPath,
-      ],
-      { cwd: PROXY_DIR, encoding: 'utf8' },
-    );
+    const checked = execFileSync(process.execPath, lochArgs('check', '-c', loch.configPath), {
+      cwd: PROXY_DIR,
+      encoding: 'utf8',
+    });
     expect(`${answer.body}${loch.configPath}: ok\n`).toBe(checked);
     expect(answer.headers['x-loch-config-version']).toMatch(/^[0-9a-f]{16}$/);
     expect(JSON.parse(answer.body).admin).toEqual({

@@ -21,6 +21,7 @@ import {
   curl,
   freePort,
   type Loch,
+  lochArgs,
   type Nginx,
   PROXY_DIR,
   rawExchange,
@@ -464,11 +465,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:2" }]
     const check = (text: string) => {
       const file = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
       writeFileSync(file, text);
-      return spawnSync(
-        process.execPath,
-        ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'check', '-c', file],
-        { cwd: PROXY_DIR, encoding: 'utf8' },
-      );
+      return spawnSync(process.execPath, lochArgs('check', '-c', file), { cwd: PROXY_DIR, encoding: 'utf8' });
     };
     const ok = check(config(`{ chain = "${a.chain}", key = "${a.key}", stack = "rustls" }`));
     expect(ok.status, ok.stderr).toBe(0);
@@ -508,6 +505,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:2" }]
     const half = check(config(`{ chain = "${a.chain}" }`));
     expect(half.status).not.toBe(0);
     expect(half.stderr).toContain('give both "chain" and "key"');
-    // Five `loch check` processes, each compiling the sources with tsx: seconds each on a busy machine.
+    // Five `loch check` processes (the run's bundle; under LOCH_E2E_TSX=1 tsx compiles the sources
+    // in each: seconds each on a busy machine).
   }, 120_000);
 });

@@ -21,6 +21,7 @@ import {
   availableDrivers,
   freePort,
   type Loch,
+  lochArgs,
   PROXY_DIR,
   startLoch,
   tempDir,
@@ -252,11 +253,11 @@ describe('loch check with pseudonymize', LIVENESS, () => {
   const check = (text: string, env: Record<string, string> = {}) => {
     const file = join(dir, `c${Math.random().toString(36).slice(2)}.toml`);
     writeFileSync(file, text);
-    return spawnSync(
-      process.execPath,
-      ['--conditions=@loch/source', '--import', 'tsx', join(PROXY_DIR, 'src/bin.ts'), 'check', '-c', file],
-      { cwd: PROXY_DIR, encoding: 'utf8', env: { ...process.env, ...env } },
-    );
+    return spawnSync(process.execPath, lochArgs('check', '-c', file), {
+      cwd: PROXY_DIR,
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+    });
   };
 
   it('shows where the keys are, never the keys', () => {
