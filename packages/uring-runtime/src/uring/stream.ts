@@ -245,9 +245,10 @@ function noop(): void {}
  * after its abort listener was removed; and it lets go of everything it referenced. So nothing
  * still holds a record on the spare list: no ring slot, no signal, no target. A completion with
  * CQE_F_MORE (none for these ops today) never gives one back. Per thread, not per stream: a
- * spare per stream would keep ~190 B on every idle connection (issue 18). Read and shutdown ops
- * (promises, rare on the hot path) stay fresh; a close_notify's record (a target's) is given back
- * as a write's is.
+ * spare per stream would keep ~190 B on every idle connection (issue 18). Read ops (promises,
+ * rare on the hot path) stay fresh; a shutdown's record and a close_notify's (each settles a
+ * target, with noop resolve/reject) are given back as a write's is: writeOp resets every field a
+ * write reads, and a shutdown's mode (AS_VOID) is not a write, so it never calls writeSettled.
  */
 class StreamOp implements CompletionTarget {
   slot = -1;
