@@ -25,63 +25,19 @@ conns=${4:-64}
 pin=${PIN:-1}
 reuse=${REUSE:-0}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d "${TMPDIR:-/tmp}/gc-pauses-XXXXXX")
-chmod 755 "$dir"
+# free_port, run_dir, wait_http, pids, cleanup and static_backend.
+. "$here/bench/http-proxy/lib.sh"
+dir=$(run_dir gc-pauses)
 echo "run dir: $dir (PIN=$pin)" >&2
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { # port path
-  for _ in $(seq 1 300); do
-    if curl -sf -o /dev/null "http://127.0.0.1:$1$2"; then return 0; fi
-    sleep 0.1
-  done
-  echo "port $1 never answered $2" >&2
-  return 1
-}
 on() { # cpu command... : taskset when PIN=1 (exec, so a backgrounded `on` is the command's pid)
   local cpu=$1
   shift
   if [ "$pin" = 1 ]; then exec taskset -c "$cpu" "$@"; else exec "$@"; fi
 }
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
 trap cleanup EXIT
 
-mkdir -p "$dir/www" "$dir/static/logs"
 IFS=, read -ra size_arr <<<"$sizes"
-for s in "${size_arr[@]}"; do head -c "$s" /dev/zero | tr '\0' 'x' >"$dir/www/$s"; done
-chmod -R 755 "$dir/www"
-upstream=$(free_port)
-cat >"$dir/static/nginx.conf" <<EOF
-worker_processes 1;
-user root;
-pid $dir/static/nginx.pid;
-error_log $dir/static/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; multi_accept on; }
-http {
-  access_log off;
-  client_body_temp_path $dir/static/client_body;
-  proxy_temp_path $dir/static/proxy;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  tcp_nodelay on;
-  sendfile on;
-  tcp_nopush on;
-  open_file_cache max=64 inactive=600s;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:$upstream backlog=4096;
-    root $dir/www;
-    location / { }
-  }
-}
-EOF
-(on 0 nginx -p "$dir/static" -c "$dir/static/nginx.conf" -g 'daemon off;') >"$dir/static.out" 2>&1 &
-pids+=($!)
-wait_http "$upstream" "/${size_arr[0]}"
+if [ "$pin" = 1 ]; then static_backend "$dir" "$sizes" 0; else static_backend "$dir" "$sizes"; fi
 
 hz=$(getconf CLK_TCK)
 # "tid comm ticks involuntary voluntary" per thread of pid (the worker is the busiest thread).

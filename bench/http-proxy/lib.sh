@@ -1,5 +1,5 @@
-# What bench/http-proxy's scripts share (sourced, not run; sizes-probe.sh so far, the older ones
-# when next touched):
+# What bench/http-proxy's scripts share (sourced, not run; sizes-probe.sh and gc-pauses.sh so far,
+# the older ones when next touched):
 #   free_port               a port for a server: bench/lib/free-port.sh (above the ephemeral range,
 #                           bounded tries)
 #   run_dir NAME            makes and prints a new directory under $TMPDIR (or /tmp), readable by
@@ -8,6 +8,9 @@
 #                           127.0.0.1:PORT; exits 1 saying which port never did
 #   pids, cleanup           the processes a script started (pids+=($!)); `trap cleanup EXIT` ends
 #                           them, each by its own id
+#   static_backend DIR SIZES [CPU]   the results pages' upstream: one nginx worker (pinned to CPU
+#                           when given) serving a file of each size from DIR/www; sets $upstream
+#                           (its port) and $static_pid, adds it to pids, waits until it answers
 
 # free_port: bench/lib/free-port.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/free-port.sh"
@@ -32,4 +35,47 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+}
+
+static_backend() { # DIR SIZES [CPU]
+  local d=$1 cpu=${3:-} s
+  local -a sizes
+  IFS=, read -ra sizes <<<"$2"
+  mkdir -p "$d/www" "$d/static/logs"
+  for s in "${sizes[@]}"; do head -c "$s" /dev/zero | tr '\0' 'x' >"$d/www/$s"; done
+  chmod -R 755 "$d/www"
+  upstream=$(free_port)
+  cat >"$d/static/nginx.conf" <<EOF
+worker_processes 1;
+user root;
+pid $d/static/nginx.pid;
+error_log $d/static/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; multi_accept on; }
+http {
+  access_log off;
+  client_body_temp_path $d/static/client_body;
+  proxy_temp_path $d/static/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  tcp_nodelay on;
+  sendfile on;
+  tcp_nopush on;
+  open_file_cache max=64 inactive=600s;
+  default_type application/octet-stream;
+  server {
+    listen 127.0.0.1:$upstream backlog=4096;
+    root $d/www;
+    location / { }
+  }
+}
+EOF
+  if [ -n "$cpu" ]; then
+    taskset -c "$cpu" nginx -p "$d/static" -c "$d/static/nginx.conf" -g 'daemon off;' >"$d/static.out" 2>&1 &
+  else
+    nginx -p "$d/static" -c "$d/static/nginx.conf" -g 'daemon off;' >"$d/static.out" 2>&1 &
+  fi
+  static_pid=$!
+  pids+=("$static_pid")
+  wait_http "$upstream" "/${sizes[0]}"
 }

@@ -22,46 +22,15 @@ seconds=${2:-5}
 warm=${3:-3}
 conns=${4:-64}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-# free_port, run_dir, wait_http, pids and cleanup.
+# free_port, run_dir, wait_http, pids, cleanup and static_backend.
 . "$here/bench/http-proxy/lib.sh"
 dir=$(run_dir sizes-probe)
 echo "run dir: $dir" >&2
 trap cleanup EXIT
 
-mkdir -p "$dir/www" "$dir/static/logs" "$dir/loch/counts"
+mkdir -p "$dir/loch/counts"
 IFS=, read -ra size_arr <<<"$sizes"
-for s in "${size_arr[@]}"; do head -c "$s" /dev/zero | tr '\0' 'x' >"$dir/www/$s"; done
-chmod -R 755 "$dir/www"
-upstream=$(free_port)
-cat >"$dir/static/nginx.conf" <<EOF
-worker_processes 1;
-user root;
-pid $dir/static/nginx.pid;
-error_log $dir/static/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; multi_accept on; }
-http {
-  access_log off;
-  client_body_temp_path $dir/static/client_body;
-  proxy_temp_path $dir/static/proxy;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  tcp_nodelay on;
-  sendfile on;
-  tcp_nopush on;
-  open_file_cache max=64 inactive=600s;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:$upstream backlog=4096;
-    root $dir/www;
-    location / { }
-  }
-}
-EOF
-taskset -c 0 nginx -p "$dir/static" -c "$dir/static/nginx.conf" -g 'daemon off;' >"$dir/static.out" 2>&1 &
-static_pid=$!
-pids+=("$static_pid")
-wait_http "$upstream" "/${size_arr[0]}"
+static_backend "$dir" "$sizes" 0
 static_worker=$(pgrep -P "$static_pid" | head -1)
 
 port=$(free_port)
