@@ -276,11 +276,11 @@ export class ThriftClient {
   }
 
   /**
-   * Writes `parts` once every earlier multiplexed write settled: the stream runs one write at a
-   * time (on io_uring a write started before the previous one settled can interleave with that
-   * one's rest after a short send), and pipelined calls must not. Calls made while a write is
-   * in flight (or in the same turn) go out together in the next writev, at most MAX_WRITE_PARTS
-   * buffers each; the promise settles when the writev carrying `parts` did.
+   * Writes `parts` once every earlier multiplexed write settled, batched: calls made while a
+   * write is in flight (or in the same turn) go out together in the next writev, at most
+   * MAX_WRITE_PARTS buffers each, so N pipelined calls cost one send, not N. (Order alone the
+   * runtime's streams keep by themselves since their write queue, uring/stream.ts sendTo; the
+   * batching is why this waits.) The promise settles when the writev carrying `parts` did.
    */
   private writeInTurn(parts: Uint8Array[]): Promise<number> {
     let batch = this.nextWrite;
