@@ -304,8 +304,21 @@ export function curl(args: readonly string[]): Promise<{ code: number | null; ou
   });
 }
 
-/** Which drivers to run on: legacy always, uring where the kernel grants it (probed in a child). */
+/** Environment variable in which drivers-setup.ts hands every test file the probe's answer. */
+export const DRIVERS_ENV = 'LOCH_E2E_DRIVERS';
+
+/**
+ * Which drivers to run on: legacy always, uring where the kernel grants it. Probed once per test
+ * run (drivers-setup.ts, the package's globalSetup), else here (a file run without the config).
+ */
 export function availableDrivers(): ('legacy' | 'uring')[] {
+  const known = process.env[DRIVERS_ENV];
+  if (known === 'legacy,uring' || known === 'legacy') return known.split(',') as ('legacy' | 'uring')[];
+  return probeDrivers();
+}
+
+/** availableDrivers()'s probe: a child process that tries to start an io_uring runtime. */
+export function probeDrivers(): ('legacy' | 'uring')[] {
   const probe = spawnSync(
     process.execPath,
     [
