@@ -1,0 +1,459 @@
+/**
+ * Loch's own TLS 1.3 record layer (a server's `tls.records = "loch"`) against foreign record
+ * layers, on every runtime driver: `openssl s_client` and Python's ssl (OpenSSL's records as
+ * other programs drive them; node:tls is covered by https-own-records.test.ts, crafted records
+ * by packages/tls/test/records-*). KeyUpdate from the client without and with update_requested
+ * (s_client's `k` and `K`), between requests, many in a row, inside an upload's body, and while
+ * loch's answer waits to be sent behind a stalled reader; a 1 MiB upload in full and in ~1,000-byte
+ * records; pipelined requests, whole and cut into 7-byte records; a client that sends close_notify
+ * after its request and keeps the socket open (with and without bytes after it, which must be
+ * ignored), answered as on OpenSSL's record layer; TLS 1.2 (an upload, and renegotiation, which
+ * is refused) stays on OpenSSL's record layer and is counted in no take-over.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
+import { availableDrivers, freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+
+const drivers = availableDrivers();
+const PEER = join(import.meta.dirname, 'peers/tls_records_client.py');
+/** /big's length: more than loopback's socket buffers hold, so loch keeps some of it unsent. */
+const BIG = 24 << 20;
+
+/** Resolves when `ready()` holds (checked every 25 ms), or after `ms` (the caller asserts). */
+async function until(ready: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+}
+
+/** A GET on a new plain connection (the admin listener). */
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Runs tls_records_client.py; its JSON line. */
+async function python<T>(...args: (string | number)[]): Promise<T> {
+  const { stdout } = await promisify(execFile)('python3', [PEER, ...args.map(String)], {
+    encoding: 'utf8',
+    timeout: 60_000,
+    maxBuffer: 16 << 20,
+  });
+  return JSON.parse(stdout) as T;
+}
+
+/**
+ * `openssl s_client` driven through stdin: a line typed is sent as one record (LF as CRLF), and
+ * a line `k` or `K` alone sends a KeyUpdate (update_not_requested / update_requested). Its
+ * protocol messages (-msg) go to their own file, so stdout is the session summary and what loch
+ * answered.
+ */
+class SClient {
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  #out = '';
+  /** Bytes of '~' received (/big's body), counted as they come. */
+  tildes = 0;
+
+  constructor(
+    port: number,
+    readonly msgFile: string,
+    extra: readonly string[],
+  ) {
+    this.child = spawn(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-servername',
+        'localhost',
+        '-crlf',
+        '-msg',
+        '-msgfile',
+        msgFile,
+        ...extra,
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    this.child.stdout!.setEncoding('latin1').on('data', (d: string) => {
+      for (let i = d.indexOf('~'); i >= 0; i = d.indexOf('~', i + 1)) this.tildes++;
+      // /big's body is not kept: only the text around it is asserted on.
+      this.#out += d.replace(/~+/g, '~');
+    });
+    this.child.stderr!.setEncoding('latin1').on('data', (d: string) => {
+      this.#out += d;
+    });
+    this.child.stdin!.on('error', () => {});
+    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
+  }
+
+  /** stdout and stderr so far ('~' runs shortened to one). */
+  out(): string {
+    return this.#out;
+  }
+
+  /** The -msg lines so far. */
+  msgs(): string {
+    try {
+      return readFileSync(this.msgFile, 'latin1');
+    } catch {
+      return '';
+    }
+  }
+
+  /** How many protocol messages matching `what` (e.g. 'KeyUpdate') went out ('>>>') or came in ('<<<'). */
+  count(direction: '>>>' | '<<<', what: string): number {
+    return this.msgs()
+      .split('\n')
+      .filter((l) => l.startsWith(direction) && l.includes(what)).length;
+  }
+
+  /** Records sent so far (each one's header line). */
+  recordsSent(): number {
+    return this.count('>>>', 'RecordHeader');
+  }
+
+  async connected(): Promise<void> {
+    await until(() => this.out().includes('Verify return code'));
+    expect(this.out()).toContain('Verify return code');
+  }
+
+  /** Types `text` (one read of stdin: one record) and waits until s_client sent it. */
+  async type(text: string): Promise<void> {
+    const before = this.recordsSent();
+    this.child.stdin!.write(text);
+    await until(() => this.recordsSent() > before);
+    expect(this.recordsSent()).toBeGreaterThan(before);
+  }
+
+  /**
+   * Sends a KeyUpdate (`K`: update_requested, `k`: not); with `answered`, waits for loch's own
+   * KeyUpdate in answer.
+   */
+  async keyUpdate(command: 'k' | 'K', answered = command === 'K'): Promise<void> {
+    const sent = this.count('>>>', 'KeyUpdate');
+    const got = this.count('<<<', 'KeyUpdate');
+    this.child.stdin!.write(`${command}\n`);
+    await until(() => this.count('>>>', 'KeyUpdate') > sent);
+    expect(this.count('>>>', 'KeyUpdate')).toBe(sent + 1);
+    if (!answered) return;
+    await until(() => this.count('<<<', 'KeyUpdate') > got);
+    expect(this.count('<<<', 'KeyUpdate')).toBe(got + 1);
+  }
+
+  /** Sends a GET and waits for its answer (`ok <path>` from the upstream). */
+  async exchange(path: string): Promise<void> {
+    const from = this.out().length;
+    await this.type(`GET ${path} HTTP/1.1\nHost: localhost\n\n`);
+    await until(() => this.out().includes(`ok ${path}`, from));
+    expect(this.out().slice(from)).toContain(`ok ${path}`);
+  }
+
+  /** Ends stdin (s_client sends close_notify and exits). */
+  async quit(): Promise<void> {
+    this.child.stdin!.end();
+    const killer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await this.exited;
+    clearTimeout(killer);
+  }
+}
+
+/**
+ * A TCP relay to loch whose loch-to-client direction can be stopped (it stops reading loch's
+ * socket: loch's sends then wait, its answer queues inside it) while the client's bytes still pass.
+ */
+async function stallingRelay(target: number) {
+  let toLoch: net.Socket | undefined;
+  let down = 0;
+  let up = 0;
+  let stallAt = Number.POSITIVE_INFINITY;
+  const server = net.createServer((client) => {
+    client.on('error', () => {});
+    const loch = net.connect(target, '127.0.0.1');
+    toLoch = loch;
+    loch.on('error', () => client.destroy());
+    client.on('data', (d: Buffer) => {
+      up += d.byteLength;
+      loch.write(d);
+    });
+    loch.on('data', (d: Buffer) => {
+      down += d.byteLength;
+      client.write(d);
+      if (down >= stallAt) loch.pause();
+    });
+    client.on('end', () => loch.end());
+    loch.on('end', () => client.end());
+    client.on('close', () => loch.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    /** Stops passing loch's bytes once `bytes` came. */
+    stallAfter(bytes: number) {
+      stallAt = bytes;
+    },
+    stalled: () => toLoch?.isPaused() === true,
+    resume() {
+      stallAt = Number.POSITIVE_INFINITY;
+      toLoch?.resume();
+    },
+    /** The client's bytes passed to loch, all of them written to its socket. */
+    upFlushed: () => toLoch !== undefined && toLoch.writableLength === 0,
+    sentUp: () => up,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+interface Counts {
+  loch: number;
+  declined: number;
+}
+
+describe.each(drivers)("Loch's record layer against foreign TLS peers on the %s driver", (driver) => {
+  let loch: Loch;
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+  let dir: string;
+  /** HTTPS servers: `own` on Loch's record layer, `ossl` on OpenSSL's (the same routes). */
+  let own: number;
+  let ossl: number;
+  let admin: number;
+  let baseline: number;
+
+  beforeAll(async () => {
+    dir = tempDir('loch-own-records-peers-');
+    selfSignedCertificate(dir, 'front', ['localhost']);
+    upstream = await httpUpstream((req, res) => {
+      if (req.url === '/echo') {
+        // The body's length and SHA-256 (hex).
+        const hash = createHash('sha256');
+        let length = 0;
+        req.on('data', (d: Buffer) => {
+          hash.update(d);
+          length += d.byteLength;
+        });
+        req.on('end', () => res.end(`${length} ${hash.digest('hex')}`));
+      } else if (req.url === '/big') {
+        res.writeHead(200, { 'content-length': BIG });
+        res.end(Buffer.alloc(BIG, 0x7e));
+      } else {
+        req.resume();
+        res.end(`ok ${req.url}`);
+      }
+    });
+    [own, ossl, admin] = [await freePort(), await freePort(), await freePort()];
+    const server = (name: string, port: number, records: string) => `
+[servers.${name}]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+timeouts = { upstream_read = "30s" }
+tls = { chain = "front.pem", key = "front.key", records = "${records}" }
+
+[[servers.${name}.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`;
+    loch = await startLoch(
+      dir,
+      `
+log = { access = false }
+[runtime]
+workers = 1
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+${server('own', own, 'loch')}
+${server('ossl', ossl, 'openssl')}
+`,
+      { LOCH_DRIVER: driver },
+    );
+    // One exchange first: the upstream pool's connection is part of the baseline.
+    await python('upload', own, '1.3', 10, 10);
+    baseline = loch.fdCount();
+  }, 60_000);
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  /** The worker's take-over counts for server `own`, from loch's /stats. */
+  async function takeovers(): Promise<Counts> {
+    const stats = JSON.parse(await get(admin, '/stats')) as {
+      workers: { tlsRecords?: Record<string, Counts> }[];
+    };
+    const sum = { loch: 0, declined: 0 };
+    for (const w of stats.workers) {
+      sum.loch += w.tlsRecords?.own?.loch ?? 0;
+      sum.declined += w.tlsRecords?.own?.declined ?? 0;
+    }
+    return sum;
+  }
+
+  /** Only the connections ended: no worker replaced, no descriptor kept, nothing crashed. */
+  async function healthy(): Promise<void> {
+    await until(() => loch.fdCount() <= baseline);
+    expect(loch.fdCount()).toBeLessThanOrEqual(baseline);
+    const metrics = await get(admin, '/metrics');
+    expect(metrics).toMatch(/^loch_worker_restarts_total 0$/m);
+    expect(loch.stderr()).not.toMatch(/crashed|uncaught|unhandled/i);
+    expect(loch.child.exitCode).toBe(null);
+  }
+
+  it('follows KeyUpdates from openssl s_client (k and K): between requests, 20 in a row, inside a body', async () => {
+    const before = await takeovers();
+    const s = new SClient(own, join(dir, `msg-keys-${driver}.txt`), ['-tls1_3']);
+    try {
+      await s.connected();
+      await s.exchange('/a');
+      await s.keyUpdate('k');
+      await s.exchange('/b');
+      await s.keyUpdate('K');
+      await s.exchange('/c');
+      // 20 in a row while loch sends nothing: RFC 8446 4.6.3 lets a silent receiver answer
+      // several requests with one update, but one must come before its next application data.
+      const answered = s.count('<<<', 'KeyUpdate');
+      for (let i = 0; i < 20; i++) await s.keyUpdate(i % 2 === 0 ? 'K' : 'k', false);
+      await s.exchange('/d');
+      const run = s.count('<<<', 'KeyUpdate') - answered;
+      expect(run).toBeGreaterThanOrEqual(1);
+      expect(run).toBeLessThanOrEqual(10);
+      // An upload whose body crosses two key changes of the client's and one of loch's.
+      const line = 'q'.repeat(1000);
+      const body = `${line}\r\n`.repeat(3);
+      const sha = createHash('sha256').update(body).digest('hex');
+      const from = s.out().length;
+      await s.type(`POST /echo HTTP/1.1\nHost: localhost\nContent-Length: ${body.length}\n\n`);
+      await s.type(`${line}\n`);
+      await s.keyUpdate('K');
+      await s.type(`${line}\n`);
+      await s.keyUpdate('k');
+      await s.type(`${line}\n`);
+      await until(() => s.out().includes(sha, from));
+      expect(s.out().slice(from)).toContain(`${body.length} ${sha}`);
+      expect(s.count('>>>', 'KeyUpdate')).toBe(24);
+      expect(s.count('<<<', 'KeyUpdate')).toBe(run + 2);
+      expect(s.msgs()).not.toMatch(/^<<< .*Alert/m);
+    } finally {
+      await s.quit();
+    }
+    expect(s.out()).toContain('Protocol  : TLSv1.3');
+    expect(await takeovers()).toEqual({ loch: before.loch + 1, declined: before.declined });
+    await healthy();
+  }, 60_000);
+
+  it("answers a KeyUpdate that arrives while loch's answer waits behind a stalled reader, the answer whole", async () => {
+    const before = await takeovers();
+    const relay = await stallingRelay(own);
+    const s = new SClient(relay.port, join(dir, `msg-stall-${driver}.txt`), ['-tls1_3']);
+    try {
+      await s.connected();
+      relay.stallAfter(1 << 20);
+      await s.type('GET /big HTTP/1.1\nHost: localhost\n\n');
+      await until(relay.stalled);
+      expect(relay.stalled()).toBe(true);
+      // The KeyUpdate reaches loch while most of /big still waits inside it (records under the
+      // old key): its own KeyUpdate must go out after those, the rest under the new key.
+      const up = relay.sentUp();
+      const sent = s.count('>>>', 'KeyUpdate');
+      s.child.stdin!.write('K\n');
+      await until(() => s.count('>>>', 'KeyUpdate') > sent && relay.sentUp() > up && relay.upFlushed());
+      expect(relay.sentUp()).toBeGreaterThan(up);
+      // Only how much of /big is still inside loch when it reads the KeyUpdate depends on this
+      // pause (not the outcome: the assertions hold whenever it is read).
+      await new Promise((r) => setTimeout(r, 300));
+      relay.resume();
+      await until(() => s.tildes >= BIG || s.child.exitCode !== null, 60_000);
+      expect(s.tildes).toBe(BIG);
+      await until(() => s.count('<<<', 'KeyUpdate') > 0);
+      expect(s.count('<<<', 'KeyUpdate')).toBe(1);
+      expect(s.msgs()).not.toMatch(/^<<< .*Alert/m);
+      // The connection still carries requests, under the new keys both ways.
+      await s.exchange('/after-stall');
+    } finally {
+      await s.quit();
+      await relay.close();
+    }
+    expect(await takeovers()).toEqual({ loch: before.loch + 1, declined: before.declined });
+    await healthy();
+  }, 120_000);
+
+  it("carries a 1 MiB upload from Python's ssl whole, in 16 KiB and in 1,000-byte records; TLS 1.2 stays on OpenSSL", async () => {
+    const before = await takeovers();
+    type Upload = { version: string; status: number; body: string; sha: string; size: number };
+    for (const chunk of [16384, 1000]) {
+      const r = await python<Upload>('upload', own, '1.3', 1 << 20, chunk);
+      expect(r).toMatchObject({ version: 'TLSv1.3', status: 200, body: `${1 << 20} ${r.sha}` });
+    }
+    const after = await takeovers();
+    expect(after).toEqual({ loch: before.loch + 2, declined: before.declined });
+    const old = await python<Upload>('upload', own, '1.2', 1 << 20, 1000);
+    expect(old).toMatchObject({ version: 'TLSv1.2', status: 200, body: `${1 << 20} ${old.sha}` });
+    expect(await takeovers()).toEqual(after);
+    await healthy();
+  }, 120_000);
+
+  it("answers Python's pipelined requests in order, sent whole and cut into 7-byte records", async () => {
+    const before = await takeovers();
+    const count = 40;
+    for (const split of [0, 7]) {
+      const r = await python<{ version: string; answers: [number, string][]; shas: Record<string, string> }>(
+        'pipeline',
+        own,
+        count,
+        split,
+      );
+      expect(r.version).toBe('TLSv1.3');
+      const expected = Array.from({ length: count }, (_, i) =>
+        i % 10 === 5 ? [200, `${20000 + i} ${r.shas[String(i)]}`] : [200, `ok /p/${i}`],
+      );
+      expect(r.answers).toEqual(expected);
+    }
+    expect(await takeovers()).toEqual({ loch: before.loch + 2, declined: before.declined });
+    await healthy();
+  }, 120_000);
+
+  it('treats close_notify after a request, the socket left open, as OpenSSL records do; bytes after it ignored', async () => {
+    type Half = { version: string; answer: string; closeNotify: boolean; eof: boolean; error: string | null };
+    const before = await takeovers();
+    for (const trailer of [0, 1]) {
+      const mine = await python<Half>('close-notify', own, `/half-${trailer}`, trailer);
+      const theirs = await python<Half>('close-notify', ossl, `/half-${trailer}`, trailer);
+      // Loch closes the connection itself (close_notify, then its FIN), with no error and no wait.
+      expect(mine).toMatchObject({ version: 'TLSv1.3', closeNotify: true, eof: true, error: null });
+      expect(mine).toEqual(theirs);
+    }
+    expect(await takeovers()).toEqual({ loch: before.loch + 2, declined: before.declined });
+    await healthy();
+  }, 60_000);
+
+  it('refuses TLS 1.2 renegotiation (s_client R) with records = "loch": still OpenSSL, no take-over', async () => {
+    const before = await takeovers();
+    const s = new SClient(own, join(dir, `msg-reneg-${driver}.txt`), ['-tls1_2']);
+    try {
+      await s.connected();
+      s.child.stdin!.write('R\n');
+      await until(() => /no renegotiation|handshake failure/i.test(s.out()));
+    } finally {
+      await s.quit();
+    }
+    expect(s.out()).toContain('Protocol  : TLSv1.2');
+    expect(s.out()).toContain('RENEGOTIATING');
+    expect(s.out()).toMatch(/:no renegotiation:/);
+    expect(await takeovers()).toEqual(before);
+    await healthy();
+  }, 60_000);
+});
