@@ -454,6 +454,11 @@ class StreamRare {
   heapCode = 0;
   /** The receive failure a recv saw (readers get it once the queued chunks are taken). */
   failure: RuntimeError | undefined = undefined;
+  /**
+   * In-ring TLS: its state (made by attachTls, kept past detach and close: its sent count). Here
+   * and not in a field of the stream: a plain stream never has one (8 B per idle connection).
+   */
+  tls: StreamTls | undefined = undefined;
 }
 
 /**
@@ -473,7 +478,8 @@ function isSpare(rare: StreamRare): boolean {
     rare.onDisarmed === undefined &&
     !rare.heapLarge &&
     !rare.heapBulk &&
-    rare.failure === undefined
+    rare.failure === undefined &&
+    rare.tls === undefined
   );
 }
 
@@ -557,6 +563,18 @@ const WRITING = 4096;
  * as on the legacy driver (where an abort destroys the socket) instead of following the cut.
  */
 const WRITE_BROKEN = 8192;
+/**
+ * The stream's ops in flight count in `bits` from this bit up (one field less per stream: 8 B per
+ * idle connection): `bits += IN_FLIGHT_ONE` per op submitted, `-=` at its final completion. A
+ * plain stream has a handful at most (its receive, one write: later ones queue, a shutdown, a
+ * close, a splice pump's poll); in-ring TLS writes, which need no queue, are held to
+ * TLS_WRITES_IN_FLIGHT (see writeWaits). So `bits` stays far below 2^30 and a Smi: a field that
+ * once held a larger number would turn every stream's `bits` into a boxed double.
+ */
+const IN_FLIGHT_SHIFT = 14;
+const IN_FLIGHT_ONE = 1 << IN_FLIGHT_SHIFT;
+/** In-ring TLS writes in flight at once on one stream; more wait in the write queue. */
+const TLS_WRITES_IN_FLIGHT = 1024;
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -572,14 +590,14 @@ export class UringStream
   implements CompletionTarget, BufferWaiter, BudgetWaiter, PoolReader
 {
   /**
-   * State bits (CLOSING, EOF, ...): one field for thirteen booleans. A server holds one stream per idle
+   * State bits (CLOSING, EOF, ...): one field for fourteen booleans and the count of ops in flight
+   * (IN_FLIGHT_SHIFT). A server holds one stream per idle
    * connection, and on Node 20 (no pointer compression) every field is 8 bytes.
    */
   private bits = 0;
   /** @internal Bytes the kernel took of this stream's sends (each completion's count). */
   sent = 0;
   private local: SocketAddress | undefined;
-  private inFlight = 0;
   // Multishot recv state.
   private armedSlot = -1;
   /**
@@ -603,8 +621,6 @@ export class UringStream
    * RuntimeStream.hasPlainFacts) holds no facts object: 64 B less per idle connection.
    */
   private peer: SocketAddress | ConnectionFacts | undefined = undefined;
-  /** In-ring TLS: its state (made by attachTls; its `conn` is the ring's conn id + 1, 0: plain). */
-  private tlsState: StreamTls | undefined = undefined;
 
   constructor(
     private readonly host: StreamHost,
@@ -641,6 +657,10 @@ export class UringStream
   private set cancelRequested(on: boolean) {
     this.bits = on ? this.bits | CANCEL_REQUESTED : this.bits & ~CANCEL_REQUESTED;
   }
+  /** Ops of this stream in flight (their count is in `bits`, see IN_FLIGHT_SHIFT). */
+  private get inFlight(): number {
+    return this.bits >>> IN_FLIGHT_SHIFT;
+  }
   private get received(): boolean {
     return (this.bits & RECEIVED) !== 0;
   }
@@ -676,6 +696,13 @@ export class UringStream
   private get hasQueued(): boolean {
     const q = this.queue;
     return q !== undefined && q.head < q.tail;
+  }
+  /**
+   * In-ring TLS: its state, in `rare` (see StreamRare.tls; its `conn` is the ring's conn id + 1,
+   * 0: plain). A plain stream's check reads `rare` only, as it read a field of its own before.
+   */
+  private get tlsState(): StreamTls | undefined {
+    return this.rare?.tls;
   }
   /** In-ring TLS: the heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
   private get tlsHeap(): number {
@@ -833,7 +860,8 @@ export class UringStream
    * sendTo() on a closing stream or one with a write in flight: true when the write was settled
    * (closing: ECANCELED) or queued; false when it may go to the ring now. In-ring TLS needs no
    * queue: the ring encrypts each write whole when it takes it and sends the records in that
-   * order, and tells the write done only once all of them went out (no short send shows here).
+   * order, and tells the write done only once all of them went out (no short send shows here);
+   * only past TLS_WRITES_IN_FLIGHT do its writes queue (then behind the queued ones, in order).
    */
   private writeWaits(
     data: Uint8Array | readonly Uint8Array[],
@@ -852,7 +880,8 @@ export class UringStream
       queueMicrotask(() => target.onWritten(error));
       return true;
     }
-    if (this.tls !== 0) return false;
+    if (this.tls !== 0 && this.inFlight < TLS_WRITES_IN_FLIGHT && (this.rare?.writes?.length ?? 0) === 0)
+      return false;
     this.queueWrite(new QueuedWrite(data, target, signal));
     return true;
   }
@@ -934,7 +963,7 @@ export class UringStream
     if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
     return new Promise<void>((resolve, reject) => {
       const target = new PromiseWrite(resolve as (value: unknown) => void, reject, undefined);
-      if ((this.bits & WRITING) !== 0 && this.tls === 0)
+      if ((this.bits & WRITING) !== 0 && (this.tls === 0 || (this.rare?.writes?.length ?? 0) > 0))
         this.queueWrite(new QueuedWrite(undefined, target, undefined));
       else this.startShutdown(target);
     });
@@ -1008,7 +1037,7 @@ export class UringStream
     const id = this.host.binding.tlsAttach(this.fd, session);
     if (id < 0) return id;
     let state = this.tlsState;
-    if (state === undefined) this.tlsState = state = new StreamTls(events);
+    if (state === undefined) (this.rare ??= new StreamRare()).tls = state = new StreamTls(events);
     else state.events = events;
     state.conn = id + 1;
     state.counts = tlsSentPage(this.host.binding, this.host.ring, id);
@@ -1081,7 +1110,7 @@ export class UringStream
 
   /** An op of another kind (a splice pump's poll) on this socket started: close() waits for it. */
   opStarted(): void {
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
   }
 
   /** A splice pump starts using this socket: O_NONBLOCK while any pump does. */
@@ -1347,7 +1376,7 @@ export class UringStream
 
   /** Bookkeeping when an op of this stream reached its final completion. */
   opFinished(): void {
-    this.inFlight--;
+    this.bits -= IN_FLIGHT_ONE;
     if (this.closing && this.inFlight === 0 && this.rare?.finishClose !== undefined) {
       if (this.rare.closeSent) this.finishLinkedClose();
       else this.issueClose();
@@ -1410,7 +1439,7 @@ export class UringStream
     const ring = this.host.ring;
     const slot = ring.alloc(op);
     op.slot = slot;
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
     ring.push(opcode, this.fd, slot, len, buf, aux, aux2);
     const signal = op.signal;
     if (signal !== undefined) this.watchAbort(op, signal);
@@ -1427,7 +1456,7 @@ export class UringStream
     const ring = this.host.ring;
     const slot = ring.alloc(op);
     op.slot = slot;
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
     ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0, this.tls);
   }
 
@@ -1451,7 +1480,7 @@ export class UringStream
     const ring = this.host.ring;
     const slot = ring.alloc(op);
     op.slot = slot;
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
     const first = ring.pushBuffers(slot, bufs, 0, count);
     ring.record(OP_WRITEV, this.fd, slot, 0, first, count, this.tls);
   }
@@ -1566,7 +1595,7 @@ export class UringStream
     this.armLimited = op === OP_RECV_MULTI && len > 0;
     if (op === OP_RECV_MULTI && this.tls === 0) this.bits |= MULTISHOT;
     this.armedSlot = ring.alloc(this);
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
   }
 
@@ -1577,7 +1606,7 @@ export class UringStream
     const ring = this.ring;
     this.armLimited = false;
     const recv = new HeapRecv(this, len, code);
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
     if (rare.heapBulk) {
       // The last heap read filled a 16 KiB buffer and left bytes in the socket: the recv goes at
       // once with its buffer (one submission, not a poll and then a recv) and finds them. Not
@@ -1659,7 +1688,7 @@ export class UringStream
     const ring = this.ring;
     this.armLimited = false;
     this.armedSlot = ring.alloc(this);
-    this.inFlight++;
+    this.bits += IN_FLIGHT_ONE;
     ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, this.tls);
   }
 
