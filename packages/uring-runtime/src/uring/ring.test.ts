@@ -120,4 +120,31 @@ describe('ring completion dispatch', () => {
     expect(multishot.seen).toEqual([slot, slot]);
     expect(ring.alloc(new Target())).toBe(slot);
   });
+
+  it('grows its op slots in steps, not by doubling (each idle connection keeps one: issue 18)', () => {
+    const ring = new Ring(fakeBinding(), OPTIONS);
+    const slotArrays = ring as unknown as {
+      gens: Uint32Array;
+      states: Uint8Array;
+      freeSlots: Int32Array;
+      targets: unknown[];
+      pinned: unknown[];
+    };
+    // 19,000 slots held at once, as by 19,000 idle connections' armed receives.
+    const held = new Set<number>();
+    for (let i = 0; i < 19_000; i++) held.add(ring.alloc(new Target()));
+    expect(held.size).toBe(19_000);
+    // Doubling from 1,024 would have made 32,768 slots; steps keep it within an eighth of use.
+    const size = slotArrays.gens.length;
+    expect(size).toBeGreaterThanOrEqual(19_000);
+    expect(size).toBeLessThanOrEqual(19_000 + 19_000 / 8 + 1024);
+    for (const n of [
+      slotArrays.states.length,
+      slotArrays.freeSlots.length,
+      slotArrays.targets.length,
+      slotArrays.pinned.length,
+    ])
+      expect(n).toBe(size);
+    ring.destroy();
+  });
 });

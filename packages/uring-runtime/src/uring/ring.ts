@@ -60,6 +60,8 @@ const onPoolPressure = (reader: PoolReader): void => reader.onPoolPressure();
 const FREE = 0;
 const IN_FLIGHT = 1;
 const CANCELLING = 2;
+/** Op slots a ring starts with, and the least it grows by (see Ring.grow). */
+const SLOT_STEP = 1024;
 
 /** A stream of the ring (UringStream), as its registry sees it. */
 export interface PoolReader {
@@ -272,7 +274,7 @@ export class Ring {
       this.plainCount,
       Math.max(this.plainReserve, Math.floor(this.budget.workerCap / this.plainSize)),
     );
-    const initial = 1024;
+    const initial = SLOT_STEP;
     this.gens = new Uint32Array(initial);
     this.states = new Uint8Array(initial);
     this.freeSlots = new Int32Array(initial);
@@ -725,9 +727,17 @@ export class Ring {
     this.freeSlots[this.freeTop++] = slot;
   }
 
+  /**
+   * More op slots once every one is taken. A server's idle connections each keep one (their
+   * armed receive), so what the per-slot arrays have beyond that is paid per connection: 25 B a
+   * slot (gens 4, states 1, freeSlots 4, and the targets and pinned arrays' 8 each), and doubling
+   * left up to half of them unused (32,768 slots for 19,000 idle connections: 43 B each where 25
+   * are used). It grows by SLOT_STEP, or by an eighth once that is more: at most an eighth more
+   * than needed, and still a linear cost of copying as a server fills up (issue 18).
+   */
   private grow(): void {
     const old = this.gens.length;
-    const size = old * 2;
+    const size = old + Math.max(SLOT_STEP, old >> 3);
     const gens = new Uint32Array(size);
     gens.set(this.gens);
     const states = new Uint8Array(size);
