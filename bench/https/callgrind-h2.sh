@@ -10,11 +10,11 @@
 # completion drain), OpenSSL's record writes (do_ssl3_write), memmove/memcpy, malloc/free, V8's
 # background threads. STREAMS requests in flight on the connection (h2 and h2c; -m of h2load).
 #
-# Usage: bench/https/callgrind-h2.sh [h2|h2c|https] [openssl|loch] [size=165854] [warm=200] [count=200] [streams=1]
+# Usage: bench/https/callgrind-h2.sh [h2|h2c|https] [loch|openssl] [size=165854] [warm=200] [count=200] [streams=1]
 # Needs valgrind, h2load, openssl; apps/proxy built (pnpm --filter @loch/proxy... build).
 set -euo pipefail
 mode=${1:-h2}
-records=${2:-openssl}
+records=${2:-loch}
 size=${3:-165854}
 warm=${4:-200}
 count=${5:-200}

@@ -11,12 +11,15 @@
 # Instructions, not time: repeatable on a busy machine (a rep-movsb copy counts once per byte).
 #
 # Usage: bench/https/callgrind-handshakes.sh [workers=1] [warm=1500] [count=500] [full|resumed]
+# Env: LOCH_TLS_RECORDS (loch, the default: the record layer taken over after each handshake; or
+# openssl).
 # Needs valgrind, python3, openssl; apps/proxy built (pnpm --filter @loch/proxy... build).
 set -euo pipefail
 workers=${1:-1}
 warm=${2:-1500}
 count=${3:-500}
 mode=${4:-full}
+records=${LOCH_TLS_RECORDS:-loch}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-callgrind-handshakes-XXXXXX)
 client="$root/packages/tls/bench/handshake-client.py"
@@ -43,7 +46,7 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9" }]
 EOF
 
-valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
+LOCH_TLS_RECORDS=$records valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
   node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/loch.out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -77,7 +80,7 @@ per() {
   awk -v n="${n:-0}" -v c="$count" 'BEGIN { printf "%.3fM", n / c / 1e6 }'
 }
 total=$(grep -m1 '^summary:' "$dump" | awk '{print $2}')
-echo "loch, $workers worker(s), $mode handshakes $((warm + 1))..$((warm + count)) (after $warm), instructions per handshake:"
+echo "loch, $workers worker(s), LOCH_TLS_RECORDS=$records, $mode handshakes $((warm + 1))..$((warm + count)) (after $warm), instructions per handshake:"
 echo "  whole process       $(awk -v n="$total" -v c="$count" 'BEGIN { printf "%.3fM", n / c / 1e6 }')"
 echo "  SSL_do_handshake    $(per '\?\?\?:SSL_do_handshake ')"
 echo "  workers' JS thread  $(per 'node::worker::Worker::Run\(\)')"

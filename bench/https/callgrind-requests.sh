@@ -9,10 +9,10 @@
 # in the completion drain), and V8's background threads. One connection at a time, so it counts
 # what a request costs, not how requests batch under load (wrk's 64 connections share flushes).
 #
-# Usage: bench/https/callgrind-requests.sh [openssl|loch] [size=128] [warm=2000] [count=1000]
+# Usage: bench/https/callgrind-requests.sh [loch|openssl] [size=128] [warm=2000] [count=1000]
 # Needs valgrind, python3, openssl; apps/proxy built (pnpm --filter @loch/proxy... build).
 set -euo pipefail
-records=${1:-openssl}
+records=${1:-loch}
 size=${2:-128}
 warm=${3:-2000}
 count=${4:-1000}

@@ -15,7 +15,9 @@
 # Usage: bench/https/handshake-counts.sh PEER=loch|nginx [workers=1] [ecdsa|rsa] [full|resumed]
 #          [warm=1000] [count=300]
 # Needs valgrind, python3, openssl, nginx; loch from apps/proxy's build (dist/bin.js).
-# Env: KEEP=1 keeps the dumps (printed path), LOCH_ENV="A=1" passed to loch.
+# Env: KEEP=1 keeps the dumps (printed path), LOCH_ENV="A=1" passed to loch, LOCH_TLS_RECORDS
+# (loch, the default: the record layer loch takes each connection over to after its handshake;
+# or openssl).
 set -euo pipefail
 peer=${1:?loch or nginx}
 workers=${2:-1}
@@ -23,6 +25,7 @@ cert=${3:-ecdsa}
 mode=${4:-full}
 warm=${5:-1000}
 count=${6:-300}
+records=${LOCH_TLS_RECORDS:-loch}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-handshake-counts-XXXXXX)
 chmod 755 "$dir"
@@ -53,7 +56,7 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9" }]
 EOF
   # shellcheck disable=SC2086
-  env ${LOCH_ENV:-} valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
+  env LOCH_TLS_RECORDS="$records" ${LOCH_ENV:-} valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
     node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
   server=$!
 elif [ "$peer" = nginx ]; then
@@ -122,7 +125,9 @@ for p in "${pids[@]}"; do
     case $f in *.1 | *.1-*) dumps+=("$f") ;; esac
   done
 done
-echo "$peer, $workers worker(s), $cert $mode handshakes $((warm + 1))..$((warm + count)) (after $warm):"
+label=$peer
+[ "$peer" = loch ] && label="loch (LOCH_TLS_RECORDS=$records)"
+echo "$label, $workers worker(s), $cert $mode handshakes $((warm + 1))..$((warm + count)) (after $warm):"
 python3 "$root/bench/https/callgrind-split.py" "$count" "${dumps[@]}"
 if [ "${KEEP:-0}" = 1 ]; then
   echo "(dumps in $dir)"

@@ -7,7 +7,7 @@
 #   https_setup NAME SIZE   makes $dir (a temp directory), the ports $port (HTTPS), $plain, $backend,
 #                           the certificate, and starts the backend ($backend_pid)
 #   https_start PEER [PREFIX...]   starts the server ($server) under the command PREFIX (valgrind...);
-#                           loch with LOCH_TLS_RECORDS=$records (openssl unless set) and $WORKERS
+#                           loch with LOCH_TLS_RECORDS=$records (loch, the default, unless set) and $WORKERS
 #                           workers (1 unless set; nginx runs one process), from
 #                           apps/proxy's build, or with LOCH_FROM_SOURCE=1 from its sources (tsx)
 #   https_wait SECONDS      waits until both listeners accept (exits 1, saying where the output is)
@@ -116,7 +116,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
 EOF
     local bin=("$root/apps/proxy/dist/bin.js")
     [ "${LOCH_FROM_SOURCE:-0}" = 1 ] && bin=(--conditions=@loch/source --import tsx "$root/apps/proxy/src/bin.ts")
-    LOCH_TLS_RECORDS=${records:-openssl} "$@" node "${bin[@]}" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
+    LOCH_TLS_RECORDS=${records:-loch} "$@" node "${bin[@]}" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
     server=$!
   elif [ "$peer" = nginx ]; then
     mkdir -p "$dir/nginx/logs"

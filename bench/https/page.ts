@@ -71,7 +71,7 @@ const REFERENCE = 'nginx';
 /** What TLS adds to the CPU per request of one point (the rounds' median difference). */
 const tlsAdds = (p: RequestPoint) => p.tlsAdds ?? p.https.cpuUsPerRequest - p.http.cpuUsPerRequest;
 
-/** Loch and its variants (`loch-rec`: Loch's own TLS 1.3 record layer), each checked against the targets. */
+/** Loch and its variants (`loch-openssl`: on OpenSSL's TLS 1.3 record layer), each checked against the targets. */
 const isLoch = (name: string) => name === 'loch' || name.startsWith('loch-');
 
 const plural = (workers: number) => `${workers} worker${workers > 1 ? 's' : ''}`;
@@ -163,7 +163,7 @@ export interface PageInput {
   readonly handshakeWarmupSeconds: number;
   /** HTTPS-then-HTTP rounds per size on one instance (medians across them). */
   readonly rounds: number;
-  /** LOCH_TLS_RECORDS of each Loch variant ('loch': OpenSSL's records, 'loch-rec': Loch's own). */
+  /** LOCH_TLS_RECORDS of each Loch variant (peer 'loch': 'loch', Loch's own; 'loch-openssl': 'openssl'). */
   readonly records: ReadonlyMap<string, string>;
   readonly connections: number;
   readonly policy: TlsPolicy;

@@ -120,8 +120,8 @@ const haproxy: HttpsProxySpec = {
 /**
  * Loch: `loch run -c <toml>` from apps/proxy's build, an HTTPS and an HTTP server in one config,
  * and an admin listener whose /stats the run reads (connections Loch's own record layer took
- * over; what a stalled point looked like). `records` is LOCH_TLS_RECORDS: 'openssl' is the peer
- * `loch`, 'loch' (Loch's own TLS 1.3 record layer) the peer `loch-rec`. LOCH_BENCH_LOCH_SOURCE=1
+ * over; what a stalled point looked like). `records` is LOCH_TLS_RECORDS, always set: 'loch' (Loch's
+ * own TLS 1.3 record layer, loch's default) is the peer `loch`, 'openssl' the peer `loch-openssl`. LOCH_BENCH_LOCH_SOURCE=1
  * runs the sources through tsx instead of the build (a tree whose build is broken by work in
  * progress; not for the committed page). `build` runs another checkout's built CLI instead (the
  * HTTPS A/B, bench/ab/https.ts): its `cli`, from its root (`cwd`), with `env` on top of
@@ -133,7 +133,7 @@ export function lochSpec(
 ): HttpsProxySpec {
   const source = build === undefined && process.env.LOCH_BENCH_LOCH_SOURCE === '1';
   const entry = build?.cli ?? (source ? join(LOCH_CLI, '..', '..', 'src', 'bin.ts') : LOCH_CLI);
-  const name = build?.name ?? (records === 'openssl' ? 'loch' : 'loch-rec');
+  const name = build?.name ?? (records === 'loch' ? 'loch' : 'loch-openssl');
   // cwd = the checkout under test, so nothing of the harness's checkout leaks into resolution.
   const cwd = build?.cwd ?? (source ? join(LOCH_CLI, '..', '..') : undefined);
   return {
@@ -216,4 +216,4 @@ function getText(port: number, path: string): Promise<string> {
 }
 
 /** Every HTTPS proxy the benchmark knows, nginx first (the reference for ratios). */
-export const HTTPS_PROXIES: readonly HttpsProxySpec[] = [nginx, haproxy, lochSpec('openssl')];
+export const HTTPS_PROXIES: readonly HttpsProxySpec[] = [nginx, haproxy, lochSpec('loch')];

@@ -16,8 +16,8 @@
 #
 # Usage: bench/https/request-counts.sh PEER=loch|nginx [size=3269] [warm=2000] [count=1000]
 # Env: ROUNDS (2: HTTPS, HTTP, HTTPS, HTTP windows), ONLY (a dump suffix such as -12, a loch
-# worker thread's: count that thread alone), LOCH_TLS_RECORDS (loch: openssl, the default, or
-# loch), KEEP=1 keeps the dumps, LOCH_ROOT the checkout whose apps/proxy build runs (default:
+# worker thread's: count that thread alone), LOCH_TLS_RECORDS (loch: loch, the default, or
+# openssl), KEEP=1 keeps the dumps, LOCH_ROOT the checkout whose apps/proxy build runs (default:
 # this script's). Copy the script elsewhere before editing it while it runs (bash reads on).
 # Needs valgrind, python3, openssl, nginx; loch from apps/proxy's build (dist/bin.js).
 set -euo pipefail
@@ -26,7 +26,7 @@ size=${2:-3269}
 warm=${3:-2000}
 count=${4:-1000}
 rounds=${ROUNDS:-2}
-records=${LOCH_TLS_RECORDS:-openssl}
+records=${LOCH_TLS_RECORDS:-loch}
 here=$(cd "$(dirname "$0")" && pwd)
 root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
 # shellcheck source=lib.sh

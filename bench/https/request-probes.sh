@@ -21,7 +21,7 @@ set -euo pipefail
 size=${1:-165854}
 warm=${2:-500}
 count=${3:-300}
-records=${LOCH_TLS_RECORDS:-openssl}
+records=${LOCH_TLS_RECORDS:-loch}
 here=$(cd "$(dirname "$0")" && pwd)
 root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
 # shellcheck source=lib.sh

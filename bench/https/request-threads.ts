@@ -79,7 +79,7 @@ for (const pair of args['loch-env']) {
 const cli = args['loch-cli'] === undefined ? LOCH_CLI : resolve(args['loch-cli']);
 const lochBuild = { name: 'loch', cli, cwd: resolve(dirname(cli), '..', '..', '..'), env: lochEnv };
 const specs = args.peers.split(',').map((name) => {
-  if (name === 'loch') return lochSpec('openssl', lochBuild);
+  if (name === 'loch') return lochSpec('loch', lochBuild); // --loch-env LOCH_TLS_RECORDS=openssl: OpenSSL's
   return HTTPS_PROXIES.find((s) => s.name === name) ?? fail(`--peers: unknown peer ${name}`);
 });
 const policy = tlsPolicy('TLSv1.3');

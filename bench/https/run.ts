@@ -12,10 +12,11 @@
  * Usage: tsx --conditions=@loch/source https/run.ts [--sizes 128,3269,11268,165854]
  *   [--workers 1,2] [--peers nginx,haproxy,loch] [--seconds N] [--warmup N] [--quick]
  *   [--handshakes] [--idle-connections N] [--no-memory] [--tls-version 1.3|1.2]
- *   [--records openssl,loch] [--rounds N] [--handshake-warmup N]
- * --records: Loch once per record layer (LOCH_TLS_RECORDS): `openssl` is the peer `loch`, `loch`
- * (Loch's own TLS 1.3 record layer) the peer `loch-rec`, measured right after it with the same
- * everything; both are checked against the targets. --rounds (default 3): HTTPS and HTTP points
+ *   [--records loch,openssl] [--rounds N] [--handshake-warmup N]
+ * --records (default loch): Loch once per record layer (LOCH_TLS_RECORDS): `loch` (Loch's own TLS
+ * 1.3 record layer, loch's default) is the peer `loch`, `openssl` (OpenSSL's, the opt-out) the peer
+ * `loch-openssl`, measured right after it with the same everything; both are checked against the
+ * targets. --rounds (default 3): HTTPS and HTTP points
  * alternate that many times per size on one instance (HTTPS first in odd rounds, HTTP first in
  * even ones) and the page shows medians; TLS adds is the median of the per-round differences.
  * For a decision between two builds or record layers, or loch against nginx, use the interleaved
@@ -74,7 +75,7 @@ const { values: args } = parseArgs({
     'idle-connections': { type: 'string', default: '10000' },
     'no-memory': { type: 'boolean', default: false },
     'tls-version': { type: 'string', default: '1.3' },
-    records: { type: 'string', default: 'openssl' },
+    records: { type: 'string', default: 'loch' },
     rounds: { type: 'string', default: '3' },
     'handshake-warmup': { type: 'string', default: '20' },
   },
@@ -165,19 +166,22 @@ async function main(): Promise<void> {
         `--peers: unknown peer ${name} (${HTTPS_PROXIES.map((s) => s.name).join(', ')})`,
       );
     // Loch once per record layer asked for, one right after the other.
-    const variants = name === 'loch' ? recordLayers.map((r) => lochSpec(r as 'openssl' | 'loch')) : [spec];
-    for (const variant of variants) {
+    const variants =
+      name === 'loch'
+        ? recordLayers.map((r) => ({ spec: lochSpec(r as 'openssl' | 'loch'), records: r }))
+        : [{ spec, records: undefined }];
+    for (const { spec: variant, records: layer } of variants) {
       const reason = variant.unavailable();
       if (reason !== null) throw new PeerNotServingError(`${variant.name}: not available (${reason})`);
       specs.push(variant);
-      if (name === 'loch') records.set(variant.name, variant.name === 'loch' ? 'openssl' : 'loch');
+      if (layer !== undefined) records.set(variant.name, layer);
     }
   }
   const warnings: string[] = [];
   if (process.env.LOCH_BENCH_LOCH_SOURCE === '1') {
     warnings.push('loch ran from its sources through tsx (LOCH_BENCH_LOCH_SOURCE=1), not from its build.');
     log(`WARNING: ${warnings.at(-1)}`);
-  } else if (specs.some((s) => s.name === 'loch' || s.name === 'loch-rec')) {
+  } else if (records.size > 0) {
     const stale = openTree('loch', join(here, '..', '..')).staleBuilds;
     if (stale.length) {
       warnings.push(
