@@ -33,6 +33,11 @@ constexpr unsigned char kKeyUpdate = 24;
 constexpr size_t kCaptureCap = 64 * 1024;
 // Room a sealed record takes beyond its plaintext: header, content type, tag.
 constexpr size_t kSealOverhead = kRecordHeader + 1 + kTagLen;
+// Records in a row without application data a peer may send (zero-length application data,
+// user_canceled, KeyUpdate): RFC 8446 bounds none of them, and each costs an AEAD open (a
+// KeyUpdate also a key derivation) for no progress. OpenSSL allows 32 empty records, 5 warning
+// alerts and 32 KeyUpdates in a row, BoringSSL 32, 4 and 32; no peer sends more than a few.
+constexpr uint32_t kMaxIdleRecords = 32;
 
 // HKDF-Expand-Label(secret, label, "", length) (RFC 8446 7.1) through OpenSSL's HKDF.
 bool ExpandLabel(const Tls13Suite& suite, const unsigned char* secret, const char* label, unsigned char* out,
@@ -446,14 +451,39 @@ RecordRead Tls13RecordLayer::Read(const unsigned char* data, size_t len, unsigne
   }
   if (keyUpdateOwed_ && !failed() && !closeSent_) {
     // RFC 8446 4.6.3: our own KeyUpdate (update_not_requested) before our next record, then the
-    // new write keys. One per Read however many the peer asked for.
+    // new write keys. None while our write key sealed no application data since our last one: it
+    // needs no update, and "an implementation which receives multiple KeyUpdates while it is
+    // silent" answers once. So answers never outnumber our own records, whose writes wait for
+    // the peer to read: a peer that sends requests and reads nothing gets at most one.
     keyUpdateOwed_ = false;
-    const unsigned char message[] = {kKeyUpdate, 0, 0, 1, 0};
-    Queue(kHandshake, message, sizeof message);
-    if (!failed() && !write_.Update()) Abort(kInternalError, "cannot derive the next write keys");
+    if (!writeKeyFresh_) {
+      const unsigned char message[] = {kKeyUpdate, 0, 0, 1, 0};
+      Queue(kHandshake, message, sizeof message);
+      if (!failed() && !write_.Update()) Abort(kInternalError, "cannot derive the next write keys");
+      writeKeyFresh_ = true;
+    }
   }
+  if (failed() || peerClosed_) DropInput();
   result.plaintext = used;
   return result;
+}
+
+void Tls13RecordLayer::DropInput() {
+  // What follows a failure or close_notify is never read; the caller's span is not referred to
+  // once this Read returns (its buffer goes back to the ring or to JavaScript), and a record left
+  // in pending_ is one that failed authentication.
+  in_ = nullptr;
+  inLen_ = 0;
+  std::vector<unsigned char>().swap(held_);
+  heldAt_ = 0;
+  std::vector<unsigned char>().swap(pending_);
+  pendingAt_ = 0;
+}
+
+bool Tls13RecordLayer::CountIdle() {
+  if (++idleRecords_ <= kMaxIdleRecords) return true;
+  Abort(kUnexpectedMessage, "more than 32 TLS records in a row without application data");
+  return false;
 }
 
 bool Tls13RecordLayer::OnRecord(unsigned char* inner, size_t len, size_t* content) {
@@ -473,6 +503,8 @@ bool Tls13RecordLayer::OnRecord(unsigned char* inner, size_t len, size_t* conten
   switch (type) {
     case kApplicationData:
       *content = n;
+      if (n == 0) return CountIdle();
+      idleRecords_ = 0;
       return true;
     case kAlert:
       if (n != 2) {
@@ -483,7 +515,7 @@ bool Tls13RecordLayer::OnRecord(unsigned char* inner, size_t len, size_t* conten
         peerClosed_ = true;  // close_notify: what follows is ignored (RFC 8446 6.1)
         return true;
       }
-      if (inner[1] == kUserCanceled) return true;  // a close_notify follows
+      if (inner[1] == kUserCanceled) return CountIdle();  // a close_notify follows
       // Every other alert ends the connection, whatever its level says (RFC 8446 6).
       alert_ = inner[1];
       alertFromPeer_ = true;
@@ -527,6 +559,7 @@ bool Tls13RecordLayer::OnHandshake(const unsigned char* p, size_t len) {
         Abort(kUnexpectedMessage, "a KeyUpdate not at the end of its record");
         return false;
       }
+      if (!CountIdle()) return false;
       if (!read_.Update()) {
         Abort(kInternalError, "cannot derive the next read keys");
         return false;
@@ -577,6 +610,7 @@ bool Tls13RecordLayer::SealInto(const unsigned char* data, size_t len, unsigned 
     error_ = "write after close_notify";
     return false;
   }
+  if (len > 0) writeKeyFresh_ = false;
   bool spill = queuedAhead || out == nullptr;
   while (len > 0) {
     const size_t n = std::min(len, kMaxPlaintext);
@@ -628,6 +662,7 @@ bool Tls13RecordLayer::SealPiecesInto(const iovec* pieces, size_t count, unsigne
       }
     }
     if (len == 0) return true;
+    writeKeyFresh_ = false;
     if (!spill && cap - *used >= len + kSealOverhead) {
       const size_t w = write_.SealPieces(kApplicationData, record, k, len, out + *used);
       if (w == 0) {

@@ -198,6 +198,10 @@ class Tls13RecordLayer {
    */
   bool OnRecord(unsigned char* inner, size_t len, size_t* content);
   bool OnHandshake(const unsigned char* p, size_t len);
+  /** Counts a record that carried no application data; false (failed) past kMaxIdleRecords. */
+  bool CountIdle();
+  /** After a failure or the peer's close_notify: nothing more is read (RFC 8446 6.1, 6.2). */
+  void DropInput();
   void Queue(unsigned char type, const unsigned char* data, size_t len);
   void QueuePieces(unsigned char type, const iovec* pieces, size_t count, size_t len);
   /** Fails with `alert` sent to the peer (RFC 8446 6.2). */
@@ -216,6 +220,13 @@ class Tls13RecordLayer {
   std::vector<unsigned char> pending_;
   size_t pendingAt_ = 0;
   bool keyUpdateOwed_ = false;
+  // Our write key sealed no application data since our last KeyUpdate: a peer's update_requested
+  // needs no new answer (RFC 8446 4.6.3), so a peer that asks again and again while we are silent
+  // (and does not read) cannot make us queue output without bound.
+  bool writeKeyFresh_ = false;
+  // Records in a row that carried no application data (empty ones, user_canceled, KeyUpdate):
+  // bounded as OpenSSL and BoringSSL bound each kind (kMaxIdleRecords in tls13_record.cc).
+  uint32_t idleRecords_ = 0;
   bool peerClosed_ = false;
   bool closeSent_ = false;
   std::string error_;
