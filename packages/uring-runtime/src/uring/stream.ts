@@ -454,11 +454,6 @@ class StreamRare {
   heapCode = 0;
   /** The receive failure a recv saw (readers get it once the queued chunks are taken). */
   failure: RuntimeError | undefined = undefined;
-  /**
-   * In-ring TLS: its state (made by attachTls, kept past detach and close: its sent count). Here
-   * and not in a field of the stream: a plain stream never has one (8 B per idle connection).
-   */
-  tls: StreamTls | undefined = undefined;
 }
 
 /**
@@ -478,8 +473,7 @@ function isSpare(rare: StreamRare): boolean {
     rare.onDisarmed === undefined &&
     !rare.heapLarge &&
     !rare.heapBulk &&
-    rare.failure === undefined &&
-    rare.tls === undefined
+    rare.failure === undefined
   );
 }
 
@@ -621,6 +615,12 @@ export class UringStream
    * RuntimeStream.hasPlainFacts) holds no facts object: 64 B less per idle connection.
    */
   private peer: SocketAddress | ConnectionFacts | undefined = undefined;
+  /**
+   * In-ring TLS: its state (made by attachTls; its `conn` is the ring's conn id + 1, 0: plain).
+   * A field of its own, not in `rare`: a TLS stream keeps its state for life, and a StreamRare
+   * kept for it would cost an idle TLS connection ~150 B more than this field.
+   */
+  private tlsState: StreamTls | undefined = undefined;
 
   constructor(
     private readonly host: StreamHost,
@@ -696,13 +696,6 @@ export class UringStream
   private get hasQueued(): boolean {
     const q = this.queue;
     return q !== undefined && q.head < q.tail;
-  }
-  /**
-   * In-ring TLS: its state, in `rare` (see StreamRare.tls; its `conn` is the ring's conn id + 1,
-   * 0: plain). A plain stream's check reads `rare` only, as it read a field of its own before.
-   */
-  private get tlsState(): StreamTls | undefined {
-    return this.rare?.tls;
   }
   /** In-ring TLS: the heap code of the buffer a base read armed into (armTlsHeap; 0: none). */
   private get tlsHeap(): number {
@@ -1037,7 +1030,7 @@ export class UringStream
     const id = this.host.binding.tlsAttach(this.fd, session);
     if (id < 0) return id;
     let state = this.tlsState;
-    if (state === undefined) (this.rare ??= new StreamRare()).tls = state = new StreamTls(events);
+    if (state === undefined) this.tlsState = state = new StreamTls(events);
     else state.events = events;
     state.conn = id + 1;
     state.counts = tlsSentPage(this.host.binding, this.host.ring, id);
