@@ -1,5 +1,5 @@
-// Loch's own TLS 1.3 record layer, run after OpenSSL finished a server handshake (the
-// `records: 'loch'` switch; off by default). What kTLS does in the kernel, in the completion
+// Loch's own TLS 1.3 record layer, run after OpenSSL finished a server handshake (`records:
+// 'loch'`, @loch/tls's default; `records: 'openssl'` opts out). What kTLS does in the kernel, in the completion
 // path: ciphertext is decrypted straight from the buffer it was received into to the plaintext
 // buffer JavaScript reads (OpenSSL would copy it into its read buffer first, then out of it), and
 // plaintext is encrypted straight into the send buffer (OpenSSL copies it into its write buffer,

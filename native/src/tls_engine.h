@@ -123,7 +123,8 @@ class TlsContext {
 
   /**
    * Server: whether TLS 1.3 connections move to Loch's own record layer once the handshake is
-   * done (tls13_record.h; off by default). Applies to sessions made afterwards.
+   * done (tls13_record.h; off until set: @loch/tls's TlsServerContext sets it unless `records:
+   * 'openssl'`). Applies to sessions made afterwards.
    */
   void SetOwnRecords(bool on);
   bool ownRecords() const { return ownRecords_; }
