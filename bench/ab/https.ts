@@ -5,7 +5,7 @@
  * its whole life (30-40% apart between starts of the same build), and the page's "TLS adds" is a
  * difference of two readings. A side is a built checkout of this repo (its `loch`) or `nginx`
  * (ssl + proxy_pass, bench/https/peers.ts's config), so the same form answers "Loch's own TLS
- * records vs OpenSSL's on one build" (`--a T --b T --b-env LOCH_TLS_RECORDS=loch`), "loch vs
+ * records vs OpenSSL's on one build" (`--a T --b T --b-env LOCH_TLS_RECORDS=openssl`), "loch vs
  * nginx" (`--a nginx --b T`) and "before vs after a change" (`--a T1 --b T2`).
  *
  * Layout: bench:https's (wrk -t1 -c64 over TLS 1.3, AES-128-GCM, ECDSA P-256 on CPU 0 -> proxy
@@ -17,9 +17,11 @@
  * drift of the machine lands on both. Reports per size the median [min, max] of each side and
  * the paired per-round B/A of HTTPS CPU/request, TLS adds and plain HTTP CPU/request, and every
  * round's raw numbers, on stdout and in bench/results/partial/ab-https-<time>.md (+ .json;
- * git-ignored). Loch sides on LOCH_TLS_RECORDS=loch are checked: every TLS connection of a point
- * must have been taken over by Loch's record layer (from /stats), or the page says how many were
- * not. Never builds a tree.
+ * git-ignored). A Loch side runs Loch's own TLS 1.3 record layer (loch's default) unless its env
+ * says LOCH_TLS_RECORDS=openssl, and is then checked: every TLS connection of a point must have
+ * been taken over by Loch's record layer (from /stats), or the page says how many were not. The
+ * side's LOCH_TLS_RECORDS is always set, so a checkout from before the default changed runs the
+ * same layer. Never builds a tree.
  *
  * Usage: tsx --conditions=@loch/source ab/https.ts --a <checkout|nginx> --b <checkout|nginx>
  *   [--rounds 5] [--sizes 128,11268,65536] [--seconds 8] [--warmup 2] [--workers 1]
@@ -99,7 +101,7 @@ interface Side {
   readonly label: string;
   readonly spec: HttpsProxySpec;
   readonly tree: LochTree | undefined;
-  /** Loch's own TLS 1.3 record layer asked for (LOCH_TLS_RECORDS=loch in the side's env). */
+  /** Loch's own TLS 1.3 record layer (the default; not LOCH_TLS_RECORDS=openssl in the side's env). */
   readonly ownRecords: boolean;
   /** What the side is, in words, for the page. */
   readonly what: string;
@@ -115,7 +117,7 @@ function openSide(label: string, value: string, cwd: string): Side {
     return { label, spec, tree: undefined, ownRecords: false, what: 'nginx (ssl + proxy_pass)' };
   }
   const tree = openTree(label, resolve(cwd, value));
-  const ownRecords = env.LOCH_TLS_RECORDS === 'loch';
+  const ownRecords = env.LOCH_TLS_RECORDS !== 'openssl';
   const spec = lochSpec(ownRecords ? 'loch' : 'openssl', {
     name: `loch ${label}`,
     cli: tree.cli,
