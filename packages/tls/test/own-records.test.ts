@@ -288,6 +288,10 @@ describe.each(drivers)("Loch's TLS 1.3 record layer on the $name driver", ({ nam
     await waitFor('line three');
     await command('K', 3);
     await answered(2);
+    // Data under the server's new key before the next request: a server still silent since its
+    // last KeyUpdate answers further requests with none (RFC 8446 4.6.3, one update while silent).
+    child.stdin.write('line 3b\n');
+    await waitFor('line 3b');
     await command('K', 4);
     await answered(3);
     child.stdin.write('line four\n');
