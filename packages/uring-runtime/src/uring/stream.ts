@@ -403,7 +403,8 @@ export function spareWriteOps(): number {
 
 /**
  * A write (or a shutdown()) that waits for the stream's write in flight (see sendTo): `data`
- * undefined is a shutdown, whose target settles its promise.
+ * undefined is a shutdown, whose target settles its promise; CLOSE_NOTIFY an in-ring TLS
+ * close_notify (tlsCloseNotify) queued behind TLS writes past TLS_WRITES_IN_FLIGHT.
  */
 class QueuedWrite {
   onAbort: (() => void) | undefined = undefined;
@@ -569,6 +570,8 @@ const IN_FLIGHT_SHIFT = 14;
 const IN_FLIGHT_ONE = 1 << IN_FLIGHT_SHIFT;
 /** In-ring TLS writes in flight at once on one stream; more wait in the write queue. */
 const TLS_WRITES_IN_FLIGHT = 1024;
+/** QueuedWrite's `data` for a close_notify (compared by identity). */
+const CLOSE_NOTIFY: readonly Uint8Array[] = [];
 
 /**
  * A connected TCP or Unix stream served by the ring.
@@ -944,6 +947,7 @@ export class UringStream
       const w = writes.shift()!;
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
       if (w.data === undefined) this.startShutdown(w.target);
+      else if (w.data === CLOSE_NOTIFY) this.startCloseNotify(w.target);
       else this.startWrite(w.data, w.target, w.signal);
     }
   }
@@ -1001,7 +1005,7 @@ export class UringStream
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
       const data = w.data;
       const single = data instanceof Uint8Array;
-      const syscall = data === undefined ? 'shutdown' : single ? 'write' : 'writev';
+      const syscall = data === undefined ? 'shutdown' : single || data === CLOSE_NOTIFY ? 'write' : 'writev';
       deliverWritten(w.target, failure(syscall, this.remote, single ? data : undefined));
     }
   }
@@ -1066,6 +1070,14 @@ export class UringStream
       queueMicrotask(() => target.onWritten(undefined));
       return;
     }
+    // Writes waiting past TLS_WRITES_IN_FLIGHT go to the ring before it: it waits behind them.
+    if ((this.rare?.writes?.length ?? 0) > 0)
+      this.queueWrite(new QueuedWrite(CLOSE_NOTIFY, target, undefined));
+    else this.startCloseNotify(target);
+  }
+
+  /** Submits the in-ring TLS close_notify (the ring sends it after the writes submitted before). */
+  private startCloseNotify(target: WriteTarget): void {
     const op = new StreamOp(this, 'write', undefined, AS_VOID, noop, noop, undefined, target);
     this.submit(op, OP_TLS_CLOSE_NOTIFY, 0, undefined, 0, this.tls);
   }
