@@ -621,6 +621,23 @@ void TlsSession::TakeOver() {
                                         watch->writeSeq(), &queued_);
   }
   (records_ != nullptr ? context_->recordsTaken_ : context_->recordsDeclined_).fetch_add(1, std::memory_order_relaxed);
+  if (records_ != nullptr) ReleaseSsl();
+}
+
+void TlsSession::ReleaseSsl() {
+  auto kept = std::make_unique<Negotiated>();
+  kept->alpn = alpnProtocol();
+  kept->servername = servername();
+  kept->version = version();
+  kept->cipher = cipher();
+  kept->reused = sessionReused();
+  kept->peer = SSL_get1_peer_certificate(ssl_);
+  // SSL_free sends nothing (no close_notify: that is SSL_shutdown's) and frees the BIOs; with
+  // the server's session cache off it touches no shared state either.
+  SSL_free(ssl_);
+  ssl_ = nullptr;
+  rbio_ = wbio_ = nullptr;
+  negotiated_ = std::move(kept);
 }
 
 void TlsSession::ReadRecords(const unsigned char* data, size_t len, FeedResult* result, unsigned char* plain,
@@ -645,7 +662,7 @@ void TlsSession::SyncRecords() {
 }
 
 bool TlsSession::Encrypt(const unsigned char* data, size_t len) {
-  if (ssl_ == nullptr || failed()) return false;
+  if (!ok() || failed()) return false;
   if (!handshakeDone_) {
     Fail(ErrorKind::kUsage, "write before the TLS handshake completed");
     return false;
@@ -671,7 +688,7 @@ bool TlsSession::Encrypt(const unsigned char* data, size_t len) {
 }
 
 void TlsSession::Shutdown() {
-  if (ssl_ == nullptr || shutdownSent_ || !handshakeDone_ || failed()) return;
+  if (!ok() || shutdownSent_ || !handshakeDone_ || failed()) return;
   shutdownSent_ = true;
   if (records_ != nullptr) {
     records_->CloseNotify();
@@ -880,6 +897,7 @@ long TlsSession::BioCtrl(BIO* bio, int cmd, long, void*) {
 }
 
 std::string TlsSession::alpnProtocol() const {
+  if (negotiated_ != nullptr) return negotiated_->alpn;
   const unsigned char* p = nullptr;
   unsigned int n = 0;
   if (ssl_ != nullptr) SSL_get0_alpn_selected(ssl_, &p, &n);
@@ -887,22 +905,30 @@ std::string TlsSession::alpnProtocol() const {
 }
 
 std::string TlsSession::servername() const {
+  if (negotiated_ != nullptr) return negotiated_->servername;
   const char* name = ssl_ == nullptr ? nullptr : SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
   return name == nullptr ? std::string() : std::string(name);
 }
 
-const char* TlsSession::version() const { return ssl_ == nullptr ? "" : SSL_get_version(ssl_); }
+const char* TlsSession::version() const {
+  if (negotiated_ != nullptr) return negotiated_->version;
+  return ssl_ == nullptr ? "" : SSL_get_version(ssl_);
+}
 
 const char* TlsSession::cipher() const {
+  if (negotiated_ != nullptr) return negotiated_->cipher;
   const SSL_CIPHER* c = ssl_ == nullptr ? nullptr : SSL_get_current_cipher(ssl_);
   return c == nullptr ? "" : SSL_CIPHER_get_name(c);
 }
 
-bool TlsSession::sessionReused() const { return ssl_ != nullptr && SSL_session_reused(ssl_) == 1; }
+bool TlsSession::sessionReused() const {
+  if (negotiated_ != nullptr) return negotiated_->reused;
+  return ssl_ != nullptr && SSL_session_reused(ssl_) == 1;
+}
 
 std::vector<unsigned char> TlsSession::PeerCertificateDer() const {
   std::vector<unsigned char> out;
-  X509* cert = ssl_ == nullptr ? nullptr : SSL_get0_peer_certificate(ssl_);
+  X509* cert = negotiated_ != nullptr ? negotiated_->peer : ssl_ == nullptr ? nullptr : SSL_get0_peer_certificate(ssl_);
   if (cert == nullptr) return out;
   int n = i2d_X509(cert, nullptr);
   if (n <= 0) return out;

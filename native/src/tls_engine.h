@@ -201,8 +201,11 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
-  /** False when OpenSSL could not make the SSL (out of memory): error() says why. */
-  bool ok() const { return ssl_ != nullptr; }
+  /**
+   * False when OpenSSL could not make the SSL (out of memory): error() says why. (After the
+   * take-over the SSL is gone and Loch's record layer carries the session: still ok.)
+   */
+  bool ok() const { return ssl_ != nullptr || records_ != nullptr; }
 
   /** Client: the server name to send (SNI) and, when `verifyHost`, to check the certificate for. */
   bool SetServername(const std::string& name, bool verifyHost);
@@ -322,6 +325,12 @@ class TlsSession {
   void Advance(FeedResult* result, unsigned char* plain, size_t cap);
   /** At the end of a server's TLS 1.3 handshake: moves to Loch's record layer if the point is clean. */
   void TakeOver();
+  /**
+   * After the take-over: keeps what the getters say (negotiated_) and frees OpenSSL's SSL, which
+   * never reads or writes again; its record layer, cipher contexts and session would otherwise
+   * stay with every idle connection.
+   */
+  void ReleaseSsl();
   /** Reads with Loch's record layer (after TakeOver), then takes over its state. */
   void ReadRecords(const unsigned char* data, size_t len, FeedResult* result, unsigned char* plain, size_t cap);
   void SyncRecords();
@@ -357,6 +366,17 @@ class TlsSession {
   // the record layer that replaced OpenSSL's.
   std::unique_ptr<Tls13Takeover> takeover_;
   std::unique_ptr<Tls13RecordLayer> records_;
+  // The negotiated values once the SSL is freed (ReleaseSsl); nullptr while ssl_ answers.
+  struct Negotiated {
+    std::string alpn;
+    std::string servername;
+    const char* version = "";  // OpenSSL's static strings
+    const char* cipher = "";
+    bool reused = false;
+    X509* peer = nullptr;  // a reference (mTLS), or none
+    ~Negotiated() { X509_free(peer); }
+  };
+  std::unique_ptr<Negotiated> negotiated_;
 
   friend class TlsContext;
 };
