@@ -47,6 +47,11 @@ export interface UpstreamEndpoint extends Endpoint {
   readonly index: number;
   /** max_connections / max_pending of this upstream (HttpConnector holds requests to it). */
   readonly limit: UpstreamLimit | undefined;
+  /**
+   * The upstream's SNI name follows the client's Host (`tls = { server_name_from = "host" }`):
+   * only then does the upstream layer read Host again for endpointForHost (upstream-sni.ts).
+   */
+  readonly sniFromHost: boolean;
 }
 
 /** A route with its balancer and its upstreams' connector keys, as the router holds it. */
@@ -116,6 +121,7 @@ export function compileRoutes(routes: readonly RouteConfig[]): Router<CompiledRo
             group,
             index,
             limit: group.limits[index],
+            sniFromHost: u.address.kind === 'tcp' && u.address.tls?.serverNameFrom === 'host',
           }),
         ),
       };

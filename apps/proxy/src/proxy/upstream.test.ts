@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { createRequest, createResponse, HttpParseError, streamBody } from '@loch/http';
-import type { HttpConnector, RequestOptions } from '@loch/transports';
+import type { Endpoint, HttpConnector, RequestOptions } from '@loch/transports';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProxyContext } from './context.js';
 import { compileRoutes } from './route.js';
@@ -84,7 +84,11 @@ describe('UpstreamService', () => {
 
 describe("UpstreamService: a gRPC call's grpc-timeout", () => {
   /** The read timeout the connector is asked for, for one request with these headers. */
-  async function readTimeoutFor(headers: Record<string, string>, read: number): Promise<number | undefined> {
+  async function readTimeoutFor(
+    headers: Record<string, string>,
+    read: number,
+    method = 'POST',
+  ): Promise<number | undefined> {
     const router = compileRoutes([
       {
         path: '/',
@@ -114,7 +118,7 @@ describe("UpstreamService: a gRPC call's grpc-timeout", () => {
       .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
       .set('driver', 'legacy')
       .set('server', { key: 'test', scheme: 'http' })
-      .set('request', createRequest('POST', '/pkg.Svc/Call', { headers: { host: 'x', ...headers } }))
+      .set('request', createRequest(method, '/pkg.Svc/Call', { headers: { host: 'x', ...headers } }))
       .set('clientTarget', '/pkg.Svc/Call')
       .set('startedAt', 0)
       .set('route', router.match('x', '/pkg.Svc/Call')!)
@@ -133,5 +137,74 @@ describe("UpstreamService: a gRPC call's grpc-timeout", () => {
     expect(
       await readTimeoutFor({ 'content-type': 'application/grpc-web', 'grpc-timeout': '300m' }, 60_000),
     ).toBe(60_000);
+  });
+
+  it("is read for POSTs only (gRPC calls are POSTs): another method with a gRPC content-type keeps the route's", async () => {
+    expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '300m' }, 60_000, 'POST')).toBe(300);
+    for (const method of ['GET', 'PUT', 'post'])
+      expect(await readTimeoutFor({ ...grpc, 'grpc-timeout': '300m' }, 60_000, method), method).toBe(60_000);
+  });
+});
+
+describe('UpstreamService: the connector key and the Host', () => {
+  /** The connector key one request with Host `host` is sent with, to an https upstream with `tls`. */
+  async function keyFor(tls: Record<string, string>, host: string): Promise<Endpoint> {
+    const router = compileRoutes([
+      {
+        path: '/',
+        host: undefined,
+        loadBalancer: 'first',
+        stripPrefix: undefined,
+        hostHeader: 'preserve',
+        upstreams: [
+          {
+            address: {
+              kind: 'tcp',
+              host: '10.0.0.1',
+              port: 8443,
+              scheme: 'https',
+              authority: '10.0.0.1:8443',
+              tls: { verify: true, ca: 'system', serverName: 'up.example', ...tls },
+            },
+            weight: 1,
+            label: 'up',
+          },
+        ],
+      },
+    ]);
+    let seen: Endpoint | undefined;
+    const connector = {
+      request(key: Endpoint) {
+        seen = key;
+        return Promise.resolve(createResponse(200));
+      },
+    } as unknown as HttpConnector;
+    const service = new UpstreamService(connector, { connect: 2000, read: 0 });
+    const match = router.match(host, '/')!;
+    const cx = ProxyContext.empty()
+      .set('peerAddr', { family: 'ipv4', address: '127.0.0.1', port: 1 })
+      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
+      .set('driver', 'legacy')
+      .set('server', { key: 'test', scheme: 'https' })
+      .set('request', createRequest('GET', '/', { headers: { host } }))
+      .set('clientTarget', '/')
+      .set('startedAt', 0)
+      .set('route', match)
+      .set('upstreamTarget', '/');
+    await service.call(cx);
+    expect(match.route.endpoints[0]!.sniFromHost).toBe(tls.serverNameFrom === 'host');
+    return seen!;
+  }
+
+  it('follows the Host for server_name_from = "host" only; otherwise the key is the routed endpoint', async () => {
+    const a = await keyFor({ serverNameFrom: 'host' }, 'a.example.com');
+    expect(a.tls!.serverName).toBe('a.example.com');
+    const b = await keyFor({ serverNameFrom: 'host' }, 'b.example.com:8443');
+    expect(b.tls!.serverName).toBe('b.example.com');
+    expect(b.id).not.toBe(a.id);
+    for (const tls of [{}, { serverNameFrom: 'endpoint' }]) {
+      const fixed = await keyFor(tls, 'a.example.com');
+      expect(fixed.tls!.serverName).toBe('up.example');
+    }
   });
 });

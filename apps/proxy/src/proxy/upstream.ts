@@ -364,8 +364,10 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
   /** One exchange with upstream `index` of `route`. */
   #send(cx: RoutedCx, route: CompiledRoute, index: number): Promise<HttpResponse> {
     const req = cx.get('request');
-    // server_name_from = "host": SNI, the name verified and the pool key follow the client's Host.
-    const endpoint = endpointForHost(route.endpoints[index]!, req.headers.get(HOST));
+    // server_name_from = "host": SNI, the name verified and the pool key follow the client's Host
+    // (read for such upstreams only: every other request skips a second Host lookup).
+    const routed = route.endpoints[index]!;
+    const endpoint = routed.sniFromHost ? endpointForHost(routed, req.headers.get(HOST)) : routed;
     cx.set('upstream', endpoint.upstream);
     if (route.hostHeader === 'upstream') req.headers.set(HOST, endpoint.authority);
     req.target = cx.get('upstreamTarget');
@@ -387,7 +389,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     // A gRPC call's own deadline (grpc-timeout) caps the read timeout (only such calls pay for an
     // options object of their own), and an HTTP/2 client's call has its answer relayed message
     // by message (#grpcOptions).
-    const grpc = isGrpcRequest(req);
+    // gRPC calls are POSTs (gRPC over HTTP/2's spec): any other method skips the content-type read.
+    const grpc = req.method === 'POST' && isGrpcRequest(req);
     const deadline = grpc ? this.#grpcDeadline(req) : 0;
     const options =
       grpc && req.version === '2'
