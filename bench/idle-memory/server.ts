@@ -2,7 +2,7 @@
  * The server side of the idle-memory benchmark: HttpServer on a runtime TcpListener with a hello
  * handler. Answers `gc` on stdin with `mem <rss> <heapUsed>` after a full GC, and `snap <file>`
  * with a heap snapshot. Not a load target (see bench/http-hello).
- * Usage: node --expose-gc --import tsx --conditions=@loch/source server.ts
+ * Usage: [CONTEXT_PER_REQUEST=1] node --expose-gc --import tsx --conditions=@loch/source server.ts
  */
 import { writeHeapSnapshot } from 'node:v8';
 import { TcpListener } from '@loch/uring-runtime';
@@ -11,7 +11,12 @@ import { createResponse, FixedBody, HttpHeaders, HttpServer } from '../../packag
 const body = new FixedBody('hello\n');
 const headers = new HttpHeaders([['content-type', 'text/plain']]);
 const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0 });
-const server = new HttpServer({ call: () => createResponse(200, { headers, body }) });
+// CONTEXT_PER_REQUEST=1: the HTTP/1.1 connections make their context per request, as loch's
+// worker has them do (HttpServerOptions.contextPerRequest).
+const server = new HttpServer(
+  { call: () => createResponse(200, { headers, body }) },
+  { contextPerRequest: process.env.CONTEXT_PER_REQUEST === '1' },
+);
 process.stdin.setEncoding('utf8');
 let buf = '';
 process.stdin.on('data', (d: string) => {

@@ -85,6 +85,15 @@ export interface HttpServerOptions<Cx> {
   readonly date?: boolean;
   /** Builds the context of a connection (default: a ConnectionContext with peerAddr, localAddr, driver). */
   readonly context?: (stream: HttpStream) => Cx;
+  /**
+   * HTTP/1.1 connections call `context` for each request (and for each rejection told to
+   * onRejected) instead of once, and keep none: an idle keep-alive connection then holds no
+   * context object (the proxy's: 56 B per idle connection). For a handler that makes a
+   * per-request context of its own from `request.context` anyway (forks it), and whose context
+   * holds nothing a request may set for the next one. HTTP/2 sessions keep one per connection.
+   * Default false.
+   */
+  readonly contextPerRequest?: boolean;
   /** Called with errors that do not reach a client: handler failures, connection failures. */
   readonly onError?: (error: unknown) => void;
   /**
@@ -177,6 +186,8 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly maxDrainBytes: number;
   /** @internal */ readonly maxRequests: number;
   /** @internal */ readonly makeContext: (stream: HttpStream) => Cx;
+  /** HTTP/1.1 connections make their context per request (contextPerRequest). @internal */
+  readonly contextPerRequest: boolean;
   /** @internal */ readonly onError: (error: unknown) => void;
   /** @internal */ readonly onRejected: ((rejection: HttpRejection, context: Cx) => void) | null;
   /** @internal */ readonly onAnswered:
@@ -237,6 +248,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
           );
     this.maxRequests = options.maxRequestsPerConnection ?? 0;
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
+    this.contextPerRequest = options.contextPerRequest ?? false;
     this.onError = options.onError ?? (() => {});
     this.onRejected = options.onRejected ?? null;
     this.onAnswered = options.onAnswered ?? null;
@@ -297,7 +309,12 @@ export class HttpServer<Cx = HttpConnectionContext> {
       conn =
         h2 !== null && !RuntimeStream.hasPlainFacts(stream) && stream.facts.alpnProtocol === 'h2'
           ? new H2ServerSession(this, h2, stream, this.makeContext(stream), onClosed)
-          : new H1ServerConnection(this, stream, this.makeContext(stream), onClosed);
+          : new H1ServerConnection(
+              this,
+              stream,
+              this.contextPerRequest ? null : this.makeContext(stream),
+              onClosed,
+            );
     } catch (e) {
       if (e !== CLOSING) this.onError(e);
       void stream

@@ -121,9 +121,9 @@ export interface WorkerStats {
   /**
    * Per TLS server: connections this worker moved to Loch's own TLS 1.3 record layer after the
    * handshake (`loch`), and TLS 1.3 ones that stayed on OpenSSL because the point was not clean
-   * (`declined`); both 0 unless the server's `tls.records` is "loch" (or LOCH_TLS_RECORDS=loch
-   * sets it). Counted since the worker started (a
-   * reload's new context adds to the old one's counts).
+   * (`declined`); both 0 when the server's `tls.records` is "openssl" (or
+   * LOCH_TLS_RECORDS=openssl sets it; Loch's record layer is the default). Counted since the
+   * worker started (a reload's new context adds to the old one's counts).
    */
   readonly tlsRecords?: Record<string, TlsRecordCounts>;
 }
@@ -420,8 +420,11 @@ export class ProxyWorker {
           body: t.serverReadBody,
           write: t.serverWrite,
         },
+        // HTTP/1.1 makes the connection keys' context per request (the context layer forks it
+        // into the request's anyway): an idle keep-alive connection holds none (56 B each).
+        contextPerRequest: true,
         context: (stream) => {
-          // A subset context (its 4 connection keys only): it lives as long as the connection.
+          // A subset context (its 4 connection keys only): an HTTP/2 connection keeps one.
           // A verified client certificate, forwarded when the server says so (mTLS only), takes
           // the subset with a slot for it. The facts are read only where they can say more than
           // the socket does (TLS, PROXY): a plain stream's would be one more object per idle

@@ -254,7 +254,8 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   constructor(
     private readonly server: HttpServer<Cx>,
     private readonly stream: HttpStream,
-    private readonly context: Cx,
+    /** The connection's context; null when the server makes one per request (contextPerRequest). */
+    private readonly context: Cx | null,
     private readonly onClosed: ((stream: HttpStream) => void) | null,
   ) {
     this.decoder = server.h1.takeDecoder();
@@ -264,6 +265,14 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     } catch {
       // Unix streams and adapters may not support it.
     }
+  }
+
+  /**
+   * The context for a request (or a rejection): the connection's, or a new one when the server
+   * makes them per request (contextPerRequest: an idle connection then holds none).
+   */
+  private contextNow(): Cx {
+    return this.context ?? this.server.makeContext(this.stream);
   }
 
   /** What the server's h1 connections share (read through the server: one field less each). */
@@ -820,7 +829,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       c.release();
       this.state = H1State.Closed;
       this.deadlineAt = NO_DEADLINE;
-      this.server.switchToH2(this, this.stream, this.context, this.onClosed, received);
+      this.server.switchToH2(this, this.stream, this.contextNow(), this.onClosed, received);
       return null;
     }
     this.sniffed = prior === null ? bytes.slice() : bytes;
@@ -921,7 +930,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         d.poll();
         let res: HttpResponse;
         try {
-          req.context = this.context;
+          req.context = this.contextNow();
           const out = server.handler.call(req as HttpServerRequest<Cx>);
           if (out instanceof Promise) {
             if (server.onAbandoned !== null) {
@@ -1174,7 +1183,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         let tunnel: HttpTunnel | null = null;
         try {
           // The decoder types the context as unknown; from here on it is this connection's.
-          req.context = this.context;
+          req.context = this.contextNow();
           const out = server.handler.call(req as HttpServerRequest<Cx>);
           // A synchronous handler's answer needs no trip through the microtask queue.
           if (out instanceof Promise) {
@@ -1707,7 +1716,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
           bytes: code.length + 1,
           error,
         },
-        this.context,
+        this.contextNow(),
       );
     } catch (e) {
       this.server.onError(e);
