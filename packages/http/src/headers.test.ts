@@ -280,6 +280,41 @@ describe('HttpHeaders', () => {
     }
   });
 
+  it('checks every value appended under a HeaderName: one it was last given (kept checked) is the only one let through unchecked', () => {
+    const name = new HeaderName('x-forwarded-host');
+    const h = new HttpHeaders();
+    h.append(name, ' a.example:8080\t');
+    // Kept as stored: trimmed, so a value equal to it is the same chars with nothing to trim.
+    h.append(name, 'a.example:8080');
+    h.append(name, `${'a.example'}:${8080}`);
+    // Values of the same length (and near misses) are still checked, one after the other.
+    for (const bad of ['a.example:808\r', 'a.example:808\n', '\0.example:8080', 'a.example:8080\u0100', 'ā'])
+      expect(() => h.append(name, bad), JSON.stringify(bad)).toThrow(/invalid header value/);
+    expect(() => h.append(name, 'a.example:8080\r\nx-evil: 1')).toThrow(/invalid header value/);
+    h.append(name, 'b.example');
+    expect(() => h.append(name, 'b.exampl\x7f')).toThrow(/invalid header value/);
+    expect(h.getAll('x-forwarded-host')).toEqual([
+      'a.example:8080',
+      'a.example:8080',
+      'a.example:8080',
+      'b.example',
+    ]);
+    // A value one name kept is no pass for another name.
+    expect(() => new HttpHeaders().append(new HeaderName('via'), 'a.example:8080\x00')).toThrow(
+      /invalid header value/,
+    );
+    // Credentials are never kept beyond their message; long values neither.
+    for (const secret of ['authorization', 'cookie', 'proxy-authorization', 'set-cookie']) {
+      const n = new HeaderName(secret);
+      new HttpHeaders().append(n, 'Basic c2VjcmV0');
+      expect(n.lastValue, secret).toBe('');
+    }
+    const long = new HeaderName('x-long');
+    new HttpHeaders().append(long, 'v'.repeat(65));
+    expect(long.lastValue).toBe('');
+    expect(name.lastValue).toBe('b.example');
+  });
+
   it('keeps added fields in order across appends, deletes and sets (the second append copies the first)', () => {
     for (const start of [wire('Accept: */*\r\n'), new HttpHeaders()]) {
       let expected: [string, string][] = [...start];

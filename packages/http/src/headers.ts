@@ -207,6 +207,16 @@ export class HeaderName {
   readonly name: string;
   /** Its known-name id (0 for none). @internal */
   readonly id: number;
+  /**
+   * @internal the value last appended under this name, as checked then (trimmed, a valid field
+   * value; at most KEPT_VALUE_MAX chars): an append of a string `===` to it (the same chars) skips
+   * the check (HttpHeaders.append). A proxy appends the same Via, X-Forwarded-Proto and -Host
+   * values request after request. Never kept for a credential name (the value would outlive
+   * its message, as latin1Of's table never keeps one either).
+   */
+  lastValue = '';
+  /** @internal false for the credential names (lastValue is never set) */
+  readonly keepsValue: boolean;
 
   /** Throws InvalidHeaderError for a name that is not a token. */
   constructor(name: string) {
@@ -214,7 +224,21 @@ export class HeaderName {
     if (lname === '') throw new InvalidHeaderError('name', name);
     this.name = lname;
     this.id = knownIdOf(lname);
+    this.keepsValue = !isCredentialId(this.id);
   }
+}
+
+/** Longest value a HeaderName keeps as checked (lastValue). */
+const KEPT_VALUE_MAX = 64;
+
+/** Fields that carry credentials: their values are never kept beyond their message. */
+function isCredentialId(id: number): boolean {
+  return (
+    id === known.ID_AUTHORIZATION ||
+    id === known.ID_COOKIE ||
+    id === known.ID_PROXY_AUTHORIZATION ||
+    id === known.ID_SET_COOKIE
+  );
 }
 
 /** An ordered list of (lowercase name, value) header fields. */
@@ -355,13 +379,9 @@ export class HttpHeaders implements Iterable<[string, string]> {
       const e = this.wbase + ENTRY * i;
       const id = words[e + 4]! & ID_MASK;
       // Credentials are never kept in latin1Of's table, which outlives the message.
-      s =
-        id === known.ID_AUTHORIZATION ||
-        id === known.ID_COOKIE ||
-        id === known.ID_PROXY_AUTHORIZATION ||
-        id === known.ID_SET_COOKIE
-          ? latin1Slice.call(this.slab!.bytes, words[e + 2]!, words[e + 3]!)
-          : latin1Of(this.slab!.bytes, words[e + 2]!, words[e + 3]!);
+      s = isCredentialId(id)
+        ? latin1Slice.call(this.slab!.bytes, words[e + 2]!, words[e + 3]!)
+        : latin1Of(this.slab!.bytes, words[e + 2]!, words[e + 3]!);
       cache[2 * i + 1] = s;
     }
     return s;
@@ -480,8 +500,14 @@ export class HttpHeaders implements Iterable<[string, string]> {
     // A common name in lowercase is a token already, as is a HeaderName's.
     const lname = typeof name !== 'string' ? name.name : knownIdOf(name) !== 0 ? name : tokenLower(name);
     if (lname === '') throw new InvalidHeaderError('name', name as string);
-    const v = trimOws(value);
-    if (!isFieldValue(v)) throw new InvalidHeaderError('value', typeof name === 'string' ? name : lname);
+    let v: string;
+    // The value this HeaderName was last appended with: the same chars, checked then.
+    if (typeof name !== 'string' && value === name.lastValue) v = value;
+    else {
+      v = trimOws(value);
+      if (!isFieldValue(v)) throw new InvalidHeaderError('value', typeof name === 'string' ? name : lname);
+      if (typeof name !== 'string' && name.keepsValue && v.length <= KEPT_VALUE_MAX) name.lastValue = v;
+    }
     const added = this.added;
     if (added === NO_ADDED) this.added = [lname, v];
     else if (added.length === 2) this.added = secondAdded(added, lname, v);
