@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Per-request call edges of two callgrind-core.sh runs: for each function whose name contains one
+of the given patterns, its callees' inclusive Ir and calls per request ((run2 - run1) / (N2 - N1)),
+JIT code named by the runs' V8 perf maps. Where a function's inclusive cost (callgrind-core.py
+--incl) goes, one level down.
+
+Usage: callgrind-edges.py <dir> <N1> <N2> pattern[,pattern...]
+  <dir>: a callgrind-core.sh run dir made with PERF_MAP=1 (cg.N1, cg.N2, map.N1, map.N2).
+"""
+import importlib.util
+import sys
+from collections import defaultdict
+
+spec = importlib.util.spec_from_file_location("cgc", __file__.replace("callgrind-edges.py", "callgrind-core.py"))
+src = open(spec.origin).read().rsplit("\nmain()", 1)[0]
+cgc = {}
+exec(compile(src, spec.origin, "exec"), cgc)
+
+
+def edges(path, name_of):
+    """(caller, callee) -> [calls, inclusive Ir], summed over the file."""
+    names = {"fn": {}}
+    out = defaultdict(lambda: [0, 0])
+    fn = cfn = None
+    pending = 0
+    events_ir = 0
+    with open(path, errors="replace") as f:
+        for line in f:
+            c = line[:1]
+            if c.isdigit() or c in "+-*":
+                if pending:
+                    parts = line.split()
+                    out[(fn, cfn)][1] += int(parts[1 + events_ir]) if len(parts) > 1 + events_ir else 0
+                    out[(fn, cfn)][0] += pending
+                    pending = 0
+                continue
+            if line.startswith("fn="):
+                fn = cgc["jit_name"](cgc["resolve"](names["fn"], names, line[3:].strip()), name_of)
+            elif line.startswith("cfn="):
+                cfn = cgc["jit_name"](cgc["resolve"](names["fn"], names, line[4:].strip()), name_of)
+            elif line.startswith("calls="):
+                pending = int(line[6:].split()[0])
+            elif line.startswith("events:"):
+                ev = line.split()[1:]
+                events_ir = ev.index("Ir") if "Ir" in ev else 0
+    return out
+
+
+def main():
+    d, n1, n2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    pats = sys.argv[4].split(",")
+    e1 = edges(f"{d}/cg.{n1}", cgc["perf_map"](f"{d}/map.{n1}"))
+    e2 = edges(f"{d}/cg.{n2}", cgc["perf_map"](f"{d}/map.{n2}"))
+    n = n2 - n1
+    rows = defaultdict(list)
+    for k in set(e1) | set(e2):
+        caller, callee = k
+        if caller is None or not any(p in caller for p in pats) or caller == callee:
+            continue
+        a, b = e1.get(k, [0, 0]), e2.get(k, [0, 0])
+        rows[caller].append(((b[1] - a[1]) / n, (b[0] - a[0]) / n, callee))
+    for caller in sorted(rows):
+        print(caller)
+        for ir, calls, callee in sorted(rows[caller], reverse=True):
+            if abs(ir) >= 5 or abs(calls) >= 0.05:
+                print(f"  {ir:10,.0f} {calls:8.2f}  {callee}")
+
+
+main()
