@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { adminExposureWarning } from './admin/exposure.js';
 import { ConfigError, loadConfigFile } from './config/load.js';
 import { LOG_MODULES, type ProxyConfig } from './config/schema.js';
-import { certificateWarnings, redactSecrets } from './config/tls.js';
+import { certificateWarnings, redactSecrets, tlsNotes } from './config/tls.js';
 
 /**
  * The signals `loch run` acts on, and what each does (run.ts installs the handlers). Kept beside
@@ -208,6 +208,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       ...(exposed === undefined ? [] : [exposed]),
     ])
       process.stderr.write(`loch check: warning: ${warning}\n`);
+    for (const note of tlsNotes(config)) process.stderr.write(`loch check: note: ${note}\n`);
     process.stdout.write(`${describeConfig(config)}\n${values.config}: ok\n`);
     return 0;
   }

@@ -67,11 +67,12 @@ export interface TlsServerContextOptions extends TlsCommonOptions {
   /** Default handshake deadline of tlsAccept, in milliseconds. Default 10,000. */
   readonly handshakeTimeout?: number;
   /**
-   * Who runs the TLS 1.3 record layer once a handshake is done: 'openssl' or 'loch' (Loch's own,
+   * Who runs the TLS 1.3 record layer once a handshake is done: 'loch' (Loch's own,
    * native/src/tls13_record.h: records decrypted where they were received and sealed where they
-   * are sent, one copy fewer each way; experimental, see the README's "Loch's record layer").
-   * Default: the LOCH_TLS_RECORDS environment variable ('loch' or 'openssl'), else 'openssl'.
-   * TLS 1.2 connections always stay on OpenSSL.
+   * are sent, one copy fewer each way; see the README's "Loch's record layer") or 'openssl'
+   * (OpenSSL's, the opt-out). Default: the LOCH_TLS_RECORDS environment variable ('loch' or
+   * 'openssl'), else 'loch'. TLS 1.2, the CCM suites and a take-over point that is not clean stay
+   * on OpenSSL whatever this says.
    */
   readonly records?: TlsRecordLayer;
   /**
@@ -218,8 +219,11 @@ function createNative(server: boolean, options: TlsCommonOptions): NativeTlsCont
   }
 }
 
+/** The record layer when neither the option nor LOCH_TLS_RECORDS says: Loch's own. */
+const DEFAULT_RECORD_LAYER: TlsRecordLayer = 'loch';
+
 function recordLayerOf(value: TlsRecordLayer | undefined): TlsRecordLayer {
-  const chosen = value ?? process.env.LOCH_TLS_RECORDS ?? 'openssl';
+  const chosen = value ?? process.env.LOCH_TLS_RECORDS ?? DEFAULT_RECORD_LAYER;
   if (chosen !== 'openssl' && chosen !== 'loch') {
     const where = value === undefined ? 'LOCH_TLS_RECORDS' : 'records';
     throw new TlsConfigError(`${where} must be 'openssl' or 'loch', not '${String(chosen)}'`);

@@ -1,6 +1,6 @@
 /**
- * Loch's own TLS 1.3 record layer (`records: 'loch'`, native/src/tls13_record.h) against real
- * peers on every driver: node:tls, openssl s_client (KeyUpdate with and without
+ * Loch's own TLS 1.3 record layer (`records: 'loch'`, the default, native/src/tls13_record.h;
+ * `records: 'openssl'` or LOCH_TLS_RECORDS=openssl opts out) against real peers on every driver: node:tls, openssl s_client (KeyUpdate with and without
  * update_requested), curl and Python's ssl; each TLS 1.3 suite; 1 MB each way; resumption; 0, 1
  * and 4 session tickets before the take-over; garbage, overlong and truncated records after it
  * end that connection only; a peer's fatal alert (sealed by the test under node:tls's logged client
@@ -152,21 +152,36 @@ describe.each(drivers)("Loch's TLS 1.3 record layer on the $name driver", ({ nam
     socket.destroy();
   });
 
-  test('off by default: the same exchange stays on OpenSSL', async () => {
+  test("the default; records: 'openssl' or LOCH_TLS_RECORDS=openssl keeps OpenSSL's, the option winning", async () => {
     const previous = process.env.LOCH_TLS_RECORDS;
-    delete process.env.LOCH_TLS_RECORDS;
-    try {
-      const ctx = new TlsServerContext({
-        certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
-      });
-      expect(ctx.records).toBe('openssl');
+    const certificates = [{ chain: pki.localhost.chain, key: pki.localhost.key }];
+    /** Which layer a context made now says it runs, and which one carried a 1,000 B echo. */
+    const exchange = async (options: Partial<TlsServerContextOptions> = {}) => {
+      const ctx = new TlsServerContext({ certificates, ...options });
       const s = await listen(ctx);
       const socket = await nodeClient(s.port, { ca: pki.ca, servername: 'localhost' });
       expect((await roundTrip(socket, bytes(1000))).length).toBe(1000);
-      expect(ctx.recordStats()).toEqual({ loch: 0, declined: 0 });
       socket.destroy();
+      return { records: ctx.records, stats: ctx.recordStats() };
+    };
+    const onLoch = { records: 'loch', stats: { loch: 1, declined: 0 } };
+    const onOpenssl = { records: 'openssl', stats: { loch: 0, declined: 0 } };
+    try {
+      delete process.env.LOCH_TLS_RECORDS;
+      expect(await exchange()).toEqual(onLoch);
+      expect(await exchange({ records: 'openssl' })).toEqual(onOpenssl);
+      process.env.LOCH_TLS_RECORDS = 'openssl';
+      expect(await exchange()).toEqual(onOpenssl);
+      expect(await exchange({ records: 'loch' })).toEqual(onLoch);
+      process.env.LOCH_TLS_RECORDS = 'loch';
+      expect(await exchange({ records: 'openssl' })).toEqual(onOpenssl);
+      process.env.LOCH_TLS_RECORDS = 'kernel';
+      expect(() => new TlsServerContext({ certificates })).toThrow(
+        /LOCH_TLS_RECORDS must be 'openssl' or 'loch'/,
+      );
     } finally {
-      if (previous !== undefined) process.env.LOCH_TLS_RECORDS = previous;
+      if (previous === undefined) delete process.env.LOCH_TLS_RECORDS;
+      else process.env.LOCH_TLS_RECORDS = previous;
     }
     expect(() => context({ records: 'kernel' as never })).toThrow(/records must be 'openssl' or 'loch'/);
   });

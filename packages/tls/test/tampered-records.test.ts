@@ -1,6 +1,6 @@
 /**
- * Records a peer tampered with after the handshake, on the default (OpenSSL) record layer and
- * every runtime driver (issue 13: "garbage ... end one connection, never a worker"; errors are
+ * Records a peer tampered with after the handshake, on OpenSSL's record layer (`records:
+ * 'openssl'`, the opt-out; the default is Loch's) and every runtime driver (issue 13: "garbage ... end one connection, never a worker"; errors are
  * typed; own-records.test.ts has the same cases on Loch's record layer, truncated-records.test.ts
  * the truncated ones): an application record whose tag does not verify, one longer than TLS
  * allows, a handshake message in the clear and a record of no known content type, each written
@@ -93,6 +93,7 @@ describe.each(drivers)('tampered records on the $name driver (OpenSSL record lay
     async () => {
       const context = new TlsServerContext({
         certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
+        records: 'openssl',
       });
       server = await new LochTlsServer(runtime, context, echoing).listen();
       const bystander = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });

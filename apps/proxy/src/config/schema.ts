@@ -149,7 +149,7 @@ const TlsVersionSchema = z.enum(['TLSv1.2', 'TLSv1.3']);
 export const TlsSchema = z.strictObject({
   chain: z.string().min(1).optional(),
   key: z.string().min(1).optional(),
-  /** Monolake's TLS library choice; accepted, and served by OpenSSL either way. */
+  /** Monolake's TLS library choice; accepted and noted (`loch check`, `loch run`): OpenSSL serves either way. */
   stack: z.enum(['rustls', 'native_tls']).optional(),
   certificates: z.array(TlsCertificateSchema).optional(),
   min_version: TlsVersionSchema.optional(),
@@ -169,8 +169,9 @@ export const TlsSchema = z.strictObject({
    */
   session_ticket_rotation: Duration.optional(),
   /**
-   * Who runs the TLS 1.3 record layer after the handshake: "openssl", or "loch" (Loch's own,
-   * experimental). Absent: LOCH_TLS_RECORDS, else "openssl".
+   * Who runs the TLS 1.3 record layer after the handshake: "loch" (Loch's own, the default) or
+   * "openssl" (the opt-out). Absent: LOCH_TLS_RECORDS, else "loch". TLS 1.2 and the CCM suites
+   * stay on OpenSSL's either way.
    */
   records: z.enum(['openssl', 'loch']).optional(),
 });
@@ -641,8 +642,10 @@ export interface TlsServerConfig {
   readonly ticketRotation: number;
   /** Every file read (absolute): certificates, keys, the client CA; watched for renewals. */
   readonly files: readonly string[];
-  /** The `records` key: the TLS 1.3 record layer after the handshake (undefined: LOCH_TLS_RECORDS, else OpenSSL's). */
+  /** The `records` key: the TLS 1.3 record layer after the handshake (undefined: LOCH_TLS_RECORDS, else Loch's). */
   readonly records: 'openssl' | 'loch' | undefined;
+  /** Monolake's `stack` key as given: nothing changes with it (OpenSSL serves), but loch says so (tlsNotes). */
+  readonly stack: 'rustls' | 'native_tls' | undefined;
 }
 
 /** Where and how a server's access lines go (absent: text to stdout). */

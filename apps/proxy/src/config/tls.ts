@@ -127,6 +127,7 @@ export function normalizeTls(
     ticketRotation,
     files,
     records: file.records,
+    stack: file.stack,
   };
   try {
     // A trial context: OpenSSL checks each key against its certificate, the cipher strings,
@@ -165,6 +166,23 @@ export function tlsServerContext(config: TlsServerConfig, alpn: readonly string[
     handshakeTimeout: config.handshakeTimeout,
     ticketKeys: config.ticketKeys,
     ...(config.records === undefined ? {} : { records: config.records }),
+  });
+}
+
+/**
+ * Notes about a config's TLS tables that change nothing but should be said (`loch check` and
+ * `loch run` print them): Monolake's `stack = "rustls" | "native_tls"` loads unchanged, and the
+ * listener is served by OpenSSL (the node binary's) whichever it names. Not warnings: the config
+ * works as written.
+ */
+export function tlsNotes(config: ProxyConfig): string[] {
+  return config.servers.flatMap((server) => {
+    const stack = server.tls?.stack;
+    return stack === undefined
+      ? []
+      : [
+          `servers.${server.key}.tls.stack = "${stack}": accepted; Loch serves TLS with OpenSSL (node's) whichever stack is named`,
+        ];
   });
 }
 

@@ -30,7 +30,7 @@ import {
 import { AdminPlane } from '../admin/admin-listener.js';
 import { ConfigError, loadConfigFile } from '../config/load.js';
 import type { ProxyConfig } from '../config/schema.js';
-import { keepTicketKeys, tlsFiles } from '../config/tls.js';
+import { keepTicketKeys, tlsFiles, tlsNotes } from '../config/tls.js';
 import { gatewayFiles } from '../gateway/config.js';
 import { ActiveHealthChecker } from '../health/active-checks.js';
 import { attachHealthFlags, newHealthBuffer, outlierWords, retryWords } from '../health/health-flags.js';
@@ -166,6 +166,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   }
   const envProblem = log.configureLevels(loaded);
   if (envProblem !== undefined) log.warn(envProblem);
+  for (const note of tlsNotes(loaded)) log.info(note);
   // Active health checks run here, once per process; workers read the verdicts from `health`.
   const health = newHealthBuffer(loaded.runtime.workers);
   const checker = new ActiveHealthChecker(attachHealthFlags(health)!, {
@@ -330,6 +331,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     }
     log.configureLevels(next);
     log.info(`reloaded ${file} (generation ${gen}); listening: ${describeListen(next)}`);
+    for (const note of tlsNotes(next)) log.info(note);
   };
 
   let reloadQueued = false;

@@ -1,11 +1,12 @@
 /**
- * Loch's own TLS 1.3 record layer (@loch/tls `records: 'loch'`, switched on for loch by
- * LOCH_TLS_RECORDS=loch) behind loch's HTTPS listener, on every runtime driver (the record layer
- * applies to both: io_uring, where the ring carries the session; legacy, the engine fed from
- * node:net chunks): TLS 1.3 connections are really taken over (admin /stats `tlsRecords` and the
- * loch_tls_record_takeovers_total series count them), what they carry is intact both ways (2 MB
- * down, 1 MB up, keep-alive), TLS 1.2 stays on OpenSSL and is counted in neither; the same loch
- * without the switch counts no take-over; a server's `tls.records` key wins over the variable.
+ * Loch's own TLS 1.3 record layer (@loch/tls `records: 'loch'`, loch's default; named here with
+ * LOCH_TLS_RECORDS=loch so the file tests it whatever the environment says) behind loch's HTTPS
+ * listener, on every runtime driver (the record layer applies to both: io_uring, where the ring
+ * carries the session; legacy, the engine fed from node:net chunks): TLS 1.3 connections are
+ * really taken over (admin /stats `tlsRecords` and the loch_tls_record_takeovers_total series
+ * count them), what they carry is intact both ways (2 MB down, 1 MB up, keep-alive), TLS 1.2 stays
+ * on OpenSSL and is counted in neither; the same loch with the opt-out LOCH_TLS_RECORDS=openssl
+ * counts no take-over; a server's `tls.records` key wins over the variable.
  */
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
@@ -198,7 +199,7 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
     });
     [own, plain] = await Promise.all([
       startSecure(driver, nginx.ports[0]!, echo.port, 'loch', 'openssl'),
-      startSecure(driver, nginx.ports[0]!, echo.port, undefined, 'loch'),
+      startSecure(driver, nginx.ports[0]!, echo.port, 'openssl', 'loch'),
     ]);
   }, 60_000);
   afterAll(async () => {
@@ -242,7 +243,7 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
     expect(await takeovers(own.admin)).toEqual(before);
   });
 
-  it('without the switch counts no take-over', async () => {
+  it('with LOCH_TLS_RECORDS=openssl (the opt-out) counts no take-over', async () => {
     const agent = new https.Agent({ keepAlive: false, minVersion: 'TLSv1.3' });
     const down = await exchange(plain.port, agent, '/big');
     expect(down).toMatchObject({ status: 200, length: 2_000_000, sha: BIG_SHA, protocol: 'TLSv1.3' });
@@ -251,7 +252,7 @@ describe.each(drivers)("loch's HTTPS listener on the %s driver", (driver) => {
   });
 
   it("the tls table's records key wins over LOCH_TLS_RECORDS, either way", async () => {
-    // `records = "loch"` without the variable: taken over.
+    // `records = "loch"` with LOCH_TLS_RECORDS=openssl: taken over.
     const on = new https.Agent({ keepAlive: false, minVersion: 'TLSv1.3' });
     expect(await exchange(plain.keyedPort, on, '/big')).toMatchObject({ status: 200, sha: BIG_SHA });
     expect(await takeovers(plain.admin, 'keyed')).toEqual({ loch: 1, declined: 0 });
