@@ -15,8 +15,8 @@
  *   [--a-env NAME=VALUE]... [--b-env NAME=VALUE]...
  *
  * `--a-env` / `--b-env` set environment variables for one side's loch only: with the same
- * checkout as A and B, `--b-env LOCH_TLS_RECORDS=loch` measures Loch's own TLS record layer
- * against OpenSSL's.
+ * checkout as A and B, `--a-env LOCH_TLS_RECORDS=openssl` measures OpenSSL's TLS record layer (A)
+ * against Loch's own, loch's default (B).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
