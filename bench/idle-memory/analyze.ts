@@ -1,6 +1,7 @@
 /**
  * Heap snapshot attribution: count and self size by node type and constructor name, per
- * connection. With a baseline snapshot (same process, no idle connections) it reports the
+ * connection (rows of about one object per connection or more, and any row of at least 1 B per
+ * connection). With a baseline snapshot (same process, no idle connections) it reports the
  * difference, which is what the connections hold. Not a retainer analysis (retainers.cjs).
  * Usage: node --import tsx analyze.ts <file.heapsnapshot> <connections> [top=30] [baseline.heapsnapshot]
  */
@@ -44,7 +45,11 @@ if (baseFile !== undefined) {
     agg.set(k, { n: a.n - b.n, size: a.size - b.size });
   }
 }
-const rows = [...agg].filter(([, a]) => a.n >= conns * 0.9).sort((x, y) => y[1].size - x[1].size);
+// Rows of about one object per connection or more, and the few large ones that grow with them
+// (arrays by index: the ring's per-slot arrays, the descriptor registry) from 1 B/conn.
+const rows = [...agg]
+  .filter(([, a]) => a.n >= conns * 0.9 || a.size >= conns)
+  .sort((x, y) => y[1].size - x[1].size);
 let total = 0;
 for (const [, a] of agg) if (a.size > 0) total += a.size;
 for (const [k, a] of rows.slice(0, Number(topText ?? 30))) {
