@@ -7,6 +7,9 @@
  * outside the ring: a slot may hold a stream whose close is still in flight.
  */
 
+/** Slots the registry adds at least when a descriptor lands past its end (see add). */
+const SLOT_STEP = 1024;
+
 /** What the registry holds: something with a descriptor. */
 export interface HasFd {
   readonly fd: number;
@@ -14,7 +17,7 @@ export interface HasFd {
 
 /** Streams by descriptor number; a descriptor reused before its old stream left keeps both. */
 export class FdRegistry<T extends HasFd> {
-  /** Slot `fd` holds the stream registered last with that descriptor (a packed array of undefined). */
+  /** Slot `fd` holds the stream registered last with that descriptor (undefined or a hole: none). */
   private readonly slots: (T | undefined)[] = [];
   /**
    * Streams pushed out of their slot by a new stream with the same descriptor: a stream whose
@@ -27,8 +30,12 @@ export class FdRegistry<T extends HasFd> {
   add(item: T): void {
     const fd = item.fd;
     const slots = this.slots;
-    // Grown by push (never by a store far past the end, which would make V8's elements sparse).
-    while (slots.length <= fd) slots.push(undefined);
+    // Grown in steps (SLOT_STEP, or an eighth once more) by setting the length, as the ring's
+    // per-slot arrays are: a push per slot let V8 grow its store by half each time (12 B per
+    // descriptor at 10,000 where 8 are used). Never by a store far past the end, which would
+    // make V8's elements sparse; holes read as undefined.
+    if (fd >= slots.length)
+      slots.length = Math.max(fd + 1, slots.length + Math.max(SLOT_STEP, slots.length >> 3));
     const old = slots[fd];
     if (old === item) return;
     if (old !== undefined) (this.clash ??= new Set()).add(old);
