@@ -5,13 +5,15 @@
  * by packages/tls/test/records-*). KeyUpdate from the client without and with update_requested
  * (s_client's `k` and `K`), between requests, many in a row, inside an upload's body, and while
  * loch's answer waits to be sent behind a stalled reader; a 1 MiB upload in full and in ~1,000-byte
- * records; pipelined requests, whole and cut into 7-byte records; a client that sends close_notify
+ * records; pipelined requests, whole and cut into 7-byte records; a verified client certificate
+ * forwarded on every request of a kept-alive connection (read after OpenSSL's SSL is freed at the
+ * take-over), a client's own claim dropped; a client that sends close_notify
  * after its request and keeps the socket open (with and without bytes after it, which must be
  * ignored), answered as on OpenSSL's record layer; TLS 1.2 (an upload, and renegotiation, which
  * is refused) stays on OpenSSL's record layer and is counted in no take-over.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import * as net from 'node:net';
@@ -232,12 +234,19 @@ describe.each(drivers)("Loch's record layer against foreign TLS peers on the %s 
   /** HTTPS servers: `own` on Loch's record layer, `ossl` on OpenSSL's (the same routes). */
   let own: number;
   let ossl: number;
+  /** `own` with client certificates required and forwarded (x-forwarded-client-cert). */
+  let mtls: number;
+  /** What loch forwards for the client certificate: Hash=<SHA-256 of its DER>;Subject=... */
+  let clientIdentity: string;
   let admin: number;
   let baseline: number;
 
   beforeAll(async () => {
     dir = tempDir('loch-own-records-peers-');
     selfSignedCertificate(dir, 'front', ['localhost']);
+    const client = selfSignedCertificate(dir, 'client', ['loch-client']);
+    const der = new X509Certificate(readFileSync(client.chain)).raw;
+    clientIdentity = `Hash=${createHash('sha256').update(der).digest('hex')};Subject="CN=loch-client"`;
     upstream = await httpUpstream((req, res) => {
       if (req.url === '/echo') {
         // The body's length and SHA-256 (hex).
@@ -248,6 +257,8 @@ describe.each(drivers)("Loch's record layer against foreign TLS peers on the %s 
           length += d.byteLength;
         });
         req.on('end', () => res.end(`${length} ${hash.digest('hex')}`));
+      } else if (req.url === '/xfcc') {
+        res.end(`xfcc=${req.headers['x-forwarded-client-cert'] ?? '-'}`);
       } else if (req.url === '/big') {
         res.writeHead(200, { 'content-length': BIG });
         res.end(Buffer.alloc(BIG, 0x7e));
@@ -256,15 +267,15 @@ describe.each(drivers)("Loch's record layer against foreign TLS peers on the %s 
         res.end(`ok ${req.url}`);
       }
     });
-    [own, ossl, admin] = [await freePort(), await freePort(), await freePort()];
-    const server = (name: string, port: number, records: string) => `
+    [own, ossl, mtls, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const server = (name: string, port: number, records: string, more = '') => `
 [servers.${name}]
 listener = { type = "socket", value = "127.0.0.1:${port}" }
 timeouts = { upstream_read = "30s" }
 # No idle upstream connection kept: loch's descriptors come back to the baseline whichever
 # requests overlapped (healthy()).
 upstream_keepalive = 0
-tls = { chain = "front.pem", key = "front.key", records = "${records}" }
+tls = { chain = "front.pem", key = "front.key", records = "${records}"${more} }
 
 [[servers.${name}.routes]]
 path = "/"
@@ -281,6 +292,7 @@ workers = 1
 listener = { type = "socket", value = "127.0.0.1:${admin}" }
 ${server('own', own, 'loch')}
 ${server('ossl', ossl, 'openssl')}
+${server('mtls', mtls, 'loch', ', client_ca = "client.pem", client_certificate = "required", forward_client_certificate = true')}
 `,
       { LOCH_DRIVER: driver },
     );
@@ -296,15 +308,15 @@ ${server('ossl', ossl, 'openssl')}
     await upstream?.close();
   });
 
-  /** The worker's take-over counts for server `own`, from loch's /stats. */
-  async function takeovers(): Promise<Counts> {
+  /** The worker's take-over counts for `server` (default `own`), from loch's /stats. */
+  async function takeovers(server = 'own'): Promise<Counts> {
     const stats = JSON.parse(await get(admin, '/stats')) as {
       workers: { tlsRecords?: Record<string, Counts> }[];
     };
     const sum = { loch: 0, declined: 0 };
     for (const w of stats.workers) {
-      sum.loch += w.tlsRecords?.own?.loch ?? 0;
-      sum.declined += w.tlsRecords?.own?.declined ?? 0;
+      sum.loch += w.tlsRecords?.[server]?.loch ?? 0;
+      sum.declined += w.tlsRecords?.[server]?.declined ?? 0;
     }
     return sum;
   }
@@ -431,6 +443,24 @@ ${server('ossl', ossl, 'openssl')}
     expect(await takeovers()).toEqual({ loch: before.loch + 2, declined: before.declined });
     await healthy();
   }, 120_000);
+
+  it("forwards a Python client's verified certificate on every request of a connection Loch's records carry", async () => {
+    // The identity is read after the take-over (OpenSSL's SSL is freed there), per request.
+    const before = await takeovers('mtls');
+    const client = { cert: join(dir, 'client.pem'), key: join(dir, 'client.key') };
+    const r = await python<{ version: string; answers: [number, string][] }>(
+      'mtls',
+      mtls,
+      client.cert,
+      client.key,
+      3,
+    );
+    expect(r.version).toBe('TLSv1.3');
+    // Each request's own claim is dropped; the verified identity goes up instead, on all three.
+    expect(r.answers).toEqual(Array.from({ length: 3 }, () => [200, `xfcc=${clientIdentity}`]));
+    expect(await takeovers('mtls')).toEqual({ loch: before.loch + 1, declined: before.declined });
+    await healthy();
+  }, 60_000);
 
   it('treats close_notify after a request, the socket left open, as OpenSSL records do; bytes after it ignored', async () => {
     type Half = { version: string; answer: string; closeNotify: boolean; eof: boolean; error: string | null };

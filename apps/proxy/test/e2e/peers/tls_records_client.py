@@ -13,6 +13,10 @@ Usage:
       last says Connection: close. SPLIT 0 writes them all at once (a few records), SPLIT n in
       writes of n bytes (records that end mid-request, mid-header, mid-body).
       -> {version, answers: [[status, body], ...], shas: {index: sha of the POST's body}}
+  mtls PORT CERT KEY COUNT
+      COUNT pipelined GET /xfcc on one connection with the client certificate CERT (key KEY), each
+      claiming an x-forwarded-client-cert of its own; the last says Connection: close.
+      -> {version, answers: [[status, body], ...]}
   close-notify PORT PATH TRAILER
       GET PATH (keep-alive) and close_notify in one write, the socket left open (no FIN); with
       TRAILER 1 the close_notify is followed, in the same write, by bytes that must be ignored
@@ -27,8 +31,10 @@ import ssl
 import sys
 
 
-def context(version):
+def context(version, cert=None, key=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     v = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
@@ -130,6 +136,20 @@ def pipeline(port, count, split):
         return {"version": tls.version(), "answers": parse_responses(read_all(tls)), "shas": shas}
 
 
+def mtls(port, cert, key, count):
+    wire = b""
+    for i in range(count):
+        close = "Connection: close\r\n" if i == count - 1 else ""
+        wire += (
+            "GET /xfcc HTTP/1.1\r\nHost: localhost\r\n"
+            'X-Forwarded-Client-Cert: Hash=forged;Subject="CN=admin"\r\n%s\r\n' % close
+        ).encode()
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    with context("1.3", cert, key).wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(wire)
+        return {"version": tls.version(), "answers": parse_responses(read_all(tls))}
+
+
 def close_notify(port, path, trailer):
     raw = socket.create_connection(("127.0.0.1", port), timeout=20)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -193,6 +213,8 @@ def main():
         out = upload(port, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "pipeline":
         out = pipeline(port, int(sys.argv[3]), int(sys.argv[4]))
+    elif mode == "mtls":
+        out = mtls(port, sys.argv[3], sys.argv[4], int(sys.argv[5]))
     elif mode == "close-notify":
         out = close_notify(port, sys.argv[3], sys.argv[4] == "1")
     else:
