@@ -18,7 +18,7 @@
 # PROFILE=1 records a call-graph profile of the measured run instead of counting (perf record
 # -g; the report's head is printed, the data kept); PROFILE_ARGS replaces its "-F 1999" (e.g.
 # "-e probe_libc:mallocsz --filter size>=65536" for the large mallocs and their sizes). LOCH_ENV="A=1 B=2" is passed to loch
-# (e.g. LOCH_ENV=LOCH_TLS_RECORDS=loch).
+# (e.g. LOCH_ENV=LOCH_TLS_RECORDS=openssl: OpenSSL's record layer; loch runs from its sources, whose default is Loch's).
 #
 # Usage: bench/https/h2-counts.sh [size=165854] [count=8000] [modes=h2c,h2,https] [load=16x16] [warm=4000]
 # Needs nginx, h2load, perf, openssl; run as root (tracefs).
