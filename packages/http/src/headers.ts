@@ -208,15 +208,16 @@ export class HeaderName {
   /** Its known-name id (0 for none). @internal */
   readonly id: number;
   /**
-   * @internal the value last appended under this name, as checked then (trimmed, a valid field
-   * value; at most KEPT_VALUE_MAX chars): an append of a string `===` to it (the same chars) skips
-   * the check (HttpHeaders.append). A proxy appends the same Via, X-Forwarded-Proto and -Host
-   * values request after request. Never kept for a credential name (the value would outlive
-   * its message, as latin1Of's table never keeps one either).
+   * The value last appended under this name, as checked then (trimmed, a valid field value; at
+   * most KEPT_VALUE_MAX chars): checkValue lets a string `===` to it (the same chars) through
+   * without checking it again. A proxy appends the same Via, X-Forwarded-Proto and -Host values
+   * request after request. Private, so nothing outside this class can make an unchecked value
+   * pass. Never kept for a credential name (its value would outlive its message, as latin1Of's
+   * table never keeps one either); x-forwarded-client-cert values (a hash of 64 hex digits and
+   * more) are longer than KEPT_VALUE_MAX.
    */
-  lastValue = '';
-  /** @internal false for the credential names (lastValue is never set) */
-  readonly keepsValue: boolean;
+  #lastValue = '';
+  readonly #keepsValue: boolean;
 
   /** Throws InvalidHeaderError for a name that is not a token. */
   constructor(name: string) {
@@ -224,11 +225,28 @@ export class HeaderName {
     if (lname === '') throw new InvalidHeaderError('name', name);
     this.name = lname;
     this.id = knownIdOf(lname);
-    this.keepsValue = !isCredentialId(this.id);
+    this.#keepsValue = !isCredentialId(this.id);
+  }
+
+  /**
+   * @internal `value` as a field value under this name (trimmed), or throws InvalidHeaderError:
+   * what HttpHeaders.append stores. The value this name was last given passes unchecked.
+   */
+  checkValue(value: string): string {
+    if (value === this.#lastValue) return value;
+    const v = trimOws(value);
+    if (!isFieldValue(v)) throw new InvalidHeaderError('value', this.name);
+    if (this.#keepsValue && v.length <= KEPT_VALUE_MAX) this.#lastValue = v;
+    return v;
+  }
+
+  /** @internal the value kept as checked ('' for none; tests) */
+  get keptValue(): string {
+    return this.#lastValue;
   }
 }
 
-/** Longest value a HeaderName keeps as checked (lastValue). */
+/** Longest value a HeaderName keeps as checked (#lastValue). */
 const KEPT_VALUE_MAX = 64;
 
 /** Fields that carry credentials: their values are never kept beyond their message. */
@@ -501,12 +519,10 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const lname = typeof name !== 'string' ? name.name : knownIdOf(name) !== 0 ? name : tokenLower(name);
     if (lname === '') throw new InvalidHeaderError('name', name as string);
     let v: string;
-    // The value this HeaderName was last appended with: the same chars, checked then.
-    if (typeof name !== 'string' && value === name.lastValue) v = value;
+    if (typeof name !== 'string') v = name.checkValue(value);
     else {
       v = trimOws(value);
-      if (!isFieldValue(v)) throw new InvalidHeaderError('value', typeof name === 'string' ? name : lname);
-      if (typeof name !== 'string' && name.keepsValue && v.length <= KEPT_VALUE_MAX) name.lastValue = v;
+      if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);
     }
     const added = this.added;
     if (added === NO_ADDED) this.added = [lname, v];
