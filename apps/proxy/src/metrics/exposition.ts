@@ -44,7 +44,8 @@ export interface WorkerGauges {
   }[];
   /**
    * Per TLS server (already monotonic): connections moved to Loch's own TLS 1.3 record layer, and
-   * TLS 1.3 ones left on OpenSSL because the take-over point was not clean (tls.records = "loch", or LOCH_TLS_RECORDS=loch).
+   * TLS 1.3 ones left on OpenSSL because the take-over point was not clean (both 0 when
+   * tls.records = "openssl", or LOCH_TLS_RECORDS=openssl sets it; Loch's record layer is the default).
    */
   readonly tlsRecords?: Readonly<Record<string, { readonly loch: number; readonly declined: number }>>;
   /** The receive budgets: bytes held, provided buffers in use, stops (monotonic); absent without a runtime. */
@@ -270,7 +271,7 @@ export function renderExposition(input: ExpositionInput): string {
   t.family(
     'loch_tls_record_takeovers_total',
     'counter',
-    "TLS connections whose records Loch's own TLS 1.3 record layer took over from OpenSSL after the handshake (outcome loch), and TLS 1.3 ones left on OpenSSL (declined), by server; 0 unless the server's tls.records is loch (or LOCH_TLS_RECORDS=loch sets it).",
+    "TLS connections whose records Loch's own TLS 1.3 record layer took over from OpenSSL after the handshake (outcome loch), and TLS 1.3 ones left on OpenSSL (declined), by server; both 0 when the server's tls.records is openssl (or LOCH_TLS_RECORDS=openssl sets it; Loch's record layer is the default).",
   );
   for (const [server, r] of takeovers) {
     t.sample(
