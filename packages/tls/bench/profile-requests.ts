@@ -10,8 +10,9 @@
  * (--piece N: body pieces of N bytes; --chunked: each framed as an HTTP/1.1 chunk; --joined:
  * head and body in one buffer). Read the TLS
  * engine's share with callgrind_annotate --inclusive=yes: loch::Ring::PrepTls (encrypt) plus
- * loch::Ring::TlsRecv (decrypt), over the requests. LOCH_TLS_RECORDS=loch runs the server's side on
- * Loch's own TLS 1.3 record layer (the client stays on OpenSSL's).
+ * loch::Ring::TlsRecv (decrypt), over the requests. The server's side runs on Loch's own TLS 1.3
+ * record layer (the default; the client stays on OpenSSL's); LOCH_TLS_RECORDS=openssl puts it on
+ * OpenSSL's.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
