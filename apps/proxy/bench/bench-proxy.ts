@@ -11,7 +11,7 @@
 import { HttpServer, type HttpStream } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
 import { parseConfig } from '../src/config/load.js';
-import { type ConnectionCx, ProxyContext } from '../src/proxy/context.js';
+import { ConnectionContext, type ConnectionCx } from '../src/proxy/context.js';
 import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
 import { ProxyLog } from '../src/proxy/log.js';
 import { reuseLayer } from '../src/proxy/reuse.js';
@@ -65,8 +65,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
   const hooks = new RequestHooks(server.key, log, { lifecycle });
   const http = new HttpServer<ConnectionCx>(handler, {
     limits: { methods: 'any' },
+    // As loch's worker makes it (worker.ts): the 4-key subset, per request on HTTP/1.1.
+    contextPerRequest: true,
     context: (stream) =>
-      ProxyContext.empty()
+      ConnectionContext.empty()
         .set('peerAddr', stream.facts.clientAddress)
         .set('localAddr', stream.localAddress)
         .set('driver', stream.driver)
