@@ -234,8 +234,7 @@ export class HeaderName {
    */
   checkValue(value: string): string {
     if (value === this.#lastValue) return value;
-    const v = trimOws(value);
-    if (!isFieldValue(v)) throw new InvalidHeaderError('value', this.name);
+    const v = checkedFieldValue(value, this.name);
     if (this.#keepsValue && v.length <= KEPT_VALUE_MAX) this.#lastValue = v;
     return v;
   }
@@ -244,6 +243,13 @@ export class HeaderName {
   get keptValue(): string {
     return this.#lastValue;
   }
+}
+
+/** `value` trimmed, or InvalidHeaderError naming `name` when it is not a field value. */
+function checkedFieldValue(value: string, name: string): string {
+  const v = trimOws(value);
+  if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);
+  return v;
 }
 
 /** Longest value a HeaderName keeps as checked (#lastValue). */
@@ -518,12 +524,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     // A common name in lowercase is a token already, as is a HeaderName's.
     const lname = typeof name !== 'string' ? name.name : knownIdOf(name) !== 0 ? name : tokenLower(name);
     if (lname === '') throw new InvalidHeaderError('name', name as string);
-    let v: string;
-    if (typeof name !== 'string') v = name.checkValue(value);
-    else {
-      v = trimOws(value);
-      if (!isFieldValue(v)) throw new InvalidHeaderError('value', name);
-    }
+    const v = typeof name !== 'string' ? name.checkValue(value) : checkedFieldValue(value, name);
     const added = this.added;
     if (added === NO_ADDED) this.added = [lname, v];
     else if (added.length === 2) this.added = secondAdded(added, lname, v);

@@ -660,6 +660,10 @@ export class UringStream
   private set cancelRequested(on: boolean) {
     this.bits = on ? this.bits | CANCEL_REQUESTED : this.bits & ~CANCEL_REQUESTED;
   }
+  /** Writes (or a shutdown, a close_notify) wait in the write queue (rare.writes). */
+  private get writesWaiting(): boolean {
+    return (this.rare?.writes?.length ?? 0) > 0;
+  }
   /** Ops of this stream in flight (their count is in `bits`, see IN_FLIGHT_SHIFT). */
   private get inFlight(): number {
     return this.bits >>> IN_FLIGHT_SHIFT;
@@ -876,8 +880,7 @@ export class UringStream
       queueMicrotask(() => target.onWritten(error));
       return true;
     }
-    if (this.tls !== 0 && this.inFlight < TLS_WRITES_IN_FLIGHT && (this.rare?.writes?.length ?? 0) === 0)
-      return false;
+    if (this.tls !== 0 && this.inFlight < TLS_WRITES_IN_FLIGHT && !this.writesWaiting) return false;
     this.queueWrite(new QueuedWrite(data, target, signal));
     return true;
   }
@@ -960,7 +963,7 @@ export class UringStream
     if (this.closing) return Promise.reject(cancelledError('shutdown', this.remote));
     return new Promise<void>((resolve, reject) => {
       const target = new PromiseWrite(resolve as (value: unknown) => void, reject, undefined);
-      if ((this.bits & WRITING) !== 0 && (this.tls === 0 || (this.rare?.writes?.length ?? 0) > 0))
+      if ((this.bits & WRITING) !== 0 && (this.tls === 0 || this.writesWaiting))
         this.queueWrite(new QueuedWrite(undefined, target, undefined));
       else this.startShutdown(target);
     });
@@ -1071,8 +1074,7 @@ export class UringStream
       return;
     }
     // Writes waiting past TLS_WRITES_IN_FLIGHT go to the ring before it: it waits behind them.
-    if ((this.rare?.writes?.length ?? 0) > 0)
-      this.queueWrite(new QueuedWrite(CLOSE_NOTIFY, target, undefined));
+    if (this.writesWaiting) this.queueWrite(new QueuedWrite(CLOSE_NOTIFY, target, undefined));
     else this.startCloseNotify(target);
   }
 
