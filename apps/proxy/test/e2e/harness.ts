@@ -7,7 +7,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  request as httpRequest,
+} from 'node:http';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -451,4 +455,40 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
     { LOCH_DRIVER: driver },
   );
   return { loch, port };
+}
+
+/** A plain GET on a new connection (loch's admin listener): the body. */
+export function adminGet(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** TLS connections of `server` taken over by Loch's record layer / declined, summed over loch's workers (/stats). */
+export interface TakeoverCounts {
+  loch: number;
+  declined: number;
+}
+
+/** The take-over counts of TLS server `server`, from the admin listener's /stats. */
+export async function tlsTakeovers(admin: number, server: string): Promise<TakeoverCounts> {
+  const stats = JSON.parse(await adminGet(admin, '/stats')) as {
+    workers: { tlsRecords?: Record<string, TakeoverCounts> }[];
+  };
+  const sum = { loch: 0, declined: 0 };
+  for (const w of stats.workers) {
+    sum.loch += w.tlsRecords?.[server]?.loch ?? 0;
+    sum.declined += w.tlsRecords?.[server]?.declined ?? 0;
+  }
+  return sum;
 }

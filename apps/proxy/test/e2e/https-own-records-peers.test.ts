@@ -15,13 +15,22 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
-import { availableDrivers, freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+import {
+  availableDrivers,
+  freePort,
+  adminGet as get,
+  httpUpstream,
+  type Loch,
+  startLoch,
+  type TakeoverCounts,
+  tempDir,
+  tlsTakeovers,
+} from './harness.js';
 
 const drivers = availableDrivers();
 const PEER = join(import.meta.dirname, 'peers/tls_records_client.py');
@@ -32,21 +41,6 @@ const BIG = 24 << 20;
 async function until(ready: () => boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-}
-
-/** A GET on a new plain connection (the admin listener). */
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Runs tls_records_client.py; its JSON line. */
@@ -222,10 +216,7 @@ async function stallingRelay(target: number) {
   };
 }
 
-interface Counts {
-  loch: number;
-  declined: number;
-}
+type Counts = TakeoverCounts;
 
 describe.each(drivers)("Loch's record layer against foreign TLS peers on the %s driver", (driver) => {
   let loch: Loch;
@@ -309,16 +300,8 @@ ${server('mtls', mtls, 'loch', ', client_ca = "client.pem", client_certificate =
   });
 
   /** The worker's take-over counts for `server` (default `own`), from loch's /stats. */
-  async function takeovers(server = 'own'): Promise<Counts> {
-    const stats = JSON.parse(await get(admin, '/stats')) as {
-      workers: { tlsRecords?: Record<string, Counts> }[];
-    };
-    const sum = { loch: 0, declined: 0 };
-    for (const w of stats.workers) {
-      sum.loch += w.tlsRecords?.[server]?.loch ?? 0;
-      sum.declined += w.tlsRecords?.[server]?.declined ?? 0;
-    }
-    return sum;
+  function takeovers(server = 'own'): Promise<Counts> {
+    return tlsTakeovers(admin, server);
   }
 
   /** Only the connections ended: no worker replaced, no descriptor kept, nothing crashed. */

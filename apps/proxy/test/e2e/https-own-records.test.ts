@@ -9,7 +9,6 @@
  * counts no take-over; a server's `tls.records` key wins over the variable.
  */
 import { createHash } from 'node:crypto';
-import { request } from 'node:http';
 import * as https from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,12 +16,15 @@ import { selfSignedCertificate } from '../../src/demo-certificate.js';
 import {
   availableDrivers,
   freePort,
+  adminGet as get,
   httpUpstream,
   type Loch,
   type Nginx,
   startLoch,
   startNginx,
+  type TakeoverCounts,
   tempDir,
+  tlsTakeovers,
 } from './harness.js';
 
 const drivers = availableDrivers();
@@ -30,27 +32,7 @@ const drivers = availableDrivers();
 /** nginx's /big: 2,000,000 bytes of 'a' (harness.ts). */
 const BIG_SHA = createHash('sha256').update(Buffer.alloc(2_000_000, 0x61)).digest('hex');
 
-interface Counts {
-  loch: number;
-  declined: number;
-}
-
-/** A plain GET on a new connection (the admin listener). */
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+type Counts = TakeoverCounts;
 
 interface Answer {
   status: number;
@@ -104,16 +86,8 @@ function exchange(port: number, agent: https.Agent, path: string, body?: Buffer)
 }
 
 /** The workers' take-over counts for `server` (default `secure`), summed, from loch's /stats. */
-async function takeovers(admin: number, server = 'secure'): Promise<Counts> {
-  const stats = JSON.parse(await get(admin, '/stats')) as {
-    workers: { tlsRecords?: Record<string, Counts> }[];
-  };
-  const sum = { loch: 0, declined: 0 };
-  for (const w of stats.workers) {
-    sum.loch += w.tlsRecords?.[server]?.loch ?? 0;
-    sum.declined += w.tlsRecords?.[server]?.declined ?? 0;
-  }
-  return sum;
+function takeovers(admin: number, server = 'secure'): Promise<Counts> {
+  return tlsTakeovers(admin, server);
 }
 
 /** loch_tls_record_takeovers_total{server="secure", outcome} in a /metrics text, or undefined. */

@@ -9,7 +9,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import * as https from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -24,7 +23,9 @@ import {
   PROXY_DIR,
   startLoch,
   startNginx,
+  type TakeoverCounts,
   tempDir,
+  tlsTakeovers,
 } from './harness.js';
 
 const drivers = availableDrivers();
@@ -59,34 +60,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream}" }]
 `;
 }
 
-/** A plain GET on a new connection (the admin listener). */
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** The worker's take-over counts for the server `secure`, from loch's /stats. */
-async function takeovers(admin: number): Promise<{ loch: number; declined: number }> {
-  const stats = JSON.parse(await get(admin, '/stats')) as {
-    workers: { tlsRecords?: Record<string, { loch: number; declined: number }> }[];
-  };
-  const sum = { loch: 0, declined: 0 };
-  for (const w of stats.workers) {
-    sum.loch += w.tlsRecords?.secure?.loch ?? 0;
-    sum.declined += w.tlsRecords?.secure?.declined ?? 0;
-  }
-  return sum;
+function takeovers(admin: number): Promise<TakeoverCounts> {
+  return tlsTakeovers(admin, 'secure');
 }
 
 /** GET /big on a new connection of `version`: status, protocol and the body's SHA-256. */
