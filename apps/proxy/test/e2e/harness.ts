@@ -65,6 +65,15 @@ export async function waitConnectable(
   throw new Error(`nothing accepts on ${JSON.stringify(target)}`);
 }
 
+/**
+ * Resolves when `ready()` holds (checked every 25 ms), or after `ms`: the caller asserts what it
+ * waited for, so a deadline passed fails on that assertion, not here.
+ */
+export async function until(ready: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+}
+
 /** A running nginx. */
 export interface Nginx {
   readonly dir: string;

@@ -11,14 +11,23 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
-import { availableDrivers, curl, freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+import {
+  availableDrivers,
+  curl,
+  freePort,
+  adminGet as get,
+  httpUpstream,
+  type Loch,
+  startLoch,
+  tempDir,
+  until,
+} from './harness.js';
 
 const drivers = availableDrivers();
 const BIG = 4 << 20;
@@ -115,27 +124,6 @@ function sClient(
     }
     return output;
   })();
-}
-
-/** Resolves when `ready()` holds (checked every 25 ms), or after `ms` (the caller asserts). */
-async function until(ready: () => boolean, ms = 8000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-}
-
-/** A GET on a new plain connection (the admin listener). */
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve(body));
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 describe.each(drivers)('HTTPS on the OpenSSL record layer on the %s driver', (driver) => {

@@ -30,18 +30,13 @@ import {
   type TakeoverCounts,
   tempDir,
   tlsTakeovers,
+  until,
 } from './harness.js';
 
 const drivers = availableDrivers();
 const PEER = join(import.meta.dirname, 'peers/tls_records_client.py');
 /** /big's length: more than loopback's socket buffers hold, so loch keeps some of it unsent. */
 const BIG = 24 << 20;
-
-/** Resolves when `ready()` holds (checked every 25 ms), or after `ms` (the caller asserts). */
-async function until(ready: () => boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-}
 
 /** Runs tls_records_client.py; its JSON line. */
 async function python<T>(...args: (string | number)[]): Promise<T> {
