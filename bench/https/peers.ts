@@ -198,6 +198,18 @@ ${server('http', o.plainPort, '')}`,
   };
 }
 
+/**
+ * Connections Loch's own record layer took over so far on the `https` server (the name every
+ * bench config gives it), summed over the workers from /stats; undefined for a peer without
+ * /stats or when it does not answer.
+ */
+export async function takenOver(proxy: HttpsProxy): Promise<number | undefined> {
+  const text = await proxy.stats?.().catch(() => undefined);
+  if (text === undefined) return undefined;
+  const stats = JSON.parse(text) as { workers: { tlsRecords?: Record<string, { loch: number }> }[] };
+  return stats.workers.reduce((n, w) => n + (w.tlsRecords?.https?.loch ?? 0), 0);
+}
+
 /** A GET on 127.0.0.1:port (the admin listener), resolving with the body. */
 function getText(port: number, path: string): Promise<string> {
   return new Promise((resolve, reject) => {

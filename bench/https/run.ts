@@ -61,7 +61,7 @@ import {
   renderPage,
   writeCharts,
 } from './page.js';
-import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec } from './peers.js';
+import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec, takenOver } from './peers.js';
 import { formatRoleCosts, withThreadRoles } from './threads.js';
 
 const { values: args } = parseArgs({
@@ -293,14 +293,6 @@ async function main(): Promise<void> {
       log(`${what}: FAILED (${reason})`);
       return undefined;
     }
-  };
-
-  /** Connections the instance's own record layer took over so far (summed over workers), or undefined. */
-  const takenOver = async (proxy: HttpsProxy): Promise<number | undefined> => {
-    const text = await proxy.stats?.().catch(() => undefined);
-    if (text === undefined) return undefined;
-    const stats = JSON.parse(text) as { workers: { tlsRecords?: Record<string, { loch: number }> }[] };
-    return stats.workers.reduce((n, w) => n + (w.tlsRecords?.https?.loch ?? 0), 0);
   };
 
   try {
