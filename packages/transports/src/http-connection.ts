@@ -12,7 +12,6 @@
  * Not for retries and pool policy: HttpConnector (http-connector.ts) does those.
  */
 import {
-  HeaderName,
   type HttpBody,
   HttpClient,
   type HttpClientOptions,
@@ -31,6 +30,7 @@ import {
   nextNow,
   type ReadyBodyIterator,
 } from '@loch/http';
+import { asksToClose } from '@loch/http/h1';
 import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import {
   type RecvChunk,
@@ -49,9 +49,6 @@ import {
 } from './errors.js';
 import { type Endpoint, formatL4Address } from './key.js';
 import type { UpstreamLimit } from './upstream-limit.js';
-
-/** Read on every exchange (does the request ask to close?): resolved once. */
-const CONNECTION = new HeaderName('connection');
 
 /** Options of one exchange. */
 export interface ExchangeOptions {
@@ -247,11 +244,6 @@ class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
   }
 }
 
-/** Whether a Connection header value holds the `close` token. */
-function saysClose(value: string | undefined): boolean {
-  return value !== undefined && /(?:^|,)\s*close\s*(?:,|$)/i.test(value);
-}
-
 /** What HttpClient.exchange reports to. */
 type ExchangeTarget = HttpExchangeTarget;
 
@@ -443,7 +435,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     this.#exOptions = NO_EXCHANGE_OPTIONS;
     this.#resolve = NO_RESOLVE;
     this.#reject = NO_RESOLVE;
-    const closeRequested = saysClose(request.headers.get(CONNECTION));
+    // Whether any Connection field of the request names `close`: the encoder noted it when it
+    // wrote the head (measureFieldBlock's cache, unchanged since), so no search per exchange.
+    const closeRequested = asksToClose(request.headers);
     if (this.#client.upgraded) {
       // HTTP ends on this connection: it waits for takeOver(), never for the pool.
       this.#exchanges++;

@@ -195,6 +195,28 @@ describe.each(drivers)('HttpConnector on the $name driver', ({ name, skip }) => 
     await expectNoLeak(c, fds);
   });
 
+  run('a request whose second Connection line names close is not reused', async () => {
+    // The client never forwards the request's own Connection fields: the peer keeps the
+    // connection alive, so only the pool's own reading of every Connection line closes it.
+    const p = await peer((_req, res) => res.end('ok'));
+    const fds = fdCount();
+    const c = make();
+    const key = endpoint(`http://127.0.0.1:${p.port}`);
+    const request = createRequest('GET', '/');
+    request.headers.append('connection', 'keep-alive');
+    request.headers.append('connection', 'Close');
+    const res = await c.request(key, request);
+    expect(await readText(res.body)).toBe('ok');
+    expect(c.stats()).toMatchObject({ idle: 0, active: 0, created: 1 });
+    const res2 = await c.request(
+      key,
+      createRequest('HEAD', '/', { headers: { connection: 'x-hop, close' } }),
+    );
+    expect(res2.status).toBe(200);
+    expect(c.stats()).toMatchObject({ idle: 0, active: 0, created: 2 });
+    await expectNoLeak(c, fds);
+  });
+
   run('HEAD and 204 responses release the connection at the head', async () => {
     const p = await peer((req, res) => {
       if (req.url === '/none') {
