@@ -19,53 +19,19 @@ size=${3:-165854}
 warm=${4:-200}
 count=${5:-200}
 streams=${6:-1}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-callgrind-h2-XXXXXX")
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
-h2c_port=$(free_port)
-tls_port=$(free_port)
-backend=$(free_port)
-
-tls_certificate ecdsa
-server() { # key port tls
-  cat <<EOT
-[servers.$1]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$2" }
-access_log = false
-timeouts = { server_keepalive = "300s" }
-$3
-[[servers.$1.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-EOT
-}
-{
-  printf '[runtime]\nworkers = 1\ncpu_affinity = false\n\n[log]\nlevel = "warn"\n\n'
-  server h2c "$h2c_port" ''
-  echo
-  server h2 "$tls_port" "tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\", ciphersuites = \"TLS_AES_128_GCM_SHA256\" }"
-} >"$dir/loch.toml"
-
-node -e "const b = Buffer.alloc($size, 120); require('node:http').createServer({ keepAliveTimeout: 600000 }, (q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
-backend_pid=$!
-LOCH_TLS_RECORDS=$records valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
-  node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/loch.out" 2>&1 &
-pid=$!
-trap 'kill $pid $backend_pid 2>/dev/null || true' EXIT
-listening=0
-for _ in $(seq 1 600); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $tls_port)).close()" 2>/dev/null; then
-    listening=1
-    break
-  fi
-  sleep 1
-done
-if [ "$listening" != 1 ]; then
-  echo "loch did not listen on 127.0.0.1:$tls_port within 600 s; its output is in $dir/loch.out" >&2
-  exit 1
-fi
+. "$here/lib.sh"
+# lib.sh's setup (the certificate, two ports, the node:http backend); its two ports serve TLS
+# ($port) and h2c ($plain) here.
+https_setup callgrind-h2 "$size"
+tls_port=$port
+h2c_port=$plain
+h2_loch_toml "$h2c_port" "$tls_port" "$backend" ', ciphersuites = "TLS_AES_128_GCM_SHA256"'
+loch_start valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p"
+# Under callgrind a worker takes a while to start (minutes on a loaded machine).
+wait_listening 600 "$tls_port" "$h2c_port"
 case $mode in
   h2c) url="http://127.0.0.1:$h2c_port/$size"; flags=(-m"$streams") ;;
   h2) url="https://127.0.0.1:$tls_port/$size"; flags=(-m"$streams") ;;
@@ -75,12 +41,10 @@ esac
 # Warm-up and counted run on separate connections (h2load opens its own); the handshake of the
 # counted connection is in the count (about 2.5M instructions, i.e. 2.5M / COUNT per request).
 h2load -t1 -c1 "${flags[@]}" -n"$warm" "$url" >"$dir/warm.out" 2>&1
-callgrind_control -z "$pid" >/dev/null 2>&1
+callgrind_control -z "$server" >/dev/null 2>&1
 h2load -t1 -c1 "${flags[@]}" -n"$count" "$url" >"$dir/count.out" 2>&1
-callgrind_control -d "$pid" >/dev/null 2>&1
-kill "$pid" "$backend_pid"
-wait "$pid" 2>/dev/null || true
-trap - EXIT
+callgrind_control -d "$server" >/dev/null 2>&1
+https_stop
 grep -h '^requests:' "$dir/warm.out" "$dir/count.out" >&2
 
 dump=$(ls "$dir"/cg.*.1)

@@ -16,59 +16,21 @@ records=${1:-loch}
 size=${2:-128}
 warm=${3:-2000}
 count=${4:-1000}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d /tmp/loch-callgrind-requests-XXXXXX)
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
-port=$(free_port)
-backend=$(free_port)
-
-tls_certificate ecdsa
-cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-EOF
-
-node -e "const b = Buffer.alloc($size, 120); require('node:http').createServer((q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
-backend_pid=$!
-LOCH_TLS_RECORDS=$records valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
-  node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/loch.out" 2>&1 &
-pid=$!
-trap 'kill $pid $backend_pid 2>/dev/null || true' EXIT
+. "$here/lib.sh"
+# lib.sh's setup: the HTTPS listener (and a plain one, unused here) in front of the backend.
+https_setup callgrind-requests "$size"
+https_start loch valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p"
 # Under callgrind a worker takes a while to start (minutes on a loaded machine).
-listening=0
-for _ in $(seq 1 600); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null; then
-    listening=1
-    break
-  fi
-  sleep 1
-done
-if [ "$listening" != 1 ]; then
-  echo "loch did not listen on 127.0.0.1:$port within 600 s; its output is in $dir/loch.out" >&2
-  exit 1
-fi
-client="$root/bench/https/callgrind-requests.py"
+https_wait 600
+client="$here/callgrind-requests.py"
 python3 "$client" "$port" "$warm" "/$size" >/dev/null
-callgrind_control -z "$pid" >/dev/null
+callgrind_control -z "$server" >/dev/null
 python3 "$client" "$port" "$count" "/$size" >/dev/null
-callgrind_control -d "$pid" >/dev/null
-kill "$pid" "$backend_pid"
-wait "$pid" 2>/dev/null || true
-trap - EXIT
+callgrind_control -d "$server" >/dev/null
+https_stop
 
 dump=$(ls "$dir"/cg.*.1)
 callgrind_annotate --inclusive=yes --threshold=100 "$dump" 2>/dev/null >"$dir/inclusive.txt"

@@ -30,14 +30,17 @@ load=${4:-16x16}
 warm=${5:-4000}
 clients=${load%x*}
 streams=${load#*x}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-h2-counts-XXXXXX")
-chmod 755 "$dir"
+records=${LOCH_TLS_RECORDS:-loch}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$here/lib.sh"
+# run_dir, pids, cleanup and static_backend (the results pages' nginx upstream).
+# shellcheck source=../http-proxy/lib.sh
+. "$here/../http-proxy/lib.sh"
+dir=$(run_dir loch-h2-counts)
 h2c_port=$(free_port)
 tls_port=$(free_port)
-backend=$(free_port)
 
 # Uprobes: probe (lib.sh).
 libc=$(readlink -f /lib/x86_64-linux-gnu/libc.so.6)
@@ -50,62 +53,16 @@ probe probe_node/SSL_read_ex "$node_bin" SSL_read_ex
 probe probe_node/do_ssl3_write "$node_bin" do_ssl3_write
 probe probe_node/ssl3_setup_write_buffer "$node_bin" ssl3_setup_write_buffer
 
-mkdir -p "$dir/www" "$dir/nginx/logs"
-head -c "$size" /dev/urandom >"$dir/www/$size"
-chmod 755 "$dir/www"
-chmod 644 "$dir/www/$size"
-cat >"$dir/nginx/nginx.conf" <<EOF
-worker_processes 1;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  sendfile on;
-  tcp_nopush on;
-  open_file_cache max=64 inactive=600s;
-  default_type application/octet-stream;
-  server {
-    listen 127.0.0.1:$backend backlog=4096;
-    root $dir/www;
-    location / { }
-  }
-}
-EOF
+trap cleanup EXIT
+static_backend "$dir" "$size" 0
 tls_certificate ecdsa
-server() { # key port tls
-  cat <<EOF
-[servers.$1]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$2" }
-access_log = false
-timeouts = { server_keepalive = "300s" }
-$3
-[[servers.$1.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-EOF
-}
-{
-  printf '[runtime]\nworkers = 1\ncpu_affinity = false\n\n[log]\nlevel = "warn"\n\n'
-  server h2c "$h2c_port" ''
-  echo
-  server h2 "$tls_port" "tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\" }"
-} >"$dir/loch.toml"
-
-taskset -c 0 nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' >"$dir/nginx.out" 2>&1 &
-nginx_pid=$!
+h2_loch_toml "$h2c_port" "$tls_port" "$upstream"
+# loch from its sources (LOCH_FROM_SOURCE, lib.sh's loch_start) on CPU 1, LOCH_ENV in its environment.
 # shellcheck disable=SC2086
-(cd "$root/apps/proxy" && exec env ${LOCH_ENV:-} taskset -c 1 node --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
-loch_pid=$!
-trap 'kill $loch_pid $nginx_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $tls_port)).close()" 2>/dev/null; then break; fi
-  sleep 0.5
-done
+LOCH_FROM_SOURCE=1 loch_start env ${LOCH_ENV:-} taskset -c 1
+pids+=("$server")
+trap cleanup EXIT  # loch_start's trap ends loch alone; cleanup ends nginx too
+wait_listening 60 "$tls_port" "$h2c_port"
 
 url_of() { case $1 in h2c) echo "http://127.0.0.1:$h2c_port/$size" ;; *) echo "https://127.0.0.1:$tls_port/$size" ;; esac; }
 client() { # mode n
@@ -122,16 +79,16 @@ echo "loch ${LOCH_ENV:-(default env)}, $size B, h2load -c$clients -m$streams (ht
 for mode in ${modes//,/ }; do
   client "$mode" "$warm" >/dev/null
   if [ "${PROFILE:-0}" = 1 ]; then
-    perf record -q ${PROFILE_ARGS:--F 1999} -g -o "$dir/perf-$mode.data" -p "$loch_pid" -- bash -c "$(declare -f client url_of); clients=$clients streams=$streams size=$size h2c_port=$h2c_port tls_port=$tls_port client $mode $count" >"$dir/h2load-$mode.out" 2>&1
+    perf record -q ${PROFILE_ARGS:--F 1999} -g -o "$dir/perf-$mode.data" -p "$server" -- bash -c "$(declare -f client url_of); clients=$clients streams=$streams size=$size h2c_port=$h2c_port tls_port=$tls_port client $mode $count" >"$dir/h2load-$mode.out" 2>&1
     perf report -i "$dir/perf-$mode.data" --no-children --sort symbol --percent-limit 1 --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -40 >"$dir/report-$mode.txt"
     echo "== $mode: $(grep -m1 '^requests:' "$dir/h2load-$mode.out")"
     cat "$dir/report-$mode.txt"
     continue
   fi
   # Two passes: the uprobes cost microseconds per hit, so CPU time comes from a pass without them.
-  perf stat -x, -o "$dir/stat-$mode-cpu.csv" -e "$cheap" -p "$loch_pid" -- \
+  perf stat -x, -o "$dir/stat-$mode-cpu.csv" -e "$cheap" -p "$server" -- \
     bash -c "$(declare -f client url_of); clients=$clients streams=$streams size=$size h2c_port=$h2c_port tls_port=$tls_port client $mode $count" >"$dir/h2load-$mode-cpu.out" 2>&1
-  perf stat -x, -o "$dir/stat-$mode.csv" -e "$probes" -e probe_libc:mallocsz --filter 'size >= 65536' -p "$loch_pid" -- \
+  perf stat -x, -o "$dir/stat-$mode.csv" -e "$probes" -e probe_libc:mallocsz --filter 'size >= 65536' -p "$server" -- \
     bash -c "$(declare -f client url_of); clients=$clients streams=$streams size=$size h2c_port=$h2c_port tls_port=$tls_port client $mode $count" >"$dir/h2load-$mode.out" 2>&1
   succeeded() { awk '/^requests:/ {for (i = 1; i < NF; i++) if ($(i+1) == "succeeded,") print $i}' "$1"; }
   python3 - "$dir/stat-$mode-cpu.csv" "$(succeeded "$dir/h2load-$mode-cpu.out")" "$dir/stat-$mode.csv" "$(succeeded "$dir/h2load-$mode.out")" "$mode" <<'EOF'
@@ -158,7 +115,6 @@ for path, n in ((sys.argv[1], int(sys.argv[2] or 0)), (sys.argv[3], int(sys.argv
 print(f'{mode:6}: ' + ', '.join(out))
 EOF
 done
-kill "$loch_pid" "$nginx_pid" 2>/dev/null || true
-wait "$loch_pid" 2>/dev/null || true
+cleanup
 trap - EXIT
 echo "(output in $dir)"

@@ -20,6 +20,7 @@ cert=${3:-ecdsa}
 mode=${4:-full}
 seconds=${5:-5}
 warmup=${6:-10}
+records=${LOCH_TLS_RECORDS:-loch}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/loch-handshake-syscalls-XXXXXX)
 chmod 755 "$dir"
@@ -37,59 +38,11 @@ probe probe_libc/mallocsz "$libc" malloc 'size=%di:u64'
 
 tls_certificate "$cert"
 
-if [ "$peer" = loch ]; then
-  cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = $workers
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9" }]
-EOF
-  # shellcheck disable=SC2086
-  env ${LOCH_ENV:-} taskset -c "$cpus" node --trace-gc-nvp "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" \
-    >"$dir/server.out" 2>&1 &
-  server=$!
-else
-  mkdir -p "$dir/nginx"
-  reuse=''
-  [ "$workers" != 1 ] && reuse=' reuseport'
-  cat >"$dir/nginx/nginx.conf" <<EOF
-worker_processes $workers;
-daemon off;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; multi_accept on; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$port ssl backlog=4096$reuse;
-    ssl_certificate $dir/cert.pem;
-    ssl_certificate_key $dir/key.pem;
-    ssl_protocols TLSv1.3;
-    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
-    location / { return 200; }
-  }
-}
-EOF
-  taskset -c "$cpus" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
-  server=$!
-fi
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 120); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null; then break; fi
-  sleep 0.5
-done
+# lib.sh's handshake server; loch counts its V8 heap through --trace-gc-nvp (below).
+node_args=(--trace-gc-nvp)
+# shellcheck disable=SC2086
+handshake_start "$peer" "$workers" env ${LOCH_ENV:-} taskset -c "$cpus"
+wait_listening 60 "$port"
 sleep 1
 # Every thread of the server: loch's process (workers are threads), nginx's master and workers.
 targets=$server

@@ -1,21 +1,36 @@
-# The setup that request-counts.sh, request-syscalls.sh and request-crossings.sh share (sourced,
-# not run): one server, loch (1 worker, apps/proxy's build) or nginx (one process), with an HTTPS
-# listener (TLS 1.3, AES-128-GCM, a throwaway P-256 certificate) and a plain HTTP one in front of
-# the same node:http backend answering SIZE bytes, keep-alive timeouts of an hour (a connection
-# waits idle while the other one's window runs).
+# What bench/https's scripts share (sourced, not run). The request scripts' setup (request-*.sh,
+# callgrind-requests.sh; callgrind-h2.sh takes its ports and backend): one server, loch (1 worker,
+# apps/proxy's build) or nginx (one process), with an HTTPS listener (TLS 1.3, AES-128-GCM, a
+# throwaway P-256 certificate) and a plain HTTP one in front of the same node:http backend
+# answering SIZE bytes, keep-alive timeouts of an hour (a connection waits idle while the other
+# one's window runs).
 #
 #   https_setup NAME SIZE   makes $dir (a temp directory), the ports $port (HTTPS), $plain, $backend,
 #                           the certificate, and starts the backend ($backend_pid)
-#   https_start PEER [PREFIX...]   starts the server ($server) under the command PREFIX (valgrind...);
-#                           loch with LOCH_TLS_RECORDS=$records (loch, the default, unless set) and $WORKERS
-#                           workers (1 unless set; nginx runs one process), from
-#                           apps/proxy's build, or with LOCH_FROM_SOURCE=1 from its sources (tsx)
+#   https_start PEER [PREFIX...]   starts the server ($server) under the command PREFIX (valgrind...):
+#                           loch (loch_start) with $WORKERS workers (1 unless set), or nginx (one
+#                           process)
 #   https_wait SECONDS      waits until both listeners accept (exits 1, saying where the output is)
 #   https_stop              ends the server and the backend
 #
 # The caller sets `here` (this directory) and `root` (the checkout whose apps/proxy build runs).
 #
 # Also what every bench/https script shares: `free_port` (bench/lib/free-port.sh) and
+#   loch_start [PREFIX...]  starts loch on the config $dir/loch.toml under the command PREFIX
+#                           ($server, its output in $dir/server.out, killed on exit), with
+#                           LOCH_TLS_RECORDS=$records (loch, the default, unless set) and the node
+#                           flags in the array node_args (none unless set): from apps/proxy's build,
+#                           or with LOCH_FROM_SOURCE=1 from its sources (tsx)
+#   handshake_start PEER WORKERS [PREFIX...]   a server of TLS 1.3 handshakes on $port (AES-128-GCM,
+#                           $dir/cert.pem) under PREFIX ($server): loch (an HTTPS server whose
+#                           upstream is nobody, port 9) or nginx (`return 200`; one process with 1
+#                           worker, a master and reuseport with more)
+#   h2_loch_toml H2C_PORT TLS_PORT UPSTREAM [TLS_KEYS]   writes $dir/loch.toml for the HTTP/2 scripts:
+#                           1 worker, an h2c server and a TLS 1.3 server ($dir/cert.pem; h2 by ALPN,
+#                           HTTP/1.1 without it; TLS_KEYS adds keys to its tls table, e.g.
+#                           ', ciphersuites = "..."'), both proxying / to 127.0.0.1:UPSTREAM
+#   wait_listening SECONDS PORT...   waits (a try a second) until 127.0.0.1:PORT accepts, for every
+#                           PORT (exits 1, saying where the server's output is)
 #   tls_certificate [ecdsa|rsa]   a throwaway certificate for localhost in $dir (cert.pem, key.pem;
 #                           readable by nginx's workers): ECDSA P-256 (the default) or RSA 2048
 #   probe GROUP/NAME BINARY SYMBOL [ARGS]   a uprobe for `perf stat -e GROUP:NAME` (idempotent; tracefs,
@@ -79,7 +94,9 @@ https_setup() { # NAME SIZE
   plain=$(free_port)
   backend=$(free_port)
   tls_certificate ecdsa
-  node -e "const b = Buffer.alloc($2, 120); require('node:http').createServer((q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
+  # The backend keeps an idle connection an hour (node's default: 5 s): a window's upstream
+  # connection waits idle while the other window runs, and a reconnect would land in the count.
+  node -e "const b = Buffer.alloc($2, 120); require('node:http').createServer({ keepAliveTimeout: 3600e3 }, (q, s) => { s.setHeader('content-length', b.length); s.end(b); }).listen($backend, '127.0.0.1')" &
   backend_pid=$!
 }
 
@@ -114,10 +131,7 @@ timeouts = { server_keepalive = "3600s" }
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
 EOF
-    local bin=("$root/apps/proxy/dist/bin.js")
-    [ "${LOCH_FROM_SOURCE:-0}" = 1 ] && bin=(--conditions=@loch/source --import tsx "$root/apps/proxy/src/bin.ts")
-    LOCH_TLS_RECORDS=${records:-loch} "$@" node "${bin[@]}" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
-    server=$!
+    loch_start "$@"
   elif [ "$peer" = nginx ]; then
     mkdir -p "$dir/nginx/logs"
     # bench/lib/nginx.ts startNginxTlsProxy's server, one process (no master: callgrind counts it).
@@ -166,16 +180,110 @@ EOF
   trap 'kill $server $backend_pid 2>/dev/null || true' EXIT
 }
 
-https_wait() { # SECONDS
-  local i
-  for i in $(seq 1 "$1"); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close(); socket.create_connection(('127.0.0.1', $plain)).close()" 2>/dev/null; then
-      return 0
-    fi
+loch_start() { # [PREFIX...]
+  local bin=("$root/apps/proxy/dist/bin.js")
+  [ "${LOCH_FROM_SOURCE:-0}" = 1 ] && bin=(--conditions=@loch/source --import tsx "$root/apps/proxy/src/bin.ts")
+  LOCH_TLS_RECORDS=${records:-loch} "$@" node ${node_args[@]+"${node_args[@]}"} "${bin[@]}" run -c "$dir/loch.toml" \
+    >"$dir/server.out" 2>&1 &
+  server=$!
+  trap 'kill $server ${backend_pid:-} 2>/dev/null || true' EXIT
+}
+
+handshake_start() { # PEER WORKERS [PREFIX...]
+  local peer=$1 workers=$2
+  shift 2
+  if [ "$peer" = loch ]; then
+    cat >"$dir/loch.toml" <<EOF
+[runtime]
+workers = $workers
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.https]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = false
+tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
+[[servers.https.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:9" }]
+EOF
+    loch_start "$@"
+  elif [ "$peer" = nginx ]; then
+    mkdir -p "$dir/nginx"
+    local master=on reuse=' reuseport'
+    if [ "$workers" = 1 ]; then master=off reuse=''; fi
+    cat >"$dir/nginx/nginx.conf" <<EOF
+worker_processes $workers;
+master_process $master;
+daemon off;
+user root;
+pid $dir/nginx/nginx.pid;
+error_log $dir/nginx/error.log warn;
+events { worker_connections 4096; multi_accept on; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$port ssl backlog=4096$reuse;
+    ssl_certificate $dir/cert.pem;
+    ssl_certificate_key $dir/key.pem;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    location / { return 200; }
+  }
+}
+EOF
+    "$@" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
+    server=$!
+    trap 'kill $server 2>/dev/null || true' EXIT
+  else
+    echo "peer: loch or nginx" >&2
+    exit 2
+  fi
+}
+
+h2_loch_toml() { # H2C_PORT TLS_PORT UPSTREAM [TLS_KEYS]
+  local key port tls
+  {
+    printf '[runtime]\nworkers = 1\ncpu_affinity = false\n\n[log]\nlevel = "warn"\n'
+    for key in h2c h2; do
+      port=$1 tls=''
+      [ "$key" = h2 ] && port=$2 tls="tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\"${4:-} }"
+      cat <<EOF
+
+[servers.$key]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$port" }
+access_log = false
+timeouts = { server_keepalive = "300s" }
+$tls
+[[servers.$key.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$3" }]
+EOF
+    done
+  } >"$dir/loch.toml"
+}
+
+wait_listening() { # SECONDS PORT...
+  local seconds=$1 up p
+  shift
+  for _ in $(seq 1 "$seconds"); do
+    up=1
+    for p in "$@"; do
+      python3 -c "import socket; socket.create_connection(('127.0.0.1', $p)).close()" 2>/dev/null || { up=0; break; }
+    done
+    [ "$up" = 1 ] && return 0
     sleep 1
   done
-  echo "the server did not listen on 127.0.0.1:$port and :$plain; its output is in $dir/server.out" >&2
+  echo "the server did not listen on 127.0.0.1 port(s) $* within $seconds s; its output is in $dir/server.out" >&2
   exit 1
+}
+
+https_wait() { # SECONDS
+  wait_listening "$1" "$port" "$plain"
 }
 
 https_stop() {
