@@ -4,7 +4,14 @@
 # with N1 and N2 sequential round trips from pingpong-client.py; (count(N2) - count(N1)) /
 # (N2 - N1) is what one round trip (one wakeup of the thread) costs once start-up is subtracted.
 #
-# Usage: bench/runtime/turn-count.sh <mode> [n1=2000] [n2=12000] [size=64]
+# GAP_MS (5th argument): the client sleeps that long after each echo (pingpong-client.py), so the
+# thread is asleep in epoll when every message arrives and each round trip is one wakeup (epoll,
+# the ring's poll callback into JavaScript, the flush's immediate): the regime of a quiet machine
+# or few connections. 0 (the default) is the other regime: the flush's drain often finds the next
+# message already there (no wakeup between them). `turn-count.sh callgrind 4000 8000 64 3` is the
+# wakeup turn of bench/thrift/readings-2026-12-06.md.
+#
+# Usage: bench/runtime/turn-count.sh <mode> [n1=2000] [n2=12000] [size=64] [gap_ms=0]
 #   mode callgrind: user-space instructions per round trip under valgrind's callgrind, split by
 #     function (bench/http-proxy/callgrind-core.py, JIT code named through node's perf map), and
 #     the inclusive Ir of the turn's layers (libuv, node's callback scope, N-API, the addon).
@@ -19,6 +26,7 @@ mode=${1:?mode: callgrind|strace|perf}
 n1=${2:-2000}
 n2=${3:-12000}
 size=${4:-64}
+gap=${5:-0}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/turn-count-XXXXXX")}
 mkdir -p "$dir"
@@ -57,7 +65,7 @@ for n in "$n1" "$n2"; do
     sleep 0.2
   done
   port=$(awk '/^listening/ {print $2}' "$dir/srv.$n")
-  python3 "$here/bench/runtime/pingpong-client.py" "$port" "$n" "$size"
+  python3 "$here/bench/runtime/pingpong-client.py" "$port" "$n" "$size" "$gap"
   wait "$pid"
   # valgrind runs node in its own process (taskset and valgrind exec): the job's pid is node's.
   if [ "$mode" = callgrind ]; then mv "/tmp/perf-$pid.map" "$dir/map.$n" 2>/dev/null || true; fi
@@ -68,7 +76,7 @@ case "$mode" in
     maps=()
     [ -f "$dir/map.$n1" ] && [ -f "$dir/map.$n2" ] && maps=(--maps "$dir/map.$n1" "$dir/map.$n2")
     /usr/bin/python3 "$here/bench/http-proxy/callgrind-core.py" "$dir/cg.$n1" "$dir/cg.$n2" "$n1" "$n2" "${TOP:-40}" \
-      "${maps[@]}" --incl "${INCL:-uv__io_poll,uv__run_check,uv__poll_io,OnPoll,napi_make_callback,InternalCallbackScope,InternalMakeCallback,Ring::Drain,Ring::Submit,PerformCheckpoint,RunMicrotasks,Execution::Call,Invoke,JSEntry,uv__run_timers,uv__run_idle,uv__run_prepare,epoll_pwait}" \
+      "${maps[@]}" --incl "${INCL:-uv__io_poll,uv__run_check,uv__poll_io,OnPoll,napi_make_callback,InternalCallbackScope,InternalMakeCallback,Ring::Drain,Ring::Submit,PerformCheckpoint,RunMicrotasks,Execution::Call,Invoke,JSEntry,uv__run_timers,uv__run_idle,uv__run_prepare,epoll_pwait,CheckImmediate,RunAndClearNativeImmediates,pop_async_context,push_async_context}" \
       | tee "$dir/report.txt"
     ;;
   strace)

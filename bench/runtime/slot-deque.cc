@@ -4,7 +4,7 @@
 // layout (keep it in step with ring.h) and that growth, and prints mallinfo2's bytes in use per
 // slot for N slots (as many as a server's idle connections with an armed receive each).
 //
-// Build and run: g++ -O2 -std=c++17 bench/runtime-turn/slot-deque.cc -o /tmp/slot-deque &&
+// Build and run: g++ -O2 -std=c++17 bench/runtime/slot-deque.cc -o /tmp/slot-deque &&
 //   /tmp/slot-deque 19000
 #include <malloc.h>
 
