@@ -29,6 +29,12 @@
 #                           1 worker, an h2c server and a TLS 1.3 server ($dir/cert.pem; h2 by ALPN,
 #                           HTTP/1.1 without it; TLS_KEYS adds keys to its tls table, e.g.
 #                           ', ciphersuites = "..."'), both proxying / to 127.0.0.1:UPSTREAM
+#   loch_runtime WORKERS    starts $dir/loch.toml: [runtime] (WORKERS, no CPU affinity), [log] warn
+#   loch_server KEY PORT UPSTREAM [KEEPALIVE] [TLS]   appends the HTTP server KEY on 127.0.0.1:PORT
+#                           (no access log; server_keepalive KEEPALIVE and the line TLS when given)
+#                           proxying / to 127.0.0.1:UPSTREAM
+#   tls13_table             the tls line of the scripts' HTTPS servers: $dir's certificate, TLS 1.3
+#                           only, AES-128-GCM
 #   wait_listening SECONDS PORT...   waits (a try a second) until 127.0.0.1:PORT accepts, for every
 #                           PORT (exits 1, saying where the server's output is)
 #   tls_certificate [ecdsa|rsa]   a throwaway certificate for localhost in $dir (cert.pem, key.pem;
@@ -104,33 +110,9 @@ https_start() { # PEER [PREFIX...]
   local peer=$1
   shift
   if [ "$peer" = loch ]; then
-    cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = ${WORKERS:-1}
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-timeouts = { server_keepalive = "3600s" }
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-
-[servers.http]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$plain" }
-access_log = false
-timeouts = { server_keepalive = "3600s" }
-[[servers.http.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$backend" }]
-EOF
+    loch_runtime "${WORKERS:-1}"
+    loch_server https "$port" "$backend" 3600s "$(tls13_table)"
+    loch_server http "$plain" "$backend" 3600s
     loch_start "$@"
   elif [ "$peer" = nginx ]; then
     mkdir -p "$dir/nginx/logs"
@@ -193,23 +175,8 @@ handshake_start() { # PEER WORKERS [PREFIX...]
   local peer=$1 workers=$2
   shift 2
   if [ "$peer" = loch ]; then
-    cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = $workers
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9" }]
-EOF
+    loch_runtime "$workers"
+    loch_server https "$port" 9 '' "$(tls13_table)"
     loch_start "$@"
   elif [ "$peer" = nginx ]; then
     mkdir -p "$dir/nginx"
@@ -245,26 +212,27 @@ EOF
 }
 
 h2_loch_toml() { # H2C_PORT TLS_PORT UPSTREAM [TLS_KEYS]
-  local key port tls
-  {
-    printf '[runtime]\nworkers = 1\ncpu_affinity = false\n\n[log]\nlevel = "warn"\n'
-    for key in h2c h2; do
-      port=$1 tls=''
-      [ "$key" = h2 ] && port=$2 tls="tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\"${4:-} }"
-      cat <<EOF
+  loch_runtime 1
+  loch_server h2c "$1" "$3" 300s
+  loch_server h2 "$2" "$3" 300s "tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\"${4:-} }"
+}
 
-[servers.$key]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-timeouts = { server_keepalive = "300s" }
-$tls
-[[servers.$key.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$3" }]
-EOF
-    done
-  } >"$dir/loch.toml"
+loch_runtime() { # WORKERS
+  printf '[runtime]\nworkers = %s\ncpu_affinity = false\n\n[log]\nlevel = "warn"\n' "$1" >"$dir/loch.toml"
+}
+
+loch_server() { # KEY PORT UPSTREAM [KEEPALIVE] [TLS]
+  {
+    printf '\n[servers.%s]\nproxy_type = "http"\n' "$1"
+    printf 'listener = { type = "socket", value = "127.0.0.1:%s" }\naccess_log = false\n' "$2"
+    [ -n "${4:-}" ] && printf 'timeouts = { server_keepalive = "%s" }\n' "$4"
+    [ -n "${5:-}" ] && printf '%s\n' "$5"
+    printf '[[servers.%s.routes]]\npath = "/"\nupstreams = [{ endpoint = "http://127.0.0.1:%s" }]\n' "$1" "$3"
+  } >>"$dir/loch.toml"
+}
+
+tls13_table() {
+  echo "tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\", max_version = \"TLSv1.3\", ciphersuites = \"TLS_AES_128_GCM_SHA256\" }"
 }
 
 wait_listening() { # SECONDS PORT...
