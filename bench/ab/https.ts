@@ -32,7 +32,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec } from '../https/peers.js';
+import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec, takenOver } from '../https/peers.js';
 import { runnerArgs } from '../lib/args.js';
 import { formatSize, writeBodies } from '../lib/bodies.js';
 import {
@@ -149,14 +149,6 @@ function envText(label: string): string {
   return Object.entries(envBySide[label]!)
     .map(([k, v]) => `${k}=${v}`)
     .join(' ');
-}
-
-/** Connections Loch's own record layer took over so far on the `https` server, or undefined. */
-async function takenOver(proxy: HttpsProxy): Promise<number | undefined> {
-  const text = await proxy.stats?.().catch(() => undefined);
-  if (text === undefined) return undefined;
-  const stats = JSON.parse(text) as { workers: { tlsRecords?: Record<string, { loch: number }> }[] };
-  return stats.workers.reduce((n, w) => n + (w.tlsRecords?.https?.loch ?? 0), 0);
 }
 
 async function main(): Promise<void> {
