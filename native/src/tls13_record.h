@@ -44,16 +44,31 @@ constexpr size_t kMaxCiphertext = 16384 + 256;
 constexpr size_t kRecordHeader = 5;
 constexpr size_t kTagLen = 16;
 
-/** One direction's keys: the traffic secret, the AEAD context keyed from it, the IV, the sequence. */
+/**
+ * RFC 8446 7.3: the AEAD key (`suite.keyLen` bytes) and IV (12) of a traffic secret; with `next`,
+ * also 7.2's next secret ("traffic upd", `suite.hashLen` bytes). False when OpenSSL refused.
+ */
+bool DeriveTrafficKeys(const Tls13Suite& suite, const unsigned char* secret, unsigned char* key, unsigned char* iv,
+                       unsigned char* next);
+
+/**
+ * One direction's keys: the traffic secret, the AEAD context keyed from it, the IV, the sequence.
+ * The direction is chosen per record (Open decrypts, Seal encrypts: AES-GCM and ChaCha20-Poly1305
+ * key both the same way), so the keys the take-over's check opened records with move, as they
+ * are, into the record layer (one derivation per secret).
+ */
 class TrafficKeys {
  public:
   TrafficKeys() = default;
   ~TrafficKeys();
   TrafficKeys(const TrafficKeys&) = delete;
   TrafficKeys& operator=(const TrafficKeys&) = delete;
+  /** Takes `other`'s context and copies its secret and IV, then wipes them there. */
+  TrafficKeys& operator=(TrafficKeys&& other) noexcept;
 
   /** Keys from `secret` (RFC 8446 7.3), sequence `seq`. False when OpenSSL refused. */
-  bool Init(const Tls13Suite& suite, const unsigned char* secret, bool encrypt, uint64_t seq);
+  bool Init(const Tls13Suite& suite, const unsigned char* secret, uint64_t seq);
+  bool ready() const { return ctx_ != nullptr; }
   /** RFC 8446 7.2: the next secret ("traffic upd"), its keys, sequence 0. */
   bool Update();
 
@@ -83,7 +98,6 @@ class TrafficKeys {
   unsigned char secret_[kMaxSecret] = {};
   unsigned char iv_[12] = {};
   uint64_t seq_ = 0;
-  bool encrypt_ = false;
 };
 
 /**
@@ -102,13 +116,17 @@ class Tls13Takeover {
   void OnOutput(const unsigned char* data, size_t len) { out_.Observe(data, len, haveServer_); }
   void OnInput(const unsigned char* data, size_t len) { in_.Observe(data, len, haveClient_); }
 
-  /** Why the take-over is refused (empty: it may go ahead), for `suite`. */
+  /**
+   * Why the take-over is refused (empty: it may go ahead), for `suite`. When it may, readKeys()
+   * (the client's secret) and writeKeys() (the server's) are the keys the check opened the
+   * records with, each at the sequence number after the records already under it.
+   */
   std::string Check(const Tls13Suite& suite);
-  /** After Check passed: the records already sent / received under the application keys. */
-  uint64_t writeSeq() const { return writeSeq_; }
-  uint64_t readSeq() const { return readSeq_; }
-  const unsigned char* serverSecret() const { return server_; }
-  const unsigned char* clientSecret() const { return client_; }
+  /** After Check passed: the record layer's keys (moved out of the watch by Tls13RecordLayer::Create). */
+  TrafficKeys& readKeys() { return read_; }
+  TrafficKeys& writeKeys() { return write_; }
+  /** The server's application traffic secret came, the client's is still to come. */
+  bool wantsClientSecret() const { return haveServer_ && !haveClient_; }
 
  private:
   // A record stream's framing, with a copy of each record that starts once its key exists.
@@ -123,9 +141,10 @@ class Tls13Takeover {
     void Observe(const unsigned char* data, size_t len, bool keyKnown);
     bool atBoundary() const { return headerFill == 0 && bodyLeft == 0; }
   };
-  // Counts the records of `s` under `secret` (a run of failures, then of successes); -1 when a
-  // failure follows a success (keys changed again: not a point to take over at).
-  static int64_t Count(const Tls13Suite& suite, const unsigned char* secret, const Stream& s);
+  // Opens the records of `s` with `keys` (sequence 0 on entry): a run of failures, then of
+  // successes, leaves `keys` at the sequence after the last success; false when a failure follows
+  // a success (keys changed again: not a point to take over at).
+  static bool Count(TrafficKeys& keys, const Stream& s);
 
   unsigned char client_[kMaxSecret] = {};
   unsigned char server_[kMaxSecret] = {};
@@ -135,8 +154,8 @@ class Tls13Takeover {
   bool haveServer_ = false;
   Stream out_;
   Stream in_;
-  uint64_t writeSeq_ = 0;
-  uint64_t readSeq_ = 0;
+  TrafficKeys read_;
+  TrafficKeys write_;
 };
 
 /** What a Read produced. */
@@ -154,10 +173,12 @@ struct RecordRead {
  */
 class Tls13RecordLayer {
  public:
-  /** nullptr when the keys cannot be set up. `queue`: the session's output queue (outlives this). */
-  static std::unique_ptr<Tls13RecordLayer> Create(const Tls13Suite& suite, const unsigned char* readSecret,
-                                                  uint64_t readSeq, const unsigned char* writeSecret,
-                                                  uint64_t writeSeq, std::vector<unsigned char>* queue);
+  /**
+   * Takes `read` and `write` (ready keys at their sequence numbers: Tls13Takeover's, after its
+   * Check passed; nullptr when either is not ready. `queue`: the session's output queue (outlives this).
+   */
+  static std::unique_ptr<Tls13RecordLayer> Create(TrafficKeys&& read, TrafficKeys&& write,
+                                                  std::vector<unsigned char>* queue);
 
   /** Bytes received before the take-over that OpenSSL did not read (copied). */
   void Hold(const unsigned char* data, size_t len);

@@ -13,6 +13,7 @@
 #include "tls_addon.h"
 
 #include <napi.h>
+#include <openssl/crypto.h>
 
 #include <cstring>
 #include <memory>
@@ -461,6 +462,36 @@ Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), OpenSSL_version(OPENSSL_VERSION));
 }
 
+// tls13TrafficKeys(suite: number, secret: Uint8Array) -> { key, iv, next } | undefined: the record
+// layer's key schedule for one traffic secret (RFC 8446 7.2, 7.3), for the RFC 8448 vectors test.
+// Computes from the bytes given only; no connection's secret is reachable through it.
+Napi::Value Tls13TrafficKeys(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsTypedArray() ||
+      info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowType(env, "tls13TrafficKeys(suite: number, secret: Uint8Array)");
+    return env.Undefined();
+  }
+  const auto* suite = loch::tls::Tls13Suite::Of(static_cast<uint16_t>(info[0].As<Napi::Number>().Uint32Value()));
+  auto secret = info[1].As<Napi::Uint8Array>();
+  if (suite == nullptr || secret.ByteLength() != suite->hashLen) return env.Undefined();
+  unsigned char key[32];
+  unsigned char iv[12];
+  unsigned char next[loch::tls::kMaxSecret];
+  Napi::Value result = env.Undefined();
+  if (loch::tls::DeriveTrafficKeys(*suite, secret.Data(), key, iv, next)) {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("key", Napi::Buffer<unsigned char>::Copy(env, key, suite->keyLen));
+    out.Set("iv", Napi::Buffer<unsigned char>::Copy(env, iv, sizeof iv));
+    out.Set("next", Napi::Buffer<unsigned char>::Copy(env, next, suite->hashLen));
+    result = out;
+  }
+  OPENSSL_cleanse(key, sizeof key);
+  OPENSSL_cleanse(iv, sizeof iv);
+  OPENSSL_cleanse(next, sizeof next);
+  return result;
+}
+
 }  // namespace
 
 std::shared_ptr<loch::tls::TlsSession> loch::tlsjs::SessionOf(Napi::Env env, Napi::Value value) {
@@ -482,6 +513,7 @@ void loch::tlsjs::Register(Napi::Env env, Napi::Object exports) {
   exports.Set("TlsSession", session);
   exports.Set("bindInfo", Napi::Function::New(env, BindInfo, "bindInfo"));
   exports.Set("opensslVersion", Napi::Function::New(env, OpensslVersion, "opensslVersion"));
+  exports.Set("tls13TrafficKeys", Napi::Function::New(env, Tls13TrafficKeys, "tls13TrafficKeys"));
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("handshakeDone", Napi::Number::New(env, loch::tls::kHandshakeDone));
   flags.Set("handshakeJustDone", Napi::Number::New(env, loch::tls::kHandshakeJustDone));

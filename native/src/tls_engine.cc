@@ -389,9 +389,6 @@ void TlsContext::SetVerify(bool request, bool require) {
 void TlsContext::SetOwnRecords(bool on) {
   if (!server_) return;  // server side first
   ownRecords_ = on;
-  // The keylog callback is how OpenSSL 3.0 hands out the TLS 1.3 traffic secrets; they go to the
-  // session's take-over watch only, never to a log.
-  SSL_CTX_set_keylog_callback(ctx_, on ? OnKeylog : nullptr);
 }
 
 void TlsContext::OnKeylog(const SSL* ssl, const char* line) {
@@ -479,10 +476,29 @@ bool TlsSession::SetSession(const unsigned char* bytes, size_t len) {
   return ok == 1;
 }
 
+void TlsSession::KeylogWindow(bool open) {
+  // The keylog callback is how OpenSSL 3.0 hands out the TLS 1.3 traffic secrets (it has no call
+  // that returns them); they go to the session's take-over watch only, never to a log. OpenSSL
+  // formats every secret it derives as a hex line before calling it (sprintf("%02x") per byte:
+  // ~46k instructions a secret, 5 a handshake), and only when the callback is set, so it is set
+  // only while the secrets the watch needs are derived: from the server's EncryptedExtensions
+  // (the two handshake secrets are behind) to the end of that SSL_do_handshake (the exporter
+  // secret, which OpenSSL derives and logs just before the server's traffic secret, is formatted
+  // too), and around the SSL_do_handshake that reads the client's Finished. The callback is the
+  // SSL_CTX's; a context is used by one thread only (its JavaScript environment's) and the window
+  // never stays open past one SSL_do_handshake, so no other connection's handshake sees it. A
+  // secret missed (another OpenSSL's order) declines the take-over: the connection stays on OpenSSL.
+  SSL_CTX_set_keylog_callback(SSL_get_SSL_CTX(ssl_), open ? TlsContext::OnKeylog : nullptr);
+}
+
 void TlsSession::OnInfo(const SSL* ssl, int where, int ret) {
-  if ((where & SSL_CB_ALERT) == 0) return;
   auto* self = static_cast<TlsSession*>(SSL_get_app_data(ssl));
   if (self == nullptr) return;
+  if ((where & SSL_CB_ACCEPT_LOOP) != 0 && self->takeover_ != nullptr &&
+      SSL_get_state(ssl) == TLS_ST_SW_ENCRYPTED_EXTENSIONS) {
+    self->KeylogWindow(true);  // EncryptedExtensions written: the handshake secrets are behind
+  }
+  if ((where & SSL_CB_ALERT) == 0) return;
   int level = ret >> 8;
   int desc = ret & 0xff;
   if (desc == SSL_AD_CLOSE_NOTIFY) return;
@@ -553,7 +569,10 @@ FeedResult TlsSession::Feed(const unsigned char* data, size_t len, unsigned char
 void TlsSession::Advance(FeedResult* result, unsigned char* plain, size_t cap) {
   ClearErrorQueue();
   if (!handshakeDone_) {
+    const bool window = takeover_ != nullptr;
+    if (window && takeover_->wantsClientSecret()) KeylogWindow(true);
     int rc = SSL_do_handshake(ssl_);
+    if (window) KeylogWindow(false);
     if (rc != 1) {
       int code = SSL_get_error(ssl_, rc);
       if (code != SSL_ERROR_WANT_READ && code != SSL_ERROR_WANT_WRITE) FailFromSsl(code);
@@ -617,8 +636,7 @@ void TlsSession::TakeOver() {
   std::string why = suite == nullptr ? "a suite the record layer does not run" : watch->Check(*suite);
   if (why.empty() && (SSL_has_pending(ssl_) != 0 || SSL_want(ssl_) != SSL_NOTHING)) why = "OpenSSL holds input";
   if (why.empty()) {
-    records_ = Tls13RecordLayer::Create(*suite, watch->clientSecret(), watch->readSeq(), watch->serverSecret(),
-                                        watch->writeSeq(), &queued_);
+    records_ = Tls13RecordLayer::Create(std::move(watch->readKeys()), std::move(watch->writeKeys()), &queued_);
   }
   (records_ != nullptr ? context_->recordsTaken_ : context_->recordsDeclined_).fetch_add(1, std::memory_order_relaxed);
   if (records_ != nullptr) ReleaseSsl();

@@ -318,6 +318,8 @@ class TlsSession {
 
  private:
   static void OnInfo(const SSL* ssl, int where, int ret);
+  /** Sets (or clears) the keylog callback the take-over learns the traffic secrets from. */
+  void KeylogWindow(bool open);
   /** Keeps what the caller's input still holds (an incomplete record) for the next Feed. */
   void HoldRest();
   void Fail(ErrorKind kind, const std::string& why);
