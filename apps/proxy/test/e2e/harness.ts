@@ -105,6 +105,27 @@ export async function startNginx(names: readonly string[]): Promise<Nginx> {
     )
     .join('\n');
   writeFileSync(join(dir, 'big.bin'), Buffer.alloc(2_000_000, 0x61));
+  const nginx = await runNginx(dir, servers, ports);
+  return {
+    dir,
+    ports,
+    socket,
+    async stop() {
+      await nginx.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * nginx as this user in `dir` (no master, `daemon off`, temp paths and logs in `dir`) with the
+ * http block's `servers`; resolves once every port of `ports` accepts. stop() ends it and waits.
+ */
+export async function runNginx(
+  dir: string,
+  servers: string,
+  ports: readonly number[],
+): Promise<{ stop(): Promise<void> }> {
   writeFileSync(
     join(dir, 'nginx.conf'),
     `error_log ${dir}/error.log warn;
@@ -128,16 +149,11 @@ http {
   );
   for (const port of ports) await waitConnectable({ port });
   return {
-    dir,
-    ports,
-    socket,
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
     },
   };
 }

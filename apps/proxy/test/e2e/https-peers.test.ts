@@ -5,7 +5,7 @@
  * handshakes in batches that leave loch's descriptors where they were and its RSS bounded
  * (LOCH_TEST_HANDSHAKES sets how many: 2,000 by default, 10,000 for the issue's number).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -21,9 +21,9 @@ import {
   httpUpstream,
   type Loch,
   rawExchange,
+  runNginx,
   startLoch,
   tempDir,
-  waitConnectable,
 } from './harness.js';
 
 const drivers = availableDrivers();
@@ -33,43 +33,18 @@ const BATCH = 50;
 /** nginx (as this user, no master) serving `file` over TLS on a free port. */
 async function startTlsNginx(dir: string, cert: { chain: string; key: string }, file: string) {
   const port = await freePort();
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server {
+  const nginx = await runNginx(
+    dir,
+    `server {
     listen 127.0.0.1:${port} ssl;
     ssl_certificate ${cert.chain};
     ssl_certificate_key ${cert.key};
     location /file { alias ${file}; }
     location / { return 200 "nginx tls sni=$ssl_server_name host=$http_host\\n"; }
-  }
-}
-`,
+  }`,
+    [port],
   );
-  const child = spawn(
-    'nginx',
-    ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'],
-    {
-      stdio: 'ignore',
-    },
-  );
-  await waitConnectable({ port });
-  return {
-    port,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+  return { port, stop: () => nginx.stop() };
 }
 
 function rssOf(pid: number): number {
