@@ -93,6 +93,11 @@ export interface RingInit {
   /** At most 65535. */
   readonly plainCount?: number;
   readonly plainSize?: number;
+  /**
+   * Called once in the loop iteration's check phase after each armFlush() (in a callback scope:
+   * its promise jobs run at its end). Without it armFlush() returns -EBADF.
+   */
+  readonly onFlush?: () => void;
 }
 
 /** The addon. One ring per JS thread (napi_env). */
@@ -168,6 +173,13 @@ export interface NativeBinding {
   trimMemory(): { readonly mallocTrimmed: boolean };
   /** How many times submit() ran on this thread; changes while the ring is busy. */
   submitCount(): number;
+  /**
+   * Has init's `onFlush` called in this loop iteration's check phase (the next iteration's when
+   * the check phase is running or over), once however many times it is armed before; while
+   * armed, the loop neither blocks in its poll phase nor exits. 0, or -EBADF (no ring, no
+   * onFlush). Absent from builds before it.
+   */
+  armFlush?(): number;
   /**
    * In-ring TLS: the ring carries `session` (a TlsSession of `loadTls()`'s engine, which is this
    * module's) on the stream `fd` until the fd is closed through the ring. Returns the conn id

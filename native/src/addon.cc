@@ -157,6 +157,11 @@ Napi::Value Submit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+// armFlush() -> 0 | -EBADF: init's onFlush runs in this loop iteration's check phase (Ring::ArmFlush).
+Napi::Value ArmFlush(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), State(info.Env())->ring.ArmFlush());
+}
+
 // destroy(): cancels in-flight ops, unpins their buffers, closes the ring. Idempotent.
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   State(info.Env())->ring.Destroy(info.Env());
@@ -223,6 +228,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
+  exports.Set("armFlush", Napi::Function::New(env, ArmFlush, "armFlush"));
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   exports.Set("shutdownOwned", Napi::Function::New(env, ShutdownOwned, "shutdownOwned"));
   exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));

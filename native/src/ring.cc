@@ -112,6 +112,9 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   sqRef_ = Napi::Persistent(sq);
   cqRef_ = Napi::Persistent(cq);
   callback_ = Napi::Persistent(info[2].As<Napi::Function>());
+  Napi::Value onFlush = opts.Get("onFlush");
+  if (onFlush.IsFunction()) flushCallback_ = Napi::Persistent(onFlush.As<Napi::Function>());
+  flushArmed_ = false;
   receiver_ = Napi::Persistent(Napi::Object::New(env));
   napi_value resource = Napi::Object::New(env);
   napi_async_init(env, resource, Napi::String::New(env, "LochRing"), &asyncContext_);
@@ -152,6 +155,13 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   uv_poll_init(loop, &box_->poll, pollFd);
   uv_poll_start(&box_->poll, UV_READABLE, OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+  // Started by ArmFlush only; while started they keep the loop alive (records wait), as a
+  // pending setImmediate does.
+  uv_check_init(loop, &box_->check);
+  uv_idle_init(loop, &box_->idle);
+  box_->check.data = box_;
+  box_->idle.data = box_;
+  box_->open = 3;
   napi_add_async_cleanup_hook(env, OnTeardown, box_, &box_->hook);
   refed_ = false;
   alive_ = true;
@@ -644,18 +654,60 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
   }
 }
 
+int Ring::ArmFlush() {
+  if (!alive_ || box_ == nullptr || flushCallback_.IsEmpty()) return -EBADF;
+  if (flushArmed_) return 0;
+  flushArmed_ = true;
+  uv_check_start(&box_->check, OnCheck);
+  // A no-op idle callback: an active idle handle makes libuv's poll phase not block.
+  uv_idle_start(&box_->idle, [](uv_idle_t*) {});
+  return 0;
+}
+
+void Ring::OnCheck(uv_check_t* handle) {
+  PollBox* box = static_cast<PollBox*>(handle->data);
+  uv_check_stop(&box->check);
+  uv_idle_stop(&box->idle);
+  Ring* self = box->ring;
+  if (self == nullptr || !self->alive_) return;
+  self->flushArmed_ = false;
+  napi_env env = self->env_;
+  Napi::HandleScope scope(env);
+  napi_value result;
+  // A callback scope as for the completions: the flush's deliveries may settle promises, whose
+  // jobs run at its end (the microtask checkpoint), as after an immediate.
+  napi_status st = napi_make_callback(env, self->asyncContext_, self->receiver_.Value(), self->flushCallback_.Value(),
+                                      0, nullptr, &result);
+  if (st != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    napi_value error = nullptr;
+    if (pending) napi_get_and_clear_last_exception(env, &error);
+    napi_valuetype type = napi_undefined;
+    if (error != nullptr) napi_typeof(env, error, &type);
+    if (type != napi_undefined) napi_fatal_exception(env, error);
+  }
+}
+
 void Ring::ClosePoll() {
   PollBox* box = box_;
   if (box == nullptr) return;
   box_ = nullptr;
   box->ring = nullptr;
   box->closing = true;
+  flushArmed_ = false;
   uv_poll_stop(&box->poll);
-  uv_close(reinterpret_cast<uv_handle_t*>(&box->poll), [](uv_handle_t* h) {
+  uv_check_stop(&box->check);
+  uv_idle_stop(&box->idle);
+  auto closed = [](uv_handle_t* h) {
     PollBox* b = static_cast<PollBox*>(h->data);
+    if (--b->open > 0) return;
     if (b->hook != nullptr) napi_remove_async_cleanup_hook(b->hook);
     delete b;
-  });
+  };
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->poll), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->check), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&box->idle), closed);
 }
 
 // Environment teardown (worker exit or termination, process exit): destroy the ring while
@@ -751,6 +803,7 @@ void Ring::Destroy(Napi::Env env) {
   sqRef_.Reset();
   cqRef_.Reset();
   callback_.Reset();
+  flushCallback_.Reset();
   receiver_.Reset();
   if (asyncContext_ != nullptr) napi_async_destroy(env, asyncContext_);
   asyncContext_ = nullptr;

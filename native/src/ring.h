@@ -175,16 +175,22 @@ struct Slot {
 
 class Ring;
 
-// The uv_poll handle on the ring fd, in its own allocation: libuv may finish closing it after
-// the Ring is gone. An async cleanup hook (napi_add_async_cleanup_hook) keeps the environment
-// from tearing down, and the addon from being unloaded, until the close callback has run:
+// The ring's libuv handles, in their own allocation: libuv may finish closing them after the
+// Ring is gone. An async cleanup hook (napi_add_async_cleanup_hook) keeps the environment from
+// tearing down, and the addon from being unloaded, until every close callback has run:
 // otherwise a terminated worker's loop would call into unmapped code.
+// `poll`: the ring fd. `check` and `idle`: the flush of records JavaScript queued this turn
+// (Ring::ArmFlush): the check handle runs it after the poll phase, the idle handle keeps the
+// poll phase from blocking when it was armed before it (a timer's records).
 struct PollBox {
   uv_poll_t poll;
+  uv_check_t check;
+  uv_idle_t idle;
   Ring* ring = nullptr;  // cleared when the ring lets go of the box
   napi_env env = nullptr;
   napi_async_cleanup_hook_handle hook = nullptr;
   bool closing = false;
+  int open = 0;  // handles not closed yet: the box goes with the last close callback
 };
 
 class Ring {
@@ -222,9 +228,15 @@ class Ring {
   int TlsSentPage(uint32_t page, Napi::Value counts);
   // Completion callbacks into JavaScript so far (the crossing counter, with submits).
   double callbacks = 0;
+  // The flush callback given to init (`onFlush`) runs once in this loop iteration's check phase
+  // (the next iteration's if the check phase is running or over), as a setImmediate would, without
+  // node's Immediate: one per loop turn in 'immediate' flush mode (bench/thrift/
+  // readings-2026-12-06.md, section 3). 0, or -EBADF without a ring or an onFlush.
+  int ArmFlush();
 
  private:
   static void OnPoll(uv_poll_t* handle, int status, int events);
+  static void OnCheck(uv_check_t* handle);
   static void OnTeardown(napi_async_cleanup_hook_handle hook, void* arg);
   void ClosePoll();
   size_t Drain();  // CQEs into the shared array; returns records written
@@ -277,6 +289,8 @@ class Ring {
   napi_env env_ = nullptr;
   PollBox* box_ = nullptr;
   Napi::FunctionReference callback_;
+  Napi::FunctionReference flushCallback_;  // init's onFlush (empty: none)
+  bool flushArmed_ = false;
   Napi::ObjectReference receiver_;
   Napi::Reference<Napi::Int32Array> sqRef_, cqRef_;
   napi_async_context asyncContext_ = nullptr;

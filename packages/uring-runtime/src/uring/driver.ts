@@ -51,7 +51,7 @@ export interface UringDriverOptions {
   /** Kernel SQ polling thread (IORING_SETUP_SQPOLL). Default false; costs a kernel thread per ring. */
   readonly sqpoll?: boolean | undefined;
   /**
-   * When queued ops are flushed: 'immediate' (once per event-loop turn, in setImmediate: every op
+   * When queued ops are flushed: 'immediate' (once per event-loop turn, in the check phase: every op
    * of the turn in one submit), 'tick' (process.nextTick: once the tick's promise jobs are done)
    * or 'microtask' (queueMicrotask). Default 'immediate' (env LOCH_URING_FLUSH overrides).
    */

@@ -27,8 +27,9 @@ export interface CompletionTarget {
 }
 
 /**
- * When queued records are flushed: 'immediate' once per event-loop turn (setImmediate, after
- * every I/O callback of the turn); 'tick' when the current tick's promise jobs are done
+ * When queued records are flushed: 'immediate' once per event-loop turn, after every I/O callback
+ * of the turn (in the loop's check phase, where setImmediate callbacks run: the addon's own check
+ * handle, binding.armFlush, or a setImmediate with an addon built before it); 'tick' when the current tick's promise jobs are done
  * (process.nextTick queued from a promise job runs after the whole microtask queue drained);
  * 'microtask' at the next microtask checkpoint (queueMicrotask; can flush several times a tick).
  */
@@ -222,6 +223,13 @@ export class Ring {
   private destroyed = false;
   private starved: BufferWaiter[] = [];
   private readonly flushMode: FlushMode;
+  /**
+   * 'immediate' mode's flush is armed in the addon (binding.armFlush: a libuv check handle runs
+   * it in the same phase a setImmediate would, without node's Immediate, its async context and
+   * its ref toggling: ~1,200 instructions per loop turn; bench/thrift/readings-2026-12-06.md).
+   * False with an addon built before it, and in the other modes.
+   */
+  private readonly nativeFlush: boolean;
   private readonly flushBound = (): void => {
     // A flush drains completions too: what they deliver goes at its end (target-delivery.ts).
     const outer = openBatch();
@@ -246,6 +254,7 @@ export class Ring {
     options: RingOptions,
   ) {
     this.flushMode = options.flushMode;
+    this.nativeFlush = options.flushMode === 'immediate' && typeof binding.armFlush === 'function';
     // Each record can take two SQEs (connect + linked timeout); keep a batch within the SQ.
     this.capacity = Math.max(16, options.entries >> 1);
     this.sq = new Int32Array(this.capacity * SQ_STRIDE);
@@ -293,6 +302,7 @@ export class Ring {
       plainCount: this.plainCount,
       plainSize: this.plainSize,
       plainPublished,
+      ...(this.nativeFlush ? { onFlush: this.flushBound } : {}),
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
     // Native put only the first `published` buffers in the kernel's ring (an older build: all).
@@ -663,7 +673,8 @@ export class Ring {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    if (this.flushMode === 'immediate') setImmediate(this.flushBound);
+    if (this.nativeFlush) this.binding.armFlush!();
+    else if (this.flushMode === 'immediate') setImmediate(this.flushBound);
     else if (this.flushMode === 'tick') process.nextTick(this.flushBound);
     else queueMicrotask(this.flushBound);
   }
