@@ -463,8 +463,10 @@ Napi::Value OpensslVersion(const Napi::CallbackInfo& info) {
 }
 
 // tls13TrafficKeys(suite: number, secret: Uint8Array) -> { key, iv, next } | undefined: the record
-// layer's key schedule for one traffic secret (RFC 8446 7.2, 7.3), for the RFC 8448 vectors test.
-// Computes from the bytes given only; no connection's secret is reachable through it.
+// layer's key schedule for one traffic secret (RFC 8446 7.2, 7.3), for the RFC 8448 vectors test
+// (native/test/tls13-key-schedule.test.ts). Computes from the bytes given only; no connection's
+// secret is reachable through it. A test hook, not API: left out of index.d.ts's NativeTls (the
+// test declares its type), so no package builds on it.
 Napi::Value Tls13TrafficKeys(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsTypedArray() ||
