@@ -16,6 +16,13 @@
  */
 import { InvalidHeaderError } from './errors.js';
 import * as chars from './internal/char-classes.js';
+import {
+  finishMeasure,
+  measureAddedLine,
+  measureAppended,
+  measureDecodedLine,
+  startMeasure,
+} from './internal/field-measure.js';
 import { ENTRY, type HeadSlab, ID_MASK } from './internal/head-slab.js';
 import * as known from './internal/known-names.js';
 
@@ -529,7 +536,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
     if (added === NO_ADDED) this.added = [lname, v];
     else if (added.length === 2) this.added = secondAdded(added, lname, v);
     else added.push(lname, v);
-    this.revision++;
+    // A list measured just before (a forwarded head after removeHopByHop) stays measured.
+    measureAppended(this, ++this.revision, lname, v);
     return this;
   }
 
@@ -601,10 +609,13 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * as bytes (not at all when the decoder found them listing only `keep-alive` and `upgrade`:
    * connectionHopOnly), and no string is made unless Connection names an uncommon field. A second pass
    * runs only when Connection names a field the first did not remove anyway (`keep-alive`,
-   * the usual one, is hop-by-hop itself) or `also` has uncommon names.
+   * the usual one, is hop-by-hop itself) or `also` has uncommon names. Without one, the first
+   * pass also measures the lines it keeps for the HTTP/1 encoder (internal/field-measure.ts):
+   * the forwarded head's lines are not walked again to write it.
    */
   removeHopByHop(also?: HeaderNameSet): number {
     const gen = ++namedGen;
+    startMeasure(this);
     const alsoIds = also === undefined ? null : also.ids;
     const alsoOthers = also === undefined || also.others.size === 0 ? null : also.others;
     const n = this.size;
@@ -619,7 +630,11 @@ export class HttpHeaders implements Iterable<[string, string]> {
       const readConnection = !this.connectionHopOnly;
       for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
         const id = words[e]! & ID_MASK;
-        if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) continue;
+        if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) {
+          // Kept: measured for the HTTP/1 encoder here, in the pass that reads its id anyway.
+          measureDecodedLine(this, words, b, e - 4);
+          continue;
+        }
         marks ??= marksFor(n);
         marks[i] = 1;
         if (id !== ID_CONNECTION || !readConnection) continue;
@@ -646,7 +661,10 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const added = this.added;
     for (let j = 0; j < added.length; j += 2) {
       const id = knownIdOf(added[j]!);
-      if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) continue;
+      if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) {
+        measureAddedLine(this, added[j]!, added[j + 1]!);
+        continue;
+      }
       marks ??= marksFor(n);
       marks[wc + (j >> 1)] = 1;
       if (id !== ID_CONNECTION) continue;
@@ -662,6 +680,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
       }
     }
     if (named || uncommon !== null || alsoOthers !== null) {
+      // Fields named by Connection (or uncommon `also` names) go too: the measure of the first
+      // pass counted them, so the encoder measures the list again.
       const words = wc > 0 ? this.slab!.words : null;
       for (let i = 0; i < n; i++) {
         if (marks !== null && marks[i] === 1) continue;
@@ -677,8 +697,11 @@ export class HttpHeaders implements Iterable<[string, string]> {
           marks[i] = 1;
         }
       }
+      return marks === null ? 0 : this.dropMarked(marks, n);
     }
-    return marks === null ? 0 : this.dropMarked(marks, n);
+    const removed = marks === null ? 0 : this.dropMarked(marks, n);
+    finishMeasure(this);
+    return removed;
   }
 
   /** Removes the fields marked in `marks[0, n)` (and clears the marks); returns how many. */

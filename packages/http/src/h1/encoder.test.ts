@@ -208,3 +208,18 @@ describe('ResponseHeadCache', () => {
     expect(text(cache.encode(200, '', headers, opts(5)))).toContain('x-more: 1\r\n');
   });
 });
+
+describe('a head written to another length than measured', () => {
+  it('is never returned: HttpError ERR_HTTP_HEAD_MISMEASURED (no stale bytes behind a short head)', () => {
+    const h = new HttpHeaders([['x-a', 'b']]);
+    expect(encodeRequestHead('GET', '/', h, 'none', 0)).toContain('x-a: b\r\n');
+    // A cached measure that is off (what a wrong incremental measure would leave).
+    h.fieldsLength += 3;
+    expect(() => encodeRequestHead('GET', '/', h, 'none', 0)).toThrow(
+      expect.objectContaining({ code: 'ERR_HTTP_HEAD_MISMEASURED', status: 500 }),
+    );
+    expect(() => encodeResponseHead(200, '', h, { ...base, framing: 'length', length: 0 })).toThrow(
+      expect.objectContaining({ code: 'ERR_HTTP_HEAD_MISMEASURED' }),
+    );
+  });
+});

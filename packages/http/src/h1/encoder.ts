@@ -61,6 +61,19 @@ export function httpDate(): string {
   return cachedDate;
 }
 
+/**
+ * A head written to a length other than the one measured: the list's cached measure
+ * (internal/field-measure.ts) was wrong. Never sent: a shorter head would leave the buffer's
+ * stale bytes behind it on the wire, a longer one would be cut.
+ */
+function headMismeasured(written: number, measured: number): never {
+  throw new HttpError(
+    'ERR_HTTP_HEAD_MISMEASURED',
+    500,
+    `head written ${written} bytes, measured ${measured}`,
+  );
+}
+
 /** True when the fields carry `connection: close` (a handler asking to end the connection). */
 export function asksToClose(headers: HttpHeaders): boolean {
   measureFieldBlock(headers);
@@ -288,6 +301,7 @@ export function encodeResponseHeadTo(
   }
   out[pos++] = 0x0d;
   out[pos++] = 0x0a;
+  if (pos !== size) headMismeasured(pos, size);
   return out;
 }
 
@@ -415,6 +429,7 @@ export function encodeRequestHeadTo(
   }
   out[pos++] = 0x0d;
   out[pos++] = 0x0a;
+  if (pos !== size) headMismeasured(pos, size);
   return out;
 }
 

@@ -8,21 +8,24 @@
  * cached on the list until it changes. HTTP/2 encodes the same HttpHeaders with HPACK instead.
  */
 import type { HttpHeaders } from '../headers.js';
-import * as chars from '../internal/char-classes.js';
+import {
+  FRAMING_ID,
+  finishMeasure,
+  isFramingName,
+  measureAddedLine,
+  measureDecodedLine,
+  startMeasure,
+} from '../internal/field-measure.js';
 import { CANONICAL, ENTRY, type HeadSlab, ID_MASK } from '../internal/head-slab.js';
 import * as known from '../internal/known-names.js';
 
-const LOWER = chars.LOWER;
-const ID_CONNECTION = known.ID_CONNECTION;
 const ID_CONTENT_LENGTH = known.ID_CONTENT_LENGTH;
-const ID_DATE = known.ID_DATE;
 
 /** Buffer's native latin1 encoder; works on any Uint8Array. */
 const latin1Write = (
   Buffer.prototype as unknown as { latin1Write(this: Uint8Array, s: string, offset: number): number }
 ).latin1Write;
 
-/** Fields the HTTP/1 encoder derives from body and connection state, by known-name id. */
 /**
  * %TypedArray%.prototype.set and Uint8Array, read once. copyRange's `out` is a Uint8Array (the
  * write slab) or a Buffer (a head encoded on its own): with both at one site TurboFan leaves the
@@ -47,12 +50,6 @@ const NAME_PREFIX: readonly (Uint8Array | undefined)[] = known.KNOWN_NAMES.map((
 );
 const knownIdOf = known.knownIdOf;
 
-const FRAMING_ID = new Uint8Array(256);
-FRAMING_ID[known.ID_CONTENT_LENGTH] = 1;
-FRAMING_ID[known.ID_TRANSFER_ENCODING] = 1;
-FRAMING_ID[known.ID_CONNECTION] = 1;
-FRAMING_ID[known.ID_KEEP_ALIVE] = 1;
-
 /**
  * Measures the HTTP/1 field block of this list without the framing fields (Content-Length,
  * Transfer-Encoding, Connection, Keep-Alive) and notes whether a Date field is present and
@@ -60,50 +57,17 @@ FRAMING_ID[known.ID_KEEP_ALIVE] = 1;
  */
 export function measureFieldBlock(h: HttpHeaders): number {
   if (h.measured === h.revision) return h.fieldsLength;
-  let len = 0;
-  let date = false;
-  let close = false;
-  let cl = -1;
-  let clLine = 0;
-  let clCount = 0;
+  startMeasure(h);
   const wc = h.wcount;
   if (wc > 0) {
     const words = h.slab!.words;
     const bytes = h.slab!.bytes;
-    for (let e = h.wbase, end = h.wbase + ENTRY * wc; e < end; e += ENTRY) {
-      const meta = words[e + 4]!;
-      const id = meta & ID_MASK;
-      if (FRAMING_ID[id] === 1) {
-        if (id === ID_CONNECTION && namesClose(bytes, words[e + 2]!, words[e + 3]!)) close = true;
-        else if (id === ID_CONTENT_LENGTH && clCount++ === 0 && (meta & CANONICAL) !== 0) {
-          cl = decimal(bytes, words[e + 2]!, words[e + 3]!);
-          clLine = words[e + 3]! + 2 - words[e]!;
-        }
-        continue;
-      }
-      if (id === ID_DATE) date = true;
-      // A canonical line is copied as is; another is rewritten as `name: value\r\n`.
-      len += (meta & CANONICAL) !== 0 ? words[e + 3]! + 2 - words[e]! : fieldLineLength(words, e);
-    }
+    for (let e = h.wbase, end = h.wbase + ENTRY * wc; e < end; e += ENTRY)
+      measureDecodedLine(h, words, bytes, e);
   }
   const added = h.added;
-  for (let j = 0; j < added.length; j += 2) {
-    const name = added[j]!;
-    const value = added[j + 1]!;
-    if (isFramingName(name)) {
-      if (name === 'connection' && CLOSE_TOKEN.test(value)) close = true;
-      continue;
-    }
-    if (name === 'date') date = true;
-    len += name.length + value.length + 4;
-  }
-  h.measured = h.revision;
-  h.fieldsContentLength = clCount === 1 ? cl : -1;
-  h.fieldsContentLengthLine = clLine;
-  h.fieldsLength = len;
-  h.fieldsDate = date;
-  h.fieldsClose = close;
-  return len;
+  for (let j = 0; j < added.length; j += 2) measureAddedLine(h, added[j]!, added[j + 1]!);
+  return finishMeasure(h);
 }
 
 /**
@@ -246,52 +210,6 @@ function writeAdded(added: string[], out: Uint8Array, pos: number): number {
   if (kept.bytes.length !== len) kept.bytes = new U8(len);
   typedArraySet.call(kept.bytes, new U8(out.buffer, out.byteOffset + start, len), 0);
   return pos;
-}
-
-/** `name: value\r\n` of a decoded line with odd whitespace. */
-function fieldLineLength(words: Int32Array, e: number): number {
-  return words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
-}
-
-const CLOSE_TOKEN = /(?:^|,)[ \t]*close[ \t]*(?:,|$)/i;
-
-function isFramingName(name: string): boolean {
-  return (
-    name === 'content-length' ||
-    name === 'transfer-encoding' ||
-    name === 'connection' ||
-    name === 'keep-alive'
-  );
-}
-
-/** Whether the list value in `b[s, e)` has a `close` element (case-insensitive), as CLOSE_TOKEN. */
-function namesClose(b: Uint8Array, s: number, e: number): boolean {
-  let i = s;
-  while (i < e) {
-    while (i < e && (b[i] === 0x20 || b[i] === 0x09)) i++;
-    const ts = i;
-    while (i < e && b[i] !== 0x2c) i++;
-    let te = i;
-    while (te > ts && (b[te - 1] === 0x20 || b[te - 1] === 0x09)) te--;
-    if (
-      te - ts === 5 &&
-      LOWER[b[ts]!] === 0x63 &&
-      LOWER[b[ts + 1]!] === 0x6c &&
-      LOWER[b[ts + 2]!] === 0x6f &&
-      LOWER[b[ts + 3]!] === 0x73 &&
-      LOWER[b[ts + 4]!] === 0x65
-    )
-      return true;
-    i++;
-  }
-  return false;
-}
-
-/** The decimal value of validated digits `b[s, e)`. */
-function decimal(b: Uint8Array, s: number, e: number): number {
-  let v = 0;
-  for (let i = s; i < e; i++) v = v * 10 + b[i]! - 0x30;
-  return v;
 }
 
 /**
