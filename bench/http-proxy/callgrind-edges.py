@@ -4,8 +4,9 @@ of the given patterns, its callees' inclusive Ir and calls per request ((run2 - 
 JIT code named by the runs' V8 perf maps. Where a function's inclusive cost (callgrind-core.py
 --incl) goes, one level down.
 
-Usage: callgrind-edges.py <dir> <N1> <N2> pattern[,pattern...]
+Usage: callgrind-edges.py [--callers] <dir> <N1> <N2> pattern[,pattern...]
   <dir>: a callgrind-core.sh run dir made with PERF_MAP=1 (cg.N1, cg.N2, map.N1, map.N2).
+  --callers: the other way round: who calls the matching functions (Builtins_CreateTypedArray...).
 """
 import importlib.util
 import sys
@@ -47,15 +48,21 @@ def edges(path, name_of):
 
 
 def main():
-    d, n1, n2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    pats = sys.argv[4].split(",")
+    args = sys.argv[1:]
+    callers = args[0] == "--callers"
+    if callers:
+        args = args[1:]
+    d, n1, n2 = args[0], int(args[1]), int(args[2])
+    pats = args[3].split(",")
     e1 = edges(f"{d}/cg.{n1}", cgc["perf_map"](f"{d}/map.{n1}"))
     e2 = edges(f"{d}/cg.{n2}", cgc["perf_map"](f"{d}/map.{n2}"))
     n = n2 - n1
     rows = defaultdict(list)
     for k in set(e1) | set(e2):
         caller, callee = k
-        if caller is None or not any(p in caller for p in pats) or caller == callee:
+        if callers:
+            caller, callee = callee, caller
+        if caller is None or callee is None or not any(p in caller for p in pats) or caller == callee:
             continue
         a, b = e1.get(k, [0, 0]), e2.get(k, [0, 0])
         rows[caller].append(((b[1] - a[1]) / n, (b[0] - a[0]) / n, callee))
