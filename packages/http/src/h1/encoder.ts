@@ -64,7 +64,11 @@ export function httpDate(): string {
 /**
  * A head written to a length other than the one measured: the list's cached measure
  * (internal/field-measure.ts) was wrong. Never sent: a shorter head would leave the buffer's
- * stale bytes behind it on the wire, a longer one would be cut.
+ * stale bytes behind it on the wire, a longer one would be cut. The check runs after the writes:
+ * a measure too short has written past `size` by then, but only inside the head's own buffer
+ * (a lent piece or a Buffer of exactly `size + trailing` bytes: a typed array drops a store past
+ * its end and its `set` throws RangeError), never into another piece of the slab; the trailing
+ * room the caller fills next is not filled, as this throws first.
  */
 function headMismeasured(written: number, measured: number): never {
   throw new HttpError(
