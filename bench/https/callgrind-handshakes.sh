@@ -28,41 +28,12 @@ client="$root/packages/tls/bench/handshake-client.py"
 port=$(free_port)
 
 tls_certificate ecdsa
-cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = $workers
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9" }]
-EOF
-
-LOCH_TLS_RECORDS=$records valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" \
-  node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/loch.out" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
+# loch's HTTPS listener with an upstream nobody answers (lib.sh handshake_start) under callgrind.
 # Under callgrind a worker takes a while to start (minutes on a loaded machine).
-listening=0
-for _ in $(seq 1 600); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null; then
-    listening=1
-    break
-  fi
-  sleep 1
-done
-if [ "$listening" != 1 ]; then
-  echo "loch did not listen on 127.0.0.1:$port within 600 s; its output is in $dir/loch.out" >&2
-  exit 1
-fi
+node_args=()
+handshake_start loch "$workers" valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p"
+pid=$server
+wait_listening 600 "$port"
 python3 "$client" "$port" "$warm" "$mode" >/dev/null
 callgrind_control -z "$pid" >/dev/null
 python3 "$client" "$port" "$count" "$mode"

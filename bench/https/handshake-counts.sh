@@ -36,75 +36,18 @@ port=$(free_port)
 
 tls_certificate "$cert"
 
-pids=()
-if [ "$peer" = loch ]; then
-  cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = $workers
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.https]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
-tls = { chain = "$dir/cert.pem", key = "$dir/key.pem", min_version = "TLSv1.3", max_version = "TLSv1.3", ciphersuites = "TLS_AES_128_GCM_SHA256" }
-[[servers.https.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9" }]
-EOF
-  # shellcheck disable=SC2086
-  env LOCH_TLS_RECORDS="$records" ${LOCH_ENV:-} valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p" \
-    node "$root/apps/proxy/dist/bin.js" run -c "$dir/loch.toml" >"$dir/server.out" 2>&1 &
-  server=$!
-elif [ "$peer" = nginx ]; then
-  mkdir -p "$dir/nginx"
-  master=on
-  [ "$workers" = 1 ] && master=off
-  reuse=''
-  [ "$workers" != 1 ] && reuse=' reuseport'
-  cat >"$dir/nginx/nginx.conf" <<EOF
-worker_processes $workers;
-master_process $master;
-daemon off;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; multi_accept on; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$port ssl backlog=4096$reuse;
-    ssl_certificate $dir/cert.pem;
-    ssl_certificate_key $dir/key.pem;
-    ssl_protocols TLSv1.3;
-    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
-    location / { return 200; }
-  }
-}
-EOF
-  valgrind --tool=callgrind --separate-threads=yes --trace-children=yes --callgrind-out-file="$dir/cg.%p" \
-    nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" >"$dir/server.out" 2>&1 &
-  server=$!
+# The server (lib.sh handshake_start: loch's HTTPS listener with an upstream nobody answers, or
+# nginx's `return 200`, one process for 1 worker) under callgrind.
+node_args=()
+if [ "$peer" = nginx ]; then
+  handshake_start nginx "$workers" valgrind --tool=callgrind --separate-threads=yes --trace-children=yes \
+    --callgrind-out-file="$dir/cg.%p"
 else
-  echo "peer: loch or nginx" >&2
-  exit 2
+  # shellcheck disable=SC2086
+  handshake_start "$peer" "$workers" env ${LOCH_ENV:-} valgrind --tool=callgrind --separate-threads=yes \
+    --callgrind-out-file="$dir/cg.%p"
 fi
-trap 'kill $server 2>/dev/null || true' EXIT
-listening=0
-for _ in $(seq 1 900); do
-  if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null; then
-    listening=1
-    break
-  fi
-  sleep 1
-done
-if [ "$listening" != 1 ]; then
-  echo "$peer did not listen on 127.0.0.1:$port; its output is in $dir/server.out" >&2
-  exit 1
-fi
+wait_listening 900 "$port"
 python3 "$client" "$port" "$warm" "$mode" >/dev/null
 # Every process of the server under callgrind: nginx's workers are the master's children.
 pids=("$server")
