@@ -144,6 +144,9 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
       io_uring_queue_exit(&ring_);
       e = InitRing(entries, sqpoll, &ring_, &p, false);
       if (e < 0) {
+        // No handle of the box was initialized yet: free it here (Destroy never runs: not alive).
+        delete box_;
+        box_ = nullptr;
         *why = std::string("io_uring_queue_init: ") + strerror(-e);
         return e;
       }

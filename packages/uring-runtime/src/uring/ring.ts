@@ -673,8 +673,10 @@ export class Ring {
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
-    if (this.nativeFlush) this.binding.armFlush!();
-    else if (this.flushMode === 'immediate') setImmediate(this.flushBound);
+    if (this.nativeFlush) {
+      // -EBADF (no ring, no onFlush: not on a live ring) must not leave the records unsent.
+      if (this.binding.armFlush!() < 0) setImmediate(this.flushBound);
+    } else if (this.flushMode === 'immediate') setImmediate(this.flushBound);
     else if (this.flushMode === 'tick') process.nextTick(this.flushBound);
     else queueMicrotask(this.flushBound);
   }
