@@ -35,6 +35,9 @@
 #                           proxying / to 127.0.0.1:UPSTREAM
 #   tls13_table             the tls line of the scripts' HTTPS servers: $dir's certificate, TLS 1.3
 #                           only, AES-128-GCM
+#   nginx_main WORKERS on|off   nginx.conf's main context for the scripts' nginx (WORKERS worker
+#                           processes, master on or off, in the foreground, pid and error log in
+#                           $dir/nginx, 4,096 connections a worker); the http block follows it
 #   wait_listening SECONDS PORT...   waits (a try a second) until 127.0.0.1:PORT accepts, for every
 #                           PORT (exits 1, saying where the server's output is)
 #   tls_certificate [ecdsa|rsa]   a throwaway certificate for localhost in $dir (cert.pem, key.pem;
@@ -117,14 +120,8 @@ https_start() { # PEER [PREFIX...]
   elif [ "$peer" = nginx ]; then
     mkdir -p "$dir/nginx/logs"
     # bench/lib/nginx.ts startNginxTlsProxy's server, one process (no master: callgrind counts it).
-    cat >"$dir/nginx/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; multi_accept on; }
+    nginx_main 1 off >"$dir/nginx/nginx.conf"
+    cat >>"$dir/nginx/nginx.conf" <<EOF
 http {
   access_log off;
   client_body_temp_path $dir/nginx/client_body;
@@ -182,14 +179,8 @@ handshake_start() { # PEER WORKERS [PREFIX...]
     mkdir -p "$dir/nginx"
     local master=on reuse=' reuseport'
     if [ "$workers" = 1 ]; then master=off reuse=''; fi
-    cat >"$dir/nginx/nginx.conf" <<EOF
-worker_processes $workers;
-master_process $master;
-daemon off;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-events { worker_connections 4096; multi_accept on; }
+    nginx_main "$workers" "$master" >"$dir/nginx/nginx.conf"
+    cat >>"$dir/nginx/nginx.conf" <<EOF
 http {
   access_log off;
   server {
@@ -233,6 +224,12 @@ loch_server() { # KEY PORT UPSTREAM [KEEPALIVE] [TLS]
 
 tls13_table() {
   echo "tls = { chain = \"$dir/cert.pem\", key = \"$dir/key.pem\", min_version = \"TLSv1.3\", max_version = \"TLSv1.3\", ciphersuites = \"TLS_AES_128_GCM_SHA256\" }"
+}
+
+nginx_main() { # WORKERS MASTER
+  printf 'worker_processes %s;\nmaster_process %s;\ndaemon off;\nuser root;\n' "$1" "$2"
+  printf 'pid %s/nginx/nginx.pid;\nerror_log %s/nginx/error.log warn;\n' "$dir" "$dir"
+  printf 'events { worker_connections 4096; multi_accept on; }\n'
 }
 
 wait_listening() { # SECONDS PORT...
