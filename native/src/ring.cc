@@ -610,6 +610,21 @@ size_t Ring::Drain() {
   return n;
 }
 
+// After a failed napi_make_callback: either the callback threw (reported as uncaught, like any
+// callback from the loop; returns true) or the environment can no longer run JavaScript (a worker
+// being terminated; returns false).
+static bool ReportCallbackFailure(napi_env env) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  napi_value error = nullptr;
+  if (pending) napi_get_and_clear_last_exception(env, &error);
+  napi_valuetype type = napi_undefined;
+  if (error != nullptr) napi_typeof(env, error, &type);
+  if (type == napi_undefined) return false;
+  napi_fatal_exception(env, error);
+  return true;
+}
+
 void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
   (void)status;
   (void)events;
@@ -637,20 +652,9 @@ void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
     napi_status st = napi_make_callback(env, self->asyncContext_, self->receiver_.Value(), self->callback_.Value(), 1,
                                         argv, &result);
     if (st != napi_ok) {
-      // Either the callback threw (report it as uncaught, like any callback from the loop) or
-      // the environment can no longer run JavaScript (a worker being terminated): then stop
-      // polling and let the teardown hook destroy the ring.
-      bool pending = false;
-      napi_is_exception_pending(env, &pending);
-      napi_value error = nullptr;
-      if (pending) napi_get_and_clear_last_exception(env, &error);
-      napi_valuetype type = napi_undefined;
-      if (error != nullptr) napi_typeof(env, error, &type);
-      if (type != napi_undefined) {
-        napi_fatal_exception(env, error);
-      } else if (self->box_ != nullptr) {
-        uv_poll_stop(&self->box_->poll);
-      }
+      // The environment can no longer run JavaScript (a worker being terminated): stop polling
+      // and let the teardown hook destroy the ring.
+      if (!ReportCallbackFailure(env) && self->box_ != nullptr) uv_poll_stop(&self->box_->poll);
       break;
     }
     if (n + self->Reserve() < self->cqCap_ && self->synthetic_.empty()) break;
@@ -681,15 +685,7 @@ void Ring::OnCheck(uv_check_t* handle) {
   // jobs run at its end (the microtask checkpoint), as after an immediate.
   napi_status st = napi_make_callback(env, self->asyncContext_, self->receiver_.Value(), self->flushCallback_.Value(),
                                       0, nullptr, &result);
-  if (st != napi_ok) {
-    bool pending = false;
-    napi_is_exception_pending(env, &pending);
-    napi_value error = nullptr;
-    if (pending) napi_get_and_clear_last_exception(env, &error);
-    napi_valuetype type = napi_undefined;
-    if (error != nullptr) napi_typeof(env, error, &type);
-    if (type != napi_undefined) napi_fatal_exception(env, error);
-  }
+  if (st != napi_ok) ReportCallbackFailure(env);
 }
 
 void Ring::ClosePoll() {
