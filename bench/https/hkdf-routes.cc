@@ -1,6 +1,6 @@
 // Instructions per HKDF-Expand-Label of one block (RFC 8446 7.1; 16 bytes of HMAC-SHA256) through
 // three OpenSSL 3.0 routes, for the take-over's key derivation (issue 13,
-// bench/results/https-takeover-2026-12-06.md). Each route is a function callgrind reports
+// bench/results/https-takeover-2026-12-05.md). Each route is a function callgrind reports
 // inclusively; 110 calls each (divide by 110). On the system libcrypto (3.0.19, node's version):
 //
 //   g++ -O2 -o /tmp/hkdf-routes bench/https/hkdf-routes.cc -lcrypto

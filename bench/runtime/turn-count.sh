@@ -9,7 +9,7 @@
 # the ring's poll callback into JavaScript, the flush's immediate): the regime of a quiet machine
 # or few connections. 0 (the default) is the other regime: the flush's drain often finds the next
 # message already there (no wakeup between them). `turn-count.sh callgrind 4000 8000 64 3` is the
-# wakeup turn of bench/thrift/readings-2026-12-06.md.
+# wakeup turn of bench/thrift/readings-2026-12-05c.md.
 #
 # Usage: bench/runtime/turn-count.sh <mode> [n1=2000] [n2=12000] [size=64] [gap_ms=0]
 #   mode callgrind: user-space instructions per round trip under valgrind's callgrind, split by

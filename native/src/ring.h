@@ -231,7 +231,7 @@ class Ring {
   // The flush callback given to init (`onFlush`) runs once in this loop iteration's check phase
   // (the next iteration's if the check phase is running or over), as a setImmediate would, without
   // node's Immediate: one per loop turn in 'immediate' flush mode (bench/thrift/
-  // readings-2026-12-06.md, section 3). 0, or -EBADF without a ring or an onFlush.
+  // readings-2026-12-05c.md, section 3). 0, or -EBADF without a ring or an onFlush.
   int ArmFlush();
 
  private:

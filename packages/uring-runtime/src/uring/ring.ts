@@ -226,7 +226,7 @@ export class Ring {
   /**
    * 'immediate' mode's flush is armed in the addon (binding.armFlush: a libuv check handle runs
    * it in the same phase a setImmediate would, without node's Immediate, its async context and
-   * its ref toggling: ~1,200 instructions per loop turn; bench/thrift/readings-2026-12-06.md).
+   * its ref toggling: ~1,200 instructions per loop turn; bench/thrift/readings-2026-12-05c.md).
    * False with an addon built before it, and in the other modes.
    */
   private readonly nativeFlush: boolean;
@@ -662,7 +662,7 @@ export class Ring {
     const got = this.binding.submit(n, used > 0 ? (this.bufs as Uint8Array[]) : undefined, drain);
     if (used > 0) {
       // A loop, not bufs.fill(): fill() on a holey array is a call into C++ (Builtin_ArrayPrototypeFill,
-      // ~200 instructions for the one or two buffers a flush carries; bench/thrift/readings-2026-12-06.md).
+      // ~200 instructions for the one or two buffers a flush carries; bench/thrift/readings-2026-12-05c.md).
       const bufs = this.bufs;
       for (let i = 0; i < used; i++) bufs[i] = undefined;
       this.bufCount = 0;
