@@ -44,6 +44,9 @@ interface ThreadCounters {
   readonly slices: number;
   readonly voluntary: number;
   readonly involuntary: number;
+  /** /proc's utime and stime (stat fields 14 and 15), in clock ticks (10 ms). */
+  readonly userTicks: number;
+  readonly systemTicks: number;
 }
 
 /** The counters of every thread of a process tree, by `<pid>/<tid>`. */
@@ -59,6 +62,8 @@ export interface ThreadRoleCost {
   readonly slices: number;
   readonly voluntary: number;
   readonly involuntary: number;
+  /** User time's share of the role's CPU in the window, from /proc's ticks (NaN with none). */
+  readonly userShare: number;
   /** Placement samples that found a thread of this role running on CPU 0 / CPU 1 (counts, not per handshake). */
   readonly onCpu0: number;
   readonly onCpu1: number;
@@ -155,7 +160,9 @@ export function threadSnapshot(root: number, rolesDir?: string): ThreadSnapshot 
     for (const tid of tids) {
       const sched = read(`/proc/${pid}/task/${tid}/schedstat`);
       const status = read(`/proc/${pid}/task/${tid}/status`);
-      if (sched === undefined || status === undefined) continue;
+      const stat = read(`/proc/${pid}/task/${tid}/stat`);
+      if (sched === undefined || status === undefined || stat === undefined) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields[0] is stat's field 3
       const [run, delay, slices] = sched.trim().split(' ').map(Number);
       const voluntary = Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
       const involuntary = Number(/nonvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -166,6 +173,8 @@ export function threadSnapshot(root: number, rolesDir?: string): ThreadSnapshot 
         slices: slices ?? 0,
         voluntary,
         involuntary,
+        userTicks: Number(fields[11]),
+        systemTicks: Number(fields[12]),
       });
     }
   }
@@ -202,17 +211,37 @@ export function roleCosts(
 ): ThreadRoleCost[] {
   const sums = new Map<
     string,
-    { threads: number; run: number; delay: number; slices: number; vol: number; invol: number }
+    {
+      threads: number;
+      run: number;
+      delay: number;
+      slices: number;
+      vol: number;
+      invol: number;
+      user: number;
+      system: number;
+    }
   >();
   for (const [key, a] of after) {
     const b = before.get(key);
-    const s = sums.get(a.role) ?? { threads: 0, run: 0, delay: 0, slices: 0, vol: 0, invol: 0 };
+    const s = sums.get(a.role) ?? {
+      threads: 0,
+      run: 0,
+      delay: 0,
+      slices: 0,
+      vol: 0,
+      invol: 0,
+      user: 0,
+      system: 0,
+    };
     s.threads++;
     s.run += a.runNs - (b?.runNs ?? 0);
     s.delay += a.delayNs - (b?.delayNs ?? 0);
     s.slices += a.slices - (b?.slices ?? 0);
     s.vol += a.voluntary - (b?.voluntary ?? 0);
     s.invol += a.involuntary - (b?.involuntary ?? 0);
+    s.user += a.userTicks - (b?.userTicks ?? 0);
+    s.system += a.systemTicks - (b?.systemTicks ?? 0);
     sums.set(a.role, s);
   }
   const per = (n: number) => (count > 0 ? n / count : Number.NaN);
@@ -225,19 +254,22 @@ export function roleCosts(
       slices: per(s.slices),
       voluntary: per(s.vol),
       involuntary: per(s.invol),
+      userShare: s.user + s.system > 0 ? s.user / (s.user + s.system) : Number.NaN,
       onCpu0: places.filter((p) => p.role === role && p.cpu === 0).length,
       onCpu1: places.filter((p) => p.role === role && p.cpu === 1).length,
     }))
     .sort((x, y) => y.cpuUs - x.cpuUs);
 }
 
-/** One line per role: `role (threads): cpu us, waited us, slices, vol/invol switches, samples on CPU 0/1`. */
+/** One line per role: `role (threads): cpu us (user's share), waited us, slices, vol/invol switches, samples on CPU 0/1`. */
 export function formatRoleCosts(costs: readonly ThreadRoleCost[]): string {
   return costs
     .filter((c) => c.cpuUs >= 0.05 || c.onCpu0 + c.onCpu1 > 0)
     .map(
       (c) =>
-        `  ${`${c.role} (${c.threads})`.padEnd(22)} cpu ${c.cpuUs.toFixed(1).padStart(6)} us  waited ${c.delayUs
+        `  ${`${c.role} (${c.threads})`.padEnd(22)} cpu ${c.cpuUs.toFixed(1).padStart(6)} us (user ${
+          Number.isNaN(c.userShare) ? '  -' : `${(c.userShare * 100).toFixed(0).padStart(2)}%`
+        })  waited ${c.delayUs
           .toFixed(1)
           .padStart(6)} us  slices ${c.slices.toFixed(2).padStart(5)}  switches vol ${c.voluntary
           .toFixed(2)
