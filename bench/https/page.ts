@@ -55,7 +55,23 @@ export interface HandshakePoint {
   readonly workers: number;
   readonly kind: CertificateKind;
   readonly mode: 'full' | 'resumed';
+  /** The median window (by server CPU per handshake). */
   readonly h: HandshakeCost;
+  /** Every window, in round order (peers interleaved per round); absent on older runs. */
+  readonly rounds?: readonly HandshakeCost[];
+}
+
+/**
+ * The median over rounds of `p`'s CPU per handshake divided by `ref`'s in the same round (the
+ * drift-free comparison of interleaved windows); undefined without rounds on both.
+ */
+function perRoundRatio(p: HandshakePoint, ref: HandshakePoint | undefined): number | undefined {
+  const a = p.rounds;
+  const b = ref?.rounds;
+  if (a === undefined || b === undefined || a.length === 0 || a.length !== b.length) return undefined;
+  const ratios = a.map((h, i) => h.cpuUsPerHandshake / b[i]!.cpuUsPerHandshake).sort((x, y) => x - y);
+  const mid = ratios.length >> 1;
+  return ratios.length % 2 ? ratios[mid]! : (ratios[mid - 1]! + ratios[mid]!) / 2;
 }
 
 /** Idle-connection memory of one proxy over TLS and (a separate instance) plain HTTP. */
@@ -404,7 +420,12 @@ export function renderPage(r: PageInput): string {
         "Loch's workers are V8 isolates that compile their per-connection code in the first thousands of handshakes " +
         "(each worker its own), on background threads that are part of the proxy's CPU: on a fresh 1-worker instance " +
         'they took 126 us per handshake in the first 8 s window and 30-40 us two windows later (loaded machine), so a ' +
-        '2 s warm-up charged one-time compilation to the handshakes, twice over with 2 workers.',
+        '2 s warm-up charged one-time compilation to the handshakes, twice over with 2 workers. ' +
+        `Every peer of a worker count and certificate runs at once and each mode has ${r.rounds} rounds: each round ` +
+        'gives every peer one window in turn (the order reversed every other round; windows after the first follow ' +
+        `a ${r.warmupSeconds} s warm-up), so the host's drift lands on all peers alike. The table shows each peer's ` +
+        "median window, its ratio to nginx's median window, and the median of the per-round ratios (each round's " +
+        'windows are minutes apart at most: the comparison least moved by drift).',
       '',
     );
     const rows: (string | number)[][] = [];
@@ -427,6 +448,8 @@ export function renderPage(r: PageInput): string {
               p.h.cpuUsPerHandshake,
               p.h.sysUsPerHandshake,
               ratio(p.h.cpuUsPerHandshake, ref?.h.cpuUsPerHandshake),
+              ((r) => (r === undefined ? '-' : `${r.toFixed(2)}x`))(perRoundRatio(p, ref)),
+              p.rounds?.map((h) => h.cpuUsPerHandshake.toFixed(0)).join(', ') ?? '-',
               p.h.handshakesPerSecond,
               `${((p.h.resumed / Math.max(1, p.h.handshakes)) * 100).toFixed(0)}%` +
                 (mode === 'resumed' && !p.h.ticketOnResume ? ', no new ticket' : ''),
@@ -444,6 +467,8 @@ export function renderPage(r: PageInput): string {
           'server CPU us/handshake',
           'of it sys (ticks)',
           'vs nginx',
+          'per round vs nginx (median)',
+          'each round us/handshake',
           'handshakes/s (client-bound)',
           'resumed',
           'failed',

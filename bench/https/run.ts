@@ -21,6 +21,10 @@
  * even ones) and the page shows medians; TLS adds is the median of the per-round differences.
  * For a decision between two builds or record layers, or loch against nginx, use the interleaved
  * A/B form (bench:ab:https, ab/https.ts): fresh instances per round, sides alternating.
+ * Handshakes run --rounds windows per peer and mode, interleaved: every peer of a worker count
+ * and certificate is started at once, and each round gives each peer one window in turn (the order
+ * reversed every other round), so the host's drift lands on all of them; the page shows each
+ * peer's median window and, against nginx, the median of the per-round ratios.
  * --handshake-warmup (default 20 s): handshakes before each handshake window (V8 compiles Loch's
  * per-connection code in the first thousands, once per worker: ~6,000 handshakes on this machine,
  * bench/results/https-handshake-steady-2026-12-05.md, so 10 s still charged compilation to 2 workers).
@@ -51,7 +55,7 @@ import { type IdleMemory, idleConnectionMemory } from '../lib/memory.js';
 import { type NginxPeer, startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { type TlsCertificate, tlsPolicy, writeTlsCertificates } from '../lib/tls-certs.js';
-import { handshakeCost, idleTlsConnectionMemory } from './clients.js';
+import { type HandshakeCost, handshakeCost, idleTlsConnectionMemory } from './clients.js';
 import {
   type HandshakePoint,
   type MemoryPoint,
@@ -152,6 +156,12 @@ const resultsDir = join(here, '..', 'results', ...(partial ? ['partial'] : []));
 /** Thrown when a peer cannot be measured at all: the run stops (exit 1) instead of leaving it out. */
 class PeerNotServingError extends Error {
   readonly code = 'ERR_BENCH_PEER_NOT_SERVING';
+}
+
+/** The window with the median server CPU per handshake (the lower middle of an even count). */
+function medianHandshake(windows: readonly HandshakeCost[]): HandshakeCost {
+  const sorted = [...windows].sort((a, b) => a.cpuUsPerHandshake - b.cpuUsPerHandshake);
+  return sorted[(sorted.length - 1) >> 1]!;
 }
 
 async function main(): Promise<void> {
@@ -368,42 +378,71 @@ async function main(): Promise<void> {
     if (args.handshakes) {
       for (const workers of workerCounts) {
         for (const certificate of [certs.ecdsa, certs.rsa]) {
-          for (const spec of specs) {
-            // Loch's threads name their roles (thread-roles.cjs) for the per-thread split.
-            const loch = spec.name.startsWith('loch');
-            const started = loch
-              ? await withThreadRoles(() => start(spec, workers, certificate))
-              : { value: await start(spec, workers, certificate), rolesDir: undefined };
-            const proxy = started.value;
-            try {
-              for (const mode of ['full', 'resumed'] as const) {
-                const what = `${spec.name} ${workers}w ${certificate.kind} ${mode}`;
-                const h = await handshakeCost(proxy.peer, proxy.port, {
-                  mode,
-                  seconds,
-                  warmupSeconds: handshakeWarmupSeconds,
-                  clientCpu: LOAD_CPU,
-                  ...(started.rolesDir === undefined ? {} : { rolesDir: started.rolesDir }),
-                });
-                if (h.handshakes === 0 || h.failed > h.handshakes * MAX_FAILED_SHARE) {
-                  const reason = `${h.handshakes} handshakes, ${h.failed} failed (${h.lastError})`;
-                  failures.push(`${what}: ${reason}`);
-                  log(`${what}: FAILED (${reason})`);
-                  continue;
-                }
-                handshakes.push({ proxy: spec.name, workers, kind: certificate.kind, mode, h });
-                writeResults();
-                log(
-                  `${what}: ${Math.round(h.handshakesPerSecond)} handshakes/s (client-bound), ` +
-                    `server ${h.cpuUsPerHandshake.toFixed(0)} us/handshake, resumed ${h.resumed}/${h.handshakes}` +
-                    (h.noTicket ? `, ${h.noTicket} without a ticket` : '') +
-                    (h.failed ? `, ${h.failed} failed` : '') +
-                    `; per thread, per handshake:\n${formatRoleCosts(h.threads)}`,
-                );
-              }
-            } finally {
-              await proxy.peer.stop();
+          // Every peer at once, idle but for its own windows, so the rounds can interleave them.
+          const instances: {
+            spec: HttpsProxySpec;
+            proxy: Awaited<ReturnType<typeof start>>;
+            rolesDir: string | undefined;
+          }[] = [];
+          try {
+            for (const spec of specs) {
+              // Loch's threads name their roles (thread-roles.cjs) for the per-thread split.
+              const started = spec.name.startsWith('loch')
+                ? await withThreadRoles(() => start(spec, workers, certificate))
+                : { value: await start(spec, workers, certificate), rolesDir: undefined };
+              instances.push({ spec, proxy: started.value, rolesDir: started.rolesDir });
             }
+            for (const mode of ['full', 'resumed'] as const) {
+              const measured = new Map<string, HandshakeCost[]>(instances.map((i) => [i.spec.name, []]));
+              const failed = new Set<string>();
+              for (let round = 1; round <= rounds; round++) {
+                // Peers in turn, the order reversed every other round: the machine's drift within a
+                // round lands on every peer, not on whichever ran its windows last.
+                const order = round % 2 === 1 ? instances : [...instances].reverse();
+                for (const { spec, proxy, rolesDir } of order) {
+                  if (failed.has(spec.name)) continue;
+                  const what = `${spec.name} ${workers}w ${certificate.kind} ${mode}`;
+                  const h = await handshakeCost(proxy.peer, proxy.port, {
+                    mode,
+                    seconds,
+                    // The first window of a mode compiles and warms; later ones only refill caches.
+                    warmupSeconds: round === 1 ? handshakeWarmupSeconds : warmupSeconds,
+                    clientCpu: LOAD_CPU,
+                    ...(rolesDir === undefined ? {} : { rolesDir }),
+                  });
+                  if (h.handshakes === 0 || h.failed > h.handshakes * MAX_FAILED_SHARE) {
+                    const reason = `${h.handshakes} handshakes, ${h.failed} failed (${h.lastError})`;
+                    failures.push(`${what}: ${reason}`);
+                    log(`${what}: FAILED (${reason})`);
+                    failed.add(spec.name);
+                    continue;
+                  }
+                  measured.get(spec.name)?.push(h);
+                  log(
+                    `${what} round ${round}/${rounds}: ${Math.round(h.handshakesPerSecond)} handshakes/s (client-bound), ` +
+                      `server ${h.cpuUsPerHandshake.toFixed(0)} us/handshake, resumed ${h.resumed}/${h.handshakes}` +
+                      (h.noTicket ? `, ${h.noTicket} without a ticket` : '') +
+                      (h.failed ? `, ${h.failed} failed` : '') +
+                      `; per thread, per handshake:\n${formatRoleCosts(h.threads)}`,
+                  );
+                }
+              }
+              for (const { spec } of instances) {
+                const windows = measured.get(spec.name) ?? [];
+                if (failed.has(spec.name) || windows.length === 0) continue;
+                handshakes.push({
+                  proxy: spec.name,
+                  workers,
+                  kind: certificate.kind,
+                  mode,
+                  h: medianHandshake(windows),
+                  rounds: windows,
+                });
+              }
+              writeResults();
+            }
+          } finally {
+            for (const { proxy } of instances) await proxy.peer.stop();
           }
         }
       }
