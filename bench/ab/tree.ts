@@ -91,7 +91,9 @@ function staleBuilds(root: string): string[] {
   const packages = join(root, 'packages');
   if (existsSync(packages)) for (const p of readdirSync(packages)) dirs.push(join('packages', p));
   return dirs.filter((d) => {
-    const built = newestMtime(join(root, d, 'dist'), (n) => n.endsWith('.js'));
+    // tsc rewrites only the outputs whose text changed but its .tsbuildinfo on every build, so a
+    // source whose mtime moved (a checkout) without a change still counts as built.
+    const built = newestMtime(join(root, d, 'dist'), (n) => n.endsWith('.js') || n === '.tsbuildinfo');
     // Tests live beside the code in src/ but are not built.
     const source = newestMtime(join(root, d, 'src'), (n) => n.endsWith('.ts') && !/\.test(-d)?\.ts$/.test(n));
     return built > 0 && source > built;
