@@ -61,6 +61,11 @@ export interface HandshakePoint {
   readonly rounds?: readonly HandshakeCost[];
 }
 
+/** A per-round ratio for the table, '-' when there is none. */
+function formatRoundRatio(ratio: number | undefined): string {
+  return ratio === undefined ? '-' : `${ratio.toFixed(2)}x`;
+}
+
 /**
  * The median over rounds of `p`'s CPU per handshake divided by `ref`'s in the same round (the
  * drift-free comparison of interleaved windows); undefined without rounds on both.
@@ -424,7 +429,7 @@ export function renderPage(r: PageInput): string {
         `Every peer of a worker count and certificate runs at once and each mode has ${r.rounds} rounds: each round ` +
         'gives every peer one window in turn (the order reversed every other round; windows after the first follow ' +
         `a ${r.warmupSeconds} s warm-up), so the host's drift lands on all peers alike. The table shows each peer's ` +
-        "median window, its ratio to nginx's median window, and the median of the per-round ratios (each round's " +
+        "median window (the lower middle one for an even number of rounds), its ratio to nginx's median window, and the median of the per-round ratios (each round's " +
         'windows are minutes apart at most: the comparison least moved by drift).',
       '',
     );
@@ -448,7 +453,7 @@ export function renderPage(r: PageInput): string {
               p.h.cpuUsPerHandshake,
               p.h.sysUsPerHandshake,
               ratio(p.h.cpuUsPerHandshake, ref?.h.cpuUsPerHandshake),
-              ((r) => (r === undefined ? '-' : `${r.toFixed(2)}x`))(perRoundRatio(p, ref)),
+              formatRoundRatio(perRoundRatio(p, ref)),
               p.rounds?.map((h) => h.cpuUsPerHandshake.toFixed(0)).join(', ') ?? '-',
               p.h.handshakesPerSecond,
               `${((p.h.resumed / Math.max(1, p.h.handshakes)) * 100).toFixed(0)}%` +
