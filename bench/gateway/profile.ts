@@ -9,11 +9,19 @@
  *
  * Run: pnpm --filter @loch/bench exec tsx --conditions=@loch/source gateway/profile.ts
  *        [--calls 20000] [--connections 16] [--payload small|large] [--gateway loch|node]
- *        [--out DIR] [--no-prof] [--events]   (node: node-gateway.ts, the node:http + npm thrift one)
+ *        [--upstream exclusive|multiplexed|multiplexed-client] [--upstream-connections 32]
+ *        [--out DIR] [--no-prof] [--events] [--segments]
+ *   (node: node-gateway.ts, the node:http + npm thrift one; --upstream and
+ *   --upstream-connections set up the loch gateway's ClientExchange, loch-gateway.ts)
  * --events also counts kernel events per call in the gateway process over the counted calls
- * (`perf stat` tracepoints: io_uring submissions, io_uring_enter, send/recv/write/read-family
- * syscalls, epoll waits; needs root): how many kernel crossings and sends a call costs,
- * which does not depend on how loaded the machine is.
+ * (`perf stat` tracepoints: every syscall, io_uring submissions and completions,
+ * io_uring_enter, send/recv/write/read-family syscalls, epoll waits; needs root): how many
+ * kernel crossings and sends a call costs, which does not depend on how loaded the machine is.
+ * --segments counts the TCP segments per call on each of the gateway's two sides, each way,
+ * data and bare ACKs apart (tcp:tcp_probe, which fires for every segment an established socket
+ * receives, filtered by the receiving socket's ports: system-wide, so only this run's ports
+ * count; needs root). On loopback the receiving side's TCP work runs in the sender's system
+ * time, so segments the gateway sends are system time it pays for both ends.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -33,6 +41,9 @@ const { values } = parseArgs({
     out: { type: 'string' },
     'no-prof': { type: 'boolean', default: false },
     events: { type: 'boolean', default: false },
+    segments: { type: 'boolean', default: false },
+    upstream: { type: 'string', default: 'exclusive' },
+    'upstream-connections': { type: 'string', default: '32' },
   },
 });
 const calls = Number(values.calls);
@@ -62,7 +73,13 @@ const port = await freePort();
 const upstream = node('upstream.ts', [upstreamPort], false);
 await waitForPort(upstreamPort);
 const script = values.gateway === 'node' ? 'node-gateway.ts' : 'loch-gateway.ts';
-const gateway = node(script, [port, upstreamPort], !values['no-prof']);
+const gateway = node(
+  script,
+  values.gateway === 'node'
+    ? [port, upstreamPort]
+    : [port, upstreamPort, values.upstream, values['upstream-connections']],
+  !values['no-prof'],
+);
 await waitForPort(port);
 
 const agent = new Agent({ keepAlive: true, maxSockets: connections });
@@ -98,7 +115,9 @@ const lanes = (n: number) =>
 await lanes(2000);
 /** The tracepoints --events counts. */
 const EVENTS = [
+  'raw_syscalls:sys_enter',
   'io_uring:io_uring_submit_req',
+  'io_uring:io_uring_complete',
   'syscalls:sys_enter_io_uring_enter',
   'syscalls:sys_enter_sendmsg',
   'syscalls:sys_enter_sendto',
@@ -111,47 +130,82 @@ const EVENTS = [
   'syscalls:sys_enter_futex',
   'context-switches',
 ] as const;
-let perfOut = '';
-let perfExited: Promise<unknown> | undefined;
-let perf: ReturnType<typeof spawn> | undefined;
-if (values.events) {
-  perf = spawn('perf', ['stat', '-x', ',', '-e', EVENTS.join(','), '-p', String(gateway.pid)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+/**
+ * The segments --segments counts, in perf's output order: [label, tcp_probe filter]. `sport` is
+ * the port of the socket that received the segment.
+ */
+const SEGMENTS: readonly (readonly [string, string])[] = [
+  ['client->gw data', `sport == ${port} && data_len > 0`],
+  ['client->gw ack', `sport == ${port} && data_len == 0`],
+  ['gw->client data', `dport == ${port} && data_len > 0`],
+  ['gw->client ack', `dport == ${port} && data_len == 0`],
+  ['gw->upstream data', `sport == ${upstreamPort} && data_len > 0`],
+  ['gw->upstream ack', `sport == ${upstreamPort} && data_len == 0`],
+  ['upstream->gw data', `dport == ${upstreamPort} && data_len > 0`],
+  ['upstream->gw ack', `dport == ${upstreamPort} && data_len == 0`],
+];
+
+/** A `perf stat` counting `args` until stopped; its CSV output when it ended. */
+function perfStat(args: string[]): { stop(): Promise<string> } {
+  const perf = spawn('perf', ['stat', '-x', ',', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let text = '';
   perf.stderr?.on('data', (d: Buffer) => {
-    perfOut += d.toString();
+    text += d.toString();
   });
-  perfExited = new Promise((resolve) => perf?.on('exit', resolve));
-  // perf attaches asynchronously: give it a moment before the counted calls.
-  await new Promise((r) => setTimeout(r, 300));
+  const exited = new Promise((resolve) => perf.on('exit', resolve));
+  return {
+    async stop() {
+      perf.kill('SIGINT');
+      await exited;
+      return text;
+    },
+  };
 }
+
+const eventsPerf = values.events ? perfStat(['-e', EVENTS.join(','), '-p', String(gateway.pid)]) : undefined;
+const segmentsPerf = values.segments
+  ? perfStat(['-a', ...SEGMENTS.flatMap(([, filter]) => ['-e', 'tcp:tcp_probe', '--filter', filter])])
+  : undefined;
+// perf attaches asynchronously: give it a moment before the counted calls.
+if (eventsPerf !== undefined || segmentsPerf !== undefined) await new Promise((r) => setTimeout(r, 300));
 const before = cpuSeconds(gateway.pid!);
 await lanes(calls);
 const after = cpuSeconds(gateway.pid!);
 const user = after.user - before.user;
 const system = after.system - before.system;
-if (perf !== undefined) {
-  perf.kill('SIGINT');
-  await perfExited;
-}
+const perfOut = (await eventsPerf?.stop()) ?? '';
+const segmentsOut = (await segmentsPerf?.stop()) ?? '';
 agent.destroy();
 gateway.kill('SIGTERM');
 await new Promise((r) => gateway.once('exit', r));
 upstream.kill('SIGTERM');
 
+const setup = values.gateway === 'node' ? '' : ` (${values.upstream} x${values['upstream-connections']})`;
 console.log(
-  `${values.gateway} ${values.payload}: ${calls} calls, gateway CPU ${(((user + system) * 1e6) / calls).toFixed(1)} us/call ` +
+  `${values.gateway}${setup} ${values.payload}: ${calls} calls, gateway CPU ${(((user + system) * 1e6) / calls).toFixed(1)} us/call ` +
     `(user ${((user * 1e6) / calls).toFixed(1)}, system ${((system * 1e6) / calls).toFixed(1)})`,
 );
+/** The counts of perf stat's CSV lines (value,unit,event,...; "<not supported>" when absent). */
+function perfCounts(text: string): { event: string; value: number }[] {
+  return text
+    .trim()
+    .split('\n')
+    .map((line) => line.split(','))
+    .filter((fields) => fields.length >= 3)
+    .map((fields) => ({ event: fields[2] as string, value: Number(fields[0]) }));
+}
+if (values.segments) {
+  const counts = perfCounts(segmentsOut);
+  console.log(
+    counts.length !== SEGMENTS.length
+      ? `perf stat counted no segments:\n${segmentsOut}`
+      : `segments per call: ${counts.map((c, i) => `${SEGMENTS[i]![0]} ${(c.value / calls).toFixed(2)}`).join(', ')}`,
+  );
+}
 if (values.events) {
-  // CSV lines: value,unit,event,... ("<not supported>" as value when absent).
-  const parts: string[] = [];
-  for (const line of perfOut.trim().split('\n')) {
-    const fields = line.split(',');
-    const value = Number(fields[0]);
-    if (fields.length >= 3 && Number.isFinite(value) && value > 0)
-      parts.push(`${fields[2]!.replace(/^.*:(sys_enter_)?/, '')} ${(value / calls).toFixed(2)}`);
-  }
+  const parts = perfCounts(perfOut)
+    .filter((c) => Number.isFinite(c.value) && c.value > 0)
+    .map((c) => `${c.event.replace(/^.*:(sys_enter_)?/, '')} ${(c.value / calls).toFixed(2)}`);
   console.log(
     parts.length === 0 ? `perf stat counted nothing:\n${perfOut}` : `per call: ${parts.join(', ')}`,
   );

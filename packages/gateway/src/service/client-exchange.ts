@@ -4,35 +4,45 @@
  * on demand through `connect`; a call goes to a connection with nothing in flight when there is
  * one (round robin among them), else to the least busy, so one slow call does not hold the
  * calls behind it. A connection that failed is dropped and replaced on the next call. Each
- * connection carries one call at a time and queues the rest: an ExclusiveConnection driven by
- * the stream's callbacks (exclusive-connection.ts) when the stream has them (every runtime
- * stream does), else a @loch/thrift ThriftClient. With `multiplexed` (THeader/TTHeader peers
- * that match replies by seq id) calls share connections through ThriftClient's multiplexed
- * mode. Not a health checker or load balancer.
+ * connection carries one call at a time and queues the rest (exclusive-connection.ts), or with
+ * `multiplexed` many at once matched by seq id, the calls of one event-loop pass in one write
+ * (multiplexed-connection.ts): both driven by the stream's callbacks when the stream has them
+ * (every runtime stream does), else a @loch/thrift ThriftClient in the same mode. Not a health
+ * checker or load balancer.
  */
 import { ThriftClient, type ThriftClientOptions, type ThriftFrame, type ThriftStream } from '@loch/thrift';
 import { ExclusiveConnection, isCallbackStream } from './exclusive-connection.js';
 import type { ThriftExchange } from './gateway-route.js';
+import { MultiplexedConnection } from './multiplexed-connection.js';
 
 /** Settings of a ClientExchange. */
 export interface ClientExchangeOptions extends ThriftClientOptions {
   /** Most connections kept (default 4). */
   readonly connections?: number;
+  /**
+   * Many calls in flight per connection, replies matched by seq id (default false: one call
+   * at a time per connection). For upstreams that answer pipelined calls (any that reads its
+   * connection's calls in turn, or answers them out of order by seq id): fewer connections
+   * carry the calls, several per send under load.
+   */
+  readonly multiplexed?: boolean;
 }
 
-type Connection = ThriftClient | ExclusiveConnection;
+/** A connection driven by its stream's callbacks (the calls' fast path). */
+type DirectConnection = ExclusiveConnection | MultiplexedConnection;
+type Connection = ThriftClient | DirectConnection;
 type SendOptions = { readonly oneway?: boolean; readonly headers?: ReadonlyMap<string, string> };
 
 /**
  * Connections to one upstream: idle ones first, else the least busy. Also the ReplyLender its
- * ExclusiveConnections report to (`lent`), structurally: `lent` is internal (left out of the
+ * direct connections report to (`lent`), structurally: `lent` is internal (left out of the
  * published declarations), so an `implements ReplyLender` would not hold there.
  */
 export class ClientExchange implements ThriftExchange {
   /** Each slot's connection, while it connects and after. */
   private readonly clients: (Promise<Connection> | undefined)[];
-  /** Each slot's connected ExclusiveConnection, if it is one (the calls' fast path). */
-  private readonly exclusive: (ExclusiveConnection | undefined)[];
+  /** Each slot's connected direct connection, if it is one (the calls' fast path). */
+  private readonly direct: (DirectConnection | undefined)[];
   /** Calls in flight per slot on the promise path (connecting, or on a ThriftClient). */
   private readonly busy: number[];
   private next = 0;
@@ -49,13 +59,13 @@ export class ClientExchange implements ThriftExchange {
   ) {
     const n = Math.max(1, options.connections ?? 4);
     this.clients = new Array(n).fill(undefined);
-    this.exclusive = new Array(n).fill(undefined);
+    this.direct = new Array(n).fill(undefined);
     this.busy = new Array(n).fill(0);
   }
 
   /** Calls in flight on slot `i`. */
   private load(i: number): number {
-    return (this.busy[i] as number) + (this.exclusive[i]?.inFlight ?? 0);
+    return (this.busy[i] as number) + (this.direct[i]?.inFlight ?? 0);
   }
 
   /** The slot for the next call: the next idle one after the last pick, else the least busy. */
@@ -81,7 +91,7 @@ export class ClientExchange implements ThriftExchange {
 
   send(message: Uint8Array, options: SendOptions): Promise<ThriftFrame | undefined> {
     const slot = this.pick();
-    const conn = this.exclusive[slot];
+    const conn = this.direct[slot];
     // The common case, kept free of async frames: the call's promise is the connection's own.
     if (conn?.usable) return conn.send(message, options);
     return this.sendTracked(slot, message, options);
@@ -106,9 +116,9 @@ export class ClientExchange implements ThriftExchange {
     options: SendOptions,
   ): Promise<ThriftFrame | undefined> {
     let pending = this.clients[slot];
-    if (pending === undefined || this.exclusive[slot]?.usable === false) {
+    if (pending === undefined || this.direct[slot]?.usable === false) {
       // Never connected, or its connection failed: a new one.
-      this.exclusive[slot] = undefined;
+      this.direct[slot] = undefined;
       pending = this.connect().then((s) => this.open(slot, s));
       this.clients[slot] = pending;
     }
@@ -132,14 +142,16 @@ export class ClientExchange implements ThriftExchange {
 
   /** The connection of a new stream on `slot`. */
   private open(slot: number, stream: ThriftStream): Connection {
-    if (this.options.multiplexed || !isCallbackStream(stream)) return new ThriftClient(stream, this.options);
-    const conn = new ExclusiveConnection(stream, this.options, this);
-    this.exclusive[slot] = conn;
+    if (!isCallbackStream(stream)) return new ThriftClient(stream, this.options);
+    const conn = this.options.multiplexed
+      ? new MultiplexedConnection(stream, this.options, this)
+      : new ExclusiveConnection(stream, this.options, this);
+    this.direct[slot] = conn;
     return conn;
   }
 
-  /** @internal An ExclusiveConnection handed out `reply`. */
-  lent(reply: ThriftFrame, from: ExclusiveConnection): void {
+  /** @internal A direct connection handed out `reply`. */
+  lent(reply: ThriftFrame, from: DirectConnection): void {
     this.lentBy.set(reply, from);
   }
 
@@ -158,7 +170,7 @@ export class ClientExchange implements ThriftExchange {
       this.clients.length,
       ...new Array(this.clients.length).fill(undefined),
     );
-    this.exclusive.fill(undefined);
+    this.direct.fill(undefined);
     await Promise.all(open.map((p) => p?.then((c) => c.close()).catch(() => {})));
   }
 }

@@ -9,7 +9,7 @@
  * once instead of failing the next call. The call timeout (from the write to the reply) is a
  * deadline on one sweep per thread, not a timer per call: it fires up to two sweep ticks late
  * (a tick is a quarter of the timeout, 10 ms to 1 s). Not a pool (ClientExchange is) and not
- * multiplexed (ThriftClient's `multiplexed` mode is).
+ * multiplexed (multiplexed-connection.ts is).
  */
 import {
   EMPTY_HEADERS,
@@ -26,7 +26,6 @@ import {
 } from '@loch/thrift';
 import {
   type ByteStream,
-  DeadlineSweep,
   NO_DEADLINE,
   type RecvChunk,
   type RecvTarget,
@@ -34,6 +33,7 @@ import {
   type SweepMember,
   type WriteTarget,
 } from '@loch/uring-runtime';
+import { callDeadlines } from './call-deadlines.js';
 
 /** A Thrift stream that can also be driven by callbacks (every runtime stream can). */
 export type CallbackStream = ThriftStream & Pick<ByteStream, 'recvTo' | 'writeTo' | 'driver'>;
@@ -43,9 +43,6 @@ export function isCallbackStream(stream: ThriftStream): stream is CallbackStream
   const s = stream as Partial<CallbackStream>;
   return typeof s.recvTo === 'function' && typeof s.writeTo === 'function';
 }
-
-/** The call timeouts of every ExclusiveConnection of this thread. */
-const callDeadlines = new DeadlineSweep();
 
 /** A call waiting for its turn or running. */
 class Call {
@@ -71,9 +68,15 @@ class Call {
   }
 }
 
+/** A connection whose replies are views of its memory, until each is given back. */
+export interface ReplyOwner {
+  /** `reply` is no longer read: its memory may be received into again. */
+  release(reply: ThriftFrame): void;
+}
+
 /** Told of each reply a connection hands out (ClientExchange: to route release() back to it). */
 export interface ReplyLender {
-  lent(reply: ThriftFrame, from: ExclusiveConnection): void;
+  lent(reply: ThriftFrame, from: ReplyOwner): void;
 }
 
 /** Per-call settings. */
@@ -83,7 +86,7 @@ export interface ExclusiveCallOptions {
 }
 
 /** A Thrift connection carrying one call at a time. */
-export class ExclusiveConnection implements RecvTarget, WriteTarget, SweepMember {
+export class ExclusiveConnection implements RecvTarget, WriteTarget, SweepMember, ReplyOwner {
   /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
   sweepSlot = -1;
   private readonly reader: FrameReader;
