@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
-import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnectable } from './harness.js';
+import { availableDrivers, freePort, type Loch, runNginx, startLoch, tempDir } from './harness.js';
 
 const SUITE = fileURLToPath(new URL('../h2-conformance/h2_conformance.py', import.meta.url));
 /** Debian's python3 (python3-h2 lives there, not in whatever python3 is first on PATH). */
@@ -278,29 +278,8 @@ describe('the suite against a server that does not end a SETTINGS flood', () => 
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, 'index.html'), BODY, { mode: 0o644 });
     const port = await freePort();
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      `error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
-  server { listen 127.0.0.1:${port} http2; root ${dir}; }
-}
-`,
-    );
-    const nginx = spawn(
-      'nginx',
-      ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'],
-      {
-        stdio: 'ignore',
-      },
-    );
+    const nginx = await runNginx(dir, `server { listen 127.0.0.1:${port} http2; root ${dir}; }`, [port]);
     try {
-      await waitConnectable({ port });
       const run = await runSuite(port, ['--timeout', '2', '--cases', 'ping,settings-flood,stream-id-reuse']);
       expect(run.code).toBe(1);
       expect([...run.results.keys()]).toEqual(['baseline', 'ping', 'settings-flood', 'stream-id-reuse']);
@@ -313,9 +292,7 @@ http {
         expect(run.results.get(name)?.ok).toBe(true);
       expect(run.stderr).toMatch(/3 of 4 cases passed/);
     } finally {
-      const exited = new Promise((r) => nginx.once('exit', r));
-      nginx.kill('SIGTERM');
-      await exited;
+      await nginx.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

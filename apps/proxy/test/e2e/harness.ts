@@ -147,15 +147,22 @@ http {
       stdio: 'ignore',
     },
   );
-  for (const port of ports) await waitConnectable({ port });
-  return {
+  const nginx = {
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
     },
   };
+  try {
+    for (const port of ports) await waitConnectable({ port });
+  } catch (error) {
+    // A port that never accepts (a bad config, a port taken meanwhile): no nginx left behind.
+    await nginx.stop();
+    throw error;
+  }
+  return nginx;
 }
 
 /** A running `loch run`. */
