@@ -8,47 +8,29 @@
  * requests on one upstream connection (the shared session). Not for loch's own HTTP/2 server
  * (h2c.test.ts, h2-conformance.test.ts) nor for a node:http2 upstream (h2-upstream.test.ts).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnectable } from './harness.js';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
+import {
+  availableDrivers,
+  freePort,
+  type Loch,
+  runNginx,
+  startLoch,
+  tempDir,
+  waitConnectable,
+} from './harness.js';
 
 const drivers = availableDrivers();
 
 /** Static files served by every upstream: name -> content (random, so a misplaced byte shows). */
 const SIZES = [1, 128, 11_268, 65_535, 70_000, 165_854, 1_048_576, 2_097_152];
 const files = new Map<string, Buffer>(SIZES.map((n) => [`/f${n}.bin`, randomBytes(n)] as const));
-
-/** A self-signed certificate for 127.0.0.1 (up.pem, up.key in dir), made with the openssl CLI. */
-function selfSigned(dir: string): void {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      'up.key',
-      '-out',
-      'up.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-}
 
 /** Spawns a server child; `stop` ends it (SIGTERM) and waits for its exit. */
 function child(cmd: string, args: readonly string[]): { proc: ChildProcess; stop(): Promise<void> } {
@@ -114,28 +96,20 @@ function serveFiles(dir: string): string {
 
 /**
  * nginx 1.22 serving `root` over h2c (`listen ... http2`, prior knowledge) on `port`; its access
- * log (`dir`/access.log) has `protocol connection uri status bytes-sent` per request.
+ * log (`dir`/access.log) has `protocol connection uri status bytes-sent` per request. Resolves
+ * once it accepts.
  */
-function startNginxH2c(dir: string, root: string, port: number): { stop(): Promise<void> } {
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    `error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-  log_format peers '$server_protocol $connection $request_uri $status $body_bytes_sent';
-  access_log ${dir}/access.log peers;
-  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
-  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+function startNginxH2c(dir: string, root: string, port: number): Promise<{ stop(): Promise<void> }> {
+  return runNginx(
+    dir,
+    `log_format peers '$server_protocol $connection $request_uri $status $body_bytes_sent';
   server {
     listen 127.0.0.1:${port} http2;
     root ${root};
-  }
-}
-`,
+    access_log ${dir}/access.log peers;
+  }`,
+    [port],
   );
-  return child('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;']);
 }
 
 describe.each(drivers)('real HTTP/2 upstreams through loch on the %s driver', (driver) => {
@@ -148,15 +122,16 @@ describe.each(drivers)('real HTTP/2 upstreams through loch on the %s driver', (d
   beforeAll(async () => {
     dir = tempDir('loch-h2-peers-');
     const root = serveFiles(dir);
-    selfSigned(dir);
+    // up.pem and up.key in dir (for 127.0.0.1): nghttpd's certificate, loch's `ca` for it.
+    selfSignedCertificate(dir, 'up');
 
     const nghttpdH2c = await freePort();
     const nghttpdTls = await freePort();
     const nginxH2c = await freePort();
     peers.push(child('nghttpd', ['--no-tls', '-d', root, String(nghttpdH2c)]));
     peers.push(child('nghttpd', ['-d', root, String(nghttpdTls), join(dir, 'up.key'), join(dir, 'up.pem')]));
-    peers.push(startNginxH2c(dir, root, nginxH2c));
-    for (const p of [nghttpdH2c, nghttpdTls, nginxH2c]) await waitConnectable({ port: p });
+    peers.push(await startNginxH2c(dir, root, nginxH2c));
+    for (const p of [nghttpdH2c, nghttpdTls]) await waitConnectable({ port: p });
 
     for (const key of Object.keys({ nghttpdH2c, nghttpdTls, nginxH2c }) as (keyof typeof port)[])
       port[key] = await freePort();
@@ -243,8 +218,7 @@ describe.each(drivers)(
     beforeAll(async () => {
       dir = tempDir('loch-h2-letgo-');
       const nginxPort = await freePort();
-      nginx = startNginxH2c(dir, serveFiles(dir), nginxPort);
-      await waitConnectable({ port: nginxPort });
+      nginx = await startNginxH2c(dir, serveFiles(dir), nginxPort);
       lochPort = await freePort();
       loch = await startLoch(
         dir,

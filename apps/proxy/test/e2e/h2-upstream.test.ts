@@ -6,13 +6,12 @@
  * trailers included over h2; many requests share one upstream session. `"auto"` speaks h2 to an
  * https upstream that picks it by ALPN and HTTP/1.1 to one that picks http/1.1.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as https from 'node:https';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedCertificate } from '../../src/demo-certificate.js';
 import { availableDrivers, freePort, type Loch, startLoch, tempDir } from './harness.js';
 
 const drivers = availableDrivers();
@@ -222,32 +221,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:${up.port}" }]
   });
 });
 
-/** A self-signed certificate for 127.0.0.1, made with the openssl CLI. */
+/** A self-signed certificate for 127.0.0.1 (up.pem, up.key in dir): its PEM texts. */
 function selfSigned(dir: string): { cert: string; key: string } {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      'up.key',
-      '-out',
-      'up.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  return { cert: readFileSync(join(dir, 'up.pem'), 'utf8'), key: readFileSync(join(dir, 'up.key'), 'utf8') };
+  const files = selfSignedCertificate(dir, 'up');
+  return { cert: readFileSync(files.chain, 'utf8'), key: readFileSync(files.key, 'utf8') };
 }
 
 describe.each(drivers)('upstream_http_version = "auto" on the %s driver', (driver) => {
