@@ -10,7 +10,7 @@ import type { ByteStream, SocketAddress } from '@loch/uring-runtime';
 import { encodeAlpn, nativeContext, type TlsClientContext, type TlsServerContext } from './context.js';
 import { TlsConfigError, TlsTimeoutError } from './errors.js';
 import { tlsEngine } from './internal/engine.js';
-import { openTlsStream, type TlsStream } from './stream.js';
+import { type OpenOptions, openTlsStream, type TlsStream } from './stream.js';
 
 /** Options of tlsAccept. */
 export interface TlsAcceptOptions {
@@ -59,6 +59,34 @@ function timeoutError(timeout: number, address: SocketAddress | undefined): TlsT
   return new TlsTimeoutError(timeout, { address });
 }
 
+/** The server options made last: every accept of a listener asks for the same ones. */
+let lastServerOptions: OpenOptions | undefined;
+
+/**
+ * The options of a server handshake, shared by the handshakes that ask for the same (they are
+ * read-only): one object per listener's settings rather than one per connection.
+ */
+function serverOptions(handshakeTimeout: number, handOverPlainHttp: boolean, ring: boolean): OpenOptions {
+  const last = lastServerOptions;
+  if (
+    last !== undefined &&
+    last.handshakeTimeout === handshakeTimeout &&
+    last.handOverPlainHttp === handOverPlainHttp &&
+    last.ring === ring
+  ) {
+    return last;
+  }
+  lastServerOptions = {
+    server: true,
+    handshakeTimeout,
+    handOverPlainHttp,
+    onSession: undefined,
+    timeoutError,
+    ring,
+  };
+  return lastServerOptions;
+}
+
 /**
  * The server side of a handshake over `stream` (just accepted). Resolves with the TlsStream when
  * the handshake is done; rejects with TlsHandshakeError, TlsCertificateError (mTLS), TlsAlertError,
@@ -75,14 +103,8 @@ export function tlsAccept(
     const engine = tlsEngine();
     session = new engine.TlsSession(nativeContext(context));
     const timeout = options.handshakeTimeout ?? context.handshakeTimeout;
-    return openTlsStream(stream, engine, session, {
-      server: true,
-      handshakeTimeout: timeout,
-      handOverPlainHttp: options.plainHttp === 'hand-over',
-      onSession: undefined,
-      timeoutError,
-      ring: options.ring ?? RING_DEFAULT,
-    });
+    const open = serverOptions(timeout, options.plainHttp === 'hand-over', options.ring ?? RING_DEFAULT);
+    return openTlsStream(stream, engine, session, open);
   } catch (error) {
     return refuse(stream, session, error);
   }

@@ -17,7 +17,7 @@
  * encryption order, one write below at a time (everything queued meanwhile goes as one writev).
  */
 import { constants } from 'node:os';
-import type { NativeTls, NativeTlsSession } from '@loch/native';
+import type { NativeTls, NativeTlsSession, TlsNegotiated } from '@loch/native';
 import {
   type ByteStream,
   type ConnectionFacts,
@@ -46,6 +46,7 @@ import {
   TlsPlainHttpError,
   TlsProtocolError,
 } from './errors.js';
+import { HandshakeDeadline } from './internal/handshake-deadline.js';
 
 const { ECANCELED, EPROTO } = constants.errno;
 
@@ -109,13 +110,6 @@ class PlainChunk implements RecvChunk {
 /** A TLS stream's facts: the stream sets closeNotified when the peer's close_notify arrives. */
 type TlsFacts = { -readonly [K in keyof ConnectionFacts]-?: ConnectionFacts[K] };
 
-/** What the handshake settled on, for TlsStream's getters. */
-interface Negotiated {
-  readonly protocol: string;
-  readonly cipher: string;
-  readonly sessionReused: boolean;
-}
-
 /** What openTlsStream needs besides the stream and the session. */
 export interface OpenOptions {
   readonly server: boolean;
@@ -130,7 +124,21 @@ export interface OpenOptions {
   readonly ring: boolean;
 }
 
-type Settle = (error: TlsError | RuntimeError | undefined) => void;
+type Settler = (value: unknown) => void;
+
+function noSettler(): void {}
+
+let lastResolve: Settler = noSettler;
+let lastReject: Settler = noSettler;
+
+/**
+ * The one executor of every handshake promise: parks its settlers for `open` to take, so a
+ * handshake allocates no executor closure and no settle closure (StreamForms' pattern).
+ */
+function captureSettlers(resolve: Settler, reject: Settler): void {
+  lastResolve = resolve;
+  lastReject = reject;
+}
 
 /**
  * In-ring TLS: what the ring tells a TlsStream. One small object per connection (its methods are
@@ -149,9 +157,11 @@ class RingEvents implements RingTlsEvents {
   }
 }
 
-// TlsStream's private handlers, for RingEvents (set in TlsStream's static block).
+// TlsStream's private handlers, for RingEvents and the handshake deadline (set in TlsStream's
+// static block).
 let ringEvent: (stream: TlsStream, flags: number) => RuntimeError | undefined;
 let ringEnd: (stream: TlsStream, error: RuntimeError | undefined) => void;
+let handshakeExpired: (stream: TlsStream) => void;
 
 let open: (
   inner: ByteStream,
@@ -208,10 +218,13 @@ export class TlsStream extends StreamForms {
   #spareTargets: (WriteTarget | null)[] = [];
   #writing = false;
 
-  #settleHandshake: Settle | undefined = undefined;
-  #timer: NodeJS.Timeout | undefined = undefined;
+  /** The handshake promise's settlers until it settles (#settle). */
+  #resolveHandshake: Settler | undefined = undefined;
+  #rejectHandshake: Settler | undefined = undefined;
+  #deadline: HandshakeDeadline<TlsStream> | undefined = undefined;
   #handshakeDone = false;
-  #negotiated: Negotiated | undefined = undefined;
+  /** What the handshake settled on (the engine's own object), for the getters. */
+  #negotiated: TlsNegotiated | undefined = undefined;
   #facts: ConnectionFacts | undefined = undefined;
   /** #facts once the handshake made it: closeNotified is set here when close_notify arrives. */
   #tlsFacts: TlsFacts | undefined = undefined;
@@ -219,13 +232,24 @@ export class TlsStream extends StreamForms {
   #port: RingTlsPort | undefined = undefined;
 
   static {
-    open = (inner, engine, session, options) =>
-      new Promise<TlsStream>((resolve, reject) => {
-        const stream = new TlsStream(inner, engine, session, options);
-        stream.#start((error) => (error === undefined ? resolve(stream) : reject(error)));
-      });
+    open = (inner, engine, session, options) => {
+      const stream = new TlsStream(inner, engine, session, options);
+      const handshake = new Promise<TlsStream>(captureSettlers as never);
+      stream.#resolveHandshake = lastResolve;
+      stream.#rejectHandshake = lastReject;
+      lastResolve = lastReject = noSettler;
+      try {
+        stream.#start();
+      } catch (error) {
+        // As a throw in the promise's executor was: the handshake rejects, nothing else changes.
+        stream.#settle(error as RuntimeError);
+      }
+      return handshake;
+    };
     ringEvent = (stream, flags) => stream.#onRingEvent(flags);
     ringEnd = (stream, error) => stream.#onCiphertext(null, error);
+    handshakeExpired = (stream) =>
+      stream.#fail(stream.#options.timeoutError(stream.#options.handshakeTimeout, stream.#address()));
   }
 
   /** Use tlsAccept or tlsConnect. */
@@ -237,14 +261,9 @@ export class TlsStream extends StreamForms {
     this.#options = options;
   }
 
-  /** Starts the handshake; `settle` hears its outcome once. */
-  #start(settle: Settle): void {
-    this.#settleHandshake = settle;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      this.#fail(this.#options.timeoutError(this.#options.handshakeTimeout, this.#address()));
-    }, this.#options.handshakeTimeout);
-    this.#timer.unref();
+  /** Starts the handshake under its deadline; #settle tells its outcome once. */
+  #start(): void {
+    this.#deadline = new HandshakeDeadline<TlsStream>(this, this.#options.handshakeTimeout, handshakeExpired);
     let port = this.#options.ring ? ringTlsPort(this.#inner) : undefined;
     // Behind a layer that framed the connection's start (a PROXY header): the ring can carry the
     // session on the socket below once this stream took the bytes that came behind the header.
@@ -307,7 +326,7 @@ export class TlsStream extends StreamForms {
 
   /** 'TLSv1.2' or 'TLSv1.3'. */
   get protocol(): string {
-    return this.#negotiated?.protocol ?? '';
+    return this.#negotiated?.version ?? '';
   }
 
   /** The cipher suite's OpenSSL name. */
@@ -521,7 +540,7 @@ export class TlsStream extends StreamForms {
       const handedOver = error instanceof TlsPlainHttpError && error.stream !== undefined;
       if (this.#handshakeDone) {
         this.#failure = error;
-        this.#stopTimer();
+        this.#stopDeadline();
         this.#closed = true;
         this.#closing = new Promise<void>((resolve) => setImmediate(resolve))
           .then(() => this.#closeInner())
@@ -552,10 +571,9 @@ export class TlsStream extends StreamForms {
 
   #onHandshakeDone(): void {
     this.#handshakeDone = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#stopDeadline();
     const n = this.#session!.negotiated();
-    this.#negotiated = { protocol: n.version, cipher: n.cipher, sessionReused: n.sessionReused };
+    this.#negotiated = n;
     const below = this.#inner.facts;
     // Same key order as the runtime's plainFacts: one object shape for every layer. closeNotified
     // is live, not a snapshot (HTTP reads it when a close-delimited body ends, without importing
@@ -574,9 +592,17 @@ export class TlsStream extends StreamForms {
     };
     this.#tlsFacts = facts;
     this.#facts = facts;
-    const settle = this.#settleHandshake;
-    this.#settleHandshake = undefined;
-    settle?.(undefined);
+    this.#settle(undefined);
+  }
+
+  /** Settles the handshake promise (once): with this stream, or rejected with `error`. */
+  #settle(error: TlsError | RuntimeError | undefined): void {
+    const resolve = this.#resolveHandshake;
+    const reject = this.#rejectHandshake;
+    if (resolve === undefined || reject === undefined) return;
+    this.#resolveHandshake = this.#rejectHandshake = undefined;
+    if (error === undefined) resolve(this);
+    else reject(error);
   }
 
   /** Hands ready plaintext (or the end) to waiting readers; reads on if some still wait. */
@@ -734,10 +760,8 @@ export class TlsStream extends StreamForms {
       // it (a peer that stopped reading never holds close() up).
       if (this.#handshakeDone && this.#failure === undefined) port.tlsCloseNotify(IGNORE_WRITTEN);
       this.#closed = true;
-      this.#stopTimer();
-      const settle = this.#settleHandshake;
-      this.#settleHandshake = undefined;
-      settle?.(this.#cancelled('close'));
+      this.#stopDeadline();
+      if (this.#rejectHandshake !== undefined) this.#settle(this.#cancelled('close'));
       this.#closing = this.#closeInner();
       return this.#closing;
     }
@@ -746,7 +770,7 @@ export class TlsStream extends StreamForms {
         ? this.#session.shutdown()
         : undefined;
     this.#closed = true;
-    this.#stopTimer();
+    this.#stopDeadline();
     this.#cancelPending(this.#cancelled('close'));
     this.#closing =
       notify === undefined
@@ -763,13 +787,15 @@ export class TlsStream extends StreamForms {
     } finally {
       this.#session?.destroy();
       this.#session = undefined;
-      for (const chunk of this.#ready.splice(0)) chunk.release();
+      const ready = this.#ready;
+      for (let i = 0; i < ready.length; i++) ready[i]!.release();
+      ready.length = 0;
     }
   }
 
-  #stopTimer(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+  #stopDeadline(): void {
+    this.#deadline?.cancel();
+    this.#deadline = undefined;
   }
 
   /** Settles waiting readers and queued writers with `error`. */
@@ -789,15 +815,13 @@ export class TlsStream extends StreamForms {
   #fail(error: RuntimeError): void {
     if (this.#failure !== undefined || this.#closed) return;
     this.#failure = error;
-    this.#stopTimer();
+    this.#stopDeadline();
     const alert = this.#queued.length > 0 && !this.#writing ? this.#queued : [];
     const handOver = error instanceof TlsPlainHttpError && error.stream !== undefined;
     // In the ring, a handed-over stream is plain again; the ring already sent any alert.
     if (handOver) this.#port?.tlsDetach();
     this.#cancelPending(error);
-    const settle = this.#settleHandshake;
-    this.#settleHandshake = undefined;
-    settle?.(error);
+    this.#settle(error);
     if (handOver) return;
     this.#closed = true;
     // The alert the engine queued (if the stream below is free), then the close.
