@@ -34,7 +34,7 @@
  *     [--rounds 3] [--samples 5] [--busy-connections 16] [--settle 3] [--modes busy,quiet]
  *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
  *     [--loch-cli ../apps/proxy/dist/bin.js] [--loch-runtime 'key = value; ...']
- *     [--json out.json] [--gc] [--snapshot-dir DIR] [--warm-young 180] [--warm-still 30]
+ *     [--json out.json] [--gc] [--snapshot-dir DIR] [--warm-young 180] [--warm-still 30] [--pregrow]
  * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
  * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
  * RSS); --snapshot-dir writes a heap snapshot there at each parts reading (analyze.ts with the
@@ -116,6 +116,13 @@ const { values: args } = parseArgs({
     gc: { type: 'boolean', default: false },
     /** LOCH_DEBUG_HEAPSNAPSHOT: a heap snapshot at each parts reading, for analyze.ts. */
     'snapshot-dir': { type: 'string' },
+    /**
+     * Open the count's idle connections once and close them before the baseline (busy: with the
+     * load already on, so no idle trim runs after): the proxy's arrays by connection (loch's op
+     * slots and descriptor registry) have grown when the reading's connections come, so the
+     * reading leaves out that one-time growth and the replaced arrays it leaves for the GC.
+     */
+    pregrow: { type: 'boolean', default: false },
   },
 });
 const counts = args.counts.split(',').map(Number);
@@ -364,11 +371,14 @@ async function reading(
     // Warm: pools, JIT and new space as under load (quiet: then `settle` of nothing).
     const warm = startPeer('wrk (warm)', 'wrk', ['-t1', '-c64', '-d1s', url], { cpu: LOAD_CPU });
     await warm.exited;
-    const trimsAfterWarm = proxy.trims?.() ?? 0;
-    if (mode === 'busy') {
+    if (mode === 'busy')
       wrk = startPeer('wrk (busy)', 'wrk', ['-t1', `-c${busyConnections}`, '-d3600s', url], {
         cpu: LOAD_CPU,
       });
+    if (args.pregrow)
+      await (await openIdleClients(port, { count, path: PATH, clientCpu: LOAD_CPU })).release();
+    const trimsAfterWarm = proxy.trims?.() ?? 0;
+    if (mode === 'busy') {
       await delay(busyWarmMs);
     } else {
       await delay(settleMs);

@@ -11,6 +11,9 @@
  *
  * Run (from bench/): node --expose-gc --conditions=@loch/source --import tsx idle-memory/in-process.ts
  *   [--connections 20000] [--snapshot-dir DIR] (heap snapshots without and with, for analyze.ts)
+ *   [--response-bytes 128] (the upstream's answer body; over 3.5 KiB the server's answer write is
+ *   DEFERRED, h1/response-writer.ts) [--post 0] (each connection's one request is a POST with this
+ *   many body bytes, sent in a read after its head's, so the handler's body read waits; 0: a GET)
  */
 
 import { join } from 'node:path';
@@ -29,33 +32,51 @@ const { values: args } = parseArgs({
   options: {
     connections: { type: 'string', default: '20000' },
     'snapshot-dir': { type: 'string' },
+    'response-bytes': { type: 'string', default: '128' },
+    post: { type: 'string', default: '0' },
   },
 });
 const N = Number(args.connections);
+const responseBytes = Number(args['response-bytes']);
+const postBytes = Number(args.post);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error('run with node --expose-gc');
 
-const REQUEST = new Uint8Array(
-  Buffer.from(
-    'GET /128 HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: idle\r\nAccept: */*\r\n\r\n',
-    'latin1',
-  ),
-);
+/** A connection's one request: the head, then (a POST) its body in a read of its own. */
+const REQUEST: readonly Uint8Array[] =
+  postBytes > 0
+    ? [
+        new Uint8Array(
+          Buffer.from(
+            `POST /128 HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: idle\r\nContent-Length: ${postBytes}\r\n\r\n`,
+            'latin1',
+          ),
+        ),
+        new Uint8Array(postBytes).fill(0x63),
+      ]
+    : [
+        new Uint8Array(
+          Buffer.from(
+            'GET /128 HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUser-Agent: idle\r\nAccept: */*\r\n\r\n',
+            'latin1',
+          ),
+        ),
+      ];
 const RESPONSE = new Uint8Array(
   Buffer.concat([
     Buffer.from(
-      'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: 128\r\n' +
+      `HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/plain\r\nContent-Length: ${responseBytes}\r\n` +
         'Connection: keep-alive\r\n\r\n',
       'latin1',
     ),
-    Buffer.alloc(128, 0x61),
+    Buffer.alloc(responseBytes, 0x61),
   ]),
 );
 const noop = () => {};
 const release = { release: noop };
 let port = 1;
 
-/** An in-memory stream: one receive gets `first` (if any), later ones wait for `deliver`. */
+/** An in-memory stream: each receive gets the next of `chunks` (if any), later ones wait for `deliver`. */
 class MemoryStream implements HttpStream {
   readonly remoteAddress = { family: 'ipv4', address: '127.0.0.1', port: port++ & 0xffff } as const;
   readonly localAddress = { family: 'ipv4', address: '127.0.0.1', port: 18080 } as const;
@@ -64,16 +85,16 @@ class MemoryStream implements HttpStream {
   closed = false;
   written = 0;
   #waiting: RecvTarget | null = null;
-  #ready: Uint8Array | null;
+  readonly #ready: Uint8Array[];
 
-  constructor(first: Uint8Array | null) {
-    this.#ready = first;
+  constructor(chunks: readonly Uint8Array[]) {
+    this.#ready = [...chunks];
   }
 
   protected deliver(bytes: Uint8Array): void {
     const target = this.#waiting;
     if (target === null) {
-      this.#ready = bytes;
+      this.#ready.push(bytes);
       return;
     }
     this.#waiting = null;
@@ -81,25 +102,25 @@ class MemoryStream implements HttpStream {
   }
 
   recvTo(target: RecvTarget): void {
-    const ready = this.#ready;
-    if (ready === null) {
+    const ready = this.#ready.shift();
+    if (ready === undefined) {
       this.#waiting = target;
       return;
     }
-    this.#ready = null;
     queueMicrotask(() => target.onRecv({ bytes: ready, ...release } as StreamChunk, undefined));
   }
 
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
-    if (data instanceof Uint8Array) this.written += data.byteLength;
-    else for (const b of data) this.written += b.byteLength;
+    const parts = data instanceof Uint8Array ? [data] : data;
+    for (const b of parts) this.written += b.byteLength;
     queueMicrotask(() => {
+      // Read before the completion: the writer may reuse the written memory from then on.
+      this.wrote(parts);
       target.onWritten(undefined);
-      this.wrote();
     });
   }
 
-  protected wrote(): void {}
+  protected wrote(_parts: readonly Uint8Array[]): void {}
   async shutdown(): Promise<void> {}
   async close(): Promise<void> {
     this.closed = true;
@@ -107,9 +128,18 @@ class MemoryStream implements HttpStream {
   setNoDelay(): void {}
 }
 
-/** nginx: answers every request written to it. */
+/** nginx: answers every request written to it, once its head and its Content-Length's bytes are in. */
 class Upstream extends MemoryStream {
-  protected override wrote(): void {
+  #text = '';
+
+  protected override wrote(parts: readonly Uint8Array[]): void {
+    for (const b of parts) this.#text += Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+    const end = this.#text.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const length = /\r\ncontent-length: *(\d+)/i.exec(this.#text.slice(0, end));
+    const whole = end + 4 + (length === null ? 0 : Number(length[1]));
+    if (this.#text.length < whole) return;
+    this.#text = this.#text.slice(whole);
     this.deliver(RESPONSE);
   }
 }
@@ -127,7 +157,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
 `);
 const server = config.servers[0]!;
 const log = new ProxyLog('warn', '', noop, noop);
-const connector = new UpstreamConnector({ connect: async () => new Upstream(null) }, 30_000);
+const connector = new UpstreamConnector({ connect: async () => new Upstream([]) }, 30_000);
 // loch's chain for this server (stack.ts), over the in-memory upstream.
 const handler = serverStack({
   server,
@@ -195,7 +225,8 @@ const answered = idle.filter((s) => s.written > 0).length;
 const perConnection = (process.memoryUsage().heapUsed - base) / N - streamBytes;
 snapshot('with');
 console.log(
-  `${N} idle connections (${answered} answered, ${http.idleConnections} idle in the server): ` +
+  `${N} idle connections (${postBytes > 0 ? `POST of ${postBytes} B` : 'GET'}, answer ${responseBytes} B; ` +
+    `${answered} answered, ${http.idleConnections} idle in the server): ` +
     `${perConnection.toFixed(0)} B of live heap per connection (server, connection context, chain), ` +
     `in-memory stream ${streamBytes.toFixed(0)} B/conn left out`,
 );

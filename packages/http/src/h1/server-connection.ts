@@ -165,8 +165,9 @@ function kindCode(kind: HttpTimeoutKind): number {
 /**
  * What few HTTP/1.1 connections need: failures kept for a later look, the tail of a DEFERRED
  * response, a watch receive's early result, a first read that was a prefix of the HTTP/2
- * preface. Made the first time a connection sets one of them (a DEFERRED tail: the first answer
- * with a body over 1 KiB), kept from then on; an idle connection that never needed it holds a null.
+ * preface. Made when a connection sets one of them (a DEFERRED tail: an answer whose body came
+ * as one chunk over COALESCE_BYTES, 3.5 KiB), dropped when the connection parks with all of them
+ * back to their defaults: an idle connection holds a null.
  */
 class H1Rare {
   /** The deadline that expired (the connection ends), or null. */
@@ -184,6 +185,21 @@ class H1Rare {
   earlyChunk: StreamChunk | null = null;
   earlyError: unknown = undefined;
   sniffed: Uint8Array | null = null;
+
+  /** Every field is back to its default: the part can go (see park()). */
+  get empty(): boolean {
+    return (
+      this.expired === null &&
+      this.bodyError === null &&
+      this.writeFailure === null &&
+      this.tail === null &&
+      this.tailBody === null &&
+      this.tailError === null &&
+      this.earlyChunk === null &&
+      this.earlyError === undefined &&
+      this.sniffed === null
+    );
+  }
 }
 
 /**
@@ -762,6 +778,15 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     // Between messages a decoder holds no state of this connection: lend it back.
     this.h1.spareDecoder(this.decoder);
     this.decoder = this.h1.idleDecoder;
+    // Nor does anything else of the last exchange: an idle connection keeps none of it (issue 18).
+    // A body still here was read to its end (else drainBody took it), so a late read of it ends
+    // as before (its iterator is done); its last read's wait is settled. One test each while
+    // neither was made (a bodiless request, an answer that was not DEFERRED).
+    if (this.reqBody !== null) {
+      this.reqBody = null;
+      this.bodyWait = null;
+    }
+    if (this.rare?.empty) this.rare = null;
   }
 
   /**
