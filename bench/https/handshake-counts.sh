@@ -72,6 +72,32 @@ label=$peer
 [ "$peer" = loch ] && label="loch (LOCH_TLS_RECORDS=$records)"
 echo "$label, $workers worker(s), $cert $mode handshakes $((warm + 1))..$((warm + count)) (after $warm):"
 python3 "$root/bench/https/callgrind-split.py" "$count" "${dumps[@]}"
+# Per thread role (loch: one process, every thread a dump): the worker thread (node::worker::Worker::Run),
+# V8's platform threads (node's PlatformWorkerThread: TurboFan jobs, concurrent marking, parallel
+# scavenging, sweeping), the main thread (dump -01), libuv's threadpool (uv's `worker`), and what
+# each spends on V8's collectors and compiler, from callgrind_annotate's inclusive counts.
+if [ "$peer" = loch ]; then
+  echo "per thread role, instructions per handshake (inclusive):"
+  for f in "${dumps[@]}"; do
+    callgrind_annotate --inclusive=yes --threshold=100 "$f" 2>/dev/null >"$f.inclusive" || true
+    total=$(grep -m1 '^totals:' "$f" | awk '{print $2}')
+    # The inclusive count of the first function matching $1 (0 when none does).
+    incl() { awk -v re="$1" '$0 ~ re { gsub(",", "", $1); n = $1 + 0; exit } END { print n + 0 }' "$f.inclusive"; }
+    if [ "$(incl 'node::worker::Worker::Run[(][)]')" != 0 ]; then role=worker
+    elif [ "$(incl 'PlatformWorkerThread')" != 0 ]; then role=platform
+    elif [[ $f == *-01 ]]; then role=main
+    elif [ "$(incl '[?][?][?]:worker ')" != 0 ]; then role=threadpool
+    else role=other; fi
+    printf '%s %s %s %s %s %s %s %s\n' "$role" "${total:-0}" "$(incl 'OptimizingCompileDispatcher::CompileTask::RunInternal')" \
+      "$(incl 'ConcurrentMarking::Run')" "$(incl 'ScavengerCollector::JobTask::Run')" "$(incl 'Sweeper::')" \
+      "$(incl 'Heap::CollectGarbage[(]')" "$(incl 'Scavenger::ScavengePage|ScavengerCollector::CollectGarbage')"
+    rm -f "$f.inclusive"
+  done | awk -v c="$count" '
+    { n[$1]++; t[$1] += $2; tf[$1] += $3; cm[$1] += $4; ps[$1] += $5; sw[$1] += $6; gc[$1] += $7; sc[$1] += $8 }
+    END { for (r in t) if (t[r] / c >= 100)
+      printf "  %-10s (%2d threads) %10.0f   TurboFan %8.0f  concurrent marking %8.0f  parallel scavenge %8.0f  sweeping %8.0f  GC on this thread %8.0f (scavenges %8.0f)\n",
+        r, n[r], t[r] / c, tf[r] / c, cm[r] / c, ps[r] / c, sw[r] / c, gc[r] / c, sc[r] / c }'
+fi
 if [ "${KEEP:-0}" = 1 ]; then
   echo "(dumps in $dir)"
 else

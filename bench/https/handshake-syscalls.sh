@@ -88,7 +88,13 @@ print(sum(int(m.group(1), 0) for m in re.finditer(r"size=(0x[0-9a-fA-F]+|[0-9]+)
 [ "${COUNT:-syscalls}" = malloc ] && awk -v b="$bytes" -v n="$handshakes" 'BEGIN { printf "  %-34s %10.0f per handshake\n", "malloc bytes asked", b / n }'
 if [ "$peer" = loch ] && [ "${COUNT:-syscalls}" != malloc ]; then
   sed -n "$((gc_before + 1)),${gc_after}p" "$dir/server.out" |
-    awk -v n="$handshakes" '{ for (i = 1; i <= NF; i++) if ($i ~ /^allocated=/) { split($i, a, "="); s += a[2]; g++ } }
-      END { printf "  %-34s %10.0f per handshake (%d GCs)\n", "V8 heap bytes allocated", s / n, g }'
+    awk -v n="$handshakes" '{ for (i = 1; i <= NF; i++) {
+        if ($i ~ /^allocated=/) { split($i, a, "="); s += a[2]; g++ }
+        if ($i ~ /^promoted=/) { split($i, p, "="); pr += p[2] }
+        if ($i ~ /^gc=/) { split($i, kind, "="); kinds[kind[2]]++ } } }
+      END { printf "  %-34s %10.0f per handshake (%d GCs)\n", "V8 heap bytes allocated", s / n, g
+        printf "  %-34s %10.0f per handshake\n", "V8 bytes promoted (old space)", pr / n
+        # gc=s: scavenge; gc=ms / mc: mark-sweep-compact; gc=mmc: minor mark-compact
+        for (k in kinds) printf "  %-34s %10.2f per 1,000 handshakes\n", "GCs gc=" k, 1000 * kinds[k] / n }'
 fi
 rm -rf "$dir"
