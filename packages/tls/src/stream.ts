@@ -241,8 +241,9 @@ export class TlsStream extends StreamForms {
       try {
         stream.#start();
       } catch (error) {
-        // As a throw in the promise's executor was: the handshake rejects, nothing else changes.
-        stream.#settle(error as RuntimeError);
+        // The handshake could not start: it fails now (rejected, deadline cancelled, the stream
+        // below closed and the session freed) rather than when its deadline would have fired.
+        stream.#fail(error as RuntimeError);
       }
       return handshake;
     };
