@@ -167,9 +167,10 @@ function kindCode(kind: HttpTimeoutKind): number {
  * response, a watch receive's early result, a first read that was a prefix of the HTTP/2
  * preface. Made when a connection sets one of them (a DEFERRED tail: an answer whose body came
  * as one chunk over COALESCE_BYTES, 3.5 KiB), dropped when the connection parks with all of them
- * back to their defaults: an idle connection holds a null.
+ * back to their defaults: an idle connection holds a null. Exported for its test
+ * (rare-part.test.ts). @internal
  */
-class H1Rare {
+export class H1Rare {
   /** The deadline that expired (the connection ends), or null. */
   expired: HttpTimeoutKind | null = null;
   bodyError: unknown = null;
