@@ -7,30 +7,26 @@ import { createHook } from 'node:async_hooks';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRuntime, type Runtime } from '../runtime.js';
+import { RuntimeScope } from '../../test/runtime-scope.js';
+import { createRuntime } from '../runtime.js';
 import type { ByteStream, RecvChunk, StreamListener } from '../stream.js';
 
-let runtime: Runtime | undefined;
-const closers: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-  await runtime?.close();
-  runtime = undefined;
-});
+const scope = new RuntimeScope();
+afterEach(() => scope.close());
 
 async function pair(): Promise<{ client: ByteStream; server: ByteStream }> {
-  runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+  const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
   const listener: StreamListener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
-  closers.push(() => listener.close());
+  scope.defer(() => listener.close());
   const address = listener.localAddress;
   const accepted = listener.accept();
   const client = await runtime.driver.connectTcp({
     host: '127.0.0.1',
     port: address.family === 'unix' ? 0 : address.port,
   });
-  closers.push(() => client.close());
+  scope.defer(() => client.close());
   const server = await accepted;
-  closers.push(() => server.close());
+  scope.defer(() => server.close());
   return { client, server };
 }
 
