@@ -88,8 +88,8 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
   private readonly protocol: ProtocolName;
   private readonly timeout: number;
   /**
-   * Calls handed to the stream that await a reply, by seq id, in the order written (so in
-   * deadline order); timed-out ones stay (expired) until their late reply.
+   * Calls handed to the stream that await a reply, by seq id, in the order written (nearly in
+   * deadline order: see onSweep); timed-out ones stay (expired) until their late reply.
    */
   private readonly awaiting = new Map<number, MuxCall>();
   /** Calls in `awaiting` that have not timed out. */
@@ -295,8 +295,9 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
   onSweep(now: number): boolean {
     for (const call of this.awaiting.values()) {
       if (call.expired) continue;
-      // Written in deadline order: the first call not due ends the sweep.
-      if (call.deadline > now) break;
+      // Not always in deadline order: the thread's one sweep shortens its tick (and so later
+      // deadlines) when another member arms a shorter timeout. Every call is looked at.
+      if (call.deadline > now) continue;
       call.expired = true;
       this.live--;
       this.expired++;
