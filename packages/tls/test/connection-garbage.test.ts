@@ -11,11 +11,11 @@
  */
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { TlsClientContext, TlsServerContext, type TlsStream, tlsAccept, tlsConnect } from '@loch/tls';
+import { TlsClientContext, TlsServerContext, tlsAccept, tlsConnect } from '@loch/tls';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
-import { driverCases, eventually } from './harness.js';
+import { drain, driverCases, eventually } from './harness.js';
 
 const drivers = (await driverCases()).filter((d) => d.name === 'uring');
 let pki: TestPki;
@@ -39,16 +39,6 @@ function oldGenerationBytes(): number {
   for (const s of getHeapSpaceStatistics())
     if (s.space_name === 'old_space' || s.space_name === 'map_space') bytes += s.space_used_size;
   return bytes;
-}
-
-/** Reads `stream` to its end (the peer's close_notify) and closes it. */
-async function drain(stream: TlsStream): Promise<void> {
-  for (;;) {
-    const chunk = await stream.recv();
-    if (chunk === null) break;
-    chunk.release();
-  }
-  await stream.close();
 }
 
 describe.each(drivers)('finished connections on the $name driver', ({ name, skip }) => {

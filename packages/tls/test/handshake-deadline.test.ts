@@ -8,11 +8,11 @@
  * client.test.ts's "times out" cases, and slow-handshake.test.ts's.
  */
 import { createHook } from 'node:async_hooks';
-import { TlsClientContext, TlsServerContext, type TlsStream, tlsAccept, tlsConnect } from '@loch/tls';
+import { TlsClientContext, TlsServerContext, tlsAccept, tlsConnect } from '@loch/tls';
 import { createRuntime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestPki, type TestPki } from './certs.js';
-import { driverCases, eventually } from './harness.js';
+import { drain, driverCases, eventually } from './harness.js';
 
 const drivers = await driverCases();
 let pki: TestPki;
@@ -24,16 +24,6 @@ afterAll(() => pki.remove());
 
 /** A handshake deadline no other timer of the process has: its Timeouts are the handshakes'. */
 const DEADLINE = 7_777;
-
-/** Reads `stream` to its end (the peer's close_notify) and closes it. */
-async function drain(stream: TlsStream): Promise<void> {
-  for (;;) {
-    const chunk = await stream.recv();
-    if (chunk === null) break;
-    chunk.release();
-  }
-  await stream.close();
-}
 
 describe.each(drivers)('handshake deadlines on the $name driver', ({ name, skip }) => {
   const test = skip === undefined ? it : it.skip;

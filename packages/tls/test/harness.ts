@@ -201,3 +201,13 @@ export async function readAll(stream: TlsStream): Promise<Buffer> {
   for await (const b of stream) parts.push(Buffer.from(b));
   return Buffer.concat(parts);
 }
+
+/** Reads `stream` to its end (the peer's close_notify) and closes it. */
+export async function drain(stream: TlsStream): Promise<void> {
+  for (;;) {
+    const chunk = await stream.recv();
+    if (chunk === null) break;
+    chunk.release();
+  }
+  await stream.close();
+}
