@@ -2,13 +2,18 @@
  * The open streams of a thread's ring by descriptor number: one array slot per descriptor (8
  * bytes) instead of a hash-set entry per stream (~33 bytes on Node 20, and the ring kept two sets:
  * every stream, and the plain streams with a multishot recv armed, which are most idle
- * connections). Descriptors are small dense integers, so the array is as long as the highest one
- * seen (like the native ring's owned-descriptor bitmap). Not for lookups by descriptor from
+ * connections). Descriptors are small dense integers, so the slots run up to the highest one
+ * seen, in pages of 1,024 (like the native ring's owned-descriptor bitmap). Not for lookups by descriptor from
  * outside the ring: a slot may hold a stream whose close is still in flight.
  */
 
-/** Slots the registry adds at least when a descriptor lands past its end (see add). */
-const SLOT_STEP = 1024;
+/**
+ * Descriptors per page of slots (see FdRegistry.pages): descriptor `fd` is entry `fd & PAGE_MASK`
+ * of page `fd >>> PAGE_SHIFT`.
+ */
+const PAGE_SHIFT = 10;
+const PAGE_SLOTS = 1 << PAGE_SHIFT;
+const PAGE_MASK = PAGE_SLOTS - 1;
 
 /** What the registry holds: something with a descriptor. */
 export interface HasFd {
@@ -17,8 +22,14 @@ export interface HasFd {
 
 /** Streams by descriptor number; a descriptor reused before its old stream left keeps both. */
 export class FdRegistry<T extends HasFd> {
-  /** Slot `fd` holds the stream registered last with that descriptor (undefined or a hole: none). */
-  private readonly slots: (T | undefined)[] = [];
+  /**
+   * The slots in pages of PAGE_SLOTS, made when a descriptor first lands in them (undefined: no
+   * page yet) and never replaced: a registry that grows copies nothing. One flat array grown in
+   * steps (1,024 or an eighth, as before) left each replaced array to the GC, ~6x the final
+   * size by 19,300 descriptors, kept by a busy worker until its next major GC (issue 18). Slot
+   * `fd` holds the stream registered last with that descriptor (undefined or a hole: none).
+   */
+  private readonly pages: ((T | undefined)[] | undefined)[] = [];
   /**
    * Streams pushed out of their slot by a new stream with the same descriptor: a stream whose
    * close completed (the kernel reused its number) before it left (rare; see UringStream).
@@ -29,23 +40,30 @@ export class FdRegistry<T extends HasFd> {
 
   add(item: T): void {
     const fd = item.fd;
-    const slots = this.slots;
-    // Grown in steps (SLOT_STEP, or an eighth once more) by setting the length, as the ring's
-    // per-slot arrays are: a push per slot let V8 grow its store by half each time (12 B per
-    // descriptor at 10,000 where 8 are used). Never by a store far past the end, which would
-    // make V8's elements sparse; holes read as undefined.
-    if (fd >= slots.length)
-      slots.length = Math.max(fd + 1, slots.length + Math.max(SLOT_STEP, slots.length >> 3));
-    const old = slots[fd];
+    const p = fd >>> PAGE_SHIFT;
+    const pages = this.pages;
+    // Never a store far past the end, which would make V8's elements sparse (holes read as
+    // undefined); the page list itself is short (a pointer per PAGE_SLOTS descriptors).
+    if (p >= pages.length) pages.length = p + 1;
+    let slots = pages[p];
+    if (slots === undefined) {
+      slots = [];
+      slots.length = PAGE_SLOTS;
+      pages[p] = slots;
+    }
+    const at = fd & PAGE_MASK;
+    const old = slots[at];
     if (old === item) return;
     if (old !== undefined) (this.clash ??= new Set()).add(old);
-    slots[fd] = item;
+    slots[at] = item;
     this.size++;
   }
 
   delete(item: T): void {
     const fd = item.fd;
-    if (this.slots[fd] === item) this.slots[fd] = undefined;
+    const slots = this.pages[fd >>> PAGE_SHIFT];
+    const at = fd & PAGE_MASK;
+    if (slots !== undefined && slots[at] === item) slots[at] = undefined;
     else if (this.clash?.delete(item) !== true) return;
     this.size--;
   }
@@ -53,17 +71,22 @@ export class FdRegistry<T extends HasFd> {
   /** Every registered stream, in descriptor order (the pushed-out ones last); a copy. */
   values(): T[] {
     const out: T[] = [];
-    for (const item of this.slots) if (item !== undefined) out.push(item);
-    if (this.clash !== undefined) for (const item of this.clash) out.push(item);
+    this.forEach((item) => {
+      out.push(item);
+    });
     return out;
   }
 
   /** Calls `fn` on every registered stream; `fn` must not add or delete. */
   forEach(fn: (item: T) => void): void {
-    const slots = this.slots;
-    for (let i = 0; i < slots.length; i++) {
-      const item = slots[i];
-      if (item !== undefined) fn(item);
+    const pages = this.pages;
+    for (let p = 0; p < pages.length; p++) {
+      const slots = pages[p];
+      if (slots === undefined) continue;
+      for (let i = 0; i < PAGE_SLOTS; i++) {
+        const item = slots[i];
+        if (item !== undefined) fn(item);
+      }
     }
     if (this.clash !== undefined) for (const item of this.clash) fn(item);
   }

@@ -264,4 +264,32 @@ describe('FdRegistry', () => {
     expect(registry.size).toBe(0);
     expect(registry.values()).toEqual([]);
   });
+
+  it('keeps streams on every page of descriptors, far apart and past page ends (issue 18)', () => {
+    const registry = new FdRegistry<{ fd: number }>();
+    const fds = [0, 5, 1_023, 1_024, 1_025, 2_047, 2_048, 19_300, 70_000];
+    const items = fds.map((fd) => ({ fd }));
+    // Out of order: a later descriptor first, so pages are made out of order too.
+    for (const item of [...items].reverse()) registry.add(item);
+    expect(registry.size).toBe(fds.length);
+    expect(registry.values()).toEqual(items);
+    for (const item of items) registry.add(item); // each once
+    expect(registry.size).toBe(fds.length);
+    registry.delete(items[3]!);
+    registry.delete({ fd: 2_048 }); // not the registered one: kept
+    registry.delete({ fd: 500_000 }); // no page: nothing
+    expect(registry.values().map((s) => s.fd)).toEqual([0, 5, 1_023, 1_025, 2_047, 2_048, 19_300, 70_000]);
+    const seen: number[] = [];
+    registry.forEach((s) => {
+      seen.push(s.fd);
+    });
+    expect(seen).toEqual([0, 5, 1_023, 1_025, 2_047, 2_048, 19_300, 70_000]);
+    expect(registry.size).toBe(fds.length - 1);
+    // The pages are made as descriptors land in them, and kept: none replaced by a later add.
+    const pages = (registry as unknown as { pages: unknown[] }).pages;
+    const page1 = pages[1];
+    registry.add({ fd: 100_000 });
+    expect(pages[1]).toBe(page1);
+    expect(pages.filter((p) => p !== undefined)).toHaveLength(6);
+  });
 });

@@ -121,30 +121,80 @@ describe('ring completion dispatch', () => {
     expect(ring.alloc(new Target())).toBe(slot);
   });
 
-  it('grows its op slots in steps, not by doubling (each idle connection keeps one: issue 18)', () => {
-    const ring = new Ring(fakeBinding(), OPTIONS);
-    const slotArrays = ring as unknown as {
-      gens: Uint32Array;
-      states: Uint8Array;
-      freeSlots: Int32Array;
-      targets: unknown[];
-      pinned: unknown[];
-    };
-    // 19,000 slots held at once, as by 19,000 idle connections' armed receives.
-    const held = new Set<number>();
-    for (let i = 0; i < 19_000; i++) held.add(ring.alloc(new Target()));
-    expect(held.size).toBe(19_000);
-    // Doubling from 1,024 would have made 32,768 slots; steps keep it within an eighth of use.
-    const size = slotArrays.gens.length;
-    expect(size).toBeGreaterThanOrEqual(19_000);
-    expect(size).toBeLessThanOrEqual(19_000 + 19_000 / 8 + 1024);
-    for (const n of [
-      slotArrays.states.length,
-      slotArrays.freeSlots.length,
-      slotArrays.targets.length,
-      slotArrays.pinned.length,
-    ])
-      expect(n).toBe(size);
+  it('grows its op slots a page at a time, replacing nothing, and keeps every slot across pages (issue 18)', () => {
+    // The generation each record carried (user_data's high half), by slot, as the binding saw it.
+    const gens = new Map<number, number[]>();
+    const base = fakeBinding();
+    const binding = {
+      ...base,
+      init(s: Int32Array, c: Int32Array, ...rest: unknown[]) {
+        const info = (base.init as (...a: unknown[]) => unknown)(s, c, ...rest);
+        const submit = base.submit as (n: number) => number;
+        binding.submit = (n: number) => {
+          for (let i = 0; i < n; i++) {
+            const slot = s[i * SQ_STRIDE + 2]!;
+            if (slot >= 0) gens.set(slot, [...(gens.get(slot) ?? []), s[i * SQ_STRIDE + 3]!]);
+          }
+          return submit(n);
+        };
+        return info;
+      },
+    } as unknown as NativeBinding & { submit: (n: number) => number };
+    const ring = new Ring(binding, OPTIONS);
+    const inside = ring as unknown as { pages: { targets: unknown[]; gens: Uint32Array }[] };
+    const first = inside.pages[0]!;
+    const firstTargets = first.targets;
+    // 3,000 slots held at once (as by idle connections' armed receives): past two page ends.
+    const held = Array.from({ length: 3_000 }, () => new Target());
+    const slots = held.map((t) => ring.alloc(t));
+    expect(new Set(slots).size).toBe(3_000);
+    expect(Math.max(...slots)).toBe(2_999);
+    // Three pages of 1,024, the first one the same object with the same arrays: nothing copied.
+    expect(inside.pages).toHaveLength(3);
+    expect(inside.pages[0]).toBe(first);
+    expect(first.targets).toBe(firstTargets);
+    // Every slot's completion reaches its own target, on every page.
+    // (record() flushes at the queue's capacity: the batches dispatch as they go.)
+    for (const slot of slots) ring.push(OP_NOP, -1, slot, 0, new Uint8Array(1), 0);
+    ring.flush();
+    held.forEach((t, i) => {
+      expect(t.seen).toEqual([slots[i]]);
+    });
+    // Each slot's generation went with its record; a freed slot comes back with the next one.
+    for (const slot of [0, 1_023, 1_024, 2_047, 2_048, 2_999]) expect(gens.get(slot)).toEqual([1]);
+    const again = new Target();
+    const reused = ring.alloc(again);
+    expect(reused).toBe(2_999); // the last freed, first
+    ring.push(OP_NOP, -1, reused, 0, undefined, 0);
+    ring.flush();
+    expect(again.seen).toEqual([2_999]);
+    expect(gens.get(2_999)).toEqual([1, 2]);
+    expect(inside.pages).toHaveLength(3);
     ring.destroy();
+  });
+
+  it('destroy() cancels the ops in flight on every page', () => {
+    const ring = new Ring(
+      fakeBinding(() => true),
+      OPTIONS,
+    );
+    const results: number[][] = [];
+    const slots: number[] = [];
+    for (let i = 0; i < 2_100; i++) {
+      const seen: number[] = [];
+      results.push(seen);
+      slots.push(
+        ring.alloc({
+          onCompletion(res) {
+            seen.push(res);
+          },
+        }),
+      );
+    }
+    ring.destroy();
+    // Each in-flight op hears -ECANCELED once, the ones past the first page's end too.
+    for (const seen of results) expect(seen).toHaveLength(1);
+    expect(results.every((seen) => seen[0]! < 0)).toBe(true);
+    expect(slots[2_099]).toBe(2_099);
   });
 });

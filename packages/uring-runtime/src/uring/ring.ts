@@ -61,8 +61,55 @@ const onPoolPressure = (reader: PoolReader): void => reader.onPoolPressure();
 const FREE = 0;
 const IN_FLIGHT = 1;
 const CANCELLING = 2;
-/** Op slots a ring starts with, and the least it grows by (see Ring.grow). */
-const SLOT_STEP = 1024;
+/**
+ * Op slots per page of the per-slot arrays (SlotPage): slot `s` is entry `s & SLOT_MASK` of page
+ * `s >>> SLOT_SHIFT`. A ring starts with one page and adds one when every slot is taken.
+ */
+const SLOT_SHIFT = 10;
+const SLOT_PAGE = 1 << SLOT_SHIFT;
+const SLOT_MASK = SLOT_PAGE - 1;
+
+/**
+ * The per-slot state of SLOT_PAGE op slots. The ring's slots live in pages that are never
+ * replaced: a ring that grows adds a page and copies nothing. Growing flat arrays instead (by
+ * SLOT_STEP or an eighth, as before) left the replaced arrays to the GC: filling a worker to
+ * 19,300 connections replaced ~6x the final size, malloc'd backing stores and old-space arrays
+ * a busy worker kept until a major GC and its thread arena after that (issue 18,
+ * bench/idle-memory/readings-2026-12-06.md). 25 B a slot: gens 4, next 4, states 1 (one
+ * ArrayBuffer), targets and pinned 8 each.
+ */
+class SlotPage {
+  /** Each slot's generation, in the op's user_data: a stale completion cannot reach a new op. */
+  readonly gens: Uint32Array;
+  /** FREE, IN_FLIGHT or CANCELLING. */
+  readonly states: Uint8Array;
+  /** The free list's link: the free slot after this one (-1: none). Stale while taken. */
+  readonly next: Int32Array;
+  /** Receives the slot's completions while its op is in flight. */
+  readonly targets: (CompletionTarget | undefined)[] = [];
+  /**
+   * What each in-flight op's buffers are, kept reachable until the op's final completion
+   * (native runs with `callerPins`, so it takes no napi reference per op): a Uint8Array, or an
+   * array of them for writev.
+   */
+  readonly pinned: (Uint8Array | Uint8Array[] | undefined)[] = [];
+
+  /** Slots `base` to `base + SLOT_PAGE - 1`, free and linked in order, the last to `after`. */
+  constructor(base: number, after: number) {
+    const memory = new ArrayBuffer(SLOT_PAGE * 9);
+    this.gens = new Uint32Array(memory, 0, SLOT_PAGE);
+    this.next = new Int32Array(memory, SLOT_PAGE * 4, SLOT_PAGE);
+    this.states = new Uint8Array(memory, SLOT_PAGE * 8, SLOT_PAGE);
+    for (let i = 0; i < SLOT_MASK; i++) this.next[i] = base + i + 1;
+    this.next[SLOT_MASK] = after;
+    // Holey arrays of the page's length, object elements from the start (undefined is no Smi),
+    // so every page's arrays have one elements kind and their loads stay monomorphic.
+    this.targets.length = SLOT_PAGE;
+    this.targets[0] = undefined;
+    this.pinned.length = SLOT_PAGE;
+    this.pinned[0] = undefined;
+  }
+}
 
 /** A stream of the ring (UringStream), as its registry sees it. */
 export interface PoolReader {
@@ -202,17 +249,10 @@ export class Ring {
    */
   private readonly bufs: (Uint8Array | undefined)[] = [];
   private bufCount = 0;
-  private targets: (CompletionTarget | undefined)[] = [];
-  /**
-   * What each in-flight op's buffers are, by slot, kept reachable until the op's final
-   * completion (native runs with `callerPins`, so it takes no napi reference per op): a
-   * Uint8Array, or an array of them for writev.
-   */
-  private pinned: (Uint8Array | Uint8Array[] | undefined)[] = [];
-  private gens: Uint32Array;
-  private states: Uint8Array;
-  private freeSlots: Int32Array;
-  private freeTop = 0;
+  /** The op slots' state, SLOT_PAGE slots a page (SlotPage); only ever appended to. */
+  private readonly pages: SlotPage[] = [];
+  /** The first free slot (its page's `next` links the rest; -1: none). The last freed comes first. */
+  private freeHead = 0;
   private scheduled = false;
   /** Buffer returns queued since the last flush, and how many may wait for a ride. */
   private pendingProvides = 0;
@@ -283,13 +323,7 @@ export class Ring {
       this.plainCount,
       Math.max(this.plainReserve, Math.floor(this.budget.workerCap / this.plainSize)),
     );
-    const initial = SLOT_STEP;
-    this.gens = new Uint32Array(initial);
-    this.states = new Uint8Array(initial);
-    this.freeSlots = new Int32Array(initial);
-    for (let i = initial - 1; i >= 0; i--) this.freeSlots[this.freeTop++] = i;
-    this.targets.length = initial;
-    this.pinned.length = initial;
+    this.pages.push(new SlotPage(0, -1));
     const init: RingInit & { readonly publishedBuffers: number; readonly plainPublished: number } = {
       entries: options.entries,
       sqpoll: options.sqpoll,
@@ -459,17 +493,20 @@ export class Ring {
 
   /** Takes a slot for an op whose completions go to `target`. */
   alloc(target: CompletionTarget): number {
-    if (this.freeTop === 0) this.grow();
-    const slot = this.freeSlots[--this.freeTop]!;
-    this.states[slot] = IN_FLIGHT;
-    this.gens[slot] = (this.gens[slot]! + 1) >>> 0;
-    this.targets[slot] = target;
+    let slot = this.freeHead;
+    if (slot < 0) slot = this.grow();
+    const page = this.pages[slot >>> SLOT_SHIFT]!;
+    const i = slot & SLOT_MASK;
+    this.freeHead = page.next[i]!;
+    page.states[i] = IN_FLIGHT;
+    page.gens[i] = (page.gens[i]! + 1) >>> 0;
+    page.targets[i] = target;
     return slot;
   }
 
   /** True when cancel() was requested for the slot's current op. */
   isCancelling(slot: number): boolean {
-    return this.states[slot] === CANCELLING;
+    return this.pages[slot >>> SLOT_SHIFT]!.states[slot & SLOT_MASK] === CANCELLING;
   }
 
   /**
@@ -490,7 +527,7 @@ export class Ring {
     if (buf !== undefined) {
       index = this.bufCount++;
       this.bufs[index] = buf;
-      this.pinned[slot] = buf; // a plain store: cheaper than telling pool views apart
+      this.pages[slot >>> SLOT_SHIFT]!.pinned[slot & SLOT_MASK] = buf; // a plain store: cheaper than telling pool views apart
     }
     this.record(op, fd, slot, len, index, aux, aux2);
   }
@@ -504,7 +541,7 @@ export class Ring {
     const first = this.bufCount;
     const pin = bufs.slice(from, to);
     for (let i = 0; i < pin.length; i++) this.bufs[this.bufCount++] = pin[i]!;
-    this.pinned[slot] = pin;
+    this.pages[slot >>> SLOT_SHIFT]!.pinned[slot & SLOT_MASK] = pin;
     return first;
   }
 
@@ -519,7 +556,7 @@ export class Ring {
     sq[o] = op;
     sq[o + 1] = fd;
     sq[o + 2] = slot;
-    sq[o + 3] = slot >= 0 ? this.gens[slot]! | 0 : 0;
+    sq[o + 3] = slot >= 0 ? this.pages[slot >>> SLOT_SHIFT]!.gens[slot & SLOT_MASK]! | 0 : 0;
     sq[o + 4] = len;
     sq[o + 5] = bufIndex;
     sq[o + 6] = aux;
@@ -534,9 +571,11 @@ export class Ring {
 
   /** Requests cancellation of the op in `slot` (IORING_OP_ASYNC_CANCEL). Its buffer still comes back. */
   cancel(slot: number): void {
-    if (this.states[slot] !== IN_FLIGHT) return;
-    this.states[slot] = CANCELLING;
-    this.record(OP_CANCEL, -1, -1, 0, -1, slot, this.gens[slot]! | 0);
+    const page = this.pages[slot >>> SLOT_SHIFT]!;
+    const i = slot & SLOT_MASK;
+    if (page.states[i] !== IN_FLIGHT) return;
+    page.states[i] = CANCELLING;
+    this.record(OP_CANCEL, -1, -1, 0, -1, slot, page.gens[i]! | 0);
   }
 
   /** Cancels every op on `fd`. */
@@ -635,21 +674,24 @@ export class Ring {
     this.destroyed = true;
     // Native cancels and waits for in-flight ops before it returns; only then let go of their buffers.
     this.binding.destroy();
-    this.pinned.fill(undefined);
+    for (const page of this.pages) page.pinned.fill(undefined);
     // Heap receives still in flight give their buffers back below (completed as cancelled): dropped.
     this.heapBuffers.close();
-    const targets = this.targets;
-    for (let slot = 0; slot < targets.length; slot++) {
-      const target = targets[slot];
-      if (target === undefined || this.states[slot] === FREE) continue;
-      this.states[slot] = CANCELLING;
-      targets[slot] = undefined;
-      try {
-        target.onCompletion(-ECANCELED, 0, slot);
-      } catch {
-        // a target's failure must not stop the others from settling
+    const pages = this.pages;
+    for (let p = 0; p < pages.length; p++) {
+      const { targets, states } = pages[p]!;
+      for (let i = 0; i < SLOT_PAGE; i++) {
+        const target = targets[i];
+        if (target === undefined || states[i] === FREE) continue;
+        states[i] = CANCELLING;
+        targets[i] = undefined;
+        try {
+          target.onCompletion(-ECANCELED, 0, (p << SLOT_SHIFT) | i);
+        } catch {
+          // a target's failure must not stop the others from settling
+        }
+        states[i] = FREE;
       }
-      this.states[slot] = FREE;
     }
   }
 
@@ -712,7 +754,7 @@ export class Ring {
   /** Dispatches CQEs [from, n) with no handler in the loop; returns n. */
   private dispatchFrom(from: number, n: number): number {
     const cq = this.cq;
-    const targets = this.targets;
+    const pages = this.pages;
     for (let i = from; i < n; i++) {
       // A target destroyed the ring (closed the driver): destroy() settled every op still in
       // flight, these included, and freed nothing that a later CQE of this batch may free again.
@@ -721,15 +763,18 @@ export class Ring {
       const slot = cq[o]!;
       const res = cq[o + 1]!;
       const flags = cq[o + 2]!;
-      const target = targets[slot];
+      const page = pages[slot >>> SLOT_SHIFT]!;
+      const targets = page.targets;
+      const at = slot & SLOT_MASK;
+      const target = targets[at];
       this.current = i;
       if ((flags & CQE_F_MORE) === 0) {
         // Final CQE: native has already unpinned the slot's buffers. The target is dropped first
         // (a destroy() from inside it must not complete it twice) but may still ask
         // isCancelling(), so the slot is freed after it ran.
-        targets[slot] = undefined;
+        targets[at] = undefined;
         if (target !== undefined) target.onCompletion(res, flags, slot);
-        this.free(slot);
+        this.freeIn(page, slot);
       } else if (target !== undefined) target.onCompletion(res, flags, slot);
     }
     return n;
@@ -737,34 +782,28 @@ export class Ring {
 
   /** Returns a slot whose op reached its final completion to the free list. */
   private free(slot: number): void {
-    this.targets[slot] = undefined;
-    this.pinned[slot] = undefined;
-    this.states[slot] = FREE;
-    this.freeSlots[this.freeTop++] = slot;
+    this.freeIn(this.pages[slot >>> SLOT_SHIFT]!, slot);
+  }
+
+  /** free() with the slot's page looked up. */
+  private freeIn(page: SlotPage, slot: number): void {
+    const i = slot & SLOT_MASK;
+    page.targets[i] = undefined;
+    page.pinned[i] = undefined;
+    page.states[i] = FREE;
+    page.next[i] = this.freeHead;
+    this.freeHead = slot;
   }
 
   /**
-   * More op slots once every one is taken. A server's idle connections each keep one (their
-   * armed receive), so what the per-slot arrays have beyond that is paid per connection: 25 B a
-   * slot (gens 4, states 1, freeSlots 4, and the targets and pinned arrays' 8 each), and doubling
-   * left up to half of them unused (32,768 slots for 19,000 idle connections: 43 B each where 25
-   * are used). It grows by SLOT_STEP, or by an eighth once that is more: at most an eighth more
-   * than needed, and still a linear cost of copying as a server fills up (issue 18).
+   * One more page of op slots once every one is taken (a server's idle connections each keep
+   * one, their armed receive); returns its first slot, which heads the free list now. Nothing is
+   * copied or replaced (SlotPage), and at most a page's slots are unused.
    */
-  private grow(): void {
-    const old = this.gens.length;
-    const size = old + Math.max(SLOT_STEP, old >> 3);
-    const gens = new Uint32Array(size);
-    gens.set(this.gens);
-    const states = new Uint8Array(size);
-    states.set(this.states);
-    const free = new Int32Array(size);
-    free.set(this.freeSlots.subarray(0, this.freeTop));
-    for (let i = size - 1; i >= old; i--) free[this.freeTop++] = i;
-    this.gens = gens;
-    this.states = states;
-    this.freeSlots = free;
-    this.targets.length = size;
-    this.pinned.length = size;
+  private grow(): number {
+    const base = this.pages.length << SLOT_SHIFT;
+    this.pages.push(new SlotPage(base, -1));
+    this.freeHead = base;
+    return base;
   }
 }
