@@ -11,7 +11,8 @@
  * checker or load balancer.
  */
 import { ThriftClient, type ThriftClientOptions, type ThriftFrame, type ThriftStream } from '@loch/thrift';
-import { ExclusiveConnection, isCallbackStream } from './exclusive-connection.js';
+import { isCallbackStream } from './callback-connection.js';
+import { ExclusiveConnection } from './exclusive-connection.js';
 import type { ThriftExchange } from './gateway-route.js';
 import { MultiplexedConnection } from './multiplexed-connection.js';
 

@@ -24,33 +24,12 @@
  * back (release), the next ones are received into the same memory.
  * Not a pool (ClientExchange is); not for one call at a time (exclusive-connection.ts).
  */
-import {
-  EMPTY_HEADERS,
-  EMPTY_INT_HEADERS,
-  FrameReader,
-  type FramingName,
-  frameParts,
-  type ProtocolName,
-  rewriteSeqId,
-  type ThriftClientOptions,
-  type ThriftFrame,
-  ThriftRpcError,
-} from '@loch/thrift';
-import {
-  NO_DEADLINE,
-  type RecvChunk,
-  type RecvTarget,
-  type RuntimeError,
-  type SweepMember,
-  type WriteTarget,
-} from '@loch/uring-runtime';
+import { type ThriftFrame, ThriftRpcError } from '@loch/thrift';
+import { NO_DEADLINE, type RecvChunk, type RuntimeError } from '@loch/uring-runtime';
 import { callDeadlines } from './call-deadlines.js';
-import type {
-  CallbackStream,
-  ExclusiveCallOptions,
-  ReplyLender,
-  ReplyOwner,
-} from './exclusive-connection.js';
+import type { CallOptions } from './call-frame.js';
+import { CallbackConnection, PendingCall } from './callback-connection.js';
+import { unreadableReply } from './reply-reader.js';
 
 /** Timed-out calls whose late replies a connection waits for before it gives up on the upstream. */
 const MAX_EXPIRED = 64;
@@ -59,34 +38,22 @@ const MAX_EXPIRED = 64;
 const settled = Promise.resolve();
 
 /** A call on a multiplexed connection. */
-class MuxCall {
-  resolve!: (reply: ThriftFrame | undefined) => void;
-  reject!: (error: unknown) => void;
-  readonly promise: Promise<ThriftFrame | undefined>;
+class MuxCall extends PendingCall {
   /** Timed out: its late reply is dropped. */
   expired = false;
 
   constructor(
     readonly seqId: number,
-    readonly oneway: boolean,
+    oneway: boolean,
     /** When it times out, on the sweep's clock. */
     readonly deadline: number,
   ) {
-    this.promise = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    super(oneway);
   }
 }
 
 /** A Thrift connection carrying many calls at once. */
-export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMember, ReplyOwner {
-  /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
-  sweepSlot = -1;
-  private readonly reader: FrameReader;
-  private readonly framing: FramingName;
-  private readonly protocol: ProtocolName;
-  private readonly timeout: number;
+export class MultiplexedConnection extends CallbackConnection {
   /**
    * Calls handed to the stream that await a reply, by seq id, in the order written (nearly in
    * deadline order: see onSweep); timed-out ones stay (expired) until their late reply.
@@ -107,29 +74,7 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
     this.scheduled = false;
     this.writeBatch();
   };
-  /** A recvTo is pending. */
-  private receiving = false;
   private nextSeqId = 1;
-  /** Replies handed out and not given back: while any is out, the reader appends after them. */
-  private lent = 0;
-  /** Why the connection cannot carry calls any more (undefined: it can). */
-  private failure: ThriftRpcError | undefined = undefined;
-
-  constructor(
-    private readonly stream: CallbackStream,
-    private readonly options: ThriftClientOptions = {},
-    private readonly lender?: ReplyLender,
-  ) {
-    this.framing = options.framing ?? 'framed';
-    this.protocol = options.protocol ?? 'binary';
-    this.timeout = options.timeout ?? 0;
-    this.reader = new FrameReader(stream, { ...options, framing: this.framing, protocol: this.protocol });
-  }
-
-  /** False once the connection failed or was closed: the owner replaces it. */
-  get usable(): boolean {
-    return this.failure === undefined;
-  }
 
   /** Calls awaiting a reply or their write (timed-out ones not counted). */
   get inFlight(): number {
@@ -140,22 +85,12 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
    * Sends an encoded message (its seq id is replaced) and resolves the reply frame undecoded, or
    * undefined for a ONEWAY call once written. The frame's bytes stay valid until release(frame).
    */
-  send(message: Uint8Array, options: ExclusiveCallOptions = {}): Promise<ThriftFrame | undefined> {
+  send(message: Uint8Array, options: CallOptions = {}): Promise<ThriftFrame | undefined> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const seqId = this.allocSeqId();
     let parts: Uint8Array[];
     try {
-      parts = frameParts(
-        {
-          framing: this.framing,
-          protocol: this.protocol,
-          seqId,
-          headers: options.headers ?? this.options.headers ?? EMPTY_HEADERS,
-          intHeaders: this.options.intHeaders ?? EMPTY_INT_HEADERS,
-          transforms: this.framing === 'theader' ? (this.options.transforms ?? []) : [],
-        },
-        rewriteSeqId(this.protocol, message, seqId),
-      );
+      parts = this.framer.frame(message, seqId, options.headers);
     } catch (e) {
       // A message that cannot be framed fails alone: nothing was written.
       return Promise.reject(e);
@@ -169,18 +104,6 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
     return call.promise;
   }
 
-  /** A reply this connection resolved is no longer read: later replies may reuse its memory. */
-  release(_reply: ThriftFrame): void {
-    if (this.lent > 0 && --this.lent === 0) this.reader.recycle();
-  }
-
-  /** Closes the connection; calls in flight or waiting reject with ERR_THRIFT_CLOSED. */
-  close(): Promise<void> {
-    this.fail(new ThriftRpcError('ERR_THRIFT_CLOSED', 'client closed'));
-    return this.stream.closed ? Promise.resolve() : this.stream.close().catch(() => {});
-  }
-
-  /** A seq id no call in flight holds (a timed-out one keeps its id until its late reply). */
   private allocSeqId(): number {
     let id = this.nextSeqId;
     while (this.awaiting.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
@@ -212,12 +135,6 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
     this.receive();
   }
 
-  private receive(): void {
-    if (this.receiving || this.failure !== undefined) return;
-    this.receiving = true;
-    this.stream.recvTo(this);
-  }
-
   onWritten(error: RuntimeError | undefined): void {
     const calls = this.writing;
     if (calls === undefined) return; // failed meanwhile
@@ -232,27 +149,16 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
   }
 
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
-    this.receiving = false;
-    if (this.failure !== undefined) {
-      chunk?.release();
-      return;
-    }
-    if (chunk === null) {
-      const truncated = error === undefined ? this.reader.truncation() : null;
-      const why = truncated?.message ?? (error !== undefined ? error.message : 'connection closed');
-      this.fail(new ThriftRpcError('ERR_THRIFT_CLOSED', why, { cause: truncated ?? error }));
-      return;
-    }
+    if (!this.received(chunk, error, 'connection closed')) return;
     if (this.awaiting.size === 0) {
-      // Bytes nobody asked for (idle, or only ONEWAY calls sent): the connection is out of step.
-      chunk.release();
-      this.fail(new ThriftRpcError('ERR_THRIFT_BAD_REPLY', 'the upstream sent bytes no call asked for'));
+      // Bytes nobody asked for (idle, or only ONEWAY calls sent).
+      this.failUnasked(chunk);
       return;
     }
     try {
-      this.reader.feed(chunk.bytes);
+      this.replies.feed(chunk.bytes);
     } catch (e) {
-      this.failUnreadable(e);
+      this.fail(unreadableReply(e));
       return;
     } finally {
       chunk.release();
@@ -260,9 +166,9 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
     for (;;) {
       let reply: ThriftFrame | null;
       try {
-        reply = this.reader.poll();
+        reply = this.replies.poll();
       } catch (e) {
-        this.failUnreadable(e);
+        this.fail(unreadableReply(e));
         return;
       }
       if (reply === null) break;
@@ -278,17 +184,17 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
         continue;
       }
       this.live--;
-      this.lent++;
+      this.replies.lend();
       this.lender?.lent(reply, this);
       call.resolve(reply);
     }
-    if (this.awaiting.size === 0 && this.reader.buffered > 0) {
+    if (this.awaiting.size === 0 && this.replies.buffered > 0) {
       // Bytes past the last reply awaited: they answer no call, the connection is out of step.
       this.fail(new ThriftRpcError('ERR_THRIFT_BAD_REPLY', 'the upstream sent bytes past the replies'));
       return;
     }
     // Only dropped late replies were read: nothing handed out views the reader's memory.
-    if (this.lent === 0) this.reader.recycle();
+    this.replies.recycleUnlessLent();
     this.receive();
   }
 
@@ -320,17 +226,7 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
     return this.live > 0 || this.batch.length > 0;
   }
 
-  private failUnreadable(e: unknown): void {
-    this.fail(
-      new ThriftRpcError('ERR_THRIFT_BAD_REPLY', `unreadable reply: ${(e as Error).message}`, { cause: e }),
-    );
-  }
-
-  /** The connection cannot go on: every call fails with `error`, the stream is closed. */
-  private fail(error: ThriftRpcError): void {
-    if (this.failure !== undefined) return;
-    this.failure = error;
-    callDeadlines.remove(this);
+  protected failCalls(error: ThriftRpcError): void {
     for (const call of this.awaiting.values()) if (!call.expired) call.reject(error);
     this.awaiting.clear();
     this.live = 0;
@@ -342,6 +238,5 @@ export class MultiplexedConnection implements RecvTarget, WriteTarget, SweepMemb
     for (let i = 0; i < this.batch.length; i++) this.batch[i]!.reject(error);
     this.batch = [];
     this.parts = [];
-    if (!this.stream.closed) void this.stream.close().catch(() => {});
   }
 }
