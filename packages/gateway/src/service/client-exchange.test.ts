@@ -3,18 +3,10 @@
  * so a held call does not block the next one; replies given back with release() let the
  * connection receive the next ones into the same memory.
  */
-import {
-  BinaryReader,
-  createReply,
-  createWriter,
-  MessageType,
-  type ThriftReply,
-  type ThriftRequest,
-  ThriftServer,
-  TType,
-} from '@loch/thrift';
+import { createReply, type ThriftReply, type ThriftRequest, ThriftServer, TType } from '@loch/thrift';
 import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoMessage, echoText as textOf } from '../../../thrift/test/echo-call.js';
 import { ClientExchange } from './client-exchange.js';
 
 let runtime: Runtime;
@@ -25,25 +17,7 @@ afterAll(async () => {
   await runtime?.close?.();
 });
 
-/** The encoded CALL of `ping(1: string text)`. */
-function callOf(text: string): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('ping', MessageType.CALL, 0);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString(text);
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return w.finishCopy();
-}
-
-function textOf(payload: Uint8Array): string {
-  const r = new BinaryReader().reset(payload);
-  r.readMessageBegin();
-  r.readStructBegin();
-  r.readFieldBegin();
-  return r.readString();
-}
+const callOf = (text: string) => echoMessage(text, 0);
 
 /** The `text` argument of a `ping(1: string text)` call the server got. */
 function textArg(req: ThriftRequest): string {
@@ -88,12 +62,12 @@ describe('ClientExchange', () => {
     try {
       const slow = ex.send(callOf('slow'), {});
       const fast1 = await ex.send(callOf('fast-1'), {});
-      expect(textOf(fast1?.payload as Uint8Array)).toBe('fast-1');
+      expect(textOf(fast1)).toBe('fast-1');
       // Round robin would queue this behind "slow" on the first connection: neither would ever
       // answer. The second connection is idle.
       const fast2 = await ex.send(callOf('fast-2'), {});
-      expect(textOf(fast2?.payload as Uint8Array)).toBe('fast-2');
-      expect(textOf((await slow)?.payload as Uint8Array)).toBe('slow');
+      expect(textOf(fast2)).toBe('fast-2');
+      expect(textOf(await slow)).toBe('slow');
     } finally {
       await ex.close();
       await server.close();
@@ -115,7 +89,7 @@ describe('ClientExchange', () => {
       const big = 'x'.repeat(2048);
       for (let i = 0; i < 100; i++) {
         const reply = await ex.send(callOf(`${big}${i}`), {});
-        expect(textOf(reply?.payload as Uint8Array)).toBe(`${big}${i}`);
+        expect(textOf(reply)).toBe(`${big}${i}`);
         buffers.add((reply!.payload as Uint8Array).buffer);
         ex.release(reply!);
         ex.release(reply!); // a second release is ignored

@@ -3,8 +3,9 @@
  * until the write is reported. Releasing the reply before must not recycle the reader under the
  * kept one, or the next reply overwrites it.
  */
-import { BinaryReader, createWriter, encodeFrame, MessageType, type ThriftFrame, TType } from '@loch/thrift';
+import { MessageType } from '@loch/thrift';
 import { expect, it } from 'vitest';
+import { echoCall, echoMessage, echoText as textOf } from '../../../thrift/test/echo-call.js';
 import { ExclusiveConnection } from './exclusive-connection.js';
 
 interface RecvTarget {
@@ -14,29 +15,10 @@ interface WriteTarget {
   onWritten(error: undefined): void;
 }
 
-function message(type: MessageType, seq: number, text: string): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('ping', type, seq);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, type === MessageType.CALL ? 1 : 0);
-  w.writeString(text);
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return w.finishCopy();
-}
-
 const replyChunk = (seq: number, text: string) => ({
-  bytes: encodeFrame({ framing: 'framed', protocol: 'binary' }, message(MessageType.REPLY, seq, text)),
+  bytes: echoCall(text, seq, 'framed', MessageType.REPLY),
   release() {},
 });
-
-function textOf(frame: ThriftFrame | undefined): string {
-  const r = new BinaryReader().reset(frame!.payload);
-  r.readMessageBegin();
-  r.readStructBegin();
-  r.readFieldBegin();
-  return r.readString();
-}
 
 it('a reply kept until its write is reported survives the release of the reply before', async () => {
   const recvs: RecvTarget[] = [];
@@ -53,8 +35,8 @@ it('a reply kept until its write is reported survives the release of the reply b
     },
   };
   const conn = new ExclusiveConnection(stream as never);
-  const first = conn.send(message(MessageType.CALL, 0, 'a'));
-  const second = conn.send(message(MessageType.CALL, 0, 'b'));
+  const first = conn.send(echoMessage('a', 0));
+  const second = conn.send(echoMessage('b', 0));
   writes.shift()!.onWritten(undefined);
   recvs.shift()!.onRecv(replyChunk(1, 'one'), undefined);
   const reply1 = await first;
@@ -65,7 +47,7 @@ it('a reply kept until its write is reported survives the release of the reply b
   const reply2 = await second;
   expect(textOf(reply2)).toBe('two');
   // A third reply, longer, read while reply 2 is still out: it must not land on reply 2's bytes.
-  const third = conn.send(message(MessageType.CALL, 0, 'c'));
+  const third = conn.send(echoMessage('c', 0));
   writes.shift()!.onWritten(undefined);
   recvs.shift()!.onRecv(replyChunk(3, 'X'.repeat(100)), undefined);
   expect(textOf(await third)).toBe('X'.repeat(100));

@@ -5,164 +5,20 @@
  * one write, replies answered out of order reach their own calls, a reply with a seq id no
  * call holds fails every call of its connection (the next call connects anew), a call that
  * times out fails alone and its late reply is dropped, the upstream's end fails the calls in
- * flight, and unasked bytes on an idle connection replace it before the next call.
+ * flight. What both connection kinds do is in callback-connection.test.ts.
  */
-import { createServer, type Server, type Socket } from 'node:net';
-import { BinaryReader, createWriter, MessageType, type ThriftFrame, TType } from '@loch/thrift';
-import { createRuntime, type DriverName, type Runtime, TcpStream } from '@loch/uring-runtime';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ClientExchange } from './client-exchange.js';
+import type { Socket } from 'node:net';
+import type { ThriftFrame } from '@loch/thrift';
+import { describe, expect, it } from 'vitest';
+import { echoMessage, echoText as textOf } from '../../../thrift/test/echo-call.js';
+import { driverCases } from '../../../uring-runtime/test/conformance/drivers.js';
+import { echoBack as echo, exchangeSuite, replyTo, seqIdOf, withSeqId } from '../../test/exchange-harness.js';
 
-async function available(driver: DriverName): Promise<string | undefined> {
-  try {
-    const rt = await createRuntime({ driver, log: () => undefined });
-    await rt.close();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-
-const drivers: { name: DriverName; skip: string | undefined }[] = [];
-for (const name of ['legacy', 'uring'] as const) drivers.push({ name, skip: await available(name) });
-
-/** The encoded CALL of `ping(1: string text)`. */
-function callOf(text: string): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin('ping', MessageType.CALL, 0);
-  w.writeStructBegin();
-  w.writeFieldBegin(TType.STRING, 1);
-  w.writeString(text);
-  w.writeFieldStop();
-  w.writeStructEnd();
-  return w.finishCopy();
-}
-
-function textOf(reply: ThriftFrame | undefined): string {
-  const r = new BinaryReader().reset(reply?.payload as Uint8Array);
-  r.readMessageBegin();
-  r.readStructBegin();
-  r.readFieldBegin();
-  return r.readString();
-}
-
-/** The framed REPLY to a framed `ping` call: the call with type REPLY and field id 0. */
-function replyTo(frame: Buffer): Buffer {
-  const reply = Buffer.from(frame);
-  reply[7] = MessageType.REPLY;
-  const field = 16 + reply.readUInt32BE(8);
-  reply.writeUInt16BE(0, field + 1);
-  return reply;
-}
-
-/** The seq id of a framed binary message (call or reply). */
-function seqIdOf(frame: Buffer): number {
-  return frame.readInt32BE(12 + frame.readUInt32BE(8));
-}
-
-/** `frame` with its seq id replaced. */
-function withSeqId(frame: Buffer, seqId: number): Buffer {
-  const out = Buffer.from(frame);
-  out.writeInt32BE(seqId, 12 + out.readUInt32BE(8));
-  return out;
-}
-
-/** What the upstream does with each whole call frame it reads on a connection. */
-type Behaviour = (socket: Socket, frame: Buffer, n: number) => void;
-
-interface Upstream {
-  readonly port: number;
-  /** Connections accepted so far. */
-  readonly accepted: Socket[];
-  /** Resolves once `n` connections have closed on the upstream's side. */
-  closed(n: number): Promise<void>;
-}
+const drivers = await driverCases();
+const callOf = (text: string) => echoMessage(text, 0);
 
 describe.each(drivers)('ClientExchange multiplexed connections on the $name driver', ({ name, skip }) => {
-  let runtime: Runtime;
-  let server: Server | undefined;
-  const cleanups: (() => unknown)[] = [];
-
-  beforeEach(async () => {
-    if (skip !== undefined) return;
-    runtime = await createRuntime({ driver: name, log: () => undefined });
-  });
-  afterEach(async () => {
-    if (skip !== undefined) return;
-    for (const c of cleanups.splice(0).reverse()) await c();
-    for (const s of server === undefined ? [] : [server]) await new Promise((r) => s.close(r));
-    server = undefined;
-    await runtime.close();
-  });
-
-  async function upstream(behaviour: Behaviour): Promise<Upstream> {
-    const accepted: Socket[] = [];
-    let closedCount = 0;
-    const waiters: { n: number; resolve: () => void }[] = [];
-    const s = createServer((socket) => {
-      accepted.push(socket);
-      // Each reply at once (Nagle would hold a second one for the client's delayed ACK).
-      socket.setNoDelay(true);
-      let buffered = Buffer.alloc(0);
-      let n = 0;
-      socket.on('data', (d) => {
-        buffered = Buffer.concat([buffered, d]);
-        while (buffered.byteLength >= 4 && buffered.byteLength >= 4 + buffered.readUInt32BE(0)) {
-          const size = 4 + buffered.readUInt32BE(0);
-          const frame = buffered.subarray(0, size);
-          buffered = buffered.subarray(size);
-          behaviour(socket, frame, n++);
-        }
-      });
-      socket.on('error', () => {});
-      socket.on('close', () => {
-        closedCount++;
-        for (const w of waiters.filter((w) => w.n <= closedCount)) w.resolve();
-      });
-    });
-    server = s;
-    await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => {
-      for (const socket of accepted) socket.destroy();
-    });
-    return {
-      port: (s.address() as { port: number }).port,
-      accepted,
-      closed: (n) =>
-        closedCount >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })),
-    };
-  }
-
-  function exchange(port: number, options: { timeout?: number; connections?: number } = {}) {
-    const counts = { writev: 0, recv: 0, writeTo: 0 };
-    const ex = new ClientExchange(
-      async () => {
-        const stream = await TcpStream.connect({ host: '127.0.0.1', port, runtime });
-        // Count the promise-form calls the connection makes (it should make none), and its writes.
-        const writev = stream.writev.bind(stream);
-        const recv = stream.recv.bind(stream);
-        const writeTo = stream.writeTo.bind(stream);
-        stream.writev = (bufs) => {
-          counts.writev++;
-          return writev(bufs);
-        };
-        stream.recv = () => {
-          counts.recv++;
-          return recv();
-        };
-        stream.writeTo = (data, target) => {
-          counts.writeTo++;
-          writeTo(data, target);
-        };
-        return stream;
-      },
-      { connections: options.connections ?? 1, timeout: options.timeout ?? 10_000, multiplexed: true },
-    );
-    cleanups.push(() => ex.close());
-    return { ex, counts };
-  }
-
-  const echo: Behaviour = (socket, frame) => socket.write(replyTo(frame));
+  const { upstream, exchange } = exchangeSuite(name, skip, { multiplexed: true });
 
   it.skipIf(skip)('sends the calls of one pass in one write, on the stream callbacks', async () => {
     const up = await upstream(echo);
@@ -217,7 +73,7 @@ describe.each(drivers)('ClientExchange multiplexed connections on the $name driv
         arrived = resolve;
       });
       const up = await upstream((socket, frame) => {
-        if (textOf({ payload: frame.subarray(4) } as unknown as ThriftFrame) === 'lost') {
+        if (textOf(frame.subarray(4)) === 'lost') {
           lost = { socket, frame };
           arrived();
         } else socket.write(replyTo(frame));
@@ -247,19 +103,6 @@ describe.each(drivers)('ClientExchange multiplexed connections on the $name driv
     const calls = [ex.send(callOf('x'), {}), ex.send(callOf('y'), {})];
     for (const c of calls) await expect(c).rejects.toMatchObject({ code: 'ERR_THRIFT_CLOSED' });
     expect(textOf(await ex.send(callOf('again'), {}))).toBe('again');
-    expect(up.accepted).toHaveLength(2);
-  });
-
-  it.skipIf(skip)('replaces an idle connection the upstream sent unasked bytes on', async () => {
-    const up = await upstream((socket, frame, n) => {
-      socket.write(replyTo(frame));
-      // After the first reply, a stray frame on the idle connection.
-      if (n === 0) setImmediate(() => socket.write(replyTo(frame)));
-    });
-    const { ex } = exchange(up.port);
-    expect(textOf(await ex.send(callOf('first'), {}))).toBe('first');
-    await up.closed(1);
-    expect(textOf(await ex.send(callOf('second'), {}))).toBe('second');
     expect(up.accepted).toHaveLength(2);
   });
 
