@@ -7,47 +7,34 @@
  * keeps the running one and logs its file and line; a changed include (shared.thrift) reloads
  * too.
  */
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNpmUserServer } from '../../../../packages/gateway/test/peers/npm-user-server.js';
-import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnectable } from './harness.js';
+import { gatewayFixtures as fixtures, type Gateway, startGateway } from './gateway-site.js';
+import { availableDrivers } from './harness.js';
 
-const fixtures = fileURLToPath(new URL('../../../../packages/gateway/test/', import.meta.url));
 const drivers = availableDrivers();
 
 describe.each(drivers)('loch gateway prefix routes and IDL watching (driver %s)', (driver) => {
   let npm: Awaited<ReturnType<typeof startNpmUserServer>>;
-  let loch: Loch;
+  let loch: Gateway['loch'];
   let base: string;
   let dir: string;
   let idl: string;
 
   beforeAll(async () => {
     npm = await startNpmUserServer('framed-binary');
-    const port = await freePort();
-    dir = tempDir('loch-gateway-prefix-');
     idl = readFileSync(join(fixtures, 'idl/user.thrift'), 'utf8');
-    writeFileSync(join(dir, 'user.thrift'), idl);
-    copyFileSync(join(fixtures, 'idl/shared.thrift'), join(dir, 'shared.thrift'));
-    loch = await startLoch(
-      dir,
+    ({ loch, base, dir } = await startGateway(
+      driver,
+      'loch-gateway-prefix-',
       `
-[runtime]
-workers = 1
-
-[servers.gw]
-listener = { type = "socket", value = "127.0.0.1:${port}" }
-
 [[servers.gw.routes]]
 path = "/api/"
 thrift = { idl = "user.thrift", service = "UserService", upstream = "127.0.0.1:${npm.port}" }
 `,
-      { LOCH_DRIVER: driver },
-    );
-    await waitConnectable({ port });
-    base = `http://127.0.0.1:${port}`;
+    ));
   });
 
   afterAll(async () => {

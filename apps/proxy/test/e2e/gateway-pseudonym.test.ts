@@ -9,15 +9,14 @@
  * field, bad JSON) are counted in loch_gateway_refusals_total by reason and the pseudonym ones
  * logged (warn) with route, path and code, never the value.
  */
-import { copyFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Pseudonymizer, PseudonymKeyring } from '@loch/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNpmUserServer } from '../../../../packages/gateway/test/peers/npm-user-server.js';
-import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnectable } from './harness.js';
+import { gatewayDir } from './gateway-site.js';
+import { availableDrivers, freePort, type Loch, startLoch, waitConnectable } from './harness.js';
 
-const fixtures = fileURLToPath(new URL('../../../../packages/gateway/test/', import.meta.url));
 const drivers = availableDrivers();
 const key = Buffer.alloc(64, 0x5a);
 const NAME_UP = 'UserService.createUser.args.user.name';
@@ -36,9 +35,7 @@ describe.each(drivers)('loch gateway pseudonymization (driver %s)', (driver) => 
     compact = await startNpmUserServer('framed-compact');
     const port = await freePort();
     adminPort = await freePort();
-    const dir = tempDir('loch-gateway-pseudonym-');
-    copyFileSync(join(fixtures, 'idl/user.thrift'), join(dir, 'user.thrift'));
-    copyFileSync(join(fixtures, 'idl/shared.thrift'), join(dir, 'shared.thrift'));
+    const dir = gatewayDir('loch-gateway-pseudonym-');
     writeFileSync(join(dir, 'gw1.key'), key.toString('base64'));
     const keys = 'keys = [{ id = "gw1", file = "gw1.key" }]';
     const up = (p: number, protocol: string) => `upstream = "127.0.0.1:${p}", protocol = "${protocol}"`;

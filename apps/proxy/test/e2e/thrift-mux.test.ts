@@ -8,17 +8,8 @@
  * replies in its order (max_pipelined_calls); ONEWAY calls reach the upstream.
  */
 import * as net from 'node:net';
-import {
-  createReply,
-  createWriter,
-  encodeFrame,
-  MessageType,
-  type ThriftClient,
-  type ThriftRequest,
-  ThriftServer,
-  TTHeaderIntKey,
-} from '@loch/thrift';
-import { createRuntime, type Runtime, TcpListener } from '@loch/uring-runtime';
+import { createWriter, encodeFrame, MessageType, type ThriftClient, TTHeaderIntKey } from '@loch/thrift';
+import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   hasPython,
@@ -30,51 +21,26 @@ import {
   writeText,
 } from '../thrift/peers.js';
 import { availableDrivers, freePort, type Loch, startLoch, tempDir, waitConnectable } from './harness.js';
+import { startReorderingUpstream } from './reordering-upstream.js';
 
 const drivers = availableDrivers();
 
 /**
- * A @loch/thrift upstream answering "M:<framing>:<protocol>:<method>:<text>", holding calls
- * until `batch` of them came and then answering the last first.
+ * The reordering upstream answering "M:<framing>:<protocol>:<method>:<text>", and keeping the
+ * text of each ONEWAY call.
  */
 async function reorderingUpstream(runtime: Runtime) {
-  const held: (() => void)[] = [];
   const oneways: string[] = [];
-  const state = { batch: 1 };
-  const server = new ThriftServer(
-    {
-      call(req: ThriftRequest) {
-        const text = readText(req.reader());
-        if (req.header.type === MessageType.ONEWAY) {
-          oneways.push(text);
-          return undefined;
-        }
-        const f = req.frame;
-        return new Promise((resolve) => {
-          held.push(() =>
-            resolve(
-              createReply(req, writeText(`M:${f.framing}:${f.protocol}:${req.header.name}:${text}`, 0)),
-            ),
-          );
-          if (held.length >= state.batch)
-            setImmediate(() => {
-              for (const answer of held.splice(0).reverse()) answer();
-            });
-        });
-      },
-    },
-    { maxConcurrentCalls: 256 },
-  );
-  const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
-  const address = listener.localAddress;
-  void server.serve(listener);
-  return {
-    port: address.family === 'unix' ? 0 : address.port,
-    state,
-    oneways,
-    connections: () => server.connections,
-    close: () => server.close(),
-  };
+  const up = await startReorderingUpstream(runtime, (req) => {
+    const text = readText(req.reader());
+    if (req.header.type === MessageType.ONEWAY) {
+      oneways.push(text);
+      return undefined;
+    }
+    const f = req.frame;
+    return writeText(`M:${f.framing}:${f.protocol}:${req.header.name}:${text}`, 0);
+  });
+  return { ...up, oneways };
 }
 
 describe.each(drivers)('loch to a multiplexed thrift upstream (driver %s)', (driver) => {
