@@ -8,7 +8,7 @@
  * order does not compile. Not for configuration (config/) or per-worker state (worker.ts).
  */
 import { defineContext, type Has } from '@loch/certain-map';
-import type { HttpExchangeCancel, HttpRequest } from '@loch/http';
+import type { HttpExchangeCancel, HttpRequest, HttpResponse } from '@loch/http';
 import type { DriverName, SocketAddress } from '@loch/uring-runtime';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { RouteMatch } from '../routing/router.js';
@@ -58,6 +58,22 @@ export interface ProxySchema {
   abandoned: true;
   /** The code of the failure loch answered for the request itself (core.ts), if it did. */
   failure: string;
+  /**
+   * The access log of a chain whose server's hooks tell it the answer (core.ts: CoreService with
+   * `serverHooks`; RequestHooks calls it), set only when the server's access log is on.
+   */
+  accessLog: AnswerLog;
+}
+
+/** What writes a request's access-log line when the server's hooks hear of its answer (core.ts). */
+export interface AnswerLog {
+  /**
+   * The answer goes to the client (a streamed body is wrapped: its line is written at its end);
+   * `own` when loch made it (the context's `failure` is set), not the chain's upstream.
+   */
+  answered(cx: RequestCx, response: HttpResponse, own: boolean): void;
+  /** The client went away before the answer: nginx's 499. */
+  abandoned(cx: RequestCx): void;
 }
 
 /** The context definition. */
@@ -76,12 +92,13 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'upstreamExchange',
   'abandoned',
   'failure',
+  'accessLog',
 ]);
 
 /**
  * The connection keys' subset of ProxyContext: the HttpServer context factory makes one of these
  * per accepted connection, and it lives as long as the connection (idle keep-alive ones
- * included): 4 slots instead of the schema's 14 (on Node 20, 56 B instead of 136 B per
+ * included): 4 slots instead of the schema's 15 (on Node 20, 56 B instead of 144 B per
  * connection). The context layer (core.ts ContextHandler) forks it into a whole ProxyContext
  * per request. A connection whose client certificate is forwarded gets
  * CertifiedConnectionContext instead.

@@ -142,19 +142,87 @@ describe('failures and retirement answered by the server hooks (serverHooks)', (
     return { request: request as HttpServerRequest<ConnectionCx>, cx };
   };
 
-  it('the core layer hands an HTTP/1.1 or HTTP/2 answer on as it is; the access log keeps its reaction', async () => {
-    const { log } = logged();
+  it('the core layer hands an HTTP/1.1 or HTTP/2 answer on as it is, with or without the access log', async () => {
+    const { log, lines } = logged();
     const pending = Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', 'no route'));
     pending.catch(() => {});
     const inner = service(() => pending);
     const hooked = new CoreService(inner, log, 'web', false, true);
-    expect(hooked.call(routed('1.1').cx)).toBe(pending);
+    const quiet = routed('1.1').cx;
+    expect(hooked.call(quiet)).toBe(pending);
+    expect(quiet.maybeGet('accessLog')).toBeUndefined();
     // HTTP/2 servers call onFailed too (packages/http h2 server-on-failed.test.ts).
     expect(hooked.call(routed('2').cx)).toBe(pending);
+    // The access log is told the answer by the server's hooks (the context's accessLog), not a reaction.
     const logging = new CoreService(inner, log, 'web', true, true);
-    expect((await logging.call(routed('1.1').cx)).status).toBe(404);
+    const cx = routed('1.1').cx;
+    expect(logging.call(cx)).toBe(pending);
+    expect(cx.maybeGet('accessLog')).toBe(logging);
+    await pending.catch(() => {});
+    expect(lines()).toEqual([]);
     const plain = new CoreService(inner, log, 'web', false);
     expect((await plain.call(routed('1.1').cx)).status).toBe(404);
+  });
+
+  it('RequestHooks write the access-log line of a hooked chain: once per answer, when a streamed body ends, 499 when abandoned', async () => {
+    const { log, lines } = logged();
+    const hooks = new RequestHooks('web', log, { lifecycle: { retired: false } });
+    const line = (status: number, bytes: number) =>
+      new RegExp(` web 10\\.0\\.0\\.1:5000 GET /x ${status} ${bytes} - \\d+\\.\\d\\d$`);
+    // A fixed answer: logged when the server tells it (not when the chain answers).
+    const fixed = routed('1.1');
+    const sync = new CoreService(
+      service(() => createResponse(204)),
+      log,
+      'web',
+      true,
+      true,
+    );
+    const res = sync.call(fixed.cx) as HttpResponse;
+    expect(lines()).toEqual([]);
+    hooks.answered(fixed.request, res);
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0]).toMatch(line(204, 0));
+    // A streamed answer: logged when its body ends, with the bytes passed on.
+    const streamed = routed('1.1');
+    const stream = new CoreService(
+      service(async () => createResponse(200, { body: streamBody([Buffer.from('abc')]) })),
+      log,
+      'web',
+      true,
+      true,
+    );
+    const answer = await stream.call(streamed.cx);
+    hooks.answered(streamed.request, answer);
+    expect(lines()).toHaveLength(1);
+    expect(await readText(answer.body)).toBe('abc');
+    expect(lines()[1]).toMatch(line(200, 3));
+    // A failure: answered by RequestHooks.failed, then logged with loch's status.
+    const failing = routed('1.1');
+    const rejects = new CoreService(
+      service(() => Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', 'no route'))),
+      log,
+      'web',
+      true,
+      true,
+    );
+    const failure = await (rejects.call(failing.cx) as Promise<HttpResponse>).catch((e: unknown) =>
+      hooks.failed(failing.request, e),
+    );
+    hooks.answered(failing.request, failure);
+    expect(lines()[2]).toMatch(line(404, 22));
+    // A client gone before the answer: 499, no bytes, once (the server tells onAnswered nothing then).
+    const gone = routed('1.1');
+    new CoreService(
+      service(() => new Promise<HttpResponse>(() => {})),
+      log,
+      'web',
+      true,
+      true,
+    ).call(gone.cx);
+    hooks.abandoned(gone.request);
+    expect(lines()).toHaveLength(4);
+    expect(lines()[3]).toMatch(line(499, 0));
   });
 
   it('RequestHooks.failed answers as the core layer does and marks the failure; no context: rethrown', async () => {

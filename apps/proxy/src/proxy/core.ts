@@ -8,7 +8,9 @@
  * grpc-status answer instead), logs failures, and writes the access-log line when the response
  * body has been passed on. The HttpServer's hooks (RequestHooks) record the metrics of every
  * answer (onAnswered) and cancel the upstream exchange of a request whose client went away
- * (onAbandoned). Not for header hygiene (reuse.ts) or routing.
+ * (onAbandoned); in a chain built with `serverHooks` they also answer its failures (onFailed)
+ * and tell the core layer's access log the answer, so the layer adds no promise reaction.
+ * Not for header hygiene (reuse.ts) or routing.
  */
 import {
   createResponse,
@@ -31,7 +33,7 @@ import {
 } from '@loch/service-async';
 import { workerMetrics } from '../metrics/recorder.js';
 import { turnNow } from '../metrics/turn-clock.js';
-import type { ConnectionCx, RequestCx } from './context.js';
+import type { AnswerLog, ConnectionCx, RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { ForwardedBody } from './forwarded-body.js';
 import { grpcErrorResponse, isGrpcRequest } from './grpc-status.js';
@@ -50,9 +52,10 @@ export interface CoreLayerConfig {
   readonly server: { readonly key: string; readonly accessLog: boolean };
   /**
    * The HttpServer serving this chain has RequestHooks (with the worker's log and the server's
-   * lifecycle) as its onAnswered and onFailed: it answers a request's rejected answer (either protocol)
-   * with RequestHooks.failed, so without an access log the core layer hands the inner promise
-   * on as it is (no reaction of its own per request).
+   * lifecycle) as its onAnswered, onAbandoned and onFailed: it answers a request's rejected answer
+   * (either protocol) with RequestHooks.failed and tells every answer to onAnswered, so the core
+   * layer hands the inner promise on as it is (no reaction of its own per request), and its
+   * access log hears of the answer from those hooks (the context's `accessLog`).
    */
   readonly serverHooks?: boolean;
 }
@@ -94,7 +97,7 @@ class AccessLogWaiter {
 
 /** Maps failures to responses and writes the access log. */
 export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
-  implements Service<RequestCx, HttpResponse>
+  implements Service<RequestCx, HttpResponse>, AnswerLog
 {
   constructor(
     readonly inner: S,
@@ -108,12 +111,22 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   /**
    * Not async: a synchronous answer (or throw) is handled at once; for a later one, one `then`
    * on the inner promise (a failure handler, plus the access-log hook when the access log is
-   * on: one closure more per request) is this layer's whole cost per request. Without an access
-   * log, a request whose server answers failures itself (CoreLayerConfig.serverHooks:
-   * RequestHooks.failed maps them as #fail does) costs this layer nothing: the inner promise is
-   * the answer. Metrics add nothing here: the server's onAnswered records them (RequestHooks).
+   * on) is this layer's whole cost per request. A request whose server answers failures and
+   * tells answers itself (CoreLayerConfig.serverHooks: RequestHooks.failed maps them as #fail
+   * does, RequestHooks.answered and .abandoned tell the access log) costs this layer no
+   * reaction: the inner promise is the answer, and the access log is one context key. Metrics
+   * add nothing here: the server's onAnswered records them (RequestHooks).
    */
   call(cx: RequestCx): Answer<HttpResponse> {
+    if (this.serverAnswersFailures) {
+      if (this.accessLog) cx.set('accessLog', this);
+      try {
+        return this.inner.call(cx);
+      } catch (error) {
+        // A layer that throws instead of rejecting is answered the same way (logged by the hooks).
+        return this.#fail(cx, error);
+      }
+    }
     let out: Answer<HttpResponse>;
     try {
       out = this.inner.call(cx);
@@ -128,9 +141,20 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       w.cx = cx;
       return out.then(w.resolve, w.reject);
     }
-    // The server answers a rejection through RequestHooks.failed (HTTP/1.1 and HTTP/2 alike).
-    if (this.serverAnswersFailures) return out;
     return out.then(undefined, (error: unknown) => this.#fail(cx, error));
+  }
+
+  /**
+   * AnswerLog, for RequestHooks.answered (serverHooks): `response` goes to the client (never
+   * after abandoned()); `own` when loch made it (failureResponse marked the context's `failure`).
+   */
+  answered(cx: RequestCx, response: HttpResponse, own: boolean): void {
+    this.#logAnswer(cx, response, !own);
+  }
+
+  /** AnswerLog, for RequestHooks.abandoned (serverHooks): the client went away first (499, no bytes). */
+  abandoned(cx: RequestCx): void {
+    this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
   }
 
   /** Access-log waiters not in use (see AccessLogWaiter). */
@@ -156,6 +180,12 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
       return res;
     }
+    this.#logAnswer(cx, res, fromUpstream);
+    return res;
+  }
+
+  /** The access-log hook of an answer that goes out: a streamed body logs when it ends, anything else now. */
+  #logAnswer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): void {
     // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
     const upstreamMs =
       fromUpstream && cx.maybeGet('upstream') !== undefined ? clock.now() - cx.get('startedAt') : undefined;
@@ -165,7 +195,6 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
     } else {
       this.logLine(cx, res.status, Math.max(body.length, 0), upstreamMs);
     }
-    return res;
   }
 
   /** @internal one access-log line for `cx`'s request; `upstreamMs` set when an upstream answered */
@@ -321,14 +350,17 @@ export class RequestHooks {
    * onAnswered: the request's answer goes to its client (the upstream's, or one loch made:
    * `failure` set by the core layer). Reads the context the context layer put on the request.
    * A server removed by a reload (its listener gone) adds `connection: close`, checked at the
-   * answer (the reuse layer's rule; here it costs no promise reaction per request).
+   * answer (the reuse layer's rule; here it costs no promise reaction per request). The core
+   * layer's access log (serverHooks: the context's `accessLog`) takes the answer here too.
    */
   readonly answered = (request: HttpServerRequest<ConnectionCx>, response: HttpResponse): void => {
     if (this.server?.lifecycle.retired === true) response.headers.set('connection', 'close');
-    if (!workerMetrics.enabled) return;
     const cx = contextOf(request);
-    if (cx !== undefined)
-      workerMetrics.answered(this.serverKey, cx, response.status, cx.maybeGet('failure') === undefined);
+    if (cx === undefined) return;
+    const own = cx.maybeGet('failure') !== undefined;
+    // The core layer's access log (serverHooks), with the answer as it goes out.
+    cx.maybeGet('accessLog')?.answered(cx, response, own);
+    if (workerMetrics.enabled) workerMetrics.answered(this.serverKey, cx, response.status, !own);
   };
 
   /**
@@ -347,14 +379,16 @@ export class RequestHooks {
    * onAbandoned: the client reset its HTTP/2 stream or closed its connection while loch waited
    * for the answer. The upstream exchange waiting for its head is cancelled (HTTP/1.1: the
    * connection closed and never pooled; HTTP/2: RST_STREAM(CANCEL), the session lives on); one
-   * still connecting is cancelled as soon as it starts (noteUpstreamExchange). Counted as 499,
-   * as nginx logs it.
+   * still connecting is cancelled as soon as it starts (noteUpstreamExchange). Counted and
+   * logged (serverHooks: the context's `accessLog`) as 499, as nginx logs it; the server tells
+   * onAnswered nothing of it after this.
    */
   readonly abandoned = (request: HttpServerRequest<ConnectionCx>): void => {
     const cx = contextOf(request);
     if (cx === undefined) return;
     cx.set('abandoned', true);
     cx.maybeGet('upstreamExchange')?.cancelExchange(request);
+    cx.maybeGet('accessLog')?.abandoned(cx);
     workerMetrics.answered(this.serverKey, cx, CLIENT_CLOSED_REQUEST, false);
   };
 }
