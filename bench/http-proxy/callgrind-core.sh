@@ -24,6 +24,7 @@ shift 3 || true
 here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/callgrind-core-XXXXXX")}
 mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
 top=${TOP:-40}
 echo "run dir: $dir" >&2
 # esbuild is a dependency of tsx and vitest, not a bin of the workspace: its binary from the store.
@@ -39,6 +40,8 @@ else
     --outfile="$dir/core.mjs")
 fi
 export LOCH_NATIVE_PATH="$here/native/build/Release/loch_native.node"
+# Node runs in the run dir: what it writes to its working directory (V8 isolate logs) stays there.
+cd "$dir"
 for n in "$n1" "$n2"; do
   log_args=()
   for a in "$@"; do
