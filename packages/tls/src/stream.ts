@@ -18,6 +18,7 @@
  */
 import { constants } from 'node:os';
 import type { NativeTls, NativeTlsSession, TlsNegotiated } from '@loch/native';
+import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import {
   type ByteStream,
   type ConnectionFacts,
@@ -124,22 +125,6 @@ export interface OpenOptions {
   readonly ring: boolean;
 }
 
-type Settler = (value: unknown) => void;
-
-function noSettler(): void {}
-
-let lastResolve: Settler = noSettler;
-let lastReject: Settler = noSettler;
-
-/**
- * The one executor of every handshake promise: parks its settlers for `open` to take, so a
- * handshake allocates no executor closure and no settle closure (StreamForms' pattern).
- */
-function captureSettlers(resolve: Settler, reject: Settler): void {
-  lastResolve = resolve;
-  lastReject = reject;
-}
-
 /**
  * In-ring TLS: what the ring tells a TlsStream. One small object per connection (its methods are
  * the prototype's), where an object literal of two arrow functions made three.
@@ -219,8 +204,8 @@ export class TlsStream extends StreamForms {
   #writing = false;
 
   /** The handshake promise's settlers until it settles (#settle). */
-  #resolveHandshake: Settler | undefined = undefined;
-  #rejectHandshake: Settler | undefined = undefined;
+  #resolveHandshake: ((stream: TlsStream) => void) | undefined = undefined;
+  #rejectHandshake: ((reason: unknown) => void) | undefined = undefined;
   #deadline: HandshakeDeadline<TlsStream> | undefined = undefined;
   #handshakeDone = false;
   /** What the handshake settled on (the engine's own object), for the getters. */
@@ -234,10 +219,10 @@ export class TlsStream extends StreamForms {
   static {
     open = (inner, engine, session, options) => {
       const stream = new TlsStream(inner, engine, session, options);
-      const handshake = new Promise<TlsStream>(captureSettlers as never);
-      stream.#resolveHandshake = lastResolve;
-      stream.#rejectHandshake = lastReject;
-      lastResolve = lastReject = noSettler;
+      // Its settlers parked, not closed over: a handshake allocates no executor or settle closure.
+      const handshake = pendingPromise<TlsStream>();
+      stream.#resolveHandshake = takeResolve<TlsStream>();
+      stream.#rejectHandshake = takeReject();
       try {
         stream.#start();
       } catch (error) {

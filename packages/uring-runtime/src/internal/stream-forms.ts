@@ -6,14 +6,16 @@
  * `read(buf)`, close/shutdown/setNoDelay and its addresses, optionally `takeReady`, and gets
  * the rest. Not for data movement: what a receive or a write does is the driver's.
  *
- * Cost: a promise form costs one promise (with its resolving functions) per call, and the wait
- * itself allocates nothing more: recv() waits through one receiver object per stream (made on
- * first use) instead of a waiter per call, and a write through one small target object (where a
- * driver used to keep an executor closure). recv() results come through the deferred delivery
+ * Cost: a promise form costs one promise (with its resolving functions, taken without a closure
+ * by @loch/service-async's pendingPromise) per call, and the wait itself allocates nothing more:
+ * recv() waits through one receiver object per stream (made on first use) instead of a waiter
+ * per call, and a write through one small target object (where a driver used to keep an
+ * executor closure). recv() results come through the deferred delivery
  * of the pair (internal/target-delivery.ts), in the order the driver completed them; data the
  * driver already holds comes as a settled promise (takeReady).
  */
 import { constants } from 'node:os';
+import { NO_SETTLER, pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import { RuntimeError } from '../errors.js';
 import type {
   ByteStream,
@@ -31,17 +33,6 @@ const ECANCELED = constants.errno.ECANCELED;
 
 type Settler = (value: unknown) => void;
 
-function noSettler(): void {}
-
-let lastResolve: Settler = noSettler;
-let lastReject: Settler = noSettler;
-
-/** The one executor of every promise made here: parks its settlers for the caller to take. */
-function capture(resolve: Settler, reject: Settler): void {
-  lastResolve = resolve;
-  lastReject = reject;
-}
-
 /** ECANCELED for an operation stopped by its AbortSignal, with the lent buffer. */
 function abortedError(syscall: string, address: SocketAddress | undefined, buffer?: Uint8Array) {
   return RuntimeError.fromErrno(-ECANCELED, syscall, address, buffer);
@@ -57,8 +48,8 @@ class PromiseReceiver implements RecvTarget {
   // The first waiting promise's settlers sit in fields (one recv() at a time is the rule); the
   // ones after it, rare, wait in `more` as [resolve, reject] pairs, in call order. Measured: an
   // array here cost a parked connection about 90 bytes more.
-  private resolve: Settler = noSettler;
-  private reject: Settler = noSettler;
+  private resolve: Settler = NO_SETTLER;
+  private reject: Settler = NO_SETTLER;
   private more: Settler[] | undefined = undefined;
 
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
@@ -71,7 +62,7 @@ class PromiseReceiver implements RecvTarget {
 
   /** Queues the settlers of a new recv() promise. */
   push(resolve: Settler, reject: Settler): void {
-    if (this.reject === noSettler) {
+    if (this.reject === NO_SETTLER) {
       this.resolve = resolve;
       this.reject = reject;
     } else (this.more ??= []).push(resolve, reject);
@@ -90,7 +81,7 @@ class PromiseReceiver implements RecvTarget {
 
   /** True while a recv() promise waits. */
   get waiting(): boolean {
-    return this.reject !== noSettler;
+    return this.reject !== NO_SETTLER;
   }
 
   /** Drops the first waiting promise's settlers; the next one moves up into the fields. */
@@ -100,8 +91,8 @@ class PromiseReceiver implements RecvTarget {
       this.resolve = more.shift()!;
       this.reject = more.shift()!;
     } else {
-      this.resolve = noSettler;
-      this.reject = noSettler;
+      this.resolve = NO_SETTLER;
+      this.reject = NO_SETTLER;
     }
   }
 }
@@ -196,9 +187,9 @@ export abstract class StreamForms implements ByteStream {
       const ready = this.takeReady();
       if (ready !== undefined) return Promise.resolve(ready);
     }
-    const promise = new Promise<RecvChunk | null>(capture as never);
-    const resolve = lastResolve;
-    const reject = lastReject;
+    const promise = pendingPromise<RecvChunk | null>();
+    const resolve = takeResolve();
+    const reject = takeReject();
     const receiver = (this.receiver ??= new PromiseReceiver());
     receiver.push(resolve, reject);
     this.recvTo(receiver);
@@ -230,8 +221,8 @@ export abstract class StreamForms implements ByteStream {
   writeAll<B extends Uint8Array>(buf: B, options?: IoOptions): Promise<B> {
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(abortedError('write', this.remoteAddressIfOpen(), buf));
-    const promise = new Promise<B>(capture as never);
-    this.sendTo(buf, new PromiseWrite(lastResolve, lastReject, buf), signal);
+    const promise = pendingPromise<B>();
+    this.sendTo(buf, new PromiseWrite(takeResolve(), takeReject(), buf), signal);
     return promise;
   }
 
@@ -240,8 +231,8 @@ export abstract class StreamForms implements ByteStream {
     for (let i = 0; i < bufs.length; i++) total += bufs[i]!.byteLength;
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(abortedError('writev', this.remoteAddressIfOpen()));
-    const promise = new Promise<number>(capture as never);
-    this.sendTo(bufs, new PromiseWrite(lastResolve, lastReject, total), signal);
+    const promise = pendingPromise<number>();
+    this.sendTo(bufs, new PromiseWrite(takeResolve(), takeReject(), total), signal);
     return promise;
   }
 
