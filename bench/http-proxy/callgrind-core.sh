@@ -22,39 +22,19 @@ n1=${2:-5000}
 n2=${3:-20000}
 shift 3 || true
 here=$(cd "$(dirname "$0")/../.." && pwd)
-dir=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/callgrind-core-XXXXXX")}
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
+. "$here/bench/http-proxy/core-bundle.sh"
+core_run_dir callgrind-core
 top=${TOP:-40}
-echo "run dir: $dir" >&2
-# esbuild is a dependency of tsx and vitest, not a bin of the workspace: its binary from the store.
-esbuild=${ESBUILD:-$(ls -d "$here"/node_modules/.pnpm/esbuild@*/node_modules/esbuild/bin/esbuild | tail -1)}
-# One bundle: callgrind then counts no module loading through tsx, and V8 sees one script.
-# BUNDLE=<file>: a bundle made before (e.g. of another revision's sources) instead of a new one.
-if [ -n "${BUNDLE:-}" ]; then
-  cp "$BUNDLE" "$dir/core.mjs"
-else
-  (cd "$here/apps/proxy" && "$esbuild" bench/proxy-core.ts --bundle --platform=node --format=esm \
-    --conditions=@loch/source --target=node20 --log-level=warning \
-    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
-    --outfile="$dir/core.mjs")
-fi
-export LOCH_NATIVE_PATH="$here/native/build/Release/loch_native.node"
+core_bundle
 # Node runs in the run dir: what it writes to its working directory (V8 isolate logs) stays there.
 cd "$dir"
 for n in "$n1" "$n2"; do
-  log_args=()
-  for a in "$@"; do
-    # A log file per run, so the two runs write the same bytes.
-    if [ "$a" = "--log-file" ]; then log_args+=("$a"); continue; fi
-    if [ "${#log_args[@]}" -gt 0 ] && [ "${log_args[-1]}" = "--log-file" ]; then log_args+=("$dir/access-$n.log"); continue; fi
-    log_args+=("$a")
-  done
+  core_args "$n" "$@"
   node_flags=()
   [ "${PERF_MAP:-0}" = 1 ] && node_flags+=(--perf-basic-prof)
   # valgrind runs node in its own process: the background job's pid is node's (its map's name).
   taskset -c "${CPU:-1}" valgrind --tool=callgrind --smc-check=all-non-file \
-    --callgrind-out-file="$dir/cg.$n" node "${node_flags[@]}" "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${log_args[@]}" \
+    --callgrind-out-file="$dir/cg.$n" node "${node_flags[@]}" "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${core_args[@]}" \
     >"$dir/out.$n" 2>"$dir/err.$n" &
   pid=$!
   wait "$pid"

@@ -15,28 +15,14 @@ n1=${2:-5000}
 n2=${3:-20000}
 shift 3 || true
 here=$(cd "$(dirname "$0")/../.." && pwd)
-dir=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/heap-sites-XXXXXX")}
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
-echo "run dir: $dir" >&2
-esbuild=${ESBUILD:-$(ls -d "$here"/node_modules/.pnpm/esbuild@*/node_modules/esbuild/bin/esbuild | tail -1)}
-if [ -n "${BUNDLE:-}" ]; then
-  cp "$BUNDLE" "$dir/core.mjs"
-else
-  (cd "$here/apps/proxy" && "$esbuild" bench/proxy-core.ts --bundle --platform=node --format=esm \
-    --conditions=@loch/source --target=node20 --log-level=warning \
-    --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
-    --outfile="$dir/core.mjs")
-fi
-export LOCH_NATIVE_PATH="$here/native/build/Release/loch_native.node"
+. "$here/bench/http-proxy/core-bundle.sh"
+core_run_dir heap-sites
+core_bundle
+# Node runs in the run dir: what it writes to its working directory stays there.
+cd "$dir"
 for n in "$n1" "$n2"; do
-  log_args=()
-  for a in "$@"; do
-    if [ "$a" = "--log-file" ]; then log_args+=("$a"); continue; fi
-    if [ "${#log_args[@]}" -gt 0 ] && [ "${log_args[-1]}" = "--log-file" ]; then log_args+=("$dir/access-$n.log"); continue; fi
-    log_args+=("$a")
-  done
+  core_args "$n" "$@"
   LOCH_HEAP_OUT="$dir/sites.$n.json" node --require "$here/bench/http-proxy/heap-sites-preload.cjs" \
-    "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${log_args[@]}"
+    "$dir/core.mjs" "$n" --size "$size" --rounds 1 "${core_args[@]}"
 done
 /usr/bin/python3 "$here/bench/http-proxy/heap-sites.py" "$dir/sites.$n1.json" "$dir/sites.$n2.json" "$n1" "$n2" "${TOP:-40}" | tee "$dir/report.txt"
