@@ -90,7 +90,8 @@ using ByteBuffer = std::vector<unsigned char, UninitAllocator<unsigned char>>;
 
 // A TLS session carried by a stream of the ring (in-ring TLS): received ciphertext is fed to it
 // in the completion drain, writes are encrypted into `out` when their record is prepared, and the
-// ring sends `out` itself (one send in flight per conn, so records leave in order).
+// ring sends `out` itself (one send in flight per conn, so records leave in order); a write whose
+// conn has nothing queued is sent at once from the thread's hot buffer (Ring::SendHot).
 struct TlsConn {
   std::shared_ptr<tls::TlsSession> session;
   int fd = -1;
@@ -273,6 +274,10 @@ class Ring {
   void ReportEvents(TlsConn* c, uint32_t slot, int events, size_t* n);
   void TakeConnOutput(TlsConn* c);
   void KickSend(TlsConn* c);
+  // PrepTls's path for a write whose conn has nothing queued: sealed into the thread's hot buffer
+  // and sent with send(2) at once, the rest (a full socket) queued in `out`. False when the
+  // session failed; a failed send sets sendError.
+  bool SendHot(TlsConn* c, const iovec* pieces, size_t count, size_t cap);
   void OnTlsSend(uint32_t id, int32_t res, size_t* n);
   void CompleteWrite(int32_t slot, int32_t res, size_t* n);
   void FailWaits(TlsConn* c, int32_t res, size_t* n = nullptr);

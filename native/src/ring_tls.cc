@@ -1,12 +1,14 @@
 // In-ring TLS (see ring.h, TlsConn): the Ring methods that carry a TLS session on a stream.
 // Received ciphertext is fed to the session in the completion drain (plaintext into the ring's
 // plaintext pool), writes are encrypted when their SEND/WRITEV record is prepared, and the ring
-// sends each conn's ciphertext itself, one send in flight per conn. The rest of the ring (setup,
-// submission, the drain loop) is ring.cc.
+// sends each conn's ciphertext itself, one send in flight per conn: a write whose conn has
+// nothing queued goes out at once with send(2) from the thread's hot buffer (SendHot), the rest
+// through the ring's SENDs. The rest of the ring (setup, submission, the drain loop) is ring.cc.
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "ring.h"
@@ -35,6 +37,27 @@ constexpr size_t kStarvedHold = 64 * 1024;
 constexpr size_t kOneRecord = 16384 + 256 + 5;
 // FeedConn's `ownBid` for a heap recv's buffer (JavaScript's, not the provided-buffer ring's).
 constexpr uint32_t kNoBid = ~0u;
+// Ciphertext of a write sealed into the thread's hot buffer and sent at once (Ring::SendHot): a
+// proxied body's write (one upstream chunk, up to 64 KiB, and its head) fits. Writes that fit
+// what an idle conn keeps (kIdleKeep) stay on the ring's send: their buffer is the conn's small
+// one, and one send(2) each would cost more than the ring's batched SENDs (an A/B at 11,268 B:
+// bench/results/https-165k-2026-12-06.md).
+constexpr size_t kHotBytes = 128 * 1024;
+
+// SendHot is on unless LOCH_TLS_DIRECT_SEND=0 (an A/B of the two send paths: bench/ab/https.ts
+// --a-env LOCH_TLS_DIRECT_SEND=0).
+bool DirectSend() {
+  static const bool on = [] {
+    const char* v = std::getenv("LOCH_TLS_DIRECT_SEND");
+    return v == nullptr || v[0] != '0';
+  }();
+  return on;
+}
+
+// The thread's hot ciphertext buffer (one ring per thread): every write SendHot takes is sealed
+// here and handed to the kernel before the next one, so the records are written into cache lines
+// the last write just used, not into a conn's own buffer that 64 connections' turns left cold.
+thread_local ByteBuffer hotBuffer;
 
 }  // namespace
 
@@ -299,21 +322,76 @@ void Ring::PrepTls(Napi::Env env, const int32_t* r, int op, uint32_t slotIndex, 
     total = static_cast<int32_t>(bytes);
     const size_t before = c->out.size();
     const size_t cap = before + session.PendingOutput() + tls::TlsSession::EncryptBound(bytes) + 64 * pieces.size();
-    TlsUnshelve(c->out, cap, kIdleKeep);
-    c->out.resize(cap);
-    size_t used = before;
-    ok = session.EncryptPiecesInto(pieces.data(), pieces.size(), c->out.data(), cap, &used);
-    c->out.resize(used);
-    c->queued += used - before;
+    if (DirectSend() && cap > kIdleKeep && cap <= kHotBytes && before == 0 && !c->sending &&
+        c->sendHead >= c->sendBuf.size()) {
+      ok = SendHot(c, pieces.data(), pieces.size(), cap);
+    } else {
+      TlsUnshelve(c->out, cap, kIdleKeep);
+      c->out.resize(cap);
+      size_t used = before;
+      ok = session.EncryptPiecesInto(pieces.data(), pieces.size(), c->out.data(), cap, &used);
+      c->out.resize(used);
+      c->queued += used - before;
+    }
     pieces.clear();
   }
-  TakeConnOutput(c);  // close_notify, or a spill past the bound
+  TakeConnOutput(c);  // close_notify, or a spill past the bound, or what SendHot's socket did not take
   if (!ok) {
     synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EPROTO);
     return;
   }
+  if (c->sendError != 0) {
+    synthetic_.emplace_back(static_cast<int32_t>(slotIndex), c->sendError);  // SendHot's send failed
+    return;
+  }
   c->waits.push_back(TlsConn::Wait{c->queued, slotIndex, total});
-  CompleteWaits(c);
+  // With a send (or SendHot's NOP) in flight its completion tells the writes done, in CQE order.
+  if (!c->sending) CompleteWaits(c);
+}
+
+bool Ring::SendHot(TlsConn* c, const iovec* pieces, size_t count, size_t cap) {
+  // The conn has nothing queued and no send in flight: the write's records (after what the
+  // session queued itself) are sealed into the thread's hot buffer and given to send(2) at once,
+  // as nginx writes each record from OpenSSL's one write buffer while it is in cache. What the
+  // socket does not take now goes to the conn's buffer and the ring's send, as any write's.
+  if (hotBuffer.size() < kHotBytes) hotBuffer.resize(kHotBytes);
+  unsigned char* hot = hotBuffer.data();
+  size_t used = 0;
+  if (!c->session->EncryptPiecesInto(pieces, count, hot, cap, &used)) return false;
+  c->queued += used;
+  ssize_t r = 0;
+  if (used > 0) {
+    do {
+      r = ::send(c->fd, hot, used, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (r < 0 && errno == EINTR);
+  }
+  if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    // As a failed ring send: this write and those after it fail (none before it waits: the conn
+    // had sent everything).
+    c->sendError = -errno;
+    FailWaits(c, c->sendError);
+    return true;
+  }
+  const size_t done = r > 0 ? static_cast<size_t>(r) : 0;
+  if (done > 0) {
+    c->sent += done;
+    PublishSent(c->id, c->sent);
+  }
+  if (done < used) {
+    TlsUnshelve(c->out, used - done, kIdleKeep);
+    c->out.insert(c->out.end(), hot + done, hot + used);
+    return true;  // the ring's send of the rest (TakeConnOutput) completes the write
+  }
+  // All sent: the write is told done by a NOP's completion, in the drain with the other CQEs
+  // (as a ring send's would be), which OnTlsSend takes as a send of nothing more. Without an SQE
+  // it is told done at once (PrepTls: through the synthetic queue and a wake-up).
+  if (io_uring_sqe* sqe = Sqe()) {
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(kTlsSendTag) << 32) | c->id);
+    c->sending = true;
+    inFlight_++;
+  }
+  return true;
 }
 
 void Ring::TakeConnOutput(TlsConn* c) {

@@ -1,0 +1,138 @@
+/**
+ * In-ring TLS's send from the thread's hot buffer (native/src/ring_tls.cc, Ring::SendHot; issue
+ * 13): a write whose conn has nothing queued is sealed into one buffer per thread and handed to
+ * send(2) at once, so a proxied body's records are written where the last write's were (in cache)
+ * instead of into a conn's own buffer; what the socket does not take goes to the conn's buffer
+ * and the ring's sends, as before. Counted with @loch/native's tlsBufferStats() (growths of a
+ * conn's own buffer past what an idle conn keeps) on the test's thread, which runs the ring.
+ * Skipped where io_uring cannot serve.
+ */
+
+import type { TLSSocket } from 'node:tls';
+import { loadNative, type NativeBinding } from '@loch/native';
+import { TlsServerContext, type TlsStream } from '@loch/tls';
+import { createRuntime, type Runtime } from '@loch/uring-runtime';
+import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { makeTestPki, type TestPki } from './certs.js';
+import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
+
+const test = await uringTest();
+const loaded = loadNative();
+const binding: NativeBinding | undefined = 'error' in loaded ? undefined : loaded.binding;
+let pki: TestPki;
+
+beforeAll(() => {
+  pki = makeTestPki();
+});
+afterAll(() => pki.remove());
+
+/** Write `i` of a test: `size` bytes of one value, so a lost, doubled or reordered write shows. */
+function pattern(i: number, size: number): Uint8Array {
+  return new Uint8Array(size).fill(i % 251);
+}
+
+describe('in-ring TLS sends from the hot buffer (uring driver)', () => {
+  let runtime: Runtime | undefined;
+  const closers: (() => unknown)[] = [];
+
+  afterEach(async () => {
+    for (const close of closers.splice(0).reverse()) await close();
+    await runtime?.close();
+    runtime = undefined;
+  });
+
+  async function serve(handler: (stream: TlsStream) => Promise<void>): Promise<LochTlsServer> {
+    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const context = new TlsServerContext({
+      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
+      alpn: ['http/1.1'],
+    });
+    const server = await new LochTlsServer(runtime, context, handler).listen();
+    closers.push(() => server.close());
+    return server;
+  }
+
+  async function client(server: LochTlsServer): Promise<TLSSocket> {
+    const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
+    closers.push(() => socket.destroy());
+    return socket;
+  }
+
+  test('answers of 60,000 B to a reading peer grow no conn buffer: each goes out from the hot buffer', async () => {
+    // One answer per request byte, after the previous one was read whole (the socket has room).
+    const server = await serve(async (stream) => {
+      let i = 0;
+      for (;;) {
+        const chunk = await stream.recv();
+        if (chunk === null) break;
+        chunk.release();
+        await stream.writeAll(pattern(i++, 60_000));
+      }
+      await stream.shutdown();
+    });
+    const socket = await client(server);
+    // The first answer meets a connection whose windows still open (the kernel may take part of
+    // it): counted from the second on.
+    let start = binding!.tlsBufferStats();
+    for (let i = 0; i < 9; i++) {
+      if (i === 1) start = binding!.tlsBufferStats();
+      const got = await new Promise<Buffer>((resolve) => {
+        const parts: Buffer[] = [];
+        let n = 0;
+        const onData = (b: Buffer) => {
+          parts.push(b);
+          n += b.byteLength;
+          if (n < 60_000) return;
+          socket.off('data', onData);
+          resolve(Buffer.concat(parts));
+        };
+        socket.on('data', onData);
+        socket.write('x');
+      });
+      expect(got.byteLength).toBe(60_000);
+      expect(got.every((b) => b === i % 251)).toBe(true);
+    }
+    // Before the hot buffer each answer grew the conn's output past 16 KiB (8 growths; with
+    // LOCH_TLS_DIRECT_SEND=0, the old path, still so).
+    expect(binding!.tlsBufferStats().grows - start.grows).toBe(0);
+  });
+
+  test('a reader that stalls: what the socket did not take goes through the ring, whole and in order', async () => {
+    // 100 writes of 100,000 B started at once (10 MB: more than the kernel holds for a reader
+    // that does not read), then the end.
+    const count = 100;
+    const size = 100_000;
+    let written = 0;
+    const server = await serve(async (stream) => {
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < count; i++)
+        writes.push(stream.writeAll(pattern(i, size)).then(() => void written++));
+      await Promise.all(writes);
+      await stream.shutdown();
+    });
+    const socket = await client(server);
+    socket.pause();
+    // The writes complete only as the reader takes their bytes: stalled, some wait.
+    expect(await eventually(() => written > 0)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(written).toBeLessThan(count);
+    const parts: Buffer[] = [];
+    const ended = new Promise<void>((resolve, reject) => {
+      socket.on('data', (b: Buffer) => parts.push(b));
+      socket.once('end', () => resolve());
+      socket.once('error', reject);
+    });
+    socket.resume();
+    await ended;
+    const all = Buffer.concat(parts);
+    expect(all.byteLength).toBe(count * size);
+    for (let i = 0; i < count; i++) {
+      const at = i * size;
+      // First and last byte of each write, and every byte of it counted as its value.
+      expect(all[at]).toBe(i % 251);
+      expect(all[at + size - 1]).toBe(i % 251);
+      expect(all.subarray(at, at + size).every((b) => b === i % 251)).toBe(true);
+    }
+    expect(written).toBe(count);
+  });
+});
