@@ -12,6 +12,8 @@
 # and call counts (exact, from the dumps' call lines): malloc-family calls, frees, N-API function
 # callbacks (JavaScript -> native), N-API calls of JavaScript (native -> JavaScript), and the
 # inclusive cost of a few OpenSSL entry points (SSL_new, SSL_free, SSL_do_handshake, SSL_read_ex).
+# Dumps of callgrind's cache simulation (--cache-sim=yes) add the simulated misses per unit: D1
+# (first-level data: reads + writes), LL data and LL instruction, per class and per entry point.
 #
 # Usage: callgrind-split.py [--top N] [--only SUFFIX] COUNT DUMP [DUMP...]   (COUNT: units of
 # work the dumps cover; --top lists the N functions of most self cost per unit; --only counts
@@ -98,6 +100,17 @@ def classify(ob, fl, fn):
 # Compressed names ("(12) name" once, "(12)" after) are shared by the dumps of one process: with
 # --separate-threads=yes a name is defined in the first thread's file that used it.
 names = {"fl": {}, "fn": {}, "ob": {}}
+# The dumps' event names (their "events:" line): Ir alone, or Ir Dr Dw I1mr D1mr D1mw ILmr DLmr
+# DLmw with the cache simulation.
+event_names = ["Ir"]
+# Misses per class (cache simulation): {class: [D1, LL data, LL instruction]}.
+misses = {}
+
+
+def miss_triple(evs):
+    # evs: the cost line's events, in event_names' order (missing trailing ones are 0).
+    got = dict(zip(event_names, evs))
+    return [got.get("D1mr", 0) + got.get("D1mw", 0), got.get("DLmr", 0) + got.get("DLmw", 0), got.get("ILmr", 0)]
 
 
 def parse(path, totals, calls, entries, per_file):
@@ -124,6 +137,9 @@ def parse(path, totals, calls, entries, per_file):
         for line in f:
             if not line or line[0] == "#":
                 continue
+            if line.startswith("events:"):
+                event_names[:] = line.split()[1:]
+                continue
             c = line[0]
             if c.isdigit() or c in "+-*":
                 parts = line.split()
@@ -148,12 +164,20 @@ def parse(path, totals, calls, entries, per_file):
                         calls["napi_call_js"] = calls.get("napi_call_js", 0) + call_count
                     key = cf if cf in ENTRIES else next((p[:-1] for p in ENTRY_PREFIXES if cf.startswith(p)), None)
                     if key is not None:
-                        e = entries.setdefault(key, [0, 0])
+                        e = entries.setdefault(key, [0, 0, 0, 0])
                         e[0] += call_count
                         e[1] += ir
+                        if len(event_names) > 1:
+                            d1, ll, _ = miss_triple([int(x) for x in parts[1:]])
+                            e[2] += d1
+                            e[3] += ll
                     continue
                 if counted:
                     totals[cls] = totals.get(cls, 0) + ir
+                    if len(event_names) > 1:
+                        m = misses.setdefault(cls, [0, 0, 0])
+                        for i, v in enumerate(miss_triple([int(x) for x in parts[1:]])):
+                            m[i] += v
                     by_fn[cur["fn"]] = by_fn.get(cur["fn"], 0) + ir
                 file_total += ir
                 if cls == "openssl":
@@ -196,11 +220,22 @@ for path, t, o in per_file:
 print("calls per unit:")
 for k in ["malloc", "free", "napi_callback", "napi_call_js"]:
     print(f"  {k:14s} {calls.get(k, 0) / count:10.2f}")
-print("OpenSSL entry points per unit (calls, inclusive instructions):")
+if misses:
+    print("cache misses per unit (simulated: D1 data, LL data, LL instruction):")
+    total = [sum(m[i] for m in misses.values()) for i in range(3)]
+    print(f"  {'D1miss':10s} {total[0] / count:12,.0f}")
+    print(f"  {'LLdmiss':10s} {total[1] / count:12,.0f}")
+    print(f"  {'LLimiss':10s} {total[2] / count:12,.0f}")
+    for k in ["openssl", "loch", "js", "v8", "libc", "nginx", "other"]:
+        if k in misses:
+            m = misses[k]
+            print(f"  {k:10s} {m[0] / count:12,.0f} {m[1] / count:12,.0f} {m[2] / count:12,.0f}")
+print("OpenSSL entry points per unit (calls, inclusive instructions" + (", D1 and LL data misses):" if misses else "):"))
 for name in ENTRIES + [p[:-1] for p in ENTRY_PREFIXES]:
     if name in entries:
-        n, ir = entries[name]
-        print(f"  {name:18s} {n / count:6.2f} {ir / count:12,.0f}")
+        n, ir, d1, ll = entries[name]
+        extra = f" {d1 / count:10,.0f} {ll / count:10,.0f}" if misses else ""
+        print(f"  {name:18s} {n / count:6.2f} {ir / count:12,.0f}{extra}")
 if top:
     print(f"top {top} functions by self cost per unit:")
     for fn, ir in sorted(by_fn.items(), key=lambda kv: -kv[1])[:top]:

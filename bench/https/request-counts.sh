@@ -17,7 +17,8 @@
 # Usage: bench/https/request-counts.sh PEER=loch|nginx [size=3269] [warm=2000] [count=1000]
 # Env: ROUNDS (2: HTTPS, HTTP, HTTPS, HTTP windows), ONLY (a dump suffix such as -12, a loch
 # worker thread's: count that thread alone), LOCH_TLS_RECORDS (loch: loch, the default, or
-# openssl), KEEP=1 keeps the dumps, LOCH_ROOT the checkout whose apps/proxy build runs (default:
+# openssl), CACHESIM=1 (callgrind's cache simulation: D1 and LL misses per request, see
+# callgrind-split.py; several times slower), KEEP=1 keeps the dumps, LOCH_ROOT the checkout whose apps/proxy build runs (default:
 # this script's). Copy the script elsewhere before editing it while it runs (bash reads on).
 # Needs valgrind, python3, openssl, nginx; loch from apps/proxy's build (dist/bin.js).
 set -euo pipefail
@@ -33,7 +34,9 @@ root=${LOCH_ROOT:-$(cd "$here/../.." && pwd)}
 . "$here/lib.sh"
 client="$here/callgrind-requests.py"
 https_setup request-counts "$size"
-https_start "$peer" valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.%p"
+cachesim=()
+[ "${CACHESIM:-0}" = 1 ] && cachesim=(--cache-sim=yes)
+https_start "$peer" valgrind --tool=callgrind "${cachesim[@]}" --separate-threads=yes --callgrind-out-file="$dir/cg.%p"
 https_wait 900
 # Both clients connect and make WARM requests first (so both paths are compiled and warm alike),
 # then ROUNDS rounds of two windows, HTTPS then HTTP: the counters zeroed, COUNT requests on the
@@ -85,10 +88,10 @@ def rows(path):
     return out
 tls, plain = rows(sys.argv[1]), rows(sys.argv[2])
 print(f"  {'per request':16s} {'HTTPS':>12s} {'HTTP':>12s} {'TLS adds':>12s}")
-for k in ["whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other", "malloc", "free", "napi_callback", "napi_call_js", "SSL_read_ex", "SSL_write_ex", "SSL_read", "SSL_write", "EVP_EncryptUpdate", "EVP_DecryptUpdate"]:
+for k in ["whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other", "malloc", "free", "napi_callback", "napi_call_js", "SSL_read_ex", "SSL_write_ex", "SSL_read", "SSL_write", "EVP_EncryptUpdate", "EVP_DecryptUpdate", "D1miss", "LLdmiss", "LLimiss"]:
     if k in tls or k in plain:
         a, b = tls.get(k, 0), plain.get(k, 0)
-        fmt = "{:12,.0f}" if k in ("whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other") else "{:12.2f}"
+        fmt = "{:12,.0f}" if k in ("whole", "openssl", "loch", "js", "v8", "libc", "nginx", "other", "D1miss", "LLdmiss", "LLimiss") else "{:12.2f}"
         print(f"  {k:16s} {fmt.format(a)} {fmt.format(b)} {fmt.format(a - b)}")
 PY
 done
