@@ -176,6 +176,9 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9090" }] }
             // A young generation no scavenge empties while the probe measures.
             '--min-semi-space-size=64',
             '--max-semi-space-size=128',
+            // Tier-up on the main thread: what is optimized (and what escape analysis removes)
+            // by the measured window does not depend on a background compiler's progress (load).
+            '--no-concurrent-recompilation',
             '--conditions=@loch/source',
             '--import',
             'tsx',
@@ -191,12 +194,16 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9090" }] }
     expect(probe('record').bytesPerRound).toBeLessThan(2);
     // Through the context and core layers (access log off): metrics on cost no closure per
     // request over metrics off (they are recorded from the server's onAnswered hook). A closure
-    // per request (the core layer's answer hook before) measured +57 B per request.
-    const off = probe('core-off').bytesPerRound;
-    const on = probe('core-on').bytesPerRound;
+    // per request (the core layer's answer hook before) measured +57 B per request. The lesser of
+    // two processes per mode: a process's reading only gains bytes from what ran unoptimized in
+    // its window (one in ~15 under load: +17.8 B), never loses them.
+    const least = (mode: string) => Math.min(probe(mode).bytesPerRound, probe(mode).bytesPerRound);
+    const off = least('core-off');
+    const on = least('core-on');
     expect(off).toBeGreaterThan(100);
     expect(on - off).toBeLessThan(16);
-  }, 60_000);
+    // Six node processes, each loading the sources through tsx: ~10 s alone, past 60 s on a loaded CI.
+  }, 150_000);
 
   it('reads the plan maps once while the server, route and upstream repeat', () => {
     const { metrics, counts, web, route: at } = setup();
