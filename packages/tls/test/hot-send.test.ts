@@ -8,7 +8,9 @@
  * Skipped where io_uring cannot serve.
  */
 
-import type { TLSSocket } from 'node:tls';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { loadNative, type NativeBinding } from '@loch/native';
 import { TlsServerContext, type TlsStream } from '@loch/tls';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
@@ -95,6 +97,63 @@ describe('in-ring TLS sends from the hot buffer (uring driver)', () => {
     // Before the hot buffer each answer grew the conn's output past 16 KiB (8 growths; with
     // LOCH_TLS_DIRECT_SEND=0, the old path, still so).
     expect(binding!.tlsBufferStats().grows - start.grows).toBe(0);
+  });
+
+  test('a peer that reset: a 60,000 B write fails with the send error, as does the next, and the stream closes', async () => {
+    // The writes go to send(2) from the hot buffer (the conn has nothing queued) and meet the
+    // reset: this write and the next fail, none hangs (the test's timeout), close() completes
+    // (afterEach awaits the server's handler).
+    const results: unknown[] = [];
+    let handshaken!: () => void;
+    const ready = new Promise<void>((resolve) => {
+      handshaken = resolve;
+    });
+    let finished!: () => void;
+    const done = new Promise<void>((resolve) => {
+      finished = resolve;
+    });
+    const server = await serve(async (stream) => {
+      try {
+        // The client's first byte: the handshake is done on both ends (a reset before the
+        // server read the client's Finished would fail the handshake instead).
+        (await stream.recv())?.release();
+        handshaken();
+        // Until the reset reached the ring: the read ends or fails.
+        try {
+          for (;;) {
+            const chunk = await stream.recv();
+            if (chunk === null) break;
+            chunk.release();
+          }
+        } catch {
+          // ECONNRESET
+        }
+        for (let i = 0; i < 2; i++)
+          results.push(
+            await stream.writeAll(pattern(i, 60_000)).then(
+              () => 'written',
+              (error: unknown) => error,
+            ),
+          );
+      } finally {
+        finished();
+      }
+    });
+    // A TLS client over a TCP socket of its own, to reset that socket (RST) once handshaken.
+    const raw = connect(server.port, '127.0.0.1');
+    const socket = tlsConnect({ socket: raw, ca: pki.ca, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    closers.push(() => socket.destroy());
+    await once(socket, 'secureConnect');
+    socket.write('x');
+    await ready;
+    raw.resetAndDestroy();
+    await done;
+    expect(results).toHaveLength(2);
+    for (const r of results) {
+      expect(r).toBeInstanceOf(Error);
+      expect((r as { code?: string }).code).toMatch(/^(ECONNRESET|EPIPE)$/);
+    }
   });
 
   test('a reader that stalls: what the socket did not take goes through the ring, whole and in order', async () => {
