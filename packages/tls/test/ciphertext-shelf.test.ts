@@ -10,8 +10,9 @@
 import type { TLSSocket } from 'node:tls';
 import { loadNative, type NativeBinding } from '@loch/native';
 import { TlsServerContext, type TlsStream } from '@loch/tls';
-import { createRuntime, type Runtime } from '@loch/uring-runtime';
+import { createRuntime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
 import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
 
@@ -56,30 +57,26 @@ function fetchBytes(socket: TLSSocket, n: number): Promise<void> {
 }
 
 describe('in-ring TLS ciphertext buffer shelf (uring driver)', () => {
-  let runtime: Runtime | undefined;
-  const closers: (() => unknown)[] = [];
-
+  const scope = new RuntimeScope();
   afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await runtime?.close();
-    runtime = undefined;
+    await scope.close();
     binding?.trimMemory();
   });
 
   async function serve(): Promise<LochTlsServer> {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     const context = new TlsServerContext({
       certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
       alpn: ['http/1.1'],
     });
     const server = await new LochTlsServer(runtime, context, sized).listen();
-    closers.push(() => server.close());
+    scope.defer(() => server.close());
     return server;
   }
 
   async function client(server: LochTlsServer): Promise<TLSSocket> {
     const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
-    closers.push(() => socket.destroy());
+    scope.defer(() => socket.destroy());
     return socket;
   }
 

@@ -13,8 +13,9 @@ import { connect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { loadNative, type NativeBinding } from '@loch/native';
 import { TlsServerContext, type TlsStream } from '@loch/tls';
-import { createRuntime, type Runtime } from '@loch/uring-runtime';
+import { createRuntime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
 import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
 
@@ -34,29 +35,23 @@ function pattern(i: number, size: number): Uint8Array {
 }
 
 describe('in-ring TLS sends from the hot buffer (uring driver)', () => {
-  let runtime: Runtime | undefined;
-  const closers: (() => unknown)[] = [];
-
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await runtime?.close();
-    runtime = undefined;
-  });
+  const scope = new RuntimeScope();
+  afterEach(() => scope.close());
 
   async function serve(handler: (stream: TlsStream) => Promise<void>): Promise<LochTlsServer> {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     const context = new TlsServerContext({
       certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
       alpn: ['http/1.1'],
     });
     const server = await new LochTlsServer(runtime, context, handler).listen();
-    closers.push(() => server.close());
+    scope.defer(() => server.close());
     return server;
   }
 
   async function client(server: LochTlsServer): Promise<TLSSocket> {
     const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
-    closers.push(() => socket.destroy());
+    scope.defer(() => socket.destroy());
     return socket;
   }
 
@@ -143,7 +138,7 @@ describe('in-ring TLS sends from the hot buffer (uring driver)', () => {
     const raw = connect(server.port, '127.0.0.1');
     const socket = tlsConnect({ socket: raw, ca: pki.ca, servername: 'localhost' });
     socket.on('error', () => undefined);
-    closers.push(() => socket.destroy());
+    scope.defer(() => socket.destroy());
     await once(socket, 'secureConnect');
     socket.write('x');
     await ready;

@@ -8,8 +8,9 @@
  */
 import type { TLSSocket } from 'node:tls';
 import { TlsServerContext, type TlsStream } from '@loch/tls';
-import { createRuntime, type Runtime } from '@loch/uring-runtime';
+import { createRuntime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
 import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
 
@@ -37,20 +38,14 @@ function readToEnd(socket: TLSSocket): Promise<string> {
 }
 
 describe('in-ring TLS writes past the in-flight bound (uring driver)', () => {
-  let runtime: Runtime | undefined;
-  const closers: (() => unknown)[] = [];
-
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await runtime?.close();
-    runtime = undefined;
-  });
+  const scope = new RuntimeScope();
+  afterEach(() => scope.close());
 
   test('1,200 writes started at once reach the peer whole and in order, then the end', async () => {
     const count = 1200;
     let settled = 0;
     let layer = '';
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     const context = new TlsServerContext({
       certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
       alpn: ['http/1.1'],
@@ -71,7 +66,7 @@ describe('in-ring TLS writes past the in-flight bound (uring driver)', () => {
       await stream.shutdown();
       await Promise.all(writes);
     }).listen();
-    closers.push(() => server.close());
+    scope.defer(() => server.close());
     const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
     const text = readToEnd(socket);
     socket.write('go');

@@ -20,8 +20,9 @@ import {
   tlsAccept,
   tlsConnect,
 } from '@loch/tls';
-import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
+import { createRuntime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
 import {
   bytes,
@@ -49,21 +50,17 @@ function tlsCalls(): number {
 }
 
 describe('in-ring TLS (uring driver)', () => {
-  let runtime: Runtime | undefined;
-  const closers: (() => unknown)[] = [];
-
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await runtime?.close();
-    runtime = undefined;
-  });
+  const scope = new RuntimeScope();
+  afterEach(() => scope.close());
 
   async function serve(
     handler: (stream: TlsStream) => Promise<void>,
     uringOptions: Record<string, unknown> = {},
     options: { alpn?: string[]; ring?: boolean } = {},
   ): Promise<LochTlsServer> {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined, uring: uringOptions });
+    const runtime = scope.use(
+      await createRuntime({ driver: 'uring', log: () => undefined, uring: uringOptions }),
+    );
     const context = new TlsServerContext({
       certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
       alpn: options.alpn ?? ['http/1.1'],
@@ -71,7 +68,7 @@ describe('in-ring TLS (uring driver)', () => {
     const server = await new LochTlsServer(runtime, context, handler, {
       ...(options.ring === undefined ? {} : { ring: options.ring }),
     }).listen();
-    closers.push(() => server.close());
+    scope.defer(() => server.close());
     return server;
   }
 
@@ -93,7 +90,7 @@ describe('in-ring TLS (uring driver)', () => {
     expect(layers).toEqual(['ring']);
 
     await server.close();
-    await runtime!.close();
+    await scope.runtime!.close();
     layers = [];
     const plain = await serve(
       async (stream) => {
@@ -269,7 +266,7 @@ describe('in-ring TLS (uring driver)', () => {
     const server = await serve(echo);
     // A Loch client (also in the ring) that does not trust the server's CA sends unknown_ca.
     const strict = new TlsClientContext({ ca: pki.otherCa });
-    const raw = await TcpStream.connect({ host: '127.0.0.1', port: server.port, runtime: runtime! });
+    const raw = await TcpStream.connect({ host: '127.0.0.1', port: server.port, runtime: scope.runtime! });
     await expect(tlsConnect(raw, strict, { servername: 'localhost' })).rejects.toBeInstanceOf(
       TlsCertificateError,
     );
@@ -279,14 +276,14 @@ describe('in-ring TLS (uring driver)', () => {
   });
 
   test('a Loch client in the ring: verification, ALPN, data both ways and a plain-HTTP peer', async () => {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     const node = nodeServer(
       { key: pki.localhost.key, cert: pki.localhost.chain, ALPNProtocols: ['h2', 'http/1.1'] },
       (socket: TLSSocket) => socket.pipe(socket),
     );
     node.listen(0, '127.0.0.1');
     await once(node, 'listening');
-    closers.push(() => new Promise((r) => node.close(r)));
+    scope.defer(() => new Promise((r) => node.close(r)));
     const port = (node.address() as { port: number }).port;
     const client = new TlsClientContext({ ca: pki.ca, alpn: ['http/1.1'] });
     const raw = await TcpStream.connect({ host: '127.0.0.1', port, runtime });
@@ -319,12 +316,12 @@ describe('in-ring TLS (uring driver)', () => {
   });
 
   test('a plain-HTTP request handed over from the ring reads and writes raw', async () => {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     const context = new TlsServerContext({
       certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
     });
     const listener = await TcpListener.bind({ host: '127.0.0.1', port: 0, runtime });
-    closers.push(() => listener.close());
+    scope.defer(() => listener.close());
     const port = (listener.localAddress as { port: number }).port;
     const served = (async () => {
       const raw = await listener.accept();

@@ -10,8 +10,9 @@ import { once } from 'node:events';
 import { createServer as nodeServer } from 'node:tls';
 import { loadNative } from '@loch/native';
 import { TlsClientContext, TlsServerContext, type TlsStream, tlsConnect } from '@loch/tls';
-import { createRuntime, type Runtime, sentBytes, TcpStream } from '@loch/uring-runtime';
+import { createRuntime, sentBytes, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
+import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { countCalls } from './binding-calls.cjs';
 import { makeTestPki, type TestPki } from './certs.js';
 import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
@@ -38,17 +39,11 @@ async function bindingCalls(run: () => Promise<void> | void): Promise<Map<string
 }
 
 describe('in-ring TLS sent counts (uring driver)', () => {
-  let runtime: Runtime | undefined;
-  const closers: (() => unknown)[] = [];
-
-  afterEach(async () => {
-    for (const close of closers.splice(0).reverse()) await close();
-    await runtime?.close();
-    runtime = undefined;
-  });
+  const scope = new RuntimeScope();
+  afterEach(() => scope.close());
 
   test('reading write progress makes no call into the binding, and counts the ciphertext sent', async () => {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     const context = new TlsServerContext({
       certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
     });
@@ -65,10 +60,10 @@ describe('in-ring TLS sent counts (uring driver)', () => {
       written = true;
       await finished;
     }).listen();
-    closers.push(() => server.close());
-    closers.push(() => finish()); // runs first: the handler ends, so the server's close does not wait
+    scope.defer(() => server.close());
+    scope.defer(() => finish()); // runs first: the handler ends, so the server's close does not wait
     const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
-    closers.push(() => socket.destroy());
+    scope.defer(() => socket.destroy());
     let read = 0;
     socket.on('data', (b: Buffer) => {
       read += b.length;
@@ -85,7 +80,7 @@ describe('in-ring TLS sent counts (uring driver)', () => {
   });
 
   test('a conn id reused after a close starts from nothing; the closed stream keeps its own count', async () => {
-    runtime = await createRuntime({ driver: 'uring', log: () => undefined });
+    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
     // A node:tls server that reads everything each client sends.
     const peer = nodeServer({ key: pki.localhost.key, cert: pki.localhost.chain }, (s) => {
       s.on('data', () => {});
@@ -93,7 +88,7 @@ describe('in-ring TLS sent counts (uring driver)', () => {
     });
     peer.listen(0, '127.0.0.1');
     await once(peer, 'listening');
-    closers.push(() => new Promise((r) => peer.close(r)));
+    scope.defer(() => new Promise((r) => peer.close(r)));
     const port = (peer.address() as { port: number }).port;
     const context = new TlsClientContext({ ca: pki.ca });
     const open = async () => {
@@ -113,7 +108,7 @@ describe('in-ring TLS sent counts (uring driver)', () => {
     // The next session attached takes the id a had: before its ClientHello was sent its count is 0.
     const raw = await TcpStream.connect({ host: '127.0.0.1', port, runtime });
     const handshake = tlsConnect(raw, context, { servername: 'localhost', session: false });
-    closers.push(() =>
+    scope.defer(() =>
       handshake.then(
         (s) => s.close(),
         () => raw.close(),
