@@ -9,12 +9,11 @@
 
 import type { TLSSocket } from 'node:tls';
 import { loadNative, type NativeBinding } from '@loch/native';
-import { TlsServerContext, type TlsStream } from '@loch/tls';
-import { createRuntime } from '@loch/uring-runtime';
+import type { TlsStream } from '@loch/tls';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
-import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
+import { eventually, type LochTlsServer, ringClient, ringServer, uringTest } from './harness.js';
 
 const test = await uringTest();
 const loaded = loadNative();
@@ -63,22 +62,9 @@ describe('in-ring TLS ciphertext buffer shelf (uring driver)', () => {
     binding?.trimMemory();
   });
 
-  async function serve(): Promise<LochTlsServer> {
-    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
-    const context = new TlsServerContext({
-      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
-      alpn: ['http/1.1'],
-    });
-    const server = await new LochTlsServer(runtime, context, sized).listen();
-    scope.defer(() => server.close());
-    return server;
-  }
+  const serve = () => ringServer(scope, pki, sized);
 
-  async function client(server: LochTlsServer): Promise<TLSSocket> {
-    const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
-    scope.defer(() => socket.destroy());
-    return socket;
-  }
+  const client = (server: LochTlsServer) => ringClient(scope, pki, server);
 
   test('a burst after the first takes the buffer an idle conn gave up, on the same conn and on the next', async () => {
     const server = await serve();

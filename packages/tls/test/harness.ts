@@ -7,9 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { type ConnectionOptions, connect as nodeConnect, type TLSSocket } from 'node:tls';
-import { type TlsAcceptOptions, type TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
+import { type TlsAcceptOptions, TlsServerContext, type TlsStream, tlsAccept } from '@loch/tls';
 import { createRuntime, type DriverName, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { it } from 'vitest';
+import type { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
+import type { TestPki } from './certs.js';
 
 /** A driver under test and why it is skipped (undefined when it runs). */
 export interface DriverCase {
@@ -142,6 +144,41 @@ export class LochTlsServer {
     await this.#listener?.close();
     await Promise.allSettled(this.#tasks);
   }
+}
+
+/**
+ * The in-ring TLS tests' server: a LochTlsServer for `localhost` (ALPN http/1.1 unless given) on
+ * a uring runtime that `scope` owns, closed after the test (the runtime last).
+ */
+export async function ringServer(
+  scope: RuntimeScope,
+  pki: TestPki,
+  handler: (stream: TlsStream) => Promise<void>,
+  options: { uring?: Record<string, unknown>; alpn?: string[]; ring?: boolean } = {},
+): Promise<LochTlsServer> {
+  const runtime = scope.use(
+    await createRuntime({ driver: 'uring', log: () => undefined, uring: options.uring ?? {} }),
+  );
+  const context = new TlsServerContext({
+    certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
+    alpn: options.alpn ?? ['http/1.1'],
+  });
+  const server = await new LochTlsServer(runtime, context, handler, {
+    ...(options.ring === undefined ? {} : { ring: options.ring }),
+  }).listen();
+  scope.defer(() => server.close());
+  return server;
+}
+
+/** A node:tls client of `server` that trusts the test CA, destroyed after the test. */
+export async function ringClient(
+  scope: RuntimeScope,
+  pki: TestPki,
+  server: LochTlsServer,
+): Promise<TLSSocket> {
+  const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
+  scope.defer(() => socket.destroy());
+  return socket;
 }
 
 /** Echoes every chunk back until end of stream. */

@@ -10,14 +10,13 @@
 
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { loadNative, type NativeBinding } from '@loch/native';
-import { TlsServerContext, type TlsStream } from '@loch/tls';
-import { createRuntime } from '@loch/uring-runtime';
+import type { TlsStream } from '@loch/tls';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
-import { eventually, LochTlsServer, nodeClient, uringTest } from './harness.js';
+import { eventually, type LochTlsServer, ringClient, ringServer, uringTest } from './harness.js';
 
 const test = await uringTest();
 const loaded = loadNative();
@@ -38,22 +37,9 @@ describe('in-ring TLS sends from the hot buffer (uring driver)', () => {
   const scope = new RuntimeScope();
   afterEach(() => scope.close());
 
-  async function serve(handler: (stream: TlsStream) => Promise<void>): Promise<LochTlsServer> {
-    const runtime = scope.use(await createRuntime({ driver: 'uring', log: () => undefined }));
-    const context = new TlsServerContext({
-      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
-      alpn: ['http/1.1'],
-    });
-    const server = await new LochTlsServer(runtime, context, handler).listen();
-    scope.defer(() => server.close());
-    return server;
-  }
+  const serve = (handler: (stream: TlsStream) => Promise<void>) => ringServer(scope, pki, handler);
 
-  async function client(server: LochTlsServer): Promise<TLSSocket> {
-    const socket = await nodeClient(server.port, { ca: pki.ca, servername: 'localhost' });
-    scope.defer(() => socket.destroy());
-    return socket;
-  }
+  const client = (server: LochTlsServer) => ringClient(scope, pki, server);
 
   test('answers of 60,000 B to a reading peer grow no conn buffer: each goes out from the hot buffer', async () => {
     // One answer per request byte, after the previous one was read whole (the socket has room).

@@ -24,16 +24,7 @@ import { createRuntime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, describe, expect } from 'vitest';
 import { RuntimeScope } from '../../uring-runtime/test/runtime-scope.js';
 import { makeTestPki, type TestPki } from './certs.js';
-import {
-  bytes,
-  echo,
-  eventually,
-  LochTlsServer,
-  nodeClient,
-  readAll,
-  roundTrip,
-  uringTest,
-} from './harness.js';
+import { bytes, echo, eventually, nodeClient, readAll, ringServer, roundTrip, uringTest } from './harness.js';
 
 const test = await uringTest();
 let pki: TestPki;
@@ -53,24 +44,11 @@ describe('in-ring TLS (uring driver)', () => {
   const scope = new RuntimeScope();
   afterEach(() => scope.close());
 
-  async function serve(
+  const serve = (
     handler: (stream: TlsStream) => Promise<void>,
-    uringOptions: Record<string, unknown> = {},
+    uring: Record<string, unknown> = {},
     options: { alpn?: string[]; ring?: boolean } = {},
-  ): Promise<LochTlsServer> {
-    const runtime = scope.use(
-      await createRuntime({ driver: 'uring', log: () => undefined, uring: uringOptions }),
-    );
-    const context = new TlsServerContext({
-      certificates: [{ chain: pki.localhost.chain, key: pki.localhost.key }],
-      alpn: options.alpn ?? ['http/1.1'],
-    });
-    const server = await new LochTlsServer(runtime, context, handler, {
-      ...(options.ring === undefined ? {} : { ring: options.ring }),
-    }).listen();
-    scope.defer(() => server.close());
-    return server;
-  }
+  ) => ringServer(scope, pki, handler, { uring, ...options });
 
   test('carries the session in the ring by default, and not when asked', async () => {
     let layers: string[] = [];
