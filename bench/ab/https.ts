@@ -29,7 +29,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { HTTPS_PROXIES, type HttpsProxy, type HttpsProxySpec, lochSpec, takenOver } from '../https/peers.js';
@@ -41,7 +41,6 @@ import {
   type Measurement,
   machineSummary,
   markdownTable,
-  measure,
   stopPeersOnSignal,
   waitForHttp,
 } from '../lib/measure.js';
@@ -49,8 +48,17 @@ import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { tlsPolicy, writeTlsCertificates } from '../lib/tls-certs.js';
 import { envFlag, numberFlag, orderOf, usageExit } from './flags.js';
+import {
+  type AbSide,
+  CONNECTIONS,
+  checkedReading,
+  LOAD_CPU,
+  openSide,
+  proxyCpus,
+  sideTrees,
+} from './side.js';
 import { type AbRow, abTable } from './summary.js';
-import { fileStamp, type LochTree, openTree, runWarnings } from './tree.js';
+import { fileStamp, runWarnings } from './tree.js';
 
 const SCRIPT = 'ab/https.ts';
 
@@ -84,47 +92,35 @@ const envBySide: Record<string, Record<string, string>> = {
   B: envFlag(SCRIPT, 'b-env', args['b-env']),
 };
 
-/** wrk and the backend share CPU 0; a 1-worker proxy has CPU 1 to itself (bench:https's layout). */
-const LOAD_CPU = '0';
-const PROXY_CPU = workers === 1 ? '1' : '0-1';
-const CONNECTIONS = 64;
-/** A point with more failed requests than this share is a proxy that stopped forwarding. */
-const MAX_ERROR_SHARE = 0.01;
-/** Fewer requests than this per connection is a stall (bench:https's bound), not a CPU figure. */
-const STALL_REQUESTS_PER_CONNECTION = 10;
+const PROXY_CPU = proxyCpus(workers);
 const PROBE_PATH = '/128';
 
 const resultsDir = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'results', 'partial');
 
-/** One side: a proxy spec and, for Loch, the checkout it runs and its record layer. */
-interface Side {
-  readonly label: string;
+/** One side: a proxy spec and, for Loch, its record layer. */
+interface Side extends AbSide {
   readonly spec: HttpsProxySpec;
-  readonly tree: LochTree | undefined;
   /** Loch's own TLS 1.3 record layer (the default; not LOCH_TLS_RECORDS=openssl in the side's env). */
   readonly ownRecords: boolean;
-  /** What the side is, in words, for the page. */
-  readonly what: string;
 }
 
 /** `--a`/`--b`: the word nginx, or a built checkout (relative to where pnpm was run). */
-function openSide(label: string, value: string, cwd: string): Side {
+function openHttpsSide(label: string, value: string, cwd: string): Side {
   const env = envBySide[label]!;
-  if (value === 'nginx') {
-    const spec = HTTPS_PROXIES.find((s) => s.name === 'nginx')!;
+  const side = openSide(label, value, cwd, 'nginx (ssl + proxy_pass)');
+  if (side.tree === undefined) {
     if (Object.keys(env).length > 0)
       usageExit(SCRIPT, `--${label.toLowerCase()}-env: nginx takes no environment`);
-    return { label, spec, tree: undefined, ownRecords: false, what: 'nginx (ssl + proxy_pass)' };
+    return { ...side, spec: HTTPS_PROXIES.find((s) => s.name === 'nginx')!, ownRecords: false };
   }
-  const tree = openTree(label, resolve(cwd, value));
   const ownRecords = env.LOCH_TLS_RECORDS !== 'openssl';
   const spec = lochSpec(ownRecords ? 'loch' : 'openssl', {
     name: `loch ${label}`,
-    cli: tree.cli,
-    cwd: tree.root,
+    cli: side.tree.cli,
+    cwd: side.tree.root,
     env,
   });
-  return { label, spec, tree, ownRecords, what: `loch \`${tree.root}\` (${tree.revision})` };
+  return { ...side, spec, ownRecords };
 }
 
 /** One measured point of one side: the HTTPS and the plain HTTP reading of the same instance. */
@@ -157,8 +153,8 @@ async function main(): Promise<void> {
 
   // pnpm runs the script in bench/; relative paths mean where the user ran pnpm (INIT_CWD).
   const cwd = process.env.INIT_CWD ?? process.cwd();
-  const sides: [Side, Side] = [openSide('A', args.a!, cwd), openSide('B', args.b!, cwd)];
-  const trees = sides.flatMap((s) => (s.tree === undefined ? [] : [s.tree]));
+  const sides: [Side, Side] = [openHttpsSide('A', args.a!, cwd), openHttpsSide('B', args.b!, cwd)];
+  const trees = sideTrees(sides);
   const warnings: string[] = [];
   if (args.a === args.b && envText('A') === envText('B'))
     warnings.push('A and B are the same peer with the same environment: an A/A run (the noise floor).');
@@ -220,18 +216,8 @@ async function main(): Promise<void> {
   };
 
   /** One wrk reading; throws when the proxy stalled or failed requests (the run stops). */
-  const reading = async (what: string, proxy: HttpsProxy, url: string): Promise<Measurement> => {
-    const peer = proxy.peer;
-    if (peer.child.exitCode !== null || peer.child.signalCode !== null)
-      throw new Error(`${what}: ${peer.name} exited:\n${peer.output()}`);
-    const m = await measure(peer, url, { connections: CONNECTIONS, seconds, warmupSeconds, cpu: LOAD_CPU });
-    if (m.requests < CONNECTIONS * STALL_REQUESTS_PER_CONNECTION || m.errors > m.requests * MAX_ERROR_SHARE)
-      throw new Error(
-        `${what}: ${peer.name} stopped forwarding (${m.requests} requests, ${m.errors} errors)\n${peer.output()}`,
-      );
-    if (m.errors > 0) flagged.push(`${what}: ${m.errors} errors`);
-    return m;
-  };
+  const reading = (what: string, proxy: HttpsProxy, url: string): Promise<Measurement> =>
+    checkedReading(what, proxy.peer, url, { seconds, warmupSeconds, flagged });
 
   try {
     for (let round = 0; round < rounds; round++) {

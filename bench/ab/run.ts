@@ -1,30 +1,35 @@
 /**
- * Interleaved A/B benchmark of two builds of loch (issue 12): is a change to the request path
- * bigger than the run-to-run spread? Two checkouts of this repo, each already built, run the
- * reference proxy benchmark's 1-worker layout (wrk -t1 -c64 on CPU 0 -> loch on CPU 1 -> nginx
- * static on CPU 0) in alternating order, round after round (A B, B A, A B, ...), and memory per
- * idle connection quiet and busy. Reports per metric the median and [min, max] of each side and
- * the B/A ratios, and every round's raw numbers, on stdout and in
- * bench/results/partial/ab-<time>.md (+ .json; git-ignored). Not a cross-peer comparison
- * (http-proxy/) and never builds a tree.
+ * Interleaved A/B benchmark of HTTP/1.1 reverse proxying (issues 12 and 18): is a change to the
+ * request path, or the gap to nginx, bigger than the run-to-run spread? A side is a built
+ * checkout of this repo (its `loch`) or `nginx` (bench:http-proxy's nginx peer, the same
+ * proxy_pass config), so one form answers "before vs after a change" (`--a T1 --b T2`) and "loch
+ * vs nginx" (`--a nginx --b T`). The reference proxy benchmark's layout (wrk -t1 -c64 on CPU 0 ->
+ * the proxy on CPU 1 with 1 worker, CPUs 0-1 with more -> nginx static on CPU 0) runs the sides
+ * in alternating order, round after round (A B, B A, A B, ...), and memory per idle connection
+ * quiet and busy. Reports per metric the median and [min, max] of each side and the B/A ratios,
+ * and every round's raw numbers, on stdout and in bench/results/partial/ab-<time>.md (+ .json;
+ * git-ignored). Not the cross-peer page (http-proxy/) and never builds a tree.
  *
- * Usage: tsx --conditions=@loch/source ab/run.ts --a <checkout> --b <checkout> [--rounds 5]
- *   [--sizes 128,11268,65536] [--seconds 8] [--warmup 2] [--idle-connections 10000]
- *   [--busy-connections 16] [--settle 5] [--no-memory] [--metrics off,on]
- *   [--access-log off,on]
+ * Usage: tsx --conditions=@loch/source ab/run.ts --a <checkout|nginx> --b <checkout|nginx>
+ *   [--rounds 5] [--sizes 128,11268,65536] [--seconds 8] [--warmup 2] [--workers 1]
+ *   [--idle-connections 10000] [--busy-connections 16] [--settle 5] [--no-memory]
+ *   [--metrics off,on] [--access-log off,on]
  *
  * `--metrics <A>,<B>` (each on or off, default off,off): the side that is on runs with an
  * `[admin]` listener, so it records metrics (issue 17). With the same checkout as A and B,
  * `--metrics off,on` measures what metrics cost per request. `--access-log <A>,<B>` (default
  * off,off) likewise: the side that is on writes a text access line per request to a file in its
  * temp dir (issue 18 measures loch "with metrics and the access log on, as shipped":
- * `--metrics on,on --access-log on,on`).
+ * `--metrics on,on --access-log on,on`). An nginx side records no metrics (its `--metrics` must
+ * be off); its access log on is nginx's as it ships (bench:http-proxy's: `combined`, unbuffered).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PROXIES } from '../http-proxy/peers.js';
 import { runnerArgs } from '../lib/args.js';
 import { formatSize, writeBodies } from '../lib/bodies.js';
 import {
@@ -33,7 +38,6 @@ import {
   type Measurement,
   machineSummary,
   markdownTable,
-  measure,
   type Peer,
   stopPeersOnSignal,
   waitForHttp,
@@ -42,8 +46,9 @@ import { startNginxStatic } from '../lib/nginx.js';
 import { log } from '../lib/report.js';
 import { busyConnectionMemory, type ConnectionMemory, quietConnectionMemory } from './connection-memory.js';
 import { numberFlag, orderOf, usageExit } from './flags.js';
-import { type AbRow, abTable } from './summary.js';
-import { fileStamp, type LochTree, openTree, runWarnings, startLoch } from './tree.js';
+import { type AbSide, checkedReading, LOAD_CPU, openSide, proxyCpus, sideTrees } from './side.js';
+import { type AbRow, abTable, verdictTable } from './summary.js';
+import { checkBodies, fileStamp, runWarnings, startLoch, trimWhileRunning } from './tree.js';
 
 const SCRIPT = 'ab/run.ts';
 
@@ -56,6 +61,7 @@ const { values: args } = parseArgs({
     sizes: { type: 'string', default: '128,11268,65536' },
     seconds: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '1' },
     'idle-connections': { type: 'string', default: '10000' },
     'busy-connections': { type: 'string', default: '16' },
     settle: { type: 'string', default: '5' },
@@ -66,11 +72,15 @@ const { values: args } = parseArgs({
 });
 
 if (args.a === undefined || args.b === undefined)
-  usageExit(SCRIPT, 'usage: ab/run.ts --a <built checkout> --b <built checkout> [--rounds 5] ...');
+  usageExit(
+    SCRIPT,
+    'usage: ab/run.ts --a <built checkout|nginx> --b <built checkout|nginx> [--rounds 5] ...',
+  );
 const rounds = numberFlag(SCRIPT, 'rounds', args.rounds, 1);
 const sizes = args.sizes.split(',').map((s) => numberFlag(SCRIPT, 'sizes', s, 0));
 const seconds = numberFlag(SCRIPT, 'seconds', args.seconds, 1);
 const warmupSeconds = numberFlag(SCRIPT, 'warmup', args.warmup, 0);
+const workers = numberFlag(SCRIPT, 'workers', args.workers, 1);
 const idleCount = numberFlag(SCRIPT, 'idle-connections', args['idle-connections'], 1);
 const busyConnections = numberFlag(SCRIPT, 'busy-connections', args['busy-connections'], 1);
 const settleMs = numberFlag(SCRIPT, 'settle', args.settle, 0) * 1000;
@@ -86,18 +96,21 @@ if (accessLogBySide.length !== 2 || accessLogBySide.some((m) => m !== 'on' && m 
 /** Whether side `label` ("A" or "B") writes an access log. */
 const accessLogOn = (label: string) => accessLogBySide[label === 'A' ? 0 : 1] === 'on';
 
-/** wrk, the backend and the idle clients share CPU 0; loch has CPU 1 to itself. */
-const LOAD_CPU = '0';
-const PROXY_CPU = '1';
-/** The reference benchmark's load: wrk -t1 -c64. */
-const CONNECTIONS = 64;
+/** wrk, the backend and the idle clients share CPU 0 (LOAD_CPU); one worker has CPU 1 to itself. */
+const PROXY_CPU = proxyCpus(workers);
 /** Body each idle connection fetches once, and the busy load's body. */
 const MEMORY_SIZE = 128;
 /** RSS samples per memory reading (median) and their spacing. */
 const RSS_SAMPLES = 5;
 const RSS_SAMPLE_INTERVAL_MS = 200;
-/** A measured point with more failed requests than this share is a loch that stopped forwarding. */
-const MAX_ERROR_SHARE = 0.01;
+/** bench:http-proxy's nginx peer: its proxy_pass config and its access log as nginx ships it. */
+const NGINX = PROXIES.find((p) => p.name === 'nginx')!;
+
+/** nginx's version line (`nginx -v` writes it to stderr), for the page. */
+function nginxVersion(): string {
+  const r = spawnSync('nginx', ['-v'], { encoding: 'utf8' });
+  return (r.stderr ?? '').trim().replace(/^nginx version: /, '') || 'nginx (version unknown)';
+}
 
 const resultsDir = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'results', 'partial');
 
@@ -121,23 +134,30 @@ interface MemoryPoint {
 
 async function main(): Promise<void> {
   stopPeersOnSignal();
-  // An error or a normal end also takes nginx, both lochs and a busy wrk down (idle-client
+  // An error or a normal end also takes the backend, both sides and a busy wrk down (idle-client
   // processes exit by themselves when our stdin pipe to them closes).
   process.on('exit', killLivePeers);
 
   // pnpm runs the script in bench/; relative paths mean where the user ran pnpm (INIT_CWD).
   const cwd = process.env.INIT_CWD ?? process.cwd();
-  const trees: [LochTree, LochTree] = [
-    openTree('A', resolve(cwd, args.a!)),
-    openTree('B', resolve(cwd, args.b!)),
+  const nginxWhat = `nginx ${nginxVersion()} (proxy_pass, bench:http-proxy's config)`;
+  const sides: [AbSide, AbSide] = [
+    openSide('A', args.a!, cwd, nginxWhat),
+    openSide('B', args.b!, cwd, nginxWhat),
   ];
+  for (const s of sides) {
+    if (s.tree === undefined && metricsOn(s.label))
+      usageExit(SCRIPT, `--metrics: side ${s.label} is nginx, which records no metrics; say off for it`);
+  }
   const warnings: string[] = [];
   if (
-    trees[0].root === trees[1].root &&
+    sides[0].tree?.root === sides[1].tree?.root &&
     metricsOn('A') === metricsOn('B') &&
     accessLogOn('A') === accessLogOn('B')
   )
-    warnings.push('A and B are the same checkout: an A/A run (the noise floor).');
+    warnings.push(
+      `A and B are the same ${sides[0].tree ? 'checkout' : 'peer'}: an A/A run (the noise floor).`,
+    );
   if (accessLogOn('A') !== accessLogOn('B'))
     warnings.push(
       `access log: A ${accessLogOn('A') ? 'on' : 'off'}, B ${accessLogOn('B') ? 'on' : 'off'} (text lines to a file): B/A is what the access log costs.`,
@@ -146,9 +166,11 @@ async function main(): Promise<void> {
     warnings.push('access log on for both sides (text lines to a file), as shipped.');
   if (metricsOn('A') !== metricsOn('B'))
     warnings.push(
-      `metrics: A ${metricsOn('A') ? 'on' : 'off'}, B ${metricsOn('B') ? 'on' : 'off'} (an [admin] listener on the side that is on): B/A is what recording metrics costs.`,
+      sides.some((s) => s.tree === undefined)
+        ? `metrics: on for the loch side only (an [admin] listener; nginx records none), as shipped.`
+        : `metrics: A ${metricsOn('A') ? 'on' : 'off'}, B ${metricsOn('B') ? 'on' : 'off'} (an [admin] listener on the side that is on): B/A is what recording metrics costs.`,
     );
-  warnings.push(...runWarnings(trees, rounds));
+  warnings.push(...runWarnings(sideTrees(sides), rounds));
   for (const w of warnings) log(`WARNING: ${w}`);
 
   const started = new Date();
@@ -157,7 +179,7 @@ async function main(): Promise<void> {
   const perPoint = warmupSeconds + seconds + 0.5;
   const memorySeconds = withMemory ? 2 * ((2 * settleMs) / 1000 + 8) + 2 * (settleMs / 1000 + 9) : 0;
   log(
-    `A = ${trees[0].root} (${trees[0].revision}), B = ${trees[1].root} (${trees[1].revision}); ` +
+    `A = ${sides[0].what}, B = ${sides[1].what}; ${workers} worker(s) on CPU ${PROXY_CPU}; ` +
       `${rounds} rounds, about ${Math.round((rounds * (2 * sizes.length * perPoint + 4 + memorySeconds)) / 60)} min`,
   );
 
@@ -171,16 +193,42 @@ async function main(): Promise<void> {
   const points: Point[] = [];
   const memory: MemoryPoint[] = [];
   const flagged: string[] = [];
-  const start = async (tree: LochTree) => {
+  /**
+   * Starts `side` fresh on a new port; resolves once it forwards every probe path with the
+   * right body length (an nginx that does not is stopped and the run fails).
+   */
+  const start = async (
+    side: AbSide,
+  ): Promise<{ peer: Peer; port: number; adminPort: number | undefined }> => {
     const port = await freePort();
-    const adminPort = metricsOn(tree.label) ? await freePort() : undefined;
-    const peer = await startLoch(tree, {
+    const accessLog = accessLogOn(side.label);
+    if (side.tree === undefined) {
+      const peer = await NGINX.start({
+        port,
+        upstreamPort: backendPort,
+        workers,
+        cpu: PROXY_CPU,
+        probePath: `/${MEMORY_SIZE}`,
+        accessLog,
+      });
+      if (peer.accessLogFile !== undefined) trimWhileRunning(peer, peer.accessLogFile);
+      try {
+        await checkBodies(port, probes);
+      } catch (err) {
+        await peer.stop();
+        throw new Error(`nginx (side ${side.label}) does not forward: ${(err as Error).message}`);
+      }
+      return { peer, port, adminPort: undefined };
+    }
+    const adminPort = metricsOn(side.label) ? await freePort() : undefined;
+    const peer = await startLoch(side.tree, {
       port,
       upstreamPort: backendPort,
       cpu: PROXY_CPU,
       probes,
+      workers,
       adminPort,
-      accessLog: accessLogOn(tree.label),
+      accessLog,
     });
     return { peer, port, adminPort };
   };
@@ -195,47 +243,39 @@ async function main(): Promise<void> {
     return total;
   };
   const write = (done: boolean) => {
-    const page = renderPage({ started, loadBefore, trees, points, memory, warnings, flagged, done });
+    const page = renderPage({ started, loadBefore, sides, points, memory, warnings, flagged, done });
     mkdirSync(resultsDir, { recursive: true });
     writeFileSync(join(resultsDir, `ab-${stamp}.md`), page);
     writeFileSync(
       join(resultsDir, `ab-${stamp}.json`),
-      `${JSON.stringify({ started, machine: machineSummary(), args: runnerArgs(), trees, points, memory, warnings, flagged }, null, 2)}\n`,
+      `${JSON.stringify({ started, machine: machineSummary(), args: runnerArgs(), workers, sides, points, memory, warnings, flagged }, null, 2)}\n`,
     );
     return page;
   };
 
   try {
     for (let round = 0; round < rounds; round++) {
-      const order = orderOf(round, trees);
-      log(`round ${round + 1}/${rounds}: ${order.map((t) => t.label).join(' then ')}`);
-      // One fresh loch per side per round serves every size (like http-proxy/run.ts); the side
-      // not being measured sits idle on the same CPU.
-      const running = new Map<LochTree, { peer: Peer; port: number; adminPort: number | undefined }>();
+      const order = orderOf(round, sides);
+      log(`round ${round + 1}/${rounds}: ${order.map((s) => s.label).join(' then ')}`);
+      // One fresh instance per side per round serves every size (like http-proxy/run.ts); the
+      // side not being measured sits idle on the same CPUs.
+      const running = new Map<AbSide, Awaited<ReturnType<typeof start>>>();
       try {
-        for (const tree of order) running.set(tree, await start(tree));
+        for (const side of order) running.set(side, await start(side));
         for (const size of sizes) {
-          for (const [position, tree] of order.entries()) {
-            const { peer, port, adminPort } = running.get(tree)!;
-            if (peer.child.exitCode !== null || peer.child.signalCode !== null)
-              throw new Error(`loch ${tree.label} exited during round ${round + 1}:\n${peer.output()}`);
-            const m = await measure(peer, `http://127.0.0.1:${port}/${size}`, {
-              connections: CONNECTIONS,
+          for (const [position, side] of order.entries()) {
+            const { peer, port, adminPort } = running.get(side)!;
+            const what = `round ${round + 1} ${side.label} ${formatSize(size)}`;
+            const m = await checkedReading(what, peer, `http://127.0.0.1:${port}/${size}`, {
               seconds,
               warmupSeconds,
-              cpu: LOAD_CPU,
+              flagged,
             });
-            const what = `round ${round + 1} ${tree.label} ${formatSize(size)}`;
-            if (m.requests === 0 || m.errors > m.requests * MAX_ERROR_SHARE)
-              throw new Error(
-                `${what}: loch ${tree.label} stopped forwarding (${m.requests} requests, ${m.errors} errors)\n${peer.output()}`,
-              );
-            if (m.errors > 0) flagged.push(`${what}: ${m.errors} errors`);
             if (adminPort !== undefined && (await countedRequests(adminPort)) < m.requests)
               flagged.push(`${what}: metrics on, but /metrics counted fewer requests than wrk made`);
-            points.push({ round: round + 1, position: position + 1, side: tree.label, size, m });
+            points.push({ round: round + 1, position: position + 1, side: side.label, size, m });
             log(
-              `  ${tree.label} ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
+              `  ${side.label} ${formatSize(size)}: ${Math.round(m.requestsPerSecond)} req/s, ` +
                 `${m.cpuUsPerRequest.toFixed(2)} us/req (sys ${m.sysUsPerRequest.toFixed(2)})` +
                 (m.errors ? `, ${m.errors} errors` : ''),
             );
@@ -255,22 +295,22 @@ async function main(): Promise<void> {
           sampleIntervalMs: RSS_SAMPLE_INTERVAL_MS,
         };
         for (const state of ['quiet', 'busy'] as const) {
-          for (const tree of order) {
-            // A fresh loch per reading: the previous reading's connections leave a grown heap.
-            const { peer, port } = await start(tree);
+          for (const side of order) {
+            // A fresh instance per reading: the previous reading's connections leave a grown heap.
+            const { peer, port } = await start(side);
             try {
               const r =
                 state === 'quiet'
                   ? await quietConnectionMemory(peer, port, options)
                   : await busyConnectionMemory(peer, port, { ...options, connections: busyConnections });
-              const what = `round ${round + 1} ${tree.label} ${state}`;
+              const what = `round ${round + 1} ${side.label} ${state}`;
               if (r.connections < idleCount)
                 flagged.push(
                   `${what}: ${r.connections} of ${idleCount} idle connections opened (${r.failed} failed)`,
                 );
-              memory.push({ round: round + 1, side: tree.label, state, r });
+              memory.push({ round: round + 1, side: side.label, state, r });
               log(
-                `  ${tree.label} ${state}: ${r.connections} conns, RSS ${r.baselineKiB} -> ${r.withConnectionsKiB} KiB, ` +
+                `  ${side.label} ${state}: ${r.connections} conns, RSS ${r.baselineKiB} -> ${r.withConnectionsKiB} KiB, ` +
                   `${Math.round(r.bytesPerConnection)} B/conn` +
                   (r.load ? ` (load ${Math.round(r.load.requestsPerSecond)} req/s)` : ''),
               );
@@ -297,7 +337,7 @@ async function main(): Promise<void> {
 function renderPage(r: {
   started: Date;
   loadBefore: number[];
-  trees: readonly [LochTree, LochTree];
+  sides: readonly [AbSide, AbSide];
   points: readonly Point[];
   memory: readonly MemoryPoint[];
   warnings: readonly string[];
@@ -322,12 +362,17 @@ function renderPage(r: {
       return p === undefined ? Number.NaN : p.r.bytesPerConnection;
     });
 
+  const cpuRows = metricRows((m) => m.cpuUsPerRequest);
+  const name = (s: AbSide) => (s.tree === undefined ? 'nginx' : `loch ${s.tree.revision.split(' ')[0]}`);
   const out: string[] = [];
-  out.push('# loch A/B: interleaved proxy benchmark', '');
+  out.push(
+    `# A/B: interleaved HTTP/1.1 proxy benchmark, ${name(r.sides[0])} (A) vs ${name(r.sides[1])} (B)`,
+    '',
+  );
   out.push(
     `Generated by \`pnpm --filter @loch/bench bench:ab -- ${runnerArgs().join(' ')}\` on ${r.started.toISOString()}` +
       `${r.done ? '' : ' (**incomplete: run still going or interrupted**)'}: ${roundsDone} of ${rounds} rounds, ` +
-      `${seconds} s per point after a ${warmupSeconds} s warm-up.`,
+      `${seconds} s per point after a ${warmupSeconds} s warm-up, ${workers} worker(s).`,
     '',
     `Machine: ${machineSummary()}. Load average before/after: ${r.loadBefore.map((v) => v.toFixed(2)).join(' ')} / ` +
       `${loadavg()
@@ -335,16 +380,28 @@ function renderPage(r: {
         .join(' ')}.`,
     '',
     markdownTable(
-      ['side', 'checkout', 'revision', 'loch built'],
-      r.trees.map((t) => [t.label, `\`${t.root}\``, t.revision, t.builtAt.toISOString()]),
+      ['side', 'proxy', 'built', 'metrics', 'access log'],
+      r.sides.map((s) => [
+        s.label,
+        s.what,
+        s.tree?.builtAt.toISOString() ?? '-',
+        s.tree === undefined ? 'none (nginx has none)' : metricsOn(s.label) ? 'on' : 'off',
+        accessLogOn(s.label)
+          ? s.tree === undefined
+            ? 'on: `combined`, unbuffered (as nginx ships)'
+            : 'on: text, to a file'
+          : 'off',
+      ]),
     ),
     '',
-    'Method: the reference proxy benchmark with 1 worker: wrk -t1 -c64 (CPU 0) -> loch `runtime.workers = 1` ' +
-      '(CPU 1) -> nginx static (CPU 0), the same generated config for both sides. Each round starts one fresh loch ' +
-      'per side and, for each body size, measures both sides back to back; round 1 runs A first, round 2 B ' +
-      'first, and so on (A B, B A, ...), so drift of the machine lands on both sides. CPU us/req = utime+stime ' +
-      'of the loch process during the measured wrk run / requests served (/proc ticks are 10 ms). ' +
-      '"B/A per round" is the median [min, max] of the paired per-round ratios; "disjoint" means the two sides\' ' +
+    `Method: the reference proxy benchmark with ${workers} worker(s): wrk -t1 -c64 (CPU ${LOAD_CPU}) -> the proxy ` +
+      `(CPU ${PROXY_CPU}; loch \`runtime.workers = ${workers}\`, nginx \`worker_processes ${workers}\`) -> nginx static ` +
+      `(CPU ${LOAD_CPU}); bench:http-proxy's configs (a loch side: the same generated config for every checkout). ` +
+      'Each round starts one fresh instance per side and, for each body size, measures both sides back to back; ' +
+      'round 1 runs A first, round 2 B first, and so on (A B, B A, ...), so drift of the machine lands on both ' +
+      "sides. CPU us/req = utime+stime of the proxy's process tree during the measured wrk run / requests served " +
+      '(/proc ticks are 10 ms). "B/A per round" is the median [min, max] of the paired per-round ratios, the ' +
+      'verdict figure (each ratio pairs two readings taken back to back); "disjoint" means the two sides\' ' +
       '[min, max] ranges do not overlap (with 5 rounds each, a rank test would give p < 0.01).',
     '',
   );
@@ -357,9 +414,25 @@ function renderPage(r: {
   out.push(
     '## CPU microseconds per request (lower is better)',
     '',
+    abTable('body', cpuRows, 2),
+    '',
+    '### Verdict per size: B/A of CPU per request, round by round',
+    '',
+    verdictTable('body', cpuRows),
+    '',
+    '## User CPU microseconds per request',
+    '',
     abTable(
       'body',
-      metricRows((m) => m.cpuUsPerRequest),
+      metricRows((m) => m.cpuUsPerRequest - m.sysUsPerRequest),
+      2,
+    ),
+    '',
+    '## System CPU microseconds per request',
+    '',
+    abTable(
+      'body',
+      metricRows((m) => m.sysUsPerRequest),
       2,
     ),
     '',
@@ -379,7 +452,7 @@ function renderPage(r: {
       '## Memory per idle keep-alive connection (bytes, lower is better)',
       '',
       `${idleCount.toLocaleString('en-US')} connections from a client process on CPU 0, each after one ` +
-        `\`GET /${MEMORY_SIZE}\`; a fresh loch per reading. Bytes per connection = (RSS with the connections - ` +
+        `\`GET /${MEMORY_SIZE}\`; a fresh instance per reading, RSS of its whole process tree (nginx: master and workers). Bytes per connection = (RSS with the connections - ` +
         `RSS before) / connections; each RSS is the median of ${RSS_SAMPLES} samples ${RSS_SAMPLE_INTERVAL_MS} ms apart. ` +
         `**quiet**: after a 1 s wrk load, ${settleMs / 1000} s of quiet before each reading (Loch's idle trim has run). ` +
         `**busy**: wrk -c${busyConnections} on /${MEMORY_SIZE} runs from 2 s before the baseline to after the last ` +
@@ -400,7 +473,19 @@ function renderPage(r: {
   out.push('## Raw numbers per round', '');
   out.push(
     markdownTable(
-      ['round', 'body', 'side', 'ran', 'req/s', 'CPU us/req', 'sys us/req', 'p50 ms', 'p99 ms', 'errors'],
+      [
+        'round',
+        'body',
+        'side',
+        'ran',
+        'req/s',
+        'CPU us/req',
+        'user us/req',
+        'sys us/req',
+        'p50 ms',
+        'p99 ms',
+        'errors',
+      ],
       r.points.map((p) => [
         String(p.round),
         formatSize(p.size),
@@ -408,6 +493,7 @@ function renderPage(r: {
         p.position === 1 ? 'first' : 'second',
         Math.round(p.m.requestsPerSecond).toLocaleString('en-US'),
         p.m.cpuUsPerRequest.toFixed(2),
+        (p.m.cpuUsPerRequest - p.m.sysUsPerRequest).toFixed(2),
         p.m.sysUsPerRequest.toFixed(2),
         p.m.p50Ms,
         p.m.p99Ms,

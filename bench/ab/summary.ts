@@ -48,12 +48,7 @@ export function summarize(row: AbRow): AbSummary {
   const finite = (v: readonly number[]) => v.filter(Number.isFinite);
   const a = finite(row.a);
   const b = finite(row.b);
-  const pairs: number[] = [];
-  for (let i = 0; i < Math.min(row.a.length, row.b.length); i++) {
-    // A ratio to a value that is not positive (a noisy memory delta) means nothing.
-    const r = row.a[i]! > 0 ? row.b[i]! / row.a[i]! : Number.NaN;
-    if (Number.isFinite(r)) pairs.push(r);
-  }
+  const pairs = roundRatios(row);
   const aMin = Math.min(...a);
   const aMax = Math.max(...a);
   const bMin = Math.min(...b);
@@ -113,6 +108,49 @@ export function abTable(rowHeader: string, rows: readonly AbRow[], digits = 1): 
         ratioCell(s.ratio),
         `${ratioCell(s.pairedRatio)} [${ratioCell(s.pairedMin)}, ${ratioCell(s.pairedMax)}]`,
         s.rounds < 2 ? 'n/a (1 round)' : s.overlap ? 'overlap' : '**disjoint**',
+      ];
+    }),
+  );
+}
+
+/** b[i] / a[i] for every round where both were measured and a[i] is positive, in round order. */
+function roundRatios(row: AbRow): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(row.a.length, row.b.length); i++) {
+    // A ratio to a value that is not positive (a noisy memory delta) means nothing.
+    const r = row.a[i]! > 0 ? row.b[i]! / row.a[i]! : Number.NaN;
+    if (Number.isFinite(r)) out.push(r);
+  }
+  return out;
+}
+
+/**
+ * Where each row's paired B/A stands against 1.0x (B costs no more than A): every round's ratio,
+ * their median, and a verdict: **under** when every round is below 1.0x, **over** when every
+ * round is above, else undecided with the count of rounds below. For a cost metric, where "B at
+ * most 1.0x A" is the question (issue 18: loch's CPU per request against nginx's).
+ */
+export function verdictTable(rowHeader: string, rows: readonly AbRow[]): string {
+  return markdownTable(
+    [rowHeader, 'B/A per round', 'median', 'rounds under 1.0x', 'verdict'],
+    rows.map((row) => {
+      const ratios = roundRatios(row);
+      const under = ratios.filter((r) => r < 1).length;
+      const over = ratios.filter((r) => r > 1).length;
+      const verdict =
+        ratios.length < 2
+          ? 'n/a (fewer than 2 rounds)'
+          : under === ratios.length
+            ? '**under** (every round)'
+            : over === ratios.length
+              ? '**over** (every round)'
+              : 'undecided';
+      return [
+        row.label,
+        ratios.map((r) => r.toFixed(3)).join(', '),
+        ratioCell(median(ratios)),
+        `${under} of ${ratios.length}`,
+        verdict,
       ];
     }),
   );

@@ -1,8 +1,8 @@
 /**
  * One side of an A/B run: a checkout of this repo, already built, and how to start its `loch`
- * (apps/proxy's built `bin.loch`, run by this Node) as the 1-worker HTTP reverse proxy of the
- * reference benchmark. Both sides get the same generated config (http-proxy/peers.ts's), so only
- * the code differs. Not a builder: a tree that is not built, or whose build is older than its
+ * (apps/proxy's built `bin.loch`, run by this Node) as the HTTP reverse proxy of the reference
+ * benchmark (1 worker unless told). Both sides get the same generated config (http-proxy/peers.ts's),
+ * so only the code differs. Not a builder: a tree that is not built, or whose build is older than its
  * sources, is reported, never rebuilt.
  */
 import { execFileSync } from 'node:child_process';
@@ -101,18 +101,24 @@ function staleBuilds(root: string): string[] {
 }
 
 /**
- * The reference benchmark's loch config (bench/http-proxy/peers.ts), 1 worker; with `adminPort`
- * an `[admin]` listener, which turns metrics recording on (the metrics-on side of `--metrics`);
- * with `accessLog` the server's access log in text to that file (the on side of `--access-log`),
- * else none.
+ * The reference benchmark's loch config (bench/http-proxy/peers.ts) with `workers` workers; with
+ * `adminPort` an `[admin]` listener, which turns metrics recording on (the metrics-on side of
+ * `--metrics`); with `accessLog` the server's access log in text to that file (the on side of
+ * `--access-log`), else none.
  */
-function lochConfig(port: number, upstreamPort: number, adminPort?: number, accessLog?: string): string {
+function lochConfig(
+  port: number,
+  upstreamPort: number,
+  workers: number,
+  adminPort?: number,
+  accessLog?: string,
+): string {
   const admin =
     adminPort === undefined
       ? ''
       : `[admin]\nlistener = { type = "socket", value = "127.0.0.1:${adminPort}" }\n\n`;
   return `${admin}[runtime]
-workers = 1
+workers = ${workers}
 cpu_affinity = false
 
 [log]
@@ -135,15 +141,36 @@ export class LochDoesNotForwardError extends Error {
   readonly code = 'ERR_AB_LOCH_DOES_NOT_FORWARD';
 }
 
-/** How big a running loch's access log may grow before the harness empties it. */
+/** A path the static backend serves and the body length it must come back with. */
+export interface Probe {
+  readonly path: string;
+  readonly bytes: number;
+}
+
+/**
+ * GETs every probe path through the proxy on 127.0.0.1:`port`; throws unless each answers 200
+ * with the expected body length (a proxy that truncates or mangles a size is not measured).
+ */
+export async function checkBodies(port: number, probes: readonly Probe[]): Promise<void> {
+  for (const probe of probes) {
+    const res = await fetch(`http://127.0.0.1:${port}${probe.path}`, { signal: AbortSignal.timeout(5000) });
+    const body = await res.arrayBuffer();
+    if (res.status !== 200 || body.byteLength !== probe.bytes)
+      throw new Error(
+        `GET ${probe.path}: status ${res.status}, ${body.byteLength} body bytes (want 200, ${probe.bytes})`,
+      );
+  }
+}
+
+/** How big a running proxy's access log may grow before the harness empties it. */
 const LOG_TRIM_BYTES = 256 * 1024 * 1024;
 
 /**
  * Empties `file` whenever it passes LOG_TRIM_BYTES while `peer` runs: a round with the access log
- * on writes ~60,000 lines a second (the busy memory reading alone wrote 1.1 GB). loch appends
- * (O_APPEND), so the truncated file grows again from 0, as in http-proxy/run.ts.
+ * on writes ~60,000 lines a second (the busy memory reading alone wrote 1.1 GB). loch and nginx
+ * append (O_APPEND), so the truncated file grows again from 0, as in http-proxy/run.ts.
  */
-function trimWhileRunning(peer: Peer, file: string): void {
+export function trimWhileRunning(peer: Peer, file: string): void {
   const timer = setInterval(() => {
     try {
       if (statSync(file).size > LOG_TRIM_BYTES) truncateSync(file, 0);
@@ -157,9 +184,9 @@ function trimWhileRunning(peer: Peer, file: string): void {
 }
 
 /**
- * Starts `tree`'s loch on 127.0.0.1:`port` pinned to `cpu`, forwarding to the static backend,
- * and resolves once it forwards every probe path with status 200 and the expected body length.
- * A loch that does not is stopped and reported with its output (LochDoesNotForwardError).
+ * Starts `tree`'s loch with `workers` workers (1 unless given) on 127.0.0.1:`port` pinned to
+ * `cpu`, forwarding to the static backend, and resolves once it forwards every probe path with
+ * status 200 and the expected body length (checkBodies). A loch that does not is stopped and reported with its output (LochDoesNotForwardError).
  */
 export async function startLoch(
   tree: LochTree,
@@ -167,7 +194,8 @@ export async function startLoch(
     port: number;
     upstreamPort: number;
     cpu: string;
-    probes: readonly { path: string; bytes: number }[];
+    probes: readonly Probe[];
+    workers?: number | undefined;
     /** An admin listener here (metrics recorded); none: metrics off. */
     adminPort?: number | undefined;
     /** Access log on, in text to a file in the config's temp dir; off when false or absent. */
@@ -177,7 +205,7 @@ export async function startLoch(
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
   const config = join(dir, 'loch.toml');
   const accessLog = o.accessLog ? join(dir, 'access.log') : undefined;
-  writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.adminPort, accessLog));
+  writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.workers ?? 1, o.adminPort, accessLog));
   // cwd = the tree, so nothing of the harness's checkout leaks into module resolution.
   const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {
     cpu: o.cpu,
@@ -191,16 +219,7 @@ export async function startLoch(
   exited.catch(() => {});
   try {
     await Promise.race([waitForHttp(o.port, o.probes[0]?.path ?? '/', '127.0.0.1', 15_000), exited]);
-    for (const probe of o.probes) {
-      const res = await fetch(`http://127.0.0.1:${o.port}${probe.path}`, {
-        signal: AbortSignal.timeout(5000),
-      });
-      const body = await res.arrayBuffer();
-      if (res.status !== 200 || body.byteLength !== probe.bytes)
-        throw new Error(
-          `GET ${probe.path}: status ${res.status}, ${body.byteLength} body bytes (want 200, ${probe.bytes})`,
-        );
-    }
+    await checkBodies(o.port, o.probes);
     return peer;
   } catch (err) {
     await peer.stop();
