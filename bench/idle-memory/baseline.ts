@@ -1,0 +1,225 @@
+/**
+ * Loch's RSS before the idle connections, read as bench/http-proxy/run.ts reads it (issue 18):
+ * `loch run` of a given build with run.ts's config (peers.ts: 1 worker on CPU 1, `[admin]` when
+ * metrics are on, the access log to a file when on), 1 s of wrk -t1 -c64 on /128, then the RSS
+ * once it has settled (lib/memory.ts settledRssKiB, at least 5 s), and where it lives: the
+ * process's mappings from /proc/PID/smaps grouped into the node binary, the native addons
+ * (*.node), other shared objects, the brk heap, glibc thread arenas (arenas.ts), V8-sized
+ * anonymous mappings and the rest, and with --stats the worker's own parts (SIGUSR2's stats
+ * line: V8 spaces, external). Not the idle-connection reading itself (run.ts, busy.ts), and not
+ * the main thread's V8 heap (no hook reaches it from outside; its share is what the worker's
+ * spaces leave of the anonymous mappings).
+ *
+ * Usage (from bench/):
+ *   pnpm exec tsx --conditions=@loch/source idle-memory/baseline.ts --loch-cli A/apps/proxy/dist/bin.js[,B/...]
+ *     [--rounds 2] [--metrics on|off] [--access-log on|off] [--stats] [--json out.json]
+ * Each (build, round) is a fresh loch; builds alternate within a round.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { writeBodies } from '../lib/bodies.js';
+import {
+  freePort,
+  killLivePeers,
+  measure,
+  type Peer,
+  startPeer,
+  stopPeersOnSignal,
+  waitForHttp,
+} from '../lib/measure.js';
+import { settledRssKiB } from '../lib/memory.js';
+import { startNginxStatic } from '../lib/nginx.js';
+import { arenaReading } from './arenas.js';
+
+const { values: args } = parseArgs({
+  options: {
+    'loch-cli': { type: 'string' },
+    rounds: { type: 'string', default: '2' },
+    metrics: { type: 'string', default: 'on' },
+    'access-log': { type: 'string', default: 'on' },
+    /** Log level info and one SIGUSR2 after the reading: the worker's V8 spaces and external. */
+    stats: { type: 'boolean', default: false },
+    json: { type: 'string' },
+  },
+});
+if (args['loch-cli'] === undefined) throw new Error('--loch-cli A[,B...] is required');
+const clis = args['loch-cli'].split(',').map((p) => resolve(p));
+const rounds = Number(args.rounds);
+const metrics = args.metrics === 'on';
+const accessLog = args['access-log'] === 'on';
+/** run.ts's settle before each idle-memory reading (IDLE_SETTLE_MS). */
+const SETTLE_MS = 5000;
+const PATH = '/128';
+
+/** Resident KiB by part of the process (see the header). */
+interface MapParts {
+  nodeBinary: number;
+  addons: number;
+  otherLibs: number;
+  brkHeap: number;
+  threadArenas: number;
+  /** Anonymous mappings whose size is a multiple of 256 KiB (V8's page size) and not an arena. */
+  anonV8Sized: number;
+  anonOther: number;
+  /** Anonymous executable mappings (V8's code space and the like). */
+  anonExec: number;
+  threads: number;
+}
+
+interface Mapping {
+  start: bigint;
+  end: bigint;
+  perms: string;
+  path: string;
+  rssKiB: number;
+}
+
+function mappings(pid: number): Mapping[] {
+  const out: Mapping[] = [];
+  let current: Mapping | undefined;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      current = {
+        start: BigInt(`0x${head[1]}`),
+        end: BigInt(`0x${head[2]}`),
+        perms: head[3]!,
+        path: head[4]!.trim(),
+        rssKiB: 0,
+      };
+      out.push(current);
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss && current) current.rssKiB = Number(rss[1]);
+  }
+  return out;
+}
+
+function mapParts(pid: number): MapParts {
+  const arenas = arenaReading(pid);
+  const arenaStarts = new Set(Object.keys(arenas.arenas));
+  const p: MapParts = {
+    nodeBinary: 0,
+    addons: 0,
+    otherLibs: 0,
+    brkHeap: arenas.brkHeapKiB,
+    threadArenas: arenas.threadArenasKiB,
+    anonV8Sized: 0,
+    anonOther: 0,
+    anonExec: 0,
+    threads: Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0),
+  };
+  for (const m of mappings(pid)) {
+    if (m.path === '[heap]' || arenaStarts.has(`0x${m.start.toString(16)}`)) continue;
+    if (m.path === process.execPath || m.path.endsWith('/node')) p.nodeBinary += m.rssKiB;
+    else if (m.path.endsWith('.node')) p.addons += m.rssKiB;
+    else if (m.path.startsWith('/')) p.otherLibs += m.rssKiB;
+    else if (m.path === '' && m.perms.includes('x')) p.anonExec += m.rssKiB;
+    else if (m.path === '' && (m.end - m.start) % (256n * 1024n) === 0n) p.anonV8Sized += m.rssKiB;
+    else p.anonOther += m.rssKiB;
+  }
+  return p;
+}
+
+interface Reading {
+  cli: string;
+  round: number;
+  rssKiB: number;
+  parts: MapParts;
+  stats?: Record<string, unknown>;
+}
+
+function startLoch(
+  cli: string,
+  port: number,
+  upstreamPort: number,
+  adminPort: number,
+): Promise<Peer> & {
+  stats: () => Promise<Record<string, unknown>>;
+} {
+  const dir = mkdtempSync(join(tmpdir(), 'loch-baseline-'));
+  const config = join(dir, 'loch.toml');
+  // peers.ts's loch config, with the log level raised to info only for --stats.
+  writeFileSync(
+    config,
+    `${metrics ? `[admin]\nlistener = { type = "socket", value = "127.0.0.1:${adminPort}" }\n\n` : ''}[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "${args.stats ? 'info' : 'warn'}"
+
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+access_log = ${accessLog ? `{ path = ${JSON.stringify(join(dir, 'access.log'))} }` : 'false'}
+timeouts = { server_keepalive = "300s" }
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
+`,
+  );
+  const peer = startPeer('loch (1w)', process.execPath, [cli, 'run', '-c', config], { cpu: '1' });
+  const waiters: ((s: Record<string, unknown>) => void)[] = [];
+  for (const out of [peer.child.stdout!, peer.child.stderr!])
+    createInterface({ input: out }).on('line', (line) => {
+      const m = /stats (\{.*\})/.exec(line);
+      if (m) waiters.shift()?.(JSON.parse(m[1]!) as Record<string, unknown>);
+    });
+  const ready = waitForHttp(port, PATH, '127.0.0.1', 15_000).then(() => peer);
+  return Object.assign(ready, {
+    stats: () => {
+      const p = new Promise<Record<string, unknown>>((r) => waiters.push(r));
+      peer.child.kill('SIGUSR2');
+      return Promise.race([p, delay(5000).then(() => ({}))]);
+    },
+  });
+}
+
+stopPeersOnSignal();
+process.once('exit', killLivePeers);
+const root = writeBodies([128]);
+const backendPort = await freePort();
+const backend = await startNginxStatic({ root, port: backendPort, cpu: '0' });
+await waitForHttp(backendPort, PATH);
+const readings: Reading[] = [];
+try {
+  for (let round = 0; round < rounds; round++)
+    for (const cli of clis) {
+      const port = await freePort();
+      const started = startLoch(cli, port, backendPort, await freePort());
+      const peer = await started;
+      try {
+        // run.ts: one short load first, then the settled RSS.
+        await measure(peer, `http://127.0.0.1:${port}${PATH}`, { connections: 64, seconds: 1, cpu: '0' });
+        const rssKiB = await settledRssKiB(peer.pid, SETTLE_MS);
+        const parts = mapParts(peer.pid);
+        const stats = args.stats ? await started.stats() : undefined;
+        readings.push({ cli, round, rssKiB, parts, ...(stats ? { stats } : {}) });
+        const s = stats as { heapSpaces?: Record<string, number>; external?: number } | undefined;
+        const spaces = s?.heapSpaces
+          ? ` | worker ${Object.entries(s.heapSpaces)
+              .map(([k, v]) => `${k} ${(v / 1048576).toFixed(1)}`)
+              .join(', ')} MiB, external ${((s.external ?? 0) / 1048576).toFixed(1)} MiB`
+          : '';
+        console.log(
+          `${cli} round ${round + 1}: RSS ${(rssKiB / 1024).toFixed(1)} MiB | ` +
+            Object.entries(parts)
+              .map(([k, v]) => (k === 'threads' ? `threads ${v}` : `${k} ${(v / 1024).toFixed(1)}`))
+              .join(', ') +
+            spaces,
+        );
+      } finally {
+        await peer.stop();
+      }
+    }
+} finally {
+  await backend.stop();
+}
+if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(readings, null, 2)}\n`);
