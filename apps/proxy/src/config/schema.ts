@@ -17,6 +17,9 @@ import {
   type RetryConfig,
 } from '../health/config.js';
 import type { OutlierSlotRef } from '../health/outlier-slots.js';
+import { LOG_MODULES, type LogModule } from './log-modules.js';
+
+export { LOG_MODULES, type LogModule };
 
 /** A duration: milliseconds as a number, or a string with a unit ("250ms", "5s", "2m", "1h"). */
 export const Duration = z.union([
@@ -176,20 +179,6 @@ export const TlsSchema = z.strictObject({
   records: z.enum(['openssl', 'loch']).optional(),
 });
 
-/** Modules whose operational log level can be set apart (`[log] modules`, LOCH_LOG). */
-export const LOG_MODULES = [
-  'accept',
-  'http',
-  'tls',
-  'proxy_protocol',
-  'upstream',
-  'tunnel',
-  'thrift',
-  'reload',
-  'access_log',
-  'gateway',
-] as const;
-export type LogModule = (typeof LOG_MODULES)[number];
 const LogLevelSchema = z.enum(['debug', 'info', 'warn', 'error', 'off']);
 
 /** `access_log = { path = "/var/log/loch/access.log", format = "json" }` (no path: stdout). */

@@ -23,8 +23,8 @@
  */
 import type { HttpHeaders } from '@loch/http';
 import type { SocketAddress } from '@loch/uring-runtime';
-import type { AccessLogOutput, LogModule, ProxyConfig } from '../config/schema.js';
-import { LOG_MODULES } from '../config/schema.js';
+import { LOG_MODULES, type LogModule } from '../config/log-modules.js';
+import type { AccessLogOutput, ProxyConfig } from '../config/schema.js';
 import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
 import {
   ACCESS_FLUSH_MS,
