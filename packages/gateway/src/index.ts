@@ -5,28 +5,6 @@
  * messages, calling upstreams through any ThriftExchange (@loch/thrift's ThriftClient is one).
  */
 
-export { JsonText } from './codec/json-text.js';
-export { decodeBase64, JsonToThriftCompiler, ttypeOf, type ValueWriter } from './codec/json-to-thrift.js';
-export { compileResponseStruct, type ResponseParts, type ResponseReader } from './codec/response-struct.js';
-export { textParamValue } from './codec/text-params.js';
-export {
-  type JsonEmitter,
-  type JsonFieldsEmitter,
-  type JsonReader,
-  ThriftToJsonCompiler,
-  type ThriftToJsonOptions,
-} from './codec/thrift-to-json.js';
-export {
-  GatewayConfigError,
-  GatewayRequestError,
-  type GatewayRequestErrorCode,
-  GatewayUpstreamError,
-  type GatewayUpstreamFailure,
-  IdlError,
-  type IdlErrorCode,
-  UNKNOWN_FIELD,
-} from './errors.js';
-export { GrpcPseudonymService } from './grpc/grpc-layer.js';
 export {
   loadProtoRoot,
   type ProtoLeaf,
@@ -35,7 +13,6 @@ export {
   type ProtoNode,
   ProtoPseudonymPlan,
 } from './grpc/proto-plan.js';
-export { GrpcMessageStream, GrpcPseudonymRewriter, ProtoMessageRewriter } from './grpc/proto-rewriter.js';
 export {
   loadDescriptorSets,
   loadProtoFiles,
@@ -48,62 +25,4 @@ export {
   schemaOfRoot,
 } from './grpc/proto-schema.js';
 export { type LoadIdlOptions, loadIdl } from './idl/load.js';
-export type {
-  Annotations,
-  BaseKind,
-  EnumDef,
-  FieldDef,
-  FunctionDef,
-  IdlDocument,
-  IdlType,
-  Requiredness,
-  ServiceDef,
-  StructDef,
-  StructKind,
-} from './idl/model.js';
-export { PseudonymError, type PseudonymErrorCode, segmentsPath } from './pseudonym/errors.js';
-export {
-  decodeKeyText,
-  isKeyId,
-  PseudonymKeyring,
-  type PseudonymKeyringOptions,
-  type PseudonymKeySource,
-} from './pseudonym/keyring.js';
-export { type PseudonymDirection, PseudonymRewriter } from './pseudonym/message-rewriter.js';
-export {
-  AMBIGUOUS_METHOD,
-  type FunctionPlan,
-  type PlanNode,
-  type PlannedField,
-  type PseudonymFieldRule,
-  type PseudonymLeaf,
-  PseudonymPlan,
-  type PseudonymPlanOptions,
-  type StructPlan,
-} from './pseudonym/plan.js';
-export { Pseudonymizer, type TokenFormat } from './pseudonym/pseudonymizer.js';
-export { ThriftPseudonymService, thriftPseudonymLayer } from './pseudonym/thrift-layer.js';
-export {
-  type GatewayRefusal,
-  type GatewayRefusalListener,
-  type GatewayRefusalReason,
-  replyRefusal,
-  requestRefusal,
-} from './refusal.js';
-export { ClientExchange, type ClientExchangeOptions } from './service/client-exchange.js';
-export {
-  errorResponse,
-  GatewayRoute,
-  type GatewayRouteOptions,
-  jsonResponse,
-  type ThriftExchange,
-} from './service/gateway-route.js';
-export {
-  type GatewayMatch,
-  GatewayRoutes,
-  ThriftGateway,
-  ThriftGatewayService,
-  thriftGatewayLayer,
-} from './service/gateway-service.js';
-export { PathTemplate } from './service/path-template.js';
-export { annotatedRoute, type BindingInput, RequestBinding } from './service/request-binding.js';
+export * from './runtime.js';

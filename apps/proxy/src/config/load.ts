@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { gatewayRouteOf, mergeGatewayRoutes } from '../gateway/config.js';
-import { grpcPseudonymOf } from '../gateway/grpc-pseudonym.js';
+import { grpcPseudonymOf } from '../gateway/grpc-pseudonym-schema.js';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
 import { intHeaderKey, unknownIntHeader } from '../thrift/int-headers.js';
 import { thriftPseudonymOf } from '../thrift/pseudonym-config.js';

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import type { GatewayRouteConfig } from '../gateway/config.js';
-import type { GrpcPseudonymConfig } from '../gateway/grpc-pseudonym.js';
+import type { GrpcPseudonymConfig } from '../gateway/grpc-pseudonym-schema.js';
 import type { PseudonymConfig } from '../gateway/pseudonym-config.js';
 import {
   type HealthCheckConfig,

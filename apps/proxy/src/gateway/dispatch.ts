@@ -6,7 +6,7 @@
  * failure classes as the Thrift proxy), picked by the route's balancer. The pool is one per
  * worker, shared by every gateway route and kept across reloads. Not for config (config.ts).
  */
-import { GatewayRoutes, jsonResponse, PseudonymError, type ThriftExchange } from '@loch/gateway';
+import { GatewayRoutes, jsonResponse, PseudonymError, type ThriftExchange } from '@loch/gateway/runtime';
 import type { HttpRequest, HttpResponse } from '@loch/http';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, MessageType, rewriteSeqId, type ThriftFrame } from '@loch/thrift';
 import { createBalancer } from '../routing/balancer.js';

@@ -1,129 +1,19 @@
 /**
- * `pseudonymize = { proto = [...] | descriptor_set = [...], direction, keys, current, fields }`
- * of a proxied HTTP route (gRPC calls; issue 19): validated when the config loads (the .proto
- * files parsed by protobufjs or the binary FileDescriptorSets read by @bufbuild/protobuf, every
- * field path checked against them, keys read and checked, something chosen)
- * into a GrpcPseudonymConfig that holds file paths, never keys; in a worker, the route's
- * @loch/gateway GrpcPseudonymService is built from it once per config object (a reload reads
- * the files again) and put around the route's forwarding (proxy/route.ts). Not for Thrift
- * (pseudonym-config.ts).
+ * gRPC pseudonymization around a proxied route's forwarding, as a worker runs it (proxy/route.ts;
+ * the config side and the rewriter's construction are grpc-pseudonym-schema.ts). That file and
+ * the schema parsers it brings (protobufjs, @bufbuild/protobuf: ~3 MiB of heap per isolate) are
+ * imported on the first call of a route that pseudonymizes gRPC, not when a worker starts.
  */
-import { resolve } from 'node:path';
-import {
-  GatewayConfigError,
-  type GatewayRefusalListener,
-  GrpcPseudonymRewriter,
-  GrpcPseudonymService,
-  loadDescriptorSets,
-  loadProtoFiles,
-  ProtoPseudonymPlan,
-  type ProtoSchema,
-  type PseudonymDirection,
-  type PseudonymFieldRule,
-  Pseudonymizer,
-  PseudonymKeyring,
-  type PseudonymKeySource,
-} from '@loch/gateway';
+import { type GatewayRefusalListener, GrpcPseudonymService } from '@loch/gateway/runtime';
 import type { HttpRequest, HttpResponse } from '@loch/http';
-import type { z } from 'zod';
-import type { ConfigIssue } from '../config/load.js';
-import type { PseudonymizeSchema } from '../config/schema.js';
-import { pseudonymFieldsOf, pseudonymKeysOf } from './pseudonym-config.js';
+import type { GrpcPseudonymConfig } from './grpc-pseudonym-schema.js';
 import type { GatewayRefusals } from './refusals.js';
 
-type PseudonymizeTable = z.infer<typeof PseudonymizeSchema>;
+type SchemaSide = typeof import('./grpc-pseudonym-schema.js');
 
-/** gRPC pseudonymization of a route as a worker builds it. */
-export interface GrpcPseudonymConfig {
-  /** Absolute .proto files (or FileDescriptorSets, as `schema` says). */
-  readonly proto: readonly string[];
-  readonly schema: 'proto' | 'descriptor_set';
-  /** Every file the schema was read from, imports included (what loch watches). */
-  readonly files: readonly string[];
-  readonly direction: PseudonymDirection;
-  readonly keys: readonly PseudonymKeySource[];
-  readonly current: string;
-  readonly fields: readonly PseudonymFieldRule[];
-  /** Fields with a `[(pii) = "..."]` option count too. */
-  readonly annotations: boolean;
-  /** The gRPC paths with chosen fields (for `loch check` and /config). */
-  readonly methods: readonly string[];
-}
-
-/** The route's gRPC pseudonymization, or undefined after pushing issues at `at`. */
-export function grpcPseudonymOf(
-  table: PseudonymizeTable,
-  at: string,
-  issues: ConfigIssue[],
-  baseDir: string,
-): GrpcPseudonymConfig | undefined {
-  const start = issues.length;
-  if ((table.proto === undefined) === (table.descriptor_set === undefined)) {
-    issues.push({
-      path: `${at}.proto`,
-      message:
-        table.proto === undefined
-          ? 'name the .proto files or the descriptor_set of the gRPC calls (a thrift route pseudonymizes inside thrift = { ... })'
-          : 'give proto or descriptor_set, not both',
-    });
-    return undefined;
-  }
-  if (table.idl !== undefined)
-    issues.push({ path: `${at}.idl`, message: 'a gRPC route takes proto or descriptor_set, not idl' });
-  const schema = table.proto === undefined ? 'descriptor_set' : 'proto';
-  const proto = (table.proto ?? table.descriptor_set ?? []).map((f) => resolve(baseDir, f));
-  const { keys, keyring } = pseudonymKeysOf(table, at, issues, baseDir);
-  const fields = pseudonymFieldsOf(table);
-  const annotations = table.annotations ?? true;
-  let methods: string[] = [];
-  let files: readonly string[] = proto;
-  try {
-    const loaded = schemaOf(schema, proto);
-    files = schema === 'proto' ? loaded.files : proto;
-    methods = new ProtoPseudonymPlan(loaded, fields, { annotations }).methods;
-    if (methods.length === 0) {
-      issues.push({
-        path: `${at}.fields`,
-        message: 'nothing to pseudonymize: no field is named and no field carries a (pii) option',
-      });
-    }
-  } catch (e) {
-    if (!(e instanceof GatewayConfigError)) throw e;
-    issues.push({ path: `${at}.fields`, message: e.message });
-  }
-  if (issues.length > start || keyring === undefined) return undefined;
-  return {
-    proto,
-    schema,
-    files,
-    direction: table.direction,
-    keys,
-    current: keyring.current,
-    fields,
-    annotations,
-    methods,
-  };
-}
-
-function schemaOf(kind: GrpcPseudonymConfig['schema'], files: readonly string[]): ProtoSchema {
-  return kind === 'proto' ? loadProtoFiles(files) : loadDescriptorSets(files);
-}
-
-const rewriters = new WeakMap<GrpcPseudonymConfig, GrpcPseudonymRewriter>();
-
-/** The rewriter of `config`, made once per config object (reads the schema and key files). */
-function rewriterOf(config: GrpcPseudonymConfig): GrpcPseudonymRewriter {
-  let rewriter = rewriters.get(config);
-  if (rewriter === undefined) {
-    const plan = new ProtoPseudonymPlan(schemaOf(config.schema, config.proto), config.fields, {
-      annotations: config.annotations,
-    });
-    const keyring = PseudonymKeyring.load(config.keys, { current: config.current });
-    rewriter = new GrpcPseudonymRewriter(plan, new Pseudonymizer(keyring), config.direction);
-    rewriters.set(config, rewriter);
-  }
-  return rewriter;
-}
+/** The schema side once imported; `loading` while the first import runs. */
+let schemaSide: SchemaSide | undefined;
+let loading: Promise<SchemaSide> | undefined;
 
 /** Each server's refusal listener for gRPC routes (made once). */
 const listeners = new WeakMap<GatewayRefusals, GatewayRefusalListener>();
@@ -139,9 +29,14 @@ export function callWithGrpcPseudonyms(
   forward: () => Promise<HttpResponse> | HttpResponse,
   refusals?: GatewayRefusals,
 ): Promise<HttpResponse> | HttpResponse {
-  let rewriter: GrpcPseudonymRewriter;
+  const side = schemaSide;
+  if (side === undefined) {
+    loading ??= import('./grpc-pseudonym-schema.js').then((m) => (schemaSide = m));
+    return loading.then(() => callWithGrpcPseudonyms(config, request, forward, refusals));
+  }
+  let rewriter: ReturnType<SchemaSide['rewriterOf']>;
   try {
-    rewriter = rewriterOf(config);
+    rewriter = side.rewriterOf(config);
   } catch (e) {
     return Promise.reject(e);
   }

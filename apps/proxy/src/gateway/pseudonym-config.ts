@@ -19,7 +19,7 @@ import {
   type PseudonymKeySource,
   PseudonymPlan,
   PseudonymRewriter,
-} from '@loch/gateway';
+} from '@loch/gateway/runtime';
 import type { z } from 'zod';
 import type { ConfigIssue } from '../config/load.js';
 import type { PseudonymizeSchema } from '../config/schema.js';

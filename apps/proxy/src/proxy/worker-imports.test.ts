@@ -4,17 +4,35 @@
  * schema) belongs to the main thread; the worker gets the checked config in its workerData.
  * (proxy/log.ts imported LOG_MODULES from config/schema.ts and so loaded zod and the whole
  * schema in every worker: ~5 MiB of heap each, bench/idle-memory/readings-2026-12-06b.md.)
+ * The schema parsers of @loch/gateway (thrift-parser, protobufjs, @bufbuild/protobuf: ~3.4 MiB)
+ * load in a worker only when a route pseudonymizes gRPC (gateway/grpc-pseudonym.ts).
  *
  * The graph is read from the sources: value imports and re-exports (not `import type`, not
- * dynamic `import()`), followed through apps/proxy's own files.
+ * dynamic `import()`), followed through apps/proxy's own files and into the workspace's
+ * @loch/* packages by their `@loch/source` export conditions.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const packagesDir = resolve(here, '../../../../packages');
+
+/** The source file a workspace package's export (`@loch/http`, `@loch/gateway/runtime`) names. */
+function workspaceSource(spec: string): string | undefined {
+  const [scope, name, ...rest] = spec.split('/');
+  if (scope !== '@loch') return undefined;
+  const dir = resolve(packagesDir, name!);
+  if (!existsSync(resolve(dir, 'package.json'))) return undefined;
+  const exports = JSON.parse(readFileSync(resolve(dir, 'package.json'), 'utf8')).exports as Record<
+    string,
+    { '@loch/source'?: string } | null
+  >;
+  const source = exports[rest.length === 0 ? '.' : `./${rest.join('/')}`]?.['@loch/source'];
+  return source === undefined ? undefined : resolve(dir, source);
+}
 
 /** Module specifiers a file loads when evaluated (type-only imports and exports left out). */
 function valueImports(file: string): string[] {
@@ -46,7 +64,10 @@ function valueImports(file: string): string[] {
   return out;
 }
 
-/** The bare specifiers (packages) reachable from `entry` through relative value imports. */
+/**
+ * The bare specifiers (packages) reachable from `entry` through value imports, each with the
+ * file that imports it first; workspace packages are followed into their sources.
+ */
 function packagesLoadedBy(entry: string): Map<string, string> {
   const packages = new Map<string, string>();
   const seen = new Set<string>();
@@ -56,8 +77,13 @@ function packagesLoadedBy(entry: string): Map<string, string> {
     if (seen.has(file)) continue;
     seen.add(file);
     for (const spec of valueImports(file)) {
-      if (spec.startsWith('.')) queue.push(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
-      else if (!packages.has(spec)) packages.set(spec, file);
+      if (spec.startsWith('.')) {
+        queue.push(resolve(dirname(file), spec.replace(/\.js$/, '.ts')));
+        continue;
+      }
+      if (!packages.has(spec)) packages.set(spec, file);
+      const source = workspaceSource(spec);
+      if (source !== undefined) queue.push(source);
     }
   }
   return packages;
@@ -73,4 +99,15 @@ describe('a worker isolate', () => {
   it('does not load zod (the config schema)', () => {
     expect(loaded.get('zod'), `zod is imported through ${loaded.get('zod')}`).toBeUndefined();
   });
+
+  it('follows the workspace packages into their sources (the native addon is reached)', () => {
+    expect(loaded.has('@loch/native')).toBe(true);
+  });
+
+  it.each(['@creditkarma/thrift-parser', 'protobufjs', '@bufbuild/protobuf', '@bufbuild/protobuf/wkt'])(
+    'does not load the schema parser %s',
+    (parser) => {
+      expect(loaded.get(parser), `${parser} is imported through ${loaded.get(parser)}`).toBeUndefined();
+    },
+  );
 });

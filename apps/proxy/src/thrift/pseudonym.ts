@@ -17,7 +17,7 @@
  * (ThriftProxyService.call: a promise, its executor and resolve/reject, a responder closure, the
  * server's then() and its reaction), which is what the worker did until 2026-12-05.
  */
-import { PseudonymError, ThriftPseudonymService } from '@loch/gateway';
+import { PseudonymError, ThriftPseudonymService } from '@loch/gateway/runtime';
 import { TApplicationException, TApplicationExceptionType, type ThriftHandler } from '@loch/thrift';
 import type { ThriftServerConfig } from '../config/schema.js';
 import { pseudonymRewriterOf } from '../gateway/pseudonym-config.js';
