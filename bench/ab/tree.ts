@@ -29,7 +29,10 @@ export interface LochTree {
   readonly cli: string;
   /** `git describe`-like: short commit, plus how many files differ from it. */
   readonly revision: string;
-  /** When the CLI was built (its mtime). */
+  /**
+   * When the last build wrote apps/proxy's or a package's dist/ (the newest .js or .tsbuildinfo
+   * there): the CLI file itself keeps its mtime while a build rewrites what it loads.
+   */
   readonly builtAt: Date;
   /** Packages whose sources changed after their last build: the tree may not run what it holds. */
   readonly staleBuilds: readonly string[];
@@ -57,7 +60,9 @@ export function openTree(label: string, root: string): LochTree {
     root: abs,
     cli,
     revision: revisionOf(abs),
-    builtAt: statSync(cli).mtime,
+    builtAt: new Date(
+      Math.max(statSync(cli).mtimeMs, ...builtDirs(abs).map((d) => newestBuilt(join(abs, d)))),
+    ),
     staleBuilds: staleBuilds(abs),
   };
 }
@@ -85,15 +90,27 @@ function newestMtime(dir: string, counts: (name: string) => boolean): number {
   return newest;
 }
 
-/** apps/proxy and packages/* whose src/ has a file newer than anything in their dist/. */
-function staleBuilds(root: string): string[] {
+/** apps/proxy and packages/*, relative to `root`: the directories a build writes a dist/ in. */
+function builtDirs(root: string): string[] {
   const dirs = [join('apps', 'proxy')];
   const packages = join(root, 'packages');
   if (existsSync(packages)) for (const p of readdirSync(packages)) dirs.push(join('packages', p));
-  return dirs.filter((d) => {
-    // tsc rewrites only the outputs whose text changed but its .tsbuildinfo on every build, so a
-    // source whose mtime moved (a checkout) without a change still counts as built.
-    const built = newestMtime(join(root, d, 'dist'), (n) => n.endsWith('.js') || n === '.tsbuildinfo');
+  return dirs;
+}
+
+/**
+ * Newest mtime (ms) of `dir`'s built output. tsc rewrites only the outputs whose text changed
+ * but its .tsbuildinfo every time it runs, so this moves with every build that compiled the package.
+ */
+function newestBuilt(dir: string): number {
+  return newestMtime(join(dir, 'dist'), (n) => n.endsWith('.js') || n === '.tsbuildinfo');
+}
+
+/** apps/proxy and packages/* whose src/ has a file newer than anything in their dist/. */
+function staleBuilds(root: string): string[] {
+  return builtDirs(root).filter((d) => {
+    // A source whose mtime moved (a checkout) without a change still counts as built (newestBuilt).
+    const built = newestBuilt(join(root, d));
     // Tests live beside the code in src/ but are not built.
     const source = newestMtime(join(root, d, 'src'), (n) => n.endsWith('.ts') && !/\.test(-d)?\.ts$/.test(n));
     return built > 0 && source > built;
