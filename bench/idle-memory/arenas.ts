@@ -19,7 +19,8 @@ export interface ArenaReading {
   brkHeapKiB: number;
 }
 
-interface Mapping {
+/** One mapping of /proc/PID/smaps: its range, permissions, path (empty when anonymous) and resident KiB. */
+export interface Mapping {
   start: bigint;
   end: bigint;
   perms: string;
@@ -27,7 +28,8 @@ interface Mapping {
   rssKiB: number;
 }
 
-function mappings(pid: number): Mapping[] {
+/** `pid`'s mappings from /proc/PID/smaps, in address order. */
+export function mappings(pid: number): Mapping[] {
   const out: Mapping[] = [];
   let current: Mapping | undefined;
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {

@@ -33,7 +33,7 @@ import {
 } from '../lib/measure.js';
 import { settledRssKiB } from '../lib/memory.js';
 import { startNginxStatic } from '../lib/nginx.js';
-import { arenaReading } from './arenas.js';
+import { arenaReading, mappings } from './arenas.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -68,36 +68,6 @@ interface MapParts {
   /** Anonymous executable mappings (V8's code space and the like). */
   anonExec: number;
   threads: number;
-}
-
-interface Mapping {
-  start: bigint;
-  end: bigint;
-  perms: string;
-  path: string;
-  rssKiB: number;
-}
-
-function mappings(pid: number): Mapping[] {
-  const out: Mapping[] = [];
-  let current: Mapping | undefined;
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const head = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (head) {
-      current = {
-        start: BigInt(`0x${head[1]}`),
-        end: BigInt(`0x${head[2]}`),
-        perms: head[3]!,
-        path: head[4]!.trim(),
-        rssKiB: 0,
-      };
-      out.push(current);
-      continue;
-    }
-    const rss = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rss && current) current.rssKiB = Number(rss[1]);
-  }
-  return out;
 }
 
 function mapParts(pid: number): MapParts {
@@ -144,7 +114,9 @@ function startLoch(
 } {
   const dir = mkdtempSync(join(tmpdir(), 'loch-baseline-'));
   const config = join(dir, 'loch.toml');
-  // peers.ts's loch config, with the log level raised to info only for --stats.
+  // bench/http-proxy/peers.ts's loch config to the letter (the reading must be run.ts's), with the
+  // log level raised to info only for --stats. It tracks that copy, not ab/tree.ts's lochConfig
+  // (whose access log adds `format = "text"`, which the 12-03 build's config does not know).
   writeFileSync(
     config,
     `${metrics ? `[admin]\nlistener = { type = "socket", value = "127.0.0.1:${adminPort}" }\n\n` : ''}[runtime]

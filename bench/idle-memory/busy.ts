@@ -40,6 +40,13 @@
  * RSS); --snapshot-dir writes a heap snapshot there at each parts reading (analyze.ts with the
  * baseline one attributes the connections' live objects by constructor).
  * N idle connections need a descriptor limit of about N + 1,000 for the proxy (checked first).
+ *
+ * --slope (two counts N1 < N2): each round takes both counts in one proxy: N1 connections, a
+ * reading, then N2 - N1 more, a second reading. The slope (RSS(N2) - RSS(N1)) / (N2 - N1) is the
+ * bytes per connection with every fixed cost cancelled: the young generation's growth to its cap
+ * (busy, when it is at its cap at both readings: the summary says) and whatever else the first
+ * burst grows once. The as-is figure (RSS(N2) less the baseline before the connections, over N2)
+ * comes from the same round and is printed beside it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -123,9 +130,15 @@ const { values: args } = parseArgs({
      * reading leaves out that one-time growth and the replaced arrays it leaves for the GC.
      */
     pregrow: { type: 'boolean', default: false },
+    /** Both counts in one proxy per round, a reading at each: the slope between them (header). */
+    slope: { type: 'boolean', default: false },
   },
 });
 const counts = args.counts.split(',').map(Number);
+if (args.slope && (counts.length !== 2 || counts[0]! >= counts[1]!))
+  throw new Error('--slope takes two counts, the smaller first (e.g. --counts 5000,19000)');
+/** --slope: the first count, read on the way to the second in the same proxy. */
+const slopeFrom = args.slope ? counts[0]! : undefined;
 const rounds = Number(args.rounds);
 const samples = Number(args.samples);
 const busyConnections = Number(args['busy-connections']);
@@ -201,6 +214,8 @@ interface Reading {
   arenas?: { before: ArenaReading; with: ArenaReading };
   /** Busy with --warm-young: the warmed baseline and what the connections cost over it. */
   warmed?: Warmed;
+  /** --slope: the reading at the first count, taken in the same proxy on the way to `count`. */
+  first?: { connections: number; withKiB: number; parts?: Parts; arenas?: ArenaReading };
 }
 
 /** A started proxy and, for loch, a way to read its worker's parts. */
@@ -397,7 +412,29 @@ async function reading(
       warmArenas = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
       warmParts = await proxy.parts?.();
     }
-    const clients = await openIdleClients(port, { count, path: PATH, clientCpu: LOAD_CPU });
+    let firstClients: Awaited<ReturnType<typeof openIdleClients>> | undefined;
+    let first: Reading['first'];
+    if (slopeFrom !== undefined) {
+      firstClients = await openIdleClients(port, { count: slopeFrom, path: PATH, clientCpu: LOAD_CPU });
+      const trimsFirst = proxy.trims?.() ?? 0;
+      await delay(settleMs);
+      if (mode === 'quiet' && !(await untilTrimmed(proxy, trimsFirst)))
+        console.error(`${name}: no idle trim before the first reading`);
+      const withKiB = await rssMedian(proxy.peer);
+      const arenas = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
+      const parts = await proxy.parts?.();
+      first = {
+        connections: firstClients.connections,
+        withKiB,
+        ...(parts ? { parts } : {}),
+        ...(arenas ? { arenas } : {}),
+      };
+    }
+    const clients = await openIdleClients(port, {
+      count: count - (firstClients?.connections ?? 0),
+      path: PATH,
+      clientCpu: LOAD_CPU,
+    });
     const trimsOpen = proxy.trims?.() ?? 0;
     try {
       await delay(settleMs);
@@ -421,11 +458,14 @@ async function reading(
         mode,
         peer: name,
         round,
-        connections: clients.connections,
-        failed: clients.failed,
+        connections: clients.connections + (firstClients?.connections ?? 0),
+        failed: clients.failed + (firstClients?.failed ?? 0),
         baselineKiB,
         withKiB,
-        bytesPerConnection: ((withKiB - baselineKiB) * 1024) / Math.max(1, clients.connections),
+        bytesPerConnection:
+          ((withKiB - baselineKiB) * 1024) /
+          Math.max(1, clients.connections + (firstClients?.connections ?? 0)),
+        ...(first === undefined ? {} : { first }),
         ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
         ...(before && after ? { parts: { before, with: after } } : {}),
         ...(arenasBefore && arenasWith ? { arenas: { before: arenasBefore, with: arenasWith } } : {}),
@@ -435,7 +475,8 @@ async function reading(
               warmed: {
                 ...warmed,
                 bytesPerConnection:
-                  ((withKiB - warmed.baselineKiB) * 1024) / Math.max(1, clients.connections),
+                  ((withKiB - warmed.baselineKiB) * 1024) /
+                  Math.max(1, clients.connections + (firstClients?.connections ?? 0)),
                 ...(warmParts ? { parts: warmParts } : {}),
                 ...(warmArenas ? { arenas: warmArenas } : {}),
               },
@@ -443,6 +484,7 @@ async function reading(
       };
     } finally {
       await clients.release();
+      await firstClients?.release();
     }
   } finally {
     await wrk?.stop();
@@ -479,8 +521,10 @@ const backendPort = await freePort();
 const backend = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU });
 await waitForHttp(backendPort, PATH);
 const readings: Reading[] = [];
+/** The counts each round ends at (--slope: the second only; the first is read on the way). */
+const readCounts = slopeFrom === undefined ? counts : [counts[1]!];
 try {
-  for (const count of counts)
+  for (const count of readCounts)
     for (let round = 0; round < rounds; round++)
       for (const mode of modes)
         for (const name of peers) {
@@ -501,6 +545,14 @@ try {
             ? ` | thread arenas ${Math.round(((r.arenas.with.threadArenasKiB - r.arenas.before.threadArenasKiB) * 1024) / r.connections)}` +
               ` brk heap ${Math.round(((r.arenas.with.brkHeapKiB - r.arenas.before.brkHeapKiB) * 1024) / r.connections)} B/conn`
             : '';
+          const f = r.first;
+          const first = f
+            ? ` | at ${f.connections}: RSS ${f.withKiB} KiB` +
+              (f.parts && r.parts
+                ? `, new space ${mib(f.parts.newSpace)} -> ${mib(r.parts.with.newSpace)} MiB`
+                : '') +
+              ` | slope ${Math.round(((r.withKiB - f.withKiB) * 1024) / (r.connections - f.connections))} B/conn`
+            : '';
           const w = r.warmed;
           const warmed = w
             ? ` | warmed ${w.seconds} s${w.reachedCap ? ' (new space at its cap)' : ''}: RSS ${w.baselineKiB} -> ${r.withKiB} KiB, ` +
@@ -519,7 +571,8 @@ try {
               (r.requestsPerSecond === undefined ? '' : `, wrk ${Math.round(r.requestsPerSecond)} req/s`) +
               parts +
               arenas +
-              warmed,
+              warmed +
+              first,
           );
         }
 } finally {
@@ -531,7 +584,7 @@ console.log(
   '| idle | mode | peer | RSS B/conn | loch/nginx | RSS less new space | heap used | heap total | new space | old space | external | arrayBuffers |',
 );
 console.log('|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-for (const count of counts)
+for (const count of readCounts)
   for (const mode of modes) {
     const of = (peer: string) =>
       readings.filter((r) => r.count === count && r.mode === mode && r.peer === peer);
@@ -560,7 +613,7 @@ if (readings.some((r) => r.warmed !== undefined)) {
     '| idle | peer | RSS B/conn (warmed) | loch/nginx (warmed) | RSS B/conn (baseline before the warm) | warm s | new space at warmed baseline -> with (MiB) | at cap | old space | heap used |',
   );
   console.log('|---:|---|---:|---:|---:|---:|---|---|---:|---:|');
-  for (const count of counts) {
+  for (const count of readCounts) {
     const of = (peer: string) =>
       readings.filter((r) => r.count === count && r.mode === 'busy' && r.peer === peer && r.warmed);
     const nginx = median(of('nginx').map((r) => r.warmed!.bytesPerConnection));
@@ -595,7 +648,7 @@ if (readings.some((r) => r.parts !== undefined && r.parts.with.newSpace !== r.pa
     "\nNote: loch's new space grew between its baseline and its reading in some rounds (a baseline before the " +
       'load had grown it to its maximum; a longer --busy-warm helps): see "RSS less new space".',
   );
-if (counts.length >= 2) {
+if (counts.length >= 2 && slopeFrom === undefined) {
   const lo = Math.min(...counts);
   const hi = Math.max(...counts);
   console.log(
@@ -613,3 +666,55 @@ if (counts.length >= 2) {
     }
 }
 if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(readings, null, 2)}\n`);
+if (slopeFrom !== undefined) {
+  const hi = counts[1]!;
+  console.log(
+    `\nSlope ${slopeFrom} -> ${hi} in one proxy per round (B per added idle connection: (RSS at ${hi} - RSS at ` +
+      `${slopeFrom}) / (${hi} - ${slopeFrom}), the fixed costs cancelled) beside the as-is figure (RSS at ${hi} less the ` +
+      `baseline before any connection, over ${hi}), median [range] of the rounds:`,
+  );
+  console.log(
+    '| mode | peer | slope B/conn | loch/nginx (slope) | as is B/conn | loch/nginx (as is) | new space at the two readings (MiB) | old space (slope) | external (slope) | thread arenas (slope) |',
+  );
+  console.log('|---|---|---:|---:|---:|---:|---|---:|---:|---:|');
+  const slopeOf = (r: Reading) =>
+    ((r.withKiB - r.first!.withKiB) * 1024) / (r.connections - r.first!.connections);
+  for (const mode of modes) {
+    const of = (peer: string) => readings.filter((r) => r.mode === mode && r.peer === peer && r.first);
+    const nginxSlope = median(of('nginx').map(slopeOf));
+    const nginxAsIs = median(of('nginx').map((r) => r.bytesPerConnection));
+    for (const peer of peers) {
+      const rs = of(peer);
+      if (rs.length === 0) continue;
+      const ratio = (xs: number[], ref: number) =>
+        peer !== 'nginx' && ref > 0 ? (median(xs) / ref).toFixed(2) : '';
+      const slopes = rs.map(slopeOf);
+      const asIs = rs.map((r) => r.bytesPerConnection);
+      const withParts = rs.filter((r) => r.parts && r.first!.parts);
+      const part = (f: (p: Parts) => number) =>
+        withParts.length === 0
+          ? ''
+          : range(
+              withParts.map(
+                (r) => (f(r.parts!.with) - f(r.first!.parts!)) / (r.connections - r.first!.connections),
+              ),
+            );
+      const withArenas = rs.filter((r) => r.arenas && r.first!.arenas);
+      const arenas =
+        withArenas.length === 0
+          ? ''
+          : range(
+              withArenas.map(
+                (r) =>
+                  ((r.arenas!.with.threadArenasKiB - r.first!.arenas!.threadArenasKiB) * 1024) /
+                  (r.connections - r.first!.connections),
+              ),
+            );
+      console.log(
+        `| ${mode} | ${peer} | ${range(slopes)} | ${ratio(slopes, nginxSlope)} | ${range(asIs)} | ${ratio(asIs, nginxAsIs)} | ` +
+          `${withParts.map((r) => `${mib(r.first!.parts!.newSpace)} -> ${mib(r.parts!.with.newSpace)}`).join('; ')} | ` +
+          `${part((p) => p.oldSpace)} | ${part((p) => p.external)} | ${arenas} |`,
+      );
+    }
+  }
+}
