@@ -26,7 +26,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PROXIES } from '../http-proxy/peers.js';
@@ -48,7 +48,7 @@ import { busyConnectionMemory, type ConnectionMemory, quietConnectionMemory } fr
 import { numberFlag, orderOf, usageExit } from './flags.js';
 import { type AbSide, checkedReading, LOAD_CPU, openSide, proxyCpus, sideTrees } from './side.js';
 import { type AbRow, abTable, verdictTable } from './summary.js';
-import { checkBodies, fileStamp, runWarnings, startLoch, trimWhileRunning } from './tree.js';
+import { checkBodies, fileStamp, removeOnExit, runWarnings, startLoch, trimWhileRunning } from './tree.js';
 
 const SCRIPT = 'ab/run.ts';
 
@@ -211,7 +211,10 @@ async function main(): Promise<void> {
         probePath: `/${MEMORY_SIZE}`,
         accessLog,
       });
-      if (peer.accessLogFile !== undefined) trimWhileRunning(peer, peer.accessLogFile);
+      if (peer.accessLogFile !== undefined) {
+        trimWhileRunning(peer, peer.accessLogFile);
+        removeOnExit(peer, dirname(peer.accessLogFile));
+      }
       try {
         await checkBodies(port, probes);
       } catch (err) {

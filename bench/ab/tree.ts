@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   truncateSync,
   writeFileSync,
@@ -201,6 +202,15 @@ export function trimWhileRunning(peer: Peer, file: string): void {
 }
 
 /**
+ * Removes `dir` (a temp dir made for `peer` alone: its config, its access log) once the peer
+ * has exited, so runs that start many instances do not fill /tmp with logs.
+ */
+export function removeOnExit(peer: Peer, dir: string): void {
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  peer.exited.then(remove, remove);
+}
+
+/**
  * Starts `tree`'s loch with `workers` workers (1 unless given) on 127.0.0.1:`port` pinned to
  * `cpu`, forwarding to the static backend, and resolves once it forwards every probe path with
  * status 200 and the expected body length (checkBodies). A loch that does not is stopped and reported with its output (LochDoesNotForwardError).
@@ -228,6 +238,7 @@ export async function startLoch(
     cpu: o.cpu,
     cwd: tree.root,
   });
+  removeOnExit(peer, dir);
   if (accessLog !== undefined) trimWhileRunning(peer, accessLog);
   // A loch that exits (bad config, missing native addon) fails at once, not after the timeout.
   const exited = peer.exited.then((code) => {
