@@ -15,6 +15,7 @@
 import { METHODS } from 'node:http';
 import type { Service } from '@loch/service-async';
 import { acceptLoop, RuntimeStream } from '@loch/uring-runtime';
+import { FixedBody } from './body.js';
 import { connectionContext, type HttpConnectionContext } from './context.js';
 import type { RequestDecoderOptions } from './h1/decoder.js';
 import { httpDate } from './h1/encoder.js';
@@ -133,6 +134,21 @@ export interface HttpServerOptions<Cx> {
    * arriving meanwhile is kept, and ends the watch). Must not throw.
    */
   readonly onAbandoned?: (request: HttpServerRequest<Cx>) => void;
+  /**
+   * Called once (HTTP/1.1 and HTTP/2) for each answer told to onAnswered whose body is streamed
+   * (neither a FixedBody, whose bytes are known at the answer, nor empty), when the server is
+   * done with that body: its end seen and its last byte handed to a write (`error` null), or the
+   * body, a write or the stream failed first (`error` says why), or the answer carries no body
+   * (HEAD, 204, 304: `bytes` 0). `bytes`: the body's bytes the server took from it (without
+   * framing). What an access log needs of a streamed answer (nginx's $body_bytes_sent at the
+   * request's end), without wrapping the body per request. Must not throw.
+   */
+  readonly onBodyEnd?: (
+    request: HttpServerRequest<Cx>,
+    response: HttpResponse,
+    bytes: number,
+    error: unknown,
+  ) => void;
 }
 
 const DEFAULT_TIMEOUTS: Required<HttpServerTimeouts> = {
@@ -197,6 +213,9 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ readonly onFailed:
     | ((request: HttpServerRequest<Cx>, error: unknown) => HttpResponse)
     | null;
+  /** @internal */ readonly onBodyEnd:
+    | ((request: HttpServerRequest<Cx>, response: HttpResponse, bytes: number, error: unknown) => void)
+    | null;
   /**
    * The coarse clock for deadlines, refreshed by the sweep timer: whole ms, so the deadlines the
    * connections arm from it are Smis (a field V8 keeps in the object; a fractional time boxes it
@@ -254,6 +273,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     this.onAnswered = options.onAnswered ?? null;
     this.onAbandoned = options.onAbandoned ?? null;
     this.onFailed = options.onFailed ?? null;
+    this.onBodyEnd = options.onBodyEnd ?? null;
     const active = Object.values(this.timeouts).filter((t) => t > 0);
     this.shortestDeadline = active.length === 0 ? 0 : Math.min(...active, 4000);
   }
@@ -358,6 +378,20 @@ export class HttpServer<Cx = HttpConnectionContext> {
   answered(request: HttpServerRequest<Cx>, response: HttpResponse): void {
     try {
       this.onAnswered!(request, response);
+    } catch (e) {
+      this.onError(e);
+    }
+  }
+
+  /**
+   * Tells onBodyEnd of an answered request's streamed body (a throw is reported to onError); a
+   * FixedBody or empty one is not told (see HttpServerOptions.onBodyEnd). @internal
+   */
+  bodyEnded(request: HttpServerRequest<Cx>, response: HttpResponse, bytes: number, error: unknown): void {
+    const body = response.body;
+    if (body.kind === 'empty' || body instanceof FixedBody) return;
+    try {
+      this.onBodyEnd!(request, response, bytes, error);
     } catch (e) {
       this.onError(e);
     }

@@ -59,6 +59,11 @@ export interface ProxySchema {
   /** The code of the failure loch answered for the request itself (core.ts), if it did. */
   failure: string;
   /**
+   * The upstream's time to its response head (ms from `startedAt`), kept for the access-log line
+   * of a streamed answer, written at the body's end (core.ts, RequestHooks.bodyEnded).
+   */
+  upstreamHeaderMs: number;
+  /**
    * The access log of a chain whose server's hooks tell it the answer (core.ts: CoreService with
    * `serverHooks`; RequestHooks calls it), set only when the server's access log is on.
    */
@@ -68,10 +73,13 @@ export interface ProxySchema {
 /** What writes a request's access-log line when the server's hooks hear of its answer (core.ts). */
 export interface AnswerLog {
   /**
-   * The answer goes to the client (a streamed body is wrapped: its line is written at its end);
-   * `own` when loch made it (the context's `failure` is set), not the chain's upstream.
+   * The answer goes to the client; `own` when loch made it (the context's `failure` is set), not
+   * the chain's upstream. A streamed body's line is written at its end: by bodyEnded when the
+   * server tells it (`bodyEndTold`: RequestHooks is its onBodyEnd), else by a wrapper of the body.
    */
-  answered(cx: RequestCx, response: HttpResponse, own: boolean): void;
+  answered(cx: RequestCx, response: HttpResponse, own: boolean, bodyEndTold: boolean): void;
+  /** The server is done with the streamed body of an answer told to answered(): `bytes` taken from it. */
+  bodyEnded(cx: RequestCx, response: HttpResponse, bytes: number): void;
   /** The client went away before the answer: nginx's 499. */
   abandoned(cx: RequestCx): void;
 }
@@ -92,6 +100,7 @@ export const ProxyContext = defineContext<ProxySchema>()([
   'upstreamExchange',
   'abandoned',
   'failure',
+  'upstreamHeaderMs',
   'accessLog',
 ]);
 

@@ -148,8 +148,13 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
    * AnswerLog, for RequestHooks.answered (serverHooks): `response` goes to the client (never
    * after abandoned()); `own` when loch made it (failureResponse marked the context's `failure`).
    */
-  answered(cx: RequestCx, response: HttpResponse, own: boolean): void {
-    this.#logAnswer(cx, response, !own);
+  answered(cx: RequestCx, response: HttpResponse, own: boolean, bodyEndTold: boolean): void {
+    this.#logAnswer(cx, response, !own, bodyEndTold);
+  }
+
+  /** AnswerLog, for RequestHooks.bodyEnded: a streamed answer's line, at its body's end. */
+  bodyEnded(cx: RequestCx, response: HttpResponse, bytes: number): void {
+    this.logLine(cx, response.status, bytes, cx.maybeGet('upstreamHeaderMs'));
   }
 
   /** AnswerLog, for RequestHooks.abandoned (serverHooks): the client went away first (499, no bytes). */
@@ -180,18 +185,22 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
       return res;
     }
-    this.#logAnswer(cx, res, fromUpstream);
+    this.#logAnswer(cx, res, fromUpstream, false);
     return res;
   }
 
-  /** The access-log hook of an answer that goes out: a streamed body logs when it ends, anything else now. */
-  #logAnswer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): void {
+  /**
+   * The access-log hook of an answer that goes out: a streamed body logs when it ends (told by
+   * the server: `bodyEndTold`, else seen by a wrapper of the body), anything else now.
+   */
+  #logAnswer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean, bodyEndTold: boolean): void {
     // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
     const upstreamMs =
       fromUpstream && cx.maybeGet('upstream') !== undefined ? clock.now() - cx.get('startedAt') : undefined;
     const body = res.body;
     if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
-      res.body = new AccessLoggedBody(body, this, cx, res.status, upstreamMs);
+      if (!bodyEndTold) res.body = new AccessLoggedBody(body, this, cx, res.status, upstreamMs);
+      else if (upstreamMs !== undefined) cx.set('upstreamHeaderMs', upstreamMs);
     } else {
       this.logLine(cx, res.status, Math.max(body.length, 0), upstreamMs);
     }
@@ -344,6 +353,11 @@ export class RequestHooks {
      * answers tell their clients to reconnect.
      */
     private readonly server: { readonly lifecycle: ServerLifecycle } | null = null,
+    /**
+     * The server has `bodyEnded` as its onBodyEnd: the access log writes a streamed answer's line
+     * when told its body's end, instead of wrapping the body (an object and a delegation per chunk).
+     */
+    private readonly bodyEnds = false,
   ) {}
 
   /**
@@ -359,8 +373,26 @@ export class RequestHooks {
     if (cx === undefined) return;
     const own = cx.maybeGet('failure') !== undefined;
     // The core layer's access log (serverHooks), with the answer as it goes out.
-    cx.maybeGet('accessLog')?.answered(cx, response, own);
+    cx.maybeGet('accessLog')?.answered(cx, response, own, this.bodyEnds);
     if (workerMetrics.enabled) workerMetrics.answered(this.serverKey, cx, response.status, !own);
+  };
+
+  /**
+   * onBodyEnd (when constructed with `bodyEnds`): the server is done with an answered request's
+   * streamed body (every byte handed to a write, or it failed, or it was not sent): the access
+   * log's line for it, with the bytes taken from it (as nginx's $body_bytes_sent).
+   */
+  readonly bodyEnded = (
+    request: HttpServerRequest<ConnectionCx>,
+    response: HttpResponse,
+    bytes: number,
+    _error: unknown,
+  ): void => {
+    // Only a request's own context holds `accessLog` (the core layer sets it in the context the
+    // context layer made for it), and a connection's context answers undefined for it: no
+    // contextOf check (one lookup fewer per streamed answer).
+    const cx = request.context as unknown as RequestCx;
+    cx.maybeGet('accessLog')?.bodyEnded(cx, response, bytes);
   };
 
   /**

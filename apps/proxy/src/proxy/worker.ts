@@ -403,7 +403,8 @@ export class ProxyWorker {
     const identity = entry.identity;
     const slot = entry.slot;
     const log = this.log;
-    const hooks = new RequestHooks(identity.key, log, entry);
+    // `true`: the server below has hooks.bodyEnded as its onBodyEnd.
+    const hooks = new RequestHooks(identity.key, log, entry, true);
     const http = new HttpServer<ConnectionCx>(
       // The chain is the server's handler as it is; the slot's service follows reloads.
       slot.service(),
@@ -446,6 +447,8 @@ export class ProxyWorker {
         // Metrics of every answer; a client gone before its answer cancels the upstream exchange.
         onAnswered: hooks.answered,
         onAbandoned: hooks.abandoned,
+        // A streamed answer's end: its access-log line (no wrapper of its body per request).
+        onBodyEnd: hooks.bodyEnded,
         // The chain's failures (serverHooks): answered as its core layer would, without a reaction there.
         onFailed: hooks.failed,
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or

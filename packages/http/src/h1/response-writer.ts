@@ -8,7 +8,7 @@
 import { type HttpBody, nextNow } from '../body.js';
 import { HttpBodyError } from '../errors.js';
 import { MAX_LENT } from '../internal/write-slab.js';
-import type { HttpResponse } from '../message.js';
+import type { HttpRequest, HttpResponse } from '../message.js';
 import {
   CHUNK_END,
   chunkHeader,
@@ -41,10 +41,19 @@ const COALESCE_BYTES = MAX_LENT - 512;
 export interface ResponseSink extends HeadLender {
   /** Starts one write under the write deadline, not waited for (no write may be in flight). */
   startWrite(out: Uint8Array | Uint8Array[]): void;
-  /** The last write is in flight with the body's end unseen: look at it once the write is done. */
-  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody): void;
+  /**
+   * The last write is in flight with the body's end unseen: look at it once the write is done
+   * (and tell its end: bodyEnded).
+   */
+  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody, req: HttpRequest | null, res: HttpResponse): void;
   /** One write, waited for (after the write in flight, if any). */
   send(out: Uint8Array | Uint8Array[]): Promise<void>;
+  /**
+   * The writer is done with `res`'s body (`req`'s answer; null: the server's own): `bytes` taken
+   * from it, `error` set when it did not end cleanly (HttpServerOptions.onBodyEnd). Called once
+   * per body by whichever path ends it; never throws.
+   */
+  bodyEnded(req: HttpRequest | null, res: HttpResponse, bytes: number, error: unknown): void;
 }
 
 /**
@@ -55,10 +64,12 @@ export interface ResponseSink extends HeadLender {
  * the one write is left in flight (startWrite) and the result is null: nothing to wait for.
  * Otherwise the rest runs in writeStreamRest. Steps the body can take without waiting skip the
  * promise of `next()`. The head is encoded before any wait (`o` is the server's shared options
- * object). Owns the body: every abrupt exit returns its iterator.
+ * object). Owns the body: every abrupt exit returns its iterator, and every end of it (the one
+ * write, a DEFERRED tail, writeStreamRest, a failure) is told to the sink once (bodyEnded).
  */
 export function writeStreamBody(
   conn: ResponseSink,
+  req: HttpRequest | null,
   res: HttpResponse,
   o: ResponseHeadOptions,
   body: HttpBody,
@@ -87,7 +98,7 @@ export function writeStreamBody(
           // Likely the whole body; the chunk is lent to the write, so its end is looked at only
           // once the write is done (onWritten), and the request loop resumes from there.
           conn.startWrite(out);
-          conn.deferTail(it, body);
+          conn.deferTail(it, body, req, res);
           return DEFERRED;
         }
       } else {
@@ -122,10 +133,12 @@ export function writeStreamBody(
           } catch (e) {
             // The chunk in hand was valid: it goes out, then the connection is cut.
             returnIterator(it);
+            conn.bodyEnded(req, res, sent, e);
             return sendThenFail(conn, out, e);
           }
           if (r?.done) {
             conn.startWrite(framing === 'chunked' ? [out, lastChunk(body.trailers)] : out);
+            conn.bodyEnded(req, res, sent, null);
             return null;
           }
         }
@@ -133,17 +146,20 @@ export function writeStreamBody(
     }
   } catch (e) {
     returnIterator(it);
+    conn.bodyEnded(req, res, sent, e);
     throw e;
   }
-  return writeStreamRest(conn, it, r, out, sent, body, framing);
+  return writeStreamRest(conn, req, res, it, r, out, sent, body, framing);
 }
 
 /**
  * The waiting part of writeStreamBody: `out` goes first (null: already out), `r` is a step already
- * taken (or null).
+ * taken (or null), `sent` the body's bytes taken before. Tells the sink the body's end (bodyEnded).
  */
 export async function writeStreamRest(
   conn: ResponseSink,
+  req: HttpRequest | null,
+  res: HttpResponse,
   it: AsyncIterator<Uint8Array>,
   r: IteratorResult<Uint8Array> | null,
   out: Uint8Array | Uint8Array[] | null,
@@ -170,6 +186,7 @@ export async function writeStreamRest(
       r = null;
       if (framing === 'chunked') {
         if (chunk.byteLength === 0) continue;
+        sent += chunk.byteLength;
         await conn.send([chunkHeader(chunk.byteLength), chunk, CHUNK_END]);
         continue;
       }
@@ -185,6 +202,9 @@ export async function writeStreamRest(
         `body announced ${body.length} bytes, produced ${sent}`,
       );
     }
+  } catch (e) {
+    conn.bodyEnded(req, res, sent, e);
+    throw e;
   } finally {
     if (!ok) {
       // Stopped early (a failed write, too many bytes): let the source go, as for-await would.
@@ -195,6 +215,7 @@ export async function writeStreamRest(
       }
     }
   }
+  conn.bodyEnded(req, res, sent, null);
 }
 
 /** Writes what a failed body produced before failing, then fails with `e` (the connection is cut). */

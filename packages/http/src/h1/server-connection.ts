@@ -182,6 +182,9 @@ export class H1Rare {
   tail: AsyncIterator<Uint8Array> | null = null;
   tailBody: HttpBody | null = null;
   tailError: unknown = null;
+  /** The request and response of that tail, for the body's end (HttpServerOptions.onBodyEnd). */
+  tailRequest: HttpRequest | null = null;
+  tailResponse: HttpResponse | null = null;
   /** A watch receive's result not taken yet: chunk, error. */
   earlyChunk: StreamChunk | null = null;
   earlyError: unknown = undefined;
@@ -196,6 +199,8 @@ export class H1Rare {
       this.tail === null &&
       this.tailBody === null &&
       this.tailError === null &&
+      this.tailRequest === null &&
+      this.tailResponse === null &&
       this.earlyChunk === null &&
       this.earlyError === undefined &&
       this.sniffed === null
@@ -534,12 +539,6 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   }
   private set tail(it: AsyncIterator<Uint8Array> | null) {
     if (it !== null || this.rare !== null) this.rarePart().tail = it;
-  }
-  private get tailBody(): HttpBody | null {
-    return this.rare === null ? null : this.rare.tailBody;
-  }
-  private set tailBody(body: HttpBody | null) {
-    if (body !== null || this.rare !== null) this.rarePart().tailBody = body;
   }
   private get tailError(): unknown {
     return this.rare === null ? null : this.rare.tailError;
@@ -1266,6 +1265,8 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         }
         if (server.onAnswered !== null) server.answered(req as HttpServerRequest<Cx>, res);
         if (tunnel !== null) {
+          // A 101 carries no body: whatever the answer holds is let go unsent (runTunnel).
+          this.bodyEnded(req, res, 0, null);
           await this.runTunnel(res, tunnel);
           break;
         }
@@ -1479,36 +1480,59 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     const tail = this.tail;
     if (tail !== null) {
       this.tail = null;
-      this.finishTail(tail, failure !== undefined);
+      this.finishTail(tail, failure);
     }
   }
 
   /** A DEFERRED response's last write is in flight: onWritten finishes its body. @internal */
-  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody): void {
-    this.tail = it;
-    this.tailBody = body;
+  deferTail(it: AsyncIterator<Uint8Array>, body: HttpBody, req: HttpRequest | null, res: HttpResponse): void {
+    const rare = this.rarePart();
+    rare.tail = it;
+    rare.tailBody = body;
+    rare.tailRequest = req;
+    rare.tailResponse = res;
   }
 
-  /** After a DEFERRED response's last write: see the body's end, then resume the request loop. */
-  private finishTail(it: AsyncIterator<Uint8Array>, failed: boolean): void {
-    const body = this.tailBody!;
-    this.tailBody = null;
-    if (failed) {
+  /**
+   * ResponseSink: the end of the body of `req`'s answer, told to the server's onBodyEnd (not for
+   * the server's own answers: `req` null). Never throws. @internal
+   */
+  bodyEnded(req: HttpRequest | null, res: HttpResponse, bytes: number, error: unknown): void {
+    if (req !== null && this.server.onBodyEnd !== null)
+      this.server.bodyEnded(req as HttpServerRequest<Cx>, res, bytes, error);
+  }
+
+  /**
+   * After a DEFERRED response's last write (`failure`: why it failed, else undefined): see the
+   * body's end, tell it (bodyEnded), then resume the request loop.
+   */
+  private finishTail(it: AsyncIterator<Uint8Array>, failure: unknown): void {
+    const rare = this.rarePart();
+    const body = rare.tailBody!;
+    const req = rare.tailRequest;
+    const res = rare.tailResponse!;
+    rare.tailBody = null;
+    rare.tailRequest = null;
+    rare.tailResponse = null;
+    if (failure !== undefined) {
       returnIterator(it);
+      this.bodyEnded(req, res, body.length, failure);
     } else {
       let r: IteratorResult<Uint8Array> | null;
+      let error: unknown = null;
       try {
         r = nextNow(it);
       } catch (e) {
         returnIterator(it);
-        this.tailError = e;
+        this.tailError = error = e;
         r = { done: true, value: undefined };
       }
       if (r === null || !r.done) {
         // The end is not at hand (or more came than announced): the waiting path takes over.
-        void this.tailRest(it, r, body);
+        void this.tailRest(it, r, body, req, res);
         return;
       }
+      this.bodyEnded(req, res, body.length, error);
     }
     this.run(WAKE_RESUME, null, null);
   }
@@ -1517,9 +1541,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     it: AsyncIterator<Uint8Array>,
     r: IteratorResult<Uint8Array> | null,
     body: HttpBody,
+    req: HttpRequest | null,
+    res: HttpResponse,
   ): Promise<void> {
     try {
-      await writeStreamRest(this, it, r, null, body.length, body, 'length');
+      await writeStreamRest(this, req, res, it, r, null, body.length, body, 'length');
     } catch (e) {
       this.tailError = e;
     }
@@ -1805,11 +1831,11 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
           this.pendingBytes += out.length;
         } else if (this.pending.length > 0) {
           this.pending.push(out);
-          return this.finishResponse(this.flushPending(), bodyOwned ? null : body, keepAlive);
+          return this.finishResponse(this.flushPending(), req, res, !bodyOwned, keepAlive);
         } else {
           this.startWrite(out);
         }
-        if (!bodyOwned) return this.finishResponse(null, body, keepAlive);
+        if (!bodyOwned) return this.finishResponse(null, req, res, true, keepAlive);
         return keepAlive;
       }
       // A bad status or reason fails here, before anything is out (answered with a 500).
@@ -1818,11 +1844,17 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       bodyOwned = true;
       if (this.pending.length > 0) {
         // `o` is shared by every connection: keep this response's copy across the wait.
-        return this.finishResponse(this.flushThenStream(res, { ...o }, body, framing), null, keepAlive);
+        return this.finishResponse(
+          this.flushThenStream(req, res, { ...o }, body, framing),
+          req,
+          res,
+          false,
+          keepAlive,
+        );
       }
       let p: Promise<void> | null | typeof DEFERRED;
       try {
-        p = writeStreamBody(this, res, o, body, framing, true);
+        p = writeStreamBody(this, req, res, o, body, framing, true);
       } catch (e) {
         // It failed before writing anything (its body's first step, a bad header): answerable.
         this.responseStarted = false;
@@ -1833,9 +1865,9 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         this.tailKeepAlive = keepAlive;
         return DEFERRED;
       }
-      return this.finishResponse(p, null, keepAlive);
+      return this.finishResponse(p, req, res, false, keepAlive);
     } catch (e) {
-      if (!bodyOwned) return this.finishResponse(Promise.reject(e), body, keepAlive);
+      if (!bodyOwned) return this.finishResponse(Promise.reject(e), req, res, true, keepAlive);
       throw e;
     } finally {
       if (!this.writing) this.deadlineAt = NO_DEADLINE;
@@ -1852,6 +1884,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       await this.afterWrite();
     } catch (e) {
       this.responseStarted = true;
+      this.bodyEnded(req, res, 0, e);
       await closeBody(res.body);
       throw e;
     }
@@ -1859,20 +1892,29 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
   }
 
   /**
-   * The waiting tail of writeResponse: waits for `step` (when not null), then lets go of a body
-   * that was not sent (when not null, also on failure). A write that timed out fails as such.
+   * The waiting tail of writeResponse: waits for `step` (when not null), then, when `unsent`, lets
+   * go of `res`'s body, which was not sent (also on failure; its end told: bodyEnded). A write
+   * that timed out fails as such.
    */
   private async finishResponse(
     step: Promise<void> | null,
-    unsent: HttpBody | null,
+    req: HttpRequest | null,
+    res: HttpResponse,
+    unsent: boolean,
     keepAlive: boolean,
   ): Promise<boolean> {
     try {
       if (step !== null) await step;
-      if (unsent !== null) await closeBody(unsent);
+      if (unsent) {
+        this.bodyEnded(req, res, 0, null);
+        await closeBody(res.body);
+      }
       return keepAlive;
     } catch (e) {
-      if (unsent !== null) await closeBody(unsent);
+      if (unsent) {
+        this.bodyEnded(req, res, 0, e);
+        await closeBody(res.body);
+      }
       if (this.expired === 'write' && !(e instanceof HttpTimeoutError)) {
         throw new HttpTimeoutError('write', this.server.timeouts.write);
       }
@@ -1884,6 +1926,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
 
   /** Writes the held-back answers, then a streamed response. */
   private async flushThenStream(
+    req: HttpRequest | null,
     res: HttpResponse,
     o: ResponseHeadOptions,
     body: HttpBody,
@@ -1892,12 +1935,13 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     try {
       await this.flushPending();
     } catch (e) {
+      this.bodyEnded(req, res, 0, e);
       await closeBody(body);
       throw e;
     }
     let p: Promise<void> | null | typeof DEFERRED;
     try {
-      p = writeStreamBody(this, res, o, body, framing, false);
+      p = writeStreamBody(this, req, res, o, body, framing, false);
     } catch (e) {
       // Nothing of this answer is out (only the held-back ones before it): answerable.
       this.responseStarted = false;

@@ -326,6 +326,7 @@ export class H2ResponseWriter {
         }
         const chunk = r.value;
         sent += chunk.length;
+        s.bodyBytes = sent;
         if (length >= 0 && sent > length) throw bodyTooLong(length);
         if (chunk.length === 0) continue;
         // The last byte of a sized body carries END_STREAM.
@@ -376,6 +377,7 @@ export class H2ResponseWriter {
         if (r.done) break;
         const chunk = r.value;
         sent += chunk.length;
+        s.bodyBytes = sent;
         if (length >= 0 && sent > length) throw bodyTooLong(length);
         if (chunk.length === 0) continue;
         // The last byte of a sized body carries END_STREAM.

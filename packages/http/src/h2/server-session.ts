@@ -700,18 +700,36 @@ export class H2ServerSession<Cx> implements ServedConnection {
     }
     // A stream reset before its answer was abandoned (told then), not answered.
     if (this.server.onAnswered !== null && !s.reset) this.server.answered(req, res);
+    // The end of an answered streamed body is told to onBodyEnd (the server skips other bodies).
+    const told = this.server.onBodyEnd !== null && !s.reset;
     let p: Promise<void> | undefined;
     try {
       p = this.writer.respond(s, req.method, res);
     } catch (e) {
+      if (told) this.server.bodyEnded(req, res, s.bodyBytes, e);
       this.responseFailed(s, e);
       return;
     }
-    if (p === undefined) this.endStream(s);
-    else
+    if (p === undefined) {
+      // Written or queued whole (or let go: the stream or the session ended first).
+      if (told)
+        this.server.bodyEnded(
+          req,
+          res,
+          s.bodyBytes,
+          s.localClosed ? null : new Http2StreamResetError(s.id, Http2ErrorCode.CANCEL, 'server'),
+        );
+      this.endStream(s);
+    } else
       p.then(
-        () => this.endStream(s),
-        (e: unknown) => this.responseFailed(s, e),
+        () => {
+          if (told) this.server.bodyEnded(req, res, s.bodyBytes, null);
+          this.endStream(s);
+        },
+        (e: unknown) => {
+          if (told) this.server.bodyEnded(req, res, s.bodyBytes, e);
+          this.responseFailed(s, e);
+        },
       );
   }
 

@@ -51,6 +51,8 @@ export class H2ServerStream implements H2BodyOwner {
   active = true;
   /** The response's HEADERS went out. */
   headersSent = false;
+  /** The response body's bytes taken from it so far (HttpServerOptions.onBodyEnd). */
+  bodyBytes = 0;
   /**
    * The request while its handler works on the answer, set only when the server has an
    * onAbandoned hook: a reset meanwhile tells the hook about it.

@@ -1,0 +1,118 @@
+/**
+ * The access log of a streamed answer written from the server's onBodyEnd (RequestHooks built
+ * with `bodyEnds`, as loch's worker wires it), not by a wrapper of the body: the line carries the
+ * bytes passed on, for a body that ends, one that fails midway, and on HTTP/2 as on HTTP/1.1.
+ * Both drivers, a real HttpServer over loopback with the chain's outer layers (context, core).
+ */
+import * as http2 from 'node:http2';
+import { connect } from 'node:net';
+import { createResponse, type HttpResponse, HttpServer, streamBody } from '@loch/http';
+import type { Service } from '@loch/service-async';
+import { createRuntime, type DriverChoice } from '@loch/uring-runtime';
+import { describe, expect, it } from 'vitest';
+import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
+import { ContextHandler, CoreService, RequestHooks } from './core.js';
+import { ProxyLog } from './log.js';
+
+async function* chunks(sizes: number[], fail: boolean): AsyncGenerator<Uint8Array> {
+  for (const n of sizes) {
+    await new Promise((r) => setTimeout(r, 1));
+    yield new Uint8Array(n).fill(0x62);
+  }
+  if (fail) throw new Error('upstream cut');
+}
+
+/** /stream: 3 + 4 bytes, sized; /chunked: 5 + 6, unsized; /cut: 5 of 9 bytes, then a failure. */
+const inner: Service<RequestCx, HttpResponse> = {
+  call: async (cx) => {
+    const target = cx.get('request').target;
+    if (target === '/cut') return createResponse(200, { body: streamBody(chunks([5], true), { length: 9 }) });
+    if (target === '/chunked') return createResponse(200, { body: streamBody(chunks([5, 6], false)) });
+    return createResponse(200, { body: streamBody(chunks([3, 4], false), { length: 7 }) });
+  },
+};
+
+/** Sends raw HTTP/1.1 and collects everything until the server closes. */
+function raw(port: number, data: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let text = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      text += d;
+    });
+    s.on('error', () => {});
+    s.on('close', () => resolve(text));
+    s.write(data);
+  });
+}
+
+describe.each(['uring', 'legacy'] as DriverChoice[])(
+  'the access log at a streamed body’s end (%s)',
+  (driver) => {
+    it('logs each streamed answer once with the bytes passed on: ended, chunked, cut midway, HTTP/2', async () => {
+      let text = '';
+      const log = new ProxyLog(
+        'off',
+        '',
+        (t) => {
+          text += t;
+        },
+        () => {},
+        0,
+      );
+      const hooks = new RequestHooks('web', log, { lifecycle: { retired: false } }, true);
+      const chain = new ContextHandler(new CoreService(inner, log, 'web', true, true), true);
+      const runtime = await createRuntime({ driver, log: () => undefined });
+      const server = new HttpServer<ConnectionCx>(chain, {
+        context: () =>
+          ProxyContext.empty()
+            .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
+            .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+            .set('driver', driver === 'uring' ? 'uring' : 'legacy')
+            .set('server', { key: 'web', scheme: 'http' }) as ConnectionCx,
+        onAnswered: hooks.answered,
+        onAbandoned: hooks.abandoned,
+        onFailed: hooks.failed,
+        onBodyEnd: hooks.bodyEnded,
+      });
+      const listener = await runtime.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const serving = server.serve(listener);
+      const port = (listener.localAddress as { port: number }).port;
+      try {
+        const h1 = await raw(
+          port,
+          'GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /chunked HTTP/1.1\r\nHost: a\r\n\r\nGET /cut HTTP/1.1\r\nHost: a\r\n\r\n',
+        );
+        expect(h1.match(/HTTP\/1\.1 200/g)).toHaveLength(3);
+        const client = http2.connect(`http://127.0.0.1:${port}`);
+        client.on('error', () => {});
+        const body = await new Promise<string>((resolve, reject) => {
+          const req = client.request({ ':path': '/stream' });
+          let got = '';
+          req.setEncoding('latin1');
+          req.on('data', (d: string) => {
+            got += d;
+          });
+          req.on('end', () => resolve(got));
+          req.on('error', reject);
+          req.end();
+        });
+        client.close();
+        expect(body).toBe('bbbbbbb');
+      } finally {
+        await server.close();
+        await serving;
+      }
+      log.flush();
+      const lines = text.trimEnd().split('\n');
+      const line = (target: string, bytes: number) =>
+        new RegExp(` web 10\\.0\\.0\\.1:5000 GET ${target} 200 ${bytes} - \\d+\\.\\d\\d$`);
+      expect(lines).toHaveLength(4);
+      expect(lines[0]).toMatch(line('/stream', 7));
+      expect(lines[1]).toMatch(line('/chunked', 11));
+      expect(lines[2]).toMatch(line('/cut', 5));
+      expect(lines[3]).toMatch(line('/stream', 7));
+    });
+  },
+);

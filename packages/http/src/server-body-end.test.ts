@@ -1,0 +1,164 @@
+/**
+ * The server's onBodyEnd hook: told once per answered request whose body is streamed, when the
+ * server is done with it, with the body's bytes taken and whether it failed, on every way a
+ * body ends: HTTP/1.1's one write (the chunk and the end at hand), the DEFERRED tail (a large
+ * chunk lent to the write), the waiting path (writeStreamRest: several chunks, chunked), a body
+ * that fails midway, a HEAD answer (no body sent); HTTP/2's answer written at once and its
+ * waiting path. A FixedBody is not told. Both drivers, real sockets.
+ */
+import * as http2 from 'node:http2';
+import { afterEach, describe, expect, it } from 'vitest';
+import { availableDrivers, type Running, raw, startServer, statuses } from '../test/server-harness.js';
+import { fixedBody, type HttpBody, type ReadyBodyIterator, streamBody } from './body.js';
+import type { HttpConnectionContext } from './context.js';
+import { createResponse, type HttpResponse, type HttpServerRequest } from './message.js';
+import type { HttpHandler, HttpServerOptions } from './server.js';
+
+const drivers = await availableDrivers();
+
+/** A sized body whose one chunk and end are at hand (as a proxied answer that came in one read). */
+class AtHandBody implements HttpBody, ReadyBodyIterator {
+  readonly kind = 'fixed' as const;
+  readonly trailers = null;
+  readonly length: number;
+  #step = 0;
+  constructor(private readonly data: Uint8Array) {
+    this.length = data.length;
+  }
+  [Symbol.asyncIterator](): ReadyBodyIterator {
+    return this;
+  }
+  nextNow(): IteratorResult<Uint8Array> {
+    return this.#step++ === 0 ? { done: false, value: this.data } : { done: true, value: undefined };
+  }
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    return this.nextNow();
+  }
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    this.#step = 1;
+    return { done: true, value: undefined };
+  }
+}
+
+const bytes = (n: number): Uint8Array => new Uint8Array(n).fill(0x61);
+
+async function* slowChunks(sizes: number[], failAfter = false): AsyncGenerator<Uint8Array> {
+  for (const n of sizes) {
+    await new Promise((r) => setTimeout(r, 1));
+    yield bytes(n);
+  }
+  if (failAfter) throw new Error('upstream cut');
+}
+
+/** The answer for each path. */
+function answer(target: string): HttpResponse {
+  switch (target) {
+    case '/one':
+      return createResponse(200, { body: new AtHandBody(bytes(128)) });
+    case '/big':
+      return createResponse(200, { body: new AtHandBody(bytes(20_000)) });
+    case '/rest':
+      return createResponse(200, { body: streamBody(slowChunks([100, 200, 300]), { length: 600 }) });
+    case '/chunked':
+      return createResponse(200, { body: streamBody(slowChunks([10, 20])) });
+    case '/cut':
+      return createResponse(200, { body: streamBody(slowChunks([50], true), { length: 100 }) });
+    case '/fixed':
+      return createResponse(200, { body: fixedBody('fixed') });
+    default:
+      return createResponse(200, { body: new AtHandBody(bytes(7)) });
+  }
+}
+
+const handler: HttpHandler<HttpConnectionContext> = {
+  call: (req: HttpServerRequest<HttpConnectionContext>) => Promise.resolve(answer(req.target)),
+};
+
+interface Ended {
+  target: string;
+  status: number;
+  bytes: number;
+  error: string | null;
+}
+
+function recording(): { ended: Ended[]; options: HttpServerOptions<HttpConnectionContext> } {
+  const ended: Ended[] = [];
+  return {
+    ended,
+    options: {
+      onBodyEnd: (req, res, n, error) =>
+        ended.push({
+          target: req.target,
+          status: res.status,
+          bytes: n,
+          error: error === null ? null : ((error as Error).message ?? String(error)),
+        }),
+    },
+  };
+}
+
+describe.each(drivers)('onBodyEnd on the %s driver', (driver) => {
+  let srv: Running | undefined;
+  afterEach(async () => {
+    await srv?.stop();
+    srv = undefined;
+  });
+
+  it('HTTP/1.1: tells every streamed body’s end once, with its bytes, on each write path', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const gets = ['/one', '/big', '/rest', '/chunked', '/fixed']
+      .map((t) => `GET ${t} HTTP/1.1\r\nHost: a\r\n\r\n`)
+      .join('');
+    const text = await raw(srv.port, [gets, 'HEAD /one HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n']);
+    expect(statuses(text)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(ended).toEqual([
+      { target: '/one', status: 200, bytes: 128, error: null },
+      { target: '/big', status: 200, bytes: 20_000, error: null },
+      { target: '/rest', status: 200, bytes: 600, error: null },
+      { target: '/chunked', status: 200, bytes: 30, error: null },
+      // HEAD: the body is let go unsent.
+      { target: '/one', status: 200, bytes: 0, error: null },
+    ]);
+    expect(srv.errors).toEqual([]);
+  });
+
+  it('HTTP/1.1: a body that fails midway is told with the bytes taken and its failure', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const text = await raw(srv.port, 'GET /cut HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(statuses(text)).toEqual([200]);
+    expect(ended).toEqual([{ target: '/cut', status: 200, bytes: 50, error: 'upstream cut' }]);
+  });
+
+  it('HTTP/2: tells the end of an answer written at once and of one that waited', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const client = http2.connect(`http://127.0.0.1:${srv.port}`);
+    client.on('error', () => {});
+    const get = (path: string, method = 'GET'): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const req = client.request({ ':path': path, ':method': method });
+        let n = 0;
+        req.on('data', (d: Buffer) => {
+          n += d.length;
+        });
+        req.on('end', () => resolve(n));
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect(await get('/one')).toBe(128);
+      expect(await get('/rest')).toBe(600);
+      expect(await get('/fixed')).toBe(5);
+      expect(await get('/one', 'HEAD')).toBe(0);
+    } finally {
+      client.close();
+    }
+    expect(ended).toEqual([
+      { target: '/one', status: 200, bytes: 128, error: null },
+      { target: '/rest', status: 200, bytes: 600, error: null },
+      { target: '/one', status: 200, bytes: 0, error: null },
+    ]);
+  });
+});
