@@ -3,9 +3,9 @@
  * gRPC and Thrift pseudonymization layers, errors), without the schema loaders (loadIdl,
  * loadProtoFiles, loadDescriptorSets, ProtoPseudonymPlan) and so without the parsers they bring
  * (@creditkarma/thrift-parser, protobufjs, @bufbuild/protobuf: ~3.4 MiB of heap per isolate).
- * For serving threads that get their IDL documents from the thread that loaded the config and
- * load a schema only when a route needs one (loch's workers: apps/proxy/src/gateway/grpc-pseudonym.ts
- * imports the root lazily). The package's root exports all of this and the loaders.
+ * For serving threads that receive parsed IDL documents from the thread that loaded the
+ * configuration and load a schema parser only when a route needs one. The package's root exports
+ * all of this and the loaders.
  */
 
 export { JsonText } from './codec/json-text.js';

@@ -2,7 +2,8 @@
  * gRPC pseudonymization around a proxied route's forwarding, as a worker runs it (proxy/route.ts;
  * the config side and the rewriter's construction are grpc-pseudonym-schema.ts). That file and
  * the schema parsers it brings (protobufjs, @bufbuild/protobuf: ~3 MiB of heap per isolate) are
- * imported on the first call of a route that pseudonymizes gRPC, not when a worker starts.
+ * imported when a worker builds a route table that pseudonymizes gRPC (proxy/route.ts calls
+ * loadGrpcSchemaSide), not in workers whose config has no such route.
  */
 import { type GatewayRefusalListener, GrpcPseudonymService } from '@loch/gateway/runtime';
 import type { HttpRequest, HttpResponse } from '@loch/http';
@@ -14,6 +15,23 @@ type SchemaSide = typeof import('./grpc-pseudonym-schema.js');
 /** The schema side once imported; `loading` while the first import runs. */
 let schemaSide: SchemaSide | undefined;
 let loading: Promise<SchemaSide> | undefined;
+
+/**
+ * Imports the schema side once; the route layer starts it when it builds a table with a gRPC
+ * pseudonymization route, so the module loads while the worker is being configured rather than
+ * inside a request. A failed import is forgotten, so the next call tries again.
+ */
+export function loadGrpcSchemaSide(): Promise<SchemaSide> {
+  if (schemaSide !== undefined) return Promise.resolve(schemaSide);
+  loading ??= import('./grpc-pseudonym-schema.js').then(
+    (m) => (schemaSide = m),
+    (e: unknown) => {
+      loading = undefined;
+      throw e;
+    },
+  );
+  return loading;
+}
 
 /** Each server's refusal listener for gRPC routes (made once). */
 const listeners = new WeakMap<GatewayRefusals, GatewayRefusalListener>();
@@ -31,8 +49,8 @@ export function callWithGrpcPseudonyms(
 ): Promise<HttpResponse> | HttpResponse {
   const side = schemaSide;
   if (side === undefined) {
-    loading ??= import('./grpc-pseudonym-schema.js').then((m) => (schemaSide = m));
-    return loading.then(() => callWithGrpcPseudonyms(config, request, forward, refusals));
+    // Still loading (a request right after the table was built), or the last import failed.
+    return loadGrpcSchemaSide().then(() => callWithGrpcPseudonyms(config, request, forward, refusals));
   }
   let rewriter: ReturnType<SchemaSide['rewriterOf']>;
   try {

@@ -22,7 +22,7 @@ import {
 import { type Endpoint, endpoint, type UpstreamLimit } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import { callGateway } from '../gateway/dispatch.js';
-import { callWithGrpcPseudonyms } from '../gateway/grpc-pseudonym.js';
+import { callWithGrpcPseudonyms, loadGrpcSchemaSide } from '../gateway/grpc-pseudonym.js';
 import { GatewayRefusals } from '../gateway/refusals.js';
 import { routeGroup } from '../health/route-group.js';
 import type { UpstreamGroup } from '../health/upstream-group.js';
@@ -341,8 +341,11 @@ export function routeLayer<
   C extends RouteLayerConfig,
   S extends Service<RoutedCx, HttpResponse> = Service<RoutedCx, HttpResponse>,
 >(): FactoryLayer<C, MakeService<S>, MakeService<RouteService<S>>> {
-  return layerFn((config, inner) =>
-    makeFn(
+  return layerFn((config, inner) => {
+    // The gRPC schema side (and its parsers) loads only in workers whose routes need it; a
+    // failed import is retried by the route's next call, which answers the error meanwhile.
+    if (config.routes.some((r) => r.grpcPseudonymize !== undefined)) loadGrpcSchemaSide().catch(() => {});
+    return makeFn(
       (old) =>
         new RouteService(
           inner.make(old?.inner),
@@ -352,6 +355,6 @@ export function routeLayer<
             ? undefined
             : new GatewayRefusals(config.server.key, config.log?.at('gateway')),
         ),
-    ),
-  );
+    );
+  });
 }
