@@ -31,6 +31,11 @@
 # variants within such runs, not with the CPU of other modes; one checkout read 47,434 and
 # 54,924 per 10 KiB call in two runs, so only differences well past 15% mean anything). Kernel
 # work is not in it.
+# A CALLGRIND=1 run prints the TOP (25) functions by instructions per call (callgrind-misses.py;
+# NODE_OPTIONS=--perf-basic-prof names the JavaScript). CACHESIM=1 adds callgrind's cache
+# simulation (first level as the host's, last level LL=size,assoc,line, default one core's L2 of
+# the bench machine: 1048576,8,64) and the functions with the most D1 and LL data misses per call.
+# The kernel's copies are not simulated: bytes it just wrote into a receive buffer count as cold.
 # Every counted run also prints the proxy's CPU, minor page faults and context switches per call
 # by thread (loch: the worker thread, V8's helper threads; all named "node").
 # HOOKS=1 counts instead the async resources (promises, immediates, timers) created and the
@@ -101,6 +106,7 @@ EOF
   # --smc-check: V8 writes and rewrites machine code in its heap, which valgrind must see.
   [ "${CALLGRIND:-0}" = 1 ] && wrap=(valgrind --tool=callgrind --instr-atstart=no --smc-check=all-non-file
     "--callgrind-out-file=$dir/callgrind.out.%p")
+  [ "${CALLGRIND:-0}" = 1 ] && [ "${CACHESIM:-0}" = 1 ] && wrap+=(--cache-sim=yes "--LL=${LL:-1048576,8,64}")
   # shellcheck disable=SC2086 # NODE_ARGS: several flags
   (cd "$root/apps/proxy" && NODE_OPTIONS=$opts LOCH_HOOKS_DIR="$dir/hooks" exec taskset -c 1 "${wrap[@]}" node "${hooks[@]}" ${NODE_ARGS:-} \
     --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
@@ -246,6 +252,14 @@ for path in sys.argv[2:]:
             ir += int(line.split()[1])
 print(f'== loch under callgrind: {calls} calls, user-space instructions {ir:,}, per call {ir / max(1, calls):,.0f}')
 EOF
+    # By function (with CACHESIM=1 the misses too); with NODE_OPTIONS=--perf-basic-prof, V8's map
+    # of its JIT code (moved into the run's directory) names the JavaScript.
+    map=()
+    if [ -f "/tmp/perf-$proxy_pid.map" ]; then
+      mv "/tmp/perf-$proxy_pid.map" "$dir/"
+      map=(--perf-map "$dir/perf-$proxy_pid.map")
+    fi
+    /usr/bin/python3 "$here/bench/thrift/callgrind-misses.py" --top "${TOP:-25}" "${map[@]}" "$calls" "$dir"/callgrind.out.*.1
     continue
   fi
   # nginx: its worker (child of the master); loch: its one process (worker threads included).
