@@ -343,8 +343,15 @@ export function routeLayer<
 >(): FactoryLayer<C, MakeService<S>, MakeService<RouteService<S>>> {
   return layerFn((config, inner) => {
     // The gRPC schema side (and its parsers) loads only in workers whose routes need it; a
-    // failed import is retried by the route's next call, which answers the error meanwhile.
-    if (config.routes.some((r) => r.grpcPseudonymize !== undefined)) loadGrpcSchemaSide().catch(() => {});
+    // failed import is logged here and retried by the route's next call, which fails meanwhile.
+    if (config.routes.some((r) => r.grpcPseudonymize !== undefined))
+      loadGrpcSchemaSide().catch((e: unknown) =>
+        config.log
+          ?.at('gateway')
+          .error(
+            `gRPC pseudonymization cannot load its schema support: ${e instanceof Error ? e.message : String(e)}`,
+          ),
+      );
     return makeFn(
       (old) =>
         new RouteService(
