@@ -7,6 +7,7 @@
  * waiting path. A FixedBody is not told. Both drivers, real sockets.
  */
 import * as http2 from 'node:http2';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { availableDrivers, type Running, raw, startServer, statuses } from '../test/server-harness.js';
 import { fixedBody, type HttpBody, type ReadyBodyIterator, streamBody } from './body.js';
@@ -50,9 +51,40 @@ async function* slowChunks(sizes: number[], failAfter = false): AsyncGenerator<U
   if (failAfter) throw new Error('upstream cut');
 }
 
+/** A sized body whose first step throws (before any byte is out: the outer catch). */
+class FailsAtOnceBody extends AtHandBody {
+  override nextNow(): IteratorResult<Uint8Array> {
+    throw new Error('failed at once');
+  }
+}
+
+/** A sized body whose chunk is at hand and whose end then throws (the chunk goes out, then the cut). */
+class FailsAtEndBody extends AtHandBody {
+  #taken = false;
+  override nextNow(): IteratorResult<Uint8Array> {
+    if (this.#taken) throw new Error('failed at its end');
+    this.#taken = true;
+    return super.nextNow();
+  }
+}
+
+/** Chunks of 1 KiB every 20 ms, 200 of them: a client can go away midway. */
+async function* slowForever(): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < 200; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    yield bytes(1024);
+  }
+}
+
 /** The answer for each path. */
 function answer(target: string): HttpResponse {
   switch (target) {
+    case '/fail-at-once':
+      return createResponse(200, { body: new FailsAtOnceBody(bytes(10)) });
+    case '/fail-at-end':
+      return createResponse(200, { body: new FailsAtEndBody(bytes(10)) });
+    case '/slow':
+      return createResponse(200, { body: streamBody(slowForever(), { length: 200 * 1024 }) });
     case '/one':
       return createResponse(200, { body: new AtHandBody(bytes(128)) });
     case '/big':
@@ -129,6 +161,70 @@ describe.each(drivers)('onBodyEnd on the %s driver', (driver) => {
     const text = await raw(srv.port, 'GET /cut HTTP/1.1\r\nHost: a\r\n\r\n');
     expect(statuses(text)).toEqual([200]);
     expect(ended).toEqual([{ target: '/cut', status: 200, bytes: 50, error: 'upstream cut' }]);
+  });
+
+  it('HTTP/1.1: a body whose first step throws, or whose end throws after a chunk, is told once with its failure', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const first = await raw(srv.port, 'GET /fail-at-once HTTP/1.1\r\nHost: a\r\n\r\n');
+    // Nothing of the answer went out: the server answers the failure instead.
+    expect(statuses(first)).toEqual([500]);
+    const second = await raw(srv.port, 'GET /fail-at-end HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(statuses(second)).toEqual([200]);
+    expect(ended).toEqual([
+      { target: '/fail-at-once', status: 200, bytes: 0, error: 'failed at once' },
+      { target: '/fail-at-end', status: 200, bytes: 10, error: 'failed at its end' },
+    ]);
+  });
+
+  it('HTTP/1.1: a client that goes away while a streamed answer is written is told once, with the bytes taken and an error', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const s = connect(srv.port, '127.0.0.1');
+    s.on('error', () => {});
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      s.on('data', (d: Buffer) => {
+        got += d.length;
+        // Some of the body came: leave.
+        if (got > 4096) {
+          s.destroy();
+          resolve();
+        }
+      });
+      s.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
+    });
+    for (let i = 0; i < 200 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(ended).toHaveLength(1);
+    expect(ended[0]!.target).toBe('/slow');
+    expect(ended[0]!.bytes).toBeGreaterThan(3 * 1024);
+    expect(ended[0]!.bytes).toBeLessThan(200 * 1024);
+    expect(ended[0]!.error).not.toBeNull();
+  });
+
+  it('HTTP/2: a stream the client resets mid-body is told once, with an error', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const client = http2.connect(`http://127.0.0.1:${srv.port}`);
+    client.on('error', () => {});
+    try {
+      await new Promise<void>((resolve) => {
+        const req = client.request({ ':path': '/slow' });
+        req.on('error', () => {});
+        req.on('data', () => {
+          req.close(http2.constants.NGHTTP2_CANCEL);
+          resolve();
+        });
+        req.end();
+      });
+      for (let i = 0; i < 200 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      client.close();
+    }
+    expect(ended).toHaveLength(1);
+    expect(ended[0]!.target).toBe('/slow');
+    expect(ended[0]!.bytes).toBeLessThan(200 * 1024);
+    expect(ended[0]!.error).not.toBeNull();
   });
 
   it('HTTP/2: tells the end of an answer written at once and of one that waited', async () => {

@@ -6,7 +6,14 @@
  */
 import * as http2 from 'node:http2';
 import { connect } from 'node:net';
-import { createResponse, type HttpResponse, HttpServer, streamBody } from '@loch/http';
+import {
+  createResponse,
+  type HttpBody,
+  type HttpResponse,
+  HttpServer,
+  type ReadyBodyIterator,
+  streamBody,
+} from '@loch/http';
 import type { Service } from '@loch/service-async';
 import { createRuntime, type DriverChoice } from '@loch/uring-runtime';
 import { describe, expect, it } from 'vitest';
@@ -22,10 +29,37 @@ async function* chunks(sizes: number[], fail: boolean): AsyncGenerator<Uint8Arra
   if (fail) throw new Error('upstream cut');
 }
 
-/** /stream: 3 + 4 bytes, sized; /chunked: 5 + 6, unsized; /cut: 5 of 9 bytes, then a failure. */
+/** A sized body whose one chunk and end are at hand: a proxied answer that came in one read (one write). */
+class AtHandBody implements HttpBody, ReadyBodyIterator {
+  readonly kind = 'fixed' as const;
+  readonly trailers = null;
+  readonly length = 12;
+  #step = 0;
+  [Symbol.asyncIterator](): ReadyBodyIterator {
+    return this;
+  }
+  nextNow(): IteratorResult<Uint8Array> {
+    return this.#step++ === 0
+      ? { done: false, value: new Uint8Array(12).fill(0x63) }
+      : { done: true, value: undefined };
+  }
+  async next(): Promise<IteratorResult<Uint8Array>> {
+    return this.nextNow();
+  }
+  async return(): Promise<IteratorResult<Uint8Array>> {
+    this.#step = 1;
+    return { done: true, value: undefined };
+  }
+}
+
+/**
+ * /stream: 3 + 4 bytes, sized; /chunked: 5 + 6, unsized; /cut: 5 of 9 bytes, then a failure;
+ * /now: 12 bytes at hand with the answer.
+ */
 const inner: Service<RequestCx, HttpResponse> = {
   call: async (cx) => {
     const target = cx.get('request').target;
+    if (target === '/now') return createResponse(200, { body: new AtHandBody() });
     if (target === '/cut') return createResponse(200, { body: streamBody(chunks([5], true), { length: 9 }) });
     if (target === '/chunked') return createResponse(200, { body: streamBody(chunks([5, 6], false)) });
     return createResponse(200, { body: streamBody(chunks([3, 4], false), { length: 7 }) });
@@ -82,9 +116,9 @@ describe.each(['uring', 'legacy'] as DriverChoice[])(
       try {
         const h1 = await raw(
           port,
-          'GET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /chunked HTTP/1.1\r\nHost: a\r\n\r\nGET /cut HTTP/1.1\r\nHost: a\r\n\r\n',
+          'GET /now HTTP/1.1\r\nHost: a\r\n\r\nGET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /chunked HTTP/1.1\r\nHost: a\r\n\r\nGET /cut HTTP/1.1\r\nHost: a\r\n\r\n',
         );
-        expect(h1.match(/HTTP\/1\.1 200/g)).toHaveLength(3);
+        expect(h1.match(/HTTP\/1\.1 200/g)).toHaveLength(4);
         const client = http2.connect(`http://127.0.0.1:${port}`);
         client.on('error', () => {});
         const body = await new Promise<string>((resolve, reject) => {
@@ -108,11 +142,12 @@ describe.each(['uring', 'legacy'] as DriverChoice[])(
       const lines = text.trimEnd().split('\n');
       const line = (target: string, bytes: number) =>
         new RegExp(` web 10\\.0\\.0\\.1:5000 GET ${target} 200 ${bytes} - \\d+\\.\\d\\d$`);
-      expect(lines).toHaveLength(4);
-      expect(lines[0]).toMatch(line('/stream', 7));
-      expect(lines[1]).toMatch(line('/chunked', 11));
-      expect(lines[2]).toMatch(line('/cut', 5));
-      expect(lines[3]).toMatch(line('/stream', 7));
+      expect(lines).toHaveLength(5);
+      expect(lines[0]).toMatch(line('/now', 12));
+      expect(lines[1]).toMatch(line('/stream', 7));
+      expect(lines[2]).toMatch(line('/chunked', 11));
+      expect(lines[3]).toMatch(line('/cut', 5));
+      expect(lines[4]).toMatch(line('/stream', 7));
     });
   },
 );

@@ -62,7 +62,10 @@ export interface CoreLayerConfig {
 
 /**
  * A forwarded body that writes the access-log line when it ends (the line's byte count is what
- * was passed on). A class rather than an `onEnd` closure per request.
+ * was passed on). A class rather than an `onEnd` closure per request. Only for a server that does
+ * not tell the body's end: a chain without `serverHooks` (the core layer's own `then`, e.g. a
+ * library user's stack) or RequestHooks without `bodyEnds`. loch's worker and the benches
+ * (apps/proxy/bench) wire onBodyEnd, so their lines come from bodyEnded instead.
  */
 class AccessLoggedBody extends ForwardedBody {
   constructor(
