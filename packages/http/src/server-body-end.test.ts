@@ -83,6 +83,20 @@ function answer(target: string): HttpResponse {
       return createResponse(200, { body: new FailsAtOnceBody(bytes(10)) });
     case '/fail-at-end':
       return createResponse(200, { body: new FailsAtEndBody(bytes(10)) });
+    case '/up': {
+      // A 101 whose answer holds a streamed body: never sent (a 101 has none), told with 0 bytes.
+      const res = createResponse(101, {
+        headers: [
+          ['connection', 'upgrade'],
+          ['upgrade', 'x-test'],
+        ],
+        body: streamBody(slowChunks([5]), { length: 5 }),
+      });
+      res.tunnel = async (stream) => {
+        await stream.close();
+      };
+      return res;
+    }
     case '/slow':
       return createResponse(200, { body: streamBody(slowForever(), { length: 200 * 1024 }) });
     case '/one':
@@ -175,6 +189,17 @@ describe.each(drivers)('onBodyEnd on the %s driver', (driver) => {
       { target: '/fail-at-once', status: 200, bytes: 0, error: 'failed at once' },
       { target: '/fail-at-end', status: 200, bytes: 10, error: 'failed at its end' },
     ]);
+  });
+
+  it('HTTP/1.1: a 101 that switches protocols is told with 0 bytes (its body is never sent)', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const text = await raw(
+      srv.port,
+      'GET /up HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x-test\r\n\r\n',
+    );
+    expect(statuses(text)).toEqual([101]);
+    expect(ended).toEqual([{ target: '/up', status: 101, bytes: 0, error: null }]);
   });
 
   it('HTTP/1.1: a client that goes away while a streamed answer is written is told once, with the bytes taken and an error', async () => {
