@@ -276,7 +276,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       // the call (the idle watch's receive, taken over by it, found them) and are no reply to
       // it, whatever seq id they carry. The legacy driver gives no such order: there, as in
       // nginx, bytes arriving while a connection is reused count as its answer.
-      const stray = chunk.bytes.byteLength;
+      const stray = chunk.bytes.length;
       chunk.release();
       this.alive = false;
       this.#fail(

@@ -76,8 +76,12 @@ export abstract class ProtocolReader {
     this.strictRead = options.strictRead ?? false;
   }
 
-  /** Points the reader at `buf[offset, end)` and clears its state. */
-  reset(buf: Uint8Array, offset = 0, end: number = buf.byteLength): this {
+  /**
+   * Points the reader at `buf[offset, end)` and clears its state. (`end` defaults to `length`,
+   * not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other, and a
+   * relayed call resets readers several times.)
+   */
+  reset(buf: Uint8Array, offset = 0, end: number = buf.length): this {
     this.buf = buf;
     this.pos = offset;
     this.end = end;

@@ -74,18 +74,16 @@ export class RetainedChunk {
    */
   framedWire(payload: Uint8Array): Uint8Array | undefined {
     const bytes = this.chunk.bytes;
+    // Each getter read once, and `length` for byteLength: node 20's TurboFan inlines a
+    // Uint8Array's `length` but calls a builtin for `byteLength` and `byteOffset`, and `buffer`
+    // is a C++ builtin (bench/thrift/readings-2026-12-06.md).
+    const from = bytes.byteOffset;
     const at = payload.byteOffset - 4;
-    const n = payload.byteLength;
-    if (
-      this.#refs <= 0 ||
-      at < bytes.byteOffset ||
-      payload.byteOffset + n > bytes.byteOffset + bytes.byteLength
-    )
-      return undefined;
-    // Read once: `buffer` is a C++ builtin call per read, not a field load.
+    const n = payload.length;
+    if (this.#refs <= 0 || at < from || at + 4 + n > from + bytes.length) return undefined;
     const buffer = bytes.buffer;
     if (payload.buffer !== buffer) return undefined;
-    const i = at - bytes.byteOffset;
+    const i = at - from;
     if (
       bytes[i] !== n >>> 24 ||
       bytes[i + 1] !== ((n >>> 16) & 0xff) ||
@@ -152,7 +150,7 @@ export class FrameReader implements SweepMember {
 
   /** Bytes received but not yet returned as a frame. */
   get buffered(): number {
-    return this.end - this.start + (this.heldBytes.byteLength - this.heldStart);
+    return this.end - this.start + (this.heldBytes.length - this.heldStart);
   }
 
   /**
@@ -234,12 +232,7 @@ export class FrameReader implements SweepMember {
       // rest is copied and the chunk is kept for what follows (replies a multiplexed upstream
       // wrote back to back, pipelined calls: else every chunk after a split one is copied).
       const rest = this.bufferedFrameRest();
-      if (
-        rest > 0 &&
-        rest <= chunk.bytes.byteLength &&
-        this.end - this.start === 4 &&
-        this.prefixAccepted()
-      ) {
+      if (rest > 0 && rest <= chunk.bytes.length && this.end - this.start === 4 && this.prefixAccepted()) {
         // Only the frame's length prefix is buffered and this chunk holds the rest: Apache Go's
         // framed and THeader transports write the prefix with a write of its own, so a reader
         // whose receive is armed often gets the 4 bytes alone. The frame is decoded where its
@@ -249,7 +242,7 @@ export class FrameReader implements SweepMember {
         this.heldBody = rest;
         return;
       }
-      if (rest > 0 && rest < chunk.bytes.byteLength) {
+      if (rest > 0 && rest < chunk.bytes.length) {
         this.append(chunk.bytes.subarray(0, rest));
         this.hold(chunk, rest);
         return;
@@ -320,7 +313,7 @@ export class FrameReader implements SweepMember {
     if (share === null) share = this.heldShare = new RetainedChunk(this.held!);
     share.retain();
     // Nothing of the chunk left to return: the retained frames alone keep it.
-    if (this.heldStart >= this.heldBytes.byteLength) this.releaseHeld();
+    if (this.heldStart >= this.heldBytes.length) this.releaseHeld();
     return share;
   }
 
@@ -381,7 +374,7 @@ export class FrameReader implements SweepMember {
   /** The held chunk's bytes not yet returned as frames are copied into the buffer. */
   private spill(): void {
     const bytes = this.heldBytes;
-    if (this.heldStart >= bytes.byteLength) return;
+    if (this.heldStart >= bytes.length) return;
     const body = this.heldBody;
     if (body > 0) {
       // The frame's prefix, taken out of the buffer, goes back before its body.
@@ -399,7 +392,7 @@ export class FrameReader implements SweepMember {
       this.releaseHeld();
       return;
     }
-    this.heldStart = bytes.byteLength;
+    this.heldStart = bytes.length;
     this.append(rest);
     // Retained frames keep the chunk; the reader has nothing left in it.
     if (this.heldShare !== null) this.releaseHeld();
@@ -423,7 +416,7 @@ export class FrameReader implements SweepMember {
 
   private tryFrame(): ThriftFrame | null {
     this.lastHeld = false;
-    const heldLeft = this.heldStart < this.heldBytes.byteLength;
+    const heldLeft = this.heldStart < this.heldBytes.length;
     if (this.end > this.start) {
       // Buffered bytes come before a held chunk's (a frame completed from the chunk's start).
       const frame = this.bufferFrame();
@@ -466,7 +459,7 @@ export class FrameReader implements SweepMember {
       this.heldStart = at + n;
       return frame;
     }
-    const end = bytes.byteLength;
+    const end = bytes.length;
     if (!this.detect(bytes, at, end)) return null;
     const stop = this.splitter.find(this.framing!, bytes, at, end);
     if (stop < 0) return null;
@@ -526,8 +519,8 @@ export class FrameReader implements SweepMember {
   }
 
   private append(bytes: Uint8Array): void {
-    const n = bytes.byteLength;
-    if (this.buf.byteLength - this.end < n) {
+    const n = bytes.length;
+    if (this.buf.length - this.end < n) {
       // Never move bytes inside the old buffer: frames already returned may still view it.
       const live = this.end - this.start;
       const next = new Uint8Array(Math.max(MIN_BUFFER, (live + n) * 2));

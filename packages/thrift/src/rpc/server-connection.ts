@@ -361,7 +361,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       this.#pump();
       return;
     }
-    if (this.#inPlace && chunk.bytes.byteLength >= IN_PLACE_CALL_BYTES) {
+    if (this.#inPlace && chunk.bytes.length >= IN_PLACE_CALL_BYTES) {
       // Kept: its whole calls are views of it (retained in #take), released call by call.
       this.#reader.feedChunk(chunk);
     } else {
@@ -583,9 +583,10 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     const wire = reply.wire;
     if (wire === undefined || call.frame.framing !== 'framed') return undefined;
     const payload = reply.payload;
-    const n = payload.byteLength;
+    // `length`, not byteLength: see RetainedChunk.framedWire.
+    const n = payload.length;
     if (
-      wire.byteLength !== n + 4 ||
+      wire.length !== n + 4 ||
       wire.byteOffset + 4 !== payload.byteOffset ||
       wire.buffer !== payload.buffer ||
       wire[0] !== n >>> 24 ||

@@ -90,12 +90,7 @@ export function decodeFrame(
     case 'ttheader':
       return decodeTTHeader(frame);
     default:
-      return decodePayload(
-        framing,
-        framing === 'framed' ? frame.subarray(4) : frame,
-        frame.byteLength,
-        options,
-      );
+      return decodePayload(framing, framing === 'framed' ? frame.subarray(4) : frame, frame.length, options);
   }
 }
 
@@ -131,7 +126,8 @@ function decodePayload(
   wireLength: number,
   options: FrameCodecOptions,
 ): ThriftFrame {
-  if (payload.byteLength === 0) throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', 'empty frame');
+  // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
+  if (payload.length === 0) throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', 'empty frame');
   const protocol = options.protocol ?? sniffOrThrow(payload[0]!);
   return {
     framing,
@@ -158,7 +154,7 @@ export function frameParts(spec: FrameSpec, payload: Uint8Array): Uint8Array[] {
       return [payload];
     case 'framed': {
       const prefix = headerBytes(4);
-      writeLength(prefix, 0, payload.byteLength);
+      writeLength(prefix, 0, payload.length);
       return [prefix, payload];
     }
     case 'theader':

@@ -79,7 +79,7 @@ export interface DetectedFraming {
 export function detectFraming(
   bytes: Uint8Array,
   offset = 0,
-  end: number = bytes.byteLength,
+  end: number = bytes.length,
 ): DetectedFraming | null {
   const n = end - offset;
   if (n < 1) return null;
