@@ -62,7 +62,7 @@ export class FixedBody implements HttpBody {
   /** Wraps bytes (not copied) or a string (UTF-8 encoded). An empty input makes an `empty` body. */
   constructor(data: Uint8Array | string) {
     this.data = typeof data === 'string' ? encoder.encode(data) : data;
-    this.length = this.data.byteLength;
+    this.length = this.data.length;
     this.kind = this.length === 0 ? 'empty' : 'fixed';
   }
 
@@ -270,12 +270,12 @@ class BodyCollector<T> {
 
   /** One chunk, while it is valid. */
   private take(chunk: Uint8Array): void {
-    const total = this.total + chunk.byteLength;
+    const total = this.total + chunk.length;
     if (total > this.maxBytes) {
       this.abandon();
       throw tooLarge(-1, this.maxBytes);
     }
-    if (this.used && chunk.byteLength > 0) {
+    if (this.used && chunk.length > 0) {
       this.abandon();
       throw new HttpBodyError(
         'ERR_HTTP_BODY_LENGTH_MISMATCH',
@@ -294,7 +294,7 @@ class BodyCollector<T> {
       this.used = true;
       return;
     }
-    if (chunk.byteLength > 0) (this.parts ??= []).push(chunk.slice());
+    if (chunk.length > 0) (this.parts ??= []).push(chunk.slice());
   }
 
   private finish(): T {
@@ -308,7 +308,7 @@ class BodyCollector<T> {
       let off = 0;
       for (const p of parts) {
         bytes.set(p, off);
-        off += p.byteLength;
+        off += p.length;
       }
     }
     return this.use(bytes);

@@ -535,7 +535,7 @@ export class HttpClient {
       }
     } else {
       this.chunk = chunk;
-      this.received += chunk.bytes.byteLength;
+      this.received += chunk.bytes.length;
       this.decoder.feed(chunk.bytes);
       if (phase === PHASE_HEAD) {
         this.readHead();
@@ -824,13 +824,13 @@ export class HttpClient {
       }
       if (r.done) break;
       const chunk = r.value;
-      if (chunk.byteLength === 0) continue;
-      sent += chunk.byteLength;
+      if (chunk.length === 0) continue;
+      sent += chunk.length;
       // A sized body's last bytes go out in this write (a chunked one ends with lastChunk).
       if (!chunked && sent >= body.length) this.requestSent = true;
       try {
         if (chunked) {
-          const parts = [chunkHeader(chunk.byteLength), chunk, CHUNK_END];
+          const parts = [chunkHeader(chunk.length), chunk, CHUNK_END];
           if (pending !== null) parts.unshift(pending);
           await this.write(parts);
         } else if (pending !== null) {

@@ -115,7 +115,7 @@ export class IncomingRequestBody implements HttpBody, ReadyBodyIterator {
     const conn = this.conn;
     if (ev === DecodeEvent.Data) {
       const data = conn.bodyData;
-      this.received += data.byteLength;
+      this.received += data.length;
       return { done: false, value: data };
     }
     this.done = true;

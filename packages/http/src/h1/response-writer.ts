@@ -82,11 +82,11 @@ export function writeStreamBody(
   let sent = 0;
   try {
     r = nextNow(it);
-    if (r === null || r.done || r.value.byteLength === 0) {
+    if (r === null || r.done || r.value.length === 0) {
       out = encodeResponseHeadTo(conn, res.status, res.reason, res.headers, o);
     } else {
       const chunk = r.value;
-      sent = chunk.byteLength;
+      sent = chunk.length;
       // The step is taken: the chunk goes out with the head (or fails the length below).
       r = null;
       if (framing === 'length' && sent > body.length) {
@@ -185,12 +185,12 @@ export async function writeStreamRest(
       const chunk = r.value;
       r = null;
       if (framing === 'chunked') {
-        if (chunk.byteLength === 0) continue;
-        sent += chunk.byteLength;
-        await conn.send([chunkHeader(chunk.byteLength), chunk, CHUNK_END]);
+        if (chunk.length === 0) continue;
+        sent += chunk.length;
+        await conn.send([chunkHeader(chunk.length), chunk, CHUNK_END]);
         continue;
       }
-      sent += chunk.byteLength;
+      sent += chunk.length;
       if (framing === 'length' && sent > body.length) break;
       await conn.send(chunk);
     }

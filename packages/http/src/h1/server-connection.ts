@@ -1391,7 +1391,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       for (let budget = LINGER_BYTES; budget > 0 && !stream.closed; ) {
         const c = await this.recvChunk();
         if (c === null) break;
-        budget -= c.bytes.byteLength;
+        budget -= c.bytes.length;
         c.release();
       }
     } catch {
@@ -1676,7 +1676,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         return true;
       }
       if (ev !== DecodeEvent.Data) return false;
-      left -= this.decoder.data.byteLength;
+      left -= this.decoder.data.length;
       if (left < 0) return false;
     }
   }
@@ -1820,7 +1820,7 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       if (fixed) {
         // Head and body in one buffer, one write.
         const data = framing === 'length' ? (body as FixedBody).data : null;
-        const trailing = data === null ? 0 : data.byteLength;
+        const trailing = data === null ? 0 : data.length;
         const out = this.h1.heads.encode(res.status, res.reason, res.headers, o, trailing, this);
         if (data !== null) out.set(data, out.length - trailing);
         this.responseStarted = true;

@@ -299,7 +299,7 @@ class H2ResponseBody implements HttpBody, ReadyBodyIterator {
   nextNow(): IteratorResult<Uint8Array> | null {
     const chunk = this.queue.shift();
     if (chunk !== undefined) {
-      this.stream.session.consumed(this.stream, chunk.byteLength);
+      this.stream.session.consumed(this.stream, chunk.length);
       if (this.queue.length === 0 && !this.ended) this.stream.arm('body', this.stream.bodyMs);
       return { done: false, value: chunk };
     }
@@ -319,7 +319,7 @@ class H2ResponseBody implements HttpBody, ReadyBodyIterator {
       // read: those bytes go back to the connection window. Kept, they would shrink it for
       // good, and a shared upstream connection would stall once enough bodies were let go.
       let n = 0;
-      for (const c of this.queue) n += c.byteLength;
+      for (const c of this.queue) n += c.length;
       this.queue.length = 0;
       this.stream.session.discarded(n);
     }
@@ -655,8 +655,8 @@ export class H2ClientSession {
         if (s.closed) return;
         if (r.done) break;
         let chunk = r.value;
-        sent += chunk.byteLength;
-        while (chunk.byteLength > 0) {
+        sent += chunk.length;
+        while (chunk.length > 0) {
           while (s.sendWindow <= 0 || this.#connSend <= 0) {
             await new Promise<void>((resolve) => {
               if (s.sendWindow <= 0) s.windowWaiter = resolve;
@@ -664,7 +664,7 @@ export class H2ClientSession {
             });
             if (s.closed) return;
           }
-          const n = Math.min(chunk.byteLength, s.sendWindow, this.#connSend, this.#peerMaxFrame);
+          const n = Math.min(chunk.length, s.sendWindow, this.#connSend, this.#peerMaxFrame);
           s.sendWindow -= n;
           this.#connSend -= n;
           // The frame is a copy: the source may reuse its chunk once next() is called again.
@@ -781,7 +781,7 @@ export class H2ClientSession {
     const body = s.body;
     if (body !== null && !this.#dead) {
       let n = 0;
-      for (const c of body.queue) n += c.byteLength;
+      for (const c of body.queue) n += c.length;
       body.queue.length = 0;
       if (n > 0) this.discarded(n);
     }
@@ -824,7 +824,7 @@ export class H2ClientSession {
 
   #queue(frame: Uint8Array): void {
     this.#out.push(frame);
-    this.#outBytes += frame.byteLength;
+    this.#outBytes += frame.length;
   }
 
   /** Flushes at the next microtask checkpoint (after a write in flight: its end flushes; in a feed: its end). */
@@ -1066,9 +1066,9 @@ export class H2ClientSession {
       this.#streamError(s, Http2ErrorCode.FLOW_CONTROL_ERROR, 'server sent DATA beyond the stream window');
       return;
     }
-    const padding = flowLength - data.byteLength;
+    const padding = flowLength - data.length;
     if (padding > 0) this.consumed(s, padding);
-    if (data.byteLength > 0) {
+    if (data.length > 0) {
       body.queue.push(data.slice());
       s.readDeadline = NO_DEADLINE;
     }

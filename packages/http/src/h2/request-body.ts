@@ -53,7 +53,7 @@ export class H2RequestBody implements HttpBody, ReadyBodyIterator {
   /** Octets buffered, not yet taken by the handler. */
   get buffered(): number {
     let n = 0;
-    for (let i = this.#head; i < this.#chunks.length; i++) n += this.#chunks[i]!.byteLength;
+    for (let i = this.#head; i < this.#chunks.length; i++) n += this.#chunks[i]!.length;
     return n;
   }
 
@@ -64,14 +64,14 @@ export class H2RequestBody implements HttpBody, ReadyBodyIterator {
 
   /** Session: the content of a DATA frame (copied here). */
   push(data: Uint8Array): void {
-    if (this.#finished || this.#ended || this.#error !== null || data.byteLength === 0) return;
+    if (this.#finished || this.#ended || this.#error !== null || data.length === 0) return;
     const copy = data.slice();
     const resolve = this.#resolve;
     if (resolve !== null) {
       this.#resolve = null;
       this.#reject = null;
       this.#owner.onBodyWait(false);
-      this.#owner.onBodyConsumed(copy.byteLength);
+      this.#owner.onBodyConsumed(copy.length);
       resolve({ done: false, value: copy });
       return;
     }
@@ -123,7 +123,7 @@ export class H2RequestBody implements HttpBody, ReadyBodyIterator {
         this.#chunks.length = 0;
         this.#head = 0;
       }
-      this.#owner.onBodyConsumed(c.byteLength);
+      this.#owner.onBodyConsumed(c.length);
       return { done: false, value: c };
     }
     if (this.#error !== null) {

@@ -228,7 +228,7 @@ export abstract class StreamForms implements ByteStream {
 
   writev(bufs: readonly Uint8Array[], options?: IoOptions): Promise<number> {
     let total = 0;
-    for (let i = 0; i < bufs.length; i++) total += bufs[i]!.byteLength;
+    for (let i = 0; i < bufs.length; i++) total += bufs[i]!.length;
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(abortedError('writev', this.remoteAddressIfOpen()));
     const promise = pendingPromise<number>();
@@ -256,5 +256,5 @@ export abstract class StreamForms implements ByteStream {
 
 /** write()'s result: the forms layer writes the whole buffer, so a short write never shows. */
 function writtenWhole<B extends Uint8Array>(buf: B): IoResult<B> {
-  return [buf.byteLength, buf];
+  return [buf.length, buf];
 }

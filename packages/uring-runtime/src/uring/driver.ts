@@ -365,7 +365,7 @@ export class UringDriver implements Driver {
     return new Promise<UringStream>((resolve, reject) => {
       const op = new ConnectOp(this, fd, kind, address, ms, signal, resolve, reject);
       const slot = ring.alloc(op);
-      ring.push(OP_CONNECT, fd, slot, sockaddr.byteLength, sockaddr, ms);
+      ring.push(OP_CONNECT, fd, slot, sockaddr.length, sockaddr, ms);
       if (signal !== undefined) {
         op.onAbort = () => ring.cancel(slot);
         signal.addEventListener('abort', op.onAbort, { once: true });
@@ -396,7 +396,7 @@ export class UringDriver implements Driver {
     for (let chunk = from.takeQueued(); chunk !== undefined; chunk = from.takeQueued()) {
       try {
         await to.writeAll(chunk.bytes, options);
-        handedOver += chunk.bytes.byteLength;
+        handedOver += chunk.bytes.length;
       } finally {
         chunk.release();
       }

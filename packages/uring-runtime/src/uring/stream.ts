@@ -282,7 +282,7 @@ class StreamOp implements CompletionTarget {
       stream.sent += res;
       const buf = this.buf!;
       const done = (this.done += res);
-      if (done < buf.byteLength) {
+      if (done < buf.length) {
         if (!stream.closing && !stream.ring.isCancelling(slot)) {
           // A short send: the same op (and promise) carries on with the rest, in a new slot.
           stream.resubmit(this, OP_SEND, buf.subarray(done));
@@ -787,7 +787,7 @@ export class UringStream
     if (this.eof) return Promise.resolve([0, buf]);
     if (this.closing) return Promise.reject(cancelledError('read', this.remote, buf));
     if (signal?.aborted) return Promise.reject(cancelledError('read', this.remote, buf));
-    if (buf.byteLength === 0) return Promise.resolve([0, buf]);
+    if (buf.length === 0) return Promise.resolve([0, buf]);
     // Multishot armed (always on a TLS stream: plaintext comes only through it), or readers
     // already waiting (on the multishot, the budget, or a read's own recv): wait in the reader
     // queue behind them and copy from the chunks the multishot brings, so bytes go in call order.
@@ -799,7 +799,7 @@ export class UringStream
     this.bits |= READING;
     return new Promise<IoResult<B>>((resolve, reject) => {
       const op = new StreamOp(this, 'read', buf, AS_READ, resolve, reject, signal, undefined);
-      this.submit(op, OP_RECV, buf.byteLength, buf, 0);
+      this.submit(op, OP_RECV, buf.length, buf, 0);
     });
   }
 
@@ -915,11 +915,11 @@ export class UringStream
       const op = writeOp(this, 'write', data, AS_WRITE_ALL, signal, target);
       this.bits |= WRITING;
       // On a TLS stream (tls > 0) the ring encrypts the bytes and sends the records itself.
-      this.submit(op, OP_SEND, data.byteLength, data, 0, this.tls);
+      this.submit(op, OP_SEND, data.length, data, 0, this.tls);
       return;
     }
     let total = 0;
-    for (let i = 0; i < data.length; i++) total += data[i]!.byteLength;
+    for (let i = 0; i < data.length; i++) total += data[i]!.length;
     if (total === 0) {
       queueMicrotask(() => target.onWritten(undefined));
       return;
@@ -1464,7 +1464,7 @@ export class UringStream
     const slot = ring.alloc(op);
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
-    ring.push(opcode, this.fd, slot, buf.byteLength, buf, 0, this.tls);
+    ring.push(opcode, this.fd, slot, buf.length, buf, 0, this.tls);
   }
 
   /**
@@ -1475,7 +1475,7 @@ export class UringStream
     const bufs = op.bufs!;
     let skip = sent;
     let i = 0;
-    while (i < bufs.length && skip >= bufs[i]!.byteLength) skip -= bufs[i++]!.byteLength;
+    while (i < bufs.length && skip >= bufs[i]!.length) skip -= bufs[i++]!.length;
     const rest = bufs.slice(i);
     if (skip > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(skip);
     op.bufs = rest;
@@ -1675,7 +1675,7 @@ export class UringStream
   /** @internal Bytes of heap receive buffers this stream holds (armed or lent), for tests. */
   get heapRecvBytes(): number {
     let n = 0;
-    for (const buf of this.rare?.heap?.values() ?? []) n += buf.byteLength;
+    for (const buf of this.rare?.heap?.values() ?? []) n += buf.length;
     return n;
   }
 
@@ -1786,11 +1786,11 @@ export class UringStream
   private copyOut(buf: Uint8Array): number {
     let n = 0;
     const q = this.queue!;
-    while (n < buf.byteLength && q.head < q.tail) {
+    while (n < buf.length && q.head < q.tail) {
       const i = q.head;
       const code = q.bid[i]!;
       const avail = q.len[i]! - q.offset;
-      const take = Math.min(avail, buf.byteLength - n);
+      const take = Math.min(avail, buf.length - n);
       buf.set(this.viewOf(code, q.offset, take), n);
       n += take;
       if (take === avail) {
