@@ -42,6 +42,7 @@ class AtHandBody implements HttpBody, ReadyBodyIterator {
 }
 
 const bytes = (n: number): Uint8Array => new Uint8Array(n).fill(0x61);
+const HUGE = bytes(48 * 1024 * 1024);
 
 async function* slowChunks(sizes: number[], failAfter = false): AsyncGenerator<Uint8Array> {
   for (const n of sizes) {
@@ -103,6 +104,10 @@ function answer(target: string): HttpResponse {
       return createResponse(200, { body: new AtHandBody(bytes(128)) });
     case '/big':
       return createResponse(200, { body: new AtHandBody(bytes(20_000)) });
+    case '/huge':
+      // One chunk at hand far larger than the sockets' buffers: its write is still in flight
+      // (the DEFERRED tail) when a client that reads nothing goes away.
+      return createResponse(200, { body: new AtHandBody(HUGE) });
     case '/rest':
       return createResponse(200, { body: streamBody(slowChunks([100, 200, 300]), { length: 600 }) });
     case '/chunked':
@@ -116,8 +121,14 @@ function answer(target: string): HttpResponse {
   }
 }
 
+/** Told each handled target (a test waits for its request to be answered before acting). */
+let onHandled: ((target: string) => void) | undefined;
+
 const handler: HttpHandler<HttpConnectionContext> = {
-  call: (req: HttpServerRequest<HttpConnectionContext>) => Promise.resolve(answer(req.target)),
+  call: (req: HttpServerRequest<HttpConnectionContext>) => {
+    onHandled?.(req.target);
+    return Promise.resolve(answer(req.target));
+  },
 };
 
 interface Ended {
@@ -220,11 +231,45 @@ describe.each(drivers)('onBodyEnd on the %s driver', (driver) => {
       s.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
     });
     for (let i = 0; i < 200 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    // Every path settled (a later second telling would show here).
+    await srv.stop();
+    srv = undefined;
     expect(ended).toHaveLength(1);
     expect(ended[0]!.target).toBe('/slow');
     expect(ended[0]!.bytes).toBeGreaterThan(3 * 1024);
     expect(ended[0]!.bytes).toBeLessThan(200 * 1024);
     expect(ended[0]!.error).not.toBeNull();
+  });
+
+  it('HTTP/1.1: a client that reads nothing and goes away during a large answer fails its write: told once, with the body and the failure', async () => {
+    const { ended, options } = recording();
+    srv = await startServer(driver, options, handler);
+    const s = connect(srv.port, '127.0.0.1');
+    s.on('error', () => {});
+    await new Promise<void>((resolve) => s.on('connect', () => resolve()));
+    s.pause();
+    const answered = new Promise<void>((resolve) => {
+      onHandled = (target) => {
+        if (target === '/huge') resolve();
+      };
+    });
+    s.write('GET /huge HTTP/1.1\r\nHost: a\r\n\r\nGET /one HTTP/1.1\r\nHost: a\r\n\r\n');
+    await answered;
+    onHandled = undefined;
+    // Let the large write start and fill the socket buffers, then reset the connection (unread
+    // bytes: the close sends RST).
+    await new Promise((r) => setTimeout(r, 100));
+    s.resetAndDestroy();
+    for (let i = 0; i < 300 && ended.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await srv.stop();
+    srv = undefined;
+    const huge = ended.filter((e) => e.target === '/huge');
+    expect(huge).toHaveLength(1);
+    expect(huge[0]!.bytes).toBe(HUGE.length);
+    expect(huge[0]!.error).not.toBeNull();
+    // The pipelined request behind it is not handled while the large write is in flight (the
+    // request loop resumes after the tail), so nothing else is told.
+    expect(ended).toHaveLength(1);
   });
 
   it('HTTP/2: a stream the client resets mid-body is told once, with an error', async () => {
@@ -246,6 +291,8 @@ describe.each(drivers)('onBodyEnd on the %s driver', (driver) => {
     } finally {
       client.close();
     }
+    await srv.stop();
+    srv = undefined;
     expect(ended).toHaveLength(1);
     expect(ended[0]!.target).toBe('/slow');
     expect(ended[0]!.bytes).toBeLessThan(200 * 1024);
