@@ -161,8 +161,8 @@ export class WorkerMetrics {
     }
     const cls = (status / 100) | 0;
     counts[at + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
-    // Clamped at 0: the access log stamps its start with performance.now(), a little after the
-    // turn's clock when a request starts and ends in one turn.
+    // Clamped at 0 and at MAX_US (the start and this read are both the turn clock's, so it is
+    // never negative unless a caller set `startedAt` itself).
     const us = Math.max(0, Math.min((turnNow() - cx.get('startedAt')) * 1000, MAX_US)) | 0;
     observe(counts, at + STATUS_CLASSES, us);
     if (!fromUpstream) return;

@@ -7,7 +7,7 @@ import {
   streamBody,
 } from '@loch/http';
 import type { Answer, Service } from '@loch/service-async';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
 import { ContextHandler, CoreService, RequestHooks } from './core.js';
 import { ProxyError } from './errors.js';
@@ -100,6 +100,29 @@ describe('CoreService and ContextHandler', () => {
     await readText((await untimed.call(serverRequest('GET', '/'))).body);
     expect(startedAt).toBe(0);
     expect(lines()).toHaveLength(1);
+  });
+
+  it('the access log reads the turn clock: requests answered in one turn share one performance.now()', async () => {
+    const { log, lines } = logged();
+    const chain = new ContextHandler(
+      new CoreService(
+        service(() => createResponse(204)),
+        log,
+        'web',
+        true,
+      ),
+      true,
+    );
+    await Promise.resolve(); // a fresh turn of the microtask queue: the clock's cache expired
+    const now = vi.spyOn(performance, 'now');
+    try {
+      for (let i = 0; i < 10; i++) chain.call(serverRequest('GET', `/r${i}`));
+      // Start and end of 10 requests, one read: 20 reads when each stamp read the clock.
+      expect(now).toHaveBeenCalledTimes(1);
+    } finally {
+      now.mockRestore();
+    }
+    expect(lines()).toHaveLength(10);
   });
 
   it('keeps a synchronous answer synchronous, a synchronous throw included (no promise on the way)', async () => {

@@ -40,12 +40,6 @@ import { grpcErrorResponse, isGrpcRequest } from './grpc-status.js';
 import type { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
 
-/**
- * The Performance object, read once: `performance` is an accessor on Node's global object (a
- * getter call per use), and a logged request reads the clock three times.
- */
-const clock = performance;
-
 /** Config the core layer reads. */
 export interface CoreLayerConfig {
   readonly log: ProxyLog;
@@ -199,7 +193,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   #logAnswer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean, bodyEndTold: boolean): void {
     // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
     const upstreamMs =
-      fromUpstream && cx.maybeGet('upstream') !== undefined ? clock.now() - cx.get('startedAt') : undefined;
+      fromUpstream && cx.maybeGet('upstream') !== undefined ? turnNow() - cx.get('startedAt') : undefined;
     const body = res.body;
     if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
       if (!bodyEndTold) res.body = new AccessLoggedBody(body, this, cx, res.status, upstreamMs);
@@ -222,7 +216,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       status,
       bytes,
       upstream?.label,
-      clock.now() - cx.get('startedAt'),
+      turnNow() - cx.get('startedAt'),
       upstreamMs === undefined ? undefined : status,
       upstreamMs,
     );
@@ -309,7 +303,9 @@ export function coreLayer<
  * The context layer, outermost: the HttpServer's handler as it is (an HttpHandler is a
  * Service). Forks the request's connection context and stamps it with the request and its
  * start time. Only the access log and metrics read the start time, so without them no
- * clock is read and `startedAt` is 0.
+ * clock is read and `startedAt` is 0. Both read the turn clock (metrics/turn-clock.ts: one
+ * performance.now() per event-loop turn, shared by the requests of that turn), as nginx
+ * stamps $request_time and $upstream_header_time from its time cached per loop iteration.
  */
 export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
   implements HttpHandler<ConnectionCx>
@@ -324,7 +320,7 @@ export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service
       .fork()
       .set('request', request)
       .set('clientTarget', request.target)
-      .set('startedAt', this.timed ? clock.now() : workerMetrics.enabled ? turnNow() : 0);
+      .set('startedAt', this.timed || workerMetrics.enabled ? turnNow() : 0);
     // The request carries its own context from here on: the server's hooks (RequestHooks) and
     // the upstream exchange's (upstream.ts) find it there, with nothing allocated to link them.
     request.context = cx;
