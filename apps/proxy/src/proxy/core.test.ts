@@ -51,6 +51,18 @@ const service = (call: (cx: RequestCx) => Answer<HttpResponse>): Service<Request
   call,
 });
 
+/** A timed chain (access log on) whose inner service answers 204 at once. */
+const timed204 = (log: ProxyLog) =>
+  new ContextHandler(
+    new CoreService(
+      service(() => createResponse(204)),
+      log,
+      'web',
+      true,
+    ),
+    true,
+  );
+
 describe('CoreService and ContextHandler', () => {
   it('answers a rejection with its status, and an inner layer that throws synchronously the same way', async () => {
     const { log } = logged();
@@ -104,15 +116,7 @@ describe('CoreService and ContextHandler', () => {
 
   it('the access log reads the turn clock: requests answered in one turn share one performance.now()', async () => {
     const { log, lines } = logged();
-    const chain = new ContextHandler(
-      new CoreService(
-        service(() => createResponse(204)),
-        log,
-        'web',
-        true,
-      ),
-      true,
-    );
+    const chain = timed204(log);
     await Promise.resolve(); // a fresh turn of the microtask queue: the clock's cache expired
     const now = vi.spyOn(performance, 'now');
     try {
@@ -127,15 +131,7 @@ describe('CoreService and ContextHandler', () => {
 
   it('keeps a synchronous answer synchronous, a synchronous throw included (no promise on the way)', async () => {
     const { log, lines } = logged();
-    const sync = new ContextHandler(
-      new CoreService(
-        service(() => createResponse(204)),
-        log,
-        'web',
-        true,
-      ),
-      true,
-    );
+    const sync = timed204(log);
     const res = sync.call(serverRequest('GET', '/now'));
     expect(res).not.toBeInstanceOf(Promise);
     expect((res as HttpResponse).status).toBe(204);
