@@ -5,7 +5,6 @@
  * Both drivers, a real HttpServer over loopback with the chain's outer layers (context, core).
  */
 import * as http2 from 'node:http2';
-import { connect } from 'node:net';
 import {
   createResponse,
   type HttpBody,
@@ -17,9 +16,10 @@ import {
 import type { Service } from '@loch/service-async';
 import { createRuntime, type DriverChoice } from '@loch/uring-runtime';
 import { describe, expect, it } from 'vitest';
+import { rawExchange } from '../../test/e2e/harness.js';
+import { logged } from '../../test/log-capture.js';
 import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
 import { ContextHandler, CoreService, RequestHooks } from './core.js';
-import { ProxyLog } from './log.js';
 
 async function* chunks(sizes: number[], fail: boolean): AsyncGenerator<Uint8Array> {
   for (const n of sizes) {
@@ -66,35 +66,11 @@ const inner: Service<RequestCx, HttpResponse> = {
   },
 };
 
-/** Sends raw HTTP/1.1 and collects everything until the server closes. */
-function raw(port: number, data: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    let text = '';
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => {
-      text += d;
-    });
-    s.on('error', () => {});
-    s.on('close', () => resolve(text));
-    s.write(data);
-  });
-}
-
 describe.each(['uring', 'legacy'] as DriverChoice[])(
   'the access log at a streamed body’s end (%s)',
   (driver) => {
     it('logs each streamed answer once with the bytes passed on: ended, chunked, cut midway, HTTP/2', async () => {
-      let text = '';
-      const log = new ProxyLog(
-        'off',
-        '',
-        (t) => {
-          text += t;
-        },
-        () => {},
-        0,
-      );
+      const { log, lines: logLines } = logged();
       const hooks = new RequestHooks('web', log, { lifecycle: { retired: false } }, true);
       const chain = new ContextHandler(new CoreService(inner, log, 'web', true, true), true);
       const runtime = await createRuntime({ driver, log: () => undefined });
@@ -114,7 +90,7 @@ describe.each(['uring', 'legacy'] as DriverChoice[])(
       const serving = server.serve(listener);
       const port = (listener.localAddress as { port: number }).port;
       try {
-        const h1 = await raw(
+        const h1 = await rawExchange(
           port,
           'GET /now HTTP/1.1\r\nHost: a\r\n\r\nGET /stream HTTP/1.1\r\nHost: a\r\n\r\nGET /chunked HTTP/1.1\r\nHost: a\r\n\r\nGET /cut HTTP/1.1\r\nHost: a\r\n\r\n',
         );
@@ -138,8 +114,7 @@ describe.each(['uring', 'legacy'] as DriverChoice[])(
         await server.close();
         await serving;
       }
-      log.flush();
-      const lines = text.trimEnd().split('\n');
+      const lines = logLines();
       const line = (target: string, bytes: number) =>
         new RegExp(` web 10\\.0\\.0\\.1:5000 GET ${target} 200 ${bytes} - \\d+\\.\\d\\d$`);
       expect(lines).toHaveLength(5);

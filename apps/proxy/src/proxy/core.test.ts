@@ -8,10 +8,11 @@ import {
 } from '@loch/http';
 import type { Answer, Service } from '@loch/service-async';
 import { describe, expect, it, vi } from 'vitest';
+import { logged } from '../../test/log-capture.js';
 import { type ConnectionCx, ProxyContext, type RequestCx } from './context.js';
 import { ContextHandler, CoreService, RequestHooks } from './core.js';
 import { ProxyError } from './errors.js';
-import { ProxyLog } from './log.js';
+import type { ProxyLog } from './log.js';
 import { ConnectionReuseService } from './reuse.js';
 
 const connection = (): ConnectionCx =>
@@ -20,26 +21,6 @@ const connection = (): ConnectionCx =>
     .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
     .set('driver', 'legacy')
     .set('server', { key: 'web', scheme: 'http' });
-
-function logged(): { log: ProxyLog; lines: () => string[] } {
-  let text = '';
-  const log = new ProxyLog(
-    'off',
-    '',
-    (t) => {
-      text += t;
-    },
-    () => {},
-    0,
-  );
-  return {
-    log,
-    lines: () => {
-      log.flush();
-      return text.trimEnd().split('\n').filter(Boolean);
-    },
-  };
-}
 
 /** A request as the HttpServer hands it to its handler: carrying its connection's context. */
 const serverRequest = (method: string, target: string): HttpServerRequest<ConnectionCx> => ({
