@@ -10,28 +10,29 @@ generation would multiply. Not a pause summary (gc-nvp.py) and not by allocation
 The worker is the isolate with the most scavenges (the main thread's barely collects under load).
 Usage: scavenge-survivors.py gc.txt requests
 """
-import re
+import importlib.util
 import statistics
 import sys
-from collections import defaultdict
+from pathlib import Path
 
-LINE = re.compile(r'^\[(\d+):(0x[0-9a-f]+)\]\s+[\d.]+ ms: (pause=.*)$')
+# The --trace-gc-nvp line parser is gc-nvp.py's (bench/http-proxy), loaded by path (its file name
+# has a hyphen).
+_spec = importlib.util.spec_from_file_location('gc_nvp', Path(__file__).resolve().parent.parent / 'http-proxy' / 'gc-nvp.py')
+gc_nvp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gc_nvp)
+
 FIELDS = ('allocated', 'new_space_survived', 'promoted', 'total_size_before', 'total_size_after')
 
 
 def scavenges(path):
-    by_isolate = defaultdict(list)
-    with open(path, errors='replace') as f:
-        for line in f:
-            m = LINE.match(line.strip())
-            if not m:
-                continue
-            kv = dict(tok.split('=', 1) for tok in m.group(3).split() if '=' in tok)
-            if kv.get('gc') != 's':
-                continue
-            row = {k: float(kv[k]) for k in FIELDS if k in kv}
-            row['pause'] = float(kv.get('pause', 'nan'))
-            by_isolate[m.group(2)].append(row)
+    by_isolate = {
+        isolate: [
+            {**{k: float(kv[k]) for k in FIELDS if k in kv}, 'pause': float(kv.get('pause', 'nan'))}
+            for kv in rows
+            if kv.get('gc') == 's'
+        ]
+        for isolate, rows in gc_nvp.parse(path).items()
+    }
     return max(by_isolate.values(), key=len) if by_isolate else []
 
 
