@@ -19,6 +19,7 @@ const dir = process.env.LOCH_COUNTS_DIR;
 if (!isMainThread && dir !== undefined && dir !== '') {
   const fs = require('node:fs');
   const path = require('node:path');
+  const { watchMark } = require('../lib/mark-file.cjs');
   const { PerformanceObserver, constants, performance } = require('node:perf_hooks');
   const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
   const gc = { minor: 0, major: 0, other: 0, minorMs: 0, majorMs: 0, otherMs: 0 };
@@ -37,19 +38,9 @@ if (!isMainThread && dir !== undefined && dir !== '') {
       }
     }
   }).observe({ entryTypes: ['gc'] });
-  const markFile = path.join(dir, 'mark');
   const out = path.join(dir, `thread-${tid}.txt`);
-  let last = '';
   let native;
-  setInterval(() => {
-    let mark;
-    try {
-      mark = fs.readFileSync(markFile, 'utf8').trim();
-    } catch {
-      return;
-    }
-    if (mark === last) return;
-    last = mark;
+  watchMark(dir, (mark) => {
     if (native === undefined) {
       try {
         // The runtime loaded it already: the same file is the same module (CJS cache, one env).
@@ -64,5 +55,5 @@ if (!isMainThread && dir !== undefined && dir !== '') {
       out,
       `${JSON.stringify({ mark, tid, submits: c[0], callbacks: c[1], ...gc, active: elu.active, idle: elu.idle })}\n`,
     );
-  }, 50).unref();
+  });
 }

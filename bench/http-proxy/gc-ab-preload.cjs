@@ -24,6 +24,7 @@ const dir = process.env.LOCH_AB_DIR;
 if (!isMainThread && dir !== undefined && dir !== '') {
   const fs = require('node:fs');
   const path = require('node:path');
+  const { watchMark } = require('../lib/mark-file.cjs');
   const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
   let on = false;
   const counts = new Map();
@@ -125,18 +126,8 @@ if (!isMainThread && dir !== undefined && dir !== '') {
     abLast = now;
   }, 20).unref();
 
-  const markFile = path.join(dir, 'mark');
-  let last = '';
   let ab0 = 0;
-  setInterval(() => {
-    let text = '';
-    try {
-      text = fs.readFileSync(markFile, 'utf8').trim();
-    } catch {
-      return;
-    }
-    if (text === last) return;
-    last = text;
+  watchMark(dir, (text) => {
     if (text === 'before') {
       counts.clear();
       ab0 = process.memoryUsage().arrayBuffers;
@@ -154,5 +145,5 @@ if (!isMainThread && dir !== undefined && dir !== '') {
         `${JSON.stringify({ requests, arrayBuffersBefore: ab0, arrayBuffersAfter: process.memoryUsage().arrayBuffers, arrayBufferRises: abRises, sites })}\n`,
       );
     }
-  }, 50).unref();
+  });
 }

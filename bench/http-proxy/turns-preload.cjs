@@ -29,6 +29,7 @@ const dir = process.env.LOCH_TURNS_DIR;
 if (!isMainThread && dir !== undefined && dir !== '') {
   const fs = require('node:fs');
   const path = require('node:path');
+  const { watchMark } = require('../lib/mark-file.cjs');
   const { PerformanceObserver, constants, performance } = require('node:perf_hooks');
   const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
   const longMs = Number(process.env.LOCH_TURNS_LONG_MS ?? 2);
@@ -268,18 +269,6 @@ if (!isMainThread && dir !== undefined && dir !== '') {
     totals = { turns: 0, batches: 0, cqes: 0, timers: 0, timerMs: 0, flushMs: 0, batchMs: 0 };
   };
 
-  const markFile = path.join(dir, 'mark');
-  let last = '';
   // Not through the wrapper: the mark's reads are this preload's, not loch's.
-  setIntervalOriginal(() => {
-    let mark;
-    try {
-      mark = fs.readFileSync(markFile, 'utf8').trim();
-    } catch {
-      return;
-    }
-    if (mark === last) return;
-    last = mark;
-    report(mark);
-  }, 50).unref();
+  watchMark(dir, report, { setIntervalFn: setIntervalOriginal });
 }

@@ -22,6 +22,7 @@ if (!isMainThread && dir !== undefined && dir !== '') {
   const fs = require('node:fs');
   const path = require('node:path');
   const { Session } = require('node:inspector');
+  const { watchMark } = require('../lib/mark-file.cjs');
   const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
   const interval = Number(process.env.LOCH_SURVIVOR_INTERVAL ?? 256);
   const session = new Session();
@@ -57,17 +58,7 @@ if (!isMainThread && dir !== undefined && dir !== '') {
   };
 
   let before;
-  let last = '';
-  const markFile = path.join(dir, 'mark');
-  const poll = setInterval(() => {
-    let text = '';
-    try {
-      text = fs.readFileSync(markFile, 'utf8').trim();
-    } catch {
-      return;
-    }
-    if (text === last) return;
-    last = text;
+  watchMark(dir, (text) => {
     if (text === 'before') profileNow((sites) => (before = sites));
     else if (text.startsWith('after') && before !== undefined) {
       const requests = Number(text.split(' ')[1]);
@@ -78,6 +69,5 @@ if (!isMainThread && dir !== undefined && dir !== '') {
         ),
       );
     }
-  }, 50);
-  poll.unref();
+  });
 }

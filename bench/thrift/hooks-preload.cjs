@@ -22,6 +22,7 @@ if (!isMainThread && dir !== undefined && dir !== '') {
   const fs = require('node:fs');
   const path = require('node:path');
   const { createHook } = require('node:async_hooks');
+  const { watchMark } = require('../lib/mark-file.cjs');
   const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
   const created = {};
   const promiseIds = new Set();
@@ -39,18 +40,8 @@ if (!isMainThread && dir !== undefined && dir !== '') {
       promiseIds.delete(id);
     },
   }).enable();
-  const markFile = path.join(dir, 'mark');
   const out = path.join(dir, `thread-${tid}.txt`);
-  let last = '';
-  setInterval(() => {
-    let mark;
-    try {
-      mark = fs.readFileSync(markFile, 'utf8').trim();
-    } catch {
-      return;
-    }
-    if (mark === last) return;
-    last = mark;
+  watchMark(dir, (mark) => {
     fs.appendFileSync(out, `${JSON.stringify({ mark, tid, created, promiseJobs: jobs })}\n`);
-  }, 50).unref();
+  });
 }
