@@ -19,8 +19,12 @@
 # work the dumps cover; --top lists the N functions of most self cost per unit; --only counts
 # only the dumps whose name ends in SUFFIX, e.g. a worker thread's "-12", while every dump is
 # still read for the names the threads share)
+import os
 import re
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from callgrind_out import Names, records  # noqa: E402
 
 args = sys.argv[1:]
 top = 0
@@ -97,9 +101,8 @@ def classify(ob, fl, fn):
     return "v8"
 
 
-# Compressed names ("(12) name" once, "(12)" after) are shared by the dumps of one process: with
-# --separate-threads=yes a name is defined in the first thread's file that used it.
-names = {"fl": {}, "fn": {}, "ob": {}}
+# One process's dumps share their compressed names (callgrind_out.Names).
+names = Names()
 # The dumps' event names (their "events:" line): Ir alone, or Ir Dr Dw I1mr D1mr D1mw ILmr DLmr
 # DLmw with the cache simulation.
 event_names = ["Ir"]
@@ -115,91 +118,55 @@ def miss_triple(evs):
 
 def parse(path, totals, calls, entries, per_file):
     counted = not only or path.endswith(only)
-    cur = {"fl": "", "fn": "", "ob": ""}
-    callee = {"cfl": "", "cfn": "", "cob": ""}
-    after_call = False
-    call_count = 0
-    cls = "other"
     file_total = 0
     file_openssl = 0
+    classified = None  # (fn, class) of the last function classified
 
-    def resolve(kind, value):
-        m = re.match(r"^\((\d+)\)(?: (.*))?$", value)
-        table = names["fl" if kind in ("fl", "fi", "fe", "cfl", "cfi") else ("fn" if kind in ("fn", "cfn") else "ob")]
-        if m:
-            if m.group(2) is not None:
-                table[m.group(1)] = m.group(2)
-                return m.group(2)
-            return table.get(m.group(1), "?")
-        return value
-
-    with open(path, errors="replace") as f:
-        for line in f:
-            if not line or line[0] == "#":
+    for rec in records(path, names):
+        if rec[0] == "events":
+            event_names[:] = rec[1]
+            continue
+        if not rec[-1]:
+            continue
+        if rec[0] == "call":
+            _, _, callee, call_count, costs = rec
+            if not counted:
                 continue
-            if line.startswith("events:"):
-                event_names[:] = line.split()[1:]
-                continue
-            c = line[0]
-            if c.isdigit() or c in "+-*":
-                parts = line.split()
-                if len(parts) < 2:
-                    continue
-                try:
-                    ir = int(parts[1])
-                except ValueError:
-                    continue
-                if after_call:
-                    after_call = False
-                    if not counted:
-                        continue
-                    cf = callee["cfn"]
-                    if MALLOC.match(cf):
-                        calls["malloc"] = calls.get("malloc", 0) + call_count
-                    elif FREE.match(cf):
-                        calls["free"] = calls.get("free", 0) + call_count
-                    if NAPI_CALLBACK.search(cf):
-                        calls["napi_callback"] = calls.get("napi_callback", 0) + call_count
-                    if NAPI_CALL_JS.match(cf):
-                        calls["napi_call_js"] = calls.get("napi_call_js", 0) + call_count
-                    key = cf if cf in ENTRIES else next((p[:-1] for p in ENTRY_PREFIXES if cf.startswith(p)), None)
-                    if key is not None:
-                        e = entries.setdefault(key, [0, 0, 0, 0])
-                        e[0] += call_count
-                        e[1] += ir
-                        if len(event_names) > 1:
-                            d1, ll, _ = miss_triple([int(x) for x in parts[1:]])
-                            e[2] += d1
-                            e[3] += ll
-                    continue
-                if counted:
-                    totals[cls] = totals.get(cls, 0) + ir
-                    if len(event_names) > 1:
-                        m = misses.setdefault(cls, [0, 0, 0])
-                        for i, v in enumerate(miss_triple([int(x) for x in parts[1:]])):
-                            m[i] += v
-                    by_fn[cur["fn"]] = by_fn.get(cur["fn"], 0) + ir
-                file_total += ir
-                if cls == "openssl":
-                    file_openssl += ir
-                continue
-            if "=" not in line:
-                continue
-            key, _, value = line.rstrip("\n").partition("=")
-            if key in ("fl", "fn", "ob"):
-                cur[key] = resolve(key, value)
-                if key == "fl":
-                    pass
-                if key == "fn":
-                    cls = classify(cur["ob"], cur["fl"], cur["fn"])
-                    callee = {"cfl": "", "cfn": "", "cob": ""}
-            elif key in ("fi", "fe"):
-                resolve(key, value)
-            elif key in ("cfl", "cfi", "cfn", "cob"):
-                callee["cfl" if key == "cfi" else key] = resolve(key, value)
-            elif key == "calls":
-                after_call = True
-                call_count = int(value.split()[0])
+            ir = costs[0]
+            cf = callee["cfn"]
+            if MALLOC.match(cf):
+                calls["malloc"] = calls.get("malloc", 0) + call_count
+            elif FREE.match(cf):
+                calls["free"] = calls.get("free", 0) + call_count
+            if NAPI_CALLBACK.search(cf):
+                calls["napi_callback"] = calls.get("napi_callback", 0) + call_count
+            if NAPI_CALL_JS.match(cf):
+                calls["napi_call_js"] = calls.get("napi_call_js", 0) + call_count
+            key = cf if cf in ENTRIES else next((p[:-1] for p in ENTRY_PREFIXES if cf.startswith(p)), None)
+            if key is not None:
+                e = entries.setdefault(key, [0, 0, 0, 0])
+                e[0] += call_count
+                e[1] += ir
+                if len(event_names) > 1:
+                    d1, ll, _ = miss_triple(costs)
+                    e[2] += d1
+                    e[3] += ll
+            continue
+        _, where, costs = rec
+        ir = costs[0]
+        if classified is None or classified[0] is not where["fn"]:
+            classified = (where["fn"], classify(where["ob"], where["fl"], where["fn"]))
+        cls = classified[1]
+        if counted:
+            totals[cls] = totals.get(cls, 0) + ir
+            if len(event_names) > 1:
+                m = misses.setdefault(cls, [0, 0, 0])
+                for i, v in enumerate(miss_triple(costs)):
+                    m[i] += v
+            by_fn[where["fn"]] = by_fn.get(where["fn"], 0) + ir
+        file_total += ir
+        if cls == "openssl":
+            file_openssl += ir
     if counted:
         per_file.append((path, file_total, file_openssl))
 

@@ -25,6 +25,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from callgrind_out import Names, records  # noqa: E402
+
 args = sys.argv[1:]
 top = 25
 perf_map = None
@@ -98,55 +101,23 @@ def builtin_name(address):
     return builtins[i][2] + " (code range)" if i >= 0 and a < builtins[i][1] else None
 
 
-names = {"fl": {}, "fn": {}, "ob": {}}
+names = Names()
 events = ["Ir"]
 by_fn = {}
 
-
-def resolve(kind, value):
-    m = re.match(r"^\((\d+)\)(?: (.*))?$", value)
-    table = names["fl" if kind in ("fl", "fi", "fe", "cfl", "cfi") else ("fn" if kind in ("fn", "cfn") else "ob")]
-    if m:
-        if m.group(2) is not None:
-            table[m.group(1)] = m.group(2)
-            return m.group(2)
-        return table.get(m.group(1), "?")
-    return value
-
-
 for path in files:
-    cur = {"fn": "", "ob": ""}
-    after_call = False
-    with open(path, errors="replace") as f:
-        for line in f:
-            if not line or line[0] == "#":
-                continue
-            if line.startswith("events:"):
-                events = line.split()[1:]
-                continue
-            c = line[0]
-            if c.isdigit() or c in "+-*":
-                if after_call:
-                    after_call = False
-                    continue
-                parts = line.split()[1:]
-                key = cur["fn"]
-                if key.startswith("0x"):
-                    # Named after the parse (the builtins' relocation needs every address).
-                    key = (int(key.split("'")[0], 16), cur["ob"].rsplit("/", 1)[-1])
-                row = by_fn.setdefault(key, [0] * len(events))
-                for i, v in enumerate(parts):
-                    row[i] += int(v)
-                continue
-            if "=" not in line:
-                continue
-            key, _, value = line.rstrip("\n").partition("=")
-            if key in ("fn", "ob"):
-                cur[key] = resolve(key, value)
-            elif key in ("fl", "fi", "fe", "cfl", "cfi", "cfn", "cob"):
-                resolve(key, value)
-            elif key == "calls":
-                after_call = True
+    for rec in records(path, names):
+        if rec[0] == "events":
+            events = rec[1]
+        elif rec[0] == "cost":
+            _, where, costs = rec
+            key = where["fn"]
+            if key.startswith("0x"):
+                # Named after the parse (the builtins' relocation needs every address).
+                key = (int(key.split("'")[0], 16), where["ob"].rsplit("/", 1)[-1])
+            row = by_fn.setdefault(key, [0] * len(events))
+            for i, v in enumerate(costs):
+                row[i] += v
 
 unnamed = [k[0] for k in by_fn if isinstance(k, tuple) and (not starts or code_name(k[0]) is None)]
 if builtins and unnamed:

@@ -1,0 +1,80 @@
+"""Reads callgrind's out files (callgrind.out.<pid>[.<thread>]) for the bench scripts.
+
+One reader of the format's rules, so that each script only says what it sums:
+- names are compressed: "(12) name" the first time, "(12)" after; the tables are shared by the
+  dumps of one process (with --separate-threads=yes a name is defined in the first thread's file
+  that used it), so one Names() serves all the dumps of a run, read in any order;
+- fl/fi/fe/cfl/cfi share the file table, fn/cfn the function table, ob/cob the object table;
+- a cost line (position, then the events of the "events:" line) charges the current fn; the one
+  cost line right after "calls=N ..." is the inclusive cost of the call to the cfn named before
+  it, not self cost of fn;
+- a new fn= forgets the callee named under the previous fn.
+`where["fl"]` is the fl= line's file only (fi/fe, files of inlined code, are read for their names
+but do not change it): the scripts classify a function by the file it is defined in.
+"""
+import re
+
+_COMPRESSED = re.compile(r"^\((\d+)\)(?: (.*))?$")
+_TABLE = {"fl": "fl", "fi": "fl", "fe": "fl", "cfl": "fl", "cfi": "fl", "fn": "fn", "cfn": "fn", "ob": "ob", "cob": "ob"}
+
+
+class Names:
+    """The compressed-name tables of one process's dumps."""
+
+    def __init__(self):
+        self.tables = {"fl": {}, "fn": {}, "ob": {}}
+
+    def resolve(self, kind, value):
+        m = _COMPRESSED.match(value)
+        if m is None:
+            return value
+        table = self.tables[_TABLE[kind]]
+        if m.group(2) is not None:
+            table[m.group(1)] = m.group(2)
+            return m.group(2)
+        return table.get(m.group(1), "?")
+
+
+def records(path, names):
+    """Yields, in file order:
+    ("events", [event names])
+    ("cost", where, costs)                  self cost of where["fn"]
+    ("call", where, callee, count, costs)   count calls from where["fn"] to callee["cfn"], inclusive
+    where = {"fl", "fn", "ob"} and callee = {"cfl", "cfn", "cob"} are dicts the reader updates in
+    place: read them before taking the next record. costs are ints in the events' order (trailing
+    events left out by callgrind are absent)."""
+    where = {"fl": "", "fn": "", "ob": ""}
+    callee = {"cfl": "", "cfn": "", "cob": ""}
+    call_count = None
+    with open(path, errors="replace") as f:
+        for line in f:
+            if not line or line[0] == "#":
+                continue
+            if line.startswith("events:"):
+                yield ("events", line.split()[1:])
+                continue
+            c = line[0]
+            if c.isdigit() or c in "+-*":
+                try:
+                    costs = [int(x) for x in line.split()[1:]]
+                except ValueError:
+                    continue
+                if call_count is not None:
+                    count, call_count = call_count, None
+                    yield ("call", where, callee, count, costs)
+                else:
+                    yield ("cost", where, costs)
+                continue
+            key, eq, value = line.rstrip("\n").partition("=")
+            if not eq:
+                continue
+            if key in ("fl", "fn", "ob"):
+                where[key] = names.resolve(key, value)
+                if key == "fn":
+                    callee["cfl"] = callee["cfn"] = callee["cob"] = ""
+            elif key in ("fi", "fe"):
+                names.resolve(key, value)
+            elif key in ("cfl", "cfi", "cfn", "cob"):
+                callee["cfl" if key == "cfi" else key] = names.resolve(key, value)
+            elif key == "calls":
+                call_count = int(value.split()[0])
