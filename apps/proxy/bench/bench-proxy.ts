@@ -62,7 +62,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
     .push(coreLayer())
     .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
     .factory.make();
-  const hooks = new RequestHooks(server.key, log, { lifecycle }, true);
+  const hooks = new RequestHooks(server.key, log, { lifecycle });
   const http = new HttpServer<ConnectionCx>(handler, {
     limits: { methods: 'any' },
     // As loch's worker makes it (worker.ts): the 4-key subset, per request on HTTP/1.1.
@@ -73,11 +73,8 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
         .set('localAddr', stream.localAddress)
         .set('driver', stream.driver)
         .set('server', { key: server.key, scheme: 'http' }),
-    onAnswered: hooks.answered,
-    onAbandoned: hooks.abandoned,
-    // A streamed answer's access-log line, as loch's worker writes it (no body wrapper).
-    onBodyEnd: hooks.bodyEnded,
-    onFailed: hooks.failed,
+    // The chain's hooks, as loch's worker wires them (the access log's lines come from them).
+    ...hooks.serverOptions(),
   });
   return { http, connector, log };
 }

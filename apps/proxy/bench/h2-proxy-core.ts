@@ -364,7 +364,7 @@ const handler = new FactoryStack({ server, routes: server.routes, log, lifecycle
   .push(coreLayer())
   .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
   .factory.make();
-const hooks = new RequestHooks(server.key, log, { lifecycle }, true);
+const hooks = new RequestHooks(server.key, log, { lifecycle });
 const http = new HttpServer<ConnectionCx>(handler, {
   limits: { methods: 'any' },
   context: (stream) =>
@@ -373,11 +373,8 @@ const http = new HttpServer<ConnectionCx>(handler, {
       .set('localAddr', stream.localAddress)
       .set('driver', stream.driver)
       .set('server', { key: server.key, scheme: 'http' }),
-  onAnswered: hooks.answered,
-  onAbandoned: hooks.abandoned,
-  // A streamed answer's access-log line, as loch's worker writes it (no body wrapper).
-  onBodyEnd: hooks.bodyEnded,
-  onFailed: hooks.failed,
+  // The chain's hooks, as loch's worker wires them (the access log's lines come from them).
+  ...hooks.serverOptions(),
 });
 
 let promises = 0;

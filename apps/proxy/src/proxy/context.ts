@@ -64,8 +64,8 @@ export interface ProxySchema {
    */
   upstreamHeaderMs: number;
   /**
-   * The access log of a chain whose server's hooks tell it the answer (core.ts: CoreService with
-   * `serverHooks`; RequestHooks calls it), set only when the server's access log is on.
+   * The request's access log (core.ts: CoreService), told the answer by the server's hooks
+   * (RequestHooks calls it); set only when the server's access log is on.
    */
   accessLog: AnswerLog;
 }
@@ -74,10 +74,9 @@ export interface ProxySchema {
 export interface AnswerLog {
   /**
    * The answer goes to the client; `own` when loch made it (the context's `failure` is set), not
-   * the chain's upstream. A streamed body's line is written at its end: by bodyEnded when the
-   * server tells it (`bodyEndTold`: RequestHooks is its onBodyEnd), else by a wrapper of the body.
+   * the chain's upstream. A streamed body's line is written at its end (bodyEnded).
    */
-  answered(cx: RequestCx, response: HttpResponse, own: boolean, bodyEndTold: boolean): void;
+  answered(cx: RequestCx, response: HttpResponse, own: boolean): void;
   /** The server is done with the streamed body of an answer told to answered(): `bytes` taken from it. */
   bodyEnded(cx: RequestCx, response: HttpResponse, bytes: number): void;
   /** The client went away before the answer: nginx's 499. */

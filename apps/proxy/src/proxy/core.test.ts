@@ -32,6 +32,12 @@ const service = (call: (cx: RequestCx) => Answer<HttpResponse>): Service<Request
   call,
 });
 
+/** What the HttpServer does with an answer: tells the chain's hooks (serverOptions()'s onAnswered). */
+const told = (hooks: RequestHooks, request: HttpServerRequest<ConnectionCx>, res: HttpResponse) => {
+  hooks.answered(request, res);
+  return res;
+};
+
 /** A timed chain (access log on) whose inner service answers 204 at once. */
 const timed204 = (log: ProxyLog) =>
   new ContextHandler(
@@ -75,33 +81,45 @@ describe('CoreService and ContextHandler', () => {
     expect((await throws.call(cx)).status).toBe(500);
   });
 
-  it('logs a streamed response when its body ends, with the bytes passed on; untimed contexts start at 0', async () => {
+  it('logs a streamed response when the server tells its body’s end, handing the body on as it is; untimed contexts start at 0', async () => {
     const { log, lines } = logged();
+    const hooks = new RequestHooks('web', log);
     let startedAt = -1;
+    const body = streamBody([Buffer.from('abc'), Buffer.from('de')]);
     const inner = service(async (cx) => {
       startedAt = cx.get('startedAt');
-      return createResponse(200, { body: streamBody([Buffer.from('abc'), Buffer.from('de')]) });
+      return createResponse(200, { body });
     });
     const timed = new ContextHandler(new CoreService(inner, log, 'web', true), true);
-    const res = await timed.call(serverRequest('GET', '/s?q=1'));
+    const request = serverRequest('GET', '/s?q=1');
+    const res = told(hooks, request, await timed.call(request));
     expect(startedAt).toBeGreaterThan(0);
+    // No wrapper of the body: its line is written from the server's onBodyEnd.
+    expect(res.body).toBe(body);
     expect(lines()).toEqual([]);
     expect(await readText(res.body)).toBe('abcde');
+    hooks.bodyEnded(request, res, 5, null);
     const [line] = lines();
     expect(line).toMatch(/ web 10\.0\.0\.1:5000 GET \/s\?q=1 200 5 - \d+\.\d\d$/);
     const untimed = new ContextHandler(new CoreService(inner, log, 'web', false), false);
-    await readText((await untimed.call(serverRequest('GET', '/'))).body);
+    const quiet = serverRequest('GET', '/');
+    const plain = told(hooks, quiet, await untimed.call(quiet));
+    hooks.bodyEnded(quiet, plain, 5, null);
     expect(startedAt).toBe(0);
     expect(lines()).toHaveLength(1);
   });
 
   it('the access log reads the turn clock: requests answered in one turn share one performance.now()', async () => {
     const { log, lines } = logged();
+    const hooks = new RequestHooks('web', log);
     const chain = timed204(log);
     await Promise.resolve(); // a fresh turn of the microtask queue: the clock's cache expired
     const now = vi.spyOn(performance, 'now');
     try {
-      for (let i = 0; i < 10; i++) chain.call(serverRequest('GET', `/r${i}`));
+      for (let i = 0; i < 10; i++) {
+        const request = serverRequest('GET', `/r${i}`);
+        told(hooks, request, chain.call(request) as HttpResponse);
+      }
       // Start and end of 10 requests, one read: 20 reads when each stamp read the clock.
       expect(now).toHaveBeenCalledTimes(1);
     } finally {
@@ -113,9 +131,11 @@ describe('CoreService and ContextHandler', () => {
   it('keeps a synchronous answer synchronous, a synchronous throw included (no promise on the way)', async () => {
     const { log, lines } = logged();
     const sync = timed204(log);
-    const res = sync.call(serverRequest('GET', '/now'));
+    const request = serverRequest('GET', '/now');
+    const res = sync.call(request);
     expect(res).not.toBeInstanceOf(Promise);
     expect((res as HttpResponse).status).toBe(204);
+    told(new RequestHooks('web', log), request, res as HttpResponse);
     expect(lines()).toHaveLength(1);
     const throws = new ContextHandler(
       new CoreService(
@@ -131,6 +151,42 @@ describe('CoreService and ContextHandler', () => {
     const failed = throws.call(serverRequest('GET', '/none'));
     expect(failed).not.toBeInstanceOf(Promise);
     expect((failed as HttpResponse).status).toBe(404);
+  });
+  it('without serverHooks the core layer answers a failure and the hooks log it once; an abandoned request once, as 499', async () => {
+    const { log, lines } = logged();
+    const hooks = new RequestHooks('web', log);
+    const rejects = new ContextHandler(
+      new CoreService(
+        service(() => Promise.reject(new ProxyError('ERR_LOCH_NO_ROUTE', 'no route'))),
+        log,
+        'web',
+        true,
+      ),
+      true,
+    );
+    const request = serverRequest('GET', '/x');
+    const res = told(hooks, request, await rejects.call(request));
+    expect(res.status).toBe(404);
+    expect(lines()).toHaveLength(1);
+    expect(lines()[0]).toMatch(/ web 10\.0\.0\.1:5000 GET \/x 404 22 - \d+\.\d\d$/);
+    // The client goes first: the hooks log 499; the core layer's answer to the cancelled exchange is not told.
+    let cancel: (e: unknown) => void = () => {};
+    const pending = new ContextHandler(
+      new CoreService(
+        service(() => new Promise<HttpResponse>((_, reject) => (cancel = reject))),
+        log,
+        'web',
+        true,
+      ),
+      true,
+    );
+    const gone = serverRequest('GET', '/gone');
+    const answer = pending.call(gone);
+    hooks.abandoned(gone);
+    cancel(new Error('cancelled'));
+    expect((await answer).status).toBe(499);
+    expect(lines()).toHaveLength(2);
+    expect(lines()[1]).toMatch(/ web 10\.0\.0\.1:5000 GET \/gone 499 0 - \d+\.\d\d$/);
   });
 });
 
@@ -183,7 +239,7 @@ describe('failures and retirement answered by the server hooks (serverHooks)', (
     hooks.answered(fixed.request, res);
     expect(lines()).toHaveLength(1);
     expect(lines()[0]).toMatch(line(204, 0));
-    // A streamed answer: logged when its body ends, with the bytes passed on.
+    // A streamed answer: logged when the server tells its body's end, with the bytes taken from it.
     const streamed = routed('1.1');
     const stream = new CoreService(
       service(async () => createResponse(200, { body: streamBody([Buffer.from('abc')]) })),
@@ -196,6 +252,8 @@ describe('failures and retirement answered by the server hooks (serverHooks)', (
     hooks.answered(streamed.request, answer);
     expect(lines()).toHaveLength(1);
     expect(await readText(answer.body)).toBe('abc');
+    expect(lines()).toHaveLength(1);
+    hooks.bodyEnded(streamed.request, answer, 3, null);
     expect(lines()[1]).toMatch(line(200, 3));
     // A failure: answered by RequestHooks.failed, then logged with loch's status.
     const failing = routed('1.1');

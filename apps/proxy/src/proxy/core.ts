@@ -5,22 +5,22 @@
  * request carries from then on (`request.context`). The HTTP core layer below it answers every
  * failure of the inner layers with a small plain-text response (ProxyError's status and fields:
  * 404, 400, 405, 502, 504; 500 for anything unexpected; a gRPC call gets a trailers-only
- * grpc-status answer instead), logs failures, and writes the access-log line when the response
- * body has been passed on. The HttpServer's hooks (RequestHooks) record the metrics of every
- * answer (onAnswered) and cancel the upstream exchange of a request whose client went away
- * (onAbandoned); in a chain built with `serverHooks` they also answer its failures (onFailed)
- * and tell the core layer's access log the answer, so the layer adds no promise reaction.
- * Not for header hygiene (reuse.ts) or routing.
+ * grpc-status answer instead), logs failures, and is the request's access log (the context's
+ * `accessLog`). The HttpServer's hooks (RequestHooks, wired with `hooks.serverOptions()`) record
+ * the metrics of every answer (onAnswered), tell the access log the answer and a streamed body's
+ * end (onBodyEnd: the line's bytes) and cancel the upstream exchange of a request whose client
+ * went away (onAbandoned); in a chain built with `serverHooks` they also answer its failures
+ * (onFailed), so the layer adds no promise reaction. Not for header hygiene (reuse.ts) or routing.
  */
 import {
   createResponse,
   FixedBody,
-  type HttpBody,
   HttpError,
   type HttpExchangeCancel,
   type HttpHandler,
   type HttpRequest,
   type HttpResponse,
+  type HttpServerOptions,
   type HttpServerRequest,
 } from '@loch/http';
 import {
@@ -35,7 +35,6 @@ import { workerMetrics } from '../metrics/recorder.js';
 import { turnNow } from '../metrics/turn-clock.js';
 import type { AnswerLog, ConnectionCx, RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
-import { ForwardedBody } from './forwarded-body.js';
 import { grpcErrorResponse, isGrpcRequest } from './grpc-status.js';
 import type { ProxyLog } from './log.js';
 import type { ServerLifecycle } from './reuse.js';
@@ -45,54 +44,19 @@ export interface CoreLayerConfig {
   readonly log: ProxyLog;
   readonly server: { readonly key: string; readonly accessLog: boolean };
   /**
-   * The HttpServer serving this chain has RequestHooks (with the worker's log and the server's
-   * lifecycle) as its onAnswered, onAbandoned and onFailed: it answers a request's rejected answer
-   * (either protocol) with RequestHooks.failed and tells every answer to onAnswered, so the core
-   * layer hands the inner promise on as it is (no reaction of its own per request), and its
-   * access log hears of the answer from those hooks (the context's `accessLog`).
+   * The HttpServer serving this chain answers failures with RequestHooks.failed (its hooks have
+   * the worker's log and the server's lifecycle): it answers a request's rejected answer (either
+   * protocol) itself, so the core layer hands the inner promise on as it is (no reaction of its
+   * own per request). With or without it, the server must have the chain's RequestHooks
+   * (serverOptions()) when the access log is on: the access log hears of every answer from them.
    */
   readonly serverHooks?: boolean;
 }
 
 /**
- * A forwarded body that writes the access-log line when it ends (the line's byte count is what
- * was passed on). A class rather than an `onEnd` closure per request. Only for a server that does
- * not tell the body's end: a chain without `serverHooks` (the core layer's own `then`, e.g. a
- * library user's stack) or RequestHooks without `bodyEnds`. loch's worker and the benches
- * (apps/proxy/bench) wire onBodyEnd, so their lines come from bodyEnded instead.
+ * Maps failures to responses, and is the access log the server's hooks tell of each answer
+ * (RequestHooks: the context's `accessLog`).
  */
-class AccessLoggedBody extends ForwardedBody {
-  constructor(
-    source: HttpBody,
-    private readonly core: CoreService,
-    private readonly cx: RequestCx,
-    private readonly status: number,
-    private readonly upstreamMs: number | undefined,
-  ) {
-    super(source, null);
-  }
-
-  protected override ended(bytes: number): void {
-    this.core.logLine(this.cx, this.status, bytes, this.upstreamMs);
-  }
-}
-
-/** Most idle access-log waiters a core service keeps (one is busy per request waiting upstream). */
-const MAX_SPARE_WAITERS = 256;
-
-/**
- * The access log's wait for one request's answer: `then(waiter.resolve, waiter.reject)` with
- * handlers made once per waiter, pooled per core service, so a logged request costs the promise
- * reaction and `then`'s promise, not two closures and their context each.
- */
-class AccessLogWaiter {
-  cx: RequestCx | null = null;
-  constructor(private readonly core: CoreService) {}
-  readonly resolve = (res: HttpResponse): HttpResponse => this.core.settled(this, true, res);
-  readonly reject = (error: unknown): HttpResponse => this.core.settled(this, false, error);
-}
-
-/** Maps failures to responses and writes the access log. */
 export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<RequestCx, HttpResponse>>
   implements Service<RequestCx, HttpResponse>, AnswerLog
 {
@@ -106,105 +70,55 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   ) {}
 
   /**
-   * Not async: a synchronous answer (or throw) is handled at once; for a later one, one `then`
-   * on the inner promise (a failure handler, plus the access-log hook when the access log is
-   * on) is this layer's whole cost per request. A request whose server answers failures and
-   * tells answers itself (CoreLayerConfig.serverHooks: RequestHooks.failed maps them as #fail
-   * does, RequestHooks.answered and .abandoned tell the access log) costs this layer no
-   * reaction: the inner promise is the answer, and the access log is one context key. Metrics
-   * add nothing here: the server's onAnswered records them (RequestHooks).
+   * Not async: a synchronous answer (or throw) is handled at once; for a later one, a failure
+   * handler (one `then` on the inner promise) is this layer's whole cost per request. A request
+   * whose server answers failures itself (CoreLayerConfig.serverHooks: RequestHooks.failed maps
+   * them as #fail does) costs this layer no reaction: the inner promise is the answer. The access
+   * log is one context key: the server's hooks tell it the answer (RequestHooks.answered,
+   * .bodyEnded, .abandoned). Metrics add nothing here: the server's onAnswered records them.
    */
   call(cx: RequestCx): Answer<HttpResponse> {
-    if (this.serverAnswersFailures) {
-      if (this.accessLog) cx.set('accessLog', this);
-      try {
-        return this.inner.call(cx);
-      } catch (error) {
-        // A layer that throws instead of rejecting is answered the same way (logged by the hooks).
-        return this.#fail(cx, error);
-      }
-    }
+    if (this.accessLog) cx.set('accessLog', this);
     let out: Answer<HttpResponse>;
     try {
       out = this.inner.call(cx);
     } catch (error) {
       // A layer that throws instead of rejecting is answered the same way.
-      return this.#answer(cx, this.#fail(cx, error), false);
+      return this.#fail(cx, error);
     }
-    if (!(out instanceof Promise)) return this.#answer(cx, out, true);
-    if (this.accessLog) {
-      // A pooled pair of handlers (AccessLogWaiter) instead of two closures per request.
-      const w = this.#waiters.pop() ?? new AccessLogWaiter(this);
-      w.cx = cx;
-      return out.then(w.resolve, w.reject);
-    }
+    if (this.serverAnswersFailures || !(out instanceof Promise)) return out;
     return out.then(undefined, (error: unknown) => this.#fail(cx, error));
   }
 
   /**
-   * AnswerLog, for RequestHooks.answered (serverHooks): `response` goes to the client (never
-   * after abandoned()); `own` when loch made it (failureResponse marked the context's `failure`).
+   * AnswerLog, for RequestHooks.answered: `response` goes to the client (never after
+   * abandoned()); `own` when loch made it (failureResponse marked the context's `failure`). A
+   * streamed body's line waits for its end (bodyEnded), anything else is logged now.
    */
-  answered(cx: RequestCx, response: HttpResponse, own: boolean, bodyEndTold: boolean): void {
-    this.#logAnswer(cx, response, !own, bodyEndTold);
+  answered(cx: RequestCx, response: HttpResponse, own: boolean): void {
+    // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
+    const upstreamMs =
+      !own && cx.maybeGet('upstream') !== undefined ? turnNow() - cx.get('startedAt') : undefined;
+    const body = response.body;
+    if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
+      if (upstreamMs !== undefined) cx.set('upstreamHeaderMs', upstreamMs);
+    } else {
+      this.#logLine(cx, response.status, Math.max(body.length, 0), upstreamMs);
+    }
   }
 
   /** AnswerLog, for RequestHooks.bodyEnded: a streamed answer's line, at its body's end. */
   bodyEnded(cx: RequestCx, response: HttpResponse, bytes: number): void {
-    this.logLine(cx, response.status, bytes, cx.maybeGet('upstreamHeaderMs'));
+    this.#logLine(cx, response.status, bytes, cx.maybeGet('upstreamHeaderMs'));
   }
 
-  /** AnswerLog, for RequestHooks.abandoned (serverHooks): the client went away first (499, no bytes). */
+  /** AnswerLog, for RequestHooks.abandoned: the client went away first (499, no bytes). */
   abandoned(cx: RequestCx): void {
-    this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
+    this.#logLine(cx, CLIENT_CLOSED_REQUEST, 0);
   }
 
-  /** Access-log waiters not in use (see AccessLogWaiter). */
-  readonly #waiters: AccessLogWaiter[] = [];
-
-  /** @internal an AccessLogWaiter's outcome for `cx`'s request: its answer (`ok`), or its failure. */
-  settled(w: AccessLogWaiter, ok: boolean, outcome: unknown): HttpResponse {
-    const cx = w.cx!;
-    w.cx = null;
-    if (this.#waiters.length < MAX_SPARE_WAITERS) this.#waiters.push(w);
-    return ok
-      ? this.#answer(cx, outcome as HttpResponse, true)
-      : this.#answer(cx, this.#fail(cx, outcome), false);
-  }
-
-  /**
-   * The access-log hook (`fromUpstream`: not an answer of #fail): a streamed body logs when it
-   * ends, anything else now. A request whose client went away logs 499 (as nginx), no bytes.
-   */
-  #answer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean): HttpResponse {
-    if (!this.accessLog) return res;
-    if (cx.maybeGet('abandoned') === true) {
-      this.logLine(cx, CLIENT_CLOSED_REQUEST, 0);
-      return res;
-    }
-    this.#logAnswer(cx, res, fromUpstream, false);
-    return res;
-  }
-
-  /**
-   * The access-log hook of an answer that goes out: a streamed body logs when it ends (told by
-   * the server: `bodyEndTold`, else seen by a wrapper of the body), anything else now.
-   */
-  #logAnswer(cx: RequestCx, res: HttpResponse, fromUpstream: boolean, bodyEndTold: boolean): void {
-    // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
-    const upstreamMs =
-      fromUpstream && cx.maybeGet('upstream') !== undefined ? turnNow() - cx.get('startedAt') : undefined;
-    const body = res.body;
-    if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
-      if (!bodyEndTold) res.body = new AccessLoggedBody(body, this, cx, res.status, upstreamMs);
-      else if (upstreamMs !== undefined) cx.set('upstreamHeaderMs', upstreamMs);
-    } else {
-      this.logLine(cx, res.status, Math.max(body.length, 0), upstreamMs);
-    }
-  }
-
-  /** @internal one access-log line for `cx`'s request; `upstreamMs` set when an upstream answered */
-  logLine(cx: RequestCx, status: number, bytes: number, upstreamMs: number | undefined = undefined): void {
+  /** One access-log line for `cx`'s request; `upstreamMs` set when an upstream answered. */
+  #logLine(cx: RequestCx, status: number, bytes: number, upstreamMs: number | undefined = undefined): void {
     const req = cx.get('request');
     const upstream = cx.maybeGet('upstream');
     this.log.accessRequest(
@@ -338,9 +252,10 @@ export function contextOf(request: { readonly context?: unknown }): RequestCx | 
 }
 
 /**
- * The HttpServer hooks of a server's requests, one object per server: the metrics of every
- * answer (onAnswered), without a promise reaction per request in the core layer, and the
- * cancellation of the upstream exchange of a request whose client went away (onAbandoned).
+ * The HttpServer hooks of a server's requests, one object per server, wired all together
+ * (serverOptions()): the metrics and the access log of every answer (onAnswered, onBodyEnd),
+ * without a promise reaction per request in the core layer, and the cancellation of the
+ * upstream exchange of a request whose client went away (onAbandoned).
  */
 export class RequestHooks {
   constructor(
@@ -352,32 +267,43 @@ export class RequestHooks {
      * answers tell their clients to reconnect.
      */
     private readonly server: { readonly lifecycle: ServerLifecycle } | null = null,
-    /**
-     * The server has `bodyEnded` as its onBodyEnd: the access log writes a streamed answer's line
-     * when told its body's end, instead of wrapping the body (an object and a delegation per chunk).
-     */
-    private readonly bodyEnds = false,
   ) {}
+
+  /**
+   * The HttpServer's options for these hooks, all four: the access log writes a streamed
+   * answer's line only when the server tells its body's end (onBodyEnd), so a server that serves
+   * a chain with the core layer takes them together.
+   */
+  serverOptions(): Required<
+    Pick<HttpServerOptions<ConnectionCx>, 'onAnswered' | 'onAbandoned' | 'onBodyEnd' | 'onFailed'>
+  > {
+    return {
+      onAnswered: this.answered,
+      onAbandoned: this.abandoned,
+      onBodyEnd: this.bodyEnded,
+      onFailed: this.failed,
+    };
+  }
 
   /**
    * onAnswered: the request's answer goes to its client (the upstream's, or one loch made:
    * `failure` set by the core layer). Reads the context the context layer put on the request.
    * A server removed by a reload (its listener gone) adds `connection: close`, checked at the
    * answer (the reuse layer's rule; here it costs no promise reaction per request). The core
-   * layer's access log (serverHooks: the context's `accessLog`) takes the answer here too.
+   * layer's access log (the context's `accessLog`) takes the answer here too.
    */
   readonly answered = (request: HttpServerRequest<ConnectionCx>, response: HttpResponse): void => {
     if (this.server?.lifecycle.retired === true) response.headers.set('connection', 'close');
     const cx = contextOf(request);
     if (cx === undefined) return;
     const own = cx.maybeGet('failure') !== undefined;
-    // The core layer's access log (serverHooks), with the answer as it goes out.
-    cx.maybeGet('accessLog')?.answered(cx, response, own, this.bodyEnds);
+    // The core layer's access log, with the answer as it goes out.
+    cx.maybeGet('accessLog')?.answered(cx, response, own);
     if (workerMetrics.enabled) workerMetrics.answered(this.serverKey, cx, response.status, !own);
   };
 
   /**
-   * onBodyEnd (when constructed with `bodyEnds`): the server is done with an answered request's
+   * onBodyEnd: the server is done with an answered request's
    * streamed body (every byte handed to a write, or it failed, or it was not sent): the access
    * log's line for it, with the bytes taken from it (as nginx's $body_bytes_sent).
    */
@@ -411,7 +337,7 @@ export class RequestHooks {
    * for the answer. The upstream exchange waiting for its head is cancelled (HTTP/1.1: the
    * connection closed and never pooled; HTTP/2: RST_STREAM(CANCEL), the session lives on); one
    * still connecting is cancelled as soon as it starts (noteUpstreamExchange). Counted and
-   * logged (serverHooks: the context's `accessLog`) as 499, as nginx logs it; the server tells
+   * logged (the context's `accessLog`) as 499, as nginx logs it; the server tells
    * onAnswered nothing of it after this.
    */
   readonly abandoned = (request: HttpServerRequest<ConnectionCx>): void => {

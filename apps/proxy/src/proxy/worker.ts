@@ -403,8 +403,7 @@ export class ProxyWorker {
     const identity = entry.identity;
     const slot = entry.slot;
     const log = this.log;
-    // `true`: the server below has hooks.bodyEnded as its onBodyEnd.
-    const hooks = new RequestHooks(identity.key, log, entry, true);
+    const hooks = new RequestHooks(identity.key, log, entry);
     const http = new HttpServer<ConnectionCx>(
       // The chain is the server's handler as it is; the slot's service follows reloads.
       slot.service(),
@@ -444,13 +443,10 @@ export class ProxyWorker {
         },
         onError: (error) =>
           log.at('http').debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
-        // Metrics of every answer; a client gone before its answer cancels the upstream exchange.
-        onAnswered: hooks.answered,
-        onAbandoned: hooks.abandoned,
-        // A streamed answer's end: its access-log line (no wrapper of its body per request).
-        onBodyEnd: hooks.bodyEnded,
-        // The chain's failures (serverHooks): answered as its core layer would, without a reaction there.
-        onFailed: hooks.failed,
+        // Metrics and the access log of every answer (a streamed one's line at its body's end); a
+        // client gone before its answer cancels the upstream exchange; the chain's failures
+        // (serverHooks) answered as its core layer would, without a reaction there.
+        ...hooks.serverOptions(),
         // Requests the HTTP/1.1 codec rejected (400, 414, 431, 505), timed out (408) or
         // refused (417) never reach the chain: log them here, in the same format (the config
         // may change on reload without a new HttpServer, so it is read per line).
