@@ -453,6 +453,58 @@ describe.each(['binary', 'compact'] as const)('%s protocol conformance', (protoc
 });
 
 describe('binary protocol specifics', () => {
+  it('peekSeqId and peekMessageHeader read a strict header from its bytes as a reader does: the same values or the same error, for any bytes after 0x80 0x01', () => {
+    const outcome = (fn: () => unknown): unknown => {
+      try {
+        return fn();
+      } catch (error) {
+        return codeOf(() => {
+          throw error;
+        });
+      }
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: 6 }),
+        fc.integer({ min: -2, max: 40 }),
+        fc.uint8Array({ maxLength: 48 }),
+        (b2, type, len, rest) => {
+          // 0x80 0x01, any byte, a type (0-6: the bad ones too), a name length (negative, past
+          // the end, or within), then whatever bytes.
+          const head = [
+            0x80,
+            0x01,
+            b2,
+            type,
+            (len >>> 24) & 0xff,
+            (len >>> 16) & 0xff,
+            (len >>> 8) & 0xff,
+            len & 0xff,
+          ];
+          const bytes = new Uint8Array([...head, ...rest]);
+          const read = (): { type: number; seqId: number } => {
+            const r = createReader('binary').reset(bytes);
+            const seqId = r.skipMessageBegin();
+            return { type: r.messageType, seqId };
+          };
+          const expected = outcome(read);
+          expect(outcome(() => peekSeqId('binary', bytes))).toEqual(
+            typeof expected === 'object' ? (expected as { seqId: number }).seqId : expected,
+          );
+          const out = { type: 0, seqId: 0 };
+          expect(
+            outcome(() => {
+              peekMessageHeader('binary', bytes, out);
+              return out;
+            }),
+          ).toEqual(expected);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it('reads old-style (unversioned) message headers unless strictRead', () => {
     const w = createWriter('binary');
     const old = new (w.constructor as typeof import('../src/index.js').BinaryWriter)({ strictWrite: false });

@@ -88,9 +88,9 @@ export interface UpstreamCall {
 export interface ReplyHold {
   /**
    * The reply was read by `holder`'s reader; `chunk`: it is a view of that received chunk,
-   * released with the lease.
+   * released with the lease; `wireAt`: where its length prefix is in the chunk (-1: not there).
    */
-  hold(holder: ReplyHolder, chunk?: RetainedChunk | null): void;
+  hold(holder: ReplyHolder, chunk?: RetainedChunk | null, wireAt?: number): void;
   /**
    * Optional: the lease is released on every path once the reply's bytes are unused
    * (upstream.ts's ReplyLease.inPlace), so the reply may be a view of the received chunk.
@@ -536,7 +536,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       }
       if (reply === null) break;
       // A reply in a kept chunk holds it until its lease is released (#deliver hands it on).
-      const failure = this.#deliver(reply, this.#reader.retainLast());
+      const chunk = this.#reader.retainLast();
+      const failure = this.#deliver(reply, chunk, chunk === null ? -1 : this.#reader.lastWireAt);
       if (failure !== undefined) {
         this.#die(new ThriftUpstreamError('protocol', label, failure));
         return;
@@ -549,9 +550,10 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
 
   /**
    * Hands a reply to its call (with `chunk`, the received chunk it is a view of, if any: given
-   * to the call's lease or released here); returns why the connection must end, if it must.
+   * to the call's lease or released here, and `wireAt`, where its length prefix is in that
+   * chunk); returns why the connection must end, if it must.
    */
-  #deliver(reply: ThriftFrame, chunk: RetainedChunk | null): string | undefined {
+  #deliver(reply: ThriftFrame, chunk: RetainedChunk | null, wireAt: number): string | undefined {
     // Type and seq id only: the reply's name is never decoded (no string, no header object).
     const header = this.#header;
     let failure: string | undefined;
@@ -591,7 +593,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     }
     // Counted lent whether or not a lease will give it back (none: never reused).
     this.#lent++;
-    lease?.hold(this, chunk);
+    lease?.hold(this, chunk, wireAt);
     this.#release();
     replied(this.counters, waiting.listener, payload === reply.payload ? reply : { ...reply, payload });
     return undefined;

@@ -280,10 +280,11 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
         );
       }
     }
-    this.#access(request, 200, payload.byteLength, upstream, start);
+    this.#access(request, 200, payload.length, upstream, start);
     relayed.payload = payload;
     // Unchanged (no rewrite) from a framed upstream: the server may write it as it came.
-    if (payload === reply.payload && reply.framing === 'framed') relayed.wire = relayed.framedWire(payload);
+    if (payload === reply.payload && reply.framing === 'framed')
+      relayed.wire = relayed.framedWire(reply.wireLength);
     relayed.headers = reply.headers;
     relayed.intHeaders = reply.intHeaders;
     return relayed;

@@ -128,6 +128,8 @@ class ExclusiveCall {
    * takes it with the reply (or the call ends otherwise and it is released).
    */
   share: RetainedChunk | null = null;
+  /** Where the reply's length prefix is in that chunk (FrameReader.lastWireAt), or -1. */
+  wireAt = -1;
   /** The call failed (a ONEWAY one counts as undelivered). */
   failed = false;
 
@@ -257,7 +259,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     }
     call.written = true;
     if (call.oneway) this.#end(call, undefined);
-    else if (call.reply !== undefined) this.#replied(call, call.reply, call.share);
+    else if (call.reply !== undefined) this.#replied(call, call.reply, call.share, call.wireAt);
   }
 
   onRecv(chunk: RecvChunk | null, error: RuntimeError | undefined): void {
@@ -328,17 +330,19 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     // reader lets go of the chunk at once, so the next call's reply (this connection is pooled
     // again before the caller wrote this one) is held in place too instead of copied.
     const share = inPlace ? this.reader.retainLast() : null;
-    if (call.written) this.#replied(call, reply, share);
+    const wireAt = share === null ? -1 : this.reader.lastWireAt;
+    if (call.written) this.#replied(call, reply, share, wireAt);
     else {
       // The legacy driver may report the reply before the write's completion (a write that did
       // not complete at once, whose completion is read after the reply): kept until then.
       call.reply = reply;
       call.share = share;
+      call.wireAt = wireAt;
     }
   }
 
   /** Checks that `reply` answers `call`, then ends it. */
-  #replied(call: ExclusiveCall, reply: ThriftFrame, share: RetainedChunk | null): void {
+  #replied(call: ExclusiveCall, reply: ThriftFrame, share: RetainedChunk | null, wireAt: number): void {
     call.share = share; // released by #end unless the lease takes it
     const label = call.key.label;
     // Type and seq id only: the reply's name is never decoded (no string, no header object).
@@ -374,7 +378,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     }
     this.lent++;
     call.share = null;
-    call.lease?.hold(this, share);
+    call.lease?.hold(this, share, wireAt);
     this.#end(call, reply);
   }
 
@@ -513,8 +517,10 @@ export class ReplyLease implements ReplyHold {
     return false;
   }
   #holder: ReplyHolder | undefined = undefined;
-  /** The received chunk the reply is a view of (multiplexed, in place), released with the lease. */
+  /** The received chunk the reply is a view of (in place), released with the lease. */
   #chunk: RetainedChunk | null = null;
+  /** Where the reply's length prefix is in that chunk (FrameReader.lastWireAt), or -1: no wire. */
+  #wireAt = -1;
   /** The upstream call running for the caller, cancelled by abandon(). */
   #call: UpstreamCall | undefined = undefined;
   /** The caller went away (abandon()). */
@@ -541,19 +547,25 @@ export class ReplyLease implements ReplyHold {
 
   /**
    * @internal The reply was read by `holder`'s reader; `chunk`: it is a view of that received
-   * chunk (a multiplexed connection's in-place read), given back with the lease.
+   * chunk (an in-place read), given back with the lease; `wireAt`: where its length prefix is in
+   * the chunk (FrameReader.lastWireAt; -1: not there, no wire).
    */
-  hold(holder: ReplyHolder, chunk: RetainedChunk | null = null): void {
+  hold(holder: ReplyHolder, chunk: RetainedChunk | null = null, wireAt = -1): void {
     this.#holder = holder;
     this.#chunk = chunk;
+    this.#wireAt = chunk === null ? -1 : wireAt;
   }
 
   /**
-   * @internal The held reply, framed, as it came (RetainedChunk.framedWire): one view of its
-   * length prefix and `payload` when the reply was read in place with its prefix; else undefined.
+   * @internal The held reply, framed, as it came (RetainedChunk.wire): one view of its length
+   * prefix and payload, `wireLength` bytes (the reply frame's), when the reply was read in place
+   * with its prefix; else undefined.
    */
-  framedWire(payload: Uint8Array): Uint8Array | undefined {
-    return this.#holder === undefined ? undefined : this.#chunk?.framedWire(payload);
+  framedWire(wireLength: number): Uint8Array | undefined {
+    const chunk = this.#chunk;
+    return this.#holder === undefined || chunk === null || this.#wireAt < 0
+      ? undefined
+      : chunk.wire(this.#wireAt, wireLength);
   }
 
   /**

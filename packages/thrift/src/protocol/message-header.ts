@@ -81,8 +81,36 @@ export function rewriteSeqId(protocol: ProtocolName, message: Uint8Array, seqId:
   return out;
 }
 
+/**
+ * @internal The strict (versioned) binary message header at the start of `message`, read from its bytes
+ * with no reader: its type and seq id go to `out`, and it returns where the body starts; 0 when
+ * the message does not start with a whole strict header of a known type (the caller then reads
+ * it with a reader, which accepts old-style headers and says what is wrong). A relayed call's
+ * frames are peeked three times (the call's and the reply's seq ids, the reply's type): through
+ * the shared reader each stored the frame's new view into it (a write barrier) and reset it twice.
+ * The header's name is bytes [8, end - 4) of the message.
+ */
+export function strictBinaryHeader(message: Uint8Array, out: { type: number; seqId: number }): number {
+  // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
+  const n = message.length;
+  if (n < 12 || message[0] !== 0x80 || message[1] !== 0x01) return 0;
+  const type = message[3]!;
+  if (type < 1 || type > 4) return 0;
+  const len = (message[4]! << 24) | (message[5]! << 16) | (message[6]! << 8) | message[7]!;
+  // A negative length (the top bit set) fails here too.
+  if (len < 0 || len > n - 12) return 0;
+  const at = 8 + len;
+  out.type = type;
+  out.seqId = (message[at]! << 24) | (message[at + 1]! << 16) | (message[at + 2]! << 8) | message[at + 3]!;
+  return at + 4;
+}
+
+/** peekSeqId's scratch header (module state: nothing allocated per peek). */
+const scratch = { type: 0, seqId: 0 };
+
 /** Seq id of `message` without decoding its name. */
 export function peekSeqId(protocol: ProtocolName, message: Uint8Array): number {
+  if (protocol === 'binary' && strictBinaryHeader(message, scratch) !== 0) return scratch.seqId;
   const r = protocol === 'binary' ? binaryReader : compactReader;
   r.reset(message);
   try {
@@ -102,6 +130,7 @@ export function peekMessageHeader(
   message: Uint8Array,
   out: { type: number; seqId: number },
 ): void {
+  if (protocol === 'binary' && strictBinaryHeader(message, out) !== 0) return;
   const r = protocol === 'binary' ? binaryReader : compactReader;
   r.reset(message);
   try {

@@ -311,28 +311,47 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       expect(released).toBe(1);
     });
 
-    it('RetainedChunk.framedWire(): a framed frame read in place is one view of its prefix and payload; the same bytes in another buffer are not', () => {
-      if (framing !== 'framed') return; // the wire form is the framed transport's
+    it('lastWireAt and RetainedChunk.wire(): a framed frame read whole in place is one view of its prefix and payload; one whose prefix came before, or of another framing, has none', () => {
       const a = encodeFrame({ framing, protocol: 'binary' }, msg(0, 100));
       const b = encodeFrame({ framing, protocol: 'binary' }, msg(0, 200));
       const bytes = Buffer.concat([a, b]);
       const reader = new FrameReader(scripted(new Uint8Array(0), [1]));
       reader.feedChunk({ bytes, release: () => {} });
       expect(reader.poll()).not.toBeNull();
+      expect(reader.lastWireAt).toBe(framing === 'framed' ? 0 : -1);
       reader.retainLast()!.release();
       const frame = reader.poll()!;
       const share = reader.retainLast()!;
-      const wire = share.framedWire(frame.payload)!;
+      const at = reader.lastWireAt;
+      if (framing !== 'framed') {
+        // The wire form is the framed transport's.
+        expect(at).toBe(-1);
+        share.release();
+        reader.dispose();
+        return;
+      }
+      expect(at).toBe(a.byteLength);
+      const wire = share.wire(at, frame.wireLength)!;
       expect(wire.buffer).toBe(bytes.buffer);
-      expect(wire).toEqual(b);
-      // Its bytes at the same offsets of another buffer (their prefix, read from the chunk, says
-      // the same length): not this chunk's frame.
-      const copy = new Uint8Array(new ArrayBuffer(bytes.buffer.byteLength));
-      copy.set(bytes, bytes.byteOffset);
-      const at = frame.payload.byteOffset;
-      expect(share.framedWire(copy.subarray(at, at + frame.payload.byteLength))).toBeUndefined();
+      expect(wire.byteOffset + 4).toBe(frame.payload.byteOffset);
+      expect(Buffer.compare(wire, b)).toBe(0);
       share.release();
+      expect(share.wire(at, frame.wireLength)).toBeUndefined(); // released: no bytes to view
       reader.dispose();
+      // A frame whose length prefix came alone in the chunk before (as Go's framed transport
+      // writes it): its body is a view of the second chunk, with no prefix before it there.
+      const split = new FrameReader(scripted(new Uint8Array(0), [1]), { framing });
+      split.feedChunk({ bytes: new Uint8Array(b.subarray(0, 4)), release: () => {} });
+      expect(split.poll()).toBeNull();
+      split.feedChunk({ bytes: new Uint8Array(b.subarray(4)), release: () => {} });
+      expect(split.poll()).not.toBeNull();
+      expect(split.retainLast()).not.toBeNull();
+      expect(split.lastWireAt).toBe(-1);
+      // A frame of the reader's own buffer (not in place): none either.
+      const copied = new FrameReader(scripted(new Uint8Array(0), [1]), { framing });
+      copied.feed(b);
+      expect(copied.poll()).not.toBeNull();
+      expect(copied.lastWireAt).toBe(-1);
     });
 
     it('feedChunk(): a chunk that completes a frame begun in the buffer has only that rest copied; the frames after it are views of it', () => {

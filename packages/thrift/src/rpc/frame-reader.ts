@@ -66,32 +66,17 @@ export class RetainedChunk {
   }
 
   /**
-   * A framed frame whose `payload` is a view of this chunk, as it came on the wire:
-   * one view of its 4-byte length prefix and payload, when the prefix lies in this chunk right
-   * before the payload and says its length (it came in the same receive); else undefined (its
-   * prefix came in an earlier receive: the bytes before the payload are another buffer's).
+   * The framed frame whose length prefix starts at `bytes[at]` of this chunk, `length` bytes in
+   * all (ThriftFrame.wireLength), as it came on the wire: one view of its prefix and payload.
+   * `at` is where the reader found the frame (FrameReader.lastWireAt, read right after the
+   * poll() that returned it), so nothing is checked against a payload view: reading a view's
+   * byteOffset and buffer calls a builtin each (four per relayed frame, ~1,500 instructions per
+   * call, bench/thrift/readings-2026-12-06b.md). Undefined once every reference was released.
    * Valid while the frame is retained. Writing it sends exactly what frameParts() would.
    */
-  framedWire(payload: Uint8Array): Uint8Array | undefined {
-    const bytes = this.chunk.bytes;
-    // Each getter read once, and `length` for byteLength: node 20's TurboFan inlines a
-    // Uint8Array's `length` but calls a builtin for `byteLength` and `byteOffset`, and `buffer`
-    // is a C++ builtin (bench/thrift/readings-2026-12-06.md).
-    const from = bytes.byteOffset;
-    const at = payload.byteOffset - 4;
-    const n = payload.length;
-    if (this.#refs <= 0 || at < from || at + 4 + n > from + bytes.length) return undefined;
-    const buffer = bytes.buffer;
-    if (payload.buffer !== buffer) return undefined;
-    const i = at - from;
-    if (
-      bytes[i] !== n >>> 24 ||
-      bytes[i + 1] !== ((n >>> 16) & 0xff) ||
-      bytes[i + 2] !== ((n >>> 8) & 0xff) ||
-      bytes[i + 3] !== (n & 0xff)
-    )
-      return undefined;
-    return new Uint8Array(buffer, at, n + 4);
+  wire(at: number, length: number): Uint8Array | undefined {
+    if (this.#refs <= 0) return undefined;
+    return this.chunk.bytes.subarray(at, at + length);
   }
 }
 
@@ -133,6 +118,13 @@ export class FrameReader implements SweepMember {
   private heldShare: RetainedChunk | null = null;
   /** The frame poll() returned last is a view of the held chunk (retainLast() may keep it). */
   private lastHeld = false;
+  /**
+   * Where the framed frame poll() returned last starts in the held chunk's bytes (its length
+   * prefix), when it came whole, prefix and payload, in that chunk: for RetainedChunk.wire()
+   * after retainLast(). -1 otherwise (another framing, a frame of the buffer, a body whose
+   * prefix came in the chunk before). Valid until the next poll().
+   */
+  lastWireAt = -1;
   /**
    * The held chunk starts (at heldStart) with the body of a frame whose length prefix came in
    * the chunk before and was taken out of the buffer: the body's length (0: none).
@@ -416,6 +408,7 @@ export class FrameReader implements SweepMember {
 
   private tryFrame(): ThriftFrame | null {
     this.lastHeld = false;
+    this.lastWireAt = -1;
     const heldLeft = this.heldStart < this.heldBytes.length;
     if (this.end > this.start) {
       // Buffered bytes come before a held chunk's (a frame completed from the chunk's start).
@@ -465,6 +458,7 @@ export class FrameReader implements SweepMember {
     if (stop < 0) return null;
     const frame = this.decodeWhole(bytes, at, stop);
     this.heldStart = stop;
+    if (this.framing === 'framed') this.lastWireAt = at;
     return frame;
   }
 

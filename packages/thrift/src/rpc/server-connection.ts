@@ -40,7 +40,8 @@ import { ThriftRpcError } from '../errors.js';
 import { deadlines } from '../internal/deadlines.js';
 import { BinaryReader } from '../protocol/binary.js';
 import { CompactReader } from '../protocol/compact.js';
-import type { ProtocolReader, ReaderOptions } from '../protocol/reader.js';
+import { strictBinaryHeader } from '../protocol/message-header.js';
+import { decodeNameAt, type ProtocolReader, type ReaderOptions } from '../protocol/reader.js';
 import { frameParts } from '../transport/codec.js';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type ThriftFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType } from '../types.js';
@@ -78,6 +79,8 @@ const WATCH_AHEAD = 16 * 1024;
 export const IN_PLACE_CALL_BYTES = 1024;
 
 const EMPTY = new Uint8Array(0);
+/** #take's scratch for a strict binary header's type and seq id (nothing allocated per call). */
+const scratch = { type: 0, seqId: 0 };
 
 /** The receive deadline that applies: none, the idle timeout, or the message read timeout. */
 type DeadlineKind = 0 | 1 | 2;
@@ -107,6 +110,8 @@ class IncomingCall implements ThriftRequest, ThriftResponder {
   released = false;
   /** The received chunk the frame is a view of (callsInPlace), until release(). */
   share: RetainedChunk | null = null;
+  /** Where the frame's length prefix is in that chunk (FrameReader.lastWireAt), or -1: no wire. */
+  wireAt = -1;
   /** The handler's answer was taken (in time): later results are dropped. */
   answered = false;
   /** What to write (undefined: nothing, a ONEWAY call). */
@@ -148,8 +153,8 @@ class IncomingCall implements ThriftRequest, ThriftResponder {
 
   wire(): Uint8Array | undefined {
     const share = this.share;
-    if (share === null || this.frame.framing !== 'framed') return undefined;
-    return share.framedWire(this.frame.payload);
+    if (share === null || this.wireAt < 0) return undefined;
+    return share.wire(this.wireAt, this.frame.wireLength);
   }
 
   release(): void {
@@ -186,6 +191,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   readonly #inOrder: boolean;
   /** Calls are views of the received chunks (options.callsInPlace). */
   readonly #inPlace: boolean;
+  /** The longest message name the readers accept (options.maxStringLength). */
+  readonly #maxName: number;
   /** A recvTo is pending. */
   #receiving = false;
   /** The peer ended its side (or the receive failed): nothing more is received. */
@@ -238,6 +245,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.#limit = Math.max(1, options.maxConcurrentCalls ?? 1);
     this.#inOrder = options.replyOrder === 'request' && this.#limit > 1;
     this.#inPlace = options.callsInPlace === true;
+    this.#maxName = options.maxStringLength ?? 0x7fffffff;
   }
 
   /** Starts serving. */
@@ -377,23 +385,38 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   /** Reads the frame's message header (bad bytes end the connection) and runs the handler. */
   #take(frame: ThriftFrame): void {
     const ctx = this.#ctx;
-    const r = frame.protocol === 'binary' ? ctx.binaryReader : ctx.compactReader;
-    r.reset(frame.payload);
+    const payload = frame.payload;
     let header: MessageHeader;
-    let bodyOffset: number;
-    try {
-      header = r.readMessageBegin();
-      bodyOffset = r.pos;
-    } catch (error) {
-      // A message header that does not parse is a protocol error: the connection is closed.
-      this.#fail(error);
-      return;
-    } finally {
-      r.reset(EMPTY);
+    // A strict binary header is read from the payload's bytes (readMessageBegin's result, with
+    // no reader reset twice and the frame's view stored into it); anything else by the reader.
+    let bodyOffset = frame.protocol === 'binary' ? strictBinaryHeader(payload, scratch) : 0;
+    if (bodyOffset !== 0 && bodyOffset - 12 <= this.#maxName) {
+      header = {
+        name: decodeNameAt(payload, 8, bodyOffset - 12),
+        type: scratch.type as MessageType,
+        seqId: scratch.seqId,
+      };
+    } else {
+      const r = frame.protocol === 'binary' ? ctx.binaryReader : ctx.compactReader;
+      r.reset(payload);
+      try {
+        header = r.readMessageBegin();
+        bodyOffset = r.pos;
+      } catch (error) {
+        // A message header that does not parse is a protocol error: the connection is closed.
+        this.#fail(error);
+        return;
+      } finally {
+        r.reset(EMPTY);
+      }
     }
     const call = new IncomingCall(frame, header, bodyOffset, ctx.options, this.stream, this);
     // A view of a kept chunk: the call holds it until the handler releases the call.
-    if (this.#inPlace) call.share = this.#reader.retainLast();
+    if (this.#inPlace) {
+      const share = this.#reader.retainLast();
+      call.share = share;
+      if (share !== null) call.wireAt = this.#reader.lastWireAt;
+    }
     // The message is whole: the next one's read time starts (a pipelining peer always has part
     // of one buffered, so the kind alone would not change). The armed deadline goes with it: the
     // call running now is not the peer's to finish, so the sweep must not cut it.
@@ -583,7 +606,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     const wire = reply.wire;
     if (wire === undefined || call.frame.framing !== 'framed') return undefined;
     const payload = reply.payload;
-    // `length`, not byteLength: see RetainedChunk.framedWire.
+    // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
     const n = payload.length;
     if (
       wire.length !== n + 4 ||

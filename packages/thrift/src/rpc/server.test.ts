@@ -8,7 +8,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { echoCall } from '../../test/echo-call.js';
 import { withTargetForms } from '../../test/target-forms.js';
+import { BinaryWriter } from '../protocol/binary.js';
 import { createReader } from '../protocol/factory.js';
+import { encodeFrame } from '../transport/codec.js';
 import { MessageType, TType } from '../types.js';
 import { FrameReader } from './frame-reader.js';
 import { createReply, type ThriftHandler, ThriftServer } from './server.js';
@@ -163,6 +165,52 @@ describe('ThriftServer frame memory', () => {
     await new ThriftServer(echo(kept, false)).handleConnection(other);
     expect(await repliesOf(other)).toEqual(texts);
     expect(kept.size).toBeGreaterThan(3);
+  });
+
+  it("reads a call's message header as the reader does: name, type and seq id of strict and old-style headers, and maxStringLength on the name", async () => {
+    const names: string[] = [];
+    const seqIds: number[] = [];
+    const handler: ThriftHandler = {
+      call(request) {
+        names.push(request.header.name);
+        seqIds.push(request.header.seqId);
+        expect(request.header.type).toBe(MessageType.CALL);
+        const r = request.reader();
+        r.readFieldBegin();
+        expect(r.readString()).toBe('text');
+        return createReply(request, (w) => {
+          w.writeStructBegin();
+          w.writeFieldStop();
+          w.writeStructEnd();
+        });
+      },
+    };
+    // Strict headers (the writer's), then an old-style one (name first): both read alike.
+    const old = new BinaryWriter({ strictWrite: false });
+    old.writeMessageBegin('echo', MessageType.CALL, 7);
+    old.writeStructBegin();
+    old.writeFieldBegin(TType.STRING, 1);
+    old.writeString('text');
+    old.writeFieldStop();
+    old.writeStructEnd();
+    const bytes = Buffer.concat([
+      echoCall('text', 5),
+      echoCall('text', -3),
+      encodeFrame({ framing: 'framed', protocol: 'binary' }, old.finishCopy()),
+    ]);
+    // (An old-style payload starts with the name's length: its protocol is configured, not sniffed.)
+    await new ThriftServer(handler, { protocol: 'binary' }).handleConnection(connection(bytes, 4096));
+    expect(names).toEqual(['echo', 'echo', 'echo']);
+    expect(seqIds).toEqual([5, -3, 7]);
+    // A name longer than maxStringLength is refused, whichever way the header is read.
+    const errors: unknown[] = [];
+    names.length = 0;
+    await new ThriftServer(handler, {
+      maxStringLength: 3,
+      onConnectionError: (e) => errors.push(e),
+    }).handleConnection(connection(echoCall('text', 1), 4096));
+    expect(names).toEqual([]);
+    expect((errors[0] as { code?: string }).code).toBe('ERR_THRIFT_SIZE_LIMIT');
   });
 
   it('never overwrites the bytes of a call that was not released, whatever later calls release', async () => {
