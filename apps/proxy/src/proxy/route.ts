@@ -21,7 +21,6 @@ import {
 } from '@loch/service-async';
 import { type Endpoint, endpoint, type UpstreamLimit } from '@loch/transports';
 import type { RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
-import { callGateway } from '../gateway/dispatch.js';
 import { callWithGrpcPseudonyms, loadGrpcSchemaSide } from '../gateway/grpc-pseudonym.js';
 import { GatewayRefusals } from '../gateway/refusals.js';
 import { routeGroup } from '../health/route-group.js';
@@ -34,6 +33,30 @@ import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
 import type { ProxyLog } from './log.js';
+
+type GatewayDispatch = typeof import('../gateway/dispatch.js');
+
+/** The gateway's dispatch once imported; `dispatchLoading` while the first import runs. */
+let gatewayDispatch: GatewayDispatch | undefined;
+let dispatchLoading: Promise<GatewayDispatch> | undefined;
+
+/**
+ * Imports the gateway's dispatch (and with it @loch/thrift, the Thrift upstreams and the
+ * gateway's runtime: ~1 MiB of heap per isolate) once: the route layer starts it when it builds a
+ * table with a gateway route, so a worker whose routes only forward HTTP never loads it. A
+ * failed import is forgotten, so the next call tries again.
+ */
+function loadGatewayDispatch(): Promise<GatewayDispatch> {
+  if (gatewayDispatch !== undefined) return Promise.resolve(gatewayDispatch);
+  dispatchLoading ??= import('../gateway/dispatch.js').then(
+    (m) => (gatewayDispatch = m),
+    (e: unknown) => {
+      dispatchLoading = undefined;
+      throw e;
+    },
+  );
+  return dispatchLoading;
+}
 
 /**
  * The connector key of one upstream of a compiled route, carrying the upstream it leads to
@@ -260,9 +283,15 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     if (tooLarge !== null) return Promise.reject(tooLarge);
     // HTTP/JSON -> Thrift (issue 19): answered by the gateway, not forwarded. The match is kept
     // on the context so that the answer counts on its route's metrics series.
-    if (match.route.gateway !== undefined) {
+    const gateway = match.route.gateway;
+    if (gateway !== undefined) {
       cx.set('route', match);
-      return callGateway(match.route.gateway, req, path, query, this.refusals);
+      const refusals = this.refusals;
+      const dispatch = gatewayDispatch;
+      // Still loading (a request right after the table was built), or the last import failed.
+      if (dispatch === undefined)
+        return loadGatewayDispatch().then((d) => d.callGateway(gateway, req, path, query, refusals));
+      return dispatch.callGateway(gateway, req, path, query, refusals);
     }
     const strip = match.route.stripPrefix;
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
@@ -342,6 +371,14 @@ export function routeLayer<
   S extends Service<RoutedCx, HttpResponse> = Service<RoutedCx, HttpResponse>,
 >(): FactoryLayer<C, MakeService<S>, MakeService<RouteService<S>>> {
   return layerFn((config, inner) => {
+    // The gateway's dispatch loads only in workers whose routes have a gateway; a failed import
+    // is logged here and retried by the route's next call, which fails meanwhile.
+    if (config.routes.some((r) => r.gateway !== undefined))
+      loadGatewayDispatch().catch((e: unknown) =>
+        config.log
+          ?.at('gateway')
+          .error(`the gateway cannot load its dispatch: ${e instanceof Error ? e.message : String(e)}`),
+      );
     // The gRPC schema side (and its parsers) loads only in workers whose routes need it; a
     // failed import is logged here and retried by the route's next call, which fails meanwhile.
     if (config.routes.some((r) => r.grpcPseudonymize !== undefined))
