@@ -99,6 +99,15 @@ describe('thrift router', () => {
     expect(strict.match({ method: 'only', service: undefined })).toBe('only');
     expect(strict.match({ method: 'other', service: 'Any' })).toBeUndefined();
   });
+
+  it('names the one route every call takes (only) when the routes match on nothing but a default', () => {
+    expect(router([route('default'), route('second default')]).only).toBe('default');
+    expect(r.only).toBeUndefined();
+    expect(router([route('only', ['only'])]).only).toBeUndefined();
+    expect(router([route('svc', undefined, 'Calc'), route('default')]).only).toBeUndefined();
+    expect(router([route('hdr', undefined, undefined, { k: 'v' }), route('default')]).only).toBeUndefined();
+    expect(router([]).only).toBeUndefined();
+  });
 });
 
 describe('thrift routes by header values', () => {

@@ -50,6 +50,13 @@ export class ThriftRouter<R> {
   readonly #byMethod = new Map<string, R>();
   readonly #byService = new Map<string, R>();
   readonly #fallback: R | undefined;
+  /**
+   * The route of every call when the server routes on nothing but has a default route (the
+   * Monolake minimal form: "every call to these upstreams"); undefined otherwise. A caller that
+   * finds it set need not make the call's target (callTarget: an object and two header lookups
+   * per call) nor ask match().
+   */
+  readonly only: R | undefined;
 
   constructor(routes: readonly ThriftRouteConfig[], compile: (route: ThriftRouteConfig) => R) {
     let fallback: R | undefined;
@@ -79,6 +86,12 @@ export class ThriftRouter<R> {
       }
     }
     this.#fallback = fallback;
+    const routesOnNothing =
+      this.#byHeaders.length === 0 &&
+      this.#byServiceMethod.size === 0 &&
+      this.#byMethod.size === 0 &&
+      this.#byService.size === 0;
+    this.only = routesOnNothing ? fallback : undefined;
   }
 
   /** The route of a call, or undefined when none matches (and there is no default). */

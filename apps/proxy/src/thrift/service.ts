@@ -182,20 +182,11 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     const start = turnNow();
     const frame = request.frame;
     const name = request.header.name;
-    const target = callTarget(frame, name);
-    const route = this.#router.match(target);
+    // A server whose routes match on nothing has its one route (no target made, no lookups).
+    let route = this.#router.only;
     if (route === undefined) {
-      request.release?.(); // nothing reads or writes the caller's bytes
-      this.#access(request, 404, 0, undefined, start);
-      const service = target.service === undefined ? '' : ` of service "${target.service}"`;
-      responder.respond(
-        undefined,
-        new TApplicationException(
-          TApplicationExceptionType.UNKNOWN_METHOD,
-          `loch: no route for method "${target.method}"${service} (ERR_LOCH_THRIFT_NO_ROUTE)`,
-        ),
-      );
-      return;
+      route = this.#route(request, responder, frame, name, start);
+      if (route === undefined) return;
     }
     const endpoint = route.endpoints[route.balancer.pick()]!;
     const rewrite = route.rewrite;
@@ -225,6 +216,34 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
     // Unchanged, the call goes as it came: one buffer (ThriftRequest.wire), no new prefix.
     const wire = outgoing === frame ? request.wire?.() : undefined;
     this.upstreams.start(key, outgoing, request.header, route.options, relayed, relayed, wire);
+  }
+
+  /**
+   * The route of a call (router.match on its target); undefined when there is none, the call
+   * then answered UNKNOWN_METHOD here.
+   */
+  #route(
+    request: ThriftRequest,
+    responder: ThriftResponder,
+    frame: ThriftFrame,
+    name: string,
+    start: number,
+  ): CompiledRoute | undefined {
+    const target = callTarget(frame, name);
+    const route = this.#router.match(target);
+    if (route === undefined) {
+      request.release?.(); // nothing reads or writes the caller's bytes
+      this.#access(request, 404, 0, undefined, start);
+      const service = target.service === undefined ? '' : ` of service "${target.service}"`;
+      responder.respond(
+        undefined,
+        new TApplicationException(
+          TApplicationExceptionType.UNKNOWN_METHOD,
+          `loch: no route for method "${target.method}"${service} (ERR_LOCH_THRIFT_NO_ROUTE)`,
+        ),
+      );
+    }
+    return route;
   }
 
   /** @internal The upstream answered `relayed`'s call: its reply (or failure) goes to the caller. */
