@@ -6,16 +6,16 @@
  * process's mappings from /proc/PID/smaps grouped into the node binary, the native addons
  * (*.node), other shared objects, the brk heap, glibc thread arenas (arenas.ts), V8-sized
  * anonymous mappings and the rest, and with --stats the worker's own parts (SIGUSR2's stats
- * line: V8 spaces, external). Not the idle-connection reading itself (run.ts, busy.ts), and not
- * the main thread's V8 heap (no hook reaches it from outside; its share is what the worker's
- * spaces leave of the anonymous mappings).
+ * line: V8 spaces, external) and the main thread's V8 heap (used and committed, from Node's
+ * diagnostic report: loch runs with --report-on-signal=SIGWINCH, which any build takes). Not the
+ * idle-connection reading itself (run.ts, busy.ts).
  *
  * Usage (from bench/):
  *   pnpm exec tsx --conditions=@loch/source idle-memory/baseline.ts --loch-cli A/apps/proxy/dist/bin.js[,B/...]
  *     [--rounds 2] [--metrics on|off] [--access-log on|off] [--stats] [--json out.json]
  * Each (build, round) is a fresh loch; builds alternate within a round.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -102,6 +102,35 @@ interface Reading {
   rssKiB: number;
   parts: MapParts;
   stats?: Record<string, unknown>;
+  /** The main thread's V8 heap (bytes; --stats), from a diagnostic report. */
+  mainHeap?: { used: number; committed: number; spaces: Record<string, number> };
+}
+
+/** The main thread's javascriptHeap of the report `dir` receives after SIGWINCH (main-thread.ts's way). */
+async function mainHeap(peer: Peer, dir: string): Promise<Reading['mainHeap']> {
+  const before = new Set(readdirSync(dir));
+  peer.child.kill('SIGWINCH');
+  for (let n = 0; n < 200; n++) {
+    await delay(50);
+    const fresh = readdirSync(dir).filter((f) => !before.has(f));
+    if (fresh.length === 0) continue;
+    await delay(200);
+    const report = JSON.parse(readFileSync(join(dir, fresh[0]!), 'utf8')) as {
+      javascriptHeap: {
+        usedMemory: number;
+        totalMemory: number;
+        heapSpaces: Record<string, { memorySize: number }>;
+      };
+    };
+    rmSync(join(dir, fresh[0]!));
+    const h = report.javascriptHeap;
+    return {
+      used: h.usedMemory,
+      committed: h.totalMemory,
+      spaces: Object.fromEntries(Object.entries(h.heapSpaces).map(([k, v]) => [k, v.memorySize])),
+    };
+  }
+  return undefined;
 }
 
 function startLoch(
@@ -111,8 +140,11 @@ function startLoch(
   adminPort: number,
 ): Promise<Peer> & {
   stats: () => Promise<Record<string, unknown>>;
+  reports: string;
 } {
   const dir = mkdtempSync(join(tmpdir(), 'loch-baseline-'));
+  const reports = join(dir, 'reports');
+  mkdirSync(reports);
   const config = join(dir, 'loch.toml');
   // bench/http-proxy/peers.ts's loch config to the letter (the reading must be run.ts's), with the
   // log level raised to info only for --stats. It tracks that copy, not ab/tree.ts's lochConfig
@@ -137,7 +169,13 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
 `,
   );
-  const peer = startPeer('loch (1w)', process.execPath, [cli, 'run', '-c', config], { cpu: '1' });
+  // The report flags change nothing until SIGWINCH (main-thread.ts reads the same way).
+  const reportArgs = args.stats
+    ? ['--report-on-signal', '--report-signal=SIGWINCH', `--report-directory=${reports}`, '--report-compact']
+    : [];
+  const peer = startPeer('loch (1w)', process.execPath, [...reportArgs, cli, 'run', '-c', config], {
+    cpu: '1',
+  });
   const waiters: ((s: Record<string, unknown>) => void)[] = [];
   for (const out of [peer.child.stdout!, peer.child.stderr!])
     createInterface({ input: out }).on('line', (line) => {
@@ -146,6 +184,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
     });
   const ready = waitForHttp(port, PATH, '127.0.0.1', 15_000).then(() => peer);
   return Object.assign(ready, {
+    reports,
     stats: () => {
       const p = new Promise<Record<string, unknown>>((r) => waiters.push(r));
       peer.child.kill('SIGUSR2');
@@ -173,7 +212,15 @@ try {
         const rssKiB = await settledRssKiB(peer.pid, SETTLE_MS);
         const parts = mapParts(peer.pid);
         const stats = args.stats ? await started.stats() : undefined;
-        readings.push({ cli, round, rssKiB, parts, ...(stats ? { stats } : {}) });
+        const main = args.stats ? await mainHeap(peer, started.reports) : undefined;
+        readings.push({
+          cli,
+          round,
+          rssKiB,
+          parts,
+          ...(stats ? { stats } : {}),
+          ...(main ? { mainHeap: main } : {}),
+        });
         const s = stats as { heapSpaces?: Record<string, number>; external?: number } | undefined;
         const spaces = s?.heapSpaces
           ? ` | worker ${Object.entries(s.heapSpaces)
@@ -185,7 +232,10 @@ try {
             Object.entries(parts)
               .map(([k, v]) => (k === 'threads' ? `threads ${v}` : `${k} ${(v / 1024).toFixed(1)}`))
               .join(', ') +
-            spaces,
+            spaces +
+            (main === undefined
+              ? ''
+              : ` | main heap used ${(main.used / 1048576).toFixed(1)}, committed ${(main.committed / 1048576).toFixed(1)} MiB (old ${((main.spaces.old_space ?? 0) / 1048576).toFixed(1)}, code ${((main.spaces.code_space ?? 0) / 1048576).toFixed(1)}, new ${((main.spaces.new_space ?? 0) / 1048576).toFixed(1)})`),
         );
       } finally {
         await peer.stop();

@@ -159,14 +159,17 @@ const server = config.servers[0]!;
 const log = new ProxyLog('warn', '', noop, noop);
 const connector = new UpstreamConnector({ connect: async () => new Upstream([]) }, 30_000);
 // loch's chain for this server (stack.ts), over the in-memory upstream.
+const lifecycle = { retired: false };
 const handler = serverStack({
   server,
   routes: server.routes,
   log,
-  lifecycle: { retired: false },
+  lifecycle,
+  // As the worker builds it: the server's hooks answer the chain's failures (worker.ts).
+  serverHooks: true,
   newConnector: () => connector,
 }).make();
-const hooks = new RequestHooks(server.key);
+const hooks = new RequestHooks(server.key, log, { lifecycle });
 const identity = { key: server.key, scheme: 'http' } as const;
 // The connection context as loch's worker makes it (worker.ts).
 const http = new HttpServer<ConnectionCx>(handler, {
@@ -178,8 +181,8 @@ const http = new HttpServer<ConnectionCx>(handler, {
       .set('localAddr', stream.localAddress)
       .set('driver', stream.driver)
       .set('server', identity),
-  onAnswered: hooks.answered,
-  onAbandoned: hooks.abandoned,
+  // All four hooks, as loch's worker wires them (REVIEW F118).
+  ...hooks.serverOptions(),
 });
 
 async function settle(): Promise<void> {

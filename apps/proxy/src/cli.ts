@@ -7,9 +7,11 @@ import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { adminExposureWarning } from './admin/exposure.js';
-import { ConfigError, loadConfigFile } from './config/load.js';
-import { LOG_MODULES, type ProxyConfig } from './config/schema.js';
-import { certificateWarnings, redactSecrets, tlsNotes } from './config/tls.js';
+import { ConfigError } from './config/config-error.js';
+import { type LoadedConfig, loadConfigIsolated } from './config/isolated-load.js';
+import { LOG_MODULES } from './config/log-modules.js';
+import type { ProxyConfig } from './config/schema.js';
+import { certificateWarnings, redactSecrets, tlsNotes } from './config/tls-view.js';
 
 /**
  * The signals `loch run` acts on, and what each does (run.ts installs the handlers). Kept beside
@@ -190,9 +192,20 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`loch run: ${v8Flags.error}\n`);
     return 2;
   }
+  // `loch run` validates in a thread of its own, so that its main thread, which lives as long
+  // as the proxy, never loads the schema and its parsers (config/isolated-load.ts); meanwhile
+  // this thread loads the proxy's own modules. `loch check` exits once it has printed, and
+  // validates here.
+  let loaded: LoadedConfig | undefined;
   let config: ProxyConfig;
+  const proxy = command === 'run' ? import('./proxy/run.js') : undefined;
+  // Awaited below unless the config fails first (its failure then is not this one's).
+  proxy?.catch(() => undefined);
   try {
-    config = await loadConfigFile(values.config);
+    if (command === 'run') {
+      loaded = await loadConfigIsolated(values.config);
+      config = loaded.config;
+    } else config = await (await import('./config/load.js')).loadConfigFile(values.config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -200,7 +213,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     throw err;
   }
-  if (command === 'check') {
+  if (loaded === undefined || proxy === undefined) {
     const exposed = adminExposureWarning(config.admin);
     for (const warning of [
       ...certificateWarnings(config),
@@ -214,6 +227,6 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
   // Before run.js starts the workers: their isolates take the flags as they are now.
   for (const flag of v8Flags.flags) setFlagsFromString(flag);
-  const { runProxy } = await import('./proxy/run.js');
-  return runProxy(config, values.config);
+  const { runProxy } = await proxy;
+  return runProxy(loaded, values.config);
 }

@@ -24,13 +24,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect } from 'node:net';
 import type { WorkerPool } from '@loch/uring-runtime';
 import type { AdminConfig, ListenAddress, ProxyConfig } from '../config/schema.js';
+import { activeHealthStats } from '../health/active-checks.js';
 import { EXPOSITION_CONTENT_TYPE, renderExposition, type WorkerGauges } from '../metrics/exposition.js';
-import { activeChecks } from '../metrics/health-stats.js';
 import type { MetricsPlan } from '../metrics/layout.js';
 import type { MetricsShare } from '../metrics/recorder.js';
 import { MetricsRegistry, type ReloadOutcome } from '../metrics/registry.js';
 import type { ProxyLog } from '../proxy/log.js';
-import type { WorkerCommand, WorkerStats } from '../proxy/worker.js';
+import type { WorkerCommand, WorkerStats } from '../proxy/worker-protocol.js';
 import { type ConfigView, configView } from './config-view.js';
 import { adminExposureWarning, describeAddress } from './exposure.js';
 
@@ -266,7 +266,7 @@ export class AdminPlane {
       workers,
       workersRunning: running,
       overflow: m.layout.overflow,
-      checks: activeChecks(),
+      checks: activeHealthStats(),
     });
   }
 

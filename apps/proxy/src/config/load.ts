@@ -15,6 +15,7 @@ import { grpcPseudonymOf } from '../gateway/grpc-pseudonym-schema.js';
 import { normalizeHealthCheck, normalizeOutlier, normalizeRetries } from '../health/config.js';
 import { intHeaderKey, unknownIntHeader } from '../thrift/int-headers.js';
 import { thriftPseudonymOf } from '../thrift/pseudonym-config.js';
+import { ConfigError, type ConfigIssue } from './config-error.js';
 import {
   type AccessLogOutput,
   type ConfigFile,
@@ -37,26 +38,7 @@ import {
 import { DEFAULT_HANDSHAKE_MS, DEFAULT_TICKET_ROTATION_MS, normalizeTls } from './tls.js';
 import { trustedPeerProblem } from './trusted-peers.js';
 
-/** One problem in a config file. */
-export interface ConfigIssue {
-  /** Key path, e.g. `servers.web.listener.value`; empty for the whole file. */
-  readonly path: string;
-  readonly message: string;
-}
-
-/** A config that cannot be used: every issue found, with where it is. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  readonly code = 'ERR_LOCH_CONFIG';
-  constructor(
-    readonly source: string,
-    readonly issues: readonly ConfigIssue[],
-  ) {
-    super(
-      `${source}: ${issues.length} error(s)\n${issues.map((i) => `  ${i.path || '(file)'}: ${i.message}`).join('\n')}`,
-    );
-  }
-}
+export { ConfigError, type ConfigIssue };
 
 const defaultTimeouts: TimeoutConfig = {
   serverKeepalive: 60_000,

@@ -6,12 +6,13 @@
  * config error naming the key (a reload with such an error keeps the running config). Not for
  * serving: the worker builds its own context from the result (worker.ts).
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { generateTicketKeys, TlsServerContext } from '@loch/tls';
-import type { ConfigIssue } from './load.js';
-import type { ProxyConfig, TlsFile, TlsServerConfig } from './schema.js';
+import type { ConfigIssue } from './config-error.js';
+import type { TlsFile, TlsServerConfig } from './schema.js';
+
+export { certificateWarnings, keepTicketKeys, redactSecrets, tlsFiles, tlsNotes } from './tls-view.js';
 
 /** Default handshake deadline (ms): a handshake takes a few round trips, never seconds. */
 export const DEFAULT_HANDSHAKE_MS = 10_000;
@@ -167,81 +168,4 @@ export function tlsServerContext(config: TlsServerConfig, alpn: readonly string[
     ticketKeys: config.ticketKeys,
     ...(config.records === undefined ? {} : { records: config.records }),
   });
-}
-
-/**
- * Notes about a config's TLS tables that change nothing but should be said (`loch check` and
- * `loch run` print them): Monolake's `stack = "rustls" | "native_tls"` loads unchanged, and the
- * listener is served by OpenSSL (the node binary's) whichever it names. Not warnings: the config
- * works as written.
- */
-export function tlsNotes(config: ProxyConfig): string[] {
-  return config.servers.flatMap((server) => {
-    const stack = server.tls?.stack;
-    return stack === undefined
-      ? []
-      : [
-          `servers.${server.key}.tls.stack = "${stack}": accepted; Loch serves TLS with OpenSSL (node's) whichever stack is named`,
-        ];
-  });
-}
-
-/** Certificates that expire within this many days are warned about. */
-const EXPIRY_WARNING_DAYS = 14;
-
-/**
- * Warnings about the certificates of `config` (`loch check` prints them): expired ones, and ones
- * that expire within 14 days (certbot renews at 30 days left). Not errors: nginx serves an expired certificate too, and the
- * clients decide.
- */
-export function certificateWarnings(config: ProxyConfig, now = Date.now()): string[] {
-  const out: string[] = [];
-  for (const server of config.servers) {
-    server.tls?.certificates.forEach((c, i) => {
-      let notAfter: number;
-      try {
-        notAfter = Date.parse(new X509Certificate(c.chain).validTo);
-      } catch {
-        return;
-      }
-      const days = Math.floor((notAfter - now) / 86_400_000);
-      const at = `servers.${server.key}.tls certificate ${i} (${c.file})`;
-      if (notAfter <= now) out.push(`${at} expired on ${new Date(notAfter).toISOString()}`);
-      else if (days < EXPIRY_WARNING_DAYS)
-        out.push(`${at} expires in ${days} day(s), on ${new Date(notAfter).toISOString()}`);
-    });
-  }
-  return out;
-}
-
-/**
- * A JSON.stringify replacer that keeps secrets out of printed configs (`loch check`): private
- * keys and ticket keys are replaced by a note, certificate PEM by its file name.
- */
-/**
- * `next` with the session ticket keys of `previous` for every server that had TLS before: a
- * reload (a renewed certificate) does not cost clients their sessions.
- */
-export function keepTicketKeys(previous: ProxyConfig, next: ProxyConfig): ProxyConfig {
-  const before = new Map(previous.servers.map((s) => [s.key, s.tls?.ticketKeys]));
-  return {
-    ...next,
-    servers: next.servers.map((s) => {
-      const keys = before.get(s.key);
-      return s.tls === null || keys === undefined ? s : { ...s, tls: { ...s.tls, ticketKeys: keys } };
-    }),
-  };
-}
-
-/** The TLS files of every server of `config` (absolute paths), to watch for renewals. */
-export function tlsFiles(config: ProxyConfig): string[] {
-  return config.servers.flatMap((s) => s.tls?.files ?? []);
-}
-
-export function redactSecrets(key: string, value: unknown): unknown {
-  if (key === 'ticketKeys') return '<redacted>';
-  if (key === 'key' && typeof value === 'string' && value.includes('PRIVATE KEY')) return '<redacted>';
-  if ((key === 'chain' || key === 'clientCa') && typeof value === 'string' && value.includes('-----BEGIN'))
-    return `<PEM, ${value.length} bytes>`;
-  return value;
 }

@@ -97,6 +97,54 @@ describe('ActiveHealthChecker', () => {
       checker.close();
     }
   });
+  it.each([
+    ['v1', (first: Buffer) => expect(first.toString('latin1')).toMatch(/^PROXY UNKNOWN\r\nGET \/healthz /)],
+    [
+      'v2',
+      (first: Buffer) => {
+        expect(first.subarray(0, 12)).toEqual(Buffer.from(V2_SIGNATURE));
+        expect(first[12]).toBe(0x20);
+      },
+    ],
+  ] as const)(
+    'checks an upstream with send_proxy_protocol = "%s" after that PROXY header',
+    async (version, expectFirst) => {
+      // The checker loads the header's encoder with its first such check (not with the module).
+      const firsts: Buffer[] = [];
+      const server = createNetServer((socket) => {
+        let got = Buffer.alloc(0);
+        socket.on('data', (d: Buffer) => {
+          got = Buffer.concat([got, d]);
+          if (!got.includes('\r\n\r\n')) return;
+          firsts.push(got);
+          socket.end('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n');
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const flags = new Int32Array(HEALTH_SLOTS);
+      const checker = new ActiveHealthChecker(flags, { info: () => {}, warn: () => {} });
+      try {
+        const port = (server.address() as AddressInfo).port;
+        checker.update(
+          parseConfig(`
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8080" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${port}", send_proxy_protocol = "${version}" }]
+health_check = { path = "/healthz", interval = "50ms", unhealthy_threshold = 1, healthy_threshold = 1 }
+`),
+        );
+        await until(() => firsts.length >= 2);
+        for (const first of firsts) expectFirst(first);
+        expect(checker.stats()[0]).toMatchObject({ healthy: true, failures: 0 });
+      } finally {
+        checker.close();
+        await new Promise((r) => server.close(r));
+      }
+    },
+  );
 });
 
 describe('checkOnce', () => {

@@ -18,7 +18,6 @@ import { connect as connectHttp2 } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
-import { encodeProxyHeader } from '@loch/transports';
 import type { ProxyConfig, RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
 import type { HealthCheckConfig } from './config.js';
 import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
@@ -55,7 +54,8 @@ interface Target {
   failures: number;
   lastError: string;
   /** Protocol and PROXY header of the checks. */
-  readonly transport: CheckTransport;
+  /** Its proxyHeader is set before the first check of an upstream that expects one. */
+  transport: CheckTransport;
   timer: NodeJS.Timeout | undefined;
   /** Cancels the check in flight. */
   inFlight: (() => void) | undefined;
@@ -74,16 +74,30 @@ function targetKey(upstream: UpstreamConfig, check: HealthCheckConfig, http2: bo
   return `${addressKey(upstream.address)}|${http2 ? 'h2' : 'h1'}|${upstream.sendProxyProtocol ?? ''}|${JSON.stringify(check)}`;
 }
 
-/** How the checks of `upstream` connect (protocol, PROXY header). */
+/** How the checks of `upstream` connect: protocol, and the PROXY header version it expects. */
 function transportOf(upstream: UpstreamConfig, http2: boolean): CheckTransport {
   const send = upstream.sendProxyProtocol;
-  return {
-    http2,
-    proxyHeader:
-      send === undefined
-        ? undefined
-        : encodeProxyHeader({ version: send === 'v1' ? 1 : 2, source: null, destination: null }),
-  };
+  return { http2, ...(send === undefined ? {} : { proxyVersion: send === 'v1' ? 1 : 2 }) };
+}
+
+/**
+ * @loch/transports's PROXY header encoder, loaded with the first check that sends a header: the
+ * package's index brings the HTTP, TLS and Thrift code that `loch run`'s main thread, where the
+ * checks run, never uses otherwise (~4 MiB of heap; bench/idle-memory/readings-2026-12-06c.md).
+ */
+let proxyHeaderEncoder: Promise<typeof import('@loch/transports')['encodeProxyHeader']> | undefined;
+
+/** The header a check sends first: v1 "PROXY UNKNOWN" or a v2 LOCAL header (no addresses). */
+async function checkProxyHeader(version: 1 | 2): Promise<Uint8Array> {
+  proxyHeaderEncoder ??= import('@loch/transports').then(
+    (m) => m.encodeProxyHeader,
+    (error: unknown) => {
+      // Not kept: the next check tries again.
+      proxyHeaderEncoder = undefined;
+      throw error;
+    },
+  );
+  return (await proxyHeaderEncoder)({ version, source: null, destination: null });
 }
 
 /** Runs every configured check of the process and keeps the shared table current. */
@@ -210,6 +224,18 @@ export class ActiveHealthChecker {
 
   #run(target: Target): void {
     if (target.stopped) return;
+    const version = target.transport.proxyVersion;
+    if (version !== undefined && target.transport.proxyHeader === undefined) {
+      checkProxyHeader(version).then(
+        (proxyHeader) => {
+          target.transport = { ...target.transport, proxyHeader };
+          this.#run(target);
+        },
+        (error: unknown) =>
+          this.#checked(target, `PROXY header: ${(error as Error)?.message ?? String(error)}`),
+      );
+      return;
+    }
     checkOnce(target.address, target.check, target.transport, (cancel) => {
       target.inFlight = cancel;
     }).then(
@@ -274,6 +300,8 @@ export interface CheckTransport {
    * proxy's own (a health check), as haproxy sends to its checked servers.
    */
   readonly proxyHeader?: Uint8Array | undefined;
+  /** The PROXY header version the upstream expects; the checker sets proxyHeader from it. */
+  readonly proxyVersion?: 1 | 2 | undefined;
 }
 
 /**

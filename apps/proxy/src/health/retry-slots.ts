@@ -11,8 +11,8 @@
  * Not for the budget arithmetic (retry-budget.ts).
  */
 import type { ProxyConfig, RouteConfig } from '../config/schema.js';
+import { groupIdentity } from './group-identity.js';
 import { RETRY_BLOCK_WORDS, RETRY_GROUPS, RETRY_WORDS_PER_GROUP } from './health-flags.js';
-import { groupIdentity } from './route-group.js';
 
 /** Places route groups' retry counts (main thread). */
 export class RetrySlots {

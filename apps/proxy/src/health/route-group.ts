@@ -8,22 +8,9 @@
  * (upstream-group.ts, outlier-state.ts, retry-budget.ts).
  */
 import type { RouteConfig } from '../config/schema.js';
+import { groupIdentity } from './group-identity.js';
 import { healthFlags, outlierWords, retryBlock, retryWords } from './health-flags.js';
 import { UpstreamGroup, upstreamGroup } from './upstream-group.js';
-
-/**
- * What makes two routes share a group: the upstreams, the health and retry settings and the
- * active-check and passive-health places (the main thread's retry placement keys on this too).
- */
-export function groupIdentity(route: RouteConfig): string {
-  return JSON.stringify([
-    route.upstreams.map((u) => [u.label, u.address, u.limits ?? null]),
-    route.outlierDetection ?? null,
-    route.retries ?? null,
-    route.healthSlots ?? null,
-    route.outlierSlots ?? null,
-  ]);
-}
 
 /** The group of `route`'s upstreams (new, or this worker's existing one with the same identity). */
 export function routeGroup(route: RouteConfig): UpstreamGroup {

@@ -8,7 +8,8 @@
  * running now before it is counted as restarted. Only every worker in a crash loop stops loch.
  *
  * Reload is a two-phase commit over the workers' command channel: the new file is read and
- * validated here (a bad file is logged with every error and the running config stays), then
+ * validated in a short-lived thread (config/isolated-load.ts: this thread never loads the
+ * schema; a bad file is logged with every error and the running config stays), then
  * every worker precommits (builds its chains from the current ones and binds added listeners),
  * the replies are gathered, and all workers commit, or all abort if any failed. Changes to
  * `[runtime]` need a restart: such a reload is refused by name and the old config stays.
@@ -28,10 +29,10 @@ import {
   type WorkerRestart,
 } from '@loch/uring-runtime';
 import { AdminPlane } from '../admin/admin-listener.js';
-import { ConfigError, loadConfigFile } from '../config/load.js';
+import { ConfigError } from '../config/config-error.js';
+import { type LoadedConfig, loadConfigIsolated } from '../config/isolated-load.js';
 import type { ProxyConfig } from '../config/schema.js';
-import { keepTicketKeys, tlsFiles, tlsNotes } from '../config/tls.js';
-import { gatewayFiles } from '../gateway/config.js';
+import { keepTicketKeys, tlsNotes } from '../config/tls-view.js';
 import { ActiveHealthChecker } from '../health/active-checks.js';
 import { attachHealthFlags, newHealthBuffer, outlierWords, retryWords } from '../health/health-flags.js';
 import { OutlierSlots } from '../health/outlier-slots.js';
@@ -40,7 +41,7 @@ import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
 import { rotateTicketKeys, TicketKeyRotation } from './ticket-rotation.js';
-import { listenId, type WorkerCommand, type WorkerData } from './worker.js';
+import { listenId, type WorkerCommand, type WorkerData } from './worker-protocol.js';
 
 /** How long the config file must be quiet before a change triggers a reload (ms). */
 const DEBOUNCE_MS = 150;
@@ -154,7 +155,10 @@ function errorLogOnly(config: ProxyConfig): ProxyConfig {
 }
 
 /** Runs the proxy until SIGTERM/SIGINT; resolves with the exit code. */
-export async function runProxy(loaded: ProxyConfig, configPath: string): Promise<number> {
+export async function runProxy(
+  { config: loaded, files: loadedFiles }: LoadedConfig,
+  configPath: string,
+): Promise<number> {
   const log = new ProxyLog(loaded.logLevel, '');
   try {
     // `[log] error_log`: this thread's lines go to the file too (workers open it themselves).
@@ -256,10 +260,12 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
   const reloadOnce = async (why: string): Promise<void> => {
     if (stopping) return;
     let next: ProxyConfig;
+    let files: readonly string[];
     try {
-      next = retries.update(
-        outliers.update(checker.update(keepTicketKeys(current, await loadConfigFile(file)))),
-      );
+      // Read and validated in a thread of its own (the schema never loads here).
+      const read = await loadConfigIsolated(file);
+      files = read.files;
+      next = retries.update(outliers.update(checker.update(keepTicketKeys(current, read.config))));
     } catch (error) {
       const detail = error instanceof ConfigError ? error.message : String(error);
       log.error(`reload (${why}) failed, keeping the running config: ${detail}`);
@@ -322,7 +328,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
     outliers.retain(next);
     retries.retain(next);
     void admin.reloaded('ok', next, gen);
-    certificates.update([...tlsFiles(next), ...gatewayFiles(next)]);
+    certificates.update(files);
     rotation.update(next);
     try {
       log.commitAccess(log.prepareAccess(errorLogOnly(next)));
@@ -428,7 +434,7 @@ export async function runProxy(loaded: ProxyConfig, configPath: string): Promise
 
   // Certificates and keys, IDLs and pseudonym keys: a changed file reloads the config (which
   // reads them again; a bad one keeps the running config).
-  certificates.update([...tlsFiles(current), ...gatewayFiles(current)]);
+  certificates.update(loadedFiles);
 
   /**
    * Session ticket key rotation: the next key set is made here once and sent to every worker at

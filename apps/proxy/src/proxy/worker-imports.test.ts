@@ -1,6 +1,10 @@
 /**
  * What a worker isolate loads at start: every worker thread evaluates worker.ts's static import
- * graph again, so a package pulled into it costs its heap once per worker. zod (the config
+ * graph again, so a package pulled into it costs its heap once per worker. And what `loch run`'s
+ * main thread loads (cli.ts, then run.ts): it lives as long as the proxy and only supervises, so
+ * the config schema, its parsers and the serving code are not its to keep (the config is read
+ * in a short-lived thread, config/isolated-load.ts: -10.7 MiB of main-thread heap,
+ * bench/idle-memory/readings-2026-12-06c.md). zod (the config
  * schema) belongs to the main thread; the worker gets the checked config in its workerData.
  * (proxy/log.ts imported LOG_MODULES from config/schema.ts and so loaded zod and the whole
  * schema in every worker: ~5 MiB of heap each, bench/idle-memory/readings-2026-12-06b.md.)
@@ -66,11 +70,11 @@ function valueImports(file: string): string[] {
 
 /**
  * The bare specifiers (packages) reachable from `entry` through value imports, each with the
- * file that imports it first; workspace packages are followed into their sources.
+ * file that imports it first; workspace packages are followed into their sources. `seen` gets
+ * every source file of the graph.
  */
-function packagesLoadedBy(entry: string): Map<string, string> {
+function packagesLoadedBy(entry: string, seen = new Set<string>()): Map<string, string> {
   const packages = new Map<string, string>();
-  const seen = new Set<string>();
   const queue = [entry];
   while (queue.length > 0) {
     const file = queue.pop()!;
@@ -110,4 +114,40 @@ describe('a worker isolate', () => {
       expect(loaded.get(parser), `${parser} is imported through ${loaded.get(parser)}`).toBeUndefined();
     },
   );
+});
+
+describe("loch run's main thread", () => {
+  const files = new Set<string>();
+  // cli.ts imports run.ts when it runs the proxy (a dynamic import): both graphs are the thread's.
+  const loaded = new Map([
+    ...packagesLoadedBy(resolve(here, '../cli.ts'), files),
+    ...packagesLoadedBy(resolve(here, 'run.ts'), files),
+  ]);
+
+  it('loads the runtime (the worker pool) and the admin listener (the graph is read)', () => {
+    expect(loaded.has('@loch/uring-runtime')).toBe(true);
+    expect(files.has(resolve(here, '../admin/admin-listener.ts'))).toBe(true);
+  });
+
+  it.each(['zod', 'smol-toml', '@creditkarma/thrift-parser', 'protobufjs', '@bufbuild/protobuf'])(
+    'does not load %s (config validation runs in a thread of its own)',
+    (parser) => {
+      expect(loaded.get(parser), `${parser} is imported through ${loaded.get(parser)}`).toBeUndefined();
+    },
+  );
+
+  it.each(['config/load.ts', 'config/schema.ts', 'gateway/config.ts'])('does not load %s', (file) => {
+    expect(files.has(resolve(here, '..', file))).toBe(false);
+  });
+
+  it.each(['@loch/http', '@loch/transports', '@loch/thrift', '@loch/gateway', '@loch/gateway/runtime'])(
+    "does not load the workers' %s",
+    (pkg) => {
+      expect(loaded.get(pkg), `${pkg} is imported through ${loaded.get(pkg)}`).toBeUndefined();
+    },
+  );
+
+  it('does not load worker.ts (run.ts reads the protocol from worker-protocol.ts)', () => {
+    expect(files.has(resolve(here, 'worker.ts'))).toBe(false);
+  });
 });

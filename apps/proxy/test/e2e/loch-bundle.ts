@@ -7,9 +7,9 @@
  * The bundle is built from the sources of this run, once, so nothing but the working tree is
  * tested. Not a test.
  *
- * Layout (in a directory of this run, removed at teardown): dist/bin.js, dist/worker.js and
- * dist/bootstrap.js (the entries run.ts and workers/start.ts find next to their own module when
- * it is .js) with their shared chunks, so the main thread and each worker thread load plain
+ * Layout (in a directory of this run, removed at teardown): dist/bin.js, dist/worker.js,
+ * dist/load-thread.js and dist/bootstrap.js (the entries run.ts, config/isolated-load.ts and
+ * workers/start.ts find next to their own module when it is .js) with their shared chunks, so the main thread and each worker thread load plain
  * JavaScript and share one instance of every module per thread; and package.json, a copy of
  * apps/proxy's, which cli.ts reads for the version ('../package.json' from dist/) and which makes
  * dist/*.js ES modules.
@@ -79,6 +79,7 @@ export async function buildLochBundle(): Promise<{ dir: string; bin: string }> {
     entryPoints: {
       bin: join(PROXY_DIR, 'src/bin.ts'),
       worker: join(PROXY_DIR, 'src/proxy/worker.ts'),
+      'load-thread': join(PROXY_DIR, 'src/config/load-thread.ts'),
       bootstrap: join(ROOT, 'packages/uring-runtime/src/workers/bootstrap.ts'),
     },
     outdir: dist,
