@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import {
   GatewayConfigError,
   GrpcPseudonymRewriter,
+  GrpcPseudonymService,
   loadDescriptorSets,
   loadProtoFiles,
   ProtoPseudonymPlan,
@@ -26,6 +27,9 @@ import type { z } from 'zod';
 import type { ConfigIssue } from '../config/load.js';
 import type { PseudonymizeSchema } from '../config/schema.js';
 import { pseudonymFieldsOf, pseudonymKeysOf } from './pseudonym-config.js';
+
+// The service that runs the rewriter around a forwarding, loaded with this side (grpc-pseudonym.ts).
+export { GrpcPseudonymService };
 
 type PseudonymizeTable = z.infer<typeof PseudonymizeSchema>;
 

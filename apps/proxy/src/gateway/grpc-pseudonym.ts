@@ -3,9 +3,10 @@
  * the config side and the rewriter's construction are grpc-pseudonym-schema.ts). That file and
  * the schema parsers it brings (protobufjs, @bufbuild/protobuf: ~3 MiB of heap per isolate) are
  * imported when a worker builds a route table that pseudonymizes gRPC (proxy/route.ts calls
- * loadGrpcSchemaSide), not in workers whose config has no such route.
+ * loadGrpcSchemaSide), not in workers whose config has no such route; so is the gateway's
+ * GrpcPseudonymService, which this file takes from that side.
  */
-import { type GatewayRefusalListener, GrpcPseudonymService } from '@loch/gateway/runtime';
+import type { GatewayRefusalListener } from '@loch/gateway/runtime';
 import type { HttpRequest, HttpResponse } from '@loch/http';
 import type { GrpcPseudonymConfig } from './grpc-pseudonym-schema.js';
 import type { GatewayRefusals } from './refusals.js';
@@ -63,5 +64,5 @@ export function callWithGrpcPseudonyms(
     listener = listeners.get(refusals);
     if (listener === undefined) listeners.set(refusals, (listener = refusals.listener('gRPC')));
   }
-  return new GrpcPseudonymService({ call: forward }, rewriter, undefined, listener).call(request);
+  return new side.GrpcPseudonymService({ call: forward }, rewriter, undefined, listener).call(request);
 }

@@ -116,6 +116,27 @@ describe('a worker isolate', () => {
   );
 });
 
+describe('a worker whose config has HTTP servers only', () => {
+  // What it loads at start is worker.ts's static graph: thrift servers and gateway routes load
+  // their code when a config has them (worker.ts #loadThrift, route.ts's gateway dispatch,
+  // gateway/grpc-pseudonym.ts's schema side).
+  const files = new Set<string>();
+  const loaded = packagesLoadedBy(resolve(here, 'worker.ts'), files);
+
+  it.each(['@loch/thrift', '@loch/gateway', '@loch/gateway/runtime'])('does not load %s', (pkg) => {
+    expect(loaded.get(pkg), `${pkg} is imported through ${loaded.get(pkg)}`).toBeUndefined();
+  });
+
+  it.each([
+    'thrift/servers.ts',
+    'thrift/upstream.ts',
+    'gateway/dispatch.ts',
+    'gateway/grpc-pseudonym-schema.ts',
+  ])('does not load %s', (file) => {
+    expect(files.has(resolve(here, '..', file))).toBe(false);
+  });
+});
+
 describe("loch run's main thread", () => {
   const files = new Set<string>();
   // cli.ts imports run.ts when it runs the proxy (a dynamic import): both graphs are the thread's.

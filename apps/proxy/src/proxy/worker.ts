@@ -32,13 +32,12 @@ import {
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
 import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
-import { closeGatewayUpstreams } from '../gateway/dispatch.js';
 import { attachHealthFlags } from '../health/health-flags.js';
 import { reportHealthTo } from '../health/upstream-group.js';
 import { workerGroupHealth } from '../metrics/health-stats.js';
 import { workerMetrics } from '../metrics/recorder.js';
 import { runtimeStats } from '../metrics/runtime-stats.js';
-import { ThriftServers } from '../thrift/servers.js';
+import type { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
 import {
@@ -151,8 +150,17 @@ export class ProxyWorker {
   readonly #runtime: IdleTrimTarget | undefined;
   readonly #debug: DebugAids;
   #idleTrimMs: number | undefined;
-  /** The `proxy_type = "thrift"` servers; their listeners are in #listeners like the others. */
-  readonly #thrift: ThriftServers;
+  /**
+   * The `proxy_type = "thrift"` servers (their listeners are in #listeners like the others),
+   * from the first config that has one: until then the worker has not loaded the Thrift relay
+   * (thrift/servers.ts and what it imports), which an HTTP-only worker never uses.
+   */
+  #thrift: ThriftServers | null = null;
+  /**
+   * Whether a committed config had a gateway route: only then has the route layer loaded the
+   * gateway's dispatch (route.ts), whose upstream pool the shutdown closes.
+   */
+  #gatewayRoutes = false;
   /** runtime.max_connections_per_worker: accepting pauses at the limit (connection-limit.ts). */
   readonly #limit: ConnectionLimit;
 
@@ -168,10 +176,9 @@ export class ProxyWorker {
     this.log = new ProxyLog(config.logLevel, `worker ${index}: `);
     // A bad LOCH_LOG is reported once, by the main thread.
     this.log.configureLevels(config);
-    this.#thrift = new ThriftServers(this.log.at('thrift'), index);
     this.#limit = new ConnectionLimit(
       config.runtime.maxConnectionsPerWorker,
-      () => this.#httpConnections() + this.#thrift.connections,
+      () => this.#httpConnections() + (this.#thrift?.connections ?? 0),
       (max, pauses) =>
         this.log.warn(
           `max_connections_per_worker (${max}) reached: accepting paused until a connection closes` +
@@ -239,6 +246,23 @@ export class ProxyWorker {
     return address.kind === 'tcp' || this.index === 0;
   }
 
+  /**
+   * The Thrift relay, loaded when a config first has a thrift server. A failure to load fails
+   * that config's precommit with a clear error (at start: loch does not start; on reload: the
+   * running config stays), never the worker.
+   */
+  async #loadThrift(): Promise<ThriftServers> {
+    let servers: typeof import('../thrift/servers.js');
+    try {
+      servers = await import('../thrift/servers.js');
+    } catch (error) {
+      throw new Error(`cannot load the thrift server code: ${(error as Error)?.message ?? String(error)}`, {
+        cause: error,
+      });
+    }
+    return new servers.ThriftServers(this.log.at('thrift'), this.index);
+  }
+
   async precommit(generation: number, config: ProxyConfig): Promise<void> {
     if (this.#stopping) throw new Error('worker is stopping');
     if (this.#staged !== null) this.abort(this.#staged.generation);
@@ -291,7 +315,8 @@ export class ProxyWorker {
           });
         }
       }
-      this.#thrift.precommit(config.thriftServers);
+      if (config.thriftServers.length > 0) this.#thrift ??= await this.#loadThrift();
+      this.#thrift?.precommit(config.thriftServers);
       for (const server of config.thriftServers) {
         const id = listenId(server.listen);
         if (this.#owns(server.listen) && !this.#listeners.has(id))
@@ -431,7 +456,7 @@ export class ProxyWorker {
     // Listeners: point kept ones at their (possibly renamed) server, start new ones, close the rest.
     const wanted = new Map<string, string>();
     for (const s of staged.config.servers) if (this.#owns(s.listen)) wanted.set(listenId(s.listen), s.key);
-    this.#thrift.commit(staged.config.thriftServers);
+    this.#thrift?.commit(staged.config.thriftServers);
     for (const s of staged.config.thriftServers)
       if (this.#owns(s.listen)) wanted.set(listenId(s.listen), s.key);
     for (const l of staged.listeners) this.#listeners.set(l.id, l);
@@ -449,6 +474,7 @@ export class ProxyWorker {
       }
     }
     this.#config = staged.config;
+    this.#gatewayRoutes ||= staged.config.servers.some((s) => s.routes.some((r) => r.gateway !== undefined));
     this.log.configureLevels(staged.config);
     this.log.commitAccess(staged.access);
     this.#limit.max = staged.config.runtime.maxConnectionsPerWorker;
@@ -473,7 +499,7 @@ export class ProxyWorker {
     if (staged === null || staged.generation !== generation) return;
     this.#staged = null;
     this.log.abortAccess(staged.access);
-    this.#thrift.abort();
+    this.#thrift?.abort();
     for (const entry of this.#servers.values()) {
       entry.slot.abort();
       entry.staged = null;
@@ -497,7 +523,7 @@ export class ProxyWorker {
 
   /** Hands an accepted connection to its server's HttpServer; closes it when that server is gone. */
   #serve(l: ListenerEntry, stream: ByteStream): void {
-    if (!this.#stopping && this.#thrift.serve(l.serverKey, stream)) return;
+    if (!this.#stopping && this.#thrift?.serve(l.serverKey, stream) === true) return;
     const entry = this.#servers.get(l.serverKey);
     if (entry === undefined || this.#stopping) {
       void stream.close().catch(() => {});
@@ -602,7 +628,7 @@ export class ProxyWorker {
       const s = connectorOf(entry.slot.get()).stats();
       upstream[key] = { idle: s.idle, active: s.active, created: s.created, reused: s.reused };
     }
-    Object.assign(upstream, this.#thrift.stats());
+    if (this.#thrift !== null) Object.assign(upstream, this.#thrift.stats());
     let idleConnections = 0;
     for (const http of this.#https) idleConnections += http.idleConnections;
     const tlsRecords: Record<string, TlsRecordCounts> = {};
@@ -616,7 +642,7 @@ export class ProxyWorker {
     return {
       worker: this.index,
       generation: this.generation,
-      connections: this.#httpConnections() + this.#thrift.connections,
+      connections: this.#httpConnections() + (this.#thrift?.connections ?? 0),
       idleConnections,
       listeners: [...this.#listeners.keys()],
       upstream,
@@ -643,7 +669,7 @@ export class ProxyWorker {
     const grace = Math.max(0, ...this.#config.servers.map((s) => s.timeouts.shutdownGrace));
     await Promise.all([...this.#listeners.values()].map((l) => l.listener.close().catch(() => {})));
     this.#listeners.clear();
-    const thriftStopped = this.#thrift.shutdown(this.#thrift.shutdownGrace);
+    const thriftStopped = this.#thrift?.shutdown(this.#thrift.shutdownGrace);
     // Tunnels (WebSocket) get their server's tunnel_drain, then are closed; requests keep the grace.
     const tunnelsDrained = drainTunnels().then((closed) => {
       if (closed > 0) this.log.at('tunnel').info(`tunnel_drain over: closed ${closed} tunnel(s)`);
@@ -668,7 +694,12 @@ export class ProxyWorker {
     for (const entry of this.#servers.values()) {
       connectorOf(entry.slot.get()).close();
     }
-    closeGatewayUpstreams();
+    // The gateway's upstream pool, if the route layer loaded its dispatch (a failed import made none).
+    if (this.#gatewayRoutes)
+      await import('../gateway/dispatch.js').then(
+        (dispatch) => dispatch.closeGatewayUpstreams(),
+        () => {},
+      );
     await thriftStopped;
     // The drain's own line must be written before the log closes: the tunnels' connections can
     // end (and `drained` resolve) a turn before drainTunnels() resolves, so without this wait a
