@@ -1,12 +1,14 @@
 import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   AccessLogFileError,
   type AccessRecord,
   FileSink,
   jsonLine,
+  TextChunk,
   textField,
   textLine,
   textLineOf,
@@ -29,7 +31,7 @@ const record = (over: Partial<AccessRecord> = {}): AccessRecord => ({
   upstreamMs: 0.5,
   ms: 1.2345,
   requestId: 'req-1',
-  timeBytes: undefined,
+  timeChunk: undefined,
   ...over,
 });
 
@@ -41,9 +43,11 @@ describe('access-log formats', () => {
     expect(textLine(record({ upstream: undefined }))).toContain(' 200 12 - 1.23\n');
   });
 
-  it('copies the time from its bytes when the record has them, to a string and into a file sink alike', async () => {
+  it('copies the time from its chunk when the record has one, to a string and into a file sink alike', async () => {
     const time = '2026-12-05T06:30:00.123Z';
-    const r = record({ time, timeBytes: new Uint8Array(Buffer.from(time, 'latin1')) });
+    const chunk = new TextChunk(time.length);
+    chunk.bytes.set(Buffer.from(time, 'latin1'));
+    const r = record({ time, timeChunk: chunk });
     const line = `${time} web 10.1.2.3:4000 GET /a?b=1 200 12 http://127.0.0.1:9000 1.23\n`;
     expect(textLine(r)).toBe(line);
     const path = join(dir, 'time-bytes.log');
@@ -137,6 +141,101 @@ describe('access-log formats', () => {
     for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
     // Again, every label now written before (kept as bytes where it can be).
     for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
+  });
+
+  it('writes any record as its string pieces do (fast-check: textLine and a file sink against textLineOf)', async () => {
+    // Chars a request can choose (method, target, an X-Forwarded-For client): controls, space,
+    // quotes, backslashes, DEL, latin1 above 0x7f, beyond latin1, lone surrogates.
+    const hostile = fc.constantFrom(
+      ...'\x00\x01\t\n\r "\\\x7f\x80\xe9\xff\u0100\u20acaZ09/?=%:.-_',
+      '\ud800',
+      '\udfff',
+      '\u{1f600}',
+    );
+    const field = fc.oneof(
+      fc.string({ unit: hostile, maxLength: 12 }),
+      fc.string({ unit: 'grapheme-ascii', maxLength: 40 }),
+      fc.constantFrom('', 'GET', 'POST', '/b128', '/a?b=1', 'http://127.0.0.1:18081', 'web'),
+    );
+    const time = fc
+      .integer({ min: Date.UTC(1970, 0, 1), max: Date.UTC(9999, 11, 31, 23, 59, 59, 999) })
+      .map((ms) => new Date(ms).toISOString());
+    const client = fc.oneof(
+      fc.record({
+        family: fc.constant('ipv4' as const),
+        address: fc.oneof(fc.ipV4(), field),
+        port: fc.integer({ min: 0, max: 65_535 }),
+      }),
+      fc.record({
+        family: fc.constant('ipv6' as const),
+        address: fc.oneof(fc.ipV6(), field),
+        port: fc.integer({ min: 0, max: 65_535 }),
+      }),
+      fc.constant({ family: 'unix' as const, path: '/run/x.sock' }),
+    );
+    const count = fc.oneof(
+      fc.integer({ min: 0, max: 2 ** 31 + 5 }),
+      fc.constantFrom(100, 200, 599, 999, 1000, 99, 0, 2 ** 53 - 1, 2 ** 53, 1.5, -1, -0, Number.NaN),
+      // Where the digit count changes (small integers' lengths are found by comparisons).
+      fc.tuple(fc.integer({ min: 0, max: 10 }), fc.integer({ min: -1, max: 1 })).map(([k, d]) => 10 ** k + d),
+      fc.constantFrom(2 ** 31 - 1, 2 ** 31, 99_999, 100_000, 999_999, 1_000_000, 9_999_999, 10_000_000),
+    );
+    const ms = fc.oneof(
+      fc.double({ min: 0, max: 2e6, noNaN: true }),
+      fc.integer({ min: 0, max: 10_000_000 }).map((n) => n / 1000 + 0.005),
+      fc.constantFrom(-0, -1, 1e6, Number.NaN, Number.POSITIVE_INFINITY, 0.125, 1.005, 2.675),
+    );
+    const arbitrary = fc.record({
+      time: fc.oneof(time, field),
+      chunk: fc.boolean(),
+      server: field,
+      client,
+      method: field,
+      target: field,
+      status: count,
+      bytes: count,
+      upstream: fc.option(field, { nil: undefined }),
+      ms,
+    });
+    const records = arbitrary.map((a): AccessRecord => {
+      let timeChunk: TextChunk | undefined;
+      // A logger keeps a chunk only for the 24-char ISO form.
+      if (a.chunk && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(a.time)) {
+        timeChunk = new TextChunk(a.time.length);
+        timeChunk.bytes.set(Buffer.from(a.time, 'latin1'));
+      }
+      const { chunk: _, ...rest } = a;
+      return record({ ...rest, timeChunk });
+    });
+    const path = join(dir, 'property.log');
+    const sink = new FileSink(path, () => {}, 5, 1 << 30, 4096);
+    let expected = '';
+    fc.assert(
+      fc.property(records, (r) => {
+        const reference = textLineOf(r);
+        expect(textLine(r)).toBe(reference);
+        sink.pushText(r);
+        expected += reference;
+      }),
+      { numRuns: 3000 },
+    );
+    await sink.close();
+    expect(readFileSync(path)).toEqual(Buffer.from(expected, 'utf8'));
+  });
+
+  it('writes client addresses the same whether kept as chunks or past the bound (256 kept)', () => {
+    // Distinct strings of one text too (a second connection from the same host).
+    for (let i = 0; i < 600; i++) {
+      const address = `10.${(i >> 8) & 255}.${i & 255}.${i % 7}`;
+      for (const a of [address, [...address].join('')]) {
+        const r = record({ client: { family: 'ipv4', address: a, port: i } });
+        expect(textLine(r)).toBe(textLineOf(r));
+      }
+    }
+    for (const address of ['10.0.0.1', '10.5.220.1', 'caf\u00e9', '\u20ac']) {
+      const r = record({ client: { family: 'ipv6', address, port: 443 } });
+      expect(textLine(r)).toBe(textLineOf(r));
+    }
   });
 
   it('writes one JSON object per line with every field', () => {

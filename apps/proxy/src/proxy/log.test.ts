@@ -221,6 +221,43 @@ describe('ProxyLog', () => {
     expect(parseLogEnv('tsl=debug')).toEqual({ error: expect.stringMatching(/"tsl" is not a log module/) });
   });
 
+  it("switches a server's lines to a committed config's output at the next line, and back (the last route is not kept past a commit)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
+    try {
+      const configOf = (accessLog: string) =>
+        parseConfig(
+          `
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:8081" }
+${accessLog}
+routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
+`,
+          join(dir, 'loch.toml'),
+        );
+      const out: string[] = [];
+      const log = new ProxyLog(
+        'info',
+        '',
+        (t) => out.push(t),
+        () => {},
+      );
+      const peer = { family: 'ipv4', address: '10.0.0.2', port: 4444 } as const;
+      log.access('web', peer, 'GET', '/stdout-1', 200, 0, undefined, 0);
+      log.commitAccess(log.prepareAccess(configOf(`access_log = { path = "${join(dir, 'web.log')}" }`)));
+      log.access('web', peer, 'GET', '/file', 200, 0, undefined, 0);
+      log.commitAccess(log.prepareAccess(configOf('')));
+      log.access('web', peer, 'GET', '/stdout-2', 200, 0, undefined, 0);
+      await log.close();
+      expect(out.join('')).toMatch(/ GET \/stdout-1 .*\n.* GET \/stdout-2 /);
+      expect(out.join('')).not.toContain('/file');
+      expect(readFileSync(join(dir, 'web.log'), 'utf8')).toMatch(
+        /^\S+ web 10\.0\.0\.2:4444 GET \/file 200 0 - 0\.00\n$/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('routes a server to its file in JSON, with the request id and the client behind trusted proxies', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loch-log-'));
     try {

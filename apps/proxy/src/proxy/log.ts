@@ -33,6 +33,7 @@ import {
   FileSink,
   jsonLine,
   LineBuffer,
+  TextChunk,
 } from './access-log.js';
 import { forwardedClient } from './forwarded-client.js';
 
@@ -98,6 +99,14 @@ class LogOutputs {
   readonly stdout: LineBuffer;
   /** Server key -> how its lines are written (absent: text to stdout). */
   routes = new Map<string, AccessRoute>();
+  /**
+   * The route of the last access line: its server key and the routes map it was read from (a
+   * worker logs line after line for the same server; a hash lookup of the key is ~70
+   * instructions, the two comparisons a few). A config commit replaces the map, which misses.
+   */
+  lastRoutes: Map<string, AccessRoute> | null = null;
+  lastServer = '';
+  lastRoute: AccessRoute | null = null;
   /** Open access-log files by path (one per path, shared by the servers naming it). */
   files = new Map<string, FileSink>();
   readonly stdoutText: AccessRoute;
@@ -116,7 +125,7 @@ class LogOutputs {
     upstreamMs: undefined,
     ms: 0,
     requestId: undefined,
-    timeBytes: undefined,
+    timeChunk: undefined,
   };
   lastMs = Number.NaN;
   lastIso = '';
@@ -124,9 +133,9 @@ class LogOutputs {
   lastSecondMs = Number.NaN;
   /** `YYYY-MM-DDTHH:MM:SS.` of that second. */
   lastIsoSecond = '';
-  /** lastIso's chars as bytes while it has the 24-char form (lastIsoBytesOk), for access lines. */
-  readonly lastIsoBytes = new Uint8Array(24);
-  lastIsoBytesOk = false;
+  /** lastIso as a chunk while it has the 24-char form (lastIsoChunkOk), for access lines. */
+  readonly lastIsoChunk = new TextChunk(24);
+  lastIsoChunkOk = false;
 
   constructor(out: (text: string) => void, err: (text: string) => void, flushMs: number) {
     this.stdout = new LineBuffer(out, flushMs);
@@ -234,7 +243,7 @@ export class ProxyLog {
       out.lastMs = ms;
       const second = Math.floor(ms / 1000) * 1000;
       const milli = ms - second;
-      const bytes = out.lastIsoBytes;
+      const bytes = out.lastIsoChunk.bytes;
       if (second !== out.lastSecondMs) {
         const iso = new Date(ms).toISOString();
         out.lastIso = iso;
@@ -243,10 +252,10 @@ export class ProxyLog {
           out.lastSecondMs = second;
           out.lastIsoSecond = iso.slice(0, 20);
           for (let i = 0; i < 24; i++) bytes[i] = iso.charCodeAt(i);
-          out.lastIsoBytesOk = true;
+          out.lastIsoChunkOk = true;
         } else {
           out.lastSecondMs = Number.NaN;
-          out.lastIsoBytesOk = false;
+          out.lastIsoChunkOk = false;
         }
         return iso;
       }
@@ -328,7 +337,13 @@ export class ProxyLog {
     upstreamMs: number | undefined,
   ): void {
     const out = this.#out;
-    const route = out.routes.get(server) ?? out.stdoutText;
+    let route = out.lastRoute;
+    if (route === null || server !== out.lastServer || out.routes !== out.lastRoutes) {
+      route = out.routes.get(server) ?? out.stdoutText;
+      out.lastRoutes = out.routes;
+      out.lastServer = server;
+      out.lastRoute = route;
+    }
     let client = peer;
     if (route.trusted !== undefined && headers?.has('x-forwarded-for') === true)
       client = forwardedClient(peer, headers.getAll('x-forwarded-for'), route.trusted);
@@ -336,7 +351,7 @@ export class ProxyLog {
     // per request but the line itself.
     const record = out.record;
     record.time = this.now();
-    record.timeBytes = out.lastIsoBytesOk ? out.lastIsoBytes : undefined;
+    record.timeChunk = out.lastIsoChunkOk ? out.lastIsoChunk : undefined;
     record.server = server;
     record.client = client;
     record.peer = client === peer ? undefined : peer;
