@@ -74,6 +74,8 @@ describe('ProxyLog', () => {
       -1001,
       base + 5,
     ];
+    // The system time the fake timers set (the default clock is the turn clock's).
+    log.useClock(() => Date.now());
     vi.useFakeTimers();
     try {
       for (const ms of times) {
@@ -103,6 +105,8 @@ describe('ProxyLog', () => {
     for (let ms = base + 2000; ms < base + 4500; ms += 13) times.push(ms);
     // A year past 9999 (no bytes kept: the string is read), then back.
     times.push(Date.UTC(10000, 0, 1, 0, 0, 0, 5), base + 5000, base + 5001);
+    // The system time the fake timers set (the default clock is the turn clock's).
+    log.useClock(() => Date.now());
     vi.useFakeTimers();
     try {
       for (const ms of times) {
@@ -116,6 +120,36 @@ describe('ProxyLog', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it("stamps access lines with the turn clock's wall time: no Date.now() per line", async () => {
+    const out: string[] = [];
+    const log = new ProxyLog(
+      'info',
+      '',
+      (t) => out.push(t),
+      () => {},
+      0,
+    );
+    await new Promise((r) => setImmediate(r));
+    const date = vi.spyOn(Date, 'now');
+    try {
+      const before = date.mock.calls.length;
+      for (let i = 0; i < 5; i++)
+        log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 200, 0, undefined, 0);
+      expect(date.mock.calls.length - before).toBeLessThanOrEqual(1);
+    } finally {
+      date.mockRestore();
+    }
+    log.flush();
+    const stamps = out
+      .join('')
+      .trimEnd()
+      .split('\n')
+      .map((l) => l.slice(0, 24));
+    expect(stamps).toHaveLength(5);
+    expect(new Set(stamps).size).toBe(1);
+    expect(Math.abs(Date.parse(stamps[0]!) - Date.now())).toBeLessThan(1000);
   });
 
   it('waits for the coarse tick by default', async () => {

@@ -6,8 +6,9 @@
  * to a file, a text line is formatted byte by byte into the file's pending bytes
  * (access-log.ts FileSink.pushText: no string); to stdout, one line string (made the same way
  * in a scratch buffer: textLine) and a concatenation; operational lines go out on the next
- * event-loop turn. The timestamp string is made at most once per millisecond, from a date and
- * time formatted once per second. Not for metrics.
+ * event-loop turn. Lines are stamped with the time of their event-loop turn (the turn clock,
+ * metrics/turn-clock.ts: no clock read per line); the timestamp string is made at most once per
+ * millisecond, from a date and time formatted once per second. Not for metrics.
  *
  * Operational lines go to stderr, or to `[log] error_log`'s file (opened, switched and reopened
  * with the access logs: prepareAccess/commitAccess/reopen).
@@ -26,6 +27,7 @@ import type { SocketAddress } from '@loch/uring-runtime';
 import { LOG_MODULES, type LogModule } from '../config/log-modules.js';
 import type { AccessLogOutput, ProxyConfig } from '../config/schema.js';
 import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
+import { turnWallNow } from '../metrics/turn-clock.js';
 import {
   ACCESS_FLUSH_MS,
   type AccessRecord,
@@ -127,6 +129,8 @@ class LogOutputs {
     requestId: undefined,
     timeChunk: undefined,
   };
+  /** The wall clock lines are stamped with (ProxyLog.useClock). */
+  clock: () => number = turnWallNow;
   lastMs = Number.NaN;
   lastIso = '';
   /** The second of lastIsoSecond, in ms (toISOString runs once per second, not per millisecond). */
@@ -233,12 +237,23 @@ export class ProxyLog {
   }
 
   /**
+   * Sets the wall clock (ms since the epoch) lines are stamped with, for this thread's loggers
+   * (default turnWallNow: the turn clock's reading on Date.now()'s scale, no clock read per line).
+   * Tests give `() => Date.now()` to stamp lines with a fake system time.
+   */
+  useClock(clock: () => number): void {
+    this.#out.clock = clock;
+  }
+
+  /**
    * Current time as ISO 8601 (cached per millisecond; the date and time up to the second are
-   * formatted by toISOString once per second, the milliseconds appended).
+   * formatted by toISOString once per second, the milliseconds appended), from the wall clock
+   * (useClock): the time of this event-loop turn, as nginx stamps its lines with the time
+   * cached per event-loop iteration.
    */
   now(): string {
     const out = this.#out;
-    const ms = Date.now();
+    const ms = out.clock();
     if (ms !== out.lastMs) {
       out.lastMs = ms;
       const second = Math.floor(ms / 1000) * 1000;
