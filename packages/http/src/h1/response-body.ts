@@ -93,7 +93,7 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
 
   /** The next step when the decoder has it buffered (see ReadyBodyIterator), else null. */
   nextNow(): IteratorResult<Uint8Array> | null {
-    if (this.done) return { done: true, value: undefined };
+    if (this.done) return BODY_DONE;
     const client = this.client;
     let ev: number;
     try {
@@ -109,7 +109,8 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
     if (ev === DecodeEvent.End && !this.truncated()) {
       this.trailers = client.bodyTrailers;
       client.finishResponse();
-      return { done: true, value: undefined };
+      // Shared, as next()'s end: no object per response.
+      return BODY_DONE;
     }
     client.finishResponse(true);
     throw this.cutShort(ev);
@@ -121,6 +122,6 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
       this.done = true;
       this.client.finishResponse(true);
     }
-    return { done: true, value: undefined };
+    return BODY_DONE;
   }
 }
