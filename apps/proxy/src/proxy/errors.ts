@@ -4,7 +4,7 @@
  * escape, a bad authority or scheme, an empty Host), CONNECT 405, an upstream that refuses, resets or breaks protocol before a
  * response 502, an upstream too slow to connect or answer 504, a route whose upstreams are all
  * down (ejected or failing health checks) or at its connection limit (max_connections and
- * max_pending) 503. `classifyUpstreamError` turns
+ * max_pending) 503, a gateway route whose dispatch could not be imported 503. `classifyUpstreamError` turns
  * what the runtime and @loch/http throw into one of these. Not for config errors (config/load.ts).
  */
 import { HttpConnectionError, HttpParseError, HttpTimeoutError } from '@loch/http';
@@ -25,7 +25,8 @@ export type ProxyErrorCode =
   | 'ERR_LOCH_UPSTREAM_TIMEOUT'
   | 'ERR_LOCH_UPSTREAM_FAILED'
   | 'ERR_LOCH_NO_HEALTHY_UPSTREAM'
-  | 'ERR_LOCH_UPSTREAM_BUSY';
+  | 'ERR_LOCH_UPSTREAM_BUSY'
+  | 'ERR_LOCH_GATEWAY_UNAVAILABLE';
 
 const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_NO_ROUTE: 404,
@@ -42,6 +43,7 @@ const STATUS: Record<ProxyErrorCode, number> = {
   ERR_LOCH_UPSTREAM_FAILED: 502,
   ERR_LOCH_NO_HEALTHY_UPSTREAM: 503,
   ERR_LOCH_UPSTREAM_BUSY: 503,
+  ERR_LOCH_GATEWAY_UNAVAILABLE: 503,
 };
 
 /** A request the proxy answers itself, with `status` and a one-line body naming `code`. */

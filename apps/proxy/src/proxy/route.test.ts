@@ -1,6 +1,6 @@
 import { createRequest, createResponse, type HttpResponse } from '@loch/http';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RouteConfig } from '../config/schema.js';
 import { normalizePath } from '../routing/path-normalizer.js';
 import { ProxyContext, type RoutedCx } from './context.js';
@@ -189,5 +189,90 @@ describe('cleanPathEnd', () => {
         expect(normalizePath(t.slice(0, end))).toBe(t.slice(0, end));
       }),
     );
+  });
+});
+
+describe('gateway routes: the dispatch imported with the table, not at start', () => {
+  const gatewayRoute = { ...route('/'), upstreams: [], gateway: [] } as unknown as RouteConfig;
+  const forwardNothing = {
+    call: (): Promise<HttpResponse> => Promise.reject(new Error('a gateway route is not forwarded')),
+  };
+  const cxFor = (target: string): RoutedCx =>
+    ProxyContext.empty()
+      .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
+      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+      .set('driver', 'legacy')
+      .set('server', { key: 'web', scheme: 'http' })
+      .set('request', createRequest('GET', target, { headers: [['host', 'a.example']] }))
+      .set('clientTarget', target)
+      .set('startedAt', 0) as unknown as RoutedCx;
+
+  afterEach(() => {
+    vi.doUnmock('../gateway/dispatch.js');
+    vi.resetModules();
+  });
+
+  it('a call that comes before the import settled waits for it, then the gateway answers it', async () => {
+    vi.resetModules();
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const paths: string[] = [];
+    vi.doMock('../gateway/dispatch.js', async () => {
+      await gate;
+      return {
+        callGateway: (_configs: unknown, _req: unknown, path: string) => {
+          paths.push(path);
+          return createResponse(200);
+        },
+      };
+    });
+    const fresh = await import('./route.js');
+    const svc = new fresh.RouteService(forwardNothing, fresh.compileRoutes([gatewayRoute]));
+    const answer = svc.call(cxFor('/x'));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(paths).toEqual([]);
+    release();
+    expect((await answer).status).toBe(200);
+    expect(paths).toEqual(['/x']);
+    // Loaded now: the next call is answered without waiting.
+    const now = svc.call(cxFor('/y'));
+    expect(now).not.toBeInstanceOf(Promise);
+    expect(paths).toEqual(['/x', '/y']);
+  });
+
+  it('a failed import: one gateway error line at build, each call answered 503 ERR_LOCH_GATEWAY_UNAVAILABLE', async () => {
+    vi.resetModules();
+    vi.doMock('../gateway/dispatch.js', () => {
+      throw new Error('broken install');
+    });
+    const fresh = await import('./route.js');
+    const { ProxyLog } = await import('./log.js');
+    // The error class of the module graph the fresh route.js runs in.
+    const { ProxyError: FreshProxyError } = await import('./errors.js');
+    const errors: string[] = [];
+    const log = new ProxyLog(
+      'error',
+      '',
+      () => {},
+      (t) => errors.push(t),
+      0,
+    );
+    const make = fresh
+      .routeLayer()
+      .layer(
+        { routes: [gatewayRoute], server: { allowEncodedSlashes: false }, log },
+        { make: () => forwardNothing },
+      );
+    const svc = make.make();
+    const failure = await Promise.resolve(svc.call(cxFor('/x'))).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(FreshProxyError);
+    expect((failure as ProxyError).code).toBe('ERR_LOCH_GATEWAY_UNAVAILABLE');
+    expect((failure as ProxyError).status).toBe(503);
+    log.flush();
+    // (vitest wraps the factory's throw in an error of its own.)
+    expect(errors.join('')).toMatch(/error \[gateway\] the gateway cannot load its dispatch: /);
+    expect(errors.join('').match(/cannot load its dispatch/g)).toHaveLength(1);
   });
 });

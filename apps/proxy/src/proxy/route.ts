@@ -32,31 +32,15 @@ import { limitRequestBody } from './body-limit.js';
 import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
+import { LazyModule } from './lazy-module.js';
 import type { ProxyLog } from './log.js';
 
-type GatewayDispatch = typeof import('../gateway/dispatch.js');
-
-/** The gateway's dispatch once imported; `dispatchLoading` while the first import runs. */
-let gatewayDispatch: GatewayDispatch | undefined;
-let dispatchLoading: Promise<GatewayDispatch> | undefined;
-
 /**
- * Imports the gateway's dispatch (and with it @loch/thrift, the Thrift upstreams and the
- * gateway's runtime: ~1 MiB of heap per isolate) once: the route layer starts it when it builds a
- * table with a gateway route, so a worker whose routes only forward HTTP never loads it. A
- * failed import is forgotten, so the next call tries again.
+ * The gateway's dispatch (and with it @loch/thrift, the Thrift upstreams and the gateway's
+ * runtime: ~1 MiB of heap per isolate), imported when the route layer builds a table with a
+ * gateway route: a worker whose routes only forward HTTP never loads it.
  */
-function loadGatewayDispatch(): Promise<GatewayDispatch> {
-  if (gatewayDispatch !== undefined) return Promise.resolve(gatewayDispatch);
-  dispatchLoading ??= import('../gateway/dispatch.js').then(
-    (m) => (gatewayDispatch = m),
-    (e: unknown) => {
-      dispatchLoading = undefined;
-      throw e;
-    },
-  );
-  return dispatchLoading;
-}
+const gatewayDispatch = new LazyModule(() => import('../gateway/dispatch.js'));
 
 /**
  * The connector key of one upstream of a compiled route, carrying the upstream it leads to
@@ -287,10 +271,19 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     if (gateway !== undefined) {
       cx.set('route', match);
       const refusals = this.refusals;
-      const dispatch = gatewayDispatch;
-      // Still loading (a request right after the table was built), or the last import failed.
+      const dispatch = gatewayDispatch.loaded;
+      // Still loading (a request right after the table was built), or the last import failed:
+      // wait for it (tried again), a failure answered as the gateway being unavailable (503).
       if (dispatch === undefined)
-        return loadGatewayDispatch().then((d) => d.callGateway(gateway, req, path, query, refusals));
+        return gatewayDispatch.load().then(
+          (d) => d.callGateway(gateway, req, path, query, refusals),
+          (e: unknown) => {
+            throw new ProxyError(
+              'ERR_LOCH_GATEWAY_UNAVAILABLE',
+              `the gateway cannot load its dispatch: ${e instanceof Error ? e.message : String(e)}`,
+            );
+          },
+        );
       return dispatch.callGateway(gateway, req, path, query, refusals);
     }
     const strip = match.route.stripPrefix;
@@ -374,11 +367,13 @@ export function routeLayer<
     // The gateway's dispatch loads only in workers whose routes have a gateway; a failed import
     // is logged here and retried by the route's next call, which fails meanwhile.
     if (config.routes.some((r) => r.gateway !== undefined))
-      loadGatewayDispatch().catch((e: unknown) =>
-        config.log
-          ?.at('gateway')
-          .error(`the gateway cannot load its dispatch: ${e instanceof Error ? e.message : String(e)}`),
-      );
+      gatewayDispatch
+        .load()
+        .catch((e: unknown) =>
+          config.log
+            ?.at('gateway')
+            .error(`the gateway cannot load its dispatch: ${e instanceof Error ? e.message : String(e)}`),
+        );
     // The gRPC schema side (and its parsers) loads only in workers whose routes need it; a
     // failed import is logged here and retried by the route's next call, which fails meanwhile.
     if (config.routes.some((r) => r.grpcPseudonymize !== undefined))
