@@ -8,14 +8,14 @@
  */
 import type { GatewayRefusalListener } from '@loch/gateway/runtime';
 import type { HttpRequest, HttpResponse } from '@loch/http';
+import { lazyModule } from '../lazy-module.js';
 import type { GrpcPseudonymConfig } from './grpc-pseudonym-schema.js';
 import type { GatewayRefusals } from './refusals.js';
 
 type SchemaSide = typeof import('./grpc-pseudonym-schema.js');
 
-/** The schema side once imported; `loading` while the first import runs. */
-let schemaSide: SchemaSide | undefined;
-let loading: Promise<SchemaSide> | undefined;
+/** The schema side, imported once (lazy-module.ts: a failed import is retried by the next load). */
+const schemaSide = lazyModule<SchemaSide>(() => import('./grpc-pseudonym-schema.js'));
 
 /**
  * Imports the schema side once; the route layer starts it when it builds a table with a gRPC
@@ -23,15 +23,7 @@ let loading: Promise<SchemaSide> | undefined;
  * inside a request. A failed import is forgotten, so the next call tries again.
  */
 export function loadGrpcSchemaSide(): Promise<SchemaSide> {
-  if (schemaSide !== undefined) return Promise.resolve(schemaSide);
-  loading ??= import('./grpc-pseudonym-schema.js').then(
-    (m) => (schemaSide = m),
-    (e: unknown) => {
-      loading = undefined;
-      throw e;
-    },
-  );
-  return loading;
+  return schemaSide.load();
 }
 
 /** Each server's refusal listener for gRPC routes (made once). */
@@ -48,7 +40,7 @@ export function callWithGrpcPseudonyms(
   forward: () => Promise<HttpResponse> | HttpResponse,
   refusals?: GatewayRefusals,
 ): Promise<HttpResponse> | HttpResponse {
-  const side = schemaSide;
+  const side = schemaSide.loaded;
   if (side === undefined) {
     // Still loading (a request right after the table was built), or the last import failed.
     return loadGrpcSchemaSide().then(() => callWithGrpcPseudonyms(config, request, forward, refusals));

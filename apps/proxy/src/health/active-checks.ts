@@ -19,6 +19,7 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { ProxyConfig, RouteConfig, UpstreamAddress, UpstreamConfig } from '../config/schema.js';
+import { lazyModule } from '../lazy-module.js';
 import type { HealthCheckConfig } from './config.js';
 import { HEALTH_SLOTS, SLOT_DOWN, SLOT_UP } from './health-flags.js';
 
@@ -81,23 +82,16 @@ function transportOf(upstream: UpstreamConfig, http2: boolean): CheckTransport {
 }
 
 /**
- * @loch/transports's PROXY header encoder, loaded with the first check that sends a header: the
- * package's index brings the HTTP, TLS and Thrift code that `loch run`'s main thread, where the
- * checks run, never uses otherwise (~4 MiB of heap; bench/idle-memory/readings-2026-12-06c.md).
+ * @loch/transports (for its PROXY header encoder), loaded with the first check that sends a
+ * header: the package's index brings the HTTP, TLS and Thrift code that `loch run`'s main
+ * thread, where the checks run, never uses otherwise (~4 MiB of heap;
+ * bench/idle-memory/readings-2026-12-06c.md). A failed import is retried by the next check.
  */
-let proxyHeaderEncoder: Promise<typeof import('@loch/transports')['encodeProxyHeader']> | undefined;
+const transports = lazyModule(() => import('@loch/transports'));
 
 /** The header a check sends first: v1 "PROXY UNKNOWN" or a v2 LOCAL header (no addresses). */
 async function checkProxyHeader(version: 1 | 2): Promise<Uint8Array> {
-  proxyHeaderEncoder ??= import('@loch/transports').then(
-    (m) => m.encodeProxyHeader,
-    (error: unknown) => {
-      // Not kept: the next check tries again.
-      proxyHeaderEncoder = undefined;
-      throw error;
-    },
-  );
-  return (await proxyHeaderEncoder)({ version, source: null, destination: null });
+  return (await transports.load()).encodeProxyHeader({ version, source: null, destination: null });
 }
 
 /** Runs every configured check of the process and keeps the shared table current. */
