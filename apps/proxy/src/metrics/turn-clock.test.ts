@@ -84,31 +84,41 @@ describe('turnWallNow', () => {
   it('reads Date.now() at most once a WALL_CHECK_MS, and follows a step of the system clock at that read', async () => {
     await nextTurn();
     turnWallNow();
-    const real = Date.now.bind(Date);
-    const date = vi.spyOn(Date, 'now');
+    // Both clocks moved by the test: the monotonic one (`perf`), and the system clock on it
+    // (`shift`: a step of the system clock).
     let perf = performance.now();
-    vi.spyOn(performance, 'now').mockImplementation(() => perf);
+    const epoch = Date.now() - perf;
+    let shift = 0;
+    const now = vi.spyOn(performance, 'now').mockImplementation(() => perf);
+    const date = vi.spyOn(Date, 'now').mockImplementation(() => Math.floor(epoch + perf + shift));
+    const turn = async (ms: number) => {
+      await nextTurn();
+      perf += ms;
+    };
     // Turns within a second of turn-clock time: no Date.now().
     for (let i = 0; i < 5; i++) {
-      await nextTurn();
-      perf += 1;
+      await turn(1);
       expect(callsDuring(date, () => turnWallNow())).toBe(0);
     }
+    // A check while the clocks agree reads Date.now() once and no clock but the turn's.
+    await turn(WALL_CHECK_MS);
+    let t = 0;
+    expect(callsDuring(now, () => callsDuring(date, () => (t = turnWallNow())))).toBe(1);
+    expect(date).toHaveBeenCalledTimes(1);
+    expect(Math.abs(t - (epoch + perf))).toBeLessThanOrEqual(1);
+    // Less than WALL_STEP_MS apart is not a step (NTP slews such offsets, moving both clocks).
+    shift = 50;
+    await turn(WALL_CHECK_MS);
+    expect(Math.abs(turnWallNow() - (epoch + perf))).toBeLessThanOrEqual(1);
     // The system clock steps an hour ahead: seen at the next check, not before.
-    date.mockImplementation(() => real() + 3_600_000);
-    await nextTurn();
-    perf += 1;
-    const stale = turnWallNow();
-    expect(stale).toBeLessThan(real() + 60_000);
-    await nextTurn();
-    perf += WALL_CHECK_MS;
-    let stepped = 0;
-    expect(callsDuring(date, () => (stepped = turnWallNow()))).toBe(1);
-    expect(Math.abs(stepped - (real() + 3_600_000))).toBeLessThanOrEqual(2);
-    // And back: the offset is Date.now()'s again after the next check.
-    date.mockImplementation(real);
-    await nextTurn();
-    perf += WALL_CHECK_MS;
-    expect(Math.abs(turnWallNow() - real())).toBeLessThanOrEqual(2);
+    shift = 3_600_000;
+    await turn(1);
+    expect(Math.abs(turnWallNow() - (epoch + perf))).toBeLessThanOrEqual(1);
+    await turn(WALL_CHECK_MS);
+    expect(Math.abs(turnWallNow() - (epoch + perf + shift))).toBeLessThanOrEqual(1);
+    // And back.
+    shift = 0;
+    await turn(WALL_CHECK_MS);
+    expect(Math.abs(turnWallNow() - (epoch + perf))).toBeLessThanOrEqual(1);
   });
 });

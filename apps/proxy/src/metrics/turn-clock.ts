@@ -52,18 +52,28 @@ export function turnNow(): number {
 /** How often (turn-clock ms) turnWallNow compares its offset with Date.now(). */
 export const WALL_CHECK_MS = 1000;
 /**
+ * How far (ms) Date.now() may be from the turn's reading on its scale before the offset is taken
+ * again. NTP daemons step the system clock only past 128 ms (ntpd) or 1 s (chrony's usual
+ * makestep) and slew it otherwise, which moves the monotonic clock too; and Date.now() is read
+ * later than the turn's reading, by the turn's age so far.
+ */
+const WALL_STEP_MS = 100;
+/**
  * Date.now()'s scale minus performance.now()'s ([0]), and when ([1], turn-clock ms) that was last
- * compared with Date.now(). Both clocks advance at the same rate (NTP slews the monotonic clock
- * with the system clock); only a step of the system clock (settimeofday, a resumed VM) parts
- * them, and the next comparison takes Date.now()'s side.
+ * compared with Date.now(). Both clocks advance at the same rate; only a step of the system clock
+ * (settimeofday, a resumed VM) parts them, and the next comparison takes Date.now()'s side.
  */
 const wall = new Float64Array([Number.NaN, Number.NEGATIVE_INFINITY]);
 
+// Date.now() drops the fraction of its millisecond: the middle of it is 0.5 later.
+wall[0] = Date.now() + 0.5 - clock.now();
+
 /**
  * Milliseconds since the epoch (Date.now()'s scale, whole) as of this turn's reading: the access
- * log's time without a Date.now() per line (a call into V8's runtime, ~250 instructions). It
- * follows a step of the system clock within WALL_CHECK_MS; between comparisons it is within 1 ms of
- * Date.now() at the turn's start.
+ * log's time without a Date.now() per line (a call into V8's runtime, ~250 instructions). Within
+ * 1 ms of Date.now() at the turn's start; it follows a step of the system clock (past
+ * WALL_STEP_MS) within WALL_CHECK_MS, at a comparison that reads Date.now() alone (no
+ * performance.now() but the turn's own, unless the offset is taken again).
  */
 export function turnWallNow(): number {
   const now = turnNow();
@@ -73,7 +83,8 @@ export function turnWallNow(): number {
 
 function checkWall(now: number): void {
   wall[1] = now;
-  // Date.now() drops the fraction of its millisecond: the middle of it is 0.5 later.
-  const offset = Date.now() + 0.5 - clock.now();
-  if (!(Math.abs(offset - wall[0]!) <= 1)) wall[0] = offset;
+  const real = Date.now() + 0.5;
+  const apart = real - (now + wall[0]!);
+  // A step: the offset from both clocks read now.
+  if (!(apart > -WALL_STEP_MS && apart < WALL_STEP_MS)) wall[0] = real - clock.now();
 }
