@@ -7,6 +7,19 @@ import { parseConfig } from '../config/load.js';
 import { AccessLogFileError } from './access-log.js';
 import { ProxyLog, parseLogEnv } from './log.js';
 
+/** A logger at info whose stdout lands in `out` (stderr dropped), its access tick `flushMs`. */
+function capturing(flushMs?: number): { log: ProxyLog; out: string[] } {
+  const out: string[] = [];
+  const log = new ProxyLog(
+    'info',
+    '',
+    (t) => out.push(t),
+    () => {},
+    flushMs,
+  );
+  return { log, out };
+}
+
 describe('ProxyLog', () => {
   it('buffers access lines and writes them in one call per tick (0 = next turn)', async () => {
     const out: string[] = [];
@@ -92,14 +105,7 @@ describe('ProxyLog', () => {
   });
 
   it('stamps access lines with toISOString at every millisecond (the time bytes kept with the clock)', () => {
-    const out: string[] = [];
-    const log = new ProxyLog(
-      'info',
-      '',
-      (t) => out.push(t),
-      () => {},
-      0,
-    );
+    const { log, out } = capturing(0);
     const base = Date.UTC(2026, 11, 5, 6, 30, 58, 990);
     const times = [base, base + 1, base + 9, base + 10, base + 99, base + 100, base + 1009, base + 1010];
     for (let ms = base + 2000; ms < base + 4500; ms += 13) times.push(ms);
@@ -123,14 +129,7 @@ describe('ProxyLog', () => {
   });
 
   it("stamps access lines with the turn clock's wall time: no Date.now() per line", async () => {
-    const out: string[] = [];
-    const log = new ProxyLog(
-      'info',
-      '',
-      (t) => out.push(t),
-      () => {},
-      0,
-    );
+    const { log, out } = capturing(0);
     await new Promise((r) => setImmediate(r));
     const date = vi.spyOn(Date, 'now');
     try {
@@ -153,13 +152,7 @@ describe('ProxyLog', () => {
   });
 
   it('waits for the coarse tick by default', async () => {
-    const out: string[] = [];
-    const log = new ProxyLog(
-      'info',
-      '',
-      (t) => out.push(t),
-      () => {},
-    );
+    const { log, out } = capturing();
     log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 200, 0, undefined, 0);
     await new Promise((r) => setImmediate(r));
     expect(out).toEqual([]);
@@ -168,13 +161,7 @@ describe('ProxyLog', () => {
   });
 
   it('flushes every 256 lines without waiting for the tick, and on flush()', () => {
-    const out: string[] = [];
-    const log = new ProxyLog(
-      'info',
-      '',
-      (t) => out.push(t),
-      () => {},
-    );
+    const { log, out } = capturing();
     for (let i = 0; i < 300; i++)
       log.access('s', { family: 'unix', path: '/x' }, 'GET', '/', 404, 0, undefined, 0);
     expect(out).toHaveLength(1);
@@ -268,13 +255,7 @@ routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
 `,
           join(dir, 'loch.toml'),
         );
-      const out: string[] = [];
-      const log = new ProxyLog(
-        'info',
-        '',
-        (t) => out.push(t),
-        () => {},
-      );
+      const { log, out } = capturing();
       const peer = { family: 'ipv4', address: '10.0.0.2', port: 4444 } as const;
       log.access('web', peer, 'GET', '/stdout-1', 200, 0, undefined, 0);
       log.commitAccess(log.prepareAccess(configOf(`access_log = { path = "${join(dir, 'web.log')}" }`)));
@@ -312,13 +293,7 @@ routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
 `,
         join(dir, 'loch.toml'),
       );
-      const out: string[] = [];
-      const log = new ProxyLog(
-        'info',
-        '',
-        (t) => out.push(t),
-        () => {},
-      );
+      const { log, out } = capturing();
       log.commitAccess(log.prepareAccess(config));
       const req = createRequest('GET', '/x', {
         headers: [
