@@ -338,6 +338,15 @@ describe.each(['unframed', 'framed', 'theader', 'ttheader'] as FramingName[])(
       share.release();
       expect(share.wire(at, frame.wireLength)).toBeUndefined(); // released: no bytes to view
       reader.dispose();
+      // A chunk that is exactly one frame is its own wire: the chunk's bytes, no view made.
+      const whole = new FrameReader(scripted(new Uint8Array(0), [1]), { framing });
+      const only = new Uint8Array(b);
+      whole.feedChunk({ bytes: only, release: () => {} });
+      const one = whole.poll()!;
+      const kept = whole.retainLast()!;
+      expect(whole.lastWireAt).toBe(0);
+      expect(kept.wire(0, one.wireLength)).toBe(only);
+      kept.release();
       // A frame whose length prefix came alone in the chunk before (as Go's framed transport
       // writes it): its body is a view of the second chunk, with no prefix before it there.
       const split = new FrameReader(scripted(new Uint8Array(0), [1]), { framing });

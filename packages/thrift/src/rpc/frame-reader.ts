@@ -71,12 +71,17 @@ export class RetainedChunk {
    * `at` is where the reader found the frame (FrameReader.lastWireAt, read right after the
    * poll() that returned it), so nothing is checked against a payload view: reading a view's
    * byteOffset and buffer calls a builtin each (four per relayed frame, ~1,500 instructions per
-   * call, bench/thrift/readings-2026-12-06b.md). Undefined once every reference was released.
+   * call, bench/thrift/readings-2026-12-06b.md). The chunk's own bytes when the frame is all of
+   * them. Undefined once every reference was released.
    * Valid while the frame is retained. Writing it sends exactly what frameParts() would.
    */
   wire(at: number, length: number): Uint8Array | undefined {
     if (this.#refs <= 0) return undefined;
-    return this.chunk.bytes.subarray(at, at + length);
+    const bytes = this.chunk.bytes;
+    // A chunk that is exactly the frame (a 10 KiB call or reply received whole) is its own
+    // wire: no view made (a subarray is ~350 instructions).
+    if (at === 0 && length === bytes.length) return bytes;
+    return bytes.subarray(at, at + length);
   }
 }
 
