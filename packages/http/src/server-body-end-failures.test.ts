@@ -8,35 +8,14 @@
  */
 import * as http2 from 'node:http2';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recording } from '../test/body-end-recording.js';
 import { promiseStream } from '../test/promise-stream.js';
 import { availableDrivers, type Running, startServer } from '../test/server-harness.js';
 import { fixedBody, type HttpBody, type ReadyBodyIterator, streamBody } from './body.js';
 import type { HttpConnectionContext } from './context.js';
 import { createResponse, type HttpResponse, type HttpServerRequest } from './message.js';
-import { HttpServer, type HttpServerOptions } from './server.js';
+import { HttpServer } from './server.js';
 import type { StreamChunk } from './transport.js';
-
-interface Ended {
-  target: string;
-  bytes: number;
-  error: string | null;
-}
-
-function recording(): { ended: Ended[]; options: HttpServerOptions<HttpConnectionContext> } {
-  const ended: Ended[] = [];
-  return {
-    ended,
-    options: {
-      onBodyEnd: (req, _res, n, error) =>
-        ended.push({
-          target: req.target,
-          bytes: n,
-          error: error === null ? null : ((error as { code?: string }).code ?? (error as Error).message),
-        }),
-      onError: () => {},
-    },
-  };
-}
 
 /** A write the server made, held until the test settles it. */
 interface HeldWrite {
@@ -130,105 +109,79 @@ function trackedBody(): { body: HttpBody; returned: () => boolean } {
 
 const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: a\r\n\r\n`;
 
+/**
+ * A server answering /1 with a fixed body and any other target with a tracked streamed body, on
+ * a held connection that has received `input`; `handled` turns true when the second is handled.
+ */
+function serving(input: string) {
+  const { ended, options } = recording();
+  const held = trackedBody();
+  const state = { handled: false };
+  const server = new HttpServer<HttpConnectionContext>(
+    {
+      call: async (req: HttpServerRequest<HttpConnectionContext>): Promise<HttpResponse> => {
+        if (req.target === '/1') return createResponse(200, { body: fixedBody('one') });
+        state.handled = true;
+        return createResponse(200, { body: held.body });
+      },
+    },
+    { ...options, onError: () => {} },
+  );
+  const conn = heldConnection();
+  conn.deliver(input);
+  return { ended, held, state, conn, served: server.serveConnection(conn.stream) };
+}
+
+const toldFailed = [{ target: '/2', status: 200, bytes: 0, error: 'EPIPE' }];
+
 describe('onBodyEnd: HTTP/1.1 writes that fail before a streamed body goes out', () => {
   it('an answer held behind the write in flight: that write fails, the held body is told with 0 bytes and let go', async () => {
-    const { ended, options } = recording();
-    const held = trackedBody();
-    let handled2 = false;
-    const server = new HttpServer<HttpConnectionContext>(
-      {
-        call: async (req: HttpServerRequest<HttpConnectionContext>): Promise<HttpResponse> => {
-          if (req.target === '/1') return createResponse(200, { body: fixedBody('one') });
-          handled2 = true;
-          return createResponse(200, { body: held.body });
-        },
-      },
-      options,
-    );
-    const conn = heldConnection();
-    conn.deliver(get('/1'));
-    const served = server.serveConnection(conn.stream);
+    const { ended, held, state, conn, served } = serving(get('/1'));
     // /1's answer is being written (held); the server reads on and answers /2 meanwhile.
     await until(() => conn.writes.length === 1, "/1's write");
     conn.deliver(get('/2'));
-    await until(() => handled2, '/2 handled');
+    await until(() => state.handled, '/2 handled');
     await new Promise((r) => setTimeout(r, 10));
     expect(conn.writes).toHaveLength(1);
     conn.writes[0]!.settle(epipe());
     await served;
-    expect(ended).toEqual([{ target: '/2', bytes: 0, error: 'EPIPE' }]);
+    expect(ended).toEqual(toldFailed);
     expect(held.returned()).toBe(true);
   });
 
   it('a streamed answer behind pipelined answers: their flush fails, the body is told with 0 bytes and let go', async () => {
-    const { ended, options } = recording();
-    const held = trackedBody();
-    const server = new HttpServer<HttpConnectionContext>(
-      {
-        call: async (req: HttpServerRequest<HttpConnectionContext>): Promise<HttpResponse> =>
-          req.target === '/1'
-            ? createResponse(200, { body: fixedBody('one') })
-            : createResponse(200, { body: held.body }),
-      },
-      options,
-    );
-    const conn = heldConnection();
     // Both requests in one read: /1's answer waits to go out with the next one's.
-    conn.deliver(get('/1') + get('/2'));
-    const served = server.serveConnection(conn.stream);
+    const { ended, held, conn, served } = serving(get('/1') + get('/2'));
     await until(() => conn.writes.length === 1, 'the pipelined flush');
     expect(conn.writes[0]!.text).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\none$/);
     conn.writes[0]!.settle(epipe());
     await served;
-    expect(ended).toEqual([{ target: '/2', bytes: 0, error: 'EPIPE' }]);
+    expect(ended).toEqual(toldFailed);
     expect(held.returned()).toBe(true);
   });
 
-  it('a HEAD answer (its body never sent) behind pipelined answers: their flush fails, told once with the failure', async () => {
-    const { ended, options } = recording();
-    const held = trackedBody();
-    const server = new HttpServer<HttpConnectionContext>(
-      {
-        call: async (req: HttpServerRequest<HttpConnectionContext>): Promise<HttpResponse> =>
-          req.target === '/1'
-            ? createResponse(200, { body: fixedBody('one') })
-            : createResponse(200, { body: held.body }),
-      },
-      options,
-    );
-    const conn = heldConnection();
-    conn.deliver(`${get('/1')}HEAD /2 HTTP/1.1\r\nHost: a\r\n\r\n`);
-    const served = server.serveConnection(conn.stream);
-    await until(() => conn.writes.length === 1, 'the pipelined flush');
-    // Both heads in the one write, /1's body between them, no body after the HEAD answer's.
-    expect(conn.writes[0]!.text).toMatch(/\r\n\r\noneHTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n$/);
-    conn.writes[0]!.settle(epipe());
-    await served;
-    expect(ended).toEqual([{ target: '/2', bytes: 0, error: 'EPIPE' }]);
-    expect(held.returned()).toBe(true);
-  });
-
-  it('the same HEAD answer whose flush succeeds is told once without an error (the path above, not failing)', async () => {
-    const { ended, options } = recording();
-    const held = trackedBody();
-    const server = new HttpServer<HttpConnectionContext>(
-      {
-        call: async (req: HttpServerRequest<HttpConnectionContext>): Promise<HttpResponse> =>
-          req.target === '/1'
-            ? createResponse(200, { body: fixedBody('one') })
-            : createResponse(200, { body: held.body }),
-      },
-      options,
-    );
-    const conn = heldConnection();
-    conn.deliver(`${get('/1')}HEAD /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`);
-    const served = server.serveConnection(conn.stream);
-    await until(() => conn.writes.length === 1, 'the pipelined flush');
-    conn.writes[0]!.settle();
-    await served;
-    expect(ended).toEqual([{ target: '/2', bytes: 0, error: null }]);
-    expect(held.returned()).toBe(true);
-  });
+  it.each([
+    ['fails: told once with the failure', epipe(), toldFailed],
+    [
+      'succeeds: told once without an error',
+      undefined,
+      [{ target: '/2', status: 200, bytes: 0, error: null }],
+    ],
+  ])(
+    'a HEAD answer (its body never sent) behind pipelined answers whose flush %s',
+    async (_, failure, told) => {
+      const { ended, held, conn, served } = serving(
+        `${get('/1')}HEAD /2 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`,
+      );
+      await until(() => conn.writes.length === 1, 'the pipelined flush');
+      // Both heads in the one write, /1's body between them, no body after the HEAD answer's.
+      expect(conn.writes[0]!.text).toMatch(/\r\n\r\noneHTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n$/);
+      conn.writes[0]!.settle(failure);
+      await served;
+      expect(ended).toEqual(told);
+      expect(held.returned()).toBe(true);
+    },
+  );
 });
 
 /** A body whose first step throws: HTTP/2's respond() fails as it starts the answer. */
@@ -261,9 +214,13 @@ describe.each(drivers)('onBodyEnd: HTTP/2 on the %s driver', (driver) => {
 
   it('an answer whose body fails as the response starts is told once, with 0 bytes and the failure', async () => {
     const { ended, options } = recording();
-    srv = await startServer(driver, options, {
-      call: async () => createResponse(200, { body: new FailsAtOnceBody() }),
-    });
+    srv = await startServer(
+      driver,
+      { ...options, onError: () => {} },
+      {
+        call: async () => createResponse(200, { body: new FailsAtOnceBody() }),
+      },
+    );
     const client = http2.connect(`http://127.0.0.1:${srv.port}`);
     client.on('error', () => {});
     try {
@@ -280,6 +237,6 @@ describe.each(drivers)('onBodyEnd: HTTP/2 on the %s driver', (driver) => {
     }
     await srv.stop();
     srv = undefined;
-    expect(ended).toEqual([{ target: '/x', bytes: 0, error: 'failed at once' }]);
+    expect(ended).toEqual([{ target: '/x', status: 200, bytes: 0, error: 'failed at once' }]);
   });
 });

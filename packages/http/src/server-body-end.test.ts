@@ -9,11 +9,12 @@
 import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { recording } from '../test/body-end-recording.js';
 import { availableDrivers, type Running, raw, startServer, statuses } from '../test/server-harness.js';
 import { fixedBody, type HttpBody, type ReadyBodyIterator, streamBody } from './body.js';
 import type { HttpConnectionContext } from './context.js';
 import { createResponse, type HttpResponse, type HttpServerRequest } from './message.js';
-import type { HttpHandler, HttpServerOptions } from './server.js';
+import type { HttpHandler } from './server.js';
 
 const drivers = await availableDrivers();
 
@@ -130,29 +131,6 @@ const handler: HttpHandler<HttpConnectionContext> = {
     return Promise.resolve(answer(req.target));
   },
 };
-
-interface Ended {
-  target: string;
-  status: number;
-  bytes: number;
-  error: string | null;
-}
-
-function recording(): { ended: Ended[]; options: HttpServerOptions<HttpConnectionContext> } {
-  const ended: Ended[] = [];
-  return {
-    ended,
-    options: {
-      onBodyEnd: (req, res, n, error) =>
-        ended.push({
-          target: req.target,
-          status: res.status,
-          bytes: n,
-          error: error === null ? null : ((error as Error).message ?? String(error)),
-        }),
-    },
-  };
-}
 
 describe.each(drivers)('onBodyEnd on the %s driver', (driver) => {
   let srv: Running | undefined;
