@@ -25,6 +25,7 @@ import { callWithGrpcPseudonyms, loadGrpcSchemaSide } from '../gateway/grpc-pseu
 import { GatewayRefusals } from '../gateway/refusals.js';
 import { routeGroup } from '../health/route-group.js';
 import type { UpstreamGroup } from '../health/upstream-group.js';
+import { lazyModule } from '../lazy-module.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
 import { Router } from '../routing/router.js';
@@ -32,7 +33,6 @@ import { limitRequestBody } from './body-limit.js';
 import type { RequestCx, RoutedCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
-import { LazyModule } from './lazy-module.js';
 import type { ProxyLog } from './log.js';
 
 /**
@@ -40,7 +40,7 @@ import type { ProxyLog } from './log.js';
  * runtime: ~1 MiB of heap per isolate), imported when the route layer builds a table with a
  * gateway route: a worker whose routes only forward HTTP never loads it.
  */
-const gatewayDispatch = new LazyModule(() => import('../gateway/dispatch.js'));
+const gatewayDispatch = lazyModule(() => import('../gateway/dispatch.js'));
 
 /**
  * The connector key of one upstream of a compiled route, carrying the upstream it leads to
