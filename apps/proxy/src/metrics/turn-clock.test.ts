@@ -101,24 +101,33 @@ describe('turnWallNow', () => {
       expect(callsDuring(date, () => turnWallNow())).toBe(0);
     }
     // A check while the clocks agree reads Date.now() once and no clock but the turn's.
-    await turn(WALL_CHECK_MS);
+    await turn(WALL_CHECK_MS + 1);
     let t = 0;
     expect(callsDuring(now, () => callsDuring(date, () => (t = turnWallNow())))).toBe(1);
     expect(date).toHaveBeenCalledTimes(1);
     expect(Math.abs(t - (epoch + perf))).toBeLessThanOrEqual(1);
-    // Less than WALL_STEP_MS apart is not a step (NTP slews such offsets, moving both clocks).
+    // 50 ms apart: taken at the second check in a row (a long turn would be one check).
+    const check = async () => {
+      await turn(WALL_CHECK_MS + 1);
+      return turnWallNow() - (epoch + perf);
+    };
     shift = 50;
-    await turn(WALL_CHECK_MS);
-    expect(Math.abs(turnWallNow() - (epoch + perf))).toBeLessThanOrEqual(1);
+    expect(Math.abs(await check())).toBeLessThanOrEqual(1);
+    expect(Math.abs((await check()) - 50)).toBeLessThanOrEqual(1);
+    // Apart at one check, agreeing at the next: not taken, and the count starts again.
+    shift = 45;
+    expect(Math.abs((await check()) - 50)).toBeLessThanOrEqual(1);
+    shift = 50;
+    expect(Math.abs((await check()) - 50)).toBeLessThanOrEqual(1);
+    shift = 45;
+    expect(Math.abs((await check()) - 50)).toBeLessThanOrEqual(1);
     // The system clock steps an hour ahead: seen at the next check, not before.
     shift = 3_600_000;
     await turn(1);
-    expect(Math.abs(turnWallNow() - (epoch + perf))).toBeLessThanOrEqual(1);
-    await turn(WALL_CHECK_MS);
-    expect(Math.abs(turnWallNow() - (epoch + perf + shift))).toBeLessThanOrEqual(1);
+    expect(Math.abs(turnWallNow() - (epoch + perf + 50))).toBeLessThanOrEqual(1);
+    expect(Math.abs((await check()) - shift)).toBeLessThanOrEqual(1);
     // And back.
     shift = 0;
-    await turn(WALL_CHECK_MS);
-    expect(Math.abs(turnWallNow() - (epoch + perf))).toBeLessThanOrEqual(1);
+    expect(Math.abs(await check())).toBeLessThanOrEqual(1);
   });
 });

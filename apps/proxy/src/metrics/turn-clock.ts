@@ -52,18 +52,21 @@ export function turnNow(): number {
 /** How often (turn-clock ms) turnWallNow compares its offset with Date.now(). */
 export const WALL_CHECK_MS = 1000;
 /**
- * How far (ms) Date.now() may be from the turn's reading on its scale before the offset is taken
- * again. NTP daemons step the system clock only past 128 ms (ntpd) or 1 s (chrony's usual
- * makestep) and slew it otherwise, which moves the monotonic clock too; and Date.now() is read
- * later than the turn's reading, by the turn's age so far.
+ * How far (ms) Date.now() may be from the turn's reading on its scale at a check: Date.now() is
+ * read later than the turn's reading, by the turn's age so far. Past it at two checks in a row
+ * (a step of the system clock that stays: `date -s`, a VM agent's correction, a small makestep),
+ * or past WALL_STEP_MS at one, the offset is taken again from both clocks read then.
  */
+const WALL_SLACK_MS = 2;
+/** Apart this far (ms) at one check, the offset is taken again at once. */
 const WALL_STEP_MS = 100;
 /**
- * Date.now()'s scale minus performance.now()'s ([0]), and when ([1], turn-clock ms) that was last
- * compared with Date.now(). Both clocks advance at the same rate; only a step of the system clock
- * (settimeofday, a resumed VM) parts them, and the next comparison takes Date.now()'s side.
+ * Date.now()'s scale minus performance.now()'s ([0]), when ([1], turn-clock ms) that was last
+ * compared with Date.now(), and how many checks in a row found them WALL_SLACK_MS or more apart
+ * ([2]). Both clocks advance at the same rate (NTP slews the monotonic clock with the system
+ * clock); only a step of the system clock (settimeofday, a resumed VM) parts them.
  */
-const wall = new Float64Array([Number.NaN, Number.NEGATIVE_INFINITY]);
+const wall = new Float64Array([Number.NaN, Number.NEGATIVE_INFINITY, 0]);
 
 // Date.now() drops the fraction of its millisecond: the middle of it is 0.5 later.
 wall[0] = Date.now() + 0.5 - clock.now();
@@ -71,9 +74,9 @@ wall[0] = Date.now() + 0.5 - clock.now();
 /**
  * Milliseconds since the epoch (Date.now()'s scale, whole) as of this turn's reading: the access
  * log's time without a Date.now() per line (a call into V8's runtime, ~250 instructions). Within
- * 1 ms of Date.now() at the turn's start; it follows a step of the system clock (past
- * WALL_STEP_MS) within WALL_CHECK_MS, at a comparison that reads Date.now() alone (no
- * performance.now() but the turn's own, unless the offset is taken again).
+ * 1 ms of Date.now() at the turn's start; it follows a step of the system clock within
+ * WALL_CHECK_MS (past WALL_STEP_MS) or twice that (past WALL_SLACK_MS), at checks that read
+ * Date.now() alone while the clocks agree (no performance.now() but the turn's own).
  */
 export function turnWallNow(): number {
   const now = turnNow();
@@ -84,7 +87,15 @@ export function turnWallNow(): number {
 function checkWall(now: number): void {
   wall[1] = now;
   const real = Date.now() + 0.5;
-  const apart = real - (now + wall[0]!);
-  // A step: the offset from both clocks read now.
-  if (!(apart > -WALL_STEP_MS && apart < WALL_STEP_MS)) wall[0] = real - clock.now();
+  const apart = Math.abs(real - (now + wall[0]!));
+  if (apart < WALL_SLACK_MS) {
+    wall[2] = 0;
+    return;
+  }
+  // A step (or a long turn, once): at the second such check in a row, or a large one at once,
+  // the offset from both clocks read now.
+  if (!(apart < WALL_STEP_MS) || ++wall[2]! >= 2) {
+    wall[0] = real - clock.now();
+    wall[2] = 0;
+  }
 }
