@@ -152,6 +152,31 @@ describe('ServiceSlot', () => {
     expect(answers).toEqual(['v1 dispatch a', 'v2 dispatch b!']);
     expect(front.call('c')).toBe('v2 call c');
   });
+
+  it('service() passes every argument on, whatever their number, with the receiver', () => {
+    class Arities implements Service<string, string> {
+      readonly tag = 'svc';
+      call(req: string) {
+        return req;
+      }
+      all(...args: unknown[]): string {
+        return `${this.tag}:${args.length}:${args.join(',')}`;
+      }
+    }
+    const slot = new ServiceSlot<Arities>({ initial: new Arities() });
+    const front = slot.service({ forward: ['all'] });
+    const got = [0, 1, 2, 3, 4, 6].map((n) => front.all(...Array.from({ length: n }, (_, i) => i)));
+    expect(got).toEqual([
+      'svc:0:',
+      'svc:1:0',
+      'svc:2:0,1',
+      'svc:3:0,1,2',
+      'svc:4:0,1,2,3',
+      'svc:6:0,1,2,3,4,5',
+    ]);
+    // An explicit undefined is an argument (arguments.length counts it), as in a direct call.
+    expect(front.all(undefined, undefined)).toBe('svc:2:,');
+  });
 });
 
 describe('Deployment', () => {
