@@ -1,12 +1,12 @@
 /**
- * Upstream health and retries for the admin listener, from the read-only APIs of the health
- * modules: per worker, each upstream group's retries, retries refused by the budget, requests
- * answered 503 for want of a healthy upstream, ejections and which upstreams are ejected now
- * (health/upstream-group.ts); on the main thread, the active checks' verdicts and counts
- * (health/active-checks.ts). A group is named by its upstreams (the routes that share upstreams
- * and settings share one group). Read when stats are asked for, never on the request path.
+ * Upstream health and retries for the admin listener, from the read-only API of
+ * health/upstream-group.ts: per worker, each upstream group's retries, retries refused by the
+ * budget, requests answered 503 for want of a healthy upstream, ejections and which upstreams are
+ * ejected now. A group is named by its upstreams (the routes that share upstreams and settings
+ * share one group). Read when stats are asked for, never on the request path. (The active
+ * checks' verdicts live on the main thread: admin-listener.ts reads health/active-checks.ts's
+ * activeHealthStats itself; a worker imports none of the checks' code through this file.)
  */
-import { activeHealthStats } from '../health/active-checks.js';
 import { upstreamHealthStats } from '../health/upstream-group.js';
 
 /** One upstream group of one worker, as sent to the main thread. */
@@ -40,6 +40,3 @@ export function workerGroupHealth(): GroupHealth[] {
   }
   return out;
 }
-
-/** The active checks' targets (main thread). */
-export const activeChecks = activeHealthStats;

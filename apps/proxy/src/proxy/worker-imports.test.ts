@@ -132,6 +132,8 @@ describe('a worker whose config has HTTP servers only', () => {
     'thrift/upstream.ts',
     'gateway/dispatch.ts',
     'gateway/grpc-pseudonym-schema.ts',
+    // The active health checks run on the main thread (node:http, node:http2, node:tls clients).
+    'health/active-checks.ts',
   ])('does not load %s', (file) => {
     expect(files.has(resolve(here, '..', file))).toBe(false);
   });
