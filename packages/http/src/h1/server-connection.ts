@@ -318,12 +318,9 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     this.flags = (this.flags & ~READING_MASK) | (how << READING_SHIFT);
   }
 
-  /** The kind of the deadline armed (or last armed). */
+  /** The kind of the deadline armed (or last armed); arm() is its one writer. */
   private get deadlineKind(): HttpTimeoutKind {
     return KINDS[(this.flags & KIND_MASK) >> KIND_SHIFT]!;
-  }
-  private set deadlineKind(kind: HttpTimeoutKind) {
-    this.flags = (this.flags & ~KIND_MASK) | (kindCode(kind) << KIND_SHIFT);
   }
 
   /** The deadline that expired (the connection ends), or null (kept in the rare part). */
@@ -633,11 +630,15 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     return kind === 'idle' ? t.idle : kind === 'head' ? t.head : kind === 'body' ? t.body : t.write;
   }
 
-  private arm(kind: HttpTimeoutKind): void {
+  /**
+   * Arms the deadline of `kind`: at `at` when given (a head's, kept across its reads), else the
+   * kind's timeout from now. The one writer of the deadline's kind (flags' KIND bits: written
+   * here, not through a setter, which was a call per arm, 3 a request).
+   */
+  private arm(kind: HttpTimeoutKind, at = NO_DEADLINE): void {
     const ms = this.timeoutOf(kind);
-    // deadlineKind = kind, written here: through the setter it was a call per arm (3 a request).
     this.flags = (this.flags & ~KIND_MASK) | (kindCode(kind) << KIND_SHIFT);
-    this.deadlineAt = ms > 0 ? this.server.now + ms : NO_DEADLINE;
+    this.deadlineAt = at !== NO_DEADLINE ? at : ms > 0 ? this.server.now + ms : NO_DEADLINE;
     if (kind === 'write' && ms > 0) this.sentMark = writeProgressMark(this.stream);
   }
 
@@ -663,13 +664,9 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       if (this.writeFailure !== null) await this.afterWrite();
       if (this.pending.length > 0) await this.flushPending();
       const idle = kind === 'head' && d.idle;
-      if (kind === 'head' && !idle && headBy !== 0) {
-        this.deadlineKind = 'head';
-        this.deadlineAt = headBy;
-      } else {
-        this.arm(idle ? 'idle' : kind);
-        if (kind === 'head' && !idle) headBy = this.deadlineAt;
-      }
+      // A head's deadline, once armed, is kept across its reads (headBy).
+      this.arm(idle ? 'idle' : kind, kind === 'head' && !idle ? headBy : NO_DEADLINE);
+      if (kind === 'head' && !idle) headBy = this.deadlineAt;
       if (kind === 'head') this.state = idle ? H1State.Idle : H1State.Head;
       if (idle && this.server.closing) return EOF;
       let c: StreamChunk | null;
