@@ -15,6 +15,7 @@ import {
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { freePort as freePortIn } from '../../../../packages/http/test/free-port.js';
 import { BUNDLE_ENV } from './loch-bundle.js';
@@ -321,6 +322,23 @@ export function rawExchange(port: number, bytes: string | Buffer, ms = 3000): Pr
     s.on('error', done);
     s.on('close', done);
     s.on('connect', () => s.write(bytes));
+  });
+}
+
+/** The SHA-256 fingerprint of the certificate loch hands a new TLS connection (SNI localhost). */
+export function certificateFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      rejectUnauthorized: false,
+    });
+    socket.once('secureConnect', () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.destroy();
+    });
+    socket.once('error', reject);
   });
 }
 

@@ -9,29 +9,20 @@
  */
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
-import { availableDrivers, curl, freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+import {
+  availableDrivers,
+  curl,
+  certificateFingerprint as fingerprint,
+  freePort,
+  httpUpstream,
+  type Loch,
+  startLoch,
+  tempDir,
+} from './harness.js';
 
 const drivers = availableDrivers();
-
-/** The SHA-256 fingerprint of the certificate loch hands a new connection. */
-function fingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      rejectUnauthorized: false,
-    });
-    socket.once('secureConnect', () => {
-      resolve(socket.getPeerCertificate().fingerprint256);
-      socket.destroy();
-    });
-    socket.once('error', reject);
-  });
-}
 
 describe.each(drivers)('a reload with bad TLS files on the %s driver', (driver) => {
   let loch: Loch;

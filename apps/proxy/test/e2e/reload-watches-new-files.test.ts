@@ -7,27 +7,16 @@
  */
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selfSignedCertificate } from '../../src/demo-certificate.js';
-import { freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
-
-/** The SHA-256 fingerprint of the certificate loch hands a new connection. */
-function fingerprint(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      rejectUnauthorized: false,
-    });
-    socket.once('secureConnect', () => {
-      resolve(socket.getPeerCertificate().fingerprint256);
-      socket.destroy();
-    });
-    socket.once('error', reject);
-  });
-}
+import {
+  certificateFingerprint as fingerprint,
+  freePort,
+  httpUpstream,
+  type Loch,
+  startLoch,
+  tempDir,
+} from './harness.js';
 
 describe('a reload that adds a TLS server', () => {
   let loch: Loch;
