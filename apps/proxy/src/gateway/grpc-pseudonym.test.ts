@@ -26,4 +26,24 @@ describe('loadGrpcSchemaSide', () => {
     expect(await loadGrpcSchemaSide()).toBe(side);
     expect(attempts).toBe(2);
   });
+
+  it('a call whose schema side cannot load fails closed: 503 ERR_LOCH_GATEWAY_UNAVAILABLE, nothing forwarded', async () => {
+    vi.doMock('./grpc-pseudonym-schema.js', () => {
+      throw new Error('broken install');
+    });
+    const { callWithGrpcPseudonyms } = await import('./grpc-pseudonym.js');
+    // The error class of the module graph the fresh module runs in.
+    const { ProxyError } = await import('../proxy/errors.js');
+    let forwarded = 0;
+    const failure = await Promise.resolve(
+      callWithGrpcPseudonyms({} as never, {} as never, () => {
+        forwarded++;
+        return {} as never;
+      }),
+    ).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(ProxyError);
+    expect((failure as InstanceType<typeof ProxyError>).code).toBe('ERR_LOCH_GATEWAY_UNAVAILABLE');
+    expect((failure as InstanceType<typeof ProxyError>).status).toBe(503);
+    expect(forwarded).toBe(0);
+  });
 });
