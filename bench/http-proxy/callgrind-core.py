@@ -17,6 +17,9 @@ import re
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from callgrind_out import Names, ir_index, records  # noqa: E402
+
 
 # CG_TIERS=1 keeps V8's tier marker in a name (*: TurboFan, +: Maglev, ^: Sparkplug, ~: interpreted).
 TIERS = os.environ.get("CG_TIERS") == "1"
@@ -52,55 +55,35 @@ def perf_map(path):
 def parse(path, name_of=None):
     """Self Ir per function name and calls per callee name, summed over the file; with `name_of`
     (perf_map()) a '0x...' function is named by the JIT code holding that address."""
-    names = {"fn": {}, "cfn": {}}
     self_ir = defaultdict(int)
     callee_ir = defaultdict(int)
     calls = defaultdict(int)
     total = 0
-    fn = None
-    cfn = "?"
-    pending_call = False
-    events_ir = 0
-    with open(path, errors="replace") as f:
-        for line in f:
-            if not line:
-                continue
-            c = line[0]
-            if c.isdigit() or c in "+-*":
-                parts = line.split()
-                if len(parts) < 2:
-                    continue
-                ir = int(parts[1 + events_ir]) if len(parts) > 1 + events_ir else 0
-                if pending_call:
-                    pending_call = False  # the inclusive cost of a call: not self
-                    if cfn != fn:
-                        callee_ir[fn] += ir
-                    continue
-                self_ir[fn] += ir
-                total += ir
-                continue
-            if line.startswith("fn="):
-                fn = jit_name(resolve(names["fn"], names, line[3:].strip()), name_of)
-            elif line.startswith("cfn="):
-                cfn = jit_name(resolve(names["fn"], names, line[4:].strip()), name_of)
-            elif line.startswith("calls="):
-                n = int(line[6:].split()[0])
-                calls[cfn] += n
-                pending_call = True
-            elif line.startswith("events:"):
-                ev = line.split()[1:]
-                events_ir = ev.index("Ir") if "Ir" in ev else 0
+    ir = 0
+    named = {}
+
+    def name(n):
+        r = named.get(n)
+        if r is None:
+            r = named[n] = jit_name(n, name_of)
+        return r
+
+    for rec in records(path, Names()):
+        if rec[0] == "events":
+            ir = ir_index(rec[1])
+        elif rec[0] == "cost":
+            costs = rec[2]
+            v = costs[ir] if len(costs) > ir else 0
+            self_ir[name(rec[1]["fn"])] += v
+            total += v
+        else:
+            # The inclusive cost of a call: not self.
+            _, where, callee, count, costs = rec
+            fn, cfn = name(where["fn"]), name(callee["cfn"])
+            calls[cfn] += count
+            if cfn != fn:
+                callee_ir[fn] += costs[ir] if len(costs) > ir else 0
     return total, self_ir, calls, callee_ir
-
-
-def resolve(table, names, text):
-    m = re.match(r"\((\d+)\)(?:\s+(.*))?$", text)
-    if not m:
-        return text
-    key = m.group(1)
-    if m.group(2) is not None:
-        table[key] = m.group(2)
-    return table.get(key, f"({key})")
 
 
 def jit_name(name, name_of):

@@ -9,42 +9,22 @@ Usage: callgrind-edges.py [--callers] <dir> <N1> <N2> pattern[,pattern...]
   --callers: the other way round: who calls the matching functions (Builtins_CreateTypedArray...).
 """
 import importlib.util
+import os
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from callgrind_out import call_edges  # noqa: E402
+
 spec = importlib.util.spec_from_file_location("cgc", __file__.replace("callgrind-edges.py", "callgrind-core.py"))
 src = open(spec.origin).read().rsplit("\nmain()", 1)[0]
-cgc = {}
+cgc = {"__file__": spec.origin}
 exec(compile(src, spec.origin, "exec"), cgc)
 
 
 def edges(path, name_of):
     """(caller, callee) -> [calls, inclusive Ir], summed over the file."""
-    names = {"fn": {}}
-    out = defaultdict(lambda: [0, 0])
-    fn = cfn = None
-    pending = 0
-    events_ir = 0
-    with open(path, errors="replace") as f:
-        for line in f:
-            c = line[:1]
-            if c.isdigit() or c in "+-*":
-                if pending:
-                    parts = line.split()
-                    out[(fn, cfn)][1] += int(parts[1 + events_ir]) if len(parts) > 1 + events_ir else 0
-                    out[(fn, cfn)][0] += pending
-                    pending = 0
-                continue
-            if line.startswith("fn="):
-                fn = cgc["jit_name"](cgc["resolve"](names["fn"], names, line[3:].strip()), name_of)
-            elif line.startswith("cfn="):
-                cfn = cgc["jit_name"](cgc["resolve"](names["fn"], names, line[4:].strip()), name_of)
-            elif line.startswith("calls="):
-                pending = int(line[6:].split()[0])
-            elif line.startswith("events:"):
-                ev = line.split()[1:]
-                events_ir = ev.index("Ir") if "Ir" in ev else 0
-    return out
+    return defaultdict(lambda: [0, 0], call_edges(path, lambda n: cgc["jit_name"](n, name_of)))
 
 
 def main():

@@ -78,3 +78,37 @@ def records(path, names):
                 callee["cfl" if key == "cfi" else key] = names.resolve(key, value)
             elif key == "calls":
                 call_count = int(value.split()[0])
+
+
+def ir_index(events):
+    """Where Ir is among a dump's events (first unless the dump says otherwise)."""
+    return events.index("Ir") if "Ir" in events else 0
+
+
+def call_edges(path, rename=None):
+    """{(caller, callee): [calls, inclusive Ir]} over one dump (its own name tables), names passed
+    through `rename` (e.g. naming JIT code by a perf map) once each."""
+    renamed = {}
+
+    def name(n):
+        if rename is None:
+            return n
+        r = renamed.get(n)
+        if r is None:
+            r = renamed[n] = rename(n)
+        return r
+
+    out = {}
+    ir = 0
+    for rec in records(path, Names()):
+        if rec[0] == "events":
+            ir = ir_index(rec[1])
+        elif rec[0] == "call":
+            _, where, callee, count, costs = rec
+            key = (name(where["fn"]), name(callee["cfn"]))
+            e = out.get(key)
+            if e is None:
+                e = out[key] = [0, 0]
+            e[0] += count
+            e[1] += costs[ir] if len(costs) > ir else 0
+    return out

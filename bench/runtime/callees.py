@@ -10,33 +10,22 @@ import os
 import sys
 from collections import defaultdict
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from callgrind_out import call_edges  # noqa: E402
+
 spec = importlib.util.spec_from_file_location(
     "cgcore", os.path.join(os.path.dirname(__file__), "..", "http-proxy", "callgrind-core.py")
 )
 src = open(spec.origin).read().replace("\nmain()\n", "\n")
-cg = {}
+cg = {"__file__": spec.origin}
 exec(compile(src, spec.origin, "exec"), cg)
 
 
 def edges(path, name_of):
-    names = {"fn": {}}
-    out = defaultdict(lambda: [0, 0])  # (fn, cfn) -> [ir, calls]
-    fn = cfn = None
-    pending = 0
-    with open(path, errors="replace") as f:
-        for line in f:
-            if line.startswith("fn="):
-                fn = cg["jit_name"](cg["resolve"](names["fn"], names, line[3:].strip()), name_of)
-            elif line.startswith("cfn="):
-                cfn = cg["jit_name"](cg["resolve"](names["fn"], names, line[4:].strip()), name_of)
-            elif line.startswith("calls="):
-                pending = int(line[6:].split()[0])
-            elif pending and (line[0].isdigit() or line[0] in "+-*"):
-                parts = line.split()
-                e = out[(fn, cfn)]
-                e[0] += int(parts[1]) if len(parts) > 1 else 0
-                e[1] += pending
-                pending = 0
+    """(fn, cfn) -> [inclusive Ir, calls], summed over the file."""
+    out = defaultdict(lambda: [0, 0])
+    for key, (calls, ir) in call_edges(path, lambda n: cg["jit_name"](n, name_of)).items():
+        out[key] = [ir, calls]
     return out
 
 
