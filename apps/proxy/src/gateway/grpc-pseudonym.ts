@@ -9,7 +9,7 @@
 import type { GatewayRefusalListener } from '@loch/gateway/runtime';
 import type { HttpRequest, HttpResponse } from '@loch/http';
 import { lazyModule } from '../lazy-module.js';
-import { ProxyError } from '../proxy/errors.js';
+import { gatewayUnavailable } from '../proxy/errors.js';
 import type { GrpcPseudonymConfig } from './grpc-pseudonym-schema.js';
 import type { GatewayRefusals } from './refusals.js';
 
@@ -43,16 +43,12 @@ export function callWithGrpcPseudonyms(
 ): Promise<HttpResponse> | HttpResponse {
   const side = schemaSide.loaded;
   if (side === undefined) {
-    // Still loading (a request right after the table was built), or the last import failed. A
-    // failed import fails the call closed (nothing is forwarded unpseudonymized), typed as a
-    // gateway route's is (route.ts): 503, one stable code, no stack per request.
+    // Still loading (a request right after the table was built), or the last import failed:
+    // then the call fails closed (nothing is forwarded unpseudonymized), as a gateway route's.
     return loadGrpcSchemaSide().then(
       () => callWithGrpcPseudonyms(config, request, forward, refusals),
       (e: unknown) => {
-        throw new ProxyError(
-          'ERR_LOCH_GATEWAY_UNAVAILABLE',
-          `gRPC pseudonymization cannot load its schema side: ${e instanceof Error ? e.message : String(e)}`,
-        );
+        throw gatewayUnavailable('gRPC pseudonymization cannot load its schema side', e);
       },
     );
   }

@@ -65,6 +65,19 @@ export class ProxyError extends Error {
 }
 
 /**
+ * A call whose lazily imported code (lazy-module.ts: the gateway's dispatch, the gRPC schema side)
+ * failed to load: answered 503 ERR_LOCH_GATEWAY_UNAVAILABLE, failing closed, with one stable code
+ * and no stack per request; `what` names the code ("the gateway cannot load its dispatch").
+ */
+export function gatewayUnavailable(what: string, error: unknown): ProxyError {
+  return new ProxyError(
+    'ERR_LOCH_GATEWAY_UNAVAILABLE',
+    `${what}: ${error instanceof Error ? error.message : String(error)}`,
+    { cause: error },
+  );
+}
+
+/**
  * Maps a failure while connecting to or exchanging with an upstream (before any response byte
  * was passed on) to a ProxyError. `label` names the upstream for the message.
  */

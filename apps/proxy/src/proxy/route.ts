@@ -31,7 +31,7 @@ import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
 import { Router } from '../routing/router.js';
 import { limitRequestBody } from './body-limit.js';
 import type { RequestCx, RoutedCx } from './context.js';
-import { ProxyError } from './errors.js';
+import { gatewayUnavailable, ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
 import type { ProxyLog } from './log.js';
 
@@ -41,6 +41,14 @@ import type { ProxyLog } from './log.js';
  * gateway route: a worker whose routes only forward HTTP never loads it.
  */
 const gatewayDispatch = lazyModule(() => import('../gateway/dispatch.js'));
+
+/**
+ * Closes the gateway's upstream connections if this worker loaded its dispatch (the worker is
+ * stopping); a worker that never had a gateway route, or whose import failed, made none.
+ */
+export function closeGatewayUpstreams(): void {
+  gatewayDispatch.loaded?.closeGatewayUpstreams();
+}
 
 /**
  * The connector key of one upstream of a compiled route, carrying the upstream it leads to
@@ -278,10 +286,7 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
         return gatewayDispatch.load().then(
           (d) => d.callGateway(gateway, req, path, query, refusals),
           (e: unknown) => {
-            throw new ProxyError(
-              'ERR_LOCH_GATEWAY_UNAVAILABLE',
-              `the gateway cannot load its dispatch: ${e instanceof Error ? e.message : String(e)}`,
-            );
+            throw gatewayUnavailable('the gateway cannot load its dispatch', e);
           },
         );
       return dispatch.callGateway(gateway, req, path, query, refusals);

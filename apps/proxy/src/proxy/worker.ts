@@ -52,6 +52,7 @@ import { forwardedFor } from './header-hygiene.js';
 import { ProxyLog, type StagedAccessLogs } from './log.js';
 import { answerPlainHttp } from './plain-http.js';
 import type { ServerLifecycle } from './reuse.js';
+import { closeGatewayUpstreams } from './route.js';
 import { connectorOf, type ServerHandler, serverStack } from './stack.js';
 import type { TicketKeySets } from './ticket-rotation.js';
 import { drainTunnels } from './tunnel.js';
@@ -156,11 +157,6 @@ export class ProxyWorker {
    * (thrift/servers.ts and what it imports), which an HTTP-only worker never uses.
    */
   #thrift: ThriftServers | null = null;
-  /**
-   * Whether a committed config had a gateway route: only then has the route layer loaded the
-   * gateway's dispatch (route.ts), whose upstream pool the shutdown closes.
-   */
-  #gatewayRoutes = false;
   /** runtime.max_connections_per_worker: accepting pauses at the limit (connection-limit.ts). */
   readonly #limit: ConnectionLimit;
 
@@ -474,7 +470,6 @@ export class ProxyWorker {
       }
     }
     this.#config = staged.config;
-    this.#gatewayRoutes ||= staged.config.servers.some((s) => s.routes.some((r) => r.gateway !== undefined));
     this.log.configureLevels(staged.config);
     this.log.commitAccess(staged.access);
     this.#limit.max = staged.config.runtime.maxConnectionsPerWorker;
@@ -694,12 +689,8 @@ export class ProxyWorker {
     for (const entry of this.#servers.values()) {
       connectorOf(entry.slot.get()).close();
     }
-    // The gateway's upstream pool, if the route layer loaded its dispatch (a failed import made none).
-    if (this.#gatewayRoutes)
-      await import('../gateway/dispatch.js').then(
-        (dispatch) => dispatch.closeGatewayUpstreams(),
-        () => {},
-      );
+    // The gateway's upstream pool, if the route layer loaded its dispatch.
+    closeGatewayUpstreams();
     await thriftStopped;
     // The drain's own line must be written before the log closes: the tunnels' connections can
     // end (and `drained` resolve) a turn before drainTunnels() resolves, so without this wait a
