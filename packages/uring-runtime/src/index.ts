@@ -56,6 +56,7 @@ export {
 export { type SleepOptions, sleep, timeout } from './time.js';
 export { type RingTlsEvents, type RingTlsPort, ringTlsPort } from './uring/tls-port.js';
 export { type CommandHandler, onCommand, type WorkerContext, workerContext } from './workers/context.js';
+export { createWorker } from './workers/exec-argv.js';
 export {
   DEFAULT_RESTART_POLICY,
   DEFAULT_WATCHDOG,
@@ -73,3 +74,4 @@ export {
   type WorkerStatus,
   type WorkerWatchdog,
 } from './workers/start.js';
+export { type ThreadEntry, threadEntry } from './workers/thread-entry.js';

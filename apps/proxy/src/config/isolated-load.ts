@@ -9,10 +9,7 @@
  * issue and where it is, as load.ts's loadConfigFile. Not for `loch check` (a process that
  * exits once it has printed: it validates in its main thread) or for the request path.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { createWorker, threadEntry } from '@loch/uring-runtime';
 import { ConfigError, type ConfigIssue } from './config-error.js';
 import type { ProxyConfig } from './schema.js';
 
@@ -36,35 +33,18 @@ export class ConfigThreadError extends Error {
 }
 
 /**
- * How to start load-thread: its .js beside this module (dist, and the e2e bundle's entries), or
- * from the TypeScript sources through tsx's API with the workspace's source condition (tests,
- * `pnpm start`), as @loch/uring-runtime starts its workers from sources.
- */
-function threadEntry(): { target: string | URL; eval: boolean; execArgv?: string[] } {
-  const own = import.meta.url;
-  if (own.endsWith('.js')) return { target: new URL('./load-thread.js', own), eval: false };
-  const entry = new URL('./load-thread.ts', own).href;
-  const tsxDir = dirname(createRequire(own).resolve('tsx/package.json'));
-  const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-  const condition = '--conditions=@loch/source';
-  return {
-    target: `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(entry)})).catch((error) => process.nextTick(() => { throw error; }));`,
-    eval: true,
-    ...(process.execArgv.includes(condition) ? {} : { execArgv: [...process.execArgv, condition] }),
-  };
-}
-
-/**
  * Reads and validates `file` in a thread of its own; resolves once that thread has exited.
  * Rejects with ConfigError (every issue, as loadConfigFile) or ConfigThreadError.
  */
 export function loadConfigIsolated(file: string): Promise<LoadedConfig> {
-  const entry = threadEntry();
+  // load-thread's .js beside this module (dist, the e2e bundle's entries) or its source (tests,
+  // `pnpm start`), as @loch/uring-runtime starts its workers.
+  const entry = threadEntry(import.meta.url, 'load-thread');
   return new Promise((resolve, reject) => {
-    const worker = new Worker(entry.target, {
+    const worker = createWorker(entry.target, {
       eval: entry.eval,
       workerData: { file },
-      ...(entry.execArgv === undefined ? {} : { execArgv: entry.execArgv }),
+      execArgv: entry.execArgv,
     });
     let reply: LoadReply | undefined;
     let failure: Error | undefined;

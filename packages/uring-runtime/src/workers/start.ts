@@ -7,16 +7,16 @@
  * workers: they share nothing but messages.
  */
 import { EventEmitter } from 'node:events';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { resolve as resolvePath } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ResourceLimits, Worker } from 'node:worker_threads';
 import { RuntimeError } from '../errors.js';
 import type { BufferBudgetOptions } from '../internal/buffer-budget.js';
 import { type DriverChoice, resolveDriverChoice } from '../runtime.js';
-import { createWorker, workerExecArgv } from './exec-argv.js';
+import { createWorker } from './exec-argv.js';
 import type { FromWorker, ToWorker, WireError, WorkerBoot } from './protocol.js';
+import { threadEntry } from './thread-entry.js';
 
 /**
  * Supervision of start()'s workers: a worker that crashes is replaced by a new thread with the
@@ -274,20 +274,6 @@ function restartPolicy(option: StartOptions['restart']): EffectivePolicy | false
     });
   }
   return policy;
-}
-
-/** Where the worker entry lives, and how to run it (TS sources need tsx in the worker). */
-function bootstrapEntry(): { code: string; eval: true } | { url: URL; eval: false } {
-  const own = import.meta.url;
-  if (own.endsWith('.js')) return { url: new URL('./bootstrap.js', own), eval: false };
-  // Running from TypeScript sources (tests, tsx): load the entry through tsx's ESM API.
-  const entry = new URL('./bootstrap.ts', own).href;
-  const tsxDir = dirname(createRequire(own).resolve('tsx/package.json'));
-  const api = pathToFileURL(join(tsxDir, 'dist/esm/api/index.mjs')).href;
-  return {
-    eval: true,
-    code: `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(entry)})).catch((error) => process.nextTick(() => { throw error; }));`,
-  };
 }
 
 /**
@@ -768,10 +754,7 @@ export async function start(options: StartOptions, main: string | URL): Promise<
   const policy = restartPolicy(options.restart);
   const mainUrl =
     main instanceof URL ? main.href : /^[a-z]+:/i.test(main) ? main : pathToFileURL(resolvePath(main)).href;
-  const entry = bootstrapEntry();
-  // From sources, the worker must resolve @loch/* to sources as well; from dist, leave it alone
-  // (undefined: the worker inherits the parent's flags, V8's included: exec-argv.ts).
-  const execArgv = workerExecArgv(entry.eval ? ['--conditions=@loch/source'] : []);
+  const entry = threadEntry(import.meta.url, 'bootstrap');
   const cpus: (number | undefined)[] = [];
   for (let index = 0; index < count; index++) cpus.push(cpuFor(index, options.cpuAffinity));
   const faults = options.faultInjection === true;
@@ -792,9 +775,12 @@ export async function start(options: StartOptions, main: string | URL): Promise<
       data,
     };
     const resourceLimits = options.resourceLimits;
-    return entry.eval
-      ? createWorker(entry.code, { eval: true, workerData, execArgv, resourceLimits })
-      : createWorker(entry.url, { workerData, execArgv, resourceLimits });
+    return createWorker(entry.target, {
+      eval: entry.eval,
+      workerData,
+      execArgv: entry.execArgv,
+      resourceLimits,
+    });
   };
   const pool = new WorkerPool(count, spawn, { cpus, data: options.data, policy, faults, watchdog });
   try {
