@@ -3,6 +3,7 @@
  * what loading in the thread itself gives (the config the workers get, the files a reload
  * watches), and a bad file must fail the same way, with every issue and where it is.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,4 +92,21 @@ thrift = { idl = "user.thrift", service = "UserService", method = "getUser", ups
     await expect(loadConfigIsolated(file)).rejects.toThrow(expected.message);
     await expect(loadConfigIsolated(file)).rejects.toBeInstanceOf(ConfigError);
   });
+
+  it('reads the config when node was started with flags Node refuses in a thread (from sources)', () => {
+    // From sources the thread needs the @loch/source condition, so it gets an explicit execArgv,
+    // which Node refuses with V8 flags in it (ERR_WORKER_INVALID_EXEC_ARGV): createWorker drops them.
+    const module = JSON.stringify(new URL('./isolated-load.ts', import.meta.url).href);
+    const program = `const { loadConfigIsolated } = await import(${module});
+      const loaded = await loadConfigIsolated(${JSON.stringify(monolake)});
+      console.log(loaded.config.servers.length > 0 ? 'ok' : 'empty');`;
+    const out = spawnSync(
+      process.execPath,
+      ['--max-old-space-size=512', '--import', 'tsx', '--input-type=module', '-e', program],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(out.stderr).not.toContain('invalid execArgv');
+    expect(out.stdout.trim()).toBe('ok');
+    expect(out.status).toBe(0);
+  }, 90_000); // a node + tsx start with a thread: past vitest's 20 s on a loaded CI machine
 });
