@@ -3,7 +3,8 @@
  * call's frame exactly as received (its length prefix and payload, one view of the received
  * chunk) when the prefix came in the same receive as the payload, and undefined otherwise (a
  * lone prefix: the bytes before the payload are not the call's); ThriftReply.wire is written as
- * the one buffer it is to a framed caller, and only when it frames the reply's payload exactly.
+ * the one buffer it is to a framed caller, and only when its prefix gives the rest of it as the
+ * reply payload's length.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -173,8 +174,8 @@ describe('ThriftServer: a framed call and its reply relayed as they came', () =>
     expect(got[1]).toBeUndefined();
   });
 
-  it('a reply given with its framed wire is written as that one buffer to a framed caller; a wire that does not frame the payload exactly, or a caller in another framing, gets the payload framed anew', async () => {
-    const { texts, wire } = calls([2000, 3000, 4000, 5000]);
+  it("a reply given with its framed wire is written as that one buffer to a framed caller, whatever memory its payload views; a wire whose prefix does not give the rest of it as the payload's length, or a caller in another framing, gets the payload framed anew", async () => {
+    const { texts, wire } = calls([2000, 3000, 4000, 5000, 6000]);
     const stream = pooled(wire, [wire.byteLength]);
     const handler: ThriftHandler = {
       call(request): ThriftReply {
@@ -183,15 +184,19 @@ describe('ThriftServer: a framed call and its reply relayed as they came', () =>
         const text = r.readString();
         const reply = framedWire(echoReply(request, text).payload);
         const id = request.header.seqId;
-        if (id === 0) return reply; // exact: written as is
-        if (id === 1) {
+        if (id === 0) return reply; // the payload is the wire's view: written as is
+        // The payload's bytes in other memory (a copy): the wire is the handler's word, and
+        // frames them, so it is written as is (the server compares no views: issue 15).
+        if (id === 1) return { payload: reply.payload.slice(), wire: reply.wire };
+        if (id === 2) {
           // A wire whose prefix says another length: not used, the reply is framed anew.
           const bad = reply.wire.slice();
           bad[3] = (bad[3]! + 1) & 0xff;
           return { payload: bad.subarray(4), wire: bad };
         }
-        // A payload that is not the wire's view (a copy): not used.
-        if (id === 2) return { payload: reply.payload.slice(), wire: reply.wire };
+        // A wire one byte longer than the payload, its prefix saying so: not used.
+        if (id === 3)
+          return { payload: reply.payload, wire: framedWire(new Uint8Array([...reply.payload, 0])).wire };
         return { payload: reply.payload }; // no wire
       },
     };
@@ -202,10 +207,11 @@ describe('ThriftServer: a framed call and its reply relayed as they came', () =>
     }).handleConnection(stream);
     await ticks(4);
     expect(repliesOf(writtenBytes(stream))).toEqual(texts);
-    expect(stream.writes).toHaveLength(4);
-    // The exact wire went as one buffer; the others as a new prefix and the payload.
+    expect(stream.writes).toHaveLength(5);
+    // The two wires that frame their payload went as one buffer; the others as a new prefix and the payload.
     expect(stream.writes[0]).toBeInstanceOf(Uint8Array);
-    for (const w of stream.writes.slice(1)) {
+    expect(stream.writes[1]).toBeInstanceOf(Uint8Array);
+    for (const w of stream.writes.slice(2)) {
       expect(Array.isArray(w)).toBe(true);
       expect((w as Uint8Array[]).length).toBe(2);
       expect((w as Uint8Array[])[0]!.byteLength).toBe(4);

@@ -89,11 +89,13 @@ export interface ThriftReply {
    */
   release?(): void;
   /**
-   * Optional: the reply framed for the 'framed' transport as one buffer, its 4-byte length
-   * prefix then `payload`, where `payload` is this buffer's view from its 5th byte on (a proxy
-   * relaying an upstream's framed reply read in place). Written as is to a caller that came
-   * framed, instead of a new prefix and the payload; ignored otherwise, and when it does not
-   * frame `payload` exactly (checked).
+   * Optional: the reply framed for the 'framed' transport as one buffer, its 4-byte big-endian
+   * length prefix then the bytes of `payload` (a proxy relaying an upstream's framed reply read
+   * in place gives the received frame, `payload` being its view from the 5th byte on). Written as
+   * is to a caller that came framed, instead of a new prefix and the payload; ignored otherwise,
+   * and when its prefix does not give the rest of it, `payload.length` bytes (checked). That
+   * those bytes are the payload's is the handler's promise, not checked (comparing the views'
+   * memory costs a builtin call per read on every reply).
    */
   readonly wire?: Uint8Array | undefined;
 }
