@@ -712,10 +712,12 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
    * recvTo's would), else one recvTo.
    */
   private requestRecv(purpose: number): void {
-    const watching = this.reading === READ_WATCH;
-    this.reading = purpose;
-    if (watching) return;
-    if (this.early) {
+    // `reading` read and written, `early` read as bit operations: the parked lane's calls (run()
+    // -> park() -> here) are past TurboFan's inlining budget for run(), a call per accessor.
+    const flags = this.flags;
+    this.flags = (flags & ~READING_MASK) | (purpose << READING_SHIFT);
+    if ((flags & READING_MASK) === READ_WATCH << READING_SHIFT) return;
+    if ((flags & F_EARLY) !== 0) {
       const c = this.earlyChunk;
       const error = this.earlyError;
       this.early = false;
@@ -761,8 +763,9 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
       this.chunk = null;
     }
     // With the last answer still in flight its write deadline holds; onWritten arms the idle one.
-    this.arm(this.writing ? 'write' : 'idle');
-    this.state = H1State.Idle;
+    // `writing` read and `state` written as bit operations (run()'s inlining budget: see run()).
+    this.arm((this.flags & F_WRITING) !== 0 ? 'write' : 'idle');
+    this.flags = (this.flags & ~STATE_MASK) | (H1State.Idle << STATE_SHIFT);
     // The connection itself is the receive's target (onRecv): no promise, reaction or closure
     // per parked connection.
     try {
@@ -940,7 +943,8 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
         // As loop() sets a request up, for a bodiless one.
         const req = d.message!;
         d.message = null;
-        this.state = H1State.Handling;
+        // state = Handling, as a bit operation (see responseStarted above).
+        this.flags = (this.flags & ~STATE_MASK) | (H1State.Handling << STATE_SHIFT);
         this.served++;
         let keepAlive =
           d.keepAlive &&
