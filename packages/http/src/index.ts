@@ -1,7 +1,9 @@
 /**
  * @loch/http: HTTP server and client on the Loch runtime. The root is what applications use
  * (server, client, messages, headers, bodies, errors); the HTTP/1.1 wire codec is the subpath
- * @loch/http/h1, HTTP/2's codec and server session @loch/http/h2. src/internal/ is not exported.
+ * @loch/http/h1, HTTP/2's codec, client session and server session @loch/http/h2 (the root loads
+ * HTTP/2's errors only: HttpServer imports the rest with its first HTTP/2 connection).
+ * src/internal/ is not exported.
  */
 
 export type { BodyKind, HttpBody, ReadyBodyIterator } from './body.js';
@@ -47,13 +49,14 @@ export {
   responseFraming,
   responseHasNoBody,
 } from './h1/encoder.js';
-// The HTTP/2 client session (the same options and exchange target as HttpClient).
+// The HTTP/2 client's options and errors. The session itself (H2ClientSession: the same
+// options and exchange target as HttpClient) is @loch/http/h2's, so a process that speaks no
+// HTTP/2 loads none of its code; its errors stay here for `instanceof` without it.
 export type { Http2RefusedReason } from './h2/client-errors.js';
 export { Http2RequestRefusedError, Http2SessionError } from './h2/client-errors.js';
 export type { Http2ClientLimits, Http2ClientOptions } from './h2/client-session.js';
-export { H2ClientSession } from './h2/client-session.js';
 // The HTTP/2 options a server takes, and the error a handler sees when its stream is reset.
-export type { Http2ServerLimits } from './h2/server-shared.js';
+export type { Http2ServerLimits } from './h2/limits.js';
 export { Http2StreamResetError } from './h2/stream-reset-error.js';
 export type { HeadersInit } from './headers.js';
 export { HeaderName, HeaderNameSet, HttpHeaders } from './headers.js';

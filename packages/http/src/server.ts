@@ -2,7 +2,8 @@
  * HttpServer: the protocol-neutral server. Accepts connections from a runtime listener (or is
  * handed streams), makes each connection's context, runs the protocol's connection on it
  * (HTTP/2, h2/server-session.ts, when TLS agreed on `h2` by ALPN or a plain connection starts
- * with the HTTP/2 client preface, sniffed by the h1 connection on its first read; else HTTP/1.1,
+ * with the HTTP/2 client preface, sniffed by the h1 connection on its first read: imported with
+ * the first such connection, so HTTP/1.1-only clients never load it; else HTTP/1.1,
  * h1/server-connection.ts; `Upgrade: h2c` is answered as plain HTTP/1.1), and owns what every protocol shares: the handler (a Service: request, carrying its
  * connection's context, -> response, at once or later), the deadlines, checked by one coarse
  * sweep so arming one costs two field writes, and the graceful close (stop accepting, close idle
@@ -21,8 +22,9 @@ import type { RequestDecoderOptions } from './h1/decoder.js';
 import { httpDate } from './h1/encoder.js';
 import { H1ServerConnection } from './h1/server-connection.js';
 import { H1ServerShared } from './h1/server-shared.js';
-import { H2ServerSession } from './h2/server-session.js';
-import { H2ServerShared, type Http2ServerLimits, resolveHttp2Limits } from './h2/server-shared.js';
+import { type Http2ServerLimits, type ResolvedHttp2Limits, resolveHttp2Limits } from './h2/limits.js';
+import type { H2ServerSession } from './h2/server-session.js';
+import type { H2ServerShared } from './h2/server-shared.js';
 import { deadlines } from './internal/deadlines.js';
 import { LiveConnections } from './live-connections.js';
 import type { HttpResponse, HttpServerRequest } from './message.js';
@@ -172,6 +174,32 @@ const EXPIRE_BATCH = 32;
 /** Thrown inside attach() when the server is closing (not reported to onError). */
 const CLOSING = Symbol('closing');
 
+/** The HTTP/2 side of the server (h2/server-protocol.ts). */
+type H2Protocol = typeof import('./h2/server-protocol.js');
+/** The HTTP/2 side once imported (one per isolate, whatever the number of servers). */
+let h2Protocol: H2Protocol | undefined;
+/** Its import while in flight; forgotten when it fails, so the next h2 connection tries again. */
+let h2Importing: Promise<H2Protocol> | undefined;
+
+/**
+ * Imports the HTTP/2 side, at the first connection that speaks HTTP/2 (issue 18: a server whose
+ * clients all speak HTTP/1.1 never loads it). Until it has loaded, that connection waits; an
+ * import that fails ends that connection only (onError is told).
+ */
+function importH2Protocol(): Promise<H2Protocol> {
+  h2Importing ??= import('./h2/server-protocol.js').then(
+    (m) => {
+      h2Protocol = m;
+      return m;
+    },
+    (error: unknown) => {
+      h2Importing = undefined;
+      throw error;
+    },
+  );
+  return h2Importing;
+}
+
 /**
  * What the server keeps of each connection, whatever its protocol: its deadline for the sweep
  * and the shutdown hook.
@@ -225,8 +253,14 @@ export class HttpServer<Cx = HttpConnectionContext> {
   /** @internal */ closing = false;
   /** What the HTTP/1.1 connections of this server share. @internal */
   readonly h1: H1ServerShared;
-  /** What the HTTP/2 sessions share; null when HTTP/2 is off. */
-  private readonly h2: H2ServerShared | null;
+  /** The HTTP/2 limits, resolved and checked when the server is made; null when HTTP/2 is off. */
+  private readonly h2Limits: ResolvedHttp2Limits | null;
+  /** What the HTTP/2 sessions share: made with the first one (see importH2Protocol). */
+  private h2: H2ServerShared | null = null;
+  /** The `date` and method choices of the HTTP/2 sessions (H2ServerShared's). */
+  private readonly h2Date: (() => string) | null;
+  private readonly h2Methods: ReadonlySet<string> | 'any';
+  private readonly h2MaxHeaderCount: number;
   private readonly live = new LiveConnections<ServedConnection>();
   private readonly listeners = new Set<HttpListener>();
   /** The shortest deadline armed (ms), which sets the sweep's tick; 0 when none is. */
@@ -252,19 +286,17 @@ export class HttpServer<Cx = HttpConnectionContext> {
     const limits = options.limits ?? {};
     this.h1 = new H1ServerShared(limits, options.date ?? true);
     const http2 = options.http2 ?? true;
-    this.h2 =
+    this.h2Limits =
       http2 === false
         ? null
-        : new H2ServerShared(
-            resolveHttp2Limits(
-              http2 === true ? {} : http2,
-              limits.maxHeadSize ?? 16 * 1024,
-              limits.maxHeaderCount ?? 100,
-            ),
-            (options.date ?? true) ? httpDate : null,
-            limits.methods ?? KNOWN_METHODS,
+        : resolveHttp2Limits(
+            http2 === true ? {} : http2,
+            limits.maxHeadSize ?? 16 * 1024,
             limits.maxHeaderCount ?? 100,
           );
+    this.h2Date = (options.date ?? true) ? httpDate : null;
+    this.h2Methods = limits.methods ?? KNOWN_METHODS;
+    this.h2MaxHeaderCount = limits.maxHeaderCount ?? 100;
     this.maxRequests = options.maxRequestsPerConnection ?? 0;
     this.makeContext = options.context ?? (connectionContext as unknown as (stream: HttpStream) => Cx);
     this.contextPerRequest = options.contextPerRequest ?? false;
@@ -325,16 +357,29 @@ export class HttpServer<Cx = HttpConnectionContext> {
     let conn: H1ServerConnection<Cx> | H2ServerSession<Cx>;
     try {
       if (this.closing) throw CLOSING;
-      const h2 = this.h2;
-      conn =
-        h2 !== null && !RuntimeStream.hasPlainFacts(stream) && stream.facts.alpnProtocol === 'h2'
-          ? new H2ServerSession(this, h2, stream, this.makeContext(stream), onClosed)
-          : new H1ServerConnection(
-              this,
-              stream,
-              this.contextPerRequest ? null : this.makeContext(stream),
-              onClosed,
-            );
+      if (
+        this.h2Limits !== null &&
+        !RuntimeStream.hasPlainFacts(stream) &&
+        stream.facts.alpnProtocol === 'h2'
+      ) {
+        const h2 = h2Protocol;
+        if (h2 === undefined) {
+          // The first h2 connection of the isolate: attached again once the h2 side is loaded.
+          importH2Protocol().then(
+            () => this.attach(stream, onClosed),
+            (e: unknown) => this.dropUnserved(stream, onClosed, e),
+          );
+          return;
+        }
+        conn = new h2.H2ServerSession(this, this.h2Shared(h2), stream, this.makeContext(stream), onClosed);
+      } else {
+        conn = new H1ServerConnection(
+          this,
+          stream,
+          this.contextPerRequest ? null : this.makeContext(stream),
+          onClosed,
+        );
+      }
     } catch (e) {
       if (e !== CLOSING) this.onError(e);
       void stream
@@ -345,8 +390,27 @@ export class HttpServer<Cx = HttpConnectionContext> {
     }
     this.live.add(conn);
     if (!this.swept) this.joinSweep();
-    if (conn instanceof H2ServerSession) conn.start(null);
-    else conn.start();
+    if (conn instanceof H1ServerConnection) conn.start();
+    else conn.start(null);
+  }
+
+  /** Closes a stream the server could not serve (`error` goes to onError) and tells `onClosed`. */
+  private dropUnserved(
+    stream: HttpStream,
+    onClosed: ((stream: HttpStream) => void) | null,
+    error: unknown,
+  ): void {
+    this.onError(error);
+    void stream
+      .close()
+      .catch(() => {})
+      .then(() => onClosed?.(stream));
+  }
+
+  /** What this server's h2 sessions share, made with the first. */
+  private h2Shared(h2: H2Protocol): H2ServerShared {
+    this.h2 ??= new h2.H2ServerShared(this.h2Limits!, this.h2Date, this.h2Methods, this.h2MaxHeaderCount);
+    return this.h2;
   }
 
   /**
@@ -354,12 +418,15 @@ export class HttpServer<Cx = HttpConnectionContext> {
    * bytes: HTTP/2 is on and the stream is plain (on TLS, ALPN decides). @internal
    */
   sniffsPreface(stream: HttpStream): boolean {
-    return this.h2 !== null && (RuntimeStream.hasPlainFacts(stream) || !stream.facts.secure);
+    return this.h2Limits !== null && (RuntimeStream.hasPlainFacts(stream) || !stream.facts.secure);
   }
 
   /**
    * An h1 connection's first bytes were the HTTP/2 client preface: an h2 session takes the
-   * stream over, starting with `received` (those bytes, copied). @internal
+   * stream over, starting with `received` (those bytes, copied). The first such connection of
+   * the isolate waits for the h2 side's import; `from` (closed to HTTP/1.1, no deadline, not
+   * idle) keeps its place among the open connections meanwhile, so close() waits for it and
+   * closeAll() closes its stream. @internal
    */
   switchToH2(
     from: ServedConnection,
@@ -368,7 +435,18 @@ export class HttpServer<Cx = HttpConnectionContext> {
     onClosed: ((stream: HttpStream) => void) | null,
     received: Uint8Array,
   ): void {
-    const session = new H2ServerSession(this, this.h2!, stream, context, onClosed);
+    const h2 = h2Protocol;
+    if (h2 === undefined) {
+      importH2Protocol().then(
+        () => this.switchToH2(from, stream, context, onClosed, received),
+        (e: unknown) => {
+          this.release(from);
+          this.dropUnserved(stream, onClosed, e);
+        },
+      );
+      return;
+    }
+    const session = new h2.H2ServerSession(this, this.h2Shared(h2), stream, context, onClosed);
     this.live.replace(from, session);
     session.start(received);
     if (this.closing) session.shutdownIfIdle();

@@ -13,7 +13,6 @@
  */
 import {
   FixedBody,
-  H2ClientSession,
   type Http2ClientOptions,
   Http2RequestRefusedError,
   HttpAbortedError,
@@ -29,6 +28,7 @@ import {
   nextNow,
   type ReadyBodyIterator,
 } from '@loch/http';
+import { H2ClientSession } from '@loch/http/h2';
 import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
 import type { Connector } from './connector.js';
 import {

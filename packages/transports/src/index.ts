@@ -1,6 +1,7 @@
 /**
- * @loch/transports: stackable connectors (TCP, Unix, unified L4, TLS, HTTP/1.1) and the connection
- * pool (monoio-transports for Loch). Public surface only; src/internal/ is not exported.
+ * @loch/transports: stackable connectors (TCP, Unix, unified L4, TLS, HTTP/1.1, HTTP/2) and the
+ * connection pools (monoio-transports for Loch). Public surface only; src/internal/ is not
+ * exported. TlsConnector is @loch/transports/tls, H2Connector @loch/transports/h2.
  */
 export {
   type ConnectOptions,
@@ -28,12 +29,10 @@ export {
   type TransportPhase,
   WriteError,
 } from './errors.js';
-export {
-  H2Connector,
-  type H2ConnectorOptions,
-  type H2ConnectorStats,
-  H2NotNegotiatedError,
-} from './h2-connector.js';
+// The TLS and HTTP/2 connectors are the subpaths @loch/transports/tls and @loch/transports/h2
+// (they load @loch/tls and @loch/http's HTTP/2 client): a process that speaks neither loads
+// neither. Their option and stats types are here too (no code).
+export type { H2ConnectorOptions, H2ConnectorStats } from './h2-connector.js';
 export { type ExchangeOptions, HttpConnection } from './http-connection.js';
 export {
   HttpConnector,
@@ -85,5 +84,5 @@ export {
   type SharedPoolOptions,
   type SharedPoolStats,
 } from './shared-pool.js';
-export { TlsConnector, type TlsConnectorOptions } from './tls-connector.js';
+export type { TlsConnectorOptions } from './tls-connector.js';
 export { type LimitedKey, type LimitWaiter, UpstreamLimit } from './upstream-limit.js';

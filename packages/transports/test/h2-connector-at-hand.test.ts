@@ -20,7 +20,8 @@ import {
   FrameType,
   HpackEncoder,
 } from '@loch/http/h2';
-import { endpoint, H2Connector } from '@loch/transports';
+import { endpoint } from '@loch/transports';
+import { H2Connector } from '@loch/transports/h2';
 import { plainFacts } from '@loch/uring-runtime';
 import { describe, expect, it } from 'vitest';
 

@@ -11,15 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequest, readText } from '@loch/http';
-import {
-  ConnectError,
-  endpoint,
-  H2Connector,
-  H2NotNegotiatedError,
-  ReadError,
-  TlsConnector,
-  UnifiedL4Connector,
-} from '@loch/transports';
+import { ConnectError, endpoint, ReadError, UnifiedL4Connector } from '@loch/transports';
+import { H2Connector, H2NotNegotiatedError } from '@loch/transports/h2';
+import { TlsConnector } from '@loch/transports/tls';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { driverCases, eventually, pki } from './harness.js';

@@ -12,14 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequest, readText } from '@loch/http';
 import { TlsCertificateError } from '@loch/tls';
-import {
-  ConnectError,
-  type Endpoint,
-  endpoint,
-  HttpConnector,
-  TlsConnector,
-  UnifiedL4Connector,
-} from '@loch/transports';
+import { ConnectError, type Endpoint, endpoint, HttpConnector, UnifiedL4Connector } from '@loch/transports';
+import { TlsConnector } from '@loch/transports/tls';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { driverCases, pki } from './harness.js';

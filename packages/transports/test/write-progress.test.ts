@@ -12,15 +12,9 @@
  *   (504), not a read timeout.
  */
 import { createRequest, fixedBody, type HttpResponse, readText } from '@loch/http';
-import {
-  type Endpoint,
-  endpoint,
-  H2Connector,
-  HttpConnector,
-  TlsConnector,
-  UnifiedL4Connector,
-  WriteError,
-} from '@loch/transports';
+import { type Endpoint, endpoint, HttpConnector, UnifiedL4Connector, WriteError } from '@loch/transports';
+import { H2Connector } from '@loch/transports/h2';
+import { TlsConnector } from '@loch/transports/tls';
 import { createRuntime, type Runtime } from '@loch/uring-runtime';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type SlowUpstream, startSlowUpstream } from '../../http/test/slow-upstream.js';

@@ -22,12 +22,9 @@ import {
   type Connector,
   type Endpoint,
   encodeProxyHeader,
-  H2Connector,
-  H2NotNegotiatedError,
   HttpConnector,
   ProxyHeaderConnector,
   type RequestOptions,
-  TlsConnector,
   TransportError,
   UnifiedL4Connector,
   withProxyHeader,
@@ -40,6 +37,7 @@ import { classifyUpstreamError, ProxyError } from './errors.js';
 import { forwardedClient } from './forwarded-client.js';
 import { type GrpcRelayTimeout, grpcTimeoutMs, isGrpcRequest, relayGrpcResponse } from './grpc-status.js';
 import { cleanResponseHeaders } from './header-hygiene.js';
+import { isH2NotNegotiated, LazyH2Connector, LazyTlsConnector } from './lazy-connectors.js';
 import type { CompiledRoute, UpstreamEndpoint } from './route.js';
 import { endpointForHost } from './upstream-sni.js';
 
@@ -90,9 +88,10 @@ export function newUpstreamConnector(options: {
   /** Idle connections kept per endpoint (`upstream_keepalive`); default DEFAULT_UPSTREAM_KEEPALIVE. */
   maxIdlePerKey?: number | undefined;
 }): HttpConnector {
-  // TLS for https upstreams stacks on the L4 connector (plain http endpoints pass through); a
-  // PROXY header (send_proxy_protocol) goes out first, before the TLS handshake.
-  const l4 = new TlsConnector(new ProxyHeaderConnector(new UnifiedL4Connector()));
+  // TLS for https upstreams stacks on the L4 connector (plain http endpoints pass through; the
+  // TLS code is imported at the first https connect: lazy-connectors.ts); a PROXY header
+  // (send_proxy_protocol) goes out first, before the TLS handshake.
+  const l4 = new LazyTlsConnector(new ProxyHeaderConnector(new UnifiedL4Connector()));
   const streams = options.streams;
   const tracked: Connector<Endpoint, HttpStream> = {
     async connect(key, connectOptions) {
@@ -117,7 +116,7 @@ export function newUpstreamConnector(options: {
 export class UpstreamConnector extends HttpConnector {
   readonly #l4: Connector<Endpoint, HttpStream>;
   readonly #idleTimeout: number;
-  #h2: H2Connector | undefined;
+  #h2: LazyH2Connector | undefined;
   /**
    * `upstream_http_version = "auto"`: the https upstreams (by endpoint id) whose server picked
    * HTTP/1.1 by ALPN, learned from the first connect; they go to the HTTP/1.1 pool from then on.
@@ -134,9 +133,9 @@ export class UpstreamConnector extends HttpConnector {
     this.#idleTimeout = idleTimeout;
   }
 
-  /** The HTTP/2 connector (one per server, shared by its routes). */
-  http2(): H2Connector {
-    this.#h2 ??= new H2Connector(this.#l4, { pool: { idleTimeout: this.#idleTimeout } });
+  /** The HTTP/2 connector (one per server, shared by its routes; its code imported at its first request). */
+  http2(): LazyH2Connector {
+    this.#h2 ??= new LazyH2Connector(this.#l4, { pool: { idleTimeout: this.#idleTimeout } });
     return this.#h2;
   }
 
@@ -166,7 +165,7 @@ export class UpstreamConnector extends HttpConnector {
       .then(
         (res) => (onResponse === undefined ? res : onResponse(res, key)),
         (error: unknown) => {
-          if (error instanceof Error && error.cause instanceof H2NotNegotiatedError) {
+          if (error instanceof Error && isH2NotNegotiated(error.cause)) {
             this.#h1Only.add(upstreamId);
             return this.request(key, req, options);
           }
@@ -260,7 +259,7 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
    */
   readonly #bareOptions: RequestOptions;
   /** HTTP/2 sessions of `upstream_http_version = "http2"` routes (the connector's, else one of its own). */
-  #h2: H2Connector | undefined;
+  #h2: LazyH2Connector | undefined;
   /** The options of an HTTP/2 client's gRPC call without a shorter deadline of its own (#grpcOptions). */
   readonly #grpcReadOptions: RequestOptions;
 
@@ -403,7 +402,7 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
       this.#h2 ??=
         this.connector instanceof UpstreamConnector
           ? this.connector.http2()
-          : new H2Connector(new TlsConnector(new UnifiedL4Connector()));
+          : new LazyH2Connector(new LazyTlsConnector(new UnifiedL4Connector()));
       return this.#h2.request(key, req, options);
     }
     if (route.upstreamHttpVersion === 'auto' && this.connector instanceof UpstreamConnector) {

@@ -139,6 +139,44 @@ describe('a worker whose config has HTTP servers only', () => {
   });
 });
 
+describe('a worker whose config has no TLS and no HTTP/2 upstream', () => {
+  // TLS listeners load their side in precommit (worker-tls.ts); https and HTTP/2 upstreams load
+  // their connectors at their first exchange (lazy-connectors.ts); HttpServer loads its HTTP/2
+  // side at its first h2 connection (@loch/http's server.ts). About 1 MiB of heap per worker
+  // (bench/idle-memory/readings-2026-12-06d.md).
+  const files = new Set<string>();
+  const loaded = packagesLoadedBy(resolve(here, 'worker.ts'), files);
+  const h2Dir = resolve(packagesDir, 'http/src/h2');
+
+  it.each(['@loch/tls', '@loch/transports/tls', '@loch/transports/h2', '@loch/http/h2'])(
+    'does not load %s',
+    (pkg) => {
+      expect(loaded.get(pkg), `${pkg} is imported through ${loaded.get(pkg)}`).toBeUndefined();
+    },
+  );
+
+  it.each([
+    'transports/src/tls-connector.ts',
+    'transports/src/h2-connector.ts',
+    'tls/src/index.ts',
+    'tls/src/internal/engine.ts',
+    'http/src/h2/server-protocol.ts',
+    'http/src/h2/server-session.ts',
+    'http/src/h2/client-session.ts',
+  ])('does not load packages/%s', (file) => {
+    expect(files.has(resolve(packagesDir, file))).toBe(false);
+  });
+
+  it.each(['config/tls.ts', 'proxy/worker-tls.ts'])('does not load %s', (file) => {
+    expect(files.has(resolve(here, '..', file))).toBe(false);
+  });
+
+  it("loads of @loch/http's h2/ only the errors a handler may test for and the server's limits", () => {
+    const h2Files = [...files].filter((f) => f.startsWith(`${h2Dir}/`)).map((f) => f.slice(h2Dir.length + 1));
+    expect(h2Files.sort()).toEqual(['client-errors.ts', 'errors.ts', 'limits.ts', 'stream-reset-error.ts']);
+  });
+});
+
 describe("loch run's main thread", () => {
   const files = new Set<string>();
   // cli.ts imports run.ts when it runs the proxy (a dynamic import): both graphs are the thread's.

@@ -18,7 +18,7 @@ import { getHeapSpaceStatistics } from 'node:v8';
 import { resourceLimits } from 'node:worker_threads';
 import { HttpServer } from '@loch/http';
 import { ServiceSlot } from '@loch/service-async';
-import { TlsPlainHttpError, type TlsServerContext, tlsAccept } from '@loch/tls';
+import type { TlsServerContext } from '@loch/tls';
 import { proxyProtocolAccept } from '@loch/transports';
 import {
   acceptLoop,
@@ -30,10 +30,10 @@ import {
   type WorkerContext,
 } from '@loch/uring-runtime';
 import type { ListenAddress, ProxyConfig, ServerConfig } from '../config/schema.js';
-import { tlsServerContext } from '../config/tls.js';
 import { trustedPeersOf } from '../config/trusted-peers.js';
 import { attachHealthFlags } from '../health/health-flags.js';
 import { reportHealthTo } from '../health/upstream-group.js';
+import { lazyModule } from '../lazy-module.js';
 import { workerGroupHealth } from '../metrics/health-stats.js';
 import { workerMetrics } from '../metrics/recorder.js';
 import { runtimeStats } from '../metrics/runtime-stats.js';
@@ -68,6 +68,12 @@ import {
 /** ALPN offered on HTTPS listeners, in preference order (h2 first, as nginx and Envoy). */
 const HTTPS_ALPN: readonly string[] = ['h2', 'http/1.1'];
 const HTTPS_ALPN_H1: readonly string[] = ['http/1.1'];
+/**
+ * The TLS side of the listeners (worker-tls.ts: @loch/tls), imported in the precommit of the
+ * first config with a TLS server; every TLS context a worker holds was made by it, so code that
+ * has one reads it from `loaded`.
+ */
+const WORKER_TLS = lazyModule(() => import('./worker-tls.js'));
 
 /**
  * How long a stopping worker waits for the tunnel drain's log line once its connections are
@@ -259,6 +265,20 @@ export class ProxyWorker {
     return new servers.ThriftServers(this.log.at('thrift'), this.index);
   }
 
+  /**
+   * The TLS side of the listeners, for a config with a TLS server. A failure to load fails that
+   * config's precommit with a clear error (as #loadThrift), never the worker.
+   */
+  async #loadTls(): Promise<typeof import('./worker-tls.js')> {
+    try {
+      return await WORKER_TLS.load();
+    } catch (error) {
+      throw new Error(`cannot load the TLS server code: ${(error as Error)?.message ?? String(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
   async precommit(generation: number, config: ProxyConfig): Promise<void> {
     if (this.#stopping) throw new Error('worker is stopping');
     if (this.#staged !== null) this.abort(this.#staged.generation);
@@ -273,6 +293,7 @@ export class ProxyWorker {
     };
     this.#staged = staged;
     try {
+      const tlsCode = config.servers.some((s) => s.tls !== null) ? await this.#loadTls() : null;
       for (const server of config.servers) {
         const lifecycle: ServerLifecycle = { retired: false };
         const factory = serverStack({
@@ -299,7 +320,7 @@ export class ProxyWorker {
         const tls =
           server.tls === null
             ? null
-            : tlsServerContext(server.tls, server.http2 ? HTTPS_ALPN : HTTPS_ALPN_H1);
+            : tlsCode!.tlsServerContext(server.tls, server.http2 ? HTTPS_ALPN : HTTPS_ALPN_H1);
         entry.staged = { config: server, lifecycle, tls };
         const id = listenId(server.listen);
         if (this.#owns(server.listen) && !this.#listeners.has(id)) {
@@ -590,7 +611,9 @@ export class ProxyWorker {
    * answered 400 and closed, as nginx does.
    */
   #serveTls(entry: ServerEntry, context: TlsServerContext, stream: ByteStream): void {
-    tlsAccept(stream, context, { plainHttp: 'hand-over' }).then(
+    // `context` was made by the TLS side, so it is loaded (WORKER_TLS).
+    const code = WORKER_TLS.loaded!;
+    code.tlsAccept(stream, context, { plainHttp: 'hand-over' }).then(
       (tls) => {
         this.#open.delete(stream);
         if (this.#stopping) {
@@ -602,7 +625,7 @@ export class ProxyWorker {
       },
       (error: unknown) => {
         workerMetrics.tlsHandshake(entry.key, false);
-        if (error instanceof TlsPlainHttpError && error.stream !== undefined) {
+        if (error instanceof code.TlsPlainHttpError && error.stream !== undefined) {
           void answerPlainHttp(error.stream).finally(() => this.#open.delete(stream));
           return;
         }

@@ -74,9 +74,10 @@ export {
   huffmanEncodeToBytes,
   huffmanMaxDecodedLength,
 } from './huffman.js';
+export type { Http2ServerLimits, ResolvedHttp2Limits } from './limits.js';
+export { resolveHttp2Limits } from './limits.js';
 export { H2RequestBody } from './request-body.js';
 export { H2ServerSession } from './server-session.js';
-export type { Http2ServerLimits, ResolvedHttp2Limits } from './server-shared.js';
-export { H2ServerShared, resolveHttp2Limits } from './server-shared.js';
+export { H2ServerShared } from './server-shared.js';
 export { H2ServerStream, StreamWait } from './stream.js';
 export { Http2StreamResetError } from './stream-reset-error.js';

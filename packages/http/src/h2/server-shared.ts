@@ -2,90 +2,13 @@
  * What every HTTP/2 connection of one server shares: the resolved limits (our SETTINGS, the
  * flood counters' budgets, the output bound), our first SETTINGS frame encoded once, and the
  * server-wide choices the h2 sessions need from the neutral server (date field, method policy,
- * field count). One per HttpServer, made by the server when HTTP/2 is on.
+ * field count). One per HttpServer, made by the server at its first HTTP/2 connection (limits.ts
+ * holds the options it is made from).
  *
  * Not for per-connection state (server-session.ts).
  */
-import { encodeSettings, encodeWindowUpdate, MAX_WINDOW_SIZE } from './frames.js';
-
-/**
- * HTTP/2 server limits (the `http2` option of HttpServer). Defaults in parentheses; the
- * flood budgets count per `floodInterval` and end the connection with GOAWAY
- * ENHANCE_YOUR_CALM when exceeded (0 turns a counter off).
- */
-export interface Http2ServerLimits {
-  /** SETTINGS_MAX_CONCURRENT_STREAMS (100); streams over it are refused (REFUSED_STREAM). */
-  readonly maxConcurrentStreams?: number;
-  /**
-   * SETTINGS_INITIAL_WINDOW_SIZE (65535): request body octets a client may send on a stream
-   * before its handler reads them; with maxConcurrentStreams it bounds a connection's buffers.
-   */
-  readonly initialWindowSize?: number;
-  /** The connection's receive window (1 MiB), credited as DATA arrives (streams bound the buffers). */
-  readonly connectionWindowSize?: number;
-  /** SETTINGS_MAX_FRAME_SIZE (16384). */
-  readonly maxFrameSize?: number;
-  /**
-   * SETTINGS_MAX_HEADER_LIST_SIZE (the server's `limits.maxHeadSize` plus 32 per allowed field,
-   * 19,584 by default); a larger decoded request head is answered 431.
-   */
-  readonly maxHeaderListSize?: number;
-  /** The interval the flood budgets count over, ms (1000). */
-  readonly floodInterval?: number;
-  /** Streams reset per interval, by the client or by us for its errors (200): rapid reset. */
-  readonly maxResetsPerInterval?: number;
-  /** SETTINGS frames per interval (100). */
-  readonly maxSettingsPerInterval?: number;
-  /** PING frames per interval (100). */
-  readonly maxPingsPerInterval?: number;
-  /** Frames that carry nothing (empty DATA without END_STREAM, PRIORITY) per interval (200). */
-  readonly maxEmptyFramesPerInterval?: number;
-  /**
-   * WINDOW_UPDATE frames of less than 1 KiB per interval (1000): a tiny-window client makes us
-   * write a DATA frame per update; a client reading fast sends large increments, not counted.
-   */
-  readonly maxWindowUpdatesPerInterval?: number;
-  /** Output octets queued before the session stops reading input (256 KiB). */
-  readonly maxOutputBuffer?: number;
-  /**
-   * How long the client has to acknowledge our SETTINGS, ms (10,000; 0: no limit). A client that
-   * never does is ended with GOAWAY SETTINGS_TIMEOUT (RFC 9113 §6.5.3): until it acknowledges,
-   * our window and frame-size settings are not in force for it.
-   */
-  readonly settingsTimeout?: number;
-}
-
-/** The limits with every default filled in. */
-export type ResolvedHttp2Limits = Required<Http2ServerLimits>;
-
-/** Resolves `limits` against the defaults; `maxHeaderListSize` defaults from the h1 head limits. */
-export function resolveHttp2Limits(
-  limits: Http2ServerLimits,
-  maxHeadSize: number,
-  maxHeaderCount: number,
-): ResolvedHttp2Limits {
-  const r: ResolvedHttp2Limits = {
-    maxConcurrentStreams: limits.maxConcurrentStreams ?? 100,
-    initialWindowSize: limits.initialWindowSize ?? 65535,
-    connectionWindowSize: limits.connectionWindowSize ?? 1024 * 1024,
-    maxFrameSize: limits.maxFrameSize ?? 16384,
-    maxHeaderListSize: limits.maxHeaderListSize ?? maxHeadSize + 32 * maxHeaderCount,
-    floodInterval: limits.floodInterval ?? 1000,
-    maxResetsPerInterval: limits.maxResetsPerInterval ?? 200,
-    maxSettingsPerInterval: limits.maxSettingsPerInterval ?? 100,
-    maxPingsPerInterval: limits.maxPingsPerInterval ?? 100,
-    maxEmptyFramesPerInterval: limits.maxEmptyFramesPerInterval ?? 200,
-    maxWindowUpdatesPerInterval: limits.maxWindowUpdatesPerInterval ?? 1000,
-    maxOutputBuffer: limits.maxOutputBuffer ?? 256 * 1024,
-    settingsTimeout: limits.settingsTimeout ?? 10_000,
-  };
-  if (r.initialWindowSize < 1 || r.initialWindowSize > MAX_WINDOW_SIZE)
-    throw new RangeError(`http2.initialWindowSize ${r.initialWindowSize} outside 1..2^31-1`);
-  if (r.connectionWindowSize < 65535 || r.connectionWindowSize > MAX_WINDOW_SIZE)
-    throw new RangeError(`http2.connectionWindowSize ${r.connectionWindowSize} outside 65535..2^31-1`);
-  if (r.maxConcurrentStreams < 1) throw new RangeError('http2.maxConcurrentStreams must be at least 1');
-  return r;
-}
+import { encodeSettings, encodeWindowUpdate } from './frames.js';
+import type { ResolvedHttp2Limits } from './limits.js';
 
 /** What the h2 sessions of one server share; see the module comment. */
 export class H2ServerShared {

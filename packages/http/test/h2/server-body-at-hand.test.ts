@@ -8,7 +8,7 @@
  */
 import { createHook } from 'node:async_hooks';
 import { plainFacts } from '@loch/uring-runtime';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { HttpBody, ReadyBodyIterator } from '../../src/body.js';
 import {
   CONNECTION_PREFACE,
@@ -212,6 +212,17 @@ async function answer(
 }
 
 describe('HTTP/2 response body at hand', () => {
+  // The process's first HTTP/2 connection waits for the server's import of its HTTP/2 side
+  // (server.ts): one served first, so the counts below see sessions as they run from then on.
+  beforeAll(async () => {
+    const client = new MemoryClient();
+    const served = new HttpServer({ call: () => createResponse(204) }).serveConnection(client);
+    client.send(opening());
+    while (client.frames.length === 0) await new Promise((r) => setImmediate(r));
+    client.send(null);
+    await served;
+  });
+
   it('writes HEADERS and DATA of a sized body whose chunk and end are at hand without a promise', async () => {
     const { body, ended } = upstreamLike(['hello, world'], true);
     const { client, promises, served } = await serve(body);
