@@ -218,6 +218,14 @@ class RecvWaiter {
   ) {}
 }
 
+/**
+ * A reader queue entry is a read(buf) waiter, not a recvTo() target: a constructor compare
+ * (see isOneBuffer: no InstanceOf builtin), and RecvWaiter has no subclasses.
+ */
+function isRecvWaiter(w: Waiter): w is RecvWaiter {
+  return w.constructor === RecvWaiter;
+}
+
 /** A waiting reader: a read(buf), or a recvTo() target held as is (recv() is one of those). */
 type Waiter = RecvWaiter | RecvTarget;
 
@@ -229,6 +237,15 @@ const AS_WRITEV_ALL = 5; // the total, once every byte of `bufs` went out (short
 // (The write modes are the highest: `mode >= AS_WRITE_ALL` tells a write, see StreamOp.settled.)
 
 type Settle = (value: never) => void;
+
+/**
+ * A write's data is one buffer, not a list. Not `instanceof Uint8Array`: Array.isArray is inlined
+ * where TurboFan can leave an instanceof to the InstanceOf builtin (a GetProperty of
+ * Symbol.hasInstance and a prototype walk, ~200 instructions: THRIFT's relay count).
+ */
+function isOneBuffer(data: Uint8Array | readonly Uint8Array[]): data is Uint8Array {
+  return !Array.isArray(data);
+}
 type Fail = (error: RuntimeError) => void;
 
 function noop(): void {}
@@ -340,8 +357,10 @@ class StreamOp implements CompletionTarget {
     const cut = write && error !== undefined && this.done > 0;
     if (this.resolve === noop && (flags & CQE_F_MORE) === 0) giveBackOp(this);
     // Through the delivery queue, not called here: in completion order with the receives. A
-    // promise write's target only settles its promise, itself deferred: told at once.
-    if (target instanceof PromiseWrite) target.onWritten(error);
+    // promise write's target only settles its promise, itself deferred: told at once (known by
+    // its constructor: PromiseWrite has no subclasses, and no InstanceOf builtin, see isOneBuffer).
+    if (target !== undefined && (target as { constructor: unknown }).constructor === PromiseWrite)
+      target.onWritten(error);
     else if (target !== undefined) deliverWritten(target, error);
     else if (error !== undefined) this.reject(error);
     else (this.resolve as (value: unknown) => void)(value);
@@ -869,13 +888,13 @@ export class UringStream
     signal: AbortSignal | undefined,
   ): boolean {
     if (this.closing) {
-      const single = data instanceof Uint8Array;
+      const single = isOneBuffer(data);
       const error = cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
       queueMicrotask(() => target.onWritten(error));
       return true;
     }
     if ((this.bits & WRITE_BROKEN) !== 0) {
-      const single = data instanceof Uint8Array;
+      const single = isOneBuffer(data);
       const error = brokenWriteError(single ? 'write' : 'writev', this.remote, single ? data : undefined);
       queueMicrotask(() => target.onWritten(error));
       return true;
@@ -896,7 +915,7 @@ export class UringStream
       if (i < 0) return;
       writes.splice(i, 1);
       const data = w.data!;
-      const single = data instanceof Uint8Array;
+      const single = isOneBuffer(data);
       deliverWritten(
         w.target,
         cancelledError(single ? 'write' : 'writev', this.remote, single ? data : undefined),
@@ -911,7 +930,7 @@ export class UringStream
     target: WriteTarget,
     signal: AbortSignal | undefined,
   ): void {
-    if (data instanceof Uint8Array) {
+    if (isOneBuffer(data)) {
       const op = writeOp(this, 'write', data, AS_WRITE_ALL, signal, target);
       this.bits |= WRITING;
       // On a TLS stream (tls > 0) the ring encrypts the bytes and sends the records itself.
@@ -984,7 +1003,7 @@ export class UringStream
     });
     // Readers waiting on the multishot recv fail now; queued chunks go back to the pool.
     for (let w = this.shiftWaiter(); w !== undefined; w = this.shiftWaiter()) {
-      if (w instanceof RecvWaiter) this.settleWaiterError(w, cancelledError('read', this.remote, w.buf));
+      if (isRecvWaiter(w)) this.settleWaiterError(w, cancelledError('read', this.remote, w.buf));
       else deliverRecv(w, null, cancelledError('recv', this.remote));
     }
     this.dropChunks();
@@ -1007,7 +1026,7 @@ export class UringStream
     for (let w = writes.shift(); w !== undefined; w = writes.shift()) {
       if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
       const data = w.data;
-      const single = data instanceof Uint8Array;
+      const single = data !== undefined && isOneBuffer(data);
       const syscall = data === undefined ? 'shutdown' : single || data === CLOSE_NOTIFY ? 'write' : 'writev';
       deliverWritten(w.target, failure(syscall, this.remote, single ? data : undefined));
     }
@@ -1210,7 +1229,7 @@ export class UringStream
       if (this.closing) {
         this.giveBackChunk(code, res);
       } else if (w !== undefined && !this.hasQueued) {
-        if (w instanceof RecvWaiter) {
+        if (isRecvWaiter(w)) {
           // A read(buf) waits: queue the chunk and copy from it.
           this.enqueueChunk(code, res, more, slot);
         } else {
@@ -1726,7 +1745,7 @@ export class UringStream
       const hasChunk = this.hasQueued;
       if (!hasChunk && !this.eof && this.failure === undefined) return;
       const w = this.shiftWaiter()!;
-      if (!(w instanceof RecvWaiter)) {
+      if (!isRecvWaiter(w)) {
         if (hasChunk) deliverRecv(w, this.takeChunk(), undefined);
         else deliverRecv(w, null, this.failure);
         continue;
