@@ -363,10 +363,19 @@ export function encodeRequestHeadTo(
   options: RequestHeadOptions = {},
   trailing = 0,
 ): Uint8Array {
-  if (!isToken(method))
-    throw new HttpError('ERR_HTTP_INVALID_METHOD', 500, `invalid method ${JSON.stringify(method)}`);
-  if (!isVisibleAscii(target)) {
-    throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, `invalid request target ${JSON.stringify(target)}`);
+  // The decoded request line's method and target (a forwarded request): the decoder checked
+  // their bytes as the checks below would (a token, visible ASCII), so the strings need no pass.
+  const decoded =
+    headers.startAt >= 0 &&
+    headers.startStatus === 0 &&
+    headers.startMethodOrReason === method &&
+    headers.startTarget === target;
+  if (!decoded) {
+    if (!isToken(method))
+      throw new HttpError('ERR_HTTP_INVALID_METHOD', 500, `invalid method ${JSON.stringify(method)}`);
+    if (!isVisibleAscii(target)) {
+      throw new HttpError('ERR_HTTP_INVALID_TARGET', 500, `invalid request target ${JSON.stringify(target)}`);
+    }
   }
   const authority = options.authority;
   const addHost = authority !== undefined && !headers.has(HOST_NAME);
@@ -384,12 +393,7 @@ export function encodeRequestHeadTo(
   }
   // The decoded request line when method and target are the same (a forwarded request), and
   // no Host goes between it and the fields.
-  const reuse =
-    !addHost &&
-    headers.startAt >= 0 &&
-    headers.startStatus === 0 &&
-    headers.startMethodOrReason === method &&
-    headers.startTarget === target;
+  const reuse = decoded && !addHost;
   const close = options.keepAlive === false;
   const upgrade = options.upgrade === true;
   const size =
