@@ -23,7 +23,10 @@
 # PROFILE=1 samples instead (perf record -g at 1999 Hz; loch with --perf-basic-prof) and prints
 # the self time by symbol of each proxy.
 # NOPERF=1 measures CPU only, with nothing attached: WINDOWS=N (default 1) load runs of SECONDS
-# back to back, CPU us per call of each (from /proc: 100 Hz ticks, so a few seconds per window).
+# back to back, CPU us per call of each (from /proc: 100 Hz ticks, so a few seconds per window),
+# and the regime the proxy ran in: its busiest thread's sleeps (voluntary context switches: waits
+# in epoll that blocked) and preemptions per call, from /proc as well. A proxy that sleeps about
+# once per call pays a wakeup per call; one that sleeps far less shares a loop turn among calls.
 # CALLGRIND=1 counts user-space instructions per call instead (this VM has no hardware counters:
 # `perf stat -e instructions:u` says not supported): loch runs under valgrind's callgrind with
 # instrumentation off until the warm-up ended, on only during the counted load (a few hundred
@@ -149,6 +152,18 @@ thread_counts() { # pid -> a line per thread: "tid comm utime stime minflt conte
   done
 }
 
+switches() { # pid -> a line per thread: "tid utime stime voluntary-switches involuntary-switches"
+  local t f v n
+  for t in /proc/"$1"/task/*; do
+    f=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
+    v=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || v=0
+    n=$(awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || n=0
+    # shellcheck disable=SC2086 # split stat's fields
+    set -- $f
+    echo "${t##*/} ${12} ${13} ${v:-0} ${n:-0}"
+  done
+}
+
 per_thread() { # before-file after-file calls: the busiest threads' numbers per call
   /usr/bin/python3 - "$@" <<'EOF'
 import sys
@@ -271,12 +286,23 @@ EOF
   if [ "${NOPERF:-0}" = 1 ]; then
     # CPU only, nothing attached: WINDOWS load runs back to back.
     for w in $(seq 1 "${WINDOWS:-1}"); do
+      switches "${watched%%,*}" >"$dir/$target.switches0"
       read -r u0 s0 <<<"$(cpu_ticks ${watched//,/ })"
       taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load"
       read -r u1 s1 <<<"$(cpu_ticks ${watched//,/ })"
+      switches "${watched%%,*}" >"$dir/$target.switches1"
       calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
-      /usr/bin/python3 -c "import sys; u, s, c = (int(x) for x in sys.argv[1:4]); print(f'== {sys.argv[4]}: {sys.argv[5]} B, window {sys.argv[6]}: {c} calls, cpu us per call user {u * 1e4 / c:.1f}, system {s * 1e4 / c:.1f}, total {(u + s) * 1e4 / c:.1f}')" \
-        "$((u1 - u0))" "$((s1 - s0))" "$calls" "$label" "$size" "$w"
+      /usr/bin/python3 - "$((u1 - u0))" "$((s1 - s0))" "$calls" "$label" "$size" "$w" "$dir/$target.switches0" "$dir/$target.switches1" <<'EOF'
+import sys
+u, s, c = (int(x) for x in sys.argv[1:4])
+def load(p):
+    return {l.split()[0]: [int(x) for x in l.split()[1:]] for l in open(p) if l.strip()}
+a, b = load(sys.argv[7]), load(sys.argv[8])
+# The busiest thread in the window (loch: its worker; nginx: its one worker process).
+d = max(([y - x for x, y in zip(a.get(t, [0, 0, 0, 0]), v)] for t, v in b.items()), key=lambda r: r[0] + r[1])
+print(f'== {sys.argv[4]}: {sys.argv[5]} B, window {sys.argv[6]}: {c} calls, cpu us per call user {u * 1e4 / c:.1f}, '
+      f'system {s * 1e4 / c:.1f}, total {(u + s) * 1e4 / c:.1f}; busiest thread per call: sleeps {d[2] / c:.3f}, preemptions {d[3] / c:.3f}')
+EOF
       if [ "$target" = loch ] && [ -n "${NODE_ARGS:-}" ]; then
         echo "== loch.out after window $w: $(stat -c %s "$dir/loch.out") B"
       fi
