@@ -174,6 +174,24 @@ const EXPIRE_BATCH = 32;
 /** Thrown inside attach() when the server is closing (not reported to onError). */
 const CLOSING = Symbol('closing');
 
+/**
+ * The first ALPN-h2 connection of the isolate while the h2 side is imported (importH2Protocol):
+ * one of the server's open connections meanwhile, so close() waits for it and closeAll() closes
+ * its stream; its session takes its place. No deadline of its own; not idle (the session, once
+ * it runs, is told of a close that came meanwhile).
+ */
+class H2Pending implements ServedConnection {
+  liveSlot = -1;
+  readonly deadline = Number.POSITIVE_INFINITY;
+  readonly idle = false;
+  constructor(private readonly stream: HttpStream) {}
+  expire(): void {}
+  shutdownIfIdle(): void {}
+  close(): Promise<void> {
+    return this.stream.close().catch(() => {});
+  }
+}
+
 /** The HTTP/2 side of the server (h2/server-protocol.ts). */
 type H2Protocol = typeof import('./h2/server-protocol.js');
 /** The HTTP/2 side once imported (one per isolate, whatever the number of servers). */
@@ -364,10 +382,17 @@ export class HttpServer<Cx = HttpConnectionContext> {
       ) {
         const h2 = h2Protocol;
         if (h2 === undefined) {
-          // The first h2 connection of the isolate: attached again once the h2 side is loaded.
+          // The first h2 connection of the isolate waits for the h2 side, among the open
+          // connections (close() waits for it, closeAll() closes it).
+          const pending = new H2Pending(stream);
+          this.live.add(pending);
+          if (!this.swept) this.joinSweep();
           importH2Protocol().then(
-            () => this.attach(stream, onClosed),
-            (e: unknown) => this.dropUnserved(stream, onClosed, e),
+            (loaded) => this.startH2(pending, loaded, stream, null, onClosed, null),
+            (e: unknown) => {
+              this.release(pending);
+              this.dropUnserved(stream, onClosed, e);
+            },
           );
           return;
         }
@@ -438,7 +463,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
     const h2 = h2Protocol;
     if (h2 === undefined) {
       importH2Protocol().then(
-        () => this.switchToH2(from, stream, context, onClosed, received),
+        (loaded) => this.startH2(from, loaded, stream, context, onClosed, received),
         (e: unknown) => {
           this.release(from);
           this.dropUnserved(stream, onClosed, e);
@@ -446,7 +471,35 @@ export class HttpServer<Cx = HttpConnectionContext> {
       );
       return;
     }
-    const session = new h2.H2ServerSession(this, this.h2Shared(h2), stream, context, onClosed);
+    this.startH2(from, h2, stream, context, onClosed, received);
+  }
+
+  /**
+   * Runs an h2 session on `stream` in the place of `from` among the open connections (the h1
+   * connection that sniffed the preface, or an H2Pending); `context` null: made now.
+   */
+  private startH2(
+    from: ServedConnection,
+    h2: H2Protocol,
+    stream: HttpStream,
+    context: Cx | null,
+    onClosed: ((stream: HttpStream) => void) | null,
+    received: Uint8Array | null,
+  ): void {
+    let session: H2ServerSession<Cx>;
+    try {
+      session = new h2.H2ServerSession(
+        this,
+        this.h2Shared(h2),
+        stream,
+        context ?? this.makeContext(stream),
+        onClosed,
+      );
+    } catch (e) {
+      this.release(from);
+      this.dropUnserved(stream, onClosed, e);
+      return;
+    }
     this.live.replace(from, session);
     session.start(received);
     if (this.closing) session.shutdownIfIdle();
