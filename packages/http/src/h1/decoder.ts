@@ -122,6 +122,18 @@ const L_MALFORMED = 128;
 
 const EMPTY = new Uint8Array(0);
 /**
+ * %TypedArray%.prototype.subarray, read once. The input is a Uint8Array from the runtime or a
+ * Buffer (tests, adapters): `input.subarray` at a site that sees both is a generic load, a
+ * LoadIC call per body step (~150 instructions with its trampoline, callgrind); a known function
+ * called with .call is a direct call. Same result: Buffer does not override subarray, and the
+ * view is still made through the input's species (a Buffer's is a Buffer).
+ */
+const typedArraySubarray = (
+  Object.getPrototypeOf(Uint8Array.prototype) as {
+    subarray(this: Uint8Array, start: number, end?: number): Uint8Array;
+  }
+).subarray;
+/**
  * Largest chunk size accepted: the largest integer a double counts exactly (2^53 - 1, about 9 PB;
  * nginx and llhttp stop at their 63/64-bit off_t). A larger size is ERR_HTTP_INVALID_CHUNK_SIZE.
  */
@@ -448,7 +460,7 @@ abstract class H1Decoder<M> {
           const avail = this.input.length - this.pos;
           if (avail === 0) return this.drained();
           const n = Math.min(avail, this.remaining);
-          this.data = this.input.subarray(this.pos, this.pos + n);
+          this.data = typedArraySubarray.call(this.input, this.pos, this.pos + n);
           this.pos += n;
           this.remaining -= n;
           if (this.remaining === 0) this.state = this.state === S_BODY_LEN ? S_END : S_CHUNK_DATA_CR;
