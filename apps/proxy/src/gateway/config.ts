@@ -18,7 +18,6 @@ import {
   loadIdl,
 } from '@loch/gateway';
 import type { FramingName, ProtocolName } from '@loch/thrift';
-import { type ConfigIssue, parseThriftUpstream } from '../config/load.js';
 import type {
   LoadBalancerName,
   ProxyConfig,
@@ -26,6 +25,7 @@ import type {
   RouteFile,
   ThriftUpstreamConfig,
 } from '../config/schema.js';
+import { type ConfigIssue, parseThriftUpstream } from '../config/validate.js';
 import { type PseudonymConfig, pseudonymConfigOf } from './pseudonym-config.js';
 
 /** One gateway route as a worker runs it. */

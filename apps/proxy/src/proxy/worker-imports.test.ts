@@ -212,3 +212,35 @@ describe("loch run's main thread", () => {
     expect(files.has(resolve(here, 'worker.ts'))).toBe(false);
   });
 });
+
+describe('the config thread (config/load-thread.ts)', () => {
+  // It validates one config and exits: what it loads is on the way to the first request. The
+  // TLS checks (config/tls.ts, @loch/tls) and the IDL, protobuf and thrift checks
+  // (config/schema-parsers.ts) are imported by validate.ts for configs that have them only.
+  const files = new Set<string>();
+  const loaded = packagesLoadedBy(resolve(here, '../config/load-thread.ts'), files);
+
+  it('loads the schema and the TOML parser (the graph is read)', () => {
+    expect(loaded.has('zod')).toBe(true);
+    expect(loaded.has('smol-toml')).toBe(true);
+  });
+
+  it.each([
+    '@loch/gateway',
+    '@loch/thrift',
+    '@loch/tls',
+    '@loch/http',
+    '@loch/uring-runtime',
+    '@creditkarma/thrift-parser',
+    'protobufjs',
+  ])('does not load %s', (pkg) => {
+    expect(loaded.get(pkg), `${pkg} is imported through ${loaded.get(pkg)}`).toBeUndefined();
+  });
+
+  it.each(['config/load.ts', 'config/tls.ts', 'config/schema-parsers.ts', 'gateway/config.ts'])(
+    'does not load %s',
+    (file) => {
+      expect(files.has(resolve(here, '..', file))).toBe(false);
+    },
+  );
+});
