@@ -12,8 +12,9 @@
  *
  * Usage (from bench/):
  *   pnpm exec tsx --conditions=@loch/source idle-memory/baseline.ts --loch-cli A/apps/proxy/dist/bin.js[,B/...]
- *     [--rounds 2] [--metrics on|off] [--access-log on|off] [--stats] [--json out.json]
- * Each (build, round) is a fresh loch; builds alternate within a round.
+ *     [--rounds 2] [--workers 1] [--metrics on|off] [--access-log on|off] [--stats] [--json out.json]
+ * Each (build, round) is a fresh loch; builds alternate within a round. `--workers 2` runs two
+ * workers (the process still on CPU 1); --stats then reads the first worker's stats line.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
   options: {
     'loch-cli': { type: 'string' },
     rounds: { type: 'string', default: '2' },
+    workers: { type: 'string', default: '1' },
     metrics: { type: 'string', default: 'on' },
     'access-log': { type: 'string', default: 'on' },
     /** Log level info and one SIGUSR2 after the reading: the worker's V8 spaces and external. */
@@ -115,13 +117,20 @@ async function mainHeap(peer: Peer, dir: string): Promise<Reading['mainHeap']> {
     const fresh = readdirSync(dir).filter((f) => !before.has(f));
     if (fresh.length === 0) continue;
     await delay(200);
-    const report = JSON.parse(readFileSync(join(dir, fresh[0]!), 'utf8')) as {
+    // Node writes the report in pieces: on a loaded machine 200 ms may see half of it.
+    let report: {
       javascriptHeap: {
         usedMemory: number;
         totalMemory: number;
         heapSpaces: Record<string, { memorySize: number }>;
       };
     };
+    try {
+      report = JSON.parse(readFileSync(join(dir, fresh[0]!), 'utf8'));
+    } catch {
+      before.clear();
+      continue;
+    }
     rmSync(join(dir, fresh[0]!));
     const h = report.javascriptHeap;
     return {
@@ -152,7 +161,7 @@ function startLoch(
   writeFileSync(
     config,
     `${metrics ? `[admin]\nlistener = { type = "socket", value = "127.0.0.1:${adminPort}" }\n\n` : ''}[runtime]
-workers = 1
+workers = ${Number(args.workers)}
 cpu_affinity = false
 
 [log]
@@ -173,9 +182,14 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstreamPort}" }]
   const reportArgs = args.stats
     ? ['--report-on-signal', '--report-signal=SIGWINCH', `--report-directory=${reports}`, '--report-compact']
     : [];
-  const peer = startPeer('loch (1w)', process.execPath, [...reportArgs, cli, 'run', '-c', config], {
-    cpu: '1',
-  });
+  const peer = startPeer(
+    `loch (${Number(args.workers)}w)`,
+    process.execPath,
+    [...reportArgs, cli, 'run', '-c', config],
+    {
+      cpu: '1',
+    },
+  );
   const waiters: ((s: Record<string, unknown>) => void)[] = [];
   for (const out of [peer.child.stdout!, peer.child.stderr!])
     createInterface({ input: out }).on('line', (line) => {
