@@ -202,7 +202,9 @@ let h2Importing: Promise<H2Protocol> | undefined;
 /**
  * Imports the HTTP/2 side, at the first connection that speaks HTTP/2 (issue 18: a server whose
  * clients all speak HTTP/1.1 never loads it). Until it has loaded, that connection waits; an
- * import that fails ends that connection only (onError is told).
+ * import that fails ends that connection only (onError is told). The rule is apps/proxy's
+ * lazy-module.ts's (one import in flight or done; a failure forgotten, so the next use imports
+ * again), restated here because dependencies point from the proxy to this package.
  */
 function importH2Protocol(): Promise<H2Protocol> {
   h2Importing ??= import('./h2/server-protocol.js').then(

@@ -31,10 +31,17 @@ class MemoryClient implements HttpStream {
   readonly driver = 'legacy' as const;
   closed = false;
   written: Uint8Array[] = [];
+  /** Resolves at the first write (for a session: its SETTINGS). */
+  readonly firstWrite: Promise<void>;
+  private wrote: () => void = () => {};
   private ready: Uint8Array[] = [];
   private target: { onRecv(chunk: StreamChunk | null, error: unknown): void } | null = null;
 
-  constructor(readonly facts: HttpStream['facts'] = plainFacts(ADDRESS)) {}
+  constructor(readonly facts: HttpStream['facts'] = plainFacts(ADDRESS)) {
+    this.firstWrite = new Promise((resolve) => {
+      this.wrote = resolve;
+    });
+  }
 
   send(bytes: Uint8Array): void {
     const target = this.target;
@@ -58,6 +65,7 @@ class MemoryClient implements HttpStream {
 
   writeTo(data: Uint8Array | readonly Uint8Array[], target: { onWritten(error: unknown): void }): void {
     for (const piece of data instanceof Uint8Array ? [data] : data) this.written.push(piece.slice());
+    this.wrote();
     process.nextTick(() => target.onWritten(undefined));
   }
 
@@ -117,15 +125,17 @@ describe("HttpServer's HTTP/2 side, imported at the first h2 connection", () => 
     expect(server.connections).toBe(0);
   });
 
-  it('the next h2 connection (here by ALPN) imports again, counted among the open connections while it waits', async () => {
+  it('the next h2 connection (here by ALPN) imports again, counted among the open connections while it waits', {
+    timeout: 60_000,
+  }, async () => {
     const alpn = new MemoryClient({ ...plainFacts(ADDRESS), secure: true, alpnProtocol: 'h2' });
     const served = server.serveConnection(alpn);
     // Waiting for the import, it is an open connection (close() would wait for it).
     expect(server.connections).toBe(1);
     alpn.send(opening());
-    // The import transforms the h2 modules on its first run here: wait for its end, not a tick count.
-    for (let i = 0; i < 500 && !alpn.wroteFrame(FrameType.SETTINGS) && errors.length === 1; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    // The import transforms the h2 modules on its first run here: wait for the session's first
+    // write (its SETTINGS), however long that takes; the test's timeout is the only bound.
+    await alpn.firstWrite;
     expect(errors.slice(1)).toEqual([]);
     expect(alpn.wroteFrame(FrameType.SETTINGS)).toBe(true);
     await alpn.close();
