@@ -47,6 +47,7 @@ describe('LOCH_V8_FLAGS', () => {
     expect(calls).toEqual([
       'flag --no-parallel-scavenge',
       'flag --no-concurrent-array-buffer-sweeping',
+      'flag --no-memory-reducer',
       'runProxy',
     ]);
   });
@@ -70,10 +71,12 @@ describe('LOCH_V8_FLAGS', () => {
     expect(calls).toEqual([]);
   });
 
-  it("defaults to serial scavenges that sweep their ArrayBuffers on the worker's thread when unset", () => {
-    expect(DEFAULT_V8_FLAGS).toBe('--no-parallel-scavenge --no-concurrent-array-buffer-sweeping');
+  it("defaults to serial scavenges that sweep their ArrayBuffers on the worker's thread, and no memory reducer, when unset", () => {
+    expect(DEFAULT_V8_FLAGS).toBe(
+      '--no-parallel-scavenge --no-concurrent-array-buffer-sweeping --no-memory-reducer',
+    );
     expect(v8FlagsFromEnv(undefined)).toEqual({
-      flags: ['--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping'],
+      flags: ['--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping', '--no-memory-reducer'],
     });
   });
 
@@ -83,6 +86,7 @@ describe('LOCH_V8_FLAGS', () => {
     expect(v8FlagsFromEnv('--concurrent-array-buffer-sweeping')).toEqual({
       flags: ['--concurrent-array-buffer-sweeping'],
     });
+    expect(v8FlagsFromEnv('--memory-reducer')).toEqual({ flags: ['--memory-reducer'] });
   });
 
   it('refuses flags that are not safe to set at run time, naming them', () => {
