@@ -9,38 +9,15 @@
 import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AtHandBody } from '../test/at-hand-body.js';
 import { recording } from '../test/body-end-recording.js';
 import { availableDrivers, type Running, raw, startServer, statuses } from '../test/server-harness.js';
-import { fixedBody, type HttpBody, type ReadyBodyIterator, streamBody } from './body.js';
+import { fixedBody, streamBody } from './body.js';
 import type { HttpConnectionContext } from './context.js';
 import { createResponse, type HttpResponse, type HttpServerRequest } from './message.js';
 import type { HttpHandler } from './server.js';
 
 const drivers = await availableDrivers();
-
-/** A sized body whose one chunk and end are at hand (as a proxied answer that came in one read). */
-class AtHandBody implements HttpBody, ReadyBodyIterator {
-  readonly kind = 'fixed' as const;
-  readonly trailers = null;
-  readonly length: number;
-  #step = 0;
-  constructor(private readonly data: Uint8Array) {
-    this.length = data.length;
-  }
-  [Symbol.asyncIterator](): ReadyBodyIterator {
-    return this;
-  }
-  nextNow(): IteratorResult<Uint8Array> {
-    return this.#step++ === 0 ? { done: false, value: this.data } : { done: true, value: undefined };
-  }
-  async next(): Promise<IteratorResult<Uint8Array>> {
-    return this.nextNow();
-  }
-  async return(): Promise<IteratorResult<Uint8Array>> {
-    this.#step = 1;
-    return { done: true, value: undefined };
-  }
-}
 
 const bytes = (n: number): Uint8Array => new Uint8Array(n).fill(0x61);
 const HUGE = bytes(48 * 1024 * 1024);

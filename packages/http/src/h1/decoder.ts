@@ -30,6 +30,7 @@ import * as chars from '../internal/char-classes.js';
 import * as headSlab from '../internal/head-slab.js';
 import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
 import * as knownNames from '../internal/known-names.js';
+import { typedArraySubarray } from '../internal/typed-array-methods.js';
 import type { HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from '../message.js';
 
 /** What `poll()` found. */
@@ -121,18 +122,6 @@ const L_CHUNKED_TWICE = 64;
 const L_MALFORMED = 128;
 
 const EMPTY = new Uint8Array(0);
-/**
- * %TypedArray%.prototype.subarray, read once. The input is a Uint8Array from the runtime or a
- * Buffer (tests, adapters): `input.subarray` at a site that sees both is a generic load, a
- * LoadIC call per body step (~150 instructions with its trampoline, callgrind); a known function
- * called with .call is a direct call. Same result: Buffer does not override subarray, and the
- * view is still made through the input's species (a Buffer's is a Buffer).
- */
-const typedArraySubarray = (
-  Object.getPrototypeOf(Uint8Array.prototype) as {
-    subarray(this: Uint8Array, start: number, end?: number): Uint8Array;
-  }
-).subarray;
 /**
  * Largest chunk size accepted: the largest integer a double counts exactly (2^53 - 1, about 9 PB;
  * nginx and llhttp stop at their 63/64-bit off_t). A larger size is ERR_HTTP_INVALID_CHUNK_SIZE.

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { watchOwnMethod } from '../../test/own-method-watch.js';
 import { HttpHeaders } from '../headers.js';
 import { KNOWN_NAMES } from '../internal/known-names.js';
 import { DecodeEvent, ResponseDecoder } from './decoder.js';
@@ -61,39 +62,21 @@ describe('writeFieldBlock', () => {
   });
 
   it('copies a long run without looking `set` up on the output array (a generic load when it is sometimes a Buffer)', () => {
-    // An own `set` on Buffer.prototype and Uint8Array.prototype is found first by `out.set`:
-    // writeFieldBlock calls %TypedArray%.prototype.set directly, so neither is called.
-    const typedSet = Object.getPrototypeOf(Uint8Array.prototype).set as (
-      this: Uint8Array,
-      src: ArrayLike<number>,
-      offset?: number,
-    ) => void;
-    const looked: string[] = [];
-    for (const [proto, name] of [
-      [Buffer.prototype, 'Buffer'],
-      [Uint8Array.prototype, 'Uint8Array'],
-    ] as const) {
-      Object.defineProperty(proto, 'set', {
-        configurable: true,
-        writable: true,
-        value(this: Uint8Array, src: ArrayLike<number>, offset?: number) {
-          looked.push(name);
-          typedSet.call(this, src, offset);
-        },
-      });
-    }
+    // writeFieldBlock calls %TypedArray%.prototype.set directly: an own `set` on the prototypes
+    // is never called with the output array.
+    const outs: Uint8Array[] = [new Uint8Array(400), Buffer.alloc(400)];
+    const watch = watchOwnMethod('set', (self) => outs.includes(self));
     try {
-      for (const out of [new Uint8Array(400), Buffer.alloc(400)]) {
+      for (const out of outs) {
         const h = decoded();
         measureFieldBlock(h);
         const end = writeFieldBlock(h, out, 0, false, false);
         expect(Buffer.from(out.subarray(0, end)).toString('latin1')).toBe(FIELDS);
       }
     } finally {
-      delete (Buffer.prototype as { set?: unknown }).set;
-      delete (Uint8Array.prototype as { set?: unknown }).set;
+      watch.restore();
     }
-    expect(looked).toEqual([]);
+    expect(watch.looked).toEqual([]);
   });
 
   describe('added fields written again (the kept block)', () => {

@@ -18,6 +18,7 @@ import {
 } from '../internal/field-measure.js';
 import { CANONICAL, ENTRY, type HeadSlab, ID_MASK } from '../internal/head-slab.js';
 import * as known from '../internal/known-names.js';
+import { typedArraySet } from '../internal/typed-array-methods.js';
 
 const ID_CONTENT_LENGTH = known.ID_CONTENT_LENGTH;
 
@@ -27,16 +28,9 @@ const latin1Write = (
 ).latin1Write;
 
 /**
- * %TypedArray%.prototype.set and Uint8Array, read once. copyRange's `out` is a Uint8Array (the
- * write slab) or a Buffer (a head encoded on its own): with both at one site TurboFan leaves the
- * `out.set` load generic, a LoadIC call per long range (3 per proxied request at 128 B, callgrind,
- * bench/http-proxy/per-request-2026-12-04.md); a known function called with .call is a direct call.
+ * Uint8Array, read once. copyRange's `out` is a Uint8Array (the write slab) or a Buffer (a head
+ * encoded on its own): its copies go through typedArraySet (internal/typed-array-methods.ts).
  */
-const typedArraySet = (
-  Object.getPrototypeOf(Uint8Array.prototype) as {
-    set(this: Uint8Array, src: ArrayLike<number>, offset: number): void;
-  }
-).set;
 const U8 = Uint8Array;
 
 /**

@@ -7,6 +7,7 @@
  */
 import { type HttpBody, nextNow } from '../body.js';
 import { HttpBodyError } from '../errors.js';
+import { typedArraySet } from '../internal/typed-array-methods.js';
 import { MAX_LENT } from '../internal/write-slab.js';
 import type { HttpRequest, HttpResponse } from '../message.js';
 import {
@@ -32,18 +33,6 @@ export const DEFERRED = Symbol('deferred');
  * buffer of its own from lend, still one write).
  */
 const COALESCE_BYTES = MAX_LENT - 512;
-
-/**
- * %TypedArray%.prototype.set, read once. The head encodeResponseHeadTo returns is a lent
- * Uint8Array or a Buffer of its own: `b.set` at a site that sees both is a generic load, a
- * LoadIC call per proxied answer (~200 instructions with its trampoline, callgrind); a known
- * function called with .call is a direct call (as field-block.ts's copies).
- */
-const typedArraySet = (
-  Object.getPrototypeOf(Uint8Array.prototype) as {
-    set(this: Uint8Array, src: ArrayLike<number>, offset: number): void;
-  }
-).set;
 
 /**
  * What the writer needs from its connection. The head (with a first chunk copied behind it) is
