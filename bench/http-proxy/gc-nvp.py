@@ -17,7 +17,7 @@ LINE = re.compile(r'^\[(\d+):(0x[0-9a-f]+)\]\s+(\d+) ms: (pause=.*)$')
 PARENTS = {'pause', 'mutator', 'scavenge', 'mark', 'sweep', 'evacuate', 'clear', 'compact', 'finish'}
 NOT_TIMES = re.compile(
     r'(_size_|_count|throughput|ratio|rate|allocated|promoted|survived|nodes_|reduce_memory|gc$|'
-    r'total_size|holes_size|unmapper_chunks|steps_count|_bytes|_objects|compaction_speed|speed)'
+    r'total_size|holes_size|unmapper_chunks|steps_count|_bytes|_objects|compaction_speed|speed|^at_ms$)'
 )
 
 
@@ -28,7 +28,8 @@ def parse(path):
             m = LINE.match(line.strip())
             if not m:
                 continue
-            kv = {}
+            # at_ms: the line's time, milliseconds since this isolate's heap was made (gc-steady.py).
+            kv = {'at_ms': m.group(3)}
             for tok in m.group(4).split():
                 if '=' in tok:
                     k, v = tok.split('=', 1)

@@ -25,7 +25,7 @@ conns=${4:-64}
 pin=${PIN:-1}
 reuse=${REUSE:-0}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-# free_port, run_dir, wait_http, pids, cleanup and static_backend.
+# free_port, run_dir, wait_http, pids, cleanup, static_backend and loch_bench_config.
 . "$here/bench/http-proxy/lib.sh"
 dir=$(run_dir gc-pauses)
 echo "run dir: $dir (PIN=$pin)" >&2
@@ -59,27 +59,7 @@ for s in "${size_arr[@]}"; do
   if [ -z "$loch" ]; then
   lp=$p
   port=$(free_port)
-  cat >"$p/loch.toml" <<EOF
-[admin]
-listener = { type = "socket", value = "127.0.0.1:$(free_port)" }
-
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.bench]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = { path = "$p/access.log" }
-timeouts = { server_keepalive = "300s" }
-
-[[servers.bench.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$upstream" }]
-EOF
+  loch_bench_config "$p/loch.toml" "$port" "$upstream" "$p/access.log"
   # shellcheck disable=SC2086
   # LOCH_FROM_SOURCE=1: loch from the working tree's sources under tsx (counts at HEAD without a build).
   loch_cmd=("$here/apps/proxy/dist/bin.js")

@@ -18,34 +18,14 @@ conns=${3:-16}
 size=${4:-128}
 here=$(cd "$(dirname "$0")/../.." && pwd)
 loch_dir=${LOCH_DIR:-$here}
-# free_port, run_dir, wait_http, pids, cleanup and static_backend.
+# free_port, run_dir, wait_http, pids, cleanup, static_backend and loch_bench_config.
 . "$here/bench/http-proxy/lib.sh"
 dir=$(run_dir gc-quiet)
 echo "run dir: $dir" >&2
 trap cleanup EXIT
 static_backend "$dir" "$size"
 port=$(free_port)
-cat >"$dir/loch.toml" <<EOF
-[admin]
-listener = { type = "socket", value = "127.0.0.1:$(free_port)" }
-
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.bench]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = { path = "$dir/access.log" }
-timeouts = { server_keepalive = "300s" }
-
-[[servers.bench.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$upstream" }]
-EOF
+loch_bench_config "$dir/loch.toml" "$port" "$upstream" "$dir/access.log"
 # shellcheck disable=SC2086
 (cd "$loch_dir/apps/proxy" && exec node --trace-gc ${LOCH_NODE_ARGS:-} dist/bin.js run -c "$dir/loch.toml") \
   >"$dir/out" 2>"$dir/err" &
@@ -76,5 +56,5 @@ awk -v req="$(awk '/requests in/ {print $1}' "$dir/wrk.txt")" '
   END { for (i = 1; i <= NR; i++) if (r[i] <= min + 1024) { at = t[i]; break }
         printf "summary: %s requests; RSS %d KiB when the load stopped, least %d KiB while quiet, within 1 MiB of it at t=%d s (the load stopped at t=5)\n", req, first, min, at }' \
   "$dir/quiet.txt"
-echo "the worker's GCs after the load stopped (--trace-gc):"
+echo "loch's mark-compacts and scavenges after the load stopped, all isolates (--trace-gc):"
 tail -c +"$((stopped + 1))" "$dir/out" | grep -E 'Mark-Compact|Scavenge' | sed 's/^/  /' | tail -8

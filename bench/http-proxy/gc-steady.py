@@ -17,31 +17,28 @@ over them divided by the pre-mark-compact bytes per scavenge).
 Usage: gc-steady.py <gc-pauses run dir> [seconds per point]
 """
 import glob
+import importlib.util
 import os
 import re
 import sys
-from collections import defaultdict
 
-LINE = re.compile(r'^\[(\d+):(0x[0-9a-f]+)\]\s+(\d+) ms: (pause=.*)$')
+# gc-nvp.py's parser (one per --trace-gc-nvp format): lines by isolate, values as text.
+_spec = importlib.util.spec_from_file_location('gc_nvp', os.path.join(os.path.dirname(os.path.abspath(__file__)), 'gc-nvp.py'))
+gc_nvp = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gc_nvp)
 
 
 def parse(path):
-    by_isolate = defaultdict(list)
-    with open(path, errors='replace') as f:
-        for line in f:
-            m = LINE.match(line.strip())
-            if not m:
-                continue
-            kv = {'t': float(m.group(3))}
-            for tok in m.group(4).split():
-                if '=' in tok:
-                    k, v = tok.split('=', 1)
-                    try:
-                        kv[k] = float(v.rstrip('%'))
-                    except ValueError:
-                        kv[k] = v
-            by_isolate[m.group(2)].append(kv)
-    return by_isolate
+    """gc_nvp.parse with numbers as floats (`gc` stays text) and the time as `t` (ms)."""
+    out = {}
+    for iso, lines in gc_nvp.parse(path).items():
+        rows = []
+        for kv in lines:
+            row = {k: (v if k == 'gc' else gc_nvp.num(v)) for k, v in kv.items()}
+            row['t'] = row.pop('at_ms')
+            rows.append(row)
+        out[iso] = rows
+    return out
 
 
 def requests_of(wrk):

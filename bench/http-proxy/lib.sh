@@ -11,6 +11,10 @@
 #   static_backend DIR SIZES [CPU]   the results pages' upstream: one nginx worker (pinned to CPU
 #                           when given) serving a file of each size from DIR/www; sets $upstream
 #                           (its port) and $static_pid, adds it to pids, waits until it answers
+#   loch_bench_config FILE PORT UPSTREAM ACCESS_LOG   writes the bench's loch config as shipped:
+#                           an [admin] metrics listener, 1 worker (cpu_affinity off), warn level,
+#                           one HTTP server on 127.0.0.1:PORT logging to the file ACCESS_LOG,
+#                           keep-alive 300 s, one route to http://127.0.0.1:UPSTREAM
 
 # free_port: bench/lib/free-port.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/free-port.sh"
@@ -78,4 +82,28 @@ EOF
   static_pid=$!
   pids+=("$static_pid")
   wait_http "$upstream" "/${sizes[0]}"
+}
+
+loch_bench_config() { # FILE PORT UPSTREAM ACCESS_LOG
+  cat >"$1" <<EOF
+[admin]
+listener = { type = "socket", value = "127.0.0.1:$(free_port)" }
+
+[runtime]
+workers = 1
+cpu_affinity = false
+
+[log]
+level = "warn"
+
+[servers.bench]
+proxy_type = "http"
+listener = { type = "socket", value = "127.0.0.1:$2" }
+access_log = { path = "$4" }
+timeouts = { server_keepalive = "300s" }
+
+[[servers.bench.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:$3" }]
+EOF
 }
