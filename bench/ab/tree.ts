@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -17,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { type Peer, startPeer, waitForHttp } from '../lib/measure.js';
 
 /** A checkout under test. */
@@ -225,13 +226,17 @@ export async function startLoch(
     workers?: number | undefined;
     /** An admin listener here (metrics recorded); none: metrics off. */
     adminPort?: number | undefined;
-    /** Access log on, in text to a file in the config's temp dir; off when false or absent. */
+    /** Access log on, in text to a file under the config's temp dir (logs/); off when false or absent. */
     accessLog?: boolean | undefined;
   },
 ): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
   const config = join(dir, 'loch.toml');
-  const accessLog = o.accessLog ? join(dir, 'access.log') : undefined;
+  // The log goes in a directory of its own: loch watches the config's directory (inotify, whose
+  // events include every write to a file there), so a log beside loch.toml would wake loch's main
+  // thread at every flush (bench/http-proxy/gc-2026-12-06.md).
+  const accessLog = o.accessLog ? join(dir, 'logs', 'access.log') : undefined;
+  if (accessLog !== undefined) mkdirSync(dirname(accessLog));
   writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.workers ?? 1, o.adminPort, accessLog));
   // cwd = the tree, so nothing of the harness's checkout leaks into module resolution.
   const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {

@@ -4,9 +4,9 @@
  * static backend with N workers on the given CPUs. Adding a peer is adding an entry here.
  * Not the measuring loop (run.ts) and not the peers' own config writers (bench/lib/).
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHaproxy } from '../lib/haproxy.js';
 import { freePort, type Peer, startPeer, waitForHttp } from '../lib/measure.js';
@@ -150,7 +150,10 @@ const loch: ProxySpec = {
   async start(o) {
     const dir = mkdtempSync(join(tmpdir(), 'loch-bench-loch-'));
     const config = join(dir, 'loch.toml');
-    const accessLogFile = o.accessLog === true ? join(dir, 'access.log') : undefined;
+    // Not beside loch.toml: loch watches that directory, and every log write there would wake its
+    // main thread (bench/http-proxy/gc-2026-12-06.md).
+    const accessLogFile = o.accessLog === true ? join(dir, 'logs', 'access.log') : undefined;
+    if (accessLogFile !== undefined) mkdirSync(dirname(accessLogFile));
     // Metrics are recorded only when an admin listener is configured (apps/proxy README).
     const admin =
       o.metrics === true
