@@ -15,7 +15,7 @@ export {
   ConfigError,
   type ConfigIssue,
   loadConfigFile,
-  parseConfig,
   parseThriftUpstream,
-  validateConfig,
+  parseWithParts as parseConfig,
+  validateWithParts as validateConfig,
 } from './validate.js';

@@ -10,8 +10,8 @@
  * to the first request, bench/idle-memory/readings-2026-12-06d.md): TLS servers (tls.ts, with
  * @loch/tls for the trial context) and thrift servers, gateway routes and pseudonymization
  * (schema-parsers.ts: @loch/thrift, @loch/gateway and its IDL and protobuf parsers). The
- * synchronous parseConfig and validateConfig need them registered first: load.ts does that
- * (the module other code and @loch/proxy's exports use), so they validate any config.
+ * synchronous parseConfig and validateConfig are load.ts's, which registers both parts first, so
+ * they validate any config (here they are parseWithParts and validateWithParts).
  */
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
@@ -68,18 +68,28 @@ export function loadedSchemaPart(): SchemaPart | undefined {
   return parts.schema;
 }
 
-/** Thrown inside validation when it reaches a part not loaded yet; loadConfigFile imports it and validates again. */
-class PartMissing {
-  constructor(readonly part: 'tls' | 'schema') {}
+/**
+ * Thrown inside validation when it reaches a part not loaded yet: loadConfigFile imports it and
+ * validates again. No other caller sees it: load.ts's parseConfig and validateConfig (the
+ * synchronous API) have every part registered.
+ */
+export class ConfigPartMissingError extends Error {
+  override readonly name = 'ConfigPartMissingError';
+  readonly code = 'ERR_LOCH_CONFIG_PART_MISSING';
+  constructor(readonly part: 'tls' | 'schema') {
+    super(
+      `config part '${part}' is not loaded: use loadConfigFile, or config/load.js for the synchronous parseConfig and validateConfig`,
+    );
+  }
 }
 
 function tlsPart(): TlsPart {
-  if (parts.tls === undefined) throw new PartMissing('tls');
+  if (parts.tls === undefined) throw new ConfigPartMissingError('tls');
   return parts.tls;
 }
 
 function schemaPart(): SchemaPart {
-  if (parts.schema === undefined) throw new PartMissing('schema');
+  if (parts.schema === undefined) throw new ConfigPartMissingError('schema');
   return parts.schema;
 }
 
@@ -112,17 +122,20 @@ export async function loadConfigFile(file: string): Promise<ProxyConfig> {
   }
   for (;;) {
     try {
-      return parseConfig(text, file);
+      return parseWithParts(text, file);
     } catch (error) {
-      if (!(error instanceof PartMissing)) throw error;
+      if (!(error instanceof ConfigPartMissingError)) throw error;
       if (error.part === 'tls') parts.tls = await import('./tls.js');
       else parts.schema = await import('./schema-parsers.js');
     }
   }
 }
 
-/** Parses config text (TOML, or JSON when the name ends in .json or the text starts with `{`). */
-export function parseConfig(text: string, source = 'config'): ProxyConfig {
+/**
+ * Parses config text (TOML, or JSON when the name ends in .json or the text starts with `{`).
+ * load.ts's parseConfig: here it needs the parts the config uses loaded already.
+ */
+export function parseWithParts(text: string, source = 'config'): ProxyConfig {
   let raw: unknown;
   const json = source.endsWith('.json') || /^\s*\{/.test(text);
   try {
@@ -132,11 +145,14 @@ export function parseConfig(text: string, source = 'config'): ProxyConfig {
     const message = (err as Error).message.split('\n')[0] ?? 'syntax error';
     throw new ConfigError(source, [{ path: where, message: `${json ? 'JSON' : 'TOML'} syntax: ${message}` }]);
   }
-  return validateConfig(raw, source);
+  return validateWithParts(raw, source);
 }
 
-/** Validates an already-parsed config object and builds the effective config. */
-export function validateConfig(raw: unknown, source = 'config'): ProxyConfig {
+/**
+ * Validates an already-parsed config object and builds the effective config. load.ts's
+ * validateConfig: here it needs the parts the config uses loaded already.
+ */
+export function validateWithParts(raw: unknown, source = 'config'): ProxyConfig {
   // Files a config names (certificates) are found from the config file's directory.
   const baseDir = source === 'config' ? process.cwd() : dirname(resolve(source));
   const parsed = ConfigFileSchema.safeParse(raw);
