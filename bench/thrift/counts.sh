@@ -104,14 +104,18 @@ EOF
   local opts=${NODE_OPTIONS:-}
   [ "${PROFILE:-0}" = 1 ] && opts="$opts --perf-basic-prof"
   local wrap=()
-  local hooks=()
-  [ "${HOOKS:-0}" = 1 ] && hooks=(--require "$here/bench/thrift/hooks-preload.cjs")
+  local flags=() # node's own flags
+  [ "${HOOKS:-0}" = 1 ] && flags=(--require "$here/bench/thrift/hooks-preload.cjs")
   # --smc-check: V8 writes and rewrites machine code in its heap, which valgrind must see.
   [ "${CALLGRIND:-0}" = 1 ] && wrap=(valgrind --tool=callgrind --instr-atstart=no --smc-check=all-non-file
     "--callgrind-out-file=$dir/callgrind.out.%p")
   [ "${CALLGRIND:-0}" = 1 ] && [ "${CACHESIM:-0}" = 1 ] && wrap+=(--cache-sim=yes "--LL=${LL:-1048576,8,64}")
+  # Under valgrind V8's memory reducer starts mark-compacts 20-50 s into each isolate's life (the
+  # main one and tsx's module loader too), up to ~13k Ir a call in a count's window: off for counts
+  # (on node's own command line, so every isolate has it; GC's finding, session 43).
+  [ "${CALLGRIND:-0}" = 1 ] && flags+=(--no-memory-reducer)
   # shellcheck disable=SC2086 # NODE_ARGS: several flags
-  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts LOCH_HOOKS_DIR="$dir/hooks" exec taskset -c 1 "${wrap[@]}" node "${hooks[@]}" ${NODE_ARGS:-} \
+  (cd "$root/apps/proxy" && NODE_OPTIONS=$opts LOCH_HOOKS_DIR="$dir/hooks" exec taskset -c 1 "${wrap[@]}" node "${flags[@]}" ${NODE_ARGS:-} \
     --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
   proxy_pid=$!
 }
