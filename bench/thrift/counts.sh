@@ -143,7 +143,7 @@ EOF
   proxy_pid=$!
 }
 
-thread_counts() { # pid -> a line per thread: "tid comm utime stime minflt context-switches"
+thread_counts() { # pid -> a line per thread: "tid comm utime stime minflt voluntary involuntary" (context switches)
   local t f c v n
   for t in /proc/"$1"/task/*; do
     c=$(tr ' ' '_' <"$t/comm" 2>/dev/null) || continue
@@ -152,19 +152,7 @@ thread_counts() { # pid -> a line per thread: "tid comm utime stime minflt conte
     n=$(awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || n=0
     # shellcheck disable=SC2086 # split stat's fields
     set -- $f
-    echo "${t##*/} $c ${12} ${13} ${8} $((${v:-0} + ${n:-0}))"
-  done
-}
-
-switches() { # pid -> a line per thread: "tid utime stime voluntary-switches involuntary-switches"
-  local t f v n
-  for t in /proc/"$1"/task/*; do
-    f=$(sed 's/.*) //' "$t/stat" 2>/dev/null) || continue
-    v=$(awk '/^voluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || v=0
-    n=$(awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "$t/status" 2>/dev/null) || n=0
-    # shellcheck disable=SC2086 # split stat's fields
-    set -- $f
-    echo "${t##*/} ${12} ${13} ${v:-0} ${n:-0}"
+    echo "${t##*/} $c ${12} ${13} ${8} ${v:-0} ${n:-0}"
   done
 }
 
@@ -176,12 +164,13 @@ def load(p):
 a, b, calls = load(sys.argv[1]), load(sys.argv[2]), int(sys.argv[3])
 rows = []
 for tid, (comm, *v) in b.items():
-    v0 = [int(x) for x in a.get(tid, [comm, 0, 0, 0, 0])[1:]]
+    v0 = [int(x) for x in a.get(tid, [comm, 0, 0, 0, 0, 0])[1:]]
     d = [int(x) - y for x, y in zip(v, v0)]
     if any(d):
         rows.append((d[0] + d[1], tid, comm, d))
 rows.sort(reverse=True)
-for _, tid, comm, (u, s, f, c) in rows[:4]:
+for _, tid, comm, (u, s, f, vol, invol) in rows[:4]:
+    c = vol + invol
     print(f'  thread {tid} ({comm}): user {u * 1e4 / calls:.1f} us, system {s * 1e4 / calls:.1f} us, '
           f'minor faults {f / calls:.3f}, context switches {c / calls:.3f} per call')
 EOF
@@ -290,22 +279,22 @@ EOF
   if [ "${NOPERF:-0}" = 1 ]; then
     # CPU only, nothing attached: WINDOWS load runs back to back.
     for w in $(seq 1 "${WINDOWS:-1}"); do
-      switches "${watched%%,*}" >"$dir/$target.switches0"
+      thread_counts "${watched%%,*}" >"$dir/$target.switches0"
       read -r u0 s0 <<<"$(cpu_ticks ${watched//,/ })"
       taskset -c 0 "$dir/thrift_peer" load "$port" framed binary "$conns" "$seconds" "$size" >"$dir/$target.load"
       read -r u1 s1 <<<"$(cpu_ticks ${watched//,/ })"
-      switches "${watched%%,*}" >"$dir/$target.switches1"
+      thread_counts "${watched%%,*}" >"$dir/$target.switches1"
       calls=$(/usr/bin/python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])['calls'])" "$dir/$target.load")
       /usr/bin/python3 - "$((u1 - u0))" "$((s1 - s0))" "$calls" "$label" "$size" "$w" "$dir/$target.switches0" "$dir/$target.switches1" <<'EOF'
 import sys
 u, s, c = (int(x) for x in sys.argv[1:4])
-def load(p):
-    return {l.split()[0]: [int(x) for x in l.split()[1:]] for l in open(p) if l.strip()}
+def load(p): # thread_counts' lines: utime stime minflt voluntary involuntary after tid and comm
+    return {l.split()[0]: [int(x) for x in l.split()[2:]] for l in open(p) if l.strip()}
 a, b = load(sys.argv[7]), load(sys.argv[8])
 # The busiest thread in the window (loch: its worker; nginx: its one worker process).
-d = max(([y - x for x, y in zip(a.get(t, [0, 0, 0, 0]), v)] for t, v in b.items()), key=lambda r: r[0] + r[1])
+d = max(([y - x for x, y in zip(a.get(t, [0, 0, 0, 0, 0]), v)] for t, v in b.items()), key=lambda r: r[0] + r[1])
 print(f'== {sys.argv[4]}: {sys.argv[5]} B, window {sys.argv[6]}: {c} calls, cpu us per call user {u * 1e4 / c:.1f}, '
-      f'system {s * 1e4 / c:.1f}, total {(u + s) * 1e4 / c:.1f}; busiest thread per call: sleeps {d[2] / c:.3f}, preemptions {d[3] / c:.3f}')
+      f'system {s * 1e4 / c:.1f}, total {(u + s) * 1e4 / c:.1f}; busiest thread per call: sleeps {d[3] / c:.3f}, preemptions {d[4] / c:.3f}')
 EOF
       if [ "$target" = loch ] && [ -n "${NODE_ARGS:-}" ]; then
         echo "== loch.out after window $w: $(stat -c %s "$dir/loch.out") B"
