@@ -41,6 +41,7 @@ import { debugAidsFromEnv } from './debug-aids.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
 import { rotateTicketKeys, TicketKeyRotation } from './ticket-rotation.js';
+import { logsInWatchedDirectories, watchedLogWarning } from './watched-logs.js';
 import { listenId, type WorkerCommand, type WorkerData } from './worker-protocol.js';
 
 /** How long the config file must be quiet before a change triggers a reload (ms). */
@@ -257,6 +258,16 @@ export async function runProxy(
       .finally(() => log.flush());
   };
 
+  /** Logs already warned of (logsInWatchedDirectories): once each, not at every reload. */
+  const warnedLogs = new Set<string>();
+  const warnWatchedLogs = (config: ProxyConfig, files: readonly string[]) => {
+    for (const path of logsInWatchedDirectories(config, [file, ...files]))
+      if (!warnedLogs.has(path)) {
+        warnedLogs.add(path);
+        log.warn(watchedLogWarning(path));
+      }
+  };
+
   const reloadOnce = async (why: string): Promise<void> => {
     if (stopping) return;
     let next: ProxyConfig;
@@ -329,6 +340,7 @@ export async function runProxy(
     retries.retain(next);
     void admin.reloaded('ok', next, gen);
     certificates.update(files);
+    warnWatchedLogs(next, files);
     rotation.update(next);
     try {
       log.commitAccess(log.prepareAccess(errorLogOnly(next)));
@@ -435,6 +447,7 @@ export async function runProxy(
   // Certificates and keys, IDLs and pseudonym keys: a changed file reloads the config (which
   // reads them again; a bad one keeps the running config).
   certificates.update(loadedFiles);
+  warnWatchedLogs(loaded, loadedFiles);
 
   /**
    * Session ticket key rotation: the next key set is made here once and sent to every worker at
