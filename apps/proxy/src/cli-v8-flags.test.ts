@@ -47,7 +47,6 @@ describe('LOCH_V8_FLAGS', () => {
     expect(calls).toEqual([
       'flag --no-parallel-scavenge',
       'flag --no-concurrent-array-buffer-sweeping',
-      'flag --no-memory-reducer',
       'runProxy',
     ]);
   });
@@ -71,12 +70,10 @@ describe('LOCH_V8_FLAGS', () => {
     expect(calls).toEqual([]);
   });
 
-  it("defaults to serial scavenges that sweep their ArrayBuffers on the worker's thread, and no memory reducer, when unset", () => {
-    expect(DEFAULT_V8_FLAGS).toBe(
-      '--no-parallel-scavenge --no-concurrent-array-buffer-sweeping --no-memory-reducer',
-    );
+  it("defaults to serial scavenges that sweep their ArrayBuffers on the worker's thread when unset (the memory reducer kept)", () => {
+    expect(DEFAULT_V8_FLAGS).toBe('--no-parallel-scavenge --no-concurrent-array-buffer-sweeping');
     expect(v8FlagsFromEnv(undefined)).toEqual({
-      flags: ['--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping', '--no-memory-reducer'],
+      flags: ['--no-parallel-scavenge', '--no-concurrent-array-buffer-sweeping'],
     });
   });
 

@@ -53,18 +53,16 @@ export const SIGNALS: readonly (readonly [signal: string, effect: string])[] = [
  * one worker pinned to one CPU, the phase took 1.91 ms per scavenge (p90 4.5-12.4 ms) and 40% of
  * scavenges passed 2 ms; swept on the worker's thread, 0.26 ms and 11% (the sweep itself is
  * 0.1-0.2 ms). bench/http-proxy/gc-pauses-2026-12-05.md.
- * `--no-memory-reducer`: V8's memory reducer gives a busy worker a memory-reducing mark-compact
- * 100 s after its last one (its watchdog), whatever it promotes, and shrinks its young generation
- * with it: a 1-worker loch under steady load (0.1 B promoted per request) made one at ~105 s and
- * one at ~213 s, each 2.4-15 ms of pause, 22-41 ms of concurrent marking and sweeping, then 79-289
- * extra scavenges while the young generation grew back (25-36 s at wrk -c16); without the reducer,
- * none in 460 s and 10.3 million requests. V8 reads the flag when it makes an isolate's heap, so
- * the workers' isolates have no reducer and the main isolate keeps its own. A worker's heap is
- * still shrunk when it goes quiet: the runtime's idle trim (runtime.idle_memory_trim).
- * bench/http-proxy/gc-2026-12-06.md.
+ * V8's memory reducer stays on by default (`--no-memory-reducer` is settable): it gives a busy
+ * worker a memory-reducing mark-compact 100 s after its last one and shrinks its young generation
+ * (a 1-worker loch at wrk -c16: at ~105 s and ~213 s of its life, 22-41 ms of marking and sweeping
+ * and 79-289 extra scavenges each, none after in 460 s: a cost of a worker's first minutes, not of
+ * its requests), but it is also what shrinks a worker that goes from busy to a trickle (health
+ * checks every few seconds), which the runtime's idle trim, waiting for a quiet second, never
+ * reaches: without the reducer such a worker kept ~15 MiB more for as long as the trickle lasted
+ * (REVIEW F138). bench/http-proxy/gc-2026-12-06.md.
  */
-export const DEFAULT_V8_FLAGS =
-  '--no-parallel-scavenge --no-concurrent-array-buffer-sweeping --no-memory-reducer';
+export const DEFAULT_V8_FLAGS = '--no-parallel-scavenge --no-concurrent-array-buffer-sweeping';
 
 /**
  * The V8 flags LOCH_V8_FLAGS may set: only flags V8 reads afresh at each use, or when it makes a
