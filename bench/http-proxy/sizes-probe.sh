@@ -34,27 +34,9 @@ static_backend "$dir" "$sizes" 0
 static_worker=$(pgrep -P "$static_pid" | head -1)
 
 port=$(free_port)
-cat >"$dir/loch/loch.toml" <<EOF
-[admin]
-listener = { type = "socket", value = "127.0.0.1:$(free_port)" }
-
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.bench]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = { path = "$dir/loch/access.log" }
-timeouts = { server_keepalive = "300s" }
-
-[[servers.bench.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$upstream" }]
-EOF
+# The access log under logs/: not in loch.toml's directory, which loch watches (gc-2026-12-06.md).
+mkdir -p "$dir/loch/logs"
+loch_bench_config "$dir/loch/loch.toml" "$port" "$upstream" "$dir/loch/logs/access.log"
 # shellcheck disable=SC2086
 (cd "$here/apps/proxy" && LOCH_COUNTS_DIR="$dir/loch/counts" \
   LOCH_COUNTS_NATIVE="$here/native/build/Release/loch_native.node" \

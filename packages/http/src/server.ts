@@ -389,13 +389,7 @@ export class HttpServer<Cx = HttpConnectionContext> {
           const pending = new H2Pending(stream);
           this.live.add(pending);
           if (!this.swept) this.joinSweep();
-          importH2Protocol().then(
-            (loaded) => this.startH2(pending, loaded, stream, null, onClosed, null),
-            (e: unknown) => {
-              this.release(pending);
-              this.dropUnserved(stream, onClosed, e);
-            },
-          );
+          this.startH2WhenLoaded(pending, stream, null, onClosed, null);
           return;
         }
         conn = new h2.H2ServerSession(this, this.h2Shared(h2), stream, this.makeContext(stream), onClosed);
@@ -463,17 +457,28 @@ export class HttpServer<Cx = HttpConnectionContext> {
     received: Uint8Array,
   ): void {
     const h2 = h2Protocol;
-    if (h2 === undefined) {
-      importH2Protocol().then(
-        (loaded) => this.startH2(from, loaded, stream, context, onClosed, received),
-        (e: unknown) => {
-          this.release(from);
-          this.dropUnserved(stream, onClosed, e);
-        },
-      );
-      return;
-    }
-    this.startH2(from, h2, stream, context, onClosed, received);
+    if (h2 === undefined) this.startH2WhenLoaded(from, stream, context, onClosed, received);
+    else this.startH2(from, h2, stream, context, onClosed, received);
+  }
+
+  /**
+   * startH2 once the process's HTTP/2 side is imported (the first h2 connection); a failed import
+   * gives `from`'s place up and drops the stream unserved (the next h2 connection imports again).
+   */
+  private startH2WhenLoaded(
+    from: ServedConnection,
+    stream: HttpStream,
+    context: Cx | null,
+    onClosed: ((stream: HttpStream) => void) | null,
+    received: Uint8Array | null,
+  ): void {
+    importH2Protocol().then(
+      (loaded) => this.startH2(from, loaded, stream, context, onClosed, received),
+      (e: unknown) => {
+        this.release(from);
+        this.dropUnserved(stream, onClosed, e);
+      },
+    );
   }
 
   /**
