@@ -651,8 +651,9 @@ export class H1ServerConnection<Cx> implements ServedConnection, ResponseSink, R
     const d = this.decoder;
     // When the head deadline of this head expires: armed at its first byte and kept across
     // reads, so a client that trickles a byte at a time (slowloris) does not extend it, as
-    // nginx's client_header_timeout. Body and idle deadlines run per read.
-    let headBy = 0;
+    // nginx's client_header_timeout. Body and idle deadlines run per read. NO_DEADLINE until
+    // the first head read arms one (arm() then computes it).
+    let headBy = NO_DEADLINE;
     for (;;) {
       if (this.chunk !== null) {
         this.chunk.release();
