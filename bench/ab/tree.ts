@@ -123,7 +123,7 @@ function staleBuilds(root: string): string[] {
  * The reference benchmark's loch config (bench/http-proxy/peers.ts) with `workers` workers; with
  * `adminPort` an `[admin]` listener, which turns metrics recording on (the metrics-on side of
  * `--metrics`); with `accessLog` the server's access log in text to that file (the on side of
- * `--access-log`), else none.
+ * `--access-log`), else none; `runtime`: extra lines of its `[runtime]` table (`--runtime-a`/`-b`).
  */
 function lochConfig(
   port: number,
@@ -131,6 +131,7 @@ function lochConfig(
   workers: number,
   adminPort?: number,
   accessLog?: string,
+  runtime = '',
 ): string {
   const admin =
     adminPort === undefined
@@ -139,6 +140,7 @@ function lochConfig(
   return `${admin}[runtime]
 workers = ${workers}
 cpu_affinity = false
+${runtime}
 
 [log]
 level = "warn"
@@ -228,6 +230,8 @@ export async function startLoch(
     adminPort?: number | undefined;
     /** Access log on, in text to a file under the config's temp dir (logs/); off when false or absent. */
     accessLog?: boolean | undefined;
+    /** Extra `[runtime]` lines (TOML), e.g. `worker_young_generation_bytes = 6291456`. */
+    runtime?: string | undefined;
   },
 ): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
@@ -237,7 +241,10 @@ export async function startLoch(
   // thread at every flush (bench/http-proxy/gc-2026-12-06.md).
   const accessLog = o.accessLog ? join(dir, 'logs', 'access.log') : undefined;
   if (accessLog !== undefined) mkdirSync(dirname(accessLog));
-  writeFileSync(config, lochConfig(o.port, o.upstreamPort, o.workers ?? 1, o.adminPort, accessLog));
+  writeFileSync(
+    config,
+    lochConfig(o.port, o.upstreamPort, o.workers ?? 1, o.adminPort, accessLog, o.runtime),
+  );
   // cwd = the tree, so nothing of the harness's checkout leaks into module resolution.
   const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {
     cpu: o.cpu,
