@@ -85,9 +85,13 @@ EOF
 }
 
 loch_bench_config() { # FILE PORT UPSTREAM ACCESS_LOG
+  local admin
+  # free_port may give PORT again (it cannot remember what it gave: lib/free-port.sh).
+  admin=$(free_port)
+  while [ "$admin" = "$2" ] || [ "$admin" = "$3" ]; do admin=$(free_port); done
   cat >"$1" <<EOF
 [admin]
-listener = { type = "socket", value = "127.0.0.1:$(free_port)" }
+listener = { type = "socket", value = "127.0.0.1:$admin" }
 
 [runtime]
 workers = 1

@@ -4,6 +4,9 @@
 # (under valgrind a server starts a minute or more later: two CALLGRIND runs failed with
 # EADDRINUSE while other benchmarks ran), and the ports below it are the tests'
 # (packages/http/test/free-port.ts), which may run meanwhile. Bounded tries; fails loudly.
+# Unlike free-port.ts it cannot remember what it gave ($(free_port) runs in a subshell): two calls
+# before the first port is bound may return the same port (~1 in 4,500 with this range); a script
+# that needs two ports at once checks they differ.
 free_port() {
   /usr/bin/python3 - <<'PY'
 import random, socket, sys

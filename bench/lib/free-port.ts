@@ -32,13 +32,22 @@ function bindable(port: number): Promise<boolean> {
   });
 }
 
-/** A TCP port above the ephemeral range that was free a moment ago. */
+/**
+ * Ports this process returned before: a caller may ask twice before it binds the first (a peer's
+ * port, then its admin port), and the probe cannot see a port nobody has bound yet (seen: loch
+ * refusing a config whose admin listener took the server's port, 1 in ~4,500 with this range).
+ */
+const handedOut = new Set<number>();
+
+/** A TCP port above the ephemeral range that was free a moment ago; never one this process returned before. */
 export async function freePort(): Promise<number> {
   const high = ephemeralCeiling();
   if (high >= 65535) throw new Error('freePort: the ephemeral range reaches 65535: no port above it');
   for (let i = 0; i < TRIES; i++) {
     const port = high + 1 + Math.floor(Math.random() * (65535 - high));
-    if (await bindable(port)) return port;
+    if (handedOut.has(port) || !(await bindable(port))) continue;
+    handedOut.add(port);
+    return port;
   }
   throw new Error(`freePort: no free port above the ephemeral range in ${TRIES} tries`);
 }
