@@ -58,6 +58,43 @@ describe('access-log formats', () => {
     expect(readFileSync(path, 'latin1')).toBe(`${line}${line.replace('.123Z', '.124Z')}`);
   });
 
+  it("copies a long chunk with %TypedArray%.prototype.set itself, never a line buffer's own `set` (a generic load in putChunk)", async () => {
+    const time = '2026-12-06T12:40:00.456Z';
+    const chunk = new TextChunk(time.length);
+    chunk.bytes.set(Buffer.from(time, 'latin1'));
+    const r = record({ time, timeChunk: chunk });
+    // An own `set` on both prototypes is found before %TypedArray%.prototype's by `b.set(...)`.
+    const real = (Object.getPrototypeOf(Uint8Array.prototype) as { set: (...a: unknown[]) => void }).set;
+    const looked: string[] = [];
+    for (const [proto, kind] of [
+      [Buffer.prototype, 'Buffer'],
+      [Uint8Array.prototype, 'Uint8Array'],
+    ] as const) {
+      Object.defineProperty(proto, 'set', {
+        configurable: true,
+        writable: true,
+        value(this: Uint8Array, ...args: unknown[]) {
+          if (args[0] === chunk.bytes) looked.push(kind);
+          return real.apply(this, args);
+        },
+      });
+    }
+    const path = join(dir, 'chunk-set.log');
+    const sink = new FileSink(path, () => {});
+    let line: string;
+    try {
+      line = textLine(r);
+      sink.pushText(r);
+    } finally {
+      delete (Buffer.prototype as unknown as Record<string, unknown>).set;
+      delete (Uint8Array.prototype as unknown as Record<string, unknown>).set;
+    }
+    await sink.close();
+    expect(line).toBe(`${time} web 10.1.2.3:4000 GET /a?b=1 200 12 http://127.0.0.1:9000 1.23\n`);
+    expect(readFileSync(path, 'latin1')).toBe(line);
+    expect(looked).toEqual([]);
+  });
+
   it('escapes what could split or forge a text line (a Thrift method name is the client’s choice)', () => {
     expect(textField('get\n2026 web 1.2.3.4:1 GET / 200')).toBe(
       'get\\x0a2026\\x20web\\x201.2.3.4:1\\x20GET\\x20/\\x20200',

@@ -444,10 +444,23 @@ export class TextChunk {
 /** Chunks up to this many bytes are written as words, longer ones by a native copy. */
 const CHUNK_WORDS_MAX = 8;
 
+/**
+ * %TypedArray%.prototype.set, read once: `b.set(...)` on a sink's Buffer was a generic load in
+ * putChunk's optimized code (a LoadICTrampoline and LoadIC call per chunk copied, ~150
+ * instructions for a request's two: callgrind, bench/http-proxy/per-request-2026-12-06e.md);
+ * the known function called with .call is a direct call. Buffer has no `set` of its own (the
+ * same copy). As @loch/http's internal typed-array-methods.ts does for its own hot paths.
+ */
+const typedArraySet = (
+  Object.getPrototypeOf(Uint8Array.prototype) as {
+    set(this: Uint8Array, src: ArrayLike<number>, offset: number): void;
+  }
+).set;
+
 /** Writes `c` at `p` into `b` (`v` its view; 4 bytes of room past the chunk); returns where its text ends. */
 function putChunk(b: Buffer, v: DataView, p: number, c: TextChunk): number {
   const n = c.length;
-  if (n > CHUNK_WORDS_MAX) b.set(c.bytes, p);
+  if (n > CHUNK_WORDS_MAX) typedArraySet.call(b, c.bytes, p);
   else {
     const w = c.words;
     for (let i = 0; i < w.length; i++) v.setInt32(p + 4 * i, w[i]!, LITTLE_ENDIAN);
