@@ -25,6 +25,20 @@ import {
 const noop = () => {};
 let nextPort = 1;
 
+/**
+ * %TypedArray%.prototype's byteLength getter, read once. take() sees Buffers (the write slab's
+ * heads above the lending size, tests) and plain Uint8Arrays (lent pieces of the slab): with
+ * `data instanceof Uint8Array` and `data.byteLength` that load stayed generic in the callers'
+ * optimized code (a LoadIC call each in writeTo and writeStreamBody, ~290 instructions a proxied
+ * request of the harness's own in callgrind-core.sh's count: bench/http-proxy/
+ * per-request-2026-12-06e.md). Array.isArray and the known getter called with .call are
+ * reduced by TurboFan to a type check and a field load for both kinds.
+ */
+const byteLengthOf = Object.getOwnPropertyDescriptor(
+  Object.getPrototypeOf(Uint8Array.prototype),
+  'byteLength',
+)!.get as (this: Uint8Array) => number;
+
 function chunkOf(bytes: Uint8Array): StreamChunk {
   return { bytes, release: noop };
 }
@@ -102,8 +116,8 @@ export class MemoryStream implements HttpStream {
   /** Counts (and a subclass may keep) what was written; returns its size. */
   protected take(data: Uint8Array | readonly Uint8Array[]): number {
     let n = 0;
-    if (data instanceof Uint8Array) n = data.byteLength;
-    else for (const b of data) n += b.byteLength;
+    if (!Array.isArray(data)) n = byteLengthOf.call(data as Uint8Array);
+    else for (let i = 0; i < data.length; i++) n += byteLengthOf.call(data[i] as Uint8Array);
     this.written += n;
     return n;
   }
