@@ -214,6 +214,8 @@ export interface NativeBinding {
   readonly headScan?: NativeHeadScan;
   /** Thrift -> JSON text by an IDL plan (loadGatewayJson() hands it out). */
   readonly gatewayJson?: NativeGatewayJson;
+  /** The directory watch (loadDirWatch() hands it out). */
+  readonly dirWatch?: NativeDirWatch;
   readonly layout: { readonly sqStride: number; readonly cqStride: number };
 }
 
@@ -526,3 +528,54 @@ export type GatewayJsonLoadResult = { readonly gatewayJson: NativeGatewayJson } 
 
 /** The Thrift -> JSON converter when the .node file loads (whether or not the kernel allows io_uring); otherwise `{ error }`. Never throws; cached per thread. */
 export function loadGatewayJson(): GatewayJsonLoadResult;
+
+/**
+ * What changed in a watched directory. 'written': a file opened for writing was closed (`cat >`,
+ * cp over, an editor saving in place); 'attrib': chmod, chown, utimes, or the link count of a
+ * file replaced by a rename; 'created', 'deleted', 'moved-from', 'moved-to': an entry (name: its
+ * name in the directory); 'overflow': the kernel's queue overflowed, any entry may have changed
+ * (name null); 'gone': the directory itself was removed, renamed or unmounted (name null), the
+ * watch's last event.
+ */
+export type DirWatchEvent =
+  | 'written'
+  | 'attrib'
+  | 'created'
+  | 'deleted'
+  | 'moved-from'
+  | 'moved-to'
+  | 'overflow'
+  | 'gone';
+
+/** An open directory watch. */
+export interface NativeDirWatchHandle {
+  /** Stops the watch: no event is delivered after it. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Directory watch on inotify without IN_MODIFY: it hears a directory's entries change (created,
+ * deleted, renamed, closed after writing, attributes), not every write to a file in it (an
+ * access log appended to beside the config does not wake the thread). Events are read on the
+ * calling thread's loop; the watch never keeps the process alive, and ends with the thread.
+ */
+export interface NativeDirWatch {
+  /**
+   * Watches the directory `dir` (not recursive); `onEvent` runs on this thread's loop, once per
+   * event, in order. Failures: `{ errno, syscall }` (ENOENT, ENOTDIR, EACCES / 'inotify_add_watch';
+   * EMFILE / 'inotify_init1' past fs.inotify.max_user_instances).
+   */
+  open(
+    dir: string,
+    onEvent: (event: DirWatchEvent, name: string | null) => void,
+  ): NativeDirWatchHandle | NativeFailure;
+}
+
+/** Result of `loadDirWatch()`. */
+export type DirWatchLoadResult = { readonly dirWatch: NativeDirWatch } | { readonly error: string };
+
+/**
+ * The directory watch when the .node file loads (whether or not the kernel allows io_uring);
+ * otherwise `{ error }` saying why. Never throws; cached per thread.
+ */
+export function loadDirWatch(): DirWatchLoadResult;

@@ -254,3 +254,21 @@ export function loadGatewayJson() {
       };
   return gatewayJsonCached;
 }
+
+/** @type {import('./index.js').DirWatchLoadResult | undefined} */
+let dirWatchCached;
+
+/**
+ * The inotify directory watch that hears entry changes, not every write (native/README.md,
+ * "Directory watch"), whether or not the kernel allows io_uring; `{ error }` when the .node file
+ * does not load (or predates it). Never throws; cached per thread.
+ * @returns {import('./index.js').DirWatchLoadResult}
+ */
+export function loadDirWatch() {
+  if (dirWatchCached) return dirWatchCached;
+  const { binding, loadError } = loadBinding();
+  dirWatchCached = binding?.dirWatch
+    ? { dirWatch: binding.dirWatch }
+    : { error: binding ? 'the addon has no dirWatch (rebuild @loch/native)' : unloadableReason(loadError) };
+  return dirWatchCached;
+}

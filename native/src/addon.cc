@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "dir_watch.h"
 #include "gateway_json.h"
 #include "head_scan.h"
 #include "memory.h"
@@ -245,6 +246,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   loch::RegisterSiv(env, exports);
   loch::headscan::Register(env, exports);
   loch::gatewayjson::Register(env, exports);
+  loch::dirwatch::Register(env, exports);
   Napi::Object layout = Napi::Object::New(env);
   layout.Set("sqStride", Napi::Number::New(env, loch::kSqStride));
   layout.Set("cqStride", Napi::Number::New(env, loch::kCqStride));
