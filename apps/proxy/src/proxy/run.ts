@@ -15,8 +15,7 @@
  * `[runtime]` need a restart: such a reload is refused by name and the old config stays.
  * Not for the request path (worker.ts and the layers).
  */
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
   DEFAULT_RESTART_POLICY,
   Runtime,
@@ -425,27 +424,23 @@ export async function runProxy(
   });
 
   let debounce: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  const certificates = new FilesWatch(
-    (path) => {
-      clearTimeout(debounce);
-      debounce = setTimeout(() => reload(`${path} changed`), DEBOUNCE_MS);
-    },
-    (dir, error) => log.warn(`not watching certificates in ${dir}: ${error.message}; reload with SIGHUP`),
+  const reloadSoon = (why: string) => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => reload(why), DEBOUNCE_MS);
+  };
+  // The config file and the files it names, each by its directory (file-watch.ts: editors, `mv`,
+  // certbot and Kubernetes replace files; entry changes are heard, not every write to a file).
+  const configWatch = new FilesWatch(
+    () => reloadSoon('file changed'),
+    (dir, error) => log.warn(`not watching ${file} (${dir}): ${error.message}; reload with SIGHUP`),
   );
-  try {
-    // The directory, not the file: editors and `mv` replace the file, which ends a file watch.
-    watcher = watch(dirname(file), (_event, name) => {
-      if (name !== null && name !== basename(file)) return;
-      clearTimeout(debounce);
-      debounce = setTimeout(() => reload('file changed'), DEBOUNCE_MS);
-    });
-  } catch (error) {
-    log.warn(`not watching ${file}: ${(error as Error).message}; reload with SIGHUP`);
-  }
-
+  configWatch.update([file]);
   // Certificates and keys, IDLs and pseudonym keys: a changed file reloads the config (which
   // reads them again; a bad one keeps the running config).
+  const certificates = new FilesWatch(
+    (path) => reloadSoon(`${path} changed`),
+    (dir, error) => log.warn(`not watching certificates in ${dir}: ${error.message}; reload with SIGHUP`),
+  );
   certificates.update(loadedFiles);
   warnWatchedLogs(loaded, loadedFiles);
 
@@ -522,7 +517,7 @@ export async function runProxy(
     admin.draining();
     clearTimeout(debounce);
     checker.close();
-    watcher?.close();
+    configWatch.close();
     certificates.close();
     rotation.close();
     process.off('SIGHUP', onHup);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.js';
+import { DIRECTORY_WATCH } from './file-watch.js';
 import { logsInWatchedDirectories } from './watched-logs.js';
 
 const config = (log: string, serverLog: string, errorLog: string) =>
@@ -24,16 +25,27 @@ routes = [{ path = "/", upstreams = [{ endpoint = "http://127.0.0.1:9000" }] }]
 describe('logsInWatchedDirectories', () => {
   it("names the logs beside the config or a certificate, relative paths resolved from the config's directory", () => {
     const c = config('all.log', '/etc/loch/tls/api.json', '/var/log/loch/error.log');
-    expect(logsInWatchedDirectories(c, ['/etc/loch/loch.toml', '/etc/loch/tls/cert.pem']).sort()).toEqual([
-      '/etc/loch/all.log',
-      '/etc/loch/tls/api.json',
-    ]);
+    expect(
+      logsInWatchedDirectories(c, ['/etc/loch/loch.toml', '/etc/loch/tls/cert.pem'], true).sort(),
+    ).toEqual(['/etc/loch/all.log', '/etc/loch/tls/api.json']);
   });
 
   it('names an error log in a watched directory, and nothing for logs in directories of their own', () => {
     const c = config('/var/log/loch/access.log', '/var/log/loch/api.json', '/etc/loch/error.log');
-    expect(logsInWatchedDirectories(c, ['/etc/loch/loch.toml'])).toEqual(['/etc/loch/error.log']);
+    expect(logsInWatchedDirectories(c, ['/etc/loch/loch.toml'], true)).toEqual(['/etc/loch/error.log']);
     const apart = config('logs/access.log', '/var/log/loch/api.json', '/var/log/loch/error.log');
-    expect(logsInWatchedDirectories(apart, ['/etc/loch/loch.toml'])).toEqual([]);
+    expect(logsInWatchedDirectories(apart, ['/etc/loch/loch.toml'], true)).toEqual([]);
+  });
+
+  it('names none when the directory watch hears entry changes only (the native one: a log there costs nothing)', () => {
+    const c = config('all.log', '/etc/loch/tls/api.json', '/etc/loch/error.log');
+    expect(logsInWatchedDirectories(c, ['/etc/loch/loch.toml', '/etc/loch/tls/cert.pem'], false)).toEqual([]);
+  });
+
+  it('warns by default only where loch falls back to node:fs watch', () => {
+    const c = config('all.log', '/etc/loch/tls/api.json', '/etc/loch/error.log');
+    expect(logsInWatchedDirectories(c, ['/etc/loch/loch.toml']).length > 0).toBe(
+      DIRECTORY_WATCH.hearsEveryWrite,
+    );
   });
 });
