@@ -563,7 +563,8 @@ export interface NativeDirWatch {
   /**
    * Watches the directory `dir` (not recursive); `onEvent` runs on this thread's loop, once per
    * event, in order. Failures: `{ errno, syscall }` (ENOENT, ENOTDIR, EACCES / 'inotify_add_watch';
-   * EMFILE / 'inotify_init1' past fs.inotify.max_user_instances).
+   * ENOSPC / 'inotify_add_watch' past fs.inotify.max_user_watches; EMFILE / 'inotify_init1' past
+   * fs.inotify.max_user_instances, at the thread's first open(): one inotify instance per thread).
    */
   open(
     dir: string,

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   renameSync,
@@ -134,6 +135,52 @@ describe.skipIf(dirWatch === undefined)('dirWatch', () => {
     // A later loop turn: the rest of the batch would have been delivered by now.
     await watched().settle();
     expect(heard).toEqual(['a']);
+  });
+
+  it('watches 300 directories at once (one inotify instance per thread, not per watch: max_user_instances is 128)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'loch-dir-watch-'));
+    const heard: string[] = [];
+    const handles: NativeDirWatchHandle[] = [];
+    let last!: () => void;
+    const lastHeard = new Promise<void>((resolve) => (last = resolve));
+    for (let i = 0; i < 300; i++) {
+      const dir = join(root, `d${i}`);
+      mkdirSync(dir);
+      const handle = dirWatch!.open(dir, (event, name) => {
+        if (event !== 'written') return;
+        heard.push(`${i}/${name}`);
+        if (i === 299) last();
+      });
+      expect(handle).not.toHaveProperty('errno');
+      handles.push(handle as NativeDirWatchHandle);
+      open.push({ dir, handle: handle as NativeDirWatchHandle });
+    }
+    for (const i of [0, 150, 299]) writeFileSync(join(root, `d${i}`, 'cert.pem'), 'x');
+    await lastHeard;
+    expect(heard).toEqual(['0/cert.pem', '150/cert.pem', '299/cert.pem']);
+    for (const handle of handles) handle.close();
+    open.push({ dir: root, handle: { close() {} } });
+  });
+
+  it('gives each of two watches of one directory its events; one closed, the other still hears', async () => {
+    const w = watched();
+    const twin: Heard[] = [];
+    const handle = dirWatch!.open(w.dir, (event, name) => twin.push([event, name])) as NativeDirWatchHandle;
+    writeFileSync(join(w.dir, 'a'), 'x');
+    // Each event goes to both, in the order they were opened: once w heard a later one, the twin has 'a's.
+    await w.settle();
+    expect(twin.filter(([, n]) => n === 'a')).toEqual([
+      ['created', 'a'],
+      ['written', 'a'],
+    ]);
+    handle.close();
+    writeFileSync(join(w.dir, 'b'), 'x');
+    await w.settle('sentinel2');
+    expect(twin.filter(([, n]) => n === 'b')).toEqual([]);
+    expect(w.heard.filter(([, n]) => n === 'b')).toEqual([
+      ['created', 'b'],
+      ['written', 'b'],
+    ]);
   });
 
   it('fails as { errno, syscall } for a missing directory or a file, and throws for bad arguments', () => {
