@@ -46,6 +46,42 @@ describe('latin1Of', () => {
       for (const run of runs) expect(latin1Of(run, 0, run.length)).toBe(run.toString('latin1'));
   });
 
+  it('tells apart runs that differ in one byte only, at every position, length (1-64) and alignment', () => {
+    // A hit compares 32-bit words (the last one overlapping): a byte the words skipped would
+    // return the run seen before. Each run sits at offsets 0-3 of views that start at byte
+    // offsets 0-3 of their memory, so words are read at every alignment.
+    const memory = new Uint8Array(64 + 8 + 8);
+    for (let n = 1; n <= 64; n++) {
+      for (let shift = 0; shift < 4; shift++) {
+        const view = memory.subarray(shift);
+        const s = (n + shift) & 3;
+        for (let i = 0; i < n; i++) view[s + i] = 0x41 + ((i * 7 + n) % 26);
+        const run = latin1(view, s, s + n);
+        expect(latin1Of(view, s, s + n)).toBe(run);
+        for (let i = 0; i < n; i++) {
+          const was = view[s + i]!;
+          view[s + i] = was ^ 0x20;
+          expect(latin1Of(view, s, s + n)).toBe(latin1(view, s, s + n));
+          view[s + i] = was;
+          expect(latin1Of(view, s, s + n)).toBe(run);
+        }
+      }
+    }
+  });
+
+  it('compares the bytes of the view it is given, at its byte offset in its memory', () => {
+    // Two runs that share a slot (same length, first, middle and last byte) side by side in one
+    // memory: read from the memory's start instead of the view's, the second is the first.
+    const memory = new Uint8Array(Buffer.from('host-one.test:1hast-one.test:1', 'latin1'));
+    const second = new Uint8Array(memory.buffer, memory.byteOffset + 15, 15);
+    for (let round = 0; round < 3; round++) {
+      expect(latin1Of(memory, 0, 15)).toBe('host-one.test:1');
+      expect(latin1Of(second, 0, 15)).toBe('hast-one.test:1');
+      expect(latin1Of(memory, 15, 30)).toBe('hast-one.test:1');
+      expect(latin1Of(second, 0, 15)).toBe('hast-one.test:1');
+    }
+  });
+
   it('tells apart runs of every 2-byte value, more than the table holds', () => {
     const b = new Uint8Array(2);
     for (let round = 0; round < 2; round++) {
