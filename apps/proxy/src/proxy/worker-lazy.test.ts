@@ -73,6 +73,28 @@ function listening(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * A reload to `config` (which adds a server on `addedPort` whose code cannot load) is refused with
+ * `error`: the worker stays on generation 0, nothing listens on `addedPort`, `port` still answers;
+ * the next reload without the server commits as usual.
+ */
+async function refusedAndKeepsServing(
+  worker: ProxyWorker,
+  port: number,
+  addedPort: number,
+  config: string,
+  error: RegExp,
+): Promise<void> {
+  await expect(worker.precommit(1, parseConfig(config))).rejects.toThrow(error);
+  expect(worker.generation).toBe(0);
+  expect(await listening(addedPort)).toBe(false);
+  expect(await status(port)).toBe(502);
+  await worker.precommit(2, parseConfig(http(port)));
+  worker.commit(2);
+  expect(worker.generation).toBe(2);
+  expect(await status(port)).toBe(502);
+}
+
 describe('a worker whose configs have no thrift server', () => {
   let worker: ProxyWorker;
   let port: number;
@@ -94,18 +116,14 @@ describe('a worker whose configs have no thrift server', () => {
   });
 
   it('refuses a config that adds a thrift server when the relay cannot load, and keeps serving', async () => {
-    await expect(worker.precommit(1, parseConfig(withThrift(port, thriftPort)))).rejects.toThrow(
-      // (vitest reports the mock's failure in words of its own)
+    // (vitest reports the mock's failure in words of its own)
+    await refusedAndKeepsServing(
+      worker,
+      port,
+      thriftPort,
+      withThrift(port, thriftPort),
       /^cannot load the thrift server code: /,
     );
-    expect(worker.generation).toBe(0);
-    expect(await listening(thriftPort)).toBe(false);
-    expect(await status(port)).toBe(502);
-    // The next reload without one commits as usual.
-    await worker.precommit(2, parseConfig(http(port)));
-    worker.commit(2);
-    expect(worker.generation).toBe(2);
-    expect(await status(port)).toBe(502);
   });
 });
 
@@ -126,15 +144,12 @@ describe('a worker whose configs have no TLS server', () => {
 
   it('refuses a config that adds a TLS server when its TLS side cannot load, and keeps serving', async () => {
     const cert = selfSignedCertificate(mkdtempSync(join(tmpdir(), 'loch-worker-lazy-')));
-    await expect(worker.precommit(1, parseConfig(withTls(port, tlsPort, cert)))).rejects.toThrow(
+    await refusedAndKeepsServing(
+      worker,
+      port,
+      tlsPort,
+      withTls(port, tlsPort, cert),
       /^cannot load the TLS server code: /,
     );
-    expect(worker.generation).toBe(0);
-    expect(await listening(tlsPort)).toBe(false);
-    expect(await status(port)).toBe(502);
-    await worker.precommit(2, parseConfig(http(port)));
-    worker.commit(2);
-    expect(worker.generation).toBe(2);
-    expect(await status(port)).toBe(502);
   });
 });
