@@ -404,6 +404,24 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
   };
 }
 
+/**
+ * A server gives Monolake's `timeout` (seconds) or Loch's `timeouts` (durations), not both: an
+ * issue at `at`.timeout when it gives both.
+ */
+function oneTimeoutForm(
+  s: { timeout?: unknown; timeouts?: unknown },
+  at: string,
+  issues: ConfigIssue[],
+): void {
+  if (s.timeout && s.timeouts)
+    issues.push({ path: `${at}.timeout`, message: 'give either "timeout" or "timeouts", not both' });
+}
+
+/** A Monolake `*_sec` value in milliseconds, or `fallback` when absent. */
+function secondsMs(v: number | undefined, fallback: number): number {
+  return v === undefined ? fallback : Math.round(v * 1000);
+}
+
 /** A listen address as the duplicate check names it. */
 function listenKey(l: ListenAddress): string {
   return l.kind === 'tcp' ? `${l.host}:${l.port}` : `unix:${l.path}`;
@@ -446,21 +464,18 @@ function normalizeServer(
       message: `unknown upstream_http_version "${upstreamHttpVersion}" (expected "http11", "http2" or "auto")`,
     });
   }
-  if (s.timeout && s.timeouts)
-    issues.push({ path: `${at}.timeout`, message: 'give either "timeout" or "timeouts", not both' });
+  oneTimeoutForm(s, at, issues);
   const listen = parseListener(s.listener.type, s.listener.value, `${at}.listener.value`, issues);
   const t = s.timeouts;
   const m = s.timeout;
-  const sec = (v: number | undefined, fallback: number) =>
-    v === undefined ? fallback : Math.round(v * 1000);
   const timeouts: TimeoutConfig = m
     ? {
         ...defaultTimeouts,
-        serverKeepalive: sec(m.server_keepalive_timeout_sec, defaultTimeouts.serverKeepalive),
-        serverReadHeader: sec(m.server_read_header_timeout_sec, defaultTimeouts.serverReadHeader),
-        serverReadBody: sec(m.server_read_body_timeout_sec, defaultTimeouts.serverReadBody),
-        upstreamConnect: sec(m.upstream_connect_timeout_sec, defaultTimeouts.upstreamConnect),
-        upstreamRead: sec(m.upstream_read_timeout_sec, defaultTimeouts.upstreamRead),
+        serverKeepalive: secondsMs(m.server_keepalive_timeout_sec, defaultTimeouts.serverKeepalive),
+        serverReadHeader: secondsMs(m.server_read_header_timeout_sec, defaultTimeouts.serverReadHeader),
+        serverReadBody: secondsMs(m.server_read_body_timeout_sec, defaultTimeouts.serverReadBody),
+        upstreamConnect: secondsMs(m.upstream_connect_timeout_sec, defaultTimeouts.upstreamConnect),
+        upstreamRead: secondsMs(m.upstream_read_timeout_sec, defaultTimeouts.upstreamRead),
       }
     : {
         serverKeepalive: durationMs(t?.server_keepalive, defaultTimeouts.serverKeepalive),
@@ -728,19 +743,16 @@ function normalizeThriftServer(
       path: `${at}.tls`,
       message: 'tls on a thrift server is not supported yet by this version of loch',
     });
-  if (s.timeout && s.timeouts)
-    issues.push({ path: `${at}.timeout`, message: 'give either "timeout" or "timeouts", not both' });
+  oneTimeoutForm(s, at, issues);
   const listen = parseListener(s.listener.type, s.listener.value, `${at}.listener.value`, issues);
   const d = defaultThriftTimeouts;
   const m = s.timeout;
   const t = s.timeouts;
-  const sec = (v: number | undefined, fallback: number) =>
-    v === undefined ? fallback : Math.round(v * 1000);
   const timeouts: ThriftTimeoutConfig = m
     ? {
         ...d,
-        serverKeepalive: sec(m.server_keepalive_timeout_sec, d.serverKeepalive),
-        serverMessage: sec(m.server_message_timeout_sec, d.serverMessage),
+        serverKeepalive: secondsMs(m.server_keepalive_timeout_sec, d.serverKeepalive),
+        serverMessage: secondsMs(m.server_message_timeout_sec, d.serverMessage),
       }
     : {
         serverKeepalive: durationMs(t?.server_keepalive, d.serverKeepalive),
