@@ -2,6 +2,8 @@
 // per drain; buffers pinned by napi references from submission to the op's final CQE.
 #include "ring.h"
 
+#include "callback_failure.h"
+
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -608,21 +610,6 @@ size_t Ring::Drain() {
   if (io_uring_sq_ready(&ring_) > 0) io_uring_submit(&ring_);
   UpdateRef();
   return n;
-}
-
-// After a failed napi_make_callback: either the callback threw (reported as uncaught, like any
-// callback from the loop; returns true) or the environment can no longer run JavaScript (a worker
-// being terminated; returns false).
-static bool ReportCallbackFailure(napi_env env) {
-  bool pending = false;
-  napi_is_exception_pending(env, &pending);
-  napi_value error = nullptr;
-  if (pending) napi_get_and_clear_last_exception(env, &error);
-  napi_valuetype type = napi_undefined;
-  if (error != nullptr) napi_typeof(env, error, &type);
-  if (type == napi_undefined) return false;
-  napi_fatal_exception(env, error);
-  return true;
 }
 
 void Ring::OnPoll(uv_poll_t* handle, int status, int events) {
