@@ -20,11 +20,17 @@ import { resolveHost } from '../internal/resolve-host.js';
 import { removeStaleSocket } from '../internal/stale-socket.js';
 import type { ByteStream, IoOptions, SocketAddress } from '../stream.js';
 import { resolveHeapPoolBytes } from './heap-buffers.js';
-import { UringListener } from './listener.js';
+import { listenerCompletion, UringListener } from './listener.js';
 import { SplicePump } from './pump.js';
 import { OP_CONNECT, OP_TIMEOUT } from './records.js';
 import { type CompletionTarget, type FlushMode, Ring } from './ring.js';
-import { cancelledError, type StreamHost, toSocketAddress, UringStream } from './stream.js';
+import {
+  cancelledError,
+  type StreamHost,
+  streamCompletions,
+  toSocketAddress,
+  UringStream,
+} from './stream.js';
 
 const { ECANCELED, ETIME, ETIMEDOUT, EINVAL } = constants.errno;
 const MAX_TIMER_MS = 0x7fffffff;
@@ -136,6 +142,7 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
       plainSize: options.plainSize ?? 32 * 1024,
       buffers: options.buffers,
       heapPoolBytes,
+      completions: { ...streamCompletions, listener: listenerCompletion },
     });
   } catch (error) {
     throw new UringUnavailableError(error instanceof Error ? error.message : String(error));

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { RuntimeError } from '../errors.js';
 import type { IoOptions, SocketAddress, StreamListener } from '../stream.js';
 import { CQE_F_MORE, OP_ACCEPT_MULTI, OP_CLOSE } from './records.js';
-import type { CompletionTarget } from './ring.js';
+import { type CompletionFn, type CompletionTarget, TARGET_LISTENER } from './ring.js';
 import { cancelledError, type StreamHost, UringStream } from './stream.js';
 
 const { ECANCELED, ECONNABORTED } = constants.errno;
@@ -147,7 +147,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
 
   private arm(): void {
     if (this.armedSlot >= 0 || this.closing) return;
-    this.armedSlot = this.host.ring.alloc(this);
+    this.armedSlot = this.host.ring.alloc(this, TARGET_LISTENER);
     this.host.ring.push(OP_ACCEPT_MULTI, this.fd, this.armedSlot, 0, undefined, 0);
   }
 
@@ -182,3 +182,8 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     ring.push(OP_CLOSE, this.fd, ring.alloc(target), 0, undefined, 0);
   }
 }
+
+const listenerOnCompletion = UringListener.prototype.onCompletion;
+/** The ring's completion function of a listener's accept (RingOptions.completions, TARGET_LISTENER). */
+export const listenerCompletion: CompletionFn = (target, res, flags, slot) =>
+  listenerOnCompletion.call(target as UringListener, res, flags, slot);

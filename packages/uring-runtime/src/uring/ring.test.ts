@@ -3,8 +3,18 @@
 // queued. Covers the slot bookkeeping that the stream ops rely on.
 import type { NativeBinding } from '@loch/native';
 import { describe, expect, it } from 'vitest';
+import { createUringDriver, probeUring } from './index.js';
 import { CQ_STRIDE, CQE_F_MORE, OP_NOP, SQ_STRIDE } from './records.js';
-import { type CompletionTarget, Ring } from './ring.js';
+import {
+  type CompletionTarget,
+  Ring,
+  TARGET_HEAP_RECV,
+  TARGET_LISTENER,
+  TARGET_OTHER,
+  TARGET_STREAM,
+  TARGET_STREAM_OP,
+  type TargetKind,
+} from './ring.js';
 
 /** A binding whose submit completes every record with a slot right away (flags from `moreFor`). */
 function fakeBinding(moreFor: (slot: number) => boolean = () => false): NativeBinding {
@@ -196,5 +206,113 @@ describe('ring completion dispatch', () => {
     for (const seen of results) expect(seen).toHaveLength(1);
     expect(results.every((seen) => seen[0]! < 0)).toBe(true);
     expect(slots[2_099]).toBe(2_099);
+  });
+});
+
+describe('ring completion dispatch by target kind', () => {
+  it('hands each kind its completions, multishot and final, and frees the slot after the final one', () => {
+    let more = true;
+    const ring = new Ring(
+      fakeBinding(() => more),
+      OPTIONS,
+    );
+    const kinds: TargetKind[] = [
+      TARGET_OTHER,
+      TARGET_STREAM,
+      TARGET_STREAM_OP,
+      TARGET_HEAP_RECV,
+      TARGET_LISTENER,
+    ];
+    const targets = kinds.map(() => new Target());
+    const slots = targets.map((t, i) => ring.alloc(t, kinds[i]!));
+    for (const slot of slots) ring.push(OP_NOP, -1, slot, 0, undefined, 0);
+    ring.flush();
+    more = false;
+    for (const slot of slots) ring.push(OP_NOP, -1, slot, 0, undefined, 0);
+    ring.flush();
+    targets.forEach((t, i) => {
+      expect(t.seen).toEqual([slots[i], slots[i]]);
+    });
+    // Every slot is free again: the last freed comes first.
+    expect(ring.alloc(new Target())).toBe(slots[slots.length - 1]);
+  });
+
+  it("calls each kind's completion function with the target, TARGET_OTHER's target directly", () => {
+    const calls: string[] = [];
+    const via =
+      (name: string) =>
+      (target: CompletionTarget, res: number, flags: number, slot: number): void => {
+        calls.push(name);
+        target.onCompletion(res, flags, slot);
+      };
+    const ring = new Ring(fakeBinding(), {
+      ...OPTIONS,
+      completions: {
+        stream: via('stream'),
+        streamOp: via('streamOp'),
+        heapRecv: via('heapRecv'),
+        listener: via('listener'),
+      },
+    });
+    const kinds: TargetKind[] = [
+      TARGET_LISTENER,
+      TARGET_HEAP_RECV,
+      TARGET_STREAM_OP,
+      TARGET_STREAM,
+      TARGET_OTHER,
+    ];
+    const targets = kinds.map(() => new Target());
+    const slots = targets.map((t, i) => ring.alloc(t, kinds[i]!));
+    for (const slot of slots) ring.push(OP_NOP, -1, slot, 0, undefined, 0);
+    ring.flush();
+    expect(calls).toEqual(['listener', 'heapRecv', 'streamOp', 'stream']);
+    targets.forEach((t, i) => {
+      expect(t.seen).toEqual([slots[i]]);
+    });
+  });
+});
+
+const probe = probeUring();
+
+describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
+  it("gives a stream's receive, its ops, its heap receives and a listener's accept their own kind", async () => {
+    // Three pooled buffers held by readers send the next stream's base read to the heap.
+    const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
+    const ring = driver.host.ring;
+    const seen = new Map<string, Set<number>>();
+    const alloc = ring.alloc.bind(ring);
+    ring.alloc = (target: CompletionTarget, kind?: TargetKind): number => {
+      const name = target.constructor.name;
+      if (!seen.has(name)) seen.set(name, new Set());
+      seen.get(name)!.add(kind ?? TARGET_OTHER);
+      return alloc(target, kind);
+    };
+    try {
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const address = l.localAddress;
+      if (address.family === 'unix') throw new Error('not a TCP listener');
+      const accepted = l[Symbol.asyncIterator]();
+      const held: { release(): void }[] = [];
+      const peers = [];
+      for (let i = 0; i < 4; i++) {
+        const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+        peers.push(c);
+        const s = (await accepted.next()).value!;
+        await c.writeAll(Buffer.from(`hello ${i}`));
+        const chunk = await s.recv();
+        expect(chunk).not.toBeNull();
+        await s.writeAll(chunk!.bytes);
+        held.push(chunk!);
+      }
+      for (const c of peers) await c.close();
+      for (const chunk of held) chunk.release();
+      await l.close();
+    } finally {
+      await driver.close();
+    }
+    expect(seen.get('UringListener')).toEqual(new Set([TARGET_LISTENER]));
+    expect(seen.get('UringStream')).toEqual(new Set([TARGET_STREAM]));
+    expect(seen.get('StreamOp')).toEqual(new Set([TARGET_STREAM_OP]));
+    expect(seen.get('HeapRecv')).toEqual(new Set([TARGET_HEAP_RECV]));
   });
 });

@@ -27,6 +27,32 @@ export interface CompletionTarget {
 }
 
 /**
+ * What a slot's target is, told to Ring.alloc: the ring calls each kind's completion function
+ * (RingOptions.completions) from a call site of its own, a call of one known function that
+ * calls its class's `onCompletion` without loading it from the target. Loading `onCompletion`
+ * from the targets was a megamorphic load (LoadIC_Megamorphic, ~75 instructions) and a generic
+ * call per completion: one call site saw every target class of the thread, and a class's own
+ * objects come in several maps (bench/http-proxy/turn-cost-2026-12-06.md). A target given a
+ * kind must be of the kind's class; TARGET_OTHER's are called through CompletionTarget.
+ */
+export const TARGET_OTHER = 0;
+/** A UringStream's own receive (multishot or one-buffer recv, in-ring TLS recv). */
+export const TARGET_STREAM = 1;
+/** A stream's single-shot op (stream.ts StreamOp: sends, writevs, reads into a buffer, shutdown). */
+export const TARGET_STREAM_OP = 2;
+/** A stream's heap receive (stream.ts HeapRecv: its poll, then its recv). */
+export const TARGET_HEAP_RECV = 3;
+/** A listener's multishot accept (listener.ts UringListener). */
+export const TARGET_LISTENER = 4;
+/** The kinds the ring tells apart (TARGET_*). */
+export type TargetKind =
+  | typeof TARGET_OTHER
+  | typeof TARGET_STREAM
+  | typeof TARGET_STREAM_OP
+  | typeof TARGET_HEAP_RECV
+  | typeof TARGET_LISTENER;
+
+/**
  * When queued records are flushed: 'immediate' once per event-loop turn, after every I/O callback
  * of the turn (in the loop's check phase, where setImmediate callbacks run: the addon's own check
  * handle, binding.armFlush, or a setImmediate with an addon built before it); 'tick' when the current tick's promise jobs are done
@@ -34,6 +60,33 @@ export interface CompletionTarget {
  * 'microtask' at the next microtask checkpoint (queueMicrotask; can flush several times a tick).
  */
 export type FlushMode = 'immediate' | 'tick' | 'microtask';
+
+/**
+ * The completion function of each target kind but TARGET_OTHER: calls the `onCompletion` of the
+ * kind's class on the target, the method held in a constant (`method.call(target, ...)`), so the
+ * call needs no load from the target and TurboFan, inlining the function, knows what it calls.
+ */
+export interface TargetCompletions {
+  readonly stream: CompletionFn;
+  readonly streamOp: CompletionFn;
+  readonly heapRecv: CompletionFn;
+  readonly listener: CompletionFn;
+}
+
+/** Hands a completion to `target` (of the kind's class). */
+export type CompletionFn = (target: CompletionTarget, res: number, flags: number, slot: number) => void;
+
+/** Each kind's completion function when a ring is given none: the target's own onCompletion. */
+function viaTarget(target: CompletionTarget, res: number, flags: number, slot: number): void {
+  target.onCompletion(res, flags, slot);
+}
+
+const VIA_TARGET: TargetCompletions = {
+  stream: viaTarget,
+  streamOp: viaTarget,
+  heapRecv: viaTarget,
+  listener: viaTarget,
+};
 
 /** Options of a ring. */
 export interface RingOptions {
@@ -54,6 +107,11 @@ export interface RingOptions {
   readonly buffers?: BufferBudgetOptions | undefined;
   /** Most bytes of free heap receive buffers kept for reuse (heap-buffers.ts). Default 0: none. */
   readonly heapPoolBytes?: number | undefined;
+  /**
+   * What each target kind's completions call (TARGET_*). Default: each target's onCompletion,
+   * loaded from the target.
+   */
+  readonly completions?: TargetCompletions | undefined;
 }
 
 const { ECANCELED } = constants.errno;
@@ -75,7 +133,7 @@ const SLOT_MASK = SLOT_PAGE - 1;
  * SLOT_STEP or an eighth, as before) left the replaced arrays to the GC: filling a worker to
  * 19,300 connections replaced ~6x the final size, malloc'd backing stores and old-space arrays
  * a busy worker kept until a major GC and its thread arena after that (issue 18,
- * bench/idle-memory/readings-2026-12-06.md). 25 B a slot: gens 4, next 4, states 1 (one
+ * bench/idle-memory/readings-2026-12-06.md). 26 B a slot: gens 4, next 4, states 1, kinds 1 (one
  * ArrayBuffer), targets and pinned 8 each.
  */
 class SlotPage {
@@ -83,6 +141,8 @@ class SlotPage {
   readonly gens: Uint32Array;
   /** FREE, IN_FLIGHT or CANCELLING. */
   readonly states: Uint8Array;
+  /** The kind of each slot's target (TARGET_*), set at alloc: which call site dispatch uses. */
+  readonly kinds: Uint8Array;
   /** The free list's link: the free slot after this one (-1: none). Stale while taken. */
   readonly next: Int32Array;
   /** Receives the slot's completions while its op is in flight. */
@@ -96,10 +156,11 @@ class SlotPage {
 
   /** Slots `base` to `base + SLOT_PAGE - 1`, free and linked in order, the last to `after`. */
   constructor(base: number, after: number) {
-    const memory = new ArrayBuffer(SLOT_PAGE * 9);
+    const memory = new ArrayBuffer(SLOT_PAGE * 10);
     this.gens = new Uint32Array(memory, 0, SLOT_PAGE);
     this.next = new Int32Array(memory, SLOT_PAGE * 4, SLOT_PAGE);
     this.states = new Uint8Array(memory, SLOT_PAGE * 8, SLOT_PAGE);
+    this.kinds = new Uint8Array(memory, SLOT_PAGE * 9, SLOT_PAGE);
     for (let i = 0; i < SLOT_MASK; i++) this.next[i] = base + i + 1;
     this.next[SLOT_MASK] = after;
     // Holey arrays of the page's length, object elements from the start (undefined is no Smi),
@@ -263,6 +324,11 @@ export class Ring {
   private destroyed = false;
   private starved: BufferWaiter[] = [];
   private readonly flushMode: FlushMode;
+  /** The kinds' completion functions (RingOptions.completions), one field each: monomorphic loads. */
+  private readonly completeStream: CompletionFn;
+  private readonly completeStreamOp: CompletionFn;
+  private readonly completeHeapRecv: CompletionFn;
+  private readonly completeListener: CompletionFn;
   /**
    * 'immediate' mode's flush is armed in the addon (binding.armFlush: a libuv check handle runs
    * it in the same phase a setImmediate would, without node's Immediate, its async context and
@@ -294,6 +360,11 @@ export class Ring {
     options: RingOptions,
   ) {
     this.flushMode = options.flushMode;
+    const completions = options.completions ?? VIA_TARGET;
+    this.completeStream = completions.stream;
+    this.completeStreamOp = completions.streamOp;
+    this.completeHeapRecv = completions.heapRecv;
+    this.completeListener = completions.listener;
     this.nativeFlush = options.flushMode === 'immediate' && typeof binding.armFlush === 'function';
     // Each record can take two SQEs (connect + linked timeout); keep a batch within the SQ.
     this.capacity = Math.max(16, options.entries >> 1);
@@ -491,8 +562,11 @@ export class Ring {
     return this.destroyed;
   }
 
-  /** Takes a slot for an op whose completions go to `target`. */
-  alloc(target: CompletionTarget): number {
+  /**
+   * Takes a slot for an op whose completions go to `target`, a target of kind `kind` (TARGET_*:
+   * which of dispatch's call sites calls it).
+   */
+  alloc(target: CompletionTarget, kind: TargetKind = TARGET_OTHER): number {
     let slot = this.freeHead;
     if (slot < 0) slot = this.grow();
     const page = this.pages[slot >>> SLOT_SHIFT]!;
@@ -501,6 +575,7 @@ export class Ring {
     page.states[i] = IN_FLIGHT;
     page.gens[i] = (page.gens[i]! + 1) >>> 0;
     page.targets[i] = target;
+    page.kinds[i] = kind;
     return slot;
   }
 
@@ -768,14 +843,31 @@ export class Ring {
       const at = slot & SLOT_MASK;
       const target = targets[at];
       this.current = i;
-      if ((flags & CQE_F_MORE) === 0) {
-        // Final CQE: native has already unpinned the slot's buffers. The target is dropped first
-        // (a destroy() from inside it must not complete it twice) but may still ask
-        // isCancelling(), so the slot is freed after it ran.
-        targets[at] = undefined;
-        if (target !== undefined) target.onCompletion(res, flags, slot);
-        this.freeIn(page, slot);
-      } else if (target !== undefined) target.onCompletion(res, flags, slot);
+      const final = (flags & CQE_F_MORE) === 0;
+      // Final CQE: native has already unpinned the slot's buffers. The target is dropped first
+      // (a destroy() from inside it must not complete it twice) but may still ask
+      // isCancelling(), so the slot is freed after it ran.
+      if (final) targets[at] = undefined;
+      if (target !== undefined) {
+        // One call site per kind (TARGET_*), each calling one function: no load from the target.
+        switch (page.kinds[at]) {
+          case TARGET_STREAM:
+            this.completeStream(target, res, flags, slot);
+            break;
+          case TARGET_STREAM_OP:
+            this.completeStreamOp(target, res, flags, slot);
+            break;
+          case TARGET_HEAP_RECV:
+            this.completeHeapRecv(target, res, flags, slot);
+            break;
+          case TARGET_LISTENER:
+            this.completeListener(target, res, flags, slot);
+            break;
+          default:
+            target.onCompletion(res, flags, slot);
+        }
+      }
+      if (final) this.freeIn(page, slot);
     }
     return n;
   }

@@ -52,7 +52,16 @@ import {
   OP_WRITEV,
   TLS_PEER_CLOSED,
 } from './records.js';
-import type { BufferWaiter, CompletionTarget, PoolReader, Ring } from './ring.js';
+import {
+  type BufferWaiter,
+  type CompletionTarget,
+  type PoolReader,
+  type Ring,
+  TARGET_HEAP_RECV,
+  TARGET_STREAM,
+  TARGET_STREAM_OP,
+  type TargetCompletions,
+} from './ring.js';
 import { tlsSentIndex, tlsSentPage } from './tls-sent.js';
 
 const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP, EPIPE } = constants.errno;
@@ -1463,7 +1472,7 @@ export class UringStream
     aux2 = 0,
   ): void {
     const ring = this.host.ring;
-    const slot = ring.alloc(op);
+    const slot = ring.alloc(op, TARGET_STREAM_OP);
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
     ring.push(opcode, this.fd, slot, len, buf, aux, aux2);
@@ -1480,7 +1489,7 @@ export class UringStream
   /** Queues the next part of an op that continues (writeAll after a short send) in a new slot. */
   resubmit(op: StreamOp, opcode: number, buf: Uint8Array): void {
     const ring = this.host.ring;
-    const slot = ring.alloc(op);
+    const slot = ring.alloc(op, TARGET_STREAM_OP);
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
     ring.push(opcode, this.fd, slot, buf.length, buf, 0, this.tls);
@@ -1504,7 +1513,7 @@ export class UringStream
   /** Queues a sendmsg of the first `count` of `bufs` for `op`. */
   private submitv(op: StreamOp, bufs: readonly Uint8Array[], count: number): void {
     const ring = this.host.ring;
-    const slot = ring.alloc(op);
+    const slot = ring.alloc(op, TARGET_STREAM_OP);
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
     const first = ring.pushBuffers(slot, bufs, 0, count);
@@ -1620,7 +1629,7 @@ export class UringStream
     }
     this.armLimited = op === OP_RECV_MULTI && len > 0;
     if (op === OP_RECV_MULTI && this.tls === 0) this.bits |= MULTISHOT;
-    this.armedSlot = ring.alloc(this);
+    this.armedSlot = ring.alloc(this, TARGET_STREAM);
     this.bits += IN_FLIGHT_ONE;
     ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
   }
@@ -1642,7 +1651,7 @@ export class UringStream
       this.recvIntoHeap(recv);
       return;
     }
-    this.armedSlot = ring.alloc(recv);
+    this.armedSlot = ring.alloc(recv, TARGET_HEAP_RECV);
     ring.push(OP_POLL, this.fd, this.armedSlot, 0, undefined, POLLIN);
   }
 
@@ -1669,7 +1678,7 @@ export class UringStream
     recv.buf = buf;
     recv.want = want;
     (rare.heap ??= new Map()).set(recv.code, buf);
-    this.armedSlot = ring.alloc(recv);
+    this.armedSlot = ring.alloc(recv, TARGET_HEAP_RECV);
     ring.push(OP_RECV, this.fd, this.armedSlot, want, buf, 0);
   }
 
@@ -1713,7 +1722,7 @@ export class UringStream
     this.tlsState!.heap = code;
     const ring = this.ring;
     this.armLimited = false;
-    this.armedSlot = ring.alloc(this);
+    this.armedSlot = ring.alloc(this, TARGET_STREAM);
     this.bits += IN_FLIGHT_ONE;
     ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, this.tls);
   }
@@ -1851,3 +1860,17 @@ export class UringStream
     });
   }
 }
+
+/**
+ * The ring's completion functions of the targets this module makes (RingOptions.completions,
+ * with listener.ts's): each calls its class's own onCompletion, held in a module constant, with
+ * no load from the target (see TARGET_STREAM in ring.ts).
+ */
+const streamOnCompletion = UringStream.prototype.onCompletion;
+const opOnCompletion = StreamOp.prototype.onCompletion;
+const heapRecvOnCompletion = HeapRecv.prototype.onCompletion;
+export const streamCompletions: Omit<TargetCompletions, 'listener'> = {
+  stream: (target, res, flags, slot) => streamOnCompletion.call(target as UringStream, res, flags, slot),
+  streamOp: (target, res, flags, slot) => opOnCompletion.call(target as StreamOp, res, flags, slot),
+  heapRecv: (target, res, flags, slot) => heapRecvOnCompletion.call(target as HeapRecv, res, flags, slot),
+};
