@@ -1,8 +1,8 @@
 // What to do after a napi_make_callback from the loop failed: either the callback threw, and the
 // error is reported as uncaught (napi_fatal_exception: 'uncaughtException', else the process
 // exits), as for any callback of the loop; or the environment can no longer run JavaScript (a
-// worker being terminated), and there is nothing to report. Shared by the addon's loop callbacks
-// (dir_watch.cc; ring.cc keeps its own copy for now).
+// worker being terminated), and there is nothing to report. The one copy for the addon's loop
+// callbacks (ring.cc's completions and flush, dir_watch.cc's events).
 #pragma once
 
 #include <node_api.h>

@@ -141,7 +141,9 @@ bool Dispatch(Thread* t, const inotify_event* ev) {
   for (Watch* w : targets) {
     if (ok && w->thread == t) {
       if (gone) {
-        // The last event: the watch is ended before its callback runs (close() then is a no-op).
+        // The last event: delivered, then the watch is detached. A close() inside the callback
+        // (FilesWatch's does) detaches it first, with an inotify_rm_watch that fails harmlessly
+        // (EINVAL) after IN_DELETE_SELF, where the kernel dropped the wd already.
         ok = Deliver(w, kind, ev);
         if (ev->mask & IN_MOVE_SELF) {
           Detach(w, true);  // the kernel keeps watching a moved directory: stop it
