@@ -69,6 +69,39 @@ describe('latin1Of', () => {
     }
   });
 
+  it("matches Buffer's latin1 decode for runs of 0-64 bytes (0-255) at every alignment, up to the end of their memory (fast-check)", () => {
+    // Differential against today's table (Buffer's decode is what a hit must equal): each run is
+    // decoded in place at offset `at` of a view starting at byte `shift` of its memory, ending
+    // either inside it or exactly at its end (no word read may pass the run's end), then again
+    // with one byte changed (a same-length run, often the same slot), then as it was.
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 64 }),
+        fc.nat(3),
+        fc.nat(3),
+        fc.boolean(),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (run, shift, at, atEnd, which, flip) => {
+          const memory = new Uint8Array(shift + at + run.length + (atEnd ? 0 : 5));
+          const view = memory.subarray(shift);
+          view.set(run, at);
+          const e = at + run.length;
+          if (atEnd) expect(view.byteOffset + e).toBe(memory.buffer.byteLength);
+          expect(latin1Of(view, at, e)).toBe(latin1(view, at, e));
+          expect(latin1Of(view, at, e)).toBe(latin1(view, at, e));
+          if (run.length === 0) return;
+          const i = at + (which % run.length);
+          view[i] = view[i]! ^ flip;
+          expect(latin1Of(view, at, e)).toBe(latin1(view, at, e));
+          view[i] = view[i]! ^ flip;
+          expect(latin1Of(view, at, e)).toBe(latin1(view, at, e));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
   it('compares the bytes of the view it is given, at its byte offset in its memory', () => {
     // Two runs that share a slot (same length, first, middle and last byte) side by side in one
     // memory: read from the memory's start instead of the view's, the second is the first.
