@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './load.js';
+import { configIssues } from '../../test/config-issues.js';
+import { parseConfig } from './load.js';
 
 const server = (extra: string, route = '') => `
 [runtime]
@@ -16,16 +17,6 @@ ${route}
 path = "/other/"
 upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
 `;
-
-function issuesOf(text: string) {
-  try {
-    parseConfig(text);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('limit keys', () => {
   it('defaults: 10,000 connections per worker, no body limit, 16 KiB / 100 header fields', () => {
@@ -50,12 +41,14 @@ describe('limit keys', () => {
   });
 
   it('bad values name their key', () => {
-    expect(issuesOf(server('max_body_size = "1 MB"'))[0]!.path).toBe('servers.web.max_body_size');
-    expect(issuesOf(server('max_header_size = "100"'))[0]!.path).toBe('servers.web.max_header_size');
-    expect(issuesOf(server('max_header_count = 0'))[0]!.path).toBe('servers.web.max_header_count');
-    expect(issuesOf(server('max_connections_per_worker = 0'))[0]!.path).toBe(
+    expect(configIssues(server('max_body_size = "1 MB"'))[0]!.path).toBe('servers.web.max_body_size');
+    expect(configIssues(server('max_header_size = "100"'))[0]!.path).toBe('servers.web.max_header_size');
+    expect(configIssues(server('max_header_count = 0'))[0]!.path).toBe('servers.web.max_header_count');
+    expect(configIssues(server('max_connections_per_worker = 0'))[0]!.path).toBe(
       'runtime.max_connections_per_worker',
     );
-    expect(issuesOf(server('', 'max_body_size = -1'))[0]!.path).toBe('servers.web.routes[0].max_body_size');
+    expect(configIssues(server('', 'max_body_size = -1'))[0]!.path).toBe(
+      'servers.web.routes[0].max_body_size',
+    );
   });
 });

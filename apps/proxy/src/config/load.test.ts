@@ -1,18 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './load.js';
+import { configIssues } from '../../test/config-issues.js';
+import { parseConfig } from './load.js';
 
 const monolake = readFileSync(new URL('../../test/monolake.toml', import.meta.url), 'utf8');
 
-function issuesOf(text: string, source = 'test.toml') {
-  try {
-    parseConfig(text, source);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+const issuesOf = (text: string, source = 'test.toml') => configIssues(text, source);
 
 const minimal = `
 [servers.web]

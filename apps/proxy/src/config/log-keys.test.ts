@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './load.js';
+import { configIssues } from '../../test/config-issues.js';
+import { parseConfig } from './load.js';
 
 const config = (log: string, server: string, thrift = '') => `
 ${log}
@@ -17,15 +18,7 @@ route = { upstreams = [{ endpoint = "127.0.0.1:9091" }] }
 ${thrift}
 `;
 
-function issuesOf(text: string): readonly { path: string; message: string }[] {
-  try {
-    parseConfig(text, '/etc/loch/loch.toml');
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  return [];
-}
+const issuesOf = (text: string) => configIssues(text, '/etc/loch/loch.toml');
 
 describe('access_log, [log] modules, trusted_proxies, tunnel_drain (config)', () => {
   it('by default: access lines as text to stdout, no module levels, no trusted proxies, drain = grace', () => {
@@ -94,6 +87,45 @@ describe('access_log, [log] modules, trusted_proxies, tunnel_drain (config)', ()
     expect(trusted).toEqual([
       { path: 'servers.web.trusted_proxies[0]', message: expect.stringMatching(/prefix length is 0 to 32/) },
       { path: 'servers.web.trusted_proxies[1]', message: expect.stringMatching(/not an IP address/) },
+    ]);
+  });
+});
+
+describe("a server's timeouts: Monolake's `timeout` (seconds) or Loch's `timeouts` (durations)", () => {
+  it('reads either form, seconds as milliseconds', () => {
+    const c = parseConfig(
+      config(
+        '',
+        'timeout = { server_keepalive_timeout_sec = 7, upstream_read_timeout_sec = 1.5 }',
+        'timeout = { server_message_timeout_sec = 2 }',
+      ),
+      '/etc/loch/loch.toml',
+    );
+    expect(c.servers[0]!.timeouts.serverKeepalive).toBe(7000);
+    expect(c.servers[0]!.timeouts.upstreamRead).toBe(1500);
+    expect(c.thriftServers[0]!.timeouts.serverMessage).toBe(2000);
+    const d = parseConfig(
+      config('', 'timeouts = { server_keepalive = "9s" }', 'timeouts = { upstream_call = "250ms" }'),
+      '/etc/loch/loch.toml',
+    );
+    expect(d.servers[0]!.timeouts.serverKeepalive).toBe(9000);
+    expect(d.thriftServers[0]!.timeouts.upstreamCall).toBe(250);
+  });
+
+  it('refuses both forms on one server, HTTP or Thrift, naming the server', () => {
+    const both = (secKey: string, durKey: string) =>
+      `timeout = { ${secKey} = 5 }\ntimeouts = { ${durKey} = "5s" }`;
+    expect(
+      issuesOf(
+        config(
+          '',
+          both('server_keepalive_timeout_sec', 'server_keepalive'),
+          both('server_message_timeout_sec', 'server_message'),
+        ),
+      ),
+    ).toEqual([
+      { path: 'servers.web.timeout', message: 'give either "timeout" or "timeouts", not both' },
+      { path: 'servers.rpc.timeout', message: 'give either "timeout" or "timeouts", not both' },
     ]);
   });
 });

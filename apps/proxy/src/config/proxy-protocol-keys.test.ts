@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from './load.js';
+import { configIssues } from '../../test/config-issues.js';
+import { parseConfig } from './load.js';
 
 const config = (server: string, upstream: string) => `
 [servers.web]
@@ -10,15 +11,7 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9000"${upstream} }]
 `;
 
-function issuesOf(text: string): readonly { path: string; message: string }[] {
-  try {
-    parseConfig(text, 'loch.toml');
-  } catch (error) {
-    if (error instanceof ConfigError) return error.issues;
-    throw error;
-  }
-  return [];
-}
+const issuesOf = (text: string) => configIssues(text, 'loch.toml');
 
 describe('PROXY protocol keys', () => {
   it('are off unless set', () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { configIssues } from '../../test/config-issues.js';
 import { describeConfig } from '../cli.js';
 import { receiveBudgets, runtimeChanges } from '../proxy/run.js';
-import { ConfigError, parseConfig } from './load.js';
+import { parseConfig } from './load.js';
 
 const config = (runtime: string) => `
 [runtime]
@@ -13,16 +14,6 @@ listener = { type = "socket", value = "127.0.0.1:8080" }
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
 `;
-
-function issuesOf(text: string) {
-  try {
-    parseConfig(text);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('[runtime] receive budget keys', () => {
   it('default to the runtime defaults (1 MiB per connection, 12 MiB per worker)', () => {
@@ -49,14 +40,16 @@ describe('[runtime] receive budget keys', () => {
   });
 
   it('refuse what the runtime would refuse, naming the key', () => {
-    expect(issuesOf(config('stream_buffer_bytes = "32k"'))[0]).toMatchObject({
+    expect(configIssues(config('stream_buffer_bytes = "32k"'))[0]).toMatchObject({
       path: 'runtime.stream_buffer_bytes',
       message: 'must be at least 64k',
     });
-    expect(issuesOf(config('stream_buffer_bytes = "1m"\nworker_buffer_bytes = "512k"'))[0]!.path).toBe(
+    expect(configIssues(config('stream_buffer_bytes = "1m"\nworker_buffer_bytes = "512k"'))[0]!.path).toBe(
       'runtime.worker_buffer_bytes',
     );
-    expect(issuesOf(config('worker_buffer_bytes = "12 MB"'))[0]!.path).toBe('runtime.worker_buffer_bytes');
+    expect(configIssues(config('worker_buffer_bytes = "12 MB"'))[0]!.path).toBe(
+      'runtime.worker_buffer_bytes',
+    );
   });
 
   it('go to the workers unless LOCH_STREAM_BUFFER_BYTES / LOCH_WORKER_BUFFER_BYTES are set (env wins)', () => {

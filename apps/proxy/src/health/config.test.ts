@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../config/load.js';
+import { configIssues } from '../../test/config-issues.js';
+import { parseConfig } from '../config/load.js';
 
 const config = (route: string, upstream = '') => `
 [servers.web]
@@ -10,16 +11,6 @@ path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:9000"${upstream} }]
 ${route}
 `;
-
-function issuesOf(text: string) {
-  try {
-    parseConfig(text);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 describe('health and retry keys', () => {
   it('are absent by default (no ejection, no checks, no retries, no limits)', () => {
@@ -98,28 +89,28 @@ min_retry_concurrency = 1
   });
 
   it('refuse unknown keys and bad values by name', () => {
-    expect(issuesOf(config('health_check = { path = "/h", every = "1s" }'))[0]!.path).toBe(
+    expect(configIssues(config('health_check = { path = "/h", every = "1s" }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check',
     );
-    expect(issuesOf(config('health_check = { path = "h" }'))[0]!.path).toBe(
+    expect(configIssues(config('health_check = { path = "h" }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check.path',
     );
-    expect(issuesOf(config('health_check = { path = "/a b" }'))[0]!.path).toBe(
+    expect(configIssues(config('health_check = { path = "/a b" }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check.path',
     );
-    expect(issuesOf(config('health_check = { path = "/h", host = "a\\r\\nX: y" }'))[0]!.path).toBe(
+    expect(configIssues(config('health_check = { path = "/h", host = "a\\r\\nX: y" }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check.host',
     );
-    expect(issuesOf(config('health_check = { path = "/h", expected_statuses = ["2xx"] }'))[0]!.path).toBe(
+    expect(configIssues(config('health_check = { path = "/h", expected_statuses = ["2xx"] }'))[0]!.path).toBe(
       'servers.web.routes[0].health_check.expected_statuses[0]',
     );
-    expect(issuesOf(config('outlier_detection = { max_ejection_percent = 101 }'))[0]!.path).toBe(
+    expect(configIssues(config('outlier_detection = { max_ejection_percent = 101 }'))[0]!.path).toBe(
       'servers.web.routes[0].outlier_detection.max_ejection_percent',
     );
-    expect(issuesOf(config('retries = { max_retries = -1 }'))[0]!.path).toBe(
+    expect(configIssues(config('retries = { max_retries = -1 }'))[0]!.path).toBe(
       'servers.web.routes[0].retries.max_retries',
     );
-    expect(issuesOf(config('', ', max_connections = 0'))[0]!.path).toBe(
+    expect(configIssues(config('', ', max_connections = 0'))[0]!.path).toBe(
       'servers.web.routes[0].upstreams[0].max_connections',
     );
   });

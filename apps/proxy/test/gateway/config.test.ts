@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfig } from '../../src/config/load.js';
+import { loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { gatewayFiles } from '../../src/gateway/config.js';
+import { configIssues } from '../config-issues.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'loch-gw-config-'));
 writeFileSync(
@@ -37,15 +38,7 @@ ${routes}
 `;
 }
 
-function issuesOf(text: string) {
-  try {
-    parseConfig(text, configFile);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+const issuesOf = (text: string) => configIssues(text, configFile);
 
 describe('gateway routes in the config', () => {
   it("takes the issue's spelling, with an optional method", () => {

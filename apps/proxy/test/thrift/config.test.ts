@@ -5,17 +5,10 @@
  * block gets, each naming its key.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../src/config/load.js';
+import { parseConfig } from '../../src/config/load.js';
+import { configIssues } from '../config-issues.js';
 
-function issuesOf(text: string) {
-  try {
-    parseConfig(text, 'test.toml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+const issuesOf = (text: string) => configIssues(text, 'test.toml');
 
 const monolakeCurrent = `
 [runtime]
