@@ -175,6 +175,42 @@ describe.each(backends)('FilesWatch on the %s directory watch', (_name, open) =>
       expect(new Set(w.changed.all)).toEqual(new Set([cert, key]));
     });
 
+    it('watches a removed directory again at the next update() once it is back (a reload after `rm -rf` + copy)', async () => {
+      const root = tempDir();
+      const dir = join(root, 'etc');
+      mkdirSync(dir);
+      const config = join(dir, 'loch.toml');
+      writeFileSync(config, 'one');
+      const w = watching([config]);
+      rmSync(dir, { recursive: true });
+      await w.failed.until((d) => d === dir);
+      mkdirSync(dir);
+      writeFileSync(config, 'two');
+      w.watch.update([config]);
+      w.changed.all.length = 0;
+      writeFileSync(config, 'three');
+      await w.changed.until((p) => p === config);
+    });
+
+    it('watches a directory made again under the same path at the next update(), though the old one never went (a log in it held open)', async () => {
+      const root = tempDir();
+      const dir = join(root, 'etc');
+      mkdirSync(dir);
+      const config = join(dir, 'loch.toml');
+      writeFileSync(config, 'one');
+      const log = openSync(join(dir, 'access.log'), 'a');
+      cleanup.push(() => closeSync(log));
+      const w = watching([config]);
+      rmSync(dir, { recursive: true });
+      await w.changed.until((p) => p === config); // its deletion
+      mkdirSync(dir);
+      writeFileSync(config, 'two');
+      w.watch.update([config]);
+      w.changed.all.length = 0;
+      writeFileSync(config, 'three');
+      await w.changed.until((p) => p === config);
+    });
+
     it('reports nothing for files it does not watch, written, replaced or appended to', async () => {
       const dir = tempDir();
       const cert = join(dir, 'cert.pem');

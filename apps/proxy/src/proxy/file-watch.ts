@@ -10,7 +10,7 @@
  * each write); node:fs watch serves only where the addon does not load (DIRECTORY_WATCH).
  */
 
-import { existsSync, readlinkSync, watch } from 'node:fs';
+import { existsSync, readlinkSync, statSync, watch } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { getSystemErrorName } from 'node:util';
 import { type DirWatchEvent, loadDirWatch } from '@loch/native';
@@ -129,6 +129,8 @@ export function entriesResolvedThrough(dir: string, name: string): string[] {
 /** One watched directory: its watch and which watched paths each entry name may change. */
 interface WatchedDirectory {
   watch: DirectoryWatch;
+  /** The directory's device and inode when the watch was opened (directoryIdentity). */
+  identity: string;
   /** The watched names in it -> their paths. */
   names: Map<string, string>;
   /** Entry name -> the watched paths that resolve through it (entriesResolvedThrough). */
@@ -174,13 +176,25 @@ export class FilesWatch {
     }
     for (const [dir, names] of wanted) {
       const entry = this.#dirs.get(dir);
-      if (entry !== undefined) {
+      const identity = directoryIdentity(dir);
+      if (entry !== undefined && entry.identity === identity) {
         entry.names = names;
         entry.affects = affected(dir, names);
         continue;
       }
+      // Another directory under the same path now (removed and made again, while something kept
+      // the old one's inode alive, so its watch never heard it go): watch the new one.
+      if (entry !== undefined) {
+        entry.watch.close();
+        this.#dirs.delete(dir);
+      }
       try {
-        const holder: WatchedDirectory = { watch: { close() {} }, names, affects: affected(dir, names) };
+        const holder: WatchedDirectory = {
+          watch: { close() {} },
+          identity,
+          names,
+          affects: affected(dir, names),
+        };
         holder.watch = this.#open(
           dir,
           (name) => this.#heard(dir, holder, name),
@@ -220,6 +234,19 @@ export class FilesWatch {
     this.#dirs.delete(dir);
     for (const path of holder.names.values()) this.#onChange(path);
     this.#onError(dir, new Error('the directory was removed or renamed'));
+  }
+}
+
+/**
+ * `dev:ino` of the directory `dir`, '' when it is not there: a directory removed while a file in
+ * it is still open (a worker's access log) keeps its inode, and its watch hears nothing more.
+ */
+function directoryIdentity(dir: string): string {
+  try {
+    const s = statSync(dir, { bigint: true });
+    return `${s.dev}:${s.ino}`;
+  } catch {
+    return '';
   }
 }
 

@@ -338,7 +338,7 @@ export async function runProxy(
     outliers.retain(next);
     retries.retain(next);
     void admin.reloaded('ok', next, gen);
-    certificates.update(files);
+    watched.update([file, ...files]);
     warnWatchedLogs(next, files);
     rotation.update(next);
     try {
@@ -428,20 +428,16 @@ export async function runProxy(
     clearTimeout(debounce);
     debounce = setTimeout(() => reload(why), DEBOUNCE_MS);
   };
-  // The config file and the files it names, each by its directory (file-watch.ts: editors, `mv`,
-  // certbot and Kubernetes replace files; entry changes are heard, not every write to a file).
-  const configWatch = new FilesWatch(
-    () => reloadSoon('file changed'),
-    (dir, error) => log.warn(`not watching ${file} (${dir}): ${error.message}; reload with SIGHUP`),
+  // The config file and the files it names (certificates and keys, IDLs, pseudonym keys), each by
+  // its directory (file-watch.ts: editors, `mv`, certbot and Kubernetes replace files; entry
+  // changes are heard, not every write). A change reloads the config, which reads them all again
+  // (a bad one keeps the running config); every reload re-arms the set, also a directory that
+  // was removed and is back.
+  const watched = new FilesWatch(
+    (path) => reloadSoon(path === file ? 'file changed' : `${path} changed`),
+    (dir, error) => log.warn(`not watching ${dir} for changes: ${error.message}; reload with SIGHUP`),
   );
-  configWatch.update([file]);
-  // Certificates and keys, IDLs and pseudonym keys: a changed file reloads the config (which
-  // reads them again; a bad one keeps the running config).
-  const certificates = new FilesWatch(
-    (path) => reloadSoon(`${path} changed`),
-    (dir, error) => log.warn(`not watching certificates in ${dir}: ${error.message}; reload with SIGHUP`),
-  );
-  certificates.update(loadedFiles);
+  watched.update([file, ...loadedFiles]);
   warnWatchedLogs(loaded, loadedFiles);
 
   /**
@@ -517,8 +513,7 @@ export async function runProxy(
     admin.draining();
     clearTimeout(debounce);
     checker.close();
-    configWatch.close();
-    certificates.close();
+    watched.close();
     rotation.close();
     process.off('SIGHUP', onHup);
     process.off('SIGUSR2', onUsr2);
