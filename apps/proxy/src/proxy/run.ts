@@ -1,7 +1,7 @@
 /**
  * `loch run`: the main thread of the proxy. Starts one worker per configured core through the
  * runtime's start(), then supervises: reloads on SIGHUP and when the config file changes
- * (fs.watch on its directory, debounced), stops gracefully on SIGTERM/SIGINT, has every worker
+ * (file-watch.ts: its directory, with @loch/native's watch; debounced), stops gracefully on SIGTERM/SIGINT, has every worker
  * reopen its access-log files on SIGUSR1 (logrotate), logs each worker's counters on SIGUSR2
  * (the signals are listed in `loch --help`: cli.ts SIGNALS), and keeps serving when a worker crashes: the runtime's pool
  * replaces it (back-off, crash-loop limit), and the replacement is brought to the config
