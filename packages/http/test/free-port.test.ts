@@ -4,7 +4,16 @@
  * port between a probe and a bind, and no outgoing connection takes a handed-out port as its source.
  */
 import { describe, expect, it } from 'vitest';
-import { ephemeralFloor, freePort, MAX_POOL_ID, ownSlice, PORT_BANDS, portSlice } from './free-port.js';
+import {
+  CLAIM_DIR,
+  claimPort,
+  ephemeralFloor,
+  freePort,
+  MAX_POOL_ID,
+  ownSlice,
+  PORT_BANDS,
+  portSlice,
+} from './free-port.js';
 
 describe('freePort slices', () => {
   it('numbers the bands 0..n-1, one per package', () => {
@@ -47,6 +56,37 @@ describe('freePort slices', () => {
       expect(port).toBeGreaterThanOrEqual(low);
       expect(port).toBeLessThan(high);
       expect(port).toBeLessThan(ephemeralFloor);
+    }
+  });
+});
+
+describe('freePort claims', () => {
+  it("skips a port another live process claimed, takes over a dead process's claim", async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdirSync, readFileSync, unlinkSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    mkdirSync(CLAIM_DIR, { recursive: true });
+    const [low, high] = ownSlice('packages/http');
+    // Past the ports this file's other tests may hand out: the slice's top end.
+    const held = high - 1;
+    const stale = high - 2;
+    // The parent of this process (vitest's) is alive and not this process.
+    writeFileSync(join(CLAIM_DIR, String(held)), String(process.ppid));
+    // A pid that was alive and is gone: a child that has exited.
+    const dead = spawnSync(process.execPath, [
+      '-e',
+      'process.stdout.write(String(process.pid))',
+    ]).stdout.toString();
+    writeFileSync(join(CLAIM_DIR, String(stale)), dead);
+    try {
+      expect(claimPort(held)).toBe(false);
+      expect(claimPort(stale)).toBe(true);
+      expect(readFileSync(join(CLAIM_DIR, String(stale)), 'utf8')).toBe(String(process.pid));
+      // Claimed by this process now: not handed out twice.
+      expect(claimPort(stale)).toBe(false);
+      expect(low).toBeLessThan(stale);
+    } finally {
+      unlinkSync(join(CLAIM_DIR, String(held)));
     }
   });
 });

@@ -6,12 +6,15 @@
  * server's start. Below that range only explicit binds compete: other freePort() callers, which
  * portSlice() keeps apart (each vitest worker of each package probes only its own ports), and
  * anything else, which the bind probe sees. Also a port connections to are refused: nothing
- * else binds it by chance (a closed listen(0) port may be any other test's next listen(0)). The
- * one copy for apps/proxy's e2e harness, packages/transports' nginx helper, packages/http's and
+ * else binds it by chance (a closed listen(0) port may be any other test's next listen(0)).
+ * Slices only part workers of one run: two runs of one package at once (a helper's package suite
+ * beside a full suite) number their workers alike, so a port handed out is also claimed for the
+ * machine (claimPort: a file per port naming the process, given up at exit). The one copy for apps/proxy's e2e harness, packages/transports' nginx helper, packages/http's and
  * packages/gateway's tests. Not a test file.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 
 /**
  * One band of the range per package whose vitest picks ports here: turbo runs every package's
@@ -80,11 +83,82 @@ export async function freePort(band: PortBand): Promise<number> {
   const offset = Math.floor(Math.random() * (high - low));
   for (let i = 0; i < high - low; i++) {
     const port = low + ((offset + i) % (high - low));
-    if (handedOut.has(port) || !(await bindable(port))) continue;
+    if (handedOut.has(port) || !claimPort(port)) continue;
     handedOut.add(port);
-    return port;
+    if (await bindable(port)) return port;
   }
   throw new Error(`no free port in ${low}..${high - 1}, this vitest worker's slice of ${band}`);
+}
+
+/**
+ * Where a port handed out is claimed for the machine: one file per port, holding the claimant's
+ * pid. A fixed path, not under $TMPDIR: vitest.temp-dir.ts gives every run a TMPDIR of its own,
+ * and what is claimed (a loopback port) is the machine's.
+ */
+export const CLAIM_DIR = '/tmp/loch-test-ports';
+
+/** Claim files this process made, removed at its exit. */
+const claims: string[] = [];
+let claiming = false;
+
+/**
+ * Claims `port` for this process unless another live process holds it (a claim whose process is
+ * gone is taken over). True also when claims cannot be made at all (no writable temp dir): the
+ * bind probe alone decides then, as before claims existed.
+ */
+export function claimPort(port: number): boolean {
+  const path = join(CLAIM_DIR, String(port));
+  const mine = String(process.pid);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      if (!claiming) {
+        mkdirSync(CLAIM_DIR, { recursive: true, mode: 0o777 });
+        process.once('exit', dropClaims);
+        claiming = true;
+      }
+      writeFileSync(path, mine, { flag: 'wx' });
+      claims.push(path);
+      // Two takeovers of one stale claim can race (each unlinks, then writes): the last writer has it.
+      return attempt === 0 || readFileSync(path, 'utf8') === mine;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return true;
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch {
+        continue; // given up between the two calls: try again
+      }
+      // Empty: its claimant has created it and not yet written its pid.
+      const holder = Number(text);
+      if (text === '' || holder === process.pid || alive(holder)) return false;
+      try {
+        unlinkSync(path);
+      } catch {
+        return false;
+      }
+    }
+  }
+  return false;
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function dropClaims(): void {
+  for (const path of claims.splice(0)) {
+    try {
+      if (readFileSync(path, 'utf8') === String(process.pid)) unlinkSync(path);
+    } catch {
+      // already gone or taken over
+    }
+  }
 }
 
 /** Ports freePort() returned in this process. */
