@@ -63,7 +63,7 @@ describe('freePort slices', () => {
 describe('freePort claims', () => {
   it("skips a port another live process claimed, takes over a dead process's claim", async () => {
     const { spawnSync } = await import('node:child_process');
-    const { mkdirSync, readFileSync, unlinkSync, writeFileSync } = await import('node:fs');
+    const { mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
     mkdirSync(CLAIM_DIR, { recursive: true });
     const [low, high] = ownSlice('packages/http');
@@ -84,6 +84,12 @@ describe('freePort claims', () => {
       expect(readFileSync(join(CLAIM_DIR, String(stale)), 'utf8')).toBe(String(process.pid));
       // Claimed by this process now: not handed out twice.
       expect(claimPort(stale)).toBe(false);
+      // A takeover in progress elsewhere (its lock beside the claim): this process keeps off.
+      writeFileSync(join(CLAIM_DIR, String(stale - 1)), dead);
+      mkdirSync(join(CLAIM_DIR, `${stale - 1}.taking`));
+      expect(claimPort(stale - 1)).toBe(false);
+      rmdirSync(join(CLAIM_DIR, `${stale - 1}.taking`));
+      expect(claimPort(stale - 1)).toBe(true);
       expect(low).toBeLessThan(stale);
     } finally {
       unlinkSync(join(CLAIM_DIR, String(held)));

@@ -12,7 +12,7 @@
  * machine (claimPort: a file per port naming the process, given up at exit). The one copy for apps/proxy's e2e harness, packages/transports' nginx helper, packages/http's and
  * packages/gateway's tests. Not a test file.
  */
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -108,37 +108,56 @@ let claiming = false;
  */
 export function claimPort(port: number): boolean {
   const path = join(CLAIM_DIR, String(port));
-  const mine = String(process.pid);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      if (!claiming) {
-        mkdirSync(CLAIM_DIR, { recursive: true, mode: 0o777 });
-        process.once('exit', dropClaims);
-        claiming = true;
-      }
-      writeFileSync(path, mine, { flag: 'wx' });
-      claims.push(path);
-      // Two takeovers of one stale claim can race (each unlinks, then writes): the last writer has it.
-      return attempt === 0 || readFileSync(path, 'utf8') === mine;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return true;
-      let text: string;
-      try {
-        text = readFileSync(path, 'utf8');
-      } catch {
-        continue; // given up between the two calls: try again
-      }
-      // Empty: its claimant has created it and not yet written its pid.
-      const holder = Number(text);
-      if (text === '' || holder === process.pid || alive(holder)) return false;
-      try {
-        unlinkSync(path);
-      } catch {
-        return false;
-      }
+  try {
+    if (!claiming) {
+      mkdirSync(CLAIM_DIR, { recursive: true, mode: 0o777 });
+      process.once('exit', dropClaims);
+      claiming = true;
     }
+    writeFileSync(path, String(process.pid), { flag: 'wx' });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return true;
+    return takeOver(path);
   }
-  return false;
+  claims.push(path);
+  return true;
+}
+
+/**
+ * Takes over the claim at `path` when its process is gone. Under a lock (a directory beside it,
+ * made or not atomically), re-read there: of two processes taking over one stale claim, only one
+ * gets it. A process killed inside the lock leaves that one port unclaimable: skipped for good.
+ */
+function takeOver(path: string): boolean {
+  const stale = readClaim(path);
+  // Empty: its claimant has created it and not yet written its pid. Undefined: given up just now.
+  if (stale === undefined || stale === '' || Number(stale) === process.pid || alive(Number(stale)))
+    return false;
+  const lock = `${path}.taking`;
+  try {
+    mkdirSync(lock);
+  } catch {
+    return false;
+  }
+  try {
+    if (readClaim(path) !== stale) return false;
+    unlinkSync(path);
+    writeFileSync(path, String(process.pid), { flag: 'wx' });
+    claims.push(path);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmdirSync(lock);
+  }
+}
+
+function readClaim(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function alive(pid: number): boolean {
