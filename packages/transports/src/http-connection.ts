@@ -12,7 +12,6 @@
  * Not for retries and pool policy: HttpConnector (http-connector.ts) does those.
  */
 import {
-  type HttpBody,
   HttpClient,
   type HttpClientOptions,
   HttpConnectionError,
@@ -27,8 +26,6 @@ import {
   type HttpStream,
   HttpTimeoutError,
   type HttpUpgradedConnection,
-  nextNow,
-  type ReadyBodyIterator,
 } from '@loch/http';
 import { asksToClose } from '@loch/http/h1';
 import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
@@ -246,6 +243,8 @@ class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
 
 /** What HttpClient.exchange reports to. */
 type ExchangeTarget = HttpExchangeTarget;
+/** Who HttpClient tells each response body's end (its setResponseBodyOwner). */
+type ResponseBodyOwner = NonNullable<Parameters<HttpClient['setResponseBodyOwner']>[0]>;
 
 const NO_RESOLVE = (): void => {};
 
@@ -268,10 +267,17 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
   #reused = false;
   #signal: AbortSignal | undefined = undefined;
   #aborted = false;
+  /**
+   * The exchange's signal's reason when it aborted the exchange: its errors' cause, also when
+   * they are mapped after the signal was let go (a body's failure is mapped after its end freed
+   * the connection).
+   */
+  #abortReason: unknown = undefined;
   #dead = false;
   #exchanges = 0;
   readonly #onAbort = (): void => {
     this.#aborted = true;
+    this.#abortReason = this.#signal?.reason;
     void this.#client.close().catch(() => {});
   };
   /**
@@ -285,22 +291,31 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
   /** The settlers of the exchange's promise. */
   #resolve: (value: HttpResponse | Promise<HttpResponse>) => void = NO_RESOLVE;
   #reject: (error: unknown) => void = NO_RESOLVE;
-  /** The response body being read (one at a time), for the step handlers below. */
-  #body: PooledResponseBody | null = null;
-  /** @internal settles the body's next() (one pair per connection, not per read) */
-  readonly onBodyStep = (r: IteratorResult<Uint8Array>): IteratorResult<Uint8Array> =>
-    this.#body === null ? r : this.#body.stepped(r);
-  /** @internal */
-  readonly onBodyError = (error: unknown): never => {
-    // (No body left: it was abandoned meanwhile, and the connection closed.)
-    throw this.#body === null ? error : this.#body.failedWith(error);
-  };
+  /** The request of the response whose body is being read asked to close the connection. */
+  #closeRequested = false;
   /** `response.takeOver` of a response that switched protocols (one function per connection). */
   readonly #takeOver = (): HttpUpgradedConnection => this.takeOver();
   /** HttpClient reports the exchange's head or failure here (one object per connection). */
   readonly #target: ExchangeTarget = {
     onResponse: (res: HttpResponse): void => this.#headArrived(res),
     onFailure: (error: unknown): void => this.#exchangeFailed(error),
+  };
+  /**
+   * HttpClient tells the end of each response body here, and lets it map a failed body step's
+   * error (one object per connection): the caller reads the client's body as it is, with no
+   * body object of this connection's around it per response (nor a promise reaction per step
+   * that waits).
+   */
+  readonly #bodyOwner: ResponseBodyOwner = {
+    responseBodyEnded: (failed: boolean): void => {
+      if (failed) {
+        this.#finish(false);
+        return;
+      }
+      this.#exchanges++;
+      this.#finish(this.#client.reusable && !this.#closeRequested);
+    },
+    responseBodyError: (error: unknown): unknown => this.#mapError(error, 'body'),
   };
 
   /** @internal Built by HttpConnector. */
@@ -324,6 +339,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
       ...(options.limits !== undefined ? { limits: options.limits } : {}),
     };
     this.#client = new HttpClient(this.#io, clientOptions);
+    this.#client.setResponseBodyOwner(this.#bodyOwner);
   }
 
   /** The underlying stream (TCP, Unix, later TLS). */
@@ -375,6 +391,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     this.#state = 'busy';
     this.#io.written = 0;
     this.#aborted = false;
+    this.#abortReason = undefined;
     const rt = options.readTimeout;
     const sendOptions =
       rt === undefined || rt === this.#defaultReadTimeout
@@ -438,6 +455,8 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     // Whether any Connection field of the request names `close`: the encoder noted it when it
     // wrote the head (measureFieldBlock's cache, unchanged since), so no search per exchange.
     const closeRequested = asksToClose(request.headers);
+    // The body the client streams (its end frees the connection: #bodyOwner), or null.
+    let streamed: AsyncIterable<Uint8Array> | null = null;
     if (this.#client.upgraded) {
       // HTTP ends on this connection: it waits for takeOver(), never for the pool.
       this.#exchanges++;
@@ -449,9 +468,9 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
       this.#exchanges++;
       this.#finish(this.#client.reusable && !closeRequested);
     } else {
-      const body = new PooledResponseBody(this as HttpConnection<Endpoint>, res.body, closeRequested);
-      this.#body = body;
-      res.body = body;
+      // The client's body, as it is: the client tells #bodyOwner its end.
+      this.#closeRequested = closeRequested;
+      streamed = res.body;
     }
     const onResponse = options.onResponse;
     if (onResponse === undefined) {
@@ -465,7 +484,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
       // reader and no read deadline armed: the connection would be held, neither pooled nor
       // closed, until the upstream closed it. Let go of the body now (the connection is dropped),
       // as the h2 connector resets its stream.
-      if (res.body instanceof PooledResponseBody) void res.body.return();
+      if (streamed !== null) void streamed[Symbol.asyncIterator]().return?.();
       reject(e);
     }
   }
@@ -545,19 +564,6 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
     return closing;
   }
 
-  /** @internal the body was read to its end */
-  bodyDone(closeRequested: boolean): void {
-    this.#exchanges++;
-    this.#finish(this.#client.reusable && !closeRequested);
-  }
-
-  /** @internal the body failed or was abandoned; maps the error (if any) and closes */
-  bodyFailed(error: unknown): TransportError | undefined {
-    const mapped = error === undefined ? undefined : this.#mapError(error, 'body');
-    this.#finish(false);
-    return mapped;
-  }
-
   /** @internal handed out by the connector: `reused` when it came from the pool */
   handOut(owner: ConnectionOwner<K>, reused: boolean): void {
     this.#owner = owner;
@@ -616,7 +622,6 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
 
   #finish(reusable: boolean): void {
     this.#detachSignal();
-    this.#body = null;
     if (this.#state !== 'closed' && reusable && this.alive) {
       this.#state = 'ready';
       this.#owner.releaseConnection(this, true);
@@ -640,7 +645,7 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
       return error instanceof AbortedError
         ? error
         : new AbortedError('ERR_TRANSPORT_ABORTED', phase, 'exchange aborted', {
-            cause: this.#signal?.reason ?? error,
+            cause: this.#abortReason ?? error,
             address,
             reused,
           });
@@ -688,87 +693,5 @@ export class HttpConnection<K extends Endpoint = Endpoint> implements HttpExchan
       retryable,
       beforeResponse,
     });
-  }
-}
-
-/**
- * The response body handed to callers: streams from the connection and tells it how the body
- * ended (fully read, failed, abandoned), so the connection is released exactly once.
- */
-class PooledResponseBody implements HttpBody, ReadyBodyIterator {
-  readonly kind: HttpBody['kind'];
-  readonly length: number;
-  readonly #inner: HttpBody;
-  readonly #it: AsyncIterator<Uint8Array>;
-  readonly #conn: HttpConnection<Endpoint>;
-  readonly #closeRequested: boolean;
-  #done = false;
-
-  constructor(conn: HttpConnection<Endpoint>, inner: HttpBody, closeRequested: boolean) {
-    this.kind = inner.kind;
-    this.length = inner.length;
-    this.#inner = inner;
-    this.#it = inner[Symbol.asyncIterator]();
-    this.#conn = conn;
-    this.#closeRequested = closeRequested;
-  }
-
-  get trailers() {
-    return this.#inner.trailers;
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this;
-  }
-
-  next(): Promise<IteratorResult<Uint8Array>> {
-    if (this.#done) return Promise.resolve({ done: true, value: undefined });
-    const conn = this.#conn;
-    return this.#it.next().then(conn.onBodyStep, conn.onBodyError);
-  }
-
-  /** @internal the inner body's step arrived */
-  stepped(r: IteratorResult<Uint8Array>): IteratorResult<Uint8Array> {
-    if (r.done && !this.#done) {
-      this.#done = true;
-      this.#conn.bodyDone(this.#closeRequested);
-    }
-    return r;
-  }
-
-  /** @internal the inner body's step failed: the error to report */
-  failedWith(error: unknown): unknown {
-    this.#done = true;
-    return this.#conn.bodyFailed(error);
-  }
-
-  /** A step the inner body can take without waiting (see ReadyBodyIterator), else null. */
-  nextNow(): IteratorResult<Uint8Array> | null {
-    if (this.#done) return { done: true, value: undefined };
-    let r: IteratorResult<Uint8Array> | null;
-    try {
-      r = nextNow(this.#it);
-    } catch (error) {
-      this.#done = true;
-      throw this.#conn.bodyFailed(error);
-    }
-    if (r?.done) {
-      this.#done = true;
-      this.#conn.bodyDone(this.#closeRequested);
-    }
-    return r;
-  }
-
-  async return(): Promise<IteratorResult<Uint8Array>> {
-    if (!this.#done) {
-      this.#done = true;
-      try {
-        await this.#it.return?.();
-      } catch {
-        // the connection is dropped either way
-      }
-      this.#conn.bodyFailed(undefined);
-    }
-    return { done: true, value: undefined };
   }
 }

@@ -54,6 +54,24 @@ const PHASE_BODY = 2;
 
 type BodyStep = IteratorResult<Uint8Array>;
 
+/**
+ * Who hears of the end of each response body of a client (setResponseBodyOwner): a pooled
+ * connection that must learn when its connection is free again, and that reports body failures
+ * in its own terms, without wrapping every response body in a body of its own (an object and,
+ * for a step that waits, a promise reaction more per response).
+ */
+export interface ResponseBodyOwner {
+  /**
+   * The current response's body ended: read to its end (`failed` false: the client's `reusable`
+   * says whether the connection can carry another request), or it failed, was cut short or was
+   * abandoned (`failed` true). Called once per body, after the client settled its own state;
+   * the owner may start the next exchange from here.
+   */
+  responseBodyEnded(failed: boolean): void;
+  /** The error a failed step of the body rejects (or throws) with, given the client's own. */
+  responseBodyError(error: unknown): unknown;
+}
+
 /** An HTTP/1.1 client connection over one stream. */
 export class HttpClient {
   /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
@@ -130,6 +148,8 @@ export class HttpClient {
   /** The pending body read's promise settlers (one body read at a time). */
   private bodyResolve: (step: BodyStep | Promise<BodyStep>) => void = NO_SETTLER;
   private bodyReject: (e: unknown) => void = NO_SETTLER;
+  /** Who hears of each body's end (setResponseBodyOwner), or null. */
+  private bodyOwner: ResponseBodyOwner | null = null;
   private readonly onAbort = (): void => {
     const signal = this.signal;
     if (signal === undefined) return;
@@ -150,6 +170,15 @@ export class HttpClient {
     } catch {
       // not every stream has TCP_NODELAY
     }
+  }
+
+  /**
+   * Makes `owner` hear of the end of every response body from now on, and map the errors their
+   * failed steps report (see ResponseBodyOwner); null: nobody. For a connection pool: a
+   * response's body is then the client's own, not wrapped.
+   */
+  setResponseBodyOwner(owner: ResponseBodyOwner | null): void {
+    this.bodyOwner = owner;
   }
 
   /**
@@ -570,7 +599,7 @@ export class HttpClient {
     try {
       resolve(body.step(ev));
     } catch (e) {
-      reject(e);
+      reject(this.bodyError(e));
     }
   }
 
@@ -651,6 +680,7 @@ export class HttpClient {
    * bytes would be taken for the next request's answer (nginx closes it too).
    */
   finishResponse(failed = false): void {
+    const body = this.current;
     this.busy = false;
     this.current = null;
     this.phase = PHASE_IDLE;
@@ -658,6 +688,8 @@ export class HttpClient {
     this.detachSignal();
     if (failed || this.decoder.hasInput) this.broken = true;
     else if (!this.switched) this.releaseChunk();
+    // Last: the owner may start the next exchange from here.
+    if (body !== null && this.bodyOwner !== null) this.bodyOwner.responseBodyEnded(failed);
   }
 
   /**
@@ -681,7 +713,12 @@ export class HttpClient {
 
   /** @internal the error a failed body read reports */
   bodyFailure(e: unknown): unknown {
-    return this.failure(e);
+    return this.bodyError(this.failure(e));
+  }
+
+  /** @internal `e`, a failed body step's error, as the body's reader gets it (the owner's terms). */
+  bodyError(e: unknown): unknown {
+    return this.bodyOwner === null ? e : this.bodyOwner.responseBodyError(e);
   }
 
   /** Ends the connection from within (deadline, abort, failed request body): closing settles pending I/O. */

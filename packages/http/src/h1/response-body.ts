@@ -113,7 +113,7 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
       return BODY_DONE;
     }
     client.finishResponse(true);
-    throw this.cutShort(ev);
+    throw client.bodyError(this.cutShort(ev));
   }
 
   async return(): Promise<IteratorResult<Uint8Array>> {
