@@ -11,7 +11,7 @@
 import { HttpServer, type HttpStream } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
 import { parseConfig } from '../src/config/load.js';
-import { ConnectionContext, type ConnectionCx } from '../src/proxy/context.js';
+import { ConnectionContext, type ConnectionCx, type ServerIdentity } from '../src/proxy/context.js';
 import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
 import { ProxyLog } from '../src/proxy/log.js';
 import { reuseLayer } from '../src/proxy/reuse.js';
@@ -63,6 +63,9 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
     .pushMapTarget((core) => new ContextHandler(core, core.accessLog))
     .factory.make();
   const hooks = new RequestHooks(server.key, log, { lifecycle });
+  // One per server, as worker.ts's `identity`: a per-request object here would be the harness's
+  // bytes counted as loch's (heap-sites.sh).
+  const identity: ServerIdentity = { key: server.key, scheme: 'http' };
   const http = new HttpServer<ConnectionCx>(handler, {
     limits: { methods: 'any' },
     // As loch's worker makes it (worker.ts): the 4-key subset, per request on HTTP/1.1.
@@ -72,7 +75,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
         .set('peerAddr', stream.facts.clientAddress)
         .set('localAddr', stream.localAddress)
         .set('driver', stream.driver)
-        .set('server', { key: server.key, scheme: 'http' }),
+        .set('server', identity),
     // The chain's hooks, as loch's worker wires them (the access log's lines come from them).
     ...hooks.serverOptions(),
   });
