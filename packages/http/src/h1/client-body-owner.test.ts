@@ -124,29 +124,27 @@ describe('HttpClient response body owner', () => {
     await client.close();
   });
 
-  it('maps a body cut short by the peer once, found at hand or after a read', async () => {
-    for (const chunks of [
-      // The close comes with a later read.
-      ['HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello', null],
-      // Chunked, the close right after the head's read.
-      ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel', null],
-    ]) {
-      const client = new HttpClient(scripted(chunks), { authority: 'x' });
-      const { heard, owner } = recordingOwner(() => client);
-      client.setResponseBodyOwner(owner);
-      const res = await client.send(createRequest('GET', '/'));
-      const error = await failureOf(readText(res.body));
-      expect(error).toBeInstanceOf(Mapped);
-      expect((error as Mapped).cause).toMatchObject({ code: 'ERR_HTTP_INCOMPLETE_MESSAGE' });
-      expect(heard).toEqual(['failed', 'mapped']);
-      await client.close();
-    }
-  });
-
-  it('maps a close-delimited body that ended without close_notify (cut short at its end)', async () => {
-    const client = new HttpClient(scripted(['HTTP/1.1 200 OK\r\n\r\nhello', null], true), {
-      authority: 'x',
-    });
+  it.each([
+    // The close comes with a later read.
+    {
+      name: 'a sized body',
+      chunks: ['HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhello', null],
+      unnotified: false,
+    },
+    // Chunked, the close right after the head's read.
+    {
+      name: 'a chunked body',
+      chunks: ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel', null],
+      unnotified: false,
+    },
+    // Close-delimited, ended without TLS close_notify: cut short at its end (the onRecv path).
+    {
+      name: 'a close-delimited body without close_notify',
+      chunks: ['HTTP/1.1 200 OK\r\n\r\nhello', null],
+      unnotified: true,
+    },
+  ])('maps $name cut short by the peer, once', async ({ chunks, unnotified }) => {
+    const client = new HttpClient(scripted(chunks, unnotified), { authority: 'x' });
     const { heard, owner } = recordingOwner(() => client);
     client.setResponseBodyOwner(owner);
     const res = await client.send(createRequest('GET', '/'));

@@ -113,6 +113,9 @@ export class IncomingResponseBody implements HttpBody, ReadyBodyIterator {
       return BODY_DONE;
     }
     client.finishResponse(true);
+    // Through the owner like every other failure of a step (HttpClient.bodyError). The decoder
+    // gives no EOF, nor a close-delimited End, without a read (finish() runs in onRecv, whose
+    // step() path is the one taken): kept for the contract's sake, not reached today.
     throw client.bodyError(this.cutShort(ev));
   }
 
