@@ -24,10 +24,12 @@
 // and its current HeadSlab (`setSlab(binding, slab)` moves it to the next); `scan(binding, src: Uint8Array): number` scans src as the record's
 // inputs say (indices of io, the decoder declares the same constants: inputs at 0-7, outputs at
 // 8-27 with Content-Length as a float64 at int32 index 26, field entries from 28 on, five int32
-// each) and returns the Outcome, or kCopied: when io[7] (the slab's first free byte, 4-aligned,
-// -1 for none) leaves room, the head is copied into the slab there, followed (4-aligned) by its
-// entries with offsets in the slab, so the decoder reserves that span and makes no copy of its
-// own (the HeadSlab layout of packages/http/src/internal/head-slab.ts).
+// each, then the lines' summary, kSummaryWords after the last entry) and returns the Outcome, or
+// kCopied: when io[7] (the slab's first free byte, 4-aligned, -1 for none) leaves room, the head
+// is copied into the slab there, followed (4-aligned) by its entries with offsets in the slab and
+// the summary, so the decoder reserves that span and makes no copy of its own (the HeadSlab
+// layout of packages/http/src/internal/head-slab.ts; the summary's words are described in
+// packages/http/src/internal/head-summary.ts).
 #include "head_scan.h"
 
 #include <emmintrin.h>
@@ -118,7 +120,9 @@ struct KnownNames {
   char fold[256][kMaxNameLength];
   std::vector<uint8_t> buckets[(kMaxNameLength + 1) * 32];
   int32_t content_length = 0, transfer_encoding = 0, connection = 0, host = 0, expect = 0,
-          upgrade = 0;
+          upgrade = 0, date = 0;
+  // 1 at the ids the summary flags (Result::flagged_lines): the hop-by-hop names and content-length.
+  uint8_t flagged[256] = {};
 };
 KnownNames g_names;
 bool g_names_set = false;
@@ -445,10 +449,42 @@ bool Parser::SpecialField(int32_t id, size_t vs, size_t ve) {
   return true;
 }
 
+// The summary of the n entries at e (head_scan.h Result::sum_length...): a pass of its own over
+// the entries just written, line by line what summarize() in
+// packages/http/src/internal/head-summary.ts does. Scan of nginx's 8-line response head under
+// callgrind: +224 instructions; the same work inside the parse loop, whose registers it crowds,
+// +191 to +239 depending on its form (bench/http-proxy/per-request-2026-12-06f.md).
+void Summarize(const int32_t* e, int32_t n, Result* out) {
+  const uint8_t* const flagged = g_names.flagged;
+  int32_t length = 0;
+  uint32_t lines = 0;
+  uint64_t ids = 0;
+  bool more = false;
+  for (int32_t i = 0; i < n; i++, e += kEntry) {
+    const int32_t meta = e[4];
+    const int32_t id = meta & 0xff;
+    ids |= uint64_t{1} << (id & 63);
+    if (flagged[id]) {
+      if (i < 32) lines |= 1u << i;
+      else more = true;
+      continue;
+    }
+    length += (meta & kCanonical) ? e[3] + 2 - e[0] : (e[1] - e[0]) + (e[3] - e[2]) + 4;
+  }
+  out->sum_length = length;
+  out->flagged_lines = static_cast<int32_t>(lines);
+  out->ids_lo = static_cast<int32_t>(static_cast<uint32_t>(ids));
+  out->ids_hi = static_cast<int32_t>(static_cast<uint32_t>(ids >> 32));
+  // Date's bit in the filter is Date's alone (SetKnownNames refuses a list where it is not).
+  const bool date = g_names.date != 0 && ((ids >> (g_names.date & 63)) & 1) != 0;
+  out->summary_flags = (date ? kSummaryDate : 0) | (more ? kSummaryMore : 0);
+}
+
 bool Parser::Fields(size_t p, bool head) {
   const size_t last = end_ - 2;  // the final CRLF
   int32_t n = 0;
   int32_t* w = out_->entries;
+
   out_->fields_at = static_cast<int32_t>(p - base_);
   // Bytes are read without At()'s bound: the block ends in CRLF (b_[last] is CR), which is in
   // no class these loops go on through, so none of them passes it.
@@ -491,6 +527,10 @@ bool Parser::Fields(size_t p, bool head) {
         return Fail(Error::kForbiddenTrailer, ns, id);
       }
     }
+  }
+  Summarize(out_->entries, n, out_);
+  if (head && (out_->conn_flags & ~(kListKeepAlive | kListUpgrade)) == 0) {
+    out_->summary_flags |= kSummaryConnectionHopOnly;
   }
   return true;
 }
@@ -569,6 +609,11 @@ void Clear(Result* r) {
   r->expect = 0;
   r->upgrade_header = 0;
   r->content_length = -1;
+  r->sum_length = 0;
+  r->flagged_lines = 0;
+  r->ids_lo = 0;
+  r->ids_hi = 0;
+  r->summary_flags = 0;
 }
 
 }  // namespace
@@ -600,6 +645,12 @@ bool SetKnownNames(const char* const* names, size_t count) {
         k.fold[id][j] = (name[j] >= 'a' && name[j] <= 'z') ? 0x20 : 0;
       }
     }
+    if (name == "content-length" || name == "connection" || name == "proxy-connection" ||
+        name == "keep-alive" || name == "te" || name == "transfer-encoding" || name == "trailer" ||
+        name == "upgrade") {
+      k.flagged[id] = 1;
+    }
+    if (name == "date") k.date = id;
     if (name == "content-length") k.content_length = id;
     else if (name == "transfer-encoding") k.transfer_encoding = id;
     else if (name == "connection") k.connection = id;
@@ -611,6 +662,10 @@ bool SetKnownNames(const char* const* names, size_t count) {
   // The decoder's framing depends on these: a list without them is not the decoder's list.
   if (!k.content_length || !k.transfer_encoding || !k.connection || !k.host || !k.expect || !k.upgrade) {
     return false;
+  }
+  // The summary's Date flag is its bit in the id filter (bit id & 63): no other id may share it.
+  for (size_t id = 1; k.date != 0 && id <= count; id++) {
+    if (static_cast<int32_t>(id) != k.date && (id & 63) == static_cast<size_t>(k.date & 63)) return false;
   }
   g_names = std::move(k);
   g_names_set = true;
@@ -759,10 +814,10 @@ Binding* NewBinding(napi_env env, napi_callback_info cbinfo) {
   uint8_t* bdata;
   napi_value iab;
   if (napi_get_typedarray_info(env, argv[0], &it, &ilen, &idata, &iab, &ioff) != napi_ok ||
-      it != napi_int32_array || ilen < static_cast<size_t>(kEntries) || (ioff & 7) != 0 ||
+      it != napi_int32_array || ilen < static_cast<size_t>(kEntries + kSummaryWords) || (ioff & 7) != 0 ||
       !SlabOf(env, argv[1], &bdata, &blen)) {
     napi_throw_type_error(env, nullptr,
-                          "headScan.bind(io: Int32Array of 28+ words, 8-aligned; slab: 4-aligned Uint8Array)");
+                          "headScan.bind(io: Int32Array of 33+ words, 8-aligned; slab: 4-aligned Uint8Array)");
     return nullptr;
   }
   auto* b = new Binding();
@@ -834,7 +889,8 @@ napi_value ScanWith(napi_env env, const Binding& b, napi_value src_value) {
   }
   Result r;
   r.entries = io + kEntries;
-  r.capacity = static_cast<int32_t>((b.io_len - kEntries) / kEntry);
+  // Room for the summary after the last entry.
+  r.capacity = static_cast<int32_t>((b.io_len - kEntries - kSummaryWords) / kEntry);
   const Limits limits{io[kInMaxHead], io[kInMaxCount], io[kInMaxLine]};
   const Outcome o = Scan(src, static_cast<size_t>(start), static_cast<size_t>(end), io[kInMode] == 0,
                          static_cast<Kind>(kind), limits, &r);
@@ -857,13 +913,15 @@ napi_value ScanWith(napi_env env, const Binding& b, napi_value src_value) {
   io[kOutExpect] = r.expect;
   io[kOutUpgrade] = r.upgrade_header;
   std::memcpy(io + kOutContentLength, &r.content_length, sizeof(double));
+  const int32_t summary[kSummaryWords] = {r.sum_length, r.flagged_lines, r.ids_lo, r.ids_hi, r.summary_flags};
+  std::memcpy(io + kEntries + static_cast<size_t>(r.fields) * kEntry, summary, sizeof(summary));
   int32_t ret = static_cast<int32_t>(o);
   const int32_t top_in = io[kInSlabTop];
   if (o == Outcome::kOk && top_in >= 0 && (top_in & 3) == 0) {
     const size_t top = static_cast<size_t>(top_in);
     const size_t len = static_cast<size_t>(r.length);
     const size_t wbase = (top + len + 3) >> 2;
-    const size_t need_end = (wbase + static_cast<size_t>(r.fields) * kEntry) * 4;
+    const size_t need_end = (wbase + static_cast<size_t>(r.fields) * kEntry + kSummaryWords) * 4;
     if (need_end <= b.slab_len) {
       std::memcpy(b.slab + top, src + start, len);
       int32_t* w = reinterpret_cast<int32_t*>(b.slab) + wbase;
@@ -876,6 +934,7 @@ napi_value ScanWith(napi_env env, const Binding& b, napi_value src_value) {
         w[3] = e[3] + base;
         w[4] = e[4];
       }
+      std::memcpy(w, summary, sizeof(summary));
       ret = kCopied;
     }
   }
@@ -924,6 +983,9 @@ void Register(Napi::Env env, Napi::Object exports) {
   scan.Set("scan", Napi::Value(env, fn));
   napi_create_function(env, "scanner", NAPI_AUTO_LENGTH, ScannerJs, nullptr, &fn);
   scan.Set("scanner", Napi::Value(env, fn));
+  // The layout's mark: the decoder uses a scanner whose summary it knows (a build from before the
+  // summary wrote none, and its lines would read as having nothing to drop).
+  scan.Set("summaryWords", Napi::Number::New(env, kSummaryWords));
   exports.Set("headScan", scan);
 }
 

@@ -48,9 +48,10 @@ enum class Error : int32_t {
   kInvalidHost,
 };
 
-// Where the results of one scan go: the start line, the framing facts and one entry per field
-// line (name start, name end, value start, value end, meta = known-name id | kCanonical), all
-// offsets relative to the head's first byte. `entries` holds room for `capacity` fields.
+// Where the results of one scan go: the start line, the framing facts, one entry per field line
+// (name start, name end, value start, value end, meta = known-name id | kCanonical), all offsets
+// relative to the head's first byte, and the summary of the lines (below). `entries` holds room
+// for `capacity` fields.
 struct Result {
   int32_t length;          // bytes of the head, final CRLF included
   Error error;
@@ -74,6 +75,16 @@ struct Result {
   int32_t expect;          // 0 none, 1 100-continue, 2 anything else
   int32_t upgrade_header;  // an Upgrade field was present
   double content_length;   // -1 when none
+  // The summary of the field lines for @loch/http's removeHopByHop and its encoder measure
+  // (packages/http/src/internal/head-summary.ts, which computes the same from the entries where
+  // this addon does not load). A line is "flagged" when its id is hop-by-hop (RFC 9110 7.6.1:
+  // connection, proxy-connection, keep-alive, te, transfer-encoding, trailer, upgrade) or
+  // content-length.
+  int32_t sum_length;      // encoded bytes of the lines not flagged (canonical: as is; else name: value CRLF)
+  int32_t flagged_lines;   // bit k: line k (k < 32) is flagged
+  int32_t ids_lo;          // bit id & 31 of every line's known-name id (0: none) with (id & 32) == 0
+  int32_t ids_hi;          // the same for the ids with (id & 32) != 0: a filter, exact for ids 1-63
+  int32_t summary_flags;   // kSummaryDate | kSummaryMore | kSummaryConnectionHopOnly
   int32_t* entries;
   int32_t capacity;
 };
@@ -92,6 +103,16 @@ enum class Outcome : int32_t {
 // whitespace), so an encoder may copy it as is.
 constexpr int32_t kCanonical = 0x100;
 
+// Result::summary_flags: a Date line is present; a flagged line is at index 32 or later; (a head's)
+// every Connection line lists only bare `keep-alive` and `upgrade` (no other element, no
+// parameters: conn_flags has no other bit).
+constexpr int32_t kSummaryDate = 1;
+constexpr int32_t kSummaryMore = 2;
+constexpr int32_t kSummaryConnectionHopOnly = 4;
+// Words of the summary as the record and the slab hold it, after the field entries: sum_length,
+// flagged_lines, ids_lo, ids_hi, summary_flags.
+constexpr int kSummaryWords = 5;
+
 // Sets the known header names (lowercase, ids 1..n in order). Process-wide; a second call with
 // a different list fails. Returns false on a bad or conflicting list.
 bool SetKnownNames(const char* const* names, size_t count);
@@ -102,8 +123,9 @@ Outcome Scan(const uint8_t* src, size_t start, size_t end, bool find_end, Kind k
              const Limits& limits, Result* out);
 
 // Adds `headScan: { init(names), bind(io, slab), setSlab(binding, slab), scan(binding, src),
-// scanner(io, slab) }`: scanner() returns a function `scan(src)` of its own binding (which
-// setSlab also takes), one argument and no binding check per call.
+// scanner(io, slab), summaryWords }`: scanner() returns a function `scan(src)` of its own binding
+// (which setSlab also takes), one argument and no binding check per call; summaryWords is
+// kSummaryWords (the record's layout: the decoder uses no scanner without it).
 void Register(Napi::Env env, Napi::Object exports);
 
 }  // namespace loch::headscan

@@ -52,6 +52,46 @@ describe('headScan', () => {
     expect(meta & 0xff).toBe(NAMES.indexOf('x-a') + 1);
   });
 
+  it('writes the summary of the field lines after the entries, in the record and the slab', () => {
+    // The layout mark the decoder checks (not in index.d.ts: internal to @loch/http).
+    expect((scanner as unknown as { summaryWords: number }).summaryWords).toBe(5);
+    const head = Buffer.from(
+      'GET / HTTP/1.1\r\nHost: h\r\nConnection: x-a\r\nX-A:v \r\nContent-Length: 0\r\n\r\n',
+      'latin1',
+    );
+    const io = record(0, head.length);
+    const slab = new Uint8Array(256);
+    io[7] = 0;
+    expect(scan(io, head, slab)).toBe(3);
+    const id = (name: string) => NAMES.indexOf(name) + 1;
+    // Host's line as is (9 bytes), X-A's as `X-A: v\r\n` (8); Connection and Content-Length
+    // (lines 1 and 3) flagged; every line's id in the filter; no Date, no line past 32, and a
+    // Connection line that names a field.
+    const summary = [
+      17,
+      0b1010,
+      (1 << id('host')) | (1 << id('connection')) | (1 << id('x-a')) | (1 << id('content-length')),
+      0,
+      0,
+    ];
+    expect(Array.from(io.subarray(28 + 5 * 4, 28 + 5 * 5))).toEqual(summary);
+    const wbase = (head.length + 3) >> 2;
+    expect(Array.from(new Int32Array(slab.buffer, 4 * (wbase + 5 * 4), 5))).toEqual(summary);
+    // A flagged line at index 32 or later: SF_MORE (2), not a bit of its own; no Connection
+    // line in a head: SF_CONNECTION_HOP_ONLY (4).
+    const many = Buffer.from(`GET / HTTP/1.1\r\n${'X-A: 1\r\n'.repeat(40)}Upgrade: w\r\n\r\n`, 'latin1');
+    const big = new Int32Array(28 + 5 * 50);
+    big.set([0, many.length, 0, 0, 16384, 100, 8192, -1]);
+    expect(scanner!.scan(scanner!.bind(big, new Uint8Array(0)), many)).toBe(1);
+    expect(Array.from(big.subarray(28 + 5 * 41, 28 + 5 * 42))).toEqual([
+      40 * 8,
+      0,
+      (1 << id('x-a')) | (1 << id('upgrade')),
+      0,
+      2 | 4,
+    ]);
+  });
+
   it('refuses records outside the input, short or misaligned records, other arrays and bindings', () => {
     const s = scanner!;
     expect(() => scan(record(0, HEAD.length + 1))).toThrow(RangeError);
@@ -77,13 +117,14 @@ describe('headScan', () => {
   it('copies into the bound slab only when the head and its entries fit', () => {
     const io = record(0, HEAD.length);
     const len = HEAD.indexOf('\r\n\r\n') + 4;
-    const fits = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 10 + 8);
+    // The head, its two entries and the summary (5 words) after them.
+    const fits = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 15 + 8);
     io[7] = 8;
     expect(scan(io, HEAD, fits)).toBe(3);
     expect(Buffer.from(fits.subarray(8, 8 + len)).toString('latin1')).toBe(HEAD.toString('latin1', 0, len));
     const words = new Int32Array(fits.buffer, 4 * ((8 + len + 3) >> 2), 10);
     expect(HEAD.toString('latin1', words[5]! - 8, words[6]! - 8)).toBe('X-A');
-    const tight = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 10 - 4);
+    const tight = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 15 - 4);
     io[7] = 0;
     expect(scan(io, HEAD, tight)).toBe(1);
     expect(tight.every((b) => b === 0)).toBe(true);

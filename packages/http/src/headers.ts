@@ -24,6 +24,7 @@ import {
   startMeasure,
 } from './internal/field-measure.js';
 import { ENTRY, type HeadSlab, ID_MASK } from './internal/head-slab.js';
+import * as summary from './internal/head-summary.js';
 import * as known from './internal/known-names.js';
 
 const { isFieldValue, isToken } = chars;
@@ -41,17 +42,17 @@ export type HeadersInit =
   | Readonly<Record<string, string | readonly string[] | undefined>>;
 
 /** The hop-by-hop fields of RFC 9110 §7.6.1, by known-name id (Close is not a field in use). */
-const HOP_ID = new Uint8Array(256);
-for (const name of [
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'te',
-  'transfer-encoding',
-  'trailer',
-  'upgrade',
-])
-  HOP_ID[knownIdOf(name)] = 1;
+const HOP_ID = summary.HOP_ID;
+/** Ids whose lines a head's summary flags (the hop-by-hop ones and Content-Length). */
+const FLAGGED_ID = summary.FLAGGED_ID;
+const S_LENGTH = summary.S_LENGTH;
+const S_LINES = summary.S_LINES;
+const S_IDS_LO = summary.S_IDS_LO;
+const S_IDS_HI = summary.S_IDS_HI;
+const S_FLAGS = summary.S_FLAGS;
+const SF_DATE = summary.SF_DATE;
+const SF_MORE = summary.SF_MORE;
+const SF_CONNECTION_HOP_ONLY = summary.SF_CONNECTION_HOP_ONLY;
 /** Ids named by the Connection fields of the current removeHopByHop call: `connectionNamed[id] === namedGen`. */
 const connectionNamed = new Int32Array(256);
 let namedGen = 0;
@@ -184,6 +185,13 @@ export class HeaderNameSet {
   readonly others: ReadonlySet<string>;
   /** HttpHeaders.presence's bit of each known name's id (0: not in the set, or past the 30th). @internal */
   readonly bits: Int32Array = new Int32Array(256);
+  /**
+   * The known ids of the set as a head summary's id filter has them (internal/head-summary.ts:
+   * bit `id & 31`, in idsHi when `id & 32`): a head whose filter meets neither has none of them. @internal
+   */
+  readonly idsLo: number = 0;
+  /** @internal */
+  readonly idsHi: number = 0;
   /** The set's names in order (lowercase) and their presence bits. @internal */
   readonly list: readonly string[];
   /** @internal */
@@ -196,6 +204,8 @@ export class HeaderNameSet {
     const others = new Set<string>();
     const list: string[] = [];
     const listBits: number[] = [];
+    let lo = 0;
+    let hi = 0;
     for (const name of names) {
       const lname = lower(name);
       if (!isToken(lname)) throw new InvalidHeaderError('name', name);
@@ -208,8 +218,12 @@ export class HeaderNameSet {
       if (id !== 0) {
         this.ids[id] = 1;
         this.bits[id] = bit;
+        if ((id & 32) === 0) lo |= 1 << (id & 31);
+        else hi |= 1 << (id & 31);
       } else others.add(lname);
     }
+    this.idsLo = lo;
+    this.idsHi = hi;
     this.all = all;
     this.others = others;
     this.list = list;
@@ -353,13 +367,13 @@ export class HttpHeaders implements Iterable<[string, string]> {
   /** @internal */
   startTarget = '';
   /**
-   * @internal every decoded Connection line lists bare `keep-alive` and `upgrade` tokens only
-   * (the decoder's list flags say so; no other element, no parameters): fields that are
-   * removed as hop-by-hop anyway, so removeHopByHop does not read those lines. Decoded lines
-   * are only ever removed, never changed: it stays true while the list lives. False for a
-   * built list and for trailers (their lines are read).
+   * @internal word index in `slab.words` of the decoded lines' summary (internal/head-summary.ts,
+   * written by the decoder after the entries), -1 for a built list and once a decoded line is
+   * removed (the summary describes the lines as decoded). Its SF_CONNECTION_HOP_ONLY: every
+   * decoded Connection line lists bare `keep-alive` and `upgrade` tokens only (the decoder's
+   * list flags say so), fields removed as hop-by-hop anyway, so removeHopByHop does not read them.
    */
-  connectionHopOnly = false;
+  summaryAt = -1;
 
   /**
    * Builds a header list; every name is lowercased and checked, every value checked. The
@@ -395,7 +409,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
 
   /**
    * Internal constructor for the decoder: `count` field lines whose entries start at word
-   * `wbase` of `slab` (offsets into `slab.bytes`, validated). Takes ownership of the entries.
+   * `wbase` of `slab` (offsets into `slab.bytes`, validated), followed by their summary
+   * (internal/head-summary.ts). Takes ownership of the entries.
    * @internal
    */
   static fromWire(
@@ -411,6 +426,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     h.wcount = count;
     h.startAt = startAt;
     h.startEnd = startEnd;
+    h.summaryAt = wbase + ENTRY * count;
     return h;
   }
 
@@ -644,7 +660,10 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * names in `also`; returns how many fields were removed. What a proxy does to each message it
    * forwards. On decoded fields it is one pass over known-name ids: Connection values are read
    * as bytes (not at all when the decoder found them listing only `keep-alive` and `upgrade`:
-   * connectionHopOnly), and no string is made unless Connection names an uncommon field. A second pass
+   * SF_CONNECTION_HOP_ONLY), and no string is made unless Connection names an uncommon field.
+   * With the decoder's summary of the lines (internal/head-summary.ts) and an `also` none of
+   * whose known names the head has, the pass visits only the flagged lines (hop-by-hop and
+   * Content-Length): the others are kept, and the summary has their measure. A second pass
    * runs only when Connection names a field the first did not remove anyway (`keep-alive`,
    * the usual one, is hop-by-hop itself) or `also` has uncommon names. Without one, the first
    * pass also measures the lines it keeps for the HTTP/1 encoder (internal/field-measure.ts):
@@ -664,20 +683,50 @@ export class HttpHeaders implements Iterable<[string, string]> {
     if (wc > 0) {
       const words = this.slab!.words;
       const b = this.slab!.bytes;
-      const readConnection = !this.connectionHopOnly;
-      for (let i = 0, e = this.wbase + 4; i < wc; i++, e += ENTRY) {
-        const id = words[e]! & ID_MASK;
+      const wbase = this.wbase;
+      const s = this.summaryAt;
+      const flags = s >= 0 ? words[s + S_FLAGS]! : 0;
+      const readConnection = (flags & SF_CONNECTION_HOP_ONLY) === 0;
+      // The lines visited: every one, or, with the summary and an `also` none of whose known
+      // names the head has, the flagged ones only (lines 0-31 by the summary's bits, later ones
+      // by id): a line not flagged is then neither hop-by-hop nor in `also`, so it is kept as it
+      // is, and the summary has its measure. One loop for both: V8 inlines its body once.
+      const summed =
+        s >= 0 &&
+        (also === undefined ||
+          ((words[s + S_IDS_LO]! & also.idsLo) | (words[s + S_IDS_HI]! & also.idsHi)) === 0);
+      let bits = 0;
+      let i = -1;
+      if (summed) {
+        this.fieldsLength = words[s + S_LENGTH]!;
+        if ((flags & SF_DATE) !== 0) this.fieldsDate = true;
+        bits = words[s + S_LINES]!;
+        i = (flags & SF_MORE) !== 0 ? 31 : wc;
+      }
+      for (;;) {
+        let at: number;
+        if (bits !== 0) {
+          at = 31 - Math.clz32(bits & -bits);
+          bits &= bits - 1;
+        } else {
+          i++;
+          if (summed) while (i < wc && FLAGGED_ID[words[wbase + ENTRY * i + 4]! & ID_MASK] !== 1) i++;
+          if (i >= wc) break;
+          at = i;
+        }
+        const e = wbase + ENTRY * at;
+        const id = words[e + 4]! & ID_MASK;
         if (HOP_ID[id] !== 1 && (alsoIds === null || alsoIds[id] !== 1)) {
           // Kept: measured for the HTTP/1 encoder here, in the pass that reads its id anyway.
-          measureDecodedLine(this, words, b, e - 4);
+          measureDecodedLine(this, words, b, e);
           continue;
         }
         marks ??= marksFor(n);
-        marks[i] = 1;
+        marks[at] = 1;
         if (id !== ID_CONNECTION || !readConnection) continue;
         // The names this Connection field lists.
-        const end = words[e - 1]!;
-        let p = words[e - 2]!;
+        const end = words[e + 3]!;
+        let p = words[e + 2]!;
         while (p < end) {
           const c = b[p]!;
           if (c === 0x2c || c === 0x20 || c === 0x09) {
@@ -772,6 +821,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
       }
       if (cache !== null) cache.length = 2 * w;
       this.wcount = w;
+      if (w !== wc) this.summaryAt = -1;
     }
     const added = this.added;
     let a = 0;

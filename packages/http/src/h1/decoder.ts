@@ -29,6 +29,7 @@ import { HttpHeaders, latin1Of } from '../headers.js';
 import * as chars from '../internal/char-classes.js';
 import * as headSlab from '../internal/head-slab.js';
 import { type HeadSlab, reserveHead, trimHead } from '../internal/head-slab.js';
+import { SUMMARY, summarize } from '../internal/head-summary.js';
 import * as knownNames from '../internal/known-names.js';
 import { typedArraySubarray } from '../internal/typed-array-methods.js';
 import type { HttpResponse, HttpServerRequest, HttpVersion, TargetForm } from '../message.js';
@@ -184,7 +185,8 @@ const indexOfByte = Buffer.prototype.indexOf as unknown as (
  * (test/head-scan.test.ts). Split heads are still framed line by line here (scanBlock: bare CR
  * and limits fail as bytes arrive), then handed to the scanner whole.
  */
-// The record's layout (keep in step with head_scan.cc): inputs, outputs, then five words per field.
+// The record's layout (keep in step with head_scan.cc): inputs, outputs, five words per field,
+// then the lines' summary (SUMMARY words after the last field: internal/head-summary.ts).
 const IO_START = 0;
 const IO_END = 1;
 const IO_MODE = 2;
@@ -252,10 +254,15 @@ const SE_TARGET_FORM = 3;
 const SE_UNSUPPORTED_VERSION = 5;
 const SE_FORBIDDEN_TRAILER = 15;
 
-/** The scanner, when the addon loads and takes this module's known names; else null. */
+/**
+ * The scanner, when the addon loads, writes the summary this module reads (a build from before
+ * the summary writes none: its heads would read as having no hop-by-hop line) and takes this
+ * module's known names; else null.
+ */
 const nativeScan: NativeHeadScan | null = (() => {
   const loaded = loadHeadScan();
   if (!('headScan' in loaded)) return null;
+  if ((loaded.headScan as { summaryWords?: unknown }).summaryWords !== SUMMARY) return null;
   try {
     return loaded.headScan.init(KNOWN_NAMES.slice(1)) ? loaded.headScan : null;
   } catch {
@@ -264,7 +271,7 @@ const nativeScan: NativeHeadScan | null = (() => {
 })();
 let headScan: NativeHeadScan | null = nativeScan;
 /** The scanner's record, shared by the thread's decoders (one scan at a time), grown on demand. */
-let scanIo = new Int32Array(IO_ENTRIES + ENTRY * 101);
+let scanIo = new Int32Array(IO_ENTRIES + ENTRY * 101 + SUMMARY);
 let scanIoF64 = new Float64Array(scanIo.buffer, 0, IO_ENTRIES >> 1);
 /** The scanner's binding of scanIo (a new one when it grows) and of the slab below (moved along). */
 let scanBinding: HeadScanBinding | null = null;
@@ -284,6 +291,37 @@ let scanFn: ((src: Uint8Array) => number) | null = null;
 export function useNativeHeadScan(on: boolean): boolean {
   headScan = on ? nativeScan : null;
   return headScan !== null;
+}
+
+/**
+ * Copies a scanned head (src[start, start + len)) into `slab` at `base`, its `n` entries from the
+ * scanner's record at word `wbase` (offsets moved to the slab's) and the summary after them: what
+ * the scanner does itself when the head fits the slab it is bound to (all but the first head of
+ * a slab). A function of its own: scanNative stays small enough for V8 to inline what it calls.
+ */
+function copyScanned(
+  io: Int32Array,
+  src: Uint8Array,
+  start: number,
+  len: number,
+  n: number,
+  slab: HeadSlab,
+  base: number,
+  wbase: number,
+): void {
+  // A plain view (Buffer's subarray costs more) for the one copy.
+  slab.bytes.set(new Uint8Array(src.buffer, src.byteOffset + start, len), base);
+  const words = slab.words;
+  let w = wbase;
+  let r = IO_ENTRIES;
+  for (let i = 0; i < n; i++, r += ENTRY, w += ENTRY) {
+    words[w] = io[r]! + base;
+    words[w + 1] = io[r + 1]! + base;
+    words[w + 2] = io[r + 2]! + base;
+    words[w + 3] = io[r + 3]! + base;
+    words[w + 4] = io[r + 4]!;
+  }
+  for (let k = 0; k < SUMMARY; k++) words[w + k] = io[r + k]!;
 }
 
 /** Shared machinery of the request and response decoders. */
@@ -649,7 +687,7 @@ abstract class H1Decoder<M> {
     if (end < 0) return false;
     const len = end - start;
     const lim = this.limits;
-    const slab = reserveHead(len, ENTRY * Math.min(lim.maxHeaderCount + 1, (len >> 2) + 1));
+    const slab = reserveHead(len, ENTRY * Math.min(lim.maxHeaderCount + 1, (len >> 2) + 1) + SUMMARY);
     const base = slab.mark;
     // A plain view (Buffer's subarray costs more) for the one copy.
     slab.bytes.set(new Uint8Array(inp.buffer, inp.byteOffset + start, len), base);
@@ -740,9 +778,6 @@ abstract class H1Decoder<M> {
 
   /** Sets the parsed head's headers, decides its framing and enters the body's state. */
   private startBody(headers: HttpHeaders): void {
-    // Connection lines that list only `keep-alive` and `upgrade` (hop-by-hop fields themselves):
-    // removeHopByHop need not read them (nginx answers and most clients send just that).
-    headers.connectionHopOnly = (this.connFlags & ~(L_KEEP_ALIVE | L_UPGRADE)) === 0;
     this.setHeaders(headers);
     this.decideFraming();
     switch (this.framing) {
@@ -812,7 +847,7 @@ abstract class H1Decoder<M> {
       const headers = this.scanNative(src, this.blkBase, this.blkEnd, false, head);
       if (headers !== null) return headers;
     }
-    const slab = reserveHead(len, ENTRY * this.blkLines);
+    const slab = reserveHead(len, ENTRY * this.blkLines + SUMMARY);
     const base = slab.mark;
     slab.bytes.set(src.subarray(this.blkBase, this.blkEnd), base);
     return this.parseCopied(slab, base, len, head, false);
@@ -835,7 +870,10 @@ abstract class H1Decoder<M> {
     if (head && !clean) clean = this.blockIsClean(b, slab.words, base, end);
     const n = this.parseFields(b, slab.words, wbase, scanned ? base : -1, p, end, head, clean);
     this.failBase = 0;
-    trimHead(slab, wbase + ENTRY * n);
+    // A head's Connection lines listing only `keep-alive` and `upgrade` (hop-by-hop fields
+    // themselves): removeHopByHop need not read them (nginx answers and most clients send that).
+    summarize(slab.words, wbase, n, head && (this.connFlags & ~(L_KEEP_ALIVE | L_UPGRADE)) === 0);
+    trimHead(slab, wbase + ENTRY * n + SUMMARY);
     return HttpHeaders.fromWire(slab, wbase, n, head ? base : -1, head ? p : -1);
   }
 
@@ -854,8 +892,8 @@ abstract class H1Decoder<M> {
     head: boolean,
   ): HttpHeaders | null {
     let io = scanIo;
-    if (io.length < IO_ENTRIES + ENTRY * this.scanCapacity) {
-      io = scanIo = new Int32Array(IO_ENTRIES + ENTRY * this.scanCapacity);
+    if (io.length < IO_ENTRIES + ENTRY * this.scanCapacity + SUMMARY) {
+      io = scanIo = new Int32Array(IO_ENTRIES + ENTRY * this.scanCapacity + SUMMARY);
       scanIoF64 = new Float64Array(io.buffer, 0, IO_ENTRIES >> 1);
     }
     const lim = this.limits;
@@ -898,21 +936,11 @@ abstract class H1Decoder<M> {
     const len = io[IO_LENGTH]!;
     const n = io[IO_FIELDS]!;
     const top = current.mark;
-    const slab = reserveHead(len, ENTRY * n);
+    const slab = reserveHead(len, ENTRY * n + SUMMARY);
     const base = slab.mark;
     const wbase = (base + len + 3) >> 2;
-    if (outcome !== SCAN_COPIED || slab !== current || base !== top) {
-      // A plain view (Buffer's subarray costs more) for the one copy.
-      slab.bytes.set(new Uint8Array(src.buffer, src.byteOffset + start, len), base);
-      const words = slab.words;
-      for (let i = 0, r = IO_ENTRIES, w = wbase; i < n; i++, r += ENTRY, w += ENTRY) {
-        words[w] = io[r]! + base;
-        words[w + 1] = io[r + 1]! + base;
-        words[w + 2] = io[r + 2]! + base;
-        words[w + 3] = io[r + 3]! + base;
-        words[w + 4] = io[r + 4]!;
-      }
-    }
+    if (outcome !== SCAN_COPIED || slab !== current || base !== top)
+      copyScanned(io, src, start, len, n, slab, base, wbase);
     if (!head) return HttpHeaders.fromWire(slab, wbase, n, -1, -1);
     this.clCount = io[IO_CL_COUNT]!;
     this.contentLength = scanIoF64[IO_CONTENT_LENGTH_F64]!;
