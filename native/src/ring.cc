@@ -116,6 +116,12 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   callback_ = Napi::Persistent(info[2].As<Napi::Function>());
   Napi::Value onFlush = opts.Get("onFlush");
   if (onFlush.IsFunction()) flushCallback_ = Napi::Persistent(onFlush.As<Napi::Function>());
+  Napi::Value flushWant = opts.Get("flushWant");
+  if (flushWant.IsTypedArray() && flushWant.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array &&
+      flushWant.As<Napi::Int32Array>().ElementLength() >= 1) {
+    flushWantRef_ = Napi::Persistent(flushWant.As<Napi::Int32Array>());
+    flushWant_ = flushWant.As<Napi::Int32Array>().Data();
+  }
   flushArmed_ = false;
   receiver_ = Napi::Persistent(Napi::Object::New(env));
   napi_value resource = Napi::Object::New(env);
@@ -660,11 +666,21 @@ int Ring::ArmFlush() {
 
 void Ring::OnCheck(uv_check_t* handle) {
   PollBox* box = static_cast<PollBox*>(handle->data);
+  Ring* ring = box->ring;
+  if (ring != nullptr && ring->alive_ && ring->flushWant_ != nullptr && *ring->flushWant_ == kFlushNext) {
+    // Records the completion callback's own flush made completions queue: they wait one more
+    // poll phase (the check and idle handles stay started), as what a flush's completions queue
+    // did when the flush ran here; a completion callback there takes them, else the next check.
+    *ring->flushWant_ = 1;
+    return;
+  }
   uv_check_stop(&box->check);
   uv_idle_stop(&box->idle);
   Ring* self = box->ring;
   if (self == nullptr || !self->alive_) return;
   self->flushArmed_ = false;
+  // The completion callback flushed what was queued (JavaScript cleared flushWant): no call.
+  if (self->flushWant_ != nullptr && *self->flushWant_ == 0) return;
   napi_env env = self->env_;
   Napi::HandleScope scope(env);
   napi_value result;
@@ -790,6 +806,8 @@ void Ring::Destroy(Napi::Env env) {
   cqRef_.Reset();
   callback_.Reset();
   flushCallback_.Reset();
+  flushWantRef_.Reset();
+  flushWant_ = nullptr;
   receiver_.Reset();
   if (asyncContext_ != nullptr) napi_async_destroy(env, asyncContext_);
   asyncContext_ = nullptr;

@@ -115,6 +115,49 @@ export interface RingOptions {
 }
 
 const { ECANCELED } = constants.errno;
+
+/**
+ * node's own runNextTicks (`process._tickCallback`: the microtasks, then the nextTicks with the
+ * microtasks after each and the unhandled rejections, node's order at a callback scope's end),
+ * or undefined where calling it would print or throw: with `--pending-deprecation` (or
+ * NODE_PENDING_DEPRECATION=1) node wraps it in DEP0134's warning (a function named `deprecated`).
+ * Read per thread: a worker's process object has its own.
+ */
+const runTicks: (() => void) | undefined = (() => {
+  const fn = (process as unknown as { readonly _tickCallback?: unknown })._tickCallback;
+  return typeof fn === 'function' && fn.name === 'runNextTicks' ? (fn as () => void) : undefined;
+})();
+/**
+ * Runs runTicks to the end; false when a nextTick threw. A nextTick that throws leaves its async
+ * context on node's async id stack (processTicksAndRejections pops it only when the tick
+ * returns), and the callback scope's end would find the stack corrupted and end the process
+ * ("async hook stack has become corrupted"): so the error is not rethrown but reported here as
+ * an uncaught exception, as node reports a throw that reaches a callback's top ('uncaughtException',
+ * else the process exits), from a microtask (node's report, which clears the stack); the ticks
+ * queued after the throwing one run first, in order, as node's tick queue goes on.
+ */
+function ticksRan(): boolean {
+  let ran = true;
+  for (;;) {
+    try {
+      runTicks!();
+      return ran;
+    } catch (e) {
+      ran = false;
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
+}
+
+/**
+ * Ring.flushWant's values: no flush wanted; a flush in this loop iteration's check phase; in the
+ * next iteration's (the addon's check handle stays started for one more poll phase).
+ */
+const FLUSH_NONE = 0;
+const FLUSH_NOW = 1;
+const FLUSH_NEXT = 2;
 const onPoolPressure = (reader: PoolReader): void => reader.onPoolPressure();
 const FREE = 0;
 const IN_FLIGHT = 1;
@@ -336,6 +379,24 @@ export class Ring {
    * False with an addon built before it, and in the other modes.
    */
   private readonly nativeFlush: boolean;
+  /**
+   * The completion callback flushes what it queues itself (nativeFlush and runTicks): it runs
+   * the nextTicks and promise jobs its completions made (node's order, as the callback scope's
+   * end would), then submits, in the same callback scope: a wakeup turn makes one scope, not a
+   * second one in the check phase (bench/http-proxy/turn-cost-2026-12-06b.md).
+   */
+  private readonly pollFlush: boolean;
+  /** The completion callback is running (pollFlush): schedule() leaves the flush to its end. */
+  private inPoll = false;
+  /** A flush was asked for while inPoll: the callback flushes, or arms the check at its end. */
+  private deferred = false;
+  /**
+   * Shared with the addon (init's flushWant, FLUSH_*): FLUSH_NOW while the armed flush has work,
+   * FLUSH_NONE once a flush ran, FLUSH_NEXT for the next iteration's. The completion callback takes over a flush armed before it (completeAndFlush); the
+   * addon's check handle, still started, then makes no call into JavaScript unless something
+   * was queued since (an addon built before it calls, and the flush finds nothing to do).
+   */
+  private readonly flushWant = new Int32Array(1);
   private readonly flushBound = (): void => {
     // A flush drains completions too: what they deliver goes at its end (target-delivery.ts).
     const outer = openBatch();
@@ -346,6 +407,10 @@ export class Ring {
     }
   };
   private readonly onCompleteBound = (n: number): void => {
+    if (this.pollFlush) {
+      this.completeAndFlush(n);
+      return;
+    }
     // Each call is one completion batch: its deliveries go at its end, without a microtask.
     const outer = openBatch();
     try {
@@ -354,6 +419,59 @@ export class Ring {
       closeBatch(outer);
     }
   };
+
+  /**
+   * The completion callback with pollFlush: takes over a flush armed before it, dispatches the
+   * batch, runs the nextTicks and promise jobs it made (where handlers queue their writes), and
+   * flushes what they queued, once. What the flush's own completions queue (receives that came
+   * meanwhile) waits for the next loop iteration (FLUSH_NEXT), as it did when the flush ran in
+   * the check phase; what is queued once the callback returned goes out in the check phase as
+   * before. A target's throw propagates as before (an uncaught exception once the batch is
+   * dispatched); a tick's is reported as uncaught here (ticksRan). Either way what was queued
+   * goes in the check phase.
+   */
+  private completeAndFlush(n: number): void {
+    if (this.scheduled) {
+      // A flush armed before (by a check phase's completions, a timer): this callback's.
+      this.scheduled = false;
+      this.flushWant[0] = FLUSH_NONE;
+      this.deferred = true;
+    }
+    this.inPoll = true;
+    try {
+      const outer = openBatch();
+      try {
+        this.dispatch(n);
+      } finally {
+        closeBatch(outer);
+      }
+      // A nextTick threw (reported): the check phase flushes, in a callback scope of its own.
+      if (!ticksRan() || !this.deferred || this.destroyed) return;
+      this.deferred = false;
+      const batch = openBatch();
+      try {
+        this.flushNow(true);
+      } finally {
+        closeBatch(batch);
+      }
+      if (!ticksRan()) return;
+      if (this.deferred && this.count > 0 && !this.destroyed) {
+        // What the flush's completions queued (receives that came meanwhile, mostly) waits for
+        // the next loop iteration, as when the flush ran in the check phase: another poll phase
+        // to gather more, and a completion callback there flushes it with its own.
+        this.deferred = false;
+        this.inPoll = false;
+        this.schedule();
+        if (this.scheduled) this.flushWant[0] = FLUSH_NEXT;
+      }
+    } finally {
+      this.inPoll = false;
+      if (this.deferred) {
+        this.deferred = false;
+        if (this.count > 0 && !this.destroyed) this.schedule();
+      }
+    }
+  }
 
   constructor(
     private readonly binding: NativeBinding,
@@ -366,6 +484,7 @@ export class Ring {
     this.completeHeapRecv = completions.heapRecv;
     this.completeListener = completions.listener;
     this.nativeFlush = options.flushMode === 'immediate' && typeof binding.armFlush === 'function';
+    this.pollFlush = this.nativeFlush && runTicks !== undefined;
     // Each record can take two SQEs (connect + linked timeout); keep a batch within the SQ.
     this.capacity = Math.max(16, options.entries >> 1);
     this.sq = new Int32Array(this.capacity * SQ_STRIDE);
@@ -395,7 +514,11 @@ export class Ring {
       Math.max(this.plainReserve, Math.floor(this.budget.workerCap / this.plainSize)),
     );
     this.pages.push(new SlotPage(0, -1));
-    const init: RingInit & { readonly publishedBuffers: number; readonly plainPublished: number } = {
+    const init: RingInit & {
+      readonly publishedBuffers: number;
+      readonly plainPublished: number;
+      readonly flushWant?: Int32Array;
+    } = {
       entries: options.entries,
       sqpoll: options.sqpoll,
       pool: this.pool,
@@ -407,7 +530,7 @@ export class Ring {
       plainCount: this.plainCount,
       plainSize: this.plainSize,
       plainPublished,
-      ...(this.nativeFlush ? { onFlush: this.flushBound } : {}),
+      ...(this.nativeFlush ? { onFlush: this.flushBound, flushWant: this.flushWant } : {}),
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
     // Native put only the first `published` buffers in the kernel's ring (an older build: all).
@@ -736,6 +859,7 @@ export class Ring {
   /** Submits every queued record now. */
   flush(): void {
     this.scheduled = false;
+    this.flushWant[0] = FLUSH_NONE;
     this.flushNow(!this.dispatching);
   }
 
@@ -788,9 +912,19 @@ export class Ring {
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled) {
+      // Queued outside a completion callback while its leftovers wait (FLUSH_NEXT): this check phase's.
+      if (this.flushWant[0] === FLUSH_NEXT && !this.inPoll) this.flushWant[0] = FLUSH_NOW;
+      return;
+    }
+    if (this.inPoll) {
+      // The completion callback flushes at its end (completeAndFlush), or arms the check then.
+      this.deferred = true;
+      return;
+    }
     this.scheduled = true;
     if (this.nativeFlush) {
+      this.flushWant[0] = FLUSH_NOW;
       // -EBADF (no ring, no onFlush: not on a live ring) must not leave the records unsent.
       if (this.binding.armFlush!() < 0) setImmediate(this.flushBound);
     } else if (this.flushMode === 'immediate') setImmediate(this.flushBound);
