@@ -34,6 +34,7 @@ export {
   InvalidHeaderError,
   parseErrorStatus,
 } from './errors.js';
+export type { ResponseBodyOwner } from './h1/client.js';
 // The limits a server or client takes; the HTTP/1.1 codec itself is @loch/http/h1.
 export type { H1Limits, RequestDecoderOptions } from './h1/decoder.js';
 export {

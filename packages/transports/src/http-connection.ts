@@ -26,6 +26,7 @@ import {
   type HttpStream,
   HttpTimeoutError,
   type HttpUpgradedConnection,
+  type ResponseBodyOwner,
 } from '@loch/http';
 import { asksToClose } from '@loch/http/h1';
 import { pendingPromise, takeReject, takeResolve } from '@loch/service-async';
@@ -243,8 +244,6 @@ class ExchangeStream implements HttpStream, RecvTarget, WriteTarget {
 
 /** What HttpClient.exchange reports to. */
 type ExchangeTarget = HttpExchangeTarget;
-/** Who HttpClient tells each response body's end (its setResponseBodyOwner). */
-type ResponseBodyOwner = NonNullable<Parameters<HttpClient['setResponseBodyOwner']>[0]>;
 
 const NO_RESOLVE = (): void => {};
 
