@@ -460,8 +460,9 @@ export interface NativeHeadScan {
   /** Sets the known header names (lowercase, ids 1..n in order); false when the list is refused or differs from the one set before. */
   init(names: readonly string[]): boolean;
   /**
-   * Binds a record (Int32Array, 28 + 5 words per field, 8-byte aligned) and the slab heads are
-   * copied into; the binding keeps both alive. Make a new one when the record changes.
+   * Binds a record (Int32Array, 28 + 5 words per field + the summary's `summaryWords` after the
+   * last field, 8-byte aligned) and the slab heads are copied into; the binding keeps both alive.
+   * Make a new one when the record changes.
    */
   bind(io: Int32Array, slab: Uint8Array): HeadScanBinding;
   /**
@@ -477,6 +478,12 @@ export interface NativeHeadScan {
    * bound slab at io[7]).
    */
   scan(binding: HeadScanBinding, src: Uint8Array): number;
+  /**
+   * Words of the summary of the field lines the scanner writes after a head's entries (in the
+   * record and the slab; @loch/http's internal/head-summary.ts): its layout mark. A decoder uses
+   * no scanner whose mark is not the one it reads (an older build writes no summary).
+   */
+  readonly summaryWords: number;
 }
 
 /** An opaque binding of `NativeHeadScan.bind()`. */

@@ -262,7 +262,7 @@ const SE_FORBIDDEN_TRAILER = 15;
 const nativeScan: NativeHeadScan | null = (() => {
   const loaded = loadHeadScan();
   if (!('headScan' in loaded)) return null;
-  if ((loaded.headScan as { summaryWords?: unknown }).summaryWords !== SUMMARY) return null;
+  if (loaded.headScan.summaryWords !== SUMMARY) return null;
   try {
     return loaded.headScan.init(KNOWN_NAMES.slice(1)) ? loaded.headScan : null;
   } catch {

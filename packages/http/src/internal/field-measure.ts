@@ -6,9 +6,10 @@
  *
  * One rule per line, used by every pass that measures: measureFieldBlock's full pass, and the
  * passes that keep the cache up to date as a proxy edits a list (HttpHeaders.removeHopByHop
- * measures the lines it keeps in the pass that removes the others; append adds its field's line
- * to a list measured before it), so the encoder of a forwarded head does not walk its lines
- * again (issue 18). The encoders check that what they wrote is what was measured.
+ * measures the lines it keeps in the pass that removes the others, or takes their length from
+ * the decoder's head summary, whose JavaScript form uses decodedLineLength here; append adds its
+ * field's line to a list measured before it), so the encoder of a forwarded head does not walk
+ * its lines again (issue 18). The encoders check that what they wrote is what was measured.
  */
 import type { HttpHeaders } from '../headers.js';
 import * as chars from './char-classes.js';
@@ -74,11 +75,18 @@ export function measureDecodedLine(h: HttpHeaders, words: Int32Array, bytes: Uin
     return;
   }
   if (id === ID_DATE) h.fieldsDate = true;
-  // A canonical line is copied as is; another is rewritten as `name: value\r\n`.
-  h.fieldsLength +=
-    (meta & CANONICAL) !== 0
-      ? words[e + 3]! + 2 - words[e]!
-      : words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
+  h.fieldsLength += decodedLineLength(words, e);
+}
+
+/**
+ * The bytes the encoder writes for the decoded line whose entry starts at word `e`: a canonical
+ * line is copied as is; another is rewritten as `name: value\r\n`. Also the head summary's
+ * (internal/head-summary.ts summarize).
+ */
+export function decodedLineLength(words: Int32Array, e: number): number {
+  return (words[e + 4]! & CANONICAL) !== 0
+    ? words[e + 3]! + 2 - words[e]!
+    : words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
 }
 
 /** Measures an added field (lowercase name, checked value) `h` keeps. */

@@ -1,10 +1,11 @@
 /**
  * HeadSlab: the memory decoded message heads live in. A decoder copies each complete head (its
  * only copy) into the current slab, followed by the offsets of its field lines (five 32-bit words
- * per line), so an HttpHeaders needs no typed array, string or array of its own until a field is
- * read or added, and an encoder can forward untouched lines as byte-range copies. Slabs are
- * filled front to back and never reused: a slab is freed by the garbage collector once no head
- * in it is referenced (like Node's Buffer pool), so a long-lived request pins at most one slab.
+ * per line) and their summary (SUMMARY words, internal/head-summary.ts), so an HttpHeaders needs
+ * no typed array, string or array of its own until a field is read or added, and an encoder can
+ * forward untouched lines as byte-range copies. Slabs are filled front to back and never reused:
+ * a slab is freed by the garbage collector once no head in it is referenced (like Node's Buffer
+ * pool), so a long-lived request pins at most one slab.
  * Heads larger than a quarter of a slab get a slab of their own. One slab per thread (module
  * state); not for bodies and not for anything a caller writes into.
  */

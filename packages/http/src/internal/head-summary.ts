@@ -24,7 +24,8 @@
  * the tests compare the native one with. The summary describes the lines as decoded: a list from
  * which a decoded line is removed no longer has one (HttpHeaders.summaryAt).
  */
-import { CANONICAL, ENTRY, ID_MASK } from './head-slab.js';
+import { decodedLineLength } from './field-measure.js';
+import { ENTRY, ID_MASK } from './head-slab.js';
 import * as known from './known-names.js';
 
 /** Words of the summary. */
@@ -70,16 +71,12 @@ export function summarize(words: Int32Array, wbase: number, n: number, connectio
   let hi = 0;
   let flags = 0;
   for (let i = 0, e = wbase; i < n; i++, e += ENTRY) {
-    const meta = words[e + 4]!;
-    const id = meta & ID_MASK;
+    const id = words[e + 4]! & ID_MASK;
     if (FLAGGED_ID[id] === 1) {
       if (i < 32) lines |= 1 << i;
       else flags |= SF_MORE;
     } else {
-      length +=
-        (meta & CANONICAL) !== 0
-          ? words[e + 3]! + 2 - words[e]!
-          : words[e + 1]! - words[e]! + words[e + 3]! - words[e + 2]! + 4;
+      length += decodedLineLength(words, e);
       if (id === ID_DATE) flags |= SF_DATE;
     }
     if ((id & 32) === 0) lo |= 1 << (id & 31);
