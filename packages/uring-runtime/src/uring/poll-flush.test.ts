@@ -313,7 +313,8 @@ const seen = [];
 const unhandled = [];
 const uncaught = [];
 process.on('unhandledRejection', (reason) => unhandled.push(reason.message));
-process.on('uncaughtException', (error) => uncaught.push(error.message));
+// 'forever' has no handler: a process whose reports end it must end, not spin.
+if (process.env.SCENARIO !== 'forever') process.on('uncaughtException', (error) => uncaught.push(error.message));
 const binding = {
   init(s, c, complete, init) { sq = s; cq = c; onComplete = complete; onFlush = init.onFlush; return { features: 0, flags: 0, bufRing: false }; },
   submit(n) { const a = []; for (let i = 0; i < n; i++) a.push(sq[i * SQ_STRIDE + 6]); submits.push(a); return 0; },
@@ -323,7 +324,10 @@ const binding = {
 const ring = new Ring(binding, { entries: 64, bufferCount: 4, bufferSize: 64, sqpoll: false, flushMode: 'immediate' });
 const queue = (aux) => ring.push(OP_NOP, -1, ring.alloc({ onCompletion() {} }), 0, undefined, aux);
 const target = (name, then) => ring.alloc({ onCompletion() { seen.push(name); then(); } });
-const slots = process.env.SCENARIO === 'throw'
+const forever = () => { process.nextTick(forever); throw new Error('again'); };
+const slots = process.env.SCENARIO === 'forever'
+  ? [target('a', () => process.nextTick(forever))]
+  : process.env.SCENARIO === 'throw'
   ? [
       target('a', () => {
         queue(1);
@@ -389,6 +393,12 @@ describe("the ring's completion callback in a process of its own", () => {
       unhandled: [],
       uncaught: ['tick failed'],
     });
+  }, 90_000);
+
+  it('ends the process, never hangs, on a nextTick that throws and queues itself again (REVIEW F164)', () => {
+    const out = child('forever');
+    expect(out.signal).toBeNull(); // not killed by spawnSync's timeout
+    expect(out.status).not.toBe(0);
   }, 90_000);
 
   it.each([

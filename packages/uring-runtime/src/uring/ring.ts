@@ -138,11 +138,15 @@ const runTicks: (() => void) | undefined = (() => {
  */
 function ticksRan(): boolean {
   let ran = true;
-  for (;;) {
+  for (let throws = 0; ; ) {
     try {
       runTicks!();
       return ran;
     } catch (e) {
+      // Each throw runs the tick queue again before the reports' microtasks: a tick that throws
+      // and queues itself again would spin here forever. Past a few, rethrow: the process ends
+      // (the scope's end finds the async id stack corrupted), a crash, never a hang (REVIEW F164).
+      if (++throws > MAX_TICK_THROWS) throw e;
       ran = false;
       queueMicrotask(() => {
         throw e;
@@ -150,6 +154,9 @@ function ticksRan(): boolean {
     }
   }
 }
+
+/** Throwing nextTicks ticksRan reports in one completion callback before it gives up. */
+const MAX_TICK_THROWS = 16;
 
 /**
  * Ring.flushWant's values: no flush wanted; a flush in this loop iteration's check phase; in the
