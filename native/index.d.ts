@@ -181,6 +181,12 @@ export interface NativeBinding {
    */
   armFlush?(): number;
   /**
+   * Reports `error` as node reports an exception that reaches a callback's top (napi_fatal_exception:
+   * the 'uncaughtException' handlers, else this thread's environment ends), at once, clearing the
+   * async id stack as node does. Absent from builds before it.
+   */
+  reportUncaught?(error: unknown): void;
+  /**
    * In-ring TLS: the ring carries `session` (a TlsSession of `loadTls()`'s engine, which is this
    * module's) on the stream `fd` until the fd is closed through the ring. Returns the conn id
    * (records of the stream carry it + 1), or -errno: -ENOTSUP without a plaintext pool, -EBUSY

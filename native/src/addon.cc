@@ -163,6 +163,15 @@ Napi::Value ArmFlush(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), State(info.Env())->ring.ArmFlush());
 }
 
+// reportUncaught(error): reports `error` as node reports an exception that reaches the top of a
+// callback (napi_fatal_exception: 'uncaughtException', else this thread's environment ends), at
+// once. For an error the ring's completion callback caught from node's tick queue: node's report
+// also clears the async id stack the throwing tick left pushed (ring.ts ticksRan).
+Napi::Value ReportUncaught(const Napi::CallbackInfo& info) {
+  napi_fatal_exception(info.Env(), info[0]);
+  return info.Env().Undefined();
+}
+
 // destroy(): cancels in-flight ops, unpins their buffers, closes the ring. Idempotent.
 Napi::Value Destroy(const Napi::CallbackInfo& info) {
   State(info.Env())->ring.Destroy(info.Env());
@@ -230,6 +239,7 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
   exports.Set("armFlush", Napi::Function::New(env, ArmFlush, "armFlush"));
+  exports.Set("reportUncaught", Napi::Function::New(env, ReportUncaught, "reportUncaught"));
   exports.Set("submitCount", Napi::Function::New(env, SubmitCount, "submitCount"));
   exports.Set("shutdownOwned", Napi::Function::New(env, ShutdownOwned, "shutdownOwned"));
   exports.Set("tlsAttach", Napi::Function::New(env, TlsAttach, "tlsAttach"));

@@ -131,32 +131,20 @@ const runTicks: (() => void) | undefined = (() => {
  * Runs runTicks to the end; false when a nextTick threw. A nextTick that throws leaves its async
  * context on node's async id stack (processTicksAndRejections pops it only when the tick
  * returns), and the callback scope's end would find the stack corrupted and end the process
- * ("async hook stack has become corrupted"): so the error is not rethrown but reported here as
- * an uncaught exception, as node reports a throw that reaches a callback's top ('uncaughtException',
- * else the process exits), from a microtask (node's report, which clears the stack); the ticks
- * queued after the throwing one run first, in order, as node's tick queue goes on.
+ * ("async hook stack has become corrupted"). So the error is not rethrown but reported at once
+ * through the addon (binding.reportUncaught: node's own report of an exception that reaches a
+ * callback's top, 'uncaughtException' or the thread's end, which clears that stack), and the
+ * ticks queued after it are left to the scope's end, as node leaves them after such a report.
  */
-function ticksRan(): boolean {
-  let ran = true;
-  for (let throws = 0; ; ) {
-    try {
-      runTicks!();
-      return ran;
-    } catch (e) {
-      // Each throw runs the tick queue again before the reports' microtasks: a tick that throws
-      // and queues itself again would spin here forever. Past a few, rethrow: the process ends
-      // (the scope's end finds the async id stack corrupted), a crash, never a hang (REVIEW F164).
-      if (++throws > MAX_TICK_THROWS) throw e;
-      ran = false;
-      queueMicrotask(() => {
-        throw e;
-      });
-    }
+function ticksRan(report: (error: unknown) => void): boolean {
+  try {
+    runTicks!();
+    return true;
+  } catch (e) {
+    report(e);
+    return false;
   }
 }
-
-/** Throwing nextTicks ticksRan reports in one completion callback before it gives up. */
-const MAX_TICK_THROWS = 16;
 
 /**
  * Ring.flushWant's values: no flush wanted; a flush in this loop iteration's check phase; in the
@@ -393,6 +381,8 @@ export class Ring {
    * second one in the check phase (bench/http-proxy/turn-cost-2026-12-06b.md).
    */
   private readonly pollFlush: boolean;
+  /** The addon's report of an uncaught exception (ticksRan); pollFlush needs it. */
+  private readonly reportUncaught: ((error: unknown) => void) | undefined;
   /** The completion callback is running (pollFlush): schedule() leaves the flush to its end. */
   private inPoll = false;
   /** A flush was asked for while inPoll: the callback flushes, or arms the check at its end. */
@@ -453,7 +443,7 @@ export class Ring {
         closeBatch(outer);
       }
       // A nextTick threw (reported): the check phase flushes, in a callback scope of its own.
-      if (!ticksRan() || !this.deferred || this.destroyed) return;
+      if (!ticksRan(this.reportUncaught!) || !this.deferred || this.destroyed) return;
       this.deferred = false;
       const batch = openBatch();
       try {
@@ -461,7 +451,7 @@ export class Ring {
       } finally {
         closeBatch(batch);
       }
-      if (!ticksRan()) return;
+      if (!ticksRan(this.reportUncaught!)) return;
       if (this.deferred && this.count > 0 && !this.destroyed) {
         // What the flush's completions queued (receives that came meanwhile, mostly) waits for
         // the next loop iteration, as when the flush ran in the check phase: another poll phase
@@ -491,7 +481,8 @@ export class Ring {
     this.completeHeapRecv = completions.heapRecv;
     this.completeListener = completions.listener;
     this.nativeFlush = options.flushMode === 'immediate' && typeof binding.armFlush === 'function';
-    this.pollFlush = this.nativeFlush && runTicks !== undefined;
+    this.reportUncaught = binding.reportUncaught;
+    this.pollFlush = this.nativeFlush && runTicks !== undefined && this.reportUncaught !== undefined;
     // Each record can take two SQEs (connect + linked timeout); keep a batch within the SQ.
     this.capacity = Math.max(16, options.entries >> 1);
     this.sq = new Int32Array(this.capacity * SQ_STRIDE);
