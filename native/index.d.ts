@@ -98,6 +98,17 @@ export interface RingInit {
    * its promise jobs run at its end). Without it armFlush() returns -EBADF.
    */
   readonly onFlush?: () => void;
+  /**
+   * One word shared with the addon, read by the check phase an armFlush() started: 0, the armed
+   * flush has nothing to do (the completion callback took it over): no call into JavaScript; 1,
+   * call onFlush now; 2, leave it to the next loop iteration's check phase (the addon sets 1 and
+   * keeps its handles started). Without it every armed check phase calls onFlush.
+   */
+  readonly flushWant?: Int32Array;
+  /** How many of the pool's buffers go in the kernel's ring at start (all unless given). */
+  readonly publishedBuffers?: number;
+  /** How many plaintext buffers are on the free list at start (all unless given). */
+  readonly plainPublished?: number;
 }
 
 /** The addon. One ring per JS thread (napi_env). */

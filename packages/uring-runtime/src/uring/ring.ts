@@ -512,11 +512,7 @@ export class Ring {
       Math.max(this.plainReserve, Math.floor(this.budget.workerCap / this.plainSize)),
     );
     this.pages.push(new SlotPage(0, -1));
-    const init: RingInit & {
-      readonly publishedBuffers: number;
-      readonly plainPublished: number;
-      readonly flushWant?: Int32Array;
-    } = {
+    const init: RingInit = {
       entries: options.entries,
       sqpoll: options.sqpoll,
       pool: this.pool,
