@@ -666,21 +666,23 @@ int Ring::ArmFlush() {
 
 void Ring::OnCheck(uv_check_t* handle) {
   PollBox* box = static_cast<PollBox*>(handle->data);
-  Ring* ring = box->ring;
-  if (ring != nullptr && ring->alive_ && ring->flushWant_ != nullptr && *ring->flushWant_ == kFlushNext) {
+  Ring* self = box->ring;
+  const bool live = self != nullptr && self->alive_;
+  // Without flushWant (an older ring.ts) every armed check phase calls the flush.
+  const int32_t want = live && self->flushWant_ != nullptr ? *self->flushWant_ : kFlushNow;
+  if (want == kFlushNext) {
     // Records the completion callback's own flush made completions queue: they wait one more
     // poll phase (the check and idle handles stay started), as what a flush's completions queue
     // did when the flush ran here; a completion callback there takes them, else the next check.
-    *ring->flushWant_ = 1;
+    *self->flushWant_ = kFlushNow;
     return;
   }
   uv_check_stop(&box->check);
   uv_idle_stop(&box->idle);
-  Ring* self = box->ring;
-  if (self == nullptr || !self->alive_) return;
+  if (!live) return;
   self->flushArmed_ = false;
   // The completion callback flushed what was queued (JavaScript cleared flushWant): no call.
-  if (self->flushWant_ != nullptr && *self->flushWant_ == 0) return;
+  if (want == kFlushNone) return;
   napi_env env = self->env_;
   Napi::HandleScope scope(env);
   napi_value result;

@@ -296,10 +296,12 @@ class Ring {
   Napi::FunctionReference callback_;
   Napi::FunctionReference flushCallback_;  // init's onFlush (empty: none)
   bool flushArmed_ = false;
-  // init's flushWant (an Int32Array of one; absent: null): JavaScript keeps 0 there while the
-  // armed flush has nothing to do (its completion callback flushed already), and OnCheck then
-  // makes no call into JavaScript (no callback scope); kFlushNext: the flush is for the next
-  // loop iteration's check phase (OnCheck).
+  // init's flushWant (an Int32Array of one; absent: null), ring.ts's FLUSH_*: kFlushNone while
+  // the armed flush has nothing to do (its completion callback flushed already), and OnCheck then
+  // makes no call into JavaScript (no callback scope); kFlushNow: OnCheck calls the flush;
+  // kFlushNext: the flush is for the next loop iteration's check phase.
+  static constexpr int32_t kFlushNone = 0;
+  static constexpr int32_t kFlushNow = 1;
   static constexpr int32_t kFlushNext = 2;
   int32_t* flushWant_ = nullptr;
   Napi::Reference<Napi::Int32Array> flushWantRef_;

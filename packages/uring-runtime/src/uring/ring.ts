@@ -388,10 +388,11 @@ export class Ring {
   /** A flush was asked for while inPoll: the callback flushes, or arms the check at its end. */
   private deferred = false;
   /**
-   * Shared with the addon (init's flushWant, FLUSH_*): FLUSH_NOW while the armed flush has work,
-   * FLUSH_NONE once a flush ran, FLUSH_NEXT for the next iteration's. The completion callback takes over a flush armed before it (completeAndFlush); the
-   * addon's check handle, still started, then makes no call into JavaScript unless something
-   * was queued since (an addon built before it calls, and the flush finds nothing to do).
+   * Shared with the addon (init's flushWant, FLUSH_*; ring.h's kFlush*): FLUSH_NOW while the
+   * armed flush has work, FLUSH_NONE once a flush ran, FLUSH_NEXT for the next iteration's. The
+   * completion callback takes over a flush armed before it (completeAndFlush); the addon's check
+   * handle, still started, then makes no call into JavaScript unless something was queued since
+   * (an addon built before it calls, and the flush finds nothing to do).
    */
   private readonly flushWant = new Int32Array(1);
   private readonly flushBound = (): void => {
