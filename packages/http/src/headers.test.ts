@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RequestDecoder, useNativeHeadScan } from './h1/decoder.js';
 import { HeaderName, HeaderNameSet, HttpHeaders } from './headers.js';
+import { S_IDS_HI, S_IDS_LO } from './internal/head-summary.js';
 
 function wire(fields: string): HttpHeaders {
   const d = new RequestDecoder();
@@ -145,6 +146,40 @@ describe('HttpHeaders', () => {
     ]);
     // accept is bit 0, x-n0 bit 1, x-n28 bit 29; x-n29 and host (a known name) have none.
     expect(wire('Accept: a\r\nX-N0: 1\r\nX-N28: 1\r\nX-N29: 1\r\n').presence(many)).toBe(1 | 2 | (1 << 29));
+  });
+
+  it("presence trusts the head summary's id filter: a head it shows none of the set's names in is not read (both parsers)", () => {
+    const set = new HeaderNameSet(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-client-cert']);
+    const forFor = 1;
+    const forCert = 4;
+    try {
+      for (const native of [true, false]) {
+        useNativeHeadScan(native);
+        // The filter as decoded: the names are found, known (by id) and uncommon (by bytes).
+        expect(wire('Accept: */*\r\n').presence(set)).toBe(0);
+        expect(wire('X-Forwarded-For: a\r\n').presence(set)).toBe(forFor);
+        expect(wire('X-Custom: 1\r\nX-Forwarded-Client-Cert: a\r\n').presence(set)).toBe(forCert);
+        // A filter that says a head has no such id and no uncommon name: its lines are not
+        // visited (without the summary's test, presence() would find both).
+        const forged = wire('X-Forwarded-For: a\r\nX-Forwarded-Client-Cert: a\r\n');
+        const words = forged.slab!.words;
+        expect(forged.presence(set)).toBe(forFor | forCert);
+        words[forged.summaryAt + S_IDS_LO] = 0;
+        words[forged.summaryAt + S_IDS_HI] = 0;
+        expect(forged.presence(set)).toBe(0);
+        // Id 0's bit alone (an uncommon name): a set with one reads the lines.
+        words[forged.summaryAt + S_IDS_LO] = 1;
+        expect(forged.presence(set)).toBe(forFor | forCert);
+        // A set without uncommon names does not look at id 0's bit.
+        expect(forged.presence(new HeaderNameSet(['x-forwarded-for']))).toBe(0);
+        // A decoded line removed: no summary, every line read again.
+        forged.delete('host');
+        expect(forged.summaryAt).toBe(-1);
+        expect(forged.presence(set)).toBe(forFor | forCert);
+      }
+    } finally {
+      useNativeHeadScan(true);
+    }
   });
 
   it('removeHopByHop reads every decoded Connection line but those listing only keep-alive and upgrade (both parsers)', () => {

@@ -540,7 +540,10 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * field is named the set's k-th name (in the order the set was built from, duplicates
    * skipped; the first 30 names). For a path that asks about several names on every message:
    * one pass where a `has()` per name is one each. Decoded fields with a common name are
-   * matched by id, others by their bytes (no string made).
+   * matched by id, others by their bytes (no string made). With the decoder's summary of the
+   * lines (internal/head-summary.ts), a head whose id filter meets none of the set's known ids,
+   * and has no uncommon name or the set none, has none of them: its lines are not visited (a
+   * proxy's X-Forwarded-* on every request, which most clients do not send).
    */
   presence(names: HeaderNameSet): number {
     const bits = names.bits;
@@ -549,10 +552,20 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const wc = this.wcount;
     if (wc > 0) {
       const words = this.slab!.words;
-      for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
-        const id = words[e + 4]! & ID_MASK;
-        if (id !== 0) found |= bits[id]!;
-        else if (uncommon) found |= this.otherBit(words[e]!, words[e + 1]!, names);
+      const s = this.summaryAt;
+      // Bit 0 of the low filter word is id 0's: an uncommon name (and the ids the filter folds
+      // onto it), so a set with uncommon names skips the lines only when that bit is clear too.
+      const skip =
+        s >= 0 &&
+        ((words[s + S_IDS_LO]! & (uncommon ? names.idsLo | 1 : names.idsLo)) |
+          (words[s + S_IDS_HI]! & names.idsHi)) ===
+          0;
+      if (!skip) {
+        for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
+          const id = words[e + 4]! & ID_MASK;
+          if (id !== 0) found |= bits[id]!;
+          else if (uncommon) found |= this.otherBit(words[e]!, words[e + 1]!, names);
+        }
       }
     }
     const added = this.added;
