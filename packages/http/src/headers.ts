@@ -319,53 +319,53 @@ function isCredentialId(id: number): boolean {
 export class HttpHeaders implements Iterable<[string, string]> {
   /** The slab holding the decoded head (bytes and line offsets), or null for a built list. */
   /** @internal */
-  slab: HeadSlab | null;
+  declare slab: HeadSlab | null;
   /** Word index in `slab.words` of the first decoded line's entry. */
   /** @internal */
-  wbase: number;
+  declare wbase: number;
   /** Decoded lines still in the list (they come first, in wire order). */
   /** @internal */
-  wcount: number;
+  declare wcount: number;
   /** Strings of decoded lines (name, value per line), made on first read. */
-  private cache: (string | undefined)[] | null;
+  declare private cache: (string | undefined)[] | null;
   /** Fields added after decoding (or every field of a built list): name, value pairs. */
   /** @internal */
-  added: string[];
+  declare added: string[];
   /**
    * Bumped by every mutation: an encoder caches what it derived from a list under
    * (list, revision). @internal
    */
-  revision = 0;
+  declare revision: number;
   /** Encoder cache (see measureFields): valid while `measured === revision`. @internal */
-  measured = -1;
+  declare measured: number;
   /** @internal bytes of the field block measureFields found */
-  fieldsLength = 0;
+  declare fieldsLength: number;
   /** @internal a `date` field is present */
-  fieldsDate = false;
+  declare fieldsDate: boolean;
   /** @internal a `connection` field names `close` */
-  fieldsClose = false;
+  declare fieldsClose: boolean;
   /**
    * @internal the value of the one canonical Content-Length line among the decoded lines (-1 when
    * there is none, or several, or it is not canonical) and that line's length: an encoder whose
    * framing says the same length keeps the line where it is.
    */
-  fieldsContentLength = -1;
+  declare fieldsContentLength: number;
   /** @internal */
-  fieldsContentLengthLine = 0;
+  declare fieldsContentLengthLine: number;
   /**
    * @internal the decoded start line, `slab.bytes[startAt, startEnd)` (-1 when none), and what it
    * says when it is HTTP/1.1 (else startAt is -1): a request's method and target (startStatus 0)
    * or a response's status and reason. An encoder writing the same line copies it with the fields.
    */
-  startAt = -1;
+  declare startAt: number;
   /** @internal */
-  startEnd = -1;
+  declare startEnd: number;
   /** @internal */
-  startStatus = 0;
+  declare startStatus: number;
   /** @internal */
-  startMethodOrReason = '';
+  declare startMethodOrReason: string;
   /** @internal */
-  startTarget = '';
+  declare startTarget: string;
   /**
    * @internal word index in `slab.words` of the decoded lines' summary (internal/head-summary.ts,
    * written by the decoder after the entries), -1 for a built list and once a decoded line is
@@ -373,12 +373,16 @@ export class HttpHeaders implements Iterable<[string, string]> {
    * decoded Connection line lists bare `keep-alive` and `upgrade` tokens only (the decoder's
    * list flags say so), fields removed as hop-by-hop anyway, so removeHopByHop does not read them.
    */
-  summaryAt = -1;
+  declare summaryAt: number;
 
   /**
    * Builds a header list; every name is lowercased and checked, every value checked. The
    * filling is a method of its own: a constructor this small is inlined where the decoder makes
-   * a list per head (fromWire), instead of a call through V8's generic construct stub.
+   * a list per head (fromWire), instead of a call through V8's generic construct stub. The
+   * fields are `declare`d and set here, in one order (one shape), with no class field
+   * initializers: those are a function of their own (V8's instance members initializer), which
+   * the decoder's fromWire did not always inline, a call per head (callgrind,
+   * bench/http-proxy/per-request-2026-12-06g.md).
    */
   constructor(init?: HeadersInit) {
     this.slab = null;
@@ -386,6 +390,19 @@ export class HttpHeaders implements Iterable<[string, string]> {
     this.wcount = 0;
     this.cache = null;
     this.added = NO_ADDED;
+    this.revision = 0;
+    this.measured = -1;
+    this.fieldsLength = 0;
+    this.fieldsDate = false;
+    this.fieldsClose = false;
+    this.fieldsContentLength = -1;
+    this.fieldsContentLengthLine = 0;
+    this.startAt = -1;
+    this.startEnd = -1;
+    this.startStatus = 0;
+    this.startMethodOrReason = '';
+    this.startTarget = '';
+    this.summaryAt = -1;
     if (init !== undefined) this.fill(init);
   }
 
