@@ -333,6 +333,8 @@ class Ring {
   // JS keeps op buffers reachable until their final completion (init option callerPins): no
   // napi reference per op.
   bool callerPins_ = false;
+  // This Submit's `bufs` is a lone typed array (its index 0), not an array of them (Pin).
+  bool bufsView_ = false;
   // IORING_SETUP_DEFER_TASKRUN experiment: the registered eventfd polled instead of the ring fd.
   bool defer_ = false;
   int efd_ = -1;

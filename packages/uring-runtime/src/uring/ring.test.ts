@@ -4,7 +4,7 @@
 import type { NativeBinding } from '@loch/native';
 import { describe, expect, it } from 'vitest';
 import { createUringDriver, probeUring } from './index.js';
-import { CQ_STRIDE, CQE_F_MORE, OP_NOP, SQ_STRIDE } from './records.js';
+import { CQ_STRIDE, CQE_F_MORE, OP_NOP, OP_SEND, SQ_STRIDE } from './records.js';
 import {
   type CompletionTarget,
   Ring,
@@ -314,5 +314,71 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
     expect(seen.get('UringStream')).toEqual(new Set([TARGET_STREAM]));
     expect(seen.get('StreamOp')).toEqual(new Set([TARGET_STREAM_OP]));
     expect(seen.get('HeapRecv')).toEqual(new Set([TARGET_HEAP_RECV]));
+  });
+  it("hands a flush's lone buffer to submit as itself where the addon takes it (submitView), else in an array", () => {
+    const seen: unknown[] = [];
+    const binding = (submitView: boolean): NativeBinding => {
+      const inner = fakeBinding() as unknown as {
+        init(...a: unknown[]): object;
+        submit(n: number, bufs: unknown, drain: boolean): number;
+      };
+      return {
+        ...inner,
+        init: (...a: unknown[]) => ({ ...inner.init(...a), ...(submitView ? { submitView } : {}) }),
+        submit(n: number, bufs: unknown, drain: boolean) {
+          seen.push(Array.isArray(bufs) ? [...bufs] : bufs);
+          return inner.submit(n, bufs, drain);
+        },
+      } as unknown as NativeBinding;
+    };
+    const a = new Uint8Array([1]);
+    const b = new Uint8Array([2]);
+    for (const submitView of [true, false]) {
+      seen.length = 0;
+      const ring = new Ring(binding(submitView), OPTIONS);
+      ring.push(OP_SEND, 3, ring.alloc(new Target()), 1, a, 0);
+      ring.flush();
+      ring.push(OP_SEND, 3, ring.alloc(new Target()), 1, a, 0);
+      ring.push(OP_SEND, 3, ring.alloc(new Target()), 1, b, 0);
+      ring.flush();
+      ring.push(OP_NOP, -1, ring.alloc(new Target()), 0, undefined, 0);
+      ring.flush();
+      // An older addon (no submitView) reads every buffer from the array.
+      expect(seen).toEqual([submitView ? a : [a], [a, b], undefined]);
+      ring.destroy();
+    }
+  });
+
+  it('sends a lone buffer given to the real addon as itself', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
+    const ring = driver.host.ring;
+    expect((ring.info as { submitView?: boolean }).submitView).toBe(true);
+    const submits: unknown[] = [];
+    const binding = (ring as unknown as { binding: { submit(...a: unknown[]): number } }).binding;
+    const submit = binding.submit;
+    binding.submit = (...a: unknown[]) => {
+      submits.push(a[1]);
+      return submit.apply(binding, a);
+    };
+    try {
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const address = l.localAddress;
+      if (address.family === 'unix') throw new Error('not a TCP listener');
+      const accepted = l[Symbol.asyncIterator]();
+      const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+      const s = (await accepted.next()).value!;
+      submits.length = 0;
+      await c.writeAll(Buffer.from('one buffer'));
+      const chunk = await s.recv();
+      expect(Buffer.from(chunk!.bytes).toString()).toBe('one buffer');
+      chunk!.release();
+      expect(submits.some((b) => b instanceof Uint8Array)).toBe(true);
+      await c.close();
+      await s.close();
+      await l.close();
+    } finally {
+      binding.submit = submit;
+      await driver.close();
+    }
   });
 });
