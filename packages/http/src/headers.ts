@@ -47,12 +47,11 @@ const HOP_ID = summary.HOP_ID;
 const FLAGGED_ID = summary.FLAGGED_ID;
 const S_LENGTH = summary.S_LENGTH;
 const S_LINES = summary.S_LINES;
-const S_IDS_LO = summary.S_IDS_LO;
-const S_IDS_HI = summary.S_IDS_HI;
 const S_FLAGS = summary.S_FLAGS;
 const SF_DATE = summary.SF_DATE;
 const SF_MORE = summary.SF_MORE;
 const SF_CONNECTION_HOP_ONLY = summary.SF_CONNECTION_HOP_ONLY;
+const summaryMayHave = summary.summaryMayHave;
 /** Ids named by the Connection fields of the current removeHopByHop call: `connectionNamed[id] === namedGen`. */
 const connectionNamed = new Int32Array(256);
 let namedGen = 0;
@@ -570,14 +569,7 @@ export class HttpHeaders implements Iterable<[string, string]> {
     if (wc > 0) {
       const words = this.slab!.words;
       const s = this.summaryAt;
-      // Bit 0 of the low filter word is id 0's: an uncommon name (and the ids the filter folds
-      // onto it), so a set with uncommon names skips the lines only when that bit is clear too.
-      const skip =
-        s >= 0 &&
-        ((words[s + S_IDS_LO]! & (uncommon ? names.idsLo | 1 : names.idsLo)) |
-          (words[s + S_IDS_HI]! & names.idsHi)) ===
-          0;
-      if (!skip) {
+      if (s < 0 || summaryMayHave(words, s, names.idsLo, names.idsHi, uncommon)) {
         for (let e = this.wbase, end = this.wbase + ENTRY * wc; e < end; e += ENTRY) {
           const id = words[e + 4]! & ID_MASK;
           if (id !== 0) found |= bits[id]!;
@@ -721,10 +713,9 @@ export class HttpHeaders implements Iterable<[string, string]> {
       // names the head has, the flagged ones only (lines 0-31 by the summary's bits, later ones
       // by id): a line not flagged is then neither hop-by-hop nor in `also`, so it is kept as it
       // is, and the summary has its measure. One loop for both: V8 inlines its body once.
+      // (`also`'s uncommon names are looked for in the second pass, not here.)
       const summed =
-        s >= 0 &&
-        (also === undefined ||
-          ((words[s + S_IDS_LO]! & also.idsLo) | (words[s + S_IDS_HI]! & also.idsHi)) === 0);
+        s >= 0 && (also === undefined || !summaryMayHave(words, s, also.idsLo, also.idsHi, false));
       let bits = 0;
       let i = -1;
       if (summed) {

@@ -39,6 +39,23 @@ export const SF_DATE = 1;
 export const SF_MORE = 2;
 export const SF_CONNECTION_HOP_ONLY = 4;
 
+/**
+ * Whether the head whose summary starts at `words[s]` may have a line of a known name whose id
+ * filter bits are `lo` and `hi` (as HeaderNameSet.idsLo and idsHi hold a set's), or, with
+ * `uncommon`, a line of an uncommon name. False: it has none of them (exact for ids 1-63; bit 0
+ * of S_IDS_LO is id 0's, every uncommon name, and the ids the filter folds onto it, 64 and up).
+ * HttpHeaders.presence and removeHopByHop skip the lines it rules out.
+ */
+export function summaryMayHave(
+  words: Int32Array,
+  s: number,
+  lo: number,
+  hi: number,
+  uncommon: boolean,
+): boolean {
+  return ((words[s + S_IDS_LO]! & (uncommon ? lo | 1 : lo)) | (words[s + S_IDS_HI]! & hi)) !== 0;
+}
+
 /** The hop-by-hop fields of RFC 9110 §7.6.1, by known-name id (Close is not a field in use). */
 export const HOP_ID = new Uint8Array(256);
 for (const name of [
