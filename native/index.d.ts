@@ -67,6 +67,15 @@ export interface RingInfo {
    * bitmap by descriptor number, so it does not grow per accepted connection.
    */
   readonly ownedFdBytes: number;
+  /**
+   * submit() takes a lone buffer as `bufs` itself (index 0), not only in an array. Absent in
+   * builds before it: pass an array there.
+   */
+  readonly submitView?: boolean;
+  /** How many of the pool's buffers init put in the kernel's ring (absent in older builds: all). */
+  readonly publishedBuffers?: number;
+  /** The same for the plaintext pool, when one was given. */
+  readonly plainPublished?: number;
 }
 
 /** Options of `init`. */
@@ -121,11 +130,12 @@ export interface NativeBinding {
    */
   init(sq: Int32Array, cq: Int32Array, onComplete: (count: number) => void, options: RingInit): RingInfo;
   /**
-   * Submits the first `n` records of `sq`; `bufs` holds the buffers the records index. With
+   * Submits the first `n` records of `sq`; `bufs` holds the buffers the records index (a lone
+   * buffer may be passed as itself where ringInfo.submitView says so: index 0). With
    * `drainInline`, completions already available are written to `cq` and their count returned.
    * Negative: -errno (no ring).
    */
-  submit(n: number, bufs: readonly Uint8Array[] | undefined, drainInline: boolean): number;
+  submit(n: number, bufs: Uint8Array | readonly Uint8Array[] | undefined, drainInline: boolean): number;
   /**
    * Ends every socket this thread's ring owns now (shutdown(2) both ways; the descriptors stay
    * open until the ring is destroyed): for a dying worker, so its clients get their FIN at once
