@@ -22,6 +22,10 @@
 #include "ring_fd_set.h"
 #include "tls_engine.h"
 
+namespace v8 {
+class Isolate;
+}
+
 namespace loch {
 
 // Submission record: kSqStride int32 per op.
@@ -335,6 +339,8 @@ class Ring {
   bool callerPins_ = false;
   // This Submit's `bufs` is a lone typed array (its index 0), not an array of them (Pin).
   bool bufsView_ = false;
+  // The environment's isolate (OnPoll opens a V8 handle scope in it).
+  v8::Isolate* isolate_ = nullptr;
   // IORING_SETUP_DEFER_TASKRUN experiment: the registered eventfd polled instead of the ring fd.
   bool defer_ = false;
   int efd_ = -1;
