@@ -147,14 +147,6 @@ function ticksRan(report: (error: unknown) => void): boolean {
 }
 
 /**
- * submit() as an addon with ringInfo.submitView takes it: `bufs` may be the one buffer itself
- * (index 0), not only in an array; native/index.d.ts does not list that form yet.
- */
-interface SubmitViewBinding {
-  submit(n: number, bufs: Uint8Array | readonly Uint8Array[] | undefined, drainInline: boolean): number;
-}
-
-/**
  * Ring.flushWant's values: no flush wanted; a flush in this loop iteration's check phase; in the
  * next iteration's (the addon's check handle stays started for one more poll phase).
  */
@@ -538,12 +530,12 @@ export class Ring {
       ...(this.nativeFlush ? { onFlush: this.flushBound, flushWant: this.flushWant } : {}),
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
-    this.submitView = (this.info as RingInfo & { readonly submitView?: boolean }).submitView === true;
+    this.submitView = this.info.submitView === true;
     // Native put only the first `published` buffers in the kernel's ring (an older build: all).
-    const put = (this.info as RingInfo & { readonly publishedBuffers?: number }).publishedBuffers;
+    const put = this.info.publishedBuffers;
     if (put !== undefined) for (let bid = options.bufferCount - 1; bid >= put; bid--) this.withheld.push(bid);
     // Likewise the plaintext buffers (an older build put them all on its free list: none kept).
-    const plainPut = (this.info as RingInfo & { readonly plainPublished?: number }).plainPublished;
+    const plainPut = this.info.plainPublished;
     if (plainPut !== undefined)
       for (let id = this.plainCount - 1; id >= plainPut; id--) this.withheldPlain.push(id);
   }
@@ -908,7 +900,7 @@ export class Ring {
     const used = this.bufCount;
     // A lone buffer goes as itself where the addon takes it (submitView): no element lookup in
     // native (~600 instructions; a wakeup turn's flush usually carries one send).
-    const got = (this.binding as SubmitViewBinding).submit(
+    const got = this.binding.submit(
       n,
       used === 1 && this.submitView ? this.bufs[0] : used > 0 ? (this.bufs as Uint8Array[]) : undefined,
       drain,
