@@ -120,6 +120,44 @@ describe('RouteService', () => {
     expect(ok.cx.get('upstreamTarget')).toBe('/a%2Fb');
   });
 
+  it('routes a repeated target as the first time, between others (the last clean target is kept)', async () => {
+    const upstreamTarget = async (target: string) => {
+      const r = await routed('GET', target, [['host', 'h']]);
+      return r instanceof ProxyError ? r.code : r.cx.get('upstreamTarget');
+    };
+    // The same strings, equal strings made apart, and targets the kept one must not answer for.
+    const long = `/${'a'.repeat(70)}`;
+    const targets = [
+      '/x/y',
+      '/x/y',
+      `/x${'/y'}`,
+      '/x/y?q=1',
+      '/x/./y',
+      '/x/y',
+      long,
+      long,
+      '/x%2fy',
+      '/x/y',
+      '/',
+    ];
+    const want = [
+      '/x/y',
+      '/x/y',
+      '/x/y',
+      '/x/y?q=1',
+      '/x/y',
+      '/x/y',
+      long,
+      long,
+      'ERR_LOCH_ENCODED_SLASH',
+      '/x/y',
+      '/',
+    ];
+    const got: string[] = [];
+    for (const t of targets) got.push(await upstreamTarget(t));
+    expect(got).toEqual(want);
+  });
+
   it('answers CONNECT with 405 and an Allow field', async () => {
     const e = (await routed('CONNECT', 'h:443', [['host', 'h:443']])) as ProxyError;
     expect(e.status).toBe(405);
