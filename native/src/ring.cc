@@ -166,6 +166,11 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
       pollFd = ring_.ring_fd;
     }
   }
+  // The ring fd registered with the ring (liburing then enters with IORING_ENTER_REGISTERED_RING):
+  // no fget/fput of it per io_uring_enter, ~0.18 us a relayed Thrift call at 64 connections
+  // (bench/thrift/readings-2026-12-06e.md). The fd stays open for the poll. Unregistered by
+  // io_uring_queue_exit; without it (a kernel before 5.18) every enter passes the fd.
+  registeredRing_ = io_uring_register_ring_fd(&ring_) == 1;
   uv_poll_init(loop, &box_->poll, pollFd);
   uv_poll_start(&box_->poll, UV_READABLE, OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
@@ -227,6 +232,7 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("coopTaskrun", Napi::Boolean::New(env, (flags_ & IORING_SETUP_COOP_TASKRUN) != 0));
   o.Set("sqpoll", Napi::Boolean::New(env, (flags_ & IORING_SETUP_SQPOLL) != 0));
   o.Set("deferTaskrun", Napi::Boolean::New(env, defer_));
+  o.Set("registeredRing", Napi::Boolean::New(env, registeredRing_));
   // submit(n, bufs) takes a lone buffer as `bufs` itself (index 0), not only an array.
   o.Set("submitView", Napi::Boolean::New(env, true));
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));

@@ -343,6 +343,8 @@ class Ring {
   v8::Isolate* isolate_ = nullptr;
   // IORING_SETUP_DEFER_TASKRUN experiment: the registered eventfd polled instead of the ring fd.
   bool defer_ = false;
+  // io_uring_register_ring_fd took (enters skip the ring fd's fget).
+  bool registeredRing_ = false;
   int efd_ = -1;
   FdSet fds_;  // ring_fd_set.h
   // (slot, res) of ops that complete without a CQE of their own (no SQE; TLS writes once their

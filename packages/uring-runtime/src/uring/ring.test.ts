@@ -381,4 +381,26 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
       await driver.close();
     }
   });
+  it('registers its ring fd with the ring, so an io_uring_enter does not look the fd up', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
+    try {
+      expect((driver.host.ring.info as { registeredRing?: boolean }).registeredRing).toBe(true);
+      // And the registered ring still submits and completes (a connect and a send over loopback).
+      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const address = l.localAddress;
+      if (address.family === 'unix') throw new Error('not a TCP listener');
+      const accepted = l[Symbol.asyncIterator]();
+      const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+      const s = (await accepted.next()).value!;
+      await c.writeAll(Buffer.from('registered'));
+      const chunk = await s.recv();
+      expect(Buffer.from(chunk!.bytes).toString()).toBe('registered');
+      chunk!.release();
+      await c.close();
+      await s.close();
+      await l.close();
+    } finally {
+      await driver.close();
+    }
+  });
 });
