@@ -167,9 +167,10 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
     }
   }
   // The ring fd registered with the ring (liburing then enters with IORING_ENTER_REGISTERED_RING):
-  // no fget/fput of it per io_uring_enter, ~0.18 us a relayed Thrift call at 64 connections
-  // (bench/thrift/readings-2026-12-06e.md). The fd stays open for the poll. Unregistered by
-  // io_uring_queue_exit; without it (a kernel before 5.18) every enter passes the fd.
+  // no fget/fput of it per io_uring_enter (0.03-0.18 us a relayed Thrift call at 64 connections
+  // in two profiles, bench/thrift/readings-2026-12-06e.md). The fd stays open for the poll.
+  // Unregistered by io_uring_queue_exit; without it (a kernel before 5.18, or a thread holding 16
+  // registered rings already) every enter passes the fd.
   registeredRing_ = io_uring_register_ring_fd(&ring_) == 1;
   uv_poll_init(loop, &box_->poll, pollFd);
   uv_poll_start(&box_->poll, UV_READABLE, OnPoll);
@@ -708,7 +709,7 @@ void Ring::OnCheck(uv_check_t* handle) {
   // The completion callback flushed what was queued (JavaScript cleared flushWant): no call.
   if (want == kFlushNone) return;
   napi_env env = self->env_;
-  Napi::HandleScope scope(env);
+  v8::HandleScope scope(self->isolate_);  // as in OnPoll: not napi's heap-allocated wrapper
   napi_value result;
   // A callback scope as for the completions: the flush's deliveries may settle promises, whose
   // jobs run at its end (the microtask checkpoint), as after an immediate.

@@ -337,7 +337,9 @@ class Ring {
   // JS keeps op buffers reachable until their final completion (init option callerPins): no
   // napi reference per op.
   bool callerPins_ = false;
-  // This Submit's `bufs` is a lone typed array (its index 0), not an array of them (Pin).
+  // This Submit's `bufs` is a lone typed array (its index 0), not an array of them: a hidden
+  // argument of Pin, set by Submit, so Pin may be called only inside Submit (its Prep loop and
+  // PrepTls, which make no JavaScript call).
   bool bufsView_ = false;
   // The environment's isolate (OnPoll opens a V8 handle scope in it).
   v8::Isolate* isolate_ = nullptr;
