@@ -154,7 +154,11 @@ Napi::Value Submit(const Napi::CallbackInfo& info) {
   EnvState* s = State(env);
   s->submits++;
   int n = info[0].As<Napi::Number>().Int32Value();
-  int r = s->ring.Submit(env, n, info[1], info[2].ToBoolean().Value());
+  // ring.ts passes a boolean: read it as one (ToBoolean is napi_coerce_to_bool, a TryCatch and a
+  // can-call-into-JS check, ~180 instructions a submit); anything else is coerced as before.
+  bool drain = false;
+  if (napi_get_value_bool(env, info[2], &drain) != napi_ok) drain = info[2].ToBoolean().Value();
+  int r = s->ring.Submit(env, n, info[1], drain);
   return Napi::Number::New(env, r);
 }
 
