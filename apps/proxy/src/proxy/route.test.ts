@@ -120,7 +120,7 @@ describe('RouteService', () => {
     expect(ok.cx.get('upstreamTarget')).toBe('/a%2Fb');
   });
 
-  it('routes a repeated target as the first time, between others (the last clean target is kept)', async () => {
+  it('routes a repeated target as the first time, between others', async () => {
     const upstreamTarget = async (target: string) => {
       const r = await routed('GET', target, [['host', 'h']]);
       return r instanceof ProxyError ? r.code : r.cx.get('upstreamTarget');

@@ -233,7 +233,7 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     const received = req.headers.get(HOST);
     let host = received;
     // origin-form, nearly every request: one scan, then split in place, no object per request
-    const end = target.charCodeAt(0) === 0x2f ? cleanPathEndOf(target) : -1;
+    const end = target.charCodeAt(0) === 0x2f ? cleanPathEnd(target) : -1;
     if (end >= 0) {
       path = end === target.length ? target : target.slice(0, end);
       query = end === target.length ? '' : target.slice(end);
@@ -328,26 +328,6 @@ export function cleanPathEnd(target: string): number {
     prev = c;
   }
   return n;
-}
-
-/** The last target cleanPathEndOf scanned whole (no query: queries carry tokens), and its answer. */
-let lastTarget = '';
-let lastTargetEnd = 0;
-
-/**
- * cleanPathEnd(target), the answer for the last clean target without a query (at most 64 chars,
- * as latin1Of's table keeps them: the same string object, request after request) kept: a
- * client's repeated path is compared (`===`, every char) instead of scanned again, ~35
- * instructions a char (callgrind, bench/http-proxy/per-request-2026-12-06g.md).
- */
-function cleanPathEndOf(target: string): number {
-  if (target === lastTarget) return lastTargetEnd;
-  const end = cleanPathEnd(target);
-  if (end === target.length && end <= 64) {
-    lastTarget = target;
-    lastTargetEnd = end;
-  }
-  return end;
 }
 
 function reject(
