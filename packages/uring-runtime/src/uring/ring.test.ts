@@ -410,4 +410,27 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
       await driver.close();
     }
   });
+  it('warns once when the DEFER_TASKRUN experiment (LOCH_URING_DEFER_TASKRUN=1) took', async () => {
+    const warnings: { message: string; code: string | undefined }[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      warnings.push({ message: w.message, code: w.code });
+    };
+    process.on('warning', onWarning);
+    process.env.LOCH_URING_DEFER_TASKRUN = '1';
+    const drivers = [];
+    try {
+      for (let i = 0; i < 2; i++)
+        drivers.push(createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 }));
+      await new Promise((resolve) => setImmediate(resolve));
+      const deferred = drivers.filter((d) => d.host.ring.info.deferTaskrun).length;
+      const ours = warnings.filter((w) => w.code === 'LOCH_URING_DEFER_TASKRUN');
+      // One per thread however many rings; none where the kernel refused the flags.
+      expect(ours).toHaveLength(deferred > 0 ? 1 : 0);
+      if (deferred > 0) expect(ours[0]!.message).toMatch(/grace period/);
+    } finally {
+      delete process.env.LOCH_URING_DEFER_TASKRUN;
+      process.off('warning', onWarning);
+      for (const d of drivers) await d.close();
+    }
+  });
 });

@@ -123,6 +123,8 @@ const { ECANCELED } = constants.errno;
  * NODE_PENDING_DEPRECATION=1) node wraps it in DEP0134's warning (a function named `deprecated`).
  * Read per thread: a worker's process object has its own.
  */
+/** The DEFER_TASKRUN experiment's warning went out on this thread (Ring's constructor). */
+let deferWarned = false;
 const runTicks: (() => void) | undefined = (() => {
   const fn = (process as unknown as { readonly _tickCallback?: unknown })._tickCallback;
   return typeof fn === 'function' && fn.name === 'runNextTicks' ? (fn as () => void) : undefined;
@@ -531,6 +533,16 @@ export class Ring {
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
     this.submitView = this.info.submitView === true;
+    if (this.info.deferTaskrun && !deferWarned) {
+      // The LOCH_URING_DEFER_TASKRUN=1 experiment took: say once per thread what it costs.
+      deferWarned = true;
+      process.emitWarning(
+        'LOCH_URING_DEFER_TASKRUN=1: this ring runs DEFER_TASKRUN, an experiment. On kernel 6.18 its ' +
+          'eventfd is signalled from an RCU callback, so every wakeup waits for a grace period (~16 ms; ' +
+          'a Thrift relay made 63 calls in 2 s). Do not use it to serve (native/README.md).',
+        { code: 'LOCH_URING_DEFER_TASKRUN' },
+      );
+    }
     // Native put only the first `published` buffers in the kernel's ring (an older build: all).
     const put = this.info.publishedBuffers;
     if (put !== undefined) for (let bid = options.bufferCount - 1; bid >= put; bid--) this.withheld.push(bid);
