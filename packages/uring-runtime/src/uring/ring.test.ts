@@ -45,6 +45,35 @@ function fakeBinding(moreFor: (slot: number) => boolean = () => false): NativeBi
   return binding as unknown as NativeBinding;
 }
 
+/**
+ * Sends `text` over a fresh loopback connection of `driver` (listen, connect, accept; `beforeSend`
+ * right before the write) and returns what the accepted side received in its first chunk.
+ */
+async function sendOverLoopback(
+  driver: ReturnType<typeof createUringDriver>,
+  text: string,
+  beforeSend: () => void = () => {},
+): Promise<string> {
+  const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+  const address = l.localAddress;
+  if (address.family === 'unix') throw new Error('not a TCP listener');
+  const accepted = l[Symbol.asyncIterator]();
+  const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
+  const s = (await accepted.next()).value!;
+  try {
+    beforeSend();
+    await c.writeAll(Buffer.from(text));
+    const chunk = await s.recv();
+    const got = Buffer.from(chunk!.bytes).toString();
+    chunk!.release();
+    return got;
+  } finally {
+    await c.close();
+    await s.close();
+    await l.close();
+  }
+}
+
 const OPTIONS = {
   entries: 64,
   bufferCount: 4,
@@ -363,26 +392,17 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
       return submit.apply(binding, a);
     };
     try {
-      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-      const address = l.localAddress;
-      if (address.family === 'unix') throw new Error('not a TCP listener');
-      const accepted = l[Symbol.asyncIterator]();
-      const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
-      const s = (await accepted.next()).value!;
-      submits.length = 0;
-      await c.writeAll(Buffer.from('one buffer'));
-      const chunk = await s.recv();
-      expect(Buffer.from(chunk!.bytes).toString()).toBe('one buffer');
-      chunk!.release();
+      const got = await sendOverLoopback(driver, 'one buffer', () => {
+        submits.length = 0;
+      });
+      expect(got).toBe('one buffer');
       expect(submits.some((b) => b instanceof Uint8Array)).toBe(true);
-      await c.close();
-      await s.close();
-      await l.close();
     } finally {
       binding.submit = submit;
       await driver.close();
     }
   });
+
   it('registers its ring fd with the ring, so an io_uring_enter does not look the fd up', async () => {
     const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
     try {
@@ -393,23 +413,12 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
       const registers = major > 5 || (major === 5 && minor >= 18);
       expect((driver.host.ring.info as { registeredRing?: boolean }).registeredRing).toBe(registers);
       // And the registered ring still submits and completes (a connect and a send over loopback).
-      const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-      const address = l.localAddress;
-      if (address.family === 'unix') throw new Error('not a TCP listener');
-      const accepted = l[Symbol.asyncIterator]();
-      const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
-      const s = (await accepted.next()).value!;
-      await c.writeAll(Buffer.from('registered'));
-      const chunk = await s.recv();
-      expect(Buffer.from(chunk!.bytes).toString()).toBe('registered');
-      chunk!.release();
-      await c.close();
-      await s.close();
-      await l.close();
+      expect(await sendOverLoopback(driver, 'registered')).toBe('registered');
     } finally {
       await driver.close();
     }
   });
+
   it('warns once when the DEFER_TASKRUN experiment (LOCH_URING_DEFER_TASKRUN=1) took', async () => {
     const warnings: { message: string; code: string | undefined }[] = [];
     const onWarning = (w: Error & { code?: string }): void => {

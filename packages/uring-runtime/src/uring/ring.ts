@@ -115,6 +115,8 @@ export interface RingOptions {
 }
 
 const { ECANCELED } = constants.errno;
+/** The DEFER_TASKRUN experiment's warning went out on this thread (Ring's constructor). */
+let deferWarned = false;
 
 /**
  * node's own runNextTicks (`process._tickCallback`: the microtasks, then the nextTicks with the
@@ -123,8 +125,6 @@ const { ECANCELED } = constants.errno;
  * NODE_PENDING_DEPRECATION=1) node wraps it in DEP0134's warning (a function named `deprecated`).
  * Read per thread: a worker's process object has its own.
  */
-/** The DEFER_TASKRUN experiment's warning went out on this thread (Ring's constructor). */
-let deferWarned = false;
 const runTicks: (() => void) | undefined = (() => {
   const fn = (process as unknown as { readonly _tickCallback?: unknown })._tickCallback;
   return typeof fn === 'function' && fn.name === 'runNextTicks' ? (fn as () => void) : undefined;
