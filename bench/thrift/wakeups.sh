@@ -41,71 +41,18 @@ root=$(cd "${ROOT:-$here}" && pwd)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/loch-thrift-wakeups-XXXXXX")
 chmod 755 "$dir"
 . "$here/bench/lib/free-port.sh"
-wait_port() { # port [tries of 0.1 s]
-  for _ in $(seq 1 "${2:-200}"); do
-    if /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2
-  return 1
-}
-
-GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off \
-  go build -o "$dir/thrift_peer" "$here/apps/proxy/test/thrift/go/thrift_peer.go"
-taskset -c 0 "$dir/thrift_peer" server framed binary G >"$dir/server.out" 2>&1 &
-server_pid=$!
-pids=("$server_pid")
+. "$here/bench/thrift/peers.sh"
+pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  grep -qE '^[0-9]+$' "$dir/server.out" 2>/dev/null && break
-  sleep 0.1
-done
-upstream=$(head -1 "$dir/server.out")
-wait_port "$upstream"
+start_go_server
 
 start_loch() { # port
-  cat >"$dir/loch.toml" <<EOF
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.bench]
-proxy_type = "thrift"
-listener = { type = "socket", value = "127.0.0.1:$1" }
-access_log = false
-route = { upstreams = [{ endpoint = "127.0.0.1:$upstream" }] }
-EOF
+  write_loch_config "$1"
   local opts=${NODE_OPTIONS:-}
   case $mode in profile | callers) opts="$opts --perf-basic-prof" ;; esac
   # shellcheck disable=SC2086 # NODE_ARGS, LOCH_ENV: several words
   (cd "$root/apps/proxy" && exec env NODE_OPTIONS="$opts" ${LOCH_ENV:-} taskset -c 1 node ${NODE_ARGS:-} \
     --conditions=@loch/source --import tsx src/bin.ts run -c "$dir/loch.toml") >"$dir/loch.out" 2>&1 &
-  proxy_pid=$!
-}
-
-start_nginx() { # port
-  mkdir -p "$dir/nginx/logs"
-  cat >"$dir/nginx/nginx.conf" <<EOF
-load_module /usr/lib/nginx/modules/ngx_stream_module.so;
-worker_processes 1;
-user root;
-pid $dir/nginx/nginx.pid;
-error_log $dir/nginx/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 16384; multi_accept on; }
-stream {
-  upstream backend { server 127.0.0.1:$upstream; }
-  server {
-    listen 127.0.0.1:$1 backlog=4096;
-    proxy_pass backend;
-    tcp_nodelay on;
-  }
-}
-EOF
-  taskset -c 1 nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' >"$dir/nginx.out" 2>&1 &
   proxy_pid=$!
 }
 
