@@ -57,6 +57,11 @@ export interface RingInfo {
   readonly sqpoll: boolean;
   /** DEFER_TASKRUN with a registered eventfd (the LOCH_URING_DEFER_TASKRUN=1 experiment). */
   readonly deferTaskrun: boolean;
+  /**
+   * The ring's own fd is registered (io_uring_register_ring_fd: no fget of it per enter). Absent
+   * in builds before it; false on kernels before 5.18.
+   */
+  readonly registeredRing?: boolean;
   readonly nodrop: boolean;
   /** The provided-buffer ring was registered (multishot recv available). */
   readonly bufRing: boolean;

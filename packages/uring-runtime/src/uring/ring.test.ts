@@ -411,7 +411,7 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
         .split('.')
         .map((part) => Number.parseInt(part, 10));
       const registers = major > 5 || (major === 5 && minor >= 18);
-      expect((driver.host.ring.info as { registeredRing?: boolean }).registeredRing).toBe(registers);
+      expect(driver.host.ring.info.registeredRing).toBe(registers);
       // And the registered ring still submits and completes (a connect and a send over loopback).
       expect(await sendOverLoopback(driver, 'registered')).toBe('registered');
     } finally {
