@@ -51,7 +51,8 @@ enum class Error : int32_t {
 // Where the results of one scan go: the start line, the framing facts, one entry per field line
 // (name start, name end, value start, value end, meta = known-name id | kCanonical), all offsets
 // relative to the head's first byte, and the summary of the lines (below). `entries` holds room
-// for `capacity` fields.
+// for `capacity` fields; when `slab` is set and has room (see slab_top), the entries go there
+// instead, `entries` is moved to them and `in_slab` is 1.
 struct Result {
   int32_t length;          // bytes of the head, final CRLF included
   Error error;
@@ -87,6 +88,16 @@ struct Result {
   int32_t summary_flags;   // kSummaryDate | kSummaryMore | kSummaryConnectionHopOnly
   int32_t* entries;
   int32_t capacity;
+  // The decoder's HeadSlab (null for none) and its first free byte (4-aligned). When the head's
+  // length and a bound on its field count are known and slab[slab_top...] has room for the head
+  // (4-aligned), that many entries and the summary, Scan writes the entries straight after the
+  // head's place with offsets in the slab (offset + slab_top) and sets `in_slab` and `entries`
+  // to them; the caller copies the head's bytes there on kOk. A scan that does not end in kOk
+  // may have written past slab_top: free space the slab's owner has not reserved.
+  uint8_t* slab;
+  size_t slab_len;
+  size_t slab_top;
+  int32_t in_slab;
 };
 
 // Outcome of Scan.

@@ -52,7 +52,7 @@ describe('headScan', () => {
     expect(meta & 0xff).toBe(NAMES.indexOf('x-a') + 1);
   });
 
-  it('writes the summary of the field lines after the entries, in the record and the slab', () => {
+  it('writes the summary of the field lines after the entries, in the slab or the record', () => {
     // The layout mark the decoder checks.
     expect(scanner!.summaryWords).toBe(5);
     const head = Buffer.from(
@@ -63,6 +63,8 @@ describe('headScan', () => {
     const slab = new Uint8Array(256);
     io[7] = 0;
     expect(scan(io, head, slab)).toBe(3);
+    // Copied: the entries and the summary are in the slab only (the record's stay as they were).
+    expect(io.subarray(28).every((w) => w === 0)).toBe(true);
     const id = (name: string) => NAMES.indexOf(name) + 1;
     // Host's line as is (9 bytes), X-A's as `X-A: v\r\n` (8); Connection and Content-Length
     // (lines 1 and 3) flagged; every line's id in the filter; no Date, no line past 32, and a
@@ -74,9 +76,12 @@ describe('headScan', () => {
       0,
       0,
     ];
-    expect(Array.from(io.subarray(28 + 5 * 4, 28 + 5 * 5))).toEqual(summary);
     const wbase = (head.length + 3) >> 2;
     expect(Array.from(new Int32Array(slab.buffer, 4 * (wbase + 5 * 4), 5))).toEqual(summary);
+    // Not copied (no slab room): in the record.
+    io[7] = -1;
+    expect(scan(io, head, slab)).toBe(1);
+    expect(Array.from(io.subarray(28 + 5 * 4, 28 + 5 * 5))).toEqual(summary);
     // A flagged line at index 32 or later: SF_MORE (2), not a bit of its own; no Connection
     // line in a head: SF_CONNECTION_HOP_ONLY (4).
     const many = Buffer.from(`GET / HTTP/1.1\r\n${'X-A: 1\r\n'.repeat(40)}Upgrade: w\r\n\r\n`, 'latin1');
@@ -114,20 +119,23 @@ describe('headScan', () => {
     expect(() => s.scan({} as HeadScanBinding, HEAD)).toThrow(TypeError);
   });
 
-  it('copies into the bound slab only when the head and its entries fit', () => {
+  it('copies into the bound slab only when the head and an entry per line fit', () => {
     const io = record(0, HEAD.length);
     const len = HEAD.indexOf('\r\n\r\n') + 4;
-    // The head, its two entries and the summary (5 words) after them.
-    const fits = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 15 + 8);
+    // The head, an entry for each of its three lines (the scanner's bound for its two fields,
+    // known before they are parsed) and the summary (5 words).
+    const fits = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 20 + 8);
     io[7] = 8;
     expect(scan(io, HEAD, fits)).toBe(3);
     expect(Buffer.from(fits.subarray(8, 8 + len)).toString('latin1')).toBe(HEAD.toString('latin1', 0, len));
     const words = new Int32Array(fits.buffer, 4 * ((8 + len + 3) >> 2), 10);
     expect(HEAD.toString('latin1', words[5]! - 8, words[6]! - 8)).toBe('X-A');
-    const tight = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 15 - 4);
+    const tight = new Uint8Array(4 * Math.ceil(len / 4) + 4 * 20 - 4);
     io[7] = 0;
     expect(scan(io, HEAD, tight)).toBe(1);
     expect(tight.every((b) => b === 0)).toBe(true);
+    // Not copied: the entries are in the record, from the head's start.
+    expect(HEAD.toString('latin1', io[28 + 5]!, io[28 + 6]!)).toBe('X-A');
     // setSlab moves a binding: the next copy lands in the new slab, none in the old one.
     const binding = scanner!.bind(io, tight);
     const next = new Uint8Array(fits.length);

@@ -223,7 +223,7 @@ const KIND_RESPONSE = 1;
 const KIND_TRAILERS = 2;
 const SCAN_FALLBACK = 0;
 const SCAN_OK = 1;
-/** SCAN_OK, and the head with its entries is already in the slab passed, at IO_SLAB_TOP. */
+/** SCAN_OK, and the head with its entries is already in the slab passed, at IO_SLAB_TOP (its entries there only, none in the record). */
 const SCAN_COPIED = 3;
 const FORMS: readonly TargetForm[] = ['origin', 'absolute', 'authority', 'asterisk'];
 /** Fields the scanner's record holds at most (limits above it: such heads are parsed in JS). */
@@ -294,13 +294,18 @@ export function useNativeHeadScan(on: boolean): boolean {
 }
 
 /**
- * Copies a scanned head (src[start, start + len)) into `slab` at `base`, its `n` entries from the
- * scanner's record at word `wbase` (offsets moved to the slab's) and the summary after them: what
- * the scanner does itself when the head fits the slab it is bound to (all but the first head of
- * a slab). A function of its own: scanNative stays small enough for V8 to inline what it calls.
+ * Copies a scanned head (src[start, start + len)) into `slab` at `base`, its `n` entries from
+ * `from` at word `r` (offsets plus `shift`: to the slab's) and the summary after them into word
+ * `wbase`: what the scanner does itself when the head fits the slab it is bound to (all but the
+ * first head of a slab). The entries are in the record (offsets from the head's start) or, when
+ * the scanner put them in its slab but the head is reserved elsewhere (a slab of its own), in
+ * that slab (offsets in it). A function of its own: scanNative stays small enough for V8 to
+ * inline what it calls.
  */
 function copyScanned(
-  io: Int32Array,
+  from: Int32Array,
+  r: number,
+  shift: number,
   src: Uint8Array,
   start: number,
   len: number,
@@ -313,15 +318,14 @@ function copyScanned(
   slab.bytes.set(new Uint8Array(src.buffer, src.byteOffset + start, len), base);
   const words = slab.words;
   let w = wbase;
-  let r = IO_ENTRIES;
   for (let i = 0; i < n; i++, r += ENTRY, w += ENTRY) {
-    words[w] = io[r]! + base;
-    words[w + 1] = io[r + 1]! + base;
-    words[w + 2] = io[r + 2]! + base;
-    words[w + 3] = io[r + 3]! + base;
-    words[w + 4] = io[r + 4]!;
+    words[w] = from[r]! + shift;
+    words[w + 1] = from[r + 1]! + shift;
+    words[w + 2] = from[r + 2]! + shift;
+    words[w + 3] = from[r + 3]! + shift;
+    words[w + 4] = from[r + 4]!;
   }
-  for (let k = 0; k < SUMMARY; k++) words[w + k] = io[r + k]!;
+  for (let k = 0; k < SUMMARY; k++) words[w + k] = from[r + k]!;
 }
 
 /** Shared machinery of the request and response decoders. */
@@ -939,8 +943,10 @@ abstract class H1Decoder<M> {
     const slab = reserveHead(len, ENTRY * n + SUMMARY);
     const base = slab.mark;
     const wbase = (base + len + 3) >> 2;
-    if (outcome !== SCAN_COPIED || slab !== current || base !== top)
-      copyScanned(io, src, start, len, n, slab, base, wbase);
+    // SCAN_COPIED: the head and its entries are in `current` at `top` (and none in the record).
+    if (outcome !== SCAN_COPIED) copyScanned(io, IO_ENTRIES, base, src, start, len, n, slab, base, wbase);
+    else if (slab !== current || base !== top)
+      copyScanned(current.words, (top + len + 3) >> 2, base - top, src, start, len, n, slab, base, wbase);
     if (!head) return HttpHeaders.fromWire(slab, wbase, n, -1, -1);
     this.clCount = io[IO_CL_COUNT]!;
     this.contentLength = scanIoF64[IO_CONTENT_LENGTH_F64]!;
