@@ -34,7 +34,7 @@ import {
 } from '../lib/measure.js';
 import { settledRssKiB } from '../lib/memory.js';
 import { startNginxStatic } from '../lib/nginx.js';
-import { arenaReading, mappings } from './arenas.js';
+import { type MapParts, mapParts } from './map-parts.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,47 +56,6 @@ const accessLog = args['access-log'] === 'on';
 /** run.ts's settle before each idle-memory reading (IDLE_SETTLE_MS). */
 const SETTLE_MS = 5000;
 const PATH = '/128';
-
-/** Resident KiB by part of the process (see the header). */
-interface MapParts {
-  nodeBinary: number;
-  addons: number;
-  otherLibs: number;
-  brkHeap: number;
-  threadArenas: number;
-  /** Anonymous mappings whose size is a multiple of 256 KiB (V8's page size) and not an arena. */
-  anonV8Sized: number;
-  anonOther: number;
-  /** Anonymous executable mappings (V8's code space and the like). */
-  anonExec: number;
-  threads: number;
-}
-
-function mapParts(pid: number): MapParts {
-  const arenas = arenaReading(pid);
-  const arenaStarts = new Set(Object.keys(arenas.arenas));
-  const p: MapParts = {
-    nodeBinary: 0,
-    addons: 0,
-    otherLibs: 0,
-    brkHeap: arenas.brkHeapKiB,
-    threadArenas: arenas.threadArenasKiB,
-    anonV8Sized: 0,
-    anonOther: 0,
-    anonExec: 0,
-    threads: Number(/Threads:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0),
-  };
-  for (const m of mappings(pid)) {
-    if (m.path === '[heap]' || arenaStarts.has(`0x${m.start.toString(16)}`)) continue;
-    if (m.path === process.execPath || m.path.endsWith('/node')) p.nodeBinary += m.rssKiB;
-    else if (m.path.endsWith('.node')) p.addons += m.rssKiB;
-    else if (m.path.startsWith('/')) p.otherLibs += m.rssKiB;
-    else if (m.path === '' && m.perms.includes('x')) p.anonExec += m.rssKiB;
-    else if (m.path === '' && (m.end - m.start) % (256n * 1024n) === 0n) p.anonV8Sized += m.rssKiB;
-    else p.anonOther += m.rssKiB;
-  }
-  return p;
-}
 
 interface Reading {
   cli: string;

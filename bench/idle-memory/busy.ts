@@ -34,7 +34,8 @@
  *     [--rounds 3] [--samples 5] [--busy-connections 16] [--settle 3] [--modes busy,quiet]
  *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
  *     [--loch-cli ../apps/proxy/dist/bin.js] [--loch-runtime 'key = value; ...']
- *     [--json out.json] [--gc] [--snapshot-dir DIR] [--warm-young 180] [--warm-still 30] [--pregrow]
+ *     [--json out.json] [--gc] [--snapshot-dir DIR] [--smaps-dir DIR] [--warm-young 180] [--warm-still 30]
+ *     [--warm-full] [--pregrow]
  * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
  * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
  * RSS); --snapshot-dir writes a heap snapshot there at each parts reading (analyze.ts with the
@@ -71,6 +72,7 @@ import {
 import { openIdleClients } from '../lib/memory.js';
 import { startNginxProxy, startNginxStatic } from '../lib/nginx.js';
 import { type ArenaReading, arenaReading } from './arenas.js';
+import { MAP_PART_KEYS, type MapParts, mapParts, processTree } from './map-parts.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 
@@ -108,6 +110,11 @@ const { values: args } = parseArgs({
     /** Seconds without growth that end the warm (--warm-young). */
     'warm-still': { type: 'string', default: '30' },
     /**
+     * Warm the whole --warm-young, whatever the memory does (a timeline of loch's new space under
+     * the load alone: when it reaches its cap, and whether V8's memory reducer shrinks it again).
+     */
+    'warm-full': { type: 'boolean', default: false },
+    /**
      * A built loch (apps/proxy/dist/bin.js of some checkout) instead of the sources under tsx,
      * whose main thread (compiling under the loader) moves RSS by tens of MiB during a reading.
      */
@@ -123,6 +130,11 @@ const { values: args } = parseArgs({
     gc: { type: 'boolean', default: false },
     /** LOCH_DEBUG_HEAPSNAPSHOT: a heap snapshot at each parts reading, for analyze.ts. */
     'snapshot-dir': { type: 'string' },
+    /**
+     * A copy of the proxy's /proc/PID/smaps (each process of its tree) at each reading, as
+     * DIR/<peer>-<mode>-r<round>-<moment>-<pid>.smaps: which mapping grew, for a diff by address.
+     */
+    'smaps-dir': { type: 'string' },
     /**
      * Open the count's idle connections once and close them before the baseline (busy: with the
      * load already on, so no idle trim runs after): the proxy's arrays by connection (loch's op
@@ -196,6 +208,9 @@ interface Warmed {
   bytesPerConnection: number;
   parts?: Parts;
   arenas?: ArenaReading;
+  maps?: MapParts;
+  /** Each poll of the warm: seconds since the first baseline, loch's new space (bytes), RSS KiB. */
+  trace: { seconds: number; newSpace?: number; rssKiB: number }[];
 }
 
 interface Reading {
@@ -212,10 +227,12 @@ interface Reading {
   parts?: { before: Parts; with: Parts };
   /** loch: its glibc arenas' resident KiB at the two moments (arenas.ts; thread arenas hold the worker's). */
   arenas?: { before: ArenaReading; with: ArenaReading };
+  /** Resident KiB by mapping kind (map-parts.ts) at the baseline and with the connections. */
+  maps: { before: MapParts; with: MapParts };
   /** Busy with --warm-young: the warmed baseline and what the connections cost over it. */
   warmed?: Warmed;
   /** --slope: the reading at the first count, taken in the same proxy on the way to `count`. */
-  first?: { connections: number; withKiB: number; parts?: Parts; arenas?: ArenaReading };
+  first?: { connections: number; withKiB: number; parts?: Parts; arenas?: ArenaReading; maps: MapParts };
 }
 
 /** A started proxy and, for loch, a way to read its worker's parts. */
@@ -338,6 +355,22 @@ async function startProxy(name: 'nginx' | 'loch', upstreamPort: number, count: n
   return { port, proxy: { peer } as Proxy };
 }
 
+/**
+ * The proxy's resident KiB by mapping kind now; with --smaps-dir, also a copy of each of its
+ * processes' smaps, named after `what` (peer, mode, round, moment).
+ */
+function mapsNow(peer: Peer, what: string): MapParts {
+  const dir = args['smaps-dir'];
+  if (dir !== undefined)
+    for (const pid of processTree(peer.pid))
+      try {
+        writeFileSync(join(dir, `${what}-${pid}.smaps`), readFileSync(`/proc/${pid}/smaps`));
+      } catch {
+        // the process ended while we looked
+      }
+  return mapParts(peer.pid);
+}
+
 async function rssMedian(peer: Peer): Promise<number> {
   const out: number[] = [];
   for (let i = 0; i < samples; i++) {
@@ -352,21 +385,31 @@ async function rssMedian(peer: Peer): Promise<number> {
  * space reaches its cap or stays for --warm-still; nginx: RSS stays for --warm-still), at most
  * --warm-young; returns the seconds it took and whether loch's new space reached its cap.
  */
-async function warmUntilStill(proxy: Proxy): Promise<{ seconds: number; reachedCap: boolean }> {
+async function warmUntilStill(
+  proxy: Proxy,
+): Promise<{ seconds: number; reachedCap: boolean; trace: Warmed['trace'] }> {
   const start = Date.now();
   let last = -1;
   let grewAt = start;
+  const trace: Warmed['trace'] = [];
   for (;;) {
     const p = await proxy.parts?.();
-    const measure = p?.newSpace ?? rssKiB(proxy.peer.pid) * 1024;
+    const rss = rssKiB(proxy.peer.pid);
+    const measure = p?.newSpace ?? rss * 1024;
     const now = Date.now();
+    trace.push({
+      seconds: Math.round((now - start) / 1000),
+      ...(p === undefined ? {} : { newSpace: p.newSpace }),
+      rssKiB: rss,
+    });
     if (measure > last) {
       last = measure;
       grewAt = now;
     }
     const reachedCap = p !== undefined && p.newSpaceCap > 0 && p.newSpace >= p.newSpaceCap;
-    if (reachedCap || now - grewAt >= warmStillMs || now - start >= warmYoungMs)
-      return { seconds: Math.round((now - start) / 1000), reachedCap };
+    const still = !args['warm-full'] && (reachedCap || now - grewAt >= warmStillMs);
+    if (still || now - start >= warmYoungMs)
+      return { seconds: Math.round((now - start) / 1000), reachedCap, trace };
     await delay(WARM_POLL_MS);
   }
 }
@@ -402,13 +445,21 @@ async function reading(
     }
     const baselineKiB = await rssMedian(proxy.peer);
     const arenasBefore = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
+    const what = `${name}-${mode}-r${round + 1}`;
+    const mapsBefore = mapsNow(proxy.peer, `${what}-baseline`);
     const before = await proxy.parts?.();
-    let warmed: { seconds: number; reachedCap: boolean; baselineKiB: number } | undefined;
+    let warmed:
+      | { seconds: number; reachedCap: boolean; baselineKiB: number; trace: Warmed['trace']; maps: MapParts }
+      | undefined;
     let warmArenas: ArenaReading | undefined;
     let warmParts: Parts | undefined;
     if (mode === 'busy' && warmYoungMs > 0) {
       const grown = await warmUntilStill(proxy);
-      warmed = { ...grown, baselineKiB: await rssMedian(proxy.peer) };
+      warmed = {
+        ...grown,
+        baselineKiB: await rssMedian(proxy.peer),
+        maps: mapsNow(proxy.peer, `${what}-warmed`),
+      };
       warmArenas = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
       warmParts = await proxy.parts?.();
     }
@@ -422,10 +473,12 @@ async function reading(
         console.error(`${name}: no idle trim before the first reading`);
       const withKiB = await rssMedian(proxy.peer);
       const arenas = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
+      const maps = mapsNow(proxy.peer, `${what}-${slopeFrom}`);
       const parts = await proxy.parts?.();
       first = {
         connections: firstClients.connections,
         withKiB,
+        maps,
         ...(parts ? { parts } : {}),
         ...(arenas ? { arenas } : {}),
       };
@@ -442,6 +495,7 @@ async function reading(
         console.error(`${name}: no idle trim before the reading`);
       const withKiB = await rssMedian(proxy.peer);
       const arenasWith = name === 'loch' ? arenaReading(proxy.peer.pid) : undefined;
+      const mapsWith = mapsNow(proxy.peer, `${what}-${count}`);
       const after = await proxy.parts?.();
       let requestsPerSecond: number | undefined;
       if (wrk !== undefined) {
@@ -462,6 +516,7 @@ async function reading(
         failed: clients.failed + (firstClients?.failed ?? 0),
         baselineKiB,
         withKiB,
+        maps: { before: mapsBefore, with: mapsWith },
         bytesPerConnection:
           ((withKiB - baselineKiB) * 1024) /
           Math.max(1, clients.connections + (firstClients?.connections ?? 0)),
@@ -574,6 +629,15 @@ try {
               warmed +
               first,
           );
+          if (w !== undefined)
+            console.log(
+              `  warm (s: new space MiB / RSS MiB): ${w.trace
+                .map(
+                  (t) =>
+                    `${t.seconds}: ${t.newSpace === undefined ? '-' : mib(t.newSpace)} / ${(t.rssKiB / 1024).toFixed(1)}`,
+                )
+                .join(', ')}`,
+            );
         }
 } finally {
   await backend.stop();
@@ -665,6 +729,7 @@ if (counts.length >= 2 && slopeFrom === undefined) {
       console.log(`  ${mode} ${peer}: ${Math.round((at(hi) - at(lo)) / (hi - lo))} B/conn`);
     }
 }
+mappingTable(readings);
 if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(readings, null, 2)}\n`);
 if (slopeFrom !== undefined) {
   const hi = counts[1]!;
@@ -717,4 +782,47 @@ if (slopeFrom !== undefined) {
       );
     }
   }
+}
+
+/**
+ * The RSS differences split by mapping kind (map-parts.ts), between the moments a reading took
+ * (the baseline, the warmed baseline, the first count of --slope, the last count): which allocator
+ * grew when, KiB, median [range] of the rounds.
+ */
+function mappingTable(all: readonly Reading[]): void {
+  const points = (r: Reading): [string, MapParts][] => [
+    ['baseline', r.maps.before],
+    ...(r.warmed?.maps === undefined ? [] : [['warmed', r.warmed.maps] as [string, MapParts]]),
+    ...(r.first === undefined ? [] : [[String(slopeFrom), r.first.maps] as [string, MapParts]]),
+    [String(r.count), r.maps.with],
+  ];
+  console.log(
+    "\nResident KiB by mapping kind between the readings (map-parts.ts; V8-sized: every isolate's heap pages), median [range] of the rounds:",
+  );
+  console.log(`| idle | mode | peer | from -> to | ${MAP_PART_KEYS.join(' | ')} | sum |`);
+  console.log(`|---:|---|---|---|${MAP_PART_KEYS.map(() => '---:|').join('')}---:|`);
+  for (const count of readCounts)
+    for (const mode of modes)
+      for (const peer of peers) {
+        const rs = all.filter((r) => r.count === count && r.mode === mode && r.peer === peer);
+        if (rs.length === 0) continue;
+        const ps = points(rs[0]!);
+        const spans: [number, number][] = ps.slice(1).map((_, i) => [i, i + 1]);
+        if (ps.length > 2) spans.push([0, ps.length - 1]);
+        for (const [a, b] of spans) {
+          const delta = (k: keyof MapParts) =>
+            rs.map((r) => {
+              const pr = points(r);
+              return pr[b]![1][k] - pr[a]![1][k];
+            });
+          const sum = rs.map((r) => {
+            const pr = points(r);
+            return MAP_PART_KEYS.reduce((t, k) => t + pr[b]![1][k] - pr[a]![1][k], 0);
+          });
+          console.log(
+            `| ${count} | ${mode} | ${peer} | ${ps[a]![0]} -> ${ps[b]![0]} | ` +
+              `${MAP_PART_KEYS.map((k) => range(delta(k))).join(' | ')} | ${range(sum)} |`,
+          );
+        }
+      }
 }
