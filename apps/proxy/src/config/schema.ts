@@ -453,7 +453,10 @@ export const RuntimeSchema = z.strictObject({
   stream_buffer_bytes: ByteSize.optional(),
   /** Received bytes all connections of a worker hold before growing ones stop reading. */
   worker_buffer_bytes: ByteSize.optional(),
-  /** Largest V8 young generation of a worker (semi-spaces a third each); 0: V8's own (48 MiB). */
+  /**
+   * Largest V8 young generation of a worker (semi-spaces a third each, rounded up to a power of
+   * two MiB: "16m" is "24m"); 0: V8's own (48 MiB).
+   */
   worker_young_generation_bytes: ByteSize.optional(),
 });
 
@@ -723,7 +726,9 @@ export interface RuntimeConfig {
   readonly workerBufferBytes: number;
   /**
    * Largest V8 young generation of a worker's isolate (its resourceLimits); 0 leaves V8's own
-   * (48 MiB: semi-spaces up to 16 MiB). V8 grows it while a busy worker's objects survive
+   * (48 MiB: semi-spaces up to 16 MiB). V8 takes a third of it as the semi-space size and rounds
+   * that up to a power of two MiB, so only 3, 6, 12, 24, 48 MiB... differ: "13m" to "24m" all give
+   * 8 MiB semi-spaces (young-generation-key.test.ts reads it off a worker). V8 grows it while a busy worker's objects survive
    * scavenges, as thousands of connections opening do, and keeps it while allocation goes on:
    * up to ~29 MiB more per worker that no connection needed (bench/idle-memory). Needs a restart.
    */

@@ -293,7 +293,10 @@ const DEFAULT_WORKER_BUFFER_BYTES = 12 * 1024 * 1024;
  * 48 MiB, which a busy worker grows into and keeps (issue 18, bench/results/idle-memory-2026-12-03.md:
  * 10,000 idle while busy, RSS 4,390 -> 3,161 B per connection; 12 MiB gave 1,958 B but its
  * scavenges cost CPU per request in apps/proxy/bench/proxy-core.ts, 24 MiB's did not measurably).
- * Smallest: 3 MiB.
+ * Smallest: 3 MiB. V8 rounds the semi-space (a third) up to a power of two MiB, so nothing between
+ * 12 and 24 MiB exists: "16m" is "24m". Kept after session 47's reading
+ * (bench/idle-memory/readings-2026-12-06e.md): a busy worker's new space is at this cap within
+ * seconds to a minute of steady load, and "12m" did not show a CPU cost of nil.
  */
 const DEFAULT_WORKER_YOUNG_GENERATION_BYTES = 24 * 1024 * 1024;
 const MIN_WORKER_YOUNG_GENERATION_BYTES = 3 * 1024 * 1024;

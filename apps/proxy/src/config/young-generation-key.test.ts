@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { runtimeChanges, workerResourceLimits } from '../proxy/run.js';
 import { ConfigError, parseConfig } from './load.js';
@@ -48,4 +49,30 @@ describe('[runtime] worker_young_generation_bytes', () => {
     const b = parseConfig(config('worker_young_generation_bytes = "12m"'));
     expect(runtimeChanges(a, b)).toEqual(['runtime.worker_young_generation_bytes']);
   });
+
+  it('gives semi-spaces V8 rounds up to a power of two MiB: "16m" is "24m", "12m" is half', async () => {
+    // Keeps ~300,000 objects alive across scavenges until the new space has grown to its cap,
+    // then reports its committed size (two semi-spaces).
+    const grownNewSpace = (size: string) => {
+      const limits = workerResourceLimits(parseConfig(config(`worker_young_generation_bytes = "${size}"`)));
+      const worker = new Worker(
+        `const v8 = require('node:v8');
+         let keep = [];
+         for (let i = 0; i < 4e6; i++) { keep.push({ i }); if (keep.length > 3e5) keep = []; }
+         const s = v8.getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+         require('node:worker_threads').parentPort.postMessage(s.space_size);`,
+        { eval: true, ...(limits === undefined ? {} : { resourceLimits: limits }) },
+      );
+      return new Promise<number>((resolve, reject) => {
+        worker.once('message', (bytes: number) => {
+          resolve(bytes / (1024 * 1024));
+          void worker.terminate();
+        });
+        worker.once('error', reject);
+      });
+    };
+    expect(await grownNewSpace('24m')).toBe(16);
+    expect(await grownNewSpace('16m')).toBe(16);
+    expect(await grownNewSpace('12m')).toBe(8);
+  }, 30_000);
 });
