@@ -52,6 +52,35 @@ describe('HttpHeaders', () => {
     expect(() => new HeaderName('bad name')).toThrow(/invalid header name/);
   });
 
+  it('keeps the one string read from a decoded list without an array; removals do not confuse it', () => {
+    const cacheOf = (h: HttpHeaders) => (h as unknown as { cache: (string | undefined)[] | null }).cache;
+    // Lines: host 0, x-drop 1, x-a 2, x-b 3, x-c 4.
+    const fields = 'X-Drop: 1\r\nX-A: a\r\nX-B: b\r\nX-C: c\r\n';
+    const h = wire(fields);
+    expect(h.get('x-b')).toBe('b');
+    expect(cacheOf(h)).toBe(null);
+    expect(h.get('x-b')).toBe('b');
+    // x-b moves to line 2 and x-c to line 3, where x-b's string was: each reads its own.
+    expect(h.delete('x-drop')).toBe(1);
+    expect(h.get('x-c')).toBe('c');
+    expect(h.get('x-b')).toBe('b');
+    expect(cacheOf(h)).not.toBe(null);
+    // A removed line's string goes with it: x-a moves to x-drop's line.
+    const g = wire(fields);
+    expect(g.get('x-drop')).toBe('1');
+    expect(g.delete('x-drop')).toBe(1);
+    expect(g.get('x-a')).toBe('a');
+    // Names (of uncommon fields) and values share the memo and the array.
+    const k = wire('X-Drop: 1\r\nX-Odd: v\r\n');
+    expect(k.nameAt(2)).toBe('x-odd');
+    expect(k.valueAt(2)).toBe('v');
+    expect([...k]).toEqual([
+      ['host', 'h'],
+      ['x-drop', '1'],
+      ['x-odd', 'v'],
+    ]);
+  });
+
   it('mutates wire headers after materializing them', () => {
     const h = wire('A: 1\r\nB: 2\r\nA: 3\r\n');
     expect(h.delete('a')).toBe(2);

@@ -325,8 +325,20 @@ export class HttpHeaders implements Iterable<[string, string]> {
   /** Decoded lines still in the list (they come first, in wire order). */
   /** @internal */
   declare wcount: number;
-  /** Strings of decoded lines (name, value per line), made on first read. */
+  /**
+   * Strings of decoded lines (name, value per line: index 2 * line, 2 * line + 1), made on
+   * first read; null until a second one is read (memoKey).
+   */
   declare private cache: (string | undefined)[] | null;
+  /**
+   * The first decoded line's string read, kept here while `cache` is null: its key (2 * the
+   * offset of the line's name in the slab, + 1 for its value; -1 for none) and the string. A
+   * proxied request reads one (its Host value): an array for it was 96 bytes a head and its
+   * allocation (bench/http-proxy/per-request-2026-12-06h.md). Keyed by the line's bytes, not
+   * its index: a removal moves entries, never their bytes, so the memo needs no update there.
+   */
+  declare private memoKey: number;
+  declare private memoString: string;
   /** Fields added after decoding (or every field of a built list): name, value pairs. */
   /** @internal */
   declare added: string[];
@@ -388,6 +400,8 @@ export class HttpHeaders implements Iterable<[string, string]> {
     this.wbase = 0;
     this.wcount = 0;
     this.cache = null;
+    this.memoKey = -1;
+    this.memoString = '';
     this.added = NO_ADDED;
     this.revision = 0;
     this.measured = -1;
@@ -459,11 +473,11 @@ export class HttpHeaders implements Iterable<[string, string]> {
     const e = this.wbase + ENTRY * i;
     const id = words[e + 4]! & ID_MASK;
     if (id !== 0) return KNOWN_NAMES[id]!;
-    const cache = (this.cache ??= new Array<string | undefined>(2 * wc));
-    let s = cache[2 * i];
+    const key = 2 * words[e]!;
+    let s = this.cached(2 * i, key);
     if (s === undefined) {
       s = latin1Slice.call(this.slab!.bytes, words[e]!, words[e + 1]!).toLowerCase();
-      cache[2 * i] = s;
+      this.keep(2 * i, key, s);
     }
     return s;
   }
@@ -472,19 +486,44 @@ export class HttpHeaders implements Iterable<[string, string]> {
   valueAt(i: number): string {
     const wc = this.wcount;
     if (i >= wc) return this.added[2 * (i - wc) + 1]!;
-    const cache = (this.cache ??= new Array<string | undefined>(2 * wc));
-    let s = cache[2 * i + 1];
+    const words = this.slab!.words;
+    const e = this.wbase + ENTRY * i;
+    const key = 2 * words[e]! + 1;
+    let s = this.cached(2 * i + 1, key);
     if (s === undefined) {
-      const words = this.slab!.words;
-      const e = this.wbase + ENTRY * i;
       const id = words[e + 4]! & ID_MASK;
       // Credentials are never kept in latin1Of's table, which outlives the message.
       s = isCredentialId(id)
         ? latin1Slice.call(this.slab!.bytes, words[e + 2]!, words[e + 3]!)
         : latin1Of(this.slab!.bytes, words[e + 2]!, words[e + 3]!);
-      cache[2 * i + 1] = s;
+      this.keep(2 * i + 1, key, s);
     }
     return s;
+  }
+
+  /** The string made before for `cache` index `at` (memo `key`), or undefined. */
+  private cached(at: number, key: number): string | undefined {
+    const cache = this.cache;
+    if (cache !== null) return cache[at];
+    return this.memoKey === key ? this.memoString : undefined;
+  }
+
+  /**
+   * Keeps `s` for `cache` index `at` (memo `key`): in the memo while it is free, else in `cache`,
+   * made then (the memo's string is let go: read again, it is made again).
+   */
+  private keep(at: number, key: number, s: string): void {
+    if (this.cache === null) {
+      if (this.memoKey < 0) {
+        this.memoKey = key;
+        this.memoString = s;
+        return;
+      }
+      this.cache = new Array<string | undefined>(2 * this.wcount);
+      this.memoKey = -1;
+      this.memoString = '';
+    }
+    this.cache[at] = s;
   }
 
   /** Index of the first field named `lname` (lowercase; `id` its known-name id) at or after `from`, or -1. */
