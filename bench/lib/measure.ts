@@ -148,7 +148,7 @@ export async function waitForHttp(
 }
 
 /** Every pid in the tree rooted at `root` (root included). */
-function processTree(root: number): number[] {
+export function processTree(root: number): number[] {
   const parents = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
