@@ -12,7 +12,7 @@
 // it runs the deferred work (GETEVENTS) and prints how many CQEs are then ready.
 //
 // Build and run: cc -O2 -o /tmp/wakeups-defer bench/thrift/wakeups-defer.c -luring -lpthread &&
-//   for m in ring efd coop; do /tmp/wakeups-defer $m; /tmp/wakeups-defer $m tcp; done
+//   for m in ring efd coop wait wait-epoll; do /tmp/wakeups-defer $m; /tmp/wakeups-defer $m tcp; done
 // Findings on kernel 6.18: bench/thrift/readings-2026-12-06g.md, section 2.
 #include <errno.h>
 #include <liburing.h>
