@@ -64,6 +64,7 @@ import {
   killLivePeers,
   type Peer,
   parseWrk,
+  processTree,
   rssKiB,
   startPeer,
   stopPeersOnSignal,
@@ -72,7 +73,7 @@ import {
 import { openIdleClients } from '../lib/memory.js';
 import { startNginxProxy, startNginxStatic } from '../lib/nginx.js';
 import { type ArenaReading, arenaReading } from './arenas.js';
-import { MAP_PART_KEYS, type MapParts, mapParts, processTree } from './map-parts.js';
+import { MAP_PART_KEYS, type MapParts, mapParts } from './map-parts.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 

@@ -6,7 +6,8 @@
  * readings says which allocator grew; what inside V8 grew is the worker's SIGUSR2 stats' business
  * (busy.ts, baseline.ts). Kernel socket buffers are not RSS and do not appear here.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { processTree } from '../lib/measure.js';
 import { arenaReading, mappings } from './arenas.js';
 
 /** Resident KiB by part of the process (see the header). */
@@ -40,24 +41,6 @@ export function mapParts(pid: number): MapParts {
     for (const k of [...MAP_PART_KEYS, 'threads'] as const) sum[k] += one[k];
   }
   return sum;
-}
-
-/** `root` and its descendants (/proc/PID/task/TID/children), root first. */
-export function processTree(root: number): number[] {
-  const out: number[] = [];
-  const stack = [root];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    out.push(pid);
-    try {
-      for (const tid of readdirSync(`/proc/${pid}/task`))
-        for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' '))
-          if (child.trim() !== '') stack.push(Number(child));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out;
 }
 
 function emptyParts(): MapParts {
