@@ -267,7 +267,10 @@ describe('the head summary and removeHopByHop (both parsers)', () => {
       ),
       { numRuns: 400 },
     );
-    expect(parsed).toBeGreaterThan(200);
+    // Not a vacuous pass: most generated heads parse (~210 of the 400 on average, sd ~10; a
+    // floor of 200 failed about one run in five, REVIEW F182), so 120 is far from the mean and
+    // still fails a generator or parser that rejects nearly everything.
+    expect(parsed).toBeGreaterThan(120);
   });
 
   it('drops every hop-by-hop line in any case at any index of a head of 0 to 100 lines', () => {
