@@ -77,6 +77,10 @@ export interface RingInfo {
    * builds before it: pass an array there.
    */
   readonly submitView?: boolean;
+  /**
+   * init was given `submitArgs`: submitShared(bufs) may be called. Absent in builds before it.
+   */
+  readonly submitArgs?: boolean;
   /** How many of the pool's buffers init put in the kernel's ring (absent in older builds: all). */
   readonly publishedBuffers?: number;
   /** The same for the plaintext pool, when one was given. */
@@ -119,6 +123,11 @@ export interface RingInit {
    * keeps its handles started). Without it every armed check phase calls onFlush.
    */
   readonly flushWant?: Int32Array;
+  /**
+   * At least 3 words shared with the addon, the arguments of submitShared(): [n, drainInline
+   * (0 | 1), what `bufs` is (SubmitBufs)], written before each call.
+   */
+  readonly submitArgs?: Int32Array;
   /** How many of the pool's buffers go in the kernel's ring at start (all unless given). */
   readonly publishedBuffers?: number;
   /** How many plaintext buffers are on the free list at start (all unless given). */
@@ -141,6 +150,13 @@ export interface NativeBinding {
    * Negative: -errno (no ring).
    */
   submit(n: number, bufs: Uint8Array | readonly Uint8Array[] | undefined, drainInline: boolean): number;
+  /**
+   * submit() with n, drainInline and what `bufs` is read from init's `submitArgs` (no napi
+   * argument reads: the wakeup turn's flush). A SubmitBufs that does not match `bufs` makes the
+   * records using a buffer complete with -EINVAL. -EINVAL when init got no submitArgs; absent in
+   * builds before it (see ringInfo.submitArgs).
+   */
+  submitShared?(bufs: Uint8Array | readonly Uint8Array[] | undefined): number;
   /**
    * Ends every socket this thread's ring owns now (shutdown(2) both ways; the descriptors stay
    * open until the ring is destroyed): for a dying worker, so its clients get their FIN at once
@@ -321,6 +337,9 @@ export declare const Op: Readonly<{
   TLS_CLOSE_NOTIFY: 15;
   PLAIN_RELEASE: 16;
 }>;
+
+/** What submitShared's `bufs` is (submitArgs[2]): nothing, the lone buffer itself, an array. */
+export declare const SubmitBufs: Readonly<{ NONE: 0; VIEW: 1; ARRAY: 2 }>;
 
 /** Flags that `TlsSession.feed` (and `encrypt`, `failed` only) writes into `info[1]`. */
 export interface TlsFlags {

@@ -148,6 +148,9 @@ export const Op = Object.freeze({
   PLAIN_RELEASE: 16,
 });
 
+/** What submitShared's `bufs` is (submitArgs[2]; Ring::BufsKind in src/ring.h). */
+export const SubmitBufs = Object.freeze({ NONE: 0, VIEW: 1, ARRAY: 2 });
+
 /** @type {import('./index.js').TlsLoadResult | undefined} */
 let tlsCached;
 

@@ -17,6 +17,9 @@ if (binding === undefined) throw new Error(`no addon: ${error}`);
 const total = Number(warmArg ?? 20000) + Number(turnsArg);
 const sq = new Int32Array(8 * 16);
 const cq = new Int32Array(3 * 16);
+// submitShared's arguments (as ring.ts passes them where the addon has it): [n, drain, bufs kind].
+const submitArgs = new Int32Array(3);
+let shared = false;
 let turns = 0;
 let callbacks = 0;
 let done;
@@ -32,9 +35,16 @@ const submitNop = () => {
   sq[5] = -1;
   sq[6] = 0;
   sq[7] = 0;
-  binding.submit(1, undefined, false);
+  if (shared) {
+    submitArgs[0] = 1;
+    submitArgs[1] = 0;
+    submitArgs[2] = 0;
+    binding.submitShared(undefined);
+  } else {
+    binding.submit(1, undefined, false);
+  }
 };
-binding.init(
+const info = binding.init(
   sq,
   cq,
   (n) => {
@@ -43,9 +53,10 @@ binding.init(
     if (turns < total) submitNop();
     else done();
   },
-  { entries: 16 },
+  { entries: 16, submitArgs },
 );
+shared = info.submitArgs === true && typeof binding.submitShared === 'function';
 submitNop();
 await finished;
 binding.destroy();
-console.log(JSON.stringify({ turns, callbacks }));
+console.log(JSON.stringify({ turns, callbacks, submitShared: shared }));

@@ -162,6 +162,26 @@ Napi::Value Submit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
+// submitShared(bufs) -> as submit(n, bufs, drainInline), with n, drainInline and what `bufs` is
+// read from init's submitArgs (Ring::SubmitShared). A plain napi callback, not node-addon-api's
+// wrapper (its CallbackInfo reads six arguments), with the thread's EnvState as its data (no
+// instance-data lookup): the flush of every wakeup turn calls it.
+napi_value SubmitShared(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value bufs;
+  void* data = nullptr;
+  napi_value out;
+  if (napi_get_cb_info(env, info, &argc, &bufs, nullptr, &data) != napi_ok) {
+    napi_create_int32(env, -EINVAL, &out);
+    return out;
+  }
+  if (argc < 1) napi_get_undefined(env, &bufs);
+  EnvState* s = static_cast<EnvState*>(data);
+  s->submits++;
+  napi_create_int32(env, s->ring.SubmitShared(env, bufs), &out);
+  return out;
+}
+
 // armFlush() -> 0 | -EBADF: init's onFlush runs in this loop iteration's check phase (Ring::ArmFlush).
 Napi::Value ArmFlush(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), State(info.Env())->ring.ArmFlush());
@@ -241,6 +261,9 @@ Napi::Object Module(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
   exports.Set("init", Napi::Function::New(env, Init, "init"));
   exports.Set("submit", Napi::Function::New(env, Submit, "submit"));
+  napi_value submitShared;
+  napi_create_function(env, "submitShared", NAPI_AUTO_LENGTH, SubmitShared, State(env), &submitShared);
+  exports.Set("submitShared", submitShared);
   exports.Set("destroy", Napi::Function::New(env, Destroy, "destroy"));
   exports.Set("armFlush", Napi::Function::New(env, ArmFlush, "armFlush"));
   exports.Set("reportUncaught", Napi::Function::New(env, ReportUncaught, "reportUncaught"));

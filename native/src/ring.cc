@@ -125,6 +125,12 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
     flushWantRef_ = Napi::Persistent(flushWant.As<Napi::Int32Array>());
     flushWant_ = flushWant.As<Napi::Int32Array>().Data();
   }
+  Napi::Value submitArgs = opts.Get("submitArgs");
+  if (submitArgs.IsTypedArray() && submitArgs.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array &&
+      submitArgs.As<Napi::Int32Array>().ElementLength() >= 3) {
+    submitArgsRef_ = Napi::Persistent(submitArgs.As<Napi::Int32Array>());
+    submitArgs_ = submitArgs.As<Napi::Int32Array>().Data();
+  }
   flushArmed_ = false;
   receiver_ = Napi::Persistent(Napi::Object::New(env));
   napi_value resource = Napi::Object::New(env);
@@ -236,6 +242,8 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("registeredRing", Napi::Boolean::New(env, registeredRing_));
   // submit(n, bufs) takes a lone buffer as `bufs` itself (index 0), not only an array.
   o.Set("submitView", Napi::Boolean::New(env, true));
+  // submitShared(bufs) reads its other arguments from init's submitArgs (it was given one).
+  o.Set("submitArgs", Napi::Boolean::New(env, submitArgs_ != nullptr));
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
   o.Set("bufRing", Napi::Boolean::New(env, bufRing_ != nullptr));
   if (bufRing_ != nullptr) o.Set("publishedBuffers", Napi::Number::New(env, bufPublished_));
@@ -518,14 +526,43 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
 
 int Ring::Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain) {
   if (!alive_) return -EBADF;
-  if (n < 0 || static_cast<size_t>(n) > sqCap_) return -EINVAL;
-  uint32_t nbufs = 0;
   // `bufs`: the records' buffers by index, or the only one itself (index 0; ringInfo.submitView).
-  bufsView_ = bufs.IsTypedArray();
-  if (bufsView_)
-    nbufs = 1;
-  else if (bufs.IsArray())
-    nbufs = bufs.As<Napi::Array>().Length();
+  if (bufs.IsTypedArray()) return SubmitKnown(env, n, bufs, BufsKind::kView, 1, drain);
+  if (bufs.IsArray()) return SubmitKnown(env, n, bufs, BufsKind::kArray, bufs.As<Napi::Array>().Length(), drain);
+  return SubmitKnown(env, n, bufs, BufsKind::kNone, 0, drain);
+}
+
+// The wakeup turn's submit without napi argument reads (issues 15, 18): n, drain and what `bufs`
+// is come from the shared submitArgs, so the call reads one napi argument and makes no type
+// checks (napi_get_value_int32, napi_get_value_bool, napi_is_typedarray, napi_is_array: ~170
+// instructions a submit). A kind that does not match `bufs` fails as a wrong buffer does: the
+// records that use a buffer complete with -EINVAL (Pin's napi_get_typedarray_info refuses a
+// non-typed array; an array's length read fails on anything else, leaving no buffers).
+int Ring::SubmitShared(napi_env env, napi_value bufs) {
+  if (!alive_) return -EBADF;
+  if (submitArgs_ == nullptr) return -EINVAL;
+  const int32_t n = submitArgs_[0];
+  const bool drain = submitArgs_[1] != 0;
+  uint32_t nbufs = 0;
+  BufsKind kind;
+  switch (submitArgs_[2]) {
+    case static_cast<int32_t>(BufsKind::kView):
+      kind = BufsKind::kView;
+      nbufs = 1;
+      break;
+    case static_cast<int32_t>(BufsKind::kArray):
+      kind = BufsKind::kArray;
+      if (napi_get_array_length(env, bufs, &nbufs) != napi_ok) nbufs = 0;
+      break;
+    default:
+      kind = BufsKind::kNone;
+  }
+  return SubmitKnown(Napi::Env(env), n, Napi::Value(env, bufs), kind, nbufs, drain);
+}
+
+int Ring::SubmitKnown(Napi::Env env, int32_t n, Napi::Value bufs, BufsKind kind, uint32_t nbufs, bool drain) {
+  if (n < 0 || static_cast<size_t>(n) > sqCap_) return -EINVAL;
+  bufsView_ = kind == BufsKind::kView;
   for (int32_t i = 0; i < n; i++) Prep(env, sq_ + static_cast<size_t>(i) * kSqStride, bufs, nbufs);
   UpdateRef();
   if (bufPending_ > 0) {
@@ -836,6 +873,8 @@ void Ring::Destroy(Napi::Env env) {
   flushWantRef_.Reset();
   flushWant_ = nullptr;
   receiver_.Reset();
+  submitArgsRef_.Reset();
+  submitArgs_ = nullptr;
   if (asyncContext_ != nullptr) napi_async_destroy(env, asyncContext_);
   asyncContext_ = nullptr;
   sq_ = cq_ = nullptr;

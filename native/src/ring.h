@@ -203,6 +203,12 @@ class Ring {
   // Creates the ring; returns 0 or -errno (and a message in *why).
   int Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why);
   int Submit(Napi::Env env, int32_t n, Napi::Value bufs, bool drain);
+  // What submit's `bufs` is: nothing, the records' lone buffer itself (index 0), or an array of them.
+  enum class BufsKind : int32_t { kNone = 0, kView = 1, kArray = 2 };
+  // submitShared(bufs): Submit with n, drain and what `bufs` is read from init's submitArgs (an
+  // Int32Array JavaScript writes before the call: [n, drain (0 | 1), BufsKind]), not from napi
+  // arguments. -EINVAL when init got no submitArgs.
+  int SubmitShared(napi_env env, napi_value bufs);
   void Destroy(Napi::Env env);
   Napi::Object Describe(Napi::Env env) const;
   // { slots, slotBytes, ops, opBytes, opsHeld }: the op table's native memory now (slots and
@@ -247,6 +253,7 @@ class Ring {
   size_t Drain();  // CQEs into the shared array; returns records written
   size_t Reserve() const;  // records kept free per CQE for what a TLS stream's CQE becomes
   void UpdateRef();
+  int SubmitKnown(Napi::Env env, int32_t n, Napi::Value bufs, BufsKind kind, uint32_t nbufs, bool drain);
   void Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbufs);
   io_uring_sqe* Sqe();
   bool Pin(Napi::Env env, Slot& slot, Napi::Value bufs, uint32_t nbufs, int32_t index, void** data, size_t* len);
@@ -310,6 +317,9 @@ class Ring {
   int32_t* flushWant_ = nullptr;
   Napi::Reference<Napi::Int32Array> flushWantRef_;
   Napi::ObjectReference receiver_;
+  // init's submitArgs (an Int32Array of at least 3; absent: null): SubmitShared's arguments.
+  int32_t* submitArgs_ = nullptr;
+  Napi::Reference<Napi::Int32Array> submitArgsRef_;
   Napi::Reference<Napi::Int32Array> sqRef_, cqRef_;
   napi_async_context asyncContext_ = nullptr;
   int32_t* sq_ = nullptr;

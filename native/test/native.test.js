@@ -146,6 +146,76 @@ describe.skipIf('error' in loaded)('@loch/native', () => {
     expect(bySlot.get(7)).toBe(-22); // buffer index 3 does not exist: -EINVAL, not a crash
   });
 
+  it("submitShared reads n, drainInline and what bufs is from init's submitArgs", async () => {
+    const result = await inWorker(`async (binding, Op) => {
+      const sq = new Int32Array(8 * 16);
+      const cq = new Int32Array(3 * 64);
+      const args = new Int32Array(3);
+      const seen = new Map();
+      let wake;
+      const take = (n) => {
+        for (let i = 0; i < n; i++) seen.set(cq[i * 3], cq[i * 3 + 1]);
+      };
+      const info = binding.init(sq, cq, (n) => { take(n); wake?.(); }, { entries: 16, submitArgs: args });
+      const before = binding.submitCount();
+      const buf = new Uint8Array(4);
+      // A send on fd -1 resolves its buffer first: -EBADF when it found one, -EINVAL when not.
+      const send = (slot) => [Op.SEND, -1, slot, 1, 4, 0, 0, 0];
+      const cases = [
+        [1, buf, 0],            // slot 1: a lone view, told so
+        [2, [buf], 2],          // slot 2: an array, told so
+        [3, buf, 0],            // slot 3: nothing, told so
+        [4, [buf], 1],          // slot 4: an array said to be a view
+        [5, buf, 2],            // slot 5: a view said to be an array
+      ];
+      const kinds = { 1: 1, 2: 2, 3: 0, 4: 1, 5: 2 };
+      let inline = 0;
+      for (const [slot, bufs] of cases) {
+        sq.set(send(slot), 0);
+        // Two records, n from args: a NOP behind the send (slot + 10) must complete too.
+        sq.set([Op.NOP, -1, slot + 10, 1, 0, -1, 0, 0], 8);
+        args[0] = 2;
+        args[1] = 1;
+        args[2] = kinds[slot];
+        const got = binding.submitShared(slot === 3 ? undefined : bufs);
+        inline += got;
+        take(got);
+      }
+      while (seen.size < 10) await new Promise((r) => { wake = r; });
+      const submits = binding.submitCount() - before;
+      binding.destroy();
+      return { info, seen: [...seen], submits, inline };
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.info.submitArgs).toBe(true);
+    expect(result.submits).toBe(5);
+    const bySlot = new Map(result.seen);
+    expect(bySlot.get(1)).toBe(-9); // -EBADF: the view was the buffer
+    expect(bySlot.get(2)).toBe(-9); // the array's element 0
+    expect(bySlot.get(3)).toBe(-22); // no buffer: -EINVAL
+    expect(bySlot.get(4)).toBe(-22); // a kind that does not match: -EINVAL, not a crash
+    expect(bySlot.get(5)).toBe(-22);
+    for (const slot of [11, 12, 13, 14, 15]) expect(bySlot.get(slot)).toBe(0);
+  });
+
+  it('submitShared without submitArgs at init returns -EINVAL and submits nothing', async () => {
+    const result = await inWorker(`async (binding, Op) => {
+      const sq = new Int32Array(8 * 16);
+      const cq = new Int32Array(3 * 64);
+      let calls = 0;
+      const info = binding.init(sq, cq, () => { calls++; }, { entries: 16 });
+      sq.set([Op.NOP, -1, 1, 1, 0, -1, 0, 0], 0);
+      const got = binding.submitShared(undefined);
+      await new Promise((r) => setTimeout(r, 20));
+      binding.destroy();
+      return { info, got, calls };
+    }`);
+    expect(result.error).toBeUndefined();
+    expect(result.info.submitArgs).toBe(false);
+    expect(result.got).toBe(-22);
+    expect(result.calls).toBe(0);
+  });
+
   it('gives each worker its own ring and cleans up rings and sockets when a worker exits', async () => {
     const fdsBefore = fdCount();
     const ringsBefore = ringMappings();

@@ -380,25 +380,43 @@ describe.skipIf(!probe.available)('ring slot kinds of a real stream', () => {
     }
   });
 
-  it('sends a lone buffer given to the real addon as itself', async () => {
+  it('sends a lone buffer given to the real addon as itself, through submitShared', async () => {
     const driver = createUringDriver({ entries: 64, bufferCount: 4, bufferSize: 1024 });
     const ring = driver.host.ring;
     expect((ring.info as { submitView?: boolean }).submitView).toBe(true);
-    const submits: unknown[] = [];
-    const binding = (ring as unknown as { binding: { submit(...a: unknown[]): number } }).binding;
+    expect((ring.info as { submitArgs?: boolean }).submitArgs).toBe(true);
+    // What each flush passed as bufs, and what it told the addon that was (submitArgs[2]).
+    const submits: { bufs: unknown; kind: number }[] = [];
+    const internals = ring as unknown as {
+      binding: { submit(...a: unknown[]): number; submitShared(b: unknown): number };
+      submitArgs: Int32Array;
+    };
+    const binding = internals.binding;
     const submit = binding.submit;
+    const submitShared = binding.submitShared;
+    let plainSubmits = 0;
     binding.submit = (...a: unknown[]) => {
-      submits.push(a[1]);
+      plainSubmits++;
       return submit.apply(binding, a);
+    };
+    binding.submitShared = (b: unknown) => {
+      submits.push({ bufs: b, kind: internals.submitArgs[2] ?? -1 });
+      return submitShared.call(binding, b);
     };
     try {
       const got = await sendOverLoopback(driver, 'one buffer', () => {
         submits.length = 0;
       });
       expect(got).toBe('one buffer');
-      expect(submits.some((b) => b instanceof Uint8Array)).toBe(true);
+      expect(plainSubmits).toBe(0);
+      // The send's flush: its lone buffer as itself, said to be a view (SubmitBufs.VIEW).
+      expect(submits.some(({ bufs, kind }) => bufs instanceof Uint8Array && kind === 1)).toBe(true);
+      for (const { bufs, kind } of submits) {
+        expect(kind).toBe(bufs === undefined ? 0 : bufs instanceof Uint8Array ? 1 : 2);
+      }
     } finally {
       binding.submit = submit;
+      binding.submitShared = submitShared;
       await driver.close();
     }
   });

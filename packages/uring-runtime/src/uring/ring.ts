@@ -155,6 +155,10 @@ function ticksRan(report: (error: unknown) => void): boolean {
 const FLUSH_NONE = 0;
 const FLUSH_NOW = 1;
 const FLUSH_NEXT = 2;
+/** submitArgs[2], what submitShared's `bufs` is: @loch/native's SubmitBufs (NONE, VIEW, ARRAY). */
+const SUBMIT_BUFS_NONE = 0;
+const SUBMIT_BUFS_VIEW = 1;
+const SUBMIT_BUFS_ARRAY = 2;
 const onPoolPressure = (reader: PoolReader): void => reader.onPoolPressure();
 const FREE = 0;
 const IN_FLIGHT = 1;
@@ -352,6 +356,14 @@ export class Ring {
   private bufCount = 0;
   /** The addon takes a flush's lone buffer as submit's `bufs` itself (ringInfo.submitView). */
   private readonly submitView: boolean;
+  /**
+   * submitShared's arguments, shared with the addon: [n, drain (0 | 1), what bufs is
+   * (@loch/native's SubmitBufs)]. Written before each call: the addon then reads no napi
+   * arguments but `bufs` (~230 instructions a flush, bench/thrift/readings-2026-12-06g.md).
+   */
+  private readonly submitArgs = new Int32Array(3);
+  /** The addon took submitArgs (ringInfo.submitArgs): flushes call submitShared. */
+  private readonly sharedSubmit: boolean;
   /** The op slots' state, SLOT_PAGE slots a page (SlotPage); only ever appended to. */
   private readonly pages: SlotPage[] = [];
   /** The first free slot (its page's `next` links the rest; -1: none). The last freed comes first. */
@@ -530,9 +542,11 @@ export class Ring {
       plainSize: this.plainSize,
       plainPublished,
       ...(this.nativeFlush ? { onFlush: this.flushBound, flushWant: this.flushWant } : {}),
+      submitArgs: this.submitArgs,
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
     this.submitView = this.info.submitView === true;
+    this.sharedSubmit = this.info.submitArgs === true && typeof binding.submitShared === 'function';
     if (this.info.deferTaskrun && !deferWarned) {
       // The LOCH_URING_DEFER_TASKRUN=1 experiment took: say once per thread what it costs.
       deferWarned = true;
@@ -912,11 +926,18 @@ export class Ring {
     const used = this.bufCount;
     // A lone buffer goes as itself where the addon takes it (submitView): no element lookup in
     // native (~600 instructions; a wakeup turn's flush usually carries one send).
-    const got = this.binding.submit(
-      n,
-      used === 1 && this.submitView ? this.bufs[0] : used > 0 ? (this.bufs as Uint8Array[]) : undefined,
-      drain,
-    );
+    const view = used === 1 && this.submitView;
+    const given = view ? this.bufs[0] : used > 0 ? (this.bufs as Uint8Array[]) : undefined;
+    let got: number;
+    if (this.sharedSubmit) {
+      const args = this.submitArgs;
+      args[0] = n;
+      args[1] = drain ? 1 : 0;
+      args[2] = view ? SUBMIT_BUFS_VIEW : used > 0 ? SUBMIT_BUFS_ARRAY : SUBMIT_BUFS_NONE;
+      got = this.binding.submitShared!(given);
+    } else {
+      got = this.binding.submit(n, given, drain);
+    }
     if (used > 0) {
       // A loop, not bufs.fill(): fill() on a holey array is a call into C++ (Builtin_ArrayPrototypeFill,
       // ~200 instructions for the one or two buffers a flush carries; bench/thrift/readings-2026-12-05c.md).
