@@ -154,3 +154,23 @@ describe('subset context type guarantees', () => {
     expectTypeOf(whole.set('attempt', 1)).toEqualTypeOf<CertainMap<Schema, 'peer' | 'attempt'>>();
   });
 });
+
+describe('key readers', () => {
+  const Peer = Ctx.reader('peer');
+  const Attempt = Ctx.reader('attempt');
+
+  it('get compiles only for a context holding the key, maybeGet for any', () => {
+    const ctx = Ctx.empty().set('peer', { host: 'h', port: 1 }).set('requestId', 'r');
+    expectTypeOf(Peer.get(ctx)).toEqualTypeOf<SocketAddr>();
+    // @ts-expect-error attempt was not set
+    Attempt.get(ctx);
+    // @ts-expect-error peer was never set
+    Peer.get(Ctx.empty());
+    expectTypeOf(Attempt.maybeGet(ctx)).toEqualTypeOf<number | undefined>();
+    expectTypeOf(Attempt.maybeGet(Ctx.empty())).toEqualTypeOf<number | undefined>();
+    const Conn = Ctx.subset(['peer']);
+    expectTypeOf(Peer.get(Conn.empty().set('peer', { host: 'h', port: 1 }))).toEqualTypeOf<SocketAddr>();
+    // @ts-expect-error not a key of the schema
+    Ctx.reader('nope');
+  });
+});

@@ -244,3 +244,54 @@ describe.each(['compiled', 'record'] as const)('subset contexts (%s)', (implemen
     );
   });
 });
+
+// Key readers (Ctx.reader(key)): standalone get/maybeGet of one key, same contract as the methods.
+describe.each(['compiled', 'record'] as const)('key readers (%s)', (implementation) => {
+  const Ctx = defineContext<Schema>()(keys, { implementation });
+  const Conn = Ctx.subset(['peer', 'user']);
+  const Peer = Ctx.reader('peer');
+  const Attempt = Ctx.reader('attempt');
+  const User = Ctx.reader('user');
+
+  it('get and maybeGet read what the methods read, on whole contexts', () => {
+    const ctx = Ctx.empty().set('peer', 'p').set('attempt', 0).set('user', undefined);
+    expect(Peer.key).toBe('peer');
+    expect(Peer.get(ctx)).toBe('p');
+    expect(Attempt.get(ctx)).toBe(0);
+    expect(User.get(ctx)).toBeUndefined();
+    expect(Peer.maybeGet(ctx)).toBe('p');
+    const later = ctx.set('peer', 'q').remove('attempt');
+    expect(Peer.get(later)).toBe('q');
+    expect(Attempt.maybeGet(later)).toBeUndefined();
+    expect(Attempt.maybeGet(later.fork().set('attempt', 3))).toBe(3);
+  });
+
+  it('get of an absent key (through a cast) throws ERR_CERTAIN_MAP_ABSENT_KEY, maybeGet is undefined', () => {
+    const ctx = Ctx.empty().set('peer', 'p');
+    const cast = ctx as unknown as CertainMap<Schema, 'peer' | 'attempt' | 'user'>;
+    expect(() => Attempt.get(cast)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_ABSENT_KEY', key: 'attempt' }),
+    );
+    expect(() => User.get(cast)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_ABSENT_KEY', key: 'user' }),
+    );
+    expect(User.maybeGet(ctx)).toBeUndefined();
+  });
+
+  it('reads subset contexts: their keys, and the schema keys they have no slot for as absent', () => {
+    const conn = Conn.empty().set('peer', 'p');
+    expect(Peer.get(conn)).toBe('p');
+    expect(User.maybeGet(conn)).toBeUndefined();
+    expect(Attempt.maybeGet(conn)).toBeUndefined();
+    const cast = conn as unknown as CertainMap<Schema, 'peer' | 'attempt'>;
+    expect(() => Attempt.get(cast)).toThrow(expect.objectContaining({ code: 'ERR_CERTAIN_MAP_ABSENT_KEY' }));
+    // ... and the subset context still has a slot for its own keys only.
+    if (implementation === 'compiled') expect(Object.getOwnPropertyNames(conn)).toEqual(['$peer', '$user']);
+  });
+
+  it('refuses a key outside the schema', () => {
+    expect(() => Ctx.reader('nope' as keyof Schema)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY', key: 'nope' }),
+    );
+  });
+});

@@ -6,6 +6,7 @@
 export { CertainMap, type SubsetMap } from './certain-map.js';
 export {
   ContextDefinition,
+  type ContextKeyReader,
   type ContextOptions,
   ContextSubset,
   defineContext,

@@ -125,15 +125,52 @@ export function compileContextClass<S extends object>(
       }
     };`;
   try {
-    return new Function('Base', 'ABSENT', 'fail', 'Whole', source)(
+    const Compiled = new Function('Base', 'ABSENT', 'fail', 'Whole', source)(
       CertainMap,
       ABSENT,
       fail,
       subset?.Whole,
     ) as CompiledContextClass<S>;
+    // A subset context has no slot for the schema's other keys: its prototype answers ABSENT for
+    // them, so a key reader (compileKeyReaders) given a subset context sees the key absent.
+    for (const { field } of outside)
+      Object.defineProperty(Compiled.prototype, JSON.parse(field), { value: ABSENT });
+    return Compiled;
   } catch (error) {
     // --disallow-code-generation-from-strings (or a policy) forbids new Function: fall back.
     if (error instanceof EvalError) return undefined;
     throw error;
   }
+}
+
+/** A key's readers as standalone functions (see `ContextDefinition.reader`). */
+export interface KeyReaders {
+  readonly get: (context: object) => unknown;
+  readonly maybeGet: (context: object) => unknown;
+}
+
+/**
+ * Generates the readers of one key of a compiled schema: each is a function of a few bytecodes
+ * that loads the key's field, where the class's `get` is a switch over every key (270 bytes of
+ * bytecode for 16 keys), so a caller that reads several keys stays within V8's inlining budget.
+ * Same contract as the methods: `get` throws ERR_CERTAIN_MAP_ABSENT_KEY for an absent key.
+ */
+export function compileKeyReaders(key: string): KeyReaders {
+  const field = JSON.stringify(`$${key}`);
+  const name = JSON.stringify(key);
+  return new Function(
+    'ABSENT',
+    'fail',
+    `return {
+      get: function get(context) {
+        const value = context[${field}];
+        if (value === ABSENT) fail('ERR_CERTAIN_MAP_ABSENT_KEY', ${name});
+        return value;
+      },
+      maybeGet: function maybeGet(context) {
+        const value = context[${field}];
+        return value === ABSENT ? undefined : value;
+      },
+    };`,
+  )(ABSENT, fail) as KeyReaders;
 }
