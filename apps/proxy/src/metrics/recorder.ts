@@ -14,7 +14,7 @@
  */
 
 import type { GatewayRefusalReason } from '@loch/gateway';
-import type { RequestCx } from '../proxy/context.js';
+import { CxRoute, CxStartedAt, CxUpstream, type RequestCx } from '../proxy/context.js';
 import {
   DURATION_BUCKETS,
   GATEWAY_REFUSAL_REASONS,
@@ -147,7 +147,7 @@ export class WorkerMetrics {
     const plan = this.#planOf(server);
     if (plan === undefined) return;
     const counts = this.#counts;
-    const match = cx.maybeGet('route');
+    const match = CxRoute.maybeGet(cx);
     let at = plan.unrouted;
     if (match !== undefined) {
       const route = match.route;
@@ -163,10 +163,10 @@ export class WorkerMetrics {
     counts[at + (cls < 1 ? 0 : cls > STATUS_CLASSES ? STATUS_CLASSES - 1 : cls - 1)]! += 1;
     // Clamped at 0 and at MAX_US (the start and this read are both the turn clock's, so it is
     // never negative unless a caller set `startedAt` itself).
-    const us = Math.max(0, Math.min((turnNow() - cx.get('startedAt')) * 1000, MAX_US)) | 0;
+    const us = Math.max(0, Math.min((turnNow() - CxStartedAt.get(cx)) * 1000, MAX_US)) | 0;
     observe(counts, at + STATUS_CLASSES, us);
     if (!fromUpstream) return;
-    const upstream = cx.maybeGet('upstream');
+    const upstream = CxUpstream.maybeGet(cx);
     if (upstream === undefined) return;
     let up: number | undefined;
     if (upstream === this.#lastUpstream && plan === this.#lastUpstreamPlan) up = this.#lastUpstreamAt;
@@ -185,7 +185,7 @@ export class WorkerMetrics {
    */
   upstreamFailed(server: string, cx: RequestCx, code: string): void {
     if (!this.#enabled) return;
-    const upstream = cx.maybeGet('upstream');
+    const upstream = CxUpstream.maybeGet(cx);
     if (upstream === undefined) return;
     const up = this.#servers.get(server)?.upstreams.get(upstream.label);
     if (up === undefined) return;

@@ -148,3 +148,25 @@ export type RoutedCx = Has<
   | 'route'
   | 'upstreamTarget'
 >;
+
+/*
+ * Readers of the keys the request path reads (certain-map's `reader`): `CxRequest.get(cx)` is
+ * `cx.get('request')`, typed the same, but a one-field-load function V8 inlines wherever it is
+ * called. The `get` method switches over all 16 keys, so a function reading several keys ran out
+ * of V8's inlining budget and called it (per-request-2026-12-06h.md, "certain-map readers").
+ */
+export const CxRequest = ProxyContext.reader('request');
+export const CxPeerAddr = ProxyContext.reader('peerAddr');
+export const CxLocalAddr = ProxyContext.reader('localAddr');
+export const CxServer = ProxyContext.reader('server');
+export const CxClientCert = ProxyContext.reader('clientCert');
+export const CxClientTarget = ProxyContext.reader('clientTarget');
+export const CxStartedAt = ProxyContext.reader('startedAt');
+export const CxRoute = ProxyContext.reader('route');
+export const CxUpstreamTarget = ProxyContext.reader('upstreamTarget');
+export const CxUpstream = ProxyContext.reader('upstream');
+export const CxUpstreamHeaderMs = ProxyContext.reader('upstreamHeaderMs');
+export const CxUpstreamExchange = ProxyContext.reader('upstreamExchange');
+export const CxAbandoned = ProxyContext.reader('abandoned');
+export const CxFailure = ProxyContext.reader('failure');
+export const CxAccessLog = ProxyContext.reader('accessLog');

@@ -33,7 +33,21 @@ import {
 } from '@loch/service-async';
 import { workerMetrics } from '../metrics/recorder.js';
 import { turnNow } from '../metrics/turn-clock.js';
-import type { AnswerLog, ConnectionCx, RequestCx } from './context.js';
+import {
+  type AnswerLog,
+  type ConnectionCx,
+  CxAbandoned,
+  CxAccessLog,
+  CxClientTarget,
+  CxFailure,
+  CxPeerAddr,
+  CxRequest,
+  CxStartedAt,
+  CxUpstream,
+  CxUpstreamExchange,
+  CxUpstreamHeaderMs,
+  type RequestCx,
+} from './context.js';
 import { ProxyError } from './errors.js';
 import { grpcErrorResponse, isGrpcRequest } from './grpc-status.js';
 import type { ProxyLog } from './log.js';
@@ -98,7 +112,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
   answered(cx: RequestCx, response: HttpResponse, own: boolean): void {
     // The upstream's time to its response head (nginx's $upstream_header_time, from the request's head).
     const upstreamMs =
-      !own && cx.maybeGet('upstream') !== undefined ? turnNow() - cx.get('startedAt') : undefined;
+      !own && CxUpstream.maybeGet(cx) !== undefined ? turnNow() - CxStartedAt.get(cx) : undefined;
     const body = response.body;
     if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
       if (upstreamMs !== undefined) cx.set('upstreamHeaderMs', upstreamMs);
@@ -109,7 +123,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
 
   /** AnswerLog, for RequestHooks.bodyEnded: a streamed answer's line, at its body's end. */
   bodyEnded(cx: RequestCx, response: HttpResponse, bytes: number): void {
-    this.#logLine(cx, response.status, bytes, cx.maybeGet('upstreamHeaderMs'));
+    this.#logLine(cx, response.status, bytes, CxUpstreamHeaderMs.maybeGet(cx));
   }
 
   /** AnswerLog, for RequestHooks.abandoned: the client went away first (499, no bytes). */
@@ -119,18 +133,18 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
 
   /** One access-log line for `cx`'s request; `upstreamMs` set when an upstream answered. */
   #logLine(cx: RequestCx, status: number, bytes: number, upstreamMs: number | undefined = undefined): void {
-    const req = cx.get('request');
-    const upstream = cx.maybeGet('upstream');
+    const req = CxRequest.get(cx);
+    const upstream = CxUpstream.maybeGet(cx);
     this.log.accessRequest(
       this.serverKey,
-      cx.get('peerAddr'),
+      CxPeerAddr.get(cx),
       req.headers,
       req.method,
-      cx.get('clientTarget'),
+      CxClientTarget.get(cx),
       status,
       bytes,
       upstream?.label,
-      turnNow() - cx.get('startedAt'),
+      turnNow() - CxStartedAt.get(cx),
       upstreamMs === undefined ? undefined : status,
       upstreamMs,
     );
@@ -153,11 +167,11 @@ export function failureResponse(
   cx: RequestCx,
   error: unknown,
 ): HttpResponse {
-  const req = cx.get('request');
+  const req = CxRequest.get(cx);
   let status = 500;
   let code = 'ERR_LOCH_INTERNAL';
   let extra: readonly (readonly [string, string])[] | undefined;
-  if (cx.maybeGet('abandoned') === true) {
+  if (CxAbandoned.maybeGet(cx) === true) {
     // The client went away and its upstream exchange was cancelled: nothing failed upstream,
     // and nobody reads this answer (the server does not send it).
     return createResponse(CLIENT_CLOSED_REQUEST, { body: new FixedBody('') });
@@ -170,15 +184,15 @@ export function failureResponse(
     if (status >= 500)
       log
         .at('upstream')
-        .warn(`${serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
-    else log.debug(`${serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
+        .warn(`${serverKey}: ${req.method} ${CxClientTarget.get(cx)} -> ${status}: ${error.message}`);
+    else log.debug(`${serverKey}: ${req.method} ${CxClientTarget.get(cx)} -> ${status}: ${error.message}`);
   } else if (error instanceof HttpError && error.status >= 400 && error.status <= 599) {
     status = error.status;
     code = error.code;
-    log.debug(`${serverKey}: ${req.method} ${cx.get('clientTarget')} -> ${status}: ${error.message}`);
+    log.debug(`${serverKey}: ${req.method} ${CxClientTarget.get(cx)} -> ${status}: ${error.message}`);
   } else {
     log.error(
-      `${serverKey}: ${req.method} ${cx.get('clientTarget')}: ${(error as Error)?.stack ?? String(error)}`,
+      `${serverKey}: ${req.method} ${CxClientTarget.get(cx)}: ${(error as Error)?.stack ?? String(error)}`,
     );
   }
   // Metrics tell loch's own answers from the upstream's (RequestHooks.answered).
@@ -248,7 +262,7 @@ export const CLIENT_CLOSED_REQUEST = 499;
 /** The per-request context of a request the context layer saw (it set `request.context`). */
 export function contextOf(request: { readonly context?: unknown }): RequestCx | undefined {
   const cx = request.context as RequestCx | undefined;
-  return cx?.maybeGet('request') === request ? cx : undefined;
+  return cx !== undefined && CxRequest.maybeGet(cx) === request ? cx : undefined;
 }
 
 /**
@@ -296,9 +310,9 @@ export class RequestHooks {
     if (this.server?.lifecycle.retired === true) response.headers.set('connection', 'close');
     const cx = contextOf(request);
     if (cx === undefined) return;
-    const own = cx.maybeGet('failure') !== undefined;
+    const own = CxFailure.maybeGet(cx) !== undefined;
     // The core layer's access log, with the answer as it goes out.
-    cx.maybeGet('accessLog')?.answered(cx, response, own);
+    CxAccessLog.maybeGet(cx)?.answered(cx, response, own);
     if (workerMetrics.enabled) workerMetrics.answered(this.serverKey, cx, response.status, !own);
   };
 
@@ -317,7 +331,7 @@ export class RequestHooks {
     // context layer made for it), and a connection's context answers undefined for it: no
     // contextOf check (one lookup fewer per streamed answer).
     const cx = request.context as unknown as RequestCx;
-    cx.maybeGet('accessLog')?.bodyEnded(cx, response, bytes);
+    CxAccessLog.maybeGet(cx)?.bodyEnded(cx, response, bytes);
   };
 
   /**
@@ -344,8 +358,8 @@ export class RequestHooks {
     const cx = contextOf(request);
     if (cx === undefined) return;
     cx.set('abandoned', true);
-    cx.maybeGet('upstreamExchange')?.cancelExchange(request);
-    cx.maybeGet('accessLog')?.abandoned(cx);
+    CxUpstreamExchange.maybeGet(cx)?.cancelExchange(request);
+    CxAccessLog.maybeGet(cx)?.abandoned(cx);
     workerMetrics.answered(this.serverKey, cx, CLIENT_CLOSED_REQUEST, false);
   };
 }
@@ -358,6 +372,6 @@ export class RequestHooks {
 export function noteUpstreamExchange(request: HttpRequest, exchange: HttpExchangeCancel): void {
   const cx = contextOf(request as { readonly context?: unknown });
   if (cx === undefined) return;
-  if (cx.maybeGet('abandoned') === true) exchange.cancelExchange(request);
+  if (CxAbandoned.maybeGet(cx) === true) exchange.cancelExchange(request);
   else cx.set('upstreamExchange', exchange);
 }

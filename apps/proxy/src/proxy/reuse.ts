@@ -25,7 +25,7 @@ import {
   makeFn,
   type Service,
 } from '@loch/service-async';
-import type { RequestCx } from './context.js';
+import { CxRequest, type RequestCx } from './context.js';
 import { ProxyError } from './errors.js';
 import { keepUpgrade, removeHopByHop, upgradeProtocols, upgradeToForward } from './header-hygiene.js';
 import { Tunnel } from './tunnel.js';
@@ -95,7 +95,7 @@ export class ConnectionReuseService<
    * promise reaction per request. An upgrade request, rare, costs a closure of its own.
    */
   call(cx: RequestCx): Answer<HttpResponse> {
-    const req = cx.get('request');
+    const req = CxRequest.get(cx);
     const headers = req.headers;
     // One id lookup per request; the rest only for requests that ask to upgrade.
     const upgrade = headers.has(UPGRADE) ? upgradeToForward(req, this.allowUpgrades) : null;

@@ -30,7 +30,7 @@ import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
 import { Router } from '../routing/router.js';
 import { limitRequestBody } from './body-limit.js';
-import type { RequestCx, RoutedCx } from './context.js';
+import { CxClientCert, CxPeerAddr, CxRequest, CxServer, type RequestCx, type RoutedCx } from './context.js';
 import { gatewayUnavailable, ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
 import type { ProxyLog } from './log.js';
@@ -225,7 +225,7 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
   ) {}
 
   call(cx: RequestCx): Answer<HttpResponse> {
-    const req = cx.get('request');
+    const req = CxRequest.get(cx);
     const target = req.target;
     let path: string;
     let query: string;
@@ -295,11 +295,11 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     const upstreamPath = strip === undefined ? path : stripPrefix(path, strip);
     addForwardingHeaders(
       req.headers,
-      cx.get('peerAddr'),
-      cx.get('server').scheme,
+      CxPeerAddr.get(cx),
+      CxServer.get(cx).scheme,
       host,
       req.version,
-      cx.maybeGet('clientCert'),
+      CxClientCert.maybeGet(cx),
     );
     const next = cx
       .set('route', match)

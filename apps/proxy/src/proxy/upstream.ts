@@ -31,7 +31,7 @@ import {
 } from '@loch/transports';
 import type { SocketAddress } from '@loch/uring-runtime';
 import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
-import type { RoutedCx } from './context.js';
+import { CxLocalAddr, CxPeerAddr, CxRequest, CxRoute, CxUpstreamTarget, type RoutedCx } from './context.js';
 import { noteUpstreamExchange } from './core.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
 import { forwardedClient } from './forwarded-client.js';
@@ -296,13 +296,13 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
    * mapping run in its handlers), so this layer costs no promise and no microtask.
    */
   call(cx: RoutedCx): Promise<HttpResponse> {
-    const route = cx.get('route').route;
+    const route = CxRoute.get(cx).route;
     const group = route.group;
     // Health: only routes that can mark an upstream down pay for the check (one predicate call
     // per upstream looked at; nothing allocated).
     const index = group.watches ? group.pick(route.balancer) : route.balancer.pick();
     if (index < 0) return noHealthyUpstream(route);
-    const req = cx.get('request');
+    const req = CxRequest.get(cx);
     if (
       group.retry === undefined ||
       group.retry.maxRetries === 0 ||
@@ -362,14 +362,14 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
 
   /** One exchange with upstream `index` of `route`. */
   #send(cx: RoutedCx, route: CompiledRoute, index: number): Promise<HttpResponse> {
-    const req = cx.get('request');
+    const req = CxRequest.get(cx);
     // server_name_from = "host": SNI, the name verified and the pool key follow the client's Host
     // (read for such upstreams only: every other request skips a second Host lookup).
     const routed = route.endpoints[index]!;
     const endpoint = routed.sniFromHost ? endpointForHost(routed, req.headers.get(HOST)) : routed;
     cx.set('upstream', endpoint.upstream);
     if (route.hostHeader === 'upstream') req.headers.set(HOST, endpoint.authority);
-    req.target = cx.get('upstreamTarget');
+    req.target = CxUpstreamTarget.get(cx);
     // send_proxy_protocol: the header names this client, so the connection (or HTTP/2 session)
     // is keyed by it and never serves another client (withProxyHeader). Costs a header and a
     // key per request, only for such upstreams.
@@ -381,8 +381,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
             endpoint,
             encodeProxyHeader({
               version: send === 'v1' ? 1 : 2,
-              source: this.#client(cx.get('peerAddr'), req),
-              destination: cx.get('localAddr'),
+              source: this.#client(CxPeerAddr.get(cx), req),
+              destination: CxLocalAddr.get(cx),
             }),
           );
     // A gRPC call's own deadline (grpc-timeout) caps the read timeout (only such calls pay for an
