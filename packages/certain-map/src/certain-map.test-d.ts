@@ -174,3 +174,22 @@ describe('key readers', () => {
     Ctx.reader('nope');
   });
 });
+
+describe('key writers', () => {
+  const SetPeer = Ctx.writer('peer');
+  const SetAttempt = Ctx.writer('attempt');
+
+  it('set adds the key to the context type and takes the key value type', () => {
+    const ctx = SetPeer.set(Ctx.empty(), { host: 'h', port: 1 });
+    expectTypeOf(ctx).toEqualTypeOf<CertainMap<Schema, 'peer'>>();
+    const both = SetAttempt.set(ctx, 1);
+    expectTypeOf(both).toEqualTypeOf<CertainMap<Schema, 'peer' | 'attempt'>>();
+    expectTypeOf(both.get('attempt')).toEqualTypeOf<number>();
+    // @ts-expect-error attempt is a number
+    SetAttempt.set(ctx, 'one');
+    // @ts-expect-error requestId was never set
+    SetPeer.set(Ctx.empty(), { host: 'h', port: 1 }).get('requestId');
+    // @ts-expect-error not a key of the schema
+    Ctx.writer('nope');
+  });
+});

@@ -295,3 +295,51 @@ describe.each(['compiled', 'record'] as const)('key readers (%s)', (implementati
     );
   });
 });
+
+// Key writers (Ctx.writer(key)): standalone set of one key, same contract as the method.
+describe.each(['compiled', 'record'] as const)('key writers (%s)', (implementation) => {
+  const Ctx = defineContext<Schema>()(keys, { implementation });
+  const Conn = Ctx.subset(['peer', 'user']);
+  const SetPeer = Ctx.writer('peer');
+  const SetAttempt = Ctx.writer('attempt');
+  const SetUser = Ctx.writer('user');
+
+  it('set stores what the method stores and returns the same context', () => {
+    const ctx = Ctx.empty();
+    expect(SetPeer.key).toBe('peer');
+    const written = SetAttempt.set(SetPeer.set(ctx, 'p'), 0);
+    expect(written).toBe(ctx);
+    expect(written.get('peer')).toBe('p');
+    expect(written.get('attempt')).toBe(0);
+    expect(written.has('requestId')).toBe(false);
+    expect(written.toJSON()).toEqual({ peer: 'p', attempt: 0 });
+    // undefined is a value, a second set replaces, and a fork keeps its own copy.
+    const withUser = SetUser.set(written, undefined);
+    expect(withUser.has('user')).toBe(true);
+    const fork = SetPeer.set(withUser.fork(), 'q');
+    expect(fork.get('peer')).toBe('q');
+    expect(withUser.get('peer')).toBe('p');
+    expect(SetPeer.set(withUser.remove('peer'), 'r').get('peer')).toBe('r');
+  });
+
+  it('writes a subset context its own keys, and refuses the others as set does', () => {
+    const conn = SetUser.set(SetPeer.set(Conn.empty(), 'p'), { name: 'n' });
+    expect(conn.get('peer')).toBe('p');
+    expect(conn.get('user')).toEqual({ name: 'n' });
+    expect(() => SetAttempt.set(Conn.empty(), 1)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET', key: 'attempt' }),
+    );
+    const after = Conn.empty();
+    expect(() => SetAttempt.set(after, 1)).toThrow(CertainMapError);
+    expect(after.has('attempt')).toBe(false);
+    expect(after.maybeGet('attempt')).toBeUndefined();
+    if (implementation === 'compiled') expect(Object.getOwnPropertyNames(after)).toEqual(['$peer', '$user']);
+    expect(SetAttempt.set(conn.fork(), 2).get('attempt')).toBe(2);
+  });
+
+  it('refuses a key outside the schema', () => {
+    expect(() => Ctx.writer('nope' as keyof Schema)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY', key: 'nope' }),
+    );
+  });
+});

@@ -10,6 +10,7 @@ import {
   type CompiledContextClass,
   compileContextClass,
   compileKeyReaders,
+  compileKeyWriter,
 } from './internal/compiled-map.js';
 import { emptySlotRecord, type SlotRecord, SlotRecordMap } from './internal/slot-record-map.js';
 
@@ -98,6 +99,27 @@ export class ContextDefinition<S extends object> {
     };
   }
 
+  /**
+   * One key's writer as a standalone function, the `set` counterpart of `reader`: `const
+   * SetRoute = Ctx.writer('route')` once at module scope, then `SetRoute.set(ctx, match)` is
+   * `ctx.set('route', match)`: it stores the value and returns the same context typed with the
+   * key present. Why: with the compiled implementation it is one field store, where the `set`
+   * method switches over every key and stops being inlined after a few calls in one function.
+   * For whole contexts: its type does not know a subset context's keys, so on a subset context
+   * a key outside the subset compiles and throws ERR_CERTAIN_MAP_OUTSIDE_SUBSET (the subset's
+   * own `set` does not compile there).
+   */
+  writer<K extends keyof S>(key: K): ContextKeyWriter<S, K> {
+    if (!this.keys.includes(key)) throw new CertainMapError('ERR_CERTAIN_MAP_UNKNOWN_KEY', key);
+    if (this.implementation === 'compiled') {
+      return { key, set: compileKeyWriter(key as string) } as ContextKeyWriter<S, K>;
+    }
+    return {
+      key,
+      set: <P extends keyof S>(context: CertainMap<S, P>, value: S[K]) => context.set(key, value),
+    };
+  }
+
   /** A new context with no key present. */
   empty(): CertainMap<S, never> {
     return this.#create();
@@ -119,6 +141,14 @@ export interface ContextKeyReader<S extends object, K extends keyof S> {
   readonly get: (context: CertainMap<S, K>) => S[K];
   /** `context.maybeGet(key)`: the value or `undefined`, for any context of the schema. */
   readonly maybeGet: (context: CertainMap<S, never>) => S[K] | undefined;
+}
+
+/** One key's writer (`Ctx.writer(key)`): the `set` of contexts of the definition. */
+export interface ContextKeyWriter<S extends object, K extends keyof S> {
+  /** The key written. */
+  readonly key: K;
+  /** `context.set(key, value)`: stores the value, returns the same context typed with the key present. */
+  readonly set: <P extends keyof S>(context: CertainMap<S, P>, value: S[K]) => CertainMap<S, P | K>;
 }
 
 /** A subset of a schema's keys (`Ctx.subset(keys)`): creates subset contexts. */

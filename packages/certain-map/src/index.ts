@@ -7,6 +7,7 @@ export { CertainMap, type SubsetMap } from './certain-map.js';
 export {
   ContextDefinition,
   type ContextKeyReader,
+  type ContextKeyWriter,
   type ContextOptions,
   ContextSubset,
   defineContext,

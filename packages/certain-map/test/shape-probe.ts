@@ -1,6 +1,6 @@
 // Run by runtime.test.ts under `node --allow-natives-syntax`: prints whether contexts of one schema
-// keep one V8 hidden class (map) through set/remove/take/fork, and whether their properties stay
-// in fast mode. Not a test by itself.
+// keep one V8 hidden class (map) through set/remove/take/fork and key writers, and whether their
+// properties stay in fast mode. Not a test by itself.
 import { defineContext } from '@loch/certain-map';
 
 const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (a: object, b: object) => boolean;
@@ -19,7 +19,9 @@ const forked = full.fork().set('user', {});
 const fromOf = Ctx.of({ requestId: 3 });
 // A subset context's fork is a whole context: the same map as the definition's own.
 const fromSubset = Ctx.subset(['peer']).empty().set('peer', 'c').fork().set('requestId', 4);
-const all = [full, removed, taken, forked, fromOf, fromSubset];
+// A key writer (Ctx.writer) stores the same field the method does.
+const written = Ctx.writer('requestId').set(Ctx.writer('peer').set(Ctx.empty(), 'w'), 5);
+const all = [full, removed, taken, forked, fromOf, fromSubset, written];
 // The compiled implementation stores the slots on the context itself, so its map is the one that
 // matters. (The record implementation keeps them in a private record not reachable from here.)
 console.log(

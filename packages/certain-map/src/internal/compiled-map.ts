@@ -132,9 +132,16 @@ export function compileContextClass<S extends object>(
       subset?.Whole,
     ) as CompiledContextClass<S>;
     // A subset context has no slot for the schema's other keys: its prototype answers ABSENT for
-    // them, so a key reader (compileKeyReaders) given a subset context sees the key absent.
-    for (const { field } of outside)
-      Object.defineProperty(Compiled.prototype, JSON.parse(field), { value: ABSENT });
+    // them, so a key reader (compileKeyReaders) given a subset context sees the key absent, and
+    // refuses a store, so a key writer (compileKeyWriter) given one throws as `set` does
+    // instead of adding a property (which would change the context's shape).
+    for (const { key, field } of outside) {
+      const name = JSON.parse(key) as string;
+      Object.defineProperty(Compiled.prototype, JSON.parse(field), {
+        get: () => ABSENT,
+        set: () => fail('ERR_CERTAIN_MAP_OUTSIDE_SUBSET', name),
+      });
+    }
     return Compiled;
   } catch (error) {
     // --disallow-code-generation-from-strings (or a policy) forbids new Function: fall back.
@@ -173,4 +180,23 @@ export function compileKeyReaders(key: string): KeyReaders {
       },
     };`,
   )(ABSENT, fail) as KeyReaders;
+}
+
+/** A key's writer as a standalone function (see `ContextDefinition.writer`). */
+export type KeyWriter = (context: object, value: unknown) => object;
+
+/**
+ * Generates the writer of one key of a compiled schema: a function of a few bytecodes that stores
+ * the key's field and returns the context, where the class's `set` is a switch over every key.
+ * Same contract as the method: a subset context's prototype refuses a key outside the subset
+ * (ERR_CERTAIN_MAP_OUTSIDE_SUBSET, from its accessor: compileContextClass).
+ */
+export function compileKeyWriter(key: string): KeyWriter {
+  const field = JSON.stringify(`$${key}`);
+  return new Function(
+    `return function set(context, value) {
+      context[${field}] = value;
+      return context;
+    };`,
+  )() as KeyWriter;
 }
