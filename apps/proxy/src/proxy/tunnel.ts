@@ -6,6 +6,10 @@
  * server's drain time (timeouts.tunnel_drain) to end on its own, then is closed. Not for
  * deciding when to tunnel (reuse.ts).
  */
+// The module's binding, not the global: Node 20's global `performance` is a lazy accessor whose
+// getter runs at every read (~290 instructions each, THR's Thrift relay profile, session 48), and
+// touch() reads the clock for every chunk a tunnel moves.
+import { performance } from 'node:perf_hooks';
 import type { HttpStream, StreamChunk } from '@loch/http';
 import { workerMetrics } from '../metrics/recorder.js';
 
