@@ -170,3 +170,22 @@ export const CxUpstreamExchange = ProxyContext.reader('upstreamExchange');
 export const CxAbandoned = ProxyContext.reader('abandoned');
 export const CxFailure = ProxyContext.reader('failure');
 export const CxAccessLog = ProxyContext.reader('accessLog');
+
+/*
+ * Writers of the keys the request path sets (certain-map's `writer`): `CxSetRoute.set(cx, m)` is
+ * `cx.set('route', m)`, typed the same (it returns the context typed with the key present), but a
+ * one-field-store function V8 inlines wherever it is called, where the `set` method switches over
+ * all 16 keys, as `get` did (per-request-2026-12-07.md). For whole contexts: a writer's type
+ * does not know a subset's keys, so the connection's subset context (worker.ts) keeps `set`.
+ */
+export const CxSetRequest = ProxyContext.writer('request');
+export const CxSetClientTarget = ProxyContext.writer('clientTarget');
+export const CxSetStartedAt = ProxyContext.writer('startedAt');
+export const CxSetRoute = ProxyContext.writer('route');
+export const CxSetUpstreamTarget = ProxyContext.writer('upstreamTarget');
+export const CxSetUpstream = ProxyContext.writer('upstream');
+export const CxSetUpstreamExchange = ProxyContext.writer('upstreamExchange');
+export const CxSetAbandoned = ProxyContext.writer('abandoned');
+export const CxSetFailure = ProxyContext.writer('failure');
+export const CxSetUpstreamHeaderMs = ProxyContext.writer('upstreamHeaderMs');
+export const CxSetAccessLog = ProxyContext.writer('accessLog');

@@ -42,6 +42,14 @@ import {
   CxFailure,
   CxPeerAddr,
   CxRequest,
+  CxSetAbandoned,
+  CxSetAccessLog,
+  CxSetClientTarget,
+  CxSetFailure,
+  CxSetRequest,
+  CxSetStartedAt,
+  CxSetUpstreamExchange,
+  CxSetUpstreamHeaderMs,
   CxStartedAt,
   CxUpstream,
   CxUpstreamExchange,
@@ -92,7 +100,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
    * .bodyEnded, .abandoned). Metrics add nothing here: the server's onAnswered records them.
    */
   call(cx: RequestCx): Answer<HttpResponse> {
-    if (this.accessLog) cx.set('accessLog', this);
+    if (this.accessLog) CxSetAccessLog.set(cx, this);
     let out: Answer<HttpResponse>;
     try {
       out = this.inner.call(cx);
@@ -115,7 +123,7 @@ export class CoreService<S extends Service<RequestCx, HttpResponse> = Service<Re
       !own && CxUpstream.maybeGet(cx) !== undefined ? turnNow() - CxStartedAt.get(cx) : undefined;
     const body = response.body;
     if (body.kind !== 'empty' && !(body instanceof FixedBody)) {
-      if (upstreamMs !== undefined) cx.set('upstreamHeaderMs', upstreamMs);
+      if (upstreamMs !== undefined) CxSetUpstreamHeaderMs.set(cx, upstreamMs);
     } else {
       this.#logLine(cx, response.status, Math.max(body.length, 0), upstreamMs);
     }
@@ -196,7 +204,7 @@ export function failureResponse(
     );
   }
   // Metrics tell loch's own answers from the upstream's (RequestHooks.answered).
-  cx.set('failure', code);
+  CxSetFailure.set(cx, code);
   // A gRPC client reads grpc-status, not the HTTP status (grpc-status.ts).
   if (isGrpcRequest(req)) return grpcErrorResponse(status, code, `${status} ${code}`);
   return createResponse(status, {
@@ -244,11 +252,9 @@ export class ContextHandler<S extends Service<RequestCx, HttpResponse> = Service
   ) {}
 
   call(request: HttpServerRequest<ConnectionCx>): Answer<HttpResponse> {
-    const cx = request.context
-      .fork()
-      .set('request', request)
-      .set('clientTarget', request.target)
-      .set('startedAt', this.timed || workerMetrics.enabled ? turnNow() : 0);
+    const forked = request.context.fork();
+    const withTarget = CxSetClientTarget.set(CxSetRequest.set(forked, request), request.target);
+    const cx = CxSetStartedAt.set(withTarget, this.timed || workerMetrics.enabled ? turnNow() : 0);
     // The request carries its own context from here on: the server's hooks (RequestHooks) and
     // the upstream exchange's (upstream.ts) find it there, with nothing allocated to link them.
     request.context = cx;
@@ -357,7 +363,7 @@ export class RequestHooks {
   readonly abandoned = (request: HttpServerRequest<ConnectionCx>): void => {
     const cx = contextOf(request);
     if (cx === undefined) return;
-    cx.set('abandoned', true);
+    CxSetAbandoned.set(cx, true);
     CxUpstreamExchange.maybeGet(cx)?.cancelExchange(request);
     CxAccessLog.maybeGet(cx)?.abandoned(cx);
     workerMetrics.answered(this.serverKey, cx, CLIENT_CLOSED_REQUEST, false);
@@ -373,5 +379,5 @@ export function noteUpstreamExchange(request: HttpRequest, exchange: HttpExchang
   const cx = contextOf(request as { readonly context?: unknown });
   if (cx === undefined) return;
   if (CxAbandoned.maybeGet(cx) === true) exchange.cancelExchange(request);
-  else cx.set('upstreamExchange', exchange);
+  else CxSetUpstreamExchange.set(cx, exchange);
 }

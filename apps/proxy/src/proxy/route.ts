@@ -30,7 +30,16 @@ import { type Balancer, createBalancer } from '../routing/balancer.js';
 import { normalizePath, PathRejection } from '../routing/path-normalizer.js';
 import { Router } from '../routing/router.js';
 import { limitRequestBody } from './body-limit.js';
-import { CxClientCert, CxPeerAddr, CxRequest, CxServer, type RequestCx, type RoutedCx } from './context.js';
+import {
+  CxClientCert,
+  CxPeerAddr,
+  CxRequest,
+  CxServer,
+  CxSetRoute,
+  CxSetUpstreamTarget,
+  type RequestCx,
+  type RoutedCx,
+} from './context.js';
 import { gatewayUnavailable, ProxyError } from './errors.js';
 import { addForwardingHeaders } from './header-hygiene.js';
 import type { ProxyLog } from './log.js';
@@ -277,7 +286,7 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
     // on the context so that the answer counts on its route's metrics series.
     const gateway = match.route.gateway;
     if (gateway !== undefined) {
-      cx.set('route', match);
+      CxSetRoute.set(cx, match);
       const refusals = this.refusals;
       const dispatch = gatewayDispatch.loaded;
       // Still loading (a request right after the table was built), or the last import failed:
@@ -301,9 +310,10 @@ export class RouteService<S extends Service<RoutedCx, HttpResponse> = Service<Ro
       req.version,
       CxClientCert.maybeGet(cx),
     );
-    const next = cx
-      .set('route', match)
-      .set('upstreamTarget', query === '' ? upstreamPath : upstreamPath + query);
+    const next = CxSetUpstreamTarget.set(
+      CxSetRoute.set(cx, match),
+      query === '' ? upstreamPath : upstreamPath + query,
+    );
     // gRPC pseudonymization (issue 19): the route's messages rewritten around the forwarding.
     const pseudonyms = match.route.grpcPseudonymize;
     if (pseudonyms !== undefined)

@@ -31,7 +31,15 @@ import {
 } from '@loch/transports';
 import type { SocketAddress } from '@loch/uring-runtime';
 import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
-import { CxLocalAddr, CxPeerAddr, CxRequest, CxRoute, CxUpstreamTarget, type RoutedCx } from './context.js';
+import {
+  CxLocalAddr,
+  CxPeerAddr,
+  CxRequest,
+  CxRoute,
+  CxSetUpstream,
+  CxUpstreamTarget,
+  type RoutedCx,
+} from './context.js';
 import { noteUpstreamExchange } from './core.js';
 import { classifyUpstreamError, ProxyError } from './errors.js';
 import { forwardedClient } from './forwarded-client.js';
@@ -367,7 +375,7 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
     // (read for such upstreams only: every other request skips a second Host lookup).
     const routed = route.endpoints[index]!;
     const endpoint = routed.sniFromHost ? endpointForHost(routed, req.headers.get(HOST)) : routed;
-    cx.set('upstream', endpoint.upstream);
+    CxSetUpstream.set(cx, endpoint.upstream);
     if (route.hostHeader === 'upstream') req.headers.set(HOST, endpoint.authority);
     req.target = CxUpstreamTarget.get(cx);
     // send_proxy_protocol: the header names this client, so the connection (or HTTP/2 session)
