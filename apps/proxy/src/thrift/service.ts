@@ -22,6 +22,10 @@
  * upstream's reply is answered from that connection's receive callback, with no promise, await
  * or then() per call. Not for accepting or framing (ThriftServer does both).
  */
+// The module's binding, not the global: `performance` on Node's global object is a lazy accessor
+// whose getter runs on every read (~200 instructions a read in optimized code, callgrind,
+// bench/thrift/readings-2026-12-07b.md).
+import { performance } from 'node:perf_hooks';
 import { type MakeService, makeFn, type Service } from '@loch/service-async';
 import {
   EMPTY_HEADERS,

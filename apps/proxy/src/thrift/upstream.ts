@@ -25,6 +25,10 @@
  * calls per connection (mux.ts).
  */
 
+// The module's binding, not the global: `performance` on Node's global object is a lazy accessor
+// whose getter runs on every read (~200 instructions a read in optimized code, callgrind,
+// bench/thrift/readings-2026-12-07b.md).
+import { performance } from 'node:perf_hooks';
 import {
   FrameReader,
   type FramingName,

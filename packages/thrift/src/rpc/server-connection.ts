@@ -34,6 +34,10 @@
  *   unless the server is closing, running calls aborted, the stream closed; results that come
  *   later are dropped.
  */
+// The module's binding, not the global: `performance` on Node's global object is a lazy accessor
+// whose getter runs on every read (~200 instructions a read in optimized code, callgrind,
+// bench/thrift/readings-2026-12-07b.md).
+import { performance } from 'node:perf_hooks';
 import { NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import { TApplicationException, TApplicationExceptionType } from '../application-exception.js';
 import { ThriftRpcError } from '../errors.js';
