@@ -289,6 +289,15 @@ describe.each(['compiled', 'record'] as const)('key readers (%s)', (implementati
     if (implementation === 'compiled') expect(Object.getOwnPropertyNames(conn)).toEqual(['$peer', '$user']);
   });
 
+  it('reads every key of a subset of no keys as absent (REVIEW F186)', () => {
+    const none = Ctx.subset([]).empty();
+    expect(Peer.maybeGet(none)).toBeUndefined();
+    const cast = none as unknown as CertainMap<Schema, 'peer'>;
+    expect(() => Peer.get(cast)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_ABSENT_KEY', key: 'peer' }),
+    );
+  });
+
   it('refuses a key outside the schema', () => {
     expect(() => Ctx.reader('nope' as keyof Schema)).toThrow(
       expect.objectContaining({ code: 'ERR_CERTAIN_MAP_UNKNOWN_KEY', key: 'nope' }),
@@ -335,6 +344,19 @@ describe.each(['compiled', 'record'] as const)('key writers (%s)', (implementati
     expect(after.maybeGet('attempt')).toBeUndefined();
     if (implementation === 'compiled') expect(Object.getOwnPropertyNames(after)).toEqual(['$peer', '$user']);
     expect(SetAttempt.set(conn.fork(), 2).get('attempt')).toBe(2);
+  });
+
+  it('refuses every key on a subset of no keys, as set does (REVIEW F186)', () => {
+    const none = Ctx.subset([]).empty();
+    expect(() => SetPeer.set(none, 'p')).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET', key: 'peer' }),
+    );
+    expect(() => none.set('peer' as never, 'p' as never)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET' }),
+    );
+    expect(Object.getOwnPropertyNames(none).filter((name) => name.startsWith('$'))).toEqual([]);
+    expect(none.has('peer')).toBe(false);
+    expect(SetPeer.set(none.fork(), 'q').get('peer')).toBe('q');
   });
 
   it('refuses a key outside the schema', () => {

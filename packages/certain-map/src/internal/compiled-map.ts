@@ -40,7 +40,10 @@ export function compileContextClass<S extends object>(
   keys: readonly (keyof S)[],
   subset?: SubsetOf<S>,
 ): CompiledContextClass<S> | undefined {
-  if (keys.length === 0 || !keys.every((key) => typeof key === 'string')) return undefined;
+  // A subset of no keys is compiled too: its prototype's accessors (below) are what make a key
+  // reader or writer given one of its contexts see the key absent or throw (REVIEW F186).
+  if ((keys.length === 0 && subset === undefined) || !keys.every((key) => typeof key === 'string'))
+    return undefined;
   // Field names get a '$' prefix so that a schema key can never shadow a method such as `get`.
   const fieldOf = (key: keyof S) => ({
     key: JSON.stringify(key),
