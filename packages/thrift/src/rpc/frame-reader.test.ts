@@ -691,3 +691,55 @@ describe('FrameReader receive timeouts', () => {
     expect(stream.closed).toBe(true);
   });
 });
+
+describe('FrameReader passes its options to the frame decoders', () => {
+  /** An old-style (unversioned) binary call: name length, name, type, seq id, then its body. */
+  function oldStyleCall(seqId: number): Uint8Array {
+    const name = Buffer.from('ping');
+    const b = Buffer.alloc(4 + name.length + 1 + 4 + 1);
+    b.writeInt32BE(name.length, 0);
+    name.copy(b, 4);
+    b[8] = MessageType.CALL;
+    b.writeInt32BE(seqId, 9);
+    b[13] = TType.STOP;
+    return new Uint8Array(b);
+  }
+
+  it('protocol: an unversioned binary payload, which cannot be sniffed, is decoded as the option says', () => {
+    const frame = encodeFrame({ framing: 'framed', protocol: 'binary' }, oldStyleCall(77));
+    for (const chunked of [false, true]) {
+      const told = new FrameReader(scripted(new Uint8Array(0), [1]), {
+        framing: 'framed',
+        protocol: 'binary',
+      });
+      const untold = new FrameReader(scripted(new Uint8Array(0), [1]), { framing: 'framed' });
+      const give = (reader: FrameReader): void => {
+        if (chunked) reader.feedChunk({ bytes: frame.slice(), release: () => {} });
+        else reader.feed(frame);
+      };
+      give(told);
+      const got = told.poll();
+      expect(got?.protocol).toBe('binary');
+      expect(got?.seqId).toBe(77);
+      give(untold);
+      expect(() => untold.poll()).toThrow(expect.objectContaining({ code: 'ERR_THRIFT_UNKNOWN_PROTOCOL' }));
+    }
+  });
+
+  it('maxFrameSize: bounds a THeader zlib payload as it is inflated', () => {
+    // 64 KiB of one byte deflate to a few hundred: the frame passes the length check, its
+    // inflated payload does not (16 MiB, the default, would let it through).
+    const payload = msg(0, 64 * 1024);
+    const frame = encodeFrame({ framing: 'theader', protocol: 'binary', transforms: [1] }, payload);
+    expect(frame.byteLength).toBeLessThan(4096);
+    const small = new FrameReader(scripted(new Uint8Array(0), [1]), {
+      framing: 'theader',
+      maxFrameSize: 4096,
+    });
+    small.feed(frame);
+    expect(() => small.poll()).toThrow();
+    const large = new FrameReader(scripted(new Uint8Array(0), [1]), { framing: 'theader' });
+    large.feed(frame);
+    expect(large.poll()?.payload).toEqual(payload);
+  });
+});
