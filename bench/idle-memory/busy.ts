@@ -22,8 +22,8 @@
  * default "24m") is charged to them. `--warm-young S` (busy only) keeps the load on after that
  * baseline until the peer's memory stops growing: loch's worker new space (committed, from its
  * SIGUSR2 stats every WARM_POLL_MS) reaches its cap (2/3 of the worker's
- * maxYoungGenerationSizeMb: two semi-spaces of three young-generation parts) or has not grown for
- * `--warm-still` seconds; nginx's RSS has not grown for `--warm-still` seconds; at most S seconds.
+ * maxYoungGenerationSizeMb: two semi-spaces of three young-generation parts) and has been there
+ * `--warm-after-cap` seconds (its grown pages resident), or has not grown for `--warm-still` seconds; nginx's RSS has not grown for `--warm-still` seconds; at most S seconds.
  * It then reads a second ("warmed") baseline, and both are reported against the one reading with
  * the connections: from the first baseline (which then charges everything the warm grew, not only
  * the young generation, to the connections: the as-today reading is a run without --warm-young)
@@ -35,7 +35,8 @@
  *     [--peers nginx,loch] [--startup-wait 10] [--busy-warm 5] [--loch-node-args=FLAGS]
  *     [--loch-cli ../apps/proxy/dist/bin.js] [--loch-runtime 'key = value; ...']
  *     [--json out.json] [--gc] [--snapshot-dir DIR] [--smaps-dir DIR] [--warm-young 180] [--warm-still 30]
- *     [--warm-full] [--pregrow]
+ *     [--warm-after-cap 10] [--warm-connections 64]
+ *     [--warm-full] [--pregrow] [--spaces-dir DIR]
  * --gc runs a full GC in loch's worker before each parts reading (so heap used is live bytes;
  * it runs after that reading's RSS samples, but the baseline's GC comes before the connections'
  * RSS); --snapshot-dir writes a heap snapshot there at each parts reading (analyze.ts with the
@@ -111,6 +112,21 @@ const { values: args } = parseArgs({
     /** Seconds without growth that end the warm (--warm-young). */
     'warm-still': { type: 'string', default: '30' },
     /**
+     * Seconds the warm goes on after loch's new space reached its cap. V8 commits the grown
+     * semi-spaces at once but their pages become resident only as allocation first walks them
+     * (a scavenge or two later): a warmed baseline read the moment the cap is reached charges
+     * those pages (2.5-3.4 MiB, readings-2026-12-07.md section 1) to the first idle connections.
+     */
+    'warm-after-cap': { type: 'string', default: '10' },
+    /**
+     * Connections of the load during --warm-young until loch's new space reaches its cap (nginx:
+     * until its RSS is still), then back to --busy-connections for --warm-after-cap: a steady busy
+     * worker holds the cap (readings-2026-12-06e.md section 2), and 16 connections on a shared
+     * machine may take minutes to get there (readings-2026-12-07.md section 1). Default: the
+     * busy connections (one load throughout).
+     */
+    'warm-connections': { type: 'string' },
+    /**
      * Warm the whole --warm-young, whatever the memory does (a timeline of loch's new space under
      * the load alone: when it reaches its cap, and whether V8's memory reducer shrinks it again).
      */
@@ -137,6 +153,12 @@ const { values: args } = parseArgs({
      */
     'smaps-dir': { type: 'string' },
     /**
+     * loch only: every V8 heap space's committed, used and resident bytes at each reading, from
+     * inside the worker (space-stats-preload.cjs, appended to DIR/spaces.jsonl; space-diff.py
+     * prints them by moment): which space the first connections grow once and which per connection.
+     */
+    'spaces-dir': { type: 'string' },
+    /**
      * Open the count's idle connections once and close them before the baseline (busy: with the
      * load already on, so no idle trim runs after): the proxy's arrays by connection (loch's op
      * slots and descriptor registry) have grown when the reading's connections come, so the
@@ -160,7 +182,13 @@ const startupWaitMs = Number(args['startup-wait']) * 1000;
 const busyWarmMs = Number(args['busy-warm']) * 1000;
 const warmYoungMs = Number(args['warm-young']) * 1000;
 const warmStillMs = Number(args['warm-still']) * 1000;
-const lochNodeArgs = args['loch-node-args'].split(' ').filter((a) => a !== '');
+const warmAfterCapMs = Number(args['warm-after-cap']) * 1000;
+const warmConnections = Number(args['warm-connections'] ?? args['busy-connections']);
+const spacesDir = args['spaces-dir'] === undefined ? undefined : resolve(args['spaces-dir']);
+const lochNodeArgs = [
+  ...args['loch-node-args'].split(' ').filter((a) => a !== ''),
+  ...(spacesDir === undefined ? [] : [`--require=${join(here, 'space-stats-preload.cjs')}`]),
+];
 const lochRuntime = args['loch-runtime']
   .split(';')
   .map((line) => line.trim())
@@ -298,6 +326,7 @@ async function startLoch(port: number, upstreamPort: number, count: number): Pro
         NODE_DEBUG: [process.env.NODE_DEBUG, 'loch'].filter((x) => x).join(','),
         LOCH_DEBUG_GC: args.gc ? '1' : '',
         LOCH_DEBUG_HEAPSNAPSHOT: args['snapshot-dir'] ?? '',
+        LOCH_SPACES_DIR: spacesDir ?? '',
       },
       ...(count + 1_000 > hardNofile() ? { nofile: count + 1_000 } : {}),
     },
@@ -361,6 +390,8 @@ async function startProxy(name: 'nginx' | 'loch', upstreamPort: number, count: n
  * processes' smaps, named after `what` (peer, mode, round, moment).
  */
 function mapsNow(peer: Peer, what: string): MapParts {
+  // --spaces-dir: the loch worker's preload reads its heap spaces when it sees this mark (<= 50 ms).
+  if (spacesDir !== undefined && what.startsWith('loch')) writeFileSync(join(spacesDir, 'mark'), `${what}\n`);
   const dir = args['smaps-dir'];
   if (dir !== undefined)
     for (const pid of processTree(peer.pid))
@@ -383,15 +414,19 @@ async function rssMedian(peer: Peer): Promise<number> {
 
 /**
  * --warm-young: keeps the load on until the peer's memory stops growing (loch: its worker's new
- * space reaches its cap or stays for --warm-still; nginx: RSS stays for --warm-still), at most
+ * space reaches its cap, then --warm-after-cap more seconds, or stays for --warm-still; nginx: RSS
+ * stays for --warm-still), at most
  * --warm-young; returns the seconds it took and whether loch's new space reached its cap.
  */
 async function warmUntilStill(
   proxy: Proxy,
+  onGrown: () => Promise<void>,
 ): Promise<{ seconds: number; reachedCap: boolean; trace: Warmed['trace'] }> {
   const start = Date.now();
   let last = -1;
   let grewAt = start;
+  /** When loch's new space was first seen at its cap (undefined while below it). */
+  let capAt: number | undefined;
   const trace: Warmed['trace'] = [];
   for (;;) {
     const p = await proxy.parts?.();
@@ -408,9 +443,17 @@ async function warmUntilStill(
       grewAt = now;
     }
     const reachedCap = p !== undefined && p.newSpaceCap > 0 && p.newSpace >= p.newSpaceCap;
-    const still = !args['warm-full'] && (reachedCap || now - grewAt >= warmStillMs);
-    if (still || now - start >= warmYoungMs)
+    if (reachedCap && capAt === undefined) {
+      capAt = now;
+      await onGrown();
+    } else if (!reachedCap) capAt = undefined;
+    // At the cap: --warm-after-cap more seconds, so the grown semi-spaces' pages are resident.
+    const settled = capAt !== undefined && now - capAt >= warmAfterCapMs;
+    const still = !args['warm-full'] && (settled || (!reachedCap && now - grewAt >= warmStillMs));
+    if (still || now - start >= warmYoungMs) {
+      await onGrown();
       return { seconds: Math.round((now - start) / 1000), reachedCap, trace };
+    }
     await delay(WARM_POLL_MS);
   }
 }
@@ -455,7 +498,25 @@ async function reading(
     let warmArenas: ArenaReading | undefined;
     let warmParts: Parts | undefined;
     if (mode === 'busy' && warmYoungMs > 0) {
-      const grown = await warmUntilStill(proxy);
+      // --warm-connections: more load until the memory has grown (stopped at the cap, or at the end).
+      let extra: Peer | undefined;
+      if (warmConnections > busyConnections)
+        extra = startPeer(
+          'wrk (warm extra)',
+          'wrk',
+          ['-t1', `-c${warmConnections - busyConnections}`, '-d3600s', url],
+          {
+            cpu: LOAD_CPU,
+          },
+        );
+      const grown = await warmUntilStill(proxy, async () => {
+        if (extra === undefined) return;
+        extra.child.kill('SIGINT');
+        await extra.exited;
+        extra = undefined;
+      });
+      // nginx has no cap: its extra load ran the whole warm; the same settle on the busy load as loch's.
+      if (name === 'nginx' && warmConnections > busyConnections) await delay(warmAfterCapMs);
       warmed = {
         ...grown,
         baselineKiB: await rssMedian(proxy.peer),
