@@ -79,6 +79,45 @@ describe('writeFieldBlock', () => {
     expect(watch.looked).toEqual([]);
   });
 
+  it('writes runs around dropped lines the same with and without room after the block (copySpan)', () => {
+    // Kept lines short (a piece copied byte by byte) and long (a view and a set), dropped
+    // framing lines (Connection, Keep-Alive, Content-Length) between them: one gap in a run
+    // is closed with copyWithin after one copy, a second starts a new run.
+    const long = (k: number) => `X-Long-${k}: ${'v'.repeat(20 + k)}`;
+    const short = (k: number) => `X-S${k}: ${k}`;
+    const dropped = ['Connection: keep-alive', 'Keep-Alive: timeout=5', 'Content-Length: 0'];
+    const layouts: string[][] = [
+      [long(1), dropped[0]!, long(2)],
+      [long(1), dropped[0]!, long(2), dropped[1]!, long(3)],
+      [long(1), dropped[0]!, dropped[1]!, long(2), long(3), dropped[2]!, long(4)],
+      [short(1), dropped[0]!, long(2)],
+      [long(1), dropped[0]!, short(2)],
+      [dropped[0]!, long(1), long(2), dropped[1]!],
+      [long(1), dropped[0]!, long(2), 'X-Odd:no-space', long(3), dropped[1]!, long(4)],
+      [long(1), dropped[0]!, long(2), dropped[1]!, short(3), dropped[2]!, long(4)],
+    ];
+    for (const lines of layouts) {
+      const head = `HTTP/1.1 200 OK\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`;
+      const d = new ResponseDecoder();
+      d.feed(new Uint8Array(Buffer.from(head, 'latin1')));
+      expect(d.poll()).toBe(DecodeEvent.Head);
+      const h = (d as unknown as { message: { headers: HttpHeaders } }).message.headers;
+      const want = lines
+        .filter((l) => !dropped.includes(l))
+        .map((l) => `${l.replace(':no-space', ': no-space')}\r\n`)
+        .join('');
+      const n = measureFieldBlock(h);
+      expect(n, head).toBe(want.length);
+      // Room after the block (the span's tail lands there first), then none (two copies).
+      for (const size of [4 + n + 256, 4 + n]) {
+        const out = new Uint8Array(size).fill(0x2a);
+        const end = writeFieldBlock(h, out, 4);
+        expect(end, head).toBe(4 + n);
+        expect(Buffer.from(out.subarray(0, end)).toString('latin1'), head).toBe(`****${want}`);
+      }
+    }
+  });
+
   describe('added fields written again (the kept block)', () => {
     /** The lines a list of added fields must give: `name: value\r\n` (names lowercase), framing names skipped. */
     function expected(pairs: readonly (readonly [string, string])[]): string {

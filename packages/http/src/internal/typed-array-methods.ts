@@ -1,5 +1,5 @@
 /**
- * %TypedArray%.prototype.set and .subarray, read once, for the hot paths that copy into or view
+ * %TypedArray%.prototype.set, .subarray and .copyWithin, read once, for the hot paths that copy into or view
  * memory that is sometimes a plain Uint8Array (the runtime's receive chunks, lent pieces of the
  * write slab) and sometimes a Buffer (tests, adapters, heads above the lending size). A site that
  * sees both leaves `x.set` / `x.subarray` a generic load in TurboFan's code: a LoadIC call (with
@@ -11,6 +11,7 @@
 const proto = Object.getPrototypeOf(Uint8Array.prototype) as {
   set(this: Uint8Array, src: ArrayLike<number>, offset: number): void;
   subarray(this: Uint8Array, start: number, end?: number): Uint8Array;
+  copyWithin(this: Uint8Array, target: number, start: number, end: number): Uint8Array;
 };
 
 /** %TypedArray%.prototype.set: `typedArraySet.call(out, src, offset)`. */
@@ -19,3 +20,11 @@ export const typedArraySet: (this: Uint8Array, src: ArrayLike<number>, offset: n
 /** %TypedArray%.prototype.subarray: `typedArraySubarray.call(input, start, end)`. */
 export const typedArraySubarray: (this: Uint8Array, start: number, end?: number) => Uint8Array =
   proto.subarray;
+
+/** %TypedArray%.prototype.copyWithin: `typedArrayCopyWithin.call(out, target, start, end)`. */
+export const typedArrayCopyWithin: (
+  this: Uint8Array,
+  target: number,
+  start: number,
+  end: number,
+) => Uint8Array = proto.copyWithin;
