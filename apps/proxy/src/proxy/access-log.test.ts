@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
   AccessLogFileError,
   type AccessRecord,
@@ -62,7 +62,9 @@ describe('access-log formats', () => {
     const time = '2026-12-06T12:40:00.456Z';
     const chunk = new TextChunk(time.length);
     chunk.bytes.set(Buffer.from(time, 'latin1'));
-    const r = record({ time, timeChunk: chunk });
+    // Over 32 bytes: the upstream label's chunk is copied natively (the time's is written as doubles).
+    const upstream = 'http://a-long-upstream-name.example:9000';
+    const r = record({ time, timeChunk: chunk, upstream });
     // An own `set` on both prototypes is found before %TypedArray%.prototype's by `b.set(...)`.
     const real = (Object.getPrototypeOf(Uint8Array.prototype) as { set: (...a: unknown[]) => void }).set;
     const looked: string[] = [];
@@ -74,7 +76,7 @@ describe('access-log formats', () => {
         configurable: true,
         writable: true,
         value(this: Uint8Array, ...args: unknown[]) {
-          if (args[0] === chunk.bytes) looked.push(kind);
+          looked.push(kind);
           return real.apply(this, args);
         },
       });
@@ -90,9 +92,42 @@ describe('access-log formats', () => {
       delete (Uint8Array.prototype as unknown as Record<string, unknown>).set;
     }
     await sink.close();
-    expect(line).toBe(`${time} web 10.1.2.3:4000 GET /a?b=1 200 12 http://127.0.0.1:9000 1.23\n`);
+    expect(line).toBe(`${time} web 10.1.2.3:4000 GET /a?b=1 200 12 ${upstream} 1.23\n`);
     expect(readFileSync(path, 'latin1')).toBe(line);
     expect(looked).toEqual([]);
+  });
+
+  it('writes chunks of every length and ASCII byte the same as their strings (doubles up to 32 bytes, a copy past)', async () => {
+    // Every ASCII byte at every position of an 8-byte double, lengths 1 to 41 in each chunked
+    // field (server, client address, upstream; the time's chunk is always 24 bytes). A fresh
+    // module: its chunk caches empty (the tests above filled their 256 strings each), so every
+    // string here (164 a field) is kept as a chunk.
+    vi.resetModules();
+    const { FileSink, TextChunk, textLine, textLineOf } = await import('./access-log.js');
+    const ascii = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c)).join('');
+    const path = join(dir, 'chunk-lengths.log');
+    const sink = new FileSink(path, () => {});
+    let expected = '';
+    for (let n = 1; n <= 41; n++) {
+      for (let from = 0; from < 128; from += 37) {
+        const text = (ascii + ascii).slice(from, from + n);
+        const time = new Date(Date.UTC(2026, 11, 7, 1, 2, 3, n)).toISOString();
+        const timeChunk = new TextChunk(24);
+        timeChunk.bytes.set(Buffer.from(time, 'latin1'));
+        for (const r of [
+          record({ time, timeChunk, server: text }),
+          record({ client: { family: 'ipv4', address: text, port: n }, upstream: text }),
+          record({ client: { family: 'ipv6', address: text, port: 443 }, upstream: undefined }),
+        ]) {
+          const reference = textLineOf(r);
+          expect(textLine(r)).toBe(reference);
+          sink.pushText(r);
+          expected += reference;
+        }
+      }
+    }
+    await sink.close();
+    expect(readFileSync(path, 'latin1')).toBe(expected);
   });
 
   it('escapes what could split or forge a text line (a Thrift method name is the client’s choice)', () => {

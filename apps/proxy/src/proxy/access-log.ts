@@ -421,28 +421,45 @@ const latin1Slice = (
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
 /**
+ * Writes 8 bytes of a chunk (an element of `TextChunk.doubles`: memory order) at `p`, in the
+ * same order. Why a function per byte order: a DataView store's `littleEndian` given as a
+ * literal compiles to the store alone, where LITTLE_ENDIAN (a module binding) was loaded and
+ * converted to a boolean at every store (~12 instructions each in Node 20's optimized code); V8
+ * inlines whichever of the two this binding holds behind one identity check.
+ */
+const putChunkDouble: (v: DataView, p: number, d: number) => void = LITTLE_ENDIAN
+  ? (v, p, d) => v.setFloat64(p, d, true)
+  : (v, p, d) => v.setFloat64(p, d, false);
+
+/**
  * Text known before a line is written (the time of this millisecond, a server key, an upstream
- * label, a client address): its bytes, and the same memory as 32-bit words. A line takes a
- * short one (up to CHUNK_WORDS_MAX bytes) with one DataView.setInt32 per 4 bytes (~60
- * instructions each in Node 20's optimized code), a longer one with one native copy
- * (TypedArray.prototype.set: ~180 for a call), instead of a store per char (~40 each: the
- * string's and the array's checks per char). A word's spare bytes (zeros) land past the text's
- * end, where the line's next field overwrites them.
+ * label, a client address): its bytes, ASCII only, and the same memory as 8-byte doubles. A line
+ * takes a chunk of up to CHUNK_DOUBLES_MAX bytes with one DataView.setFloat64 per 8 bytes, a
+ * longer one with one native copy (TypedArray.prototype.set: ~220 instructions with its call),
+ * instead of a store per char (~40 each: the string's and the array's checks per char). Why
+ * doubles carry text: 8 ASCII bytes (each below 0x80) are never a NaN (that needs a top byte of
+ * 0x7f or 0xff and the next at 0xf0 or more), so no NaN's payload can be changed on the way and
+ * the bytes arrive as they are. A double's spare bytes (zeros) land past the text's end, where
+ * the line's next field overwrites them (textLineNeed leaves room).
  */
 export class TextChunk {
-  /** The text's bytes; write them here (`words` is the same memory). */
+  /** The text's bytes, ASCII only; write them here (`doubles` is the same memory). */
   readonly bytes: Uint8Array;
-  /** The bytes as words in memory order, the last one padded with zeros. */
-  readonly words: Int32Array;
+  /** The bytes as doubles in memory order, the last one padded with zeros. */
+  readonly doubles: Float64Array;
   constructor(readonly length: number) {
-    const memory = new ArrayBuffer((length + 3) & ~3);
+    const memory = new ArrayBuffer((length + 7) & ~7);
     this.bytes = new Uint8Array(memory, 0, length);
-    this.words = new Int32Array(memory);
+    this.doubles = new Float64Array(memory);
   }
 }
 
-/** Chunks up to this many bytes are written as words, longer ones by a native copy. */
-const CHUNK_WORDS_MAX = 8;
+/**
+ * Chunks up to this many bytes are written as doubles (up to 4 stores: the time's 24 bytes, an
+ * IPv4 address, a usual upstream label), longer ones by a native copy. Each native copy was ~220
+ * instructions a line, 3 copies a proxied request's line (per-request-2026-12-07.md).
+ */
+const CHUNK_DOUBLES_MAX = 32;
 
 /**
  * %TypedArray%.prototype.set, read once: `b.set(...)` on a sink's Buffer was a generic load in
@@ -457,13 +474,13 @@ const typedArraySet = (
   }
 ).set;
 
-/** Writes `c` at `p` into `b` (`v` its view; 4 bytes of room past the chunk); returns where its text ends. */
+/** Writes `c` at `p` into `b` (`v` its view; 8 bytes of room past the chunk); returns where its text ends. */
 function putChunk(b: Buffer, v: DataView, p: number, c: TextChunk): number {
   const n = c.length;
-  if (n > CHUNK_WORDS_MAX) typedArraySet.call(b, c.bytes, p);
+  if (n > CHUNK_DOUBLES_MAX) typedArraySet.call(b, c.bytes, p);
   else {
-    const w = c.words;
-    for (let i = 0; i < w.length; i++) v.setInt32(p + 4 * i, w[i]!, LITTLE_ENDIAN);
+    const d = c.doubles;
+    for (let i = 0; i < d.length; i++) putChunkDouble(v, p + 8 * i, d[i]!);
   }
   return p + n;
 }
@@ -516,9 +533,9 @@ const servers = new ChunkCache(KEPT_LABELS);
 const upstreams = new ChunkCache(KEPT_LABELS);
 const addresses = new ChunkCache(KEPT_ADDRESSES);
 
-/** A word of 4 bytes in memory order. */
+/** A word of 4 bytes for setInt32(p, word, true) (little-endian: b0 first, on any platform). */
 function wordOf(b0: number, b1: number, b2: number, b3: number): number {
-  return LITTLE_ENDIAN ? b0 | (b1 << 8) | (b2 << 16) | (b3 << 24) : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
+  return b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
 }
 /** " ddd" for a status of 3 digits (100-999), by status. */
 const STATUS_WORDS = Int32Array.from({ length: 1000 }, (_, s) =>
@@ -600,7 +617,7 @@ function textLineInto(r: AccessRecord, b: Buffer, v: DataView, at: number, maxCh
       if (p < 0) return -1;
     }
   } else {
-    v.setInt32(p, UNIX_WORD, LITTLE_ENDIAN);
+    v.setInt32(p, UNIX_WORD, true);
     p += 4;
   }
   b[p++] = 0x20;
@@ -611,7 +628,7 @@ function textLineInto(r: AccessRecord, b: Buffer, v: DataView, at: number, maxCh
   if (p < 0) return -1;
   const status = r.status;
   if (status >= 100 && status <= 999 && (status | 0) === status) {
-    v.setInt32(p, STATUS_WORDS[status]!, LITTLE_ENDIAN);
+    v.setInt32(p, STATUS_WORDS[status]!, true);
     p += 4;
   } else {
     b[p++] = 0x20;
@@ -640,7 +657,7 @@ function textLineInto(r: AccessRecord, b: Buffer, v: DataView, at: number, maxCh
   const whole = Math.floor(h / 100);
   p = digits(b, p, whole);
   // ".dd\n": the last 4 bytes.
-  v.setInt32(p, CENTS_WORDS[h - whole * 100]!, LITTLE_ENDIAN);
+  v.setInt32(p, CENTS_WORDS[h - whole * 100]!, true);
   return p + 4;
 }
 
