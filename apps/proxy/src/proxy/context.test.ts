@@ -2,7 +2,13 @@
 // HttpServer makes one per accepted connection and it lives as long as the connection, so it
 // holds only the connection keys; the context layer forks it into a whole context per request.
 import { describe, expect, it } from 'vitest';
-import { CertifiedConnectionContext, ConnectionContext, ProxyContext } from './context.js';
+import {
+  CertifiedConnectionContext,
+  ConnectionContext,
+  CxSetStartedAt,
+  connectionContext,
+  ProxyContext,
+} from './context.js';
 
 const peer = { family: 'ipv4', address: '192.0.2.1', port: 40000 } as const;
 const local = { family: 'ipv4', address: '127.0.0.1', port: 8080 } as const;
@@ -49,5 +55,23 @@ describe('ConnectionContext', () => {
     expect(() => (cx as typeof request).set('startedAt', 2)).toThrow(
       expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET' }),
     );
+  });
+
+  it('connectionContext, the worker factory through writers, makes the subset the certificate calls for', () => {
+    const server = { key: 's', scheme: 'http' } as const;
+    const plain = connectionContext(peer, local, 'uring', server, undefined);
+    expect(plain.constructor).toBe(ConnectionContext.empty().constructor);
+    expect(Object.getOwnPropertyNames(plain)).toHaveLength(4);
+    expect(plain.toJSON()).toEqual({ peerAddr: peer, localAddr: local, driver: 'uring', server });
+    expect(plain.has('clientCert')).toBe(false);
+    // A request key written to it (through a cast) throws, as `set` does: no property is added.
+    expect(() => CxSetStartedAt.set(plain, 1)).toThrow(
+      expect.objectContaining({ code: 'ERR_CERTAIN_MAP_OUTSIDE_SUBSET', key: 'startedAt' }),
+    );
+    const certified = connectionContext(peer, local, 'legacy', server, 'Hash=abc');
+    expect(certified.constructor).toBe(CertifiedConnectionContext.empty().constructor);
+    expect(certified.maybeGet('clientCert')).toBe('Hash=abc');
+    expect(certified.get('driver')).toBe('legacy');
+    expect(certified.fork().maybeGet('clientCert')).toBe('Hash=abc');
   });
 });

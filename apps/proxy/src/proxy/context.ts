@@ -176,7 +176,8 @@ export const CxAccessLog = ProxyContext.reader('accessLog');
  * `cx.set('route', m)`, typed the same (it returns the context typed with the key present), but a
  * one-field-store function V8 inlines wherever it is called, where the `set` method switches over
  * all 16 keys, as `get` did (per-request-2026-12-07.md). For whole contexts: a writer's type
- * does not know a subset's keys, so the connection's subset context (worker.ts) keeps `set`.
+ * does not know a subset's keys, so the subset contexts are written in one place only
+ * (connectionContext, below).
  */
 export const CxSetRequest = ProxyContext.writer('request');
 export const CxSetClientTarget = ProxyContext.writer('clientTarget');
@@ -189,3 +190,32 @@ export const CxSetAbandoned = ProxyContext.writer('abandoned');
 export const CxSetFailure = ProxyContext.writer('failure');
 export const CxSetUpstreamHeaderMs = ProxyContext.writer('upstreamHeaderMs');
 export const CxSetAccessLog = ProxyContext.writer('accessLog');
+
+const CxSetPeerAddr = ProxyContext.writer('peerAddr');
+const CxSetLocalAddr = ProxyContext.writer('localAddr');
+const CxSetDriver = ProxyContext.writer('driver');
+const CxSetServer = ProxyContext.writer('server');
+const CxSetClientCert = ProxyContext.writer('clientCert');
+
+/**
+ * A connection's context (the HttpServer `context` factory, worker.ts): ConnectionContext with
+ * the connection keys, or CertifiedConnectionContext with them and `clientCert` when `clientCert`
+ * is given. Through writers, not the subsets' `set`: on HTTP/1.1 the factory runs per request
+ * (contextPerRequest), and each `set` was a call (per-request-2026-12-07.md). Every key written
+ * here is one of the chosen subset's (the writers' type does not check that: this is the one
+ * place that writes a subset context).
+ */
+export function connectionContext(
+  peerAddr: SocketAddress,
+  localAddr: SocketAddress,
+  driver: DriverName,
+  server: ServerIdentity,
+  clientCert: string | undefined,
+): ConnectionCx {
+  const empty = clientCert === undefined ? ConnectionContext.empty() : CertifiedConnectionContext.empty();
+  const cx = CxSetServer.set(
+    CxSetDriver.set(CxSetLocalAddr.set(CxSetPeerAddr.set(empty, peerAddr), localAddr), driver),
+    server,
+  );
+  return clientCert === undefined ? cx : CxSetClientCert.set(cx, clientCert);
+}

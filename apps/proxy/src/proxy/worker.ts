@@ -40,12 +40,7 @@ import { runtimeStats } from '../metrics/runtime-stats.js';
 import type { ThriftServers } from '../thrift/servers.js';
 import { clientCertHeader } from './client-cert.js';
 import { ConnectionLimit } from './connection-limit.js';
-import {
-  CertifiedConnectionContext,
-  ConnectionContext,
-  type ConnectionCx,
-  type ServerIdentity,
-} from './context.js';
+import { type ConnectionCx, connectionContext, type ServerIdentity } from './context.js';
 import { RequestHooks } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
 import { forwardedFor } from './header-hygiene.js';
@@ -399,15 +394,14 @@ export class ProxyWorker {
           // connection (RuntimeStream.hasPlainFacts).
           const der =
             entry.config.tls?.forwardClientCertificate === true ? stream.facts.peerCertificate : null;
-          const forwarded = der !== null;
-          const cx = (forwarded ? CertifiedConnectionContext : ConnectionContext)
-            .empty()
+          return connectionContext(
             // The client: a PROXY header's source when the listener reads one, else the socket's peer.
-            .set('peerAddr', RuntimeStream.clientAddressOf(stream))
-            .set('localAddr', stream.localAddress)
-            .set('driver', stream.driver)
-            .set('server', identity);
-          return forwarded ? cx.set('clientCert', clientCertHeader(der)) : cx;
+            RuntimeStream.clientAddressOf(stream),
+            stream.localAddress,
+            stream.driver,
+            identity,
+            der === null ? undefined : clientCertHeader(der),
+          );
         },
         onError: (error) =>
           log.at('http').debug(`${identity.key}: ${(error as Error)?.message ?? String(error)}`),
