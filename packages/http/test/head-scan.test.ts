@@ -12,7 +12,7 @@ import { loadHeadScan } from '@loch/native';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RequestDecoder, ResponseDecoder, useNativeHeadScan } from '../src/h1/decoder.js';
-import { KNOWN_NAMES } from '../src/internal/known-names.js';
+import { KNOWN_NAMES, lookupKnownId } from '../src/internal/known-names.js';
 import { type DecodeResult, decode, split } from './decode-all.js';
 import { llparse } from './llhttp.js';
 
@@ -277,6 +277,64 @@ describe('native head scanner', () => {
       expect(loaded.headScan.init(KNOWN_NAMES.slice(1))).toBe(true);
       expect(loaded.headScan.init(['x-other', ...KNOWN_NAMES.slice(1)])).toBe(false);
     }
+  });
+
+  it("gives every field name the JavaScript parser's known-name id (known names in any case, near misses, others)", () => {
+    const loaded = loadHeadScan();
+    if (!('headScan' in loaded)) throw new Error('no native head scanner');
+    const s = loaded.headScan;
+    expect(s.init(KNOWN_NAMES.slice(1))).toBe(true);
+    const io = new Int32Array(28 + 5 * 8);
+    const binding = s.bind(io, new Uint8Array(0));
+    /** The id the scanner gives `name` (one field of a request head), or null when it refused the head. */
+    const nativeId = (name: string): number | null => {
+      const lower = name.toLowerCase();
+      const value = lower === 'content-length' ? '1' : lower === 'transfer-encoding' ? 'chunked' : 'v';
+      const head = latin1(`GET / HTTP/1.1\r\n${name}: ${value}\r\n\r\n`);
+      // Find mode, a request, the decoder's limits, no slab: the entry stays in the record.
+      io.set([0, head.length, 0, 0, 16384, 100, 8192, -1]);
+      return s.scan(binding, head) === 1 && io[13] === 1 ? io[28 + 4]! & 0xff : null;
+    };
+    const jsId = (name: string) => lookupKnownId(latin1(name), 0, name.length);
+    const tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    const known = KNOWN_NAMES.slice(1);
+    // Each byte with its case bit (0x20), 0x01 or 0x40 flipped, where that is still a token byte.
+    const near = (name: string) =>
+      name.split('').flatMap((_, i) =>
+        [0x20, 0x01, 0x40].map((bit) => {
+          const c = String.fromCharCode(name.charCodeAt(i) ^ bit);
+          return tchar.includes(c) ? name.slice(0, i) + c + name.slice(i + 1) : name;
+        }),
+      );
+    const names = [
+      ...known,
+      ...known.map((n) => n.toUpperCase()),
+      ...known.flatMap(near),
+      ...known.flatMap((n) => [n.slice(1), n.slice(0, -1), `${n}s`, `x${n}`]),
+      'a',
+      'A',
+      'x',
+      'tE',
+      'te-',
+      'x'.repeat(32),
+      'x'.repeat(33),
+    ];
+    const mixedCase = fc
+      .tuple(fc.constantFrom(...known), fc.array(fc.boolean(), { minLength: 32, maxLength: 32 }))
+      .map(([name, upper]) => name.replace(/./g, (c, i: number) => (upper[i] ? c.toUpperCase() : c)));
+    const tokens = fc
+      .array(fc.constantFrom(...tchar.split('')), { minLength: 1, maxLength: 40 })
+      .map((cs) => cs.join(''));
+    names.push(...fc.sample(mixedCase, 400), ...fc.sample(tokens, 2000));
+    let found = 0;
+    for (const name of names) {
+      const id = nativeId(name);
+      if (id === null) continue;
+      expect(id, name).toBe(jsId(name));
+      if (id !== 0) found++;
+    }
+    // Each known name in 3 cases at least, and the mixed-case ones: the check above saw ids.
+    expect(found).toBeGreaterThan(3 * known.length);
   });
 
   it('agrees with the JavaScript parser on hostile request heads, whole and split', () => {
