@@ -11,7 +11,7 @@
 import { HttpServer, type HttpStream } from '@loch/http';
 import { FactoryStack } from '@loch/service-async';
 import { parseConfig } from '../src/config/load.js';
-import { ConnectionContext, type ConnectionCx, type ServerIdentity } from '../src/proxy/context.js';
+import { type ConnectionCx, connectionContext, type ServerIdentity } from '../src/proxy/context.js';
 import { ContextHandler, coreLayer, RequestHooks } from '../src/proxy/core.js';
 import { ProxyLog } from '../src/proxy/log.js';
 import { reuseLayer } from '../src/proxy/reuse.js';
@@ -71,11 +71,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
     // As loch's worker makes it (worker.ts): the 4-key subset, per request on HTTP/1.1.
     contextPerRequest: true,
     context: (stream) =>
-      ConnectionContext.empty()
-        .set('peerAddr', stream.facts.clientAddress)
-        .set('localAddr', stream.localAddress)
-        .set('driver', stream.driver)
-        .set('server', identity),
+      connectionContext(stream.facts.clientAddress, stream.localAddress, stream.driver, identity, undefined),
     // The chain's hooks, as loch's worker wires them (the access log's lines come from them).
     ...hooks.serverOptions(),
   });
