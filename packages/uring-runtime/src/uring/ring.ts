@@ -108,6 +108,11 @@ export interface RingOptions {
   /** Most bytes of free heap receive buffers kept for reuse (heap-buffers.ts). Default 0: none. */
   readonly heapPoolBytes?: number | undefined;
   /**
+   * Most provided buffers in the kernel's ring at once, whatever the budget would let it hold
+   * (Ring.warmBuffers; env LOCH_URING_WARM_BUFFERS). Default WARM_BUFFERS.
+   */
+  readonly warmBuffers?: number | undefined;
+  /**
    * What each target kind's completions call (TARGET_*). Default: each target's onCompletion,
    * loaded from the target.
    */
@@ -115,6 +120,31 @@ export interface RingOptions {
 }
 
 const { ECANCELED } = constants.errno;
+
+/**
+ * Default of RingOptions.warmBuffers. The kernel takes provided buffers from its ring in FIFO
+ * order, so a receive lands in the buffer returned as many receives ago as the ring holds: with
+ * the budget's 144 (9 MiB of 64 KiB buffers) that memory was out of L2 when the copy wrote it
+ * (bench/thrift/readings-2026-12-06e.md). Returns beyond this many wait on a stack in
+ * JavaScript and go back most recent first, so receives cycle through this many buffers.
+ */
+export const WARM_BUFFERS = 32;
+
+/**
+ * Receives per buffer of the warm cap without one finding the ring empty after which a raised
+ * cap halves (Ring.tookBuffer): a burst (64 connections' first requests at once took the cap from
+ * 16 to 128, bench/thrift/readings-2026-12-07.md) does not keep the ring deep for good.
+ */
+const WARM_DECAY = 64;
+
+/** RingOptions.warmBuffers, else env LOCH_URING_WARM_BUFFERS, else WARM_BUFFERS; at least 1. */
+function resolveWarmBuffers(value: number | undefined): number {
+  const env = process.env.LOCH_URING_WARM_BUFFERS;
+  const v = value ?? (env !== undefined && env !== '' ? Number(env) : WARM_BUFFERS);
+  if (!Number.isSafeInteger(v) || v < 1)
+    throw new RangeError(`warmBuffers must be a positive integer, got ${v}`);
+  return v;
+}
 /** The DEFER_TASKRUN experiment's warning went out on this thread (Ring's constructor). */
 let deferWarned = false;
 
@@ -305,6 +335,20 @@ export class Ring {
   readonly freshFloor: number;
   /** One-buffer recvs in flight of streams that hold bytes (each may take a buffer). */
   busyRecvs = 0;
+  /**
+   * Most provided buffers kept in the kernel's ring now (below the budget's bound, which still
+   * holds): receives cycle through few buffers whose memory is still in cache, since the
+   * kernel's ring is FIFO and JavaScript returns the most recently released first (`withheld` is
+   * a stack). Starts at RingOptions.warmBuffers; doubles when a recv found the ring empty while
+   * the budget had room (ranDry: a burst took more between two drains), halves again after
+   * WARM_DECAY receives per buffer of it without that, and goes back to its start at the idle trim.
+   */
+  warmBuffers: number;
+  private readonly warmBase: number;
+  /** ranDry raised the warm cap since the last flush. */
+  private warmRaised = false;
+  /** Receives (buffers taken) since the warm cap last changed. */
+  private warmTaken = 0;
   /**
    * The thread's open streams by descriptor (closed by their Driver's close(); the plain ones with
    * a multishot recv armed are stopped together when the pool is under pressure).
@@ -514,6 +558,7 @@ export class Ring {
     // What the kernel may fill at first: as many whole buffers as the share holds.
     const published = Math.min(this.kernelBuffers, Math.floor(this.budget.share / options.bufferSize));
     this.freshFloor = Math.max(2, published >> 3);
+    this.warmBase = this.warmBuffers = resolveWarmBuffers(options.warmBuffers);
     this.provideBatch = Math.max(1, options.bufferCount >> 3);
     this.poolBuffer = new ArrayBuffer(options.bufferCount * options.bufferSize);
     this.pool = new Uint8Array(this.poolBuffer);
@@ -536,7 +581,7 @@ export class Ring {
       bufferCount: options.bufferCount,
       bufferSize: options.bufferSize,
       callerPins: true,
-      publishedBuffers: published,
+      publishedBuffers: Math.min(published, this.warmBuffers),
       plainPool: this.plainPool,
       plainCount: this.plainCount,
       plainSize: this.plainSize,
@@ -581,12 +626,45 @@ export class Ring {
         this.streams.forEach(onPoolPressure);
       }
     } else if (this.pressure && out < (this.bufferCount * 3) >> 3) this.pressure = false;
+    if (++this.warmTaken >= this.warmBuffers * WARM_DECAY && this.warmBuffers > this.warmBase) {
+      // No burst outgrew the cap for a while: back towards its start (the ring drains down to it
+      // as receives take buffers, returns waiting on the stack).
+      this.warmBuffers = Math.max(this.warmBase, this.warmBuffers >> 1);
+      this.warmTaken = 0;
+    }
     this.publish();
   }
 
   /** Provided buffers in the kernel's ring now, as far as JavaScript knows (TLS recvs borrow some). */
   get buffersIn(): number {
     return this.bufferCount - this.buffersOut - this.withheld.length;
+  }
+
+  /**
+   * Provided buffers the budget lets the kernel's ring hold now (the share less held bytes, and
+   * kernelBuffers): what buffersIn would be without the warm cap, which only delays buffers the
+   * ring tops up at each completion. What a recv asks when it decides whether the ring is out.
+   */
+  get buffersOpen(): number {
+    const byShare = Math.floor((this.budget.share - this.budget.held) / this.bufferSize);
+    const open = Math.min(byShare, this.kernelBuffers - this.buffersOut);
+    return Math.max(this.buffersIn, open);
+  }
+
+  /**
+   * A recv found the kernel's ring empty (ENOBUFS). When the warm cap, not the budget, left it
+   * empty (a burst took more buffers between two drains than the cap), the cap doubles, so a
+   * thread whose bursts are larger settles at a cap that covers them.
+   */
+  ranDry(): void {
+    // Once per flush: the burst's other recvs that found the ring empty are in the same drain.
+    if (!this.warmRaised && this.warmBuffers < this.bufferCount && this.buffersOpen > this.warmBuffers) {
+      this.warmBuffers = Math.min(this.warmBuffers * 2, this.bufferCount);
+      this.warmRaised = true;
+      this.warmTaken = 0;
+    }
+    // Always: a recv may have been armed on room the ring had not been topped up to yet.
+    this.publish();
   }
 
   /**
@@ -604,6 +682,7 @@ export class Ring {
     const room = Math.min(
       Math.floor((budget.share - budget.held) / this.bufferSize) - this.buffersIn,
       this.kernelBuffers - (this.bufferCount - withheld.length),
+      this.warmBuffers - this.buffersIn,
     );
     for (let i = 0; i < room && withheld.length > 0; i++) this.queueProvide(withheld.pop()!);
   }
@@ -699,8 +778,13 @@ export class Ring {
     return this.budget.stats(this.buffersOut, this.bufferCount, this.heapBuffers.counts());
   }
 
-  /** Lets go of the free heap receive buffers (the thread's idle trim); returns the bytes dropped. */
+  /**
+   * Lets go of the free heap receive buffers (the thread's idle trim); returns the bytes dropped.
+   * The warm cap goes back to its start (the ring drains down to it as buffers come back).
+   */
   trimBuffers(): number {
+    this.warmBuffers = this.warmBase;
+    this.warmTaken = 0;
     return this.heapBuffers.trim();
   }
 
@@ -829,10 +913,12 @@ export class Ring {
     const budget = this.budget;
     if (
       this.buffersIn * this.bufferSize + budget.held > budget.share ||
-      this.bufferCount - this.withheld.length > this.kernelBuffers
+      this.bufferCount - this.withheld.length > this.kernelBuffers ||
+      this.buffersIn > this.warmBuffers
     ) {
       // The kernel could fill it past the share (or, with an addon that put the whole pool in
       // its ring at setup, past kernelBuffers): kept until held bytes come back (publish()).
+      // Or the ring holds its warm cap: kept on top of the stack, the next one publish() puts in.
       this.withheld.push(bid);
       // A TLS reader's plaintext in it (the ring counts it as that conn's until it hears): the
       // ring hears of the release now, so the conn's next request is not taken for a backlog.
@@ -856,7 +942,9 @@ export class Ring {
     sq[o + 6] = bid;
     sq[o + 7] = keep;
     if (keep !== 0) return;
-    if (++this.pendingProvides >= this.provideBatch) this.schedule();
+    // Half the warm cap waiting is a flush of its own: a thread that only receives (no send to
+    // carry the returns) would otherwise find the capped ring empty.
+    if (++this.pendingProvides >= Math.min(this.provideBatch, this.warmBuffers >> 1)) this.schedule();
     if (this.starved.length > 0) {
       this.schedule();
       const waiting = this.starved;
@@ -923,6 +1011,7 @@ export class Ring {
     if (n === 0 || this.destroyed) return;
     this.count = 0;
     this.pendingProvides = 0;
+    this.warmRaised = false;
     const used = this.bufCount;
     // A lone buffer goes as itself where the addon takes it (submitView): no element lookup in
     // native (~600 instructions; a wakeup turn's flush usually carries one send).

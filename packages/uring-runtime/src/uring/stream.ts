@@ -1257,6 +1257,8 @@ export class UringStream
       if (res === -ENOBUFS && !this.closing) {
         // The kernel's ring is empty. A stream within its base chunk reads into a heap buffer of
         // its own (it never waits behind others' buffers); others retry when a buffer comes back.
+        // The ring tops itself up first (and raises its warm cap if that, not the budget, ran out).
+        this.ring.ranDry();
         if (this.chunks <= BASE_CHUNKS && (this.waiter !== undefined || this.tlsHandshaking)) this.arm(true);
         else if (this.waiter !== undefined || this.tlsHandshaking) this.ring.waitForBuffers(this);
       } else if (!this.closing) {
@@ -1563,14 +1565,14 @@ export class UringStream
         return;
       }
       if (base) {
-        if (heap || ring.buffersIn <= ring.freshFloor || ring.buffersOut >= ring.freshBuffers) {
+        if (heap || ring.buffersOpen <= ring.freshFloor || ring.buffersOut >= ring.freshBuffers) {
           // The ring is nearly out: streams with blocked readers keep buffers, or the share is
           // held. A base read goes to a heap buffer of its own rather than wait behind them (idle
           // keep-alive streams holding their last chunk may be what holds them).
           this.armHeap(Math.min(allowance, HEAP_RECV_BYTES));
           return;
         }
-      } else if (ring.buffersIn === 0 || ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
+      } else if (ring.buffersOpen === 0 || ring.buffersOut + ring.busyRecvs >= ring.busyBuffers) {
         // Growth waits while the kernel's ring is empty (the share is held) or 3/4 of the pool is
         // out; not at the base reads' floor, which a small share can reach with one stream's
         // own chunks (it would wait for itself).
@@ -1607,7 +1609,7 @@ export class UringStream
         budget.wait(this);
         return;
       }
-      if (this.chunks <= BASE_CHUNKS && (heap || ring.buffersIn === 0)) {
+      if (this.chunks <= BASE_CHUNKS && (heap || ring.buffersOpen === 0)) {
         // The kernel's ring is empty (readers elsewhere keep the share): as a plain stream's
         // base read, a handshake or a stream holding at most one chunk reads into a heap buffer
         // of its own, whose ciphertext the ring feeds to the session, rather than wait for held
