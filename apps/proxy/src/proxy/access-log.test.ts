@@ -98,34 +98,38 @@ describe('access-log formats', () => {
   });
 
   it('writes chunks of every length and ASCII byte the same as their strings (doubles up to 32 bytes, a copy past)', async () => {
-    // Every ASCII byte at every position of an 8-byte double, lengths 1 to 41 in each chunked
-    // field (server, client address, upstream; the time's chunk is always 24 bytes). A fresh
-    // module: its chunk caches empty (the tests above filled their 256 strings each), so every
-    // string here (164 a field) is kept as a chunk.
+    // Lengths 1 to 41 in the client address and upstream fields, and every ASCII byte at every
+    // offset of an 8-byte double (32-byte server keys starting at each of the 128 bytes: byte c
+    // at every position from c - 31 to c). A fresh module: its chunk caches empty (the tests
+    // above filled their 256 strings each), so every string here (164 and 129 a field) is kept
+    // as a chunk.
     vi.resetModules();
     const { FileSink, TextChunk, textLine, textLineOf } = await import('./access-log.js');
     const ascii = Array.from({ length: 128 }, (_, c) => String.fromCharCode(c)).join('');
     const path = join(dir, 'chunk-lengths.log');
     const sink = new FileSink(path, () => {});
     let expected = '';
+    const check = (r: AccessRecord) => {
+      const reference = textLineOf(r);
+      expect(textLine(r)).toBe(reference);
+      sink.pushText(r);
+      expected += reference;
+    };
+    const timed = (ms: number) => {
+      const time = new Date(Date.UTC(2026, 11, 7, 1, 2, 3, ms)).toISOString();
+      const timeChunk = new TextChunk(24);
+      timeChunk.bytes.set(Buffer.from(time, 'latin1'));
+      return { time, timeChunk };
+    };
     for (let n = 1; n <= 41; n++) {
       for (let from = 0; from < 128; from += 37) {
         const text = (ascii + ascii).slice(from, from + n);
-        const time = new Date(Date.UTC(2026, 11, 7, 1, 2, 3, n)).toISOString();
-        const timeChunk = new TextChunk(24);
-        timeChunk.bytes.set(Buffer.from(time, 'latin1'));
-        for (const r of [
-          record({ time, timeChunk, server: text }),
-          record({ client: { family: 'ipv4', address: text, port: n }, upstream: text }),
-          record({ client: { family: 'ipv6', address: text, port: 443 }, upstream: undefined }),
-        ]) {
-          const reference = textLineOf(r);
-          expect(textLine(r)).toBe(reference);
-          sink.pushText(r);
-          expected += reference;
-        }
+        check(record({ ...timed(n), client: { family: 'ipv4', address: text, port: n }, upstream: text }));
+        check(record({ client: { family: 'ipv6', address: text, port: 443 }, upstream: undefined }));
       }
     }
+    for (let from = 0; from < 128; from++)
+      check(record({ ...timed(from), server: (ascii + ascii).slice(from, from + 32) }));
     await sink.close();
     expect(readFileSync(path, 'latin1')).toBe(expected);
   });
