@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { fullCollection, resolveWaveCollectMs, WAVE_CHECK_MS, WaveCollector } from './wave-collect.js';
+
+/** A collector on a hand-driven clock and open-stream count (no timers). */
+function harness(minIntervalMs: number, open = 0) {
+  const state = { open, now: 0, collected: 0 };
+  const collector = new WaveCollector(minIntervalMs, {
+    openStreams: () => state.open,
+    now: () => state.now,
+    collect: () => {
+      state.collected++;
+      state.now += 12; // the collection's own pause
+    },
+  });
+  /** One timer step WAVE_CHECK_MS later, with `open` streams open. */
+  const step = (openNow: number) => {
+    state.now += WAVE_CHECK_MS;
+    state.open = openNow;
+    collector.check();
+  };
+  return { state, collector, step };
+}
+
+describe('WaveCollector', () => {
+  it('never collects at a stable count, with churn around it, for an hour', () => {
+    const { state, collector, step } = harness(30_000, 10_000);
+    for (let i = 0; i < 7200; i++) step(10_000 + ((i * 37) % 900) - 450);
+    expect(state.collected).toBe(0);
+    expect(collector.collections).toBe(0);
+  });
+
+  it('never collects while the count only grows', () => {
+    const { state, step } = harness(30_000);
+    for (let i = 0; i < 200; i++) step(i * 100);
+    expect(state.collected).toBe(0);
+  });
+
+  it('collects once after a wave: down to half or less and by 1,000 or more', () => {
+    const { state, collector, step } = harness(30_000, 16);
+    for (let n = 1000; n <= 19_000; n += 1000) step(n);
+    expect(collector.highWater).toBe(19_000);
+    step(9600); // above half
+    expect(state.collected).toBe(0);
+    step(16); // still falling: waits for the wave to finish closing
+    expect(state.collected).toBe(0);
+    step(16);
+    expect(state.collected).toBe(1);
+    expect(collector.collectMs).toBe(12);
+    expect(collector.highWater).toBe(16);
+    for (let i = 0; i < 200; i++) step(16);
+    expect(state.collected).toBe(1);
+  });
+
+  it('leaves a drop of fewer than 1,000 streams alone, however large a share', () => {
+    const { state, step } = harness(30_000);
+    step(999);
+    step(0);
+    for (let i = 0; i < 100; i++) step(0);
+    expect(state.collected).toBe(0);
+  });
+
+  it('collects at most once per interval, and a wave inside it waits for the interval', () => {
+    const { state, step } = harness(30_000);
+    step(19_000);
+    step(16);
+    step(16);
+    expect(state.collected).toBe(1);
+    const firstAt = state.now;
+    step(19_000);
+    step(16);
+    step(16);
+    expect(state.collected).toBe(1); // 1.5 s later: rate-limited, the mark stays
+    while (state.now - firstAt < 30_000 - WAVE_CHECK_MS) step(16);
+    expect(state.collected).toBe(1);
+    step(16);
+    expect(state.collected).toBe(2);
+  });
+
+  it('waits while the count keeps falling, then collects once it holds', () => {
+    const { state, step } = harness(30_000);
+    step(19_000);
+    for (let n = 9000; n >= 1000; n -= 2000) {
+      step(n);
+      expect(state.collected).toBe(0);
+    }
+    step(1000);
+    expect(state.collected).toBe(1);
+  });
+
+  it('does not start a timer when disabled', () => {
+    const { collector } = harness(0);
+    collector.start();
+    collector.stop();
+    expect(collector.collections).toBe(0);
+  });
+});
+
+describe('fullCollection', () => {
+  it('collects unreachable objects', async () => {
+    let held: object | undefined = { payload: new Array(1000).fill(1) };
+    const ref = new WeakRef(held);
+    held = undefined;
+    // A WeakRef's target is kept until the end of the job that created or read it.
+    await new Promise((resolve) => setImmediate(resolve));
+    fullCollection();
+    expect(ref.deref()).toBeUndefined();
+  });
+});
+
+describe('resolveWaveCollectMs', () => {
+  it('takes the option, else the env, else 30,000; 0 disables', () => {
+    expect(resolveWaveCollectMs(5000, '7')).toBe(5000);
+    expect(resolveWaveCollectMs(0, '7')).toBe(0);
+    expect(resolveWaveCollectMs(undefined, '7')).toBe(7);
+    expect(resolveWaveCollectMs(undefined, '0')).toBe(0);
+    expect(resolveWaveCollectMs(undefined, '')).toBe(30_000);
+    expect(resolveWaveCollectMs(undefined, 'often')).toBe(30_000);
+    expect(resolveWaveCollectMs(-1, undefined)).toBe(30_000);
+  });
+});

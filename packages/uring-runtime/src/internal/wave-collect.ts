@@ -1,0 +1,131 @@
+/**
+ * The wave-collect policy: when a thread's open streams fall by a large share from their
+ * high-water mark (a wave of connections came and went), run one full mark-compact, also while
+ * the thread is busy, at most once per `minIntervalMs`. Why: the closed connections' objects sit
+ * in old space as garbage, and a busy worker runs no mark-compact for them (old-space allocation
+ * under steady load is slow) nor an idle trim (it never has a quiet second), so it keeps a wave's
+ * memory: 19,000 connections opened and closed under wrk left 22.6-40.1 MiB (issue 18,
+ * bench/idle-memory/readings-2026-12-07.md section 3). Not a GC tuner: a stable connection count
+ * never triggers it, whatever the churn; the idle trim (idle-trim.ts) stays what gives pages back
+ * to the OS when the thread goes quiet.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/** What the policy watches and what it calls. */
+export interface WaveCollectHooks {
+  /** Streams open on the thread now (the runtime's count: either driver). */
+  openStreams(): number;
+  /** One full collection (fullCollection() in production). */
+  collect(): void;
+  /** Milliseconds since some fixed point (performance.now in production). */
+  now(): number;
+}
+
+/** Default least time between two collections, in milliseconds. */
+export const DEFAULT_WAVE_COLLECT_MS = 30_000;
+
+/** A drop counts as a wave when open streams are at most this share of the high-water mark... */
+export const WAVE_SHARE = 0.5;
+
+/** ...and at least this many streams below it (a few connections coming and going are no wave). */
+export const WAVE_MIN_DROP = 1000;
+
+/** How often the open-stream count is read, in milliseconds (an unref'd timer). */
+export const WAVE_CHECK_MS = 500;
+
+/**
+ * Reads the least time between collections: the option, else env LOCH_WAVE_COLLECT_MS, else
+ * 30,000 ms. 0 disables. A value that is not a finite number >= 0 falls back to the default.
+ */
+export function resolveWaveCollectMs(
+  option: number | undefined,
+  env: string | undefined = process.env.LOCH_WAVE_COLLECT_MS,
+): number {
+  if (option !== undefined && Number.isFinite(option) && option >= 0) return Math.floor(option);
+  if (env !== undefined && env !== '') {
+    const parsed = Number(env);
+    if (Number.isFinite(parsed) && parsed >= 0) return Math.floor(parsed);
+  }
+  return DEFAULT_WAVE_COLLECT_MS;
+}
+
+/**
+ * One full mark-compact of this thread's isolate. Not the idle trim's trimMemory(): that is
+ * Isolate::LowMemoryNotification (several memory-reducing full GCs, which flush bytecode and
+ * optimized code, so a busy worker would then run its requests cold) plus malloc_trim; a plain
+ * full GC frees the old-space garbage and keeps compiled code. V8 offers it as `gc`, which worker
+ * threads refuse as an execArgv flag, so the flag is set at run time and `gc` read from a fresh
+ * context (as apps/proxy's debug aids do); the context is garbage after the call.
+ */
+export function fullCollection(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+/**
+ * Reads the open-stream count every WAVE_CHECK_MS and keeps its high-water mark since the last
+ * collection. Collects when the count is at most WAVE_SHARE of that mark and WAVE_MIN_DROP or
+ * more below it, no lower than at the step before (the wave has finished closing), and `minIntervalMs` passed since the last collection (the first may come at
+ * once); the
+ * mark then restarts from the count now. The hot path pays nothing: the count is one the
+ * runtime keeps anyway.
+ */
+export class WaveCollector {
+  /** Collections done so far. */
+  collections = 0;
+  /** Milliseconds spent inside collect() so far (by hooks.now). */
+  collectMs = 0;
+  /** The open-stream high-water mark since the last collection. */
+  highWater: number;
+  readonly #minIntervalMs: number;
+  readonly #hooks: WaveCollectHooks;
+  #lastAt = Number.NEGATIVE_INFINITY;
+  #previous: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(minIntervalMs: number, hooks: WaveCollectHooks) {
+    this.#minIntervalMs = minIntervalMs;
+    this.#hooks = hooks;
+    this.highWater = hooks.openStreams();
+    this.#previous = this.highWater;
+  }
+
+  /** Starts the timer (no-op when the interval is 0). */
+  start(): void {
+    if (this.#minIntervalMs <= 0 || this.#timer !== undefined) return;
+    this.#timer = setInterval(() => this.check(), WAVE_CHECK_MS);
+    this.#timer.unref();
+  }
+
+  /** Stops the timer. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** One timer step: raise the mark, or collect after a wave. */
+  check(): void {
+    const open = this.#hooks.openStreams();
+    const previous = this.#previous;
+    this.#previous = open;
+    if (open > this.highWater) {
+      this.highWater = open;
+      return;
+    }
+    if (open > this.highWater * WAVE_SHARE || this.highWater - open < WAVE_MIN_DROP) return;
+    // Still falling: the wave is closing. Collecting now would leave the rest of it as garbage
+    // (measured: a collection at 6,346 of 19,157 kept 51 MiB of heap used), so wait for a step
+    // without a further drop.
+    if (open < previous) return;
+    const now = this.#hooks.now();
+    if (now - this.#lastAt < this.#minIntervalMs) return; // the mark stays: collect once allowed
+    this.collections++;
+    this.#hooks.collect();
+    const done = this.#hooks.now();
+    this.collectMs += done - now;
+    this.#lastAt = done;
+    this.highWater = this.#hooks.openStreams();
+    this.#previous = this.highWater;
+  }
+}
