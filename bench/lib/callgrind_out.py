@@ -12,7 +12,12 @@ One reader of the format's rules, so that each script only says what it sums:
 `where["fl"]` is the fl= line's file only (fi/fe, files of inlined code, are read for their names
 but do not change it): the scripts classify a function by the file it is defined in.
 """
+import bisect
+import collections
+import os
 import re
+import shutil
+import subprocess
 
 _COMPRESSED = re.compile(r"^\((\d+)\)(?: (.*))?$")
 _TABLE = {"fl": "fl", "fi": "fl", "fe": "fl", "cfl": "fl", "cfi": "fl", "fn": "fn", "cfn": "fn", "ob": "ob", "cob": "ob"}
@@ -112,3 +117,65 @@ def call_edges(path, rename=None):
             e[0] += count
             e[1] += costs[ir] if len(costs) > ir else 0
     return out
+
+
+def node_builtins():
+    """(start, end, name) of the node binary's Builtins_* symbols, sorted; empty without nm."""
+    node = shutil.which("node")
+    if node is None or shutil.which("nm") is None:
+        return []
+    out = subprocess.run(["nm", "-S", os.path.realpath(node)], capture_output=True, text=True).stdout
+    syms = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[3].startswith("Builtins_"):
+            syms.append((int(parts[0], 16), int(parts[0], 16) + int(parts[1], 16), parts[3]))
+    return sorted(syms)
+
+
+class AddressNames:
+    """Names for the code a dump knows by address only (fn "0x..."): JavaScript functions and V8's
+    logged code by node's --perf-basic-prof map (the last code object logged at or below the
+    address, if it covers it: code that moved or was freed after it was logged may be named
+    wrongly), and the V8 builtins node copies into its code range, which no map lists, by their
+    offset from the node binary's `Builtins_*` symbols: relocate() takes the one offset that puts
+    most of the given (unnamed) addresses on a symbol's start."""
+
+    def __init__(self, perf_map=None):
+        entries = []
+        if perf_map:
+            for line in open(perf_map, errors="replace"):
+                parts = line.rstrip("\n").split(" ", 2)
+                if len(parts) == 3:
+                    entries.append((int(parts[0], 16), int(parts[1], 16), parts[2]))
+        entries.sort()
+        self.code_objects = entries
+        self._starts = [e[0] for e in entries]
+        self.builtins = node_builtins()
+        self._builtin_starts = [b[0] for b in self.builtins]
+        self.delta = None
+
+    def code(self, address):
+        """The perf map's name of the code object covering the address, or None."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        entries = self.code_objects
+        return entries[i][2] if i >= 0 and address < entries[i][0] + entries[i][1] else None
+
+    def relocate(self, addresses):
+        """Finds the code range's offset from the binary: the most common address - symbol start."""
+        sample = sorted(addresses)
+        sample = sample[:: max(1, len(sample) // 400)]
+        counts = collections.Counter(a - b for a in sample for b in self._builtin_starts if a > b)
+        if counts:
+            delta, n = counts.most_common(1)[0]
+            # Chance puts a few addresses on some offset; the copy's puts every builtin called.
+            if n >= 10:
+                self.delta = delta
+
+    def builtin(self, address):
+        """The builtin at the address in node's code range (after relocate()), or None."""
+        if self.delta is None:
+            return None
+        a = address - self.delta
+        i = bisect.bisect_right(self._builtin_starts, a) - 1
+        return self.builtins[i][2] if i >= 0 and a < self.builtins[i][1] else None

@@ -17,16 +17,12 @@
 # Dumps without the cache simulation (CALLGRIND=1 alone) print the instructions table only.
 #
 # Usage: callgrind-misses.py [--top N] [--perf-map FILE] CALLS DUMP [DUMP...]
-import bisect
-import collections
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from callgrind_out import Names, records  # noqa: E402
+from callgrind_out import AddressNames, Names, records  # noqa: E402
 
 args = sys.argv[1:]
 top = 25
@@ -40,66 +36,7 @@ while args and args[0].startswith("--"):
 calls = float(args[0])
 files = args[1:]
 
-starts, ends, code_names = [], [], []
-if perf_map:
-    entries = []
-    for line in open(perf_map, errors="replace"):
-        parts = line.rstrip("\n").split(" ", 2)
-        if len(parts) == 3:
-            entries.append((int(parts[0], 16), int(parts[1], 16), parts[2]))
-    entries.sort()
-    for start, size, name in entries:
-        starts.append(start)
-        ends.append(start + size)
-        code_names.append(name)
-
-
-def code_name(address):
-    # The last code object logged at or below the address, if it covers it.
-    i = bisect.bisect_right(starts, address) - 1
-    return code_names[i] if i >= 0 and address < ends[i] else None
-
-
-
-def node_builtins():
-    """(start, end, name) of the node binary's Builtins_* symbols, sorted; empty without nm."""
-    node = shutil.which("node")
-    if node is None or shutil.which("nm") is None:
-        return []
-    out = subprocess.run(["nm", "-S", os.path.realpath(node)], capture_output=True, text=True).stdout
-    syms = []
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 4 and parts[3].startswith("Builtins_"):
-            syms.append((int(parts[0], 16), int(parts[0], 16) + int(parts[1], 16), parts[3]))
-    return sorted(syms)
-
-
-builtins = node_builtins()
-builtin_starts = [b[0] for b in builtins]
-builtin_delta = None
-
-
-def relocate(addresses):
-    """The offset of node's code-range copy of its builtins: the most common address - symbol."""
-    global builtin_delta
-    sample = sorted(addresses)
-    sample = sample[:: max(1, len(sample) // 400)]
-    counts = collections.Counter(a - b for a in sample for b in builtin_starts if a > b)
-    if counts:
-        delta, n = counts.most_common(1)[0]
-        # Chance puts a few addresses on some delta; the copy's puts every builtin called.
-        if n >= 10:
-            builtin_delta = delta
-
-
-def builtin_name(address):
-    if builtin_delta is None:
-        return None
-    a = address - builtin_delta
-    i = bisect.bisect_right(builtin_starts, a) - 1
-    return builtins[i][2] + " (code range)" if i >= 0 and a < builtins[i][1] else None
-
+code = AddressNames(perf_map)
 
 names = Names()
 events = ["Ir"]
@@ -119,14 +56,15 @@ for path in files:
             for i, v in enumerate(costs):
                 row[i] += v
 
-unnamed = [k[0] for k in by_fn if isinstance(k, tuple) and (not starts or code_name(k[0]) is None)]
-if builtins and unnamed:
-    relocate(unnamed)
+unnamed = [k[0] for k in by_fn if isinstance(k, tuple) and code.code(k[0]) is None]
+if code.builtins and unnamed:
+    code.relocate(unnamed)
 named_fn = {}
 for key, row in by_fn.items():
     if isinstance(key, tuple):
         address, ob = key
-        key = (code_name(address) if starts else None) or builtin_name(address) or f"[{ob} by address]"
+        builtin = code.builtin(address)
+        key = code.code(address) or (builtin and builtin + " (code range)") or f"[{ob} by address]"
     total = named_fn.setdefault(key, [0] * len(row))
     for i, v in enumerate(row):
         total[i] += v

@@ -11,21 +11,18 @@
 #                  source path (apps/proxy/src/thrift, packages/thrift, packages/transports,
 #                  packages/uring-runtime, node's own); the rest is what no JavaScript called.
 # A call site's row reads the same in every window where its function was optimized; totals move
-# with TurboFan compiles and GCs in the window (bench/thrift/readings-2026-12-07b.md). Names as
-# callgrind-misses.py gives them: JIT code by the perf map, V8's builtins in node's code range by
+# with TurboFan compiles and GCs in the window (bench/thrift/readings-2026-12-07b.md). Names by
+# bench/lib/callgrind_out.py's AddressNames: JIT code by the perf map, V8's builtins in node's code range by
 # their offset from the node binary's `Builtins_*` symbols.
 #
 # Usage: callgrind-rows.py (--edges REGEX | --owners) PERF_MAP CALLS DUMP [DUMP...]
-import bisect
 import collections
 import os
 import re
-import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from callgrind_out import Names, records  # noqa: E402
+from callgrind_out import AddressNames, Names, records  # noqa: E402
 
 args = sys.argv[1:]
 mode = args.pop(0)
@@ -34,29 +31,7 @@ if mode not in ("--edges", "--owners") or len(args) < 3:
     sys.exit("usage: callgrind-rows.py (--edges REGEX | --owners) PERF_MAP CALLS DUMP [DUMP...]")
 perf_map, calls, files = args[0], float(args[1]), args[2:]
 
-entries = []
-for line in open(perf_map, errors="replace"):
-    parts = line.rstrip("\n").split(" ", 2)
-    if len(parts) == 3:
-        entries.append((int(parts[0], 16), int(parts[1], 16), parts[2]))
-entries.sort()
-starts = [e[0] for e in entries]
-builtins = []
-node = shutil.which("node")
-if node is not None and shutil.which("nm") is not None:
-    out = subprocess.run(["nm", "-S", os.path.realpath(node)], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-        q = line.split()
-        if len(q) == 4 and q[3].startswith("Builtins_"):
-            builtins.append((int(q[0], 16), int(q[0], 16) + int(q[1], 16), q[3]))
-builtins.sort()
-builtin_starts = [b[0] for b in builtins]
-
-
-def jit_name(address):
-    i = bisect.bisect_right(starts, address) - 1
-    return entries[i][2] if i >= 0 and address < entries[i][0] + entries[i][1] else None
-
+code = AddressNames(perf_map)
 
 self_cost = collections.Counter()
 edges = []
@@ -68,13 +43,9 @@ for path in files:
             _, where, callee, count, costs = rec
             edges.append((where["fn"], callee["cfn"], count, costs[0] if costs else 0))
 
-# The code range's offset from the binary: the most common address - symbol start among the
-# addresses no perf-map entry covers (as callgrind-misses.py's relocate()).
+# The code range's offset from the binary, from the addresses no perf-map entry covers.
 addresses = {int(f.split("'")[0], 16) for f in list(self_cost) + [e[1] for e in edges] if f.startswith("0x")}
-unnamed = sorted(a for a in addresses if jit_name(a) is None)
-sample = unnamed[:: max(1, len(unnamed) // 400)]
-deltas = collections.Counter(a - s for a in sample for s in builtin_starts if a > s)
-delta = deltas.most_common(1)[0][0] if deltas and deltas.most_common(1)[0][1] >= 10 else None
+code.relocate(a for a in addresses if code.code(a) is None)
 
 names = {}
 
@@ -85,11 +56,7 @@ def name(fn):
         n = fn
         if fn.startswith("0x"):
             address = int(fn.split("'")[0], 16)
-            n = jit_name(address)
-            if n is None and delta is not None:
-                i = bisect.bisect_right(builtin_starts, address - delta) - 1
-                if i >= 0 and address - delta < builtins[i][1]:
-                    n = builtins[i][2]
+            n = code.code(address) or code.builtin(address)
             n = n or fn
         n = re.sub(r"\?tsx-namespace=[0-9a-f-]+|file://\S*?/(?=(packages|apps)/)", "", n)
         names[fn] = n
