@@ -105,6 +105,12 @@ describe('fullCollection', () => {
     fullCollection();
     expect(ref.deref()).toBeUndefined();
   });
+
+  it('leaves no gc global in contexts made afterwards', async () => {
+    const { runInNewContext } = await import('node:vm');
+    fullCollection();
+    expect(runInNewContext('typeof gc')).toBe('undefined');
+  });
 });
 
 describe('resolveWaveCollectMs', () => {
