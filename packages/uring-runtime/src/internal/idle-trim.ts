@@ -37,12 +37,25 @@ export function resolveIdleTrimMs(
   option: number | undefined,
   env: string | undefined = process.env.LOCH_IDLE_TRIM_MS,
 ): number {
+  return resolveMillisSetting(option, env, DEFAULT_IDLE_TRIM_MS);
+}
+
+/**
+ * A milliseconds setting of the runtime's memory policies (this one and wave-collect.ts): the
+ * option, else the env value, else `fallback`; floored; a value that is not a finite number >= 0
+ * falls back to the next source.
+ */
+export function resolveMillisSetting(
+  option: number | undefined,
+  env: string | undefined,
+  fallback: number,
+): number {
   if (option !== undefined && Number.isFinite(option) && option >= 0) return Math.floor(option);
   if (env !== undefined && env !== '') {
     const parsed = Number(env);
     if (Number.isFinite(parsed) && parsed >= 0) return Math.floor(parsed);
   }
-  return DEFAULT_IDLE_TRIM_MS;
+  return fallback;
 }
 
 /**

@@ -135,7 +135,6 @@ describe('fullCollection', () => {
     fullCollection();
     expect(ref.deref()).toBeUndefined();
   });
-
 });
 
 describe('resolveWaveCollectMs', () => {

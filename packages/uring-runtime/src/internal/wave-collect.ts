@@ -11,6 +11,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { resolveMillisSetting } from './idle-trim.js';
 
 /** What the policy watches and what it calls. */
 export interface WaveCollectHooks {
@@ -42,12 +43,7 @@ export function resolveWaveCollectMs(
   option: number | undefined,
   env: string | undefined = process.env.LOCH_WAVE_COLLECT_MS,
 ): number {
-  if (option !== undefined && Number.isFinite(option) && option >= 0) return Math.floor(option);
-  if (env !== undefined && env !== '') {
-    const parsed = Number(env);
-    if (Number.isFinite(parsed) && parsed >= 0) return Math.floor(parsed);
-  }
-  return DEFAULT_WAVE_COLLECT_MS;
+  return resolveMillisSetting(option, env, DEFAULT_WAVE_COLLECT_MS);
 }
 
 /**
