@@ -12,6 +12,7 @@ import { RuntimeError } from './errors.js';
 import { RuntimeActivity } from './internal/activity.js';
 import type { BufferBudgetOptions, BufferStats } from './internal/buffer-budget.js';
 import { IdleTrimmer, resolveIdleTrimMs } from './internal/idle-trim.js';
+import { fullCollection, resolveWaveCollectMs, WaveCollector } from './internal/wave-collect.js';
 import { createLegacyDriver } from './legacy/driver.js';
 import type { DriverName } from './stream.js';
 
@@ -41,6 +42,15 @@ export interface RuntimeOptions {
    * @loch/native addon (on either driver); without it this is a no-op.
    */
   readonly idleTrimMs?: number | undefined;
+  /**
+   * Collect after a wave of connections: when the streams open on this thread fall to half or
+   * less of their high-water mark and by 1,000 or more, run one full GC (no malloc_trim, keeps
+   * compiled code), also while busy, at most once per this many milliseconds. The idle trim never
+   * runs on a busy worker, so the closed connections' objects would stay as old-space garbage.
+   * A stable connection count never triggers it. 0 disables. Default: env LOCH_WAVE_COLLECT_MS,
+   * else 30,000.
+   */
+  readonly waveCollectMs?: number | undefined;
   /**
    * Receive budgets in bytes, on either driver: `streamBytes` one stream may hold unread (default
    * 1 MiB or `workerBytes` when smaller, env LOCH_STREAM_BUFFER_BYTES), `workerBytes` all streams of the thread (default
@@ -142,6 +152,7 @@ export class Runtime {
   #trimmer: IdleTrimmer | undefined;
   #trimsBefore = 0;
   #trimMsBefore = 0;
+  #waves: WaveCollector | undefined;
 
   /**
    * Gives this thread's free memory back to the OS now, as an idle trim does (V8's low-memory GC
@@ -156,10 +167,28 @@ export class Runtime {
     return true;
   }
 
-  constructor(driver: Driver, selection: DriverSelection, idleTrimMs?: number) {
+  constructor(driver: Driver, selection: DriverSelection, idleTrimMs?: number, waveCollectMs?: number) {
     this.driver = driver;
     this.selection = selection;
     this.setIdleTrim(resolveIdleTrimMs(idleTrimMs));
+    const waveMs = resolveWaveCollectMs(waveCollectMs);
+    if (waveMs > 0) {
+      this.#waves = new WaveCollector(waveMs, {
+        openStreams: () => this.activity.openStreams,
+        collect: () => {
+          const before = this.#waves?.highWater;
+          const started = performance.now();
+          fullCollection();
+          if (defaultLog.enabled) {
+            const ms = (performance.now() - started).toFixed(1);
+            const open = this.activity.openStreams;
+            defaultLog(`wave collect ${this.#waves?.collections}: ${ms} ms, streams ${before} -> ${open}`);
+          }
+        },
+        now: () => performance.now(),
+      });
+      this.#waves.start();
+    }
   }
 
   /**
@@ -206,6 +235,16 @@ export class Runtime {
     return this.#trimMsBefore + (this.#trimmer?.trimMs ?? 0);
   }
 
+  /** Full GCs run after a wave of connections closed (RuntimeOptions.waveCollectMs). */
+  get waveCollections(): number {
+    return this.#waves?.collections ?? 0;
+  }
+
+  /** Milliseconds this runtime's thread spent inside those collections. */
+  get waveCollectTimeMs(): number {
+    return this.#waves?.collectMs ?? 0;
+  }
+
   /**
    * The idle period in force now (ms): the configured one, doubled up to 32x while traffic keeps
    * coming back soon after a trim (0 when trimming is off).
@@ -247,6 +286,7 @@ export class Runtime {
     if (this.#closed) return;
     this.#closed = true;
     this.setIdleTrim(0);
+    this.#waves?.stop();
     await this.stopAccepting();
     await this.driver.close();
     const state = threadState();
@@ -309,7 +349,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   if (options.log === undefined && selection.requested === 'auto' && selection.driver === 'legacy') {
     warnFallbackOnce(line);
   }
-  return new Runtime(driver, selection, options.idleTrimMs);
+  return new Runtime(driver, selection, options.idleTrimMs, options.waveCollectMs);
 }
 
 interface ThreadState {
