@@ -14,6 +14,7 @@
  *   [--rounds 5] [--sizes 128,11268,65536] [--seconds 8] [--warmup 2] [--start-warmup 10] [--workers 1]
  *   [--idle-connections 10000] [--busy-connections 16] [--settle 5] [--no-memory]
  *   [--metrics off,on] [--access-log off,on] [--runtime-a 'key = value'] [--runtime-b '...']
+ *   [--env-a NAME=value]... [--env-b NAME=value]...
  *
  * `--metrics <A>,<B>` (each on or off, default off,off): the side that is on runs with an
  * `[admin]` listener, so it records metrics (issue 17). With the same checkout as A and B,
@@ -24,6 +25,9 @@
  * be off); its access log on is nginx's as it ships (bench:http-proxy's: `combined`, unbuffered).
  * `--runtime-a`/`--runtime-b` add TOML lines to that side's loch `[runtime]` table, so one checkout
  * answers "what does this setting cost" (e.g. `--runtime-b 'worker_young_generation_bytes = 6291456'`).
+ * `--env-a`/`--env-b` (repeatable) set a variable in that side's loch environment, for what no
+ * config key reaches: Node startup flags (`--env-b NODE_OPTIONS=--use-largepages=on`, node's text on
+ * 2 MiB pages; it replaces the harness's own NODE_OPTIONS) or a LOCH_* switch.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -73,6 +77,8 @@ const { values: args } = parseArgs({
     'access-log': { type: 'string', default: 'off,off' },
     'runtime-a': { type: 'string', default: '' },
     'runtime-b': { type: 'string', default: '' },
+    'env-a': { type: 'string', multiple: true, default: [] },
+    'env-b': { type: 'string', multiple: true, default: [] },
   },
 });
 
@@ -103,6 +109,21 @@ if (accessLogBySide.length !== 2 || accessLogBySide.some((m) => m !== 'on' && m 
 const accessLogOn = (label: string) => accessLogBySide[label === 'A' ? 0 : 1] === 'on';
 /** Extra `[runtime]` lines of side `label`'s loch config (`--runtime-a`, `--runtime-b`), or ''. */
 const runtimeLines = (label: string) => (label === 'A' ? args['runtime-a'] : args['runtime-b']);
+/** Side `label`'s extra environment (`--env-a`, `--env-b`: NAME=value each). */
+const sideEnv = (label: string): Record<string, string> => {
+  const env: Record<string, string> = {};
+  for (const pair of label === 'A' ? args['env-a'] : args['env-b']) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) usageExit(SCRIPT, `--env-${label.toLowerCase()} ${pair}: want NAME=value`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+};
+/** Side `label`'s extra environment in words ('' when none), for the page and the A/A check. */
+const envWords = (label: string) =>
+  Object.entries(sideEnv(label))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 
 /** wrk, the backend and the idle clients share CPU 0 (LOAD_CPU); one worker has CPU 1 to itself. */
 const PROXY_CPU = proxyCpus(workers);
@@ -162,7 +183,8 @@ async function main(): Promise<void> {
     sides[0].tree?.root === sides[1].tree?.root &&
     metricsOn('A') === metricsOn('B') &&
     accessLogOn('A') === accessLogOn('B') &&
-    runtimeLines('A') === runtimeLines('B')
+    runtimeLines('A') === runtimeLines('B') &&
+    envWords('A') === envWords('B')
   )
     warnings.push(
       `A and B are the same ${sides[0].tree ? 'checkout' : 'peer'}: an A/A run (the noise floor).`,
@@ -184,6 +206,11 @@ async function main(): Promise<void> {
     if (s.tree === undefined)
       usageExit(SCRIPT, `--runtime-${s.label.toLowerCase()}: side ${s.label} is nginx`);
     warnings.push(`side ${s.label}'s loch config adds to [runtime]: ${runtimeLines(s.label)}`);
+  }
+  for (const s of sides) {
+    if (envWords(s.label) === '') continue;
+    if (s.tree === undefined) usageExit(SCRIPT, `--env-${s.label.toLowerCase()}: side ${s.label} is nginx`);
+    warnings.push(`side ${s.label}'s loch runs with ${envWords(s.label)} in its environment`);
   }
   warnings.push(...runWarnings(sideTrees(sides), rounds));
   for (const w of warnings) log(`WARNING: ${w}`);
@@ -248,6 +275,7 @@ async function main(): Promise<void> {
       adminPort,
       accessLog,
       runtime: runtimeLines(side.label),
+      env: sideEnv(side.label),
     });
     return { peer, port, adminPort };
   };

@@ -232,6 +232,8 @@ export async function startLoch(
     accessLog?: boolean | undefined;
     /** Extra `[runtime]` lines (TOML), e.g. `worker_young_generation_bytes = 6291456`. */
     runtime?: string | undefined;
+    /** Variables set in loch's environment over the harness's (e.g. NODE_OPTIONS); absent: none. */
+    env?: Readonly<Record<string, string>> | undefined;
   },
 ): Promise<Peer> {
   const dir = mkdtempSync(join(tmpdir(), `loch-bench-ab-${tree.label}-`));
@@ -249,6 +251,7 @@ export async function startLoch(
   const peer = startPeer(`loch ${tree.label}`, process.execPath, [tree.cli, 'run', '-c', config], {
     cpu: o.cpu,
     cwd: tree.root,
+    env: { ...process.env, ...o.env },
   });
   removeOnExit(peer, dir);
   if (accessLog !== undefined) trimWhileRunning(peer, accessLog);
