@@ -24,6 +24,7 @@ export { createReader, createWriter } from './protocol/factory.js';
 export { MessageBoundsFinder, skipValue, sniffProtocol } from './protocol/message-bounds.js';
 export {
   messageBodyOffset,
+  peekFrameHeader,
   peekMessageHeader,
   peekSeqId,
   readMessageHeader,
@@ -95,6 +96,7 @@ export {
   THEADER_MAGIC,
   type ThriftFrame,
   TTHEADER_MAGIC,
+  ViewFrame,
 } from './transport/frame.js';
 export { decodeTHeader, encodeTHeaderParts, THeaderInfoType, THeaderTransform } from './transport/theader.js';
 export { decodeTTHeader, encodeTTHeaderParts, TTHeaderInfoId, TTHeaderIntKey } from './transport/ttheader.js';

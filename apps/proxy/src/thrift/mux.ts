@@ -38,11 +38,12 @@ import { performance } from 'node:perf_hooks';
 import {
   FrameReader,
   MessageType,
-  peekMessageHeader,
+  peekFrameHeader,
   type RetainedChunk,
   reframe,
   rewriteSeqId,
   type ThriftFrame,
+  type ViewFrame,
 } from '@loch/thrift';
 import {
   type ByteStream,
@@ -86,6 +87,27 @@ export interface ReplyHolder {
 /** An upstream call in progress that its caller may cancel (it went away). */
 export interface UpstreamCall {
   cancelCall(): void;
+}
+
+/**
+ * `reply` with `payload` in place of its own (its seq id re-encoded, or a copy), as a plain
+ * frame: not a spread of the ViewFrame, which would copy no payload but its `bytes` and range,
+ * and its wire length off by what the re-encoding changed.
+ */
+function withPayload(reply: ViewFrame, payload: Uint8Array): ThriftFrame {
+  return {
+    framing: reply.framing,
+    protocol: reply.protocol,
+    seqId: reply.seqId,
+    flags: reply.flags,
+    headers: reply.headers,
+    intHeaders: reply.intHeaders,
+    persistentHeaders: reply.persistentHeaders,
+    aclToken: reply.aclToken,
+    transforms: reply.transforms,
+    payload,
+    wireLength: reply.wireLength + payload.length - reply.payloadLength,
+  };
 }
 
 /** Told which connection a reply came from (upstream.ts's ReplyLease). */
@@ -203,7 +225,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   readonly #reader: FrameReader;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();
-  /** The last reply's message type and seq id (peekMessageHeader), reused per reply. */
+  /** The last reply's message type and seq id (peekFrameHeader), reused per reply. */
   readonly #header = { type: 0, seqId: 0 };
   #nextId = 1;
   #queue: Uint8Array[] = [];
@@ -522,7 +544,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       }
     }
     for (;;) {
-      let reply: ThriftFrame | null;
+      let reply: ViewFrame | null;
       try {
         reply = this.#reader.poll();
       } catch (error) {
@@ -557,13 +579,13 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
    * to the call's lease or released here, and `wireAt`, where its length prefix is in that
    * chunk); returns why the connection must end, if it must.
    */
-  #deliver(reply: ThriftFrame, chunk: RetainedChunk | null, wireAt: number): string | undefined {
+  #deliver(reply: ViewFrame, chunk: RetainedChunk | null, wireAt: number): string | undefined {
     // Type and seq id only: the reply's name is never decoded (no string, no header object).
     const header = this.#header;
     let failure: string | undefined;
     let read = false;
     try {
-      peekMessageHeader(reply.protocol, reply.payload, header);
+      peekFrameHeader(reply, header);
       read = true;
     } catch (error) {
       failure = `unreadable reply: ${(error as Error).message}`;
@@ -599,7 +621,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     this.#lent++;
     lease?.hold(this, chunk, wireAt);
     this.#release();
-    replied(this.counters, waiting.listener, payload === reply.payload ? reply : { ...reply, payload });
+    replied(this.counters, waiting.listener, payload === reply.payload ? reply : withPayload(reply, payload));
     return undefined;
   }
 

@@ -97,9 +97,14 @@ function peerOf(request: ThriftRequest): SocketAddress {
  * write settled (callSettled).
  */
 class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener, UpstreamCallListener {
-  payload: Uint8Array = EMPTY;
+  /** The upstream's reply frame, once relayed. */
+  reply: ThriftFrame | undefined = undefined;
+  /** The reply's payload rewritten for the caller (RouteRewrite.replyPayload), when it was. */
+  rewritten: Uint8Array | undefined = undefined;
   /** The reply framed as it came from a framed upstream (ThriftReply.wire), when relayed unchanged. */
   wire: Uint8Array | undefined = undefined;
+  /** With `wire`: its payload's length (ThriftReply.payloadLength), so the server makes no payload view. */
+  payloadLength: number | undefined = undefined;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
 
@@ -114,6 +119,14 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
     readonly rewrite: RouteRewrite | undefined,
   ) {
     super();
+  }
+
+  /**
+   * ThriftReply.payload: the rewritten payload, else the reply frame's, read only when the
+   * server frames the reply anew (a reply written as its `wire` makes no view: ViewFrame).
+   */
+  get payload(): Uint8Array {
+    return this.rewritten ?? this.reply?.payload ?? EMPTY;
   }
 
   upstreamReplied(reply: ThriftFrame | undefined): void {
@@ -282,8 +295,9 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
       this.#access(request, 200, 0, upstream, start);
       return undefined;
     }
-    let payload = reply.payload;
+    relayed.reply = reply;
     if (rewrite !== undefined) {
+      let payload: Uint8Array;
       try {
         payload = rewrite.replyPayload(reply, request.frame.protocol, request.header.name);
       } catch (error) {
@@ -302,12 +316,23 @@ export class ThriftProxyService implements Service<ThriftRequest, ThriftReply | 
           start,
         );
       }
+      if (payload !== reply.payload) relayed.rewritten = payload;
     }
-    this.#access(request, 200, payload.length, upstream, start);
-    relayed.payload = payload;
-    // Unchanged (no rewrite) from a framed upstream: the server may write it as it came.
-    if (payload === reply.payload && reply.framing === 'framed')
+    const rewritten = relayed.rewritten;
+    // A framed frame's payload is all of it but the 4-byte prefix: its length is known without
+    // reading `payload` (the reader makes that view on first read, ViewFrame).
+    const length =
+      rewritten !== undefined
+        ? rewritten.length
+        : reply.framing === 'framed'
+          ? reply.wireLength - 4
+          : reply.payload.length;
+    this.#access(request, 200, length, upstream, start);
+    // Unchanged from a framed upstream: the server may write it as it came, reading no payload.
+    if (rewritten === undefined && reply.framing === 'framed') {
       relayed.wire = relayed.framedWire(reply.wireLength);
+      relayed.payloadLength = length;
+    }
     relayed.headers = reply.headers;
     relayed.intHeaders = reply.intHeaders;
     return relayed;

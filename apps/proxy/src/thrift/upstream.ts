@@ -34,9 +34,10 @@ import {
   type FramingName,
   frameParts,
   MessageType,
-  peekMessageHeader,
+  peekFrameHeader,
   type RetainedChunk,
   type ThriftFrame,
+  type ViewFrame,
 } from '@loch/thrift';
 import {
   ConnectionPool,
@@ -126,7 +127,7 @@ class ExclusiveCall {
   /** Every byte of the call was handed to the kernel. */
   written = false;
   /** The reply, once read (and the call written, on a driver that reports them out of order). */
-  reply: ThriftFrame | undefined = undefined;
+  reply: ViewFrame | undefined = undefined;
   /**
    * The received chunk an in-place reply is a view of (FrameReader.retainLast), until the lease
    * takes it with the reply (or the call ends otherwise and it is released).
@@ -174,7 +175,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   #idle = false;
   /** The call running, if any. */
   #call: ExclusiveCall | undefined = undefined;
-  /** The last reply's message type and seq id (peekMessageHeader), reused per reply. */
+  /** The last reply's message type and seq id (peekFrameHeader), reused per reply. */
   readonly #header = { type: 0, seqId: 0 };
   /**
    * The call whose write is in flight (its bytes lent to the stream): told callSettled() when
@@ -307,7 +308,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
       );
       return;
     }
-    let reply: ThriftFrame | null;
+    let reply: ViewFrame | null;
     const inPlace = call.lease?.inPlace === true;
     try {
       if (inPlace) {
@@ -346,13 +347,14 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   }
 
   /** Checks that `reply` answers `call`, then ends it. */
-  #replied(call: ExclusiveCall, reply: ThriftFrame, share: RetainedChunk | null, wireAt: number): void {
+  #replied(call: ExclusiveCall, reply: ViewFrame, share: RetainedChunk | null, wireAt: number): void {
     call.share = share; // released by #end unless the lease takes it
     const label = call.key.label;
-    // Type and seq id only: the reply's name is never decoded (no string, no header object).
+    // Type and seq id only: the reply's name is never decoded (no string, no header object),
+    // read where it lies (no payload view made, ViewFrame).
     const header = this.#header;
     try {
-      peekMessageHeader(reply.protocol, reply.payload, header);
+      peekFrameHeader(reply, header);
     } catch (error) {
       this.#fail(
         call,

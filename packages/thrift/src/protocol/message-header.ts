@@ -4,6 +4,7 @@
  * Not for framing headers (THeader/TTHeader): see transport/.
  */
 import { ThriftProtocolError } from '../errors.js';
+import type { ViewFrame } from '../transport/frame.js';
 import type { MessageHeader, ProtocolName } from '../types.js';
 import { BinaryReader } from './binary.js';
 import { CompactReader } from './compact.js';
@@ -92,17 +93,31 @@ export function rewriteSeqId(protocol: ProtocolName, message: Uint8Array, seqId:
  */
 export function strictBinaryHeader(message: Uint8Array, out: { type: number; seqId: number }): number {
   // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
-  const n = message.length;
-  if (n < 12 || message[0] !== 0x80 || message[1] !== 0x01) return 0;
-  const type = message[3]!;
+  return strictBinaryHeaderAt(message, 0, message.length, out);
+}
+
+/**
+ * @internal strictBinaryHeader of the message that is `bytes[start, end)`, read where it lies
+ * (a ViewFrame's payload before its view is made); the returned body offset counts from `start`.
+ */
+export function strictBinaryHeaderAt(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  out: { type: number; seqId: number },
+): number {
+  const n = end - start;
+  if (n < 12 || bytes[start] !== 0x80 || bytes[start + 1] !== 0x01) return 0;
+  const type = bytes[start + 3]!;
   if (type < 1 || type > 4) return 0;
-  const len = (message[4]! << 24) | (message[5]! << 16) | (message[6]! << 8) | message[7]!;
+  const len =
+    (bytes[start + 4]! << 24) | (bytes[start + 5]! << 16) | (bytes[start + 6]! << 8) | bytes[start + 7]!;
   // A negative length (the top bit set) fails here too.
   if (len < 0 || len > n - 12) return 0;
-  const at = 8 + len;
+  const at = start + 8 + len;
   out.type = type;
-  out.seqId = (message[at]! << 24) | (message[at + 1]! << 16) | (message[at + 2]! << 8) | message[at + 3]!;
-  return at + 4;
+  out.seqId = (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
+  return at + 4 - start;
 }
 
 /** peekSeqId's scratch header (module state: nothing allocated per peek). */
@@ -139,6 +154,20 @@ export function peekMessageHeader(
   } finally {
     r.reset(EMPTY);
   }
+}
+
+/**
+ * peekMessageHeader of a decoded frame's payload, read where it lies: a strict binary header
+ * makes no payload view (ViewFrame); anything else reads `frame.payload`. What a relay checks a
+ * reply by.
+ */
+export function peekFrameHeader(frame: ViewFrame, out: { type: number; seqId: number }): void {
+  if (
+    frame.protocol === 'binary' &&
+    strictBinaryHeaderAt(frame.bytes, frame.payloadStart, frame.payloadEnd, out) !== 0
+  )
+    return;
+  peekMessageHeader(frame.protocol, frame.payload, out);
 }
 
 /**

@@ -15,7 +15,7 @@ import { NO_DEADLINE, type SweepMember } from '@loch/uring-runtime';
 import { ThriftProtocolError, ThriftRpcError, ThriftTransportError } from '../errors.js';
 import { deadlines } from '../internal/deadlines.js';
 import { decodeFrame, decodeFrameBody, type FrameCodecOptions, FrameSplitter } from '../transport/codec.js';
-import { detectFraming, type FramingName, type ThriftFrame } from '../transport/frame.js';
+import { detectFraming, type FramingName, type ViewFrame } from '../transport/frame.js';
 import type { ThriftRecvChunk, ThriftStream } from './stream.js';
 
 /** Options of a FrameReader. */
@@ -155,7 +155,7 @@ export class FrameReader implements SweepMember {
    * ThriftTransportError/ThriftProtocolError on bad bytes, ERR_THRIFT_TRUNCATED when the stream
    * ends inside a message, and ThriftRpcError ERR_THRIFT_TIMEOUT when a timeout passes.
    */
-  async next(): Promise<ThriftFrame | null> {
+  async next(): Promise<ViewFrame | null> {
     for (;;) {
       const frame = this.tryFrame();
       if (frame) return frame;
@@ -289,7 +289,7 @@ export class FrameReader implements SweepMember {
   }
 
   /** See feed(). */
-  poll(): ThriftFrame | null {
+  poll(): ViewFrame | null {
     return this.tryFrame();
   }
 
@@ -411,7 +411,7 @@ export class FrameReader implements SweepMember {
     else chunk?.release();
   }
 
-  private tryFrame(): ThriftFrame | null {
+  private tryFrame(): ViewFrame | null {
     this.lastHeld = false;
     this.lastWireAt = -1;
     const heldLeft = this.heldStart < this.heldBytes.length;
@@ -435,7 +435,7 @@ export class FrameReader implements SweepMember {
   }
 
   /** The next whole frame of the reader's buffer, or null. */
-  private bufferFrame(): ThriftFrame | null {
+  private bufferFrame(): ViewFrame | null {
     if (this.end === this.start) return null;
     if (!this.detect(this.buf, this.start, this.end)) return null;
     const stop = this.splitter.find(this.framing!, this.buf, this.start, this.end);
@@ -446,7 +446,7 @@ export class FrameReader implements SweepMember {
   }
 
   /** The next whole frame of the held chunk, as a view of it, or null. */
-  private heldFrame(): ThriftFrame | null {
+  private heldFrame(): ViewFrame | null {
     const bytes = this.heldBytes;
     const at = this.heldStart;
     const n = this.heldBody;
@@ -472,7 +472,7 @@ export class FrameReader implements SweepMember {
    * body on (decodeFrameBody), not from a view of the frame made first (a typed array per frame
    * that nothing kept: two per relayed call, bench/thrift/per-call.ts).
    */
-  private decodeWhole(bytes: Uint8Array, start: number, stop: number): ThriftFrame {
+  private decodeWhole(bytes: Uint8Array, start: number, stop: number): ViewFrame {
     const framing = this.framing!;
     if (framing === 'unframed') return decodeFrame(framing, bytes.subarray(start, stop), this.options);
     return decodeFrameBody(framing, bytes, start + 4, stop, this.options);

@@ -44,10 +44,10 @@ import { ThriftRpcError } from '../errors.js';
 import { deadlines } from '../internal/deadlines.js';
 import { BinaryReader } from '../protocol/binary.js';
 import { CompactReader } from '../protocol/compact.js';
-import { strictBinaryHeader } from '../protocol/message-header.js';
+import { strictBinaryHeaderAt } from '../protocol/message-header.js';
 import { decodeNameAt, type ProtocolReader, type ReaderOptions } from '../protocol/reader.js';
 import { frameParts } from '../transport/codec.js';
-import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type ThriftFrame } from '../transport/frame.js';
+import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type ThriftFrame, type ViewFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType } from '../types.js';
 import { FrameReader, type RetainedChunk } from './frame-reader.js';
 import type {
@@ -275,7 +275,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   #takeCalls(): void {
     const reader = this.#reader;
     while (!this.#over && this.#outstanding < this.#limit) {
-      let frame: ThriftFrame | null;
+      let frame: ViewFrame | null;
       try {
         frame = reader.poll();
       } catch (error) {
@@ -387,22 +387,25 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   }
 
   /** Reads the frame's message header (bad bytes end the connection) and runs the handler. */
-  #take(frame: ThriftFrame): void {
+  #take(frame: ViewFrame): void {
     const ctx = this.#ctx;
-    const payload = frame.payload;
     let header: MessageHeader;
-    // A strict binary header is read from the payload's bytes (readMessageBegin's result, with
-    // no reader reset twice and the frame's view stored into it); anything else by the reader.
-    let bodyOffset = frame.protocol === 'binary' ? strictBinaryHeader(payload, scratch) : 0;
+    // A strict binary header is read from the payload's bytes where they lie (readMessageBegin's
+    // result, with no reader reset twice, and no payload view made: ViewFrame); anything else
+    // by the reader.
+    const bytes = frame.bytes;
+    const at = frame.payloadStart;
+    let bodyOffset =
+      frame.protocol === 'binary' ? strictBinaryHeaderAt(bytes, at, frame.payloadEnd, scratch) : 0;
     if (bodyOffset !== 0 && bodyOffset - 12 <= this.#maxName) {
       header = {
-        name: decodeNameAt(payload, 8, bodyOffset - 12),
+        name: decodeNameAt(bytes, at + 8, bodyOffset - 12),
         type: scratch.type as MessageType,
         seqId: scratch.seqId,
       };
     } else {
       const r = frame.protocol === 'binary' ? ctx.binaryReader : ctx.compactReader;
-      r.reset(payload);
+      r.reset(frame.payload);
       try {
         header = r.readMessageBegin();
         bodyOffset = r.pos;
@@ -603,7 +606,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   /**
    * `call`'s reply as the one framed buffer its handler gave (ThriftReply.wire), when the call
    * came framed and the buffer's length prefix gives the rest of it, as many bytes as the reply's
-   * payload; else undefined. That its bytes after the prefix are the payload's is the handler's
+   * payload (its payloadLength when given: a relay's payload view is then never made); else
+   * undefined. That its bytes after the prefix are the payload's is the handler's
    * word (ThriftReply.wire), not checked: comparing the two views' `buffer` and `byteOffset`
    * took four generic loads and two builtin calls per relayed reply (~770 instructions,
    * bench/thrift/readings-2026-12-06c.md). What is checked keeps the caller's stream framed.
@@ -616,7 +620,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     const n = wire.length - 4;
     if (
       n < 0 ||
-      reply.payload.length !== n ||
+      (reply.payloadLength ?? reply.payload.length) !== n ||
       wire[0] !== n >>> 24 ||
       wire[1] !== ((n >>> 16) & 0xff) ||
       wire[2] !== ((n >>> 8) & 0xff) ||

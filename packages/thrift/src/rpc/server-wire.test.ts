@@ -174,6 +174,40 @@ describe('ThriftServer: a framed call and its reply relayed as they came', () =>
     expect(got[1]).toBeUndefined();
   });
 
+  it("a reply's payloadLength stands for payload.length in the wire's check: a reply whose payload is never to be read is written as its wire, and one whose payloadLength disagrees with the wire is framed anew", async () => {
+    const { texts, wire } = calls([2000, 3000, 4000]);
+    const stream = pooled(wire, [wire.byteLength]);
+    const payloadReads: number[] = [];
+    const handler: ThriftHandler = {
+      call(request): ThriftReply {
+        const r = request.reader();
+        r.readFieldBegin();
+        const framed = framedWire(echoReply(request, r.readString()).payload);
+        const id = request.header.seqId;
+        // id 1: a payloadLength one more than the wire's prefix gives: the wire is not used.
+        const payloadLength = framed.payload.length + (id === 1 ? 1 : 0);
+        return {
+          get payload() {
+            payloadReads.push(id);
+            return framed.payload;
+          },
+          wire: framed.wire,
+          payloadLength,
+        };
+      },
+    };
+    await new ThriftServer(handler, {
+      callsInPlace: true,
+      replyOrder: 'request',
+      maxConcurrentCalls: 1,
+    }).handleConnection(stream);
+    await ticks(4);
+    expect(repliesOf(writtenBytes(stream))).toEqual(texts);
+    expect(stream.writes.map((w) => w instanceof Uint8Array)).toEqual([true, false, true]);
+    // Only the reply framed anew read its payload.
+    expect([...new Set(payloadReads)]).toEqual([1]);
+  });
+
   it("a reply given with its framed wire is written as that one buffer to a framed caller, whatever memory its payload views; a wire whose prefix does not give the rest of it as the payload's length, or a caller in another framing, gets the payload framed anew", async () => {
     const { texts, wire } = calls([2000, 3000, 4000, 5000, 6000]);
     const stream = pooled(wire, [wire.byteLength]);

@@ -93,11 +93,18 @@ export interface ThriftReply {
    * length prefix then the bytes of `payload` (a proxy relaying an upstream's framed reply read
    * in place gives the received frame, `payload` being its view from the 5th byte on). Written as
    * is to a caller that came framed, instead of a new prefix and the payload; ignored otherwise,
-   * and when its prefix does not give the rest of it, `payload.length` bytes (checked). That
+   * and when its prefix does not give the rest of it, `payload.length` bytes (`payloadLength`
+   * when given; checked). That
    * those bytes are the payload's is the handler's promise, not checked (comparing the views'
    * memory costs a builtin call per read on every reply).
    */
   readonly wire?: Uint8Array | undefined;
+  /**
+   * Optional, with `wire`: `payload.length`, for a reply that knows it without making its
+   * payload (a relay whose `payload` is an accessor over the received frame, ViewFrame): the
+   * server checks `wire` by it and reads `payload` only to frame the reply anew.
+   */
+  readonly payloadLength?: number | undefined;
 }
 
 /**

@@ -7,7 +7,7 @@
 import { ThriftTransportError } from '../errors.js';
 import { headerBytes } from '../internal/header-slab.js';
 import { MessageBoundsFinder } from '../protocol/message-bounds.js';
-import { peekSeqId, rewriteSeqId } from '../protocol/message-header.js';
+import { peekSeqId, rewriteSeqId, strictBinaryHeaderAt } from '../protocol/message-header.js';
 import type { ReaderOptions } from '../protocol/reader.js';
 import type { ProtocolName } from '../types.js';
 import {
@@ -19,6 +19,7 @@ import {
   frameSize,
   NO_TRANSFORMS,
   type ThriftFrame,
+  ViewFrame,
   writeLength,
 } from './frame.js';
 import { decodeTHeader, decodeTHeaderAt, encodeTHeaderParts } from './theader.js';
@@ -83,14 +84,15 @@ export function decodeFrame(
   framing: FramingName,
   frame: Uint8Array,
   options: FrameCodecOptions = {},
-): ThriftFrame {
+): ViewFrame {
   switch (framing) {
     case 'theader':
       return decodeTHeader(frame, options.maxFrameSize);
     case 'ttheader':
       return decodeTTHeader(frame);
     default:
-      return decodePayload(framing, framing === 'framed' ? frame.subarray(4) : frame, frame.length, options);
+      // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
+      return decodePayload(framing, frame, framing === 'framed' ? 4 : 0, frame.length, frame.length, options);
   }
 }
 
@@ -105,7 +107,7 @@ export function decodeFrameBody(
   start: number,
   end: number,
   options: FrameCodecOptions,
-): ThriftFrame {
+): ViewFrame {
   switch (framing) {
     case 'theader':
       // The decoders never read a frame's length prefix: its place may lie before the view.
@@ -113,36 +115,54 @@ export function decodeFrameBody(
     case 'ttheader':
       return decodeTTHeaderAt(bytes, start - 4, end);
     case 'framed':
-      return decodePayload('framed', bytes.subarray(start, end), end - start + 4, options);
+      return decodePayload('framed', bytes, start, end, end - start + 4, options);
     default:
       throw new TypeError('an unframed message has no length prefix');
   }
 }
 
-/** The frame of a framed (or unframed) message given as its payload alone, `wireLength` bytes on the wire. */
+/**
+ * The frame of a framed (or unframed) message whose payload is `bytes[start, end)`, `wireLength`
+ * bytes on the wire: a ViewFrame, its payload's view not made here when a strict binary header
+ * gives the seq id.
+ */
 function decodePayload(
   framing: 'framed' | 'unframed',
-  payload: Uint8Array,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
   wireLength: number,
   options: FrameCodecOptions,
-): ThriftFrame {
-  // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
-  if (payload.length === 0) throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', 'empty frame');
-  const protocol = options.protocol ?? sniffOrThrow(payload[0]!);
-  return {
+): ViewFrame {
+  if (end === start) throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', 'empty frame');
+  const protocol = options.protocol ?? sniffOrThrow(bytes[start]!);
+  let payload: Uint8Array | undefined;
+  let seqId: number;
+  if (protocol === 'binary' && strictBinaryHeaderAt(bytes, start, end, peeked) !== 0) seqId = peeked.seqId;
+  else {
+    payload = bytes.subarray(start, end);
+    seqId = peekSeqId(protocol, payload);
+  }
+  return new ViewFrame(
     framing,
     protocol,
-    seqId: peekSeqId(protocol, payload),
-    flags: 0,
-    headers: EMPTY_HEADERS,
-    intHeaders: EMPTY_INT_HEADERS,
-    persistentHeaders: EMPTY_HEADERS,
-    aclToken: undefined,
-    transforms: NO_TRANSFORMS,
-    payload,
+    seqId,
+    0,
+    EMPTY_HEADERS,
+    EMPTY_INT_HEADERS,
+    EMPTY_HEADERS,
+    undefined,
+    NO_TRANSFORMS,
+    bytes,
+    start,
+    end,
     wireLength,
-  };
+    payload,
+  );
 }
+
+/** decodePayload's scratch for a strict binary header's type and seq id. */
+const peeked = { type: 0, seqId: 0 };
 
 /**
  * Encodes `payload` (a whole message in `spec.protocol`) with `spec`'s framing, as the list of

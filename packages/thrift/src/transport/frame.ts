@@ -18,7 +18,11 @@ export const TTHEADER_MAGIC = 0x1000;
 /** Default largest frame accepted: 16 MiB (Apache's default is ~16 MB too). */
 export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
 
-/** A decoded frame: the message bytes and what the framing said about them. */
+/**
+ * A decoded frame: the message bytes and what the framing said about them. The frames this
+ * package decodes (decodeFrame, FrameReader) are ViewFrames, whose `payload` is an accessor:
+ * copy one with `{ ...frame, payload: frame.payload }`, not `{ ...frame }` alone.
+ */
 export interface ThriftFrame {
   /** Framing the message came in. */
   readonly framing: FramingName;
@@ -50,6 +54,54 @@ export const EMPTY_HEADERS: ReadonlyMap<string, string> = new Map();
 export const EMPTY_INT_HEADERS: ReadonlyMap<number, string> = new Map();
 /** @internal The shared (frozen) empty transform list of frames without transforms: none made per frame. */
 export const NO_TRANSFORMS: readonly number[] = Object.freeze([]);
+
+/**
+ * A decoded frame whose payload lies where it was received: `bytes[payloadStart, payloadEnd)`.
+ * Every frame decodeFrame() and FrameReader return is one. Its `payload` view of those bytes is
+ * made on the first read of `payload` (and the same view returned after), so a relay that peeks
+ * the message header by offset (`bytes`, `payloadStart`) and forwards the frame as it came
+ * makes no typed array for it: a view is ~390 instructions with its allocation, two per relayed
+ * call (bench/thrift/readings-2026-12-07e.md). `payload` being an accessor of the class, not an
+ * own property, `{ ...frame }` copies no payload (name it: `{ ...frame, payload: frame.payload }`)
+ * and toEqual against a plain object sees none. `bytes` may be a whole receive buffer: read no
+ * byte of it outside the payload's range.
+ */
+export class ViewFrame implements ThriftFrame {
+  #payload: Uint8Array | undefined;
+
+  constructor(
+    readonly framing: FramingName,
+    readonly protocol: ProtocolName,
+    readonly seqId: number,
+    readonly flags: number,
+    readonly headers: ReadonlyMap<string, string>,
+    readonly intHeaders: ReadonlyMap<number, string>,
+    readonly persistentHeaders: ReadonlyMap<string, string>,
+    readonly aclToken: string | undefined,
+    readonly transforms: readonly number[],
+    /** The bytes the payload is a range of (the payload's own when it was made apart: inflated). */
+    readonly bytes: Uint8Array,
+    /** Where the payload starts in `bytes`. */
+    readonly payloadStart: number,
+    /** One past the payload's last byte in `bytes`. */
+    readonly payloadEnd: number,
+    readonly wireLength: number,
+    /** The payload's view when the decoder already made it (else made on first read). */
+    payload?: Uint8Array,
+  ) {
+    this.#payload = payload;
+  }
+
+  /** The message: header and body in `protocol`'s encoding (a view of `bytes`, made once). */
+  get payload(): Uint8Array {
+    return (this.#payload ??= this.bytes.subarray(this.payloadStart, this.payloadEnd));
+  }
+
+  /** The payload's length in bytes, without making its view. */
+  get payloadLength(): number {
+    return this.payloadEnd - this.payloadStart;
+  }
+}
 
 /** What to frame a message with: a ThriftFrame is one, so a frame can be re-framed. */
 export interface FrameSpec {

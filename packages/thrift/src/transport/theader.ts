@@ -18,7 +18,7 @@ import {
   protocolFromId,
   protocolId,
   THEADER_MAGIC,
-  type ThriftFrame,
+  ViewFrame,
   writeLength,
 } from './frame.js';
 
@@ -31,7 +31,7 @@ export const THeaderInfoType = { KEY_VALUE: 1, PERSISTENT_KEY_VALUE: 2 } as cons
  * Decodes a whole THeader frame (length prefix included). `maxFrameSize` also bounds the
  * inflated size of a zlib payload.
  */
-export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): ThriftFrame {
+export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): ViewFrame {
   return decodeTHeaderAt(frame, 0, frame.byteLength, maxFrameSize);
 }
 
@@ -45,7 +45,7 @@ export function decodeTHeaderAt(
   at: number,
   end: number,
   maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
-): ThriftFrame {
+): ViewFrame {
   const length = end - at;
   if (length < 14) {
     throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', `THeader frame of ${length} bytes is too short`);
@@ -95,28 +95,39 @@ export function decodeTHeaderAt(
       break;
     }
   }
-  let payload = frame.subarray(at + headerEnd, end);
+  // Without transforms the payload is a range of the received bytes, its view made when read
+  // (ViewFrame); an inflated one is bytes of its own.
+  let bytes = frame;
+  let start = at + headerEnd;
+  let stop = end;
+  let payload: Uint8Array | undefined;
   for (let i = transforms.length - 1; i >= 0; i--) {
     try {
-      const out = inflateSync(payload, { maxOutputLength: maxFrameSize });
+      const out = inflateSync(payload ?? frame.subarray(start, stop), { maxOutputLength: maxFrameSize });
       payload = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     } catch (e) {
       throw new ThriftTransportError('ERR_THRIFT_TRANSFORM_FAILED', `zlib: ${(e as Error).message}`);
     }
+    bytes = payload;
+    start = 0;
+    stop = payload.length;
   }
-  return {
-    framing: 'theader',
+  return new ViewFrame(
+    'theader',
     protocol,
     seqId,
     flags,
-    headers: headers ?? EMPTY_HEADERS,
-    intHeaders: EMPTY_INT_HEADERS,
-    persistentHeaders: persistentHeaders ?? EMPTY_HEADERS,
-    aclToken: undefined,
+    headers ?? EMPTY_HEADERS,
+    EMPTY_INT_HEADERS,
+    persistentHeaders ?? EMPTY_HEADERS,
+    undefined,
     transforms,
+    bytes,
+    start,
+    stop,
+    length,
     payload,
-    wireLength: length,
-  };
+  );
 }
 
 /** Encodes a THeader frame around `payload` as [prefix + header block, payload] for writev. */

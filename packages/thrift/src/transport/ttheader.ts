@@ -15,8 +15,8 @@ import {
   NO_TRANSFORMS,
   protocolFromId,
   protocolId,
-  type ThriftFrame,
   TTHEADER_MAGIC,
+  ViewFrame,
   writeLength,
 } from './frame.js';
 
@@ -59,7 +59,7 @@ export const TTHeaderIntKey = {
 } as const;
 
 /** Decodes a whole TTHeader frame (length prefix included). */
-export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
+export function decodeTTHeader(frame: Uint8Array): ViewFrame {
   return decodeTTHeaderAt(frame, 0, frame.byteLength);
 }
 
@@ -68,7 +68,7 @@ export function decodeTTHeader(frame: Uint8Array): ThriftFrame {
  * length prefix (the 4 bytes from `at`) is never read, so `at` may lie up to 4 before the view's
  * start: a frame whose body was received apart from its prefix (FrameReader.feedChunk).
  */
-export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): ThriftFrame {
+export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): ViewFrame {
   const length = end - at;
   if (length < 16) {
     throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', `TTHeader frame of ${length} bytes is too short`);
@@ -131,19 +131,22 @@ export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): Th
         );
     }
   }
-  return {
-    framing: 'ttheader',
+  // The payload is a range of the received bytes, its view made when read (ViewFrame).
+  return new ViewFrame(
+    'ttheader',
     protocol,
     seqId,
     flags,
-    headers: headers ?? EMPTY_HEADERS,
-    intHeaders: intHeaders ?? EMPTY_INT_HEADERS,
-    persistentHeaders: EMPTY_HEADERS,
+    headers ?? EMPTY_HEADERS,
+    intHeaders ?? EMPTY_INT_HEADERS,
+    EMPTY_HEADERS,
     aclToken,
-    transforms: NO_TRANSFORMS,
-    payload: frame.subarray(at + headerEnd, end),
-    wireLength: length,
-  };
+    NO_TRANSFORMS,
+    frame,
+    at + headerEnd,
+    end,
+    length,
+  );
 }
 
 /**
