@@ -31,6 +31,7 @@ import {
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
   MessageType,
+  type RetainedChunk,
   TApplicationException,
   TApplicationExceptionType,
   type ThriftAbortListener,
@@ -45,15 +46,16 @@ import { workerMetrics } from '../metrics/recorder.js';
 import { turnNow } from '../metrics/turn-clock.js';
 import type { ProxyLog } from '../proxy/log.js';
 import { type Balancer, createBalancer } from '../routing/balancer.js';
+import type { ReplyHolder, UpstreamCall } from './mux.js';
 import { RouteRewrite } from './rewrite.js';
 import { callTarget, ThriftRouter } from './router.js';
 import {
-  ReplyLease,
   type ThriftCallOptions,
   ThriftUpstreamEndpoint,
   ThriftUpstreamError,
   ThriftUpstreams,
   type UpstreamCallListener,
+  type UpstreamLease,
 } from './upstream.js';
 
 /** A route ready to serve: its balancer, upstream endpoints and call rewrite. */
@@ -96,7 +98,7 @@ function peerOf(request: ThriftRequest): SocketAddress {
  * the call's: the caller's frame is given back to the server when the upstream side says its
  * write settled (callSettled).
  */
-class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListener, UpstreamCallListener {
+class RelayedReply implements ThriftReply, UpstreamLease, ThriftAbortListener, UpstreamCallListener {
   /** The upstream's reply frame, once relayed. */
   reply: ThriftFrame | undefined = undefined;
   /** The reply's payload rewritten for the caller (RouteRewrite.replyPayload), when it was. */
@@ -107,6 +109,20 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
   payloadLength: number | undefined = undefined;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
+  // The lease (UpstreamLease): ReplyLease's state and methods, written out here rather than
+  // inherited. As a subclass of ReplyLease, RelayedReply's super() went through V8's generic
+  // Construct builtin on every call, inlined or not (161-226 instructions a call,
+  // bench/thrift/readings-2026-12-07b.md); keep the two in step.
+  /** The connection whose reader the reply was read by (ReplyLease.hold), until released. */
+  #holder: ReplyHolder | undefined = undefined;
+  /** The received chunk the reply is a view of (in place), released with the lease. */
+  #chunk: RetainedChunk | null = null;
+  /** Where the reply's length prefix is in that chunk, or -1: no wire. */
+  #wireAt = -1;
+  /** The upstream call running for the caller, cancelled by abandon(). */
+  #call: UpstreamCall | undefined = undefined;
+  /** The caller went away (abandon()). */
+  abandoned = false;
 
   constructor(
     readonly service: ThriftProxyService,
@@ -117,9 +133,7 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
     /** When the call came (turnNow(): performance.now() as of the turn it came in). */
     readonly start: number,
     readonly rewrite: RouteRewrite | undefined,
-  ) {
-    super();
-  }
+  ) {}
 
   /**
    * ThriftReply.payload: the rewritten payload, else the reply frame's, read only when the
@@ -137,14 +151,56 @@ class RelayedReply extends ReplyLease implements ThriftReply, ThriftAbortListene
     this.service.failed(this, error);
   }
 
+  /** ThriftServer releases every reply it was handed: written, dropped, or after a failed write (ReplyLease.inPlace). */
+  get inPlace(): boolean {
+    return true;
+  }
+
+  /** ReplyLease.running. */
+  running(call: UpstreamCall | undefined): boolean {
+    if (this.abandoned) return false;
+    this.#call = call;
+    return true;
+  }
+
+  /** ReplyLease.abandon: the upstream call running for the caller is cancelled, one not yet made is not made. */
+  abandon(): void {
+    if (this.abandoned) return;
+    this.abandoned = true;
+    const call = this.#call;
+    this.#call = undefined;
+    call?.cancelCall();
+  }
+
+  /** ReplyLease.hold. */
+  hold(holder: ReplyHolder, chunk: RetainedChunk | null = null, wireAt = -1): void {
+    this.#holder = holder;
+    this.#chunk = chunk;
+    this.#wireAt = chunk === null ? -1 : wireAt;
+  }
+
+  /** ReplyLease.framedWire: the held reply as it came, one view of its prefix and payload, or undefined. */
+  framedWire(wireLength: number): Uint8Array | undefined {
+    const chunk = this.#chunk;
+    return this.#holder === undefined || chunk === null || this.#wireAt < 0
+      ? undefined
+      : chunk.wire(this.#wireAt, wireLength);
+  }
+
   /** No write of the caller's frame is pending (or ever will be): the server may reuse its memory. */
-  override callSettled(): void {
+  callSettled(): void {
     this.request.release?.();
   }
 
-  /** ThriftServer releases every reply it was handed: written, dropped, or after a failed write. */
-  override get inPlace(): boolean {
-    return true;
+  /** ThriftReply.release and ReplyLease.release: the reply's bytes are no longer used (once). */
+  release(): void {
+    const holder = this.#holder;
+    if (holder === undefined) return;
+    this.#holder = undefined;
+    const chunk = this.#chunk;
+    this.#chunk = null;
+    chunk?.release();
+    holder.replyReleased();
   }
 
   /** The caller's connection ended (or its handler timeout passed): cancel the upstream call. */

@@ -144,7 +144,7 @@ class ExclusiveCall {
     readonly frameSeqId: number,
     readonly message: { readonly type: number; readonly seqId: number },
     readonly callTimeout: number,
-    readonly lease: ReplyLease | undefined,
+    readonly lease: UpstreamLease | undefined,
     /** Told the outcome (last: the connection is pooled or dropped first). */
     readonly listener: UpstreamCallListener,
   ) {}
@@ -491,7 +491,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
 }
 
 /** `lease.callSettled()` once `stream` is closed (a failed write's bytes are lent until then). */
-function settleWhenClosed(stream: ByteStream, lease: ReplyLease | undefined): void {
+function settleWhenClosed(stream: ByteStream, lease: UpstreamLease | undefined): void {
   if (lease === undefined) return;
   const settle = (): void => lease.callSettled();
   stream.close().then(settle, settle);
@@ -506,12 +506,25 @@ interface ConnectionOwner {
 }
 
 /**
+ * What ThriftUpstreams needs of a caller's lease on a relayed reply (ReplyLease below is one; the
+ * thrift relay's RelayedReply implements it itself, service.ts says why).
+ */
+export interface UpstreamLease extends ReplyHold {
+  /** See ReplyLease.inPlace. */
+  readonly inPlace: boolean;
+  /** See ReplyLease.running. */
+  running(call: UpstreamCall | undefined): boolean;
+  /** See ReplyLease.callSettled. */
+  callSettled(): void;
+}
+
+/**
  * A relayed reply's hold on the exclusive connection whose reader its bytes live in. A caller
  * that answers with the reply frame's bytes passes one to ThriftUpstreams.call and releases it
  * once they were written; one never released (or none passed) only keeps that connection's
  * reader from reusing its memory.
  */
-export class ReplyLease implements ReplyHold {
+export class ReplyLease implements UpstreamLease {
   /**
    * The holder releases this lease on every path once the reply's bytes are unused (a written
    * reply, a dropped one), so an exclusive or multiplexed connection may return the reply as a
@@ -674,7 +687,7 @@ export class ThriftUpstreams implements ConnectionOwner {
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
-    lease?: ReplyLease,
+    lease?: UpstreamLease,
   ): Promise<ThriftFrame | undefined> {
     const promised = new PromisedCall();
     this.start(key, frame, message, timeouts, lease, promised);
@@ -691,7 +704,7 @@ export class ThriftUpstreams implements ConnectionOwner {
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
-    lease: ReplyLease | undefined,
+    lease: UpstreamLease | undefined,
     listener: UpstreamCallListener,
     /**
      * The call exactly as it came (ThriftRequest.wire: framed, one buffer), when `frame` is that
@@ -719,7 +732,7 @@ export class ThriftUpstreams implements ConnectionOwner {
     frame: ThriftFrame,
     message: { readonly type: number; readonly seqId: number },
     timeouts: ThriftCallOptions,
-    lease: ReplyLease | undefined,
+    lease: UpstreamLease | undefined,
     listener: UpstreamCallListener,
     wire?: Uint8Array,
   ): void {
