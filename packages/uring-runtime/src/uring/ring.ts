@@ -137,6 +137,14 @@ export const WARM_BUFFERS = 32;
  */
 const WARM_DECAY = 64;
 
+/**
+ * Most that WARM_DECAY grows to: each halving that a later burst undoes (ranDry raises the cap
+ * again) doubles the receives the next halving waits for. Steady load that needs the raised cap
+ * (HTTP/1.1 at 64 connections) otherwise ran the halved ring dry every ~2,000 requests, ~32
+ * ENOBUFS receives each time (bench/thrift/readings-2026-12-07d.md, REVIEW F189).
+ */
+const WARM_DECAY_MAX = WARM_DECAY * 64;
+
 /** RingOptions.warmBuffers, else env LOCH_URING_WARM_BUFFERS, else WARM_BUFFERS; at least 1. */
 function resolveWarmBuffers(value: number | undefined): number {
   const env = process.env.LOCH_URING_WARM_BUFFERS;
@@ -341,7 +349,8 @@ export class Ring {
    * kernel's ring is FIFO and JavaScript returns the most recently released first (`withheld` is
    * a stack). Starts at RingOptions.warmBuffers; doubles when a recv found the ring empty while
    * the budget had room (ranDry: a burst took more between two drains), halves again after
-   * WARM_DECAY receives per buffer of it without that, and goes back to its start at the idle trim.
+   * WARM_DECAY receives per buffer of it without that (twice as many after each halving a burst
+   * undid, up to WARM_DECAY_MAX), and goes back to its start at the idle trim.
    */
   warmBuffers: number;
   private readonly warmBase: number;
@@ -349,6 +358,10 @@ export class Ring {
   private warmRaised = false;
   /** Receives (buffers taken) since the warm cap last changed. */
   private warmTaken = 0;
+  /** Receives per buffer of the cap before it halves: WARM_DECAY, doubled per halving undone. */
+  private warmDecay = WARM_DECAY;
+  /** The cap halved since ranDry last raised it: a raise now undoes that halving. */
+  private warmHalved = false;
   /**
    * The thread's open streams by descriptor (closed by their Driver's close(); the plain ones with
    * a multishot recv armed are stopped together when the pool is under pressure).
@@ -626,11 +639,12 @@ export class Ring {
         this.streams.forEach(onPoolPressure);
       }
     } else if (this.pressure && out < (this.bufferCount * 3) >> 3) this.pressure = false;
-    if (++this.warmTaken >= this.warmBuffers * WARM_DECAY && this.warmBuffers > this.warmBase) {
+    if (++this.warmTaken >= this.warmBuffers * this.warmDecay && this.warmBuffers > this.warmBase) {
       // No burst outgrew the cap for a while: back towards its start (the ring drains down to it
       // as receives take buffers, returns waiting on the stack).
       this.warmBuffers = Math.max(this.warmBase, this.warmBuffers >> 1);
       this.warmTaken = 0;
+      this.warmHalved = true;
     }
     this.publish();
   }
@@ -662,6 +676,9 @@ export class Ring {
       this.warmBuffers = Math.min(this.warmBuffers * 2, this.bufferCount);
       this.warmRaised = true;
       this.warmTaken = 0;
+      // The last halving was too soon for this load: the next one waits twice as long.
+      if (this.warmHalved) this.warmDecay = Math.min(this.warmDecay * 2, WARM_DECAY_MAX);
+      this.warmHalved = false;
     }
     // Always: a recv may have been armed on room the ring had not been topped up to yet.
     this.publish();
@@ -785,6 +802,8 @@ export class Ring {
   trimBuffers(): number {
     this.warmBuffers = this.warmBase;
     this.warmTaken = 0;
+    this.warmDecay = WARM_DECAY;
+    this.warmHalved = false;
     return this.heapBuffers.trim();
   }
 

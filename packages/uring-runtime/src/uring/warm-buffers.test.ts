@@ -121,6 +121,55 @@ describe.skipIf(!probe.available)('uring driver: the warm cap on the provided-bu
     }
   });
 
+  it('a burst that undoes a halving makes the next halving wait twice as long', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: SIZE, warmBuffers: 2 });
+    const ring = driver.host.ring;
+    const l = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    try {
+      const { peers, served } = await netPairs(l, 16);
+      /** All 16 streams receive before JavaScript drains once (as in the test above). */
+      const burst = async (tag: string): Promise<void> => {
+        const reads = served.map((s) => s.recv());
+        await new Promise((r) => setTimeout(r, 50));
+        for (let i = 0; i < peers.length; i++) writeSync(fdOf(peers[i]!), `${tag} ${i}`);
+        const chunks = (await Promise.all(reads)) as RecvChunk[];
+        expect(chunks.map((c) => Buffer.from(c.bytes).toString())).toEqual(
+          peers.map((_, i) => `${tag} ${i}`),
+        );
+        for (const c of chunks) c.release();
+      };
+      /** `n` receives on one stream, one at a time. */
+      const steady = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          const next = served[1]!.recv();
+          peers[1]!.write(`steady ${i}`);
+          const chunk = (await next)!;
+          expect(Buffer.from(chunk.bytes).toString()).toBe(`steady ${i}`);
+          chunk.release();
+        }
+      };
+      await burst('first');
+      const raised = ring.warmBuffers;
+      expect(raised).toBeGreaterThan(2);
+      await steady(raised * 64); // WARM_DECAY receives per buffer: halved
+      expect(ring.warmBuffers).toBe(raised >> 1);
+      await burst('second'); // undoes the halving
+      expect(ring.warmBuffers).toBe(raised);
+      await steady(raised * 64); // no longer enough
+      expect(ring.warmBuffers).toBe(raised);
+      await steady(raised * 64); // twice WARM_DECAY
+      expect(ring.warmBuffers).toBe(raised >> 1);
+      // The idle trim starts over: cap and decay.
+      driver.trimBuffers();
+      expect(ring.warmBuffers).toBe(2);
+      for (const p of peers) p.destroy();
+      for (const s of served) await s.close();
+    } finally {
+      await l.close();
+      await driver.close();
+    }
+  });
+
   it('the budget still bounds the ring below the cap (a small share)', async () => {
     // Share: 256 KiB - 64 KiB reserve = 192 KiB = 3 buffers of 64 KiB, below a cap of 32.
     const driver = createUringDriver({
