@@ -48,8 +48,14 @@ function render(groups: (ejected: boolean) => NonNullable<WorkerGauges['groups']
         idleConnections: 2,
         pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } },
         groups: groups(true),
+        waves: { collections: 2, freedBytes: 40_000_000, lastPauseMs: 18.5 },
       },
-      { connections: 1, pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } }, groups: groups(true) },
+      {
+        connections: 1,
+        pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } },
+        groups: groups(true),
+        waves: { collections: 1, freedBytes: 2_000_000, lastPauseMs: 31 },
+      },
     ],
     workersRunning: 2,
     overflow: 0,
@@ -88,6 +94,10 @@ describe('renderExposition', () => {
     expect(byName.get('loch_reloads_total')!.metrics.find((m) => m.labels?.outcome === 'failed')?.value).toBe(
       '1',
     );
+    // Wave collections: counts and freed bytes summed over the workers, the longest last pause.
+    expect(byName.get('loch_wave_collections_total')!.metrics[0]!.value).toBe('3');
+    expect(byName.get('loch_wave_collect_freed_bytes_total')!.metrics[0]!.value).toBe('42000000');
+    expect(byName.get('loch_wave_collect_last_pause_seconds')!.metrics[0]!.value).toBe('0.031');
     for (const f of families) {
       expect(f.name).toMatch(/^loch_[a-z_]+$/);
       if (f.type === 'COUNTER') expect(f.name).toMatch(/_total$/);

@@ -52,6 +52,14 @@ export interface WorkerGauges {
   readonly buffers?:
     | { readonly held: number; readonly buffersInUse: number; readonly stops: number }
     | undefined;
+  /**
+   * The worker's wave collections (@loch/uring-runtime's wave-collect policy): how many ran and
+   * the heap bytes they freed (both already monotonic), and the last one's pause in milliseconds;
+   * absent without a runtime.
+   */
+  readonly waves?:
+    | { readonly collections: number; readonly freedBytes: number; readonly lastPauseMs: number }
+    | undefined;
 }
 
 /** Everything a scrape renders. */
@@ -429,6 +437,34 @@ export function renderExposition(input: ExpositionInput): string {
     'loch_recv_budget_stops_total',
     [],
     buffers.reduce((n, b) => n + b.stops, 0),
+  );
+
+  const waves = input.workers.flatMap((w) => (w.waves === undefined ? [] : [w.waves]));
+  t.family(
+    'loch_wave_collections_total',
+    'counter',
+    "Full collections run because a worker's open connections fell to half of their high-water mark, by 1,000 or more.",
+  );
+  t.sample(
+    'loch_wave_collections_total',
+    [],
+    waves.reduce((n, w) => n + w.collections, 0),
+  );
+  t.family('loch_wave_collect_freed_bytes_total', 'counter', 'Heap bytes the wave collections freed.');
+  t.sample(
+    'loch_wave_collect_freed_bytes_total',
+    [],
+    waves.reduce((n, w) => n + w.freedBytes, 0),
+  );
+  t.family(
+    'loch_wave_collect_last_pause_seconds',
+    'gauge',
+    "The longest of the workers' last wave-collection pauses (0 before the first).",
+  );
+  t.sample(
+    'loch_wave_collect_last_pause_seconds',
+    [],
+    waves.reduce((n, w) => Math.max(n, w.lastPauseMs / 1000), 0),
   );
 
   const groups = new Map<

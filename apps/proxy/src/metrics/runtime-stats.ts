@@ -12,12 +12,20 @@ export interface WorkerRuntimeStats {
   readonly tasks: number;
   /** The receive budgets (null when the runtime keeps none). */
   readonly buffers: BufferStats | null;
+  /**
+   * Wave collections (the runtime's wave-collect policy: a full collection after a wave of
+   * connections closed): how many, the heap bytes they freed, the last one's pause (ms).
+   */
+  readonly waves: { readonly collections: number; readonly freedBytes: number; readonly lastPauseMs: number };
 }
 
 /** The slice of a Runtime read here. */
 interface RuntimeLike {
   readonly openStreams?: number;
   readonly tasks?: number;
+  readonly waveCollections?: number;
+  readonly waveCollectFreedBytes?: number;
+  readonly waveCollectLastMs?: number;
   bufferStats?(): BufferStats | undefined;
 }
 
@@ -29,5 +37,10 @@ export function runtimeStats(runtime: unknown): WorkerRuntimeStats | undefined {
     openStreams: r.openStreams ?? 0,
     tasks: r.tasks ?? 0,
     buffers: r.bufferStats?.() ?? null,
+    waves: {
+      collections: r.waveCollections ?? 0,
+      freedBytes: r.waveCollectFreedBytes ?? 0,
+      lastPauseMs: r.waveCollectLastMs ?? 0,
+    },
   };
 }
