@@ -1,4 +1,4 @@
-// trimMemory() of @loch/native (memory.cc).
+// trimMemory() and collectAfterWave() of @loch/native (memory.cc).
 #pragma once
 #include <napi.h>
 

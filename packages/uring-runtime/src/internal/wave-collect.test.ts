@@ -3,14 +3,16 @@ import { fullCollection, resolveWaveCollectMs, WAVE_CHECK_MS, WaveCollector } fr
 
 /** A collector on a hand-driven clock and open-stream count (no timers). */
 function harness(minIntervalMs: number, open = 0) {
-  const state = { open, now: 0, collected: 0 };
+  const state = { open, now: 0, collected: 0, heapUsed: 50_000_000 };
   const collector = new WaveCollector(minIntervalMs, {
     openStreams: () => state.open,
     now: () => state.now,
     collect: () => {
       state.collected++;
       state.now += 12; // the collection's own pause
+      state.heapUsed -= 30_000_000; // the wave's garbage
     },
+    heapUsed: () => state.heapUsed,
   });
   /** One timer step WAVE_CHECK_MS later, with `open` streams open. */
   const step = (openNow: number) => {
@@ -46,9 +48,12 @@ describe('WaveCollector', () => {
     step(16);
     expect(state.collected).toBe(1);
     expect(collector.collectMs).toBe(12);
+    expect(collector.lastMs).toBe(12);
     expect(collector.highWater).toBe(16);
     for (let i = 0; i < 200; i++) step(16);
     expect(state.collected).toBe(1);
+    // Read at the step after the collection, once (it may finish after collect() returns).
+    expect(collector.freedBytes).toBe(30_000_000);
   });
 
   it('leaves a drop of fewer than 1,000 streams alone, however large a share', () => {
@@ -115,6 +120,33 @@ describe('WaveCollector', () => {
     expect(state.calls).toBe(2);
     expect(state.now).toBeGreaterThanOrEqual(30_000);
     expect(collector.failures).toBe(1);
+  });
+
+  it('counts what a collection that finishes after collect() returns freed, at the next step', () => {
+    const state = { open: 0, now: 0, used: 40_000_000, started: false };
+    const collector = new WaveCollector(30_000, {
+      openStreams: () => state.open,
+      now: () => state.now,
+      collect: () => {
+        state.started = true; // V8's incremental marking: nothing freed yet
+      },
+      heapUsed: () => state.used,
+    });
+    const step = (open: number) => {
+      state.now += WAVE_CHECK_MS;
+      state.open = open;
+      if (state.started) state.used = 12_000_000; // finished in between, on the thread's own steps
+      collector.check();
+    };
+    step(19_000);
+    step(16);
+    step(16);
+    expect(collector.collections).toBe(1);
+    expect(collector.freedBytes).toBe(0);
+    step(16);
+    expect(collector.freedBytes).toBe(28_000_000);
+    for (let i = 0; i < 10; i++) step(16);
+    expect(collector.freedBytes).toBe(28_000_000);
   });
 
   it('does not start a timer when disabled', () => {

@@ -9,7 +9,7 @@
  * never triggers it, whatever the churn; the idle trim (idle-trim.ts) stays what gives pages back
  * to the OS when the thread goes quiet.
  */
-import { setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { resolveMillisSetting } from './idle-trim.js';
 
@@ -21,6 +21,11 @@ export interface WaveCollectHooks {
   collect(): void;
   /** Milliseconds since some fixed point (performance.now in production). */
   now(): number;
+  /**
+   * Bytes the old generation holds in objects now (default: V8's old, code and large-object
+   * spaces), read before collect() and at the next step (the collection may finish after it returns).
+   */
+  heapUsed?(): number;
 }
 
 /** Default least time between two collections, in milliseconds. */
@@ -77,12 +82,21 @@ export class WaveCollector {
   collectMs = 0;
   /** Collections that threw (counted, then retried no sooner than the interval). */
   failures = 0;
+  /** Milliseconds the last collect() call took (0 before the first). */
+  lastMs = 0;
+  /**
+   * Old-generation bytes the collections freed so far: used before each less used at the step
+   * after it (WAVE_CHECK_MS later), each at least 0.
+   */
+  freedBytes = 0;
   /** The open-stream high-water mark since the last collection. */
   highWater: number;
   readonly #minIntervalMs: number;
   readonly #hooks: WaveCollectHooks;
   #lastAt = Number.NEGATIVE_INFINITY;
   #previous: number;
+  /** Old-generation bytes used when the last collection started, until the step after it reads the drop. */
+  #usedBefore: number | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(minIntervalMs: number, hooks: WaveCollectHooks) {
@@ -107,6 +121,10 @@ export class WaveCollector {
 
   /** One timer step: raise the mark, or collect after a wave. */
   check(): void {
+    if (this.#usedBefore !== undefined) {
+      this.freedBytes += Math.max(0, this.#usedBefore - this.#heapUsed());
+      this.#usedBefore = undefined;
+    }
     const open = this.#hooks.openStreams();
     const previous = this.#previous;
     this.#previous = open;
@@ -122,6 +140,7 @@ export class WaveCollector {
     const now = this.#hooks.now();
     if (now - this.#lastAt < this.#minIntervalMs) return; // the mark stays: collect once allowed
     this.collections++;
+    this.#usedBefore = this.#heapUsed();
     try {
       this.#hooks.collect();
     } catch {
@@ -130,9 +149,23 @@ export class WaveCollector {
       this.failures++;
     }
     const done = this.#hooks.now();
-    this.collectMs += done - now;
+    this.lastMs = done - now;
+    this.collectMs += this.lastMs;
     this.#lastAt = done;
     this.highWater = this.#hooks.openStreams();
     this.#previous = this.highWater;
   }
+
+  #heapUsed(): number {
+    return this.#hooks.heapUsed?.() ?? oldGenerationUsed();
+  }
+}
+
+/** Bytes in objects outside the young generation (whose churn under load would swamp the drop). */
+function oldGenerationUsed(): number {
+  let used = 0;
+  for (const space of getHeapSpaceStatistics())
+    if (space.space_name !== 'new_space' && space.space_name !== 'new_large_object_space')
+      used += space.space_used_size;
+  return used;
 }
