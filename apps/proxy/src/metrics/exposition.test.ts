@@ -22,7 +22,10 @@ upstreams = [{ endpoint = "http://127.0.0.1:9002" }]
   'test.toml',
 );
 
-function render(groups: (ejected: boolean) => NonNullable<WorkerGauges['groups']> = () => []) {
+function render(
+  groups: (ejected: boolean) => NonNullable<WorkerGauges['groups']> = () => [],
+  withWaves = true,
+) {
   const layout = new MetricsLayout();
   const plan = layout.extend(config, true);
   const counts = new Float64Array(plan.size);
@@ -48,13 +51,13 @@ function render(groups: (ejected: boolean) => NonNullable<WorkerGauges['groups']
         idleConnections: 2,
         pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } },
         groups: groups(true),
-        waves: { collections: 2, freedBytes: 40_000_000, lastPauseMs: 18.5 },
+        ...(withWaves ? { waves: { collections: 2, freedBytes: 40_000_000, lastCallMs: 18.5 } } : {}),
       },
       {
         connections: 1,
         pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } },
         groups: groups(true),
-        waves: { collections: 1, freedBytes: 2_000_000, lastPauseMs: 31 },
+        ...(withWaves ? { waves: { collections: 1, freedBytes: 2_000_000, lastCallMs: 31 } } : {}),
       },
     ],
     workersRunning: 2,
@@ -94,10 +97,10 @@ describe('renderExposition', () => {
     expect(byName.get('loch_reloads_total')!.metrics.find((m) => m.labels?.outcome === 'failed')?.value).toBe(
       '1',
     );
-    // Wave collections: counts and freed bytes summed over the workers, the longest last pause.
+    // Wave collections: counts and freed bytes summed over the workers, the longest last call.
     expect(byName.get('loch_wave_collections_total')!.metrics[0]!.value).toBe('3');
     expect(byName.get('loch_wave_collect_freed_bytes_total')!.metrics[0]!.value).toBe('42000000');
-    expect(byName.get('loch_wave_collect_last_pause_seconds')!.metrics[0]!.value).toBe('0.031');
+    expect(byName.get('loch_wave_collect_last_call_seconds')!.metrics[0]!.value).toBe('0.031');
     for (const f of families) {
       expect(f.name).toMatch(/^loch_[a-z_]+$/);
       if (f.type === 'COUNTER') expect(f.name).toMatch(/_total$/);
@@ -129,6 +132,11 @@ describe('renderExposition', () => {
     const value = (upstream: string) => gauge.metrics.find((m) => m.labels?.upstream === upstream)?.value;
     expect(value('http://127.0.0.1:9001')).toBe('1');
     expect(value('http://127.0.0.1:9002')).toBe('0');
+  });
+
+  it('leaves the wave-collection families out when no worker reports them (no count of 0 by construction)', () => {
+    expect(render()).toContain('loch_wave_collections_total 3');
+    expect(render(undefined, false)).not.toContain('loch_wave_');
   });
 
   it('escapes label values as the format requires', () => {

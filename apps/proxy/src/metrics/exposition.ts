@@ -54,11 +54,11 @@ export interface WorkerGauges {
     | undefined;
   /**
    * The worker's wave collections (@loch/uring-runtime's wave-collect policy): how many ran and
-   * the heap bytes they freed (both already monotonic), and the last one's pause in milliseconds;
-   * absent without a runtime.
+   * the old-generation bytes they freed (both already monotonic), and the last call's time in
+   * milliseconds; absent when the worker's stats do not carry them (no families then).
    */
   readonly waves?:
-    | { readonly collections: number; readonly freedBytes: number; readonly lastPauseMs: number }
+    | { readonly collections: number; readonly freedBytes: number; readonly lastCallMs: number }
     | undefined;
 }
 
@@ -439,33 +439,41 @@ export function renderExposition(input: ExpositionInput): string {
     buffers.reduce((n, b) => n + b.stops, 0),
   );
 
+  // Only from workers whose stats carry the runtime's wave collections: a family that reads 0
+  // because nothing reports it would be a count an operator could trust and alert on.
   const waves = input.workers.flatMap((w) => (w.waves === undefined ? [] : [w.waves]));
-  t.family(
-    'loch_wave_collections_total',
-    'counter',
-    "Full collections run because a worker's open connections fell to half of their high-water mark, by 1,000 or more.",
-  );
-  t.sample(
-    'loch_wave_collections_total',
-    [],
-    waves.reduce((n, w) => n + w.collections, 0),
-  );
-  t.family('loch_wave_collect_freed_bytes_total', 'counter', 'Heap bytes the wave collections freed.');
-  t.sample(
-    'loch_wave_collect_freed_bytes_total',
-    [],
-    waves.reduce((n, w) => n + w.freedBytes, 0),
-  );
-  t.family(
-    'loch_wave_collect_last_pause_seconds',
-    'gauge',
-    "The longest of the workers' last wave-collection pauses (0 before the first).",
-  );
-  t.sample(
-    'loch_wave_collect_last_pause_seconds',
-    [],
-    waves.reduce((n, w) => Math.max(n, w.lastPauseMs / 1000), 0),
-  );
+  if (waves.length > 0) {
+    t.family(
+      'loch_wave_collections_total',
+      'counter',
+      "Collections run because a worker's open connections fell to half of their high-water mark, by 1,000 or more.",
+    );
+    t.sample(
+      'loch_wave_collections_total',
+      [],
+      waves.reduce((n, w) => n + w.collections, 0),
+    );
+    t.family(
+      'loch_wave_collect_freed_bytes_total',
+      'counter',
+      'Old-generation heap bytes the wave collections freed (read 500 ms after each).',
+    );
+    t.sample(
+      'loch_wave_collect_freed_bytes_total',
+      [],
+      waves.reduce((n, w) => n + w.freedBytes, 0),
+    );
+    t.family(
+      'loch_wave_collect_last_call_seconds',
+      'gauge',
+      "The longest of the workers' last wave-collection calls (0 before the first); V8 may finish the collection incrementally after the call.",
+    );
+    t.sample(
+      'loch_wave_collect_last_call_seconds',
+      [],
+      waves.reduce((n, w) => Math.max(n, w.lastCallMs / 1000), 0),
+    );
+  }
 
   const groups = new Map<
     string,

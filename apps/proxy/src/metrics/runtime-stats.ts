@@ -14,9 +14,10 @@ export interface WorkerRuntimeStats {
   readonly buffers: BufferStats | null;
   /**
    * Wave collections (the runtime's wave-collect policy: a full collection after a wave of
-   * connections closed): how many, the heap bytes they freed, the last one's pause (ms).
+   * connections closed): how many, the old-generation bytes they freed, the last call's time
+   * (ms; V8 may finish the collection incrementally after it).
    */
-  readonly waves: { readonly collections: number; readonly freedBytes: number; readonly lastPauseMs: number };
+  readonly waves: { readonly collections: number; readonly freedBytes: number; readonly lastCallMs: number };
 }
 
 /** The slice of a Runtime read here. */
@@ -40,7 +41,7 @@ export function runtimeStats(runtime: unknown): WorkerRuntimeStats | undefined {
     waves: {
       collections: r.waveCollections ?? 0,
       freedBytes: r.waveCollectFreedBytes ?? 0,
-      lastPauseMs: r.waveCollectLastMs ?? 0,
+      lastCallMs: r.waveCollectLastMs ?? 0,
     },
   };
 }
