@@ -50,6 +50,12 @@ import type { ReplyHolder, UpstreamCall } from './mux.js';
 import { RouteRewrite } from './rewrite.js';
 import { callTarget, ThriftRouter } from './router.js';
 import {
+  type LeaseState,
+  leaseAbandon,
+  leaseFramedWire,
+  leaseHold,
+  leaseRelease,
+  leaseRunning,
   type ThriftCallOptions,
   ThriftUpstreamEndpoint,
   ThriftUpstreamError,
@@ -98,7 +104,9 @@ function peerOf(request: ThriftRequest): SocketAddress {
  * the call's: the caller's frame is given back to the server when the upstream side says its
  * write settled (callSettled).
  */
-class RelayedReply implements ThriftReply, UpstreamLease, ThriftAbortListener, UpstreamCallListener {
+class RelayedReply
+  implements ThriftReply, UpstreamLease, LeaseState, ThriftAbortListener, UpstreamCallListener
+{
   /** The upstream's reply frame, once relayed. */
   reply: ThriftFrame | undefined = undefined;
   /** The reply's payload rewritten for the caller (RouteRewrite.replyPayload), when it was. */
@@ -109,18 +117,18 @@ class RelayedReply implements ThriftReply, UpstreamLease, ThriftAbortListener, U
   payloadLength: number | undefined = undefined;
   headers: ReadonlyMap<string, string> = EMPTY_HEADERS;
   intHeaders: ReadonlyMap<number, string> = EMPTY_INT_HEADERS;
-  // The lease (UpstreamLease): ReplyLease's state and methods, written out here rather than
-  // inherited. As a subclass of ReplyLease, RelayedReply's super() went through V8's generic
-  // Construct builtin on every call, inlined or not (161-226 instructions a call,
-  // bench/thrift/readings-2026-12-07b.md); keep the two in step.
-  /** The connection whose reader the reply was read by (ReplyLease.hold), until released. */
-  #holder: ReplyHolder | undefined = undefined;
-  /** The received chunk the reply is a view of (in place), released with the lease. */
-  #chunk: RetainedChunk | null = null;
-  /** Where the reply's length prefix is in that chunk, or -1: no wire. */
-  #wireAt = -1;
-  /** The upstream call running for the caller, cancelled by abandon(). */
-  #call: UpstreamCall | undefined = undefined;
+  // The lease (UpstreamLease): ReplyLease's state, its operations upstream.ts's lease*()
+  // functions, which ReplyLease runs too. Not a subclass of ReplyLease: RelayedReply's super()
+  // went through V8's generic Construct builtin on every call, inlined or not (161-226
+  // instructions a call, bench/thrift/readings-2026-12-07b.md and -07e.md).
+  /** @internal LeaseState. */
+  leaseHolder: ReplyHolder | undefined = undefined;
+  /** @internal LeaseState. */
+  leaseChunk: RetainedChunk | null = null;
+  /** @internal LeaseState. */
+  leaseWireAt = -1;
+  /** @internal LeaseState. */
+  leaseCall: UpstreamCall | undefined = undefined;
   /** The caller went away (abandon()). */
   abandoned = false;
 
@@ -158,33 +166,22 @@ class RelayedReply implements ThriftReply, UpstreamLease, ThriftAbortListener, U
 
   /** ReplyLease.running. */
   running(call: UpstreamCall | undefined): boolean {
-    if (this.abandoned) return false;
-    this.#call = call;
-    return true;
+    return leaseRunning(this, call);
   }
 
   /** ReplyLease.abandon: the upstream call running for the caller is cancelled, one not yet made is not made. */
   abandon(): void {
-    if (this.abandoned) return;
-    this.abandoned = true;
-    const call = this.#call;
-    this.#call = undefined;
-    call?.cancelCall();
+    leaseAbandon(this);
   }
 
   /** ReplyLease.hold. */
   hold(holder: ReplyHolder, chunk: RetainedChunk | null = null, wireAt = -1): void {
-    this.#holder = holder;
-    this.#chunk = chunk;
-    this.#wireAt = chunk === null ? -1 : wireAt;
+    leaseHold(this, holder, chunk, wireAt);
   }
 
   /** ReplyLease.framedWire: the held reply as it came, one view of its prefix and payload, or undefined. */
   framedWire(wireLength: number): Uint8Array | undefined {
-    const chunk = this.#chunk;
-    return this.#holder === undefined || chunk === null || this.#wireAt < 0
-      ? undefined
-      : chunk.wire(this.#wireAt, wireLength);
+    return leaseFramedWire(this, wireLength);
   }
 
   /** No write of the caller's frame is pending (or ever will be): the server may reuse its memory. */
@@ -194,13 +191,7 @@ class RelayedReply implements ThriftReply, UpstreamLease, ThriftAbortListener, U
 
   /** ThriftReply.release and ReplyLease.release: the reply's bytes are no longer used (once). */
   release(): void {
-    const holder = this.#holder;
-    if (holder === undefined) return;
-    this.#holder = undefined;
-    const chunk = this.#chunk;
-    this.#chunk = null;
-    chunk?.release();
-    holder.replyReleased();
+    leaseRelease(this);
   }
 
   /** The caller's connection ended (or its handler timeout passed): cancel the upstream call. */

@@ -524,7 +524,7 @@ export interface UpstreamLease extends ReplyHold {
  * once they were written; one never released (or none passed) only keeps that connection's
  * reader from reusing its memory.
  */
-export class ReplyLease implements UpstreamLease {
+export class ReplyLease implements UpstreamLease, LeaseState {
   /**
    * The holder releases this lease on every path once the reply's bytes are unused (a written
    * reply, a dropped one), so an exclusive or multiplexed connection may return the reply as a
@@ -535,21 +535,20 @@ export class ReplyLease implements UpstreamLease {
   get inPlace(): boolean {
     return false;
   }
-  #holder: ReplyHolder | undefined = undefined;
-  /** The received chunk the reply is a view of (in place), released with the lease. */
-  #chunk: RetainedChunk | null = null;
-  /** Where the reply's length prefix is in that chunk (FrameReader.lastWireAt), or -1: no wire. */
-  #wireAt = -1;
-  /** The upstream call running for the caller, cancelled by abandon(). */
-  #call: UpstreamCall | undefined = undefined;
+  /** @internal LeaseState. */
+  leaseHolder: ReplyHolder | undefined = undefined;
+  /** @internal LeaseState. */
+  leaseChunk: RetainedChunk | null = null;
+  /** @internal LeaseState. */
+  leaseWireAt = -1;
+  /** @internal LeaseState. */
+  leaseCall: UpstreamCall | undefined = undefined;
   /** The caller went away (abandon()). */
   abandoned = false;
 
   /** @internal The upstream call now running (undefined: it ended); false if the caller is gone. */
   running(call: UpstreamCall | undefined): boolean {
-    if (this.abandoned) return false;
-    this.#call = call;
-    return true;
+    return leaseRunning(this, call);
   }
 
   /**
@@ -557,11 +556,7 @@ export class ReplyLease implements UpstreamLease {
    * connection closed, a multiplexed call's id tombstoned), and one not yet made is not made.
    */
   abandon(): void {
-    if (this.abandoned) return;
-    this.abandoned = true;
-    const call = this.#call;
-    this.#call = undefined;
-    call?.cancelCall();
+    leaseAbandon(this);
   }
 
   /**
@@ -570,9 +565,7 @@ export class ReplyLease implements UpstreamLease {
    * the chunk (FrameReader.lastWireAt; -1: not there, no wire).
    */
   hold(holder: ReplyHolder, chunk: RetainedChunk | null = null, wireAt = -1): void {
-    this.#holder = holder;
-    this.#chunk = chunk;
-    this.#wireAt = chunk === null ? -1 : wireAt;
+    leaseHold(this, holder, chunk, wireAt);
   }
 
   /**
@@ -581,10 +574,7 @@ export class ReplyLease implements UpstreamLease {
    * with its prefix; else undefined.
    */
   framedWire(wireLength: number): Uint8Array | undefined {
-    const chunk = this.#chunk;
-    return this.#holder === undefined || chunk === null || this.#wireAt < 0
-      ? undefined
-      : chunk.wire(this.#wireAt, wireLength);
+    return leaseFramedWire(this, wireLength);
   }
 
   /**
@@ -599,14 +589,75 @@ export class ReplyLease implements UpstreamLease {
 
   /** The reply's bytes are no longer used (a second call does nothing). */
   release(): void {
-    const holder = this.#holder;
-    if (holder === undefined) return;
-    this.#holder = undefined;
-    const chunk = this.#chunk;
-    this.#chunk = null;
-    chunk?.release();
-    holder.replyReleased();
+    leaseRelease(this);
   }
+}
+
+/**
+ * @internal A lease's state: ReplyLease's fields, declared again by the thrift relay's
+ * RelayedReply, which implements UpstreamLease without extending ReplyLease (a subclass's
+ * super() went through V8's generic Construct builtin on every relayed call, service.ts). The
+ * lease's operations are the functions below over this state: one implementation for both, so
+ * ReplyLease's tests exercise the relay's lease too.
+ */
+export interface LeaseState {
+  /** The connection whose reader the reply was read by (hold()), until released. */
+  leaseHolder: ReplyHolder | undefined;
+  /** The received chunk the reply is a view of (in place), released with the lease. */
+  leaseChunk: RetainedChunk | null;
+  /** Where the reply's length prefix is in that chunk (FrameReader.lastWireAt), or -1: no wire. */
+  leaseWireAt: number;
+  /** The upstream call running for the caller, cancelled by abandon(). */
+  leaseCall: UpstreamCall | undefined;
+  /** The caller went away (abandon()). */
+  abandoned: boolean;
+}
+
+/** @internal ReplyLease.running over `s`. */
+export function leaseRunning(s: LeaseState, call: UpstreamCall | undefined): boolean {
+  if (s.abandoned) return false;
+  s.leaseCall = call;
+  return true;
+}
+
+/** @internal ReplyLease.abandon over `s`. */
+export function leaseAbandon(s: LeaseState): void {
+  if (s.abandoned) return;
+  s.abandoned = true;
+  const call = s.leaseCall;
+  s.leaseCall = undefined;
+  call?.cancelCall();
+}
+
+/** @internal ReplyLease.hold over `s`. */
+export function leaseHold(
+  s: LeaseState,
+  holder: ReplyHolder,
+  chunk: RetainedChunk | null,
+  wireAt: number,
+): void {
+  s.leaseHolder = holder;
+  s.leaseChunk = chunk;
+  s.leaseWireAt = chunk === null ? -1 : wireAt;
+}
+
+/** @internal ReplyLease.framedWire over `s`. */
+export function leaseFramedWire(s: LeaseState, wireLength: number): Uint8Array | undefined {
+  const chunk = s.leaseChunk;
+  return s.leaseHolder === undefined || chunk === null || s.leaseWireAt < 0
+    ? undefined
+    : chunk.wire(s.leaseWireAt, wireLength);
+}
+
+/** @internal ReplyLease.release over `s`: the reply's bytes are no longer used (once). */
+export function leaseRelease(s: LeaseState): void {
+  const holder = s.leaseHolder;
+  if (holder === undefined) return;
+  s.leaseHolder = undefined;
+  const chunk = s.leaseChunk;
+  s.leaseChunk = null;
+  chunk?.release();
+  holder.replyReleased();
 }
 
 /** Settings of a ThriftUpstreams. */
