@@ -159,9 +159,14 @@ describe.skipIf(!probe.available)('uring driver: the warm cap on the provided-bu
       expect(ring.warmBuffers).toBe(raised);
       await steady(raised * 64); // twice WARM_DECAY
       expect(ring.warmBuffers).toBe(raised >> 1);
-      // The idle trim starts over: cap and decay.
+      // The idle trim starts over: the cap, and the wait back to WARM_DECAY receives a buffer.
       driver.trimBuffers();
       expect(ring.warmBuffers).toBe(2);
+      await burst('after the trim');
+      const raisedAgain = ring.warmBuffers;
+      expect(raisedAgain).toBeGreaterThan(2);
+      await steady(raisedAgain * 64);
+      expect(ring.warmBuffers).toBe(raisedAgain >> 1);
       for (const p of peers) p.destroy();
       for (const s of served) await s.close();
     } finally {
