@@ -213,6 +213,13 @@ export interface NativeBinding {
    * Synchronous and slow (milliseconds to tens of them): call it when the thread is idle.
    */
   trimMemory(): { readonly mallocTrimmed: boolean };
+  /**
+   * After a wave of connections closed on a busy thread: starts V8's memory-reducing collection
+   * incrementally (MemoryPressureNotification(kModerate); a no-op while a marking already runs).
+   * It finishes on the thread's next allocations and tasks, compacting old space and giving
+   * emptied pages back; the call takes a few milliseconds. False when there is no isolate.
+   */
+  collectAfterWave(): boolean;
   /** How many times submit() ran on this thread; changes while the ring is busy. */
   submitCount(): number;
   /**
@@ -316,6 +323,12 @@ export function loadPlatform(): PlatformLoadResult;
  * legacy driver can use it); undefined when it does not.
  */
 export function memoryTrimmer(): (() => { readonly mallocTrimmed: boolean }) | undefined;
+
+/**
+ * The addon's collectAfterWave when the .node file loads (even when the kernel refuses io_uring);
+ * undefined when it does not.
+ */
+export function waveCollector(): (() => boolean) | undefined;
 
 /** Opcodes of the submission record format. */
 export declare const Op: Readonly<{

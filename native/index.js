@@ -103,6 +103,17 @@ export function memoryTrimmer() {
   return binding ? () => binding.trimMemory() : undefined;
 }
 
+/**
+ * The addon's collectAfterWave (V8's memory-reducing collection, started incrementally: see
+ * src/memory.cc) when the addon loads, whether or not the kernel allows io_uring; undefined when
+ * it does not load.
+ * @returns {(() => boolean) | undefined}
+ */
+export function waveCollector() {
+  const { binding } = loadBinding();
+  return binding ? () => binding.collectAfterWave() : undefined;
+}
+
 /** @type {import('./index.js').PlatformLoadResult | undefined} */
 let platformCached;
 

@@ -6,13 +6,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { debuglog } from 'node:util';
-import { memoryTrimmer } from '@loch/native';
+import { memoryTrimmer, waveCollector } from '@loch/native';
 import type { Driver } from './driver.js';
 import { RuntimeError } from './errors.js';
 import { RuntimeActivity } from './internal/activity.js';
 import type { BufferBudgetOptions, BufferStats } from './internal/buffer-budget.js';
 import { IdleTrimmer, resolveIdleTrimMs } from './internal/idle-trim.js';
-import { fullCollection, resolveWaveCollectMs, WaveCollector } from './internal/wave-collect.js';
+import { resolveWaveCollectMs, WaveCollector } from './internal/wave-collect.js';
 import { createLegacyDriver } from './legacy/driver.js';
 import type { DriverName } from './stream.js';
 
@@ -172,13 +172,14 @@ export class Runtime {
     this.selection = selection;
     this.setIdleTrim(resolveIdleTrimMs(idleTrimMs));
     const waveMs = resolveWaveCollectMs(waveCollectMs);
-    if (waveMs > 0) {
+    const collectAfterWave = waveCollector();
+    if (waveMs > 0 && collectAfterWave !== undefined) {
       this.#waves = new WaveCollector(waveMs, {
         openStreams: () => this.activity.openStreams,
         collect: () => {
           const before = this.#waves?.highWater;
           const started = performance.now();
-          fullCollection();
+          collectAfterWave();
           if (defaultLog.enabled) {
             const ms = (performance.now() - started).toFixed(1);
             const open = this.activity.openStreams;
@@ -243,6 +244,16 @@ export class Runtime {
   /** Milliseconds this runtime's thread spent inside those collections. */
   get waveCollectTimeMs(): number {
     return this.#waves?.collectMs ?? 0;
+  }
+
+  /** Milliseconds the last of those collections' calls took (0 before the first). */
+  get waveCollectLastMs(): number {
+    return this.#waves?.lastMs ?? 0;
+  }
+
+  /** Old-generation bytes those collections freed (read 500 ms after each). */
+  get waveCollectFreedBytes(): number {
+    return this.#waves?.freedBytes ?? 0;
   }
 
   /**

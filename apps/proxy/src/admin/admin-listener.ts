@@ -222,6 +222,7 @@ export class AdminPlane {
           misses: m.monotonic(s.worker, `${server}\u0000misses`, p.created),
         };
       const b = s.runtime?.buffers;
+      const w = s.runtime?.waves;
       const tlsRecords: Record<string, { loch: number; declined: number }> = {};
       for (const [server, r] of Object.entries(s.tlsRecords ?? {}))
         tlsRecords[server] = {
@@ -249,6 +250,14 @@ export class AdminPlane {
                 held: b.held,
                 buffersInUse: b.buffersInUse,
                 stops: m.monotonic(s.worker, 'recv-stops', b.stops),
+              },
+        waves:
+          w === undefined
+            ? undefined
+            : {
+                collections: m.monotonic(s.worker, 'wave-collections', w.collections),
+                freedBytes: m.monotonic(s.worker, 'wave-freed-bytes', w.freedBytes),
+                lastCallMs: w.lastCallMs,
               },
       };
     });

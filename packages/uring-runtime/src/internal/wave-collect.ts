@@ -1,23 +1,28 @@
 /**
  * The wave-collect policy: when a thread's open streams fall by a large share from their
- * high-water mark (a wave of connections came and went), run one full mark-compact, also while
- * the thread is busy, at most once per `minIntervalMs`. Why: the closed connections' objects sit
- * in old space as garbage, and a busy worker runs no mark-compact for them (old-space allocation
- * under steady load is slow) nor an idle trim (it never has a quiet second), so it keeps a wave's
- * memory: 19,000 connections opened and closed under wrk left 22.6-40.1 MiB (issue 18,
- * bench/idle-memory/readings-2026-12-07.md section 3). Not a GC tuner: a stable connection count
- * never triggers it, whatever the churn; the idle trim (idle-trim.ts) stays what gives pages back
- * to the OS when the thread goes quiet.
+ * high-water mark (a wave of connections came and went), run one memory-reducing collection,
+ * also while the thread is busy, at most once per `minIntervalMs`. Why: the closed connections'
+ * objects sit in old space as garbage, and a busy worker runs no mark-compact for them (old-space
+ * allocation under steady load is slow) nor an idle trim (it never has a quiet second), so it
+ * keeps a wave's memory: 19,000 connections opened and closed under wrk left 22.6-40.1 MiB (issue
+ * 18, bench/idle-memory/readings-2026-12-07.md section 3). The collection is @loch/native's
+ * collectAfterWave (V8's MemoryPressureNotification(kModerate)): a plain full GC freed the objects
+ * but left old space fragmented (RSS 99-108 MiB after the wave against 87-89 with it; a 5 ms call
+ * and an ~11 ms final pause against the plain GC's 20-24 ms; readings-2026-12-07c.md). Not a GC
+ * tuner: a stable connection count never triggers it, whatever the churn; the idle trim
+ * (idle-trim.ts) stays what gives everything back when the thread goes quiet.
  */
-import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { resolveMillisSetting } from './idle-trim.js';
 
 /** What the policy watches and what it calls. */
 export interface WaveCollectHooks {
   /** Streams open on the thread now (the runtime's count: either driver). */
   openStreams(): number;
-  /** One full collection (fullCollection() in production). */
+  /**
+   * One collection: in production @loch/native's collectAfterWave (V8's memory-reducing
+   * collection, started incrementally; it may finish after the call returns).
+   */
   collect(): void;
   /** Milliseconds since some fixed point (performance.now in production). */
   now(): number;
@@ -49,22 +54,6 @@ export function resolveWaveCollectMs(
   env: string | undefined = process.env.LOCH_WAVE_COLLECT_MS,
 ): number {
   return resolveMillisSetting(option, env, DEFAULT_WAVE_COLLECT_MS);
-}
-
-/**
- * One full mark-compact of this thread's isolate. Not the idle trim's trimMemory(): that is
- * Isolate::LowMemoryNotification (several memory-reducing full GCs, which flush bytecode and
- * optimized code, so a busy worker would then run its requests cold) plus malloc_trim; a plain
- * full GC frees the old-space garbage and keeps compiled code. V8 offers it as `gc`, which worker
- * threads refuse as an execArgv flag, so the flag is set at run time and `gc` read from a fresh
- * context (as apps/proxy's debug aids do); the context is garbage after the call.
- */
-export function fullCollection(): void {
-  // The flag is process-wide and stays on: turning it off again raced with another worker
-  // thread's collection (its fresh context then had no `gc`; REVIEW F191). A vm context made
-  // later in the process does find a `gc` global, as with node --expose-gc.
-  setFlagsFromString('--expose-gc');
-  (runInNewContext('gc') as () => void)();
 }
 
 /**
