@@ -58,6 +58,48 @@ describe('DeadlineSweep (fake timers)', () => {
     expect(long.expiredAt).toEqual([]);
   });
 
+  it('re-arming a member already in: the same deadline keeps the tick, a shorter one shortens it', () => {
+    // deadline()'s fast path takes the first two arms below; the third must not take it.
+    const sweep = new DeadlineSweep<Member>();
+    const m = new Member();
+    m.deadline = sweep.deadline(m, 4000);
+    expect(sweep.tick).toBe(1000);
+    vi.advanceTimersByTime(1000);
+    const now = performance.now();
+    m.deadline = sweep.deadline(m, 4000);
+    expect(m.deadline).toBe(now + 4000 + 1000);
+    expect(sweep.tick).toBe(1000);
+    m.deadline = sweep.deadline(m, 60_000);
+    expect(sweep.tick).toBe(1000);
+    // 3,999 ms has a tick of 999: the member is in, but the tick must change.
+    m.deadline = sweep.deadline(m, 3999);
+    expect(sweep.tick).toBe(999);
+    expect(sweep.size).toBe(1);
+    const armedAt = performance.now();
+    vi.advanceTimersByTime(3999 + 2 * 999);
+    expect(m.expiredAt).toHaveLength(1);
+    expect(m.expiredAt[0]! - armedAt).toBeGreaterThanOrEqual(3999);
+  });
+
+  it("re-arming after the sweep stopped starts it again at the deadline's tick", () => {
+    const sweep = new DeadlineSweep<Member>();
+    const m = new Member();
+    m.deadline = sweep.deadline(m, 100);
+    expect(sweep.tick).toBe(25);
+    sweep.remove(m);
+    expect(vi.getTimerCount()).toBe(0);
+    // Stopped: no fast path, whatever was armed before.
+    const other = new Member();
+    other.deadline = sweep.deadline(other, 60_000);
+    expect(sweep.tick).toBe(1000);
+    m.deadline = sweep.deadline(m, 100);
+    expect(sweep.tick).toBe(25);
+    expect(m.deadline).toBe(performance.now() + 100 + 25);
+    expect(sweep.deadline(m, 0)).toBe(NO_DEADLINE);
+    expect(sweep.deadline(m, NO_DEADLINE)).toBe(NO_DEADLINE);
+    expect(sweep.deadline(m, Number.NaN)).toBe(NO_DEADLINE);
+  });
+
   it('uses a quarter of the shortest deadline armed as the tick, clamped to 10 ms..1 s', () => {
     const sweep = new DeadlineSweep<Member>();
     const a = new Member();

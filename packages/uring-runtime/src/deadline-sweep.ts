@@ -10,6 +10,15 @@
 export const NO_DEADLINE = Number.POSITIVE_INFINITY;
 
 /**
+ * deadline()'s fast-path bound for a running sweep at tick `tickMs`: the shortest `ms` whose
+ * tick (`floor(ms / 4)` clamped to minTick..maxTick) is at least `tickMs`. At minTick every
+ * positive `ms` is.
+ */
+function steadyFrom(tickMs: number, minTick: number): number {
+  return tickMs <= minTick ? Number.MIN_VALUE : 4 * Math.ceil(tickMs);
+}
+
+/**
  * A connection (or anything with deadlines) that a DeadlineSweep calls back. The member keeps
  * its own deadlines (the numbers `deadline()` returned) and compares them with `now`.
  */
@@ -68,6 +77,12 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
   private timer: ReturnType<typeof setInterval> | null = null;
   private tickMs: number;
   private clockNow = 0;
+  /**
+   * While the interval runs, the shortest `ms` whose tick is no shorter than the current one
+   * (deadline()'s fast path: arming it changes no tick); NO_DEADLINE while stopped. The tick only
+   * shortens while the interval runs, so a bound set at an arm stays true until stop().
+   */
+  private steadyFrom = NO_DEADLINE;
   private readonly minTick: number;
   private readonly maxTick: number;
   private readonly clock: () => number;
@@ -105,6 +120,24 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
    * membership as it is. Throws a TypeError for a member in another sweep.
    */
   deadline(member: M, ms: number): number {
+    // The steady case in one place (a keep-alive connection re-arming its idle or call deadline
+    // on every request): the member is in, the interval runs and `ms`'s tick is no shorter than
+    // the current one, so nothing changes but the number returned. Small enough for callers to
+    // inline; arm() does the rest.
+    const slot = member.sweepSlot;
+    if (
+      ms >= this.steadyFrom &&
+      ms < NO_DEADLINE &&
+      slot !== undefined &&
+      slot >= 0 &&
+      this.list[slot] === member
+    )
+      return this.clockNow + ms + this.tickMs;
+    return this.arm(member, ms);
+  }
+
+  /** deadline() for a member not in yet, a tick to shorten, a stopped interval or no deadline. */
+  private arm(member: M, ms: number): number {
     if (!(ms > 0) || ms === NO_DEADLINE) return NO_DEADLINE;
     const tick = Math.max(this.minTick, Math.min(this.maxTick, Math.floor(ms / 4)));
     if (tick < this.tickMs) {
@@ -125,6 +158,7 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
       throw new TypeError('a SweepMember can be in one DeadlineSweep at a time');
     }
     if (this.timer === null) this.start(true);
+    this.steadyFrom = steadyFrom(this.tickMs, this.minTick);
     return this.clockNow + ms + this.tickMs;
   }
 
@@ -256,5 +290,6 @@ export class DeadlineSweep<M extends SweepMember = SweepMember> {
     clearInterval(this.timer);
     this.timer = null;
     this.tickMs = this.maxTick;
+    this.steadyFrom = NO_DEADLINE;
   }
 }
