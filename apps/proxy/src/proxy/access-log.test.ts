@@ -219,6 +219,33 @@ describe('access-log formats', () => {
     for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
   });
 
+  it('escapes a long method or target whatever char needs it, wherever (those from 24 chars are checked whole, then copied)', async () => {
+    // Every ASCII char, latin1 and beyond, a lone surrogate: one in a field of 23-26 chars (either
+    // side of where the char loop stops) and of 80, at its start, middle and end.
+    const chars = Array.from({ length: 0x80 }, (_, c) => String.fromCharCode(c));
+    chars.push('\x80', '\xe9', '\xff', '\u0100', '\u20ac', '\ud800');
+    const path = join(dir, 'long-fields.log');
+    const sink = new FileSink(path, () => {}, 5, 1 << 30, 4096);
+    let expected = '';
+    let escaped = 0;
+    for (const n of [23, 24, 25, 26, 80])
+      for (const c of chars)
+        for (const at of [0, n >> 1, n - 1]) {
+          const s = `${'/abc?d=1&'.repeat(9).slice(0, at)}${c}${'x'.repeat(n - at - 1)}`;
+          for (const r of [record({ target: s }), record({ method: s })]) {
+            const reference = textLineOf(r);
+            expect(textLine(r)).toBe(reference);
+            sink.pushText(r);
+            expected += reference;
+            if (reference.includes('\\x')) escaped++;
+          }
+        }
+    await sink.close();
+    expect(readFileSync(path)).toEqual(Buffer.from(expected, 'utf8'));
+    // Lines with a char to escape: all but the 94 VCHARs other than `"` and `\`.
+    expect(escaped).toBe(5 * 3 * 2 * (chars.length - 92));
+  });
+
   it('writes any record as its string pieces do (fast-check: textLine and a file sink against textLineOf)', async () => {
     // Chars a request can choose (method, target, an X-Forwarded-For client): controls, space,
     // quotes, backslashes, DEL, latin1 above 0x7f, beyond latin1, lone surrogates.
