@@ -219,9 +219,9 @@ describe('access-log formats', () => {
     for (const r of records) expect(textLine(r)).toBe(textLineOf(r));
   });
 
-  it('escapes a long method or target whatever char needs it, wherever (those from 24 chars are checked whole, then copied)', async () => {
-    // Every ASCII char, latin1 and beyond, a lone surrogate: one in a field of 23-26 chars (either
-    // side of where the char loop stops) and of 80, at its start, middle and end.
+  it('escapes a long method or target whatever char needs it, wherever', async () => {
+    // Every ASCII char, latin1 and beyond, a lone surrogate: one in a field of 23-26 and 80 chars
+    // (a long-field path tried at 24 chars, per-request-2026-12-07c.md), at its start, middle, end.
     const chars = Array.from({ length: 0x80 }, (_, c) => String.fromCharCode(c));
     chars.push('\x80', '\xe9', '\xff', '\u0100', '\u20ac', '\ud800');
     const path = join(dir, 'long-fields.log');

@@ -685,28 +685,9 @@ function text(b: Buffer, v: DataView, p: number, s: string, maxChar: number, cac
   return c === null ? latin1(b, p, s, maxChar) : putChunk(b, v, p, c);
 }
 
-/**
- * From this many chars a method or target is checked by SAFE_LONG_UNSAFE and copied by one
- * native latin1Write, not char by char. The char loop costs ~46 instructions a char (each
- * charCodeAt resolves the string's representation again, then 4 comparisons, a bounds check and
- * the store); the regular expression ~15 a char, latin1Write ~600 a call whatever the length:
- * even at ~24 chars (callgrind, per-request-2026-12-07c.md). A request's target is often 30-100
- * chars; wrk's "/b128" and the method stay in the loop.
- */
-const SAFE_LONG_MIN = 24;
-/** A char textField would escape: outside 0x21-0x7e, or `"` (0x22) or `\` (0x5c). One class: one test a char. */
-const SAFE_LONG_UNSAFE = /[^\x21\x23-\x5b\x5d-\x7e]/;
-/** Buffer's native latin1 encoder (not in Node's type declarations). */
-const latin1Write = (
-  Buffer.prototype as unknown as {
-    latin1Write(this: Buffer, s: string, offset: number, length: number): number;
-  }
-).latin1Write;
-
 /** Writes `s` at `p` when textField would leave it as it is: not empty, nothing to escape (else -1). */
-function safe(b: Buffer, p: number, s: string): number {
+function safe(b: Uint8Array, p: number, s: string): number {
   const n = s.length;
-  if (n >= SAFE_LONG_MIN) return safeLong(b, p, s);
   if (n === 0) return -1;
   for (let i = 0; i < n; i++) {
     const c = s.charCodeAt(i);
@@ -714,13 +695,6 @@ function safe(b: Buffer, p: number, s: string): number {
     b[p + i] = c;
   }
   return p + n;
-}
-
-/** safe() for a string of SAFE_LONG_MIN chars or more: every char checked first, then copied whole. */
-function safeLong(b: Buffer, p: number, s: string): number {
-  if (SAFE_LONG_UNSAFE.test(s)) return -1;
-  // Every char is 0x21-0x7e: its latin1 byte is the char, its UTF-8 too.
-  return p + latin1Write.call(b, s, p, s.length);
 }
 
 /** How many decimal digits a small integer of 100,000 or more has. */
