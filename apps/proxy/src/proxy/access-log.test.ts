@@ -242,7 +242,7 @@ describe('access-log formats', () => {
         }
     await sink.close();
     expect(readFileSync(path)).toEqual(Buffer.from(expected, 'utf8'));
-    // Lines with a char to escape: all but the 94 VCHARs other than `"` and `\`.
+    // Lines with a char to escape: all but the 92 VCHARs (0x21-0x7e) that are not `"` or `\`.
     expect(escaped).toBe(5 * 3 * 2 * (chars.length - 92));
   });
 
