@@ -305,8 +305,19 @@ describe('admin listener', () => {
       runtime: {
         openStreams: expect.any(Number),
         buffers: { held: expect.any(Number), buffersInUse: expect.any(Number) },
+        // No wave of connections has closed here: the counts are there, at 0.
+        waves: { collections: 0, freedBytes: 0, lastCallMs: 0 },
       },
     });
+    // The same counts reach /metrics through the admin listener's per-worker mapping (REVIEW F203:
+    // without it the families are not rendered at all).
+    const text = (await fetchOnce(admin, '/metrics')).body;
+    for (const [family, type] of [
+      ['loch_wave_collections_total', 'counter'],
+      ['loch_wave_collect_freed_bytes_total', 'counter'],
+      ['loch_wave_collect_last_call_seconds', 'gauge'],
+    ])
+      expect(text).toMatch(new RegExp(`^# TYPE ${family} ${type}\n(?:# .*\n)*${family}(?:\\{[^}]*\\})? 0$`, 'm'));
     // runtime.worker_young_generation_bytes' default reached the worker's isolate (V8's own: 48).
     expect(stats.workers[0]).toMatchObject({ heapLimits: { maxYoungGenerationSizeMb: 24 } });
   });
