@@ -317,7 +317,9 @@ describe('admin listener', () => {
       ['loch_wave_collect_freed_bytes_total', 'counter'],
       ['loch_wave_collect_last_call_seconds', 'gauge'],
     ])
-      expect(text).toMatch(new RegExp(`^# TYPE ${family} ${type}\n(?:# .*\n)*${family}(?:\\{[^}]*\\})? 0$`, 'm'));
+      expect(text).toMatch(
+        new RegExp(`^# TYPE ${family} ${type}\n(?:# .*\n)*${family}(?:\\{[^}]*\\})? 0$`, 'm'),
+      );
     // runtime.worker_young_generation_bytes' default reached the worker's isolate (V8's own: 48).
     expect(stats.workers[0]).toMatchObject({ heapLimits: { maxYoungGenerationSizeMb: 24 } });
   });
