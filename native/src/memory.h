@@ -1,4 +1,5 @@
-// trimMemory() and collectAfterWave() of @loch/native (memory.cc).
+// trimMemory(), collectAfterWave() and gcPauses() of @loch/native (memory.cc); registering them
+// also installs the mark-compact pause hook on the thread's isolate.
 #pragma once
 #include <napi.h>
 
