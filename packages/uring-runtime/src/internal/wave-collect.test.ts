@@ -1,6 +1,6 @@
 import { waveCollector } from '@loch/native';
 import { describe, expect, it } from 'vitest';
-import { resolveWaveCollectMs, WAVE_CHECK_MS, WaveCollector } from './wave-collect.js';
+import { resolveWaveCollectMs, WAVE_CHECK_MS, WAVE_RETRIES, WaveCollector } from './wave-collect.js';
 
 /** A collector on a hand-driven clock and open-stream count (no timers). */
 function harness(minIntervalMs: number, open = 0) {
@@ -148,6 +148,58 @@ describe('WaveCollector', () => {
     expect(collector.freedBytes).toBe(28_000_000);
     for (let i = 0; i < 10; i++) step(16);
     expect(collector.freedBytes).toBe(28_000_000);
+  });
+
+  it('calls again at the next steps while a collection does not start (a marking already ran)', () => {
+    // collectAfterWave answers false while V8's own marking still runs: here the first two calls.
+    const state = { open: 0, now: 0, calls: 0, answers: [false, false, true] };
+    const collector = new WaveCollector(30_000, {
+      openStreams: () => state.open,
+      now: () => state.now,
+      collect: () => state.answers[state.calls++] ?? true,
+    });
+    const step = (open: number) => {
+      state.now += WAVE_CHECK_MS;
+      state.open = open;
+      collector.check();
+    };
+    step(19_000);
+    step(16);
+    step(16);
+    expect(state.calls).toBe(1);
+    step(16);
+    expect(state.calls).toBe(2);
+    step(16);
+    expect(state.calls).toBe(3); // started at last
+    for (let i = 0; i < 20; i++) step(16);
+    expect(state.calls).toBe(3);
+    expect(collector.collections).toBe(1);
+    expect(collector.retries).toBe(2);
+    expect(collector.misses).toBe(0);
+  });
+
+  it(`gives up after ${WAVE_RETRIES} more calls that do not start, and counts a miss`, () => {
+    const state = { open: 0, now: 0, calls: 0 };
+    const collector = new WaveCollector(30_000, {
+      openStreams: () => state.open,
+      now: () => state.now,
+      collect: () => {
+        state.calls++;
+        return false;
+      },
+    });
+    const step = (open: number) => {
+      state.now += WAVE_CHECK_MS;
+      state.open = open;
+      collector.check();
+    };
+    step(19_000);
+    step(16);
+    for (let i = 0; i < 20; i++) step(16);
+    expect(state.calls).toBe(1 + WAVE_RETRIES);
+    expect(collector.retries).toBe(WAVE_RETRIES);
+    expect(collector.misses).toBe(1);
+    expect(collector.collections).toBe(1);
   });
 
   it('does not start a timer when disabled', () => {
