@@ -217,9 +217,13 @@ export interface NativeBinding {
    * After a wave of connections closed on a busy thread: starts V8's memory-reducing collection
    * incrementally (MemoryPressureNotification(kModerate); a no-op while a marking already runs).
    * It finishes on the thread's next allocations and tasks, compacting old space and giving
-   * emptied pages back; the call takes a few milliseconds. False when there is no isolate.
+   * emptied pages back; the call takes a few milliseconds. True when this call started it; false
+   * while a marking V8 began on its own still runs (the notification is a no-op then; the
+   * wave-collect policy calls again) or when there is no isolate.
    */
   collectAfterWave(): boolean;
+  /** This thread's mark-compacts and V8's pauses for them (a GC hook in memory.cc). Absent from builds before it. */
+  gcPauses?(): GcPauses;
   /** How many times submit() ran on this thread; changes while the ring is busy. */
   submitCount(): number;
   /**
@@ -329,6 +333,20 @@ export function memoryTrimmer(): (() => { readonly mallocTrimmed: boolean }) | u
  * undefined when it does not.
  */
 export function waveCollector(): (() => boolean) | undefined;
+
+/** This thread's mark-compacts since the addon loaded on it, and V8's pauses for them (ms). */
+export interface GcPauses {
+  readonly markCompacts: number;
+  /** Their atomic pauses (V8's GC prologue to epilogue) in total; not the incremental steps before. */
+  readonly pauseMs: number;
+  /** The last one's (0 before the first). */
+  readonly lastPauseMs: number;
+  /** The final pause of the last collection collectAfterWave() started (0 before one finished). */
+  readonly lastWavePauseMs: number;
+}
+
+/** The addon's gcPauses when the .node file loads and has it; undefined otherwise. */
+export function gcPauseReader(): (() => GcPauses) | undefined;
 
 /** Opcodes of the submission record format. */
 export declare const Op: Readonly<{

@@ -114,6 +114,16 @@ export function waveCollector() {
   return binding ? () => binding.collectAfterWave() : undefined;
 }
 
+/**
+ * The addon's gcPauses (this thread's mark-compacts and V8's pauses for them, timed by a GC hook:
+ * see src/memory.cc) when the .node file loads and has it; undefined otherwise.
+ * @returns {(() => import('./index.js').GcPauses) | undefined}
+ */
+export function gcPauseReader() {
+  const { binding } = loadBinding();
+  return binding?.gcPauses ? () => binding.gcPauses() : undefined;
+}
+
 /** @type {import('./index.js').PlatformLoadResult | undefined} */
 let platformCached;
 

@@ -179,12 +179,14 @@ export class Runtime {
         collect: () => {
           const before = this.#waves?.highWater;
           const started = performance.now();
-          collectAfterWave();
+          const began = collectAfterWave();
           if (defaultLog.enabled) {
             const ms = (performance.now() - started).toFixed(1);
             const open = this.activity.openStreams;
-            defaultLog(`wave collect ${this.#waves?.collections}: ${ms} ms, streams ${before} -> ${open}`);
+            const note = began ? '' : ', not started (a marking runs): again at the next step';
+            defaultLog(`wave collect ${this.#waves?.collections}: ${ms} ms, streams ${before} -> ${open}${note}`);
           }
+          return began;
         },
         now: () => performance.now(),
       });
@@ -254,6 +256,16 @@ export class Runtime {
   /** Old-generation bytes those collections freed (read 500 ms after each). */
   get waveCollectFreedBytes(): number {
     return this.#waves?.freedBytes ?? 0;
+  }
+
+  /** Wave-collection calls made again because the one before did not start (a marking ran). */
+  get waveCollectRetries(): number {
+    return this.#waves?.retries ?? 0;
+  }
+
+  /** Wave collections that never started (their retries did not either). */
+  get waveCollectMisses(): number {
+    return this.#waves?.misses ?? 0;
   }
 
   /**
