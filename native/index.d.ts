@@ -166,6 +166,10 @@ export interface NativeBinding {
   shutdownOwned(): number;
   /** Cancels in-flight ops, unpins buffers and closes the ring. Idempotent. */
   destroy(): void;
+  /**
+   * A listening TCP socket for the ring. TCP_NODELAY is set on it, and the sockets it accepts
+   * inherit it (Linux), so an accept needs no setNoDelay of its own.
+   */
   listenTcp(
     host: string,
     port: number,
@@ -196,6 +200,8 @@ export interface NativeBinding {
   encodeUnix(path: string): Uint8Array | null;
   address(fd: number, peer: boolean): NativeAddress | NativeFailure;
   setNoDelay(fd: number, enabled: boolean): number;
+  /** TCP_NODELAY as the kernel has it: 1, 0, or -errno. */
+  noDelay(fd: number): number;
   /** A pipe pair, both ends O_NONBLOCK; `sizeBytes` > 0 asks F_SETPIPE_SZ (best effort). */
   pipe(sizeBytes?: number): [number, number] | NativeFailure;
   /**

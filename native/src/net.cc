@@ -94,8 +94,12 @@ int BindAndListen(int fd, const sockaddr_storage& ss, socklen_t len, int backlog
 
 // A listening TCP socket (SO_REUSEADDR; SO_REUSEPORT when asked; IPV6_V6ONLY on or off for IPv6):
 // the fd, or -errno with `*failed` naming the syscall. `host` must be an IP literal (JS resolves
-// names). Shared by listenTcp (the ring's listeners) and openTcpListener (Node's).
-int OpenTcpListener(const std::string& host, int port, int backlog, bool reusePort, bool v6only, const char** failed) {
+// names). Shared by listenTcp (the ring's listeners) and openTcpListener (Node's). `noDelay`:
+// TCP_NODELAY on the listener itself, which every socket it accepts inherits on Linux (the
+// accepted socket is a clone of the listener's: tcp_create_openreq_child copies the flag), so the
+// ring's accepts need no setsockopt each (issue 18; bench/http-proxy/direct-descriptors-2026-12-07.md).
+int OpenTcpListener(const std::string& host, int port, int backlog, bool reusePort, bool v6only, bool noDelay,
+                    const char** failed) {
   sockaddr_storage ss;
   socklen_t len;
   *failed = "bind";
@@ -114,21 +118,23 @@ int OpenTcpListener(const std::string& host, int port, int backlog, bool reusePo
     return -e;
   }
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
+  if (noDelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return BindAndListen(fd, ss, len, backlog, failed);
 }
 
-int OpenTcpListener(const Napi::CallbackInfo& info, const char** failed) {
+int OpenTcpListener(const Napi::CallbackInfo& info, bool noDelay, const char** failed) {
   return OpenTcpListener(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(),
                          info[2].As<Napi::Number>().Int32Value(), info[3].ToBoolean().Value(),
-                         info[4].ToBoolean().Value(), failed);
+                         info[4].ToBoolean().Value(), noDelay, failed);
 }
 
 // listenTcp(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }. The fd is this
-// environment's: closed at teardown unless closeFd() or a CLOSE record closed it first.
+// environment's: closed at teardown unless closeFd() or a CLOSE record closed it first. TCP_NODELAY
+// is set on it: the ring's streams are no-delay, and its accepted sockets inherit the flag.
 Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* failed = nullptr;
-  int fd = OpenTcpListener(info, &failed);
+  int fd = OpenTcpListener(info, true, &failed);
   if (fd < 0) return Failure(env, -fd, failed);
   RingOf(env).Track(fd);
   return Napi::Number::New(env, fd);
@@ -136,10 +142,11 @@ Napi::Value ListenTcp(const Napi::CallbackInfo& info) {
 
 // openTcpListener(host, port, backlog, reusePort, ipv6Only) -> fd | { errno, syscall }. Like
 // listenTcp, but the fd is not tracked: it is for `net.Server.listen({ fd })`, after which libuv
-// owns and closes it (tracking it would close a number libuv may have reused).
+// owns and closes it (tracking it would close a number libuv may have reused). No TCP_NODELAY:
+// node:net's sockets keep Node's own default.
 Napi::Value OpenTcpListenerForNode(const Napi::CallbackInfo& info) {
   const char* failed = nullptr;
-  int fd = OpenTcpListener(info, &failed);
+  int fd = OpenTcpListener(info, false, &failed);
   if (fd < 0) return Failure(info.Env(), -fd, failed);
   return Napi::Number::New(info.Env(), fd);
 }
@@ -216,6 +223,16 @@ Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 
+// noDelay(fd) -> 1 | 0 | -errno: TCP_NODELAY as the kernel has it (tests: an accepted socket
+// inherits the listener's).
+Napi::Value NoDelay(const Napi::CallbackInfo& info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int on = 0;
+  socklen_t len = sizeof on;
+  int r = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len);
+  return Napi::Number::New(info.Env(), r == 0 ? (on != 0 ? 1 : 0) : -errno);
+}
+
 // pipe(sizeBytes?) -> [readFd, writeFd] | { errno, syscall }. Both ends are O_NONBLOCK (the
 // splice pump never waits on the pipe); sizeBytes > 0 asks F_SETPIPE_SZ (best effort: a refusal,
 // e.g. above /proc/sys/fs/pipe-max-size, keeps the default 64 KiB).
@@ -280,6 +297,7 @@ void RegisterNet(Napi::Env env, Napi::Object exports) {
   exports.Set("encodeUnix", Napi::Function::New(env, EncodeUnix, "encodeUnix"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
   exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
+  exports.Set("noDelay", Napi::Function::New(env, NoDelay, "noDelay"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("spliceNow", Napi::Function::New(env, SpliceNow, "spliceNow"));

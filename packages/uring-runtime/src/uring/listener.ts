@@ -153,10 +153,9 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
 
   private wrap(fd: number): UringStream {
     const stream = new UringStream(this.host, fd, this.kind, undefined, this.streamLocal);
-    if (this.kind === 'tcp') {
-      this.host.binding.setNoDelay(fd, true);
-      stream.markNoDelay();
-    }
+    // No setsockopt here: native listenTcp set TCP_NODELAY on the listener, and an accepted
+    // socket inherits it (one syscall fewer per connection; no-delay.test.ts checks the kernel's).
+    if (this.kind === 'tcp') stream.markNoDelay();
     return stream;
   }
 

@@ -43,6 +43,25 @@ describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
     await listener.close();
   });
 
+  it('makes no setNoDelay call per accept: the accepted socket inherits TCP_NODELAY from the listener', async () => {
+    const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
+    const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const address = listener.localAddress;
+    if (address.family === 'unix') throw new Error('a TCP listener');
+    expect(binding.noDelay(listener.fd)).toBe(1);
+    const spy = vi.spyOn(binding, 'setNoDelay');
+    const accepted = listener[Symbol.asyncIterator]().next();
+    const client = await driver.connectTcp({ host: '127.0.0.1', port: address.port, noDelay: false });
+    const server = (await accepted).value!;
+    const fds = spy.mock.calls.map((c) => c[0]);
+    expect(fds).not.toContain(server.fd);
+    expect(binding.noDelay(server.fd)).toBe(1);
+    expect(binding.noDelay(client.fd)).toBe(0);
+    await client.close();
+    await server.close();
+    await listener.close();
+  });
+
   it('knows what connectTcp set, with noDelay on (the default) and off', async () => {
     const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
     const calls: boolean[] = [];
