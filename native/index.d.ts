@@ -36,14 +36,18 @@ export interface NativeProbe {
       | 'linkTimeout'
       | 'asyncCancel'
       | 'socket'
-      | 'sendZc',
+      | 'sendZc'
+      | 'uringCmd'
+      | 'fixedFdInstall',
       boolean
     >
   >;
-  /** Every op the driver needs is there (socket and sendZc are optional). */
+  /** Every op the driver needs is there (socket, sendZc, uringCmd, fixedFdInstall are optional). */
   readonly allRequiredOps: boolean;
   readonly multishotRecv: boolean;
   readonly bufRing: boolean;
+  /** A sparse direct descriptor table registers (Linux 5.19): init's `directFiles` can work. */
+  readonly directFiles?: boolean;
 }
 
 /** Description of a live ring. */
@@ -85,6 +89,16 @@ export interface RingInfo {
   readonly publishedBuffers?: number;
   /** The same for the plaintext pool, when one was given. */
   readonly plainPublished?: number;
+  /**
+   * Slots of the ring's direct descriptor table (init's `directFiles`; 0: none). Absent in
+   * builds before it.
+   */
+  readonly directFiles?: number;
+  /**
+   * Why the table init asked for was refused (an errno, positive: EMFILE when it is larger than
+   * the soft RLIMIT_NOFILE, EINVAL on kernels before 5.19); the ring then runs on descriptors only.
+   */
+  readonly directFilesError?: number;
 }
 
 /** Options of `init`. */
@@ -132,6 +146,14 @@ export interface RingInit {
   readonly publishedBuffers?: number;
   /** How many plaintext buffers are on the free list at start (all unless given). */
   readonly plainPublished?: number;
+  /**
+   * Slots of a direct (registered) descriptor table, registered sparse (0 or absent: none): an
+   * ACCEPT_DIRECT record accepts into it (the CQE's res is the slot), a record with
+   * IOSQE_FIXED_FILE (256) in its op word names a slot in `fd` (CLOSE then closes the slot). The
+   * kernel refuses a table larger than the soft RLIMIT_NOFILE (ringInfo.directFilesError); its
+   * sockets are not in the fd table. native/README.md, "Direct descriptors".
+   */
+  readonly directFiles?: number;
 }
 
 /** The addon. One ring per JS thread (napi_env). */
@@ -202,6 +224,12 @@ export interface NativeBinding {
   setNoDelay(fd: number, enabled: boolean): number;
   /** TCP_NODELAY as the kernel has it: 1, 0, or -errno. */
   noDelay(fd: number): number;
+  /**
+   * The address of the socket in slot `slot` of this thread's ring's direct table (its peer's,
+   * or its own): a real descriptor for a moment (IORING_OP_FIXED_FD_INSTALL, Linux 6.8), then
+   * getpeername/getsockname and close. For what an accept direct did not bring along.
+   */
+  directAddress(slot: number, peer: boolean): NativeAddress | NativeFailure;
   /** A pipe pair, both ends O_NONBLOCK; `sizeBytes` > 0 asks F_SETPIPE_SZ (best effort). */
   pipe(sizeBytes?: number): [number, number] | NativeFailure;
   /**
@@ -373,6 +401,9 @@ export declare const Op: Readonly<{
   POLL: 14;
   TLS_CLOSE_NOTIFY: 15;
   PLAIN_RELEASE: 16;
+  RECV_SELECT: 17;
+  ACCEPT_DIRECT: 18;
+  SETSOCKOPT: 20;
 }>;
 
 /** What submitShared's `bufs` is (submitArgs[2]): nothing, the lone buffer itself, an array. */

@@ -167,6 +167,9 @@ export const Op = Object.freeze({
   POLL: 14,
   TLS_CLOSE_NOTIFY: 15,
   PLAIN_RELEASE: 16,
+  RECV_SELECT: 17,
+  ACCEPT_DIRECT: 18,
+  SETSOCKOPT: 20,
 });
 
 /** What submitShared's `bufs` is (submitArgs[2]; Ring::BufsKind in src/ring.h). */

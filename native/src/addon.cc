@@ -91,13 +91,16 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
       {"send", IORING_OP_SEND},       {"sendmsg", IORING_OP_SENDMSG},     {"splice", IORING_OP_SPLICE},
       {"shutdown", IORING_OP_SHUTDOWN}, {"close", IORING_OP_CLOSE},       {"timeout", IORING_OP_TIMEOUT},
       {"linkTimeout", IORING_OP_LINK_TIMEOUT}, {"asyncCancel", IORING_OP_ASYNC_CANCEL},
-      {"socket", IORING_OP_SOCKET},   {"sendZc", IORING_OP_SEND_ZC},
+      {"socket", IORING_OP_SOCKET},   {"sendZc", IORING_OP_SEND_ZC},   {"uringCmd", IORING_OP_URING_CMD},
+      {"fixedFdInstall", loch::kOpFixedFdInstall},
   };
   bool all = probe != nullptr;
   for (const auto& w : wanted) {
     bool has = probe != nullptr && io_uring_opcode_supported(probe, w.op);
     ops.Set(w.name, has);
-    if (std::strcmp(w.name, "socket") != 0 && std::strcmp(w.name, "sendZc") != 0) all = all && has;
+    // Required: the ops up to shutdown (5.11); the later ones are optional: socket (5.19),
+    // sendZc (6.0), uringCmd (5.19), fixedFdInstall (6.8).
+    if (w.op <= IORING_OP_SHUTDOWN) all = all && has;
   }
   // Multishot recv and send_zc arrived together (Linux 6.0): the opcode is the only visible marker.
   bool multishotRecv = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
@@ -117,6 +120,12 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     }
     munmap(mem, page);
   }
+  // A sparse direct descriptor table (5.19): what init's directFiles registers (one slot here).
+  io_uring_rsrc_register rsrc{};
+  rsrc.nr = 1;
+  rsrc.flags = IORING_RSRC_REGISTER_SPARSE;
+  const bool directFiles = io_uring_register(static_cast<unsigned>(ring.ring_fd), IORING_REGISTER_FILES2, &rsrc,
+                                             sizeof rsrc) >= 0;
   io_uring_queue_exit(&ring);
   out.Set("ok", true);
   out.Set("setupFlags", Napi::Number::New(env, p.flags));
@@ -126,6 +135,7 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   out.Set("allRequiredOps", all);
   out.Set("multishotRecv", multishotRecv);
   out.Set("bufRing", bufRing);
+  out.Set("directFiles", directFiles);
   return out;
 }
 

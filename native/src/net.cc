@@ -215,6 +215,19 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   return DescribeAddress(env, ss, len);
 }
 
+// directAddress(slot, peer) -> SocketAddress | { errno, syscall }: the address of a socket in
+// this thread's ring's direct table (Ring::DirectAddress: a real fd for a moment).
+Napi::Value DirectAddress(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int slot = info[0].As<Napi::Number>().Int32Value();
+  bool peer = info[1].ToBoolean().Value();
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int r = RingOf(env).DirectAddress(slot, peer, &ss, &len);
+  if (r != 0) return Failure(env, -r, peer ? "getpeername" : "getsockname");
+  return DescribeAddress(env, ss, len);
+}
+
 // setNoDelay(fd, on) -> 0 | -errno
 Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
@@ -296,6 +309,7 @@ void RegisterNet(Napi::Env env, Napi::Object exports) {
   exports.Set("encodeIp", Napi::Function::New(env, EncodeIp, "encodeIp"));
   exports.Set("encodeUnix", Napi::Function::New(env, EncodeUnix, "encodeUnix"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
+  exports.Set("directAddress", Napi::Function::New(env, DirectAddress, "directAddress"));
   exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
   exports.Set("noDelay", Napi::Function::New(env, NoDelay, "noDelay"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));

@@ -178,6 +178,7 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   // Unregistered by io_uring_queue_exit; without it (a kernel before 5.18, or a thread holding 16
   // registered rings already) every enter passes the fd.
   registeredRing_ = io_uring_register_ring_fd(&ring_) == 1;
+  RegisterDirectFiles(OptU32(opts, "directFiles", 0));
   uv_poll_init(loop, &box_->poll, pollFd);
   uv_poll_start(&box_->poll, UV_READABLE, OnPoll);
   uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
@@ -192,6 +193,28 @@ int Ring::Init(Napi::Env env, const Napi::CallbackInfo& info, std::string* why) 
   refed_ = false;
   alive_ = true;
   return 0;
+}
+
+// Direct (registered) descriptors (issue 18, bench/http-proxy/direct-descriptors-2026-12-07.md): a
+// sparse table of `want` slots that OP_ACCEPT_DIRECT fills. Its sockets are not in the process's
+// fd table (the kernel checks RLIMIT_NOFILE per table, at registration), so each worker's ring
+// holds up to the soft limit of them, and an op on a slot takes no file reference. The raw
+// IORING_REGISTER_FILES2 call, not liburing's io_uring_register_files_sparse: on EMFILE that one
+// raises the process's soft RLIMIT_NOFILE toward the hard limit and retries, a process-wide side
+// effect of making a ring. A refusal (EMFILE: larger than the soft limit; EINVAL: a kernel before
+// 5.19) leaves the ring on fds and is reported as ringInfo.directFilesError. The table lives as
+// long as the ring (io_uring_queue_exit drops it, and every socket in it closes).
+void Ring::RegisterDirectFiles(uint32_t want) {
+  directFiles_ = 0;
+  directError_ = 0;
+  direct_.clear();
+  if (want == 0) return;
+  io_uring_rsrc_register reg{};
+  reg.nr = want;
+  reg.flags = IORING_RSRC_REGISTER_SPARSE;
+  int r = io_uring_register(static_cast<unsigned>(ring_.ring_fd), IORING_REGISTER_FILES2, &reg, sizeof reg);
+  if (r >= 0) directFiles_ = want;
+  else directError_ = r;
 }
 
 // Only the first `published` buffers go in the kernel's ring at first: JavaScript keeps the rest
@@ -240,6 +263,9 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("sqpoll", Napi::Boolean::New(env, (flags_ & IORING_SETUP_SQPOLL) != 0));
   o.Set("deferTaskrun", Napi::Boolean::New(env, defer_));
   o.Set("registeredRing", Napi::Boolean::New(env, registeredRing_));
+  // The direct descriptor table's slots (0: none), and the errno that refused the one asked for.
+  o.Set("directFiles", Napi::Number::New(env, directFiles_));
+  if (directError_ != 0) o.Set("directFilesError", Napi::Number::New(env, -directError_));
   // submit(n, bufs) takes a lone buffer as `bufs` itself (index 0), not only an array.
   o.Set("submitView", Napi::Boolean::New(env, true));
   // submitShared(bufs) reads its other arguments from init's submitArgs (it was given one).
@@ -350,7 +376,10 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     ReleasePlain(static_cast<uint32_t>(r[F_AUX]), r[F_AUX2] != 0);
     return;
   }
-  if ((op == OP_CANCEL || op == OP_CANCEL_FD) && !connByFd_.empty()) CancelTlsRecv(op, fd, r[F_AUX]);
+  // IOSQE_FIXED_FILE in the record: `fd` is a direct slot (a number space of its own: in-ring TLS
+  // and the owned-fd set are keyed by descriptor and never see it).
+  const bool fixed = (sqeFlags & IOSQE_FIXED_FILE) != 0;
+  if ((op == OP_CANCEL || op == OP_CANCEL_FD) && !connByFd_.empty() && !fixed) CancelTlsRecv(op, fd, r[F_AUX]);
   if (op == OP_CANCEL || op == OP_CANCEL_FD) {
     io_uring_sqe* sqe = Sqe();
     if (sqe == nullptr) return;
@@ -358,7 +387,7 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       uint64_t target = (static_cast<uint64_t>(static_cast<uint32_t>(r[F_AUX2])) << 32) | static_cast<uint32_t>(r[F_AUX]);
       io_uring_prep_cancel64(sqe, target, 0);
     } else {
-      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL | (fixed ? IORING_ASYNC_CANCEL_FD_FIXED : 0));
       // aux2: the next record is the descriptor's close, run once the cancel completed (whatever
       // it found): a stream's close in one submission (Ring.cancelFdAndClose in TypeScript).
       if (r[F_AUX2] != 0) sqe->flags |= IOSQE_IO_HARDLINK;
@@ -372,7 +401,11 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   s.op = static_cast<uint8_t>(op);
   s.tls = 0;
   s.tlsHeap = nullptr;
-  if (op == OP_CLOSE) {
+  // CLOSE of a direct slot: close direct (the slot is free once it completes).
+  const bool closeDirect = op == OP_CLOSE && fixed;
+  if (closeDirect) {
+    direct_.erase(fd);
+  } else if (op == OP_CLOSE) {
     fds_.erase(fd);
     CloseTlsConn(fd);
   }
@@ -404,6 +437,40 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     case OP_ACCEPT_MULTI:
       io_uring_prep_multishot_accept(sqe, fd, nullptr, nullptr, SOCK_CLOEXEC);
       break;
+    case OP_ACCEPT_DIRECT:
+      if (directFiles_ == 0) {
+        ok = false;
+        s.err = -EBADF;  // no table: the caller asked for what ringInfo.directFiles said it lacks
+        break;
+      }
+      if (r[F_AUX] == 1) {
+        // Multishot: one CQE per connection, but one address buffer for all of them, so none
+        // (unix listeners, whose peers have no address worth reading).
+        io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
+        break;
+      }
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len && want > 0;
+      if (!ok) break;
+      // The peer's address comes with the accept: no getpeername, which a slot cannot do.
+      // liburing 2.3's prep_accept_direct adds 1 to the index: ALLOC - 1 asks for ALLOC.
+      OpOf(s).addrLen = static_cast<socklen_t>(want);
+      io_uring_prep_accept_direct(sqe, fd, static_cast<sockaddr*>(data), &OpOf(s).addrLen, 0,
+                                  IORING_FILE_INDEX_ALLOC - 1);
+      break;
+    case OP_SETSOCKOPT: {
+      // URING_CMD SOCKET_URING_OP_SETSOCKOPT (6.7+) by number: liburing 2.3 has no helper, and its
+      // SQE names the fields after their other uses (off: cmd_op; addr: level | optname << 32;
+      // splice_fd_in: optlen; addr3: optval).
+      SlotOp& o = OpOf(s);
+      o.optval = r[F_LEN];
+      io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, nullptr, 0, 0);
+      sqe->off = kSocketCmdSetsockopt;
+      sqe->addr = static_cast<uint64_t>(static_cast<uint32_t>(r[F_AUX])) |
+                  (static_cast<uint64_t>(static_cast<uint32_t>(r[F_AUX2])) << 32);
+      sqe->splice_fd_in = static_cast<int32_t>(sizeof o.optval);
+      sqe->addr3 = reinterpret_cast<uint64_t>(&o.optval);
+      break;
+    }
     case OP_CONNECT:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len;
       if (!ok) break;
@@ -493,7 +560,8 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
       io_uring_prep_shutdown(sqe, fd, r[F_AUX]);
       break;
     case OP_CLOSE:
-      io_uring_prep_close(sqe, fd);
+      if (closeDirect) io_uring_prep_close_direct(sqe, static_cast<unsigned>(fd));
+      else io_uring_prep_close(sqe, fd);
       break;
     case OP_TIMEOUT: {
       SlotOp& o = OpOf(s);
@@ -509,7 +577,8 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
     if (s.err == 0) s.err = -EINVAL;
     io_uring_prep_nop(sqe);
   } else {
-    sqe->flags |= sqeFlags;
+    // A close direct names its slot in file_index; the kernel refuses it with IOSQE_FIXED_FILE.
+    sqe->flags |= closeDirect ? static_cast<uint8_t>(sqeFlags & ~IOSQE_FIXED_FILE) : sqeFlags;
   }
   io_uring_sqe_set_data64(sqe, userData);
   if (ok && linkTimeout != nullptr) {
@@ -640,6 +709,11 @@ size_t Ring::Drain() {
       if (n + reserve >= cqCap_) break;
       seen++;
       if (cqe->user_data == kIgnoreUserData) continue;
+      if (cqe->user_data == kInstallUserData) {
+        // A DirectAddress install whose CQE it did not find: its descriptor is nobody's.
+        if (cqe->res >= 0) close(cqe->res);
+        continue;
+      }
       if ((cqe->user_data >> 32) == kTlsSendTag) {
         OnTlsSend(static_cast<uint32_t>(cqe->user_data), cqe->res, &n);
         continue;
@@ -652,6 +726,7 @@ size_t Ring::Drain() {
         Slot& s = slots_[slot];
         if (s.err != 0) res = s.err;
         if (s.op == OP_ACCEPT_MULTI && res >= 0) fds_.insert(res);
+        else if (s.op == OP_ACCEPT_DIRECT && res >= 0) direct_.insert(res);
         if (s.tls != 0) conn = ConnAt(s.tls, s.tlsGen, -1);
         // A TLS recv's final completion may be told later (TlsRecv): released when it is.
         if (!(flags & IORING_CQE_F_MORE) && conn == nullptr) Release(env_, slot);
@@ -797,12 +872,59 @@ int Ring::ShutdownOwnedFds() {
   fds_.forEach([&n](int fd) {
     if (shutdown(fd, SHUT_RDWR) == 0) n++;  // ENOTSOCK (a pipe), ENOTCONN: nothing to end
   });
+  // Direct slots have no fd for shutdown(2): a SHUTDOWN SQE each, on this thread (the ring's only
+  // submitter: shutdownOwned runs on the dying worker's 'exit' event, Destroy at its teardown).
+  // Their completions are not reported. Counted when submitted.
+  if (directFiles_ > 0) {
+    direct_.forEach([this, &n](int slot) {
+      io_uring_sqe* sqe = Sqe();
+      if (sqe == nullptr) return;
+      io_uring_prep_shutdown(sqe, slot, SHUT_RDWR);
+      sqe->flags |= IOSQE_FIXED_FILE;
+      io_uring_sqe_set_data64(sqe, kIgnoreUserData);
+      n++;
+    });
+    io_uring_submit(&ring_);
+  }
   return n;
 }
 
 void Ring::CloseOwnedFds() {
   fds_.forEach([](int fd) { close(fd); });
   fds_.clear();
+}
+
+int Ring::DirectAddress(int slot, bool peer, sockaddr_storage* ss, socklen_t* len) {
+  if (!alive_ || directFiles_ == 0) return -EBADF;
+  if (slot < 0 || static_cast<uint32_t>(slot) >= directFiles_) return -EINVAL;
+  io_uring_sqe* sqe = Sqe();
+  if (sqe == nullptr) return -EBUSY;
+  io_uring_prep_rw(kOpFixedFdInstall, sqe, slot, nullptr, 0, 0);
+  sqe->flags |= IOSQE_FIXED_FILE;
+  io_uring_sqe_set_data64(sqe, kInstallUserData);
+  io_uring_submit(&ring_);
+  // The install completes inline (it never waits), so its CQE is in the CQ after the submit (or,
+  // with the CQ full, in the overflow list: GETEVENTS flushes it). Taken here: its user_data is
+  // overwritten so Drain skips it.
+  int fd = -EAGAIN;
+  for (int attempt = 0; attempt < 3 && fd == -EAGAIN; attempt++) {
+    if (attempt > 0) io_uring_get_events(&ring_);
+    unsigned head;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      if (cqe->user_data != kInstallUserData) continue;
+      cqe->user_data = kIgnoreUserData;
+      fd = cqe->res;
+      break;
+    }
+  }
+  if (fd < 0) return fd;
+  *len = sizeof *ss;
+  int r = peer ? getpeername(fd, reinterpret_cast<sockaddr*>(ss), len)
+               : getsockname(fd, reinterpret_cast<sockaddr*>(ss), len);
+  int e = r == 0 ? 0 : -errno;
+  close(fd);
+  return e;
 }
 
 void Ring::Destroy(Napi::Env env) {
@@ -846,6 +968,9 @@ void Ring::Destroy(Napi::Env env) {
     defer_ = false;
   }
   io_uring_queue_exit(&ring_);
+  // The table went with the ring: its sockets closed (once the cancels above let go of them).
+  direct_.clear();
+  directFiles_ = 0;
   CloseOwnedFds();
   if (bufRing_ != nullptr) munmap(bufRing_, bufRingBytes_);
   bufRing_ = nullptr;

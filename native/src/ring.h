@@ -55,7 +55,20 @@ enum Op : int32_t {
   OP_PLAIN_RELEASE = 16,     // aux: plaintext buffer id back to the ring's free list (aux2 1: released by its reader, kept off the list); no completion
   OP_RECV_SELECT = 17,       // fd, len: one recv of at most len bytes into a provided buffer; aux as RECV_MULTI
                              // (OP_RECV takes aux too: a TLS conn + 1, its ciphertext fed to the session)
+  // Direct descriptors (init's directFiles; bench/http-proxy/direct-descriptors-2026-12-07.md).
+  // A record whose op word carries IOSQE_FIXED_FILE (1 << 8) names a slot of the ring's table in
+  // `fd`: CLOSE then closes the slot (close direct), CANCEL_FD cancels by slot.
+  OP_ACCEPT_DIRECT = 18,     // fd: listener; accepts into a free slot of the table (res: the slot). aux 0: one-shot,
+                             // buf: a sockaddr area of len bytes the peer's address lands in; aux 1: multishot, no address
+  // 19: SOCKET direct (connect direct, a later slice).
+  OP_SETSOCKOPT = 20,        // fd (a slot with the FIXED bit), aux: level, aux2: optname, len: the int value (URING_CMD, 6.7+)
 };
+
+// IORING_OP_FIXED_FD_INSTALL (Linux 6.8; newer than liburing 2.3's header): a real descriptor
+// for a direct slot, sharing its file (Ring::DirectAddress).
+constexpr int kOpFixedFdInstall = 54;
+// SOCKET_URING_OP_SETSOCKOPT (Linux 6.7), the URING_CMD's cmd_op.
+constexpr unsigned kSocketCmdSetsockopt = 3;
 
 // Completion flags the ring adds (above the kernel's IORING_CQE_F_* bits) on a TLS stream's recv.
 // kCqeFPlain: the buffer id in flags >> 16 is a plaintext buffer (OP_PLAIN_RELEASE returns it).
@@ -140,6 +153,8 @@ struct TlsConn {
 
 // user_data of SQEs whose completions are not reported to JS (cancel requests, link timeouts).
 constexpr uint64_t kIgnoreUserData = ~0ull;
+// user_data of Ring::DirectAddress's install, whose CQE it takes itself (never reported).
+constexpr uint64_t kInstallUserData = ~1ull;
 
 // What only some ops keep until their final CQE: a send's or connect's pinned buffers (napi
 // references, when the caller does not pin them itself), a writev's vectors and msghdr, a
@@ -151,6 +166,8 @@ struct SlotOp {
   std::vector<iovec> iov;      // writev vectors (a TLS write's plaintext pieces)
   msghdr msg{};                // sendmsg header for writev
   __kernel_timespec ts{};      // timeout / link timeout
+  socklen_t addrLen = 0;       // a one-shot accept direct's address length (the kernel writes it)
+  int optval = 0;              // a setsockopt's value
 };
 
 // A slot's SlotOp (null: none). Converts to the op's vectors: ring_tls.cc takes a TLS write's
@@ -221,6 +238,11 @@ class Ring {
   void Track(int fd) { fds_.insert(fd); }
   void Untrack(int fd) { fds_.erase(fd); }
   void CloseOwnedFds();
+  // The address of direct slot `slot`'s socket (the peer's, or its own): a real descriptor for
+  // the slot (IORING_OP_FIXED_FD_INSTALL, completed inline by the submit: its CQE is taken out of
+  // the CQ here and never reported), getpeername/getsockname, close. The one place a direct
+  // socket gets an fd (6.18 has no getsockname by URING_CMD). 0, or -errno.
+  int DirectAddress(int slot, bool peer, sockaddr_storage* ss, socklen_t* len);
   // Ends every owned socket now, whatever holds it open (a pending operation of the ring keeps a
   // reference to its file, so close() alone ends nothing until that is cancelled): shutdown(2)
   // both ways, so a connection's peer gets its FIN at once (after what was queued to it) and a
@@ -261,6 +283,7 @@ class Ring {
   Slot& SlotAt(uint32_t index);
   // The slot's SlotOp, taken from the spares (or made) when it has none yet.
   SlotOp& OpOf(Slot& slot);
+  void RegisterDirectFiles(uint32_t want);
   void SetupBufRing(Napi::Env env, Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
   void SetupPlainPool(Napi::Value pool, uint32_t count, uint32_t size, uint32_t published);
   void Emit(size_t* n, int32_t slot, int32_t res, uint32_t flags);
@@ -359,6 +382,11 @@ class Ring {
   bool registeredRing_ = false;
   int efd_ = -1;
   FdSet fds_;  // ring_fd_set.h
+  // The direct descriptor table: its size (0: none) and why it was refused (-errno; 0: not asked
+  // or registered), and the slots accepts filled and no close direct emptied (ShutdownOwnedFds).
+  uint32_t directFiles_ = 0;
+  int directError_ = 0;
+  FdSet direct_;
   // (slot, res) of ops that complete without a CQE of their own (no SQE; TLS writes once their
   // records were sent), reported first by the next drain, in order.
   std::deque<std::pair<int32_t, int32_t>> synthetic_;
