@@ -223,6 +223,7 @@ export class AdminPlane {
         };
       const b = s.runtime?.buffers;
       const w = s.runtime?.waves;
+      const g = s.runtime?.gc;
       const tlsRecords: Record<string, { loch: number; declined: number }> = {};
       for (const [server, r] of Object.entries(s.tlsRecords ?? {}))
         tlsRecords[server] = {
@@ -258,6 +259,17 @@ export class AdminPlane {
                 collections: m.monotonic(s.worker, 'wave-collections', w.collections),
                 freedBytes: m.monotonic(s.worker, 'wave-freed-bytes', w.freedBytes),
                 lastCallMs: w.lastCallMs,
+                lastPauseMs: w.lastPauseMs,
+                retries: m.monotonic(s.worker, 'wave-retries', w.retries),
+                misses: m.monotonic(s.worker, 'wave-misses', w.misses),
+              },
+        gc:
+          g === undefined || g === null
+            ? undefined
+            : {
+                markCompacts: m.monotonic(s.worker, 'gc-mark-compacts', g.markCompacts),
+                pauseMs: m.monotonic(s.worker, 'gc-pause-ms', g.pauseMs),
+                lastPauseMs: g.lastPauseMs,
               },
       };
     });

@@ -51,13 +51,37 @@ function render(
         idleConnections: 2,
         pools: { web: { idle: 2, active: 1, hits: 10, misses: 4 } },
         groups: groups(true),
-        ...(withWaves ? { waves: { collections: 2, freedBytes: 40_000_000, lastCallMs: 18.5 } } : {}),
+        ...(withWaves
+          ? {
+              waves: {
+                collections: 2,
+                freedBytes: 40_000_000,
+                lastCallMs: 18.5,
+                lastPauseMs: 9,
+                retries: 1,
+                misses: 0,
+              },
+              gc: { markCompacts: 40, pauseMs: 250, lastPauseMs: 4.5 },
+            }
+          : {}),
       },
       {
         connections: 1,
         pools: { web: { idle: 1, active: 0, hits: 5, misses: 1 } },
         groups: groups(true),
-        ...(withWaves ? { waves: { collections: 1, freedBytes: 2_000_000, lastCallMs: 31 } } : {}),
+        ...(withWaves
+          ? {
+              waves: {
+                collections: 1,
+                freedBytes: 2_000_000,
+                lastCallMs: 31,
+                lastPauseMs: 12.5,
+                retries: 2,
+                misses: 1,
+              },
+              gc: { markCompacts: 2, pauseMs: 30, lastPauseMs: 7 },
+            }
+          : {}),
       },
     ],
     workersRunning: 2,
@@ -101,6 +125,12 @@ describe('renderExposition', () => {
     expect(byName.get('loch_wave_collections_total')!.metrics[0]!.value).toBe('3');
     expect(byName.get('loch_wave_collect_freed_bytes_total')!.metrics[0]!.value).toBe('42000000');
     expect(byName.get('loch_wave_collect_last_call_seconds')!.metrics[0]!.value).toBe('0.031');
+    expect(byName.get('loch_wave_collect_last_pause_seconds')!.metrics[0]!.value).toBe('0.0125');
+    expect(byName.get('loch_wave_collect_retries_total')!.metrics[0]!.value).toBe('3');
+    expect(byName.get('loch_wave_collect_misses_total')!.metrics[0]!.value).toBe('1');
+    expect(byName.get('loch_gc_mark_compacts_total')!.metrics[0]!.value).toBe('42');
+    expect(byName.get('loch_gc_mark_compact_pause_seconds_total')!.metrics[0]!.value).toBe('0.28');
+    expect(byName.get('loch_gc_mark_compact_last_pause_seconds')!.metrics[0]!.value).toBe('0.007');
     for (const f of families) {
       expect(f.name).toMatch(/^loch_[a-z_]+$/);
       if (f.type === 'COUNTER') expect(f.name).toMatch(/_total$/);
@@ -137,6 +167,7 @@ describe('renderExposition', () => {
   it('leaves the wave-collection families out when no worker reports them (no count of 0 by construction)', () => {
     expect(render()).toContain('loch_wave_collections_total 3');
     expect(render(undefined, false)).not.toContain('loch_wave_');
+    expect(render(undefined, false)).not.toContain('loch_gc_');
   });
 
   it('escapes label values as the format requires', () => {

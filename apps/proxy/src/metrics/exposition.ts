@@ -53,12 +53,27 @@ export interface WorkerGauges {
     | { readonly held: number; readonly buffersInUse: number; readonly stops: number }
     | undefined;
   /**
-   * The worker's wave collections (@loch/uring-runtime's wave-collect policy): how many ran and
-   * the old-generation bytes they freed (both already monotonic), and the last call's time in
-   * milliseconds; absent when the worker's stats do not carry them (no families then).
+   * The worker's wave collections (@loch/uring-runtime's wave-collect policy): how many ran, the
+   * old-generation bytes they freed, the calls made again and the collections that never
+   * started (all already monotonic), the last call's time and V8's final pause of the last one
+   * in milliseconds; absent when the worker's stats do not carry them (no families then).
    */
   readonly waves?:
-    | { readonly collections: number; readonly freedBytes: number; readonly lastCallMs: number }
+    | {
+        readonly collections: number;
+        readonly freedBytes: number;
+        readonly lastCallMs: number;
+        readonly lastPauseMs: number;
+        readonly retries: number;
+        readonly misses: number;
+      }
+    | undefined;
+  /**
+   * The worker thread's mark-compacts and V8's pauses for them (count and total ms already
+   * monotonic; the last pause in ms); absent when the worker has no GC hook (no families then).
+   */
+  readonly gc?:
+    | { readonly markCompacts: number; readonly pauseMs: number; readonly lastPauseMs: number }
     | undefined;
 }
 
@@ -472,6 +487,68 @@ export function renderExposition(input: ExpositionInput): string {
       'loch_wave_collect_last_call_seconds',
       [],
       waves.reduce((n, w) => Math.max(n, w.lastCallMs / 1000), 0),
+    );
+    t.family(
+      'loch_wave_collect_last_pause_seconds',
+      'gauge',
+      "The longest of V8's final pauses of the workers' last wave collections (0 before one finished).",
+    );
+    t.sample(
+      'loch_wave_collect_last_pause_seconds',
+      [],
+      waves.reduce((n, w) => Math.max(n, w.lastPauseMs / 1000), 0),
+    );
+    t.family(
+      'loch_wave_collect_retries_total',
+      'counter',
+      'Wave-collection calls made again because the one before did not start (a marking V8 began on its own still ran).',
+    );
+    t.sample(
+      'loch_wave_collect_retries_total',
+      [],
+      waves.reduce((n, w) => n + w.retries, 0),
+    );
+    t.family(
+      'loch_wave_collect_misses_total',
+      'counter',
+      'Wave collections that never started (their retries did not either): the wave went with markings that do not compact.',
+    );
+    t.sample(
+      'loch_wave_collect_misses_total',
+      [],
+      waves.reduce((n, w) => n + w.misses, 0),
+    );
+  }
+
+  // V8's mark-compacts on the worker threads, timed by @loch/native's GC hook; only from workers
+  // that have it (as the wave families).
+  const gcs = input.workers.flatMap((w) => (w.gc === undefined ? [] : [w.gc]));
+  if (gcs.length > 0) {
+    t.family('loch_gc_mark_compacts_total', 'counter', "Mark-compact collections on the workers' threads.");
+    t.sample(
+      'loch_gc_mark_compacts_total',
+      [],
+      gcs.reduce((n, g) => n + g.markCompacts, 0),
+    );
+    t.family(
+      'loch_gc_mark_compact_pause_seconds_total',
+      'counter',
+      "V8's atomic pauses for those mark-compacts (not the incremental marking steps before them).",
+    );
+    t.sample(
+      'loch_gc_mark_compact_pause_seconds_total',
+      [],
+      gcs.reduce((n, g) => n + g.pauseMs / 1000, 0),
+    );
+    t.family(
+      'loch_gc_mark_compact_last_pause_seconds',
+      'gauge',
+      "The longest of the workers' last mark-compact pauses (0 before the first).",
+    );
+    t.sample(
+      'loch_gc_mark_compact_last_pause_seconds',
+      [],
+      gcs.reduce((n, g) => Math.max(n, g.lastPauseMs / 1000), 0),
     );
   }
 

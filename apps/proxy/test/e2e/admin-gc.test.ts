@@ -1,0 +1,137 @@
+/**
+ * The wave collection and V8's own pauses end to end (issue 18): `loch run` with one worker and
+ * an admin listener; 1,200 connections open and close (a wave: the worker's open streams fall by
+ * 1,000 or more to under half), and /stats then shows the worker's wave collection with V8's
+ * final pause for it (runtime.waves.lastPauseMs, timed by @loch/native's GC hook, not the call)
+ * and its mark-compacts (runtime.gc); /metrics renders the same families.
+ */
+import { request } from 'node:http';
+import * as net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+
+interface WorkerRuntime {
+  readonly openStreams: number;
+  readonly waves: {
+    readonly collections: number;
+    readonly lastCallMs: number;
+    readonly lastPauseMs: number;
+    readonly retries: number;
+    readonly misses: number;
+  };
+  readonly gc: {
+    readonly markCompacts: number;
+    readonly pauseMs: number;
+    readonly lastPauseMs: number;
+  } | null;
+}
+
+function get(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const WAVE = 1200;
+
+describe('admin listener: wave collection and GC pauses', () => {
+  const dir = tempDir('loch-admin-gc-');
+  let upstream: Awaited<ReturnType<typeof httpUpstream>>;
+  let loch: Loch;
+  let port: number;
+  let admin: number;
+
+  beforeAll(async () => {
+    upstream = await httpUpstream((_req, res) => res.end('ok'));
+    port = await freePort();
+    admin = await freePort();
+    loch = await startLoch(
+      dir,
+      `
+[runtime]
+workers = 1
+
+[admin]
+listener = { type = "socket", value = "127.0.0.1:${admin}" }
+
+[servers.web]
+listener = { type = "socket", value = "127.0.0.1:${port}" }
+
+[[servers.web.routes]]
+path = "/"
+upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
+`,
+    );
+  }, 60_000);
+
+  afterAll(async () => {
+    await loch?.stop();
+    await upstream?.close();
+  });
+
+  const runtime = async (): Promise<WorkerRuntime> => {
+    const stats = JSON.parse(await get(admin, '/stats')) as { workers: { runtime: WorkerRuntime }[] };
+    return stats.workers[0]!.runtime;
+  };
+  const until = async (done: (r: WorkerRuntime) => boolean): Promise<WorkerRuntime> => {
+    for (let i = 0; i < 150; i++) {
+      const r = await runtime();
+      if (done(r)) return r;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return runtime();
+  };
+
+  it("shows the wave's collection with V8's final pause for it, and the worker's mark-compacts", async () => {
+    const before = await runtime();
+    expect(before.waves).toEqual({
+      collections: 0,
+      freedBytes: 0,
+      lastCallMs: 0,
+      lastPauseMs: 0,
+      retries: 0,
+      misses: 0,
+    });
+    expect(before.gc).toMatchObject({ markCompacts: expect.any(Number), pauseMs: expect.any(Number) });
+
+    const sockets: net.Socket[] = [];
+    for (let i = 0; i < WAVE; i++) {
+      const socket = net.connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      sockets.push(socket);
+    }
+    await Promise.all(sockets.map((s) => new Promise((resolve) => s.once('connect', resolve))));
+    expect((await until((r) => r.openStreams >= WAVE)).openStreams).toBeGreaterThanOrEqual(WAVE);
+    // Held past two of the policy's 500 ms steps, so its high-water mark sees them.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    for (const s of sockets) s.destroy();
+
+    // The collection starts at the first step after the count stops falling; V8 finishes it on
+    // the worker's own tasks, and its final pause is then in.
+    const after = await until((r) => r.waves.collections === 1 && r.waves.lastPauseMs > 0);
+    expect(after.waves.collections).toBe(1);
+    expect(after.waves.lastPauseMs).toBeGreaterThan(0);
+    expect(after.waves.misses).toBe(0);
+    expect(after.gc!.markCompacts).toBeGreaterThan(before.gc!.markCompacts);
+    expect(after.gc!.pauseMs).toBeGreaterThanOrEqual(before.gc!.pauseMs + after.waves.lastPauseMs);
+
+    const text = await get(admin, '/metrics');
+    const value = (family: string) => Number(new RegExp(`^${family} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('loch_wave_collections_total')).toBe(1);
+    expect(value('loch_wave_collect_last_pause_seconds')).toBeGreaterThan(0);
+    expect(value('loch_wave_collect_retries_total')).toBe(after.waves.retries);
+    expect(value('loch_wave_collect_misses_total')).toBe(0);
+    expect(value('loch_gc_mark_compacts_total')).toBeGreaterThanOrEqual(after.gc!.markCompacts);
+    expect(value('loch_gc_mark_compact_pause_seconds_total')).toBeGreaterThan(0);
+    expect(value('loch_gc_mark_compact_last_pause_seconds')).toBeGreaterThan(0);
+  }, 60_000);
+});
