@@ -449,13 +449,19 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
         io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
         break;
       }
-      ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len && want > 0;
+      ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len && want >= 8 && want % 4 == 0;
       if (!ok) break;
-      // The peer's address comes with the accept: no getpeername, which a slot cannot do.
-      // liburing 2.3's prep_accept_direct adds 1 to the index: ALLOC - 1 asks for ALLOC.
-      OpOf(s).addrLen = static_cast<socklen_t>(want);
-      io_uring_prep_accept_direct(sqe, fd, static_cast<sockaddr*>(data), &OpOf(s).addrLen, 0,
-                                  IORING_FILE_INDEX_ALLOC - 1);
+      {
+        // The peer's address comes with the accept: no getpeername, which a slot cannot do. The
+        // buffer's last 4 bytes hold the address length the kernel reads and writes (so an armed
+        // accept keeps no SlotOp: a listener has several armed), the address the bytes before.
+        auto* bytes = static_cast<unsigned char*>(data);
+        auto* addrLen = reinterpret_cast<socklen_t*>(bytes + want - sizeof(socklen_t));
+        *addrLen = static_cast<socklen_t>(want - sizeof(socklen_t));
+        // liburing 2.3's prep_accept_direct adds 1 to the index: ALLOC - 1 asks for ALLOC.
+        io_uring_prep_accept_direct(sqe, fd, reinterpret_cast<sockaddr*>(bytes), addrLen, 0,
+                                    IORING_FILE_INDEX_ALLOC - 1);
+      }
       break;
     case OP_SETSOCKOPT: {
       // URING_CMD SOCKET_URING_OP_SETSOCKOPT (6.7+) by number: liburing 2.3 has no helper, and its

@@ -59,7 +59,8 @@ enum Op : int32_t {
   // A record whose op word carries IOSQE_FIXED_FILE (1 << 8) names a slot of the ring's table in
   // `fd`: CLOSE then closes the slot (close direct), CANCEL_FD cancels by slot.
   OP_ACCEPT_DIRECT = 18,     // fd: listener; accepts into a free slot of the table (res: the slot). aux 0: one-shot,
-                             // buf: a sockaddr area of len bytes the peer's address lands in; aux 1: multishot, no address
+                             // buf (len bytes, a multiple of 4): the peer's sockaddr, then its length (the last 4
+                             // bytes, native-endian socklen_t); aux 1: multishot, no address
   // 19: SOCKET direct (connect direct, a later slice).
   OP_SETSOCKOPT = 20,        // fd (a slot with the FIXED bit), aux: level, aux2: optname, len: the int value (URING_CMD, 6.7+)
 };
@@ -166,7 +167,6 @@ struct SlotOp {
   std::vector<iovec> iov;      // writev vectors (a TLS write's plaintext pieces)
   msghdr msg{};                // sendmsg header for writev
   __kernel_timespec ts{};      // timeout / link timeout
-  socklen_t addrLen = 0;       // a one-shot accept direct's address length (the kernel writes it)
   int optval = 0;              // a setsockopt's value
 };
 

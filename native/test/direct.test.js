@@ -90,7 +90,7 @@ describe.skipIf(!direct)('@loch/native direct descriptors', () => {
         await new Promise((res) => c.once('connect', res));
         clients.push(c);
         const [slot] = await accepting;
-        out.accepted.push({ slot, peer: decode(addr) });
+        out.accepted.push({ slot, peer: decode(addr), len: new DataView(addr.buffer).getUint32(124, true) });
         out.clientPorts.push(c.localPort);
       }
       out.fdsGrew = fdCount() - before; // 2 clients' own; the sockets accepted for them are slots
@@ -123,6 +123,7 @@ describe.skipIf(!direct)('@loch/native direct descriptors', () => {
     expect(r.accepted.map((a) => a.slot)).toEqual([0, 1, 2]);
     expect(r.accepted.map((a) => a.peer.port)).toEqual(r.clientPorts);
     expect(r.accepted.every((a) => a.peer.family === 2 && a.peer.address === '127.0.0.1')).toBe(true);
+    expect(r.accepted.map((a) => a.len)).toEqual([16, 16, 16]); // sizeof(sockaddr_in), in the last 4 bytes
     expect(r.fdsGrew).toBe(2);
     expect(r.received).toBe('hi');
     expect(r.sent).toBe(3);
