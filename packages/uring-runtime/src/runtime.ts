@@ -25,7 +25,11 @@ const DRIVER_CHOICES: readonly string[] = ['auto', 'uring', 'legacy'];
 export interface RuntimeOptions {
   /** Driver choice. Default: env LOCH_DRIVER, else 'auto'. */
   readonly driver?: DriverChoice | undefined;
-  /** Options passed to the io_uring driver (entries, bufferCount, bufferSize, sqpoll, flushMode). */
+  /**
+   * Options passed to the io_uring driver (UringDriverOptions: entries, bufferCount, bufferSize,
+   * sqpoll, flushMode, ..., and directFiles / maxConnections: direct descriptors, README.md
+   * "Direct descriptors"; env LOCH_URING_DIRECT_FILES when directFiles is not given).
+   */
   readonly uring?: Readonly<Record<string, unknown>> | undefined;
   /**
    * Where the driver selection is logged. Default: util.debuglog('loch') (NODE_DEBUG=loch), plus

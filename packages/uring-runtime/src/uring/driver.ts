@@ -4,6 +4,7 @@
  * driver instance of that thread. Not for the public runtime API or driver selection: those
  * belong to the runtime (src/index.ts and friends), which calls createUringDriver().
  */
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import { loadNative, type NativeBinding, type NativeFailure } from '@loch/native';
@@ -32,7 +33,7 @@ import {
   UringStream,
 } from './stream.js';
 
-const { ECANCELED, ETIME, ETIMEDOUT, EINVAL } = constants.errno;
+const { ECANCELED, EINVAL, EOPNOTSUPP, ETIME, ETIMEDOUT } = constants.errno;
 const MAX_TIMER_MS = 0x7fffffff;
 /** Pipe size asked for splice (F_SETPIPE_SZ); 0 keeps the kernel's default 64 KiB (16 slots). */
 const PIPE_BYTES = 0;
@@ -91,6 +92,69 @@ export interface UringDriverOptions {
    * Taken by the thread's ring when it is created.
    */
   readonly warmBuffers?: number | undefined;
+  /**
+   * Direct (registered) descriptors (issue 18): slots of a table in this thread's ring that TCP
+   * listeners accept into, so accepted connections are not in the process's fd table and each
+   * worker thread holds up to the soft RLIMIT_NOFILE of them (the kernel checks the limit per
+   * table). A number of slots, 'auto' (the soft RLIMIT_NOFILE, at most 1,048,576) or 0 (off).
+   * Default 0 (env LOCH_URING_DIRECT_FILES). A table the kernel refuses (larger than the soft
+   * limit, a kernel before 5.19) leaves the ring on descriptors: ringInfo.directFilesError. What
+   * a direct stream does differently: README.md, "Direct descriptors". Taken by the thread's ring
+   * when it is created.
+   */
+  readonly directFiles?: number | 'auto' | undefined;
+  /**
+   * With direct descriptors, most accepted connections open at once on this thread (the fd
+   * limit no longer caps them): past it the listeners stop accepting (connections wait in the
+   * kernel's backlog) until one closes. Default: the table's size (env LOCH_URING_MAX_CONNECTIONS).
+   */
+  readonly maxConnections?: number | undefined;
+}
+
+/** Most slots 'auto' asks for (the kernel's own cap on a table is 1 << 20 as well). */
+const MAX_DIRECT_FILES = 1 << 20;
+
+/** The soft RLIMIT_NOFILE of this process (from /proc/self/limits), or undefined. */
+function softNofile(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    if (soft === 'unlimited') return MAX_DIRECT_FILES;
+    const n = Number(soft);
+    return Number.isInteger(n) && n > 0 ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Slots of the direct descriptor table to ask for: UringDriverOptions.directFiles, else env
+ * LOCH_URING_DIRECT_FILES; 'auto' is the soft RLIMIT_NOFILE. 0: none.
+ */
+export function resolveDirectFiles(option: number | 'auto' | undefined): number {
+  const value = option ?? process.env.LOCH_URING_DIRECT_FILES;
+  if (value === undefined || value === '' || value === 0 || value === '0') return 0;
+  if (value === 'auto') return Math.min(softNofile() ?? 0, MAX_DIRECT_FILES);
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(
+      `directFiles must be a whole number of slots or 'auto', got ${JSON.stringify(value)}`,
+    );
+  }
+  return Math.min(n, MAX_DIRECT_FILES);
+}
+
+/** UringDriverOptions.maxConnections, else env LOCH_URING_MAX_CONNECTIONS; undefined: the table's size. */
+function resolveMaxConnections(option: number | undefined): number | undefined {
+  const value = option ?? process.env.LOCH_URING_MAX_CONNECTIONS;
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new RangeError(`maxConnections must be a positive whole number, got ${JSON.stringify(value)}`);
+  }
+  return n;
 }
 
 /** Thrown by createUringDriver when io_uring cannot serve on this machine or thread. */
@@ -134,6 +198,8 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
     throw new RangeError(`bufferCount must be a power of two up to 32768, got ${bufferCount}`);
   }
   const heapPoolBytes = resolveHeapPoolBytes(options.heapPoolBytes);
+  const directFiles = resolveDirectFiles(options.directFiles);
+  const maxConnections = resolveMaxConnections(options.maxConnections);
   const envFlush = process.env.LOCH_URING_FLUSH;
   const flushMode: FlushMode =
     options.flushMode ??
@@ -151,6 +217,8 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
       buffers: options.buffers,
       heapPoolBytes,
       warmBuffers: options.warmBuffers,
+      directFiles,
+      maxConnections,
       completions: { ...streamCompletions, listener: listenerCompletion },
     });
   } catch (error) {
@@ -352,6 +420,8 @@ export class UringDriver implements Driver {
     // The ring's registry holds the streams of every driver of this thread: this one's are closed.
     for (const s of this.host.ring.streams.values() as UringStream[])
       if (s.servedBy(this.host)) pending.push(s.close());
+    for (const s of this.host.ring.directStreams.values() as UringStream[])
+      if (s.servedBy(this.host)) pending.push(s.close());
     await Promise.all(pending);
     this.thread.users--;
     if (this.thread.users === 0) {
@@ -404,6 +474,10 @@ export class UringDriver implements Driver {
     if (!(from instanceof UringStream) || !(to instanceof UringStream) || from.ring !== this.host.ring) {
       throw new RuntimeError('ERR_LOCH_SPLICE_FOREIGN', 'splice');
     }
+    // A direct stream (a slot, no descriptor) cannot be spliced yet: the pump's synchronous
+    // splice(2) and O_NONBLOCK need a real fd (FIXED_FD_INSTALL, a later slice). EOPNOTSUPP is
+    // what zeroCopy() answers with a plain copy.
+    if (from.direct || to.direct) throw RuntimeError.fromErrno(-EOPNOTSUPP, 'splice');
     if (from.closed || to.closed) throw cancelledError('splice', undefined);
     const signal = options?.signal;
     if (signal?.aborted) throw cancelledError('splice', undefined);

@@ -2,18 +2,82 @@
  * StreamListener on the io_uring ring: one multishot accept per listener, armed while someone
  * accepts and kept armed while connections flow; accepted descriptors queue up to
  * ACCEPT_HIGH_WATER with no acceptor, then the multishot is cancelled and the kernel's backlog
- * holds the rest. Not for socket creation (native listenTcp/listenUnix, called by driver.ts).
+ * holds the rest. With the ring's direct descriptor table (RingOptions.directFiles), a TCP
+ * listener accepts into it instead: DIRECT_ACCEPTS one-shot accepts armed at once, each with a
+ * sockaddr buffer the peer's address lands in (a slot has no getpeername), re-armed from their
+ * completions, and none armed past the thread's maxConnections. Not for socket creation (native
+ * listenTcp/listenUnix, called by driver.ts).
  */
 import { unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { RuntimeError } from '../errors.js';
 import type { IoOptions, SocketAddress, StreamListener } from '../stream.js';
-import { CQE_F_MORE, OP_ACCEPT_MULTI, OP_CLOSE } from './records.js';
+import { CQE_F_MORE, FIXED_FILE_OP, OP_ACCEPT_DIRECT, OP_ACCEPT_MULTI, OP_CLOSE } from './records.js';
 import { type CompletionFn, type CompletionTarget, TARGET_LISTENER } from './ring.js';
-import { cancelledError, type StreamHost, UringStream } from './stream.js';
+import { cancelledError, type StreamHost, toSocketAddress, UringStream } from './stream.js';
 
 const { ECANCELED, ECONNABORTED } = constants.errno;
 const ACCEPT_HIGH_WATER = 64;
+/**
+ * One-shot direct accepts armed at once per listener (the page's K): a burst of connections is
+ * taken this many per completion batch, as a multishot would, while each accept still brings
+ * its own peer address.
+ */
+const DIRECT_ACCEPTS = 8;
+/** Bytes of a direct accept's address buffer: a sockaddr_in6 (28), then its length (4; native writes it there). */
+const SOCKADDR_BYTES = 32;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/**
+ * The peer address a direct accept wrote (a sockaddr_in or sockaddr_in6), in the form native
+ * `address()` gives (inet_ntop's text), or undefined for another family.
+ */
+export function decodeSockaddr(b: Uint8Array): SocketAddress | undefined {
+  const family = b[0]! | (b[1]! << 8);
+  const port = (b[2]! << 8) | b[3]!;
+  if (family === AF_INET)
+    return toSocketAddress({ family: 'ipv4', address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port });
+  if (family !== AF_INET6) return undefined;
+  return toSocketAddress({ family: 'ipv6', address: ipv6Text(b, 8), port });
+}
+
+/** inet_ntop(AF_INET6) of the 16 bytes at `at`: the first longest run (2+) of zero groups as "::", IPv4-mapped and -compatible forms dotted. */
+function ipv6Text(b: Uint8Array, at: number): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!);
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  if (bestLen < 2) best = -1;
+  const v4 = `${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}`;
+  // glibc's rule: ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, not ::1 or ::).
+  if (best === 0 && (bestLen === 6 || (bestLen === 7 && g[7] !== 1) || (bestLen === 5 && g[5] === 0xffff)))
+    return bestLen === 5 ? `::ffff:${v4}` : `::${v4}`;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (out !== '' && !out.endsWith(':')) out += ':';
+    out += g[i]!.toString(16);
+  }
+  return out;
+}
 
 interface AcceptWaiter {
   resolve(stream: UringStream): void;
@@ -42,6 +106,13 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   private armedSlot = -1;
   private cancelRequested = false;
   private readonly ready: number[] = [];
+  /** Direct mode: the peer address of each `ready` slot, in step with it. */
+  private readonly readyPeers: (SocketAddress | undefined)[] = [];
+  /** Direct mode (TCP with the ring's direct table): one-shot accepts, see DIRECT_ACCEPTS. */
+  private readonly direct: boolean;
+  /** Direct mode: the ring slots of the accepts in flight and their address buffers, in step. */
+  private readonly armedSlots: number[] = [];
+  private readonly armedBufs: Uint8Array[] = [];
   private readonly waiters: AcceptWaiter[] = [];
   private closing = false;
   private closePromise: Promise<void> | undefined;
@@ -58,6 +129,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   ) {
     listeners.add(this);
     this.streamLocal = sharedLocalAddress(localAddress);
+    this.direct = kind === 'tcp' && host.ring.maxDirect > 0;
   }
 
   accept(options?: IoOptions): Promise<UringStream> {
@@ -65,7 +137,11 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(cancelledError('accept', this.localAddress));
     const fd = this.ready.shift();
-    if (fd !== undefined) return Promise.resolve(this.wrap(fd));
+    if (fd !== undefined) {
+      const stream = this.wrap(fd, this.direct ? this.readyPeers.shift() : undefined);
+      if (this.direct) this.arm(); // the slot it held counted against maxConnections as pending
+      return Promise.resolve(stream);
+    }
     return new Promise<UringStream>((resolve, reject) => {
       const waiter: AcceptWaiter = { resolve, reject, signal, onAbort: undefined };
       if (signal !== undefined) {
@@ -93,7 +169,11 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
       w.reject(cancelledError('accept', this.localAddress));
     }
     for (const fd of this.ready.splice(0)) this.closeQuietly(fd);
-    if (this.armedSlot >= 0) this.host.ring.cancel(this.armedSlot);
+    this.readyPeers.length = 0;
+    if (this.direct) {
+      for (const slot of this.armedSlots) this.host.ring.cancel(slot);
+      if (this.armedSlots.length === 0) this.closeSocket();
+    } else if (this.armedSlot >= 0) this.host.ring.cancel(this.armedSlot);
     else this.closeSocket();
     return this.closePromise;
   }
@@ -109,8 +189,12 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     }
   }
 
-  /** Multishot accept completions. */
+  /** Multishot accept completions, or a direct accept's (one-shot). */
   onCompletion(res: number, flags: number, slot: number): void {
+    if (this.direct) {
+      this.onDirectAccept(res, slot);
+      return;
+    }
     const more = (flags & CQE_F_MORE) !== 0;
     if (!more) {
       this.armedSlot = -1;
@@ -145,23 +229,85 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     }
   }
 
-  private arm(): void {
-    if (this.armedSlot >= 0 || this.closing) return;
-    this.armedSlot = this.host.ring.alloc(this, TARGET_LISTENER);
-    this.host.ring.push(OP_ACCEPT_MULTI, this.fd, this.armedSlot, 0, undefined, 0);
+  /**
+   * A direct accept completed: `res` is the slot (its peer's address in the accept's buffer), or
+   * -errno. ENFILE (the table is full) and the like go to the next acceptor, as EMFILE does on
+   * descriptors (the accept loop backs off, then accept() arms again); such a failure is not
+   * re-armed here, which would spin.
+   */
+  private onDirectAccept(res: number, slot: number): void {
+    const at = this.armedSlots.indexOf(slot);
+    const buf = at >= 0 ? this.armedBufs[at] : undefined;
+    if (at >= 0) {
+      this.armedSlots.splice(at, 1);
+      this.armedBufs.splice(at, 1);
+    }
+    let rearm = true;
+    if (res >= 0) {
+      const peer = buf === undefined ? undefined : decodeSockaddr(buf);
+      if (this.closing) this.closeQuietly(res);
+      else {
+        const w = this.waiters.shift();
+        if (w !== undefined) {
+          if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+          w.resolve(this.wrap(res, peer));
+        } else {
+          this.ready.push(res);
+          this.readyPeers.push(peer);
+        }
+      }
+    } else if (res !== -ECANCELED && res !== -ECONNABORTED && !this.closing) {
+      rearm = false;
+      const w = this.waiters.shift();
+      if (w !== undefined) {
+        if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+        w.reject(RuntimeError.fromErrno(res, 'accept', this.localAddress));
+      }
+    } else if (res === -ECANCELED) rearm = false;
+    if (this.closing) {
+      if (this.armedSlots.length === 0) this.closeSocket();
+    } else if (rearm) this.arm();
   }
 
-  private wrap(fd: number): UringStream {
-    const stream = new UringStream(this.host, fd, this.kind, undefined, this.streamLocal);
+  /**
+   * Arms the accept: the multishot, or (direct) one-shot accepts up to DIRECT_ACCEPTS while
+   * someone waits or fewer than ACCEPT_HIGH_WATER streams wait for an acceptor, and the thread
+   * is under maxConnections (else the ring arms it again once a direct stream leaves).
+   */
+  arm(): void {
+    if (this.closing) return;
+    const ring = this.host.ring;
+    if (this.direct) {
+      while (
+        this.armedSlots.length < DIRECT_ACCEPTS &&
+        (this.waiters.length > 0 || this.ready.length + this.armedSlots.length < ACCEPT_HIGH_WATER) &&
+        ring.directRoom(this.ready.length + this.armedSlots.length, this)
+      ) {
+        const buf = new Uint8Array(SOCKADDR_BYTES);
+        const slot = ring.alloc(this, TARGET_LISTENER);
+        this.armedSlots.push(slot);
+        this.armedBufs.push(buf);
+        ring.push(OP_ACCEPT_DIRECT, this.fd, slot, SOCKADDR_BYTES, buf, 0);
+      }
+      return;
+    }
+    if (this.armedSlot >= 0) return;
+    this.armedSlot = ring.alloc(this, TARGET_LISTENER);
+    ring.push(OP_ACCEPT_MULTI, this.fd, this.armedSlot, 0, undefined, 0);
+  }
+
+  private wrap(fd: number, peer?: SocketAddress): UringStream {
+    const stream = new UringStream(this.host, fd, this.kind, peer, this.streamLocal, this.direct);
     // No setsockopt here: native listenTcp set TCP_NODELAY on the listener, and an accepted
     // socket inherits it (one syscall fewer per connection; no-delay.test.ts checks the kernel's).
     if (this.kind === 'tcp') stream.markNoDelay();
     return stream;
   }
 
+  /** Closes an accepted socket nobody will use (a direct one's slot: close direct). */
   private closeQuietly(fd: number): void {
     const ring = this.host.ring;
-    ring.push(OP_CLOSE, fd, ring.alloc(IGNORE), 0, undefined, 0);
+    ring.push(OP_CLOSE | (this.direct ? FIXED_FILE_OP : 0), fd, ring.alloc(IGNORE), 0, undefined, 0);
   }
 
   private closeSocket(): void {

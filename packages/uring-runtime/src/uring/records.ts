@@ -50,6 +50,15 @@ export const OP_TLS_CLOSE_NOTIFY = 15;
 export const OP_PLAIN_RELEASE = 16;
 /** fd, len: one recv of at most len bytes into a provided buffer (a stream near its budget); aux as RECV_MULTI. */
 export const OP_RECV_SELECT = 17;
+/**
+ * Accept into the ring's direct descriptor table (res: the slot). aux 0: one-shot, the peer's
+ * sockaddr written into `buf` (len bytes); aux 1: multishot, no address.
+ */
+export const OP_ACCEPT_DIRECT = 18;
+/** setsockopt on `fd` (a slot, with FIXED_FILE_OP): aux = level, aux2 = optname, len = the int value. */
+export const OP_SETSOCKOPT = 20;
+/** IOSQE_FIXED_FILE in a record's op word: its `fd` is a slot of the direct descriptor table. */
+export const FIXED_FILE_OP = 1 << 8;
 
 /** IORING_CQE_F_BUFFER: the upper 16 bits of flags carry the provided buffer's id. */
 export const CQE_F_BUFFER = 1;

@@ -117,6 +117,17 @@ export interface RingOptions {
    * loaded from the target.
    */
   readonly completions?: TargetCompletions | undefined;
+  /**
+   * Slots of the ring's direct descriptor table (0 or absent: none): TCP listeners accept into
+   * it (UringListener), so accepted sockets are not in the process's fd table. Default 0.
+   */
+  readonly directFiles?: number | undefined;
+  /**
+   * Most direct (accepted) streams open at once on this thread: past it the listeners stop
+   * arming their accepts (connections wait in the kernel's backlog), and arm again when one
+   * closes. Default: the table's size.
+   */
+  readonly maxConnections?: number | undefined;
 }
 
 const { ECANCELED } = constants.errno;
@@ -367,6 +378,15 @@ export class Ring {
    * a multishot recv armed are stopped together when the pool is under pressure).
    */
   readonly streams = new FdRegistry<PoolReader>();
+  /**
+   * The open direct streams by slot of the direct descriptor table (a number space of its own:
+   * slot 7 and descriptor 7 are different sockets). Its size is what maxConnections caps.
+   */
+  readonly directStreams = new FdRegistry<PoolReader>();
+  /** Most direct streams at once (RingOptions.maxConnections); 0 without a table. */
+  readonly maxDirect: number;
+  /** Listeners that stopped arming at maxDirect: armed again when a direct stream leaves. */
+  private readonly atCap = new Set<{ arm(): void }>();
   /** Half the pool went out and the multishots of streams holding bytes were stopped. */
   private pressure = false;
   /**
@@ -601,8 +621,15 @@ export class Ring {
       plainPublished,
       ...(this.nativeFlush ? { onFlush: this.flushBound, flushWant: this.flushWant } : {}),
       submitArgs: this.submitArgs,
+      // Issue 18, bench/http-proxy/direct-descriptors-2026-12-07.md: a direct descriptor table
+      // that TCP listeners accept into (native/README.md, "Direct descriptors").
+      ...(options.directFiles !== undefined && options.directFiles > 0
+        ? { directFiles: options.directFiles }
+        : {}),
     };
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
+    const table = this.info.directFiles ?? 0;
+    this.maxDirect = table === 0 ? 0 : Math.min(table, options.maxConnections ?? table);
     this.submitView = this.info.submitView === true;
     this.sharedSubmit = this.info.submitArgs === true && typeof binding.submitShared === 'function';
     if (this.info.deferTaskrun && !deferWarned) {
@@ -637,6 +664,7 @@ export class Ring {
       if (!this.pressure) {
         this.pressure = true;
         this.streams.forEach(onPoolPressure);
+        this.directStreams.forEach(onPoolPressure);
       }
     } else if (this.pressure && out < (this.bufferCount * 3) >> 3) this.pressure = false;
     if (++this.warmTaken >= this.warmBuffers * this.warmDecay && this.warmBuffers > this.warmBase) {
@@ -894,6 +922,30 @@ export class Ring {
     if (this.count === this.capacity) this.flushNow(false);
   }
 
+  /** The direct descriptor table's size (0: none, or refused: info.directFilesError says why). */
+  get directFiles(): number {
+    return this.info.directFiles ?? 0;
+  }
+
+  /**
+   * Whether another direct stream may be accepted now (`pending`: accepts armed or accepted
+   * streams not handed out yet, counted as open); when not, `listener` is armed again once a
+   * direct stream leaves (directStreamLeft).
+   */
+  directRoom(pending: number, listener: { arm(): void }): boolean {
+    if (this.directStreams.size + pending < this.maxDirect) return true;
+    this.atCap.add(listener);
+    return false;
+  }
+
+  /** A direct stream left the registry (its close is under way): listeners at the cap arm again. */
+  directStreamLeft(): void {
+    if (this.atCap.size === 0) return;
+    const waiting = [...this.atCap];
+    this.atCap.clear();
+    for (const l of waiting) l.arm();
+  }
+
   /** Requests cancellation of the op in `slot` (IORING_OP_ASYNC_CANCEL). Its buffer still comes back. */
   cancel(slot: number): void {
     const page = this.pages[slot >>> SLOT_SHIFT]!;
@@ -903,9 +955,9 @@ export class Ring {
     this.record(OP_CANCEL, -1, -1, 0, -1, slot, page.gens[i]! | 0);
   }
 
-  /** Cancels every op on `fd`. */
-  cancelFd(fd: number): void {
-    this.record(OP_CANCEL_FD, fd, -1, 0, -1, 0);
+  /** Cancels every op on `fd` (`fdOps`: FIXED_FILE_OP when `fd` is a direct slot). */
+  cancelFd(fd: number, fdOps = 0): void {
+    this.record(OP_CANCEL_FD | fdOps, fd, -1, 0, -1, 0);
   }
 
   /**
@@ -913,10 +965,10 @@ export class Ring {
    * the cancel (it runs once the cancel completed, whatever the cancel found); `slot`'s target
    * hears the close. Where cancelFd and a close once the ops completed take two flushes.
    */
-  cancelFdAndClose(fd: number, slot: number): void {
+  cancelFdAndClose(fd: number, slot: number, fdOps = 0): void {
     if (this.count + 2 > this.capacity) this.flushNow(false);
-    this.record(OP_CANCEL_FD, fd, -1, 0, -1, 0, 1);
-    this.record(OP_CLOSE, fd, slot, 0, -1, 0);
+    this.record(OP_CANCEL_FD | fdOps, fd, -1, 0, -1, 0, 1);
+    this.record(OP_CLOSE | fdOps, fd, slot, 0, -1, 0);
   }
 
   /**

@@ -17,7 +17,7 @@
  * kind get the bytes in call order.
  */
 import { constants } from 'node:os';
-import type { NativeAddress, NativeBinding, NativeTlsSession } from '@loch/native';
+import type { NativeAddress, NativeBinding, NativeFailure, NativeTlsSession } from '@loch/native';
 import { RuntimeError } from '../errors.js';
 import { BASE_CHUNKS, type BudgetWaiter } from '../internal/buffer-budget.js';
 import { PromiseWrite, StreamForms } from '../internal/stream-forms.js';
@@ -40,6 +40,7 @@ import {
   CQE_F_PLAIN,
   CQE_F_SOCK_NONEMPTY,
   CQE_F_TLS_EVENT,
+  FIXED_FILE_OP,
   MAX_IOV,
   OP_CLOSE,
   OP_POLL,
@@ -47,6 +48,7 @@ import {
   OP_RECV_MULTI,
   OP_RECV_SELECT,
   OP_SEND,
+  OP_SETSOCKOPT,
   OP_SHUTDOWN,
   OP_TLS_CLOSE_NOTIFY,
   OP_WRITEV,
@@ -587,6 +589,11 @@ const WRITING = 4096;
  */
 const WRITE_BROKEN = 8192;
 /**
+ * `fd` is a slot of the ring's direct descriptor table (an accept direct), not a descriptor:
+ * every record this stream makes carries IOSQE_FIXED_FILE (see fdOps).
+ */
+const DIRECT = 16384;
+/**
  * The stream's ops in flight count in `bits` from this bit up (one field less per stream: 8 B per
  * idle connection): `bits += IN_FLIGHT_ONE` per op submitted, `-=` at its final completion. A
  * plain stream has a handful at most (its receive, one write: later ones queue, a shutdown, a
@@ -594,8 +601,11 @@ const WRITE_BROKEN = 8192;
  * TLS_WRITES_IN_FLIGHT (see writeWaits). So `bits` stays far below 2^30 and a Smi: a field that
  * once held a larger number would turn every stream's `bits` into a boxed double.
  */
-const IN_FLIGHT_SHIFT = 14;
+const IN_FLIGHT_SHIFT = 15;
 const IN_FLIGHT_ONE = 1 << IN_FLIGHT_SHIFT;
+/** IPPROTO_TCP and TCP_NODELAY, for a direct stream's setsockopt record. */
+const IPPROTO_TCP = 6;
+const TCP_NODELAY = 1;
 /** In-ring TLS writes in flight at once on one stream; more wait in the write queue. */
 const TLS_WRITES_IN_FLIGHT = 1024;
 /** QueuedWrite's `data` for a close_notify (compared by identity). */
@@ -659,12 +669,38 @@ export class UringStream
     kind: 'tcp' | 'unix',
     remote?: SocketAddress,
     local?: SocketAddress,
+    direct = false,
   ) {
     super();
-    if (kind === 'unix') this.bits = UNIX;
+    this.bits = (kind === 'unix' ? UNIX : 0) | (direct ? DIRECT : 0);
     this.peer = remote;
     this.local = local;
-    host.ring.streams.add(this);
+    (direct ? host.ring.directStreams : host.ring.streams).add(this);
+  }
+
+  /**
+   * `fd` is a slot of the ring's direct descriptor table (issue 18; native/README.md, "Direct
+   * descriptors"): the stream was accepted direct. Such a stream has no descriptor: what needs
+   * one either goes through `slotAddress` (its addresses) or is refused (a splice pump:
+   * EOPNOTSUPP, which zeroCopy answers with a copy; in-ring TLS: ENOTSUP, which @loch/tls answers
+   * by feeding the session from JavaScript).
+   */
+  get direct(): boolean {
+    return (this.bits & DIRECT) !== 0;
+  }
+
+  /** IOSQE_FIXED_FILE in the op word for a direct stream, else 0: ORed into every record it makes. */
+  private get fdOps(): number {
+    return (this.bits & DIRECT) !== 0 ? FIXED_FILE_OP : 0;
+  }
+
+  /**
+   * The one place a direct stream's socket is asked for an address the accept did not bring (the
+   * local address on a wildcard listener, a Unix peer): native directAddress makes a real
+   * descriptor for a moment (IORING_OP_FIXED_FD_INSTALL, Linux 6.8) and closes it.
+   */
+  private slotAddress(peer: boolean): NativeAddress | NativeFailure {
+    return this.host.binding.directAddress(this.fd, peer);
   }
 
   /** True once close() started; in-flight ops then fail with ECANCELED. */
@@ -765,7 +801,11 @@ export class UringStream
   }
 
   get remoteAddress(): SocketAddress {
-    return this.remote ?? (this.peer = toSocketAddress(this.host.binding.address(this.fd, true)));
+    const known = this.remote;
+    if (known !== undefined) return known;
+    // A direct stream's accept brought its peer's address (UringListener.wrap), except a Unix one's.
+    const a = this.direct ? this.slotAddress(true) : this.host.binding.address(this.fd, true);
+    return (this.peer = toSocketAddress(a));
   }
 
   /** Plain facts (no TLS, the peer is the client), made on first use (see `peer`). */
@@ -776,7 +816,10 @@ export class UringStream
   }
 
   get localAddress(): SocketAddress {
-    if (this.local === undefined) this.local = toSocketAddress(this.host.binding.address(this.fd, false));
+    if (this.local === undefined)
+      this.local = toSocketAddress(
+        this.direct ? this.slotAddress(false) : this.host.binding.address(this.fd, false),
+      );
     return this.local;
   }
 
@@ -789,15 +832,39 @@ export class UringStream
     const known = this.remote;
     if (known !== undefined) return known;
     if (this.closing) return undefined;
-    const a = this.host.binding.address(this.fd, true);
+    const a = this.direct ? this.slotAddress(true) : this.host.binding.address(this.fd, true);
     if (!('family' in a)) return undefined;
     return (this.peer = toSocketAddress(a));
   }
 
   setNoDelay(enabled: boolean): void {
     if (this.kind !== 'tcp' || this.closing || ((this.bits & NO_DELAY) !== 0) === enabled) return;
-    this.host.binding.setNoDelay(this.fd, enabled);
+    if (this.direct) this.setNoDelayDirect(enabled);
+    else this.host.binding.setNoDelay(this.fd, enabled);
     this.bits = enabled ? this.bits | NO_DELAY : this.bits & ~NO_DELAY;
+  }
+
+  /**
+   * setsockopt(TCP_NODELAY) on a direct slot: a SETSOCKOPT record (URING_CMD, Linux 6.7), sent
+   * with the next flush, so ahead of any write made after this call. The stream records the wish
+   * at once; a refusal (an older kernel) puts the bit back as the kernel has it.
+   */
+  private setNoDelayDirect(enabled: boolean): void {
+    const ring = this.ring;
+    const target: CompletionTarget = {
+      onCompletion: (res) => {
+        if (res < 0) this.bits = enabled ? this.bits & ~NO_DELAY : this.bits | NO_DELAY;
+      },
+    };
+    ring.push(
+      OP_SETSOCKOPT | FIXED_FILE_OP,
+      this.fd,
+      ring.alloc(target),
+      enabled ? 1 : 0,
+      undefined,
+      IPPROTO_TCP,
+      TCP_NODELAY,
+    );
   }
 
   /**
@@ -1020,7 +1087,7 @@ export class UringStream
     if (this.inFlight === 0 && this.armedSlot < 0) this.issueClose();
     else if (this.inFlight === 1 && this.armedSlot >= 0 && this.tls === 0 && rare.pipe === undefined)
       this.closeWithReceive(rare);
-    else this.ring.cancelFd(this.fd);
+    else this.ring.cancelFd(this.fd, this.fdOps);
     return rare.closePromise;
   }
 
@@ -1062,6 +1129,9 @@ export class UringStream
       this.rare?.pumps
     )
       return -EBUSY;
+    // In-ring TLS is keyed by descriptor (a slot is another number space): a direct stream's
+    // session is fed from JavaScript (@loch/tls does that on any refusal).
+    if (this.direct) return -ENOTSUP;
     const id = this.host.binding.tlsAttach(this.fd, session);
     if (id < 0) return id;
     let state = this.tlsState;
@@ -1435,7 +1505,18 @@ export class UringStream
         this.finishLinkedClose();
       },
     };
-    this.ring.cancelFdAndClose(this.fd, this.ring.alloc(target));
+    this.ring.cancelFdAndClose(this.fd, this.ring.alloc(target), this.fdOps);
+  }
+
+  /** Out of the ring's registry (its close is under way); a direct stream's leaving may re-arm accepts. */
+  private leaveRegistry(): void {
+    const ring = this.ring;
+    if (this.direct) {
+      ring.directStreams.delete(this);
+      ring.directStreamLeft();
+    } else {
+      ring.streams.delete(this);
+    }
   }
 
   /** The end of closeWithReceive's close: once the close and the last op completed. */
@@ -1444,7 +1525,7 @@ export class UringStream
     const done = rare.finishClose;
     if (done === undefined || !rare.closeDone || this.inFlight > 0) return;
     rare.finishClose = undefined;
-    this.ring.streams.delete(this);
+    this.leaveRegistry();
     this.ring.budget.forget(this);
     done();
   }
@@ -1454,7 +1535,7 @@ export class UringStream
     const done = rare?.finishClose;
     if (rare === undefined || done === undefined) return;
     rare.finishClose = undefined;
-    this.ring.streams.delete(this);
+    this.leaveRegistry();
     this.ring.budget.forget(this);
     if (rare.pipe !== undefined) {
       this.host.binding.closeFd(rare.pipe[0]);
@@ -1462,7 +1543,7 @@ export class UringStream
       rare.pipe = undefined;
     }
     const target: CompletionTarget = { onCompletion: () => done() };
-    this.ring.push(OP_CLOSE, this.fd, this.ring.alloc(target), 0, undefined, 0);
+    this.ring.push(OP_CLOSE | this.fdOps, this.fd, this.ring.alloc(target), 0, undefined, 0);
   }
 
   private submit(
@@ -1477,7 +1558,7 @@ export class UringStream
     const slot = ring.alloc(op, TARGET_STREAM_OP);
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
-    ring.push(opcode, this.fd, slot, len, buf, aux, aux2);
+    ring.push(opcode | this.fdOps, this.fd, slot, len, buf, aux, aux2);
     const signal = op.signal;
     if (signal !== undefined) this.watchAbort(op, signal);
   }
@@ -1494,7 +1575,7 @@ export class UringStream
     const slot = ring.alloc(op, TARGET_STREAM_OP);
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
-    ring.push(opcode, this.fd, slot, buf.length, buf, 0, this.tls);
+    ring.push(opcode | this.fdOps, this.fd, slot, buf.length, buf, 0, this.tls);
   }
 
   /**
@@ -1519,7 +1600,7 @@ export class UringStream
     op.slot = slot;
     this.bits += IN_FLIGHT_ONE;
     const first = ring.pushBuffers(slot, bufs, 0, count);
-    ring.record(OP_WRITEV, this.fd, slot, 0, first, count, this.tls);
+    ring.record(OP_WRITEV | this.fdOps, this.fd, slot, 0, first, count, this.tls);
   }
 
   /**
@@ -1633,7 +1714,7 @@ export class UringStream
     if (op === OP_RECV_MULTI && this.tls === 0) this.bits |= MULTISHOT;
     this.armedSlot = ring.alloc(this, TARGET_STREAM);
     this.bits += IN_FLIGHT_ONE;
-    ring.push(op, this.fd, this.armedSlot, len, undefined, this.tls);
+    ring.push(op | this.fdOps, this.fd, this.armedSlot, len, undefined, this.tls);
   }
 
   /** Arms one recv of at most `len` bytes into a heap buffer, taken once readable (see HeapRecv). */
@@ -1654,7 +1735,7 @@ export class UringStream
       return;
     }
     this.armedSlot = ring.alloc(recv, TARGET_HEAP_RECV);
-    ring.push(OP_POLL, this.fd, this.armedSlot, 0, undefined, POLLIN);
+    ring.push(OP_POLL | this.fdOps, this.fd, this.armedSlot, 0, undefined, POLLIN);
   }
 
   /**
@@ -1681,7 +1762,7 @@ export class UringStream
     recv.want = want;
     (rare.heap ??= new Map()).set(recv.code, buf);
     this.armedSlot = ring.alloc(recv, TARGET_HEAP_RECV);
-    ring.push(OP_RECV, this.fd, this.armedSlot, want, buf, 0);
+    ring.push(OP_RECV | this.fdOps, this.fd, this.armedSlot, want, buf, 0);
   }
 
   /**
@@ -1726,7 +1807,7 @@ export class UringStream
     this.armLimited = false;
     this.armedSlot = ring.alloc(this, TARGET_STREAM);
     this.bits += IN_FLIGHT_ONE;
-    ring.push(OP_RECV, this.fd, this.armedSlot, len, buf, this.tls);
+    ring.push(OP_RECV | this.fdOps, this.fd, this.armedSlot, len, buf, this.tls);
   }
 
   /** read(buf) while the multishot recv is armed: waits for its next chunk, then copies. */
