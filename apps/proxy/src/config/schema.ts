@@ -449,6 +449,12 @@ export const RuntimeSchema = z.strictObject({
   idle_memory_trim: Duration.optional(),
   /** Open client connections per worker (nginx's worker_connections); at the limit accepting pauses. */
   max_connections_per_worker: z.number().int().min(1).max(1_000_000).optional(),
+  /**
+   * io_uring direct descriptors: slots of a table per worker ring that client connections are
+   * accepted into (outside the process's fd table, so each worker holds up to the soft
+   * RLIMIT_NOFILE); a number, "auto" (the soft limit) or 0 (off, the default).
+   */
+  direct_files: z.union([z.literal('auto'), z.number().int().min(0).max(1_048_576)]).optional(),
   /** Received bytes one connection holds unread before it stops reading (receive budget). */
   stream_buffer_bytes: ByteSize.optional(),
   /** Received bytes all connections of a worker hold before growing ones stop reading. */
@@ -716,6 +722,12 @@ export interface RuntimeConfig {
    * close. Applied on reload too.
    */
   readonly maxConnectionsPerWorker: number;
+  /**
+   * `direct_files`: the io_uring driver's direct descriptor table per worker (@loch/uring-runtime's
+   * `uring.directFiles`): slots, "auto" (the soft RLIMIT_NOFILE) or 0 (off). Undefined when not
+   * given: the runtime's default (off) or env LOCH_URING_DIRECT_FILES. Needs a restart.
+   */
+  readonly directFiles?: number | 'auto' | undefined;
   /**
    * Receive budgets (@loch/uring-runtime's `buffers`): bytes one connection holds unread before
    * it stops reading (TCP backpressure), and bytes all of a worker's connections hold before those

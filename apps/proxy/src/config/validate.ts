@@ -362,6 +362,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
     cpuAffinity: rt.cpu_affinity ?? false,
     idleMemoryTrimMs: durationMs(rt.idle_memory_trim, 1000),
     maxConnectionsPerWorker: rt.max_connections_per_worker ?? DEFAULT_MAX_CONNECTIONS_PER_WORKER,
+    ...(rt.direct_files === undefined ? {} : { directFiles: rt.direct_files }),
     ...receiveBudgets(rt, issues),
     workerYoungGenerationBytes: youngGeneration(rt, issues),
   } as const;
