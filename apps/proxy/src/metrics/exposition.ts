@@ -461,7 +461,7 @@ export function renderExposition(input: ExpositionInput): string {
     t.family(
       'loch_wave_collections_total',
       'counter',
-      "Collections run because a worker's open connections fell to half of their high-water mark, by 1,000 or more.",
+      "Collections run because a worker's open connections fell to half of their high-water mark, by 1,000 or more (one a wave; those that never started are also in loch_wave_collect_misses_total).",
     );
     t.sample(
       'loch_wave_collections_total',

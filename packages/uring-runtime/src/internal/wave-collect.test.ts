@@ -152,15 +152,33 @@ describe('WaveCollector', () => {
 
   it('calls again at the next steps while a collection does not start (a marking already ran)', () => {
     // collectAfterWave answers false while V8's own marking still runs: here the first two calls.
-    const state = { open: 0, now: 0, calls: 0, answers: [false, false, true] };
+    const state = {
+      open: 0,
+      now: 0,
+      calls: 0,
+      answers: [false, false, true],
+      used: 60_000_000,
+      started: false,
+    };
     const collector = new WaveCollector(30_000, {
       openStreams: () => state.open,
       now: () => state.now,
-      collect: () => state.answers[state.calls++] ?? true,
+      collect: () => {
+        const answer = state.answers[state.calls++] ?? true;
+        if (answer) state.started = true;
+        return answer;
+      },
+      heapUsed: () => state.used,
     });
     const step = (open: number) => {
       state.now += WAVE_CHECK_MS;
       state.open = open;
+      // V8's own marking frees 1 MB a step; the started collection 20 MB once.
+      state.used -= 1_000_000;
+      if (state.started) {
+        state.used -= 20_000_000;
+        state.started = false;
+      }
       collector.check();
     };
     step(19_000);
@@ -176,6 +194,8 @@ describe('WaveCollector', () => {
     expect(collector.collections).toBe(1);
     expect(collector.retries).toBe(2);
     expect(collector.misses).toBe(0);
+    // Only the started call's step counts: its 20 MB and that step's 1 MB of V8's own marking.
+    expect(collector.freedBytes).toBe(21_000_000);
   });
 
   it(`gives up after ${WAVE_RETRIES} more calls that do not start, and counts a miss`, () => {

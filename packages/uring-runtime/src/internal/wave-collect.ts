@@ -73,7 +73,10 @@ export function resolveWaveCollectMs(
  * runtime keeps anyway.
  */
 export class WaveCollector {
-  /** Collections done so far. */
+  /**
+   * Waves collected so far: one per wave, counted at its first call (a wave whose calls all
+   * did not start counts here and in `misses`).
+   */
   collections = 0;
   /** Milliseconds spent inside collect() so far (by hooks.now). */
   collectMs = 0;
@@ -89,8 +92,9 @@ export class WaveCollector {
   /** Milliseconds the last collect() call took (0 before the first). */
   lastMs = 0;
   /**
-   * Old-generation bytes the collections freed so far: used before each less used at the step
-   * after it (WAVE_CHECK_MS later), each at least 0.
+   * Old-generation bytes the collections freed so far: used before each call that started one
+   * less used at the step after it (WAVE_CHECK_MS later), each at least 0. A call that did not
+   * start counts nothing (what V8's own marking frees meanwhile is not the collection's).
    */
   freedBytes = 0;
   /** The open-stream high-water mark since the last collection. */
@@ -177,7 +181,10 @@ export class WaveCollector {
       this.failures++;
     }
     if (started !== false) this.#retriesLeft = 0;
-    else if (this.#retriesLeft === 0) this.misses++;
+    else {
+      this.#usedBefore = undefined;
+      if (this.#retriesLeft === 0) this.misses++;
+    }
     const done = this.#hooks.now();
     this.lastMs = done - now;
     this.collectMs += this.lastMs;
