@@ -209,7 +209,10 @@ export async function runProxy(
         workers: config.runtime.workers,
         cpuAffinity: config.runtime.cpuAffinity,
         driver,
-        uring: { entries: config.runtime.entries },
+        uring: {
+          entries: config.runtime.entries,
+          ...(config.runtime.directFiles === undefined ? {} : { directFiles: config.runtime.directFiles }),
+        },
         buffers: receiveBudgets(config),
         resourceLimits: workerResourceLimits(config),
         data: { config, debug, metrics: admin.workerShare(), health } satisfies WorkerData,
