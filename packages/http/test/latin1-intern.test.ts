@@ -148,6 +148,40 @@ describe('latin1Of', () => {
     expect(latin1Of(bytes, 0, bytes.length)).toBe('/api?token=s3cr3t');
     expect(latin1Interned.hits).toBe(before);
   });
+
+  it("keeps a run without a '?' and never one with a '?' at any place, length (1-64) and alignment, whatever the bytes around it", () => {
+    // A search for the '?' that missed one (at a word's edge, in the last bytes) would keep a
+    // query; one that saw a '?' in its neighbours (0x3e, 0x40, 0xbf = '?' | 0x80, 0xff, 0x00)
+    // would keep a plain run out of the table.
+    const fillers = [0x3e, 0x40, 0xbf, 0xff, 0x00, 0x7f, 0x1f];
+    const memory = new Uint8Array(64 + 8 + 8);
+    for (let n = 1; n <= 64; n++) {
+      for (let shift = 0; shift < 4; shift++) {
+        const view = memory.subarray(shift);
+        const s = 1 + ((n + 3 * shift) & 3);
+        const filler = fillers[(n + shift) % fillers.length]!;
+        for (let i = 0; i < n; i++) view[s + i] = i % 3 === 0 ? filler : 0x61 + ((i * 5 + n) % 26);
+        // A '?' just outside the run on both sides: not the run's.
+        view[s - 1] = 0x3f;
+        view[s + n] = 0x3f;
+        const plain = latin1(view, s, s + n);
+        latin1Of(view, s, s + n);
+        let before = latin1Interned.hits;
+        expect(latin1Of(view, s, s + n)).toBe(plain);
+        expect(latin1Interned.hits).toBe(before + 1);
+        for (let q = 0; q < n; q++) {
+          const was = view[s + q]!;
+          view[s + q] = 0x3f;
+          const query = latin1(view, s, s + n);
+          expect(latin1Of(view, s, s + n)).toBe(query);
+          before = latin1Interned.hits;
+          expect(latin1Of(view, s, s + n)).toBe(query);
+          expect(latin1Interned.hits).toBe(before);
+          view[s + q] = was;
+        }
+      }
+    }
+  });
 });
 
 describe('decoded heads read through latin1Of', () => {

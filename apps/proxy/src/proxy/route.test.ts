@@ -217,6 +217,60 @@ describe('cleanPathEnd', () => {
     expect(cleanPathEnd('/a#b')).toBe(-1);
   });
 
+  /** What cleanPathEnd answers, spelled as searches: the reference for the tests below. */
+  const expectedEnd = (t: string): number => {
+    const q = t.indexOf('?');
+    const path = q < 0 ? t : t.slice(0, q);
+    if (t.includes('#') || path.includes('%') || path.includes('/.')) return -1;
+    return path.length;
+  };
+
+  it("agrees with the searches for targets of 0-4,096 chars: '?', '#', %-escapes, '/.', bytes above 0x7f (fast-check)", () => {
+    const piece = fc.constantFrom(
+      '/',
+      '.',
+      '%',
+      '%2e',
+      '#',
+      '?',
+      'a',
+      'users',
+      '1079190',
+      '\xe9',
+      '\xff',
+      '\x80',
+      '=',
+      '&',
+    );
+    fc.assert(
+      fc.property(
+        fc.array(piece, { maxLength: 40 }),
+        fc.nat(4096),
+        fc.array(piece, { maxLength: 8 }),
+        (head, fill, tail) => {
+          // A long run of plain chars somewhere: what a 4 KiB target's path or query looks like.
+          const t = `/${head.join('')}${'b'.repeat(fill % 7 === 0 ? fill : fill % 64)}${tail.join('')}`;
+          expect(cleanPathEnd(t)).toBe(expectedEnd(t));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('finds the end of a 4 KiB path, and what needs the slow path at its last chars', () => {
+    const long = `/${'seg/'.repeat(1023)}x`;
+    expect(long.length).toBe(4094);
+    expect(cleanPathEnd(long)).toBe(4094);
+    expect(cleanPathEnd(`${long}?q=%2e#`)).toBe(-1);
+    expect(cleanPathEnd(`${long}?q=%2e/./\xe9`)).toBe(4094);
+    expect(cleanPathEnd(`${long}%41`)).toBe(-1);
+    expect(cleanPathEnd(`${long}/.`)).toBe(-1);
+    expect(cleanPathEnd(`${long}#`)).toBe(-1);
+    expect(cleanPathEnd(`${long}\xe9/\xff`)).toBe(4097);
+    expect(cleanPathEnd(`/api/v2/users/1079190/orders?page=3&limit=50`)).toBe(28);
+    expect(cleanPathEnd(`/api/v2/users/1079190/orders/.x?page=3`)).toBe(-1);
+  });
+
   it('agrees with the normalizer: a clean path is one it leaves as is', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^\/[a-z./%#?~0-9]{0,12}$/), (t) => {
