@@ -96,9 +96,15 @@ export interface RingInfo {
   readonly directFiles?: number;
   /**
    * Why the table init asked for was refused (an errno, positive: EMFILE when it is larger than
-   * the soft RLIMIT_NOFILE, EINVAL on kernels before 5.19); the ring then runs on descriptors only.
+   * the soft RLIMIT_NOFILE, EINVAL before 5.19, EOPNOTSUPP before 6.0: no CANCEL_FD by slot); the
+   * ring then runs on descriptors only.
    */
   readonly directFilesError?: number;
+  /**
+   * The table works with IORING_OP_FIXED_FD_INSTALL (Linux 6.8): `directAddress` can read a
+   * slot's addresses (what an accept does not bring: the local address on a wildcard listener).
+   */
+  readonly directInstall?: boolean;
 }
 
 /** Options of `init`. */

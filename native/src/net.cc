@@ -118,7 +118,13 @@ int OpenTcpListener(const std::string& host, int port, int backlog, bool reusePo
     return -e;
   }
   if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only ? &one : &zero, sizeof one);
-  if (noDelay) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (noDelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    // The runtime marks every accepted stream no-delay on the strength of this: never a guess.
+    int e = errno;
+    close(fd);
+    *failed = "setsockopt";
+    return -e;
+  }
   return BindAndListen(fd, ss, len, backlog, failed);
 }
 

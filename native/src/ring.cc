@@ -209,6 +209,18 @@ void Ring::RegisterDirectFiles(uint32_t want) {
   directError_ = 0;
   direct_.clear();
   if (want == 0) return;
+  // What a direct stream's life needs beyond the table (5.19): CANCEL_FD by slot
+  // (IORING_ASYNC_CANCEL_FD_FIXED, 6.0; without it a closing stream's armed recv keeps the socket
+  // open), told by SEND_ZC (6.0), the marker the probe reads too. FIXED_FD_INSTALL (6.8) is
+  // optional: reported (directInstall) for the addresses an accept does not bring.
+  io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+  const bool recent = probe != nullptr && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+  directInstall_ = probe != nullptr && io_uring_opcode_supported(probe, kOpFixedFdInstall);
+  if (probe != nullptr) io_uring_free_probe(probe);
+  if (!recent) {
+    directError_ = -EOPNOTSUPP;
+    return;
+  }
   io_uring_rsrc_register reg{};
   reg.nr = want;
   reg.flags = IORING_RSRC_REGISTER_SPARSE;
@@ -265,6 +277,8 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   o.Set("registeredRing", Napi::Boolean::New(env, registeredRing_));
   // The direct descriptor table's slots (0: none), and the errno that refused the one asked for.
   o.Set("directFiles", Napi::Number::New(env, directFiles_));
+  // FIXED_FD_INSTALL works (6.8): directAddress can read a slot's addresses.
+  o.Set("directInstall", Napi::Boolean::New(env, directFiles_ > 0 && directInstall_));
   if (directError_ != 0) o.Set("directFilesError", Napi::Number::New(env, -directError_));
   // submit(n, bufs) takes a lone buffer as `bufs` itself (index 0), not only an array.
   o.Set("submitView", Napi::Boolean::New(env, true));
@@ -401,6 +415,27 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
   s.op = static_cast<uint8_t>(op);
   s.tls = 0;
   s.tlsHeap = nullptr;
+  // Ops whose other descriptor or in-ring state is keyed by real fd take no slot: SPLICE (its
+  // input is splice_fd_in, which IOSQE_FIXED_FILE does not cover), TLS_CLOSE_NOTIFY and any
+  // record of a TLS conn (connByFd_, the ring's own sends by fd). Slots and fds are number spaces
+  // that collide: such a record would reach another socket of the process. Refused (-EINVAL).
+  if (fixed && (op == OP_SPLICE || op == OP_TLS_CLOSE_NOTIFY ||
+                ((op == OP_RECV_MULTI || op == OP_RECV || op == OP_RECV_SELECT) && r[F_AUX] > 0) ||
+                ((op == OP_SEND || op == OP_WRITEV) && r[F_AUX2] > 0))) {
+    s.err = -EINVAL;
+    io_uring_sqe* nop = Sqe();
+    if (nop == nullptr) {
+      synthetic_.emplace_back(static_cast<int32_t>(slotIndex), -EINVAL);
+    } else {
+      io_uring_prep_nop(nop);
+      io_uring_sqe_set_data64(nop, userData);
+    }
+    if (!s.inFlight) {
+      s.inFlight = true;
+      inFlight_++;
+    }
+    return;
+  }
   // CLOSE of a direct slot: close direct (the slot is free once it completes).
   const bool closeDirect = op == OP_CLOSE && fixed;
   if (closeDirect) {

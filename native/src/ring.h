@@ -386,6 +386,7 @@ class Ring {
   // or registered), and the slots accepts filled and no close direct emptied (ShutdownOwnedFds).
   uint32_t directFiles_ = 0;
   int directError_ = 0;
+  bool directInstall_ = false;  // IORING_OP_FIXED_FD_INSTALL supported (6.8)
   FdSet direct_;
   // (slot, res) of ops that complete without a CQE of their own (no SQE; TLS writes once their
   // records were sent), reported first by the next drain, in order.

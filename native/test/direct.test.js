@@ -105,6 +105,10 @@ describe.skipIf(!direct)('@loch/native direct descriptors', () => {
       out.peerOf2 = binding.directAddress(2, true);
       out.localOf2 = binding.directAddress(2, false);
       out.setsockopt = (await op([Op.SETSOCKOPT | FIXED, 2, 0, 0, 0, 0, 6, 1], undefined))[0]; // TCP_NODELAY off
+      // Records keyed by real fd elsewhere take no slot: a splice's input, a TLS conn's recv.
+      out.spliceOnSlot = (await op([Op.SPLICE | FIXED, 2, 0, 0, 16, 0, 1, 0], undefined))[0];
+      out.tlsRecvOnSlot = (await op([Op.RECV_MULTI | FIXED, 2, 0, 0, 0, 0, 1, 0], undefined))[0];
+      out.directInstall = info.directInstall;
       const ended = new Promise((res) => clients[0].once('end', () => res(true)));
       clients[0].resume();
       out.closed = (await op([Op.CLOSE | FIXED, 0, 0, 0, 0, 0, 0, 0], undefined))[0];
@@ -133,6 +137,9 @@ describe.skipIf(!direct)('@loch/native direct descriptors', () => {
       expect(r.localOf2.family).toBe('ipv4');
     }
     if (probe.ops.uringCmd) expect([0, -95]).toContain(r.setsockopt); // -EOPNOTSUPP before 6.7
+    expect(r.spliceOnSlot).toBe(-22);
+    expect(r.tlsRecvOnSlot).toBe(-22);
+    expect(r.directInstall).toBe(probe.ops.fixedFdInstall);
     expect(r.closed).toBe(0);
     expect(r.clientSawEnd).toBe(true);
     expect(r.reused).toBe(0);

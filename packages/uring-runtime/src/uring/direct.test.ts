@@ -187,6 +187,70 @@ describe.skipIf(!direct)('io_uring direct descriptors', () => {
     for (const s of served) await s.close();
   });
 
+  it('with a full table arms no accept (an accept into no free slot would drop its client): a close lets the next one in, nobody reads EOF', async () => {
+    const { driver } = open({ directFiles: 3 });
+    const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+    const port = (listener.localAddress as { port: number }).port;
+    const served: UringStream[] = [];
+    const serving = (async () => {
+      for await (const s of listener) served.push(s);
+    })();
+    const clients: Socket[] = [];
+    const ended: boolean[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await nodeClient(port);
+      ended.push(false);
+      c.on('end', () => {
+        ended[i] = true;
+      });
+      c.resume();
+      clients.push(c);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(served.length).toBe(3);
+    await served[0]!.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(served.length).toBe(4);
+    await served[1]!.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(served.length).toBe(5);
+    // Only the two the server closed read EOF; the waiting ones were taken, not dropped.
+    expect(ended).toEqual([true, true, false, false, false]);
+    for (const c of clients) c.destroy();
+    await listener.close();
+    await serving;
+    for (const s of served) await s.close();
+  });
+
+  it('says once why a table was refused (more slots than the soft RLIMIT_NOFILE), and accepts on descriptors', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error & { code?: string }): void => {
+      if (w.code === 'LOCH_URING_DIRECT_FILES') warnings.push(w.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096, directFiles: 1 << 20 });
+      const ring = (
+        driver as unknown as { host: { ring: { directFiles: number; info: { directFilesError?: number } } } }
+      ).host.ring;
+      expect(ring.directFiles).toBe(0);
+      expect(ring.info.directFilesError).toBe(24); // EMFILE
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const accepted = listener[Symbol.asyncIterator]().next();
+      const client = await nodeClient((listener.localAddress as { port: number }).port);
+      const server = (await accepted).value as UringStream;
+      expect(server.direct).toBe(false);
+      client.destroy();
+      await server.close();
+      await listener.close();
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toContain('EMFILE');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+
   it('refuses to splice a direct stream (EOPNOTSUPP), and zeroCopy copies instead', async () => {
     const { driver } = open();
     const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });

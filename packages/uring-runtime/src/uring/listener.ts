@@ -129,7 +129,12 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   ) {
     listeners.add(this);
     this.streamLocal = sharedLocalAddress(localAddress);
-    this.direct = kind === 'tcp' && host.ring.maxDirect > 0;
+    // A wildcard listener's streams learn their local address from the slot (FIXED_FD_INSTALL,
+    // 6.8): without it such a listener stays on descriptors.
+    this.direct =
+      kind === 'tcp' &&
+      host.ring.maxDirect > 0 &&
+      (this.streamLocal !== undefined || host.ring.info.directInstall === true);
   }
 
   accept(options?: IoOptions): Promise<UringStream> {
@@ -243,6 +248,8 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
       this.armedBufs.splice(at, 1);
     }
     let rearm = true;
+    // The slot this accept held (Ring.takeDirectSlot) stays taken by the socket it accepted.
+    if (res < 0) this.host.ring.directAcceptEnded();
     if (res >= 0) {
       const peer = buf === undefined ? undefined : decodeSockaddr(buf);
       if (this.closing) this.closeQuietly(res);
@@ -281,7 +288,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
       while (
         this.armedSlots.length < DIRECT_ACCEPTS &&
         (this.waiters.length > 0 || this.ready.length + this.armedSlots.length < ACCEPT_HIGH_WATER) &&
-        ring.directRoom(this.ready.length + this.armedSlots.length, this)
+        ring.takeDirectSlot(this)
       ) {
         const buf = new Uint8Array(SOCKADDR_BYTES);
         const slot = ring.alloc(this, TARGET_LISTENER);
@@ -300,14 +307,23 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     const stream = new UringStream(this.host, fd, this.kind, peer, this.streamLocal, this.direct);
     // No setsockopt here: native listenTcp set TCP_NODELAY on the listener, and an accepted
     // socket inherits it (one syscall fewer per connection; no-delay.test.ts checks the kernel's).
-    if (this.kind === 'tcp') stream.markNoDelay();
+    // An addon from before that (no binding.noDelay, shipped with it) still needs the call.
+    if (this.kind === 'tcp') {
+      if (!this.host.binding.noDelay) this.host.binding.setNoDelay(fd, true);
+      stream.markNoDelay();
+    }
     return stream;
   }
 
-  /** Closes an accepted socket nobody will use (a direct one's slot: close direct). */
+  /** Closes an accepted socket nobody will use (a direct one's slot: close direct, freed once it completed). */
   private closeQuietly(fd: number): void {
     const ring = this.host.ring;
-    ring.push(OP_CLOSE | (this.direct ? FIXED_FILE_OP : 0), fd, ring.alloc(IGNORE), 0, undefined, 0);
+    if (!this.direct) {
+      ring.push(OP_CLOSE, fd, ring.alloc(IGNORE), 0, undefined, 0);
+      return;
+    }
+    const freed: CompletionTarget = { onCompletion: () => ring.directSlotFreed() };
+    ring.push(OP_CLOSE | FIXED_FILE_OP, fd, ring.alloc(freed), 0, undefined, 0);
   }
 
   private closeSocket(): void {

@@ -6,6 +6,7 @@
  */
 import { constants } from 'node:os';
 import type { NativeBinding, RingInfo, RingInit } from '@loch/native';
+import { errnoName } from '../errors.js';
 import { BufferBudget, type BufferBudgetOptions, type BufferStats } from '../internal/buffer-budget.js';
 import { closeBatch, openBatch } from '../internal/target-delivery.js';
 import { FdRegistry } from './fd-registry.js';
@@ -130,7 +131,9 @@ export interface RingOptions {
   readonly maxConnections?: number | undefined;
 }
 
-const { ECANCELED } = constants.errno;
+const { ECANCELED, EMFILE } = constants.errno;
+/** The refused-direct-table warning was emitted (once per process). */
+let directWarned = false;
 
 /**
  * Default of RingOptions.warmBuffers. The kernel takes provided buffers from its ring in FIFO
@@ -383,9 +386,18 @@ export class Ring {
    * slot 7 and descriptor 7 are different sockets). Its size is what maxConnections caps.
    */
   readonly directStreams = new FdRegistry<PoolReader>();
-  /** Most direct streams at once (RingOptions.maxConnections); 0 without a table. */
+  /** Most direct streams at once (RingOptions.maxConnections, at most the table's size); 0 without a table. */
   readonly maxDirect: number;
-  /** Listeners that stopped arming at maxDirect: armed again when a direct stream leaves. */
+  /**
+   * Slots of the direct table taken or about to be: accepted sockets whose close direct has not
+   * completed (streams, and accepted ones not handed out yet) plus the accepts armed, over every
+   * listener of the thread. An accept is armed only while this stays within maxDirect, so an
+   * armed accept always finds a free slot: an accept direct into a full table is not left in the
+   * backlog as EMFILE would be, the kernel takes the connection, finds no slot and closes it
+   * (ENFILE: the client reads EOF), so it must not happen.
+   */
+  private directSlots = 0;
+  /** Listeners that stopped arming at maxDirect: armed again when a slot frees. */
   private readonly atCap = new Set<{ arm(): void }>();
   /** Half the pool went out and the multishots of streams holding bytes were stopped. */
   private pressure = false;
@@ -630,6 +642,18 @@ export class Ring {
     this.info = binding.init(this.sq, this.cq, this.onCompleteBound, init);
     const table = this.info.directFiles ?? 0;
     this.maxDirect = table === 0 ? 0 : Math.min(table, options.maxConnections ?? table);
+    const refused = this.info.directFilesError;
+    if (refused !== undefined && !directWarned) {
+      // Asked for and refused: the thread runs on descriptors (the process's RLIMIT_NOFILE caps
+      // its connections again). Said once per process, with why.
+      directWarned = true;
+      process.emitWarning(
+        `io_uring direct descriptors (directFiles ${options.directFiles}) refused: ${errnoName(refused)}` +
+          (refused === EMFILE ? ' (more slots than the soft RLIMIT_NOFILE; "auto" asks for that many)' : '') +
+          '; accepted connections use descriptors.',
+        { code: 'LOCH_URING_DIRECT_FILES' },
+      );
+    }
     this.submitView = this.info.submitView === true;
     this.sharedSubmit = this.info.submitArgs === true && typeof binding.submitShared === 'function';
     if (this.info.deferTaskrun && !deferWarned) {
@@ -928,22 +952,37 @@ export class Ring {
   }
 
   /**
-   * Whether another direct stream may be accepted now (`pending`: accepts armed or accepted
-   * streams not handed out yet, counted as open); when not, `listener` is armed again once a
-   * direct stream leaves (directStreamLeft).
+   * Takes a slot of the direct table for an accept `listener` arms (true), or says the table is
+   * at maxDirect (false: `listener` is armed again once a slot frees, directSlotFreed). The slot
+   * stays taken while the accept is armed and, if it accepted, until the socket's close direct
+   * completed; an accept that ends without a connection gives it back (directAcceptEnded).
    */
-  directRoom(pending: number, listener: { arm(): void }): boolean {
-    if (this.directStreams.size + pending < this.maxDirect) return true;
+  takeDirectSlot(listener: { arm(): void }): boolean {
+    if (this.directSlots < this.maxDirect) {
+      this.directSlots++;
+      return true;
+    }
     this.atCap.add(listener);
     return false;
   }
 
-  /** A direct stream left the registry (its close is under way): listeners at the cap arm again. */
-  directStreamLeft(): void {
+  /** An armed accept ended without a connection (cancelled, failed): its slot is free again. */
+  directAcceptEnded(): void {
+    this.directSlotFreed();
+  }
+
+  /** A direct socket's close direct completed (or an accept gave its slot back): listeners at the cap arm again. */
+  directSlotFreed(): void {
+    this.directSlots--;
     if (this.atCap.size === 0) return;
     const waiting = [...this.atCap];
     this.atCap.clear();
     for (const l of waiting) l.arm();
+  }
+
+  /** Slots of the direct table taken or armed for (see directSlots): for tests and stats. */
+  get directSlotsTaken(): number {
+    return this.directSlots;
   }
 
   /** Requests cancellation of the op in `slot` (IORING_OP_ASYNC_CANCEL). Its buffer still comes back. */

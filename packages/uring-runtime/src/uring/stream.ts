@@ -1501,6 +1501,7 @@ export class UringStream
     rare.closeSent = true;
     const target: CompletionTarget = {
       onCompletion: () => {
+        if (this.direct) this.ring.directSlotFreed();
         rare.closeDone = true;
         this.finishLinkedClose();
       },
@@ -1508,15 +1509,13 @@ export class UringStream
     this.ring.cancelFdAndClose(this.fd, this.ring.alloc(target), this.fdOps);
   }
 
-  /** Out of the ring's registry (its close is under way); a direct stream's leaving may re-arm accepts. */
+  /**
+   * Out of the ring's registry (its close is under way). A direct stream's slot stays counted
+   * until its close direct completes (Ring.directSlotFreed, from the close's completion).
+   */
   private leaveRegistry(): void {
-    const ring = this.ring;
-    if (this.direct) {
-      ring.directStreams.delete(this);
-      ring.directStreamLeft();
-    } else {
-      ring.streams.delete(this);
-    }
+    if (this.direct) this.ring.directStreams.delete(this);
+    else this.ring.streams.delete(this);
   }
 
   /** The end of closeWithReceive's close: once the close and the last op completed. */
@@ -1542,7 +1541,12 @@ export class UringStream
       this.host.binding.closeFd(rare.pipe[1]);
       rare.pipe = undefined;
     }
-    const target: CompletionTarget = { onCompletion: () => done() };
+    const target: CompletionTarget = {
+      onCompletion: () => {
+        if (this.direct) this.ring.directSlotFreed();
+        done();
+      },
+    };
     this.ring.push(OP_CLOSE | this.fdOps, this.fd, this.ring.alloc(target), 0, undefined, 0);
   }
 
