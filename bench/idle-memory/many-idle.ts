@@ -75,6 +75,12 @@ const { values: args } = parseArgs({
     'busy-connections': { type: 'string', default: '16' },
     /** Idle connections per client process (each process stays under the 20,000 fd limit). */
     'per-client': { type: 'string', default: '15000' },
+    /**
+     * CPUs of the idle client processes. Both by default: on CPU 0 beside wrk and the backend,
+     * 50,000 connects took ~2 minutes a round (the proxy's memory does not depend on where its
+     * clients run).
+     */
+    'client-cpus': { type: 'string', default: '0,1' },
     /** nginx's worker_connections (client + upstream connections a worker may hold). */
     'nginx-worker-connections': { type: 'string', default: '19000' },
     'loch-cli': { type: 'string', default: '../apps/proxy/dist/bin.js' },
@@ -85,6 +91,12 @@ const { values: args } = parseArgs({
     /** Seconds between a proxy's start and its warm (a node main thread's memory reducer runs ~8 s in). */
     'startup-wait': { type: 'string', default: '10' },
     'pause-file': { type: 'string' },
+    /**
+     * No round starts after this many seconds from the start (0: no bound): a run under a
+     * machine-wide hold stays within the hold's share. The rounds go round-major (every count
+     * once, then again), so a cut run still has each count.
+     */
+    'max-seconds': { type: 'string', default: '0' },
     json: { type: 'string' },
   },
 });
@@ -194,6 +206,9 @@ interface Round {
   busyBytesPerConnection: number;
   quietBytesPerConnection: number;
   wrkRequestsPerSecond: number;
+  /** Seconds the N connections took to open, and the whole round. */
+  openSeconds: number;
+  roundSeconds: number;
   /** Loch: idle trims seen before quiet 0 and quiet N (per worker expected). */
   trims?: [number, number];
 }
@@ -378,7 +393,7 @@ async function openClients(port: number, count: number): Promise<Clients> {
   const n = Math.ceil(count / perClient);
   const shares = Array.from({ length: n }, (_, i) => Math.floor(count / n) + (i < count % n ? 1 : 0));
   const children = shares.map((share, i) => {
-    const argv = ['taskset', '-c', LOAD_CPU, process.execPath, '--import', 'tsx', 'idle-part.ts'];
+    const argv = ['taskset', '-c', args['client-cpus'], process.execPath, '--import', 'tsx', 'idle-part.ts'];
     argv.push(String(port), String(share), PATH, `127.0.0.${i + 2}`);
     const child = spawn(argv[0]!, argv.slice(1), { cwd: here, stdio: ['pipe', 'pipe', 'inherit'] });
     let text = '';
@@ -443,6 +458,7 @@ async function openClients(port: number, count: number): Promise<Clients> {
 }
 
 async function round(count: number, r: number, upstreamPort: number): Promise<Round> {
+  const started = Date.now();
   const proxy = await startProxy(upstreamPort, count);
   let wrk: Peer | undefined;
   let clients: Clients | undefined;
@@ -458,7 +474,9 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
     wrk = startPeer('wrk (busy)', 'wrk', ['-t1', `-c${busyConnections}`, '-d3600s', url], { cpu: LOAD_CPU });
     await wait(busyWarmMs);
     const busy0 = await moment(proxy, true);
+    const opening = Date.now();
     clients = await openClients(proxy.port, count);
+    const openSeconds = (Date.now() - opening) / 1000;
     await wait(settleMs);
     const busyN = await moment(proxy, false);
     if (wrk.child.exitCode !== null || wrk.child.signalCode !== null)
@@ -491,6 +509,8 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
       busyBytesPerConnection: ((busyN.rssKiB - busy0.rssKiB) * 1024) / connections,
       quietBytesPerConnection: ((quietN.rssKiB - quiet0.rssKiB) * 1024) / connections,
       wrkRequestsPerSecond: load.requestsPerSecond,
+      openSeconds,
+      roundSeconds: (Date.now() - started) / 1000,
       ...(proxy.trims === undefined ? {} : { trims: [trims0, trimsN] as [number, number] }),
     };
   } finally {
@@ -553,9 +573,15 @@ const backend = await startNginxStatic({ root, port: backendPort, cpu: LOAD_CPU 
 await waitForHttp(backendPort, PATH);
 const results: Round[] = [];
 try {
-  for (const count of counts)
-    for (let r = 0; r < rounds; r++)
+  const maxMs = Number(args['max-seconds']) * 1000;
+  const startedAt = Date.now();
+  allRounds: for (let r = 0; r < rounds; r++)
+    for (const count of counts)
       for (let attempt = 1; ; attempt++) {
+        if (maxMs > 0 && Date.now() - startedAt > maxMs) {
+          console.error(`--max-seconds ${maxMs / 1000} reached: no more rounds`);
+          break allRounds;
+        }
         await untilUnpaused();
         try {
           const x = await round(count, r, backendPort);
@@ -567,7 +593,8 @@ try {
             `${count} ${peerName} round ${r + 1}: ${x.connections} idle (${x.failed} failed, ${x.clients} client processes), ` +
               `RSS quiet ${mib(x.quiet0.rssKiB)} -> ${mib(x.quietN.rssKiB)} MiB (${Math.round(x.quietBytesPerConnection)} B/conn), ` +
               `busy ${mib(x.busy0.rssKiB)} -> ${mib(x.busyN.rssKiB)} MiB (${Math.round(x.busyBytesPerConnection)} B/conn), ` +
-              `wrk ${Math.round(x.wrkRequestsPerSecond)} req/s, load ${x.busyN.loadavg}\n` +
+              `wrk ${Math.round(x.wrkRequestsPerSecond)} req/s, load ${x.busyN.loadavg}, ` +
+              `open ${x.openSeconds.toFixed(0)} s of ${x.roundSeconds.toFixed(0)} s\n` +
               `  kernel busy 0 -> N: ${k(x.busy0, x.busyN)}, TCP inuse ${x.busy0.tcpInuse} -> ${x.busyN.tcpInuse}; ` +
               `slab caches (B/conn): ${slabGrowth(x.busy0, x.busyN, x.connections)}\n` +
               `  per process: ${perProcess(x)}\n` +
