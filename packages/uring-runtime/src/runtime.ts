@@ -272,6 +272,11 @@ export class Runtime {
     return this.#waves?.misses ?? 0;
   }
 
+  /** The open-stream high-water mark the wave-collect policy keeps (0 when it is off). */
+  get waveHighWater(): number {
+    return this.#waves?.highWater ?? 0;
+  }
+
   /**
    * The idle period in force now (ms): the configured one, doubled up to 32x while traffic keeps
    * coming back soon after a trim (0 when trimming is off).

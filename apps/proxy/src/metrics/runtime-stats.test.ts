@@ -11,6 +11,7 @@ describe('runtimeStats', () => {
       waveCollectLastMs: 19.5,
       waveCollectRetries: 1,
       waveCollectMisses: 0,
+      waveHighWater: 16,
       bufferStats: () => undefined,
     };
     const gc = () => ({ markCompacts: 7, pauseMs: 52.5, lastPauseMs: 6.25, lastWavePauseMs: 11 });
@@ -25,6 +26,7 @@ describe('runtimeStats', () => {
         lastPauseMs: 11,
         retries: 1,
         misses: 0,
+        highWater: 16,
       },
       gc: { markCompacts: 7, pauseMs: 52.5, lastPauseMs: 6.25 },
     });
@@ -38,6 +40,7 @@ describe('runtimeStats', () => {
       lastPauseMs: 0,
       retries: 0,
       misses: 0,
+      highWater: 0,
     });
     expect(runtimeStats({}, () => undefined)?.gc).toBeNull();
     expect(runtimeStats(undefined)).toBeUndefined();

@@ -19,7 +19,8 @@ export interface WorkerRuntimeStats {
    * wave of connections closed): how many, the old-generation bytes they freed, the last call's
    * time (ms; V8 finishes the collection incrementally after it), V8's final pause of the last
    * one (ms; 0 before one finished or without the GC hook), the calls made again because a
-   * marking V8 began on its own still ran, and the collections that never started.
+   * marking V8 began on its own still ran, the collections that never started, and the
+   * open-stream high-water mark the policy keeps (since its last collection).
    */
   readonly waves: {
     readonly collections: number;
@@ -28,6 +29,7 @@ export interface WorkerRuntimeStats {
     readonly lastPauseMs: number;
     readonly retries: number;
     readonly misses: number;
+    readonly highWater: number;
   };
   /**
    * The worker thread's mark-compacts since it started and V8's atomic pauses for them (ms: the
@@ -49,6 +51,7 @@ interface RuntimeLike {
   readonly waveCollectLastMs?: number;
   readonly waveCollectRetries?: number;
   readonly waveCollectMisses?: number;
+  readonly waveHighWater?: number;
   bufferStats?(): BufferStats | undefined;
 }
 
@@ -77,6 +80,7 @@ export function runtimeStats(
       lastPauseMs: pauses?.lastWavePauseMs ?? 0,
       retries: r.waveCollectRetries ?? 0,
       misses: r.waveCollectMisses ?? 0,
+      highWater: r.waveHighWater ?? 0,
     },
     gc:
       pauses === undefined
