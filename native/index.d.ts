@@ -46,7 +46,7 @@ export interface NativeProbe {
   readonly allRequiredOps: boolean;
   readonly multishotRecv: boolean;
   readonly bufRing: boolean;
-  /** A sparse direct descriptor table registers (Linux 5.19): init's `directFiles` can work. */
+  /** Init's `directFiles` can work: a sparse table registers and slots can be cancelled by (Linux 6.0). */
   readonly directFiles?: boolean;
 }
 

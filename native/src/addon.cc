@@ -120,12 +120,13 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
     }
     munmap(mem, page);
   }
-  // A sparse direct descriptor table (5.19): what init's directFiles registers (one slot here).
+  // A sparse direct descriptor table: what init's directFiles registers (one slot here), on a
+  // kernel that also cancels by slot (6.0, SEND_ZC its marker), as Ring::RegisterDirectFiles asks.
   io_uring_rsrc_register rsrc{};
   rsrc.nr = 1;
   rsrc.flags = IORING_RSRC_REGISTER_SPARSE;
-  const bool directFiles = io_uring_register(static_cast<unsigned>(ring.ring_fd), IORING_REGISTER_FILES2, &rsrc,
-                                             sizeof rsrc) >= 0;
+  const bool directFiles = multishotRecv && io_uring_register(static_cast<unsigned>(ring.ring_fd),
+                                                              IORING_REGISTER_FILES2, &rsrc, sizeof rsrc) >= 0;
   io_uring_queue_exit(&ring);
   out.Set("ok", true);
   out.Set("setupFlags", Napi::Number::New(env, p.flags));

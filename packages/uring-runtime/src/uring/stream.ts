@@ -563,8 +563,12 @@ const EOF = 32;
 const TLS_HANDSHAKING = 64;
 /** A plain multishot recv is armed (stopped by the ring when the pool comes under pressure). */
 const MULTISHOT = 128;
-/** A Unix stream (else TCP). */
-const UNIX = 256;
+/**
+ * `fd` is a slot of the ring's direct descriptor table (an accept direct), not a descriptor. Its
+ * value is FIXED_FILE_OP (IOSQE_FIXED_FILE in a record's op word), so `bits & DIRECT` is what
+ * every record of the stream ORs in (fdOps): no branch and no field per stream.
+ */
+const DIRECT = FIXED_FILE_OP;
 /** A failure is in `rare.failure`. */
 const FAILED = 512;
 /**
@@ -588,11 +592,8 @@ const WRITING = 4096;
  * as on the legacy driver (where an abort destroys the socket) instead of following the cut.
  */
 const WRITE_BROKEN = 8192;
-/**
- * `fd` is a slot of the ring's direct descriptor table (an accept direct), not a descriptor:
- * every record this stream makes carries IOSQE_FIXED_FILE (see fdOps).
- */
-const DIRECT = 16384;
+/** A Unix stream (else TCP). */
+const UNIX = 16384;
 /**
  * The stream's ops in flight count in `bits` from this bit up (one field less per stream: 8 B per
  * idle connection): `bits += IN_FLIGHT_ONE` per op submitted, `-=` at its final completion. A
@@ -691,7 +692,7 @@ export class UringStream
 
   /** IOSQE_FIXED_FILE in the op word for a direct stream, else 0: ORed into every record it makes. */
   private get fdOps(): number {
-    return (this.bits & DIRECT) !== 0 ? FIXED_FILE_OP : 0;
+    return this.bits & DIRECT;
   }
 
   /**
