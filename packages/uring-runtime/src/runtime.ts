@@ -188,7 +188,9 @@ export class Runtime {
             const ms = (performance.now() - started).toFixed(1);
             const open = this.activity.openStreams;
             const note = began ? '' : ', not started (a marking runs): again at the next step';
-            defaultLog(`wave collect ${this.#waves?.collections}: ${ms} ms, streams ${before} -> ${open}${note}`);
+            defaultLog(
+              `wave collect ${this.#waves?.collections}: ${ms} ms, streams ${before} -> ${open}${note}`,
+            );
           }
           return began;
         },
