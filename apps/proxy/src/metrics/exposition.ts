@@ -22,6 +22,7 @@ import {
   UPSTREAM_CONNECT_FAILURES,
   UPSTREAM_TIMEOUTS,
 } from './layout.js';
+import type { WorkerRuntimeStats } from './runtime-stats.js';
 
 /** The content type of this format. */
 export const EXPOSITION_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -58,23 +59,12 @@ export interface WorkerGauges {
    * started (all already monotonic), the last call's time and V8's final pause of the last one
    * in milliseconds; absent when the worker's stats do not carry them (no families then).
    */
-  readonly waves?:
-    | {
-        readonly collections: number;
-        readonly freedBytes: number;
-        readonly lastCallMs: number;
-        readonly lastPauseMs: number;
-        readonly retries: number;
-        readonly misses: number;
-      }
-    | undefined;
+  readonly waves?: Omit<WorkerRuntimeStats['waves'], 'highWater'> | undefined;
   /**
    * The worker thread's mark-compacts and V8's pauses for them (count and total ms already
    * monotonic; the last pause in ms); absent when the worker has no GC hook (no families then).
    */
-  readonly gc?:
-    | { readonly markCompacts: number; readonly pauseMs: number; readonly lastPauseMs: number }
-    | undefined;
+  readonly gc?: NonNullable<WorkerRuntimeStats['gc']> | undefined;
 }
 
 /** Everything a scrape renders. */

@@ -5,42 +5,13 @@
  * final pause for it (runtime.waves.lastPauseMs, timed by @loch/native's GC hook, not the call)
  * and its mark-compacts (runtime.gc); /metrics renders the same families.
  */
-import { request } from 'node:http';
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
+import type { WorkerRuntimeStats } from '../../src/metrics/runtime-stats.js';
+import { adminGet, freePort, httpUpstream, type Loch, startLoch, tempDir } from './harness.js';
 
-interface WorkerRuntime {
-  readonly openStreams: number;
-  readonly waves: {
-    readonly collections: number;
-    readonly lastCallMs: number;
-    readonly lastPauseMs: number;
-    readonly retries: number;
-    readonly misses: number;
-    readonly highWater: number;
-  };
-  readonly gc: {
-    readonly markCompacts: number;
-    readonly pauseMs: number;
-    readonly lastPauseMs: number;
-  } | null;
-}
-
-function get(port: number, path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false, timeout: 10_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => {
-        body += d;
-      });
-      res.on('end', () => resolve(body));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** The part of /stats read here: a worker's runtime numbers. */
+type WorkerRuntime = Pick<WorkerRuntimeStats, 'openStreams' | 'waves' | 'gc'>;
 
 const WAVE = 1200;
 
@@ -80,7 +51,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
   });
 
   const runtime = async (): Promise<WorkerRuntime> => {
-    const stats = JSON.parse(await get(admin, '/stats')) as { workers: { runtime: WorkerRuntime }[] };
+    const stats = JSON.parse(await adminGet(admin, '/stats')) as { workers: { runtime: WorkerRuntime }[] };
     return stats.workers[0]!.runtime;
   };
   const until = async (done: (r: WorkerRuntime) => boolean): Promise<WorkerRuntime> => {
@@ -125,7 +96,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect(after.gc!.markCompacts).toBeGreaterThan(before.gc!.markCompacts);
     expect(after.gc!.pauseMs).toBeGreaterThanOrEqual(before.gc!.pauseMs + after.waves.lastPauseMs);
 
-    const text = await get(admin, '/metrics');
+    const text = await adminGet(admin, '/metrics');
     const value = (family: string) => Number(new RegExp(`^${family} (\\S+)$`, 'm').exec(text)?.[1]);
     expect(value('loch_wave_collections_total')).toBe(1);
     expect(value('loch_wave_collect_last_pause_seconds')).toBeGreaterThan(0);
