@@ -196,7 +196,7 @@ export interface NativeBinding {
   destroy(): void;
   /**
    * A listening TCP socket for the ring. TCP_NODELAY is set on it, and the sockets it accepts
-   * inherit it (Linux), so an accept needs no setNoDelay of its own.
+   * inherit it (Linux), so an accept needs no setsockopt of its own.
    */
   listenTcp(
     host: string,
@@ -227,7 +227,11 @@ export interface NativeBinding {
   encodeIp(host: string, port: number): Uint8Array | null;
   encodeUnix(path: string): Uint8Array | null;
   address(fd: number, peer: boolean): NativeAddress | NativeFailure;
-  setNoDelay(fd: number, enabled: boolean): number;
+  /**
+   * setsockopt(fd, level, optname, &value) with an int value: 0 or -errno. The level and option
+   * numbers are Linux's (IPPROTO_TCP 6 / TCP_NODELAY 1, SOL_SOCKET 1 / SO_RCVLOWAT 18, ...).
+   */
+  setSockOpt(fd: number, level: number, optname: number, value: number): number;
   /** TCP_NODELAY as the kernel has it: 1, 0, or -errno. */
   noDelay(fd: number): number;
   /**

@@ -234,11 +234,15 @@ Napi::Value DirectAddress(const Napi::CallbackInfo& info) {
   return DescribeAddress(env, ss, len);
 }
 
-// setNoDelay(fd, on) -> 0 | -errno
-Napi::Value SetNoDelay(const Napi::CallbackInfo& info) {
+// setSockOpt(fd, level, optname, value) -> 0 | -errno: setsockopt with an int value, the one
+// way the runtime sets a socket option on a descriptor (TCP_NODELAY, SO_RCVLOWAT, ...; the
+// level and option numbers come from the caller). A direct slot's goes by an OP_SETSOCKOPT record.
+Napi::Value SetSockOpt(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
-  int on = info[1].ToBoolean().Value() ? 1 : 0;
-  int r = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  int level = info[1].As<Napi::Number>().Int32Value();
+  int optname = info[2].As<Napi::Number>().Int32Value();
+  int value = info[3].As<Napi::Number>().Int32Value();
+  int r = setsockopt(fd, level, optname, &value, sizeof value);
   return Napi::Number::New(info.Env(), r == 0 ? 0 : -errno);
 }
 
@@ -316,7 +320,7 @@ void RegisterNet(Napi::Env env, Napi::Object exports) {
   exports.Set("encodeUnix", Napi::Function::New(env, EncodeUnix, "encodeUnix"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
   exports.Set("directAddress", Napi::Function::New(env, DirectAddress, "directAddress"));
-  exports.Set("setNoDelay", Napi::Function::New(env, SetNoDelay, "setNoDelay"));
+  exports.Set("setSockOpt", Napi::Function::New(env, SetSockOpt, "setSockOpt"));
   exports.Set("noDelay", Napi::Function::New(env, NoDelay, "noDelay"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));

@@ -193,6 +193,19 @@ export interface ByteStream {
   /** Sets TCP_NODELAY (no-op on Unix streams). */
   setNoDelay(enabled: boolean): void;
 
+  /**
+   * Sets the receive low-water mark (SO_RCVLOWAT): a receive waiting on the stream completes
+   * once `bytes` are queued (or at end of stream), not on every segment that arrives, so a reader
+   * that knows how much it needs (a framed protocol's next frame) takes fewer, larger chunks.
+   * Only the wake-up waits: bytes already queued when a receive starts are taken even if fewer.
+   * `bytes` is a whole number from 1 (1: the kernel's default, no mark); a call with the value
+   * already set makes no syscall. True when applied; false where the stream cannot: the legacy
+   * driver (Node's net.Socket has no SO_RCVLOWAT), a Unix stream, a closing one, a TLS stream fed
+   * from JavaScript. Optional: a wrapper that does not pass it on has none, so call it as
+   * `stream.setRecvLowWater?.(n) === true`.
+   */
+  setRecvLowWater?(bytes: number): boolean;
+
   /** True once close() was called or the stream failed fatally. */
   readonly closed: boolean;
 

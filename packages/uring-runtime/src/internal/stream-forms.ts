@@ -166,6 +166,14 @@ export abstract class StreamForms implements ByteStream {
   abstract close(): Promise<void>;
   abstract setNoDelay(enabled: boolean): void;
 
+  /**
+   * See ByteStream.setRecvLowWater: false here, for a stream kind with no receive low-water mark
+   * of its own (a TLS stream fed from JavaScript); the io_uring stream overrides it.
+   */
+  setRecvLowWater(_bytes: number): boolean {
+    return false;
+  }
+
   writeTo(data: Uint8Array | readonly Uint8Array[], target: WriteTarget): void {
     this.sendTo(data, target, undefined);
   }

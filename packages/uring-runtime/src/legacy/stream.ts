@@ -535,4 +535,9 @@ export class LegacyStream extends StreamForms implements BudgetWaiter {
   setNoDelay(enabled: boolean): void {
     if (this.#isTcp && !this.#socket.destroyed) this.#socket.setNoDelay(enabled);
   }
+
+  /** Always false: Node's net.Socket has no SO_RCVLOWAT (and no setsockopt to set one). */
+  override setRecvLowWater(_bytes: number): boolean {
+    return false;
+  }
 }

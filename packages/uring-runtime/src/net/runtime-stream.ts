@@ -158,6 +158,9 @@ export class RuntimeStream implements ByteStream {
   setNoDelay(enabled: boolean): void {
     this.#inner.setNoDelay(enabled);
   }
+  setRecvLowWater(bytes: number): boolean {
+    return this.#inner.setRecvLowWater?.(bytes) ?? false;
+  }
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     return this.#inner[Symbol.asyncIterator]();
   }

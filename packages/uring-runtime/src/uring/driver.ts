@@ -25,6 +25,7 @@ import { listenerCompletion, UringListener } from './listener.js';
 import { SplicePump } from './pump.js';
 import { OP_CONNECT, OP_TIMEOUT } from './records.js';
 import { type CompletionTarget, type FlushMode, Ring } from './ring.js';
+import { IPPROTO_TCP, TCP_NODELAY } from './sockopt.js';
 import {
   cancelledError,
   type StreamHost,
@@ -371,7 +372,7 @@ export class UringDriver implements Driver {
     const fd = this.host.binding.socket(family);
     if (typeof fd !== 'number') throw failure(fd, address);
     const noDelay = options.noDelay ?? true;
-    if (noDelay) this.host.binding.setNoDelay(fd, true);
+    if (noDelay) this.host.binding.setSockOpt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     const stream = await this.connectFd(fd, 'tcp', sockaddr, address, options.timeout, options.signal);
     // The stream's record of TCP_NODELAY, so that its setNoDelay() asks only for a change.
     if (noDelay) stream.markNoDelay();

@@ -307,11 +307,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     const stream = new UringStream(this.host, fd, this.kind, peer, this.streamLocal, this.direct);
     // No setsockopt here: native listenTcp set TCP_NODELAY on the listener, and an accepted
     // socket inherits it (one syscall fewer per connection; no-delay.test.ts checks the kernel's).
-    // An addon from before that (no binding.noDelay, shipped with it) still needs the call.
-    if (this.kind === 'tcp') {
-      if (!this.host.binding.noDelay) this.host.binding.setNoDelay(fd, true);
-      stream.markNoDelay();
-    }
+    if (this.kind === 'tcp') stream.markNoDelay();
     return stream;
   }
 

@@ -4,6 +4,7 @@ import type { NativeBinding } from '@loch/native';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { ByteStream } from '../stream.js';
 import { createUringDriver, probeUring, type UringDriver } from './index.js';
+import { IPPROTO_TCP, TCP_NODELAY } from './sockopt.js';
 
 const probe = probeUring();
 
@@ -20,10 +21,10 @@ describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
   it('asks the kernel only when the setting changes', async () => {
     const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
     const calls: boolean[] = [];
-    const setNoDelay = binding.setNoDelay.bind(binding);
-    vi.spyOn(binding, 'setNoDelay').mockImplementation((fd, enabled) => {
-      calls.push(enabled);
-      return setNoDelay(fd, enabled);
+    const setSockOpt = binding.setSockOpt.bind(binding);
+    vi.spyOn(binding, 'setSockOpt').mockImplementation((fd, level, optname, value) => {
+      if (level === IPPROTO_TCP && optname === TCP_NODELAY) calls.push(value !== 0);
+      return setSockOpt(fd, level, optname, value);
     });
     const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
     const address = listener.localAddress;
@@ -43,13 +44,13 @@ describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
     await listener.close();
   });
 
-  it('makes no setNoDelay call per accept: the accepted socket inherits TCP_NODELAY from the listener', async () => {
+  it('makes no setsockopt call per accept: the accepted socket inherits TCP_NODELAY from the listener', async () => {
     const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
     const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
     const address = listener.localAddress;
     if (address.family === 'unix') throw new Error('a TCP listener');
     expect(binding.noDelay(listener.fd)).toBe(1);
-    const spy = vi.spyOn(binding, 'setNoDelay');
+    const spy = vi.spyOn(binding, 'setSockOpt');
     const accepted = listener[Symbol.asyncIterator]().next();
     const client = await driver.connectTcp({ host: '127.0.0.1', port: address.port, noDelay: false });
     const server = (await accepted).value!;
@@ -65,10 +66,10 @@ describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
   it('knows what connectTcp set, with noDelay on (the default) and off', async () => {
     const binding = (driver as unknown as { host: { binding: NativeBinding } }).host.binding;
     const calls: boolean[] = [];
-    const setNoDelay = binding.setNoDelay.bind(binding);
-    vi.spyOn(binding, 'setNoDelay').mockImplementation((fd, enabled) => {
-      calls.push(enabled);
-      return setNoDelay(fd, enabled);
+    const setSockOpt = binding.setSockOpt.bind(binding);
+    vi.spyOn(binding, 'setSockOpt').mockImplementation((fd, level, optname, value) => {
+      if (level === IPPROTO_TCP && optname === TCP_NODELAY) calls.push(value !== 0);
+      return setSockOpt(fd, level, optname, value);
     });
     const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
     const address = listener.localAddress;

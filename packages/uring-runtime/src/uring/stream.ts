@@ -64,6 +64,7 @@ import {
   TARGET_STREAM_OP,
   type TargetCompletions,
 } from './ring.js';
+import { IPPROTO_TCP, SO_RCVLOWAT, SOL_SOCKET, TCP_NODELAY } from './sockopt.js';
 import { tlsSentIndex, tlsSentPage } from './tls-sent.js';
 
 const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP, EPIPE } = constants.errno;
@@ -485,6 +486,12 @@ class StreamRare {
   heapCode = 0;
   /** The receive failure a recv saw (readers get it once the queued chunks are taken). */
   failure: RuntimeError | undefined = undefined;
+  /**
+   * SO_RCVLOWAT as this stream set it (setRecvLowWater): 1 is the kernel's default, 0 unknown
+   * (a direct stream's record was refused), so an equal call makes no syscall. Here, not a field
+   * of the stream: only streams that set a mark (a Thrift relay's) pay for it.
+   */
+  recvLowWater = 1;
 }
 
 /**
@@ -504,7 +511,8 @@ function isSpare(rare: StreamRare): boolean {
     rare.onDisarmed === undefined &&
     !rare.heapLarge &&
     !rare.heapBulk &&
-    rare.failure === undefined
+    rare.failure === undefined &&
+    rare.recvLowWater === 1
   );
 }
 
@@ -604,9 +612,6 @@ const UNIX = 16384;
  */
 const IN_FLIGHT_SHIFT = 15;
 const IN_FLIGHT_ONE = 1 << IN_FLIGHT_SHIFT;
-/** IPPROTO_TCP and TCP_NODELAY, for a direct stream's setsockopt record. */
-const IPPROTO_TCP = 6;
-const TCP_NODELAY = 1;
 /** In-ring TLS writes in flight at once on one stream; more wait in the write queue. */
 const TLS_WRITES_IN_FLIGHT = 1024;
 /** QueuedWrite's `data` for a close_notify (compared by identity). */
@@ -840,32 +845,52 @@ export class UringStream
 
   setNoDelay(enabled: boolean): void {
     if (this.kind !== 'tcp' || this.closing || ((this.bits & NO_DELAY) !== 0) === enabled) return;
-    if (this.direct) this.setNoDelayDirect(enabled);
-    else this.host.binding.setNoDelay(this.fd, enabled);
+    const value = enabled ? 1 : 0;
+    if (this.direct) {
+      // A refusal (an older kernel) puts the bit back as the kernel has it.
+      this.setOptionDirect(IPPROTO_TCP, TCP_NODELAY, value, () => {
+        this.bits = enabled ? this.bits & ~NO_DELAY : this.bits | NO_DELAY;
+      });
+    } else this.host.binding.setSockOpt(this.fd, IPPROTO_TCP, TCP_NODELAY, value);
     this.bits = enabled ? this.bits | NO_DELAY : this.bits & ~NO_DELAY;
   }
 
   /**
-   * setsockopt(TCP_NODELAY) on a direct slot: a SETSOCKOPT record (URING_CMD, Linux 6.7), sent
-   * with the next flush, so ahead of any write made after this call. The stream records the wish
-   * at once; a refusal (an older kernel) puts the bit back as the kernel has it.
+   * SO_RCVLOWAT: a receive waiting on this TCP stream completes once `bytes` are queued (or at
+   * end of stream or an error), not on every segment. The kernel holds back the wake-up only;
+   * a receive submitted while fewer bytes are already queued still takes those. A call with the
+   * value the stream already set makes no syscall (so a reader may call it per frame). False on
+   * a Unix stream (the kernel wakes its readers on every write whatever the mark) and a closing
+   * one. A direct stream's goes by an OP_SETSOCKOPT record with the next flush, ahead of any
+   * receive submitted after this call; a refusal leaves the mark unknown (the next call asks).
    */
-  private setNoDelayDirect(enabled: boolean): void {
+  override setRecvLowWater(bytes: number): boolean {
+    if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0x7fffffff)
+      throw new RangeError(`setRecvLowWater: a whole number of bytes from 1, got ${bytes}`);
+    if (this.kind !== 'tcp' || this.closing) return false;
+    if ((this.rare?.recvLowWater ?? 1) === bytes) return true;
+    if (this.direct) {
+      this.setOptionDirect(SOL_SOCKET, SO_RCVLOWAT, bytes, () => {
+        if (this.rare !== undefined) this.rare.recvLowWater = 0;
+      });
+    } else if (this.host.binding.setSockOpt(this.fd, SOL_SOCKET, SO_RCVLOWAT, bytes) !== 0) return false;
+    (this.rare ??= new StreamRare()).recvLowWater = bytes;
+    return true;
+  }
+
+  /**
+   * setsockopt(level, optname, value) on a direct slot: a SETSOCKOPT record (URING_CMD, Linux
+   * 6.7), sent with the next flush, so ahead of any op submitted after this call. The caller
+   * records the value at once; `refused` runs if the kernel says no.
+   */
+  private setOptionDirect(level: number, optname: number, value: number, refused: () => void): void {
     const ring = this.ring;
     const target: CompletionTarget = {
       onCompletion: (res) => {
-        if (res < 0) this.bits = enabled ? this.bits & ~NO_DELAY : this.bits | NO_DELAY;
+        if (res < 0) refused();
       },
     };
-    ring.push(
-      OP_SETSOCKOPT | FIXED_FILE_OP,
-      this.fd,
-      ring.alloc(target),
-      enabled ? 1 : 0,
-      undefined,
-      IPPROTO_TCP,
-      TCP_NODELAY,
-    );
+    ring.push(OP_SETSOCKOPT | FIXED_FILE_OP, this.fd, ring.alloc(target), value, undefined, level, optname);
   }
 
   /**
