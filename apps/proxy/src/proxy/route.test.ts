@@ -271,6 +271,25 @@ describe('cleanPathEnd', () => {
     expect(cleanPathEnd(`/api/v2/users/1079190/orders/.x?page=3`)).toBe(-1);
   });
 
+  it("sends '/.', '/..', '%2e', '#' at every position of the path to the slow path, and stops at the first '?'", () => {
+    // Both forms: the char loop below 24 chars, the searches from there (past 64 chars too).
+    for (let n = 1; n <= 80; n++) {
+      const plain = `/${'a'.repeat(n - 1)}`;
+      for (let at = 1; at <= n; at++) {
+        const before = plain.slice(0, at);
+        const after = plain.slice(at);
+        for (const bad of ['/.', '/..', '%2e', '#']) {
+          expect(cleanPathEnd(before + bad + after)).toBe(-1);
+          // In the query: only '#' still counts.
+          expect(cleanPathEnd(`${before}?${bad}${after}`)).toBe(bad === '#' ? -1 : at);
+        }
+        // A '.' not after a '/' is a plain char; the first '?' ends the path.
+        expect(cleanPathEnd(`${before}a.${after}`)).toBe(n + 2);
+        expect(cleanPathEnd(`${before}?${after}?/.`)).toBe(at);
+      }
+    }
+  });
+
   it('agrees with the normalizer: a clean path is one it leaves as is', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^\/[a-z./%#?~0-9]{0,12}$/), (t) => {
