@@ -228,6 +228,11 @@ export interface NativeBinding {
   encodeUnix(path: string): Uint8Array | null;
   address(fd: number, peer: boolean): NativeAddress | NativeFailure;
   /**
+   * What address() makes of a sockaddr's bytes (encodeIp's, a direct accept's): the text by
+   * inet_ntop. null when the buffer is shorter than its family's sockaddr, or of another family.
+   */
+  describeSockaddr(bytes: Uint8Array): NativeAddress | null;
+  /**
    * setsockopt(fd, level, optname, &value) with an int value: 0 or -errno. The level and option
    * numbers are Linux's (IPPROTO_TCP 6 / TCP_NODELAY 1, SOL_SOCKET 1 / SO_RCVLOWAT 18, ...).
    */

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -221,6 +222,23 @@ Napi::Value Address(const Napi::CallbackInfo& info) {
   return DescribeAddress(env, ss, len);
 }
 
+// describeSockaddr(bytes) -> SocketAddress | null: what address() makes of a sockaddr (its text
+// by inet_ntop), for bytes from elsewhere (encodeIp's, a direct accept's); null for a buffer
+// shorter than its family's sockaddr, or another family than IPv4, IPv6 and Unix. Tests hold
+// the runtime's JavaScript decoding to it.
+Napi::Value DescribeSockaddr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  sockaddr_storage ss{};
+  size_t len = std::min(bytes.ByteLength(), sizeof ss);
+  std::memcpy(&ss, bytes.Data(), len);
+  bool whole = len >= sizeof(sa_family_t) &&
+               ((ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) ||
+                (ss.ss_family == AF_INET6 && len >= sizeof(sockaddr_in6)) || ss.ss_family == AF_UNIX);
+  if (!whole) return env.Null();
+  return DescribeAddress(env, ss, static_cast<socklen_t>(len));
+}
+
 // directAddress(slot, peer) -> SocketAddress | { errno, syscall }: the address of a socket in
 // this thread's ring's direct table (Ring::DirectAddress: a real fd for a moment).
 Napi::Value DirectAddress(const Napi::CallbackInfo& info) {
@@ -320,6 +338,7 @@ void RegisterNet(Napi::Env env, Napi::Object exports) {
   exports.Set("encodeUnix", Napi::Function::New(env, EncodeUnix, "encodeUnix"));
   exports.Set("address", Napi::Function::New(env, Address, "address"));
   exports.Set("directAddress", Napi::Function::New(env, DirectAddress, "directAddress"));
+  exports.Set("describeSockaddr", Napi::Function::New(env, DescribeSockaddr, "describeSockaddr"));
   exports.Set("setSockOpt", Napi::Function::New(env, SetSockOpt, "setSockOpt"));
   exports.Set("noDelay", Napi::Function::New(env, NoDelay, "noDelay"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));

@@ -277,6 +277,19 @@ describe('PROXY protocol codec properties', () => {
     { maxLength: 4 },
   );
 
+  it('writes IPv6 with the one inet_ntop of @loch/uring-runtime (ipv6Text): ::0.0.1.2 as "::102", mapped dotted', () => {
+    const header = (groups: number[]) => {
+      const h = new Uint8Array(16 + 36);
+      h.set(V2_SIGNATURE);
+      h.set([0x21, 0x21, 0, 36], 12);
+      for (let i = 0; i < 8; i++) h.set([groups[i]! >> 8, groups[i]! & 0xff], 16 + 2 * i);
+      return (decodeProxyHeader(h)!.header.source as { address: string }).address;
+    };
+    expect(header([0, 0, 0, 0, 0, 0, 0, 0x0102])).toBe('::102');
+    expect(header([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304])).toBe('::ffff:1.2.3.4');
+    expect(header([0, 0, 0, 0, 0, 0, 0x0102, 0x0304])).toBe('::1.2.3.4');
+  });
+
   it('formats IPv6 as the system does (inet_ntop via node:net SocketAddress): differential', () => {
     // Groups mostly zero, so runs of zeros (and their ties) are common.
     const group = fc.oneof(fc.constant(0), fc.constant(0), fc.nat(0xffff));

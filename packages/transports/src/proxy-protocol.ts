@@ -12,7 +12,7 @@
  * or a v2 header declares more than the caller's limit.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import type { SocketAddress } from '@loch/uring-runtime';
+import { ipv4Text, ipv6Text, type SocketAddress } from '@loch/uring-runtime';
 
 /** Stable codes of PROXY protocol errors. */
 export type ProxyProtocolErrorCode =
@@ -305,42 +305,6 @@ function decodeTlvs(header: Uint8Array, length: number, rest: Uint8Array): Proxy
     at += 3 + len;
   }
   return tlvs;
-}
-
-function ipv4Text(b: Uint8Array, at: number): string {
-  return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
-}
-
-/**
- * Text of 16 bytes as the system's inet_ntop writes it (so a header's address reads like a
- * socket's): RFC 5952 (lowercase, the first longest run of 2+ zero groups as "::"), and the
- * IPv4 tail of a mapped (::ffff:a.b.c.d) or IPv4-compatible (::a.b.c.d) address dotted.
- */
-function ipv6Text(b: Uint8Array, at: number): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!);
-  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0) {
-    if (groups[5] === 0xffff) return `::ffff:${ipv4Text(b, at + 12)}`;
-    if (groups[5] === 0 && groups[6] !== 0) return `::${ipv4Text(b, at + 12)}`;
-  }
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestAt < 0) return hex.join(':');
-  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
 }
 
 function unixPath(b: Uint8Array, at: number): string {

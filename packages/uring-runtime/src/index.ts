@@ -24,6 +24,7 @@ export { StreamForms } from './internal/stream-forms.js';
 // ...and the one per-thread queue that delivers recvTo/writeTo results at the next microtask
 // checkpoint (for TLS and PROXY-protocol wrappers).
 export { deliverRecv, deliverWritten } from './internal/target-delivery.js';
+export { ipv4Text, ipv6Text } from './ip-text.js';
 export type { RuntimeOption } from './net/runtime-stream.js';
 export { heldBytes, RuntimeListener, RuntimeStream, sentBytes } from './net/runtime-stream.js';
 export { type TcpBindOptions, TcpListener, TcpStream, type TcpStreamConnectOptions } from './net/tcp.js';

@@ -11,6 +11,7 @@
 import { unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { RuntimeError } from '../errors.js';
+import { ipv4Text, ipv6Text } from '../ip-text.js';
 import type { IoOptions, SocketAddress, StreamListener } from '../stream.js';
 import { CQE_F_MORE, FIXED_FILE_OP, OP_ACCEPT_DIRECT, OP_ACCEPT_MULTI, OP_CLOSE } from './records.js';
 import { type CompletionFn, type CompletionTarget, TARGET_LISTENER } from './ring.js';
@@ -36,47 +37,9 @@ const AF_INET6 = 10;
 export function decodeSockaddr(b: Uint8Array): SocketAddress | undefined {
   const family = b[0]! | (b[1]! << 8);
   const port = (b[2]! << 8) | b[3]!;
-  if (family === AF_INET)
-    return toSocketAddress({ family: 'ipv4', address: `${b[4]}.${b[5]}.${b[6]}.${b[7]}`, port });
+  if (family === AF_INET) return toSocketAddress({ family: 'ipv4', address: ipv4Text(b, 4), port });
   if (family !== AF_INET6) return undefined;
   return toSocketAddress({ family: 'ipv6', address: ipv6Text(b, 8), port });
-}
-
-/** inet_ntop(AF_INET6) of the 16 bytes at `at`: the first longest run (2+) of zero groups as "::", IPv4-mapped and -compatible forms dotted. */
-function ipv6Text(b: Uint8Array, at: number): string {
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((b[at + 2 * i]! << 8) | b[at + 2 * i + 1]!);
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (bestLen < 2) best = -1;
-  const v4 = `${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}`;
-  // glibc's rule: ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, not ::1 or ::).
-  if (best === 0 && (bestLen === 6 || (bestLen === 7 && g[7] !== 1) || (bestLen === 5 && g[5] === 0xffff)))
-    return bestLen === 5 ? `::ffff:${v4}` : `::${v4}`;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === best) {
-      out += '::';
-      i += bestLen - 1;
-      continue;
-    }
-    if (out !== '' && !out.endsWith(':')) out += ':';
-    out += g[i]!.toString(16);
-  }
-  return out;
 }
 
 interface AcceptWaiter {
