@@ -211,9 +211,8 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
       this.armedBufs.splice(at, 1);
     }
     let rearm = true;
-    // The slot this accept held (Ring.takeDirectSlot) stays taken by the socket it accepted.
-    if (res < 0) this.host.ring.directAcceptEnded();
     if (res >= 0) {
+      // The slot this accept held (Ring.takeDirectSlot) stays taken by the socket it accepted.
       const peer = buf === undefined ? undefined : decodeSockaddr(buf);
       if (this.closing) this.closeQuietly(res);
       else {
@@ -226,14 +225,19 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
           this.readyPeers.push(peer);
         }
       }
-    } else if (res !== -ECANCELED && res !== -ECONNABORTED && !this.closing) {
-      rearm = false;
-      const w = this.waiters.shift();
-      if (w !== undefined) {
-        if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
-        w.reject(RuntimeError.fromErrno(res, 'accept', this.localAddress));
+    } else {
+      // No connection: the slot this accept held is free again.
+      this.host.ring.directSlotFreed();
+      if (res === -ECANCELED) rearm = false;
+      else if (res !== -ECONNABORTED && !this.closing) {
+        rearm = false;
+        const w = this.waiters.shift();
+        if (w !== undefined) {
+          if (w.onAbort !== undefined) w.signal?.removeEventListener('abort', w.onAbort);
+          w.reject(RuntimeError.fromErrno(res, 'accept', this.localAddress));
+        }
       }
-    } else if (res === -ECANCELED) rearm = false;
+    }
     if (this.closing) {
       if (this.armedSlots.length === 0) this.closeSocket();
     } else if (rearm) this.arm();

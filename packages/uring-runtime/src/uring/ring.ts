@@ -955,7 +955,7 @@ export class Ring {
    * Takes a slot of the direct table for an accept `listener` arms (true), or says the table is
    * at maxDirect (false: `listener` is armed again once a slot frees, directSlotFreed). The slot
    * stays taken while the accept is armed and, if it accepted, until the socket's close direct
-   * completed; an accept that ends without a connection gives it back (directAcceptEnded).
+   * completed; an accept that ends without a connection gives it back (directSlotFreed).
    */
   takeDirectSlot(listener: { arm(): void }): boolean {
     if (this.directSlots < this.maxDirect) {
@@ -966,12 +966,10 @@ export class Ring {
     return false;
   }
 
-  /** An armed accept ended without a connection (cancelled, failed): its slot is free again. */
-  directAcceptEnded(): void {
-    this.directSlotFreed();
-  }
-
-  /** A direct socket's close direct completed (or an accept gave its slot back): listeners at the cap arm again. */
+  /**
+   * A slot taken by takeDirectSlot is free again: a direct socket's close direct completed, or an
+   * armed accept ended without a connection (cancelled, failed). Listeners at the cap arm again.
+   */
   directSlotFreed(): void {
     this.directSlots--;
     if (this.atCap.size === 0) return;

@@ -687,7 +687,7 @@ export class UringStream
   /**
    * `fd` is a slot of the ring's direct descriptor table (issue 18; native/README.md, "Direct
    * descriptors"): the stream was accepted direct. Such a stream has no descriptor: what needs
-   * one either goes through `slotAddress` (its addresses) or is refused (a splice pump:
+   * one either goes through `nativeAddress` (its addresses) or is refused (a splice pump:
    * EOPNOTSUPP, which zeroCopy answers with a copy; in-ring TLS: ENOTSUP, which @loch/tls answers
    * by feeding the session from JavaScript).
    */
@@ -701,12 +701,15 @@ export class UringStream
   }
 
   /**
-   * The one place a direct stream's socket is asked for an address the accept did not bring (the
-   * local address on a wildcard listener, a Unix peer): native directAddress makes a real
-   * descriptor for a moment (IORING_OP_FIXED_FD_INSTALL, Linux 6.8) and closes it.
+   * The one place this stream's socket is asked for an address (its peer's, or its own) that it
+   * does not know yet: native address() on a descriptor; on a direct slot (the local address on a
+   * wildcard listener, a Unix peer: what the accept did not bring) native directAddress, which
+   * makes a real descriptor for a moment (IORING_OP_FIXED_FD_INSTALL, Linux 6.8) and closes it.
    */
-  private slotAddress(peer: boolean): NativeAddress | NativeFailure {
-    return this.host.binding.directAddress(this.fd, peer);
+  private nativeAddress(peer: boolean): NativeAddress | NativeFailure {
+    return this.direct
+      ? this.host.binding.directAddress(this.fd, peer)
+      : this.host.binding.address(this.fd, peer);
   }
 
   /** True once close() started; in-flight ops then fail with ECANCELED. */
@@ -810,7 +813,7 @@ export class UringStream
     const known = this.remote;
     if (known !== undefined) return known;
     // A direct stream's accept brought its peer's address (UringListener.wrap), except a Unix one's.
-    const a = this.direct ? this.slotAddress(true) : this.host.binding.address(this.fd, true);
+    const a = this.nativeAddress(true);
     return (this.peer = toSocketAddress(a));
   }
 
@@ -822,10 +825,7 @@ export class UringStream
   }
 
   get localAddress(): SocketAddress {
-    if (this.local === undefined)
-      this.local = toSocketAddress(
-        this.direct ? this.slotAddress(false) : this.host.binding.address(this.fd, false),
-      );
+    if (this.local === undefined) this.local = toSocketAddress(this.nativeAddress(false));
     return this.local;
   }
 
@@ -838,7 +838,7 @@ export class UringStream
     const known = this.remote;
     if (known !== undefined) return known;
     if (this.closing) return undefined;
-    const a = this.direct ? this.slotAddress(true) : this.host.binding.address(this.fd, true);
+    const a = this.nativeAddress(true);
     if (!('family' in a)) return undefined;
     return (this.peer = toSocketAddress(a));
   }
