@@ -53,6 +53,7 @@ export {
   type ThriftResponse,
 } from './rpc/client.js';
 export { FrameReader, type FrameReaderOptions, RetainedChunk } from './rpc/frame-reader.js';
+export { RecvLowWater } from './rpc/recv-low-water.js';
 export {
   createReply,
   type ThriftAbortListener,

@@ -39,6 +39,11 @@ export interface FrameReaderOptions extends FrameCodecOptions {
 }
 
 const MIN_BUFFER = 64 * 1024;
+/**
+ * The fewest bytes a length-prefixed frame has: its 4-byte prefix and a payload of at least one
+ * byte (a zero length is ERR_THRIFT_FRAME_SIZE). The receive low-water mark at a frame boundary.
+ */
+export const MIN_FRAME_BYTES = 5;
 const EMPTY = new Uint8Array(0);
 /** A length prefix written back before a held frame body that goes to the buffer (spill). */
 const PREFIX = new Uint8Array(4);
@@ -286,6 +291,55 @@ export class FrameReader implements SweepMember {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * The largest receive low-water mark (SO_RCVLOWAT, at most MIN_FRAME_BYTES) that cannot hold
+   * back a byte this reader waits for: MIN_FRAME_BYTES with nothing buffered (every frame is at
+   * least that long), the bytes still missing of the first incomplete frame when they are fewer
+   * (a frame's last 1-4 bytes must wake the receive), and 1, the kernel's default, where the
+   * stream is not known to be length-prefixed (unframed, or not yet detected while unframed is
+   * accepted: its message bounds are found by skipping, not read from a prefix). Walks the
+   * buffered frames' prefixes only when something is buffered: nothing in the usual case, a call
+   * or reply received whole. RecvLowWater is its user.
+   */
+  recvLowWater(): number {
+    const framing = this.framing;
+    if (framing === 'unframed') return 1;
+    if (framing === null) {
+      const accepted = this.options.framings;
+      if (accepted === undefined || accepted.includes('unframed')) return 1;
+    }
+    const prefix = this.heldBody > 0 ? 4 : 0;
+    const have = this.end - this.start + prefix + (this.heldBytes.length - this.heldStart);
+    if (have === 0) return MIN_FRAME_BYTES;
+    let at = 0;
+    while (have - at >= 4) {
+      const size =
+        ((this.byteAt(at, prefix) << 24) |
+          (this.byteAt(at + 1, prefix) << 16) |
+          (this.byteAt(at + 2, prefix) << 8) |
+          this.byteAt(at + 3, prefix)) +
+        4;
+      // A bad prefix fails at poll(); until then nothing is held back.
+      if (size <= 4) return 1;
+      if (at + size > have) return Math.min(MIN_FRAME_BYTES, at + size - have);
+      at += size;
+    }
+    // 0-3 bytes of a prefix: the frame has at least MIN_FRAME_BYTES.
+    return MIN_FRAME_BYTES - (have - at);
+  }
+
+  /**
+   * Byte `i` of what is buffered, in the order poll() reads it: the buffer, then the length prefix
+   * of a held body (`prefix` 4, written back by spill()), then the held chunk's bytes.
+   */
+  private byteAt(i: number, prefix: number): number {
+    const inBuf = this.end - this.start;
+    if (i < inBuf) return this.buf[this.start + i]!;
+    i -= inBuf;
+    if (i < prefix) return (this.heldBody >>> (24 - 8 * i)) & 0xff;
+    return this.heldBytes[this.heldStart + i - prefix]!;
   }
 
   /** See feed(). */

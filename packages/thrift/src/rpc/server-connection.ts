@@ -50,6 +50,7 @@ import { frameParts } from '../transport/codec.js';
 import { EMPTY_HEADERS, EMPTY_INT_HEADERS, type ThriftFrame, type ViewFrame } from '../transport/frame.js';
 import { type MessageHeader, MessageType } from '../types.js';
 import { FrameReader, type RetainedChunk } from './frame-reader.js';
+import { RecvLowWater } from './recv-low-water.js';
 import type {
   ThriftAbortListener,
   ThriftHandler,
@@ -190,6 +191,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
   /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
   sweepSlot = -1;
   readonly #reader: FrameReader;
+  /** The socket's receive low-water mark at the reader's frame boundaries (one set a connection). */
+  readonly #lowWater: RecvLowWater;
   readonly #ctx: ConnectionContext;
   readonly #limit: number;
   readonly #inOrder: boolean;
@@ -246,6 +249,7 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
     this.#ctx = ctx;
     const options = ctx.options;
     this.#reader = new FrameReader(stream, options);
+    this.#lowWater = new RecvLowWater(stream);
     this.#limit = Math.max(1, options.maxConcurrentCalls ?? 1);
     this.#inOrder = options.replyOrder === 'request' && this.#limit > 1;
     this.#inPlace = options.callsInPlace === true;
@@ -290,6 +294,8 @@ export class ServerConnection implements ThriftRecvTarget, ThriftWriteTarget, Sw
       if (this.#outstanding === 0) this.#end(reader.truncation());
       return;
     }
+    // Also with a receive pending: a frame whose last bytes are fewer than the mark lowers it.
+    this.#lowWater.update(reader);
     const room = this.#outstanding < this.#limit;
     if (!this.#receiving) {
       if (!room && reader.buffered >= WATCH_AHEAD) {

@@ -21,6 +21,13 @@ export interface ThriftStream {
   close(): Promise<void>;
   /** True once closed. */
   readonly closed: boolean;
+  /**
+   * Optional: sets the socket's receive low-water mark (SO_RCVLOWAT), the bytes a waiting receive
+   * needs before it completes (a peer's end completes it whatever the mark); false where the
+   * stream cannot (@loch/uring-runtime's legacy driver, a TLS layer). Used at frame boundaries
+   * (RecvLowWater).
+   */
+  setRecvLowWater?(bytes: number): boolean;
 }
 
 /**

@@ -1,0 +1,51 @@
+/**
+ * Keeps a stream's receive low-water mark (SO_RCVLOWAT) at what its FrameReader allows, so that a
+ * frame's 4-byte length prefix that arrives alone does not complete a receive of its own.
+ *
+ * Why: Apache Go's framed and THeader transports (and Kitex's) write a frame's length prefix with
+ * a write of its own. A receive that is armed when those 4 bytes land completes with them alone:
+ * one more completion and reader pass per frame, and a relay then sends the frame as two parts
+ * (bench/thrift/readings-2026-12-07g.md: 0.16-0.95 a 10 KiB call). With the mark at 5 (no frame
+ * is shorter) the kernel wakes the receive only once the body joined the prefix. The mark must
+ * never hold back the last bytes of a frame, so while a frame is incomplete and fewer than 5 of
+ * its bytes are missing it is lowered to that count (FrameReader.recvLowWater), and raised again
+ * once the frame completed. Nothing is buffered at a frame boundary in the usual case, so a
+ * connection sets it once (5), not per call. A peer's end wakes a receive whatever the mark.
+ *
+ * Only for a stream whose bytes are the socket's (the runtime's TCP and Unix streams, a PROXY
+ * protocol layer past its header): the runtime answers false where it cannot apply it (the
+ * legacy driver, a TLS layer), and then this stops asking.
+ */
+import type { FrameReader } from './frame-reader.js';
+import type { ThriftStream } from './stream.js';
+
+/** The mark a socket starts with (the kernel's default). */
+const DEFAULT_MARK = 1;
+
+export class RecvLowWater {
+  /** The mark last applied to the stream (DEFAULT_MARK until the first change). */
+  #mark = DEFAULT_MARK;
+  /** The stream cannot take a mark: nothing is asked of it again. */
+  #off: boolean;
+
+  constructor(private readonly stream: ThriftStream) {
+    this.#off = typeof stream.setRecvLowWater !== 'function';
+  }
+
+  /** The mark in effect (1 where the stream takes none). */
+  get mark(): number {
+    return this.#off ? DEFAULT_MARK : this.#mark;
+  }
+
+  /**
+   * Before a receive (or with one pending: the kernel re-checks a waiting receive against a
+   * lowered mark at once): sets the mark `reader`'s state allows, a syscall only when it changes.
+   */
+  update(reader: FrameReader): void {
+    if (this.#off) return;
+    const mark = reader.recvLowWater();
+    if (mark === this.#mark) return;
+    this.#mark = mark;
+    if (this.stream.setRecvLowWater!(mark) !== true) this.#off = true;
+  }
+}
