@@ -39,6 +39,7 @@ import {
   FrameReader,
   MessageType,
   peekFrameHeader,
+  RecvLowWater,
   type RetainedChunk,
   reframe,
   rewriteSeqId,
@@ -223,6 +224,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
   sweepSlot = -1;
   readonly #reader: FrameReader;
+  /** The socket's receive low-water mark at the reader's frame boundaries (one set a connection). */
+  readonly #lowWater: RecvLowWater;
   readonly #pending = new Map<number, Waiting>();
   readonly #tombstones = new Set<number>();
   /** The last reply's message type and seq id (peekFrameHeader), reused per reply. */
@@ -266,6 +269,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     private readonly maxSeqId = 0x7fffffff,
   ) {
     this.#reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
+    this.#lowWater = new RecvLowWater(stream);
+    this.#lowWater.update(this.#reader);
     // One receive pending for the connection's life: replies, or its end.
     stream.recvTo(this);
   }
@@ -571,6 +576,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       // A draining connection closes with its last call answered.
       if (!this.alive) return;
     }
+    this.#lowWater.update(this.#reader);
     this.stream.recvTo(this);
   }
 

@@ -35,6 +35,7 @@ import {
   frameParts,
   MessageType,
   peekFrameHeader,
+  RecvLowWater,
   type RetainedChunk,
   type ThriftFrame,
   type ViewFrame,
@@ -164,6 +165,8 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   /** @internal The deadline sweep's field (SweepMember.sweepSlot): declared, arming keeps the shape. */
   sweepSlot = -1;
   readonly reader: FrameReader;
+  /** The socket's receive low-water mark at the reader's frame boundaries (one set a connection). */
+  readonly #lowWater: RecvLowWater;
   /** The call's upstream_call deadline on the sweep's clock (NO_DEADLINE: none). */
   #callDeadline = NO_DEADLINE;
   /** The call's deadline passed and the connection was closed to end it. */
@@ -198,6 +201,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     private readonly owner: ConnectionOwner,
   ) {
     this.reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
+    this.#lowWater = new RecvLowWater(stream);
   }
 
   get closed(): boolean {
@@ -242,6 +246,7 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   }
 
   #receive(): void {
+    this.#lowWater.update(this.reader);
     if (this.#receiving) return;
     this.#receiving = true;
     this.stream.recvTo(this);
