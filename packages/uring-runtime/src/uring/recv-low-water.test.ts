@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadNative, type NativeBinding } from '@loch/native';
+import { loadNative, loadTls, type NativeBinding } from '@loch/native';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLegacyDriver } from '../legacy/index.js';
 import type { ByteStream, StreamListener } from '../stream.js';
 import { createUringDriver, probeUring, type UringDriver } from './index.js';
+import type { UringStream } from './stream.js';
 import { SO_RCVLOWAT, SOL_SOCKET } from './sockopt.js';
 
 const probe = probeUring();
@@ -20,6 +21,9 @@ const nativeProbe = 'error' in native ? undefined : native.binding.probe();
 // A direct stream sets the mark by a URING_CMD setsockopt record (Linux 6.7+).
 const direct =
   probe.available && nativeProbe?.ok === true && nativeProbe.directFiles === true && nativeProbe.ops.uringCmd;
+
+const tlsLoaded = loadTls();
+const tlsEngine = 'tls' in tlsLoaded ? tlsLoaded.tls : undefined;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -149,6 +153,27 @@ for (const mode of modes) {
     });
   });
 }
+
+describe.skipIf(!probe.available || tlsEngine === undefined)('io_uring setRecvLowWater under in-ring TLS', () => {
+  it('says false once a TLS session is attached: the socket carries ciphertext', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096 });
+    try {
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const { server, client } = await acceptPair(listener);
+      const served = server as UringStream;
+      if (!driver.host.ring.tlsCapable) return;
+      const context = new tlsEngine!.TlsContext(true, 0, 0, '', '');
+      const events = { onTlsEvent: () => undefined, onTlsTransportEnd: () => undefined };
+      expect(served.attachTls(new tlsEngine!.TlsSession(context), events)).toBe(0);
+      expect(served.setRecvLowWater(5)).toBe(false);
+      client.destroy();
+      await served.close();
+      await listener.close();
+    } finally {
+      await driver.close();
+    }
+  });
+});
 
 describe.skipIf(!probe.available)('io_uring setRecvLowWater on a Unix stream', () => {
   it('says false: the kernel wakes a Unix reader on every write', async () => {

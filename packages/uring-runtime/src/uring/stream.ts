@@ -860,14 +860,16 @@ export class UringStream
    * end of stream or an error), not on every segment. The kernel holds back the wake-up only;
    * a receive submitted while fewer bytes are already queued still takes those. A call with the
    * value the stream already set makes no syscall (so a reader may call it per frame). False on
-   * a Unix stream (the kernel wakes its readers on every write whatever the mark) and a closing
-   * one. A direct stream's goes by an OP_SETSOCKOPT record with the next flush, ahead of any
+   * a Unix stream (the kernel wakes its readers on every write whatever the mark), a closing
+   * one, and one a TLS session was attached to (in-ring TLS: the socket's bytes are ciphertext). A direct stream's goes by an OP_SETSOCKOPT record with the next flush, ahead of any
    * receive submitted after this call; a refusal leaves the mark unknown (the next call asks).
    */
   override setRecvLowWater(bytes: number): boolean {
     if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0x7fffffff)
       throw new RangeError(`setRecvLowWater: a whole number of bytes from 1, got ${bytes}`);
-    if (this.kind !== 'tcp' || this.closing) return false;
+    // A TLS session (carried by the ring, or detached to JavaScript) reads ciphertext from this
+    // socket: a mark counted in plaintext would hold back a record's last bytes.
+    if (this.kind !== 'tcp' || this.closing || this.tlsState !== undefined) return false;
     if ((this.rare?.recvLowWater ?? 1) === bytes) return true;
     if (this.direct) {
       this.setOptionDirect(SOL_SOCKET, SO_RCVLOWAT, bytes, () => {
