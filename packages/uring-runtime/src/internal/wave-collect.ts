@@ -11,6 +11,21 @@
  * and an ~11 ms final pause against the plain GC's 20-24 ms; readings-2026-12-07c.md). Not a GC
  * tuner: a stable connection count never triggers it, whatever the churn; the idle trim
  * (idle-trim.ts) stays what gives everything back when the thread goes quiet.
+ *
+ * Its counterpart, the open wave: when open streams rose by WAVE_MIN_DROP or more above their
+ * low-water mark and stopped rising, the same collection runs once (at most once per
+ * `minIntervalMs`, apart from the close waves' interval). Why: the new connections' objects
+ * survive scavenges, so V8 doubles the semi-spaces while they open (a worker's new space 4 -> 16
+ * MiB under a burst of ~16,700 connections: 36 MiB for 3 workers at 50,000 idle connections,
+ * bench/idle-memory/readings-2026-12-07d.md), and a busy worker shrinks new space only after a
+ * memory-reducing mark-compact: V8's memory reducer ran one 37-67 s after the burst ended (2
+ * rounds), this collection runs it when the burst settles (its end is V8's new-space
+ * shrink, to the initial size: 50,000 idle, busy 711-781 B/conn against 1,347-1,383 five seconds
+ * after the burst; readings-2026-12-07f.md). Steady load grows new space again at its own pace
+ * (the survivors of in-flight requests: 4 -> 8 MiB within 30-120 s there), so this gives back
+ * what the burst grew, sooner, not what the load needs. No test of the young generation's size
+ * first: a read of it does not tell the burst's growth from the load's, and the collection also
+ * takes the burst's own garbage out of old space.
  */
 import { getHeapSpaceStatistics } from 'node:v8';
 import { resolveMillisSetting } from './idle-trim.js';
@@ -99,6 +114,14 @@ export class WaveCollector {
   freedBytes = 0;
   /** The open-stream high-water mark since the last collection. */
   highWater: number;
+  /**
+   * Collections after an open wave (the count rose by WAVE_MIN_DROP or more and settled), one per
+   * wave as `collections`, which counts the waves of closes; `retries`, `misses` and `failures`
+   * count both kinds.
+   */
+  openCollections = 0;
+  /** The open-stream low-water mark since the last collection after an open wave. */
+  lowWater: number;
   readonly #minIntervalMs: number;
   readonly #hooks: WaveCollectHooks;
   #lastAt = Number.NEGATIVE_INFINITY;
@@ -108,11 +131,15 @@ export class WaveCollector {
   /** Calls left for a collection that did not start (0: none pending). */
   #retriesLeft = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #openLastAt = Number.NEGATIVE_INFINITY;
+  /** Calls made for the open wave now pending (0: none); bounded as the close wave's retries. */
+  #openCalls = 0;
 
   constructor(minIntervalMs: number, hooks: WaveCollectHooks) {
     this.#minIntervalMs = minIntervalMs;
     this.#hooks = hooks;
     this.highWater = hooks.openStreams();
+    this.lowWater = this.highWater;
     this.#previous = this.highWater;
   }
 
@@ -144,10 +171,12 @@ export class WaveCollector {
     const open = this.#hooks.openStreams();
     const previous = this.#previous;
     this.#previous = open;
+    if (open < this.lowWater) this.lowWater = open;
     if (open > this.highWater) {
       this.highWater = open;
       return;
     }
+    if (this.#openWaveSettled(open, previous)) return;
     if (open > this.highWater * WAVE_SHARE || this.highWater - open < WAVE_MIN_DROP) return;
     // Still falling: the wave is closing. Collecting now would leave the rest of it as garbage
     // (measured: a collection at 6,346 of 19,157 kept 51 MiB of heap used), so wait for a step
@@ -193,6 +222,37 @@ export class WaveCollector {
     this.lastMs = done - now;
     this.collectMs += this.lastMs;
     this.#lastAt = done;
+  }
+
+  /**
+   * The open wave (see the file's comment): the count WAVE_MIN_DROP or more above its low-water
+   * mark, not above the step before (the wave finished opening) and less than WAVE_MIN_DROP below
+   * its high-water mark, `minIntervalMs` since the last such collection. Calls collect() (a call that did
+   * not start one is made again at the next steps, up to WAVE_RETRIES more); the low-water mark
+   * then restarts from the count now. Returns whether it called.
+   */
+  #openWaveSettled(open: number, previous: number): boolean {
+    // Risen, no longer rising, and not falling away from the top (that is a close wave's start).
+    if (open - this.lowWater < WAVE_MIN_DROP || open > previous || this.highWater - open >= WAVE_MIN_DROP)
+      return false;
+    const now = this.#hooks.now();
+    if (now - this.#openLastAt < this.#minIntervalMs) return false;
+    if (this.#openCalls === 0) this.openCollections++;
+    else this.retries++;
+    let started: unknown = true;
+    try {
+      started = this.#hooks.collect();
+    } catch {
+      this.failures++; // as #collect(): memory stays as it was, the next try waits the interval
+    }
+    this.#openCalls++;
+    if (started !== false || this.#openCalls > WAVE_RETRIES) {
+      if (started === false) this.misses++;
+      this.#openCalls = 0;
+      this.#openLastAt = this.#hooks.now();
+      this.lowWater = open;
+    }
+    return true;
   }
 
   #heapUsed(): number {
