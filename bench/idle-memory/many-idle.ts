@@ -4,7 +4,7 @@
  * repeated samples"). busy.ts reads one worker up to 19,000: its one client process, the proxy
  * process and the one source address all stop near this VM's descriptor hard limit (20,000 per
  * process, prlimit refused) or the ~28,000 ephemeral ports of one source address toward one
- * destination. Here the N idle connections come from several client processes (idle-part.ts,
+ * destination. Here the N idle connections come from several client processes (../lib/idle-clients.ts,
  * at most --per-client each, every one from its own source address 127.0.0.2, .3, ...), and the
  * proxy runs --workers workers: nginx's are processes (worker_rlimit_nofile 20,000 and
  * worker_connections --nginx-worker-connections each); loch's are threads of one process, which
@@ -16,6 +16,8 @@
  *   busy 0   wrk -c`--busy-connections` on for `--busy-warm` s (no idle trim can run while busy)
  *   busy N   the N idle connections opened (one GET each, so each sits in the proxy's idle pool),
  *            `--settle` s, wrk still on
+ *   busy late  (with --busy-late S,...) wrk still on, S s after busy N: whether what a burst grew
+ *            (loch: its workers' new space) stays given back under the load (readings-2026-12-07f.md)
  *   quiet N  wrk stopped, `--settle` s; loch: again until each worker trimmed (up to 45 s)
  * Each moment's RSS is the median of `--samples` samples 500 ms apart, of the proxy's process tree
  * (nginx: master + workers; loch: one process). busy B/conn = (busy N - busy 0) / N; quiet B/conn
@@ -97,6 +99,8 @@ const { values: args } = parseArgs({
      * once, then again), so a cut run still has each count.
      */
     'max-seconds': { type: 'string', default: '0' },
+    /** Seconds after busy N (comma-separated, increasing) at which to read again, wrk still on. */
+    'busy-late': { type: 'string', default: '' },
     json: { type: 'string' },
   },
 });
@@ -118,6 +122,10 @@ const lochRuntime = args['loch-runtime']
   .filter((line) => line !== '')
   .map((line) => `${line}\n`)
   .join('');
+const busyLateMs = args['busy-late']
+  .split(',')
+  .filter((x) => x.trim() !== '')
+  .map((x) => Number(x) * 1000);
 const PATH = '/128';
 /** The proxy on CPU 1; wrk, the idle clients and the backend on CPU 0 (as busy.ts). */
 const PROXY_CPU = '1';
@@ -202,6 +210,8 @@ interface Round {
   quiet0: Moment;
   busy0: Moment;
   busyN: Moment;
+  /** --busy-late: seconds after busy N, and the moment read then. */
+  busyLate: { afterSeconds: number; moment: Moment }[];
   quietN: Moment;
   busyBytesPerConnection: number;
   quietBytesPerConnection: number;
@@ -209,6 +219,8 @@ interface Round {
   /** Seconds the N connections took to open, and the whole round. */
   openSeconds: number;
   roundSeconds: number;
+  /** Loch: its wave-collect log lines from the opening on, seconds after the opening began. */
+  waves?: string[];
   /** Loch: idle trims seen before quiet 0 and quiet N (per worker expected). */
   trims?: [number, number];
 }
@@ -267,6 +279,8 @@ interface Proxy {
   port: number;
   workerParts?: () => Promise<WorkerParts[]>;
   trims?: () => number;
+  /** Loch: its workers' wave-collect log lines (NODE_DEBUG=loch), with when each came (Date.now()). */
+  waveLines?: { at: number; line: string }[];
 }
 
 async function startLoch(upstreamPort: number, count: number): Promise<Proxy> {
@@ -299,10 +313,12 @@ async function startLoch(upstreamPort: number, count: number): Promise<Proxy> {
     },
   );
   let trims = 0;
+  const waveLines: { at: number; line: string }[] = [];
   let collecting: WorkerParts[] | undefined;
   for (const out of [peer.child.stdout!, peer.child.stderr!])
     createInterface({ input: out }).on('line', (line) => {
       if (/ idle trim \d+:/.test(line)) trims++;
+      if (/ wave collect \d+:/.test(line)) waveLines.push({ at: Date.now(), line: line.trim() });
       const m = /stats (\{.*\})/.exec(line);
       if (m === null || collecting === undefined) return;
       const s = JSON.parse(m[1]!) as WorkerParts & { heapSpaces?: Record<string, number> };
@@ -332,7 +348,7 @@ async function startLoch(upstreamPort: number, count: number): Promise<Proxy> {
     collecting = undefined;
     return got;
   };
-  return { peer, port, workerParts, trims: () => trims };
+  return { peer, port, workerParts, trims: () => trims, waveLines };
 }
 
 async function startProxy(upstreamPort: number, count: number): Promise<Proxy> {
@@ -393,8 +409,16 @@ async function openClients(port: number, count: number): Promise<Clients> {
   const n = Math.ceil(count / perClient);
   const shares = Array.from({ length: n }, (_, i) => Math.floor(count / n) + (i < count % n ? 1 : 0));
   const children = shares.map((share, i) => {
-    const argv = ['taskset', '-c', args['client-cpus'], process.execPath, '--import', 'tsx', 'idle-part.ts'];
-    argv.push(String(port), String(share), PATH, `127.0.0.${i + 2}`);
+    const argv = [
+      'taskset',
+      '-c',
+      args['client-cpus'],
+      process.execPath,
+      '--import',
+      'tsx',
+      '../lib/idle-clients.ts',
+    ];
+    argv.push(String(port), String(share), PATH, '200', `127.0.0.${i + 2}`);
     const child = spawn(argv[0]!, argv.slice(1), { cwd: here, stdio: ['pipe', 'pipe', 'inherit'] });
     let text = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -479,6 +503,12 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
     const openSeconds = (Date.now() - opening) / 1000;
     await wait(settleMs);
     const busyN = await moment(proxy, false);
+    const busyLate: Round['busyLate'] = [];
+    const busyNAt = Date.now();
+    for (const ms of busyLateMs) {
+      await wait(busyNAt + ms - Date.now());
+      busyLate.push({ afterSeconds: ms / 1000, moment: await moment(proxy, false) });
+    }
     if (wrk.child.exitCode !== null || wrk.child.signalCode !== null)
       throw new Error(`wrk ended before the busy reading:\n${wrk.output()}`);
     wrk.child.kill('SIGINT');
@@ -505,6 +535,7 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
       quiet0,
       busy0,
       busyN,
+      busyLate,
       quietN,
       busyBytesPerConnection: ((busyN.rssKiB - busy0.rssKiB) * 1024) / connections,
       quietBytesPerConnection: ((quietN.rssKiB - quiet0.rssKiB) * 1024) / connections,
@@ -512,6 +543,16 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
       openSeconds,
       roundSeconds: (Date.now() - started) / 1000,
       ...(proxy.trims === undefined ? {} : { trims: [trims0, trimsN] as [number, number] }),
+      ...(proxy.waveLines === undefined
+        ? {}
+        : {
+            waves: proxy.waveLines
+              .filter((w) => w.at >= opening)
+              .map(
+                (w) =>
+                  `+${((w.at - opening) / 1000).toFixed(1)} s ${w.line.replace(/^.*wave collect/, 'wave collect')}`,
+              ),
+          }),
     };
   } finally {
     await clients?.release();
@@ -529,6 +570,11 @@ function range(xs: readonly number[]): string {
 
 function mib(kib: number): string {
   return (kib / 1024).toFixed(1);
+}
+
+/** Loch: each worker's new space (MiB), slash-separated. */
+function newSpaces(m: Moment): string {
+  return (m.workers ?? []).map((w) => (w.newSpace / 1048576).toFixed(0)).join('/');
 }
 
 /** The slab caches that grew most between two moments (bytes per connection). */
@@ -598,7 +644,20 @@ try {
               `  kernel busy 0 -> N: ${k(x.busy0, x.busyN)}, TCP inuse ${x.busy0.tcpInuse} -> ${x.busyN.tcpInuse}; ` +
               `slab caches (B/conn): ${slabGrowth(x.busy0, x.busyN, x.connections)}\n` +
               `  per process: ${perProcess(x)}\n` +
-              `  busy N samples (KiB): ${x.busyN.rssSamplesKiB.join(' ')}; quiet N: ${x.quietN.rssSamplesKiB.join(' ')}`,
+              `  busy N samples (KiB): ${x.busyN.rssSamplesKiB.join(' ')}; quiet N: ${x.quietN.rssSamplesKiB.join(' ')}` +
+              (x.busy0.workers === undefined
+                ? ''
+                : `\n  new space MiB by worker: busy 0 ${newSpaces(x.busy0)}, busy N ${newSpaces(x.busyN)}, ` +
+                  `quiet N ${newSpaces(x.quietN)}`) +
+              x.busyLate
+                .map(
+                  (l) =>
+                    `\n  busy N + ${l.afterSeconds} s: RSS ${mib(l.moment.rssKiB)} MiB ` +
+                    `(${Math.round(((l.moment.rssKiB - x.busy0.rssKiB) * 1024) / x.connections)} B/conn over busy 0)` +
+                    (l.moment.workers === undefined ? '' : `, new space MiB ${newSpaces(l.moment)}`),
+                )
+                .join('') +
+              (x.waves === undefined ? '' : `\n  open ${x.openSeconds.toFixed(1)} s; ${x.waves.join('; ')}`),
           );
           break;
         } catch (err) {

@@ -2,10 +2,15 @@
  * A client process that holds many idle HTTP/1.1 keep-alive connections open on a proxy, for
  * measuring the proxy's memory per idle connection. Each connection sends one GET, reads the
  * whole response (so the proxy has served it and is now waiting for the next request), then
- * stays open and silent. Prints `ready <open>` once all are idle and keeps them until SIGTERM
- * or stdin closes. Not a load generator (see wrk for that).
+ * stays open and silent. Prints `ready <open> failed <n>` once all are idle and keeps them until
+ * SIGTERM or stdin closes, then prints `closed <k>` (connections that closed while held: the
+ * proxy's keep-alive timeout or an error, so the reading held fewer than it said) and exits. Not a
+ * load generator (see wrk for that).
  *
- * Usage: node --import tsx idle-clients.ts <port> <count> <path> [concurrency]
+ * Usage: node --import tsx idle-clients.ts <port> <count> <path> [concurrency] [source,source,...]
+ * The sources (local addresses, taken in turn) default to 127.0.0.1, or past 20,000 connections
+ * to 127.0.0.1, .2, ... (below). bench/idle-memory/many-idle.ts runs several of these processes,
+ * each from its own address, where one process may hold fewer than 20,000 descriptors.
  */
 import { execFileSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
@@ -14,6 +19,7 @@ const port = Number(process.argv[2]);
 const count = Number(process.argv[3] ?? 10_000);
 const path = process.argv[4] ?? '/';
 const concurrency = Number(process.argv[5] ?? 200);
+const sourceArg = process.argv[6];
 
 /**
  * Connections per source address: one address has about 28,000 ephemeral ports (32768-60999)
@@ -22,10 +28,14 @@ const concurrency = Number(process.argv[5] ?? 200);
  */
 const PER_SOURCE_ADDRESS = 20_000;
 const sources =
-  count > PER_SOURCE_ADDRESS
-    ? Array.from({ length: Math.ceil(count / PER_SOURCE_ADDRESS) }, (_, i) => `127.0.0.${i + 1}`)
-    : undefined;
+  sourceArg !== undefined && sourceArg !== ''
+    ? sourceArg.split(',')
+    : count > PER_SOURCE_ADDRESS
+      ? Array.from({ length: Math.ceil(count / PER_SOURCE_ADDRESS) }, (_, i) => `127.0.0.${i + 1}`)
+      : undefined;
 let opened = 0;
+let ready = false;
+let closedWhileHeld = 0;
 
 // Past the usual descriptor limit (20,000 here), raise this process's own (prlimit works as root).
 if (count > 15_000) {
@@ -58,6 +68,9 @@ function openOne(): Promise<void> {
       socket.off('data', onData);
       received = Buffer.alloc(0);
       sockets.push(socket);
+      socket.once('close', () => {
+        if (ready) closedWhileHeld++;
+      });
       resolve();
     };
     socket.on('data', onData);
@@ -81,10 +94,13 @@ async function main(): Promise<void> {
   });
   await Promise.all(lanes);
   for (const s of sockets) s.on('error', () => {});
+  ready = true;
   process.stdout.write(`ready ${sockets.length} failed ${failed}\n`);
   const stop = () => {
-    for (const s of sockets) s.destroy();
-    process.exit(0);
+    process.stdout.write(`closed ${closedWhileHeld}\n`, () => {
+      for (const s of sockets) s.destroy();
+      process.exit(0);
+    });
   };
   process.on('SIGTERM', stop);
   process.stdin.on('end', stop);
