@@ -318,7 +318,7 @@ async function startLoch(upstreamPort: number, count: number): Promise<Proxy> {
   for (const out of [peer.child.stdout!, peer.child.stderr!])
     createInterface({ input: out }).on('line', (line) => {
       if (/ idle trim \d+:/.test(line)) trims++;
-      if (/ wave collect \d+:/.test(line)) waveLines.push({ at: Date.now(), line: line.trim() });
+      if (/ wave collect /.test(line)) waveLines.push({ at: Date.now(), line: line.trim() });
       const m = /stats (\{.*\})/.exec(line);
       if (m === null || collecting === undefined) return;
       const s = JSON.parse(m[1]!) as WorkerParts & { heapSpaces?: Record<string, number> };

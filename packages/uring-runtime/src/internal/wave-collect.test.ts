@@ -200,12 +200,13 @@ describe('WaveCollector', () => {
   });
 
   it(`gives up after ${WAVE_RETRIES} more calls that do not start, and counts a miss`, () => {
-    const state = { open: 0, now: 0, calls: 0 };
+    const state = { open: 0, now: 0, calls: 0, waves: new Set<string>() };
     const collector = new WaveCollector(30_000, {
       openStreams: () => state.open,
       now: () => state.now,
-      collect: () => {
+      collect: (wave) => {
         state.calls++;
+        state.waves.add(wave);
         return false;
       },
     });
@@ -221,6 +222,7 @@ describe('WaveCollector', () => {
     expect(collector.retries).toBe(WAVE_RETRIES);
     expect(collector.misses).toBe(1);
     expect(collector.collections).toBe(1);
+    expect([...state.waves]).toEqual(['close']); // the retries too
   });
 
   it('collects once after an open wave: up by 1,000 or more and settled, while they stay open', () => {
@@ -263,12 +265,13 @@ describe('WaveCollector', () => {
   });
 
   it('calls again after an open wave whose call did not start, up to the retries', () => {
-    const state = { open: 0, now: 0, calls: 0 };
+    const state = { open: 0, now: 0, calls: 0, waves: new Set<string>() };
     const collector = new WaveCollector(30_000, {
       openStreams: () => state.open,
       now: () => state.now,
-      collect: () => {
+      collect: (wave) => {
         state.calls++;
+        state.waves.add(wave);
         return false;
       },
     });
@@ -283,6 +286,7 @@ describe('WaveCollector', () => {
     expect(collector.openCollections).toBe(1);
     expect(collector.retries).toBe(WAVE_RETRIES);
     expect(collector.misses).toBe(1);
+    expect([...state.waves]).toEqual(['open']); // the retries too
   });
 
   it('does not start a timer when disabled', () => {

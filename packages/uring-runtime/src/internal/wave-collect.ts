@@ -38,9 +38,10 @@ export interface WaveCollectHooks {
    * One collection: in production @loch/native's collectAfterWave (V8's memory-reducing
    * collection, started incrementally; it may finish after the call returns). Returns false when
    * it did not start one (a marking V8 began on its own was still running): tried again at the
-   * next steps (WAVE_RETRIES). Any other answer (none) counts as started.
+   * next steps (WAVE_RETRIES). Any other answer (none) counts as started. `wave` says which
+   * wave it is for (a retry keeps its wave's), for the caller's log.
    */
-  collect(): unknown;
+  collect(wave: 'open' | 'close'): unknown;
   /** Milliseconds since some fixed point (performance.now in production). */
   now(): number;
   /**
@@ -207,7 +208,7 @@ export class WaveCollector {
     this.#usedBefore = this.#heapUsed();
     let started: unknown = true;
     try {
-      started = this.#hooks.collect();
+      started = this.#hooks.collect('close');
     } catch {
       // On a timer: a throw here would be an uncaught exception in the worker. Memory stays as
       // it was; the next try waits for the interval.
@@ -241,7 +242,7 @@ export class WaveCollector {
     else this.retries++;
     let started: unknown = true;
     try {
-      started = this.#hooks.collect();
+      started = this.#hooks.collect('open');
     } catch {
       this.failures++; // as #collect(): memory stays as it was, the next try waits the interval
     }
