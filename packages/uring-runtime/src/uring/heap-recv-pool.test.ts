@@ -462,7 +462,9 @@ describe.skipIf(!probe.available)('uring driver: heap receive buffers from the t
     "in-ring TLS: a heap receive gives its buffer back once the ring fed it to the session, a plain-HTTP peer's raw bytes at release",
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'loch-heap-tls-'));
-      const driver = createUringDriver(TINY);
+      // In-ring TLS needs a descriptor (a direct stream refuses it: direct.test.ts), so fd streams
+      // whatever LOCH_URING_DIRECT_FILES says.
+      const driver = createUringDriver({ ...TINY, directFiles: 0 });
       try {
         const key = join(dir, 'key.pem');
         const cert = join(dir, 'cert.pem');

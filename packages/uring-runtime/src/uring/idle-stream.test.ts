@@ -211,8 +211,9 @@ describe.skipIf(!probe.available)('uring driver: an idle stream', () => {
   });
 
   it('the ring keeps its open streams by descriptor; a driver closes only its own', async () => {
-    const a = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
-    const b = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
+    // Descriptor streams (ring.streams; direct ones are in ring.directStreams, direct.test.ts).
+    const a = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096, directFiles: 0 });
+    const b = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096, directFiles: 0 });
     const ring = a.host.ring;
     expect(b.host.ring).toBe(ring); // one ring per thread, shared by both drivers
     const before = ring.streams.size;

@@ -11,7 +11,9 @@ const probe = probeUring();
 describe.skipIf(!probe.available)('io_uring setNoDelay', () => {
   let driver: UringDriver;
   beforeEach(() => {
-    driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096 });
+    // The descriptor path (setSockOpt / noDelay by fd); a direct stream's goes by a SETSOCKOPT
+    // record (direct.test.ts), so these pin directFiles off whatever LOCH_URING_DIRECT_FILES says.
+    driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096, directFiles: 0 });
   });
   afterEach(async () => {
     vi.restoreAllMocks();

@@ -12,8 +12,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLegacyDriver } from '../legacy/index.js';
 import type { ByteStream, StreamListener } from '../stream.js';
 import { createUringDriver, probeUring, type UringDriver } from './index.js';
-import type { UringStream } from './stream.js';
 import { SO_RCVLOWAT, SOL_SOCKET } from './sockopt.js';
+import type { UringStream } from './stream.js';
 
 const probe = probeUring();
 const native = loadNative();
@@ -154,26 +154,30 @@ for (const mode of modes) {
   });
 }
 
-describe.skipIf(!probe.available || tlsEngine === undefined)('io_uring setRecvLowWater under in-ring TLS', () => {
-  it('says false once a TLS session is attached: the socket carries ciphertext', async () => {
-    const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096 });
-    try {
-      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-      const { server, client } = await acceptPair(listener);
-      const served = server as UringStream;
-      if (!driver.host.ring.tlsCapable) return;
-      const context = new tlsEngine!.TlsContext(true, 0, 0, '', '');
-      const events = { onTlsEvent: () => undefined, onTlsTransportEnd: () => undefined };
-      expect(served.attachTls(new tlsEngine!.TlsSession(context), events)).toBe(0);
-      expect(served.setRecvLowWater(5)).toBe(false);
-      client.destroy();
-      await served.close();
-      await listener.close();
-    } finally {
-      await driver.close();
-    }
-  });
-});
+describe.skipIf(!probe.available || tlsEngine === undefined)(
+  'io_uring setRecvLowWater under in-ring TLS',
+  () => {
+    it('says false once a TLS session is attached: the socket carries ciphertext', async () => {
+      // In-ring TLS needs a descriptor stream.
+      const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096, directFiles: 0 });
+      try {
+        const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+        const { server, client } = await acceptPair(listener);
+        const served = server as UringStream;
+        if (!driver.host.ring.tlsCapable) return;
+        const context = new tlsEngine!.TlsContext(true, 0, 0, '', '');
+        const events = { onTlsEvent: () => undefined, onTlsTransportEnd: () => undefined };
+        expect(served.attachTls(new tlsEngine!.TlsSession(context), events)).toBe(0);
+        expect(served.setRecvLowWater(5)).toBe(false);
+        client.destroy();
+        await served.close();
+        await listener.close();
+      } finally {
+        await driver.close();
+      }
+    });
+  },
+);
 
 describe.skipIf(!probe.available)('io_uring setRecvLowWater on a Unix stream', () => {
   it('says false: the kernel wakes a Unix reader on every write', async () => {
