@@ -5,16 +5,27 @@
 //   strace -c -o s1.txt node ../../bench/uring-direct/accept-syscalls.mjs 1000
 // (no -f: the server runs on the main thread; the clients are a child process, not traced).
 // Each client connects, sends 5 bytes, reads them back and closes; 8 at a time.
+// Env: HOST (the listener's address, default 127.0.0.1; 0.0.0.0 for a wildcard listener, whose
+// streams do not know their local address), LOCAL (what a server does with each connection's
+// local address, as the proxy's connection context does: `none`, the default; `eager`, reads
+// stream.localAddress at accept, as the proxy did before REVIEW F217's fix; `deferred`, takes
+// RuntimeStream.localAddressOf and reads nothing), LOCH_URING_DIRECT_FILES (direct descriptors).
 import { spawn } from 'node:child_process';
-import { createRuntime } from '@loch/uring-runtime';
+import { createRuntime, RuntimeStream, TcpListener } from '@loch/uring-runtime';
 
 const N = Number(process.argv[2] ?? 1000);
+const HOST = process.env.HOST ?? '127.0.0.1';
+const LOCAL = process.env.LOCAL ?? 'none';
 const rt = await createRuntime({ driver: 'uring' });
-const lst = await rt.driver.listenTcp({ host: '127.0.0.1', port: 0 });
+const lst = await TcpListener.bind({ host: HOST, port: 0, runtime: rt });
 const port = lst.localAddress.port;
 let served = 0;
+const held = [];
 (async () => {
   for await (const s of lst) {
+    if (LOCAL === 'eager') held.push(s.localAddress);
+    else if (LOCAL === 'deferred' && typeof RuntimeStream.localAddressOf === 'function')
+      held.push(RuntimeStream.localAddressOf(s));
     (async () => {
       for (;;) {
         const c = await s.recv();
@@ -51,6 +62,9 @@ console.log(
     served,
     clientExit: code,
     direct: process.env.LOCH_URING_DIRECT_FILES ?? '0',
+    host: HOST,
+    local: LOCAL,
+    held: held.length,
   }),
 );
 await lst.close();
