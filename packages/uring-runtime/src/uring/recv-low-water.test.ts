@@ -26,6 +26,13 @@ const tlsLoaded = loadTls();
 const tlsEngine = 'tls' in tlsLoaded ? tlsLoaded.tls : undefined;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * Two event-loop turns: the ring's flush (setImmediate, scheduled when the receive was asked)
+ * has submitted it, and the kernel tried it at once (nothing queued) and armed its poll.
+ */
+const afterFlush = async () => {
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setImmediate(resolve));
+};
 
 function nodeClient(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -55,8 +62,10 @@ async function acceptPair(listener: StreamListener): Promise<{ server: ByteStrea
  */
 async function firstChunkOf4Then1(server: ByteStream, client: Socket): Promise<number> {
   const first = server.recv();
-  await sleep(20);
+  await afterFlush();
   await write(client, [1, 2, 3, 4]);
+  // Loopback delivers the 4 within the write; the pause is margin (a late one can only make
+  // the marked case read 4, a false failure, never a false pass).
   await sleep(50);
   await write(client, [5]);
   const chunk = await first;
@@ -115,7 +124,7 @@ for (const mode of modes) {
       const { server, client } = await acceptPair(listener);
       expect(server.setRecvLowWater?.(5)).toBe(true);
       const first = server.recv();
-      await sleep(20);
+      await afterFlush();
       client.end(Uint8Array.of(7, 8, 9));
       const chunk = await first;
       expect(chunk === null ? null : Array.from(chunk.bytes)).toEqual([7, 8, 9]);
@@ -157,7 +166,7 @@ for (const mode of modes) {
 describe.skipIf(!probe.available || tlsEngine === undefined)(
   'io_uring setRecvLowWater under in-ring TLS',
   () => {
-    it('says false once a TLS session is attached: the socket carries ciphertext', async () => {
+    it('puts a mark set before back to 1 at attachTls, and says false after it: ciphertext', async () => {
       // In-ring TLS needs a descriptor stream.
       const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096, directFiles: 0 });
       try {
@@ -167,7 +176,12 @@ describe.skipIf(!probe.available || tlsEngine === undefined)(
         if (!driver.host.ring.tlsCapable) return;
         const context = new tlsEngine!.TlsContext(true, 0, 0, '', '');
         const events = { onTlsEvent: () => undefined, onTlsTransportEnd: () => undefined };
+        expect(served.setRecvLowWater(5)).toBe(true);
+        const setSockOpt = vi.spyOn(driver.host.binding, 'setSockOpt');
         expect(served.attachTls(new tlsEngine!.TlsSession(context), events)).toBe(0);
+        // The mark set before goes back to 1: the socket's bytes are ciphertext now.
+        expect(setSockOpt.mock.calls.filter((c) => c[2] === SO_RCVLOWAT).map((c) => c[3])).toEqual([1]);
+        vi.restoreAllMocks();
         expect(served.setRecvLowWater(5)).toBe(false);
         client.destroy();
         await served.close();
@@ -178,6 +192,27 @@ describe.skipIf(!probe.available || tlsEngine === undefined)(
     });
   },
 );
+
+describe.skipIf(!direct)('io_uring setRecvLowWater after a refused record', () => {
+  it('answers false on direct streams once the ring saw the kernel refuse one (before 6.7)', async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 64, bufferSize: 4096, directFiles: 64 });
+    try {
+      const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
+      const { server, client } = await acceptPair(listener);
+      const ring = driver.host.ring;
+      const push = vi.spyOn(ring, 'push');
+      ring.directSockoptRefused = true;
+      expect(server.setRecvLowWater?.(5)).toBe(false);
+      expect(push).not.toHaveBeenCalled();
+      vi.restoreAllMocks();
+      client.destroy();
+      await server.close();
+      await listener.close();
+    } finally {
+      await driver.close();
+    }
+  });
+});
 
 describe.skipIf(!probe.available)('io_uring setRecvLowWater on a Unix stream', () => {
   it('says false: the kernel wakes a Unix reader on every write', async () => {

@@ -397,6 +397,11 @@ export class Ring {
    * (ENFILE: the client reads EOF), so it must not happen.
    */
   private directSlots = 0;
+  /**
+   * The kernel refused an OP_SETSOCKOPT record on a slot (EOPNOTSUPP or EINVAL: no URING_CMD
+   * setsockopt before Linux 6.7): direct streams' setRecvLowWater answers false from then on.
+   */
+  directSockoptRefused = false;
   /** Listeners that stopped arming at maxDirect: armed again when a slot frees. */
   private readonly atCap = new Set<{ arm(): void }>();
   /** Half the pool went out and the multishots of streams holding bytes were stopped. */

@@ -67,7 +67,7 @@ import {
 import { IPPROTO_TCP, SO_RCVLOWAT, SOL_SOCKET, TCP_NODELAY } from './sockopt.js';
 import { tlsSentIndex, tlsSentPage } from './tls-sent.js';
 
-const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP, EPIPE } = constants.errno;
+const { EBUSY, ECANCELED, EINVAL, ENOBUFS, ENOTCONN, ENOTSUP, EOPNOTSUPP, EPIPE } = constants.errno;
 /** Chunks queued without a reader before the multishot recv is cancelled (backpressure). */
 const RECV_HIGH_WATER = 16;
 /**
@@ -930,8 +930,12 @@ export class UringStream
    * a receive submitted while fewer bytes are already queued still takes those. A call with the
    * value the stream already set makes no syscall (so a reader may call it per frame). False on
    * a Unix stream (the kernel wakes its readers on every write whatever the mark), a closing
-   * one, and one a TLS session was attached to (in-ring TLS: the socket's bytes are ciphertext). A direct stream's goes by an OP_SETSOCKOPT record with the next flush, ahead of any
-   * receive submitted after this call; a refusal leaves the mark unknown (the next call asks).
+   * one, and one a TLS session was attached to (in-ring TLS: the socket's bytes are ciphertext;
+   * attachTls puts a mark set before back to 1). A direct stream's goes by an OP_SETSOCKOPT
+   * record with the next flush, ahead of any receive submitted after this call, so its true means
+   * "asked": a refusal (a kernel before 6.7 has no URING_CMD setsockopt) leaves the mark unknown
+   * and makes the ring answer false for every direct stream after it (Ring.directSockoptRefused),
+   * so a reader calling per frame does not pay a refused record each time.
    */
   override setRecvLowWater(bytes: number): boolean {
     if (!Number.isInteger(bytes) || bytes < 1 || bytes > 0x7fffffff)
@@ -941,6 +945,7 @@ export class UringStream
     if (this.kind !== 'tcp' || this.closing || this.tlsState !== undefined) return false;
     if ((this.rare?.recvLowWater ?? 1) === bytes) return true;
     if (this.direct) {
+      if (this.ring.directSockoptRefused) return false;
       this.setOptionDirect(SOL_SOCKET, SO_RCVLOWAT, bytes, () => {
         if (this.rare !== undefined) this.rare.recvLowWater = 0;
       });
@@ -958,7 +963,10 @@ export class UringStream
     const ring = this.ring;
     const target: CompletionTarget = {
       onCompletion: (res) => {
-        if (res < 0) refused();
+        if (res < 0) {
+          if (res === -EOPNOTSUPP || res === -EINVAL) ring.directSockoptRefused = true;
+          refused();
+        }
       },
     };
     ring.push(OP_SETSOCKOPT | FIXED_FILE_OP, this.fd, ring.alloc(target), value, undefined, level, optname);
@@ -1229,6 +1237,9 @@ export class UringStream
     // In-ring TLS is keyed by descriptor (a slot is another number space): a direct stream's
     // session is fed from JavaScript (@loch/tls does that on any refusal).
     if (this.direct) return -ENOTSUP;
+    // A receive low-water mark counts plaintext; on the ciphertext socket it could hold back a
+    // record's last bytes (setRecvLowWater refuses from here on).
+    if ((this.rare?.recvLowWater ?? 1) !== 1) this.setRecvLowWater(1);
     const id = this.host.binding.tlsAttach(this.fd, session);
     if (id < 0) return id;
     let state = this.tlsState;
