@@ -180,7 +180,8 @@ export class Runtime {
     if (waveMs > 0 && collectAfterWave !== undefined) {
       this.#waves = new WaveCollector(waveMs, {
         openStreams: () => this.activity.openStreams,
-        collect: () => {
+        // `wave`: which wave the call is for (a retry keeps its wave's).
+        collect: (wave: 'open' | 'close') => {
           const before = this.#waves?.highWater;
           const started = performance.now();
           const began = collectAfterWave();
@@ -188,9 +189,11 @@ export class Runtime {
             const ms = (performance.now() - started).toFixed(1);
             const open = this.activity.openStreams;
             const note = began ? '' : ', not started (a marking runs): again at the next step';
-            defaultLog(
-              `wave collect ${this.#waves?.collections}: ${ms} ms, streams ${before} -> ${open}${note}`,
-            );
+            const which =
+              wave === 'open'
+                ? `after an open wave ${this.#waves?.openCollections}`
+                : `after a close wave ${this.#waves?.collections}`;
+            defaultLog(`wave collect ${which}: ${ms} ms, streams ${before} -> ${open}${note}`);
           }
           return began;
         },
@@ -247,6 +250,14 @@ export class Runtime {
   /** Full GCs run after a wave of connections closed (RuntimeOptions.waveCollectMs). */
   get waveCollections(): number {
     return this.#waves?.collections ?? 0;
+  }
+
+  /**
+   * Full GCs run after a wave of connections opened (streams up by 1,000 or more and settled: the
+   * new space the burst grew goes back), counted apart from waveCollections.
+   */
+  get waveOpenCollections(): number {
+    return this.#waves?.openCollections ?? 0;
   }
 
   /** Milliseconds this runtime's thread spent inside those collections. */
