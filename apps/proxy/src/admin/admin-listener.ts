@@ -257,6 +257,7 @@ export class AdminPlane {
             ? undefined
             : {
                 collections: m.monotonic(s.worker, 'wave-collections', w.collections),
+                openCollections: m.monotonic(s.worker, 'wave-open-collections', w.openCollections),
                 freedBytes: m.monotonic(s.worker, 'wave-freed-bytes', w.freedBytes),
                 lastCallMs: w.lastCallMs,
                 lastPauseMs: w.lastPauseMs,

@@ -55,6 +55,7 @@ function render(
           ? {
               waves: {
                 collections: 2,
+                openCollections: 4,
                 freedBytes: 40_000_000,
                 lastCallMs: 18.5,
                 lastPauseMs: 9,
@@ -73,6 +74,7 @@ function render(
           ? {
               waves: {
                 collections: 1,
+                openCollections: 1,
                 freedBytes: 2_000_000,
                 lastCallMs: 31,
                 lastPauseMs: 12.5,
@@ -123,6 +125,7 @@ describe('renderExposition', () => {
     );
     // Wave collections: counts and freed bytes summed over the workers, the longest last call.
     expect(byName.get('loch_wave_collections_total')!.metrics[0]!.value).toBe('3');
+    expect(byName.get('loch_wave_open_collections_total')!.metrics[0]!.value).toBe('5');
     expect(byName.get('loch_wave_collect_freed_bytes_total')!.metrics[0]!.value).toBe('42000000');
     expect(byName.get('loch_wave_collect_last_call_seconds')!.metrics[0]!.value).toBe('0.031');
     expect(byName.get('loch_wave_collect_last_pause_seconds')!.metrics[0]!.value).toBe('0.0125');

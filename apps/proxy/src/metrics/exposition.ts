@@ -459,6 +459,16 @@ export function renderExposition(input: ExpositionInput): string {
       waves.reduce((n, w) => n + w.collections, 0),
     );
     t.family(
+      'loch_wave_open_collections_total',
+      'counter',
+      "Collections run after a worker's open connections rose by 1,000 or more and settled: they give back the young generation the burst grew (not in loch_wave_collections_total).",
+    );
+    t.sample(
+      'loch_wave_open_collections_total',
+      [],
+      waves.reduce((n, w) => n + w.openCollections, 0),
+    );
+    t.family(
       'loch_wave_collect_freed_bytes_total',
       'counter',
       'Old-generation heap bytes the wave collections freed (read 500 ms after each).',

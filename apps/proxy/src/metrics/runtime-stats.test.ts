@@ -7,6 +7,7 @@ describe('runtimeStats', () => {
       openStreams: 5,
       tasks: 1,
       waveCollections: 2,
+      waveOpenCollections: 3,
       waveCollectFreedBytes: 31_000_000,
       waveCollectLastMs: 19.5,
       waveCollectRetries: 1,
@@ -21,6 +22,7 @@ describe('runtimeStats', () => {
       buffers: null,
       waves: {
         collections: 2,
+        openCollections: 3,
         freedBytes: 31_000_000,
         lastCallMs: 19.5,
         lastPauseMs: 11,
@@ -35,6 +37,7 @@ describe('runtimeStats', () => {
   it('reads 0 for a runtime that does not count them, and nothing without a runtime', () => {
     expect(runtimeStats({}, () => undefined)?.waves).toEqual({
       collections: 0,
+      openCollections: 0,
       freedBytes: 0,
       lastCallMs: 0,
       lastPauseMs: 0,

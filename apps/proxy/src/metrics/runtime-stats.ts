@@ -16,7 +16,9 @@ export interface WorkerRuntimeStats {
   readonly buffers: BufferStats | null;
   /**
    * Wave collections (the runtime's wave-collect policy: a memory-reducing collection after a
-   * wave of connections closed): how many, the old-generation bytes they freed, the last call's
+   * wave of connections closed): how many, those after a wave of connections OPENED instead (they
+   * give back the young generation a burst grew; not in `collections`), the old-generation bytes
+   * the close waves' collections freed, the last call's
    * time (ms; V8 finishes the collection incrementally after it), V8's final pause of the last
    * one (ms; 0 before one finished or without the GC hook), the calls made again because a
    * marking V8 began on its own still ran, the collections that never started, and the
@@ -24,6 +26,7 @@ export interface WorkerRuntimeStats {
    */
   readonly waves: {
     readonly collections: number;
+    readonly openCollections: number;
     readonly freedBytes: number;
     readonly lastCallMs: number;
     readonly lastPauseMs: number;
@@ -47,6 +50,7 @@ interface RuntimeLike {
   readonly openStreams?: number;
   readonly tasks?: number;
   readonly waveCollections?: number;
+  readonly waveOpenCollections?: number;
   readonly waveCollectFreedBytes?: number;
   readonly waveCollectLastMs?: number;
   readonly waveCollectRetries?: number;
@@ -75,6 +79,7 @@ export function runtimeStats(
     buffers: r.bufferStats?.() ?? null,
     waves: {
       collections: r.waveCollections ?? 0,
+      openCollections: r.waveOpenCollections ?? 0,
       freedBytes: r.waveCollectFreedBytes ?? 0,
       lastCallMs: r.waveCollectLastMs ?? 0,
       lastPauseMs: pauses?.lastWavePauseMs ?? 0,

@@ -3,7 +3,8 @@
  * an admin listener; 1,200 connections open and close (a wave: the worker's open streams fall by
  * 1,000 or more to under half), and /stats then shows the worker's wave collection with V8's
  * final pause for it (runtime.waves.lastPauseMs, timed by @loch/native's GC hook, not the call)
- * and its mark-compacts (runtime.gc); /metrics renders the same families.
+ * and its mark-compacts (runtime.gc); the opening 1,200 made one open-wave collection first
+ * (runtime.waves.openCollections); /metrics renders the same families.
  */
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -67,6 +68,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     const before = await runtime();
     expect(before.waves).toMatchObject({
       collections: 0,
+      openCollections: 0,
       freedBytes: 0,
       lastCallMs: 0,
       lastPauseMs: 0,
@@ -85,6 +87,11 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     expect((await until((r) => r.openStreams >= WAVE)).openStreams).toBeGreaterThanOrEqual(WAVE);
     // Held until the policy's own step (every 500 ms) has read them into its high-water mark.
     expect((await until((r) => r.waves.highWater >= WAVE)).waves.highWater).toBeGreaterThanOrEqual(WAVE);
+    // The opening wave settled: one collection gives back the young generation it grew, counted
+    // apart from the close waves'.
+    const opened = await until((r) => r.waves.openCollections === 1);
+    expect(opened.waves.openCollections).toBe(1);
+    expect(opened.waves.collections).toBe(0);
     for (const s of sockets) s.destroy();
 
     // The collection starts at the first step after the count stops falling; V8 finishes it on
@@ -99,6 +106,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
     const text = await adminGet(admin, '/metrics');
     const value = (family: string) => Number(new RegExp(`^${family} (\\S+)$`, 'm').exec(text)?.[1]);
     expect(value('loch_wave_collections_total')).toBe(1);
+    expect(value('loch_wave_open_collections_total')).toBe(1);
     expect(value('loch_wave_collect_last_pause_seconds')).toBeGreaterThan(0);
     expect(value('loch_wave_collect_retries_total')).toBe(after.waves.retries);
     expect(value('loch_wave_collect_misses_total')).toBe(0);
