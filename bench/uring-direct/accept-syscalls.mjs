@@ -7,11 +7,10 @@
 // Each client connects, sends 5 bytes, reads them back and closes; 8 at a time.
 // Env: HOST (the listener's address, default 127.0.0.1; 0.0.0.0 for a wildcard listener, whose
 // streams do not know their local address), LOCAL (what a server does with each connection's
-// local address, as the proxy's connection context does: `none`, the default; `eager`, reads
-// stream.localAddress at accept, as the proxy did before REVIEW F217's fix; `deferred`, takes
-// RuntimeStream.localAddressOf and reads nothing), LOCH_URING_DIRECT_FILES (direct descriptors).
+// local address: `none`, the default; `eager`, reads stream.localAddress at accept, as the
+// proxy's and HttpServer's connection contexts do, REVIEW F217), LOCH_URING_DIRECT_FILES.
 import { spawn } from 'node:child_process';
-import { createRuntime, RuntimeStream, TcpListener } from '@loch/uring-runtime';
+import { createRuntime, TcpListener } from '@loch/uring-runtime';
 
 const N = Number(process.argv[2] ?? 1000);
 const HOST = process.env.HOST ?? '127.0.0.1';
@@ -24,8 +23,6 @@ const held = [];
 (async () => {
   for await (const s of lst) {
     if (LOCAL === 'eager') held.push(s.localAddress);
-    else if (LOCAL === 'deferred' && typeof RuntimeStream.localAddressOf === 'function')
-      held.push(RuntimeStream.localAddressOf(s));
     (async () => {
       for (;;) {
         const c = await s.recv();

@@ -5,7 +5,6 @@
  * schema and pass a `context` factory to HttpServer. Not for per-request state: fork() it.
  */
 import { defineContext, type Has } from '@loch/certain-map';
-import { RuntimeStream } from '@loch/uring-runtime';
 import type { DriverName, HttpStream, SocketAddress } from './transport.js';
 
 /** Keys the server sets on every connection context. */
@@ -24,13 +23,10 @@ export const ConnectionContext = defineContext<ConnectionSchema>()(['peerAddr', 
 /** The default handler context: every ConnectionSchema key is present. */
 export type HttpConnectionContext = Has<typeof ConnectionContext, 'peerAddr' | 'localAddr' | 'driver'>;
 
-/**
- * Builds the default context of a connection. Its local address asks the kernel only when read
- * (RuntimeStream.localAddressOf: on a wildcard listener a getsockname a connection).
- */
+/** Builds the default context of a connection. */
 export function connectionContext(stream: HttpStream): HttpConnectionContext {
   return ConnectionContext.empty()
     .set('peerAddr', stream.remoteAddress)
-    .set('localAddr', RuntimeStream.localAddressOf(stream))
+    .set('localAddr', stream.localAddress)
     .set('driver', stream.driver);
 }

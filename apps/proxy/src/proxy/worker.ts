@@ -397,9 +397,7 @@ export class ProxyWorker {
           return connectionContext(
             // The client: a PROXY header's source when the listener reads one, else the socket's peer.
             RuntimeStream.clientAddressOf(stream),
-            // Read only for an upstream sent a PROXY header: asked of the kernel then, not per
-            // connection (a wildcard listener's getsockname; see RuntimeStream.localAddressOf).
-            RuntimeStream.localAddressOf(stream),
+            stream.localAddress,
             stream.driver,
             identity,
             der === null ? undefined : clientCertHeader(der),

@@ -96,19 +96,6 @@ export class RuntimeStream implements ByteStream {
   }
 
   /**
-   * The local address of `stream` for a context that rarely reads it (a server's connection
-   * context): on a plain io_uring TCP stream whose address is not known yet (a wildcard
-   * listener's), one that asks the kernel on its first field read instead of now; else
-   * `stream.localAddress`. Why: that ask is a getsockname a connection, and on a direct stream an
-   * install of a descriptor for a moment, a getsockname and a close (REVIEW F217).
-   */
-  static localAddressOf(stream: Pick<ByteStream, 'localAddress'>): SocketAddress {
-    if (!(stream instanceof RuntimeStream)) return stream.localAddress;
-    const inner = stream.#inner as ByteStream & { deferredLocalAddress?: () => SocketAddress };
-    return inner.deferredLocalAddress !== undefined ? inner.deferredLocalAddress() : inner.localAddress;
-  }
-
-  /**
    * @internal The driver stream behind `stream` when it is a wrapper, else `stream` (a private
    * field instead of a WeakMap: no ephemeron entry per connection for the GC to trace).
    */

@@ -78,7 +78,6 @@ const RECV_HIGH_WATER = 16;
  */
 const TLS_HELD_SLACK = 16 * 1024;
 const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
-const UNKNOWN_IP = UNKNOWN_ADDRESS;
 
 /** What a stream needs from its driver. */
 export interface StreamHost {
@@ -111,57 +110,6 @@ export function toSocketAddress(a: NativeAddress | { errno: number }): SocketAdd
   if (!('family' in a)) return UNKNOWN_ADDRESS;
   if (a.family === 'unix') return a;
   return { family: a.family === 'ipv6' ? 'ipv6' : 'ipv4', address: internAddress(a.address), port: a.port };
-}
-
-/** A DeferredAddress's stream, until the address is read from it (not enumerable). */
-const ASK = Symbol('ask');
-
-/** What deferredAddress proxies: empty until the first use, then the address's own fields. */
-interface DeferredAddress {
-  [ASK]?: UringStream | undefined;
-}
-
-/** Fills `t` with the address on its first use: then it is a plain address object. */
-function filled(t: DeferredAddress): object {
-  const stream = t[ASK];
-  if (stream !== undefined) {
-    t[ASK] = undefined;
-    const a = stream.askLocalAddress();
-    Object.assign(
-      t,
-      a.family === 'unix' ? UNKNOWN_IP : { family: a.family, address: a.address, port: a.port },
-    );
-  }
-  return t;
-}
-
-/** One handler for every deferred address: each trap fills the target, then reads it as it is. */
-const DEFERRED: ProxyHandler<DeferredAddress> = {
-  get: (t, key) => Reflect.get(filled(t), key),
-  has: (t, key) => Reflect.has(filled(t), key),
-  ownKeys: (t) => Reflect.ownKeys(filled(t)),
-  getOwnPropertyDescriptor: (t, key) => Reflect.getOwnPropertyDescriptor(filled(t), key),
-};
-
-/**
- * A TCP stream's local address that asks the stream on its first use (a field read, `in`, its keys: so a
- * spread, JSON or a deep equality reads the plain address it stands for), then holds it. Why: a
- * connection context holds its local address for a rare reader (the proxy's PROXY header to an
- * upstream), and on a wildcard listener that address is a getsockname a connection, on a direct
- * stream an install of a descriptor for a moment, a getsockname and a close (REVIEW F217): a
- * connection nobody asks about pays none of it. A Proxy over one small object (~70 B), not an
- * object of three accessors with their closures (~450 B a connection). util.inspect shows `{}`
- * before the first use (it reads a proxy's target directly).
- */
-function deferredAddress(stream: UringStream): SocketAddress {
-  const target: DeferredAddress = {};
-  Object.defineProperty(target, ASK, {
-    value: stream,
-    writable: true,
-    enumerable: false,
-    configurable: true,
-  });
-  return new Proxy(target, DEFERRED) as unknown as SocketAddress;
 }
 
 /** A write after one that was cut mid-way (WRITE_BROKEN): EPIPE with the buffer handed back. */
@@ -879,23 +827,6 @@ export class UringStream
   get localAddress(): SocketAddress {
     if (this.local === undefined) this.local = toSocketAddress(this.nativeAddress(false));
     return this.local;
-  }
-
-  /**
-   * @internal The local address without asking the kernel now (RuntimeStream.localAddressOf):
-   * the address when the stream knows it (a listener bound to one address hands it to each
-   * stream), else, on TCP, an address that asks on its first field read (deferredAddress), made
-   * once and kept as the stream's. A stream closed by then reads 0.0.0.0:0 (its descriptor
-   * number may belong to another socket already).
-   */
-  deferredLocalAddress(): SocketAddress {
-    if (this.local !== undefined || this.kind !== 'tcp') return this.localAddress;
-    return (this.local = deferredAddress(this));
-  }
-
-  /** @internal A deferred local address's first use: the kernel's answer, or 0.0.0.0:0 once closed. */
-  askLocalAddress(): SocketAddress {
-    return this.closing ? UNKNOWN_ADDRESS : toSocketAddress(this.nativeAddress(false));
   }
 
   get closed(): boolean {
