@@ -12,6 +12,12 @@
  * once the frame completed. Nothing is buffered at a frame boundary in the usual case, so a
  * connection sets it once (5), not per call. A peer's end wakes a receive whatever the mark.
  *
+ * What the mark costs (REVIEW F227, F228; not yet answered by code): 1-4 bytes that arrive at a
+ * frame boundary and nothing after them are not seen until more come. A peer that sends a frame's
+ * first 1-4 bytes and stops is on the idle timeout, not the message (read) timeout; an idle pooled
+ * upstream connection that receives 1-4 stray bytes is not dropped by its idle watch, and the next
+ * call on it fails as an unreadable reply (5 or more stray bytes still wake the watch).
+ *
  * Only for a stream whose bytes are the socket's (the runtime's TCP and Unix streams, a PROXY
  * protocol layer past its header): the runtime answers false where it cannot apply it (the
  * legacy driver, a TLS layer), and then this stops asking.
