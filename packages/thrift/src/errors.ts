@@ -35,6 +35,8 @@ export type ThriftTransportErrorCode =
   | 'ERR_THRIFT_UNKNOWN_FRAMING'
   /** A THeader/TTHeader header block is malformed (sizes, info ids, strings). */
   | 'ERR_THRIFT_BAD_HEADER'
+  /** A THeader/TTHeader header block is over `maxHeaderSize` bytes or `maxHeaderCount` entries. */
+  | 'ERR_THRIFT_HEADER_SIZE'
   /** A THeader transform id is not supported (only zlib is). */
   | 'ERR_THRIFT_UNKNOWN_TRANSFORM'
   /** A transform failed (corrupt zlib data, or inflating past `maxFrameSize`). */

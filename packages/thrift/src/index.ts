@@ -85,6 +85,8 @@ export {
 } from './transport/codec.js';
 export {
   DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_MAX_HEADER_COUNT,
+  DEFAULT_MAX_HEADER_SIZE,
   type DetectedFraming,
   detectFraming,
   EMPTY_HEADERS,

@@ -411,6 +411,14 @@ export const ThriftServerSchema = z.strictObject({
     .min(64)
     .max(1024 * 1024 * 1024)
     .optional(),
+  /**
+   * Largest THeader/TTHeader header block (the info headers before the payload, as the frame's
+   * header-size field gives it) accepted from clients and upstreams, in bytes (default 64 KiB).
+   * 262,140 is the most the field can say.
+   */
+  max_header_size: z.number().int().min(4).max(262_140).optional(),
+  /** Most info headers (key-values of every kind) in one THeader/TTHeader frame (default 1,000). */
+  max_header_count: z.number().int().min(1).max(65_535).optional(),
   /** true/false, or where and how: `{ path = "...", format = "text" | "json" }`. */
   access_log: z.union([z.boolean(), AccessLogSchema]).optional(),
   /**
@@ -815,6 +823,10 @@ export interface ThriftServerConfig {
   /** In config order, the default route (if any) last. */
   readonly routes: readonly ThriftRouteConfig[];
   readonly maxFrameSize: number;
+  /** max_header_size when given (else @loch/thrift's default, 64 KiB). */
+  readonly maxHeaderSize?: number | undefined;
+  /** max_header_count when given (else @loch/thrift's default, 1,000). */
+  readonly maxHeaderCount?: number | undefined;
   readonly accessLog: boolean;
   /** Where the access lines go; undefined: text to stdout. */
   readonly accessLogOutput?: AccessLogOutput | undefined;

@@ -830,6 +830,9 @@ function normalizeThriftServer(
   if (issues.length > start || !listen) return undefined;
   return {
     ...(pseudonymize === undefined ? {} : { pseudonymize }),
+    // Only when given: @loch/thrift holds the defaults (DEFAULT_MAX_HEADER_SIZE/COUNT).
+    ...(s.max_header_size === undefined ? {} : { maxHeaderSize: s.max_header_size }),
+    ...(s.max_header_count === undefined ? {} : { maxHeaderCount: s.max_header_count }),
     key,
     name: s.name ?? key,
     proxyType: 'thrift',

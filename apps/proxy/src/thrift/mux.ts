@@ -37,6 +37,8 @@
 import { performance } from 'node:perf_hooks';
 import {
   FrameReader,
+  type FrameReaderOptions,
+  type FramingName,
   MessageType,
   peekFrameHeader,
   RecvLowWater,
@@ -154,6 +156,27 @@ export interface MuxCallOptions {
   readonly connect: number;
   readonly call: number;
   readonly maxFrameSize: number;
+  /** As ThriftCallOptions.maxHeaderSize. */
+  readonly maxHeaderSize?: number | undefined;
+  /** As ThriftCallOptions.maxHeaderCount. */
+  readonly maxHeaderCount?: number | undefined;
+}
+
+/** An upstream reply reader's limits: the route's (ThriftCallOptions, MuxCallOptions). */
+export type FrameLimits = Pick<MuxCallOptions, 'maxFrameSize' | 'maxHeaderSize' | 'maxHeaderCount'>;
+
+/**
+ * The FrameReader options of an upstream connection of `framing` under `limits`: a reply over
+ * them fails its call (the reply could not be read: INTERNAL_ERROR to the caller), as a reply
+ * over max_frame_size always did. An undefined header limit is @loch/thrift's default.
+ */
+export function readerOptions(framing: FramingName, limits: FrameLimits): FrameReaderOptions {
+  return {
+    framing,
+    maxFrameSize: limits.maxFrameSize,
+    maxHeaderSize: limits.maxHeaderSize,
+    maxHeaderCount: limits.maxHeaderCount,
+  };
 }
 
 /** Counters shared by the connections of a pool. */
@@ -261,14 +284,14 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   constructor(
     readonly key: MuxKey,
     readonly stream: ByteStream,
-    maxFrameSize: number,
+    limits: FrameLimits,
     private readonly idleTimeout: number,
     private readonly counters: MuxCounters,
     private readonly onEnd: (conn: MuxConnection) => void,
     /** Largest seq id handed out before wrapping to 1 (an i32; tests shrink it). */
     private readonly maxSeqId = 0x7fffffff,
   ) {
-    this.#reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
+    this.#reader = new FrameReader(stream, readerOptions(key.framing, limits));
     this.#lowWater = new RecvLowWater(stream);
     this.#lowWater.update(this.#reader);
     // One receive pending for the connection's life: replies, or its end.
@@ -754,7 +777,7 @@ export class MuxPool {
           const conn = new MuxConnection(
             key,
             stream,
-            options.maxFrameSize,
+            options,
             this.idleTimeout,
             this.counters,
             this.#ended,

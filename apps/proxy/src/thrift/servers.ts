@@ -46,7 +46,7 @@ interface ThriftEntry {
 }
 
 function serverOptionsKey(s: ThriftServerConfig): string {
-  return `${s.timeouts.serverKeepalive}/${s.timeouts.serverMessage}/${s.maxFrameSize}/${s.maxPipelinedCalls}/${s.acceptUnframed}`;
+  return `${s.timeouts.serverKeepalive}/${s.timeouts.serverMessage}/${s.maxFrameSize}/${s.maxHeaderSize}/${s.maxHeaderCount}/${s.maxPipelinedCalls}/${s.acceptUnframed}`;
 }
 
 /** What a closed connection's error is worth logging at (refusals and bad bytes: info). */
@@ -206,6 +206,8 @@ export class ThriftServers {
       framing: 'auto',
       framings: config.acceptUnframed ? WITH_UNFRAMED : ACCEPTED_FRAMINGS,
       maxFrameSize: config.maxFrameSize,
+      maxHeaderSize: config.maxHeaderSize,
+      maxHeaderCount: config.maxHeaderCount,
       idleTimeout: config.timeouts.serverKeepalive,
       readTimeout: config.timeouts.serverMessage,
       maxConcurrentCalls: config.maxPipelinedCalls,

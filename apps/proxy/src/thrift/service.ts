@@ -85,6 +85,8 @@ function compiler(server: ThriftServerConfig): (route: ThriftRouteConfig) => Com
       connect: route.timeouts?.upstreamConnect ?? server.timeouts.upstreamConnect,
       call: route.timeouts?.upstreamCall ?? server.timeouts.upstreamCall,
       maxFrameSize: server.maxFrameSize,
+      maxHeaderSize: server.maxHeaderSize,
+      maxHeaderCount: server.maxHeaderCount,
     },
   });
 }

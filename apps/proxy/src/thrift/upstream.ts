@@ -60,11 +60,13 @@ import {
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
 import { callDeadlines } from './deadlines.js';
 import {
+  type FrameLimits,
   type MuxCounters,
   type MuxKey,
   MuxPool,
   type ReplyHold,
   type ReplyHolder,
+  readerOptions,
   type UpstreamCall,
   type UpstreamCallListener,
 } from './mux.js';
@@ -196,11 +198,11 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   constructor(
     readonly key: ThriftUpstreamKey,
     readonly stream: ByteStream,
-    maxFrameSize: number,
+    limits: FrameLimits,
     /** The pool's side: told when the idle watch finds the connection dead, and when a call ended. */
     private readonly owner: ConnectionOwner,
   ) {
-    this.reader = new FrameReader(stream, { framing: key.framing, maxFrameSize });
+    this.reader = new FrameReader(stream, readerOptions(key.framing, limits));
     this.#lowWater = new RecvLowWater(stream);
   }
 
@@ -679,6 +681,10 @@ export interface ThriftCallOptions {
   readonly call: number;
   /** Largest reply frame accepted (applies to connections made for this call). */
   readonly maxFrameSize: number;
+  /** Largest THeader/TTHeader reply header block, bytes (undefined: @loch/thrift's 64 KiB); as maxFrameSize. */
+  readonly maxHeaderSize?: number | undefined;
+  /** Most info headers in a THeader/TTHeader reply (undefined: @loch/thrift's 1,000); as maxFrameSize. */
+  readonly maxHeaderCount?: number | undefined;
 }
 
 /** Counters of a ThriftUpstreams beside its pool's. */
@@ -811,7 +817,7 @@ export class ThriftUpstreams implements ConnectionOwner {
       return;
     }
     // Cold path: a new connection first.
-    this.#connect(key, timeouts.connect, timeouts.maxFrameSize).then(
+    this.#connect(key, timeouts).then(
       (fresh) => {
         try {
           this.#start(fresh, call, parts);
@@ -867,9 +873,9 @@ export class ThriftUpstreams implements ConnectionOwner {
     call.lease?.running(undefined);
   }
 
-  async #connect(key: ThriftUpstreamKey, timeout: number, maxFrameSize: number): Promise<UpstreamConnection> {
-    const stream = await this.#connectStream(key, timeout);
-    const conn = new UpstreamConnection(key, stream, maxFrameSize, this);
+  async #connect(key: ThriftUpstreamKey, options: ThriftCallOptions): Promise<UpstreamConnection> {
+    const stream = await this.#connectStream(key, options.connect);
+    const conn = new UpstreamConnection(key, stream, options, this);
     this.#pool.created(key, conn);
     // Connections the pool closed (idle timeout, cap) are swept here, not tracked per close.
     if (this.#open.size >= 256) for (const c of this.#open) if (c.closed) this.#open.delete(c);

@@ -34,6 +34,10 @@ export interface ThriftClientOptions extends ReaderOptions {
   readonly timeout?: number;
   /** Largest reply frame accepted (default 16 MiB). */
   readonly maxFrameSize?: number;
+  /** Largest THeader/TTHeader reply header block, in bytes (default 64 KiB; see FrameCodecOptions). */
+  readonly maxHeaderSize?: number | undefined;
+  /** Most info headers in one THeader/TTHeader reply (default 1,000; see FrameCodecOptions). */
+  readonly maxHeaderCount?: number | undefined;
   /** String headers sent with every THeader/TTHeader call. */
   readonly headers?: ReadonlyMap<string, string>;
   /** Integer headers sent with every TTHeader call. */

@@ -148,6 +148,14 @@ export interface ThriftServerOptions extends ReaderOptions {
   readonly protocol?: ProtocolName;
   /** Largest frame accepted (default 16 MiB). */
   readonly maxFrameSize?: number;
+  /**
+   * Largest THeader/TTHeader header block accepted, in bytes (default 64 KiB; see
+   * FrameCodecOptions): a frame over it closes its connection (ERR_THRIFT_HEADER_SIZE), as an
+   * oversized frame does.
+   */
+  readonly maxHeaderSize?: number | undefined;
+  /** Most info headers in one THeader/TTHeader frame (default 1,000; see FrameCodecOptions): as maxHeaderSize. */
+  readonly maxHeaderCount?: number | undefined;
   /** Close a connection that sends no message for this long (default 0: never). */
   readonly idleTimeout?: number;
   /** Close a connection whose started message does not complete in time (default 30 s). */

@@ -22,13 +22,26 @@ import {
   ViewFrame,
   writeLength,
 } from './frame.js';
-import { decodeTHeader, decodeTHeaderAt, encodeTHeaderParts } from './theader.js';
-import { decodeTTHeader, decodeTTHeaderAt, encodeTTHeaderParts } from './ttheader.js';
+import { decodeTHeaderAt, encodeTHeaderParts } from './theader.js';
+import { decodeTTHeaderAt, encodeTTHeaderParts } from './ttheader.js';
 
 /** Options of frame decoding. */
 export interface FrameCodecOptions extends ReaderOptions {
   /** Largest frame accepted, in bytes (default 16 MiB). Also bounds unframed messages. */
   readonly maxFrameSize?: number;
+  /**
+   * Largest THeader/TTHeader header block accepted, in bytes (default DEFAULT_MAX_HEADER_SIZE,
+   * 64 KiB): the info headers between a frame's fixed 14 bytes and its payload, as the frame's
+   * header-size field gives it (a multiple of 4, padding included). Over it the frame is refused
+   * (ERR_THRIFT_HEADER_SIZE) before any header is decoded.
+   */
+  readonly maxHeaderSize?: number | undefined;
+  /**
+   * Most info headers (key-values of every kind) accepted in one THeader/TTHeader frame
+   * (default DEFAULT_MAX_HEADER_COUNT, 1,000); over it: ERR_THRIFT_HEADER_SIZE, checked on each
+   * block's count before its entries are read.
+   */
+  readonly maxHeaderCount?: number | undefined;
   /**
    * Protocol of framed/unframed payloads when it cannot be sniffed (old-style binary).
    * Default: sniffed from the first payload byte.
@@ -87,9 +100,16 @@ export function decodeFrame(
 ): ViewFrame {
   switch (framing) {
     case 'theader':
-      return decodeTHeader(frame, options.maxFrameSize);
+      return decodeTHeaderAt(
+        frame,
+        0,
+        frame.length,
+        options.maxFrameSize,
+        options.maxHeaderSize,
+        options.maxHeaderCount,
+      );
     case 'ttheader':
-      return decodeTTHeader(frame);
+      return decodeTTHeaderAt(frame, 0, frame.length, options.maxHeaderSize, options.maxHeaderCount);
     default:
       // `length`, not byteLength: node 20's TurboFan inlines the one and calls a builtin for the other.
       return decodePayload(framing, frame, framing === 'framed' ? 4 : 0, frame.length, frame.length, options);
@@ -111,9 +131,16 @@ export function decodeFrameBody(
   switch (framing) {
     case 'theader':
       // The decoders never read a frame's length prefix: its place may lie before the view.
-      return decodeTHeaderAt(bytes, start - 4, end, options.maxFrameSize);
+      return decodeTHeaderAt(
+        bytes,
+        start - 4,
+        end,
+        options.maxFrameSize,
+        options.maxHeaderSize,
+        options.maxHeaderCount,
+      );
     case 'ttheader':
-      return decodeTTHeaderAt(bytes, start - 4, end);
+      return decodeTTHeaderAt(bytes, start - 4, end, options.maxHeaderSize, options.maxHeaderCount);
     case 'framed':
       return decodePayload('framed', bytes, start, end, end - start + 4, options);
     default:

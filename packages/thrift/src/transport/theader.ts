@@ -12,6 +12,8 @@ import { peekSeqId } from '../protocol/message-header.js';
 import type { ProtocolName } from '../types.js';
 import {
   DEFAULT_MAX_FRAME_SIZE,
+  DEFAULT_MAX_HEADER_COUNT,
+  DEFAULT_MAX_HEADER_SIZE,
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
   type FrameSpec,
@@ -29,10 +31,16 @@ export const THeaderInfoType = { KEY_VALUE: 1, PERSISTENT_KEY_VALUE: 2 } as cons
 
 /**
  * Decodes a whole THeader frame (length prefix included). `maxFrameSize` also bounds the
- * inflated size of a zlib payload.
+ * inflated size of a zlib payload; `maxHeaderSize` and `maxHeaderCount` bound the header block
+ * (FrameCodecOptions says how; over them: ERR_THRIFT_HEADER_SIZE).
  */
-export function decodeTHeader(frame: Uint8Array, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): ViewFrame {
-  return decodeTHeaderAt(frame, 0, frame.byteLength, maxFrameSize);
+export function decodeTHeader(
+  frame: Uint8Array,
+  maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
+  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
+  maxHeaderCount = DEFAULT_MAX_HEADER_COUNT,
+): ViewFrame {
+  return decodeTHeaderAt(frame, 0, frame.byteLength, maxFrameSize, maxHeaderSize, maxHeaderCount);
 }
 
 /**
@@ -45,6 +53,8 @@ export function decodeTHeaderAt(
   at: number,
   end: number,
   maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
+  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
+  maxHeaderCount = DEFAULT_MAX_HEADER_COUNT,
 ): ViewFrame {
   const length = end - at;
   if (length < 14) {
@@ -63,6 +73,7 @@ export function decodeTHeaderAt(
       `THeader header size ${headerSize} exceeds the frame`,
     );
   }
+  if (headerSize > maxHeaderSize) throw headerSizeError('THeader', headerSize, maxHeaderSize);
   const c = new HeaderCursor(frame, at + 14, at + headerEnd, 'THeader');
   const protocol = protocolFromId(c.varint());
   const nTransforms = c.varint();
@@ -79,12 +90,16 @@ export function decodeTHeaderAt(
   }
   let headers: Map<string, string> | undefined;
   let persistentHeaders: Map<string, string> | undefined;
+  // Key-values of every block so far, bounded before a block's entries are read.
+  let entries = 0;
   while (c.pos < at + headerEnd) {
     const type = c.varint();
     if (type === THeaderInfoType.KEY_VALUE || type === THeaderInfoType.PERSISTENT_KEY_VALUE) {
       const into =
         type === THeaderInfoType.KEY_VALUE ? (headers ??= new Map()) : (persistentHeaders ??= new Map());
       const count = c.varint();
+      entries += count;
+      if (entries > maxHeaderCount) throw headerCountError('THeader', entries, maxHeaderCount);
       for (let i = 0; i < count; i++) {
         const key = c.string(c.varint());
         into.set(key, c.string(c.varint()));
@@ -127,6 +142,22 @@ export function decodeTHeaderAt(
     stop,
     length,
     payload,
+  );
+}
+
+/** ERR_THRIFT_HEADER_SIZE for a header block of `size` bytes over `limit` (THeader, TTHeader). */
+export function headerSizeError(what: string, size: number, limit: number): ThriftTransportError {
+  return new ThriftTransportError(
+    'ERR_THRIFT_HEADER_SIZE',
+    `${what} header block of ${size} bytes over the limit ${limit} (max_header_size)`,
+  );
+}
+
+/** ERR_THRIFT_HEADER_SIZE for a header block of at least `count` entries, over `limit`. */
+export function headerCountError(what: string, count: number, limit: number): ThriftTransportError {
+  return new ThriftTransportError(
+    'ERR_THRIFT_HEADER_SIZE',
+    `${what} header block of ${count} or more entries over the limit ${limit} (max_header_count)`,
   );
 }
 

@@ -9,6 +9,8 @@ import { ByteBuilder, HeaderCursor } from '../internal/byte-builder.js';
 import { headerCopy } from '../internal/header-slab.js';
 import { peekSeqId } from '../protocol/message-header.js';
 import {
+  DEFAULT_MAX_HEADER_COUNT,
+  DEFAULT_MAX_HEADER_SIZE,
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
   type FrameSpec,
@@ -19,6 +21,7 @@ import {
   ViewFrame,
   writeLength,
 } from './frame.js';
+import { headerCountError, headerSizeError } from './theader.js';
 
 /** TTHeader info block ids. */
 export const TTHeaderInfoId = {
@@ -58,9 +61,16 @@ export const TTHeaderIntKey = {
   LB_TYPE: 25,
 } as const;
 
-/** Decodes a whole TTHeader frame (length prefix included). */
-export function decodeTTHeader(frame: Uint8Array): ViewFrame {
-  return decodeTTHeaderAt(frame, 0, frame.byteLength);
+/**
+ * Decodes a whole TTHeader frame (length prefix included); `maxHeaderSize` and `maxHeaderCount`
+ * bound the header block (FrameCodecOptions says how; over them: ERR_THRIFT_HEADER_SIZE).
+ */
+export function decodeTTHeader(
+  frame: Uint8Array,
+  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
+  maxHeaderCount = DEFAULT_MAX_HEADER_COUNT,
+): ViewFrame {
+  return decodeTTHeaderAt(frame, 0, frame.byteLength, maxHeaderSize, maxHeaderCount);
 }
 
 /**
@@ -68,7 +78,13 @@ export function decodeTTHeader(frame: Uint8Array): ViewFrame {
  * length prefix (the 4 bytes from `at`) is never read, so `at` may lie up to 4 before the view's
  * start: a frame whose body was received apart from its prefix (FrameReader.feedChunk).
  */
-export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): ViewFrame {
+export function decodeTTHeaderAt(
+  frame: Uint8Array,
+  at: number,
+  end: number,
+  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
+  maxHeaderCount = DEFAULT_MAX_HEADER_COUNT,
+): ViewFrame {
   const length = end - at;
   if (length < 16) {
     throw new ThriftTransportError('ERR_THRIFT_FRAME_SIZE', `TTHeader frame of ${length} bytes is too short`);
@@ -86,6 +102,7 @@ export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): Vi
       `TTHeader header size ${headerSize} is invalid for the frame`,
     );
   }
+  if (headerSize > maxHeaderSize) throw headerSizeError('TTHeader', headerSize, maxHeaderSize);
   const c = new HeaderCursor(frame, at + 14, at + headerEnd, 'TTHeader');
   const protocol = protocolFromId(c.u8());
   const nTransforms = c.u8();
@@ -98,6 +115,8 @@ export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): Vi
   let headers: Map<string, string> | undefined;
   let intHeaders: Map<number, string> | undefined;
   let aclToken: string | undefined;
+  // Key-values of every block so far, bounded before a block's entries are read.
+  let entries = 0;
   while (c.pos < at + headerEnd) {
     const id = c.u8();
     switch (id) {
@@ -105,6 +124,8 @@ export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): Vi
         break;
       case TTHeaderInfoId.KEY_VALUE: {
         const count = c.u16();
+        entries += count;
+        if (entries > maxHeaderCount) throw headerCountError('TTHeader', entries, maxHeaderCount);
         headers ??= new Map();
         for (let i = 0; i < count; i++) {
           const key = c.string(c.u16());
@@ -114,6 +135,8 @@ export function decodeTTHeaderAt(frame: Uint8Array, at: number, end: number): Vi
       }
       case TTHeaderInfoId.INT_KEY_VALUE: {
         const count = c.u16();
+        entries += count;
+        if (entries > maxHeaderCount) throw headerCountError('TTHeader', entries, maxHeaderCount);
         intHeaders ??= new Map();
         for (let i = 0; i < count; i++) {
           const key = c.u16();
