@@ -1,21 +1,35 @@
 import { getHeapSpaceStatistics } from 'node:v8';
 import { waveCollector } from '@loch/native';
 import { describe, expect, it } from 'vitest';
-import { resolveWaveCollectMs, WAVE_CHECK_MS, WAVE_RETRIES, WaveCollector } from './wave-collect.js';
+import {
+  DEFAULT_WAVE_COLLECT_OPEN,
+  resolveWaveCollectMs,
+  resolveWaveCollectOpen,
+  WAVE_CHECK_MS,
+  WAVE_RETRIES,
+  WaveCollector,
+} from './wave-collect.js';
 
-/** A collector on a hand-driven clock and open-stream count (no timers). */
-function harness(minIntervalMs: number, open = 0) {
+/**
+ * A collector on a hand-driven clock and open-stream count (no timers); open waves on unless
+ * `openWaves` says otherwise (not from the env: LOCH_WAVE_COLLECT_OPEN must not change the suite).
+ */
+function harness(minIntervalMs: number, open = 0, openWaves = true) {
   const state = { open, now: 0, collected: 0, heapUsed: 50_000_000 };
-  const collector = new WaveCollector(minIntervalMs, {
-    openStreams: () => state.open,
-    now: () => state.now,
-    collect: () => {
-      state.collected++;
-      state.now += 12; // the collection's own pause
-      state.heapUsed -= 30_000_000; // the wave's garbage
+  const collector = new WaveCollector(
+    minIntervalMs,
+    {
+      openStreams: () => state.open,
+      now: () => state.now,
+      collect: () => {
+        state.collected++;
+        state.now += 12; // the collection's own pause
+        state.heapUsed -= 30_000_000; // the wave's garbage
+      },
+      heapUsed: () => state.heapUsed,
     },
-    heapUsed: () => state.heapUsed,
-  });
+    openWaves,
+  );
   /** One timer step WAVE_CHECK_MS later, with `open` streams open. */
   const step = (openNow: number) => {
     state.now += WAVE_CHECK_MS;
@@ -266,15 +280,19 @@ describe('WaveCollector', () => {
 
   it('calls again after an open wave whose call did not start, up to the retries', () => {
     const state = { open: 0, now: 0, calls: 0, waves: new Set<string>() };
-    const collector = new WaveCollector(30_000, {
-      openStreams: () => state.open,
-      now: () => state.now,
-      collect: (wave) => {
-        state.calls++;
-        state.waves.add(wave);
-        return false;
+    const collector = new WaveCollector(
+      30_000,
+      {
+        openStreams: () => state.open,
+        now: () => state.now,
+        collect: (wave) => {
+          state.calls++;
+          state.waves.add(wave);
+          return false;
+        },
       },
-    });
+      true,
+    );
     const step = (open: number) => {
       state.now += WAVE_CHECK_MS;
       state.open = open;
@@ -287,6 +305,18 @@ describe('WaveCollector', () => {
     expect(collector.retries).toBe(WAVE_RETRIES);
     expect(collector.misses).toBe(1);
     expect([...state.waves]).toEqual(['open']); // the retries too
+  });
+
+  it('leaves an open wave alone with open waves off, and still collects the close wave', () => {
+    const { state, collector, step } = harness(30_000, 16, false);
+    for (let n = 1000; n <= 16_000; n += 1000) step(n);
+    for (let i = 0; i < 200; i++) step(16_000);
+    expect(state.collected).toBe(0);
+    expect(collector.openCollections).toBe(0);
+    step(16);
+    step(16);
+    expect(state.collected).toBe(1);
+    expect(collector.collections).toBe(1);
   });
 
   it('does not start a timer when disabled', () => {
@@ -354,6 +384,19 @@ describe('V8 under collectAfterWave (what the open wave relies on)', () => {
       expect(kept.length).toBeGreaterThan(0);
     },
   );
+});
+
+describe('resolveWaveCollectOpen', () => {
+  it('takes the option, else the env (1/on, 0/off), else the default', () => {
+    expect(resolveWaveCollectOpen(true, '0')).toBe(true);
+    expect(resolveWaveCollectOpen(false, '1')).toBe(false);
+    expect(resolveWaveCollectOpen(undefined, '0')).toBe(false);
+    expect(resolveWaveCollectOpen(undefined, 'off')).toBe(false);
+    expect(resolveWaveCollectOpen(undefined, '1')).toBe(true);
+    expect(resolveWaveCollectOpen(undefined, 'on')).toBe(true);
+    expect(resolveWaveCollectOpen(undefined, 'maybe')).toBe(DEFAULT_WAVE_COLLECT_OPEN);
+    expect(resolveWaveCollectOpen(undefined, '')).toBe(DEFAULT_WAVE_COLLECT_OPEN);
+  });
 });
 
 describe('resolveWaveCollectMs', () => {

@@ -70,6 +70,24 @@ export const WAVE_CHECK_MS = 500;
 export const WAVE_RETRIES = 3;
 
 /**
+ * Reads whether the collector also collects after an open wave: the option, else env
+ * LOCH_WAVE_COLLECT_OPEN ("1"/"on" or "0"/"off"), else on. Any other env value falls back to the
+ * default.
+ */
+export function resolveWaveCollectOpen(
+  option: boolean | undefined,
+  env: string | undefined = process.env.LOCH_WAVE_COLLECT_OPEN,
+): boolean {
+  if (option !== undefined) return option;
+  if (env === '1' || env === 'on') return true;
+  if (env === '0' || env === 'off') return false;
+  return DEFAULT_WAVE_COLLECT_OPEN;
+}
+
+/** Whether open waves are collected by default (see the file's comment). */
+export const DEFAULT_WAVE_COLLECT_OPEN = true;
+
+/**
  * Reads the least time between collections: the option, else env LOCH_WAVE_COLLECT_MS, else
  * 30,000 ms. 0 disables. A value that is not a finite number >= 0 falls back to the default.
  */
@@ -125,6 +143,8 @@ export class WaveCollector {
   lowWater: number;
   readonly #minIntervalMs: number;
   readonly #hooks: WaveCollectHooks;
+  /** Whether open waves are collected too (resolveWaveCollectOpen). */
+  readonly #openWaves: boolean;
   #lastAt = Number.NEGATIVE_INFINITY;
   #previous: number;
   /** Old-generation bytes used when the last collection started, until the step after it reads the drop. */
@@ -136,9 +156,10 @@ export class WaveCollector {
   /** Calls made for the open wave now pending (0: none); bounded as the close wave's retries. */
   #openCalls = 0;
 
-  constructor(minIntervalMs: number, hooks: WaveCollectHooks) {
+  constructor(minIntervalMs: number, hooks: WaveCollectHooks, openWaves = resolveWaveCollectOpen(undefined)) {
     this.#minIntervalMs = minIntervalMs;
     this.#hooks = hooks;
+    this.#openWaves = openWaves;
     this.highWater = hooks.openStreams();
     this.lowWater = this.highWater;
     this.#previous = this.highWater;
@@ -177,7 +198,7 @@ export class WaveCollector {
       this.highWater = open;
       return;
     }
-    if (this.#openWaveSettled(open, previous)) return;
+    if (this.#openWaves && this.#openWaveSettled(open, previous)) return;
     if (open > this.highWater * WAVE_SHARE || this.highWater - open < WAVE_MIN_DROP) return;
     // Still falling: the wave is closing. Collecting now would leave the rest of it as garbage
     // (measured: a collection at 6,346 of 19,157 kept 51 MiB of heap used), so wait for a step
