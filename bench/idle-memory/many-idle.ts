@@ -19,6 +19,11 @@
  *   busy late  (with --busy-late S,...) wrk still on, S s after busy N: whether what a burst grew
  *            (loch: its workers' new space) stays given back under the load (readings-2026-12-07f.md)
  *   quiet N  wrk stopped, `--settle` s; loch: again until each worker trimmed (up to 45 s)
+ * With --wrk-windows, wrk's req/s and latency (p50, p99, p99.9, max) are read over three stretches
+ * of the round, one wrk process each, started as the one before stops: `before` (the busy warm),
+ * `burst` (while the N connections open) and `after` (the 30 s after they opened; busy N is
+ * read inside it): what a burst costs the busy clients (REVIEW F229: the open-wave collection's
+ * pauses land at the burst's end). A --busy-late moment before + 30 s waits for `after` to end.
  * Each moment's RSS is the median of `--samples` samples 500 ms apart, of the proxy's process tree
  * (nginx: master + workers; loch: one process). busy B/conn = (busy N - busy 0) / N; quiet B/conn
  * = (quiet N - quiet 0) / N. Also at each moment: each process's RSS (and its descriptor count at busy 0
@@ -101,6 +106,8 @@ const { values: args } = parseArgs({
     'max-seconds': { type: 'string', default: '0' },
     /** Seconds after busy N (comma-separated, increasing) at which to read again, wrk still on. */
     'busy-late': { type: 'string', default: '' },
+    /** wrk's numbers over the busy warm, the burst and the 30 s after (see the file's comment). */
+    'wrk-windows': { type: 'boolean', default: false },
     json: { type: 'string' },
   },
 });
@@ -126,7 +133,10 @@ const busyLateMs = args['busy-late']
   .split(',')
   .filter((x) => x.trim() !== '')
   .map((x) => Number(x) * 1000);
+const wrkWindows = args['wrk-windows'];
 const PATH = '/128';
+/** The `after` stretch of --wrk-windows, in seconds. */
+const AFTER_WINDOW_S = 30;
 /** The proxy on CPU 1; wrk, the idle clients and the backend on CPU 0 (as busy.ts). */
 const PROXY_CPU = '1';
 const LOAD_CPU = '0';
@@ -199,6 +209,18 @@ interface Moment {
   loadavg: string;
 }
 
+/** wrk over one stretch of a round (--wrk-windows). */
+interface WrkWindow {
+  name: 'before' | 'burst' | 'after';
+  seconds: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  errors: number;
+}
+
 interface Round {
   peer: string;
   count: number;
@@ -216,6 +238,8 @@ interface Round {
   busyBytesPerConnection: number;
   quietBytesPerConnection: number;
   wrkRequestsPerSecond: number;
+  /** --wrk-windows: before, burst, after. */
+  wrkWindows?: WrkWindow[];
   /** Seconds the N connections took to open, and the whole round. */
   openSeconds: number;
   roundSeconds: number;
@@ -481,6 +505,33 @@ async function openClients(port: number, count: number): Promise<Clients> {
   }
 }
 
+/** The busy load: wrk -c--busy-connections for `seconds`; with --wrk-windows, its latency too. */
+function startWrk(url: string, seconds = 3600): Peer {
+  const extra = wrkWindows ? ['--latency', '-s', join(here, 'wrk-window.lua')] : [];
+  return startPeer('wrk (busy)', 'wrk', ['-t1', `-c${busyConnections}`, `-d${seconds}s`, ...extra, url], {
+    cpu: LOAD_CPU,
+  });
+}
+
+/** Stops `wrk` (if still running) and reads its stretch. */
+async function endWindow(wrk: Peer, name: WrkWindow['name']): Promise<WrkWindow> {
+  if (wrk.child.exitCode === null && wrk.child.signalCode === null) wrk.child.kill('SIGINT');
+  await wrk.exited;
+  const text = wrk.output();
+  const load = parseWrk(text);
+  const tail = /window p999_us (\d+) max_us (\d+)/.exec(text);
+  return {
+    name,
+    seconds: load.seconds,
+    requestsPerSecond: load.requestsPerSecond,
+    p50Ms: load.p50Ms,
+    p99Ms: load.p99Ms,
+    p999Ms: tail ? Number(tail[1]) / 1000 : Number.NaN,
+    maxMs: tail ? Number(tail[2]) / 1000 : Number.NaN,
+    errors: load.errors,
+  };
+}
+
 async function round(count: number, r: number, upstreamPort: number): Promise<Round> {
   const started = Date.now();
   const proxy = await startProxy(upstreamPort, count);
@@ -495,16 +546,32 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
     await wait(settleMs);
     await untilTrimmed(proxy, trims0);
     const quiet0 = await moment(proxy, false);
-    wrk = startPeer('wrk (busy)', 'wrk', ['-t1', `-c${busyConnections}`, '-d3600s', url], { cpu: LOAD_CPU });
+    wrk = startWrk(url);
     await wait(busyWarmMs);
     const busy0 = await moment(proxy, true);
+    const windows: WrkWindow[] = [];
+    if (wrkWindows) {
+      windows.push(await endWindow(wrk, 'before'));
+      wrk = startWrk(url);
+    }
     const opening = Date.now();
     clients = await openClients(proxy.port, count);
     const openSeconds = (Date.now() - opening) / 1000;
+    let after: Peer | undefined;
+    if (wrkWindows) {
+      windows.push(await endWindow(wrk, 'burst'));
+      after = startWrk(url, AFTER_WINDOW_S);
+      wrk = after;
+    }
     await wait(settleMs);
     const busyN = await moment(proxy, false);
-    const busyLate: Round['busyLate'] = [];
     const busyNAt = Date.now();
+    if (after !== undefined) {
+      await after.exited;
+      windows.push(await endWindow(after, 'after'));
+      wrk = startWrk(url);
+    }
+    const busyLate: Round['busyLate'] = [];
     for (const ms of busyLateMs) {
       await wait(busyNAt + ms - Date.now());
       busyLate.push({ afterSeconds: ms / 1000, moment: await moment(proxy, false) });
@@ -540,6 +607,7 @@ async function round(count: number, r: number, upstreamPort: number): Promise<Ro
       busyBytesPerConnection: ((busyN.rssKiB - busy0.rssKiB) * 1024) / connections,
       quietBytesPerConnection: ((quietN.rssKiB - quiet0.rssKiB) * 1024) / connections,
       wrkRequestsPerSecond: load.requestsPerSecond,
+      ...(wrkWindows ? { wrkWindows: windows } : {}),
       openSeconds,
       roundSeconds: (Date.now() - started) / 1000,
       ...(proxy.trims === undefined ? {} : { trims: [trims0, trimsN] as [number, number] }),
@@ -657,7 +725,17 @@ try {
                     (l.moment.workers === undefined ? '' : `, new space MiB ${newSpaces(l.moment)}`),
                 )
                 .join('') +
-              (x.waves === undefined ? '' : `\n  open ${x.openSeconds.toFixed(1)} s; ${x.waves.join('; ')}`),
+              (x.waves === undefined ? '' : `\n  open ${x.openSeconds.toFixed(1)} s; ${x.waves.join('; ')}`) +
+              (x.wrkWindows === undefined
+                ? ''
+                : `\n  wrk windows: ${x.wrkWindows
+                    .map(
+                      (w) =>
+                        `${w.name} ${w.seconds.toFixed(1)} s ${Math.round(w.requestsPerSecond)} req/s, p50 ` +
+                        `${w.p50Ms.toFixed(2)} p99 ${w.p99Ms.toFixed(2)} p99.9 ${w.p999Ms.toFixed(2)} max ` +
+                        `${w.maxMs.toFixed(1)} ms${w.errors > 0 ? `, ${w.errors} errors` : ''}`,
+                    )
+                    .join('; ')}`),
           );
           break;
         } catch (err) {
