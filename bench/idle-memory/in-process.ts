@@ -178,7 +178,7 @@ const http = new HttpServer<ConnectionCx>(handler, {
   context: (stream) =>
     ConnectionContext.empty()
       .set('peerAddr', stream.facts.clientAddress)
-      .set('localAddr', stream.localAddress)
+      .set('socket', stream)
       .set('driver', stream.driver)
       .set('server', identity),
   // All four hooks, as loch's worker wires them (REVIEW F118).

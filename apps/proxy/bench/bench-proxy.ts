@@ -71,7 +71,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:18081" }]
     // As loch's worker makes it (worker.ts): the 4-key subset, per request on HTTP/1.1.
     contextPerRequest: true,
     context: (stream) =>
-      connectionContext(stream.facts.clientAddress, stream.localAddress, stream.driver, identity, undefined),
+      connectionContext(stream.facts.clientAddress, stream, stream.driver, identity, undefined),
     // The chain's hooks, as loch's worker wires them (the access log's lines come from them).
     ...hooks.serverOptions(),
   });

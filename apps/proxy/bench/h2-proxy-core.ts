@@ -370,7 +370,7 @@ const http = new HttpServer<ConnectionCx>(handler, {
   context: (stream) =>
     ProxyContext.empty()
       .set('peerAddr', stream.facts.clientAddress)
-      .set('localAddr', stream.localAddress)
+      .set('socket', stream)
       .set('driver', stream.driver)
       .set('server', { key: server.key, scheme: 'http' }),
   // The chain's hooks, as loch's worker wires them (the access log's lines come from them).

@@ -48,7 +48,7 @@ const route = config.servers[0]!.routes[0]!;
 function cx(routed: boolean, startedAt: number): RequestCx {
   const base = ProxyContext.empty()
     .set('peerAddr', { address: '127.0.0.1', port: 1, family: 'IPv4' } as never)
-    .set('localAddr', { address: '127.0.0.1', port: 2, family: 'IPv4' } as never)
+    .set('socket', { localAddress: { address: '127.0.0.1', port: 2, family: 'IPv4' } as never })
     .set('driver', 'legacy')
     .set('server', { key: 'web', scheme: 'http' })
     .set('request', {} as never)

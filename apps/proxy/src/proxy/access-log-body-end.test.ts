@@ -81,7 +81,7 @@ describe.each(['uring', 'legacy'] as DriverChoice[])(
           context: () =>
             ProxyContext.empty()
               .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
-              .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+              .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 80 } })
               .set('driver', driver === 'uring' ? 'uring' : 'legacy')
               .set('server', { key: 'web', scheme: 'http' }) as ConnectionCx,
           ...hooks.serverOptions(),

@@ -1,6 +1,6 @@
 /**
  * The proxy's request context: one @loch/certain-map schema for every layer of the service
- * chain. The connection part (peer, local address, driver, server) is set once per accepted
+ * chain. The connection part (peer, socket, driver, server) is set once per accepted
  * connection by the HttpServer `context` factory, in a subset context holding only those keys
  * (ConnectionContext); each request forks it into a whole context and adds the request
  * and its start time; the route layer adds the match, the upstream layer the chosen upstream.
@@ -22,12 +22,25 @@ export interface ServerIdentity {
   readonly scheme: 'http' | 'https';
 }
 
+/**
+ * What the chain may read of the accepted connection's stream: its local address, asked where it
+ * is used. The stream caches the address, but on a wildcard listener (`0.0.0.0`, `::`) its first
+ * read asks the kernel: a getsockname, and on a direct stream a momentary fd for it too
+ * (FIXED_FD_INSTALL, getsockname, close). So the context holds the stream, not the address: a
+ * connection nobody asks about (every one but those sent upstream with a PROXY header) pays no
+ * syscall and no object for it (REVIEW F217; bench/uring-direct/local-address-syscalls-*.txt).
+ */
+export interface ConnectionSocket {
+  /** The listening side's address (read from the stream, which asks the kernel once at most). */
+  readonly localAddress: SocketAddress;
+}
+
 /** Every key a proxy context can hold. */
 export interface ProxySchema {
   /** The client's address. */
   peerAddr: SocketAddress;
-  /** The listening side's address. */
-  localAddr: SocketAddress;
+  /** The accepted connection's stream, for its local address (ConnectionSocket says why not the address). */
+  socket: ConnectionSocket;
   /** The I/O driver serving the connection. */
   driver: DriverName;
   /** The server that accepted the connection. */
@@ -86,7 +99,7 @@ export interface AnswerLog {
 /** The context definition. */
 export const ProxyContext = defineContext<ProxySchema>()([
   'peerAddr',
-  'localAddr',
+  'socket',
   'driver',
   'server',
   'clientCert',
@@ -111,7 +124,7 @@ export const ProxyContext = defineContext<ProxySchema>()([
  * per request. A connection whose client certificate is forwarded gets
  * CertifiedConnectionContext instead.
  */
-export const ConnectionContext = ProxyContext.subset(['peerAddr', 'localAddr', 'driver', 'server']);
+export const ConnectionContext = ProxyContext.subset(['peerAddr', 'socket', 'driver', 'server']);
 
 /**
  * The connection keys and the forwarded client certificate (`clientCert`): for connections of
@@ -120,26 +133,26 @@ export const ConnectionContext = ProxyContext.subset(['peerAddr', 'localAddr', '
  */
 export const CertifiedConnectionContext = ProxyContext.subset([
   'peerAddr',
-  'localAddr',
+  'socket',
   'driver',
   'server',
   'clientCert',
 ]);
 
 /** A context with the connection keys (what the HttpServer context factory builds). */
-export type ConnectionCx = Has<typeof ProxyContext, 'peerAddr' | 'localAddr' | 'driver' | 'server'>;
+export type ConnectionCx = Has<typeof ProxyContext, 'peerAddr' | 'socket' | 'driver' | 'server'>;
 
 /** A context with the connection keys and a request: what the service chain receives. */
 export type RequestCx = Has<
   typeof ProxyContext,
-  'peerAddr' | 'localAddr' | 'driver' | 'server' | 'request' | 'clientTarget' | 'startedAt'
+  'peerAddr' | 'socket' | 'driver' | 'server' | 'request' | 'clientTarget' | 'startedAt'
 >;
 
 /** A request that has been routed: what the upstream layer receives. */
 export type RoutedCx = Has<
   typeof ProxyContext,
   | 'peerAddr'
-  | 'localAddr'
+  | 'socket'
   | 'driver'
   | 'server'
   | 'request'
@@ -157,7 +170,7 @@ export type RoutedCx = Has<
  */
 export const CxRequest = ProxyContext.reader('request');
 export const CxPeerAddr = ProxyContext.reader('peerAddr');
-export const CxLocalAddr = ProxyContext.reader('localAddr');
+export const CxSocket = ProxyContext.reader('socket');
 export const CxServer = ProxyContext.reader('server');
 export const CxClientCert = ProxyContext.reader('clientCert');
 export const CxClientTarget = ProxyContext.reader('clientTarget');
@@ -192,7 +205,7 @@ export const CxSetUpstreamHeaderMs = ProxyContext.writer('upstreamHeaderMs');
 export const CxSetAccessLog = ProxyContext.writer('accessLog');
 
 const CxSetPeerAddr = ProxyContext.writer('peerAddr');
-const CxSetLocalAddr = ProxyContext.writer('localAddr');
+const CxSetSocket = ProxyContext.writer('socket');
 const CxSetDriver = ProxyContext.writer('driver');
 const CxSetServer = ProxyContext.writer('server');
 const CxSetClientCert = ProxyContext.writer('clientCert');
@@ -207,14 +220,14 @@ const CxSetClientCert = ProxyContext.writer('clientCert');
  */
 export function connectionContext(
   peerAddr: SocketAddress,
-  localAddr: SocketAddress,
+  socket: ConnectionSocket,
   driver: DriverName,
   server: ServerIdentity,
   clientCert: string | undefined,
 ): ConnectionCx {
   const empty = clientCert === undefined ? ConnectionContext.empty() : CertifiedConnectionContext.empty();
   const cx = CxSetServer.set(
-    CxSetDriver.set(CxSetLocalAddr.set(CxSetPeerAddr.set(empty, peerAddr), localAddr), driver),
+    CxSetDriver.set(CxSetSocket.set(CxSetPeerAddr.set(empty, peerAddr), socket), driver),
     server,
   );
   return clientCert === undefined ? cx : CxSetClientCert.set(cx, clientCert);

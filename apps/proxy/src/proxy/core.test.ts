@@ -18,7 +18,7 @@ import { ConnectionReuseService } from './reuse.js';
 const connection = (): ConnectionCx =>
   ProxyContext.empty()
     .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
-    .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+    .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 80 } })
     .set('driver', 'legacy')
     .set('server', { key: 'web', scheme: 'http' });
 

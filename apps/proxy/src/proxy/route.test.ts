@@ -43,7 +43,7 @@ async function routed(
   const req = createRequest(method, target, { headers, version: options.version ?? '1.1' });
   const cx = ProxyContext.empty()
     .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
-    .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+    .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 80 } })
     .set('driver', 'legacy')
     .set('server', { key: 'web', scheme: 'http' })
     .set('request', req)
@@ -311,7 +311,7 @@ describe('gateway routes: the dispatch imported with the table, not at start', (
   const cxFor = (target: string): RoutedCx =>
     ProxyContext.empty()
       .set('peerAddr', { family: 'ipv4', address: '10.0.0.1', port: 5000 })
-      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 80 })
+      .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 80 } })
       .set('driver', 'legacy')
       .set('server', { key: 'web', scheme: 'http' })
       .set('request', createRequest('GET', target, { headers: [['host', 'a.example']] }))

@@ -66,7 +66,7 @@ describe('UpstreamService', () => {
     );
     const cx = ProxyContext.empty()
       .set('peerAddr', { family: 'ipv4', address: '127.0.0.1', port: 1 })
-      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
+      .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 2 } })
       .set('driver', 'legacy')
       .set('server', { key: 'test', scheme: 'http' })
       .set('request', createRequest('PUT', '/up', { headers: { host: 'x' }, body: streamBody(clientBody()) }))
@@ -115,7 +115,7 @@ describe("UpstreamService: a gRPC call's grpc-timeout", () => {
     const service = new UpstreamService(connector, { connect: 2000, read });
     const cx = ProxyContext.empty()
       .set('peerAddr', { family: 'ipv4', address: '127.0.0.1', port: 1 })
-      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
+      .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 2 } })
       .set('driver', 'legacy')
       .set('server', { key: 'test', scheme: 'http' })
       .set('request', createRequest(method, '/pkg.Svc/Call', { headers: { host: 'x', ...headers } }))
@@ -183,7 +183,7 @@ describe('UpstreamService: the connector key and the Host', () => {
     const match = router.match(host, '/')!;
     const cx = ProxyContext.empty()
       .set('peerAddr', { family: 'ipv4', address: '127.0.0.1', port: 1 })
-      .set('localAddr', { family: 'ipv4', address: '127.0.0.1', port: 2 })
+      .set('socket', { localAddress: { family: 'ipv4', address: '127.0.0.1', port: 2 } })
       .set('driver', 'legacy')
       .set('server', { key: 'test', scheme: 'https' })
       .set('request', createRequest('GET', '/', { headers: { host } }))

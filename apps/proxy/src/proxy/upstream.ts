@@ -32,11 +32,11 @@ import {
 import type { SocketAddress } from '@loch/uring-runtime';
 import { type TrustedPeers, trustedPeersOf } from '../config/trusted-peers.js';
 import {
-  CxLocalAddr,
   CxPeerAddr,
   CxRequest,
   CxRoute,
   CxSetUpstream,
+  CxSocket,
   CxUpstreamTarget,
   type RoutedCx,
 } from './context.js';
@@ -390,7 +390,8 @@ export class UpstreamService implements Service<RoutedCx, HttpResponse> {
             encodeProxyHeader({
               version: send === 'v1' ? 1 : 2,
               source: this.#client(CxPeerAddr.get(cx), req),
-              destination: CxLocalAddr.get(cx),
+              // The one reader of the local address: asked of the stream here, not per connection.
+              destination: CxSocket.get(cx).localAddress,
             }),
           );
     // A gRPC call's own deadline (grpc-timeout) caps the read timeout (only such calls pay for an

@@ -397,7 +397,8 @@ export class ProxyWorker {
           return connectionContext(
             // The client: a PROXY header's source when the listener reads one, else the socket's peer.
             RuntimeStream.clientAddressOf(stream),
-            stream.localAddress,
+            // The stream itself, not its local address: read only for a PROXY header (ConnectionSocket).
+            stream,
             stream.driver,
             identity,
             der === null ? undefined : clientCertHeader(der),

@@ -37,7 +37,7 @@ metrics.attach(0, { buffers: [new SharedArrayBuffer(plan.size * 8)], plan });
 const route = config.servers[0]!.routes[0]!;
 const connection = ProxyContext.empty()
   .set('peerAddr', { address: '127.0.0.1', port: 1, family: 'IPv4' } as never)
-  .set('localAddr', { address: '127.0.0.1', port: 2, family: 'IPv4' } as never)
+  .set('socket', { localAddress: { address: '127.0.0.1', port: 2, family: 'IPv4' } as never })
   .set('driver', 'legacy')
   .set('server', { key: 'web', scheme: 'http' });
 const request = {} as never;
