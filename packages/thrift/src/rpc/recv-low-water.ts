@@ -12,11 +12,13 @@
  * once the frame completed. Nothing is buffered at a frame boundary in the usual case, so a
  * connection sets it once (5), not per call. A peer's end wakes a receive whatever the mark.
  *
- * What the mark costs (REVIEW F227, F228; not yet answered by code): 1-4 bytes that arrive at a
- * frame boundary and nothing after them are not seen until more come. A peer that sends a frame's
- * first 1-4 bytes and stops is on the idle timeout, not the message (read) timeout; an idle pooled
- * upstream connection that receives 1-4 stray bytes is not dropped by its idle watch, and the next
- * call on it fails as an unreadable reply (5 or more stray bytes still wake the watch).
+ * What the mark costs (REVIEW F227, F228): 1-4 bytes that arrive at a frame boundary and nothing
+ * after them are not seen until more come, or until the mark is lowered (lower()). A server
+ * connection looks for them while idle (ServerConnection's #lookForHiddenBytes: every read
+ * timeout and at the idle deadline), so a peer that sends a frame's first 1-4 bytes and stops is
+ * on the message (read) timeout, not held to the idle one. An idle pooled upstream connection
+ * that receives 1-4 stray bytes is not dropped by its idle watch, and the next call on it fails as
+ * an unreadable reply (5 or more stray bytes still wake the watch).
  *
  * Only for a stream whose bytes are the socket's (the runtime's TCP and Unix streams, a PROXY
  * protocol layer past its header): the runtime answers false where it cannot apply it (the
@@ -41,6 +43,20 @@ export class RecvLowWater {
   /** The mark in effect (1 where the stream takes none). */
   get mark(): number {
     return this.#off ? DEFAULT_MARK : this.#mark;
+  }
+
+  /**
+   * Puts the mark to 1, the kernel's default, when it is above: the kernel re-checks a pending
+   * receive against the lowered mark at once (tcp_set_rcvlowat calls tcp_data_ready), so 1-4
+   * bytes it held back complete it. True when the mark was above 1 (a look was made); update()
+   * sets the reader's mark again. For an owner that must know whether an idle stream holds
+   * unseen bytes (ServerConnection's idle deadline).
+   */
+  lower(): boolean {
+    if (this.#off || this.#mark === DEFAULT_MARK) return false;
+    this.#mark = DEFAULT_MARK;
+    if (this.stream.setRecvLowWater!(DEFAULT_MARK) !== true) this.#off = true;
+    return true;
   }
 
   /**
