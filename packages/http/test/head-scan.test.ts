@@ -337,6 +337,46 @@ describe('native head scanner', () => {
     expect(found).toBeGreaterThan(3 * known.length);
   });
 
+  it('reads the Connection and Transfer-Encoding tokens it names in any case, and their near misses, as the JavaScript parser does', () => {
+    const tchar = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
+    const values: string[] = [];
+    for (const word of ['chunked', 'close', 'keep-alive', 'upgrade']) {
+      values.push(
+        word,
+        word.toUpperCase(),
+        word.slice(1),
+        `${word}s`,
+        `x${word.slice(1)}`,
+        `${word}, x`,
+        `x, ${word}`,
+      );
+      for (let i = 0; i < word.length; i++) {
+        const at = (ch: string) => word.slice(0, i) + ch + word.slice(i + 1);
+        values.push(at(word[i]!.toUpperCase()));
+        // One byte off by one bit: another token byte that the case-blind compare must not take.
+        for (const bit of [0x01, 0x02, 0x10, 0x20, 0x40]) {
+          const ch = String.fromCharCode(word.charCodeAt(i) ^ bit);
+          if (tchar.test(ch) && ch.toLowerCase() !== word[i]) values.push(at(ch));
+        }
+      }
+    }
+    let compared = 0;
+    for (const value of values) {
+      for (const version of ['1.0', '1.1']) {
+        const conn = `POST / HTTP/${version}\r\nHost: h\r\nUpgrade: websocket\r\nConnection: ${value}\r\nContent-Length: 0\r\n\r\n`;
+        const te = `POST / HTTP/${version}\r\nHost: h\r\nTransfer-Encoding: ${value}\r\n\r\n0\r\n\r\n`;
+        for (const text of [conn, te]) {
+          agree({ kind: 'request', pieces: [latin1(text)] }, JSON.stringify(text));
+          compared++;
+        }
+        const res = `HTTP/${version} 200 OK\r\nConnection: ${value}\r\nTransfer-Encoding: ${value}\r\n\r\n0\r\n\r\n`;
+        agree({ kind: 'response', pieces: [latin1(res)] }, JSON.stringify(res));
+        compared++;
+      }
+    }
+    expect(compared).toBeGreaterThan(400);
+  });
+
   it('agrees with the JavaScript parser on hostile request heads, whole and split', () => {
     fc.assert(
       fc.property(requestInput, cutsOf, (text, cuts) => {
@@ -492,6 +532,8 @@ describe('native head scanner', () => {
     const cases: [string, string, number][] = [
       ['GET / HTTP/1.1\r\nHost: h\r\n folded\r\n\r\n', 'ERR_HTTP_OBS_FOLD', 25],
       ['GET / HTTP/1.1\r\nHost : h\r\n\r\n', 'ERR_HTTP_WHITESPACE_BEFORE_COLON', 20],
+      ['GET / HTTP/1.1\r\nHost: h\r\n\tfolded\r\n\r\n', 'ERR_HTTP_OBS_FOLD', 25],
+      ['GET / HTTP/1.1\r\nHost\t: h\r\n\r\n', 'ERR_HTTP_WHITESPACE_BEFORE_COLON', 20],
       ['GET / HTTP/1.1\r\nHo"st: h\r\n\r\n', 'ERR_HTTP_INVALID_HEADER_NAME', 18],
       [
         'GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n',
