@@ -23,6 +23,10 @@
 # LOCH_URING_FLUSH=tick: the ring flushes in process.nextTick instead of setImmediate), loch-pin
 # (cpu_affinity = true: worker i pinned to CPU i).
 #
+# AS_SHIPPED=1: the proxies log as issue 18 measures them (bench/http-proxy/peers.ts): nginx
+# `access_log <file>;` (combined, unbuffered), loch `access_log = { path }` and metrics (an
+# [admin] listener). The static backend logs nothing either way. Default: both off, as before.
+#
 # CPUS_1W / CPUS_2W (taskset lists, default 1 and 0-1) move the proxy: CPUS_2W=1 puts both
 # workers on CPU 1, away from wrk and the backend (do 2 workers lose to each other's cold
 # caches, or to sharing CPU 0? compare its CPU per request with the default's, on a quiet machine).
@@ -90,9 +94,9 @@ worker_rlimit_nofile 20000;
 events { worker_connections 16384; multi_accept on; }
 EOF
 }
-http_common() { # prefix
+http_common() { # prefix [access log file]
   cat <<EOF
-  access_log off;
+  access_log ${2:-off};
   client_body_temp_path $1/client_body;
   proxy_temp_path $1/proxy;
   keepalive_requests 1000000;
@@ -134,7 +138,7 @@ start_proxy() { # peer workers port -> sets proxy_pid
     {
       nginx_prelude "$p" "$n"
       echo "http {"
-      http_common "$p"
+      if [ "${AS_SHIPPED:-0}" = 1 ]; then http_common "$p" "$p/logs/access.log"; else http_common "$p"; fi
       cat <<EOF
   upstream backend {
     server 127.0.0.1:$upstream;
@@ -158,7 +162,15 @@ EOF
   else
     local pin=false
     [ "$peer" = loch-pin ] && pin=true
+    local admin='' access_log=false
+    if [ "${AS_SHIPPED:-0}" = 1 ]; then
+      admin="[admin]
+listener = { type = \"socket\", value = \"127.0.0.1:$(free_port)\" }
+"
+      access_log="{ path = \"$p/logs/access.log\" }"
+    fi
     cat >"$p/loch.toml" <<EOF
+$admin
 [runtime]
 workers = $n
 cpu_affinity = $pin
@@ -169,7 +181,7 @@ level = "warn"
 [servers.bench]
 proxy_type = "http"
 listener = { type = "socket", value = "127.0.0.1:$port" }
-access_log = false
+access_log = $access_log
 timeouts = { server_keepalive = "300s" }
 
 [[servers.bench.routes]]
