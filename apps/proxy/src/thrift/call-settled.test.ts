@@ -10,7 +10,6 @@
  * before its writev's completion is reported) and to fail one (no real peer fails a write on
  * demand).
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import {
   createWriter,
   decodeFrame,
@@ -23,6 +22,7 @@ import {
 import { UnifiedL4Connector } from '@loch/transports';
 import { type ByteStream, RuntimeError, type WriteTarget } from '@loch/uring-runtime';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type FramedUpstream, framedUpstream } from '../../test/thrift-peers.js';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreams } from './upstream.js';
 
 function message(name: string, type: MessageType, seqId: number, text = ''): Uint8Array {
@@ -41,40 +41,18 @@ function message(name: string, type: MessageType, seqId: number, text = ''): Uin
  * A framed binary upstream: answers every call at once, except ONEWAY ones, "slow" (never) and
  * "close" (the connection is closed instead).
  */
-async function upstream(): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.setNoDelay(true);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const frame = decodeFrame('framed', new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0))));
-        buf = buf.subarray(4 + buf.readUInt32BE(0));
-        const h = readMessageHeader('binary', frame.payload);
-        if (h.type === MessageType.ONEWAY || h.name === 'slow') continue;
-        if (h.name === 'close') {
-          s.destroy();
-          return;
-        }
-        s.write(
-          encodeFrame({ framing: 'framed', protocol: 'binary' }, message(h.name, MessageType.REPLY, h.seqId)),
-        );
-      }
-    });
+function upstream(): Promise<FramedUpstream> {
+  return framedUpstream('framed', ({ header: h, socket }) => {
+    if (h.type === MessageType.ONEWAY || h.name === 'slow') return;
+    if (h.name === 'close') {
+      socket.destroy();
+      return;
+    }
+    return encodeFrame(
+      { framing: 'framed', protocol: 'binary' },
+      message(h.name, MessageType.REPLY, h.seqId),
+    );
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 /** What the wrapped streams do: the writes in flight (their buffers), and what tests ask. */

@@ -8,7 +8,7 @@
  * connection, an upstream closing with calls in flight, ONEWAY calls freed at write, and no
  * timer armed per call or idle period (deadlines go to the worker's sweep).
  */
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import {
   createReader,
   createWriter,
@@ -26,6 +26,7 @@ import {
 import { UnifiedL4Connector } from '@loch/transports';
 import { type ByteStream, currentRuntime } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { framedUpstream } from '../../test/thrift-peers.js';
 import { ReplyLease, ThriftUpstreamEndpoint, type ThriftUpstreamKey, ThriftUpstreams } from './upstream.js';
 
 /** A call as the upstream received it. */
@@ -88,72 +89,52 @@ async function scriptedUpstream(
   onCall: (call: Received, socket: Socket) => void = (call) => call.reply(),
 ): Promise<Scripted> {
   const received: Received[] = [];
-  const sockets = new Set<Socket>();
   const waiters: { n: number; resolve: () => void }[] = [];
-  let accepted = 0;
-  const server: Server = createServer((s) => {
-    accepted++;
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const bytes = new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0)));
-        buf = buf.subarray(bytes.byteLength);
-        const frame = decodeFrame(framing, bytes);
-        const header = readMessageHeader(frame.protocol, frame.payload);
-        const call: Received = {
-          name: header.name,
-          type: header.type,
-          seqId: header.seqId,
-          frameSeqId: frame.seqId,
-          text: readText(frame.protocol, frame.payload),
-          frame,
-          reply: (seqId = header.seqId) => {
-            const payload = message(
-              frame.protocol,
-              header.name,
-              MessageType.REPLY,
-              seqId,
-              `up:${header.name}:${call.text}`,
-            );
-            s.write(
-              encodeFrame(
-                {
-                  framing,
-                  protocol: frame.protocol,
-                  ...(framing === 'theader' ? { seqId } : {}),
-                  headers: frame.headers,
-                  transforms: frame.transforms,
-                },
-                payload,
-              ),
-            );
-          },
-        };
-        received.push(call);
-        for (const w of waiters.splice(0)) {
-          if (received.length >= w.n) w.resolve();
-          else waiters.push(w);
-        }
-        onCall(call, s);
-      }
-    });
+  const up = await framedUpstream(framing, ({ frame, header, socket }) => {
+    const call: Received = {
+      name: header.name,
+      type: header.type,
+      seqId: header.seqId,
+      frameSeqId: frame.seqId,
+      text: readText(frame.protocol, frame.payload),
+      frame,
+      reply: (seqId = header.seqId) => {
+        const payload = message(
+          frame.protocol,
+          header.name,
+          MessageType.REPLY,
+          seqId,
+          `up:${header.name}:${call.text}`,
+        );
+        socket.write(
+          encodeFrame(
+            {
+              framing,
+              protocol: frame.protocol,
+              ...(framing === 'theader' ? { seqId } : {}),
+              headers: frame.headers,
+              transforms: frame.transforms,
+            },
+            payload,
+          ),
+        );
+      },
+    };
+    received.push(call);
+    for (const w of waiters.splice(0)) {
+      if (received.length >= w.n) w.resolve();
+      else waiters.push(w);
+    }
+    onCall(call, socket);
+    return undefined;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as { port: number }).port,
+    port: up.port,
     received,
-    connections: () => accepted,
+    connections: up.connections,
     receivedAtLeast: (n) =>
       received.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve })),
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: up.close,
   };
 }
 

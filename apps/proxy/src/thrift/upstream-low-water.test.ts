@@ -6,7 +6,6 @@
  * reply whose length prefix comes alone is read, and on io_uring in one receive (the prefix does
  * not wake it). The client side: packages/thrift/test/recv-low-water.test.ts.
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import {
   createWriter,
   decodeFrame,
@@ -19,6 +18,7 @@ import {
 import { UnifiedL4Connector } from '@loch/transports';
 import type { ByteStream } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { framedUpstream } from '../../test/thrift-peers.js';
 import { ThriftUpstreamEndpoint, ThriftUpstreams } from './upstream.js';
 
 /** Long enough for the connection to have its next receive armed (waiting) when the rest comes. */
@@ -43,42 +43,23 @@ type Split = { readonly tail: number } | 'prefix' | 'whole';
 
 /** An upstream speaking `framing` that answers every call with a reply of `padding` bytes, split as told. */
 async function piecewiseUpstream(framing: FramingName, padding: number) {
-  const sockets = new Set<Socket>();
   let split: Split = 'whole';
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.setNoDelay(true);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const size = 4 + buf.readUInt32BE(0);
-        const frame = decodeFrame(framing, new Uint8Array(buf.subarray(0, size)));
-        buf = buf.subarray(size);
-        const h = readMessageHeader('binary', frame.payload);
-        const reply = encodeFrame(
-          { framing, protocol: 'binary', seqId: frame.seqId },
-          message(h.name, MessageType.REPLY, h.seqId, padding),
-        );
-        const cut = split === 'whole' ? reply.length : split === 'prefix' ? 4 : reply.length - split.tail;
-        s.write(reply.subarray(0, cut));
-        if (cut < reply.length) setTimeout(() => s.write(reply.subarray(cut)), PAUSE_MS);
-      }
-    });
+  const up = await framedUpstream(framing, ({ frame, header: h, socket }) => {
+    const reply = encodeFrame(
+      { framing, protocol: 'binary', seqId: frame.seqId },
+      message(h.name, MessageType.REPLY, h.seqId, padding),
+    );
+    const cut = split === 'whole' ? reply.length : split === 'prefix' ? 4 : reply.length - split.tail;
+    socket.write(reply.subarray(0, cut));
+    if (cut < reply.length) setTimeout(() => socket.write(reply.subarray(cut)), PAUSE_MS);
+    return undefined;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    port: (server.address() as { port: number }).port,
+    port: up.port,
     split(next: Split): void {
       split = next;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: up.close,
   };
 }
 

@@ -5,10 +5,10 @@
  * keeps its own reference to a chunk with bytes left (FrameReader.retainLast); a dropped
  * connection must dispose its reader, not only recycle it (found in review, session 29).
  */
-import { createServer, type Server, type Socket } from 'node:net';
 import { createWriter, decodeFrame, encodeFrame, MessageType, readMessageHeader } from '@loch/thrift';
 import { currentRuntime } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it } from 'vitest';
+import { framedUpstream } from '../../test/thrift-peers.js';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
 
 function message(name: string, type: MessageType, seqId: number): Uint8Array {
@@ -35,39 +35,17 @@ afterEach(async () => {
 
 /** A framed upstream that answers each call with a reply of the next seq id and, in the same write, one of the call's. */
 async function offByOneUpstream(): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((s) => {
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const frame = decodeFrame('framed', new Uint8Array(buf.subarray(0, 4 + buf.readUInt32BE(0))));
-        buf = buf.subarray(4 + buf.readUInt32BE(0));
-        const h = readMessageHeader('binary', frame.payload);
-        // Replies over 1 KiB, so the call's lease reads them in place.
-        const name = h.name.padEnd(3000, '.');
-        const spec = { framing: 'framed', protocol: 'binary' } as const;
-        s.write(
-          Buffer.concat([
-            encodeFrame(spec, message(name, MessageType.REPLY, h.seqId + 1)),
-            encodeFrame(spec, message(name, MessageType.REPLY, h.seqId)),
-          ]),
-        );
-      }
-    });
+  const up = await framedUpstream('framed', ({ header: h }) => {
+    // Replies over 1 KiB, so the call's lease reads them in place.
+    const name = h.name.padEnd(3000, '.');
+    const spec = { framing: 'framed', protocol: 'binary' } as const;
+    return Buffer.concat([
+      encodeFrame(spec, message(name, MessageType.REPLY, h.seqId + 1)),
+      encodeFrame(spec, message(name, MessageType.REPLY, h.seqId)),
+    ]);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  open.push({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
-  return (server.address() as { port: number }).port;
+  open.push(up);
+  return up.port;
 }
 
 describe('an in-place reply refused with bytes after it', () => {

@@ -9,17 +9,17 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   createReply,
   createWriter,
+  encodeFrame,
   type FramingName,
   MessageType,
   type ProtocolName,
   type ProtocolReader,
   type ProtocolWriter,
-  readMessageHeader,
   TApplicationException,
   TApplicationExceptionType,
   ThriftClient,
@@ -27,6 +27,7 @@ import {
   TType,
 } from '@loch/thrift';
 import { type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
+import { type FramedUpstream, framedUpstream } from '../thrift-peers.js';
 
 const require = createRequire(import.meta.url);
 // biome-ignore lint/suspicious/noExplicitAny: npm thrift ships no types for its internals.
@@ -347,51 +348,20 @@ export function pythonClient(
  * sends 3 bytes more in the same write, `wrongseq` answers with another seq id, `appex` answers
  * an EXCEPTION message (WRONG_METHOD_NAME "raw says no"); any other name is answered properly. Counts connections (to see whether loch reused one).
  */
-export async function misbehavingUpstream(): Promise<{
-  port: number;
-  connections(): number;
-  close(): Promise<void>;
-}> {
-  let accepted = 0;
-  const sockets = new Set<Socket>();
-  const server = createServer((s) => {
-    accepted++;
-    sockets.add(s);
-    s.on('error', () => {});
-    s.on('close', () => sockets.delete(s));
-    let buf = Buffer.alloc(0);
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const frame = buf.subarray(4, 4 + buf.readUInt32BE(0));
-        buf = buf.subarray(4 + frame.length);
-        const { name, seqId } = readMessageHeader('binary', new Uint8Array(frame));
-        let payload: Uint8Array;
-        if (name === 'appex') {
-          const x = new TApplicationException(TApplicationExceptionType.WRONG_METHOD_NAME, 'raw says no');
-          payload = x.toMessage('binary', name, seqId);
-        } else {
-          const w = createWriter('binary');
-          w.writeMessageBegin(name, MessageType.REPLY, name === 'wrongseq' ? seqId + 1 : seqId);
-          writeText(`raw:${name}`, 0)(w);
-          w.writeMessageEnd();
-          payload = w.finish();
-        }
-        const prefix = Buffer.alloc(4);
-        prefix.writeUInt32BE(payload.byteLength);
-        const extra = name === 'extra' ? Buffer.from([0, 0, 0]) : Buffer.alloc(0);
-        s.write(Buffer.concat([prefix, payload, extra]));
-      }
-    });
+export async function misbehavingUpstream(): Promise<FramedUpstream> {
+  return framedUpstream('framed', ({ header: { name, seqId } }) => {
+    let payload: Uint8Array;
+    if (name === 'appex') {
+      const x = new TApplicationException(TApplicationExceptionType.WRONG_METHOD_NAME, 'raw says no');
+      payload = x.toMessage('binary', name, seqId);
+    } else {
+      const w = createWriter('binary');
+      w.writeMessageBegin(name, MessageType.REPLY, name === 'wrongseq' ? seqId + 1 : seqId);
+      writeText(`raw:${name}`, 0)(w);
+      w.writeMessageEnd();
+      payload = w.finish();
+    }
+    const extra = name === 'extra' ? Buffer.from([0, 0, 0]) : Buffer.alloc(0);
+    return Buffer.concat([encodeFrame({ framing: 'framed', protocol: 'binary' }, payload), extra]);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    connections: () => accepted,
-    close: () =>
-      new Promise((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
 }
