@@ -7,23 +7,15 @@
  * the held bytes go back to nothing.
  */
 import { connect as netConnect, type Socket } from 'node:net';
-import { createRuntime, type DriverName, TcpListener } from '@loch/uring-runtime';
+import { createRuntime, TcpListener } from '@loch/uring-runtime';
 import { describe, expect, it } from 'vitest';
 import { createReply, type ThriftRequest, ThriftServer } from '../src/index.js';
+import { testDrivers } from './drivers.js';
 import { echoCall } from './echo-call.js';
 
-async function available(driver: DriverName): Promise<boolean> {
-  try {
-    const rt = await createRuntime({ driver, log: () => undefined });
-    await rt.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const drivers: DriverName[] = [];
-for (const name of ['legacy', 'uring'] as const) if (await available(name)) drivers.push(name);
+const drivers = (await testDrivers('thrift calls-in-place budget suite'))
+  .filter((d) => d.skip === undefined)
+  .map((d) => d.name);
 
 function call(seqId: number, size: number): Uint8Array {
   return echoCall('x'.repeat(size), seqId);

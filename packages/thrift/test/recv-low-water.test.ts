@@ -8,7 +8,7 @@
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createRuntime, type DriverName, type Runtime, TcpListener } from '@loch/uring-runtime';
+import { createRuntime, type Runtime, TcpListener } from '@loch/uring-runtime';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createReply,
@@ -22,21 +22,9 @@ import {
   type ThriftServerStream,
   TType,
 } from '../src/index.js';
+import { testDrivers } from './drivers.js';
 
-async function available(driver: DriverName): Promise<string | undefined> {
-  try {
-    const rt = await createRuntime({ driver, log: () => undefined });
-    await rt.close();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-
-const drivers: { name: DriverName; skip: string | undefined }[] = [];
-for (const name of ['legacy', 'uring'] as const) {
-  drivers.push({ name, skip: await available(name) });
-}
+const drivers = await testDrivers('thrift receive low-water suite');
 
 /** Long enough for the server to have its next receive armed (waiting) when the rest comes. */
 const PAUSE_MS = 150;

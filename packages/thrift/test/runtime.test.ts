@@ -8,27 +8,13 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { createRuntime, type DriverName, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
+import { createRuntime, type Runtime, TcpListener, TcpStream } from '@loch/uring-runtime';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FramingName, type ProtocolName, ThriftClient, ThriftServer } from '../src/index.js';
+import { testDrivers } from './drivers.js';
 import { calls, echoHandler, expected, lochEcho, NpmEchoClient, thrift } from './echo-service.js';
 
-async function available(driver: DriverName): Promise<string | undefined> {
-  try {
-    const rt = await createRuntime({ driver, log: () => undefined });
-    await rt.close();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-
-const drivers: { name: DriverName; skip: string | undefined }[] = [];
-for (const name of ['legacy', 'uring'] as const) {
-  const skip = await available(name);
-  if (skip !== undefined) console.warn(`thrift runtime suite: skipping the ${name} driver: ${skip}`);
-  drivers.push({ name, skip });
-}
+const drivers = await testDrivers('thrift runtime suite');
 
 describe.each(drivers)('on the $name driver', ({ name, skip }) => {
   let runtime: Runtime;
