@@ -43,6 +43,7 @@ import { ConnectionLimit } from './connection-limit.js';
 import { type ConnectionCx, connectionContext, type ServerIdentity } from './context.js';
 import { RequestHooks } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
+import { listensDirect } from './direct-files.js';
 import { forwardedFor } from './header-hygiene.js';
 import { ProxyLog, type StagedAccessLogs } from './log.js';
 import { answerPlainHttp } from './plain-http.js';
@@ -321,7 +322,10 @@ export class ProxyWorker {
         if (this.#owns(server.listen) && !this.#listeners.has(id)) {
           staged.listeners.push({
             id,
-            listener: await bind(server.listen),
+            listener: await bind(
+              server.listen,
+              listensDirect(config, server.tls === null ? 'http' : 'https'),
+            ),
             serverKey: server.key,
             accepting: false,
           });
@@ -334,7 +338,7 @@ export class ProxyWorker {
         if (this.#owns(server.listen) && !this.#listeners.has(id))
           staged.listeners.push({
             id,
-            listener: await bind(server.listen),
+            listener: await bind(server.listen, listensDirect(config, 'thrift')),
             serverKey: server.key,
             accepting: false,
           });
@@ -719,9 +723,10 @@ export class ProxyWorker {
   }
 }
 
-async function bind(address: ListenAddress): Promise<StreamListener> {
+/** Binds a listener; `direct`: a TCP one accepts into the ring's direct table if it has one (direct-files.ts). */
+async function bind(address: ListenAddress, direct: boolean): Promise<StreamListener> {
   if (address.kind === 'unix') return UnixListener.bind({ path: address.path, removeStale: true });
-  return TcpListener.bind({ host: address.host, port: address.port, reusePort: true });
+  return TcpListener.bind({ host: address.host, port: address.port, reusePort: true, direct });
 }
 
 /**
