@@ -12,7 +12,7 @@ import { RuntimeError } from './errors.js';
 import { RuntimeActivity } from './internal/activity.js';
 import type { BufferBudgetOptions, BufferStats } from './internal/buffer-budget.js';
 import { IdleTrimmer, resolveIdleTrimMs } from './internal/idle-trim.js';
-import { resolveWaveCollectMs, WaveCollector } from './internal/wave-collect.js';
+import { resolveWaveCollectMs, resolveWaveCollectOpen, WaveCollector } from './internal/wave-collect.js';
 import { createLegacyDriver } from './legacy/driver.js';
 import type { DriverName } from './stream.js';
 
@@ -55,6 +55,13 @@ export interface RuntimeOptions {
    * else 30,000.
    */
   readonly waveCollectMs?: number | undefined;
+  /**
+   * Also collect once after an open wave (streams up by 1,000 or more and settled), which gives
+   * back the new space a burst of connections grew. Default: env LOCH_WAVE_COLLECT_OPEN, else off:
+   * it cost a burst's busy clients throughput and p99 and saved no memory three minutes later
+   * (bench/idle-memory/readings-2026-12-07g.md).
+   */
+  readonly waveCollectOpen?: boolean | undefined;
   /**
    * Receive budgets in bytes, on either driver: `streamBytes` one stream may hold unread (default
    * 1 MiB or `workerBytes` when smaller, env LOCH_STREAM_BUFFER_BYTES), `workerBytes` all streams of the thread (default
@@ -171,34 +178,44 @@ export class Runtime {
     return true;
   }
 
-  constructor(driver: Driver, selection: DriverSelection, idleTrimMs?: number, waveCollectMs?: number) {
+  constructor(
+    driver: Driver,
+    selection: DriverSelection,
+    idleTrimMs?: number,
+    waveCollectMs?: number,
+    waveCollectOpen?: boolean,
+  ) {
     this.driver = driver;
     this.selection = selection;
     this.setIdleTrim(resolveIdleTrimMs(idleTrimMs));
     const waveMs = resolveWaveCollectMs(waveCollectMs);
     const collectAfterWave = waveCollector();
     if (waveMs > 0 && collectAfterWave !== undefined) {
-      this.#waves = new WaveCollector(waveMs, {
-        openStreams: () => this.activity.openStreams,
-        // `wave`: which wave the call is for (a retry keeps its wave's).
-        collect: (wave: 'open' | 'close') => {
-          const before = this.#waves?.highWater;
-          const started = performance.now();
-          const began = collectAfterWave();
-          if (defaultLog.enabled) {
-            const ms = (performance.now() - started).toFixed(1);
-            const open = this.activity.openStreams;
-            const note = began ? '' : ', not started (a marking runs): again at the next step';
-            const which =
-              wave === 'open'
-                ? `after an open wave ${this.#waves?.openCollections}`
-                : `after a close wave ${this.#waves?.collections}`;
-            defaultLog(`wave collect ${which}: ${ms} ms, streams ${before} -> ${open}${note}`);
-          }
-          return began;
+      this.#waves = new WaveCollector(
+        waveMs,
+        {
+          openStreams: () => this.activity.openStreams,
+          // `wave`: which wave the call is for (a retry keeps its wave's).
+          collect: (wave: 'open' | 'close') => {
+            const before = this.#waves?.highWater;
+            const started = performance.now();
+            const began = collectAfterWave();
+            if (defaultLog.enabled) {
+              const ms = (performance.now() - started).toFixed(1);
+              const open = this.activity.openStreams;
+              const note = began ? '' : ', not started (a marking runs): again at the next step';
+              const which =
+                wave === 'open'
+                  ? `after an open wave ${this.#waves?.openCollections}`
+                  : `after a close wave ${this.#waves?.collections}`;
+              defaultLog(`wave collect ${which}: ${ms} ms, streams ${before} -> ${open}${note}`);
+            }
+            return began;
+          },
+          now: () => performance.now(),
         },
-        now: () => performance.now(),
-      });
+        resolveWaveCollectOpen(waveCollectOpen),
+      );
       this.#waves.start();
     }
   }
@@ -394,7 +411,7 @@ export async function createRuntime(options: RuntimeOptions = {}): Promise<Runti
   if (options.log === undefined && selection.requested === 'auto' && selection.driver === 'legacy') {
     warnFallbackOnce(line);
   }
-  return new Runtime(driver, selection, options.idleTrimMs, options.waveCollectMs);
+  return new Runtime(driver, selection, options.idleTrimMs, options.waveCollectMs, options.waveCollectOpen);
 }
 
 interface ThreadState {

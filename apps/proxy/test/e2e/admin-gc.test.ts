@@ -43,6 +43,8 @@ listener = { type = "socket", value = "127.0.0.1:${port}" }
 path = "/"
 upstreams = [{ endpoint = "http://127.0.0.1:${upstream.port}" }]
 `,
+      // The open-wave collection is opt-in (REVIEW F229, bench/idle-memory/readings-2026-12-07g.md).
+      { LOCH_WAVE_COLLECT_OPEN: '1' },
     );
   }, 60_000);
 

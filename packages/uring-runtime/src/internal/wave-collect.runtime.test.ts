@@ -45,9 +45,15 @@ afterEach(async () => {
 });
 
 describe.each(['legacy', 'uring'] as const)('the runtime collects after a wave (%s driver)', (driver) => {
-  const make = async (waveCollectMs: number): Promise<Runtime | undefined> => {
+  const make = async (waveCollectMs: number, waveCollectOpen = false): Promise<Runtime | undefined> => {
     try {
-      runtime = await createRuntime({ driver, idleTrimMs: 0, waveCollectMs, log: () => undefined });
+      runtime = await createRuntime({
+        driver,
+        idleTrimMs: 0,
+        waveCollectMs,
+        waveCollectOpen,
+        log: () => undefined,
+      });
     } catch {
       return undefined; // io_uring unavailable here
     }
@@ -65,6 +71,21 @@ describe.each(['legacy', 'uring'] as const)('the runtime collects after a wave (
     expect(rt.openStreams).toBe(0);
     expect(await until(() => rt.waveCollections === 1, 3000)).toBe(true);
     expect(rt.waveCollectTimeMs).toBeGreaterThan(0);
+  });
+
+  it('after the 1,200 opened only with waveCollectOpen', async (ctx) => {
+    const off = await make(60_000);
+    if (off === undefined) return ctx.skip();
+    const first = await openWave(off, 600);
+    await sleep(1500);
+    expect(off.waveOpenCollections).toBe(0);
+    await first.close();
+    await off.close();
+    const on = await make(60_000, true);
+    if (on === undefined) return ctx.skip();
+    const second = await openWave(on, 600);
+    expect(await until(() => on.waveOpenCollections === 1, 3000)).toBe(true);
+    await second.close();
   });
 
   it('never with waveCollectMs 0', async (ctx) => {

@@ -26,6 +26,13 @@
  * what the burst grew, sooner, not what the load needs. No test of the young generation's size
  * first: a read of it does not tell the burst's growth from the load's, and the collection also
  * takes the burst's own garbage out of old space.
+ *
+ * Off by default (opt-in: LOCH_WAVE_COLLECT_OPEN=1): read held over a 50,000-connection burst
+ * with wrk -c16 on (readings-2026-12-07g.md, 3 rounds each), it cost the busy clients while the
+ * burst opened: wrk's req/s over the burst 3,059-4,775 against 5,572-8,754 off, p99 189-261 ms
+ * against 81-176, the burst 80-117 s long against 60-100; and at + 180 s the memory was where it is
+ * without it (895-1,002 B/conn against 795-1,185). Its first call comes mid-burst (each burst
+ * paused ~70% in, at ~12,000 of ~16,700 a worker), so the rest of the burst opens after it.
  */
 import { getHeapSpaceStatistics } from 'node:v8';
 import { resolveMillisSetting } from './idle-trim.js';
@@ -71,8 +78,8 @@ export const WAVE_RETRIES = 3;
 
 /**
  * Reads whether the collector also collects after an open wave: the option, else env
- * LOCH_WAVE_COLLECT_OPEN ("1"/"on" or "0"/"off"), else on. Any other env value falls back to the
- * default.
+ * LOCH_WAVE_COLLECT_OPEN ("1"/"on" or "0"/"off"), else off (DEFAULT_WAVE_COLLECT_OPEN). Any other
+ * env value falls back to the default.
  */
 export function resolveWaveCollectOpen(
   option: boolean | undefined,
@@ -84,8 +91,8 @@ export function resolveWaveCollectOpen(
   return DEFAULT_WAVE_COLLECT_OPEN;
 }
 
-/** Whether open waves are collected by default (see the file's comment). */
-export const DEFAULT_WAVE_COLLECT_OPEN = true;
+/** Whether open waves are collected by default: no, it cost a burst's clients (the file's comment). */
+export const DEFAULT_WAVE_COLLECT_OPEN = false;
 
 /**
  * Reads the least time between collections: the option, else env LOCH_WAVE_COLLECT_MS, else
