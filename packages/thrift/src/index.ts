@@ -91,6 +91,7 @@ export {
   detectFraming,
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
+  type FrameLimits,
   type FrameSpec,
   type FramingName,
   frameSize,

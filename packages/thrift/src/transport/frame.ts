@@ -34,6 +34,16 @@ export const DEFAULT_MAX_HEADER_SIZE = 64 * 1024;
  */
 export const DEFAULT_MAX_HEADER_COUNT = 1000;
 
+/** The limits of decoding one frame (FrameCodecOptions has them too); absent: the defaults. */
+export interface FrameLimits {
+  /** Largest frame (and inflated zlib payload), bytes: DEFAULT_MAX_FRAME_SIZE. */
+  readonly maxFrameSize?: number | undefined;
+  /** Largest THeader/TTHeader header block, bytes: DEFAULT_MAX_HEADER_SIZE. */
+  readonly maxHeaderSize?: number | undefined;
+  /** Most info headers in one THeader/TTHeader frame: DEFAULT_MAX_HEADER_COUNT. */
+  readonly maxHeaderCount?: number | undefined;
+}
+
 /**
  * A decoded frame: the message bytes and what the framing said about them. The frames this
  * package decodes (decodeFrame, FrameReader) are ViewFrames, whose `payload` is an accessor:

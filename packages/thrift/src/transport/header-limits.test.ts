@@ -56,7 +56,9 @@ const NO_STREAM = {} as ThriftStream;
 
 describe.each(['theader', 'ttheader'] as const)('%s header limits', (framing) => {
   const decode = (f: Uint8Array, size?: number, count?: number) =>
-    framing === 'theader' ? decodeTHeader(f, undefined, size, count) : decodeTTHeader(f, size, count);
+    framing === 'theader'
+      ? decodeTHeader(f, { maxHeaderSize: size, maxHeaderCount: count })
+      : decodeTTHeader(f, { maxHeaderSize: size, maxHeaderCount: count });
 
   it('decodes a block at the limit and refuses one a byte over it (the next word)', () => {
     for (const limit of [64, 1000, DEFAULT_MAX_HEADER_SIZE]) {

@@ -16,6 +16,7 @@ import {
   DEFAULT_MAX_HEADER_SIZE,
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
+  type FrameLimits,
   type FrameSpec,
   protocolFromId,
   protocolId,
@@ -30,17 +31,14 @@ export const THeaderTransform = { ZLIB: 1, HMAC: 2, SNAPPY: 3, QLZ: 4, ZSTD: 5 }
 export const THeaderInfoType = { KEY_VALUE: 1, PERSISTENT_KEY_VALUE: 2 } as const;
 
 /**
- * Decodes a whole THeader frame (length prefix included). `maxFrameSize` also bounds the
- * inflated size of a zlib payload; `maxHeaderSize` and `maxHeaderCount` bound the header block
- * (FrameCodecOptions says how; over them: ERR_THRIFT_HEADER_SIZE).
+ * Decodes a whole THeader frame (length prefix included) under `limits`, as decodeFrame takes
+ * them: `maxFrameSize` also bounds the inflated size of a zlib payload; `maxHeaderSize` and
+ * `maxHeaderCount` bound the header block (FrameCodecOptions says how; over them:
+ * ERR_THRIFT_HEADER_SIZE). A number is `maxFrameSize` alone (the earlier signature).
  */
-export function decodeTHeader(
-  frame: Uint8Array,
-  maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
-  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
-  maxHeaderCount = DEFAULT_MAX_HEADER_COUNT,
-): ViewFrame {
-  return decodeTHeaderAt(frame, 0, frame.byteLength, maxFrameSize, maxHeaderSize, maxHeaderCount);
+export function decodeTHeader(frame: Uint8Array, limits: FrameLimits | number = {}): ViewFrame {
+  const l = typeof limits === 'number' ? { maxFrameSize: limits } : limits;
+  return decodeTHeaderAt(frame, 0, frame.byteLength, l.maxFrameSize, l.maxHeaderSize, l.maxHeaderCount);
 }
 
 /**

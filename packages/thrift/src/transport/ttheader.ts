@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_HEADER_SIZE,
   EMPTY_HEADERS,
   EMPTY_INT_HEADERS,
+  type FrameLimits,
   type FrameSpec,
   NO_TRANSFORMS,
   protocolFromId,
@@ -62,15 +63,12 @@ export const TTHeaderIntKey = {
 } as const;
 
 /**
- * Decodes a whole TTHeader frame (length prefix included); `maxHeaderSize` and `maxHeaderCount`
- * bound the header block (FrameCodecOptions says how; over them: ERR_THRIFT_HEADER_SIZE).
+ * Decodes a whole TTHeader frame (length prefix included) under `limits`, as decodeFrame takes
+ * them: `maxHeaderSize` and `maxHeaderCount` bound the header block (FrameCodecOptions says how;
+ * over them: ERR_THRIFT_HEADER_SIZE); `maxFrameSize` is the reader's (no transform here).
  */
-export function decodeTTHeader(
-  frame: Uint8Array,
-  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
-  maxHeaderCount = DEFAULT_MAX_HEADER_COUNT,
-): ViewFrame {
-  return decodeTTHeaderAt(frame, 0, frame.byteLength, maxHeaderSize, maxHeaderCount);
+export function decodeTTHeader(frame: Uint8Array, limits: FrameLimits = {}): ViewFrame {
+  return decodeTTHeaderAt(frame, 0, frame.byteLength, limits.maxHeaderSize, limits.maxHeaderCount);
 }
 
 /**
