@@ -215,11 +215,26 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
     return this.stream.close();
   }
 
-  /** Marks the connection idle in the pool and keeps a receive pending to notice its death. */
+  /**
+   * Marks the connection idle in the pool and keeps a receive pending to notice its death, with
+   * the receive low-water mark at 1 (busy() sets the reader's again).
+   *
+   * Why the mark goes down while idle (REVIEW F227): a connection is pooled only when provably
+   * clean, and the pending receive is what proves it: anything the upstream sends unasked
+   * completes it and the connection leaves the pool unseen by any call. With the reader's mark
+   * (5, RecvLowWater) kept, 1-4 stray bytes would wait in the kernel instead, and the next call
+   * would read its reply behind them and fail. Lowering the mark also makes the kernel re-check
+   * a receive still pending (tcp_set_rcvlowat calls tcp_data_ready), so bytes that came while
+   * the mark was up are seen as well. Costs two setsockopts a call (here and at busy(); counted and
+   * held in the commit that made it, .changeset/proxy-thrift-idle-mark.md).
+   */
   watchIdle(): void {
     this.#idle = true;
+    this.#lowWater.lower();
     // Still pending from the call (a ONEWAY call read nothing): it watches again.
-    this.#receive();
+    if (this.#receiving) return;
+    this.#receiving = true;
+    this.stream.recvTo(this);
   }
 
   replyReleased(): void {
@@ -232,6 +247,9 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   /** Taken out of the pool for a call. */
   busy(): void {
     this.#idle = false;
+    // The reader's mark again (5 with nothing buffered), before the call is written: the pending
+    // receive becomes the reply's (watchIdle says why it was 1).
+    this.#lowWater.update(this.reader);
     // No earlier reply is in use: this call's reply may overwrite their bytes.
     if (this.lent === 0) this.reader.recycle();
   }
