@@ -19,13 +19,6 @@ export interface TcpListenOptions {
   readonly reusePort?: boolean | undefined;
   /** IPV6_V6ONLY for '::'. Default false (dual stack). */
   readonly ipv6Only?: boolean | undefined;
-  /**
-   * Whether the listener accepts into the ring's direct descriptor table when the thread's ring
-   * has one (io_uring driver, `uring.directFiles`; README.md "Direct descriptors"). Default true.
-   * false: its connections are descriptors, for what a direct stream refuses (in-ring TLS,
-   * splice). The legacy driver has no table and ignores it.
-   */
-  readonly direct?: boolean | undefined;
 }
 
 /** Options for a Unix listener. */

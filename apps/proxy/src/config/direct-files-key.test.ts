@@ -1,6 +1,5 @@
 // runtime.direct_files: the io_uring direct descriptor table per worker (@loch/uring-runtime's
-// uring.directFiles). Absent: undefined here; the worker start decides (env LOCH_URING_DIRECT_FILES,
-// else "auto" for plain HTTP listeners: proxy/direct-files.ts).
+// uring.directFiles). Absent: left to the runtime (off, or env LOCH_URING_DIRECT_FILES).
 import { describe, expect, it } from 'vitest';
 import { configIssues } from '../../test/config-issues.js';
 import { parseConfig } from './load.js';
@@ -17,7 +16,7 @@ upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
 `;
 
 describe('runtime.direct_files', () => {
-  it('is undefined when absent (the worker start decides), and taken as slots or "auto"', () => {
+  it('is left to the runtime when absent, and taken as slots or "auto"', () => {
     expect(parseConfig(config('')).runtime.directFiles).toBeUndefined();
     expect('directFiles' in parseConfig(config('')).runtime).toBe(false);
     expect(parseConfig(config('direct_files = 30000')).runtime.directFiles).toBe(30_000);

@@ -460,8 +460,7 @@ export const RuntimeSchema = z.strictObject({
   /**
    * io_uring direct descriptors: slots of a table per worker ring that client connections are
    * accepted into (outside the process's fd table, so each worker holds up to the soft
-   * RLIMIT_NOFILE); a number, "auto" (the soft limit) or 0 (off). Absent: "auto" for plain HTTP
-   * listeners (proxy/direct-files.ts, at worker start).
+   * RLIMIT_NOFILE); a number, "auto" (the soft limit) or 0 (off, the default).
    */
   direct_files: z.union([z.literal('auto'), z.number().int().min(0).max(1_048_576)]).optional(),
   /** Received bytes one connection holds unread before it stops reading (receive budget). */
@@ -734,8 +733,7 @@ export interface RuntimeConfig {
   /**
    * `direct_files`: the io_uring driver's direct descriptor table per worker (@loch/uring-runtime's
    * `uring.directFiles`): slots, "auto" (the soft RLIMIT_NOFILE) or 0 (off). Undefined when not
-   * given: env LOCH_URING_DIRECT_FILES, else "auto" for plain HTTP listeners only
-   * (proxy/direct-files.ts decides at worker start). Needs a restart.
+   * given: the runtime's default (off) or env LOCH_URING_DIRECT_FILES. Needs a restart.
    */
   readonly directFiles?: number | 'auto' | undefined;
   /**

@@ -37,7 +37,6 @@ import { attachHealthFlags, newHealthBuffer, outlierWords, retryWords } from '..
 import { OutlierSlots } from '../health/outlier-slots.js';
 import { RetrySlots } from '../health/retry-slots.js';
 import { debugAidsFromEnv } from './debug-aids.js';
-import { workerDirectFiles } from './direct-files.js';
 import { FilesWatch } from './file-watch.js';
 import { ProxyLog } from './log.js';
 import { rotateTicketKeys, TicketKeyRotation } from './ticket-rotation.js';
@@ -201,7 +200,6 @@ export async function runProxy(
   const crashTarget = debugCrashWorker(process.env.LOCH_DEBUG_CRASH_WORKER, config.runtime.workers);
   const fault = debugFault(process.env.LOCH_DEBUG_FAULT);
   const watchdog = workerWatchdog(process.env.LOCH_WORKER_WATCHDOG_MS);
-  const directFiles = workerDirectFiles(config);
   // Metrics buffers and the admin listener (served here, by the main thread: admin/).
   const admin = new AdminPlane(config, config.runtime.workers, log);
   let pool: WorkerPool;
@@ -213,8 +211,7 @@ export async function runProxy(
         driver,
         uring: {
           entries: config.runtime.entries,
-          // The key, else env LOCH_URING_DIRECT_FILES (the runtime's), else "auto" (direct-files.ts).
-          ...(directFiles === undefined ? {} : { directFiles }),
+          ...(config.runtime.directFiles === undefined ? {} : { directFiles: config.runtime.directFiles }),
         },
         buffers: receiveBudgets(config),
         resourceLimits: workerResourceLimits(config),

@@ -43,7 +43,6 @@ import { ConnectionLimit } from './connection-limit.js';
 import { type ConnectionCx, connectionContext, type ServerIdentity } from './context.js';
 import { RequestHooks } from './core.js';
 import { type DebugAids, NO_DEBUG_AIDS, runBeforeStats } from './debug-aids.js';
-import { listensDirect } from './direct-files.js';
 import { forwardedFor } from './header-hygiene.js';
 import { ProxyLog, type StagedAccessLogs } from './log.js';
 import { answerPlainHttp } from './plain-http.js';
@@ -322,10 +321,7 @@ export class ProxyWorker {
         if (this.#owns(server.listen) && !this.#listeners.has(id)) {
           staged.listeners.push({
             id,
-            listener: await bind(
-              server.listen,
-              listensDirect(config, server.tls === null ? 'http' : 'https'),
-            ),
+            listener: await bind(server.listen),
             serverKey: server.key,
             accepting: false,
           });
@@ -338,7 +334,7 @@ export class ProxyWorker {
         if (this.#owns(server.listen) && !this.#listeners.has(id))
           staged.listeners.push({
             id,
-            listener: await bind(server.listen, listensDirect(config, 'thrift')),
+            listener: await bind(server.listen),
             serverKey: server.key,
             accepting: false,
           });
@@ -723,10 +719,9 @@ export class ProxyWorker {
   }
 }
 
-/** Binds a listener; `direct`: a TCP one accepts into the ring's direct table if it has one (direct-files.ts). */
-async function bind(address: ListenAddress, direct: boolean): Promise<StreamListener> {
+async function bind(address: ListenAddress): Promise<StreamListener> {
   if (address.kind === 'unix') return UnixListener.bind({ path: address.path, removeStale: true });
-  return TcpListener.bind({ host: address.host, port: address.port, reusePort: true, direct });
+  return TcpListener.bind({ host: address.host, port: address.port, reusePort: true });
 }
 
 /**

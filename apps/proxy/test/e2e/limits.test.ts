@@ -250,9 +250,6 @@ describe.each(drivers)('at the process descriptor limit (driver %s)', (driver) =
       `
 [runtime]
 workers = 1
-# The process's descriptor limit is the subject: accepted sockets must be descriptors, not slots
-# of the default direct table (runtime.direct_files).
-direct_files = 0
 
 [log]
 access = false

@@ -257,9 +257,6 @@ describe.each(drivers)('slow readers through loch (driver %s)', (driver) => {
       `
 [runtime]
 workers = 1
-# Accepted sockets counted in loch's fd table: descriptors, not slots of the default direct
-# table (runtime.direct_files).
-direct_files = 0
 
 [admin]
 listener = { type = "socket", value = "127.0.0.1:${adminPort}" }
@@ -452,9 +449,6 @@ describe.each(drivers)('server_write with slow readers (driver %s)', (driver) =>
       `
 [runtime]
 workers = 1
-# Accepted sockets counted in loch's fd table: descriptors, not slots of the default direct
-# table (runtime.direct_files).
-direct_files = 0
 
 [log]
 access = false

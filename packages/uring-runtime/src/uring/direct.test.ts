@@ -15,7 +15,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { zeroCopy } from '../copy.js';
 import { createUringDriver, probeUring, type UringDriver, type UringStream } from './index.js';
 import { decodeSockaddr } from './listener.js';
-import { directRefusal } from './ring.js';
 
 const probe = probeUring();
 const native = loadNative();
@@ -61,21 +60,6 @@ describe('decodeSockaddr', () => {
     expect(textOf(v6([1, 0, 2, 0, 3, 0, 4, 0]))).toBe('1:0:2:0:3:0:4:0');
     expect(decodeSockaddr(v6([1, 2, 3, 4, 5, 6, 7, 8]))).toMatchObject({ port: 80 });
     expect(decodeSockaddr(Uint8Array.of(1, 0, 0, 0))).toBeUndefined();
-  });
-});
-
-describe('directRefusal: what a refused table is warned of', () => {
-  it("says nothing when 'auto' meets a kernel without direct descriptors (the default falls back quietly); warns of a size asked by number, and of EMFILE", () => {
-    const [EINVAL, EMFILE, EOPNOTSUPP] = [22, 24, 95];
-    expect(directRefusal(20_000, true, EOPNOTSUPP)).toBeUndefined();
-    expect(directRefusal(20_000, true, EINVAL)).toBeUndefined();
-    expect(directRefusal(4096, false, EOPNOTSUPP)).toBe(
-      'io_uring direct descriptors (directFiles 4096) refused: EOPNOTSUPP; accepted connections use descriptors.',
-    );
-    expect(directRefusal(4096, false, EINVAL)).toContain('refused: EINVAL');
-    expect(directRefusal(20_000, true, EMFILE)).toContain(
-      'refused: EMFILE (more slots than the soft RLIMIT_NOFILE',
-    );
   });
 });
 
@@ -265,21 +249,6 @@ describe.skipIf(!direct)('io_uring direct descriptors', () => {
     } finally {
       process.off('warning', onWarning);
     }
-  });
-
-  it('a listener bound with direct: false accepts descriptors on a ring with a table, beside one that accepts slots', async () => {
-    const { driver } = open();
-    const plain = await driver.listenTcp({ host: '127.0.0.1', port: 0, direct: false });
-    const slots = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
-    const accepted = [plain, slots].map((l) => l[Symbol.asyncIterator]().next());
-    const clients = await Promise.all(
-      [plain, slots].map((l) => nodeClient((l.localAddress as { port: number }).port)),
-    );
-    const [a, b] = (await Promise.all(accepted)).map((r) => r.value as UringStream);
-    expect([a!.direct, b!.direct]).toEqual([false, true]);
-    for (const c of clients) c.destroy();
-    for (const s of [a!, b!]) await s.close();
-    for (const l of [plain, slots]) await l.close();
   });
 
   it('refuses to splice a direct stream (EOPNOTSUPP), and zeroCopy copies instead', async () => {

@@ -219,7 +219,6 @@ function acquireRing(options: UringDriverOptions): ThreadRing {
       heapPoolBytes,
       warmBuffers: options.warmBuffers,
       directFiles,
-      directFilesAuto: (options.directFiles ?? process.env.LOCH_URING_DIRECT_FILES) === 'auto',
       maxConnections,
       completions: { ...streamCompletions, listener: listenerCompletion },
     });
@@ -341,7 +340,7 @@ export class UringDriver implements Driver {
     };
     if (typeof fd !== 'number') throw failure(fd, wanted);
     const local = toSocketAddress(this.host.binding.address(fd, false));
-    return new UringListener(this.host, fd, 'tcp', local, this.listeners, options.direct !== false);
+    return new UringListener(this.host, fd, 'tcp', local, this.listeners);
   }
 
   async listenUnix(options: UnixListenOptions): Promise<UringListener> {
@@ -350,7 +349,7 @@ export class UringDriver implements Driver {
     const fd = this.host.binding.listenUnix(options.path, options.backlog ?? 1024);
     const address: SocketAddress = { family: 'unix', path: options.path };
     if (typeof fd !== 'number') throw failure(fd, address);
-    return new UringListener(this.host, fd, 'unix', address, this.listeners, false);
+    return new UringListener(this.host, fd, 'unix', address, this.listeners);
   }
 
   async connectTcp(options: TcpConnectOptions): Promise<UringStream> {

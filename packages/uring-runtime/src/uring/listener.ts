@@ -89,15 +89,12 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     readonly kind: 'tcp' | 'unix',
     readonly localAddress: SocketAddress,
     private readonly listeners: Set<UringListener>,
-    /** Accept into the ring's direct table when it has one (TcpListenOptions.direct). */
-    directWanted: boolean,
   ) {
     listeners.add(this);
     this.streamLocal = sharedLocalAddress(localAddress);
     // A wildcard listener's streams learn their local address from the slot (FIXED_FD_INSTALL,
     // 6.8): without it such a listener stays on descriptors.
     this.direct =
-      directWanted &&
       kind === 'tcp' &&
       host.ring.maxDirect > 0 &&
       (this.streamLocal !== undefined || host.ring.info.directInstall === true);

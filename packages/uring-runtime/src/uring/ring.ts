@@ -124,11 +124,6 @@ export interface RingOptions {
    */
   readonly directFiles?: number | undefined;
   /**
-   * The table's size came from 'auto' (as many slots as the system allows): a kernel without
-   * direct descriptors then leaves the ring on descriptors without a warning (directRefusal).
-   */
-  readonly directFilesAuto?: boolean | undefined;
-  /**
    * Most direct (accepted) streams open at once on this thread: past it the listeners stop
    * arming their accepts (connections wait in the kernel's backlog), and arm again when one
    * closes. Default: the table's size.
@@ -136,25 +131,9 @@ export interface RingOptions {
   readonly maxConnections?: number | undefined;
 }
 
-const { ECANCELED, EINVAL, EMFILE, EOPNOTSUPP } = constants.errno;
+const { ECANCELED, EMFILE } = constants.errno;
 /** The refused-direct-table warning was emitted (once per process). */
 let directWarned = false;
-
-/**
- * The warning for a direct descriptor table of `slots` the kernel refused with `errno`, or
- * undefined when the refusal is no news: the size came from 'auto' (`auto`: as many as the system
- * allows, e.g. @loch/proxy's default) and the kernel has no direct descriptors at all (EOPNOTSUPP:
- * before 6.0, no cancel by slot; EINVAL: before 5.19). Either way the ring runs on descriptors
- * and ringInfo.directFilesError says why.
- */
-export function directRefusal(slots: number, auto: boolean, errno: number): string | undefined {
-  if (auto && (errno === EOPNOTSUPP || errno === EINVAL)) return undefined;
-  return (
-    `io_uring direct descriptors (directFiles ${slots}) refused: ${errnoName(errno)}` +
-    (errno === EMFILE ? ' (more slots than the soft RLIMIT_NOFILE; "auto" asks for that many)' : '') +
-    '; accepted connections use descriptors.'
-  );
-}
 
 /**
  * Default of RingOptions.warmBuffers. The kernel takes provided buffers from its ring in FIFO
@@ -669,15 +648,16 @@ export class Ring {
     const table = this.info.directFiles ?? 0;
     this.maxDirect = table === 0 ? 0 : Math.min(table, options.maxConnections ?? table);
     const refused = this.info.directFilesError;
-    const warning =
-      refused === undefined
-        ? undefined
-        : directRefusal(options.directFiles ?? 0, options.directFilesAuto === true, refused);
-    if (warning !== undefined && !directWarned) {
+    if (refused !== undefined && !directWarned) {
       // Asked for and refused: the thread runs on descriptors (the process's RLIMIT_NOFILE caps
       // its connections again). Said once per process, with why.
       directWarned = true;
-      process.emitWarning(warning, { code: 'LOCH_URING_DIRECT_FILES' });
+      process.emitWarning(
+        `io_uring direct descriptors (directFiles ${options.directFiles}) refused: ${errnoName(refused)}` +
+          (refused === EMFILE ? ' (more slots than the soft RLIMIT_NOFILE; "auto" asks for that many)' : '') +
+          '; accepted connections use descriptors.',
+        { code: 'LOCH_URING_DIRECT_FILES' },
+      );
     }
     this.submitView = this.info.submitView === true;
     this.sharedSubmit = this.info.submitArgs === true && typeof binding.submitShared === 'function';
