@@ -19,6 +19,17 @@ import {
   TType,
 } from '@loch/thrift';
 
+/** A binary message with an empty struct (a call, reply or oneway of no fields), unframed. */
+export function emptyMessage(name: string, type: MessageType, seqId: number): Uint8Array {
+  const w = createWriter('binary');
+  w.writeMessageBegin(name, type, seqId);
+  w.writeStructBegin();
+  w.writeFieldStop();
+  w.writeStructEnd();
+  w.writeMessageEnd();
+  return w.finishCopy();
+}
+
 /** The args struct of `echo(1: string text)`, as `ThriftClient.call(method, write)` takes it. */
 export function echoArgs(text: string): (w: ProtocolWriter) => void {
   return (w) => {

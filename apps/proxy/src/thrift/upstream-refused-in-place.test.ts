@@ -5,21 +5,11 @@
  * keeps its own reference to a chunk with bytes left (FrameReader.retainLast); a dropped
  * connection must dispose its reader, not only recycle it (found in review, session 29).
  */
-import { createWriter, decodeFrame, encodeFrame, MessageType, readMessageHeader } from '@loch/thrift';
+import { decodeFrame, encodeFrame, MessageType, readMessageHeader } from '@loch/thrift';
 import { currentRuntime } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it } from 'vitest';
-import { framedUpstream } from '../../test/thrift-peers.js';
+import { emptyMessage, framedUpstream } from '../../test/thrift-peers.js';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
-
-function message(name: string, type: MessageType, seqId: number): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin(name, type, seqId);
-  w.writeStructBegin();
-  w.writeFieldStop();
-  w.writeStructEnd();
-  w.writeMessageEnd();
-  return w.finishCopy();
-}
 
 /** The relay's lease (service.ts RelayedReply): its reply is read in place. */
 class InPlaceLease extends ReplyLease {
@@ -40,8 +30,8 @@ async function offByOneUpstream(): Promise<number> {
     const name = h.name.padEnd(3000, '.');
     const spec = { framing: 'framed', protocol: 'binary' } as const;
     return Buffer.concat([
-      encodeFrame(spec, message(name, MessageType.REPLY, h.seqId + 1)),
-      encodeFrame(spec, message(name, MessageType.REPLY, h.seqId)),
+      encodeFrame(spec, emptyMessage(name, MessageType.REPLY, h.seqId + 1)),
+      encodeFrame(spec, emptyMessage(name, MessageType.REPLY, h.seqId)),
     ]);
   });
   open.push(up);
@@ -66,7 +56,7 @@ describe('an in-place reply refused with bytes after it', () => {
     for (let seqId = 1; seqId <= 5; seqId++) {
       const frame = decodeFrame(
         'framed',
-        encodeFrame({ framing: 'framed', protocol: 'binary' }, message('get', MessageType.CALL, seqId)),
+        encodeFrame({ framing: 'framed', protocol: 'binary' }, emptyMessage('get', MessageType.CALL, seqId)),
       );
       const lease = new InPlaceLease();
       const failed = await upstreams

@@ -5,29 +5,12 @@
  * mark (5) is set again for the call's reply. Also run with LOCH_DRIVER=legacy (no mark there).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  createWriter,
-  decodeFrame,
-  encodeFrame,
-  MessageType,
-  readMessageHeader,
-  type ThriftFrame,
-} from '@loch/thrift';
+import { decodeFrame, encodeFrame, MessageType, readMessageHeader, type ThriftFrame } from '@loch/thrift';
 import { UnifiedL4Connector } from '@loch/transports';
 import type { ByteStream } from '@loch/uring-runtime';
 import { afterEach, expect, it, vi } from 'vitest';
-import { framedUpstream } from '../../test/thrift-peers.js';
+import { emptyMessage, framedUpstream } from '../../test/thrift-peers.js';
 import { ThriftUpstreamEndpoint, ThriftUpstreams } from './upstream.js';
-
-function message(name: string, type: MessageType, seqId: number): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin(name, type, seqId);
-  w.writeStructBegin();
-  w.writeFieldStop();
-  w.writeStructEnd();
-  w.writeMessageEnd();
-  return w.finishCopy();
-}
 
 const connect = UnifiedL4Connector.prototype.connect;
 const open: { close(): unknown }[] = [];
@@ -44,7 +27,7 @@ it.each([1, 2, 3, 4])(
       if (!sockets.includes(socket)) sockets.push(socket);
       return encodeFrame(
         { framing: 'framed', protocol: 'binary' },
-        message(h.name, MessageType.REPLY, h.seqId),
+        emptyMessage(h.name, MessageType.REPLY, h.seqId),
       );
     });
     const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
@@ -78,7 +61,7 @@ it.each([1, 2, 3, 4])(
     const call = async (seqId: number): Promise<number> => {
       const frame = decodeFrame(
         'framed',
-        encodeFrame({ framing: 'framed', protocol: 'binary' }, message('get', MessageType.CALL, seqId)),
+        encodeFrame({ framing: 'framed', protocol: 'binary' }, emptyMessage('get', MessageType.CALL, seqId)),
       );
       const reply: ThriftFrame | undefined = await upstreams.call(
         key,

@@ -8,28 +8,12 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import {
-  createWriter,
-  decodeFrame,
-  encodeFrame,
-  MessageType,
-  readMessageHeader,
-  type ThriftFrame,
-} from '@loch/thrift';
+import { decodeFrame, encodeFrame, MessageType, readMessageHeader, type ThriftFrame } from '@loch/thrift';
 import { UnifiedL4Connector } from '@loch/transports';
 import { type ByteStream, currentRuntime } from '@loch/uring-runtime';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { emptyMessage } from '../../test/thrift-peers.js';
 import { ReplyLease, ThriftUpstreamEndpoint, ThriftUpstreamError, ThriftUpstreams } from './upstream.js';
-
-function message(name: string, type: MessageType, seqId: number): Uint8Array {
-  const w = createWriter('binary');
-  w.writeMessageBegin(name, type, seqId);
-  w.writeStructBegin();
-  w.writeFieldStop();
-  w.writeStructEnd();
-  w.writeMessageEnd();
-  return w.finishCopy();
-}
 
 /**
  * A framed binary upstream answering every call at once, except ONEWAY ones and methods named
@@ -74,7 +58,10 @@ async function framedUpstream(): Promise<{
           continue;
         }
         s.write(
-          encodeFrame({ framing: 'framed', protocol: 'binary' }, message(h.name, MessageType.REPLY, h.seqId)),
+          encodeFrame(
+            { framing: 'framed', protocol: 'binary' },
+            emptyMessage(h.name, MessageType.REPLY, h.seqId),
+          ),
         );
       }
     });
@@ -116,7 +103,7 @@ async function setup() {
   ): Promise<ThriftFrame | undefined> => {
     const frame = decodeFrame(
       'framed',
-      encodeFrame({ framing: 'framed', protocol: 'binary' }, message(name, type, seqId)),
+      encodeFrame({ framing: 'framed', protocol: 'binary' }, emptyMessage(name, type, seqId)),
     );
     return upstreams.call(
       key,
@@ -398,7 +385,7 @@ describe('a pooled upstream connection whose peer speaks unasked', () => {
     const call = (seqId: number): Promise<ThriftFrame | undefined> => {
       const frame = decodeFrame(
         'framed',
-        encodeFrame({ framing: 'framed', protocol: 'binary' }, message('get', MessageType.CALL, seqId)),
+        encodeFrame({ framing: 'framed', protocol: 'binary' }, emptyMessage('get', MessageType.CALL, seqId)),
       );
       return upstreams.call(key, frame, readMessageHeader('binary', frame.payload), {
         connect: 2000,
