@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Who had the core before each proxy worker's turn (issue 18, the 1 -> 2 worker step), in
+# counts-scaling.sh's layout: wrk -t1 -cCONNS on CPU 0 -> proxy (1 worker on CPUS_1W, default 1;
+# 2 workers on CPUS_2W, default 0-1) -> one nginx worker serving static files on CPU 0; the
+# proxies as shipped (nginx's access log; loch's access log and metrics).
+# Per (round, workers, peer), a fresh proxy, a WARM s wrk warm-up, then two SECONDS wrk runs:
+#   1. nothing attached: CPU us per request (every thread of the proxy, /proc) and of its worker
+#      threads (the N busiest threads: loch's isolates; nginx's worker processes);
+#   2. under `perf record -e sched:sched_switch -a`: per request, the workers' switch-ins and
+#      "foreign turns" (a worker starts on a core where another task ran since its own last turn
+#      there, or on another core), by who ran before (turn-taking.py).
+# With cache-share.sh's cost of a foreign turn, (foreign turns at 2 workers - at 1) x that cost is
+# what the step would be if refilling the caches is it.
+# Usage: bench/http-proxy/turn-taking.sh [workers=1,2] [peers=nginx,loch] [seconds=5] [warm=5]
+#          [rounds=1] [size=128] [conns=64]
+# Env: TREE (a built clone; default this tree), CPUS_1W, CPUS_2W. Needs nginx, wrk, perf, taskset.
+set -euo pipefail
+workers_list=${1:-1,2}
+peers=${2:-nginx,loch}
+seconds=${3:-5}
+warm=${4:-5}
+rounds=${5:-1}
+size=${6:-128}
+conns=${7:-64}
+here=$(cd "$(dirname "$0")" && pwd)
+tree=${TREE:-$(cd "$here/../.." && pwd)}
+. "$here/lib.sh"
+trap cleanup EXIT
+dir=$(run_dir turn-taking)
+echo "run dir: $dir (tree $tree)" >&2
+static_backend "$dir" "$size" 0
+
+proxy_pid=
+start_proxy() { # peer workers port
+  local p="$dir/$1-$2-$3" cpu=${CPUS_1W:-1}
+  [ "$2" -gt 1 ] && cpu=${CPUS_2W:-0-1}
+  mkdir -p "$p/logs"
+  if [ "$1" = nginx ]; then
+    local reuse=''
+    [ "$2" -gt 1 ] && reuse=' reuseport'
+    cat >"$p/nginx.conf" <<NG
+worker_processes $2;
+user root;
+pid $p/nginx.pid;
+error_log $p/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 16384; multi_accept on; }
+http {
+  access_log $p/logs/access.log;
+  client_body_temp_path $p/client_body;
+  proxy_temp_path $p/proxy;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  tcp_nodelay on;
+  upstream backend { server 127.0.0.1:$upstream; keepalive 64; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$3 backlog=4096$reuse;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_max_temp_file_size 0;
+    }
+  }
+}
+NG
+    taskset -c "$cpu" nginx -p "$p" -c "$p/nginx.conf" -g 'daemon off;' >"$p/out" 2>&1 &
+  else
+    loch_bench_config "$p/loch.toml" "$3" "$upstream" "$p/logs/access.log"
+    sed -i "s/^workers = 1$/workers = $2/" "$p/loch.toml"
+    # Variants: loch+young=3m sets runtime.worker_young_generation_bytes, loch+buf=2m
+    # runtime.worker_buffer_bytes (and stream_buffer_bytes, which may not exceed it).
+    local v extra=''
+    IFS=+ read -ra v <<<"$1"
+    for kv in "${v[@]:1}"; do
+      case $kv in
+        young=*) extra+="worker_young_generation_bytes = \"${kv#young=}\"\n" ;;
+        buf=*) extra+="worker_buffer_bytes = \"${kv#buf=}\"\nstream_buffer_bytes = \"${kv#buf=}\"\n" ;;
+        *) echo "unknown variant $kv" >&2; exit 1 ;;
+      esac
+    done
+    [ -n "$extra" ] && sed -i "s/^cpu_affinity = false$/cpu_affinity = false\n${extra%\\n}/" "$p/loch.toml"
+    (cd "$tree/apps/proxy" && exec taskset -c "$cpu" node dist/bin.js run -c "$p/loch.toml") >"$p/out" 2>&1 &
+  fi
+  proxy_pid=$!
+  pids+=("$proxy_pid")
+  wait_http "$3" "/$size"
+}
+
+# "tid utime stime" for every thread of the proxy's tree.
+thread_times() { # pid
+  local all=("$1") c t
+  for c in $(pgrep -P "$1" || true); do all+=("$c"); done
+  for c in "${all[@]}"; do
+    for t in /proc/"$c"/task/*; do
+      local stat rest
+      stat=$(cat "$t/stat" 2>/dev/null) || continue
+      rest=${stat##*) }
+      # shellcheck disable=SC2086
+      set -- $rest
+      echo "${t##*/} ${12} ${13}"
+    done
+  done
+}
+
+IFS=, read -ra workers_arr <<<"$workers_list"
+IFS=, read -ra peer_arr <<<"$peers"
+hz=$(getconf CLK_TCK)
+backend_pids=$(
+  echo "$static_pid"
+  pgrep -P "$static_pid" || true
+)
+: >"$dir/points.jsonl"
+for round in $(seq 1 "$rounds"); do
+  for n in "${workers_arr[@]}"; do
+    order=("${peer_arr[@]}")
+    if [ $((round % 2)) -eq 0 ]; then
+      order=()
+      for ((i = ${#peer_arr[@]} - 1; i >= 0; i--)); do order+=("${peer_arr[$i]}"); done
+    fi
+    for peer in "${order[@]}"; do
+      port=$(free_port)
+      start_proxy "$peer" "$n" "$port"
+      url="http://127.0.0.1:$port/$size"
+      pt="$dir/$peer-$n-$port"
+      taskset -c 0 wrk -t1 -c"$conns" -d"${warm}s" "$url" >/dev/null
+      thread_times "$proxy_pid" >"$pt/t0"
+      taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$pt/wrk-a"
+      thread_times "$proxy_pid" >"$pt/t1"
+      # The N busiest threads of the measured window are the workers.
+      ta_line=$(/usr/bin/python3 -c '
+import sys
+n, hz, req, f0, f1 = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+t0 = {l.split()[0]: l.split()[1:] for l in open(f0)}
+d = {}
+for l in open(f1):
+    t, u, s = l.split()
+    a = t0.get(t, ["0", "0"])
+    d[t] = int(u) + int(s) - int(a[0]) - int(a[1])
+top = sorted(d, key=d.get, reverse=True)[:n]
+k = 1e6 / hz / req
+print(",".join(top), round(sum(d.values()) * k, 3), round(sum(d[t] for t in top) * k, 3))
+' "$n" "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-a")" "$pt/t0" "$pt/t1")
+      read -r wtids cpu_req worker_req <<<"$ta_line"
+      rps_a=$(awk '/Requests\/sec/ {print int($2)}' "$pt/wrk-a")
+      counts=null
+      if [ "${TURNS:-1}" = 1 ]; then
+        perf record -q -e sched:sched_switch -a -m 4M -o "$pt/sched.data" >/dev/null 2>&1 &
+        perf_pid=$!
+        sleep 0.5
+        taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$pt/wrk-b" &
+        wrk_pid=$!
+        sleep 0.3
+        wrk_tids=$(ls /proc/"$wrk_pid"/task | paste -sd,)
+        wait "$wrk_pid"
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        perf script -i "$pt/sched.data" -F cpu,trace >"$pt/sched.txt" 2>/dev/null
+        ptids=$(awk '{print $1}' "$pt/t1" | paste -sd,)
+        reqs_b=$(awk '/requests in/ {print $1}' "$pt/wrk-b")
+        counts=$(/usr/bin/python3 "$here/turn-taking.py" "$pt/sched.txt" "$reqs_b" "$wtids" "$ptids" "$wrk_tids" "$(echo $backend_pids | tr ' ' ,)")
+        rm -f "$pt/sched.data"
+      fi
+      echo "{\"round\": $round, \"peer\": \"$peer\", \"workers\": $n, \"rps\": $rps_a, \"cpu_us\": $cpu_req, \"worker_cpu_us\": $worker_req, \"turns\": $counts}" |
+        tee -a "$dir/points.jsonl"
+      kill "$proxy_pid"
+      wait "$proxy_pid" 2>/dev/null || true
+    done
+  done
+done
