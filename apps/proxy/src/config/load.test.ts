@@ -28,6 +28,7 @@ describe('config loading', () => {
       streamBufferBytes: 1024 * 1024,
       workerBufferBytes: 12 * 1024 * 1024,
       workerYoungGenerationBytes: 24 * 1024 * 1024,
+      waveCollectOpen: false,
     });
     expect(config.servers.map((s) => s.key)).toEqual(['demo_http', 'demo_uds']);
     const http = config.servers[0]!;

@@ -472,6 +472,11 @@ export const RuntimeSchema = z.strictObject({
    * two MiB: "16m" is "24m"); 0: V8's own (48 MiB).
    */
   worker_young_generation_bytes: ByteSize.optional(),
+  /**
+   * Also collect once after a wave of connections opened (up by 1,000 or more and settled): gives
+   * back the young generation the burst grew; off by default (it slowed the busy clients' burst).
+   */
+  wave_collect_open: z.boolean().optional(),
 });
 
 export const LogSchema = z.strictObject({
@@ -753,6 +758,15 @@ export interface RuntimeConfig {
    * up to ~29 MiB more per worker that no connection needed (bench/idle-memory). Needs a restart.
    */
   readonly workerYoungGenerationBytes: number;
+  /**
+   * `wave_collect_open`: each worker's runtime also collects once after an open wave (its open
+   * connections up by 1,000 or more and settled), which gives back the new space the burst grew
+   * (@loch/uring-runtime's RuntimeOptions.waveCollectOpen). Off by default: held at 50,000
+   * connections it cost the busy clients' throughput and p99 during the burst and saved no memory
+   * three minutes after (bench/idle-memory/readings-2026-12-07g.md). The workers get it as env
+   * LOCH_WAVE_COLLECT_OPEN (waveCollectOpenEnv), which wins when set. Needs a restart.
+   */
+  readonly waveCollectOpen: boolean;
 }
 
 /** Where a Thrift upstream is. */

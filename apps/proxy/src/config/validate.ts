@@ -365,6 +365,7 @@ function normalize(file: ConfigFile, issues: ConfigIssue[], baseDir: string): Pr
     ...(rt.direct_files === undefined ? {} : { directFiles: rt.direct_files }),
     ...receiveBudgets(rt, issues),
     workerYoungGenerationBytes: youngGeneration(rt, issues),
+    waveCollectOpen: rt.wave_collect_open ?? false,
   } as const;
 
   const servers: ServerConfig[] = [];

@@ -120,7 +120,23 @@ export function runtimeChanges(a: ProxyConfig, b: ProxyConfig): string[] {
   if (a.runtime.workerBufferBytes !== b.runtime.workerBufferBytes) out.push('runtime.worker_buffer_bytes');
   if (a.runtime.workerYoungGenerationBytes !== b.runtime.workerYoungGenerationBytes)
     out.push('runtime.worker_young_generation_bytes');
+  if (a.runtime.waveCollectOpen !== b.runtime.waveCollectOpen) out.push('runtime.wave_collect_open');
   return out;
+}
+
+/**
+ * runtime.wave_collect_open as the workers' env: start() hands a worker's runtime no such option,
+ * and @loch/uring-runtime reads LOCH_WAVE_COLLECT_OPEN when the option is absent; a worker thread
+ * starts with a copy of this process's env (a replaced worker too). Returns what to add to the
+ * env: nothing when the variable is already set (it wins, as LOCH_DRIVER over runtime.driver) or
+ * the key is off (the runtime's default).
+ */
+export function waveCollectOpenEnv(
+  config: ProxyConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): { LOCH_WAVE_COLLECT_OPEN?: string } {
+  const set = env.LOCH_WAVE_COLLECT_OPEN !== undefined && env.LOCH_WAVE_COLLECT_OPEN !== '';
+  return set || !config.runtime.waveCollectOpen ? {} : { LOCH_WAVE_COLLECT_OPEN: '1' };
 }
 
 /** The workers' V8 heap limits: runtime.worker_young_generation_bytes (0: V8's own). */
@@ -202,6 +218,7 @@ export async function runProxy(
   const watchdog = workerWatchdog(process.env.LOCH_WORKER_WATCHDOG_MS);
   // Metrics buffers and the admin listener (served here, by the main thread: admin/).
   const admin = new AdminPlane(config, config.runtime.workers, log);
+  Object.assign(process.env, waveCollectOpenEnv(config));
   let pool: WorkerPool;
   try {
     pool = await start(
