@@ -4,7 +4,8 @@
 // sleeps again. What the proxy's CPU per request gains with it running is what the proxy pays to
 // refill its caches after another working set had the core: the cost two loch workers taking
 // turns on a core would pay each other, without a second loch. On SIGTERM/SIGINT it prints
-// "sweeps N cpu_us U" (its own CPU time) and exits.
+// "sweeps N cpu_us U" (its own CPU time) and exits. PERIOD_US = 0: it never sleeps (a spinner;
+// run under SCHED_IDLE, `chrt -i 0`, it only fills the core's idle time, so the vCPU never halts).
 // Build: gcc -O2 -o cache-sweeper cache-sweeper.c. Usage: cache-sweeper BYTES PERIOD_US
 #include <signal.h>
 #include <stdio.h>
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
   while (!stop) {
     for (size_t i = 0; i < bytes; i += 64) buf[i]++;
     sweeps++;
-    nanosleep(&ts, NULL);
+    if (period_us > 0) nanosleep(&ts, NULL);
   }
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);

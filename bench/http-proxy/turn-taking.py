@@ -6,7 +6,8 @@ Usage: turn-taking.py SCRIPT_TXT REQUESTS WORKER_TIDS(comma) PROXY_TIDS(comma) W
 Prints one JSON object: per request, worker switch-ins, foreign turns, and the foreign turns by
 who ran before: the other worker of the same proxy, another thread of the proxy (loch's main
 thread, V8's platform threads), wrk, the backend nginx, anything else (kernel threads, perf,
-others' processes); plus migrations (a worker starting on a CPU other than its last one).
+others' processes); plus migrations (a worker starting on a CPU other than its last one), and switch-ins from the idle task
+("from_idle": the vCPU may have halted, and the host run others on the core meanwhile).
 """
 import json
 import re
@@ -21,7 +22,7 @@ backend = {int(t) for t in backend.split(",") if t}
 pat = re.compile(r"\[(\d+)\].*prev_comm=(.*) prev_pid=(\d+).*==> next_comm=.* next_pid=(\d+)")
 last_on_cpu = {}  # cpu -> last non-idle tid that ran there
 last_cpu = {}  # worker tid -> cpu of its last turn
-ins = foreign = migrations = 0
+ins = foreign = migrations = from_idle = 0
 comm = {}  # tid -> its name when it last switched out
 others = {}  # name -> foreign turns after it, for "other"
 by = {"other worker": 0, "proxy thread": 0, "wrk": 0, "backend": 0, "other": 0}
@@ -35,6 +36,8 @@ for line in open(path, errors="replace"):
         comm[prev] = m.group(2).strip()
     if nxt in workers:
         ins += 1
+        if prev == 0:
+            from_idle += 1
         before = last_on_cpu.get(cpu)
         moved = last_cpu.get(nxt, cpu) != cpu
         if moved:
@@ -58,6 +61,7 @@ for line in open(path, errors="replace"):
 out = {
     "switch_ins": round(ins / requests, 4),
     "foreign_turns": round(foreign / requests, 4),
+    "from_idle": round(from_idle / requests, 4),
     "migrations": round(migrations / requests, 5),
 }
 out.update({"after " + k: round(v / requests, 4) for k, v in by.items()})

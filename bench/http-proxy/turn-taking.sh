@@ -11,9 +11,12 @@
 #      there, or on another core), by who ran before (turn-taking.py).
 # With cache-share.sh's cost of a foreign turn, (foreign turns at 2 workers - at 1) x that cost is
 # what the step would be if refilling the caches is it.
+# Peers: nginx, loch, loch+young=3m (runtime.worker_young_generation_bytes), loch+buf=2m
+# (worker_buffer_bytes), and any peer +spin: a SCHED_IDLE spinner on each CPU during its point.
 # Usage: bench/http-proxy/turn-taking.sh [workers=1,2] [peers=nginx,loch] [seconds=5] [warm=5]
 #          [rounds=1] [size=128] [conns=64]
-# Env: TREE (a built clone; default this tree), CPUS_1W, CPUS_2W. Needs nginx, wrk, perf, taskset.
+# Env: TREE (a built clone; default this tree), CPUS_1W, CPUS_2W, TURNS (0: skip run 2), WINDOWS
+# (K more windows after run 1, CPU us per request each: "windows" in the point). Needs nginx, wrk, perf, taskset.
 set -euo pipefail
 workers_list=${1:-1,2}
 peers=${2:-nginx,loch}
@@ -29,13 +32,14 @@ trap cleanup EXIT
 dir=$(run_dir turn-taking)
 echo "run dir: $dir (tree $tree)" >&2
 static_backend "$dir" "$size" 0
+gcc -O2 -o "$dir/sweeper" "$here/cache-sweeper.c"
 
 proxy_pid=
 start_proxy() { # peer workers port
   local p="$dir/$1-$2-$3" cpu=${CPUS_1W:-1}
   [ "$2" -gt 1 ] && cpu=${CPUS_2W:-0-1}
   mkdir -p "$p/logs"
-  if [ "$1" = nginx ]; then
+  if [ "${1%%+*}" = nginx ]; then
     local reuse=''
     [ "$2" -gt 1 ] && reuse=' reuseport'
     cat >"$p/nginx.conf" <<NG
@@ -74,6 +78,7 @@ NG
     IFS=+ read -ra v <<<"$1"
     for kv in "${v[@]:1}"; do
       case $kv in
+        spin) ;;
         young=*) extra+="worker_young_generation_bytes = \"${kv#young=}\"\n" ;;
         buf=*) extra+="worker_buffer_bytes = \"${kv#buf=}\"\nstream_buffer_bytes = \"${kv#buf=}\"\n" ;;
         *) echo "unknown variant $kv" >&2; exit 1 ;;
@@ -121,6 +126,15 @@ for round in $(seq 1 "$rounds"); do
     for peer in "${order[@]}"; do
       port=$(free_port)
       start_proxy "$peer" "$n" "$port"
+      # +spin (any peer): a SCHED_IDLE spinner on each CPU for this point, so no vCPU halts
+      # (cache-sweeper.c with no buffer and no sleep; it runs only when nothing else would).
+      spinners=()
+      if [[ $peer == *+spin* ]]; then
+        for c in 0 1; do
+          chrt -i 0 taskset -c "$c" "$dir/sweeper" 0 0 >/dev/null &
+          spinners+=($!)
+        done
+      fi
       url="http://127.0.0.1:$port/$size"
       pt="$dir/$peer-$n-$port"
       taskset -c 0 wrk -t1 -c"$conns" -d"${warm}s" "$url" >/dev/null
@@ -143,26 +157,78 @@ print(",".join(top), round(sum(d.values()) * k, 3), round(sum(d[t] for t in top)
 ' "$n" "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-a")" "$pt/t0" "$pt/t1")
       read -r wtids cpu_req worker_req <<<"$ta_line"
       rps_a=$(awk '/Requests\/sec/ {print int($2)}' "$pt/wrk-a")
+      # WINDOWS=K: K more SECONDS windows on the same instance, CPU us per request each (how the
+      # cost settles with time since start).
+      windows=''
+      for ((w = 0; w < ${WINDOWS:-0}; w++)); do
+        thread_times "$proxy_pid" >"$pt/w0"
+        taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$pt/wrk-w"
+        thread_times "$proxy_pid" >"$pt/w1"
+        windows+="${windows:+, }$(/usr/bin/python3 -c '
+import sys
+hz, req, f0, f1 = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+t0 = {l.split()[0]: l.split()[1:] for l in open(f0)}
+d = sum(int(u) + int(s) - int(t0.get(t, ["0", "0"])[0]) - int(t0.get(t, ["0", "0"])[1]) for t, u, s in (l.split() for l in open(f1)))
+k = 1e6 / hz / req
+per = {t: int(u) + int(s) - int(t0.get(t, ["0", "0"])[0]) - int(t0.get(t, ["0", "0"])[1]) for t, u, s in (l.split() for l in open(f1))}
+ws = sys.argv[5].split(",")
+cpus = []
+for t in ws:
+    try:
+        cpus.append(int(open(f"/proc/{sys.argv[6]}/task/{t}/stat").read().rsplit(")", 1)[1].split()[36]))
+    except Exception:
+        cpus.append(-1)
+print(__import__("json").dumps({"cpu_us": round(d * k, 3), "workers": [round(per.get(t, 0) * k, 3) for t in ws],
+  "others": round((d - sum(per.get(t, 0) for t in ws)) * k, 3), "last_cpu": cpus, "rps": round(req / float(sys.argv[7]))}))
+' "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-w")" "$pt/w0" "$pt/w1" "$wtids" "$proxy_pid" "$seconds")"
+      done
       counts=null
       if [ "${TURNS:-1}" = 1 ]; then
         perf record -q -e sched:sched_switch -a -m 4M -o "$pt/sched.data" >/dev/null 2>&1 &
         perf_pid=$!
+        # Per worker: its CPU and its io_uring submissions (~2 a proxied request: the upstream
+        # send and the client's response) over this run, for CPU per request per worker.
+        perf stat --per-thread -x, -e io_uring:io_uring_submit_req -p "$proxy_pid" -o "$pt/sqes" &
+        stat_pid=$!
+        thread_times "$proxy_pid" >"$pt/t2"
         sleep 0.5
         taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$pt/wrk-b" &
         wrk_pid=$!
         sleep 0.3
         wrk_tids=$(ls /proc/"$wrk_pid"/task | paste -sd,)
         wait "$wrk_pid"
+        thread_times "$proxy_pid" >"$pt/t3"
+        kill -INT "$stat_pid"
+        wait "$stat_pid" || true
         kill -INT "$perf_pid"
         wait "$perf_pid" || true
         perf script -i "$pt/sched.data" -F cpu,trace >"$pt/sched.txt" 2>/dev/null
         ptids=$(awk '{print $1}' "$pt/t1" | paste -sd,)
         reqs_b=$(awk '/requests in/ {print $1}' "$pt/wrk-b")
+        per_worker=$(/usr/bin/python3 -c '
+import sys
+hz, wt, f2, f3, fs = int(sys.argv[1]), sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5]
+t2 = {l.split()[0]: l.split()[1:] for l in open(f2)}
+t3 = {l.split()[0]: l.split()[1:] for l in open(f3)}
+sq = {}
+for l in open(fs):
+    f = l.strip().split(",")
+    if len(f) > 2 and f[1].replace(".", "").isdigit():
+        sq[f[0].rsplit("-", 1)[-1]] = float(f[1])
+out = []
+for t in wt:
+    if t in t2 and t in t3 and sq.get(t):
+        cpu = sum(int(b) - int(a) for a, b in zip(t2[t], t3[t])) * 1e6 / hz
+        out.append({"tid": int(t), "requests": round(sq[t] / 2), "cpu_us": round(cpu / (sq[t] / 2), 3)})
+print(__import__("json").dumps(out))
+' "$hz" "$wtids" "$pt/t2" "$pt/t3" "$pt/sqes")
         counts=$(/usr/bin/python3 "$here/turn-taking.py" "$pt/sched.txt" "$reqs_b" "$wtids" "$ptids" "$wrk_tids" "$(echo $backend_pids | tr ' ' ,)")
+        counts="${counts%\}}, \"per_worker\": $per_worker}"
         rm -f "$pt/sched.data"
       fi
-      echo "{\"round\": $round, \"peer\": \"$peer\", \"workers\": $n, \"rps\": $rps_a, \"cpu_us\": $cpu_req, \"worker_cpu_us\": $worker_req, \"turns\": $counts}" |
+      echo "{\"round\": $round, \"peer\": \"$peer\", \"workers\": $n, \"rps\": $rps_a, \"cpu_us\": $cpu_req, \"worker_cpu_us\": $worker_req, \"turns\": $counts, \"windows\": [$windows]}" |
         tee -a "$dir/points.jsonl"
+      for sp in "${spinners[@]}"; do kill "$sp"; wait "$sp" 2>/dev/null || true; done
       kill "$proxy_pid"
       wait "$proxy_pid" 2>/dev/null || true
     done
