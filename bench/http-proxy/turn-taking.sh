@@ -12,11 +12,15 @@
 # With cache-share.sh's cost of a foreign turn, (foreign turns at 2 workers - at 1) x that cost is
 # what the step would be if refilling the caches is it.
 # Peers: nginx, loch, loch+young=3m (runtime.worker_young_generation_bytes), loch+buf=2m
-# (worker_buffer_bytes), and any peer +spin: a SCHED_IDLE spinner on each CPU during its point.
+# (worker_buffer_bytes), any peer +spin: a SCHED_IDLE spinner on each CPU during its point, and
+# +pin: worker i on CPU i (loch cpu_affinity = true; nginx worker_cpu_affinity 01 10).
 # Usage: bench/http-proxy/turn-taking.sh [workers=1,2] [peers=nginx,loch] [seconds=5] [warm=5]
 #          [rounds=1] [size=128] [conns=64]
 # Env: TREE (a built clone; default this tree), CPUS_1W, CPUS_2W, TURNS (0: skip run 2), WINDOWS
-# (K more windows after run 1, CPU us per request each: "windows" in the point). Needs nginx, wrk, perf, taskset.
+# (K more windows after run 1, CPU us per request each: "windows" in the point; for loch at 2
+# workers "stacked": the share of 10 ms samples with both workers runnable on one CPU, "on_cpu0":
+# with a worker last on CPU 0, beside wrk and the backend), LOCH_NODE_ARGS
+# (node flags for loch, e.g. --trace-gc: its lines land in the point's out file). Needs nginx, wrk, perf, taskset.
 set -euo pipefail
 workers_list=${1:-1,2}
 peers=${2:-nginx,loch}
@@ -42,8 +46,12 @@ start_proxy() { # peer workers port
   if [ "${1%%+*}" = nginx ]; then
     local reuse=''
     [ "$2" -gt 1 ] && reuse=' reuseport'
+    local affinity=''
+    # nginx+pin: worker i on CPU i (worker_cpu_affinity), as loch+pin's cpu_affinity = true.
+    [[ $1 == *+pin* ]] && [ "$2" -gt 1 ] && affinity='worker_cpu_affinity 01 10;'
     cat >"$p/nginx.conf" <<NG
 worker_processes $2;
+$affinity
 user root;
 pid $p/nginx.pid;
 error_log $p/error.log warn;
@@ -79,13 +87,15 @@ NG
     for kv in "${v[@]:1}"; do
       case $kv in
         spin) ;;
+        pin) sed -i "s/^cpu_affinity = false$/cpu_affinity = true/" "$p/loch.toml" ;;
         young=*) extra+="worker_young_generation_bytes = \"${kv#young=}\"\n" ;;
         buf=*) extra+="worker_buffer_bytes = \"${kv#buf=}\"\nstream_buffer_bytes = \"${kv#buf=}\"\n" ;;
         *) echo "unknown variant $kv" >&2; exit 1 ;;
       esac
     done
-    [ -n "$extra" ] && sed -i "s/^cpu_affinity = false$/cpu_affinity = false\n${extra%\\n}/" "$p/loch.toml"
-    (cd "$tree/apps/proxy" && exec taskset -c "$cpu" node dist/bin.js run -c "$p/loch.toml") >"$p/out" 2>&1 &
+    [ -n "$extra" ] && sed -i "s/^\(cpu_affinity = [a-z]*\)$/\1\n${extra%\\n}/" "$p/loch.toml"
+    # shellcheck disable=SC2086
+    (cd "$tree/apps/proxy" && exec taskset -c "$cpu" node ${LOCH_NODE_ARGS:-} dist/bin.js run -c "$p/loch.toml") >"$p/out" 2>&1 &
   fi
   proxy_pid=$!
   pids+=("$proxy_pid")
@@ -133,6 +143,7 @@ for round in $(seq 1 "$rounds"); do
         for c in 0 1; do
           chrt -i 0 taskset -c "$c" "$dir/sweeper" 0 0 >/dev/null &
           spinners+=($!)
+          pids+=($!) # the EXIT trap's cleanup ends them if the point fails (REVIEW F237)
         done
       fi
       url="http://127.0.0.1:$port/$size"
@@ -160,7 +171,15 @@ print(",".join(top), round(sum(d.values()) * k, 3), round(sum(d[t] for t in top)
       # WINDOWS=K: K more SECONDS windows on the same instance, CPU us per request each (how the
       # cost settles with time since start).
       windows=''
+      sampler=
+      if [ "${WINDOWS:-0}" -gt 0 ] && [ "$n" -gt 1 ]; then
+        # Where the workers are, every 10 ms (placement-sampler.py), for "stacked" per window.
+        /usr/bin/python3 "$here/placement-sampler.py" "$proxy_pid" "$wtids" >"$pt/placement" &
+        sampler=$!
+        pids+=("$sampler")
+      fi
       for ((w = 0; w < ${WINDOWS:-0}; w++)); do
+        ws=$(date +%s.%N)
         thread_times "$proxy_pid" >"$pt/w0"
         taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$pt/wrk-w"
         thread_times "$proxy_pid" >"$pt/w1"
@@ -175,13 +194,27 @@ ws = sys.argv[5].split(",")
 cpus = []
 for t in ws:
     try:
-        cpus.append(int(open(f"/proc/{sys.argv[6]}/task/{t}/stat").read().rsplit(")", 1)[1].split()[36]))
+        cpus.append(int(open(f"/proc/{t}/stat").read().rsplit(")", 1)[1].split()[36]))
     except Exception:
         cpus.append(-1)
-print(__import__("json").dumps({"cpu_us": round(d * k, 3), "workers": [round(per.get(t, 0) * k, 3) for t in ws],
+both = same = on0 = 0
+try:
+    for line in open(sys.argv[9]):
+        f = line.split()
+        if len(f) < 3 or not (float(sys.argv[8]) <= float(f[0]) <= float(sys.argv[10])):
+            continue
+        st = [x.split(":") for x in f[1:]]
+        both += 1
+        same += st[0][1] == st[1][1] and st[0][0] == "R" and st[1][0] == "R"
+        on0 += any(x[1] == "0" for x in st)
+except OSError:
+    pass
+print(__import__("json").dumps({"stacked": round(same / both, 3) if both else None,
+  "on_cpu0": round(on0 / both, 3) if both else None, "cpu_us": round(d * k, 3), "workers": [round(per.get(t, 0) * k, 3) for t in ws],
   "others": round((d - sum(per.get(t, 0) for t in ws)) * k, 3), "last_cpu": cpus, "rps": round(req / float(sys.argv[7]))}))
-' "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-w")" "$pt/w0" "$pt/w1" "$wtids" "$proxy_pid" "$seconds")"
+' "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-w")" "$pt/w0" "$pt/w1" "$wtids" "$proxy_pid" "$seconds" "$ws" "$pt/placement" "$(date +%s.%N)")"
       done
+      if [ -n "$sampler" ]; then kill "$sampler"; wait "$sampler" 2>/dev/null || true; fi
       counts=null
       if [ "${TURNS:-1}" = 1 ]; then
         perf record -q -e sched:sched_switch -a -m 4M -o "$pt/sched.data" >/dev/null 2>&1 &
