@@ -57,7 +57,7 @@ import {
   type SweepMember,
   type WriteTarget,
 } from '@loch/uring-runtime';
-import { callDeadlines } from './deadlines.js';
+import { callDeadlines, IDLE_LOOK_MS } from './deadlines.js';
 import { failureOf, ThriftUpstreamError } from './upstream-error.js';
 
 /** What a multiplexed pool needs of a pool key. */
@@ -265,6 +265,8 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
   #writingSent: ReplyHold[] = [];
   /** When the idle connection closes (performance.now() ms; NO_DEADLINE: busy or never). */
   #idleDeadline = NO_DEADLINE;
+  /** While idle: when the idle look lowers the receive mark (the sweep's clock; NO_DEADLINE: none). */
+  #lookAt = NO_DEADLINE;
   #error: ThriftUpstreamError | undefined;
   /** Calls given to this connection and not finished (reserved ones included). */
   load = 0;
@@ -305,6 +307,10 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       return;
     }
     this.#idleDeadline = NO_DEADLINE;
+    // The reader's mark again before the call is written (#goIdle says why it may be 1): a
+    // syscall only when the idle look lowered it.
+    this.#lookAt = NO_DEADLINE;
+    this.#lowWater.update(this.#reader);
     const id = this.#allocate();
     let parts: Uint8Array[];
     try {
@@ -384,7 +390,12 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       this.close();
       return false;
     }
-    let armed = this.#idleDeadline !== NO_DEADLINE;
+    if (this.#lookAt <= now) {
+      // Idle past IDLE_LOOK_MS: the mark to 1, so 1-4 stray bytes wake the receive (#goIdle).
+      this.#lookAt = NO_DEADLINE;
+      if (this.load === 0) this.#lowWater.lower();
+    }
+    let armed = this.#idleDeadline !== NO_DEADLINE || this.#lookAt !== NO_DEADLINE;
     // Deleting the current entry while iterating a Map is safe.
     for (const [id, waiting] of this.#pending) {
       if (waiting.deadline <= now) this.#timedOut(id, waiting);
@@ -463,7 +474,25 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     this.load--;
     if (this.load > 0) return;
     if (this.draining) this.close();
-    else this.#idleDeadline = this.#arm(this.idleTimeout);
+    else this.#goIdle();
+  }
+
+  /**
+   * No call on the connection: the idle timeout runs, and past IDLE_LOOK_MS the receive mark
+   * goes to 1 (the first call after sets the reader's again).
+   *
+   * Why (REVIEW F227's class, for multiplexed connections): with no call waiting and no
+   * tombstone, any byte the upstream sends is stray, and onRecv ends the connection on it
+   * before a call's reply can be read behind it. With the reader's mark (5)
+   * kept, 1-4 such bytes would wait in the kernel and corrupt the next reply (every call then on
+   * the connection fails). Lowering makes the kernel re-check the pending receive at once
+   * (tcp_set_rcvlowat calls tcp_data_ready). Only past a window, as for exclusive connections
+   * (UpstreamConnection.watchIdle, which says what the window does not catch): a busy
+   * connection that goes idle between two calls pays no setsockopt.
+   */
+  #goIdle(): void {
+    this.#idleDeadline = this.#arm(this.idleTimeout);
+    if (this.#lowWater.mark > 1) this.#lookAt = callDeadlines.deadline(this, IDLE_LOOK_MS);
   }
 
   #enqueue(
@@ -599,6 +628,17 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       // A draining connection closes with its last call answered.
       if (!this.alive) return;
     }
+    if (this.load === 0 && this.#tombstones.size === 0 && this.#reader.buffered > 0) {
+      // No call or late reply can be on its way: the bytes are stray (#goIdle).
+      this.#die(
+        new ThriftUpstreamError(
+          'protocol',
+          label,
+          `the upstream sent ${this.#reader.buffered} bytes while no call was waiting`,
+        ),
+      );
+      return;
+    }
     this.#lowWater.update(this.#reader);
     this.stream.recvTo(this);
   }
@@ -660,6 +700,7 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
     this.#error = error;
     this.load = 0;
     this.#idleDeadline = NO_DEADLINE;
+    this.#lookAt = NO_DEADLINE;
     callDeadlines.remove(this);
     void this.stream.close().catch(() => {});
     const waiting = [...this.#pending.values()];

@@ -58,7 +58,7 @@ import {
   type WriteTarget,
 } from '@loch/uring-runtime';
 import type { ThriftUpstreamAddress, ThriftUpstreamConfig } from '../config/schema.js';
-import { callDeadlines } from './deadlines.js';
+import { callDeadlines, IDLE_LOOK_MS } from './deadlines.js';
 import {
   type FrameLimits,
   type MuxCounters,
@@ -178,6 +178,8 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   /** A recvTo is pending (the idle watch, or a read for the call's reply). */
   #receiving = false;
   #idle = false;
+  /** While idle: when the idle look lowers the mark (the sweep's clock; NO_DEADLINE: none). */
+  #lookAt = NO_DEADLINE;
   /** The call running, if any. */
   #call: ExclusiveCall | undefined = undefined;
   /** The last reply's message type and seq id (peekFrameHeader), reused per reply. */
@@ -216,21 +218,30 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   }
 
   /**
-   * Marks the connection idle in the pool and keeps a receive pending to notice its death, with
-   * the receive low-water mark at 1 (busy() sets the reader's again).
+   * Marks the connection idle in the pool and keeps a receive pending to notice its death; past
+   * IDLE_LOOK_MS of idleness the receive low-water mark goes to 1 (busy() sets the reader's again).
    *
    * Why the mark goes down while idle (REVIEW F227): a connection is pooled only when provably
    * clean, and the pending receive is what proves it: anything the upstream sends unasked
    * completes it and the connection leaves the pool unseen by any call. With the reader's mark
    * (5, RecvLowWater) kept, 1-4 stray bytes would wait in the kernel instead, and the next call
-   * would read its reply behind them and fail. Lowering the mark also makes the kernel re-check
-   * a receive still pending (tcp_set_rcvlowat calls tcp_data_ready), so bytes that came while
-   * the mark was up are seen as well. Costs two setsockopts a call (here and at busy(); counted and
-   * held in the commit that made it, .changeset/proxy-thrift-idle-mark.md).
+   * would read its reply behind them and fail. Lowering the mark makes the kernel re-check the
+   * pending receive at once (tcp_set_rcvlowat calls tcp_data_ready), so bytes that came while
+   * the mark was up are seen then too.
+   *
+   * Why only past a window (REVIEW F234): lowering at once cost two setsockopts on every call
+   * (here and at busy()), more than the mark saves, while a busy pool reuses a connection within
+   * microseconds. So the look is a deadline on the worker's sweep (callDeadlines, a number, no
+   * timer): IDLE_LOOK_MS after pooling (up to two of the sweep's ticks later), a connection still
+   * idle is lowered, and a call on it pays the one setsockopt back to 5. A connection reused
+   * inside the window pays none. What that window does not catch: 1-4 stray bytes that arrive
+   * and are followed by a call on the connection within the window are read in front of the
+   * call's reply, which then fails as unreadable (or the write-order check in onRecv fails it) and
+   * drops the connection: a failed call, as before F227's fix, never another call's answer.
    */
   watchIdle(): void {
     this.#idle = true;
-    this.#lowWater.lower();
+    this.#lookAt = this.#lowWater.mark > 1 ? callDeadlines.deadline(this, IDLE_LOOK_MS) : NO_DEADLINE;
     // Still pending from the call (a ONEWAY call read nothing): it watches again.
     if (this.#receiving) return;
     this.#receiving = true;
@@ -247,8 +258,9 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   /** Taken out of the pool for a call. */
   busy(): void {
     this.#idle = false;
-    // The reader's mark again (5 with nothing buffered), before the call is written: the pending
-    // receive becomes the reply's (watchIdle says why it was 1).
+    this.#lookAt = NO_DEADLINE;
+    // The reader's mark again (5 with nothing buffered) when the idle look lowered it, before the
+    // call is written: the pending receive becomes the reply's (watchIdle says why it was 1).
     this.#lowWater.update(this.reader);
     // No earlier reply is in use: this call's reply may overwrite their bytes.
     if (this.lent === 0) this.reader.recycle();
@@ -502,7 +514,12 @@ class UpstreamConnection implements SweepMember, ReplyHolder, UpstreamCall, Recv
   }
 
   onSweep(now: number): boolean {
-    if (this.#callDeadline > now) return this.#callDeadline !== NO_DEADLINE;
+    if (this.#lookAt <= now) {
+      // Idle past IDLE_LOOK_MS: the mark to 1, so 1-4 stray bytes end the idle watch (watchIdle).
+      this.#lookAt = NO_DEADLINE;
+      if (this.#idle && !this.stream.closed) this.#lowWater.lower();
+    }
+    if (this.#callDeadline > now) return this.#callDeadline !== NO_DEADLINE || this.#lookAt !== NO_DEADLINE;
     this.#callDeadline = NO_DEADLINE;
     this.timedOut = true;
     void this.close().catch(() => {});

@@ -12,13 +12,17 @@
  * once the frame completed. Nothing is buffered at a frame boundary in the usual case, so a
  * connection sets it once (5), not per call. A peer's end wakes a receive whatever the mark.
  *
+ * What it is worth (REVIEW F234, bench/thrift/readings-2026-12-07l.md): held, 8 rotated rounds, loch's
+ * CPU a 10 KiB call with the mark over the same tree with it never set: median 0.897 (7 of 8 under);
+ * at 32 B (prefix and body arrive together) 1.00. Counted: completions 4.03 vs 4.09 a 10 KiB call.
+ *
  * What the mark costs (REVIEW F227, F228): 1-4 bytes that arrive at a frame boundary and nothing
  * after them are not seen until more come, or until the mark is lowered (lower()). A server
  * connection looks for them while idle (ServerConnection's #lookForHiddenBytes: every read
  * timeout and at the idle deadline), so a peer that sends a frame's first 1-4 bytes and stops is
- * on the message (read) timeout, not held to the idle one. An idle pooled upstream connection
- * that receives 1-4 stray bytes is not dropped by its idle watch, and the next call on it fails as
- * an unreadable reply (5 or more stray bytes still wake the watch).
+ * on the message (read) timeout, not held to the idle one. An upstream connection with no call
+ * (the proxy's pooled and multiplexed ones) lowers it once idle for 100 ms (IDLE_LOOK_MS in
+ * apps/proxy's thrift/deadlines.ts, which says what that window does not catch).
  *
  * Only for a stream whose bytes are the socket's (the runtime's TCP and Unix streams, a PROXY
  * protocol layer past its header): the runtime answers false where it cannot apply it (the
