@@ -20,7 +20,8 @@
 # (K more windows after run 1, CPU us per request each: "windows" in the point; for loch at 2
 # workers "stacked": the share of 10 ms samples with both workers runnable on one CPU, "on_cpu0":
 # with a worker last on CPU 0, beside wrk and the backend), LOCH_NODE_ARGS
-# (node flags for loch, e.g. --trace-gc: its lines land in the point's out file). Needs nginx, wrk, perf, taskset.
+# (node flags for loch, e.g. --trace-gc or --trace-deopt: its lines land in the point's out file;
+# "log_lines" per window counts them). Needs nginx, wrk, perf, taskset.
 set -euo pipefail
 workers_list=${1:-1,2}
 peers=${2:-nginx,loch}
@@ -180,6 +181,7 @@ print(",".join(top), round(sum(d.values()) * k, 3), round(sum(d[t] for t in top)
       fi
       for ((w = 0; w < ${WINDOWS:-0}; w++)); do
         ws=$(date +%s.%N)
+        log0=$(wc -l <"$pt/out")
         thread_times "$proxy_pid" >"$pt/w0"
         taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$pt/wrk-w"
         thread_times "$proxy_pid" >"$pt/w1"
@@ -209,10 +211,10 @@ try:
         on0 += any(x[1] == "0" for x in st)
 except OSError:
     pass
-print(__import__("json").dumps({"stacked": round(same / both, 3) if both else None,
+print(__import__("json").dumps({"log_lines": int(sys.argv[12]) - int(sys.argv[11]), "stacked": round(same / both, 3) if both else None,
   "on_cpu0": round(on0 / both, 3) if both else None, "cpu_us": round(d * k, 3), "workers": [round(per.get(t, 0) * k, 3) for t in ws],
   "others": round((d - sum(per.get(t, 0) for t in ws)) * k, 3), "last_cpu": cpus, "rps": round(req / float(sys.argv[7]))}))
-' "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-w")" "$pt/w0" "$pt/w1" "$wtids" "$proxy_pid" "$seconds" "$ws" "$pt/placement" "$(date +%s.%N)")"
+' "$hz" "$(awk '/requests in/ {print $1}' "$pt/wrk-w")" "$pt/w0" "$pt/w1" "$wtids" "$proxy_pid" "$seconds" "$ws" "$pt/placement" "$(date +%s.%N)" "$log0" "$(wc -l <"$pt/out")")"
       done
       if [ -n "$sampler" ]; then kill "$sampler"; wait "$sampler" 2>/dev/null || true; fi
       counts=null
