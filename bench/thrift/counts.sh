@@ -22,6 +22,10 @@
 # take those from a run without it.
 # PROFILE=1 samples instead (perf record -g at 1999 Hz; loch with --perf-basic-prof) and prints
 # the self time by symbol of each proxy.
+# Warm-up: loch's CPU a call keeps falling over its first ~20 s of load, nginx's does not (held, 10
+# KiB, one round: loch 59.5 us after the default 3 s, 50.1 after 20 s; nginx 46.8 and 46.9;
+# readings-2026-12-07l.md): for a loch/nginx CPU ratio pass warm >= 20 (the 4th argument), or read
+# bench:thrift, whose loch has run the 32 B phase first. Counts per call do not depend on it.
 # NOPERF=1 measures CPU only, with nothing attached: WINDOWS=N (default 1) load runs of SECONDS
 # back to back, CPU us per call of each (from /proc: 100 Hz ticks, so a few seconds per window),
 # and the regime the proxy ran in: its busiest thread's sleeps (voluntary context switches: waits
