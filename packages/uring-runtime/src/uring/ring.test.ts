@@ -60,6 +60,9 @@ async function sendOverLoopback(
   const accepted = l[Symbol.asyncIterator]();
   const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
   const s = (await accepted.next()).value!;
+  // The listener re-arms its one-shot accept (with its address buffer) in the accept's turn, and
+  // that turn's flush runs after node's immediates: wait a timer so the send's flush is its own.
+  await new Promise((resolve) => setTimeout(resolve, 5));
   try {
     beforeSend();
     await c.writeAll(Buffer.from(text));
