@@ -29,12 +29,17 @@ describe('[runtime] wave_collect_open', () => {
     expect(configIssues(config('wave_collect_open = 1'))[0]!.path).toBe('runtime.wave_collect_open');
   });
 
-  it('reaches the workers as LOCH_WAVE_COLLECT_OPEN=1 unless that is set (env wins)', () => {
+  it('reaches the workers as LOCH_WAVE_COLLECT_OPEN=1 unless that holds a value the runtime reads (env wins)', () => {
     const on = parseConfig(config('wave_collect_open = true'));
     const off = parseConfig(config('wave_collect_open = false'));
     expect(waveCollectOpenEnv(on, {})).toEqual({ LOCH_WAVE_COLLECT_OPEN: '1' });
     expect(waveCollectOpenEnv(on, { LOCH_WAVE_COLLECT_OPEN: '' })).toEqual({ LOCH_WAVE_COLLECT_OPEN: '1' });
     expect(waveCollectOpenEnv(on, { LOCH_WAVE_COLLECT_OPEN: '0' })).toEqual({});
+    expect(waveCollectOpenEnv(on, { LOCH_WAVE_COLLECT_OPEN: 'off' })).toEqual({});
+    // A value the runtime does not read would leave it off: the key wins over it (REVIEW F236).
+    expect(waveCollectOpenEnv(on, { LOCH_WAVE_COLLECT_OPEN: 'true' })).toEqual({
+      LOCH_WAVE_COLLECT_OPEN: '1',
+    });
     // Off is the runtime's own default: nothing to add.
     expect(waveCollectOpenEnv(off, {})).toEqual({});
     expect(waveCollectOpenEnv(parseConfig(config('')), {})).toEqual({});

@@ -124,19 +124,24 @@ export function runtimeChanges(a: ProxyConfig, b: ProxyConfig): string[] {
   return out;
 }
 
+/** The LOCH_WAVE_COLLECT_OPEN values @loch/uring-runtime reads (resolveWaveCollectOpen); others are unset to it. */
+const WAVE_COLLECT_OPEN_WORDS: readonly string[] = ['1', 'on', '0', 'off'];
+
 /**
  * runtime.wave_collect_open as the workers' env: start() hands a worker's runtime no such option,
  * and @loch/uring-runtime reads LOCH_WAVE_COLLECT_OPEN when the option is absent; a worker thread
  * starts with a copy of this process's env (a replaced worker too). Returns what to add to the
- * env: nothing when the variable is already set (it wins, as LOCH_DRIVER over runtime.driver) or
- * the key is off (the runtime's default).
+ * env: nothing when the variable holds a value the runtime reads (it wins, as LOCH_DRIVER over
+ * runtime.driver) or the key is off (the runtime's default). A value the runtime does not read
+ * ("true", "yes") would leave the collection off, so the key overrides it. The CLI runs one proxy
+ * a process, so the change to process.env is never undone.
  */
 export function waveCollectOpenEnv(
   config: ProxyConfig,
   env: NodeJS.ProcessEnv = process.env,
 ): { LOCH_WAVE_COLLECT_OPEN?: string } {
-  const set = env.LOCH_WAVE_COLLECT_OPEN !== undefined && env.LOCH_WAVE_COLLECT_OPEN !== '';
-  return set || !config.runtime.waveCollectOpen ? {} : { LOCH_WAVE_COLLECT_OPEN: '1' };
+  const read = WAVE_COLLECT_OPEN_WORDS.includes(env.LOCH_WAVE_COLLECT_OPEN ?? '');
+  return read || !config.runtime.waveCollectOpen ? {} : { LOCH_WAVE_COLLECT_OPEN: '1' };
 }
 
 /** The workers' V8 heap limits: runtime.worker_young_generation_bytes (0: V8's own). */
