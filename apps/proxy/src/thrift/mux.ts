@@ -395,14 +395,16 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       this.#lookAt = NO_DEADLINE;
       if (this.load === 0) this.#lowWater.lower();
     }
-    let armed = this.#idleDeadline !== NO_DEADLINE || this.#lookAt !== NO_DEADLINE;
+    let armed = false;
     // Deleting the current entry while iterating a Map is safe.
     for (const [id, waiting] of this.#pending) {
       if (waiting.deadline <= now) this.#timedOut(id, waiting);
       else if (waiting.deadline !== NO_DEADLINE) armed = true;
       if (!this.alive) return false;
     }
-    return armed;
+    // Read after the loop (REVIEW F240): a last call timed out there goes idle (#goIdle), and the
+    // idle timeout and look it arms live only if this sweep keeps the connection.
+    return armed || this.#idleDeadline !== NO_DEADLINE || this.#lookAt !== NO_DEADLINE;
   }
 
   /** Ends the connection; calls still on it fail as reset. */
@@ -639,7 +641,9 @@ export class MuxConnection implements SweepMember, ReplyHolder, RecvTarget, Writ
       );
       return;
     }
-    this.#lowWater.update(this.#reader);
+    // Idle with the look done (a late reply read after it): the mark stays 1 (#goIdle).
+    if (this.load === 0 && this.#lookAt === NO_DEADLINE) this.#lowWater.lower();
+    else this.#lowWater.update(this.#reader);
     this.stream.recvTo(this);
   }
 

@@ -25,16 +25,22 @@ afterEach(async () => {
 });
 
 /** An upstream answering every call, and ThriftUpstreams recording each connection's applied marks. */
-async function setup(multiplex: number) {
+async function setup(multiplex: number, idleTimeout = 30_000) {
   const sockets: Socket[] = [];
+  // Calls named 'slow' are held unanswered (a test answers them late through `held`).
+  const held: { socket: Socket; seqId: number }[] = [];
   const up = await framedUpstream('framed', ({ header: h, socket }) => {
     if (!sockets.includes(socket)) sockets.push(socket);
+    if (h.name === 'slow') {
+      held.push({ socket, seqId: h.seqId });
+      return undefined;
+    }
     return encodeFrame(
       { framing: 'framed', protocol: 'binary' },
       emptyMessage(h.name, MessageType.REPLY, h.seqId),
     );
   });
-  const upstreams = new ThriftUpstreams({ idleTimeout: 30_000 });
+  const upstreams = new ThriftUpstreams({ idleTimeout });
   open.push(up, { close: () => upstreams.closeAll() });
   // The marks each upstream connection set (applied ones), in order.
   const marks: number[][] = [];
@@ -62,23 +68,23 @@ async function setup(multiplex: number) {
     label: `127.0.0.1:${up.port}`,
     multiplex,
   }).key('framed');
-  const call = async (seqId: number): Promise<number> => {
+  const call = async (seqId: number, name = 'get', timeout = 3000): Promise<number> => {
     const frame = decodeFrame(
       'framed',
-      encodeFrame({ framing: 'framed', protocol: 'binary' }, emptyMessage('get', MessageType.CALL, seqId)),
+      encodeFrame({ framing: 'framed', protocol: 'binary' }, emptyMessage(name, MessageType.CALL, seqId)),
     );
     const reply: ThriftFrame | undefined = await upstreams.call(
       key,
       frame,
       readMessageHeader('binary', frame.payload),
-      { connect: 2000, call: 3000, maxFrameSize: 1 << 20 },
+      { connect: 2000, call: timeout, maxFrameSize: 1 << 20 },
     );
     return readMessageHeader('binary', reply!.payload).seqId;
   };
   /** Connections that could carry the next call: idle pooled ones, or open multiplexed ones. */
   const usable = (): number => (multiplex === 0 ? upstreams.stats().idle : upstreams.stats().muxConnections);
   const uring = (): boolean => streams[0]!.driver === 'uring';
-  return { sockets, upstreams, marks, call, usable, uring };
+  return { sockets, held, upstreams, marks, call, usable, uring };
 }
 
 describe.each([
@@ -124,4 +130,42 @@ describe.each([
       expect(t.sockets).toHaveLength(2);
     },
   );
+});
+
+/**
+ * REVIEW F240: a multiplexed connection whose last call timed out goes idle inside the sweep
+ * that timed the call out; the look and the idle timeout armed there must survive that sweep,
+ * and a late reply read after the look must not put the mark back to 5.
+ */
+describe('multiplexed upstream connection whose last call timed out', () => {
+  it.each([1, 4])(
+    '%i stray bytes after the look and a late reply: dropped, the next call answered',
+    async (stray) => {
+      const t = await setup(4);
+      await expect(t.call(1, 'slow', 100)).rejects.toThrow(/timed out|timeout/i);
+      expect(t.usable()).toBe(1);
+      await sleep(IDLE_LOOK_MS + 150); // the look came: mark 1
+      if (t.uring()) expect(t.marks[0]).toEqual([5, 1]);
+      const late = t.held[0]!;
+      late.socket.write(
+        encodeFrame(
+          { framing: 'framed', protocol: 'binary' },
+          emptyMessage('slow', MessageType.REPLY, late.seqId),
+        ),
+      );
+      await expect.poll(() => t.upstreams.stats().lateReplies, { timeout: 3000 }).toBe(1);
+      if (t.uring()) expect(t.marks[0]).toEqual([5, 1]);
+      late.socket.write(new Uint8Array(stray));
+      await expect.poll(() => t.usable(), { timeout: 3000 }).toBe(0);
+      expect(await t.call(2)).toBe(2);
+      expect(t.sockets).toHaveLength(2);
+    },
+  );
+
+  it('the idle timeout still closes it', async () => {
+    const t = await setup(4, 400);
+    await expect(t.call(1, 'slow', 100)).rejects.toThrow(/timed out|timeout/i);
+    expect(t.usable()).toBe(1);
+    await expect.poll(() => t.usable(), { timeout: 3000 }).toBe(0);
+  });
 });
