@@ -60,7 +60,7 @@ export async function checkedReading(
   what: string,
   peer: Peer,
   url: string,
-  o: { seconds: number; warmupSeconds: number; flagged: string[] },
+  o: { seconds: number; warmupSeconds: number; flagged: string[]; headers?: readonly string[] },
 ): Promise<Measurement> {
   if (peer.child.exitCode !== null || peer.child.signalCode !== null)
     throw new Error(`${what}: ${peer.name} exited:\n${peer.output()}`);
@@ -69,6 +69,7 @@ export async function checkedReading(
     seconds: o.seconds,
     warmupSeconds: o.warmupSeconds,
     cpu: LOAD_CPU,
+    ...(o.headers === undefined ? {} : { headers: o.headers }),
   });
   if (m.requests < CONNECTIONS * STALL_REQUESTS_PER_CONNECTION || m.errors > m.requests * MAX_ERROR_SHARE)
     throw new Error(

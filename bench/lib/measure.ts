@@ -275,16 +275,23 @@ export function parseWrk(text: string): WrkResult {
   };
 }
 
-/** Runs wrk (pinned to `cpu`) against `url`. */
+/** Runs wrk (pinned to `cpu`) against `url`, with `headers` (`Name: value`) on every request. */
 export async function runWrk(
   url: string,
-  options: { connections: number; threads?: number; seconds: number; cpu?: string },
+  options: {
+    connections: number;
+    threads?: number;
+    seconds: number;
+    cpu?: string;
+    headers?: readonly string[];
+  },
 ): Promise<WrkResult> {
   const args = [
     `-t${options.threads ?? 1}`,
     `-c${options.connections}`,
     `-d${options.seconds}s`,
     '--latency',
+    ...(options.headers ?? []).flatMap((h) => ['-H', h]),
     url,
   ];
   const argv = options.cpu === undefined ? ['wrk', ...args] : ['taskset', '-c', options.cpu, 'wrk', ...args];
@@ -314,7 +321,13 @@ export interface Measurement extends WrkResult {
 export async function measure(
   peer: Peer,
   url: string,
-  load: { connections: number; seconds: number; cpu?: string; warmupSeconds?: number },
+  load: {
+    connections: number;
+    seconds: number;
+    cpu?: string;
+    warmupSeconds?: number;
+    headers?: readonly string[];
+  },
 ): Promise<Measurement> {
   if (load.warmupSeconds) await runWrk(url, { ...load, seconds: load.warmupSeconds });
   const [user0, sys0] = cpuSplitSeconds(peer.pid);
