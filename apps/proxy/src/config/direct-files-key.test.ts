@@ -2,31 +2,21 @@
 // uring.directFiles). Absent: left to the runtime (off, or env LOCH_URING_DIRECT_FILES).
 import { describe, expect, it } from 'vitest';
 import { configIssues } from '../../test/config-issues.js';
+import { runtimeConfig } from '../../test/runtime-config.js';
 import { parseConfig } from './load.js';
-
-const config = (runtime: string) => `
-[runtime]
-workers = 1
-${runtime}
-[servers.web]
-listener = { type = "socket", value = "127.0.0.1:8080" }
-[[servers.web.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
-`;
 
 describe('runtime.direct_files', () => {
   it('is left to the runtime when absent, and taken as slots or "auto"', () => {
-    expect(parseConfig(config('')).runtime.directFiles).toBeUndefined();
-    expect('directFiles' in parseConfig(config('')).runtime).toBe(false);
-    expect(parseConfig(config('direct_files = 30000')).runtime.directFiles).toBe(30_000);
-    expect(parseConfig(config('direct_files = "auto"')).runtime.directFiles).toBe('auto');
-    expect(parseConfig(config('direct_files = 0')).runtime.directFiles).toBe(0);
+    expect(parseConfig(runtimeConfig('')).runtime.directFiles).toBeUndefined();
+    expect('directFiles' in parseConfig(runtimeConfig('')).runtime).toBe(false);
+    expect(parseConfig(runtimeConfig('direct_files = 30000')).runtime.directFiles).toBe(30_000);
+    expect(parseConfig(runtimeConfig('direct_files = "auto"')).runtime.directFiles).toBe('auto');
+    expect(parseConfig(runtimeConfig('direct_files = 0')).runtime.directFiles).toBe(0);
   });
 
   it('refuses other values, naming the key', () => {
-    expect(configIssues(config('direct_files = "all"'))[0]!.path).toBe('runtime.direct_files');
-    expect(configIssues(config('direct_files = -1'))[0]!.path).toBe('runtime.direct_files');
-    expect(configIssues(config('direct_files = 2000000'))[0]!.path).toBe('runtime.direct_files');
+    expect(configIssues(runtimeConfig('direct_files = "all"'))[0]!.path).toBe('runtime.direct_files');
+    expect(configIssues(runtimeConfig('direct_files = -1'))[0]!.path).toBe('runtime.direct_files');
+    expect(configIssues(runtimeConfig('direct_files = 2000000'))[0]!.path).toBe('runtime.direct_files');
   });
 });

@@ -1,37 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { configIssues } from '../../test/config-issues.js';
+import { runtimeConfig } from '../../test/runtime-config.js';
 import { describeConfig } from '../cli.js';
 import { runtimeChanges, waveCollectOpenEnv } from '../proxy/run.js';
 import { parseConfig } from './load.js';
 
-const config = (runtime: string) => `
-[runtime]
-workers = 1
-${runtime}
-[servers.web]
-listener = { type = "socket", value = "127.0.0.1:8080" }
-[[servers.web.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
-`;
-
 describe('[runtime] wave_collect_open', () => {
   it('is off by default and on when set, and loch check shows it', () => {
-    expect(parseConfig(config('')).runtime.waveCollectOpen).toBe(false);
-    const c = parseConfig(config('wave_collect_open = true'));
+    expect(parseConfig(runtimeConfig('')).runtime.waveCollectOpen).toBe(false);
+    const c = parseConfig(runtimeConfig('wave_collect_open = true'));
     expect(c.runtime.waveCollectOpen).toBe(true);
     const shown = JSON.parse(describeConfig(c)) as { runtime: Record<string, unknown> };
     expect(shown.runtime).toMatchObject({ waveCollectOpen: true });
   });
 
   it('refuses what is not a boolean, naming the key', () => {
-    expect(configIssues(config('wave_collect_open = "on"'))[0]!.path).toBe('runtime.wave_collect_open');
-    expect(configIssues(config('wave_collect_open = 1'))[0]!.path).toBe('runtime.wave_collect_open');
+    expect(configIssues(runtimeConfig('wave_collect_open = "on"'))[0]!.path).toBe(
+      'runtime.wave_collect_open',
+    );
+    expect(configIssues(runtimeConfig('wave_collect_open = 1'))[0]!.path).toBe('runtime.wave_collect_open');
   });
 
   it('reaches the workers as LOCH_WAVE_COLLECT_OPEN=1 unless that holds a value the runtime reads (env wins)', () => {
-    const on = parseConfig(config('wave_collect_open = true'));
-    const off = parseConfig(config('wave_collect_open = false'));
+    const on = parseConfig(runtimeConfig('wave_collect_open = true'));
+    const off = parseConfig(runtimeConfig('wave_collect_open = false'));
     expect(waveCollectOpenEnv(on, {})).toEqual({ LOCH_WAVE_COLLECT_OPEN: '1' });
     expect(waveCollectOpenEnv(on, { LOCH_WAVE_COLLECT_OPEN: '' })).toEqual({ LOCH_WAVE_COLLECT_OPEN: '1' });
     expect(waveCollectOpenEnv(on, { LOCH_WAVE_COLLECT_OPEN: '0' })).toEqual({});
@@ -42,12 +34,12 @@ describe('[runtime] wave_collect_open', () => {
     });
     // Off is the runtime's own default: nothing to add.
     expect(waveCollectOpenEnv(off, {})).toEqual({});
-    expect(waveCollectOpenEnv(parseConfig(config('')), {})).toEqual({});
+    expect(waveCollectOpenEnv(parseConfig(runtimeConfig('')), {})).toEqual({});
   });
 
   it('needs a restart: a reload that changes it is refused by name', () => {
-    const a = parseConfig(config(''));
-    const b = parseConfig(config('wave_collect_open = true'));
+    const a = parseConfig(runtimeConfig(''));
+    const b = parseConfig(runtimeConfig('wave_collect_open = true'));
     expect(runtimeChanges(a, b)).toEqual(['runtime.wave_collect_open']);
     expect(runtimeChanges(b, b)).toEqual([]);
   });

@@ -1,41 +1,37 @@
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { runtimeConfig } from '../../test/runtime-config.js';
 import { runtimeChanges, workerResourceLimits } from '../proxy/run.js';
 import { ConfigError, parseConfig } from './load.js';
 
-const config = (runtime: string) => `
-[runtime]
-workers = 1
-${runtime}
-[servers.web]
-listener = { type = "socket", value = "127.0.0.1:8080" }
-[[servers.web.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:9000" }]
-`;
-
 describe('[runtime] worker_young_generation_bytes', () => {
   it("defaults to 24 MiB (8 MiB semi-spaces), given to the workers' isolates", () => {
-    const c = parseConfig(config(''));
+    const c = parseConfig(runtimeConfig(''));
     expect(c.runtime.workerYoungGenerationBytes).toBe(24 * 1024 * 1024);
     expect(workerResourceLimits(c)).toEqual({ maxYoungGenerationSizeMb: 24 });
   });
 
   it("reads sizes in nginx spelling or bytes; 0 leaves V8's own limit", () => {
-    expect(workerResourceLimits(parseConfig(config('worker_young_generation_bytes = "48m"')))).toEqual({
-      maxYoungGenerationSizeMb: 48,
-    });
-    expect(workerResourceLimits(parseConfig(config('worker_young_generation_bytes = 6291456')))).toEqual({
+    expect(workerResourceLimits(parseConfig(runtimeConfig('worker_young_generation_bytes = "48m"')))).toEqual(
+      {
+        maxYoungGenerationSizeMb: 48,
+      },
+    );
+    expect(
+      workerResourceLimits(parseConfig(runtimeConfig('worker_young_generation_bytes = 6291456'))),
+    ).toEqual({
       maxYoungGenerationSizeMb: 6,
     });
-    expect(workerResourceLimits(parseConfig(config('worker_young_generation_bytes = 0')))).toBeUndefined();
+    expect(
+      workerResourceLimits(parseConfig(runtimeConfig('worker_young_generation_bytes = 0'))),
+    ).toBeUndefined();
   });
 
   it('refuses a size V8 would not honour, naming the key', () => {
     for (const bad of ['"1m"', '"12 MB"', '-1', '"2g"', '"100g"', `${2 ** 30 + 1}`]) {
       let error: unknown;
       try {
-        parseConfig(config(`worker_young_generation_bytes = ${bad}`));
+        parseConfig(runtimeConfig(`worker_young_generation_bytes = ${bad}`));
       } catch (err) {
         error = err;
       }
@@ -45,8 +41,8 @@ describe('[runtime] worker_young_generation_bytes', () => {
   });
 
   it('needs a restart: a reload that changes it is refused by name', () => {
-    const a = parseConfig(config(''));
-    const b = parseConfig(config('worker_young_generation_bytes = "12m"'));
+    const a = parseConfig(runtimeConfig(''));
+    const b = parseConfig(runtimeConfig('worker_young_generation_bytes = "12m"'));
     expect(runtimeChanges(a, b)).toEqual(['runtime.worker_young_generation_bytes']);
   });
 
@@ -54,7 +50,9 @@ describe('[runtime] worker_young_generation_bytes', () => {
     // Keeps ~300,000 objects alive across scavenges until the new space has grown to its cap,
     // then reports its committed size (two semi-spaces).
     const grownNewSpace = (size: string) => {
-      const limits = workerResourceLimits(parseConfig(config(`worker_young_generation_bytes = "${size}"`)));
+      const limits = workerResourceLimits(
+        parseConfig(runtimeConfig(`worker_young_generation_bytes = "${size}"`)),
+      );
       const worker = new Worker(
         `const v8 = require('node:v8');
          let keep = [];
