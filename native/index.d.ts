@@ -82,12 +82,6 @@ export interface RingInfo {
    */
   readonly submitView?: boolean;
   /**
-   * The ACCEPT op (a one-shot accept of a descriptor, the peer's address in the record's buffer)
-   * is known. Absent in builds before it: accept with ACCEPT_MULTI and read the peer's address
-   * with address().
-   */
-  readonly acceptAddress?: boolean;
-  /**
    * init was given `submitArgs`: submitShared(bufs) may be called. Absent in builds before it.
    */
   readonly submitArgs?: boolean;
@@ -425,7 +419,6 @@ export declare const Op: Readonly<{
   RECV_SELECT: 17;
   ACCEPT_DIRECT: 18;
   SETSOCKOPT: 20;
-  ACCEPT: 21;
 }>;
 
 /** What submitShared's `bufs` is (submitArgs[2]): nothing, the lone buffer itself, an array. */

@@ -170,7 +170,6 @@ export const Op = Object.freeze({
   RECV_SELECT: 17,
   ACCEPT_DIRECT: 18,
   SETSOCKOPT: 20,
-  ACCEPT: 21,
 });
 
 /** What submitShared's `bufs` is (submitArgs[2]; Ring::BufsKind in src/ring.h). */

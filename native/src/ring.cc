@@ -282,8 +282,6 @@ Napi::Object Ring::Describe(Napi::Env env) const {
   if (directError_ != 0) o.Set("directFilesError", Napi::Number::New(env, -directError_));
   // submit(n, bufs) takes a lone buffer as `bufs` itself (index 0), not only an array.
   o.Set("submitView", Napi::Boolean::New(env, true));
-  // OP_ACCEPT (a one-shot accept of a descriptor with the peer's address) is known.
-  o.Set("acceptAddress", Napi::Boolean::New(env, true));
   // submitShared(bufs) reads its other arguments from init's submitArgs (it was given one).
   o.Set("submitArgs", Napi::Boolean::New(env, submitArgs_ != nullptr));
   o.Set("nodrop", Napi::Boolean::New(env, (features_ & IORING_FEAT_NODROP) != 0));
@@ -486,25 +484,18 @@ void Ring::Prep(Napi::Env env, const int32_t* r, Napi::Value bufs, uint32_t nbuf
         io_uring_prep_multishot_accept_direct(sqe, fd, nullptr, nullptr, 0);
         break;
       }
-      [[fallthrough]];
-    case OP_ACCEPT:
       ok = Pin(env, s, bufs, nbufs, r[F_BUF], &data, &len) && want <= len && want >= 8 && want % 4 == 0;
       if (!ok) break;
       {
-        // The peer's address comes with the accept: no getpeername (which a slot cannot do, and
-        // which costs a descriptor's accepted connection a syscall). The buffer's last 4 bytes
-        // hold the address length the kernel reads and writes (so an armed accept keeps no
-        // SlotOp: a listener has several armed), the address the bytes before.
+        // The peer's address comes with the accept: no getpeername, which a slot cannot do. The
+        // buffer's last 4 bytes hold the address length the kernel reads and writes (so an armed
+        // accept keeps no SlotOp: a listener has several armed), the address the bytes before.
         auto* bytes = static_cast<unsigned char*>(data);
         auto* addrLen = reinterpret_cast<socklen_t*>(bytes + want - sizeof(socklen_t));
         *addrLen = static_cast<socklen_t>(want - sizeof(socklen_t));
-        if (op == OP_ACCEPT) {
-          io_uring_prep_accept(sqe, fd, reinterpret_cast<sockaddr*>(bytes), addrLen, SOCK_CLOEXEC);
-        } else {
-          // liburing 2.3's prep_accept_direct adds 1 to the index: ALLOC - 1 asks for ALLOC.
-          io_uring_prep_accept_direct(sqe, fd, reinterpret_cast<sockaddr*>(bytes), addrLen, 0,
-                                      IORING_FILE_INDEX_ALLOC - 1);
-        }
+        // liburing 2.3's prep_accept_direct adds 1 to the index: ALLOC - 1 asks for ALLOC.
+        io_uring_prep_accept_direct(sqe, fd, reinterpret_cast<sockaddr*>(bytes), addrLen, 0,
+                                    IORING_FILE_INDEX_ALLOC - 1);
       }
       break;
     case OP_SETSOCKOPT: {
@@ -775,7 +766,7 @@ size_t Ring::Drain() {
       if (slot < slots_.size()) {
         Slot& s = slots_[slot];
         if (s.err != 0) res = s.err;
-        if ((s.op == OP_ACCEPT_MULTI || s.op == OP_ACCEPT) && res >= 0) fds_.insert(res);
+        if (s.op == OP_ACCEPT_MULTI && res >= 0) fds_.insert(res);
         else if (s.op == OP_ACCEPT_DIRECT && res >= 0) direct_.insert(res);
         if (s.tls != 0) conn = ConnAt(s.tls, s.tlsGen, -1);
         // A TLS recv's final completion may be told later (TlsRecv): released when it is.

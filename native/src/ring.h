@@ -63,8 +63,6 @@ enum Op : int32_t {
                              // bytes, native-endian socklen_t); aux 1: multishot, no address
   // 19: SOCKET direct (connect direct, a later slice).
   OP_SETSOCKOPT = 20,        // fd (a slot with the FIXED bit), aux: level, aux2: optname, len: the int value (URING_CMD, 6.7+)
-  OP_ACCEPT = 21,            // fd: listener; one-shot accept of a descriptor (res: the fd, SOCK_CLOEXEC), buf as
-                             // ACCEPT_DIRECT's one-shot: the peer's sockaddr, then its length (the last 4 bytes)
 };
 
 // IORING_OP_FIXED_FD_INSTALL (Linux 6.8; newer than liburing 2.3's header): a real descriptor

@@ -2,44 +2,36 @@
  * StreamListener on the io_uring ring: one multishot accept per listener, armed while someone
  * accepts and kept armed while connections flow; accepted descriptors queue up to
  * ACCEPT_HIGH_WATER with no acceptor, then the multishot is cancelled and the kernel's backlog
- * holds the rest. A TCP listener takes one-shot accepts instead (ONE_SHOT_ACCEPTS armed at once,
- * each with a sockaddr buffer the peer's address lands in, re-armed from their completions): on
- * descriptors (OP_ACCEPT, where the addon knows it) that saves a getpeername per connection; with
- * the ring's direct descriptor table (RingOptions.directFiles) it accepts into the table
- * (OP_ACCEPT_DIRECT: a slot has no getpeername) and arms none past the thread's maxConnections.
- * Not for socket creation (native listenTcp/listenUnix, called by driver.ts).
+ * holds the rest. With the ring's direct descriptor table (RingOptions.directFiles), a TCP
+ * listener accepts into it instead: DIRECT_ACCEPTS one-shot accepts armed at once, each with a
+ * sockaddr buffer the peer's address lands in (a slot has no getpeername), re-armed from their
+ * completions, and none armed past the thread's maxConnections. Not for socket creation (native
+ * listenTcp/listenUnix, called by driver.ts).
  */
 import { unlink } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { RuntimeError } from '../errors.js';
 import { ipv4Text, ipv6Text } from '../ip-text.js';
 import type { IoOptions, SocketAddress, StreamListener } from '../stream.js';
-import {
-  CQE_F_MORE,
-  FIXED_FILE_OP,
-  OP_ACCEPT,
-  OP_ACCEPT_DIRECT,
-  OP_ACCEPT_MULTI,
-  OP_CLOSE,
-} from './records.js';
+import { CQE_F_MORE, FIXED_FILE_OP, OP_ACCEPT_DIRECT, OP_ACCEPT_MULTI, OP_CLOSE } from './records.js';
 import { type CompletionFn, type CompletionTarget, TARGET_LISTENER } from './ring.js';
 import { cancelledError, type StreamHost, toSocketAddress, UringStream } from './stream.js';
 
 const { ECANCELED, ECONNABORTED } = constants.errno;
 const ACCEPT_HIGH_WATER = 64;
 /**
- * One-shot accepts armed at once per TCP listener (direct descriptors' page's K): a burst of
- * connections is taken this many per completion batch, as a multishot would, while each accept
- * still brings its own peer address.
+ * One-shot direct accepts armed at once per listener (the page's K): a burst of connections is
+ * taken this many per completion batch, as a multishot would, while each accept still brings
+ * its own peer address.
  */
-const ONE_SHOT_ACCEPTS = 8;
-/** Bytes of a one-shot accept's address buffer: a sockaddr_in6 (28), then its length (4; native writes it there). */
+const DIRECT_ACCEPTS = 8;
+/** Bytes of a direct accept's address buffer: a sockaddr_in6 (28), then its length (4; native writes it there). */
 const SOCKADDR_BYTES = 32;
 const AF_INET = 2;
 const AF_INET6 = 10;
 
 /**
- * The peer address a one-shot accept wrote (a sockaddr_in or sockaddr_in6), in the form native
+ * The peer address a direct accept wrote (a sockaddr_in or sockaddr_in6), in the form native
  * `address()` gives (inet_ntop's text), or undefined for another family.
  */
 export function decodeSockaddr(b: Uint8Array): SocketAddress | undefined {
@@ -77,16 +69,11 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   private armedSlot = -1;
   private cancelRequested = false;
   private readonly ready: number[] = [];
-  /** One-shot mode: the peer address of each `ready` descriptor or slot, in step with it. */
+  /** Direct mode: the peer address of each `ready` slot, in step with it. */
   private readonly readyPeers: (SocketAddress | undefined)[] = [];
-  /** Direct mode (TCP with the ring's direct table): accepts into the table (one-shot mode). */
+  /** Direct mode (TCP with the ring's direct table): one-shot accepts, see DIRECT_ACCEPTS. */
   private readonly direct: boolean;
-  /**
-   * One-shot mode (TCP: direct, or on descriptors with an addon that knows OP_ACCEPT): accepts
-   * with an address buffer each, see ONE_SHOT_ACCEPTS; else one multishot accept.
-   */
-  private readonly oneShot: boolean;
-  /** One-shot mode: the ring slots of the accepts in flight and their address buffers, in step. */
+  /** Direct mode: the ring slots of the accepts in flight and their address buffers, in step. */
   private readonly armedSlots: number[] = [];
   private readonly armedBufs: Uint8Array[] = [];
   private readonly waiters: AcceptWaiter[] = [];
@@ -111,7 +98,6 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
       kind === 'tcp' &&
       host.ring.maxDirect > 0 &&
       (this.streamLocal !== undefined || host.ring.info.directInstall === true);
-    this.oneShot = this.direct || (kind === 'tcp' && host.ring.info.acceptAddress === true);
   }
 
   accept(options?: IoOptions): Promise<UringStream> {
@@ -120,9 +106,8 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     if (signal?.aborted) return Promise.reject(cancelledError('accept', this.localAddress));
     const fd = this.ready.shift();
     if (fd !== undefined) {
-      const stream = this.wrap(fd, this.oneShot ? this.readyPeers.shift() : undefined);
-      // Room under ACCEPT_HIGH_WATER again (direct: the slot it held counted against maxConnections as pending).
-      if (this.oneShot) this.arm();
+      const stream = this.wrap(fd, this.direct ? this.readyPeers.shift() : undefined);
+      if (this.direct) this.arm(); // the slot it held counted against maxConnections as pending
       return Promise.resolve(stream);
     }
     return new Promise<UringStream>((resolve, reject) => {
@@ -153,7 +138,7 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     }
     for (const fd of this.ready.splice(0)) this.closeQuietly(fd);
     this.readyPeers.length = 0;
-    if (this.oneShot) {
+    if (this.direct) {
       for (const slot of this.armedSlots) this.host.ring.cancel(slot);
       if (this.armedSlots.length === 0) this.closeSocket();
     } else if (this.armedSlot >= 0) this.host.ring.cancel(this.armedSlot);
@@ -172,10 +157,10 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
     }
   }
 
-  /** Multishot accept completions, or a one-shot accept's. */
+  /** Multishot accept completions, or a direct accept's (one-shot). */
   onCompletion(res: number, flags: number, slot: number): void {
-    if (this.oneShot) {
-      this.onOneShotAccept(res, slot);
+    if (this.direct) {
+      this.onDirectAccept(res, slot);
       return;
     }
     const more = (flags & CQE_F_MORE) !== 0;
@@ -213,12 +198,12 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   }
 
   /**
-   * A one-shot accept completed: `res` is the descriptor or (direct) the slot, its peer's address
-   * in the accept's buffer, or -errno. EMFILE, ENFILE (direct: the table is full) and the like go
-   * to the next acceptor (the accept loop backs off, then accept() arms again); such a failure
-   * is not re-armed here, which would spin.
+   * A direct accept completed: `res` is the slot (its peer's address in the accept's buffer), or
+   * -errno. ENFILE (the table is full) and the like go to the next acceptor, as EMFILE does on
+   * descriptors (the accept loop backs off, then accept() arms again); such a failure is not
+   * re-armed here, which would spin.
    */
-  private onOneShotAccept(res: number, slot: number): void {
+  private onDirectAccept(res: number, slot: number): void {
     const at = this.armedSlots.indexOf(slot);
     const buf = at >= 0 ? this.armedBufs[at] : undefined;
     if (at >= 0) {
@@ -241,8 +226,8 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
         }
       }
     } else {
-      // No connection: the slot this accept held (direct) is free again.
-      if (this.direct) this.host.ring.directSlotFreed();
+      // No connection: the slot this accept held is free again.
+      this.host.ring.directSlotFreed();
       if (res === -ECANCELED) rearm = false;
       else if (res !== -ECONNABORTED && !this.closing) {
         rearm = false;
@@ -259,25 +244,24 @@ export class UringListener implements StreamListener<UringStream>, CompletionTar
   }
 
   /**
-   * Arms the accept: the multishot, or one-shot accepts up to ONE_SHOT_ACCEPTS while someone
-   * waits or fewer than ACCEPT_HIGH_WATER streams wait for an acceptor, and (direct) the thread
+   * Arms the accept: the multishot, or (direct) one-shot accepts up to DIRECT_ACCEPTS while
+   * someone waits or fewer than ACCEPT_HIGH_WATER streams wait for an acceptor, and the thread
    * is under maxConnections (else the ring arms it again once a direct stream leaves).
    */
   arm(): void {
     if (this.closing) return;
     const ring = this.host.ring;
-    if (this.oneShot) {
-      const op = this.direct ? OP_ACCEPT_DIRECT : OP_ACCEPT;
+    if (this.direct) {
       while (
-        this.armedSlots.length < ONE_SHOT_ACCEPTS &&
+        this.armedSlots.length < DIRECT_ACCEPTS &&
         (this.waiters.length > 0 || this.ready.length + this.armedSlots.length < ACCEPT_HIGH_WATER) &&
-        (!this.direct || ring.takeDirectSlot(this))
+        ring.takeDirectSlot(this)
       ) {
         const buf = new Uint8Array(SOCKADDR_BYTES);
         const slot = ring.alloc(this, TARGET_LISTENER);
         this.armedSlots.push(slot);
         this.armedBufs.push(buf);
-        ring.push(op, this.fd, slot, SOCKADDR_BYTES, buf, 0);
+        ring.push(OP_ACCEPT_DIRECT, this.fd, slot, SOCKADDR_BYTES, buf, 0);
       }
       return;
     }

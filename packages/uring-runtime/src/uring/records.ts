@@ -57,11 +57,6 @@ export const OP_RECV_SELECT = 17;
 export const OP_ACCEPT_DIRECT = 18;
 /** setsockopt on `fd` (a slot, with FIXED_FILE_OP): aux = level, aux2 = optname, len = the int value. */
 export const OP_SETSOCKOPT = 20;
-/**
- * One-shot accept of a descriptor (res: the fd), the peer's sockaddr written into `buf` as
- * ACCEPT_DIRECT's one-shot does (ringInfo.acceptAddress: the addon knows it).
- */
-export const OP_ACCEPT = 21;
 /** IOSQE_FIXED_FILE in a record's op word: its `fd` is a slot of the direct descriptor table. */
 export const FIXED_FILE_OP = 1 << 8;
 

@@ -60,11 +60,6 @@ async function sendOverLoopback(
   const accepted = l[Symbol.asyncIterator]();
   const c = await driver.connectTcp({ host: '127.0.0.1', port: address.port });
   const s = (await accepted.next()).value!;
-  // The listener re-arms its one-shot accept (with its address buffer) in the accept's turn, and
-  // that turn's flush runs in the loop's check phase, after this continuation. A timer fires in a
-  // later turn's timers phase, so after that flush whatever the load (an order of loop phases, not
-  // a race against time: REVIEW F243): the send's flush then carries its own buffer alone.
-  await new Promise((resolve) => setTimeout(resolve, 1));
   try {
     beforeSend();
     await c.writeAll(Buffer.from(text));
