@@ -172,9 +172,23 @@ export class FileSink implements AccessSink {
 
   pushText(r: AccessRecord): void {
     if (this.#closed) return;
-    this.#room(textLineNeed(r));
+    const need = this.#pendingBytes + textLineNeed(r);
+    if (need > this.#buf.length) this.#grow(need);
     // ASCII only: the file holds UTF-8, which a latin1 byte above 0x7f is not (such a line is push()ed).
     const end = textLineInto(r, this.#buf, this.#view, this.#pendingBytes, 0x7f);
+    // Most lines: kept, with a write already timed. Everything else (the line that starts a
+    // write's timer, or its bytes, or is dropped, or is push()ed) goes through #lineRest, a call
+    // every line that sets the timer makes, from the first line on: its rare paths (the first
+    // write by bytes, a line textLineInto leaves to textLineOf) are then in a function called
+    // now and then, and do not deoptimize this one when they first run (V8 compiled them in as
+    // "insufficient type feedback" exits; bench/http-proxy/deopts-2026-12-07.md).
+    if (end >= 0 && end < this.flushBytes && end <= this.maxPending && this.#timer !== null)
+      this.#pendingBytes = end;
+    else this.#lineRest(r, end);
+  }
+
+  /** pushText's line past its common case: `end` as textLineInto returned it. */
+  #lineRest(r: AccessRecord, end: number): void {
     if (end < 0) this.push(textLineOf(r));
     else this.#added(end);
   }
@@ -182,7 +196,15 @@ export class FileSink implements AccessSink {
   /** Room for `bytes` more pending bytes (the buffer grows; what is pending is kept). */
   #room(bytes: number): void {
     const need = this.#pendingBytes + bytes;
-    if (need <= this.#buf.length) return;
+    if (need > this.#buf.length) this.#grow(need);
+  }
+
+  /**
+   * A buffer of at least `need` bytes holding what is pending: the spare one, or a new one. Its
+   * own function, called from the first line on (the first buffer) and at each write after: its
+   * branches that run later (a spare too small) are not compiled into the line's path as exits.
+   */
+  #grow(need: number): void {
     let buf = this.#spare;
     this.#spare = null;
     if (buf === null || buf.length < need)
