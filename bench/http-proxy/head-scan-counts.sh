@@ -2,6 +2,7 @@
 # Whole-process instructions (callgrind Ir) of head-scan-harness.mjs at N and 2N pairs of heads
 # for each built checkout given, and (Ir(2N) - Ir(N)) / N a pair: the head scanner's crossing
 # and scan as the decoder calls them, start-up subtracted (issue 18). Untimed: run it polite.
+# N below ~20,000 reads node start-up noise (a few million Ir run to run), not the heads.
 # Usage: bench/http-proxy/head-scan-counts.sh [-n N=20000] <checkout>...
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
