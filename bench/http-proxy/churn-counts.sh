@@ -9,8 +9,9 @@
 #   strace    strace -f -c of the whole process tree (syscalls by name)
 #   uring     perf record of io_uring:io_uring_submit_req (SQEs by opcode) and
 #             io_uring:io_uring_poll_arm (armed polls by opcode), summed by perf script
-#   perf      perf stat of instructions and cycles, user and kernel apart (every thread)
-#   record    perf record at 999 Hz (every thread; loch with --perf-basic-prof so JIT code is
+#   perf      perf stat of instructions and cycles, user and kernel apart (every thread; needs
+#             hardware counters, which a VM may not have: then OUT reads <not supported>)
+#   record    perf record -g at 999 Hz (every thread; loch with --perf-basic-prof so JIT code is
 #             named); OUT gets perf report's flat table (self, by symbol)
 #   callgrind valgrind --tool=callgrind on the whole process (every thread: user-space Ir; the
 #             files OUT.<pid>, one per process (nginx: master and worker); loch's V8 map as
@@ -160,7 +161,7 @@ case "$MODE" in
   perf) perf stat -x, -o "$OUT" -e instructions:u,instructions:k,cycles:u,cycles:k \
       -p "$(IFS=,; echo "${targets[*]}")" &
     tracer=$! ;;
-  record) perf record -q -F 999 -o "$work/perf.data" -p "$(IFS=,; echo "${targets[*]}")" > /dev/null 2>&1 &
+  record) perf record -q -g -F 999 -o "$work/perf.data" -p "$(IFS=,; echo "${targets[*]}")" > /dev/null 2>&1 &
     tracer=$! ;;
   callgrind) tracer= ;;
 esac
@@ -172,7 +173,7 @@ case "$MODE" in
   strace) kill -INT "$tracer"; wait "$tracer" || true ;;
   perf) kill -INT "$tracer"; wait "$tracer" || true ;;
   record) kill -INT "$tracer"; wait "$tracer" || true
-    perf report -i "$work/perf.data" --no-children --sort sym --stdio 2>/dev/null | grep -v '^$' | head -120 > "$OUT" ;;
+    perf report -i "$work/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null > "$OUT" ;;
   uring) kill -INT "$tracer"; wait "$tracer" || true
     perf script -i "$work/perf.data" -F event,trace 2>/dev/null |
       sed -E 's/^ *io_uring:(io_uring_[a-z_]+):.*opcode ([A-Z_0-9]+).*/\1 \2/' | sort | uniq -c > "$OUT" ;;

@@ -51,9 +51,10 @@ async function parkedPair(
   listener: StreamListener,
   port: number,
   ask: 'facts' | 'remoteAddress' = 'facts',
+  host = '127.0.0.1',
 ) {
   const accepted = listener.accept();
-  const peer = (await driver.connectTcp({ host: '127.0.0.1', port })) as UringStream;
+  const peer = (await driver.connectTcp({ host, port })) as UringStream;
   const served = (await accepted) as UringStream;
   void served[ask]; // a server reads every connection's client address once
   const parker = new Parker(served);
@@ -64,14 +65,14 @@ async function parkedPair(
 }
 
 describe.skipIf(!probe.available)('uring driver: an idle stream', () => {
-  it('a parked plain stream holds 14 fields (33 before the rare parts moved out, 17 before its facts held its remote address and its TLS state its conn id, 15 before its in-flight count went into its bits)', async () => {
+  it('a parked plain stream holds 15 fields (33 before the rare parts moved out, 17 before its facts held its remote address and its TLS state its conn id, 15 before its in-flight count went into its bits, 14 before its peer became text and a port)', async () => {
     const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
     try {
       const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
       const { served } = await parkedPair(driver, listener, portOf(listener));
       // Own properties are the object's fields: TypeScript's `private` ones are plain properties.
       const fields = Object.getOwnPropertyNames(served);
-      expect(fields.length).toBeLessThanOrEqual(14);
+      expect(fields.length).toBeLessThanOrEqual(15);
       for (const gone of [
         'tlsSent',
         'tlsEvents',
@@ -100,23 +101,50 @@ describe.skipIf(!probe.available)('uring driver: an idle stream', () => {
     }
   });
 
-  it('a stream asked only its remote address holds no facts object (64 B per idle connection)', async () => {
+  it('a stream asked only its remote address holds no facts object (64 B per idle connection) and no address object (48 B)', async () => {
     const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
     try {
       const listener = await driver.listenTcp({ host: '127.0.0.1', port: 0 });
       const { peer, served } = await parkedPair(driver, listener, portOf(listener), 'remoteAddress');
       const address = served.remoteAddress;
       expect(address).toEqual(peer.localAddress);
-      // No field of the parked stream holds a facts object (whose key is clientAddress).
+      // No field of the parked stream holds a facts object (whose key is clientAddress) or an
+      // address object of its own (whose key is family; its local address is the listener's,
+      // shared by every connection): the peer is its text and a port.
       const held = Object.values(served).filter(
-        (v) => typeof v === 'object' && v !== null && 'clientAddress' in v,
+        (v) =>
+          typeof v === 'object' &&
+          v !== null &&
+          v !== listener.localAddress &&
+          ('clientAddress' in v || 'family' in v),
       );
       expect(held).toEqual([]);
-      // Asked later, the facts are made on that same address object, and kept.
+      // Asked again, the same address (no second getpeername: the stream kept it).
+      expect(served.remoteAddress).toEqual(address);
+      // Asked later, the facts are made on the address, and kept with it.
       const facts = served.facts;
-      expect(facts.clientAddress).toBe(address);
+      expect(facts.clientAddress).toEqual(address);
       expect(served.facts).toBe(facts);
-      expect(served.remoteAddress).toBe(address);
+      expect(served.remoteAddress).toBe(facts.clientAddress);
+      await listener.close();
+    } finally {
+      await driver.close();
+    }
+  });
+
+  it("an IPv6 peer's address comes back as IPv6 with its port, kept as text", async () => {
+    const driver = createUringDriver({ entries: 64, bufferCount: 16, bufferSize: 4096 });
+    try {
+      const listener = await driver.listenTcp({ host: '::1', port: 0 });
+      const a = await parkedPair(driver, listener, portOf(listener), 'remoteAddress', '::1');
+      const b = await parkedPair(driver, listener, portOf(listener), 'remoteAddress', '::1');
+      expect(a.served.remoteAddress).toEqual(a.peer.localAddress);
+      expect(a.served.remoteAddress).toMatchObject({ family: 'ipv6', address: '::1' });
+      expect(b.served.remoteAddress).toEqual(b.peer.localAddress);
+      const text = (s: UringStream) => (s as unknown as { peer: unknown }).peer;
+      expect(text(a.served)).toBe('::1');
+      // The facts made later carry the same address.
+      expect(a.served.facts.clientAddress).toEqual(a.peer.localAddress);
       await listener.close();
     } finally {
       await driver.close();

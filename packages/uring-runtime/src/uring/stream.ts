@@ -78,6 +78,8 @@ const RECV_HIGH_WATER = 16;
  */
 const TLS_HELD_SLACK = 16 * 1024;
 const UNKNOWN_ADDRESS: SocketAddress = { family: 'ipv4', address: '0.0.0.0', port: 0 };
+/** Added to UringStream.peerPort for an IPv6 peer (ports are below it). */
+const IPV6_PEER = 65536;
 
 /** What a stream needs from its driver. */
 export interface StreamHost {
@@ -660,8 +662,15 @@ export class UringStream
    * in `rare`: a server reads every connection's client address once, and a StreamRare per idle
    * connection cost ~90 B more than this field. A server that asks `remoteAddress` only (see
    * RuntimeStream.hasPlainFacts) holds no facts object: 64 B less per idle connection.
+   *
+   * An IP peer's address is kept as its text alone (interned: one string for every connection
+   * from a client) with the port in `peerPort`, and `remoteAddress` builds the object when asked
+   * (a server asks once a request): an idle connection holds no address object, 48 B, for the
+   * 8 B of `peerPort` (issue 18). A Unix peer keeps its object.
    */
-  private peer: SocketAddress | ConnectionFacts | undefined = undefined;
+  private peer: SocketAddress | ConnectionFacts | string | undefined = undefined;
+  /** The port of an IP peer kept as text in `peer`, plus IPV6_PEER for an IPv6 one. */
+  private peerPort = 0;
   /**
    * In-ring TLS: its state (made by attachTls; its `conn` is the ring's conn id + 1, 0: plain).
    * A field of its own, not in `rare`: a TLS stream keeps its state for life, and a StreamRare
@@ -679,7 +688,7 @@ export class UringStream
   ) {
     super();
     this.bits = (kind === 'unix' ? UNIX : 0) | (direct ? DIRECT : 0);
-    this.peer = remote;
+    if (remote !== undefined) this.keepPeer(remote);
     this.local = local;
     (direct ? host.ring.directStreams : host.ring.streams).add(this);
   }
@@ -788,7 +797,23 @@ export class UringStream
   /** The remote address if known yet (error messages): no syscall. */
   private get remote(): SocketAddress | undefined {
     const peer = this.peer;
+    if (typeof peer === 'string') {
+      const port = this.peerPort;
+      return port >= IPV6_PEER
+        ? { family: 'ipv6', address: peer, port: port - IPV6_PEER }
+        : { family: 'ipv4', address: peer, port };
+    }
     return peer !== undefined && 'clientAddress' in peer ? peer.clientAddress : peer;
+  }
+
+  /** Keeps `address` as the peer's (an IP one as its text and port: see `peer`); returns it. */
+  private keepPeer(address: SocketAddress): SocketAddress {
+    if (address.family === 'unix' || address === UNKNOWN_ADDRESS) this.peer = address;
+    else {
+      this.peer = internAddress(address.address);
+      this.peerPort = address.family === 'ipv6' ? address.port + IPV6_PEER : address.port;
+    }
+    return address;
   }
 
   /** The ring serving this stream (the thread's). */
@@ -813,15 +838,14 @@ export class UringStream
     const known = this.remote;
     if (known !== undefined) return known;
     // A direct stream's accept brought its peer's address (UringListener.wrap), except a Unix one's.
-    const a = this.nativeAddress(true);
-    return (this.peer = toSocketAddress(a));
+    return this.keepPeer(toSocketAddress(this.nativeAddress(true)));
   }
 
   /** Plain facts (no TLS, the peer is the client), made on first use (see `peer`). */
   get facts(): ConnectionFacts {
     const peer = this.peer;
-    if (peer !== undefined && 'clientAddress' in peer) return peer;
-    return (this.peer = plainFacts(peer ?? this.remoteAddress));
+    if (typeof peer === 'object' && 'clientAddress' in peer) return peer;
+    return (this.peer = plainFacts(this.remoteAddress));
   }
 
   get localAddress(): SocketAddress {
@@ -840,7 +864,7 @@ export class UringStream
     if (this.closing) return undefined;
     const a = this.nativeAddress(true);
     if (!('family' in a)) return undefined;
-    return (this.peer = toSocketAddress(a));
+    return this.keepPeer(toSocketAddress(a));
   }
 
   setNoDelay(enabled: boolean): void {
