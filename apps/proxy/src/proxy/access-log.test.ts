@@ -518,6 +518,33 @@ describe('FileSink', () => {
     expect(seen).toEqual([expect.stringMatching(/38 line\(s\) dropped: the disk did not keep up/)]);
   });
 
+  it('pushText lines are written on the tick, not only on close', async () => {
+    // pushText's common case only stores the line: the write must still be timed by the first.
+    const path = join(dir, 'tick-text.log');
+    const sink = new FileSink(path, report, 5);
+    const records = Array.from({ length: 10 }, (_, i) => record({ status: 200 + i }));
+    for (const r of records) sink.pushText(r);
+    const ten = records.map((r) => textLine(r)).join('');
+    // Written by the tick, not by close(): wait for the file (a loaded machine runs timers late).
+    for (let waited = 0; readFileSync(path, 'utf8') !== ten && waited < 30_000; waited += 20)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(readFileSync(path, 'utf8')).toBe(ten);
+    await sink.close();
+  });
+
+  it('pushText drops what is past maxPending even with no write in flight (maxPending below flushBytes)', async () => {
+    const path = join(dir, 'small-pending-text.log');
+    const seen: string[] = [];
+    const r = record();
+    const line = textLine(r);
+    // No write starts before 10 lines; only 3 may wait.
+    const sink = new FileSink(path, (m) => seen.push(m), 5, 3 * line.length, 10 * line.length);
+    for (let i = 0; i < 5; i++) sink.pushText(r);
+    await sink.close();
+    expect(readFileSync(path, 'utf8')).toBe(line.repeat(3));
+    expect(seen).toEqual([expect.stringMatching(/2 line\(s\) dropped: the disk did not keep up/)]);
+  });
+
   it('refuses a path that cannot be opened with a typed error', () => {
     expect(() => new FileSink(join(dir, 'missing-dir', 'x.log'), report)).toThrow(AccessLogFileError);
     try {

@@ -172,8 +172,7 @@ export class FileSink implements AccessSink {
 
   pushText(r: AccessRecord): void {
     if (this.#closed) return;
-    const need = this.#pendingBytes + textLineNeed(r);
-    if (need > this.#buf.length) this.#grow(need);
+    this.#room(textLineNeed(r));
     // ASCII only: the file holds UTF-8, which a latin1 byte above 0x7f is not (such a line is push()ed).
     const end = textLineInto(r, this.#buf, this.#view, this.#pendingBytes, 0x7f);
     // Most lines: kept, with a write already timed. Everything else (the line that starts a
@@ -272,17 +271,21 @@ export class FileSink implements AccessSink {
     if (this.#spare === null && this.#out.length <= BUFFER_BYTES) this.#spare = this.#out;
     this.#out = NO_BYTES;
     if (error !== null) this.report(`access log ${this.path}: write failed: ${error.message}`);
-    if (this.#dropped > 0) {
-      this.report(
-        `access log ${this.path}: ${this.#dropped} line(s) dropped: the disk did not keep up (${this.maxPending} bytes pending)`,
-      );
-      this.#dropped = 0;
-    }
+    this.#reportDropped();
     if (this.#reopenWanted || this.#pendingBytes >= this.flushBytes) this.#writeSoon();
     else if (this.#pendingBytes > 0 && this.#timer === null)
       this.#timer = setTimeout(this.#onTick, this.flushMs);
     else this.#settle();
   };
+
+  /** Reports the lines dropped since the last report (after a write, and at a flush or close). */
+  #reportDropped(): void {
+    if (this.#dropped === 0) return;
+    this.report(
+      `access log ${this.path}: ${this.#dropped} line(s) dropped: the disk did not keep up (${this.maxPending} bytes pending)`,
+    );
+    this.#dropped = 0;
+  }
 
   #doReopen(): void {
     this.#reopenWanted = false;
@@ -314,7 +317,11 @@ export class FileSink implements AccessSink {
   }
 
   flush(): void {
-    if (this.#closed || this.#pendingBytes === 0) return;
+    if (this.#closed) return;
+    if (this.#pendingBytes === 0) {
+      this.#reportDropped();
+      return;
+    }
     if (this.#writing) {
       // The write in flight goes first; the rest follows it (order kept).
       this.#writeSoon();
@@ -331,6 +338,7 @@ export class FileSink implements AccessSink {
     } catch (error) {
       this.report(`access log ${this.path}: write failed: ${(error as Error).message}`);
     }
+    this.#reportDropped();
   }
 
   /** Resolves once the file at `path` is the one written (lines pending are written first). */
