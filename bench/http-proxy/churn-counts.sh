@@ -19,7 +19,7 @@
 # N connections, one `GET /128` each, 8 at a time, from a node client that is not traced, after
 # WARM (env, default 0) connections the same way before the tracer attaches (the JIT's tiers up). The
 # upstream is nginx static on 127.0.0.1 (the bench's backend). Per connection = (run at N - run
-# at 0) / N: run N=0 and N=2000 and diff them (churn-counts-diff.py).
+# at 0) / N: run N=0 and N=2000 and diff them (bench/uring-direct/proxy-local-address-diff.py).
 set -euo pipefail
 PEER=$1 MODE=$2 N=$3 OUT=$4
 PORT=${PORT:-21011} UP=${UP:-21012} ADMIN=${ADMIN:-21013}
@@ -53,7 +53,16 @@ http {
 }
 EOF
 nginx -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' &
-pids+=($!)
+up_pid=$!
+pids+=("$up_pid")
+# The upstream must be up: a failed bind would leave the proxy answering 502 and an N = 0 run
+# that "succeeds" (REVIEW F249).
+for _ in $(seq 1 300); do
+  ss -ltnH "sport = :$UP" | grep -q . && break
+  kill -0 "$up_pid" 2> /dev/null || break
+  sleep 0.1
+done
+ss -ltnH "sport = :$UP" | grep -q . && kill -0 "$up_pid" 2> /dev/null || { echo "upstream nginx did not start on $UP" >&2; exit 1; }
 
 if [ "$PEER" = nginx ]; then
   cat > "$work/px/nginx.conf" <<EOF
@@ -146,7 +155,7 @@ if ($1 === 0) process.exit(0);
 "
 }
 # A first request warms the upstream connection and the code paths both runs share; then attach.
-curl -s -o /dev/null "http://127.0.0.1:$PORT/128"
+curl -sf -o /dev/null "http://127.0.0.1:$PORT/128" || { echo "the proxy did not answer 200" >&2; exit 1; }
 connections "${WARM:-0}"
 sleep 1
 # The peer and its children (nginx's worker is a child of its master); strace -f and perf -p

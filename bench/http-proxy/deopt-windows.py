@@ -6,7 +6,8 @@ Reads deopt-windows.sh's points.jsonl (TRACE=1 runs: node ran with --trace-opt
 prints, per tree:
   1. each deopt site of loch's code (packages/, apps/: the `;;; deoptimize at` line's innermost
      position, in dist JS) with its function, kind and reason, its count per instance and the
-     windows it fell in ("w" = the warm-up and start-up before the first window);
+     windows it fell in ("w" = the warm-up and start-up before the first window, "gap" =
+     between two windows, "end" = after the last);
   2. per instance and window: the window's start (s), CPU us a request, deopts, optimizations.
 Two workers write into one output, so one worker's lines can fall between another's bailout
 line and its `deoptimize at` line: a bailout is matched with the next `deoptimize at` line that
@@ -32,7 +33,11 @@ def window_of(pos: int, windows: list) -> str:
     for k, w in enumerate(windows):
         if w['from'] <= pos < w['to']:
             return str(k + 1)
-    return 'w' if pos < windows[0]['from'] else 'end'
+    # Before the first window: the warm-up; after the last: the stop; between two: the gap
+    # (the last wrk's closes and the next one's connects).
+    if pos < windows[0]['from']:
+        return 'w'
+    return 'end' if pos >= windows[-1]['to'] else 'gap'
 
 
 def read(point: dict):
@@ -102,7 +107,7 @@ def main() -> None:
         rows = sorted(sites.items(), key=lambda kv: -sum(len(v) for v in kv[1].values()))
         for (fn, kind, reason, site), by in rows[:most]:
             wins = collections.Counter(w for v in by.values() for w in v)
-            order = sorted(wins, key=lambda w: (w not in ('w',), w == 'end', int(w) if w.isdigit() else 0))
+            order = sorted(wins, key=lambda w: (w != 'w', w == 'gap', w == 'end', int(w) if w.isdigit() else 0))
             print(f'| {fn} | {kind} | {reason} | {site} | ' + ' | '.join(str(len(by.get(i, []))) for i in insts) +
                   ' | ' + ', '.join(f'{w}:{wins[w]}' if wins[w] > 1 else w for w in order) + ' |')
         if len(rows) > most:
@@ -110,13 +115,13 @@ def main() -> None:
         print()
         print('Per window: start (s), CPU us a request (traced: not the product\'s), eager deopts of loch '
               'code / optimizations / code marked by "weak objects" / by code dependencies / mark-compacts '
-              '/ idle trims ("w": before the first window).')
+              '/ idle trims ("w": before the first window; "gap": between windows, all gaps together).')
         print()
         print('| instance | window | start s | us/req | deopts | opts | weak | deps | MC | trims |')
         print('|---|---|---|---|---|---|---|---|---|---|')
         for p, opt_n, deopt_n, _, ev in per_instance:
             rows = [('w', '', '')] + [(str(k + 1), f'{w["t"]:.0f}', f'{w["cpu_us"]:.1f}') for k, w in enumerate(p['windows'])]
-            rows.append(('end', '', ''))
+            rows += [('gap', '', ''), ('end', '', '')]
             for key, t, us in rows:
                 e = ev[key]
                 print(f'| {p["instance"]} | {key} | {t} | {us} | {deopt_n[key]} | {opt_n[key]} | {e["weak"]} | '

@@ -15,7 +15,8 @@
  * What it is worth (REVIEW F234, bench/thrift/readings-2026-12-07l.md): held, 8 rotated rounds, loch's
  * CPU a 10 KiB call with the mark over the same tree with it never set: median 0.897 (7 of 8 under);
  * at 32 B (prefix and body arrive together) 1.00. Where it goes (REVIEW F241, readings-2026-12-07m.md,
- * 3 more held rounds, 0.834): ~70% system time (-5.4 of -7.8 us a call), the rest user time; traced
+ * 3 more held rounds, 0.834): mostly system time (54% and 79% of the two rounds that saved; the
+ * third saved nothing), the rest user time; traced
  * while the loop sleeps about once an arrival, 0.48 frames a call had their prefix received alone
  * without the mark (a receive through task work, and the frame sent as a two-part SENDMSG).
  *
