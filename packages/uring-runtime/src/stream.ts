@@ -127,7 +127,10 @@ export function plainFacts(remote: SocketAddress): ConnectionFacts {
 
 /** A connected, bidirectional byte stream (TCP or Unix). */
 export interface ByteStream {
-  /** Address of the remote peer. */
+  /**
+   * Address of the remote peer. Equal on every read, not always the same object: an io_uring
+   * stream keeps an IP peer as text and a port and builds the object when asked (compare by value).
+   */
   readonly remoteAddress: SocketAddress;
   /** Address of this end. */
   readonly localAddress: SocketAddress;
