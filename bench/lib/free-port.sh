@@ -7,14 +7,21 @@
 # Unlike free-port.ts it cannot remember what it gave ($(free_port) runs in a subshell): two calls
 # before the first port is bound may return the same port (~1 in 4,500 with this range); a script
 # that needs two ports at once checks they differ.
+# FREE_PORT_RANGE=LO-HI (optional) takes the port from that range instead: a session that gives
+# each of its concurrent runs a range of its own (bench/http-proxy/deopt-windows.sh's PORTS).
 free_port() {
-  /usr/bin/python3 - <<'PY'
+  /usr/bin/python3 - "${FREE_PORT_RANGE:-}" <<'PY'
 import random, socket, sys
-high = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[1])
-if high >= 65535:
-    sys.exit('free_port: the ephemeral range reaches 65535: no port above it')
+if sys.argv[1]:
+    lo, hi = map(int, sys.argv[1].split('-'))
+    where = 'in ' + sys.argv[1]
+else:
+    high = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[1])
+    if high >= 65535:
+        sys.exit('free_port: the ephemeral range reaches 65535: no port above it')
+    lo, hi, where = high + 1, 65535, 'above the ephemeral range'
 for _ in range(200):
-    port = random.randrange(high + 1, 65536)
+    port = random.randrange(lo, hi + 1)
     s = socket.socket()
     try:
         s.bind(('127.0.0.1', port))
@@ -25,6 +32,6 @@ for _ in range(200):
     print(port)
     break
 else:
-    sys.exit('free_port: no free port above the ephemeral range in 200 tries')
+    sys.exit('free_port: no free port ' + where + ' in 200 tries')
 PY
 }
