@@ -154,7 +154,9 @@ describe('FrameReader.recvLowWater', () => {
           const ends: number[] = [];
           let end = 0;
           for (const f of frames) ends.push((end += f.length));
-          const reader = new FrameReader(stream(), { framing });
+          const s = stream();
+          const reader = new FrameReader(s, { framing });
+          const applied = new RecvLowWater(s);
           let at = 0;
           let got = 0;
           for (let i = 0; at < bytes.length; i++) {
@@ -175,6 +177,10 @@ describe('FrameReader.recvLowWater', () => {
               expect(mark).toBeGreaterThanOrEqual(1);
               expect(mark).toBeLessThanOrEqual(Math.min(5, ends[got]! - at));
             }
+            // What RecvLowWater applies (its shortcut at a boundary included) is the reader's mark.
+            applied.update(reader);
+            expect(applied.mark).toBe(mark);
+            expect(s.marks.at(-1) ?? 1).toBe(mark);
           }
           expect(got).toBe(frames.length);
         },
@@ -216,6 +222,35 @@ describe('RecvLowWater', () => {
     mark.update(reader);
     expect(s.marks).toEqual([5, 2, 5]);
   });
+
+  it.each([1, 2, 3, 4])(
+    'lowers the mark for a frame missing %i byte(s), whether its body is copied or held in place, and raises it after',
+    (missing) => {
+      for (const inPlace of [false, true]) {
+        const s = stream();
+        const reader = new FrameReader(s, { framing: 'framed' });
+        const mark = new RecvLowWater(s);
+        const frame = rawFrame(300);
+        mark.update(reader);
+        // The prefix alone first (Apache Go writes it so), then all but the last `missing` bytes.
+        reader.feed(frame.subarray(0, 4));
+        expect(reader.poll()).toBeNull();
+        mark.update(reader);
+        const body = frame.slice(4, frame.length - missing);
+        if (inPlace) reader.feedChunk({ bytes: body, release: () => {} });
+        else reader.feed(body);
+        expect(reader.poll()).toBeNull();
+        mark.update(reader);
+        expect(mark.mark).toBe(missing);
+        reader.feed(frame.subarray(frame.length - missing));
+        expect(reader.poll()).not.toBeNull();
+        reader.recycle();
+        mark.update(reader);
+        expect(mark.mark).toBe(5);
+        expect(s.marks).toEqual([5, missing, 5]);
+      }
+    },
+  );
 
   it('asks nothing of a stream without the call, and stops asking one that answers false (the legacy driver)', () => {
     const none = stream('absent');
