@@ -13,7 +13,8 @@
 # CONTINUOUS=1: one wrk over all the windows, each window read as it passes (its requests from
 # the access log), so no gap between windows.
 # Env: WORKERS (default 2), CPUS (default 0-1; 1 worker: 1), PORTS (LO-HI), CONTINUOUS, LOCH_ENV, TRACE=1 (trace flags; the traces
-# cost CPU themselves, so a TRACE run's us are not the product's; TRACE_ARGS replaces the flags), ROTATE.
+# cost CPU themselves, so a TRACE run's us are not the product's; TRACE_ARGS replaces the flags), ROTATE,
+# WRK_HEADER (one header every wrk sends, e.g. 'Connection: close' for connection churn).
 # Prints one JSON line per instance: {"tree", "instance", "out" (the node output file), "windows":
 # [{"t" (s since the proxy answered, at the window's start), "cpu_us", "rps", "from", "to"
 # (byte offsets of out)}]}; the run dir keeps each instance's out and access log.
@@ -61,6 +62,8 @@ node_args=''
 # LOCH_ENV="NAME=value ...": set for loch (e.g. LOCH_IDLE_TRIM_MS=0, NODE_DEBUG=loch); LOCH_ENV_<label>
 # for one tree's instances only (a label may name the same tree as another: one build, two settings).
 loch_env=${LOCH_ENV:-}
+wrk_extra=()
+[ -n "${WRK_HEADER:-}" ] && wrk_extra=(-H "$WRK_HEADER")
 
 # utime + stime (clock ticks) of the proxy process: every thread, live or exited (loch's workers
 # are threads of it). One read, so the gap between windows stays short (an idle second would run
@@ -98,12 +101,12 @@ for i in $(seq 1 "$instances"); do
     wait_http "$port" "/$size"
     t0=$(date +%s.%N)
     url="http://127.0.0.1:$port/$size"
-    [ "$warm" != 0 ] && taskset -c 0 wrk -t1 -c"$conns" -d"${warm}s" "$url" >/dev/null
+    [ "$warm" != 0 ] && taskset -c 0 wrk -t1 -c"$conns" "${wrk_extra[@]}" -d"${warm}s" "$url" >/dev/null
     wins=''
     if [ "${CONTINUOUS:-0}" = 1 ]; then
       # One wrk for the whole run; each window's requests are the access log's new lines (flushed
       # every 50 ms: a window's count is off by at most that much of its load).
-      taskset -c 0 wrk -t1 -c"$conns" -d"$((nwin * (seconds + 1)))s" "$url" >"$p/wrk" &
+      taskset -c 0 wrk -t1 -c"$conns" "${wrk_extra[@]}" -d"$((nwin * (seconds + 1)))s" "$url" >"$p/wrk" &
       wrk_pid=$!
       pids+=("$wrk_pid")
       sleep 0.5
@@ -127,7 +130,7 @@ for i in $(seq 1 "$instances"); do
         ws=$(date +%s.%N)
         from=$(stat -c %s "$p/out")
         c0=$(ticks "$proxy")
-        taskset -c 0 wrk -t1 -c"$conns" -d"${seconds}s" "$url" >"$p/wrk"
+        taskset -c 0 wrk -t1 -c"$conns" "${wrk_extra[@]}" -d"${seconds}s" "$url" >"$p/wrk"
         c1=$(ticks "$proxy")
         to=$(stat -c %s "$p/out")
         req=$(awk '/requests in/ {print $1}' "$p/wrk")
