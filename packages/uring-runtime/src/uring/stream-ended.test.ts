@@ -98,4 +98,20 @@ describe.skipIf(!probe.available)('uring stream: recvTo after the end, a failure
     await closed;
     await listener.close();
   });
+
+  it("a receive cancelled by close() fails with an ECANCELED that carries no stack frames (one a closed connection under churn), and the thread's stack limit is left as it was", async () => {
+    const { served, listener } = await servedPair();
+    const limit = Error.stackTraceLimit;
+    const pending = recvOnce(served);
+    await served.close();
+    const { text, error } = await pending;
+    expect(text).toBeNull();
+    const e = error as RuntimeError;
+    expect(e.code).toBe('ECANCELED');
+    expect(e.syscall).toBe('recv');
+    expect(e.stack?.split('\n')).toEqual([`RuntimeError: ${e.message}`]);
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new Error('x').stack?.split('\n').length).toBeGreaterThan(1);
+    await listener.close();
+  });
 });

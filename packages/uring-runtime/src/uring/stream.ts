@@ -123,13 +123,26 @@ function brokenWriteError(
   return RuntimeError.fromErrno(-EPIPE, syscall, address, buffer);
 }
 
-/** An aborted or cancelled op's error: ECANCELED with the buffer handed back. */
+/**
+ * An aborted or cancelled op's error: ECANCELED with the buffer handed back. Made without a stack
+ * trace (its `stack` is its message line): close() makes one for the receive a server connection
+ * leaves armed while its handler works (the client watch), so under connection churn one a
+ * connection, and capturing its stack walked and translated the optimized frames below close()
+ * every time (churn-2026-12-07.md's 2.4 %; close-deopts-2026-12-07.md). Where it was cancelled
+ * says nothing the code and syscall do not.
+ */
 export function cancelledError(
   syscall: string,
   address: SocketAddress | undefined,
   buf?: Uint8Array,
 ): RuntimeError {
-  return RuntimeError.fromErrno(-ECANCELED, syscall, address, buf);
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return RuntimeError.fromErrno(-ECANCELED, syscall, address, buf);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /**
