@@ -31,28 +31,8 @@ cpus=${CPUS:-0-1}
 [ "$workers" = 1 ] && cpus=${CPUS:-1}
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-# PORTS=LO-HI: free_port picks from that range instead (a session's own ports).
-if [ -n "${PORTS:-}" ]; then
-  free_port() {
-    /usr/bin/python3 - "$PORTS" <<'PY'
-import random, socket, sys
-lo, hi = map(int, sys.argv[1].split('-'))
-for _ in range(200):
-    port = random.randrange(lo, hi + 1)
-    s = socket.socket()
-    try:
-        s.bind(('127.0.0.1', port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    sys.exit('free_port: no free port in ' + sys.argv[1])
-PY
-  }
-fi
+# PORTS=LO-HI: free_port picks from that range instead (a session's own ports; bench/lib/free-port.sh).
+if [ -n "${PORTS:-}" ]; then export FREE_PORT_RANGE=$PORTS; fi
 trap cleanup EXIT
 dir=$(run_dir deopt-windows)
 echo "run dir: $dir" >&2

@@ -58,4 +58,5 @@ def main():
                 print(f'  {fn[:90]}: {ir / requests:,.1f} Ir per request')
 
 
-main()
+if __name__ == '__main__':
+    main()

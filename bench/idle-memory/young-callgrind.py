@@ -21,17 +21,13 @@ spec = importlib.util.spec_from_file_location(
 cb = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cb)
 GC_TEST = cb.CATEGORIES[0][1]
-# bench/http-proxy/gc-callgrind.py's parts (that script runs on import, so they are copied): the
-# first part whose test matches a gc function wins.
-PARTS = (
-    ('scavenge', ('Scaveng', 'SemiSpace', 'NewSpace', 'ArrayBufferSweeper')),
-    ('concurrent marking', ('ConcurrentMarking', 'ConcurrentMarkingVisitor')),
-    ('incremental / main-thread marking', ('IncrementalMarking', 'MarkCompactCollector::Mark', 'MainMarkingVisitor',
-                                            'MarkingVisitor', 'Marking', 'MarkingWorklist', 'MarkBit')),
-    ('sweeping', ('Sweep',)),
-    ('evacuation and compaction', ('Evacuat', 'Compaction', 'UpdatingItem', 'RememberedSetUpdating')),
-    ('other heap', ()),
-)
+# bench/http-proxy/gc-callgrind.py's parts (one table for both pages): the first part whose test
+# matches a gc function wins.
+spec = importlib.util.spec_from_file_location(
+    'gc_callgrind', os.path.join(here, '..', 'http-proxy', 'gc-callgrind.py'))
+gcc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gcc)
+PARTS = gcc.PARTS
 
 
 def gc_parts(path):

@@ -13,7 +13,12 @@ free_port() {
   /usr/bin/python3 - "${FREE_PORT_RANGE:-}" <<'PY'
 import random, socket, sys
 if sys.argv[1]:
-    lo, hi = map(int, sys.argv[1].split('-'))
+    try:
+        lo, hi = map(int, sys.argv[1].split('-'))
+    except ValueError:
+        sys.exit('free_port: FREE_PORT_RANGE must be LO-HI, got ' + repr(sys.argv[1]))
+    if not 1024 <= lo <= hi <= 65535:
+        sys.exit('free_port: FREE_PORT_RANGE must be LO-HI with 1024 <= LO <= HI <= 65535, got ' + sys.argv[1])
     where = 'in ' + sys.argv[1]
 else:
     high = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[1])
