@@ -230,20 +230,29 @@ describe('RecvLowWater', () => {
         const s = stream();
         const reader = new FrameReader(s, { framing: 'framed' });
         const mark = new RecvLowWater(s);
-        const frame = rawFrame(300);
+        const first = rawFrame(300);
+        const second = rawFrame(200);
         mark.update(reader);
-        // The prefix alone first (Apache Go writes it so), then all but the last `missing` bytes.
-        reader.feed(frame.subarray(0, 4));
+        // The prefix alone first (Apache Go writes it so), then one chunk with the rest of the
+        // first frame and all but the last `missing` bytes of the second: a chunk that carries the
+        // first frame's whole rest is held in place (not copied) when fed as a chunk.
+        reader.feed(first.subarray(0, 4));
         expect(reader.poll()).toBeNull();
         mark.update(reader);
-        const body = frame.slice(4, frame.length - missing);
-        if (inPlace) reader.feedChunk({ bytes: body, release: () => {} });
-        else reader.feed(body);
-        expect(reader.poll()).toBeNull();
+        const chunk = new Uint8Array(
+          Buffer.concat([first.subarray(4), second.subarray(0, second.length - missing)]),
+        );
+        if (inPlace) reader.feedChunk({ bytes: chunk, release: () => {} });
+        else reader.feed(chunk);
         mark.update(reader);
         expect(mark.mark).toBe(missing);
-        reader.feed(frame.subarray(frame.length - missing));
-        expect(reader.poll()).not.toBeNull();
+        expect(reader.poll()?.wireLength).toBe(300);
+        if (inPlace) reader.retainLast();
+        mark.update(reader);
+        expect(mark.mark).toBe(missing);
+        expect(reader.poll()).toBeNull();
+        reader.feed(second.subarray(second.length - missing));
+        expect(reader.poll()?.wireLength).toBe(200);
         reader.recycle();
         mark.update(reader);
         expect(mark.mark).toBe(5);
