@@ -1,86 +1,36 @@
 #!/usr/bin/env bash
 # loch's deoptimizations under connection churn (issue 18, close-deopts-2026-12-07.md): a fresh
-# loch (TREE's apps/proxy/dist/bin.js, churn-counts.sh's config: 1 worker, metrics through
+# loch (TREE's apps/proxy/dist/bin.js, lib.sh's loch_bench_config: 1 worker, metrics through
 # [admin], the text access log to a file) runs under --trace-opt --trace-deopt-verbose while a
 # node client opens WARM then N connections, one `GET /128` with `Connection: close` each,
 # CONC at a time (upstream: nginx static on 127.0.0.1, keep-alive). Untimed (the trace costs CPU).
 #   bench/http-proxy/close-trace.sh TREE LABEL INSTANCE OUT_DIR   (env: N=20000 WARM=2000 CONC=16,
-#   PORT_BASE: the proxy, upstream and admin take PORT_BASE, +1, +2; unset, each is free_port's
-#   (bench/lib/free-port.sh, FREE_PORT_RANGE to keep to a range); CLIENT=wrk: see load())
+#   FREE_PORT_RANGE=LO-HI to keep the ports to a range (bench/lib/free-port.sh); CLIENT=wrk: see load())
 # Appends one line to OUT_DIR/points.jsonl in deopt-windows.sh's form (one window: the N
 # connections; "w" is start-up and the WARM ones), so deopt-windows.py lists the sites by count;
 # the node output stays in OUT_DIR/LABEL-INSTANCE.out.
 set -euo pipefail
 TREE=$1 LABEL=$2 INST=$3 OUTDIR=$4
 N=${N:-20000} WARM=${WARM:-2000} CONC=${CONC:-16}
-if [ -n "${PORT_BASE:-}" ]; then
-  PORT=$PORT_BASE UP=$((PORT_BASE + 1)) ADMIN=$((PORT_BASE + 2))
-else
-  . "$(dirname "$0")/../lib/free-port.sh"
-  PORT=$(free_port) UP=$(free_port) ADMIN=$(free_port)
-  # free_port cannot remember what it gave: three distinct ports or stop.
-  [ "$PORT" != "$UP" ] && [ "$UP" != "$ADMIN" ] && [ "$PORT" != "$ADMIN" ] || { echo "free_port gave one port twice: run again" >&2; exit 1; }
-fi
+# lib.sh: free_port (FREE_PORT_RANGE keeps to a range), run_dir, pids/cleanup, wait_http,
+# static_backend (the upstream: nginx static, keep-alive) and loch_bench_config (the bench's loch).
+. "$(dirname "$0")/lib.sh"
 mkdir -p "$OUTDIR"
 out="$OUTDIR/$LABEL-$INST.out"
-work=$(mktemp -d /tmp/close-trace.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -p "$work/root" "$work/up/logs" "$work/log"
-head -c 128 /dev/zero | tr '\0' 'x' > "$work/root/128"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-user root;
-pid $work/up/nginx.pid;
-error_log $work/up/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/up/cb;
-  proxy_temp_path $work/up/proxy;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$UP backlog=4096; root $work/root; location / { } }
-}
-CONF
-nginx -p "$work/up" -c "$work/up/nginx.conf" -g 'daemon off;' &
-pids+=($!)
-cat > "$work/loch.toml" <<CONF
-[admin]
-listener = { type = "socket", value = "127.0.0.1:$ADMIN" }
-
-[runtime]
-workers = 1
-cpu_affinity = false
-
-[log]
-level = "warn"
-
-[servers.bench]
-proxy_type = "http"
-listener = { type = "socket", value = "127.0.0.1:$PORT" }
-access_log = { path = "$work/log/access.log", format = "text" }
-timeouts = { server_keepalive = "300s" }
-
-[[servers.bench.routes]]
-path = "/"
-upstreams = [{ endpoint = "http://127.0.0.1:$UP" }]
-CONF
-for _ in $(seq 1 300); do ss -ltnH "sport = :$UP" | grep -q . && break; sleep 0.1; done
-ss -ltnH "sport = :$UP" | grep -q . || { echo "upstream nginx did not start on $UP" >&2; exit 1; }
-# The listener may be another process's: this nginx must still be running (it exits when its bind fails).
-kill -0 "${pids[0]}" 2>/dev/null || { echo "upstream nginx exited (port $UP taken?)" >&2; exit 1; }
+work=$(run_dir close-trace)
+trap 'cleanup; rm -rf "$work"' EXIT
+static_backend "$work" 128
+PORT=$(free_port)
+while [ "$PORT" = "$upstream" ]; do PORT=$(free_port); done
+mkdir -p "$work/log"
+loch_bench_config "$work/loch.toml" "$PORT" "$upstream" "$work/log/access.log"
 (cd "$work" && exec node --trace-opt --trace-deopt-verbose "$TREE/apps/proxy/dist/bin.js" run -c "$work/loch.toml") > "$out" 2>&1 &
 peer=$!
 pids+=("$peer")
-for _ in $(seq 1 300); do ss -ltnH "sport = :$PORT" | grep -q . && break; sleep 0.1; done
-curl -sf -o /dev/null "http://127.0.0.1:$PORT/128" || { echo "the proxy did not answer 200" >&2; exit 1; }
+wait_http "$PORT" /128
+# The answer may be another process's: this loch (and the upstream) must still be running.
 kill -0 "$peer" 2>/dev/null || { echo "loch exited (port $PORT taken?): $out" >&2; exit 1; }
+kill -0 "$static_pid" 2>/dev/null || { echo "upstream nginx exited (port $upstream taken?)" >&2; exit 1; }
 connections() { # COUNT
   node -e "
 const http = require('node:http');
