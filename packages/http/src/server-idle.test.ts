@@ -4,59 +4,12 @@
  * by hand so that parking, waking and decoder reuse interleave.
  */
 import { describe, expect, it } from 'vitest';
-import { type PromiseStreamDouble, promiseStream } from '../test/promise-stream.js';
+import { handStream } from '../test/hand-stream.js';
 import { fixedBody, type HttpBody, type ReadyBodyIterator } from './body.js';
 import type { LiveConnections } from './live-connections.js';
 import { createResponse } from './message.js';
 import { HttpServer } from './server.js';
-import type { HttpStream, StreamChunk } from './transport.js';
-
-/** A stream whose receive waits until the test pushes a chunk (or null for EOF): a promise double, adapted. */
-function handStream() {
-  const writes: string[] = [];
-  const queued: (string | null)[] = [];
-  let waiter: ((c: StreamChunk | null) => void) | null = null;
-  let closes = 0;
-  const chunk = (s: string | null): StreamChunk | null =>
-    s === null ? null : { bytes: Buffer.from(s, 'latin1'), release() {} };
-  const double: PromiseStreamDouble = {
-    remoteAddress: { family: 'ipv4', address: '10.0.0.1', port: 1000 },
-    localAddress: { family: 'ipv4', address: '10.0.0.2', port: 80 },
-    driver: 'legacy',
-    closed: false,
-    recv() {
-      if (queued.length > 0) return Promise.resolve(chunk(queued.shift()!));
-      return new Promise((resolve) => {
-        waiter = resolve;
-      });
-    },
-    async writeAll<B extends Uint8Array>(b: B) {
-      writes.push(Buffer.from(b).toString('latin1'));
-      return b;
-    },
-    async writev(bufs: readonly Uint8Array[]) {
-      for (const b of bufs) writes.push(Buffer.from(b).toString('latin1'));
-      return bufs.reduce((n, b) => n + b.byteLength, 0);
-    },
-    async shutdown() {},
-    async close() {
-      closes++;
-      (double as { closed: boolean }).closed = true;
-      const w = waiter;
-      waiter = null;
-      w?.(null);
-    },
-    setNoDelay() {},
-  };
-  const stream: HttpStream = promiseStream(double);
-  const push = (s: string | null) => {
-    const w = waiter;
-    waiter = null;
-    if (w !== null) w(chunk(s));
-    else queued.push(s);
-  };
-  return { stream, writes, push, closes: () => closes, waiting: () => waiter !== null };
-}
+import type { HttpStream } from './transport.js';
 
 const tick = () => new Promise((r) => setImmediate(r));
 const bodies = (writes: string[]) =>
