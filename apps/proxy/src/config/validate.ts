@@ -298,9 +298,9 @@ const DEFAULT_WORKER_BUFFER_BYTES = 12 * 1024 * 1024;
  * (bench/idle-memory/readings-2026-12-06e.md): a busy worker's new space is at this cap within
  * seconds to a minute of steady load, and "12m" did not show a CPU cost of nil. Kept again after
  * session 55's "6m" (bench/idle-memory/readings-2026-12-07j.md): busy memory at the quiet figure
- * (571 B per idle connection at 50,000, busy), but ~3.8x the scavenges (~+400 Ir a request
- * counted) and CPU per request held 1.029x / 0.981x at 128 B, 1.005x / 1.027x at 1 KiB (two
- * orders, undecided: no gain in both).
+ * (571 B per idle connection at 50,000, busy, one round), but ~3.8x the scavenges (+85 to +405
+ * Ir of GC a request counted) and CPU per request held 0.999x at 128 B, 1.019x at 1 KiB over 10
+ * rounds in both orders (undecided: no gain).
  */
 const DEFAULT_WORKER_YOUNG_GENERATION_BYTES = 24 * 1024 * 1024;
 const MIN_WORKER_YOUNG_GENERATION_BYTES = 3 * 1024 * 1024;
